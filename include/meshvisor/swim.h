@@ -1,0 +1,204 @@
+/*
+ * swim.h — cluster membership core: SWIM with the Lifeguard extensions.
+ *
+ * The core is a pure state machine ("sans I/O"). It never reads a clock,
+ * draws system randomness, or touches a socket. The caller:
+ *
+ *   - passes every received message in:   swim_handle_message(s, msg, now)
+ *   - calls it when its deadline passes:  swim_handle_timer(s, now)
+ *   - drains what it wants sent:          while (swim_pop_output(s, &m)) send(m)
+ *   - drains what happened (for logs):    while (swim_pop_event(s, &e)) log(e)
+ *   - re-arms its one timer at:           swim_next_deadline(s)
+ *
+ * `now` is a monotonic time in milliseconds chosen by the caller (uv_now() in
+ * the daemon, a virtual clock in the simulator). Randomness comes from a
+ * deterministic PRNG seeded by swim_config.seed, so a simulated run replays
+ * exactly from its seed.
+ *
+ * Ownership: struct swim owns its member table and output queue. A message
+ * or event returned by swim_pop_output()/swim_pop_event() — including every
+ * string and the updates array it points to — stays valid until the next
+ * call of any swim_ function on the same core. Input messages are owned by
+ * the caller and only read during swim_handle_message(). Strings in members
+ * and messages are NUL-terminated, at most SWIM_NAME_MAX-1 / SWIM_ADDR_MAX-1
+ * bytes; longer input is rejected with -EINVAL.
+ *
+ * Errors are negative errno values.
+ */
+#ifndef MESHVISOR_SWIM_H
+#define MESHVISOR_SWIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SWIM_NAME_MAX 64 /* node name incl. NUL (certificate CN) */
+#define SWIM_ADDR_MAX 64 /* "host:port" incl. NUL */
+
+enum swim_state {
+	SWIM_ALIVE = 0,
+	SWIM_SUSPECT = 1,
+	SWIM_DEAD = 2,
+	SWIM_LEFT = 3,
+};
+
+enum swim_msg_type {
+	SWIM_MSG_PING = 0,
+	SWIM_MSG_ACK = 1,
+	SWIM_MSG_PING_REQ = 2,
+	SWIM_MSG_NACK = 3,
+	SWIM_MSG_PUSH_PULL = 4,
+	SWIM_MSG_PUSH_PULL_REPLY = 5,
+};
+
+/* One member's state as gossiped. Mirrors mv.MemberUpdate on the wire. */
+struct swim_update {
+	const char *name;
+	const char *addr;
+	uint64_t incarnation;
+	enum swim_state state;
+	const char *origin; /* who asserted SUSPECT/DEAD/LEFT; "" otherwise */
+};
+
+/* One protocol message. Mirrors mv.SwimMessage (+ Envelope.from). */
+struct swim_msg {
+	enum swim_msg_type type;
+	const char *from;      /* sender's name (peer port: equals its cert CN) */
+	const char *from_addr; /* sender's advertised address */
+	const char *to;        /* receiver's name; "" when only to_addr is known */
+	const char *to_addr;   /* where to send it */
+	uint64_t seq;
+	const char *target;      /* PING_REQ: whom to probe; relayed ACK/NACK */
+	const char *target_addr;
+	bool join; /* PUSH_PULL sent by a joining node */
+	const struct swim_update *updates;
+	size_t n_updates;
+};
+
+/*
+ * Protocol timings and limits. swim_config_default() fills the defaults the
+ * daemon ships with; every field is overridable from the agent config.
+ */
+struct swim_config {
+	char name[SWIM_NAME_MAX]; /* this node */
+	char addr[SWIM_ADDR_MAX]; /* this node's advertised peer address */
+	uint64_t seed;            /* PRNG seed (deterministic replay) */
+
+	uint32_t probe_interval_ms;  /* base protocol period (default 1000) */
+	uint32_t probe_timeout_ms;   /* direct-probe ack deadline (default 500) */
+	uint32_t indirect_probes;    /* k peers asked to ping-req (default 3) */
+	uint32_t retransmit_mult;    /* λ: retransmit limit = λ·ceil(log10(N+1)) (default 4) */
+	uint32_t suspicion_min_mult; /* Lifeguard: min = mult·log10(N)·interval (default 4) */
+	uint32_t suspicion_max_mult; /* max = max_mult·min (default 6) */
+	uint32_t awareness_max;      /* Lifeguard local-health cap (default 8) */
+	uint32_t push_pull_interval_ms; /* base, scaled up with cluster size (default 30000) */
+	uint32_t gossip_interval_ms;    /* extra gossip rounds between probes (default 200) */
+	uint32_t gossip_fanout;         /* members per gossip round (default 3) */
+	uint32_t join_retry_ms;         /* initial join retry, doubled up to 30 s (default 1000) */
+	uint32_t reap_ms;               /* forget DEAD/LEFT members after (default 24 h) */
+	uint32_t max_updates_per_msg;   /* piggyback budget (default 16) */
+};
+
+enum swim_event_type {
+	SWIM_EV_MEMBER_JOINED = 0,   /* first heard of, alive */
+	SWIM_EV_MEMBER_SUSPECT = 1,  /* suspicion started (cause: probe failed, or gossip) */
+	SWIM_EV_MEMBER_ALIVE = 2,    /* suspicion refuted / came back with new incarnation */
+	SWIM_EV_MEMBER_DEAD = 3,     /* suspicion timed out (confirmations listed) or gossip */
+	SWIM_EV_MEMBER_LEFT = 4,     /* graceful leave */
+	SWIM_EV_MEMBER_REAPED = 5,   /* forgotten after reap_ms */
+	SWIM_EV_MEMBER_ADDR_CHANGED = 6, /* same name, new address (restart elsewhere) */
+	SWIM_EV_SELF_REFUTED = 7,    /* someone suspected us; incarnation bumped */
+	SWIM_EV_JOINED_CLUSTER = 8,  /* a join push-pull got its reply */
+	SWIM_EV_JOIN_FAILED = 9,     /* a join attempt timed out; will retry */
+	SWIM_EV_LOCAL_HEALTH = 10,   /* our Lifeguard awareness score changed */
+};
+
+struct swim_event {
+	enum swim_event_type type;
+	const char *name;  /* member concerned ("" for cluster-level events) */
+	const char *addr;
+	uint64_t incarnation;
+	enum swim_state state; /* member's new state */
+	const char *cause;     /* human text, e.g. "probe failed (direct+3 indirect)",
+	                          "suspicion timeout, confirmed by n2,n4",
+	                          "refuted by incarnation 7", "gossip from n3" */
+	uint32_t confirmations; /* independent suspicions seen (DEAD/SUSPECT) */
+	uint32_t local_health;  /* SWIM_EV_LOCAL_HEALTH: new score */
+};
+
+/* A read-only view of one member, for listings and tests. */
+struct swim_member_info {
+	const char *name;
+	const char *addr;
+	enum swim_state state;
+	uint64_t incarnation;
+	uint64_t since_ms;  /* `now` of the last state change */
+	const char *cause;  /* cause of the last change */
+	bool is_self;
+};
+
+struct swim;
+
+void swim_config_default(struct swim_config *cfg);
+
+/* Creates a core whose only member is itself (ALIVE, incarnation 0 unless
+ * initial_incarnation is larger). Returns NULL on bad config or no memory. */
+struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnation,
+                      uint64_t now);
+void swim_free(struct swim *s);
+
+/* Start joining through seed addresses ("host:port"). Sends a join
+ * PUSH_PULL to each and retries with backoff until one answers. Seeds equal
+ * to our own address are ignored. Can be called again (operator "join"). */
+int swim_join(struct swim *s, const char *const *seed_addrs, size_t n, uint64_t now);
+
+/* Graceful leave: mark self LEFT (incarnation+1) and gossip it. The caller
+ * keeps the core running until swim_leave_done() (the LEFT update has been
+ * sent to enough peers) or its own timeout, then stops. */
+int swim_leave(struct swim *s, uint64_t now);
+bool swim_leave_done(const struct swim *s);
+
+/* Feed one received message. Returns 0, or -EINVAL for a malformed message
+ * (nothing changed). Messages addressed to another name are ignored (0). */
+int swim_handle_message(struct swim *s, const struct swim_msg *m, uint64_t now);
+
+/* Run every timer that is due at `now`. */
+int swim_handle_timer(struct swim *s, uint64_t now);
+
+/* Absolute time (ms) of the next timer; UINT64_MAX if none. */
+uint64_t swim_next_deadline(const struct swim *s);
+
+bool swim_pop_output(struct swim *s, struct swim_msg *out);
+bool swim_pop_event(struct swim *s, struct swim_event *out);
+
+/* Lifeguard local health (awareness) score, 0 = healthy. */
+uint32_t swim_local_health(const struct swim *s);
+uint64_t swim_incarnation(const struct swim *s);
+const struct swim_config *swim_get_config(const struct swim *s);
+
+/* Members, including self. Index order is stable between mutating calls
+ * only. swim_member_find returns false if the name is unknown (or reaped). */
+size_t swim_member_count(const struct swim *s);
+void swim_member_at(const struct swim *s, size_t i, struct swim_member_info *out);
+bool swim_member_find(const struct swim *s, const char *name, struct swim_member_info *out);
+
+/* Number of members in each state (self counted as ALIVE/LEFT). */
+void swim_state_counts(const struct swim *s, uint32_t counts[4]);
+
+const char *swim_state_name(enum swim_state st); /* "alive", "suspect", ... */
+const char *swim_msg_type_name(enum swim_msg_type t);
+
+/* Lifeguard suspicion timeout arithmetic, exposed for unit tests:
+ * timeout = max(min, max - (max - min) * log(c+1) / log(k+1)), where c is the
+ * number of independent confirmations so far and k the number expected. */
+uint64_t swim_suspicion_timeout_ms(uint64_t min_ms, uint64_t max_ms, uint32_t confirmations,
+                                   uint32_t expected);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

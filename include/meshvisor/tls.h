@@ -1,0 +1,135 @@
+/*
+ * tls.h — the only door to OpenSSL in meshvisor.
+ *
+ * Three things live here:
+ *   1. struct tls_ctx: the cluster CA, this process's certificate and key,
+ *      TLS 1.3 only, mutual authentication required. Reloadable (SIGHUP)
+ *      without dropping existing connections: new handshakes use the new
+ *      files, established sessions continue.
+ *   2. struct tls_conn: one TLS session over memory BIOs, with no socket.
+ *      The caller moves ciphertext between the socket and the session:
+ *         socket bytes in  -> tls_conn_feed()
+ *         plaintext out    <- tls_conn_read()
+ *         plaintext in     -> tls_conn_write()
+ *         ciphertext out   <- tls_conn_take_cipher()  (send it on the socket)
+ *      After every feed/write, drain take_cipher and read until they return 0.
+ *   3. Certificate authority tooling: create a cluster CA and sign
+ *      node/operator/viewer certificates.
+ *
+ * Roles: the certificate's role is its subject organizationalUnitName
+ * (OU=node|operator|viewer); the node or user name is its commonName (CN).
+ *
+ * Ownership: tls_ctx is reference-counted by the connections made from it;
+ * tls_ctx_free() may be called while connections still exist. Strings
+ * returned by getters belong to the object and live as long as it does.
+ *
+ * Errors: negative errno; a human-readable reason (with OpenSSL's own text)
+ * is written to the caller's `err` buffer or returned by tls_conn_error().
+ */
+#ifndef MESHVISOR_TLS_H
+#define MESHVISOR_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum tls_role {
+	TLS_ROLE_NONE = 0, /* missing or unknown OU */
+	TLS_ROLE_NODE = 1,
+	TLS_ROLE_OPERATOR = 2,
+	TLS_ROLE_VIEWER = 3,
+};
+
+const char *tls_role_name(enum tls_role r);           /* "node", ... "none" */
+enum tls_role tls_role_parse(const char *s);          /* TLS_ROLE_NONE if unknown */
+/* May a certificate of role r change cluster state (write RPCs)? */
+bool tls_role_may_write(enum tls_role r);
+/* May it read cluster state? (every known role) */
+bool tls_role_may_read(enum tls_role r);
+
+/* ---- context -------------------------------------------------------- */
+
+struct tls_ctx;
+
+/* Loads CA, certificate and private key (PEM). Fails if the certificate is
+ * not signed by the CA, does not match the key, or has no role.
+ * `server` contexts accept connections, client contexts make them; a node
+ * uses one of each with the same files. */
+int tls_ctx_new(struct tls_ctx **out, bool server, const char *ca_file,
+                const char *cert_file, const char *key_file, char *err, size_t errlen);
+/* Re-reads the same three files. On any error the old material stays in
+ * use and the reason is written to err. */
+int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t errlen);
+void tls_ctx_free(struct tls_ctx *ctx);
+const char *tls_ctx_own_name(const struct tls_ctx *ctx);   /* our CN */
+enum tls_role tls_ctx_own_role(const struct tls_ctx *ctx);
+/* Seconds until our own certificate expires (negative: already expired). */
+int64_t tls_ctx_own_expiry_s(const struct tls_ctx *ctx);
+
+/* ---- one session ---------------------------------------------------- */
+
+struct tls_conn;
+
+/* Client side: `expect_name`, when not NULL, must equal the server
+ * certificate's CN; `require_role` (not NONE) must equal its role.
+ * `session_key` (e.g. the peer address) names a cached session for
+ * resumption; NULL disables resumption. Server side: pass NULLs and
+ * TLS_ROLE_NONE; the caller checks tls_conn_peer_role() itself. */
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *expect_name,
+                              enum tls_role require_role, const char *session_key);
+void tls_conn_free(struct tls_conn *c);
+
+/* Ciphertext received from the socket. Returns 0 or a negative errno when
+ * the session failed (reason in tls_conn_error()). */
+int tls_conn_feed(struct tls_conn *c, const void *data, size_t len);
+/* Plaintext available to the application: >0 bytes copied, 0 none yet,
+ * -ECONNRESET when the peer closed cleanly, other negative: failure. */
+ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len);
+/* Queue plaintext; before the handshake completes it is buffered. */
+int tls_conn_write(struct tls_conn *c, const void *data, size_t len);
+/* Ciphertext to send to the socket: >0 bytes copied, 0 nothing pending. */
+size_t tls_conn_take_cipher(struct tls_conn *c, void *buf, size_t len);
+/* Begin a clean close (close_notify); drain take_cipher afterwards. */
+void tls_conn_shutdown(struct tls_conn *c);
+
+bool tls_conn_handshake_done(const struct tls_conn *c);
+bool tls_conn_failed(const struct tls_conn *c);
+bool tls_conn_resumed(const struct tls_conn *c);
+const char *tls_conn_peer_name(const struct tls_conn *c);   /* CN, "" before handshake */
+enum tls_role tls_conn_peer_role(const struct tls_conn *c);
+/* Why the session failed, in words a person understands, e.g.
+ * "the agent refused our certificate: certificate expired (TLS alert 45)",
+ * "peer certificate is not signed by the cluster CA (unable to get local issuer)".
+ * "" when nothing failed. */
+const char *tls_conn_error(const struct tls_conn *c);
+
+/* ---- certificate authority ------------------------------------------ */
+
+struct tls_cert_request {
+	const char *name;        /* CN: node or user name */
+	enum tls_role role;
+	const char *const *ips;  /* subjectAltName IP addresses */
+	size_t n_ips;
+	const char *const *dns;  /* subjectAltName DNS names */
+	size_t n_dns;
+	int64_t not_before_offset_s; /* relative to now; normally 0 (tests backdate) */
+	int64_t valid_s;             /* validity period in seconds from not_before */
+};
+
+/* Creates a self-signed CA (EC P-256) valid for `days`. Writes cert_out
+ * (0644) and key_out (0600); refuses to overwrite existing files. */
+int tls_ca_create(const char *cert_out, const char *key_out, const char *name, int days,
+                  char *err, size_t errlen);
+/* Signs a new certificate with the CA. Same file rules. */
+int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_cert_request *req,
+                    const char *cert_out, const char *key_out, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
