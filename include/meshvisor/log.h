@@ -1,0 +1,36 @@
+/*
+ * log.h — one line per event, for people and for grep:
+ *
+ *   2026-11-26T13:40:00.123Z INFO  swim member dead name=n3 cause="suspicion timeout, confirmed by n2,n4"
+ *   ^ UTC timestamp (ms)     ^level ^component ^message, then key=value fields
+ *
+ * Callers write the message followed by key=value fields in the format
+ * string; a value that may contain spaces is written with mv_log_quote().
+ * Lines go to stderr (systemd's journal takes them from there). Thread-safe
+ * enough for one line per call (a single write(2)).
+ */
+#ifndef MESHVISOR_LOG_H
+#define MESHVISOR_LOG_H
+
+#include <stddef.h>
+
+enum mv_log_level { MV_LOG_DEBUG = 0, MV_LOG_INFO = 1, MV_LOG_WARN = 2, MV_LOG_ERROR = 3 };
+
+void mv_log_set_level(enum mv_log_level lvl);
+enum mv_log_level mv_log_get_level(void);
+/* "debug", "info", "warn", "error" -> level; returns -1 if unknown. */
+int mv_log_level_parse(const char *s);
+
+void mv_log(enum mv_log_level lvl, const char *component, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Writes s as a log value into buf: bare if it has no space, quote or '=',
+ * otherwise double-quoted with \" and \\ escaped. Returns buf. */
+const char *mv_log_quote(char *buf, size_t len, const char *s);
+
+#define MV_DEBUG(comp, ...) mv_log(MV_LOG_DEBUG, comp, __VA_ARGS__)
+#define MV_INFO(comp, ...) mv_log(MV_LOG_INFO, comp, __VA_ARGS__)
+#define MV_WARN(comp, ...) mv_log(MV_LOG_WARN, comp, __VA_ARGS__)
+#define MV_ERROR(comp, ...) mv_log(MV_LOG_ERROR, comp, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,211 @@
+/* test_envelope.c — envelope decode/encode and the SWIM codec round trip. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "envelope.h"
+#include "meshvisor/frame.h"
+#include "swim_codec.h"
+
+static void test_request_round_trip(void **state)
+{
+	(void)state;
+	Mv__Envelope env = MV__ENVELOPE__INIT;
+	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
+	Mv__MembersRequest mr = MV__MEMBERS_REQUEST__INIT;
+	env.version = ENVELOPE_VERSION;
+	env.body_case = MV__ENVELOPE__BODY_REQUEST;
+	env.request = &req;
+	req.id = 42;
+	req.op_case = MV__RPC_REQUEST__OP_MEMBERS;
+	req.members = &mr;
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(envelope_encode_frame(&env, &buf, &len), 0);
+	uint32_t declared = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
+	                    ((uint32_t)buf[2] << 8) | buf[3];
+	assert_int_equal(declared, len - FRAME_HEADER_LEN);
+
+	Mv__Envelope *out;
+	const char *why;
+	assert_int_equal(envelope_decode(buf + 4, len - 4, &out, &why), 0);
+	assert_int_equal(out->body_case, MV__ENVELOPE__BODY_REQUEST);
+	assert_int_equal(out->request->id, 42);
+	assert_int_equal(out->request->op_case, MV__RPC_REQUEST__OP_MEMBERS);
+	envelope_free(out);
+	free(buf);
+}
+
+static void test_garbage_rejected(void **state)
+{
+	(void)state;
+	const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02};
+	Mv__Envelope *out = (Mv__Envelope *)1;
+	const char *why = NULL;
+	assert_int_equal(envelope_decode(junk, sizeof(junk), &out, &why), -EBADMSG);
+	assert_null(out);
+	assert_non_null(why);
+	assert_true(strlen(why) > 0);
+}
+
+static void test_wrong_version_rejected(void **state)
+{
+	(void)state;
+	Mv__Envelope env = MV__ENVELOPE__INIT;
+	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
+	env.version = 99;
+	env.body_case = MV__ENVELOPE__BODY_REQUEST;
+	env.request = &req;
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(envelope_encode_frame(&env, &buf, &len), 0);
+	Mv__Envelope *out;
+	const char *why;
+	assert_int_equal(envelope_decode(buf + 4, len - 4, &out, &why), -EPROTO);
+	assert_string_equal(why, "unsupported wire version");
+	free(buf);
+}
+
+static void test_missing_body_rejected(void **state)
+{
+	(void)state;
+	Mv__Envelope env = MV__ENVELOPE__INIT;
+	env.version = ENVELOPE_VERSION;
+	env.from = "n1";
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(envelope_encode_frame(&env, &buf, &len), 0);
+	Mv__Envelope *out;
+	const char *why;
+	assert_int_equal(envelope_decode(buf + 4, len - 4, &out, &why), -EBADMSG);
+	assert_string_equal(why, "envelope carries no body");
+	free(buf);
+}
+
+static void test_swim_round_trip(void **state)
+{
+	(void)state;
+	struct swim_update ups[2] = {
+		{.name = "n2", .addr = "10.0.0.2:7946", .incarnation = 7, .state = SWIM_SUSPECT,
+		 .origin = "n1"},
+		{.name = "n3", .addr = "[::1]:7946", .incarnation = 1, .state = SWIM_LEFT,
+		 .origin = "n3"},
+	};
+	struct swim_msg m = {.type = SWIM_MSG_PING_REQ, .from = "n1", .from_addr = "10.0.0.1:7946",
+	                     .to = "n4", .to_addr = "10.0.0.4:7946", .seq = 99, .target = "n2",
+	                     .target_addr = "10.0.0.2:7946", .updates = ups, .n_updates = 2};
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(swim_codec_encode_frame(&m, &buf, &len), 0);
+	assert_int_equal(swim_codec_frame_size(&m), len);
+
+	Mv__Envelope *env;
+	const char *why;
+	assert_int_equal(envelope_decode(buf + 4, len - 4, &env, &why), 0);
+	struct swim_msg d;
+	struct swim_update *dups;
+	assert_int_equal(swim_codec_decode(env, &d, &dups, &why), 0);
+	assert_int_equal(d.type, SWIM_MSG_PING_REQ);
+	assert_string_equal(d.from, "n1");
+	assert_string_equal(d.from_addr, "10.0.0.1:7946");
+	assert_string_equal(d.to, "n4");
+	assert_int_equal(d.seq, 99);
+	assert_string_equal(d.target, "n2");
+	assert_int_equal(d.n_updates, 2);
+	assert_string_equal(d.updates[0].name, "n2");
+	assert_int_equal(d.updates[0].state, SWIM_SUSPECT);
+	assert_int_equal(d.updates[0].incarnation, 7);
+	assert_string_equal(d.updates[1].addr, "[::1]:7946");
+	assert_int_equal(d.updates[1].state, SWIM_LEFT);
+	free(dups);
+	envelope_free(env);
+	free(buf);
+}
+
+static Mv__Envelope *encode_decode_raw(Mv__Envelope *env, uint8_t **buf)
+{
+	size_t len;
+	assert_int_equal(envelope_encode_frame(env, buf, &len), 0);
+	Mv__Envelope *out;
+	const char *why;
+	assert_int_equal(envelope_decode(*buf + 4, len - 4, &out, &why), 0);
+	return out;
+}
+
+static void test_swim_bad_enum_and_long_name_rejected(void **state)
+{
+	(void)state;
+	Mv__Envelope env = MV__ENVELOPE__INIT;
+	Mv__SwimMessage sm = MV__SWIM_MESSAGE__INIT;
+	env.version = ENVELOPE_VERSION;
+	env.from = "n1";
+	env.body_case = MV__ENVELOPE__BODY_SWIM;
+	env.swim = &sm;
+	sm.type = (Mv__SwimType)17;
+	uint8_t *buf;
+	Mv__Envelope *out = encode_decode_raw(&env, &buf);
+	struct swim_msg d;
+	struct swim_update *dups;
+	const char *why;
+	assert_int_equal(swim_codec_decode(out, &d, &dups, &why), -EINVAL);
+	assert_string_equal(why, "unknown membership message type");
+	envelope_free(out);
+	free(buf);
+
+	char longname[100];
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	Mv__MemberUpdate u = MV__MEMBER_UPDATE__INIT;
+	Mv__MemberUpdate *up = &u;
+	u.name = longname;
+	sm.type = MV__SWIM_TYPE__SWIM_PING;
+	sm.n_updates = 1;
+	sm.updates = &up;
+	out = encode_decode_raw(&env, &buf);
+	assert_int_equal(swim_codec_decode(out, &d, &dups, &why), -EINVAL);
+	assert_null(dups);
+	envelope_free(out);
+	free(buf);
+
+	u.name = "n5";
+	u.state = (Mv__MemberState)9;
+	out = encode_decode_raw(&env, &buf);
+	assert_int_equal(swim_codec_decode(out, &d, &dups, &why), -EINVAL);
+	assert_string_equal(why, "member update with an unknown state");
+	envelope_free(out);
+	free(buf);
+}
+
+static void test_rpc_envelope_is_not_swim(void **state)
+{
+	(void)state;
+	Mv__Envelope env = MV__ENVELOPE__INIT;
+	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
+	env.version = ENVELOPE_VERSION;
+	env.body_case = MV__ENVELOPE__BODY_REQUEST;
+	env.request = &req;
+	struct swim_msg d;
+	struct swim_update *dups;
+	const char *why;
+	assert_int_equal(swim_codec_decode(&env, &d, &dups, &why), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_round_trip),
+		cmocka_unit_test(test_garbage_rejected),
+		cmocka_unit_test(test_wrong_version_rejected),
+		cmocka_unit_test(test_missing_body_rejected),
+		cmocka_unit_test(test_swim_round_trip),
+		cmocka_unit_test(test_swim_bad_enum_and_long_name_rejected),
+		cmocka_unit_test(test_rpc_envelope_is_not_swim),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
