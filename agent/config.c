@@ -1,0 +1,1113 @@
+/*
+ * config.c — the agent's settings from three layers: built-in defaults, the
+ * JSON config file, then `meshvisor agent` flags (see config.h for the keys).
+ *
+ * Every setting is one row of the table `config_opts` below: where it lives
+ * in the file (section + key), its flag, its type and range, and where it
+ * lands in struct agent_options. The file reader and the flag parser both
+ * walk that one table, so a key and its flag can never disagree on what
+ * they accept, and `--help` is printed from it too.
+ *
+ * Errors are meant to be acted on without reading this file:
+ *   - every unknown key, at any depth, is an error that names its full path
+ *     ("swim.probe_intrval_ms: unknown key (did you mean
+ *     swim.probe_interval_ms?)") — a typo silently ignored would leave a
+ *     production host on a default nobody chose;
+ *   - every bad value names the key or flag, what was expected (with the
+ *     range) and what was given;
+ *   - JSON syntax errors give line and column.
+ * The file is read as strict JSON (RFC 8259: no comments, no trailing
+ * commas) and must be valid UTF-8 and at most CONFIG_MAX_FILE bytes.
+ *
+ * Applying a file or a set of flags is all-or-nothing: the work is done on
+ * a copy, which replaces *o only when everything was accepted.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "meshvisor/log.h"
+
+/* A config file is a few hundred bytes; anything near this is a mistake
+ * (wrong file) and reading it whole would only waste memory. */
+#define CONFIG_MAX_FILE (1024 * 1024)
+
+/* How much of an offending value or key is quoted back in an error. */
+#define CONFIG_QUOTE_MAX 64
+
+enum config_type {
+	CT_NAME,     /* node name: 1..63 of [A-Za-z0-9._-] */
+	CT_ADDR,     /* IPv4 or IPv6 literal, no port */
+	CT_PORT,     /* 1..65535 */
+	CT_U32,      /* integer within [min, max] */
+	CT_BOOL,     /* true/false */
+	CT_STRING,   /* non-empty string (paths, URIs) */
+	CT_LOGLEVEL, /* debug|info|warn|error */
+	CT_SEEDS,    /* list of host:port */
+};
+
+struct config_opt {
+	const char *section; /* NULL (top level), "tls" or "swim" */
+	const char *key;
+	const char *flag; /* without the leading "--" */
+	enum config_type type;
+	size_t off; /* into struct agent_options */
+	uint32_t min, max; /* CT_U32 only */
+	const char *help;
+};
+
+#define OFF(field) offsetof(struct agent_options, field)
+
+static const struct config_opt config_opts[] = {
+	{NULL, "name", "name", CT_NAME, OFF(name), 0, 0,
+	 "node name, 1-63 of [A-Za-z0-9._-]; must equal the CN of --cert"},
+	{NULL, "bind", "bind", CT_ADDR, OFF(bind), 0, 0,
+	 "IP the peer and RPC ports listen on (default 127.0.0.1)"},
+	{NULL, "advertise", "advertise", CT_ADDR, OFF(advertise), 0, 0,
+	 "IP other nodes reach this one at (default: bind; required if bind is 0.0.0.0 or ::)"},
+	{NULL, "peer_port", "peer-port", CT_PORT, OFF(peer_port), 0, 0,
+	 "TCP port for cluster peers (default 7946)"},
+	{NULL, "rpc_bind", "rpc-bind", CT_ADDR, OFF(rpc_bind), 0, 0,
+	 "IP of the RPC port (default: bind)"},
+	{NULL, "rpc_port", "rpc-port", CT_PORT, OFF(rpc_port), 0, 0,
+	 "TCP port for clients (default 7947)"},
+	{NULL, "join", "join", CT_SEEDS, OFF(seeds), 0, 0,
+	 "seed peer IP:PORT or [IPv6]:PORT; repeatable or comma-separated"},
+	{"tls", "ca", "ca", CT_STRING, OFF(ca_file), 0, 0, "cluster CA certificate (PEM)"},
+	{"tls", "cert", "cert", CT_STRING, OFF(cert_file), 0, 0,
+	 "this node's certificate (PEM, role node)"},
+	{"tls", "key", "key", CT_STRING, OFF(key_file), 0, 0, "this node's private key (PEM)"},
+	{NULL, "data_dir", "data-dir", CT_STRING, OFF(data_dir), 0, 0,
+	 "state directory (default /var/lib/meshvisor)"},
+	{NULL, "log_level", "log-level", CT_LOGLEVEL, OFF(log_level), 0, 0,
+	 "debug, info, warn or error (default info)"},
+	{NULL, "libvirt_uri", "libvirt-uri", CT_STRING, OFF(libvirt_uri), 0, 0,
+	 "hypervisor URI (default test:///default; production qemu:///system)"},
+	{NULL, "witness", "witness", CT_BOOL, OFF(witness), 0, 0,
+	 "vote in quorum but host no VMs (reserved)"},
+	{NULL, "max_peer_connections", "max-peer-connections", CT_U32, OFF(max_peer_connections),
+	 1, 65536, "pooled outgoing peer connections (default 64)"},
+	{NULL, "peer_idle_timeout_ms", "peer-idle-timeout-ms", CT_U32, OFF(peer_idle_timeout_ms),
+	 1000, 86400000, "close idle pooled connections after (default 60000)"},
+	{NULL, "leave_timeout_ms", "leave-timeout-ms", CT_U32, OFF(leave_timeout_ms), 0, 60000,
+	 "how long a graceful leave may gossip (default 3000)"},
+	{"swim", "probe_interval_ms", "probe-interval-ms", CT_U32, OFF(swim.probe_interval_ms), 50,
+	 60000, "SWIM protocol period"},
+	{"swim", "probe_timeout_ms", "probe-timeout-ms", CT_U32, OFF(swim.probe_timeout_ms), 10,
+	 60000, "direct probe ack deadline; below the probe interval"},
+	{"swim", "indirect_probes", "indirect-probes", CT_U32, OFF(swim.indirect_probes), 0, 16,
+	 "peers asked to probe on our behalf"},
+	{"swim", "retransmit_mult", "retransmit-mult", CT_U32, OFF(swim.retransmit_mult), 1, 32,
+	 "gossip retransmit multiplier"},
+	{"swim", "suspicion_min_mult", "suspicion-min-mult", CT_U32,
+	 OFF(swim.suspicion_min_mult), 1, 100, "Lifeguard minimum suspicion multiplier"},
+	{"swim", "suspicion_max_mult", "suspicion-max-mult", CT_U32,
+	 OFF(swim.suspicion_max_mult), 1, 100, "maximum suspicion, as a multiple of the minimum"},
+	{"swim", "awareness_max", "awareness-max", CT_U32, OFF(swim.awareness_max), 1, 64,
+	 "Lifeguard local health cap"},
+	{"swim", "push_pull_interval_ms", "push-pull-interval-ms", CT_U32,
+	 OFF(swim.push_pull_interval_ms), 1000, 3600000, "full state sync period"},
+	{"swim", "gossip_interval_ms", "gossip-interval-ms", CT_U32, OFF(swim.gossip_interval_ms),
+	 10, 60000, "extra gossip round period"},
+	{"swim", "gossip_fanout", "gossip-fanout", CT_U32, OFF(swim.gossip_fanout), 1, 64,
+	 "members per gossip round"},
+	{"swim", "join_retry_ms", "join-retry-ms", CT_U32, OFF(swim.join_retry_ms), 10, 30000,
+	 "first join retry delay (doubles up to 30 s)"},
+	{"swim", "reap_ms", "reap-ms", CT_U32, OFF(swim.reap_ms), 1000, 2592000000u,
+	 "forget dead/left members after (up to 30 days)"},
+	{"swim", "max_updates_per_msg", "max-updates-per-msg", CT_U32,
+	 OFF(swim.max_updates_per_msg), 1, 256, "member updates piggybacked per message"},
+};
+
+#define N_OPTS (sizeof(config_opts) / sizeof(config_opts[0]))
+
+static const char *const config_sections[] = {"tls", "swim"};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err == NULL || errlen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (d == NULL) {
+		fprintf(stderr, "meshvisor: out of memory reading configuration\n");
+		abort();
+	}
+	return d;
+}
+
+static void replace_str(char **slot, const char *s)
+{
+	free(*slot);
+	*slot = s ? xstrdup(s) : NULL;
+}
+
+/* Writes s (len bytes) into buf as a double-quoted string safe to print:
+ * quotes and backslashes escaped, bytes outside printable ASCII as \xNN,
+ * cut with "..." after CONFIG_QUOTE_MAX bytes. */
+static const char *quote(char *buf, size_t buflen, const char *s, size_t len)
+{
+	size_t o = 0;
+	buf[o++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		if (i == CONFIG_QUOTE_MAX || o + 8 > buflen) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			o += (size_t)snprintf(buf + o, buflen - o, "\\x%02x", c);
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+#define QBUF (CONFIG_QUOTE_MAX * 4 + 16)
+
+static const char *quote_cstr(char *buf, const char *s) { return quote(buf, QBUF, s, strlen(s)); }
+
+/* A JSON value as the user wrote it (near enough), for "got ..." */
+static const char *json_show(char *buf, struct json_object *v)
+{
+	if (json_object_is_type(v, json_type_string))
+		return quote(buf, QBUF, json_object_get_string(v),
+		             (size_t)json_object_get_string_len(v));
+	const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+	size_t len = strlen(s);
+	/* reuse quote()'s escaping and truncation, then drop its quotes */
+	quote(buf, QBUF, s, len);
+	size_t n = strlen(buf);
+	memmove(buf, buf + 1, n - 2);
+	buf[n - 2] = '\0';
+	return buf;
+}
+
+static const char *json_type_word(struct json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_null: return "null";
+	case json_type_boolean: return "a boolean";
+	case json_type_double: return "a number with a fraction";
+	case json_type_int: return "an integer";
+	case json_type_object: return "an object";
+	case json_type_array: return "an array";
+	case json_type_string: return "a string";
+	}
+	return "a value";
+}
+
+static bool is_valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > SWIM_NAME_MAX - 1)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Returns AF_INET or AF_INET6 for an address literal, 0 otherwise. */
+static int addr_family(const char *s, void *bin16)
+{
+	unsigned char tmp[16];
+	if (bin16 == NULL)
+		bin16 = tmp;
+	if (inet_pton(AF_INET, s, bin16) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, s, bin16) == 1)
+		return AF_INET6;
+	return 0;
+}
+
+static bool addr_is_wildcard(const char *s)
+{
+	unsigned char b[16];
+	static const unsigned char zero[16];
+	int af = addr_family(s, b);
+	return af != 0 && memcmp(b, zero, af == AF_INET ? 4 : 16) == 0;
+}
+
+/* Decimal digits only (no sign, no spaces, no 0x); false on overflow. */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	if (*s == '\0')
+		return false;
+	uint64_t v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/* "IPv4:port" or "[IPv6]:port", port 1..65535. */
+static bool is_valid_seed(const char *s)
+{
+	char host[64];
+	const char *port;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			return false;
+		size_t n = (size_t)(close - s - 1);
+		if (n == 0 || n >= sizeof(host))
+			return false;
+		memcpy(host, s + 1, n);
+		host[n] = '\0';
+		if (addr_family(host, NULL) != AF_INET6)
+			return false;
+		port = close + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (colon == NULL)
+			return false;
+		size_t n = (size_t)(colon - s);
+		if (n == 0 || n >= sizeof(host))
+			return false;
+		memcpy(host, s, n);
+		host[n] = '\0';
+		if (addr_family(host, NULL) != AF_INET)
+			return false;
+		port = colon + 1;
+	}
+	uint64_t p;
+	return parse_u64(port, &p) && p >= 1 && p <= 65535;
+}
+
+static void seeds_clear(struct agent_options *o)
+{
+	for (size_t i = 0; i < o->n_seeds; i++) {
+		free(o->seeds[i]);
+		o->seeds[i] = NULL;
+	}
+	o->n_seeds = 0;
+}
+
+/* Adds a checked seed, ignoring exact duplicates. `where` names the key or
+ * flag for errors. */
+static int seeds_add(struct agent_options *o, const char *where, const char *s, char *err,
+                     size_t errlen)
+{
+	char q[QBUF];
+	if (!is_valid_seed(s)) {
+		set_err(err, errlen,
+		        "%s: expected IPv4:PORT or [IPv6]:PORT with port 1 to 65535, got %s", where,
+		        quote_cstr(q, s));
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < o->n_seeds; i++)
+		if (strcmp(o->seeds[i], s) == 0)
+			return 0;
+	if (o->n_seeds == AGENT_MAX_SEEDS) {
+		set_err(err, errlen, "%s: at most %d seed addresses are allowed", where,
+		        AGENT_MAX_SEEDS);
+		return -EINVAL;
+	}
+	o->seeds[o->n_seeds++] = xstrdup(s);
+	return 0;
+}
+
+/* Splits a comma-separated --join value. */
+static int seeds_add_list(struct agent_options *o, const char *where, const char *list,
+                          char *err, size_t errlen)
+{
+	char *copy = xstrdup(list);
+	char *p = copy;
+	int rc = 0;
+	for (;;) {
+		char *comma = strchr(p, ',');
+		if (comma)
+			*comma = '\0';
+		rc = seeds_add(o, where, p, err, errlen);
+		if (rc < 0 || comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	free(copy);
+	return rc;
+}
+
+/* Deep copy for all-or-nothing updates. */
+static void options_copy(struct agent_options *dst, const struct agent_options *src)
+{
+	*dst = *src;
+	char **strs[] = {&dst->config_file, &dst->name,      &dst->bind,      &dst->advertise,
+	                 &dst->rpc_bind,    &dst->ca_file,   &dst->cert_file, &dst->key_file,
+	                 &dst->data_dir,    &dst->libvirt_uri};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		if (*strs[i])
+			*strs[i] = xstrdup(*strs[i]);
+	for (size_t i = 0; i < dst->n_seeds; i++)
+		dst->seeds[i] = xstrdup(src->seeds[i]);
+}
+
+/* ---- one value, from the file or a flag --------------------------------- */
+
+/*
+ * Sets option d from either a JSON value (from_json: jv, which is NULL for
+ * JSON null) or a flag's text (s). `where` is what errors name:
+ * "swim.probe_interval_ms" or "--probe-interval-ms". Errors quote the value
+ * back as given.
+ */
+static int opt_set(struct agent_options *o, const struct config_opt *d, const char *where,
+                   bool from_json, struct json_object *jv, const char *s, char *err,
+                   size_t errlen)
+{
+	char q[QBUF];
+	char *base = (char *)o + d->off;
+
+	/* Bring the value to text (string kinds) or a number (numeric kinds). */
+	const char *str = s;
+	uint64_t num = 0;
+	bool num_ok = false;
+	bool bool_val = false;
+
+	switch (d->type) {
+	case CT_NAME:
+	case CT_ADDR:
+	case CT_STRING:
+	case CT_LOGLEVEL:
+		if (from_json) {
+			if (!json_object_is_type(jv, json_type_string)) {
+				set_err(err, errlen, "%s: expected a string, got %s", where,
+				        json_show(q, jv));
+				return -EINVAL;
+			}
+			str = json_object_get_string(jv);
+			if ((size_t)json_object_get_string_len(jv) != strlen(str)) {
+				set_err(err, errlen, "%s: the string contains a NUL character",
+				        where);
+				return -EINVAL;
+			}
+		}
+		break;
+	case CT_PORT:
+	case CT_U32:
+		if (from_json) {
+			/* a non-integer falls through to the range error below */
+			int64_t v = json_object_is_type(jv, json_type_int)
+			                    ? json_object_get_int64(jv)
+			                    : -1;
+			num_ok = v >= 0;
+			num = num_ok ? (uint64_t)v : 0;
+		} else {
+			num_ok = parse_u64(s, &num);
+		}
+		break;
+	case CT_BOOL:
+		if (from_json) {
+			if (!json_object_is_type(jv, json_type_boolean)) {
+				set_err(err, errlen, "%s: expected true or false, got %s", where,
+				        json_show(q, jv));
+				return -EINVAL;
+			}
+			bool_val = json_object_get_boolean(jv);
+		} else if (!strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "yes") ||
+		           !strcasecmp(s, "on")) {
+			bool_val = true;
+		} else if (!strcasecmp(s, "false") || !strcmp(s, "0") || !strcasecmp(s, "no") ||
+		           !strcasecmp(s, "off")) {
+			bool_val = false;
+		} else {
+			set_err(err, errlen, "%s: expected true or false, got %s", where,
+			        quote_cstr(q, s));
+			return -EINVAL;
+		}
+		break;
+	case CT_SEEDS:
+		break;
+	}
+
+	/* What the value means, and whether it is acceptable. */
+	switch (d->type) {
+	case CT_NAME:
+		if (!is_valid_name(str)) {
+			set_err(err, errlen,
+			        "%s: expected 1 to %d characters of A-Z a-z 0-9 . _ -, got %s", where,
+			        SWIM_NAME_MAX - 1, quote_cstr(q, str));
+			return -EINVAL;
+		}
+		replace_str((char **)base, str);
+		return 0;
+	case CT_ADDR:
+		if (addr_family(str, NULL) == 0) {
+			set_err(err, errlen,
+			        "%s: expected an IPv4 or IPv6 address literal (no port, no "
+			        "brackets), got %s",
+			        where, quote_cstr(q, str));
+			return -EINVAL;
+		}
+		replace_str((char **)base, str);
+		return 0;
+	case CT_STRING:
+		if (*str == '\0') {
+			set_err(err, errlen, "%s: expected a non-empty string", where);
+			return -EINVAL;
+		}
+		replace_str((char **)base, str);
+		return 0;
+	case CT_LOGLEVEL: {
+		int lvl = mv_log_level_parse(str);
+		if (lvl < 0) {
+			set_err(err, errlen, "%s: expected debug, info, warn or error, got %s", where,
+			        quote_cstr(q, str));
+			return -EINVAL;
+		}
+		*(int *)base = lvl;
+		return 0;
+	}
+	case CT_PORT:
+		if (!num_ok || num < 1 || num > 65535) {
+			set_err(err, errlen, "%s: expected a port number from 1 to 65535, got %s",
+			        where, from_json ? json_show(q, jv) : quote_cstr(q, s));
+			return -EINVAL;
+		}
+		*(uint16_t *)base = (uint16_t)num;
+		return 0;
+	case CT_U32:
+		if (!num_ok || num < d->min || num > d->max) {
+			set_err(err, errlen, "%s: expected an integer from %u to %u, got %s", where,
+			        (unsigned)d->min, (unsigned)d->max,
+			        from_json ? json_show(q, jv) : quote_cstr(q, s));
+			return -EINVAL;
+		}
+		*(uint32_t *)base = (uint32_t)num;
+		return 0;
+	case CT_BOOL:
+		*(bool *)base = bool_val;
+		return 0;
+	case CT_SEEDS:
+		if (!from_json)
+			return seeds_add_list(o, where, s, err, errlen);
+		if (!json_object_is_type(jv, json_type_array)) {
+			set_err(err, errlen,
+			        "%s: expected an array of \"IP:PORT\" strings, got %s", where,
+			        json_show(q, jv));
+			return -EINVAL;
+		}
+		seeds_clear(o);
+		for (size_t i = 0; i < json_object_array_length(jv); i++) {
+			struct json_object *e = json_object_array_get_idx(jv, i);
+			char elem[64];
+			snprintf(elem, sizeof(elem), "%s[%zu]", where, i);
+			if (!json_object_is_type(e, json_type_string) ||
+			    (size_t)json_object_get_string_len(e) !=
+			            strlen(json_object_get_string(e))) {
+				set_err(err, errlen, "%s: expected an \"IP:PORT\" string, got %s",
+				        elem, json_show(q, e));
+				return -EINVAL;
+			}
+			int rc = seeds_add(o, elem, json_object_get_string(e), err, errlen);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* ---- defaults ----------------------------------------------------------- */
+
+void agent_options_init(struct agent_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->bind = xstrdup("127.0.0.1");
+	o->peer_port = 7946;
+	o->rpc_port = 7947;
+	o->data_dir = xstrdup("/var/lib/meshvisor");
+	o->log_level = MV_LOG_INFO;
+	o->libvirt_uri = xstrdup("test:///default");
+	o->witness = false;
+	o->max_peer_connections = 64;
+	o->peer_idle_timeout_ms = 60000;
+	o->leave_timeout_ms = 3000;
+	swim_config_default(&o->swim);
+}
+
+void agent_options_free(struct agent_options *o)
+{
+	if (o == NULL)
+		return;
+	free(o->config_file);
+	free(o->name);
+	free(o->bind);
+	free(o->advertise);
+	free(o->rpc_bind);
+	free(o->ca_file);
+	free(o->cert_file);
+	free(o->key_file);
+	free(o->data_dir);
+	free(o->libvirt_uri);
+	seeds_clear(o);
+	memset(o, 0, sizeof(*o));
+}
+
+/* ---- the config file ---------------------------------------------------- */
+
+/* Edit distance, for "did you mean". Inputs are short (capped by caller). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t row[80];
+	if (lb >= sizeof(row) / sizeof(row[0]))
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static void opt_path(char *buf, size_t len, const struct config_opt *d)
+{
+	if (d->section)
+		snprintf(buf, len, "%s.%s", d->section, d->key);
+	else
+		snprintf(buf, len, "%s", d->key);
+}
+
+/* Error for an unknown key, with the nearest known key when it is close. */
+static void unknown_key(const char *file, const char *section, const char *key, char *err,
+                        size_t errlen)
+{
+	char q[QBUF], path[160];
+	char shown[QBUF + 16];
+	if (section)
+		snprintf(shown, sizeof(shown), "%s.", section);
+	else
+		shown[0] = '\0';
+	/* the key without surrounding quotes, escaped */
+	quote_cstr(q, key);
+	size_t ql = strlen(q);
+	q[ql - 1] = '\0';
+	strncat(shown, q + 1, sizeof(shown) - strlen(shown) - 1);
+
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX;
+	char cand[N_OPTS + 2][64];
+	size_t nc = 0;
+	for (size_t i = 0; i < N_OPTS; i++)
+		opt_path(cand[nc++], sizeof(cand[0]), &config_opts[i]);
+	for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++)
+		snprintf(cand[nc++], sizeof(cand[0]), "%s", config_sections[i]);
+	if (strlen(shown) < 64) {
+		for (size_t i = 0; i < nc; i++) {
+			size_t dist = edit_distance(shown, cand[i]);
+			if (dist < best_d) {
+				best_d = dist;
+				best = cand[i];
+			}
+		}
+	}
+	/* close enough: a typo or two, or the right key in the wrong place */
+	if (best && (best_d <= 2 || best_d * 4 <= strlen(best))) {
+		snprintf(path, sizeof(path), " (did you mean %s?)", best);
+	} else if (best && !section && strlen(key) < 64) {
+		/* the key exists inside a section: {"probe_interval_ms": ...} */
+		path[0] = '\0';
+		for (size_t i = 0; i < N_OPTS; i++)
+			if (config_opts[i].section && strcmp(config_opts[i].key, key) == 0)
+				snprintf(path, sizeof(path), " (did you mean %s.%s?)",
+				         config_opts[i].section, key);
+	} else {
+		path[0] = '\0';
+	}
+	set_err(err, errlen, "config %s: %s: unknown key%s", file, shown, path);
+}
+
+static const struct config_opt *opt_by_key(const char *section, const char *key)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct config_opt *d = &config_opts[i];
+		if (((d->section == NULL && section == NULL) ||
+		     (d->section && section && strcmp(d->section, section) == 0)) &&
+		    strcmp(d->key, key) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+static bool is_section(const char *key)
+{
+	for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++)
+		if (strcmp(config_sections[i], key) == 0)
+			return true;
+	return false;
+}
+
+/* Applies every key of one object level. section is NULL for the top. */
+static int apply_object(struct agent_options *o, const char *file, const char *section,
+                        struct json_object *obj, char *err, size_t errlen)
+{
+	char inner[512];
+	json_object_object_foreach(obj, key, val)
+	{
+		const struct config_opt *d = opt_by_key(section, key);
+		if (d == NULL && section == NULL && is_section(key)) {
+			if (!json_object_is_type(val, json_type_object)) {
+				char q[QBUF];
+				set_err(err, errlen, "config %s: %s: expected an object, got %s", file,
+				        key, json_show(q, val));
+				return -EINVAL;
+			}
+			int rc = apply_object(o, file, key, val, err, errlen);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (d == NULL) {
+			unknown_key(file, section, key, err, errlen);
+			return -EINVAL;
+		}
+		char where[80];
+		opt_path(where, sizeof(where), d);
+		int rc = opt_set(o, d, where, true, val, NULL, inner, sizeof(inner));
+		if (rc < 0) {
+			set_err(err, errlen, "config %s: %s", file, inner);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* Reads the whole file (bounded). Returns 0 or -errno with err set. */
+static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		int e = errno;
+		set_err(err, errlen, "config %s: cannot open: %s", path, strerror(e));
+		return -e;
+	}
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap + 1);
+	if (buf == NULL) {
+		fclose(f);
+		set_err(err, errlen, "config %s: out of memory", path);
+		return -ENOMEM;
+	}
+	for (;;) {
+		if (len == cap) {
+			if (cap > CONFIG_MAX_FILE)
+				break;
+			cap *= 2;
+			char *nb = realloc(buf, cap + 1);
+			if (nb == NULL) {
+				free(buf);
+				fclose(f);
+				set_err(err, errlen, "config %s: out of memory", path);
+				return -ENOMEM;
+			}
+			buf = nb;
+		}
+		size_t n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	int rerr = ferror(f);
+	fclose(f);
+	if (rerr) {
+		free(buf);
+		set_err(err, errlen, "config %s: read error", path);
+		return -EIO;
+	}
+	if (len > CONFIG_MAX_FILE) {
+		free(buf);
+		set_err(err, errlen, "config %s: larger than %d bytes; is this the right file?",
+		        path, CONFIG_MAX_FILE);
+		return -EFBIG;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+int agent_options_load_file(struct agent_options *o, const char *path, char *err,
+                            size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc = read_file(path, &text, &len, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (memchr(text, '\0', len) != NULL) {
+		set_err(err, errlen, "config %s: contains a NUL byte; expected a JSON text file",
+		        path);
+		free(text);
+		return -EINVAL;
+	}
+
+	struct json_tokener *tok = json_tokener_new();
+	if (tok == NULL) {
+		free(text);
+		set_err(err, errlen, "config %s: out of memory", path);
+		return -ENOMEM;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	/* len + 1: the terminating NUL tells json-c the input ends here */
+	struct json_object *root = json_tokener_parse_ex(tok, text, (int)len + 1);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	if (root == NULL || jerr != json_tokener_success) {
+		size_t end = json_tokener_get_parse_end(tok);
+		if (end > len)
+			end = len;
+		size_t line = 1, col = 1;
+		for (size_t i = 0; i < end; i++) {
+			if (text[i] == '\n') {
+				line++;
+				col = 1;
+			} else {
+				col++;
+			}
+		}
+		if (jerr == json_tokener_continue || end >= len)
+			set_err(err, errlen, "config %s: invalid JSON: unexpected end of file", path);
+		else
+			set_err(err, errlen, "config %s:%zu:%zu: invalid JSON: %s", path, line, col,
+			        json_tokener_error_desc(jerr));
+		json_object_put(root);
+		json_tokener_free(tok);
+		free(text);
+		return -EINVAL;
+	}
+	json_tokener_free(tok);
+	free(text);
+
+	if (!json_object_is_type(root, json_type_object)) {
+		set_err(err, errlen, "config %s: expected a JSON object at the top, got %s", path,
+		        json_type_word(root));
+		json_object_put(root);
+		return -EINVAL;
+	}
+
+	struct agent_options work;
+	options_copy(&work, o);
+	rc = apply_object(&work, path, NULL, root, err, errlen);
+	json_object_put(root);
+	if (rc < 0) {
+		agent_options_free(&work);
+		return rc;
+	}
+	agent_options_free(o);
+	*o = work;
+	return 0;
+}
+
+/* ---- flags -------------------------------------------------------------- */
+
+static const struct config_opt *opt_by_flag(const char *flag, size_t len)
+{
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (strlen(config_opts[i].flag) == len &&
+		    strncmp(config_opts[i].flag, flag, len) == 0)
+			return &config_opts[i];
+	return NULL;
+}
+
+/* One parsed flag: which option (NULL for --config) and its value. */
+struct flag_arg {
+	const struct config_opt *opt;
+	const char *value;
+	char name[80]; /* "--probe-interval-ms", for errors */
+};
+
+/*
+ * First pass: recognise every argument, pair it with its value, find
+ * --help and --config. Nothing is applied yet, so a mistake anywhere on the
+ * line is reported before the config file is even read.
+ */
+static int scan_args(int argc, char **argv, struct flag_arg *out, int *n_out,
+                     const char **config, bool *help, char *err, size_t errlen)
+{
+	char q[QBUF];
+	*n_out = 0;
+	*config = NULL;
+	*help = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			*help = true;
+			return 0;
+		}
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+			set_err(err, errlen, "unexpected argument %s: see 'meshvisor agent --help'",
+			        quote_cstr(q, a));
+			return -EINVAL;
+		}
+		const char *name = a + 2;
+		const char *eq = strchr(name, '=');
+		size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+		bool is_config = nlen == 6 && strncmp(name, "config", 6) == 0;
+		const struct config_opt *d = is_config ? NULL : opt_by_flag(name, nlen);
+		if (!is_config && d == NULL) {
+			char shown[QBUF];
+			quote(shown, sizeof(shown), name, nlen);
+			shown[strlen(shown) - 1] = '\0';
+			set_err(err, errlen, "unknown flag --%s: see 'meshvisor agent --help'",
+			        shown + 1);
+			return -EINVAL;
+		}
+		struct flag_arg *f = &out[(*n_out)++];
+		f->opt = d;
+		snprintf(f->name, sizeof(f->name), "--%.*s", (int)nlen, name);
+		if (eq) {
+			f->value = eq + 1;
+		} else if (d && d->type == CT_BOOL) {
+			/* --witness alone means true; "--witness false" is accepted too */
+			if (i + 1 < argc && (strcmp(argv[i + 1], "true") == 0 ||
+			                     strcmp(argv[i + 1], "false") == 0))
+				f->value = argv[++i];
+			else
+				f->value = "true";
+		} else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+			f->value = argv[++i];
+		} else {
+			set_err(err, errlen, "%s: missing value (%s)", f->name,
+			        i + 1 < argc ? "the next argument is a flag; use --flag=VALUE for a "
+			                       "value that starts with --"
+			                     : "it is the last argument");
+			return -EINVAL;
+		}
+		if (is_config) {
+			if (*config) {
+				set_err(err, errlen, "--config: given more than once");
+				return -EINVAL;
+			}
+			if (*f->value == '\0') {
+				set_err(err, errlen, "--config: expected a file name");
+				return -EINVAL;
+			}
+			*config = f->value;
+		}
+	}
+	return 0;
+}
+
+int agent_options_parse_args(struct agent_options *o, int argc, char **argv, char *err,
+                             size_t errlen)
+{
+	if (argc < 1) {
+		set_err(err, errlen, "no arguments");
+		return -EINVAL;
+	}
+	struct flag_arg *flags = calloc((size_t)argc, sizeof(*flags));
+	if (flags == NULL) {
+		set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int n = 0;
+	const char *config = NULL;
+	bool help = false;
+	int rc = scan_args(argc, argv, flags, &n, &config, &help, err, errlen);
+	if (rc < 0 || help) {
+		free(flags);
+		if (help) {
+			agent_options_usage(stdout);
+			return 1;
+		}
+		return rc;
+	}
+
+	struct agent_options work;
+	options_copy(&work, o);
+	if (config) {
+		rc = agent_options_load_file(&work, config, err, errlen);
+		if (rc < 0)
+			goto fail;
+		replace_str(&work.config_file, config);
+	}
+	bool seeds_from_flags = false;
+	for (int i = 0; i < n; i++) {
+		const struct config_opt *d = flags[i].opt;
+		if (d == NULL)
+			continue; /* --config, done above */
+		/* --join replaces the file's seed list; repeated --join add up */
+		if (d->type == CT_SEEDS && !seeds_from_flags) {
+			seeds_clear(&work);
+			seeds_from_flags = true;
+		}
+		rc = opt_set(&work, d, flags[i].name, false, NULL, flags[i].value, err, errlen);
+		if (rc < 0)
+			goto fail;
+	}
+	free(flags);
+	agent_options_free(o);
+	*o = work;
+	return 0;
+fail:
+	free(flags);
+	agent_options_free(&work);
+	return rc;
+}
+
+/* ---- final checks ------------------------------------------------------- */
+
+int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
+{
+	if (o->name == NULL) {
+		set_err(err, errlen,
+		        "name: required (set \"name\" in the config file or --name); it must "
+		        "equal the CN of the node certificate");
+		return -EINVAL;
+	}
+	if (o->ca_file == NULL || o->cert_file == NULL || o->key_file == NULL) {
+		const char *which = o->ca_file == NULL     ? "ca"
+		                    : o->cert_file == NULL ? "cert"
+		                                           : "key";
+		set_err(err, errlen,
+		        "tls.%s: required (set \"tls\": {\"%s\": ...} in the config file or --%s)",
+		        which, which, which);
+		return -EINVAL;
+	}
+	if (o->bind == NULL) {
+		set_err(err, errlen, "bind: required");
+		return -EINVAL;
+	}
+	if (o->advertise == NULL) {
+		if (addr_is_wildcard(o->bind)) {
+			set_err(err, errlen,
+			        "advertise: required when bind is the wildcard %s (set the IP other "
+			        "nodes reach this host at, --advertise)",
+			        o->bind);
+			return -EINVAL;
+		}
+		o->advertise = xstrdup(o->bind);
+	} else if (addr_is_wildcard(o->advertise)) {
+		set_err(err, errlen,
+		        "advertise: %s is a wildcard; expected the IP other nodes reach this host "
+		        "at",
+		        o->advertise);
+		return -EINVAL;
+	}
+	if (o->rpc_bind == NULL)
+		o->rpc_bind = xstrdup(o->bind);
+
+	/* Same port on addresses that overlap: both listeners cannot bind. */
+	if (o->peer_port == o->rpc_port) {
+		unsigned char a[16], b[16];
+		int fa = addr_family(o->bind, a), fb = addr_family(o->rpc_bind, b);
+		bool same = fa == fb && memcmp(a, b, fa == AF_INET ? 4 : 16) == 0;
+		if (same || addr_is_wildcard(o->bind) || addr_is_wildcard(o->rpc_bind)) {
+			set_err(err, errlen,
+			        "rpc_port: %u is also the peer_port on %s; the peer and RPC ports "
+			        "must differ when they share an IP",
+			        (unsigned)o->rpc_port, o->bind);
+			return -EINVAL;
+		}
+	}
+	if (o->swim.probe_timeout_ms >= o->swim.probe_interval_ms) {
+		set_err(err, errlen,
+		        "swim.probe_timeout_ms: %u must be below swim.probe_interval_ms (%u), so "
+		        "that indirect probes fit in one protocol period",
+		        (unsigned)o->swim.probe_timeout_ms, (unsigned)o->swim.probe_interval_ms);
+		return -EINVAL;
+	}
+	if (o->swim.suspicion_max_mult < 1) {
+		set_err(err, errlen, "swim.suspicion_max_mult: expected at least 1, got %u",
+		        (unsigned)o->swim.suspicion_max_mult);
+		return -EINVAL;
+	}
+	if (o->data_dir == NULL || o->libvirt_uri == NULL) {
+		set_err(err, errlen, "%s: required", o->data_dir == NULL ? "data_dir" : "libvirt_uri");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- usage -------------------------------------------------------------- */
+
+void agent_options_usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: meshvisor agent [--config FILE] [flags]\n"
+	        "\n"
+	        "Runs the node agent. Settings come from defaults, then the JSON file given\n"
+	        "with --config, then flags (flags win, whatever their order). Each flag has a\n"
+	        "config file key; flags take \"--flag VALUE\" or \"--flag=VALUE\".\n"
+	        "\n"
+	        "  %-28s %s\n",
+	        "--config FILE", "JSON config file (keys below, strict JSON)");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct config_opt *d = &config_opts[i];
+		const char *meta = "";
+		switch (d->type) {
+		case CT_NAME: meta = " NAME"; break;
+		case CT_ADDR: meta = " IP"; break;
+		case CT_PORT: meta = " PORT"; break;
+		case CT_U32: meta = " N"; break;
+		case CT_BOOL: meta = ""; break;
+		case CT_STRING: meta = d->section ? " FILE" : " VALUE"; break;
+		case CT_LOGLEVEL: meta = " LEVEL"; break;
+		case CT_SEEDS: meta = " IP:PORT"; break;
+		}
+		if (d->section && strcmp(d->section, "swim") == 0 && i > 0 &&
+		    (config_opts[i - 1].section == NULL ||
+		     strcmp(config_opts[i - 1].section, "swim") != 0))
+			fprintf(out, "\n  SWIM timings (config file section \"swim\"):\n");
+		char left[64], path[80];
+		snprintf(left, sizeof(left), "--%s%s", d->flag, meta);
+		opt_path(path, sizeof(path), d);
+		if (d->type == CT_U32)
+			fprintf(out, "  %-28s %s [%s, %u..%u]\n", left, d->help, path,
+			        (unsigned)d->min, (unsigned)d->max);
+		else
+			fprintf(out, "  %-28s %s [%s]\n", left, d->help, path);
+	}
+	fprintf(out,
+	        "  %-28s %s\n"
+	        "\n"
+	        "Required: name, tls.ca, tls.cert, tls.key; advertise when bind is 0.0.0.0 or ::.\n"
+	        "SIGHUP reloads certificates; SIGTERM leaves the cluster gracefully.\n",
+	        "--help", "print this help");
+}

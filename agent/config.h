@@ -1,0 +1,92 @@
+/*
+ * config.h — the agent's settings: defaults, then the JSON config file
+ * (parsed with json-c), then command-line flags, each overriding the last.
+ *
+ * Config file keys (all optional; unknown keys and bad values are errors
+ * that name the key, e.g. "config /etc/meshvisor.json: swim.probe_interval_ms:
+ * expected an integer from 50 to 60000, got \"fast\""):
+ *
+ *   {
+ *     "name": "host-a",                  node name; must equal the CN of tls.cert
+ *     "bind": "0.0.0.0",                 IP the peer and RPC ports listen on
+ *     "advertise": "10.0.0.5",           IP other nodes use to reach us (default: bind,
+ *                                        or required when bind is 0.0.0.0/::)
+ *     "peer_port": 7946,
+ *     "rpc_bind": "127.0.0.1",           IP of the RPC port (default: bind)
+ *     "rpc_port": 7947,
+ *     "join": ["10.0.0.6:7946"],         seed peer addresses
+ *     "tls": {"ca": "...", "cert": "...", "key": "..."},
+ *     "data_dir": "/var/lib/meshvisor",
+ *     "log_level": "info",               debug|info|warn|error
+ *     "libvirt_uri": "test:///default",
+ *     "witness": false,                  reserved (issue 5)
+ *     "max_peer_connections": 64,        outgoing pooled connections
+ *     "peer_idle_timeout_ms": 60000,     close idle pooled connections after
+ *     "leave_timeout_ms": 3000,          how long a graceful leave may gossip
+ *     "swim": { "probe_interval_ms": 1000, "probe_timeout_ms": 500,
+ *               "indirect_probes": 3, "retransmit_mult": 4,
+ *               "suspicion_min_mult": 4, "suspicion_max_mult": 6,
+ *               "awareness_max": 8, "push_pull_interval_ms": 30000,
+ *               "gossip_interval_ms": 200, "gossip_fanout": 3,
+ *               "join_retry_ms": 1000, "reap_ms": 86400000 }
+ *   }
+ *
+ * Ownership: strings in struct agent_options are owned by it (heap) and
+ * freed by agent_options_free().
+ */
+#ifndef MESHVISOR_CONFIG_H
+#define MESHVISOR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "meshvisor/swim.h"
+
+#define AGENT_MAX_SEEDS 32
+
+struct agent_options {
+	char *config_file;
+	char *name;
+	char *bind;
+	char *advertise;
+	uint16_t peer_port;
+	char *rpc_bind;
+	uint16_t rpc_port;
+	char *seeds[AGENT_MAX_SEEDS];
+	size_t n_seeds;
+	char *ca_file;
+	char *cert_file;
+	char *key_file;
+	char *data_dir;
+	int log_level; /* enum mv_log_level */
+	char *libvirt_uri;
+	bool witness;
+	uint32_t max_peer_connections;
+	uint32_t peer_idle_timeout_ms;
+	uint32_t leave_timeout_ms;
+	struct swim_config swim; /* name/addr/seed filled by the agent at start */
+};
+
+/* Fills defaults (ports 7946/7947, bind 127.0.0.1, libvirt test:///default,
+ * data dir /var/lib/meshvisor, swim_config_default, ...). */
+void agent_options_init(struct agent_options *o);
+void agent_options_free(struct agent_options *o);
+
+/* Parses `meshvisor agent` arguments (argv[0] is "agent"). If --config FILE
+ * is given, the file is applied first, then the other flags, whatever their
+ * order. Returns 0, or -EINVAL with a message naming the flag or key written
+ * to err. --help prints usage to stdout and returns 1. */
+int agent_options_parse_args(struct agent_options *o, int argc, char **argv, char *err,
+                             size_t errlen);
+/* Applies a JSON config file on top of o. */
+int agent_options_load_file(struct agent_options *o, const char *path, char *err,
+                            size_t errlen);
+/* Final checks after parsing: name, cert files given, advertise resolvable
+ * from bind, ports distinct, swim timings consistent (timeout < interval). */
+int agent_options_validate(struct agent_options *o, char *err, size_t errlen);
+
+void agent_options_usage(FILE *out);
+
+#endif
