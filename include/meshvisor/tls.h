@@ -25,6 +25,9 @@
  *
  * Errors: negative errno; a human-readable reason (with OpenSSL's own text)
  * is written to the caller's `err` buffer or returned by tls_conn_error().
+ * Refusals of a certificate (either side) are -EACCES.
+ *
+ * Threads: a tls_ctx and its tls_conns belong to one thread (the loop).
  */
 #ifndef MESHVISOR_TLS_H
 #define MESHVISOR_TLS_H
@@ -57,11 +60,23 @@ bool tls_role_may_read(enum tls_role r);
 struct tls_ctx;
 
 /* Loads CA, certificate and private key (PEM). Fails if the certificate is
- * not signed by the CA, does not match the key, or has no role.
+ * not signed by the CA, does not match the key, or has no role, and if a
+ * server context's certificate is not a node's (no serverAuth usage). Our
+ * own validity period is not checked here: peers judge it, and say so.
  * `server` contexts accept connections, client contexts make them; a node
  * uses one of each with the same files. */
 int tls_ctx_new(struct tls_ctx **out, bool server, const char *ca_file,
                 const char *cert_file, const char *key_file, char *err, size_t errlen);
+/* Flags for tls_ctx_new_flags(). The product always uses 0 (that is what
+ * tls_ctx_new does); the others exist so that tests can build the bad
+ * clients that a server must refuse. */
+#define TLS_CTX_TEST_NO_CERT 0x1u  /* client only: cert_file and key_file are NULL,
+                                    * present no certificate at all */
+#define TLS_CTX_TEST_ANY_ROLE 0x2u /* accept our own certificate without a role */
+#define TLS_CTX_TEST_ANY_ISSUER 0x4u /* accept our own certificate from another CA */
+int tls_ctx_new_flags(struct tls_ctx **out, bool server, const char *ca_file,
+                      const char *cert_file, const char *key_file, unsigned flags, char *err,
+                      size_t errlen);
 /* Re-reads the same three files. On any error the old material stays in
  * use and the reason is written to err. */
 int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t errlen);
@@ -85,7 +100,11 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *expect_name,
 void tls_conn_free(struct tls_conn *c);
 
 /* Ciphertext received from the socket. Returns 0 or a negative errno when
- * the session failed (reason in tls_conn_error()). */
+ * the session failed (reason in tls_conn_error()). After a failure, still
+ * drain take_cipher and send it before closing: it carries the TLS alert
+ * that tells the peer why (that is how a refused client learns "certificate
+ * expired"). A TLS 1.3 client learns that the server refused its
+ * certificate only here, after tls_conn_handshake_done() was already true. */
 int tls_conn_feed(struct tls_conn *c, const void *data, size_t len);
 /* Plaintext available to the application: >0 bytes copied, 0 none yet,
  * -ECONNRESET when the peer closed cleanly, other negative: failure. */
@@ -102,10 +121,17 @@ bool tls_conn_failed(const struct tls_conn *c);
 bool tls_conn_resumed(const struct tls_conn *c);
 const char *tls_conn_peer_name(const struct tls_conn *c);   /* CN, "" before handshake */
 enum tls_role tls_conn_peer_role(const struct tls_conn *c);
-/* Why the session failed, in words a person understands, e.g.
- * "the agent refused our certificate: certificate expired (TLS alert 45)",
- * "peer certificate is not signed by the cluster CA (unable to get local issuer)".
- * "" when nothing failed. */
+/* Why the session failed, in words a person understands, "" when nothing
+ * failed. A server writes why it refused a client (log it):
+ *   "refused client: no certificate presented"
+ *   "refused client 'op1': certificate expired (certificate has expired)"
+ *   "refused client 'op1': certificate not signed by the cluster CA (...)"
+ *   "refused client 'op1': certificate has no role (...)"
+ * A client writes why the agent refused it, or why it refused the agent:
+ *   "the agent refused our certificate: certificate expired (TLS alert 45)"
+ *   "the agent refused our certificate: no certificate presented (alert 116)"
+ *   "agent certificate not signed by our cluster CA (unable to get local issuer certificate)"
+ *   "agent certificate is for 'n1', expected 'n2'" */
 const char *tls_conn_error(const struct tls_conn *c);
 
 /* ---- certificate authority ------------------------------------------ */
@@ -121,11 +147,35 @@ struct tls_cert_request {
 	int64_t valid_s;             /* validity period in seconds from not_before */
 };
 
-/* Creates a self-signed CA (EC P-256) valid for `days`. Writes cert_out
+/* What a certificate file says, for tests and for `meshvisor tls` output.
+ * Fixed-size fields keep it free of ownership rules; longer values are
+ * truncated. */
+#define TLS_CERT_INFO_MAX_SAN 16
+struct tls_cert_info {
+	char name[256];          /* subject CN */
+	char issuer[256];        /* issuer CN */
+	enum tls_role role;      /* subject OU */
+	bool is_ca;              /* basicConstraints CA:TRUE */
+	bool eku_server;         /* extendedKeyUsage serverAuth */
+	bool eku_client;         /* extendedKeyUsage clientAuth */
+	int64_t not_before;      /* Unix time */
+	int64_t not_after;       /* Unix time */
+	char ips[TLS_CERT_INFO_MAX_SAN][64];   /* subjectAltName IP addresses */
+	size_t n_ips;
+	char dns[TLS_CERT_INFO_MAX_SAN][256];  /* subjectAltName DNS names */
+	size_t n_dns;
+};
+/* Reads the first certificate of a PEM file. */
+int tls_cert_info_read(const char *cert_file, struct tls_cert_info *out, char *err,
+                       size_t errlen);
+
+/* Creates a self-signed CA (EC P-256) valid for `days` from now (its
+ * notBefore is 5 minutes in the past, for clock skew between hosts). Writes cert_out
  * (0644) and key_out (0600); refuses to overwrite existing files. */
 int tls_ca_create(const char *cert_out, const char *key_out, const char *name, int days,
                   char *err, size_t errlen);
-/* Signs a new certificate with the CA. Same file rules. */
+/* Signs a new certificate with the CA. Same file rules. role NONE makes a
+ * certificate without a role (only tests want one: agents refuse it). */
 int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_cert_request *req,
                     const char *cert_out, const char *key_out, char *err, size_t errlen);
 

@@ -1,0 +1,684 @@
+/*
+ * test_tls.c — TLS sessions over memory BIOs (agent/tls.c).
+ *
+ * A client and a server tls_conn live in this one process; pump() copies
+ * ciphertext between them until neither has anything to say, exactly what
+ * the libuv layer does with a socket in between. Each failure test hands one
+ * side a bad certificate (none, another CA, expired, not yet valid, no role,
+ * wrong name or role) and checks both that the session fails and that each
+ * side says why in words a person understands — those sentences are part of
+ * the contract and are compared exactly.
+ *
+ * The certificates are made once per run in a temporary directory (EC keys,
+ * so the whole file runs in well under a second).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+
+#include "meshvisor/tls.h"
+
+#define DAY 86400
+
+static char g_dir[64];
+
+static const char *path(const char *name)
+{
+	static char bufs[16][640];
+	static int next;
+	char *b = bufs[next++ % 16];
+
+	snprintf(b, sizeof(bufs[0]), "%s/%s", g_dir, name);
+	return b;
+}
+
+static void mkcert(const char *ca, const char *name, enum tls_role role, int64_t offset_s,
+                   int64_t valid_s)
+{
+	struct tls_cert_request r = {
+		.name = name, .role = role, .not_before_offset_s = offset_s, .valid_s = valid_s};
+	char cert[64], key[64], cak[64], err[512];
+	int rc;
+
+	snprintf(cert, sizeof(cert), "%s.pem", name);
+	snprintf(key, sizeof(key), "%s-key.pem", name);
+	snprintf(cak, sizeof(cak), "%s-key.pem", ca);
+	snprintf(err, sizeof(err), "%s.pem", ca);
+	rc = tls_cert_create(path(err), path(cak), &r, path(cert), path(key), err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "mkcert %s: %s\n", name, err);
+		abort();
+	}
+}
+
+static void concat(const char *out, const char *a, const char *b)
+{
+	FILE *o = fopen(path(out), "w");
+	const char *ins[] = {a, b};
+
+	assert_non_null(o);
+	for (int i = 0; i < 2; i++) {
+		char buf[8192];
+		size_t n;
+		FILE *f = fopen(path(ins[i]), "r");
+		assert_non_null(f);
+		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+			assert_int_equal(fwrite(buf, 1, n, o), n);
+		fclose(f);
+	}
+	fclose(o);
+}
+
+static int group_setup(void **state)
+{
+	char err[512];
+
+	snprintf(g_dir, sizeof(g_dir), "/tmp/mv-tls-XXXXXX");
+	if (!mkdtemp(g_dir))
+		return -1;
+	if (tls_ca_create(path("ca.pem"), path("ca-key.pem"), "cluster", 10, err, sizeof(err)) ||
+	    tls_ca_create(path("other.pem"), path("other-key.pem"), "other", 10, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	mkcert("ca", "n1", TLS_ROLE_NODE, 0, DAY);
+	mkcert("ca", "n2", TLS_ROLE_NODE, 0, DAY);
+	mkcert("ca", "op", TLS_ROLE_OPERATOR, 0, DAY);
+	mkcert("ca", "viewer", TLS_ROLE_VIEWER, 0, DAY);
+	mkcert("ca", "old", TLS_ROLE_OPERATOR, -3 * DAY, DAY);
+	mkcert("ca", "oldnode", TLS_ROLE_NODE, -3 * DAY, DAY);
+	mkcert("ca", "early", TLS_ROLE_OPERATOR, 2 * DAY, DAY);
+	mkcert("ca", "anon", TLS_ROLE_NONE, 0, DAY);
+	mkcert("other", "stranger", TLS_ROLE_OPERATOR, 0, DAY);
+	mkcert("other", "impostor", TLS_ROLE_NODE, 0, DAY);
+	mkcert("ca", "n1-renewed", TLS_ROLE_NODE, 0, 30 * DAY);
+	/* a client that trusts the cluster CA but holds a foreign certificate */
+	concat("both.pem", "ca.pem", "other.pem");
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	DIR *d = opendir(g_dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			unlink(path(e->d_name));
+	if (d)
+		closedir(d);
+	rmdir(g_dir);
+	return 0;
+}
+
+/* ---- helpers -------------------------------------------------------- */
+
+static struct tls_ctx *server_ctx(const char *ca, const char *name)
+{
+	struct tls_ctx *ctx = NULL;
+	char cert[64], key[64], err[512];
+
+	snprintf(cert, sizeof(cert), "%s.pem", name);
+	snprintf(key, sizeof(key), "%s-key.pem", name);
+	if (tls_ctx_new(&ctx, true, path(ca), path(cert), path(key), err, sizeof(err)) != 0)
+		fail_msg("server ctx %s: %s", name, err);
+	return ctx;
+}
+
+static struct tls_ctx *client_ctx_flags(const char *ca, const char *name, unsigned flags)
+{
+	struct tls_ctx *ctx = NULL;
+	char cert[64], key[64], err[512];
+
+	snprintf(cert, sizeof(cert), "%s.pem", name ? name : "");
+	snprintf(key, sizeof(key), "%s-key.pem", name ? name : "");
+	if (tls_ctx_new_flags(&ctx, false, path(ca), name ? path(cert) : NULL,
+	                      name ? path(key) : NULL, flags, err, sizeof(err)) != 0)
+		fail_msg("client ctx %s: %s", name ? name : "(none)", err);
+	return ctx;
+}
+
+static struct tls_ctx *client_ctx(const char *ca, const char *name)
+{
+	return client_ctx_flags(ca, name, 0);
+}
+
+struct side {
+	struct tls_conn *c;
+	char in[65536]; /* plaintext read */
+	size_t n;
+	int feed_rc;    /* first feed failure */
+	ssize_t read_rc; /* last negative read result */
+};
+
+static void side_read(struct side *s)
+{
+	for (;;) {
+		ssize_t r = tls_conn_read(s->c, s->in + s->n, sizeof(s->in) - 1 - s->n);
+		if (r > 0) {
+			s->n += (size_t)r;
+			continue;
+		}
+		if (r < 0)
+			s->read_rc = r;
+		break;
+	}
+	s->in[s->n] = '\0';
+}
+
+static bool move(struct side *from, struct side *to)
+{
+	unsigned char buf[4096];
+	bool moved = false;
+	size_t n;
+
+	while ((n = tls_conn_take_cipher(from->c, buf, sizeof(buf))) > 0) {
+		int rc = tls_conn_feed(to->c, buf, n);
+		if (rc && !to->feed_rc)
+			to->feed_rc = rc;
+		moved = true;
+	}
+	return moved;
+}
+
+/* Copies bytes both ways (reading plaintext as it comes) until quiet. */
+static void pump(struct side *a, struct side *b)
+{
+	for (int round = 0; round < 100; round++) {
+		bool moved = move(a, b);
+		moved = move(b, a) || moved;
+		side_read(a);
+		side_read(b);
+		if (!moved)
+			return;
+	}
+	fail_msg("pump: sessions still talking after 100 rounds");
+}
+
+struct pair {
+	struct side cli, srv;
+};
+
+static struct pair *pair_new(struct tls_ctx *cctx, struct tls_ctx *sctx, const char *expect,
+                             enum tls_role role, const char *key)
+{
+	struct pair *p = calloc(1, sizeof(*p));
+
+	assert_non_null(p);
+	p->cli.c = tls_conn_new(cctx, expect, role, key);
+	p->srv.c = tls_conn_new(sctx, NULL, TLS_ROLE_NONE, NULL);
+	assert_non_null(p->cli.c);
+	assert_non_null(p->srv.c);
+	return p;
+}
+
+static void pair_free(struct pair *p)
+{
+	tls_conn_free(p->cli.c);
+	tls_conn_free(p->srv.c);
+	free(p);
+}
+
+/* Runs a handshake that must fail; checks both sides' sentences. */
+static void expect_refusal(struct tls_ctx *cctx, struct tls_ctx *sctx, const char *expect,
+                           enum tls_role role, const char *cli_err, const char *srv_err)
+{
+	struct pair *p = pair_new(cctx, sctx, expect, role, NULL);
+
+	assert_int_equal(tls_conn_write(p->cli.c, "secret", 6), 0);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_failed(p->cli.c));
+	assert_false(tls_conn_handshake_done(p->cli.c));
+	assert_string_equal(tls_conn_error(p->cli.c), cli_err);
+	/* the failure shows in feed or in read, as a negative errno */
+	assert_true(p->cli.feed_rc < 0 || p->cli.read_rc < 0);
+	assert_int_not_equal(p->cli.read_rc, -ECONNRESET);
+	if (srv_err) {
+		assert_true(tls_conn_failed(p->srv.c));
+		assert_string_equal(tls_conn_error(p->srv.c), srv_err);
+	}
+	/* nothing written before the handshake reached the server */
+	assert_int_equal(p->srv.n, 0);
+	pair_free(p);
+}
+
+/* ---- roles ---------------------------------------------------------- */
+
+static void test_roles(void **state)
+{
+	assert_int_equal(tls_role_parse("node"), TLS_ROLE_NODE);
+	assert_int_equal(tls_role_parse("operator"), TLS_ROLE_OPERATOR);
+	assert_int_equal(tls_role_parse("viewer"), TLS_ROLE_VIEWER);
+	assert_int_equal(tls_role_parse("admin"), TLS_ROLE_NONE);
+	assert_int_equal(tls_role_parse("Node"), TLS_ROLE_NONE);
+	assert_int_equal(tls_role_parse(""), TLS_ROLE_NONE);
+	assert_int_equal(tls_role_parse(NULL), TLS_ROLE_NONE);
+	assert_string_equal(tls_role_name(TLS_ROLE_NODE), "node");
+	assert_string_equal(tls_role_name(TLS_ROLE_OPERATOR), "operator");
+	assert_string_equal(tls_role_name(TLS_ROLE_VIEWER), "viewer");
+	assert_string_equal(tls_role_name(TLS_ROLE_NONE), "none");
+	assert_string_equal(tls_role_name((enum tls_role)42), "none");
+
+	assert_true(tls_role_may_write(TLS_ROLE_NODE));
+	assert_true(tls_role_may_write(TLS_ROLE_OPERATOR));
+	assert_false(tls_role_may_write(TLS_ROLE_VIEWER));
+	assert_false(tls_role_may_write(TLS_ROLE_NONE));
+	assert_true(tls_role_may_read(TLS_ROLE_NODE));
+	assert_true(tls_role_may_read(TLS_ROLE_OPERATOR));
+	assert_true(tls_role_may_read(TLS_ROLE_VIEWER));
+	assert_false(tls_role_may_read(TLS_ROLE_NONE));
+	assert_false(tls_role_may_read((enum tls_role)42));
+}
+
+/* ---- success -------------------------------------------------------- */
+
+static void test_handshake_and_data(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "op");
+	struct pair *p = pair_new(cctx, sctx, "n1", TLS_ROLE_NODE, NULL);
+	static char big[200000];
+
+	assert_false(tls_conn_handshake_done(p->cli.c));
+	assert_string_equal(tls_conn_peer_name(p->cli.c), "");
+	/* written before the handshake: held, then delivered */
+	assert_int_equal(tls_conn_write(p->cli.c, "ping", 4), 0);
+	pump(&p->cli, &p->srv);
+
+	assert_true(tls_conn_handshake_done(p->cli.c));
+	assert_true(tls_conn_handshake_done(p->srv.c));
+	assert_false(tls_conn_failed(p->cli.c));
+	assert_false(tls_conn_failed(p->srv.c));
+	assert_string_equal(tls_conn_error(p->cli.c), "");
+	assert_string_equal(tls_conn_error(p->srv.c), "");
+	assert_string_equal(tls_conn_peer_name(p->cli.c), "n1");
+	assert_int_equal(tls_conn_peer_role(p->cli.c), TLS_ROLE_NODE);
+	assert_string_equal(tls_conn_peer_name(p->srv.c), "op");
+	assert_int_equal(tls_conn_peer_role(p->srv.c), TLS_ROLE_OPERATOR);
+	assert_false(tls_conn_resumed(p->cli.c));
+	assert_string_equal(p->srv.in, "ping");
+
+	assert_int_equal(tls_conn_write(p->srv.c, "pong", 4), 0);
+	pump(&p->cli, &p->srv);
+	assert_string_equal(p->cli.in, "pong");
+
+	/* more than one record, and more than one pump buffer */
+	memset(big, 'x', sizeof(big));
+	p->srv.n = 0;
+	assert_int_equal(tls_conn_write(p->cli.c, big, 60000), 0);
+	pump(&p->cli, &p->srv);
+	assert_int_equal(p->srv.n, 60000);
+
+	/* clean close: the peer sees -ECONNRESET after the data */
+	p->srv.n = 0;
+	assert_int_equal(tls_conn_write(p->cli.c, "bye", 3), 0);
+	tls_conn_shutdown(p->cli.c);
+	assert_int_equal(tls_conn_write(p->cli.c, "late", 4), -EPIPE);
+	pump(&p->cli, &p->srv);
+	assert_string_equal(p->srv.in, "bye");
+	assert_int_equal(p->srv.read_rc, -ECONNRESET);
+	assert_false(tls_conn_failed(p->srv.c));
+	assert_string_equal(tls_conn_error(p->srv.c), "");
+
+	pair_free(p);
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+static void test_node_to_node_and_viewer(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *nctx = client_ctx("ca.pem", "n2");
+	struct tls_ctx *vctx = client_ctx("ca.pem", "viewer");
+	struct pair *p = pair_new(nctx, sctx, "n1", TLS_ROLE_NODE, NULL);
+
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->srv.c));
+	assert_string_equal(tls_conn_peer_name(p->srv.c), "n2");
+	assert_int_equal(tls_conn_peer_role(p->srv.c), TLS_ROLE_NODE);
+	pair_free(p);
+
+	/* a viewer connects fine; what it may do is the RPC layer's call */
+	p = pair_new(vctx, sctx, NULL, TLS_ROLE_NONE, NULL);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->srv.c));
+	assert_int_equal(tls_conn_peer_role(p->srv.c), TLS_ROLE_VIEWER);
+	assert_false(tls_role_may_write(tls_conn_peer_role(p->srv.c)));
+	pair_free(p);
+
+	tls_ctx_free(sctx);
+	tls_ctx_free(nctx);
+	tls_ctx_free(vctx);
+}
+
+/* ---- the server refuses the client ---------------------------------- */
+
+static void test_client_without_certificate(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx_flags("ca.pem", NULL, TLS_CTX_TEST_NO_CERT);
+
+	expect_refusal(cctx, sctx, "n1", TLS_ROLE_NODE,
+	               "the agent refused our certificate: no certificate presented (alert 116)",
+	               "refused client: no certificate presented");
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+static void test_client_from_another_ca(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx("both.pem", "stranger");
+
+	expect_refusal(cctx, sctx, "n1", TLS_ROLE_NODE,
+	               "the agent refused our certificate: certificate not signed by the cluster "
+	               "CA (unknown ca, alert 48)",
+	               "refused client 'stranger': certificate not signed by the cluster CA "
+	               "(unable to get local issuer certificate)");
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+static void test_client_expired(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "old");
+
+	expect_refusal(cctx, sctx, "n1", TLS_ROLE_NODE,
+	               "the agent refused our certificate: certificate expired (TLS alert 45)",
+	               "refused client 'old': certificate expired (certificate has expired)");
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+static void test_client_not_yet_valid(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "early");
+
+	expect_refusal(cctx, sctx, "n1", TLS_ROLE_NODE,
+	               "the agent refused our certificate: bad certificate, perhaps not yet valid "
+	               "(TLS alert 42)",
+	               "refused client 'early': certificate not yet valid, check the clocks "
+	               "(certificate is not yet valid)");
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+static void test_client_without_role(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx_flags("ca.pem", "anon", TLS_CTX_TEST_ANY_ROLE);
+
+	expect_refusal(cctx, sctx, "n1", TLS_ROLE_NODE,
+	               "the agent refused our certificate: certificate has no role or is not meant "
+	               "for this use (unsupported certificate, TLS alert 43)",
+	               "refused client 'anon': certificate has no role (its subject OU must be "
+	               "node, operator or viewer)");
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+static void test_garbage_is_refused(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_conn *c = tls_conn_new(sctx, NULL, TLS_ROLE_NONE, NULL);
+	static const char http[] = "GET / HTTP/1.1\r\nHost: n1\r\n\r\n";
+	char buf[64];
+
+	assert_int_equal(tls_conn_feed(c, http, sizeof(http) - 1), -EPROTO);
+	assert_true(tls_conn_failed(c));
+	assert_non_null(strstr(tls_conn_error(c), "TLS handshake with the client failed: "));
+	assert_int_equal(tls_conn_read(c, buf, sizeof(buf)), -EPROTO);
+	assert_int_equal(tls_conn_write(c, "x", 1), -EPROTO);
+	assert_int_equal(tls_conn_feed(c, "more", 4), -EPROTO);
+	tls_conn_free(c);
+	tls_ctx_free(sctx);
+}
+
+/* ---- the client refuses the server ---------------------------------- */
+
+static void test_server_from_another_ca(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("other.pem", "impostor");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "op");
+
+	expect_refusal(cctx, sctx, NULL, TLS_ROLE_NODE,
+	               "agent certificate not signed by our cluster CA (unable to get local issuer "
+	               "certificate)",
+	               "the client refused our certificate: certificate not signed by the cluster "
+	               "CA (unknown ca, alert 48)");
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+static void test_server_expired(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "oldnode");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "op");
+
+	expect_refusal(cctx, sctx, NULL, TLS_ROLE_NODE,
+	               "agent certificate expired (certificate has expired)",
+	               "the client refused our certificate: certificate expired (TLS alert 45)");
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+static void test_server_name_mismatch(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "op");
+
+	expect_refusal(cctx, sctx, "n2", TLS_ROLE_NODE,
+	               "agent certificate is for 'n1', expected 'n2'", NULL);
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+static void test_server_role_mismatch(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "viewer");
+
+	/* a viewer client that insists on talking to, say, an operator tool */
+	expect_refusal(cctx, sctx, "n1", TLS_ROLE_OPERATOR,
+	               "agent certificate 'n1' has role node, expected operator", NULL);
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+/* ---- resumption ----------------------------------------------------- */
+
+static void connect_once(struct tls_ctx *cctx, struct tls_ctx *sctx, const char *key,
+                         bool want_resumed, const char *want_server)
+{
+	struct pair *p = pair_new(cctx, sctx, want_server, TLS_ROLE_NODE, key);
+
+	assert_int_equal(tls_conn_write(p->cli.c, "hello", 5), 0);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->cli.c));
+	assert_true(tls_conn_handshake_done(p->srv.c));
+	assert_int_equal(tls_conn_resumed(p->cli.c), want_resumed);
+	assert_int_equal(tls_conn_resumed(p->srv.c), want_resumed);
+	/* both sides know who the other is, resumed or not */
+	assert_string_equal(tls_conn_peer_name(p->cli.c), want_server);
+	assert_string_equal(tls_conn_peer_name(p->srv.c), "n2");
+	assert_int_equal(tls_conn_peer_role(p->srv.c), TLS_ROLE_NODE);
+	assert_string_equal(p->srv.in, "hello");
+	pair_free(p);
+}
+
+static void test_resumption(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "n2");
+	char err[512];
+
+	connect_once(cctx, sctx, "10.0.0.1:7946", false, "n1");
+	connect_once(cctx, sctx, "10.0.0.1:7946", true, "n1");
+	connect_once(cctx, sctx, "10.0.0.1:7946", true, "n1"); /* the fresh ticket works too */
+	connect_once(cctx, sctx, "10.0.0.2:7946", false, "n1"); /* another peer */
+	connect_once(cctx, sctx, NULL, false, "n1");            /* no key, no resumption */
+
+	/* a client reload forgets every session (the CA may have changed) */
+	assert_int_equal(tls_ctx_reload(cctx, err, sizeof(err)), 0);
+	connect_once(cctx, sctx, "10.0.0.1:7946", false, "n1");
+	connect_once(cctx, sctx, "10.0.0.1:7946", true, "n1");
+
+	/* a server reload invalidates its tickets: a full handshake, no error */
+	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), 0);
+	connect_once(cctx, sctx, "10.0.0.1:7946", false, "n1");
+	connect_once(cctx, sctx, "10.0.0.1:7946", true, "n1");
+
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+/* A ticket must not outlive the certificate it was issued for: once the
+ * client's certificate has expired the server ignores the ticket, and the
+ * full handshake that follows refuses the client as usual. */
+static void test_resumption_stops_at_expiry(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx;
+	struct pair *p;
+
+	mkcert("ca", "brief", TLS_ROLE_OPERATOR, -60, 60 + 2); /* expires in 2 s */
+	cctx = client_ctx("ca.pem", "brief");
+	p = pair_new(cctx, sctx, "n1", TLS_ROLE_NODE, "10.0.0.1:7946");
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->srv.c));
+	pair_free(p);
+
+	sleep(3);
+	p = pair_new(cctx, sctx, "n1", TLS_ROLE_NODE, "10.0.0.1:7946");
+	pump(&p->cli, &p->srv);
+	assert_false(tls_conn_resumed(p->srv.c));
+	assert_true(tls_conn_failed(p->srv.c));
+	assert_string_equal(tls_conn_error(p->srv.c),
+	                    "refused client 'brief': certificate expired (certificate has expired)");
+	assert_string_equal(tls_conn_error(p->cli.c),
+	                    "the agent refused our certificate: certificate expired (TLS alert 45)");
+	pair_free(p);
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+/* ---- reload --------------------------------------------------------- */
+
+static void write_file(const char *name, const char *from)
+{
+	char buf[16384];
+	size_t n;
+	FILE *i = fopen(path(from), "r");
+	FILE *o = fopen(path(name), "w");
+
+	assert_non_null(i);
+	assert_non_null(o);
+	n = fread(buf, 1, sizeof(buf), i);
+	assert_int_equal(fwrite(buf, 1, n, o), n);
+	fclose(i);
+	fclose(o);
+}
+
+static void test_reload(void **state)
+{
+	struct tls_ctx *sctx, *cctx = client_ctx("ca.pem", "op");
+	struct pair *old, *p;
+	char err[512];
+	FILE *f;
+
+	write_file("live.pem", "n1.pem");
+	write_file("live-key.pem", "n1-key.pem");
+	sctx = server_ctx("ca.pem", "live");
+	assert_string_equal(tls_ctx_own_name(sctx), "n1");
+	assert_true(tls_ctx_own_expiry_s(sctx) <= DAY);
+
+	old = pair_new(cctx, sctx, "n1", TLS_ROLE_NODE, NULL);
+	pump(&old->cli, &old->srv);
+	assert_true(tls_conn_handshake_done(old->srv.c));
+
+	/* renewed certificate: new name, 30 days */
+	write_file("live.pem", "n1-renewed.pem");
+	write_file("live-key.pem", "n1-renewed-key.pem");
+	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_string_equal(tls_ctx_own_name(sctx), "n1-renewed");
+	assert_true(tls_ctx_own_expiry_s(sctx) > 29 * DAY);
+
+	/* the session from before the reload keeps working both ways */
+	assert_int_equal(tls_conn_write(old->cli.c, "still", 5), 0);
+	assert_int_equal(tls_conn_write(old->srv.c, "here", 4), 0);
+	pump(&old->cli, &old->srv);
+	assert_string_equal(old->srv.in, "still");
+	assert_string_equal(old->cli.in, "here");
+
+	/* new sessions present the new certificate */
+	p = pair_new(cctx, sctx, "n1-renewed", TLS_ROLE_NODE, NULL);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->cli.c));
+	assert_string_equal(tls_conn_peer_name(p->cli.c), "n1-renewed");
+	pair_free(p);
+
+	/* a broken certificate file: keep the old material, say why */
+	f = fopen(path("live.pem"), "w");
+	assert_non_null(f);
+	fputs("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n", f);
+	fclose(f);
+	assert_true(tls_ctx_reload(sctx, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "live.pem' holds no PEM certificate"));
+	assert_string_equal(tls_ctx_own_name(sctx), "n1-renewed");
+
+	/* a key that does not match */
+	write_file("live.pem", "n2.pem");
+	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "live-key.pem' does not match certificate"));
+	assert_string_equal(tls_ctx_own_name(sctx), "n1-renewed");
+
+	p = pair_new(cctx, sctx, "n1-renewed", TLS_ROLE_NODE, NULL);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->cli.c));
+	pair_free(p);
+
+	/* the owner may let go of the contexts before the sessions end */
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+	assert_int_equal(tls_conn_write(old->cli.c, "after", 5), 0);
+	pump(&old->cli, &old->srv);
+	assert_string_equal(old->srv.in, "stillafter");
+	pair_free(old);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roles),
+		cmocka_unit_test(test_handshake_and_data),
+		cmocka_unit_test(test_node_to_node_and_viewer),
+		cmocka_unit_test(test_client_without_certificate),
+		cmocka_unit_test(test_client_from_another_ca),
+		cmocka_unit_test(test_client_expired),
+		cmocka_unit_test(test_client_not_yet_valid),
+		cmocka_unit_test(test_client_without_role),
+		cmocka_unit_test(test_garbage_is_refused),
+		cmocka_unit_test(test_server_from_another_ca),
+		cmocka_unit_test(test_server_expired),
+		cmocka_unit_test(test_server_name_mismatch),
+		cmocka_unit_test(test_server_role_mismatch),
+		cmocka_unit_test(test_resumption),
+		cmocka_unit_test(test_resumption_stops_at_expiry),
+		cmocka_unit_test(test_reload),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
