@@ -1,0 +1,466 @@
+/*
+ * agent.c — `meshvisor agent`: the daemon's wiring.
+ *
+ * One libuv loop, one thread. The membership core (swim.c) decides; this
+ * file only carries its decisions out:
+ *
+ *   peer frame --> envelope_decode --> identity check --> swim_codec_decode
+ *              --> swim_handle_message(now) --> agent_swim_pump()
+ *   swim timer (armed at swim_next_deadline) --> swim_handle_timer(now) --> pump
+ *   pump: swim_pop_output --> swim_codec_encode_frame --> net_send_to(addr)
+ *         swim_pop_event  --> one log line with the cause
+ *
+ * Identity: a peer frame's Envelope.from must equal the CN of the
+ * certificate the connection was authenticated with; a node cannot speak
+ * for another. (What it says about *other* members is gossip, which the
+ * core weighs by incarnation.)
+ *
+ * Signals: SIGTERM/SIGINT start a graceful leave (peers see `left`), bounded
+ * by leave_timeout_ms; SIGHUP reloads the CA, certificate and key without
+ * touching established connections.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "envelope.h"
+#include "meshvisor/log.h"
+#include "swim_codec.h"
+
+#define AGENT_VIRT_CHECK_MS 5000 /* libvirt health poll; events come with issue 3 */
+
+static int64_t wall_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int64_t agent_mono_to_unix_ms(const struct agent *a, uint64_t mono_ms)
+{
+	return a->started_unix_ms + ((int64_t)mono_ms - (int64_t)a->started_mono_ms);
+}
+
+/* ---- membership core <-> network -------------------------------------------- */
+
+static void agent_log_event(const struct swim_event *e)
+{
+	char qc[512], qn[96];
+	const char *name = mv_log_quote(qn, sizeof(qn), e->name);
+	const char *cause = mv_log_quote(qc, sizeof(qc), e->cause ? e->cause : "");
+	switch (e->type) {
+	case SWIM_EV_MEMBER_JOINED:
+		MV_INFO("swim", "member joined name=%s addr=%s incarnation=%" PRIu64 " cause=%s", name,
+		        e->addr, e->incarnation, cause);
+		break;
+	case SWIM_EV_MEMBER_SUSPECT:
+		MV_WARN("swim", "member suspect name=%s incarnation=%" PRIu64 " cause=%s", name,
+		        e->incarnation, cause);
+		break;
+	case SWIM_EV_MEMBER_ALIVE:
+		MV_INFO("swim", "member alive name=%s incarnation=%" PRIu64 " cause=%s", name,
+		        e->incarnation, cause);
+		break;
+	case SWIM_EV_MEMBER_DEAD:
+		MV_WARN("swim",
+		        "member dead name=%s incarnation=%" PRIu64 " confirmations=%u cause=%s",
+		        name, e->incarnation, e->confirmations, cause);
+		break;
+	case SWIM_EV_MEMBER_LEFT:
+		MV_INFO("swim", "member left name=%s incarnation=%" PRIu64 " cause=%s", name,
+		        e->incarnation, cause);
+		break;
+	case SWIM_EV_MEMBER_REAPED:
+		MV_INFO("swim", "member reaped name=%s cause=%s", name, cause);
+		break;
+	case SWIM_EV_MEMBER_ADDR_CHANGED:
+		MV_INFO("swim", "member address changed name=%s addr=%s incarnation=%" PRIu64
+		        " cause=%s", name, e->addr, e->incarnation, cause);
+		break;
+	case SWIM_EV_SELF_REFUTED:
+		MV_WARN("swim", "refuted suspicion about us incarnation=%" PRIu64 " cause=%s",
+		        e->incarnation, cause);
+		break;
+	case SWIM_EV_JOINED_CLUSTER:
+		MV_INFO("swim", "joined cluster cause=%s", cause);
+		break;
+	case SWIM_EV_JOIN_FAILED:
+		MV_WARN("swim", "join attempt failed, will retry cause=%s", cause);
+		break;
+	case SWIM_EV_LOCAL_HEALTH:
+		MV_INFO("swim", "local health changed score=%u cause=%s", e->local_health, cause);
+		break;
+	}
+}
+
+static void agent_on_swim_timer(uv_timer_t *t);
+
+void agent_swim_pump(struct agent *a)
+{
+	struct swim_msg m;
+	while (swim_pop_output(a->swim, &m)) {
+		if (a->net == NULL)
+			continue;
+		uint8_t *frame;
+		size_t len;
+		int rc = swim_codec_encode_frame(&m, &frame, &len);
+		if (rc < 0) {
+			MV_ERROR("swim", "cannot encode message type=%s error=%s",
+			         swim_msg_type_name(m.type), strerror(-rc));
+			continue;
+		}
+		net_send_to(a->net, m.to_addr, m.to, frame, len);
+		free(frame);
+	}
+	struct swim_event e;
+	while (swim_pop_event(a->swim, &e))
+		agent_log_event(&e);
+	if (a->stopping)
+		return;
+	uint64_t next = swim_next_deadline(a->swim);
+	if (next == UINT64_MAX) {
+		uv_timer_stop(&a->swim_timer);
+		return;
+	}
+	uint64_t now = uv_now(a->loop);
+	uv_timer_start(&a->swim_timer, agent_on_swim_timer, next > now ? next - now : 0, 0);
+}
+
+static void agent_on_swim_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	swim_handle_timer(a->swim, uv_now(a->loop));
+	agent_swim_pump(a);
+}
+
+static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t *payload,
+                                size_t len, void *ud)
+{
+	(void)n;
+	struct agent *a = ud;
+	Mv__Envelope *env;
+	const char *why;
+	if (envelope_decode(payload, len, &env, &why) < 0) {
+		MV_WARN("swim", "rejected peer frame remote=%s peer=%s reason=\"%s\"",
+		        net_conn_remote(c), net_conn_peer_name(c), why);
+		net_conn_close(c, why);
+		return;
+	}
+	const char *cert_name = net_conn_peer_name(c);
+	if (strcmp(env->from, cert_name) != 0) {
+		char q[96];
+		MV_WARN("swim", "rejected peer frame: sender claims to be another node remote=%s "
+		        "claimed=%s certificate=%s", net_conn_remote(c),
+		        mv_log_quote(q, sizeof(q), env->from), cert_name);
+		envelope_free(env);
+		net_conn_close(c, "message claims to come from another node");
+		return;
+	}
+	struct swim_msg m;
+	struct swim_update *ups;
+	if (swim_codec_decode(env, &m, &ups, &why) < 0) {
+		MV_WARN("swim", "rejected peer frame remote=%s peer=%s reason=\"%s\"",
+		        net_conn_remote(c), cert_name, why);
+		envelope_free(env);
+		net_conn_close(c, why);
+		return;
+	}
+	if (swim_handle_message(a->swim, &m, uv_now(a->loop)) < 0)
+		MV_WARN("swim", "membership core rejected message type=%s from=%s",
+		        swim_msg_type_name(m.type), cert_name);
+	free(ups);
+	envelope_free(env);
+	agent_swim_pump(a);
+}
+
+static void agent_on_rpc_frame(struct net *n, struct net_conn *c, const uint8_t *payload,
+                               size_t len, void *ud)
+{
+	(void)n;
+	rpc_server_handle_frame(ud, c, payload, len);
+}
+
+/* ---- libvirt health ------------------------------------------------------------ */
+
+static void agent_on_virt_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	virt_check(a->virt);
+}
+
+/* ---- leave and stop --------------------------------------------------------------- */
+
+static void agent_on_net_closed(void *arg)
+{
+	struct agent *a = arg;
+	a->net = NULL;
+	uv_stop(a->loop);
+}
+
+static void agent_stop(struct agent *a)
+{
+	if (a->stopping)
+		return;
+	a->stopping = true;
+	uv_timer_stop(&a->swim_timer);
+	uv_timer_stop(&a->virt_timer);
+	uv_timer_stop(&a->leave_timer);
+	uv_timer_stop(&a->leave_poll);
+	uv_signal_stop(&a->sig_hup);
+	net_close(a->net, agent_on_net_closed, a);
+}
+
+static void agent_on_leave_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	if (swim_leave_done(a->swim)) {
+		MV_INFO("agent", "left the cluster; stopping");
+		agent_stop(a);
+	}
+}
+
+static void agent_on_leave_deadline(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	if (!a->stopping) {
+		MV_WARN("agent", "leave not confirmed within leave_timeout_ms=%u; stopping anyway",
+		        a->opt.leave_timeout_ms);
+		agent_stop(a);
+	}
+}
+
+void agent_begin_leave(struct agent *a, const char *why)
+{
+	if (a->leaving) {
+		MV_WARN("agent", "second stop request while leaving; stopping now");
+		agent_stop(a);
+		return;
+	}
+	a->leaving = true;
+	MV_INFO("agent", "leaving the cluster gracefully cause=\"%s\"", why);
+	swim_leave(a->swim, uv_now(a->loop));
+	agent_swim_pump(a);
+	uv_timer_start(&a->leave_poll, agent_on_leave_timer, 50, 50);
+	uv_timer_start(&a->leave_timer, agent_on_leave_deadline, a->opt.leave_timeout_ms, 0);
+}
+
+static void agent_on_signal(uv_signal_t *s, int signum)
+{
+	struct agent *a = s->data;
+	if (signum == SIGHUP) {
+		char err[512];
+		int rc1 = tls_ctx_reload(a->tls_server, err, sizeof(err));
+		int rc2 = rc1 == 0 ? tls_ctx_reload(a->tls_client, err, sizeof(err)) : rc1;
+		if (rc1 == 0 && rc2 == 0)
+			MV_INFO("tls", "certificates reloaded name=%s expires_in_days=%" PRId64,
+			        tls_ctx_own_name(a->tls_server),
+			        tls_ctx_own_expiry_s(a->tls_server) / 86400);
+		else
+			MV_ERROR("tls", "certificate reload failed; keeping the old ones error=\"%s\"",
+			         err);
+		return;
+	}
+	agent_begin_leave(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ---- start-up ---------------------------------------------------------------------- */
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* The incarnation survives restarts in data_dir, so a restarted node starts
+ * above anything its peers remember and needs no refutation round. */
+static uint64_t agent_load_incarnation(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/incarnation", dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	unsigned long long v = 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return (uint64_t)v;
+}
+
+static void agent_save_incarnation(const char *dir, uint64_t inc)
+{
+	char path[4096], tmp[4200];
+	snprintf(path, sizeof(path), "%s/incarnation", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL) {
+		MV_WARN("agent", "cannot save incarnation path=%s error=\"%s\"", tmp, strerror(errno));
+		return;
+	}
+	fprintf(f, "%llu\n", (unsigned long long)inc);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+static int agent_start(struct agent *a, char *err, size_t errlen)
+{
+	struct agent_options *o = &a->opt;
+	mv_log_set_level((enum mv_log_level)o->log_level);
+
+	if (tls_ctx_new(&a->tls_server, true, o->ca_file, o->cert_file, o->key_file, err, errlen) <
+	        0 ||
+	    tls_ctx_new(&a->tls_client, false, o->ca_file, o->cert_file, o->key_file, err, errlen) <
+	        0)
+		return -EINVAL;
+	if (tls_ctx_own_role(a->tls_server) != TLS_ROLE_NODE) {
+		snprintf(err, errlen, "certificate %s has role %s; an agent needs a node certificate",
+		         o->cert_file, tls_role_name(tls_ctx_own_role(a->tls_server)));
+		return -EINVAL;
+	}
+	if (strcmp(tls_ctx_own_name(a->tls_server), o->name) != 0) {
+		snprintf(err, errlen,
+		         "node name '%s' does not match the certificate's name '%s' (%s)", o->name,
+		         tls_ctx_own_name(a->tls_server), o->cert_file);
+		return -EINVAL;
+	}
+	int64_t expiry = tls_ctx_own_expiry_s(a->tls_server);
+	if (expiry <= 0) {
+		snprintf(err, errlen, "certificate %s has expired", o->cert_file);
+		return -EINVAL;
+	}
+	if (expiry < 30 * 86400)
+		MV_WARN("tls", "own certificate expires soon days_left=%" PRId64, expiry / 86400);
+
+	int rc = mkdir_p(o->data_dir);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot create data_dir %s: %s", o->data_dir, strerror(-rc));
+		return rc;
+	}
+
+	const char *adv = o->advertise ? o->advertise : o->bind;
+	snprintf(a->peer_addr, sizeof(a->peer_addr), strchr(adv, ':') ? "[%s]:%u" : "%s:%u", adv,
+	         o->peer_port);
+	const char *rb = o->rpc_bind ? o->rpc_bind : o->bind;
+	snprintf(a->rpc_addr, sizeof(a->rpc_addr), strchr(rb, ':') ? "[%s]:%u" : "%s:%u", rb,
+	         o->rpc_port);
+
+	a->virt = virt_new(o->libvirt_uri);
+	if (a->virt == NULL)
+		return -ENOMEM;
+	virt_check(a->virt);
+
+	struct net_config nc = {
+		.loop = a->loop,
+		.server_tls = a->tls_server,
+		.client_tls = a->tls_client,
+		.max_out_conns = o->max_peer_connections,
+		.idle_timeout_ms = o->peer_idle_timeout_ms,
+		.handshake_timeout_ms = o->swim.probe_interval_ms * 2,
+		.on_peer_frame = agent_on_peer_frame,
+		.on_rpc_frame = agent_on_rpc_frame,
+		.ud = a,
+	};
+	a->net = net_new(&nc);
+	if (a->net == NULL)
+		return -ENOMEM;
+	if ((rc = net_listen(a->net, NET_PEER, o->bind, o->peer_port, err, errlen)) < 0)
+		return rc;
+	if ((rc = net_listen(a->net, NET_RPC, rb, o->rpc_port, err, errlen)) < 0)
+		return rc;
+
+	struct swim_config sc = o->swim;
+	snprintf(sc.name, sizeof(sc.name), "%s", o->name);
+	snprintf(sc.addr, sizeof(sc.addr), "%s", a->peer_addr);
+	if (getrandom(&sc.seed, sizeof(sc.seed), 0) != (ssize_t)sizeof(sc.seed))
+		sc.seed = (uint64_t)wall_ms() ^ (uint64_t)getpid();
+	uint64_t inc = agent_load_incarnation(o->data_dir) + 1;
+	a->swim = swim_new(&sc, inc, uv_now(a->loop));
+	if (a->swim == NULL) {
+		snprintf(err, errlen, "invalid membership settings");
+		return -EINVAL;
+	}
+	agent_save_incarnation(o->data_dir, inc);
+
+	MV_INFO("agent", "started name=%s peer_addr=%s rpc_addr=%s incarnation=%" PRIu64
+	        " version=%s", o->name, a->peer_addr, a->rpc_addr, inc, MV_VERSION);
+	if (o->n_seeds > 0)
+		swim_join(a->swim, (const char *const *)o->seeds, o->n_seeds, uv_now(a->loop));
+	agent_swim_pump(a);
+	return 0;
+}
+
+int agent_main(int argc, char **argv)
+{
+	static struct agent agent; /* one per process; signal handlers point at it */
+	struct agent *a = &agent;
+	char err[1024] = "";
+	agent_options_init(&a->opt);
+	int rc = agent_options_parse_args(&a->opt, argc, argv, err, sizeof(err));
+	if (rc == 1) {
+		agent_options_free(&a->opt);
+		return CLI_EXIT_OK;
+	}
+	if (rc < 0 || agent_options_validate(&a->opt, err, sizeof(err)) < 0) {
+		fprintf(stderr, "meshvisor agent: %s\n", err);
+		agent_options_free(&a->opt);
+		return CLI_EXIT_USAGE;
+	}
+
+	a->loop = uv_default_loop();
+	uv_update_time(a->loop);
+	a->started_unix_ms = wall_ms();
+	a->started_mono_ms = uv_now(a->loop);
+	uv_timer_init(a->loop, &a->swim_timer);
+	uv_timer_init(a->loop, &a->virt_timer);
+	uv_timer_init(a->loop, &a->leave_timer);
+	uv_timer_init(a->loop, &a->leave_poll);
+	a->swim_timer.data = a->virt_timer.data = a->leave_timer.data = a->leave_poll.data = a;
+	uv_signal_init(a->loop, &a->sig_term);
+	uv_signal_init(a->loop, &a->sig_int);
+	uv_signal_init(a->loop, &a->sig_hup);
+	a->sig_term.data = a->sig_int.data = a->sig_hup.data = a;
+	signal(SIGPIPE, SIG_IGN);
+
+	if (agent_start(a, err, sizeof(err)) < 0) {
+		MV_ERROR("agent", "cannot start: %s", err);
+		fprintf(stderr, "meshvisor agent: %s\n", err);
+		return CLI_EXIT_FAIL;
+	}
+	uv_signal_start(&a->sig_term, agent_on_signal, SIGTERM);
+	uv_signal_start(&a->sig_int, agent_on_signal, SIGINT);
+	uv_signal_start(&a->sig_hup, agent_on_signal, SIGHUP);
+	uv_timer_start(&a->virt_timer, agent_on_virt_timer, AGENT_VIRT_CHECK_MS,
+	               AGENT_VIRT_CHECK_MS);
+
+	uv_run(a->loop, UV_RUN_DEFAULT);
+
+	agent_save_incarnation(a->opt.data_dir, swim_incarnation(a->swim));
+	MV_INFO("agent", "stopped name=%s", a->opt.name);
+	swim_free(a->swim);
+	virt_free(a->virt);
+	tls_ctx_free(a->tls_server);
+	tls_ctx_free(a->tls_client);
+	agent_options_free(&a->opt);
+	return a->exit_code;
+}

@@ -1,0 +1,57 @@
+/*
+ * main.c — the one `meshvisor` binary: the agent daemon and its CLI.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: meshvisor <command> [options]\n"
+	        "\n"
+	        "Daemon:\n"
+	        "  agent       run the node agent (see 'meshvisor agent --help')\n"
+	        "\n"
+	        "Cluster queries and operations (against any node's RPC port):\n"
+	        "  members     list cluster members as that node sees them\n"
+	        "  status      show that agent's status and health\n"
+	        "  join        ask that agent to join a cluster through seed addresses\n"
+	        "  leave       ask that agent to leave the cluster gracefully and stop\n"
+	        "\n"
+	        "Certificates:\n"
+	        "  tls         create the cluster CA and node/operator/viewer certificates\n"
+	        "\n"
+	        "  version     print the version\n"
+	        "\n"
+	        "Client commands read MESHVISOR_ADDR, MESHVISOR_CA, MESHVISOR_CERT and\n"
+	        "MESHVISOR_KEY from the environment when --addr/--ca/--cert/--key are absent.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "agent") == 0)
+		return agent_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "members") == 0 || strcmp(cmd, "status") == 0 ||
+	    strcmp(cmd, "join") == 0 || strcmp(cmd, "leave") == 0)
+		return cli_client_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "tls") == 0)
+		return cli_tls_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("meshvisor %s\n", MV_VERSION);
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	fprintf(stderr, "meshvisor: unknown command '%s'\n\n", cmd);
+	usage(stderr);
+	return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,640 @@
+/*
+ * net.c — libuv TCP streams carrying TLS sessions carrying frames (net.h).
+ *
+ * Data path of one connection:
+ *
+ *   socket --read_cb--> tls_conn_feed --tls_conn_read--> frame decoder --> owner's callback
+ *   owner --net_*_send--> tls_conn_write --tls_conn_take_cipher--> uv_write --> socket
+ *
+ * Life of a connection: CONNECTING (outgoing only, TCP connect pending) ->
+ * HANDSHAKE (TLS) -> ESTABLISHED -> CLOSING (uv_close called; freed in the
+ * close callback). One sweep timer per struct net enforces the handshake
+ * deadline and the idle timeout of every connection; an application-level
+ * deadline is what keeps a dead peer's SYN retries or a stalled handshake
+ * from holding anything up.
+ *
+ * The outgoing pool is a plain list searched by address: it is bounded by
+ * max_out_conns (64 by default) and searched once per message, which costs
+ * far less than the TLS record around the message.
+ */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meshvisor/frame.h"
+#include "meshvisor/log.h"
+
+#define NET_ADDR_MAX 64
+#define NET_READ_CHUNK 65536
+#define NET_SWEEP_MS 200
+
+enum net_conn_state { NC_CONNECTING, NC_HANDSHAKE, NC_ESTABLISHED, NC_CLOSING };
+
+struct net_conn {
+	uv_tcp_t tcp;
+	struct net *net;
+	struct net_conn *next, *prev;
+	enum net_kind kind;
+	bool outgoing;
+	enum net_conn_state state;
+	struct tls_conn *tls;
+	struct frame_decoder dec;
+	char addr[NET_ADDR_MAX];   /* outgoing: pool key (peer's advertised address) */
+	char remote[NET_ADDR_MAX]; /* socket's remote ip:port */
+	char expect_name[64];
+	uint64_t deadline;         /* handshake deadline (uv_now ms) */
+	uint64_t last_used;
+	size_t queued_bytes;       /* ciphertext handed to uv_write, not yet written */
+	uv_connect_t connect_req;
+};
+
+struct net_listener {
+	uv_tcp_t tcp;
+	struct net *net;
+	enum net_kind kind;
+	struct net_listener *next;
+};
+
+struct net {
+	struct net_config cfg;
+	uv_timer_t sweep;
+	struct net_conn *conns; /* every live connection */
+	struct net_listener *listeners;
+	struct net_stats stats;
+	bool closing;
+	unsigned pending_closes;
+	void (*close_done)(void *);
+	void *close_arg;
+};
+
+struct net_write {
+	uv_write_t req;
+	struct net_conn *conn;
+	size_t len;
+	char data[];
+};
+
+static void net_conn_flush(struct net_conn *c);
+static void net_maybe_finish_close(struct net *n);
+
+/* ---- addresses ----------------------------------------------------------- */
+
+int net_parse_addr(const char *addr, struct sockaddr_storage *out)
+{
+	char host[NET_ADDR_MAX];
+	const char *port_s;
+	if (addr == NULL || strlen(addr) >= sizeof(host))
+		return -EINVAL;
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+		if (end == NULL || end[1] != ':')
+			return -EINVAL;
+		size_t hl = (size_t)(end - addr - 1);
+		memcpy(host, addr + 1, hl);
+		host[hl] = '\0';
+		port_s = end + 2;
+	} else {
+		const char *colon = strrchr(addr, ':');
+		if (colon == NULL)
+			return -EINVAL;
+		size_t hl = (size_t)(colon - addr);
+		memcpy(host, addr, hl);
+		host[hl] = '\0';
+		port_s = colon + 1;
+	}
+	char *endp;
+	long port = strtol(port_s, &endp, 10);
+	if (*port_s == '\0' || *endp != '\0' || port < 1 || port > 65535)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0)
+		return 0;
+	if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0)
+		return 0;
+	return -EINVAL;
+}
+
+static void net_format_sockaddr(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		uv_ip4_name(s4, ip, sizeof(ip));
+		port = ntohs(s4->sin_port);
+		snprintf(out, len, "%s:%d", ip, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		uv_ip6_name(s6, ip, sizeof(ip));
+		port = ntohs(s6->sin6_port);
+		snprintf(out, len, "[%s]:%d", ip, port);
+	} else {
+		snprintf(out, len, "?");
+	}
+}
+
+/* ---- connection life ------------------------------------------------------ */
+
+static const char *kind_name(enum net_kind k) { return k == NET_PEER ? "peer" : "rpc"; }
+
+static struct net_conn *net_conn_alloc(struct net *n, enum net_kind kind, bool outgoing)
+{
+	struct net_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->net = n;
+	c->kind = kind;
+	c->outgoing = outgoing;
+	c->state = outgoing ? NC_CONNECTING : NC_HANDSHAKE;
+	c->deadline = uv_now(n->cfg.loop) + n->cfg.handshake_timeout_ms;
+	c->last_used = uv_now(n->cfg.loop);
+	frame_decoder_init(&c->dec, FRAME_MAX);
+	uv_tcp_init(n->cfg.loop, &c->tcp);
+	c->tcp.data = c;
+	c->next = n->conns;
+	if (n->conns)
+		n->conns->prev = c;
+	n->conns = c;
+	if (outgoing)
+		n->stats.out_conns++;
+	else
+		n->stats.in_conns++;
+	return c;
+}
+
+static void net_conn_on_closed(uv_handle_t *h)
+{
+	struct net_conn *c = h->data;
+	struct net *n = c->net;
+	tls_conn_free(c->tls);
+	frame_decoder_close(&c->dec);
+	free(c);
+	n->pending_closes--;
+	net_maybe_finish_close(n);
+}
+
+void net_conn_close(struct net_conn *c, const char *reason)
+{
+	if (c->state == NC_CLOSING)
+		return;
+	struct net *n = c->net;
+	bool was_established = c->state == NC_ESTABLISHED;
+	c->state = NC_CLOSING;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		n->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->outgoing)
+		n->stats.out_conns--;
+	else
+		n->stats.in_conns--;
+	const char *peer = c->tls ? tls_conn_peer_name(c->tls) : "";
+	if (reason != NULL && reason[0] != '\0') {
+		char q[512];
+		enum mv_log_level lvl = was_established ? MV_LOG_DEBUG : MV_LOG_INFO;
+		if (strncmp(reason, "idle", 4) == 0 || strncmp(reason, "peer closed", 11) == 0 ||
+		    n->closing)
+			lvl = MV_LOG_DEBUG;
+		mv_log(lvl, "net", "connection closed kind=%s dir=%s remote=%s peer=%s reason=%s",
+		       kind_name(c->kind), c->outgoing ? "out" : "in",
+		       c->outgoing ? c->addr : c->remote, peer[0] ? peer : "-",
+		       mv_log_quote(q, sizeof(q), reason));
+	}
+	n->pending_closes++;
+	uv_close((uv_handle_t *)&c->tcp, net_conn_on_closed);
+}
+
+/* A connection refused for what the other side did (bad certificate, role,
+ * frame): always worth a WARN line with the reason, then closed. */
+static void net_conn_reject(struct net_conn *c, const char *reason)
+{
+	char q[512];
+	const char *peer = c->tls ? tls_conn_peer_name(c->tls) : "";
+	c->net->stats.rejected++;
+	MV_WARN("net", "rejected connection kind=%s dir=%s remote=%s peer=%s reason=%s",
+	        kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
+	        peer[0] ? peer : "-", mv_log_quote(q, sizeof(q), reason));
+	net_conn_close(c, NULL);
+}
+
+/* ---- writing ----------------------------------------------------------------- */
+
+static void net_on_write(uv_write_t *req, int status)
+{
+	struct net_write *w = (struct net_write *)req;
+	struct net_conn *c = w->conn;
+	c->queued_bytes -= w->len;
+	if (status == 0)
+		c->net->stats.bytes_out += w->len;
+	free(w);
+	if (status < 0 && status != UV_ECANCELED && c->state != NC_CLOSING)
+		net_conn_close(c, uv_strerror(status));
+}
+
+/* Moves all ciphertext the TLS session has produced onto the socket. */
+static void net_conn_flush(struct net_conn *c)
+{
+	if (c->state == NC_CONNECTING || c->state == NC_CLOSING)
+		return;
+	for (;;) {
+		struct net_write *w = malloc(sizeof(*w) + NET_READ_CHUNK);
+		if (w == NULL) {
+			net_conn_close(c, "out of memory");
+			return;
+		}
+		size_t got = tls_conn_take_cipher(c->tls, w->data, NET_READ_CHUNK);
+		if (got == 0) {
+			free(w);
+			return;
+		}
+		w->conn = c;
+		w->len = got;
+		uv_buf_t b = uv_buf_init(w->data, (unsigned)got);
+		int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, net_on_write);
+		if (rc < 0) {
+			free(w);
+			net_conn_close(c, uv_strerror(rc));
+			return;
+		}
+		c->queued_bytes += got;
+	}
+}
+
+static int net_conn_queue_frame(struct net_conn *c, const uint8_t *frame, size_t len)
+{
+	if (c->state == NC_CLOSING)
+		return -ENOTCONN;
+	if (c->queued_bytes + len > c->net->cfg.max_queued_bytes) {
+		c->net->stats.dropped++;
+		MV_DEBUG("net", "frame dropped: send queue full remote=%s queued=%zu",
+		         c->outgoing ? c->addr : c->remote, c->queued_bytes);
+		return -ENOBUFS;
+	}
+	if (tls_conn_write(c->tls, frame, len) < 0) {
+		net_conn_close(c, tls_conn_error(c->tls));
+		return -EIO;
+	}
+	c->last_used = uv_now(c->net->cfg.loop);
+	c->net->stats.frames_out++;
+	net_conn_flush(c);
+	return 0;
+}
+
+int net_conn_send(struct net_conn *c, const uint8_t *frame, size_t len)
+{
+	return net_conn_queue_frame(c, frame, len);
+}
+
+/* ---- reading --------------------------------------------------------------- */
+
+static void net_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	static char chunk[NET_READ_CHUNK]; /* one loop thread; consumed before returning */
+	*buf = uv_buf_init(chunk, sizeof(chunk));
+}
+
+static void net_conn_established(struct net_conn *c)
+{
+	c->state = NC_ESTABLISHED;
+	enum tls_role role = tls_conn_peer_role(c->tls);
+	if (c->kind == NET_PEER && role != TLS_ROLE_NODE) {
+		char why[128];
+		snprintf(why, sizeof(why), "peer port accepts only node certificates, got role %s",
+		         tls_role_name(role));
+		net_conn_reject(c, why);
+		return;
+	}
+	if (c->outgoing && tls_conn_resumed(c->tls))
+		c->net->stats.resumed++;
+	MV_DEBUG("net", "connection established kind=%s dir=%s remote=%s peer=%s role=%s resumed=%d",
+	         kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
+	         tls_conn_peer_name(c->tls), tls_role_name(role), tls_conn_resumed(c->tls));
+}
+
+static void net_conn_deliver(struct net_conn *c)
+{
+	static uint8_t plain[NET_READ_CHUNK];
+	for (;;) {
+		if (c->state == NC_CLOSING)
+			return;
+		ssize_t got = tls_conn_read(c->tls, plain, sizeof(plain));
+		if (got == 0)
+			return;
+		if (got == -ECONNRESET) {
+			net_conn_close(c, "peer closed the connection");
+			return;
+		}
+		if (got < 0) {
+			net_conn_reject(c, tls_conn_error(c->tls));
+			return;
+		}
+		const uint8_t *p = plain;
+		size_t left = (size_t)got;
+		while (c->state != NC_CLOSING) {
+			const uint8_t *payload;
+			size_t plen;
+			int rc = frame_decoder_next(&c->dec, &p, &left, &payload, &plen);
+			if (rc == 0)
+				break;
+			if (rc < 0) {
+				net_conn_reject(c, rc == -EMSGSIZE ? "frame length 0 or over the 4 MiB cap"
+				                                   : "out of memory for frame");
+				return;
+			}
+			c->net->stats.frames_in++;
+			c->last_used = uv_now(c->net->cfg.loop);
+			net_frame_cb cb = c->kind == NET_PEER ? c->net->cfg.on_peer_frame
+			                                      : c->net->cfg.on_rpc_frame;
+			cb(c->net, c, payload, plen, c->net->cfg.ud);
+		}
+	}
+}
+
+static void net_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct net_conn *c = s->data;
+	if (c->state == NC_CLOSING)
+		return;
+	if (nread < 0) {
+		net_conn_close(c, nread == UV_EOF ? "peer closed the connection"
+		                                  : uv_strerror((int)nread));
+		return;
+	}
+	if (nread == 0)
+		return;
+	c->net->stats.bytes_in += (uint64_t)nread;
+	int rc = tls_conn_feed(c->tls, buf->base, (size_t)nread);
+	net_conn_flush(c); /* handshake replies, alerts */
+	if (c->state == NC_CLOSING)
+		return;
+	if (rc < 0) {
+		net_conn_reject(c, tls_conn_error(c->tls));
+		return;
+	}
+	if (c->state == NC_HANDSHAKE && tls_conn_handshake_done(c->tls)) {
+		net_conn_established(c);
+		net_conn_flush(c); /* frames queued before the handshake */
+	}
+	net_conn_deliver(c);
+	if (c->state != NC_CLOSING)
+		net_conn_flush(c);
+}
+
+/* ---- accepting ------------------------------------------------------------------ */
+
+static void net_on_accept(uv_stream_t *server, int status)
+{
+	struct net_listener *l = server->data;
+	struct net *n = l->net;
+	if (status < 0) {
+		MV_WARN("net", "accept failed kind=%s error=%s", kind_name(l->kind),
+		        uv_strerror(status));
+		return;
+	}
+	struct net_conn *c = net_conn_alloc(n, l->kind, false);
+	if (c == NULL)
+		return;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		net_conn_close(c, "accept failed");
+		return;
+	}
+	struct sockaddr_storage ss;
+	int sl = sizeof(ss);
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+		net_format_sockaddr(&ss, c->remote, sizeof(c->remote));
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->tls = tls_conn_new(n->cfg.server_tls, NULL, TLS_ROLE_NONE, NULL);
+	if (c->tls == NULL) {
+		net_conn_close(c, "cannot create TLS session");
+		return;
+	}
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, net_alloc, net_on_read);
+	if (rc < 0)
+		net_conn_close(c, uv_strerror(rc));
+}
+
+static void net_free_handle(uv_handle_t *h) { free(h); }
+
+int net_listen(struct net *n, enum net_kind kind, const char *ip, uint16_t port, char *err,
+               size_t errlen)
+{
+	char addr[NET_ADDR_MAX];
+	snprintf(addr, sizeof(addr), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
+	struct sockaddr_storage ss;
+	if (net_parse_addr(addr, &ss) < 0) {
+		snprintf(err, errlen, "invalid listen address %s", addr);
+		return -EINVAL;
+	}
+	struct net_listener *l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return -ENOMEM;
+	l->net = n;
+	l->kind = kind;
+	uv_tcp_init(n->cfg.loop, &l->tcp);
+	l->tcp.data = l;
+	int rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&l->tcp, 128, net_on_accept);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot listen on %s (%s port): %s", addr, kind_name(kind),
+		         uv_strerror(rc));
+		uv_close((uv_handle_t *)&l->tcp, net_free_handle);
+		return rc;
+	}
+	l->next = n->listeners;
+	n->listeners = l;
+	MV_INFO("net", "listening kind=%s addr=%s", kind_name(kind), addr);
+	return 0;
+}
+
+/* ---- outgoing pool ------------------------------------------------------------------ */
+
+static void net_on_connect(uv_connect_t *req, int status)
+{
+	struct net_conn *c = req->data;
+	if (c->state == NC_CLOSING)
+		return;
+	if (status < 0) {
+		c->net->stats.dropped++;
+		net_conn_close(c, uv_strerror(status));
+		return;
+	}
+	c->state = NC_HANDSHAKE;
+	uv_tcp_nodelay(&c->tcp, 1);
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, net_alloc, net_on_read);
+	if (rc < 0) {
+		net_conn_close(c, uv_strerror(rc));
+		return;
+	}
+	net_conn_flush(c); /* ClientHello and the frames queued behind it */
+}
+
+static struct net_conn *net_pool_find(struct net *n, const char *addr)
+{
+	for (struct net_conn *c = n->conns; c; c = c->next)
+		if (c->outgoing && c->state != NC_CLOSING && strcmp(c->addr, addr) == 0)
+			return c;
+	return NULL;
+}
+
+static void net_pool_evict_lru(struct net *n)
+{
+	struct net_conn *lru = NULL;
+	for (struct net_conn *c = n->conns; c; c = c->next)
+		if (c->outgoing && (lru == NULL || c->last_used < lru->last_used))
+			lru = c;
+	if (lru != NULL)
+		net_conn_close(lru, "idle: evicted from the full connection pool");
+}
+
+int net_send_to(struct net *n, const char *addr, const char *expect_name,
+                const uint8_t *frame, size_t len)
+{
+	if (n->closing)
+		return -ESHUTDOWN;
+	struct net_conn *c = net_pool_find(n, addr);
+	if (c != NULL && expect_name != NULL && expect_name[0] != '\0' &&
+	    c->expect_name[0] != '\0' && strcmp(c->expect_name, expect_name) != 0) {
+		/* The address now belongs to another node (restart elsewhere). */
+		net_conn_close(c, "address now expected to be another node");
+		c = NULL;
+	}
+	if (c == NULL) {
+		struct sockaddr_storage ss;
+		if (strlen(addr) >= NET_ADDR_MAX || net_parse_addr(addr, &ss) < 0) {
+			MV_WARN("net", "cannot send: invalid peer address addr=%s", addr);
+			return -EINVAL;
+		}
+		if (n->stats.out_conns >= n->cfg.max_out_conns)
+			net_pool_evict_lru(n);
+		c = net_conn_alloc(n, NET_PEER, true);
+		if (c == NULL)
+			return -ENOMEM;
+		snprintf(c->addr, sizeof(c->addr), "%s", addr);
+		snprintf(c->remote, sizeof(c->remote), "%s", addr);
+		if (expect_name != NULL)
+			snprintf(c->expect_name, sizeof(c->expect_name), "%s", expect_name);
+		c->tls = tls_conn_new(n->cfg.client_tls, c->expect_name[0] ? c->expect_name : NULL,
+		                      TLS_ROLE_NODE, addr);
+		if (c->tls == NULL) {
+			net_conn_close(c, "cannot create TLS session");
+			return -ENOMEM;
+		}
+		c->connect_req.data = c;
+		int rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ss,
+		                        net_on_connect);
+		if (rc < 0) {
+			net_conn_close(c, uv_strerror(rc));
+			return rc;
+		}
+	}
+	return net_conn_queue_frame(c, frame, len);
+}
+
+/* ---- sweep: deadlines and idle ------------------------------------------------------ */
+
+static void net_on_sweep(uv_timer_t *t)
+{
+	struct net *n = t->data;
+	uint64_t now = uv_now(n->cfg.loop);
+	struct net_conn *c = n->conns;
+	while (c != NULL) {
+		struct net_conn *next = c->next;
+		if (c->state == NC_CONNECTING && now >= c->deadline) {
+			n->stats.dropped++;
+			net_conn_close(c, "connect timed out");
+		} else if (c->state == NC_HANDSHAKE && now >= c->deadline) {
+			net_conn_reject(c, "TLS handshake timed out");
+		} else if (c->state == NC_ESTABLISHED &&
+		           now - c->last_used >= n->cfg.idle_timeout_ms) {
+			net_conn_close(c, "idle timeout");
+		}
+		c = next;
+	}
+}
+
+struct net *net_new(const struct net_config *cfg)
+{
+	struct net *n = calloc(1, sizeof(*n));
+	if (n == NULL)
+		return NULL;
+	n->cfg = *cfg;
+	if (n->cfg.max_queued_bytes == 0)
+		n->cfg.max_queued_bytes = 16u * 1024 * 1024;
+	if (n->cfg.handshake_timeout_ms == 0)
+		n->cfg.handshake_timeout_ms = 2000;
+	if (n->cfg.idle_timeout_ms == 0)
+		n->cfg.idle_timeout_ms = 60000;
+	if (n->cfg.max_out_conns == 0)
+		n->cfg.max_out_conns = 64;
+	uv_timer_init(cfg->loop, &n->sweep);
+	n->sweep.data = n;
+	uv_timer_start(&n->sweep, net_on_sweep, NET_SWEEP_MS, NET_SWEEP_MS);
+	return n;
+}
+
+void net_get_stats(const struct net *n, struct net_stats *out) { *out = n->stats; }
+
+const char *net_conn_peer_name(const struct net_conn *c) { return tls_conn_peer_name(c->tls); }
+enum tls_role net_conn_peer_role(const struct net_conn *c) { return tls_conn_peer_role(c->tls); }
+const char *net_conn_remote(const struct net_conn *c) { return c->remote; }
+enum net_kind net_conn_kind(const struct net_conn *c) { return c->kind; }
+
+/* ---- shutdown -------------------------------------------------------------------------- */
+
+static void net_maybe_finish_close(struct net *n)
+{
+	if (!n->closing || n->pending_closes > 0)
+		return;
+	void (*done)(void *) = n->close_done;
+	void *arg = n->close_arg;
+	free(n);
+	if (done)
+		done(arg);
+}
+
+static void net_on_handle_closed(uv_handle_t *h)
+{
+	struct net *n = h->data;
+	if ((void *)h != (void *)&n->sweep)
+		free(h); /* listener */
+	n->pending_closes--;
+	net_maybe_finish_close(n);
+}
+
+void net_close(struct net *n, void (*done)(void *arg), void *arg)
+{
+	n->closing = true;
+	n->close_done = done;
+	n->close_arg = arg;
+	n->pending_closes++; /* guard while we start closing everything */
+	n->pending_closes++;
+	uv_close((uv_handle_t *)&n->sweep, net_on_handle_closed);
+	struct net_listener *l = n->listeners;
+	while (l != NULL) {
+		struct net_listener *next = l->next;
+		l->tcp.data = n;
+		n->pending_closes++;
+		uv_close((uv_handle_t *)&l->tcp, net_on_handle_closed);
+		l = next;
+	}
+	n->listeners = NULL;
+	while (n->conns != NULL) {
+		struct net_conn *c = n->conns;
+		if (c->tls != NULL && c->state == NC_ESTABLISHED) {
+			tls_conn_shutdown(c->tls);
+			net_conn_flush(c);
+		}
+		net_conn_close(c, "agent shutting down");
+	}
+	n->pending_closes--;
+	net_maybe_finish_close(n);
+}

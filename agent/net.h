@@ -1,0 +1,101 @@
+/*
+ * net.h — framed, mutually authenticated TLS connections on libuv.
+ *
+ * The only module that owns sockets. It moves bytes between libuv TCP
+ * streams and sans-I/O TLS sessions (tls.h), cuts the plaintext into frames
+ * (frame.h) and hands each complete frame to the owner's callback together
+ * with the peer identity proven by its certificate.
+ *
+ * Two kinds of listener share the machinery:
+ *   NET_PEER  the peer port: only certificates with role "node" are accepted.
+ *   NET_RPC   the RPC port: any certificate of the cluster CA; the RPC layer
+ *             decides per request what the role may do.
+ *
+ * Outgoing peer traffic goes through a pool of connections keyed by the
+ * peer's address: net_send_to() reuses an established connection, or opens
+ * one and queues the frame until the handshake completes. The pool is
+ * bounded (least recently used connection evicted) and idle connections are
+ * closed after a timeout. Delivery is best effort, like a datagram: a
+ * connection that fails drops what it had queued — the membership protocol
+ * times its probes itself and never waits on TCP.
+ *
+ * Ownership: struct net owns every connection. A struct net_conn passed to
+ * a callback is valid during that callback; to keep using one later, do not
+ * (they can close at any time). Frames passed to net_send_to/net_conn_send
+ * are copied. Memory of a closed connection is freed in libuv's close
+ * callback, so net_close() must be followed by running the loop until its
+ * callback fires.
+ */
+#ifndef MESHVISOR_NET_H
+#define MESHVISOR_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "meshvisor/tls.h"
+
+enum net_kind { NET_PEER = 0, NET_RPC = 1 };
+
+struct net;
+struct net_conn;
+
+/* A complete frame arrived on connection c (payload without the header). */
+typedef void (*net_frame_cb)(struct net *n, struct net_conn *c, const uint8_t *payload,
+                             size_t len, void *ud);
+
+struct net_config {
+	uv_loop_t *loop;
+	struct tls_ctx *server_tls;    /* for accepted connections */
+	struct tls_ctx *client_tls;    /* for outgoing peer connections */
+	uint32_t max_out_conns;        /* pool bound */
+	uint32_t idle_timeout_ms;      /* close connections unused this long */
+	uint32_t handshake_timeout_ms; /* connect + TLS handshake deadline */
+	size_t max_queued_bytes;       /* per connection; beyond it frames are dropped */
+	net_frame_cb on_peer_frame;
+	net_frame_cb on_rpc_frame;
+	void *ud;
+};
+
+struct net_stats {
+	uint32_t out_conns;
+	uint32_t in_conns;
+	uint64_t frames_in;
+	uint64_t frames_out;
+	uint64_t bytes_in;   /* ciphertext bytes read */
+	uint64_t bytes_out;  /* ciphertext bytes written */
+	uint64_t dropped;    /* frames dropped (queue full, connection failed) */
+	uint64_t rejected;   /* connections refused (TLS, role, bad frame) */
+	uint64_t resumed;    /* outgoing handshakes that resumed a session */
+};
+
+struct net *net_new(const struct net_config *cfg);
+/* Closes listeners and connections; `done` runs when all memory is free. */
+void net_close(struct net *n, void (*done)(void *arg), void *arg);
+
+/* Listens on ip:port. Returns 0 or a negative errno with err filled. */
+int net_listen(struct net *n, enum net_kind kind, const char *ip, uint16_t port, char *err,
+               size_t errlen);
+
+/* Sends a frame to the peer at addr ("host:port" or "[v6]:port"). When
+ * expect_name is not NULL or "", the server certificate's CN must match. */
+int net_send_to(struct net *n, const char *addr, const char *expect_name,
+                const uint8_t *frame, size_t len);
+
+/* Sends a frame back on an existing connection (RPC replies). */
+int net_conn_send(struct net_conn *c, const uint8_t *frame, size_t len);
+/* Closes a connection (logged with reason). Safe inside callbacks. */
+void net_conn_close(struct net_conn *c, const char *reason);
+
+const char *net_conn_peer_name(const struct net_conn *c);
+enum tls_role net_conn_peer_role(const struct net_conn *c);
+const char *net_conn_remote(const struct net_conn *c); /* "ip:port" of the socket */
+enum net_kind net_conn_kind(const struct net_conn *c);
+
+void net_get_stats(const struct net *n, struct net_stats *out);
+
+/* Parses "1.2.3.4:5" or "[::1]:5" into a sockaddr. 0 or -EINVAL. */
+int net_parse_addr(const char *addr, struct sockaddr_storage *out);
+
+#endif
