@@ -156,7 +156,8 @@ void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t 
 				mbuf[i].state = (Mv__MemberState)mi.state;
 				mbuf[i].incarnation = mi.incarnation;
 				mbuf[i].since_unix_ms = agent_mono_to_unix_ms(a, mi.since_ms);
-				mbuf[i].cause = (char *)(mi.cause ? mi.cause : "");
+				mbuf[i].cause = (char *)(mi.cause && mi.cause[0] ? mi.cause
+				                         : mi.is_self ? "this node" : "");
 				mptrs[i] = &mbuf[i];
 			}
 			members.n_members = n;

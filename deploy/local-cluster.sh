@@ -317,7 +317,7 @@ cmd_up() {
 
 	if ((build)); then
 		say "Step 2/6: building meshvisor into ${BUILD#"$ROOT"/}/ (RelWithDebInfo, -j2)"
-		cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+		cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMV_TESTS=OFF >/dev/null
 		cmake --build "$BUILD" -j2 --target meshvisor
 	else
 		say "Step 2/6: skipping the build (--no-build)"
