@@ -25,10 +25,11 @@
  *     "leave_timeout_ms": 3000,          how long a graceful leave may gossip
  *     "swim": { "probe_interval_ms": 1000, "probe_timeout_ms": 500,
  *               "indirect_probes": 3, "retransmit_mult": 4,
- *               "suspicion_min_mult": 4, "suspicion_max_mult": 6,
+ *               "suspicion_min_mult": 1, "suspicion_max_mult": 6,
  *               "awareness_max": 8, "push_pull_interval_ms": 30000,
  *               "gossip_interval_ms": 200, "gossip_fanout": 3,
- *               "join_retry_ms": 1000, "reap_ms": 86400000 }
+ *               "join_retry_ms": 1000, "reap_ms": 86400000,
+ *               "max_updates_per_msg": 16 }
  *   }
  *
  * Ownership: strings in struct agent_options are owned by it (heap) and
