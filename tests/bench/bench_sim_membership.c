@@ -1,0 +1,379 @@
+/*
+ * bench_sim_membership.c — failure-detection figures for the membership
+ * core, measured on the deterministic simulator (virtual time, so the
+ * figures do not depend on the machine; only "wall" and "RSS" do).
+ *
+ *   bench_sim_membership [detect|false|traffic|big|all] [options]
+ *     --n N        cluster size for detect/false/traffic (default: 100 and 1000)
+ *     --runs R     crashes measured per size (default 20 at n<=100, 5 above)
+ *     --minutes M  simulated minutes for the false-death run (default 10)
+ *     --big N      size for the "runs at all" mode (default 10000)
+ *     --rss-cap-mib M  stop the big run early past this RSS (default 4096)
+ *     --full       also run the false-death measure at n=1000
+ *
+ * It prints figures and the issue's targets next to them; it never fails on
+ * timing (a benchmark is not a test). Exit status is non-zero only if the
+ * simulation itself could not run (e.g. a cluster never converged).
+ * Seeds: each cluster prints "sim seed=N"; MV_SIM_SEED=N replays it.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sim.h"
+
+struct row {
+	char what[64];
+	int n;
+	char value[48];
+	char target[32];
+};
+
+static struct row rows[64];
+static int n_rows;
+
+static void row_add(const char *what, int n, const char *target, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void row_add(const char *what, int n, const char *target, const char *fmt, ...)
+{
+	if (n_rows >= (int)(sizeof(rows) / sizeof(rows[0])))
+		return;
+	struct row *r = &rows[n_rows++];
+	snprintf(r->what, sizeof(r->what), "%s", what);
+	r->n = n;
+	snprintf(r->target, sizeof(r->target), "%s", target);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->value, sizeof(r->value), fmt, ap);
+	va_end(ap);
+}
+
+static double wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static int64_t pct(const int64_t *v, int n, double q)
+{
+	if (n == 0)
+		return -1;
+	int k = (int)ceil(q * n) - 1;
+	if (k < 0)
+		k = 0;
+	if (k >= n)
+		k = n - 1;
+	return v[k];
+}
+
+/* A converged cluster of n, or NULL (reported) if it never converged. */
+static struct sim *cluster(int n, uint64_t timeout_ms)
+{
+	double w = wall_s();
+	struct sim *s = sim_new(n, NULL, 0);
+	sim_join_all(s, 0, n <= 100 ? 500 : (uint32_t)n * 2);
+	int64_t t = sim_run_until(s, sim_pred_all_alive, NULL, timeout_ms);
+	long rss, peak;
+	sim_rss_kib(&rss, &peak);
+	printf("  n=%d joined through n0: one view after %.1f s simulated (%.1f s wall, RSS %ld "
+	       "MiB)\n",
+	       n, t / 1000.0, wall_s() - w, rss / 1024);
+	if (t < 0) {
+		printf("  n=%d: no single view within %.0f s simulated (seed=%" PRIu64 ")\n", n,
+		       timeout_ms / 1000.0, sim_seed(s));
+		sim_free(s);
+		return NULL;
+	}
+	fflush(stdout);
+	return s;
+}
+
+/* ---------------------------------------------------------------- detect */
+
+static int bench_detect(int n, int runs)
+{
+	printf("\n[detect] n=%d, 1%% loss on every link, %d crashes\n", n, runs);
+	struct sim *s = cluster(n, 300000);
+	if (s == NULL)
+		return -1;
+	const struct swim_config *cfg = swim_get_config(sim_core(s, 0));
+	uint64_t smax = sim_suspicion_max_ms(cfg, n);
+	sim_set_loss(s, -1, -1, 0.01);
+	sim_run_for(s, 10000);
+	int64_t *sus = calloc((size_t)runs, sizeof(*sus));
+	int64_t *dead = calloc((size_t)runs, sizeof(*dead));
+	int ok = 0, false_dead = 0;
+	double w = wall_s();
+	for (int r = 0; r < runs; r++) {
+		int v = 1 + (int)(sim_rand(s) % (uint64_t)(n - 1));
+		sim_stats_reset(s);
+		uint64_t t0 = sim_now(s);
+		sim_crash(s, v);
+		int64_t all = sim_run_until_all_see(s, v, SWIM_DEAD, smax + 60000);
+		const struct sim_member_stats *st = sim_stats(s, v);
+		for (int i = 0; i < n; i++)
+			if (i != v)
+				false_dead += (int)sim_stats(s, i)->dead;
+		if (all < 0 || st->first_suspect_at < 0) {
+			printf("  run %d: n%d not DEAD everywhere within %.0f s (seed=%" PRIu64 ")\n",
+			       r, v, (smax + 60000) / 1000.0, sim_seed(s));
+		} else {
+			sus[ok] = st->first_suspect_at - (int64_t)t0;
+			dead[ok] = all;
+			ok++;
+			printf("  run %d: victim n%d suspected +%" PRId64 " ms, DEAD at all members "
+			       "+%" PRId64 " ms\n",
+			       r, v, st->first_suspect_at - (int64_t)t0, all);
+		}
+		/* Bring it back (same name, new address) so the next run starts
+		 * from a full cluster. */
+		char addr[SWIM_ADDR_MAX];
+		snprintf(addr, sizeof(addr), "10.250.%d.%d:7946", (r + 1) & 0xff, v & 0xff);
+		sim_restart(s, v, addr, 0);
+		sim_run_until(s, sim_pred_all_alive, NULL, 60000);
+		sim_run_for(s, 5000);
+		fflush(stdout);
+	}
+	qsort(sus, (size_t)ok, sizeof(*sus), cmp_i64);
+	qsort(dead, (size_t)ok, sizeof(*dead), cmp_i64);
+	char what[64];
+	snprintf(what, sizeof(what), "first suspicion p50/p99 (%d runs)", ok);
+	row_add(what, n, "~probe 1 s", "%" PRId64 " / %" PRId64 " ms", pct(sus, ok, 0.5),
+	        pct(sus, ok, 0.99));
+	snprintf(what, sizeof(what), "DEAD at all members p50/p99");
+	row_add(what, n, n <= 100 ? "< 5000 ms" : "-", "%" PRId64 " / %" PRId64 " ms",
+	        pct(dead, ok, 0.5), pct(dead, ok, 0.99));
+	row_add("  suspicion min/max for n (config)", n, "-", "%" PRIu64 " / %" PRIu64 " ms",
+	        sim_suspicion_min_ms(cfg, n), smax);
+	row_add("  healthy nodes DEAD during crashes", n, "0", "%d", false_dead);
+	printf("  wall %.1f s for %d crashes\n", wall_s() - w, runs);
+	free(sus);
+	free(dead);
+	sim_free(s);
+	return ok == runs ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ false death */
+
+static int bench_false(int n, int minutes)
+{
+	printf("\n[false] n=%d, 10%% loss on every link, %d simulated minutes\n", n, minutes);
+	struct sim *s = cluster(n, 300000);
+	if (s == NULL)
+		return -1;
+	sim_stats_reset(s);
+	sim_set_loss(s, -1, -1, 0.10);
+	double w = wall_s();
+	sim_run_for(s, (uint64_t)minutes * 60000);
+	int victims = 0;
+	uint32_t max_lh = 0;
+	for (int i = 0; i < n; i++) {
+		if (sim_stats(s, i)->dead > 0)
+			victims++;
+		if (sim_stats(s, i)->max_local_health > max_lh)
+			max_lh = sim_stats(s, i)->max_local_health;
+	}
+	printf("  %.1f s wall; suspicions %" PRIu64 ", DEAD declarations %" PRIu64
+	       " (about %d members), max awareness %u\n",
+	       wall_s() - w, sim_total_suspected(s), sim_total_dead(s), victims, max_lh);
+	char what[64];
+	snprintf(what, sizeof(what), "false DEAD, 10%% loss, %d min", minutes);
+	row_add(what, n, "0", "%" PRIu64 " (%d members)", sim_total_dead(s), victims);
+	snprintf(what, sizeof(what), "  suspicions (refuted), 10%% loss, %d min", minutes);
+	row_add(what, n, "-", "%" PRIu64, sim_total_suspected(s));
+	if (sim_total_dead(s) > 0)
+		printf("  replay: MV_SIM_SEED=%" PRIu64 "\n", sim_seed(s));
+	sim_free(s);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- traffic */
+
+static int bench_traffic(int n)
+{
+	printf("\n[traffic] n=%d, idle steady state, no loss, 60 s measured after 120 s quiet\n", n);
+	struct sim *s = cluster(n, 300000);
+	if (s == NULL)
+		return -1;
+	/* Let the join's broadcasts run out their retransmit budget first. */
+	sim_run_for(s, 120000);
+	sim_stats_reset(s);
+	double w = wall_s();
+	const uint64_t ms = 60000;
+	sim_run_for(s, ms);
+	uint64_t msgs = 0, bytes = 0, by_type[6] = {0};
+	for (int i = 0; i < n; i++) {
+		const struct sim_traffic *t = sim_traffic(s, i);
+		msgs += t->msgs;
+		bytes += t->bytes;
+		for (int k = 0; k < 6; k++)
+			by_type[k] += t->msgs_by_type[k];
+	}
+	double secs = ms / 1000.0;
+	printf("  %.1f s wall for 60 s simulated; per node per s by type:", wall_s() - w);
+	for (int k = 0; k < 6; k++)
+		printf(" %s %.2f", swim_msg_type_name((enum swim_msg_type)k), by_type[k] / secs / n);
+	printf("\n");
+	row_add("messages sent per node per s (idle)", n, "-", "%.2f", msgs / secs / n);
+	row_add("bytes sent per node per s (idle)", n, "-", "%.0f B (%.0f B/msg)",
+	        bytes / secs / n, msgs ? (double)bytes / (double)msgs : 0.0);
+	sim_free(s);
+	return 0;
+}
+
+/* -------------------------------------------------------------------- big */
+
+/* Joins n nodes through n0 (spread over 10 s) and runs 30 simulated
+ * seconds, one second at a time, stopping early if RSS passes cap_mib (the
+ * member tables grow as N^2: better a figure than an OOM on a shared box). */
+static int bench_big(int n, long cap_mib)
+{
+	printf("\n[big] n=%d: join and run ~30 simulated s (does it run at all?), RSS cap %ld "
+	       "MiB\n",
+	       n, cap_mib);
+	long rss0, peak0, rss1, peak1, rss2 = 0, peak2 = 0;
+	sim_rss_kib(&rss0, &peak0);
+	double w0 = wall_s();
+	struct sim *s = sim_new(n, NULL, 0);
+	sim_rss_kib(&rss1, &peak1);
+	sim_join_all(s, 0, 10000);
+	int secs = 0;
+	bool capped = false;
+	while (secs < 30) {
+		sim_run_for(s, 1000);
+		secs++;
+		sim_rss_kib(&rss2, &peak2);
+		if (secs % 5 == 0 || rss2 / 1024 > cap_mib) {
+			printf("  t=%2d s: wall %.1f s, RSS %ld MiB\n", secs, wall_s() - w0, rss2 / 1024);
+			fflush(stdout);
+		}
+		if (rss2 / 1024 > cap_mib) {
+			capped = true;
+			break;
+		}
+	}
+	double w1 = wall_s();
+	size_t min_known = SIZE_MAX, sum_known = 0;
+	for (int i = 0; i < n; i++) {
+		size_t k = swim_member_count(sim_core(s, i));
+		sum_known += k;
+		if (k < min_known)
+			min_known = k;
+	}
+	uint64_t msgs = 0, bytes = 0;
+	for (int i = 0; i < n; i++) {
+		msgs += sim_traffic(s, i)->msgs;
+		bytes += sim_traffic(s, i)->bytes;
+	}
+	bool one = !capped && sim_one_view(s);
+	double per_member = sum_known > (size_t)n ? (double)(rss2 - rss1) * 1024.0 /
+							    (double)(sum_known - (size_t)n)
+						  : 0.0;
+	printf("  %s after %d simulated s: wall %.1f s; RSS %ld MiB (after sim_new %ld MiB)\n",
+	       capped ? "STOPPED at the RSS cap" : "done", secs, w1 - w0, rss2 / 1024, rss1 / 1024);
+	printf("  members known per node: min %zu, mean %.0f of %d; one view: %s; %" PRIu64
+	       " msgs, %.1f MiB; about %.0f B of RSS per member entry\n",
+	       min_known, (double)sum_known / n, n, one ? "yes" : "no", msgs, bytes / 1048576.0,
+	       per_member);
+	if (per_member > 0)
+		printf("  full mesh estimate: %d x %d entries x %.0f B = %.1f GiB\n", n, n, per_member,
+		       (double)n * n * per_member / 1073741824.0);
+	char what[64];
+	snprintf(what, sizeof(what), "runs at all: simulated s in wall s%s", capped ? " (capped)" : "");
+	row_add(what, n, "-", "%d s in %.1f s", secs, w1 - w0);
+	row_add("  RSS (after sim_new)", n, "-", "%ld MiB (%ld MiB)", rss2 / 1024, rss1 / 1024);
+	row_add("  RSS per member entry (all cores)", n, "-", "%.0f B", per_member);
+	row_add("  members known per node min/mean", n, "-", "%zu / %.0f", min_known,
+	        (double)sum_known / n);
+	sim_free(s);
+	return 0;
+}
+
+static void print_table(void)
+{
+	printf("\n%-42s %6s  %-26s %s\n", "measure", "n", "value", "target");
+	printf("%-42s %6s  %-26s %s\n", "------------------------------------------", "------",
+	       "--------------------------", "----------");
+	for (int i = 0; i < n_rows; i++) {
+		const struct row *r = &rows[i];
+		if (r->n == 0)
+			printf("%-42s %6s  %-26s %s\n", r->what, "-", r->value, r->target);
+		else
+			printf("%-42s %6d  %-26s %s\n", r->what, r->n, r->value, r->target);
+	}
+	long rss, peak;
+	sim_rss_kib(&rss, &peak);
+	printf("\nprocess peak RSS %ld MiB\n", peak / 1024);
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = "all";
+	int n = 0, runs = 0, minutes = 10, big = 10000;
+	long cap_mib = 4096;
+	bool full = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--n") == 0 && i + 1 < argc)
+			n = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+			runs = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--minutes") == 0 && i + 1 < argc)
+			minutes = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--big") == 0 && i + 1 < argc)
+			big = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--rss-cap-mib") == 0 && i + 1 < argc)
+			cap_mib = atol(argv[++i]);
+		else if (strcmp(argv[i], "--full") == 0)
+			full = true;
+		else if (argv[i][0] != '-')
+			mode = argv[i];
+		else {
+			fprintf(stderr, "usage: %s [detect|false|traffic|big|all] [--n N] [--runs R] "
+			                "[--minutes M] [--big N] [--rss-cap-mib M] [--full]\n",
+			        argv[0]);
+			return 2;
+		}
+	}
+	bool all = strcmp(mode, "all") == 0;
+	int rc = 0;
+	int sizes[2] = {100, 1000};
+	int n_sizes = 2;
+	if (n > 0) {
+		sizes[0] = n;
+		n_sizes = 1;
+	}
+	printf("meshvisor membership simulator benchmark (virtual time; targets from the issue)\n");
+	struct swim_config dcfg;
+	swim_config_default(&dcfg);
+	row_add("probe interval (config default)", 0, "1 s", "%u ms", dcfg.probe_interval_ms);
+	if (all || strcmp(mode, "detect") == 0)
+		for (int k = 0; k < n_sizes; k++)
+			rc |= bench_detect(sizes[k], runs ? runs : (sizes[k] <= 100 ? 20 : 5));
+	if (all || strcmp(mode, "false") == 0) {
+		rc |= bench_false(n > 0 ? n : 100, minutes);
+		if (full && n == 0)
+			rc |= bench_false(1000, minutes);
+	}
+	if (all || strcmp(mode, "traffic") == 0)
+		for (int k = 0; k < n_sizes; k++)
+			rc |= bench_traffic(sizes[k]);
+	if (all || strcmp(mode, "big") == 0)
+		rc |= bench_big(big, cap_mib);
+	print_table();
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,1225 @@
+/*
+ * sim.c — deterministic simulator: N membership cores, one virtual clock,
+ * one fake network, one PRNG.
+ *
+ * How it works
+ * ------------
+ * Everything that will happen is an event in one binary min-heap keyed by
+ * (virtual time in ms, sequence number). The sequence number is a global
+ * counter stamped when the event is pushed, so two events due at the same
+ * millisecond always run in the order they were scheduled: a run depends on
+ * nothing but the seed. There are four kinds of event:
+ *
+ *   TIMER    node i's deadline (swim_next_deadline) has come. Each node has
+ *            at most one live timer; re-arming bumps a generation number and
+ *            stale heap entries are skipped when they surface.
+ *   DELIVER  a packet reaches node i. A packet is a deep copy of a message a
+ *            core popped (the core's own copy dies at its next swim_ call),
+ *            made when it is sent. Loss, blocks and partitions are decided at
+ *            send time; arrival time = now + link delay + uniform jitter (so
+ *            jitter reorders) + the sender's "slow" delay. At arrival the
+ *            packet is dropped if the node is down or was restarted since it
+ *            was sent (a TCP connection to a dead process is gone), delayed
+ *            once more if the receiver is slow, and queued if it is paused.
+ *   JOIN     node i calls swim_join() through node `via` (staggered joins).
+ *   LEAVE_TIMEOUT  a leaving node gives up waiting for swim_leave_done().
+ *
+ * After every swim_ call on a node the simulator drains it completely —
+ * outputs are copied and scheduled, events are counted (sim_member_stats)
+ * and passed to an optional hook — then re-arms the node's timer. The clock
+ * moves one instant at a time: every event due at the earliest time runs,
+ * then sim_run_until() evaluates its predicate, so a returned time is the
+ * exact millisecond a condition first held.
+ *
+ * Faults: a crash frees the core and drops its queue; a restart creates a
+ * brand-new core (incarnation 0) with the same name, maybe at a new
+ * address, and joins. A pause stops timers and queues input; on resume the
+ * timer runs first and then every queued message (the order libuv's loop
+ * uses after SIGCONT). A slow node models an overloaded host (Lifeguard's
+ * "local health"): its input is processed and its output leaves late.
+ *
+ * Replaying a run
+ * ---------------
+ * sim_new() prints "sim seed=<n>" on stderr. Re-run the failing binary with
+ * MV_SIM_SEED=<n> (it overrides the seed of every sim created) to get the
+ * same run; MV_SIM_VERBOSE=1 adds one line per member event, and
+ * MV_SIM_VERBOSE=2 also one line per message sent (with its updates).
+ *
+ * Byte counts use the exact protobuf size of the Envelope the daemon would
+ * send (sim_wire_size, checked against swim_codec_frame_size() by
+ * test_sim_net) plus the 4-byte frame header.
+ */
+#include "sim.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum sim_ev_kind { SIM_EV_TIMER, SIM_EV_DELIVER, SIM_EV_JOIN, SIM_EV_LEAVE_TIMEOUT };
+
+/* A message in flight: the swim_msg, its updates and all strings live in
+ * this one allocation. */
+struct sim_packet {
+	int src;
+	int dst;
+	uint32_t dst_epoch;
+	bool slowed; /* receiver's slowness already applied */
+	struct swim_msg msg;
+};
+
+struct sim_event {
+	uint64_t at;
+	uint64_t seq;
+	enum sim_ev_kind kind;
+	int node;
+	uint32_t gen; /* TIMER: timer generation; others: node epoch */
+	int arg;      /* JOIN: via */
+	struct sim_packet *pkt;
+};
+
+struct sim_node {
+	struct swim *core;
+	char name[SWIM_NAME_MAX];
+	char addr[SWIM_ADDR_MAX];
+	bool up;
+	bool paused;
+	bool leaving;
+	uint32_t epoch;     /* bumped by crash and restart */
+	uint32_t timer_gen;
+	uint64_t armed;     /* deadline of the live TIMER event, UINT64_MAX none */
+	uint64_t redue_at;  /* instant of the last "still due after the timer" */
+	uint32_t redue_n;
+	uint32_t slow_min, slow_max;
+	int group;          /* partition side */
+	struct sim_packet **pq; /* queued while paused */
+	size_t pq_n, pq_cap;
+	struct sim_member_stats st;
+	struct sim_traffic tr;
+};
+
+struct sim_link {
+	uint64_t key; /* (a << 32 | b) + 1; 0 = empty slot */
+	double loss;
+	uint32_t delay, jitter;
+	bool has_loss, has_delay, blocked;
+};
+
+/* String -> node index, open addressing. Entries are never removed: a
+ * lookup is confirmed against the node's current name/address. */
+struct sim_strmap {
+	const char **keys; /* points into a node (or owned copy for addrs) */
+	int *vals;
+	size_t cap, n;
+};
+
+struct sim {
+	struct swim_config tmpl;
+	int n;
+	struct sim_node *nodes;
+	uint64_t seed;
+	uint64_t rng[4];
+	uint64_t now;
+	uint64_t seq;
+	struct sim_event *heap;
+	size_t heap_n, heap_cap;
+	/* network */
+	double loss;
+	uint32_t delay, jitter;
+	bool partitioned;
+	struct sim_link *links;
+	size_t links_cap, links_n;
+	struct sim_strmap names, addrs;
+	char **addr_copies;
+	size_t n_addr_copies, cap_addr_copies;
+	uint32_t leave_timeout_ms;
+	bool verbose;
+	bool trace;
+	struct sim_counters ctr;
+	sim_event_f cb;
+	void *cb_arg;
+};
+
+/* ------------------------------------------------------------------ PRNG */
+
+static uint64_t sim_splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t sim_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/* xoshiro256** */
+uint64_t sim_rand(struct sim *s)
+{
+	uint64_t *r = s->rng;
+	uint64_t out = sim_rotl(r[1] * 5, 7) * 9;
+	uint64_t t = r[1] << 17;
+	r[2] ^= r[0];
+	r[3] ^= r[1];
+	r[1] ^= r[2];
+	r[0] ^= r[3];
+	r[2] ^= t;
+	r[3] = sim_rotl(r[3], 45);
+	return out;
+}
+
+static double sim_rand_unit(struct sim *s) { return (double)(sim_rand(s) >> 11) * 0x1.0p-53; }
+
+static uint32_t sim_rand_range(struct sim *s, uint32_t lo, uint32_t hi)
+{
+	if (hi <= lo)
+		return lo;
+	return lo + (uint32_t)(sim_rand(s) % ((uint64_t)hi - lo + 1));
+}
+
+/* ------------------------------------------------------------------ heap */
+
+static bool sim_ev_less(const struct sim_event *a, const struct sim_event *b)
+{
+	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+static void sim_heap_push(struct sim *s, struct sim_event ev)
+{
+	if (s->heap_n == s->heap_cap) {
+		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 1024;
+		s->heap = realloc(s->heap, s->heap_cap * sizeof(*s->heap));
+		if (s->heap == NULL)
+			abort();
+	}
+	ev.seq = s->seq++;
+	size_t i = s->heap_n++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (!sim_ev_less(&ev, &s->heap[p]))
+			break;
+		s->heap[i] = s->heap[p];
+		i = p;
+	}
+	s->heap[i] = ev;
+}
+
+static struct sim_event sim_heap_pop(struct sim *s)
+{
+	struct sim_event top = s->heap[0];
+	struct sim_event last = s->heap[--s->heap_n];
+	size_t i = 0, n = s->heap_n;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && sim_ev_less(&s->heap[c + 1], &s->heap[c]))
+			c++;
+		if (!sim_ev_less(&s->heap[c], &last))
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	if (n > 0)
+		s->heap[i] = last;
+	return top;
+}
+
+/* --------------------------------------------------------------- strmap */
+
+static uint64_t sim_hash_str(const char *p)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	return h;
+}
+
+static void sim_strmap_put(struct sim_strmap *m, const char *key, int val);
+
+static void sim_strmap_grow(struct sim_strmap *m)
+{
+	struct sim_strmap old = *m;
+	m->cap = old.cap ? old.cap * 2 : 64;
+	m->n = 0;
+	m->keys = calloc(m->cap, sizeof(*m->keys));
+	m->vals = calloc(m->cap, sizeof(*m->vals));
+	if (m->keys == NULL || m->vals == NULL)
+		abort();
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.keys[i] != NULL)
+			sim_strmap_put(m, old.keys[i], old.vals[i]);
+	free(old.keys);
+	free(old.vals);
+}
+
+static void sim_strmap_put(struct sim_strmap *m, const char *key, int val)
+{
+	if ((m->n + 1) * 2 > m->cap)
+		sim_strmap_grow(m);
+	size_t i = sim_hash_str(key) & (m->cap - 1);
+	while (m->keys[i] != NULL && strcmp(m->keys[i], key) != 0)
+		i = (i + 1) & (m->cap - 1);
+	if (m->keys[i] == NULL)
+		m->n++;
+	m->keys[i] = key;
+	m->vals[i] = val;
+}
+
+static int sim_strmap_get(const struct sim_strmap *m, const char *key)
+{
+	if (m->cap == 0 || key == NULL)
+		return -1;
+	size_t i = sim_hash_str(key) & (m->cap - 1);
+	while (m->keys[i] != NULL) {
+		if (strcmp(m->keys[i], key) == 0)
+			return m->vals[i];
+		i = (i + 1) & (m->cap - 1);
+	}
+	return -1;
+}
+
+static void sim_strmap_free(struct sim_strmap *m)
+{
+	free(m->keys);
+	free(m->vals);
+}
+
+/* ---------------------------------------------------------------- links */
+
+static uint64_t sim_link_key(int a, int b) { return (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1; }
+
+/* Returns the override for a->b, creating it when `create`; NULL if none. */
+static struct sim_link *sim_link_get(struct sim *s, int a, int b, bool create)
+{
+	uint64_t key = sim_link_key(a, b);
+	if (s->links_cap > 0) {
+		size_t i = (size_t)(key * 0x9e3779b97f4a7c15ULL >> 20) & (s->links_cap - 1);
+		while (s->links[i].key != 0) {
+			if (s->links[i].key == key)
+				return &s->links[i];
+			i = (i + 1) & (s->links_cap - 1);
+		}
+	}
+	if (!create)
+		return NULL;
+	if ((s->links_n + 1) * 2 > s->links_cap) {
+		struct sim_link *old = s->links;
+		size_t old_cap = s->links_cap;
+		s->links_cap = old_cap ? old_cap * 2 : 256;
+		s->links = calloc(s->links_cap, sizeof(*s->links));
+		if (s->links == NULL)
+			abort();
+		for (size_t j = 0; j < old_cap; j++) {
+			if (old[j].key == 0)
+				continue;
+			size_t i = (size_t)(old[j].key * 0x9e3779b97f4a7c15ULL >> 20) &
+				   (s->links_cap - 1);
+			while (s->links[i].key != 0)
+				i = (i + 1) & (s->links_cap - 1);
+			s->links[i] = old[j];
+		}
+		free(old);
+	}
+	size_t i = (size_t)(key * 0x9e3779b97f4a7c15ULL >> 20) & (s->links_cap - 1);
+	while (s->links[i].key != 0)
+		i = (i + 1) & (s->links_cap - 1);
+	memset(&s->links[i], 0, sizeof(s->links[i]));
+	s->links[i].key = key;
+	s->links_n++;
+	return &s->links[i];
+}
+
+/* Applies fn to every directed link matched by (a, b), -1 = any. */
+static void sim_links_each(struct sim *s, int a, int b, void (*fn)(struct sim_link *, const void *),
+                           const void *arg)
+{
+	int a0 = a < 0 ? 0 : a, a1 = a < 0 ? s->n : a + 1;
+	int b0 = b < 0 ? 0 : b, b1 = b < 0 ? s->n : b + 1;
+	for (int i = a0; i < a1; i++)
+		for (int j = b0; j < b1; j++)
+			if (i != j)
+				fn(sim_link_get(s, i, j, true), arg);
+}
+
+static void sim_link_set_loss(struct sim_link *l, const void *arg)
+{
+	l->has_loss = true;
+	l->loss = *(const double *)arg;
+}
+
+static void sim_link_set_delay(struct sim_link *l, const void *arg)
+{
+	const uint32_t *d = arg;
+	l->has_delay = true;
+	l->delay = d[0];
+	l->jitter = d[1];
+}
+
+static void sim_link_set_block(struct sim_link *l, const void *arg) { l->blocked = *(const bool *)arg; }
+
+void sim_set_loss(struct sim *s, int a, int b, double p)
+{
+	if (a < 0 && b < 0) {
+		s->loss = p;
+		for (size_t i = 0; i < s->links_cap; i++)
+			s->links[i].has_loss = false;
+		return;
+	}
+	sim_links_each(s, a, b, sim_link_set_loss, &p);
+}
+
+void sim_set_delay(struct sim *s, int a, int b, uint32_t ms, uint32_t jitter_ms)
+{
+	if (a < 0 && b < 0) {
+		s->delay = ms;
+		s->jitter = jitter_ms;
+		for (size_t i = 0; i < s->links_cap; i++)
+			s->links[i].has_delay = false;
+		return;
+	}
+	uint32_t d[2] = {ms, jitter_ms};
+	sim_links_each(s, a, b, sim_link_set_delay, d);
+}
+
+void sim_block(struct sim *s, int a, int b)
+{
+	bool on = true;
+	sim_links_each(s, a, b, sim_link_set_block, &on);
+}
+
+void sim_unblock(struct sim *s, int a, int b)
+{
+	bool off = false;
+	sim_links_each(s, a, b, sim_link_set_block, &off);
+}
+
+void sim_partition(struct sim *s, const int *group)
+{
+	for (int i = 0; i < s->n; i++)
+		s->nodes[i].group = group[i];
+	s->partitioned = true;
+}
+
+void sim_heal(struct sim *s)
+{
+	s->partitioned = false;
+	for (size_t i = 0; i < s->links_cap; i++)
+		s->links[i].blocked = false;
+}
+
+/* ------------------------------------------------------------ wire size */
+
+static size_t sim_varint_size(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* proto3: an empty string is not on the wire; field numbers here are < 16,
+ * so every tag is one byte. */
+static size_t sim_str_field(const char *p)
+{
+	size_t len = p ? strlen(p) : 0;
+	return len ? 1 + sim_varint_size(len) + len : 0;
+}
+
+static size_t sim_u64_field(uint64_t v) { return v ? 1 + sim_varint_size(v) : 0; }
+
+size_t sim_wire_size(const struct swim_msg *m)
+{
+	size_t sw = sim_u64_field((uint64_t)m->type) + sim_u64_field(m->seq) +
+		    sim_str_field(m->from_addr) + sim_str_field(m->to) +
+		    sim_str_field(m->target) + sim_str_field(m->target_addr) + (m->join ? 2 : 0);
+	for (size_t i = 0; i < m->n_updates; i++) {
+		const struct swim_update *u = &m->updates[i];
+		size_t us = sim_str_field(u->name) + sim_str_field(u->addr) +
+			    sim_u64_field(u->incarnation) + sim_u64_field((uint64_t)u->state) +
+			    sim_str_field(u->origin);
+		sw += 1 + sim_varint_size(us) + us;
+	}
+	/* Envelope: version = 1 (2 bytes), from, swim (field 10, a oneof member:
+	 * present even when empty). */
+	size_t env = 2 + sim_str_field(m->from) + 1 + sim_varint_size(sw) + sw;
+	return 4 + env;
+}
+
+/* -------------------------------------------------------------- packets */
+
+static size_t sim_slen(const char *p) { return p ? strlen(p) + 1 : 1; }
+
+static const char *sim_scopy(char **dst, const char *p)
+{
+	size_t len = p ? strlen(p) : 0;
+	char *out = *dst;
+	if (len)
+		memcpy(out, p, len);
+	out[len] = '\0';
+	*dst += len + 1;
+	return out;
+}
+
+static struct sim_packet *sim_packet_new(const struct swim_msg *m)
+{
+	size_t strs = sim_slen(m->from) + sim_slen(m->from_addr) + sim_slen(m->to) +
+		      sim_slen(m->to_addr) + sim_slen(m->target) + sim_slen(m->target_addr);
+	for (size_t i = 0; i < m->n_updates; i++)
+		strs += sim_slen(m->updates[i].name) + sim_slen(m->updates[i].addr) +
+			sim_slen(m->updates[i].origin);
+	size_t head = sizeof(struct sim_packet) + m->n_updates * sizeof(struct swim_update);
+	struct sim_packet *p = malloc(head + strs);
+	if (p == NULL)
+		abort();
+	struct swim_update *ups = (struct swim_update *)(p + 1);
+	char *sp = (char *)p + head;
+	memset(p, 0, sizeof(*p));
+	p->msg.type = m->type;
+	p->msg.seq = m->seq;
+	p->msg.join = m->join;
+	p->msg.from = sim_scopy(&sp, m->from);
+	p->msg.from_addr = sim_scopy(&sp, m->from_addr);
+	p->msg.to = sim_scopy(&sp, m->to);
+	p->msg.to_addr = sim_scopy(&sp, m->to_addr);
+	p->msg.target = sim_scopy(&sp, m->target);
+	p->msg.target_addr = sim_scopy(&sp, m->target_addr);
+	for (size_t i = 0; i < m->n_updates; i++) {
+		ups[i].incarnation = m->updates[i].incarnation;
+		ups[i].state = m->updates[i].state;
+		ups[i].name = sim_scopy(&sp, m->updates[i].name);
+		ups[i].addr = sim_scopy(&sp, m->updates[i].addr);
+		ups[i].origin = sim_scopy(&sp, m->updates[i].origin);
+	}
+	p->msg.updates = m->n_updates ? ups : NULL;
+	p->msg.n_updates = m->n_updates;
+	return p;
+}
+
+/* ------------------------------------------------------------ the nodes */
+
+static void sim_node_flush(struct sim *s, int i, bool after_timer);
+
+static const char *const sim_ev_names[] = {
+	"joined", "suspect", "alive", "dead", "left", "reaped",
+	"addr_changed", "self_refuted", "joined_cluster", "join_failed", "local_health",
+};
+
+static void sim_record_event(struct sim *s, int i, const struct swim_event *ev)
+{
+	struct sim_node *n = &s->nodes[i];
+	int t = ev->name && *ev->name ? sim_strmap_get(&s->names, ev->name) : -1;
+	struct sim_member_stats *ts = t >= 0 ? &s->nodes[t].st : NULL;
+	switch (ev->type) {
+	case SWIM_EV_MEMBER_SUSPECT:
+		if (ts) {
+			ts->suspected++;
+			if (ts->first_suspect_at < 0)
+				ts->first_suspect_at = (int64_t)s->now;
+		}
+		break;
+	case SWIM_EV_MEMBER_DEAD:
+		if (ts) {
+			ts->dead++;
+			if (ts->first_dead_at < 0)
+				ts->first_dead_at = (int64_t)s->now;
+		}
+		break;
+	case SWIM_EV_MEMBER_LEFT:
+		if (ts)
+			ts->left++;
+		break;
+	case SWIM_EV_SELF_REFUTED:
+		n->st.refuted++;
+		break;
+	case SWIM_EV_LOCAL_HEALTH:
+		if (ev->local_health > n->st.max_local_health)
+			n->st.max_local_health = ev->local_health;
+		break;
+	default:
+		break;
+	}
+	if (s->verbose) {
+		unsigned type = (unsigned)ev->type;
+		fprintf(stderr, "sim t=%" PRIu64 " %s: %s %s inc=%" PRIu64 " conf=%u lh=%u cause=\"%s\"\n",
+		        s->now, n->name,
+		        type < sizeof(sim_ev_names) / sizeof(sim_ev_names[0]) ? sim_ev_names[type] : "?",
+		        ev->name ? ev->name : "", ev->incarnation, ev->confirmations,
+		        ev->local_health, ev->cause ? ev->cause : "");
+	}
+	if (s->cb)
+		s->cb(s, i, ev, s->cb_arg);
+}
+
+static uint32_t sim_slow_delay(struct sim *s, const struct sim_node *n)
+{
+	if (n->slow_max == 0)
+		return 0;
+	return sim_rand_range(s, n->slow_min, n->slow_max);
+}
+
+static void sim_trace_msg(const struct sim *s, int src, int dst, const struct swim_msg *m,
+                          const char *fate)
+{
+	fprintf(stderr, "sim t=%" PRIu64 " %s -> %s (%s) %s seq=%" PRIu64 " target=%s%s [", s->now,
+	        s->nodes[src].name, dst >= 0 ? s->nodes[dst].name : "?", m->to_addr,
+	        swim_msg_type_name(m->type), m->seq, m->target ? m->target : "",
+	        m->join ? " join" : "");
+	for (size_t i = 0; i < m->n_updates; i++)
+		fprintf(stderr, "%s%s:%s:%" PRIu64 "%s%s", i ? " " : "", m->updates[i].name,
+		        swim_state_name(m->updates[i].state), m->updates[i].incarnation,
+		        m->updates[i].origin && *m->updates[i].origin ? "@" : "",
+		        m->updates[i].origin ? m->updates[i].origin : "");
+	fprintf(stderr, "] %s\n", fate);
+}
+
+static void sim_send(struct sim *s, int src, const struct swim_msg *m)
+{
+	struct sim_node *sn = &s->nodes[src];
+	size_t wire = sim_wire_size(m);
+	sn->tr.msgs++;
+	sn->tr.bytes += wire;
+	if ((unsigned)m->type < 6)
+		sn->tr.msgs_by_type[m->type]++;
+	s->ctr.sent++;
+	if (m->from == NULL || strcmp(m->from, sn->name) != 0)
+		s->ctr.bad_from++;
+	int dst = sim_strmap_get(&s->addrs, m->to_addr);
+	if (dst < 0 || strcmp(s->nodes[dst].addr, m->to_addr) != 0) {
+		s->ctr.dropped_unroutable++;
+		if (s->trace)
+			sim_trace_msg(s, src, -1, m, "UNROUTABLE");
+		return;
+	}
+	struct sim_link *l = sim_link_get(s, src, dst, false);
+	if ((l && l->blocked) || (s->partitioned && sn->group != s->nodes[dst].group)) {
+		s->ctr.dropped_block++;
+		if (s->trace)
+			sim_trace_msg(s, src, dst, m, "BLOCKED");
+		return;
+	}
+	double loss = l && l->has_loss ? l->loss : s->loss;
+	if (loss > 0 && sim_rand_unit(s) < loss) {
+		s->ctr.dropped_loss++;
+		if (s->trace)
+			sim_trace_msg(s, src, dst, m, "LOST");
+		return;
+	}
+	if (s->trace)
+		sim_trace_msg(s, src, dst, m, "sent");
+	uint32_t delay = l && l->has_delay ? l->delay : s->delay;
+	uint32_t jitter = l && l->has_delay ? l->jitter : s->jitter;
+	uint64_t at = s->now + delay + sim_rand_range(s, 0, jitter) + sim_slow_delay(s, sn);
+	struct sim_packet *p = sim_packet_new(m);
+	p->src = src;
+	p->dst = dst;
+	p->dst_epoch = s->nodes[dst].epoch;
+	struct sim_event ev = {.at = at, .kind = SIM_EV_DELIVER, .node = dst, .pkt = p};
+	sim_heap_push(s, ev);
+}
+
+static void sim_node_stop(struct sim *s, int i)
+{
+	struct sim_node *n = &s->nodes[i];
+	if (n->core)
+		swim_free(n->core);
+	n->core = NULL;
+	n->up = false;
+	n->paused = false;
+	n->leaving = false;
+	n->epoch++;
+	n->timer_gen++;
+	n->armed = UINT64_MAX;
+	for (size_t k = 0; k < n->pq_n; k++)
+		free(n->pq[k]);
+	n->pq_n = 0;
+}
+
+static void sim_node_rearm(struct sim *s, int i, bool after_timer)
+{
+	struct sim_node *n = &s->nodes[i];
+	uint64_t d = swim_next_deadline(n->core);
+	if (d == UINT64_MAX) {
+		if (n->armed != UINT64_MAX) {
+			n->timer_gen++;
+			n->armed = UINT64_MAX;
+		}
+		return;
+	}
+	if (d <= s->now) {
+		if (after_timer && n->redue_at == s->now && ++n->redue_n >= 3) {
+			/* The core ran its timers at `now` three times and still
+			 * wants to run now: a busy loop in a real event loop.
+			 * Count it and move on a millisecond. */
+			s->ctr.timer_spins++;
+			fprintf(stderr, "sim t=%" PRIu64 " %s: timer spin: deadline %" PRIu64
+			        " still due after 3 swim_handle_timer calls\n", s->now, n->name, d);
+			d = s->now + 1;
+		} else {
+			/* Already due (e.g. a timer shortened by what the last
+			 * call did): run again in this instant, as a zero-timeout
+			 * uv_timer would. */
+			if (after_timer) {
+				s->ctr.timer_redue++;
+				if (n->redue_at != s->now) {
+					n->redue_at = s->now;
+					n->redue_n = 0;
+				}
+			}
+			d = s->now;
+		}
+	}
+	if (d == n->armed)
+		return;
+	n->timer_gen++;
+	n->armed = d;
+	struct sim_event ev = {.at = d, .kind = SIM_EV_TIMER, .node = i, .gen = n->timer_gen};
+	sim_heap_push(s, ev);
+}
+
+static void sim_node_flush(struct sim *s, int i, bool after_timer)
+{
+	struct sim_node *n = &s->nodes[i];
+	struct swim_msg m;
+	struct swim_event ev;
+	while (swim_pop_output(n->core, &m))
+		sim_send(s, i, &m);
+	while (swim_pop_event(n->core, &ev))
+		sim_record_event(s, i, &ev);
+	if (n->leaving && swim_leave_done(n->core)) {
+		sim_node_stop(s, i);
+		return;
+	}
+	sim_node_rearm(s, i, after_timer);
+}
+
+static void sim_node_deliver(struct sim *s, int i, struct sim_packet *p)
+{
+	struct sim_node *n = &s->nodes[i];
+	if (swim_handle_message(n->core, &p->msg, s->now) < 0)
+		s->ctr.rejected++;
+	s->ctr.delivered++;
+	free(p);
+	sim_node_flush(s, i, false);
+}
+
+static void sim_node_timer(struct sim *s, int i)
+{
+	struct sim_node *n = &s->nodes[i];
+	n->armed = UINT64_MAX;
+	n->timer_gen++;
+	swim_handle_timer(n->core, s->now);
+	sim_node_flush(s, i, true);
+}
+
+static void sim_dispatch(struct sim *s, struct sim_event *ev)
+{
+	struct sim_node *n = &s->nodes[ev->node];
+	switch (ev->kind) {
+	case SIM_EV_TIMER:
+		if (!n->up || n->paused || ev->gen != n->timer_gen)
+			return;
+		sim_node_timer(s, ev->node);
+		return;
+	case SIM_EV_DELIVER: {
+		struct sim_packet *p = ev->pkt;
+		if (!n->up || n->epoch != p->dst_epoch) {
+			s->ctr.dropped_down++;
+			free(p);
+			return;
+		}
+		if (n->slow_max > 0 && !p->slowed) {
+			p->slowed = true;
+			ev->at = s->now + sim_slow_delay(s, n);
+			sim_heap_push(s, *ev);
+			return;
+		}
+		if (n->paused) {
+			if (n->pq_n == n->pq_cap) {
+				n->pq_cap = n->pq_cap ? n->pq_cap * 2 : 64;
+				n->pq = realloc(n->pq, n->pq_cap * sizeof(*n->pq));
+				if (n->pq == NULL)
+					abort();
+			}
+			n->pq[n->pq_n++] = p;
+			s->ctr.queued_paused++;
+			return;
+		}
+		sim_node_deliver(s, ev->node, p);
+		return;
+	}
+	case SIM_EV_JOIN:
+		if (n->up && n->epoch == ev->gen)
+			sim_join(s, ev->node, ev->arg);
+		return;
+	case SIM_EV_LEAVE_TIMEOUT:
+		if (n->up && n->leaving && n->epoch == ev->gen)
+			sim_node_stop(s, ev->node);
+		return;
+	}
+}
+
+/* ---------------------------------------------------------- life cycle */
+
+static void sim_format_addr(char *out, size_t len, int i, int gen)
+{
+	unsigned v = (unsigned)i + 1;
+	snprintf(out, len, "10.%u.%u.%u:7946", (unsigned)gen * 64 + (v >> 16), (v >> 8) & 0xff,
+	         v & 0xff);
+}
+
+/* Address keys are owned copies: a node's address changes on restart, and
+ * a stale key is harmless (lookups are confirmed against node->addr). */
+static void sim_addr_register(struct sim *s, int i)
+{
+	if (s->n_addr_copies == s->cap_addr_copies) {
+		size_t cap = s->cap_addr_copies ? s->cap_addr_copies * 2 : 64;
+		char **arr = realloc(s->addr_copies, cap * sizeof(*arr));
+		if (arr == NULL)
+			abort();
+		s->addr_copies = arr;
+		s->cap_addr_copies = cap;
+	}
+	char *copy = strdup(s->nodes[i].addr);
+	if (copy == NULL)
+		abort();
+	s->addr_copies[s->n_addr_copies++] = copy;
+	sim_strmap_put(&s->addrs, copy, i);
+}
+
+static void sim_node_boot(struct sim *s, int i)
+{
+	struct sim_node *n = &s->nodes[i];
+	struct swim_config cfg = s->tmpl;
+	snprintf(cfg.name, sizeof(cfg.name), "%s", n->name);
+	snprintf(cfg.addr, sizeof(cfg.addr), "%s", n->addr);
+	cfg.seed = sim_rand(s);
+	n->core = swim_new(&cfg, 0, s->now);
+	if (n->core == NULL) {
+		fprintf(stderr, "sim: swim_new failed for %s\n", n->name);
+		abort();
+	}
+	n->up = true;
+	n->paused = false;
+	n->leaving = false;
+	n->epoch++;
+	n->armed = UINT64_MAX;
+	sim_node_flush(s, i, false);
+}
+
+struct sim *sim_new(int n, const struct swim_config *cfg, uint64_t seed)
+{
+	assert(n > 0);
+	struct sim *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		abort();
+	const char *env = getenv("MV_SIM_SEED");
+	if (env != NULL && *env)
+		seed = strtoull(env, NULL, 0);
+	if (seed == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		static uint64_t bump; /* two sims in the same nanosecond differ */
+		uint64_t x0 = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) + bump++;
+		seed = sim_splitmix(&x0) >> 1; /* 63 bits: easy to paste back */
+		if (seed == 0)
+			seed = 1;
+	}
+	s->seed = seed;
+	uint64_t x = seed;
+	for (int k = 0; k < 4; k++)
+		s->rng[k] = sim_splitmix(&x);
+	fprintf(stderr, "sim seed=%" PRIu64 " n=%d (replay: MV_SIM_SEED=%" PRIu64 ")\n", seed, n,
+	        seed);
+	const char *verbose = getenv("MV_SIM_VERBOSE");
+	s->verbose = verbose != NULL && *verbose && *verbose != '0';
+	s->trace = verbose != NULL && strcmp(verbose, "2") == 0;
+	if (cfg)
+		s->tmpl = *cfg;
+	else
+		swim_config_default(&s->tmpl);
+	s->n = n;
+	s->delay = 1;
+	s->jitter = 1;
+	s->leave_timeout_ms = 5000;
+	s->nodes = calloc((size_t)n, sizeof(*s->nodes));
+	if (s->nodes == NULL)
+		abort();
+	for (int i = 0; i < n; i++) {
+		struct sim_node *nd = &s->nodes[i];
+		snprintf(nd->name, sizeof(nd->name), "n%d", i);
+		sim_format_addr(nd->addr, sizeof(nd->addr), i, 0);
+		nd->st.first_suspect_at = -1;
+		nd->st.first_dead_at = -1;
+		nd->armed = UINT64_MAX;
+		sim_strmap_put(&s->names, nd->name, i);
+	}
+	for (int i = 0; i < n; i++)
+		sim_addr_register(s, i);
+	for (int i = 0; i < n; i++)
+		sim_node_boot(s, i);
+	return s;
+}
+
+void sim_free(struct sim *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < s->n; i++) {
+		sim_node_stop(s, i);
+		free(s->nodes[i].pq);
+	}
+	for (size_t k = 0; k < s->heap_n; k++)
+		free(s->heap[k].pkt);
+	free(s->heap);
+	free(s->links);
+	sim_strmap_free(&s->names);
+	sim_strmap_free(&s->addrs);
+	for (size_t k = 0; k < s->n_addr_copies; k++)
+		free(s->addr_copies[k]);
+	free(s->addr_copies);
+	free(s->nodes);
+	free(s);
+}
+
+uint64_t sim_seed(const struct sim *s) { return s->seed; }
+int sim_size(const struct sim *s) { return s->n; }
+uint64_t sim_now(const struct sim *s) { return s->now; }
+struct swim *sim_core(struct sim *s, int i) { return s->nodes[i].core; }
+const char *sim_name(const struct sim *s, int i) { return s->nodes[i].name; }
+const char *sim_addr(const struct sim *s, int i) { return s->nodes[i].addr; }
+int sim_index(const struct sim *s, const char *name) { return sim_strmap_get(&s->names, name); }
+bool sim_is_up(const struct sim *s, int i) { return s->nodes[i].up; }
+bool sim_is_live(const struct sim *s, int i) { return s->nodes[i].up && !s->nodes[i].paused; }
+
+void sim_join(struct sim *s, int i, int via)
+{
+	struct sim_node *n = &s->nodes[i];
+	if (!n->up || n->paused)
+		return;
+	const char *seed = s->nodes[via].addr;
+	swim_join(n->core, &seed, 1, s->now);
+	sim_node_flush(s, i, false);
+}
+
+void sim_join_all(struct sim *s, int via, uint32_t spread_ms)
+{
+	for (int i = 0; i < s->n; i++) {
+		if (i == via)
+			continue;
+		struct sim_event ev = {.at = s->now + sim_rand_range(s, 0, spread_ms),
+		                       .kind = SIM_EV_JOIN,
+		                       .node = i,
+		                       .gen = s->nodes[i].epoch,
+		                       .arg = via};
+		sim_heap_push(s, ev);
+	}
+}
+
+void sim_crash(struct sim *s, int i) { sim_node_stop(s, i); }
+
+void sim_restart(struct sim *s, int i, const char *new_addr, int via)
+{
+	struct sim_node *n = &s->nodes[i];
+	if (n->up)
+		sim_node_stop(s, i);
+	if (new_addr != NULL && strcmp(new_addr, n->addr) != 0) {
+		snprintf(n->addr, sizeof(n->addr), "%s", new_addr);
+		sim_addr_register(s, i);
+	}
+	sim_node_boot(s, i);
+	if (via >= 0 && via != i)
+		sim_join(s, i, via);
+}
+
+void sim_pause(struct sim *s, int i)
+{
+	if (s->nodes[i].up)
+		s->nodes[i].paused = true;
+}
+
+void sim_resume(struct sim *s, int i)
+{
+	struct sim_node *n = &s->nodes[i];
+	if (!n->up || !n->paused)
+		return;
+	n->paused = false;
+	/* libuv after SIGCONT: timers first, then the I/O that piled up. */
+	if (n->armed != UINT64_MAX && n->armed <= s->now) {
+		sim_node_timer(s, i);
+		if (!n->up)
+			return;
+	}
+	/* Detach the queue: delivering may stop the node (leave done). */
+	struct sim_packet **q = n->pq;
+	size_t qn = n->pq_n;
+	n->pq = NULL;
+	n->pq_n = n->pq_cap = 0;
+	for (size_t k = 0; k < qn; k++) {
+		if (n->up)
+			sim_node_deliver(s, i, q[k]);
+		else
+			free(q[k]);
+	}
+	free(q);
+	if (n->up)
+		sim_node_rearm(s, i, false);
+}
+
+void sim_set_slow(struct sim *s, int i, uint32_t min_ms, uint32_t max_ms)
+{
+	s->nodes[i].slow_min = min_ms;
+	s->nodes[i].slow_max = max_ms < min_ms ? min_ms : max_ms;
+}
+
+void sim_leave(struct sim *s, int i)
+{
+	struct sim_node *n = &s->nodes[i];
+	if (!n->up)
+		return;
+	swim_leave(n->core, s->now);
+	n->leaving = true;
+	struct sim_event ev = {.at = s->now + s->leave_timeout_ms,
+	                       .kind = SIM_EV_LEAVE_TIMEOUT,
+	                       .node = i,
+	                       .gen = n->epoch};
+	sim_heap_push(s, ev);
+	sim_node_flush(s, i, false);
+}
+
+/* ----------------------------------------------------------------- clock */
+
+static void sim_step(struct sim *s)
+{
+	uint64_t t = s->heap[0].at;
+	if (t > s->now)
+		s->now = t;
+	while (s->heap_n > 0 && s->heap[0].at <= t) {
+		struct sim_event ev = sim_heap_pop(s);
+		sim_dispatch(s, &ev);
+	}
+}
+
+void sim_run_for(struct sim *s, uint64_t ms)
+{
+	uint64_t end = s->now + ms;
+	while (s->heap_n > 0 && s->heap[0].at <= end)
+		sim_step(s);
+	s->now = end;
+}
+
+int64_t sim_run_until(struct sim *s, sim_pred_f pred, void *arg, uint64_t timeout_ms)
+{
+	uint64_t start = s->now, end = s->now + timeout_ms;
+	if (pred(s, arg))
+		return 0;
+	while (s->heap_n > 0 && s->heap[0].at <= end) {
+		sim_step(s);
+		if (pred(s, arg))
+			return (int64_t)(s->now - start);
+	}
+	s->now = end;
+	return -1;
+}
+
+/* --------------------------------------------------------------- queries */
+
+bool sim_member_of(struct sim *s, int observer, int target, struct swim_member_info *out)
+{
+	struct sim_node *o = &s->nodes[observer];
+	if (!o->up)
+		return false;
+	return swim_member_find(o->core, s->nodes[target].name, out);
+}
+
+int sim_state_of(struct sim *s, int observer, int target)
+{
+	struct swim_member_info mi;
+	if (!sim_member_of(s, observer, target, &mi))
+		return -1;
+	return (int)mi.state;
+}
+
+bool sim_all_see(struct sim *s, int target, enum swim_state state, const char *addr)
+{
+	for (int i = 0; i < s->n; i++) {
+		if (i == target || !sim_is_live(s, i))
+			continue;
+		struct swim_member_info mi;
+		if (!swim_member_find(s->nodes[i].core, s->nodes[target].name, &mi))
+			return false;
+		if (mi.state != state)
+			return false;
+		if (addr != NULL && strcmp(mi.addr, addr) != 0)
+			return false;
+	}
+	return true;
+}
+
+struct sim_all_see_arg {
+	int target;
+	enum swim_state state;
+};
+
+static bool sim_pred_all_see(struct sim *s, void *arg)
+{
+	const struct sim_all_see_arg *a = arg;
+	return sim_all_see(s, a->target, a->state, NULL);
+}
+
+int64_t sim_run_until_all_see(struct sim *s, int target, enum swim_state state,
+                              uint64_t timeout_ms)
+{
+	struct sim_all_see_arg a = {target, state};
+	return sim_run_until(s, sim_pred_all_see, &a, timeout_ms);
+}
+
+bool sim_one_view(struct sim *s)
+{
+	int ref = -1;
+	uint32_t rc[4] = {0};
+	size_t rn = 0;
+	/* Cheap passes first (this runs after every instant): sizes, then
+	 * per-state counts must agree before members are compared. */
+	for (int i = 0; i < s->n; i++) {
+		if (!sim_is_live(s, i))
+			continue;
+		size_t cnt = swim_member_count(s->nodes[i].core);
+		if (ref < 0) {
+			ref = i;
+			rn = cnt;
+		} else if (cnt != rn) {
+			return false;
+		}
+	}
+	if (ref >= 0)
+		swim_state_counts(s->nodes[ref].core, rc);
+	for (int i = ref + 1; ref >= 0 && i < s->n; i++) {
+		if (!sim_is_live(s, i))
+			continue;
+		uint32_t c[4];
+		swim_state_counts(s->nodes[i].core, c);
+		if (memcmp(c, rc, sizeof(rc)) != 0)
+			return false;
+	}
+	if (ref < 0)
+		return true;
+	struct swim *rcore = s->nodes[ref].core;
+	for (size_t k = 0; k < rn; k++) {
+		struct swim_member_info a;
+		swim_member_at(rcore, k, &a);
+		/* Copy what we compare: another core's calls may not touch a's
+		 * strings, but keep it independent of that. */
+		char name[SWIM_NAME_MAX], addr[SWIM_ADDR_MAX];
+		snprintf(name, sizeof(name), "%s", a.name);
+		snprintf(addr, sizeof(addr), "%s", a.addr);
+		for (int i = 0; i < s->n; i++) {
+			if (i == ref || !sim_is_live(s, i))
+				continue;
+			struct swim_member_info b;
+			if (!swim_member_find(s->nodes[i].core, name, &b))
+				return false;
+			if (b.state != a.state || b.incarnation != a.incarnation ||
+			    strcmp(b.addr, addr) != 0)
+				return false;
+		}
+	}
+	return true;
+}
+
+bool sim_all_alive(struct sim *s)
+{
+	int ref = -1;
+	for (int i = 0; i < s->n && ref < 0; i++)
+		if (sim_is_live(s, i))
+			ref = i;
+	if (ref < 0)
+		return true;
+	for (int i = 0; i < s->n; i++) {
+		if (!sim_is_live(s, i))
+			continue;
+		struct swim_member_info mi;
+		if (!swim_member_find(s->nodes[ref].core, s->nodes[i].name, &mi) ||
+		    mi.state != SWIM_ALIVE || strcmp(mi.addr, s->nodes[i].addr) != 0)
+			return false;
+	}
+	return sim_one_view(s);
+}
+
+bool sim_pred_one_view(struct sim *s, void *arg) { return sim_one_view(s); }
+bool sim_pred_all_alive(struct sim *s, void *arg) { return sim_all_alive(s); }
+
+/* ------------------------------------------------------------ statistics */
+
+const struct sim_member_stats *sim_stats(const struct sim *s, int i) { return &s->nodes[i].st; }
+const struct sim_traffic *sim_traffic(const struct sim *s, int i) { return &s->nodes[i].tr; }
+const struct sim_counters *sim_counters(const struct sim *s) { return &s->ctr; }
+
+void sim_stats_reset(struct sim *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		memset(&s->nodes[i].st, 0, sizeof(s->nodes[i].st));
+		s->nodes[i].st.first_suspect_at = -1;
+		s->nodes[i].st.first_dead_at = -1;
+		memset(&s->nodes[i].tr, 0, sizeof(s->nodes[i].tr));
+	}
+}
+
+uint64_t sim_total_dead(const struct sim *s)
+{
+	uint64_t t = 0;
+	for (int i = 0; i < s->n; i++)
+		t += s->nodes[i].st.dead;
+	return t;
+}
+
+uint64_t sim_total_suspected(const struct sim *s)
+{
+	uint64_t t = 0;
+	for (int i = 0; i < s->n; i++)
+		t += s->nodes[i].st.suspected;
+	return t;
+}
+
+void sim_set_event_cb(struct sim *s, sim_event_f cb, void *arg)
+{
+	s->cb = cb;
+	s->cb_arg = arg;
+}
+
+static double sim_node_scale(int n)
+{
+	double l = log10(n > 1 ? (double)n : 1.0);
+	return l < 1.0 ? 1.0 : l;
+}
+
+uint64_t sim_suspicion_min_ms(const struct swim_config *cfg, int n)
+{
+	return (uint64_t)(cfg->suspicion_min_mult * sim_node_scale(n) * cfg->probe_interval_ms);
+}
+
+uint64_t sim_suspicion_max_ms(const struct swim_config *cfg, int n)
+{
+	return sim_suspicion_min_ms(cfg, n) * cfg->suspicion_max_mult;
+}
+
+void sim_rss_kib(long *rss, long *peak)
+{
+	*rss = -1;
+	*peak = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+	if (f == NULL)
+		return;
+	char line[256];
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			*rss = strtol(line + 6, NULL, 10);
+		else if (strncmp(line, "VmHWM:", 6) == 0)
+			*peak = strtol(line + 6, NULL, 10);
+	}
+	fclose(f);
+}

@@ -1,0 +1,268 @@
+/*
+ * test_sim_membership.c — membership scenarios on the simulator: joining,
+ * convergence, crash detection, pause/refute, graceful leave, restart.
+ *
+ * Each scenario checks timing both ways where the protocol gives a bound:
+ * "nobody declares DEAD before the suspicion minimum" and "every member has
+ * it DEAD before probe round + suspicion maximum + dissemination". Bounds
+ * are computed from swim_config_default(), so they follow the config.
+ * A failure prints its seed; replay with MV_SIM_SEED=<seed> MV_SIM_TEST=<name>.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sim_scenario.h"
+
+/* Time for a DEAD/LEFT/ALIVE update to reach everyone once one member has
+ * it: a few gossip rounds (200 ms, fanout 3) plus the piggyback on probes.
+ * Generous on purpose: the tight side of each check is the lower bound. */
+#define DISSEMINATION_MS 3000
+
+static void converge_case(int n, uint64_t bound_ms)
+{
+	struct sim *s = scn_new(n, NULL, 0);
+	sim_join_all(s, 0, 500);
+	int64_t t = sim_run_until(s, sim_pred_all_alive, NULL, bound_ms);
+	print_message("converge n=%d: one all-ALIVE view after %lld ms (bound %llu)\n", n,
+	              (long long)t, (unsigned long long)bound_ms);
+	scn_assert(s, t >= 0, "%d nodes: no single all-ALIVE view within %llu ms", n,
+	           (unsigned long long)bound_ms);
+	/* ... and it stays that way on a quiet network. */
+	sim_run_for(s, 30000);
+	scn_assert(s, sim_all_alive(s), "view diverged in the 30 s after convergence");
+	scn_assert(s, sim_total_dead(s) == 0, "%llu DEAD declarations on a lossless network",
+	           (unsigned long long)sim_total_dead(s));
+	scn_assert(s, sim_total_suspected(s) == 0, "%llu suspicions on a lossless network",
+	           (unsigned long long)sim_total_suspected(s));
+	scn_check_counters(s);
+	scn_free(s);
+}
+
+SCN_TEST(test_converge_5) { converge_case(5, 10000); }
+SCN_TEST(test_converge_100) { converge_case(100, 30000); }
+
+/* Everyone joins through n0 in the same millisecond. */
+SCN_TEST(test_join_one_seed_at_once)
+{
+	struct sim *s = scn_new(20, NULL, 0);
+	sim_join_all(s, 0, 0);
+	int64_t t = sim_run_until(s, sim_pred_all_alive, NULL, 15000);
+	print_message("20 nodes joining n0 at once: one view after %lld ms\n", (long long)t);
+	scn_assert(s, t >= 0, "no single view within 15 s");
+	scn_check_counters(s);
+	scn_free(s);
+}
+
+/* A host powered on later joins through a member that is not the original
+ * seed, and every member learns it. */
+SCN_TEST(test_late_join_other_seed)
+{
+	struct sim *s = scn_new(11, NULL, 0);
+	sim_crash(s, 10); /* not running yet */
+	sim_join_all(s, 0, 500);
+	scn_assert(s, sim_run_until(s, sim_pred_all_alive, NULL, 70000) >= 0,
+	           "first 10 did not converge");
+	sim_run_for(s, 5000);
+	sim_restart(s, 10, NULL, 7);
+	int64_t t = sim_run_until(s, sim_pred_all_alive, NULL, 10000);
+	print_message("late joiner via n7: in everyone's view after %lld ms\n", (long long)t);
+	scn_assert(s, t >= 0, "late joiner not in one view within 10 s");
+	scn_assert(s, sim_total_dead(s) == 0, "a DEAD declaration while joining");
+	scn_check_counters(s);
+	scn_free(s);
+}
+
+/*
+ * Crash one node; check, from the moment of the crash:
+ *   first suspicion   in [probe_timeout, (2(n-1) + 1)·interval]: a shuffled
+ *                     round-robin walk probes any member at most 2(n-1)-1
+ *                     rounds apart (first in one walk, last in the next),
+ *                     and the failing probe takes one more round
+ *   first DEAD        at least suspicion_min after the first suspicion
+ *   DEAD everywhere   by first suspicion + suspicion_max + one round (the
+ *                     core's last-chance probe of an unconfirmed suspect)
+ *                     + dissemination
+ */
+static void crash_case(int n)
+{
+	const struct swim_config *cfg = scn_default_cfg();
+	struct sim *s = scn_cluster(n, NULL);
+	sim_run_for(s, 5000);
+	sim_stats_reset(s);
+	int v = (int)(sim_rand(s) % (uint64_t)(n - 1)) + 1;
+	uint64_t t0 = sim_now(s);
+	uint64_t smin = sim_suspicion_min_ms(cfg, n), smax = sim_suspicion_max_ms(cfg, n);
+	uint64_t probe_bound = (uint64_t)(2 * (n - 1) + 1) * cfg->probe_interval_ms;
+	sim_crash(s, v);
+	uint64_t dead_bound = smax + cfg->probe_interval_ms + DISSEMINATION_MS;
+	int64_t all = sim_run_until_all_see(s, v, SWIM_DEAD, probe_bound + dead_bound);
+	const struct sim_member_stats *st = sim_stats(s, v);
+	int64_t sus = st->first_suspect_at < 0 ? -1 : st->first_suspect_at - (int64_t)t0;
+	int64_t dead = st->first_dead_at < 0 ? -1 : st->first_dead_at - (int64_t)t0;
+	print_message("crash n=%d victim=n%d: suspect +%lld ms, first DEAD +%lld ms, DEAD "
+	              "everywhere +%lld ms (susp min %llu max %llu)\n",
+	              n, v, (long long)sus, (long long)dead, (long long)all,
+	              (unsigned long long)smin, (unsigned long long)smax);
+	scn_assert_range(s, "first suspicion after crash (ms)", sus, cfg->probe_timeout_ms,
+	                 probe_bound);
+	scn_assert(s, all >= 0, "n%d not DEAD at every member within %llu ms", v,
+	           (unsigned long long)(probe_bound + dead_bound));
+	scn_assert_range(s, "first DEAD after first suspicion (ms)", dead - sus, smin, dead_bound);
+	scn_assert_range(s, "DEAD everywhere after first suspicion (ms)", all - sus, smin,
+	                 dead_bound);
+	for (int i = 0; i < n; i++)
+		if (i != v)
+			scn_assert(s, sim_stats(s, i)->dead == 0, "healthy n%d declared DEAD", i);
+	scn_check_counters(s);
+	scn_free(s);
+}
+
+SCN_TEST(test_crash_detected_5) { crash_case(5); }
+SCN_TEST(test_crash_detected_20) { crash_case(20); }
+
+static bool pred_suspected(struct sim *s, void *arg)
+{
+	return sim_stats(s, *(int *)arg)->first_suspect_at >= 0;
+}
+
+/*
+ * SIGSTOP a node until someone suspects it, keep it stopped for half the
+ * suspicion minimum more, then SIGCONT: it must refute (ALIVE everywhere
+ * with a higher incarnation) and never be DEAD anywhere.
+ */
+SCN_TEST(test_pause_resume_refutes)
+{
+	const int n = 10;
+	const struct swim_config *cfg = scn_default_cfg();
+	struct sim *s = scn_cluster(n, NULL);
+	sim_run_for(s, 3000);
+	sim_stats_reset(s);
+	int v = 3;
+	uint64_t inc0 = swim_incarnation(sim_core(s, v));
+	uint64_t smin = sim_suspicion_min_ms(cfg, n);
+	uint64_t t0 = sim_now(s);
+	sim_pause(s, v);
+	int64_t t_sus = sim_run_until(s, pred_suspected, &v, (uint64_t)n * cfg->probe_interval_ms);
+	scn_assert(s, t_sus >= 0, "paused n%d not suspected within %d probe rounds", v, n);
+	sim_run_for(s, smin / 2);
+	sim_resume(s, v);
+	print_message("pause: suspected +%lld ms, resumed +%llu ms\n", (long long)t_sus,
+	              (unsigned long long)(sim_now(s) - t0));
+	struct swim_member_info mi;
+	int64_t t_ok = sim_run_until(s, sim_pred_all_alive, NULL, DISSEMINATION_MS + 2000);
+	scn_assert(s, t_ok >= 0, "n%d not ALIVE in one view within %d ms of resuming", v,
+	           DISSEMINATION_MS + 2000);
+	scn_assert(s, sim_member_of(s, 0, v, &mi), "n0 forgot n%d", v);
+	print_message("pause: refuted, ALIVE everywhere %lld ms after resume, incarnation "
+	              "%llu -> %llu\n",
+	              (long long)t_ok, (unsigned long long)inc0, (unsigned long long)mi.incarnation);
+	scn_assert(s, mi.incarnation > inc0, "refutation did not bump the incarnation (%llu)",
+	           (unsigned long long)mi.incarnation);
+	scn_assert(s, sim_stats(s, v)->refuted > 0, "no SELF_REFUTED event on n%d", v);
+	sim_run_for(s, 30000);
+	scn_assert(s, sim_all_alive(s), "view diverged after the refutation");
+	for (int i = 0; i < n; i++)
+		scn_assert(s, sim_stats(s, i)->dead == 0, "n%d declared DEAD (%u times)", i,
+		           sim_stats(s, i)->dead);
+	scn_check_counters(s);
+	scn_free(s);
+}
+
+/* Graceful leave: LEFT everywhere quickly, never DEAD, and stays LEFT. */
+SCN_TEST(test_leave_is_left_not_dead)
+{
+	const int n = 5;
+	struct sim *s = scn_cluster(n, NULL);
+	sim_run_for(s, 2000);
+	sim_stats_reset(s);
+	int v = 4;
+	sim_leave(s, v);
+	int64_t t = sim_run_until_all_see(s, v, SWIM_LEFT, DISSEMINATION_MS);
+	print_message("leave: LEFT everywhere after %lld ms; leaver stopped: %s\n", (long long)t,
+	              sim_is_up(s, v) ? "no" : "yes");
+	scn_assert(s, t >= 0, "n%d not LEFT everywhere within %d ms", v, DISSEMINATION_MS);
+	sim_run_for(s, 6000); /* past the leave timeout */
+	scn_assert(s, !sim_is_up(s, v), "leaver still running after its timeout");
+	sim_run_for(s, 60000);
+	scn_assert(s, sim_all_see(s, v, SWIM_LEFT, NULL), "n%d no longer LEFT everywhere", v);
+	scn_assert(s, sim_stats(s, v)->dead == 0, "n%d declared DEAD after leaving", v);
+	scn_assert(s, sim_stats(s, v)->suspected == 0, "n%d suspected after leaving", v);
+	scn_assert(s, sim_one_view(s), "survivors disagree");
+	scn_check_counters(s);
+	scn_free(s);
+}
+
+/* Crash, wait until DEAD everywhere, restart with the same name at a new
+ * address: everyone has it ALIVE at the new address. */
+SCN_TEST(test_restart_new_addr_after_dead)
+{
+	const int n = 5;
+	const struct swim_config *cfg = scn_default_cfg();
+	struct sim *s = scn_cluster(n, NULL);
+	sim_run_for(s, 2000);
+	int v = 2;
+	sim_crash(s, v);
+	uint64_t bound = (uint64_t)(2 * (n - 1) + 1) * cfg->probe_interval_ms +
+			 sim_suspicion_max_ms(cfg, n) + DISSEMINATION_MS;
+	scn_assert(s, sim_run_until_all_see(s, v, SWIM_DEAD, bound) >= 0, "not DEAD everywhere");
+	sim_run_for(s, 5000);
+	const char *addr = "10.200.0.2:7946";
+	sim_restart(s, v, addr, 0);
+	int64_t t = sim_run_until(s, sim_pred_all_alive, NULL, 10000);
+	print_message("restart after DEAD: ALIVE at %s everywhere after %lld ms\n", addr,
+	              (long long)t);
+	scn_assert(s, t >= 0, "restarted n%d not ALIVE at its new address everywhere in 10 s", v);
+	scn_assert(s, sim_all_see(s, v, SWIM_ALIVE, addr), "wrong address");
+	sim_run_for(s, 30000);
+	scn_assert(s, sim_all_alive(s), "view diverged after the restart");
+	scn_check_counters(s);
+	scn_free(s);
+}
+
+/* Crash and restart at a new address before anyone noticed: the new address
+ * replaces the old one everywhere and the host is never declared DEAD. */
+SCN_TEST(test_restart_new_addr_quick)
+{
+	const int n = 5;
+	struct sim *s = scn_cluster(n, NULL);
+	sim_run_for(s, 2000);
+	sim_stats_reset(s);
+	int v = 2;
+	sim_crash(s, v);
+	sim_run_for(s, 200);
+	const char *addr = "10.200.0.2:7946";
+	sim_restart(s, v, addr, 0);
+	int64_t t = sim_run_until(s, sim_pred_all_alive, NULL, 10000);
+	print_message("quick restart: ALIVE at %s everywhere after %lld ms (suspected %u, "
+	              "dead %u)\n",
+	              addr, (long long)t, sim_stats(s, v)->suspected, sim_stats(s, v)->dead);
+	scn_assert(s, t >= 0, "restarted n%d not ALIVE at its new address everywhere in 10 s", v);
+	sim_run_for(s, 30000);
+	scn_assert(s, sim_all_alive(s), "view diverged after the restart");
+	scn_assert(s, sim_stats(s, v)->dead == 0, "restarted n%d declared DEAD", v);
+	scn_check_counters(s);
+	scn_free(s);
+}
+
+int main(void)
+{
+	scn_filter_from_env();
+	const struct CMUnitTest tests[] = {
+		scn_test(test_converge_5),
+		scn_test(test_converge_100),
+		scn_test(test_join_one_seed_at_once),
+		scn_test(test_late_join_other_seed),
+		scn_test(test_crash_detected_5),
+		scn_test(test_crash_detected_20),
+		scn_test(test_pause_resume_refutes),
+		scn_test(test_leave_is_left_not_dead),
+		scn_test(test_restart_new_addr_after_dead),
+		scn_test(test_restart_new_addr_quick),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
