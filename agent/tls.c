@@ -69,6 +69,7 @@
  * libuv loop); OpenSSL's error queue is cleared before every call.
  */
 #include "meshvisor/tls.h"
+#include "tls_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -139,10 +140,7 @@ bool tls_role_may_read(enum tls_role r)
 
 /* ---- small helpers -------------------------------------------------- */
 
-static void tls_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void tls_errf(char *err, size_t errlen, const char *fmt, ...)
+void tls_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -179,7 +177,7 @@ static const char *tls_ossl_errors(char *buf, size_t len)
 	return buf;
 }
 
-static void tls_x509_text(X509_NAME *n, int nid, char *buf, size_t len)
+void tls_x509_text(X509_NAME *n, int nid, char *buf, size_t len)
 {
 	buf[0] = '\0';
 	if (n && X509_NAME_get_text_by_NID(n, nid, buf, (int)len) < 0)

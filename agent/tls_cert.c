@@ -30,6 +30,7 @@
  * is written, and a half-written pair is removed.
  */
 #include "meshvisor/tls.h"
+#include "tls_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,20 +60,6 @@
 /* A century is longer than any cluster will live; beyond it is a typo. */
 #define TLS_DAYS_MAX 36500
 
-static void tls_cert_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void tls_cert_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static const char *tls_cert_ossl(char *buf, size_t len)
 {
 	unsigned long e = ERR_peek_last_error();
@@ -83,13 +70,6 @@ static const char *tls_cert_ossl(char *buf, size_t len)
 		ERR_error_string_n(e, buf, len);
 	ERR_clear_error();
 	return buf;
-}
-
-static void tls_cert_text(X509_NAME *n, int nid, char *buf, size_t len)
-{
-	buf[0] = '\0';
-	if (n && X509_NAME_get_text_by_NID(n, nid, buf, (int)len) < 0)
-		buf[0] = '\0';
 }
 
 static int64_t tls_cert_time(const ASN1_TIME *t)
@@ -109,11 +89,11 @@ static int tls_cert_absent(const char *path, char *err, size_t errlen)
 	struct stat st;
 
 	if (lstat(path, &st) == 0) {
-		tls_cert_errf(err, errlen, "'%s' already exists; refusing to overwrite it", path);
+		tls_errf(err, errlen, "'%s' already exists; refusing to overwrite it", path);
 		return -EEXIST;
 	}
 	if (errno != ENOENT) {
-		tls_cert_errf(err, errlen, "cannot check '%s': %s", path, strerror(errno));
+		tls_errf(err, errlen, "cannot check '%s': %s", path, strerror(errno));
 		return -errno;
 	}
 	return 0;
@@ -129,12 +109,12 @@ static int tls_cert_write_one(const char *path, mode_t mode, X509 *x, EVP_PKEY *
 
 	if (fd < 0) {
 		int e = errno;
-		tls_cert_errf(err, errlen, "cannot create '%s': %s", path, strerror(e));
+		tls_errf(err, errlen, "cannot create '%s': %s", path, strerror(e));
 		return -e;
 	}
 	if (fchmod(fd, mode) != 0) { /* exact mode whatever the umask */
 		int e = errno;
-		tls_cert_errf(err, errlen, "cannot set the mode of '%s': %s", path, strerror(e));
+		tls_errf(err, errlen, "cannot set the mode of '%s': %s", path, strerror(e));
 		close(fd);
 		return -e;
 	}
@@ -146,20 +126,20 @@ static int tls_cert_write_one(const char *path, mode_t mode, X509 *x, EVP_PKEY *
 	ERR_clear_error();
 	ok = x ? PEM_write_X509(f, x) : PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
 	if (!ok) {
-		tls_cert_errf(err, errlen, "cannot write '%s' (%s)", path,
+		tls_errf(err, errlen, "cannot write '%s' (%s)", path,
 		              tls_cert_ossl(detail, sizeof(detail)));
 		fclose(f);
 		return -EIO;
 	}
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		int e = errno;
-		tls_cert_errf(err, errlen, "cannot write '%s': %s", path, strerror(e));
+		tls_errf(err, errlen, "cannot write '%s': %s", path, strerror(e));
 		fclose(f);
 		return -e;
 	}
 	if (fclose(f) != 0) {
 		int e = errno;
-		tls_cert_errf(err, errlen, "cannot write '%s': %s", path, strerror(e));
+		tls_errf(err, errlen, "cannot write '%s': %s", path, strerror(e));
 		return -e;
 	}
 	return 0;
@@ -171,7 +151,7 @@ static int tls_cert_write_pair(const char *cert_out, const char *key_out, X509 *
 	int rc;
 
 	if (strcmp(cert_out, key_out) == 0) {
-		tls_cert_errf(err, errlen, "certificate and key would both be written to '%s'",
+		tls_errf(err, errlen, "certificate and key would both be written to '%s'",
 		              cert_out);
 		return -EINVAL;
 	}
@@ -202,14 +182,14 @@ static int tls_cert_read_x509(const char *path, X509 **out, char *err, size_t er
 	*out = NULL;
 	if (!f) {
 		int e = errno;
-		tls_cert_errf(err, errlen, "cannot open '%s': %s", path, strerror(e));
+		tls_errf(err, errlen, "cannot open '%s': %s", path, strerror(e));
 		return -e;
 	}
 	ERR_clear_error();
 	*out = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!*out) {
-		tls_cert_errf(err, errlen, "'%s' holds no PEM certificate (%s)", path,
+		tls_errf(err, errlen, "'%s' holds no PEM certificate (%s)", path,
 		              tls_cert_ossl(detail, sizeof(detail)));
 		return -EINVAL;
 	}
@@ -229,14 +209,14 @@ static int tls_cert_read_key(const char *path, EVP_PKEY **out, char *err, size_t
 	*out = NULL;
 	if (!f) {
 		int e = errno;
-		tls_cert_errf(err, errlen, "cannot open '%s': %s", path, strerror(e));
+		tls_errf(err, errlen, "cannot open '%s': %s", path, strerror(e));
 		return -e;
 	}
 	ERR_clear_error();
 	*out = PEM_read_PrivateKey(f, NULL, tls_cert_no_password, NULL);
 	fclose(f);
 	if (!*out) {
-		tls_cert_errf(err, errlen, "'%s' holds no unencrypted PEM private key (%s)", path,
+		tls_errf(err, errlen, "'%s' holds no unencrypted PEM private key (%s)", path,
 		              tls_cert_ossl(detail, sizeof(detail)));
 		return -EINVAL;
 	}
@@ -259,7 +239,7 @@ static int tls_cert_name_ok(const char *s, char *err, size_t errlen)
 	}
 	return 0;
 bad:
-	tls_cert_errf(err, errlen,
+	tls_errf(err, errlen,
 	              "invalid name '%s': use 1-%d letters, digits, '.', '-', '_' or '@', "
 	              "not starting with '.' or '-'",
 	              s ? s : "", TLS_NAME_MAX);
@@ -280,7 +260,7 @@ static int tls_cert_dns_ok(const char *s, char *err, size_t errlen)
 	}
 	return 0;
 bad:
-	tls_cert_errf(err, errlen, "invalid DNS name '%s'", s ? s : "");
+	tls_errf(err, errlen, "invalid DNS name '%s'", s ? s : "");
 	return -EINVAL;
 }
 
@@ -292,7 +272,7 @@ static EVP_PKEY *tls_cert_keygen(char *err, size_t errlen)
 	ERR_clear_error();
 	k = EVP_EC_gen("P-256");
 	if (!k)
-		tls_cert_errf(err, errlen, "cannot generate an EC P-256 key (%s)",
+		tls_errf(err, errlen, "cannot generate an EC P-256 key (%s)",
 		              tls_cert_ossl(detail, sizeof(detail)));
 	return k;
 }
@@ -362,7 +342,7 @@ static int tls_cert_add_san(X509 *x, const struct tls_cert_request *req, char *e
 
 		if (!ip) {
 			ERR_clear_error();
-			tls_cert_errf(err, errlen, "'%s' is not an IP address", req->ips[i]);
+			tls_errf(err, errlen, "'%s' is not an IP address", req->ips[i]);
 			rc = -EINVAL;
 			break;
 		}
@@ -420,12 +400,12 @@ int tls_ca_create(const char *cert_out, const char *key_out, const char *name, i
 	if (!name || !*name)
 		name = TLS_CA_DEFAULT_NAME;
 	if (strlen(name) > TLS_NAME_MAX) {
-		tls_cert_errf(err, errlen, "CA name '%s' is longer than %d characters", name,
+		tls_errf(err, errlen, "CA name '%s' is longer than %d characters", name,
 		              TLS_NAME_MAX);
 		return -EINVAL;
 	}
 	if (days < 1 || days > TLS_DAYS_MAX) {
-		tls_cert_errf(err, errlen, "validity of %d days is out of range (1-%d)", days,
+		tls_errf(err, errlen, "validity of %d days is out of range (1-%d)", days,
 		              TLS_DAYS_MAX);
 		return -EINVAL;
 	}
@@ -444,7 +424,7 @@ int tls_ca_create(const char *cert_out, const char *key_out, const char *name, i
 	    !tls_cert_ext(x, x, NID_subject_key_identifier, "hash") ||
 	    !tls_cert_ext(x, x, NID_authority_key_identifier, "keyid:always") ||
 	    X509_sign(x, key, EVP_sha256()) <= 0) {
-		tls_cert_errf(err, errlen, "cannot build the CA certificate (%s)",
+		tls_errf(err, errlen, "cannot build the CA certificate (%s)",
 		              tls_cert_ossl(detail, sizeof(detail)));
 		rc = -EIO;
 		goto out;
@@ -471,11 +451,11 @@ int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_ce
 		return rc;
 	if (req->role != TLS_ROLE_NONE && req->role != TLS_ROLE_NODE &&
 	    req->role != TLS_ROLE_OPERATOR && req->role != TLS_ROLE_VIEWER) {
-		tls_cert_errf(err, errlen, "unknown role %d", (int)req->role);
+		tls_errf(err, errlen, "unknown role %d", (int)req->role);
 		return -EINVAL;
 	}
 	if (req->valid_s <= 0 || req->valid_s > (int64_t)TLS_DAYS_MAX * 86400) {
-		tls_cert_errf(err, errlen, "validity of %lld seconds is out of range",
+		tls_errf(err, errlen, "validity of %lld seconds is out of range",
 		              (long long)req->valid_s);
 		return -EINVAL;
 	}
@@ -486,13 +466,13 @@ int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_ce
 	    (rc = tls_cert_read_key(ca_key, &cakey, err, errlen)) != 0)
 		goto out;
 	if (X509_check_ca(ca) < 1) {
-		tls_cert_errf(err, errlen, "'%s' is not a CA certificate", ca_cert);
+		tls_errf(err, errlen, "'%s' is not a CA certificate", ca_cert);
 		rc = -EINVAL;
 		goto out;
 	}
 	if (X509_check_private_key(ca, cakey) != 1) {
 		ERR_clear_error();
-		tls_cert_errf(err, errlen, "CA key '%s' does not match CA certificate '%s'", ca_key,
+		tls_errf(err, errlen, "CA key '%s' does not match CA certificate '%s'", ca_key,
 		              ca_cert);
 		rc = -EINVAL;
 		goto out;
@@ -517,7 +497,7 @@ int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_ce
 	    !tls_cert_ext(x, ca, NID_ext_key_usage, eku) ||
 	    !tls_cert_ext(x, ca, NID_subject_key_identifier, "hash") ||
 	    !tls_cert_ext(x, ca, NID_authority_key_identifier, "keyid:always")) {
-		tls_cert_errf(err, errlen, "cannot build the certificate (%s)",
+		tls_errf(err, errlen, "cannot build the certificate (%s)",
 		              tls_cert_ossl(detail, sizeof(detail)));
 		rc = -EIO;
 		goto out;
@@ -525,7 +505,7 @@ int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_ce
 	if ((rc = tls_cert_add_san(x, req, err, errlen)) != 0)
 		goto out;
 	if (X509_sign(x, cakey, EVP_sha256()) <= 0) {
-		tls_cert_errf(err, errlen, "cannot sign the certificate (%s)",
+		tls_errf(err, errlen, "cannot sign the certificate (%s)",
 		              tls_cert_ossl(detail, sizeof(detail)));
 		rc = -EIO;
 		goto out;
@@ -555,9 +535,9 @@ int tls_cert_info_read(const char *cert_file, struct tls_cert_info *out, char *e
 	rc = tls_cert_read_x509(cert_file, &x, err, errlen);
 	if (rc)
 		return rc;
-	tls_cert_text(X509_get_subject_name(x), NID_commonName, out->name, sizeof(out->name));
-	tls_cert_text(X509_get_issuer_name(x), NID_commonName, out->issuer, sizeof(out->issuer));
-	tls_cert_text(X509_get_subject_name(x), NID_organizationalUnitName, ou, sizeof(ou));
+	tls_x509_text(X509_get_subject_name(x), NID_commonName, out->name, sizeof(out->name));
+	tls_x509_text(X509_get_issuer_name(x), NID_commonName, out->issuer, sizeof(out->issuer));
+	tls_x509_text(X509_get_subject_name(x), NID_organizationalUnitName, ou, sizeof(ou));
 	out->role = tls_role_parse(ou);
 	flags = X509_get_extension_flags(x);
 	out->is_ca = (flags & EXFLAG_CA) != 0;

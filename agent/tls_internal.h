@@ -1,0 +1,18 @@
+/*
+ * tls_internal.h — helpers shared by the TLS module's two files (tls.c:
+ * sessions and contexts; tls_cert.c: certificate authority). Not part of
+ * the public API; only agent/tls*.c include it, as only they see OpenSSL.
+ */
+#ifndef MESHVISOR_TLS_INTERNAL_H
+#define MESHVISOR_TLS_INTERNAL_H
+
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+/* snprintf into the caller's error buffer; tolerates err == NULL. */
+void tls_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* One text field (NID_commonName, ...) of an X.509 name; "" if absent. */
+void tls_x509_text(X509_NAME *n, int nid, char *buf, size_t len);
+
+#endif
