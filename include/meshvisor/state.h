@@ -1,0 +1,133 @@
+/*
+ * state.h — node-state gossip core: every host's state record, spread to
+ * every node by delta anti-entropy, with no I/O.
+ *
+ * What it spreads: one opaque record per host (in the daemon, a packed
+ * mv.NodeState: capacity, health, labels, VM inventory), versioned by
+ * (incarnation, version). A record replaces another of the same host only
+ * if its (incarnation, version) is larger: a restarted host's new
+ * incarnation wins over anything its previous life published, and an older
+ * version never overwrites a newer one, whatever order messages arrive in.
+ *
+ * How (details in agent/state.c):
+ *   - every sync interval, send SYNC{hash of our version vector} to one
+ *     random live peer; equal hashes end there (idle cost: one small
+ *     message per node per interval);
+ *   - a differing hash is answered with DIGEST{versions}; the other side
+ *     answers with DELTA{records newer than that digest, plus its own digest
+ *     so the peer can send back what it lacks};
+ *   - a local change marked urgent is PUSHed at once to a few random peers,
+ *     which relay it a bounded number of hops (rumor mongering), so a
+ *     capacity change is everywhere within a few network round trips;
+ *     anti-entropy repairs whatever the rumor missed.
+ *
+ * Driving it is the same as the membership core (swim.h): pass messages and
+ * timer expiries in with `now` (ms), drain outputs and events, re-arm the
+ * timer at nstate_next_deadline(). Membership tells it which peers are live.
+ *
+ * Ownership: struct nstate owns copies of every record. Popped messages,
+ * events and record views stay valid until the next nstate_ call on the
+ * same core. Input messages belong to the caller.
+ */
+#ifndef MESHVISOR_STATE_H
+#define MESHVISOR_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NSTATE_NAME_MAX 64
+#define NSTATE_ADDR_MAX 64
+#define NSTATE_RECORD_MAX (1u << 20) /* one host's record: 1 MiB */
+
+enum nstate_msg_type {
+	NSTATE_SYNC = 0,
+	NSTATE_DIGEST = 1,
+	NSTATE_DELTA = 2,
+	NSTATE_PUSH = 3,
+};
+
+struct nstate_version {
+	const char *name;
+	uint64_t incarnation;
+	uint64_t version;
+};
+
+struct nstate_record {
+	const char *name;
+	uint64_t incarnation;
+	uint64_t version;
+	const uint8_t *data;
+	size_t len;
+};
+
+/* Mirrors mv.StateMessage (+ Envelope.from). */
+struct nstate_msg {
+	enum nstate_msg_type type;
+	const char *from;
+	const char *to;      /* receiver's name */
+	const char *to_addr; /* where to send it (peer address) */
+	uint64_t hash;
+	const struct nstate_version *versions;
+	size_t n_versions;
+	const struct nstate_record *records;
+	size_t n_records;
+	uint32_t hops;
+	bool reply;
+};
+
+struct nstate_config {
+	char name[NSTATE_NAME_MAX];
+	uint64_t seed;
+	uint32_t sync_interval_ms;  /* anti-entropy round (default 1000) */
+	uint32_t push_fanout;       /* peers per push (default 3) */
+	uint32_t push_hops;         /* relays of a push; 0 = derive from N (default 0) */
+	uint32_t max_msg_bytes;     /* split DELTAs above this (default 512 KiB) */
+};
+
+/* A record changed in our view (new host, or a newer version). */
+struct nstate_event {
+	const char *name;
+	uint64_t incarnation;
+	uint64_t version;
+	bool is_new_host;
+};
+
+struct nstate;
+
+void nstate_config_default(struct nstate_config *cfg);
+struct nstate *nstate_new(const struct nstate_config *cfg, uint64_t now);
+void nstate_free(struct nstate *ns);
+
+/* Membership: a peer we may gossip with (alive), or not any more
+ * (suspect/dead/left: its record is kept), or forgotten (record dropped). */
+int nstate_peer_up(struct nstate *ns, const char *name, const char *addr);
+void nstate_peer_down(struct nstate *ns, const char *name);
+void nstate_forget(struct nstate *ns, const char *name);
+
+/* Publishes our own record. (incarnation, version) must be larger than the
+ * last one we published (-EINVAL otherwise, nothing changed). `urgent`
+ * pushes it at once; otherwise anti-entropy carries it. */
+int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version,
+                     const uint8_t *data, size_t len, bool urgent, uint64_t now);
+
+int nstate_handle_message(struct nstate *ns, const struct nstate_msg *m, uint64_t now);
+int nstate_handle_timer(struct nstate *ns, uint64_t now);
+uint64_t nstate_next_deadline(const struct nstate *ns);
+bool nstate_pop_output(struct nstate *ns, struct nstate_msg *out);
+bool nstate_pop_event(struct nstate *ns, struct nstate_event *out);
+
+size_t nstate_count(const struct nstate *ns);
+void nstate_record_at(const struct nstate *ns, size_t i, struct nstate_record *out);
+bool nstate_find(const struct nstate *ns, const char *name, struct nstate_record *out);
+/* Hash of the version vector (what SYNC carries). */
+uint64_t nstate_hash(const struct nstate *ns);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
