@@ -1265,6 +1265,323 @@ static void test_deterministic_replay(void **state)
 	assert_true(sums[0] == sums[1]);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Join announcements, refutations through helpers, verification probes    */
+
+static bool has_upd(const struct swim_msg *m, const char *name, int st, int64_t inc,
+                    const char *origin)
+{
+	for (size_t k = 0; k < m->n_updates; k++) {
+		const struct swim_update *u = &m->updates[k];
+		if (strcmp(u->name, name) == 0 && (st < 0 || (int)u->state == st) &&
+		    (inc < 0 || u->incarnation == (uint64_t)inc) &&
+		    (origin == NULL || strcmp(u->origin, origin) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* Pops and copies every output of s (caller frees with free_pkts). */
+static int take(struct swim *s, struct pkt *out, int max)
+{
+	struct swim_msg m;
+	struct swim_event e;
+	int n = 0;
+	while (swim_pop_event(s, &e))
+		;
+	while (swim_pop_output(s, &m)) {
+		assert_true(n < max);
+		pkt_copy(&out[n++], &m);
+	}
+	return n;
+}
+
+/* A joiner gossips its own ALIVE once the seed's table is in (before, it
+ * only re-gossiped that table), and nobody spends a member's own ALIVE on
+ * that member. */
+static void test_joiner_announces_itself(void **state)
+{
+	(void)state;
+	struct swim *j = solo("j", NULL);
+	const char *seed = "s:7946";
+	assert_int_equal(swim_join(j, &seed, 1, 0), 0);
+	drop_all(j);
+	struct swim_update tab[4] = {upd("s", SWIM_ALIVE, 0, ""), upd("b", SWIM_ALIVE, 0, ""),
+	                             upd("c", SWIM_ALIVE, 3, ""), upd("d", SWIM_ALIVE, 0, "")};
+	struct swim_msg r = mkmsg(SWIM_MSG_PUSH_PULL_REPLY, "s", "j", 0, tab, 4);
+	assert_int_equal(swim_handle_message(j, &r, 10), 0);
+	drop_all(j);
+	uint64_t now = 10;
+	int pings = 0;
+	while (pings < 4) {
+		struct pkt out[16];
+		int n = step(j, &now, out, 16);
+		for (int k = 0; k < n; k++) {
+			if (out[k].m.type != SWIM_MSG_PING)
+				continue;
+			pings++;
+			/* the first pings announce us; none wastes its target's
+			 * own ALIVE on the target */
+			if (pings <= 3)
+				assert_true(has_upd(&out[k].m, "j", SWIM_ALIVE, 0, NULL));
+			assert_false(has_upd(&out[k].m, out[k].m.to, SWIM_ALIVE, -1, NULL));
+			/* answer, so that probes go on without suspicion */
+			struct swim_msg ack = mkmsg(SWIM_MSG_ACK, out[k].m.to, "j", out[k].m.seq, NULL, 0);
+			assert_int_equal(swim_handle_message(j, &ack, now + 1), 0);
+			drop_all(j);
+		}
+		free_pkts(out, n);
+	}
+	swim_free(j);
+}
+
+/* A PING or PING_REQ from a node we do not know teaches us about it
+ * (ALIVE at incarnation 0), unless the message itself says otherwise. */
+static void test_learns_unknown_sender(void **state)
+{
+	(void)state;
+	struct swim *s = solo("me", NULL);
+	drop_all(s);
+	struct swim_msg ping = mkmsg(SWIM_MSG_PING, "x", "me", 5, NULL, 0);
+	assert_int_equal(swim_handle_message(s, &ping, 10), 0);
+	uint64_t inc = 99;
+	assert_int_equal(mstate(s, "x", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 0);
+	struct swim_event e;
+	bool joined = false;
+	while (swim_pop_event(s, &e))
+		if (e.type == SWIM_EV_MEMBER_JOINED && strcmp(e.name, "x") == 0)
+			joined = strstr(e.cause, "directly") != NULL;
+	assert_true(joined);
+	drop_all(s);
+	struct swim_msg req = mkmsg(SWIM_MSG_PING_REQ, "y", "me", 6, NULL, 0);
+	req.target = "x";
+	req.target_addr = "x:7946";
+	assert_int_equal(swim_handle_message(s, &req, 11), 0);
+	assert_int_equal(mstate(s, "y", NULL), SWIM_ALIVE);
+	/* it says it left: the LEFT decides (unknown member: ignored) */
+	struct swim_update left = upd("w", SWIM_LEFT, 2, "w");
+	struct swim_msg lp = mkmsg(SWIM_MSG_PING, "w", "me", 7, &left, 1);
+	assert_int_equal(swim_handle_message(s, &lp, 12), 0);
+	struct swim_member_info mi;
+	assert_false(swim_member_find(s, "w", &mi));
+	/* a known sender is not touched: its incarnation stays */
+	feed(s, "q", upd("z", SWIM_ALIVE, 7, ""), 13);
+	struct swim_msg zp = mkmsg(SWIM_MSG_PING, "z", "me", 8, NULL, 0);
+	assert_int_equal(swim_handle_message(s, &zp, 14), 0);
+	assert_int_equal(mstate(s, "z", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 7);
+	swim_free(s);
+}
+
+/* A SUSPECT of a higher incarnation about a member we already suspect is a
+ * new suspicion (the old one was refuted), not a confirmation of the old:
+ * fresh start, no confirmations. */
+static void test_suspect_newer_incarnation_restarts(void **state)
+{
+	(void)state;
+	struct swim *s = solo("me", NULL);
+	/* 6 live: min 1000, max 6000, k 3 */
+	const char *names[] = {"b", "c", "d", "e", "f"};
+	for (int k = 0; k < 5; k++)
+		feed(s, "x", upd(names[k], SWIM_ALIVE, 4, ""), 0);
+	feed(s, "c", upd("b", SWIM_SUSPECT, 4, "c"), 100);
+	feed(s, "d", upd("b", SWIM_SUSPECT, 5, "d"), 3000);
+	drop_all(s);
+	struct swim_member_info mi;
+	assert_true(swim_member_find(s, "b", &mi));
+	assert_int_equal(mi.state, SWIM_SUSPECT);
+	assert_int_equal(mi.incarnation, 5);
+	assert_int_equal(mi.since_ms, 3000);
+	/* counted as a confirmation of the old one it would die at
+	 * 100 + 3500; as a fresh one it has until 3000 + 6000 */
+	uint64_t now = 3000;
+	while (swim_next_deadline(s) <= 8999) {
+		now = swim_next_deadline(s);
+		swim_handle_timer(s, now);
+		drop_all(s);
+		assert_int_equal(mstate(s, "b", NULL), SWIM_SUSPECT);
+	}
+	/* and the same incarnation again is a confirmation */
+	feed(s, "e", upd("b", SWIM_SUSPECT, 5, "e"), now);
+	assert_true(swim_member_find(s, "b", &mi));
+	assert_int_equal(mi.since_ms, 3000);
+	swim_free(s);
+}
+
+/* A helper's NACK and relayed ACK carry the target's state, so a requester
+ * holding a refuted suspicion learns the refutation from the helper. */
+static void test_relay_carries_target_state(void **state)
+{
+	(void)state;
+	struct swim_config cfg;
+	struct swim *h = solo("h", &cfg);
+	feed(h, "x", upd("t", SWIM_ALIVE, 5, ""), 1);
+	/* spend t's ALIVE broadcast, so only the new rule can carry it */
+	for (int k = 0; k < 8; k++) {
+		struct swim_msg ping = mkmsg(SWIM_MSG_PING, "t", "h", 100 + (uint64_t)k, NULL, 0);
+		assert_int_equal(swim_handle_message(h, &ping, 2), 0);
+		drop_all(h);
+	}
+	struct swim_msg req = mkmsg(SWIM_MSG_PING_REQ, "r", "h", 77, NULL, 0);
+	req.target = "t";
+	req.target_addr = "t:7946";
+	assert_int_equal(swim_handle_message(h, &req, 100), 0);
+	drop_all(h);
+	swim_handle_timer(h, 100 + cfg.probe_timeout_ms * 8 / 10);
+	struct pkt out[16];
+	int n = take(h, out, 16);
+	bool nack = false;
+	for (int k = 0; k < n; k++)
+		if (out[k].m.type == SWIM_MSG_NACK) {
+			nack = true;
+			assert_true(has_upd(&out[k].m, "t", SWIM_ALIVE, 5, NULL));
+		}
+	free_pkts(out, n);
+	assert_true(nack);
+	/* relayed ACK */
+	req.seq = 78;
+	assert_int_equal(swim_handle_message(h, &req, 1000), 0);
+	n = take(h, out, 16);
+	uint64_t seq = 0;
+	for (int k = 0; k < n; k++)
+		if (out[k].m.type == SWIM_MSG_PING)
+			seq = out[k].m.seq;
+	free_pkts(out, n);
+	struct swim_msg ack = mkmsg(SWIM_MSG_ACK, "t", "h", seq, NULL, 0);
+	ack.target = "t";
+	assert_int_equal(swim_handle_message(h, &ack, 1010), 0);
+	n = take(h, out, 16);
+	bool relayed = false;
+	for (int k = 0; k < n; k++)
+		if (out[k].m.type == SWIM_MSG_ACK && out[k].m.seq == 78) {
+			relayed = true;
+			assert_true(has_upd(&out[k].m, "t", SWIM_ALIVE, 5, NULL));
+		}
+	free_pkts(out, n);
+	assert_true(relayed);
+	swim_free(h);
+
+	/* the requester's side: it suspects t at 4, a NACK brings t at 5 */
+	struct swim *r = solo("r", NULL);
+	const char *names[] = {"t", "h", "c", "d"};
+	for (int k = 0; k < 4; k++)
+		feed(r, "x", upd(names[k], SWIM_ALIVE, 4, ""), 0);
+	feed(r, "c", upd("t", SWIM_SUSPECT, 4, "c"), 10);
+	struct swim_update u = upd("t", SWIM_ALIVE, 5, "");
+	struct swim_msg nk = mkmsg(SWIM_MSG_NACK, "h", "r", 1234, &u, 1);
+	nk.target = "t";
+	assert_int_equal(swim_handle_message(r, &nk, 20), 0);
+	uint64_t inc;
+	assert_int_equal(mstate(r, "t", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 5);
+	swim_free(r);
+}
+
+/* Verification probe: a suspicion heard by gossip makes us probe the
+ * suspect at once (here always: N - 2 <= 2k). No ACK and a helper's NACK:
+ * our own suspicion, gossiped with us as origin, which shortens the
+ * timeout. No NACK (we may be the one cut off) or an ACK: no evidence. */
+static void verification_case(int outcome, uint64_t *dead_at)
+{
+	struct swim *s = solo("me", NULL);
+	const char *names[] = {"b", "c", "d", "e"};
+	for (int k = 0; k < 4; k++)
+		feed(s, "x", upd(names[k], SWIM_ALIVE, 0, ""), 0);
+	drop_all(s);
+	/* 5 live: min 1000, max 6000, k 3 */
+	feed(s, "c", upd("b", SWIM_SUSPECT, 0, "c"), 100);
+	struct pkt out[16];
+	int n = take(s, out, 16);
+	uint64_t seq = 0;
+	int reqs = 0;
+	for (int k = 0; k < n; k++) {
+		if (out[k].m.type == SWIM_MSG_PING && strcmp(out[k].m.to, "b") == 0) {
+			seq = out[k].m.seq;
+			assert_true(has_upd(&out[k].m, "b", SWIM_SUSPECT, 0, NULL)); /* buddy */
+		}
+		if (out[k].m.type == SWIM_MSG_PING_REQ && strcmp(out[k].m.target, "b") == 0)
+			reqs++;
+	}
+	free_pkts(out, n);
+	assert_int_not_equal(seq, 0);
+	assert_int_equal(reqs, 3);
+	if (outcome == 1) {
+		struct swim_msg nk = mkmsg(SWIM_MSG_NACK, "d", "me", seq, NULL, 0);
+		nk.target = "b";
+		assert_int_equal(swim_handle_message(s, &nk, 500), 0);
+	} else if (outcome == 2) {
+		struct swim_msg ack = mkmsg(SWIM_MSG_ACK, "b", "me", seq, NULL, 0);
+		ack.target = "b";
+		assert_int_equal(swim_handle_message(s, &ack, 300), 0);
+	}
+	bool own = false;
+	uint64_t now = 500;
+	*dead_at = 0;
+	while (now < 20000 && *dead_at == 0) {
+		n = step(s, &now, out, 16);
+		for (int k = 0; k < n; k++)
+			own |= has_upd(&out[k].m, "b", SWIM_SUSPECT, 0, "me");
+		free_pkts(out, n);
+		if (mstate(s, "b", NULL) == SWIM_DEAD)
+			*dead_at = now;
+	}
+	/* (without the NACK our regular probe of b may confirm it later on) */
+	if (outcome == 1)
+		assert_true(own);
+	swim_free(s);
+}
+
+static void test_verification_probe(void **state)
+{
+	(void)state;
+	uint64_t dead_at;
+	/* confirmed by ourselves: 6000 - 5000 * ln 2 / ln 4 = 3500 after 100 */
+	verification_case(1, &dead_at);
+	assert_int_equal(dead_at, 3600);
+	/* no NACK: the full 6000, then a last-chance probe (one period,
+	 * stretched by the awareness our unanswered probes raised) */
+	verification_case(0, &dead_at);
+	assert_true(dead_at > 6100);
+	/* an ACK: the deadline restarts the clock instead (6100 + 6000),
+	 * then the last-chance probe */
+	verification_case(2, &dead_at);
+	assert_true(dead_at > 12100);
+}
+
+/* Only about 2k of N members verify a given suspicion. */
+static void test_verification_is_sampled(void **state)
+{
+	(void)state;
+	int verifiers = 0;
+	const int n = 52; /* 2k / (N - 2) = 6 / 50 */
+	for (int run = 0; run < 200; run++) {
+		struct swim_config cfg;
+		char nm[16], addr[32];
+		snprintf(nm, sizeof(nm), "me%d", run);
+		snprintf(addr, sizeof(addr), "%s:7946", nm);
+		test_config(&cfg, nm, addr, (uint64_t)run + 1);
+		cfg.gossip_interval_ms = 0;
+		cfg.push_pull_interval_ms = 0;
+		struct swim *s = swim_new(&cfg, 0, 0);
+		for (int k = 0; k < n - 1; k++) {
+			char name[16];
+			snprintf(name, sizeof(name), "m%d", k);
+			feed(s, "x", upd(name, SWIM_ALIVE, 0, ""), 0);
+		}
+		drop_all(s);
+		feed(s, "m1", upd("m0", SWIM_SUSPECT, 0, "m1"), 10);
+		struct swim_msg m;
+		bool v = false;
+		while (swim_pop_output(s, &m))
+			v |= m.type == SWIM_MSG_PING_REQ && strcmp(m.target, "m0") == 0;
+		verifiers += v;
+		swim_free(s);
+	}
+	/* expected 200 * 6 / 50 = 24 */
+	assert_true(verifiers >= 10 && verifiers <= 45);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1288,6 +1605,12 @@ int main(void)
 	        cmocka_unit_test(test_partition_heals),
 	        cmocka_unit_test(test_reap),
 	        cmocka_unit_test(test_deterministic_replay),
+	        cmocka_unit_test(test_joiner_announces_itself),
+	        cmocka_unit_test(test_learns_unknown_sender),
+	        cmocka_unit_test(test_suspect_newer_incarnation_restarts),
+	        cmocka_unit_test(test_relay_carries_target_state),
+	        cmocka_unit_test(test_verification_probe),
+	        cmocka_unit_test(test_verification_is_sampled),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
