@@ -1,0 +1,193 @@
+"""mvwire — just enough of meshvisor's wire format to speak it from Python.
+
+The wire is documented in proto/meshvisor.proto: inside TLS 1.3, frames of a
+4-byte big-endian length followed by one protobuf mv.Envelope. This module
+hand-encodes the few messages the tests and the fuzz seed generator need, so
+the tests depend on nothing but the Python standard library. It is also a
+check that the documented framing is enough for a client in another
+language.
+"""
+import struct
+
+FRAME_MAX = 4 * 1024 * 1024
+
+# mv.MemberState / mv.SwimType / mv.RpcCode
+ALIVE, SUSPECT, DEAD, LEFT = 0, 1, 2, 3
+PING, ACK, PING_REQ, NACK, PUSH_PULL, PUSH_PULL_REPLY = range(6)
+RPC_OK, RPC_ERR_INVALID, RPC_ERR_PERMISSION = 0, 1, 2
+
+
+# ---- protobuf primitives -------------------------------------------------
+
+def varint(n):
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def f_varint(field, n, always=False):
+    if n == 0 and not always:
+        return b""
+    return varint(field << 3) + varint(n)
+
+
+def f_bytes(field, data, always=False):
+    if isinstance(data, str):
+        data = data.encode()
+    if not data and not always:
+        return b""
+    return varint(field << 3 | 2) + varint(len(data)) + data
+
+
+def parse(buf):
+    """Generic protobuf parse: {field: [values]} (int for varints, bytes for
+    length-delimited). Raises ValueError on malformed input."""
+    out = {}
+    i = 0
+
+    def rd_varint():
+        nonlocal i
+        shift = 0
+        v = 0
+        while True:
+            if i >= len(buf):
+                raise ValueError("truncated varint")
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return v
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+
+    while i < len(buf):
+        key = rd_varint()
+        field, wt = key >> 3, key & 7
+        if wt == 0:
+            val = rd_varint()
+        elif wt == 2:
+            n = rd_varint()
+            if i + n > len(buf):
+                raise ValueError("truncated field")
+            val = bytes(buf[i:i + n])
+            i += n
+        elif wt == 1:
+            val = buf[i:i + 8]
+            i += 8
+        elif wt == 5:
+            val = buf[i:i + 4]
+            i += 4
+        else:
+            raise ValueError("bad wire type %d" % wt)
+        out.setdefault(field, []).append(val)
+    return out
+
+
+def _one(d, f, default):
+    v = d.get(f)
+    return v[-1] if v else default
+
+
+def _str(d, f):
+    return _one(d, f, b"").decode("utf-8", "replace")
+
+
+# ---- messages --------------------------------------------------------------
+
+def member_update(name, addr, incarnation=0, state=ALIVE, origin=""):
+    return (f_bytes(1, name) + f_bytes(2, addr) + f_varint(3, incarnation) +
+            f_varint(4, state) + f_bytes(5, origin))
+
+
+def swim_message(type_, seq=0, from_addr="", to="", target="", target_addr="",
+                 join=False, updates=()):
+    return (f_varint(1, type_) + f_varint(2, seq) + f_bytes(3, from_addr) +
+            f_bytes(4, to) + f_bytes(5, target) + f_bytes(6, target_addr) +
+            f_varint(7, 1 if join else 0) +
+            b"".join(f_bytes(8, u, always=True) for u in updates))
+
+
+def envelope(from_="", swim=None, request=None, response=None, version=1):
+    body = b""
+    if swim is not None:
+        body = f_bytes(10, swim, always=True)
+    elif request is not None:
+        body = f_bytes(20, request, always=True)
+    elif response is not None:
+        body = f_bytes(21, response, always=True)
+    return f_varint(1, version) + f_bytes(2, from_) + body
+
+
+OPS = {"status": 10, "members": 11, "join": 12, "leave": 13}
+
+
+def rpc_request(id_, op, seeds=()):
+    inner = b"".join(f_bytes(1, s) for s in seeds) if op == "join" else b""
+    return f_varint(1, id_) + f_bytes(OPS[op], inner, always=True)
+
+
+def frame(payload):
+    return struct.pack(">I", len(payload)) + payload
+
+
+def request_frame(id_, op, seeds=()):
+    return frame(envelope(request=rpc_request(id_, op, seeds)))
+
+
+def decode_response(payload):
+    """Envelope{response} -> dict(id, code, error, kind, body) where body is
+    the parsed StatusReply/MembersReply fields."""
+    env = parse(payload)
+    if 21 not in env:
+        raise ValueError("envelope carries no response (fields %s)" % sorted(env))
+    r = parse(env[21][-1])
+    out = {"id": _one(r, 1, 0), "code": _one(r, 2, 0), "error": _str(r, 3),
+           "kind": None, "body": None}
+    if 10 in r:
+        s = parse(r[10][-1])
+        out["kind"] = "status"
+        out["body"] = {"name": _str(s, 1), "version": _str(s, 2),
+                       "incarnation": _one(s, 7, 0),
+                       "members_alive": _one(s, 9, 0), "role": _str(s, 17)}
+    elif 11 in r:
+        mr = parse(r[11][-1])
+        members = []
+        for raw in mr.get(1, []):
+            m = parse(raw)
+            members.append({"name": _str(m, 1), "addr": _str(m, 2),
+                            "state": _one(m, 3, 0), "incarnation": _one(m, 4, 0)})
+        out["kind"] = "members"
+        out["body"] = members
+    return out
+
+
+def read_frame(sock_recv):
+    """Reads one frame with a recv(n) callable; returns the payload, or None
+    on a clean EOF before any byte."""
+    hdr = _read_exact(sock_recv, 4, eof_ok=True)
+    if hdr is None:
+        return None
+    (n,) = struct.unpack(">I", hdr)
+    if n == 0 or n > FRAME_MAX:
+        raise ValueError("bad frame length %d" % n)
+    return _read_exact(sock_recv, n)
+
+
+def _read_exact(recv, n, eof_ok=False):
+    buf = b""
+    while len(buf) < n:
+        chunk = recv(n - len(buf))
+        if not chunk:
+            if eof_ok and not buf:
+                return None
+            raise EOFError("connection closed after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return buf
