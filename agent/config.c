@@ -50,10 +50,13 @@ enum config_type {
 	CT_STRING,   /* non-empty string (paths, URIs) */
 	CT_LOGLEVEL, /* debug|info|warn|error */
 	CT_SEEDS,    /* list of host:port */
+	CT_TOKEN,    /* label value: 1..63 of [A-Za-z0-9._-] */
+	CT_LABELS,   /* list of key=value, each side a token */
+	CT_RATIO,    /* decimal from 0.1 to 64 */
 };
 
 struct config_opt {
-	const char *section; /* NULL (top level), "tls" or "swim" */
+	const char *section; /* NULL (top level), "tls", "swim" or "node" */
 	const char *key;
 	const char *flag; /* without the leading "--" */
 	enum config_type type;
@@ -123,11 +126,22 @@ static const struct config_opt config_opts[] = {
 	 "forget dead/left members after (up to 30 days)"},
 	{"swim", "max_updates_per_msg", "max-updates-per-msg", CT_U32,
 	 OFF(swim.max_updates_per_msg), 1, 256, "member updates piggybacked per message"},
+	{"node", "zone", "zone", CT_TOKEN, OFF(zone), 0, 0, "availability zone label"},
+	{"node", "rack", "rack", CT_TOKEN, OFF(rack), 0, 0, "rack label"},
+	{"node", "labels", "label", CT_LABELS, OFF(labels), 0, 0,
+	 "free-form KEY=VALUE label; repeatable (up to 16)"},
+	{"node", "cpu_overcommit", "cpu-overcommit", CT_RATIO, OFF(cpu_overcommit), 0, 0,
+	 "vCPUs allowed per logical CPU, 0.1 to 64 (default 4)"},
+	{"node", "memory_overcommit", "memory-overcommit", CT_RATIO, OFF(memory_overcommit), 0, 0,
+	 "VM memory allowed per byte of host memory, 0.1 to 64 (default 1)"},
+	{"node", "memory_reserved_mib", "memory-reserved-mib", CT_U32, OFF(memory_reserved_mib), 0,
+	 16777216, "memory kept for the host itself, MiB (default 1024)"},
 };
 
 #define N_OPTS (sizeof(config_opts) / sizeof(config_opts[0]))
 
-static const char *const config_sections[] = {"tls", "swim"};
+static const char *const config_sections[] = {"tls", "swim", "node"};
+#define N_SECTIONS (sizeof(config_sections) / sizeof(config_sections[0]))
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -374,6 +388,60 @@ static void options_copy(struct agent_options *dst, const struct agent_options *
 			*strs[i] = xstrdup(*strs[i]);
 	for (size_t i = 0; i < dst->n_seeds; i++)
 		dst->seeds[i] = xstrdup(src->seeds[i]);
+	if (dst->zone)
+		dst->zone = xstrdup(dst->zone);
+	if (dst->rack)
+		dst->rack = xstrdup(dst->rack);
+	for (size_t i = 0; i < dst->n_labels; i++)
+		dst->labels[i] = xstrdup(src->labels[i]);
+}
+
+static bool is_valid_token(const char *s)
+{
+	return is_valid_name(s);
+}
+
+static void labels_clear(struct agent_options *o)
+{
+	for (size_t i = 0; i < o->n_labels; i++) {
+		free(o->labels[i]);
+		o->labels[i] = NULL;
+	}
+	o->n_labels = 0;
+}
+
+/* Adds "key=value"; a label with the same key is replaced. */
+static int labels_add(struct agent_options *o, const char *where, const char *s, char *err,
+                      size_t errlen)
+{
+	char q[QBUF];
+	const char *eq = strchr(s, '=');
+	char key[SWIM_NAME_MAX];
+	size_t kl = eq ? (size_t)(eq - s) : 0;
+	if (eq == NULL || kl == 0 || kl >= sizeof(key)) {
+		set_err(err, errlen, "%s: expected KEY=VALUE, got %s", where, quote_cstr(q, s));
+		return -EINVAL;
+	}
+	memcpy(key, s, kl);
+	key[kl] = '\0';
+	if (!is_valid_token(key) || !is_valid_token(eq + 1)) {
+		set_err(err, errlen,
+		        "%s: key and value must be 1 to %d characters of A-Z a-z 0-9 . _ -, got %s",
+		        where, SWIM_NAME_MAX - 1, quote_cstr(q, s));
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < o->n_labels; i++) {
+		if (strncmp(o->labels[i], s, kl + 1) == 0) {
+			replace_str(&o->labels[i], s);
+			return 0;
+		}
+	}
+	if (o->n_labels == AGENT_MAX_LABELS) {
+		set_err(err, errlen, "%s: at most %d labels are allowed", where, AGENT_MAX_LABELS);
+		return -EINVAL;
+	}
+	o->labels[o->n_labels++] = xstrdup(s);
+	return 0;
 }
 
 /* ---- one value, from the file or a flag --------------------------------- */
@@ -402,6 +470,7 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 	case CT_ADDR:
 	case CT_STRING:
 	case CT_LOGLEVEL:
+	case CT_TOKEN:
 		if (from_json) {
 			if (!json_object_is_type(jv, json_type_string)) {
 				set_err(err, errlen, "%s: expected a string, got %s", where,
@@ -450,6 +519,8 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 		}
 		break;
 	case CT_SEEDS:
+	case CT_LABELS:
+	case CT_RATIO:
 		break;
 	}
 
@@ -511,6 +582,60 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 	case CT_BOOL:
 		*(bool *)base = bool_val;
 		return 0;
+	case CT_TOKEN:
+		if (!is_valid_token(str)) {
+			set_err(err, errlen,
+			        "%s: expected 1 to %d characters of A-Z a-z 0-9 . _ -, got %s", where,
+			        SWIM_NAME_MAX - 1, quote_cstr(q, str));
+			return -EINVAL;
+		}
+		replace_str((char **)base, str);
+		return 0;
+	case CT_RATIO: {
+		double v = -1;
+		if (from_json) {
+			if (json_object_is_type(jv, json_type_double) ||
+			    json_object_is_type(jv, json_type_int))
+				v = json_object_get_double(jv);
+		} else {
+			char *end;
+			v = strtod(s, &end);
+			if (*s == '\0' || *end != '\0')
+				v = -1;
+		}
+		if (!(v >= 0.1 && v <= 64.0)) {
+			set_err(err, errlen, "%s: expected a number from 0.1 to 64, got %s", where,
+			        from_json ? json_show(q, jv) : quote_cstr(q, s));
+			return -EINVAL;
+		}
+		*(double *)base = v;
+		return 0;
+	}
+	case CT_LABELS:
+		if (!from_json)
+			return labels_add(o, where, s, err, errlen);
+		if (!json_object_is_type(jv, json_type_array)) {
+			set_err(err, errlen, "%s: expected an array of \"KEY=VALUE\" strings, got %s",
+			        where, json_show(q, jv));
+			return -EINVAL;
+		}
+		labels_clear(o);
+		for (size_t i = 0; i < json_object_array_length(jv); i++) {
+			struct json_object *e = json_object_array_get_idx(jv, i);
+			char elem[64];
+			snprintf(elem, sizeof(elem), "%s[%zu]", where, i);
+			if (!json_object_is_type(e, json_type_string) ||
+			    (size_t)json_object_get_string_len(e) !=
+			            strlen(json_object_get_string(e))) {
+				set_err(err, errlen, "%s: expected a \"KEY=VALUE\" string, got %s",
+				        elem, json_show(q, e));
+				return -EINVAL;
+			}
+			int rc = labels_add(o, elem, json_object_get_string(e), err, errlen);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
 	case CT_SEEDS:
 		if (!from_json)
 			return seeds_add_list(o, where, s, err, errlen);
@@ -557,6 +682,9 @@ void agent_options_init(struct agent_options *o)
 	o->peer_idle_timeout_ms = 60000;
 	o->leave_timeout_ms = 3000;
 	swim_config_default(&o->swim);
+	o->cpu_overcommit = 4.0;
+	o->memory_overcommit = 1.0;
+	o->memory_reserved_mib = 1024;
 }
 
 void agent_options_free(struct agent_options *o)
@@ -573,7 +701,10 @@ void agent_options_free(struct agent_options *o)
 	free(o->key_file);
 	free(o->data_dir);
 	free(o->libvirt_uri);
+	free(o->zone);
+	free(o->rack);
 	seeds_clear(o);
+	labels_clear(o);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -631,11 +762,11 @@ static void unknown_key(const char *file, const char *section, const char *key, 
 
 	const char *best = NULL;
 	size_t best_d = SIZE_MAX;
-	char cand[N_OPTS + 2][64];
+	char cand[N_OPTS + N_SECTIONS][64];
 	size_t nc = 0;
 	for (size_t i = 0; i < N_OPTS; i++)
 		opt_path(cand[nc++], sizeof(cand[0]), &config_opts[i]);
-	for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++)
+	for (size_t i = 0; i < N_SECTIONS; i++)
 		snprintf(cand[nc++], sizeof(cand[0]), "%s", config_sections[i]);
 	if (strlen(shown) < 64) {
 		for (size_t i = 0; i < nc; i++) {
@@ -676,7 +807,7 @@ static const struct config_opt *opt_by_key(const char *section, const char *key)
 
 static bool is_section(const char *key)
 {
-	for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++)
+	for (size_t i = 0; i < N_SECTIONS; i++)
 		if (strcmp(config_sections[i], key) == 0)
 			return true;
 	return false;
@@ -1090,6 +1221,9 @@ void agent_options_usage(FILE *out)
 		case CT_STRING: meta = d->section ? " FILE" : " VALUE"; break;
 		case CT_LOGLEVEL: meta = " LEVEL"; break;
 		case CT_SEEDS: meta = " IP:PORT"; break;
+		case CT_TOKEN: meta = " NAME"; break;
+		case CT_LABELS: meta = " KEY=VALUE"; break;
+		case CT_RATIO: meta = " RATIO"; break;
 		}
 		if (d->section && strcmp(d->section, "swim") == 0 && i > 0 &&
 		    (config_opts[i - 1].section == NULL ||

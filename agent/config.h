@@ -29,7 +29,12 @@
  *               "awareness_max": 8, "push_pull_interval_ms": 30000,
  *               "gossip_interval_ms": 200, "gossip_fanout": 3,
  *               "join_retry_ms": 1000, "reap_ms": 86400000,
- *               "max_updates_per_msg": 16 }
+ *               "max_updates_per_msg": 16 },
+ *     "node": { "zone": "eu-1a", "rack": "r12",
+ *               "labels": ["ssd=yes", "gpu=none"],   key=value, up to 16
+ *               "cpu_overcommit": 4.0,               vCPUs per logical CPU
+ *               "memory_overcommit": 1.0,
+ *               "memory_reserved_mib": 1024 }        kept for the host
  *   }
  *
  * Ownership: strings in struct agent_options are owned by it (heap) and
@@ -46,6 +51,7 @@
 #include "meshvisor/swim.h"
 
 #define AGENT_MAX_SEEDS 32
+#define AGENT_MAX_LABELS 16
 
 struct agent_options {
 	char *config_file;
@@ -68,6 +74,14 @@ struct agent_options {
 	uint32_t peer_idle_timeout_ms;
 	uint32_t leave_timeout_ms;
 	struct swim_config swim; /* name/addr/seed filled by the agent at start */
+	/* section "node": what this host offers and how it is labelled */
+	char *zone;
+	char *rack;
+	char *labels[AGENT_MAX_LABELS]; /* "key=value" */
+	size_t n_labels;
+	double cpu_overcommit;          /* vCPUs allowed per logical CPU */
+	double memory_overcommit;
+	uint32_t memory_reserved_mib;   /* kept for the host itself */
 };
 
 /* Fills defaults (ports 7946/7947, bind 127.0.0.1, libvirt test:///default,

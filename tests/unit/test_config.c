@@ -645,6 +645,62 @@ static void test_validate_timings(void **state)
 	assert_err_has(f, "swim.suspicion_max_mult");
 }
 
+/* ---- section "node": labels and capacity ----------------------------- */
+
+static void test_node_section(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	assert_true(o->cpu_overcommit == 4.0);
+	assert_true(o->memory_overcommit == 1.0);
+	assert_int_equal(o->memory_reserved_mib, 1024);
+	assert_int_equal(load(f, "{\"node\": {\"zone\": \"eu-1a\", \"rack\": \"r12\", "
+	                         "\"labels\": [\"ssd=yes\", \"gpu=none\"], "
+	                         "\"cpu_overcommit\": 2.5, \"memory_overcommit\": 1, "
+	                         "\"memory_reserved_mib\": 2048}}"),
+	                 0);
+	assert_string_equal(o->zone, "eu-1a");
+	assert_string_equal(o->rack, "r12");
+	assert_int_equal(o->n_labels, 2);
+	assert_string_equal(o->labels[0], "ssd=yes");
+	assert_string_equal(o->labels[1], "gpu=none");
+	assert_true(o->cpu_overcommit == 2.5);
+	assert_true(o->memory_overcommit == 1.0);
+	assert_int_equal(o->memory_reserved_mib, 2048);
+	/* a flag with an existing key replaces it; a new key is added */
+	assert_int_equal(parse(f, "--label", "ssd=no", "--label=tier=gold", "--cpu-overcommit",
+	                       "8", NULL),
+	                 0);
+	assert_int_equal(o->n_labels, 3);
+	assert_string_equal(o->labels[0], "ssd=no");
+	assert_string_equal(o->labels[2], "tier=gold");
+	assert_true(o->cpu_overcommit == 8.0);
+}
+
+static void test_node_section_errors(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(load(f, "{\"node\": {\"cpu_overcommit\": 0}}"), -EINVAL);
+	assert_err_has(f, "node.cpu_overcommit: expected a number from 0.1 to 64, got 0");
+	assert_int_equal(load(f, "{\"node\": {\"memory_overcommit\": \"lots\"}}"), -EINVAL);
+	assert_err_has(f, "node.memory_overcommit: expected a number from 0.1 to 64");
+	assert_int_equal(load(f, "{\"node\": {\"labels\": [\"novalue\"]}}"), -EINVAL);
+	assert_err_has(f, "node.labels[0]: expected KEY=VALUE, got \"novalue\"");
+	assert_int_equal(load(f, "{\"node\": {\"labels\": \"ssd=yes\"}}"), -EINVAL);
+	assert_err_has(f, "node.labels: expected an array");
+	assert_int_equal(load(f, "{\"node\": {\"zone\": \"eu 1\"}}"), -EINVAL);
+	assert_err_has(f, "node.zone: expected 1 to 63 characters");
+	assert_int_equal(load(f, "{\"node\": {\"zones\": \"a\"}}"), -EINVAL);
+	assert_err_has(f, "node.zones: unknown key");
+	assert_int_equal(parse(f, "--label", "a=b c", NULL), -EINVAL);
+	assert_err_has(f, "--label: key and value must be 1 to 63 characters");
+	assert_int_equal(parse(f, "--cpu-overcommit", "4x", NULL), -EINVAL);
+	assert_err_has(f, "--cpu-overcommit: expected a number from 0.1 to 64, got \"4x\"");
+	/* nothing of a failed file sticks */
+	assert_null(f->o.zone);
+	assert_int_equal(f->o.n_labels, 0);
+}
+
 static void test_null_err_buffer(void **state)
 {
 	struct fixture *f = *state;
@@ -679,6 +735,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_validate_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate_timings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_null_err_buffer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_node_section, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_node_section_errors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
