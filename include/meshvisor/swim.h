@@ -92,7 +92,7 @@ struct swim_config {
 	uint32_t probe_timeout_ms;   /* direct-probe ack deadline (default 500) */
 	uint32_t indirect_probes;    /* k peers asked to ping-req (default 3) */
 	uint32_t retransmit_mult;    /* λ: retransmit limit = λ·ceil(log10(N+1)) (default 4) */
-	uint32_t suspicion_min_mult; /* Lifeguard: min = mult·log10(N)·interval (default 4) */
+	uint32_t suspicion_min_mult; /* Lifeguard: min = mult·max(1,log10 N)·interval (default 1) */
 	uint32_t suspicion_max_mult; /* max = max_mult·min (default 6) */
 	uint32_t awareness_max;      /* Lifeguard local-health cap (default 8) */
 	uint32_t push_pull_interval_ms; /* base, scaled up with cluster size (default 30000) */
