@@ -76,11 +76,31 @@ static size_t walk(const Mv__Envelope *env)
 		}
 		break;
 	}
+	case MV__ENVELOPE__BODY_STATE: {
+		const Mv__StateMessage *m = env->state;
+		for (size_t i = 0; i < m->n_versions; i++)
+			t += touch(m->versions[i]->name);
+		for (size_t i = 0; i < m->n_records; i++)
+			t += touch(m->records[i]->name) + m->records[i]->data.len;
+		break;
+	}
 	case MV__ENVELOPE__BODY_REQUEST: {
 		const Mv__RpcRequest *r = env->request;
-		if (r->op_case == MV__RPC_REQUEST__OP_JOIN)
+		switch (r->op_case) {
+		case MV__RPC_REQUEST__OP_JOIN:
 			for (size_t i = 0; i < r->join->n_seeds; i++)
 				t += touch(r->join->seeds[i]);
+			break;
+		case MV__RPC_REQUEST__OP_NODE: t += touch(r->node->name); break;
+		case MV__RPC_REQUEST__OP_VMS: t += touch(r->vms->node); break;
+		case MV__RPC_REQUEST__OP_VM: t += touch(r->vm->vm); break;
+		case MV__RPC_REQUEST__OP_VM_CREATE:
+			t += touch(r->vm_create->xml) + touch(r->vm_create->node);
+			break;
+		case MV__RPC_REQUEST__OP_VM_ACTION: t += touch(r->vm_action->vm); break;
+		case MV__RPC_REQUEST__OP_VM_SET_HA: t += touch(r->vm_set_ha->vm); break;
+		default: break;
+		}
 		break;
 	}
 	case MV__ENVELOPE__BODY_RESPONSE: {
@@ -90,6 +110,16 @@ static size_t walk(const Mv__Envelope *env)
 			for (size_t i = 0; i < r->members->n_members; i++)
 				t += touch(r->members->members[i]->name) + touch(r->members->members[i]->addr) +
 				     touch(r->members->members[i]->cause);
+		if (r->result_case == MV__RPC_RESPONSE__RESULT_VM_OP)
+			t += touch(r->vm_op->vm) + touch(r->vm_op->uuid) + touch(r->vm_op->node) +
+			     touch(r->vm_op->message);
+		if (r->result_case == MV__RPC_RESPONSE__RESULT_VMS)
+			for (size_t i = 0; i < r->vms->n_vms; i++)
+				t += touch(r->vms->vms[i]->node) +
+				     (r->vms->vms[i]->vm ? touch(r->vms->vms[i]->vm->name) : 0);
+		if (r->result_case == MV__RPC_RESPONSE__RESULT_NODES)
+			for (size_t i = 0; i < r->nodes->n_nodes; i++)
+				t += touch(r->nodes->nodes[i]->member_name);
 		if (r->result_case == MV__RPC_RESPONSE__RESULT_STATUS)
 			t += touch(r->status->name) + touch(r->status->version) +
 			     touch(r->status->peer_addr) + touch(r->status->rpc_addr) +
