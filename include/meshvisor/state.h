@@ -127,6 +127,14 @@ bool nstate_find(const struct nstate *ns, const char *name, struct nstate_record
 /* Hash of the version vector (what SYNC carries). */
 uint64_t nstate_hash(const struct nstate *ns);
 
+/* Live peers we gossip with (those passed to nstate_peer_up, not down). */
+size_t nstate_peer_count(const struct nstate *ns);
+/* The largest (incarnation, version) of our own record that a peer has
+ * sent us ((0, 0) if none). Copies of our own record are never stored, but
+ * one above what we publish means a previous life of this host published
+ * it: the daemon should restart with an incarnation above this one. */
+void nstate_self_seen(const struct nstate *ns, uint64_t *incarnation, uint64_t *version);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,1272 @@
+/*
+ * state.c — node-state gossip: one opaque, versioned record per host,
+ * spread to every node, as a pure state machine (contract in
+ * meshvisor/state.h).
+ *
+ * THE ALGORITHM
+ *
+ * What is replicated. Every host publishes one record about itself (in the
+ * daemon a packed mv.NodeState: capacity, health, labels, VM inventory).
+ * Only the host itself writes its record, so there are no concurrent
+ * writers to reconcile: the replicated object is a map name -> record in
+ * which each entry has a single owner, and the only question for a
+ * receiver is "is this copy newer than mine?". Copies are ordered by
+ * (incarnation, version), compared lexicographically. The incarnation grows
+ * on every agent start, the version on every change within one life, so
+ *   - an older copy never overwrites a newer one, whatever the order in
+ *     which messages arrive (reordering, duplicates, a slow relay);
+ *   - a restarted host's first record (incarnation + 1, version 0) wins
+ *     over anything its previous life published, however high its version.
+ * Merging is therefore a join on a per-entry max: commutative, associative,
+ * idempotent — every node that has seen the same set of copies holds the
+ * same map, which is what lets the two dissemination paths below be sloppy
+ * (lose, duplicate, reorder) and still converge.
+ *
+ * Two paths, as in Demers et al. "Epidemic algorithms for replicated
+ * database maintenance" (1987), with Scuttlebutt-style digests (van
+ * Renesse et al. 2008) for the anti-entropy half:
+ *
+ * 1. Anti-entropy (the path that guarantees convergence). Every
+ *    sync_interval_ms (random phase per node) we send SYNC{hash} to one
+ *    random live peer. `hash` summarises our whole version vector in 64
+ *    bits: the wrapping sum over records of a mixed hash of (name,
+ *    incarnation, version). A sum is order-independent, so two nodes with
+ *    the same versions have the same hash however they got there, and it
+ *    is updated in O(1) when one record changes (subtract the old term, add
+ *    the new). An idle cluster thus costs one ~30-byte SYNC per node per
+ *    interval, whatever N. When the hashes differ the exchange is:
+ *
+ *        A                               B
+ *        SYNC{hash_A}            ->
+ *                                <-      DIGEST{every (name, inc, ver) of B}
+ *        DELTA{records A holds newer than B's digest or B lacks,
+ *              versions = what B holds newer / A lacks,
+ *              reply = true}     ->
+ *                                <-      DELTA{the records A asked for}
+ *
+ *    Only A pays for comparing (one pass over B's digest, one over its own
+ *    records), records travel only where they are newer, and after the
+ *    four messages A and B hold the same map (barring changes meanwhile).
+ *    A DELTA larger than max_msg_bytes is split into several, each under
+ *    the limit (a single record larger than the limit goes alone); the
+ *    list of wanted versions rides in the first. A digest is ~13 bytes per
+ *    host (140 KB at 10,000 hosts), well under the 4 MiB frame cap, so it
+ *    is never split.
+ *
+ * 2. Prompt push (rumor mongering, for latency). nstate_set_local(...,
+ *    urgent = true) sends PUSH{record, hops = H} to push_fanout random live
+ *    peers. A receiver for which the record is new or newer stores it and,
+ *    while hops > 0, relays PUSH{record, hops - 1} to push_fanout random
+ *    live peers other than the sender and the record's owner. A receiver
+ *    that already had it (a duplicate, or older) relays nothing: the rumor
+ *    dies out by itself once most nodes have it ("feedback, blind" in
+ *    Demers' terms, with the counter replaced by "relay once"). H defaults
+ *    to ceil(log_fanout(N)) + 1: fanout^H exceeds N, so the hop limit only
+ *    cuts relays that would reach nodes that already have it; it bounds
+ *    the damage a hostile or buggy hops value could do. Because every
+ *    informed node relays exactly once, about fanout * N PUSHes are sent
+ *    per change and a node is missed with probability ~e^-fanout (5% at
+ *    fanout 3); those few learn it from anti-entropy within about one
+ *    sync interval. A push costs fanout * N * record-size bytes cluster
+ *    wide, which is why only changes past a threshold are urgent.
+ *
+ * Peers. Membership (SWIM) tells us who is live: nstate_peer_up / _down /
+ * nstate_forget. We only send to live peers and never to ourselves. A down
+ * peer's record is kept, since failover planning needs the dead host's
+ * last known state (its VMs); forget drops it, as SWIM's reaper does.
+ * Records from anyone are accepted (the transport has authenticated the
+ * sender as a node of the cluster); a reply goes only to a live peer,
+ * since only membership knows where a peer can be reached.
+ *
+ * Our own record. Only nstate_set_local writes it, and (incarnation,
+ * version) must grow each time. Copies of our own record that others send
+ * us are never stored — we are the authority — but the largest one seen is
+ * remembered (nstate_self_seen) so that a daemon that restarted with a
+ * lower incarnation than its previous life can tell, and pick one above.
+ *
+ * Events. Every time a record of another host becomes new or newer in our
+ * view we queue an event (name, incarnation, version, is_new_host): caches
+ * refresh from it, and the simulator measures spread time with it. Our
+ * own set_local does not produce one (the caller knows).
+ *
+ * WHERE WE DEPART FROM THE PAPERS
+ *  - Scuttlebutt keeps one version counter per (host, key) and sends a
+ *    digest in every exchange. Our records are small (about a kilobyte),
+ *    so the whole record is the unit, and the digest is only sent when the
+ *    64-bit hashes differ: an idle exchange is one SYNC, not a digest.
+ *  - Demers' anti-entropy compares whole databases with checksums and
+ *    falls back to recent-update lists; we fall back straight to the
+ *    version digest, which at ~13 bytes per host is already small.
+ *  - Rumors relay once per node and carry a hop limit, instead of being
+ *    retransmitted until k duplicates are seen: fewer messages (about
+ *    fanout * N per change), and anti-entropy mops up the ~e^-fanout
+ *    residue in about one interval.
+ *
+ * DATA LAYOUT (the simulator runs 1,000 cores of 1,000 records each)
+ *  Records live in one dense array; a record's name and data are one
+ *  malloc'd blob ("name\0" then data), replaced when a newer copy comes.
+ *  Live peers live in a second dense array (name and address in one blob),
+ *  which is also the set random peers are drawn from. Each array has an
+ *  open-addressing name index (linear probing, backward-shift deletion), so
+ *  lookups, inserts and removals are O(1). A record costs 48 bytes + 4..8 of
+ *  index + its blob. Output messages and events are built in chunked arenas
+ *  (every string and record is copied there, so nothing a caller holds
+ *  dangles if a record is replaced), reset at the next mutating call once
+ *  drained.
+ */
+#include "meshvisor/state.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE UINT32_MAX
+
+/* Chunk of the output/event arenas: small, because 1,000 idle cores in one
+ * simulator each keep one. */
+#define NS_ARENA_CHUNK 4096
+/* Undrained events and messages kept; a caller that never drains must not
+ * make us grow without bound. */
+#define NS_EVENT_QUEUE_MAX 65536
+#define NS_OUTPUT_QUEUE_MAX 65536
+/* Fanout and hop caps: far above the useful range, they keep arithmetic
+ * and fixed arrays bounded. */
+#define NS_FANOUT_MAX 16
+#define NS_HOPS_MAX 32
+/* Smallest max_msg_bytes accepted: a DELTA must fit a few records. */
+#define NS_MIN_MSG_BYTES 1024
+/* Bytes a record or a version costs on the wire beyond its name and data:
+ * field tags, lengths and two varints (a bound, used to split DELTAs). */
+#define NS_REC_OVERHEAD 40
+#define NS_VER_OVERHEAD 32
+#define NS_MSG_OVERHEAD 128
+
+/* ------------------------------------------------------------------------ */
+/* Types                                                                    */
+
+struct ns_chunk {
+	struct ns_chunk *next;
+	size_t used, cap;
+	max_align_t data[];
+};
+
+struct ns_arena {
+	struct ns_chunk *head;
+};
+
+struct ns_rec {
+	char *blob; /* "name\0" then len bytes of data */
+	uint64_t incarnation;
+	uint64_t version;
+	uint64_t h; /* this record's term of the version-vector hash */
+	uint32_t len;
+	uint32_t name_hash;
+	uint32_t stamp; /* DIGEST processing: seen in the peer's digest */
+	uint32_t name_len;
+};
+
+struct ns_peer {
+	char *blob; /* "name\0addr\0" */
+	uint32_t name_hash;
+	uint32_t name_len;
+};
+
+/* Open-addressing index: slot = entry index, NONE when empty. */
+struct ns_index {
+	uint32_t *slot;
+	uint32_t cap; /* power of two, or 0 */
+};
+
+struct nstate {
+	struct nstate_config cfg;
+	uint64_t rng[4];
+
+	struct ns_rec *recs;
+	uint32_t n_recs, cap_recs;
+	struct ns_index rec_idx;
+	uint64_t hash;
+	uint32_t stamp;
+
+	struct ns_peer *peers;
+	uint32_t n_peers, cap_peers;
+	struct ns_index peer_idx;
+
+	bool published;
+	uint64_t local_inc, local_ver;
+	uint64_t seen_inc, seen_ver; /* largest copy of our record others hold */
+
+	uint64_t next_sync_at;
+
+	struct nstate_msg *out;
+	uint32_t n_out, cap_out, out_head;
+	struct ns_arena out_arena;
+
+	struct nstate_event *ev;
+	uint32_t n_ev, cap_ev, ev_head;
+	struct ns_arena ev_arena;
+
+	/* scratch */
+	uint32_t *pick;
+	uint32_t *list;
+	uint32_t cap_list;
+};
+
+/* ------------------------------------------------------------------------ */
+/* PRNG: xoshiro256** seeded through splitmix64 (Blackman & Vigna).          */
+
+static uint64_t ns_splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t ns_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t ns_rand(struct nstate *ns)
+{
+	uint64_t *r = ns->rng;
+	uint64_t result = ns_rotl(r[1] * 5, 7) * 9;
+	uint64_t t = r[1] << 17;
+	r[2] ^= r[0];
+	r[3] ^= r[1];
+	r[1] ^= r[2];
+	r[0] ^= r[3];
+	r[2] ^= t;
+	r[3] = ns_rotl(r[3], 45);
+	return result;
+}
+
+/* Uniform in [0, n), n > 0 (Lemire's multiply-shift; bias < n / 2^32). */
+static uint32_t ns_rand_below(struct nstate *ns, uint32_t n)
+{
+	return (uint32_t)(((ns_rand(ns) >> 32) * (uint64_t)n) >> 32);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hashing                                                                  */
+
+static uint64_t ns_fmix64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdULL;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53ULL;
+	k ^= k >> 33;
+	return k;
+}
+
+static uint64_t ns_str_hash(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
+	return h;
+}
+
+/* One record's term of the version-vector hash. Each input goes through a
+ * full 64-bit mixer so that the sum over records behaves like a sum of
+ * independent random values: two different vectors collide with
+ * probability ~2^-64, and a version bump changes the term completely. */
+static uint64_t ns_rec_term(uint64_t name_hash64, uint64_t inc, uint64_t ver)
+{
+	return ns_fmix64(name_hash64 ^ ns_fmix64(inc ^ ns_fmix64(ver + 0x632be59bd9b4e019ULL)));
+}
+
+/* (incarnation, version) order: <0, 0, >0. */
+static int ns_cmp(uint64_t ia, uint64_t va, uint64_t ib, uint64_t vb)
+{
+	if (ia != ib)
+		return ia < ib ? -1 : 1;
+	if (va != vb)
+		return va < vb ? -1 : 1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Arenas                                                                   */
+
+static void *ns_arena_alloc(struct ns_arena *a, size_t n)
+{
+	n = (n + 15) & ~(size_t)15;
+	if (n == 0)
+		n = 16;
+	if (a->head == NULL || a->head->used + n > a->head->cap) {
+		size_t cap = n > NS_ARENA_CHUNK ? n : NS_ARENA_CHUNK;
+		struct ns_chunk *c = malloc(sizeof(*c) + cap);
+		if (c == NULL)
+			return NULL;
+		c->next = a->head;
+		c->used = 0;
+		c->cap = cap;
+		a->head = c;
+	}
+	void *p = (char *)a->head->data + a->head->used;
+	a->head->used += n;
+	return p;
+}
+
+static const char *ns_arena_strdup(struct ns_arena *a, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = ns_arena_alloc(a, n);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	return p;
+}
+
+/* Frees everything but one standard-size chunk, kept for reuse. */
+static void ns_arena_reset(struct ns_arena *a)
+{
+	struct ns_chunk *keep = NULL;
+	struct ns_chunk *c = a->head;
+	while (c != NULL) {
+		struct ns_chunk *next = c->next;
+		if (keep == NULL && c->cap == NS_ARENA_CHUNK)
+			keep = c;
+		else
+			free(c);
+		c = next;
+	}
+	if (keep != NULL) {
+		keep->next = NULL;
+		keep->used = 0;
+	}
+	a->head = keep;
+}
+
+static void ns_arena_free(struct ns_arena *a)
+{
+	while (a->head != NULL) {
+		struct ns_chunk *next = a->head->next;
+		free(a->head);
+		a->head = next;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Name indexes (records and peers share the code through a name getter).   */
+
+struct ns_names {
+	const char *(*name)(const void *base, uint32_t i);
+	uint32_t (*hash)(const void *base, uint32_t i);
+	const void *base;
+};
+
+static const char *ns_rec_name_at(const void *base, uint32_t i)
+{
+	return ((const struct ns_rec *)base)[i].blob;
+}
+
+static uint32_t ns_rec_hash_at(const void *base, uint32_t i)
+{
+	return ((const struct ns_rec *)base)[i].name_hash;
+}
+
+static const char *ns_peer_name_at(const void *base, uint32_t i)
+{
+	return ((const struct ns_peer *)base)[i].blob;
+}
+
+static uint32_t ns_peer_hash_at(const void *base, uint32_t i)
+{
+	return ((const struct ns_peer *)base)[i].name_hash;
+}
+
+static uint32_t ns_index_find(const struct ns_index *x, const struct ns_names *nm,
+                              const char *name, uint32_t h)
+{
+	if (x->cap == 0)
+		return NONE;
+	uint32_t mask = x->cap - 1;
+	for (uint32_t s = h & mask;; s = (s + 1) & mask) {
+		uint32_t e = x->slot[s];
+		if (e == NONE)
+			return NONE;
+		if (nm->hash(nm->base, e) == h && strcmp(nm->name(nm->base, e), name) == 0)
+			return e;
+	}
+}
+
+static void ns_index_put(struct ns_index *x, uint32_t h, uint32_t e)
+{
+	uint32_t mask = x->cap - 1;
+	uint32_t s = h & mask;
+	while (x->slot[s] != NONE)
+		s = (s + 1) & mask;
+	x->slot[s] = e;
+}
+
+/* Makes room for n entries at load <= 1/2, rebuilding from the table. */
+static int ns_index_reserve(struct ns_index *x, const struct ns_names *nm, uint32_t n)
+{
+	if ((uint64_t)n * 2 <= x->cap)
+		return 0;
+	uint32_t cap = x->cap ? x->cap : 16;
+	while ((uint64_t)n * 2 > cap)
+		cap *= 2;
+	uint32_t *slot = malloc((size_t)cap * sizeof(*slot));
+	if (slot == NULL)
+		return -ENOMEM;
+	free(x->slot);
+	x->slot = slot;
+	x->cap = cap;
+	memset(slot, 0xff, (size_t)cap * sizeof(*slot));
+	for (uint32_t i = 0; i + 1 < n; i++)
+		ns_index_put(x, nm->hash(nm->base, i), i);
+	return 0;
+}
+
+/* Finds the slot holding entry e. */
+static uint32_t ns_index_slot_of(const struct ns_index *x, uint32_t h, uint32_t e)
+{
+	uint32_t mask = x->cap - 1;
+	uint32_t s = h & mask;
+	while (x->slot[s] != e)
+		s = (s + 1) & mask;
+	return s;
+}
+
+/* Removes entry e (hash h) with backward-shift deletion, then renames
+ * entry `moved` (which took e's place in the dense table) to e. */
+static void ns_index_remove(struct ns_index *x, const struct ns_names *nm, uint32_t e,
+                            uint32_t h, uint32_t moved, uint32_t moved_h)
+{
+	uint32_t mask = x->cap - 1;
+	uint32_t hole = ns_index_slot_of(x, h, e);
+	uint32_t s = hole;
+	for (;;) {
+		s = (s + 1) & mask;
+		uint32_t f = x->slot[s];
+		if (f == NONE)
+			break;
+		uint32_t home = nm->hash(nm->base, f) & mask;
+		/* f may move into the hole if its home is not in (hole, s]. */
+		bool between = hole <= s ? (home > hole && home <= s) : (home > hole || home <= s);
+		if (!between) {
+			x->slot[hole] = f;
+			hole = s;
+		}
+	}
+	x->slot[hole] = NONE;
+	if (moved != e && moved != NONE)
+		x->slot[ns_index_slot_of(x, moved_h, moved)] = e;
+}
+
+static void ns_index_free(struct ns_index *x)
+{
+	free(x->slot);
+	x->slot = NULL;
+	x->cap = 0;
+}
+
+static struct ns_names ns_rec_names(const struct nstate *ns)
+{
+	struct ns_names nm = {ns_rec_name_at, ns_rec_hash_at, ns->recs};
+	return nm;
+}
+
+static struct ns_names ns_peer_names(const struct nstate *ns)
+{
+	struct ns_names nm = {ns_peer_name_at, ns_peer_hash_at, ns->peers};
+	return nm;
+}
+
+static uint32_t ns_rec_find(const struct nstate *ns, const char *name, uint64_t *h64)
+{
+	uint64_t h = ns_str_hash(name, strlen(name));
+	if (h64 != NULL)
+		*h64 = h;
+	struct ns_names nm = ns_rec_names(ns);
+	return ns_index_find(&ns->rec_idx, &nm, name, (uint32_t)h);
+}
+
+static uint32_t ns_peer_find(const struct nstate *ns, const char *name)
+{
+	uint64_t h = ns_str_hash(name, strlen(name));
+	struct ns_names nm = ns_peer_names(ns);
+	return ns_index_find(&ns->peer_idx, &nm, name, (uint32_t)h);
+}
+
+static const char *ns_peer_addr(const struct ns_peer *p) { return p->blob + p->name_len + 1; }
+static const uint8_t *ns_rec_data(const struct ns_rec *r)
+{
+	return (const uint8_t *)r->blob + r->name_len + 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Validation                                                               */
+
+static bool ns_name_ok(const char *s)
+{
+	return s != NULL && s[0] != '\0' && strnlen(s, NSTATE_NAME_MAX) < NSTATE_NAME_MAX;
+}
+
+static bool ns_is_self(const struct nstate *ns, const char *name)
+{
+	return strcmp(name, ns->cfg.name) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Records                                                                  */
+
+static void ns_event(struct nstate *ns, const struct ns_rec *r, bool is_new)
+{
+	if (ns->n_ev - ns->ev_head >= NS_EVENT_QUEUE_MAX)
+		return; /* undrained: drop rather than grow without bound */
+	if (ns->n_ev == ns->cap_ev) {
+		uint32_t cap = ns->cap_ev ? ns->cap_ev * 2 : 16;
+		struct nstate_event *ev = realloc(ns->ev, (size_t)cap * sizeof(*ev));
+		if (ev == NULL)
+			return;
+		ns->ev = ev;
+		ns->cap_ev = cap;
+	}
+	const char *name = ns_arena_strdup(&ns->ev_arena, r->blob);
+	if (name == NULL)
+		return;
+	struct nstate_event *e = &ns->ev[ns->n_ev++];
+	e->name = name;
+	e->incarnation = r->incarnation;
+	e->version = r->version;
+	e->is_new_host = is_new;
+}
+
+/* Stores a copy of (name, inc, ver, data) if it is new or newer than what
+ * we hold. Returns the record's index, NONE if not stored (older, equal,
+ * about ourselves from someone else, or no memory). */
+static uint32_t ns_store(struct nstate *ns, const char *name, uint64_t inc, uint64_t ver,
+                         const uint8_t *data, size_t len, bool local)
+{
+	uint64_t h64;
+	uint32_t i = ns_rec_find(ns, name, &h64);
+	if (!local && ns_is_self(ns, name)) {
+		if (ns_cmp(inc, ver, ns->seen_inc, ns->seen_ver) > 0) {
+			ns->seen_inc = inc;
+			ns->seen_ver = ver;
+		}
+		return NONE;
+	}
+	if (i != NONE && ns_cmp(inc, ver, ns->recs[i].incarnation, ns->recs[i].version) <= 0)
+		return NONE;
+	size_t name_len = strlen(name);
+	char *blob = malloc(name_len + 1 + len);
+	if (blob == NULL)
+		return NONE;
+	memcpy(blob, name, name_len + 1);
+	if (len > 0)
+		memcpy(blob + name_len + 1, data, len);
+	bool is_new = i == NONE;
+	if (is_new) {
+		if (ns->n_recs == ns->cap_recs) {
+			uint32_t cap = ns->cap_recs ? ns->cap_recs * 2 : 16;
+			struct ns_rec *recs = realloc(ns->recs, (size_t)cap * sizeof(*recs));
+			if (recs == NULL) {
+				free(blob);
+				return NONE;
+			}
+			ns->recs = recs;
+			ns->cap_recs = cap;
+		}
+		struct ns_names nm = ns_rec_names(ns);
+		if (ns_index_reserve(&ns->rec_idx, &nm, ns->n_recs + 1) < 0) {
+			free(blob);
+			return NONE;
+		}
+		i = ns->n_recs++;
+		memset(&ns->recs[i], 0, sizeof(ns->recs[i]));
+		ns->recs[i].name_hash = (uint32_t)h64;
+		ns->recs[i].name_len = (uint32_t)name_len;
+		ns_index_put(&ns->rec_idx, (uint32_t)h64, i);
+	} else {
+		free(ns->recs[i].blob);
+		ns->hash -= ns->recs[i].h;
+	}
+	struct ns_rec *r = &ns->recs[i];
+	r->blob = blob;
+	r->incarnation = inc;
+	r->version = ver;
+	r->len = (uint32_t)len;
+	r->h = ns_rec_term(h64, inc, ver);
+	ns->hash += r->h;
+	if (!local)
+		ns_event(ns, r, is_new);
+	return i;
+}
+
+static void ns_rec_remove(struct nstate *ns, uint32_t i)
+{
+	struct ns_names nm = ns_rec_names(ns);
+	uint32_t last = ns->n_recs - 1;
+	ns->hash -= ns->recs[i].h;
+	ns_index_remove(&ns->rec_idx, &nm, i, ns->recs[i].name_hash, last,
+	                ns->recs[last].name_hash);
+	free(ns->recs[i].blob);
+	ns->recs[i] = ns->recs[last];
+	ns->n_recs--;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peers                                                                    */
+
+static void ns_peer_remove(struct nstate *ns, uint32_t i)
+{
+	struct ns_names nm = ns_peer_names(ns);
+	uint32_t last = ns->n_peers - 1;
+	ns_index_remove(&ns->peer_idx, &nm, i, ns->peers[i].name_hash, last,
+	                ns->peers[last].name_hash);
+	free(ns->peers[i].blob);
+	ns->peers[i] = ns->peers[last];
+	ns->n_peers--;
+}
+
+/* Up to `want` distinct random live peers, none of them named in `skip`
+ * (n_skip names, NULL entries ignored), into ns->pick. Partial
+ * Fisher-Yates over a scratch copy of the indices: O(n_peers) only when
+ * most peers are wanted, else rejection sampling. */
+static uint32_t ns_random_peers(struct nstate *ns, uint32_t want, const char *const *skip,
+                                size_t n_skip)
+{
+	uint32_t skip_idx[4];
+	uint32_t ns_skip = 0;
+	for (size_t k = 0; k < n_skip && ns_skip < 4; k++) {
+		if (skip[k] == NULL)
+			continue;
+		uint32_t p = ns_peer_find(ns, skip[k]);
+		bool dup = false;
+		for (uint32_t j = 0; j < ns_skip; j++)
+			dup = dup || skip_idx[j] == p;
+		if (p != NONE && !dup)
+			skip_idx[ns_skip++] = p;
+	}
+	uint32_t avail = ns->n_peers - ns_skip;
+	if (want > avail)
+		want = avail;
+	if (want == 0)
+		return 0;
+	uint32_t got = 0;
+	if (want * 4 <= avail) {
+		/* sparse: draw and reject repeats */
+		for (uint32_t tries = 0; got < want && tries < want * 64; tries++) {
+			uint32_t c = ns_rand_below(ns, ns->n_peers);
+			bool dup = false;
+			for (uint32_t k = 0; k < ns_skip && !dup; k++)
+				dup = skip_idx[k] == c;
+			for (uint32_t k = 0; k < got && !dup; k++)
+				dup = ns->pick[k] == c;
+			if (!dup)
+				ns->pick[got++] = c;
+		}
+		return got;
+	}
+	if (ns->cap_list < ns->n_peers) {
+		uint32_t *l = realloc(ns->list, (size_t)ns->n_peers * sizeof(*l));
+		if (l == NULL)
+			return 0;
+		ns->list = l;
+		ns->cap_list = ns->n_peers;
+	}
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < ns->n_peers; i++) {
+		bool sk = false;
+		for (uint32_t k = 0; k < ns_skip && !sk; k++)
+			sk = skip_idx[k] == i;
+		if (!sk)
+			ns->list[n++] = i;
+	}
+	for (uint32_t k = 0; k < want; k++) {
+		uint32_t j = k + ns_rand_below(ns, n - k);
+		uint32_t t = ns->list[k];
+		ns->list[k] = ns->list[j];
+		ns->list[j] = t;
+		ns->pick[got++] = ns->list[k];
+	}
+	return got;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output                                                                   */
+
+/* A fresh output message to peer p (index), from us; NULL if the queue is
+ * full or memory is out (the message is then lost, like a dropped packet:
+ * both paths tolerate loss). */
+static struct nstate_msg *ns_out(struct nstate *ns, enum nstate_msg_type type, uint32_t p)
+{
+	if (ns->n_out - ns->out_head >= NS_OUTPUT_QUEUE_MAX)
+		return NULL;
+	if (ns->n_out == ns->cap_out) {
+		uint32_t cap = ns->cap_out ? ns->cap_out * 2 : 16;
+		struct nstate_msg *o = realloc(ns->out, (size_t)cap * sizeof(*o));
+		if (o == NULL)
+			return NULL;
+		ns->out = o;
+		ns->cap_out = cap;
+	}
+	const struct ns_peer *peer = &ns->peers[p];
+	const char *to = ns_arena_strdup(&ns->out_arena, peer->blob);
+	const char *to_addr = ns_arena_strdup(&ns->out_arena, ns_peer_addr(peer));
+	const char *from = ns_arena_strdup(&ns->out_arena, ns->cfg.name);
+	if (to == NULL || to_addr == NULL || from == NULL)
+		return NULL;
+	struct nstate_msg *m = &ns->out[ns->n_out++];
+	memset(m, 0, sizeof(*m));
+	m->type = type;
+	m->from = from;
+	m->to = to;
+	m->to_addr = to_addr;
+	return m;
+}
+
+/* Copies record i into *dst with name and data in the output arena. */
+static bool ns_out_record(struct nstate *ns, struct nstate_record *dst, uint32_t i)
+{
+	const struct ns_rec *r = &ns->recs[i];
+	char *blob = ns_arena_alloc(&ns->out_arena, r->name_len + 1 + r->len);
+	if (blob == NULL)
+		return false;
+	memcpy(blob, r->blob, r->name_len + 1 + r->len);
+	dst->name = blob;
+	dst->incarnation = r->incarnation;
+	dst->version = r->version;
+	dst->data = (const uint8_t *)blob + r->name_len + 1;
+	dst->len = r->len;
+	return true;
+}
+
+static size_t ns_rec_wire(const struct ns_rec *r)
+{
+	return (size_t)r->name_len + r->len + NS_REC_OVERHEAD;
+}
+
+/* Sends DELTA messages to peer p carrying records idx[0..n) and, in the
+ * first message, the wanted versions want[0..n_want) (reply = true when
+ * there are any). Splits so that each message stays under max_msg_bytes by
+ * our estimate; a record larger than that goes alone. */
+static void ns_send_delta(struct nstate *ns, uint32_t p, const uint32_t *idx, uint32_t n,
+                          const struct nstate_version *want, uint32_t n_want)
+{
+	size_t limit = ns->cfg.max_msg_bytes;
+	uint32_t k = 0;
+	bool first = true;
+	while (first || k < n) {
+		size_t est = NS_MSG_OVERHEAD;
+		if (first)
+			for (uint32_t w = 0; w < n_want; w++)
+				est += strlen(want[w].name) + NS_VER_OVERHEAD;
+		uint32_t end = k;
+		while (end < n) {
+			size_t sz = ns_rec_wire(&ns->recs[idx[end]]);
+			if (end > k && est + sz > limit)
+				break;
+			if (end == k && first && n_want > 0 && est + sz > limit)
+				break; /* the wants fill this one; records follow */
+			est += sz;
+			end++;
+		}
+		if (end == k && !(first && n_want > 0))
+			return; /* nothing left to send */
+		struct nstate_msg *m = ns_out(ns, NSTATE_DELTA, p);
+		if (m == NULL)
+			return;
+		if (first && n_want > 0) {
+			struct nstate_version *v =
+				ns_arena_alloc(&ns->out_arena, n_want * sizeof(*v));
+			if (v == NULL) {
+				ns->n_out--;
+				return;
+			}
+			for (uint32_t w = 0; w < n_want; w++) {
+				v[w] = want[w];
+				v[w].name = ns_arena_strdup(&ns->out_arena, want[w].name);
+				if (v[w].name == NULL) {
+					ns->n_out--;
+					return;
+				}
+			}
+			m->versions = v;
+			m->n_versions = n_want;
+			m->reply = true;
+		}
+		if (end > k) {
+			struct nstate_record *rs =
+				ns_arena_alloc(&ns->out_arena, (end - k) * sizeof(*rs));
+			if (rs == NULL) {
+				ns->n_out--;
+				return;
+			}
+			for (uint32_t j = k; j < end; j++) {
+				if (!ns_out_record(ns, &rs[j - k], idx[j])) {
+					ns->n_out--;
+					return;
+				}
+			}
+			m->records = rs;
+			m->n_records = end - k;
+		}
+		k = end;
+		first = false;
+	}
+}
+
+/* Relays hops-limited PUSHes of record i to fanout random live peers. */
+static void ns_push(struct nstate *ns, uint32_t i, uint32_t hops, const char *exclude)
+{
+	const char *skip[2] = {exclude, ns->recs[i].blob};
+	uint32_t n = ns_random_peers(ns, ns->cfg.push_fanout, skip, 2);
+	for (uint32_t k = 0; k < n; k++) {
+		struct nstate_msg *m = ns_out(ns, NSTATE_PUSH, ns->pick[k]);
+		if (m == NULL)
+			return;
+		struct nstate_record *r = ns_arena_alloc(&ns->out_arena, sizeof(*r));
+		if (r == NULL || !ns_out_record(ns, r, i)) {
+			ns->n_out--;
+			return;
+		}
+		m->records = r;
+		m->n_records = 1;
+		m->hops = hops;
+	}
+}
+
+static uint32_t ns_push_hops(const struct nstate *ns)
+{
+	if (ns->cfg.push_hops > 0)
+		return ns->cfg.push_hops;
+	uint64_t n = (uint64_t)ns->n_peers + 1;
+	uint32_t f = ns->cfg.push_fanout < 2 ? 2 : ns->cfg.push_fanout;
+	uint32_t h = 0;
+	for (uint64_t reach = 1; reach < n && h < NS_HOPS_MAX; reach *= f)
+		h++;
+	return h + 1 < NS_HOPS_MAX ? h + 1 : NS_HOPS_MAX;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                               */
+
+void nstate_config_default(struct nstate_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->seed = 1;
+	cfg->sync_interval_ms = 1000;
+	cfg->push_fanout = 3;
+	cfg->push_hops = 0;
+	cfg->max_msg_bytes = 512 * 1024;
+}
+
+struct nstate *nstate_new(const struct nstate_config *cfg, uint64_t now)
+{
+	if (cfg == NULL || strnlen(cfg->name, NSTATE_NAME_MAX) >= NSTATE_NAME_MAX ||
+	    cfg->name[0] == '\0' || cfg->sync_interval_ms == 0 ||
+	    cfg->push_fanout > NS_FANOUT_MAX || cfg->push_hops > NS_HOPS_MAX ||
+	    cfg->max_msg_bytes < NS_MIN_MSG_BYTES)
+		return NULL;
+	struct nstate *ns = calloc(1, sizeof(*ns));
+	if (ns == NULL)
+		return NULL;
+	ns->cfg = *cfg;
+	ns->pick = calloc(NS_FANOUT_MAX, sizeof(*ns->pick));
+	if (ns->pick == NULL) {
+		free(ns);
+		return NULL;
+	}
+	uint64_t seed = cfg->seed;
+	for (int k = 0; k < 4; k++)
+		ns->rng[k] = ns_splitmix64(&seed);
+	/* random phase, so that nodes started together do not sync in step */
+	ns->next_sync_at = now + ns_rand_below(ns, cfg->sync_interval_ms);
+	return ns;
+}
+
+void nstate_free(struct nstate *ns)
+{
+	if (ns == NULL)
+		return;
+	for (uint32_t i = 0; i < ns->n_recs; i++)
+		free(ns->recs[i].blob);
+	for (uint32_t i = 0; i < ns->n_peers; i++)
+		free(ns->peers[i].blob);
+	free(ns->recs);
+	free(ns->peers);
+	ns_index_free(&ns->rec_idx);
+	ns_index_free(&ns->peer_idx);
+	free(ns->out);
+	free(ns->ev);
+	ns_arena_free(&ns->out_arena);
+	ns_arena_free(&ns->ev_arena);
+	free(ns->pick);
+	free(ns->list);
+	free(ns);
+}
+
+/* Start of every mutating call: what was popped before is released. */
+static void ns_begin(struct nstate *ns)
+{
+	if (ns->out_head == ns->n_out) {
+		ns->out_head = ns->n_out = 0;
+		ns_arena_reset(&ns->out_arena);
+	}
+	if (ns->ev_head == ns->n_ev) {
+		ns->ev_head = ns->n_ev = 0;
+		ns_arena_reset(&ns->ev_arena);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Membership                                                               */
+
+int nstate_peer_up(struct nstate *ns, const char *name, const char *addr)
+{
+	ns_begin(ns);
+	if (!ns_name_ok(name) || addr == NULL || addr[0] == '\0' ||
+	    strnlen(addr, NSTATE_ADDR_MAX) >= NSTATE_ADDR_MAX)
+		return -EINVAL;
+	if (ns_is_self(ns, name))
+		return 0; /* never gossip with ourselves */
+	size_t nl = strlen(name), al = strlen(addr);
+	uint32_t i = ns_peer_find(ns, name);
+	if (i != NONE && strcmp(ns_peer_addr(&ns->peers[i]), addr) == 0)
+		return 0;
+	char *blob = malloc(nl + al + 2);
+	if (blob == NULL)
+		return -ENOMEM;
+	memcpy(blob, name, nl + 1);
+	memcpy(blob + nl + 1, addr, al + 1);
+	if (i != NONE) { /* same peer, new address (restarted elsewhere) */
+		free(ns->peers[i].blob);
+		ns->peers[i].blob = blob;
+		return 0;
+	}
+	if (ns->n_peers == ns->cap_peers) {
+		uint32_t cap = ns->cap_peers ? ns->cap_peers * 2 : 16;
+		struct ns_peer *p = realloc(ns->peers, (size_t)cap * sizeof(*p));
+		if (p == NULL) {
+			free(blob);
+			return -ENOMEM;
+		}
+		ns->peers = p;
+		ns->cap_peers = cap;
+	}
+	struct ns_names nm = ns_peer_names(ns);
+	if (ns_index_reserve(&ns->peer_idx, &nm, ns->n_peers + 1) < 0) {
+		free(blob);
+		return -ENOMEM;
+	}
+	uint32_t h = (uint32_t)ns_str_hash(name, nl);
+	i = ns->n_peers++;
+	ns->peers[i].blob = blob;
+	ns->peers[i].name_hash = h;
+	ns->peers[i].name_len = (uint32_t)nl;
+	ns_index_put(&ns->peer_idx, h, i);
+	return 0;
+}
+
+void nstate_peer_down(struct nstate *ns, const char *name)
+{
+	ns_begin(ns);
+	if (!ns_name_ok(name))
+		return;
+	uint32_t i = ns_peer_find(ns, name);
+	if (i != NONE)
+		ns_peer_remove(ns, i);
+}
+
+void nstate_forget(struct nstate *ns, const char *name)
+{
+	ns_begin(ns);
+	if (!ns_name_ok(name) || ns_is_self(ns, name))
+		return;
+	uint32_t i = ns_peer_find(ns, name);
+	if (i != NONE)
+		ns_peer_remove(ns, i);
+	i = ns_rec_find(ns, name, NULL);
+	if (i != NONE)
+		ns_rec_remove(ns, i);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Local record                                                             */
+
+int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version,
+                     const uint8_t *data, size_t len, bool urgent, uint64_t now)
+{
+	ns_begin(ns);
+	if (len > NSTATE_RECORD_MAX || (len > 0 && data == NULL))
+		return -EINVAL;
+	if (ns->published && ns_cmp(incarnation, version, ns->local_inc, ns->local_ver) <= 0)
+		return -EINVAL;
+	uint32_t i = ns_store(ns, ns->cfg.name, incarnation, version, data, len, true);
+	if (i == NONE)
+		return -ENOMEM;
+	ns->published = true;
+	ns->local_inc = incarnation;
+	ns->local_ver = version;
+	if (urgent)
+		ns_push(ns, i, ns_push_hops(ns), NULL);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                 */
+
+static int ns_validate(const struct nstate *ns, const struct nstate_msg *m)
+{
+	if (m == NULL || (int)m->type < NSTATE_SYNC || (int)m->type > NSTATE_PUSH)
+		return -EINVAL;
+	if (!ns_name_ok(m->from) || ns_is_self(ns, m->from))
+		return -EINVAL;
+	if (m->to != NULL && strnlen(m->to, NSTATE_NAME_MAX) >= NSTATE_NAME_MAX)
+		return -EINVAL;
+	if ((m->n_versions > 0 && m->versions == NULL) || (m->n_records > 0 && m->records == NULL))
+		return -EINVAL;
+	if (m->n_versions > UINT32_MAX / 2 || m->n_records > UINT32_MAX / 2)
+		return -EINVAL;
+	for (size_t k = 0; k < m->n_versions; k++)
+		if (!ns_name_ok(m->versions[k].name))
+			return -EINVAL;
+	for (size_t k = 0; k < m->n_records; k++) {
+		const struct nstate_record *r = &m->records[k];
+		if (!ns_name_ok(r->name) || r->len > NSTATE_RECORD_MAX ||
+		    (r->len > 0 && r->data == NULL))
+			return -EINVAL;
+	}
+	if (m->type == NSTATE_PUSH && m->n_records == 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* Our version digest to peer p. */
+static void ns_send_digest(struct nstate *ns, uint32_t p)
+{
+	struct nstate_msg *m = ns_out(ns, NSTATE_DIGEST, p);
+	if (m == NULL)
+		return;
+	m->hash = ns->hash;
+	if (ns->n_recs == 0)
+		return;
+	struct nstate_version *v = ns_arena_alloc(&ns->out_arena, ns->n_recs * sizeof(*v));
+	if (v == NULL) {
+		ns->n_out--;
+		return;
+	}
+	for (uint32_t i = 0; i < ns->n_recs; i++) {
+		/* names are copied by ns_out's arena too: records may go */
+		char *name = ns_arena_alloc(&ns->out_arena, ns->recs[i].name_len + 1);
+		if (name == NULL) {
+			ns->n_out--;
+			return;
+		}
+		memcpy(name, ns->recs[i].blob, ns->recs[i].name_len + 1);
+		v[i].name = name;
+		v[i].incarnation = ns->recs[i].incarnation;
+		v[i].version = ns->recs[i].version;
+	}
+	m->versions = v;
+	m->n_versions = ns->n_recs;
+}
+
+static int ns_grow_list(struct nstate *ns, size_t n)
+{
+	if (ns->cap_list >= n)
+		return 0;
+	uint32_t *l = realloc(ns->list, n * sizeof(*l));
+	if (l == NULL)
+		return -ENOMEM;
+	ns->list = l;
+	ns->cap_list = (uint32_t)n;
+	return 0;
+}
+
+/* A peer's digest: send what it lacks, ask for what we lack. */
+static void ns_on_digest(struct nstate *ns, const struct nstate_msg *m, uint32_t p)
+{
+	if (ns_grow_list(ns, ns->n_recs) < 0)
+		return;
+	struct nstate_version *want = NULL;
+	if (m->n_versions > 0) {
+		want = malloc(m->n_versions * sizeof(*want));
+		if (want == NULL)
+			return;
+	}
+	uint32_t n_want = 0, n_send = 0;
+	if (++ns->stamp == 0) { /* wrapped: clear old stamps */
+		for (uint32_t i = 0; i < ns->n_recs; i++)
+			ns->recs[i].stamp = 0;
+		ns->stamp = 1;
+	}
+	for (size_t k = 0; k < m->n_versions; k++) {
+		const struct nstate_version *v = &m->versions[k];
+		uint32_t i = ns_rec_find(ns, v->name, NULL);
+		if (i != NONE) {
+			struct ns_rec *r = &ns->recs[i];
+			if (r->stamp == ns->stamp)
+				continue; /* a name listed twice */
+			r->stamp = ns->stamp;
+			int c = ns_cmp(r->incarnation, r->version, v->incarnation, v->version);
+			if (c > 0 && strcmp(r->blob, m->from) != 0)
+				ns->list[n_send++] = i;
+			else if (c < 0 && !ns_is_self(ns, v->name))
+				want[n_want++] = (struct nstate_version){r->blob, r->incarnation,
+				                                         r->version};
+			else if (c < 0)
+				ns_store(ns, v->name, v->incarnation, v->version, NULL, 0, false);
+		} else if (!ns_is_self(ns, v->name)) {
+			want[n_want++] = (struct nstate_version){v->name, 0, 0};
+		} else {
+			/* a copy of our own record we have not published (yet) */
+			ns_store(ns, v->name, v->incarnation, v->version, NULL, 0, false);
+		}
+	}
+	for (uint32_t i = 0; i < ns->n_recs; i++)
+		if (ns->recs[i].stamp != ns->stamp && strcmp(ns->recs[i].blob, m->from) != 0)
+			ns->list[n_send++] = i;
+	if (n_send > 0 || n_want > 0)
+		ns_send_delta(ns, p, ns->list, n_send, want, n_want);
+	free(want);
+}
+
+/* A peer asked for these: send every one we hold newer (or that it lacks:
+ * listed at (0, 0)). */
+static void ns_on_wants(struct nstate *ns, const struct nstate_msg *m, uint32_t p)
+{
+	if (ns_grow_list(ns, ns->n_recs) < 0)
+		return;
+	uint32_t n = 0;
+	if (++ns->stamp == 0) {
+		for (uint32_t i = 0; i < ns->n_recs; i++)
+			ns->recs[i].stamp = 0;
+		ns->stamp = 1;
+	}
+	for (size_t k = 0; k < m->n_versions; k++) {
+		const struct nstate_version *v = &m->versions[k];
+		uint32_t i = ns_rec_find(ns, v->name, NULL);
+		if (i == NONE || ns->recs[i].stamp == ns->stamp)
+			continue;
+		const struct ns_rec *r = &ns->recs[i];
+		bool lacks = v->incarnation == 0 && v->version == 0;
+		if (lacks || ns_cmp(r->incarnation, r->version, v->incarnation, v->version) > 0) {
+			ns->recs[i].stamp = ns->stamp;
+			ns->list[n++] = i;
+		}
+	}
+	if (n > 0)
+		ns_send_delta(ns, p, ns->list, n, NULL, 0);
+}
+
+int nstate_handle_message(struct nstate *ns, const struct nstate_msg *m, uint64_t now)
+{
+	ns_begin(ns);
+	int rc = ns_validate(ns, m);
+	if (rc < 0)
+		return rc;
+	if (m->to != NULL && m->to[0] != '\0' && !ns_is_self(ns, m->to))
+		return 0; /* meant for someone else (a previous owner of the address) */
+	uint32_t p = ns_peer_find(ns, m->from); /* NONE: we cannot answer */
+	switch (m->type) {
+	case NSTATE_SYNC:
+		if (m->hash != ns->hash && p != NONE)
+			ns_send_digest(ns, p);
+		break;
+	case NSTATE_DIGEST:
+		if (p != NONE)
+			ns_on_digest(ns, m, p);
+		break;
+	case NSTATE_DELTA:
+		for (size_t k = 0; k < m->n_records; k++) {
+			const struct nstate_record *r = &m->records[k];
+			ns_store(ns, r->name, r->incarnation, r->version, r->data, r->len, false);
+		}
+		if (m->reply && m->n_versions > 0 && p != NONE)
+			ns_on_wants(ns, m, p);
+		break;
+	case NSTATE_PUSH:
+		for (size_t k = 0; k < m->n_records; k++) {
+			const struct nstate_record *r = &m->records[k];
+			uint32_t i = ns_store(ns, r->name, r->incarnation, r->version, r->data,
+			                      r->len, false);
+			/* only news is relayed: duplicates end the rumor */
+			if (i != NONE && m->hops > 0)
+				ns_push(ns, i, m->hops - 1 < NS_HOPS_MAX ? m->hops - 1 : NS_HOPS_MAX,
+				        m->from);
+		}
+		break;
+	}
+	return 0;
+}
+
+int nstate_handle_timer(struct nstate *ns, uint64_t now)
+{
+	ns_begin(ns);
+	if (now < ns->next_sync_at)
+		return 0;
+	ns->next_sync_at += ns->cfg.sync_interval_ms;
+	if (ns->next_sync_at <= now)
+		ns->next_sync_at = now + ns->cfg.sync_interval_ms;
+	if (ns->n_peers == 0)
+		return 0;
+	uint32_t p = ns_rand_below(ns, ns->n_peers);
+	struct nstate_msg *m = ns_out(ns, NSTATE_SYNC, p);
+	if (m != NULL)
+		m->hash = ns->hash;
+	return 0;
+}
+
+uint64_t nstate_next_deadline(const struct nstate *ns) { return ns->next_sync_at; }
+
+bool nstate_pop_output(struct nstate *ns, struct nstate_msg *out)
+{
+	if (ns->out_head == ns->n_out)
+		return false;
+	*out = ns->out[ns->out_head++];
+	return true;
+}
+
+bool nstate_pop_event(struct nstate *ns, struct nstate_event *out)
+{
+	if (ns->ev_head == ns->n_ev)
+		return false;
+	*out = ns->ev[ns->ev_head++];
+	return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queries                                                                  */
+
+size_t nstate_count(const struct nstate *ns) { return ns->n_recs; }
+
+static void ns_view(const struct ns_rec *r, struct nstate_record *out)
+{
+	out->name = r->blob;
+	out->incarnation = r->incarnation;
+	out->version = r->version;
+	out->data = ns_rec_data(r);
+	out->len = r->len;
+}
+
+void nstate_record_at(const struct nstate *ns, size_t i, struct nstate_record *out)
+{
+	ns_view(&ns->recs[i], out);
+}
+
+bool nstate_find(const struct nstate *ns, const char *name, struct nstate_record *out)
+{
+	if (name == NULL)
+		return false;
+	uint32_t i = ns_rec_find(ns, name, NULL);
+	if (i == NONE)
+		return false;
+	if (out != NULL)
+		ns_view(&ns->recs[i], out);
+	return true;
+}
+
+uint64_t nstate_hash(const struct nstate *ns) { return ns->hash; }
+
+size_t nstate_peer_count(const struct nstate *ns) { return ns->n_peers; }
+
+void nstate_self_seen(const struct nstate *ns, uint64_t *incarnation, uint64_t *version)
+{
+	*incarnation = ns->seen_inc;
+	*version = ns->seen_ver;
+}

@@ -1,0 +1,269 @@
+/*
+ * bench_sim_state.c — node-state gossip figures, measured on the
+ * deterministic node-state simulator (tests/sim/sim_state.h). Virtual
+ * time, so the figures do not depend on the machine; only "wall" and
+ * "RSS" do.
+ *
+ *   bench_sim_state [--n N] [--changes C] [--record-bytes B] [--loss P]
+ *                   [--load-seconds S]
+ *     --n N            one cluster size (default: 100 and 1000)
+ *     --changes C      changes measured for spread time (default 300 at
+ *                      N <= 100, 200 above)
+ *     --record-bytes B record size (default 800: a packed mv.NodeState of a
+ *                      host with about ten VMs)
+ *     --loss P         message loss for the spread measure (default 0 and
+ *                      0.01)
+ *     --load-seconds S seconds measured under one change per host per
+ *                      second (default 5 at N <= 100, 2 above)
+ *
+ * What it measures, per cluster size:
+ *   spread     time from a host's urgent change until every live node holds
+ *              it (p50, p99, max over changes on random hosts, one every
+ *              200 ms); also how many nodes the push alone reached;
+ *   idle       bytes and messages per node per second with nothing changing;
+ *   load       the same with every host changing once per second (phases
+ *              spread evenly over the second), all urgent (push + anti-
+ *              entropy) or none urgent (anti-entropy only), and the spread
+ *              p50/p99 under that load; measured after a warm-up (3 s,
+ *              10 s without pushes) so that it is the steady state.
+ * Bytes are exact wire bytes: state_codec_frame_size() of every message
+ * sent (4-byte frame header + packed Envelope; TLS record overhead not
+ * included). Conditions: delay 1 ms + uniform jitter 0..1 ms, sync every
+ * 1000 ms, push fanout 3, derived hops, max message 512 KiB.
+ *
+ * It prints figures and never fails on them (a benchmark is not a test).
+ * Each cluster prints "sim seed=N"; MV_SIM_SEED=N replays it.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sim_state.h"
+
+static uint32_t record_bytes = 800;
+
+static double wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int64_t pct(const int64_t *v, size_t n, double p)
+{
+	if (n == 0)
+		return -1;
+	size_t k = (size_t)ceil(p / 100.0 * (double)n);
+	if (k > 0)
+		k--;
+	if (k >= n)
+		k = n - 1;
+	return v[k];
+}
+
+static struct ssim *make(int n, double loss)
+{
+	struct ssim *s = ssim_new(n, NULL, 0);
+	ssim_set_record_bytes(s, record_bytes);
+	ssim_set_loss(s, loss);
+	ssim_prefill(s);
+	ssim_run_for(s, 2000);
+	return s;
+}
+
+static void traffic(struct ssim *s, double secs, double *bytes, double *msgs, double *max_bytes,
+                    double *by_type)
+{
+	int n = ssim_size(s);
+	double b = 0, m = 0, mx = 0;
+	for (int t = 0; t < 4; t++)
+		by_type[t] = 0;
+	for (int i = 0; i < n; i++) {
+		const struct ssim_traffic *tr = ssim_traffic(s, i);
+		b += (double)tr->bytes;
+		m += (double)tr->msgs;
+		if ((double)tr->bytes > mx)
+			mx = (double)tr->bytes;
+		for (int t = 0; t < 4; t++)
+			by_type[t] += (double)tr->bytes_by_type[t];
+	}
+	*bytes = b / n / secs;
+	*msgs = m / n / secs;
+	*max_bytes = mx / secs;
+	for (int t = 0; t < 4; t++)
+		by_type[t] = by_type[t] / n / secs;
+}
+
+/* Spread percentiles of the changes tracked so far (unfinished count). */
+static void spread_stats(struct ssim *s, int64_t *p50, int64_t *p99, int64_t *max,
+                         size_t *done, size_t *total)
+{
+	const struct ssim_change *ch;
+	size_t n = ssim_changes(s, &ch);
+	int64_t *v = malloc((n + 1) * sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (ch[i].spread >= 0)
+			v[k++] = ch[i].spread;
+	qsort(v, k, sizeof(*v), cmp_i64);
+	*p50 = pct(v, k, 50);
+	*p99 = pct(v, k, 99);
+	*max = k ? v[k - 1] : -1;
+	*done = k;
+	*total = n;
+	free(v);
+}
+
+static void bench_spread(int n, double loss, int changes)
+{
+	double w0 = wall_s();
+	struct ssim *s = make(n, loss);
+	ssim_changes_reset(s);
+	double pushed_sum = 0;
+	int pushed_min = n;
+	for (int k = 0; k < changes; k++) {
+		int host = (int)(ssim_rand(s) % (uint64_t)n);
+		const struct ssim_change *c = ssim_change(s, host, true);
+		uint64_t inc = c->incarnation, ver = c->version;
+		/* 50 ms: the push is over (hops * 2 ms), anti-entropy has not
+		 * had time to matter */
+		ssim_run_for(s, 50);
+		int have = 0;
+		for (int o = 0; o < n; o++)
+			have += ssim_has(s, o, host, inc, ver);
+		pushed_sum += have;
+		if (have < pushed_min)
+			pushed_min = have;
+		ssim_run_for(s, 150);
+	}
+	ssim_run_for(s, 15000);
+	int64_t p50, p99, max;
+	size_t done, total;
+	spread_stats(s, &p50, &p99, &max, &done, &total);
+	long rss, peak;
+	ssim_rss_kib(&rss, &peak);
+	printf("| spread, urgent change -> every node | %5d | %4.1f%% | %3" PRIu32
+	       " B | p50 %5" PRId64 " ms, p99 %5" PRId64 " ms, max %5" PRId64
+	       " ms (%zu/%zu done); push alone reached %.1f%% avg, %d min |\n",
+	       n, loss * 100, record_bytes, p50, p99, max, done, total,
+	       100.0 * pushed_sum / changes / n, pushed_min);
+	fprintf(stderr, "  [spread n=%d loss=%.2f: wall %.1f s, peak RSS %ld MiB, rejected %" PRIu64
+	        " regress %" PRIu64 "]\n",
+	        n, loss, wall_s() - w0, peak / 1024, ssim_counters(s)->rejected,
+	        ssim_counters(s)->regress);
+	ssim_free(s);
+}
+
+static void bench_traffic(int n, double load_secs)
+{
+	double w0 = wall_s();
+	struct ssim *s = make(n, 0.0);
+	/* idle */
+	ssim_traffic_reset(s);
+	ssim_run_for(s, 10000);
+	double b, m, mx, bt[4];
+	traffic(s, 10.0, &b, &m, &mx, bt);
+	printf("| traffic, idle | %5d | 0%% | %3" PRIu32
+	       " B | %.0f B/s per node (%.2f msg/s; busiest node %.0f B/s) |\n",
+	       n, record_bytes, b, m, mx);
+	for (int urgent = 1; urgent >= 0; urgent--) {
+		ssim_changes_reset(s);
+		/* one change per host per second: every 10 ms, the next n/100
+		 * hosts in a fixed random order change */
+		int *order = malloc((size_t)n * sizeof(*order));
+		for (int i = 0; i < n; i++)
+			order[i] = i;
+		for (int i = n - 1; i > 0; i--) {
+			int j = (int)(ssim_rand(s) % (uint64_t)(i + 1));
+			int t = order[i];
+			order[i] = order[j];
+			order[j] = t;
+		}
+		int next = 0;
+		/* warm up past the spread time, so that what is measured is the
+		 * steady state: ~1 s with pushes, several s by anti-entropy */
+		double warm = urgent ? 3.0 : 10.0;
+		int slots = (int)((warm + load_secs) * 100);
+		for (int slot = 0; slot < slots; slot++) {
+			if (slot == (int)(warm * 100)) {
+				ssim_traffic_reset(s);
+				ssim_changes_reset(s);
+			}
+			int per = n / 100 + ((slot % 100) < n % 100 ? 1 : 0);
+			for (int k = 0; k < per; k++) {
+				ssim_change(s, order[next], urgent);
+				next = (next + 1) % n;
+			}
+			ssim_run_for(s, 10);
+		}
+		traffic(s, load_secs, &b, &m, &mx, bt);
+		/* let the last changes finish before reading their spread */
+		ssim_run_for(s, 10000);
+		int64_t p50, p99, max;
+		size_t done, total;
+		spread_stats(s, &p50, &p99, &max, &done, &total);
+		printf("| traffic, 1 change/host/s, %s | %5d | 0%% | %3" PRIu32
+		       " B | %.0f B/s per node (%.1f msg/s; push %.0f, sync %.0f, digest %.0f, "
+		       "delta %.0f B/s); spread p50 %" PRId64 " ms, p99 %" PRId64 " ms |\n",
+		       urgent ? "all urgent" : "none urgent", n, record_bytes, b, m, bt[3], bt[0],
+		       bt[1], bt[2], p50, p99);
+		free(order);
+		ssim_run_for(s, 5000);
+	}
+	long rss, peak;
+	ssim_rss_kib(&rss, &peak);
+	fprintf(stderr, "  [traffic n=%d: wall %.1f s, peak RSS %ld MiB, rejected %" PRIu64 "]\n", n,
+	        wall_s() - w0, peak / 1024, ssim_counters(s)->rejected);
+	ssim_free(s);
+}
+
+int main(int argc, char **argv)
+{
+	int sizes[2] = {100, 1000}, n_sizes = 2;
+	int changes = 0;
+	double losses[2] = {0.0, 0.01};
+	int n_losses = 2;
+	double load = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
+			sizes[0] = atoi(argv[++i]);
+			n_sizes = 1;
+		} else if (strcmp(argv[i], "--changes") == 0 && i + 1 < argc) {
+			changes = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--record-bytes") == 0 && i + 1 < argc) {
+			record_bytes = (uint32_t)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--loss") == 0 && i + 1 < argc) {
+			losses[0] = atof(argv[++i]);
+			n_losses = 1;
+		} else if (strcmp(argv[i], "--load-seconds") == 0 && i + 1 < argc) {
+			load = atof(argv[++i]);
+		} else {
+			fprintf(stderr, "usage: %s [--n N] [--changes C] [--record-bytes B] "
+			        "[--loss P] [--load-seconds S]\n", argv[0]);
+			return 2;
+		}
+	}
+	printf("node-state gossip, simulator: delay 1 ms + 0..1 ms jitter, sync 1000 ms, "
+	       "fanout 3, hops ceil(log3 N)+1, max msg 512 KiB\n\n");
+	printf("| measure | N | loss | record | result |\n|---|---|---|---|---|\n");
+	fflush(stdout);
+	for (int k = 0; k < n_sizes; k++) {
+		int n = sizes[k];
+		for (int l = 0; l < n_losses; l++) {
+			bench_spread(n, losses[l], changes ? changes : (n <= 100 ? 300 : 200));
+			fflush(stdout);
+		}
+		bench_traffic(n, load > 0 ? load : (n <= 100 ? 5.0 : 2.0));
+		fflush(stdout);
+	}
+	return 0;
+}

@@ -1,0 +1,277 @@
+/*
+ * test_state_codec.c — struct nstate_msg <-> framed mv.Envelope{state}.
+ *
+ * Round trips of every message type (what goes in comes out, and
+ * state_codec_frame_size() is the exact frame length), and the decoder's
+ * refusals: another body, an unknown type, missing or oversized names, a
+ * record over NSTATE_RECORD_MAX, a push without a record.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "envelope.h"
+#include "meshvisor/frame.h"
+#include "state_codec.h"
+
+/* Encodes m, checks the size, decodes the frame back into *env. */
+static Mv__Envelope *roundtrip_env(const struct nstate_msg *m)
+{
+	uint8_t *f = NULL;
+	size_t n = 0;
+	assert_int_equal(state_codec_encode_frame(m, &f, &n), 0);
+	assert_int_equal(n, state_codec_frame_size(m));
+	assert_true(n > FRAME_HEADER_LEN);
+	uint32_t len = (uint32_t)f[0] << 24 | (uint32_t)f[1] << 16 | (uint32_t)f[2] << 8 | f[3];
+	assert_int_equal(len, n - FRAME_HEADER_LEN);
+	Mv__Envelope *env = NULL;
+	const char *why = NULL;
+	assert_int_equal(envelope_decode(f + FRAME_HEADER_LEN, n - FRAME_HEADER_LEN, &env, &why), 0);
+	free(f);
+	return env;
+}
+
+static void check_same(const struct nstate_msg *a, const struct nstate_msg *b)
+{
+	assert_int_equal(a->type, b->type);
+	assert_string_equal(a->from, b->from);
+	assert_int_equal(a->hash, b->hash);
+	assert_int_equal(a->hops, b->hops);
+	assert_int_equal(a->reply, b->reply);
+	assert_int_equal(a->n_versions, b->n_versions);
+	assert_int_equal(a->n_records, b->n_records);
+	for (size_t i = 0; i < a->n_versions; i++) {
+		assert_string_equal(a->versions[i].name, b->versions[i].name);
+		assert_int_equal(a->versions[i].incarnation, b->versions[i].incarnation);
+		assert_int_equal(a->versions[i].version, b->versions[i].version);
+	}
+	for (size_t i = 0; i < a->n_records; i++) {
+		assert_string_equal(a->records[i].name, b->records[i].name);
+		assert_int_equal(a->records[i].incarnation, b->records[i].incarnation);
+		assert_int_equal(a->records[i].version, b->records[i].version);
+		assert_int_equal(a->records[i].len, b->records[i].len);
+		if (a->records[i].len)
+			assert_memory_equal(a->records[i].data, b->records[i].data, a->records[i].len);
+	}
+}
+
+static void roundtrip(const struct nstate_msg *m)
+{
+	Mv__Envelope *env = roundtrip_env(m);
+	struct nstate_msg back;
+	struct nstate_version *vs = NULL;
+	struct nstate_record *rs = NULL;
+	const char *why = NULL;
+	assert_int_equal(state_codec_decode(env, &back, &vs, &rs, &why), 0);
+	assert_string_equal(why, "");
+	check_same(m, &back);
+	assert_string_equal(back.to, "");
+	assert_string_equal(back.to_addr, "");
+	free(vs);
+	free(rs);
+	envelope_free(env);
+}
+
+static void test_roundtrip_all_types(void **state)
+{
+	struct nstate_msg sync = {.type = NSTATE_SYNC, .from = "n1", .to = "n2",
+	                          .to_addr = "10.0.0.2:7946", .hash = 0xfedcba9876543210ULL};
+	roundtrip(&sync);
+	sync.hash = 0; /* defaults vanish on the wire and come back */
+	roundtrip(&sync);
+
+	struct nstate_version vs[3] = {{"n1", 1, 2}, {"n2", 0, 0}, {"a-long-host-name.example", 99, 1ULL << 40}};
+	struct nstate_msg digest = {.type = NSTATE_DIGEST, .from = "n2", .hash = 42,
+	                            .versions = vs, .n_versions = 3};
+	roundtrip(&digest);
+
+	static uint8_t data[900];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 31 + 7);
+	struct nstate_record rs[2] = {{"n1", 3, 4, data, sizeof(data)}, {"n3", 1, 0, data, 0}};
+	struct nstate_msg delta = {.type = NSTATE_DELTA, .from = "n1", .versions = vs,
+	                           .n_versions = 2, .records = rs, .n_records = 2, .reply = true};
+	roundtrip(&delta);
+
+	struct nstate_msg push = {.type = NSTATE_PUSH, .from = "n1", .records = rs, .n_records = 1,
+	                          .hops = 6};
+	roundtrip(&push);
+}
+
+/* Packs an envelope (possibly invalid for the codec) and tries to decode. */
+static int decode_env(Mv__Envelope *e, const char **why)
+{
+	size_t n = mv__envelope__get_packed_size(e);
+	uint8_t *buf = malloc(n + 1);
+	assert_non_null(buf);
+	mv__envelope__pack(e, buf);
+	Mv__Envelope *env = NULL;
+	const char *ewhy = NULL;
+	int rc = envelope_decode(buf, n, &env, &ewhy);
+	free(buf);
+	if (rc != 0) {
+		*why = ewhy;
+		return rc;
+	}
+	struct nstate_msg m;
+	struct nstate_version *vs = (void *)1;
+	struct nstate_record *rs = (void *)1;
+	rc = state_codec_decode(env, &m, &vs, &rs, why);
+	if (rc != 0) {
+		assert_null(vs);
+		assert_null(rs);
+	}
+	free(vs);
+	free(rs);
+	envelope_free(env);
+	return rc;
+}
+
+struct pbmsg {
+	Mv__Envelope env;
+	Mv__StateMessage sm;
+	Mv__StateVersion v;
+	Mv__StateVersion *vp[1];
+	Mv__StateRecord r;
+	Mv__StateRecord *rp[1];
+};
+
+static void pb_init(struct pbmsg *p)
+{
+	mv__envelope__init(&p->env);
+	mv__state_message__init(&p->sm);
+	mv__state_version__init(&p->v);
+	mv__state_record__init(&p->r);
+	p->env.version = ENVELOPE_VERSION;
+	p->env.from = "n1";
+	p->env.body_case = MV__ENVELOPE__BODY_STATE;
+	p->env.state = &p->sm;
+	p->v.name = "n2";
+	p->vp[0] = &p->v;
+	p->r.name = "n3";
+	p->rp[0] = &p->r;
+	p->sm.type = MV__STATE_TYPE__STATE_DELTA;
+}
+
+static void test_decode_rejects(void **state)
+{
+	char longname[NSTATE_NAME_MAX + 1];
+	memset(longname, 'x', NSTATE_NAME_MAX);
+	longname[NSTATE_NAME_MAX] = '\0';
+	const char *why = NULL;
+	struct pbmsg p;
+
+	/* the reference: valid */
+	pb_init(&p);
+	p.sm.n_versions = 1;
+	p.sm.versions = p.vp;
+	p.sm.n_records = 1;
+	p.sm.records = p.rp;
+	assert_int_equal(decode_env(&p.env, &why), 0);
+
+	/* not a state body */
+	pb_init(&p);
+	Mv__SwimMessage sw;
+	mv__swim_message__init(&sw);
+	p.env.body_case = MV__ENVELOPE__BODY_SWIM;
+	p.env.swim = &sw;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "not a node-state"));
+
+	/* unknown type */
+	pb_init(&p);
+	p.sm.type = (Mv__StateType)7;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "type"));
+
+	/* sender name missing, too long */
+	pb_init(&p);
+	p.env.from = "";
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	pb_init(&p);
+	p.env.from = longname;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "sender"));
+
+	/* version name too long, empty */
+	pb_init(&p);
+	p.v.name = longname;
+	p.sm.n_versions = 1;
+	p.sm.versions = p.vp;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "version"));
+	p.v.name = "";
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+
+	/* record name too long */
+	pb_init(&p);
+	p.r.name = longname;
+	p.sm.n_records = 1;
+	p.sm.records = p.rp;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "record"));
+
+	/* record data over NSTATE_RECORD_MAX (the frame itself is fine) */
+	pb_init(&p);
+	uint8_t *big = calloc(1, NSTATE_RECORD_MAX + 1);
+	assert_non_null(big);
+	p.r.data.data = big;
+	p.r.data.len = NSTATE_RECORD_MAX + 1;
+	p.sm.n_records = 1;
+	p.sm.records = p.rp;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "NSTATE_RECORD_MAX"));
+	/* exactly the maximum is accepted */
+	p.r.data.len = NSTATE_RECORD_MAX;
+	assert_int_equal(decode_env(&p.env, &why), 0);
+	free(big);
+
+	/* push without a record */
+	pb_init(&p);
+	p.sm.type = MV__STATE_TYPE__STATE_PUSH;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "push"));
+}
+
+static void test_frame_size_matches(void **state)
+{
+	/* the byte counts the simulator reports rely on this equality */
+	static uint8_t data[700];
+	struct nstate_record rs[20];
+	struct nstate_version vs[20];
+	char names[20][16];
+	for (int i = 0; i < 20; i++) {
+		snprintf(names[i], sizeof(names[i]), "host-%d", i * 37);
+		rs[i] = (struct nstate_record){names[i], (uint64_t)i, (uint64_t)i * 1000, data,
+		                               (size_t)i * 35};
+		vs[i] = (struct nstate_version){names[i], (uint64_t)i * 3, (uint64_t)i};
+	}
+	for (size_t n = 0; n <= 20; n += 5) {
+		struct nstate_msg m = {.type = NSTATE_DELTA, .from = "n0", .versions = vs,
+		                       .n_versions = n, .records = rs, .n_records = n,
+		                       .reply = n > 0};
+		uint8_t *f = NULL;
+		size_t len = 0;
+		assert_int_equal(state_codec_encode_frame(&m, &f, &len), 0);
+		assert_int_equal(len, state_codec_frame_size(&m));
+		free(f);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_all_types),
+		cmocka_unit_test(test_decode_rejects),
+		cmocka_unit_test(test_frame_size_matches),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
