@@ -1,0 +1,969 @@
+/*
+ * test_virt.c — the hypervisor layer against libvirt's real test driver,
+ * in-process: test:///default (one shared state per process, the one VM
+ * "test" running) and test:///PATH host files that each test writes (a
+ * fresh state on every open). Events travel through virt_uvloop.c on this
+ * file's libuv loop, exactly as in the agent.
+ *
+ * What the test driver cannot show, and where it is covered instead:
+ *   - persistence across processes: the driver never writes its state back
+ *     (a test:///PATH host is reloaded from the file on every open, and
+ *     test:///default lives only as long as some connection to it in this
+ *     process), so "HA flag survives an agent restart" is shown here as
+ *     "survives closing and reopening our connection while the state
+ *     lives" plus "metadata in a host's XML is read on open"; the real
+ *     restart is an integration test on a system libvirtd;
+ *   - a daemon going away: the driver never closes a connection, has no
+ *     keepalive and no close callback, so loss is injected
+ *     (virt_inject_close, the same path the close callback takes) and an
+ *     unreachable daemon is a unix socket path that does not exist; a
+ *     successful reconnect to a daemon that comes back needs the lab;
+ *   - fd watches: no remote connection exists here, so virt_uvloop's
+ *     handle functions are driven directly with a pipe;
+ *   - free memory: the driver's figure is a constant, so host info reports
+ *     an estimate (flagged free_estimated).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <uv.h>
+
+#include "meshvisor/log.h"
+#include "virt.h"
+
+static uv_loop_t loop;
+
+/* ---- loop helpers ------------------------------------------------------- */
+
+struct until {
+	bool (*pred)(void *);
+	void *arg;
+};
+
+static void on_deadline(uv_timer_t *t) { uv_stop(t->loop); }
+
+/* Before the loop would block: stop it once the condition holds (a stopped
+ * loop polls with no timeout, so this never waits for the next timer). */
+static void on_prepare(uv_prepare_t *p)
+{
+	struct until *u = p->data;
+	if (u->pred(u->arg))
+		uv_stop(p->loop);
+}
+
+/* Runs the loop until pred(arg) or timeout_ms; returns pred's last value. */
+static bool run_until(bool (*pred)(void *), void *arg, unsigned timeout_ms)
+{
+	struct until u = {pred, arg};
+	if (pred(arg))
+		return true;
+	uv_timer_t t;
+	uv_prepare_t p;
+	uv_timer_init(&loop, &t);
+	uv_prepare_init(&loop, &p);
+	p.data = &u;
+	uv_timer_start(&t, on_deadline, timeout_ms, 0);
+	uv_prepare_start(&p, on_prepare);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_close((uv_handle_t *)&p, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	return pred(arg);
+}
+
+/* Lets close callbacks and zero-delay work finish. */
+static void settle(void)
+{
+	for (int i = 0; i < 5; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+/* ---- change recorder ---------------------------------------------------- */
+
+struct rec {
+	int n;
+	enum virt_change what[128];
+	char name[128][VIRT_NAME_MAX];
+};
+
+static void record(struct virt *v, enum virt_change what, const char *name, void *ud)
+{
+	(void)v;
+	struct rec *r = ud;
+	if (r->n >= 128)
+		return;
+	r->what[r->n] = what;
+	snprintf(r->name[r->n], VIRT_NAME_MAX, "%s", name != NULL ? name : "");
+	r->n++;
+}
+
+static int rec_count(const struct rec *r, enum virt_change what, const char *name)
+{
+	int c = 0;
+	for (int i = 0; i < r->n; i++)
+		if (r->what[i] == what && (name == NULL || strcmp(r->name[i], name) == 0))
+			c++;
+	return c;
+}
+
+struct wait_rec {
+	struct rec *r;
+	enum virt_change what;
+	const char *name;
+};
+
+static bool pred_rec(void *arg)
+{
+	struct wait_rec *w = arg;
+	return rec_count(w->r, w->what, w->name) > 0;
+}
+
+static bool wait_change(struct rec *r, enum virt_change what, const char *name, unsigned ms)
+{
+	struct wait_rec w = {r, what, name};
+	return run_until(pred_rec, &w, ms);
+}
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+static const char HOST_XML[] =
+	"<node>\n"
+	"  <cpu><mhz>2400</mhz><model>meshvisor-cpu</model><active>8</active><nodes>1</nodes>"
+	"<sockets>1</sockets><cores>4</cores><threads>2</threads></cpu>\n"
+	"  <memory>16777216</memory>\n"
+	"  <domain type='test'>\n"
+	"    <name>alpha</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\n"
+	"    <metadata><meshvisor:vm xmlns:meshvisor='https://meshvisor.dev/xmlns/vm/1'"
+	" ha='yes' priority='7' epoch='4'/></metadata>\n"
+	"    <memory>2097152</memory><currentMemory>1048576</currentMemory><vcpu>2</vcpu>\n"
+	"    <os><type>hvm</type></os>\n"
+	"  </domain>\n"
+	"  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
+	"    <name>beta</name><uuid>22222222-2222-3333-4444-555555555555</uuid>\n"
+	"    <memory>524288</memory><vcpu>1</vcpu><os><type>hvm</type></os>\n"
+	"    <test:runstate>5</test:runstate>\n"
+	"  </domain>\n"
+	"  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
+	"    <name>gamma</name><uuid>33333333-2222-3333-4444-555555555555</uuid>\n"
+	"    <memory>262144</memory><vcpu>4</vcpu><os><type>hvm</type></os>\n"
+	"    <test:transient/>\n"
+	"  </domain>\n"
+	"</node>\n";
+
+struct fx {
+	char dir[64];
+	char path[128];
+	char uri[160];
+	struct rec rec;
+	struct virt *v;
+	char err[1024];
+};
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_virt.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/host.xml", f->dir);
+	FILE *fp = fopen(f->path, "w");
+	assert_non_null(fp);
+	fputs(HOST_XML, fp);
+	fclose(fp);
+	snprintf(f->uri, sizeof(f->uri), "test://%s", f->path);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	virt_free(f->v);
+	settle();
+	unlink(f->path);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static bool pred_reachable(void *arg) { return virt_health(arg)->reachable; }
+
+/* A virt on the loop, connected (waits for the first connect). */
+static struct virt *open_loop(struct fx *f, const char *uri)
+{
+	struct virt_options o = {
+		.uri = uri, .loop = &loop, .on_change = record, .ud = &f->rec,
+		.backoff_min_ms = 20, .backoff_max_ms = 80,
+	};
+	struct virt *v = virt_new_opts(&o);
+	assert_non_null(v);
+	assert_true(run_until(pred_reachable, v, 2000));
+	return v;
+}
+
+static const struct virt_vm *cached(struct virt *v, const char *name)
+{
+	size_t n;
+	const struct virt_vm *vms = virt_vms(v, &n);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(vms[i].name, name) == 0)
+			return &vms[i];
+	return NULL;
+}
+
+static const char *small_vm_xml(const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len,
+	         "<domain type='test'><name>%s</name><memory unit='MiB'>256</memory>"
+	         "<vcpu>2</vcpu><os><type>hvm</type></os></domain>",
+	         name);
+	return buf;
+}
+
+/* ---- the event loop (virt_uvloop.c) ------------------------------------ */
+
+static void test_register_twice(void **state)
+{
+	(void)state;
+	assert_int_equal(virt_event_register_uv(&loop), 0);
+	uv_loop_t other;
+	assert_int_equal(uv_loop_init(&other), 0);
+	assert_int_equal(virt_event_register_uv(&other), -EBUSY);
+	uv_loop_close(&other);
+}
+
+struct ev_probe {
+	int fired;
+	int last_events;
+	int freed;
+	int timer_id;
+	int stop_after; /* timeout: set to -1 after this many fires */
+};
+
+static void probe_handle_cb(int watch, int fd, int events, void *opaque)
+{
+	(void)watch;
+	struct ev_probe *p = opaque;
+	p->fired++;
+	p->last_events = events;
+	char c;
+	if (events & VIR_EVENT_HANDLE_READABLE)
+		assert_int_equal(read(fd, &c, 1), 1);
+}
+
+static void probe_free(void *opaque) { ((struct ev_probe *)opaque)->freed++; }
+
+static bool pred_fired(void *arg) { return ((struct ev_probe *)arg)->fired > 0; }
+static bool pred_fired3(void *arg) { return ((struct ev_probe *)arg)->fired >= 3; }
+static bool pred_never(void *arg) { (void)arg; return false; }
+
+static void test_uvloop_handle(void **state)
+{
+	(void)state;
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	struct ev_probe p = {0};
+	int w = virEventAddHandle(fds[0], VIR_EVENT_HANDLE_READABLE, probe_handle_cb, &p, probe_free);
+	assert_true(w > 0);
+	/* A second watch on the same fd is refused (one uv_poll_t per fd). */
+	assert_int_equal(virEventAddHandle(fds[0], VIR_EVENT_HANDLE_WRITABLE, probe_handle_cb, &p,
+	                                   NULL),
+	                 -1);
+	assert_false(run_until(pred_fired, &p, 30)); /* nothing to read yet */
+	assert_int_equal(write(fds[1], "x", 1), 1);
+	assert_true(run_until(pred_fired, &p, 1000));
+	assert_int_equal(p.last_events, VIR_EVENT_HANDLE_READABLE);
+
+	/* Disabled: data waits, callback stays quiet. */
+	virEventUpdateHandle(w, 0);
+	p.fired = 0;
+	assert_int_equal(write(fds[1], "y", 1), 1);
+	assert_false(run_until(pred_fired, &p, 30));
+	virEventUpdateHandle(w, VIR_EVENT_HANDLE_READABLE);
+	assert_true(run_until(pred_fired, &p, 1000));
+
+	/* Removal: no callback afterwards, free function deferred to the loop. */
+	size_t handles;
+	virt_event_uv_counts(&handles, NULL);
+	assert_int_equal(handles, 1);
+	assert_int_equal(write(fds[1], "z", 1), 1);
+	p.fired = 0;
+	assert_int_equal(virEventRemoveHandle(w), 0);
+	assert_int_equal(p.freed, 0);
+	assert_int_equal(virEventRemoveHandle(w), -1);
+	settle();
+	assert_int_equal(p.freed, 1);
+	assert_int_equal(p.fired, 0);
+	virt_event_uv_counts(&handles, NULL);
+	assert_int_equal(handles, 0);
+
+	/* The peer closing is reported (as readable, then EOF on read). */
+	struct ev_probe h = {0};
+	w = virEventAddHandle(fds[1], VIR_EVENT_HANDLE_WRITABLE, probe_handle_cb, &h, NULL);
+	assert_true(w > 0);
+	assert_true(run_until(pred_fired, &h, 1000));
+	assert_true(h.last_events & VIR_EVENT_HANDLE_WRITABLE);
+	assert_int_equal(virEventRemoveHandle(w), 0);
+	close(fds[0]);
+	close(fds[1]);
+	settle();
+}
+
+static void probe_timeout_cb(int timer, void *opaque)
+{
+	struct ev_probe *p = opaque;
+	p->fired++;
+	if (p->stop_after > 0 && p->fired >= p->stop_after)
+		virEventUpdateTimeout(timer, -1);
+}
+
+static void test_uvloop_timeout(void **state)
+{
+	(void)state;
+	size_t before;
+	virt_event_uv_counts(NULL, &before);
+
+	/* 0: every iteration, and I/O still runs in between (the loop turns). */
+	struct ev_probe p = {.stop_after = 3};
+	int t = virEventAddTimeout(0, probe_timeout_cb, &p, probe_free);
+	assert_true(t > 0);
+	assert_true(run_until(pred_fired3, &p, 1000));
+	assert_false(run_until(pred_never, NULL, 30));
+	assert_int_equal(p.fired, 3); /* disabled by -1 from its own callback */
+
+	/* N ms: periodic. */
+	p.fired = 0;
+	p.stop_after = 0;
+	uint64_t t0 = uv_now(&loop);
+	virEventUpdateTimeout(t, 20);
+	assert_true(run_until(pred_fired3, &p, 1000));
+	assert_true(uv_now(&loop) - t0 >= 55);
+
+	/* Remove from inside no callback: free deferred, no more fires. */
+	assert_int_equal(virEventRemoveTimeout(t), 0);
+	assert_int_equal(virEventRemoveTimeout(t), -1);
+	int fired = p.fired;
+	assert_int_equal(p.freed, 0);
+	settle();
+	assert_int_equal(p.freed, 1);
+	assert_false(run_until(pred_never, NULL, 50));
+	assert_int_equal(p.fired, fired);
+	size_t after;
+	virt_event_uv_counts(NULL, &after);
+	assert_int_equal(after, before);
+	virEventUpdateTimeout(t, 10); /* unknown id: ignored */
+}
+
+/* ---- connection --------------------------------------------------------- */
+
+static void test_backoff_schedule(void **state)
+{
+	(void)state;
+	const unsigned want[] = {1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000};
+	for (unsigned i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_int_equal(virt_backoff_ms(i, 1000, 30000), want[i]);
+	assert_int_equal(virt_backoff_ms(1000, 1000, 30000), 30000); /* no overflow */
+	assert_int_equal(virt_backoff_ms(3, 20, 80), 80);
+}
+
+static void test_plain_check(void **state)
+{
+	(void)state;
+	/* The polling interface the agent started with: no loop, no events. */
+	struct virt *v = virt_new("test:///default");
+	assert_non_null(v);
+	assert_string_equal(virt_uri(v), "test:///default");
+	assert_false(virt_health(v)->reachable);
+	assert_true(virt_check(v));
+	const struct virt_health *h = virt_health(v);
+	assert_int_equal(h->cpus, 16);
+	assert_int_equal(h->memory_kib, 3145728);
+	assert_string_equal(h->cpu_model, "i686");
+	assert_string_equal(h->error, "");
+	assert_int_equal(h->connects, 1);
+	assert_true(virt_check(v));
+	assert_int_equal(virt_health(v)->connects, 1); /* still the same connection */
+	assert_non_null(cached(v, "test"));
+	virt_free(v);
+}
+
+static void test_inventory_file(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_CONNECTED, NULL), 1);
+	/* First connect: every VM is news. */
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_RECONCILED, NULL), 3);
+	size_t n;
+	virt_vms(f->v, &n);
+	assert_int_equal(n, 3);
+
+	const struct virt_vm *a = cached(f->v, "alpha");
+	assert_non_null(a);
+	assert_string_equal(a->uuid, "11111111-2222-3333-4444-555555555555");
+	assert_int_equal(a->state, VIRT_VM_RUNNING);
+	assert_int_equal(a->vcpus, 2);
+	assert_int_equal(a->memory_kib, 1048576);
+	assert_int_equal(a->max_memory_kib, 2097152);
+	assert_true(a->persistent);
+	/* HA metadata written into the host's XML is read on open. */
+	assert_true(a->ha);
+	assert_int_equal(a->priority, 7);
+	assert_int_equal(a->epoch, 4);
+
+	const struct virt_vm *b = cached(f->v, "beta");
+	assert_non_null(b);
+	assert_int_equal(b->state, VIRT_VM_SHUTOFF);
+	assert_string_equal(virt_vm_state_name(b->state), "shutoff");
+	assert_int_equal(b->vcpus, 1);
+	assert_int_equal(b->memory_kib, 524288);
+	assert_true(b->persistent);
+	assert_false(b->ha);
+	assert_int_equal(b->priority, 0);
+	assert_int_equal(b->epoch, 0);
+	assert_string_equal(b->uuid, "22222222-2222-3333-4444-555555555555");
+
+	const struct virt_vm *g = cached(f->v, "gamma");
+	assert_non_null(g);
+	assert_false(g->persistent);
+	assert_int_equal(g->state, VIRT_VM_RUNNING);
+
+	/* A fresh read agrees with the cache; reconcile finds nothing new. */
+	struct virt_vm *list;
+	assert_int_equal(virt_list_vms(f->v, &list, &n), 0);
+	assert_int_equal(n, 3);
+	free(list);
+	assert_int_equal(virt_reconcile(f->v), 0);
+}
+
+static void test_host_info(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	struct virt_host h;
+	assert_int_equal(virt_host_info(f->v, &h), 0);
+	assert_int_equal(h.cpus, 8);
+	assert_int_equal(h.mhz, 2400);
+	assert_int_equal(h.memory_kib, 16777216);
+	assert_string_equal(h.cpu_model, "meshvisor-cpu");
+	/* The test driver's own free figure is a constant: estimated from the
+	 * active VMs (alpha 1 GiB, gamma 256 MiB). */
+	assert_true(h.free_estimated);
+	assert_int_equal(h.free_kib, 16777216 - 1048576 - 262144);
+	assert_true(h.have_load); /* local URI: /proc/loadavg */
+	assert_true(h.load[0] >= 0.0);
+	assert_int_equal(virt_health(f->v)->cpus, 8);
+	assert_string_equal(virt_health(f->v)->cpu_model, "meshvisor-cpu");
+}
+
+static void test_round_trip(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, "test:///default");
+	char xml[512];
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_define(f->v, small_vm_xml("rt1", xml, sizeof(xml)), &vm, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_string_equal(vm.name, "rt1");
+	assert_int_equal(strlen(vm.uuid), 36);
+	assert_int_equal(vm.state, VIRT_VM_SHUTOFF);
+	assert_int_equal(vm.vcpus, 2);
+	assert_int_equal(vm.max_memory_kib, 262144);
+	assert_true(vm.persistent);
+	assert_non_null(cached(f->v, "rt1")); /* cache updated at once */
+
+	assert_int_equal(virt_vm_start(f->v, "rt1", f->err, sizeof(f->err)), 0);
+	assert_int_equal(cached(f->v, "rt1")->state, VIRT_VM_RUNNING);
+	/* Start twice: libvirt's reason, as EINVAL. */
+	assert_int_equal(virt_vm_start(f->v, "rt1", f->err, sizeof(f->err)), -EINVAL);
+	assert_string_equal(f->err, "VM rt1 is already running");
+
+	assert_int_equal(virt_vm_shutdown(f->v, vm.uuid, f->err, sizeof(f->err)), 0);
+	assert_int_equal(cached(f->v, "rt1")->state, VIRT_VM_SHUTOFF);
+	assert_int_equal(virt_vm_shutdown(f->v, "rt1", f->err, sizeof(f->err)), -EINVAL);
+	assert_string_equal(f->err, "VM rt1 is not running");
+	assert_int_equal(virt_vm_destroy(f->v, "rt1", f->err, sizeof(f->err)), -EINVAL);
+	assert_string_equal(f->err, "VM rt1 is not running");
+
+	assert_int_equal(virt_vm_start(f->v, "rt1", f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_destroy(f->v, "rt1", f->err, sizeof(f->err)), 0);
+	assert_int_equal(cached(f->v, "rt1")->state, VIRT_VM_SHUTOFF);
+
+	assert_int_equal(virt_vm_undefine(f->v, "rt1", f->err, sizeof(f->err)), 0);
+	assert_null(cached(f->v, "rt1"));
+	assert_int_equal(virt_vm_find(f->v, "rt1", &vm, f->err, sizeof(f->err)), -ENOENT);
+	assert_string_equal(f->err, "no VM named rt1 on this host");
+}
+
+static void test_bad_xml(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	size_t before, after;
+	virt_vms(f->v, &before);
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_define(f->v, "<domain type='test'><name>x</name", &vm, f->err,
+	                                sizeof(f->err)),
+	                 -EINVAL);
+	assert_non_null(strstr(f->err, "cannot define VM: "));
+	assert_non_null(strstr(f->err, "(domain_definition)")); /* libvirt's own parser */
+	/* Well-formed, but not a domain libvirt accepts. */
+	assert_int_equal(virt_vm_define(f->v, "<domain type='test'><name>y</name></domain>", &vm,
+	                                f->err, sizeof(f->err)),
+	                 -EINVAL);
+	assert_non_null(strstr(f->err, "cannot define VM: "));
+	assert_int_equal(virt_vm_define(f->v, "", &vm, f->err, sizeof(f->err)), -EINVAL);
+	assert_int_equal(virt_reconcile(f->v), 0); /* nothing was defined */
+	virt_vms(f->v, &after);
+	assert_int_equal(after, before);
+}
+
+static void test_define_existing(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	char xml[512];
+	struct virt_vm vm;
+	/* Same name: refused, the existing VM keeps its definition. */
+	assert_int_equal(virt_vm_define(f->v, small_vm_xml("alpha", xml, sizeof(xml)), &vm, f->err,
+	                                sizeof(f->err)),
+	                 -EEXIST);
+	assert_string_equal(f->err, "a VM named alpha already exists on this host "
+	                            "(UUID 11111111-2222-3333-4444-555555555555)");
+	assert_int_equal(cached(f->v, "alpha")->vcpus, 2);
+	/* Same UUID under a new name: refused. */
+	assert_int_equal(virt_vm_define(f->v,
+	                                "<domain type='test'><name>alpha2</name>"
+	                                "<uuid>11111111-2222-3333-4444-555555555555</uuid>"
+	                                "<memory>1024</memory><os><type>hvm</type></os></domain>",
+	                                &vm, f->err, sizeof(f->err)),
+	                 -EEXIST);
+	assert_non_null(strstr(f->err, "already used by VM alpha"));
+	assert_int_equal(virt_reconcile(f->v), 0);
+}
+
+static void test_unknown_vm(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	int (*ops[])(struct virt *, const char *, char *, size_t) = {
+		virt_vm_start, virt_vm_shutdown, virt_vm_destroy, virt_vm_undefine};
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		f->err[0] = '\0';
+		assert_int_equal(ops[i](f->v, "nope", f->err, sizeof(f->err)), -ENOENT);
+		assert_string_equal(f->err, "no VM named nope on this host");
+	}
+	assert_int_equal(virt_vm_set_ha(f->v, "nope", true, 1, f->err, sizeof(f->err)), -ENOENT);
+	assert_int_equal(virt_vm_find(f->v, "00000000-0000-0000-0000-000000000001", NULL, f->err,
+	                              sizeof(f->err)),
+	                 -ENOENT);
+	assert_int_equal(virt_vm_find(f->v, "", NULL, f->err, sizeof(f->err)), -EINVAL);
+	/* By UUID works like by name. */
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(f->v, "11111111-2222-3333-4444-555555555555", &vm, f->err,
+	                              sizeof(f->err)),
+	                 0);
+	assert_string_equal(vm.name, "alpha");
+	assert_int_equal(virt_reconcile(f->v), 0);
+}
+
+static void test_undefine_running_refused(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	assert_int_equal(virt_vm_undefine(f->v, "alpha", f->err, sizeof(f->err)), -EBUSY);
+	assert_string_equal(f->err, "VM alpha is running; destroy or shut it down first");
+	const struct virt_vm *a = cached(f->v, "alpha");
+	assert_true(a->persistent); /* not made transient behind our back */
+	assert_int_equal(a->state, VIRT_VM_RUNNING);
+	assert_int_equal(virt_reconcile(f->v), 0);
+	/* Stopped, it goes. */
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_undefine(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_null(cached(f->v, "alpha"));
+}
+
+static void test_ambiguous_name(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	/* A VM named like alpha's UUID: that string now means two VMs. */
+	char xml[512];
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_define(f->v,
+	                                small_vm_xml("11111111-2222-3333-4444-555555555555", xml,
+	                                             sizeof(xml)),
+	                                &vm, f->err, sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_start(f->v, "11111111-2222-3333-4444-555555555555", f->err,
+	                               sizeof(f->err)),
+	                 -EEXIST);
+	assert_non_null(strstr(f->err, "is ambiguous"));
+	assert_non_null(strstr(f->err, vm.uuid));
+	assert_non_null(strstr(f->err, "(alpha)"));
+	assert_int_equal(cached(f->v, vm.name)->state, VIRT_VM_SHUTOFF); /* nothing changed */
+	/* Its own UUID still names it alone. */
+	assert_int_equal(virt_vm_undefine(f->v, vm.uuid, f->err, sizeof(f->err)), 0);
+}
+
+static void test_set_ha(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, "test:///default");
+	char xml[512];
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_define(f->v, small_vm_xml("ha1", xml, sizeof(xml)), &vm, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_set_ha(f->v, "ha1", true, 10, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_set_epoch(f->v, "ha1", 3, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_find(f->v, "ha1", &vm, f->err, sizeof(f->err)), 0);
+	assert_true(vm.ha);
+	assert_int_equal(vm.priority, 10);
+	assert_int_equal(vm.epoch, 3); /* set_epoch kept the HA flag, and set_ha the epoch */
+	assert_int_equal(virt_vm_set_ha(f->v, "ha1", true, VIRT_PRIORITY_MAX + 1, f->err,
+	                                sizeof(f->err)),
+	                 -EINVAL);
+	assert_string_equal(f->err, "restart priority must be 0 to 1000, got 1001");
+	assert_int_equal(virt_vm_set_ha(f->v, "ha1", true, -1, f->err, sizeof(f->err)), -EINVAL);
+
+	/* What virsh sees, through a connection of its own. */
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	virDomainPtr d = virDomainLookupByName(c, "ha1");
+	assert_non_null(d);
+	char *m = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS,
+	                               VIR_DOMAIN_AFFECT_CONFIG);
+	assert_non_null(m);
+	assert_string_equal(m, "<vm ha=\"yes\" priority=\"10\" epoch=\"3\"/>");
+	free(m);
+	char *dx = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE);
+	assert_non_null(strstr(dx, "<meshvisor:vm xmlns:meshvisor=\"https://meshvisor.dev/xmlns/vm/1\" "
+	                           "ha=\"yes\" priority=\"10\" epoch=\"3\"/>"));
+	free(dx);
+
+	/* Running: live and persistent definitions both carry it. */
+	assert_int_equal(virt_vm_start(f->v, "ha1", f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_set_ha(f->v, "ha1", false, 5, f->err, sizeof(f->err)), 0);
+	unsigned where[] = {VIR_DOMAIN_AFFECT_LIVE, VIR_DOMAIN_AFFECT_CONFIG};
+	for (int i = 0; i < 2; i++) {
+		m = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS, where[i]);
+		assert_non_null(m);
+		assert_string_equal(m, "<vm ha=\"no\" priority=\"5\" epoch=\"3\"/>");
+		free(m);
+	}
+	/* Edited behind our back (virsh metadata --config --live): the event
+	 * brings it into the cache. */
+	assert_int_equal(virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT,
+	                                      "<vm ha='yes' priority='9' epoch='8'/>",
+	                                      VIRT_META_PREFIX, VIRT_META_NS,
+	                                      VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG),
+	                 0);
+	f->rec.n = 0;
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "ha1", 2000));
+	assert_true(cached(f->v, "ha1")->ha);
+	assert_int_equal(cached(f->v, "ha1")->priority, 9);
+	assert_int_equal(cached(f->v, "ha1")->epoch, 8);
+	/* Unreadable values fall back to defaults; the VM stays listed. */
+	assert_int_equal(virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT,
+	                                      "<vm ha='maybe' priority='99999' epoch='-1'/>",
+	                                      VIRT_META_PREFIX, VIRT_META_NS,
+	                                      VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG),
+	                 0);
+	assert_int_equal(virt_vm_find(f->v, "ha1", &vm, f->err, sizeof(f->err)), 0);
+	assert_false(vm.ha);
+	assert_int_equal(vm.priority, 0);
+	assert_int_equal(vm.epoch, 0);
+
+	assert_int_equal(virt_vm_destroy(f->v, "ha1", f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_undefine(f->v, "ha1", f->err, sizeof(f->err)), 0);
+	virDomainFree(d);
+	virConnectClose(c);
+}
+
+static void test_ha_survives_reopen(void **state)
+{
+	struct fx *f = *state;
+	/* test:///default keeps its state while any connection is open: hold
+	 * one, as libvirtd would hold the VMs while the agent restarts. */
+	virConnectPtr holder = virConnectOpen("test:///default");
+	assert_non_null(holder);
+	struct virt *v1 = open_loop(f, "test:///default");
+	char xml[512];
+	assert_int_equal(virt_vm_define(v1, small_vm_xml("keep1", xml, sizeof(xml)), NULL, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_set_ha(v1, "keep1", true, 42, f->err, sizeof(f->err)), 0);
+	virt_free(v1);
+	settle();
+
+	f->rec.n = 0;
+	f->v = open_loop(f, "test:///default");
+	const struct virt_vm *k = cached(f->v, "keep1");
+	assert_non_null(k);
+	assert_true(k->ha);
+	assert_int_equal(k->priority, 42);
+	assert_int_equal(virt_vm_undefine(f->v, "keep1", f->err, sizeof(f->err)), 0);
+	virConnectClose(holder);
+}
+
+/* ---- events and reconcile ---------------------------------------------- */
+
+static void test_lifecycle_event(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, "test:///default");
+	char xml[512];
+	f->rec.n = 0;
+	assert_int_equal(virt_vm_define(f->v, small_vm_xml("ev1", xml, sizeof(xml)), NULL, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_start(f->v, "ev1", f->err, sizeof(f->err)), 0);
+	/* Events are delivered by the loop, never from inside the call. */
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_EVENT, "ev1"), 0);
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "ev1", 2000));
+	assert_int_equal(cached(f->v, "ev1")->state, VIRT_VM_RUNNING);
+
+	/* Someone else (virsh destroy) stops it: the event updates the cache. */
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	virDomainPtr d = virDomainLookupByName(c, "ev1");
+	assert_non_null(d);
+	assert_int_equal(virDomainDestroy(d), 0);
+	assert_int_equal(cached(f->v, "ev1")->state, VIRT_VM_RUNNING); /* not yet */
+	f->rec.n = 0;
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "ev1", 2000));
+	assert_int_equal(cached(f->v, "ev1")->state, VIRT_VM_SHUTOFF);
+
+	/* ... and undefines it: gone from the cache. */
+	assert_int_equal(virDomainUndefine(d), 0);
+	f->rec.n = 0;
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "ev1", 2000));
+	assert_null(cached(f->v, "ev1"));
+	virDomainFree(d);
+	virConnectClose(c);
+}
+
+static void test_reconcile_catches_missed(void **state)
+{
+	struct fx *f = *state;
+	/* No loop: no events at all, so only reconcile can see changes. */
+	struct virt_options o = {.uri = "test:///default", .on_change = record, .ud = &f->rec};
+	f->v = virt_new_opts(&o);
+	assert_true(virt_check(f->v));
+	assert_int_equal(virt_reconcile(f->v), 0);
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	char xml[512];
+	virDomainPtr d = virDomainDefineXML(c, small_vm_xml("missed1", xml, sizeof(xml)));
+	assert_non_null(d);
+	assert_null(cached(f->v, "missed1"));
+	f->rec.n = 0;
+	assert_int_equal(virt_reconcile(f->v), 1);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_RECONCILED, "missed1"), 1);
+	assert_non_null(cached(f->v, "missed1"));
+	assert_int_equal(virDomainCreate(d), 0);
+	assert_int_equal(virt_reconcile(f->v), 1);
+	assert_int_equal(cached(f->v, "missed1")->state, VIRT_VM_RUNNING);
+	assert_int_equal(virDomainDestroy(d), 0);
+	assert_int_equal(virDomainUndefine(d), 0);
+	f->rec.n = 0;
+	assert_int_equal(virt_reconcile(f->v), 1);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_RECONCILED, "missed1"), 1);
+	assert_null(cached(f->v, "missed1"));
+	virDomainFree(d);
+	virConnectClose(c);
+}
+
+static void test_periodic_reconcile(void **state)
+{
+	struct fx *f = *state;
+	struct virt_options o = {.uri = "test:///default", .loop = &loop, .on_change = record,
+	                         .ud = &f->rec, .reconcile_ms = 20};
+	f->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, f->v, 2000));
+	assert_int_equal(cached(f->v, "test")->memory_kib, 2097152);
+	/* A balloon change raises no lifecycle event: only the periodic
+	 * reconcile can notice it. */
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	virDomainPtr d = virDomainLookupByName(c, "test");
+	assert_non_null(d);
+	assert_int_equal(virDomainSetMemory(d, 1048576), 0);
+	f->rec.n = 0;
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_RECONCILED, "test", 2000));
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_EVENT, "test"), 0);
+	assert_int_equal(cached(f->v, "test")->memory_kib, 1048576);
+	/* Once seen, later passes are quiet. */
+	f->rec.n = 0;
+	assert_false(run_until(pred_never, NULL, 70));
+	assert_int_equal(f->rec.n, 0);
+	assert_int_equal(virDomainSetMemory(d, 2097152), 0);
+	virDomainFree(d);
+	virConnectClose(c);
+}
+
+/* ---- losing libvirt ----------------------------------------------------- */
+
+static bool pred_failures5(void *arg) { return virt_health(arg)->failures >= 5; }
+
+static void test_unreachable(void **state)
+{
+	struct fx *f = *state;
+	struct virt_options o = {
+		.uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock", .loop = &loop,
+		.on_change = record, .ud = &f->rec, .backoff_min_ms = 20, .backoff_max_ms = 80,
+	};
+	f->v = virt_new_opts(&o);
+	uv_update_time(&loop);
+	uint64_t t0 = uv_now(&loop);
+	/* The first check connects synchronously (as the agent does before it
+	 * serves); later checks leave reconnecting to the backoff timer. */
+	assert_false(virt_check(f->v));
+	assert_int_equal(virt_health(f->v)->failures, 1);
+	assert_false(virt_check(f->v));
+	assert_int_equal(virt_health(f->v)->failures, 1);
+	const struct virt_health *h = virt_health(f->v);
+	assert_false(h->reachable);
+	assert_non_null(strstr(h->error, "cannot connect to libvirt: "));
+	assert_non_null(strstr(h->error, "/nonexistent/libvirt-sock")); /* libvirt's own words */
+	assert_int_equal(h->retry_ms, 20);
+
+	/* Everything the agent asks fails cleanly, with the reason. */
+	assert_int_equal(virt_vm_start(f->v, "web", f->err, sizeof(f->err)), -ENOTCONN);
+	assert_non_null(strstr(f->err, "libvirt is not reachable at qemu+unix:///system"));
+	assert_non_null(strstr(f->err, "/nonexistent/libvirt-sock"));
+	assert_int_equal(virt_vm_define(f->v, "<domain/>", NULL, f->err, sizeof(f->err)),
+	                 -ENOTCONN);
+	assert_int_equal(virt_vm_set_ha(f->v, "web", true, 1, f->err, sizeof(f->err)), -ENOTCONN);
+	struct virt_vm *list;
+	size_t n;
+	assert_int_equal(virt_list_vms(f->v, &list, &n), -ENOTCONN);
+	assert_int_equal(n, 0);
+	struct virt_host hi;
+	assert_int_equal(virt_host_info(f->v, &hi), -ENOTCONN);
+	assert_int_equal(virt_reconcile(f->v), -ENOTCONN);
+	virt_vms(f->v, &n);
+	assert_int_equal(n, 0);
+
+	/* Retries back off: attempts at 0, 20, 60, 140, 220 ms. */
+	assert_true(run_until(pred_failures5, f->v, 3000));
+	assert_true(uv_now(&loop) - t0 >= 20 + 40 + 80 + 80);
+	assert_int_equal(virt_health(f->v)->retry_ms, 80);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_CONNECTED, NULL), 0);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_DISCONNECTED, NULL), 0); /* never was */
+	assert_int_equal(virt_health(f->v)->connects, 0);
+}
+
+struct wait_connects {
+	struct virt *v;
+	uint64_t n;
+};
+
+static bool pred_connects(void *arg)
+{
+	struct wait_connects *w = arg;
+	return virt_health(w->v)->connects >= w->n && virt_health(w->v)->reachable;
+}
+
+static void test_lost_and_reconnect(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	assert_int_equal(virt_health(f->v)->connects, 1);
+	f->rec.n = 0;
+	uint64_t t0 = uv_now(&loop);
+	virt_inject_close(f->v);
+	/* Health flips at once; the agent keeps answering from the cache. */
+	const struct virt_health *h = virt_health(f->v);
+	assert_false(h->reachable);
+	assert_string_equal(h->error, "libvirt connection closed (end of file from libvirt)");
+	/* The notice itself comes from the loop, never from inside libvirt's
+	 * close callback (where the agent could not touch the connection). */
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_DISCONNECTED, NULL), 0);
+	size_t n;
+	virt_vms(f->v, &n);
+	assert_int_equal(n, 3);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), -ENOTCONN);
+	assert_non_null(strstr(f->err, "connection closed"));
+	virt_inject_close(f->v); /* a second notice changes nothing */
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_DISCONNECTED, NULL, 1000));
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_DISCONNECTED, NULL), 1);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_CONNECTED, NULL), 0);
+	assert_int_equal(virt_health(f->v)->retry_ms, 20);
+
+	/* Teardown on the next iteration, then the first retry after 20 ms. */
+	struct wait_connects w = {f->v, 2};
+	assert_true(run_until(pred_connects, &w, 2000));
+	assert_true(uv_now(&loop) - t0 >= 20);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_CONNECTED, NULL), 1);
+	assert_string_equal(virt_health(f->v)->error, "");
+	assert_int_equal(virt_health(f->v)->failures, 0);
+	/* The reopened file is the same host: nothing to report. */
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_RECONCILED, NULL), 0);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+}
+
+static void test_free_releases_loop_handles(void **state)
+{
+	(void)state;
+	size_t h0, t0;
+	settle();
+	virt_event_uv_counts(&h0, &t0);
+	struct fx f = {0};
+	struct virt *v = open_loop(&f, "test:///default");
+	virt_free(v);
+	settle();
+	size_t h1, t1;
+	virt_event_uv_counts(&h1, &t1);
+	assert_int_equal(h1, h0);
+	assert_int_equal(t1, t0);
+}
+
+int main(void)
+{
+	mv_log_set_level(MV_LOG_ERROR);
+	if (uv_loop_init(&loop) != 0 || virt_event_register_uv(&loop) != 0) {
+		fprintf(stderr, "cannot set up the event loop\n");
+		return 1;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_register_twice),
+		cmocka_unit_test(test_uvloop_handle),
+		cmocka_unit_test(test_uvloop_timeout),
+		cmocka_unit_test(test_backoff_schedule),
+		cmocka_unit_test(test_plain_check),
+		cmocka_unit_test_setup_teardown(test_inventory_file, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_host_info, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_round_trip, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_xml, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_define_existing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_vm, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_undefine_running_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ambiguous_name, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_set_ha, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ha_survives_reopen, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lifecycle_event, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_reconcile_catches_missed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_periodic_reconcile, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unreachable, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lost_and_reconnect, fx_setup, fx_teardown),
+		cmocka_unit_test(test_free_releases_loop_handles),
+	};
+	if (getenv("TEST_FILTER") != NULL) /* e.g. TEST_FILTER='test_uvloop*' */
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	settle();
+	return rc;
+}
