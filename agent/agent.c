@@ -35,9 +35,9 @@
 #include "cli.h"
 #include "envelope.h"
 #include "meshvisor/log.h"
+#include "nodestate.h"
 #include "swim_codec.h"
 
-#define AGENT_VIRT_CHECK_MS 5000 /* libvirt health poll; events come with issue 3 */
 
 static int64_t wall_ms(void)
 {
@@ -123,8 +123,10 @@ void agent_swim_pump(struct agent *a)
 		free(frame);
 	}
 	struct swim_event e;
-	while (swim_pop_event(a->swim, &e))
+	while (swim_pop_event(a->swim, &e)) {
 		agent_log_event(&e);
+		nodestate_on_member_event(a, &e);
+	}
 	if (a->stopping)
 		return;
 	uint64_t next = swim_next_deadline(a->swim);
@@ -166,21 +168,37 @@ static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t
 		net_conn_close(c, "message claims to come from another node");
 		return;
 	}
-	struct swim_msg m;
-	struct swim_update *ups;
-	if (swim_codec_decode(env, &m, &ups, &why) < 0) {
-		MV_WARN("swim", "rejected peer frame remote=%s peer=%s reason=\"%s\"",
-		        net_conn_remote(c), cert_name, why);
-		envelope_free(env);
-		net_conn_close(c, why);
-		return;
+	switch (env->body_case) {
+	case MV__ENVELOPE__BODY_SWIM: {
+		struct swim_msg m;
+		struct swim_update *ups;
+		if (swim_codec_decode(env, &m, &ups, &why) < 0) {
+			MV_WARN("swim", "rejected peer frame remote=%s peer=%s reason=\"%s\"",
+			        net_conn_remote(c), cert_name, why);
+			envelope_free(env);
+			net_conn_close(c, why);
+			return;
+		}
+		if (swim_handle_message(a->swim, &m, uv_now(a->loop)) < 0)
+			MV_WARN("swim", "membership core rejected message type=%s from=%s",
+			        swim_msg_type_name(m.type), cert_name);
+		free(ups);
+		agent_swim_pump(a);
+		break;
 	}
-	if (swim_handle_message(a->swim, &m, uv_now(a->loop)) < 0)
-		MV_WARN("swim", "membership core rejected message type=%s from=%s",
-		        swim_msg_type_name(m.type), cert_name);
-	free(ups);
+	case MV__ENVELOPE__BODY_STATE:
+		nodestate_handle_envelope(a, env);
+		break;
+	case MV__ENVELOPE__BODY_REQUEST:
+		rpc_server_handle_peer_request(a, cert_name, env->request);
+		break;
+	case MV__ENVELOPE__BODY_RESPONSE:
+		rpc_server_handle_peer_response(a, cert_name, env->response);
+		break;
+	default:
+		break;
+	}
 	envelope_free(env);
-	agent_swim_pump(a);
 }
 
 static void agent_on_rpc_frame(struct net *n, struct net_conn *c, const uint8_t *payload,
@@ -190,12 +208,24 @@ static void agent_on_rpc_frame(struct net *n, struct net_conn *c, const uint8_t 
 	rpc_server_handle_frame(ud, c, payload, len);
 }
 
-/* ---- libvirt health ------------------------------------------------------------ */
-
-static void agent_on_virt_timer(uv_timer_t *t)
+static void agent_on_conn_closed(struct net *n, struct net_conn *c, void *ud)
 {
-	struct agent *a = t->data;
-	virt_check(a->virt);
+	(void)n;
+	rpc_server_on_conn_closed(ud, c);
+}
+
+/* ---- libvirt ------------------------------------------------------------------------ */
+
+/* libvirt connected, disconnected, or a VM changed: publish at once. */
+static void agent_on_virt_change(struct virt *v, enum virt_change what, const char *vm_name,
+                                 void *ud)
+{
+	(void)v;
+	(void)what;
+	(void)vm_name;
+	struct agent *a = ud;
+	if (a->ns != NULL)
+		nodestate_refresh(a);
 }
 
 /* ---- leave and stop --------------------------------------------------------------- */
@@ -213,10 +243,11 @@ static void agent_stop(struct agent *a)
 		return;
 	a->stopping = true;
 	uv_timer_stop(&a->swim_timer);
-	uv_timer_stop(&a->virt_timer);
 	uv_timer_stop(&a->leave_timer);
 	uv_timer_stop(&a->leave_poll);
+	uv_timer_stop(&a->rpc_timer);
 	uv_signal_stop(&a->sig_hup);
+	nodestate_stop(a);
 	net_close(a->net, agent_on_net_closed, a);
 }
 
@@ -365,7 +396,17 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	snprintf(a->rpc_addr, sizeof(a->rpc_addr), strchr(rb, ':') ? "[%s]:%u" : "%s:%u", rb,
 	         o->rpc_port);
 
-	a->virt = virt_new(o->libvirt_uri);
+	if ((rc = virt_event_register_uv(a->loop)) < 0) {
+		snprintf(err, errlen, "cannot register libvirt's event loop on libuv");
+		return rc;
+	}
+	struct virt_options vo = {
+		.uri = o->libvirt_uri,
+		.loop = a->loop,
+		.on_change = agent_on_virt_change,
+		.ud = a,
+	};
+	a->virt = virt_new_opts(&vo);
 	if (a->virt == NULL)
 		return -ENOMEM;
 	virt_check(a->virt);
@@ -379,6 +420,7 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 		.handshake_timeout_ms = o->swim.probe_interval_ms * 2,
 		.on_peer_frame = agent_on_peer_frame,
 		.on_rpc_frame = agent_on_rpc_frame,
+		.on_conn_closed = agent_on_conn_closed,
 		.ud = a,
 	};
 	a->net = net_new(&nc);
@@ -404,6 +446,8 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 
 	MV_INFO("agent", "started name=%s peer_addr=%s rpc_addr=%s incarnation=%" PRIu64
 	        " version=%s", o->name, a->peer_addr, a->rpc_addr, inc, MV_VERSION);
+	if ((rc = nodestate_start(a, err, errlen)) < 0)
+		return rc;
 	if (o->n_seeds > 0)
 		swim_join(a->swim, (const char *const *)o->seeds, o->n_seeds, uv_now(a->loop));
 	agent_swim_pump(a);
@@ -432,10 +476,11 @@ int agent_main(int argc, char **argv)
 	a->started_unix_ms = wall_ms();
 	a->started_mono_ms = uv_now(a->loop);
 	uv_timer_init(a->loop, &a->swim_timer);
-	uv_timer_init(a->loop, &a->virt_timer);
 	uv_timer_init(a->loop, &a->leave_timer);
 	uv_timer_init(a->loop, &a->leave_poll);
-	a->swim_timer.data = a->virt_timer.data = a->leave_timer.data = a->leave_poll.data = a;
+	uv_timer_init(a->loop, &a->rpc_timer);
+	a->rpc_timer.data = a;
+	a->swim_timer.data = a->leave_timer.data = a->leave_poll.data = a;
 	uv_signal_init(a->loop, &a->sig_term);
 	uv_signal_init(a->loop, &a->sig_int);
 	uv_signal_init(a->loop, &a->sig_hup);
@@ -450,15 +495,23 @@ int agent_main(int argc, char **argv)
 	uv_signal_start(&a->sig_term, agent_on_signal, SIGTERM);
 	uv_signal_start(&a->sig_int, agent_on_signal, SIGINT);
 	uv_signal_start(&a->sig_hup, agent_on_signal, SIGHUP);
-	uv_timer_start(&a->virt_timer, agent_on_virt_timer, AGENT_VIRT_CHECK_MS,
-	               AGENT_VIRT_CHECK_MS);
 
 	uv_run(a->loop, UV_RUN_DEFAULT);
 
+	/* libvirt's handles on our loop are released in close callbacks: free
+	 * the connection, then let the loop run those callbacks. */
+	virt_free(a->virt);
+	a->virt = NULL;
+	for (int i = 0; i < 8; i++)
+		uv_run(a->loop, UV_RUN_NOWAIT);
+
 	agent_save_incarnation(a->opt.data_dir, swim_incarnation(a->swim));
 	MV_INFO("agent", "stopped name=%s", a->opt.name);
+	rpc_server_free_pending(a);
+	nstate_free(a->ns);
+	free(a->state_sig);
+	free(a->state_full);
 	swim_free(a->swim);
-	virt_free(a->virt);
 	tls_ctx_free(a->tls_server);
 	tls_ctx_free(a->tls_client);
 	agent_options_free(&a->opt);

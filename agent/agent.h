@@ -14,6 +14,8 @@
 #include <uv.h>
 
 #include "config.h"
+#include "meshvisor.pb-c.h"
+#include "meshvisor/state.h"
 #include "meshvisor/swim.h"
 #include "meshvisor/tls.h"
 #include "net.h"
@@ -30,7 +32,6 @@ struct agent {
 	char peer_addr[SWIM_ADDR_MAX]; /* advertised "ip:port" */
 	char rpc_addr[SWIM_ADDR_MAX];
 	uv_timer_t swim_timer;
-	uv_timer_t virt_timer;
 	uv_timer_t leave_timer; /* leave_timeout_ms deadline */
 	uv_timer_t leave_poll;  /* checks swim_leave_done() */
 	uv_signal_t sig_term, sig_int, sig_hup;
@@ -38,7 +39,24 @@ struct agent {
 	uint64_t started_mono_ms; /* uv_now at start */
 	bool leaving;
 	bool stopping;
+	bool leave_requested; /* set by an RPC; acted on after its answer is sent */
 	int exit_code;
+
+	/* node state (nodestate.c) */
+	struct nstate *ns;
+	uv_timer_t ns_timer;            /* the core's next deadline */
+	uv_timer_t state_refresh_timer; /* re-read libvirt */
+	uint64_t state_incarnation;
+	uint64_t state_version;
+	uint8_t *state_sig, *state_full; /* last published, significant / full form */
+	size_t state_sig_len, state_full_len;
+	uint64_t state_published_ms;
+	bool draining;
+
+	/* requests forwarded to other hosts (rpc_server.c) */
+	struct rpc_pending *rpc_pending;
+	uint64_t rpc_next_fwd_id;
+	uv_timer_t rpc_timer;
 };
 
 /* Runs the membership core's pending output and events through the network
@@ -52,5 +70,13 @@ int64_t agent_mono_to_unix_ms(const struct agent *a, uint64_t mono_ms);
 /* rpc_server.c: one request frame from an RPC client. */
 void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t *payload,
                              size_t len);
+/* rpc_server.c: requests forwarded to us by other agents, and the answers
+ * to the ones we forwarded (peer port; sender identity already checked). */
+void rpc_server_handle_peer_request(struct agent *a, const char *from, Mv__RpcRequest *req);
+void rpc_server_handle_peer_response(struct agent *a, const char *from, Mv__RpcResponse *resp);
+/* rpc_server.c: a client connection closed; forget what waits for it. */
+void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c);
+/* rpc_server.c: at exit, drops requests still waiting for other hosts. */
+void rpc_server_free_pending(struct agent *a);
 
 #endif

@@ -39,8 +39,13 @@ struct cli_opts {
 	const char *ca, *cert, *key;
 	bool json;
 	int timeout_ms;
-	char **args; /* positional arguments (join seeds) */
+	char **args; /* positional arguments (join seeds, vm subcommand and name) */
 	int n_args;
+	const char *node;     /* --node */
+	const char *xml_file; /* --xml */
+	int priority;         /* --priority */
+	bool has_priority;
+	bool no_start;        /* --no-start */
 };
 
 struct cli_conn {
@@ -61,10 +66,39 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static const char *cli_synopsis(const char *cmd)
+{
+	static const struct {
+		const char *cmd, *synopsis;
+	} syn[] = {
+		{"members", ""},
+		{"status", ""},
+		{"join", " SEED_ADDR..."},
+		{"leave", ""},
+		{"nodes", ""},
+		{"node", " NAME"},
+		{"vms", " [--node NAME]"},
+		{"vm", " NAME|UUID\n"
+		       "       meshvisor vm create --xml FILE [--node NAME] [--no-start]\n"
+		       "       meshvisor vm start|shutdown|destroy|undefine NAME|UUID\n"
+		       "       meshvisor vm set-ha NAME|UUID on|off [--priority N]\n"
+		       "\n"
+		       "  vm create places the VM on the host with the most room that fits it\n"
+		       "  (or on --node), defines it and starts it (--no-start: define only).\n"
+		       "  The other operations go to whichever host owns the VM.\n"
+		       "  set-ha marks a VM for restart elsewhere if its host dies (priority\n"
+		       "  0..1000, higher restarts first)"},
+	};
+	for (size_t i = 0; i < sizeof(syn) / sizeof(syn[0]); i++)
+		if (strcmp(syn[i].cmd, cmd) == 0)
+			return syn[i].synopsis;
+	return "";
+}
+
 static void cli_usage(FILE *out, const char *cmd)
 {
 	fprintf(out,
-	        "usage: meshvisor %s [options]%s\n"
+	        "usage: meshvisor %s%s [options]\n"
 	        "\n"
 	        "  --addr HOST:PORT   agent RPC address (env MESHVISOR_ADDR, default %s)\n"
 	        "  --ca FILE          cluster CA certificate (env MESHVISOR_CA)\n"
@@ -72,8 +106,7 @@ static void cli_usage(FILE *out, const char *cmd)
 	        "  --key FILE         its private key (env MESHVISOR_KEY)\n"
 	        "  --json             machine-readable output\n"
 	        "  --timeout MS       give up after this long (default %d)\n",
-	        cmd, strcmp(cmd, "join") == 0 ? " SEED_ADDR..." : "", CLI_DEFAULT_ADDR,
-	        CLI_DEFAULT_TIMEOUT_MS);
+	        cmd, cli_synopsis(cmd), CLI_DEFAULT_ADDR, CLI_DEFAULT_TIMEOUT_MS);
 }
 
 static int cli_parse(struct cli_opts *o, int argc, char **argv)
@@ -101,6 +134,26 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 			slot = &o->addr;
 		} else if (strcmp(a, "--ca") == 0) {
 			slot = &o->ca;
+		} else if (strcmp(a, "--node") == 0) {
+			slot = &o->node;
+		} else if (strcmp(a, "--xml") == 0) {
+			slot = &o->xml_file;
+		} else if (strcmp(a, "--no-start") == 0) {
+			o->no_start = true;
+			continue;
+		} else if (strcmp(a, "--priority") == 0) {
+			char *end;
+			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 0 || v > 1000) {
+				fprintf(stderr, "meshvisor %s: --priority: expected a number from 0 to 1000%s%s%s\n",
+				        o->cmd, i + 1 < argc ? ", got '" : "", i + 1 < argc ? argv[i + 1] : "",
+				        i + 1 < argc ? "'" : "");
+				return CLI_EXIT_USAGE;
+			}
+			i++;
+			o->priority = (int)v;
+			o->has_priority = true;
+			continue;
 		} else if (strcmp(a, "--cert") == 0) {
 			slot = &o->cert;
 		} else if (strcmp(a, "--key") == 0) {
@@ -137,14 +190,6 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 	}
 	if (o->addr == NULL || o->addr[0] == '\0')
 		o->addr = CLI_DEFAULT_ADDR;
-	if (strcmp(o->cmd, "join") == 0 && o->n_args == 0) {
-		fprintf(stderr, "meshvisor join: give at least one seed address (IP:PORT)\n");
-		return CLI_EXIT_USAGE;
-	}
-	if (strcmp(o->cmd, "join") != 0 && o->n_args > 0) {
-		fprintf(stderr, "meshvisor %s: unexpected argument '%s'\n", o->cmd, o->args[0]);
-		return CLI_EXIT_USAGE;
-	}
 	const char *missing = o->ca == NULL ? "--ca (or MESHVISOR_CA)"
 	                      : o->cert == NULL ? "--cert (or MESHVISOR_CERT)"
 	                      : o->key == NULL ? "--key (or MESHVISOR_KEY)" : NULL;
@@ -452,6 +497,419 @@ static void print_status(const Mv__StatusReply *s, bool json)
 	printf("your role:        %s\n", s->role);
 }
 
+static const char *vm_state_name(Mv__VmState s)
+{
+	switch (s) {
+	case MV__VM_STATE__VM_RUNNING: return "running";
+	case MV__VM_STATE__VM_PAUSED: return "paused";
+	case MV__VM_STATE__VM_SHUTOFF: return "shut off";
+	case MV__VM_STATE__VM_CRASHED: return "crashed";
+	case MV__VM_STATE__VM_OTHER: return "other";
+	default: return "unknown";
+	}
+}
+
+static json_object *json_str(const char *s) { return json_object_new_string(s ? s : ""); }
+
+static void print_json(json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+	                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+static json_object *vm_json(const Mv__VmInfo *v, const char *node)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_str(v->name));
+	json_object_object_add(o, "uuid", json_str(v->uuid));
+	if (node != NULL)
+		json_object_object_add(o, "node", json_str(node));
+	json_object_object_add(o, "state", json_str(vm_state_name(v->state)));
+	json_object_object_add(o, "vcpus", json_object_new_int(v->vcpus));
+	json_object_object_add(o, "memory_kib", json_object_new_uint64(v->memory_kib));
+	json_object_object_add(o, "ha", json_object_new_boolean(v->ha));
+	json_object_object_add(o, "priority", json_object_new_int(v->priority));
+	json_object_object_add(o, "owner_epoch", json_object_new_uint64(v->owner_epoch));
+	return o;
+}
+
+/* vCPU and memory capacity under overcommit (same arithmetic as placement.c) */
+static uint32_t node_vcpu_cap(const Mv__NodeState *s)
+{
+	return (uint32_t)((double)s->cpus * (s->cpu_overcommit > 0 ? s->cpu_overcommit : 1) + 1e-9);
+}
+
+static uint64_t node_mem_cap(const Mv__NodeState *s)
+{
+	if (s->memory_reserved_kib >= s->memory_kib)
+		return 0;
+	return (uint64_t)((double)(s->memory_kib - s->memory_reserved_kib) *
+	                  (s->memory_overcommit > 0 ? s->memory_overcommit : 1) + 1e-9);
+}
+
+static json_object *node_json(const Mv__NodeView *v)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_str(v->member_name));
+	json_object_object_add(o, "state", json_str(member_state_name(v->member_state)));
+	json_object_object_add(o, "known_state", json_object_new_boolean(v->known_state));
+	const Mv__NodeState *s = v->state;
+	if (s == NULL)
+		return o;
+	json_object_object_add(o, "incarnation", json_object_new_uint64(s->incarnation));
+	json_object_object_add(o, "version", json_object_new_uint64(s->version));
+	json_object_object_add(o, "updated_unix_ms", json_object_new_int64(s->updated_unix_ms));
+	json_object_object_add(o, "rpc_addr", json_str(s->rpc_addr));
+	json_object_object_add(o, "cpus", json_object_new_int(s->cpus));
+	json_object_object_add(o, "vcpus_allocated", json_object_new_int(s->vcpus_allocated));
+	json_object_object_add(o, "vcpus_allowed", json_object_new_int(node_vcpu_cap(s)));
+	json_object_object_add(o, "memory_kib", json_object_new_uint64(s->memory_kib));
+	json_object_object_add(o, "memory_reserved_kib", json_object_new_uint64(s->memory_reserved_kib));
+	json_object_object_add(o, "memory_allocated_kib",
+	                       json_object_new_uint64(s->memory_allocated_kib));
+	json_object_object_add(o, "memory_allowed_kib", json_object_new_uint64(node_mem_cap(s)));
+	json_object_object_add(o, "memory_free_kib", json_object_new_uint64(s->memory_free_kib));
+	json_object_object_add(o, "cpu_overcommit", json_object_new_double(s->cpu_overcommit));
+	json_object_object_add(o, "memory_overcommit", json_object_new_double(s->memory_overcommit));
+	json_object_object_add(o, "libvirt_reachable", json_object_new_boolean(s->libvirt_reachable));
+	json_object_object_add(o, "libvirt_error", json_str(s->libvirt_error));
+	json_object_object_add(o, "load1", json_object_new_double(s->load1));
+	json_object_object_add(o, "agent_version", json_str(s->agent_version));
+	json_object_object_add(o, "draining", json_object_new_boolean(s->draining));
+	json_object_object_add(o, "zone", json_str(s->zone));
+	json_object_object_add(o, "rack", json_str(s->rack));
+	json_object_object_add(o, "cpu_model", json_str(s->cpu_model));
+	json_object *labels = json_object_new_object();
+	for (size_t i = 0; i < s->n_labels; i++)
+		json_object_object_add(labels, s->labels[i]->key, json_str(s->labels[i]->value));
+	json_object_object_add(o, "labels", labels);
+	json_object *vms = json_object_new_array();
+	for (size_t i = 0; i < s->n_vms; i++)
+		json_object_array_add(vms, vm_json(s->vms[i], NULL));
+	json_object_object_add(o, "vms", vms);
+	return o;
+}
+
+static void node_labels_text(const Mv__NodeState *s, char *buf, size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	if (s->zone[0])
+		used += (size_t)snprintf(buf + used, len - used, "zone=%s", s->zone);
+	if (s->rack[0] && used < len)
+		used += (size_t)snprintf(buf + used, len - used, "%srack=%s", used ? "," : "", s->rack);
+	for (size_t i = 0; i < s->n_labels && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", used ? "," : "",
+		                         s->labels[i]->key, s->labels[i]->value);
+	if (buf[0] == '\0')
+		snprintf(buf, len, "-");
+}
+
+static void print_nodes(const Mv__NodesReply *nr, bool json, bool one)
+{
+	if (json) {
+		if (one && nr->n_nodes == 1) {
+			print_json(node_json(nr->nodes[0]));
+			return;
+		}
+		json_object *arr = json_object_new_array();
+		for (size_t i = 0; i < nr->n_nodes; i++)
+			json_object_array_add(arr, node_json(nr->nodes[i]));
+		json_object *root = json_object_new_object();
+		json_object_object_add(root, "nodes", arr);
+		print_json(root);
+		return;
+	}
+	if (one && nr->n_nodes == 1) {
+		const Mv__NodeView *v = nr->nodes[0];
+		const Mv__NodeState *s = v->state;
+		printf("name:          %s\n", v->member_name);
+		printf("member state:  %s\n", member_state_name(v->member_state));
+		if (s == NULL) {
+			printf("(its node state has not arrived here yet)\n");
+			return;
+		}
+		char labels[256];
+		node_labels_text(s, labels, sizeof(labels));
+		printf("rpc address:   %s\n", s->rpc_addr);
+		printf("health:        libvirt %s%s%s, load %.2f%s\n",
+		       s->libvirt_reachable ? "reachable" : "UNREACHABLE",
+		       s->libvirt_error[0] ? ": " : "", s->libvirt_error, s->load1,
+		       s->draining ? ", DRAINING" : "");
+		printf("cpu:           %u logical (%s), vCPUs %u allocated of %u allowed (x%.2g)\n",
+		       s->cpus, s->cpu_model, s->vcpus_allocated, node_vcpu_cap(s), s->cpu_overcommit);
+		printf("memory:        %" PRIu64 " MiB total, %" PRIu64 " reserved, %" PRIu64
+		       " allocated of %" PRIu64 " allowed (x%.2g), %" PRIu64 " free\n",
+		       s->memory_kib / 1024, s->memory_reserved_kib / 1024,
+		       s->memory_allocated_kib / 1024, node_mem_cap(s) / 1024, s->memory_overcommit,
+		       s->memory_free_kib / 1024);
+		printf("labels:        %s\n", labels);
+		printf("agent:         %s, state incarnation %" PRIu64 " version %" PRIu64 "\n",
+		       s->agent_version, s->incarnation, s->version);
+		printf("vms:           %zu\n", s->n_vms);
+		for (size_t i = 0; i < s->n_vms; i++)
+			printf("  %-24s %-9s %3u vCPU %8" PRIu64 " MiB%s\n", s->vms[i]->name,
+			       vm_state_name(s->vms[i]->state), s->vms[i]->vcpus,
+			       s->vms[i]->memory_kib / 1024, s->vms[i]->ha ? "  HA" : "");
+		return;
+	}
+	printf("%-16s %-8s %5s %13s %22s %4s %-12s %-8s %s\n", "NAME", "STATE", "CPUS", "VCPUS",
+	       "MEMORY MiB", "VMS", "HEALTH", "DRAINING", "LABELS");
+	for (size_t i = 0; i < nr->n_nodes; i++) {
+		const Mv__NodeView *v = nr->nodes[i];
+		const Mv__NodeState *s = v->state;
+		if (s == NULL) {
+			printf("%-16s %-8s %5s %13s %22s %4s %-12s %-8s %s\n", v->member_name,
+			       member_state_name(v->member_state), "?", "?", "?", "?", "unknown", "?",
+			       "(state not arrived)");
+			continue;
+		}
+		char vc[32], mem[80], labels[256];
+		snprintf(vc, sizeof(vc), "%u/%u", s->vcpus_allocated, node_vcpu_cap(s));
+		snprintf(mem, sizeof(mem), "%" PRIu64 "/%" PRIu64 "/%" PRIu64,
+		         s->memory_allocated_kib / 1024, node_mem_cap(s) / 1024,
+		         s->memory_free_kib / 1024);
+		node_labels_text(s, labels, sizeof(labels));
+		printf("%-16s %-8s %5u %13s %22s %4zu %-12s %-8s %s\n", v->member_name,
+		       member_state_name(v->member_state), s->cpus, vc, mem, s->n_vms,
+		       s->libvirt_reachable ? "ok" : "libvirt-down", s->draining ? "yes" : "no",
+		       labels);
+	}
+	printf("(VCPUS: allocated/allowed; MEMORY: allocated/allowed/free)\n");
+}
+
+static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
+{
+	if (json) {
+		if (one && vr->n_vms == 1) {
+			print_json(vm_json(vr->vms[0]->vm, vr->vms[0]->node));
+			return;
+		}
+		json_object *arr = json_object_new_array();
+		for (size_t i = 0; i < vr->n_vms; i++)
+			json_object_array_add(arr, vm_json(vr->vms[i]->vm, vr->vms[i]->node));
+		json_object *root = json_object_new_object();
+		json_object_object_add(root, "vms", arr);
+		print_json(root);
+		return;
+	}
+	if (one) {
+		for (size_t i = 0; i < vr->n_vms; i++) {
+			const Mv__VmInfo *v = vr->vms[i]->vm;
+			printf("%sname:        %s\n", i ? "\n" : "", v->name);
+			printf("uuid:        %s\n", v->uuid);
+			printf("host:        %s (%s)\n", vr->vms[i]->node,
+			       member_state_name(vr->vms[i]->node_state));
+			printf("state:       %s\n", vm_state_name(v->state));
+			printf("vcpus:       %u\n", v->vcpus);
+			printf("memory:      %" PRIu64 " MiB\n", v->memory_kib / 1024);
+			printf("ha:          %s, priority %d\n", v->ha ? "on" : "off", v->priority);
+			printf("owner epoch: %" PRIu64 "\n", v->owner_epoch);
+		}
+		return;
+	}
+	printf("%-24s %-16s %-9s %5s %10s %-3s %8s\n", "NAME", "HOST", "STATE", "VCPUS", "MEMORY MiB",
+	       "HA", "PRIORITY");
+	for (size_t i = 0; i < vr->n_vms; i++) {
+		const Mv__VmInfo *v = vr->vms[i]->vm;
+		printf("%-24s %-16s %-9s %5u %10" PRIu64 " %-3s %8d\n", v->name, vr->vms[i]->node,
+		       vm_state_name(v->state), v->vcpus, v->memory_kib / 1024, v->ha ? "yes" : "no",
+		       v->priority);
+	}
+}
+
+static void print_vm_op(const Mv__VmOpReply *op, bool json)
+{
+	if (json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "vm", json_str(op->vm));
+		json_object_object_add(o, "uuid", json_str(op->uuid));
+		json_object_object_add(o, "node", json_str(op->node));
+		json_object_object_add(o, "message", json_str(op->message));
+		print_json(o);
+		return;
+	}
+	printf("%s: %s on %s\n", op->vm, op->message, op->node);
+}
+
+/* Request storage: everything the request points at. */
+struct cli_request {
+	Mv__RpcRequest req;
+	Mv__StatusRequest status;
+	Mv__MembersRequest members;
+	Mv__JoinRequest join;
+	Mv__LeaveRequest leave;
+	Mv__NodesRequest nodes;
+	Mv__NodeRequest node;
+	Mv__VmsRequest vms;
+	Mv__VmRequest vm;
+	Mv__VmCreateRequest vm_create;
+	Mv__VmActionRequest vm_action;
+	Mv__VmSetHaRequest vm_set_ha;
+	char *xml; /* malloc'd file contents */
+};
+
+static char *cli_read_file(const char *path, const char *cmd)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		fprintf(stderr, "meshvisor %s: cannot open %s: %s\n", cmd, path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 1 << 20, len = 0; /* domain XML is capped at 1 MiB */
+	char *buf = malloc(cap + 1);
+	if (buf != NULL)
+		len = fread(buf, 1, cap + 1, f);
+	fclose(f);
+	if (buf == NULL || len > cap) {
+		fprintf(stderr, "meshvisor %s: %s is larger than 1 MiB\n", cmd, path);
+		free(buf);
+		return NULL;
+	}
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		fprintf(stderr, "meshvisor %s: %s contains a NUL byte; is it XML?\n", cmd, path);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int cli_usage_error(const struct cli_opts *o, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "meshvisor %s: ", o->cmd);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nsee 'meshvisor %s --help'\n", o->cmd);
+	return CLI_EXIT_USAGE;
+}
+
+/* Builds the request for o's command; validates arguments first so that a
+ * usage mistake never reaches the agent. */
+static int cli_build_request(struct cli_opts *o, struct cli_request *q)
+{
+	memset(q, 0, sizeof(*q));
+	Mv__RpcRequest *req = &q->req;
+	mv__rpc_request__init(req);
+	req->id = (uint64_t)mono_ms();
+	const char *cmd = o->cmd;
+	int want_args = 0; /* exact positional count, -1: at least one */
+	if (strcmp(cmd, "join") == 0 || strcmp(cmd, "vm") == 0)
+		want_args = -1;
+	else if (strcmp(cmd, "node") == 0)
+		want_args = 1;
+	if (want_args == 0 && o->n_args > 0)
+		return cli_usage_error(o, "unexpected argument '%s'", o->args[0]);
+	if (want_args == 1 && o->n_args != 1)
+		return cli_usage_error(o, "%s", "give exactly one host name");
+	if ((o->node && strcmp(cmd, "vms") != 0 && strcmp(cmd, "vm") != 0) ||
+	    (o->xml_file && strcmp(cmd, "vm") != 0))
+		return cli_usage_error(o, "%s", "--node and --xml go with 'vm create' (and --node with 'vms')");
+
+	if (strcmp(cmd, "status") == 0) {
+		mv__status_request__init(&q->status);
+		req->op_case = MV__RPC_REQUEST__OP_STATUS;
+		req->status = &q->status;
+	} else if (strcmp(cmd, "members") == 0) {
+		mv__members_request__init(&q->members);
+		req->op_case = MV__RPC_REQUEST__OP_MEMBERS;
+		req->members = &q->members;
+	} else if (strcmp(cmd, "join") == 0) {
+		if (o->n_args == 0)
+			return cli_usage_error(o, "%s", "give at least one seed address (IP:PORT)");
+		mv__join_request__init(&q->join);
+		q->join.seeds = o->args;
+		q->join.n_seeds = (size_t)o->n_args;
+		req->op_case = MV__RPC_REQUEST__OP_JOIN;
+		req->join = &q->join;
+	} else if (strcmp(cmd, "leave") == 0) {
+		mv__leave_request__init(&q->leave);
+		req->op_case = MV__RPC_REQUEST__OP_LEAVE;
+		req->leave = &q->leave;
+	} else if (strcmp(cmd, "nodes") == 0) {
+		mv__nodes_request__init(&q->nodes);
+		req->op_case = MV__RPC_REQUEST__OP_NODES;
+		req->nodes = &q->nodes;
+	} else if (strcmp(cmd, "node") == 0) {
+		mv__node_request__init(&q->node);
+		q->node.name = o->args[0];
+		req->op_case = MV__RPC_REQUEST__OP_NODE;
+		req->node = &q->node;
+	} else if (strcmp(cmd, "vms") == 0) {
+		mv__vms_request__init(&q->vms);
+		q->vms.node = (char *)(o->node ? o->node : "");
+		req->op_case = MV__RPC_REQUEST__OP_VMS;
+		req->vms = &q->vms;
+	} else if (strcmp(cmd, "vm") == 0) {
+		if (o->n_args == 0)
+			return cli_usage_error(o, "%s", "give a VM name or UUID, or a subcommand");
+		const char *sub = o->args[0];
+		static const struct {
+			const char *name;
+			Mv__VmAction action;
+		} actions[] = {
+			{"start", MV__VM_ACTION__VM_START},
+			{"shutdown", MV__VM_ACTION__VM_SHUTDOWN},
+			{"destroy", MV__VM_ACTION__VM_DESTROY},
+			{"undefine", MV__VM_ACTION__VM_UNDEFINE},
+		};
+		if (strcmp(sub, "create") == 0) {
+			if (o->n_args != 1)
+				return cli_usage_error(o, "vm create takes no name ('%s'): the name is in the XML",
+				                       o->args[1]);
+			if (o->xml_file == NULL)
+				return cli_usage_error(o, "%s", "vm create needs --xml FILE (libvirt domain XML)");
+			q->xml = cli_read_file(o->xml_file, cmd);
+			if (q->xml == NULL)
+				return CLI_EXIT_FAIL;
+			mv__vm_create_request__init(&q->vm_create);
+			q->vm_create.xml = q->xml;
+			q->vm_create.node = (char *)(o->node ? o->node : "");
+			q->vm_create.start = !o->no_start;
+			req->op_case = MV__RPC_REQUEST__OP_VM_CREATE;
+			req->vm_create = &q->vm_create;
+			return 0;
+		}
+		if (o->xml_file || o->node || o->no_start)
+			return cli_usage_error(o, "%s", "--xml, --node and --no-start go with 'vm create'");
+		for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+			if (strcmp(sub, actions[i].name) != 0)
+				continue;
+			if (o->n_args != 2)
+				return cli_usage_error(o, "vm %s needs exactly one VM name or UUID", sub);
+			mv__vm_action_request__init(&q->vm_action);
+			q->vm_action.vm = o->args[1];
+			q->vm_action.action = actions[i].action;
+			req->op_case = MV__RPC_REQUEST__OP_VM_ACTION;
+			req->vm_action = &q->vm_action;
+			return 0;
+		}
+		if (strcmp(sub, "set-ha") == 0) {
+			if (o->n_args != 3 ||
+			    (strcmp(o->args[2], "on") != 0 && strcmp(o->args[2], "off") != 0))
+				return cli_usage_error(o, "%s", "usage: vm set-ha NAME|UUID on|off [--priority N]");
+			mv__vm_set_ha_request__init(&q->vm_set_ha);
+			q->vm_set_ha.vm = o->args[1];
+			q->vm_set_ha.ha = strcmp(o->args[2], "on") == 0;
+			q->vm_set_ha.priority = o->priority;
+			q->vm_set_ha.has_priority = o->has_priority;
+			req->op_case = MV__RPC_REQUEST__OP_VM_SET_HA;
+			req->vm_set_ha = &q->vm_set_ha;
+			return 0;
+		}
+		if (o->n_args != 1)
+			return cli_usage_error(o, "unknown vm subcommand '%s' (create, start, shutdown, "
+			                          "destroy, undefine, set-ha, or a VM name to show)", sub);
+		mv__vm_request__init(&q->vm);
+		q->vm.vm = o->args[0];
+		req->op_case = MV__RPC_REQUEST__OP_VM;
+		req->vm = &q->vm;
+	}
+	if (o->has_priority && req->op_case != MV__RPC_REQUEST__OP_VM_SET_HA)
+		return cli_usage_error(o, "%s", "--priority goes with 'vm set-ha'");
+	return 0;
+}
+
 int cli_client_main(int argc, char **argv)
 {
 	struct cli_opts o;
@@ -460,40 +918,26 @@ int cli_client_main(int argc, char **argv)
 		free(o.args);
 		return rc < 0 ? CLI_EXIT_OK : rc;
 	}
+	struct cli_request q;
+	rc = cli_build_request(&o, &q);
+	if (rc != 0) {
+		free(q.xml);
+		free(o.args);
+		return rc;
+	}
 	struct cli_conn cc = {.fd = -1, .addr = o.addr, .timeout_ms = o.timeout_ms};
 	cc.deadline = mono_ms() + o.timeout_ms;
 	rc = cli_connect(&cc, &o);
 	if (rc != 0) {
 		fprintf(stderr, "meshvisor %s: %s\n", o.cmd, cc.err);
 		cli_close(&cc);
+		free(q.xml);
 		free(o.args);
 		return rc;
 	}
 
-	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
-	Mv__StatusRequest sreq = MV__STATUS_REQUEST__INIT;
-	Mv__MembersRequest mreq = MV__MEMBERS_REQUEST__INIT;
-	Mv__JoinRequest jreq = MV__JOIN_REQUEST__INIT;
-	Mv__LeaveRequest lreq = MV__LEAVE_REQUEST__INIT;
-	req.id = (uint64_t)mono_ms();
-	if (strcmp(o.cmd, "status") == 0) {
-		req.op_case = MV__RPC_REQUEST__OP_STATUS;
-		req.status = &sreq;
-	} else if (strcmp(o.cmd, "members") == 0) {
-		req.op_case = MV__RPC_REQUEST__OP_MEMBERS;
-		req.members = &mreq;
-	} else if (strcmp(o.cmd, "join") == 0) {
-		req.op_case = MV__RPC_REQUEST__OP_JOIN;
-		jreq.seeds = o.args;
-		jreq.n_seeds = (size_t)o.n_args;
-		req.join = &jreq;
-	} else {
-		req.op_case = MV__RPC_REQUEST__OP_LEAVE;
-		req.leave = &lreq;
-	}
-
 	Mv__Envelope *resp_env = NULL;
-	rc = cli_call(&cc, &req, &resp_env);
+	rc = cli_call(&cc, &q.req, &resp_env);
 	if (rc != 0) {
 		fprintf(stderr, "meshvisor %s: %s\n", o.cmd, cc.err);
 	} else {
@@ -505,9 +949,15 @@ int cli_client_main(int argc, char **argv)
 			print_members(r->members, o.json);
 		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_STATUS) {
 			print_status(r->status, o.json);
+		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_NODES) {
+			print_nodes(r->nodes, o.json, q.req.op_case == MV__RPC_REQUEST__OP_NODE);
+		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_VMS) {
+			print_vms(r->vms, o.json, q.req.op_case == MV__RPC_REQUEST__OP_VM);
+		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_VM_OP) {
+			print_vm_op(r->vm_op, o.json);
 		} else if (o.json) {
 			printf("{\"ok\": true}\n");
-		} else if (req.op_case == MV__RPC_REQUEST__OP_JOIN) {
+		} else if (q.req.op_case == MV__RPC_REQUEST__OP_JOIN) {
 			printf("joining through %d seed%s\n", o.n_args, o.n_args == 1 ? "" : "s");
 		} else {
 			printf("the agent is leaving the cluster and will stop\n");
@@ -517,6 +967,7 @@ int cli_client_main(int argc, char **argv)
 	tls_conn_shutdown(cc.tls);
 	cli_flush(&cc);
 	cli_close(&cc);
+	free(q.xml);
 	free(o.args);
 	return rc;
 }

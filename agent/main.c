@@ -19,6 +19,11 @@ static void usage(FILE *out)
 	        "  status      show that agent's status and health\n"
 	        "  join        ask that agent to join a cluster through seed addresses\n"
 	        "  leave       ask that agent to leave the cluster gracefully and stop\n"
+	        "  nodes       every host: capacity, allocation, health, labels\n"
+	        "  node NAME   one host in full\n"
+	        "  vms         every VM in the cluster and its host (--node NAME: one host)\n"
+	        "  vm          show, create, start, shutdown, destroy, undefine, set-ha\n"
+	        "              (see 'meshvisor vm --help'; forwarded to the VM's host)\n"
 	        "\n"
 	        "Certificates:\n"
 	        "  tls         create the cluster CA and node/operator/viewer certificates\n"
@@ -39,7 +44,8 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "agent") == 0)
 		return agent_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "members") == 0 || strcmp(cmd, "status") == 0 ||
-	    strcmp(cmd, "join") == 0 || strcmp(cmd, "leave") == 0)
+	    strcmp(cmd, "join") == 0 || strcmp(cmd, "leave") == 0 || strcmp(cmd, "nodes") == 0 ||
+	    strcmp(cmd, "node") == 0 || strcmp(cmd, "vms") == 0 || strcmp(cmd, "vm") == 0)
 		return cli_client_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "tls") == 0)
 		return cli_tls_main(argc - 1, argv + 1);

@@ -194,6 +194,8 @@ void net_conn_close(struct net_conn *c, const char *reason)
 		n->stats.out_conns--;
 	else
 		n->stats.in_conns--;
+	if (n->cfg.on_conn_closed != NULL)
+		n->cfg.on_conn_closed(n, c, n->cfg.ud);
 	const char *peer = c->tls ? tls_conn_peer_name(c->tls) : "";
 	if (reason != NULL && reason[0] != '\0') {
 		char q[512];

@@ -55,6 +55,9 @@ struct net_config {
 	size_t max_queued_bytes;       /* per connection; beyond it frames are dropped */
 	net_frame_cb on_peer_frame;
 	net_frame_cb on_rpc_frame;
+	/* Called once when a connection starts closing (may be NULL); the
+	 * connection must not be used after it returns. */
+	void (*on_conn_closed)(struct net *n, struct net_conn *c, void *ud);
 	void *ud;
 };
 

@@ -1,25 +1,42 @@
 /*
- * rpc_server.c — the request/response service on the RPC port.
+ * rpc_server.c — the request/response service.
  *
- * Each frame on an RPC connection must be an Envelope carrying an
- * RpcRequest; the answer is an Envelope carrying an RpcResponse with the
- * same id, on the same connection, in request order. A frame that is not a
- * valid request closes that connection (logged with the reason); every
- * other client is unaffected.
+ * Requests arrive two ways:
+ *   1. from clients on the RPC port: Envelope{request}; the answer goes back
+ *      on the same connection, same id, in request order;
+ *   2. from other agents on the peer port, forwarded to us because we own
+ *      the VM concerned: Envelope{from, request{forwarded}}; the answer goes
+ *      back to that agent's peer address as Envelope{from, response}.
  *
- * Authorization: the caller's role comes from its certificate (verified
- * against the cluster CA by the TLS layer). Reads (status, members) need a
- * role that may read; writes (join, leave) need one that may write:
- * operator or node. A refused request changes nothing.
+ * Cluster-wide reads (members, nodes, vms, vm) are answered from this
+ * node's own view: membership and the gossiped node states. VM operations
+ * are carried out where the VM lives: here through libvirt, or forwarded
+ * once to the owning host (a forwarded request is never forwarded again).
+ * A forwarded request waits in a pending table until the owner answers, the
+ * client goes away (its entry is dropped) or RPC_FORWARD_TIMEOUT_MS passes
+ * (the client gets "host X did not answer").
+ *
+ * Authorization: the caller's role comes from its certificate. Reads need a
+ * role that may read; writes (join, leave, VM operations) one that may
+ * write: operator or node. A refused request changes nothing. Only node
+ * certificates may send forwarded requests (the peer port admits no other).
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "agent.h"
+#include "domxml.h"
 #include "envelope.h"
 #include "meshvisor/log.h"
+#include "nodestate.h"
+#include "placement.h"
+
+#define RPC_FORWARD_TIMEOUT_MS 30000 /* libvirt define+start can take seconds */
 
 struct rpc_op {
 	Mv__RpcRequest__OpCase op;
@@ -32,6 +49,13 @@ static const struct rpc_op rpc_ops[] = {
 	{MV__RPC_REQUEST__OP_MEMBERS, "members", false},
 	{MV__RPC_REQUEST__OP_JOIN, "join", true},
 	{MV__RPC_REQUEST__OP_LEAVE, "leave", true},
+	{MV__RPC_REQUEST__OP_NODES, "nodes", false},
+	{MV__RPC_REQUEST__OP_NODE, "node", false},
+	{MV__RPC_REQUEST__OP_VMS, "vms", false},
+	{MV__RPC_REQUEST__OP_VM, "vm", false},
+	{MV__RPC_REQUEST__OP_VM_CREATE, "vm create", true},
+	{MV__RPC_REQUEST__OP_VM_ACTION, "vm action", true},
+	{MV__RPC_REQUEST__OP_VM_SET_HA, "vm set-ha", true},
 };
 
 static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op)
@@ -42,27 +66,126 @@ static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op)
 	return NULL;
 }
 
-static void rpc_send(struct net_conn *c, Mv__RpcResponse *resp)
+/* Everything one response points at, freed after it is sent. */
+struct rpc_reply {
+	Mv__RpcResponse resp;
+	Mv__StatusReply status;
+	Mv__MembersReply members;
+	Mv__NodesReply nodes;
+	Mv__VmsReply vms;
+	Mv__VmOpReply vm_op;
+	char errbuf[768];
+	char opbuf[4][256];
+	void *allocs[8];
+	size_t n_allocs;
+	Mv__NodeState **states; /* unpacked node states to free */
+	size_t n_states;
+};
+
+static void rpc_reply_init(struct rpc_reply *r, uint64_t id)
+{
+	memset(r, 0, sizeof(*r));
+	mv__rpc_response__init(&r->resp);
+	r->resp.id = id;
+}
+
+static void *rpc_alloc(struct rpc_reply *r, size_t n, size_t size)
+{
+	if (r->n_allocs == sizeof(r->allocs) / sizeof(r->allocs[0]))
+		return NULL;
+	void *p = calloc(n ? n : 1, size);
+	if (p != NULL)
+		r->allocs[r->n_allocs++] = p;
+	return p;
+}
+
+static void rpc_reply_free(struct rpc_reply *r)
+{
+	for (size_t i = 0; i < r->n_allocs; i++)
+		free(r->allocs[i]);
+	for (size_t i = 0; i < r->n_states; i++)
+		if (r->states[i] != NULL)
+			mv__node_state__free_unpacked(r->states[i], NULL);
+	free(r->states);
+}
+
+static void rpc_fail(struct rpc_reply *r, Mv__RpcCode code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void rpc_fail(struct rpc_reply *r, Mv__RpcCode code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->errbuf, sizeof(r->errbuf), fmt, ap);
+	va_end(ap);
+	r->resp.code = code;
+	r->resp.error = r->errbuf;
+	r->resp.result_case = MV__RPC_RESPONSE__RESULT__NOT_SET;
+}
+
+/* Unpacks every known node state into r->states (freed with r). */
+static void rpc_load_states(struct agent *a, struct rpc_reply *r)
+{
+	size_t n = nodestate_count(a);
+	r->states = calloc(n ? n : 1, sizeof(*r->states));
+	if (r->states == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		r->states[r->n_states++] = nodestate_unpack_at(a, i);
+}
+
+static Mv__MemberState rpc_member_state(struct agent *a, const char *name, bool *known)
+{
+	struct swim_member_info mi;
+	if (swim_member_find(a->swim, name, &mi)) {
+		if (known)
+			*known = true;
+		return (Mv__MemberState)mi.state;
+	}
+	if (known)
+		*known = false;
+	return MV__MEMBER_STATE__MEMBER_DEAD;
+}
+
+/* ---- sending -------------------------------------------------------------------- */
+
+static void rpc_send_envelope(struct agent *a, struct net_conn *c, const char *peer,
+                              Mv__RpcResponse *resp)
 {
 	Mv__Envelope env = MV__ENVELOPE__INIT;
 	env.version = ENVELOPE_VERSION;
 	env.body_case = MV__ENVELOPE__BODY_RESPONSE;
 	env.response = resp;
+	if (peer != NULL)
+		env.from = a->opt.name;
 	uint8_t *frame;
 	size_t len;
 	int rc = envelope_encode_frame(&env, &frame, &len);
 	if (rc < 0) {
-		MV_ERROR("rpc", "cannot encode response id=%llu error=%s",
-		         (unsigned long long)resp->id, strerror(-rc));
-		net_conn_close(c, "cannot encode response");
+		MV_ERROR("rpc", "cannot encode response id=%" PRIu64 " error=%s", resp->id,
+		         strerror(-rc));
+		if (c != NULL)
+			net_conn_close(c, "cannot encode response");
 		return;
 	}
-	net_conn_send(c, frame, len);
+	if (c != NULL) {
+		net_conn_send(c, frame, len);
+	} else {
+		struct swim_member_info mi;
+		if (swim_member_find(a->swim, peer, &mi))
+			net_send_to(a->net, mi.addr, peer, frame, len);
+		else
+			MV_WARN("rpc", "cannot answer forwarded request: unknown node name=%s", peer);
+	}
 	free(frame);
 }
 
-static void rpc_fill_status(struct agent *a, struct net_conn *c, Mv__StatusReply *st)
+/* ---- reads ---------------------------------------------------------------------- */
+
+static void rpc_status(struct agent *a, struct net_conn *c, struct rpc_reply *r)
 {
+	Mv__StatusReply *st = &r->status;
+	mv__status_reply__init(st);
 	const struct virt_health *vh = virt_health(a->virt);
 	uint32_t counts[4];
 	struct net_stats ns;
@@ -85,9 +208,642 @@ static void rpc_fill_status(struct agent *a, struct net_conn *c, Mv__StatusReply
 	st->libvirt_reachable = vh->reachable;
 	st->libvirt_error = (char *)vh->error;
 	st->peer_connections = ns.out_conns + ns.in_conns;
-	st->role = (char *)tls_role_name(net_conn_peer_role(c));
+	st->role = (char *)tls_role_name(c ? net_conn_peer_role(c) : TLS_ROLE_NODE);
+	r->resp.result_case = MV__RPC_RESPONSE__RESULT_STATUS;
+	r->resp.status = st;
 }
 
+static void rpc_members(struct agent *a, struct rpc_reply *r)
+{
+	size_t n = swim_member_count(a->swim);
+	Mv__Member *mbuf = rpc_alloc(r, n, sizeof(*mbuf));
+	Mv__Member **mptrs = rpc_alloc(r, n, sizeof(*mptrs));
+	if (mbuf == NULL || mptrs == NULL) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct swim_member_info mi;
+		swim_member_at(a->swim, i, &mi);
+		mv__member__init(&mbuf[i]);
+		mbuf[i].name = (char *)mi.name;
+		mbuf[i].addr = (char *)mi.addr;
+		mbuf[i].state = (Mv__MemberState)mi.state;
+		mbuf[i].incarnation = mi.incarnation;
+		mbuf[i].since_unix_ms = agent_mono_to_unix_ms(a, mi.since_ms);
+		mbuf[i].cause = (char *)(mi.cause && mi.cause[0] ? mi.cause
+		                         : mi.is_self ? "this node" : "");
+		mptrs[i] = &mbuf[i];
+	}
+	mv__members_reply__init(&r->members);
+	r->members.n_members = n;
+	r->members.members = mptrs;
+	r->resp.result_case = MV__RPC_RESPONSE__RESULT_MEMBERS;
+	r->resp.members = &r->members;
+}
+
+/* nodes: every member, with its gossiped state when we have it. */
+static void rpc_nodes(struct agent *a, struct rpc_reply *r, const char *only)
+{
+	rpc_load_states(a, r);
+	size_t nm = swim_member_count(a->swim);
+	size_t cap = nm + r->n_states;
+	Mv__NodeView *views = rpc_alloc(r, cap, sizeof(*views));
+	Mv__NodeView **ptrs = rpc_alloc(r, cap, sizeof(*ptrs));
+	if (views == NULL || ptrs == NULL) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < nm; i++) {
+		struct swim_member_info mi;
+		swim_member_at(a->swim, i, &mi);
+		if (only != NULL && strcmp(mi.name, only) != 0)
+			continue;
+		Mv__NodeView *v = &views[n];
+		mv__node_view__init(v);
+		v->member_name = (char *)mi.name;
+		v->member_state = (Mv__MemberState)mi.state;
+		for (size_t j = 0; j < r->n_states; j++) {
+			if (r->states[j] != NULL && strcmp(r->states[j]->name, mi.name) == 0) {
+				v->state = r->states[j];
+				v->known_state = true;
+			}
+		}
+		ptrs[n] = v;
+		n++;
+	}
+	/* hosts whose record we hold but membership has reaped */
+	for (size_t j = 0; j < r->n_states; j++) {
+		Mv__NodeState *s = r->states[j];
+		struct swim_member_info mi;
+		if (s == NULL || swim_member_find(a->swim, s->name, &mi) ||
+		    (only != NULL && strcmp(s->name, only) != 0))
+			continue;
+		Mv__NodeView *v = &views[n];
+		mv__node_view__init(v);
+		v->member_name = s->name;
+		v->member_state = MV__MEMBER_STATE__MEMBER_DEAD;
+		v->state = s;
+		v->known_state = true;
+		ptrs[n] = v;
+		n++;
+	}
+	if (only != NULL && n == 0) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND, "no host named '%s' in the cluster",
+		         only);
+		return;
+	}
+	mv__nodes_reply__init(&r->nodes);
+	r->nodes.n_nodes = n;
+	r->nodes.nodes = ptrs;
+	r->resp.result_case = MV__RPC_RESPONSE__RESULT_NODES;
+	r->resp.nodes = &r->nodes;
+}
+
+struct rpc_vm_match {
+	Mv__VmInfo *vm;
+	Mv__NodeState *host;
+};
+
+/* Finds VMs by name or UUID across every host's gossiped inventory. */
+static size_t rpc_find_vm(struct rpc_reply *r, const char *key, struct rpc_vm_match *out,
+                          size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_states; i++) {
+		Mv__NodeState *s = r->states[i];
+		if (s == NULL)
+			continue;
+		for (size_t j = 0; j < s->n_vms; j++) {
+			Mv__VmInfo *v = s->vms[j];
+			if (strcmp(v->name, key) == 0 || strcasecmp(v->uuid, key) == 0) {
+				if (n < cap)
+					out[n] = (struct rpc_vm_match){v, s};
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+static void rpc_vms(struct agent *a, struct rpc_reply *r, const char *node, const char *vm)
+{
+	rpc_load_states(a, r);
+	if (node != NULL && node[0] != '\0') {
+		bool found = false;
+		for (size_t i = 0; i < r->n_states; i++)
+			if (r->states[i] != NULL && strcmp(r->states[i]->name, node) == 0)
+				found = true;
+		if (!found) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
+			         "no host named '%s' (or its state has not arrived yet)", node);
+			return;
+		}
+	}
+	size_t total = 0;
+	for (size_t i = 0; i < r->n_states; i++)
+		if (r->states[i] != NULL)
+			total += r->states[i]->n_vms;
+	Mv__VmView *views = rpc_alloc(r, total, sizeof(*views));
+	Mv__VmView **ptrs = rpc_alloc(r, total, sizeof(*ptrs));
+	if (views == NULL || ptrs == NULL) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_states; i++) {
+		Mv__NodeState *s = r->states[i];
+		if (s == NULL || (node != NULL && node[0] != '\0' && strcmp(s->name, node) != 0))
+			continue;
+		for (size_t j = 0; j < s->n_vms; j++) {
+			Mv__VmInfo *v = s->vms[j];
+			if (vm != NULL && strcmp(v->name, vm) != 0 && strcasecmp(v->uuid, vm) != 0)
+				continue;
+			mv__vm_view__init(&views[n]);
+			views[n].vm = v;
+			views[n].node = s->name;
+			views[n].node_state = rpc_member_state(a, s->name, NULL);
+			ptrs[n] = &views[n];
+			n++;
+		}
+	}
+	if (vm != NULL && n == 0) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND, "no VM named '%s' in the cluster", vm);
+		return;
+	}
+	mv__vms_reply__init(&r->vms);
+	r->vms.n_vms = n;
+	r->vms.vms = ptrs;
+	r->resp.result_case = MV__RPC_RESPONSE__RESULT_VMS;
+	r->resp.vms = &r->vms;
+}
+
+/* ---- VM operations ------------------------------------------------------------------ */
+
+static void rpc_vm_op_ok(struct agent *a, struct rpc_reply *r, const char *vm, const char *uuid,
+                         const char *msg)
+{
+	snprintf(r->opbuf[0], sizeof(r->opbuf[0]), "%s", vm);
+	snprintf(r->opbuf[1], sizeof(r->opbuf[1]), "%s", uuid ? uuid : "");
+	snprintf(r->opbuf[2], sizeof(r->opbuf[2]), "%s", msg);
+	mv__vm_op_reply__init(&r->vm_op);
+	r->vm_op.vm = r->opbuf[0];
+	r->vm_op.uuid = r->opbuf[1];
+	r->vm_op.node = a->opt.name;
+	r->vm_op.message = r->opbuf[2];
+	r->resp.result_case = MV__RPC_RESPONSE__RESULT_VM_OP;
+	r->resp.vm_op = &r->vm_op;
+	nodestate_refresh(a); /* publish the change at once */
+}
+
+static Mv__RpcCode rpc_code_of_errno(int rc)
+{
+	switch (rc) {
+	case -ENOENT: return MV__RPC_CODE__RPC_ERR_NOT_FOUND;
+	case -EEXIST:
+	case -EBUSY: return MV__RPC_CODE__RPC_ERR_CONFLICT;
+	case -EINVAL: return MV__RPC_CODE__RPC_ERR_INVALID;
+	case -ENOTCONN:
+	case -EHOSTUNREACH: return MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
+	default: return MV__RPC_CODE__RPC_ERR_INTERNAL;
+	}
+}
+
+static void rpc_local_create(struct agent *a, struct rpc_reply *r, const Mv__VmCreateRequest *q)
+{
+	char err[512];
+	struct virt_vm vm;
+	int rc = virt_vm_define(a->virt, q->xml, &vm, err, sizeof(err));
+	const char *name = vm.name, *uuid = vm.uuid;
+	if (rc < 0) {
+		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
+		return;
+	}
+	if (q->start) {
+		rc = virt_vm_start(a->virt, name, err, sizeof(err));
+		if (rc < 0) {
+			rpc_fail(r, rpc_code_of_errno(rc), "defined '%s' on %s but could not start it: %s",
+			         name, a->opt.name, err);
+			nodestate_refresh(a);
+			return;
+		}
+	}
+	MV_INFO("rpc", "vm created name=%s uuid=%s started=%d", name, uuid, q->start);
+	rpc_vm_op_ok(a, r, name, uuid, q->start ? "defined and started" : "defined");
+}
+
+static const char *rpc_action_name(Mv__VmAction act)
+{
+	switch (act) {
+	case MV__VM_ACTION__VM_START: return "start";
+	case MV__VM_ACTION__VM_SHUTDOWN: return "shutdown";
+	case MV__VM_ACTION__VM_DESTROY: return "destroy";
+	case MV__VM_ACTION__VM_UNDEFINE: return "undefine";
+	default: return "?";
+	}
+}
+
+static void rpc_local_action(struct agent *a, struct rpc_reply *r, const Mv__VmActionRequest *q)
+{
+	char err[512];
+	int rc;
+	const char *done;
+	switch (q->action) {
+	case MV__VM_ACTION__VM_START:
+		rc = virt_vm_start(a->virt, q->vm, err, sizeof(err));
+		done = "started";
+		break;
+	case MV__VM_ACTION__VM_SHUTDOWN:
+		rc = virt_vm_shutdown(a->virt, q->vm, err, sizeof(err));
+		done = "shutdown requested";
+		break;
+	case MV__VM_ACTION__VM_DESTROY:
+		rc = virt_vm_destroy(a->virt, q->vm, err, sizeof(err));
+		done = "destroyed (powered off)";
+		break;
+	case MV__VM_ACTION__VM_UNDEFINE:
+		rc = virt_vm_undefine(a->virt, q->vm, err, sizeof(err));
+		done = "undefined";
+		break;
+	default:
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "unknown VM action %d", (int)q->action);
+		return;
+	}
+	if (rc < 0) {
+		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
+		return;
+	}
+	MV_INFO("rpc", "vm %s name=%s", rpc_action_name(q->action), q->vm);
+	rpc_vm_op_ok(a, r, q->vm, "", done);
+}
+
+static void rpc_local_set_ha(struct agent *a, struct rpc_reply *r, const Mv__VmSetHaRequest *q)
+{
+	char err[512];
+	struct virt_vm cur;
+	int rc = virt_vm_find(a->virt, q->vm, &cur, err, sizeof(err));
+	if (rc == 0)
+		rc = virt_vm_set_ha(a->virt, q->vm, q->ha, q->has_priority ? q->priority : cur.priority,
+		                    err, sizeof(err));
+	if (rc < 0) {
+		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
+		return;
+	}
+	char msg[64];
+	snprintf(msg, sizeof(msg), "HA %s", q->ha ? "on" : "off");
+	MV_INFO("rpc", "vm set-ha name=%s ha=%d", q->vm, q->ha);
+	rpc_vm_op_ok(a, r, q->vm, "", msg);
+}
+
+/* ---- forwarding ----------------------------------------------------------------------- */
+
+struct rpc_pending {
+	uint64_t fwd_id;
+	struct net_conn *client;
+	uint64_t client_id;
+	uint64_t deadline;
+	char node[SWIM_NAME_MAX];
+	struct rpc_pending *next;
+};
+
+static void rpc_on_pending_timer(uv_timer_t *t);
+
+/* Sends req to `owner` on the peer port; the answer comes back later. */
+static int rpc_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest *req,
+                       const char *owner, struct rpc_reply *r)
+{
+	struct swim_member_info mi;
+	if (!swim_member_find(a->swim, owner, &mi)) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE, "host %s is not a member any more",
+		         owner);
+		return -1;
+	}
+	if (mi.state != SWIM_ALIVE && mi.state != SWIM_SUSPECT) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE, "host %s is %s; nothing was changed",
+		         owner, swim_state_name(mi.state));
+		return -1;
+	}
+	struct rpc_pending *p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	p->fwd_id = ++a->rpc_next_fwd_id;
+	p->client = client;
+	p->client_id = req->id;
+	p->deadline = uv_now(a->loop) + RPC_FORWARD_TIMEOUT_MS;
+	snprintf(p->node, sizeof(p->node), "%s", owner);
+
+	uint64_t saved_id = req->id;
+	req->id = p->fwd_id;
+	req->forwarded = true;
+	Mv__Envelope env = MV__ENVELOPE__INIT;
+	env.version = ENVELOPE_VERSION;
+	env.from = a->opt.name;
+	env.body_case = MV__ENVELOPE__BODY_REQUEST;
+	env.request = req;
+	uint8_t *frame;
+	size_t len;
+	int rc = envelope_encode_frame(&env, &frame, &len);
+	req->id = saved_id;
+	req->forwarded = false;
+	if (rc == 0) {
+		rc = net_send_to(a->net, mi.addr, owner, frame, len);
+		free(frame);
+	}
+	if (rc < 0) {
+		free(p);
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE, "cannot reach host %s: %s", owner,
+		         strerror(-rc));
+		return -1;
+	}
+	p->next = a->rpc_pending;
+	a->rpc_pending = p;
+	if (!uv_is_active((uv_handle_t *)&a->rpc_timer))
+		uv_timer_start(&a->rpc_timer, rpc_on_pending_timer, 1000, 1000);
+	MV_DEBUG("rpc", "forwarded request id=%" PRIu64 " to=%s", p->fwd_id, owner);
+	return 0;
+}
+
+static void rpc_on_pending_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	uint64_t now = uv_now(a->loop);
+	struct rpc_pending **pp = &a->rpc_pending;
+	while (*pp != NULL) {
+		struct rpc_pending *p = *pp;
+		if (now < p->deadline) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		if (p->client != NULL) {
+			struct rpc_reply r;
+			rpc_reply_init(&r, p->client_id);
+			rpc_fail(&r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
+			         "host %s did not answer within %d s; the operation may or may not "
+			         "have happened there",
+			         p->node, RPC_FORWARD_TIMEOUT_MS / 1000);
+			rpc_send_envelope(a, p->client, NULL, &r.resp);
+			rpc_reply_free(&r);
+		}
+		free(p);
+	}
+	if (a->rpc_pending == NULL)
+		uv_timer_stop(&a->rpc_timer);
+}
+
+void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c)
+{
+	for (struct rpc_pending *p = a->rpc_pending; p != NULL; p = p->next)
+		if (p->client == c)
+			p->client = NULL; /* the owner's answer will be dropped */
+}
+
+void rpc_server_free_pending(struct agent *a)
+{
+	while (a->rpc_pending != NULL) {
+		struct rpc_pending *p = a->rpc_pending;
+		a->rpc_pending = p->next;
+		free(p);
+	}
+}
+
+/* A response to one of our forwarded requests, from a peer. */
+void rpc_server_handle_peer_response(struct agent *a, const char *from, Mv__RpcResponse *resp)
+{
+	struct rpc_pending **pp = &a->rpc_pending;
+	while (*pp != NULL && (*pp)->fwd_id != resp->id)
+		pp = &(*pp)->next;
+	struct rpc_pending *p = *pp;
+	if (p == NULL || strcmp(p->node, from) != 0) {
+		MV_DEBUG("rpc", "dropped late or unknown forwarded answer id=%" PRIu64 " from=%s",
+		         resp->id, from);
+		return;
+	}
+	*pp = p->next;
+	if (p->client != NULL) {
+		resp->id = p->client_id;
+		rpc_send_envelope(a, p->client, NULL, resp);
+	}
+	free(p);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+/* Returns true when the answer is in r; false when it was forwarded. */
+static bool rpc_execute(struct agent *a, struct net_conn *client, const char *peer,
+                        Mv__RpcRequest *req, enum tls_role role, const char *caller,
+                        struct rpc_reply *r)
+{
+	const struct rpc_op *op = rpc_op_find(req->op_case);
+	if (op == NULL) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
+		         "unknown or missing operation (is the client newer than this agent?)");
+		return true;
+	}
+	if (op->write ? !tls_role_may_write(role) : !tls_role_may_read(role)) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_PERMISSION,
+		         "permission denied: certificate '%s' has role %s, which may not %s "
+		         "(needs operator or node)",
+		         caller, tls_role_name(role), op->name);
+		MV_WARN("rpc", "refused request op=\"%s\" client=%s role=%s reason=\"permission denied\"",
+		        op->name, caller, tls_role_name(role));
+		return true;
+	}
+	if (req->forwarded && peer == NULL) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
+		         "only agents may send forwarded requests, on the peer port");
+		return true;
+	}
+	bool may_forward = !req->forwarded;
+	switch (req->op_case) {
+	case MV__RPC_REQUEST__OP_STATUS:
+		rpc_status(a, client, r);
+		return true;
+	case MV__RPC_REQUEST__OP_MEMBERS:
+		rpc_members(a, r);
+		return true;
+	case MV__RPC_REQUEST__OP_NODES:
+		rpc_nodes(a, r, NULL);
+		return true;
+	case MV__RPC_REQUEST__OP_NODE:
+		rpc_nodes(a, r, req->node->name);
+		return true;
+	case MV__RPC_REQUEST__OP_VMS:
+		rpc_vms(a, r, req->vms->node, NULL);
+		return true;
+	case MV__RPC_REQUEST__OP_VM:
+		rpc_vms(a, r, NULL, req->vm->vm);
+		return true;
+	case MV__RPC_REQUEST__OP_JOIN: {
+		const Mv__JoinRequest *j = req->join;
+		if (j->n_seeds == 0) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "join needs at least one seed address");
+			return true;
+		}
+		for (size_t i = 0; i < j->n_seeds; i++) {
+			struct sockaddr_storage ss;
+			if (strlen(j->seeds[i]) >= SWIM_ADDR_MAX || net_parse_addr(j->seeds[i], &ss) < 0) {
+				rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
+				         "invalid seed address '%.64s': expected IP:PORT or [IPv6]:PORT",
+				         j->seeds[i]);
+				return true;
+			}
+		}
+		MV_INFO("rpc", "join requested client=%s seeds=%zu", caller, j->n_seeds);
+		swim_join(a->swim, (const char *const *)j->seeds, j->n_seeds, uv_now(a->loop));
+		agent_swim_pump(a);
+		return true;
+	}
+	case MV__RPC_REQUEST__OP_LEAVE:
+		MV_INFO("rpc", "leave requested client=%s", caller);
+		a->leave_requested = true;
+		return true;
+	case MV__RPC_REQUEST__OP_VM_CREATE: {
+		Mv__VmCreateRequest *q = req->vm_create;
+		struct domxml_info di;
+		char err[512];
+		if (domxml_parse(q->xml, strlen(q->xml), &di, err, sizeof(err)) < 0) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "%s", err);
+			return true;
+		}
+		rpc_load_states(a, r);
+		struct rpc_vm_match m[2];
+		size_t dup = rpc_find_vm(r, di.name, m, 2);
+		if (dup > 0) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_CONFLICT,
+			         "a VM named '%s' already exists on %s; nothing was created", di.name,
+			         m[0].host->name);
+			return true;
+		}
+		if (di.uuid[0] != '\0' && rpc_find_vm(r, di.uuid, m, 2) > 0) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_CONFLICT,
+			         "a VM with UUID %s already exists on %s (%s); nothing was created",
+			         di.uuid, m[0].host->name, m[0].vm->name);
+			return true;
+		}
+		const char *target = q->node;
+		if (target[0] == '\0') {
+			/* place it: every live, healthy, non-draining host that fits */
+			struct placement_host *hs = rpc_alloc(r, r->n_states, sizeof(*hs));
+			if (hs == NULL) {
+				rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
+				return true;
+			}
+			size_t n = 0;
+			for (size_t i = 0; i < r->n_states; i++) {
+				Mv__NodeState *s = r->states[i];
+				if (s == NULL)
+					continue;
+				hs[n] = (struct placement_host){
+					.name = s->name,
+					.alive = rpc_member_state(a, s->name, NULL) ==
+					         MV__MEMBER_STATE__MEMBER_ALIVE,
+					.healthy = s->libvirt_reachable, .draining = s->draining,
+					.cpus = s->cpus, .cpu_overcommit = s->cpu_overcommit,
+					.vcpus_allocated = s->vcpus_allocated, .memory_kib = s->memory_kib,
+					.memory_reserved_kib = s->memory_reserved_kib,
+					.memory_overcommit = s->memory_overcommit,
+					.memory_allocated_kib = s->memory_allocated_kib,
+				};
+				n++;
+			}
+			struct placement_request pr = {.vcpus = di.vcpus, .memory_kib = di.memory_kib};
+			int best = placement_choose(hs, n, &pr, err, sizeof(err));
+			if (best < 0) {
+				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NO_ROOM, "%s", err);
+				return true;
+			}
+			target = hs[best].name;
+		} else {
+			bool known;
+			Mv__MemberState ms = rpc_member_state(a, target, &known);
+			if (!known) {
+				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND, "no host named '%s' in the cluster",
+				         target);
+				return true;
+			}
+			if (ms != MV__MEMBER_STATE__MEMBER_ALIVE) {
+				rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
+				         "host %s is not alive; nothing was created", target);
+				return true;
+			}
+		}
+		if (strcmp(target, a->opt.name) == 0) {
+			rpc_local_create(a, r, q);
+			return true;
+		}
+		if (!may_forward) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
+			         "forwarded create was meant for %s, not for %s", target, a->opt.name);
+			return true;
+		}
+		/* tell the owner it is the chosen host, so it does not place again */
+		char *saved = q->node;
+		q->node = (char *)target;
+		bool done = rpc_forward(a, client, req, target, r) < 0;
+		q->node = saved;
+		return done;
+	}
+	case MV__RPC_REQUEST__OP_VM_ACTION:
+	case MV__RPC_REQUEST__OP_VM_SET_HA: {
+		const char *key = req->op_case == MV__RPC_REQUEST__OP_VM_ACTION ? req->vm_action->vm
+		                                                                 : req->vm_set_ha->vm;
+		char err[512];
+		int rc = virt_vm_find(a->virt, key, NULL, err, sizeof(err));
+		if (rc == 0) { /* ours */
+			if (req->op_case == MV__RPC_REQUEST__OP_VM_ACTION)
+				rpc_local_action(a, r, req->vm_action);
+			else
+				rpc_local_set_ha(a, r, req->vm_set_ha);
+			return true;
+		}
+		if (rc != -ENOENT) {
+			rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
+			return true;
+		}
+		if (!may_forward) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
+			         "no VM '%s' on %s any more (it may have moved); try again", key,
+			         a->opt.name);
+			return true;
+		}
+		rpc_load_states(a, r);
+		struct rpc_vm_match m[2];
+		size_t found = rpc_find_vm(r, key, m, 2);
+		if (found == 0) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND, "no VM named '%s' in the cluster",
+			         key);
+			return true;
+		}
+		if (found > 1) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_CONFLICT,
+			         "'%s' names more than one VM (on %s and %s); use its UUID", key,
+			         m[0].host->name, m[1].host->name);
+			return true;
+		}
+		if (strcmp(m[0].host->name, a->opt.name) == 0) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
+			         "VM '%s' is no longer defined on this host", key);
+			return true;
+		}
+		return rpc_forward(a, client, req, m[0].host->name, r) < 0;
+	}
+	default:
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "unsupported operation");
+		return true;
+	}
+}
+
+static void rpc_after_reply(struct agent *a)
+{
+	if (a->leave_requested && !a->leaving)
+		agent_begin_leave(a, "requested over RPC");
+}
+
+/* A client frame on the RPC port. */
 void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t *payload,
                              size_t len)
 {
@@ -106,105 +862,25 @@ void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t 
 		net_conn_close(c, "not a request");
 		return;
 	}
-	const Mv__RpcRequest *req = env->request;
-	enum tls_role role = net_conn_peer_role(c);
-	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
-	resp.id = req->id;
-	char errbuf[256];
-	const struct rpc_op *op = rpc_op_find(req->op_case);
-
-	Mv__StatusReply status = MV__STATUS_REPLY__INIT;
-	Mv__MembersReply members = MV__MEMBERS_REPLY__INIT;
-	Mv__Member *mbuf = NULL;
-	Mv__Member **mptrs = NULL;
-	bool leave_after = false;
-
-	if (op == NULL) {
-		resp.code = MV__RPC_CODE__RPC_ERR_INVALID;
-		resp.error = "unknown or missing operation (is the client newer than this agent?)";
-	} else if (op->write ? !tls_role_may_write(role) : !tls_role_may_read(role)) {
-		resp.code = MV__RPC_CODE__RPC_ERR_PERMISSION;
-		snprintf(errbuf, sizeof(errbuf),
-		         "permission denied: certificate '%s' has role %s, which may not %s "
-		         "(needs operator or node)",
-		         net_conn_peer_name(c), tls_role_name(role), op->name);
-		resp.error = errbuf;
-		MV_WARN("rpc", "refused request op=%s client=%s role=%s reason=\"permission denied\"",
-		        op->name, net_conn_peer_name(c), tls_role_name(role));
-	} else {
-		switch (req->op_case) {
-		case MV__RPC_REQUEST__OP_STATUS:
-			rpc_fill_status(a, c, &status);
-			resp.result_case = MV__RPC_RESPONSE__RESULT_STATUS;
-			resp.status = &status;
-			break;
-		case MV__RPC_REQUEST__OP_MEMBERS: {
-			size_t n = swim_member_count(a->swim);
-			mbuf = calloc(n ? n : 1, sizeof(*mbuf));
-			mptrs = calloc(n ? n : 1, sizeof(*mptrs));
-			if (mbuf == NULL || mptrs == NULL) {
-				resp.code = MV__RPC_CODE__RPC_ERR_INTERNAL;
-				resp.error = "out of memory";
-				break;
-			}
-			for (size_t i = 0; i < n; i++) {
-				struct swim_member_info mi;
-				swim_member_at(a->swim, i, &mi);
-				mv__member__init(&mbuf[i]);
-				mbuf[i].name = (char *)mi.name;
-				mbuf[i].addr = (char *)mi.addr;
-				mbuf[i].state = (Mv__MemberState)mi.state;
-				mbuf[i].incarnation = mi.incarnation;
-				mbuf[i].since_unix_ms = agent_mono_to_unix_ms(a, mi.since_ms);
-				mbuf[i].cause = (char *)(mi.cause && mi.cause[0] ? mi.cause
-				                         : mi.is_self ? "this node" : "");
-				mptrs[i] = &mbuf[i];
-			}
-			members.n_members = n;
-			members.members = mptrs;
-			resp.result_case = MV__RPC_RESPONSE__RESULT_MEMBERS;
-			resp.members = &members;
-			break;
-		}
-		case MV__RPC_REQUEST__OP_JOIN: {
-			const Mv__JoinRequest *j = req->join;
-			if (j->n_seeds == 0) {
-				resp.code = MV__RPC_CODE__RPC_ERR_INVALID;
-				resp.error = "join needs at least one seed address";
-				break;
-			}
-			for (size_t i = 0; i < j->n_seeds; i++) {
-				struct sockaddr_storage ss;
-				if (strlen(j->seeds[i]) >= SWIM_ADDR_MAX ||
-				    net_parse_addr(j->seeds[i], &ss) < 0) {
-					resp.code = MV__RPC_CODE__RPC_ERR_INVALID;
-					snprintf(errbuf, sizeof(errbuf),
-					         "invalid seed address '%.64s': expected IP:PORT or "
-					         "[IPv6]:PORT", j->seeds[i]);
-					resp.error = errbuf;
-					break;
-				}
-			}
-			if (resp.code != MV__RPC_CODE__RPC_OK)
-				break;
-			MV_INFO("rpc", "join requested client=%s seeds=%zu", net_conn_peer_name(c),
-			        j->n_seeds);
-			swim_join(a->swim, (const char *const *)j->seeds, j->n_seeds, uv_now(a->loop));
-			agent_swim_pump(a);
-			break;
-		}
-		case MV__RPC_REQUEST__OP_LEAVE:
-			MV_INFO("rpc", "leave requested client=%s", net_conn_peer_name(c));
-			leave_after = true;
-			break;
-		default:
-			break;
-		}
-	}
-	rpc_send(c, &resp);
-	free(mbuf);
-	free(mptrs);
+	struct rpc_reply r;
+	rpc_reply_init(&r, env->request->id);
+	if (rpc_execute(a, c, NULL, env->request, net_conn_peer_role(c), net_conn_peer_name(c), &r))
+		rpc_send_envelope(a, c, NULL, &r.resp);
+	rpc_reply_free(&r);
 	envelope_free(env);
-	if (leave_after)
-		agent_begin_leave(a, "requested over RPC");
+	rpc_after_reply(a);
+}
+
+/* A forwarded request from another agent, on the peer port. */
+void rpc_server_handle_peer_request(struct agent *a, const char *from, Mv__RpcRequest *req)
+{
+	struct rpc_reply r;
+	rpc_reply_init(&r, req->id);
+	if (!req->forwarded)
+		rpc_fail(&r, MV__RPC_CODE__RPC_ERR_INVALID, "peer requests must be forwarded ones");
+	else
+		rpc_execute(a, NULL, from, req, TLS_ROLE_NODE, from, &r);
+	rpc_send_envelope(a, NULL, from, &r.resp);
+	rpc_reply_free(&r);
+	rpc_after_reply(a);
 }

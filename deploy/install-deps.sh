@@ -8,8 +8,8 @@ PKGS=(
   build-essential cmake pkg-config git
   libuv1-dev libssl-dev openssl
   libprotobuf-c-dev protobuf-c-compiler
-  libvirt-dev libvirt-clients
-  libcmocka-dev libjson-c-dev
+  libvirt-dev libvirt-clients libvirt-daemon
+  libcmocka-dev libjson-c-dev libxml2-dev
   clang libclang-rt-14-dev
   procps iproute2 python3
 )

@@ -1,0 +1,391 @@
+/*
+ * nodestate.c — node-state gossip in the daemon (see nodestate.h).
+ *
+ * Publishing: every NODESTATE_REFRESH_MS, and at once when libvirt reports
+ * a change, we rebuild our mv.NodeState and compare it with what we last
+ * published in two ways:
+ *   - its "significant" form (everything except load, the exact free
+ *     memory — rounded to 5% of total instead — and the timestamp): if that
+ *     differs, the change is urgent and is pushed to peers at once;
+ *   - its full form: if only that differs, it is published lazily, at most
+ *     every NODESTATE_LAZY_MS, and spreads by anti-entropy.
+ * So load jitter costs nothing, while a VM starting, libvirt going away or
+ * the draining flag reaches every node within a few round trips.
+ *
+ * Versioning: the record's incarnation is the agent's incarnation (it grows
+ * on every start, see agent.c), its version counts publications within it.
+ */
+#include "nodestate.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+
+#include "agent.h"
+#include "envelope.h"
+#include "meshvisor/log.h"
+#include "meshvisor/state.h"
+#include "state_codec.h"
+
+#define NODESTATE_REFRESH_MS 5000 /* re-read libvirt for slow-moving values */
+#define NODESTATE_LAZY_MS 10000   /* minimum gap between non-urgent publications */
+#define NODESTATE_FREE_MEM_STEP_PCT 5
+
+static int64_t nodestate_wall_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ---- core <-> network ----------------------------------------------------- */
+
+static void nodestate_on_timer(uv_timer_t *t);
+
+static void nodestate_pump(struct agent *a)
+{
+	struct nstate_msg m;
+	while (nstate_pop_output(a->ns, &m)) {
+		if (a->net == NULL)
+			continue;
+		uint8_t *frame;
+		size_t len;
+		int rc = state_codec_encode_frame(&m, &frame, &len);
+		if (rc < 0) {
+			MV_ERROR("state", "cannot encode state message error=%s", strerror(-rc));
+			continue;
+		}
+		net_send_to(a->net, m.to_addr, m.to, frame, len);
+		free(frame);
+	}
+	struct nstate_event e;
+	while (nstate_pop_event(a->ns, &e))
+		MV_DEBUG("state", "%s name=%s incarnation=%" PRIu64 " version=%" PRIu64,
+		         e.is_new_host ? "host state learned" : "host state updated", e.name,
+		         e.incarnation, e.version);
+	if (a->stopping)
+		return;
+	uint64_t next = nstate_next_deadline(a->ns);
+	if (next == UINT64_MAX) {
+		uv_timer_stop(&a->ns_timer);
+		return;
+	}
+	uint64_t now = uv_now(a->loop);
+	uv_timer_start(&a->ns_timer, nodestate_on_timer, next > now ? next - now : 0, 0);
+}
+
+static void nodestate_on_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	nstate_handle_timer(a->ns, uv_now(a->loop));
+	nodestate_pump(a);
+}
+
+void nodestate_handle_envelope(struct agent *a, const Mv__Envelope *env)
+{
+	struct nstate_msg m;
+	struct nstate_version *versions;
+	struct nstate_record *records;
+	const char *why;
+	if (state_codec_decode(env, &m, &versions, &records, &why) < 0) {
+		MV_WARN("state", "rejected state message from=%s reason=\"%s\"", env->from, why);
+		return;
+	}
+	if (nstate_handle_message(a->ns, &m, uv_now(a->loop)) < 0)
+		MV_WARN("state", "state core rejected a message from=%s", env->from);
+	free(versions);
+	free(records);
+	nodestate_pump(a);
+}
+
+void nodestate_on_member_event(struct agent *a, const struct swim_event *e)
+{
+	if (a->ns == NULL || e->name == NULL || e->name[0] == '\0' ||
+	    strcmp(e->name, a->opt.name) == 0)
+		return;
+	switch (e->type) {
+	case SWIM_EV_MEMBER_JOINED:
+	case SWIM_EV_MEMBER_ALIVE:
+	case SWIM_EV_MEMBER_ADDR_CHANGED:
+		nstate_peer_up(a->ns, e->name, e->addr);
+		break;
+	case SWIM_EV_MEMBER_SUSPECT:
+		/* A suspect may be fine; keep gossiping with it until it is dead. */
+		break;
+	case SWIM_EV_MEMBER_DEAD:
+	case SWIM_EV_MEMBER_LEFT:
+		nstate_peer_down(a->ns, e->name);
+		break;
+	case SWIM_EV_MEMBER_REAPED:
+		nstate_forget(a->ns, e->name);
+		break;
+	default:
+		return;
+	}
+	nodestate_pump(a);
+}
+
+/* ---- building our record ------------------------------------------------------ */
+
+static Mv__VmState nodestate_vm_state(enum virt_vm_state s)
+{
+	switch (s) {
+	case VIRT_VM_RUNNING: return MV__VM_STATE__VM_RUNNING;
+	case VIRT_VM_PAUSED: return MV__VM_STATE__VM_PAUSED;
+	case VIRT_VM_SHUTOFF: return MV__VM_STATE__VM_SHUTOFF;
+	case VIRT_VM_CRASHED: return MV__VM_STATE__VM_CRASHED;
+	default: return MV__VM_STATE__VM_OTHER;
+	}
+}
+
+struct nodestate_build {
+	Mv__NodeState ns;
+	Mv__VmInfo *vms;
+	Mv__VmInfo **vm_ptrs;
+	Mv__Label *labels;
+	Mv__Label **label_ptrs;
+	char label_buf[AGENT_MAX_LABELS][2][SWIM_NAME_MAX];
+	char cpu_model[64];
+};
+
+/* Fills b from libvirt and the config. Strings point into b, libvirt's
+ * cached inventory and the options: valid until the next virt_ call. */
+static int nodestate_build(struct agent *a, struct nodestate_build *b)
+{
+	memset(b, 0, sizeof(*b));
+	mv__node_state__init(&b->ns);
+	const struct agent_options *o = &a->opt;
+	const struct virt_health *vh = virt_health(a->virt);
+	struct virt_host hi;
+	memset(&hi, 0, sizeof(hi));
+	if (vh->reachable)
+		virt_host_info(a->virt, &hi);
+	size_t nvm = 0;
+	const struct virt_vm *vms = vh->reachable ? virt_vms(a->virt, &nvm) : NULL;
+
+	b->ns.name = o->name;
+	b->ns.rpc_addr = a->rpc_addr;
+	b->ns.cpus = hi.cpus;
+	b->ns.memory_kib = hi.memory_kib;
+	b->ns.memory_reserved_kib = (uint64_t)o->memory_reserved_mib * 1024;
+	b->ns.memory_free_kib = hi.free_kib;
+	b->ns.cpu_overcommit = o->cpu_overcommit;
+	b->ns.memory_overcommit = o->memory_overcommit;
+	b->ns.libvirt_reachable = vh->reachable;
+	b->ns.libvirt_error = (char *)vh->error;
+	b->ns.load1 = hi.have_load ? hi.load[0] : 0;
+	b->ns.agent_version = MV_VERSION;
+	b->ns.draining = a->draining;
+	b->ns.zone = o->zone ? o->zone : "";
+	b->ns.rack = o->rack ? o->rack : "";
+	snprintf(b->cpu_model, sizeof(b->cpu_model), "%s", hi.cpu_model);
+	b->ns.cpu_model = b->cpu_model;
+
+	if (o->n_labels > 0) {
+		b->labels = calloc(o->n_labels, sizeof(*b->labels));
+		b->label_ptrs = calloc(o->n_labels, sizeof(*b->label_ptrs));
+		if (b->labels == NULL || b->label_ptrs == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < o->n_labels; i++) {
+			const char *eq = strchr(o->labels[i], '=');
+			size_t kl = (size_t)(eq - o->labels[i]);
+			snprintf(b->label_buf[i][0], SWIM_NAME_MAX, "%.*s", (int)kl, o->labels[i]);
+			snprintf(b->label_buf[i][1], SWIM_NAME_MAX, "%s", eq + 1);
+			mv__label__init(&b->labels[i]);
+			b->labels[i].key = b->label_buf[i][0];
+			b->labels[i].value = b->label_buf[i][1];
+			b->label_ptrs[i] = &b->labels[i];
+		}
+		b->ns.n_labels = o->n_labels;
+		b->ns.labels = b->label_ptrs;
+	}
+	if (nvm > 0) {
+		b->vms = calloc(nvm, sizeof(*b->vms));
+		b->vm_ptrs = calloc(nvm, sizeof(*b->vm_ptrs));
+		if (b->vms == NULL || b->vm_ptrs == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < nvm; i++) {
+			const struct virt_vm *v = &vms[i];
+			Mv__VmInfo *p = &b->vms[i];
+			mv__vm_info__init(p);
+			p->name = (char *)v->name;
+			p->uuid = (char *)v->uuid;
+			p->state = nodestate_vm_state(v->state);
+			p->vcpus = v->vcpus;
+			p->memory_kib = v->memory_kib;
+			p->ha = v->ha;
+			p->priority = v->priority;
+			p->owner_epoch = v->epoch;
+			b->vm_ptrs[i] = p;
+			if (v->state == VIRT_VM_RUNNING || v->state == VIRT_VM_PAUSED) {
+				b->ns.vcpus_allocated += v->vcpus;
+				b->ns.memory_allocated_kib += v->memory_kib;
+			}
+		}
+		b->ns.n_vms = nvm;
+		b->ns.vms = b->vm_ptrs;
+	}
+	return 0;
+}
+
+static void nodestate_build_free(struct nodestate_build *b)
+{
+	free(b->vms);
+	free(b->vm_ptrs);
+	free(b->labels);
+	free(b->label_ptrs);
+}
+
+static uint8_t *nodestate_pack(const Mv__NodeState *ns, size_t *len)
+{
+	*len = mv__node_state__get_packed_size(ns);
+	uint8_t *buf = malloc(*len ? *len : 1);
+	if (buf != NULL)
+		mv__node_state__pack(ns, buf);
+	return buf;
+}
+
+/* Packs the form of the record whose changes are worth pushing at once. */
+static uint8_t *nodestate_pack_significant(Mv__NodeState *ns, size_t *len)
+{
+	Mv__NodeState s = *ns;
+	s.load1 = 0;
+	s.updated_unix_ms = 0;
+	s.version = 0;
+	uint64_t step = ns->memory_kib * NODESTATE_FREE_MEM_STEP_PCT / 100;
+	s.memory_free_kib = step ? ns->memory_free_kib / step : ns->memory_free_kib;
+	return nodestate_pack(&s, len);
+}
+
+static bool nodestate_same(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	return a != NULL && b != NULL && al == bl && memcmp(a, b, al) == 0;
+}
+
+void nodestate_refresh(struct agent *a)
+{
+	if (a->ns == NULL || a->stopping)
+		return;
+	struct nodestate_build b;
+	if (nodestate_build(a, &b) < 0) {
+		nodestate_build_free(&b);
+		MV_ERROR("state", "out of memory building our node state");
+		return;
+	}
+	size_t sig_len, full_len;
+	uint8_t *sig = nodestate_pack_significant(&b.ns, &sig_len);
+	b.ns.version = 0;
+	b.ns.updated_unix_ms = 0;
+	uint8_t *full = nodestate_pack(&b.ns, &full_len);
+	uint64_t now = uv_now(a->loop);
+	bool urgent = !nodestate_same(sig, sig_len, a->state_sig, a->state_sig_len);
+	bool changed = !nodestate_same(full, full_len, a->state_full, a->state_full_len);
+	bool lazy_due = now - a->state_published_ms >= NODESTATE_LAZY_MS;
+	if (sig != NULL && full != NULL && (urgent || (changed && lazy_due))) {
+		a->state_version++;
+		b.ns.incarnation = swim_incarnation(a->swim);
+		if (b.ns.incarnation != a->state_incarnation) {
+			/* a refutation bumped our incarnation: versions restart under it */
+			a->state_incarnation = b.ns.incarnation;
+			a->state_version = 1;
+		}
+		b.ns.version = a->state_version;
+		b.ns.updated_unix_ms = nodestate_wall_ms();
+		size_t rec_len;
+		uint8_t *rec = nodestate_pack(&b.ns, &rec_len);
+		int rc = rec ? nstate_set_local(a->ns, a->state_incarnation, a->state_version, rec,
+		                                rec_len, urgent, now)
+		             : -ENOMEM;
+		free(rec);
+		if (rc < 0) {
+			MV_ERROR("state", "cannot publish our node state error=%s", strerror(-rc));
+		} else {
+			MV_DEBUG("state", "published node state version=%" PRIu64 " urgent=%d vms=%zu",
+			         a->state_version, urgent, b.ns.n_vms);
+			free(a->state_sig);
+			free(a->state_full);
+			a->state_sig = sig;
+			a->state_sig_len = sig_len;
+			a->state_full = full;
+			a->state_full_len = full_len;
+			sig = full = NULL;
+			a->state_published_ms = now;
+		}
+	}
+	free(sig);
+	free(full);
+	nodestate_build_free(&b);
+	nodestate_pump(a);
+}
+
+static void nodestate_on_refresh_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	virt_check(a->virt);
+	nodestate_refresh(a);
+}
+
+/* ---- views for RPC ---------------------------------------------------------- */
+
+size_t nodestate_count(const struct agent *a) { return a->ns ? nstate_count(a->ns) : 0; }
+
+static Mv__NodeState *nodestate_decode(const struct nstate_record *r)
+{
+	Mv__NodeState *ns = mv__node_state__unpack(NULL, r->len, r->data);
+	if (ns == NULL)
+		MV_WARN("state", "undecodable node state name=%s version=%" PRIu64, r->name,
+		        r->version);
+	return ns;
+}
+
+Mv__NodeState *nodestate_unpack_at(const struct agent *a, size_t i)
+{
+	struct nstate_record r;
+	nstate_record_at(a->ns, i, &r);
+	return nodestate_decode(&r);
+}
+
+Mv__NodeState *nodestate_unpack_name(const struct agent *a, const char *name)
+{
+	struct nstate_record r;
+	if (a->ns == NULL || !nstate_find(a->ns, name, &r))
+		return NULL;
+	return nodestate_decode(&r);
+}
+
+/* ---- life ---------------------------------------------------------------------- */
+
+int nodestate_start(struct agent *a, char *err, size_t errlen)
+{
+	struct nstate_config cfg;
+	nstate_config_default(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "%s", a->opt.name);
+	if (getrandom(&cfg.seed, sizeof(cfg.seed), 0) != (ssize_t)sizeof(cfg.seed))
+		cfg.seed = (uint64_t)nodestate_wall_ms();
+	a->ns = nstate_new(&cfg, uv_now(a->loop));
+	if (a->ns == NULL) {
+		snprintf(err, errlen, "cannot create the node-state core");
+		return -ENOMEM;
+	}
+	uv_timer_init(a->loop, &a->ns_timer);
+	uv_timer_init(a->loop, &a->state_refresh_timer);
+	a->ns_timer.data = a->state_refresh_timer.data = a;
+	a->state_incarnation = swim_incarnation(a->swim);
+	a->state_version = 0;
+	uv_timer_start(&a->state_refresh_timer, nodestate_on_refresh_timer, NODESTATE_REFRESH_MS,
+	               NODESTATE_REFRESH_MS);
+	nodestate_refresh(a);
+	return 0;
+}
+
+void nodestate_stop(struct agent *a)
+{
+	if (a->ns == NULL)
+		return;
+	uv_timer_stop(&a->ns_timer);
+	uv_timer_stop(&a->state_refresh_timer);
+}

@@ -1,0 +1,40 @@
+/*
+ * nodestate.h — the daemon's side of node-state gossip (issue 3).
+ *
+ * It owns the node-state core (state.h) inside the agent: builds this
+ * host's mv.NodeState from libvirt and the config, publishes it when it
+ * changes (urgent when capacity, inventory, health or the draining flag
+ * moved; otherwise at most every NODESTATE_LAZY_MS), carries the core's
+ * messages over the peer port, follows membership (alive peers gossip;
+ * dead ones keep their record; reaped ones are forgotten) and hands RPC the
+ * decoded records of every host.
+ *
+ * Ownership: records returned by nodestate_unpack_* are protobuf-c trees
+ * the caller frees with mv__node_state__free_unpacked(p, NULL).
+ */
+#ifndef MESHVISOR_NODESTATE_H
+#define MESHVISOR_NODESTATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "meshvisor.pb-c.h"
+#include "meshvisor/swim.h"
+
+struct agent;
+
+int nodestate_start(struct agent *a, char *err, size_t errlen);
+void nodestate_stop(struct agent *a);
+/* Rebuilds our record from libvirt; publishes it if it changed. */
+void nodestate_refresh(struct agent *a);
+/* Membership changed (called for every swim event). */
+void nodestate_on_member_event(struct agent *a, const struct swim_event *e);
+/* A peer frame whose body is `state` (identity already checked). */
+void nodestate_handle_envelope(struct agent *a, const Mv__Envelope *env);
+
+size_t nodestate_count(const struct agent *a);
+/* i-th record / the record of `name`, decoded; NULL if none or undecodable. */
+Mv__NodeState *nodestate_unpack_at(const struct agent *a, size_t i);
+Mv__NodeState *nodestate_unpack_name(const struct agent *a, const char *name);
+
+#endif
