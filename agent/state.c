@@ -115,6 +115,7 @@
  *  drained.
  */
 #include "meshvisor/state.h"
+#include "prng.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -212,37 +213,9 @@ struct nstate {
 };
 
 /* ------------------------------------------------------------------------ */
-/* PRNG: xoshiro256** seeded through splitmix64 (Blackman & Vigna).          */
+/* PRNG (prng.h): xoshiro256** seeded through splitmix64.                   */
 
-static uint64_t ns_splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t ns_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t ns_rand(struct nstate *ns)
-{
-	uint64_t *r = ns->rng;
-	uint64_t result = ns_rotl(r[1] * 5, 7) * 9;
-	uint64_t t = r[1] << 17;
-	r[2] ^= r[0];
-	r[3] ^= r[1];
-	r[1] ^= r[2];
-	r[0] ^= r[3];
-	r[2] ^= t;
-	r[3] = ns_rotl(r[3], 45);
-	return result;
-}
-
-/* Uniform in [0, n), n > 0 (Lemire's multiply-shift; bias < n / 2^32). */
-static uint32_t ns_rand_below(struct nstate *ns, uint32_t n)
-{
-	return (uint32_t)(((ns_rand(ns) >> 32) * (uint64_t)n) >> 32);
-}
+static uint32_t ns_rand_below(struct nstate *ns, uint32_t n) { return mv_xoshiro_below(ns->rng, n); }
 
 /* ------------------------------------------------------------------------ */
 /* Hashing                                                                  */
@@ -873,7 +846,7 @@ struct nstate *nstate_new(const struct nstate_config *cfg, uint64_t now)
 	}
 	uint64_t seed = cfg->seed;
 	for (int k = 0; k < 4; k++)
-		ns->rng[k] = ns_splitmix64(&seed);
+		ns->rng[k] = mv_splitmix64(&seed);
 	/* random phase, so that nodes started together do not sync in step */
 	ns->next_sync_at = now + ns_rand_below(ns, cfg->sync_interval_ms);
 	return ns;

@@ -158,6 +158,7 @@
  *  swim_pop_* returns lives until then.
  */
 #include "meshvisor/swim.h"
+#include "prng.h"
 
 #include <errno.h>
 #include <math.h>
@@ -343,37 +344,9 @@ struct swim {
 };
 
 /* ------------------------------------------------------------------------ */
-/* PRNG: xoshiro256** seeded through splitmix64 (Blackman & Vigna).          */
+/* PRNG (prng.h): xoshiro256** seeded through splitmix64.                   */
 
-static uint64_t swim_splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t swim_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t swim_rand(struct swim *s)
-{
-	uint64_t *r = s->rng;
-	uint64_t result = swim_rotl(r[1] * 5, 7) * 9;
-	uint64_t t = r[1] << 17;
-	r[2] ^= r[0];
-	r[3] ^= r[1];
-	r[1] ^= r[2];
-	r[0] ^= r[3];
-	r[2] ^= t;
-	r[3] = swim_rotl(r[3], 45);
-	return result;
-}
-
-/* Uniform in [0, n), n > 0 (Lemire's multiply-shift; bias < n / 2^32). */
-static uint32_t swim_rand_below(struct swim *s, uint32_t n)
-{
-	return (uint32_t)(((swim_rand(s) >> 32) * (uint64_t)n) >> 32);
-}
+static uint32_t swim_rand_below(struct swim *s, uint32_t n) { return mv_xoshiro_below(s->rng, n); }
 
 /* ------------------------------------------------------------------------ */
 /* Chunked arena for output messages and events.                            */
@@ -1899,7 +1872,7 @@ struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnatio
 	s->cfg = *cfg;
 	uint64_t seed = cfg->seed ^ ((uint64_t)swim_hash(cfg->name) << 32);
 	for (int k = 0; k < 4; k++)
-		s->rng[k] = swim_splitmix64(&seed);
+		s->rng[k] = mv_splitmix64(&seed);
 	s->sp.free_head = NONE;
 	s->bc_free = NONE;
 	s->su_free = NONE;

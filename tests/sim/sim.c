@@ -50,6 +50,7 @@
  * test_sim_net) plus the 4-byte frame header.
  */
 #include "sim.h"
+#include "prng.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -145,30 +146,8 @@ struct sim {
 
 /* ------------------------------------------------------------------ PRNG */
 
-static uint64_t sim_splitmix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t sim_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-/* xoshiro256** */
-uint64_t sim_rand(struct sim *s)
-{
-	uint64_t *r = s->rng;
-	uint64_t out = sim_rotl(r[1] * 5, 7) * 9;
-	uint64_t t = r[1] << 17;
-	r[2] ^= r[0];
-	r[3] ^= r[1];
-	r[1] ^= r[2];
-	r[0] ^= r[3];
-	r[2] ^= t;
-	r[3] = sim_rotl(r[3], 45);
-	return out;
-}
+/* xoshiro256** (prng.h) */
+uint64_t sim_rand(struct sim *s) { return mv_xoshiro_next(s->rng); }
 
 static double sim_rand_unit(struct sim *s) { return (double)(sim_rand(s) >> 11) * 0x1.0p-53; }
 
@@ -825,14 +804,14 @@ struct sim *sim_new(int n, const struct swim_config *cfg, uint64_t seed)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		static uint64_t bump; /* two sims in the same nanosecond differ */
 		uint64_t x0 = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) + bump++;
-		seed = sim_splitmix(&x0) >> 1; /* 63 bits: easy to paste back */
+		seed = mv_splitmix64(&x0) >> 1; /* 63 bits: easy to paste back */
 		if (seed == 0)
 			seed = 1;
 	}
 	s->seed = seed;
 	uint64_t x = seed;
 	for (int k = 0; k < 4; k++)
-		s->rng[k] = sim_splitmix(&x);
+		s->rng[k] = mv_splitmix64(&x);
 	fprintf(stderr, "sim seed=%" PRIu64 " n=%d (replay: MV_SIM_SEED=%" PRIu64 ")\n", seed, n,
 	        seed);
 	const char *verbose = getenv("MV_SIM_VERBOSE");

@@ -28,6 +28,7 @@
  * count reaches the number of live nodes the spread time is fixed.
  */
 #include "sim_state.h"
+#include "prng.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -105,29 +106,7 @@ struct ssim {
 
 /* ------------------------------------------------------------------ PRNG */
 
-static uint64_t ssim_splitmix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t ssim_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t ssim_rand(struct ssim *s)
-{
-	uint64_t *r = s->rng;
-	uint64_t out = ssim_rotl(r[1] * 5, 7) * 9;
-	uint64_t t = r[1] << 17;
-	r[2] ^= r[0];
-	r[3] ^= r[1];
-	r[1] ^= r[2];
-	r[0] ^= r[3];
-	r[2] ^= t;
-	r[3] = ssim_rotl(r[3], 45);
-	return out;
-}
+uint64_t ssim_rand(struct ssim *s) { return mv_xoshiro_next(s->rng); }
 
 static double ssim_rand_unit(struct ssim *s) { return (double)(ssim_rand(s) >> 11) * 0x1.0p-53; }
 
@@ -493,14 +472,14 @@ struct ssim *ssim_new(int n, const struct nstate_config *tmpl, uint64_t seed)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		static uint64_t bump;
 		uint64_t x0 = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) + bump++;
-		seed = ssim_splitmix(&x0) >> 1;
+		seed = mv_splitmix64(&x0) >> 1;
 		if (seed == 0)
 			seed = 1;
 	}
 	s->seed = seed;
 	uint64_t x = seed;
 	for (int k = 0; k < 4; k++)
-		s->rng[k] = ssim_splitmix(&x);
+		s->rng[k] = mv_splitmix64(&x);
 	fprintf(stderr, "sim seed=%" PRIu64 " n=%d (replay: MV_SIM_SEED=%" PRIu64 ")\n", seed, n,
 	        seed);
 	const char *verbose = getenv("MV_SIM_VERBOSE");
