@@ -6,7 +6,8 @@
 #
 # Steps, each printed as it starts and timed:
 #   1. deploy/install-deps.sh                (idempotent apt-get)
-#   2. build-test/  normal build, -Werror    ctest: unit, sim, integration
+#   1b. deploy/install-lab-deps.sh           (libvirtd + QEMU for tests/lab)
+#   2. build-test/  normal build, -Werror    ctest: unit, sim, integration, lab
 #   3. build-asan/  -DMV_SANITIZE=ON         ctest -L 'unit|sim' under ASan+UBSan
 #   4. build-fuzz/  CC=clang -DMV_FUZZ=ON    ctest -L fuzz (seed replay), then
 #                                            each fuzz target for a bounded time
@@ -69,6 +70,8 @@ if [ "${MV_SKIP_DEPS:-0}" = 1 ]; then
 	skip "install dependencies" "MV_SKIP_DEPS=1"
 else
 	step "install dependencies (deploy/install-deps.sh)" bash "$ROOT/deploy/install-deps.sh"
+	step "install lab dependencies: libvirtd, QEMU (deploy/install-lab-deps.sh)" \
+		bash "$ROOT/deploy/install-lab-deps.sh"
 fi
 
 # ---- 2. normal build: every test -------------------------------------------
