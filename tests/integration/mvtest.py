@@ -315,9 +315,10 @@ class Agent:
 
     # -- client CLI against this agent --
 
-    def cli(self, *args, role="operator", creds=None, timeout=15):
+    def cli(self, *args, role="operator", creds=None, timeout=15, errors=None):
         """Runs `meshvisor ARGS --addr <this agent's RPC> --ca --cert --key`.
-        creds: (ca, cert, key) to override the default client identity."""
+        creds: (ca, cert, key) to override the default client identity.
+        errors: how undecodable output bytes are handled (default strict)."""
         ca, cert, key = creds or self.c.client_creds(role)
         cmd = [self.c.binary] + list(args) + ["--addr", self.rpc_addr]
         if ca:
@@ -329,7 +330,7 @@ class Agent:
         # flags only: MESHVISOR_* from the caller's shell must not leak in
         env = {k: v for k, v in os.environ.items() if not k.startswith("MESHVISOR_")}
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+                              timeout=timeout, stdin=subprocess.DEVNULL, env=env, errors=errors)
 
     def members(self, role="viewer"):
         """{name: member dict} as this agent sees the cluster."""
@@ -350,6 +351,32 @@ class Agent:
             raise TestFailure("status on %s failed (exit %d): %s" %
                               (self.name, r.returncode, r.stderr.strip()))
         return json.loads(r.stdout)
+
+    # -- hypervisor layer (issue 3): nodes, vms, vm operations --
+
+    def cli_json(self, *args, role="viewer", timeout=15):
+        """Runs `meshvisor ARGS --json`; returns the parsed document, or
+        raises TestFailure with the exit status and stderr."""
+        # undecodable bytes become U+FFFD, so a garbled field fails an
+        # assertion that names it rather than the decoder
+        r = self.cli(*(list(args) + ["--json"]), role=role, timeout=timeout, errors="replace")
+        if r.returncode != 0:
+            raise TestFailure("%s on %s failed (exit %d): %s" %
+                              (" ".join(args), self.name, r.returncode, r.stderr.strip()))
+        try:
+            return json.loads(r.stdout)
+        except ValueError as e:
+            raise TestFailure("%s --json on %s is not JSON (%s): %r" %
+                              (" ".join(args), self.name, e, r.stdout[:400]))
+
+    def nodes(self, role="viewer"):
+        """{host name: node dict} from `meshvisor nodes --json` on this agent."""
+        return {n["name"]: n for n in self.cli_json("nodes", role=role)["nodes"]}
+
+    def vms(self, node=None, role="viewer"):
+        """{vm name: vm dict} from `meshvisor vms --json [--node NODE]`."""
+        args = ["vms"] + (["--node", node] if node else [])
+        return {v["name"]: v for v in self.cli_json(*args, role=role)["vms"]}
 
 
 class Cluster:
@@ -391,6 +418,35 @@ class Cluster:
                 a.start(join=[s.peer_addr], wait=False)
         for a in self.agents.values():
             a.wait_ready()
+
+    def start_each(self, extras, seed="n1"):
+        """Like start_all, with per-agent config overrides: extras maps an
+        agent name to a dict merged into its config (e.g. libvirt_uri, node)."""
+        s = self.agents[seed]
+        s.start(extra=extras.get(seed))
+        for a in self.agents.values():
+            if a is not s:
+                a.start(join=[s.peer_addr], extra=extras.get(a.name), wait=False)
+        for a in self.agents.values():
+            a.wait_ready()
+
+    def wait_states(self, timeout=30):
+        """Every running agent has every running agent's node state (from
+        `meshvisor nodes --json`). Returns the seconds it took."""
+        want = set(a.name for a in self.running())
+        t0 = time.monotonic()
+
+        def pred():
+            bad = {}
+            for a in self.running():
+                ns = a.nodes()
+                miss = sorted(n for n in want if n not in ns or not ns[n].get("known_state"))
+                if miss:
+                    bad[a.name] = miss
+            return True if not bad else None
+        wait_until(pred, timeout, "every agent to know every node state of %s" % sorted(want),
+                   0.25)
+        return time.monotonic() - t0
 
     def views(self, observers=None):
         """{observer: {member: dict}} from each running agent."""
@@ -591,6 +647,41 @@ def run(main, default_timeout=170):
         signal.alarm(0)
         _cleanup()
     sys.exit(rc)
+
+
+# ---- libvirt test driver hosts (issue 3) -----------------------------------
+
+def write_host_xml(path, cpus, memory_kib, domains, model="x86_64"):
+    """Writes a libvirt test-driver host file (the `test:///PATH` URI):
+    a host with `cpus` logical CPUs of CPU model `model` and `memory_kib`
+    of memory, and the given domains, each a dict with name, uuid, vcpus,
+    memory_kib and running (False: defined but shut off)."""
+    lines = ['<?xml version="1.0"?>', "<node>", "  <cpu>",
+             "    <mhz>2400</mhz>", "    <model>%s</model>" % model, "    <nodes>1</nodes>",
+             "    <sockets>1</sockets>", "    <cores>%d</cores>" % cpus,
+             "    <threads>1</threads>", "    <active>%d</active>" % cpus, "  </cpu>",
+             "  <memory>%d</memory>" % memory_kib]
+    for d in domains:
+        lines += ['  <domain type="test" '
+                  'xmlns:test="http://libvirt.org/schemas/domain/test/1.0">',
+                  "    <name>%s</name>" % d["name"], "    <uuid>%s</uuid>" % d["uuid"],
+                  '    <memory unit="KiB">%d</memory>' % d["memory_kib"],
+                  "    <vcpu>%d</vcpu>" % d["vcpus"], "    <os><type>hvm</type></os>"]
+        if not d.get("running", True):
+            lines.append("    <test:runstate>5</test:runstate>")  # VIR_DOMAIN_SHUTOFF
+        lines.append("  </domain>")
+    lines.append("</node>")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def domain_xml(name, vcpus, memory_kib, uuid=None):
+    """A minimal libvirt domain definition for `meshvisor vm create --xml`."""
+    return ('<domain type="test">\n  <name>%s</name>\n%s'
+            '  <memory unit="KiB">%d</memory>\n  <vcpu>%d</vcpu>\n'
+            '  <os><type>hvm</type></os>\n</domain>\n' %
+            (name, "  <uuid>%s</uuid>\n" % uuid if uuid else "", memory_kib, vcpus))
 
 
 # ---- raw TLS client (for the malformed-frame tests) ------------------------
