@@ -518,7 +518,7 @@ static void print_json(json_object *o)
 	json_object_put(o);
 }
 
-static json_object *vm_json(const Mv__VmInfo *v, const char *node)
+static json_object *vm_json(const Mv__VmInfo *v, const char *node, bool stale)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "name", json_str(v->name));
@@ -531,6 +531,7 @@ static json_object *vm_json(const Mv__VmInfo *v, const char *node)
 	json_object_object_add(o, "ha", json_object_new_boolean(v->ha));
 	json_object_object_add(o, "priority", json_object_new_int(v->priority));
 	json_object_object_add(o, "owner_epoch", json_object_new_uint64(v->owner_epoch));
+	json_object_object_add(o, "stale", json_object_new_boolean(stale));
 	return o;
 }
 
@@ -577,6 +578,7 @@ static json_object *node_json(const Mv__NodeView *v)
 	json_object_object_add(o, "load1", json_object_new_double(s->load1));
 	json_object_object_add(o, "agent_version", json_str(s->agent_version));
 	json_object_object_add(o, "draining", json_object_new_boolean(s->draining));
+	json_object_object_add(o, "inventory_stale", json_object_new_boolean(s->inventory_stale));
 	json_object_object_add(o, "zone", json_str(s->zone));
 	json_object_object_add(o, "rack", json_str(s->rack));
 	json_object_object_add(o, "cpu_model", json_str(s->cpu_model));
@@ -586,7 +588,7 @@ static json_object *node_json(const Mv__NodeView *v)
 	json_object_object_add(o, "labels", labels);
 	json_object *vms = json_object_new_array();
 	for (size_t i = 0; i < s->n_vms; i++)
-		json_object_array_add(vms, vm_json(s->vms[i], NULL));
+		json_object_array_add(vms, vm_json(s->vms[i], NULL, s->inventory_stale));
 	json_object_object_add(o, "vms", vms);
 	return o;
 }
@@ -683,12 +685,12 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 {
 	if (json) {
 		if (one && vr->n_vms == 1) {
-			print_json(vm_json(vr->vms[0]->vm, vr->vms[0]->node));
+			print_json(vm_json(vr->vms[0]->vm, vr->vms[0]->node, vr->vms[0]->stale));
 			return;
 		}
 		json_object *arr = json_object_new_array();
 		for (size_t i = 0; i < vr->n_vms; i++)
-			json_object_array_add(arr, vm_json(vr->vms[i]->vm, vr->vms[i]->node));
+			json_object_array_add(arr, vm_json(vr->vms[i]->vm, vr->vms[i]->node, vr->vms[i]->stale));
 		json_object *root = json_object_new_object();
 		json_object_object_add(root, "vms", arr);
 		print_json(root);
@@ -701,7 +703,8 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 			printf("uuid:        %s\n", v->uuid);
 			printf("host:        %s (%s)\n", vr->vms[i]->node,
 			       member_state_name(vr->vms[i]->node_state));
-			printf("state:       %s\n", vm_state_name(v->state));
+			printf("state:       %s%s\n", vm_state_name(v->state),
+			       vr->vms[i]->stale ? " (last known: the host's libvirt is unreachable)" : "");
 			printf("vcpus:       %u\n", v->vcpus);
 			printf("memory:      %" PRIu64 " MiB\n", v->memory_kib / 1024);
 			printf("ha:          %s, priority %d\n", v->ha ? "on" : "off", v->priority);
@@ -711,12 +714,17 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 	}
 	printf("%-24s %-16s %-9s %5s %10s %-3s %8s\n", "NAME", "HOST", "STATE", "VCPUS", "MEMORY MiB",
 	       "HA", "PRIORITY");
+	bool any_stale = false;
 	for (size_t i = 0; i < vr->n_vms; i++) {
 		const Mv__VmInfo *v = vr->vms[i]->vm;
-		printf("%-24s %-16s %-9s %5u %10" PRIu64 " %-3s %8d\n", v->name, vr->vms[i]->node,
-		       vm_state_name(v->state), v->vcpus, v->memory_kib / 1024, v->ha ? "yes" : "no",
-		       v->priority);
+		char st[24];
+		snprintf(st, sizeof(st), "%s%s", vm_state_name(v->state), vr->vms[i]->stale ? "*" : "");
+		any_stale |= vr->vms[i]->stale;
+		printf("%-24s %-16s %-9s %5u %10" PRIu64 " %-3s %8d\n", v->name, vr->vms[i]->node, st,
+		       v->vcpus, v->memory_kib / 1024, v->ha ? "yes" : "no", v->priority);
 	}
+	if (any_stale)
+		printf("(*: last known state; that host's libvirt is unreachable)\n");
 }
 
 static void print_vm_op(const Mv__VmOpReply *op, bool json)

@@ -164,8 +164,10 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 	memset(&hi, 0, sizeof(hi));
 	if (vh->reachable)
 		virt_host_info(a->virt, &hi);
+	/* While libvirt is unreachable the VMs most likely still run: publish
+	 * the last inventory seen, marked stale, rather than none at all. */
 	size_t nvm = 0;
-	const struct virt_vm *vms = vh->reachable ? virt_vms(a->virt, &nvm) : NULL;
+	const struct virt_vm *vms = virt_vms(a->virt, &nvm);
 
 	b->ns.name = o->name;
 	b->ns.rpc_addr = a->rpc_addr;
@@ -176,6 +178,7 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 	b->ns.cpu_overcommit = o->cpu_overcommit;
 	b->ns.memory_overcommit = o->memory_overcommit;
 	b->ns.libvirt_reachable = vh->reachable;
+	b->ns.inventory_stale = !vh->reachable && nvm > 0;
 	b->ns.libvirt_error = (char *)vh->error;
 	b->ns.load1 = hi.have_load ? hi.load[0] : 0;
 	b->ns.agent_version = MV_VERSION;

@@ -364,6 +364,7 @@ static void rpc_vms(struct agent *a, struct rpc_reply *r, const char *node, cons
 			views[n].vm = v;
 			views[n].node = s->name;
 			views[n].node_state = rpc_member_state(a, s->name, NULL);
+			views[n].stale = s->inventory_stale;
 			ptrs[n] = &views[n];
 			n++;
 		}
@@ -449,6 +450,11 @@ static void rpc_local_action(struct agent *a, struct rpc_reply *r, const Mv__VmA
 	char err[512];
 	int rc;
 	const char *done;
+	struct virt_vm vm; /* name and UUID for the reply, read before undefine */
+	if ((rc = virt_vm_find(a->virt, q->vm, &vm, err, sizeof(err))) < 0) {
+		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
+		return;
+	}
 	switch (q->action) {
 	case MV__VM_ACTION__VM_START:
 		rc = virt_vm_start(a->virt, q->vm, err, sizeof(err));
@@ -474,8 +480,8 @@ static void rpc_local_action(struct agent *a, struct rpc_reply *r, const Mv__VmA
 		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
 		return;
 	}
-	MV_INFO("rpc", "vm %s name=%s", rpc_action_name(q->action), q->vm);
-	rpc_vm_op_ok(a, r, q->vm, "", done);
+	MV_INFO("rpc", "vm %s name=%s uuid=%s", rpc_action_name(q->action), vm.name, vm.uuid);
+	rpc_vm_op_ok(a, r, vm.name, vm.uuid, done);
 }
 
 static void rpc_local_set_ha(struct agent *a, struct rpc_reply *r, const Mv__VmSetHaRequest *q)
@@ -492,8 +498,8 @@ static void rpc_local_set_ha(struct agent *a, struct rpc_reply *r, const Mv__VmS
 	}
 	char msg[64];
 	snprintf(msg, sizeof(msg), "HA %s", q->ha ? "on" : "off");
-	MV_INFO("rpc", "vm set-ha name=%s ha=%d", q->vm, q->ha);
-	rpc_vm_op_ok(a, r, q->vm, "", msg);
+	MV_INFO("rpc", "vm set-ha name=%s ha=%d", cur.name, q->ha);
+	rpc_vm_op_ok(a, r, cur.name, cur.uuid, msg);
 }
 
 /* ---- forwarding ----------------------------------------------------------------------- */

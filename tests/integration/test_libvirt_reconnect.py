@@ -262,6 +262,14 @@ def main(t):
               (a.name, row))
     r = n1.cli("node", "n3", role="viewer", errors="replace")
     check(r.returncode == 0 and "UNREACHABLE" in r.stdout, "node n3 on n1: %r" % r.stdout)
+    # n3's VMs are not forgotten while its libvirt is away: the last known
+    # inventory stays, marked stale (they most likely still run)
+    for a in (n1, n2):
+        vms = a.vms(node="n3")
+        check("ha-vm" in vms and vms["ha-vm"]["stale"] is True,
+              "%s lost n3's VMs (or did not mark them stale) while n3's libvirt is down: %r" %
+              (a.name, vms))
+        check(vms["ha-vm"]["ha"] is True, "%s: ha-vm lost its HA flag while stale" % a.name)
 
     # n3 keeps answering, and nobody's membership suffers, for a while
     t_end = time.monotonic() + 2.5
