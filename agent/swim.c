@@ -143,11 +143,16 @@
  * DATA LAYOUT (the simulator runs 10,000 cores of 10,000 members each)
  *  Members live in one dense array, self at index 0; removal swaps the last
  *  one in. Every string (names, addresses, causes, origins) is interned in
- *  a per-core pool: one copy, reference counted, looked up by hash, and the
- *  pool entry of a name records the index of the member of that name, so
- *  finding a member by name is one hash lookup. A member costs 48 bytes plus
- *  4 in the probe order, plus its two strings (20 bytes of pool entry and 4
- *  of hash bucket each, plus the characters); causes are shared. Suspicion
+ *  a string table: one copy, reference counted, looked up by hash. The
+ *  table is the core's own, or one shared by every core of the process
+ *  (swim_config.strtab: the simulator's 10,000 cores then hold each name
+ *  and address once, not 10,000 times). A per-core open-addressing map
+ *  from a name's string id to the member's index (at most 3/4 full) makes
+ *  finding a member by name two hash lookups. A member costs 48 bytes plus
+ *  4 in the probe order and 4-11 in the name map, plus, with a private
+ *  table, its two strings (16 bytes of table entry and 4-8 of hash bucket
+ *  each, plus the characters); causes are shared. Output and event queues
+ *  that a burst (a push-pull) grew are given back once drained. Suspicion
  *  state and pending broadcasts live in side pools, only for the members
  *  that need them, and per-member deadlines (suspicion timeouts, reaping) in
  *  one binary heap. Nothing but push-pull and the once-per-round shuffle is
@@ -189,6 +194,10 @@
 #define SWIM_NACK_PERCENT 80
 /* Arena chunk: small, because 10,000 idle cores each keep one. */
 #define SWIM_ARENA_CHUNK 4096
+/* Drained output and event queues longer than this are given back (a join
+ * or push-pull queues one event per member; 10,000 idle cores must not
+ * each keep room for 10,000). */
+#define SWIM_QUEUE_KEEP 64
 /* Human causes are at most this long (confirmer lists are truncated). */
 #define SWIM_CAUSE_MAX 512
 /* Compact the string pool when this many bytes are dead and they are more
@@ -215,16 +224,16 @@ struct swim_arena {
 	struct swim_chunk *head;
 };
 
-/* One interned string: characters at buf + off. refs == 0: on free list. */
+/* One interned string: characters at buf + off. refs == 0: on free list.
+ * refs counts the references of every core using the table. */
 struct swim_str {
 	uint32_t off;
 	uint32_t hash;
-	uint32_t next;   /* hash chain, or free list */
+	uint32_t next; /* hash chain, or free list */
 	uint32_t refs;
-	uint32_t member; /* index of the member with this name, or NONE */
 };
 
-struct swim_strpool {
+struct swim_strtab {
 	char *buf;
 	size_t used, cap, waste;
 	struct swim_str *ent;
@@ -294,7 +303,13 @@ struct swim_probe {
 struct swim {
 	struct swim_config cfg;
 	uint64_t rng[4];
-	struct swim_strpool sp;
+	struct swim_strtab *sp; /* &own, or the caller's shared table (cfg.strtab) */
+	struct swim_strtab own;
+	/* Name -> member: open addressing (linear probing) over member indices,
+	 * keyed by the name's str id; NONE marks an empty slot. Per core, since
+	 * the table may be shared. 1 << nm_bits slots, at most 3/4 full. */
+	uint32_t *nm;
+	uint32_t nm_bits;
 
 	struct swim_member *m;
 	uint32_t n_m, cap_m;
@@ -426,12 +441,12 @@ static uint32_t swim_hash(const char *p)
 
 static const char *swim_str_get(const struct swim *s, uint32_t id)
 {
-	return id == NONE ? "" : s->sp.buf + s->sp.ent[id].off;
+	return id == NONE ? "" : s->sp->buf + s->sp->ent[id].off;
 }
 
 static uint32_t swim_str_find(const struct swim *s, const char *p)
 {
-	const struct swim_strpool *sp = &s->sp;
+	const struct swim_strtab *sp = s->sp;
 	uint32_t h = swim_hash(p);
 	for (uint32_t id = sp->bucket[h & (sp->n_bucket - 1)]; id != NONE; id = sp->ent[id].next)
 		if (sp->ent[id].hash == h && strcmp(sp->buf + sp->ent[id].off, p) == 0)
@@ -439,7 +454,7 @@ static uint32_t swim_str_find(const struct swim *s, const char *p)
 	return NONE;
 }
 
-static int swim_str_rehash(struct swim_strpool *sp, uint32_t n_bucket)
+static int swim_str_rehash(struct swim_strtab *sp, uint32_t n_bucket)
 {
 	uint32_t *b = malloc(sizeof(*b) * n_bucket);
 	if (b == NULL)
@@ -462,14 +477,14 @@ static int swim_str_rehash(struct swim_strpool *sp, uint32_t n_bucket)
 static void swim_str_ref(struct swim *s, uint32_t id)
 {
 	if (id != NONE)
-		s->sp.ent[id].refs++;
+		s->sp->ent[id].refs++;
 }
 
 /* Returns a referenced id for p, or NONE when out of memory. p must not
  * point into the pool. */
 static uint32_t swim_str_intern(struct swim *s, const char *p)
 {
-	struct swim_strpool *sp = &s->sp;
+	struct swim_strtab *sp = s->sp;
 	uint32_t id = swim_str_find(s, p);
 	if (id != NONE) {
 		sp->ent[id].refs++;
@@ -508,7 +523,6 @@ static uint32_t swim_str_intern(struct swim *s, const char *p)
 	sp->used += len;
 	e->hash = swim_hash(p);
 	e->refs = 1;
-	e->member = NONE;
 	uint32_t b = e->hash & (sp->n_bucket - 1);
 	e->next = sp->bucket[b];
 	sp->bucket[b] = id;
@@ -518,7 +532,7 @@ static uint32_t swim_str_intern(struct swim *s, const char *p)
 
 static void swim_str_unref(struct swim *s, uint32_t id)
 {
-	struct swim_strpool *sp = &s->sp;
+	struct swim_strtab *sp = s->sp;
 	if (id == NONE || --sp->ent[id].refs > 0)
 		return;
 	uint32_t *pp = &sp->bucket[sp->ent[id].hash & (sp->n_bucket - 1)];
@@ -541,7 +555,7 @@ static void swim_str_set(struct swim *s, uint32_t *slot, const char *p)
 
 static void swim_str_compact(struct swim *s)
 {
-	struct swim_strpool *sp = &s->sp;
+	struct swim_strtab *sp = s->sp;
 	if (sp->waste < SWIM_POOL_WASTE_MIN || sp->waste * 2 < sp->used)
 		return;
 	size_t cap = (sp->used - sp->waste) * 2 + 256;
@@ -562,6 +576,41 @@ static void swim_str_compact(struct swim *s)
 	sp->cap = cap;
 	sp->used = used;
 	sp->waste = 0;
+}
+
+/* Shared tables (swim.h). */
+
+struct swim_strtab *swim_strtab_new(void)
+{
+	struct swim_strtab *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	t->free_head = NONE;
+	if (swim_str_rehash(t, 64) != 0) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void swim_strtab_free(struct swim_strtab *t)
+{
+	if (t == NULL)
+		return;
+	free(t->buf);
+	free(t->ent);
+	free(t->bucket);
+	free(t);
+}
+
+size_t swim_strtab_count(const struct swim_strtab *t)
+{
+	return t == NULL ? 0 : t->live;
+}
+
+size_t swim_strtab_bytes(const struct swim_strtab *t)
+{
+	return t == NULL ? 0 : t->used - t->waste;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -599,10 +648,20 @@ static void swim_out_reset_if_drained(struct swim *s)
 	if (s->out_head == s->n_out) {
 		s->n_out = s->out_head = 0;
 		swim_arena_reset(&s->out_arena);
+		if (s->cap_out > SWIM_QUEUE_KEEP) {
+			free(s->out);
+			s->out = NULL;
+			s->cap_out = 0;
+		}
 	}
 	if (s->ev_head == s->n_ev) {
 		s->n_ev = s->ev_head = 0;
 		swim_arena_reset(&s->ev_arena);
+		if (s->cap_ev > SWIM_QUEUE_KEEP) {
+			free(s->ev);
+			s->ev = NULL;
+			s->cap_ev = 0;
+		}
 	}
 }
 
@@ -1088,10 +1147,85 @@ static bool swim_susp_confirm(struct swim *s, uint32_t i, const char *origin)
 /* ------------------------------------------------------------------------ */
 /* Member table.                                                             */
 
+static uint32_t swim_nm_slot0(const struct swim *s, uint32_t id)
+{
+	return (uint32_t)(id * 0x9E3779B1u) >> (32 - s->nm_bits);
+}
+
+/* Slot holding the member named by str id, or NONE. */
+static uint32_t swim_nm_find(const struct swim *s, uint32_t id)
+{
+	if (id == NONE || s->nm == NULL)
+		return NONE;
+	uint32_t mask = (1u << s->nm_bits) - 1;
+	for (uint32_t k = swim_nm_slot0(s, id);; k = (k + 1) & mask) {
+		if (s->nm[k] == NONE)
+			return NONE;
+		if (s->m[s->nm[k]].name == id)
+			return k;
+	}
+}
+
+/* Member index of the member named by str id, or NONE. */
+static uint32_t swim_name_member(const struct swim *s, uint32_t id)
+{
+	uint32_t k = swim_nm_find(s, id);
+	return k == NONE ? NONE : s->nm[k];
+}
+
+static void swim_nm_put(struct swim *s, uint32_t i)
+{
+	uint32_t mask = (1u << s->nm_bits) - 1;
+	uint32_t k = swim_nm_slot0(s, s->m[i].name);
+	while (s->nm[k] != NONE)
+		k = (k + 1) & mask;
+	s->nm[k] = i;
+}
+
+/* Room for n members (members 0..n_m-1 are in the map). */
+static int swim_nm_reserve(struct swim *s, uint32_t n)
+{
+	uint32_t bits = s->nm != NULL ? s->nm_bits : 4;
+	while ((uint64_t)n * 4 > (uint64_t)3 << bits)
+		bits++;
+	if (s->nm != NULL && bits == s->nm_bits)
+		return 0;
+	uint32_t *nm = malloc(sizeof(*nm) << bits);
+	if (nm == NULL)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < 1u << bits; k++)
+		nm[k] = NONE;
+	free(s->nm);
+	s->nm = nm;
+	s->nm_bits = bits;
+	for (uint32_t i = 0; i < s->n_m; i++)
+		swim_nm_put(s, i);
+	return 0;
+}
+
+/* Takes the member named by str id out of the map (backward-shift
+ * deletion: no tombstones). */
+static void swim_nm_del(struct swim *s, uint32_t id)
+{
+	uint32_t pos = swim_nm_find(s, id);
+	if (pos == NONE)
+		return;
+	uint32_t mask = (1u << s->nm_bits) - 1;
+	for (uint32_t j = (pos + 1) & mask; s->nm[j] != NONE; j = (j + 1) & mask) {
+		uint32_t home = swim_nm_slot0(s, s->m[s->nm[j]].name);
+		/* nm[j] may move back to pos unless its home lies in (pos, j]. */
+		if (((j - home) & mask) >= ((j - pos) & mask)) {
+			s->nm[pos] = s->nm[j];
+			pos = j;
+		}
+	}
+	s->nm[pos] = NONE;
+}
+
 static uint32_t swim_member_lookup(const struct swim *s, const char *name)
 {
 	uint32_t id = swim_str_find(s, name);
-	return id == NONE ? NONE : s->sp.ent[id].member;
+	return swim_name_member(s, id);
 }
 
 static void swim_order_fix(struct swim *s, uint32_t pos)
@@ -1122,7 +1256,8 @@ static uint32_t swim_member_add(struct swim *s, const char *name, const char *ad
 	if (nid == NONE)
 		return NONE;
 	uint32_t aid = swim_str_intern(s, addr);
-	if (aid == NONE) {
+	if (aid == NONE || swim_nm_reserve(s, s->n_m + 1) != 0) {
+		swim_str_unref(s, aid);
 		swim_str_unref(s, nid);
 		return NONE;
 	}
@@ -1137,7 +1272,7 @@ static uint32_t swim_member_add(struct swim *s, const char *name, const char *ad
 	mb->order_pos = NONE;
 	mb->bcast = mb->timer = mb->susp = NONE;
 	mb->state = SWIM_ALIVE;
-	s->sp.ent[nid].member = i;
+	swim_nm_put(s, i);
 	s->counts[SWIM_ALIVE]++;
 	if (i != 0) {
 		/* Append, then swap with a random slot (memberlist): a newcomer is
@@ -1176,7 +1311,7 @@ static void swim_member_remove(struct swim *s, uint32_t i)
 		}
 	}
 	s->counts[mb->state]--;
-	s->sp.ent[mb->name].member = NONE;
+	swim_nm_del(s, mb->name);
 	swim_str_unref(s, mb->name);
 	swim_str_unref(s, mb->addr);
 	swim_str_unref(s, mb->cause);
@@ -1184,7 +1319,7 @@ static void swim_member_remove(struct swim *s, uint32_t i)
 	if (i != last) {
 		s->m[i] = s->m[last];
 		mb = &s->m[i];
-		s->sp.ent[mb->name].member = i;
+		s->nm[swim_nm_find(s, mb->name)] = i; /* m[last] is still there */
 		if (mb->order_pos != NONE)
 			s->order[mb->order_pos] = i;
 		if (mb->bcast != NONE)
@@ -1622,7 +1757,7 @@ static void swim_probe_indirect(struct swim *s)
 {
 	struct swim_probe *p = &s->probe;
 	p->indirect = true;
-	uint32_t t = s->sp.ent[p->target].member;
+	uint32_t t = swim_name_member(s, p->target);
 	if (t == NONE)
 		return;
 	uint32_t pick[SWIM_K_MAX];
@@ -1648,7 +1783,7 @@ static void swim_probe_fail(struct swim *s, uint64_t now)
 	for (uint32_t k = 0; k < p->n_helpers; k++)
 		if (!(p->nacked & (1u << k)))
 			missing++;
-	uint32_t t = s->sp.ent[p->target].member;
+	uint32_t t = swim_name_member(s, p->target);
 	snprintf(why, sizeof(why), "probe of %s failed; %u of %u helpers sent no nack",
 	         swim_str_get(s, p->target), missing, p->n_helpers);
 	swim_awareness_add(s, 1 + (int)missing, why);
@@ -1873,13 +2008,18 @@ struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnatio
 	uint64_t seed = cfg->seed ^ ((uint64_t)swim_hash(cfg->name) << 32);
 	for (int k = 0; k < 4; k++)
 		s->rng[k] = mv_splitmix64(&seed);
-	s->sp.free_head = NONE;
+	if (cfg->strtab != NULL) {
+		s->sp = cfg->strtab;
+	} else {
+		s->sp = &s->own;
+		s->own.free_head = NONE;
+	}
 	s->bc_free = NONE;
 	s->su_free = NONE;
 	for (int k = 0; k < SWIM_BCAST_BUCKETS; k++)
 		s->bc_head[k] = s->bc_tail[k] = NONE;
 	s->probe.target = NONE;
-	if (swim_str_rehash(&s->sp, 64) != 0 ||
+	if ((cfg->strtab == NULL && swim_str_rehash(s->sp, 64) != 0) ||
 	    swim_member_add(s, cfg->name, cfg->addr, initial_incarnation, now) != 0) {
 		swim_free(s);
 		return NULL;
@@ -1899,9 +2039,34 @@ void swim_free(struct swim *s)
 {
 	if (s == NULL)
 		return;
-	free(s->sp.buf);
-	free(s->sp.ent);
-	free(s->sp.bucket);
+	if (s->sp != &s->own) {
+		/* A shared table outlives us: give back every reference we hold. */
+		swim_probe_clear(s);
+		for (uint32_t r = 0; r < s->n_relay; r++) {
+			swim_str_unref(s, s->relay[r].requester);
+			swim_str_unref(s, s->relay[r].requester_addr);
+			swim_str_unref(s, s->relay[r].target);
+		}
+		for (uint32_t id = 0; id < s->n_bc_slots; id++)
+			if (s->bc[id].transmits != NONE)
+				swim_str_unref(s, s->bc[id].origin);
+		for (uint32_t id = 0; id < s->n_su_slots; id++) {
+			if (s->su[id].member == NONE)
+				continue;
+			swim_str_unref(s, s->su[id].origin);
+			for (uint32_t c = 0; c < s->su[id].n_conf; c++)
+				swim_str_unref(s, s->su[id].conf[c]);
+		}
+		for (uint32_t i = 0; i < s->n_m; i++) {
+			swim_str_unref(s, s->m[i].name);
+			swim_str_unref(s, s->m[i].addr);
+			swim_str_unref(s, s->m[i].cause);
+		}
+	}
+	free(s->own.buf);
+	free(s->own.ent);
+	free(s->own.bucket);
+	free(s->nm);
 	free(s->m);
 	free(s->order);
 	free(s->heap);

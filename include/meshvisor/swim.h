@@ -80,6 +80,26 @@ struct swim_msg {
 };
 
 /*
+ * A string table (names, addresses, causes: interned, reference counted)
+ * that several cores can share, so that a process running many cores (the
+ * simulator) holds each string once instead of once per core. Optional: a
+ * core whose swim_config.strtab is NULL keeps a private table. A shared
+ * table is single-threaded (every core using it must be called from one
+ * thread, one call at a time) and must outlive every core that uses it;
+ * swim_free() gives back the core's references. Sharing changes nothing in
+ * a core's behaviour, but a string returned by any swim_ function (member
+ * listings) is then valid only until the next swim_ call on *any* core
+ * sharing the table, not only on the same core.
+ */
+struct swim_strtab;
+
+struct swim_strtab *swim_strtab_new(void); /* NULL when out of memory */
+void swim_strtab_free(struct swim_strtab *t); /* every core using it is freed */
+/* Distinct strings held (by all the cores together), and their bytes. */
+size_t swim_strtab_count(const struct swim_strtab *t);
+size_t swim_strtab_bytes(const struct swim_strtab *t);
+
+/*
  * Protocol timings and limits. swim_config_default() fills the defaults the
  * daemon ships with; every field is overridable from the agent config.
  */
@@ -101,6 +121,7 @@ struct swim_config {
 	uint32_t join_retry_ms;         /* initial join retry, doubled up to 30 s (default 1000) */
 	uint32_t reap_ms;               /* forget DEAD/LEFT members after (default 24 h) */
 	uint32_t max_updates_per_msg;   /* piggyback budget (default 16) */
+	struct swim_strtab *strtab;     /* shared string table; NULL: private (default) */
 };
 
 enum swim_event_type {

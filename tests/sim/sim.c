@@ -119,6 +119,9 @@ struct sim_strmap {
 
 struct sim {
 	struct swim_config tmpl;
+	/* One string table for every core (names and addresses once, not once
+	 * per core: what makes N = 10,000 fit); ours unless cfg brought one. */
+	struct swim_strtab *strtab_own;
 	int n;
 	struct sim_node *nodes;
 	uint64_t seed;
@@ -821,6 +824,12 @@ struct sim *sim_new(int n, const struct swim_config *cfg, uint64_t seed)
 		s->tmpl = *cfg;
 	else
 		swim_config_default(&s->tmpl);
+	if (s->tmpl.strtab == NULL) {
+		s->strtab_own = swim_strtab_new();
+		if (s->strtab_own == NULL)
+			abort();
+		s->tmpl.strtab = s->strtab_own;
+	}
 	s->n = n;
 	s->delay = 1;
 	s->jitter = 1;
@@ -862,6 +871,7 @@ void sim_free(struct sim *s)
 		free(s->addr_copies[k]);
 	free(s->addr_copies);
 	free(s->nodes);
+	swim_strtab_free(s->strtab_own); /* after every core */
 	free(s);
 }
 

@@ -22,6 +22,10 @@
  * what the cores sent) and the statistics; sim_free() releases them all.
  * Pointers returned by query helpers (names, addresses) are valid until the
  * next sim_ call that runs the clock, restarts or frees.
+ *
+ * Memory: every core shares one string table (swim_config.strtab; the sim
+ * creates it unless `cfg` brings one, which must then outlive sim_free()),
+ * so a name or address is stored once, not once per core that knows it.
  */
 #ifndef MESHVISOR_SIM_H
 #define MESHVISOR_SIM_H

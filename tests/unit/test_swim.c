@@ -1266,6 +1266,104 @@ static void test_deterministic_replay(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* A string table shared by several cores (swim_config.strtab)             */
+
+/* Hash of every message sent and event seen in a 4-node cluster whose n3
+ * crashes (freed) and is detected; strtab NULL: private tables. */
+static uint64_t shared_scenario(struct swim_strtab *t)
+{
+	struct swim_config base;
+	swim_config_default(&base);
+	base.strtab = t;
+	struct net *net = cluster(4, &base);
+	net->keep_sent = true;
+	net->up[3] = false;
+	swim_free(net->core[3]); /* a crash: its references go, n3 stays known */
+	net->core[3] = NULL;
+	assert_true(run_until(net, 0, 3, SWIM_DEAD, 30000) > 0);
+	net_run(net, 2000);
+	uint64_t h = 1469598103934665603ULL;
+	for (int k = 0; k < net->nsent; k++) {
+		const struct swim_msg *m = &net->sent[k].m;
+		h = (h ^ (uint64_t)m->type) * 1099511628211ULL;
+		h = (h ^ m->seq) * 1099511628211ULL;
+		for (const char *p = m->to_addr; *p; p++)
+			h = (h ^ (uint64_t)(unsigned char)*p) * 1099511628211ULL;
+		h = (h ^ (uint64_t)m->n_updates) * 1099511628211ULL;
+	}
+	for (int k = 0; k < net->nev; k++) {
+		h = (h ^ (uint64_t)net->ev[k].type) * 1099511628211ULL;
+		h = (h ^ net->ev[k].at) * 1099511628211ULL;
+		for (const char *p = net->ev[k].cause; *p; p++)
+			h = (h ^ (uint64_t)(unsigned char)*p) * 1099511628211ULL;
+	}
+	net_free(net);
+	return h;
+}
+
+static void test_shared_strtab(void **state)
+{
+	(void)state;
+	struct swim_strtab *t = swim_strtab_new();
+	assert_non_null(t);
+	assert_int_equal(swim_strtab_count(t), 0);
+
+	/* Two cores: each string once, however many cores hold it. */
+	struct swim_config cfg;
+	test_config(&cfg, "a", "10.0.0.1:7946", 1);
+	cfg.strtab = t;
+	struct net *net = net_new();
+	int a = net_add(net, "a", "10.0.0.1:7946", 0, &cfg);
+	assert_int_equal(swim_strtab_count(t), 2);
+	int b = net_add(net, "b", "10.0.0.2:7946", 0, &cfg);
+	assert_int_equal(swim_strtab_count(t), 4);
+	assert_ptr_equal(swim_get_config(net->core[b])->strtab, t);
+	const char *seed = net->addr[a];
+	assert_int_equal(swim_join(net->core[b], &seed, 1, net->now), 0);
+	net_drain(net, b);
+	net_run(net, 3000);
+	assert_int_equal(state_of(net, a, b, NULL), SWIM_ALIVE);
+	assert_int_equal(state_of(net, b, a, NULL), SWIM_ALIVE);
+	const char *names[] = {"a", "b"};
+	for (int k = 0; k < 2; k++) {
+		struct swim_member_info x, y;
+		assert_true(swim_member_find(net->core[a], names[k], &x));
+		assert_true(swim_member_find(net->core[b], names[k], &y));
+		assert_ptr_equal(x.name, y.name); /* one copy, both cores */
+		assert_ptr_equal(x.addr, y.addr);
+	}
+	size_t both = swim_strtab_count(t);
+	assert_true(both >= 4);
+	assert_true(swim_strtab_bytes(t) > 0);
+
+	/* Freeing a gives back its references; b's strings stay valid. */
+	swim_free(net->core[a]);
+	net->core[a] = NULL;
+	net->up[a] = false;
+	assert_true(swim_strtab_count(t) <= both);
+	struct swim_member_info mi;
+	assert_true(swim_member_find(net->core[b], "a", &mi));
+	assert_string_equal(mi.name, "a");
+	assert_string_equal(mi.addr, "10.0.0.1:7946");
+	assert_true(swim_member_find(net->core[b], "b", &mi));
+	assert_string_equal(mi.addr, "10.0.0.2:7946");
+	assert_true(run_until(net, b, a, SWIM_DEAD, 30000) > 0); /* b keeps working */
+	assert_true(swim_member_find(net->core[b], "a", &mi));
+	assert_string_equal(mi.addr, "10.0.0.1:7946");
+	net_free(net);
+	assert_int_equal(swim_strtab_count(t), 0); /* every reference given back */
+	assert_int_equal(swim_strtab_bytes(t), 0);
+
+	/* Sharing changes nothing in behaviour: same messages, same events. */
+	uint64_t shared = shared_scenario(t);
+	assert_int_equal(swim_strtab_count(t), 0);
+	uint64_t priv = shared_scenario(NULL);
+	assert_true(shared == priv);
+	swim_strtab_free(t);
+	swim_strtab_free(NULL);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Join announcements, refutations through helpers, verification probes    */
 
 static bool has_upd(const struct swim_msg *m, const char *name, int st, int64_t inc,
@@ -1605,6 +1703,7 @@ int main(void)
 	        cmocka_unit_test(test_partition_heals),
 	        cmocka_unit_test(test_reap),
 	        cmocka_unit_test(test_deterministic_replay),
+	        cmocka_unit_test(test_shared_strtab),
 	        cmocka_unit_test(test_joiner_announces_itself),
 	        cmocka_unit_test(test_learns_unknown_sender),
 	        cmocka_unit_test(test_suspect_newer_incarnation_restarts),
