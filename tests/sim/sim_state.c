@@ -653,8 +653,9 @@ void ssim_prefill(struct ssim *s)
 {
 	ssim_publish_all(s);
 	size_t rb = s->record_bytes;
-	uint8_t *bytes = malloc((size_t)s->n * rb);
-	struct nstate_record *recs = calloc((size_t)s->n, sizeof(*recs));
+	size_t hosts = s->n > 0 ? (size_t)s->n : 0; /* s->n is an int: never negative here */
+	uint8_t *bytes = malloc(hosts * rb + 1);
+	struct nstate_record *recs = calloc(hosts + 1, sizeof(*recs));
 	if (bytes == NULL || recs == NULL)
 		abort();
 	size_t n = 0;
