@@ -39,16 +39,22 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "meshvisor/log.h"
 
 struct virt {
 	char *uri;
 	uv_loop_t *loop;
+	/* conn and conn_dead are written only by the loop thread, under
+	 * conn_lock; worker-thread calls (migrate, where) read them only under
+	 * it, to take their own reference (virt_conn_ref). */
+	pthread_mutex_t conn_lock;
 	virConnectPtr conn;
 	bool conn_dead;     /* LOST: teardown pending */
 	bool local;         /* URI names this machine: /proc/loadavg applies */
@@ -533,7 +539,9 @@ static void virt_lost(struct virt *v, const char *why)
 {
 	if (!virt_connected(v))
 		return;
+	pthread_mutex_lock(&v->conn_lock);
 	v->conn_dead = true;
+	pthread_mutex_unlock(&v->conn_lock);
 	virt_set_unreachable(v, why);
 	if (v->loop != NULL) {
 		/* We may be inside libvirt's close callback, where neither we nor
@@ -588,9 +596,12 @@ static void virt_drop(struct virt *v)
 		virConnectUnregisterCloseCallback(v->conn, virt_on_close);
 	v->lifecycle_cb = v->metadata_cb = -1;
 	v->close_cb = false;
-	virConnectClose(v->conn);
+	pthread_mutex_lock(&v->conn_lock);
+	virConnectPtr c = v->conn;
 	v->conn = NULL;
 	v->conn_dead = false;
+	pthread_mutex_unlock(&v->conn_lock);
+	virConnectClose(c); /* a worker's reference keeps it open for the worker */
 }
 
 static void virt_on_domain_event(struct virt *v, virDomainPtr dom)
@@ -688,7 +699,10 @@ static void virt_register_callbacks(struct virt *v)
 /* DISCONNECTED -> CONNECTED, or stays DISCONNECTED with health saying why. */
 static int virt_connect(struct virt *v)
 {
-	v->conn = virConnectOpen(v->uri);
+	virConnectPtr c = virConnectOpen(v->uri);
+	pthread_mutex_lock(&v->conn_lock);
+	v->conn = c;
+	pthread_mutex_unlock(&v->conn_lock);
 	if (v->conn == NULL) {
 		char why[512];
 		snprintf(why, sizeof(why), "cannot connect to libvirt: %s", virt_last_message());
@@ -696,7 +710,9 @@ static int virt_connect(struct virt *v)
 		virt_set_unreachable(v, why);
 		return -ENOTCONN;
 	}
+	pthread_mutex_lock(&v->conn_lock);
 	v->conn_dead = false;
+	pthread_mutex_unlock(&v->conn_lock);
 	const char *type = virConnectGetType(v->conn);
 	v->test_driver = type != NULL && strcmp(type, "TEST") == 0;
 	if (v->loop != NULL)
@@ -789,7 +805,8 @@ struct virt *virt_new_opts(const struct virt_options *o)
 	if (v == NULL)
 		return NULL;
 	v->uri = strdup(o->uri != NULL ? o->uri : "");
-	if (v->uri == NULL) {
+	if (v->uri == NULL || pthread_mutex_init(&v->conn_lock, NULL) != 0) {
+		free(v->uri);
 		free(v);
 		return NULL;
 	}
@@ -823,8 +840,10 @@ struct virt *virt_new_opts(const struct virt_options *o)
 static void virt_on_handle_closed(uv_handle_t *h)
 {
 	struct virt *v = h->data;
-	if (--v->open_handles == 0)
+	if (--v->open_handles == 0) {
+		pthread_mutex_destroy(&v->conn_lock);
 		free(v);
+	}
 }
 
 void virt_free(struct virt *v)
@@ -841,6 +860,7 @@ void virt_free(struct virt *v)
 		uv_close((uv_handle_t *)&v->reconcile_timer, virt_on_handle_closed);
 		return;
 	}
+	pthread_mutex_destroy(&v->conn_lock);
 	free(v);
 }
 
@@ -1204,4 +1224,713 @@ int virt_vm_set_epoch(struct virt *v, const char *name_or_uuid, uint64_t epoch, 
 {
 	struct virt_vm want = {.epoch = epoch};
 	return virt_meta_write(v, name_or_uuid, &want, false, true, err, errlen);
+}
+
+/* ---- migration: worker-safe helpers ------------------------------------ */
+/*
+ * Everything from here to "loop-thread calls" may run on a worker thread:
+ * it works on a virConnectPtr the caller holds a reference to, never on
+ * the struct virt's cache, health or timers, and never marks the struct's
+ * connection lost (libvirt's errors are per thread, so reading them here
+ * is safe).
+ */
+
+/* A reference on v's current connection, or NULL when there is none. */
+static virConnectPtr virt_conn_ref(struct virt *v)
+{
+	virConnectPtr c = NULL;
+	pthread_mutex_lock(&v->conn_lock);
+	if (v->conn != NULL && !v->conn_dead && virConnectRef(v->conn) == 0)
+		c = v->conn;
+	pthread_mutex_unlock(&v->conn_lock);
+	return c;
+}
+
+static uint64_t virt_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* virt_failed for a bare connection: no LOST marking, no shared state. */
+static int virt_conn_failed(virConnectPtr c, char *err, size_t errlen, const char *what)
+{
+	virErrorPtr e = virGetLastError();
+	int code = e != NULL ? e->code : VIR_ERR_INTERNAL_ERROR;
+	virt_set_err(err, errlen, "%s: %s", what, virt_last_message());
+	if (code == VIR_ERR_OPERATION_ABORTED)
+		return -ECANCELED;
+	if (c != NULL && virConnectIsAlive(c) == 0)
+		return -ENOTCONN;
+	return virt_code_errno(code);
+}
+
+/* virt_lookup on a bare connection (by name, else by UUID). */
+static int virt_conn_lookup(virConnectPtr c, const char *key, virDomainPtr *out, char *err,
+                            size_t errlen)
+{
+	*out = NULL;
+	if (key == NULL || key[0] == '\0') {
+		virt_set_err(err, errlen, "no VM name or UUID given");
+		return -EINVAL;
+	}
+	char what[VIRT_NAME_MAX + 64];
+	snprintf(what, sizeof(what), "cannot look up VM %s", key);
+	virDomainPtr d = virDomainLookupByName(c, key);
+	if (d == NULL && virGetLastErrorCode() != VIR_ERR_NO_DOMAIN)
+		return virt_conn_failed(c, err, errlen, what);
+	if (d == NULL) {
+		d = virDomainLookupByUUIDString(c, key);
+		if (d == NULL && virGetLastErrorCode() != VIR_ERR_NO_DOMAIN &&
+		    virGetLastErrorCode() != VIR_ERR_INVALID_ARG)
+			return virt_conn_failed(c, err, errlen, what);
+	}
+	if (d == NULL) {
+		virt_set_err(err, errlen, "no VM named %s on this host", key);
+		return -ENOENT;
+	}
+	*out = d;
+	return 0;
+}
+
+static enum virt_job_state virt_job_state_from(int type)
+{
+	switch (type) {
+	case VIR_DOMAIN_JOB_BOUNDED:
+	case VIR_DOMAIN_JOB_UNBOUNDED:
+		return VIRT_JOB_RUNNING;
+	case VIR_DOMAIN_JOB_COMPLETED:
+		return VIRT_JOB_COMPLETED;
+	case VIR_DOMAIN_JOB_FAILED:
+		return VIRT_JOB_FAILED;
+	case VIR_DOMAIN_JOB_CANCELLED:
+		return VIRT_JOB_CANCELLED;
+	default:
+		return VIRT_JOB_NONE;
+	}
+}
+
+static int virt_dom_job_stats(virConnectPtr c, virDomainPtr d, bool completed,
+                              struct virt_job_stats *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	int type = VIR_DOMAIN_JOB_NONE;
+	virTypedParameterPtr prm = NULL;
+	int n = 0;
+	unsigned flags = completed ? VIR_DOMAIN_JOB_STATS_COMPLETED |
+	                                     VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED
+	                           : 0;
+	if (virDomainGetJobStats(d, &type, &prm, &n, flags) < 0)
+		return virt_conn_failed(c, err, errlen, "cannot read job statistics");
+	out->state = virt_job_state_from(type);
+	unsigned long long u;
+	int op;
+	if (virTypedParamsGetInt(prm, n, VIR_DOMAIN_JOB_OPERATION, &op) == 1)
+		out->migration = op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT ||
+		                 op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN;
+	static const struct {
+		const char *field;
+		size_t off;
+	} map[] = {
+		{VIR_DOMAIN_JOB_TIME_ELAPSED, offsetof(struct virt_job_stats, elapsed_ms)},
+		{VIR_DOMAIN_JOB_DATA_TOTAL, offsetof(struct virt_job_stats, data_total)},
+		{VIR_DOMAIN_JOB_DATA_PROCESSED, offsetof(struct virt_job_stats, data_processed)},
+		{VIR_DOMAIN_JOB_DATA_REMAINING, offsetof(struct virt_job_stats, data_remaining)},
+		{VIR_DOMAIN_JOB_MEMORY_TOTAL, offsetof(struct virt_job_stats, memory_total)},
+		{VIR_DOMAIN_JOB_MEMORY_PROCESSED, offsetof(struct virt_job_stats, memory_processed)},
+		{VIR_DOMAIN_JOB_MEMORY_REMAINING, offsetof(struct virt_job_stats, memory_remaining)},
+		{VIR_DOMAIN_JOB_MEMORY_BPS, offsetof(struct virt_job_stats, memory_bps)},
+		{VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, offsetof(struct virt_job_stats, dirty_rate)},
+		{VIR_DOMAIN_JOB_MEMORY_ITERATION, offsetof(struct virt_job_stats, iteration)},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (virTypedParamsGetULLong(prm, n, map[i].field, &u) == 1)
+			*(uint64_t *)(void *)((char *)out + map[i].off) = u;
+	/* While a migration runs libvirt reports the expected downtime; only a
+	 * finished job's figure is the guest's real one. */
+	if (out->state != VIRT_JOB_RUNNING &&
+	    virTypedParamsGetULLong(prm, n, VIR_DOMAIN_JOB_DOWNTIME, &u) == 1) {
+		out->have_downtime = true;
+		out->downtime_ms = u;
+	}
+	virTypedParamsFree(prm, n);
+	return 0;
+}
+
+/* ---- migration ---------------------------------------------------------- */
+
+int virt_migrate_build(const struct virt_migrate_params *p, void **params, int *nparams,
+                       unsigned *flags, char *err, size_t errlen)
+{
+	*params = NULL;
+	*nparams = 0;
+	*flags = 0;
+	if (p == NULL || p->dest_uri == NULL || p->dest_uri[0] == '\0') {
+		virt_set_err(err, errlen, "migration needs the target's libvirt URI");
+		return -EINVAL;
+	}
+	if (strstr(p->dest_uri, "://") == NULL) {
+		virt_set_err(err, errlen, "target libvirt URI '%s' is not a URI", p->dest_uri);
+		return -EINVAL;
+	}
+	if (p->migrate_uri != NULL && p->migrate_uri[0] != '\0' &&
+	    (strncmp(p->migrate_uri, "tcp://", 6) != 0 || p->migrate_uri[6] == '\0' ||
+	     p->migrate_uri[6] == ':' || p->migrate_uri[6] == '/')) {
+		virt_set_err(err, errlen, "migration URI '%s' must be tcp://HOST[:PORT]",
+		             p->migrate_uri);
+		return -EINVAL;
+	}
+	if (p->bandwidth_mib_s > (uint64_t)1 << 20) {
+		virt_set_err(err, errlen, "migration bandwidth %" PRIu64 " MiB/s is out of range",
+		             p->bandwidth_mib_s);
+		return -EINVAL;
+	}
+	if (p->max_downtime_ms > 3600000u) {
+		virt_set_err(err, errlen, "maximum downtime %" PRIu64 " ms is out of range",
+		             p->max_downtime_ms);
+		return -EINVAL;
+	}
+	virTypedParameterPtr prm = NULL;
+	int n = 0, max = 0;
+	int r = 0;
+	if (p->migrate_uri != NULL && p->migrate_uri[0] != '\0')
+		r = virTypedParamsAddString(&prm, &n, &max, VIR_MIGRATE_PARAM_URI, p->migrate_uri);
+	if (r == 0 && p->bandwidth_mib_s > 0)
+		r = virTypedParamsAddULLong(&prm, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH,
+		                            p->bandwidth_mib_s);
+	if (r < 0) {
+		virTypedParamsFree(prm, n);
+		virt_set_err(err, errlen, "cannot build migration parameters: %s",
+		             virt_last_message());
+		return -ENOMEM;
+	}
+	*params = prm;
+	*nparams = n;
+	*flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
+	         VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_AUTO_CONVERGE |
+	         (p->tls ? VIR_MIGRATE_TLS : 0);
+	return 0;
+}
+
+void virt_migrate_params_free(void *params, int nparams)
+{
+	virTypedParamsFree(params, nparams);
+}
+
+/* After success: the completed job's statistics, kept by the target
+ * (libvirt hands the source's figures, downtime included, to the target's
+ * domain; the source's domain is gone with UNDEFINE_SOURCE). */
+static void virt_migrate_read_stats(const struct virt_migrate_params *p,
+                                    struct virt_migrate_result *out)
+{
+	const char *uri = p->query_uri != NULL && p->query_uri[0] ? p->query_uri : p->dest_uri;
+	virConnectPtr dc = virConnectOpen(uri);
+	if (dc == NULL) {
+		virt_set_err(out->stats_error, sizeof(out->stats_error), "cannot connect to %s: %s",
+		             uri, virt_last_message());
+		return;
+	}
+	virDomainPtr dd = virDomainLookupByUUIDString(dc, out->uuid);
+	if (dd == NULL) {
+		virt_set_err(out->stats_error, sizeof(out->stats_error),
+		             "VM %s not found on the target: %s", out->uuid, virt_last_message());
+	} else {
+		if (virt_dom_job_stats(dc, dd, true, &out->stats, out->stats_error,
+		                       sizeof(out->stats_error)) == 0)
+			out->have_stats = true;
+		virDomainFree(dd);
+	}
+	virConnectClose(dc);
+}
+
+int virt_vm_migrate(struct virt *v, const char *name_or_uuid, const struct virt_migrate_params *p,
+                    struct virt_migrate_result *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	void *prm;
+	int n;
+	unsigned flags;
+	int rc = virt_migrate_build(p, &prm, &n, &flags, err, errlen);
+	if (rc < 0)
+		return rc;
+	virConnectPtr c = virt_conn_ref(v);
+	if (c == NULL) {
+		virt_migrate_params_free(prm, n);
+		/* v->uri is written only by virt_new/virt_free: safe to read. */
+		virt_set_err(err, errlen, "libvirt is not reachable at %s", v->uri);
+		return -ENOTCONN;
+	}
+	virDomainPtr d = NULL;
+	rc = virt_conn_lookup(c, name_or_uuid, &d, err, errlen);
+	if (rc < 0)
+		goto out;
+	snprintf(out->name, sizeof(out->name), "%s", virDomainGetName(d));
+	if (virDomainGetUUIDString(d, out->uuid) < 0) {
+		rc = virt_conn_failed(c, err, errlen, "cannot read the VM's UUID");
+		goto out;
+	}
+	int active = virDomainIsActive(d);
+	if (active != 1) {
+		if (active < 0)
+			rc = virt_conn_failed(c, err, errlen, "cannot read the VM's state");
+		else {
+			virt_set_err(err, errlen, "VM %s is not running; live migration needs a running VM",
+			             out->name);
+			rc = -EINVAL;
+		}
+		goto out;
+	}
+	if (p->max_downtime_ms > 0 &&
+	    virDomainMigrateSetMaxDowntime(d, p->max_downtime_ms, 0) < 0) {
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot set the maximum downtime of VM %s", out->name);
+		rc = virt_conn_failed(c, err, errlen, what);
+		goto out;
+	}
+	MV_INFO("virt", "migration start vm=%s uuid=%s dest=%s bandwidth_mib_s=%" PRIu64
+	        " max_downtime_ms=%" PRIu64 " tls=%s",
+	        out->name, out->uuid, p->dest_uri, p->bandwidth_mib_s, p->max_downtime_ms,
+	        p->tls ? "yes" : "no");
+	uint64_t t0 = virt_now_ms();
+	int r = virDomainMigrateToURI3(d, p->dest_uri, prm, (unsigned)n, flags);
+	out->elapsed_ms = virt_now_ms() - t0;
+	if (r < 0) {
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "migration of VM %s failed", out->name);
+		rc = virt_conn_failed(c, err, errlen, what);
+		char q[600];
+		MV_WARN("virt", "migration failed vm=%s elapsed_ms=%" PRIu64 " error=%s", out->name,
+		        out->elapsed_ms, mv_log_quote(q, sizeof(q), err != NULL ? err : ""));
+		goto out;
+	}
+	virt_migrate_read_stats(p, out);
+	MV_INFO("virt", "migration done vm=%s elapsed_ms=%" PRIu64 " downtime_ms=%" PRIu64,
+	        out->name, out->elapsed_ms, out->stats.downtime_ms);
+	rc = 0;
+out:
+	if (d != NULL)
+		virDomainFree(d);
+	virConnectClose(c);
+	virt_migrate_params_free(prm, n);
+	return rc;
+}
+
+/* ---- where is it? ------------------------------------------------------- */
+
+const char *virt_location_name(enum virt_location l)
+{
+	switch (l) {
+	case VIRT_LOC_SOURCE: return "source";
+	case VIRT_LOC_DEST: return "dest";
+	case VIRT_LOC_BOTH_ACTIVE: return "both-active";
+	case VIRT_LOC_DEFINED_BOTH: return "defined-both";
+	case VIRT_LOC_STOPPED_SOURCE: return "stopped-source";
+	case VIRT_LOC_STOPPED_DEST: return "stopped-dest";
+	case VIRT_LOC_NEITHER: return "neither";
+	default: return "unknown";
+	}
+}
+
+const char *virt_presence_name(enum virt_presence p)
+{
+	switch (p) {
+	case VIRT_PRESENCE_ABSENT: return "absent";
+	case VIRT_PRESENCE_DEFINED: return "defined";
+	case VIRT_PRESENCE_ACTIVE: return "active";
+	default: return "unknown";
+	}
+}
+
+/* One side: presence, state, persistence, UUID. Never fails: a side that
+ * cannot be asked is UNKNOWN with the reason in why. */
+static enum virt_presence virt_probe(virConnectPtr c, const char *key, enum virt_vm_state *state,
+                                     bool *persistent, char *uuid, char *why, size_t whylen)
+{
+	virDomainPtr d;
+	int rc = virt_conn_lookup(c, key, &d, why, whylen);
+	if (rc == -ENOENT) {
+		why[0] = '\0';
+		return VIRT_PRESENCE_ABSENT;
+	}
+	if (rc < 0)
+		return VIRT_PRESENCE_UNKNOWN;
+	enum virt_presence pr = VIRT_PRESENCE_UNKNOWN;
+	virDomainInfo info;
+	int active = virDomainIsActive(d);
+	int pers = virDomainIsPersistent(d);
+	if (active < 0 || pers < 0 || virDomainGetInfo(d, &info) < 0) {
+		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN) {
+			why[0] = '\0';
+			pr = VIRT_PRESENCE_ABSENT; /* vanished meanwhile */
+		} else {
+			virt_conn_failed(c, why, whylen, "cannot read VM state");
+		}
+	} else {
+		pr = active == 1 ? VIRT_PRESENCE_ACTIVE : VIRT_PRESENCE_DEFINED;
+		*state = virt_state_from_libvirt(info.state);
+		*persistent = pers == 1;
+		if (uuid[0] == '\0')
+			virDomainGetUUIDString(d, uuid);
+	}
+	virDomainFree(d);
+	return pr;
+}
+
+static enum virt_location virt_locate(enum virt_presence s, enum virt_presence d)
+{
+	if (s == VIRT_PRESENCE_ACTIVE && d == VIRT_PRESENCE_ACTIVE)
+		return VIRT_LOC_BOTH_ACTIVE;
+	if (s == VIRT_PRESENCE_UNKNOWN || d == VIRT_PRESENCE_UNKNOWN)
+		return VIRT_LOC_UNKNOWN; /* the side we could not ask may run it */
+	if (s == VIRT_PRESENCE_ACTIVE)
+		return VIRT_LOC_SOURCE;
+	if (d == VIRT_PRESENCE_ACTIVE)
+		return VIRT_LOC_DEST;
+	if (s == VIRT_PRESENCE_DEFINED && d == VIRT_PRESENCE_DEFINED)
+		return VIRT_LOC_DEFINED_BOTH;
+	if (s == VIRT_PRESENCE_DEFINED)
+		return VIRT_LOC_STOPPED_SOURCE;
+	if (d == VIRT_PRESENCE_DEFINED)
+		return VIRT_LOC_STOPPED_DEST;
+	return VIRT_LOC_NEITHER;
+}
+
+int virt_vm_where(struct virt *v, const char *name_or_uuid, const char *dest_uri,
+                  struct virt_where *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (name_or_uuid == NULL || name_or_uuid[0] == '\0' || dest_uri == NULL ||
+	    dest_uri[0] == '\0') {
+		virt_set_err(err, errlen, "where: need a VM name or UUID and the target's URI");
+		return -EINVAL;
+	}
+	virConnectPtr c = virt_conn_ref(v);
+	if (c == NULL) {
+		virt_set_err(out->source_error, sizeof(out->source_error),
+		             "libvirt is not reachable at %s", v->uri);
+		out->source = VIRT_PRESENCE_UNKNOWN;
+	} else {
+		out->source = virt_probe(c, name_or_uuid, &out->source_state, &(bool){false},
+		                         out->uuid, out->source_error, sizeof(out->source_error));
+		virConnectClose(c);
+	}
+	/* On the target, the UUID (when the source told us) is the safe key. */
+	const char *key = out->uuid[0] ? out->uuid : name_or_uuid;
+	virConnectPtr dc = virConnectOpen(dest_uri);
+	if (dc == NULL) {
+		virt_set_err(out->dest_error, sizeof(out->dest_error), "cannot connect to %s: %s",
+		             dest_uri, virt_last_message());
+		out->dest = VIRT_PRESENCE_UNKNOWN;
+	} else {
+		out->dest = virt_probe(dc, key, &out->dest_state, &out->dest_persistent, out->uuid,
+		                       out->dest_error, sizeof(out->dest_error));
+		virConnectClose(dc);
+	}
+	out->where = virt_locate(out->source, out->dest);
+	if (out->where == VIRT_LOC_UNKNOWN)
+		virt_set_err(err, errlen, "cannot tell where VM %s is: %s%s%s", name_or_uuid,
+		             out->source_error, out->source_error[0] && out->dest_error[0] ? "; " : "",
+		             out->dest_error);
+	return 0;
+}
+
+/* ---- loop-thread calls: job statistics, abort, offline move ------------ */
+
+int virt_vm_job_stats(struct virt *v, const char *name_or_uuid, bool completed,
+                      struct virt_job_stats *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	virDomainPtr d;
+	int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = virt_dom_job_stats(v->conn, d, completed, out, err, errlen);
+	if (rc == -ENOTCONN)
+		virt_failed(v, NULL, 0, "cannot read job statistics");
+	virDomainFree(d);
+	return rc;
+}
+
+int virt_vm_abort_job(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
+{
+	virDomainPtr d;
+	int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
+	if (rc < 0)
+		return rc;
+	char name[VIRT_NAME_MAX], what[VIRT_NAME_MAX + 64];
+	snprintf(name, sizeof(name), "%s", virDomainGetName(d));
+	snprintf(what, sizeof(what), "cannot abort the job of VM %s", name);
+	/* Ours, not the driver's wording: "no job" reads the same everywhere. */
+	virDomainJobInfo info;
+	if (virDomainGetJobInfo(d, &info) == 0 && info.type == VIR_DOMAIN_JOB_NONE) {
+		virt_set_err(err, errlen, "VM %s has no job running (no migration to abort)", name);
+		virDomainFree(d);
+		return -EINVAL;
+	}
+	if (virDomainAbortJob(d) < 0) {
+		rc = virt_failed(v, err, errlen, what);
+		if (rc == -EINVAL && virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID)
+			virt_set_err(err, errlen, "VM %s has no job running (no migration to abort)",
+			             name);
+	} else {
+		MV_INFO("virt", "job aborted vm=%s", name);
+	}
+	virDomainFree(d);
+	return rc;
+}
+
+int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, char *err,
+                       size_t errlen)
+{
+	*xml = NULL;
+	virDomainPtr d;
+	int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
+	if (rc < 0)
+		return rc;
+	char *x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
+	                                     VIR_DOMAIN_XML_MIGRATABLE);
+	if (x == NULL && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+		x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+	if (x == NULL) {
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot read the definition of VM %s", name_or_uuid);
+		rc = virt_failed(v, err, errlen, what);
+	}
+	virDomainFree(d);
+	*xml = x;
+	return rc;
+}
+
+static int virt_move_fault; /* tests: step that fails next (1..3), 0 none */
+
+void virt_test_fail_move_step(int step) { virt_move_fault = step; }
+
+static bool virt_move_injected(int step, char *err, size_t errlen, const char *what)
+{
+	if (virt_move_fault != step)
+		return false;
+	virt_move_fault = 0;
+	virt_set_err(err, errlen, "%s: injected failure (test)", what);
+	return true;
+}
+
+/* Waits until d is inactive; false on timeout. */
+static bool virt_wait_inactive(virDomainPtr d, unsigned timeout_ms)
+{
+	uint64_t end = virt_now_ms() + timeout_ms;
+	for (;;) {
+		int a = virDomainIsActive(d);
+		if (a == 0)
+			return true;
+		if (a < 0 || virt_now_ms() >= end)
+			return false;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int virt_move(struct virt *v, const char *key, virConnectPtr dc, struct virt *dv,
+                     unsigned flags, unsigned timeout_ms, struct virt_move_result *out, char *err,
+                     size_t errlen)
+{
+	virDomainPtr d;
+	int rc = virt_lookup(v, key, &d, err, errlen);
+	if (rc < 0)
+		return rc;
+	struct virt_vm vm;
+	rc = virt_vm_read(v, d, &vm, err, errlen);
+	if (rc < 0) {
+		virDomainFree(d);
+		return rc;
+	}
+	snprintf(out->name, sizeof(out->name), "%s", vm.name);
+	snprintf(out->uuid, sizeof(out->uuid), "%s", vm.uuid);
+	out->was_running = vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED;
+	out->where = out->was_running ? VIRT_LOC_SOURCE : VIRT_LOC_STOPPED_SOURCE;
+	char *xml = NULL;
+	virDomainPtr nd = NULL;
+	if (!vm.persistent) {
+		virt_set_err(err, errlen, "VM %s is transient; only defined VMs can be moved",
+		             vm.name);
+		rc = -EINVAL;
+		goto done;
+	}
+	/* Refused before anything changes: the target has that name or UUID. */
+	virDomainPtr t = virDomainLookupByUUIDString(dc, vm.uuid);
+	if (t == NULL)
+		t = virDomainLookupByName(dc, vm.name);
+	if (t != NULL) {
+		virt_set_err(err, errlen, "the target already has a VM named %s or with UUID %s",
+		             virDomainGetName(t), vm.uuid);
+		virDomainFree(t);
+		rc = -EEXIST;
+		goto done;
+	}
+	if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
+		rc = virt_conn_failed(dc, err, errlen, "cannot ask the target");
+		goto done;
+	}
+	rc = virt_vm_export_xml(v, vm.uuid, &xml, err, errlen);
+	if (rc < 0)
+		goto done;
+
+	/* 1. stop here */
+	char what[VIRT_NAME_MAX + 64];
+	int active = virDomainIsActive(d);
+	if (active < 0) {
+		rc = virt_failed(v, err, errlen, "cannot read VM state");
+		goto done;
+	}
+	if (active == 1) {
+		if (flags & VIRT_MOVE_SHUTDOWN) {
+			snprintf(what, sizeof(what), "cannot shut down VM %s", vm.name);
+			if (virDomainShutdown(d) < 0) {
+				rc = virt_failed(v, err, errlen, what);
+				goto done;
+			}
+			if (!virt_wait_inactive(d, timeout_ms ? timeout_ms
+			                                      : VIRT_MOVE_SHUTDOWN_TIMEOUT_MS_DEFAULT)) {
+				virt_set_err(err, errlen,
+				             "VM %s did not shut down within %u ms; it was not moved", vm.name,
+				             timeout_ms ? timeout_ms : VIRT_MOVE_SHUTDOWN_TIMEOUT_MS_DEFAULT);
+				rc = -ETIMEDOUT;
+				goto done;
+			}
+		} else {
+			snprintf(what, sizeof(what), "cannot destroy VM %s", vm.name);
+			if (virDomainDestroy(d) < 0) {
+				rc = virt_failed(v, err, errlen, what);
+				goto done;
+			}
+		}
+		out->where = VIRT_LOC_STOPPED_SOURCE;
+	}
+	/* 2. define there, 3. start there (if it ran), 4. undefine here */
+	int failed_step = 0;
+	snprintf(what, sizeof(what), "cannot define VM %s on the target", vm.name);
+	if (virt_move_injected(1, err, errlen, what)) {
+		rc = -EIO;
+		failed_step = 1;
+	} else if ((nd = virDomainDefineXML(dc, xml)) == NULL) {
+		rc = virt_conn_failed(dc, err, errlen, what);
+		failed_step = 1;
+	}
+	if (failed_step == 0 && out->was_running) {
+		out->where = VIRT_LOC_DEFINED_BOTH;
+		snprintf(what, sizeof(what), "cannot start VM %s on the target", vm.name);
+		if (virt_move_injected(2, err, errlen, what)) {
+			rc = -EIO;
+			failed_step = 2;
+		} else if (virDomainCreate(nd) < 0) {
+			rc = virt_conn_failed(dc, err, errlen, what);
+			failed_step = 2;
+		}
+	}
+	if (failed_step == 0) {
+		out->where = out->was_running ? VIRT_LOC_DEST : VIRT_LOC_DEFINED_BOTH;
+		snprintf(what, sizeof(what), "cannot undefine VM %s here", vm.name);
+		if (virt_move_injected(3, err, errlen, what)) {
+			rc = -EIO;
+			failed_step = 3;
+		} else if (virDomainUndefine(d) < 0) {
+			rc = virt_failed(v, err, errlen, what);
+			failed_step = 3;
+		}
+	}
+	if (failed_step == 0) {
+		out->moved = true;
+		out->where = out->was_running ? VIRT_LOC_DEST : VIRT_LOC_STOPPED_DEST;
+		rc = 0;
+		MV_INFO("virt", "vm moved offline name=%s uuid=%s restarted=%s", vm.name, vm.uuid,
+		        out->was_running ? "yes" : "no");
+		goto done;
+	}
+
+	/* Roll back: off the target, back on here. */
+	char q[600];
+	MV_WARN("virt", "offline move failed, rolling back vm=%s step=%d error=%s", vm.name,
+	        failed_step, mv_log_quote(q, sizeof(q), err != NULL ? err : ""));
+	bool ok = true;
+	if (nd != NULL) {
+		if (virDomainIsActive(nd) == 1 && virDomainDestroy(nd) < 0)
+			ok = false;
+		if (ok && virDomainUndefine(nd) < 0)
+			ok = false;
+	}
+	if (ok && out->was_running && virDomainIsActive(d) == 0 && virDomainCreate(d) < 0)
+		ok = false;
+	char rb[300] = "";
+	if (!ok)
+		snprintf(rb, sizeof(rb), "%s", virt_last_message());
+	if (ok) {
+		out->rolled_back = true;
+		out->where = out->was_running ? VIRT_LOC_SOURCE : VIRT_LOC_STOPPED_SOURCE;
+	} else {
+		if (err != NULL && errlen > 0) {
+			size_t l = strlen(err);
+			snprintf(err + l, errlen - l, "; ROLLBACK FAILED: %s", rb);
+		}
+		MV_ERROR("virt", "offline move rollback failed vm=%s error=%s", vm.name,
+		         mv_log_quote(q, sizeof(q), rb));
+		out->where = VIRT_LOC_UNKNOWN;
+		rc = -EIO;
+	}
+
+done:;
+	char ignored[VIRT_NAME_MAX];
+	virt_cache_refresh(v, d, ignored);
+	if (nd != NULL) {
+		if (dv != NULL && dv->conn == dc)
+			virt_cache_refresh(dv, nd, ignored);
+		virDomainFree(nd);
+	}
+	virDomainFree(d);
+	free(xml);
+	return rc;
+}
+
+int virt_vm_move_offline_to(struct virt *v, const char *name_or_uuid, struct virt *dest,
+                            unsigned flags, unsigned timeout_ms, struct virt_move_result *out,
+                            char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (dest == NULL || !virt_connected(dest)) {
+		if (dest == NULL)
+			virt_set_err(err, errlen, "no target given");
+		else
+			virt_unreachable(dest, err, errlen);
+		return dest == NULL ? -EINVAL : -ENOTCONN;
+	}
+	if (dest == v) {
+		virt_set_err(err, errlen, "cannot move a VM to the host it is on");
+		return -EINVAL;
+	}
+	return virt_move(v, name_or_uuid, dest->conn, dest, flags, timeout_ms, out, err, errlen);
+}
+
+int virt_vm_move_offline(struct virt *v, const char *name_or_uuid, const char *dest_uri,
+                         unsigned flags, unsigned timeout_ms, struct virt_move_result *out,
+                         char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (dest_uri == NULL || dest_uri[0] == '\0') {
+		virt_set_err(err, errlen, "no target URI given");
+		return -EINVAL;
+	}
+	if (!virt_connected(v))
+		return virt_unreachable(v, err, errlen);
+	if (strcmp(dest_uri, v->uri) == 0) {
+		virt_set_err(err, errlen, "cannot move a VM to the host it is on (%s)", dest_uri);
+		return -EINVAL;
+	}
+	virConnectPtr dc = virConnectOpen(dest_uri);
+	if (dc == NULL) {
+		virt_set_err(err, errlen, "cannot connect to the target %s: %s", dest_uri,
+		             virt_last_message());
+		return -ENOTCONN;
+	}
+	int rc = virt_move(v, name_or_uuid, dc, NULL, flags, timeout_ms, out, err, errlen);
+	virConnectClose(dc);
+	return rc;
 }

@@ -931,6 +931,359 @@ static void test_free_releases_loop_handles(void **state)
 	assert_int_equal(t1, t0);
 }
 
+/* ---- migration and offline moves --------------------------------------- */
+/*
+ * The test driver cannot migrate (virDomainMigrateToURI3 is refused) and
+ * never has a job, so here: parameter building, the refusals that come
+ * before libvirt, job stats/abort on a VM with no job, the offline move
+ * (its success, every rollback, its up-front refusals) and the "where is
+ * it" reconciliation. The live migration itself, job progress while it
+ * runs, abort and a link cut are in tests/lab/test_lab_migrate.py.
+ */
+
+static const char EMPTY_HOST_XML[] =
+	"<node>\n"
+	"  <cpu><mhz>2400</mhz><model>meshvisor-cpu</model><active>8</active><nodes>1</nodes>"
+	"<sockets>1</sockets><cores>4</cores><threads>2</threads></cpu>\n"
+	"  <memory>16777216</memory>\n"
+	"</node>\n";
+
+/* A second host (an empty test:///PATH) next to the fixture's. */
+static struct virt *open_second(struct fx *f, char *path, size_t len, struct rec *r)
+{
+	snprintf(path, len, "%s/host2.xml", f->dir);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(EMPTY_HOST_XML, fp);
+	fclose(fp);
+	char uri[200];
+	snprintf(uri, sizeof(uri), "test://%s", path);
+	struct virt_options o = {.uri = uri, .loop = &loop, .on_change = record, .ud = r};
+	struct virt *v = virt_new_opts(&o);
+	assert_non_null(v);
+	assert_true(run_until(pred_reachable, v, 2000));
+	return v;
+}
+
+static void close_second(struct virt *v2, const char *path)
+{
+	virt_free(v2);
+	settle();
+	unlink(path);
+}
+
+static void test_migrate_build(void **state)
+{
+	(void)state;
+	char err[256];
+	void *prm;
+	int n;
+	unsigned flags;
+	struct virt_migrate_params p = {.dest_uri = "qemu+tcp://10.77.0.2/system"};
+	assert_int_equal(virt_migrate_build(&p, &prm, &n, &flags, err, sizeof(err)), 0);
+	assert_int_equal(flags, VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
+	                            VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_AUTO_CONVERGE);
+	assert_int_equal(n, 0); /* nothing given: libvirt's defaults */
+	virt_migrate_params_free(prm, n);
+
+	p.migrate_uri = "tcp://10.77.0.2";
+	p.bandwidth_mib_s = 2;
+	p.max_downtime_ms = 50; /* set on the domain, not a parameter */
+	p.tls = true;
+	assert_int_equal(virt_migrate_build(&p, &prm, &n, &flags, err, sizeof(err)), 0);
+	assert_true(flags & VIR_MIGRATE_TLS);
+	assert_true(flags & VIR_MIGRATE_PEER2PEER);
+	assert_int_equal(n, 2);
+	const char *uri = NULL;
+	unsigned long long bw = 0;
+	assert_int_equal(virTypedParamsGetString(prm, n, VIR_MIGRATE_PARAM_URI, &uri), 1);
+	assert_string_equal(uri, "tcp://10.77.0.2");
+	assert_int_equal(virTypedParamsGetULLong(prm, n, VIR_MIGRATE_PARAM_BANDWIDTH, &bw), 1);
+	assert_int_equal(bw, 2);
+	virt_migrate_params_free(prm, n);
+
+	/* refusals */
+	struct virt_migrate_params bad[] = {
+		{.dest_uri = NULL},
+		{.dest_uri = ""},
+		{.dest_uri = "10.77.0.2"},
+		{.dest_uri = "qemu+tcp://h2/system", .migrate_uri = "10.77.0.2"},
+		{.dest_uri = "qemu+tcp://h2/system", .migrate_uri = "tcp://"},
+		{.dest_uri = "qemu+tcp://h2/system", .migrate_uri = "tcp://:49152"},
+		{.dest_uri = "qemu+tcp://h2/system", .bandwidth_mib_s = (uint64_t)1 << 40},
+		{.dest_uri = "qemu+tcp://h2/system", .max_downtime_ms = 86400000},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(virt_migrate_build(&bad[i], &prm, &n, &flags, err, sizeof(err)),
+		                 -EINVAL);
+		assert_true(err[0] != '\0');
+		assert_null(prm);
+	}
+	assert_int_equal(virt_migrate_build(NULL, &prm, &n, &flags, err, sizeof(err)), -EINVAL);
+}
+
+static void test_migrate_refused(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	struct virt_migrate_params p = {.dest_uri = "test:///default", .bandwidth_mib_s = 1};
+	struct virt_migrate_result r;
+	assert_int_equal(virt_vm_migrate(f->v, "nosuch", &p, &r, f->err, sizeof(f->err)), -ENOENT);
+	assert_string_equal(f->err, "no VM named nosuch on this host");
+	assert_int_equal(virt_vm_migrate(f->v, "beta", &p, &r, f->err, sizeof(f->err)), -EINVAL);
+	assert_non_null(strstr(f->err, "not running"));
+	struct virt_migrate_params nodest = {.dest_uri = NULL};
+	assert_int_equal(virt_vm_migrate(f->v, "alpha", &nodest, &r, f->err, sizeof(f->err)),
+	                 -EINVAL);
+	/* The test driver cannot migrate: libvirt's refusal, the VM stays. */
+	int rc = virt_vm_migrate(f->v, "alpha", &p, &r, f->err, sizeof(f->err));
+	assert_true(rc < 0);
+	assert_non_null(strstr(f->err, "migration of VM alpha failed: "));
+	assert_string_equal(r.uuid, "11111111-2222-3333-4444-555555555555");
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(f->v, "alpha", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.state, VIRT_VM_RUNNING);
+	/* Unreachable libvirt: a clean -ENOTCONN. */
+	struct virt *dead = virt_new("qemu+unix:///system?socket=/nonexistent/mv-sock");
+	assert_non_null(dead);
+	assert_int_equal(virt_vm_migrate(dead, "alpha", &p, &r, f->err, sizeof(f->err)),
+	                 -ENOTCONN);
+	virt_free(dead);
+}
+
+static void test_job_no_job(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	struct virt_job_stats js;
+	int rc = virt_vm_job_stats(f->v, "alpha", false, &js, f->err, sizeof(f->err));
+	/* libvirt 9's test driver reports "no job"; a driver without job
+	 * statistics would say -ENOTSUP. Either way: clean, nothing made up. */
+	assert_true(rc == 0 || rc == -ENOTSUP);
+	if (rc == 0) {
+		assert_int_equal(js.state, VIRT_JOB_NONE);
+		assert_int_equal(js.data_total, 0);
+		assert_false(js.have_downtime);
+	}
+	assert_int_equal(virt_vm_job_stats(f->v, "nosuch", false, &js, f->err, sizeof(f->err)),
+	                 -ENOENT);
+	rc = virt_vm_abort_job(f->v, "alpha", f->err, sizeof(f->err));
+	assert_true(rc == -EINVAL || rc == -ENOTSUP);
+	if (rc == -EINVAL)
+		assert_string_equal(f->err, "VM alpha has no job running (no migration to abort)");
+	assert_int_equal(virt_vm_abort_job(f->v, "nosuch", f->err, sizeof(f->err)), -ENOENT);
+	/* nothing happened to the VM */
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
+}
+
+static void test_move_offline_to(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	char path2[200];
+	struct rec r2 = {0};
+	struct virt *v2 = open_second(f, path2, sizeof(path2), &r2);
+	struct virt_move_result mr;
+
+	/* running alpha (HA metadata ha=yes priority=7 epoch=4) -> host 2 */
+	assert_int_equal(virt_vm_move_offline_to(f->v, "alpha", v2, 0, 0, &mr, f->err,
+	                                         sizeof(f->err)),
+	                 0);
+	assert_true(mr.moved);
+	assert_true(mr.was_running);
+	assert_false(mr.rolled_back);
+	assert_int_equal(mr.where, VIRT_LOC_DEST);
+	assert_string_equal(mr.uuid, "11111111-2222-3333-4444-555555555555");
+	assert_null(cached(f->v, "alpha"));
+	const struct virt_vm *a = cached(v2, "alpha");
+	assert_non_null(a);
+	assert_int_equal(a->state, VIRT_VM_RUNNING);
+	assert_true(a->persistent);
+	assert_string_equal(a->uuid, "11111111-2222-3333-4444-555555555555");
+	assert_true(a->ha);
+	assert_int_equal(a->priority, 7);
+	assert_int_equal(a->epoch, 4);
+	assert_int_equal(a->vcpus, 2);
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(f->v, "alpha", &vm, f->err, sizeof(f->err)), -ENOENT);
+
+	/* stopped beta moves stopped, by shutdown flag too (nothing to stop) */
+	assert_int_equal(virt_vm_move_offline_to(f->v, "beta", v2, VIRT_MOVE_SHUTDOWN, 1000, &mr,
+	                                         f->err, sizeof(f->err)),
+	                 0);
+	assert_false(mr.was_running);
+	assert_int_equal(mr.where, VIRT_LOC_STOPPED_DEST);
+	assert_int_equal(cached(v2, "beta")->state, VIRT_VM_SHUTOFF);
+
+	/* and back, stopping by ACPI shutdown */
+	assert_int_equal(virt_vm_move_offline_to(v2, "alpha", f->v, VIRT_MOVE_SHUTDOWN, 5000, &mr,
+	                                         f->err, sizeof(f->err)),
+	                 0);
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
+	assert_null(cached(v2, "alpha"));
+
+	/* refusals before anything changes */
+	assert_int_equal(virt_vm_move_offline_to(f->v, "gamma", v2, 0, 0, &mr, f->err,
+	                                         sizeof(f->err)),
+	                 -EINVAL); /* transient */
+	assert_non_null(strstr(f->err, "transient"));
+	assert_int_equal(cached(f->v, "gamma")->state, VIRT_VM_RUNNING);
+	assert_int_equal(virt_vm_move_offline_to(f->v, "nosuch", v2, 0, 0, &mr, f->err,
+	                                         sizeof(f->err)),
+	                 -ENOENT);
+	assert_int_equal(virt_vm_move_offline_to(f->v, "alpha", f->v, 0, 0, &mr, f->err,
+	                                         sizeof(f->err)),
+	                 -EINVAL);
+	char xml[512];
+	assert_int_equal(virt_vm_define(v2, small_vm_xml("alpha", xml, sizeof(xml)), NULL, f->err,
+	                                sizeof(f->err)),
+	                 0); /* another VM of the same name there */
+	assert_int_equal(virt_vm_move_offline_to(f->v, "alpha", v2, 0, 0, &mr, f->err,
+	                                         sizeof(f->err)),
+	                 -EEXIST);
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
+	close_second(v2, path2);
+}
+
+static void test_move_offline_rollback(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	char path2[200];
+	struct rec r2 = {0};
+	struct virt *v2 = open_second(f, path2, sizeof(path2), &r2);
+	struct virt_move_result mr;
+	struct virt_vm vm;
+	for (int step = 1; step <= 3; step++) {
+		virt_test_fail_move_step(step);
+		int rc = virt_vm_move_offline_to(f->v, "alpha", v2, 0, 0, &mr, f->err,
+		                                 sizeof(f->err));
+		assert_int_equal(rc, -EIO);
+		assert_non_null(strstr(f->err, "injected failure"));
+		assert_null(strstr(f->err, "ROLLBACK FAILED"));
+		assert_true(mr.rolled_back);
+		assert_false(mr.moved);
+		assert_int_equal(mr.where, VIRT_LOC_SOURCE);
+		/* exactly one host: running here, unknown there */
+		assert_int_equal(virt_vm_find(f->v, "alpha", &vm, f->err, sizeof(f->err)), 0);
+		assert_int_equal(vm.state, VIRT_VM_RUNNING);
+		assert_true(vm.persistent);
+		assert_true(vm.ha);
+		assert_int_equal(virt_vm_find(v2, "alpha", &vm, f->err, sizeof(f->err)), -ENOENT);
+		assert_null(cached(v2, "alpha"));
+	}
+	/* a stopped VM stays stopped when rolled back */
+	virt_test_fail_move_step(1);
+	assert_int_equal(virt_vm_move_offline_to(f->v, "beta", v2, 0, 0, &mr, f->err,
+	                                         sizeof(f->err)),
+	                 -EIO);
+	assert_int_equal(mr.where, VIRT_LOC_STOPPED_SOURCE);
+	assert_int_equal(cached(f->v, "beta")->state, VIRT_VM_SHUTOFF);
+	virt_test_fail_move_step(0);
+	close_second(v2, path2);
+}
+
+/* test:///default is one host shared by every connection of this process
+ * (while one stays open), so a short-lived connection to its URI reaches
+ * the same state: the URI form of the move and where() use it as target. */
+static void test_move_offline_uri_and_where(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	virConnectPtr keep = virConnectOpen("test:///default");
+	assert_non_null(keep);
+	struct virt_where w;
+	const char *dst = "test:///default";
+
+	/* running here only */
+	assert_int_equal(virt_vm_where(f->v, "alpha", dst, &w, f->err, sizeof(f->err)), 0);
+	assert_int_equal(w.where, VIRT_LOC_SOURCE);
+	assert_int_equal(w.source, VIRT_PRESENCE_ACTIVE);
+	assert_int_equal(w.dest, VIRT_PRESENCE_ABSENT);
+	assert_int_equal(w.source_state, VIRT_VM_RUNNING);
+	assert_string_equal(w.uuid, "11111111-2222-3333-4444-555555555555");
+	assert_string_equal(virt_location_name(w.where), "source");
+	/* stopped here only */
+	assert_int_equal(virt_vm_where(f->v, "beta", dst, &w, f->err, sizeof(f->err)), 0);
+	assert_int_equal(w.where, VIRT_LOC_STOPPED_SOURCE);
+	/* nowhere */
+	assert_int_equal(virt_vm_where(f->v, "nosuch", dst, &w, f->err, sizeof(f->err)), 0);
+	assert_int_equal(w.where, VIRT_LOC_NEITHER);
+	assert_int_equal(w.source, VIRT_PRESENCE_ABSENT);
+	/* target unreachable: the source's side is known, the verdict is not */
+	assert_int_equal(virt_vm_where(f->v, "alpha",
+	                               "qemu+unix:///system?socket=/nonexistent/mv-sock", &w,
+	                               f->err, sizeof(f->err)),
+	                 0);
+	assert_int_equal(w.where, VIRT_LOC_UNKNOWN);
+	assert_int_equal(w.source, VIRT_PRESENCE_ACTIVE);
+	assert_int_equal(w.dest, VIRT_PRESENCE_UNKNOWN);
+	assert_non_null(strstr(w.dest_error, "cannot connect"));
+	assert_int_equal(virt_vm_where(f->v, "", dst, &w, f->err, sizeof(f->err)), -EINVAL);
+
+	/* move alpha (running) to test:///default by URI */
+	struct virt_move_result mr;
+	assert_int_equal(virt_vm_move_offline(f->v, "alpha", dst, 0, 0, &mr, f->err,
+	                                      sizeof(f->err)),
+	                 0);
+	assert_int_equal(mr.where, VIRT_LOC_DEST);
+	assert_int_equal(virt_vm_where(f->v, mr.uuid, dst, &w, f->err, sizeof(f->err)), 0);
+	assert_int_equal(w.where, VIRT_LOC_DEST);
+	assert_int_equal(w.source, VIRT_PRESENCE_ABSENT);
+	assert_int_equal(w.dest, VIRT_PRESENCE_ACTIVE);
+	assert_true(w.dest_persistent);
+	assert_int_equal(w.dest_state, VIRT_VM_RUNNING);
+
+	/* the same definition on both, running nowhere */
+	virDomainPtr d = virDomainLookupByName(keep, "alpha");
+	assert_non_null(d);
+	assert_int_equal(virDomainDestroy(d), 0);
+	char *xml = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE);
+	assert_non_null(xml);
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_define(f->v, xml, &vm, f->err, sizeof(f->err)), 0);
+	free(xml);
+	assert_int_equal(virt_vm_where(f->v, "alpha", dst, &w, f->err, sizeof(f->err)), 0);
+	assert_int_equal(w.where, VIRT_LOC_DEFINED_BOTH);
+	/* stopped on the target only */
+	assert_int_equal(virt_vm_undefine(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_where(f->v, "11111111-2222-3333-4444-555555555555", dst, &w,
+	                               f->err, sizeof(f->err)),
+	                 0);
+	assert_int_equal(w.where, VIRT_LOC_STOPPED_DEST);
+	/* to itself by URI is refused */
+	assert_int_equal(virt_vm_move_offline(f->v, "beta", f->uri, 0, 0, &mr, f->err,
+	                                      sizeof(f->err)),
+	                 -EINVAL);
+	assert_int_equal(virt_vm_move_offline(f->v, "beta",
+	                                      "qemu+unix:///system?socket=/nonexistent/mv-sock", 0,
+	                                      0, &mr, f->err, sizeof(f->err)),
+	                 -ENOTCONN);
+	assert_int_equal(cached(f->v, "beta")->state, VIRT_VM_SHUTOFF);
+
+	/* leave test:///default as it was */
+	assert_int_equal(virDomainUndefine(d), 0);
+	virDomainFree(d);
+	virConnectClose(keep);
+}
+
+/* The exported XML carries our metadata and can be defined elsewhere. */
+static void test_export_xml(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	char *xml = NULL;
+	assert_int_equal(virt_vm_export_xml(f->v, "alpha", &xml, f->err, sizeof(f->err)), 0);
+	assert_non_null(xml);
+	assert_non_null(strstr(xml, VIRT_META_NS));
+	assert_non_null(strstr(xml, "epoch=\"4\""));
+	free(xml);
+	assert_int_equal(virt_vm_export_xml(f->v, "nosuch", &xml, f->err, sizeof(f->err)),
+	                 -ENOENT);
+	assert_null(xml);
+}
+
 int main(void)
 {
 	mv_log_set_level(MV_LOG_ERROR);
@@ -960,6 +1313,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unreachable, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_lost_and_reconnect, fx_setup, fx_teardown),
 		cmocka_unit_test(test_free_releases_loop_handles),
+		cmocka_unit_test(test_migrate_build),
+		cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_job_no_job, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_move_offline_to, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_move_offline_rollback, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_move_offline_uri_and_where, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_export_xml, fx_setup, fx_teardown),
 	};
 	if (getenv("TEST_FILTER") != NULL) /* e.g. TEST_FILTER='test_uvloop*' */
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
