@@ -51,6 +51,7 @@
  */
 #include "sim.h"
 #include "prng.h"
+#include "sim_heap.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -163,51 +164,7 @@ static uint32_t sim_rand_range(struct sim *s, uint32_t lo, uint32_t hi)
 
 /* ------------------------------------------------------------------ heap */
 
-static bool sim_ev_less(const struct sim_event *a, const struct sim_event *b)
-{
-	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
-
-static void sim_heap_push(struct sim *s, struct sim_event ev)
-{
-	if (s->heap_n == s->heap_cap) {
-		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 1024;
-		s->heap = realloc(s->heap, s->heap_cap * sizeof(*s->heap));
-		if (s->heap == NULL)
-			abort();
-	}
-	ev.seq = s->seq++;
-	size_t i = s->heap_n++;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!sim_ev_less(&ev, &s->heap[p]))
-			break;
-		s->heap[i] = s->heap[p];
-		i = p;
-	}
-	s->heap[i] = ev;
-}
-
-static struct sim_event sim_heap_pop(struct sim *s)
-{
-	struct sim_event top = s->heap[0];
-	struct sim_event last = s->heap[--s->heap_n];
-	size_t i = 0, n = s->heap_n;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= n)
-			break;
-		if (c + 1 < n && sim_ev_less(&s->heap[c + 1], &s->heap[c]))
-			c++;
-		if (!sim_ev_less(&s->heap[c], &last))
-			break;
-		s->heap[i] = s->heap[c];
-		i = c;
-	}
-	if (n > 0)
-		s->heap[i] = last;
-	return top;
-}
+SIM_HEAP_DEFINE(sim_heap, struct sim_event, struct sim)
 
 /* --------------------------------------------------------------- strmap */
 

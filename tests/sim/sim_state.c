@@ -29,6 +29,7 @@
  */
 #include "sim_state.h"
 #include "prng.h"
+#include "sim_heap.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -112,51 +113,7 @@ static double ssim_rand_unit(struct ssim *s) { return (double)(ssim_rand(s) >> 1
 
 /* ------------------------------------------------------------------ heap */
 
-static bool ssim_ev_less(const struct ssim_event *a, const struct ssim_event *b)
-{
-	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
-
-static void ssim_heap_push(struct ssim *s, struct ssim_event ev)
-{
-	if (s->heap_n == s->heap_cap) {
-		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 1024;
-		s->heap = realloc(s->heap, s->heap_cap * sizeof(*s->heap));
-		if (s->heap == NULL)
-			abort();
-	}
-	ev.seq = s->seq++;
-	size_t i = s->heap_n++;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!ssim_ev_less(&ev, &s->heap[p]))
-			break;
-		s->heap[i] = s->heap[p];
-		i = p;
-	}
-	s->heap[i] = ev;
-}
-
-static struct ssim_event ssim_heap_pop(struct ssim *s)
-{
-	struct ssim_event top = s->heap[0];
-	struct ssim_event last = s->heap[--s->heap_n];
-	size_t i = 0, n = s->heap_n;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= n)
-			break;
-		if (c + 1 < n && ssim_ev_less(&s->heap[c + 1], &s->heap[c]))
-			c++;
-		if (!ssim_ev_less(&s->heap[c], &last))
-			break;
-		s->heap[i] = s->heap[c];
-		i = c;
-	}
-	if (n > 0)
-		s->heap[i] = last;
-	return top;
-}
+SIM_HEAP_DEFINE(ssim_heap, struct ssim_event, struct ssim)
 
 /* -------------------------------------------------------------- packets */
 
