@@ -444,6 +444,37 @@ static int labels_add(struct agent_options *o, const char *where, const char *s,
 	return 0;
 }
 
+/* A JSON array of strings, each checked and added by add(); `what` names
+ * the expected form in errors ("IP:PORT"). The caller clears the list. */
+static int opt_set_string_list(struct agent_options *o, const char *where,
+                               struct json_object *jv, const char *what,
+                               int (*add)(struct agent_options *, const char *, const char *,
+                                          char *, size_t),
+                               char *err, size_t errlen)
+{
+	char q[QBUF];
+	if (!json_object_is_type(jv, json_type_array)) {
+		set_err(err, errlen, "%s: expected an array of \"%s\" strings, got %s", where, what,
+		        json_show(q, jv));
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < json_object_array_length(jv); i++) {
+		struct json_object *e = json_object_array_get_idx(jv, i);
+		char elem[64];
+		snprintf(elem, sizeof(elem), "%s[%zu]", where, i);
+		if (!json_object_is_type(e, json_type_string) ||
+		    (size_t)json_object_get_string_len(e) != strlen(json_object_get_string(e))) {
+			set_err(err, errlen, "%s: expected a%s \"%s\" string, got %s", elem,
+			        what[0] == 'I' ? "n" : "", what, json_show(q, e));
+			return -EINVAL;
+		}
+		int rc = add(o, elem, json_object_get_string(e), err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* ---- one value, from the file or a flag --------------------------------- */
 
 /*
@@ -614,54 +645,13 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 	case CT_LABELS:
 		if (!from_json)
 			return labels_add(o, where, s, err, errlen);
-		if (!json_object_is_type(jv, json_type_array)) {
-			set_err(err, errlen, "%s: expected an array of \"KEY=VALUE\" strings, got %s",
-			        where, json_show(q, jv));
-			return -EINVAL;
-		}
 		labels_clear(o);
-		for (size_t i = 0; i < json_object_array_length(jv); i++) {
-			struct json_object *e = json_object_array_get_idx(jv, i);
-			char elem[64];
-			snprintf(elem, sizeof(elem), "%s[%zu]", where, i);
-			if (!json_object_is_type(e, json_type_string) ||
-			    (size_t)json_object_get_string_len(e) !=
-			            strlen(json_object_get_string(e))) {
-				set_err(err, errlen, "%s: expected a \"KEY=VALUE\" string, got %s",
-				        elem, json_show(q, e));
-				return -EINVAL;
-			}
-			int rc = labels_add(o, elem, json_object_get_string(e), err, errlen);
-			if (rc < 0)
-				return rc;
-		}
-		return 0;
+		return opt_set_string_list(o, where, jv, "KEY=VALUE", labels_add, err, errlen);
 	case CT_SEEDS:
 		if (!from_json)
 			return seeds_add_list(o, where, s, err, errlen);
-		if (!json_object_is_type(jv, json_type_array)) {
-			set_err(err, errlen,
-			        "%s: expected an array of \"IP:PORT\" strings, got %s", where,
-			        json_show(q, jv));
-			return -EINVAL;
-		}
 		seeds_clear(o);
-		for (size_t i = 0; i < json_object_array_length(jv); i++) {
-			struct json_object *e = json_object_array_get_idx(jv, i);
-			char elem[64];
-			snprintf(elem, sizeof(elem), "%s[%zu]", where, i);
-			if (!json_object_is_type(e, json_type_string) ||
-			    (size_t)json_object_get_string_len(e) !=
-			            strlen(json_object_get_string(e))) {
-				set_err(err, errlen, "%s: expected an \"IP:PORT\" string, got %s",
-				        elem, json_show(q, e));
-				return -EINVAL;
-			}
-			int rc = seeds_add(o, elem, json_object_get_string(e), err, errlen);
-			if (rc < 0)
-				return rc;
-		}
-		return 0;
+		return opt_set_string_list(o, where, jv, "IP:PORT", seeds_add, err, errlen);
 	}
 	return -EINVAL;
 }

@@ -17,39 +17,5 @@ PKGS=(
   iproute2 binutils util-linux python3
 )
 
-missing=()
-for p in "${PKGS[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-
-if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-lab-deps: all ${#PKGS[@]} packages already installed"
-  exit 0
-fi
-
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
-    echo "install-lab-deps: need root to install: ${missing[*]}" >&2; exit 1; fi
-else SUDO=""; fi
-
-echo "install-lab-deps: installing ${#missing[@]} Debian packages: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-# Debian's maintainer scripts try to start libvirtd/virtlogd through
-# systemd or invoke-rc.d; where there is no init system that fails harmlessly,
-# but a policy-rc.d that says "no" keeps it quiet and fast.
-policy=/usr/sbin/policy-rc.d
-made_policy=0
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-  $SUDO chmod 755 "$policy"
-  made_policy=1
-fi
-cleanup() { if [ "$made_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
-trap cleanup EXIT
-if ! $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; then
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
-echo "install-lab-deps: done"
+. "$(dirname "${BASH_SOURCE[0]}")/apt-ensure.sh"
+apt_ensure install-lab-deps "${PKGS[@]}"
