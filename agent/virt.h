@@ -29,8 +29,11 @@
  *     Connecting, reconnecting, events and reconcile run on that loop; the
  *     first attempt happens on the loop's next iteration (or at once with
  *     virt_check()).
- * Every function must be called from the loop's thread (libvirt calls the
- * event implementation from the thread that calls it).
+ * Every function must be called from the loop's thread, except where noted
+ * (virt_vm_migrate, virt_vm_where: see "Threads" below). libvirt calls the
+ * event implementation from the thread that makes a libvirt call;
+ * virt_uvloop.c takes those calls from any thread and applies them to its
+ * uv handles on the loop thread, where libvirt's callbacks always run.
  *
  * Blocking: calls that go to libvirt (virt_check, virt_list_vms,
  * virt_host_info, virt_reconcile, virt_vm_*) are synchronous round trips —
@@ -245,13 +248,13 @@ int virt_vm_set_epoch(struct virt *v, const char *name_or_uuid, uint64_t epoch, 
  *     the cache, bump the epoch, release the reservation);
  *   - the struct virt must outlive the work: never virt_free() it while a
  *     migration or where() is in flight.
- *   KNOWN GAP (found in the lab, tests/lab/mv_migrate_probe): a remote
- *   libvirt call made on a worker makes libvirt update its fd watch from
- *   that thread (virEventUpdateHandle), and virt_uvloop.c today only logs
- *   "libvirt event function called off the loop thread" and touches the uv
- *   handle anyway (a data race). It worked in every lab run, but before the
- *   daemon runs migrations on a worker, virt_uvloop.c must take such calls
- *   from any thread (lock + uv_async to apply them on the loop).
+ *   A remote libvirt call made on a worker makes libvirt add/update/remove
+ *   its fd watches and timeouts from that thread (found in the lab,
+ *   tests/lab/mv_migrate_probe). virt_uvloop.c accepts those calls from any
+ *   thread: it records the change under a lock and wakes the loop
+ *   (uv_async), which applies it to the uv handles; libvirt's event
+ *   callbacks and free functions still run only on the loop thread. (Before
+ *   this, such a call touched the uv handle from the worker: a data race.)
  * Everything else here (job stats, abort, offline move, virt_migrate_build)
  * belongs to the loop thread, like the rest of this module; job stats and
  * abort are meant to be called while a worker's migration runs.

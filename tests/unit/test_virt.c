@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -362,6 +363,354 @@ static void test_uvloop_timeout(void **state)
 	virt_event_uv_counts(NULL, &after);
 	assert_int_equal(after, before);
 	virEventUpdateTimeout(t, 10); /* unknown id: ignored */
+}
+
+/* ---- the event loop, called from other threads ------------------------- */
+/*
+ * A migration on a libuv worker makes libvirt's remote driver add, update
+ * and remove its watches and timeouts from that worker. Here a thread makes
+ * those calls (through libvirt's public virEvent* API, which dispatches to
+ * virt_uvloop.c) and the main thread runs the loop: callbacks and free
+ * functions must run on the loop thread only, a watch removed before the
+ * loop applied it must never fire, and each ff must run exactly once.
+ */
+
+static uv_thread_t loop_tid;
+
+static bool on_loop_thread(void)
+{
+	uv_thread_t self = uv_thread_self();
+	return uv_thread_equal(&self, &loop_tid) != 0;
+}
+
+struct tprobe {
+	atomic_int fired;
+	atomic_int freed;
+	atomic_int off_loop; /* callbacks or ffs seen off the loop thread */
+	int last_events;
+};
+
+static void tp_handle_cb(int watch, int fd, int events, void *opaque)
+{
+	(void)watch;
+	struct tprobe *p = opaque;
+	if (!on_loop_thread())
+		atomic_fetch_add(&p->off_loop, 1);
+	atomic_fetch_add(&p->fired, 1);
+	p->last_events = events;
+	char c;
+	if (events & VIR_EVENT_HANDLE_READABLE)
+		(void)!read(fd, &c, 1);
+}
+
+static void tp_timeout_cb(int timer, void *opaque)
+{
+	(void)timer;
+	struct tprobe *p = opaque;
+	if (!on_loop_thread())
+		atomic_fetch_add(&p->off_loop, 1);
+	atomic_fetch_add(&p->fired, 1);
+}
+
+static void tp_free(void *opaque)
+{
+	struct tprobe *p = opaque;
+	if (!on_loop_thread())
+		atomic_fetch_add(&p->off_loop, 1);
+	atomic_fetch_add(&p->freed, 1);
+}
+
+static bool pred_tp_fired(void *arg) { return atomic_load(&((struct tprobe *)arg)->fired) > 0; }
+static bool pred_tp_fired3(void *arg) { return atomic_load(&((struct tprobe *)arg)->fired) >= 3; }
+
+enum tcall_op { T_ADD_H, T_UPD_H, T_REM_H, T_ADD_T, T_UPD_T, T_REM_T };
+
+/* One libvirt event call; id < 0 means "the id the last add returned". */
+struct tcall {
+	enum tcall_op op;
+	int fd_or_freq;
+	int events;
+	int id;
+	struct tprobe *p;
+	int rc; /* out: the add's id, or remove's result */
+};
+
+struct tscript {
+	struct tcall c[4];
+	int n;
+};
+
+static void tscript_thread(void *arg)
+{
+	struct tscript *s = arg;
+	int last = -1;
+	for (int i = 0; i < s->n; i++) {
+		struct tcall *c = &s->c[i];
+		int id = c->id < 0 ? last : c->id;
+		switch (c->op) {
+		case T_ADD_H:
+			c->rc = last = virEventAddHandle(c->fd_or_freq, c->events, tp_handle_cb, c->p,
+			                                 tp_free);
+			break;
+		case T_UPD_H:
+			virEventUpdateHandle(id, c->events);
+			break;
+		case T_REM_H:
+			c->rc = virEventRemoveHandle(id);
+			break;
+		case T_ADD_T:
+			c->rc = last = virEventAddTimeout(c->fd_or_freq, tp_timeout_cb, c->p, tp_free);
+			break;
+		case T_UPD_T:
+			virEventUpdateTimeout(id, c->fd_or_freq);
+			break;
+		case T_REM_T:
+			c->rc = virEventRemoveTimeout(id);
+			break;
+		}
+	}
+}
+
+/* Runs the calls on a new thread, waits for it (the loop does not run
+ * meanwhile: the changes are all pending when it next runs). */
+static void off_thread(struct tscript *s)
+{
+	uv_thread_t t;
+	assert_int_equal(uv_thread_create(&t, tscript_thread, s), 0);
+	assert_int_equal(uv_thread_join(&t), 0);
+}
+
+#define TCALL(...) ((struct tcall){__VA_ARGS__})
+
+static void test_uvloop_handle_off_thread(void **state)
+{
+	(void)state;
+	loop_tid = uv_thread_self();
+	size_t before, n;
+	virt_event_uv_counts(&before, NULL);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(write(fds[1], "a", 1), 1);
+
+	/* Add: the id comes back at once; the watch starts when the loop runs. */
+	struct tprobe p = {0};
+	struct tscript s = {.n = 1};
+	s.c[0] = TCALL(.op = T_ADD_H, .fd_or_freq = fds[0], .events = VIR_EVENT_HANDLE_READABLE,
+	               .p = &p);
+	off_thread(&s);
+	int w = s.c[0].rc;
+	assert_true(w > 0);
+	virt_event_uv_counts(&n, NULL);
+	assert_int_equal(n, before + 1);
+	assert_int_equal(atomic_load(&p.fired), 0);
+	assert_true(run_until(pred_tp_fired, &p, 1000));
+	assert_int_equal(p.last_events, VIR_EVENT_HANDLE_READABLE);
+
+	/* Update to nothing: quiet, even before the loop has applied it. */
+	s = (struct tscript){.n = 1};
+	s.c[0] = TCALL(.op = T_UPD_H, .id = w, .events = 0);
+	off_thread(&s);
+	atomic_store(&p.fired, 0);
+	assert_int_equal(write(fds[1], "b", 1), 1);
+	assert_false(run_until(pred_tp_fired, &p, 30));
+	s.c[0].events = VIR_EVENT_HANDLE_READABLE;
+	off_thread(&s);
+	assert_true(run_until(pred_tp_fired, &p, 1000));
+
+	/* Remove with data waiting: no callback, ff once, later, on the loop. */
+	assert_int_equal(write(fds[1], "c", 1), 1);
+	atomic_store(&p.fired, 0);
+	s = (struct tscript){.n = 2};
+	s.c[0] = TCALL(.op = T_REM_H, .id = w);
+	s.c[1] = TCALL(.op = T_REM_H, .id = w);
+	off_thread(&s);
+	assert_int_equal(s.c[0].rc, 0);
+	assert_int_equal(s.c[1].rc, -1);
+	assert_int_equal(atomic_load(&p.freed), 0);
+	settle();
+	assert_int_equal(atomic_load(&p.freed), 1);
+	assert_int_equal(atomic_load(&p.fired), 0);
+	virt_event_uv_counts(&n, NULL);
+	assert_int_equal(n, before);
+
+	/* Added and removed before the loop ran: never polled, never fires, ff
+	 * once on the loop thread. */
+	struct tprobe q = {0};
+	s = (struct tscript){.n = 2};
+	s.c[0] = TCALL(.op = T_ADD_H, .fd_or_freq = fds[0], .events = VIR_EVENT_HANDLE_READABLE,
+	               .p = &q);
+	s.c[1] = TCALL(.op = T_REM_H, .id = -1);
+	off_thread(&s);
+	assert_true(s.c[0].rc > 0);
+	assert_int_equal(s.c[1].rc, 0);
+	assert_int_equal(atomic_load(&q.freed), 0);
+	settle();
+	assert_false(run_until(pred_tp_fired, &q, 30));
+	assert_int_equal(atomic_load(&q.freed), 1);
+
+	/* Updated before the loop applied the add: the update wins. */
+	struct tprobe r = {0};
+	s = (struct tscript){.n = 2};
+	s.c[0] = TCALL(.op = T_ADD_H, .fd_or_freq = fds[0], .events = 0, .p = &r);
+	s.c[1] = TCALL(.op = T_UPD_H, .id = -1, .events = VIR_EVENT_HANDLE_READABLE);
+	off_thread(&s);
+	w = s.c[0].rc;
+	assert_true(w > 0);
+	/* A second watch on the fd is refused, pending or not. */
+	assert_int_equal(virEventAddHandle(fds[0], VIR_EVENT_HANDLE_READABLE, tp_handle_cb, &r,
+	                                   NULL),
+	                 -1);
+	assert_true(run_until(pred_tp_fired, &r, 1000));
+	assert_int_equal(virEventRemoveHandle(w), 0); /* from the loop thread */
+	settle();
+	assert_int_equal(atomic_load(&r.freed), 1);
+
+	/* Added off the loop, removed on the loop thread before it applied. */
+	struct tprobe u = {0};
+	assert_int_equal(write(fds[1], "d", 1), 1);
+	s = (struct tscript){.n = 1};
+	s.c[0] = TCALL(.op = T_ADD_H, .fd_or_freq = fds[0], .events = VIR_EVENT_HANDLE_READABLE,
+	               .p = &u);
+	off_thread(&s);
+	assert_int_equal(virEventRemoveHandle(s.c[0].rc), 0);
+	assert_int_equal(atomic_load(&u.freed), 0);
+	settle();
+	assert_false(run_until(pred_tp_fired, &u, 30));
+	assert_int_equal(atomic_load(&u.freed), 1);
+
+	assert_int_equal(atomic_load(&p.off_loop) + atomic_load(&q.off_loop) +
+	                         atomic_load(&r.off_loop) + atomic_load(&u.off_loop),
+	                 0);
+	virt_event_uv_counts(&n, NULL);
+	assert_int_equal(n, before);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+static void test_uvloop_timeout_off_thread(void **state)
+{
+	(void)state;
+	loop_tid = uv_thread_self();
+	size_t before, n;
+	virt_event_uv_counts(NULL, &before);
+
+	struct tprobe p = {0};
+	struct tscript s = {.n = 1};
+	s.c[0] = TCALL(.op = T_ADD_T, .fd_or_freq = 10, .p = &p);
+	off_thread(&s);
+	int t = s.c[0].rc;
+	assert_true(t > 0);
+	assert_true(run_until(pred_tp_fired3, &p, 1000));
+
+	/* Disabled from the thread: no more fires, even if already due. */
+	s.c[0] = TCALL(.op = T_UPD_T, .id = t, .fd_or_freq = -1);
+	off_thread(&s);
+	atomic_store(&p.fired, 0);
+	assert_false(run_until(pred_tp_fired, &p, 50));
+
+	/* 0: every iteration. */
+	s.c[0].fd_or_freq = 0;
+	off_thread(&s);
+	assert_true(run_until(pred_tp_fired3, &p, 1000));
+
+	s.c[0] = TCALL(.op = T_REM_T, .id = t);
+	off_thread(&s);
+	assert_int_equal(s.c[0].rc, 0);
+	assert_int_equal(atomic_load(&p.freed), 0);
+	settle();
+	assert_int_equal(atomic_load(&p.freed), 1);
+	int fired = atomic_load(&p.fired);
+	assert_false(run_until(pred_never, NULL, 30));
+	assert_int_equal(atomic_load(&p.fired), fired);
+
+	/* Added and removed before the loop ran: never fires, ff once. */
+	struct tprobe q = {0};
+	s = (struct tscript){.n = 2};
+	s.c[0] = TCALL(.op = T_ADD_T, .fd_or_freq = 0, .p = &q);
+	s.c[1] = TCALL(.op = T_REM_T, .id = -1);
+	off_thread(&s);
+	assert_int_equal(s.c[1].rc, 0);
+	settle();
+	assert_false(run_until(pred_tp_fired, &q, 30));
+	assert_int_equal(atomic_load(&q.freed), 1);
+
+	assert_int_equal(atomic_load(&p.off_loop) + atomic_load(&q.off_loop), 0);
+	virt_event_uv_counts(NULL, &n);
+	assert_int_equal(n, before);
+}
+
+/* The thread hammers add/update/remove while the loop runs (and dispatches)
+ * in this thread: for TSan, and for "every ff exactly once, on the loop". */
+struct hammer {
+	int fd;
+	int rounds;
+	struct tprobe p;
+	int adds;     /* thread-private until done */
+	int failures; /* thread-private until done */
+	atomic_int done;
+};
+
+static void hammer_thread(void *arg)
+{
+	struct hammer *h = arg;
+	for (int i = 0; i < h->rounds; i++) {
+		int w = virEventAddHandle(h->fd, VIR_EVENT_HANDLE_WRITABLE, tp_handle_cb, &h->p,
+		                          tp_free);
+		int t = virEventAddTimeout(i % 2 ? 0 : 1, tp_timeout_cb, &h->p, tp_free);
+		if (w <= 0 || t <= 0) {
+			h->failures++;
+			continue;
+		}
+		h->adds += 2;
+		if (i % 3 == 0)
+			uv_sleep(1); /* let the loop apply and dispatch some */
+		virEventUpdateHandle(w, 0);
+		virEventUpdateTimeout(t, -1);
+		virEventUpdateHandle(w, VIR_EVENT_HANDLE_WRITABLE);
+		virEventUpdateTimeout(t, 0);
+		if (i % 5 == 0)
+			uv_sleep(1);
+		if (virEventRemoveHandle(w) != 0 || virEventRemoveTimeout(t) != 0)
+			h->failures++;
+	}
+	atomic_store(&h->done, 1);
+}
+
+static bool pred_hammer_done(void *arg)
+{
+	struct hammer *h = arg;
+	return atomic_load(&h->done) && atomic_load(&h->p.freed) == h->adds;
+}
+
+static void test_uvloop_concurrent(void **state)
+{
+	(void)state;
+	loop_tid = uv_thread_self();
+	size_t hb, tb, ha, ta;
+	virt_event_uv_counts(&hb, &tb);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	struct hammer *h = calloc(1, sizeof(*h));
+	assert_non_null(h);
+	h->fd = fds[1]; /* always writable: fires whenever it is polled */
+	h->rounds = 300;
+	uv_thread_t th;
+	assert_int_equal(uv_thread_create(&th, hammer_thread, h), 0);
+	bool ok = run_until(pred_hammer_done, h, 10000);
+	assert_int_equal(uv_thread_join(&th), 0);
+	settle();
+	assert_true(ok);
+	assert_int_equal(h->failures, 0);
+	assert_int_equal(h->adds, 2 * h->rounds);
+	assert_int_equal(atomic_load(&h->p.freed), h->adds);
+	assert_int_equal(atomic_load(&h->p.off_loop), 0);
+	assert_true(atomic_load(&h->p.fired) > 0);
+	virt_event_uv_counts(&ha, &ta);
+	assert_int_equal(ha, hb);
+	assert_int_equal(ta, tb);
+	close(fds[0]);
+	close(fds[1]);
+	free(h);
 }
 
 /* ---- connection --------------------------------------------------------- */
@@ -1295,6 +1644,9 @@ int main(void)
 		cmocka_unit_test(test_register_twice),
 		cmocka_unit_test(test_uvloop_handle),
 		cmocka_unit_test(test_uvloop_timeout),
+		cmocka_unit_test(test_uvloop_handle_off_thread),
+		cmocka_unit_test(test_uvloop_timeout_off_thread),
+		cmocka_unit_test(test_uvloop_concurrent),
 		cmocka_unit_test(test_backoff_schedule),
 		cmocka_unit_test(test_plain_check),
 		cmocka_unit_test_setup_teardown(test_inventory_file, fx_setup, fx_teardown),
