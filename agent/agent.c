@@ -35,6 +35,7 @@
 #include "cli.h"
 #include "envelope.h"
 #include "meshvisor/log.h"
+#include "migration.h"
 #include "nodestate.h"
 #include "swim_codec.h"
 
@@ -126,6 +127,7 @@ void agent_swim_pump(struct agent *a)
 	while (swim_pop_event(a->swim, &e)) {
 		agent_log_event(&e);
 		nodestate_on_member_event(a, &e);
+		migration_on_member_event(a, &e);
 	}
 	if (a->stopping)
 		return;
@@ -189,6 +191,9 @@ static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t
 	case MV__ENVELOPE__BODY_STATE:
 		nodestate_handle_envelope(a, env);
 		break;
+	case MV__ENVELOPE__BODY_MIG:
+		migration_handle_envelope(a, env);
+		break;
 	case MV__ENVELOPE__BODY_REQUEST:
 		rpc_server_handle_peer_request(a, cert_name, env->request);
 		break;
@@ -221,11 +226,11 @@ static void agent_on_virt_change(struct virt *v, enum virt_change what, const ch
                                  void *ud)
 {
 	(void)v;
-	(void)what;
-	(void)vm_name;
 	struct agent *a = ud;
 	if (a->ns != NULL)
 		nodestate_refresh(a);
+	if (what == VIRT_CHANGE_VM_EVENT || what == VIRT_CHANGE_VM_RECONCILED)
+		migration_on_vm_event(a, vm_name);
 }
 
 /* ---- leave and stop --------------------------------------------------------------- */
@@ -248,6 +253,7 @@ static void agent_stop(struct agent *a)
 	uv_timer_stop(&a->rpc_timer);
 	uv_signal_stop(&a->sig_hup);
 	nodestate_stop(a);
+	migration_stop(a);
 	net_close(a->net, agent_on_net_closed, a);
 }
 
@@ -448,6 +454,9 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	        " version=%s", o->name, a->peer_addr, a->rpc_addr, inc, MV_VERSION);
 	if ((rc = nodestate_start(a, err, errlen)) < 0)
 		return rc;
+	if ((rc = migration_start(a, err, errlen)) < 0)
+		return rc;
+	nodestate_refresh(a); /* feeds our capacity to the migration core */
 	if (o->n_seeds > 0)
 		swim_join(a->swim, (const char *const *)o->seeds, o->n_seeds, uv_now(a->loop));
 	agent_swim_pump(a);
@@ -498,6 +507,10 @@ int agent_main(int argc, char **argv)
 
 	uv_run(a->loop, UV_RUN_DEFAULT);
 
+	/* a migration running on a worker thread still uses the connection:
+	 * it was told to abort; wait for it to return */
+	while (a->mig_work_running > 0)
+		uv_run(a->loop, UV_RUN_ONCE);
 	/* libvirt's handles on our loop are released in close callbacks: free
 	 * the connection, then let the loop run those callbacks. */
 	virt_free(a->virt);
@@ -508,6 +521,7 @@ int agent_main(int argc, char **argv)
 	agent_save_incarnation(a->opt.data_dir, swim_incarnation(a->swim));
 	MV_INFO("agent", "stopped name=%s", a->opt.name);
 	rpc_server_free_pending(a);
+	migration_free_all(a);
 	nstate_free(a->ns);
 	free(a->state_sig);
 	free(a->state_full);

@@ -53,10 +53,20 @@ struct agent {
 	uint64_t state_published_ms;
 	bool draining;
 
-	/* requests forwarded to other hosts (rpc_server.c) */
+	/* requests forwarded to other hosts, and long operations' answers (rpc_server.c) */
 	struct rpc_pending *rpc_pending;
 	uint64_t rpc_next_fwd_id;
 	uv_timer_t rpc_timer;
+	struct rpc_sink *rpc_sinks;
+	uint64_t rpc_next_sink;
+
+	/* migrations (migration.c) */
+	struct mig *mig;
+	uv_timer_t mig_timer;
+	uv_timer_t mig_progress_timer;
+	struct migration *migrations; /* outgoing, newest first; finished ones kept a while */
+	struct drain *drain;          /* this host's drain in progress, if any */
+	uint64_t mig_work_running;    /* libvirt jobs on worker threads */
 };
 
 /* Runs the membership core's pending output and events through the network
@@ -78,5 +88,22 @@ void rpc_server_handle_peer_response(struct agent *a, const char *from, Mv__RpcR
 void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c);
 /* rpc_server.c: at exit, drops requests still waiting for other hosts. */
 void rpc_server_free_pending(struct agent *a);
+
+/* rpc_server.c: the agent's own requests to another agent (node to node,
+ * over the peer port): cb gets the final answer, or an RPC_ERR_UNAVAILABLE
+ * one if the node does not answer in time. req->id is set here. */
+typedef void (*rpc_done_fn)(struct agent *a, void *arg, Mv__RpcResponse *resp);
+int rpc_node_request(struct agent *a, const char *node, Mv__RpcRequest *req, rpc_done_fn cb,
+                     void *arg, char *err, size_t errlen);
+
+/* rpc_server.c: a sink receives the frames of one long operation (progress
+ * with more = true, then one final frame) and delivers them to the client
+ * that asked, or to the agent that forwarded the request. Returns 0 on
+ * allocation failure. A client that went away is skipped silently. */
+uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer,
+                       uint64_t req_id);
+void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final);
+/* Forgets a sink without sending anything (the request failed at once). */
+void rpc_sink_drop(struct agent *a, uint64_t token);
 
 #endif

@@ -46,6 +46,9 @@ struct cli_opts {
 	int priority;         /* --priority */
 	bool has_priority;
 	bool no_start;        /* --no-start */
+	const char *to;       /* --to (migrate) */
+	bool abort_op;        /* --abort (migrate) */
+	uint32_t parallel;    /* --parallel (drain) */
 };
 
 struct cli_conn {
@@ -78,6 +81,18 @@ static const char *cli_synopsis(const char *cmd)
 		{"nodes", ""},
 		{"node", " NAME"},
 		{"vms", " [--node NAME]"},
+		{"migrate", " VM [--to HOST] | --abort VM\n"
+		            "\n"
+		            "  Moves VM (name or UUID) from any node: its host negotiates with the\n"
+		            "  target (--to, or the best host that accepts) and live-migrates it\n"
+		            "  (offline: stop, define, start, on hypervisors that cannot migrate).\n"
+		            "  Progress is shown while it runs; the exit status is the outcome"},
+		{"migrations", "\n\n  running and recent migrations across the cluster"},
+		{"drain", " HOST [--parallel N]\n"
+		          "\n"
+		          "  Marks HOST draining (no new placements) and moves every VM off it,\n"
+		          "  N at a time (default: its outgoing limit); reports each VM"},
+		{"undrain", " HOST\n\n  returns a drained host to service"},
 		{"vm", " NAME|UUID\n"
 		       "       meshvisor vm create --xml FILE [--node NAME] [--no-start]\n"
 		       "       meshvisor vm start|shutdown|destroy|undefine NAME|UUID\n"
@@ -140,6 +155,22 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 			slot = &o->xml_file;
 		} else if (strcmp(a, "--no-start") == 0) {
 			o->no_start = true;
+			continue;
+		} else if (strcmp(a, "--to") == 0) {
+			slot = &o->to;
+		} else if (strcmp(a, "--abort") == 0) {
+			o->abort_op = true;
+			continue;
+		} else if (strcmp(a, "--parallel") == 0) {
+			char *end;
+			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 1 || v > 64) {
+				fprintf(stderr, "meshvisor %s: --parallel: expected a number from 1 to 64\n",
+				        o->cmd);
+				return CLI_EXIT_USAGE;
+			}
+			i++;
+			o->parallel = (uint32_t)v;
 			continue;
 		} else if (strcmp(a, "--priority") == 0) {
 			char *end;
@@ -301,7 +332,13 @@ static void cli_tls_failed(struct cli_conn *cc)
 }
 
 /* Sends one request and returns its decoded response envelope. */
-static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out)
+typedef void (*cli_progress_fn)(const Mv__RpcResponse *r, void *arg);
+
+/* Sends one request and returns its final response envelope. Progress
+ * frames (more = true) go to on_progress, and each one extends the
+ * deadline: a long operation that keeps reporting is not timed out. */
+static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out,
+                    cli_progress_fn on_progress, void *arg)
 {
 	Mv__Envelope env = MV__ENVELOPE__INIT;
 	env.version = ENVELOPE_VERSION;
@@ -337,12 +374,8 @@ static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out
 			size_t left = (size_t)got;
 			const uint8_t *payload;
 			size_t plen;
-			int frc = frame_decoder_next(&cc->dec, &p, &left, &payload, &plen);
-			if (frc < 0) {
-				snprintf(cc->err, sizeof(cc->err), "the agent sent an invalid frame");
-				return CLI_EXIT_FAIL;
-			}
-			if (frc == 1) {
+			int frc;
+			while ((frc = frame_decoder_next(&cc->dec, &p, &left, &payload, &plen)) == 1) {
 				const char *why;
 				if (envelope_decode(payload, plen, out, &why) < 0) {
 					snprintf(cc->err, sizeof(cc->err), "the agent sent a bad response: %s",
@@ -356,7 +389,18 @@ static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out
 					         "the agent answered something other than our request");
 					return CLI_EXIT_FAIL;
 				}
-				return 0;
+				if (!(*out)->response->more)
+					return 0;
+				if (on_progress != NULL)
+					on_progress((*out)->response, arg);
+				envelope_free(*out);
+				*out = NULL;
+				int64_t quiet = cc->timeout_ms > 60000 ? cc->timeout_ms : 60000;
+				cc->deadline = mono_ms() + quiet;
+			}
+			if (frc < 0) {
+				snprintf(cc->err, sizeof(cc->err), "the agent sent an invalid frame");
+				return CLI_EXIT_FAIL;
 			}
 			continue;
 		}
@@ -741,6 +785,104 @@ static void print_vm_op(const Mv__VmOpReply *op, bool json)
 	printf("%s: %s on %s\n", op->vm, op->message, op->node);
 }
 
+static json_object *migration_json(const Mv__MigrationInfo *m)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "id", json_str(m->id));
+	json_object_object_add(o, "vm", json_str(m->vm));
+	json_object_object_add(o, "uuid", json_str(m->uuid));
+	json_object_object_add(o, "source", json_str(m->source));
+	json_object_object_add(o, "target", json_str(m->target));
+	json_object_object_add(o, "phase", json_str(m->phase));
+	json_object_object_add(o, "done", json_object_new_boolean(m->done));
+	json_object_object_add(o, "ok", json_object_new_boolean(m->ok));
+	json_object_object_add(o, "offline", json_object_new_boolean(m->offline));
+	json_object_object_add(o, "message", json_str(m->message));
+	json_object_object_add(o, "started_unix_ms", json_object_new_int64(m->started_unix_ms));
+	json_object_object_add(o, "ended_unix_ms", json_object_new_int64(m->ended_unix_ms));
+	json_object_object_add(o, "elapsed_ms", json_object_new_uint64(m->elapsed_ms));
+	json_object_object_add(o, "data_processed", json_object_new_uint64(m->data_processed));
+	json_object_object_add(o, "data_remaining", json_object_new_uint64(m->data_remaining));
+	json_object_object_add(o, "data_total", json_object_new_uint64(m->data_total));
+	json_object_object_add(o, "downtime_ms", json_object_new_uint64(m->downtime_ms));
+	return o;
+}
+
+static void migration_line(const Mv__MigrationInfo *m)
+{
+	if (m->done) {
+		printf("%s: %s\n", m->vm, m->message);
+		return;
+	}
+	if (m->data_total > 0)
+		printf("%s: %s %s -> %s, %" PRIu64 " of %" PRIu64 " MiB sent, %" PRIu64
+		       " MiB left, %.1f s\n",
+		       m->vm, m->phase, m->source, m->target, m->data_processed >> 20,
+		       m->data_total >> 20, m->data_remaining >> 20, (double)m->elapsed_ms / 1000);
+	else
+		printf("%s: %s %s -> %s%s, %.1f s\n", m->vm, m->phase, m->source,
+		       m->target[0] ? m->target : "(choosing)", m->offline ? " (offline move)" : "",
+		       (double)m->elapsed_ms / 1000);
+	fflush(stdout);
+}
+
+/* Progress frames of migrate and drain: one line each (JSON: one object). */
+static void cli_print_progress(const Mv__RpcResponse *r, void *arg)
+{
+	const struct cli_opts *o = arg;
+	if (r->result_case != MV__RPC_RESPONSE__RESULT_MIGRATION)
+		return;
+	if (o->json) {
+		json_object *j = migration_json(r->migration);
+		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
+		                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(j);
+		fflush(stdout);
+		return;
+	}
+	migration_line(r->migration);
+}
+
+static void print_migrations(const Mv__MigrationsReply *mr, bool json)
+{
+	if (json) {
+		json_object *arr = json_object_new_array();
+		for (size_t i = 0; i < mr->n_migrations; i++)
+			json_object_array_add(arr, migration_json(mr->migrations[i]));
+		json_object *root = json_object_new_object();
+		json_object_object_add(root, "migrations", arr);
+		print_json(root);
+		return;
+	}
+	printf("%-20s %-12s %-12s %-10s %-8s %9s  %s\n", "VM", "SOURCE", "TARGET", "PHASE", "RESULT",
+	       "SECONDS", "MESSAGE");
+	for (size_t i = 0; i < mr->n_migrations; i++) {
+		const Mv__MigrationInfo *m = mr->migrations[i];
+		printf("%-20s %-12s %-12s %-10s %-8s %9.1f  %s\n", m->vm, m->source,
+		       m->target[0] ? m->target : "-", m->phase,
+		       !m->done ? "running" : m->ok ? "moved" : "stayed", (double)m->elapsed_ms / 1000,
+		       m->message);
+	}
+}
+
+static void print_drain(const Mv__DrainReply *d, bool json)
+{
+	if (json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "node", json_str(d->node));
+		json_object_object_add(o, "moved", json_object_new_int(d->moved));
+		json_object_object_add(o, "stayed", json_object_new_int(d->stayed));
+		json_object_object_add(o, "message", json_str(d->message));
+		json_object *arr = json_object_new_array();
+		for (size_t i = 0; i < d->n_results; i++)
+			json_object_array_add(arr, migration_json(d->results[i]));
+		json_object_object_add(o, "results", arr);
+		print_json(o);
+		return;
+	}
+	printf("%s\n", d->message);
+}
+
 /* Request storage: everything the request points at. */
 struct cli_request {
 	Mv__RpcRequest req;
@@ -755,6 +897,9 @@ struct cli_request {
 	Mv__VmCreateRequest vm_create;
 	Mv__VmActionRequest vm_action;
 	Mv__VmSetHaRequest vm_set_ha;
+	Mv__MigrateRequest migrate;
+	Mv__MigrationsRequest migrations;
+	Mv__DrainRequest drain;
 	char *xml; /* malloc'd file contents */
 };
 
@@ -804,12 +949,20 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 	int want_args = 0; /* exact positional count, -1: at least one */
 	if (strcmp(cmd, "join") == 0 || strcmp(cmd, "vm") == 0)
 		want_args = -1;
-	else if (strcmp(cmd, "node") == 0)
+	else if (strcmp(cmd, "node") == 0 || strcmp(cmd, "migrate") == 0 ||
+	         strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0)
 		want_args = 1;
+	if ((o->to || o->abort_op) && strcmp(cmd, "migrate") != 0)
+		return cli_usage_error(o, "%s", "--to and --abort go with 'migrate'");
+	if (o->parallel && strcmp(cmd, "drain") != 0)
+		return cli_usage_error(o, "%s", "--parallel goes with 'drain'");
+	if (o->to && o->abort_op)
+		return cli_usage_error(o, "%s", "--abort takes no --to");
 	if (want_args == 0 && o->n_args > 0)
 		return cli_usage_error(o, "unexpected argument '%s'", o->args[0]);
 	if (want_args == 1 && o->n_args != 1)
-		return cli_usage_error(o, "%s", "give exactly one host name");
+		return cli_usage_error(o, "%s", strcmp(cmd, "migrate") == 0 ? "give exactly one VM name or UUID"
+		                                                             : "give exactly one host name");
 	if ((o->node && strcmp(cmd, "vms") != 0 && strcmp(cmd, "vm") != 0) ||
 	    (o->xml_file && strcmp(cmd, "vm") != 0))
 		return cli_usage_error(o, "%s", "--node and --xml go with 'vm create' (and --node with 'vms')");
@@ -843,6 +996,24 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 		q->node.name = o->args[0];
 		req->op_case = MV__RPC_REQUEST__OP_NODE;
 		req->node = &q->node;
+	} else if (strcmp(cmd, "migrate") == 0) {
+		mv__migrate_request__init(&q->migrate);
+		q->migrate.vm = o->args[0];
+		q->migrate.to = (char *)(o->to ? o->to : "");
+		q->migrate.abort = o->abort_op;
+		req->op_case = MV__RPC_REQUEST__OP_MIGRATE;
+		req->migrate = &q->migrate;
+	} else if (strcmp(cmd, "migrations") == 0) {
+		mv__migrations_request__init(&q->migrations);
+		req->op_case = MV__RPC_REQUEST__OP_MIGRATIONS;
+		req->migrations = &q->migrations;
+	} else if (strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0) {
+		mv__drain_request__init(&q->drain);
+		q->drain.node = o->args[0];
+		q->drain.parallel = o->parallel;
+		q->drain.undrain = strcmp(cmd, "undrain") == 0;
+		req->op_case = MV__RPC_REQUEST__OP_DRAIN;
+		req->drain = &q->drain;
 	} else if (strcmp(cmd, "vms") == 0) {
 		mv__vms_request__init(&q->vms);
 		q->vms.node = (char *)(o->node ? o->node : "");
@@ -945,7 +1116,7 @@ int cli_client_main(int argc, char **argv)
 	}
 
 	Mv__Envelope *resp_env = NULL;
-	rc = cli_call(&cc, &q.req, &resp_env);
+	rc = cli_call(&cc, &q.req, &resp_env, cli_print_progress, &o);
 	if (rc != 0) {
 		fprintf(stderr, "meshvisor %s: %s\n", o.cmd, cc.err);
 	} else {
@@ -963,6 +1134,15 @@ int cli_client_main(int argc, char **argv)
 			print_vms(r->vms, o.json, q.req.op_case == MV__RPC_REQUEST__OP_VM);
 		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_VM_OP) {
 			print_vm_op(r->vm_op, o.json);
+		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_MIGRATION) {
+			if (o.json)
+				print_json(migration_json(r->migration));
+			else
+				migration_line(r->migration);
+		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_MIGRATIONS) {
+			print_migrations(r->migrations, o.json);
+		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_DRAIN) {
+			print_drain(r->drain, o.json);
 		} else if (o.json) {
 			printf("{\"ok\": true}\n");
 		} else if (q.req.op_case == MV__RPC_REQUEST__OP_JOIN) {

@@ -136,11 +136,29 @@ static const struct config_opt config_opts[] = {
 	 "VM memory allowed per byte of host memory, 0.1 to 64 (default 1)"},
 	{"node", "memory_reserved_mib", "memory-reserved-mib", CT_U32, OFF(memory_reserved_mib), 0,
 	 16777216, "memory kept for the host itself, MiB (default 1024)"},
+	{"migration", "libvirt_uri", "migration-libvirt-uri", CT_STRING, OFF(mig_libvirt_uri), 0, 0,
+	 "this host's libvirt URI as other hosts reach it, for peer-to-peer migration "
+	 "(default: libvirt_uri)"},
+	{"migration", "stream_uri", "migration-stream-uri", CT_STRING, OFF(mig_stream_uri), 0, 0,
+	 "where QEMU's migration stream connects, tcp://HOST[:PORT] (default: libvirt's choice)"},
+	{"migration", "bandwidth_mib_s", "migration-bandwidth", CT_U32, OFF(mig_bandwidth_mib_s), 0,
+	 1000000, "migration bandwidth cap, MiB/s (default 0 = unlimited)"},
+	{"migration", "max_downtime_ms", "migration-max-downtime-ms", CT_U32,
+	 OFF(mig_max_downtime_ms), 0, 600000, "maximum guest downtime (default 0 = libvirt's)"},
+	{"migration", "tls", "migration-tls", CT_BOOL, OFF(mig_tls), 0, 0,
+	 "encrypt the migration stream with libvirt's TLS (default false)"},
+	{"migration", "max_incoming", "max-incoming-migrations", CT_U32, OFF(mig_max_incoming), 1, 64,
+	 "concurrent incoming migrations (default 2)"},
+	{"migration", "max_outgoing", "max-outgoing-migrations", CT_U32, OFF(mig_max_outgoing), 1, 64,
+	 "concurrent outgoing migrations (default 2)"},
+	{"migration", "lease_ms", "migration-lease-ms", CT_U32, OFF(mig_lease_ms), 1000, 600000,
+	 "how long a target holds room for a silent source; also how long a restarted agent "
+	 "refuses incoming migrations (default 30000)"},
 };
 
 #define N_OPTS (sizeof(config_opts) / sizeof(config_opts[0]))
 
-static const char *const config_sections[] = {"tls", "swim", "node"};
+static const char *const config_sections[] = {"tls", "swim", "node", "migration"};
 #define N_SECTIONS (sizeof(config_sections) / sizeof(config_sections[0]))
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -382,7 +400,8 @@ static void options_copy(struct agent_options *dst, const struct agent_options *
 	*dst = *src;
 	char **strs[] = {&dst->config_file, &dst->name,      &dst->bind,      &dst->advertise,
 	                 &dst->rpc_bind,    &dst->ca_file,   &dst->cert_file, &dst->key_file,
-	                 &dst->data_dir,    &dst->libvirt_uri};
+	                 &dst->data_dir,    &dst->libvirt_uri, &dst->mig_libvirt_uri,
+	                 &dst->mig_stream_uri};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if (*strs[i])
 			*strs[i] = xstrdup(*strs[i]);
@@ -675,6 +694,9 @@ void agent_options_init(struct agent_options *o)
 	o->cpu_overcommit = 4.0;
 	o->memory_overcommit = 1.0;
 	o->memory_reserved_mib = 1024;
+	o->mig_max_incoming = 2;
+	o->mig_max_outgoing = 2;
+	o->mig_lease_ms = 30000;
 }
 
 void agent_options_free(struct agent_options *o)
@@ -693,6 +715,8 @@ void agent_options_free(struct agent_options *o)
 	free(o->libvirt_uri);
 	free(o->zone);
 	free(o->rack);
+	free(o->mig_libvirt_uri);
+	free(o->mig_stream_uri);
 	seeds_clear(o);
 	labels_clear(o);
 	memset(o, 0, sizeof(*o));

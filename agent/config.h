@@ -34,7 +34,11 @@
  *               "labels": ["ssd=yes", "gpu=none"],   key=value, up to 16
  *               "cpu_overcommit": 4.0,               vCPUs per logical CPU
  *               "memory_overcommit": 1.0,
- *               "memory_reserved_mib": 1024 }        kept for the host
+ *               "memory_reserved_mib": 1024 },       kept for the host
+ *     "migration": { "libvirt_uri": "qemu+tls://10.0.0.5/system",  how peers reach our libvirt
+ *                    "stream_uri": "tcp://10.0.0.5",   QEMU's migration stream ("" = default)
+ *                    "bandwidth_mib_s": 0, "max_downtime_ms": 0, "tls": false,
+ *                    "max_incoming": 2, "max_outgoing": 2, "lease_ms": 30000 }
  *   }
  *
  * Ownership: strings in struct agent_options are owned by it (heap) and
@@ -82,6 +86,15 @@ struct agent_options {
 	double cpu_overcommit;          /* vCPUs allowed per logical CPU */
 	double memory_overcommit;
 	uint32_t memory_reserved_mib;   /* kept for the host itself */
+	/* section "migration" */
+	char *mig_libvirt_uri;     /* how peers' libvirt reaches ours (default: libvirt_uri) */
+	char *mig_stream_uri;      /* where QEMU's stream goes, tcp://HOST[:PORT] ("": default) */
+	uint32_t mig_bandwidth_mib_s; /* 0: unlimited */
+	uint32_t mig_max_downtime_ms; /* 0: libvirt's default */
+	bool mig_tls;              /* TLS for the migration stream */
+	uint32_t mig_max_incoming;
+	uint32_t mig_max_outgoing;
+	uint32_t mig_lease_ms;     /* reservation lease; also the quiet time after start */
 };
 
 /* Fills defaults (ports 7946/7947, bind 127.0.0.1, libvirt test:///default,

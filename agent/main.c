@@ -24,6 +24,9 @@ static void usage(FILE *out)
 	        "  vms         every VM in the cluster and its host (--node NAME: one host)\n"
 	        "  vm          show, create, start, shutdown, destroy, undefine, set-ha\n"
 	        "              (see 'meshvisor vm --help'; forwarded to the VM's host)\n"
+	        "  migrate     move a VM to another host (live where the hypervisor can)\n"
+	        "  migrations  running and recent migrations across the cluster\n"
+	        "  drain       move every VM off a host and keep new ones away; undrain\n"
 	        "\n"
 	        "Certificates:\n"
 	        "  tls         create the cluster CA and node/operator/viewer certificates\n"
@@ -45,7 +48,9 @@ int main(int argc, char **argv)
 		return agent_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "members") == 0 || strcmp(cmd, "status") == 0 ||
 	    strcmp(cmd, "join") == 0 || strcmp(cmd, "leave") == 0 || strcmp(cmd, "nodes") == 0 ||
-	    strcmp(cmd, "node") == 0 || strcmp(cmd, "vms") == 0 || strcmp(cmd, "vm") == 0)
+	    strcmp(cmd, "node") == 0 || strcmp(cmd, "vms") == 0 || strcmp(cmd, "vm") == 0 ||
+	    strcmp(cmd, "migrate") == 0 || strcmp(cmd, "migrations") == 0 ||
+	    strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0)
 		return cli_client_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "tls") == 0)
 		return cli_tls_main(argc - 1, argv + 1);

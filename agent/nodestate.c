@@ -29,11 +29,13 @@
 #include "envelope.h"
 #include "meshvisor/log.h"
 #include "meshvisor/state.h"
+#include "migration.h"
 #include "state_codec.h"
 
 #define NODESTATE_REFRESH_MS 5000 /* re-read libvirt for slow-moving values */
 #define NODESTATE_LAZY_MS 10000   /* minimum gap between non-urgent publications */
 #define NODESTATE_FREE_MEM_STEP_PCT 5
+#define NODESTATE_MAX_MIGRATIONS 16 /* recent moves gossiped per host */
 
 static int64_t nodestate_wall_ms(void)
 {
@@ -150,6 +152,8 @@ struct nodestate_build {
 	Mv__Label **label_ptrs;
 	char label_buf[AGENT_MAX_LABELS][2][SWIM_NAME_MAX];
 	char cpu_model[64];
+	Mv__MigrationInfo migs[NODESTATE_MAX_MIGRATIONS];
+	Mv__MigrationInfo *mig_ptrs[NODESTATE_MAX_MIGRATIONS];
 };
 
 /* Fills b from libvirt and the config. Strings point into b, libvirt's
@@ -232,6 +236,11 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 		b->ns.n_vms = nvm;
 		b->ns.vms = b->vm_ptrs;
 	}
+	size_t nm = migration_list(a, b->migs, NODESTATE_MAX_MIGRATIONS);
+	for (size_t i = 0; i < nm; i++)
+		b->mig_ptrs[i] = &b->migs[i];
+	b->ns.n_migrations = nm;
+	b->ns.migrations = b->mig_ptrs;
 	return 0;
 }
 
@@ -279,6 +288,7 @@ void nodestate_refresh(struct agent *a)
 		MV_ERROR("state", "out of memory building our node state");
 		return;
 	}
+	migration_set_capacity(a, &b.ns);
 	size_t sig_len, full_len;
 	uint8_t *sig = nodestate_pack_significant(&b.ns, &sig_len);
 	b.ns.version = 0;

@@ -33,10 +33,12 @@
 #include "domxml.h"
 #include "envelope.h"
 #include "meshvisor/log.h"
+#include "migration.h"
 #include "nodestate.h"
 #include "placement.h"
 
 #define RPC_FORWARD_TIMEOUT_MS 30000 /* libvirt define+start can take seconds */
+#define RPC_LONG_OP_TIMEOUT_MS (30 * 60 * 1000) /* migrate, drain: silence this long = lost */
 
 struct rpc_op {
 	Mv__RpcRequest__OpCase op;
@@ -56,6 +58,10 @@ static const struct rpc_op rpc_ops[] = {
 	{MV__RPC_REQUEST__OP_VM_CREATE, "vm create", true},
 	{MV__RPC_REQUEST__OP_VM_ACTION, "vm action", true},
 	{MV__RPC_REQUEST__OP_VM_SET_HA, "vm set-ha", true},
+	{MV__RPC_REQUEST__OP_MIGRATE, "migrate", true},
+	{MV__RPC_REQUEST__OP_MIGRATIONS, "migrations", false},
+	{MV__RPC_REQUEST__OP_DRAIN, "drain", true},
+	{MV__RPC_REQUEST__OP_VM_RECEIVE, "vm receive", true},
 };
 
 static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op)
@@ -74,6 +80,7 @@ struct rpc_reply {
 	Mv__NodesReply nodes;
 	Mv__VmsReply vms;
 	Mv__VmOpReply vm_op;
+	Mv__MigrationsReply migrations;
 	char errbuf[768];
 	char opbuf[4][256];
 	void *allocs[8];
@@ -506,12 +513,24 @@ static void rpc_local_set_ha(struct agent *a, struct rpc_reply *r, const Mv__VmS
 
 struct rpc_pending {
 	uint64_t fwd_id;
-	struct net_conn *client;
+	struct net_conn *client; /* NULL: gone, or an internal request (cb) */
 	uint64_t client_id;
 	uint64_t deadline;
+	uint32_t timeout_ms;
 	char node[SWIM_NAME_MAX];
+	rpc_done_fn cb; /* internal requests: called with the answer, or NULL */
+	void *cb_arg;
 	struct rpc_pending *next;
 };
+
+/* Long operations answer with progress frames; give them time. */
+static uint32_t rpc_forward_timeout_ms(const Mv__RpcRequest *req)
+{
+	if (req->op_case == MV__RPC_REQUEST__OP_MIGRATE ||
+	    req->op_case == MV__RPC_REQUEST__OP_DRAIN)
+		return RPC_LONG_OP_TIMEOUT_MS;
+	return RPC_FORWARD_TIMEOUT_MS;
+}
 
 static void rpc_on_pending_timer(uv_timer_t *t);
 
@@ -538,7 +557,8 @@ static int rpc_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest 
 	p->fwd_id = ++a->rpc_next_fwd_id;
 	p->client = client;
 	p->client_id = req->id;
-	p->deadline = uv_now(a->loop) + RPC_FORWARD_TIMEOUT_MS;
+	p->timeout_ms = rpc_forward_timeout_ms(req);
+	p->deadline = uv_now(a->loop) + p->timeout_ms;
 	snprintf(p->node, sizeof(p->node), "%s", owner);
 
 	uint64_t saved_id = req->id;
@@ -584,20 +604,95 @@ static void rpc_on_pending_timer(uv_timer_t *t)
 			continue;
 		}
 		*pp = p->next;
-		if (p->client != NULL) {
-			struct rpc_reply r;
-			rpc_reply_init(&r, p->client_id);
-			rpc_fail(&r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
-			         "host %s did not answer within %d s; the operation may or may not "
-			         "have happened there",
-			         p->node, RPC_FORWARD_TIMEOUT_MS / 1000);
+		struct rpc_reply r;
+		rpc_reply_init(&r, p->client_id);
+		rpc_fail(&r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
+		         "host %s did not answer within %u s; the operation may or may not "
+		         "have happened there",
+		         p->node, p->timeout_ms / 1000);
+		if (p->client != NULL)
 			rpc_send_envelope(a, p->client, NULL, &r.resp);
-			rpc_reply_free(&r);
-		}
+		else if (p->cb != NULL)
+			p->cb(a, p->cb_arg, &r.resp);
+		rpc_reply_free(&r);
 		free(p);
 	}
 	if (a->rpc_pending == NULL)
 		uv_timer_stop(&a->rpc_timer);
+}
+
+int rpc_node_request(struct agent *a, const char *node, Mv__RpcRequest *req, rpc_done_fn cb,
+                     void *arg, char *err, size_t errlen)
+{
+	struct rpc_reply r;
+	rpc_reply_init(&r, 0);
+	req->id = 0;
+	if (rpc_forward(a, NULL, req, node, &r) < 0) {
+		snprintf(err, errlen, "%s", r.errbuf);
+		rpc_reply_free(&r);
+		return -EHOSTUNREACH;
+	}
+	rpc_reply_free(&r);
+	a->rpc_pending->cb = cb; /* rpc_forward put it first */
+	a->rpc_pending->cb_arg = arg;
+	return 0;
+}
+
+/* ---- sinks: where the frames of a long operation go ----------------------------------- */
+
+struct rpc_sink {
+	uint64_t token;
+	struct net_conn *client; /* a client on the RPC port, or */
+	char peer[SWIM_NAME_MAX]; /* an agent that forwarded the request to us */
+	uint64_t req_id;
+	struct rpc_sink *next;
+};
+
+uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer,
+                       uint64_t req_id)
+{
+	struct rpc_sink *k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		return 0;
+	k->token = ++a->rpc_next_sink;
+	k->client = client;
+	snprintf(k->peer, sizeof(k->peer), "%s", peer ? peer : "");
+	k->req_id = req_id;
+	k->next = a->rpc_sinks;
+	a->rpc_sinks = k;
+	return k->token;
+}
+
+void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final)
+{
+	struct rpc_sink **kk = &a->rpc_sinks;
+	while (*kk != NULL && (*kk)->token != token)
+		kk = &(*kk)->next;
+	struct rpc_sink *k = *kk;
+	if (k == NULL)
+		return;
+	resp->id = k->req_id;
+	resp->more = !final;
+	if (k->client != NULL)
+		rpc_send_envelope(a, k->client, NULL, resp);
+	else if (k->peer[0] != '\0')
+		rpc_send_envelope(a, NULL, k->peer, resp);
+	if (final) {
+		*kk = k->next;
+		free(k);
+	}
+}
+
+void rpc_sink_drop(struct agent *a, uint64_t token)
+{
+	struct rpc_sink **kk = &a->rpc_sinks;
+	while (*kk != NULL && (*kk)->token != token)
+		kk = &(*kk)->next;
+	if (*kk != NULL) {
+		struct rpc_sink *k = *kk;
+		*kk = k->next;
+		free(k);
+	}
 }
 
 void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c)
@@ -605,6 +700,9 @@ void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c)
 	for (struct rpc_pending *p = a->rpc_pending; p != NULL; p = p->next)
 		if (p->client == c)
 			p->client = NULL; /* the owner's answer will be dropped */
+	for (struct rpc_sink *k = a->rpc_sinks; k != NULL; k = k->next)
+		if (k->client == c)
+			k->client = NULL; /* the operation goes on; nobody hears of it */
 }
 
 void rpc_server_free_pending(struct agent *a)
@@ -613,6 +711,11 @@ void rpc_server_free_pending(struct agent *a)
 		struct rpc_pending *p = a->rpc_pending;
 		a->rpc_pending = p->next;
 		free(p);
+	}
+	while (a->rpc_sinks != NULL) {
+		struct rpc_sink *k = a->rpc_sinks;
+		a->rpc_sinks = k->next;
+		free(k);
 	}
 }
 
@@ -628,10 +731,23 @@ void rpc_server_handle_peer_response(struct agent *a, const char *from, Mv__RpcR
 		         resp->id, from);
 		return;
 	}
+	if (resp->more) {
+		/* a progress frame: relay it, keep waiting for the last one */
+		p->deadline = uv_now(a->loop) + p->timeout_ms;
+		if (p->client != NULL) {
+			uint64_t fwd_id = resp->id;
+			resp->id = p->client_id;
+			rpc_send_envelope(a, p->client, NULL, resp);
+			resp->id = fwd_id;
+		}
+		return;
+	}
 	*pp = p->next;
 	if (p->client != NULL) {
 		resp->id = p->client_id;
 		rpc_send_envelope(a, p->client, NULL, resp);
+	} else if (p->cb != NULL) {
+		p->cb(a, p->cb_arg, resp);
 	}
 	free(p);
 }
@@ -793,13 +909,101 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 		q->node = saved;
 		return done;
 	}
+	case MV__RPC_REQUEST__OP_MIGRATIONS: {
+		/* every host gossips its own recent moves: list them all */
+		rpc_load_states(a, r);
+		size_t total = 0;
+		for (size_t i = 0; i < r->n_states; i++)
+			if (r->states[i] != NULL)
+				total += r->states[i]->n_migrations;
+		Mv__MigrationInfo **ptrs = rpc_alloc(r, total, sizeof(*ptrs));
+		if (ptrs == NULL) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
+			return true;
+		}
+		size_t n = 0;
+		for (size_t i = 0; i < r->n_states; i++)
+			for (size_t j = 0; r->states[i] != NULL && j < r->states[i]->n_migrations; j++)
+				ptrs[n++] = r->states[i]->migrations[j];
+		mv__migrations_reply__init(&r->migrations);
+		r->migrations.n_migrations = n;
+		r->migrations.migrations = ptrs;
+		r->resp.result_case = MV__RPC_RESPONSE__RESULT_MIGRATIONS;
+		r->resp.migrations = &r->migrations;
+		return true;
+	}
+	case MV__RPC_REQUEST__OP_DRAIN: {
+		const char *node = req->drain->node;
+		if (strcmp(node, a->opt.name) != 0) {
+			bool known;
+			rpc_member_state(a, node, &known);
+			if (!known) {
+				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND, "no host named '%s' in the cluster",
+				         node);
+				return true;
+			}
+			if (!may_forward) {
+				rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "drain of %s reached %s", node,
+				         a->opt.name);
+				return true;
+			}
+			return rpc_forward(a, client, req, node, r) < 0;
+		}
+		uint64_t sink = rpc_sink_open(a, client, peer, req->id);
+		char err[512];
+		int rc = sink ? migration_rpc_drain(a, req->drain, sink, err, sizeof(err)) : -ENOMEM;
+		if (rc < 0) {
+			if (sink)
+				rpc_sink_drop(a, sink);
+			rpc_fail(r, rpc_code_of_errno(rc), "%s", sink ? err : "out of memory");
+			return true;
+		}
+		return false;
+	}
+	case MV__RPC_REQUEST__OP_VM_RECEIVE: {
+		if (peer == NULL) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
+			         "vm receive is between agents only (the last step of a move)");
+			return true;
+		}
+		char err[512], name[256];
+		int rc = migration_rpc_receive(a, req->vm_receive, peer, name, sizeof(name), err,
+		                               sizeof(err));
+		if (rc < 0) {
+			rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
+			return true;
+		}
+		snprintf(r->opbuf[0], sizeof(r->opbuf[0]), "%s", name);
+		mv__vm_op_reply__init(&r->vm_op);
+		r->vm_op.vm = r->opbuf[0];
+		r->vm_op.uuid = "";
+		r->vm_op.node = a->opt.name;
+		r->vm_op.message = "received";
+		r->resp.result_case = MV__RPC_RESPONSE__RESULT_VM_OP;
+		r->resp.vm_op = &r->vm_op;
+		return true;
+	}
+	case MV__RPC_REQUEST__OP_MIGRATE:
 	case MV__RPC_REQUEST__OP_VM_ACTION:
 	case MV__RPC_REQUEST__OP_VM_SET_HA: {
-		const char *key = req->op_case == MV__RPC_REQUEST__OP_VM_ACTION ? req->vm_action->vm
-		                                                                 : req->vm_set_ha->vm;
+		const char *key = req->op_case == MV__RPC_REQUEST__OP_VM_ACTION   ? req->vm_action->vm
+		                  : req->op_case == MV__RPC_REQUEST__OP_VM_SET_HA ? req->vm_set_ha->vm
+		                                                                  : req->migrate->vm;
 		char err[512];
 		int rc = virt_vm_find(a->virt, key, NULL, err, sizeof(err));
 		if (rc == 0) { /* ours */
+			if (req->op_case == MV__RPC_REQUEST__OP_MIGRATE) {
+				uint64_t sink = rpc_sink_open(a, client, peer, req->id);
+				rc = sink ? migration_rpc_migrate(a, req->migrate, sink, err, sizeof(err))
+				          : -ENOMEM;
+				if (rc < 0) {
+					if (sink) /* close the sink without a frame: r carries the answer */
+						rpc_sink_drop(a, sink);
+					rpc_fail(r, rpc_code_of_errno(rc), "%s", sink ? err : "out of memory");
+					return true;
+				}
+				return false;
+			}
 			if (req->op_case == MV__RPC_REQUEST__OP_VM_ACTION)
 				rpc_local_action(a, r, req->vm_action);
 			else
@@ -882,11 +1086,13 @@ void rpc_server_handle_peer_request(struct agent *a, const char *from, Mv__RpcRe
 {
 	struct rpc_reply r;
 	rpc_reply_init(&r, req->id);
+	bool answered = true;
 	if (!req->forwarded)
 		rpc_fail(&r, MV__RPC_CODE__RPC_ERR_INVALID, "peer requests must be forwarded ones");
 	else
-		rpc_execute(a, NULL, from, req, TLS_ROLE_NODE, from, &r);
-	rpc_send_envelope(a, NULL, from, &r.resp);
+		answered = rpc_execute(a, NULL, from, req, TLS_ROLE_NODE, from, &r);
+	if (answered) /* else a long operation answers through its sink */
+		rpc_send_envelope(a, NULL, from, &r.resp);
 	rpc_reply_free(&r);
 	rpc_after_reply(a);
 }

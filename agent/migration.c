@@ -1,0 +1,1006 @@
+/*
+ * migration.c — moving VMs between hosts, in the daemon (see migration.h).
+ *
+ * Source side, one struct migration per move:
+ *
+ *   choose a target (gossiped capacity, mig_choose_target) or take --to
+ *     -> mig_propose: PROPOSE to the target      phase "proposing"
+ *   REFUSE -> exclude it, choose the next one (with --to: give up)
+ *   ACCEPT -> GO event: bump the VM's owner epoch, then move it:
+ *     live    (a hypervisor that migrates): virt_vm_migrate on a libuv
+ *             worker thread, job progress polled every second; on failure
+ *             ask both hosts where the VM really is (virt_vm_where) so a VM
+ *             that landed anyway is committed, not lost      phase "migrating"
+ *     offline (libvirt's test driver): export the definition, stop it here,
+ *             hand it to the target (node-to-node VmReceive: define and
+ *             start there), undefine it here only after that; on failure
+ *             start it here again                            phase "moving"
+ *   -> mig_migration_done: COMMIT (moved) or ABORT (still here); the core
+ *      releases the target's reservation either way.
+ *
+ * Target side is the core's: reservations under a lease, refusals with a
+ * reason; an arriving VM (libvirt event or VmReceive) releases its
+ * reservation and our next published capacity counts it.
+ *
+ * Whoever asked (a client, or the agent that forwarded the request) gets a
+ * progress frame at each step and a final one with the outcome. Every host
+ * gossips its recent outgoing migrations in its node state, which is what
+ * `meshvisor migrations` lists from any node.
+ *
+ * Drain: mark this host draining (placement and every target refuse it),
+ * then move its VMs off, at most `parallel` at a time, each to the best
+ * host that accepts; a VM no host takes stays where it is, reported.
+ */
+#include "migration.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/time.h>
+
+#include "agent.h"
+#include "envelope.h"
+#include "meshvisor/log.h"
+#include "meshvisor/migrate.h"
+#include "mig_codec.h"
+#include "nodestate.h"
+
+#define MIGRATION_KEEP_DONE 10      /* finished moves kept for `migrations` */
+#define MIGRATION_PROGRESS_MS 1000  /* job progress poll and report */
+#define MIGRATION_MAX_EXCLUDED 16   /* targets that refused, per move */
+
+struct drain;
+
+struct migration {
+	struct migration *next;
+	char id[MIG_ID_MAX];
+	char vm[MIG_NAME_MAX];
+	char uuid[MIG_UUID_MAX];
+	char target[MIG_NAME_MAX];
+	char phase[16];
+	bool done, ok, offline, explicit_target;
+	char message[768];
+	int64_t started_unix_ms, ended_unix_ms;
+	uint64_t started_ms;
+	uint32_t vcpus;
+	uint64_t memory_kib;
+	char excluded[MIGRATION_MAX_EXCLUDED][MIG_NAME_MAX];
+	size_t n_excluded;
+	char refusals[512];
+	char dest_uri[512];
+	char stream_uri[512];
+	uint64_t sink;        /* 0: nobody waits (a drain collects it instead) */
+	struct drain *drain;
+	/* live */
+	uv_work_t work;
+	bool work_running;
+	struct virt_migrate_params params;
+	struct virt_migrate_result result;
+	int work_rc;
+	char work_err[512];
+	struct virt_where where;
+	int where_rc;
+	struct virt_job_stats stats;
+	/* offline */
+	bool was_running;
+};
+
+struct drain_result {
+	char vm[MIG_NAME_MAX];
+	char target[MIG_NAME_MAX];
+	char message[512];
+	bool ok;
+};
+
+struct drain {
+	uint64_t sink;
+	uint32_t parallel;
+	char (*vms)[MIG_NAME_MAX];
+	size_t n_vms, next, running;
+	struct drain_result *results;
+	size_t n_results;
+};
+
+static int64_t migration_wall_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static bool migration_offline_host(const struct agent *a)
+{
+	return strncmp(virt_uri(a->virt), "test:", 5) == 0 ||
+	       strncmp(virt_uri(a->virt), "test+", 5) == 0;
+}
+
+static struct migration *migration_find(struct agent *a, const char *id)
+{
+	for (struct migration *m = a->migrations; m != NULL; m = m->next)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	return NULL;
+}
+
+static struct migration *migration_find_vm(struct agent *a, const char *vm)
+{
+	for (struct migration *m = a->migrations; m != NULL; m = m->next)
+		if (!m->done && (strcmp(m->vm, vm) == 0 || strcasecmp(m->uuid, vm) == 0))
+			return m;
+	return NULL;
+}
+
+/* ---- reporting -------------------------------------------------------------------- */
+
+static void migration_info_fill(const struct migration *m, const char *source,
+                                Mv__MigrationInfo *out)
+{
+	mv__migration_info__init(out);
+	out->id = (char *)m->id;
+	out->vm = (char *)m->vm;
+	out->uuid = (char *)m->uuid;
+	out->source = (char *)source;
+	out->target = (char *)m->target;
+	out->phase = (char *)m->phase;
+	out->done = m->done;
+	out->ok = m->ok;
+	out->message = (char *)m->message;
+	out->started_unix_ms = m->started_unix_ms;
+	out->ended_unix_ms = m->ended_unix_ms;
+	out->elapsed_ms = (uint64_t)((m->done ? m->ended_unix_ms : migration_wall_ms()) -
+	                             m->started_unix_ms);
+	out->data_processed = m->stats.data_processed;
+	out->data_remaining = m->stats.data_remaining;
+	out->data_total = m->stats.data_total;
+	out->downtime_ms = m->stats.have_downtime ? m->stats.downtime_ms : 0;
+	out->offline = m->offline;
+}
+
+size_t migration_list(struct agent *a, Mv__MigrationInfo *out, size_t cap)
+{
+	size_t n = 0;
+	for (struct migration *m = a->migrations; m != NULL && n < cap; m = m->next)
+		migration_info_fill(m, a->opt.name, &out[n++]);
+	return n;
+}
+
+static void migration_progress(struct agent *a, struct migration *m)
+{
+	if (m->sink == 0)
+		return;
+	Mv__MigrationInfo info;
+	migration_info_fill(m, a->opt.name, &info);
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.result_case = MV__RPC_RESPONSE__RESULT_MIGRATION;
+	resp.migration = &info;
+	rpc_sink_send(a, m->sink, &resp, false);
+}
+
+static void migration_prune(struct agent *a)
+{
+	size_t kept_done = 0;
+	struct migration **pp = &a->migrations;
+	while (*pp != NULL) {
+		struct migration *m = *pp;
+		if (m->done && !m->work_running && ++kept_done > MIGRATION_KEEP_DONE) {
+			*pp = m->next;
+			free(m);
+			continue;
+		}
+		pp = &m->next;
+	}
+}
+
+static void drain_on_finished(struct agent *a, struct migration *m);
+
+/* The move is over (for the caller): report, publish, forget later. */
+static void migration_finish(struct agent *a, struct migration *m, bool ok, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void migration_finish(struct agent *a, struct migration *m, bool ok, const char *fmt, ...)
+{
+	if (m->done)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m->message, sizeof(m->message), fmt, ap);
+	va_end(ap);
+	m->done = true;
+	m->ok = ok;
+	snprintf(m->phase, sizeof(m->phase), "done");
+	m->ended_unix_ms = migration_wall_ms();
+	char q[900];
+	mv_log(ok ? MV_LOG_INFO : MV_LOG_WARN, "migrate",
+	       "migration finished id=%s vm=%s target=%s ok=%d elapsed_ms=%" PRId64 " outcome=%s",
+	       m->id[0] ? m->id : "-", m->vm, m->target[0] ? m->target : "-", ok,
+	       m->ended_unix_ms - m->started_unix_ms, mv_log_quote(q, sizeof(q), m->message));
+	if (m->sink != 0) {
+		Mv__MigrationInfo info;
+		migration_info_fill(m, a->opt.name, &info);
+		Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+		resp.result_case = MV__RPC_RESPONSE__RESULT_MIGRATION;
+		resp.migration = &info;
+		if (!ok) {
+			resp.code = MV__RPC_CODE__RPC_ERR_CONFLICT;
+			resp.error = m->message;
+		}
+		rpc_sink_send(a, m->sink, &resp, true);
+		m->sink = 0;
+	}
+	if (m->drain != NULL)
+		drain_on_finished(a, m);
+	nodestate_refresh(a);
+	migration_prune(a);
+}
+
+/* ---- core <-> network --------------------------------------------------------------- */
+
+static void migration_on_timer(uv_timer_t *t);
+static void migration_handle_events(struct agent *a);
+
+static void migration_pump(struct agent *a)
+{
+	struct mig_msg msg;
+	while (mig_pop_output(a->mig, &msg)) {
+		if (a->net == NULL)
+			continue;
+		struct swim_member_info mi;
+		if (!swim_member_find(a->swim, msg.to, &mi)) {
+			MV_WARN("migrate", "cannot send %s: unknown host name=%s",
+			        mig_msg_type_name(msg.type), msg.to);
+			continue;
+		}
+		const char *dest = NULL, *stream = NULL;
+		if (msg.type == MIG_ACCEPT) {
+			dest = a->opt.mig_libvirt_uri ? a->opt.mig_libvirt_uri : virt_uri(a->virt);
+			stream = a->opt.mig_stream_uri;
+		}
+		uint8_t *frame;
+		size_t len;
+		if (mig_codec_encode_frame(&msg, dest, stream, &frame, &len) == 0) {
+			net_send_to(a->net, mi.addr, msg.to, frame, len);
+			free(frame);
+		}
+	}
+	migration_handle_events(a);
+	if (a->stopping)
+		return;
+	uint64_t next = mig_next_deadline(a->mig);
+	if (next == UINT64_MAX) {
+		uv_timer_stop(&a->mig_timer);
+		return;
+	}
+	uint64_t now = uv_now(a->loop);
+	uv_timer_start(&a->mig_timer, migration_on_timer, next > now ? next - now : 0, 0);
+}
+
+static void migration_on_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	mig_handle_timer(a->mig, uv_now(a->loop));
+	migration_pump(a);
+}
+
+void migration_handle_envelope(struct agent *a, const Mv__Envelope *env)
+{
+	struct mig_msg msg;
+	const char *dest_uri, *stream_uri, *why;
+	if (mig_codec_decode(env, &msg, &dest_uri, &stream_uri, &why) < 0) {
+		MV_WARN("migrate", "rejected migration message from=%s reason=\"%s\"", env->from, why);
+		return;
+	}
+	if (msg.type == MIG_ACCEPT) {
+		struct migration *m = migration_find(a, msg.proposal_id);
+		if (m != NULL) {
+			snprintf(m->dest_uri, sizeof(m->dest_uri), "%s", dest_uri);
+			snprintf(m->stream_uri, sizeof(m->stream_uri), "%s", stream_uri);
+		}
+	}
+	if (mig_handle_message(a->mig, &msg, uv_now(a->loop)) < 0)
+		MV_WARN("migrate", "negotiation core rejected %s from=%s", mig_msg_type_name(msg.type),
+		        env->from);
+	migration_pump(a);
+}
+
+void migration_on_member_event(struct agent *a, const struct swim_event *e)
+{
+	if (a->mig == NULL || e->name == NULL)
+		return;
+	if (e->type == SWIM_EV_MEMBER_DEAD || e->type == SWIM_EV_MEMBER_LEFT ||
+	    e->type == SWIM_EV_MEMBER_REAPED) {
+		mig_peer_down(a->mig, e->name, uv_now(a->loop));
+		migration_pump(a);
+	}
+}
+
+void migration_set_capacity(struct agent *a, const Mv__NodeState *ns)
+{
+	if (a->mig == NULL)
+		return;
+	struct mig_capacity cap = {
+		.cpus = ns->cpus,
+		.cpu_overcommit = ns->cpu_overcommit,
+		.memory_kib = ns->memory_kib,
+		.memory_reserved_kib = ns->memory_reserved_kib,
+		.memory_overcommit = ns->memory_overcommit,
+		.vcpus_allocated = ns->vcpus_allocated,
+		.memory_allocated_kib = ns->memory_allocated_kib,
+	};
+	mig_set_capacity(a->mig, &cap);
+	mig_set_draining(a->mig, ns->draining);
+}
+
+void migration_on_vm_event(struct agent *a, const char *vm_name)
+{
+	if (a->mig == NULL || vm_name == NULL)
+		return;
+	struct virt_vm vm;
+	char err[256];
+	if (virt_vm_find(a->virt, vm_name, &vm, err, sizeof(err)) == 0 &&
+	    (vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED) &&
+	    mig_vm_arrived(a->mig, vm.uuid, uv_now(a->loop))) {
+		nodestate_refresh(a);
+		migration_pump(a);
+	}
+}
+
+/* ---- choosing a target and proposing ------------------------------------------------ */
+
+static void migration_propose(struct agent *a, struct migration *m);
+
+/* Picks the best host that may take m (gossiped view), excluding refusers. */
+static int migration_choose(struct agent *a, struct migration *m, char *why, size_t whylen)
+{
+	size_t n = nodestate_count(a);
+	Mv__NodeState **states = calloc(n ? n : 1, sizeof(*states));
+	struct placement_host *hosts = calloc(n ? n : 1, sizeof(*hosts));
+	int rc = -ENOMEM;
+	if (states == NULL || hosts == NULL)
+		goto out;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		Mv__NodeState *s = nodestate_unpack_at(a, i);
+		if (s == NULL)
+			continue;
+		states[k] = s;
+		struct swim_member_info mi;
+		bool alive = swim_member_find(a->swim, s->name, &mi) && mi.state == SWIM_ALIVE;
+		hosts[k] = (struct placement_host){
+			.name = s->name, .alive = alive, .healthy = s->libvirt_reachable,
+			.draining = s->draining, .cpus = s->cpus, .cpu_overcommit = s->cpu_overcommit,
+			.vcpus_allocated = s->vcpus_allocated, .memory_kib = s->memory_kib,
+			.memory_reserved_kib = s->memory_reserved_kib,
+			.memory_overcommit = s->memory_overcommit,
+			.memory_allocated_kib = s->memory_allocated_kib,
+		};
+		k++;
+	}
+	const char *excl[MIGRATION_MAX_EXCLUDED];
+	for (size_t i = 0; i < m->n_excluded; i++)
+		excl[i] = m->excluded[i];
+	struct placement_request req = {.vcpus = m->vcpus, .memory_kib = m->memory_kib};
+	int best = mig_choose_target(a->mig, hosts, k, &req, excl, m->n_excluded, why, whylen);
+	if (best >= 0) {
+		snprintf(m->target, sizeof(m->target), "%s", hosts[best].name);
+		rc = 0;
+	} else {
+		rc = -ENOSPC;
+	}
+	for (size_t i = 0; i < k; i++)
+		mv__node_state__free_unpacked(states[i], NULL);
+out:
+	free(states);
+	free(hosts);
+	return rc;
+}
+
+static void migration_propose(struct agent *a, struct migration *m)
+{
+	char why[512];
+	if (!m->explicit_target && migration_choose(a, m, why, sizeof(why)) < 0) {
+		if (m->refusals[0] != '\0')
+			migration_finish(a, m, false, "no host accepted %s (refused: %s); it stays on %s",
+			                 m->vm, m->refusals, a->opt.name);
+		else
+			migration_finish(a, m, false, "no host can take %s: %s; it stays on %s", m->vm,
+			                 why, a->opt.name);
+		return;
+	}
+	struct mig_vm vm = {.name = m->vm, .uuid = m->uuid, .vcpus = m->vcpus,
+	                    .memory_kib = m->memory_kib};
+	enum mig_reason reason = MIG_R_NONE;
+	int rc = mig_propose(a->mig, &vm, m->target, uv_now(a->loop), m->id, &reason);
+	if (rc < 0) {
+		migration_finish(a, m, false, "cannot move %s to %s: %s", m->vm, m->target,
+		                 mig_reason_name(reason));
+		return;
+	}
+	snprintf(m->phase, sizeof(m->phase), "proposing");
+	MV_INFO("migrate", "proposing id=%s vm=%s target=%s vcpus=%u memory_kib=%" PRIu64, m->id,
+	        m->vm, m->target, m->vcpus, m->memory_kib);
+	migration_progress(a, m);
+	migration_pump(a);
+}
+
+/* ---- the move: offline -------------------------------------------------------------------- */
+
+static void migration_done(struct agent *a, struct migration *m, enum mig_outcome outcome)
+{
+	mig_migration_done(a->mig, m->id, outcome, uv_now(a->loop));
+	migration_pump(a); /* COMMIT/ABORT out; FINISHED event finishes m */
+}
+
+static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
+{
+	struct migration *m = arg;
+	char err[512];
+	if (resp->code == MV__RPC_CODE__RPC_OK) {
+		if (virt_vm_undefine(a->virt, m->uuid, err, sizeof(err)) < 0)
+			MV_ERROR("migrate", "moved, but could not undefine the stopped copy here vm=%s "
+			         "error=\"%s\"", m->vm, err);
+		snprintf(m->message, sizeof(m->message),
+		         "moved offline to %s (stopped here, defined%s there, undefined here)",
+		         m->target, m->was_running ? " and started" : "");
+		migration_done(a, m, MIG_DONE_OK);
+		return;
+	}
+	/* the target did not take it: it must run here again */
+	if (m->was_running && virt_vm_start(a->virt, m->uuid, err, sizeof(err)) < 0)
+		MV_ERROR("migrate", "could not restart the VM after a failed move vm=%s error=\"%s\"",
+		         m->vm, err);
+	snprintf(m->message, sizeof(m->message), "%s could not take %s (%s); it stays on %s",
+	         m->target, m->vm, resp->error, a->opt.name);
+	migration_done(a, m, MIG_DONE_FAILED);
+}
+
+static void migration_offline(struct agent *a, struct migration *m)
+{
+	char err[512];
+	char *xml = NULL;
+	struct virt_vm vm;
+	snprintf(m->phase, sizeof(m->phase), "moving");
+	if (virt_vm_find(a->virt, m->uuid, &vm, err, sizeof(err)) < 0 ||
+	    virt_vm_export_xml(a->virt, m->uuid, &xml, err, sizeof(err)) < 0) {
+		snprintf(m->message, sizeof(m->message), "cannot read %s's definition: %s", m->vm, err);
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	m->was_running = vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED;
+	if (m->was_running && virt_vm_destroy(a->virt, m->uuid, err, sizeof(err)) < 0) {
+		free(xml);
+		snprintf(m->message, sizeof(m->message), "cannot stop %s for the move: %s", m->vm, err);
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
+	Mv__VmReceiveRequest rq = MV__VM_RECEIVE_REQUEST__INIT;
+	rq.xml = xml;
+	rq.start = m->was_running;
+	rq.proposal_id = m->id;
+	req.op_case = MV__RPC_REQUEST__OP_VM_RECEIVE;
+	req.vm_receive = &rq;
+	int rc = rpc_node_request(a, m->target, &req, migration_offline_answer, m, err, sizeof(err));
+	free(xml);
+	if (rc < 0) {
+		if (m->was_running)
+			virt_vm_start(a->virt, m->uuid, err, sizeof(err));
+		snprintf(m->message, sizeof(m->message), "cannot reach %s: %s; %s stays on %s",
+		         m->target, err, m->vm, a->opt.name);
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	migration_progress(a, m);
+}
+
+int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const char *from,
+                          char *name_out, size_t name_len, char *err, size_t errlen)
+{
+	bool reserved = false;
+	for (size_t i = 0; i < mig_in_count(a->mig); i++) {
+		struct mig_in_info in;
+		mig_in_at(a->mig, i, &in);
+		if (strcmp(in.proposal_id, q->proposal_id) == 0 && strcmp(in.source, from) == 0)
+			reserved = true;
+	}
+	if (!reserved) {
+		snprintf(err, errlen, "%s holds no reservation for proposal %s from %s", a->opt.name,
+		         q->proposal_id, from);
+		return -EINVAL;
+	}
+	struct virt_vm vm;
+	int rc = virt_vm_define(a->virt, q->xml, &vm, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (q->start && (rc = virt_vm_start(a->virt, vm.uuid, err, errlen)) < 0) {
+		char e2[256];
+		virt_vm_undefine(a->virt, vm.uuid, e2, sizeof(e2)); /* leave nothing half-done */
+		return rc;
+	}
+	snprintf(name_out, name_len, "%s", vm.name);
+	mig_vm_arrived(a->mig, vm.uuid, uv_now(a->loop));
+	MV_INFO("migrate", "received vm=%s from=%s started=%d", vm.name, from, q->start);
+	nodestate_refresh(a);
+	migration_pump(a);
+	return 0;
+}
+
+/* ---- the move: live, on a worker thread ------------------------------------------------------ */
+
+static void migration_live_work(uv_work_t *w)
+{
+	struct migration *m = w->data;
+	struct agent *a = m->work.loop->data;
+	m->work_rc = virt_vm_migrate(a->virt, m->uuid, &m->params, &m->result, m->work_err,
+	                             sizeof(m->work_err));
+	if (m->work_rc < 0) {
+		char e[256];
+		m->where_rc = virt_vm_where(a->virt, m->uuid, m->dest_uri, &m->where, e, sizeof(e));
+	}
+}
+
+static void migration_live_after(uv_work_t *w, int status)
+{
+	struct migration *m = w->data;
+	struct agent *a = w->loop->data;
+	m->work_running = false;
+	a->mig_work_running--;
+	virt_reconcile(a->virt); /* the VM left (or did not): refresh the cache here */
+	if (status == 0 && m->work_rc == 0) {
+		if (m->result.have_stats)
+			m->stats = m->result.stats;
+		snprintf(m->message, sizeof(m->message),
+		         "migrated live to %s in %" PRIu64 " ms%s%s", m->target, m->result.elapsed_ms,
+		         m->stats.have_downtime ? ", guest downtime " : "",
+		         m->stats.have_downtime ? "" : "");
+		if (m->stats.have_downtime) {
+			size_t l = strlen(m->message);
+			snprintf(m->message + l, sizeof(m->message) - l, "%" PRIu64 " ms",
+			         m->stats.downtime_ms);
+		}
+		migration_done(a, m, MIG_DONE_OK);
+		return;
+	}
+	if (m->where_rc == 0 && m->where.where == VIRT_LOC_DEST) {
+		snprintf(m->message, sizeof(m->message),
+		         "libvirt reported a failure (%s), but %s runs on %s: committed", m->work_err,
+		         m->vm, m->target);
+		migration_done(a, m, MIG_DONE_LANDED_ANYWAY);
+		return;
+	}
+	snprintf(m->message, sizeof(m->message), "live migration to %s failed: %s; %s is on %s (%s)",
+	         m->target, m->work_err, m->vm, a->opt.name,
+	         m->where_rc == 0 ? virt_location_name(m->where.where) : "not re-checked");
+	migration_done(a, m, MIG_DONE_FAILED);
+}
+
+static void migration_live(struct agent *a, struct migration *m)
+{
+	snprintf(m->phase, sizeof(m->phase), "migrating");
+	memset(&m->params, 0, sizeof(m->params));
+	m->params.dest_uri = m->dest_uri;
+	m->params.migrate_uri = m->stream_uri[0] ? m->stream_uri : NULL;
+	m->params.bandwidth_mib_s = a->opt.mig_bandwidth_mib_s;
+	m->params.max_downtime_ms = a->opt.mig_max_downtime_ms;
+	m->params.tls = a->opt.mig_tls;
+	m->work.data = m;
+	a->loop->data = a;
+	int rc = uv_queue_work(a->loop, &m->work, migration_live_work, migration_live_after);
+	if (rc < 0) {
+		snprintf(m->message, sizeof(m->message), "cannot start the migration: %s",
+		         uv_strerror(rc));
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	m->work_running = true;
+	a->mig_work_running++;
+	MV_INFO("migrate", "live migration started id=%s vm=%s target=%s dest_uri=%s", m->id, m->vm,
+	        m->target, m->dest_uri);
+	migration_progress(a, m);
+}
+
+static void migration_on_progress_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	bool any = false;
+	for (struct migration *m = a->migrations; m != NULL; m = m->next) {
+		if (!m->work_running)
+			continue;
+		char err[256];
+		struct virt_job_stats st;
+		if (virt_vm_job_stats(a->virt, m->uuid, false, &st, err, sizeof(err)) == 0 &&
+		    st.state == VIRT_JOB_RUNNING)
+			m->stats = st;
+		migration_progress(a, m);
+		any = true;
+	}
+	if (any)
+		nodestate_refresh(a);
+}
+
+/* ---- core events ---------------------------------------------------------------------------- */
+
+static void migration_handle_events(struct agent *a)
+{
+	struct mig_event e;
+	while (mig_pop_event(a->mig, &e)) {
+		char q[900];
+		struct migration *m = migration_find(a, e.proposal_id);
+		switch (e.type) {
+		case MIG_EV_RESERVED:
+		case MIG_EV_REFUSED_IN:
+		case MIG_EV_RELEASED:
+		case MIG_EV_EXPIRED:
+		case MIG_EV_COMMITTED:
+			mv_log(e.type == MIG_EV_EXPIRED ? MV_LOG_WARN : MV_LOG_INFO, "migrate",
+			       "%s id=%s vm=%s source=%s cause=%s", mig_event_name(e.type), e.proposal_id,
+			       e.vm_name, e.peer, mv_log_quote(q, sizeof(q), e.text));
+			if (e.type == MIG_EV_COMMITTED || e.type == MIG_EV_RELEASED ||
+			    e.type == MIG_EV_EXPIRED)
+				nodestate_refresh(a);
+			break;
+		case MIG_EV_GO: {
+			if (m == NULL || m->done)
+				break;
+			char err[256];
+			struct virt_vm vm;
+			/* every move bumps the owner epoch; it travels with the definition */
+			if (virt_vm_find(a->virt, m->uuid, &vm, err, sizeof(err)) == 0)
+				virt_vm_set_epoch(a->virt, m->uuid, vm.epoch + 1, err, sizeof(err));
+			if (m->offline)
+				migration_offline(a, m);
+			else
+				migration_live(a, m);
+			break;
+		}
+		case MIG_EV_REFUSED:
+			if (m == NULL || m->done)
+				break;
+			MV_INFO("migrate", "target refused id=%s vm=%s target=%s reason=%s", e.proposal_id,
+			        e.vm_name, e.peer, mv_log_quote(q, sizeof(q), e.text));
+			if (m->explicit_target) {
+				migration_finish(a, m, false, "%s refused %s: %s", e.peer, m->vm, e.text);
+				break;
+			}
+			{
+				size_t l = strlen(m->refusals);
+				snprintf(m->refusals + l, sizeof(m->refusals) - l, "%s%s: %s", l ? "; " : "",
+				         e.peer, e.text);
+				if (m->n_excluded < MIGRATION_MAX_EXCLUDED)
+					snprintf(m->excluded[m->n_excluded++], MIG_NAME_MAX, "%s", e.peer);
+				m->id[0] = '\0';
+				migration_propose(a, m);
+			}
+			break;
+		case MIG_EV_LEASE_LOST:
+			MV_WARN("migrate", "lease lost id=%s vm=%s target=%s cause=%s", e.proposal_id,
+			        e.vm_name, e.peer, mv_log_quote(q, sizeof(q), e.text));
+			if (m != NULL && m->work_running) {
+				char err[256];
+				virt_vm_abort_job(a->virt, m->uuid, err, sizeof(err));
+			}
+			break;
+		case MIG_EV_FINISHED:
+			if (m != NULL && !m->done) {
+				char outcome[sizeof(m->message)]; /* finish formats into m->message */
+				snprintf(outcome, sizeof(outcome), "%s", m->message[0] ? m->message : e.text);
+				migration_finish(a, m, e.ok, "%s", outcome);
+			}
+			break;
+		}
+	}
+}
+
+/* ---- RPC ---------------------------------------------------------------------------------- */
+
+static struct migration *migration_new(struct agent *a, const struct virt_vm *vm)
+{
+	struct migration *m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return NULL;
+	snprintf(m->vm, sizeof(m->vm), "%.*s", (int)sizeof(m->vm) - 1, vm->name);
+	snprintf(m->uuid, sizeof(m->uuid), "%.*s", (int)sizeof(m->uuid) - 1, vm->uuid);
+	m->vcpus = vm->vcpus;
+	m->memory_kib = vm->memory_kib;
+	m->offline = migration_offline_host(a) || !(vm->state == VIRT_VM_RUNNING ||
+	                                            vm->state == VIRT_VM_PAUSED);
+	m->started_unix_ms = migration_wall_ms();
+	m->started_ms = uv_now(a->loop);
+	snprintf(m->phase, sizeof(m->phase), "choosing");
+	m->next = a->migrations;
+	a->migrations = m;
+	return m;
+}
+
+static int migration_begin(struct agent *a, const char *key, const char *to, uint64_t sink,
+                           struct drain *d, char *err, size_t errlen)
+{
+	struct virt_vm vm;
+	int rc = virt_vm_find(a->virt, key, &vm, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (strlen(vm.name) >= MIG_NAME_MAX) {
+		snprintf(err, errlen, "VM names longer than %d characters cannot be migrated yet",
+		         MIG_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	if (migration_find_vm(a, vm.uuid) != NULL) {
+		snprintf(err, errlen, "%s is already being moved", vm.name);
+		return -EBUSY;
+	}
+	if (to != NULL && to[0] != '\0') {
+		if (strcmp(to, a->opt.name) == 0) {
+			snprintf(err, errlen, "%s already runs on %s: migration to itself", vm.name, to);
+			return -EINVAL;
+		}
+		struct swim_member_info mi;
+		if (!swim_member_find(a->swim, to, &mi)) {
+			snprintf(err, errlen, "no host named '%s' in the cluster", to);
+			return -ENOENT;
+		}
+		if (mi.state != SWIM_ALIVE) {
+			snprintf(err, errlen, "host %s is %s", to, swim_state_name(mi.state));
+			return -EHOSTUNREACH;
+		}
+	}
+	struct migration *m = migration_new(a, &vm);
+	if (m == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	m->sink = sink;
+	m->drain = d;
+	if (to != NULL && to[0] != '\0') {
+		m->explicit_target = true;
+		snprintf(m->target, sizeof(m->target), "%s", to);
+	}
+	MV_INFO("migrate", "move requested vm=%s to=%s mode=%s", m->vm, to && to[0] ? to : "(best)",
+	        m->offline ? "offline" : "live");
+	migration_propose(a, m);
+	return 0;
+}
+
+int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t sink, char *err,
+                          size_t errlen)
+{
+	if (!q->abort)
+		return migration_begin(a, q->vm, q->to, sink, NULL, err, errlen);
+	struct migration *m = migration_find_vm(a, q->vm);
+	if (m == NULL) {
+		snprintf(err, errlen, "no migration of '%s' is running on %s", q->vm, a->opt.name);
+		return -ENOENT;
+	}
+	if (m->work_running) {
+		int rc = virt_vm_abort_job(a->virt, m->uuid, err, errlen);
+		if (rc < 0)
+			return rc;
+	} else if (m->id[0] != '\0' && strcmp(m->phase, "proposing") == 0) {
+		snprintf(m->message, sizeof(m->message), "aborted by an operator before it started");
+		mig_cancel(a->mig, m->id, uv_now(a->loop));
+		migration_pump(a);
+	} else {
+		snprintf(err, errlen, "the move of %s is %s and cannot be aborted now", m->vm, m->phase);
+		return -EBUSY;
+	}
+	MV_INFO("migrate", "abort requested vm=%s id=%s", m->vm, m->id);
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	Mv__MigrationInfo info;
+	migration_info_fill(m, a->opt.name, &info);
+	resp.result_case = MV__RPC_RESPONSE__RESULT_MIGRATION;
+	resp.migration = &info;
+	rpc_sink_send(a, sink, &resp, true);
+	return 0;
+}
+
+/* ---- drain ------------------------------------------------------------------------------------- */
+
+static void drain_pump(struct agent *a);
+
+static void drain_finish(struct agent *a)
+{
+	struct drain *d = a->drain;
+	Mv__DrainReply dr = MV__DRAIN_REPLY__INIT;
+	Mv__MigrationInfo *infos = calloc(d->n_results ? d->n_results : 1, sizeof(*infos));
+	Mv__MigrationInfo **ptrs = calloc(d->n_results ? d->n_results : 1, sizeof(*ptrs));
+	char msg[256];
+	uint32_t moved = 0, stayed = 0;
+	for (size_t i = 0; i < d->n_results && infos && ptrs; i++) {
+		mv__migration_info__init(&infos[i]);
+		infos[i].vm = d->results[i].vm;
+		infos[i].source = a->opt.name;
+		infos[i].target = d->results[i].target;
+		infos[i].ok = d->results[i].ok;
+		infos[i].done = true;
+		infos[i].message = d->results[i].message;
+		ptrs[i] = &infos[i];
+		if (d->results[i].ok)
+			moved++;
+		else
+			stayed++;
+	}
+	snprintf(msg, sizeof(msg), "%s drained: %u moved, %u stayed", a->opt.name, moved, stayed);
+	dr.node = a->opt.name;
+	dr.moved = moved;
+	dr.stayed = stayed;
+	dr.n_results = infos && ptrs ? d->n_results : 0;
+	dr.results = ptrs;
+	dr.message = msg;
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.result_case = MV__RPC_RESPONSE__RESULT_DRAIN;
+	resp.drain = &dr;
+	MV_INFO("migrate", "drain finished moved=%u stayed=%u", moved, stayed);
+	rpc_sink_send(a, d->sink, &resp, true);
+	free(infos);
+	free(ptrs);
+	free(d->vms);
+	free(d->results);
+	free(d);
+	a->drain = NULL;
+}
+
+static void drain_record(struct agent *a, const char *vm, const char *target, bool ok,
+                         const char *message)
+{
+	struct drain *d = a->drain;
+	struct drain_result *r = &d->results[d->n_results++];
+	snprintf(r->vm, sizeof(r->vm), "%s", vm);
+	snprintf(r->target, sizeof(r->target), "%s", target);
+	snprintf(r->message, sizeof(r->message), "%s", message);
+	r->ok = ok;
+	/* progress: one frame per VM as it finishes */
+	Mv__MigrationInfo info = MV__MIGRATION_INFO__INIT;
+	info.vm = r->vm;
+	info.source = a->opt.name;
+	info.target = r->target;
+	info.ok = ok;
+	info.done = true;
+	info.message = r->message;
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.result_case = MV__RPC_RESPONSE__RESULT_MIGRATION;
+	resp.migration = &info;
+	rpc_sink_send(a, d->sink, &resp, false);
+}
+
+static void drain_on_finished(struct agent *a, struct migration *m)
+{
+	struct drain *d = a->drain;
+	m->drain = NULL;
+	if (d == NULL)
+		return;
+	d->running--;
+	drain_record(a, m->vm, m->ok ? m->target : "", m->ok, m->message);
+	drain_pump(a);
+}
+
+static void drain_pump(struct agent *a)
+{
+	struct drain *d = a->drain;
+	while (d->running < d->parallel && d->next < d->n_vms) {
+		const char *vm = d->vms[d->next++];
+		char err[512];
+		d->running++;
+		if (migration_begin(a, vm, NULL, 0, d, err, sizeof(err)) < 0) {
+			d->running--;
+			drain_record(a, vm, "", false, err);
+		}
+		if (a->drain != d)
+			return; /* finished inside (cannot happen while running > 0) */
+	}
+	if (d->running == 0 && d->next == d->n_vms)
+		drain_finish(a);
+}
+
+int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sink, char *err,
+                        size_t errlen)
+{
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	Mv__DrainReply dr = MV__DRAIN_REPLY__INIT;
+	char msg[256];
+	if (q->undrain) {
+		if (a->drain != NULL) {
+			snprintf(err, errlen, "%s is still draining (%zu of %zu VMs started)", a->opt.name,
+			         a->drain->next, a->drain->n_vms);
+			return -EBUSY;
+		}
+		a->draining = false;
+		nodestate_refresh(a);
+		MV_INFO("migrate", "undrained: back in service");
+		snprintf(msg, sizeof(msg), "%s is back in service", a->opt.name);
+		dr.node = a->opt.name;
+		dr.message = msg;
+		resp.result_case = MV__RPC_RESPONSE__RESULT_DRAIN;
+		resp.drain = &dr;
+		rpc_sink_send(a, sink, &resp, true);
+		return 0;
+	}
+	if (a->drain != NULL) {
+		snprintf(err, errlen, "%s is already draining", a->opt.name);
+		return -EBUSY;
+	}
+	size_t n = 0;
+	const struct virt_vm *vms = virt_vms(a->virt, &n);
+	struct drain *d = calloc(1, sizeof(*d));
+	if (d == NULL || (n > 0 && ((d->vms = calloc(n, sizeof(*d->vms))) == NULL ||
+	                            (d->results = calloc(n, sizeof(*d->results))) == NULL))) {
+		if (d != NULL) {
+			free(d->vms);
+			free(d);
+		}
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		snprintf(d->vms[i], MIG_NAME_MAX, "%.*s", MIG_NAME_MAX - 1, vms[i].uuid);
+	d->n_vms = n;
+	d->sink = sink;
+	d->parallel = q->parallel ? q->parallel : a->opt.mig_max_outgoing;
+	a->drain = d;
+	a->draining = true;
+	nodestate_refresh(a); /* no new placements here, now */
+	MV_INFO("migrate", "draining vms=%zu parallel=%u", n, d->parallel);
+	drain_pump(a);
+	return 0;
+}
+
+/* ---- life ---------------------------------------------------------------------------------------- */
+
+int migration_start(struct agent *a, char *err, size_t errlen)
+{
+	struct mig_config cfg;
+	mig_config_default(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "%s", a->opt.name);
+	const struct virt_health *vh = virt_health(a->virt);
+	snprintf(cfg.cpu_model, sizeof(cfg.cpu_model), "%s", vh->cpu_model);
+	if (getrandom(&cfg.seed, sizeof(cfg.seed), 0) != (ssize_t)sizeof(cfg.seed))
+		cfg.seed = (uint64_t)migration_wall_ms();
+	cfg.max_incoming = a->opt.mig_max_incoming;
+	cfg.max_outgoing = a->opt.mig_max_outgoing;
+	cfg.lease_ms = a->opt.mig_lease_ms; /* renew, guard and quiet time derive from it */
+	a->mig = mig_new(&cfg, uv_now(a->loop));
+	if (a->mig == NULL) {
+		snprintf(err, errlen, "cannot create the migration core");
+		return -ENOMEM;
+	}
+	uv_timer_init(a->loop, &a->mig_timer);
+	uv_timer_init(a->loop, &a->mig_progress_timer);
+	a->mig_timer.data = a->mig_progress_timer.data = a;
+	uv_timer_start(&a->mig_progress_timer, migration_on_progress_timer, MIGRATION_PROGRESS_MS,
+	               MIGRATION_PROGRESS_MS);
+	return 0;
+}
+
+void migration_stop(struct agent *a)
+{
+	if (a->mig == NULL)
+		return;
+	uv_timer_stop(&a->mig_timer);
+	uv_timer_stop(&a->mig_progress_timer);
+	for (struct migration *m = a->migrations; m != NULL; m = m->next) {
+		if (m->work_running) {
+			char err[256];
+			MV_WARN("migrate", "stopping: aborting the running migration vm=%s", m->vm);
+			virt_vm_abort_job(a->virt, m->uuid, err, sizeof(err));
+		}
+	}
+}
+
+void migration_free_all(struct agent *a)
+{
+	while (a->migrations != NULL) {
+		struct migration *m = a->migrations;
+		a->migrations = m->next;
+		free(m);
+	}
+	if (a->drain != NULL) {
+		free(a->drain->vms);
+		free(a->drain->results);
+		free(a->drain);
+		a->drain = NULL;
+	}
+	mig_free(a->mig);
+	a->mig = NULL;
+}

@@ -1,0 +1,51 @@
+/*
+ * migration.h — the daemon's side of VM moves (issue 4).
+ *
+ * It owns the negotiation core (migrate.h) inside the agent and carries its
+ * decisions out: negotiation messages over the peer port, the move itself
+ * through libvirt (live on a worker thread, or offline where the hypervisor
+ * cannot migrate), progress to whoever asked, drain of a whole host, and
+ * each host's recent migrations in its gossiped node state.
+ *
+ * Ownership: struct migration and struct drain live in the agent and are
+ * freed here; answers go out through rpc_sink tokens (agent.h).
+ */
+#ifndef MESHVISOR_MIGRATION_H
+#define MESHVISOR_MIGRATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "meshvisor.pb-c.h"
+#include "meshvisor/swim.h"
+
+struct agent;
+
+int migration_start(struct agent *a, char *err, size_t errlen);
+void migration_stop(struct agent *a);
+void migration_free_all(struct agent *a);
+
+/* A peer frame whose body is `mig` (sender identity already checked). */
+void migration_handle_envelope(struct agent *a, const Mv__Envelope *env);
+void migration_on_member_event(struct agent *a, const struct swim_event *e);
+/* Our capacity and draining flag changed (called when node state is built). */
+void migration_set_capacity(struct agent *a, const Mv__NodeState *ns);
+/* A VM changed here (libvirt event): may be an incoming migration landing. */
+void migration_on_vm_event(struct agent *a, const char *vm_name);
+
+/* RPC (on the host that owns the VM / the host to drain). Each returns 0
+ * and answers later through the sink, or a negative errno with err filled
+ * and nothing started. */
+int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t sink, char *err,
+                          size_t errlen);
+int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sink, char *err,
+                        size_t errlen);
+/* Node to node: the last step of an offline move lands here. */
+int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const char *from,
+                          char *name_out, size_t name_len, char *err, size_t errlen);
+
+/* This host's outgoing migrations for its node state (newest first, at
+ * most `cap`); strings point into the agent's records. */
+size_t migration_list(struct agent *a, Mv__MigrationInfo *out, size_t cap);
+
+#endif
