@@ -92,6 +92,9 @@
  *    after a full partition each side holds the other dead and nothing
  *    would ever cross; drawing the dead now and then heals it (memberlist
  *    leaves this to Serf's reconnect loop).
+ *  - Learning a new member moves the next push-pull to 2-5 s from now, at
+ *    most once per base interval: after a join storm, gaps left by ALIVEs
+ *    gossiped on a small retransmit budget heal in seconds, not minutes.
  *  - A DEAD learned by push-pull is taken as SUSPECT (memberlist does the
  *    same), so one stale table cannot kill a healthy member: it gets a
  *    suspicion it can refute.
@@ -335,6 +338,7 @@ struct swim {
 	uint64_t seq;
 	struct swim_probe probe;
 	uint64_t next_probe_at, next_gossip_at, next_push_pull_at;
+	uint64_t early_push_pull_after; /* no early push-pull before this (see below) */
 
 	bool joining;
 	char (*seeds)[SWIM_ADDR_MAX];
@@ -1445,6 +1449,25 @@ static uint32_t swim_random_members(struct swim *s, uint32_t *out, uint32_t want
 }
 
 
+/* A new member was learned. In a join storm an ALIVE queued while the
+ * cluster was small got a small retransmit budget and may miss a few
+ * nodes, and the regular push-pull that would repair it can be minutes
+ * away in a large cluster (90 s at N=100). So the first new member after a
+ * quiet period moves our next push-pull to 2-5 s from now, when the storm
+ * is likely over; at most once per base interval, so the cost is bounded. */
+#define SWIM_EARLY_PP_MIN_MS 2000
+#define SWIM_EARLY_PP_SPREAD_MS 3000
+
+static void swim_member_learned(struct swim *s, uint64_t now)
+{
+	if (s->cfg.push_pull_interval_ms == 0 || now < s->early_push_pull_after)
+		return;
+	uint64_t at = now + SWIM_EARLY_PP_MIN_MS + swim_rand_below(s, SWIM_EARLY_PP_SPREAD_MS);
+	if (at < s->next_push_pull_at)
+		s->next_push_pull_at = at;
+	s->early_push_pull_after = now + s->cfg.push_pull_interval_ms;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Applying gossip.                                                          */
 
@@ -1579,6 +1602,7 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 		swim_gossip_cause(cause, sizeof(cause), how, via, "");
 		swim_event(s, SWIM_EV_MEMBER_JOINED, i, cause, 0);
 		swim_bc_queue(s, i, NONE);
+		swim_member_learned(s, now);
 		return;
 	}
 	struct swim_member *mb = &s->m[i];
@@ -1692,6 +1716,7 @@ static void swim_learn_sender(struct swim *s, const struct swim_msg *m, uint64_t
 	         swim_msg_type_name(m->type));
 	swim_event(s, SWIM_EV_MEMBER_JOINED, i, cause, 0);
 	swim_bc_queue(s, i, NONE);
+	swim_member_learned(s, now);
 }
 
 /* ------------------------------------------------------------------------ */

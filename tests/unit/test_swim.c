@@ -1680,6 +1680,48 @@ static void test_verification_is_sampled(void **state)
 	assert_true(verifiers >= 10 && verifiers <= 45);
 }
 
+
+/* Learning a new member pulls the next push-pull to 2-5 s later (a join
+ * storm heals in seconds), at most once per base interval. */
+static uint64_t first_push_pull_at(struct swim *s, uint64_t *now, uint64_t until)
+{
+	struct pkt out[64];
+	while (swim_next_deadline(s) <= until) {
+		int n = step(s, now, out, 64);
+		bool pp = false;
+		for (int k = 0; k < n; k++)
+			pp |= out[k].m.type == SWIM_MSG_PUSH_PULL;
+		free_pkts(out, n);
+		if (pp)
+			return *now;
+	}
+	return UINT64_MAX;
+}
+
+static void test_new_member_brings_push_pull_forward(void **state)
+{
+	(void)state;
+	struct swim_config cfg;
+	char addr[32];
+	snprintf(addr, sizeof(addr), "a:7946");
+	test_config(&cfg, "a", addr, 7);
+	cfg.gossip_interval_ms = 0;
+	cfg.push_pull_interval_ms = 60000; /* regular one: 30-90 s after start */
+	struct swim *s = swim_new(&cfg, 0, 0);
+	assert_non_null(s);
+	uint64_t now = 1000;
+	feed(s, "b", upd("b", SWIM_ALIVE, 1, ""), now);
+	drop_all(s);
+	uint64_t at = first_push_pull_at(s, &now, 20000);
+	assert_true(at >= 1000 + 2000 && at <= 1000 + 5000);
+	/* another newcomer soon after does not bring the next one forward */
+	feed(s, "c", upd("c", SWIM_ALIVE, 1, ""), now);
+	drop_all(s);
+	uint64_t again = first_push_pull_at(s, &now, at + 20000);
+	assert_true(again == UINT64_MAX || again >= at + 20000);
+	swim_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1710,6 +1752,7 @@ int main(void)
 	        cmocka_unit_test(test_relay_carries_target_state),
 	        cmocka_unit_test(test_verification_probe),
 	        cmocka_unit_test(test_verification_is_sampled),
+	        cmocka_unit_test(test_new_member_brings_push_pull_forward),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
