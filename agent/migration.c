@@ -663,13 +663,14 @@ static void migration_handle_events(struct agent *a)
 			MV_INFO("migrate", "target refused id=%s vm=%s target=%s reason=%s", e.proposal_id,
 			        e.vm_name, e.peer, mv_log_quote(q, sizeof(q), e.text));
 			if (m->explicit_target) {
-				migration_finish(a, m, false, "%s refused %s: %s", e.peer, m->vm, e.text);
+				migration_finish(a, m, false, "%s; %s stays on %s", e.text, m->vm,
+				                 a->opt.name);
 				break;
 			}
 			{
 				size_t l = strlen(m->refusals);
-				snprintf(m->refusals + l, sizeof(m->refusals) - l, "%s%s: %s", l ? "; " : "",
-				         e.peer, e.text);
+				snprintf(m->refusals + l, sizeof(m->refusals) - l, "%s%s", l ? "; " : "",
+				         e.text);
 				if (m->n_excluded < MIGRATION_MAX_EXCLUDED)
 					snprintf(m->excluded[m->n_excluded++], MIG_NAME_MAX, "%s", e.peer);
 				m->id[0] = '\0';
