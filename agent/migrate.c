@@ -951,7 +951,10 @@ int mig_handle_message(struct mig *m, const struct mig_msg *msg, uint64_t now)
 	    !terminated(msg->cpu_model, sizeof(msg->cpu_model)) ||
 	    !terminated(msg->reason_text, sizeof(msg->reason_text)) ||
 	    (unsigned)msg->reason >= MIG_REASONS || !msg->from[0] || !msg->proposal_id[0] ||
-	    strcmp(msg->to, m->cfg.name) != 0)
+	    strcmp(msg->to, m->cfg.name) != 0 ||
+	    /* a host never negotiates with itself over the network: answering
+	     * would address a message to ourselves (found by fuzz_mig) */
+	    strcmp(msg->from, m->cfg.name) == 0)
 		return -EINVAL;
 	switch (msg->type) {
 	case MIG_PROPOSE: handle_propose(m, msg, now); break;

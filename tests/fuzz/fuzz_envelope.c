@@ -84,9 +84,21 @@ static size_t walk(const Mv__Envelope *env)
 			t += touch(m->records[i]->name) + m->records[i]->data.len;
 		break;
 	}
+	case MV__ENVELOPE__BODY_MIG: {
+		const Mv__MigMessage *m = env->mig;
+		t += touch(m->to) + touch(m->proposal_id) + touch(m->vm_name) + touch(m->vm_uuid) +
+		     touch(m->cpu_model) + touch(m->reason_text) + touch(m->dest_uri) +
+		     touch(m->migrate_uri);
+		break;
+	}
 	case MV__ENVELOPE__BODY_REQUEST: {
 		const Mv__RpcRequest *r = env->request;
 		switch (r->op_case) {
+		case MV__RPC_REQUEST__OP_MIGRATE: t += touch(r->migrate->vm) + touch(r->migrate->to); break;
+		case MV__RPC_REQUEST__OP_DRAIN: t += touch(r->drain->node); break;
+		case MV__RPC_REQUEST__OP_VM_RECEIVE:
+			t += touch(r->vm_receive->xml) + touch(r->vm_receive->proposal_id);
+			break;
 		case MV__RPC_REQUEST__OP_JOIN:
 			for (size_t i = 0; i < r->join->n_seeds; i++)
 				t += touch(r->join->seeds[i]);
@@ -120,6 +132,13 @@ static size_t walk(const Mv__Envelope *env)
 		if (r->result_case == MV__RPC_RESPONSE__RESULT_NODES)
 			for (size_t i = 0; i < r->nodes->n_nodes; i++)
 				t += touch(r->nodes->nodes[i]->member_name);
+		if (r->result_case == MV__RPC_RESPONSE__RESULT_MIGRATION)
+			t += touch(r->migration->vm) + touch(r->migration->message);
+		if (r->result_case == MV__RPC_RESPONSE__RESULT_MIGRATIONS)
+			for (size_t i = 0; i < r->migrations->n_migrations; i++)
+				t += touch(r->migrations->migrations[i]->id);
+		if (r->result_case == MV__RPC_RESPONSE__RESULT_DRAIN)
+			t += touch(r->drain->node) + touch(r->drain->message);
 		if (r->result_case == MV__RPC_RESPONSE__RESULT_STATUS)
 			t += touch(r->status->name) + touch(r->status->version) +
 			     touch(r->status->peer_addr) + touch(r->status->rpc_addr) +
