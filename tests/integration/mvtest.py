@@ -684,6 +684,25 @@ def domain_xml(name, vcpus, memory_kib, uuid=None):
             (name, "  <uuid>%s</uuid>\n" % uuid if uuid else "", memory_kib, vcpus))
 
 
+def json_stream(text, what="output"):
+    """Parses output that is several JSON documents one after another (the
+    one-line progress objects of `migrate --json`/`drain --json`, then the
+    final, pretty-printed one); returns the list of documents."""
+    dec = json.JSONDecoder()
+    docs, i = [], 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return docs
+        try:
+            doc, i = dec.raw_decode(text, i)
+        except ValueError as e:
+            raise TestFailure("%s is not a sequence of JSON documents (%s): %r" %
+                              (what, e, text[i:i + 400]))
+        docs.append(doc)
+
+
 # ---- raw TLS client (for the malformed-frame tests) ------------------------
 
 def tls_client(host, port, ca=None, cert=None, key=None, timeout=5.0):
