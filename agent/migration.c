@@ -95,6 +95,8 @@ struct drain_result {
 	char target[MIG_NAME_MAX];
 	char message[512];
 	bool ok;
+	struct migration move; /* the whole move's record, when one was started */
+	bool have_move;
 };
 
 struct drain {
@@ -800,6 +802,8 @@ int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t
 /* ---- drain ------------------------------------------------------------------------------------- */
 
 static void drain_pump(struct agent *a);
+static void drain_result_info(struct agent *a, const struct drain_result *r,
+                              Mv__MigrationInfo *out);
 
 static void drain_finish(struct agent *a)
 {
@@ -810,13 +814,7 @@ static void drain_finish(struct agent *a)
 	char msg[256];
 	uint32_t moved = 0, stayed = 0;
 	for (size_t i = 0; i < d->n_results && infos && ptrs; i++) {
-		mv__migration_info__init(&infos[i]);
-		infos[i].vm = d->results[i].vm;
-		infos[i].source = a->opt.name;
-		infos[i].target = d->results[i].target;
-		infos[i].ok = d->results[i].ok;
-		infos[i].done = true;
-		infos[i].message = d->results[i].message;
+		drain_result_info(a, &d->results[i], &infos[i]);
 		ptrs[i] = &infos[i];
 		if (d->results[i].ok)
 			moved++;
@@ -843,8 +841,27 @@ static void drain_finish(struct agent *a)
 	a->drain = NULL;
 }
 
+/* A drain's per-VM outcome as the wire shows it: the whole move record when
+ * a move was started, else just the VM and why it did not start. */
+static void drain_result_info(struct agent *a, const struct drain_result *r,
+                              Mv__MigrationInfo *out)
+{
+	if (r->have_move) {
+		migration_info_fill(&r->move, a->opt.name, out);
+		return;
+	}
+	mv__migration_info__init(out);
+	out->vm = (char *)r->vm;
+	out->source = a->opt.name;
+	out->target = (char *)r->target;
+	out->phase = "done";
+	out->done = true;
+	out->ok = r->ok;
+	out->message = (char *)r->message;
+}
+
 static void drain_record(struct agent *a, const char *vm, const char *target, bool ok,
-                         const char *message)
+                         const char *message, const struct migration *m)
 {
 	struct drain *d = a->drain;
 	struct drain_result *r = &d->results[d->n_results++];
@@ -852,14 +869,14 @@ static void drain_record(struct agent *a, const char *vm, const char *target, bo
 	snprintf(r->target, sizeof(r->target), "%s", target);
 	snprintf(r->message, sizeof(r->message), "%s", message);
 	r->ok = ok;
+	if (m != NULL) {
+		r->move = *m;
+		r->move.next = NULL;
+		r->have_move = true;
+	}
 	/* progress: one frame per VM as it finishes */
-	Mv__MigrationInfo info = MV__MIGRATION_INFO__INIT;
-	info.vm = r->vm;
-	info.source = a->opt.name;
-	info.target = r->target;
-	info.ok = ok;
-	info.done = true;
-	info.message = r->message;
+	Mv__MigrationInfo info;
+	drain_result_info(a, r, &info);
 	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
 	resp.result_case = MV__RPC_RESPONSE__RESULT_MIGRATION;
 	resp.migration = &info;
@@ -873,7 +890,7 @@ static void drain_on_finished(struct agent *a, struct migration *m)
 	if (d == NULL)
 		return;
 	d->running--;
-	drain_record(a, m->vm, m->ok ? m->target : "", m->ok, m->message);
+	drain_record(a, m->vm, m->ok ? m->target : "", m->ok, m->message, m);
 	drain_pump(a);
 }
 
@@ -886,7 +903,7 @@ static void drain_pump(struct agent *a)
 		d->running++;
 		if (migration_begin(a, vm, NULL, 0, d, err, sizeof(err)) < 0) {
 			d->running--;
-			drain_record(a, vm, "", false, err);
+			drain_record(a, vm, "", false, err, NULL);
 		}
 		if (a->drain != d)
 			return; /* finished inside (cannot happen while running > 0) */
