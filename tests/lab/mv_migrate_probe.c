@@ -10,7 +10,8 @@
  *       --query-uri URI   (the target as this process reaches it: stats
  *                          after success, where() after failure)
  *       --poll-ms N       (job statistics period, default 100)
- *       --abort-after-ms N (abort once a job has run N ms)
+ *       --abort-after-ms N (abort once a job has run N ms and reports
+ *                            transfer data)
  *   mv_migrate_probe where SRC_URI NAME DEST_QUERY_URI
  *
  * Lines: {"event":"progress",...} while the job runs, then
@@ -101,7 +102,11 @@ static void on_poll(uv_timer_t *t)
 	if (virt_vm_job_stats(j->v, j->name, false, &s, err, sizeof(err)) == 0 &&
 	    s.state == VIRT_JOB_RUNNING) {
 		print_stats("progress", &s, now);
-		if (pl->abort_after_ms >= 0 && !pl->aborted && s.elapsed_ms >= (uint64_t)pl->abort_after_ms) {
+		/* abort once the job has run long enough AND is visibly migrating
+		 * (stats with data): on a busy machine the first samples can come
+		 * before libvirt reports any transfer */
+		if (pl->abort_after_ms >= 0 && !pl->aborted &&
+		    s.elapsed_ms >= (uint64_t)pl->abort_after_ms && s.migration && s.data_total > 0) {
 			int rc = virt_vm_abort_job(j->v, j->name, err, sizeof(err));
 			pl->aborted = true;
 			printf("{\"event\":\"abort\",\"t_ms\":%" PRIu64 ",\"rc\":%d,\"err\":", now, rc);
