@@ -163,6 +163,19 @@ static void migration_info_fill(const struct migration *m, const char *source,
 	out->offline = m->offline;
 }
 
+bool migration_incoming_source(struct agent *a, const char *key, char *source, size_t len)
+{
+	for (size_t i = 0; a->mig != NULL && i < mig_in_count(a->mig); i++) {
+		struct mig_in_info in;
+		mig_in_at(a->mig, i, &in);
+		if (strcmp(in.vm_name, key) == 0 || strcasecmp(in.vm_uuid, key) == 0) {
+			snprintf(source, len, "%s", in.source);
+			return true;
+		}
+	}
+	return false;
+}
+
 size_t migration_list(struct agent *a, Mv__MigrationInfo *out, size_t cap)
 {
 	size_t n = 0;
@@ -343,9 +356,12 @@ void migration_on_vm_event(struct agent *a, const char *vm_name)
 		return;
 	struct virt_vm vm;
 	char err[256];
+	/* Only RUNNING is an arrival: an incoming live migration's domain exists
+	 * here, paused, from its first second; taking that for arrival released
+	 * the reservation early and made the source lose its lease mid-move.
+	 * A VM moved while paused is released by the source's COMMIT instead. */
 	if (virt_vm_find(a->virt, vm_name, &vm, err, sizeof(err)) == 0 &&
-	    (vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED) &&
-	    mig_vm_arrived(a->mig, vm.uuid, uv_now(a->loop))) {
+	    vm.state == VIRT_VM_RUNNING && mig_vm_arrived(a->mig, vm.uuid, uv_now(a->loop))) {
 		nodestate_refresh(a);
 		migration_pump(a);
 	}
@@ -539,10 +555,37 @@ static void migration_live_work(uv_work_t *w)
 	struct agent *a = m->work.loop->data;
 	m->work_rc = virt_vm_migrate(a->virt, m->uuid, &m->params, &m->result, m->work_err,
 	                             sizeof(m->work_err));
-	if (m->work_rc < 0) {
-		char e[256];
-		m->where_rc = virt_vm_where(a->virt, m->uuid, m->dest_uri, &m->where, e, sizeof(e));
+}
+
+/* After a failure that left the VM not running here: ask both hosts where
+ * it is (may block on a cut host until TCP gives up: it runs on a worker). */
+static void migration_where_work(uv_work_t *w)
+{
+	struct migration *m = w->data;
+	struct agent *a = m->work.loop->data;
+	char e[256];
+	m->where_rc = virt_vm_where(a->virt, m->uuid, m->dest_uri, &m->where, e, sizeof(e));
+}
+
+static void migration_where_after(uv_work_t *w, int status)
+{
+	struct migration *m = w->data;
+	struct agent *a = w->loop->data;
+	m->work_running = false;
+	a->mig_work_running--;
+	virt_reconcile(a->virt);
+	if (status == 0 && m->where_rc == 0 && m->where.where == VIRT_LOC_DEST) {
+		snprintf(m->message, sizeof(m->message),
+		         "libvirt reported a failure (%s), but %s runs on %s: committed", m->work_err,
+		         m->vm, m->target);
+		migration_done(a, m, MIG_DONE_LANDED_ANYWAY);
+		return;
 	}
+	snprintf(m->message, sizeof(m->message), "live migration to %s failed: %s; %s is on %s (%s)",
+	         m->target, m->work_err, m->vm, a->opt.name,
+	         status == 0 && m->where_rc == 0 ? virt_location_name(m->where.where)
+	                                         : "not re-checked");
+	migration_done(a, m, MIG_DONE_FAILED);
 }
 
 static void migration_live_after(uv_work_t *w, int status)
@@ -567,16 +610,28 @@ static void migration_live_after(uv_work_t *w, int status)
 		migration_done(a, m, MIG_DONE_OK);
 		return;
 	}
-	if (m->where_rc == 0 && m->where.where == VIRT_LOC_DEST) {
+	/* Running here after the failure: it did not move (a completed move
+	 * removes it here), no need to ask the target, which may be cut off. */
+	struct virt_vm here;
+	char err[256];
+	if (virt_vm_find(a->virt, m->uuid, &here, err, sizeof(err)) == 0 &&
+	    here.state == VIRT_VM_RUNNING) {
 		snprintf(m->message, sizeof(m->message),
-		         "libvirt reported a failure (%s), but %s runs on %s: committed", m->work_err,
-		         m->vm, m->target);
-		migration_done(a, m, MIG_DONE_LANDED_ANYWAY);
+		         "live migration to %s failed: %s; %s still runs on %s", m->target,
+		         m->work_err, m->vm, a->opt.name);
+		migration_done(a, m, MIG_DONE_FAILED);
 		return;
 	}
-	snprintf(m->message, sizeof(m->message), "live migration to %s failed: %s; %s is on %s (%s)",
-	         m->target, m->work_err, m->vm, a->opt.name,
-	         m->where_rc == 0 ? virt_location_name(m->where.where) : "not re-checked");
+	/* paused or gone here: it may have landed; ask both hosts */
+	m->work.data = m;
+	if (uv_queue_work(a->loop, &m->work, migration_where_work, migration_where_after) == 0) {
+		m->work_running = true;
+		a->mig_work_running++;
+		return;
+	}
+	snprintf(m->message, sizeof(m->message),
+	         "live migration to %s failed: %s; where %s is now could not be checked",
+	         m->target, m->work_err, m->vm);
 	migration_done(a, m, MIG_DONE_FAILED);
 }
 

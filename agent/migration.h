@@ -44,6 +44,10 @@ int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sin
 int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const char *from,
                           char *name_out, size_t name_len, char *err, size_t errlen);
 
+/* Is the VM named by `key` (name or UUID) being moved here? Then its
+ * source host's name is copied to source. */
+bool migration_incoming_source(struct agent *a, const char *key, char *source, size_t len);
+
 /* This host's outgoing migrations for its node state (newest first, at
  * most `cap`); strings point into the agent's records. */
 size_t migration_list(struct agent *a, Mv__MigrationInfo *out, size_t cap);

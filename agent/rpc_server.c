@@ -324,11 +324,24 @@ static size_t rpc_find_vm(struct rpc_reply *r, const char *key, struct rpc_vm_ma
 			continue;
 		for (size_t j = 0; j < s->n_vms; j++) {
 			Mv__VmInfo *v = s->vms[j];
-			if (strcmp(v->name, key) == 0 || strcasecmp(v->uuid, key) == 0) {
-				if (n < cap)
-					out[n] = (struct rpc_vm_match){v, s};
-				n++;
+			if (strcmp(v->name, key) != 0 && strcasecmp(v->uuid, key) != 0)
+				continue;
+			/* One VM twice: mid live migration the target holds a paused
+			 * copy with the same UUID; the running one (the source, which
+			 * owns the move) is the VM. */
+			size_t same = n;
+			for (size_t k = 0; k < n && k < cap; k++)
+				if (v->uuid[0] != '\0' && strcasecmp(out[k].vm->uuid, v->uuid) == 0)
+					same = k;
+			if (same < n) {
+				if (out[same].vm->state == MV__VM_STATE__VM_PAUSED &&
+				    v->state != MV__VM_STATE__VM_PAUSED)
+					out[same] = (struct rpc_vm_match){v, s};
+				continue;
 			}
+			if (n < cap)
+				out[n] = (struct rpc_vm_match){v, s};
+			n++;
 		}
 	}
 	return n;
@@ -991,6 +1004,11 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 		                                                                  : req->migrate->vm;
 		char err[512];
 		int rc = virt_vm_find(a->virt, key, NULL, err, sizeof(err));
+		char src[SWIM_NAME_MAX];
+		if (rc == 0 && req->op_case == MV__RPC_REQUEST__OP_MIGRATE && may_forward &&
+		    migration_incoming_source(a, key, src, sizeof(src)))
+			/* the copy here is an arriving migration: its source owns it */
+			return rpc_forward(a, client, req, src, r) < 0;
 		if (rc == 0) { /* ours */
 			if (req->op_case == MV__RPC_REQUEST__OP_MIGRATE) {
 				uint64_t sink = rpc_sink_open(a, client, peer, req->id);

@@ -1454,11 +1454,16 @@ int virt_vm_migrate(struct virt *v, const char *name_or_uuid, const struct virt_
 	int rc = virt_migrate_build(p, &prm, &n, &flags, err, errlen);
 	if (rc < 0)
 		return rc;
-	virConnectPtr c = virt_conn_ref(v);
+	/* The migration gets a connection of its own: on the shared one, every
+	 * call the agent's loop makes (lookups, job stats, abort) queued behind
+	 * this call for the whole migration and stalled the agent, membership
+	 * included. v->uri is written only by virt_new/virt_free: safe to read. */
+	virConnectPtr c = virConnectOpen(v->uri);
 	if (c == NULL) {
 		virt_migrate_params_free(prm, n);
-		/* v->uri is written only by virt_new/virt_free: safe to read. */
-		virt_set_err(err, errlen, "libvirt is not reachable at %s", v->uri);
+		const char *msg = virGetLastErrorMessage();
+		virt_set_err(err, errlen, "libvirt is not reachable at %s: %s", v->uri,
+		             msg ? msg : "unknown error");
 		return -ENOTCONN;
 	}
 	virDomainPtr d = NULL;
