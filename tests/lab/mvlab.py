@@ -936,12 +936,71 @@ class LabAgent:
             raise TestFailure("`meshvisor %s --json` on %s is not JSON (%s): %r" %
                               (" ".join(args), self.name, e, r.stdout[:400]))
 
+    def cli_argv(self, *args, role="operator"):
+        """The argv of `meshvisor ARGS --addr <this agent>` run from this
+        host's network namespace (for a long-running command: cli_popen)."""
+        ca, cert, key = self.agents.client_creds(role)
+        cmd = [self.agents.binary] + [str(a) for a in args] + [
+            "--addr", self.rpc_addr, "--ca", ca, "--cert", cert, "--key", key]
+        return self.host.nsenter_argv(cmd, mount=False)
+
+    def cli_popen(self, *args, role="operator"):
+        """Starts `meshvisor ARGS` from this host (as cli()) without waiting:
+        a Popen with text stdout/stderr pipes, killed if the test dies.
+        For commands that stream, e.g. `migrate --json` (one JSON object a
+        line per progress frame)."""
+        return subprocess.Popen(self.cli_argv(*args, role=role), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                preexec_fn=_pdeath_kill)
+
+    def log_matches(self, pattern):
+        """[re.Match] of pattern over every line of this agent's logs (all
+        its starts), in order."""
+        rx = re.compile(pattern)
+        out = []
+        for line in self.log_text().splitlines():
+            m = rx.search(line)
+            if m:
+                out.append(m)
+        return out
+
     def members(self):
         return {m["name"]: m for m in self.cli_json("members")["members"]}
 
     def vms(self):
         """[vm dict] from `meshvisor vms --json`."""
         return self.cli_json("vms")["vms"]
+
+
+def migration_config(host, bandwidth_mib_s=5, lease_ms=3000, **more):
+    """An agent's "migration" config section for a lab host: libvirt_uri is
+    how the OTHER hosts' libvirtd reach this host's (qemu+tcp over the lab
+    bridge, so a cut link cuts it), stream_uri where QEMU's migration stream
+    lands. Use as LabAgent.start(extra=migration_config(host)). A freshly
+    started agent refuses incoming migrations for one lease_ms ("starting")."""
+    sec = {"libvirt_uri": host.tcp_uri, "stream_uri": "tcp://%s" % host.ip,
+           "bandwidth_mib_s": bandwidth_mib_s, "lease_ms": lease_ms}
+    sec.update(more)
+    return {"migration": sec}
+
+
+def parse_json_lines(text):
+    """[dict] of the JSON objects in text, in order: one-line objects (e.g.
+    `migrate --json` progress frames) and pretty-printed ones (its final
+    object) alike; anything that is not JSON is skipped."""
+    out, dec, i, text = [], json.JSONDecoder(), 0, text or ""
+    while True:
+        i = text.find("{", i)
+        if i < 0:
+            return out
+        try:
+            obj, end = dec.raw_decode(text, i)
+        except ValueError:
+            i += 1
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+        i = end
 
 
 class LabAgents:
