@@ -47,6 +47,8 @@ struct cli_opts {
 	bool has_priority;
 	bool no_start;        /* --no-start */
 	const char *to;       /* --to (migrate) */
+	char *same[4];        /* --same KEY (migrate), repeatable */
+	size_t n_same;
 	bool abort_op;        /* --abort (migrate) */
 	uint32_t parallel;    /* --parallel (drain) */
 };
@@ -81,12 +83,14 @@ static const char *cli_synopsis(const char *cmd)
 		{"nodes", ""},
 		{"node", " NAME"},
 		{"vms", " [--node NAME]"},
-		{"migrate", " VM [--to HOST] | --abort VM\n"
+		{"migrate", " VM [--to HOST] [--same KEY]... | --abort VM\n"
 		            "\n"
 		            "  Moves VM (name or UUID) from any node: its host negotiates with the\n"
 		            "  target (--to, or the best host that accepts) and live-migrates it\n"
 		            "  (offline: stop, define, start, on hypervisors that cannot migrate).\n"
-		            "  Progress is shown while it runs; the exit status is the outcome"},
+		            "  --same zone (or rack, or any label key) keeps it among hosts with the\n"
+		            "  same value as its current host. Progress is shown while it runs; the\n"
+		            "  exit status is the outcome"},
 		{"migrations", "\n\n  running and recent migrations across the cluster"},
 		{"drain", " HOST [--parallel N]\n"
 		          "\n"
@@ -158,6 +162,13 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 			continue;
 		} else if (strcmp(a, "--to") == 0) {
 			slot = &o->to;
+		} else if (strcmp(a, "--same") == 0) {
+			if (i + 1 >= argc || o->n_same == 4) {
+				fprintf(stderr, "meshvisor %s: --same needs a label key (at most 4)\n", o->cmd);
+				return CLI_EXIT_USAGE;
+			}
+			o->same[o->n_same++] = argv[++i];
+			continue;
 		} else if (strcmp(a, "--abort") == 0) {
 			o->abort_op = true;
 			continue;
@@ -952,8 +963,8 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 	else if (strcmp(cmd, "node") == 0 || strcmp(cmd, "migrate") == 0 ||
 	         strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0)
 		want_args = 1;
-	if ((o->to || o->abort_op) && strcmp(cmd, "migrate") != 0)
-		return cli_usage_error(o, "%s", "--to and --abort go with 'migrate'");
+	if ((o->to || o->abort_op || o->n_same) && strcmp(cmd, "migrate") != 0)
+		return cli_usage_error(o, "%s", "--to, --same and --abort go with 'migrate'");
 	if (o->parallel && strcmp(cmd, "drain") != 0)
 		return cli_usage_error(o, "%s", "--parallel goes with 'drain'");
 	if (o->to && o->abort_op)
@@ -1001,6 +1012,8 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 		q->migrate.vm = o->args[0];
 		q->migrate.to = (char *)(o->to ? o->to : "");
 		q->migrate.abort = o->abort_op;
+		q->migrate.same = o->same;
+		q->migrate.n_same = o->n_same;
 		req->op_case = MV__RPC_REQUEST__OP_MIGRATE;
 		req->migrate = &q->migrate;
 	} else if (strcmp(cmd, "migrations") == 0) {

@@ -53,6 +53,7 @@
 #define MIGRATION_KEEP_DONE 10      /* finished moves kept for `migrations` */
 #define MIGRATION_PROGRESS_MS 1000  /* job progress poll and report */
 #define MIGRATION_MAX_EXCLUDED 16   /* targets that refused, per move */
+#define MIGRATION_MAX_SAME 4        /* label keys a target must share (--same) */
 
 struct drain;
 
@@ -71,6 +72,8 @@ struct migration {
 	uint64_t memory_kib;
 	char excluded[MIGRATION_MAX_EXCLUDED][MIG_NAME_MAX];
 	size_t n_excluded;
+	char same[MIGRATION_MAX_SAME][MIG_NAME_MAX]; /* label keys to match */
+	size_t n_same;
 	char refusals[512];
 	char dest_uri[512];
 	char stream_uri[512];
@@ -371,6 +374,37 @@ void migration_on_vm_event(struct agent *a, const char *vm_name)
 
 static void migration_propose(struct agent *a, struct migration *m);
 
+/* A host's value for a label key: zone, rack, or a free-form label; "" if
+ * it has none. */
+static const char *migration_label_of(const Mv__NodeState *s, const char *key)
+{
+	if (strcmp(key, "zone") == 0)
+		return s->zone;
+	if (strcmp(key, "rack") == 0)
+		return s->rack;
+	for (size_t i = 0; i < s->n_labels; i++)
+		if (strcmp(s->labels[i]->key, key) == 0)
+			return s->labels[i]->value;
+	return "";
+}
+
+/* Does `host` share every --same label with `self`? If not, why. */
+static bool migration_labels_match(const struct migration *m, const Mv__NodeState *self,
+                                   const Mv__NodeState *host, char *why, size_t whylen)
+{
+	for (size_t i = 0; i < m->n_same; i++) {
+		const char *want = migration_label_of(self, m->same[i]);
+		const char *have = migration_label_of(host, m->same[i]);
+		if (strcmp(want, have) != 0) {
+			snprintf(why, whylen, "%s has %s=%s, %s has %s=%s", host->name, m->same[i],
+			         have[0] ? have : "(none)", self->name, m->same[i],
+			         want[0] ? want : "(none)");
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Picks the best host that may take m (gossiped view), excluding refusers. */
 static int migration_choose(struct agent *a, struct migration *m, char *why, size_t whylen)
 {
@@ -380,11 +414,21 @@ static int migration_choose(struct agent *a, struct migration *m, char *why, siz
 	int rc = -ENOMEM;
 	if (states == NULL || hosts == NULL)
 		goto out;
+	Mv__NodeState *self = m->n_same > 0 ? nodestate_unpack_name(a, a->opt.name) : NULL;
+	char label_why[512] = "";
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		Mv__NodeState *s = nodestate_unpack_at(a, i);
 		if (s == NULL)
 			continue;
+		char w[200];
+		if (self != NULL && strcmp(s->name, a->opt.name) != 0 &&
+		    !migration_labels_match(m, self, s, w, sizeof(w))) {
+			size_t l = strlen(label_why);
+			snprintf(label_why + l, sizeof(label_why) - l, "%s%s", l ? "; " : "", w);
+			mv__node_state__free_unpacked(s, NULL);
+			continue;
+		}
 		states[k] = s;
 		struct swim_member_info mi;
 		bool alive = swim_member_find(a->swim, s->name, &mi) && mi.state == SWIM_ALIVE;
@@ -408,7 +452,14 @@ static int migration_choose(struct agent *a, struct migration *m, char *why, siz
 		rc = 0;
 	} else {
 		rc = -ENOSPC;
+		if (label_why[0] != '\0') { /* say which hosts the labels ruled out */
+			size_t l = strlen(why);
+			snprintf(why + l, whylen > l ? whylen - l : 0, "; not sharing labels: %s",
+			         label_why);
+		}
 	}
+	if (self != NULL)
+		mv__node_state__free_unpacked(self, NULL);
 	for (size_t i = 0; i < k; i++)
 		mv__node_state__free_unpacked(states[i], NULL);
 out:
@@ -679,6 +730,22 @@ static void migration_on_progress_timer(uv_timer_t *t)
 		nodestate_refresh(a);
 }
 
+/* The lease of an incoming move ran out: its source went silent, so nothing
+ * will COMMIT it. If its half-arrived (paused) domain is here, destroy it:
+ * the source still has the VM, and a copy here must never start. */
+static void migration_kill_incoming(struct agent *a, const char *uuid)
+{
+	struct virt_vm vm;
+	char err[256];
+	if (virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) < 0 || vm.state != VIRT_VM_PAUSED)
+		return;
+	if (virt_vm_destroy(a->virt, uuid, err, sizeof(err)) < 0)
+		MV_ERROR("migrate", "cannot destroy the half-arrived copy of an expired move vm=%s "
+		         "error=\"%s\"", vm.name, err);
+	else
+		MV_WARN("migrate", "destroyed the half-arrived copy of an expired move vm=%s", vm.name);
+}
+
 /* ---- core events ---------------------------------------------------------------------------- */
 
 static void migration_handle_events(struct agent *a)
@@ -696,6 +763,8 @@ static void migration_handle_events(struct agent *a)
 			mv_log(e.type == MIG_EV_EXPIRED ? MV_LOG_WARN : MV_LOG_INFO, "migrate",
 			       "%s id=%s vm=%s source=%s cause=%s", mig_event_name(e.type), e.proposal_id,
 			       e.vm_name, e.peer, mv_log_quote(q, sizeof(q), e.text));
+			if (e.type == MIG_EV_EXPIRED)
+				migration_kill_incoming(a, e.vm_uuid);
 			if (e.type == MIG_EV_COMMITTED || e.type == MIG_EV_RELEASED ||
 			    e.type == MIG_EV_EXPIRED)
 				nodestate_refresh(a);
@@ -774,9 +843,20 @@ static struct migration *migration_new(struct agent *a, const struct virt_vm *vm
 	return m;
 }
 
-static int migration_begin(struct agent *a, const char *key, const char *to, uint64_t sink,
-                           struct drain *d, char *err, size_t errlen)
+static int migration_begin(struct agent *a, const char *key, const char *to,
+                           char *const *same, size_t n_same, uint64_t sink, struct drain *d,
+                           char *err, size_t errlen)
 {
+	if (n_same > MIGRATION_MAX_SAME) {
+		snprintf(err, errlen, "at most %d --same labels", MIGRATION_MAX_SAME);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n_same; i++) {
+		if (same[i][0] == '\0' || strlen(same[i]) >= MIG_NAME_MAX) {
+			snprintf(err, errlen, "--same needs a label key (zone, rack or a label's key)");
+			return -EINVAL;
+		}
+	}
 	struct virt_vm vm;
 	int rc = virt_vm_find(a->virt, key, &vm, err, errlen);
 	if (rc < 0)
@@ -812,6 +892,25 @@ static int migration_begin(struct agent *a, const char *key, const char *to, uin
 	}
 	m->sink = sink;
 	m->drain = d;
+	for (size_t i = 0; i < n_same; i++)
+		snprintf(m->same[m->n_same++], MIG_NAME_MAX, "%s", same[i]);
+	if (to != NULL && to[0] != '\0' && n_same > 0) {
+		Mv__NodeState *self = nodestate_unpack_name(a, a->opt.name);
+		Mv__NodeState *host = nodestate_unpack_name(a, to);
+		char w[200] = "";
+		bool ok = self != NULL && host != NULL && migration_labels_match(m, self, host, w,
+		                                                                 sizeof(w));
+		if (self)
+			mv__node_state__free_unpacked(self, NULL);
+		if (host)
+			mv__node_state__free_unpacked(host, NULL);
+		if (!ok) {
+			migration_finish(a, m, false, "%s does not share the asked labels: %s; %s stays "
+			                 "on %s", to, w[0] ? w : "its state is unknown here", m->vm,
+			                 a->opt.name);
+			return 0;
+		}
+	}
 	if (to != NULL && to[0] != '\0') {
 		m->explicit_target = true;
 		snprintf(m->target, sizeof(m->target), "%s", to);
@@ -826,7 +925,7 @@ int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t
                           size_t errlen)
 {
 	if (!q->abort)
-		return migration_begin(a, q->vm, q->to, sink, NULL, err, errlen);
+		return migration_begin(a, q->vm, q->to, q->same, q->n_same, sink, NULL, err, errlen);
 	struct migration *m = migration_find_vm(a, q->vm);
 	if (m == NULL) {
 		snprintf(err, errlen, "no migration of '%s' is running on %s", q->vm, a->opt.name);
@@ -956,7 +1055,7 @@ static void drain_pump(struct agent *a)
 		const char *vm = d->vms[d->next++];
 		char err[512];
 		d->running++;
-		if (migration_begin(a, vm, NULL, 0, d, err, sizeof(err)) < 0) {
+		if (migration_begin(a, vm, NULL, NULL, 0, 0, d, err, sizeof(err)) < 0) {
 			d->running--;
 			drain_record(a, vm, "", false, err, NULL);
 		}
@@ -1038,6 +1137,24 @@ int migration_start(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the migration core");
 		return -ENOMEM;
 	}
+	/* A previous life of this agent may have left migration jobs running
+	 * that nobody negotiates any more: abort them before feeding the core. */
+	size_t n = 0;
+	const struct virt_vm *cached = virt_vms(a->virt, &n);
+	char (*uuids)[MIG_UUID_MAX] = calloc(n ? n : 1, sizeof(*uuids));
+	for (size_t i = 0; uuids != NULL && i < n; i++) /* the cache may change below */
+		snprintf(uuids[i], MIG_UUID_MAX, "%.*s", MIG_UUID_MAX - 1, cached[i].uuid);
+	for (size_t i = 0; uuids != NULL && i < n; i++) {
+		struct virt_job_stats st;
+		char e[256];
+		if (virt_vm_job_stats(a->virt, uuids[i], false, &st, e, sizeof(e)) == 0 &&
+		    st.state == VIRT_JOB_RUNNING && st.migration) {
+			MV_WARN("migrate", "aborting a migration left from before this start uuid=%s",
+			        uuids[i]);
+			virt_vm_abort_job(a->virt, uuids[i], e, sizeof(e));
+		}
+	}
+	free(uuids);
 	uv_timer_init(a->loop, &a->mig_timer);
 	uv_timer_init(a->loop, &a->mig_progress_timer);
 	a->mig_timer.data = a->mig_progress_timer.data = a;
