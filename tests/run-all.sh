@@ -77,7 +77,7 @@ fi
 # ---- 2. normal build: every test -------------------------------------------
 if step "build-test: configure and build (-Werror)" \
 	configure_and_build build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
-	step "build-test: ctest (unit, sim, integration)" run_ctest build-test
+	step "build-test: ctest (unit, sim, integration, lab)" run_ctest build-test
 else
 	skip "build-test: ctest" "build failed"
 fi
