@@ -92,9 +92,14 @@
  *    after a full partition each side holds the other dead and nothing
  *    would ever cross; drawing the dead now and then heals it (memberlist
  *    leaves this to Serf's reconnect loop).
- *  - Learning a new member moves the next push-pull to 2-5 s from now, at
- *    most once per base interval: after a join storm, gaps left by ALIVEs
- *    gossiped on a small retransmit budget heal in seconds, not minutes.
+ *  - A member we hold DEAD that talks to us gets our DEAD record back in a
+ *    gossip-only ACK, so its refutation reaches us directly even when all
+ *    gossip copies of it missed us (seen with a restart 50 ms after the
+ *    death verdict at N=100).
+ *  - Learning a new member, or one back from DEAD/LEFT (a restarted host),
+ *    moves the next push-pull to 2-5 s from now, at most once per base
+ *    interval: after a join storm or a rejoin, gaps left by ALIVEs gossiped
+ *    on a small retransmit budget heal in seconds, not minutes.
  *  - A DEAD learned by push-pull is taken as SUSPECT (memberlist does the
  *    same), so one stale table cannot kill a healthy member: it gets a
  *    suspicion it can refute.
@@ -1626,6 +1631,7 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			snprintf(cause, sizeof(cause), "back from %s with incarnation %llu (%s from %s)",
 			         swim_state_name(old), (unsigned long long)u->incarnation, how, via);
 			swim_event(s, SWIM_EV_MEMBER_ALIVE, i, cause, 0);
+			swim_member_learned(s, now); /* a rejoin is news like a join */
 		}
 		if (moved) {
 			snprintf(cause, sizeof(cause), "now at %s with incarnation %llu (%s from %s)", u->addr,
@@ -2235,6 +2241,14 @@ int swim_handle_message(struct swim *s, const struct swim_msg *m, uint64_t now)
 	if (s->stale_sender && m->type != SWIM_MSG_PING && m->type != SWIM_MSG_PUSH_PULL)
 		swim_send_to(s, SWIM_MSG_ACK, m->from, m->from_addr, 0, "", "");
 	s->stale_sender = false;
+	/* A member we still hold DEAD is talking to us: it restarted (or came
+	 * back from a partition) and its refutation missed us, which only our
+	 * next push-pull would repair. Tell it what we hold: it answers with
+	 * its current incarnation straight to us (the stale-suspicion path). */
+	uint32_t si = swim_member_lookup(s, m->from);
+	if (si != NONE && s->m[si].state == SWIM_DEAD && m->type != SWIM_MSG_PUSH_PULL &&
+	    m->type != SWIM_MSG_PUSH_PULL_REPLY)
+		swim_send_about(s, SWIM_MSG_ACK, m->from, m->from_addr, 0, "", "", si);
 	return 0;
 }
 

@@ -1722,6 +1722,43 @@ static void test_new_member_brings_push_pull_forward(void **state)
 	swim_free(s);
 }
 
+
+/* A member we hold DEAD that talks to us gets our DEAD record back, so it
+ * can refute straight to us (its gossip may all have missed us). */
+static void test_dead_sender_told(void **state)
+{
+	(void)state;
+	struct swim *a = solo("a", NULL);
+	uint64_t now = 1000;
+	feed(a, "b", upd("b", SWIM_ALIVE, 0, ""), now);
+	feed(a, "c", upd("b", SWIM_DEAD, 0, "c"), now);
+	assert_int_equal(mstate(a, "b", NULL), SWIM_DEAD);
+	drop_all(a);
+	/* b, restarted, gossips something unrelated to a */
+	struct swim_update u = upd("c", SWIM_ALIVE, 0, "");
+	struct swim_msg g = mkmsg(SWIM_MSG_ACK, "b", "a", 0, &u, 1);
+	assert_int_equal(swim_handle_message(a, &g, now), 0);
+	struct swim_msg out;
+	bool told = false;
+	while (swim_pop_output(a, &out)) {
+		if (strcmp(out.to, "b") != 0)
+			continue;
+		for (size_t k = 0; k < out.n_updates; k++)
+			told |= strcmp(out.updates[k].name, "b") == 0 &&
+			        out.updates[k].state == SWIM_DEAD;
+	}
+	assert_true(told);
+	/* once b is alive again in a's view, nothing more is sent for it */
+	feed(a, "b", upd("b", SWIM_ALIVE, 1, ""), now);
+	drop_all(a);
+	assert_int_equal(swim_handle_message(a, &g, now), 0);
+	told = false;
+	while (swim_pop_output(a, &out))
+		told |= strcmp(out.to, "b") == 0;
+	assert_false(told);
+	swim_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1753,6 +1790,7 @@ int main(void)
 	        cmocka_unit_test(test_verification_probe),
 	        cmocka_unit_test(test_verification_is_sampled),
 	        cmocka_unit_test(test_new_member_brings_push_pull_forward),
+	        cmocka_unit_test(test_dead_sender_told),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
