@@ -74,6 +74,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid as uuidlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1342,3 +1343,57 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---- entry point of every lab test ------------------------------------------
+
+SKIP = 77  # ctest SKIP_RETURN_CODE: the lab cannot run here (run-all counts it a failure)
+
+
+def run_test(main, default_timeout, add_args=None, prepare=None):
+    """Runs main(args) as a lab test: parses --meshvisor, --timeout and
+    --install-deps (plus what add_args(parser) adds), installs the lab's
+    packages when they are missing and we are root (MV_LAB_NO_INSTALL=1
+    forbids it), exits SKIP when the lab still cannot run, calls
+    prepare(args) (a returned string is a failure before the test), then
+    runs main under its own time limit and exits 0 (PASS) or 1 (FAIL)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--meshvisor", required=True)
+    ap.add_argument("--timeout", type=float, default=default_timeout)
+    ap.add_argument("--install-deps", default=os.path.join(HERE, "..", "..", "deploy",
+                                                            "install-lab-deps.sh"))
+    if add_args is not None:
+        add_args(ap)
+    args = ap.parse_args()
+    name = os.path.basename(sys.argv[0])
+
+    why = prerequisites()
+    if why and os.geteuid() == 0 and os.environ.get("MV_LAB_NO_INSTALL") != "1":
+        log("lab prerequisites missing (%s): running %s" % (why, args.install_deps))
+        subprocess.run(["bash", args.install_deps], stdin=subprocess.DEVNULL, timeout=300)
+        why = prerequisites()
+    if why:
+        log("SKIP %s: %s" % (name, why))
+        sys.exit(SKIP)
+    if prepare is not None:
+        problem = prepare(args)
+        if problem:
+            log("FAIL %s: %s" % (name, problem))
+            sys.exit(1)
+
+    def on_alarm(signum, frame):
+        raise TestFailure("test exceeded its own limit of %.0fs" % args.timeout)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(args.timeout))
+    rc = 0
+    try:
+        main(args)
+        log("PASS %s" % name)
+    except Exception as e:
+        rc = 1
+        log("FAIL %s: %s" % (name, e))
+        if not isinstance(e, TestFailure):
+            traceback.print_exc()
+    finally:
+        signal.alarm(0)
+    sys.exit(rc)

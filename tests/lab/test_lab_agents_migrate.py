@@ -37,9 +37,7 @@ mid-migration).
 
 FIGURE lines give the timings. Exit codes: 0 pass, 1 fail, 77 skipped.
 """
-import argparse
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -66,7 +64,6 @@ INVENTORY_BOUND_S = 3.0       # every node shows the new owner (issue: within a 
 RELEASE_BOUND_S = LEASE_MS / 1000 + 5
 MIGRATE_TIMEOUT_S = 60
 CUT_RETURN_BOUND_S = 25       # libvirt keepalive 1 s x 3, then the reconciliation
-SKIP = 77
 BUGS = []  # daemon bugs met (worked around so the test goes on; fail at the end)
 
 
@@ -462,41 +459,6 @@ def part_link_cut(lab, agents, src, dst):
         dst.link(True)
 
 
-def entry():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--meshvisor", required=True)
-    ap.add_argument("--timeout", type=float, default=110)
-    ap.add_argument("--install-deps", default=os.path.join(HERE, "..", "..", "deploy",
-                                                            "install-lab-deps.sh"))
-    args = ap.parse_args()
-    name = os.path.basename(sys.argv[0])
-
-    why = mvlab.prerequisites()
-    if why and os.geteuid() == 0 and os.environ.get("MV_LAB_NO_INSTALL") != "1":
-        log("lab prerequisites missing (%s): running %s" % (why, args.install_deps))
-        subprocess.run(["bash", args.install_deps], stdin=subprocess.DEVNULL, timeout=300)
-        why = mvlab.prerequisites()
-    if why:
-        log("SKIP %s: %s" % (name, why))
-        sys.exit(SKIP)
-
-    def on_alarm(signum, frame):
-        raise TestFailure("test exceeded its own limit of %.0fs" % args.timeout)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(args.timeout))
-    rc = 0
-    try:
-        main(args)
-        log("PASS %s" % name)
-    except Exception as e:
-        rc = 1
-        log("FAIL %s: %s" % (name, e))
-        if not isinstance(e, TestFailure):
-            traceback.print_exc()
-    finally:
-        signal.alarm(0)
-    sys.exit(rc)
-
 
 if __name__ == "__main__":
-    entry()
+    mvlab.run_test(main, 110)

@@ -15,10 +15,7 @@ Exit codes: 0 pass, 1 fail, 77 skipped (not root, lab packages missing and
 not installable). Every process, namespace and mount the test made is
 gone when it exits, whatever happens.
 """
-import argparse
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +33,6 @@ GUEST = "lab-g1"
 VCPUS = 2
 MEM_MIB = 96
 DESTROY_BOUND_S = 3.0
-SKIP = 77
 
 
 def vm_rows(agent, name):
@@ -173,41 +169,6 @@ def run(lab, agents, h1, h2):
     check(lab.guest_counter(GUEST) == c_stop, "guest still counting after destroy")
 
 
-def entry():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--meshvisor", required=True)
-    ap.add_argument("--timeout", type=float, default=100)
-    ap.add_argument("--install-deps", default=os.path.join(HERE, "..", "..", "deploy",
-                                                            "install-lab-deps.sh"))
-    args = ap.parse_args()
-    name = os.path.basename(sys.argv[0])
-
-    why = mvlab.prerequisites()
-    if why and os.geteuid() == 0 and os.environ.get("MV_LAB_NO_INSTALL") != "1":
-        log("lab prerequisites missing (%s): running %s" % (why, args.install_deps))
-        subprocess.run(["bash", args.install_deps], stdin=subprocess.DEVNULL, timeout=300)
-        why = mvlab.prerequisites()
-    if why:
-        log("SKIP %s: %s" % (name, why))
-        sys.exit(SKIP)
-
-    def on_alarm(signum, frame):
-        raise TestFailure("test exceeded its own limit of %.0fs" % args.timeout)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(args.timeout))
-    rc = 0
-    try:
-        main(args)
-        log("PASS %s" % name)
-    except Exception as e:
-        rc = 1
-        log("FAIL %s: %s" % (name, e))
-        if not isinstance(e, TestFailure):
-            traceback.print_exc()
-    finally:
-        signal.alarm(0)
-    sys.exit(rc)
-
 
 if __name__ == "__main__":
-    entry()
+    mvlab.run_test(main, 100)

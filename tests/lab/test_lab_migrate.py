@@ -20,10 +20,8 @@ wiring yet; this tests the libvirt side only.
 
 Exit codes: 0 pass, 1 fail, 77 skipped (as test_lab_inventory.py).
 """
-import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,7 +38,6 @@ from mvlab import check, log, wait_until, TestFailure  # noqa: E402
 
 GUEST = "lab-mig"
 MEM_MIB = 64
-SKIP = 77
 ECANCELED = 125
 BW_FAIL_MIB_S = 1     # slow enough that abort / link cut land mid-migration
 BW_LIVE_MIB_S = 5     # capped: several passes over the dirtied region
@@ -240,49 +237,19 @@ T0 = time.monotonic()
 LIVE_BUDGET_S = 60
 
 
-def entry():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--meshvisor", required=True)
+
+def add_args(ap):
     ap.add_argument("--probe", help="mv_migrate_probe (default: BUILD/tests/lab/ next to "
                     "BUILD/meshvisor)")
-    ap.add_argument("--timeout", type=float, default=90)
-    ap.add_argument("--install-deps", default=os.path.join(HERE, "..", "..", "deploy",
-                                                            "install-lab-deps.sh"))
-    args = ap.parse_args()
+
+
+def prepare(args):
     if not args.probe:
         args.probe = os.path.join(os.path.dirname(os.path.abspath(args.meshvisor)), "tests",
                                   "lab", "mv_migrate_probe")
-    name = os.path.basename(sys.argv[0])
-
-    why = mvlab.prerequisites()
-    if why and os.geteuid() == 0 and os.environ.get("MV_LAB_NO_INSTALL") != "1":
-        log("lab prerequisites missing (%s): running %s" % (why, args.install_deps))
-        subprocess.run(["bash", args.install_deps], stdin=subprocess.DEVNULL, timeout=300)
-        why = mvlab.prerequisites()
-    if why:
-        log("SKIP %s: %s" % (name, why))
-        sys.exit(SKIP)
     if not os.access(args.probe, os.X_OK):
-        log("FAIL %s: no probe at %s (build target mv_migrate_probe)" % (name, args.probe))
-        sys.exit(1)
-
-    def on_alarm(signum, frame):
-        raise TestFailure("test exceeded its own limit of %.0fs" % args.timeout)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(args.timeout))
-    rc = 0
-    try:
-        main(args)
-        log("PASS %s" % name)
-    except Exception as e:
-        rc = 1
-        log("FAIL %s: %s" % (name, e))
-        if not isinstance(e, TestFailure):
-            traceback.print_exc()
-    finally:
-        signal.alarm(0)
-    sys.exit(rc)
-
+        return "no probe at %s (build target mv_migrate_probe)" % args.probe
+    return None
 
 if __name__ == "__main__":
-    entry()
+    mvlab.run_test(main, 90, add_args=add_args, prepare=prepare)
