@@ -115,6 +115,7 @@
  *  drained.
  */
 #include "meshvisor/state.h"
+#include "arena.h"
 #include "prng.h"
 
 #include <errno.h>
@@ -123,9 +124,6 @@
 
 #define NONE UINT32_MAX
 
-/* Chunk of the output/event arenas: small, because 1,000 idle cores in one
- * simulator each keep one. */
-#define NS_ARENA_CHUNK 4096
 /* Undrained events and messages kept; a caller that never drains must not
  * make us grow without bound. */
 #define NS_EVENT_QUEUE_MAX 65536
@@ -144,16 +142,6 @@
 
 /* ------------------------------------------------------------------------ */
 /* Types                                                                    */
-
-struct ns_chunk {
-	struct ns_chunk *next;
-	size_t used, cap;
-	max_align_t data[];
-};
-
-struct ns_arena {
-	struct ns_chunk *head;
-};
 
 struct ns_rec {
 	char *blob; /* "name\0" then len bytes of data */
@@ -200,11 +188,11 @@ struct nstate {
 
 	struct nstate_msg *out;
 	uint32_t n_out, cap_out, out_head;
-	struct ns_arena out_arena;
+	struct mv_arena out_arena;
 
 	struct nstate_event *ev;
 	uint32_t n_ev, cap_ev, ev_head;
-	struct ns_arena ev_arena;
+	struct mv_arena ev_arena;
 
 	/* scratch */
 	uint32_t *pick;
@@ -259,65 +247,6 @@ static int ns_cmp(uint64_t ia, uint64_t va, uint64_t ib, uint64_t vb)
 
 /* ------------------------------------------------------------------------ */
 /* Arenas                                                                   */
-
-static void *ns_arena_alloc(struct ns_arena *a, size_t n)
-{
-	n = (n + 15) & ~(size_t)15;
-	if (n == 0)
-		n = 16;
-	if (a->head == NULL || a->head->used + n > a->head->cap) {
-		size_t cap = n > NS_ARENA_CHUNK ? n : NS_ARENA_CHUNK;
-		struct ns_chunk *c = malloc(sizeof(*c) + cap);
-		if (c == NULL)
-			return NULL;
-		c->next = a->head;
-		c->used = 0;
-		c->cap = cap;
-		a->head = c;
-	}
-	void *p = (char *)a->head->data + a->head->used;
-	a->head->used += n;
-	return p;
-}
-
-static const char *ns_arena_strdup(struct ns_arena *a, const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *p = ns_arena_alloc(a, n);
-	if (p == NULL)
-		return NULL;
-	memcpy(p, s, n);
-	return p;
-}
-
-/* Frees everything but one standard-size chunk, kept for reuse. */
-static void ns_arena_reset(struct ns_arena *a)
-{
-	struct ns_chunk *keep = NULL;
-	struct ns_chunk *c = a->head;
-	while (c != NULL) {
-		struct ns_chunk *next = c->next;
-		if (keep == NULL && c->cap == NS_ARENA_CHUNK)
-			keep = c;
-		else
-			free(c);
-		c = next;
-	}
-	if (keep != NULL) {
-		keep->next = NULL;
-		keep->used = 0;
-	}
-	a->head = keep;
-}
-
-static void ns_arena_free(struct ns_arena *a)
-{
-	while (a->head != NULL) {
-		struct ns_chunk *next = a->head->next;
-		free(a->head);
-		a->head = next;
-	}
-}
 
 /* ------------------------------------------------------------------------ */
 /* Name indexes (records and peers share the code through a name getter).   */
@@ -497,7 +426,7 @@ static void ns_event(struct nstate *ns, const struct ns_rec *r, bool is_new)
 		ns->ev = ev;
 		ns->cap_ev = cap;
 	}
-	const char *name = ns_arena_strdup(&ns->ev_arena, r->blob);
+	const char *name = mv_arena_strdup(&ns->ev_arena, r->blob);
 	if (name == NULL)
 		return;
 	struct nstate_event *e = &ns->ev[ns->n_ev++];
@@ -678,9 +607,9 @@ static struct nstate_msg *ns_out(struct nstate *ns, enum nstate_msg_type type, u
 		ns->cap_out = cap;
 	}
 	const struct ns_peer *peer = &ns->peers[p];
-	const char *to = ns_arena_strdup(&ns->out_arena, peer->blob);
-	const char *to_addr = ns_arena_strdup(&ns->out_arena, ns_peer_addr(peer));
-	const char *from = ns_arena_strdup(&ns->out_arena, ns->cfg.name);
+	const char *to = mv_arena_strdup(&ns->out_arena, peer->blob);
+	const char *to_addr = mv_arena_strdup(&ns->out_arena, ns_peer_addr(peer));
+	const char *from = mv_arena_strdup(&ns->out_arena, ns->cfg.name);
 	if (to == NULL || to_addr == NULL || from == NULL)
 		return NULL;
 	struct nstate_msg *m = &ns->out[ns->n_out++];
@@ -696,7 +625,7 @@ static struct nstate_msg *ns_out(struct nstate *ns, enum nstate_msg_type type, u
 static bool ns_out_record(struct nstate *ns, struct nstate_record *dst, uint32_t i)
 {
 	const struct ns_rec *r = &ns->recs[i];
-	char *blob = ns_arena_alloc(&ns->out_arena, r->name_len + 1 + r->len);
+	char *blob = mv_arena_alloc(&ns->out_arena, r->name_len + 1 + r->len);
 	if (blob == NULL)
 		return false;
 	memcpy(blob, r->blob, r->name_len + 1 + r->len);
@@ -745,14 +674,14 @@ static void ns_send_delta(struct nstate *ns, uint32_t p, const uint32_t *idx, ui
 			return;
 		if (first && n_want > 0) {
 			struct nstate_version *v =
-				ns_arena_alloc(&ns->out_arena, n_want * sizeof(*v));
+				mv_arena_alloc(&ns->out_arena, n_want * sizeof(*v));
 			if (v == NULL) {
 				ns->n_out--;
 				return;
 			}
 			for (uint32_t w = 0; w < n_want; w++) {
 				v[w] = want[w];
-				v[w].name = ns_arena_strdup(&ns->out_arena, want[w].name);
+				v[w].name = mv_arena_strdup(&ns->out_arena, want[w].name);
 				if (v[w].name == NULL) {
 					ns->n_out--;
 					return;
@@ -764,7 +693,7 @@ static void ns_send_delta(struct nstate *ns, uint32_t p, const uint32_t *idx, ui
 		}
 		if (end > k) {
 			struct nstate_record *rs =
-				ns_arena_alloc(&ns->out_arena, (end - k) * sizeof(*rs));
+				mv_arena_alloc(&ns->out_arena, (end - k) * sizeof(*rs));
 			if (rs == NULL) {
 				ns->n_out--;
 				return;
@@ -792,7 +721,7 @@ static void ns_push(struct nstate *ns, uint32_t i, uint32_t hops, const char *ex
 		struct nstate_msg *m = ns_out(ns, NSTATE_PUSH, ns->pick[k]);
 		if (m == NULL)
 			return;
-		struct nstate_record *r = ns_arena_alloc(&ns->out_arena, sizeof(*r));
+		struct nstate_record *r = mv_arena_alloc(&ns->out_arena, sizeof(*r));
 		if (r == NULL || !ns_out_record(ns, r, i)) {
 			ns->n_out--;
 			return;
@@ -866,8 +795,8 @@ void nstate_free(struct nstate *ns)
 	ns_index_free(&ns->peer_idx);
 	free(ns->out);
 	free(ns->ev);
-	ns_arena_free(&ns->out_arena);
-	ns_arena_free(&ns->ev_arena);
+	mv_arena_free(&ns->out_arena);
+	mv_arena_free(&ns->ev_arena);
 	free(ns->pick);
 	free(ns->list);
 	free(ns);
@@ -878,11 +807,11 @@ static void ns_begin(struct nstate *ns)
 {
 	if (ns->out_head == ns->n_out) {
 		ns->out_head = ns->n_out = 0;
-		ns_arena_reset(&ns->out_arena);
+		mv_arena_reset(&ns->out_arena);
 	}
 	if (ns->ev_head == ns->n_ev) {
 		ns->ev_head = ns->n_ev = 0;
-		ns_arena_reset(&ns->ev_arena);
+		mv_arena_reset(&ns->ev_arena);
 	}
 }
 
@@ -1018,14 +947,14 @@ static void ns_send_digest(struct nstate *ns, uint32_t p)
 	m->hash = ns->hash;
 	if (ns->n_recs == 0)
 		return;
-	struct nstate_version *v = ns_arena_alloc(&ns->out_arena, ns->n_recs * sizeof(*v));
+	struct nstate_version *v = mv_arena_alloc(&ns->out_arena, ns->n_recs * sizeof(*v));
 	if (v == NULL) {
 		ns->n_out--;
 		return;
 	}
 	for (uint32_t i = 0; i < ns->n_recs; i++) {
 		/* names are copied by ns_out's arena too: records may go */
-		char *name = ns_arena_alloc(&ns->out_arena, ns->recs[i].name_len + 1);
+		char *name = mv_arena_alloc(&ns->out_arena, ns->recs[i].name_len + 1);
 		if (name == NULL) {
 			ns->n_out--;
 			return;

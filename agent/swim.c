@@ -171,6 +171,7 @@
  *  swim_pop_* returns lives until then.
  */
 #include "meshvisor/swim.h"
+#include "arena.h"
 #include "prng.h"
 
 #include <errno.h>
@@ -201,7 +202,6 @@
  * protocol period ends. */
 #define SWIM_NACK_PERCENT 80
 /* Arena chunk: small, because 10,000 idle cores each keep one. */
-#define SWIM_ARENA_CHUNK 4096
 /* Drained output and event queues longer than this are given back (a join
  * or push-pull queues one event per member; 10,000 idle cores must not
  * each keep room for 10,000). */
@@ -221,16 +221,6 @@ enum { SWIM_CHECK_NONE = 0, SWIM_CHECK_SENT = 1, SWIM_CHECK_ACKED = 2 };
 
 /* ------------------------------------------------------------------------ */
 /* Internal types                                                            */
-
-struct swim_chunk {
-	struct swim_chunk *next;
-	size_t used, cap;
-	max_align_t data[];
-};
-
-struct swim_arena {
-	struct swim_chunk *head;
-};
 
 /* One interned string: characters at buf + off. refs == 0: on free list.
  * refs counts the references of every core using the table. */
@@ -356,11 +346,11 @@ struct swim {
 
 	struct swim_msg *out;
 	size_t n_out, cap_out, out_head;
-	struct swim_arena out_arena;
+	struct mv_arena out_arena;
 
 	struct swim_event *ev;
 	size_t n_ev, cap_ev, ev_head;
-	struct swim_arena ev_arena;
+	struct mv_arena ev_arena;
 
 	/* scratch for bcast selection */
 	uint32_t *pick;
@@ -375,62 +365,10 @@ static uint32_t swim_rand_below(struct swim *s, uint32_t n) { return mv_xoshiro_
 /* ------------------------------------------------------------------------ */
 /* Chunked arena for output messages and events.                            */
 
-static void *swim_arena_alloc(struct swim_arena *a, size_t n)
+static const char *swim_arena_strdup(struct mv_arena *a, const char *str)
 {
-	n = (n + 15) & ~(size_t)15;
-	if (a->head == NULL || a->head->used + n > a->head->cap) {
-		size_t cap = n > SWIM_ARENA_CHUNK ? n : SWIM_ARENA_CHUNK;
-		struct swim_chunk *c = malloc(sizeof(*c) + cap);
-		if (c == NULL)
-			return NULL;
-		c->next = a->head;
-		c->used = 0;
-		c->cap = cap;
-		a->head = c;
-	}
-	void *p = (char *)a->head->data + a->head->used;
-	a->head->used += n;
-	return p;
-}
-
-static const char *swim_arena_strdup(struct swim_arena *a, const char *str)
-{
-	size_t n = strlen(str) + 1;
-	char *p = swim_arena_alloc(a, n);
-	if (p == NULL)
-		return "";
-	memcpy(p, str, n);
-	return p;
-}
-
-/* Frees everything but one standard-size chunk, which is kept for reuse. */
-static void swim_arena_reset(struct swim_arena *a)
-{
-	struct swim_chunk *keep = NULL;
-	struct swim_chunk *c = a->head;
-	while (c != NULL) {
-		struct swim_chunk *next = c->next;
-		if (keep == NULL && c->cap == SWIM_ARENA_CHUNK) {
-			keep = c;
-		} else {
-			free(c);
-		}
-		c = next;
-	}
-	if (keep != NULL) {
-		keep->next = NULL;
-		keep->used = 0;
-	}
-	a->head = keep;
-}
-
-static void swim_arena_free(struct swim_arena *a)
-{
-	while (a->head != NULL) {
-		struct swim_chunk *next = a->head->next;
-		free(a->head);
-		a->head = next;
-	}
+	const char *p = mv_arena_strdup(a, str);
+	return p != NULL ? p : ""; /* out of memory: an empty string, never NULL */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -656,7 +594,7 @@ static void swim_out_reset_if_drained(struct swim *s)
 {
 	if (s->out_head == s->n_out) {
 		s->n_out = s->out_head = 0;
-		swim_arena_reset(&s->out_arena);
+		mv_arena_reset(&s->out_arena);
 		if (s->cap_out > SWIM_QUEUE_KEEP) {
 			free(s->out);
 			s->out = NULL;
@@ -665,7 +603,7 @@ static void swim_out_reset_if_drained(struct swim *s)
 	}
 	if (s->ev_head == s->n_ev) {
 		s->n_ev = s->ev_head = 0;
-		swim_arena_reset(&s->ev_arena);
+		mv_arena_reset(&s->ev_arena);
 		if (s->cap_ev > SWIM_QUEUE_KEEP) {
 			free(s->ev);
 			s->ev = NULL;
@@ -865,7 +803,7 @@ static void swim_piggyback(struct swim *s, struct swim_msg *m, uint32_t to, uint
 	size_t total = n + extra;
 	if (total == 0)
 		return;
-	struct swim_update *u = swim_arena_alloc(&s->out_arena, sizeof(*u) * total);
+	struct swim_update *u = mv_arena_alloc(&s->out_arena, sizeof(*u) * total);
 	if (u == NULL)
 		return;
 	size_t j = 0;
@@ -893,7 +831,7 @@ static void swim_piggyback(struct swim *s, struct swim_msg *m, uint32_t to, uint
 /* Full member table, for push-pull. */
 static void swim_full_state(struct swim *s, struct swim_msg *m)
 {
-	struct swim_update *u = swim_arena_alloc(&s->out_arena, sizeof(*u) * s->n_m);
+	struct swim_update *u = mv_arena_alloc(&s->out_arena, sizeof(*u) * s->n_m);
 	if (u == NULL)
 		return;
 	for (uint32_t i = 0; i < s->n_m; i++)
@@ -2108,8 +2046,8 @@ void swim_free(struct swim *s)
 	free(s->out);
 	free(s->ev);
 	free(s->pick);
-	swim_arena_free(&s->out_arena);
-	swim_arena_free(&s->ev_arena);
+	mv_arena_free(&s->out_arena);
+	mv_arena_free(&s->ev_arena);
 	free(s);
 }
 
