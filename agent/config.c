@@ -42,7 +42,7 @@
 #define CONFIG_QUOTE_MAX 64
 
 enum config_type {
-	CT_NAME,     /* node name: 1..63 of [A-Za-z0-9._-] */
+	CT_NAME,     /* node name or label value: 1..63 of [A-Za-z0-9._-] */
 	CT_ADDR,     /* IPv4 or IPv6 literal, no port */
 	CT_PORT,     /* 1..65535 */
 	CT_U32,      /* integer within [min, max] */
@@ -50,7 +50,6 @@ enum config_type {
 	CT_STRING,   /* non-empty string (paths, URIs) */
 	CT_LOGLEVEL, /* debug|info|warn|error */
 	CT_SEEDS,    /* list of host:port */
-	CT_TOKEN,    /* label value: 1..63 of [A-Za-z0-9._-] */
 	CT_LABELS,   /* list of key=value, each side a token */
 	CT_RATIO,    /* decimal from 0.1 to 64 */
 };
@@ -126,8 +125,8 @@ static const struct config_opt config_opts[] = {
 	 "forget dead/left members after (up to 30 days)"},
 	{"swim", "max_updates_per_msg", "max-updates-per-msg", CT_U32,
 	 OFF(swim.max_updates_per_msg), 1, 256, "member updates piggybacked per message"},
-	{"node", "zone", "zone", CT_TOKEN, OFF(zone), 0, 0, "availability zone label"},
-	{"node", "rack", "rack", CT_TOKEN, OFF(rack), 0, 0, "rack label"},
+	{"node", "zone", "zone", CT_NAME, OFF(zone), 0, 0, "availability zone label"},
+	{"node", "rack", "rack", CT_NAME, OFF(rack), 0, 0, "rack label"},
 	{"node", "labels", "label", CT_LABELS, OFF(labels), 0, 0,
 	 "free-form KEY=VALUE label; repeatable (up to 16)"},
 	{"node", "cpu_overcommit", "cpu-overcommit", CT_RATIO, OFF(cpu_overcommit), 0, 0,
@@ -341,13 +340,14 @@ static bool is_valid_seed(const char *s)
 	return parse_u64(port, &p) && p >= 1 && p <= 65535;
 }
 
-static void seeds_clear(struct agent_options *o)
+/* Frees the strings of a list option (seeds, labels) and empties it. */
+static void str_list_clear(char **list, size_t *n)
 {
-	for (size_t i = 0; i < o->n_seeds; i++) {
-		free(o->seeds[i]);
-		o->seeds[i] = NULL;
+	for (size_t i = 0; i < *n; i++) {
+		free(list[i]);
+		list[i] = NULL;
 	}
-	o->n_seeds = 0;
+	*n = 0;
 }
 
 /* Adds a checked seed, ignoring exact duplicates. `where` names the key or
@@ -415,20 +415,6 @@ static void options_copy(struct agent_options *dst, const struct agent_options *
 		dst->labels[i] = xstrdup(src->labels[i]);
 }
 
-static bool is_valid_token(const char *s)
-{
-	return is_valid_name(s);
-}
-
-static void labels_clear(struct agent_options *o)
-{
-	for (size_t i = 0; i < o->n_labels; i++) {
-		free(o->labels[i]);
-		o->labels[i] = NULL;
-	}
-	o->n_labels = 0;
-}
-
 /* Adds "key=value"; a label with the same key is replaced. */
 static int labels_add(struct agent_options *o, const char *where, const char *s, char *err,
                       size_t errlen)
@@ -443,7 +429,7 @@ static int labels_add(struct agent_options *o, const char *where, const char *s,
 	}
 	memcpy(key, s, kl);
 	key[kl] = '\0';
-	if (!is_valid_token(key) || !is_valid_token(eq + 1)) {
+	if (!is_valid_name(key) || !is_valid_name(eq + 1)) {
 		set_err(err, errlen,
 		        "%s: key and value must be 1 to %d characters of A-Z a-z 0-9 . _ -, got %s",
 		        where, SWIM_NAME_MAX - 1, quote_cstr(q, s));
@@ -520,7 +506,6 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 	case CT_ADDR:
 	case CT_STRING:
 	case CT_LOGLEVEL:
-	case CT_TOKEN:
 		if (from_json) {
 			if (!json_object_is_type(jv, json_type_string)) {
 				set_err(err, errlen, "%s: expected a string, got %s", where,
@@ -632,15 +617,6 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 	case CT_BOOL:
 		*(bool *)base = bool_val;
 		return 0;
-	case CT_TOKEN:
-		if (!is_valid_token(str)) {
-			set_err(err, errlen,
-			        "%s: expected 1 to %d characters of A-Z a-z 0-9 . _ -, got %s", where,
-			        SWIM_NAME_MAX - 1, quote_cstr(q, str));
-			return -EINVAL;
-		}
-		replace_str((char **)base, str);
-		return 0;
 	case CT_RATIO: {
 		double v = -1;
 		if (from_json) {
@@ -664,12 +640,12 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 	case CT_LABELS:
 		if (!from_json)
 			return labels_add(o, where, s, err, errlen);
-		labels_clear(o);
+		str_list_clear(o->labels, &o->n_labels);
 		return opt_set_string_list(o, where, jv, "KEY=VALUE", labels_add, err, errlen);
 	case CT_SEEDS:
 		if (!from_json)
 			return seeds_add_list(o, where, s, err, errlen);
-		seeds_clear(o);
+		str_list_clear(o->seeds, &o->n_seeds);
 		return opt_set_string_list(o, where, jv, "IP:PORT", seeds_add, err, errlen);
 	}
 	return -EINVAL;
@@ -717,8 +693,8 @@ void agent_options_free(struct agent_options *o)
 	free(o->rack);
 	free(o->mig_libvirt_uri);
 	free(o->mig_stream_uri);
-	seeds_clear(o);
-	labels_clear(o);
+	str_list_clear(o->seeds, &o->n_seeds);
+	str_list_clear(o->labels, &o->n_labels);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -1119,7 +1095,7 @@ int agent_options_parse_args(struct agent_options *o, int argc, char **argv, cha
 			continue; /* --config, done above */
 		/* --join replaces the file's seed list; repeated --join add up */
 		if (d->type == CT_SEEDS && !seeds_from_flags) {
-			seeds_clear(&work);
+			str_list_clear(work.seeds, &work.n_seeds);
 			seeds_from_flags = true;
 		}
 		rc = opt_set(&work, d, flags[i].name, false, NULL, flags[i].value, err, errlen);
@@ -1235,7 +1211,6 @@ void agent_options_usage(FILE *out)
 		case CT_STRING: meta = d->section ? " FILE" : " VALUE"; break;
 		case CT_LOGLEVEL: meta = " LEVEL"; break;
 		case CT_SEEDS: meta = " IP:PORT"; break;
-		case CT_TOKEN: meta = " NAME"; break;
 		case CT_LABELS: meta = " KEY=VALUE"; break;
 		case CT_RATIO: meta = " RATIO"; break;
 		}
