@@ -939,38 +939,7 @@ void sim_leave(struct sim *s, int i)
 
 /* ----------------------------------------------------------------- clock */
 
-static void sim_step(struct sim *s)
-{
-	uint64_t t = s->heap[0].at;
-	if (t > s->now)
-		s->now = t;
-	while (s->heap_n > 0 && s->heap[0].at <= t) {
-		struct sim_event ev = sim_heap_pop(s);
-		sim_dispatch(s, &ev);
-	}
-}
-
-void sim_run_for(struct sim *s, uint64_t ms)
-{
-	uint64_t end = s->now + ms;
-	while (s->heap_n > 0 && s->heap[0].at <= end)
-		sim_step(s);
-	s->now = end;
-}
-
-int64_t sim_run_until(struct sim *s, sim_pred_f pred, void *arg, uint64_t timeout_ms)
-{
-	uint64_t start = s->now, end = s->now + timeout_ms;
-	if (pred(s, arg))
-		return 0;
-	while (s->heap_n > 0 && s->heap[0].at <= end) {
-		sim_step(s);
-		if (pred(s, arg))
-			return (int64_t)(s->now - start);
-	}
-	s->now = end;
-	return -1;
-}
+SIM_CLOCK_DEFINE(sim, struct sim_event, struct sim, sim_dispatch, sim_pred_f)
 
 /* --------------------------------------------------------------- queries */
 

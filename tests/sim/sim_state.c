@@ -676,38 +676,7 @@ void ssim_restart(struct ssim *s, int i)
 
 /* ----------------------------------------------------------------- clock */
 
-static void ssim_step(struct ssim *s)
-{
-	uint64_t t = s->heap[0].at;
-	if (t > s->now)
-		s->now = t;
-	while (s->heap_n > 0 && s->heap[0].at <= t) {
-		struct ssim_event ev = ssim_heap_pop(s);
-		ssim_dispatch(s, &ev);
-	}
-}
-
-void ssim_run_for(struct ssim *s, uint64_t ms)
-{
-	uint64_t end = s->now + ms;
-	while (s->heap_n > 0 && s->heap[0].at <= end)
-		ssim_step(s);
-	s->now = end;
-}
-
-int64_t ssim_run_until(struct ssim *s, ssim_pred_f pred, void *arg, uint64_t timeout_ms)
-{
-	uint64_t start = s->now, end = s->now + timeout_ms;
-	if (pred(s, arg))
-		return 0;
-	while (s->heap_n > 0 && s->heap[0].at <= end) {
-		ssim_step(s);
-		if (pred(s, arg))
-			return (int64_t)(s->now - start);
-	}
-	s->now = end;
-	return -1;
-}
+SIM_CLOCK_DEFINE(ssim, struct ssim_event, struct ssim, ssim_dispatch, ssim_pred_f)
 
 /* --------------------------------------------------------------- queries */
 
