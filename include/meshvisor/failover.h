@@ -1,0 +1,336 @@
+/*
+ * failover.h — the failover core: quorum, self-fencing, and the recovery
+ * plan for a dead host's HA VMs chosen by single-decree consensus. No I/O.
+ *
+ * Driven like the other cores (swim.h, state.h, migrate.h): messages and
+ * timer expiries go in with `now` (ms, any monotonic origin), messages to
+ * send come out of fo_pop_output(), events and actions out of
+ * fo_pop_event(), and the timer is re-armed at fo_next_deadline(). It never
+ * reads a clock, draws randomness or touches a socket. The algorithm and
+ * the safety argument are in agent/failover.c.
+ *
+ * What the caller feeds in:
+ *   - membership: fo_member() for every SWIM state change (including its
+ *     own name at start, ALIVE); the voting set is every member ever fed
+ *     that has not LEFT and has not been force-left (fo_force_leave);
+ *   - the cluster's capacity and each host's HA VMs (fo_set_hosts), from
+ *     gossiped node state; the core copies what it is given;
+ *   - the outcome of the actions it asked for: fo_remote_fence_done(),
+ *     fo_restart_done().
+ *
+ * Actions (events the caller MUST carry out, in the order popped, before it
+ * feeds anything else to the core):
+ *   FO_EV_FENCE_SELF     destroy every local HA VM now (quorum lost for
+ *                        fence_after_ms, or told we were failed over);
+ *   FO_EV_FENCE_VMS      destroy these local VMs (a chosen plan restarts
+ *                        them elsewhere with a higher epoch);
+ *   FO_EV_REMOTE_FENCE   try to destroy the dead host's HA VMs through its
+ *                        own hypervisor; report with fo_remote_fence_done();
+ *   FO_EV_RESTART        define and start this VM here with new_epoch;
+ *                        report with fo_restart_done().
+ * The core marks a fence done when it emits the action (the caller's
+ * destroy is synchronous), so heartbeats sent afterwards report it.
+ *
+ * Ownership: messages and events may carry a plan (entries array). The
+ * receiver of a popped message or event owns it and frees it with
+ * fo_msg_clear() / fo_event_clear(). Input messages stay the caller's.
+ */
+#ifndef MESHVISOR_FAILOVER_H
+#define MESHVISOR_FAILOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "placement.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FO_NAME_MAX 64   /* host and VM names, with the NUL */
+#define FO_UUID_MAX 40   /* 36 characters + NUL */
+#define FO_GROUP_MAX 64  /* anti-affinity group, with the NUL */
+#define FO_TEXT_MAX 256  /* human text */
+#define FO_PLAN_MAX 4096 /* entries in one plan (decoders reject more) */
+#define FO_REMOVED_MAX 256 /* force-left members carried in a heartbeat */
+
+/* Membership as SWIM reports it. */
+enum fo_member_state {
+	FO_ALIVE = 0,
+	FO_SUSPECT = 1,
+	FO_DEAD = 2,
+	FO_LEFT = 3,
+};
+
+/* One consensus instance: the recovery of `dead`'s incarnation
+ * `incarnation`; round 0 is the first plan, round k > 0 re-places VMs that
+ * targets of earlier rounds handed back. */
+struct fo_instance_id {
+	char dead[FO_NAME_MAX];
+	uint64_t incarnation;
+	uint32_t round;
+};
+
+/* Ballots order by (number, proposer name). number 0 is "none". */
+struct fo_ballot {
+	uint64_t number;
+	char proposer[FO_NAME_MAX];
+};
+
+/* One VM of a plan. target "" means no host had room (reported, not
+ * restarted). */
+struct fo_plan_entry {
+	char uuid[FO_UUID_MAX];
+	char name[FO_NAME_MAX];
+	char target[FO_NAME_MAX];
+	int32_t priority;
+	uint32_t vcpus;
+	uint64_t memory_kib;
+	uint64_t new_epoch; /* the epoch it runs with after the restart */
+	char group[FO_GROUP_MAX]; /* anti-affinity group ("" = none) */
+};
+
+struct fo_plan {
+	size_t n;
+	struct fo_plan_entry *entries; /* sorted by priority, highest first,
+	                                  then by name */
+};
+
+enum fo_msg_type {
+	FO_HEARTBEAT = 0, /* "am I alive to you?" sent to every voter each heartbeat_ms */
+	FO_HB_ACK = 1,    /* yes: echoes stamp */
+	FO_HB_NACK = 2,   /* no: you are dead to me, or a failover of you is
+	                     pending (reason text); not an acknowledgement */
+	FO_FENCE_ORDER = 3, /* no: a plan of yours was chosen: destroy these
+	                       VMs (plan), then say so in fenced_through */
+	FO_PREPARE = 4,   /* phase 1a */
+	FO_PROMISE = 5,   /* phase 1b: with the highest accepted ballot and value */
+	FO_REJECT = 6,    /* phase 1b/2b refusal: higher ballot promised, or the
+	                     acceptor does not consider the host dead (reason) */
+	FO_ACCEPT = 7,    /* phase 2a: ballot + plan */
+	FO_ACCEPTED = 8,  /* phase 2b */
+	FO_CHOSEN = 9,    /* learned: plan chosen (sent to every voter) */
+	FO_FENCED = 10,   /* the dead host's VMs are confirmed destroyed
+	                     (through its libvirt, or by the host itself) */
+	FO_RESTARTED = 11, /* a target's outcome for one VM: ok, or handed back */
+};
+#define FO_MSG_TYPES 12
+
+struct fo_removed {
+	char name[FO_NAME_MAX];
+	uint64_t incarnation; /* removed for incarnations <= this */
+};
+
+struct fo_msg {
+	enum fo_msg_type type;
+	char from[FO_NAME_MAX];
+	char to[FO_NAME_MAX];
+	/* HEARTBEAT, HB_ACK, HB_NACK, FENCE_ORDER */
+	uint64_t incarnation;    /* HEARTBEAT: sender's SWIM incarnation */
+	uint64_t stamp;          /* HEARTBEAT: sender's clock; echoed in replies */
+	uint64_t fenced_through; /* HEARTBEAT: every failover of the sender with
+	                            incarnation <= this is fenced by it (0 = none;
+	                            incarnations start at 1) */
+	size_t n_removed;        /* HEARTBEAT: force-left members, spread */
+	struct fo_removed *removed;
+	/* consensus and after: PREPARE .. RESTARTED, FENCE_ORDER */
+	struct fo_instance_id inst;
+	struct fo_ballot ballot;          /* PREPARE, PROMISE, REJECT (the higher
+	                                     promised one, or zero), ACCEPT,
+	                                     ACCEPTED, CHOSEN */
+	struct fo_ballot accepted_ballot; /* PROMISE: zero if nothing accepted */
+	bool has_plan;                    /* PROMISE (accepted value), ACCEPT,
+	                                     CHOSEN, FENCE_ORDER */
+	struct fo_plan plan;
+	/* RESTARTED */
+	char vm_uuid[FO_UUID_MAX];
+	bool ok;             /* RESTARTED: running on `from`; false = handed back */
+	uint64_t took_ms;    /* RESTARTED: from plan learned to running */
+	uint64_t age_ms;     /* PREPARE, ACCEPT: how long ago the proposer first
+	                        heard of the instance; an acceptor whose core is
+	                        younger than that refuses (it may have promised
+	                        in a previous life and forgotten) */
+	char text[FO_TEXT_MAX]; /* HB_NACK, REJECT, RESTARTED(!ok), FENCED: why/how */
+};
+
+struct fo_config {
+	char name[FO_NAME_MAX];     /* this host */
+	uint64_t seed;              /* PRNG (jitter only) */
+	bool witness;               /* votes, never a restart target */
+	bool expect_cluster;        /* started with seeds: not quorate while
+	                               alone, until a majority acknowledges us */
+	uint32_t heartbeat_ms;      /* heartbeat period (default 1000) */
+	uint32_t quorate_ms;        /* quorate while a majority acknowledged a
+	                               heartbeat sent within this (default 3000) */
+	uint32_t fence_after_ms;    /* F: self-fence after this long without a
+	                               majority's acknowledgement (default 10000) */
+	uint32_t fence_margin_ms;   /* targets wait F + margin after learning a
+	                               plan when no fence is confirmed (default 3000) */
+	uint32_t coordinator_step_ms; /* the k-th ranked coordinator takes over
+	                                 after k * step without a chosen plan
+	                                 (default 3000) */
+	uint32_t retry_ms;          /* consensus messages resent (default 500) */
+	uint32_t max_parallel;      /* restarts at once per target (default 4) */
+	uint32_t restart_attempts;  /* per VM before handing it back (default 3) */
+	uint32_t restart_backoff_ms; /* first retry delay, doubled (default 1000) */
+	uint32_t max_rounds;        /* hand-back rounds per instance (default 3) */
+	uint32_t history;           /* finished instances remembered (default 64) */
+};
+
+/* A host as the caller's gossiped view has it, with its HA VMs. */
+struct fo_vm {
+	const char *uuid;
+	const char *name;
+	int32_t priority;
+	uint32_t vcpus;
+	uint64_t memory_kib;
+	uint64_t epoch;
+	const char *group; /* anti-affinity group, NULL or "" = none */
+	bool running;
+};
+
+struct fo_host {
+	struct placement_host cap; /* cap.name is the host name; alive/healthy/
+	                              draining as gossiped (alive is ignored:
+	                              membership comes from fo_member) */
+	bool witness;
+	size_t n_vms;
+	const struct fo_vm *vms; /* HA VMs only */
+};
+
+enum fo_event_type {
+	/* actions: see the top of this file */
+	FO_EV_FENCE_SELF = 0,
+	FO_EV_FENCE_VMS = 1,    /* inst, plan (the entries whose VMs to destroy) */
+	FO_EV_REMOTE_FENCE = 2, /* inst (dead host) */
+	FO_EV_RESTART = 3,      /* inst, entry */
+	/* information, for the log and `meshvisor events` */
+	FO_EV_QUORUM_LOST = 10,
+	FO_EV_QUORUM_REGAINED = 11,
+	FO_EV_DETECTED = 12,       /* a voter's death noted: instance opened */
+	FO_EV_PROPOSING = 13,      /* we coordinate: ballot */
+	FO_EV_CHOSEN = 14,         /* plan chosen (text summarises) */
+	FO_EV_FENCE_CONFIRMED = 15, /* text: how (libvirt, host itself, waited) */
+	FO_EV_RESTARTED = 16,      /* entry, peer = where, took_ms */
+	FO_EV_RESTART_FAILED = 17, /* entry, text; retried or handed back */
+	FO_EV_HANDED_BACK = 18,    /* entry: will be re-planned */
+	FO_EV_NO_ROOM = 19,        /* entry: no host could take it */
+	FO_EV_MEMBER_REMOVED = 20, /* force-left (peer) */
+};
+
+struct fo_event {
+	enum fo_event_type type;
+	struct fo_instance_id inst;
+	struct fo_plan plan;         /* FENCE_VMS, CHOSEN */
+	struct fo_plan_entry entry;  /* RESTART, RESTARTED, RESTART_FAILED,
+	                                HANDED_BACK, NO_ROOM */
+	char peer[FO_NAME_MAX];
+	uint64_t took_ms;
+	char text[FO_TEXT_MAX];
+};
+
+/* `meshvisor failovers`: one instance as this node knows it. */
+enum fo_phase {
+	FO_PH_DETECTED = 0, /* no plan chosen yet */
+	FO_PH_CHOSEN = 1,   /* waiting for the fence */
+	FO_PH_FENCED = 2,   /* restarting */
+	FO_PH_DONE = 3,     /* every entry restarted, handed back or without room */
+};
+
+struct fo_instance_info {
+	struct fo_instance_id inst;
+	enum fo_phase phase;
+	char coordinator[FO_NAME_MAX]; /* the chosen ballot's proposer */
+	uint64_t detected_at;   /* this node noted the death (0 = learned only) */
+	uint64_t chosen_at;     /* this node learned the plan */
+	uint64_t fenced_at;
+	char fence_how[FO_TEXT_MAX];
+	size_t n_vms, n_restarted, n_failed, n_no_room;
+};
+
+struct fo_vm_outcome {
+	struct fo_plan_entry entry;
+	bool done;
+	bool ok;
+	uint64_t took_ms; /* from plan learned (by the target) to running */
+	char text[FO_TEXT_MAX];
+};
+
+struct fo;
+
+void fo_config_default(struct fo_config *cfg);
+/* NULL on allocation failure or a bad config (empty name). */
+struct fo *fo_new(const struct fo_config *cfg, uint64_t now);
+void fo_free(struct fo *f);
+
+/* Membership. The first report of a name adds it to the voting set; LEFT
+ * removes it; DEAD opens the instance (name, incarnation) if the name is a
+ * voter. Our own name may be fed (ignored apart from the voting set). */
+void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t incarnation,
+               uint64_t now);
+/* Our own SWIM incarnation (sent in heartbeats). */
+void fo_set_incarnation(struct fo *f, uint64_t incarnation);
+/* Operator: remove a dead member from the voting set (spread to every
+ * voter in heartbeats). -ENOENT unknown, -EBUSY not dead in our view,
+ * -EINVAL ourselves. */
+int fo_force_leave(struct fo *f, const char *name, uint64_t now);
+/* The gossiped view of every host (replaces the previous one). */
+void fo_set_hosts(struct fo *f, const struct fo_host *hosts, size_t n);
+
+int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now);
+int fo_handle_timer(struct fo *f, uint64_t now);
+uint64_t fo_next_deadline(const struct fo *f); /* UINT64_MAX when idle */
+bool fo_pop_output(struct fo *f, struct fo_msg *out);
+bool fo_pop_event(struct fo *f, struct fo_event *out);
+void fo_msg_clear(struct fo_msg *m);
+void fo_event_clear(struct fo_event *e);
+
+/* Outcomes of actions. */
+void fo_remote_fence_done(struct fo *f, const struct fo_instance_id *inst, bool ok,
+                          const char *how, uint64_t now);
+void fo_restart_done(struct fo *f, const struct fo_instance_id *inst, const char *uuid, bool ok,
+                     const char *why, uint64_t now);
+
+/* State. */
+bool fo_quorate(const struct fo *f, uint64_t now);   /* may decide and start */
+bool fo_fenced(const struct fo *f);                   /* self-fenced and not quorate since */
+size_t fo_voters(const struct fo *f);                 /* voting set size, self included */
+size_t fo_majority(const struct fo *f);               /* voters / 2 + 1 */
+/* How many voters acknowledged us recently (self included). */
+size_t fo_acknowledged(const struct fo *f, uint64_t now);
+size_t fo_instance_count(const struct fo *f);
+void fo_instance_at(const struct fo *f, size_t i, struct fo_instance_info *out);
+size_t fo_instance_vm_count(const struct fo *f, size_t i);
+void fo_instance_vm_at(const struct fo *f, size_t i, size_t j, struct fo_vm_outcome *out);
+/* Learned plan of an instance, or false. The plan stays the core's. */
+bool fo_chosen_plan(const struct fo *f, const struct fo_instance_id *inst,
+                    const struct fo_plan **out);
+
+/*
+ * Planning (pure): places `vms` (sorted here by priority, highest first,
+ * then name) on `hosts` other than `exclude_host` and witnesses, skipping
+ * hosts not alive, unhealthy or draining, within each host's capacity
+ * minus what earlier entries took and minus `outstanding` (VMs already
+ * promised to hosts by other chosen plans not yet restarted, may be NULL),
+ * never two VMs of one anti-affinity group on one host (nor on the host
+ * already running a VM of that group). Picks the host with the most memory
+ * left after placing (placement.h's rule). Entries that fit nowhere get
+ * target "". Returns 0, or -ENOMEM. `out` must be freed with
+ * fo_plan_clear(). new_epoch = epoch + 1 + round.
+ */
+int fo_plan_compute(const struct fo_host *hosts, size_t n_hosts, const char *exclude_host,
+                    const struct fo_vm *vms, size_t n_vms, uint32_t round,
+                    const struct fo_plan *outstanding, struct fo_plan *out);
+void fo_plan_clear(struct fo_plan *p);
+int fo_plan_copy(struct fo_plan *dst, const struct fo_plan *src);
+bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b);
+
+const char *fo_msg_type_name(enum fo_msg_type t);
+const char *fo_event_name(enum fo_event_type t);
+const char *fo_phase_name(enum fo_phase p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
