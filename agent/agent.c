@@ -34,6 +34,7 @@
 
 #include "cli.h"
 #include "envelope.h"
+#include "ha.h"
 #include "meshvisor/log.h"
 #include "migration.h"
 #include "nodestate.h"
@@ -128,6 +129,7 @@ void agent_swim_pump(struct agent *a)
 		agent_log_event(&e);
 		nodestate_on_member_event(a, &e);
 		migration_on_member_event(a, &e);
+		ha_on_member_event(a, &e);
 	}
 	if (a->stopping)
 		return;
@@ -194,6 +196,9 @@ static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t
 	case MV__ENVELOPE__BODY_MIG:
 		migration_handle_envelope(a, env);
 		break;
+	case MV__ENVELOPE__BODY_FAILOVER:
+		ha_handle_envelope(a, env);
+		break;
 	case MV__ENVELOPE__BODY_REQUEST:
 		rpc_server_handle_peer_request(a, cert_name, env->request);
 		break;
@@ -229,8 +234,10 @@ static void agent_on_virt_change(struct virt *v, enum virt_change what, const ch
 	struct agent *a = ud;
 	if (a->ns != NULL)
 		nodestate_refresh(a);
-	if (what == VIRT_CHANGE_VM_EVENT || what == VIRT_CHANGE_VM_RECONCILED)
+	if (what == VIRT_CHANGE_VM_EVENT || what == VIRT_CHANGE_VM_RECONCILED) {
 		migration_on_vm_event(a, vm_name);
+		ha_on_vm_event(a, vm_name);
+	}
 }
 
 /* ---- leave and stop --------------------------------------------------------------- */
@@ -254,6 +261,7 @@ static void agent_stop(struct agent *a)
 	uv_signal_stop(&a->sig_hup);
 	nodestate_stop(a);
 	migration_stop(a);
+	ha_stop(a);
 	net_close(a->net, agent_on_net_closed, a);
 }
 
@@ -402,6 +410,27 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	snprintf(a->rpc_addr, sizeof(a->rpc_addr), strchr(rb, ':') ? "[%s]:%u" : "%s:%u", rb,
 	         o->rpc_port);
 
+	if (o->witness && strcmp(o->libvirt_uri, "test:///default") == 0) {
+		/* A witness runs no VMs: give it an empty host of its own rather
+		 * than the test driver's default one (which has a VM). */
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/witness-host.xml", o->data_dir);
+		FILE *f = fopen(path, "w");
+		if (f == NULL) {
+			snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+			return -errno;
+		}
+		fputs("<?xml version=\"1.0\"?>\n<node>\n  <cpu><mhz>1000</mhz><model>witness</model>"
+		      "<nodes>1</nodes><sockets>1</sockets><cores>1</cores><threads>1</threads>"
+		      "<active>1</active></cpu>\n  <memory>1048576</memory>\n</node>\n", f);
+		fclose(f);
+		free(o->libvirt_uri);
+		size_t ul = strlen(path) + 16;
+		o->libvirt_uri = malloc(ul);
+		if (o->libvirt_uri == NULL)
+			return -ENOMEM;
+		snprintf(o->libvirt_uri, ul, "test://%s", path);
+	}
 	if ((rc = virt_event_register_uv(a->loop)) < 0) {
 		snprintf(err, errlen, "cannot register libvirt's event loop on libuv");
 		return rc;
@@ -455,6 +484,8 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	if ((rc = nodestate_start(a, err, errlen)) < 0)
 		return rc;
 	if ((rc = migration_start(a, err, errlen)) < 0)
+		return rc;
+	if ((rc = ha_start(a, err, errlen)) < 0)
 		return rc;
 	nodestate_refresh(a); /* feeds our capacity to the migration core */
 	if (o->n_seeds > 0)
@@ -522,6 +553,7 @@ int agent_main(int argc, char **argv)
 	MV_INFO("agent", "stopped name=%s", a->opt.name);
 	rpc_server_free_pending(a);
 	migration_free_all(a);
+	ha_free(a);
 	nstate_free(a->ns);
 	free(a->state_sig);
 	free(a->state_full);

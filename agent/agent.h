@@ -67,6 +67,9 @@ struct agent {
 	struct migration *migrations; /* outgoing, newest first; finished ones kept a while */
 	struct drain *drain;          /* this host's drain in progress, if any */
 	uint64_t mig_work_running;    /* libvirt jobs on worker threads */
+
+	/* failover (ha.c) */
+	struct ha *ha;
 };
 
 /* Runs the membership core's pending output and events through the network
@@ -105,5 +108,7 @@ uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *pee
 void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final);
 /* Forgets a sink without sending anything (the request failed at once). */
 void rpc_sink_drop(struct agent *a, uint64_t token);
+/* Whether anyone still listens on the sink (its client or agent). */
+bool rpc_sink_alive(struct agent *a, uint64_t token);
 
 #endif

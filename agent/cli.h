@@ -11,7 +11,9 @@
 #define CLI_EXIT_USAGE 2
 
 int agent_main(int argc, char **argv);      /* meshvisor agent ... (agent.c) */
-int cli_client_main(int argc, char **argv); /* members | status | join | leave */
+/* members | status | join | leave | nodes | node | vms | vm | migrate |
+ * migrations | drain | undrain | events | failovers | ha | force-leave */
+int cli_client_main(int argc, char **argv);
 int cli_tls_main(int argc, char **argv);    /* meshvisor tls ... */
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * cli_client.c — `meshvisor members | status | join | leave`: a small
- * blocking RPC client.
+ * cli_client.c — `meshvisor members | status | join | leave | ...`: a
+ * small blocking RPC client.
  *
  * It opens one TCP connection to the agent's RPC port, runs the TLS session
  * (tls.h, over memory BIOs) with blocking send/recv and a deadline, sends
@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,12 +46,18 @@ struct cli_opts {
 	const char *xml_file; /* --xml */
 	int priority;         /* --priority */
 	bool has_priority;
+	const char *group;    /* --group (vm set-ha): anti-affinity group, "" clears */
 	bool no_start;        /* --no-start */
 	const char *to;       /* --to (migrate) */
 	char *same[4];        /* --same KEY (migrate), repeatable */
 	size_t n_same;
 	bool abort_op;        /* --abort (migrate) */
 	uint32_t parallel;    /* --parallel (drain) */
+	uint32_t backlog;     /* --backlog (events) */
+	bool has_backlog;
+	bool yes;             /* --yes (force-leave) */
+	char confirm[256];    /* force-leave: what the operator typed */
+	size_t n_events;      /* events printed so far */
 };
 
 struct cli_conn {
@@ -61,6 +68,7 @@ struct cli_conn {
 	int64_t deadline;
 	const char *addr;
 	int timeout_ms;
+	bool stream; /* events: once the TLS handshake is done, wait for ever */
 	char err[768];
 };
 
@@ -97,16 +105,43 @@ static const char *cli_synopsis(const char *cmd)
 		          "  Marks HOST draining (no new placements) and moves every VM off it,\n"
 		          "  N at a time (default: its outgoing limit); reports each VM"},
 		{"undrain", " HOST\n\n  returns a drained host to service"},
+		{"events", " [--backlog N]\n"
+		           "\n"
+		           "  Streams cluster events as that node sees them (membership changes,\n"
+		           "  quorum lost and regained, fencing, failover plans, VM restarts), one\n"
+		           "  line each: local time, kind, host, VM, what happened. The last N\n"
+		           "  events come first (default 10, 0: only new ones); then it runs until\n"
+		           "  interrupted or the agent closes the connection. --json: one object\n"
+		           "  per line"},
+		{"failovers", "\n"
+		              "\n"
+		              "  Past and running failovers as that node knows them: the dead host\n"
+		              "  and incarnation, round, phase, the coordinator whose plan was chosen,\n"
+		              "  how long detection -> chosen plan -> fence -> last restart took, and\n"
+		              "  each HA VM's outcome (target, ok or failed, restart time)"},
+		{"ha", "\n"
+		       "\n"
+		       "  Checks that every HA VM could be restarted after the loss of any one\n"
+		       "  host (from gossiped capacity), and shows the voting set and whether\n"
+		       "  that node has quorum. Exit status 0 only if every HA VM survives the\n"
+		       "  loss of any one host"},
+		{"force-leave", " NODE [--yes]\n"
+		                "\n"
+		                "  Removes a dead host from the voting set so that the remaining\n"
+		                "  majority shrinks. Only for a host that is gone for good: asks you to\n"
+		                "  type its name to confirm (--yes: do not ask, required when stdin is\n"
+		                "  not a terminal)"},
 		{"vm", " NAME|UUID\n"
 		       "       meshvisor vm create --xml FILE [--node NAME] [--no-start]\n"
 		       "       meshvisor vm start|shutdown|destroy|undefine NAME|UUID\n"
-		       "       meshvisor vm set-ha NAME|UUID on|off [--priority N]\n"
+		       "       meshvisor vm set-ha NAME|UUID on|off [--priority N] [--group G]\n"
 		       "\n"
 		       "  vm create places the VM on the host with the most room that fits it\n"
 		       "  (or on --node), defines it and starts it (--no-start: define only).\n"
 		       "  The other operations go to whichever host owns the VM.\n"
 		       "  set-ha marks a VM for restart elsewhere if its host dies (priority\n"
-		       "  0..1000, higher restarts first)"},
+		       "  0..1000, higher restarts first); VMs of one --group (anti-affinity)\n"
+		       "  are never restarted onto one host (--group \"\" clears it)"},
 	};
 	for (size_t i = 0; i < sizeof(syn) / sizeof(syn[0]); i++)
 		if (strcmp(syn[i].cmd, cmd) == 0)
@@ -172,6 +207,21 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 		} else if (strcmp(a, "--abort") == 0) {
 			o->abort_op = true;
 			continue;
+		} else if (strcmp(a, "--yes") == 0) {
+			o->yes = true;
+			continue;
+		} else if (strcmp(a, "--backlog") == 0) {
+			char *end;
+			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 0 || v > 10000) {
+				fprintf(stderr, "meshvisor %s: --backlog: expected a number from 0 to 10000\n",
+				        o->cmd);
+				return CLI_EXIT_USAGE;
+			}
+			i++;
+			o->backlog = (uint32_t)v;
+			o->has_backlog = true;
+			continue;
 		} else if (strcmp(a, "--parallel") == 0) {
 			char *end;
 			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
@@ -182,6 +232,14 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 			}
 			i++;
 			o->parallel = (uint32_t)v;
+			continue;
+		} else if (strcmp(a, "--group") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "meshvisor %s: --group: expected a group name "
+				        "(letters, digits, '.', '_', '-'; \"\" clears)\n", o->cmd);
+				return CLI_EXIT_USAGE;
+			}
+			o->group = argv[++i];
 			continue;
 		} else if (strcmp(a, "--priority") == 0) {
 			char *end;
@@ -246,6 +304,11 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 
 static int cli_wait(struct cli_conn *cc, short events)
 {
+	if (cc->stream && cc->tls != NULL && tls_conn_handshake_done(cc->tls)) {
+		struct pollfd p = {.fd = cc->fd, .events = events};
+		int rc = poll(&p, 1, -1);
+		return rc < 0 ? -errno : 0;
+	}
 	int64_t left = cc->deadline - mono_ms();
 	if (left <= 0)
 		return -ETIMEDOUT;
@@ -430,7 +493,10 @@ static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out
 			continue;
 		if (n <= 0) {
 			/* The agent dropped us: a TLS alert (if any) was already fed. */
-			if (tls_conn_failed(cc->tls)) {
+			if (cc->stream && !tls_conn_failed(cc->tls) && tls_conn_handshake_done(cc->tls)) {
+				snprintf(cc->err, sizeof(cc->err), "the agent at %s closed the event stream",
+				         cc->addr);
+			} else if (tls_conn_failed(cc->tls)) {
 				cli_tls_failed(cc);
 			} else if (!tls_conn_handshake_done(cc->tls)) {
 				snprintf(cc->err, sizeof(cc->err),
@@ -586,6 +652,7 @@ static json_object *vm_json(const Mv__VmInfo *v, const char *node, bool stale)
 	json_object_object_add(o, "ha", json_object_new_boolean(v->ha));
 	json_object_object_add(o, "priority", json_object_new_int(v->priority));
 	json_object_object_add(o, "owner_epoch", json_object_new_uint64(v->owner_epoch));
+	json_object_object_add(o, "ha_group", json_str(v->ha_group));
 	json_object_object_add(o, "stale", json_object_new_boolean(stale));
 	return o;
 }
@@ -634,6 +701,10 @@ static json_object *node_json(const Mv__NodeView *v)
 	json_object_object_add(o, "agent_version", json_str(s->agent_version));
 	json_object_object_add(o, "draining", json_object_new_boolean(s->draining));
 	json_object_object_add(o, "inventory_stale", json_object_new_boolean(s->inventory_stale));
+	json_object_object_add(o, "witness", json_object_new_boolean(s->witness));
+	json_object_object_add(o, "quorate", json_object_new_boolean(s->quorate));
+	json_object_object_add(o, "fenced", json_object_new_boolean(s->fenced));
+	json_object_object_add(o, "fence_uri", json_str(s->fence_uri));
 	json_object_object_add(o, "zone", json_str(s->zone));
 	json_object_object_add(o, "rack", json_str(s->rack));
 	json_object_object_add(o, "cpu_model", json_str(s->cpu_model));
@@ -702,6 +773,10 @@ static void print_nodes(const Mv__NodesReply *nr, bool json, bool one)
 		       s->memory_allocated_kib / 1024, node_mem_cap(s) / 1024, s->memory_overcommit,
 		       s->memory_free_kib / 1024);
 		printf("labels:        %s\n", labels);
+		printf("failover:      %s%s%s, fence URI %s\n", s->witness ? "witness, " : "",
+		       s->quorate ? "quorate" : "NOT QUORATE",
+		       s->fenced ? ", FENCED (its HA VMs were destroyed)" : "",
+		       s->fence_uri[0] ? s->fence_uri : "none");
 		printf("agent:         %s, state incarnation %" PRIu64 " version %" PRIu64 "\n",
 		       s->agent_version, s->incarnation, s->version);
 		printf("vms:           %zu\n", s->n_vms);
@@ -730,8 +805,9 @@ static void print_nodes(const Mv__NodesReply *nr, bool json, bool one)
 		node_labels_text(s, labels, sizeof(labels));
 		printf("%-16s %-8s %5u %13s %22s %4zu %-12s %-8s %s\n", v->member_name,
 		       member_state_name(v->member_state), s->cpus, vc, mem, s->n_vms,
-		       s->libvirt_reachable ? "ok" : "libvirt-down", s->draining ? "yes" : "no",
-		       labels);
+		       s->witness ? "witness" : s->fenced ? "FENCED" : s->libvirt_reachable ? "ok"
+		                                                                  : "libvirt-down",
+		       s->draining ? "yes" : "no", labels);
 	}
 	printf("(VCPUS: allocated/allowed; MEMORY: allocated/allowed/free)\n");
 }
@@ -762,7 +838,8 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 			       vr->vms[i]->stale ? " (last known: the host's libvirt is unreachable)" : "");
 			printf("vcpus:       %u\n", v->vcpus);
 			printf("memory:      %" PRIu64 " MiB\n", v->memory_kib / 1024);
-			printf("ha:          %s, priority %d\n", v->ha ? "on" : "off", v->priority);
+			printf("ha:          %s, priority %d%s%s\n", v->ha ? "on" : "off", v->priority,
+			       v->ha_group[0] ? ", anti-affinity group " : "", v->ha_group);
 			printf("owner epoch: %" PRIu64 "\n", v->owner_epoch);
 		}
 		return;
@@ -837,10 +914,220 @@ static void migration_line(const Mv__MigrationInfo *m)
 	fflush(stdout);
 }
 
-/* Progress frames of migrate and drain: one line each (JSON: one object). */
+/* "2026-11-26 15:58:53.123", local time */
+static void format_local_ms(int64_t unix_ms, char *out, size_t len)
+{
+	time_t t = (time_t)(unix_ms / 1000);
+	int ms = (int)(unix_ms % 1000);
+	if (ms < 0) {
+		ms += 1000;
+		t--;
+	}
+	struct tm tm;
+	char base[32];
+	if (localtime_r(&t, &tm) == NULL || strftime(base, sizeof(base), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(base, sizeof(base), "@%lld", (long long)t);
+	snprintf(out, len, "%s.%03d", base, ms);
+}
+
+static json_object *event_json(const Mv__ClusterEvent *e)
+{
+	char utc[32];
+	format_since(e->unix_ms, utc, sizeof(utc));
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "seq", json_object_new_uint64(e->seq));
+	json_object_object_add(o, "unix_ms", json_object_new_int64(e->unix_ms));
+	json_object_object_add(o, "time", json_str(utc));
+	json_object_object_add(o, "kind", json_str(e->kind));
+	json_object_object_add(o, "node", json_str(e->node));
+	json_object_object_add(o, "vm", json_str(e->vm));
+	json_object_object_add(o, "text", json_str(e->text));
+	return o;
+}
+
+/* One event, one line: time, kind, host, VM ("-" when none), text. */
+static void print_event(const Mv__ClusterEvent *e, bool json)
+{
+	if (json) {
+		json_object *j = event_json(e);
+		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
+		                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(j);
+	} else {
+		char when[48];
+		format_local_ms(e->unix_ms, when, sizeof(when));
+		printf("%-23s %-16s %-16s %-20s %s\n", when, e->kind[0] ? e->kind : "-",
+		       e->node[0] ? e->node : "-", e->vm[0] ? e->vm : "-", e->text);
+	}
+	fflush(stdout);
+}
+
+static const char *ms_text(uint64_t ms, bool known, char *buf, size_t len)
+{
+	if (!known)
+		return "-";
+	if (ms < 10000)
+		snprintf(buf, len, "%" PRIu64 " ms", ms);
+	else
+		snprintf(buf, len, "%.1f s", (double)ms / 1000);
+	return buf;
+}
+
+static const char *failover_vm_result(const Mv__FailoverVm *v)
+{
+	if (v->target == NULL || v->target[0] == '\0')
+		return "no room";
+	if (!v->done)
+		return "pending";
+	return v->ok ? "ok" : "failed";
+}
+
+static json_object *failover_json(const Mv__FailoverInfo *f)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "dead", json_str(f->dead));
+	json_object_object_add(o, "incarnation", json_object_new_uint64(f->incarnation));
+	json_object_object_add(o, "round", json_object_new_int64(f->round));
+	json_object_object_add(o, "phase", json_str(f->phase));
+	json_object_object_add(o, "coordinator", json_str(f->coordinator));
+	json_object_object_add(o, "detected_unix_ms", json_object_new_int64(f->detected_unix_ms));
+	json_object_object_add(o, "chosen_unix_ms", json_object_new_int64(f->chosen_unix_ms));
+	json_object_object_add(o, "fenced_unix_ms", json_object_new_int64(f->fenced_unix_ms));
+	json_object_object_add(o, "fence_how", json_str(f->fence_how));
+	json_object_object_add(o, "detect_to_chosen_ms", json_object_new_uint64(f->detect_to_chosen_ms));
+	json_object_object_add(o, "chosen_to_fenced_ms", json_object_new_uint64(f->chosen_to_fenced_ms));
+	json_object_object_add(o, "fenced_to_last_restart_ms",
+	                       json_object_new_uint64(f->fenced_to_last_restart_ms));
+	json_object_object_add(o, "reporter", json_str(f->reporter));
+	json_object *vms = json_object_new_array();
+	for (size_t i = 0; i < f->n_vms; i++) {
+		const Mv__FailoverVm *v = f->vms[i];
+		json_object *j = json_object_new_object();
+		json_object_object_add(j, "vm", json_str(v->vm));
+		json_object_object_add(j, "uuid", json_str(v->uuid));
+		json_object_object_add(j, "target", json_str(v->target));
+		json_object_object_add(j, "priority", json_object_new_int(v->priority));
+		json_object_object_add(j, "done", json_object_new_boolean(v->done));
+		json_object_object_add(j, "ok", json_object_new_boolean(v->ok));
+		json_object_object_add(j, "took_ms", json_object_new_uint64(v->took_ms));
+		json_object_object_add(j, "message", json_str(v->message));
+		json_object_object_add(j, "new_epoch", json_object_new_uint64(v->new_epoch));
+		json_object_array_add(vms, j);
+	}
+	json_object_object_add(o, "vms", vms);
+	return o;
+}
+
+static void print_failovers(const Mv__FailoversReply *fr, bool json)
+{
+	if (json) {
+		json_object *arr = json_object_new_array();
+		for (size_t i = 0; i < fr->n_failovers; i++)
+			json_object_array_add(arr, failover_json(fr->failovers[i]));
+		json_object *root = json_object_new_object();
+		json_object_object_add(root, "failovers", arr);
+		print_json(root);
+		return;
+	}
+	if (fr->n_failovers == 0) {
+		printf("no failovers known to this node\n");
+		return;
+	}
+	printf("%-16s %11s %5s %-9s %-16s %13s %-24s %13s\n", "DEAD HOST", "INCARNATION", "ROUND",
+	       "PHASE", "COORDINATOR", "DETECT>CHOSEN", "CHOSEN>FENCED (HOW)", "FENCED>LAST");
+	for (size_t i = 0; i < fr->n_failovers; i++) {
+		const Mv__FailoverInfo *f = fr->failovers[i];
+		char a[32], b[32], c[32], fenced[320];
+		bool restarted = false;
+		for (size_t j = 0; j < f->n_vms; j++)
+			restarted |= f->vms[j]->done && f->vms[j]->ok;
+		snprintf(fenced, sizeof(fenced), "%s%s%s%s",
+		         ms_text(f->chosen_to_fenced_ms, f->fenced_unix_ms != 0 && f->chosen_unix_ms != 0,
+		                 b, sizeof(b)),
+		         f->fence_how[0] ? " (" : "", f->fence_how, f->fence_how[0] ? ")" : "");
+		printf("%-16s %11" PRIu64 " %5u %-9s %-16s %13s %-24s %13s\n", f->dead, f->incarnation,
+		       f->round, f->phase[0] ? f->phase : "-", f->coordinator[0] ? f->coordinator : "-",
+		       ms_text(f->detect_to_chosen_ms,
+		               f->detected_unix_ms != 0 && f->chosen_unix_ms != 0, a, sizeof(a)),
+		       fenced,
+		       ms_text(f->fenced_to_last_restart_ms, f->fenced_unix_ms != 0 && restarted, c,
+		               sizeof(c)));
+		for (size_t j = 0; j < f->n_vms; j++) {
+			const Mv__FailoverVm *v = f->vms[j];
+			char took[32];
+			printf("    %-24s -> %-16s %-8s %10s%s%s\n", v->vm,
+			       v->target[0] ? v->target : "-", failover_vm_result(v),
+			       ms_text(v->took_ms, v->done && v->ok, took, sizeof(took)),
+			       v->message[0] ? "  " : "", v->message);
+		}
+	}
+}
+
+static void print_ha(const Mv__HaReply *h, bool json)
+{
+	if (json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "ok", json_object_new_boolean(h->ok));
+		json_object_object_add(o, "ha_vms", json_object_new_int64(h->ha_vms));
+		json_object_object_add(o, "voters", json_object_new_int64(h->voters));
+		json_object_object_add(o, "majority", json_object_new_int64(h->majority));
+		json_object_object_add(o, "alive_voters", json_object_new_int64(h->alive_voters));
+		json_object_object_add(o, "quorate", json_object_new_boolean(h->quorate));
+		json_object_object_add(o, "replicas_held", json_object_new_int64(h->replicas_held));
+		json_object *arr = json_object_new_array();
+		for (size_t i = 0; i < h->n_losses; i++) {
+			const Mv__HaLoss *l = h->losses[i];
+			json_object *j = json_object_new_object();
+			json_object_object_add(j, "node", json_str(l->node));
+			json_object_object_add(j, "ha_vms", json_object_new_int64(l->ha_vms));
+			json_object_object_add(j, "placed", json_object_new_int64(l->placed));
+			json_object *un = json_object_new_array();
+			for (size_t k = 0; k < l->n_unplaced; k++)
+				json_object_array_add(un, json_str(l->unplaced[k]));
+			json_object_object_add(j, "unplaced", un);
+			json_object_object_add(j, "message", json_str(l->message));
+			json_object_array_add(arr, j);
+		}
+		json_object_object_add(o, "losses", arr);
+		print_json(o);
+		return;
+	}
+	if (h->ok)
+		printf("every HA VM survives the loss of any one host (%u HA VM%s)\n", h->ha_vms,
+		       h->ha_vms == 1 ? "" : "s");
+	else
+		printf("NOT every HA VM survives the loss of any one host (%u HA VM%s):\n", h->ha_vms,
+		       h->ha_vms == 1 ? "" : "s");
+	for (size_t i = 0; i < h->n_losses; i++) {
+		const Mv__HaLoss *l = h->losses[i];
+		size_t left = l->n_unplaced;
+		if (left == 0 && l->ha_vms > l->placed)
+			left = l->ha_vms - l->placed;
+		if (left == 0)
+			continue;
+		printf("  losing %s leaves %zu of its %u HA VM%s without room%s", l->node, left,
+		       l->ha_vms, l->ha_vms == 1 ? "" : "s", l->n_unplaced ? ":" : "");
+		for (size_t k = 0; k < l->n_unplaced; k++)
+			printf("%s %s", k ? "," : "", l->unplaced[k]);
+		if (l->message[0])
+			printf(" (%s)", l->message);
+		printf("\n");
+	}
+	printf("voters: %u, majority %u, %u alive; this node is %s\n", h->voters, h->majority,
+	       h->alive_voters, h->quorate ? "quorate" : "NOT quorate (it may not start failovers)");
+	printf("HA VM definitions held here: %u\n", h->replicas_held);
+}
+
+/* Progress frames of migrate, drain and events: one line each (JSON: one
+ * object). */
 static void cli_print_progress(const Mv__RpcResponse *r, void *arg)
 {
-	const struct cli_opts *o = arg;
+	struct cli_opts *o = arg;
+	if (r->result_case == MV__RPC_RESPONSE__RESULT_EVENT) {
+		print_event(r->event, o->json);
+		o->n_events++;
+		return;
+	}
 	if (r->result_case != MV__RPC_RESPONSE__RESULT_MIGRATION)
 		return;
 	if (o->json) {
@@ -911,6 +1198,10 @@ struct cli_request {
 	Mv__MigrateRequest migrate;
 	Mv__MigrationsRequest migrations;
 	Mv__DrainRequest drain;
+	Mv__EventsRequest events;
+	Mv__FailoversRequest failovers;
+	Mv__HaRequest ha;
+	Mv__ForceLeaveRequest force_leave;
 	char *xml; /* malloc'd file contents */
 };
 
@@ -961,12 +1252,17 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 	if (strcmp(cmd, "join") == 0 || strcmp(cmd, "vm") == 0)
 		want_args = -1;
 	else if (strcmp(cmd, "node") == 0 || strcmp(cmd, "migrate") == 0 ||
-	         strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0)
+	         strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0 ||
+	         strcmp(cmd, "force-leave") == 0)
 		want_args = 1;
 	if ((o->to || o->abort_op || o->n_same) && strcmp(cmd, "migrate") != 0)
 		return cli_usage_error(o, "%s", "--to, --same and --abort go with 'migrate'");
 	if (o->parallel && strcmp(cmd, "drain") != 0)
 		return cli_usage_error(o, "%s", "--parallel goes with 'drain'");
+	if (o->has_backlog && strcmp(cmd, "events") != 0)
+		return cli_usage_error(o, "%s", "--backlog goes with 'events'");
+	if (o->yes && strcmp(cmd, "force-leave") != 0)
+		return cli_usage_error(o, "%s", "--yes goes with 'force-leave'");
 	if (o->to && o->abort_op)
 		return cli_usage_error(o, "%s", "--abort takes no --to");
 	if (want_args == 0 && o->n_args > 0)
@@ -974,6 +1270,8 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 	if (want_args == 1 && o->n_args != 1)
 		return cli_usage_error(o, "%s", strcmp(cmd, "migrate") == 0 ? "give exactly one VM name or UUID"
 		                                                             : "give exactly one host name");
+	if (strcmp(cmd, "force-leave") == 0 && o->args[0][0] == '\0')
+		return cli_usage_error(o, "%s", "give exactly one host name");
 	if ((o->node && strcmp(cmd, "vms") != 0 && strcmp(cmd, "vm") != 0) ||
 	    (o->xml_file && strcmp(cmd, "vm") != 0))
 		return cli_usage_error(o, "%s", "--node and --xml go with 'vm create' (and --node with 'vms')");
@@ -1027,6 +1325,26 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 		q->drain.undrain = strcmp(cmd, "undrain") == 0;
 		req->op_case = MV__RPC_REQUEST__OP_DRAIN;
 		req->drain = &q->drain;
+	} else if (strcmp(cmd, "events") == 0) {
+		mv__events_request__init(&q->events);
+		q->events.backlog = o->has_backlog ? o->backlog : 10;
+		req->op_case = MV__RPC_REQUEST__OP_EVENTS;
+		req->events = &q->events;
+	} else if (strcmp(cmd, "failovers") == 0) {
+		mv__failovers_request__init(&q->failovers);
+		req->op_case = MV__RPC_REQUEST__OP_FAILOVERS;
+		req->failovers = &q->failovers;
+	} else if (strcmp(cmd, "ha") == 0) {
+		mv__ha_request__init(&q->ha);
+		req->op_case = MV__RPC_REQUEST__OP_HA;
+		req->ha = &q->ha;
+	} else if (strcmp(cmd, "force-leave") == 0) {
+		/* confirm is filled in by cli_confirm() (--yes: the name itself) */
+		mv__force_leave_request__init(&q->force_leave);
+		q->force_leave.node = o->args[0];
+		q->force_leave.confirm = o->confirm;
+		req->op_case = MV__RPC_REQUEST__OP_FORCE_LEAVE;
+		req->force_leave = &q->force_leave;
 	} else if (strcmp(cmd, "vms") == 0) {
 		mv__vms_request__init(&q->vms);
 		q->vms.node = (char *)(o->node ? o->node : "");
@@ -1079,12 +1397,15 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 		if (strcmp(sub, "set-ha") == 0) {
 			if (o->n_args != 3 ||
 			    (strcmp(o->args[2], "on") != 0 && strcmp(o->args[2], "off") != 0))
-				return cli_usage_error(o, "%s", "usage: vm set-ha NAME|UUID on|off [--priority N]");
+				return cli_usage_error(o, "%s", "usage: vm set-ha NAME|UUID on|off [--priority N] "
+				                                "[--group G]");
 			mv__vm_set_ha_request__init(&q->vm_set_ha);
 			q->vm_set_ha.vm = o->args[1];
 			q->vm_set_ha.ha = strcmp(o->args[2], "on") == 0;
 			q->vm_set_ha.priority = o->priority;
 			q->vm_set_ha.has_priority = o->has_priority;
+			q->vm_set_ha.group = (char *)(o->group ? o->group : "");
+			q->vm_set_ha.has_group = o->group != NULL;
 			req->op_case = MV__RPC_REQUEST__OP_VM_SET_HA;
 			req->vm_set_ha = &q->vm_set_ha;
 			return 0;
@@ -1099,6 +1420,43 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 	}
 	if (o->has_priority && req->op_case != MV__RPC_REQUEST__OP_VM_SET_HA)
 		return cli_usage_error(o, "%s", "--priority goes with 'vm set-ha'");
+	if (o->group != NULL && req->op_case != MV__RPC_REQUEST__OP_VM_SET_HA)
+		return cli_usage_error(o, "%s", "--group goes with 'vm set-ha'");
+	return 0;
+}
+
+/* force-leave: --yes, or the operator types the node name on the terminal.
+ * Fills o->confirm; returns 0 or an exit code (the message printed). */
+static int cli_confirm(struct cli_opts *o, const char *node)
+{
+	if (o->yes) {
+		snprintf(o->confirm, sizeof(o->confirm), "%s", node);
+		return 0;
+	}
+	if (!isatty(STDIN_FILENO)) {
+		fprintf(stderr,
+		        "meshvisor %s: stdin is not a terminal, so it cannot ask: pass --yes to remove "
+		        "%s from the voting set\n", o->cmd, node);
+		return CLI_EXIT_USAGE;
+	}
+	fprintf(stderr,
+	        "This removes %s from the voting set for good: do it only if that host is\n"
+	        "dead and will not come back with its current state (a live host that is\n"
+	        "force-left keeps running VMs that may be restarted elsewhere).\n"
+	        "Type the node name to confirm: ", node);
+	fflush(stderr);
+	char line[256];
+	if (fgets(line, sizeof(line), stdin) == NULL) {
+		fprintf(stderr, "\nmeshvisor %s: no confirmation given; nothing was done\n", o->cmd);
+		return CLI_EXIT_FAIL;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	if (strcmp(line, node) != 0) {
+		fprintf(stderr, "meshvisor %s: '%s' is not '%s'; nothing was done\n", o->cmd, line,
+		        node);
+		return CLI_EXIT_FAIL;
+	}
+	snprintf(o->confirm, sizeof(o->confirm), "%s", line);
 	return 0;
 }
 
@@ -1112,6 +1470,8 @@ int cli_client_main(int argc, char **argv)
 	}
 	struct cli_request q;
 	rc = cli_build_request(&o, &q);
+	if (rc == 0 && q.req.op_case == MV__RPC_REQUEST__OP_FORCE_LEAVE)
+		rc = cli_confirm(&o, o.args[0]);
 	if (rc != 0) {
 		free(q.xml);
 		free(o.args);
@@ -1129,6 +1489,8 @@ int cli_client_main(int argc, char **argv)
 	}
 
 	Mv__Envelope *resp_env = NULL;
+	bool events = q.req.op_case == MV__RPC_REQUEST__OP_EVENTS;
+	cc.stream = events;
 	rc = cli_call(&cc, &q.req, &resp_env, cli_print_progress, &o);
 	if (rc != 0) {
 		fprintf(stderr, "meshvisor %s: %s\n", o.cmd, cc.err);
@@ -1156,10 +1518,27 @@ int cli_client_main(int argc, char **argv)
 			print_migrations(r->migrations, o.json);
 		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_DRAIN) {
 			print_drain(r->drain, o.json);
+		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_EVENT) {
+			print_event(r->event, o.json); /* the last of a stream */
+		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_FAILOVERS) {
+			print_failovers(r->failovers, o.json);
+		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_HA) {
+			print_ha(r->ha, o.json);
+			if (!r->ha->ok)
+				rc = CLI_EXIT_FAIL;
 		} else if (o.json) {
 			printf("{\"ok\": true}\n");
 		} else if (q.req.op_case == MV__RPC_REQUEST__OP_JOIN) {
 			printf("joining through %d seed%s\n", o.n_args, o.n_args == 1 ? "" : "s");
+		} else if (q.req.op_case == MV__RPC_REQUEST__OP_FORCE_LEAVE) {
+			printf("%s is removed from the voting set\n", o.args[0]);
+		} else if (events) {
+			printf("the agent ended the event stream\n");
+		} else if (q.req.op_case == MV__RPC_REQUEST__OP_FAILOVERS ||
+		           q.req.op_case == MV__RPC_REQUEST__OP_HA) {
+			fprintf(stderr, "meshvisor %s: the agent answered without a result; is it older "
+			                "than this client?\n", o.cmd);
+			rc = CLI_EXIT_FAIL;
 		} else {
 			printf("the agent is leaving the cluster and will stop\n");
 		}

@@ -92,7 +92,7 @@ static const struct config_opt config_opts[] = {
 	{NULL, "libvirt_uri", "libvirt-uri", CT_STRING, OFF(libvirt_uri), 0, 0,
 	 "hypervisor URI (default test:///default; production qemu:///system)"},
 	{NULL, "witness", "witness", CT_BOOL, OFF(witness), 0, 0,
-	 "vote in quorum but host no VMs (reserved)"},
+	 "vote in quorum but host no VMs: a third voter for a two-host cluster"},
 	{NULL, "max_peer_connections", "max-peer-connections", CT_U32, OFF(max_peer_connections),
 	 1, 65536, "pooled outgoing peer connections (default 64)"},
 	{NULL, "peer_idle_timeout_ms", "peer-idle-timeout-ms", CT_U32, OFF(peer_idle_timeout_ms),
@@ -153,11 +153,34 @@ static const struct config_opt config_opts[] = {
 	{"migration", "lease_ms", "migration-lease-ms", CT_U32, OFF(mig_lease_ms), 1000, 600000,
 	 "how long a target holds room for a silent source; also how long a restarted agent "
 	 "refuses incoming migrations (default 30000)"},
+	{"failover", "heartbeat_ms", "failover-heartbeat-ms", CT_U32, OFF(fo_heartbeat_ms), 50,
+	 60000, "quorum heartbeat period (default 1000)"},
+	{"failover", "fence_after_ms", "fence-after-ms", CT_U32, OFF(fo_fence_after_ms), 1000,
+	 600000, "a host without a majority's acknowledgement for this long destroys its own HA "
+	 "VMs (default 10000)"},
+	{"failover", "fence_margin_ms", "fence-margin-ms", CT_U32, OFF(fo_fence_margin_ms), 0,
+	 600000, "extra wait after fence_after_ms before restarting an unconfirmed host's VMs "
+	 "(default 3000)"},
+	{"failover", "fence_uri", "fence-uri", CT_STRING, OFF(fo_fence_uri), 0, 0,
+	 "this host's libvirt URI as peers reach it to fence it when its agent is dead "
+	 "(default: migration.libvirt_uri when remote, else none)"},
+	{"failover", "replicas", "ha-replicas", CT_U32, OFF(fo_replicas), 1, 16,
+	 "peers that keep each HA VM's definition (default 3)"},
+	{"failover", "max_parallel", "failover-parallel", CT_U32, OFF(fo_max_parallel), 1, 256,
+	 "VM restarts at once per host (default 4)"},
+	{"failover", "restart_attempts", "restart-attempts", CT_U32, OFF(fo_restart_attempts), 1,
+	 100, "tries per VM before handing it back for a new plan (default 3)"},
+	{"failover", "vm_restarts", "vm-restarts", CT_U32, OFF(fo_vm_restarts), 0, 100,
+	 "local restarts of a crashed HA VM (backoff 1 s doubling) before moving it elsewhere "
+	 "(default 3; 0 = move at once)"},
+	{"failover", "watchdog", "watchdog", CT_STRING, OFF(fo_watchdog), 0, 0,
+	 "Linux watchdog device petted while quorate and healthy, e.g. /dev/watchdog "
+	 "(default none)"},
 };
 
 #define N_OPTS (sizeof(config_opts) / sizeof(config_opts[0]))
 
-static const char *const config_sections[] = {"tls", "swim", "node", "migration"};
+static const char *const config_sections[] = {"tls", "swim", "node", "migration", "failover"};
 #define N_SECTIONS (sizeof(config_sections) / sizeof(config_sections[0]))
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -398,19 +421,19 @@ static int seeds_add_list(struct agent_options *o, const char *where, const char
 static void options_copy(struct agent_options *dst, const struct agent_options *src)
 {
 	*dst = *src;
-	char **strs[] = {&dst->config_file, &dst->name,      &dst->bind,      &dst->advertise,
-	                 &dst->rpc_bind,    &dst->ca_file,   &dst->cert_file, &dst->key_file,
-	                 &dst->data_dir,    &dst->libvirt_uri, &dst->mig_libvirt_uri,
-	                 &dst->mig_stream_uri};
-	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-		if (*strs[i])
-			*strs[i] = xstrdup(*strs[i]);
+	/* every string-valued option of the table, so a new one cannot be missed */
+	if (dst->config_file)
+		dst->config_file = xstrdup(dst->config_file);
+	for (size_t i = 0; i < N_OPTS; i++) {
+		enum config_type t = config_opts[i].type;
+		if (t != CT_NAME && t != CT_ADDR && t != CT_STRING)
+			continue;
+		char **slot = (char **)((char *)dst + config_opts[i].off);
+		if (*slot)
+			*slot = xstrdup(*slot);
+	}
 	for (size_t i = 0; i < dst->n_seeds; i++)
 		dst->seeds[i] = xstrdup(src->seeds[i]);
-	if (dst->zone)
-		dst->zone = xstrdup(dst->zone);
-	if (dst->rack)
-		dst->rack = xstrdup(dst->rack);
 	for (size_t i = 0; i < dst->n_labels; i++)
 		dst->labels[i] = xstrdup(src->labels[i]);
 }
@@ -673,6 +696,13 @@ void agent_options_init(struct agent_options *o)
 	o->mig_max_incoming = 2;
 	o->mig_max_outgoing = 2;
 	o->mig_lease_ms = 30000;
+	o->fo_heartbeat_ms = 1000;
+	o->fo_fence_after_ms = 10000;
+	o->fo_fence_margin_ms = 3000;
+	o->fo_replicas = 3;
+	o->fo_max_parallel = 4;
+	o->fo_restart_attempts = 3;
+	o->fo_vm_restarts = 3;
 }
 
 void agent_options_free(struct agent_options *o)
@@ -693,6 +723,8 @@ void agent_options_free(struct agent_options *o)
 	free(o->rack);
 	free(o->mig_libvirt_uri);
 	free(o->mig_stream_uri);
+	free(o->fo_fence_uri);
+	free(o->fo_watchdog);
 	str_list_clear(o->seeds, &o->n_seeds);
 	str_list_clear(o->labels, &o->n_labels);
 	memset(o, 0, sizeof(*o));
@@ -1181,6 +1213,13 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 	}
 	if (o->data_dir == NULL || o->libvirt_uri == NULL) {
 		set_err(err, errlen, "%s: required", o->data_dir == NULL ? "data_dir" : "libvirt_uri");
+		return -EINVAL;
+	}
+	if (o->fo_heartbeat_ms * 3 > o->fo_fence_after_ms) {
+		set_err(err, errlen,
+		        "failover.fence_after_ms: %u must be at least three heartbeats "
+		        "(failover.heartbeat_ms %u x 3), or a healthy host would fence itself",
+		        (unsigned)o->fo_fence_after_ms, (unsigned)o->fo_heartbeat_ms);
 		return -EINVAL;
 	}
 	return 0;

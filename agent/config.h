@@ -19,7 +19,7 @@
  *     "data_dir": "/var/lib/meshvisor",
  *     "log_level": "info",               debug|info|warn|error
  *     "libvirt_uri": "test:///default",
- *     "witness": false,                  reserved (issue 5)
+ *     "witness": false,                  vote in quorum, run no VMs (two-host clusters)
  *     "max_peer_connections": 64,        outgoing pooled connections
  *     "peer_idle_timeout_ms": 60000,     close idle pooled connections after
  *     "leave_timeout_ms": 3000,          how long a graceful leave may gossip
@@ -38,7 +38,11 @@
  *     "migration": { "libvirt_uri": "qemu+tls://10.0.0.5/system",  how peers reach our libvirt
  *                    "stream_uri": "tcp://10.0.0.5",   QEMU's migration stream ("" = default)
  *                    "bandwidth_mib_s": 0, "max_downtime_ms": 0, "tls": false,
- *                    "max_incoming": 2, "max_outgoing": 2, "lease_ms": 30000 }
+ *                    "max_incoming": 2, "max_outgoing": 2, "lease_ms": 30000 },
+ *     "failover": { "heartbeat_ms": 1000, "fence_after_ms": 10000, "fence_margin_ms": 3000,
+ *                   "fence_uri": "qemu+tls://10.0.0.5/system",  how peers fence us
+ *                   "replicas": 3, "max_parallel": 4, "restart_attempts": 3,
+ *                   "vm_restarts": 3, "watchdog": "/dev/watchdog" }
  *   }
  *
  * Ownership: strings in struct agent_options are owned by it (heap) and
@@ -95,6 +99,16 @@ struct agent_options {
 	uint32_t mig_max_incoming;
 	uint32_t mig_max_outgoing;
 	uint32_t mig_lease_ms;     /* reservation lease; also the quiet time after start */
+	/* section "failover" (agent/ha.c, include/meshvisor/failover.h) */
+	uint32_t fo_heartbeat_ms;
+	uint32_t fo_fence_after_ms;  /* F: self-fence without a majority this long */
+	uint32_t fo_fence_margin_ms; /* targets wait F + margin when unconfirmed */
+	char *fo_fence_uri;          /* our libvirt as peers reach it to fence us */
+	uint32_t fo_replicas;        /* R: peers holding each HA VM's definition */
+	uint32_t fo_max_parallel;
+	uint32_t fo_restart_attempts;
+	uint32_t fo_vm_restarts;     /* local restarts of a crashed HA VM */
+	char *fo_watchdog;           /* watchdog device path, or NULL */
 };
 
 /* Fills defaults (ports 7946/7947, bind 127.0.0.1, libvirt test:///default,

@@ -1,1 +1,1897 @@
-/* placeholder: being written */
+/*
+ * ha.c — automatic failover in the daemon (see ha.h; the protocol and its
+ * safety argument are in failover.c).
+ *
+ * Wiring, one libuv loop:
+ *
+ *   peer frame (failover) --> fo_codec_decode --> fo_handle_message(now)
+ *   SWIM event            --> fo_member(name, state, incarnation)
+ *   node-state change     --> (debounced) fo_set_hosts(gossiped view)
+ *                             + stale-copy check
+ *   core timer            --> fo_handle_timer(now)
+ *   pump: fo_pop_output --> fo_codec_encode_frame --> net_send_to(member addr)
+ *         fo_pop_event  --> log + event stream, and the actions:
+ *           FENCE_SELF    destroy every local HA VM            (synchronous)
+ *           FENCE_VMS     destroy these local VMs              (synchronous)
+ *           REMOTE_FENCE  virt_remote_fence(dead host's fence URI) on a
+ *                         worker thread -> fo_remote_fence_done
+ *           RESTART       definition from our replica store or a holder
+ *                         (replica_get over the peer port), define, set
+ *                         the new epoch, start -> fo_restart_done
+ *
+ * Replication: each local HA VM's inactive XML goes to the R alive,
+ * non-witness peers with the highest rendezvous score hash(uuid, peer).
+ * It is re-sent when the XML changes, when the holder set changes, and
+ * every HA_REPLICA_REFRESH_MS anyway (a holder that restarted lost its
+ * store). A target asks peers in the same rank order, so it normally asks
+ * a holder first.
+ *
+ * VM-level HA: an HA VM that stops because the guest crashed or its
+ * emulator died (libvirt's reason, not a shutdown or destroy) restarts
+ * here after 1 s, 2 s, 4 s ... up to failover.vm_restarts times within
+ * HA_CRASH_WINDOW_MS; after that it moves: epoch bumped, defined and
+ * started on the host with the most room, undefined here. Only while we
+ * are quorate: a host without quorum may be failed over by the others.
+ */
+#include "ha.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "envelope.h"
+#include "fo_codec.h"
+#include "meshvisor/failover.h"
+#include "meshvisor/log.h"
+#include "migration.h"
+#include "nodestate.h"
+
+#define HA_EVENTS_MAX 1024             /* event stream backlog kept */
+#define HA_REPLICA_REFRESH_MS 30000    /* full re-send of our replicas */
+#define HA_STATE_DEBOUNCE_MS 50        /* gossip bursts -> one host rebuild */
+#define HA_CRASH_WINDOW_MS (10 * 60 * 1000)
+#define HA_EXPECT_MS 120000            /* an expected stop is remembered this long */
+#define HA_FENCE_TIMEOUT_S 10          /* remote fence connect keepalive bound */
+#define HA_HOLDERS_MAX 16
+
+static int64_t ha_wall_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+struct ha_replica {
+	char owner[FO_NAME_MAX];
+	char uuid[FO_UUID_MAX];
+	char name[VIRT_NAME_MAX];
+	uint64_t epoch;
+	int32_t priority;
+	char group[FO_GROUP_MAX];
+	char *xml;
+	int64_t updated_unix_ms;
+};
+
+/* What we last sent for one of our HA VMs. */
+struct ha_sent {
+	char uuid[FO_UUID_MAX];
+	uint64_t xml_hash;
+	char holders[HA_HOLDERS_MAX][FO_NAME_MAX];
+	size_t n_holders;
+	uint64_t sent_at;
+	bool seen; /* still an HA VM here (mark and sweep) */
+};
+
+struct ha_event_rec {
+	uint64_t seq;
+	int64_t unix_ms;
+	char kind[32];
+	char node[FO_NAME_MAX];
+	char vm[VIRT_NAME_MAX];
+	char text[512];
+};
+
+struct ha_sub {
+	uint64_t sink;
+	struct ha_sub *next;
+};
+
+struct ha_crash {
+	char uuid[FO_UUID_MAX];
+	char name[VIRT_NAME_MAX];
+	unsigned count;      /* crashes within the window */
+	uint64_t first_at;
+	uint64_t restart_at; /* 0: nothing scheduled */
+	bool moving;
+	struct ha_crash *next;
+};
+
+struct ha_expect {
+	char key[VIRT_NAME_MAX];
+	uint64_t until;
+	struct ha_expect *next;
+};
+
+/* One FO_EV_RESTART being carried out. */
+struct ha_restart {
+	struct agent *a;
+	struct fo_instance_id inst;
+	struct fo_plan_entry entry;
+	char cands[HA_HOLDERS_MAX * 2][FO_NAME_MAX]; /* peers to ask for the XML, in order */
+	size_t n_cands, next;
+	bool dead; /* the agent is stopping: ignore the answer */
+	struct ha_restart *next_job;
+};
+
+struct ha_fence_work {
+	uv_work_t w;
+	struct agent *a;
+	struct fo_instance_id inst;
+	char uri[512];
+	char **uuids;
+	size_t n;
+	int rc;
+	struct virt_fence_result res;
+	char err[512];
+};
+
+struct ha {
+	struct fo *fo;
+	uv_timer_t timer;       /* the core's next deadline */
+	uv_timer_t tick;        /* watchdog, replication refresh, crash restarts */
+	uv_timer_t state_timer; /* debounced node-state rebuild */
+	bool quorate_last;
+	bool fenced_last;
+	struct ha_replica *replicas;
+	size_t n_replicas, cap_replicas;
+	struct ha_sent *sent;
+	size_t n_sent, cap_sent;
+	struct ha_event_rec *events; /* ring of HA_EVENTS_MAX */
+	uint64_t next_seq;
+	struct ha_sub *subs;
+	struct ha_crash *crashes;
+	struct ha_expect *expects;
+	struct ha_restart *restarts;
+	uint64_t repl_refresh_at;
+	bool repl_dirty;
+	int watchdog_fd;
+	unsigned fence_work_running;
+};
+
+static struct ha *HA(struct agent *a) { return a->ha; }
+
+/* ---- event stream ----------------------------------------------------------------- */
+
+static void ha_event_fill(const struct ha_event_rec *e, Mv__ClusterEvent *out)
+{
+	mv__cluster_event__init(out);
+	out->seq = e->seq;
+	out->unix_ms = e->unix_ms;
+	out->kind = (char *)e->kind;
+	out->node = (char *)e->node;
+	out->vm = (char *)e->vm;
+	out->text = (char *)e->text;
+}
+
+static void ha_event_send(struct agent *a, uint64_t sink, const struct ha_event_rec *e)
+{
+	Mv__ClusterEvent ev;
+	ha_event_fill(e, &ev);
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.code = MV__RPC_CODE__RPC_OK;
+	resp.result_case = MV__RPC_RESPONSE__RESULT_EVENT;
+	resp.event = &ev;
+	rpc_sink_send(a, sink, &resp, false);
+}
+
+void ha_event(struct agent *a, const char *kind, const char *node, const char *vm,
+              const char *fmt, ...)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || h->events == NULL)
+		return;
+	struct ha_event_rec *e = &h->events[h->next_seq % HA_EVENTS_MAX];
+	memset(e, 0, sizeof(*e));
+	e->seq = ++h->next_seq;
+	e->unix_ms = ha_wall_ms();
+	snprintf(e->kind, sizeof(e->kind), "%s", kind);
+	snprintf(e->node, sizeof(e->node), "%s", node ? node : "");
+	snprintf(e->vm, sizeof(e->vm), "%s", vm ? vm : "");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->text, sizeof(e->text), fmt, ap);
+	va_end(ap);
+	struct ha_sub **pp = &h->subs;
+	while (*pp != NULL) {
+		struct ha_sub *s = *pp;
+		if (!rpc_sink_alive(a, s->sink)) {
+			rpc_sink_drop(a, s->sink);
+			*pp = s->next;
+			free(s);
+			continue;
+		}
+		ha_event_send(a, s->sink, e);
+		pp = &s->next;
+	}
+}
+
+/* The i-th most recent event (0 = newest), or NULL. */
+static const struct ha_event_rec *ha_event_back(const struct ha *h, uint64_t i)
+{
+	if (i >= h->next_seq || i >= HA_EVENTS_MAX)
+		return NULL;
+	return &h->events[(h->next_seq - 1 - i) % HA_EVENTS_MAX];
+}
+
+/* ---- hashing -------------------------------------------------------------------------- */
+
+static uint64_t ha_hash(const char *a, const char *b)
+{
+	uint64_t x = 1469598103934665603ull;
+	for (const char *p = a; *p; p++)
+		x = (x ^ (uint8_t)*p) * 1099511628211ull;
+	x = (x ^ 0xff) * 1099511628211ull;
+	for (const char *p = b; p && *p; p++)
+		x = (x ^ (uint8_t)*p) * 1099511628211ull;
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x;
+}
+
+static uint64_t ha_hash_bytes(const char *s)
+{
+	uint64_t x = 1469598103934665603ull;
+	for (const char *p = s; *p; p++)
+		x = (x ^ (uint8_t)*p) * 1099511628211ull;
+	return x;
+}
+
+/* ---- the gossiped view ------------------------------------------------------------------ */
+
+struct ha_view {
+	Mv__NodeState **states;
+	size_t n_states;
+	struct fo_host *hosts;
+	struct fo_vm *vms;
+	size_t n_hosts;
+};
+
+static void ha_view_free(struct ha_view *v)
+{
+	for (size_t i = 0; i < v->n_states; i++)
+		if (v->states[i] != NULL)
+			mv__node_state__free_unpacked(v->states[i], NULL);
+	free(v->states);
+	free(v->hosts);
+	free(v->vms);
+	memset(v, 0, sizeof(*v));
+}
+
+static bool ha_member_alive(struct agent *a, const char *name)
+{
+	if (strcmp(name, a->opt.name) == 0)
+		return true;
+	struct swim_member_info mi;
+	return swim_member_find(a->swim, name, &mi) && mi.state == SWIM_ALIVE;
+}
+
+static bool ha_vm_active(Mv__VmState s)
+{
+	return s == MV__VM_STATE__VM_RUNNING || s == MV__VM_STATE__VM_PAUSED;
+}
+
+/* Every host's gossiped record as the core wants it: capacity, witness
+ * flag, running HA VMs. Strings point into v->states. */
+static int ha_view_load(struct agent *a, struct ha_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	size_t n = nodestate_count(a);
+	v->states = calloc(n ? n : 1, sizeof(*v->states));
+	v->hosts = calloc(n ? n : 1, sizeof(*v->hosts));
+	if (v->states == NULL || v->hosts == NULL)
+		return -ENOMEM;
+	size_t total_vms = 0;
+	for (size_t i = 0; i < n; i++) {
+		v->states[i] = nodestate_unpack_at(a, i);
+		if (v->states[i] != NULL)
+			total_vms += v->states[i]->n_vms;
+	}
+	v->n_states = n;
+	v->vms = calloc(total_vms ? total_vms : 1, sizeof(*v->vms));
+	if (v->vms == NULL)
+		return -ENOMEM;
+	size_t k = 0, nv = 0;
+	for (size_t i = 0; i < n; i++) {
+		const Mv__NodeState *s = v->states[i];
+		if (s == NULL)
+			continue;
+		struct fo_host *h = &v->hosts[k++];
+		h->cap = (struct placement_host){
+			.name = s->name,
+			.alive = ha_member_alive(a, s->name),
+			.healthy = s->libvirt_reachable,
+			.draining = s->draining,
+			.cpus = s->cpus,
+			.cpu_overcommit = s->cpu_overcommit,
+			.vcpus_allocated = s->vcpus_allocated,
+			.memory_kib = s->memory_kib,
+			.memory_reserved_kib = s->memory_reserved_kib,
+			.memory_overcommit = s->memory_overcommit,
+			.memory_allocated_kib = s->memory_allocated_kib,
+		};
+		h->witness = s->witness;
+		h->vms = &v->vms[nv];
+		for (size_t j = 0; j < s->n_vms; j++) {
+			const Mv__VmInfo *vm = s->vms[j];
+			if (!vm->ha || !ha_vm_active(vm->state))
+				continue;
+			v->vms[nv++] = (struct fo_vm){
+				.uuid = vm->uuid,
+				.name = vm->name,
+				.priority = vm->priority,
+				.vcpus = vm->vcpus,
+				.memory_kib = vm->memory_kib,
+				.epoch = vm->owner_epoch,
+				.group = vm->ha_group,
+				.running = true,
+			};
+			h->n_vms++;
+		}
+	}
+	v->n_hosts = k;
+	return 0;
+}
+
+/* ---- core <-> network ----------------------------------------------------------------- */
+
+static void ha_on_timer(uv_timer_t *t);
+static void ha_handle_core_event(struct agent *a, struct fo_event *e);
+
+static void ha_pump(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || h->fo == NULL)
+		return;
+	for (int guard = 0; guard < 64; guard++) {
+		bool any = false;
+		struct fo_msg m;
+		while (fo_pop_output(h->fo, &m)) {
+			any = true;
+			struct swim_member_info mi;
+			if (a->net != NULL && swim_member_find(a->swim, m.to, &mi) && mi.addr != NULL &&
+			    mi.addr[0] != '\0') {
+				uint8_t *frame;
+				size_t len;
+				int rc = fo_codec_encode_frame(&m, &frame, &len);
+				if (rc < 0) {
+					MV_ERROR("failover", "cannot encode message type=%s error=%s",
+					         fo_msg_type_name(m.type), strerror(-rc));
+				} else {
+					net_send_to(a->net, mi.addr, m.to, frame, len);
+					free(frame);
+				}
+			}
+			fo_msg_clear(&m);
+		}
+		struct fo_event e;
+		while (fo_pop_event(h->fo, &e)) {
+			any = true;
+			ha_handle_core_event(a, &e);
+			fo_event_clear(&e);
+		}
+		if (!any)
+			break;
+	}
+	uint64_t now = uv_now(a->loop);
+	bool q = fo_quorate(h->fo, now), f = fo_fenced(h->fo);
+	if (q != h->quorate_last || f != h->fenced_last) {
+		h->quorate_last = q;
+		h->fenced_last = f;
+		nodestate_refresh(a);
+	}
+	if (a->stopping)
+		return;
+	uint64_t next = fo_next_deadline(h->fo);
+	if (next == UINT64_MAX) {
+		uv_timer_stop(&h->timer);
+		return;
+	}
+	uv_timer_start(&h->timer, ha_on_timer, next > now ? next - now : 0, 0);
+}
+
+static void ha_on_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	fo_handle_timer(HA(a)->fo, uv_now(a->loop));
+	ha_pump(a);
+}
+
+void ha_handle_envelope(struct agent *a, const Mv__Envelope *env)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || h->fo == NULL)
+		return;
+	struct fo_msg m;
+	const char *why = "";
+	if (fo_codec_decode(env, &m, &why) < 0) {
+		MV_WARN("failover", "rejected failover message from=%s reason=\"%s\"", env->from, why);
+		return;
+	}
+	if (fo_handle_message(h->fo, &m, uv_now(a->loop)) < 0)
+		MV_WARN("failover", "failover core rejected message type=%s from=%s",
+		        fo_msg_type_name(m.type), env->from);
+	fo_msg_clear(&m);
+	ha_pump(a);
+}
+
+/* ---- membership -------------------------------------------------------------------------- */
+
+static void ha_replicate_soon(struct agent *a);
+
+void ha_on_member_event(struct agent *a, const struct swim_event *e)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || h->fo == NULL)
+		return;
+	uint64_t now = uv_now(a->loop);
+	const char *name = e->name ? e->name : "";
+	const char *cause = e->cause ? e->cause : "";
+	switch (e->type) {
+	case SWIM_EV_MEMBER_JOINED:
+		ha_event(a, "member-joined", name, NULL, "joined at %s (incarnation %" PRIu64 ")",
+		         e->addr ? e->addr : "?", e->incarnation);
+		fo_member(h->fo, name, FO_ALIVE, e->incarnation, now);
+		break;
+	case SWIM_EV_MEMBER_ALIVE:
+		ha_event(a, "member-alive", name, NULL, "alive again (incarnation %" PRIu64 "): %s",
+		         e->incarnation, cause);
+		fo_member(h->fo, name, FO_ALIVE, e->incarnation, now);
+		break;
+	case SWIM_EV_MEMBER_ADDR_CHANGED:
+		ha_event(a, "member-alive", name, NULL, "restarted at %s (incarnation %" PRIu64 ")",
+		         e->addr ? e->addr : "?", e->incarnation);
+		fo_member(h->fo, name, FO_ALIVE, e->incarnation, now);
+		break;
+	case SWIM_EV_MEMBER_SUSPECT:
+		ha_event(a, "member-suspect", name, NULL, "suspected (incarnation %" PRIu64 "): %s",
+		         e->incarnation, cause);
+		fo_member(h->fo, name, FO_SUSPECT, e->incarnation, now);
+		break;
+	case SWIM_EV_MEMBER_DEAD:
+		ha_event(a, "member-dead", name, NULL,
+		         "declared dead (incarnation %" PRIu64 ", %u confirmations): %s",
+		         e->incarnation, e->confirmations, cause);
+		fo_member(h->fo, name, FO_DEAD, e->incarnation, now);
+		break;
+	case SWIM_EV_MEMBER_LEFT:
+		ha_event(a, "member-left", name, NULL, "left the cluster (incarnation %" PRIu64 ")",
+		         e->incarnation);
+		fo_member(h->fo, name, FO_LEFT, e->incarnation, now);
+		break;
+	case SWIM_EV_SELF_REFUTED:
+		ha_event(a, "self-refuted", a->opt.name, NULL,
+		         "we were suspected; refuted with incarnation %" PRIu64 ": %s", e->incarnation,
+		         cause);
+		fo_set_incarnation(h->fo, e->incarnation);
+		break;
+	default:
+		return;
+	}
+	ha_pump(a);
+	ha_replicate_soon(a);
+}
+
+/* ---- actions -------------------------------------------------------------------------------- */
+
+static bool ha_expected(struct agent *a, const char *name, const char *uuid)
+{
+	uint64_t now = uv_now(a->loop);
+	struct ha_expect **pp = &HA(a)->expects;
+	bool hit = false;
+	while (*pp != NULL) {
+		struct ha_expect *x = *pp;
+		if (x->until <= now) {
+			*pp = x->next;
+			free(x);
+			continue;
+		}
+		if (strcmp(x->key, name) == 0 || strcmp(x->key, uuid) == 0)
+			hit = true;
+		pp = &x->next;
+	}
+	return hit;
+}
+
+void ha_expect_stop(struct agent *a, const char *key)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || key == NULL)
+		return;
+	struct ha_expect *x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		return;
+	snprintf(x->key, sizeof(x->key), "%s", key);
+	x->until = uv_now(a->loop) + HA_EXPECT_MS;
+	x->next = h->expects;
+	h->expects = x;
+}
+
+static bool ha_virt_active(enum virt_vm_state s)
+{
+	return s == VIRT_VM_RUNNING || s == VIRT_VM_PAUSED || s == VIRT_VM_OTHER;
+}
+
+/* Destroys local VMs: every HA one (uuids NULL), or those listed. */
+static unsigned ha_destroy_local(struct agent *a, const struct fo_plan *only, const char *why)
+{
+	size_t n = 0;
+	const struct virt_vm *vms = virt_vms(a->virt, &n);
+	/* copy the keys: destroying refreshes the cache under us */
+	char (*uuids)[VIRT_UUID_LEN] = calloc(n ? n : 1, sizeof(*uuids));
+	char (*names)[VIRT_NAME_MAX] = calloc(n ? n : 1, sizeof(*names));
+	size_t k = 0;
+	if (uuids == NULL || names == NULL) {
+		free(uuids);
+		free(names);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!ha_virt_active(vms[i].state))
+			continue;
+		bool hit = false;
+		if (only == NULL) {
+			hit = vms[i].ha;
+		} else {
+			for (size_t j = 0; j < only->n && !hit; j++)
+				hit = strcmp(only->entries[j].uuid, vms[i].uuid) == 0 &&
+				      vms[i].epoch < only->entries[j].new_epoch;
+		}
+		if (hit) {
+			snprintf(uuids[k], VIRT_UUID_LEN, "%s", vms[i].uuid);
+			snprintf(names[k], VIRT_NAME_MAX, "%s", vms[i].name);
+			k++;
+		}
+	}
+	unsigned done = 0;
+	for (size_t i = 0; i < k; i++) {
+		char err[512];
+		ha_expect_stop(a, uuids[i]);
+		int rc = virt_vm_destroy(a->virt, uuids[i], err, sizeof(err));
+		if (rc == 0) {
+			done++;
+			MV_WARN("failover", "fenced vm name=%s uuid=%s cause=\"%s\"", names[i], uuids[i],
+			        why);
+			ha_event(a, "vm-fenced", a->opt.name, names[i], "destroyed here: %s", why);
+		} else {
+			MV_ERROR("failover", "cannot fence vm name=%s uuid=%s error=\"%s\"", names[i],
+			         uuids[i], err);
+			ha_event(a, "vm-fence-failed", a->opt.name, names[i], "could not destroy: %s",
+			         err);
+		}
+	}
+	free(uuids);
+	free(names);
+	if (k > 0)
+		nodestate_refresh(a);
+	return done;
+}
+
+static void ha_fence_work(uv_work_t *w)
+{
+	struct ha_fence_work *fw = w->data;
+	fw->rc = virt_remote_fence(fw->uri, (const char *const *)fw->uuids, fw->n, HA_FENCE_TIMEOUT_S,
+	                           &fw->res, fw->err, sizeof(fw->err));
+}
+
+static void ha_fence_after(uv_work_t *w, int status)
+{
+	struct ha_fence_work *fw = w->data;
+	struct agent *a = fw->a;
+	struct ha *h = HA(a);
+	if (h != NULL)
+		h->fence_work_running--;
+	if (h != NULL && h->fo != NULL && !a->stopping) {
+		bool ok = status == 0 && fw->rc == 0;
+		char how[FO_TEXT_MAX];
+		if (ok)
+			snprintf(how, sizeof(how), "through its libvirt %.200s", fw->uri);
+		else
+			snprintf(how, sizeof(how), "its libvirt %.100s: %.140s", fw->uri,
+			         status ? "cancelled" : fw->err);
+		MV_INFO("failover", "remote fence dead=%s incarnation=%" PRIu64 " ok=%d how=\"%s\"",
+		        fw->inst.dead, fw->inst.incarnation, ok, how);
+		ha_event(a, ok ? "fence-remote" : "fence-remote-failed", fw->inst.dead, NULL, "%s%s",
+		         ok ? "fenced " : "could not fence: ", how);
+		fo_remote_fence_done(h->fo, &fw->inst, ok, how, uv_now(a->loop));
+		ha_pump(a);
+	}
+	for (size_t i = 0; i < fw->n; i++)
+		free(fw->uuids[i]);
+	free(fw->uuids);
+	free(fw);
+}
+
+static void ha_remote_fence(struct agent *a, const struct fo_event *e)
+{
+	struct ha *h = HA(a);
+	uint64_t now = uv_now(a->loop);
+	Mv__NodeState *s = nodestate_unpack_name(a, e->inst.dead);
+	const char *uri = s != NULL ? s->fence_uri : "";
+	if (uri == NULL || uri[0] == '\0') {
+		fo_remote_fence_done(h->fo, &e->inst, false, "no fence URI published", now);
+		if (s)
+			mv__node_state__free_unpacked(s, NULL);
+		return;
+	}
+	struct ha_fence_work *fw = calloc(1, sizeof(*fw));
+	const struct fo_plan *plan = NULL;
+	fo_chosen_plan(h->fo, &e->inst, &plan);
+	size_t n = plan ? plan->n : 0;
+	if (fw != NULL)
+		fw->uuids = calloc(n ? n : 1, sizeof(char *));
+	if (fw == NULL || fw->uuids == NULL) {
+		free(fw);
+		mv__node_state__free_unpacked(s, NULL);
+		fo_remote_fence_done(h->fo, &e->inst, false, "out of memory", now);
+		return;
+	}
+	fw->a = a;
+	fw->inst = e->inst;
+	snprintf(fw->uri, sizeof(fw->uri), "%s", uri);
+	for (size_t i = 0; i < n; i++)
+		if ((fw->uuids[fw->n] = strdup(plan->entries[i].uuid)) != NULL)
+			fw->n++;
+	mv__node_state__free_unpacked(s, NULL);
+	fw->w.data = fw;
+	ha_event(a, "fence-remote-start", e->inst.dead, NULL, "fencing through its libvirt %s",
+	         fw->uri);
+	if (uv_queue_work(a->loop, &fw->w, ha_fence_work, ha_fence_after) != 0) {
+		fo_remote_fence_done(h->fo, &e->inst, false, "cannot queue work", now);
+		for (size_t i = 0; i < fw->n; i++)
+			free(fw->uuids[i]);
+		free(fw->uuids);
+		free(fw);
+		return;
+	}
+	h->fence_work_running++;
+}
+
+/* ---- restarts --------------------------------------------------------------------------- */
+
+static void ha_restart_finish(struct agent *a, struct ha_restart *r, bool ok, const char *why)
+{
+	struct ha *h = HA(a);
+	struct ha_restart **pp = &h->restarts;
+	while (*pp != NULL && *pp != r)
+		pp = &(*pp)->next_job;
+	if (*pp == r)
+		*pp = r->next_job;
+	if (!r->dead) {
+		fo_restart_done(h->fo, &r->inst, r->entry.uuid, ok, why, uv_now(a->loop));
+		ha_pump(a);
+	}
+	free(r);
+}
+
+static const struct ha_replica *ha_replica_find(struct ha *h, const char *uuid)
+{
+	for (size_t i = 0; i < h->n_replicas; i++)
+		if (strcmp(h->replicas[i].uuid, uuid) == 0)
+			return &h->replicas[i];
+	return NULL;
+}
+
+/* Defines and starts the VM here from xml with the plan's epoch. */
+static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const char *xml)
+{
+	char err[512], why[768];
+	struct virt_vm cur;
+	if (virt_vm_find(a->virt, r->entry.uuid, &cur, err, sizeof(err)) == 0 &&
+	    (cur.state == VIRT_VM_RUNNING || cur.state == VIRT_VM_PAUSED) &&
+	    cur.epoch >= r->entry.new_epoch) {
+		ha_restart_finish(a, r, true, "already running here");
+		return;
+	}
+	struct virt_vm vm;
+	int rc = virt_vm_define(a->virt, xml, &vm, err, sizeof(err));
+	if (rc == 0)
+		rc = virt_vm_set_epoch(a->virt, r->entry.uuid, r->entry.new_epoch, err, sizeof(err));
+	if (rc == 0)
+		rc = virt_vm_start(a->virt, r->entry.uuid, err, sizeof(err));
+	if (rc < 0) {
+		/* make sure it does not run here before handing it back */
+		char e2[256];
+		if (virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2)) == 0 &&
+		    cur.state != VIRT_VM_SHUTOFF)
+			virt_vm_destroy(a->virt, r->entry.uuid, e2, sizeof(e2));
+		snprintf(why, sizeof(why), "%s", err);
+		ha_restart_finish(a, r, false, why);
+		return;
+	}
+	nodestate_refresh(a);
+	ha_replicate_soon(a);
+	ha_restart_finish(a, r, true, "started");
+}
+
+static void ha_restart_ask_next(struct agent *a, struct ha_restart *r);
+
+static void ha_restart_on_replica(struct agent *a, void *arg, Mv__RpcResponse *resp)
+{
+	struct ha_restart *r = arg;
+	if (r->dead) {
+		ha_restart_finish(a, r, false, "agent stopping");
+		return;
+	}
+	if (resp->code == MV__RPC_CODE__RPC_OK &&
+	    resp->result_case == MV__RPC_RESPONSE__RESULT_REPLICA && resp->replica->xml != NULL &&
+	    resp->replica->xml[0] != '\0') {
+		ha_restart_with_xml(a, r, resp->replica->xml);
+		return;
+	}
+	ha_restart_ask_next(a, r);
+}
+
+static void ha_restart_ask_next(struct agent *a, struct ha_restart *r)
+{
+	while (r->next < r->n_cands) {
+		const char *peer = r->cands[r->next++];
+		Mv__ReplicaGetRequest q = MV__REPLICA_GET_REQUEST__INIT;
+		q.uuid = r->entry.uuid;
+		Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
+		req.op_case = MV__RPC_REQUEST__OP_REPLICA_GET;
+		req.replica_get = &q;
+		char err[256];
+		if (rpc_node_request(a, peer, &req, ha_restart_on_replica, r, err, sizeof(err)) == 0)
+			return;
+	}
+	ha_restart_finish(a, r, false, "no reachable peer holds its definition");
+}
+
+struct ha_rank {
+	const char *name;
+	uint64_t score;
+};
+
+static int ha_rank_cmp(const void *x, const void *y)
+{
+	const struct ha_rank *a = x, *b = y;
+	if (a->score != b->score)
+		return a->score > b->score ? -1 : 1;
+	return strcmp(a->name, b->name);
+}
+
+/* Alive, non-witness peers (not `skip`) ranked by rendezvous score for uuid. */
+static size_t ha_rank_peers(struct agent *a, const struct ha_view *v, const char *uuid,
+                            const char *skip, char out[][FO_NAME_MAX], size_t cap)
+{
+	size_t n = v->n_states, k = 0;
+	struct ha_rank *rk = calloc(n ? n : 1, sizeof(*rk));
+	if (rk == NULL)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const Mv__NodeState *s = v->states[i];
+		if (s == NULL || s->witness || strcmp(s->name, a->opt.name) == 0 ||
+		    (skip && strcmp(s->name, skip) == 0) || !ha_member_alive(a, s->name))
+			continue;
+		rk[k].name = s->name;
+		rk[k].score = ha_hash(uuid, s->name);
+		k++;
+	}
+	qsort(rk, k, sizeof(*rk), ha_rank_cmp);
+	size_t m = k < cap ? k : cap;
+	for (size_t i = 0; i < m; i++)
+		snprintf(out[i], FO_NAME_MAX, "%s", rk[i].name);
+	free(rk);
+	return m;
+}
+
+static void ha_restart(struct agent *a, const struct fo_event *e)
+{
+	struct ha *h = HA(a);
+	struct ha_restart *r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		fo_restart_done(h->fo, &e->inst, e->entry.uuid, false, "out of memory",
+		                uv_now(a->loop));
+		return;
+	}
+	r->a = a;
+	r->inst = e->inst;
+	r->entry = e->entry;
+	r->next_job = h->restarts;
+	h->restarts = r;
+	MV_INFO("failover", "restarting vm name=%s uuid=%s from=%s epoch=%" PRIu64 " priority=%d",
+	        e->entry.name, e->entry.uuid, e->inst.dead, e->entry.new_epoch, e->entry.priority);
+	const struct ha_replica *rep = ha_replica_find(h, e->entry.uuid);
+	if (rep != NULL && rep->xml != NULL) {
+		char *xml = strdup(rep->xml);
+		if (xml != NULL) {
+			ha_restart_with_xml(a, r, xml);
+			free(xml);
+			return;
+		}
+	}
+	struct ha_view v;
+	if (ha_view_load(a, &v) == 0)
+		r->n_cands = ha_rank_peers(a, &v, e->entry.uuid, e->inst.dead, r->cands,
+		                           sizeof(r->cands) / sizeof(r->cands[0]));
+	ha_view_free(&v);
+	ha_restart_ask_next(a, r);
+}
+
+/* ---- core events ---------------------------------------------------------------------------- */
+
+static void ha_handle_core_event(struct agent *a, struct fo_event *e)
+{
+	struct ha *h = HA(a);
+	const struct fo_plan_entry *en = &e->entry;
+	switch (e->type) {
+	case FO_EV_FENCE_SELF: {
+		MV_WARN("failover", "fencing ourselves cause=\"%s\"", e->text);
+		ha_event(a, "fenced-self", a->opt.name, NULL, "%s", e->text);
+		unsigned n = a->virt ? ha_destroy_local(a, NULL, e->text) : 0;
+		MV_WARN("failover", "self-fence done destroyed=%u", n);
+		break;
+	}
+	case FO_EV_FENCE_VMS: {
+		char why[FO_TEXT_MAX + 96];
+		snprintf(why, sizeof(why), "failed over by the cluster (incarnation %" PRIu64 ")",
+		         e->inst.incarnation);
+		MV_WARN("failover", "fence order vms=%zu cause=\"%s\"", e->plan.n, why);
+		ha_event(a, "fence-order", a->opt.name, NULL, "%zu VMs %s", e->plan.n, why);
+		if (a->virt)
+			ha_destroy_local(a, &e->plan, why);
+		break;
+	}
+	case FO_EV_REMOTE_FENCE:
+		ha_remote_fence(a, e);
+		break;
+	case FO_EV_RESTART:
+		ha_restart(a, e);
+		break;
+	case FO_EV_QUORUM_LOST:
+		MV_WARN("failover", "quorum lost voters=%zu acknowledged=%zu cause=\"%s\"",
+		        fo_voters(h->fo), fo_acknowledged(h->fo, uv_now(a->loop)), e->text);
+		ha_event(a, "quorum-lost", a->opt.name, NULL, "%s", e->text);
+		break;
+	case FO_EV_QUORUM_REGAINED:
+		MV_INFO("failover", "quorum regained voters=%zu cause=\"%s\"", fo_voters(h->fo),
+		        e->text);
+		ha_event(a, "quorum-regained", a->opt.name, NULL, "%s", e->text);
+		break;
+	case FO_EV_DETECTED:
+		MV_WARN("failover", "failover opened dead=%s incarnation=%" PRIu64, e->inst.dead,
+		        e->inst.incarnation);
+		ha_event(a, "failover-detected", e->inst.dead, NULL,
+		         "incarnation %" PRIu64 " confirmed dead: recovery plan needed%s%s",
+		         e->inst.incarnation, e->text[0] ? ": " : "", e->text);
+		break;
+	case FO_EV_PROPOSING:
+		MV_INFO("failover", "coordinating dead=%s incarnation=%" PRIu64 " round=%u text=\"%s\"",
+		        e->inst.dead, e->inst.incarnation, e->inst.round, e->text);
+		ha_event(a, "plan-proposing", e->inst.dead, NULL, "%s coordinates round %u: %s",
+		         a->opt.name, e->inst.round, e->text);
+		break;
+	case FO_EV_CHOSEN:
+		MV_WARN("failover", "plan chosen dead=%s incarnation=%" PRIu64 " round=%u vms=%zu "
+		        "text=\"%s\"", e->inst.dead, e->inst.incarnation, e->inst.round, e->plan.n,
+		        e->text);
+		ha_event(a, "plan-chosen", e->inst.dead, NULL, "round %u, %zu VMs: %s", e->inst.round,
+		         e->plan.n, e->text);
+		break;
+	case FO_EV_FENCE_CONFIRMED:
+		MV_WARN("failover", "fence confirmed dead=%s incarnation=%" PRIu64 " how=\"%s\"",
+		        e->inst.dead, e->inst.incarnation, e->text);
+		ha_event(a, "fence-confirmed", e->inst.dead, NULL, "%s", e->text);
+		break;
+	case FO_EV_RESTARTED:
+		MV_WARN("failover", "vm restarted name=%s uuid=%s on=%s from=%s took_ms=%" PRIu64,
+		        en->name, en->uuid, e->peer, e->inst.dead, e->took_ms);
+		ha_event(a, "vm-restarted", e->peer, en->name,
+		         "restarted on %s (was on %s, epoch %" PRIu64 ", priority %d) in %" PRIu64 " ms",
+		         e->peer, e->inst.dead, en->new_epoch, en->priority, e->took_ms);
+		break;
+	case FO_EV_RESTART_FAILED:
+		MV_WARN("failover", "vm restart failed name=%s uuid=%s on=%s cause=\"%s\"", en->name,
+		        en->uuid, e->peer, e->text);
+		ha_event(a, "vm-restart-failed", e->peer, en->name, "%s", e->text);
+		break;
+	case FO_EV_HANDED_BACK:
+		MV_WARN("failover", "vm handed back name=%s uuid=%s by=%s cause=\"%s\"", en->name,
+		        en->uuid, e->peer, e->text);
+		ha_event(a, "vm-handed-back", e->peer, en->name, "handed back for a new plan: %s",
+		         e->text);
+		break;
+	case FO_EV_NO_ROOM:
+		MV_ERROR("failover", "vm not restarted: no host has room name=%s uuid=%s from=%s",
+		         en->name, en->uuid, e->inst.dead);
+		ha_event(a, "vm-no-room", e->inst.dead, en->name,
+		         "not restarted: no host has room for %u vCPUs / %" PRIu64 " MiB%s%s",
+		         en->vcpus, en->memory_kib / 1024, e->text[0] ? ": " : "", e->text);
+		break;
+	case FO_EV_MEMBER_REMOVED:
+		MV_WARN("failover", "member removed from the voting set name=%s cause=\"%s\"", e->peer,
+		        e->text);
+		ha_event(a, "member-removed", e->peer, NULL, "removed from the voting set: %s",
+		         e->text);
+		break;
+	}
+}
+
+/* ---- the gossiped view -> core; stale copies --------------------------------------------- */
+
+/* A VM here whose UUID runs on another alive host with a higher epoch is a
+ * stale copy (we were failed over, or a move finished elsewhere): destroy
+ * and undefine it. */
+static void ha_remove_stale(struct agent *a, const struct ha_view *v)
+{
+	if (a->virt == NULL)
+		return;
+	size_t n = 0;
+	const struct virt_vm *vms = virt_vms(a->virt, &n);
+	char stale[8][VIRT_UUID_LEN], names[8][VIRT_NAME_MAX], owner[8][FO_NAME_MAX];
+	uint64_t theirs[8], ours[8];
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < 8; i++) {
+		for (size_t s = 0; s < v->n_states; s++) {
+			const Mv__NodeState *st = v->states[s];
+			if (st == NULL || strcmp(st->name, a->opt.name) == 0 ||
+			    !ha_member_alive(a, st->name))
+				continue;
+			for (size_t j = 0; j < st->n_vms; j++) {
+				const Mv__VmInfo *o = st->vms[j];
+				if (strcmp(o->uuid, vms[i].uuid) == 0 && ha_vm_active(o->state) &&
+				    o->owner_epoch > vms[i].epoch) {
+					snprintf(stale[k], sizeof(stale[k]), "%s", vms[i].uuid);
+					snprintf(names[k], sizeof(names[k]), "%s", vms[i].name);
+					snprintf(owner[k], sizeof(owner[k]), "%s", st->name);
+					theirs[k] = o->owner_epoch;
+					ours[k] = vms[i].epoch;
+					k++;
+					goto next_vm;
+				}
+			}
+		}
+	next_vm:;
+	}
+	for (size_t i = 0; i < k; i++) {
+		char err[512], src[FO_NAME_MAX];
+		if (migration_incoming_source(a, stale[i], src, sizeof(src)))
+			continue;
+		struct virt_vm cur;
+		if (virt_vm_find(a->virt, stale[i], &cur, err, sizeof(err)) < 0)
+			continue;
+		ha_expect_stop(a, stale[i]);
+		if (cur.state != VIRT_VM_SHUTOFF)
+			virt_vm_destroy(a->virt, stale[i], err, sizeof(err));
+		int rc = virt_vm_undefine(a->virt, stale[i], err, sizeof(err));
+		MV_WARN("failover", "stale copy removed name=%s uuid=%s our_epoch=%" PRIu64
+		        " running_on=%s their_epoch=%" PRIu64 " undefined=%d", names[i], stale[i],
+		        ours[i], owner[i], theirs[i], rc == 0);
+		ha_event(a, "stale-copy-removed", a->opt.name, names[i],
+		         "runs on %s with epoch %" PRIu64 " > ours %" PRIu64 ": destroyed%s here",
+		         owner[i], theirs[i], ours[i], rc == 0 ? " and undefined" : "");
+	}
+	if (k > 0)
+		nodestate_refresh(a);
+}
+
+static void ha_on_state_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	struct ha *h = HA(a);
+	struct ha_view v;
+	if (ha_view_load(a, &v) == 0) {
+		fo_set_hosts(h->fo, v.hosts, v.n_hosts);
+		ha_remove_stale(a, &v);
+	}
+	ha_view_free(&v);
+	ha_pump(a);
+}
+
+void ha_on_state_change(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || a->stopping || uv_is_active((uv_handle_t *)&h->state_timer))
+		return;
+	uv_timer_start(&h->state_timer, ha_on_state_timer, HA_STATE_DEBOUNCE_MS, 0);
+}
+
+/* ---- replication ------------------------------------------------------------------------------ */
+
+static struct ha_sent *ha_sent_get(struct ha *h, const char *uuid)
+{
+	for (size_t i = 0; i < h->n_sent; i++)
+		if (strcmp(h->sent[i].uuid, uuid) == 0)
+			return &h->sent[i];
+	if (h->n_sent == h->cap_sent) {
+		size_t cap = h->cap_sent ? h->cap_sent * 2 : 16;
+		struct ha_sent *p = realloc(h->sent, cap * sizeof(*p));
+		if (p == NULL)
+			return NULL;
+		h->sent = p;
+		h->cap_sent = cap;
+	}
+	struct ha_sent *s = &h->sent[h->n_sent++];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->uuid, sizeof(s->uuid), "%s", uuid);
+	return s;
+}
+
+static void ha_on_put_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
+{
+	(void)a;
+	(void)arg;
+	if (resp->code != MV__RPC_CODE__RPC_OK)
+		MV_DEBUG("failover", "replica not stored error=\"%s\"", resp->error ? resp->error : "");
+}
+
+static void ha_send_replica(struct agent *a, const char *peer, const struct virt_vm *vm,
+                            const char *xml, bool drop, const char *uuid)
+{
+	Mv__HaReplica rep = MV__HA_REPLICA__INIT;
+	rep.owner = a->opt.name;
+	rep.uuid = (char *)(vm ? vm->uuid : uuid);
+	rep.name = (char *)(vm ? vm->name : "");
+	rep.epoch = vm ? vm->epoch : 0;
+	rep.priority = vm ? vm->priority : 0;
+	rep.group = (char *)(vm ? vm->group : "");
+	rep.xml = (char *)(xml ? xml : "");
+	rep.updated_unix_ms = ha_wall_ms();
+	Mv__ReplicaPutRequest q = MV__REPLICA_PUT_REQUEST__INIT;
+	q.replica = &rep;
+	q.drop = drop;
+	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
+	req.op_case = MV__RPC_REQUEST__OP_REPLICA_PUT;
+	req.replica_put = &q;
+	char err[256];
+	if (rpc_node_request(a, peer, &req, ha_on_put_answer, NULL, err, sizeof(err)) < 0)
+		MV_DEBUG("failover", "cannot send replica to=%s error=\"%s\"", peer, err);
+}
+
+static void ha_replicate(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (a->virt == NULL || a->opt.witness || a->stopping)
+		return;
+	uint64_t now = uv_now(a->loop);
+	bool refresh = now >= h->repl_refresh_at;
+	if (refresh)
+		h->repl_refresh_at = now + HA_REPLICA_REFRESH_MS;
+	h->repl_dirty = false;
+	struct ha_view v;
+	if (ha_view_load(a, &v) < 0) {
+		ha_view_free(&v);
+		return;
+	}
+	for (size_t i = 0; i < h->n_sent; i++)
+		h->sent[i].seen = false;
+	size_t n = 0;
+	const struct virt_vm *cache = virt_vms(a->virt, &n);
+	struct virt_vm *vms = n ? malloc(n * sizeof(*vms)) : NULL;
+	if (n && vms == NULL) {
+		ha_view_free(&v);
+		return;
+	}
+	if (n)
+		memcpy(vms, cache, n * sizeof(*vms));
+	size_t R = a->opt.fo_replicas < HA_HOLDERS_MAX ? a->opt.fo_replicas : HA_HOLDERS_MAX;
+	for (size_t i = 0; i < n; i++) {
+		const struct virt_vm *vm = &vms[i];
+		if (!vm->ha || !vm->persistent)
+			continue;
+		struct ha_sent *s = ha_sent_get(h, vm->uuid);
+		if (s == NULL)
+			continue;
+		s->seen = true;
+		char *xml = NULL, err[512];
+		if (virt_vm_export_xml(a->virt, vm->uuid, &xml, err, sizeof(err)) < 0) {
+			MV_WARN("failover", "cannot export vm for replication name=%s error=\"%s\"",
+			        vm->name, err);
+			continue;
+		}
+		uint64_t hx = ha_hash_bytes(xml);
+		char holders[HA_HOLDERS_MAX][FO_NAME_MAX];
+		size_t nh = ha_rank_peers(a, &v, vm->uuid, NULL, holders, R);
+		for (size_t j = 0; j < nh; j++) {
+			bool had = false;
+			for (size_t q = 0; q < s->n_holders; q++)
+				had = had || strcmp(s->holders[q], holders[j]) == 0;
+			if (refresh || !had || hx != s->xml_hash)
+				ha_send_replica(a, holders[j], vm, xml, false, NULL);
+		}
+		/* holders that are no longer: drop their copy */
+		for (size_t q = 0; q < s->n_holders; q++) {
+			bool still = false;
+			for (size_t j = 0; j < nh; j++)
+				still = still || strcmp(s->holders[q], holders[j]) == 0;
+			if (!still && ha_member_alive(a, s->holders[q]))
+				ha_send_replica(a, s->holders[q], NULL, NULL, true, vm->uuid);
+		}
+		memcpy(s->holders, holders, sizeof(holders));
+		s->n_holders = nh;
+		s->xml_hash = hx;
+		s->sent_at = now;
+		free(xml);
+	}
+	/* VMs that are no longer HA here: drop their replicas */
+	for (size_t i = 0; i < h->n_sent;) {
+		struct ha_sent *s = &h->sent[i];
+		if (s->seen) {
+			i++;
+			continue;
+		}
+		for (size_t q = 0; q < s->n_holders; q++)
+			if (ha_member_alive(a, s->holders[q]))
+				ha_send_replica(a, s->holders[q], NULL, NULL, true, s->uuid);
+		h->sent[i] = h->sent[--h->n_sent];
+	}
+	free(vms);
+	ha_view_free(&v);
+}
+
+static void ha_replicate_soon(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h != NULL)
+		h->repl_dirty = true;
+}
+
+static int ha_replica_store(struct ha *h, const char *from, const Mv__ReplicaPutRequest *q,
+                            char *err, size_t errlen)
+{
+	const Mv__HaReplica *r = q->replica;
+	if (r == NULL || r->uuid == NULL || r->uuid[0] == '\0' || strlen(r->uuid) >= FO_UUID_MAX) {
+		snprintf(err, errlen, "replica without a valid UUID");
+		return -EINVAL;
+	}
+	if (strcmp(r->owner, from) != 0) {
+		snprintf(err, errlen, "replica of %s sent by %s: only the owner replicates", r->owner,
+		         from);
+		return -EINVAL;
+	}
+	struct ha_replica *x = NULL;
+	size_t at = 0;
+	for (size_t i = 0; i < h->n_replicas && x == NULL; i++)
+		if (strcmp(h->replicas[i].uuid, r->uuid) == 0) {
+			x = &h->replicas[i];
+			at = i;
+		}
+	if (q->drop) {
+		if (x != NULL && strcmp(x->owner, from) == 0) {
+			free(x->xml);
+			h->replicas[at] = h->replicas[--h->n_replicas];
+		}
+		return 0;
+	}
+	if (r->xml == NULL || r->xml[0] == '\0' || strlen(r->name) >= VIRT_NAME_MAX ||
+	    strlen(r->group) >= FO_GROUP_MAX) {
+		snprintf(err, errlen, "replica without XML, or a name or group too long");
+		return -EINVAL;
+	}
+	/* an older epoch never overwrites a newer one */
+	if (x != NULL && r->epoch < x->epoch) {
+		snprintf(err, errlen, "stale replica (epoch %" PRIu64 " < %" PRIu64 ")", r->epoch,
+		         x->epoch);
+		return -EEXIST;
+	}
+	char *xml = strdup(r->xml);
+	if (xml == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (x == NULL) {
+		if (h->n_replicas == h->cap_replicas) {
+			size_t cap = h->cap_replicas ? h->cap_replicas * 2 : 16;
+			struct ha_replica *p = realloc(h->replicas, cap * sizeof(*p));
+			if (p == NULL) {
+				free(xml);
+				snprintf(err, errlen, "out of memory");
+				return -ENOMEM;
+			}
+			h->replicas = p;
+			h->cap_replicas = cap;
+		}
+		x = &h->replicas[h->n_replicas++];
+		memset(x, 0, sizeof(*x));
+	}
+	free(x->xml);
+	snprintf(x->owner, sizeof(x->owner), "%s", from);
+	snprintf(x->uuid, sizeof(x->uuid), "%s", r->uuid);
+	snprintf(x->name, sizeof(x->name), "%s", r->name);
+	snprintf(x->group, sizeof(x->group), "%s", r->group);
+	x->epoch = r->epoch;
+	x->priority = r->priority;
+	x->updated_unix_ms = r->updated_unix_ms;
+	x->xml = xml;
+	return 0;
+}
+
+/* ---- VM-level HA ------------------------------------------------------------------------------ */
+
+static struct ha_crash *ha_crash_get(struct ha *h, const char *uuid, const char *name)
+{
+	for (struct ha_crash *c = h->crashes; c != NULL; c = c->next)
+		if (strcmp(c->uuid, uuid) == 0)
+			return c;
+	struct ha_crash *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->next = h->crashes;
+	h->crashes = c;
+	return c;
+}
+
+void ha_on_vm_event(struct agent *a, const char *vm_name)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || a->virt == NULL || vm_name == NULL || a->stopping)
+		return;
+	ha_replicate_soon(a);
+	size_t n = 0;
+	const struct virt_vm *vms = virt_vms(a->virt, &n);
+	for (size_t i = 0; i < n; i++) {
+		const struct virt_vm *vm = &vms[i];
+		if (strcmp(vm->name, vm_name) != 0 || !vm->ha)
+			continue;
+		if (vm->state != VIRT_VM_SHUTOFF && vm->state != VIRT_VM_CRASHED)
+			continue;
+		if (vm->stop_reason != VIRT_STOP_CRASHED && vm->stop_reason != VIRT_STOP_FAILED)
+			continue;
+		if (ha_expected(a, vm->name, vm->uuid))
+			continue;
+		uint64_t now = uv_now(a->loop);
+		struct ha_crash *c = ha_crash_get(h, vm->uuid, vm->name);
+		if (c == NULL || c->restart_at != 0 || c->moving)
+			return;
+		if (c->count == 0 || now - c->first_at > HA_CRASH_WINDOW_MS) {
+			c->count = 0;
+			c->first_at = now;
+		}
+		c->count++;
+		uint64_t delay = 1000ull << (c->count - 1 < 10 ? c->count - 1 : 10);
+		c->restart_at = now + delay;
+		MV_WARN("failover", "ha vm stopped unexpectedly name=%s uuid=%s reason=%s crash=%u",
+		        vm->name, vm->uuid, virt_stop_reason_name(vm->stop_reason), c->count);
+		if (c->count > a->opt.fo_vm_restarts)
+			ha_event(a, "vm-crashed", a->opt.name, vm->name,
+			         "stopped unexpectedly (%s), crash %u within %u min: moving it to "
+			         "another host", virt_stop_reason_name(vm->stop_reason), c->count,
+			         HA_CRASH_WINDOW_MS / 60000);
+		else
+			ha_event(a, "vm-crashed", a->opt.name, vm->name,
+			         "stopped unexpectedly (%s), crash %u: restarting here in %" PRIu64 " ms",
+			         virt_stop_reason_name(vm->stop_reason), c->count, delay);
+		return;
+	}
+}
+
+struct ha_move {
+	char uuid[FO_UUID_MAX];
+	char name[VIRT_NAME_MAX];
+	char target[FO_NAME_MAX];
+};
+
+static void ha_on_move_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
+{
+	struct ha_move *mv = arg;
+	struct ha *h = HA(a);
+	for (struct ha_crash *c = h ? h->crashes : NULL; c != NULL; c = c->next)
+		if (strcmp(c->uuid, mv->uuid) == 0) {
+			c->moving = false;
+			c->count = 0;
+		}
+	char err[512];
+	if (resp->code == MV__RPC_CODE__RPC_OK) {
+		int rc = virt_vm_undefine(a->virt, mv->uuid, err, sizeof(err));
+		MV_WARN("failover", "crashed ha vm moved name=%s to=%s undefined_here=%d", mv->name,
+		        mv->target, rc == 0);
+		ha_event(a, "vm-moved", mv->target, mv->name,
+		         "kept crashing on %s: started on %s instead", a->opt.name, mv->target);
+		nodestate_refresh(a);
+	} else {
+		MV_ERROR("failover", "cannot move crashed ha vm name=%s to=%s error=\"%s\"", mv->name,
+		         mv->target, resp->error ? resp->error : "");
+		ha_event(a, "vm-move-failed", mv->target, mv->name, "could not start it on %s: %s",
+		         mv->target, resp->error ? resp->error : "");
+	}
+	free(mv);
+}
+
+/* Moves a crashed HA VM to the host with the most room. */
+static void ha_move_crashed(struct agent *a, struct ha_crash *c)
+{
+	char err[512];
+	struct virt_vm vm;
+	if (virt_vm_find(a->virt, c->uuid, &vm, err, sizeof(err)) < 0)
+		return;
+	struct ha_view v;
+	if (ha_view_load(a, &v) < 0) {
+		ha_view_free(&v);
+		return;
+	}
+	struct placement_host *hs = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*hs));
+	size_t k = 0;
+	for (size_t i = 0; hs && i < v.n_hosts; i++) {
+		if (v.hosts[i].witness || strcmp(v.hosts[i].cap.name, a->opt.name) == 0)
+			continue;
+		hs[k++] = v.hosts[i].cap;
+	}
+	struct placement_request rq = {.vcpus = vm.vcpus, .memory_kib = vm.memory_kib};
+	char why[1024];
+	int idx = hs ? placement_choose(hs, k, &rq, why, sizeof(why)) : -1;
+	if (idx < 0) {
+		ha_event(a, "vm-move-failed", a->opt.name, vm.name,
+		         "kept crashing, and no other host has room: %s", hs ? why : "out of memory");
+		free(hs);
+		ha_view_free(&v);
+		c->count = 0;
+		return;
+	}
+	struct ha_move *mv = calloc(1, sizeof(*mv));
+	char *xml = NULL;
+	if (mv == NULL ||
+	    virt_vm_set_epoch(a->virt, c->uuid, vm.epoch + 1, err, sizeof(err)) < 0 ||
+	    virt_vm_export_xml(a->virt, c->uuid, &xml, err, sizeof(err)) < 0) {
+		ha_event(a, "vm-move-failed", a->opt.name, vm.name, "cannot prepare the move: %s",
+		         mv ? err : "out of memory");
+		free(mv);
+		free(hs);
+		ha_view_free(&v);
+		return;
+	}
+	snprintf(mv->uuid, sizeof(mv->uuid), "%s", c->uuid);
+	snprintf(mv->name, sizeof(mv->name), "%s", vm.name);
+	snprintf(mv->target, sizeof(mv->target), "%s", hs[idx].name);
+	free(hs);
+	ha_view_free(&v);
+	Mv__VmReceiveRequest q = MV__VM_RECEIVE_REQUEST__INIT;
+	q.xml = xml;
+	q.start = true;
+	q.proposal_id = "";
+	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
+	req.op_case = MV__RPC_REQUEST__OP_VM_RECEIVE;
+	req.vm_receive = &q;
+	c->moving = true;
+	if (rpc_node_request(a, mv->target, &req, ha_on_move_answer, mv, err, sizeof(err)) < 0) {
+		c->moving = false;
+		ha_event(a, "vm-move-failed", mv->target, mv->name, "%s", err);
+		free(mv);
+	}
+	free(xml);
+}
+
+static void ha_crash_tick(struct agent *a, uint64_t now)
+{
+	struct ha *h = HA(a);
+	bool quorate = fo_quorate(h->fo, now);
+	for (struct ha_crash *c = h->crashes; c != NULL; c = c->next) {
+		if (c->restart_at == 0 || c->restart_at > now)
+			continue;
+		if (!quorate)
+			continue; /* a host without quorum may be failed over: wait */
+		c->restart_at = 0;
+		char err[512];
+		struct virt_vm vm;
+		if (virt_vm_find(a->virt, c->uuid, &vm, err, sizeof(err)) < 0 ||
+		    vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED || !vm.ha)
+			continue;
+		if (c->count > a->opt.fo_vm_restarts) {
+			ha_move_crashed(a, c);
+			continue;
+		}
+		int rc = virt_vm_start(a->virt, c->uuid, err, sizeof(err));
+		MV_WARN("failover", "ha vm restarted here name=%s crash=%u ok=%d error=\"%s\"",
+		        c->name, c->count, rc == 0, rc == 0 ? "" : err);
+		ha_event(a, rc == 0 ? "vm-restarted-locally" : "vm-restart-failed", a->opt.name,
+		         c->name, rc == 0 ? "restarted here after crash %u" : "restart after crash %u "
+		         "failed: %s", c->count, rc == 0 ? "" : err);
+		nodestate_refresh(a);
+	}
+}
+
+/* ---- periodic ---------------------------------------------------------------------------- */
+
+static void ha_watchdog_pet(struct agent *a, uint64_t now)
+{
+	struct ha *h = HA(a);
+	if (h->watchdog_fd < 0)
+		return;
+	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
+	bool healthy = a->opt.witness || (vh != NULL && vh->reachable);
+	if (fo_quorate(h->fo, now) && healthy) {
+		if (write(h->watchdog_fd, "1", 1) < 0)
+			MV_WARN("failover", "watchdog write failed error=\"%s\"", strerror(errno));
+	}
+}
+
+static void ha_on_tick(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	struct ha *h = HA(a);
+	uint64_t now = uv_now(a->loop);
+	ha_watchdog_pet(a, now);
+	if (a->virt != NULL) {
+		ha_crash_tick(a, now);
+		if (h->repl_dirty || now >= h->repl_refresh_at)
+			ha_replicate(a);
+	}
+	/* drop event subscribers whose client went away */
+	struct ha_sub **pp = &h->subs;
+	while (*pp != NULL) {
+		struct ha_sub *s = *pp;
+		if (!rpc_sink_alive(a, s->sink)) {
+			rpc_sink_drop(a, s->sink);
+			*pp = s->next;
+			free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
+void ha_fill_node_state(struct agent *a, Mv__NodeState *ns)
+{
+	struct ha *h = HA(a);
+	ns->witness = a->opt.witness;
+	ns->fence_uri = a->opt.fo_fence_uri ? a->opt.fo_fence_uri : "";
+	if (h != NULL && h->fo != NULL) {
+		ns->fenced = h->fenced_last;
+		ns->quorate = h->quorate_last;
+	}
+}
+
+/* ---- RPC --------------------------------------------------------------------------------------- */
+
+static void ha_reply_ok(struct agent *a, uint64_t sink, Mv__RpcResponse *resp)
+{
+	resp->code = MV__RPC_CODE__RPC_OK;
+	rpc_sink_send(a, sink, resp, true);
+}
+
+static int ha_rpc_failovers(struct agent *a, uint64_t sink)
+{
+	struct ha *h = HA(a);
+	size_t n = fo_instance_count(h->fo);
+	Mv__FailoverInfo *infos = calloc(n ? n : 1, sizeof(*infos));
+	Mv__FailoverInfo **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+	struct fo_instance_info *ii = calloc(n ? n : 1, sizeof(*ii));
+	Mv__FailoverVm **vm_blocks = calloc(n ? n : 1, sizeof(*vm_blocks));
+	Mv__FailoverVm ***vm_ptrs = calloc(n ? n : 1, sizeof(*vm_ptrs));
+	struct fo_vm_outcome **outs = calloc(n ? n : 1, sizeof(*outs));
+	int rc = 0;
+	if (!infos || !ptrs || !ii || !vm_blocks || !vm_ptrs || !outs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		fo_instance_at(h->fo, i, &ii[i]);
+		Mv__FailoverInfo *f = &infos[i];
+		mv__failover_info__init(f);
+		ptrs[i] = f;
+		f->dead = ii[i].inst.dead;
+		f->incarnation = ii[i].inst.incarnation;
+		f->round = ii[i].inst.round;
+		f->phase = (char *)fo_phase_name(ii[i].phase);
+		f->coordinator = ii[i].coordinator;
+		f->detected_unix_ms = ii[i].detected_at ? agent_mono_to_unix_ms(a, ii[i].detected_at) : 0;
+		f->chosen_unix_ms = ii[i].chosen_at ? agent_mono_to_unix_ms(a, ii[i].chosen_at) : 0;
+		f->fenced_unix_ms = ii[i].fenced_at ? agent_mono_to_unix_ms(a, ii[i].fenced_at) : 0;
+		f->fence_how = ii[i].fence_how;
+		f->reporter = a->opt.name;
+		if (ii[i].detected_at && ii[i].chosen_at >= ii[i].detected_at)
+			f->detect_to_chosen_ms = ii[i].chosen_at - ii[i].detected_at;
+		if (ii[i].chosen_at && ii[i].fenced_at >= ii[i].chosen_at)
+			f->chosen_to_fenced_ms = ii[i].fenced_at - ii[i].chosen_at;
+		size_t nv = fo_instance_vm_count(h->fo, i);
+		vm_blocks[i] = calloc(nv ? nv : 1, sizeof(Mv__FailoverVm));
+		vm_ptrs[i] = calloc(nv ? nv : 1, sizeof(Mv__FailoverVm *));
+		outs[i] = calloc(nv ? nv : 1, sizeof(struct fo_vm_outcome));
+		if (!vm_blocks[i] || !vm_ptrs[i] || !outs[i]) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		uint64_t last = 0;
+		for (size_t j = 0; j < nv; j++) {
+			struct fo_vm_outcome *o = &outs[i][j];
+			fo_instance_vm_at(h->fo, i, j, o);
+			Mv__FailoverVm *fv = &vm_blocks[i][j];
+			mv__failover_vm__init(fv);
+			fv->vm = o->entry.name;
+			fv->uuid = o->entry.uuid;
+			fv->target = o->entry.target;
+			fv->priority = o->entry.priority;
+			fv->done = o->done;
+			fv->ok = o->ok;
+			fv->took_ms = o->took_ms;
+			fv->message = o->text;
+			fv->new_epoch = o->entry.new_epoch;
+			vm_ptrs[i][j] = fv;
+			if (o->ok && o->took_ms > last)
+				last = o->took_ms;
+		}
+		f->n_vms = nv;
+		f->vms = vm_ptrs[i];
+		if (last && ii[i].fenced_at && ii[i].chosen_at + last >= ii[i].fenced_at)
+			f->fenced_to_last_restart_ms = ii[i].chosen_at + last - ii[i].fenced_at;
+	}
+	Mv__FailoversReply rep = MV__FAILOVERS_REPLY__INIT;
+	rep.n_failovers = n;
+	rep.failovers = ptrs;
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.result_case = MV__RPC_RESPONSE__RESULT_FAILOVERS;
+	resp.failovers = &rep;
+	ha_reply_ok(a, sink, &resp);
+out:
+	for (size_t i = 0; i < n; i++) {
+		if (vm_blocks)
+			free(vm_blocks[i]);
+		if (vm_ptrs)
+			free(vm_ptrs[i]);
+		if (outs)
+			free(outs[i]);
+	}
+	free(infos);
+	free(ptrs);
+	free(ii);
+	free(vm_blocks);
+	free(vm_ptrs);
+	free(outs);
+	return rc;
+}
+
+static int ha_rpc_ha(struct agent *a, uint64_t sink)
+{
+	struct ha *h = HA(a);
+	struct ha_view v;
+	int rc = ha_view_load(a, &v);
+	if (rc < 0) {
+		ha_view_free(&v);
+		return rc;
+	}
+	Mv__HaLoss *losses = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*losses));
+	Mv__HaLoss **lptrs = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*lptrs));
+	char ***unplaced = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*unplaced));
+	char (*msgs)[256] = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*msgs));
+	struct fo_plan *plans = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*plans));
+	if (!losses || !lptrs || !unplaced || !msgs || !plans) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	Mv__HaReply rep = MV__HA_REPLY__INIT;
+	rep.ok = true;
+	size_t nl = 0;
+	for (size_t i = 0; i < v.n_hosts; i++) {
+		const struct fo_host *host = &v.hosts[i];
+		rep.ha_vms += host->n_vms;
+		if (host->n_vms == 0)
+			continue;
+		if (fo_plan_compute(v.hosts, v.n_hosts, host->cap.name, host->vms, host->n_vms, 0, NULL,
+		                    &plans[i]) < 0) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		Mv__HaLoss *l = &losses[nl];
+		mv__ha_loss__init(l);
+		lptrs[nl++] = l;
+		l->node = (char *)host->cap.name;
+		l->ha_vms = host->n_vms;
+		unplaced[i] = calloc(plans[i].n ? plans[i].n : 1, sizeof(char *));
+		if (unplaced[i] == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (size_t j = 0; j < plans[i].n; j++) {
+			if (plans[i].entries[j].target[0] == '\0')
+				unplaced[i][l->n_unplaced++] = plans[i].entries[j].name;
+			else
+				l->placed++;
+		}
+		l->unplaced = unplaced[i];
+		if (l->n_unplaced > 0) {
+			rep.ok = false;
+			snprintf(msgs[i], sizeof(msgs[i]), "losing %s leaves %zu of %u HA VMs without room",
+			         host->cap.name, l->n_unplaced, l->ha_vms);
+		} else {
+			snprintf(msgs[i], sizeof(msgs[i]), "losing %s: all %u HA VMs fit elsewhere",
+			         host->cap.name, l->ha_vms);
+		}
+		l->message = msgs[i];
+	}
+	uint64_t now = uv_now(a->loop);
+	rep.voters = fo_voters(h->fo);
+	rep.majority = fo_majority(h->fo);
+	rep.alive_voters = fo_acknowledged(h->fo, now);
+	rep.quorate = fo_quorate(h->fo, now);
+	rep.n_losses = nl;
+	rep.losses = lptrs;
+	rep.replicas_held = h->n_replicas;
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.result_case = MV__RPC_RESPONSE__RESULT_HA;
+	resp.ha = &rep;
+	ha_reply_ok(a, sink, &resp);
+out:
+	for (size_t i = 0; i < v.n_hosts; i++) {
+		if (unplaced)
+			free(unplaced[i]);
+		if (plans)
+			fo_plan_clear(&plans[i]);
+	}
+	free(losses);
+	free(lptrs);
+	free(unplaced);
+	free(msgs);
+	free(plans);
+	ha_view_free(&v);
+	return rc;
+}
+
+int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_t sink,
+           char *err, size_t errlen)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || h->fo == NULL) {
+		snprintf(err, errlen, "failover is not running on %s", a->opt.name);
+		return -ENOTCONN;
+	}
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	switch (req->op_case) {
+	case MV__RPC_REQUEST__OP_EVENTS: {
+		uint32_t backlog = req->events->backlog;
+		if (backlog > HA_EVENTS_MAX)
+			backlog = HA_EVENTS_MAX;
+		for (uint64_t i = backlog; i > 0; i--) {
+			const struct ha_event_rec *e = ha_event_back(h, i - 1);
+			if (e != NULL)
+				ha_event_send(a, sink, e);
+		}
+		struct ha_sub *s = calloc(1, sizeof(*s));
+		if (s == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		s->sink = sink;
+		s->next = h->subs;
+		h->subs = s;
+		return 0;
+	}
+	case MV__RPC_REQUEST__OP_FAILOVERS:
+		if (ha_rpc_failovers(a, sink) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		return 0;
+	case MV__RPC_REQUEST__OP_HA:
+		if (ha_rpc_ha(a, sink) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		return 0;
+	case MV__RPC_REQUEST__OP_FORCE_LEAVE: {
+		const Mv__ForceLeaveRequest *q = req->force_leave;
+		if (q->node == NULL || q->node[0] == '\0') {
+			snprintf(err, errlen, "force-leave needs a node name");
+			return -EINVAL;
+		}
+		if (q->confirm == NULL || strcmp(q->confirm, q->node) != 0) {
+			snprintf(err, errlen,
+			         "not confirmed: removing %s from the voting set needs its name typed "
+			         "again (or --yes)", q->node);
+			return -EINVAL;
+		}
+		int rc = fo_force_leave(h->fo, q->node, uv_now(a->loop));
+		if (rc == -ENOENT) {
+			snprintf(err, errlen, "%s is not a voting member of this cluster", q->node);
+			return rc;
+		}
+		if (rc == -EBUSY) {
+			snprintf(err, errlen,
+			         "%s is not dead in %s's view; only a dead host can be removed (stop its "
+			         "agent, or let it leave gracefully)", q->node, a->opt.name);
+			return rc;
+		}
+		if (rc == -EINVAL) {
+			snprintf(err, errlen, "a node cannot force-leave itself; use `meshvisor leave`");
+			return rc;
+		}
+		if (rc < 0) {
+			snprintf(err, errlen, "force-leave failed: %s", strerror(-rc));
+			return rc;
+		}
+		MV_WARN("failover", "force-leave name=%s requested_via=%s voters=%zu majority=%zu",
+		        q->node, peer ? peer : "rpc", fo_voters(h->fo), fo_majority(h->fo));
+		ha_pump(a);
+		struct ha_event_rec e;
+		memset(&e, 0, sizeof(e));
+		snprintf(e.kind, sizeof(e.kind), "member-removed");
+		snprintf(e.node, sizeof(e.node), "%s", q->node);
+		snprintf(e.text, sizeof(e.text), "removed from the voting set: %zu voters, majority %zu",
+		         fo_voters(h->fo), fo_majority(h->fo));
+		e.unix_ms = ha_wall_ms();
+		Mv__ClusterEvent ev;
+		ha_event_fill(&e, &ev);
+		resp.result_case = MV__RPC_RESPONSE__RESULT_EVENT;
+		resp.event = &ev;
+		ha_reply_ok(a, sink, &resp);
+		return 0;
+	}
+	case MV__RPC_REQUEST__OP_REPLICA_PUT: {
+		if (peer == NULL) {
+			snprintf(err, errlen, "replica put is between agents only");
+			return -EINVAL;
+		}
+		int rc = ha_replica_store(h, peer, req->replica_put, err, errlen);
+		if (rc < 0)
+			return rc;
+		ha_reply_ok(a, sink, &resp);
+		return 0;
+	}
+	case MV__RPC_REQUEST__OP_REPLICA_GET: {
+		if (peer == NULL) {
+			snprintf(err, errlen, "replica get is between agents only");
+			return -EINVAL;
+		}
+		const struct ha_replica *r = ha_replica_find(h, req->replica_get->uuid);
+		if (r == NULL) {
+			snprintf(err, errlen, "%s holds no replica of %s", a->opt.name,
+			         req->replica_get->uuid);
+			return -ENOENT;
+		}
+		Mv__HaReplica rep = MV__HA_REPLICA__INIT;
+		rep.owner = (char *)r->owner;
+		rep.uuid = (char *)r->uuid;
+		rep.name = (char *)r->name;
+		rep.epoch = r->epoch;
+		rep.priority = r->priority;
+		rep.group = (char *)r->group;
+		rep.xml = r->xml;
+		rep.updated_unix_ms = r->updated_unix_ms;
+		resp.result_case = MV__RPC_RESPONSE__RESULT_REPLICA;
+		resp.replica = &rep;
+		ha_reply_ok(a, sink, &resp);
+		return 0;
+	}
+	default:
+		snprintf(err, errlen, "not a failover operation");
+		return -EINVAL;
+	}
+}
+
+/* ---- life ----------------------------------------------------------------------------------- */
+
+int ha_start(struct agent *a, char *err, size_t errlen)
+{
+	struct ha *h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	h->watchdog_fd = -1;
+	h->events = calloc(HA_EVENTS_MAX, sizeof(*h->events));
+	if (h->events == NULL) {
+		free(h);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	a->ha = h;
+	const struct agent_options *o = &a->opt;
+	struct fo_config cfg;
+	fo_config_default(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "%s", o->name);
+	if (getrandom(&cfg.seed, sizeof(cfg.seed), 0) != (ssize_t)sizeof(cfg.seed))
+		cfg.seed = (uint64_t)ha_wall_ms() ^ (uint64_t)getpid();
+	cfg.witness = o->witness;
+	cfg.expect_cluster = o->n_seeds > 0;
+	cfg.heartbeat_ms = o->fo_heartbeat_ms;
+	cfg.fence_after_ms = o->fo_fence_after_ms;
+	cfg.fence_margin_ms = o->fo_fence_margin_ms;
+	if (cfg.quorate_ms > cfg.fence_after_ms / 2)
+		cfg.quorate_ms = cfg.fence_after_ms / 2;
+	if (cfg.quorate_ms < 3 * cfg.heartbeat_ms)
+		cfg.quorate_ms = 3 * cfg.heartbeat_ms;
+	cfg.max_parallel = o->fo_max_parallel;
+	cfg.restart_attempts = o->fo_restart_attempts;
+	uint64_t now = uv_now(a->loop);
+	h->fo = fo_new(&cfg, now);
+	if (h->fo == NULL) {
+		snprintf(err, errlen, "cannot create the failover core");
+		return -ENOMEM;
+	}
+	fo_set_incarnation(h->fo, swim_incarnation(a->swim));
+	fo_member(h->fo, o->name, FO_ALIVE, swim_incarnation(a->swim), now);
+	if (o->fo_watchdog != NULL && o->fo_watchdog[0] != '\0') {
+		h->watchdog_fd = open(o->fo_watchdog, O_WRONLY | O_CLOEXEC | O_APPEND);
+		if (h->watchdog_fd < 0) {
+			snprintf(err, errlen, "failover.watchdog: cannot open %s: %s", o->fo_watchdog,
+			         strerror(errno));
+			return -errno;
+		}
+		MV_INFO("failover", "watchdog opened path=%s", o->fo_watchdog);
+	}
+	uv_timer_init(a->loop, &h->timer);
+	uv_timer_init(a->loop, &h->tick);
+	uv_timer_init(a->loop, &h->state_timer);
+	h->timer.data = h->tick.data = h->state_timer.data = a;
+	h->repl_refresh_at = now + HA_REPLICA_REFRESH_MS;
+	uv_timer_start(&h->tick, ha_on_tick, o->fo_heartbeat_ms, o->fo_heartbeat_ms);
+	MV_INFO("failover", "started witness=%d fence_after_ms=%u fence_margin_ms=%u replicas=%u "
+	        "expect_cluster=%d", o->witness, o->fo_fence_after_ms, o->fo_fence_margin_ms,
+	        o->fo_replicas, cfg.expect_cluster);
+	ha_event(a, "agent-started", o->name, NULL, "agent started%s", o->witness ? " (witness)" : "");
+	ha_pump(a);
+	return 0;
+}
+
+void ha_stop(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h == NULL)
+		return;
+	uv_timer_stop(&h->timer);
+	uv_timer_stop(&h->tick);
+	uv_timer_stop(&h->state_timer);
+	for (struct ha_sub *s = h->subs; s != NULL; s = s->next) {
+		Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+		resp.code = MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
+		resp.error = "the agent is stopping";
+		rpc_sink_send(a, s->sink, &resp, true);
+	}
+	while (h->subs != NULL) {
+		struct ha_sub *s = h->subs;
+		h->subs = s->next;
+		free(s);
+	}
+	for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
+		r->dead = true;
+	if (h->watchdog_fd >= 0) {
+		/* the magic close: a clean stop disarms the watchdog */
+		if (write(h->watchdog_fd, "V", 1) < 0)
+			MV_WARN("failover", "watchdog magic close failed error=\"%s\"", strerror(errno));
+		close(h->watchdog_fd);
+		h->watchdog_fd = -1;
+	}
+}
+
+void ha_free(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h == NULL)
+		return;
+	fo_free(h->fo);
+	for (size_t i = 0; i < h->n_replicas; i++)
+		free(h->replicas[i].xml);
+	free(h->replicas);
+	free(h->sent);
+	free(h->events);
+	while (h->crashes) {
+		struct ha_crash *c = h->crashes;
+		h->crashes = c->next;
+		free(c);
+	}
+	while (h->expects) {
+		struct ha_expect *x = h->expects;
+		h->expects = x->next;
+		free(x);
+	}
+	/* restarts still waiting for an answer are owned by rpc callbacks that
+	 * will never run now */
+	while (h->restarts) {
+		struct ha_restart *r = h->restarts;
+		h->restarts = r->next_job;
+		free(r);
+	}
+	free(h);
+	a->ha = NULL;
+}

@@ -28,6 +28,12 @@ static void usage(FILE *out)
 	        "  migrations  running and recent migrations across the cluster\n"
 	        "  drain       move every VM off a host and keep new ones away; undrain\n"
 	        "\n"
+	        "High availability:\n"
+	        "  events      stream cluster events (membership, quorum, fencing, restarts)\n"
+	        "  failovers   past and running failovers: timings and each VM's outcome\n"
+	        "  ha          can every HA VM survive the loss of any one host? quorum\n"
+	        "  force-leave NODE  remove a dead host from the voting set (asks to confirm)\n"
+	        "\n"
 	        "Certificates:\n"
 	        "  tls         create the cluster CA and node/operator/viewer certificates\n"
 	        "\n"
@@ -50,7 +56,9 @@ int main(int argc, char **argv)
 	    strcmp(cmd, "join") == 0 || strcmp(cmd, "leave") == 0 || strcmp(cmd, "nodes") == 0 ||
 	    strcmp(cmd, "node") == 0 || strcmp(cmd, "vms") == 0 || strcmp(cmd, "vm") == 0 ||
 	    strcmp(cmd, "migrate") == 0 || strcmp(cmd, "migrations") == 0 ||
-	    strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0)
+	    strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0 ||
+	    strcmp(cmd, "events") == 0 || strcmp(cmd, "failovers") == 0 || strcmp(cmd, "ha") == 0 ||
+	    strcmp(cmd, "force-leave") == 0)
 		return cli_client_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "tls") == 0)
 		return cli_tls_main(argc - 1, argv + 1);

@@ -434,7 +434,9 @@ static int migration_choose(struct agent *a, struct migration *m, char *why, siz
 		bool alive = swim_member_find(a->swim, s->name, &mi) && mi.state == SWIM_ALIVE;
 		hosts[k] = (struct placement_host){
 			.name = s->name, .alive = alive, .healthy = s->libvirt_reachable,
-			.draining = s->draining, .cpus = s->cpus, .cpu_overcommit = s->cpu_overcommit,
+			/* a witness votes but runs no VMs: never a target */
+			.draining = s->draining || s->witness, .cpus = s->cpus,
+			.cpu_overcommit = s->cpu_overcommit,
 			.vcpus_allocated = s->vcpus_allocated, .memory_kib = s->memory_kib,
 			.memory_reserved_kib = s->memory_reserved_kib,
 			.memory_overcommit = s->memory_overcommit,

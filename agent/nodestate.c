@@ -29,6 +29,7 @@
 #include "envelope.h"
 #include "meshvisor/log.h"
 #include "meshvisor/state.h"
+#include "ha.h"
 #include "migration.h"
 #include "state_codec.h"
 
@@ -65,10 +66,15 @@ static void nodestate_pump(struct agent *a)
 		free(frame);
 	}
 	struct nstate_event e;
-	while (nstate_pop_event(a->ns, &e))
+	bool changed = false;
+	while (nstate_pop_event(a->ns, &e)) {
 		MV_DEBUG("state", "%s name=%s incarnation=%" PRIu64 " version=%" PRIu64,
 		         e.is_new_host ? "host state learned" : "host state updated", e.name,
 		         e.incarnation, e.version);
+		changed = true;
+	}
+	if (changed)
+		ha_on_state_change(a);
 	if (a->stopping)
 		return;
 	uint64_t next = nstate_next_deadline(a->ns);
@@ -227,6 +233,7 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 			p->ha = v->ha;
 			p->priority = v->priority;
 			p->owner_epoch = v->epoch;
+			p->ha_group = (char *)v->group;
 			b->vm_ptrs[i] = p;
 			if (v->state == VIRT_VM_RUNNING || v->state == VIRT_VM_PAUSED) {
 				b->ns.vcpus_allocated += v->vcpus;
@@ -236,6 +243,7 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 		b->ns.n_vms = nvm;
 		b->ns.vms = b->vm_ptrs;
 	}
+	ha_fill_node_state(a, &b->ns);
 	size_t nm = migration_list(a, b->migs, NODESTATE_MAX_MIGRATIONS);
 	for (size_t i = 0; i < nm; i++)
 		b->mig_ptrs[i] = &b->migs[i];
@@ -327,6 +335,7 @@ void nodestate_refresh(struct agent *a)
 			a->state_full_len = full_len;
 			sig = full = NULL;
 			a->state_published_ms = now;
+			ha_on_state_change(a);
 		}
 	}
 	free(sig);

@@ -32,6 +32,7 @@
 #include "agent.h"
 #include "domxml.h"
 #include "envelope.h"
+#include "ha.h"
 #include "meshvisor/log.h"
 #include "migration.h"
 #include "nodestate.h"
@@ -62,6 +63,12 @@ static const struct rpc_op rpc_ops[] = {
 	{MV__RPC_REQUEST__OP_MIGRATIONS, "migrations", false},
 	{MV__RPC_REQUEST__OP_DRAIN, "drain", true},
 	{MV__RPC_REQUEST__OP_VM_RECEIVE, "vm receive", true},
+	{MV__RPC_REQUEST__OP_EVENTS, "events", false},
+	{MV__RPC_REQUEST__OP_FAILOVERS, "failovers", false},
+	{MV__RPC_REQUEST__OP_HA, "ha", false},
+	{MV__RPC_REQUEST__OP_FORCE_LEAVE, "force-leave", true},
+	{MV__RPC_REQUEST__OP_REPLICA_PUT, "replica put", true},
+	{MV__RPC_REQUEST__OP_REPLICA_GET, "replica get", true},
 };
 
 static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op)
@@ -481,10 +488,12 @@ static void rpc_local_action(struct agent *a, struct rpc_reply *r, const Mv__VmA
 		done = "started";
 		break;
 	case MV__VM_ACTION__VM_SHUTDOWN:
+		ha_expect_stop(a, vm.uuid);
 		rc = virt_vm_shutdown(a->virt, q->vm, err, sizeof(err));
 		done = "shutdown requested";
 		break;
 	case MV__VM_ACTION__VM_DESTROY:
+		ha_expect_stop(a, vm.uuid);
 		rc = virt_vm_destroy(a->virt, q->vm, err, sizeof(err));
 		done = "destroyed (powered off)";
 		break;
@@ -510,8 +519,9 @@ static void rpc_local_set_ha(struct agent *a, struct rpc_reply *r, const Mv__VmS
 	struct virt_vm cur;
 	int rc = virt_vm_find(a->virt, q->vm, &cur, err, sizeof(err));
 	if (rc == 0)
-		rc = virt_vm_set_ha(a->virt, q->vm, q->ha, q->has_priority ? q->priority : cur.priority,
-		                    err, sizeof(err));
+		rc = virt_vm_set_ha_group(a->virt, q->vm, q->ha,
+		                          q->has_priority ? q->priority : cur.priority,
+		                          q->has_group ? q->group : NULL, err, sizeof(err));
 	if (rc < 0) {
 		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
 		return;
@@ -708,6 +718,14 @@ void rpc_sink_drop(struct agent *a, uint64_t token)
 	}
 }
 
+bool rpc_sink_alive(struct agent *a, uint64_t token)
+{
+	for (struct rpc_sink *k = a->rpc_sinks; k != NULL; k = k->next)
+		if (k->token == token)
+			return k->client != NULL || k->peer[0] != '\0';
+	return false;
+}
+
 void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c)
 {
 	for (struct rpc_pending *p = a->rpc_pending; p != NULL; p = p->next)
@@ -876,7 +894,7 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 					.name = s->name,
 					.alive = rpc_member_state(a, s->name, NULL) ==
 					         MV__MEMBER_STATE__MEMBER_ALIVE,
-					.healthy = s->libvirt_reachable, .draining = s->draining,
+					.healthy = s->libvirt_reachable, .draining = s->draining || s->witness,
 					.cpus = s->cpus, .cpu_overcommit = s->cpu_overcommit,
 					.vcpus_allocated = s->vcpus_allocated, .memory_kib = s->memory_kib,
 					.memory_reserved_kib = s->memory_reserved_kib,
@@ -995,6 +1013,23 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 		r->resp.result_case = MV__RPC_RESPONSE__RESULT_VM_OP;
 		r->resp.vm_op = &r->vm_op;
 		return true;
+	}
+	case MV__RPC_REQUEST__OP_EVENTS:
+	case MV__RPC_REQUEST__OP_FAILOVERS:
+	case MV__RPC_REQUEST__OP_HA:
+	case MV__RPC_REQUEST__OP_FORCE_LEAVE:
+	case MV__RPC_REQUEST__OP_REPLICA_PUT:
+	case MV__RPC_REQUEST__OP_REPLICA_GET: {
+		uint64_t sink = rpc_sink_open(a, client, peer, req->id);
+		char err[512];
+		int rc = sink ? ha_rpc(a, req, peer, sink, err, sizeof(err)) : -ENOMEM;
+		if (rc < 0) {
+			if (sink)
+				rpc_sink_drop(a, sink);
+			rpc_fail(r, rpc_code_of_errno(rc), "%s", sink ? err : "out of memory");
+			return true;
+		}
+		return false;
 	}
 	case MV__RPC_REQUEST__OP_MIGRATE:
 	case MV__RPC_REQUEST__OP_VM_ACTION:

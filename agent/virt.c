@@ -33,18 +33,24 @@
 #include "virt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "meshvisor/log.h"
 
@@ -69,6 +75,12 @@ struct virt {
 	bool warned_long_name;
 	struct virt_vm *vms;
 	size_t n_vms;
+	/* virt_test_inject_stop: the reason the next STOPPED event of that
+	 * VM is taken as (its uuid; "" when the slot is free). */
+	struct {
+		char uuid[VIRT_UUID_LEN];
+		enum virt_stop_reason why;
+	} injected[8];
 	/* loop mode */
 	unsigned reconcile_ms, backoff_min_ms, backoff_max_ms;
 	int ka_interval;
@@ -202,7 +214,23 @@ static void virt_xpath_string(xmlDocPtr doc, const char *expr, char *buf, size_t
 	xmlXPathFreeContext(ctx);
 }
 
-/* <vm ha="yes" priority="10" epoch="3"/> as libvirt returns our element.
+bool virt_group_valid(const char *group)
+{
+	if (group == NULL)
+		return false;
+	size_t n = strlen(group);
+	if (n >= VIRT_GROUP_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = group[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* <vm ha="yes" priority="10" epoch="3" group="db"/> as libvirt returns our element.
  * A value we cannot read leaves that field at its default, with a warning:
  * someone edited the XML by hand, and the VM must stay listed. */
 static void virt_meta_parse(const char *xml, struct virt_vm *vm)
@@ -217,6 +245,7 @@ static void virt_meta_parse(const char *xml, struct virt_vm *vm)
 	xmlChar *ha = xmlGetProp(root, (const xmlChar *)"ha");
 	xmlChar *prio = xmlGetProp(root, (const xmlChar *)"priority");
 	xmlChar *epoch = xmlGetProp(root, (const xmlChar *)"epoch");
+	xmlChar *group = xmlGetProp(root, (const xmlChar *)"group");
 	if (ha != NULL) {
 		if (strcmp((char *)ha, "yes") == 0)
 			vm->ha = true;
@@ -242,9 +271,16 @@ static void virt_meta_parse(const char *xml, struct virt_vm *vm)
 		else
 			MV_WARN("virt", "meshvisor metadata epoch unreadable vm=%s", vm->name);
 	}
+	if (group != NULL) {
+		if (virt_group_valid((char *)group))
+			snprintf(vm->group, sizeof(vm->group), "%s", (char *)group);
+		else
+			MV_WARN("virt", "meshvisor metadata group unreadable vm=%s", vm->name);
+	}
 	xmlFree(ha);
 	xmlFree(prio);
 	xmlFree(epoch);
+	xmlFree(group);
 	xmlFreeDoc(doc);
 }
 
@@ -259,6 +295,60 @@ const char *virt_vm_state_name(enum virt_vm_state s)
 	case VIRT_VM_CRASHED: return "crashed";
 	default: return "other";
 	}
+}
+
+const char *virt_stop_reason_name(enum virt_stop_reason r)
+{
+	switch (r) {
+	case VIRT_STOP_NONE: return "none";
+	case VIRT_STOP_SHUTDOWN: return "shutdown";
+	case VIRT_STOP_DESTROYED: return "destroyed";
+	case VIRT_STOP_CRASHED: return "crashed";
+	case VIRT_STOP_FAILED: return "failed";
+	case VIRT_STOP_MIGRATED: return "migrated";
+	case VIRT_STOP_SAVED: return "saved";
+	default: return "other";
+	}
+}
+
+/* A STOPPED lifecycle event's detail. */
+static enum virt_stop_reason virt_stop_from_event(int detail)
+{
+	switch (detail) {
+	case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: return VIRT_STOP_SHUTDOWN;
+	case VIR_DOMAIN_EVENT_STOPPED_DESTROYED: return VIRT_STOP_DESTROYED;
+	case VIR_DOMAIN_EVENT_STOPPED_CRASHED: return VIRT_STOP_CRASHED;
+	case VIR_DOMAIN_EVENT_STOPPED_MIGRATED: return VIRT_STOP_MIGRATED;
+	case VIR_DOMAIN_EVENT_STOPPED_SAVED: return VIRT_STOP_SAVED;
+	case VIR_DOMAIN_EVENT_STOPPED_FAILED: return VIRT_STOP_FAILED;
+	default: return VIRT_STOP_OTHER;
+	}
+}
+
+/* A shutoff state's reason (virDomainGetState), used when no event told
+ * us: coarser (a killed QEMU reads SHUTOFF_CRASHED there). */
+static enum virt_stop_reason virt_stop_from_state(int state, int reason)
+{
+	if (state == VIR_DOMAIN_CRASHED)
+		return VIRT_STOP_CRASHED;
+	if (state != VIR_DOMAIN_SHUTOFF)
+		return VIRT_STOP_NONE;
+	switch (reason) {
+	case VIR_DOMAIN_SHUTOFF_SHUTDOWN: return VIRT_STOP_SHUTDOWN;
+	case VIR_DOMAIN_SHUTOFF_DESTROYED: return VIRT_STOP_DESTROYED;
+	case VIR_DOMAIN_SHUTOFF_CRASHED: return VIRT_STOP_CRASHED;
+	case VIR_DOMAIN_SHUTOFF_MIGRATED: return VIRT_STOP_MIGRATED;
+	case VIR_DOMAIN_SHUTOFF_SAVED: return VIRT_STOP_SAVED;
+	case VIR_DOMAIN_SHUTOFF_FAILED: return VIRT_STOP_FAILED;
+	case VIR_DOMAIN_SHUTOFF_UNKNOWN: return VIRT_STOP_NONE;
+	default: return VIRT_STOP_OTHER;
+	}
+}
+
+/* Stopped: a state that has a stop reason (shutoff, crashed). */
+static bool virt_vm_stopped(enum virt_vm_state s)
+{
+	return s == VIRT_VM_SHUTOFF || s == VIRT_VM_CRASHED;
 }
 
 static enum virt_vm_state virt_state_from_libvirt(unsigned char s)
@@ -298,6 +388,14 @@ static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char
 	if (virDomainGetInfo(d, &info) < 0)
 		return virt_failed(v, err, errlen, "cannot read VM state");
 	vm->state = virt_state_from_libvirt(info.state);
+	if (virt_vm_stopped(vm->state)) {
+		int st, reason;
+		if (virDomainGetState(d, &st, &reason, 0) == 0)
+			vm->stop_reason = virt_stop_from_state(st, reason);
+		else if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+			return -ENOENT;
+		/* else: no reason known, NONE */
+	}
 	vm->vcpus = info.nrVirtCpu;
 	vm->memory_kib = info.memory;
 	vm->max_memory_kib = info.maxMem;
@@ -394,12 +492,32 @@ static bool virt_vm_equal(const struct virt_vm *a, const struct virt_vm *b)
 	return strcmp(a->name, b->name) == 0 && strcmp(a->uuid, b->uuid) == 0 &&
 	       a->state == b->state && a->vcpus == b->vcpus && a->memory_kib == b->memory_kib &&
 	       a->max_memory_kib == b->max_memory_kib && a->persistent == b->persistent &&
-	       a->ha == b->ha && a->priority == b->priority && a->epoch == b->epoch;
+	       a->ha == b->ha && a->priority == b->priority && a->epoch == b->epoch &&
+	       strcmp(a->group, b->group) == 0 && a->stop_reason == b->stop_reason;
 }
 
-static int virt_cache_upsert(struct virt *v, const struct virt_vm *vm)
+/* A fresh read of a VM against its cache entry: a stop reason the cache
+ * learned from an event outlives re-reads while the VM stays stopped (the
+ * state's reason is coarser); a VM seen running again forgets it, and any
+ * injected reason still waiting for its event. */
+static void virt_merge_stop(struct virt *v, const struct virt_vm *old, struct virt_vm *vm)
+{
+	if (!virt_vm_stopped(vm->state)) {
+		vm->stop_reason = VIRT_STOP_NONE;
+		for (size_t i = 0; i < sizeof(v->injected) / sizeof(v->injected[0]); i++)
+			if (strcmp(v->injected[i].uuid, vm->uuid) == 0)
+				v->injected[i].uuid[0] = '\0';
+		return;
+	}
+	if (old != NULL && virt_vm_stopped(old->state) && old->stop_reason != VIRT_STOP_NONE)
+		vm->stop_reason = old->stop_reason;
+}
+
+/* Stores vm (its stop reason merged with the entry's, written back). */
+static int virt_cache_upsert(struct virt *v, struct virt_vm *vm)
 {
 	struct virt_vm *old = virt_cache_find(v, vm->uuid);
+	virt_merge_stop(v, old, vm);
 	if (old != NULL) {
 		*old = *vm;
 		return 0;
@@ -468,6 +586,7 @@ int virt_reconcile(struct virt *v)
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct virt_vm *old = virt_cache_find(v, vms[i].uuid);
+		virt_merge_stop(v, old, &vms[i]);
 		if (old == NULL || !virt_vm_equal(old, &vms[i]))
 			memcpy(changed[nc++], vms[i].name, VIRT_NAME_MAX);
 	}
@@ -604,10 +723,37 @@ static void virt_drop(struct virt *v)
 	virConnectClose(c); /* a worker's reference keeps it open for the worker */
 }
 
-static void virt_on_domain_event(struct virt *v, virDomainPtr dom)
+/* The reason a virt_test_inject_stop left for this VM's next STOPPED
+ * event (consumed), or `why` itself. */
+static enum virt_stop_reason virt_injected_reason(struct virt *v, const char *uuid,
+                                                  enum virt_stop_reason why)
+{
+	for (size_t i = 0; i < sizeof(v->injected) / sizeof(v->injected[0]); i++) {
+		if (v->injected[i].uuid[0] != '\0' && strcmp(v->injected[i].uuid, uuid) == 0) {
+			v->injected[i].uuid[0] = '\0';
+			return v->injected[i].why;
+		}
+	}
+	return why;
+}
+
+/* Records why for the VM, when the cache has it stopped (a late event for
+ * a VM that was started again meanwhile changes nothing). */
+static void virt_cache_set_stop(struct virt *v, const char *uuid, enum virt_stop_reason why)
+{
+	struct virt_vm *e = virt_cache_find(v, uuid);
+	if (e != NULL && virt_vm_stopped(e->state))
+		e->stop_reason = why;
+}
+
+/* why: VIRT_STOP_NONE for events that carry no stop reason. */
+static void virt_on_domain_event(struct virt *v, virDomainPtr dom, enum virt_stop_reason why)
 {
 	char name[VIRT_NAME_MAX];
 	virt_cache_refresh(v, dom, name);
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	if (why != VIRT_STOP_NONE && virDomainGetUUIDString(dom, uuid) == 0)
+		virt_cache_set_stop(v, uuid, virt_injected_reason(v, uuid, why));
 	virt_notify(v, VIRT_CHANGE_VM_EVENT, name);
 }
 
@@ -619,7 +765,12 @@ static void virt_on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, i
 		return;
 	MV_DEBUG("virt", "lifecycle event vm=%s event=%d detail=%d", virDomainGetName(dom), event,
 	         detail);
-	virt_on_domain_event(v, dom);
+	enum virt_stop_reason why = VIRT_STOP_NONE;
+	if (event == VIR_DOMAIN_EVENT_STOPPED)
+		why = virt_stop_from_event(detail);
+	else if (event == VIR_DOMAIN_EVENT_CRASHED)
+		why = VIRT_STOP_CRASHED;
+	virt_on_domain_event(v, dom, why);
 }
 
 static void virt_on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri,
@@ -630,7 +781,7 @@ static void virt_on_metadata(virConnectPtr conn, virDomainPtr dom, int type, con
 		return;
 	if (type == VIR_DOMAIN_METADATA_ELEMENT && nsuri != NULL && strcmp(nsuri, VIRT_META_NS) != 0)
 		return;
-	virt_on_domain_event(v, dom);
+	virt_on_domain_event(v, dom, VIRT_STOP_NONE);
 }
 
 /* The host CPU model as libvirt names it (what migration compatibility is
@@ -1162,7 +1313,8 @@ int virt_vm_undefine(struct virt *v, const char *name_or_uuid, char *err, size_t
 /* Rewrites <meshvisor:vm/> with the given values, in the persistent config
  * and (when active) the live definition. */
 static int virt_meta_write(struct virt *v, const char *key, const struct virt_vm *want,
-                           bool set_ha, bool set_epoch, char *err, size_t errlen)
+                           bool set_ha, bool set_epoch, bool set_group, char *err,
+                           size_t errlen)
 {
 	virDomainPtr d;
 	int rc = virt_lookup(v, key, &d, err, errlen);
@@ -1180,9 +1332,14 @@ static int virt_meta_write(struct virt *v, const char *key, const struct virt_vm
 	}
 	if (set_epoch)
 		vm.epoch = want->epoch;
-	char xml[160];
-	snprintf(xml, sizeof(xml), "<vm ha=\"%s\" priority=\"%d\" epoch=\"%" PRIu64 "\"/>",
-	         vm.ha ? "yes" : "no", vm.priority, vm.epoch);
+	if (set_group)
+		snprintf(vm.group, sizeof(vm.group), "%s", want->group);
+	/* No group: no attribute (the element reads as it always did). The
+	 * group is [A-Za-z0-9._-] only: nothing to escape. */
+	char xml[160 + VIRT_GROUP_MAX];
+	snprintf(xml, sizeof(xml), "<vm ha=\"%s\" priority=\"%d\" epoch=\"%" PRIu64 "\"%s%s%s/>",
+	         vm.ha ? "yes" : "no", vm.priority, vm.epoch, vm.group[0] ? " group=\"" : "",
+	         vm.group, vm.group[0] ? "\"" : "");
 	char what[VIRT_NAME_MAX + 64];
 	snprintf(what, sizeof(what), "cannot set meshvisor metadata of VM %s", vm.name);
 	int active = virDomainIsActive(d);
@@ -1202,8 +1359,8 @@ static int virt_meta_write(struct virt *v, const char *key, const struct virt_vm
 	char ignored[VIRT_NAME_MAX];
 	virt_cache_refresh(v, d, ignored);
 	virDomainFree(d);
-	MV_INFO("virt", "vm metadata set name=%s ha=%s priority=%d epoch=%" PRIu64, vm.name,
-	        vm.ha ? "yes" : "no", vm.priority, vm.epoch);
+	MV_INFO("virt", "vm metadata set name=%s ha=%s priority=%d epoch=%" PRIu64 " group=%s",
+	        vm.name, vm.ha ? "yes" : "no", vm.priority, vm.epoch, vm.group);
 	return 0;
 }
 
@@ -1216,14 +1373,39 @@ int virt_vm_set_ha(struct virt *v, const char *name_or_uuid, bool on, int priori
 		return -EINVAL;
 	}
 	struct virt_vm want = {.ha = on, .priority = priority};
-	return virt_meta_write(v, name_or_uuid, &want, true, false, err, errlen);
+	return virt_meta_write(v, name_or_uuid, &want, true, false, false, err, errlen);
+}
+
+int virt_vm_set_ha_group(struct virt *v, const char *name_or_uuid, bool on, int priority,
+                         const char *group, char *err, size_t errlen)
+{
+	if (priority < 0 || priority > VIRT_PRIORITY_MAX) {
+		virt_set_err(err, errlen, "restart priority must be 0 to %d, got %d", VIRT_PRIORITY_MAX,
+		             priority);
+		return -EINVAL;
+	}
+	if (group != NULL && !virt_group_valid(group)) {
+		if (strlen(group) >= VIRT_GROUP_MAX)
+			virt_set_err(err, errlen, "anti-affinity group is longer than %d characters",
+			             VIRT_GROUP_MAX - 1);
+		else
+			virt_set_err(err, errlen,
+			             "anti-affinity group '%.*s' may only use letters, digits, '.', '_' "
+			             "and '-'",
+			             VIRT_GROUP_MAX, group);
+		return -EINVAL;
+	}
+	struct virt_vm want = {.ha = on, .priority = priority};
+	if (group != NULL)
+		snprintf(want.group, sizeof(want.group), "%s", group);
+	return virt_meta_write(v, name_or_uuid, &want, true, false, group != NULL, err, errlen);
 }
 
 int virt_vm_set_epoch(struct virt *v, const char *name_or_uuid, uint64_t epoch, char *err,
                       size_t errlen)
 {
 	struct virt_vm want = {.epoch = epoch};
-	return virt_meta_write(v, name_or_uuid, &want, false, true, err, errlen);
+	return virt_meta_write(v, name_or_uuid, &want, false, true, false, err, errlen);
 }
 
 /* ---- migration: worker-safe helpers ------------------------------------ */
@@ -1937,5 +2119,385 @@ int virt_vm_move_offline(struct virt *v, const char *name_or_uuid, const char *d
 	}
 	int rc = virt_move(v, name_or_uuid, dc, NULL, flags, timeout_ms, out, err, errlen);
 	virConnectClose(dc);
+	return rc;
+}
+
+/* ---- tests: an injected stop -------------------------------------------- */
+
+void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_stop_reason why)
+{
+	char err[512];
+	virDomainPtr d;
+	if (virt_lookup(v, name_or_uuid, &d, err, sizeof(err)) < 0) {
+		char q[600];
+		MV_WARN("virt", "inject stop: no such VM error=%s", mv_log_quote(q, sizeof(q), err));
+		return;
+	}
+	char uuid[VIR_UUID_STRING_BUFLEN] = "";
+	virDomainGetUUIDString(d, uuid);
+	bool destroyed = false;
+	if (virDomainIsActive(d) == 1) {
+		if (virDomainDestroy(d) < 0) {
+			char q[600];
+			virt_failed(v, err, sizeof(err), "inject stop: cannot destroy VM");
+			MV_WARN("virt", "inject stop failed vm=%s error=%s", name_or_uuid,
+			        mv_log_quote(q, sizeof(q), err));
+			virDomainFree(d);
+			return;
+		}
+		destroyed = true;
+	}
+	char name[VIRT_NAME_MAX];
+	virt_cache_refresh(v, d, name);
+	virDomainFree(d);
+	/* The destroy's own STOPPED event (still queued) must read as `why`. */
+	if (destroyed && v->loop != NULL) {
+		size_t n = sizeof(v->injected) / sizeof(v->injected[0]), slot = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(v->injected[i].uuid, uuid) == 0 || v->injected[i].uuid[0] == '\0') {
+				slot = i;
+				break;
+			}
+		}
+		snprintf(v->injected[slot].uuid, sizeof(v->injected[slot].uuid), "%s", uuid);
+		v->injected[slot].why = why;
+	}
+	virt_cache_set_stop(v, uuid, why);
+	MV_INFO("virt", "vm stop injected (test) name=%s reason=%s", name,
+	        virt_stop_reason_name(why));
+	virt_notify(v, VIRT_CHANGE_VM_EVENT, name);
+}
+
+/* ---- fencing a failed host (worker-safe) -------------------------------- */
+
+const char *virt_fence_outcome_name(enum virt_fence_outcome o)
+{
+	switch (o) {
+	case VIRT_FENCE_DESTROYED: return "destroyed";
+	case VIRT_FENCE_ALREADY_STOPPED: return "already-stopped";
+	case VIRT_FENCE_ABSENT: return "absent";
+	case VIRT_FENCE_FAILED: return "failed";
+	default: return "pending";
+	}
+}
+
+/* HOST and PORT of a network libvirt URI (driver+tcp://, +tls://, +ssh://,
+ * +libssh://, +libssh2://, or driver://HOST/ which is TLS); false when the
+ * URI names no remote host (local, unix socket, ext, test driver). */
+static bool virt_uri_host_port(const char *uri, char *host, size_t hostlen, char *port,
+                               size_t portlen)
+{
+	const char *sep = strstr(uri, "://");
+	if (sep == NULL)
+		return false;
+	const char *plus = memchr(uri, '+', (size_t)(sep - uri));
+	char transport[16] = "";
+	if (plus != NULL)
+		snprintf(transport, sizeof(transport), "%.*s", (int)(sep - plus - 1), plus + 1);
+	const char *defport;
+	if (transport[0] == '\0' || strcmp(transport, "tls") == 0)
+		defport = "16514";
+	else if (strcmp(transport, "tcp") == 0)
+		defport = "16509";
+	else if (strcmp(transport, "ssh") == 0 || strcmp(transport, "libssh") == 0 ||
+	         strcmp(transport, "libssh2") == 0)
+		defport = "22";
+	else
+		return false; /* unix, ext, ... */
+	const char *a = sep + 3;
+	size_t alen = strcspn(a, "/?#");
+	const char *at = memchr(a, '@', alen);
+	if (at != NULL) {
+		alen -= (size_t)(at + 1 - a);
+		a = at + 1;
+	}
+	if (alen == 0)
+		return false; /* driver:///path: local */
+	const char *p = NULL;
+	size_t hlen;
+	if (a[0] == '[') {
+		const char *close = memchr(a, ']', alen);
+		if (close == NULL)
+			return false;
+		hlen = (size_t)(close - a - 1);
+		snprintf(host, hostlen, "%.*s", (int)hlen, a + 1);
+		if ((size_t)(close + 1 - a) < alen && close[1] == ':')
+			p = close + 2;
+	} else {
+		const char *colon = memchr(a, ':', alen);
+		hlen = colon != NULL ? (size_t)(colon - a) : alen;
+		snprintf(host, hostlen, "%.*s", (int)hlen, a);
+		if (colon != NULL)
+			p = colon + 1;
+	}
+	if (p != NULL && (size_t)(a + alen - p) > 0)
+		snprintf(port, portlen, "%.*s", (int)(a + alen - p), p);
+	else
+		snprintf(port, portlen, "%s", defport);
+	return host[0] != '\0';
+}
+
+/* Can HOST:PORT be reached over TCP within timeout_ms? 0, or -ENOTCONN
+ * with the reason in err. */
+static int virt_tcp_probe(const char *host, const char *port, unsigned timeout_ms, char *err,
+                          size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	int g = getaddrinfo(host, port, &hints, &res);
+	if (g != 0) {
+		virt_set_err(err, errlen, "cannot resolve %s: %s", host, gai_strerror(g));
+		return -ENOTCONN;
+	}
+	uint64_t end = virt_now_ms() + timeout_ms;
+	int last = ETIMEDOUT;
+	int rc = -ENOTCONN;
+	for (struct addrinfo *ai = res; ai != NULL && rc != 0; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		                ai->ai_protocol);
+		if (fd < 0) {
+			last = errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			rc = 0;
+		} else if (errno != EINPROGRESS) {
+			last = errno;
+		} else {
+			uint64_t now = virt_now_ms();
+			int wait = now < end ? (int)(end - now) : 0;
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+			int pr;
+			do
+				pr = poll(&pfd, 1, wait);
+			while (pr < 0 && errno == EINTR);
+			if (pr == 1) {
+				int soerr = 0;
+				socklen_t sl = sizeof(soerr);
+				if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
+					rc = 0;
+				else
+					last = soerr != 0 ? soerr : errno;
+			} else {
+				last = pr == 0 ? ETIMEDOUT : errno;
+			}
+		}
+		close(fd);
+	}
+	freeaddrinfo(res);
+	if (rc != 0) {
+		if (last == ETIMEDOUT)
+			virt_set_err(err, errlen, "%s port %s did not answer within %u ms", host, port,
+			             timeout_ms);
+		else
+			virt_set_err(err, errlen, "cannot reach %s port %s: %s", host, port,
+			             strerror(last));
+	}
+	return rc;
+}
+
+static pthread_once_t virt_quiet_once = PTHREAD_ONCE_INIT;
+static void virt_quiet_errors(void) { virSetErrorFunc(NULL, virt_silence_errors); }
+
+/* Looks a fence target up by UUID (by name when it is not a UUID). */
+static virDomainPtr virt_fence_lookup(virConnectPtr c, const char *key)
+{
+	virDomainPtr d = virDomainLookupByUUIDString(c, key);
+	if (d == NULL && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+		d = virDomainLookupByName(c, key);
+	return d;
+}
+
+/* Destroys d if active and confirms it is not. */
+static enum virt_fence_outcome virt_fence_one(virConnectPtr c, virDomainPtr d, const char *key,
+                                              char *why, size_t whylen)
+{
+	int a = virDomainIsActive(d);
+	if (a < 0) {
+		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+			return VIRT_FENCE_ALREADY_STOPPED; /* gone meanwhile */
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot read the state of VM %s", key);
+		virt_conn_failed(c, why, whylen, what);
+		return VIRT_FENCE_FAILED;
+	}
+	if (a == 0)
+		return VIRT_FENCE_ALREADY_STOPPED;
+	if (virDomainDestroyFlags(d, VIR_DOMAIN_DESTROY_DEFAULT) < 0) {
+		int code = virGetLastErrorCode();
+		/* Stopped or undefined (transient) between our look and the destroy. */
+		if (code == VIR_ERR_NO_DOMAIN)
+			return VIRT_FENCE_ALREADY_STOPPED;
+		if (code == VIR_ERR_OPERATION_INVALID && virDomainIsActive(d) == 0)
+			return VIRT_FENCE_ALREADY_STOPPED;
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot destroy VM %s", key);
+		virt_conn_failed(c, why, whylen, what);
+		return VIRT_FENCE_FAILED;
+	}
+	/* Confirm: the destroy said yes; make sure libvirt agrees. */
+	a = virDomainIsActive(d);
+	if (a == 0 || (a < 0 && virGetLastErrorCode() == VIR_ERR_NO_DOMAIN))
+		return VIRT_FENCE_DESTROYED;
+	if (a < 0) {
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot confirm that VM %s stopped", key);
+		virt_conn_failed(c, why, whylen, what);
+	} else {
+		virt_set_err(why, whylen, "VM %s is still active after destroy", key);
+	}
+	return VIRT_FENCE_FAILED;
+}
+
+int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsigned timeout_s,
+                      struct virt_fence_result *out, char *err, size_t errlen)
+{
+	if (out == NULL) {
+		virt_set_err(err, errlen, "fence: no result given");
+		return -EINVAL;
+	}
+	enum virt_fence_outcome *outcomes = out->outcomes;
+	memset(out, 0, sizeof(*out));
+	out->outcomes = outcomes;
+	if (outcomes != NULL)
+		for (size_t i = 0; i < n; i++)
+			outcomes[i] = VIRT_FENCE_PENDING;
+	if (uri == NULL || uri[0] == '\0' || (n > 0 && uuids == NULL)) {
+		virt_set_err(err, errlen, "fence: need the host's URI (and the VMs' UUIDs)");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (uuids[i] == NULL || uuids[i][0] == '\0') {
+			virt_set_err(err, errlen, "fence: VM %zu has no UUID", i);
+			return -EINVAL;
+		}
+	}
+	/* No struct virt may exist in this process (a CLI, a test): keep
+	 * libvirt's own printing of errors off here too. */
+	pthread_once(&virt_quiet_once, virt_quiet_errors);
+	uint64_t t0 = virt_now_ms();
+	unsigned tmo = timeout_s ? timeout_s : 5;
+	char host[256], port[16];
+	if (virt_uri_host_port(uri, host, sizeof(host), port, sizeof(port))) {
+		char why[400];
+		if (virt_tcp_probe(host, port, tmo * 1000u, why, sizeof(why)) < 0) {
+			virt_set_err(err, errlen, "cannot fence at %s: %s", uri, why);
+			out->elapsed_ms = virt_now_ms() - t0;
+			MV_WARN("virt", "fence: host unreachable uri=%s", uri);
+			return -ENOTCONN;
+		}
+	}
+	virConnectPtr c = virConnectOpen(uri);
+	if (c == NULL) {
+		virt_set_err(err, errlen, "cannot fence at %s: cannot connect: %s", uri,
+		             virt_last_message());
+		out->elapsed_ms = virt_now_ms() - t0;
+		return -ENOTCONN;
+	}
+	/* Bound each later call: a host dying mid-fence fails the pending call
+	 * after about interval * (count + 1) seconds. In-process drivers have
+	 * no keepalive (an error that means nothing here). */
+	int ka = (int)(tmo / 3 > 0 ? tmo / 3 : 1);
+	if (virConnectSetKeepAlive(c, ka, 2) < 0)
+		MV_DEBUG("virt", "fence: no keepalive uri=%s error=%s", uri, virt_last_message());
+
+	int rc = 0;
+	char first[512] = "";
+	for (size_t i = 0; i < n; i++) {
+		enum virt_fence_outcome o;
+		char why[512] = "";
+		virDomainPtr d = virt_fence_lookup(c, uuids[i]);
+		if (d == NULL) {
+			int code = virGetLastErrorCode();
+			if (code == VIR_ERR_NO_DOMAIN || code == VIR_ERR_INVALID_ARG) {
+				o = VIRT_FENCE_ABSENT;
+			} else {
+				char what[VIRT_NAME_MAX + 64];
+				snprintf(what, sizeof(what), "cannot look up VM %s", uuids[i]);
+				virt_conn_failed(c, why, sizeof(why), what);
+				o = VIRT_FENCE_FAILED;
+			}
+		} else {
+			o = virt_fence_one(c, d, uuids[i], why, sizeof(why));
+			virDomainFree(d);
+		}
+		if (outcomes != NULL)
+			outcomes[i] = o;
+		switch (o) {
+		case VIRT_FENCE_DESTROYED: out->destroyed++; break;
+		case VIRT_FENCE_ALREADY_STOPPED: out->already_stopped++; break;
+		case VIRT_FENCE_ABSENT: out->absent++; break;
+		default:
+			out->failed++;
+			if (first[0] == '\0')
+				snprintf(first, sizeof(first), "%s", why);
+			if (virConnectIsAlive(c) == 0)
+				rc = -ENOTCONN;
+			else if (rc == 0)
+				rc = -EIO;
+			break;
+		}
+		MV_INFO("virt", "fence vm=%s outcome=%s uri=%s", uuids[i], virt_fence_outcome_name(o),
+		        uri);
+		if (rc == -ENOTCONN)
+			break;
+	}
+
+	/* The host's other HA VMs, which the caller may not know of. */
+	virDomainPtr *doms = NULL;
+	int nd = rc == -ENOTCONN ? 0 : virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	if (nd < 0) {
+		char why[512];
+		virt_conn_failed(c, why, sizeof(why), "cannot list the host's VMs");
+		if (first[0] == '\0')
+			snprintf(first, sizeof(first), "%s", why);
+		rc = virConnectIsAlive(c) == 0 ? -ENOTCONN : (rc == 0 ? -EIO : rc);
+		nd = 0;
+	}
+	for (int i = 0; i < nd; i++) {
+		char uuid[VIR_UUID_STRING_BUFLEN] = "";
+		virDomainGetUUIDString(doms[i], uuid);
+		bool listed = false;
+		for (size_t j = 0; j < n && !listed; j++) {
+			const char *nm = virDomainGetName(doms[i]);
+			listed = strcasecmp(uuids[j], uuid) == 0 ||
+			         (nm != NULL && strcmp(uuids[j], nm) == 0);
+		}
+		char *meta = listed ? NULL
+		                    : virDomainGetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT,
+		                                           VIRT_META_NS, VIR_DOMAIN_AFFECT_LIVE);
+		if (meta != NULL) {
+			struct virt_vm vm;
+			memset(&vm, 0, sizeof(vm));
+			snprintf(vm.name, sizeof(vm.name), "%s", uuid);
+			virt_meta_parse(meta, &vm);
+			free(meta);
+			if (vm.ha) {
+				char why[512] = "";
+				enum virt_fence_outcome o = virt_fence_one(c, doms[i], uuid, why, sizeof(why));
+				if (o == VIRT_FENCE_FAILED) {
+					out->extra_failed++;
+					if (first[0] == '\0')
+						snprintf(first, sizeof(first), "%s", why);
+					rc = virConnectIsAlive(c) == 0 ? -ENOTCONN : (rc == 0 ? -EIO : rc);
+				} else if (o == VIRT_FENCE_DESTROYED) {
+					out->extra_destroyed++;
+				}
+				MV_INFO("virt", "fence unlisted ha vm=%s outcome=%s uri=%s", uuid,
+				        virt_fence_outcome_name(o), uri);
+			}
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	virConnectClose(c);
+	out->elapsed_ms = virt_now_ms() - t0;
+	if (rc < 0)
+		virt_set_err(err, errlen, "fence at %s incomplete (%u of %zu VMs not confirmed "
+		             "stopped%s): %s", uri, out->failed, n,
+		             out->extra_failed ? ", and unlisted HA VMs" : "", first);
+	MV_INFO("virt", "fence done uri=%s destroyed=%u already_stopped=%u absent=%u failed=%u "
+	        "extra_destroyed=%u extra_failed=%u elapsed_ms=%" PRIu64 " rc=%d", uri,
+	        out->destroyed, out->already_stopped, out->absent, out->failed,
+	        out->extra_destroyed, out->extra_failed, out->elapsed_ms, rc);
 	return rc;
 }

@@ -13,10 +13,14 @@
  *     metadata events (delivered on the agent's libuv loop, see
  *     virt_event_register_uv) and by a periodic reconcile (10 s) that
  *     re-reads everything to catch what an event missed;
- *   - keeps each VM's HA flag, restart priority and owner epoch in the
- *     domain's own <metadata> under the meshvisor namespace, so they
- *     survive agent restarts and `virsh metadata DOM VIRT_META_NS` shows
- *     them:  <meshvisor:vm ha="yes" priority="10" epoch="3"/>
+ *   - keeps each VM's HA flag, restart priority, owner epoch and
+ *     anti-affinity group in the domain's own <metadata> under the
+ *     meshvisor namespace, so they survive agent restarts and
+ *     `virsh metadata DOM VIRT_META_NS` shows them:
+ *       <meshvisor:vm ha="yes" priority="10" epoch="3" group="db"/>
+ *     (group="" or no group attribute: in no group);
+ *   - remembers why each VM last stopped (lifecycle event detail), for
+ *     the agent's crash handling;
  *   - defines, starts, shuts down, destroys and undefines VMs, with errors
  *     as negative errno and libvirt's message carried into the caller's
  *     buffer.
@@ -30,7 +34,8 @@
  *     first attempt happens on the loop's next iteration (or at once with
  *     virt_check()).
  * Every function must be called from the loop's thread, except where noted
- * (virt_vm_migrate, virt_vm_where: see "Threads" below). libvirt calls the
+ * (virt_vm_migrate, virt_vm_where: see "Threads" below; virt_remote_fence,
+ * which needs no struct virt at all). libvirt calls the
  * event implementation from the thread that makes a libvirt call;
  * virt_uvloop.c takes those calls from any thread and applies them to its
  * uv handles on the loop thread, where libvirt's callbacks always run.
@@ -69,6 +74,7 @@
 #define VIRT_NAME_MAX 256    /* longer domain names are left out, with a warning */
 #define VIRT_UUID_LEN 37     /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
 #define VIRT_PRIORITY_MAX 1000
+#define VIRT_GROUP_MAX 64    /* anti-affinity group: 1..63 of [A-Za-z0-9._-], NUL */
 
 /* Defaults (why these values):
  * reconcile 10 s: events normally keep the cache exact; reconcile only
@@ -92,6 +98,36 @@ enum virt_vm_state {
 	VIRT_VM_CRASHED,
 };
 
+/* Why a VM last stopped, as libvirt told us. Kept in the cache entry while
+ * the VM stays stopped (shutoff or crashed) and reset to NONE when it is
+ * seen running or paused again. Sources, most precise first:
+ *   1. the STOPPED lifecycle event's detail (VIR_DOMAIN_EVENT_STOPPED_*),
+ *      and the CRASHED event (a guest panic with <on_crash>preserve</>);
+ *   2. when no event was seen (no loop, or the VM stopped while the agent
+ *      was down), the shutoff state's reason (virDomainGetState). That one
+ *      is coarser: the QEMU driver records VIR_DOMAIN_SHUTOFF_CRASHED both
+ *      for a guest panic and for a QEMU that died (killed -9), so that
+ *      case reads CRASHED, not FAILED; an unknown reason reads NONE.
+ * A killed QEMU: libvirt's QEMU driver sees its monitor close without a
+ * SHUTDOWN event ("assuming the domain crashed", qemu_process.c
+ * processMonitorEOFEvent) and sends STOPPED with detail
+ * VIR_DOMAIN_EVENT_STOPPED_FAILED (state reason VIR_DOMAIN_SHUTOFF_CRASHED):
+ * VIRT_STOP_FAILED here. A guest panic with <on_crash>destroy</> sends
+ * CRASHED/PANICKED then STOPPED/VIR_DOMAIN_EVENT_STOPPED_CRASHED. A clean
+ * guest poweroff sends STOPPED_SHUTDOWN; virsh destroy / virDomainDestroy
+ * STOPPED_DESTROYED. A transient VM is gone from the cache once stopped,
+ * so only persistent VMs keep a reason. */
+enum virt_stop_reason {
+	VIRT_STOP_NONE = 0,   /* running, or never seen stopping */
+	VIRT_STOP_SHUTDOWN,   /* guest / ACPI shutdown (STOPPED_SHUTDOWN) */
+	VIRT_STOP_DESTROYED,  /* destroyed through libvirt, by us or an admin */
+	VIRT_STOP_CRASHED,    /* guest crashed / panicked (STOPPED_CRASHED, CRASHED) */
+	VIRT_STOP_FAILED,     /* the emulator died, e.g. qemu killed -9 (STOPPED_FAILED) */
+	VIRT_STOP_MIGRATED,   /* migrated away (STOPPED_MIGRATED) */
+	VIRT_STOP_SAVED,      /* saved to a state file (STOPPED_SAVED) */
+	VIRT_STOP_OTHER,      /* any other detail (e.g. snapshot revert) */
+};
+
 struct virt_vm {
 	char name[VIRT_NAME_MAX];
 	char uuid[VIRT_UUID_LEN];
@@ -104,6 +140,8 @@ struct virt_vm {
 	bool ha;
 	int priority;              /* 0..VIRT_PRIORITY_MAX, larger restarts first */
 	uint64_t epoch;            /* ownership epoch, bumped by every move */
+	char group[VIRT_GROUP_MAX]; /* anti-affinity group; "" when none (or unreadable) */
+	enum virt_stop_reason stop_reason; /* see enum virt_stop_reason */
 };
 
 struct virt_host {
@@ -192,6 +230,9 @@ int virt_reconcile(struct virt *v);
 int virt_host_info(struct virt *v, struct virt_host *out);
 
 const char *virt_vm_state_name(enum virt_vm_state s);
+/* "none", "shutdown", "destroyed", "crashed", "failed", "migrated",
+ * "saved", "other". */
+const char *virt_stop_reason_name(enum virt_stop_reason r);
 
 /* ---- lifecycle ---------------------------------------------------------- */
 /*
@@ -222,10 +263,19 @@ int virt_vm_destroy(struct virt *v, const char *name_or_uuid, char *err, size_t 
  * metadata go with it; NVRAM is kept). A running or paused VM is refused. */
 int virt_vm_undefine(struct virt *v, const char *name_or_uuid, char *err, size_t errlen);
 /* Sets the HA flag and restart priority (0..VIRT_PRIORITY_MAX), keeping the
- * epoch. Written to the persistent config and, when active, the live one. */
+ * epoch and the group. Written to the persistent config and, when active,
+ * the live one. */
 int virt_vm_set_ha(struct virt *v, const char *name_or_uuid, bool on, int priority, char *err,
                    size_t errlen);
-/* Sets the ownership epoch, keeping the HA flag and priority. */
+/* Like virt_vm_set_ha, and also sets the anti-affinity group: NULL keeps
+ * the current one, "" clears it. A group longer than VIRT_GROUP_MAX - 1
+ * or with characters outside [A-Za-z0-9._-] is refused (-EINVAL, nothing
+ * changed). */
+int virt_vm_set_ha_group(struct virt *v, const char *name_or_uuid, bool on, int priority,
+                         const char *group, char *err, size_t errlen);
+/* true when group is a valid group name ("" included: no group). */
+bool virt_group_valid(const char *group);
+/* Sets the ownership epoch, keeping the HA flag, priority and group. */
 int virt_vm_set_epoch(struct virt *v, const char *name_or_uuid, uint64_t epoch, char *err,
                       size_t errlen);
 
@@ -439,6 +489,75 @@ int virt_vm_move_offline_to(struct virt *v, const char *name_or_uuid, struct vir
  * refused it (1 define on the target, 2 start on the target, 3 undefine
  * here; 0 off). Process-wide, loop thread. */
 void virt_test_fail_move_step(int step);
+
+/* ---- fencing a failed host (failover) ------------------------------------ */
+
+enum virt_fence_outcome {
+	VIRT_FENCE_PENDING = 0,    /* not reached (the connection failed first) */
+	VIRT_FENCE_DESTROYED,      /* was active, destroyed by this call */
+	VIRT_FENCE_ALREADY_STOPPED,/* defined there but not active (or gone meanwhile) */
+	VIRT_FENCE_ABSENT,         /* not known there */
+	VIRT_FENCE_FAILED,         /* could not be confirmed stopped */
+};
+
+struct virt_fence_result {
+	/* In: NULL, or an array of n the call fills with each listed VM's
+	 * outcome (kept across the call's reset of the counts below). */
+	enum virt_fence_outcome *outcomes;
+	/* The listed VMs: */
+	unsigned destroyed;
+	unsigned already_stopped;
+	unsigned absent;
+	unsigned failed;
+	/* Active VMs not listed but carrying ha="yes" (HA VMs of that host we
+	 * may not know of), destroyed too: */
+	unsigned extra_destroyed;
+	unsigned extra_failed;
+	uint64_t elapsed_ms;       /* wall time of the whole call, connect included */
+};
+
+/* Fences a failed (or partitioned) host's VMs before failover restarts
+ * them elsewhere: opens `uri` read-write on a short-lived connection of
+ * its own, and for each of uuids[0..n) (a UUID, or a name when it is not
+ * a UUID) looks it up and, if active, destroys it (virDomainDestroyFlags,
+ * VIR_DOMAIN_DESTROY_DEFAULT), then checks that it is no longer active.
+ * Then destroys every other active domain there whose meshvisor metadata
+ * says ha="yes". Returns
+ *   0          the host answered and every listed VM is confirmed not
+ *              running there (destroyed, already stopped or absent), and
+ *              no HA VM there is left running;
+ *   -ENOTCONN  the host could not be reached, or the connection died
+ *              before every VM was confirmed (err says why);
+ *   -EIO       some destroy failed (err: the first failure);
+ *   -EINVAL    bad arguments.
+ * out (required) has the counts either way.
+ *
+ * Threads: like virt_vm_where it needs no struct virt and touches no
+ * shared state; it may (and should) run on a worker (uv_queue_work).
+ * Blocking and timeouts: libvirt has no connect timeout. For network
+ * URIs (driver+tcp/tls/ssh://HOST[:PORT]/...) this call first probes the
+ * host's TCP port with a non-blocking connect bounded by timeout_s (0: 5 s)
+ * so that a host that is down or cut off fails with -ENOTCONN within
+ * timeout_s instead of after the kernel's SYN retries (minutes); and after
+ * the connect it enables libvirt keepalive (interval ~timeout_s/3, 2
+ * missed) so that a host dying mid-fence fails the pending call. The
+ * probe is not a hard bound (name resolution, a host that accepts TCP but
+ * whose libvirtd hangs, the ssh transport's own handshake): the caller
+ * must still treat "no answer within X" as failure itself (a worker that
+ * has not finished is NOT a fence) and must not assume VMs are stopped
+ * unless this returned 0. */
+int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsigned timeout_s,
+                      struct virt_fence_result *out, char *err, size_t errlen);
+const char *virt_fence_outcome_name(enum virt_fence_outcome o);
+
+/* Tests only: stop the VM as if for `why`: destroys it through libvirt
+ * (when active), then records `why` as its stop reason as if libvirt's
+ * STOPPED event had said so (the test driver cannot crash a VM or kill
+ * its emulator), and calls on_change(VIRT_CHANGE_VM_EVENT) like an event.
+ * The STOPPED event that libvirt then sends for the destroy is taken as
+ * `why` too. Loop thread. Failures are logged (the VM's cache entry shows
+ * what happened). */
+void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_stop_reason why);
 
 /* Tests only: behave as if libvirt had reported the connection closed
  * (what the close callback does for a dead remote daemon; the test driver

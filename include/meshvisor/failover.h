@@ -89,6 +89,12 @@ struct fo_plan_entry {
 	uint64_t memory_kib;
 	uint64_t new_epoch; /* the epoch it runs with after the restart */
 	char group[FO_GROUP_MAX]; /* anti-affinity group ("" = none) */
+	uint64_t target_incarnation; /* the target's SWIM incarnation when the plan
+	                                was computed (0 = unknown). A target that has
+	                                since been failed over at or after it
+	                                (fenced_through >= this) never starts the
+	                                entry: it hands it back, and the others may
+	                                re-place entries of a failed-over target. */
 };
 
 struct fo_plan {
@@ -134,6 +140,11 @@ struct fo_msg {
 	                            incarnations start at 1) */
 	size_t n_removed;        /* HEARTBEAT: force-left members, spread */
 	struct fo_removed *removed;
+	uint32_t voters;         /* HEARTBEAT: the sender's voting-set size (0 = not
+	                            told). A receiver whose own set is smaller (a
+	                            restarted agent that never heard of a dead
+	                            member) counts majorities over the larger
+	                            size, so it can never decide with too few. */
 	/* consensus and after: PREPARE .. RESTARTED, FENCE_ORDER */
 	struct fo_instance_id inst;
 	struct fo_ballot ballot;          /* PREPARE, PROMISE, REJECT (the higher
@@ -143,6 +154,10 @@ struct fo_msg {
 	bool has_plan;                    /* PROMISE (accepted value), ACCEPT,
 	                                     CHOSEN, FENCE_ORDER */
 	struct fo_plan plan;
+	struct fo_plan superseded;        /* PROMISE: entries of chosen plans of OTHER
+	                                     incarnations of the same dead host that
+	                                     this acceptor learned (uuid, new_epoch):
+	                                     the proposer leaves those VMs out */
 	/* RESTARTED */
 	char vm_uuid[FO_UUID_MAX];
 	bool ok;             /* RESTARTED: running on `from`; false = handed back */

@@ -63,6 +63,15 @@ static size_t touch(const char *s)
 	return s ? strlen(s) : 0;
 }
 
+static size_t walk_replica(const Mv__HaReplica *r)
+{
+	if (r == NULL)
+		return 0;
+	return touch(r->owner) + touch(r->uuid) + touch(r->name) + touch(r->group) + touch(r->xml);
+}
+
+/* Every body, every RPC operation and every result must be listed here:
+ * an unknown oneof case aborts, so a new one cannot go unwalked. */
 static size_t walk(const Mv__Envelope *env)
 {
 	size_t t = touch(env->from);
@@ -91,6 +100,18 @@ static size_t walk(const Mv__Envelope *env)
 		     touch(m->migrate_uri);
 		break;
 	}
+	case MV__ENVELOPE__BODY_FAILOVER: {
+		const Mv__FailoverMessage *m = env->failover;
+		t += touch(m->to) + touch(m->dead) + touch(m->ballot_proposer) +
+		     touch(m->accepted_proposer) + touch(m->vm_uuid) + touch(m->text) + (size_t)m->type;
+		for (size_t i = 0; i < m->n_removed; i++)
+			t += touch(m->removed[i]->name);
+		for (size_t i = 0; i < m->n_plan; i++) {
+			const Mv__FoPlanEntry *e = m->plan[i];
+			t += touch(e->uuid) + touch(e->name) + touch(e->target) + touch(e->group);
+		}
+		break;
+	}
 	case MV__ENVELOPE__BODY_REQUEST: {
 		const Mv__RpcRequest *r = env->request;
 		switch (r->op_case) {
@@ -111,7 +132,23 @@ static size_t walk(const Mv__Envelope *env)
 			break;
 		case MV__RPC_REQUEST__OP_VM_ACTION: t += touch(r->vm_action->vm); break;
 		case MV__RPC_REQUEST__OP_VM_SET_HA: t += touch(r->vm_set_ha->vm); break;
-		default: break;
+		case MV__RPC_REQUEST__OP_EVENTS: t += r->events->backlog; break;
+		case MV__RPC_REQUEST__OP_FORCE_LEAVE:
+			t += touch(r->force_leave->node) + touch(r->force_leave->confirm);
+			break;
+		case MV__RPC_REQUEST__OP_REPLICA_PUT:
+			t += walk_replica(r->replica_put->replica) + r->replica_put->drop;
+			break;
+		case MV__RPC_REQUEST__OP_REPLICA_GET: t += touch(r->replica_get->uuid); break;
+		case MV__RPC_REQUEST__OP_STATUS:
+		case MV__RPC_REQUEST__OP_MEMBERS:
+		case MV__RPC_REQUEST__OP_LEAVE:
+		case MV__RPC_REQUEST__OP_NODES:
+		case MV__RPC_REQUEST__OP_MIGRATIONS:
+		case MV__RPC_REQUEST__OP_FAILOVERS:
+		case MV__RPC_REQUEST__OP_HA:
+		case MV__RPC_REQUEST__OP__NOT_SET: break;
+		default: abort(); /* an operation this walk does not know: add it */
 		}
 		break;
 	}
@@ -139,11 +176,48 @@ static size_t walk(const Mv__Envelope *env)
 				t += touch(r->migrations->migrations[i]->id);
 		if (r->result_case == MV__RPC_RESPONSE__RESULT_DRAIN)
 			t += touch(r->drain->node) + touch(r->drain->message);
+		if (r->result_case == MV__RPC_RESPONSE__RESULT_EVENT)
+			t += touch(r->event->kind) + touch(r->event->node) + touch(r->event->vm) +
+			     touch(r->event->text);
+		if (r->result_case == MV__RPC_RESPONSE__RESULT_FAILOVERS)
+			for (size_t i = 0; i < r->failovers->n_failovers; i++) {
+				const Mv__FailoverInfo *f = r->failovers->failovers[i];
+				t += touch(f->dead) + touch(f->phase) + touch(f->coordinator) +
+				     touch(f->fence_how) + touch(f->reporter);
+				for (size_t j = 0; j < f->n_vms; j++)
+					t += touch(f->vms[j]->vm) + touch(f->vms[j]->uuid) +
+					     touch(f->vms[j]->target) + touch(f->vms[j]->message);
+			}
+		if (r->result_case == MV__RPC_RESPONSE__RESULT_HA)
+			for (size_t i = 0; i < r->ha->n_losses; i++) {
+				const Mv__HaLoss *l = r->ha->losses[i];
+				t += touch(l->node) + touch(l->message);
+				for (size_t j = 0; j < l->n_unplaced; j++)
+					t += touch(l->unplaced[j]);
+			}
+		if (r->result_case == MV__RPC_RESPONSE__RESULT_REPLICA)
+			t += walk_replica(r->replica);
 		if (r->result_case == MV__RPC_RESPONSE__RESULT_STATUS)
 			t += touch(r->status->name) + touch(r->status->version) +
 			     touch(r->status->peer_addr) + touch(r->status->rpc_addr) +
 			     touch(r->status->libvirt_uri) + touch(r->status->libvirt_error) +
 			     touch(r->status->role);
+		switch (r->result_case) {
+		case MV__RPC_RESPONSE__RESULT__NOT_SET:
+		case MV__RPC_RESPONSE__RESULT_STATUS:
+		case MV__RPC_RESPONSE__RESULT_MEMBERS:
+		case MV__RPC_RESPONSE__RESULT_NODES:
+		case MV__RPC_RESPONSE__RESULT_VMS:
+		case MV__RPC_RESPONSE__RESULT_VM_OP:
+		case MV__RPC_RESPONSE__RESULT_MIGRATION:
+		case MV__RPC_RESPONSE__RESULT_MIGRATIONS:
+		case MV__RPC_RESPONSE__RESULT_DRAIN:
+		case MV__RPC_RESPONSE__RESULT_EVENT:
+		case MV__RPC_RESPONSE__RESULT_FAILOVERS:
+		case MV__RPC_RESPONSE__RESULT_HA:
+		case MV__RPC_RESPONSE__RESULT_REPLICA: break;
+		default: abort(); /* a result this walk does not know: add it */
+		}
 		break;
 	}
 	default:

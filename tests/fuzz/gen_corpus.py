@@ -53,6 +53,74 @@ def envelopes():
     }
 
 
+# ---- failover (FailoverMessage = Envelope field 13) --------------------------
+
+FO = {"heartbeat": 0, "hb_ack": 1, "hb_nack": 2, "fence_order": 3, "prepare": 4,
+      "promise": 5, "reject": 6, "accept": 7, "accepted": 8, "chosen": 9, "fenced": 10,
+      "restarted": 11}
+
+
+def fo_entry(uuid, name, target, priority, vcpus, mem, epoch, group=""):
+    return (w.f_bytes(1, uuid) + w.f_bytes(2, name) + w.f_bytes(3, target) +
+            w.f_varint(4, priority) + w.f_varint(5, vcpus) + w.f_varint(6, mem) +
+            w.f_varint(7, epoch) + w.f_bytes(8, group))
+
+
+FO_PLAN = [
+    fo_entry("6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16 << 20, 9, "db"),
+    fo_entry("7795eb01-f6a4-8304-79aa-97f2502e1940", "web1", "n3", -5, 2, 1 << 20, 3),
+    fo_entry("8895eb01-f6a4-8304-79aa-97f2502e1941", "big", "", 0, 64, 1 << 30, 2, "db"),
+]
+
+
+def fo_message(type_, to="", incarnation=0, stamp=0, fenced_through=0, removed=(), dead="",
+               dead_inc=0, round_=0, ballot=0, proposer="", acc_ballot=0, acc_proposer="",
+               plan=None, vm_uuid="", ok=False, took_ms=0, age_ms=0, text=""):
+    out = (w.f_varint(1, FO[type_]) + w.f_bytes(2, to) + w.f_varint(3, incarnation) +
+           w.f_varint(4, stamp) + w.f_varint(5, fenced_through))
+    for name, inc in removed:
+        out += w.f_bytes(6, w.f_bytes(1, name) + w.f_varint(2, inc), always=True)
+    out += (w.f_bytes(7, dead) + w.f_varint(8, dead_inc) + w.f_varint(9, round_) +
+            w.f_varint(10, ballot) + w.f_bytes(11, proposer) + w.f_varint(12, acc_ballot) +
+            w.f_bytes(13, acc_proposer) + w.f_varint(14, 1 if plan is not None else 0))
+    for e in plan or ():
+        out += w.f_bytes(15, e, always=True)
+    out += (w.f_bytes(16, vm_uuid) + w.f_varint(17, 1 if ok else 0) + w.f_varint(18, took_ms) +
+            w.f_varint(19, age_ms) + w.f_bytes(20, text))
+    return out
+
+
+def fo_envelope(from_, msg):
+    return w.f_varint(1, 1) + w.f_bytes(2, from_) + w.f_bytes(13, msg, always=True)
+
+
+def failover_messages():
+    inst = dict(dead="n4", dead_inc=5, round_=0)
+    return {
+        "heartbeat": fo_message("heartbeat", "self", 3, 1700000000123, 2,
+                                removed=[("n9", 4), ("n8", 1)]),
+        "hb_ack": fo_message("hb_ack", "self", stamp=1700000000123),
+        "hb_nack": fo_message("hb_nack", "self", stamp=99, text="you are dead to me"),
+        "fence_order": fo_message("fence_order", "self", plan=FO_PLAN[:2], **inst),
+        "prepare": fo_message("prepare", "self", ballot=7, proposer="n1", age_ms=4000, **inst),
+        "promise": fo_message("promise", "self", ballot=7, proposer="n1", acc_ballot=6,
+                              acc_proposer="n3", plan=FO_PLAN, **inst),
+        "reject": fo_message("reject", "self", ballot=9, proposer="n2",
+                             text="n4 is alive to me", **inst),
+        "accept": fo_message("accept", "self", ballot=7, proposer="n1", plan=FO_PLAN,
+                             age_ms=4100, **inst),
+        "accepted": fo_message("accepted", "self", ballot=7, proposer="n1", **inst),
+        "chosen": fo_message("chosen", "self", ballot=7, proposer="n1", plan=FO_PLAN, **inst),
+        "fenced": fo_message("fenced", "self", text="libvirt: destroyed 2 domains", **inst),
+        "restarted": fo_message("restarted", "self", vm_uuid="6695eb01-f6a4-8304-79aa-97f2502e193f",
+                                ok=True, took_ms=5321, dead="n4", dead_inc=5, round_=1),
+        "restarted_failed": fo_message("restarted", "self",
+                                       vm_uuid="7795eb01-f6a4-8304-79aa-97f2502e1940",
+                                       text="start failed: no such network", **inst),
+        "empty_plan": fo_message("chosen", "self", ballot=1, proposer="n1", plan=[], **inst),
+    }
+
+
 def main():
     envs = envelopes()
     for name, payload in envs.items():
@@ -73,6 +141,42 @@ def main():
     put("fuzz_swim", "suspect_self", b"\x00" + fr["join"] + fr["suspect_self"])
     put("fuzz_swim", "ping_req", b"\x00" + fr["join"] + fr["ping_req"] + fr["nack"])
     put("fuzz_swim", "leave", b"\x02" + fr["push_pull_reply"] + fr["ping"])
+
+    # failover: one message per seed, plus a whole consensus run
+    fos = {k: fo_envelope("n1", v) for k, v in failover_messages().items()}
+    for name, payload in fos.items():
+        put("fuzz_failover", name, w.frame(payload))
+    put("fuzz_failover", "round", b"".join(
+        w.frame(fos[k]) for k in ("heartbeat", "prepare", "promise", "accept", "accepted",
+                                  "chosen", "fenced", "restarted")))
+    put("fuzz_envelope", "failover-chosen", fos["chosen"])
+    put("fuzz_envelope", "failover-heartbeat", fos["heartbeat"])
+    for name, op, inner in (("req_events", 25, w.f_varint(1, 20)), ("req_failovers", 26, b""),
+                            ("req_ha", 27, b""),
+                            ("req_force_leave", 28, w.f_bytes(1, "n4") + w.f_bytes(2, "n4"))):
+        put("fuzz_envelope", name, w.envelope(request=w.f_varint(1, 9) +
+                                                w.f_bytes(op, inner, always=True)))
+    event = (w.f_varint(1, 3) + w.f_varint(2, 1700000000123) + w.f_bytes(3, "vm-restarted") +
+             w.f_bytes(4, "n2") + w.f_bytes(5, "db1") + w.f_bytes(6, "restarted in 5.3 s"))
+    put("fuzz_envelope", "resp_event", w.envelope(response=w.f_varint(1, 9) +
+                                                  w.f_bytes(18, event, always=True) +
+                                                  w.f_varint(4, 1)))
+    fvm = (w.f_bytes(1, "db1") + w.f_bytes(3, "n2") + w.f_varint(5, 1) + w.f_varint(6, 1) +
+           w.f_varint(7, 5321) + w.f_bytes(8, "running"))
+    finfo = (w.f_bytes(1, "n4") + w.f_varint(2, 5) + w.f_bytes(4, "done") + w.f_bytes(5, "n1") +
+             w.f_bytes(9, "libvirt") + w.f_bytes(10, fvm) + w.f_varint(11, 3100) +
+             w.f_bytes(14, "n1"))
+    put("fuzz_envelope", "resp_failovers", w.envelope(response=w.f_varint(1, 9) + w.f_bytes(
+        19, w.f_bytes(1, finfo), always=True)))
+    loss = w.f_bytes(1, "n2") + w.f_varint(2, 3) + w.f_varint(3, 2) + w.f_bytes(4, "big")
+    ha = (w.f_varint(2, 3) + w.f_varint(3, 2) + w.f_varint(4, 3) + w.f_varint(5, 1) +
+          w.f_bytes(6, loss))
+    put("fuzz_envelope", "resp_ha", w.envelope(response=w.f_varint(1, 9) +
+                                               w.f_bytes(20, ha, always=True)))
+    replica = (w.f_bytes(1, "n1") + w.f_bytes(2, "6695eb01-f6a4-8304-79aa-97f2502e193f") +
+               w.f_bytes(3, "db1") + w.f_varint(4, 9) + w.f_bytes(7, "<domain/>"))
+    put("fuzz_envelope", "req_replica_put", w.envelope(request=w.f_varint(1, 9) + w.f_bytes(
+        29, w.f_bytes(1, replica), always=True)))
 
     cfg = {
         "name": "n1", "bind": "127.0.0.1", "advertise": "127.0.0.1", "peer_port": 7946,

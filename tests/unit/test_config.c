@@ -701,6 +701,64 @@ static void test_node_section_errors(void **state)
 	assert_int_equal(f->o.n_labels, 0);
 }
 
+/* ---- section "failover" ------------------------------------------------ */
+
+static void test_failover_section(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	assert_int_equal(o->fo_heartbeat_ms, 1000);
+	assert_int_equal(o->fo_fence_after_ms, 10000);
+	assert_int_equal(o->fo_fence_margin_ms, 3000);
+	assert_int_equal(o->fo_replicas, 3);
+	assert_int_equal(o->fo_max_parallel, 4);
+	assert_int_equal(o->fo_restart_attempts, 3);
+	assert_int_equal(o->fo_vm_restarts, 3);
+	assert_null(o->fo_fence_uri);
+	assert_null(o->fo_watchdog);
+	assert_int_equal(load(f, "{\"failover\": {\"heartbeat_ms\": 250, \"fence_after_ms\": 4000, "
+	                         "\"fence_margin_ms\": 500, \"fence_uri\": \"qemu+tcp://10.0.0.5/system\", "
+	                         "\"replicas\": 2, \"max_parallel\": 8, \"restart_attempts\": 5, "
+	                         "\"vm_restarts\": 0, \"watchdog\": \"/dev/watchdog\"}}"),
+	                 0);
+	assert_int_equal(o->fo_heartbeat_ms, 250);
+	assert_int_equal(o->fo_fence_after_ms, 4000);
+	assert_int_equal(o->fo_fence_margin_ms, 500);
+	assert_string_equal(o->fo_fence_uri, "qemu+tcp://10.0.0.5/system");
+	assert_int_equal(o->fo_replicas, 2);
+	assert_int_equal(o->fo_max_parallel, 8);
+	assert_int_equal(o->fo_restart_attempts, 5);
+	assert_int_equal(o->fo_vm_restarts, 0);
+	assert_string_equal(o->fo_watchdog, "/dev/watchdog");
+	assert_int_equal(parse(f, "--fence-after-ms", "6000", "--ha-replicas", "4", "--witness", NULL),
+	                 0);
+	assert_int_equal(o->fo_fence_after_ms, 6000);
+	assert_int_equal(o->fo_replicas, 4);
+	assert_true(o->witness);
+}
+
+static void test_failover_section_errors(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	assert_int_equal(load(f, "{\"failover\": {\"fence_after_ms\": 10}}"), -EINVAL);
+	assert_err_has(f, "failover.fence_after_ms: expected an integer from 1000 to 600000");
+	assert_int_equal(load(f, "{\"failover\": {\"replicas\": 0}}"), -EINVAL);
+	assert_err_has(f, "failover.replicas: expected an integer from 1 to 16");
+	assert_int_equal(load(f, "{\"failover\": {\"fence_afte_ms\": 1000}}"), -EINVAL);
+	assert_err_has(f, "failover.fence_afte_ms: unknown key");
+	assert_int_equal(parse(f, "--failover-parallel", "0", NULL), -EINVAL);
+	assert_err_has(f, "--failover-parallel");
+	/* fencing sooner than three heartbeats would fence a healthy host */
+	make_valid(f);
+	assert_int_equal(parse(f, "--failover-heartbeat-ms", "2000", "--fence-after-ms", "5000", NULL),
+	                 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_err_has(f, "failover.fence_after_ms: 5000 must be at least three heartbeats");
+	assert_int_equal(parse(f, "--fence-after-ms", "6000", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+}
+
 static void test_null_err_buffer(void **state)
 {
 	struct fixture *f = *state;
@@ -737,6 +795,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_null_err_buffer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_node_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_node_section_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failover_section, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failover_section_errors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

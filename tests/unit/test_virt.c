@@ -21,7 +21,12 @@
  *   - fd watches: no remote connection exists here, so virt_uvloop's
  *     handle functions are driven directly with a pipe;
  *   - free memory: the driver's figure is a constant, so host info reports
- *     an estimate (flagged free_estimated).
+ *     an estimate (flagged free_estimated);
+ *   - crashes: the driver cannot crash a VM or kill its emulator, so a
+ *     guest crash / dead QEMU is virt_test_inject_stop (a real destroy, its
+ *     reason recorded as the event's); the lab shows the real events;
+ *   - a failed destroy while fencing (-EIO): the driver never refuses one;
+ *     a remote host that is down is a TCP port nothing listens on.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -1633,6 +1638,470 @@ static void test_export_xml(void **state)
 	assert_null(xml);
 }
 
+/* ---- anti-affinity group ------------------------------------------------ */
+
+static char *meta_of(virConnectPtr c, const char *name)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	assert_non_null(d);
+	char *m = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS,
+	                               VIR_DOMAIN_AFFECT_CONFIG);
+	virDomainFree(d);
+	return m;
+}
+
+static void test_group(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, "test:///default");
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	char xml[512];
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_define(f->v, small_vm_xml("grp1", xml, sizeof(xml)), &vm, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_string_equal(vm.group, ""); /* no element: no group */
+	assert_int_equal(virt_vm_set_ha_group(f->v, "grp1", true, 10, "db", f->err, sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_set_epoch(f->v, "grp1", 3, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_find(f->v, "grp1", &vm, f->err, sizeof(f->err)), 0);
+	assert_true(vm.ha);
+	assert_int_equal(vm.priority, 10);
+	assert_int_equal(vm.epoch, 3);
+	assert_string_equal(vm.group, "db"); /* set_epoch kept it */
+	assert_string_equal(cached(f->v, "grp1")->group, "db");
+	char *m = meta_of(c, "grp1");
+	assert_non_null(m);
+	assert_string_equal(m, "<vm ha=\"yes\" priority=\"10\" epoch=\"3\" group=\"db\"/>");
+	free(m);
+
+	/* set_ha keeps the group; NULL keeps it too; "" clears it. */
+	assert_int_equal(virt_vm_set_ha(f->v, "grp1", false, 5, f->err, sizeof(f->err)), 0);
+	assert_string_equal(cached(f->v, "grp1")->group, "db");
+	assert_false(cached(f->v, "grp1")->ha);
+	assert_int_equal(virt_vm_set_ha_group(f->v, "grp1", true, 6, NULL, f->err, sizeof(f->err)),
+	                 0);
+	assert_string_equal(cached(f->v, "grp1")->group, "db");
+	assert_int_equal(cached(f->v, "grp1")->priority, 6);
+	char g63[64];
+	memset(g63, 'a', 63);
+	g63[63] = '\0';
+	g63[0] = 'Z';
+	g63[1] = '.';
+	g63[2] = '_';
+	g63[3] = '-';
+	g63[4] = '9';
+	assert_int_equal(virt_vm_set_ha_group(f->v, "grp1", true, 6, g63, f->err, sizeof(f->err)),
+	                 0);
+	assert_string_equal(cached(f->v, "grp1")->group, g63);
+	assert_int_equal(virt_vm_set_ha_group(f->v, "grp1", true, 6, "", f->err, sizeof(f->err)),
+	                 0);
+	assert_string_equal(cached(f->v, "grp1")->group, "");
+	m = meta_of(c, "grp1");
+	assert_string_equal(m, "<vm ha=\"yes\" priority=\"6\" epoch=\"3\"/>");
+	free(m);
+
+	/* Refused, nothing changed. */
+	assert_int_equal(virt_vm_set_ha_group(f->v, "grp1", true, 6, "db", f->err, sizeof(f->err)),
+	                 0);
+	char g64[65];
+	memset(g64, 'a', 64);
+	g64[64] = '\0';
+	assert_int_equal(virt_vm_set_ha_group(f->v, "grp1", false, 1, g64, f->err, sizeof(f->err)),
+	                 -EINVAL);
+	assert_string_equal(f->err, "anti-affinity group is longer than 63 characters");
+	const char *bad[] = {"a b", "db;x", "d\"b", "<x>", "ü", "db/1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f->err[0] = '\0';
+		assert_int_equal(virt_vm_set_ha_group(f->v, "grp1", false, 1, bad[i], f->err,
+		                                      sizeof(f->err)),
+		                 -EINVAL);
+		assert_non_null(strstr(f->err, "may only use letters, digits"));
+		assert_false(virt_group_valid(bad[i]));
+	}
+	assert_int_equal(virt_vm_set_ha_group(f->v, "grp1", true, 1001, "db", f->err,
+	                                      sizeof(f->err)),
+	                 -EINVAL);
+	assert_string_equal(f->err, "restart priority must be 0 to 1000, got 1001");
+	assert_int_equal(virt_vm_set_ha_group(f->v, "nope", true, 1, "db", f->err, sizeof(f->err)),
+	                 -ENOENT);
+	assert_string_equal(f->err, "no VM named nope on this host");
+	assert_int_equal(virt_vm_find(f->v, "grp1", &vm, f->err, sizeof(f->err)), 0);
+	assert_true(vm.ha);
+	assert_int_equal(vm.priority, 6);
+	assert_string_equal(vm.group, "db");
+	assert_true(virt_group_valid(""));
+	assert_false(virt_group_valid(NULL));
+
+	/* Edited by hand: a bad group reads as none, the rest stays, the VM
+	 * stays listed; a good one comes in through the metadata event. */
+	virDomainPtr d = virDomainLookupByName(c, "grp1");
+	assert_non_null(d);
+	assert_int_equal(virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT,
+	                                      "<vm ha='yes' priority='8' epoch='2' group='web tier'/>",
+	                                      VIRT_META_PREFIX, VIRT_META_NS,
+	                                      VIR_DOMAIN_AFFECT_CONFIG),
+	                 0);
+	assert_int_equal(virt_vm_find(f->v, "grp1", &vm, f->err, sizeof(f->err)), 0);
+	assert_string_equal(vm.group, "");
+	assert_true(vm.ha);
+	assert_int_equal(vm.priority, 8);
+	assert_int_equal(vm.epoch, 2);
+	assert_int_equal(virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT,
+	                                      "<vm ha='yes' priority='8' epoch='2' group='web'/>",
+	                                      VIRT_META_PREFIX, VIRT_META_NS,
+	                                      VIR_DOMAIN_AFFECT_CONFIG),
+	                 0);
+	f->rec.n = 0;
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "grp1", 2000));
+	assert_string_equal(cached(f->v, "grp1")->group, "web");
+	/* Reconcile agrees with the cache: nothing to report. */
+	assert_int_equal(virt_reconcile(f->v), 0);
+	assert_int_equal(virt_vm_undefine(f->v, "grp1", f->err, sizeof(f->err)), 0);
+	virDomainFree(d);
+	virConnectClose(c);
+}
+
+/* ---- why a VM stopped --------------------------------------------------- */
+
+static void test_stop_reason_names(void **state)
+{
+	(void)state;
+	assert_string_equal(virt_stop_reason_name(VIRT_STOP_NONE), "none");
+	assert_string_equal(virt_stop_reason_name(VIRT_STOP_SHUTDOWN), "shutdown");
+	assert_string_equal(virt_stop_reason_name(VIRT_STOP_DESTROYED), "destroyed");
+	assert_string_equal(virt_stop_reason_name(VIRT_STOP_CRASHED), "crashed");
+	assert_string_equal(virt_stop_reason_name(VIRT_STOP_FAILED), "failed");
+	assert_string_equal(virt_stop_reason_name(VIRT_STOP_MIGRATED), "migrated");
+	assert_string_equal(virt_stop_reason_name(VIRT_STOP_SAVED), "saved");
+	assert_string_equal(virt_stop_reason_name(VIRT_STOP_OTHER), "other");
+	assert_string_equal(virt_fence_outcome_name(VIRT_FENCE_DESTROYED), "destroyed");
+	assert_string_equal(virt_fence_outcome_name(VIRT_FENCE_ALREADY_STOPPED), "already-stopped");
+	assert_string_equal(virt_fence_outcome_name(VIRT_FENCE_ABSENT), "absent");
+	assert_string_equal(virt_fence_outcome_name(VIRT_FENCE_FAILED), "failed");
+	assert_string_equal(virt_fence_outcome_name(VIRT_FENCE_PENDING), "pending");
+}
+
+static bool pred_two_events(void *arg)
+{
+	struct wait_rec *w = arg;
+	return rec_count(w->r, w->what, w->name) >= 2;
+}
+
+static void test_stop_reason(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_NONE); /* running */
+	assert_int_equal(cached(f->v, "beta")->stop_reason, VIRT_STOP_NONE);  /* never seen stop */
+
+	/* Destroyed through libvirt: known at once, and the event agrees. */
+	f->rec.n = 0;
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_DESTROYED);
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha", 2000));
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_SHUTOFF);
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_DESTROYED);
+	/* Started again: forgotten. */
+	assert_int_equal(virt_vm_start(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_NONE);
+	f->rec.n = 0;
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha", 2000));
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_NONE);
+
+	/* Guest shutdown (the test driver powers off at once). */
+	assert_int_equal(virt_vm_shutdown(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	f->rec.n = 0;
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha", 2000));
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_SHUTOFF);
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_SHUTDOWN);
+	assert_int_equal(virt_vm_start(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	settle();
+
+	/* An injected crash: on_change at once, as an event would; the
+	 * destroy's own STOPPED event (later) does not turn it into
+	 * "destroyed"; neither does a reconcile. */
+	f->rec.n = 0;
+	virt_test_inject_stop(f->v, "alpha", VIRT_STOP_CRASHED);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha"), 1);
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_SHUTOFF);
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_CRASHED);
+	struct wait_rec w = {&f->rec, VIRT_CHANGE_VM_EVENT, "alpha"};
+	assert_true(run_until(pred_two_events, &w, 2000));
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_CRASHED);
+	assert_int_equal(virt_reconcile(f->v), 0);
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_CRASHED);
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(f->v, "alpha", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.stop_reason, VIRT_STOP_CRASHED);
+	/* ... a fresh read (no cache) only has libvirt's state reason. */
+	struct virt_vm *all;
+	size_t n;
+	assert_int_equal(virt_list_vms(f->v, &all, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(all[i].name, "alpha") == 0)
+			assert_int_equal(all[i].stop_reason, VIRT_STOP_DESTROYED);
+	free(all);
+
+	/* The emulator died (qemu killed -9: STOPPED_FAILED). */
+	assert_int_equal(virt_vm_start(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_NONE);
+	settle();
+	f->rec.n = 0;
+	virt_test_inject_stop(f->v, "11111111-2222-3333-4444-555555555555", VIRT_STOP_FAILED);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha"), 1);
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_FAILED);
+	assert_true(run_until(pred_two_events, &w, 2000));
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_FAILED);
+	/* And a plain destroy after a restart is a destroy again (the injected
+	 * reason was used up). */
+	assert_int_equal(virt_vm_start(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	f->rec.n = 0;
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha", 2000));
+	assert_int_equal(cached(f->v, "alpha")->stop_reason, VIRT_STOP_DESTROYED);
+
+	/* A stopped VM: the reason is just recorded. Unknown VM: nothing. */
+	f->rec.n = 0;
+	virt_test_inject_stop(f->v, "beta", VIRT_STOP_CRASHED);
+	assert_int_equal(cached(f->v, "beta")->stop_reason, VIRT_STOP_CRASHED);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_EVENT, "beta"), 1);
+	f->rec.n = 0;
+	virt_test_inject_stop(f->v, "nope", VIRT_STOP_CRASHED);
+	assert_int_equal(f->rec.n, 0);
+	assert_null(cached(f->v, "nope"));
+}
+
+/* Someone else destroys it (virsh destroy): the event says so; without a
+ * loop, the state's reason does. */
+static void test_stop_reason_external(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, "test:///default");
+	char xml[512];
+	assert_int_equal(virt_vm_define(f->v, small_vm_xml("sr1", xml, sizeof(xml)), NULL, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_start(f->v, "sr1", f->err, sizeof(f->err)), 0);
+	settle();
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	virDomainPtr d = virDomainLookupByName(c, "sr1");
+	assert_non_null(d);
+	assert_int_equal(virDomainDestroy(d), 0);
+	f->rec.n = 0;
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "sr1", 2000));
+	assert_int_equal(cached(f->v, "sr1")->stop_reason, VIRT_STOP_DESTROYED);
+
+	struct virt *plain = virt_new("test:///default");
+	assert_non_null(plain);
+	assert_true(virt_check(plain));
+	assert_int_equal(cached(plain, "sr1")->stop_reason, VIRT_STOP_DESTROYED);
+	assert_int_equal(virDomainCreate(d), 0);
+	assert_int_equal(virt_reconcile(plain), 1);
+	assert_int_equal(cached(plain, "sr1")->stop_reason, VIRT_STOP_NONE);
+	assert_int_equal(virDomainShutdown(d), 0);
+	assert_int_equal(virt_reconcile(plain), 1);
+	assert_int_equal(cached(plain, "sr1")->stop_reason, VIRT_STOP_SHUTDOWN);
+	virt_free(plain);
+
+	assert_int_equal(virt_vm_undefine(f->v, "sr1", f->err, sizeof(f->err)), 0);
+	virDomainFree(d);
+	virConnectClose(c);
+}
+
+/* ---- fencing ------------------------------------------------------------ */
+
+static void test_fence_unreachable(void **state)
+{
+	(void)state;
+	char err[512] = "";
+	const char *uuids[] = {"11111111-2222-3333-4444-555555555555"};
+	enum virt_fence_outcome oc[1] = {VIRT_FENCE_DESTROYED};
+	struct virt_fence_result r = {.outcomes = oc};
+	/* Nothing listens: refused at once. */
+	assert_int_equal(virt_remote_fence("qemu+tcp://127.0.0.1:1/system", uuids, 1, 5, &r, err,
+	                                   sizeof(err)),
+	                 -ENOTCONN);
+	assert_true(r.elapsed_ms < 2000);
+	assert_non_null(strstr(err, "qemu+tcp://127.0.0.1:1/system"));
+	assert_non_null(strstr(err, "cannot reach 127.0.0.1 port 1"));
+	assert_int_equal(oc[0], VIRT_FENCE_PENDING);
+	assert_ptr_equal(r.outcomes, oc);
+	assert_int_equal(r.destroyed + r.already_stopped + r.absent + r.failed, 0);
+	/* No daemon socket. */
+	err[0] = '\0';
+	assert_int_equal(virt_remote_fence("qemu+unix:///system?socket=/nonexistent/mv-sock", uuids,
+	                                   1, 5, &r, err, sizeof(err)),
+	                 -ENOTCONN);
+	assert_non_null(strstr(err, "cannot connect"));
+	/* An address that does not answer (or no route at all): bounded by the
+	 * timeout either way, never the kernel's minutes of SYN retries. */
+	r.outcomes = NULL;
+	assert_int_equal(virt_remote_fence("qemu+tcp://192.0.2.1/system", uuids, 1, 1, &r, err,
+	                                   sizeof(err)),
+	                 -ENOTCONN);
+	assert_true(r.elapsed_ms < 3000);
+	/* Bad arguments. */
+	assert_int_equal(virt_remote_fence(NULL, uuids, 1, 5, &r, err, sizeof(err)), -EINVAL);
+	assert_int_equal(virt_remote_fence("", uuids, 1, 5, &r, err, sizeof(err)), -EINVAL);
+	assert_int_equal(virt_remote_fence("test:///default", NULL, 1, 5, &r, err, sizeof(err)),
+	                 -EINVAL);
+	const char *empty[] = {""};
+	assert_int_equal(virt_remote_fence("test:///default", empty, 1, 5, &r, err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(virt_remote_fence("test:///default", uuids, 1, 5, NULL, err, sizeof(err)),
+	                 -EINVAL);
+}
+
+static void define_ha(virConnectPtr c, const char *name, const char *ha, bool start,
+                      char *uuid)
+{
+	char xml[512];
+	virDomainPtr d = virDomainDefineXML(c, small_vm_xml(name, xml, sizeof(xml)));
+	assert_non_null(d);
+	if (ha != NULL) {
+		char m[128];
+		snprintf(m, sizeof(m), "<vm ha='%s' priority='1' epoch='1'/>", ha);
+		assert_int_equal(virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, m,
+		                                      VIRT_META_PREFIX, VIRT_META_NS,
+		                                      VIR_DOMAIN_AFFECT_CONFIG),
+		                 0);
+	}
+	if (start)
+		assert_int_equal(virDomainCreate(d), 0);
+	if (uuid != NULL)
+		assert_int_equal(virDomainGetUUIDString(d, uuid), 0);
+	virDomainFree(d);
+}
+
+static int active_of(virConnectPtr c, const char *name)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	assert_non_null(d);
+	int a = virDomainIsActive(d);
+	virDomainFree(d);
+	return a;
+}
+
+static void undefine_any(virConnectPtr c, const char *name)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	assert_non_null(d);
+	if (virDomainIsActive(d) == 1)
+		assert_int_equal(virDomainDestroy(d), 0);
+	assert_int_equal(virDomainUndefine(d), 0);
+	virDomainFree(d);
+}
+
+struct fence_work {
+	uv_work_t req;
+	const char *uri;
+	const char *const *uuids;
+	size_t n;
+	struct virt_fence_result r;
+	enum virt_fence_outcome oc[8];
+	char err[512];
+	int rc;
+	atomic_bool done;
+};
+
+static void fence_work_cb(uv_work_t *req)
+{
+	struct fence_work *w = req->data;
+	w->r.outcomes = w->oc;
+	w->rc = virt_remote_fence(w->uri, w->uuids, w->n, 5, &w->r, w->err, sizeof(w->err));
+}
+
+static void fence_after_cb(uv_work_t *req, int status)
+{
+	(void)status;
+	struct fence_work *w = req->data;
+	atomic_store(&w->done, true);
+}
+
+static bool pred_fence_done(void *arg) { return atomic_load(&((struct fence_work *)arg)->done); }
+
+static void test_fence(void **state)
+{
+	(void)state;
+	/* test:///default: one shared state, so a connection of our own sees
+	 * what the fence's own connection did. */
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	char u1[VIRT_UUID_LEN], u2[VIRT_UUID_LEN], u3[VIRT_UUID_LEN], u4[VIRT_UUID_LEN];
+	define_ha(c, "fence1", "yes", true, u1);  /* listed, running */
+	define_ha(c, "fence2", "yes", false, u2); /* listed, stopped */
+	define_ha(c, "fence3", "yes", true, u3);  /* unlisted HA: fenced too */
+	define_ha(c, "fence4", "no", true, u4);   /* unlisted, not HA: left alone */
+	define_ha(c, "fence5", "yes", false, NULL); /* unlisted, stopped: nothing to do */
+	const char *uuids[] = {u1, u2, "99999999-2222-3333-4444-555555555555", "fence4"};
+
+	/* On a worker, as the agent runs it. */
+	struct fence_work w = {.uri = "test:///default", .uuids = uuids, .n = 3};
+	w.req.data = &w;
+	assert_int_equal(uv_queue_work(&loop, &w.req, fence_work_cb, fence_after_cb), 0);
+	assert_true(run_until(pred_fence_done, &w, 5000));
+	assert_int_equal(w.rc, 0);
+	assert_int_equal(w.r.destroyed, 1);
+	assert_int_equal(w.r.already_stopped, 1);
+	assert_int_equal(w.r.absent, 1);
+	assert_int_equal(w.r.failed, 0);
+	assert_int_equal(w.r.extra_destroyed, 1);
+	assert_int_equal(w.r.extra_failed, 0);
+	assert_int_equal(w.oc[0], VIRT_FENCE_DESTROYED);
+	assert_int_equal(w.oc[1], VIRT_FENCE_ALREADY_STOPPED);
+	assert_int_equal(w.oc[2], VIRT_FENCE_ABSENT);
+	assert_int_equal(active_of(c, "fence1"), 0);
+	assert_int_equal(active_of(c, "fence2"), 0);
+	assert_int_equal(active_of(c, "fence3"), 0);
+	assert_int_equal(active_of(c, "fence4"), 1);
+	assert_int_equal(active_of(c, "fence5"), 0);
+	assert_int_equal(active_of(c, "test"), 1); /* no meshvisor metadata: not ours */
+
+	/* Again: everything already stopped; a name works as a key too. */
+	char err[512] = "";
+	enum virt_fence_outcome oc[4];
+	struct virt_fence_result r = {.outcomes = oc};
+	assert_int_equal(virt_remote_fence("test:///default", uuids, 4, 0, &r, err, sizeof(err)),
+	                 0);
+	assert_int_equal(r.destroyed, 1); /* fence4, by name */
+	assert_int_equal(r.already_stopped, 2);
+	assert_int_equal(r.absent, 1);
+	assert_int_equal(r.extra_destroyed, 0);
+	assert_int_equal(oc[3], VIRT_FENCE_DESTROYED);
+	assert_int_equal(active_of(c, "fence4"), 0);
+	assert_int_equal(active_of(c, "test"), 1);
+	/* Nothing listed: only the host's HA VMs. */
+	define_ha(c, "fence6", "yes", true, NULL);
+	assert_int_equal(virt_remote_fence("test:///default", NULL, 0, 0, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.extra_destroyed, 1);
+	assert_int_equal(active_of(c, "fence6"), 0);
+
+	const char *names[] = {"fence1", "fence2", "fence3", "fence4", "fence5", "fence6"};
+	for (size_t i = 0; i < 6; i++)
+		undefine_any(c, names[i]);
+	virConnectClose(c);
+}
+
+/* A test:///PATH host: the fence gets a state of its own (as the move
+ * tests note), so its effect shows in its counts, not in f->v's copy. */
+static void test_fence_host_file(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	const char *uuids[] = {"11111111-2222-3333-4444-555555555555",
+	                       "22222222-2222-3333-4444-555555555555"};
+	struct virt_fence_result r = {0};
+	assert_int_equal(virt_remote_fence(f->uri, uuids, 2, 5, &r, f->err, sizeof(f->err)), 0);
+	assert_int_equal(r.destroyed, 1);       /* alpha */
+	assert_int_equal(r.already_stopped, 1); /* beta */
+	assert_int_equal(r.extra_destroyed, 0); /* gamma has no HA metadata */
+	assert_null(r.outcomes);
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
+}
+
 int main(void)
 {
 	mv_log_set_level(MV_LOG_ERROR);
@@ -1672,6 +2141,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_move_offline_rollback, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_move_offline_uri_and_where, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_export_xml, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_group, fx_setup, fx_teardown),
+		cmocka_unit_test(test_stop_reason_names),
+		cmocka_unit_test_setup_teardown(test_stop_reason, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stop_reason_external, fx_setup, fx_teardown),
+		cmocka_unit_test(test_fence_unreachable),
+		cmocka_unit_test(test_fence),
+		cmocka_unit_test_setup_teardown(test_fence_host_file, fx_setup, fx_teardown),
 	};
 	if (getenv("TEST_FILTER") != NULL) /* e.g. TEST_FILTER='test_uvloop*' */
 		cmocka_set_test_filter(getenv("TEST_FILTER"));

@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Automatic failover between real agents on libvirt's test driver.
+
+Each agent's hypervisor is its own in-process test driver (test:///PATH),
+so `kill -9` of an agent is the death of a whole host: its VMs die with it
+and its libvirt cannot be reached to fence it (the survivors wait out the
+fence deadline instead). Four hosts; n2 runs three HA VMs of different
+priorities and one that is not HA.
+
+1. Before: `ha` says every HA VM survives the loss of any one host; every
+   HA VM's definition is held by replicas on other hosts.
+2. kill -9 n2: its three HA VMs run again, each on exactly one other host,
+   with owner epoch + 1, within a bound; the non-HA VM is not restarted
+   anywhere. `failovers` (on every survivor) shows one failover of n2 whose
+   fence was waited out (no libvirt to confirm it) no earlier than
+   fence_after_ms after the plan, restarts in priority order. The event
+   stream shows detection, plan, fence and each restart.
+3. n2 comes back (same host file: its VMs are defined again, running, with
+   the old epoch): it destroys and undefines its stale copies; every VM
+   runs on exactly one host in every node's view.
+4. force-leave: refused for an alive host, for an unknown one and without
+   confirmation; accepted for a dead host (the voting set shrinks)."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import mvtest
+from mvtest import check, log
+
+GIB = 1024 * 1024
+MIB = 1024
+FENCE_AFTER_MS = 3000
+FENCE_MARGIN_MS = 1000
+FAILOVER = {"heartbeat_ms": 250, "fence_after_ms": FENCE_AFTER_MS,
+            "fence_margin_ms": FENCE_MARGIN_MS}
+
+HA_VMS = [("ha-db", 900), ("ha-web", 500), ("ha-cache", 100)]
+UUIDS = {
+    "ha-db": "6d657368-0005-0002-0000-000000000001",
+    "ha-web": "6d657368-0005-0002-0000-000000000002",
+    "ha-cache": "6d657368-0005-0002-0000-000000000003",
+    "plain": "6d657368-0005-0002-0000-000000000004",
+}
+
+
+
+def ha_doc(agent):
+    """`meshvisor ha --json` (exit 1 only says "not safe against one loss")."""
+    r = agent.cli("ha", "--json", role="viewer")
+    if r.returncode not in (0, 1) or not r.stdout.strip():
+        raise mvtest.TestFailure("ha on %s failed (exit %d): %s" %
+                                 (agent.name, r.returncode, r.stderr.strip()))
+    return json.loads(r.stdout)
+
+def host_files(t):
+    files = {}
+    for name in ("n1", "n2", "n3", "n4"):
+        doms = []
+        if name == "n2":
+            doms = [dict(name=n, uuid=UUIDS[n], vcpus=1, memory_kib=512 * MIB)
+                    for n in ("ha-db", "ha-web", "ha-cache", "plain")]
+        files[name] = mvtest.write_host_xml(os.path.join(t.tmp, "%s.xml" % name), 4, 8 * GIB,
+                                            doms)
+    return files
+
+
+def where(agent):
+    """{vm: [(host, state, epoch)]} of active copies as agent sees them."""
+    out = {}
+    for v in agent.cli_json("vms")["vms"]:
+        out.setdefault(v["name"], []).append((v["node"], v["state"], v.get("owner_epoch", 0)))
+    return out
+
+
+def running_on(agent, vm, exclude=None):
+    hosts = [h for h, st, _ in where(agent).get(vm, []) if st == "running" and h != exclude]
+    return hosts
+
+
+def events_backlog(agent, n=300, seconds=2.0):
+    """The last n events as JSON objects (the stream is cut after `seconds`)."""
+    ca, cert, key = agent.c.client_creds("viewer")
+    cmd = [agent.c.binary, "events", "--backlog", str(n), "--json", "--addr", agent.rpc_addr,
+           "--ca", ca, "--cert", cert, "--key", key]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(seconds)
+    p.send_signal(signal.SIGINT)
+    try:
+        out, err = p.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    evs = []
+    for line in out.splitlines():
+        line = line.strip()
+        if line:
+            evs.append(json.loads(line))
+    return evs
+
+
+def main(t):
+    files = host_files(t)
+    c = t.cluster(4, agent_extra={"failover": FAILOVER})
+    c.start_each({n: {"libvirt_uri": "test://" + files[n]} for n in files})
+    c.wait_converged(timeout=30)
+    c.wait_states(timeout=30)
+    n1, n2 = c["n1"], c["n2"]
+
+    for vm, prio in HA_VMS:
+        r = n1.cli("vm", "set-ha", vm, "on", "--priority", str(prio))
+        check(r.returncode == 0, "set-ha %s: %s" % (vm, r.stderr))
+
+    # 1. ha: every HA VM fits elsewhere; replicas reach other hosts
+    def ha_ok():
+        doc = ha_doc(n1)
+        return doc if doc.get("ok") and doc.get("ha_vms") == 3 else None
+    doc = mvtest.wait_until(ha_ok, 15, "`ha` to report 3 HA VMs that survive any loss")
+    log("ha: %s" % json.dumps(doc)[:400])
+    check(doc["voters"] == 4 and doc["majority"] == 3, "voters/majority: %s" % doc)
+
+    def replicas():
+        held = sum(ha_doc(a).get("replicas_held", 0) for a in (c["n1"], c["n3"], c["n4"]))
+        return held if held >= 9 else None
+    held = mvtest.wait_until(replicas, 20, "9 replicas (3 HA VMs x 3 holders) on n1, n3, n4")
+    log("replicas held on the survivors-to-be: %d" % held)
+    check(ha_doc(n2).get("replicas_held", 0) == 0, "n2 holds replicas of its own VMs")
+
+    # 2. kill -9 n2: its HA VMs restart elsewhere, once each
+    t_kill = time.time()
+    n2.signal(signal.SIGKILL)
+    n2.wait_exit(5)
+    survivors = [c["n1"], c["n3"], c["n4"]]
+
+    def all_restarted():
+        for a in survivors:
+            w = where(a)
+            for vm, _ in HA_VMS:
+                run = [h for h, st, _ in w.get(vm, []) if st == "running" and h != "n2"]
+                if len(run) != 1:
+                    return None
+        return True
+    mvtest.wait_until(all_restarted, 40, "the 3 HA VMs running on exactly one survivor, "
+                      "in every survivor's view", 0.2)
+    took = time.time() - t_kill
+    log("kill -9 -> all HA VMs running elsewhere in %.2fs" % took)
+    check(took >= FENCE_AFTER_MS / 1000.0,
+          "restarted %.2fs after the kill, before the fence deadline %.1fs" %
+          (took, FENCE_AFTER_MS / 1000.0))
+    w = where(n1)
+    for vm, _ in HA_VMS:
+        copies = [x for x in w[vm] if x[0] != "n2"]
+        check(len(copies) == 1 and copies[0][2] == 1,
+              "%s: expected one copy with epoch 1, got %s" % (vm, w[vm]))
+    check(not [x for x in w.get("plain", []) if x[0] != "n2"],
+          "the non-HA VM was restarted: %s" % w.get("plain"))
+
+    for a in survivors:
+        fos = [f for f in a.cli_json("failovers")["failovers"] if f["dead"] == "n2"]
+        check(len(fos) >= 1, "%s lists no failover of n2" % a.name)
+        f = fos[0]
+        log("%s: failover %s" % (a.name, json.dumps(f)[:600]))
+        check(f["round"] == 0 and f["phase"] == "done", "%s: failover not done: %s" %
+              (a.name, f))
+        check(f.get("chosen_to_fenced_ms", 0) >= FENCE_AFTER_MS,
+              "%s: fenced %s ms after the plan, before fence_after_ms" %
+              (a.name, f.get("chosen_to_fenced_ms")))
+        check("wait" in f.get("fence_how", ""), "%s: fence_how %r" % (a.name, f.get("fence_how")))
+        vms = {v["vm"]: v for v in f["vms"]}
+        check(set(vms) == set(n for n, _ in HA_VMS), "%s: plan VMs %s" % (a.name, sorted(vms)))
+        for v in vms.values():
+            check(v["done"] and v["ok"] and v["target"] not in ("n2", ""),
+                  "%s: %s" % (a.name, v))
+            check(v["new_epoch"] == 1, "%s: epoch %s" % (a.name, v))
+
+    evs = events_backlog(n1)
+    kinds = [e["kind"] for e in evs]
+    log("events on n1: %s" % kinds)
+    for k in ("member-dead", "failover-detected", "plan-chosen", "fence-confirmed",
+              "vm-restarted"):
+        check(k in kinds, "no %s event on n1: %s" % (k, kinds))
+    restarted = [e for e in evs if e["kind"] == "vm-restarted" and e["node"] != ""]
+    check(sorted(e["vm"] for e in restarted) == sorted(n for n, _ in HA_VMS),
+          "n1's stream should show every restart, wherever it ran: %s" % restarted)
+    # highest priority first, per target; the plan's order overall
+    plan_order = [n for n, _ in HA_VMS]
+    seen = [e["vm"] for e in restarted]
+    by_target = {}
+    for e in restarted:
+        by_target.setdefault(e["node"], []).append(plan_order.index(e["vm"]))
+    for tgt, idx in by_target.items():
+        check(idx == sorted(idx), "restarts on %s out of priority order: %s" % (tgt, seen))
+
+    # 3. n2 returns with stale copies (epoch 0): it removes them
+    n2.start(join=[n1.peer_addr], extra={"libvirt_uri": "test://" + files["n2"]})
+
+    def one_copy_each():
+        for a in c.running():
+            w = where(a)
+            for vm, _ in HA_VMS:
+                if len(w.get(vm, [])) != 1:
+                    return None
+            if len(w.get("plain", [])) != 1:
+                return None
+        return True
+    mvtest.wait_until(one_copy_each, 30, "every VM defined on exactly one host in every view "
+                      "after n2 came back", 0.25)
+    w = where(n2)
+    for vm, _ in HA_VMS:
+        check(w[vm][0][0] != "n2" and w[vm][0][1] == "running", "%s: %s" % (vm, w[vm]))
+    check(w["plain"][0][0] == "n2", "plain: %s" % w["plain"])
+    text = n2.log_text()
+    check("stale copy removed" in text or "fence order" in text,
+          "n2 did not report removing its stale copies")
+
+    # 4. force-leave
+    r = n1.cli("force-leave", "n3", "--yes")
+    check(r.returncode != 0 and "not dead" in r.stderr, "force-leave of an alive host: %r" %
+          r.stderr)
+    r = n1.cli("force-leave", "nosuch", "--yes")
+    check(r.returncode != 0 and "nosuch" in r.stderr, "force-leave of an unknown host: %r" %
+          r.stderr)
+    c["n4"].signal(signal.SIGKILL)
+    c["n4"].wait_exit(5)
+    c.wait_state("n4", ["dead"], 20)
+    r = n1.cli("force-leave", "n4")  # no tty, no --yes
+    check(r.returncode != 0, "force-leave without confirmation succeeded")
+    r = n1.cli("force-leave", "n4", "--yes", role="viewer")
+    check(r.returncode != 0 and "permission" in r.stderr.lower(),
+          "viewer force-leave: %r" % r.stderr)
+    before = ha_doc(n1)["voters"]
+    r = n1.cli("force-leave", "n4", "--yes")
+    check(r.returncode == 0, "force-leave n4: %s" % r.stderr)
+
+    def shrunk():
+        return all(ha_doc(a)["voters"] == before - 1 for a in c.running())
+    mvtest.wait_until(shrunk, 10, "the voting set to shrink to %d on every node" % (before - 1))
+
+
+if __name__ == "__main__":
+    mvtest.run(main, default_timeout=170)

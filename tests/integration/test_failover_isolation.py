@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""A host cut off in its own network namespace fences itself before the
+others restart its HA VMs; after the link heals there is one view and
+every VM runs on exactly one host.
+
+n1 and n2 run in the test's namespace on the host side of a veth pair;
+n3 runs inside a network namespace of its own behind the other end, with
+two HA VMs on its test-driver host. The link is set down (both ends): n3
+loses quorum (1 of 3 voters), destroys its HA VMs after fence_after_ms,
+while n1 and n2 (2 of 3) declare it dead, choose a plan and restart the
+VMs only after fence_after_ms + margin. The test compares the times each
+side recorded in its event stream (same machine clock). Then the link
+comes back: n3 rejoins (refuting its death), learns that its VMs now run
+elsewhere with a higher epoch and undefines its copies.
+
+Needs root (ip netns); the namespace and veth pair are removed at the end,
+also on failure."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import mvtest
+from mvtest import check, log
+
+GIB = 1024 * 1024
+MIB = 1024
+FENCE_AFTER_MS = 3000
+FENCE_MARGIN_MS = 1500
+FAILOVER = {"heartbeat_ms": 250, "fence_after_ms": FENCE_AFTER_MS,
+            "fence_margin_ms": FENCE_MARGIN_MS}
+UUIDS = {"iso-a": "6d657368-0005-0003-0000-000000000001",
+         "iso-b": "6d657368-0005-0003-0000-000000000002"}
+
+
+
+def ha_doc(agent):
+    """`meshvisor ha --json` (exit 1 only says "not safe against one loss")."""
+    r = agent.cli("ha", "--json", role="viewer")
+    if r.returncode not in (0, 1) or not r.stdout.strip():
+        raise mvtest.TestFailure("ha on %s failed (exit %d): %s" %
+                                 (agent.name, r.returncode, r.stderr.strip()))
+    return json.loads(r.stdout)
+
+def sh(*cmd, check_rc=True):
+    r = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check_rc and r.returncode != 0:
+        raise mvtest.TestFailure("%s: %s" % (" ".join(cmd), r.stderr.strip()))
+    return r
+
+
+class Netns:
+    def __init__(self, tag):
+        self.ns = "mvfo%s" % tag
+        self.vh = "mvfoh%s" % tag
+        self.vn = "mvfon%s" % tag
+        octet = int(tag) % 200 + 20
+        self.host_ip = "10.213.%d.1" % octet
+        self.ns_ip = "10.213.%d.2" % octet
+
+    def up(self):
+        self.down()
+        sh("ip", "netns", "add", self.ns)
+        sh("ip", "link", "add", self.vh, "type", "veth", "peer", "name", self.vn)
+        sh("ip", "link", "set", self.vn, "netns", self.ns)
+        sh("ip", "addr", "add", self.host_ip + "/24", "dev", self.vh)
+        sh("ip", "link", "set", self.vh, "up")
+        sh("ip", "netns", "exec", self.ns, "ip", "addr", "add", self.ns_ip + "/24", "dev", self.vn)
+        sh("ip", "netns", "exec", self.ns, "ip", "link", "set", self.vn, "up")
+        sh("ip", "netns", "exec", self.ns, "ip", "link", "set", "lo", "up")
+
+    def cut(self):
+        sh("ip", "link", "set", self.vh, "down")
+        sh("ip", "netns", "exec", self.ns, "ip", "link", "set", self.vn, "down")
+
+    def heal(self):
+        sh("ip", "link", "set", self.vh, "up")
+        sh("ip", "netns", "exec", self.ns, "ip", "link", "set", self.vn, "up")
+
+    def down(self):
+        sh("ip", "link", "del", self.vh, check_rc=False)
+        sh("ip", "netns", "del", self.ns, check_rc=False)
+
+
+class NsAgent(mvtest.Agent):
+    """An agent reached at its own IP (host side of the veth, or inside the
+    namespace) rather than 127.0.0.1."""
+
+    @property
+    def peer_addr(self):
+        return "%s:%d" % (self.ip, self.peer_port)
+
+    @property
+    def rpc_addr(self):
+        return "%s:%d" % (self.ip, self.rpc_port)
+
+    def wait_ready(self, timeout=15):
+        def ready():
+            if self.proc.poll() is not None:
+                raise mvtest.TestFailure("%s exited with %s during start:\n%s" %
+                                         (self.name, self.proc.returncode, self.log_tail()))
+            return self.cli("status").returncode == 0
+        mvtest.wait_until(ready, timeout, "%s to answer on its RPC port" % self.name, 0.2)
+
+
+def events(agent, n=400, seconds=1.5):
+    ca, cert, key = agent.c.client_creds("viewer")
+    cmd = [agent.c.binary, "events", "--backlog", str(n), "--json", "--addr", agent.rpc_addr,
+           "--ca", ca, "--cert", cert, "--key", key]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(seconds)
+    p.send_signal(signal.SIGINT)
+    try:
+        out, _ = p.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+def where(agent):
+    out = {}
+    for v in agent.cli_json("vms")["vms"]:
+        out.setdefault(v["name"], []).append((v["node"], v["state"], v.get("owner_epoch", 0)))
+    return out
+
+
+def main(t):
+    if os.geteuid() != 0:
+        raise mvtest.TestFailure("needs root for ip netns (run as root; CI does)")
+    net = Netns(str(os.getpid() % 10000))
+    try:
+        run(t, net)
+    finally:
+        net.down()
+
+
+def run(t, net):
+    net.up()
+    c = t.cluster(3, agent_extra={"failover": FAILOVER})
+    # certificates carry the IP each agent is reached at
+    for a in c.agents.values():
+        ip = net.ns_ip if a.name == "n3" else net.host_ip
+        a.__class__ = NsAgent
+        a.ip = ip
+        a.cert, a.key = c.certs.make("node", a.name, subdir=a.name + "-ns", ip=ip)
+    n1, n2, n3 = c["n1"], c["n2"], c["n3"]
+    f3 = mvtest.write_host_xml(os.path.join(t.tmp, "n3.xml"), 4, 8 * GIB,
+                               [dict(name=n, uuid=u, vcpus=1, memory_kib=512 * MIB)
+                                for n, u in sorted(UUIDS.items())])
+    files = {n: mvtest.write_host_xml(os.path.join(t.tmp, "%s.xml" % n), 4, 8 * GIB, [])
+             for n in ("n1", "n2")}
+    files["n3"] = f3
+
+    def extra(a):
+        ip = net.ns_ip if a.name == "n3" else net.host_ip
+        return {"bind": ip, "advertise": ip, "libvirt_uri": "test://" + files[a.name]}
+
+    # n1 (seed) and n2 on the host side; n3 inside the namespace
+    n1.start(extra=extra(n1))
+    n2.start(join=[n1.peer_addr], extra=extra(n2))
+    n3_start_netns(n3, net, join=[n1.peer_addr], extra=extra(n3))
+    n3.wait_ready()
+    c.wait_converged(timeout=30)
+    c.wait_states(timeout=30)
+    for vm in UUIDS:
+        r = n1.cli("vm", "set-ha", vm, "on", "--priority", "50")
+        check(r.returncode == 0, "set-ha %s: %s" % (vm, r.stderr))
+
+    def replicated():
+        return sum(ha_doc(a).get("replicas_held", 0) for a in (n1, n2)) >= 4 or None
+    mvtest.wait_until(replicated, 20, "both HA VMs replicated to n1 and n2")
+    time.sleep(1.0)
+
+    t_cut = time.time()
+    net.cut()
+    log("link cut at %.3f" % t_cut)
+
+    def moved():
+        for a in (n1, n2):
+            w = where(a)
+            for vm in UUIDS:
+                run = [h for h, st, _ in w.get(vm, []) if st == "running" and h != "n3"]
+                if len(run) != 1:
+                    return None
+        return True
+    mvtest.wait_until(moved, 40, "n3's HA VMs running on n1 or n2", 0.25)
+    log("n3's HA VMs restarted on the majority side %.2fs after the cut" % (time.time() - t_cut))
+
+    net.heal()
+    log("link healed")
+    c.wait_converged(timeout=40)
+
+    def one_copy():
+        for a in (n1, n2, n3):
+            w = where(a)
+            for vm in UUIDS:
+                copies = w.get(vm, [])
+                if len(copies) != 1 or copies[0][0] == "n3" or copies[0][1] != "running":
+                    return None
+        return True
+    mvtest.wait_until(one_copy, 40, "every VM on exactly one host (not n3) in every view", 0.25)
+
+    ev3 = events(n3)
+    ev1 = events(n1) + events(n2)
+    fenced = [e for e in ev3 if e["kind"] in ("fenced-self", "vm-fenced")]
+    check(fenced, "n3 recorded no self-fence: %s" % [e["kind"] for e in ev3])
+    t_fence = min(e["unix_ms"] for e in fenced)
+    restarts = [e for e in ev1 if e["kind"] == "vm-restarted"]
+    check(len({e["vm"] for e in restarts}) == 2, "restart events: %s" % restarts)
+    t_restart = min(e["unix_ms"] for e in restarts)
+    log("n3 fenced itself at +%.2fs, first restart at +%.2fs (after the cut)" %
+        (t_fence / 1000.0 - t_cut, t_restart / 1000.0 - t_cut))
+    check(t_fence < t_restart, "n3 fenced itself %.3fs AFTER the first restart" %
+          ((t_fence - t_restart) / 1000.0))
+    check(t_fence / 1000.0 - t_cut >= FENCE_AFTER_MS / 1000.0 - 1.0,
+          "n3 fenced itself only %.2fs after the cut" % (t_fence / 1000.0 - t_cut))
+    kinds3 = [e["kind"] for e in ev3]
+    check("quorum-lost" in kinds3, "n3 never reported losing quorum: %s" % kinds3)
+
+
+def n3_start_netns(agent, net, join, extra):
+    """Agent.start, but inside the namespace."""
+    agent.write_config(join, extra)
+    agent.log_path = os.path.join(agent.dir, "agent-%d.log" % agent.starts)
+    agent.starts += 1
+    logf = open(agent.log_path, "w")
+    agent.proc = subprocess.Popen(["ip", "netns", "exec", net.ns, agent.c.binary, "agent",
+                                   "--config", agent.config], stdout=logf,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  preexec_fn=mvtest._child_setup)
+    logf.close()
+    mvtest._PROCS.append(agent.proc)
+    log("started %s in netns %s pid %d" % (agent.name, net.ns, agent.proc.pid))
+
+
+if __name__ == "__main__":
+    mvtest.run(main, default_timeout=170)

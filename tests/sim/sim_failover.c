@@ -1,0 +1,1606 @@
+/*
+ * sim_failover.c — the failover world (see sim_failover.h for the model
+ * and the oracle).
+ *
+ * One binary min-heap (sim_heap.h) orders everything by (virtual ms, seq):
+ * the two cores' timers of every host (one live entry each, re-armed with a
+ * generation number), SWIM packets and failover messages in flight (deep
+ * copies; dropped at arrival when the receiving agent died or restarted
+ * since they were sent), the completion of actions (a libvirt start, a
+ * remote fence), the periodic node-state publication, watchdog expiries and
+ * the scenario's own timed calls. After every call into a core the world
+ * drains it completely: SWIM's member events become fo_member() calls,
+ * failover messages go onto the network, failover events are carried out
+ * on the truth and checked, and both timers are re-armed. The network
+ * model (partition sides, one-way blocks, loss, delay) is one for both
+ * kinds of message, so SWIM and the failover core see the same faults.
+ *
+ * The truth is a list of copies per VM: (host, epoch). A copy counts as
+ * running while its host is up and not frozen (O1 counts those). A whole-
+ * host crash removes the host's copies; fences remove copies; a start adds
+ * one.
+ */
+#include "sim_failover.h"
+#include "placement.h"
+#include "prng.h"
+#include "sim_heap.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FW_MAXCOPY 8
+#define FW_GIB (1024ull * 1024)
+
+enum fw_ev_kind {
+	E_SWIM_TIMER,
+	E_FO_TIMER,
+	E_SWIM_DELIVER,
+	E_FO_DELIVER,
+	E_JOB,
+	E_PUBLISH,
+	E_WATCHDOG,
+	E_CALL,
+	E_JOIN,
+};
+
+enum fw_job_kind { J_RESTART_DONE, J_FENCE_DONE };
+
+struct fw_job {
+	enum fw_job_kind kind;
+	struct fo_instance_id inst;
+	char uuid[FO_UUID_MAX];
+	bool ok;
+	char why[64];
+};
+
+struct fw_swim_pkt {
+	struct swim_msg msg; /* strings and updates follow in the allocation */
+};
+
+struct fw_ev {
+	uint64_t at, seq;
+	enum fw_ev_kind kind;
+	int node;
+	uint32_t gen; /* timer generation, or the receiver's agent life */
+	void *p;      /* packet, fo_msg, job */
+	fw_call_f fn;
+	int a, b;
+	void *arg;
+};
+
+struct fw_copy {
+	int host;
+	uint64_t epoch;
+};
+
+struct fw_vm {
+	char uuid[FO_UUID_MAX], name[FO_NAME_MAX], group[FO_GROUP_MAX];
+	int32_t prio;
+	uint32_t vcpus;
+	uint64_t mem;
+	int home;
+	struct fw_copy c[FW_MAXCOPY];
+	int nc;
+	uint64_t max_epoch;
+	bool doubled; /* O1 reported for the current incident */
+};
+
+/* One publication of a host's node state (immutable, shared by views). */
+struct fw_pub {
+	int refs;
+	struct placement_host cap;
+	bool witness;
+	size_t n;
+	struct fo_vm vms[];
+};
+
+struct fw_host {
+	char name[FO_NAME_MAX];
+	char addr[SWIM_ADDR_MAX];
+	uint32_t cpus, base_vcpus;
+	uint64_t mem, base_mem;
+	bool witness;
+	bool hv_up, agent_up, frozen, refuse;
+	uint32_t life;
+	struct swim *sw;
+	struct fo *fo;
+	uint64_t inc_persist;
+	uint32_t sw_gen, fo_gen;
+	uint64_t sw_armed, fo_armed;
+	uint64_t redue_at;
+	uint32_t redue_n;
+	struct fw_ev *fq; /* queued while frozen */
+	size_t fq_n, fq_cap;
+	struct fw_pub *pub;
+	bool dirty;
+	struct fw_pub **view; /* [n] */
+	uint64_t wd_pet;
+	bool quorate_since_start;
+	int group;
+};
+
+/* A ballot seen on the wire: its ACCEPT's plan and who ACCEPTED it. */
+struct fw_ballot {
+	struct fo_instance_id inst;
+	struct fo_ballot ballot;
+	bool has_plan;
+	struct fo_plan plan;
+	uint64_t acc[FW_MAXN / 64];
+};
+
+struct fw {
+	struct fw_opts o;
+	uint64_t rng[4];
+	uint64_t now, seq;
+	struct fw_ev *heap;
+	size_t heap_n, heap_cap;
+	int n;
+	struct fw_host *h;
+	struct fw_vm *vm;
+	int nvm, capvm;
+	bool started;
+	/* network */
+	bool partitioned;
+	uint8_t *blocked; /* n*n */
+	double *loss;     /* n*n, < 0: default */
+	double loss_all;
+	/* log, registry */
+	struct fw_rec *log;
+	size_t log_n, log_cap;
+	struct fw_chosen *ch;
+	size_t ch_n, ch_cap;
+	struct fw_ballot *bal;
+	size_t bal_n, bal_cap;
+	struct fw_counters ctr;
+	char fail[512];
+	fw_send_hook_f send_hook;
+	void *send_arg;
+	fw_event_hook_f ev_hook;
+	void *ev_arg;
+};
+
+SIM_HEAP_DEFINE(fw_heap, struct fw_ev, struct fw)
+
+/* ------------------------------------------------------------ basics */
+
+uint64_t fw_rand(struct fw *w) { return mv_xoshiro_next(w->rng); }
+static uint32_t fw_below(struct fw *w, uint32_t n) { return n ? mv_xoshiro_below(w->rng, n) : 0; }
+static double fw_unit(struct fw *w) { return (double)(fw_rand(w) >> 11) * 0x1.0p-53; }
+
+static void vlog(struct fw *w, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void vlog(struct fw *w, int level, const char *fmt, ...)
+{
+	if (w->o.verbose < level)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "fw t=%" PRIu64 " ", w->now);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+void fw_fail(struct fw *w, const char *fmt, ...)
+{
+	w->ctr.violations++;
+	char buf[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (w->o.verbose)
+		fprintf(stderr, "fw t=%" PRIu64 " VIOLATION %s\n", w->now, buf);
+	if (!w->fail[0])
+		snprintf(w->fail, sizeof(w->fail), "t=%" PRIu64 ": %s", w->now, buf);
+}
+
+static void fw_push(struct fw *w, uint64_t at, enum fw_ev_kind kind, int node, uint32_t gen,
+                    void *p)
+{
+	struct fw_ev ev = {.at = at, .kind = kind, .node = node, .gen = gen, .p = p};
+	fw_heap_push(w, ev);
+}
+
+static struct fw_rec *fw_log(struct fw *w, int type, int node)
+{
+	if (w->log_n == w->log_cap) {
+		w->log_cap = w->log_cap ? w->log_cap * 2 : 256;
+		w->log = realloc(w->log, w->log_cap * sizeof(*w->log));
+		if (w->log == NULL)
+			abort();
+	}
+	struct fw_rec *r = &w->log[w->log_n++];
+	memset(r, 0, sizeof(*r));
+	r->t = w->now;
+	r->type = type;
+	r->node = node;
+	r->peer = -1;
+	r->vm = -1;
+	r->plan_pos = -1;
+	return r;
+}
+
+int fw_index(const struct fw *w, const char *name)
+{
+	if (name == NULL || name[0] != 'n' || name[1] < '0' || name[1] > '9')
+		return -1;
+	char *end;
+	long i = strtol(name + 1, &end, 10);
+	if (*end || i < 0 || i >= w->n || strcmp(w->h[i].name, name) != 0)
+		return -1;
+	return (int)i;
+}
+
+static int fw_addr_index(const struct fw *w, const char *addr)
+{
+	unsigned hi, lo;
+	if (addr == NULL || sscanf(addr, "10.0.%u.%u:", &hi, &lo) != 2)
+		return -1;
+	long i = (long)hi * 256 + lo - 1;
+	if (i < 0 || i >= w->n || strcmp(w->h[i].addr, addr) != 0)
+		return -1;
+	return (int)i;
+}
+
+int fw_vm_index(const struct fw *w, const char *uuid)
+{
+	for (int k = 0; k < w->nvm; k++)
+		if (strcmp(w->vm[k].uuid, uuid) == 0)
+			return k;
+	return -1;
+}
+
+/* ------------------------------------------------------------ network */
+
+bool fw_link_open(const struct fw *w, int a, int b)
+{
+	if (a == b)
+		return true;
+	if (w->partitioned && w->h[a].group != w->h[b].group)
+		return false;
+	return !w->blocked[a * w->n + b];
+}
+
+/* Whether a message a -> b survives (decided at send time), and when it
+ * arrives. */
+static bool fw_net_send(struct fw *w, int a, int b, uint64_t *at)
+{
+	if (a == b) {
+		*at = w->now;
+		return true;
+	}
+	if (!fw_link_open(w, a, b)) {
+		w->ctr.dropped++;
+		return false;
+	}
+	double p = w->loss[a * w->n + b];
+	if (p < 0)
+		p = w->loss_all;
+	if (p > 0 && fw_unit(w) < p) {
+		w->ctr.dropped++;
+		return false;
+	}
+	*at = w->now + w->o.delay_ms + fw_below(w, w->o.jitter_ms + 1);
+	return true;
+}
+
+void fw_partition(struct fw *w, const int *group)
+{
+	for (int i = 0; i < w->n; i++)
+		w->h[i].group = group[i];
+	w->partitioned = true;
+	vlog(w, 1, "partition");
+}
+
+void fw_heal(struct fw *w)
+{
+	w->partitioned = false;
+	memset(w->blocked, 0, (size_t)w->n * (size_t)w->n);
+	vlog(w, 1, "heal");
+}
+
+static void fw_block_set(struct fw *w, int a, int b, uint8_t on)
+{
+	for (int i = 0; i < w->n; i++)
+		for (int j = 0; j < w->n; j++)
+			if (i != j && (a < 0 || a == i) && (b < 0 || b == j))
+				w->blocked[i * w->n + j] = on;
+}
+
+void fw_block(struct fw *w, int a, int b) { fw_block_set(w, a, b, 1); }
+void fw_unblock(struct fw *w, int a, int b) { fw_block_set(w, a, b, 0); }
+
+void fw_set_loss(struct fw *w, int a, int b, double p)
+{
+	if (a < 0 && b < 0) {
+		w->loss_all = p;
+		for (int k = 0; k < w->n * w->n; k++)
+			w->loss[k] = -1;
+		return;
+	}
+	for (int i = 0; i < w->n; i++)
+		for (int j = 0; j < w->n; j++)
+			if (i != j && (a < 0 || a == i) && (b < 0 || b == j))
+				w->loss[i * w->n + j] = p;
+}
+
+void fw_refuse_starts(struct fw *w, int i, bool on) { w->h[i].refuse = on; }
+
+/* ------------------------------------------------------------ truth */
+
+static int fw_live_copies(const struct fw *w, const struct fw_vm *v)
+{
+	int c = 0;
+	for (int k = 0; k < v->nc; k++)
+		if (w->h[v->c[k].host].hv_up && !w->h[v->c[k].host].frozen)
+			c++;
+	return c;
+}
+
+/* O1 for one VM. */
+static void fw_check_vm(struct fw *w, struct fw_vm *v)
+{
+	int c = fw_live_copies(w, v);
+	if (c <= 1) {
+		v->doubled = false;
+		return;
+	}
+	if (v->doubled)
+		return;
+	v->doubled = true;
+	w->ctr.double_starts++;
+	char where[256] = "";
+	size_t off = 0;
+	for (int k = 0; k < v->nc && off < sizeof(where) - 40; k++)
+		off += (size_t)snprintf(where + off, sizeof(where) - off, " %s(epoch %" PRIu64 "%s)",
+		                        w->h[v->c[k].host].name, v->c[k].epoch,
+		                        w->h[v->c[k].host].frozen ? ", frozen" : "");
+	fw_fail(w, "O1 %s (%s) runs on %d live hosts:%s", v->name, v->uuid, c, where);
+}
+
+static void fw_destroy_copy(struct fw *w, int vmi, int host, const char *why)
+{
+	struct fw_vm *v = &w->vm[vmi];
+	for (int k = 0; k < v->nc; k++) {
+		if (v->c[k].host != host)
+			continue;
+		v->c[k] = v->c[--v->nc];
+		w->h[host].dirty = true;
+		w->ctr.vms_destroyed++;
+		struct fw_rec *r = fw_log(w, FW_R_VM_DESTROY, host);
+		r->vm = vmi;
+		vlog(w, 1, "%s: %s destroyed (%s)", w->h[host].name, v->name, why);
+		return;
+	}
+}
+
+static void fw_destroy_all(struct fw *w, int host, const char *why)
+{
+	for (int k = 0; k < w->nvm; k++)
+		fw_destroy_copy(w, k, host, why);
+}
+
+bool fw_vm_on(const struct fw *w, int vmi, int host)
+{
+	const struct fw_vm *v = &w->vm[vmi];
+	for (int k = 0; k < v->nc; k++)
+		if (v->c[k].host == host)
+			return true;
+	return false;
+}
+
+void fw_host_load(const struct fw *w, int i, uint32_t *vcpus, uint64_t *mem_kib)
+{
+	uint32_t vc = w->h[i].base_vcpus;
+	uint64_t m = w->h[i].base_mem;
+	for (int k = 0; k < w->nvm; k++)
+		if (fw_vm_on(w, k, i)) {
+			vc += w->vm[k].vcpus;
+			m += w->vm[k].mem;
+		}
+	*vcpus = vc;
+	*mem_kib = m;
+}
+
+static struct placement_host fw_placement(const struct fw *w, int i)
+{
+	const struct fw_host *h = &w->h[i];
+	struct placement_host p = {
+	    .name = h->name,
+	    .alive = true,
+	    .healthy = true,
+	    .draining = false,
+	    .cpus = h->cpus,
+	    .cpu_overcommit = 1.0,
+	    .memory_kib = h->mem,
+	    .memory_reserved_kib = 0,
+	    .memory_overcommit = 1.0,
+	};
+	fw_host_load(w, i, &p.vcpus_allocated, &p.memory_allocated_kib);
+	return p;
+}
+
+bool fw_host_fits(const struct fw *w, int i)
+{
+	struct placement_host p = fw_placement(w, i);
+	return p.vcpus_allocated <= placement_vcpu_capacity(&p) &&
+	       p.memory_allocated_kib <= placement_memory_capacity_kib(&p);
+}
+
+/* ------------------------------------------------------------ publication */
+
+static void fw_pub_unref(struct fw_pub *p)
+{
+	if (p && --p->refs == 0)
+		free(p);
+}
+
+static struct fw_pub *fw_pub_make(struct fw *w, int i)
+{
+	size_t n = 0;
+	for (int k = 0; k < w->nvm; k++)
+		n += fw_vm_on(w, k, i);
+	struct fw_pub *p = calloc(1, sizeof(*p) + n * sizeof(struct fo_vm));
+	if (p == NULL)
+		abort();
+	p->refs = 1;
+	p->cap = fw_placement(w, i);
+	p->witness = w->h[i].witness;
+	for (int k = 0; k < w->nvm; k++) {
+		const struct fw_vm *v = &w->vm[k];
+		for (int c = 0; c < v->nc; c++) {
+			if (v->c[c].host != i)
+				continue;
+			p->vms[p->n++] = (struct fo_vm){.uuid = v->uuid,
+			                                .name = v->name,
+			                                .priority = v->prio,
+			                                .vcpus = v->vcpus,
+			                                .memory_kib = v->mem,
+			                                .epoch = v->c[c].epoch,
+			                                .group = v->group,
+			                                .running = true};
+		}
+	}
+	return p;
+}
+
+static void fw_fo_drain(struct fw *w, int i, bool after_timer);
+
+static void fw_give_view(struct fw *w, int o)
+{
+	struct fw_host *ho = &w->h[o];
+	struct fo_host *arr = calloc((size_t)w->n, sizeof(*arr));
+	if (arr == NULL)
+		abort();
+	size_t n = 0;
+	for (int k = 0; k < w->n; k++) {
+		const struct fw_pub *p = ho->view[k];
+		if (p == NULL)
+			continue;
+		arr[n].cap = p->cap;
+		arr[n].witness = p->witness;
+		arr[n].n_vms = p->n;
+		arr[n].vms = p->vms;
+		n++;
+	}
+	fo_set_hosts(ho->fo, arr, n);
+	free(arr);
+	fw_fo_drain(w, o, false);
+}
+
+static void fw_publish(struct fw *w)
+{
+	for (int i = 0; i < w->n; i++) {
+		struct fw_host *h = &w->h[i];
+		if (!h->hv_up || !h->agent_up || h->frozen)
+			continue;
+		if (h->pub == NULL || h->dirty) {
+			fw_pub_unref(h->pub);
+			h->pub = fw_pub_make(w, i);
+			h->dirty = false;
+		}
+	}
+	for (int o = 0; o < w->n; o++) {
+		struct fw_host *ho = &w->h[o];
+		if (!ho->agent_up || ho->frozen)
+			continue;
+		bool changed = false;
+		for (int k = 0; k < w->n; k++) {
+			struct fw_pub *p = w->h[k].pub;
+			if (p == NULL || ho->view[k] == p || !fw_link_open(w, k, o))
+				continue;
+			fw_pub_unref(ho->view[k]);
+			ho->view[k] = p;
+			p->refs++;
+			changed = true;
+		}
+		if (changed)
+			fw_give_view(w, o);
+	}
+}
+
+/* ------------------------------------------------------------ oracle */
+
+static bool fw_plan_same(const struct fo_plan *a, const struct fo_plan *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t k = 0; k < a->n; k++) {
+		const struct fo_plan_entry *x = &a->entries[k], *y = &b->entries[k];
+		if (strcmp(x->uuid, y->uuid) != 0 || strcmp(x->target, y->target) != 0 ||
+		    x->new_epoch != y->new_epoch)
+			return false;
+	}
+	return true;
+}
+
+static bool fw_inst_eq(const struct fo_instance_id *a, const struct fo_instance_id *b)
+{
+	return a->incarnation == b->incarnation && a->round == b->round &&
+	       strcmp(a->dead, b->dead) == 0;
+}
+
+static bool fw_ballot_eq(const struct fo_ballot *a, const struct fo_ballot *b)
+{
+	return a->number == b->number && strcmp(a->proposer, b->proposer) == 0;
+}
+
+const struct fw_chosen *fw_chosen_find(const struct fw *w, const char *dead, uint64_t inc,
+                                       uint32_t round)
+{
+	for (size_t k = 0; k < w->ch_n; k++)
+		if (w->ch[k].inst.incarnation == inc && w->ch[k].inst.round == round &&
+		    strcmp(w->ch[k].inst.dead, dead) == 0)
+			return &w->ch[k];
+	return NULL;
+}
+
+/* O3: a plan learned by node i. */
+static void fw_learned(struct fw *w, int i, const struct fo_instance_id *inst,
+                       const struct fo_plan *plan, bool from_event)
+{
+	struct fw_chosen *c =
+	    (struct fw_chosen *)fw_chosen_find(w, inst->dead, inst->incarnation, inst->round);
+	if (c == NULL) {
+		if (w->ch_n == w->ch_cap) {
+			w->ch_cap = w->ch_cap ? w->ch_cap * 2 : 16;
+			w->ch = realloc(w->ch, w->ch_cap * sizeof(*w->ch));
+			if (w->ch == NULL)
+				abort();
+		}
+		c = &w->ch[w->ch_n++];
+		memset(c, 0, sizeof(*c));
+		c->inst = *inst;
+		if (fo_plan_copy(&c->plan, plan) != 0)
+			abort();
+		c->first_node = i;
+		c->chosen_at = w->now;
+		c->learners = from_event ? 1 : 0;
+		w->ctr.plans_chosen++;
+		return;
+	}
+	if (!fw_plan_same(&c->plan, plan))
+		fw_fail(w, "O3 %s learned another plan for (%s, %" PRIu64 ", round %u) than %s did "
+		        "(%zu vs %zu entries)", w->h[i].name, inst->dead, inst->incarnation,
+		        inst->round, w->h[c->first_node].name, plan->n, c->plan.n);
+	else if (from_event)
+		c->learners++;
+}
+
+static struct fw_ballot *fw_ballot_get(struct fw *w, const struct fo_instance_id *inst,
+                                       const struct fo_ballot *b)
+{
+	for (size_t k = 0; k < w->bal_n; k++)
+		if (fw_inst_eq(&w->bal[k].inst, inst) && fw_ballot_eq(&w->bal[k].ballot, b))
+			return &w->bal[k];
+	if (w->bal_n == w->bal_cap) {
+		w->bal_cap = w->bal_cap ? w->bal_cap * 2 : 16;
+		w->bal = realloc(w->bal, w->bal_cap * sizeof(*w->bal));
+		if (w->bal == NULL)
+			abort();
+	}
+	struct fw_ballot *r = &w->bal[w->bal_n++];
+	memset(r, 0, sizeof(*r));
+	r->inst = *inst;
+	r->ballot = *b;
+	return r;
+}
+
+static int fw_popcount(const uint64_t *m)
+{
+	int c = 0;
+	for (int k = 0; k < FW_MAXN / 64; k++)
+		c += __builtin_popcountll(m[k]);
+	return c;
+}
+
+static void fw_sniff(struct fw *w, int from, const struct fo_msg *m)
+{
+	if (m->type == FO_ACCEPT) {
+		struct fw_ballot *b = fw_ballot_get(w, &m->inst, &m->ballot);
+		if (!b->has_plan && m->has_plan) {
+			if (fo_plan_copy(&b->plan, &m->plan) != 0)
+				abort();
+			b->has_plan = true;
+		}
+		/* the proposer's own acceptor: assumed to accept its proposal
+		 * (it may handle itself without the network) */
+		b->acc[from / 64] |= 1ull << (from % 64);
+	} else if (m->type == FO_ACCEPTED) {
+		struct fw_ballot *b = fw_ballot_get(w, &m->inst, &m->ballot);
+		b->acc[from / 64] |= 1ull << (from % 64);
+	}
+}
+
+/* O2 for a RESTART of `e` emitted by node i; returns the plan position. */
+static int fw_check_restart(struct fw *w, int i, const struct fo_event *e)
+{
+	struct fw_host *h = &w->h[i];
+	const struct fo_plan_entry *en = &e->entry;
+	if (!fo_quorate(h->fo, w->now))
+		fw_fail(w, "O2 %s restarts %s without quorum (%zu of %zu acknowledged)", h->name,
+		        en->name, fo_acknowledged(h->fo, w->now), fo_voters(h->fo));
+	if (fo_fenced(h->fo))
+		fw_fail(w, "O2 %s restarts %s while self-fenced", h->name, en->name);
+	if (strcmp(en->target, h->name) != 0)
+		fw_fail(w, "O2 %s restarts %s whose target is '%s'", h->name, en->name, en->target);
+	const struct fo_plan *p = NULL;
+	if (!fo_chosen_plan(h->fo, &e->inst, &p) || p == NULL) {
+		fw_fail(w, "O2 %s restarts %s for (%s, %" PRIu64 ", %u) without a learned plan",
+		        h->name, en->name, e->inst.dead, e->inst.incarnation, e->inst.round);
+		return -1;
+	}
+	int pos = -1;
+	for (size_t k = 0; k < p->n; k++)
+		if (strcmp(p->entries[k].uuid, en->uuid) == 0)
+			pos = (int)k;
+	if (pos < 0 || strcmp(p->entries[pos].target, h->name) != 0 ||
+	    p->entries[pos].new_epoch != en->new_epoch)
+		fw_fail(w, "O2 %s restarts %s (epoch %" PRIu64 ") not as its learned plan says",
+		        h->name, en->name, en->new_epoch);
+	const struct fw_chosen *c = fw_chosen_find(w, e->inst.dead, e->inst.incarnation,
+	                                           e->inst.round);
+	if (c == NULL || !fw_plan_same(&c->plan, p))
+		fw_fail(w, "O2 %s restarts %s from a plan that is not the one learned first", h->name,
+		        en->name);
+	int majority = w->n / 2 + 1, best = 0;
+	bool found = false;
+	for (size_t k = 0; k < w->bal_n && !found; k++) {
+		const struct fw_ballot *b = &w->bal[k];
+		if (!fw_inst_eq(&b->inst, &e->inst) || !b->has_plan || !fw_plan_same(&b->plan, p))
+			continue;
+		int cnt = fw_popcount(b->acc);
+		if (cnt > best)
+			best = cnt;
+		found = cnt >= majority;
+	}
+	if (!found)
+		fw_fail(w, "O2 %s restarts %s from a plan at most %d of %d hosts accepted (majority %d)",
+		        h->name, en->name, best, w->n, majority);
+	return pos;
+}
+
+void fw_check(struct fw *w)
+{
+	for (int i = 0; i < w->n; i++) {
+		struct fw_host *h = &w->h[i];
+		if (!h->agent_up || h->frozen)
+			continue;
+		size_t n = fo_instance_count(h->fo);
+		for (size_t k = 0; k < n; k++) {
+			struct fo_instance_info info;
+			fo_instance_at(h->fo, k, &info);
+			if (info.phase == FO_PH_DETECTED)
+				continue;
+			const struct fo_plan *p = NULL;
+			if (!fo_chosen_plan(h->fo, &info.inst, &p) || p == NULL) {
+				if (info.phase != FO_PH_DONE)
+					fw_fail(w, "O3 %s: instance (%s, %" PRIu64 ", %u) in phase %s "
+					        "without a plan", h->name, info.inst.dead,
+					        info.inst.incarnation, info.inst.round,
+					        fo_phase_name(info.phase));
+				continue;
+			}
+			fw_learned(w, i, &info.inst, p, false);
+		}
+	}
+}
+
+/* ------------------------------------------------------------ actions */
+
+static void fw_start_vm(struct fw *w, int i, const struct fo_event *e, int pos)
+{
+	struct fw_host *h = &w->h[i];
+	const struct fo_plan_entry *en = &e->entry;
+	int vmi = fw_vm_index(w, en->uuid);
+	struct fw_job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		abort();
+	j->kind = J_RESTART_DONE;
+	j->inst = e->inst;
+	snprintf(j->uuid, sizeof(j->uuid), "%s", en->uuid);
+	j->ok = true;
+	w->ctr.restarts++;
+	if (vmi < 0) {
+		j->ok = false;
+		snprintf(j->why, sizeof(j->why), "no definition of %s", en->uuid);
+		fw_fail(w, "%s asked to restart unknown VM %s", h->name, en->uuid);
+	} else if (fw_vm_on(w, vmi, i)) {
+		/* idempotent: already running here at that epoch or later is a
+		 * success; an older copy here is not */
+		uint64_t ce = 0;
+		for (int k = 0; k < w->vm[vmi].nc; k++)
+			if (w->vm[vmi].c[k].host == i)
+				ce = w->vm[vmi].c[k].epoch;
+		j->ok = ce >= en->new_epoch;
+		snprintf(j->why, sizeof(j->why), "domain is already running with epoch %" PRIu64, ce);
+		w->ctr.already_running++;
+	} else if (h->refuse) {
+		j->ok = false;
+		w->ctr.starts_refused_host++;
+		snprintf(j->why, sizeof(j->why), "libvirt: internal error (refusing host)");
+	} else if (w->o.restart_fail_p > 0 && fw_unit(w) < w->o.restart_fail_p) {
+		j->ok = false;
+		snprintf(j->why, sizeof(j->why), "libvirt: qemu exited (injected)");
+	} else {
+		struct fw_vm *v = &w->vm[vmi];
+		struct placement_host p = fw_placement(w, i);
+		bool fits = p.vcpus_allocated + v->vcpus <= placement_vcpu_capacity(&p) &&
+		            p.memory_allocated_kib + v->mem <= placement_memory_capacity_kib(&p);
+		if (!fits && w->o.cap_refuse) {
+			j->ok = false;
+			w->ctr.cap_refusals++;
+			snprintf(j->why, sizeof(j->why), "no room in the truth");
+		} else {
+			if (!fits)
+				fw_fail(w, "O5 %s over capacity with %s: %u+%u vCPUs of %u, %" PRIu64
+				        "+%" PRIu64 " KiB of %" PRIu64, h->name, v->name,
+				        p.vcpus_allocated, v->vcpus, placement_vcpu_capacity(&p),
+				        p.memory_allocated_kib, v->mem,
+				        placement_memory_capacity_kib(&p));
+			if (en->new_epoch <= v->max_epoch)
+				fw_fail(w, "O4 %s starts %s with epoch %" PRIu64 ", not above %" PRIu64,
+				        h->name, v->name, en->new_epoch, v->max_epoch);
+			if (v->nc == FW_MAXCOPY)
+				abort();
+			v->c[v->nc++] = (struct fw_copy){.host = i, .epoch = en->new_epoch};
+			if (en->new_epoch > v->max_epoch)
+				v->max_epoch = en->new_epoch;
+			h->dirty = true;
+			struct fw_rec *r = fw_log(w, FW_R_VM_START, i);
+			r->vm = vmi;
+			r->epoch = en->new_epoch;
+			r->inst = e->inst;
+			r->peer = fw_index(w, e->inst.dead);
+			r->plan_pos = pos;
+			vlog(w, 1, "%s: %s started, epoch %" PRIu64, h->name, v->name, en->new_epoch);
+			fw_check_vm(w, v);
+		}
+	}
+	if (j->ok) {
+		w->ctr.restarts_ok++;
+	} else {
+		w->ctr.restarts_failed++;
+		struct fw_rec *r = fw_log(w, FW_R_VM_FAILED, i);
+		r->vm = vmi;
+		r->inst = e->inst;
+		vlog(w, 1, "%s: start of %s fails: %s", h->name, en->name, j->why);
+	}
+	uint32_t lo = w->o.restart_min_ms, hi = w->o.restart_max_ms;
+	fw_push(w, w->now + lo + fw_below(w, hi > lo ? hi - lo + 1 : 1), E_JOB, i, h->life, j);
+}
+
+static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
+{
+	struct fw_host *h = &w->h[i];
+	struct fw_rec *r = fw_log(w, (int)e->type, i);
+	r->inst = e->inst;
+	r->peer = fw_index(w, e->inst.dead);
+	r->priority = e->entry.priority;
+	r->epoch = e->entry.new_epoch;
+	if (e->entry.uuid[0])
+		r->vm = fw_vm_index(w, e->entry.uuid);
+	size_t ri = w->log_n - 1; /* r may move when the log grows */
+	vlog(w, 1, "%s: %s (%s,%" PRIu64 ",%u) %s%s%s", h->name, fo_event_name(e->type),
+	     e->inst.dead, e->inst.incarnation, e->inst.round, e->entry.name,
+	     e->entry.name[0] ? " " : "", e->text);
+	switch (e->type) {
+	case FO_EV_FENCE_SELF:
+		w->ctr.fence_self++;
+		fw_destroy_all(w, i, "self-fence");
+		break;
+	case FO_EV_FENCE_VMS:
+		w->ctr.fence_vms++;
+		for (size_t k = 0; k < e->plan.n; k++) {
+			int vmi = fw_vm_index(w, e->plan.entries[k].uuid);
+			if (vmi >= 0)
+				fw_destroy_copy(w, vmi, i, "fence order");
+		}
+		break;
+	case FO_EV_REMOTE_FENCE: {
+		int x = fw_index(w, e->inst.dead);
+		bool ok = x >= 0 && w->h[x].hv_up && !w->h[x].frozen && fw_link_open(w, i, x) &&
+		          fw_link_open(w, x, i);
+		if (ok)
+			fw_destroy_all(w, x, "remote fence");
+		w->log[ri].ok = ok;
+		struct fw_job *j = calloc(1, sizeof(*j));
+		if (j == NULL)
+			abort();
+		j->kind = J_FENCE_DONE;
+		j->inst = e->inst;
+		j->ok = ok;
+		snprintf(j->why, sizeof(j->why), "%s", ok ? "destroyed through its libvirt"
+		                                          : "libvirt unreachable: timed out");
+		if (ok)
+			w->ctr.remote_fence_ok++;
+		else
+			w->ctr.remote_fence_failed++;
+		fw_push(w, w->now + (ok ? 20 + fw_below(w, 280) : 1000 + fw_below(w, 2000)), E_JOB, i,
+		        h->life, j);
+		break;
+	}
+	case FO_EV_RESTART: {
+		int pos = fw_check_restart(w, i, e);
+		w->log[ri].plan_pos = pos;
+		fw_start_vm(w, i, e, pos);
+		break;
+	}
+	case FO_EV_CHOSEN: {
+		fw_learned(w, i, &e->inst, &e->plan, true);
+		const struct fo_plan *p = NULL;
+		if (!fo_chosen_plan(h->fo, &e->inst, &p) || p == NULL || !fw_plan_same(p, &e->plan))
+			fw_fail(w, "O3 %s: FO_EV_CHOSEN's plan differs from fo_chosen_plan()", h->name);
+		break;
+	}
+	case FO_EV_NO_ROOM: w->ctr.no_room++; break;
+	case FO_EV_HANDED_BACK: w->ctr.handed_back++; break;
+	default: break;
+	}
+	if (w->ev_hook)
+		w->ev_hook(w, i, e, w->ev_arg);
+}
+
+/* ------------------------------------------------------------ cores */
+
+static void fw_fo_rearm(struct fw *w, int i, bool after_timer)
+{
+	struct fw_host *h = &w->h[i];
+	uint64_t d = fo_next_deadline(h->fo);
+	if (d == UINT64_MAX) {
+		h->fo_gen++;
+		h->fo_armed = UINT64_MAX;
+		return;
+	}
+	if (d <= w->now) {
+		if (after_timer && h->redue_at == w->now && ++h->redue_n >= 3) {
+			w->ctr.timer_spins++;
+			fprintf(stderr, "fw t=%" PRIu64 " %s: timer spin: fo deadline %" PRIu64
+			        " still due after 3 fo_handle_timer calls\n", w->now, h->name, d);
+			d = w->now + 1;
+		} else {
+			if (after_timer && h->redue_at != w->now) {
+				h->redue_at = w->now;
+				h->redue_n = 0;
+			}
+			d = w->now;
+		}
+	}
+	if (d == h->fo_armed)
+		return;
+	h->fo_gen++;
+	h->fo_armed = d;
+	fw_push(w, d, E_FO_TIMER, i, h->fo_gen, NULL);
+}
+
+static void fw_send_fo(struct fw *w, int i, struct fo_msg *m)
+{
+	w->ctr.fo_msgs++;
+	fw_sniff(w, i, m);
+	int to = fw_index(w, m->to);
+	if (w->o.verbose >= 2)
+		fprintf(stderr, "fw t=%" PRIu64 " %s -> %s %s (%s,%" PRIu64 ",%u) b=%" PRIu64 "/%s inc=%"
+		        PRIu64 " fenced_through=%" PRIu64 " stamp=%" PRIu64 "%s%s\n",
+		        w->now, w->h[i].name, m->to, fo_msg_type_name(m->type), m->inst.dead,
+		        m->inst.incarnation, m->inst.round, m->ballot.number, m->ballot.proposer,
+		        m->incarnation, m->fenced_through, m->stamp, m->text[0] ? " " : "", m->text);
+	if (to < 0 || strcmp(m->from, w->h[i].name) != 0) {
+		w->ctr.rejected++;
+		fw_fail(w, "%s sent a %s from '%s' to unknown '%s'", w->h[i].name,
+		        fo_msg_type_name(m->type), m->from, m->to);
+		fo_msg_clear(m);
+		return;
+	}
+	uint64_t at;
+	if ((w->send_hook && !w->send_hook(w, i, to, m, w->send_arg)) || !fw_net_send(w, i, to, &at)) {
+		fo_msg_clear(m);
+		return;
+	}
+	struct fo_msg *c = malloc(sizeof(*c));
+	if (c == NULL)
+		abort();
+	*c = *m; /* takes the plan and removed arrays */
+	fw_push(w, at, E_FO_DELIVER, to, w->h[to].life, c);
+}
+
+static void fw_fo_drain(struct fw *w, int i, bool after_timer)
+{
+	struct fw_host *h = &w->h[i];
+	uint32_t life = h->life;
+	bool any = true;
+	while (any && h->agent_up && h->life == life) {
+		any = false;
+		struct fo_msg m;
+		while (h->agent_up && h->life == life && fo_pop_output(h->fo, &m)) {
+			any = true;
+			fw_send_fo(w, i, &m);
+		}
+		struct fo_event e;
+		while (h->agent_up && h->life == life && fo_pop_event(h->fo, &e)) {
+			any = true;
+			fw_handle_event(w, i, &e);
+			fo_event_clear(&e);
+		}
+	}
+	if (!h->agent_up || h->life != life)
+		return;
+	if (fo_quorate(h->fo, w->now)) {
+		h->wd_pet = w->now;
+		h->quorate_since_start = true;
+	}
+	fw_fo_rearm(w, i, after_timer);
+}
+
+static struct swim_msg *fw_swim_copy(const struct swim_msg *m)
+{
+#define SL(p) ((p) ? strlen(p) + 1 : 1)
+	size_t strs = SL(m->from) + SL(m->from_addr) + SL(m->to) + SL(m->to_addr) + SL(m->target) +
+	              SL(m->target_addr);
+	for (size_t k = 0; k < m->n_updates; k++)
+		strs += SL(m->updates[k].name) + SL(m->updates[k].addr) + SL(m->updates[k].origin);
+#undef SL
+	size_t head = sizeof(struct swim_msg) + m->n_updates * sizeof(struct swim_update);
+	struct swim_msg *c = malloc(head + strs);
+	if (c == NULL)
+		abort();
+	struct swim_update *ups = (struct swim_update *)(c + 1);
+	char *sp = (char *)c + head;
+	*c = *m;
+#define SC(dst, src)                                                                       \
+	do {                                                                               \
+		size_t len_ = (src) ? strlen(src) : 0;                                     \
+		memcpy(sp, (src) ? (src) : "", len_);                                      \
+		sp[len_] = '\0';                                                           \
+		(dst) = sp;                                                                \
+		sp += len_ + 1;                                                            \
+	} while (0)
+	SC(c->from, m->from);
+	SC(c->from_addr, m->from_addr);
+	SC(c->to, m->to);
+	SC(c->to_addr, m->to_addr);
+	SC(c->target, m->target);
+	SC(c->target_addr, m->target_addr);
+	for (size_t k = 0; k < m->n_updates; k++) {
+		ups[k] = m->updates[k];
+		SC(ups[k].name, m->updates[k].name);
+		SC(ups[k].addr, m->updates[k].addr);
+		SC(ups[k].origin, m->updates[k].origin);
+	}
+#undef SC
+	c->updates = m->n_updates ? ups : NULL;
+	return c;
+}
+
+static void fw_swim_rearm(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	uint64_t d = swim_next_deadline(h->sw);
+	if (d == UINT64_MAX) {
+		h->sw_gen++;
+		h->sw_armed = UINT64_MAX;
+		return;
+	}
+	if (d < w->now)
+		d = w->now;
+	if (d == h->sw_armed)
+		return;
+	h->sw_gen++;
+	h->sw_armed = d;
+	fw_push(w, d, E_SWIM_TIMER, i, h->sw_gen, NULL);
+}
+
+static void fw_swim_drain(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	struct swim_msg m;
+	while (swim_pop_output(h->sw, &m)) {
+		w->ctr.swim_msgs++;
+		int to = m.to && m.to[0] ? fw_index(w, m.to) : fw_addr_index(w, m.to_addr);
+		if (to < 0)
+			to = fw_addr_index(w, m.to_addr);
+		uint64_t at;
+		if (to < 0 || !fw_net_send(w, i, to, &at))
+			continue;
+		fw_push(w, at, E_SWIM_DELIVER, to, w->h[to].life, fw_swim_copy(&m));
+	}
+	struct swim_event ev;
+	while (swim_pop_event(h->sw, &ev)) {
+		if (ev.name == NULL || !ev.name[0] || strcmp(ev.name, h->name) == 0)
+			continue;
+		enum fo_member_state st;
+		switch (ev.type) {
+		case SWIM_EV_MEMBER_JOINED:
+		case SWIM_EV_MEMBER_SUSPECT:
+		case SWIM_EV_MEMBER_ALIVE:
+		case SWIM_EV_MEMBER_DEAD:
+		case SWIM_EV_MEMBER_LEFT: st = (enum fo_member_state)ev.state; break;
+		default: continue;
+		}
+		if (ev.type == SWIM_EV_MEMBER_DEAD) {
+			struct fw_rec *r = fw_log(w, FW_R_MEMBER_DEAD, i);
+			r->peer = fw_index(w, ev.name);
+			r->epoch = ev.incarnation;
+			vlog(w, 1, "%s: swim says %s dead (incarnation %" PRIu64 ")", h->name, ev.name,
+			     ev.incarnation);
+		} else if (w->o.verbose >= 2) {
+			vlog(w, 2, "%s: swim says %s %s (incarnation %" PRIu64 ")", h->name, ev.name,
+			     swim_state_name(ev.state), ev.incarnation);
+		}
+		fo_member(h->fo, ev.name, st, ev.incarnation, w->now);
+	}
+	fo_set_incarnation(h->fo, swim_incarnation(h->sw));
+	uint32_t life = h->life;
+	fw_fo_drain(w, i, false);
+	if (h->agent_up && h->life == life)
+		fw_swim_rearm(w, i);
+}
+
+static void fw_agent_start(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	h->life++;
+	struct swim_config sc = w->o.swim;
+	snprintf(sc.name, sizeof(sc.name), "%s", h->name);
+	snprintf(sc.addr, sizeof(sc.addr), "%s", h->addr);
+	sc.seed = fw_rand(w);
+	uint64_t inc = h->inc_persist + 1;
+	h->sw = swim_new(&sc, inc, w->now);
+	struct fo_config fc = w->o.fo;
+	snprintf(fc.name, sizeof(fc.name), "%s", h->name);
+	fc.seed = fw_rand(w);
+	fc.witness = h->witness;
+	h->fo = fo_new(&fc, w->now);
+	if (h->sw == NULL || h->fo == NULL) {
+		fprintf(stderr, "fw: cannot create the cores of %s\n", h->name);
+		abort();
+	}
+	h->agent_up = true;
+	h->sw_armed = h->fo_armed = UINT64_MAX;
+	h->quorate_since_start = false;
+	fo_member(h->fo, h->name, FO_ALIVE, swim_incarnation(h->sw), w->now);
+	fo_set_incarnation(h->fo, swim_incarnation(h->sw));
+	fw_swim_drain(w, i);
+}
+
+static void fw_freeq_drop(struct fw_host *h)
+{
+	for (size_t k = 0; k < h->fq_n; k++) {
+		struct fw_ev *e = &h->fq[k];
+		if (e->kind == E_FO_DELIVER)
+			fo_msg_clear(e->p);
+		free(e->p);
+	}
+	h->fq_n = 0;
+}
+
+static void fw_agent_stop(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	if (!h->agent_up)
+		return;
+	uint64_t inc = swim_incarnation(h->sw);
+	if (inc > h->inc_persist)
+		h->inc_persist = inc;
+	swim_free(h->sw);
+	fo_free(h->fo);
+	h->sw = NULL;
+	h->fo = NULL;
+	h->agent_up = false;
+	h->life++;
+	h->sw_gen++;
+	h->fo_gen++;
+	h->sw_armed = h->fo_armed = UINT64_MAX;
+	fw_freeq_drop(h);
+	for (int k = 0; k < w->n; k++) {
+		fw_pub_unref(h->view[k]);
+		h->view[k] = NULL;
+	}
+}
+
+/* ------------------------------------------------------------ faults */
+
+void fw_crash_agent(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	if (!h->agent_up || h->frozen)
+		return;
+	fw_agent_stop(w, i);
+	fw_log(w, FW_R_CRASH_AGENT, i);
+	vlog(w, 1, "%s: agent crashes (VMs run on)", h->name);
+	if (w->o.watchdog)
+		fw_push(w, h->wd_pet + w->o.fo.fence_after_ms > w->now
+		               ? h->wd_pet + w->o.fo.fence_after_ms : w->now,
+		        E_WATCHDOG, i, 0, NULL);
+}
+
+void fw_crash_host(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	if (!h->hv_up)
+		return;
+	fw_agent_stop(w, i);
+	fw_freeq_drop(h);
+	h->frozen = false;
+	for (int k = 0; k < w->nvm; k++) {
+		struct fw_vm *v = &w->vm[k];
+		for (int c = 0; c < v->nc; c++)
+			if (v->c[c].host == i) {
+				v->c[c] = v->c[--v->nc];
+				break;
+			}
+	}
+	h->hv_up = false;
+	h->dirty = true;
+	fw_log(w, FW_R_CRASH_HOST, i);
+	vlog(w, 1, "%s: host crashes (VMs gone)", h->name);
+}
+
+static void fw_join_later(struct fw *w, int i, uint64_t at)
+{
+	/* through a live host other than i that it can talk to (an agent has
+	 * several seeds; one that answers), from a random start */
+	int via = -1, start = (int)fw_below(w, (uint32_t)w->n);
+	for (int pass = 0; pass < 2 && via < 0; pass++)
+		for (int k = 0; k < w->n && via < 0; k++) {
+			int j = (start + k) % w->n;
+			if (j != i && w->h[j].agent_up && !w->h[j].frozen &&
+			    (pass == 1 || (fw_link_open(w, i, j) && fw_link_open(w, j, i))))
+				via = j;
+		}
+	if (via < 0)
+		via = (i + 1) % w->n;
+	struct fw_ev ev = {.at = at, .kind = E_JOIN, .node = i, .gen = w->h[i].life, .a = via};
+	fw_heap_push(w, ev);
+}
+
+static void fw_restart_later(struct fw *w, int a, int b, void *arg)
+{
+	(void)b;
+	(void)arg;
+	fw_restart_agent(w, a);
+}
+
+void fw_restart_agent(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	if (!h->hv_up || h->agent_up)
+		return;
+	if (h->frozen) { /* a frozen host starts nothing: once it runs again */
+		fw_at(w, w->now + 500, fw_restart_later, i, 0, NULL);
+		return;
+	}
+	fw_log(w, FW_R_RESTART_AGENT, i);
+	vlog(w, 1, "%s: agent restarts (incarnation %" PRIu64 ")", h->name, h->inc_persist + 1);
+	fw_agent_start(w, i);
+	fw_join_later(w, i, w->now);
+}
+
+void fw_boot_host(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	if (h->hv_up)
+		return;
+	h->hv_up = true;
+	h->dirty = true;
+	fw_log(w, FW_R_BOOT_HOST, i);
+	vlog(w, 1, "%s: host boots (no VMs)", h->name);
+	fw_agent_start(w, i);
+	fw_join_later(w, i, w->now);
+}
+
+void fw_pause(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	if (!h->hv_up || h->frozen)
+		return;
+	h->frozen = true;
+	fw_log(w, FW_R_PAUSE, i);
+	vlog(w, 1, "%s: paused", h->name);
+}
+
+static void fw_dispatch(struct fw *w, struct fw_ev *ev);
+
+/* The hardware watchdog of host i, if it is due: the agent is down (or
+ * restarted and not quorate since) and was last quorate F ago. */
+static void fw_watchdog(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	if (!w->o.watchdog || !h->hv_up || (h->agent_up && h->quorate_since_start) ||
+	    w->now < h->wd_pet + w->o.fo.fence_after_ms)
+		return;
+	bool any = false;
+	for (int k = 0; k < w->nvm; k++)
+		if (fw_vm_on(w, k, i)) {
+			w->ctr.watchdog_kills++;
+			any = true;
+		}
+	if (!any)
+		return;
+	fw_log(w, FW_R_WATCHDOG, i);
+	fw_destroy_all(w, i, "watchdog");
+}
+
+void fw_resume(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	if (!h->frozen)
+		return;
+	fw_log(w, FW_R_RESUME, i);
+	vlog(w, 1, "%s: resumes", h->name);
+	/* 1. the failover core's timer, its actions carried out while the VMs
+	 *    are still frozen (the watchdog/ordering assumption) */
+	if (h->agent_up && h->fo_armed <= w->now) {
+		h->fo_armed = UINT64_MAX;
+		h->fo_gen++;
+		fo_handle_timer(h->fo, w->now);
+		fw_fo_drain(w, i, true);
+	}
+	/*    (and the hardware watchdog, if the agent is down) */
+	fw_watchdog(w, i);
+	/* 2. the VMs run again */
+	h->frozen = false;
+	h->dirty = true;
+	for (int k = 0; k < w->nvm; k++)
+		if (fw_vm_on(w, k, i))
+			fw_check_vm(w, &w->vm[k]);
+	/* 3. SWIM's timer, then what queued, in order */
+	if (h->agent_up && h->sw_armed <= w->now) {
+		h->sw_armed = UINT64_MAX;
+		h->sw_gen++;
+		swim_handle_timer(h->sw, w->now);
+		fw_swim_drain(w, i);
+	}
+	struct fw_ev *q = h->fq;
+	size_t qn = h->fq_n;
+	h->fq = NULL;
+	h->fq_n = h->fq_cap = 0;
+	for (size_t k = 0; k < qn; k++)
+		fw_dispatch(w, &q[k]);
+	free(q);
+	if (h->agent_up) {
+		fw_swim_rearm(w, i);
+		fw_fo_rearm(w, i, false);
+	}
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static void fw_free_payload(struct fw_ev *ev)
+{
+	if (ev->kind == E_FO_DELIVER)
+		fo_msg_clear(ev->p);
+	free(ev->p);
+	ev->p = NULL;
+}
+
+static void fw_dispatch(struct fw *w, struct fw_ev *ev)
+{
+	struct fw_host *h = &w->h[ev->node];
+	switch (ev->kind) {
+	case E_SWIM_TIMER:
+		if (!h->agent_up || h->frozen || ev->gen != h->sw_gen)
+			return;
+		h->sw_armed = UINT64_MAX;
+		h->sw_gen++;
+		swim_handle_timer(h->sw, w->now);
+		fw_swim_drain(w, ev->node);
+		return;
+	case E_FO_TIMER:
+		if (!h->agent_up || h->frozen || ev->gen != h->fo_gen)
+			return;
+		h->fo_armed = UINT64_MAX;
+		h->fo_gen++;
+		fo_handle_timer(h->fo, w->now);
+		fw_fo_drain(w, ev->node, true);
+		return;
+	case E_SWIM_DELIVER:
+	case E_FO_DELIVER:
+	case E_JOB:
+		if (!h->agent_up || h->life != ev->gen) {
+			fw_free_payload(ev);
+			return;
+		}
+		if (h->frozen) {
+			if (h->fq_n == h->fq_cap) {
+				h->fq_cap = h->fq_cap ? h->fq_cap * 2 : 64;
+				h->fq = realloc(h->fq, h->fq_cap * sizeof(*h->fq));
+				if (h->fq == NULL)
+					abort();
+			}
+			h->fq[h->fq_n++] = *ev;
+			return;
+		}
+		if (ev->kind == E_SWIM_DELIVER) {
+			swim_handle_message(h->sw, ev->p, w->now);
+			free(ev->p);
+			fw_swim_drain(w, ev->node);
+		} else if (ev->kind == E_FO_DELIVER) {
+			if (fo_handle_message(h->fo, ev->p, w->now) < 0) {
+				w->ctr.rejected++;
+				vlog(w, 1, "%s rejected a %s", h->name,
+				     fo_msg_type_name(((struct fo_msg *)ev->p)->type));
+			}
+			fw_free_payload(ev);
+			fw_fo_drain(w, ev->node, false);
+		} else {
+			struct fw_job *j = ev->p;
+			if (j->kind == J_RESTART_DONE)
+				fo_restart_done(h->fo, &j->inst, j->uuid, j->ok, j->ok ? NULL : j->why,
+				                w->now);
+			else
+				fo_remote_fence_done(h->fo, &j->inst, j->ok, j->why, w->now);
+			free(j);
+			fw_fo_drain(w, ev->node, false);
+		}
+		return;
+	case E_PUBLISH:
+		fw_publish(w);
+		fw_check(w);
+		fw_push(w, w->now + w->o.publish_ms, E_PUBLISH, 0, 0, NULL);
+		return;
+	case E_WATCHDOG:
+		if (h->frozen) /* fires at the resume, before the VMs run */
+			return;
+		fw_watchdog(w, ev->node);
+		return;
+	case E_CALL: ev->fn(w, ev->a, ev->b, ev->arg); return;
+	case E_JOIN:
+		if (h->agent_up && h->life == ev->gen && !h->frozen) {
+			const char *seed = w->h[ev->a].addr;
+			swim_join(h->sw, &seed, 1, w->now);
+			fw_swim_drain(w, ev->node);
+		}
+		return;
+	}
+}
+
+static void fw_step(struct fw *w)
+{
+	uint64_t t = w->heap[0].at;
+	if (t > w->now)
+		w->now = t;
+	struct fw_ev ev = fw_heap_pop(w);
+	fw_dispatch(w, &ev);
+	w->ctr.steps++;
+}
+
+void fw_run_for(struct fw *w, uint64_t ms)
+{
+	uint64_t end = w->now + ms;
+	while (w->heap_n > 0 && w->heap[0].at <= end)
+		fw_step(w);
+	w->now = end;
+}
+
+int64_t fw_run_until(struct fw *w, fw_pred_f pred, void *arg, uint64_t timeout_ms)
+{
+	uint64_t start = w->now, end = w->now + timeout_ms;
+	if (pred(w, arg))
+		return 0;
+	while (w->heap_n > 0 && w->heap[0].at <= end) {
+		fw_step(w);
+		if (pred(w, arg))
+			return (int64_t)(w->now - start);
+	}
+	w->now = end;
+	return -1;
+}
+
+void fw_at(struct fw *w, uint64_t at, fw_call_f fn, int a, int b, void *arg)
+{
+	struct fw_ev ev = {.at = at < w->now ? w->now : at, .kind = E_CALL, .fn = fn, .a = a,
+	                   .b = b, .arg = arg};
+	fw_heap_push(w, ev);
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+void fw_opts_default(struct fw_opts *o, int n, uint64_t seed)
+{
+	memset(o, 0, sizeof(*o));
+	o->n = n;
+	o->seed = seed;
+	fo_config_default(&o->fo);
+	o->fo.expect_cluster = true;
+	swim_config_default(&o->swim);
+	o->watchdog = true;
+	o->publish_ms = 1000;
+	o->delay_ms = 1;
+	o->jitter_ms = 1;
+	o->restart_min_ms = 200;
+	o->restart_max_ms = 1500;
+	o->join_spread_ms = 500;
+}
+
+struct fw *fw_new(const struct fw_opts *o)
+{
+	if (o->n < 1 || o->n > FW_MAXN)
+		abort();
+	struct fw *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		abort();
+	w->o = *o;
+	w->n = o->n;
+	uint64_t x = o->seed;
+	for (int k = 0; k < 4; k++)
+		w->rng[k] = mv_splitmix64(&x);
+	w->h = calloc((size_t)w->n, sizeof(*w->h));
+	w->blocked = calloc((size_t)w->n * (size_t)w->n, 1);
+	w->loss = malloc((size_t)w->n * (size_t)w->n * sizeof(double));
+	if (w->h == NULL || w->blocked == NULL || w->loss == NULL)
+		abort();
+	for (int k = 0; k < w->n * w->n; k++)
+		w->loss[k] = -1;
+	for (int i = 0; i < w->n; i++) {
+		struct fw_host *h = &w->h[i];
+		snprintf(h->name, sizeof(h->name), "n%d", i);
+		unsigned v = (unsigned)i + 1;
+		snprintf(h->addr, sizeof(h->addr), "10.0.%u.%u:7946", v >> 8, v & 0xff);
+		h->cpus = 32;
+		h->mem = 128 * FW_GIB;
+		h->hv_up = true;
+		h->sw_armed = h->fo_armed = UINT64_MAX;
+		h->view = calloc((size_t)w->n, sizeof(*h->view));
+		if (h->view == NULL)
+			abort();
+	}
+	if (!o->quiet)
+		fprintf(stderr, "fw seed=%" PRIu64 " n=%d (replay: MV_SIM_SEED=%" PRIu64 ")\n", o->seed,
+		        o->n, o->seed);
+	return w;
+}
+
+void fw_set_host(struct fw *w, int i, uint32_t cpus, uint64_t mem_kib, bool witness)
+{
+	w->h[i].cpus = cpus;
+	w->h[i].mem = mem_kib;
+	w->h[i].witness = witness;
+}
+
+void fw_set_base_load(struct fw *w, int i, uint32_t vcpus, uint64_t mem_kib)
+{
+	w->h[i].base_vcpus = vcpus;
+	w->h[i].base_mem = mem_kib;
+}
+
+int fw_add_vm(struct fw *w, int host, const char *name, int32_t priority, uint32_t vcpus,
+              uint64_t mem_kib, const char *group)
+{
+	if (w->started)
+		abort();
+	if (w->nvm == w->capvm) {
+		w->capvm = w->capvm ? w->capvm * 2 : 64;
+		w->vm = realloc(w->vm, (size_t)w->capvm * sizeof(*w->vm));
+		if (w->vm == NULL)
+			abort();
+	}
+	int k = w->nvm++;
+	struct fw_vm *v = &w->vm[k];
+	memset(v, 0, sizeof(*v));
+	snprintf(v->uuid, sizeof(v->uuid), "%08x-0000-4000-8000-%012d", (unsigned)host, k);
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	snprintf(v->group, sizeof(v->group), "%s", group ? group : "");
+	v->prio = priority;
+	v->vcpus = vcpus;
+	v->mem = mem_kib;
+	v->home = host;
+	v->c[0] = (struct fw_copy){.host = host, .epoch = 1};
+	v->nc = 1;
+	v->max_epoch = 1;
+	return k;
+}
+
+void fw_start(struct fw *w)
+{
+	w->started = true;
+	for (int i = 0; i < w->n; i++)
+		fw_agent_start(w, i);
+	for (int i = 1; i < w->n; i++) {
+		struct fw_ev ev = {.at = w->now + fw_below(w, w->o.join_spread_ms + 1),
+		                   .kind = E_JOIN, .node = i, .gen = w->h[i].life, .a = 0};
+		fw_heap_push(w, ev);
+	}
+	fw_publish(w);
+	fw_push(w, w->now + w->o.publish_ms, E_PUBLISH, 0, 0, NULL);
+}
+
+void fw_free(struct fw *w)
+{
+	if (w == NULL)
+		return;
+	for (int i = 0; i < w->n; i++) {
+		fw_agent_stop(w, i);
+		fw_freeq_drop(&w->h[i]);
+		free(w->h[i].fq);
+		fw_pub_unref(w->h[i].pub);
+		free(w->h[i].view);
+	}
+	for (size_t k = 0; k < w->heap_n; k++)
+		fw_free_payload(&w->heap[k]);
+	free(w->heap);
+	for (size_t k = 0; k < w->ch_n; k++)
+		fo_plan_clear(&w->ch[k].plan);
+	for (size_t k = 0; k < w->bal_n; k++)
+		fo_plan_clear(&w->bal[k].plan);
+	free(w->ch);
+	free(w->bal);
+	free(w->log);
+	free(w->vm);
+	free(w->h);
+	free(w->blocked);
+	free(w->loss);
+	free(w);
+}
+
+/* ------------------------------------------------------------ queries */
+
+uint64_t fw_seed(const struct fw *w) { return w->o.seed; }
+int fw_size(const struct fw *w) { return w->n; }
+uint64_t fw_now(const struct fw *w) { return w->now; }
+const char *fw_name(const struct fw *w, int i) { return w->h[i].name; }
+bool fw_host_up(const struct fw *w, int i) { return w->h[i].hv_up; }
+bool fw_agent_up(const struct fw *w, int i) { return w->h[i].agent_up; }
+bool fw_frozen(const struct fw *w, int i) { return w->h[i].frozen; }
+struct fo *fw_fo(struct fw *w, int i) { return w->h[i].fo; }
+struct swim *fw_swim(struct fw *w, int i) { return w->h[i].sw; }
+int fw_vm_count(const struct fw *w) { return w->nvm; }
+const char *fw_vm_uuid(const struct fw *w, int vm) { return w->vm[vm].uuid; }
+const char *fw_vm_name(const struct fw *w, int vm) { return w->vm[vm].name; }
+int fw_vm_home(const struct fw *w, int vm) { return w->vm[vm].home; }
+int32_t fw_vm_priority(const struct fw *w, int vm) { return w->vm[vm].prio; }
+int fw_vm_copies(const struct fw *w, int vm) { return fw_live_copies(w, &w->vm[vm]); }
+
+int fw_vm_host(const struct fw *w, int vm, uint64_t *epoch)
+{
+	const struct fw_vm *v = &w->vm[vm];
+	int best = -1;
+	uint64_t be = 0;
+	for (int k = 0; k < v->nc; k++)
+		if (best < 0 || v->c[k].epoch > be) {
+			best = v->c[k].host;
+			be = v->c[k].epoch;
+		}
+	if (epoch)
+		*epoch = be;
+	return best;
+}
+
+size_t fw_log_count(const struct fw *w) { return w->log_n; }
+const struct fw_rec *fw_log_at(const struct fw *w, size_t k) { return &w->log[k]; }
+size_t fw_chosen_count(const struct fw *w) { return w->ch_n; }
+const struct fw_chosen *fw_chosen_at(const struct fw *w, size_t k) { return &w->ch[k]; }
+const struct fw_counters *fw_counters(const struct fw *w) { return &w->ctr; }
+const char *fw_violation(const struct fw *w) { return w->fail[0] ? w->fail : NULL; }
+void fw_set_send_hook(struct fw *w, fw_send_hook_f fn, void *arg)
+{
+	w->send_hook = fn;
+	w->send_arg = arg;
+}
+void fw_set_event_hook(struct fw *w, fw_event_hook_f fn, void *arg)
+{
+	w->ev_hook = fn;
+	w->ev_arg = arg;
+}

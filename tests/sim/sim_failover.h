@@ -1,0 +1,244 @@
+/*
+ * sim_failover.h — a deterministic world for the failover core: N hosts,
+ * each running a SWIM core (swim.h) and a failover core (failover.h) over
+ * one fake network on one virtual clock, plus the ground truth of which VM
+ * runs where. SWIM's member events are fed to fo_member(), the cores'
+ * actions are carried out on the truth, and an oracle checks the truth and
+ * the cores after every step.
+ *
+ *	struct fw_opts o;
+ *	fw_opts_default(&o, 10, seed);       // MV_SIM_SEED overrides seed
+ *	struct fw *w = fw_new(&o);
+ *	fw_add_vm(w, 3, "web", 100, 2, 4 << 20, NULL);
+ *	fw_start(w);                         // joins everyone, publishes state
+ *	fw_run_for(w, 10000);
+ *	fw_crash_host(w, 3);
+ *	fw_run_for(w, 60000);
+ *	assert(fw_violation(w) == NULL && fw_vm_copies(w, 0) == 1);
+ *	fw_free(w);
+ *
+ * The model of the caller (agent) and of the hosts:
+ *   - a host has a hypervisor (VMs) and an agent (both cores). A whole-host
+ *     crash loses both and every VM on it; an agent crash loses the cores
+ *     only (VMs run on; the hypervisor still answers a remote fence); a
+ *     pause freezes everything (SIGSTOP of the host: no timers, input
+ *     queues, its VMs do not count as running). On resume the failover
+ *     core's timer runs first and its actions (a self-fence) are carried
+ *     out, then the VMs unfreeze, then SWIM's timer and the queued input
+ *     run — the watchdog/ordering assumption: a host that wakes up destroys
+ *     its HA VMs before they can run on if it has been without quorum for
+ *     fence_after_ms;
+ *   - the hardware watchdog (opts.watchdog): an agent that is down, or
+ *     restarted but not quorate since, is not petting it; it fires
+ *     fence_after_ms after the agent was last seen quorate and destroys
+ *     the host's HA VMs (what the agent itself would have done); a frozen
+ *     host's watchdog fires at its resume, before its VMs run again;
+ *   - actions: FENCE_SELF destroys every VM of the host, FENCE_VMS the
+ *     listed ones; REMOTE_FENCE destroys the dead host's VMs when its
+ *     hypervisor is up, not frozen and reachable both ways from the
+ *     coordinator, and reports later (ok), else reports failure after a
+ *     connect timeout; RESTART starts the VM at once in the truth (counted
+ *     as running from the start of the job: the strictest choice for the
+ *     oracle) unless the start fails (opts.restart_fail_p, a refusing host,
+ *     or no room in the truth with opts.cap_refuse), and reports
+ *     fo_restart_done() restart_min..max ms later;
+ *   - gossip of node state: every publish_ms each live host publishes its
+ *     VMs and load (only if they changed), and each live host's view of a
+ *     host is refreshed from that host's latest publication if the link
+ *     from it is open (no relaying across a partition); fo_set_hosts() gets
+ *     the view when it changed. A dead host's last publication stays in
+ *     the views (that is how survivors know its HA VMs);
+ *   - a restarted agent starts SWIM at its persisted incarnation + 1 (as
+ *     agent.c does) and a fresh failover core with expect_cluster.
+ *
+ * The oracle (violations are recorded, the first one kept as text):
+ *   O1 no VM runs on two live (hypervisor up, not frozen) hosts;
+ *   O2 every RESTART comes from a core that is quorate (fo_quorate) and not
+ *      fenced, for an entry targeted at it of the plan that core learned,
+ *      which is the plan registered for that (dead, incarnation, round),
+ *      and whose ballot a majority of the hosts accepted (ACCEPTED messages
+ *      seen on the wire, plus the proposer itself);
+ *   O3 no two learned plans differ for one (dead, incarnation, round) —
+ *      checked on every FO_EV_CHOSEN and by a sweep of every live core's
+ *      fo_chosen_plan() each publish period;
+ *   O4 a VM that starts gets an epoch higher than any it ran with before;
+ *   O5 without opts.cap_refuse, a start never exceeds the target's
+ *      capacity in the truth.
+ * Replay: the seed is printed by the caller; opts.verbose (MV_SIM_VERBOSE=1)
+ * logs every action and fault, =2 every failover message too.
+ *
+ * Ownership: the world owns the cores, messages in flight, the log and the
+ * registry; pointers returned by queries live until fw_free().
+ */
+#ifndef MESHVISOR_SIM_FAILOVER_H
+#define MESHVISOR_SIM_FAILOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meshvisor/failover.h"
+#include "meshvisor/swim.h"
+
+#define FW_MAXN 128
+
+struct fw;
+
+struct fw_opts {
+	int n;
+	uint64_t seed;
+	struct fo_config fo;     /* template (name, seed, witness set per host) */
+	struct swim_config swim; /* template (name, addr, seed set per host) */
+	double restart_fail_p;   /* a start fails with this probability */
+	bool cap_refuse;         /* a start that does not fit fails (counted), else O5 */
+	bool watchdog;           /* model the hardware watchdog (default true) */
+	uint32_t publish_ms;     /* node-state gossip period (default 1000) */
+	uint32_t delay_ms, jitter_ms; /* network delay (default 1 + 0..1) */
+	uint32_t restart_min_ms, restart_max_ms; /* libvirt start (default 200..1500) */
+	uint32_t join_spread_ms; /* initial joins spread (default 500) */
+	int verbose;             /* 0, 1 (actions, faults), 2 (+ messages) */
+	bool quiet;              /* no line per world on stderr */
+};
+
+/* Defaults as above; n hosts named "n0".."n<n-1>"; MV_SIM_SEED and
+ * MV_SIM_VERBOSE are read by the caller, not here. */
+void fw_opts_default(struct fw_opts *o, int n, uint64_t seed);
+
+/* Records in the log. Types below 100 are enum fo_event_type (what a core
+ * emitted, node = the core); the others are the world's. */
+enum {
+	FW_R_VM_START = 100,   /* vm started on node (epoch) */
+	FW_R_VM_DESTROY = 101, /* vm destroyed on node (a fence) */
+	FW_R_VM_FAILED = 102,  /* a start of vm on node failed */
+	FW_R_CRASH_HOST = 110,
+	FW_R_CRASH_AGENT = 111,
+	FW_R_RESTART_AGENT = 112,
+	FW_R_BOOT_HOST = 113,
+	FW_R_PAUSE = 114,
+	FW_R_RESUME = 115,
+	FW_R_WATCHDOG = 116,
+	FW_R_MEMBER_DEAD = 120, /* node's SWIM declared peer dead */
+};
+
+struct fw_rec {
+	uint64_t t;
+	int type;
+	int node;
+	int peer;   /* host concerned (dead host of inst, ...), -1 none */
+	int vm;     /* VM index, -1 none */
+	struct fo_instance_id inst;
+	uint64_t epoch; /* new_epoch (RESTART, VM_START) */
+	int32_t priority;
+	int plan_pos;   /* RESTART: index of the entry in the plan */
+	bool ok;
+};
+
+struct fw_counters {
+	uint64_t steps, swim_msgs, fo_msgs, dropped, rejected, timer_spins;
+	uint64_t restarts, restarts_ok, restarts_failed, cap_refusals, starts_refused_host;
+	uint64_t already_running; /* a RESTART found the VM running there (ok if epoch >=) */
+	uint64_t double_starts; /* O1 violations */
+	uint64_t violations;    /* all oracle violations */
+	uint64_t fence_self, fence_vms, remote_fence_ok, remote_fence_failed, watchdog_kills;
+	uint64_t vms_destroyed;
+	uint64_t plans_chosen, no_room, handed_back;
+};
+
+/* One (dead, incarnation, round) as first learned by any core. */
+struct fw_chosen {
+	struct fo_instance_id inst;
+	struct fo_plan plan;
+	int first_node;     /* who learned it first */
+	uint64_t chosen_at; /* first learned */
+	int learners;       /* how many CHOSEN events matched it */
+};
+
+struct fw *fw_new(const struct fw_opts *o);
+void fw_free(struct fw *w);
+uint64_t fw_seed(const struct fw *w);
+int fw_size(const struct fw *w);
+uint64_t fw_now(const struct fw *w);
+const char *fw_name(const struct fw *w, int i);
+int fw_index(const struct fw *w, const char *name);
+uint64_t fw_rand(struct fw *w); /* the world's PRNG, for scenarios */
+
+/* Set-up, before fw_start(). Default capacity: 32 CPUs, 128 GiB, overcommit 1. */
+void fw_set_host(struct fw *w, int i, uint32_t cpus, uint64_t mem_kib, bool witness);
+void fw_set_base_load(struct fw *w, int i, uint32_t vcpus, uint64_t mem_kib); /* non-HA */
+/* Adds an HA VM running on `host` at epoch 1; returns its index. */
+int fw_add_vm(struct fw *w, int host, const char *name, int32_t priority, uint32_t vcpus,
+              uint64_t mem_kib, const char *group);
+void fw_start(struct fw *w);
+
+/* Clock. run_until evaluates pred after every step; returns the ms it took,
+ * or -1 with the clock at the deadline. */
+typedef bool (*fw_pred_f)(struct fw *w, void *arg);
+void fw_run_for(struct fw *w, uint64_t ms);
+int64_t fw_run_until(struct fw *w, fw_pred_f pred, void *arg, uint64_t timeout_ms);
+/* A call at virtual time `at` (scheduled faults). */
+typedef void (*fw_call_f)(struct fw *w, int a, int b, void *arg);
+void fw_at(struct fw *w, uint64_t at, fw_call_f fn, int a, int b, void *arg);
+
+/* Faults. */
+void fw_crash_host(struct fw *w, int i);   /* hypervisor, VMs and agent */
+void fw_crash_agent(struct fw *w, int i);  /* agent only */
+void fw_restart_agent(struct fw *w, int i); /* new cores (host must be up) */
+void fw_boot_host(struct fw *w, int i);    /* a crashed host comes back empty */
+void fw_pause(struct fw *w, int i);
+void fw_resume(struct fw *w, int i);
+/* Network, for SWIM and failover messages alike (a,b: -1 = every host). */
+void fw_partition(struct fw *w, const int *group);
+void fw_heal(struct fw *w); /* partition and blocks; loss stays */
+void fw_block(struct fw *w, int a, int b);
+void fw_unblock(struct fw *w, int a, int b);
+void fw_set_loss(struct fw *w, int a, int b, double p);
+bool fw_link_open(const struct fw *w, int a, int b); /* not partitioned or blocked */
+/* Starts on host i always fail (a broken libvirt). */
+void fw_refuse_starts(struct fw *w, int i, bool on);
+
+/* Hooks. The send hook sees every failover message before the network
+ * does; returning false drops it. The event hook sees every core event
+ * after the world has carried it out. */
+typedef bool (*fw_send_hook_f)(struct fw *w, int from, int to, const struct fo_msg *m,
+                               void *arg);
+typedef void (*fw_event_hook_f)(struct fw *w, int node, const struct fo_event *e, void *arg);
+void fw_set_send_hook(struct fw *w, fw_send_hook_f fn, void *arg);
+void fw_set_event_hook(struct fw *w, fw_event_hook_f fn, void *arg);
+
+/* State of hosts. */
+bool fw_host_up(const struct fw *w, int i);  /* hypervisor up */
+bool fw_agent_up(const struct fw *w, int i);
+bool fw_frozen(const struct fw *w, int i);
+struct fo *fw_fo(struct fw *w, int i);       /* NULL while the agent is down */
+struct swim *fw_swim(struct fw *w, int i);
+
+/* VMs. copies: running copies on live hosts (what O1 bounds by 1). */
+int fw_vm_count(const struct fw *w);
+const char *fw_vm_uuid(const struct fw *w, int vm);
+const char *fw_vm_name(const struct fw *w, int vm);
+int fw_vm_home(const struct fw *w, int vm); /* host it was added on */
+int32_t fw_vm_priority(const struct fw *w, int vm);
+int fw_vm_index(const struct fw *w, const char *uuid);
+int fw_vm_copies(const struct fw *w, int vm);
+/* The host of its copy with the highest epoch (live or frozen), -1 none. */
+int fw_vm_host(const struct fw *w, int vm, uint64_t *epoch);
+bool fw_vm_on(const struct fw *w, int vm, int host);
+/* Capacity in the truth: what runs on host i, and whether it fits. */
+void fw_host_load(const struct fw *w, int i, uint32_t *vcpus, uint64_t *mem_kib);
+bool fw_host_fits(const struct fw *w, int i); /* load within capacity */
+
+/* Log, registry, counters, oracle. */
+size_t fw_log_count(const struct fw *w);
+const struct fw_rec *fw_log_at(const struct fw *w, size_t k);
+size_t fw_chosen_count(const struct fw *w);
+const struct fw_chosen *fw_chosen_at(const struct fw *w, size_t k);
+const struct fw_chosen *fw_chosen_find(const struct fw *w, const char *dead, uint64_t inc,
+                                       uint32_t round);
+const struct fw_counters *fw_counters(const struct fw *w);
+const char *fw_violation(const struct fw *w); /* first violation, NULL if none */
+/* Records a violation found by a scenario's own check. */
+void fw_fail(struct fw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs the sweep part of the oracle now (O3 over every live core). */
+void fw_check(struct fw *w);
+
+#endif

@@ -1,0 +1,1434 @@
+/*
+ * test_sim_failover.c — the failover core (meshvisor/failover.h) with real
+ * SWIM cores under it, on the deterministic world of sim_failover.c: the
+ * scenarios of the failover issue, each with its own assertions, and at
+ * least 1000 randomized, seeded fault schedules. The world's oracle runs
+ * after every step (sim_failover.h, O1..O5: no VM on two live hosts; every
+ * RESTART from a quorate, unfenced core, for its entry of the one plan a
+ * majority accepted; one plan per (dead, incarnation, round); epochs go up;
+ * capacity kept).
+ *
+ * Scenarios (default failover and SWIM settings: heartbeat 1 s, quorate
+ * 3 s, F = 10 s, margin 3 s, coordinator step 3 s):
+ *   host_dies_20_vms          10 hosts; a host with 20 HA VMs crashes:
+ *                             each VM restarted exactly once at epoch 2,
+ *                             plan order (priority) per target, capacity
+ *                             kept, one plan learned by all 9 survivors,
+ *                             no restart before F + margin after the plan
+ *                             (the dead hypervisor cannot be fenced);
+ *   agent_dies_remote_fence   the same, but only the agent dies: the
+ *                             coordinator fences through the host's
+ *                             libvirt, so the restarts come well before F;
+ *   coordinator_dies_*        the coordinator crashes right after sending
+ *                             its ACCEPTs to a minority / to everybody: one
+ *                             round-0 plan only (in the second case the
+ *                             value it proposed), every VM of both dead
+ *                             hosts started once and running once at the
+ *                             end, those round 0 placed on the dead
+ *                             coordinator included (re-placed later);
+ *   partition_3_2             the minority self-fences before the first
+ *                             restart, the majority restarts the
+ *                             minority's VMs exactly once, leaves its own
+ *                             alone; after the heal nothing runs twice;
+ *   partition_5_5             no side has a majority: no plan, no restart,
+ *                             every host self-fences;
+ *   oneway_loss_out / _in     a host whose messages are all lost (it hears
+ *                             everybody) self-fences and is failed over;
+ *                             the reverse direction: safety only;
+ *   flapping_link             a link cut and restored every 1.5 s for a
+ *                             minute: no fence, no plan, nothing moves;
+ *   flapping_host             every link of one host flaps: safety, and
+ *                             every VM running once at the end;
+ *   paused_host_resumes       a host paused until its VMs run elsewhere:
+ *                             on resume it fences (at the resume instant)
+ *                             before its VMs run again; a 2 s pause changes
+ *                             nothing;
+ *   witness_two_hosts         2 hosts + a witness: the survivor takes the
+ *                             VMs, the witness never does;
+ *   restart_fails_hand_back   starts fail on two hosts: the VMs are handed
+ *                             back and re-placed in round 1+ (epoch 2 +
+ *                             round), each running once;
+ *   no_room_lowest_priority   room for 4 of 8 equal VMs: the 4 highest
+ *                             priorities run, the 4 others are NO_ROOM;
+ *   incarnation_bump_during_partition  the minority holds n6 DEAD at
+ *                             incarnation 1 while the majority fails over
+ *                             its next incarnation: after the heal n6's VMs
+ *                             are not placed a second time;
+ *   rebooted_agent_counts_all_voters  an agent restarted while a voter is
+ *                             away must still count it: no plan from 2 of 4;
+ *   randomized_schedules      MV_SIM_SCHEDULES (default 2000) schedules:
+ *                             3..10 hosts, random VMs, priorities, groups,
+ *                             capacity, a witness sometimes, loss, delay,
+ *                             failing starts, and 1..4 faults among host
+ *                             crash (+ reboot), agent crash (+ restart),
+ *                             pause, partition, one-way block, loss burst,
+ *                             flapping link, in the first 50 s; then
+ *                             everything heals and the run goes on to
+ *                             150 s. Safety is asserted in every schedule;
+ *                             liveness (every VM of the crashed host runs
+ *                             exactly once) only in the "clean" quarter
+ *                             (one whole-host crash, no other fault, ample
+ *                             room), where it is guaranteed. Double starts
+ *                             are counted over all and printed.
+ *
+ * Cost: about 13 s per 1000 schedules in a Debug build, 45 s under
+ * ASan+UBSan (one core); the scenarios take about 1 s.
+ *
+ * Replay: every world prints "fw seed=N"; MV_SIM_SEED=N replays it (one
+ * schedule of the randomized test, or each scenario once with that seed;
+ * MV_SIM_TEST=<glob> picks the test; MV_SIM_MASTER=N reruns a whole batch
+ * of schedules from its printed master seed), MV_SIM_VERBOSE=1 logs actions and
+ * faults, =2 every failover message too. MV_SIM_REPEAT=<n> runs each
+ * scenario n times (default 2, fresh seeds).
+ */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "prng.h"
+#include "sim_failover.h"
+
+#define GIB (1024ull * 1024)
+/* After a heal: SWIM's two sides meet again by push-pull (every 30 s, the
+ * partner drawn from dead members too), so allow two periods and some. */
+#define HEAL_MS 75000
+
+/* ------------------------------------------------------------------ */
+/* Scenario plumbing                                                  */
+
+static struct fw *cur; /* freed by the teardown when an assertion jumps out */
+
+static int verbose_env(void)
+{
+	const char *v = getenv("MV_SIM_VERBOSE");
+	return v && *v ? atoi(v) : 0;
+}
+
+static uint64_t fresh_seed(void)
+{
+	const char *env = getenv("MV_SIM_SEED");
+	if (env && *env)
+		return strtoull(env, NULL, 0);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	static uint64_t bump;
+	uint64_t x = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + bump++;
+	uint64_t s = mv_splitmix64(&x) >> 1;
+	return s ? s : 1;
+}
+
+static int repeats(void)
+{
+	const char *seed = getenv("MV_SIM_SEED");
+	const char *rep = getenv("MV_SIM_REPEAT");
+	if (seed && *seed)
+		return 1;
+	if (rep && atoi(rep) > 0)
+		return atoi(rep);
+	return 2;
+}
+
+static struct fw *world(int n, void (*tweak)(struct fw_opts *))
+{
+	struct fw_opts o;
+	fw_opts_default(&o, n, fresh_seed());
+	o.verbose = verbose_env();
+	if (tweak)
+		tweak(&o);
+	cur = fw_new(&o);
+	return cur;
+}
+
+static void world_free(struct fw *w)
+{
+	if (w == cur)
+		cur = NULL;
+	fw_free(w);
+}
+
+static void teardown_scenarios(void);
+
+static int teardown(void **state)
+{
+	(void)state;
+	fw_free(cur);
+	cur = NULL;
+	teardown_scenarios();
+	return 0;
+}
+
+#define W_ASSERT(w, cond, ...)                                                                 \
+	do {                                                                                   \
+		if (!(cond)) {                                                                 \
+			print_error("seed=%" PRIu64 " t=%" PRIu64 ": ", fw_seed(w), fw_now(w));  \
+			print_error(__VA_ARGS__);                                              \
+			print_error("\n  replay: MV_SIM_SEED=%" PRIu64 " MV_SIM_VERBOSE=1\n",     \
+			            fw_seed(w));                                               \
+			fail_msg("%s", #cond);                                                 \
+		}                                                                              \
+	} while (0)
+
+#define W_OK(w) W_ASSERT(w, fw_violation(w) == NULL, "oracle: %s", fw_violation(w))
+
+#define SCN(name)                                                                              \
+	static void name##_once(void);                                                         \
+	static void name(void **state)                                                         \
+	{                                                                                      \
+		(void)state;                                                                   \
+		for (int rep_ = repeats(); rep_ > 0; rep_--)                                   \
+			name##_once();                                                         \
+	}                                                                                      \
+	static void name##_once(void)
+
+/* Records of `type` by `node` about dead host `peer` (-1: any). */
+static size_t recs(struct fw *w, int type, int node, int peer)
+{
+	size_t c = 0;
+	for (size_t k = 0; k < fw_log_count(w); k++) {
+		const struct fw_rec *r = fw_log_at(w, k);
+		if (r->type == type && (node < 0 || r->node == node) && (peer < 0 || r->peer == peer))
+			c++;
+	}
+	return c;
+}
+
+static uint64_t first_rec(struct fw *w, int type, int node, int peer)
+{
+	for (size_t k = 0; k < fw_log_count(w); k++) {
+		const struct fw_rec *r = fw_log_at(w, k);
+		if (r->type == type && (node < 0 || r->node == node) && (peer < 0 || r->peer == peer))
+			return r->t;
+	}
+	return UINT64_MAX;
+}
+
+static size_t vm_recs(struct fw *w, int type, int vm)
+{
+	size_t c = 0;
+	for (size_t k = 0; k < fw_log_count(w); k++)
+		if (fw_log_at(w, k)->type == type && fw_log_at(w, k)->vm == vm)
+			c++;
+	return c;
+}
+
+static void warm_up(struct fw *w)
+{
+	fw_run_for(w, 8000);
+	W_OK(w);
+	for (int i = 0; i < fw_size(w); i++)
+		W_ASSERT(w, fw_fo(w, i) && fo_quorate(fw_fo(w, i), fw_now(w)),
+		         "n%d not quorate after the warm-up (%zu of %zu voters acknowledged)", i,
+		         fw_fo(w, i) ? fo_acknowledged(fw_fo(w, i), fw_now(w)) : 0,
+		         fw_fo(w, i) ? fo_voters(fw_fo(w, i)) : 0);
+	W_ASSERT(w, fw_counters(w)->fence_self == 0, "a fence during the warm-up");
+}
+
+static void check_counters(struct fw *w)
+{
+	const struct fw_counters *c = fw_counters(w);
+	W_ASSERT(w, c->rejected == 0, "%" PRIu64 " failover messages rejected", c->rejected);
+	W_ASSERT(w, c->timer_spins == 0, "%" PRIu64 " timer spins", c->timer_spins);
+}
+
+/* Every VM of `home` runs exactly once, on another live host, at `epoch`
+ * (0: any). */
+static void assert_failed_over(struct fw *w, int home, uint64_t epoch)
+{
+	for (int v = 0; v < fw_vm_count(w); v++) {
+		if (fw_vm_home(w, v) != home)
+			continue;
+		uint64_t e;
+		int h = fw_vm_host(w, v, &e);
+		W_ASSERT(w, fw_vm_copies(w, v) == 1, "%s runs %d times", fw_vm_name(w, v),
+		         fw_vm_copies(w, v));
+		W_ASSERT(w, h >= 0 && h != home, "%s on %s, not failed over", fw_vm_name(w, v),
+		         h >= 0 ? fw_name(w, h) : "nowhere");
+		W_ASSERT(w, epoch == 0 || e == epoch, "%s at epoch %" PRIu64 ", expected %" PRIu64,
+		         fw_vm_name(w, v), e, epoch);
+	}
+}
+
+/* Every VM of `home` runs exactly once somewhere, at an epoch above 1 (it
+ * was moved at least once; after a heal it may have moved on, or back). */
+static void assert_moved_once(struct fw *w, int home)
+{
+	for (int v = 0; v < fw_vm_count(w); v++) {
+		if (fw_vm_home(w, v) != home)
+			continue;
+		uint64_t e;
+		int h = fw_vm_host(w, v, &e);
+		W_ASSERT(w, fw_vm_copies(w, v) == 1 && e >= 2, "%s of %s: %d copies, on %s, epoch %"
+		         PRIu64, fw_vm_name(w, v), fw_name(w, home), fw_vm_copies(w, v),
+		         h >= 0 ? fw_name(w, h) : "nowhere", e);
+	}
+}
+
+/* Every VM of `home` still runs there, once, at epoch 1. */
+static void assert_untouched(struct fw *w, int home)
+{
+	for (int v = 0; v < fw_vm_count(w); v++) {
+		if (fw_vm_home(w, v) != home)
+			continue;
+		uint64_t e;
+		int h = fw_vm_host(w, v, &e);
+		W_ASSERT(w, fw_vm_copies(w, v) == 1 && h == home && e == 1,
+		         "%s of %s: %d copies, on %s, epoch %" PRIu64, fw_vm_name(w, v),
+		         fw_name(w, home), fw_vm_copies(w, v), h >= 0 ? fw_name(w, h) : "nowhere", e);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* A host with 20 HA VMs dies                                          */
+
+/* 10 hosts of 32 CPUs / 128 GiB, 24 CPUs / 96 GiB taken by non-HA load on
+ * the survivors (8 CPUs, 32 GiB free each: 72 CPUs, 288 GiB in all); n3
+ * (64 CPUs, 256 GiB) runs 20 HA VMs of 1..4 vCPUs, 2..8 GiB (50 vCPUs,
+ * 100 GiB), priorities with ties. */
+static void setup_20(struct fw *w)
+{
+	for (int i = 0; i < 10; i++) {
+		if (i == 3) {
+			fw_set_host(w, i, 64, 256 * GIB, false);
+			continue;
+		}
+		fw_set_host(w, i, 32, 128 * GIB, false);
+		fw_set_base_load(w, i, 24, 96 * GIB);
+	}
+	for (int k = 0; k < 20; k++) {
+		char name[32];
+		snprintf(name, sizeof(name), "ha%02d", k);
+		fw_add_vm(w, 3, name, (int32_t)((k * 37) % 10) * 100, 1 + (uint32_t)(k % 4),
+		          (2 + (uint64_t)(k % 4) * 2) * GIB, NULL);
+	}
+}
+
+/* Per target, RESTARTs come in plan order (so by priority). */
+static void assert_plan_order(struct fw *w, int dead)
+{
+	for (int t = 0; t < fw_size(w); t++) {
+		int last_pos = -1;
+		int32_t last_prio = INT32_MAX;
+		for (size_t k = 0; k < fw_log_count(w); k++) {
+			const struct fw_rec *r = fw_log_at(w, k);
+			if (r->type != FO_EV_RESTART || r->node != t || r->peer != dead)
+				continue;
+			W_ASSERT(w, r->plan_pos > last_pos, "%s restarts plan entry %d after %d",
+			         fw_name(w, t), r->plan_pos, last_pos);
+			W_ASSERT(w, r->priority <= last_prio, "%s restarts priority %d after %d",
+			         fw_name(w, t), r->priority, last_prio);
+			last_pos = r->plan_pos;
+			last_prio = r->priority;
+		}
+	}
+}
+
+static void assert_plan_sorted(struct fw *w, const struct fo_plan *p, int dead)
+{
+	for (size_t k = 0; k < p->n; k++) {
+		W_ASSERT(w, p->entries[k].target[0], "%s has no target", p->entries[k].name);
+		W_ASSERT(w, fw_index(w, p->entries[k].target) != dead, "%s placed on the dead host",
+		         p->entries[k].name);
+		if (k > 0)
+			W_ASSERT(w, p->entries[k - 1].priority >= p->entries[k].priority,
+			         "plan not sorted by priority at %zu", k);
+	}
+}
+
+static void print_timeline(struct fw *w, const char *what, int dead, uint64_t t0)
+{
+	const struct fo_instance_id *inst = NULL;
+	uint64_t chosen = UINT64_MAX;
+	for (size_t k = 0; k < fw_chosen_count(w); k++)
+		if (fw_index(w, fw_chosen_at(w, k)->inst.dead) == dead &&
+		    fw_chosen_at(w, k)->inst.round == 0) {
+			inst = &fw_chosen_at(w, k)->inst;
+			chosen = fw_chosen_at(w, k)->chosen_at;
+		}
+	uint64_t last = 0;
+	for (size_t k = 0; k < fw_log_count(w); k++)
+		if (fw_log_at(w, k)->type == FW_R_VM_START && fw_log_at(w, k)->peer == dead)
+			last = fw_log_at(w, k)->t;
+	uint64_t det = first_rec(w, FW_R_MEMBER_DEAD, -1, dead);
+	uint64_t fr = first_rec(w, FO_EV_RESTART, -1, dead);
+	fprintf(stderr,
+	        "  %s: dead at +%" PRId64 " ms, plan at +%" PRId64 " ms, first restart +%" PRId64
+	        " ms, all running +%" PRId64 " ms (%s)\n",
+	        what, det == UINT64_MAX ? -1 : (int64_t)(det - t0),
+	        chosen == UINT64_MAX ? -1 : (int64_t)(chosen - t0),
+	        fr == UINT64_MAX ? -1 : (int64_t)(fr - t0), last ? (int64_t)(last - t0) : -1,
+	        inst ? "chosen" : "no plan");
+}
+
+SCN(test_host_dies_20_vms)
+{
+	struct fw *w = world(10, NULL);
+	setup_20(w);
+	fw_start(w);
+	warm_up(w);
+	uint64_t t0 = fw_now(w);
+	fw_crash_host(w, 3);
+	fw_run_for(w, 60000);
+	W_OK(w);
+	check_counters(w);
+	assert_failed_over(w, 3, 2);
+	for (int v = 0; v < 20; v++) {
+		W_ASSERT(w, vm_recs(w, FO_EV_RESTART, v) == 1, "%s: %zu RESTART actions",
+		         fw_vm_name(w, v), vm_recs(w, FO_EV_RESTART, v));
+		W_ASSERT(w, vm_recs(w, FW_R_VM_START, v) == 1, "%s started %zu times",
+		         fw_vm_name(w, v), vm_recs(w, FW_R_VM_START, v));
+	}
+	W_ASSERT(w, fw_chosen_count(w) == 1, "%zu plans", fw_chosen_count(w));
+	const struct fw_chosen *c = fw_chosen_at(w, 0);
+	W_ASSERT(w, strcmp(c->inst.dead, "n3") == 0 && c->inst.round == 0, "plan for %s round %u",
+	         c->inst.dead, c->inst.round);
+	W_ASSERT(w, c->plan.n == 20, "plan of %zu entries", c->plan.n);
+	W_ASSERT(w, c->learners == 9, "learned by %d of 9 survivors", c->learners);
+	assert_plan_sorted(w, &c->plan, 3);
+	assert_plan_order(w, 3);
+	for (int i = 0; i < 10; i++)
+		W_ASSERT(w, fw_host_fits(w, i), "n%d over capacity", i);
+	/* the dead hypervisor cannot be reached: the targets wait F + margin */
+	struct fo_config d;
+	fo_config_default(&d);
+	uint64_t fr = first_rec(w, FO_EV_RESTART, -1, 3);
+	W_ASSERT(w, fr >= c->chosen_at + d.fence_after_ms + d.fence_margin_ms,
+	         "first restart %" PRIu64 " ms after the plan, before F + margin",
+	         fr - c->chosen_at);
+	W_ASSERT(w, recs(w, FO_EV_REMOTE_FENCE, -1, 3) >= 1, "no remote fence tried");
+	W_ASSERT(w, fw_counters(w)->fence_self == 0, "a survivor fenced itself");
+	print_timeline(w, "20 VMs, host crash", 3, t0);
+	world_free(w);
+}
+
+SCN(test_agent_dies_remote_fence)
+{
+	struct fw *w = world(10, NULL);
+	setup_20(w);
+	fw_start(w);
+	warm_up(w);
+	uint64_t t0 = fw_now(w);
+	fw_crash_agent(w, 3);
+	fw_run_for(w, 60000);
+	W_OK(w);
+	check_counters(w);
+	assert_failed_over(w, 3, 2);
+	for (int v = 0; v < 20; v++)
+		W_ASSERT(w, vm_recs(w, FW_R_VM_START, v) == 1, "%s started %zu times",
+		         fw_vm_name(w, v), vm_recs(w, FW_R_VM_START, v));
+	W_ASSERT(w, fw_chosen_count(w) == 1, "%zu plans", fw_chosen_count(w));
+	const struct fw_chosen *c = fw_chosen_at(w, 0);
+	/* fenced through n3's libvirt, before any restart and long before F */
+	uint64_t rf = UINT64_MAX;
+	for (size_t k = 0; k < fw_log_count(w); k++) {
+		const struct fw_rec *r = fw_log_at(w, k);
+		if (r->type == FO_EV_REMOTE_FENCE && r->ok) {
+			rf = r->t;
+			break;
+		}
+	}
+	uint64_t fr = first_rec(w, FO_EV_RESTART, -1, 3);
+	W_ASSERT(w, rf != UINT64_MAX, "no successful remote fence");
+	W_ASSERT(w, recs(w, FW_R_VM_DESTROY, 3, -1) == 20, "%zu VMs destroyed on n3",
+	         recs(w, FW_R_VM_DESTROY, 3, -1));
+	W_ASSERT(w, rf <= fr, "restart before the remote fence");
+	struct fo_config d;
+	fo_config_default(&d);
+	W_ASSERT(w, fr < c->chosen_at + d.fence_after_ms,
+	         "first restart %" PRIu64 " ms after the plan: the remote fence was not used",
+	         fr - c->chosen_at);
+	W_ASSERT(w, fw_counters(w)->watchdog_kills == 0, "the watchdog had to kill VMs");
+	assert_plan_order(w, 3);
+	print_timeline(w, "20 VMs, agent crash", 3, t0);
+	world_free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* The coordinator dies mid-plan                                        */
+
+struct coord_kill {
+	int dead;        /* the host whose failover we interrupt */
+	int coord;       /* the coordinator, once it sends ACCEPT */
+	int accept_to;   /* ACCEPTs let through (others dropped) */
+	int sent;
+	bool done;
+	struct fo_plan proposed;
+};
+
+static void crash_cb(struct fw *w, int a, int b, void *arg)
+{
+	(void)b;
+	(void)arg;
+	fw_crash_host(w, a);
+}
+
+static bool coord_hook(struct fw *w, int from, int to, const struct fo_msg *m, void *arg)
+{
+	struct coord_kill *k = arg;
+	if (m->type != FO_ACCEPT || fw_index(w, m->inst.dead) != k->dead)
+		return true;
+	if (k->coord < 0) {
+		k->coord = from;
+		if (fo_plan_copy(&k->proposed, &m->plan) != 0)
+			abort();
+		fw_at(w, fw_now(w), crash_cb, from, 0, NULL);
+	}
+	if (from != k->coord || k->done)
+		return true;
+	if (to == from)
+		return true;
+	return k->sent++ < k->accept_to;
+}
+
+static struct coord_kill ck; /* its plan is freed by the teardown too */
+
+static void coordinator_dies(int accept_to)
+{
+	struct fw *w = world(10, NULL);
+	setup_20(w);
+	/* more room than setup_20 leaves: the dead coordinator's VMs and any
+	 * entries it was given must fit elsewhere too */
+	for (int i = 0; i < 10; i++)
+		if (i != 3)
+			fw_set_base_load(w, i, 16, 64 * GIB);
+	for (int i = 0; i < 10; i++) /* a few VMs everywhere: the coordinator has some */
+		if (i != 3) {
+			char name[32];
+			snprintf(name, sizeof(name), "c%d", i);
+			fw_add_vm(w, i, name, 50, 1, 1 * GIB, NULL);
+		}
+	fo_plan_clear(&ck.proposed);
+	ck = (struct coord_kill){.dead = 3, .coord = -1, .accept_to = accept_to};
+	fw_set_send_hook(w, coord_hook, &ck);
+	fw_start(w);
+	warm_up(w);
+	fw_crash_host(w, 3);
+	fw_run_for(w, 90000);
+	ck.done = true;
+	W_OK(w);
+	check_counters(w);
+	W_ASSERT(w, ck.coord >= 0, "nobody proposed");
+	W_ASSERT(w, !fw_host_up(w, ck.coord), "the coordinator did not crash");
+	const struct fw_chosen *c = NULL;
+	size_t rounds = 0;
+	for (size_t q = 0; q < fw_chosen_count(w); q++)
+		if (strcmp(fw_chosen_at(w, q)->inst.dead, "n3") == 0) {
+			if (fw_chosen_at(w, q)->inst.round == 0)
+				c = fw_chosen_at(w, q);
+			else
+				rounds++;
+		}
+	W_ASSERT(w, c != NULL, "no plan for n3 after its coordinator died");
+	if (accept_to >= 9) {
+		/* a majority accepted the dead coordinator's value: it was
+		 * chosen, whoever finishes must propose the same */
+		W_ASSERT(w, c->plan.n == ck.proposed.n, "another value chosen (%zu vs %zu entries)",
+		         c->plan.n, ck.proposed.n);
+		for (size_t q = 0; q < c->plan.n; q++)
+			W_ASSERT(w, strcmp(c->plan.entries[q].target, ck.proposed.entries[q].target) == 0,
+			         "%s: chosen for %s, accepted for %s", c->plan.entries[q].name,
+			         c->plan.entries[q].target, ck.proposed.entries[q].target);
+	}
+	/* every VM of n3 and of the dead coordinator runs exactly once, also
+	 * those round 0 placed on the coordinator (re-placed in a later round) */
+	int on_coord = 0;
+	for (size_t q = 0; q < c->plan.n; q++)
+		on_coord += fw_index(w, c->plan.entries[q].target) == ck.coord;
+	for (int v = 0; v < fw_vm_count(w); v++) {
+		int home = fw_vm_home(w, v);
+		W_ASSERT(w, vm_recs(w, FW_R_VM_START, v) <= 1, "%s started %zu times",
+		         fw_vm_name(w, v), vm_recs(w, FW_R_VM_START, v));
+		W_ASSERT(w, fw_vm_copies(w, v) == 1, "%s (of %s) runs %d times%s", fw_vm_name(w, v),
+		         fw_name(w, home), fw_vm_copies(w, v),
+		         vm_recs(w, FO_EV_NO_ROOM, v) ? " (reported without room)" : "");
+	}
+	fprintf(stderr, "  coordinator %s died after %d ACCEPTs; round 0 placed %d VMs on it; %zu "
+	        "later rounds for n3; %zu plans in all\n", fw_name(w, ck.coord),
+	        ck.sent < accept_to ? ck.sent : accept_to, on_coord, rounds, fw_chosen_count(w));
+	world_free(w);
+}
+
+static void teardown_scenarios(void) { fo_plan_clear(&ck.proposed); }
+
+SCN(test_coordinator_dies_after_minority_accept) { coordinator_dies(3); }
+SCN(test_coordinator_dies_after_all_accept) { coordinator_dies(9); }
+
+/* ------------------------------------------------------------------ */
+/* Partitions                                                          */
+
+static void add_vms(struct fw *w, int host, int n, int32_t prio0)
+{
+	for (int k = 0; k < n; k++) {
+		char name[32];
+		snprintf(name, sizeof(name), "v%d-%d", host, k);
+		fw_add_vm(w, host, name, prio0 + k * 10, 1 + (uint32_t)(k % 2), (1 + (uint64_t)k) * GIB,
+		          NULL);
+	}
+}
+
+SCN(test_partition_3_2)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 4, 100);
+	fw_start(w);
+	warm_up(w);
+	int side[5] = {0, 0, 0, 1, 1};
+	fw_partition(w, side);
+	fw_run_for(w, 50000);
+	W_OK(w);
+	/* the minority fenced itself first */
+	uint64_t f3 = first_rec(w, FO_EV_FENCE_SELF, 3, -1), f4 = first_rec(w, FO_EV_FENCE_SELF, 4, -1);
+	uint64_t fr = first_rec(w, FO_EV_RESTART, -1, -1);
+	W_ASSERT(w, f3 != UINT64_MAX && f4 != UINT64_MAX, "the minority did not fence itself");
+	W_ASSERT(w, fr != UINT64_MAX, "the majority restarted nothing");
+	W_ASSERT(w, f3 < fr && f4 < fr, "restart at %" PRIu64 " before the minority's fences (%" PRIu64
+	         ", %" PRIu64 ")", fr, f3, f4);
+	W_ASSERT(w, recs(w, FO_EV_RESTART, 3, -1) + recs(w, FO_EV_RESTART, 4, -1) == 0,
+	         "the minority restarted something");
+	for (size_t k = 0; k < fw_chosen_count(w); k++)
+		W_ASSERT(w, fw_index(w, fw_chosen_at(w, k)->inst.dead) >= 3,
+		         "a plan for majority host %s", fw_chosen_at(w, k)->inst.dead);
+	/* epoch 2, or 3 for a VM round 0 placed on the other minority host
+	 * (still ALIVE or SUSPECT to the planner) and re-placed in round 1 */
+	assert_failed_over(w, 3, 0);
+	assert_failed_over(w, 4, 0);
+	for (int i = 0; i < 3; i++)
+		assert_untouched(w, i);
+	W_ASSERT(w, fw_counters(w)->fence_self == 2, "%" PRIu64 " self-fences",
+	         fw_counters(w)->fence_self);
+	/* heal: the minority comes back, fenced; nothing runs twice */
+	fw_heal(w);
+	fw_run_for(w, HEAL_MS);
+	W_OK(w);
+	check_counters(w);
+	assert_moved_once(w, 3);
+	assert_moved_once(w, 4);
+	/* the majority's own VMs: once each (a stale DEAD gossiped by the
+	 * returning minority may move some, see test_oneway_loss_out) */
+	for (int v = 0; v < fw_vm_count(w); v++)
+		W_ASSERT(w, fw_vm_copies(w, v) == 1, "%s runs %d times", fw_vm_name(w, v),
+		         fw_vm_copies(w, v));
+	for (int i = 0; i < 5; i++)
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_now(w)), "n%d not quorate after the heal", i);
+	fprintf(stderr, "  3|2: minority fenced at +%" PRIu64 "/+%" PRIu64 " ms, first restart +%" PRIu64
+	        " ms after the cut\n", f3 - 8000, f4 - 8000, fr - 8000);
+	world_free(w);
+}
+
+SCN(test_partition_5_5)
+{
+	struct fw *w = world(10, NULL);
+	for (int i = 0; i < 10; i++)
+		add_vms(w, i, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	int side[10] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+	fw_partition(w, side);
+	fw_run_for(w, 60000);
+	W_OK(w);
+	W_ASSERT(w, recs(w, FO_EV_RESTART, -1, -1) == 0, "%zu restarts without a majority",
+	         recs(w, FO_EV_RESTART, -1, -1));
+	W_ASSERT(w, fw_chosen_count(w) == 0, "%zu plans chosen without a majority",
+	         fw_chosen_count(w));
+	for (int i = 0; i < 10; i++) {
+		W_ASSERT(w, recs(w, FO_EV_FENCE_SELF, i, -1) >= 1, "n%d did not fence itself", i);
+		W_ASSERT(w, !fo_quorate(fw_fo(w, i), fw_now(w)), "n%d quorate with 5 of 10", i);
+	}
+	for (int v = 0; v < fw_vm_count(w); v++)
+		W_ASSERT(w, fw_vm_copies(w, v) == 0, "%s still runs on a side without quorum",
+		         fw_vm_name(w, v));
+	/* heal: quorum comes back; whatever happens then is safe */
+	fw_heal(w);
+	fw_run_for(w, HEAL_MS);
+	W_OK(w);
+	check_counters(w);
+	for (int i = 0; i < 10; i++)
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_now(w)), "n%d not quorate after the heal", i);
+	world_free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Asymmetric loss, flapping                                           */
+
+SCN(test_oneway_loss_out)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 3, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_block(w, 2, -1); /* everything n2 sends is lost; it hears everybody */
+	fw_run_for(w, 60000);
+	W_OK(w);
+	uint64_t f2 = first_rec(w, FO_EV_FENCE_SELF, 2, -1), fr = first_rec(w, FO_EV_RESTART, -1, 2);
+	W_ASSERT(w, f2 != UINT64_MAX, "n2 never fenced itself");
+	W_ASSERT(w, fr != UINT64_MAX, "n2's VMs never restarted");
+	W_ASSERT(w, f2 < fr, "n2's VMs restarted before it fenced itself");
+	W_ASSERT(w, recs(w, FO_EV_RESTART, 2, -1) == 0, "n2 restarted something");
+	assert_failed_over(w, 2, 2);
+	for (int i = 0; i < 5; i++)
+		if (i != 2)
+			assert_untouched(w, i);
+	fw_unblock(w, 2, -1);
+	size_t plans_before = fw_chosen_count(w);
+	fw_run_for(w, HEAL_MS);
+	W_OK(w);
+	check_counters(w);
+	assert_moved_once(w, 2);
+	for (int v = 0; v < fw_vm_count(w); v++)
+		W_ASSERT(w, fw_vm_copies(w, v) == 1, "%s runs %d times", fw_vm_name(w, v),
+		         fw_vm_copies(w, v));
+	for (size_t k = plans_before; k < fw_chosen_count(w); k++)
+		fprintf(stderr, "  after the loss ended: plan for (%s, %" PRIu64 ", %u), %zu VMs\n",
+		        fw_chosen_at(w, k)->inst.dead, fw_chosen_at(w, k)->inst.incarnation,
+		        fw_chosen_at(w, k)->inst.round, fw_chosen_at(w, k)->plan.n);
+	W_ASSERT(w, fo_quorate(fw_fo(w, 2), fw_now(w)), "n2 not quorate after the loss ended");
+	world_free(w);
+}
+
+SCN(test_oneway_loss_in)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 3, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_block(w, -1, 2); /* n2 hears nobody; its own messages arrive */
+	fw_run_for(w, 60000);
+	W_OK(w);
+	uint64_t f2 = first_rec(w, FO_EV_FENCE_SELF, 2, -1), fr = first_rec(w, FO_EV_RESTART, -1, 2);
+	W_ASSERT(w, f2 != UINT64_MAX, "n2 (no acknowledgement reaches it) never fenced itself");
+	W_ASSERT(w, fr == UINT64_MAX || f2 < fr, "n2's VMs restarted before it fenced itself");
+	W_ASSERT(w, recs(w, FO_EV_RESTART, 2, -1) == 0, "n2 restarted something");
+	fw_unblock(w, -1, 2);
+	fw_run_for(w, HEAL_MS);
+	W_OK(w);
+	check_counters(w);
+	int running = 0;
+	for (int v = 0; v < fw_vm_count(w); v++)
+		if (fw_vm_home(w, v) == 2)
+			running += fw_vm_copies(w, v);
+	fprintf(stderr, "  n2 deaf: fenced at +%" PRIu64 " ms, %s; %d of its 3 VMs run at the end\n",
+	        f2 - 8000, fr == UINT64_MAX ? "never failed over" : "failed over", running);
+	world_free(w);
+}
+
+struct flap {
+	int a, b;
+	bool cut;
+	uint64_t until;
+};
+
+static void flap_cb(struct fw *w, int a, int b, void *arg)
+{
+	(void)a;
+	(void)b;
+	struct flap *f = arg;
+	f->cut = fw_now(w) < f->until && !f->cut;
+	if (f->cut) {
+		fw_block(w, f->a, f->b);
+		fw_block(w, f->b, f->a);
+	} else {
+		fw_unblock(w, f->a, f->b);
+		fw_unblock(w, f->b, f->a);
+	}
+	if (fw_now(w) < f->until)
+		fw_at(w, fw_now(w) + 1500, flap_cb, 0, 0, f);
+}
+
+SCN(test_flapping_link)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 3, 100);
+	fw_start(w);
+	warm_up(w);
+	struct flap f = {.a = 0, .b = 1, .until = fw_now(w) + 60000};
+	fw_at(w, fw_now(w), flap_cb, 0, 0, &f);
+	fw_run_for(w, 70000);
+	W_OK(w);
+	check_counters(w);
+	W_ASSERT(w, fw_counters(w)->fence_self == 0, "%" PRIu64 " self-fences",
+	         fw_counters(w)->fence_self);
+	W_ASSERT(w, fw_chosen_count(w) == 0, "%zu plans", fw_chosen_count(w));
+	W_ASSERT(w, recs(w, FO_EV_RESTART, -1, -1) == 0, "restarts");
+	for (int i = 0; i < 5; i++)
+		assert_untouched(w, i);
+	world_free(w);
+}
+
+static void flap_host_cb(struct fw *w, int a, int b, void *arg)
+{
+	uint64_t *until = arg;
+	bool cut = b != 0;
+	if (fw_now(w) >= *until || cut) {
+		fw_unblock(w, a, -1);
+		fw_unblock(w, -1, a);
+	} else {
+		fw_block(w, a, -1);
+		fw_block(w, -1, a);
+	}
+	if (fw_now(w) < *until)
+		fw_at(w, fw_now(w) + 1000 + fw_rand(w) % 7000, flap_host_cb, a, !cut, arg);
+}
+
+SCN(test_flapping_host)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 3, 100);
+	fw_start(w);
+	warm_up(w);
+	uint64_t until = fw_now(w) + 60000;
+	fw_at(w, fw_now(w), flap_host_cb, 1, 0, &until);
+	fw_run_for(w, 100000);
+	W_OK(w);
+	check_counters(w);
+	/* the other hosts' VMs run once each; they may have moved: SWIM on
+	 * the flapping host can declare a healthy peer dead (its suspicion
+	 * times out while it is cut off and the DEAD spreads when it is back;
+	 * see fo-bugs), and the failover core then rightly fails that peer
+	 * over, fencing it through its libvirt first */
+	int running = 0, moved = 0;
+	for (int v = 0; v < fw_vm_count(w); v++) {
+		W_ASSERT(w, fw_vm_copies(w, v) <= 1, "%s runs twice", fw_vm_name(w, v));
+		if (fw_vm_home(w, v) == 1) {
+			running += fw_vm_copies(w, v);
+		} else {
+			uint64_t e;
+			W_ASSERT(w, fw_vm_copies(w, v) == 1, "%s runs %d times", fw_vm_name(w, v),
+			         fw_vm_copies(w, v));
+			fw_vm_host(w, v, &e);
+			moved += e > 1;
+		}
+	}
+	for (int i = 0; i < 5; i++)
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_now(w)), "n%d not quorate at the end", i);
+	fprintf(stderr, "  n1 flapping: %" PRIu64 " self-fences, %zu plans, %d of its 3 VMs run, %d "
+	        "VMs of healthy hosts moved\n", fw_counters(w)->fence_self, fw_chosen_count(w),
+	        running, moved);
+	world_free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pause                                                               */
+
+static bool n2_vms_elsewhere(struct fw *w, void *arg)
+{
+	(void)arg;
+	for (int v = 0; v < fw_vm_count(w); v++)
+		if (fw_vm_home(w, v) == 2 && (fw_vm_copies(w, v) != 1 || fw_vm_host(w, v, NULL) == 2))
+			return false;
+	return true;
+}
+
+SCN(test_paused_host_resumes)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 4, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_pause(w, 2);
+	int64_t took = fw_run_until(w, n2_vms_elsewhere, NULL, 90000);
+	W_OK(w);
+	W_ASSERT(w, took >= 0, "n2's VMs not restarted elsewhere while it was paused");
+	fw_run_for(w, 5000);
+	/* n2 still holds its frozen copies: the resume is the dangerous moment */
+	for (int v = 0; v < fw_vm_count(w); v++)
+		if (fw_vm_home(w, v) == 2)
+			W_ASSERT(w, fw_vm_on(w, v, 2), "%s gone from frozen n2", fw_vm_name(w, v));
+	uint64_t tr = fw_now(w);
+	fw_resume(w, 2);
+	W_OK(w);
+	uint64_t f2 = first_rec(w, FO_EV_FENCE_SELF, 2, -1);
+	uint64_t fv = first_rec(w, FO_EV_FENCE_VMS, 2, -1);
+	W_ASSERT(w, f2 == tr || fv == tr, "n2 did not fence at its resume (self %" PRIu64 ", vms %" PRIu64
+	         ", resumed %" PRIu64 ")", f2, fv, tr);
+	for (int v = 0; v < fw_vm_count(w); v++)
+		if (fw_vm_home(w, v) == 2)
+			W_ASSERT(w, !fw_vm_on(w, v, 2), "%s still on n2 after its resume", fw_vm_name(w, v));
+	fw_run_for(w, 30000);
+	W_OK(w);
+	check_counters(w);
+	assert_failed_over(w, 2, 2);
+	for (int i = 0; i < 5; i++)
+		if (i != 2)
+			assert_untouched(w, i);
+	W_ASSERT(w, recs(w, FO_EV_RESTART, 2, -1) == 0, "n2 restarted something");
+	W_ASSERT(w, fo_quorate(fw_fo(w, 2), fw_now(w)), "n2 not quorate after its resume");
+	fprintf(stderr, "  paused n2: VMs elsewhere after %" PRId64 " ms, fenced at resume\n", took);
+	world_free(w);
+}
+
+SCN(test_short_pause_changes_nothing)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 4, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_pause(w, 2);
+	fw_run_for(w, 2000);
+	fw_resume(w, 2);
+	fw_run_for(w, 40000);
+	W_OK(w);
+	check_counters(w);
+	W_ASSERT(w, fw_counters(w)->fence_self == 0, "a fence after a 2 s pause");
+	W_ASSERT(w, fw_chosen_count(w) == 0, "a plan after a 2 s pause");
+	for (int i = 0; i < 5; i++)
+		assert_untouched(w, i);
+	world_free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Witness, hand-back, no room                                         */
+
+static void tweak_witness(struct fw_opts *o) { (void)o; }
+
+SCN(test_witness_two_hosts)
+{
+	struct fw *w = world(3, tweak_witness);
+	fw_set_host(w, 2, 2, 4 * GIB, true);
+	add_vms(w, 0, 2, 100);
+	add_vms(w, 1, 4, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_crash_host(w, 1);
+	fw_run_for(w, 60000);
+	W_OK(w);
+	check_counters(w);
+	assert_failed_over(w, 1, 2);
+	for (int v = 0; v < fw_vm_count(w); v++)
+		W_ASSERT(w, fw_vm_host(w, v, NULL) == 0, "%s on %s", fw_vm_name(w, v),
+		         fw_name(w, fw_vm_host(w, v, NULL)));
+	W_ASSERT(w, recs(w, FO_EV_RESTART, 2, -1) == 0, "the witness restarted something");
+	assert_untouched(w, 0);
+	world_free(w);
+}
+
+SCN(test_restart_fails_hand_back)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		fw_set_host(w, i, 32, 128 * GIB, false);
+	add_vms(w, 3, 8, 100);
+	fw_refuse_starts(w, 0, true);
+	fw_refuse_starts(w, 1, true);
+	fw_start(w);
+	warm_up(w);
+	fw_crash_host(w, 3);
+	fw_run_for(w, 120000);
+	W_OK(w);
+	check_counters(w);
+	assert_failed_over(w, 3, 0);
+	size_t later_rounds = 0;
+	for (size_t k = 0; k < fw_chosen_count(w); k++)
+		later_rounds += fw_chosen_at(w, k)->inst.round > 0;
+	bool refused = fw_counters(w)->starts_refused_host > 0;
+	W_ASSERT(w, !refused || later_rounds > 0, "starts were refused but no round > 0 was chosen");
+	W_ASSERT(w, !refused || fw_counters(w)->handed_back > 0, "nothing handed back");
+	for (size_t k = 0; k < fw_log_count(w); k++) {
+		const struct fw_rec *r = fw_log_at(w, k);
+		if (r->type != FW_R_VM_START)
+			continue;
+		W_ASSERT(w, r->epoch == 2 + r->inst.round, "%s started at epoch %" PRIu64 " in round %u",
+		         fw_vm_name(w, r->vm), r->epoch, r->inst.round);
+		W_ASSERT(w, r->node != 0 && r->node != 1, "started on a refusing host");
+	}
+	fprintf(stderr, "  hand-back: %" PRIu64 " refused starts, %" PRIu64 " handed back, %zu later "
+	        "rounds\n", fw_counters(w)->starts_refused_host, fw_counters(w)->handed_back,
+	        later_rounds);
+	world_free(w);
+}
+
+SCN(test_no_room_lowest_priority)
+{
+	struct fw *w = world(4, NULL);
+	/* survivors: 4 + 4 + 8 CPUs free, memory ample: room for four 4-CPU VMs */
+	fw_set_host(w, 0, 16, 128 * GIB, false);
+	fw_set_base_load(w, 0, 12, 8 * GIB);
+	fw_set_host(w, 1, 16, 128 * GIB, false);
+	fw_set_base_load(w, 1, 12, 8 * GIB);
+	fw_set_host(w, 2, 16, 128 * GIB, false);
+	fw_set_base_load(w, 2, 8, 8 * GIB);
+	fw_set_host(w, 3, 64, 128 * GIB, false);
+	for (int k = 0; k < 8; k++) {
+		char name[32];
+		snprintf(name, sizeof(name), "big%d", k);
+		fw_add_vm(w, 3, name, 100 * (k + 1), 4, 8 * GIB, NULL);
+	}
+	fw_start(w);
+	warm_up(w);
+	fw_crash_host(w, 3);
+	fw_run_for(w, 60000);
+	W_OK(w);
+	check_counters(w);
+	for (int v = 0; v < 8; v++) {
+		bool top = fw_vm_priority(w, v) > 400;
+		W_ASSERT(w, fw_vm_copies(w, v) == (top ? 1 : 0), "%s (priority %d) runs %d times",
+		         fw_vm_name(w, v), fw_vm_priority(w, v), fw_vm_copies(w, v));
+		if (!top)
+			W_ASSERT(w, vm_recs(w, FO_EV_NO_ROOM, v) > 0, "%s not reported without room",
+			         fw_vm_name(w, v));
+	}
+	for (int i = 0; i < 3; i++)
+		W_ASSERT(w, fw_host_fits(w, i), "n%d over capacity", i);
+	world_free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Two incarnations of one death; a rebooted host's voting set          */
+
+/* 7 hosts. {n0,n1} are cut off from the rest and hold n6 DEAD at
+ * incarnation 1 (they open (n6,1) but, a minority, cannot decide). On the
+ * majority side n6's agent restarts (incarnation 2, VMs running on), then
+ * the host freezes: the majority fails over (n6,2). After the heal the
+ * minority's (n6,1) must not place n6's VMs a second time. */
+SCN(test_incarnation_bump_during_partition)
+{
+	struct fw *w = world(7, NULL);
+	for (int i = 0; i < 7; i++)
+		add_vms(w, i, 3, 100);
+	fw_start(w);
+	warm_up(w);
+	int side[7] = {0, 0, 1, 1, 1, 1, 1};
+	fw_partition(w, side);
+	fw_run_for(w, 1000);
+	fw_crash_agent(w, 6);
+	fw_run_for(w, 1000);
+	fw_restart_agent(w, 6);
+	fw_run_for(w, 10000);
+	fw_pause(w, 6);
+	fw_run_for(w, 30000);
+	W_OK(w);
+	fw_heal(w);
+	fw_run_for(w, HEAL_MS);
+	fw_resume(w, 6);
+	fw_run_for(w, 30000);
+	W_OK(w);
+	check_counters(w);
+	size_t plans_n6 = 0;
+	for (size_t k = 0; k < fw_chosen_count(w); k++)
+		if (strcmp(fw_chosen_at(w, k)->inst.dead, "n6") == 0 && fw_chosen_at(w, k)->plan.n > 0)
+			plans_n6++;
+	for (int v = 0; v < fw_vm_count(w); v++) {
+		W_ASSERT(w, fw_vm_copies(w, v) <= 1, "%s runs twice", fw_vm_name(w, v));
+		if (fw_vm_home(w, v) == 6)
+			W_ASSERT(w, vm_recs(w, FW_R_VM_START, v) <= 1, "%s started %zu times",
+			         fw_vm_name(w, v), vm_recs(w, FW_R_VM_START, v));
+	}
+	fprintf(stderr, "  n6 bumped its incarnation in the majority: %zu non-empty plans for n6\n",
+	        plans_n6);
+	world_free(w);
+}
+
+/* 4 hosts. n1 is cut off (the others hold it DEAD); n0's agent restarts
+ * meanwhile, and SWIM does not hand a joiner the members it holds dead, so
+ * n0's new failover core may not count n1 as a voter. Then n3 crashes: with
+ * n1 away only 2 of the 4 voters are left, no plan may be chosen and
+ * nothing restarted (O2 checks that every restart comes from a plan 3
+ * hosts accepted). After the heal n3's VMs may come back. */
+SCN(test_rebooted_agent_counts_all_voters)
+{
+	struct fw *w = world(4, NULL);
+	for (int i = 0; i < 4; i++)
+		add_vms(w, i, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	int side[4] = {0, 1, 0, 0};
+	fw_partition(w, side);
+	fw_run_for(w, 11000);
+	fw_crash_agent(w, 0);
+	fw_run_for(w, 1000);
+	fw_restart_agent(w, 0);
+	fw_run_for(w, 10000);
+	size_t voters0 = fo_voters(fw_fo(w, 0));
+	fw_crash_host(w, 3);
+	fw_run_for(w, 40000);
+	W_OK(w);
+	W_ASSERT(w, recs(w, FO_EV_RESTART, -1, 3) == 0,
+	         "n3's VMs restarted by 2 of 4 voters (n0 counted %zu voters)", voters0);
+	fw_heal(w);
+	fw_run_for(w, HEAL_MS);
+	W_OK(w);
+	check_counters(w);
+	for (int v = 0; v < fw_vm_count(w); v++)
+		W_ASSERT(w, fw_vm_copies(w, v) <= 1, "%s runs twice", fw_vm_name(w, v));
+	fprintf(stderr, "  restarted n0 counted %zu voters while n1 was away; %zu plans\n", voters0,
+	        fw_chosen_count(w));
+	world_free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Randomized schedules                                                */
+
+struct totals {
+	uint64_t schedules, clean, steps, sim_ms, double_starts, violations, restarts, restarts_ok,
+	    restarts_failed, cap_refusals, fence_self, fence_vms, remote_ok, remote_failed,
+	    watchdog, plans, no_room, handed_back, lost, faults[8], msgs, spins, rejected;
+};
+
+struct sched {
+	struct fw *w;
+	uint64_t rng[4];
+	double base_loss;
+	bool clean;
+	uint64_t flap_until[16];
+	int nflap;
+};
+
+static uint32_t srnd(struct sched *s, uint32_t n) { return n ? mv_xoshiro_below(s->rng, n) : 0; }
+
+#define ACTIVE_MS 50000
+#define END_MS 150000
+
+static void ev_crash_host(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_crash_host(w, a); }
+static void ev_boot_host(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_boot_host(w, a); }
+static void ev_crash_agent(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_crash_agent(w, a); }
+static void ev_restart_agent(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_restart_agent(w, a); }
+static void ev_pause(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_pause(w, a); }
+static void ev_resume(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_resume(w, a); }
+static void ev_heal(struct fw *w, int a, int b, void *arg) { (void)a, (void)b, (void)arg, fw_heal(w); }
+static void ev_block(struct fw *w, int a, int b, void *arg) { (void)arg, fw_block(w, a, b); }
+static void ev_unblock(struct fw *w, int a, int b, void *arg) { (void)arg, fw_unblock(w, a, b); }
+
+static void ev_partition(struct fw *w, int a, int b, void *arg)
+{
+	(void)b;
+	const int *side = arg;
+	(void)a;
+	fw_partition(w, side);
+}
+
+static void ev_loss(struct fw *w, int a, int b, void *arg)
+{
+	/* arg: the loss in percent */
+	fw_set_loss(w, a, -1, (double)(uintptr_t)arg / 100.0);
+	(void)b;
+}
+
+static void ev_flap(struct fw *w, int a, int b, void *arg)
+{
+	struct sched *s = arg;
+	/* b encodes: low 8 bits peer (255 = every host), bit 8 = now cut, rest: flap index */
+	int peer = b & 0xff, idx = b >> 9;
+	bool cut = (b >> 8) & 1;
+	int pb = peer == 255 ? -1 : peer;
+	if (fw_now(w) >= s->flap_until[idx]) {
+		fw_unblock(w, a, pb);
+		fw_unblock(w, pb, a);
+		return;
+	}
+	if (!cut) {
+		fw_block(w, a, pb);
+		fw_block(w, pb, a);
+	} else {
+		fw_unblock(w, a, pb);
+		fw_unblock(w, pb, a);
+	}
+	fw_at(w, fw_now(w) + 300 + srnd(s, 2700), ev_flap, a, (b & ~0x100) | (cut ? 0 : 0x100), s);
+}
+
+static void ev_end_faults(struct fw *w, int a, int b, void *arg)
+{
+	(void)a;
+	(void)b;
+	struct sched *s = arg;
+	fw_heal(w);
+	fw_set_loss(w, -1, -1, s->base_loss);
+	for (int i = 0; i < fw_size(w); i++)
+		fw_resume(w, i);
+	for (int k = 0; k < s->nflap; k++)
+		s->flap_until[k] = 0;
+}
+
+static int partitions_store[64][FW_MAXN];
+static int n_partitions;
+
+static void gen_faults(struct sched *s, struct totals *t)
+{
+	struct fw *w = s->w;
+	int n = fw_size(w);
+	if (s->clean) {
+		fw_at(w, 5000 + srnd(s, 30000), ev_crash_host, (int)srnd(s, (uint32_t)n), 0, NULL);
+		t->faults[0]++;
+		return;
+	}
+	int k = 1 + (int)srnd(s, 4);
+	for (int f = 0; f < k; f++) {
+		uint64_t at = 5000 + srnd(s, ACTIVE_MS - 10000);
+		uint32_t dur = 5000 + srnd(s, 35000);
+		int a = (int)srnd(s, (uint32_t)n);
+		int kind = (int)srnd(s, 7);
+		t->faults[kind]++;
+		switch (kind) {
+		case 0:
+			fw_at(w, at, ev_crash_host, a, 0, NULL);
+			if (srnd(s, 2))
+				fw_at(w, at + dur, ev_boot_host, a, 0, NULL);
+			break;
+		case 1:
+			fw_at(w, at, ev_crash_agent, a, 0, NULL);
+			if (srnd(s, 3))
+				fw_at(w, at + 1000 + srnd(s, 39000), ev_restart_agent, a, 0, NULL);
+			break;
+		case 2:
+			fw_at(w, at, ev_pause, a, 0, NULL);
+			fw_at(w, at + 1000 + srnd(s, 39000), ev_resume, a, 0, NULL);
+			break;
+		case 3: {
+			if (n_partitions >= 64)
+				break;
+			int *side = partitions_store[n_partitions++];
+			int sides = 2 + (int)srnd(s, 2);
+			for (int i = 0; i < n; i++)
+				side[i] = (int)srnd(s, (uint32_t)sides);
+			fw_at(w, at, ev_partition, 0, 0, side);
+			fw_at(w, at + dur, ev_heal, 0, 0, NULL);
+			break;
+		}
+		case 4: {
+			int b = srnd(s, 3) ? -1 : (int)srnd(s, (uint32_t)n);
+			bool out = srnd(s, 2);
+			if (b == a)
+				b = -1;
+			fw_at(w, at, ev_block, out ? a : b, out ? b : a, NULL);
+			fw_at(w, at + dur, ev_unblock, out ? a : b, out ? b : a, NULL);
+			break;
+		}
+		case 5:
+			fw_at(w, at, ev_loss, a, 0, (void *)(uintptr_t)(20 + srnd(s, 50)));
+			fw_at(w, at + dur, ev_loss, a, 0, (void *)(uintptr_t)(s->base_loss * 100));
+			break;
+		case 6: {
+			if (s->nflap >= 16)
+				break;
+			int idx = s->nflap++;
+			int peer = srnd(s, 2) ? 255 : (int)srnd(s, (uint32_t)n);
+			if (peer == a)
+				peer = 255;
+			s->flap_until[idx] = at + dur;
+			fw_at(w, at, ev_flap, a, peer | (idx << 9), s);
+			break;
+		}
+		}
+	}
+}
+
+/* Runs one schedule; false (with fail) on a violation. */
+static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fail, size_t faillen)
+{
+	struct sched s;
+	memset(&s, 0, sizeof(s));
+	uint64_t x = seed ^ 0x5eed;
+	for (int k = 0; k < 4; k++)
+		s.rng[k] = mv_splitmix64(&x);
+	n_partitions = 0;
+	int n = 3 + (int)srnd(&s, 8);
+	s.clean = srnd(&s, 4) == 0;
+	struct fw_opts o;
+	fw_opts_default(&o, n, seed);
+	o.verbose = verbose;
+	o.quiet = !verbose;
+	o.cap_refuse = true;
+	if (!s.clean) {
+		o.restart_fail_p = srnd(&s, 3) == 0 ? 0.15 : 0;
+		if (srnd(&s, 3) == 0)
+			o.jitter_ms = srnd(&s, 80);
+		if (srnd(&s, 3) == 0)
+			s.base_loss = (double)srnd(&s, 10) / 100.0;
+	}
+	struct fw *w = fw_new(&o);
+	cur = w;
+	s.w = w;
+	fw_set_loss(w, -1, -1, s.base_loss);
+	int witness = n % 2 == 0 && srnd(&s, 3) == 0 ? n - 1 : -1;
+	for (int i = 0; i < n; i++) {
+		if (i == witness) {
+			fw_set_host(w, i, 2, 4 * GIB, true);
+			continue;
+		}
+		uint32_t cpus = 16 + 8 * srnd(&s, 3);
+		uint64_t mem_cap = (64 + 32 * (uint64_t)srnd(&s, 3)) * GIB;
+		fw_set_host(w, i, cpus, mem_cap, false);
+		uint32_t used_c = 0;
+		uint64_t used_m = 0;
+		if (!s.clean) {
+			used_c = srnd(&s, cpus / 3);
+			used_m = (uint64_t)srnd(&s, (uint32_t)(mem_cap / GIB / 3)) * GIB;
+			fw_set_base_load(w, i, used_c, used_m);
+		}
+		/* the clean class: at most 4 VMs of <= 2 vCPUs, 4 GiB on hosts of
+		 * >= 16 CPUs, 64 GiB: whoever survives has room for a dead host's */
+		int nv = s.clean ? 1 + (int)srnd(&s, 4) : (int)srnd(&s, 7);
+		for (int k = 0; k < nv; k++) {
+			char name[32];
+			snprintf(name, sizeof(name), "vm%d.%d", i, k);
+			const char *group = !s.clean && srnd(&s, 5) == 0 ? (srnd(&s, 2) ? "g0" : "g1") : NULL;
+			uint32_t vc = 1 + srnd(&s, s.clean ? 2 : 4);
+			uint64_t mem = (1 + (uint64_t)srnd(&s, s.clean ? 4 : 8)) * GIB;
+			int32_t prio = (int32_t)srnd(&s, 5) * 100;
+			if (used_c + vc > cpus * 2 / 3 || used_m + mem > mem_cap * 2 / 3)
+				continue; /* a host starts at most 2/3 full */
+			used_c += vc;
+			used_m += mem;
+			fw_add_vm(w, i, name, prio, vc, mem, group);
+		}
+	}
+	fw_start(w);
+	gen_faults(&s, t);
+	fw_at(w, ACTIVE_MS, ev_end_faults, 0, 0, &s);
+	fw_run_for(w, END_MS);
+	const struct fw_counters *c = fw_counters(w);
+	bool ok = fw_violation(w) == NULL;
+	if (!ok)
+		snprintf(fail, faillen, "%s", fw_violation(w));
+	/* liveness where it is guaranteed: one whole-host crash, nothing else,
+	 * room everywhere (at most 5 VMs of <= 4 vCPUs, 8 GiB per host of
+	 * >= 16 CPUs, 64 GiB, and at least one other non-witness host) */
+	int lost = 0;
+	for (int v = 0; v < fw_vm_count(w); v++)
+		if (fw_vm_copies(w, v) == 0)
+			lost++;
+	if (ok && s.clean) {
+		for (int v = 0; v < fw_vm_count(w) && ok; v++)
+			if (fw_vm_copies(w, v) != 1) {
+				ok = false;
+				snprintf(fail, faillen, "liveness: %s (of %s) runs %d times 100 s after a "
+				         "single host crash", fw_vm_name(w, v), fw_name(w, fw_vm_home(w, v)),
+				         fw_vm_copies(w, v));
+			}
+	}
+	if (ok && (c->rejected || c->timer_spins)) {
+		ok = false;
+		snprintf(fail, faillen, "%" PRIu64 " messages rejected, %" PRIu64 " timer spins",
+		         c->rejected, c->timer_spins);
+	}
+	t->schedules++;
+	t->clean += s.clean;
+	t->steps += c->steps;
+	t->sim_ms += fw_now(w);
+	t->double_starts += c->double_starts;
+	t->violations += c->violations;
+	t->restarts += c->restarts;
+	t->restarts_ok += c->restarts_ok;
+	t->restarts_failed += c->restarts_failed;
+	t->cap_refusals += c->cap_refusals;
+	t->fence_self += c->fence_self;
+	t->fence_vms += c->fence_vms;
+	t->remote_ok += c->remote_fence_ok;
+	t->remote_failed += c->remote_fence_failed;
+	t->watchdog += c->watchdog_kills;
+	t->plans += c->plans_chosen;
+	t->no_room += c->no_room;
+	t->handed_back += c->handed_back;
+	t->lost += (uint64_t)lost;
+	t->msgs += c->fo_msgs + c->swim_msgs;
+	t->spins += c->timer_spins;
+	t->rejected += c->rejected;
+	cur = NULL;
+	fw_free(w);
+	return ok;
+}
+
+static void test_randomized_schedules(void **state)
+{
+	(void)state;
+	struct totals t;
+	memset(&t, 0, sizeof(t));
+	const char *env = getenv("MV_SIM_SEED");
+	const char *nenv = getenv("MV_SIM_SCHEDULES");
+	long n = nenv && atol(nenv) > 0 ? atol(nenv) : 2000;
+	char fail[600];
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long failed = 0;
+	uint64_t first_bad = 0;
+	char first_fail[600] = "";
+	if (env && *env) {
+		uint64_t seed = strtoull(env, NULL, 0);
+		fprintf(stderr, "fw seed=%" PRIu64 " (one schedule)\n", seed);
+		if (!run_schedule(seed, &t, verbose_env(), fail, sizeof(fail)))
+			fail_msg("schedule seed=%" PRIu64 ": %s\n  replay: MV_SIM_SEED=%" PRIu64
+			         " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules", seed, fail, seed);
+	} else {
+		const char *menv = getenv("MV_SIM_MASTER");
+		uint64_t master = menv && *menv ? strtoull(menv, NULL, 0) : fresh_seed();
+		fprintf(stderr, "fw master seed=%" PRIu64 " schedules=%ld\n", master, n);
+		uint64_t x = master;
+		for (long k = 0; k < n; k++) {
+			uint64_t seed = mv_splitmix64(&x) >> 1;
+			if (!run_schedule(seed, &t, 0, fail, sizeof(fail))) {
+				if (!failed++) {
+					first_bad = seed;
+					snprintf(first_fail, sizeof(first_fail), "%s", fail);
+				}
+				fprintf(stderr, "  schedule %ld FAILED: %s\n    replay: MV_SIM_SEED=%" PRIu64
+				        " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules\n", k, fail, seed);
+			}
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	fprintf(stderr,
+	        "  double starts: %" PRIu64 " in %" PRIu64 " schedules (%" PRIu64 " clean, liveness "
+	        "asserted); oracle violations %" PRIu64 "\n"
+	        "  %" PRIu64 " steps, %.0f simulated s, %" PRIu64 " messages in %.2f s\n"
+	        "  faults: host crash %" PRIu64 ", agent crash %" PRIu64 ", pause %" PRIu64
+	        ", partition %" PRIu64 ", one-way block %" PRIu64 ", loss burst %" PRIu64
+	        ", flapping %" PRIu64 "\n"
+	        "  plans %" PRIu64 ", restarts %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64
+	        ", of which no room in truth %" PRIu64 "), no room %" PRIu64 ", handed back %" PRIu64 "\n"
+	        "  self-fences %" PRIu64 ", fence orders %" PRIu64 ", remote fences ok %" PRIu64
+	        " / failed %" PRIu64 ", watchdog kills %" PRIu64 ", VMs not running at the end %" PRIu64
+	        "\n",
+	        t.double_starts, t.schedules, t.clean, t.violations, t.steps, (double)t.sim_ms / 1000.0,
+	        t.msgs, secs, t.faults[0], t.faults[1], t.faults[2], t.faults[3], t.faults[4],
+	        t.faults[5], t.faults[6], t.plans, t.restarts, t.restarts_ok, t.restarts_failed,
+	        t.cap_refusals, t.no_room, t.handed_back, t.fence_self, t.fence_vms, t.remote_ok,
+	        t.remote_failed, t.watchdog, t.lost);
+	if (failed)
+		fail_msg("%ld of %" PRIu64 " schedules failed; first: %s\n  replay: MV_SIM_SEED=%" PRIu64
+		         " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules", failed, t.schedules,
+		         first_fail, first_bad);
+	assert_int_equal(t.double_starts, 0);
+	assert_true(t.plans > 0);
+}
+
+int main(void)
+{
+	const char *f = getenv("MV_SIM_TEST");
+	if (f && *f)
+		cmocka_set_test_filter(f);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_host_dies_20_vms, teardown),
+	    cmocka_unit_test_teardown(test_agent_dies_remote_fence, teardown),
+	    cmocka_unit_test_teardown(test_coordinator_dies_after_minority_accept, teardown),
+	    cmocka_unit_test_teardown(test_coordinator_dies_after_all_accept, teardown),
+	    cmocka_unit_test_teardown(test_partition_3_2, teardown),
+	    cmocka_unit_test_teardown(test_partition_5_5, teardown),
+	    cmocka_unit_test_teardown(test_oneway_loss_out, teardown),
+	    cmocka_unit_test_teardown(test_oneway_loss_in, teardown),
+	    cmocka_unit_test_teardown(test_flapping_link, teardown),
+	    cmocka_unit_test_teardown(test_flapping_host, teardown),
+	    cmocka_unit_test_teardown(test_paused_host_resumes, teardown),
+	    cmocka_unit_test_teardown(test_short_pause_changes_nothing, teardown),
+	    cmocka_unit_test_teardown(test_witness_two_hosts, teardown),
+	    cmocka_unit_test_teardown(test_restart_fails_hand_back, teardown),
+	    cmocka_unit_test_teardown(test_no_room_lowest_priority, teardown),
+	    cmocka_unit_test_teardown(test_incarnation_bump_during_partition, teardown),
+	    cmocka_unit_test_teardown(test_rebooted_agent_counts_all_voters, teardown),
+	    cmocka_unit_test_teardown(test_randomized_schedules, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
