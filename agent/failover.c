@@ -404,6 +404,12 @@ static int vm_order(const void *pa, const void *pb)
 	return strcmp(nz(a->uuid), nz(b->uuid));
 }
 
+static int vm_cmp(const void *a, const void *b)
+{
+	struct vm_sort x = {.vm = a}, y = {.vm = b};
+	return vm_order(&x, &y);
+}
+
 struct cand {
 	struct placement_host cap;
 	size_t host; /* index into hosts */
@@ -899,6 +905,7 @@ void fo_config_default(struct fo_config *cfg)
 	cfg->restart_backoff_ms = 1000;
 	cfg->max_rounds = 3;
 	cfg->history = 64;
+	cfg->dead_grace_ms = 1500;
 }
 
 struct fo *fo_new(const struct fo_config *cfg, uint64_t now)
@@ -1524,10 +1531,19 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			break;
 		}
 	} else {
+		/* hand-backs: one VM at a time, in plan order, each kept off every
+		 * host that already failed it, the earlier ones counted as
+		 * outstanding (capacity, anti-affinity) for the later ones */
 		vms = calloc(in->n_pend ? in->n_pend : 1, sizeof(*vms));
 		excl = calloc(in->n_pend * FO_ROUNDS_MAX + 1, sizeof(*excl));
-		if (!vms || !excl)
+		struct fo_plan_entry *acc =
+		    calloc(outst.n + in->n_pend + 1, sizeof(struct fo_plan_entry));
+		out->entries = calloc(in->n_pend ? in->n_pend : 1, sizeof(*out->entries));
+		if (!vms || !excl || !acc || !out->entries) {
+			free(acc);
+			fo_plan_clear(out);
 			goto out;
+		}
 		for (size_t p = 0; p < in->n_pend; p++) {
 			const struct pend *pd = &in->pend[p];
 			if (pd->failed_round >= round)
@@ -1542,19 +1558,38 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			v->memory_kib = e->memory_kib;
 			v->epoch = e->new_epoch - 1 - pd->failed_round;
 			v->running = true;
+		}
+		qsort(vms, n_vms, sizeof(*vms), vm_cmp);
+		if (outst.n)
+			memcpy(acc, outst.entries, outst.n * sizeof(*acc));
+		struct fo_plan so_far = {.n = outst.n, .entries = acc};
+		rc = 0;
+		for (size_t v = 0; v < n_vms && rc == 0; v++) {
+			n_excl = 0;
 			for (uint32_t k = 0; k < round; k++) {
 				const struct round *rd = &in->rounds[k];
 				for (size_t j = 0; rd->chosen && j < rd->plan.n; j++)
 					if (rd->plan.entries[j].target[0] &&
-					    strcmp(rd->plan.entries[j].uuid, e->uuid) == 0)
+					    strcmp(rd->plan.entries[j].uuid, vms[v].uuid) == 0)
 						excl[n_excl++] = rd->plan.entries[j].target;
 			}
+			free(hv);
+			hv = hosts_view(f, excl, n_excl, &n_h);
+			struct fo_plan one;
+			rc = hv ? fo_plan_compute(hv, n_h, in->dead, &vms[v], 1, round, &so_far, &one)
+			        : -ENOMEM;
+			if (rc == 0) {
+				out->entries[out->n++] = one.entries[0];
+				acc[so_far.n++] = one.entries[0];
+				fo_plan_clear(&one);
+			}
 		}
-		hv = hosts_view(f, excl, n_excl, &n_h);
-		if (!hv)
-			goto out;
+		free(acc);
+		if (rc < 0)
+			fo_plan_clear(out);
 	}
-	rc = fo_plan_compute(hv, n_h, in->dead, vms, n_vms, round, &outst, out);
+	if (round == 0)
+		rc = fo_plan_compute(hv, n_h, in->dead, vms, n_vms, round, &outst, out);
 	for (size_t e = 0; rc == 0 && e < out->n; e++) {
 		struct fo_plan_entry *pe = &out->entries[e];
 		const struct mrec *t = member_find(f, pe->target);
@@ -1905,7 +1940,7 @@ static const char *accept_clash(const struct fo *f, const struct inst *in,
 {
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *o = f->inst[i];
-		if (o == in || o->inc == in->inc || strcmp(o->dead, in->dead) != 0)
+		if (o == in)
 			continue;
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			const struct round *od = &o->rounds[r];
@@ -2028,9 +2063,11 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
 				struct ent *st = &rd->ents[e];
 				const struct fo_plan_entry *pe = &rd->plan.entries[e];
-				if (!is_self(f, pe->target) || (st->st != E_WAIT && st->st != E_OK))
+				/* an entry reported running is the VM's new home: its host's
+				 * own failover takes it over, it is never handed back */
+				if (!is_self(f, pe->target) || st->st != E_WAIT)
 					continue;
-				bool started = st->running || st->st == E_OK;
+				bool started = st->running;
 				bool listed = order && plan_has_uuid(order, pe->uuid);
 				if (!started && !listed) {
 					hand_back(f, in, r, e, why, now);
@@ -2048,6 +2085,31 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 		}
 		in->done = in->done && in->n_pend == 0;
 	}
+}
+
+/* Does a chosen plan we know (a later round of this instance, or another
+ * instance) place this VM at the same or a newer epoch? */
+static const char *superseded_by(const struct fo *f, const struct inst *in, uint32_t round,
+                                 const struct fo_plan_entry *pe)
+{
+	static char buf[FO_TEXT_MAX];
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *od = &o->rounds[r];
+			if (!od->chosen || (o == in && r <= round))
+				continue;
+			for (size_t k = 0; k < od->plan.n; k++)
+				if (od->plan.entries[k].new_epoch >= pe->new_epoch &&
+				    strcmp(od->plan.entries[k].uuid, pe->uuid) == 0) {
+					snprintf(buf, sizeof(buf),
+					         "the plan for %.64s incarnation %" PRIu64 " round %u places it",
+					         o->dead, o->inc, r);
+					return buf;
+				}
+		}
+	}
+	return NULL;
 }
 
 static int entry_order(const struct fo_plan_entry *a, const struct fo_plan_entry *b)
@@ -2078,6 +2140,27 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 					         "assigned to incarnation %" PRIu64 " of %.64s, failed over since",
 					         pe->target_incarnation, f->cfg.name);
 					hand_back(f, in, r, e, text, now);
+				}
+			}
+		}
+	}
+	/* entries another known plan re-places at the same or a newer epoch
+	 * (a later round, or another failover that found the VM elsewhere) */
+	for (size_t i = 0; i < f->n_inst; i++) {
+		struct inst *in = f->inst[i];
+		if (in->done || !in->fenced)
+			continue;
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			struct round *rd = &in->rounds[r];
+			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
+				const struct fo_plan_entry *pe = &rd->plan.entries[e];
+				struct ent *st = &rd->ents[e];
+				if (st->st != E_WAIT || st->running || !is_self(f, pe->target))
+					continue;
+				const char *by = superseded_by(f, in, r, pe);
+				if (by) {
+					st->st = E_HANDED;
+					snprintf(st->text, sizeof(st->text), "not started: %.200s", by);
 				}
 			}
 		}
@@ -2389,6 +2472,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		return;
 	}
 	r.type = FO_HB_ACK;
+	r.age_ms = now - f->started; /* see handle_ack */
 	push_msg(f, &r);
 }
 
@@ -2396,6 +2480,16 @@ static void handle_ack(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
 	struct mrec *y = member_find(f, m->from);
 	if (!y || !y->voter || m->stamp > now)
+		return;
+	/* An agent that restarted lost the instances it had opened and would
+	 * acknowledge a host it helped fail over. Its acks count only once its
+	 * core is F + margin old (every plan chosen before its start has been
+	 * restarted by then, and that host has fenced itself), or at least as
+	 * old as ours (a cluster starting together forms at once). */
+	uint64_t need = (uint64_t)f->cfg.fence_after_ms + f->cfg.fence_margin_ms;
+	if (now - f->started < need)
+		need = now - f->started;
+	if (m->age_ms < need)
 		return;
 	uint64_t s = m->stamp + 1, old = y->ack;
 	if (s <= old)
@@ -2438,8 +2532,8 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			const struct round *rd = &f->inst[i]->rounds[r];
 			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
-				extra += is_self(f, rd->plan.entries[e].target) &&
-				         (rd->ents[e].running || rd->ents[e].st == E_OK) &&
+				extra += is_self(f, rd->plan.entries[e].target) && rd->ents[e].running &&
+				         rd->ents[e].st == E_WAIT &&
 				         !plan_has_uuid(&order, rd->plan.entries[e].uuid);
 		}
 	struct fo_plan kill = {0};
@@ -2452,8 +2546,8 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 			for (uint32_t r = 0; r < f->n_rounds; r++) {
 				const struct round *rd = &f->inst[i]->rounds[r];
 				for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
-					if (is_self(f, rd->plan.entries[e].target) &&
-					    (rd->ents[e].running || rd->ents[e].st == E_OK) &&
+					if (is_self(f, rd->plan.entries[e].target) && rd->ents[e].running &&
+					    rd->ents[e].st == E_WAIT &&
 					    !plan_has_uuid(&order, rd->plan.entries[e].uuid))
 						kill.entries[kill.n++] = rd->plan.entries[e];
 			}
@@ -2519,12 +2613,19 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
 	const struct fo_plan_entry *pe = NULL;
 	struct ent *st = find_entry(in, m->inst.round, m->vm_uuid, m->from, &pe);
 	if (st) {
-		/* waiting, or started and since destroyed with its host */
-		if (st->st != E_WAIT && !(st->st == E_OK && !m->ok))
+		if (st->st != E_WAIT)
 			return;
 		st->st = m->ok ? E_OK : E_HANDED;
 		st->took_ms = m->took_ms;
 		cpy(st->text, sizeof(st->text), m->text);
+		struct fo_event *ev =
+		    m->ok ? push_event(f, FO_EV_RESTARTED, &m->inst, m->from,
+		                       "%s running on %s with epoch %" PRIu64 " after %" PRIu64 " ms",
+		                       pe->name, m->from, pe->new_epoch, m->took_ms)
+		          : push_event(f, FO_EV_HANDED_BACK, &m->inst, m->from,
+		                       "%s handed back by %s: %.180s", pe->name, m->from, m->text);
+		ev->entry = *pe;
+		ev->took_ms = m->took_ms;
 		if (!m->ok)
 			add_pending(f, in, pe, m->inst.round);
 	} else if (!m->ok && m->has_plan && m->plan.n == 1 &&
@@ -2773,6 +2874,13 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 	}
 	in->propose_at =
 	    sat_add(in->work_since, (uint64_t)my_rank(f, in) * f->cfg.coordinator_step_ms);
+	if (w == 0) {
+		/* a first plan only once the death has held for dead_grace_ms */
+		uint64_t since = in->detected_at ? in->detected_at : in->known_at;
+		uint64_t grace = sat_add(since, f->cfg.dead_grace_ms);
+		if (grace > in->propose_at)
+			in->propose_at = grace;
+	}
 	if (quorate && now >= in->propose_at) {
 		in->propose_at = UINT64_MAX;
 		start_phase1(f, in, w, now);
@@ -2818,7 +2926,7 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 				 * hands it back rather than start it (schedule_restarts).
 				 * Without the incarnation (old peers), only if T is not
 				 * back and the plan predates T's failure. */
-				if (pe->target_incarnation ? pe->target_incarnation > tin->inc
+				if (pe->target_incarnation ? pe->target_incarnation != tin->inc
 				                           : back || rd->chosen_at > tin->known_at)
 					continue;
 				bool theirs = false;

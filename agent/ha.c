@@ -162,6 +162,7 @@ struct ha {
 	struct ha_restart *restarts;
 	uint64_t repl_refresh_at;
 	bool repl_dirty;
+	uint64_t holders_sig; /* hash of the hosts that may hold replicas */
 	int watchdog_fd;
 	unsigned fence_work_running;
 };
@@ -994,6 +995,16 @@ static void ha_on_state_timer(uv_timer_t *t)
 	if (ha_view_load(a, &v) == 0) {
 		fo_set_hosts(h->fo, v.hosts, v.n_hosts);
 		ha_remove_stale(a, &v);
+		/* a host whose state just arrived may now hold replicas */
+		uint64_t sig = 0;
+		for (size_t i = 0; i < v.n_states; i++)
+			if (v.states[i] != NULL && !v.states[i]->witness &&
+			    ha_member_alive(a, v.states[i]->name))
+				sig += ha_hash(v.states[i]->name, "holder");
+		if (sig != h->holders_sig) {
+			h->holders_sig = sig;
+			ha_replicate_soon(a);
+		}
 	}
 	ha_view_free(&v);
 	ha_pump(a);

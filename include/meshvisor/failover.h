@@ -191,6 +191,10 @@ struct fo_config {
 	uint32_t restart_backoff_ms; /* first retry delay, doubled (default 1000) */
 	uint32_t max_rounds;        /* hand-back rounds per instance (default 3) */
 	uint32_t history;           /* finished instances remembered (default 64) */
+	uint32_t dead_grace_ms;     /* a coordinator proposes a first plan only after
+	                               holding the host DEAD this long: a falsely
+	                               declared host refutes meanwhile and gets the
+	                               empty plan (default 1500; 0 = none) */
 };
 
 /* A host as the caller's gossiped view has it, with its HA VMs. */

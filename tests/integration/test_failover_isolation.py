@@ -153,9 +153,16 @@ def run(t, net):
              for n in ("n1", "n2")}
     files["n3"] = f3
 
+    # n3 pets a fake watchdog device (a plain file: each pet appends a byte)
+    wd = os.path.join(t.tmp, "n3-watchdog")
+    open(wd, "w").close()
+
     def extra(a):
         ip = net.ns_ip if a.name == "n3" else net.host_ip
-        return {"bind": ip, "advertise": ip, "libvirt_uri": "test://" + files[a.name]}
+        e = {"bind": ip, "advertise": ip, "libvirt_uri": "test://" + files[a.name]}
+        if a.name == "n3":
+            e["failover"] = dict(FAILOVER, watchdog=wd)
+        return e
 
     # n1 (seed) and n2 on the host side; n3 inside the namespace
     n1.start(extra=extra(n1))
@@ -173,6 +180,8 @@ def run(t, net):
     mvtest.wait_until(replicated, 20, "both HA VMs replicated to n1 and n2")
     time.sleep(1.0)
 
+    pets_before = os.path.getsize(wd)
+    check(pets_before > 0, "n3 never petted its watchdog while quorate")
     t_cut = time.time()
     net.cut()
     log("link cut at %.3f" % t_cut)
@@ -187,6 +196,12 @@ def run(t, net):
         return True
     mvtest.wait_until(moved, 40, "n3's HA VMs running on n1 or n2", 0.25)
     log("n3's HA VMs restarted on the majority side %.2fs after the cut" % (time.time() - t_cut))
+    # without quorum n3 stops petting: a real watchdog would reset the host
+    s1 = os.path.getsize(wd)
+    time.sleep(1.0)
+    s2 = os.path.getsize(wd)
+    check(s1 == s2, "n3 kept petting its watchdog without quorum (%d -> %d bytes)" % (s1, s2))
+    log("watchdog: %d pets while quorate, none during the cut" % pets_before)
 
     net.heal()
     log("link healed")
@@ -218,6 +233,16 @@ def run(t, net):
           "n3 fenced itself only %.2fs after the cut" % (t_fence / 1000.0 - t_cut))
     kinds3 = [e["kind"] for e in ev3]
     check("quorum-lost" in kinds3, "n3 never reported losing quorum: %s" % kinds3)
+    # quorate again after the heal: petting resumes; a clean stop disarms
+    s3 = os.path.getsize(wd)
+    mvtest.wait_until(lambda: os.path.getsize(wd) > s3 or None, 10,
+                      "n3 to pet its watchdog again once quorate")
+    n3.signal(signal.SIGTERM)
+    n3.wait_exit(10)
+    with open(wd, "rb") as f:
+        data = f.read()
+    check(data.endswith(b"V"), "n3's clean stop did not write the magic close 'V': %r" %
+          data[-8:])
 
 
 def n3_start_netns(agent, net, join, extra):

@@ -893,11 +893,9 @@ SCN(test_short_pause_changes_nothing)
 /* ------------------------------------------------------------------ */
 /* Witness, hand-back, no room                                         */
 
-static void tweak_witness(struct fw_opts *o) { (void)o; }
-
 SCN(test_witness_two_hosts)
 {
-	struct fw *w = world(3, tweak_witness);
+	struct fw *w = world(3, NULL);
 	fw_set_host(w, 2, 2, 4 * GIB, true);
 	add_vms(w, 0, 2, 100);
 	add_vms(w, 1, 4, 100);
