@@ -2482,14 +2482,17 @@ static void handle_ack(struct fo *f, const struct fo_msg *m, uint64_t now)
 	if (!y || !y->voter || m->stamp > now)
 		return;
 	/* An agent that restarted lost the instances it had opened and would
-	 * acknowledge a host it helped fail over. Its acks count only once its
-	 * core is F + margin old (every plan chosen before its start has been
-	 * restarted by then, and that host has fenced itself), or at least as
-	 * old as ours (a cluster starting together forms at once). */
-	uint64_t need = (uint64_t)f->cfg.fence_after_ms + f->cfg.fence_margin_ms;
-	if (now - f->started < need)
-		need = now - f->started;
-	if (m->age_ms < need)
+	 * acknowledge a host it helped fail over. Once our core is older than
+	 * F + margin + quorate_ms, we count only acks from cores at least
+	 * F + margin old: every plan chosen before such an acker's start has
+	 * been restarted by then, and we have fenced ourselves. Younger, we
+	 * count acks from cores about as old as ours (within quorate_ms): a
+	 * cluster starting together forms at once. */
+	uint64_t window = (uint64_t)f->cfg.fence_after_ms + f->cfg.fence_margin_ms;
+	uint64_t mine = now - f->started;
+	bool counts = mine < window + f->cfg.quorate_ms ? m->age_ms + f->cfg.quorate_ms >= mine
+	                                               : m->age_ms >= window;
+	if (!counts)
 		return;
 	uint64_t s = m->stamp + 1, old = y->ack;
 	if (s <= old)

@@ -111,6 +111,22 @@ def main(t):
     for vm, prio in HA_VMS:
         r = n1.cli("vm", "set-ha", vm, "on", "--priority", str(prio))
         check(r.returncode == 0, "set-ha %s: %s" % (vm, r.stderr))
+    # anti-affinity group: a bad name is refused and changes nothing; a good one shows
+    r = n1.cli("vm", "set-ha", "ha-db", "on", "--group", "no spaces!")
+    check(r.returncode == 1 and "group" in r.stderr, "bad group accepted: %r" % r.stderr)
+    r = n1.cli("vm", "set-ha", "ha-db", "on", "--group", "db")
+    check(r.returncode == 0, "set-ha --group: %s" % r.stderr)
+    r = n1.cli("vm", "set-ha", "ha-web", "on", "--group", "db")
+    check(r.returncode == 0, "set-ha --group: %s" % r.stderr)
+    r = n1.cli("vms", "--group", "db")
+    check(r.returncode == 2, "--group outside set-ha should be a usage error: %r" % r.stderr)
+
+    def grouped():
+        v = n1.vms()
+        ok = all(v[n]["ha_group"] == "db" and v[n]["ha"] and v[n]["priority"] == p
+                 for n, p in (("ha-db", 900), ("ha-web", 500)))
+        return ok or None
+    mvtest.wait_until(grouped, 10, "ha-db and ha-web in group db, priorities kept")
 
     # 1. ha: every HA VM fits elsewhere; replicas reach other hosts
     def ha_ok():
@@ -155,6 +171,9 @@ def main(t):
               "%s: expected one copy with epoch 1, got %s" % (vm, w[vm]))
     check(not [x for x in w.get("plain", []) if x[0] != "n2"],
           "the non-HA VM was restarted: %s" % w.get("plain"))
+    db_host = [x[0] for x in w["ha-db"] if x[0] != "n2"][0]
+    web_host = [x[0] for x in w["ha-web"] if x[0] != "n2"][0]
+    check(db_host != web_host, "ha-db and ha-web (anti-affinity group db) both on %s" % db_host)
 
     for a in survivors:
         fos = [f for f in a.cli_json("failovers")["failovers"] if f["dead"] == "n2"]
