@@ -639,6 +639,15 @@ static void print_json(json_object *o)
 	json_object_put(o);
 }
 
+static json_object *vm_json(const Mv__VmInfo *v, const char *node, bool stale);
+
+static json_object *vm_view_json(const Mv__VmView *w)
+{
+	json_object *o = vm_json(w->vm, w->node, w->stale);
+	json_object_object_add(o, "node_state", json_str(member_state_name(w->node_state)));
+	return o;
+}
+
 static json_object *vm_json(const Mv__VmInfo *v, const char *node, bool stale)
 {
 	json_object *o = json_object_new_object();
@@ -816,12 +825,12 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 {
 	if (json) {
 		if (one && vr->n_vms == 1) {
-			print_json(vm_json(vr->vms[0]->vm, vr->vms[0]->node, vr->vms[0]->stale));
+			print_json(vm_view_json(vr->vms[0]));
 			return;
 		}
 		json_object *arr = json_object_new_array();
 		for (size_t i = 0; i < vr->n_vms; i++)
-			json_object_array_add(arr, vm_json(vr->vms[i]->vm, vr->vms[i]->node, vr->vms[i]->stale));
+			json_object_array_add(arr, vm_view_json(vr->vms[i]));
 		json_object *root = json_object_new_object();
 		json_object_object_add(root, "vms", arr);
 		print_json(root);
@@ -846,17 +855,24 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 	}
 	printf("%-24s %-16s %-9s %5s %10s %-3s %8s\n", "NAME", "HOST", "STATE", "VCPUS", "MEMORY MiB",
 	       "HA", "PRIORITY");
-	bool any_stale = false;
+	bool any_stale = false, any_lost = false;
 	for (size_t i = 0; i < vr->n_vms; i++) {
 		const Mv__VmInfo *v = vr->vms[i]->vm;
 		char st[24];
-		snprintf(st, sizeof(st), "%s%s", vm_state_name(v->state), vr->vms[i]->stale ? "*" : "");
-		any_stale |= vr->vms[i]->stale;
+		bool lost = vr->vms[i]->node_state == MV__MEMBER_STATE__MEMBER_DEAD ||
+		            vr->vms[i]->node_state == MV__MEMBER_STATE__MEMBER_LEFT;
+		snprintf(st, sizeof(st), "%s%s", vm_state_name(v->state),
+		         lost ? "!" : vr->vms[i]->stale ? "*" : "");
+		any_stale |= vr->vms[i]->stale && !lost;
+		any_lost |= lost;
 		printf("%-24s %-16s %-9s %5u %10" PRIu64 " %-3s %8d\n", v->name, vr->vms[i]->node, st,
 		       v->vcpus, v->memory_kib / 1024, v->ha ? "yes" : "no", v->priority);
 	}
 	if (any_stale)
 		printf("(*: last known state; that host's libvirt is unreachable)\n");
+	if (any_lost)
+		printf("(!: last known state of a host that is dead or gone; HA VMs run again "
+		       "elsewhere, see `meshvisor failovers`)\n");
 }
 
 static void print_vm_op(const Mv__VmOpReply *op, bool json)

@@ -21,19 +21,25 @@
  * has not been force-left (fo_force_leave(), spread in heartbeats as the
  * `removed` list). Dead members stay voters: a majority is a majority of
  * the configured cluster, not of whoever is up, so a partition's two sides
- * can never both have one. majority = |V| / 2 + 1. A removed (or left)
- * member that comes back ALIVE with a higher incarnation votes again.
+ * can never both have one. A removed (or left) member that comes back
+ * ALIVE with a higher incarnation votes again. A restarted agent may never
+ * hear of a member that died before it started, so heartbeats carry the
+ * sender's set size (`voters`) and majorities are counted over the largest
+ * size a live voter reported within F (eff_voters): too small a set would
+ * let two sides decide.
  *
  * HEARTBEAT QUORUM WITH ECHOED STAMPS
  * Every heartbeat_ms each node X sends HEARTBEAT{stamp = now_X,
- * incarnation, fenced_through, removed} to every other voter (dead ones
- * too: they may merely be cut off). A receiver R answers HB_ACK echoing
- * the stamp, unless
+ * incarnation, fenced_through, removed, voters} to every other voter (dead
+ * ones too: they may merely be cut off). A receiver R answers HB_ACK
+ * echoing the stamp, unless
  *   - X is not a voter in R's view (HB_NACK), or R has X DEAD at an
  *     incarnation >= the one X reports (HB_NACK "you are dead to me"), or
  *   - R knows a failover instance (X, i) with i > X's fenced_through: then
- *     FENCE_ORDER with the chosen plan when R knows it, else HB_NACK
- *     "failover pending" (carrying i).
+ *     FENCE_ORDER when R knows the plans (the union of the round-0 plans
+ *     of every chosen (X, i) above fenced_through and below the lowest one
+ *     still undecided, so that "fenced through k" is never claimed for an
+ *     instance whose VMs were not listed), else HB_NACK "pending" with i.
  * X keeps, per voter, the highest stamp echoed in an ACK. Its quorum stamp
  * q is the (majority-1)-th highest of those (X counts itself): the send
  * time of the latest heartbeat a majority acknowledged. Only X's own clock
@@ -41,17 +47,34 @@
  * while now - q < quorate_ms, and self-fences (FO_EV_FENCE_SELF, exactly
  * once per loss) when now - q >= F. A one-voter cluster is always quorate,
  * unless cfg.expect_cluster (started with seeds): then it is not quorate
- * alone and fences F after fo_new().
+ * alone and fences F after fo_new(). X is also never quorate while its
+ * fenced_through reaches its own incarnation: it must come back as a new
+ * incarnation (SWIM refutes) before it acts again, so nothing it starts
+ * later is ever covered by an old "fenced through" claim.
+ *   fenced_through: raised to i by a FENCE_ORDER for (X, i) (after the
+ * listed VMs are destroyed), and by a self-fence to the highest instance
+ * incarnation X was told of (HB_NACK) — also later, while X stays fenced
+ * (nothing was started since: restarts need quorum). Never to X's own
+ * incarnation unprompted: VMs X receives later would be covered by a
+ * stale claim.
+ *   Restarted acceptors forget. An agent whose core restarted would ack a
+ * host it had helped fail over. So once our core is F + margin + quorate_ms
+ * old we count acks only from cores at least F + margin old (HB_ACK's
+ * age_ms): every plan chosen before such an acker's start was restarted by
+ * then and we had fenced ourselves. Younger cores count acks from cores
+ * about as old as theirs, so a cluster that starts together forms at once.
  *
  * INSTANCES AND COORDINATORS
  * fo_member(X, DEAD, i) opens instance (X, i) with round 0. Every node
  * ranks the voters it holds alive (itself included, X excluded) by a hash
  * of "X/i/name" (FNV-1a 64 + a splitmix finaliser), highest first; a node
  * with k voters ranked above it starts proposing coordinator_step_ms * k
- * after it first saw the work, while quorate. The ranking is recomputed
- * on every timer, so when the top coordinator dies it drops out and the
- * next one takes over one step later; two coordinators at once are merely
- * slower (Paxos keeps them safe, jitter breaks ballot duels).
+ * after it first saw the work, while quorate, and never before it has
+ * held X dead for dead_grace_ms (a falsely declared host refutes within
+ * that and gets the empty plan, below). The ranking is recomputed on every
+ * timer, so when the top coordinator dies it drops out and the next one
+ * takes over one step later; two coordinators at once are merely slower
+ * (Paxos keeps them safe, jitter breaks ballot duels).
  *
  * CONSENSUS (classic single-decree Paxos per (X, i, round))
  * Ballots are (number, proposer name). Phase 1: PREPARE(b) to all voters
@@ -59,58 +82,66 @@
  * (a) it is not X, (b) b >= its promise, (c) it has itself seen X DEAD at
  * an incarnation >= i, or X force-left, or round > 0 and it knows round 0
  * chosen, and (d) its core is older than the proposer's knowledge of the
- * instance (age_ms: a restarted agent lost its promises, see below). The
- * PROMISE carries the acceptor's accepted (ballot, value). With a majority
- * of promises the proposer takes the value of the highest accepted ballot,
- * or else its own: fo_plan_compute() over its gossiped view (round 0: X's
- * running HA VMs; round k: the handed-back VMs). ACCEPT(b, value) is
- * accepted under (a), (c), (d) and b >= promise. A majority of ACCEPTED
- * makes the value chosen: CHOSEN(b, value) goes to every voter. Anyone
- * asked about a round it knows chosen answers CHOSEN at once. Non-answers
- * are retried every retry_ms; a REJECT naming a higher ballot restarts
- * phase 1 with a higher number after retry_ms plus jitter.
- *   Condition (c) uses "has ever seen X dead", not "sees X dead now": if X
- * refutes its death after some acceptors stopped acknowledging it, X will
- * have to fence (see below), so the failover must be able to finish.
- * Instead of abandoning, a coordinator that finds X back (ALIVE at a
- * higher incarnation) and no accepted value in its phase-1 replies
- * proposes the EMPTY plan: it is chosen like any plan, it restarts
- * nothing, and its FENCE_ORDER lets X answer fenced_through >= i without
- * destroying anything — an instance never hangs half-decided.
+ * instance (age_ms: a restarted agent lost its promises). The PROMISE
+ * carries the acceptor's accepted (ballot, value), and `superseded`: the
+ * entries of chosen plans it knows for other incarnations of X. With a
+ * majority of promises the proposer takes the value of the highest
+ * accepted ballot, or else its own: fo_plan_compute() over its gossiped
+ * view (round 0: X's running HA VMs, minus VMs a known or superseded plan
+ * already moved to a newer epoch; round k: the handed-back VMs, each kept
+ * off the hosts that failed it). ACCEPT(b, value) is accepted under (a),
+ * (c), (d), b >= promise, and (e) below. A majority of ACCEPTED makes the
+ * value chosen: CHOSEN(b, value) goes to every voter. Anyone asked about a
+ * round it knows chosen answers CHOSEN at once. Non-answers are retried
+ * every retry_ms; a REJECT naming a higher ballot restarts phase 1 with a
+ * higher number after retry_ms plus jitter.
+ *   Condition (c) uses "has ever seen X dead", not "sees X dead now": an
+ * acceptor that opened (X, i) stopped acknowledging X, and X will have to
+ * fence for i, so the instance must be able to finish. A coordinator that
+ * finds X back (ALIVE at a higher incarnation) and no accepted value in
+ * its phase-1 replies proposes the EMPTY plan: chosen like any plan, it
+ * restarts nothing, and its FENCE_ORDER lets X claim fenced_through >= i
+ * without destroying anything — an instance never hangs half-decided.
  *
- * WHY THERE ARE NEVER TWO PLANS
- * Standard Paxos: two majorities intersect, so a proposer whose ballot is
- * higher than a chosen one's sees the chosen value in some promise and
- * re-proposes it. Rounds are separate instances; a round k > 0 is only
- * proposed once rounds < k are learned chosen, so the set of VMs each
- * round re-places is determined by hand-backs of chosen rounds.
- *   Acceptor state lives in memory. A restarted agent is a new SWIM
- * incarnation whose promises are gone; PREPARE/ACCEPT carry age_ms (how
- * long ago the proposer first heard of the instance, merged as the minimum
- * seen across messages) and an acceptor whose core is younger refuses, so
- * a forgetful acceptor never votes in an instance that started before it.
- * (A proposer that hears late of an instance older than a restart is the
- * residual case; durable acceptor state would close it.)
+ * WHY THERE ARE NEVER TWO PLANS FOR ONE VM
+ * Within one instance: standard Paxos — two majorities intersect, so a
+ * proposer whose ballot is higher than a chosen one's sees the chosen
+ * value in some promise and re-proposes it. Rounds re-place only VMs that
+ * chosen earlier rounds handed back, and a round k is proposed only once
+ * rounds < k are learned.
+ *   Across instances (one death seen at two incarnations of X, or a VM
+ * that moved to T before T died and gossip still lists it on X): (e) an
+ * acceptor refuses an ACCEPT whose value holds a VM at a new_epoch <= the
+ * one it has in a value this acceptor accepted (not since chosen without
+ * it) or learned chosen in ANOTHER instance. Two chosen plans holding the
+ * same VM at clashing epochs would need an acceptor in both accepting
+ * majorities; whichever value it accepted second, it refused. (A VM that
+ * really came back to X later has a higher epoch and is planned again.)
+ * As a last net, a target never starts an entry that a chosen plan it
+ * knows (a later round, another instance) places at the same or a newer
+ * epoch.
+ *   Acceptor state lives in memory. PREPARE/ACCEPT carry age_ms (how long
+ * ago the proposer first heard of the instance, merged as the minimum seen
+ * across messages) and a younger acceptor refuses, so a forgetful acceptor
+ * never votes in an instance that started before it. Finished instances
+ * dropped from the history are never reopened (forgot_max per member).
  *
  * WHY NO VM RUNS TWICE
  * A target restarts a VM of a chosen plan only after the instance is
  * fenced. Remote fence and FENCED-from-X are direct confirmations. The
  * timed one: every acceptor that accepted for (X, i) had opened (X, i)
- * before accepting, and from then on never acknowledges X (rule above)
- * until X reports fenced_through >= i, i.e. X destroyed the VMs itself.
- * Acks echo X's send stamps, so X's quorum stamp q can only be the send
- * time of a heartbeat that some member of the accepting majority acked
- * before it opened the instance — before the plan was chosen, hence
- * before any target learned it. X fences at q + F by its own clock; a
- * target waits F + margin from learning. With clock rates equal within
- * the margin (no offsets are used), X is fenced first. After a self-fence
- * X raises fenced_through only to the highest instance incarnation it was
- * told of (HB_NACK/FENCE_ORDER), never to its own incarnation: VMs it
- * receives later would otherwise be covered by a stale claim.
- *   Only a quorate node emits FO_EV_RESTART, and only for plans a majority
- * accepted. Every move bumps the epoch: new_epoch = epoch + 1 + round.
+ * before accepting, and from then on never acknowledges X until X reports
+ * fenced_through >= i, i.e. X destroyed the VMs itself. Acks echo X's send
+ * stamps, so X's quorum stamp q can only be the send time of a heartbeat
+ * that some member of the accepting majority acked before it opened the
+ * instance — before the plan was chosen, hence before any target learned
+ * it. X fences at q + F by its own clock; a target waits F + margin from
+ * learning. With clock rates equal within the margin (no offsets are
+ * used), X is fenced first. Only a quorate node emits FO_EV_RESTART, and
+ * only for plans a majority accepted. Every move bumps the epoch:
+ * new_epoch = epoch + 1 + round.
  *
- * FENCE, THEN RESTART; HAND-BACK ROUNDS
+ * FENCE, THEN RESTART; HAND-BACKS; TARGETS THAT DIE
  * The proposer whose round-0 value got chosen asks its caller for a remote
  * fence (FO_EV_REMOTE_FENCE); success is broadcast as FENCED. A node whose
  * chosen plan names it as a target and knows no fence arms a wait of
@@ -118,20 +149,41 @@
  * restarts its entries by priority, at most max_parallel at once. A failed
  * restart is retried after restart_backoff_ms * 2^(attempt-1); after
  * restart_attempts the VM is handed back: RESTARTED(ok=false) to every
- * voter, which keep it pending for (X, i). A coordinator then proposes
- * round k+1 with the pending VMs, excluding every host that failed them
- * (up to max_rounds); a VM that fits nowhere gets target "" (NO_ROOM).
- * Round k > 0 needs no new fence: a hand-back implies the fence.
+ * voter, which keep it pending for (X, i). Hand-backs are batched: round
+ * k+1 is proposed once no target of the instance has an entry outstanding
+ * (or restart_backoff_ms << restart_attempts after the oldest), with the
+ * pending VMs, each kept off every host that failed it; when max_rounds
+ * are used up each leftover VM is reported (FO_EV_NO_ROOM).
+ *   Entries carry target_incarnation, the target's incarnation when the
+ * plan was computed. A target T that was failed over at or after it
+ * (fenced_through >= target_incarnation) never starts the entry: it hands
+ * it back. On a self-fence T hands back the entries it had not started;
+ * on a FENCE_ORDER it also destroys (in FENCE_VMS) what it was starting
+ * for others and hands that back. An entry reported running is never
+ * handed back: the VM lives on T now, and T's own failover takes it over.
+ * The others, once T's failover (T, j) was chosen here F + margin ago
+ * (T has fenced itself or obeyed the order by then), re-plan the entries
+ * still waiting on T with target_incarnation == j, unless a plan of T
+ * already re-places the VM.
  *
  * Instance bookkeeping for the CLI (fo_instance_at): phases DETECTED ->
  * CHOSEN -> FENCED -> DONE; cfg.history finished instances are kept.
- * Per member we keep the highest instance incarnation ever opened against
- * it, so the heartbeat rule outlives the instance's record.
+ * Every node reports every restart it hears of (FO_EV_RESTARTED /
+ * FO_EV_HANDED_BACK with the target as peer).
+ *
+ * KNOWN LIMITS
+ *  - Two agents restarting close together (the failed-over host's and an
+ *    acceptor's) can still lose the acknowledgement rule: the young host
+ *    counts the young amnesiac's acks. Durable acceptor state would close
+ *    it; in production the watchdog covers a dead agent's VMs.
+ *  - A proposer that hears late of an instance older than an acceptor's
+ *    restart has the same residue.
  *
  * COSTS
  * Members are an array with a hash index; a heartbeat is O(1) apart from
  * the removed list; an ACK is O(1) unless it moves the quorum stamp, then
- * O(N) (quickselect). Consensus messages scan the (few) instances.
+ * O(N) (quickselect). Consensus messages scan the (few) instances; plan
+ * checks are O(entries x entries of the other open instances).
  */
 #include "meshvisor/failover.h"
 #include "arena.h"

@@ -165,7 +165,9 @@ struct fo_msg {
 	uint64_t age_ms;     /* PREPARE, ACCEPT: how long ago the proposer first
 	                        heard of the instance; an acceptor whose core is
 	                        younger than that refuses (it may have promised
-	                        in a previous life and forgotten) */
+	                        in a previous life and forgotten).
+	                        HB_ACK: the acker's core age (a young, restarted
+	                        acker's acks count only for young receivers) */
 	char text[FO_TEXT_MAX]; /* HB_NACK, REJECT, RESTARTED(!ok), FENCED: why/how */
 };
 
