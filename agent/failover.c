@@ -164,7 +164,9 @@
  * The others, once T's failover (T, j) was chosen here F + margin ago
  * (T has fenced itself or obeyed the order by then), re-plan the entries
  * still waiting on T with target_incarnation == j, unless a plan of T
- * already re-places the VM.
+ * already re-places the VM or T is back (alive at a newer incarnation,
+ * e.g. refuted before its plan, then empty, was chosen: nothing of it was
+ * destroyed): then T's own hand-backs say what it did not start.
  *
  * Instance bookkeeping for the CLI (fo_instance_at): phases DETECTED ->
  * CHOSEN -> FENCED -> DONE; cfg.history finished instances are kept.
@@ -2981,8 +2983,9 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 				 * hands it back rather than start it (schedule_restarts).
 				 * Without the incarnation (old peers), only if T is not
 				 * back and the plan predates T's failure. */
-				if (pe->target_incarnation ? pe->target_incarnation != tin->inc
-				                           : back || rd->chosen_at > tin->known_at)
+				if (back ||
+				    (pe->target_incarnation ? pe->target_incarnation != tin->inc
+				                            : rd->chosen_at > tin->known_at))
 					continue;
 				bool theirs = false;
 				for (size_t j = 0; j < f->n_inst && !theirs; j++) {

@@ -126,7 +126,9 @@ def envelope(from_="", swim=None, request=None, response=None, version=1):
     return f_varint(1, version) + f_bytes(2, from_) + body
 
 
-OPS = {"status": 10, "members": 11, "join": 12, "leave": 13}
+OPS = {"status": 10, "members": 11, "join": 12, "leave": 13,
+       # failover (issue 5): node-to-node replica operations, refused from clients
+       "replica_put": 29, "replica_get": 31}
 
 
 def rpc_request(id_, op, seeds=()):

@@ -27,6 +27,7 @@ import subprocess
 import time
 
 import mvtest
+import mvwire
 from mvtest import check, log
 
 GIB = 1024 * 1024
@@ -142,6 +143,15 @@ def main(t):
     held = mvtest.wait_until(replicas, 20, "9 replicas (3 HA VMs x 3 holders) on n1, n3, n4")
     log("replicas held on the survivors-to-be: %d" % held)
     check(ha_doc(n2).get("replicas_held", 0) == 0, "n2 holds replicas of its own VMs")
+
+    # replicas are between agents only: a client (even an operator) is refused
+    ca, cert, key = c.client_creds("operator")
+    s = mvtest.tls_client("127.0.0.1", n1.rpc_port, ca, cert, key)
+    for i, op in enumerate(("replica_put", "replica_get")):
+        r = mvtest.rpc_call(s, 100 + i, op)
+        check(r["code"] == mvwire.RPC_ERR_INVALID and "between agents only" in r["error"],
+              "%s from a client: %s" % (op, r))
+    s.close()
 
     # 2. kill -9 n2: its HA VMs restart elsewhere, once each
     t_kill = time.time()

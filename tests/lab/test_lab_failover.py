@@ -365,17 +365,21 @@ def wait_failover_done(agent, dead, vms, timeout):
 
 def wait_ha_ready(agents, n_ha, replicas_each, timeout):
     alive = [a for a in agents if a.alive()]
+    last = {}
 
     def pred():
-        docs = {a.name: a.cli_json("ha") for a in alive}
+        docs = last["docs"] = {a.name: a.cli_json("ha") for a in alive}
         for d in docs.values():
             if d.get("ha_vms") != n_ha or not d.get("quorate") or \
                     d.get("alive_voters") != len(alive):
                 return None
         held = sum(d.get("replicas_held", 0) for d in docs.values())
         return docs if held >= n_ha * replicas_each else None
-    docs = wait_until(pred, timeout, "`ha` on %s: %d HA VMs, quorate, %d replicas" %
-                      ([a.name for a in alive], n_ha, n_ha * replicas_each), 0.3)
+    try:
+        docs = wait_until(pred, timeout, "`ha` on %s: %d HA VMs, quorate, %d replicas" %
+                          ([a.name for a in alive], n_ha, n_ha * replicas_each), 0.3)
+    except TestFailure as e:
+        raise TestFailure("%s; last `ha`: %s" % (e, json.dumps(last.get("docs"))[:1500]))
     log("ha: %s" % {n: {k: d.get(k) for k in ("ok", "ha_vms", "voters", "majority",
                                               "alive_voters", "quorate", "replicas_held")}
                     for n, d in docs.items()})

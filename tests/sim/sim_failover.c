@@ -120,6 +120,8 @@ struct fw_host {
 	uint64_t wd_pet;
 	bool quorate_since_start;
 	int group;
+	uint64_t clk_off; /* this host's clock: clk_off + now * clk_rate */
+	double clk_rate;
 };
 
 /* A ballot seen on the wire: its ACCEPT's plan and who ACCEPTED it. */
@@ -232,6 +234,30 @@ int fw_index(const struct fw *w, const char *name)
 	if (*end || i < 0 || i >= w->n || strcmp(w->h[i].name, name) != 0)
 		return -1;
 	return (int)i;
+}
+
+/* Host i's clock, what its cores are given as `now`: its own origin and a
+ * rate off by a few hundred ppm (opts), never the world's. */
+uint64_t fw_local_now(const struct fw *w, int i)
+{
+	const struct fw_host *h = &w->h[i];
+	return h->clk_off + (uint64_t)((double)w->now * h->clk_rate);
+}
+
+/* The first world time at which host i's clock reads at least `d`. */
+static uint64_t fw_global(const struct fw *w, int i, uint64_t d)
+{
+	const struct fw_host *h = &w->h[i];
+	if (d == UINT64_MAX)
+		return UINT64_MAX;
+	if (d <= h->clk_off)
+		return 0;
+	uint64_t t = (uint64_t)((double)(d - h->clk_off) / h->clk_rate);
+	while (h->clk_off + (uint64_t)((double)t * h->clk_rate) < d)
+		t++;
+	while (t > 0 && h->clk_off + (uint64_t)((double)(t - 1) * h->clk_rate) >= d)
+		t--;
+	return t;
 }
 
 static int fw_addr_index(const struct fw *w, const char *addr)
@@ -640,9 +666,9 @@ static int fw_check_restart(struct fw *w, int i, const struct fo_event *e)
 {
 	struct fw_host *h = &w->h[i];
 	const struct fo_plan_entry *en = &e->entry;
-	if (!fo_quorate(h->fo, w->now))
+	if (!fo_quorate(h->fo, fw_local_now(w, i)))
 		fw_fail(w, "O2 %s restarts %s without quorum (%zu of %zu acknowledged)", h->name,
-		        en->name, fo_acknowledged(h->fo, w->now), fo_voters(h->fo));
+		        en->name, fo_acknowledged(h->fo, fw_local_now(w, i)), fo_voters(h->fo));
 	if (fo_fenced(h->fo))
 		fw_fail(w, "O2 %s restarts %s while self-fenced", h->name, en->name);
 	if (strcmp(en->target, h->name) != 0)
@@ -869,7 +895,7 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 static void fw_fo_rearm(struct fw *w, int i, bool after_timer)
 {
 	struct fw_host *h = &w->h[i];
-	uint64_t d = fo_next_deadline(h->fo);
+	uint64_t d = fw_global(w, i, fo_next_deadline(h->fo));
 	if (d == UINT64_MAX) {
 		h->fo_gen++;
 		h->fo_armed = UINT64_MAX;
@@ -947,7 +973,7 @@ static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 	}
 	if (!h->agent_up || h->life != life)
 		return;
-	if (fo_quorate(h->fo, w->now)) {
+	if (fo_quorate(h->fo, fw_local_now(w, i))) {
 		h->wd_pet = w->now;
 		h->quorate_since_start = true;
 	}
@@ -997,7 +1023,7 @@ static struct swim_msg *fw_swim_copy(const struct swim_msg *m)
 static void fw_swim_rearm(struct fw *w, int i)
 {
 	struct fw_host *h = &w->h[i];
-	uint64_t d = swim_next_deadline(h->sw);
+	uint64_t d = fw_global(w, i, swim_next_deadline(h->sw));
 	if (d == UINT64_MAX) {
 		h->sw_gen++;
 		h->sw_armed = UINT64_MAX;
@@ -1049,7 +1075,7 @@ static void fw_swim_drain(struct fw *w, int i)
 			vlog(w, 2, "%s: swim says %s %s (incarnation %" PRIu64 ")", h->name, ev.name,
 			     swim_state_name(ev.state), ev.incarnation);
 		}
-		fo_member(h->fo, ev.name, st, ev.incarnation, w->now);
+		fo_member(h->fo, ev.name, st, ev.incarnation, fw_local_now(w, i));
 	}
 	fo_set_incarnation(h->fo, swim_incarnation(h->sw));
 	uint32_t life = h->life;
@@ -1067,12 +1093,12 @@ static void fw_agent_start(struct fw *w, int i)
 	snprintf(sc.addr, sizeof(sc.addr), "%s", h->addr);
 	sc.seed = fw_rand(w);
 	uint64_t inc = h->inc_persist + 1;
-	h->sw = swim_new(&sc, inc, w->now);
+	h->sw = swim_new(&sc, inc, fw_local_now(w, i));
 	struct fo_config fc = w->o.fo;
 	snprintf(fc.name, sizeof(fc.name), "%s", h->name);
 	fc.seed = fw_rand(w);
 	fc.witness = h->witness;
-	h->fo = fo_new(&fc, w->now);
+	h->fo = fo_new(&fc, fw_local_now(w, i));
 	if (h->sw == NULL || h->fo == NULL) {
 		fprintf(stderr, "fw: cannot create the cores of %s\n", h->name);
 		abort();
@@ -1080,7 +1106,7 @@ static void fw_agent_start(struct fw *w, int i)
 	h->agent_up = true;
 	h->sw_armed = h->fo_armed = UINT64_MAX;
 	h->quorate_since_start = false;
-	fo_member(h->fo, h->name, FO_ALIVE, swim_incarnation(h->sw), w->now);
+	fo_member(h->fo, h->name, FO_ALIVE, swim_incarnation(h->sw), fw_local_now(w, i));
 	fo_set_incarnation(h->fo, swim_incarnation(h->sw));
 	fw_swim_drain(w, i);
 }
@@ -1255,7 +1281,7 @@ void fw_resume(struct fw *w, int i)
 	if (h->agent_up && h->fo_armed <= w->now) {
 		h->fo_armed = UINT64_MAX;
 		h->fo_gen++;
-		fo_handle_timer(h->fo, w->now);
+		fo_handle_timer(h->fo, fw_local_now(w, i));
 		fw_fo_drain(w, i, true);
 	}
 	/*    (and the hardware watchdog, if the agent is down) */
@@ -1270,7 +1296,7 @@ void fw_resume(struct fw *w, int i)
 	if (h->agent_up && h->sw_armed <= w->now) {
 		h->sw_armed = UINT64_MAX;
 		h->sw_gen++;
-		swim_handle_timer(h->sw, w->now);
+		swim_handle_timer(h->sw, fw_local_now(w, i));
 		fw_swim_drain(w, i);
 	}
 	struct fw_ev *q = h->fq;
@@ -1305,7 +1331,7 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 			return;
 		h->sw_armed = UINT64_MAX;
 		h->sw_gen++;
-		swim_handle_timer(h->sw, w->now);
+		swim_handle_timer(h->sw, fw_local_now(w, ev->node));
 		fw_swim_drain(w, ev->node);
 		return;
 	case E_FO_TIMER:
@@ -1313,7 +1339,7 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 			return;
 		h->fo_armed = UINT64_MAX;
 		h->fo_gen++;
-		fo_handle_timer(h->fo, w->now);
+		fo_handle_timer(h->fo, fw_local_now(w, ev->node));
 		fw_fo_drain(w, ev->node, true);
 		return;
 	case E_SWIM_DELIVER:
@@ -1334,11 +1360,11 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 			return;
 		}
 		if (ev->kind == E_SWIM_DELIVER) {
-			swim_handle_message(h->sw, ev->p, w->now);
+			swim_handle_message(h->sw, ev->p, fw_local_now(w, ev->node));
 			free(ev->p);
 			fw_swim_drain(w, ev->node);
 		} else if (ev->kind == E_FO_DELIVER) {
-			if (fo_handle_message(h->fo, ev->p, w->now) < 0) {
+			if (fo_handle_message(h->fo, ev->p, fw_local_now(w, ev->node)) < 0) {
 				w->ctr.rejected++;
 				vlog(w, 1, "%s rejected a %s", h->name,
 				     fo_msg_type_name(((struct fo_msg *)ev->p)->type));
@@ -1349,9 +1375,9 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 			struct fw_job *j = ev->p;
 			if (j->kind == J_RESTART_DONE)
 				fo_restart_done(h->fo, &j->inst, j->uuid, j->ok, j->ok ? NULL : j->why,
-				                w->now);
+				                fw_local_now(w, ev->node));
 			else
-				fo_remote_fence_done(h->fo, &j->inst, j->ok, j->why, w->now);
+				fo_remote_fence_done(h->fo, &j->inst, j->ok, j->why, fw_local_now(w, ev->node));
 			free(j);
 			fw_fo_drain(w, ev->node, false);
 		}
@@ -1370,7 +1396,7 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 	case E_JOIN:
 		if (h->agent_up && h->life == ev->gen && !h->frozen) {
 			const char *seed = w->h[ev->a].addr;
-			swim_join(h->sw, &seed, 1, w->now);
+			swim_join(h->sw, &seed, 1, fw_local_now(w, ev->node));
 			fw_swim_drain(w, ev->node);
 		}
 		return;
@@ -1433,6 +1459,7 @@ void fw_opts_default(struct fw_opts *o, int n, uint64_t seed)
 	o->restart_min_ms = 200;
 	o->restart_max_ms = 1500;
 	o->join_spread_ms = 500;
+	o->clock_offsets = true;
 }
 
 struct fw *fw_new(const struct fw_opts *o)
@@ -1466,6 +1493,12 @@ struct fw *fw_new(const struct fw_opts *o)
 		h->view = calloc((size_t)w->n, sizeof(*h->view));
 		if (h->view == NULL)
 			abort();
+		h->clk_rate = 1.0;
+		if (o->clock_offsets)
+			h->clk_off = fw_rand(w) % (30ull * 24 * 3600 * 1000); /* up to 30 days */
+		if (o->clock_drift_ppm)
+			h->clk_rate += ((double)fw_below(w, 2 * o->clock_drift_ppm + 1) -
+			                (double)o->clock_drift_ppm) * 1e-6;
 	}
 	if (!o->quiet)
 		fprintf(stderr, "fw seed=%" PRIu64 " n=%d (replay: MV_SIM_SEED=%" PRIu64 ")\n", o->seed,

@@ -49,7 +49,11 @@
  *     the view when it changed. A dead host's last publication stays in
  *     the views (that is how survivors know its HA VMs);
  *   - a restarted agent starts SWIM at its persisted incarnation + 1 (as
- *     agent.c does) and a fresh failover core with expect_cluster.
+ *     agent.c does) and a fresh failover core with expect_cluster;
+ *   - clocks: each host's cores run on their own clock, with a random
+ *     origin (up to 30 days apart: the cores must use no clock offsets)
+ *     and, with opts.clock_drift_ppm, a rate off by up to that much (the
+ *     design assumes rates equal within fence_margin_ms / fence_after_ms).
  *
  * The oracle (violations are recorded, the first one kept as text):
  *   O1 no VM runs on two live (hypervisor up, not frozen) hosts;
@@ -96,6 +100,8 @@ struct fw_opts {
 	uint32_t delay_ms, jitter_ms; /* network delay (default 1 + 0..1) */
 	uint32_t restart_min_ms, restart_max_ms; /* libvirt start (default 200..1500) */
 	uint32_t join_spread_ms; /* initial joins spread (default 500) */
+	bool clock_offsets;      /* each host's clock has its own origin (default true) */
+	uint32_t clock_drift_ppm; /* and runs off by up to this many ppm (default 0) */
 	int verbose;             /* 0, 1 (actions, faults), 2 (+ messages) */
 	bool quiet;              /* no line per world on stderr */
 };
@@ -157,7 +163,10 @@ struct fw *fw_new(const struct fw_opts *o);
 void fw_free(struct fw *w);
 uint64_t fw_seed(const struct fw *w);
 int fw_size(const struct fw *w);
-uint64_t fw_now(const struct fw *w);
+uint64_t fw_now(const struct fw *w); /* the world's time (ms), as the log shows it */
+/* Host i's clock: what its cores get as `now` (pass this, not fw_now(), to
+ * fo_quorate() and the like). */
+uint64_t fw_local_now(const struct fw *w, int i);
 const char *fw_name(const struct fw *w, int i);
 int fw_index(const struct fw *w, const char *name);
 uint64_t fw_rand(struct fw *w); /* the world's PRNG, for scenarios */
