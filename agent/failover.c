@@ -1,7 +1,7 @@
 /*
  * failover.c — quorum, self-fencing and the recovery plan of a dead host's
  * HA VMs, chosen by single-decree Paxos, as a pure state machine (contract
- * in meshvisor/failover.h; protocol design in the lead's fo-spec).
+ * in meshvisor/failover.h; the protocol and its safety argument below).
  *
  * WHAT IT DOES
  * When a host X dies, the survivors must restart X's HA VMs elsewhere, and
@@ -157,10 +157,12 @@
  *   Entries carry target_incarnation, the target's incarnation when the
  * plan was computed. A target T that was failed over at or after it
  * (fenced_through >= target_incarnation) never starts the entry: it hands
- * it back. On a self-fence T hands back the entries it had not started;
- * on a FENCE_ORDER it also destroys (in FENCE_VMS) what it was starting
- * for others and hands that back. An entry reported running is never
- * handed back: the VM lives on T now, and T's own failover takes it over.
+ * it back. On a self-fence T hands back the entries it had not started.
+ * An entry T reported running is the VM's new home: T's own failover
+ * takes it over — unless a FENCE_ORDER's plans do not list it (built from
+ * a stale view of T): then T destroys it too (in FENCE_VMS, with what it
+ * was still starting) and hands it back; the acceptors' epoch check keeps
+ * a VM that T's own plan lists after all from being placed twice.
  * The others, once T's failover (T, j) was chosen here F + margin ago
  * (T has fenced itself or obeyed the order by then), re-plan the entries
  * still waiting on T with target_incarnation == j, unless a plan of T
@@ -310,6 +312,8 @@ struct fo {
 
 	uint64_t qstamp; /* k-th highest ack (stamp + 1) among other voters */
 	bool quorate_flag;
+	uint64_t lost_since; /* not quorate since (when !quorate_flag) */
+	bool lost_emitted;   /* QUORUM_LOST told; REGAINED owed */
 	bool fenced;
 	uint64_t fenced_through;
 	uint64_t seen_against;
@@ -915,18 +919,28 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
  * when quorum comes back (not from inside the work itself). */
 static void update_quorum(struct fo *f, uint64_t now, bool work)
 {
+	/* Events: LOST once not quorate for 2 heartbeats in a row (members
+	 * joining grow the set a moment before their acks arrive), REGAINED
+	 * only after a LOST. */
 	bool q = fo_quorate(f, now);
 	if (q && !f->quorate_flag) {
 		f->quorate_flag = true;
 		f->fenced = false;
-		push_event(f, FO_EV_QUORUM_REGAINED, NULL, NULL, "%zu of %zu voters acknowledge us",
-		           fo_acknowledged(f, now), f->eff_voters);
+		if (f->lost_emitted)
+			push_event(f, FO_EV_QUORUM_REGAINED, NULL, NULL,
+			           "%zu of %zu voters acknowledge us", fo_acknowledged(f, now),
+			           f->eff_voters);
+		f->lost_emitted = false;
 		if (work)
 			run_work(f, now);
 	} else if (!q && f->quorate_flag) {
 		f->quorate_flag = false;
+		f->lost_since = now;
+	}
+	if (!q && !f->lost_emitted && now >= sat_add(f->lost_since, 2 * (uint64_t)f->cfg.heartbeat_ms)) {
+		f->lost_emitted = true;
 		push_event(f, FO_EV_QUORUM_LOST, NULL, NULL,
-		           "%zu of %zu voters acknowledged us within %u ms (need %zu)",
+		           "%zu of %zu voters acknowledged us within %u ms; need %zu",
 		           fo_acknowledged(f, now), f->eff_voters, f->cfg.quorate_ms,
 		           majority_of(f->eff_voters));
 	}
@@ -1005,7 +1019,8 @@ struct fo *fo_new(const struct fo_config *cfg, uint64_t now)
 	self->fed = true;
 	f->self_idx = 0;
 	recount_voters(f);
-	f->quorate_flag = false; /* QUORUM_REGAINED once first quorate */
+	f->quorate_flag = false;
+	f->lost_since = now;
 	return f;
 }
 
@@ -1468,7 +1483,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 		else
 			p++;
 	}
-	if (n_self && !in->fenced) {
+	/* every learner tracks the fence (for the record); only targets act */
+	if (copy.n && !in->fenced) {
 		uint64_t at = sat_add(now, (uint64_t)f->cfg.fence_after_ms + f->cfg.fence_margin_ms);
 		if (!in->fence_wait_at || at < in->fence_wait_at)
 			in->fence_wait_at = at;
@@ -2117,11 +2133,14 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
 				struct ent *st = &rd->ents[e];
 				const struct fo_plan_entry *pe = &rd->plan.entries[e];
-				/* an entry reported running is the VM's new home: its host's
-				 * own failover takes it over, it is never handed back */
-				if (!is_self(f, pe->target) || st->st != E_WAIT)
+				/* An entry reported running is the VM's new home: its host's
+				 * own failover takes it over. Only a FENCE_ORDER whose plans
+				 * do not list it (a stale view) destroys it: then it is
+				 * handed back (the acceptors' epoch check keeps it from
+				 * being placed twice). */
+				if (!is_self(f, pe->target) || (st->st != E_WAIT && !(order && st->st == E_OK)))
 					continue;
-				bool started = st->running;
+				bool started = st->running || st->st == E_OK;
 				bool listed = order && plan_has_uuid(order, pe->uuid);
 				if (!started && !listed) {
 					hand_back(f, in, r, e, why, now);
@@ -2283,7 +2302,6 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 	struct mrec *r = member_add(f, name);
 	if (!r)
 		return;
-	bool was_voter = r->voter;
 	r->fed = true;
 	if (st == FO_LEFT) {
 		r->left = true;
@@ -2300,7 +2318,6 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 	if (st == FO_DEAD && incarnation > r->dead_max)
 		r->dead_max = incarnation;
 	recount_voters(f);
-	(void)was_voter;
 	if (st == FO_DEAD && r->voter) {
 		struct inst *in = inst_find(f, name, incarnation);
 		if (!in || !in->detected_at) {
@@ -2589,8 +2606,9 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			const struct round *rd = &f->inst[i]->rounds[r];
 			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
-				extra += is_self(f, rd->plan.entries[e].target) && rd->ents[e].running &&
-				         rd->ents[e].st == E_WAIT &&
+				extra += is_self(f, rd->plan.entries[e].target) &&
+				         ((rd->ents[e].running && rd->ents[e].st == E_WAIT) ||
+				          rd->ents[e].st == E_OK) &&
 				         !plan_has_uuid(&order, rd->plan.entries[e].uuid);
 		}
 	struct fo_plan kill = {0};
@@ -2603,8 +2621,9 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 			for (uint32_t r = 0; r < f->n_rounds; r++) {
 				const struct round *rd = &f->inst[i]->rounds[r];
 				for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
-					if (is_self(f, rd->plan.entries[e].target) && rd->ents[e].running &&
-					    rd->ents[e].st == E_WAIT &&
+					if (is_self(f, rd->plan.entries[e].target) &&
+					    ((rd->ents[e].running && rd->ents[e].st == E_WAIT) ||
+					     rd->ents[e].st == E_OK) &&
 					    !plan_has_uuid(&order, rd->plan.entries[e].uuid))
 						kill.entries[kill.n++] = rd->plan.entries[e];
 			}
@@ -2670,7 +2689,8 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
 	const struct fo_plan_entry *pe = NULL;
 	struct ent *st = find_entry(in, m->inst.round, m->vm_uuid, m->from, &pe);
 	if (st) {
-		if (st->st != E_WAIT)
+		/* waiting; or running and since destroyed by a FENCE_ORDER */
+		if (st->st != E_WAIT && !(st->st == E_OK && !m->ok))
 			return;
 		st->st = m->ok ? E_OK : E_HANDED;
 		st->took_ms = m->took_ms;
@@ -3064,8 +3084,11 @@ uint64_t fo_next_deadline(const struct fo *f)
 	if (f->quorate_flag) {
 		if (majority_of(f->eff_voters) > 1)
 			CONSIDER(sat_add(f->qstamp ? f->qstamp - 1 : 0, f->cfg.quorate_ms));
-	} else if (!f->fenced && can_fence(f)) {
-		CONSIDER(sat_add(fence_base(f), f->cfg.fence_after_ms));
+	} else {
+		if (!f->fenced && can_fence(f))
+			CONSIDER(sat_add(fence_base(f), f->cfg.fence_after_ms));
+		if (!f->lost_emitted)
+			CONSIDER(sat_add(f->lost_since, 2 * (uint64_t)f->cfg.heartbeat_ms));
 	}
 	if (f->restart_wake != UINT64_MAX)
 		CONSIDER(f->restart_wake);

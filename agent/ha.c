@@ -670,9 +670,12 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 
 /* ---- restarts --------------------------------------------------------------------------- */
 
+static void ha_replicate_soon(struct agent *a);
+
 static void ha_restart_finish(struct agent *a, struct ha_restart *r, bool ok, const char *why)
 {
 	struct ha *h = HA(a);
+	uv_update_time(a->loop);
 	struct ha_restart **pp = &h->restarts;
 	while (*pp != NULL && *pp != r)
 		pp = &(*pp)->next_job;
@@ -693,10 +696,60 @@ static const struct ha_replica *ha_replica_find(struct ha *h, const char *uuid)
 	return NULL;
 }
 
+/* The define + start of one restart, on a libuv worker: starting a QEMU
+ * guest takes a few hundred ms, and the loop must keep answering probes. */
+struct ha_restart_work {
+	uv_work_t w;
+	struct agent *a;
+	struct ha_restart *r;
+	char *xml;
+	int rc;
+	char name[VIRT_NAME_MAX];
+	char err[512];
+};
+
+static void ha_restart_work(uv_work_t *w)
+{
+	struct ha_restart_work *rw = w->data;
+	rw->rc = virt_vm_define_start(rw->a->virt, rw->xml, rw->r->entry.new_epoch, rw->name,
+	                              sizeof(rw->name), rw->err, sizeof(rw->err));
+}
+
+static void ha_restart_after(uv_work_t *w, int status)
+{
+	struct ha_restart_work *rw = w->data;
+	struct agent *a = rw->a;
+	struct ha_restart *r = rw->r;
+	a->mig_work_running--;
+	uv_update_time(a->loop); /* took_ms must include the start itself */
+	char err[512], e2[256];
+	struct virt_vm cur;
+	bool ok = status == 0 && rw->rc == 0;
+	if (r->dead) {
+		ha_restart_finish(a, r, false, "agent stopping");
+	} else if (ok) {
+		/* refresh the cache now rather than wait for the events */
+		virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2));
+		nodestate_refresh(a);
+		ha_replicate_soon(a);
+		ha_restart_finish(a, r, true, "started");
+	} else {
+		snprintf(err, sizeof(err), "%s", status ? "cancelled" : rw->err);
+		/* make sure it does not run here before handing it back */
+		if (virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2)) == 0 &&
+		    cur.state != VIRT_VM_SHUTOFF)
+			virt_vm_destroy(a->virt, r->entry.uuid, e2, sizeof(e2));
+		nodestate_refresh(a);
+		ha_restart_finish(a, r, false, err);
+	}
+	free(rw->xml);
+	free(rw);
+}
+
 /* Defines and starts the VM here from xml with the plan's epoch. */
 static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const char *xml)
 {
-	char err[512], why[768];
+	char err[512];
 	struct virt_vm cur;
 	if (virt_vm_find(a->virt, r->entry.uuid, &cur, err, sizeof(err)) == 0 &&
 	    (cur.state == VIRT_VM_RUNNING || cur.state == VIRT_VM_PAUSED) &&
@@ -704,25 +757,25 @@ static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const cha
 		ha_restart_finish(a, r, true, "already running here");
 		return;
 	}
-	struct virt_vm vm;
-	int rc = virt_vm_define(a->virt, xml, &vm, err, sizeof(err));
-	if (rc == 0)
-		rc = virt_vm_set_epoch(a->virt, r->entry.uuid, r->entry.new_epoch, err, sizeof(err));
-	if (rc == 0)
-		rc = virt_vm_start(a->virt, r->entry.uuid, err, sizeof(err));
-	if (rc < 0) {
-		/* make sure it does not run here before handing it back */
-		char e2[256];
-		if (virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2)) == 0 &&
-		    cur.state != VIRT_VM_SHUTOFF)
-			virt_vm_destroy(a->virt, r->entry.uuid, e2, sizeof(e2));
-		snprintf(why, sizeof(why), "%s", err);
-		ha_restart_finish(a, r, false, why);
+	struct ha_restart_work *rw = calloc(1, sizeof(*rw));
+	char *copy = strdup(xml);
+	if (rw == NULL || copy == NULL) {
+		free(rw);
+		free(copy);
+		ha_restart_finish(a, r, false, "out of memory");
 		return;
 	}
-	nodestate_refresh(a);
-	ha_replicate_soon(a);
-	ha_restart_finish(a, r, true, "started");
+	rw->a = a;
+	rw->r = r;
+	rw->xml = copy;
+	rw->w.data = rw;
+	if (uv_queue_work(a->loop, &rw->w, ha_restart_work, ha_restart_after) != 0) {
+		free(rw->xml);
+		free(rw);
+		ha_restart_finish(a, r, false, "cannot queue the restart");
+		return;
+	}
+	a->mig_work_running++;
 }
 
 static void ha_restart_ask_next(struct agent *a, struct ha_restart *r);

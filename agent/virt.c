@@ -1822,6 +1822,57 @@ int virt_vm_where(struct virt *v, const char *name_or_uuid, const char *dest_uri
 	return 0;
 }
 
+int virt_vm_define_start(struct virt *v, const char *xml, uint64_t epoch, char *name_out,
+                         size_t name_len, char *err, size_t errlen)
+{
+	if (name_out != NULL && name_len > 0)
+		name_out[0] = '\0';
+	if (xml == NULL || xml[0] == '\0') {
+		virt_set_err(err, errlen, "no domain XML given");
+		return -EINVAL;
+	}
+	virConnectPtr c = virt_conn_ref(v);
+	if (c == NULL) {
+		virt_set_err(err, errlen, "libvirt is not reachable at %s", v->uri);
+		return -ENOTCONN;
+	}
+	int rc = 0;
+	virDomainPtr d = virDomainDefineXML(c, xml);
+	if (d == NULL) {
+		rc = virt_conn_failed(c, err, errlen, "cannot define the VM");
+		if (rc == -EIO && virGetLastErrorCode() == VIR_ERR_OPERATION_FAILED)
+			rc = -EEXIST; /* a name or UUID clash */
+		virConnectClose(c);
+		return rc;
+	}
+	const char *name = virDomainGetName(d);
+	if (name_out != NULL && name != NULL)
+		snprintf(name_out, name_len, "%s", name);
+	/* keep ha/priority/group from the definition, set the epoch */
+	struct virt_vm vm;
+	memset(&vm, 0, sizeof(vm));
+	char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS,
+	                                  VIR_DOMAIN_AFFECT_CONFIG);
+	if (meta != NULL) {
+		virt_meta_parse(meta, &vm);
+		free(meta);
+	}
+	char mx[160 + VIRT_GROUP_MAX];
+	snprintf(mx, sizeof(mx), "<vm ha=\"%s\" priority=\"%d\" epoch=\"%" PRIu64 "\"%s%s%s/>",
+	         vm.ha ? "yes" : "no", vm.priority, epoch, vm.group[0] ? " group=\"" : "", vm.group,
+	         vm.group[0] ? "\"" : "");
+	if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, mx, VIRT_META_PREFIX, VIRT_META_NS,
+	                         VIR_DOMAIN_AFFECT_CONFIG) < 0)
+		rc = virt_conn_failed(c, err, errlen, "cannot set the VM's owner epoch");
+	else if (virDomainCreate(d) < 0)
+		rc = virt_conn_failed(c, err, errlen, "cannot start the VM");
+	if (rc < 0 && virDomainIsActive(d) == 1)
+		virDomainDestroy(d); /* never leave a half-restarted copy running */
+	virDomainFree(d);
+	virConnectClose(c);
+	return rc;
+}
+
 /* ---- loop-thread calls: job statistics, abort, offline move ------------ */
 
 int virt_vm_job_stats(struct virt *v, const char *name_or_uuid, bool completed,

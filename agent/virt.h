@@ -440,6 +440,17 @@ struct virt_where {
 int virt_vm_where(struct virt *v, const char *name_or_uuid, const char *dest_uri,
                   struct virt_where *out, char *err, size_t errlen);
 const char *virt_location_name(enum virt_location l);
+/* Defines xml (a VM's inactive definition with its meshvisor metadata) on
+ * this host, sets its owner epoch to `epoch` (keeping HA flag, priority and
+ * group) and starts it. Worker-safe like virt_vm_migrate (the same
+ * connection by reference; the cache is refreshed by the events that
+ * follow, or by the caller with virt_vm_find on the loop): starting a QEMU
+ * guest takes a few hundred ms, which must not stall the agent's loop.
+ * The VM's name goes to name_out. On any failure after the start the VM is
+ * destroyed again. -EINVAL no XML, -ENOTCONN libvirt unreachable, -EEXIST
+ * a clash with another VM's name or UUID, -EIO otherwise (libvirt's text). */
+int virt_vm_define_start(struct virt *v, const char *xml, uint64_t epoch, char *name_out,
+                         size_t name_len, char *err, size_t errlen);
 const char *virt_presence_name(enum virt_presence p);
 
 /* The VM's persistent definition as XML for defining it on another host

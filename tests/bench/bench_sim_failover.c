@@ -4,12 +4,14 @@
  * failover cores per host, virtual time, so the figures do not depend on
  * the machine; only "wall" does).
  *
- *   bench_sim_failover [--n N] [--vms V] [--runs R] [--deaths D,...]
+ *   bench_sim_failover [--n N] [--vms V] [--runs R] [--deaths D,...] [--no-agent]
  *
  * Defaults: N = 100 hosts, V = 1000 HA VMs spread evenly (1..2 vCPUs,
  * 2..4 GiB, priorities 0..900), R = 5 seeds per case, cases of 1 and 3
  * simultaneous whole-host crashes (so the dead hypervisors cannot be
- * fenced remotely: the targets wait F + margin). Default failover and SWIM
+ * fenced remotely: the targets wait F + margin), and a case of one
+ * agent-only crash (the hypervisor still answers: the coordinator fences it
+ * through its libvirt, no waiting; --no-agent skips it). Default failover and SWIM
  * settings (heartbeat 1 s, F = 10 s, margin 3 s, probe 1 s).
  *
  * For each dead host it measures, from the crash:
@@ -84,14 +86,16 @@ static bool all_back(struct fw *w, void *arg)
 	for (int v = 0; v < fw_vm_count(w); v++) {
 		int home = fw_vm_home(w, v);
 		for (int d = 1; d <= dead[0]; d++)
-			if (home == dead[d] && fw_vm_copies(w, v) != 1)
+			if (home == dead[d] &&
+			    (fw_vm_copies(w, v) != 1 || fw_vm_host(w, v, NULL) == home))
 				return false;
 	}
 	return true;
 }
 
 /* One run; appends a sample per dead host. Returns false on a violation. */
-static bool run(int n, int nvms, int ndead, uint64_t seed, struct sample *out, int *nout)
+static bool run(int n, int nvms, int ndead, bool agent_only, uint64_t seed, struct sample *out,
+                int *nout)
 {
 	struct fw_opts o;
 	fw_opts_default(&o, n, seed);
@@ -125,8 +129,12 @@ static bool run(int n, int nvms, int ndead, uint64_t seed, struct sample *out, i
 		dead[d] = h;
 	}
 	uint64_t t0 = fw_now(w);
-	for (int d = 1; d <= ndead; d++)
-		fw_crash_host(w, dead[d]);
+	for (int d = 1; d <= ndead; d++) {
+		if (agent_only)
+			fw_crash_agent(w, dead[d]);
+		else
+			fw_crash_host(w, dead[d]);
+	}
 	int64_t took = fw_run_until(w, all_back, dead, 120000);
 	fw_run_for(w, 1000);
 	double wall = now_s() - w0;
@@ -167,12 +175,24 @@ static bool run(int n, int nvms, int ndead, uint64_t seed, struct sample *out, i
 			uint64_t last = 0;
 			bool complete = true;
 			for (int v = 0; v < fw_vm_count(w); v++)
-				if (fw_vm_home(w, v) == dead[d] && fw_vm_copies(w, v) != 1)
+				if (fw_vm_home(w, v) == dead[d] &&
+				    (fw_vm_copies(w, v) != 1 || fw_vm_host(w, v, NULL) == dead[d]))
 					complete = false;
-			/* running = the target's libvirt start finished (FO_EV_RESTARTED) */
-			for (size_t k = 0; k < fw_log_count(w); k++)
-				if (fw_log_at(w, k)->type == FO_EV_RESTARTED && fw_log_at(w, k)->peer == dead[d])
-					last = fw_log_at(w, k)->t;
+			/* running = the target's libvirt start finished: the first
+			 * FO_EV_RESTARTED of each VM (the target's own; the others
+			 * echo it when they hear), the last of those */
+			for (int v = 0; v < fw_vm_count(w); v++) {
+				if (fw_vm_home(w, v) != dead[d])
+					continue;
+				uint64_t first = 0;
+				for (size_t k = 0; k < fw_log_count(w) && !first; k++) {
+					const struct fw_rec *r = fw_log_at(w, k);
+					if (r->type == FO_EV_RESTARTED && r->vm == v && r->peer == dead[d])
+						first = r->t;
+				}
+				if (first > last)
+					last = first;
+			}
 			s.detect = det == UINT64_MAX ? -1 : (double)(det - t0) / 1000.0;
 			s.chosen = (double)(c->chosen_at - t0) / 1000.0;
 			s.fence = fenced == UINT64_MAX ? -1 : (double)(fenced - c->chosen_at) / 1000.0;
@@ -189,7 +209,8 @@ static bool run(int n, int nvms, int ndead, uint64_t seed, struct sample *out, i
 		       s.chosen, s.fence, s.restart, s.total,
 		       s.complete ? "" : "  INCOMPLETE", wall);
 		for (int v = 0; !s.complete && v < fw_vm_count(w); v++) {
-			if (fw_vm_home(w, v) != dead[d] || fw_vm_copies(w, v) == 1)
+			if (fw_vm_home(w, v) != dead[d] ||
+			    (fw_vm_copies(w, v) == 1 && fw_vm_host(w, v, NULL) != dead[d]))
 				continue;
 			printf("    %s runs %d times; planned:", fw_vm_name(w, v), fw_vm_copies(w, v));
 			for (size_t k = 0; k < fw_chosen_count(w); k++) {
@@ -241,7 +262,10 @@ static void summary(const char *what, struct sample *s, int n)
 int main(int argc, char **argv)
 {
 	int n = 100, nvms = 1000, runs = 5;
+	/* cases: whole-host crashes (1 and 3 at once), then agent-only crashes
+	 * (the hypervisor answers: fenced through its libvirt, no F + margin) */
 	int deaths[8] = {1, 3}, ndeaths = 2;
+	bool agent_case = true;
 	for (int a = 1; a < argc; a++) {
 		if (strcmp(argv[a], "--n") == 0 && a + 1 < argc)
 			n = atoi(argv[++a]);
@@ -253,8 +277,11 @@ int main(int argc, char **argv)
 			ndeaths = 0;
 			for (char *p = strtok(argv[++a], ","); p && ndeaths < 8; p = strtok(NULL, ","))
 				deaths[ndeaths++] = atoi(p);
+		} else if (strcmp(argv[a], "--no-agent") == 0) {
+			agent_case = false;
 		} else {
-			fprintf(stderr, "usage: %s [--n N] [--vms V] [--runs R] [--deaths 1,3]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--n N] [--vms V] [--runs R] [--deaths 1,3] "
+			        "[--no-agent]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -273,16 +300,20 @@ int main(int argc, char **argv)
 	const char *env = getenv("MV_SIM_SEED");
 	uint64_t x = env && *env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
 	bool ok = true;
-	for (int c = 0; c < ndeaths; c++) {
+	for (int c = 0; c < ndeaths + (agent_case ? 1 : 0); c++) {
 		struct sample s[MAXS];
 		int ns = 0;
-		printf("case: %d simultaneous whole-host crash%s\n", deaths[c], deaths[c] > 1 ? "es" : "");
+		bool agent = c == ndeaths;
+		int nd = agent ? 1 : deaths[c];
+		printf("case: %d simultaneous %s crash%s\n", nd, agent ? "agent-only" : "whole-host",
+		       nd > 1 ? "es" : "");
 		for (int r = 0; r < runs; r++) {
 			uint64_t seed = env && *env ? x : mv_splitmix64(&x) >> 1;
-			ok &= run(n, nvms, deaths[c], seed, s, &ns);
+			ok &= run(n, nvms, nd, agent, seed, s, &ns);
 		}
 		char what[64];
-		snprintf(what, sizeof(what), "%d simultaneous death%s", deaths[c], deaths[c] > 1 ? "s" : "");
+		snprintf(what, sizeof(what), "%d simultaneous %s death%s", nd, agent ? "agent" : "host",
+		         nd > 1 ? "s" : "");
 		summary(what, s, ns);
 	}
 	return ok ? 0 : 1;

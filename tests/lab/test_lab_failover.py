@@ -488,7 +488,8 @@ def check_targets_not_suspected(agents, targets, t_kill, what):
         restarts = log_lines_since(a, r"failover (restarting vm|vm restarted)", t_kill)
         if lines:
             BUGS.append("%s. target %s was suspected by its peers while it restarted the failed-"
-                        "over VMs (its loop answers no probe during a synchronous define+start): "
+                        "over VMs (an event loop blocked by synchronous define+start answers no "
+                        "probe; or this machine was badly overloaded): "
                         "%s; its restarts: %s" % (what, hn, " / ".join(l[:220] for l in lines[:2]),
                                                   " / ".join(l[:160] for l in restarts[:4])))
 

@@ -120,6 +120,7 @@ struct fw_host {
 	uint64_t wd_pet;
 	bool quorate_since_start;
 	int group;
+	bool removed;     /* force-left by the operator (O2 stops counting it) */
 	uint64_t clk_off; /* this host's clock: clk_off + now * clk_rate */
 	double clk_rate;
 };
@@ -354,6 +355,21 @@ void fw_set_loss(struct fw *w, int a, int b, double p)
 }
 
 void fw_refuse_starts(struct fw *w, int i, bool on) { w->h[i].refuse = on; }
+
+static void fw_fo_drain(struct fw *w, int i, bool after_timer);
+
+int fw_force_leave(struct fw *w, int at, int target)
+{
+	struct fw_host *h = &w->h[at];
+	if (!h->agent_up || h->frozen)
+		return -1;
+	int rc = fo_force_leave(h->fo, w->h[target].name, fw_local_now(w, at));
+	vlog(w, 1, "%s: operator force-leaves %s: %d", h->name, w->h[target].name, rc);
+	if (rc == 0)
+		w->h[target].removed = true;
+	fw_fo_drain(w, at, false);
+	return rc;
+}
 
 /* ------------------------------------------------------------ truth */
 
@@ -692,7 +708,10 @@ static int fw_check_restart(struct fw *w, int i, const struct fo_event *e)
 	if (c == NULL || !fw_plan_same(&c->plan, p))
 		fw_fail(w, "O2 %s restarts %s from a plan that is not the one learned first", h->name,
 		        en->name);
-	int majority = w->n / 2 + 1, best = 0;
+	int voters = 0;
+	for (int k = 0; k < w->n; k++)
+		voters += !w->h[k].removed;
+	int majority = voters / 2 + 1, best = 0;
 	bool found = false;
 	for (size_t k = 0; k < w->bal_n && !found; k++) {
 		const struct fw_ballot *b = &w->bal[k];
@@ -704,8 +723,8 @@ static int fw_check_restart(struct fw *w, int i, const struct fo_event *e)
 		found = cnt >= majority;
 	}
 	if (!found)
-		fw_fail(w, "O2 %s restarts %s from a plan at most %d of %d hosts accepted (majority %d)",
-		        h->name, en->name, best, w->n, majority);
+		fw_fail(w, "O2 %s restarts %s from a plan at most %d of %d voters accepted (majority %d)",
+		        h->name, en->name, best, voters, majority);
 	return pos;
 }
 
@@ -883,7 +902,10 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 		break;
 	}
 	case FO_EV_NO_ROOM: w->ctr.no_room++; break;
-	case FO_EV_HANDED_BACK: w->ctr.handed_back++; break;
+	case FO_EV_HANDED_BACK: /* by the target itself (others echo it) */
+		if (!e->peer[0] || strcmp(e->peer, h->name) == 0)
+			w->ctr.handed_back++;
+		break;
 	default: break;
 	}
 	if (w->ev_hook)
@@ -976,6 +998,9 @@ static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 	if (fo_quorate(h->fo, fw_local_now(w, i))) {
 		h->wd_pet = w->now;
 		h->quorate_since_start = true;
+		/* a force-left host that came back counts for O2 again once a
+		 * majority acknowledges it (they hold it a voter again) */
+		h->removed = false;
 	}
 	fw_fo_rearm(w, i, after_timer);
 }

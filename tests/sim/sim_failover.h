@@ -61,7 +61,8 @@
  *      fenced, for an entry targeted at it of the plan that core learned,
  *      which is the plan registered for that (dead, incarnation, round),
  *      and whose ballot a majority of the hosts accepted (ACCEPTED messages
- *      seen on the wire, plus the proposer itself);
+ *      seen on the wire, plus the proposer itself; hosts force-left by
+ *      fw_force_leave() no longer count);
  *   O3 no two learned plans differ for one (dead, incarnation, round) —
  *      checked on every FO_EV_CHOSEN and by a sweep of every live core's
  *      fo_chosen_plan() each publish period;
@@ -202,6 +203,11 @@ void fw_block(struct fw *w, int a, int b);
 void fw_unblock(struct fw *w, int a, int b);
 void fw_set_loss(struct fw *w, int a, int b, double p);
 bool fw_link_open(const struct fw *w, int a, int b); /* not partitioned or blocked */
+/* The operator runs "force-leave target" on host `at` (fo_force_leave);
+ * from then on O2 counts majorities without the target, until it is back
+ * and quorate (a majority holds it a voter again). Returns
+ * fo_force_leave()'s result, -1 if `at` cannot run it. */
+int fw_force_leave(struct fw *w, int at, int target);
 /* Starts on host i always fail (a broken libvirt). */
 void fw_refuse_starts(struct fw *w, int i, bool on);
 

@@ -56,13 +56,20 @@
  *                             are not placed a second time;
  *   rebooted_agent_counts_all_voters  an agent restarted while a voter is
  *                             away must still count it: no plan from 2 of 4;
+ *   force_leave_then_second_death  a dead host force-left by the operator
+ *                             no longer counts: 2 of the 3 remaining voters
+ *                             fail over the next death; the removed host
+ *                             that boots again votes again;
  *   randomized_schedules      MV_SIM_SCHEDULES (default 2000) schedules:
  *                             3..10 hosts, random VMs, priorities, groups,
  *                             capacity, a witness sometimes, loss, delay,
- *                             failing starts, and 1..4 faults among host
+ *                             failing starts, clock rates off by up to
+ *                             2000 ppm (every host's clock has its own
+ *                             origin, in every test), and 1..4 faults among host
  *                             crash (+ reboot), agent crash (+ restart),
  *                             pause, partition, one-way block, loss burst,
- *                             flapping link, in the first 50 s; then
+ *                             flapping link, host crash answered by the
+ *                             operator's force-leave, in the first 50 s; then
  *                             everything heals and the run goes on to
  *                             150 s. Safety is asserted in every schedule;
  *                             liveness (every VM of the crashed host runs
@@ -225,9 +232,9 @@ static void warm_up(struct fw *w)
 	fw_run_for(w, 8000);
 	W_OK(w);
 	for (int i = 0; i < fw_size(w); i++)
-		W_ASSERT(w, fw_fo(w, i) && fo_quorate(fw_fo(w, i), fw_now(w)),
+		W_ASSERT(w, fw_fo(w, i) && fo_quorate(fw_fo(w, i), fw_local_now(w, i)),
 		         "n%d not quorate after the warm-up (%zu of %zu voters acknowledged)", i,
-		         fw_fo(w, i) ? fo_acknowledged(fw_fo(w, i), fw_now(w)) : 0,
+		         fw_fo(w, i) ? fo_acknowledged(fw_fo(w, i), fw_local_now(w, i)) : 0,
 		         fw_fo(w, i) ? fo_voters(fw_fo(w, i)) : 0);
 	W_ASSERT(w, fw_counters(w)->fence_self == 0, "a fence during the warm-up");
 }
@@ -618,7 +625,7 @@ SCN(test_partition_3_2)
 		W_ASSERT(w, fw_vm_copies(w, v) == 1, "%s runs %d times", fw_vm_name(w, v),
 		         fw_vm_copies(w, v));
 	for (int i = 0; i < 5; i++)
-		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_now(w)), "n%d not quorate after the heal", i);
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d not quorate after the heal", i);
 	fprintf(stderr, "  3|2: minority fenced at +%" PRIu64 "/+%" PRIu64 " ms, first restart +%" PRIu64
 	        " ms after the cut\n", f3 - 8000, f4 - 8000, fr - 8000);
 	world_free(w);
@@ -641,7 +648,7 @@ SCN(test_partition_5_5)
 	         fw_chosen_count(w));
 	for (int i = 0; i < 10; i++) {
 		W_ASSERT(w, recs(w, FO_EV_FENCE_SELF, i, -1) >= 1, "n%d did not fence itself", i);
-		W_ASSERT(w, !fo_quorate(fw_fo(w, i), fw_now(w)), "n%d quorate with 5 of 10", i);
+		W_ASSERT(w, !fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d quorate with 5 of 10", i);
 	}
 	for (int v = 0; v < fw_vm_count(w); v++)
 		W_ASSERT(w, fw_vm_copies(w, v) == 0, "%s still runs on a side without quorum",
@@ -652,7 +659,7 @@ SCN(test_partition_5_5)
 	W_OK(w);
 	check_counters(w);
 	for (int i = 0; i < 10; i++)
-		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_now(w)), "n%d not quorate after the heal", i);
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d not quorate after the heal", i);
 	world_free(w);
 }
 
@@ -691,7 +698,7 @@ SCN(test_oneway_loss_out)
 		fprintf(stderr, "  after the loss ended: plan for (%s, %" PRIu64 ", %u), %zu VMs\n",
 		        fw_chosen_at(w, k)->inst.dead, fw_chosen_at(w, k)->inst.incarnation,
 		        fw_chosen_at(w, k)->inst.round, fw_chosen_at(w, k)->plan.n);
-	W_ASSERT(w, fo_quorate(fw_fo(w, 2), fw_now(w)), "n2 not quorate after the loss ended");
+	W_ASSERT(w, fo_quorate(fw_fo(w, 2), fw_local_now(w, 2)), "n2 not quorate after the loss ended");
 	world_free(w);
 }
 
@@ -812,7 +819,7 @@ SCN(test_flapping_host)
 		}
 	}
 	for (int i = 0; i < 5; i++)
-		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_now(w)), "n%d not quorate at the end", i);
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d not quorate at the end", i);
 	fprintf(stderr, "  n1 flapping: %" PRIu64 " self-fences, %zu plans, %d of its 3 VMs run, %d "
 	        "VMs of healthy hosts moved\n", fw_counters(w)->fence_self, fw_chosen_count(w),
 	        running, moved);
@@ -865,7 +872,7 @@ SCN(test_paused_host_resumes)
 		if (i != 2)
 			assert_untouched(w, i);
 	W_ASSERT(w, recs(w, FO_EV_RESTART, 2, -1) == 0, "n2 restarted something");
-	W_ASSERT(w, fo_quorate(fw_fo(w, 2), fw_now(w)), "n2 not quorate after its resume");
+	W_ASSERT(w, fo_quorate(fw_fo(w, 2), fw_local_now(w, 2)), "n2 not quorate after its resume");
 	fprintf(stderr, "  paused n2: VMs elsewhere after %" PRId64 " ms, fenced at resume\n", took);
 	world_free(w);
 }
@@ -1067,6 +1074,47 @@ SCN(test_rebooted_agent_counts_all_voters)
 	world_free(w);
 }
 
+/* 4 hosts. n3 dies and is failed over; the operator force-leaves it on
+ * n0, so the voting set is 3 (the removal spreads in heartbeats). Then n2
+ * dies: n0 and n1 are 2 of 3 and must fail it over (without the
+ * force-leave they would be 2 of 4 and could not). n3 then boots again
+ * and votes again. */
+SCN(test_force_leave_then_second_death)
+{
+	struct fw *w = world(4, NULL);
+	for (int i = 0; i < 4; i++)
+		add_vms(w, i, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_crash_host(w, 3);
+	fw_run_for(w, 40000);
+	assert_failed_over(w, 3, 2);
+	W_ASSERT(w, fw_force_leave(w, 0, 3) == 0, "force-leave of dead n3 refused");
+	fw_run_for(w, 5000);
+	for (int i = 0; i < 3; i++)
+		W_ASSERT(w, fo_voters(fw_fo(w, i)) == 3, "n%d counts %zu voters after the force-leave",
+		         i, fo_voters(fw_fo(w, i)));
+	fw_crash_host(w, 2);
+	fw_run_for(w, 45000);
+	W_OK(w);
+	assert_failed_over(w, 2, 0);
+	for (int v = 0; v < fw_vm_count(w); v++)
+		W_ASSERT(w, fw_vm_copies(w, v) == 1, "%s runs %d times", fw_vm_name(w, v),
+		         fw_vm_copies(w, v));
+	for (int i = 0; i < 2; i++)
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d not quorate with 2 of 3", i);
+	fw_boot_host(w, 3);
+	fw_run_for(w, 30000);
+	W_OK(w);
+	check_counters(w);
+	for (int i = 0; i < 2; i++)
+		W_ASSERT(w, fo_voters(fw_fo(w, i)) == 4, "n%d counts %zu voters after n3 came back", i,
+		         fo_voters(fw_fo(w, i)));
+	for (int i = 0; i < 2; i++)
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d not quorate with n3 back", i);
+	world_free(w);
+}
+
 /* ------------------------------------------------------------------ */
 /* Randomized schedules                                                */
 
@@ -1096,6 +1144,21 @@ static void ev_crash_agent(struct fw *w, int a, int b, void *arg) { (void)b, (vo
 static void ev_restart_agent(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_restart_agent(w, a); }
 static void ev_pause(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_pause(w, a); }
 static void ev_resume(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_resume(w, a); }
+static void ev_force_leave(struct fw *w, int a, int b, void *arg)
+{
+	(void)b;
+	(void)arg;
+	/* the operator, on some live host, removes dead host a (refused with
+	 * -EBUSY where a is not dead in that host's view: then nothing) */
+	for (int k = 0; k < fw_size(w); k++) {
+		int at = (a + 1 + k) % fw_size(w);
+		if (at != a && fw_agent_up(w, at) && !fw_frozen(w, at) && !fw_host_up(w, a)) {
+			fw_force_leave(w, at, a);
+			return;
+		}
+	}
+}
+
 static void ev_heal(struct fw *w, int a, int b, void *arg) { (void)a, (void)b, (void)arg, fw_heal(w); }
 static void ev_block(struct fw *w, int a, int b, void *arg) { (void)arg, fw_block(w, a, b); }
 static void ev_unblock(struct fw *w, int a, int b, void *arg) { (void)arg, fw_unblock(w, a, b); }
@@ -1167,7 +1230,7 @@ static void gen_faults(struct sched *s, struct totals *t)
 		uint64_t at = 5000 + srnd(s, ACTIVE_MS - 10000);
 		uint32_t dur = 5000 + srnd(s, 35000);
 		int a = (int)srnd(s, (uint32_t)n);
-		int kind = (int)srnd(s, 7);
+		int kind = (int)srnd(s, 8);
 		t->faults[kind]++;
 		switch (kind) {
 		case 0:
@@ -1208,6 +1271,12 @@ static void gen_faults(struct sched *s, struct totals *t)
 			fw_at(w, at, ev_loss, a, 0, (void *)(uintptr_t)(20 + srnd(s, 50)));
 			fw_at(w, at + dur, ev_loss, a, 0, (void *)(uintptr_t)(s->base_loss * 100));
 			break;
+		case 7: /* a host crash the operator answers with force-leave */
+			fw_at(w, at, ev_crash_host, a, 0, NULL);
+			fw_at(w, at + 15000 + srnd(s, 30000), ev_force_leave, a, 0, NULL);
+			if (srnd(s, 3) == 0)
+				fw_at(w, at + 50000 + srnd(s, 30000), ev_boot_host, a, 0, NULL);
+			break;
 		case 6: {
 			if (s->nflap >= 16)
 				break;
@@ -1240,6 +1309,8 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 	o.quiet = !verbose;
 	o.cap_refuse = true;
 	if (!s.clean) {
+		/* clocks off by up to 2000 ppm (well within margin / F = 30%) */
+		o.clock_drift_ppm = srnd(&s, 2) ? 2000 : 0;
 		o.restart_fail_p = srnd(&s, 3) == 0 ? 0.15 : 0;
 		if (srnd(&s, 3) == 0)
 			o.jitter_ms = srnd(&s, 80);
@@ -1292,8 +1363,9 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 	if (!ok)
 		snprintf(fail, faillen, "%s", fw_violation(w));
 	/* liveness where it is guaranteed: one whole-host crash, nothing else,
-	 * room everywhere (at most 5 VMs of <= 4 vCPUs, 8 GiB per host of
-	 * >= 16 CPUs, 64 GiB, and at least one other non-witness host) */
+	 * room everywhere (at most 4 VMs of <= 2 vCPUs, 4 GiB per host of
+	 * >= 16 CPUs, 64 GiB, and at least one other non-witness host), 100 s
+	 * to go after the crash */
 	int lost = 0;
 	for (int v = 0; v < fw_vm_count(w); v++)
 		if (fw_vm_copies(w, v) == 0)
@@ -1384,7 +1456,7 @@ static void test_randomized_schedules(void **state)
 	        "  %" PRIu64 " steps, %.0f simulated s, %" PRIu64 " messages in %.2f s\n"
 	        "  faults: host crash %" PRIu64 ", agent crash %" PRIu64 ", pause %" PRIu64
 	        ", partition %" PRIu64 ", one-way block %" PRIu64 ", loss burst %" PRIu64
-	        ", flapping %" PRIu64 "\n"
+	        ", flapping %" PRIu64 ", crash + force-leave %" PRIu64 "\n"
 	        "  plans %" PRIu64 ", restarts %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64
 	        ", of which no room in truth %" PRIu64 "), no room %" PRIu64 ", handed back %" PRIu64 "\n"
 	        "  self-fences %" PRIu64 ", fence orders %" PRIu64 ", remote fences ok %" PRIu64
@@ -1392,7 +1464,7 @@ static void test_randomized_schedules(void **state)
 	        "\n",
 	        t.double_starts, t.schedules, t.clean, t.violations, t.steps, (double)t.sim_ms / 1000.0,
 	        t.msgs, secs, t.faults[0], t.faults[1], t.faults[2], t.faults[3], t.faults[4],
-	        t.faults[5], t.faults[6], t.plans, t.restarts, t.restarts_ok, t.restarts_failed,
+	        t.faults[5], t.faults[6], t.faults[7], t.plans, t.restarts, t.restarts_ok, t.restarts_failed,
 	        t.cap_refusals, t.no_room, t.handed_back, t.fence_self, t.fence_vms, t.remote_ok,
 	        t.remote_failed, t.watchdog, t.lost);
 	if (failed)
@@ -1426,6 +1498,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_no_room_lowest_priority, teardown),
 	    cmocka_unit_test_teardown(test_incarnation_bump_during_partition, teardown),
 	    cmocka_unit_test_teardown(test_rebooted_agent_counts_all_voters, teardown),
+	    cmocka_unit_test_teardown(test_force_leave_then_second_death, teardown),
 	    cmocka_unit_test_teardown(test_randomized_schedules, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

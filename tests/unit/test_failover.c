@@ -421,15 +421,22 @@ static void test_self_fence_once(void **state)
 	run_until(t, t->now + 5000);
 	for (int i = 0; i < 3; i++) {
 		assert_true(fo_quorate(t->n[i].f, t->now));
-		assert_int_equal(count_ev(&t->n[i], FO_EV_QUORUM_REGAINED), 1);
+		/* formed at once: no LOST, hence no REGAINED */
+		assert_int_equal(count_ev(&t->n[i], FO_EV_QUORUM_REGAINED), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_QUORUM_LOST), 0);
 	}
 	uint64_t cut_at = t->now; /* the last acknowledged heartbeat went out now */
 	for (int j = 1; j < 3; j++)
 		t->cut[0][j] = t->cut[j][0] = true;
-	run_until(t, cut_at + 2999);
-	assert_int_equal(count_ev(&t->n[0], FO_EV_QUORUM_LOST), 0);
 	run_until(t, cut_at + 3000);
+	assert_false(fo_quorate(t->n[0].f, t->now));
+	/* the event waits 2 heartbeats without quorum */
+	run_until(t, cut_at + 4999);
+	assert_int_equal(count_ev(&t->n[0], FO_EV_QUORUM_LOST), 0);
+	run_until(t, cut_at + 5000);
 	assert_int_equal(count_ev(&t->n[0], FO_EV_QUORUM_LOST), 1);
+	assert_non_null(strstr(find_ev(&t->n[0], FO_EV_QUORUM_LOST, 0)->text,
+	                       "1 of 3 voters acknowledged us within 3000 ms; need 2"));
 	run_until(t, cut_at + 9000);
 	assert_false(fo_quorate(t->n[0].f, t->now));
 	assert_int_equal(count_ev(&t->n[0], FO_EV_QUORUM_LOST), 1);
@@ -453,7 +460,7 @@ static void test_self_fence_once(void **state)
 	run_until(t, t->now + 2000);
 	assert_true(fo_quorate(t->n[0].f, t->now));
 	assert_false(fo_fenced(t->n[0].f));
-	assert_int_equal(count_ev(&t->n[0], FO_EV_QUORUM_REGAINED), 2);
+	assert_int_equal(count_ev(&t->n[0], FO_EV_QUORUM_REGAINED), 1);
 	t->n[1].down = t->n[2].down = true;
 	run_until(t, t->now + 15000);
 	assert_int_equal(count_ev(&t->n[0], FO_EV_FENCE_SELF), 2);
@@ -994,11 +1001,18 @@ static void test_restart_order_parallel(void **state)
 	answer_restarts(t, 1, true, NULL);
 	assert_int_equal(count_ev(&t->n[1], FO_EV_RESTART), 5);
 	assert_string_equal(find_ev(&t->n[1], FO_EV_RESTART, 4)->entry.name, "p10");
-	/* the witness never restarts anything; the others learn the outcomes */
+	/* the witness never restarts anything; the others learn the outcomes,
+	 * report them as events and record the fence too */
 	assert_int_equal(count_ev(&t->n[2], FO_EV_RESTART), 0);
+	assert_int_equal(count_ev(&t->n[2], FO_EV_RESTARTED), 5);
+	assert_string_equal(find_ev(&t->n[2], FO_EV_RESTARTED, 0)->peer, "n1");
+	assert_string_equal(find_ev(&t->n[2], FO_EV_RESTARTED, 0)->entry.name, "p90");
+	assert_int_equal(count_ev(&t->n[2], FO_EV_FENCE_CONFIRMED), 1);
 	fo_instance_at(t->n[2].f, 0, &info);
 	assert_int_equal(info.n_restarted, 5);
 	assert_int_equal(info.phase, FO_PH_DONE);
+	assert_int_equal(info.fenced_at, learned + 13000);
+	assert_non_null(strstr(info.fence_how, "waited"));
 	net_free(t);
 }
 
@@ -1816,6 +1830,192 @@ static void test_dead_grace(void **state)
 	net_free(t);
 }
 
+
+/* Random, mostly well-formed and often nonsensical messages at one core:
+ * only 0 or -EINVAL, no crash, no leak (ASan), and the deadline after a
+ * timer is never in the past. */
+static uint64_t fz_state = 88172645463325252ull;
+
+static uint64_t fz(uint64_t n)
+{
+	fz_state ^= fz_state << 13;
+	fz_state ^= fz_state >> 7;
+	fz_state ^= fz_state << 17;
+	return n ? fz_state % n : 0;
+}
+
+static void fz_str(char *dst, size_t size)
+{
+	static const char *const pool[] = {"n0", "n1", "n2", "n3", "zz", "", "u1", "u2"};
+	if (fz(20) == 0) {
+		memset(dst, 'x', size); /* unterminated */
+		return;
+	}
+	snprintf(dst, size, "%s", pool[fz(8)]);
+}
+
+static void test_random_garbage(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 1);
+	c.max_rounds = 2;
+	struct fo *f = fo_new(&c, 1000);
+	fo_set_incarnation(f, 1);
+	fo_member(f, "n0", FO_ALIVE, 1, 1000);
+	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	fo_member(f, "n3", FO_ALIVE, 1, 1000);
+	struct view v;
+	view_init(&v, 4, 16, 64);
+	view_vm(&v, 0, "a", 1, 1, 1, "g");
+	view_vm(&v, 0, "b", 2, 1, 1, NULL);
+	for (int i = 0; i < 4; i++) {
+		v.hosts[i].vms = v.vms[i];
+		v.hosts[i].n_vms = v.n_vms[i];
+	}
+	fo_set_hosts(f, v.hosts, 4);
+	uint64_t now = 1000;
+	struct fo_plan_entry ents[4];
+	struct fo_removed rem[3];
+	for (int k = 0; k < 30000; k++) {
+		now += fz(300);
+		int what = (int)fz(40);
+		if (what == 0) {
+			const char *who[] = {"n0", "n2", "n3"};
+			fo_member(f, who[fz(3)], (enum fo_member_state)fz(4), 1 + fz(3), now);
+		} else if (what == 1) {
+			assert_int_equal(fo_handle_timer(f, now), 0);
+			assert_true(fo_next_deadline(f) > now);
+		} else if (what == 2) {
+			struct fo_instance_id id = {.incarnation = 1 + fz(3), .round = (uint32_t)fz(3)};
+			fz_str(id.dead, sizeof(id.dead));
+			fo_restart_done(f, &id, fz(2) ? "u1" : "u2", fz(2), "x", now);
+			fo_remote_fence_done(f, &id, fz(2), "y", now);
+		} else {
+			struct fo_msg m;
+			memset(&m, 0, sizeof(m));
+			m.type = (enum fo_msg_type)fz(FO_MSG_TYPES + 1);
+			fz_str(m.from, sizeof(m.from));
+			if (fz(10))
+				snprintf(m.to, sizeof(m.to), "n1");
+			else
+				fz_str(m.to, sizeof(m.to));
+			fz_str(m.inst.dead, sizeof(m.inst.dead));
+			m.inst.incarnation = fz(4);
+			m.inst.round = (uint32_t)fz(4);
+			m.incarnation = fz(4);
+			m.stamp = fz(now + 10);
+			m.fenced_through = fz(4);
+			m.voters = (uint32_t)fz(6);
+			m.ballot.number = fz(5);
+			fz_str(m.ballot.proposer, sizeof(m.ballot.proposer));
+			m.accepted_ballot.number = fz(3);
+			fz_str(m.accepted_ballot.proposer, sizeof(m.accepted_ballot.proposer));
+			m.age_ms = fz(100000);
+			m.ok = fz(2);
+			fz_str(m.vm_uuid, sizeof(m.vm_uuid));
+			m.has_plan = fz(2);
+			m.plan.n = fz(5);
+			m.plan.entries = m.plan.n ? ents : NULL;
+			for (size_t e = 0; e < 4; e++) {
+				memset(&ents[e], 0, sizeof(ents[e]));
+				fz_str(ents[e].uuid, sizeof(ents[e].uuid));
+				fz_str(ents[e].name, sizeof(ents[e].name));
+				fz_str(ents[e].target, sizeof(ents[e].target));
+				ents[e].new_epoch = fz(5);
+				ents[e].target_incarnation = fz(3);
+			}
+			if (m.plan.n == 4 && fz(2))
+				m.plan.n = FO_PLAN_MAX + 1;
+			m.n_removed = fz(4);
+			m.removed = m.n_removed ? rem : NULL;
+			for (size_t r = 0; r < 3; r++) {
+				fz_str(rem[r].name, sizeof(rem[r].name));
+				rem[r].incarnation = fz(3);
+			}
+			int rc = fo_handle_message(f, &m, now);
+			assert_true(rc == 0 || rc == -EINVAL);
+		}
+		if (fz(4) == 0)
+			drop_all(f);
+		struct fo_instance_info info;
+		for (size_t i = 0; i < fo_instance_count(f); i++) {
+			fo_instance_at(f, i, &info);
+			for (size_t j = 0; j < fo_instance_vm_count(f, i); j++) {
+				struct fo_vm_outcome o;
+				fo_instance_vm_at(f, i, j, &o);
+			}
+		}
+	}
+	drop_all(f);
+	fo_free(f);
+}
+
+
+/* A target that restarted a VM and is then failed over by a plan that does
+ * not list it (stale view) destroys it with the order and hands it back;
+ * one the order lists is destroyed and left to the order's plan. */
+static void test_fence_order_destroys_unlisted(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 1);
+	c.max_parallel = 8;
+	struct fo *a = fo_new(&c, 1000);
+	fo_set_incarnation(a, 1);
+	fo_member(a, "n0", FO_DEAD, 1, 1000);
+	fo_member(a, "n2", FO_ALIVE, 1, 1000);
+	ack_to(a, "n2", "n1", 1000, 1001);
+	struct fo_plan_entry p[2] = {entry("kept", "n1", 2), entry("listed", "n1", 2)};
+	struct fo_msg m;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 2);
+	assert_int_equal(fo_handle_message(a, &m, 1002), 0);
+	memset(&m, 0, sizeof(m));
+	m.type = FO_FENCED;
+	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.to, sizeof(m.to), "n1");
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n0");
+	m.inst.incarnation = 1;
+	assert_int_equal(fo_handle_message(a, &m, 1003), 0);
+	struct fo_instance_id id = {.dead = "n0", .incarnation = 1};
+	fo_restart_done(a, &id, "kept", true, NULL, 1004);
+	fo_restart_done(a, &id, "listed", true, NULL, 1004);
+	drop_all(a);
+	/* failed over: the order lists "listed" only */
+	fo_set_incarnation(a, 2);
+	struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
+	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
+	struct fo_event e;
+	size_t fence_vms = 0, handed = 0;
+	while (fo_pop_event(a, &e)) {
+		if (e.type == FO_EV_FENCE_VMS) {
+			fence_vms++;
+			assert_int_equal(e.plan.n, 2);
+			assert_string_equal(e.plan.entries[0].uuid, "listed");
+			assert_string_equal(e.plan.entries[1].uuid, "kept");
+		}
+		if (e.type == FO_EV_HANDED_BACK) {
+			assert_string_equal(e.entry.uuid, "kept");
+			handed++;
+		}
+		fo_event_clear(&e);
+	}
+	assert_int_equal(fence_vms, 1);
+	assert_int_equal(handed, 1);
+	bool back = false, fenced = false;
+	while (fo_pop_output(a, &m)) {
+		back |= m.type == FO_RESTARTED && !m.ok && !strcmp(m.vm_uuid, "kept") && m.has_plan &&
+		        m.plan.n == 1;
+		fenced |= m.type == FO_FENCED && !strcmp(m.inst.dead, "n1");
+		fo_msg_clear(&m);
+	}
+	assert_true(back);
+	assert_true(fenced);
+	fo_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1842,6 +2042,8 @@ int main(void)
 	    cmocka_unit_test(test_dead_target_entries_replaced),
 	    cmocka_unit_test(test_rounds_exhausted),
 	    cmocka_unit_test(test_dead_grace),
+	    cmocka_unit_test(test_random_garbage),
+	    cmocka_unit_test(test_fence_order_destroys_unlisted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
