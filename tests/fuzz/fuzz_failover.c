@@ -12,8 +12,12 @@
  *   - re-encoding it must succeed, decoding that must succeed, and the two
  *     decoded messages must be equal field by field (the codec loses
  *     nothing it accepted), and a second encoding gives the same bytes.
- * The core itself is not driven here (agent/failover.c is fed by the
- * agent's own tests and simulator).
+ * Then the message goes into a live failover core (one per input, node
+ * "n1" of a five-voter cluster whose member n3 is dead, with a gossiped
+ * view so that plans can be computed), addressed to it whatever its `to`
+ * said, with the clock advancing and the core's timer run after each
+ * message: no input may crash it, make it loop or leak (outputs and events
+ * are drained and freed), and its next deadline must never be in the past.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -24,6 +28,7 @@
 
 #include "envelope.h"
 #include "fo_codec.h"
+#include "meshvisor/failover.h"
 #include "meshvisor/frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -121,6 +126,76 @@ static bool same(const struct fo_msg *a, const struct fo_msg *b)
 	return true;
 }
 
+static struct fo *core;
+static uint64_t now;
+
+static struct fo *core_new(void)
+{
+	struct fo_config cfg;
+	fo_config_default(&cfg);
+	strcpy(cfg.name, "n1");
+	cfg.seed = 1;
+	now = 1000;
+	struct fo *f = fo_new(&cfg, now);
+	if (f == NULL)
+		abort();
+	static const char *const names[] = {"n1", "n2", "n3", "n4", "n5"};
+	for (size_t i = 0; i < 5; i++)
+		fo_member(f, names[i], FO_ALIVE, 1, now);
+	static const struct fo_vm vms[] = {
+		{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", 900, 2, 1u << 20, 3, "db", true},
+		{"7795eb01-f6a4-8304-79aa-97f2502e1940", "web1", 10, 1, 1u << 19, 0, "", true},
+	};
+	struct fo_host hosts[5];
+	memset(hosts, 0, sizeof(hosts));
+	for (size_t i = 0; i < 5; i++) {
+		hosts[i].cap.name = names[i];
+		hosts[i].cap.alive = hosts[i].cap.healthy = true;
+		hosts[i].cap.cpus = 8;
+		hosts[i].cap.cpu_overcommit = 4;
+		hosts[i].cap.memory_kib = 16u << 20;
+		hosts[i].cap.memory_overcommit = 1;
+		if (i == 2) {
+			hosts[i].vms = vms;
+			hosts[i].n_vms = 2;
+		}
+	}
+	fo_set_hosts(f, hosts, 5);
+	fo_member(f, "n3", FO_DEAD, 1, now);
+	return f;
+}
+
+static void core_drain(void)
+{
+	struct fo_msg out;
+	while (fo_pop_output(core, &out))
+		fo_msg_clear(&out);
+	struct fo_event ev;
+	while (fo_pop_event(core, &ev)) {
+		if (ev.type == FO_EV_RESTART)
+			fo_restart_done(core, &ev.inst, ev.entry.uuid, (now & 1) != 0, "fuzz", now);
+		else if (ev.type == FO_EV_REMOTE_FENCE)
+			fo_remote_fence_done(core, &ev.inst, (now & 2) != 0, "fuzz", now);
+		fo_event_clear(&ev);
+	}
+}
+
+static void core_feed(struct fo_msg *m)
+{
+	strcpy(m->to, "n1");
+	now += 37;
+	fo_handle_message(core, m, now);
+	core_drain();
+	uint64_t next = fo_next_deadline(core);
+	if (next != UINT64_MAX && next > now && next - now < 60000)
+		now = next;
+	fo_handle_timer(core, now);
+	core_drain();
+	next = fo_next_deadline(core);
+	if (next != UINT64_MAX && next < now)
+		abort(); /* a deadline in the past would spin the agent's loop */
+}
+
 static void one(const uint8_t *payload, size_t len)
 {
 	Mv__Envelope *env = NULL;
@@ -162,12 +237,14 @@ static void one(const uint8_t *payload, size_t len)
 	free(f1);
 	free(f2);
 	fo_codec_clear(&back);
+	core_feed(&m);
 	fo_codec_clear(&m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t off = 0;
+	core = core_new();
 	for (int k = 0; k < MAX_MSGS && off + FRAME_HEADER_LEN <= size; k++) {
 		uint32_t len = ((uint32_t)data[off] << 24) | ((uint32_t)data[off + 1] << 16) |
 		               ((uint32_t)data[off + 2] << 8) | data[off + 3];
@@ -177,5 +254,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		one(data + off, len);
 		off += len;
 	}
+	fo_free(core);
+	core = NULL;
 	return 0;
 }
