@@ -1506,11 +1506,29 @@ static void ha_on_tick(uv_timer_t *t)
 	}
 }
 
+/* A URI other hosts can use: it names a host ("qemu+tls://10.0.0.5/system"),
+ * unlike "qemu:///system" or "qemu+unix:///system?socket=...". */
+static bool ha_uri_is_remote(const char *uri)
+{
+	const char *p = uri ? strstr(uri, "://") : NULL;
+	return p != NULL && p[3] != '\0' && p[3] != '/';
+}
+
+/* failover.fence_uri, else migration.libvirt_uri when it is remote. */
+static const char *ha_fence_uri(const struct agent *a)
+{
+	if (a->opt.fo_fence_uri != NULL)
+		return a->opt.fo_fence_uri;
+	if (ha_uri_is_remote(a->opt.mig_libvirt_uri))
+		return a->opt.mig_libvirt_uri;
+	return "";
+}
+
 void ha_fill_node_state(struct agent *a, Mv__NodeState *ns)
 {
 	struct ha *h = HA(a);
 	ns->witness = a->opt.witness;
-	ns->fence_uri = a->opt.fo_fence_uri ? a->opt.fo_fence_uri : "";
+	ns->fence_uri = (char *)ha_fence_uri(a);
 	if (h != NULL && h->fo != NULL) {
 		ns->fenced = h->fenced_last;
 		ns->quorate = h->quorate_last;

@@ -34,6 +34,7 @@ GIB = 1024 * 1024
 MIB = 1024
 FENCE_AFTER_MS = 3000
 FENCE_MARGIN_MS = 1000
+DEAD_URI = "qemu+tcp://127.0.0.1:1/system"
 FAILOVER = {"heartbeat_ms": 250, "fence_after_ms": FENCE_AFTER_MS,
             "fence_margin_ms": FENCE_MARGIN_MS}
 
@@ -104,7 +105,12 @@ def events_backlog(agent, n=300, seconds=2.0):
 def main(t):
     files = host_files(t)
     c = t.cluster(4, agent_extra={"failover": FAILOVER})
-    c.start_each({n: {"libvirt_uri": "test://" + files[n]} for n in files})
+    extras = {n: {"libvirt_uri": "test://" + files[n]} for n in files}
+    # n2 publishes a remote libvirt URI nobody can reach: its fence URI
+    # defaults to it, the survivors' remote fence fails fast, and they fall
+    # back to waiting out the fence deadline
+    extras["n2"]["migration"] = {"libvirt_uri": DEAD_URI}
+    c.start_each(extras)
     c.wait_converged(timeout=30)
     c.wait_states(timeout=30)
     n1, n2 = c["n1"], c["n2"]
@@ -136,6 +142,11 @@ def main(t):
     doc = mvtest.wait_until(ha_ok, 15, "`ha` to report 3 HA VMs that survive any loss")
     log("ha: %s" % json.dumps(doc)[:400])
     check(doc["voters"] == 4 and doc["majority"] == 3, "voters/majority: %s" % doc)
+    nodes = n1.nodes()
+    check(nodes["n2"].get("fence_uri") == DEAD_URI and nodes["n1"].get("fence_uri") == "",
+          "fence URIs: n2 %r, n1 %r" % (nodes["n2"].get("fence_uri"), nodes["n1"].get("fence_uri")))
+    check(all(nodes[n].get("quorate") for n in nodes), "not every node quorate: %s" %
+          {n: nodes[n].get("quorate") for n in nodes})
 
     def replicas():
         held = sum(ha_doc(a).get("replicas_held", 0) for a in (c["n1"], c["n3"], c["n4"]))
@@ -209,6 +220,11 @@ def main(t):
     for k in ("member-dead", "failover-detected", "plan-chosen", "fence-confirmed",
               "vm-restarted"):
         check(k in kinds, "no %s event on n1: %s" % (k, kinds))
+    # the coordinator tried n2's libvirt first, and that failed
+    coord = c[n1.cli_json("failovers")["failovers"][0]["coordinator"]]
+    ckinds = [e["kind"] for e in events_backlog(coord)]
+    check("fence-remote-failed" in ckinds, "the coordinator %s did not try (and fail) to "
+          "fence n2 through %s: %s" % (coord.name, DEAD_URI, ckinds))
     restarted = [e for e in evs if e["kind"] == "vm-restarted" and e["node"] != ""]
     check(sorted(e["vm"] for e in restarted) == sorted(n for n, _ in HA_VMS),
           "n1's stream should show every restart, wherever it ran: %s" % restarted)
