@@ -28,13 +28,18 @@
  *                             coordinator included (re-placed later);
  *   partition_3_2             the minority self-fences before the first
  *                             restart, the majority restarts the
- *                             minority's VMs exactly once, leaves its own
- *                             alone; after the heal nothing runs twice;
+ *                             minority's VMs exactly once and leaves its
+ *                             own alone; after the heal every VM runs
+ *                             once and every host is quorate;
  *   partition_5_5             no side has a majority: no plan, no restart,
  *                             every host self-fences;
  *   oneway_loss_out / _in     a host whose messages are all lost (it hears
- *                             everybody) self-fences and is failed over;
- *                             the reverse direction: safety only;
+ *                             everybody) self-fences before its VMs are
+ *                             restarted once elsewhere; after the loss
+ *                             ends every VM runs once (plans for healthy
+ *                             hosts that may follow are printed); the
+ *                             reverse direction (it hears nobody): it
+ *                             fences before any restart of its VMs;
  *   flapping_link             a link cut and restored every 1.5 s for a
  *                             minute: no fence, no plan, nothing moves;
  *   flapping_host             every link of one host flaps: safety, and
@@ -65,11 +70,12 @@
  *                             capacity, a witness sometimes, loss, delay,
  *                             failing starts, clock rates off by up to
  *                             2000 ppm (every host's clock has its own
- *                             origin, in every test), and 1..4 faults among host
- *                             crash (+ reboot), agent crash (+ restart),
- *                             pause, partition, one-way block, loss burst,
- *                             flapping link, host crash answered by the
- *                             operator's force-leave, in the first 50 s; then
+ *                             origin, in every test), and 1..4 faults
+ *                             among host crash (+ reboot), agent crash
+ *                             (+ restart), pause, partition, one-way
+ *                             block, loss burst, flapping link, host crash
+ *                             answered by the operator's force-leave, in
+ *                             the first 50 s; then
  *                             everything heals and the run goes on to
  *                             150 s. Safety is asserted in every schedule;
  *                             liveness (every VM of the crashed host runs
@@ -83,10 +89,11 @@
  *
  * Replay: every world prints "fw seed=N"; MV_SIM_SEED=N replays it (one
  * schedule of the randomized test, or each scenario once with that seed;
- * MV_SIM_TEST=<glob> picks the test; MV_SIM_MASTER=N reruns a whole batch
- * of schedules from its printed master seed), MV_SIM_VERBOSE=1 logs actions and
- * faults, =2 every failover message too. MV_SIM_REPEAT=<n> runs each
- * scenario n times (default 2, fresh seeds).
+ * MV_SIM_TEST=<glob> picks the test; MV_SIM_MASTER=N reruns a whole
+ * batch of schedules from its printed master seed), MV_SIM_VERBOSE=1 logs
+ * actions and faults, =2 every failover message too. MV_SIM_REPEAT=<n>
+ * runs each scenario n times (default 2, fresh seeds). A seed replays only
+ * against the same sim and core sources.
  */
 #include <inttypes.h>
 #include <setjmp.h>
