@@ -34,11 +34,9 @@ chosen; fence wait = chosen -> fenced; restart = fenced -> last VM
 restarted; total = kill -> last VM restarted.
 """
 import argparse
-import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 
@@ -64,30 +62,6 @@ def uuid_of(i):
     return "6d657368-0005-00be-0000-%012d" % i
 
 
-def events(agent, backlog=1000, seconds=1.5):
-    ca, cert, key = agent.c.client_creds("viewer")
-    cmd = [agent.c.binary, "events", "--backlog", str(backlog), "--json",
-           "--addr", agent.rpc_addr, "--ca", ca, "--cert", cert, "--key", key]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         stdin=subprocess.DEVNULL, preexec_fn=mvtest._child_setup)
-    time.sleep(seconds)
-    p.send_signal(signal.SIGINT)
-    try:
-        out, err = p.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
-    evs = []
-    for line in out.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                evs.append(json.loads(line))
-            except ValueError:
-                pass
-    if not evs:
-        raise mvtest.TestFailure("no events from %s: %s" % (agent.name, err.strip()[-300:]))
-    return evs
 
 
 def one_run(a, run_no, fence, n_vms):
@@ -123,11 +97,11 @@ def one_run(a, run_no, fence, n_vms):
         survivors = [c["n%d" % i] for i in range(1, N) if "n%d" % i != DEAD]
 
         def ready():
-            docs = [x.cli_json("ha") for x in c.running()]
+            docs = [x.ha() for x in c.running()]
             if not all(d.get("ha_vms") == n_vms and d.get("quorate") and
                        d.get("alive_voters") == N for d in docs):
                 return None
-            held = sum(x.cli_json("ha").get("replicas_held", 0) for x in survivors)
+            held = sum(x.ha().get("replicas_held", 0) for x in survivors)
             return held if held >= 3 * n_vms else None
         mvtest.wait_until(ready, 90, "`ha`: %d HA VMs, quorate, %d replicas on the others" %
                           (n_vms, 3 * n_vms), 0.5)
@@ -151,7 +125,7 @@ def one_run(a, run_no, fence, n_vms):
         t_seen = time.time()
         time.sleep(0.5)
 
-        evs = {x.name: events(x) for x in survivors}
+        evs = {x.name: x.events() for x in survivors}
         fos = {}
         for x in survivors:
             rows = [f for f in x.cli_json("failovers")["failovers"] if f["dead"] == DEAD]

@@ -378,6 +378,46 @@ class Agent:
         args = ["vms"] + (["--node", node] if node else [])
         return {v["name"]: v for v in self.cli_json(*args, role=role)["vms"]}
 
+    # -- failover (issue 5) --
+
+    def vm_copies(self, role="viewer"):
+        """{vm name: [(host, state, owner_epoch), ...]}: every copy this agent
+        knows of (a VM that moved or was restarted shows once per host)."""
+        out = {}
+        for v in self.cli_json("vms", role=role)["vms"]:
+            out.setdefault(v["name"], []).append((v["node"], v["state"],
+                                                  v.get("owner_epoch", 0)))
+        return out
+
+    def ha(self, role="viewer"):
+        """`meshvisor ha --json` (its exit status 1 only says "not every HA VM
+        survives the loss of one host")."""
+        r = self.cli("ha", "--json", role=role)
+        if r.returncode not in (0, 1) or not r.stdout.strip():
+            raise TestFailure("ha on %s failed (exit %d): %s" %
+                              (self.name, r.returncode, r.stderr.strip()))
+        return json.loads(r.stdout)
+
+    def events(self, backlog=300, seconds=1.5, role="viewer"):
+        """The event stream (`meshvisor events --json`): the last `backlog`
+        events and whatever arrives within `seconds`, as dicts."""
+        ca, cert, key = self.c.client_creds(role)
+        cmd = [self.c.binary, "events", "--backlog", str(backlog), "--json",
+               "--addr", self.rpc_addr, "--ca", ca, "--cert", cert, "--key", key]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL, preexec_fn=_child_setup)
+        time.sleep(seconds)
+        p.send_signal(signal.SIGINT)
+        try:
+            out, err = p.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        evs = [json.loads(l) for l in out.splitlines() if l.strip().startswith("{")]
+        if not evs:
+            raise TestFailure("no events from %s: %s" % (self.name, err.strip()[-300:]))
+        return evs
+
 
 class Cluster:
     def __init__(self, test, n, swim=None, agent_extra=None, defaults=False):

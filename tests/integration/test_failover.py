@@ -23,7 +23,6 @@ priorities and one that is not HA.
 import json
 import os
 import signal
-import subprocess
 import time
 
 import mvtest
@@ -48,14 +47,6 @@ UUIDS = {
 
 
 
-def ha_doc(agent):
-    """`meshvisor ha --json` (exit 1 only says "not safe against one loss")."""
-    r = agent.cli("ha", "--json", role="viewer")
-    if r.returncode not in (0, 1) or not r.stdout.strip():
-        raise mvtest.TestFailure("ha on %s failed (exit %d): %s" %
-                                 (agent.name, r.returncode, r.stderr.strip()))
-    return json.loads(r.stdout)
-
 def host_files(t):
     files = {}
     for name in ("n1", "n2", "n3", "n4"):
@@ -68,38 +59,9 @@ def host_files(t):
     return files
 
 
-def where(agent):
-    """{vm: [(host, state, epoch)]} of active copies as agent sees them."""
-    out = {}
-    for v in agent.cli_json("vms")["vms"]:
-        out.setdefault(v["name"], []).append((v["node"], v["state"], v.get("owner_epoch", 0)))
-    return out
 
 
-def running_on(agent, vm, exclude=None):
-    hosts = [h for h, st, _ in where(agent).get(vm, []) if st == "running" and h != exclude]
-    return hosts
 
-
-def events_backlog(agent, n=300, seconds=2.0):
-    """The last n events as JSON objects (the stream is cut after `seconds`)."""
-    ca, cert, key = agent.c.client_creds("viewer")
-    cmd = [agent.c.binary, "events", "--backlog", str(n), "--json", "--addr", agent.rpc_addr,
-           "--ca", ca, "--cert", cert, "--key", key]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(seconds)
-    p.send_signal(signal.SIGINT)
-    try:
-        out, err = p.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
-    evs = []
-    for line in out.splitlines():
-        line = line.strip()
-        if line:
-            evs.append(json.loads(line))
-    return evs
 
 
 def main(t):
@@ -137,7 +99,7 @@ def main(t):
 
     # 1. ha: every HA VM fits elsewhere; replicas reach other hosts
     def ha_ok():
-        doc = ha_doc(n1)
+        doc = n1.ha()
         return doc if doc.get("ok") and doc.get("ha_vms") == 3 else None
     doc = mvtest.wait_until(ha_ok, 15, "`ha` to report 3 HA VMs that survive any loss")
     log("ha: %s" % json.dumps(doc)[:400])
@@ -149,11 +111,11 @@ def main(t):
           {n: nodes[n].get("quorate") for n in nodes})
 
     def replicas():
-        held = sum(ha_doc(a).get("replicas_held", 0) for a in (c["n1"], c["n3"], c["n4"]))
+        held = sum(a.ha().get("replicas_held", 0) for a in (c["n1"], c["n3"], c["n4"]))
         return held if held >= 9 else None
     held = mvtest.wait_until(replicas, 20, "9 replicas (3 HA VMs x 3 holders) on n1, n3, n4")
     log("replicas held on the survivors-to-be: %d" % held)
-    check(ha_doc(n2).get("replicas_held", 0) == 0, "n2 holds replicas of its own VMs")
+    check(n2.ha().get("replicas_held", 0) == 0, "n2 holds replicas of its own VMs")
 
     # replicas are between agents only: a client (even an operator) is refused
     ca, cert, key = c.client_creds("operator")
@@ -172,7 +134,7 @@ def main(t):
 
     def all_restarted():
         for a in survivors:
-            w = where(a)
+            w = a.vm_copies()
             for vm, _ in HA_VMS:
                 run = [h for h, st, _ in w.get(vm, []) if st == "running" and h != "n2"]
                 if len(run) != 1:
@@ -185,7 +147,7 @@ def main(t):
     check(took >= FENCE_AFTER_MS / 1000.0,
           "restarted %.2fs after the kill, before the fence deadline %.1fs" %
           (took, FENCE_AFTER_MS / 1000.0))
-    w = where(n1)
+    w = n1.vm_copies()
     for vm, _ in HA_VMS:
         copies = [x for x in w[vm] if x[0] != "n2"]
         check(len(copies) == 1 and copies[0][2] == 1,
@@ -214,7 +176,7 @@ def main(t):
                   "%s: %s" % (a.name, v))
             check(v["new_epoch"] == 1, "%s: epoch %s" % (a.name, v))
 
-    evs = events_backlog(n1)
+    evs = n1.events()
     kinds = [e["kind"] for e in evs]
     log("events on n1: %s" % kinds)
     for k in ("member-dead", "failover-detected", "plan-chosen", "fence-confirmed",
@@ -222,7 +184,7 @@ def main(t):
         check(k in kinds, "no %s event on n1: %s" % (k, kinds))
     # the coordinator tried n2's libvirt first, and that failed
     coord = c[n1.cli_json("failovers")["failovers"][0]["coordinator"]]
-    ckinds = [e["kind"] for e in events_backlog(coord)]
+    ckinds = [e["kind"] for e in coord.events()]
     check("fence-remote-failed" in ckinds, "the coordinator %s did not try (and fail) to "
           "fence n2 through %s: %s" % (coord.name, DEAD_URI, ckinds))
     restarted = [e for e in evs if e["kind"] == "vm-restarted" and e["node"] != ""]
@@ -242,7 +204,7 @@ def main(t):
 
     def one_copy_each():
         for a in c.running():
-            w = where(a)
+            w = a.vm_copies()
             for vm, _ in HA_VMS:
                 if len(w.get(vm, [])) != 1:
                     return None
@@ -251,7 +213,7 @@ def main(t):
         return True
     mvtest.wait_until(one_copy_each, 30, "every VM defined on exactly one host in every view "
                       "after n2 came back", 0.25)
-    w = where(n2)
+    w = n2.vm_copies()
     for vm, _ in HA_VMS:
         check(w[vm][0][0] != "n2" and w[vm][0][1] == "running", "%s: %s" % (vm, w[vm]))
     check(w["plain"][0][0] == "n2", "plain: %s" % w["plain"])
@@ -274,12 +236,12 @@ def main(t):
     r = n1.cli("force-leave", "n4", "--yes", role="viewer")
     check(r.returncode != 0 and "permission" in r.stderr.lower(),
           "viewer force-leave: %r" % r.stderr)
-    before = ha_doc(n1)["voters"]
+    before = n1.ha()["voters"]
     r = n1.cli("force-leave", "n4", "--yes")
     check(r.returncode == 0, "force-leave n4: %s" % r.stderr)
 
     def shrunk():
-        return all(ha_doc(a)["voters"] == before - 1 for a in c.running())
+        return all(a.ha()["voters"] == before - 1 for a in c.running())
     mvtest.wait_until(shrunk, 10, "the voting set to shrink to %d on every node" % (before - 1))
 
 

@@ -15,7 +15,6 @@ elsewhere with a higher epoch and undefines its copies.
 
 Needs root (ip netns); the namespace and veth pair are removed at the end,
 also on failure."""
-import json
 import os
 import signal
 import subprocess
@@ -34,14 +33,6 @@ UUIDS = {"iso-a": "6d657368-0005-0003-0000-000000000001",
          "iso-b": "6d657368-0005-0003-0000-000000000002"}
 
 
-
-def ha_doc(agent):
-    """`meshvisor ha --json` (exit 1 only says "not safe against one loss")."""
-    r = agent.cli("ha", "--json", role="viewer")
-    if r.returncode not in (0, 1) or not r.stdout.strip():
-        raise mvtest.TestFailure("ha on %s failed (exit %d): %s" %
-                                 (agent.name, r.returncode, r.stderr.strip()))
-    return json.loads(r.stdout)
 
 def sh(*cmd, check_rc=True):
     r = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -104,26 +95,8 @@ class NsAgent(mvtest.Agent):
         mvtest.wait_until(ready, timeout, "%s to answer on its RPC port" % self.name, 0.2)
 
 
-def events(agent, n=400, seconds=1.5):
-    ca, cert, key = agent.c.client_creds("viewer")
-    cmd = [agent.c.binary, "events", "--backlog", str(n), "--json", "--addr", agent.rpc_addr,
-           "--ca", ca, "--cert", cert, "--key", key]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(seconds)
-    p.send_signal(signal.SIGINT)
-    try:
-        out, _ = p.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, _ = p.communicate()
-    return [json.loads(l) for l in out.splitlines() if l.strip()]
 
 
-def where(agent):
-    out = {}
-    for v in agent.cli_json("vms")["vms"]:
-        out.setdefault(v["name"], []).append((v["node"], v["state"], v.get("owner_epoch", 0)))
-    return out
 
 
 def main(t):
@@ -176,7 +149,7 @@ def run(t, net):
         check(r.returncode == 0, "set-ha %s: %s" % (vm, r.stderr))
 
     def replicated():
-        return sum(ha_doc(a).get("replicas_held", 0) for a in (n1, n2)) >= 4 or None
+        return sum(a.ha().get("replicas_held", 0) for a in (n1, n2)) >= 4 or None
     mvtest.wait_until(replicated, 20, "both HA VMs replicated to n1 and n2")
     time.sleep(1.0)
 
@@ -188,7 +161,7 @@ def run(t, net):
 
     def moved():
         for a in (n1, n2):
-            w = where(a)
+            w = a.vm_copies()
             for vm in UUIDS:
                 run = [h for h, st, _ in w.get(vm, []) if st == "running" and h != "n3"]
                 if len(run) != 1:
@@ -209,7 +182,7 @@ def run(t, net):
 
     def one_copy():
         for a in (n1, n2, n3):
-            w = where(a)
+            w = a.vm_copies()
             for vm in UUIDS:
                 copies = w.get(vm, [])
                 if len(copies) != 1 or copies[0][0] == "n3" or copies[0][1] != "running":
@@ -217,8 +190,8 @@ def run(t, net):
         return True
     mvtest.wait_until(one_copy, 40, "every VM on exactly one host (not n3) in every view", 0.25)
 
-    ev3 = events(n3)
-    ev1 = events(n1) + events(n2)
+    ev3 = n3.events()
+    ev1 = n1.events() + n2.events()
     fenced = [e for e in ev3 if e["kind"] in ("fenced-self", "vm-fenced")]
     check(fenced, "n3 recorded no self-fence: %s" % [e["kind"] for e in ev3])
     t_fence = min(e["unix_ms"] for e in fenced)

@@ -9,7 +9,6 @@ it votes, holds no VMs and is never a placement or restart target.
 2. kill -9 n1: its HA VM restarts on n2 (n2 + w are a majority), epoch 1.
 3. n1 comes back (its stale copy is removed); kill -9 n2: the VM restarts
    on n1 (n1 + w), epoch 2. Never on the witness."""
-import json
 import os
 import signal
 import time
@@ -24,17 +23,9 @@ UUID = "6d657368-0005-0004-0000-000000000001"
 
 
 
-def ha_doc(agent):
-    """`meshvisor ha --json` (exit 1 only says "not safe against one loss")."""
-    r = agent.cli("ha", "--json", role="viewer")
-    if r.returncode not in (0, 1) or not r.stdout.strip():
-        raise mvtest.TestFailure("ha on %s failed (exit %d): %s" %
-                                 (agent.name, r.returncode, r.stderr.strip()))
-    return json.loads(r.stdout)
 
 def copies(agent, vm):
-    return [(v["node"], v["state"], v.get("owner_epoch", 0))
-            for v in agent.cli_json("vms")["vms"] if v["name"] == vm]
+    return agent.vm_copies().get(vm, [])
 
 
 def wait_on(c, vm, host, epoch, exclude=()):
@@ -82,11 +73,11 @@ def main(t):
 
     r = n1.cli("vm", "set-ha", "prot", "on", "--priority", "10")
     check(r.returncode == 0, "set-ha: %s" % r.stderr)
-    doc = ha_doc(n1)
+    doc = n1.ha()
     check(doc["voters"] == 3 and doc["majority"] == 2, "voters: %s" % doc)
-    mvtest.wait_until(lambda: ha_doc(n2).get("replicas_held", 0) >= 1 or None, 15,
+    mvtest.wait_until(lambda: n2.ha().get("replicas_held", 0) >= 1 or None, 15,
                       "n2 to hold the replica of prot")
-    check(ha_doc(w).get("replicas_held", 0) == 0, "the witness holds replicas")
+    check(w.ha().get("replicas_held", 0) == 0, "the witness holds replicas")
 
     # 2. lose n1
     n1.signal(signal.SIGKILL)
@@ -97,7 +88,7 @@ def main(t):
     n1.start(join=[w.peer_addr], extra={"libvirt_uri": "test://" + files["n1"]})
     c.wait_converged(timeout=30)
     wait_on(c, "prot", "n2", 1)  # n1's stale copy gone in every view
-    mvtest.wait_until(lambda: ha_doc(n1).get("replicas_held", 0) >= 1 or None, 20,
+    mvtest.wait_until(lambda: n1.ha().get("replicas_held", 0) >= 1 or None, 20,
                       "n1 to hold the replica of prot")
     n2.signal(signal.SIGKILL)
     n2.wait_exit(5)
