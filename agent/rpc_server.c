@@ -785,6 +785,44 @@ void rpc_server_handle_peer_response(struct agent *a, const char *from, Mv__RpcR
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
+/* A long operation (or one answered later) starts with a sink for its
+ * frames. Returns 0 when started (it answers through the sink), or a
+ * negative errno with err filled and nothing sent. */
+typedef int (*rpc_start_fn)(struct agent *a, const Mv__RpcRequest *req, const char *peer,
+                            uint64_t sink, char *err, size_t errlen);
+
+static int rpc_start_drain(struct agent *a, const Mv__RpcRequest *req, const char *peer,
+                           uint64_t sink, char *err, size_t errlen)
+{
+	(void)peer;
+	return migration_rpc_drain(a, req->drain, sink, err, errlen);
+}
+
+static int rpc_start_migrate(struct agent *a, const Mv__RpcRequest *req, const char *peer,
+                             uint64_t sink, char *err, size_t errlen)
+{
+	(void)peer;
+	return migration_rpc_migrate(a, req->migrate, sink, err, errlen);
+}
+
+/* Opens the sink and starts the operation; if it does not start, the sink
+ * is closed without a frame and r carries the error. Returns what
+ * rpc_execute returns (true: the answer is in r). */
+static bool rpc_run_in_sink(struct agent *a, struct net_conn *client, const char *peer,
+                            Mv__RpcRequest *req, rpc_start_fn start, struct rpc_reply *r)
+{
+	uint64_t sink = rpc_sink_open(a, client, peer, req->id);
+	char err[512];
+	int rc = sink ? start(a, req, peer, sink, err, sizeof(err)) : -ENOMEM;
+	if (rc < 0) {
+		if (sink)
+			rpc_sink_drop(a, sink);
+		rpc_fail(r, rpc_code_of_errno(rc), "%s", sink ? err : "out of memory");
+		return true;
+	}
+	return false;
+}
+
 /* Returns true when the answer is in r; false when it was forwarded. */
 static bool rpc_execute(struct agent *a, struct net_conn *client, const char *peer,
                         Mv__RpcRequest *req, enum tls_role role, const char *caller,
@@ -980,16 +1018,7 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 			}
 			return rpc_forward(a, client, req, node, r) < 0;
 		}
-		uint64_t sink = rpc_sink_open(a, client, peer, req->id);
-		char err[512];
-		int rc = sink ? migration_rpc_drain(a, req->drain, sink, err, sizeof(err)) : -ENOMEM;
-		if (rc < 0) {
-			if (sink)
-				rpc_sink_drop(a, sink);
-			rpc_fail(r, rpc_code_of_errno(rc), "%s", sink ? err : "out of memory");
-			return true;
-		}
-		return false;
+		return rpc_run_in_sink(a, client, peer, req, rpc_start_drain, r);
 	}
 	case MV__RPC_REQUEST__OP_VM_RECEIVE: {
 		if (peer == NULL) {
@@ -1019,18 +1048,8 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 	case MV__RPC_REQUEST__OP_HA:
 	case MV__RPC_REQUEST__OP_FORCE_LEAVE:
 	case MV__RPC_REQUEST__OP_REPLICA_PUT:
-	case MV__RPC_REQUEST__OP_REPLICA_GET: {
-		uint64_t sink = rpc_sink_open(a, client, peer, req->id);
-		char err[512];
-		int rc = sink ? ha_rpc(a, req, peer, sink, err, sizeof(err)) : -ENOMEM;
-		if (rc < 0) {
-			if (sink)
-				rpc_sink_drop(a, sink);
-			rpc_fail(r, rpc_code_of_errno(rc), "%s", sink ? err : "out of memory");
-			return true;
-		}
-		return false;
-	}
+	case MV__RPC_REQUEST__OP_REPLICA_GET:
+		return rpc_run_in_sink(a, client, peer, req, ha_rpc, r);
 	case MV__RPC_REQUEST__OP_MIGRATE:
 	case MV__RPC_REQUEST__OP_VM_ACTION:
 	case MV__RPC_REQUEST__OP_VM_SET_HA: {
@@ -1045,18 +1064,8 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 			/* the copy here is an arriving migration: its source owns it */
 			return rpc_forward(a, client, req, src, r) < 0;
 		if (rc == 0) { /* ours */
-			if (req->op_case == MV__RPC_REQUEST__OP_MIGRATE) {
-				uint64_t sink = rpc_sink_open(a, client, peer, req->id);
-				rc = sink ? migration_rpc_migrate(a, req->migrate, sink, err, sizeof(err))
-				          : -ENOMEM;
-				if (rc < 0) {
-					if (sink) /* close the sink without a frame: r carries the answer */
-						rpc_sink_drop(a, sink);
-					rpc_fail(r, rpc_code_of_errno(rc), "%s", sink ? err : "out of memory");
-					return true;
-				}
-				return false;
-			}
+			if (req->op_case == MV__RPC_REQUEST__OP_MIGRATE)
+				return rpc_run_in_sink(a, client, peer, req, rpc_start_migrate, r);
 			if (req->op_case == MV__RPC_REQUEST__OP_VM_ACTION)
 				rpc_local_action(a, r, req->vm_action);
 			else
