@@ -885,6 +885,36 @@ static void ha_restart(struct agent *a, const struct fo_event *e)
 
 /* ---- core events ---------------------------------------------------------------------------- */
 
+/* The VMs that die with a host and are not restarted: its running non-HA
+ * ones, as last gossiped. One event, and one log line, naming them. */
+static void ha_report_lost(struct agent *a, const char *dead)
+{
+	Mv__NodeState *s = nodestate_unpack_name(a, dead);
+	if (s == NULL)
+		return;
+	char names[400] = "";
+	size_t n = 0, used = 0;
+	for (size_t i = 0; i < s->n_vms; i++) {
+		const Mv__VmInfo *v = s->vms[i];
+		if (v->ha || !ha_vm_active(v->state))
+			continue;
+		n++;
+		if (used < sizeof(names) - 1)
+			used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+			                         used ? ", " : "", v->name);
+	}
+	if (used >= sizeof(names) - 1)
+		snprintf(names + sizeof(names) - 5, 5, "...");
+	if (n > 0) {
+		MV_WARN("failover", "vms lost with their host (not HA, not restarted) host=%s count=%zu "
+		        "vms=\"%s\"", dead, n, names);
+		ha_event(a, "vms-lost", dead, NULL,
+		         "%zu VM%s without HA went down with %s and will not be restarted: %s", n,
+		         n == 1 ? "" : "s", dead, names);
+	}
+	mv__node_state__free_unpacked(s, NULL);
+}
+
 static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 {
 	struct ha *h = HA(a);
@@ -929,6 +959,7 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		ha_event(a, "failover-detected", e->inst.dead, NULL,
 		         "incarnation %" PRIu64 " confirmed dead: recovery plan needed%s%s",
 		         e->inst.incarnation, e->text[0] ? ": " : "", e->text);
+		ha_report_lost(a, e->inst.dead);
 		break;
 	case FO_EV_PROPOSING:
 		MV_INFO("failover", "coordinating dead=%s incarnation=%" PRIu64 " round=%u text=\"%s\"",

@@ -185,6 +185,9 @@ def main(t):
     for k in ("member-dead", "failover-detected", "plan-chosen", "fence-confirmed",
               "vm-restarted"):
         check(k in kinds, "no %s event on n1: %s" % (k, kinds))
+    lost = [e for e in evs if e["kind"] == "vms-lost"]
+    check(len(lost) == 1 and lost[0]["node"] == "n2" and "plain" in lost[0]["text"] and
+          "ha-" not in lost[0]["text"], "the non-HA VM is not reported lost: %s" % lost)
     # the coordinator tried n2's libvirt first, and that failed
     coord = c[n1.cli_json("failovers")["failovers"][0]["coordinator"]]
     ckinds = [e["kind"] for e in coord.events()]
