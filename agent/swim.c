@@ -92,6 +92,14 @@
  *    after a full partition each side holds the other dead and nothing
  *    would ever cross; drawing the dead now and then heals it (memberlist
  *    leaves this to Serf's reconnect loop).
+ *  - A suspicion nobody confirms ends with a last-chance probe (direct and
+ *    through helpers). If helpers were asked and not one answered, not even
+ *    with a NACK, the fault is most likely ours — we are the one cut off —
+ *    so we keep suspecting (and raise our awareness) instead of declaring
+ *    the member DEAD: a death on one isolated node's word would spread when
+ *    it reconnects and get a healthy host failed over. When we learn that
+ *    the others held US dead, our unconfirmed suspicions restart from zero
+ *    for the same reason.
  *  - A member we hold DEAD that talks to us gets our DEAD record back in a
  *    gossip-only ACK, so its refutation reaches us directly even when all
  *    gossip copies of it missed us (seen with a restart 50 ms after the
@@ -1447,8 +1455,29 @@ static void swim_refute(struct swim *s, uint64_t reported, const char *cause)
 	swim_bc_queue(s, 0, NONE);
 }
 
+
+/* The others held us DEAD: we were the one cut off, so the suspicions we
+ * raised meanwhile with nobody confirming them say more about us than
+ * about them. Give each a fresh start (and a fresh last-chance probe)
+ * instead of letting it expire into a death verdict on our word alone. */
+static void swim_restart_own_suspicions(struct swim *s, uint64_t now)
+{
+	for (uint32_t i = 1; i < s->n_m; i++) {
+		struct swim_member *mb = &s->m[i];
+		if (mb->state != SWIM_SUSPECT || mb->susp == NONE)
+			continue;
+		struct swim_susp *x = &s->su[mb->susp];
+		if (x->n_conf != 0 || x->origin != s->m[0].name)
+			continue;
+		x->start = now;
+		x->check = SWIM_CHECK_NONE;
+		x->verify = false;
+		swim_susp_arm(s, i);
+	}
+}
+
 static void swim_apply_self(struct swim *s, const struct swim_update *u, enum swim_state st,
-                            const char *origin, const char *via)
+                            const char *origin, const char *via, uint64_t now)
 {
 	struct swim_member *self = &s->m[0];
 	char cause[SWIM_CAUSE_MAX];
@@ -1506,6 +1535,8 @@ static void swim_apply_self(struct swim *s, const struct swim_update *u, enum sw
 	swim_refute(s, u->incarnation, cause);
 	if (st == SWIM_SUSPECT || st == SWIM_DEAD)
 		swim_awareness_add(s, +1, "had to refute a suspicion about ourselves");
+	if (st == SWIM_DEAD)
+		swim_restart_own_suspicions(s, now);
 }
 
 static void swim_gossip_cause(char *buf, size_t len, const char *how, const char *via, const char *origin)
@@ -1528,7 +1559,7 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 	if (st == SWIM_LEFT && strcmp(u->origin, u->name) != 0)
 		st = SWIM_DEAD;
 	if (strcmp(u->name, s->cfg.name) == 0) {
-		swim_apply_self(s, u, st, origin, via);
+		swim_apply_self(s, u, st, origin, via, now);
 		return;
 	}
 	/* One peer's stale table must not kill a member outright. */
@@ -2323,6 +2354,19 @@ static void swim_timer_members(struct swim *s, uint64_t now)
 			 * more full probe before we believe it. */
 			if (x->check == SWIM_CHECK_NONE && x->n_conf == 0) {
 				swim_check_send(s, i, false, now);
+				continue;
+			}
+			if (x->n_conf == 0 && x->check == SWIM_CHECK_SENT && x->check_helpers > 0 &&
+			    x->check_nacks == 0) {
+				/* The last-chance probe went through helpers and not
+				 * one answered, not even with a NACK: the fault is
+				 * most likely ours (we are cut off). A death on our
+				 * word alone would spread when we reconnect and kill
+				 * a healthy host: keep suspecting, look again later. */
+				x->check = SWIM_CHECK_NONE;
+				x->start = now;
+				swim_awareness_add(s, 1, "no helper answered our last-chance probe");
+				swim_susp_arm(s, i);
 				continue;
 			}
 			uint32_t conf = x->n_conf;

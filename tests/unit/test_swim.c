@@ -1209,6 +1209,38 @@ static void test_partition_heals(void **state)
 	net_free(net);
 }
 
+/* A node cut off alone suspects everyone, but its last-chance probes get no
+ * answer from any helper, not even a NACK: the fault is its own, and it
+ * must not declare anyone dead on its word alone (that verdict would spread
+ * when it reconnects and kill healthy hosts). The others do declare IT
+ * dead; once the link is back it refutes and the views converge. */
+static void test_isolated_node_declares_nobody_dead(void **state)
+{
+	(void)state;
+	struct net *net = cluster(5, NULL);
+	net->side[4] = 1;
+	net->partitioned = true;
+	assert_true(run_until(net, 0, 4, SWIM_DEAD, 30000) >= 0);
+	net_run(net, 30000); /* long past every suspicion timeout */
+	for (int j = 0; j < 4; j++) {
+		assert_int_equal(state_of(net, 4, j, NULL), SWIM_SUSPECT);
+		assert_int_equal(count_ev(net, 4, SWIM_EV_MEMBER_DEAD, net->name[j]), 0);
+	}
+	assert_true(swim_local_health(net->core[4]) > 0);
+	net->partitioned = false;
+	bool healed = false;
+	for (int t = 0; t < 90 && !healed; t++) {
+		net_run(net, 1000);
+		healed = true;
+		for (int i = 0; i < 5; i++)
+			for (int j = 0; j < 5; j++)
+				if (state_of(net, i, j, NULL) != SWIM_ALIVE)
+					healed = false;
+	}
+	assert_true(healed);
+	net_free(net);
+}
+
 static void test_reap(void **state)
 {
 	(void)state;
@@ -1780,6 +1812,7 @@ int main(void)
 	        cmocka_unit_test(test_leave),
 	        cmocka_unit_test(test_restart_at_new_address),
 	        cmocka_unit_test(test_partition_heals),
+	        cmocka_unit_test(test_isolated_node_declares_nobody_dead),
 	        cmocka_unit_test(test_reap),
 	        cmocka_unit_test(test_deterministic_replay),
 	        cmocka_unit_test(test_shared_strtab),
