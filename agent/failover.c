@@ -14,7 +14,10 @@
  *   3. fence-then-restart: a target starts a VM of a chosen plan only once
  *      the dead host's copies are known destroyed — confirmed through its
  *      libvirt (remote fence), by the host itself (FENCE_ORDER answered),
- *      or by waiting F + fence_margin_ms, after which X has fenced itself.
+ *      or by waiting out X's self-fence: quorate_ms + F + fence_margin_ms
+ *      from an upper bound of the last acknowledgement X got from the
+ *      accepting majority, or F + fence_margin_ms from learning the plan,
+ *      whichever comes first.
  *
  * THE VOTING SET
  * Every name ever fed to fo_member() (and this node) that has not LEFT and
@@ -25,8 +28,8 @@
  * ALIVE with a higher incarnation votes again. A restarted agent may never
  * hear of a member that died before it started, so heartbeats carry the
  * sender's set size (`voters`) and majorities are counted over the largest
- * size a live voter reported within F (eff_voters): too small a set would
- * let two sides decide.
+ * size a voter (one we hold dead too) reported within F (eff_voters): too
+ * small a set would let two sides decide.
  *
  * HEARTBEAT QUORUM WITH ECHOED STAMPS
  * Every heartbeat_ms each node X sends HEARTBEAT{stamp = now_X,
@@ -132,20 +135,56 @@
  * timed one: every acceptor that accepted for (X, i) had opened (X, i)
  * before accepting, and from then on never acknowledges X until X reports
  * fenced_through >= i, i.e. X destroyed the VMs itself. Acks echo X's send
- * stamps, so X's quorum stamp q can only be the send time of a heartbeat
- * that some member of the accepting majority acked before it opened the
- * instance — before the plan was chosen, hence before any target learned
- * it. X fences at q + F by its own clock; a target waits F + margin from
- * learning. With clock rates equal within the margin (no offsets are
- * used), X is fenced first. Only a quorate node emits FO_EV_RESTART, and
- * only for plans a majority accepted. Every move bumps the epoch:
+ * stamps, so X's quorum stamp q is the send time of a heartbeat that a
+ * majority acked; that majority and the accepting one M_a share an
+ * acceptor A, which acked it before it opened the instance — before the
+ * plan was chosen, hence before any target learned it. X fences at q + F
+ * by its own clock. If its agent is down, the hardware watchdog, petted
+ * while quorate (until q + quorate_ms), fires F after the last pet: X's
+ * VMs are gone by q + quorate_ms + F at the latest, so the timed fence
+ * waits until the earlier of two instants, each later than that:
+ *   (1) F + margin after learning the plan (the original rule: learning
+ *       follows A's ack, so q; an agent that dies before X is declared
+ *       DEAD pets no more after that; one that dies later stopped petting
+ *       by q + quorate_ms, which needs margin >= quorate_ms, as by
+ *       default);
+ *   (2) quorate_ms + F + margin after an upper bound of A's last ack. No
+ *       node knows which member of M_a is A, so the bound covers all of
+ *       them. Each node notes when it last sent HB_ACK to each member (any
+ *       incarnation: conservative); its ACCEPTED carries ack_ago_ms = now
+ *       - that, and the proposer, receiving it at r, takes r - ack_ago_ms
+ *       in its own clock (transit only makes the real ack earlier). When
+ *       the value is chosen the bound is the maximum over the acceptors
+ *       that counted for that majority, itself included, and CHOSEN
+ *       carries its age (now - bound); a learner receiving it at t holds
+ *       t - age, and a node that learned a bound forwards its own age
+ *       when it answers a late PREPARE/ACCEPT with CHOSEN. If any counted
+ *       acceptor has no ack to report (it never acked X in its current
+ *       core's life: after a restart it may have acked X in a previous
+ *       one and forgotten), or is an older peer, there is no bound, only
+ *       (1). Acks after opening exist only to an X that reports itself
+ *       fenced for i; they only make the bound later. Any majority that
+ *       accepted in (X, i) works (every accepting acceptor opened it
+ *       first), so a learner keeps the earliest bound it is told.
+ * No clock offsets are compared, only durations: each node's elapsed
+ * times add up along the chain ack -> ACCEPTED -> CHOSEN -> deadline, all
+ * non-negative, to at least quorate_ms + F + margin on the clocks that
+ * measured them. With every clock's rate within 1 +- rho of real time, the
+ * real time from A's ack to the restart is at least (quorate_ms + F +
+ * margin) / (1 + rho), and X's fence (or watchdog) comes at most (quorate_ms
+ * + F) / (1 - rho) after q <= A's ack: margin must cover about 2 rho
+ * (quorate_ms + F), the rate drift over that span (2000 ppm over 13 s:
+ * 52 ms, against 3000 ms), whatever the delays before learning. The same
+ * holds for (1). Hand-back rounds add no new fence; the instance is
+ * fenced once. Only a quorate node emits FO_EV_RESTART, and only for
+ * plans a majority accepted. Every move bumps the epoch:
  * new_epoch = epoch + 1 + round.
  *
  * FENCE, THEN RESTART; HAND-BACKS; TARGETS THAT DIE
  * The proposer whose round-0 value got chosen asks its caller for a remote
  * fence (FO_EV_REMOTE_FENCE); success is broadcast as FENCED. A node whose
- * chosen plan names it as a target and knows no fence arms a wait of
- * F + margin from learning (FO_EV_FENCE_CONFIRMED "waited"). Fenced, it
+ * chosen plan names it as a target and knows no fence arms the timed wait
+ * above (FO_EV_FENCE_CONFIRMED "waited"). Fenced, it
  * restarts its entries by priority, at most max_parallel at once. A failed
  * restart is retried after restart_backoff_ms * 2^(attempt-1); after
  * restart_attempts the VM is handed back: RESTARTED(ok=false) to every
@@ -229,6 +268,9 @@ struct round {
 	struct fo_ballot chosen_ballot;
 	struct fo_plan plan;
 	uint64_t chosen_at;
+	bool has_bound;     /* ack_bound is known (see WHY NO VM RUNS TWICE) */
+	uint64_t ack_bound; /* upper bound (our clock) of the last ack to the
+	                       dead host by every acceptor of a choosing majority */
 	struct ent *ents;
 	/* proposer */
 	int pphase; /* 0 idle, 1 prepare, 2 accept, 3 backing off */
@@ -241,6 +283,8 @@ struct round {
 	struct fo_plan best_plan;
 	struct fo_plan value;
 	struct fo_plan sup; /* superseded entries the promises reported */
+	bool acc_unbounded; /* phase 2: an ACCEPTED counted came without an ack age */
+	uint64_t acc_bound; /* phase 2: max over counted ACCEPTEDs of receipt - ack age */
 	uint64_t next_retry;
 };
 
@@ -265,6 +309,7 @@ struct inst {
 	uint64_t fenced_at;
 	char fence_how[FO_TEXT_MAX];
 	uint64_t fence_wait_at; /* 0 none */
+	bool fence_wait_bound;  /* fence_wait_at comes from an ack bound */
 	bool remote_fence_sent;
 	bool done;
 	uint64_t done_at;
@@ -283,8 +328,11 @@ struct mrec {
 	uint64_t left_inc;
 	bool removed;
 	uint64_t removed_inc;
+	uint64_t removed_at; /* when we learned of the removal (+1) */
 	bool voter;
 	uint64_t ack;            /* highest echoed stamp + 1, 0 none */
+	uint64_t acked_at;       /* when we last sent it HB_ACK (+1), any
+	                            incarnation, this core's life; 0 never */
 	uint64_t fenced_through; /* as its heartbeats report */
 	uint64_t inst_max;       /* highest instance incarnation against it */
 	uint32_t reported_voters; /* voting-set size its last heartbeat told */
@@ -773,6 +821,11 @@ static struct mrec *member_add(struct fo *f, const char *name)
 		i = (i + 1) & (f->hcap - 1);
 	f->hidx[i] = (uint32_t)(f->n_m + 1);
 	f->n_m++;
+	/* instances opened before we knew the member (a CHOSEN from a peer):
+	 * we never acknowledge it for them either (WHY NO VM RUNS TWICE) */
+	for (size_t k = 0; k < f->n_inst; k++)
+		if (strcmp(f->inst[k]->dead, r->name) == 0 && f->inst[k]->inc > r->inst_max)
+			r->inst_max = f->inst[k]->inc;
 	return r;
 }
 
@@ -839,15 +892,26 @@ static void recompute_qstamp(struct fo *f)
 
 /* The size majorities are counted over: our voting set, or more if a voter
  * that heartbeated us recently (within F) knows a larger one — a restarted
- * agent may never have heard of a member that died before its start. */
+ * agent may never have heard of a member that died before its start.
+ * Voters we hold DEAD count too: dead members stay voters, and one held
+ * dead may well be up and accepting (a restarted agent that held all it
+ * knew dead would otherwise count over its own too small set and choose
+ * with a minority). A dead sender cannot tell us of removals it missed, so
+ * its report is lowered by the force-leaves we learned after it. */
 static size_t effective_voters(const struct fo *f)
 {
 	size_t e = f->n_voters;
 	for (size_t i = 0; i < f->n_m; i++) {
 		const struct mrec *m = &f->m[i];
-		if (m->voter && m->st != FO_DEAD && m->hb_at && m->reported_voters > e &&
-		    f->last_now < sat_add(m->hb_at - 1, f->cfg.fence_after_ms))
-			e = m->reported_voters;
+		if (!m->voter || !m->hb_at || m->reported_voters <= e ||
+		    f->last_now >= sat_add(m->hb_at - 1, f->cfg.fence_after_ms))
+			continue;
+		size_t v = m->reported_voters;
+		for (size_t j = 0; m->st == FO_DEAD && f->n_removed && j < f->n_m && v > e; j++)
+			if (f->m[j].removed && f->m[j].removed_at > m->hb_at)
+				v--;
+		if (v > e)
+			e = v;
 	}
 	return e;
 }
@@ -1425,13 +1489,49 @@ static void add_pending(struct fo *f, struct inst *in, const struct fo_plan_entr
 
 static void schedule_restarts(struct fo *f, uint64_t now);
 
-/* Learn that `plan` is chosen for (in, round). */
+/* The timed fence of a chosen plan: F + margin from learning it, or, with
+ * an ack bound (our clock), quorate_ms + F + margin from the bound when
+ * that is sooner. Every candidate is safe on its own, so the earliest
+ * wins (WHY NO VM RUNS TWICE). */
+static void arm_fence_wait(struct fo *f, struct inst *in, bool has_bound, uint64_t bound,
+                           uint64_t now)
+{
+	if (in->fenced)
+		return;
+	uint64_t wait = (uint64_t)f->cfg.fence_after_ms + f->cfg.fence_margin_ms;
+	uint64_t at = sat_add(now, wait);
+	bool by_bound = false;
+	if (has_bound) {
+		uint64_t ab = sat_add(bound, wait + f->cfg.quorate_ms);
+		if (ab < at) {
+			at = ab;
+			by_bound = true;
+		}
+	}
+	if (!in->fence_wait_at || at < in->fence_wait_at) {
+		in->fence_wait_at = at;
+		in->fence_wait_bound = by_bound;
+	}
+}
+
+/* Learn that `plan` is chosen for (in, round); with has_bound, `bound` (our
+ * clock) is an upper bound of the last ack to in->dead by every acceptor
+ * of a majority that accepted in this instance. */
 static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo_ballot *b,
-                  const struct fo_plan *plan, uint64_t now, bool mine)
+                  const struct fo_plan *plan, uint64_t now, bool mine, bool has_bound,
+                  uint64_t bound)
 {
 	struct round *rd = &in->rounds[round];
-	if (rd->chosen)
+	if (rd->chosen) {
+		/* another choosing majority's bound (a later CHOSEN): just as good */
+		if (has_bound && (!rd->has_bound || bound < rd->ack_bound)) {
+			rd->has_bound = true;
+			rd->ack_bound = bound;
+			if (rd->plan.n)
+				arm_fence_wait(f, in, true, bound, now);
+		}
 		return;
+	}
 	struct fo_plan copy;
 	if (fo_plan_copy(&copy, plan) < 0)
 		return;
@@ -1445,6 +1545,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	rd->plan = copy;
 	rd->ents = ents;
 	rd->chosen_at = now;
+	rd->has_bound = has_bound;
+	rd->ack_bound = has_bound ? bound : 0;
 	rd->pphase = 0;
 	fo_plan_clear(&rd->best_plan);
 	fo_plan_clear(&rd->value);
@@ -1484,11 +1586,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 			p++;
 	}
 	/* every learner tracks the fence (for the record); only targets act */
-	if (copy.n && !in->fenced) {
-		uint64_t at = sat_add(now, (uint64_t)f->cfg.fence_after_ms + f->cfg.fence_margin_ms);
-		if (!in->fence_wait_at || at < in->fence_wait_at)
-			in->fence_wait_at = at;
-	}
+	if (copy.n && !in->fenced)
+		arm_fence_wait(f, in, has_bound, bound, now);
 	if (mine && round == 0 && copy.n > 0 && !in->fenced && !in->remote_fence_sent) {
 		in->remote_fence_sent = true;
 		push_event(f, FO_EV_REMOTE_FENCE, &id, in->dead,
@@ -1829,6 +1928,8 @@ static void on_promise(struct fo *f, struct inst *in, uint32_t round, size_t fro
 	}
 	rd->pphase = 2;
 	resp_reset(rd);
+	rd->acc_unbounded = false;
+	rd->acc_bound = 0;
 	send_phase(f, in, round, now);
 }
 
@@ -1840,20 +1941,35 @@ static void on_accepted(struct fo *f, struct inst *in, uint32_t round, size_t fr
 		return;
 	if (!f->m[from_idx].voter || !resp_mark(rd, from_idx))
 		return;
+	/* The acceptor's last ack to the dead host, in our clock: at most
+	 * receipt - its age (transit only makes the real ack earlier). One
+	 * counted acceptor without an age (it never acked the host in its
+	 * current life, or an older peer) and there is no bound at all. */
+	if (!m->has_ack_ago)
+		rd->acc_unbounded = true;
+	else {
+		uint64_t b = now > m->ack_ago_ms ? now - m->ack_ago_ms : 0;
+		if (b > rd->acc_bound)
+			rd->acc_bound = b;
+	}
 	if (rd->n_resp < majority_of(f->eff_voters))
 		return;
+	bool has_bound = !rd->acc_unbounded;
+	uint64_t bound = rd->acc_bound;
 	struct fo_msg c;
 	msg_init(f, &c, FO_CHOSEN, "");
 	msg_inst(&c, in, round);
 	c.ballot = rd->ballot;
 	c.has_plan = true;
 	c.plan = rd->value;
+	c.has_ack_ago = has_bound;
+	c.ack_ago_ms = has_bound ? now - bound : 0;
 	broadcast(f, &c);
 	struct fo_plan v = rd->value;
 	rd->value.entries = NULL;
 	rd->value.n = 0;
 	struct fo_ballot b = rd->ballot;
-	learn(f, in, round, &b, &v, now, true);
+	learn(f, in, round, &b, &v, now, true, has_bound, bound);
 	fo_plan_clear(&v);
 }
 
@@ -1902,6 +2018,10 @@ static void send_chosen_to(struct fo *f, struct inst *in, uint32_t round, const 
 	msg_inst(&c, in, round);
 	c.ballot = rd->chosen_ballot;
 	c.has_plan = true;
+	if (rd->has_bound) {
+		c.has_ack_ago = true;
+		c.ack_ago_ms = f->last_now > rd->ack_bound ? f->last_now - rd->ack_bound : 0;
+	}
 	if (fo_plan_copy(&c.plan, &rd->plan) < 0)
 		return;
 	push_msg(f, &c);
@@ -2074,6 +2194,13 @@ static void acceptor_accept(struct fo *f, struct inst *in, uint32_t round, const
 	msg_init(f, &a, FO_ACCEPTED, from);
 	msg_inst(&a, in, round);
 	a.ballot = *b;
+	/* We opened (in) before accepting and no longer ack its host (unless
+	 * it reports itself fenced for it): our last ack so far bounds it. */
+	const struct mrec *x = member_find(f, in->dead);
+	if (x && x->acked_at) {
+		a.has_ack_ago = true;
+		a.ack_ago_ms = now - (x->acked_at - 1);
+	}
 	reply(f, in, round, &a, now);
 }
 
@@ -2355,6 +2482,7 @@ int fo_force_leave(struct fo *f, const char *name, uint64_t now)
 		return -EBUSY;
 	r->removed = true;
 	r->removed_inc = r->inc > r->dead_max ? r->inc : r->dead_max;
+	r->removed_at = f->last_now + 1;
 	recount_voters(f);
 	push_event(f, FO_EV_MEMBER_REMOVED, NULL, name,
 	           "%s force-left (incarnation %" PRIu64 "): %zu voters, majority %zu", name,
@@ -2382,6 +2510,8 @@ static void merge_removed(struct fo *f, const struct fo_msg *m, uint64_t now)
 			continue;
 		bool was = r->removed;
 		r->removed = true;
+		if (!was)
+			r->removed_at = (now > f->last_now ? now : f->last_now) + 1;
 		if (rm->incarnation > r->removed_inc)
 			r->removed_inc = rm->incarnation;
 		changed = true;
@@ -2544,6 +2674,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 	}
 	r.type = FO_HB_ACK;
 	r.age_ms = now - f->started; /* see handle_ack */
+	x->acked_at = now + 1;       /* ACCEPTED reports it (ack bound) */
 	push_msg(f, &r);
 }
 
@@ -2792,7 +2923,8 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 			break;
 		in = inst_open(f, m->inst.dead, m->inst.incarnation, now);
 		if (in)
-			learn(f, in, round, &m->ballot, &m->plan, now, false);
+			learn(f, in, round, &m->ballot, &m->plan, now, false, m->has_ack_ago,
+			      m->has_ack_ago && now > m->ack_ago_ms ? now - m->ack_ago_ms : 0);
 		break;
 	case FO_FENCED: handle_fenced(f, m, now); break;
 	case FO_RESTARTED: handle_restarted(f, m, now); break;
@@ -2916,8 +3048,15 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 {
 	if (in->fence_wait_at && !in->fenced && now >= in->fence_wait_at) {
 		char how[FO_TEXT_MAX];
-		snprintf(how, sizeof(how), "waited F+margin (%u ms) for the self-fence",
-		         f->cfg.fence_after_ms + f->cfg.fence_margin_ms);
+		if (in->fence_wait_bound)
+			snprintf(how, sizeof(how),
+			         "waited quorate+F+margin (%u ms) from the last acknowledgement of "
+			         "%s for the self-fence",
+			         f->cfg.quorate_ms + f->cfg.fence_after_ms + f->cfg.fence_margin_ms,
+			         in->dead);
+		else
+			snprintf(how, sizeof(how), "waited F+margin (%u ms) for the self-fence",
+			         f->cfg.fence_after_ms + f->cfg.fence_margin_ms);
 		set_fenced(f, in, how, now, true);
 	}
 	/* proposer retries */

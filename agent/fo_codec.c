@@ -76,6 +76,8 @@ int fo_codec_encode_frame(const struct fo_msg *m, uint8_t **out, size_t *out_len
 	pm.took_ms = m->took_ms;
 	pm.age_ms = m->age_ms;
 	pm.voters = (uint32_t)m->voters;
+	pm.has_ack_ago = m->has_ack_ago;
+	pm.ack_ago_ms = m->has_ack_ago ? m->ack_ago_ms : 0;
 	pm.text = (char *)m->text;
 
 	/* one allocation each for the pointer array and the structs */
@@ -215,6 +217,8 @@ int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
 	m->took_ms = pm->took_ms;
 	m->age_ms = pm->age_ms;
 	m->voters = pm->voters;
+	m->has_ack_ago = pm->has_ack_ago;
+	m->ack_ago_ms = pm->has_ack_ago ? pm->ack_ago_ms : 0;
 
 	if (pm->n_removed > 0) {
 		m->removed = calloc(pm->n_removed, sizeof(*m->removed));

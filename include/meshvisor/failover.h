@@ -168,6 +168,16 @@ struct fo_msg {
 	                        in a previous life and forgotten).
 	                        HB_ACK: the acker's core age (a young, restarted
 	                        acker's acks count only for young receivers) */
+	bool has_ack_ago;    /* ACCEPTED, CHOSEN: ack_ago_ms is set (false: this
+	                        core never acked the dead host / no bound) */
+	uint64_t ack_ago_ms; /* ACCEPTED: how long ago (sender's clock, at
+	                        sending) this acceptor last sent HB_ACK to the
+	                        dead host, any incarnation, in this core's life.
+	                        CHOSEN: how long ago (sender's clock) an upper
+	                        bound of the last such ack of every acceptor of
+	                        the choosing majority lies; a learner waits
+	                        from there instead of from learning when that
+	                        is sooner (see agent/failover.c) */
 	char text[FO_TEXT_MAX]; /* HB_NACK, REJECT, RESTARTED(!ok), FENCED: why/how */
 };
 
@@ -183,7 +193,11 @@ struct fo_config {
 	uint32_t fence_after_ms;    /* F: self-fence after this long without a
 	                               majority's acknowledgement (default 10000) */
 	uint32_t fence_margin_ms;   /* targets wait F + margin after learning a
-	                               plan when no fence is confirmed (default 3000) */
+	                               plan when no fence is confirmed, or
+	                               quorate_ms + F + margin after the acceptors'
+	                               last acknowledgement of the dead host if
+	                               sooner; covers clock-rate drift over that
+	                               span and must be >= quorate_ms (default 3000) */
 	uint32_t coordinator_step_ms; /* the k-th ranked coordinator takes over
 	                                 after k * step without a chosen plan
 	                                 (default 3000) */

@@ -97,7 +97,8 @@ static bool same_plan(const struct fo_plan *a, const struct fo_plan *b)
 static bool same(const struct fo_msg *a, const struct fo_msg *b)
 {
 	if (!same_plan(&a->superseded, &b->superseded) || !same_plan(&a->plan, &b->plan) ||
-	    a->voters != b->voters)
+	    a->voters != b->voters || a->has_ack_ago != b->has_ack_ago ||
+	    a->ack_ago_ms != b->ack_ago_ms)
 		return false;
 	if (a->type != b->type || strcmp(a->from, b->from) != 0 || strcmp(a->to, b->to) != 0 ||
 	    a->incarnation != b->incarnation || a->stamp != b->stamp ||

@@ -1452,7 +1452,8 @@ static void hb_voters(struct fo *f, const char *from, const char *to, uint32_t v
 }
 
 /* A restarted agent that knows 3 voters hears of 5: it counts majorities
- * over 5 until that report is older than F or its sender is dead. */
+ * over 5 until that report is older than F (its sender dead or not), less
+ * the force-leaves learned after a dead sender's report. */
 static void test_voters_reported(void **state)
 {
 	(void)state;
@@ -1481,7 +1482,68 @@ static void test_voters_reported(void **state)
 	hb_voters(f, "n2", "n0", 4, 13000);
 	assert_int_equal(fo_majority(f), 3);
 	fo_member(f, "n2", FO_DEAD, 1, 13001);
+	/* dead members stay voters, and one held dead may be up: its report
+	 * counts until it is older than F */
+	assert_int_equal(fo_majority(f), 3);
+	fo_handle_timer(f, 22999);
+	assert_int_equal(fo_majority(f), 3);
+	fo_handle_timer(f, 23000);
 	assert_int_equal(fo_majority(f), 2);
+	/* a dead sender's report, lowered by a force-leave learned after it */
+	hb_voters(f, "n2", "n0", 4, 24000);
+	assert_int_equal(fo_majority(f), 3);
+	fo_member(f, "n1", FO_DEAD, 1, 24001);
+	assert_int_equal(fo_force_leave(f, "n1", 24002), 0);
+	assert_int_equal(fo_voters(f), 2);
+	assert_int_equal(fo_majority(f), 2); /* over 4 - 1 = 3 */
+	drop_all(f);
+	fo_free(f);
+}
+
+/* Simulator schedule 6580312521565343895: a restarted agent (n1) knows 3
+ * voters (itself, n0, n2) of 4 — it never heard of the fourth. n0 dies; n1
+ * then holds n2 dead too, but n2 is up and answers. Had n1 dropped the 4
+ * its (now dead) voters reported, it would count majorities over 3 and
+ * choose a plan that only it and n2 accepted: 2 of 4. */
+static void test_voters_reported_by_dead(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 1);
+	struct fo *f = fo_new(&c, 1000);
+	assert_non_null(f);
+	fo_member(f, "n0", FO_ALIVE, 1, 1000);
+	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	hb_voters(f, "n0", "n1", 4, 1100);
+	hb_voters(f, "n2", "n1", 4, 1100);
+	assert_int_equal(fo_voters(f), 3);
+	assert_int_equal(fo_majority(f), 3);
+	ack_to(f, "n0", "n1", 1100, 1101);
+	ack_to(f, "n2", "n1", 1100, 1101);
+	assert_true(fo_quorate(f, 1101));
+	fo_member(f, "n0", FO_DEAD, 1, 1200);
+	fo_member(f, "n2", FO_DEAD, 1, 1200);
+	assert_int_equal(fo_majority(f), 3);
+	/* n1, the only voter it holds alive, coordinates (n0, 1) at once */
+	assert_int_equal(fo_handle_timer(f, 1201), 0);
+	struct fo_msg prep, m, r;
+	assert_true(pop_type(f, FO_PREPARE, &prep));
+	assert_string_equal(prep.inst.dead, "n0");
+	/* n2 (up after all) promises and accepts: 2 of 4, no majority */
+	memset(&m, 0, sizeof(m));
+	m.type = FO_PROMISE;
+	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.to, sizeof(m.to), "n1");
+	m.inst = prep.inst;
+	m.ballot = prep.ballot;
+	assert_int_equal(fo_handle_message(f, &m, 1202), 0);
+	assert_false(pop_type(f, FO_ACCEPT, &r));
+	m.type = FO_ACCEPTED;
+	assert_int_equal(fo_handle_message(f, &m, 1203), 0);
+	assert_false(pop_type(f, FO_CHOSEN, &r));
+	const struct fo_plan *p = NULL;
+	assert_false(fo_chosen_plan(f, &prep.inst, &p));
+	fo_msg_clear(&prep);
 	drop_all(f);
 	fo_free(f);
 }
@@ -2016,6 +2078,297 @@ static void test_fence_order_destroys_unlisted(void **state)
 	fo_free(a);
 }
 
+/* ---- the ack bound: the timed fence counted from the last ack ------------------ */
+
+/* One core n1 of {n0, n1, n2} with n0's four VMs in its view. */
+static struct fo *bound_core(int me, uint64_t now, struct view *v)
+{
+	struct fo_config c;
+	cfg_for(&c, me);
+	c.max_parallel = 8;
+	struct fo *f = fo_new(&c, now);
+	assert_non_null(f);
+	fo_set_incarnation(f, 1);
+	for (int i = 0; i < 3; i++)
+		fo_member(f, names[i], FO_ALIVE, 1, now);
+	view_init(v, 3, 16, 64);
+	view_vm(v, 0, "db", 100, 2, 4, NULL);
+	view_vm(v, 0, "web1", 50, 1, 2, "web");
+	for (int i = 0; i < 3; i++) {
+		v->hosts[i].vms = v->vms[i];
+		v->hosts[i].n_vms = v->n_vms[i];
+	}
+	fo_set_hosts(f, v->hosts, 3);
+	return f;
+}
+
+/* Runs f's timers up to `until` (n2 keeps acknowledging f, so that it
+ * stays quorate); returns when FENCE_CONFIRMED was emitted, or 0. */
+static uint64_t fence_time(struct fo *f, const char *me, uint64_t *now, uint64_t until,
+                           char *how, size_t how_len)
+{
+	uint64_t at = 0;
+	for (;;) {
+		struct fo_event e;
+		while (fo_pop_event(f, &e)) {
+			if (e.type == FO_EV_FENCE_CONFIRMED && !at) {
+				at = *now;
+				if (how)
+					snprintf(how, how_len, "%s", e.text);
+			}
+			fo_event_clear(&e);
+		}
+		struct fo_msg m;
+		while (fo_pop_output(f, &m))
+			fo_msg_clear(&m);
+		uint64_t d = fo_next_deadline(f);
+		if (at || d > until)
+			break;
+		*now = d > *now ? d : *now;
+		ack_to(f, strcmp(me, "n2") ? "n2" : "n1", me, *now, *now);
+		assert_int_equal(fo_handle_timer(f, *now), 0);
+	}
+	return at;
+}
+
+/* Drives core n1 through one round as proposer, n2 answering by hand:
+ * n2's ACCEPTED carries `n2_ago` (has_n2). Returns the CHOSEN it
+ * broadcast (to n2) and the time it was chosen. */
+static void bound_propose(struct fo *f, uint64_t *now, bool has_n2, uint64_t n2_ago,
+                          struct fo_msg *chosen)
+{
+	struct fo_msg m, r;
+	bool prepared = false;
+	for (int k = 0; k < 100 && !prepared; k++) {
+		ack_to(f, "n2", "n1", *now, *now);
+		assert_int_equal(fo_handle_timer(f, *now), 0);
+		while (fo_pop_output(f, &m)) {
+			if (m.type == FO_PREPARE && !strcmp(m.to, "n2") && !prepared) {
+				prepared = true;
+				r = m;
+				continue;
+			}
+			fo_msg_clear(&m);
+		}
+		if (!prepared)
+			*now = fo_next_deadline(f) > *now ? fo_next_deadline(f) : *now + 1;
+	}
+	assert_true(prepared);
+	struct fo_msg p;
+	memset(&p, 0, sizeof(p));
+	p.type = FO_PROMISE;
+	snprintf(p.from, sizeof(p.from), "n2");
+	snprintf(p.to, sizeof(p.to), "n1");
+	p.inst = r.inst;
+	p.ballot = r.ballot;
+	fo_msg_clear(&r);
+	assert_int_equal(fo_handle_message(f, &p, *now), 0);
+	assert_true(pop_type(f, FO_ACCEPT, &r));
+	*now += 10;
+	memset(&p, 0, sizeof(p));
+	p.type = FO_ACCEPTED;
+	snprintf(p.from, sizeof(p.from), "n2");
+	snprintf(p.to, sizeof(p.to), "n1");
+	p.inst = r.inst;
+	p.ballot = r.ballot;
+	p.has_ack_ago = has_n2;
+	p.ack_ago_ms = n2_ago;
+	fo_msg_clear(&r);
+	assert_int_equal(fo_handle_message(f, &p, *now), 0);
+	assert_true(pop_type(f, FO_CHOSEN, chosen));
+	assert_true(chosen->has_plan && chosen->plan.n == 2);
+}
+
+/* An acceptor reports how long ago it last acked the dead host; it stops
+ * acking once it opened the instance; a core that never acked it reports
+ * nothing. */
+static void test_ack_bound_acceptor(void **state)
+{
+	(void)state;
+	struct view v;
+	uint64_t now = 100000;
+	struct fo *a = bound_core(1, now, &v);
+	struct fo_msg m, r;
+	hb(a, "n0", "n1", 1, 7, 0, 105000);
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	fo_msg_clear(&r);
+	fo_member(a, "n0", FO_DEAD, 1, 106000);
+	/* dead now (the instance is open): no ack, the last one stays 105000 */
+	hb(a, "n0", "n1", 1, 8, 0, 106500);
+	assert_false(pop_type(a, FO_HB_ACK, &r));
+	/* a later incarnation gets no ack either while the instance is unfenced */
+	hb(a, "n0", "n1", 2, 9, 0, 106600);
+	assert_false(pop_type(a, FO_HB_ACK, &r));
+	struct fo_plan_entry e[1] = {entry("u1", "n2", 6)};
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 3, e, 1);
+	assert_int_equal(fo_handle_message(a, &m, 108000), 0);
+	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	assert_true(r.has_ack_ago);
+	assert_int_equal(r.ack_ago_ms, 3000);
+	fo_msg_clear(&r);
+	fo_free(a);
+
+	/* an instance learned (CHOSEN) before the member was known: once
+	 * known, it gets no ack for that incarnation either */
+	a = bound_core(1, now, &v);
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 3, e, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n4");
+	assert_int_equal(fo_handle_message(a, &m, 101000), 0);
+	fo_member(a, "n4", FO_ALIVE, 2, 101500);
+	drop_all(a);
+	hb(a, "n4", "n1", 2, 10, 0, 102000);
+	assert_false(pop_type(a, FO_HB_ACK, &r));
+	hb(a, "n4", "n1", 2, 11, 1, 102100); /* fenced through 1: acked */
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	fo_msg_clear(&r);
+	fo_free(a);
+
+	/* never acked n0 in this core's life (restarted): no age */
+	a = bound_core(1, now, &v);
+	fo_member(a, "n0", FO_DEAD, 1, 106000);
+	drop_all(a);
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 3, e, 1);
+	assert_int_equal(fo_handle_message(a, &m, 108000), 0);
+	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	assert_false(r.has_ack_ago);
+	fo_msg_clear(&r);
+	fo_free(a);
+}
+
+/* The proposer's bound: the latest of the counted acceptors' last acks
+ * (itself included); none if one of them has no age. Its own fence wait
+ * runs quorate + F + margin from the bound, when sooner than F + margin
+ * from learning. */
+static void test_ack_bound_proposer(void **state)
+{
+	(void)state;
+	struct fo_config d;
+	cfg_for(&d, 1);
+	uint64_t quiet = (uint64_t)d.quorate_ms + d.fence_after_ms + d.fence_margin_ms;
+	uint64_t full = (uint64_t)d.fence_after_ms + d.fence_margin_ms;
+	for (int c = 0; c < 4; c++) {
+		struct view v;
+		uint64_t now = 100000;
+		struct fo *f = bound_core(1, now, &v);
+		if (c != 2) {
+			/* n1 itself acked n0 at 101000 */
+			hb(f, "n0", "n1", 1, 7, 0, 101000);
+		}
+		now = 109000; /* n0 silent since; declared dead late */
+		fo_member(f, "n0", FO_DEAD, 1, now);
+		drop_all(f);
+		struct fo_msg ch;
+		/* c 0: n2 acked n0 long before n1 -> n1's ack is the bound;
+		 * c 1: n2 acked later (102000 in n1's clock) -> n2's;
+		 * c 2: n1 never acked n0 -> no bound; c 3: n2 gives no age */
+		uint64_t chosen_at = 0;
+		switch (c) {
+		case 0: bound_propose(f, &now, true, 50000, &ch); break;
+		case 1: bound_propose(f, &now, true, 0, &ch); break;
+		default: bound_propose(f, &now, c == 2, 1000, &ch); break;
+		}
+		chosen_at = now;
+		uint64_t bound = c == 0 ? 101000 : c == 1 ? chosen_at : 0;
+		if (c == 1) {
+			/* n2's ACCEPTED said "acked just now": bound = receipt */
+			bound = chosen_at;
+		}
+		if (c <= 1) {
+			assert_true(ch.has_ack_ago);
+			assert_int_equal(ch.ack_ago_ms, chosen_at - bound);
+		} else {
+			assert_false(ch.has_ack_ago);
+		}
+		fo_msg_clear(&ch);
+		char how[FO_TEXT_MAX] = "";
+		uint64_t at = fence_time(f, "n1", &now, chosen_at + full + 1000, how, sizeof(how));
+		if (c == 0) {
+			assert_int_equal(at, 101000 + quiet);
+			assert_true(at < chosen_at + full);
+			assert_non_null(strstr(how, "acknowledgement"));
+		} else {
+			/* c 1: the bound gives a later time than learning: min rule */
+			assert_int_equal(at, chosen_at + full);
+			assert_null(strstr(how, "acknowledgement"));
+		}
+		fo_free(f);
+	}
+}
+
+/* A learner waits quorate + F + margin from receipt - ack age, never
+ * longer than F + margin from learning; a later CHOSEN with a bound
+ * shortens a wait; a node that learned with a bound answers a late
+ * PREPARE/ACCEPT with CHOSEN carrying its own age of the bound, one
+ * that learned without answers without. */
+static void test_ack_bound_learner(void **state)
+{
+	(void)state;
+	struct fo_config d;
+	cfg_for(&d, 2);
+	uint64_t quiet = (uint64_t)d.quorate_ms + d.fence_after_ms + d.fence_margin_ms;
+	uint64_t full = (uint64_t)d.fence_after_ms + d.fence_margin_ms;
+	struct fo_plan_entry e[2] = {entry("u1", "n2", 6), entry("u2", "n1", 6)};
+	/* ack age, whether sent, expected wait from learning */
+	const struct {
+		bool has;
+		uint64_t ago;
+		uint64_t wait;
+	} cases[] = {
+	    {true, 6000, quiet - 6000},  /* bound well before: shorter */
+	    {true, 1000, full},          /* bound too recent: F + margin */
+	    {false, 6000, full},         /* no bound */
+	    {true, UINT64_MAX, 0},       /* before our clock's origin: at once */
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct view v;
+		uint64_t now = 100000;
+		struct fo *f = bound_core(2, now, &v);
+		now = 110000;
+		fo_member(f, "n0", FO_DEAD, 1, now);
+		drop_all(f);
+		struct fo_msg m, r;
+		msg_plan(&m, FO_CHOSEN, "n1", "n2", 1, 0, 4, e, 2);
+		m.has_ack_ago = cases[c].has;
+		m.ack_ago_ms = cases[c].ago;
+		assert_int_equal(fo_handle_message(f, &m, now), 0);
+		uint64_t learned = now;
+		/* a late ACCEPT is answered with CHOSEN, with the bound's age */
+		now += 2000;
+		if (cases[c].wait >= 2000) {
+			msg_plan(&m, FO_ACCEPT, "n1", "n2", 1, 0, 5, e, 2);
+			drop_all(f);
+			assert_int_equal(fo_handle_message(f, &m, now), 0);
+			assert_true(pop_type(f, FO_CHOSEN, &r));
+			assert_int_equal(r.has_ack_ago, cases[c].has);
+			if (cases[c].has)
+				assert_int_equal(r.ack_ago_ms, cases[c].ago + 2000);
+			fo_msg_clear(&r);
+		}
+		now = learned;
+		uint64_t at = fence_time(f, "n2", &now, learned + full + 1000, NULL, 0);
+		assert_int_equal(at, learned + cases[c].wait);
+		fo_free(f);
+	}
+
+	/* learned without a bound, then a CHOSEN with one: the wait shortens */
+	struct view v;
+	uint64_t now = 100000;
+	struct fo *f = bound_core(2, now, &v);
+	now = 110000;
+	fo_member(f, "n0", FO_DEAD, 1, now);
+	drop_all(f);
+	struct fo_msg m;
+	msg_plan(&m, FO_CHOSEN, "n1", "n2", 1, 0, 4, e, 2);
+	assert_int_equal(fo_handle_message(f, &m, now), 0);
+	now += 100;
+	m.has_ack_ago = true;
+	m.ack_ago_ms = 9000; /* the bound lies at 101100 */
+	assert_int_equal(fo_handle_message(f, &m, now), 0);
+	uint64_t at = fence_time(f, "n2", &now, 110000 + full + 1000, NULL, 0);
+	assert_int_equal(at, 101100 + quiet);
+	fo_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2036,6 +2389,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_deadlines),
 	    cmocka_unit_test(test_voters_reported),
+	    cmocka_unit_test(test_voters_reported_by_dead),
 	    cmocka_unit_test(test_incarnations_never_share_a_vm),
 	    cmocka_unit_test(test_fence_order_union),
 	    cmocka_unit_test(test_target_incarnation),
@@ -2044,6 +2398,9 @@ int main(void)
 	    cmocka_unit_test(test_dead_grace),
 	    cmocka_unit_test(test_random_garbage),
 	    cmocka_unit_test(test_fence_order_destroys_unlisted),
+	    cmocka_unit_test(test_ack_bound_acceptor),
+	    cmocka_unit_test(test_ack_bound_proposer),
+	    cmocka_unit_test(test_ack_bound_learner),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

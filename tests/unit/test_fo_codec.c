@@ -78,6 +78,8 @@ static void check_same(const struct fo_msg *a, const struct fo_msg *b)
 		assert_int_equal(x->target_incarnation, y->target_incarnation);
 	}
 	assert_int_equal(a->voters, b->voters);
+	assert_int_equal(a->has_ack_ago, b->has_ack_ago);
+	assert_int_equal(a->ack_ago_ms, b->ack_ago_ms);
 	if (a->plan.n == 0)
 		assert_null(b->plan.entries);
 	assert_int_equal(a->superseded.n, b->superseded.n);
@@ -153,6 +155,8 @@ static void fill(struct fo_msg *m, enum fo_msg_type t)
 	m->took_ms = 1234;
 	m->age_ms = 99;
 	m->voters = 7; /* HEARTBEAT only, but carried for any type */
+	m->has_ack_ago = true; /* ACCEPTED and CHOSEN only, likewise */
+	m->ack_ago_ms = 4000000000123ull;
 	strcpy(m->text, "fenced through libvirt");
 }
 
@@ -169,6 +173,34 @@ static void test_roundtrip_every_type(void **state)
 		strcpy(m.from, "a");
 		roundtrip(&m);
 	}
+}
+
+/* ack_ago_ms travels only with has_ack_ago (0 is a valid duration). */
+static void test_ack_ago_flag(void **state)
+{
+	(void)state;
+	struct fo_msg m;
+	fill(&m, FO_CHOSEN);
+	m.ack_ago_ms = 0; /* acked just now: still a bound */
+	roundtrip(&m);
+	m.has_ack_ago = false;
+	m.ack_ago_ms = 5;
+	Mv__Envelope *env = roundtrip_env(&m);
+	assert_false(env->failover->has_ack_ago);
+	assert_int_equal(env->failover->ack_ago_ms, 0);
+	struct fo_msg back;
+	const char *why = NULL;
+	assert_int_equal(fo_codec_decode(env, &back, &why), 0);
+	assert_false(back.has_ack_ago);
+	assert_int_equal(back.ack_ago_ms, 0);
+	fo_codec_clear(&back);
+	/* a peer that sets the duration without the flag: no bound */
+	env->failover->ack_ago_ms = 77;
+	assert_int_equal(fo_codec_decode(env, &back, &why), 0);
+	assert_false(back.has_ack_ago);
+	assert_int_equal(back.ack_ago_ms, 0);
+	fo_codec_clear(&back);
+	envelope_free(env);
 }
 
 static void test_type_names_match_wire(void **state)
@@ -420,6 +452,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_every_type),
+		cmocka_unit_test(test_ack_ago_flag),
 		cmocka_unit_test(test_type_names_match_wire),
 		cmocka_unit_test(test_empty_and_null_arrays),
 		cmocka_unit_test(test_limits_accepted),
