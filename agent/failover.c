@@ -231,6 +231,7 @@
 #include "meshvisor/failover.h"
 #include "arena.h"
 #include "prng.h"
+#include "queue.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -379,10 +380,8 @@ struct fo {
 	struct fo_host *hosts;
 	size_t n_hosts;
 
-	struct fo_msg *outq;
-	size_t outq_head, outq_len, outq_cap;
-	struct fo_event *evq;
-	size_t evq_head, evq_len, evq_cap;
+	struct mv_queue outq; /* struct fo_msg */
+	struct mv_queue evq;  /* struct fo_event */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -699,27 +698,17 @@ void fo_event_clear(struct fo_event *e)
 /* Takes ownership of msg's heap parts. */
 static void push_msg(struct fo *f, struct fo_msg *msg)
 {
-	if (f->outq_head == f->outq_len)
-		f->outq_head = f->outq_len = 0;
-	struct fo_msg *q = NULL;
-	if (f->outq_len - f->outq_head < FO_QUEUE_MAX)
-		q = grow(f->outq, &f->outq_cap, f->outq_len + 1, sizeof(*q));
+	struct fo_msg *q = mv_queue_push(&f->outq, sizeof(*q), FO_QUEUE_MAX);
 	if (!q) {
 		fo_msg_clear(msg);
 		return;
 	}
-	f->outq = q;
-	q[f->outq_len++] = *msg;
+	*q = *msg;
 }
 
 bool fo_pop_output(struct fo *f, struct fo_msg *out)
 {
-	if (f->outq_head == f->outq_len)
-		return false;
-	*out = f->outq[f->outq_head++];
-	if (f->outq_head == f->outq_len)
-		f->outq_head = f->outq_len = 0;
-	return true;
+	return mv_queue_pop(&f->outq, out, sizeof(*out));
 }
 
 static struct fo_event *push_event(struct fo *f, enum fo_event_type t,
@@ -731,16 +720,9 @@ static struct fo_event *push_event(struct fo *f, enum fo_event_type t,
                                    const char *fmt, ...)
 {
 	static struct fo_event sink;
-	if (f->evq_head == f->evq_len)
-		f->evq_head = f->evq_len = 0;
-	struct fo_event *q = NULL;
-	if (f->evq_len - f->evq_head < FO_QUEUE_MAX)
-		q = grow(f->evq, &f->evq_cap, f->evq_len + 1, sizeof(*q));
-	struct fo_event *e = &sink;
-	if (q) {
-		f->evq = q;
-		e = &q[f->evq_len++];
-	} else {
+	struct fo_event *e = mv_queue_push(&f->evq, sizeof(*e), FO_QUEUE_MAX);
+	if (!e) {
+		e = &sink;
 		fo_plan_clear(&sink.plan);
 	}
 	memset(e, 0, sizeof(*e));
@@ -757,12 +739,7 @@ static struct fo_event *push_event(struct fo *f, enum fo_event_type t,
 
 bool fo_pop_event(struct fo *f, struct fo_event *out)
 {
-	if (f->evq_head == f->evq_len)
-		return false;
-	*out = f->evq[f->evq_head++];
-	if (f->evq_head == f->evq_len)
-		f->evq_head = f->evq_len = 0;
-	return true;
+	return mv_queue_pop(&f->evq, out, sizeof(*out));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1116,12 +1093,14 @@ void fo_free(struct fo *f)
 	for (size_t i = 0; i < f->n_inst; i++)
 		inst_free(f->inst[i]);
 	free(f->inst);
-	while (f->outq_head < f->outq_len)
-		fo_msg_clear(&f->outq[f->outq_head++]);
-	while (f->evq_head < f->evq_len)
-		fo_event_clear(&f->evq[f->evq_head++]);
-	free(f->outq);
-	free(f->evq);
+	struct fo_msg m;
+	while (mv_queue_pop(&f->outq, &m, sizeof(m)))
+		fo_msg_clear(&m);
+	struct fo_event e;
+	while (mv_queue_pop(&f->evq, &e, sizeof(e)))
+		fo_event_clear(&e);
+	mv_queue_free(&f->outq);
+	mv_queue_free(&f->evq);
 	free(f->m);
 	free(f->hidx);
 	free(f->scratch);

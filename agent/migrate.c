@@ -117,6 +117,7 @@
  */
 #include "meshvisor/migrate.h"
 #include "prng.h"
+#include "queue.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -193,10 +194,8 @@ struct mig {
 	struct mig_recent recent[MIG_RECENT_MAX];
 	size_t recent_next;
 
-	struct mig_msg *outq;
-	size_t outq_head, outq_len, outq_cap;
-	struct mig_event *evq;
-	size_t evq_head, evq_len, evq_cap;
+	struct mv_queue outq; /* struct mig_msg */
+	struct mv_queue evq;  /* struct mig_event */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -223,30 +222,11 @@ static bool terminated(const char *a, size_t size)
 
 static uint64_t mib(uint64_t kib) { return kib / 1024; }
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return p;
-	size_t nc = *cap ? *cap * 2 : 8;
-	while (nc < need)
-		nc *= 2;
-	void *np = realloc(p, nc * elem);
-	if (np)
-		*cap = nc;
-	return np;
-}
-
 static void push_msg(struct mig *m, const struct mig_msg *msg)
 {
-	if (m->outq_head == m->outq_len)
-		m->outq_head = m->outq_len = 0;
-	if (m->outq_len - m->outq_head >= MIG_QUEUE_MAX)
-		return;
-	struct mig_msg *q = grow(m->outq, &m->outq_cap, m->outq_len + 1, sizeof(*q));
-	if (!q)
-		return;
-	m->outq = q;
-	q[m->outq_len++] = *msg;
+	struct mig_msg *q = mv_queue_push(&m->outq, sizeof(*q), MIG_QUEUE_MAX);
+	if (q)
+		*q = *msg;
 }
 
 static struct mig_event *push_event(struct mig *m, enum mig_event_type t, const char *id,
@@ -257,16 +237,9 @@ static struct mig_event *push_event(struct mig *m, enum mig_event_type t, const 
                                     const char *peer, const char *fmt, ...)
 {
 	static struct mig_event sink;
-	if (m->evq_head == m->evq_len)
-		m->evq_head = m->evq_len = 0;
-	struct mig_event *q = NULL;
-	if (m->evq_len - m->evq_head < MIG_QUEUE_MAX)
-		q = grow(m->evq, &m->evq_cap, m->evq_len + 1, sizeof(*q));
-	struct mig_event *e = &sink;
-	if (q) {
-		m->evq = q;
-		e = &q[m->evq_len++];
-	}
+	struct mig_event *e = mv_queue_push(&m->evq, sizeof(*e), MIG_QUEUE_MAX);
+	if (!e)
+		e = &sink;
 	memset(e, 0, sizeof(*e));
 	e->type = t;
 	cpy(e->proposal_id, sizeof(e->proposal_id), id);
@@ -447,8 +420,8 @@ void mig_free(struct mig *m)
 		return;
 	free(m->res);
 	free(m->out);
-	free(m->outq);
-	free(m->evq);
+	mv_queue_free(&m->outq);
+	mv_queue_free(&m->evq);
 	free(m);
 }
 
@@ -1043,18 +1016,12 @@ uint64_t mig_next_deadline(const struct mig *m)
 
 bool mig_pop_output(struct mig *m, struct mig_msg *out)
 {
-	if (m->outq_head >= m->outq_len)
-		return false;
-	*out = m->outq[m->outq_head++];
-	return true;
+	return mv_queue_pop(&m->outq, out, sizeof(*out));
 }
 
 bool mig_pop_event(struct mig *m, struct mig_event *out)
 {
-	if (m->evq_head >= m->evq_len)
-		return false;
-	*out = m->evq[m->evq_head++];
-	return true;
+	return mv_queue_pop(&m->evq, out, sizeof(*out));
 }
 
 /* ------------------------------------------------------------------------ */
