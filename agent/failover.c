@@ -419,31 +419,18 @@ static int ballot_cmp(const struct fo_ballot *a, const struct fo_ballot *b)
 	return c < 0 ? -1 : c > 0 ? 1 : 0;
 }
 
-static uint64_t hash_str(uint64_t h, const char *s)
-{
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* FNV-1a of "dead/inc/" (the prefix every voter's rank hash shares). */
 static uint64_t rank_prefix(const char *dead, uint64_t inc)
 {
 	char buf[32];
 	snprintf(buf, sizeof(buf), "/%" PRIu64 "/", inc);
-	return hash_str(hash_str(0xcbf29ce484222325ULL, dead), buf);
+	return mv_fnv1a64(mv_fnv1a64(MV_FNV1A64_OFFSET, dead), buf);
 }
 
-static uint64_t rank_hash(uint64_t prefix, const char *name) { return mix64(hash_str(prefix, name)); }
+static uint64_t rank_hash(uint64_t prefix, const char *name)
+{
+	return mv_mix64(mv_fnv1a64(prefix, name));
+}
 
 static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
@@ -745,7 +732,7 @@ bool fo_pop_event(struct fo *f, struct fo_event *out)
 /* ------------------------------------------------------------------------ */
 /* Members                                                                  */
 
-static uint64_t name_hash(const char *s) { return mix64(hash_str(0xcbf29ce484222325ULL, s)); }
+static uint64_t name_hash(const char *s) { return mv_mix64(mv_fnv1a64(MV_FNV1A64_OFFSET, s)); }
 
 static struct mrec *member_find(const struct fo *f, const char *name)
 {
@@ -2045,24 +2032,36 @@ static void merge_age(struct inst *in, uint64_t age, uint64_t now)
 		in->first_heard = t;
 }
 
-static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, const char *from,
-                             const struct fo_ballot *b, uint64_t age, uint64_t now)
+/* What PREPARE and ACCEPT check first: a chosen round is answered with
+ * CHOSEN, an acceptor that may not vote (acceptor_refusal) or promised a
+ * higher ballot answers REJECT. True when the acceptor may go on. */
+static bool acceptor_may_answer(struct fo *f, struct inst *in, uint32_t round, const char *from,
+                                const struct fo_ballot *b, uint64_t age, uint64_t now)
 {
 	struct round *rd = &in->rounds[round];
 	if (rd->chosen) {
 		send_chosen_to(f, in, round, from);
-		return;
+		return false;
 	}
 	char buf[FO_TEXT_MAX];
 	const char *why = acceptor_refusal(f, in, round, age, now, buf, sizeof(buf));
 	if (why) {
 		send_reject(f, in, round, from, NULL, why, now);
-		return;
+		return false;
 	}
 	if (ballot_cmp(b, &rd->promised) < 0) {
 		send_reject(f, in, round, from, &rd->promised, "promised a higher ballot", now);
-		return;
+		return false;
 	}
+	return true;
+}
+
+static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, const char *from,
+                             const struct fo_ballot *b, uint64_t age, uint64_t now)
+{
+	struct round *rd = &in->rounds[round];
+	if (!acceptor_may_answer(f, in, round, from, b, age, now))
+		return;
 	merge_age(in, age, now);
 	rd->promised = *b;
 	struct fo_msg p;
@@ -2142,21 +2141,11 @@ static void acceptor_accept(struct fo *f, struct inst *in, uint32_t round, const
                             uint64_t now)
 {
 	struct round *rd = &in->rounds[round];
-	if (rd->chosen) {
-		send_chosen_to(f, in, round, from);
+	if (!acceptor_may_answer(f, in, round, from, b, age, now))
 		return;
-	}
 	char buf[FO_TEXT_MAX];
-	const char *why = acceptor_refusal(f, in, round, age, now, buf, sizeof(buf));
-	if (why) {
-		send_reject(f, in, round, from, NULL, why, now);
-		return;
-	}
-	if (ballot_cmp(b, &rd->promised) < 0) {
-		send_reject(f, in, round, from, &rd->promised, "promised a higher ballot", now);
-		return;
-	}
-	if ((why = accept_clash(f, in, plan, buf, sizeof(buf))) != NULL) {
+	const char *why = accept_clash(f, in, plan, buf, sizeof(buf));
+	if (why != NULL) {
 		send_reject(f, in, round, from, NULL, why, now);
 		return;
 	}

@@ -53,6 +53,7 @@
 #include "meshvisor/log.h"
 #include "migration.h"
 #include "nodestate.h"
+#include "prng.h"
 
 #define HA_EVENTS_MAX 1024             /* event stream backlog kept */
 #define HA_REPLICA_REFRESH_MS 30000    /* full re-send of our replicas */
@@ -234,28 +235,11 @@ static const struct ha_event_rec *ha_event_back(const struct ha *h, uint64_t i)
 
 /* ---- hashing -------------------------------------------------------------------------- */
 
+/* Rendezvous score of b for a: FNV-1a 64 of a, a 0xff separator and b,
+ * mixed (prng.h). */
 static uint64_t ha_hash(const char *a, const char *b)
 {
-	uint64_t x = 1469598103934665603ull;
-	for (const char *p = a; *p; p++)
-		x = (x ^ (uint8_t)*p) * 1099511628211ull;
-	x = (x ^ 0xff) * 1099511628211ull;
-	for (const char *p = b; p && *p; p++)
-		x = (x ^ (uint8_t)*p) * 1099511628211ull;
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
-}
-
-static uint64_t ha_hash_bytes(const char *s)
-{
-	uint64_t x = 1469598103934665603ull;
-	for (const char *p = s; *p; p++)
-		x = (x ^ (uint8_t)*p) * 1099511628211ull;
-	return x;
+	return mv_mix64(mv_fnv1a64(mv_fnv1a64(mv_fnv1a64(MV_FNV1A64_OFFSET, a), "\xff"), b));
 }
 
 /* ---- the gossiped view ------------------------------------------------------------------ */
@@ -1195,7 +1179,7 @@ static void ha_replicate(struct agent *a)
 			        vm->name, err);
 			continue;
 		}
-		uint64_t hx = ha_hash_bytes(xml);
+		uint64_t hx = mv_fnv1a64(MV_FNV1A64_OFFSET, xml);
 		char holders[HA_HOLDERS_MAX][FO_NAME_MAX];
 		size_t nh = ha_rank_peers(a, &v, vm->uuid, NULL, holders, R);
 		for (size_t j = 0; j < nh; j++) {
