@@ -132,6 +132,10 @@ struct fw_ballot {
 	bool has_plan;
 	struct fo_plan plan;
 	uint64_t acc[FW_MAXN / 64];
+	/* the acceptances reached a majority of the voting set in force at
+	 * that moment (an operator's force-leave shrinks it; a plan chosen
+	 * then stays chosen when the removed host comes back) */
+	bool majority;
 };
 
 struct fw {
@@ -659,6 +663,23 @@ static int fw_popcount(const uint64_t *m)
 	return c;
 }
 
+static int fw_voters(const struct fw *w)
+{
+	int voters = 0;
+	for (int k = 0; k < w->n; k++)
+		voters += !w->h[k].removed;
+	return voters;
+}
+
+static void fw_count_acceptance(struct fw *w, struct fw_ballot *b, int from)
+{
+	b->acc[from / 64] |= 1ull << (from % 64);
+	int voters = fw_voters(w);
+	if (!b->majority && fw_popcount(b->acc) >= voters / 2 + 1) {
+		b->majority = true;
+	}
+}
+
 static void fw_sniff(struct fw *w, int from, const struct fo_msg *m)
 {
 	if (m->type == FO_ACCEPT) {
@@ -670,10 +691,10 @@ static void fw_sniff(struct fw *w, int from, const struct fo_msg *m)
 		}
 		/* the proposer's own acceptor: assumed to accept its proposal
 		 * (it may handle itself without the network) */
-		b->acc[from / 64] |= 1ull << (from % 64);
+		fw_count_acceptance(w, b, from);
 	} else if (m->type == FO_ACCEPTED) {
 		struct fw_ballot *b = fw_ballot_get(w, &m->inst, &m->ballot);
-		b->acc[from / 64] |= 1ull << (from % 64);
+		fw_count_acceptance(w, b, from);
 	}
 }
 
@@ -708,9 +729,7 @@ static int fw_check_restart(struct fw *w, int i, const struct fo_event *e)
 	if (c == NULL || !fw_plan_same(&c->plan, p))
 		fw_fail(w, "O2 %s restarts %s from a plan that is not the one learned first", h->name,
 		        en->name);
-	int voters = 0;
-	for (int k = 0; k < w->n; k++)
-		voters += !w->h[k].removed;
+	int voters = fw_voters(w);
 	int majority = voters / 2 + 1, best = 0;
 	bool found = false;
 	for (size_t k = 0; k < w->bal_n && !found; k++) {
@@ -720,10 +739,11 @@ static int fw_check_restart(struct fw *w, int i, const struct fo_event *e)
 		int cnt = fw_popcount(b->acc);
 		if (cnt > best)
 			best = cnt;
-		found = cnt >= majority;
+		found = b->majority || cnt >= majority;
 	}
 	if (!found)
-		fw_fail(w, "O2 %s restarts %s from a plan at most %d of %d voters accepted (majority %d)",
+		fw_fail(w, "O2 %s restarts %s from a plan at most %d of %d voters accepted (majority %d), "
+		        "never a majority of the voting set of its time",
 		        h->name, en->name, best, voters, majority);
 	return pos;
 }
