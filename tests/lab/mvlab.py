@@ -768,7 +768,8 @@ class Lab:
         return self.guest_serial(name).count("mvguest MISMATCH")
 
     def wait_guest_ticks(self, name, n=1, timeout=20):
-        """Waits until the guest prints n more ticks; returns the last."""
+        """Waits until the guest prints n more ticks; returns the last. When
+        it does not, the failure carries where the guest's CPU stands."""
         c0 = self.guest_counter(name) or 0
         boots = self.guest_boots(name)
 
@@ -777,7 +778,31 @@ class Lab:
             if self.guest_boots(name) != boots:
                 return c if c and c >= n else None
             return c if c is not None and c >= c0 + n else None
-        return wait_until(pred, timeout, "guest %s to count %d more" % (name, n), 0.1)
+        try:
+            return wait_until(pred, timeout, "guest %s to count %d more" % (name, n), 0.1)
+        except TestFailure as e:
+            raise TestFailure("%s; last tick %r; %s" % (e, self.guest_counter(name),
+                                                       self.guest_cpu_state(name)))
+
+    def guest_cpu_state(self, name):
+        """One line on where a guest's vCPU stands (QEMU monitor: run state,
+        EIP, EFLAGS, halted, and the PIC's interrupt registers) on every
+        host that runs it, for a guest that stopped counting."""
+        out = []
+        for h in self.hosts:
+            if not h.alive() or h.domstate(name) is None:
+                continue
+            parts = [h.name + ":"]
+            for cmd in ("info status", "info registers", "info pic"):
+                r = h.virsh("qemu-monitor-command", name, "--hmp", cmd,
+                            check_rc=False, timeout=10)
+                text = r.stdout if r.returncode == 0 else r.stderr
+                keep = [l.strip() for l in text.splitlines()
+                        if cmd != "info registers" or
+                        re.match(r"\s*(EIP|EFL|CS |SS |ESP|HLT|EAX)", l) or "HLT=" in l]
+                parts.append("[%s] %s" % (cmd, " | ".join(keep)[:600]))
+            out.append(" ".join(parts))
+        return "guest CPU: " + (" ;; ".join(out) if out else "runs nowhere")
 
     def where(self, name):
         """{host name: virsh domstate} for every host that knows the guest."""
