@@ -23,6 +23,7 @@
  * a copy, which replaces *o only when everything was accepted.
  */
 #include "config.h"
+#include "fileio.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -873,55 +874,15 @@ static int apply_object(struct agent_options *o, const char *file, const char *s
 /* Reads the whole file (bounded). Returns 0 or -errno with err set. */
 static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
-		int e = errno;
-		set_err(err, errlen, "config %s: cannot open: %s", path, strerror(e));
-		return -e;
-	}
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap + 1);
-	if (buf == NULL) {
-		fclose(f);
+	int rc = mv_file_read(path, CONFIG_MAX_FILE, out, outlen);
+	if (rc == -EFBIG)
+		set_err(err, errlen, "config %s: larger than %d bytes; is this the right file?", path,
+		        CONFIG_MAX_FILE);
+	else if (rc == -ENOMEM)
 		set_err(err, errlen, "config %s: out of memory", path);
-		return -ENOMEM;
-	}
-	for (;;) {
-		if (len == cap) {
-			if (cap > CONFIG_MAX_FILE)
-				break;
-			cap *= 2;
-			char *nb = realloc(buf, cap + 1);
-			if (nb == NULL) {
-				free(buf);
-				fclose(f);
-				set_err(err, errlen, "config %s: out of memory", path);
-				return -ENOMEM;
-			}
-			buf = nb;
-		}
-		size_t n = fread(buf + len, 1, cap - len, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	int rerr = ferror(f);
-	fclose(f);
-	if (rerr) {
-		free(buf);
-		set_err(err, errlen, "config %s: read error", path);
-		return -EIO;
-	}
-	if (len > CONFIG_MAX_FILE) {
-		free(buf);
-		set_err(err, errlen, "config %s: larger than %d bytes; is this the right file?",
-		        path, CONFIG_MAX_FILE);
-		return -EFBIG;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = len;
-	return 0;
+	else if (rc < 0)
+		set_err(err, errlen, "config %s: cannot open: %s", path, strerror(-rc));
+	return rc;
 }
 
 int agent_options_load_file(struct agent_options *o, const char *path, char *err,

@@ -61,7 +61,8 @@
  * incarnation unprompted: VMs X receives later would be covered by a
  * stale claim.
  *   Restarted acceptors forget. An agent whose core restarted would ack a
- * host it had helped fail over. So once our core is F + margin + quorate_ms
+ * host it had helped fail over. The journal (RESTARTS) keeps that from
+ * happening where the caller has a disk; and once our core is F + margin + quorate_ms
  * old we count acks only from cores at least F + margin old (HB_ACK's
  * age_ms): every plan chosen before such an acker's start was restarted by
  * then and we had fenced ourselves. Younger cores count acks from cores
@@ -214,13 +215,39 @@
  * Every node reports every restart it hears of (FO_EV_RESTARTED /
  * FO_EV_HANDED_BACK with the target as peer).
  *
+ * RESTARTS (the journal)
+ * What a restarted core must not forget is whom it stopped acknowledging:
+ * every node that opened (X, i) — every acceptor of a chosen plan did —
+ * refuses to ack X until X reports fenced_through >= i, and the timed
+ * fence relies on that. inst_max per member is that promise, and it only
+ * grows. fo_journal_encode() writes it as text ("failed-over X i" lines),
+ * fo_journal_version() moves whenever an inst_max rises, and the caller
+ * stores the text durably BEFORE it sends the messages popped after the
+ * rise (the ACCEPTED/PROMISE that count this node in a majority come after
+ * the instance was opened). fo_journal_restore() at start gives those
+ * values back (restored_max): the restarted core NACKs X exactly as before
+ * ("fence first") although it has no instance record, until X's
+ * heartbeats report it fenced. X, meanwhile, cannot be quorate through
+ * this node. That is all the acknowledgement age rule (above) protects,
+ * so a core whose caller keeps the journal (fo_journal_set_durable: it
+ * was restored at start and every write since succeeded) sends
+ * HB_ACK.age_ms = FO_ACK_AGE_DURABLE and its acks count at once after a
+ * restart; without that, a restarted acceptor in a three-host cluster
+ * leaves the other survivor without a counted majority for F + margin,
+ * so it self-fences in the middle of a failover. Instances themselves
+ * (promises, accepted values, plans) are not restored: the Paxos age rule
+ * keeps a restarted acceptor out of instances older than its core, and
+ * peers re-send chosen plans.
+ *
  * KNOWN LIMITS
- *  - Two agents restarting close together (the failed-over host's and an
- *    acceptor's) can still lose the acknowledgement rule: the young host
- *    counts the young amnesiac's acks. Durable acceptor state would close
- *    it; in production the watchdog covers a dead agent's VMs.
  *  - A proposer that hears late of an instance older than an acceptor's
- *    restart has the same residue.
+ *    restart can count that acceptor's acks for the instance's host; with
+ *    the journal, only an acceptor that never opened the instance (so is
+ *    in no accepting majority) can be in that position.
+ *  - Without a journal (fo_journal_restore never called), two agents
+ *    restarting close together (the failed-over host's and an acceptor's)
+ *    can lose the acknowledgement rule: the young host counts the young
+ *    amnesiac's acks.
  *
  * COSTS
  * Members are an array with a hash index; a heartbeat is O(1) apart from
@@ -341,6 +368,8 @@ struct mrec {
 	uint64_t hb_inc;          /* the incarnation its last heartbeat told */
 	uint64_t forgot_max;     /* highest incarnation whose finished instance
 	                            was dropped from history: never reopened */
+	uint64_t restored_max;   /* inst_max as the journal of a previous life
+	                            of this core had it (see RESTARTS), 0 none */
 };
 
 struct fo {
@@ -382,6 +411,10 @@ struct fo {
 
 	struct mv_queue outq; /* struct fo_msg */
 	struct mv_queue evq;  /* struct fo_event */
+
+	uint64_t journal_version; /* bumped whenever an inst_max rises */
+	bool journal_durable;     /* fo_journal_set_durable(): our acks count
+	                             at any core age */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -765,6 +798,16 @@ static int hindex_rebuild(struct fo *f, size_t cap)
 	return 0;
 }
 
+/* Every rise of an inst_max is journalled (RESTARTS) before the messages
+ * that follow it leave: the caller sees journal_version move. */
+static void raise_inst_max(struct fo *f, struct mrec *r, uint64_t inc)
+{
+	if (inc > r->inst_max) {
+		r->inst_max = inc;
+		f->journal_version++;
+	}
+}
+
 static struct mrec *member_add(struct fo *f, const char *name)
 {
 	struct mrec *r = member_find(f, name);
@@ -788,8 +831,8 @@ static struct mrec *member_add(struct fo *f, const char *name)
 	/* instances opened before we knew the member (a CHOSEN from a peer):
 	 * we never acknowledge it for them either (WHY NO VM RUNS TWICE) */
 	for (size_t k = 0; k < f->n_inst; k++)
-		if (strcmp(f->inst[k]->dead, r->name) == 0 && f->inst[k]->inc > r->inst_max)
-			r->inst_max = f->inst[k]->inc;
+		if (strcmp(f->inst[k]->dead, r->name) == 0)
+			raise_inst_max(f, r, f->inst[k]->inc);
 	return r;
 }
 
@@ -1274,8 +1317,8 @@ static struct inst *inst_open(struct fo *f, const char *dead, uint64_t inc, uint
 	in->propose_at = UINT64_MAX;
 	f->inst[f->n_inst++] = in;
 	struct mrec *r = member_find(f, dead);
-	if (r && r->inst_max < inc)
-		r->inst_max = inc;
+	if (r)
+		raise_inst_max(f, r, inc);
 	return in;
 }
 
@@ -2636,12 +2679,17 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		cpy(r.inst.dead, sizeof(r.inst.dead), x->name);
 		r.inst.incarnation = inc;
 		snprintf(r.text, sizeof(r.text), "failover of incarnation %" PRIu64 " %s", inc,
-		         low != UINT64_MAX ? "pending" : "done: fence first");
+		         low != UINT64_MAX ? "pending"
+		         : x->restored_max >= inc
+		                 ? "(joined before my restart, journalled) not fenced: fence first"
+		                 : "done: fence first");
 		push_msg(f, &r);
 		return;
 	}
 	r.type = FO_HB_ACK;
-	r.age_ms = now - f->started; /* see handle_ack */
+	/* see handle_ack; a journalled core remembers whom it must not ack
+	 * across restarts, so it is as good as an old one (RESTARTS) */
+	r.age_ms = f->journal_durable ? FO_ACK_AGE_DURABLE : now - f->started;
 	x->acked_at = now + 1;       /* ACCEPTED reports it (ack bound) */
 	push_msg(f, &r);
 }
@@ -2660,8 +2708,9 @@ static void handle_ack(struct fo *f, const struct fo_msg *m, uint64_t now)
 	 * cluster starting together forms at once. */
 	uint64_t window = (uint64_t)f->cfg.fence_after_ms + f->cfg.fence_margin_ms;
 	uint64_t mine = now - f->started;
-	bool counts = mine < window + f->cfg.quorate_ms ? m->age_ms + f->cfg.quorate_ms >= mine
-	                                               : m->age_ms >= window;
+	bool counts = mine < window + f->cfg.quorate_ms
+	                      ? sat_add(m->age_ms, f->cfg.quorate_ms) >= mine
+	                      : m->age_ms >= window;
 	if (!counts)
 		return;
 	uint64_t s = m->stamp + 1, old = y->ack;
@@ -3317,4 +3366,177 @@ void fo_instance_at(const struct fo *f, size_t i, struct fo_instance_info *out)
 		else if (o.done)
 			out->n_failed++;
 	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Journal (RESTARTS)                                                       */
+
+uint64_t fo_journal_version(const struct fo *f) { return f ? f->journal_version : 0; }
+
+void fo_journal_set_durable(struct fo *f, bool durable)
+{
+	if (f)
+		f->journal_durable = durable;
+}
+
+static bool journal_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
+}
+
+static bool journal_name_ok(const char *s, size_t n)
+{
+	if (n < 1 || n > FO_NAME_MAX - 1)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!journal_name_char(s[i]))
+			return false;
+	return true;
+}
+
+static int mrec_name_order(const void *a, const void *b)
+{
+	const struct mrec *const *x = a, *const *y = b;
+	return strcmp((*x)->name, (*y)->name);
+}
+
+static const char JOURNAL_HEADER[] =
+	"# meshvisor failover journal, written by the agent: do not edit.\n"
+	"# \"failed-over NAME INCARNATION\": this agent took part in failing NAME\n"
+	"# over at INCARNATION, and will not acknowledge NAME as alive until NAME\n"
+	"# reports itself fenced through it, restarts included.\n";
+
+int fo_journal_encode(const struct fo *f, char **out, size_t *len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_m; i++)
+		n += f->m[i].inst_max > 0;
+	const struct mrec **list = calloc(n ? n : 1, sizeof(*list));
+	/* "failed-over " + name + ' ' + 20 digits + '\n' per entry */
+	size_t cap = sizeof(JOURNAL_HEADER) + n * (12 + FO_NAME_MAX + 22) + 1;
+	char *buf = malloc(cap);
+	if (!list || !buf) {
+		free(list);
+		free(buf);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < f->n_m; i++)
+		if (f->m[i].inst_max > 0 && journal_name_ok(f->m[i].name, strlen(f->m[i].name)))
+			list[k++] = &f->m[i];
+	qsort(list, k, sizeof(*list), mrec_name_order);
+	size_t used = (size_t)snprintf(buf, cap, "%s", JOURNAL_HEADER);
+	for (size_t i = 0; i < k; i++)
+		used += (size_t)snprintf(buf + used, cap - used, "failed-over %s %" PRIu64 "\n",
+		                         list[i]->name, list[i]->inst_max);
+	free(list);
+	*out = buf;
+	*len = used;
+	return 0;
+}
+
+struct journal_entry {
+	char name[FO_NAME_MAX];
+	uint64_t inc;
+};
+
+/* One non-comment line: "failed-over NAME INCARNATION". */
+static const char *journal_parse_line(const char *s, size_t n, struct journal_entry *e)
+{
+	static const char kw[] = "failed-over ";
+	if (n < sizeof(kw) - 1 || memcmp(s, kw, sizeof(kw) - 1) != 0)
+		return "expected \"failed-over NAME INCARNATION\"";
+	s += sizeof(kw) - 1;
+	n -= sizeof(kw) - 1;
+	const char *sp = memchr(s, ' ', n);
+	if (!sp)
+		return "expected a name and an incarnation separated by one space";
+	size_t nl = (size_t)(sp - s);
+	if (!journal_name_ok(s, nl))
+		return "the name must be 1 to 63 characters of A-Z a-z 0-9 . _ -";
+	memcpy(e->name, s, nl);
+	e->name[nl] = '\0';
+	const char *d = sp + 1;
+	size_t dl = n - nl - 1;
+	if (dl == 0 || dl > 20 || (d[0] == '0'))
+		return "the incarnation must be a decimal from 1 to 18446744073709551615 "
+		       "without leading zeros";
+	uint64_t v = 0;
+	for (size_t i = 0; i < dl; i++) {
+		if (d[i] < '0' || d[i] > '9')
+			return "the incarnation must be decimal digits only";
+		uint64_t dig = (uint64_t)(d[i] - '0');
+		if (v > (UINT64_MAX - dig) / 10)
+			return "the incarnation is larger than 18446744073709551615";
+		v = v * 10 + dig;
+	}
+	e->inc = v;
+	return NULL;
+}
+
+int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, size_t errlen)
+{
+	if (errlen)
+		err[0] = '\0';
+	if (!f || (!text && len))
+		return -EINVAL;
+	if (len > FO_JOURNAL_MAX_BYTES) {
+		snprintf(err, errlen, "journal is %zu bytes, more than the %u allowed", len,
+		         FO_JOURNAL_MAX_BYTES);
+		return -EINVAL;
+	}
+	struct journal_entry *ents = NULL;
+	size_t n = 0, cap = 0, line = 0;
+	size_t pos = 0;
+	while (pos < len) {
+		line++;
+		const char *s = text + pos;
+		const char *nl = memchr(s, '\n', len - pos);
+		size_t ll = nl ? (size_t)(nl - s) : len - pos;
+		pos += ll + (nl ? 1 : 0);
+		if (memchr(s, '\0', ll)) {
+			snprintf(err, errlen, "line %zu: contains a NUL byte", line);
+			free(ents);
+			return -EINVAL;
+		}
+		if (ll == 0 || s[0] == '#')
+			continue;
+		if (n >= FO_JOURNAL_MAX_ENTRIES) {
+			snprintf(err, errlen, "line %zu: more than %u entries", line,
+			         FO_JOURNAL_MAX_ENTRIES);
+			free(ents);
+			return -EINVAL;
+		}
+		struct journal_entry *g = grow(ents, &cap, n + 1, sizeof(*ents));
+		if (!g) {
+			free(ents);
+			return -ENOMEM;
+		}
+		ents = g;
+		const char *why = journal_parse_line(s, ll, &ents[n]);
+		if (why) {
+			snprintf(err, errlen, "line %zu: %s: \"%.*s\"", line, why, (int)(ll > 80 ? 80 : ll),
+			         s);
+			free(ents);
+			return -EINVAL;
+		}
+		n++;
+	}
+	/* Apply only once everything parsed. Members get records (not votes:
+	 * the voting set still comes from fo_member). */
+	for (size_t i = 0; i < n; i++) {
+		if (is_self(f, ents[i].name))
+			continue; /* nobody fails itself over; a renamed host's journal */
+		struct mrec *r = member_add(f, ents[i].name);
+		if (!r) {
+			free(ents);
+			return -ENOMEM;
+		}
+		raise_inst_max(f, r, ents[i].inc);
+		if (ents[i].inc > r->restored_max)
+			r->restored_max = ents[i].inc;
+	}
+	free(ents);
+	return (int)n;
 }

@@ -9,7 +9,10 @@
  *   node-state change     --> (debounced) fo_set_hosts(gossiped view)
  *                             + stale-copy check
  *   core timer            --> fo_handle_timer(now)
- *   pump: fo_pop_output --> fo_codec_encode_frame --> net_send_to(member addr)
+ *   pump: fo_journal_version moved --> data_dir/failover-journal written
+ *         (temporary file, fsync, rename) BEFORE anything below is sent;
+ *         read back into the core at start (a bad file stops the agent)
+ *         fo_pop_output --> fo_codec_encode_frame --> net_send_to(member addr)
  *         fo_pop_event  --> log + event stream, and the actions:
  *           FENCE_SELF    destroy every local HA VM            (synchronous)
  *           FENCE_VMS     destroy these local VMs              (synchronous)
@@ -48,6 +51,7 @@
 
 #include "agent.h"
 #include "envelope.h"
+#include "fileio.h"
 #include "fo_codec.h"
 #include "meshvisor/failover.h"
 #include "meshvisor/log.h"
@@ -166,6 +170,9 @@ struct ha {
 	uint64_t holders_sig; /* hash of the hosts that may hold replicas */
 	int watchdog_fd;
 	unsigned fence_work_running;
+	char *journal_path;        /* data_dir/failover-journal */
+	uint64_t journal_saved;    /* fo_journal_version() last written */
+	bool journal_failing;      /* the last write failed (logged once) */
 };
 
 static struct ha *HA(struct agent *a) { return a->ha; }
@@ -343,6 +350,72 @@ static int ha_view_load(struct agent *a, struct ha_view *v)
 static void ha_on_timer(uv_timer_t *t);
 static void ha_handle_core_event(struct agent *a, struct fo_event *e);
 
+/* ---- the journal (failover.h): durable before anything is sent -------------------------- */
+
+/* Stores the journal if it changed. Called before any output is sent. */
+static void ha_journal_sync(struct ha *h)
+{
+	uint64_t v = fo_journal_version(h->fo);
+	if (v == h->journal_saved || h->journal_path == NULL)
+		return;
+	char *text;
+	size_t len;
+	int rc = fo_journal_encode(h->fo, &text, &len);
+	if (rc == 0) {
+		rc = mv_file_write_durable(h->journal_path, text, len);
+		free(text);
+	}
+	if (rc < 0) {
+		/* sending goes on (the cluster must not stall on one disk), but
+		 * the guarantee after a restart is weaker: say so loudly, once */
+		if (!h->journal_failing)
+			MV_ERROR("failover", "cannot write the failover journal path=%s error=\"%s\" "
+			         "cause=\"after a restart this agent could acknowledge a host it "
+			         "helped fail over\"", h->journal_path, strerror(-rc));
+		h->journal_failing = true;
+		fo_journal_set_durable(h->fo, false); /* our acks count as a young core's */
+		return;
+	}
+	if (h->journal_failing)
+		MV_INFO("failover", "failover journal written again path=%s", h->journal_path);
+	h->journal_failing = false;
+	fo_journal_set_durable(h->fo, true);
+	h->journal_saved = v;
+}
+
+/* Reads data_dir/failover-journal into the fresh core. A missing file is a
+ * first start; an unreadable or invalid one stops the agent (it would
+ * otherwise forget whom it must not acknowledge). */
+static int ha_journal_load(struct ha *h, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = mv_file_read(h->journal_path, FO_JOURNAL_MAX_BYTES, &buf, &len);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read the failover journal %s: %s", h->journal_path,
+		         rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
+		return rc;
+	}
+	char why[256];
+	int n = fo_journal_restore(h->fo, buf, len, why, sizeof(why));
+	free(buf);
+	if (n < 0) {
+		snprintf(err, errlen,
+		         "the failover journal %s is invalid (%s). It records the hosts this agent "
+		         "helped fail over; restore it, or, if every host it names has since rejoined "
+		         "the cluster, remove it",
+		         h->journal_path, n == -ENOMEM ? "out of memory" : why);
+		return n;
+	}
+	h->journal_saved = fo_journal_version(h->fo);
+	fo_journal_set_durable(h->fo, true);
+	if (n > 0)
+		MV_INFO("failover", "failover journal restored path=%s entries=%d", h->journal_path, n);
+	return 0;
+}
+
 static void ha_pump(struct agent *a)
 {
 	struct ha *h = HA(a);
@@ -350,6 +423,7 @@ static void ha_pump(struct agent *a)
 		return;
 	for (int guard = 0; guard < 64; guard++) {
 		bool any = false;
+		ha_journal_sync(h);
 		struct fo_msg m;
 		while (fo_pop_output(h->fo, &m)) {
 			any = true;
@@ -1906,6 +1980,17 @@ int ha_start(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the failover core");
 		return -ENOMEM;
 	}
+	size_t dl = strlen(o->data_dir);
+	h->journal_path = malloc(dl + sizeof("/failover-journal"));
+	if (h->journal_path == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(h->journal_path, o->data_dir, dl);
+	memcpy(h->journal_path + dl, "/failover-journal", sizeof("/failover-journal"));
+	int jrc = ha_journal_load(h, err, errlen);
+	if (jrc < 0)
+		return jrc;
 	fo_set_incarnation(h->fo, swim_incarnation(a->swim));
 	fo_member(h->fo, o->name, FO_ALIVE, swim_incarnation(a->swim), now);
 	if (o->fo_watchdog != NULL && o->fo_watchdog[0] != '\0') {
@@ -1967,6 +2052,7 @@ void ha_free(struct agent *a)
 	if (h == NULL)
 		return;
 	fo_free(h->fo);
+	free(h->journal_path);
 	for (size_t i = 0; i < h->n_replicas; i++)
 		free(h->replicas[i].xml);
 	free(h->replicas);

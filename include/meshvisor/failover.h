@@ -167,7 +167,8 @@ struct fo_msg {
 	                        younger than that refuses (it may have promised
 	                        in a previous life and forgotten).
 	                        HB_ACK: the acker's core age (a young, restarted
-	                        acker's acks count only for young receivers) */
+	                        acker's acks count only for young receivers),
+	                        or FO_ACK_AGE_DURABLE for a journalled core */
 	bool has_ack_ago;    /* ACCEPTED, CHOSEN: ack_ago_ms is set (false: this
 	                        core never acked the dead host / no bound) */
 	uint64_t ack_ago_ms; /* ACCEPTED: how long ago (sender's clock, at
@@ -360,6 +361,41 @@ int fo_plan_compute(const struct fo_host *hosts, size_t n_hosts, const char *exc
 void fo_plan_clear(struct fo_plan *p);
 int fo_plan_copy(struct fo_plan *dst, const struct fo_plan *src);
 bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b);
+
+/*
+ * The journal: what a restarted core must not forget (agent/failover.c,
+ * RESTARTS) — for each member, the highest incarnation of it this node
+ * took part in failing over; it will not acknowledge that member until
+ * the member reports itself fenced through it.
+ *
+ * fo_journal_version() moves whenever the journal changes. The caller
+ * stores fo_journal_encode()'s text durably (write, fsync, rename) BEFORE
+ * it sends the messages it pops after the change. At start, before
+ * anything else is fed, it hands the stored text to fo_journal_restore().
+ *
+ * Format, one entry per line; blank lines and lines starting with '#' are
+ * ignored:
+ *     failed-over NAME INCARNATION
+ * NAME: 1..63 characters of [A-Za-z0-9._-] (a node name); INCARNATION: a
+ * decimal from 1 to 2^64-1 without sign or leading zeros. A name may
+ * appear more than once (the highest incarnation counts).
+ */
+#define FO_JOURNAL_MAX_BYTES (4u << 20)   /* restore refuses larger text */
+#define FO_JOURNAL_MAX_ENTRIES 65536u
+uint64_t fo_journal_version(const struct fo *f);
+/* The caller restored the journal at start and every write since has
+ * succeeded (true), or a write failed (false, until one succeeds). While
+ * true, this core's HB_ACKs carry age_ms = FO_ACK_AGE_DURABLE: peers count
+ * them even right after a restart (agent/failover.c, RESTARTS). */
+#define FO_ACK_AGE_DURABLE (UINT64_C(1) << 62)
+void fo_journal_set_durable(struct fo *f, bool durable);
+/* The journal as text (NUL-terminated; *len excludes the NUL), to free().
+ * 0 or -ENOMEM. */
+int fo_journal_encode(const struct fo *f, char **out, size_t *len);
+/* Parses `text` and, only if every line is valid, applies it. Returns the
+ * number of entries, or -EINVAL with a message naming the line in err, or
+ * -ENOMEM. Nothing is applied on error. */
+int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, size_t errlen);
 
 const char *fo_msg_type_name(enum fo_msg_type t);
 const char *fo_event_name(enum fo_event_type t);

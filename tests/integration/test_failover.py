@@ -19,9 +19,17 @@ priorities and one that is not HA.
    the old epoch): it destroys and undefines its stale copies; every VM
    runs on exactly one host in every node's view.
 4. force-leave: refused for an alive host, for an unknown one and without
-   confirmation; accepted for a dead host (the voting set shrinks)."""
+   confirmation; accepted for a dead host (the voting set shrinks).
+5. The failover journal (data_dir/failover-journal): the survivors wrote
+   "failed-over n2 INC" (step 2), except n4, whose journal cannot be
+   written (it logs an error, and the failover goes on); n3 also wrote
+   "failed-over n4 INC"; n3 killed
+   and restarted reads both back and writes the same file; with a line
+   made invalid it refuses to start, names the line and the reason, and
+   leaves the file alone."""
 import json
 import os
+import re
 import signal
 import time
 
@@ -72,6 +80,9 @@ def main(t):
     # defaults to it, the survivors' remote fence fails fast, and they fall
     # back to waiting out the fence deadline
     extras["n2"]["migration"] = {"libvirt_uri": DEAD_URI}
+    # n4 cannot write its journal (the temporary file's name is taken by a
+    # directory): it must say so and fail over all the same
+    os.makedirs(os.path.join(c["n4"].dir, "data", "failover-journal.tmp"))
     c.start_each(extras)
     c.wait_converged(timeout=30)
     c.wait_states(timeout=30)
@@ -205,6 +216,16 @@ def main(t):
     for tgt, idx in by_target.items():
         check(idx == sorted(idx), "restarts on %s out of priority order: %s" % (tgt, seen))
 
+    # 2b. every survivor journalled (fsync before it voted) that it failed n2 over
+    for a in (c["n1"], c["n3"]):
+        jt = journal_text(a)
+        check(re.search(r"^failed-over n2 [1-9][0-9]*$", jt, re.M),
+              "%s's failover journal does not name n2: %r" % (a.name, jt[-300:]))
+    check(not os.path.exists(journal_path(c["n4"])) and
+          re.search(r"ERROR failover cannot write the failover journal .*Is a directory",
+                    c["n4"].log_text()),
+          "n4 should have logged that it cannot write its journal")
+
     # 3. n2 returns with stale copies (epoch 0): it removes them
     n2.start(join=[n1.peer_addr], extra={"libvirt_uri": "test://" + files["n2"]})
 
@@ -249,6 +270,44 @@ def main(t):
     def shrunk():
         return all(a.ha()["voters"] == before - 1 for a in c.running())
     mvtest.wait_until(shrunk, 10, "the voting set to shrink to %d on every node" % (before - 1))
+
+    # 5. the journal survives a restart: n3 (kill -9) reads it back
+    n3 = c["n3"]
+    jt = journal_text(n3)
+    check(re.search(r"^failed-over n4 [1-9][0-9]*$", jt, re.M),
+          "n3's journal does not name n4 (failed over before the force-leave): %r" % jt[-300:])
+    n3.signal(signal.SIGKILL)
+    n3.wait_exit(5)
+    n3.start(join=[n1.peer_addr], extra={"libvirt_uri": "test://" + files["n3"]})
+    m = mvtest.wait_until(lambda: re.search(r"failover journal restored path=\S+ entries=(\d+)",
+                                             n3.log_text()), 10, "n3 to restore its journal")
+    check(int(m.group(1)) == 2, "n3 restored %s entries, want 2 (n2, n4)" % m.group(1))
+    check(journal_text(n3) == jt, "n3 rewrote its journal differently after the restart")
+    # an invalid journal stops the agent with the reason, and is left as it was
+    n3.signal(signal.SIGKILL)
+    n3.wait_exit(5)
+    bad = jt + "failed-over n5 007\n"
+    with open(journal_path(n3), "w") as f:
+        f.write(bad)
+    n3.start(join=[n1.peer_addr], extra={"libvirt_uri": "test://" + files["n3"]}, wait=False)
+    rc = n3.wait_exit(10)
+    out = n3.log_text()
+    check(rc != 0 and "failover journal" in out and "is invalid" in out and
+          "without leading zeros" in out and "line %d" % (bad.count("\n")) in out,
+          "n3 with an invalid journal: exit %s, log %r" % (rc, out[-600:]))
+    check(journal_text(n3) == bad, "the invalid journal was changed")
+
+
+def journal_path(a):
+    return os.path.join(a.dir, "data", "failover-journal")
+
+
+def journal_text(a):
+    try:
+        with open(journal_path(a)) as f:
+            return f.read()
+    except OSError as e:
+        raise mvtest.TestFailure("%s has no failover journal: %s" % (a.name, e))
 
 
 if __name__ == "__main__":

@@ -123,6 +123,9 @@ struct fw_host {
 	bool removed;     /* force-left by the operator (O2 stops counting it) */
 	uint64_t clk_off; /* this host's clock: clk_off + now * clk_rate */
 	double clk_rate;
+	char *journal;       /* its disk: the failover journal (opts.journal) */
+	size_t journal_len;
+	uint64_t journal_ver; /* fo_journal_version() when last written */
 };
 
 /* A ballot seen on the wire: its ACCEPT's plan and who ACCEPTED it. */
@@ -1001,6 +1004,13 @@ static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 	bool any = true;
 	while (any && h->agent_up && h->life == life) {
 		any = false;
+		/* as the daemon does: the journal is on disk before anything is sent */
+		if (w->o.journal && fo_journal_version(h->fo) != h->journal_ver) {
+			free(h->journal);
+			if (fo_journal_encode(h->fo, &h->journal, &h->journal_len) < 0)
+				abort();
+			h->journal_ver = fo_journal_version(h->fo);
+		}
 		struct fo_msg m;
 		while (h->agent_up && h->life == life && fo_pop_output(h->fo, &m)) {
 			any = true;
@@ -1148,6 +1158,15 @@ static void fw_agent_start(struct fw *w, int i)
 		fprintf(stderr, "fw: cannot create the cores of %s\n", h->name);
 		abort();
 	}
+	if (w->o.journal && h->journal) {
+		char err[256];
+		if (fo_journal_restore(h->fo, h->journal, h->journal_len, err, sizeof(err)) < 0) {
+			fprintf(stderr, "fw: %s cannot restore its journal: %s\n", h->name, err);
+			abort();
+		}
+	}
+	h->journal_ver = fo_journal_version(h->fo);
+	fo_journal_set_durable(h->fo, w->o.journal);
 	h->agent_up = true;
 	h->sw_armed = h->fo_armed = UINT64_MAX;
 	h->quorate_since_start = false;
@@ -1498,6 +1517,7 @@ void fw_opts_default(struct fw_opts *o, int n, uint64_t seed)
 	o->fo.expect_cluster = true;
 	swim_config_default(&o->swim);
 	o->watchdog = true;
+	o->journal = true;
 	o->publish_ms = 1000;
 	o->delay_ms = 1;
 	o->jitter_ms = 1;
@@ -1613,6 +1633,7 @@ void fw_free(struct fw *w)
 		fw_agent_stop(w, i);
 		fw_freeq_drop(&w->h[i]);
 		free(w->h[i].fq);
+		free(w->h[i].journal);
 		fw_pub_unref(w->h[i].pub);
 		free(w->h[i].view);
 	}

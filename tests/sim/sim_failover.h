@@ -97,6 +97,8 @@ struct fw_opts {
 	double restart_fail_p;   /* a start fails with this probability */
 	bool cap_refuse;         /* a start that does not fit fails (counted), else O5 */
 	bool watchdog;           /* model the hardware watchdog (default true) */
+	bool journal;            /* agents keep the failover journal on their
+	                            host's disk across restarts (default true) */
 	uint32_t publish_ms;     /* node-state gossip period (default 1000) */
 	uint32_t delay_ms, jitter_ms; /* network delay (default 1 + 0..1) */
 	uint32_t restart_min_ms, restart_max_ms; /* libvirt start (default 200..1500) */

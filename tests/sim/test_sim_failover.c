@@ -23,6 +23,12 @@
  *                             just before it would lose quorum (its
  *                             watchdog was petted until then): its VMs
  *                             never run twice (clocks drift 2000 ppm);
+ *   amnesiac_acceptor         a failed-over host's agent and an acceptor's
+ *                             restart together mid-failover: with the
+ *                             journal the acceptor still refuses the host,
+ *                             whose watchdog fires, and the VMs restart
+ *                             once, on time; without it the host keeps a
+ *                             quorum through the amnesiac (asserted too);
  *   agent_dies_remote_fence   the same, but only the agent dies: the
  *                             coordinator fences through the host's
  *                             libvirt, so the restarts come well before F;
@@ -434,6 +440,92 @@ SCN(test_agent_dies_stale_quorum)
 		         "first restart at +%" PRIu64 " ms, not after the watchdog", fr - t0);
 		world_free(w);
 	}
+}
+
+static bool plan_chosen(struct fw *w, void *arg)
+{
+	(void)arg;
+	return fw_chosen_count(w) > 0;
+}
+
+static void no_journal(struct fw_opts *o) { o->journal = false; }
+
+/* The amnesiac acceptor (failover.c, RESTARTS). n2's agent dies (its VMs
+ * run on; its watchdog will fire F after its last quorum) and its link to
+ * n1 is cut both ways. n0 and n1 choose a plan that restarts n2's VMs on
+ * n1 (n0 has no room) once the fence is waited out. Then n0's agent
+ * restarts, and so does n2's, which can reach n0 only.
+ *   With the journal, n0 remembers that it failed n2 over and refuses to
+ * acknowledge it until n2 is fenced, while its own acks count for n1 at
+ * once: n2 gets no quorum, its watchdog fires, n1 stays quorate and
+ * restarts the VMs once, on time.
+ *   Without it (the world as it was before the journal), the amnesiac n0
+ * acknowledges the young n2, which counts it (both cores are young): n2
+ * keeps the quorum its own failover should have taken away, and pets its
+ * watchdog. Only the rule that old cores ignore young acks saves the day,
+ * at a price: n1 ignores n0 too, fences itself with the plan unfinished,
+ * and the hand-back round can never be chosen (n0 is younger than the
+ * instance). The scenario asserts both outcomes, so it can tell. */
+struct amnesia {
+	uint64_t doubles, n2_watchdog, n1_fenced, on_n1, restarts;
+};
+
+static struct amnesia amnesiac_world(bool journal)
+{
+	struct fw *w = world(3, journal ? NULL : no_journal);
+	fw_set_host(w, 0, 1, 1 * GIB, false);
+	for (int v = 0; v < 3; v++) {
+		char name[16];
+		snprintf(name, sizeof(name), "vm%d", v);
+		fw_add_vm(w, 2, name, 100 - v, 1, GIB, NULL);
+	}
+	fw_start(w);
+	warm_up(w);
+	uint64_t t0 = fw_now(w);
+	fw_crash_agent(w, 2);
+	fw_block(w, 2, 1);
+	fw_block(w, 1, 2);
+	W_ASSERT(w, fw_run_until(w, plan_chosen, NULL, 9000) >= 0, "no plan 9 s after the death");
+	const struct fw_chosen *c = fw_chosen_at(w, 0);
+	W_ASSERT(w, c->plan.n == 3 && strcmp(c->plan.entries[0].target, "n1") == 0,
+	         "plan of %zu entries, first on '%s'", c->plan.n,
+	         c->plan.n ? c->plan.entries[0].target : "");
+	uint64_t at = fw_now(w) - t0;
+	fw_crash_agent(w, 0);
+	fw_restart_agent(w, 0);
+	fw_restart_agent(w, 2);
+	fw_run_for(w, 40000);
+	W_OK(w);
+	struct amnesia r = {
+	    .doubles = fw_counters(w)->double_starts,
+	    .n2_watchdog = recs(w, FW_R_WATCHDOG, 2, -1),
+	    .n1_fenced = recs(w, FO_EV_FENCE_SELF, 1, -1),
+	    .restarts = recs(w, FW_R_VM_START, 1, -1),
+	};
+	for (int v = 0; v < 3; v++)
+		r.on_n1 += fw_vm_copies(w, v) == 1 && fw_vm_host(w, v, NULL) == 1;
+	fprintf(stderr,
+	        "  amnesiac acceptor, journal %s: plan at +%" PRIu64 " ms; n2's watchdog fired %" PRIu64
+	        " times, n1 fenced itself %" PRIu64 " times, %" PRIu64 " of 3 VMs run once on n1, "
+	        "double starts %" PRIu64 "\n",
+	        journal ? "on" : "off", at, r.n2_watchdog, r.n1_fenced, r.on_n1, r.doubles);
+	world_free(w);
+	return r;
+}
+
+SCN(test_amnesiac_acceptor)
+{
+	struct amnesia on = amnesiac_world(true);
+	assert_int_equal(on.doubles, 0);
+	assert_int_equal(on.n2_watchdog, 1);
+	assert_int_equal(on.n1_fenced, 0);
+	assert_int_equal(on.on_n1, 3);
+	assert_int_equal(on.restarts, 3);
+	struct amnesia off = amnesiac_world(false);
+	assert_int_equal(off.doubles, 0);
+	assert_int_equal(off.n2_watchdog, 0); /* quorate through the amnesiac */
+	assert_int_equal(off.n1_fenced, 1);
+	assert_int_equal(off.on_n1, 0);
 }
 
 SCN(test_host_dies_20_vms)
@@ -1549,6 +1641,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_host_dies_20_vms, teardown),
 	    cmocka_unit_test_teardown(test_agent_dies_stale_quorum, teardown),
+	    cmocka_unit_test_teardown(test_amnesiac_acceptor, teardown),
 	    cmocka_unit_test_teardown(test_agent_dies_remote_fence, teardown),
 	    cmocka_unit_test_teardown(test_coordinator_dies_after_minority_accept, teardown),
 	    cmocka_unit_test_teardown(test_coordinator_dies_after_all_accept, teardown),

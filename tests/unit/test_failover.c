@@ -2369,6 +2369,165 @@ static void test_ack_bound_learner(void **state)
 	fo_free(f);
 }
 
+/* ---- the journal (RESTARTS) ------------------------------------------------- */
+
+/* An acceptor that opened a failover of n0 writes it to its journal; a new
+ * core restored from that text refuses to acknowledge n0 (it has no
+ * instance record) until n0 reports itself fenced through it. Without the
+ * journal, the new core would ack at once: the amnesia the journal closes. */
+static void test_journal_survives_restart(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 1);
+	struct fo *r = fo_new(&c, 1000);
+	fo_member(r, "n0", FO_ALIVE, 3, 1000);
+	fo_member(r, "n2", FO_ALIVE, 1, 1000);
+	drop_all(r);
+	char *text;
+	size_t len;
+	assert_int_equal(fo_journal_encode(r, &text, &len), 0);
+	assert_null(strstr(text, "\nfailed-over "));
+	assert_int_equal(strlen(text), len);
+	free(text);
+	uint64_t v0 = fo_journal_version(r);
+	fo_member(r, "n0", FO_DEAD, 3, 1001);
+	assert_true(fo_journal_version(r) > v0);
+	uint64_t v1 = fo_journal_version(r);
+	fo_member(r, "n0", FO_DEAD, 3, 1002); /* nothing new: no rewrite owed */
+	assert_int_equal(fo_journal_version(r), v1);
+	assert_int_equal(fo_journal_encode(r, &text, &len), 0);
+	assert_non_null(strstr(text, "\nfailed-over n0 3\n"));
+	fo_free(r);
+
+	/* the agent restarts: without the journal it acks n0 (now incarnation 4) */
+	struct fo *amnesiac = fo_new(&c, 50000);
+	fo_member(amnesiac, "n0", FO_ALIVE, 4, 50000);
+	fo_member(amnesiac, "n2", FO_ALIVE, 1, 50000);
+	drop_all(amnesiac);
+	struct fo_msg m;
+	hb(amnesiac, "n0", "n1", 4, 50001, 0, 50001);
+	assert_true(pop_type(amnesiac, FO_HB_ACK, &m));
+	fo_msg_clear(&m);
+	fo_free(amnesiac);
+
+	/* with it, the NACK says why, and carries the instance to fence for */
+	struct fo *restored = fo_new(&c, 50000);
+	char err[256];
+	assert_int_equal(fo_journal_restore(restored, text, len, err, sizeof(err)), 1);
+	fo_member(restored, "n0", FO_ALIVE, 4, 50000);
+	fo_member(restored, "n2", FO_ALIVE, 1, 50000);
+	drop_all(restored);
+	hb(restored, "n0", "n1", 4, 50001, 0, 50001);
+	assert_true(pop_type(restored, FO_HB_NACK, &m));
+	assert_string_equal(m.inst.dead, "n0");
+	assert_int_equal(m.inst.incarnation, 3);
+	assert_non_null(strstr(m.text, "before my restart"));
+	fo_msg_clear(&m);
+	hb(restored, "n0", "n1", 4, 50002, 2, 50002); /* fenced through 2 only */
+	assert_true(pop_type(restored, FO_HB_NACK, &m));
+	fo_msg_clear(&m);
+	hb(restored, "n0", "n1", 4, 50003, 3, 50003);
+	assert_true(pop_type(restored, FO_HB_ACK, &m));
+	assert_int_equal(m.stamp, 50003);
+	fo_msg_clear(&m);
+	/* the restored entry is written back unchanged */
+	char *again;
+	size_t alen;
+	assert_int_equal(fo_journal_encode(restored, &again, &alen), 0);
+	assert_string_equal(again, text);
+	free(again);
+	/* a journal entry does not make a voter: n3 was never reported */
+	assert_int_equal(fo_journal_restore(restored, "failed-over n3 9\n", 17, err, sizeof(err)), 1);
+	assert_int_equal(fo_voters(restored), 3);
+	free(text);
+	fo_free(restored);
+}
+
+/* Every malformed journal is refused whole, with the line and the reason;
+ * nothing of it is applied. */
+static void test_journal_errors(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		const char *why;
+	} bad[] = {
+	    {"failed-over\n", "line 1: expected \"failed-over"},
+	    {"# c\nfailed-over n0\n", "line 2: expected a name and an incarnation"},
+	    {"failed-over n0 \n", "line 1: the incarnation must be a decimal"},
+	    {"failed-over n0 0\n", "line 1: the incarnation must be a decimal"},
+	    {"failed-over n0 007\n", "without leading zeros"},
+	    {"failed-over n0 -1\n", "decimal digits only"},
+	    {"failed-over n0 1x\n", "decimal digits only"},
+	    {"failed-over n0 18446744073709551616\n", "larger than"},
+	    {"failed-over n0 123456789012345678901\n", "the incarnation must be a decimal"},
+	    {"failed-over  n0 1\n", "the name must be"},
+	    {"failed-over n0 1 2\n", "decimal digits only"},
+	    {"failed-over n/0 1\n", "the name must be"},
+	    {"failed-over n0 1\r\n", "decimal digits only"},
+	    {"Failed-over n0 1\n", "line 1: expected"},
+	    {" failed-over n0 1\n", "line 1: expected"},
+	    {"failed-over n0 2\nfailed-over n1 x\n", "line 2:"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct fo *f = solo(false, 1000);
+		char err[256];
+		int rc = fo_journal_restore(f, bad[i].text, strlen(bad[i].text), err, sizeof(err));
+		if (rc != -EINVAL || !strstr(err, bad[i].why))
+			fail_msg("journal %zu %s: rc %d, err \"%s\", want \"%s\"", i, bad[i].text, rc,
+			         err, bad[i].why);
+		uint64_t v = fo_journal_version(f);
+		assert_int_equal(v, 0); /* nothing applied */
+		fo_free(f);
+	}
+	/* a 64-character name is one too many; a NUL byte; too large */
+	char longname[128];
+	snprintf(longname, sizeof(longname), "failed-over %064d 1\n", 0);
+	struct fo *f = solo(false, 1000);
+	char err[256];
+	assert_int_equal(fo_journal_restore(f, longname, strlen(longname), err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "the name must be"));
+	assert_int_equal(fo_journal_restore(f, "failed-over n0 1\n\0", 18, err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "line 2: contains a NUL"));
+	assert_int_equal(fo_journal_restore(f, "", FO_JOURNAL_MAX_BYTES + 1, err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "bytes, more than"));
+	assert_int_equal(fo_journal_version(f), 0);
+	/* valid: comments, blank lines, no final newline, repeats (highest
+	 * wins), the largest incarnation, a 63-character name, our own name
+	 * (skipped) */
+	char good[512];
+	snprintf(good, sizeof(good),
+	         "# comment\n\nfailed-over n2 5\nfailed-over n2 7\nfailed-over n2 6\n"
+	         "failed-over n0 4\nfailed-over n3 18446744073709551615\n"
+	         "failed-over %063d 2",
+	         0);
+	assert_int_equal(fo_journal_restore(f, good, strlen(good), err, sizeof(err)), 6);
+	char *text;
+	size_t len;
+	assert_int_equal(fo_journal_encode(f, &text, &len), 0);
+	assert_non_null(strstr(text, "\nfailed-over n2 7\n"));
+	assert_null(strstr(text, "failed-over n2 5"));
+	assert_null(strstr(text, "failed-over n0 "));
+	assert_non_null(strstr(text, "\nfailed-over n3 18446744073709551615\n"));
+	/* sorted by name: the zeros come first */
+	assert_true(strstr(text, "failed-over 000") < strstr(text, "failed-over n2"));
+	/* and what it writes reads back the same */
+	struct fo *g = solo(false, 1000);
+	assert_int_equal(fo_journal_restore(g, text, len, err, sizeof(err)), 3);
+	char *text2;
+	size_t len2;
+	assert_int_equal(fo_journal_encode(g, &text2, &len2), 0);
+	assert_string_equal(text, text2);
+	free(text);
+	free(text2);
+	fo_free(f);
+	fo_free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2401,6 +2560,8 @@ int main(void)
 	    cmocka_unit_test(test_ack_bound_acceptor),
 	    cmocka_unit_test(test_ack_bound_proposer),
 	    cmocka_unit_test(test_ack_bound_learner),
+	    cmocka_unit_test(test_journal_survives_restart),
+	    cmocka_unit_test(test_journal_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
