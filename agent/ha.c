@@ -47,6 +47,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -360,22 +361,31 @@ static void ha_journal_sync(struct ha *h)
 		return;
 	char *text;
 	size_t len;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = fo_journal_encode(h->fo, &text, &len);
 	if (rc == 0) {
 		rc = mv_file_write_durable(h->journal_path, text, len);
 		free(text);
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc < 0) {
-		/* sending goes on (the cluster must not stall on one disk), but
-		 * the guarantee after a restart is weaker: say so loudly, once */
+		/* The agent goes on voting: withholding votes would turn one full
+		 * disk into a second lost voter for every failover. What is lost
+		 * is the guarantee across a restart of this agent (it could ack
+		 * a host it helped fail over); said loudly, once, and its acks
+		 * count as a young core's meanwhile. */
 		if (!h->journal_failing)
 			MV_ERROR("failover", "cannot write the failover journal path=%s error=\"%s\" "
-			         "cause=\"after a restart this agent could acknowledge a host it "
-			         "helped fail over\"", h->journal_path, strerror(-rc));
+			         "cause=\"until it is written, a restart of this agent could forget the "
+			         "hosts it helped fail over\"", h->journal_path, strerror(-rc));
 		h->journal_failing = true;
 		fo_journal_set_durable(h->fo, false); /* our acks count as a young core's */
 		return;
 	}
+	MV_DEBUG("failover", "failover journal written path=%s bytes=%zu took_us=%lld",
+	         h->journal_path, len,
+	         (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000));
 	if (h->journal_failing)
 		MV_INFO("failover", "failover journal written again path=%s", h->journal_path);
 	h->journal_failing = false;
