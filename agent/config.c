@@ -24,6 +24,7 @@
  */
 #include "config.h"
 #include "fileio.h"
+#include "names.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -277,19 +278,7 @@ static const char *json_type_word(struct json_object *v)
 	return "a value";
 }
 
-static bool is_valid_name(const char *s)
-{
-	size_t n = strlen(s);
-	if (n < 1 || n > SWIM_NAME_MAX - 1)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
+static bool is_valid_name(const char *s) { return mv_name_span_ok(s, strlen(s), SWIM_NAME_MAX - 1); }
 
 /* Returns AF_INET or AF_INET6 for an address literal, 0 otherwise. */
 static int addr_family(const char *s, void *bin16)

@@ -257,6 +257,7 @@
  */
 #include "meshvisor/failover.h"
 #include "arena.h"
+#include "names.h"
 #include "prng.h"
 #include "queue.h"
 
@@ -3379,21 +3380,7 @@ void fo_journal_set_durable(struct fo *f, bool durable)
 		f->journal_durable = durable;
 }
 
-static bool journal_name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '_' || c == '-';
-}
-
-static bool journal_name_ok(const char *s, size_t n)
-{
-	if (n < 1 || n > FO_NAME_MAX - 1)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!journal_name_char(s[i]))
-			return false;
-	return true;
-}
+static bool journal_name_ok(const char *s, size_t n) { return mv_name_span_ok(s, n, FO_NAME_MAX - 1); }
 
 static int mrec_name_order(const void *a, const void *b)
 {

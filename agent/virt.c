@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "meshvisor/log.h"
+#include "names.h"
 
 struct virt {
 	char *uri;
@@ -219,15 +220,7 @@ bool virt_group_valid(const char *group)
 	if (group == NULL)
 		return false;
 	size_t n = strlen(group);
-	if (n >= VIRT_GROUP_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = group[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
+	return n == 0 || mv_name_span_ok(group, n, VIRT_GROUP_MAX - 1); /* "" = no group */
 }
 
 /* <vm ha="yes" priority="10" epoch="3" group="db"/> as libvirt returns our element.
