@@ -62,9 +62,10 @@
  * stale claim.
  *   Restarted acceptors forget. An agent whose core restarted would ack a
  * host it had helped fail over. The journal (RESTARTS) keeps that from
- * happening where the caller has a disk; and once our core is F + margin + quorate_ms
- * old we count acks only from cores at least F + margin old (HB_ACK's
- * age_ms): every plan chosen before such an acker's start was restarted by
+ * happening where the caller has a disk; without one, once our core is
+ * F + margin + quorate_ms old we count acks only from cores at least
+ * F + margin old (HB_ACK's age_ms): every plan chosen before such an
+ * acker's start was restarted by
  * then and we had fenced ourselves. Younger cores count acks from cores
  * about as old as theirs, so a cluster that starts together forms at once.
  *
@@ -2682,7 +2683,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		snprintf(r.text, sizeof(r.text), "failover of incarnation %" PRIu64 " %s", inc,
 		         low != UINT64_MAX ? "pending"
 		         : x->restored_max >= inc
-		                 ? "(joined before my restart, journalled) not fenced: fence first"
+		                 ? "(from before my restart, journalled) not fenced: fence first"
 		                 : "done: fence first");
 		push_msg(f, &r);
 		return;
