@@ -65,9 +65,9 @@
  * happening where the caller has a disk; without one, once our core is
  * F + margin + quorate_ms old we count acks only from cores at least
  * F + margin old (HB_ACK's age_ms): every plan chosen before such an
- * acker's start was restarted by
- * then and we had fenced ourselves. Younger cores count acks from cores
- * about as old as theirs, so a cluster that starts together forms at once.
+ * acker's start was restarted by then and we had fenced ourselves.
+ * Younger cores count acks from cores about as old as theirs, so a
+ * cluster that starts together forms at once.
  *
  * INSTANCES AND COORDINATORS
  * fo_member(X, DEAD, i) opens instance (X, i) with round 0. Every node
