@@ -22,6 +22,15 @@
  *     those pages before each pass, as shared/LAB-NOTES.md advises so that
  *     dirty-page tracking sees every write (see README.md).
  *   - sleeps with HLT between timer interrupts (cheap under TCG).
+ *   - handles the timer interrupt (IRQ0, 18.2 Hz as the BIOS programmed
+ *     the PIT) itself: it counts in its own variable and acknowledges the
+ *     PIC. The BIOS handler ran on SeaBIOS's own stack (segment 0xd980),
+ *     a page whose writes TCG's dirty tracking can miss just like the
+ *     region's (see above): a migration that stopped the guest inside
+ *     that handler once resumed it on a stale stack, and it returned into
+ *     garbage (CS:IP f000:0000, caught by the lab's CPU dump). After boot
+ *     no BIOS code runs; every write lands on the code page (0x7000,
+ *     where TCG always takes the slow, tracked path) or in the region.
  */
 	.code16
 	.text
@@ -39,20 +48,25 @@ _start:
 	movw	$msg_boot, %si
 	call	puts
 
+	cli				/* IRQ0 (vector 8) to our own handler */
+	movw	$timer_irq, 0x20
+	movw	$0, 0x22
+	sti
+
 	call	rtc_sec
 	movb	%al, last_sec
-	movw	0x46c, %ax		/* BIOS tick count (18.2 Hz), low word */
+	movw	timer_ticks, %ax
 	movw	%ax, last_tick
 
 main_loop:
 	hlt				/* wake on the next interrupt (timer) */
 
-	/* -- dirty memory every 2 BIOS ticks (~110 ms) -- */
-	movw	0x46c, %ax
+	/* -- dirty memory every 2 timer ticks (~110 ms) -- */
+	movw	timer_ticks, %ax
 	subw	last_tick, %ax
 	cmpw	$2, %ax
 	jb	1f
-	movw	0x46c, %ax
+	movw	timer_ticks, %ax
 	movw	%ax, last_tick
 	call	dirty
 1:
@@ -140,6 +154,16 @@ putc:
 	popw	%dx
 	ret
 
+/* timer_irq: IRQ0. Counts and acknowledges (non-specific EOI), on the
+ * interrupted stack, which is ours (page 0x7000). */
+timer_irq:
+	pushw	%ax
+	incw	%cs:timer_ticks
+	movb	$0x20, %al
+	outb	%al, $0x20
+	popw	%ax
+	iret
+
 /* puts: NUL-terminated string at DS:SI */
 puts:
 	lodsb
@@ -178,6 +202,7 @@ msg_bad:	.asciz	"mvguest MISMATCH\r\n"
 pass:		.long	0
 ticks:		.long	0
 last_tick:	.word	0
+timer_ticks:	.word	0
 last_sec:	.byte	0
 
 	.org	510
