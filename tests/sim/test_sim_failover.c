@@ -570,6 +570,7 @@ SCN(test_acceptor_restarts_before_plan)
 	for (int v = 0; v < 2; v++)
 		W_ASSERT(w, fw_vm_copies(w, v) == 1 && !fw_vm_on(w, v, 2), "%s runs %d times",
 		         fw_vm_name(w, v), fw_vm_copies(w, v));
+	world_free(w);
 }
 
 SCN(test_host_dies_20_vms)
