@@ -34,6 +34,7 @@
 
 #include "cli.h"
 #include "envelope.h"
+#include "fileio.h"
 #include "ha.h"
 #include "meshvisor/log.h"
 #include "migration.h"
@@ -355,17 +356,12 @@ static uint64_t agent_load_incarnation(const char *dir)
 
 static void agent_save_incarnation(const char *dir, uint64_t inc)
 {
-	char path[4096], tmp[4200];
+	char path[4096], text[32];
 	snprintf(path, sizeof(path), "%s/incarnation", dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	if (f == NULL) {
-		MV_WARN("agent", "cannot save incarnation path=%s error=\"%s\"", tmp, strerror(errno));
-		return;
-	}
-	fprintf(f, "%llu\n", (unsigned long long)inc);
-	if (fclose(f) == 0)
-		rename(tmp, path);
+	int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)inc);
+	int rc = mv_file_write_durable(path, text, (size_t)n);
+	if (rc < 0)
+		MV_WARN("agent", "cannot save incarnation path=%s error=\"%s\"", path, strerror(-rc));
 }
 
 static int agent_start(struct agent *a, char *err, size_t errlen)
