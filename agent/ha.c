@@ -596,6 +596,41 @@ void ha_expect_stop(struct agent *a, const char *key)
 	h->expects = x;
 }
 
+bool ha_may_start_vm(struct agent *a, const char *uuid, bool vm_ha, uint64_t vm_epoch, char *err,
+                     size_t errlen)
+{
+	struct ha *h = HA(a);
+	if (!vm_ha || h == NULL || h->fo == NULL)
+		return true;
+	if (!fo_quorate(h->fo, uv_now(a->loop))) {
+		snprintf(err, errlen,
+		         "%s is not quorate (%zu of %zu voters acknowledge it, %zu needed): an HA VM "
+		         "starts only on a quorate host, which the others cannot be failing over",
+		         a->opt.name, fo_acknowledged(h->fo, uv_now(a->loop)), fo_voters(h->fo),
+		         fo_majority(h->fo));
+		return false;
+	}
+	size_t n = nodestate_count(a);
+	for (size_t i = 0; i < n; i++) {
+		Mv__NodeState *s = nodestate_unpack_at(a, i);
+		if (s == NULL)
+			continue;
+		bool stale = false;
+		if (strcmp(s->name, a->opt.name) != 0 && ha_member_alive(a, s->name))
+			for (size_t j = 0; j < s->n_vms && !stale; j++)
+				stale = strcmp(s->vms[j]->uuid, uuid) == 0 && ha_vm_active(s->vms[j]->state) &&
+				        s->vms[j]->owner_epoch > vm_epoch;
+		if (stale)
+			snprintf(err, errlen,
+			         "%s runs this VM with a higher owner epoch: the copy here (epoch %" PRIu64
+			         ") is stale and will be removed", s->name, vm_epoch);
+		mv__node_state__free_unpacked(s, NULL);
+		if (stale)
+			return false;
+	}
+	return true;
+}
+
 static bool ha_virt_active(enum virt_vm_state s)
 {
 	return s == VIRT_VM_RUNNING || s == VIRT_VM_PAUSED || s == VIRT_VM_OTHER;

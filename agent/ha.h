@@ -43,6 +43,13 @@ void ha_on_state_change(struct agent *a);
 void ha_on_vm_event(struct agent *a, const char *vm_name);
 /* The operator stopped this VM through meshvisor: not a crash. */
 void ha_expect_stop(struct agent *a, const char *name_or_uuid);
+/* May the operator start this local VM now? Always for a VM without HA. An
+ * HA VM starts only on a quorate host (one without quorum may be failed
+ * over at any moment) and only if no alive host runs it with a higher
+ * owner epoch (this copy would be a stale one). false with the reason in
+ * err. */
+bool ha_may_start_vm(struct agent *a, const char *uuid, bool vm_ha, uint64_t vm_epoch, char *err,
+                     size_t errlen);
 /* Our failover fields for the node state we publish. */
 void ha_fill_node_state(struct agent *a, Mv__NodeState *ns);
 /* Records one line of the event stream (and logs nothing: callers log). */
