@@ -56,7 +56,9 @@ int64_t agent_mono_to_unix_ms(const struct agent *a, uint64_t mono_ms)
 
 /* ---- membership core <-> network -------------------------------------------- */
 
-static void agent_log_event(const struct swim_event *e)
+static void agent_save_incarnation(const char *dir, uint64_t inc);
+
+static void agent_log_event(struct agent *a, const struct swim_event *e)
 {
 	char qc[512], qn[96];
 	const char *name = mv_log_quote(qn, sizeof(qn), e->name);
@@ -91,8 +93,11 @@ static void agent_log_event(const struct swim_event *e)
 		        " cause=%s", name, e->addr, e->incarnation, cause);
 		break;
 	case SWIM_EV_SELF_REFUTED:
-		MV_WARN("swim", "refuted suspicion about us incarnation=%" PRIu64 " cause=%s",
+		MV_WARN("swim", "new incarnation of ours incarnation=%" PRIu64 " cause=%s",
 		        e->incarnation, cause);
+		/* a restart after a crash starts above it (and above anything the
+		 * failover core fenced: it ends incarnations on purpose) */
+		agent_save_incarnation(a->opt.data_dir, e->incarnation);
 		break;
 	case SWIM_EV_JOINED_CLUSTER:
 		MV_INFO("swim", "joined cluster cause=%s", cause);
@@ -127,7 +132,7 @@ void agent_swim_pump(struct agent *a)
 	}
 	struct swim_event e;
 	while (swim_pop_event(a->swim, &e)) {
-		agent_log_event(&e);
+		agent_log_event(a, &e);
 		nodestate_on_member_event(a, &e);
 		migration_on_member_event(a, &e);
 		ha_on_member_event(a, &e);
@@ -233,12 +238,16 @@ static void agent_on_virt_change(struct virt *v, enum virt_change what, const ch
 {
 	(void)v;
 	struct agent *a = ud;
+	bool vm = what == VIRT_CHANGE_VM_EVENT || what == VIRT_CHANGE_VM_RECONCILED;
+	/* VM-level HA first: an HA VM that crashed and that it restarts here is
+	 * published as restarting in the same record that shows it stopped (the
+	 * cluster would otherwise count it owed a restart for a moment) */
+	if (vm)
+		ha_on_vm_event(a, vm_name);
 	if (a->ns != NULL)
 		nodestate_refresh(a);
-	if (what == VIRT_CHANGE_VM_EVENT || what == VIRT_CHANGE_VM_RECONCILED) {
+	if (vm)
 		migration_on_vm_event(a, vm_name);
-		ha_on_vm_event(a, vm_name);
-	}
 }
 
 /* ---- leave and stop --------------------------------------------------------------- */
@@ -353,6 +362,7 @@ static uint64_t agent_load_incarnation(const char *dir)
 	fclose(f);
 	return (uint64_t)v;
 }
+
 
 static void agent_save_incarnation(const char *dir, uint64_t inc)
 {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_client.h"
 #include "envelope.h"
 #include "meshvisor/frame.h"
 #include "meshvisor/tls.h"
@@ -108,23 +109,30 @@ static const char *cli_synopsis(const char *cmd)
 		{"events", " [--backlog N]\n"
 		           "\n"
 		           "  Streams cluster events as that node sees them (membership changes,\n"
-		           "  quorum lost and regained, fencing, failover plans, VM restarts), one\n"
+		           "  quorum lost and regained, fencing, failover plans, VM restarts, HA\n"
+		           "  VMs down and recovered), one\n"
 		           "  line each: local time, kind, host, VM, what happened. The last N\n"
 		           "  events come first (default 10, 0: only new ones); then it runs until\n"
 		           "  interrupted or the agent closes the connection. --json: one object\n"
 		           "  per line"},
 		{"failovers", "\n"
 		              "\n"
-		              "  Past and running failovers as that node knows them: the dead host\n"
-		              "  and incarnation, round, phase, the coordinator whose plan was chosen,\n"
-		              "  how long detection -> chosen plan -> fence -> last restart took, and\n"
+		              "  Past and running recoveries as that node knows them: the host and\n"
+		              "  incarnation, why the recovery opened (declared dead; came back\n"
+		              "  without its HA VMs after a crash, reboot or self-fence; fenced\n"
+		              "  itself), round, phase, the coordinator whose plan was chosen, how\n"
+		              "  long detection -> chosen plan -> fence -> last restart took, and\n"
 		              "  each HA VM's outcome (target, ok or failed, restart time)"},
 		{"ha", "\n"
 		       "\n"
-		       "  Checks that every HA VM could be restarted after the loss of any one\n"
-		       "  host (from gossiped capacity), and shows the voting set and whether\n"
-		       "  that node has quorum. Exit status 0 only if every HA VM survives the\n"
-		       "  loss of any one host"},
+		       "  Lists every HA VM that should run (desired state running) and runs on\n"
+		       "  no alive host: its host, how long it has been down, why, and what the\n"
+		       "  cluster is doing about it. Checks that every HA VM could be restarted\n"
+		       "  after the loss of any one host (from gossiped capacity), and shows the\n"
+		       "  voting set and whether that node has quorum (a node without quorum\n"
+		       "  may be cut off: its view may be stale; ask another).\n"
+		       "  Exit status 1 if an HA VM that should run does not, or if the loss\n"
+		       "  of some one host would leave HA VMs without room; 0 otherwise"},
 		{"force-leave", " NODE [--yes]\n"
 		                "\n"
 		                "  Removes a dead host from the voting set so that the remaining\n"
@@ -141,7 +149,10 @@ static const char *cli_synopsis(const char *cmd)
 		       "  The other operations go to whichever host owns the VM.\n"
 		       "  set-ha marks a VM for restart elsewhere if its host dies (priority\n"
 		       "  0..1000, higher restarts first); VMs of one --group (anti-affinity)\n"
-		       "  are never restarted onto one host (--group \"\" clears it)"},
+		       "  are never restarted onto one host (--group \"\" clears it).\n"
+		       "  start, shutdown, destroy, create and set-ha on also set the VM's\n"
+		       "  desired state (running or stopped), which the cluster keeps an HA\n"
+		       "  VM at; an HA VM starts only on a host with quorum"},
 	};
 	for (size_t i = 0; i < sizeof(syn) / sizeof(syn[0]); i++)
 		if (strcmp(syn[i].cmd, cmd) == 0)
@@ -630,6 +641,29 @@ static const char *vm_state_name(Mv__VmState s)
 	}
 }
 
+static const char *vm_desired_name(Mv__VmDesired d)
+{
+	return d == MV__VM_DESIRED__VM_DESIRED_STOPPED ? "stopped" : "running";
+}
+
+/* An HA VM that should run and is not running on its host (fenced, powered
+ * off by its guest or by virsh): the cluster owes it a restart, unless the
+ * same VM (by UUID) is active on another host in `all` (a copy left behind
+ * by a move). */
+static bool vm_wants_running(const Mv__VmsReply *all, const Mv__VmInfo *v)
+{
+	if (!v->ha || v->desired != MV__VM_DESIRED__VM_DESIRED_RUNNING ||
+	    v->state == MV__VM_STATE__VM_RUNNING || v->state == MV__VM_STATE__VM_PAUSED)
+		return false;
+	for (size_t i = 0; all != NULL && i < all->n_vms; i++) {
+		const Mv__VmInfo *o = all->vms[i]->vm;
+		if (o != v && strcmp(o->uuid, v->uuid) == 0 &&
+		    (o->state == MV__VM_STATE__VM_RUNNING || o->state == MV__VM_STATE__VM_PAUSED))
+			return false;
+	}
+	return true;
+}
+
 static json_object *json_str(const char *s) { return json_object_new_string(s ? s : ""); }
 
 static void print_json(json_object *o)
@@ -662,6 +696,7 @@ static json_object *vm_json(const Mv__VmInfo *v, const char *node, bool stale)
 	json_object_object_add(o, "priority", json_object_new_int(v->priority));
 	json_object_object_add(o, "owner_epoch", json_object_new_uint64(v->owner_epoch));
 	json_object_object_add(o, "ha_group", json_str(v->ha_group));
+	json_object_object_add(o, "desired", json_str(vm_desired_name(v->desired)));
 	json_object_object_add(o, "stale", json_object_new_boolean(stale));
 	return o;
 }
@@ -850,21 +885,30 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 			printf("ha:          %s, priority %d%s%s\n", v->ha ? "on" : "off", v->priority,
 			       v->ha_group[0] ? ", anti-affinity group " : "", v->ha_group);
 			printf("owner epoch: %" PRIu64 "\n", v->owner_epoch);
+			const char *note = "";
+			if (vm_wants_running(vr, v))
+				note = " (NOT RUNNING: the cluster starts it again where a quorate side "
+				       "has room)";
+			else if (!v->ha)
+				note = " (HA off: the cluster does not act on it)";
+			printf("desired:     %s%s\n", vm_desired_name(v->desired), note);
 		}
 		return;
 	}
 	printf("%-24s %-16s %-9s %5s %10s %-3s %8s\n", "NAME", "HOST", "STATE", "VCPUS", "MEMORY MiB",
 	       "HA", "PRIORITY");
-	bool any_stale = false, any_lost = false;
+	bool any_stale = false, any_lost = false, any_wants = false;
 	for (size_t i = 0; i < vr->n_vms; i++) {
 		const Mv__VmInfo *v = vr->vms[i]->vm;
 		char st[24];
 		bool lost = vr->vms[i]->node_state == MV__MEMBER_STATE__MEMBER_DEAD ||
 		            vr->vms[i]->node_state == MV__MEMBER_STATE__MEMBER_LEFT;
-		snprintf(st, sizeof(st), "%s%s", vm_state_name(v->state),
+		bool wants = vm_wants_running(vr, v);
+		snprintf(st, sizeof(st), "%s%s%s", vm_state_name(v->state), wants ? "^" : "",
 		         lost ? "!" : vr->vms[i]->stale ? "*" : "");
 		any_stale |= vr->vms[i]->stale && !lost;
 		any_lost |= lost;
+		any_wants |= wants;
 		printf("%-24s %-16s %-9s %5u %10" PRIu64 " %-3s %8d\n", v->name, vr->vms[i]->node, st,
 		       v->vcpus, v->memory_kib / 1024, v->ha ? "yes" : "no", v->priority);
 	}
@@ -873,6 +917,9 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 	if (any_lost)
 		printf("(!: last known state of a host that is dead or gone; HA VMs run again "
 		       "elsewhere, see `meshvisor failovers`)\n");
+	if (any_wants)
+		printf("(^: an HA VM that should be running and is not: the cluster starts it again "
+		       "where a quorate side has room; `meshvisor vm destroy` keeps it stopped)\n");
 }
 
 static void print_vm_op(const Mv__VmOpReply *op, bool json)
@@ -1015,6 +1062,7 @@ static json_object *failover_json(const Mv__FailoverInfo *f)
 	json_object_object_add(o, "fenced_to_last_restart_ms",
 	                       json_object_new_uint64(f->fenced_to_last_restart_ms));
 	json_object_object_add(o, "reporter", json_str(f->reporter));
+	json_object_object_add(o, "cause", json_str(f->cause));
 	json_object *vms = json_object_new_array();
 	for (size_t i = 0; i < f->n_vms; i++) {
 		const Mv__FailoverVm *v = f->vms[i];
@@ -1068,6 +1116,8 @@ static void print_failovers(const Mv__FailoversReply *fr, bool json)
 		       fenced,
 		       ms_text(f->fenced_to_last_restart_ms, f->fenced_unix_ms != 0 && restarted, c,
 		               sizeof(c)));
+		if (f->cause != NULL && f->cause[0] != '\0')
+			printf("    cause: %s\n", f->cause);
 		for (size_t j = 0; j < f->n_vms; j++) {
 			const Mv__FailoverVm *v = f->vms[j];
 			char took[32];
@@ -1079,17 +1129,77 @@ static void print_failovers(const Mv__FailoversReply *fr, bool json)
 	}
 }
 
+/* ---- meshvisor ha ----------------------------------------------------------------- */
+
+const char *cli_duration_text(uint64_t ms, char *buf, size_t len)
+{
+	uint64_t s = ms / 1000;
+	if (ms < 1000)
+		snprintf(buf, len, "%" PRIu64 " ms", ms);
+	else if (ms < 60000)
+		snprintf(buf, len, "%" PRIu64 ".%" PRIu64 " s", s, (ms % 1000) / 100);
+	else if (s < 3600)
+		snprintf(buf, len, "%" PRIu64 " min %02" PRIu64 " s", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%" PRIu64 " h %02" PRIu64 " min", s / 3600, (s % 3600) / 60);
+	else
+		snprintf(buf, len, "%" PRIu64 " d %02" PRIu64 " h", s / 86400, (s % 86400) / 3600);
+	return buf;
+}
+
+static const char *cli_or_dash(const char *s) { return s != NULL && s[0] != '\0' ? s : "-"; }
+
+const char *cli_owed_header(char *buf, size_t len)
+{
+	snprintf(buf, len, "%-24s %-16s %-11s %-28s %s", "VM", "HOST", "DOWN FOR", "WHY",
+	         "WHAT THE CLUSTER IS DOING");
+	return buf;
+}
+
+const char *cli_owed_row(const Mv__OwedVm *o, char *buf, size_t len)
+{
+	char down[32];
+	snprintf(buf, len, "%-24s %-16s %-11s %-28s %s", cli_or_dash(o->name), cli_or_dash(o->host),
+	         cli_duration_text(o->down_ms, down, sizeof(down)), cli_or_dash(o->why),
+	         cli_or_dash(o->doing));
+	return buf;
+}
+
+int cli_ha_exit_code(const Mv__HaReply *h)
+{
+	return h->n_owed > 0 || !h->ok ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
+
 static void print_ha(const Mv__HaReply *h, bool json)
 {
 	if (json) {
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "ok", json_object_new_boolean(h->ok));
+		json_object_object_add(o, "all_running", json_object_new_boolean(h->n_owed == 0));
 		json_object_object_add(o, "ha_vms", json_object_new_int64(h->ha_vms));
 		json_object_object_add(o, "voters", json_object_new_int64(h->voters));
 		json_object_object_add(o, "majority", json_object_new_int64(h->majority));
 		json_object_object_add(o, "alive_voters", json_object_new_int64(h->alive_voters));
 		json_object_object_add(o, "quorate", json_object_new_boolean(h->quorate));
+		json_object_object_add(o, "view_may_be_stale", json_object_new_boolean(!h->quorate));
+		json_object_object_add(o, "reporter", json_str(h->reporter));
 		json_object_object_add(o, "replicas_held", json_object_new_int64(h->replicas_held));
+		json_object *owed = json_object_new_array();
+		for (size_t i = 0; i < h->n_owed; i++) {
+			const Mv__OwedVm *v = h->owed[i];
+			json_object *j = json_object_new_object();
+			json_object_object_add(j, "name", json_str(v->name));
+			json_object_object_add(j, "uuid", json_str(v->uuid));
+			json_object_object_add(j, "host", json_str(v->host));
+			json_object_object_add(j, "epoch", json_object_new_uint64(v->epoch));
+			json_object_object_add(j, "priority", json_object_new_int(v->priority));
+			json_object_object_add(j, "down_ms", json_object_new_uint64(v->down_ms));
+			json_object_object_add(j, "since_unix_ms", json_object_new_int64(v->since_unix_ms));
+			json_object_object_add(j, "why", json_str(v->why));
+			json_object_object_add(j, "doing", json_str(v->doing));
+			json_object_array_add(owed, j);
+		}
+		json_object_object_add(o, "owed", owed);
 		json_object *arr = json_object_new_array();
 		for (size_t i = 0; i < h->n_losses; i++) {
 			const Mv__HaLoss *l = h->losses[i];
@@ -1108,6 +1218,22 @@ static void print_ha(const Mv__HaReply *h, bool json)
 		print_json(o);
 		return;
 	}
+	const char *who = h->reporter != NULL && h->reporter[0] != '\0' ? h->reporter : "this node";
+	if (!h->quorate)
+		printf("WARNING: %s is NOT quorate (%u of %u voters acknowledge it, %u needed): it may "
+		       "be cut off from the majority, so what follows may be stale; ask a node of the "
+		       "majority\n", who, h->alive_voters, h->voters, h->majority);
+	if (h->n_owed == 0) {
+		printf("every HA VM that should run is running (%u HA VM%s)\n", h->ha_vms,
+		       h->ha_vms == 1 ? "" : "s");
+	} else {
+		char line[1024];
+		printf("%zu HA VM%s should run and %s NOT running:\n", h->n_owed,
+		       h->n_owed == 1 ? "" : "s", h->n_owed == 1 ? "is" : "are");
+		printf("  %s\n", cli_owed_header(line, sizeof(line)));
+		for (size_t i = 0; i < h->n_owed; i++)
+			printf("  %s\n", cli_owed_row(h->owed[i], line, sizeof(line)));
+	}
 	if (h->ok)
 		printf("every HA VM survives the loss of any one host (%u HA VM%s)\n", h->ha_vms,
 		       h->ha_vms == 1 ? "" : "s");
@@ -1125,12 +1251,11 @@ static void print_ha(const Mv__HaReply *h, bool json)
 		       l->ha_vms, l->ha_vms == 1 ? "" : "s", l->n_unplaced ? ":" : "");
 		for (size_t k = 0; k < l->n_unplaced; k++)
 			printf("%s %s", k ? "," : "", l->unplaced[k]);
-		if (l->message[0])
-			printf(" (%s)", l->message);
 		printf("\n");
 	}
-	printf("voters: %u, majority %u, %u alive; this node is %s\n", h->voters, h->majority,
-	       h->alive_voters, h->quorate ? "quorate" : "NOT quorate (it may not start failovers)");
+	printf("voters: %u, majority %u, %u alive; %s is %s\n", h->voters, h->majority,
+	       h->alive_voters, who,
+	       h->quorate ? "quorate" : "NOT quorate (it may not start failovers)");
 	printf("HA VM definitions held here: %u\n", h->replicas_held);
 }
 
@@ -1540,8 +1665,7 @@ int cli_client_main(int argc, char **argv)
 			print_failovers(r->failovers, o.json);
 		} else if (r->result_case == MV__RPC_RESPONSE__RESULT_HA) {
 			print_ha(r->ha, o.json);
-			if (!r->ha->ok)
-				rc = CLI_EXIT_FAIL;
+			rc = cli_ha_exit_code(r->ha);
 		} else if (o.json) {
 			printf("{\"ok\": true}\n");
 		} else if (q.req.op_case == MV__RPC_REQUEST__OP_JOIN) {

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "meshvisor/failover.h"
 #include "meshvisor/log.h"
 
 /* A config file is a few hundred bytes; anything near this is a mistake
@@ -176,8 +177,9 @@ static const struct config_opt config_opts[] = {
 	 "local restarts of a crashed HA VM (backoff 1 s doubling) before moving it elsewhere "
 	 "(default 3; 0 = move at once)"},
 	{"failover", "watchdog", "watchdog", CT_STRING, OFF(fo_watchdog), 0, 0,
-	 "Linux watchdog device petted while quorate and healthy, e.g. /dev/watchdog "
-	 "(default none)"},
+	 "Linux watchdog device, e.g. /dev/watchdog: its timeout is set to fence_after_ms "
+	 "(whole seconds, at least 2) and checked; petted while quorate, disarmed where no "
+	 "HA VM runs (default none)"},
 };
 
 #define N_OPTS (sizeof(config_opts) / sizeof(config_opts[0]))
@@ -1172,7 +1174,48 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 		        (unsigned)o->fo_fence_after_ms, (unsigned)o->fo_heartbeat_ms);
 		return -EINVAL;
 	}
+	/* The failover core's rule (1) (failover.c, "WHY NO VM RUNS TWICE"): a
+	 * host petted its watchdog until q + quorate window, so it fires F after
+	 * that at the latest, while targets that learned the plan after q
+	 * restart its VMs F + margin after learning it: only margin >= the
+	 * quorate window keeps the restart after the reset. */
+	uint32_t quorate_ms = agent_options_quorate_ms(o);
+	if (o->fo_fence_margin_ms < quorate_ms) {
+		set_err(err, errlen,
+		        "failover.fence_margin_ms: %u is below the quorate window of %u ms "
+		        "(heartbeat_ms %u, fence_after_ms %u); it must be at least that, or a restart "
+		        "could overlap a host whose watchdog has not fired yet",
+		        (unsigned)o->fo_fence_margin_ms, (unsigned)quorate_ms,
+		        (unsigned)o->fo_heartbeat_ms, (unsigned)o->fo_fence_after_ms);
+		return -EINVAL;
+	}
+	/* Watchdog timeouts are whole seconds, at least 2, and at most F (the
+	 * device is checked at start: agent/watchdog.c). With F >= 2000 and F
+	 * >= 3 heartbeats, floor(F / 1000) s is always more than two pets. */
+	if (o->fo_watchdog != NULL && o->fo_watchdog[0] != '\0' && o->fo_fence_after_ms < 2000) {
+		set_err(err, errlen,
+		        "failover.fence_after_ms: %u is below 2000, the least that failover.watchdog "
+		        "(%s) can take: watchdog timeouts are whole seconds, at least 2, and the "
+		        "device must fire within fence_after_ms",
+		        (unsigned)o->fo_fence_after_ms, o->fo_watchdog);
+		return -EINVAL;
+	}
 	return 0;
+}
+
+uint32_t agent_options_quorate_ms(const struct agent_options *o)
+{
+	/* The core's default window (3 s), at most half of F so that a host
+	 * loses quorum well before it fences, and at least three heartbeats
+	 * so that one lost acknowledgement does not cost quorum. */
+	struct fo_config d;
+	fo_config_default(&d);
+	uint32_t q = d.quorate_ms;
+	if (q > o->fo_fence_after_ms / 2)
+		q = o->fo_fence_after_ms / 2;
+	if (q < 3 * o->fo_heartbeat_ms)
+		q = 3 * o->fo_heartbeat_ms;
+	return q;
 }
 
 /* ---- usage -------------------------------------------------------------- */

@@ -43,6 +43,8 @@
  *                   "fence_uri": "qemu+tls://10.0.0.5/system",  how peers fence us
  *                   "replicas": 3, "max_parallel": 4, "restart_attempts": 3,
  *                   "vm_restarts": 3, "watchdog": "/dev/watchdog" }
+ *       (fence_margin_ms must be at least the quorate window,
+ *       agent_options_quorate_ms(); with a watchdog, fence_after_ms at least 2000)
  *   }
  *
  * Ownership: strings in struct agent_options are owned by it (heap) and
@@ -126,8 +128,15 @@ int agent_options_parse_args(struct agent_options *o, int argc, char **argv, cha
 int agent_options_load_file(struct agent_options *o, const char *path, char *err,
                             size_t errlen);
 /* Final checks after parsing: name, cert files given, advertise resolvable
- * from bind, ports distinct, swim timings consistent (timeout < interval). */
+ * from bind, ports distinct, swim timings consistent (timeout < interval),
+ * failover timings consistent: fence_after_ms at least three heartbeats,
+ * fence_margin_ms at least the quorate window, fence_after_ms at least
+ * 2000 when failover.watchdog is set. */
 int agent_options_validate(struct agent_options *o, char *err, size_t errlen);
+/* The failover core's quorate window (fo_config.quorate_ms) for these
+ * settings: the core's default (3000 ms), at most fence_after_ms / 2, but
+ * at least 3 x heartbeat_ms (the raise wins). */
+uint32_t agent_options_quorate_ms(const struct agent_options *o);
 
 void agent_options_usage(FILE *out);
 

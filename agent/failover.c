@@ -29,7 +29,10 @@
  * hear of a member that died before it started, so heartbeats carry the
  * sender's set size (`voters`) and majorities are counted over the largest
  * size a voter (one we hold dead too) reported within F (eff_voters): too
- * small a set would let two sides decide.
+ * small a set would let two sides decide. The journal (RESTARTS) also
+ * lists the voting set ("voter X"): a restarted core counts those members
+ * (not known alive until membership reports them) until they leave or are
+ * force-left, even if no live peer reports a larger set.
  *
  * HEARTBEAT QUORUM WITH ECHOED STAMPS
  * Every heartbeat_ms each node X sends HEARTBEAT{stamp = now_X,
@@ -38,7 +41,10 @@
  * echoing the stamp, unless
  *   - X is not a voter in R's view (HB_NACK), or R has X DEAD at an
  *     incarnation >= the one X reports (HB_NACK "you are dead to me"), or
- *   - R knows a failover instance (X, i) with i > X's fenced_through: then
+ *   - R accepted or learned a NON-EMPTY value of a failover instance (X, i)
+ *     with i > X's fenced_through (an instance merely open, or decided
+ *     empty, withholds nothing: a healthy, connected host is never starved
+ *     of acknowledgements by a stale or empty failover of it): then
  *     FENCE_ORDER when R knows the plans (the union of the round-0 plans
  *     of every chosen (X, i) above fenced_through and below the lowest one
  *     still undecided, so that "fenced through k" is never claimed for an
@@ -84,15 +90,24 @@
  * CONSENSUS (classic single-decree Paxos per (X, i, round))
  * Ballots are (number, proposer name). Phase 1: PREPARE(b) to all voters
  * (this node's own acceptor answers in-process). An acceptor promises when
- * (a) it is not X, (b) b >= its promise, (c) it has itself seen X DEAD at
- * an incarnation >= i, or X force-left, or round > 0 and it knows round 0
- * chosen, and (d) its core is older than the proposer's knowledge of the
- * instance (age_ms: a restarted agent lost its promises). The PROMISE
+ * (a) it is not X (or i is an incarnation of X's that is over: RECOVERY),
+ * (b) b >= its promise, (c) incarnation i of X is over to it (dead_to_me:
+ * it has itself seen X DEAD at an incarnation >= i, or X force-left at
+ * >= i, or X known at a newer incarnation; or X is a member it never
+ * heard of, its core being 30 s old; or X has been DEAD to it for 30 s
+ * while it was quorate the whole time, with no heartbeat meanwhile — X's
+ * agent died right after moving to i, before membership carried i), or
+ * round > 0 and it knows round 0 chosen, and (d) its core is older than
+ * the proposer's knowledge of the instance (age_ms: a restarted agent
+ * lost its promises) — unless its journal keeps its promises. The PROMISE
  * carries the acceptor's accepted (ballot, value), and `superseded`: the
  * entries of chosen plans it knows for other incarnations of X. With a
  * majority of promises the proposer takes the value of the highest
- * accepted ballot, or else its own: fo_plan_compute() over its gossiped
- * view (round 0: X's running HA VMs, minus VMs a known or superseded plan
+ * accepted ballot — unless that value cannot have been chosen (the
+ * promisers that report it plus the voters that did not answer are fewer
+ * than a majority: then nothing was chosen yet, and the proposer is free)
+ * — or else its own: fo_plan_compute() over its gossiped view (round 0:
+ * the VMs (X, i) owes, RECOVERY, minus VMs a known or superseded plan
  * already moved to a newer epoch; round k: the handed-back VMs, each kept
  * off the hosts that failed it). ACCEPT(b, value) is accepted under (a),
  * (c), (d), b >= promise, and (e) below. A majority of ACCEPTED makes the
@@ -122,6 +137,13 @@
  * same VM at clashing epochs would need an acceptor in both accepting
  * majorities; whichever value it accepted second, it refused. (A VM that
  * really came back to X later has a higher epoch and is planned again.)
+ * Placements known dead (handed back, given up for no room, or on a
+ * target incarnation fenced since — the target's own heartbeats say so —
+ * or removed by the operator) clash with nothing, except that a value may
+ * never reuse an epoch one of them took: epochs only grow. An acceptor
+ * accepts again, at a higher ballot, exactly the value it accepted before
+ * in that round (it was checked then, and whatever it accepted since was
+ * checked against it).
  * As a last net, a target never starts an entry that a chosen plan it
  * knows (a later round, another instance) places at the same or a newer
  * epoch.
@@ -211,12 +233,90 @@
  * e.g. refuted before its plan, then empty, was chosen: nothing of it was
  * destroyed): then T's own hand-backs say what it did not start.
  *
+ * RECOVERY: AN HA VM THAT SHOULD RUN RUNS AGAIN
+ * Failover answers one question: which HA VMs does a failed incarnation
+ * owe? An incarnation of X is over when X was declared dead at it (SWIM),
+ * when X fenced itself (a self-fence ends the incarnation: the core asks
+ * its caller for a newer one, FO_EV_NEW_INCARNATION), when X refuted or
+ * restarted at a newer one, or when the operator removed X. Each node's
+ * gossiped view lists, per host, its HA VMs whose desired state is running
+ * (set by the operator through meshvisor: stopped or destroyed VMs are
+ * not listed): running, or defined there and stopped (fo_vm.running =
+ * false: owed a restart). (X, i) owes
+ *   - every VM X's last state published at an incarnation <= i listed,
+ *   - every VM a chosen, FENCED plan gave to X at an incarnation <= i
+ *     (X may have started it before its state showed it),
+ * except what a chosen plan moved to a newer epoch since, what an up host
+ * runs at a newer epoch, and what X, up at a newer incarnation, runs
+ * (owed_of). A VM is CONFIRMED TO RUN NOWHERE (owed) when it is owed by an
+ * incarnation that is over, or listed stopped by its live host: no live
+ * host runs it at its epoch or a newer one as far as this node knows, and
+ * the fence of the plan that re-places it (below) destroys any copy this
+ * node does not know of before a new one starts.
+ *   Instances: a death opens (X, i) as before. A host seen at a newer
+ * incarnation whose previous state listed VMs it does not run now opens
+ * (X, previous) (detect_recoveries) — after a gray period, a quick reboot,
+ * a self-fence under loss: no one needed to declare X dead. A host held
+ * DEAD at d but known at k > d (its state or a plan), long dead or removed,
+ * gets (X, k) too (detect_newer_deaths). X itself, with HA VMs stopped
+ * here for reconcile_ms (doubled each time nothing came of it, up to 64x),
+ * while quorate and no recovery of its own under way, asks for a newer
+ * incarnation: the others then open the recovery (check_own_owed). Round
+ * 0 places the owed VMs back on X when X is up at a newer incarnation,
+ * quorate, healthy and not draining (own_host_eligible), else elsewhere.
+ * A recovery plan's fence is X's own: X destroys the listed VMs below
+ * their new epochs before its ACCEPTED leaves (it votes on a recovery of
+ * an incarnation of its own that is over); a FENCE_ORDER destroys the
+ * listed VMs below their new epochs. (A remote fence destroys every HA VM
+ * of the host: it is sent only when X is not known back, and a VM of a
+ * newer plan it kills anyway is stopped there, so owed, and recovered.)
+ *   Several recoveries of one host: the newer supersedes the older first
+ * rounds (an acceptor that took part in a newer one answers REJECT
+ * "superseded"); so that nothing an older value may have placed is placed
+ * again, every PROMISE carries the placements (`adopt`) the acceptor holds
+ * from older recoveries of the host — accepted values and chosen plans,
+ * minus placements known dead or moved on — and the proposer keeps them
+ * in its value, identical. The same placement (VM, target, epoch) in two
+ * instances is one placement: the target starts it once and reports it
+ * for both, or hands it back for both. Round 0 of the newer learned, the
+ * older undecided first rounds are over, and their accepted values no
+ * longer clash (the newer adopted them).
+ *   Placements given later: a plan that gave X a VM and whose fence was
+ * confirmed only after (X, j) was decided adds that VM to (X, j) in a
+ * later round (late_owed). Any non-empty value of any round withholds
+ * acks from X, so such a round fences X like round 0 does. Once (T, j) is
+ * chosen and its fence confirmed (or T removed), entries waiting on T and
+ * entries T had started (unless T is back: a recovery's fence destroys
+ * only what it lists) are re-planned by their own instance, unless T's
+ * plans re-place them (reclaim).
+ *   Targets: an entry is never started by a target failed over at or after
+ * the entry's target incarnation (fenced_through) or by a later life of
+ * its agent (first incarnation): the target hands it back, or, for a
+ * previous life, reports it running if its own state says so (case 6 of
+ * issue 9: an old, done instance learned late cannot start anything). An
+ * entry whose VM another instance's live placement holds waits (the other
+ * one may turn out dead: handed back, its target fenced); a target
+ * re-sends the outcome of entries it reported (RESTARTED) to a peer that
+ * re-sends it the plan (nudge_target), so a lost report does not leave the
+ * VM "in hand" forever. VMs a round cannot place (no room, or refused by
+ * the acceptors as held by another failover's value) wait, parked, and
+ * are tried again every 10 s (doubling to 320 s) until they fit or a
+ * chosen plan places them; each VM down is reported once (FO_EV_VM_DOWN,
+ * with why and what is being done: fo_owed_at) and once it runs again
+ * (FO_EV_VM_RECOVERED).
+ *   Why this keeps "never twice": every new copy still comes from a chosen
+ * plan, after that plan's instance is fenced; recoveries only widen what
+ * is owed and when instances open, and each added rule for dead
+ * placements concerns a placement whose target cannot run it (handed back,
+ * fenced, removed, or superseded by an identical twin). docs/failover.md
+ * walks through the arguments and the simulator's oracles.
+ *
  * Instance bookkeeping for the CLI (fo_instance_at): phases DETECTED ->
  * CHOSEN -> FENCED -> DONE; cfg.history finished instances are kept.
  * Every node reports every restart it hears of (FO_EV_RESTARTED /
  * FO_EV_HANDED_BACK with the target as peer).
  *
- * RESTARTS (the journal)
+ * RESTARTS (the journal, format 2)
  * What a restarted core must not forget is whom it stopped acknowledging:
  * every node that opened (X, i) — every acceptor of a chosen plan did —
  * refuses to ack X until X reports fenced_through >= i, and the timed
@@ -235,12 +335,27 @@
  * HB_ACK.age_ms = FO_ACK_AGE_DURABLE and its acks count at once after a
  * restart; without that, a restarted acceptor in a three-host cluster
  * leaves the other survivor without a counted majority for F + margin,
- * so it self-fences in the middle of a failover. Instances themselves
- * (promises, accepted values, plans) are not restored: the Paxos age rule
- * keeps a restarted acceptor out of instances older than its core, and
- * peers re-send chosen plans.
+ * so it self-fences in the middle of a failover. Format 2 also keeps the
+ * acceptor state ("promised X i round ballot proposer", "accepted ... N"
+ * followed by N "entry" lines, fields %XX-escaped), so a restarted
+ * acceptor keeps its promises and accepted values and may vote in older
+ * instances; and the voting set ("voter X"). fo_journal_version() moves
+ * with every promise, acceptance and voting-set change; plans themselves
+ * are not kept: peers re-send chosen plans.
+ *
+ * EVENTS BEFORE MESSAGES
+ * The caller carries out every event popped (FENCE_SELF, FENCE_VMS:
+ * destroys) and stores the journal before it sends any message popped
+ * after them: a FENCED or ACCEPTED that leaves must be true.
  *
  * KNOWN LIMITS
+ *  - A VM the whole live cluster forgot — every host holding its
+ *    definition lost it (a reinstall) and every agent that saw its last
+ *    state restarted since — is not restarted by the core: the daemon's
+ *    replica store (failover.replicas holders) still has the definition,
+ *    but the core does not read it.
+ *  - A restored voter ("voter X" in the journal) that left gracefully
+ *    while this agent was down counts until force-left.
  *  - A proposer that hears late of an instance older than an acceptor's
  *    restart can count that acceptor's acks for the instance's host; with
  *    the journal, only an acceptor that never opened the instance (so is
@@ -280,8 +395,14 @@ enum ent_state { E_WAIT = 0, E_OK, E_HANDED, E_NOROOM };
 
 struct ent {
 	uint8_t st;
+	uint64_t nudged_inc; /* its target's incarnation we last re-sent the plan to */
+	uint64_t nudged_at;  /* when we last (re-)sent the plan to its target */
 	uint32_t attempts;
 	bool running;      /* RESTART emitted here, outcome pending */
+	bool told;         /* self target: we broadcast its outcome (RESTARTED ok,
+	                      or a hand-back); resent to peers still waiting */
+	bool deferred;     /* self target: another instance's live placement
+	                      holds the VM (schedule_restarts), not started now */
 	uint64_t next_try; /* self target: earliest (re)try */
 	uint64_t took_ms;
 	char text[FO_TEXT_MAX];
@@ -316,12 +437,31 @@ struct round {
 	bool acc_unbounded; /* phase 2: an ACCEPTED counted came without an ack age */
 	uint64_t acc_bound; /* phase 2: max over counted ACCEPTEDs of receipt - ack age */
 	uint64_t next_retry;
+	uint64_t maj_at; /* phase 1: when a majority had promised while the
+	                    highest accepted value's fate hung on the others (+1) */
+	bool own_val;       /* phase 2: the value is ours (no accepted one adopted) */
+	char (*xvm)[FO_UUID_MAX]; /* VMs acceptors refused as placed by another
+	                             instance: our own value leaves them out */
+	size_t n_xvm;
+	struct fo_adopt *adopted; /* phase 1, round 0: per VM, the highest
+	                             placement the promises hold from older
+	                             recoveries of the host (RECOVERY) */
+	size_t n_adopted;
+	struct pvals *vals;       /* phase 1: the accepted values the promises
+	                             reported, each with how many reported it */
+	size_t n_vals;
+};
+
+struct pvals {
+	struct fo_plan p;
+	uint32_t n;
 };
 
 struct pend {
 	struct fo_plan_entry e;
 	uint32_t failed_round;
 	uint64_t added_at;
+	uint32_t tries; /* rounds that placed it and got it back */
 };
 
 struct inst {
@@ -330,12 +470,14 @@ struct inst {
 	uint64_t seq;
 	uint64_t detected_at, first_heard, work_since;
 	uint64_t known_at; /* when this node opened the record */
+	uint64_t heard_at; /* our own recovery: last PREPARE/ACCEPT about it */
 	bool working;
 	uint32_t work_round;
 	uint64_t propose_at; /* UINT64_MAX: not our turn / nothing to do */
 	uint64_t batch_at;   /* hand-backs wait for their batch until (0 none) */
 	bool reclaimed;      /* entries on other plans targeted at us re-planned */
 	bool fenced;
+	bool fence_total; /* fenced by a means that covers every HA VM of the host */
 	uint64_t fenced_at;
 	char fence_how[FO_TEXT_MAX];
 	uint64_t fence_wait_at; /* 0 none */
@@ -343,9 +485,45 @@ struct inst {
 	bool remote_fence_sent;
 	bool done;
 	uint64_t done_at;
+	char cause[FO_TEXT_MAX]; /* why it opened */
 	struct round rounds[FO_ROUNDS_MAX];
 	struct pend *pend;
 	size_t n_pend, cap_pend;
+	/* VMs no host could take (or that failed max_rounds times): retried
+	 * when the view has room, while rounds remain (RECOVERY) */
+	struct pend *parked;
+	size_t n_parked, cap_parked;
+	uint64_t park_retry_at; /* earliest next retry (0: none parked) */
+	uint32_t park_backoff;
+	/* the dead host's HA VMs as of this incarnation (its latest state at
+	 * an incarnation <= inc), kept while the instance is open: the view
+	 * moves on (the host restarts again, fences itself again) */
+	struct hvm *base;
+	size_t n_base;
+	bool has_base;
+	uint64_t superseded_by; /* a newer recovery of the host took over its
+	                           undecided first round (0: none) */
+};
+
+/* One HA VM of a host's state, owned copy (a previous incarnation's). */
+struct hvm {
+	char uuid[FO_UUID_MAX];
+	char name[FO_NAME_MAX];
+	char group[FO_GROUP_MAX];
+	int32_t priority;
+	uint32_t vcpus;
+	uint64_t memory_kib;
+	uint64_t epoch;
+	bool running;
+};
+
+/* An HA VM that runs nowhere alive, as we see it (`meshvisor ha`). */
+struct owed {
+	struct hvm vm;
+	char host[FO_NAME_MAX];
+	char why[FO_TEXT_MAX];
+	uint64_t since;
+	bool seen; /* mark and sweep */
 };
 
 struct mrec {
@@ -353,6 +531,7 @@ struct mrec {
 	enum fo_member_state st;
 	uint64_t inc;
 	uint64_t dead_max; /* highest incarnation reported DEAD, 0 none */
+	uint64_t dead_at;  /* when membership last turned it DEAD (+1), 0 never */
 	bool fed;          /* reported by fo_member (or self) */
 	bool left;
 	uint64_t left_inc;
@@ -360,6 +539,8 @@ struct mrec {
 	uint64_t removed_inc;
 	uint64_t removed_at; /* when we learned of the removal (+1) */
 	bool voter;
+	bool restored_voter; /* a voter per the journal of a previous life, not
+	                        (yet) reported by membership: it still counts */
 	uint64_t ack;            /* highest echoed stamp + 1, 0 none */
 	uint64_t acked_at;       /* when we last sent it HB_ACK (+1), any
 	                            incarnation, this core's life; 0 never */
@@ -372,6 +553,13 @@ struct mrec {
 	                            was dropped from history: never reopened */
 	uint64_t restored_max;   /* inst_max as the journal of a previous life
 	                            of this core had it (see RESTARTS), 0 none */
+	uint32_t host_idx;       /* its state in f->hosts + 1, 0 none */
+	/* its last state of a previous incarnation (RECOVERY) */
+	bool has_prev;
+	bool prev_checked;       /* owed VMs of it looked for */
+	uint64_t prev_inc;
+	struct hvm *prev;
+	size_t n_prev;
 };
 
 struct fo {
@@ -392,6 +580,9 @@ struct fo {
 
 	uint64_t qstamp; /* k-th highest ack (stamp + 1) among other voters */
 	bool quorate_flag;
+	uint64_t quorate_since; /* when quorate_flag last turned true (+1) */
+	bool fence_incomplete;  /* fo_fence_incomplete(): a destroy failed */
+	uint64_t ft_told;       /* fenced_through our heartbeats last claimed */
 	uint64_t lost_since; /* not quorate since (when !quorate_flag) */
 	bool lost_emitted;   /* QUORUM_LOST told; REGAINED owed */
 	bool fenced;
@@ -417,7 +608,53 @@ struct fo {
 	uint64_t journal_version; /* bumped whenever an inst_max rises */
 	bool journal_durable;     /* fo_journal_set_durable(): our acks count
 	                             at any core age */
+	bool acceptor_journal;    /* the restored journal kept acceptor state
+	                             (format 2): we forgot no promise */
+	bool journal_restored;    /* fo_journal_restore() was called */
+
+	uint64_t first_inc;       /* our incarnation when this core started */
+	bool resumed;             /* fo_resume_fence_base() */
+	uint64_t resume_base;
+	uint64_t inc_wanted;      /* NEW_INCARNATION last asked for */
+	/* our own stopped HA VMs (RECOVERY: the owner's new incarnation) */
+	uint64_t owed_here_since; /* 0: none owed here */
+	uint64_t bump_at;         /* when we ask for a new incarnation for them */
+	uint32_t bump_backoff;
+	/* HA VMs down cluster-wide, as we see them */
+	struct owed *owed;
+	size_t n_owed, cap_owed;
 };
+
+/* Forward declarations (the file reads top-down by topic). */
+static void ask_incarnation(struct fo *f, uint64_t want, const char *why);
+static void park(struct fo *f, struct inst *in, const struct fo_plan_entry *e, uint32_t r,
+                 uint32_t tries, const char *why, bool report);
+static const struct inst *placement_started(const struct fo *f, const struct inst *in,
+                                            const struct fo_plan_entry *pe, bool *in_flight);
+static bool excluded_vm(const struct round *rd, const char *uuid);
+static bool places_above(const struct fo_plan *p, const char *uuid, uint64_t base);
+static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe);
+static bool vm_in_care(const struct fo *f, const char *uuid);
+static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
+static bool inst_holds(const struct fo *f, const struct inst *in, const char *uuid);
+static bool reclaimable(const struct fo *f, const struct inst *tin);
+static bool own_state_known(const struct fo *f);
+static bool runs_here(const struct fo *f, const char *uuid, uint64_t epoch);
+static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint64_t now,
+                            bool timed_out);
+static bool given_newest(const struct fo *f, const char *x, uint64_t inc,
+                         const struct fo_plan_entry *pe);
+static void detect_newer_deaths(struct fo *f, uint64_t now);
+static uint64_t newest_known_inc(const struct fo *f, const struct mrec *r);
+static bool target_fenced(const struct fo *f, const struct fo_plan_entry *pe);
+static bool places_live(const struct fo *f, const struct round *rd, const char *uuid,
+                        uint64_t base);
+static bool re_placing(const struct fo *f, const struct inst *in, uint32_t round,
+                       const struct fo_plan *op, const char *uuid);
+static bool member_up(const struct fo *f, const struct mrec *r);
+static bool beating(const struct fo *f, const struct mrec *r);
+static const char *running_elsewhere(const struct fo *f, const char *uuid, uint64_t above,
+                                     const char *not_on, uint64_t *epoch);
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
@@ -568,6 +805,14 @@ int fo_plan_compute(const struct fo_host *hosts, size_t n_hosts, const char *exc
                     const struct fo_vm *vms, size_t n_vms, uint32_t round,
                     const struct fo_plan *outstanding, struct fo_plan *out)
 {
+	return fo_plan_compute_prefer(hosts, n_hosts, exclude_host, NULL, vms, n_vms, round,
+	                              outstanding, out);
+}
+
+int fo_plan_compute_prefer(const struct fo_host *hosts, size_t n_hosts, const char *exclude_host,
+                           const char *prefer, const struct fo_vm *vms, size_t n_vms,
+                           uint32_t round, const struct fo_plan *outstanding, struct fo_plan *out)
+{
 	out->n = 0;
 	out->entries = NULL;
 	if (n_vms == 0)
@@ -624,14 +869,23 @@ int fo_plan_compute(const struct fo_host *hosts, size_t n_hosts, const char *exc
 		e->memory_kib = vm->memory_kib;
 		e->new_epoch = vm->epoch + 1 + round;
 		size_t np = 0;
+		struct placement_request req = {.vcpus = vm->vcpus, .memory_kib = vm->memory_kib};
+		int best = -1;
 		for (size_t c = 0; c < nc; c++) {
 			if (e->group[0] && cand_has_group(&cands[c], e->group))
 				continue;
+			if (prefer && strcmp(cands[c].cap.name, prefer) == 0 &&
+			    placement_fits(&cands[c].cap, &req, NULL, 0)) {
+				best = (int)np; /* its own host keeps it when it fits */
+				pick[np] = cands[c].cap;
+				pick_idx[np++] = c;
+				break;
+			}
 			pick[np] = cands[c].cap;
 			pick_idx[np++] = c;
 		}
-		struct placement_request req = {.vcpus = vm->vcpus, .memory_kib = vm->memory_kib};
-		int best = placement_choose(pick, np, &req, NULL, 0);
+		if (best < 0)
+			best = placement_choose(pick, np, &req, NULL, 0);
 		if (best >= 0) {
 			struct cand *c = &cands[pick_idx[best]];
 			cpy(e->target, sizeof(e->target), c->cap.name);
@@ -685,6 +939,9 @@ const char *fo_event_name(enum fo_event_type t)
 	case FO_EV_HANDED_BACK: return "handed-back";
 	case FO_EV_NO_ROOM: return "no-room";
 	case FO_EV_MEMBER_REMOVED: return "member-removed";
+	case FO_EV_NEW_INCARNATION: return "new-incarnation";
+	case FO_EV_VM_DOWN: return "vm-down";
+	case FO_EV_VM_RECOVERED: return "vm-recovered";
 	}
 	return "?";
 }
@@ -707,6 +964,9 @@ void fo_msg_clear(struct fo_msg *m)
 	free(m->removed);
 	m->removed = NULL;
 	m->n_removed = 0;
+	free(m->adopt);
+	m->adopt = NULL;
+	m->n_adopt = 0;
 	m->has_plan = false;
 }
 
@@ -801,13 +1061,30 @@ static int hindex_rebuild(struct fo *f, size_t cap)
 }
 
 /* Every rise of an inst_max is journalled (RESTARTS) before the messages
- * that follow it leave: the caller sees journal_version move. */
+ * that follow it leave: the caller sees journal_version move. inst_max is
+ * the highest incarnation of the member for which we accepted or learned a
+ * non-empty first plan: from then on we do not acknowledge it until it
+ * reports itself fenced through it (WHY NO VM RUNS TWICE). */
 static void raise_inst_max(struct fo *f, struct mrec *r, uint64_t inc)
 {
+	if (r == &f->m[f->self_idx])
+		return; /* nobody withholds acks from itself */
 	if (inc > r->inst_max) {
 		r->inst_max = inc;
 		f->journal_version++;
 	}
+}
+
+/* Did we accept or learn a non-empty first plan for this instance? Then we
+ * must not acknowledge its host until it reports itself fenced for it. */
+static bool inst_blocks(const struct inst *in)
+{
+	for (uint32_t r = 0; r < FO_ROUNDS_MAX; r++) {
+		const struct round *rd = &in->rounds[r];
+		if ((rd->chosen && rd->plan.n > 0) || (rd->has_acc && rd->acc_plan.n > 0))
+			return true;
+	}
+	return false;
 }
 
 static struct mrec *member_add(struct fo *f, const char *name)
@@ -830,10 +1107,10 @@ static struct mrec *member_add(struct fo *f, const char *name)
 		i = (i + 1) & (f->hcap - 1);
 	f->hidx[i] = (uint32_t)(f->n_m + 1);
 	f->n_m++;
-	/* instances opened before we knew the member (a CHOSEN from a peer):
-	 * we never acknowledge it for them either (WHY NO VM RUNS TWICE) */
+	/* first plans learned before we knew the member (a CHOSEN from a
+	 * peer): we never acknowledge it for them either */
 	for (size_t k = 0; k < f->n_inst; k++)
-		if (strcmp(f->inst[k]->dead, r->name) == 0)
+		if (strcmp(f->inst[k]->dead, r->name) == 0 && inst_blocks(f->inst[k]))
 			raise_inst_max(f, r, f->inst[k]->inc);
 	return r;
 }
@@ -906,7 +1183,8 @@ static void recompute_qstamp(struct fo *f)
  * dead may well be up and accepting (a restarted agent that held all it
  * knew dead would otherwise count over its own too small set and choose
  * with a minority). A dead sender cannot tell us of removals it missed, so
- * its report is lowered by the force-leaves we learned after it. */
+ * its report is lowered by the force-leaves we learned after it (an alive
+ * one too, until its next heartbeat, which knows them). */
 static size_t effective_voters(const struct fo *f)
 {
 	size_t e = f->n_voters;
@@ -916,7 +1194,7 @@ static size_t effective_voters(const struct fo *f)
 		    f->last_now >= sat_add(m->hb_at - 1, f->cfg.fence_after_ms))
 			continue;
 		size_t v = m->reported_voters;
-		for (size_t j = 0; m->st == FO_DEAD && f->n_removed && j < f->n_m && v > e; j++)
+		for (size_t j = 0; f->n_removed && j < f->n_m && v > e; j++)
 			if (f->m[j].removed && f->m[j].removed_at > m->hb_at)
 				v--;
 		if (v > e)
@@ -930,7 +1208,10 @@ static void recount_voters(struct fo *f)
 	size_t v = 0, r = 0;
 	for (size_t i = 0; i < f->n_m; i++) {
 		struct mrec *m = &f->m[i];
-		m->voter = i == f->self_idx || (m->fed && !m->left && !m->removed);
+		bool was = m->voter;
+		m->voter = i == f->self_idx || ((m->fed || m->restored_voter) && !m->left && !m->removed);
+		if (was != m->voter && i != f->self_idx)
+			f->journal_version++; /* the voting set is journalled (not us) */
 		v += m->voter;
 		r += m->removed;
 	}
@@ -957,11 +1238,27 @@ bool fo_quorate(const struct fo *f, uint64_t now)
 	return f->qstamp && now < sat_add(f->qstamp - 1, f->cfg.quorate_ms);
 }
 
-/* The time the self-fence clock runs from. */
+/* The time the self-fence clock runs from: our quorum stamp, else our
+ * start — or, for an agent that restarted while HA VMs ran on, the moment
+ * its predecessor was last quorate (fo_resume_fence_base). */
 static uint64_t fence_base(const struct fo *f)
 {
 	uint64_t q = f->qstamp ? f->qstamp - 1 : 0;
-	return q > f->started ? q : f->started;
+	uint64_t start = f->resumed && f->resume_base < f->started ? f->resume_base : f->started;
+	return q > start ? q : start;
+}
+
+/* fenced_through reached our own incarnation (a self-fence, or a FENCE_ORDER
+ * for it): that incarnation is over. Ask the caller for a newer one; until
+ * it comes we are not quorate (fo_quorate), so nothing started later is
+ * ever covered by the old claim. */
+static void want_new_incarnation(struct fo *f, const char *why)
+{
+	if (!f->incarnation || f->fenced_through < f->incarnation)
+		return;
+	char text[FO_TEXT_MAX];
+	snprintf(text, sizeof(text), "incarnation %" PRIu64 " is over (%.180s)", f->incarnation, why);
+	ask_incarnation(f, f->fenced_through + 1, text);
 }
 
 static bool can_fence(const struct fo *f)
@@ -985,8 +1282,9 @@ size_t fo_acknowledged(const struct fo *f, uint64_t now)
 }
 
 static void run_work(struct fo *f, uint64_t now);
+static void track_owed(struct fo *f, uint64_t now);
 static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *order,
-                           uint64_t now);
+                           uint64_t upto, bool extras, uint64_t now);
 
 /* Quorum transitions and the self-fence; `work` runs the instance work
  * when quorum comes back (not from inside the work itself). */
@@ -998,6 +1296,7 @@ static void update_quorum(struct fo *f, uint64_t now, bool work)
 	bool q = fo_quorate(f, now);
 	if (q && !f->quorate_flag) {
 		f->quorate_flag = true;
+		f->quorate_since = now + 1;
 		f->fenced = false;
 		if (f->lost_emitted)
 			push_event(f, FO_EV_QUORUM_REGAINED, NULL, NULL,
@@ -1019,12 +1318,18 @@ static void update_quorum(struct fo *f, uint64_t now, bool work)
 	}
 	if (!q && !f->fenced && can_fence(f) && now >= sat_add(fence_base(f), f->cfg.fence_after_ms)) {
 		f->fenced = true;
+		/* Every HA VM here is destroyed, and nothing starts here until we
+		 * are quorate at a newer incarnation: the self-fence covers every
+		 * failover of this incarnation and of older ones (RECOVERY). */
 		if (f->seen_against > f->fenced_through)
 			f->fenced_through = f->seen_against;
+		if (f->incarnation > f->fenced_through)
+			f->fenced_through = f->incarnation;
 		push_event(f, FO_EV_FENCE_SELF, NULL, NULL,
 		           "no majority acknowledged us for %" PRIu64 " ms: %zu of %zu voters",
 		           now - fence_base(f), fo_acknowledged(f, now), f->eff_voters);
-		hand_back_mine(f, "this host fenced itself before starting it", NULL, now);
+		hand_back_mine(f, "this host fenced itself before starting it", NULL, 0, true, now);
+		want_new_incarnation(f, "this host fenced itself");
 	}
 }
 
@@ -1047,6 +1352,7 @@ void fo_config_default(struct fo_config *cfg)
 	cfg->max_rounds = 3;
 	cfg->history = 64;
 	cfg->dead_grace_ms = 1500;
+	cfg->reconcile_ms = 5000;
 }
 
 struct fo *fo_new(const struct fo_config *cfg, uint64_t now)
@@ -1076,7 +1382,11 @@ struct fo *fo_new(const struct fo_config *cfg, uint64_t now)
 		c->restart_attempts = 32;
 	if (c->max_rounds > FO_ROUNDS_MAX - 1)
 		c->max_rounds = FO_ROUNDS_MAX - 1;
-	f->n_rounds = c->max_rounds + 1;
+	if (!c->reconcile_ms)
+		c->reconcile_ms = 5000;
+	/* hand-backs get max_rounds rounds per VM; rounds after those serve
+	 * parked VMs once there is room (RECOVERY) */
+	f->n_rounds = FO_ROUNDS_MAX;
 	uint64_t x = c->seed;
 	for (int i = 0; i < 4; i++)
 		f->rng[i] = mv_splitmix64(&x);
@@ -1097,8 +1407,20 @@ struct fo *fo_new(const struct fo_config *cfg, uint64_t now)
 	return f;
 }
 
+static void round_vals_clear(struct round *r)
+{
+	for (size_t i = 0; i < r->n_vals; i++)
+		fo_plan_clear(&r->vals[i].p);
+	free(r->vals);
+	r->vals = NULL;
+	r->n_vals = 0;
+}
+
 static void round_free(struct round *r)
 {
+	free(r->xvm);
+	free(r->adopted);
+	round_vals_clear(r);
 	fo_plan_clear(&r->acc_plan);
 	fo_plan_clear(&r->plan);
 	fo_plan_clear(&r->best_plan);
@@ -1115,6 +1437,8 @@ static void inst_free(struct inst *in)
 	for (size_t r = 0; r < FO_ROUNDS_MAX; r++)
 		round_free(&in->rounds[r]);
 	free(in->pend);
+	free(in->parked);
+	free(in->base);
 	free(in);
 }
 
@@ -1133,6 +1457,9 @@ void fo_free(struct fo *f)
 		fo_event_clear(&e);
 	mv_queue_free(&f->outq);
 	mv_queue_free(&f->evq);
+	for (size_t i = 0; i < f->n_m; i++)
+		free(f->m[i].prev);
+	free(f->owed);
 	free(f->m);
 	free(f->hidx);
 	free(f->scratch);
@@ -1140,15 +1467,99 @@ void fo_free(struct fo *f)
 	free(f);
 }
 
-void fo_set_incarnation(struct fo *f, uint64_t incarnation) { f->incarnation = incarnation; }
-
-void fo_set_hosts(struct fo *f, const struct fo_host *hosts, size_t n)
+void fo_set_incarnation(struct fo *f, uint64_t incarnation)
 {
+	if (!f->first_inc)
+		f->first_inc = incarnation;
+	f->incarnation = incarnation;
+}
+
+void fo_fence_incomplete(struct fo *f, bool incomplete)
+{
+	if (f)
+		f->fence_incomplete = incomplete;
+}
+
+bool fo_msg_vouches_fence(const struct fo *f, const struct fo_msg *m)
+{
+	return f && m &&
+	       (m->type == FO_FENCED || (m->type == FO_ACCEPTED && is_self(f, m->inst.dead)));
+}
+
+void fo_resume_fence_base(struct fo *f, uint64_t last_quorate_at)
+{
+	if (!f)
+		return;
+	f->resumed = true;
+	f->resume_base = last_quorate_at;
+}
+
+/* A host's state in the current view, or NULL. */
+static const struct fo_host *host_of(const struct fo *f, const char *name)
+{
+	const struct mrec *r = member_find(f, name);
+	if (!r || !r->host_idx || r->host_idx > f->n_hosts)
+		return NULL;
+	const struct fo_host *h = &f->hosts[r->host_idx - 1];
+	return strcmp(h->cap.name, name) == 0 ? h : NULL;
+}
+
+/* r's state `old` is of an incarnation it has left: keep its HA VMs. */
+static void save_prev(struct mrec *r, const struct fo_host *old)
+{
+	struct hvm *p = calloc(old->n_vms ? old->n_vms : 1, sizeof(*p));
+	if (!p)
+		return;
+	for (size_t i = 0; i < old->n_vms; i++) {
+		const struct fo_vm *v = &old->vms[i];
+		cpy(p[i].uuid, sizeof(p[i].uuid), v->uuid);
+		cpy(p[i].name, sizeof(p[i].name), v->name);
+		cpy(p[i].group, sizeof(p[i].group), v->group);
+		p[i].priority = v->priority;
+		p[i].vcpus = v->vcpus;
+		p[i].memory_kib = v->memory_kib;
+		p[i].epoch = v->epoch;
+		p[i].running = v->running;
+	}
+	free(r->prev);
+	r->prev = p;
+	r->n_prev = old->n_vms;
+	r->prev_inc = old->incarnation;
+	r->has_prev = true;
+	r->prev_checked = false;
+}
+
+static void after_view(struct fo *f, uint64_t now);
+
+void fo_set_hosts(struct fo *f, const struct fo_host *hosts, size_t n, uint64_t now)
+{
+	if (now > f->last_now)
+		f->last_now = now;
+	now = f->last_now;
+	/* every host has a record (a record, not a vote: votes come from
+	 * fo_member); one that moved to a newer incarnation leaves its last
+	 * state of the old one behind (RECOVERY) */
+	for (size_t i = 0; hosts && i < n; i++) {
+		const char *name = nz(hosts[i].cap.name);
+		if (name[0] && strlen(name) < FO_NAME_MAX)
+			member_add(f, name);
+	}
+	for (size_t i = 0; hosts && i < n; i++) {
+		const char *name = nz(hosts[i].cap.name);
+		struct mrec *r = name[0] && strlen(name) < FO_NAME_MAX ? member_find(f, name) : NULL;
+		const struct fo_host *old = r ? host_of(f, name) : NULL;
+		if (old && hosts[i].incarnation > old->incarnation)
+			save_prev(r, old);
+	}
+	for (size_t k = 0; k < f->n_m; k++)
+		f->m[k].host_idx = 0;
 	mv_arena_reset(&f->harena);
 	f->hosts = NULL;
 	f->n_hosts = 0;
-	if (!hosts || !n)
+	if (!hosts || !n) {
+		after_view(f, now);
 		return;
+	}
 	struct fo_host *h = mv_arena_alloc(&f->harena, n * sizeof(*h));
 	if (!h)
 		return;
@@ -1176,7 +1587,11 @@ void fo_set_hosts(struct fo *f, const struct fo_host *hosts, size_t n)
 		}
 		f->hosts = h;
 		f->n_hosts = i + 1;
+		struct mrec *r = member_find(f, h[i].cap.name);
+		if (r && !r->host_idx)
+			r->host_idx = (uint32_t)(i + 1);
 	}
+	after_view(f, now);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1214,6 +1629,8 @@ static void broadcast(struct fo *f, const struct fo_msg *tmpl)
 		struct fo_msg m = *tmpl;
 		m.removed = NULL;
 		m.n_removed = 0;
+		m.adopt = NULL;
+		m.n_adopt = 0;
 		cpy(m.to, sizeof(m.to), f->m[i].name);
 		if (tmpl->has_plan && fo_plan_copy(&m.plan, &tmpl->plan) < 0)
 			continue;
@@ -1232,7 +1649,10 @@ static void send_heartbeats(struct fo *f, uint64_t now)
 		msg_init(f, &m, FO_HEARTBEAT, f->m[i].name);
 		m.stamp = now;
 		m.incarnation = f->incarnation;
-		m.fenced_through = f->fenced_through;
+		/* a fence whose destroys failed is not claimed (fo_fence_incomplete) */
+		if (!f->fence_incomplete)
+			f->ft_told = f->fenced_through;
+		m.fenced_through = f->ft_told;
 		m.voters = (uint32_t)f->n_voters;
 		if (f->n_removed) {
 			if (!rem) {
@@ -1276,15 +1696,18 @@ static void trim_history(struct fo *f)
 		done += f->inst[i]->done;
 	while (done > f->cfg.history || (f->n_inst >= FO_INST_MAX && done > 0)) {
 		size_t oldest = SIZE_MAX;
+		bool full = f->n_inst >= FO_INST_MAX;
 		for (size_t i = 0; i < f->n_inst; i++)
-			if (f->inst[i]->done &&
+			if (f->inst[i]->done && (full || !f->inst[i]->n_parked) &&
 			    (oldest == SIZE_MAX || f->inst[i]->done_at < f->inst[oldest]->done_at))
 				oldest = i;
 		if (oldest == SIZE_MAX)
 			break;
 		struct mrec *r = member_find(f, f->inst[oldest]->dead);
-		if (r && r->forgot_max < f->inst[oldest]->inc)
+		if (r && r->forgot_max < f->inst[oldest]->inc) {
 			r->forgot_max = f->inst[oldest]->inc;
+			f->journal_version++;
+		}
 		inst_free(f->inst[oldest]);
 		memmove(&f->inst[oldest], &f->inst[oldest + 1],
 		        (f->n_inst - oldest - 1) * sizeof(*f->inst));
@@ -1318,17 +1741,61 @@ static struct inst *inst_open(struct fo *f, const char *dead, uint64_t inc, uint
 	in->known_at = now;
 	in->propose_at = UINT64_MAX;
 	f->inst[f->n_inst++] = in;
-	struct mrec *r = member_find(f, dead);
-	if (r)
-		raise_inst_max(f, r, inc);
 	return in;
 }
 
+/* Is incarnation `inc` of member r over, as far as we know? We held it
+ * DEAD at `inc` or later, the operator removed it, or it is known at a
+ * newer incarnation (it refuted, restarted, or fenced itself and moved
+ * on: RECOVERY). A plan for an incarnation that is over lists only what
+ * the host does not run at its newer one. */
+static bool incarnation_over(const struct mrec *r, uint64_t inc)
+{
+	return r && (r->dead_max >= inc || (r->removed && r->removed_inc >= inc) ||
+	             (r->fed && r->inc > inc) || r->hb_inc > inc);
+}
+
 /* Do we (as an acceptor) consider `in`'s host failed for this round? */
+/* A member membership never told us of, while we have been up long enough
+ * to know every live one (a join's push-pull lists them all at once): it
+ * is not alive. (SWIM adds an unknown member only from an ALIVE record, so
+ * an agent that restarted after a death never hears of the dead host.) */
+#define FO_UNKNOWN_IS_GONE_MS 30000
+static bool unknown_gone(const struct fo *f, const struct mrec *r)
+{
+	return (!r || !r->fed) && f->last_now >= sat_add(f->started, FO_UNKNOWN_IS_GONE_MS);
+}
+
+/* Is incarnation inc of member r failed as far as we know: over (dead,
+ * removed, or it lives at a newer one), never heard of, or dead to us for
+ * FO_LONG_DEAD_MS with no sign of life meanwhile (no heartbeat, no newer
+ * incarnation from membership): its agent died right after it moved on,
+ * before our membership heard of the new incarnation — it never will now.
+ * (A live host refutes its death well within that time once it can reach
+ * us; until it can, it is not acknowledged by us either.) */
+#define FO_LONG_DEAD_MS 30000
+static bool long_dead(const struct fo *f, const struct mrec *r)
+{
+	uint64_t now = f->last_now;
+	/* and we have been quorate (hearing from a majority) all that while:
+	 * right after a partition heals, silence proves nothing yet */
+	return r && r->fed && r->st == FO_DEAD && r->dead_at && f->quorate_flag &&
+	       f->quorate_since && now >= sat_add(f->quorate_since - 1, FO_LONG_DEAD_MS) &&
+	       now >= sat_add(r->dead_at - 1, FO_LONG_DEAD_MS) &&
+	       (!r->hb_at || now >= sat_add(r->hb_at - 1, FO_LONG_DEAD_MS)) &&
+	       r->inc <= r->dead_max && r->hb_inc <= r->dead_max;
+}
+
+static bool dead_to_me(const struct fo *f, const struct mrec *r, uint64_t inc)
+{
+	return incarnation_over(r, inc) || unknown_gone(f, r) || long_dead(f, r);
+}
+
 static bool acceptor_may(const struct fo *f, const struct inst *in, uint32_t round)
 {
-	const struct mrec *r = member_find(f, in->dead);
-	if (r && (r->dead_max >= in->inc || (r->removed && r->removed_inc >= in->inc)))
+	if (is_self(f, in->dead))
+		return in->inc < f->incarnation; /* one of ours that is over */
+	if (dead_to_me(f, member_find(f, in->dead), in->inc))
 		return true;
 	return round > 0 && in->rounds[0].chosen;
 }
@@ -1393,12 +1860,12 @@ static bool batch_ready(const struct fo *f, const struct inst *in, uint64_t now,
 /* Which round needs proposing, if any. */
 static bool work_round(const struct fo *f, const struct inst *in, uint64_t now, uint32_t *out)
 {
-	if (in->done)
-		return false;
+	if (in->done || is_self(f, in->dead))
+		return false; /* nobody coordinates its own failover */
 	bool any;
 	uint32_t h = highest_chosen(in, f->n_rounds, &any);
 	if (!in->rounds[0].chosen) {
-		if (!acceptor_may(f, in, 0))
+		if (!acceptor_may(f, in, 0) || in->superseded_by)
 			return false;
 		*out = 0;
 		return true;
@@ -1439,16 +1906,9 @@ static void check_done(struct fo *f, struct inst *in, uint64_t now)
 	bool any;
 	uint32_t h = highest_chosen(in, f->n_rounds, &any);
 	if (in->n_pend && h + 1 >= f->n_rounds) {
-		struct fo_instance_id id;
-		inst_id(&id, in, h);
-		for (size_t p = 0; p < in->n_pend; p++) {
-			struct fo_event *ev = push_event(
-			    f, FO_EV_NO_ROOM, &id, NULL,
-			    "%s not placed: handed back and all %u hand-back rounds used",
-			    in->pend[p].e.name, f->cfg.max_rounds);
-			ev->entry = in->pend[p].e;
-			ev->entry.target[0] = '\0';
-		}
+		for (size_t p = 0; p < in->n_pend; p++)
+			park(f, in, &in->pend[p].e, in->pend[p].failed_round, in->pend[p].tries,
+			     "not placed: every round of this failover is used", true);
 		in->n_pend = 0;
 	}
 	in->done = true;
@@ -1476,25 +1936,118 @@ static void set_fenced(struct fo *f, struct inst *in, const char *how, uint64_t 
 	}
 }
 
+/* A recovery of ours that we heard being decided holds back our next new
+ * incarnation (for VMs stopped here) this long after the last message. */
+#define FO_OWN_RECOVERY_QUIET_MS 60000
+
+/* The first retry of parked VMs waits this long, doubled per retry that
+ * changed nothing, up to 32 times. */
+#define FO_PARK_RETRY_MS 10000
+
+/* Parks a VM no round could place (no room, or handed back max_rounds
+ * times): it waits for room (retry_parked) instead of being given up. */
+static void park(struct fo *f, struct inst *in, const struct fo_plan_entry *e, uint32_t r,
+                 uint32_t tries, const char *why, bool report)
+{
+	if (replaced_after(f, in, r, e->uuid))
+		return; /* a later round (learned first) has it already */
+	for (size_t p = 0; p < in->n_parked; p++)
+		if (strcmp(in->parked[p].e.uuid, e->uuid) == 0) {
+			if (in->parked[p].failed_round < r) {
+				in->parked[p].e = *e;
+				in->parked[p].failed_round = r;
+			}
+			return;
+		}
+	struct pend *np = grow(in->parked, &in->cap_parked, in->n_parked + 1, sizeof(*np));
+	if (!np)
+		return;
+	in->parked = np;
+	in->parked[in->n_parked] = (struct pend){.e = *e, .failed_round = r,
+	                                         .added_at = f->last_now, .tries = tries};
+	in->n_parked++;
+	if (!in->park_retry_at)
+		in->park_retry_at = sat_add(f->last_now, (uint64_t)FO_PARK_RETRY_MS << in->park_backoff);
+	if (!report)
+		return;
+	struct fo_instance_id id;
+	inst_id(&id, in, r);
+	struct fo_event *ev = push_event(f, FO_EV_NO_ROOM, &id, NULL, "%s %s: waiting for room",
+	                                 e->name, why);
+	ev->entry = *e;
+	ev->entry.target[0] = '\0';
+}
+
 static void add_pending(struct fo *f, struct inst *in, const struct fo_plan_entry *e, uint32_t r)
 {
 	if (replaced_after(f, in, r, e->uuid))
 		return;
+	/* The same placement in an older recovery of the host (ours adopted
+	 * it): the oldest one holding it re-places it, so that one instance
+	 * only does (the others mark theirs handed back too). */
+	struct inst *oldest = NULL;
+	uint32_t oround = 0;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		struct inst *o = f->inst[i];
+		if (o == in || o->inc >= in->inc || strcmp(o->dead, in->dead) != 0)
+			continue;
+		for (uint32_t k = 0; k < f->n_rounds; k++) {
+			struct round *ok = &o->rounds[k];
+			for (size_t j = 0; ok->chosen && j < ok->plan.n; j++) {
+				const struct fo_plan_entry *q = &ok->plan.entries[j];
+				if (q->new_epoch != e->new_epoch || strcmp(q->uuid, e->uuid) != 0 ||
+				    strcmp(q->target, e->target) != 0)
+					continue;
+				if (ok->ents[j].st == E_OK || ok->ents[j].running)
+					return; /* it was started for that one: it runs, or its own
+					           report decides */
+				if (ok->ents[j].st == E_WAIT) {
+					ok->ents[j].st = E_HANDED;
+					cpy(ok->ents[j].text, sizeof(ok->ents[j].text),
+					    "handed back (the same placement in a newer recovery)");
+				}
+				if (!oldest || o->inc < oldest->inc) {
+					oldest = o;
+					oround = k;
+				}
+			}
+		}
+	}
+	if (oldest) {
+		oldest->done = false;
+		if (!oldest->working)
+			oldest->work_since = f->last_now;
+		in = oldest;
+		r = oround;
+		if (replaced_after(f, in, r, e->uuid))
+			return;
+	}
 	for (size_t p = 0; p < in->n_pend; p++)
 		if (strcmp(in->pend[p].e.uuid, e->uuid) == 0) {
 			if (in->pend[p].failed_round < r) {
 				in->pend[p].e = *e;
 				in->pend[p].failed_round = r;
+				in->pend[p].tries++;
 			}
 			return;
 		}
+	/* a VM handed back by every host it was given to, max_rounds times */
+	uint32_t tries = 1;
+	for (uint32_t k = 0; k < r && k < FO_ROUNDS_MAX; k++)
+		if (in->rounds[k].chosen && plan_has_uuid(&in->rounds[k].plan, e->uuid))
+			tries++;
+	if (tries > f->cfg.max_rounds) {
+		char why[64];
+		snprintf(why, sizeof(why), "handed back %u times", tries);
+		park(f, in, e, r, tries, why, true);
+		return;
+	}
 	struct pend *np = grow(in->pend, &in->cap_pend, in->n_pend + 1, sizeof(*np));
 	if (!np)
 		return;
 	in->pend = np;
-	in->pend[in->n_pend].e = *e;
-	in->pend[in->n_pend].failed_round = r;
-	in->pend[in->n_pend].added_at = f->last_now;
+	in->pend[in->n_pend] = (struct pend){.e = *e, .failed_round = r, .added_at = f->last_now,
+	                                     .tries = tries};
 	in->n_pend++;
 }
 
@@ -1523,6 +2076,36 @@ static void arm_fence_wait(struct fo *f, struct inst *in, bool has_bound, uint64
 		in->fence_wait_at = at;
 		in->fence_wait_bound = by_bound;
 	}
+}
+
+static void send_fenced(struct fo *f, const struct fo_instance_id *id, const char *how);
+
+/* A first plan for an incarnation of ours (RECOVERY). Fenced through it
+ * already (a self-fence, an order): nothing runs here below those epochs.
+ * Otherwise destroy here every VM it lists whose local copy is older than
+ * the plan's epoch: exactly what a FENCE_ORDER for this plan alone would
+ * do. Then say so. fenced_through does not move: other instances of ours
+ * may still be undecided, and only an order that lists them all may claim
+ * them. */
+static void obey_own_plan(struct fo *f, struct inst *in, uint32_t round, const struct fo_plan *plan,
+                          uint64_t now)
+{
+	struct fo_instance_id id;
+	inst_id(&id, in, round);
+	char how[FO_TEXT_MAX];
+	if (f->fenced_through >= in->inc) {
+		snprintf(how, sizeof(how), "the host itself: fenced through incarnation %" PRIu64,
+		         f->fenced_through);
+	} else {
+		struct fo_event *e = push_event(f, FO_EV_FENCE_VMS, &id, f->cfg.name,
+		                                "recovery plan for our incarnation %" PRIu64
+		                                ": destroy %zu listed VMs below their new epochs",
+		                                in->inc, plan->n);
+		fo_plan_copy(&e->plan, plan);
+		snprintf(how, sizeof(how), "destroyed by the host itself");
+	}
+	set_fenced(f, in, how, now, true);
+	send_fenced(f, &id, how); /* (FENCED is per instance: round 0) */
 }
 
 /* Learn that `plan` is chosen for (in, round); with has_bound, `bound` (our
@@ -1562,6 +2145,26 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	fo_plan_clear(&rd->best_plan);
 	fo_plan_clear(&rd->value);
 	in->done = false;
+	if (copy.n > 0) {
+		struct mrec *xr = member_add(f, in->dead);
+		if (xr)
+			raise_inst_max(f, xr, in->inc);
+	}
+	if (round == 0) {
+		/* older recoveries of the host still undecided are over: this
+		 * plan took over what they may have placed (RECOVERY) */
+		for (size_t i = 0; i < f->n_inst; i++) {
+			struct inst *o = f->inst[i];
+			if (o->inc < in->inc && !o->rounds[0].chosen && !o->done &&
+			    strcmp(o->dead, in->dead) == 0) {
+				if (in->inc > o->superseded_by)
+					o->superseded_by = in->inc;
+				o->done = true;
+				o->done_at = now;
+				o->rounds[0].pphase = 0;
+			}
+		}
+	}
 
 	struct fo_instance_id id;
 	inst_id(&id, in, round);
@@ -1578,28 +2181,61 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	                                 in->dead, in->inc, round, copy.n, n_self, n_room,
 	                                 b->number, b->proposer);
 	fo_plan_copy(&ev->plan, &copy);
+	/* pending and parked VMs this round re-places (or finds no room for);
+	 * pending ones it left out because another instance holds them, or
+	 * because they run after all, are settled too */
+	for (size_t p = 0; p < in->n_pend;) {
+		const struct pend *pd = &in->pend[p];
+		if (pd->failed_round < round &&
+		    (plan_has_uuid(&copy, pd->e.uuid) ||
+		     running_elsewhere(f, pd->e.uuid, pd->e.new_epoch - 1, NULL, NULL))) {
+			in->pend[p] = in->pend[--in->n_pend];
+		} else if (pd->failed_round < round && excluded_vm(rd, pd->e.uuid)) {
+			/* acceptors said another failover's value holds it: that
+			 * value may never be chosen, so the VM waits, parked (it
+			 * leaves the list once a chosen plan places it elsewhere) */
+			struct pend keep = *pd;
+			in->pend[p] = in->pend[--in->n_pend];
+			park(f, in, &keep.e, keep.failed_round, keep.tries,
+			     "is in another failover's value", false);
+		} else {
+			p++;
+		}
+	}
+	for (size_t p = 0; p < in->n_parked;) {
+		if (in->parked[p].failed_round < round && plan_has_uuid(&copy, in->parked[p].e.uuid))
+			in->parked[p] = in->parked[--in->n_parked];
+		else
+			p++;
+	}
 	for (size_t e = 0; e < copy.n; e++) {
 		if (copy.entries[e].target[0])
 			continue;
 		rd->ents[e].st = E_NOROOM;
 		cpy(rd->ents[e].text, sizeof(rd->ents[e].text), "no host had room");
-		struct fo_event *nr =
-		    push_event(f, FO_EV_NO_ROOM, &id, NULL, "no host has room for %s (%u vCPUs, %" PRIu64
-		               " MiB)", copy.entries[e].name, copy.entries[e].vcpus,
-		               copy.entries[e].memory_kib / 1024);
-		nr->entry = copy.entries[e];
+		char why[96];
+		snprintf(why, sizeof(why), "(%u vCPUs, %" PRIu64 " MiB) fits on no host",
+		         copy.entries[e].vcpus, copy.entries[e].memory_kib / 1024);
+		park(f, in, &copy.entries[e], round, 0, why, true);
 	}
-	/* pending VMs this round re-places */
-	for (size_t p = 0; p < in->n_pend;) {
-		if (in->pend[p].failed_round < round && plan_has_uuid(&copy, in->pend[p].e.uuid))
-			in->pend[p] = in->pend[--in->n_pend];
-		else
-			p++;
-	}
-	/* every learner tracks the fence (for the record); only targets act */
-	if (copy.n && !in->fenced)
+	if (is_self(f, in->dead)) {
+		/* A plan for one of our own incarnations (we restarted, fenced
+		 * ourselves, or recover our stopped VMs): we are alive to carry
+		 * it out. Its VMs die here first, below their new epochs, then
+		 * the targets — often this host — start them. */
+		if (copy.n > 0 && !in->fenced)
+			obey_own_plan(f, in, round, &copy, now);
+	} else if (copy.n && !in->fenced) {
+		/* every learner tracks the fence (for the record); only targets act */
 		arm_fence_wait(f, in, has_bound, bound, now);
-	if (mine && round == 0 && copy.n > 0 && !in->fenced && !in->remote_fence_sent) {
+	}
+	/* A remote fence destroys every HA VM on the host, as a dead agent's
+	 * host must be: not for a host that is up at a newer incarnation (it
+	 * carries the plan out itself, and may run VMs of newer plans). */
+	const struct mrec *xr = member_find(f, in->dead);
+	bool back = xr && (member_up(f, xr) || beating(f, xr)) &&
+	            (xr->inc > in->inc || xr->hb_inc > in->inc);
+	if (mine && round == 0 && copy.n > 0 && !in->fenced && !in->remote_fence_sent && !back) {
 		in->remote_fence_sent = true;
 		push_event(f, FO_EV_REMOTE_FENCE, &id, in->dead,
 		           "destroy %s's HA VMs through its hypervisor", in->dead);
@@ -1611,6 +2247,15 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 }
 
 /* Outstanding assignments of chosen plans (not restarted, not handed back). */
+/* An entry still to be started that holds room on its target: waiting,
+ * with a target, and not known dead (its target fenced since, or its VM
+ * moved on by a newer plan). */
+static bool outstanding_entry(const struct fo *f, const struct round *rd, size_t e)
+{
+	const struct fo_plan_entry *pe = &rd->plan.entries[e];
+	return rd->ents[e].st == E_WAIT && pe->target[0] && !target_fenced(f, pe) && !moved_on(f, pe);
+}
+
 static void outstanding_plan(const struct fo *f, struct fo_plan *out)
 {
 	size_t n = 0;
@@ -1621,7 +2266,7 @@ static void outstanding_plan(const struct fo *f, struct fo_plan *out)
 			const struct round *rd = &f->inst[i]->rounds[r];
 			if (rd->chosen)
 				for (size_t e = 0; e < rd->plan.n; e++)
-					n += rd->ents[e].st == E_WAIT && rd->plan.entries[e].target[0];
+					n += outstanding_entry(f, rd, e);
 		}
 	if (!n || !(out->entries = malloc(n * sizeof(*out->entries))))
 		return;
@@ -1630,7 +2275,7 @@ static void outstanding_plan(const struct fo *f, struct fo_plan *out)
 			const struct round *rd = &f->inst[i]->rounds[r];
 			if (rd->chosen)
 				for (size_t e = 0; e < rd->plan.n; e++)
-					if (rd->ents[e].st == E_WAIT && rd->plan.entries[e].target[0])
+					if (outstanding_entry(f, rd, e))
 						out->entries[out->n++] = rd->plan.entries[e];
 		}
 }
@@ -1652,7 +2297,10 @@ static struct fo_host *hosts_view(const struct fo *f, const char *const *excl, s
 			continue;
 		struct fo_host c = f->hosts[i];
 		const struct mrec *r = member_find(f, name);
-		c.cap.alive = is_self(f, name) || (r && r->voter && r->st == FO_ALIVE);
+		/* alive to membership, or heartbeating us now from an incarnation
+		 * newer than membership holds dead (SWIM has not caught up yet) */
+		c.cap.alive = is_self(f, name) ||
+		              (r && r->voter && !r->removed && (r->st == FO_ALIVE || beating(f, r)));
 		h[(*n_out)++] = c;
 	}
 	return h;
@@ -1663,8 +2311,10 @@ static struct fo_host *hosts_view(const struct fo *f, const char *const *excl, s
  * on the dead host is history, not a VM to restart. */
 static bool moved_since(const struct fo *f, const struct fo_vm *vm, const struct fo_plan *sup)
 {
+	/* (an entry without a target placed nothing: no room) */
 	for (size_t e = 0; sup && e < sup->n; e++)
-		if (sup->entries[e].new_epoch > vm->epoch && strcmp(sup->entries[e].uuid, nz(vm->uuid)) == 0)
+		if (sup->entries[e].target[0] && sup->entries[e].new_epoch > vm->epoch &&
+		    strcmp(sup->entries[e].uuid, nz(vm->uuid)) == 0)
 			return true;
 	for (size_t i = 0; i < f->n_inst; i++)
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
@@ -1672,11 +2322,259 @@ static bool moved_since(const struct fo *f, const struct fo_vm *vm, const struct
 			if (!rd->chosen)
 				continue;
 			for (size_t e = 0; e < rd->plan.n; e++)
-				if (rd->plan.entries[e].new_epoch > vm->epoch &&
+				if (rd->plan.entries[e].target[0] && rd->plan.entries[e].new_epoch > vm->epoch &&
 				    strcmp(rd->plan.entries[e].uuid, nz(vm->uuid)) == 0)
 					return true;
 		}
 	return false;
+}
+
+static bool excluded_vm(const struct round *rd, const char *uuid)
+{
+	for (size_t i = 0; i < rd->n_xvm; i++)
+		if (strcmp(rd->xvm[i], uuid) == 0)
+			return true;
+	return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Recovery: owed VMs (RECOVERY in the essay)                               */
+
+/* Is this member up, as far as we know (ourselves, or fed and alive or
+ * suspected, not gone)? */
+/* Heartbeating us now (within the quorate window) from an incarnation
+ * newer than the one membership holds it dead at: alive, whatever SWIM
+ * still says (under loss SWIM's probes can keep failing while our
+ * heartbeats get through). */
+static bool beating(const struct fo *f, const struct mrec *r)
+{
+	return r->hb_at && r->hb_inc > r->dead_max && !r->removed && !r->left &&
+	       f->last_now < sat_add(r->hb_at - 1, f->cfg.quorate_ms);
+}
+
+static bool member_up(const struct fo *f, const struct mrec *r)
+{
+	if (r == &f->m[f->self_idx])
+		return true;
+	return r->fed && !r->left && !r->removed && (r->st == FO_ALIVE || r->st == FO_SUSPECT);
+}
+
+/* Does an up host other than `not_on` run `uuid` with an epoch above
+ * `above`, in the view? (It moved there: a newer generation.) */
+static const char *running_elsewhere(const struct fo *f, const char *uuid, uint64_t above,
+                                     const char *not_on, uint64_t *epoch)
+{
+	for (size_t i = 0; i < f->n_hosts; i++) {
+		const struct fo_host *h = &f->hosts[i];
+		if (not_on && strcmp(h->cap.name, not_on) == 0)
+			continue;
+		const struct mrec *r = member_find(f, h->cap.name);
+		if (!r || !(member_up(f, r) || beating(f, r)))
+			continue;
+		for (size_t v = 0; v < h->n_vms; v++)
+			if (h->vms[v].running && h->vms[v].epoch > above &&
+			    strcmp(h->vms[v].uuid, uuid) == 0) {
+				if (epoch)
+					*epoch = h->vms[v].epoch;
+				return h->cap.name;
+			}
+	}
+	return NULL;
+}
+
+/* The HA VMs that (x, inc) owes: those x listed in its latest state
+ * published at an incarnation <= inc (running or stopped: their desired
+ * state is running), minus those
+ *   - a chosen plan we know (or `sup`) moved to a newer epoch,
+ *   - an up host runs at a newer epoch (moved by a migration),
+ *   - x itself reports running at a newer incarnation (it kept them).
+ * *has_base: we know such a state. *ready: we know x's state at its newer
+ * incarnation too when x is up at one (else a plan could list VMs it still
+ * runs: wait for it). `out` (may be NULL) gets up to `cap` VMs, pointing
+ * into the view and member records: valid until the next fo_set_hosts. */
+static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const struct fo_plan *sup,
+                      const struct inst *in, struct fo_vm *out, size_t cap, bool *has_base,
+                      bool *ready)
+{
+	const struct mrec *xr = member_find(f, x);
+	const struct fo_host *cur = host_of(f, x);
+	const struct fo_host *newer = cur && cur->incarnation > inc ? cur : NULL;
+	bool up_newer = xr && xr != &f->m[f->self_idx] && (member_up(f, xr) || beating(f, xr)) &&
+	                (xr->inc > inc || xr->hb_inc > inc);
+	/* what x runs at its newer incarnation must be known: its state, and a
+	 * VM list libvirt gave (not the empty list of an agent that never got
+	 * one) */
+	*ready = !(up_newer && (!newer || newer->inventory_unknown));
+	size_t nb = 0;
+	const struct fo_vm *bv = NULL;
+	const struct hvm *bp = NULL;
+	if (cur && cur->incarnation <= inc) {
+		bv = cur->vms;
+		nb = cur->n_vms;
+	} else if (xr && xr->has_prev && xr->prev_inc <= inc) {
+		bp = xr->prev;
+		nb = xr->n_prev;
+	} else if (in && in->has_base) {
+		bp = in->base;
+		nb = in->n_base;
+	} else {
+		*has_base = false;
+		return 0;
+	}
+	*has_base = true;
+	size_t n = 0;
+	for (size_t i = 0; i < nb; i++) {
+		struct fo_vm v;
+		if (bv) {
+			v = bv[i];
+		} else {
+			v = (struct fo_vm){.uuid = bp[i].uuid, .name = bp[i].name, .group = bp[i].group,
+			                   .priority = bp[i].priority, .vcpus = bp[i].vcpus,
+			                   .memory_kib = bp[i].memory_kib, .epoch = bp[i].epoch,
+			                   .running = bp[i].running};
+		}
+		if (moved_since(f, &v, sup) || running_elsewhere(f, nz(v.uuid), v.epoch, x, NULL))
+			continue;
+		bool kept = false;
+		for (size_t k = 0; newer && k < newer->n_vms && !kept; k++)
+			kept = newer->vms[k].running && newer->vms[k].epoch >= v.epoch &&
+			       strcmp(newer->vms[k].uuid, nz(v.uuid)) == 0;
+		if (kept)
+			continue;
+		if (out && n < cap) {
+			out[n] = v;
+			out[n].running = true;
+		}
+		n++;
+	}
+	/* what chosen plans gave to x at an incarnation <= inc: x may have
+	 * started it (or been about to) before its state showed it — once the
+	 * plan's own fence is confirmed (before that, the VM may still run on
+	 * the host that plan fails over, and x would not start it yet) */
+	for (size_t i = 0; i < f->n_inst; i++)
+		for (uint32_t r = 0; f->inst[i]->fenced && r < f->n_rounds; r++) {
+			const struct round *rd = &f->inst[i]->rounds[r];
+			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
+				const struct fo_plan_entry *pe = &rd->plan.entries[e];
+				if ((rd->ents[e].st != E_OK && rd->ents[e].st != E_WAIT) ||
+				    !pe->target_incarnation || pe->target_incarnation > inc ||
+				    strcmp(pe->target, x) != 0 || !given_newest(f, x, inc, pe))
+					continue;
+				bool listed = false;
+				for (size_t b = 0; b < nb && !listed; b++)
+					listed = strcmp(bv ? nz(bv[b].uuid) : bp[b].uuid, pe->uuid) == 0 &&
+					         (bv ? bv[b].epoch : bp[b].epoch) >= pe->new_epoch;
+				struct fo_vm v = {.uuid = pe->uuid, .name = pe->name, .group = pe->group,
+				                  .priority = pe->priority, .vcpus = pe->vcpus,
+				                  .memory_kib = pe->memory_kib, .epoch = pe->new_epoch,
+				                  .running = true};
+				if (listed || moved_since(f, &v, sup) ||
+				    running_elsewhere(f, pe->uuid, pe->new_epoch, x, NULL))
+					continue;
+				bool kept = false;
+				for (size_t k = 0; newer && k < newer->n_vms && !kept; k++)
+					kept = newer->vms[k].running && newer->vms[k].epoch >= pe->new_epoch &&
+					       strcmp(newer->vms[k].uuid, pe->uuid) == 0;
+				if (kept)
+					continue;
+				if (out && n < cap)
+					out[n] = v;
+				n++;
+			}
+		}
+	return n;
+}
+
+/* Is pe the placement of its VM on x (at an incarnation <= inc) with the
+ * highest epoch, the first such in plan order among equals? */
+static bool given_newest(const struct fo *f, const char *x, uint64_t inc,
+                         const struct fo_plan_entry *pe)
+{
+	bool seen = false;
+	for (size_t i = 0; i < f->n_inst; i++)
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *rd = &f->inst[i]->rounds[r];
+			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
+				const struct fo_plan_entry *q = &rd->plan.entries[e];
+				if (q == pe) {
+					seen = true;
+					continue;
+				}
+				if (q->target_incarnation && q->target_incarnation <= inc &&
+				    (q->new_epoch > pe->new_epoch || (q->new_epoch == pe->new_epoch && !seen)) &&
+				    strcmp(q->target, x) == 0 && strcmp(q->uuid, pe->uuid) == 0 &&
+				    (rd->ents[e].st == E_OK || rd->ents[e].st == E_WAIT))
+					return false;
+			}
+		}
+	return true;
+}
+
+/* Does a chosen plan of another instance place this VM (on a host) above
+ * epoch `base`? Then that instance has it in hand. */
+static bool placed_by_other(const struct fo *f, const struct inst *in, const char *uuid,
+                            uint64_t base)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		for (uint32_t r = 0; o != in && r < f->n_rounds; r++)
+			if (o->rounds[r].chosen && places_live(f, &o->rounds[r], uuid, base))
+				return true;
+	}
+	return false;
+}
+
+/* A host's newest incarnation we know: from membership or its state. */
+static uint64_t newest_inc(const struct fo *f, const char *name)
+{
+	if (is_self(f, name))
+		return f->incarnation;
+	const struct mrec *t = member_find(f, name);
+	const struct fo_host *h = host_of(f, name);
+	uint64_t a = t ? t->inc : 0, b = h ? h->incarnation : 0;
+	if (t && t->hb_inc > a)
+		a = t->hb_inc;
+	return a > b ? a : b;
+}
+
+/* May x (recovering an incarnation of its own that is over) take its own
+ * VMs back? Only when it is up at a newer incarnation, quorate, healthy and
+ * not draining, as it published. */
+static bool own_host_eligible(const struct fo *f, const char *x, uint64_t inc)
+{
+	const struct mrec *xr = member_find(f, x);
+	const struct fo_host *cur = host_of(f, x);
+	if (!xr || !cur || !((member_up(f, xr) && xr->st == FO_ALIVE) || beating(f, xr)) ||
+	    cur->incarnation <= inc)
+		return false;
+	return cur->quorate && cur->cap.healthy && !cur->cap.draining && !cur->witness;
+}
+
+/* Hosts that failed `uuid` in rounds of `in` below `round` chosen within
+ * the last FO_EXCLUDE_MS (into excl, at most FO_ROUNDS_MAX): kept off it
+ * for a while — not forever (a host short of room then may have room now)
+ * and not when it was an incarnation the host has left since (it handed
+ * the VM back for that alone). */
+#define FO_EXCLUDE_MS 60000
+static size_t failed_hosts(const struct fo *f, const struct inst *in, uint32_t round,
+                           const char *uuid, const char **excl)
+{
+	size_t n = 0;
+	for (uint32_t k = 0; k < round && k < FO_ROUNDS_MAX; k++) {
+		const struct round *rd = &in->rounds[k];
+		if (!rd->chosen || f->last_now >= sat_add(rd->chosen_at, FO_EXCLUDE_MS))
+			continue;
+		for (size_t j = 0; j < rd->plan.n; j++) {
+			const struct fo_plan_entry *pj = &rd->plan.entries[j];
+			if (pj->target[0] && strcmp(pj->uuid, uuid) == 0 &&
+			    !(pj->target_incarnation &&
+			      newest_inc(f, pj->target) > pj->target_incarnation)) {
+				excl[n++] = pj->target;
+				break;
+			}
+		}
+	}
+	return n;
 }
 
 /* The value this node proposes for (in, round) when nothing was accepted. */
@@ -1684,9 +2582,10 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 {
 	out->n = 0;
 	out->entries = NULL;
-	const struct mrec *x = member_find(f, in->dead);
-	if (round == 0 && x && x->voter && x->st == FO_ALIVE && x->inc > in->inc)
-		return 0; /* the host came back: the empty plan */
+	/* the host back at a newer incarnation, quorate and healthy, keeps
+	 * what fits on it (RECOVERY) */
+	bool own = own_host_eligible(f, in->dead, in->inc);
+	const char *excl_host = own ? NULL : in->dead, *prefer = own ? in->dead : NULL;
 	struct fo_plan outst;
 	outstanding_plan(f, &outst);
 	int rc = -ENOMEM;
@@ -1695,21 +2594,26 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 	size_t n_vms = 0, n_excl = 0, n_h = 0;
 	struct fo_host *hv = NULL;
 	if (round == 0) {
-		hv = hosts_view(f, NULL, 0, &n_h);
-		if (!hv)
+		bool has_base, ready;
+		size_t cap = owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, NULL, 0, &has_base,
+		                     &ready);
+		if (!has_base || !ready) {
+			rc = -EAGAIN; /* we do not know what it owes (yet): others may */
 			goto out;
-		for (size_t i = 0; i < f->n_hosts; i++) {
-			const struct fo_host *h = &f->hosts[i];
-			if (strcmp(h->cap.name, in->dead) != 0)
-				continue;
-			vms = calloc(h->n_vms ? h->n_vms : 1, sizeof(*vms));
-			if (!vms)
-				goto out;
-			for (size_t v = 0; v < h->n_vms; v++)
-				if (h->vms[v].running && !moved_since(f, &h->vms[v], &in->rounds[0].sup))
-					vms[n_vms++] = h->vms[v];
-			break;
 		}
+		hv = hosts_view(f, NULL, 0, &n_h);
+		vms = calloc(cap ? cap : 1, sizeof(*vms));
+		if (!hv || !vms)
+			goto out;
+		n_vms = owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, vms, cap, &has_base,
+		                &ready);
+		if (n_vms > cap)
+			n_vms = cap;
+		for (size_t v = 0; v < n_vms;)
+			if (excluded_vm(&in->rounds[0], vms[v].uuid))
+				vms[v] = vms[--n_vms];
+			else
+				v++;
 	} else {
 		/* hand-backs: one VM at a time, in plan order, each kept off every
 		 * host that already failed it, the earlier ones counted as
@@ -1726,7 +2630,11 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 		}
 		for (size_t p = 0; p < in->n_pend; p++) {
 			const struct pend *pd = &in->pend[p];
-			if (pd->failed_round >= round)
+			if (pd->failed_round >= round || excluded_vm(&in->rounds[round], pd->e.uuid))
+				continue;
+			/* started after all (a late report), or moved on since: an up
+			 * host runs it at its epoch or a newer one */
+			if (running_elsewhere(f, pd->e.uuid, pd->e.new_epoch - 1, NULL, NULL))
 				continue;
 			const struct fo_plan_entry *e = &pd->e;
 			struct fo_vm *v = &vms[n_vms++];
@@ -1745,18 +2653,12 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 		struct fo_plan so_far = {.n = outst.n, .entries = acc};
 		rc = 0;
 		for (size_t v = 0; v < n_vms && rc == 0; v++) {
-			n_excl = 0;
-			for (uint32_t k = 0; k < round; k++) {
-				const struct round *rd = &in->rounds[k];
-				for (size_t j = 0; rd->chosen && j < rd->plan.n; j++)
-					if (rd->plan.entries[j].target[0] &&
-					    strcmp(rd->plan.entries[j].uuid, vms[v].uuid) == 0)
-						excl[n_excl++] = rd->plan.entries[j].target;
-			}
+			n_excl = failed_hosts(f, in, round, vms[v].uuid, excl);
 			free(hv);
 			hv = hosts_view(f, excl, n_excl, &n_h);
 			struct fo_plan one;
-			rc = hv ? fo_plan_compute(hv, n_h, in->dead, &vms[v], 1, round, &so_far, &one)
+			rc = hv ? fo_plan_compute_prefer(hv, n_h, excl_host, prefer, &vms[v], 1, round,
+			                                 &so_far, &one)
 			        : -ENOMEM;
 			if (rc == 0) {
 				out->entries[out->n++] = one.entries[0];
@@ -1769,14 +2671,10 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			fo_plan_clear(out);
 	}
 	if (round == 0)
-		rc = fo_plan_compute(hv, n_h, in->dead, vms, n_vms, round, &outst, out);
+		rc = fo_plan_compute_prefer(hv, n_h, excl_host, prefer, vms, n_vms, round, &outst, out);
 	for (size_t e = 0; rc == 0 && e < out->n; e++) {
 		struct fo_plan_entry *pe = &out->entries[e];
-		const struct mrec *t = member_find(f, pe->target);
-		pe->target_incarnation = !pe->target[0]       ? 0
-		                         : is_self(f, pe->target) ? f->incarnation
-		                         : t                      ? t->inc
-		                                                  : 0;
+		pe->target_incarnation = pe->target[0] ? newest_inc(f, pe->target) : 0;
 	}
 out:
 	free(hv);
@@ -1878,11 +2776,16 @@ static void start_phase1(struct fo *f, struct inst *in, uint32_t round, uint64_t
 		n = rd->ballot.number;
 	rd->ballot.number = n + 1;
 	cpy(rd->ballot.proposer, sizeof(rd->ballot.proposer), f->cfg.name);
+	rd->maj_at = 0;
 	rd->pphase = 1;
 	rd->has_best = false;
 	fo_plan_clear(&rd->best_plan);
 	fo_plan_clear(&rd->value);
 	fo_plan_clear(&rd->sup);
+	free(rd->adopted);
+	rd->adopted = NULL;
+	rd->n_adopted = 0;
+	round_vals_clear(rd);
 	resp_reset(rd);
 	struct fo_instance_id id;
 	inst_id(&id, in, round);
@@ -1898,13 +2801,112 @@ static void backoff(struct fo *f, struct round *rd, uint64_t now)
 	rd->next_retry = sat_add(now, (uint64_t)f->cfg.retry_ms + j);
 }
 
+/* Orders placements held from older recoveries: (incarnation, round,
+ * ballot). */
+static int adopt_cmp(const struct fo_adopt *a, const struct fo_adopt *b)
+{
+	if (a->incarnation != b->incarnation)
+		return a->incarnation < b->incarnation ? -1 : 1;
+	if (a->round != b->round)
+		return a->round < b->round ? -1 : 1;
+	return ballot_cmp(&a->ballot, &b->ballot);
+}
+
+/* Keeps, per VM, the highest placement the promises report. */
+static void adopt_merge(struct round *rd, const struct fo_adopt *a)
+{
+	if (!a->e.uuid[0])
+		return;
+	for (size_t i = 0; i < rd->n_adopted; i++)
+		if (strcmp(rd->adopted[i].e.uuid, a->e.uuid) == 0) {
+			if (adopt_cmp(a, &rd->adopted[i]) > 0)
+				rd->adopted[i] = *a;
+			return;
+		}
+	if (rd->n_adopted >= FO_PLAN_MAX)
+		return;
+	struct fo_adopt *na = realloc(rd->adopted, (rd->n_adopted + 1) * sizeof(*na));
+	if (!na)
+		return;
+	rd->adopted = na;
+	rd->adopted[rd->n_adopted++] = *a;
+}
+
+static int entry_cmp_plan(const void *a, const void *b)
+{
+	const struct fo_plan_entry *x = a, *y = b;
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	int c = strcmp(x->name, y->name);
+	return c ? c : strcmp(x->uuid, y->uuid);
+}
+
+/* Our own first plan, with each VM an older recovery of the host placed
+ * taking that placement as it is (added if ours lacks the VM): if that
+ * older plan was chosen, ours must agree with it VM by VM (RECOVERY).
+ * A placement whose VM runs somewhere at its epoch or later is done. */
+/* Does pe place its VM on the incarnation this instance fails over (or an
+ * older one of that host)? Such a placement is dead: whatever it started
+ * died with the host, and the instance owes the VM itself. */
+static bool places_on_dead(const struct inst *in, const struct fo_plan_entry *pe)
+{
+	return pe->target[0] && strcmp(pe->target, in->dead) == 0 &&
+	       pe->target_incarnation <= in->inc;
+}
+
+static int overlay_adopted(const struct fo *f, const struct round *rd, struct fo_plan *v)
+{
+	size_t extra = 0;
+	for (size_t a = 0; a < rd->n_adopted; a++)
+		extra += !plan_has_uuid(v, rd->adopted[a].e.uuid);
+	if (v->n + extra > FO_PLAN_MAX)
+		return -ENOMEM;
+	if (extra) {
+		struct fo_plan_entry *ne = realloc(v->entries, (v->n + extra) * sizeof(*ne));
+		if (!ne)
+			return -ENOMEM;
+		v->entries = ne;
+	}
+	for (size_t a = 0; a < rd->n_adopted; a++) {
+		const struct fo_plan_entry *ae = &rd->adopted[a].e;
+		bool done = running_elsewhere(f, ae->uuid, ae->new_epoch ? ae->new_epoch - 1 : 0, NULL,
+		                              NULL);
+		size_t k = 0;
+		while (k < v->n && strcmp(v->entries[k].uuid, ae->uuid) != 0)
+			k++;
+		if (done || excluded_vm(rd, ae->uuid) || target_fenced(f, ae) || moved_on(f, ae)) {
+			if (k < v->n)
+				v->entries[k] = v->entries[--v->n];
+			continue;
+		}
+		v->entries[k] = *ae;
+		if (k == v->n)
+			v->n++;
+	}
+	if (v->n > 1)
+		qsort(v->entries, v->n, sizeof(*v->entries), entry_cmp_plan);
+	if (!v->n) {
+		free(v->entries);
+		v->entries = NULL;
+	}
+	return 0;
+}
+
+/* A PROMISE (phase 1) or ACCEPTED (phase 2) for our ballot of a round we
+ * are still proposing, from a voter that had not answered yet (marked). */
+static bool counts_for_phase(struct fo *f, struct round *rd, int phase, size_t from_idx,
+                             const struct fo_msg *m)
+{
+	if (rd->chosen || rd->pphase != phase || ballot_cmp(&m->ballot, &rd->ballot) != 0)
+		return false;
+	return f->m[from_idx].voter && resp_mark(rd, from_idx);
+}
+
 static void on_promise(struct fo *f, struct inst *in, uint32_t round, size_t from_idx,
                        const struct fo_msg *m, uint64_t now)
 {
 	struct round *rd = &in->rounds[round];
-	if (rd->chosen || rd->pphase != 1 || ballot_cmp(&m->ballot, &rd->ballot) != 0)
-		return;
-	if (!f->m[from_idx].voter || !resp_mark(rd, from_idx))
+	if (!counts_for_phase(f, rd, 1, from_idx, m))
 		return;
 	if (m->superseded.n) {
 		struct fo_plan_entry *ne =
@@ -1914,6 +2916,25 @@ static void on_promise(struct fo *f, struct inst *in, uint32_t round, size_t fro
 			       m->superseded.n * sizeof(*ne));
 			rd->sup.entries = ne;
 			rd->sup.n += m->superseded.n;
+		}
+	}
+	for (size_t a = 0; round == 0 && a < m->n_adopt; a++)
+		if (!places_on_dead(in, &m->adopt[a].e) && !target_fenced(f, &m->adopt[a].e) &&
+		    !moved_on(f, &m->adopt[a].e))
+			adopt_merge(rd, &m->adopt[a]);
+	if (m->has_plan && m->accepted_ballot.number) {
+		size_t k = 0;
+		while (k < rd->n_vals && !fo_plan_equal(&rd->vals[k].p, &m->plan))
+			k++;
+		if (k < rd->n_vals) {
+			rd->vals[k].n++;
+		} else {
+			struct pvals *nv = realloc(rd->vals, (rd->n_vals + 1) * sizeof(*nv));
+			if (nv) {
+				rd->vals = nv;
+				if (fo_plan_copy(&rd->vals[rd->n_vals].p, &m->plan) == 0)
+					rd->vals[rd->n_vals++].n = 1;
+			}
 		}
 	}
 	if (m->has_plan && m->accepted_ballot.number &&
@@ -1926,16 +2947,78 @@ static void on_promise(struct fo *f, struct inst *in, uint32_t round, size_t fro
 			rd->has_best = true;
 		}
 	}
-	if (rd->n_resp < majority_of(f->eff_voters))
+	promises_decide(f, in, round, now, false);
+}
+
+/* Phase 1 of (in, round) with the promises so far: go on to phase 2 with a
+ * value once a majority promised. When the highest accepted value may or
+ * may not have been chosen depending on voters that have not answered
+ * yet, wait for them up to retry_ms (timed_out: the wait is over) — their
+ * answers may show it was not, and free us to propose a value that the
+ * acceptors will take. */
+static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint64_t now,
+                            bool timed_out)
+{
+	struct round *rd = &in->rounds[round];
+	size_t maj = majority_of(f->eff_voters);
+	if (rd->n_resp < maj)
 		return;
+	if (rd->has_best && !timed_out && rd->n_resp < f->eff_voters) {
+		uint32_t c = 0;
+		for (size_t k = 0; k < rd->n_vals; k++)
+			if (fo_plan_equal(&rd->vals[k].p, &rd->best_plan))
+				c = rd->vals[k].n;
+		size_t unknown = f->eff_voters - rd->n_resp;
+		if ((size_t)c < maj && (size_t)c + unknown >= maj) {
+			if (!rd->maj_at) {
+				rd->maj_at = now + 1;
+				rd->next_retry = sat_add(now, f->cfg.retry_ms);
+			}
+			return;
+		}
+	}
+	rd->maj_at = 0;
 	fo_plan_clear(&rd->value);
+	if (rd->has_best) {
+		/* The highest accepted value must be proposed again if it may have
+		 * been chosen. It may not have been when the promisers that report
+		 * it, and the voters that did not answer, are fewer than a
+		 * majority: a chosen value is reported by every promiser of a
+		 * majority that accepted it (any proposal after it has it), so
+		 * then nothing was chosen yet and our own value is safe. (An
+		 * acceptor that refuses it for good otherwise keeps it stuck.) */
+		uint32_t c = 0;
+		for (size_t k = 0; k < rd->n_vals; k++)
+			if (fo_plan_equal(&rd->vals[k].p, &rd->best_plan))
+				c = rd->vals[k].n;
+		size_t unknown = f->eff_voters > rd->n_resp ? f->eff_voters - rd->n_resp : 0;
+		if ((size_t)c + unknown < maj) {
+			fo_plan_clear(&rd->best_plan);
+			rd->has_best = false;
+		}
+	}
+	rd->own_val = !rd->has_best;
 	if (rd->has_best) {
 		rd->value = rd->best_plan;
 		rd->best_plan.entries = NULL;
 		rd->best_plan.n = 0;
-	} else if (own_value(f, in, round, &rd->value) < 0) {
-		backoff(f, rd, now);
-		return;
+	} else {
+		int rc = own_value(f, in, round, &rd->value);
+		if (rc == -EAGAIN && rd->n_adopted) {
+			rc = 0; /* what older recoveries placed is enough to go on */
+		} else if (rc == -EAGAIN) {
+			/* we do not know (yet) what the host owes (its newer state
+			 * has not reached us): try again a coordinator step later */
+			rd->pphase = 3;
+			rd->next_retry = sat_add(now, f->cfg.coordinator_step_ms);
+			return;
+		}
+		if (rc == 0 && overlay_adopted(f, rd, &rd->value) < 0)
+			rc = -ENOMEM;
+		if (rc < 0) {
+			backoff(f, rd, now);
+			return;
+		}
 	}
 	rd->pphase = 2;
 	resp_reset(rd);
@@ -1948,9 +3031,7 @@ static void on_accepted(struct fo *f, struct inst *in, uint32_t round, size_t fr
                         const struct fo_msg *m, uint64_t now)
 {
 	struct round *rd = &in->rounds[round];
-	if (rd->chosen || rd->pphase != 2 || ballot_cmp(&m->ballot, &rd->ballot) != 0)
-		return;
-	if (!f->m[from_idx].voter || !resp_mark(rd, from_idx))
+	if (!counts_for_phase(f, rd, 2, from_idx, m))
 		return;
 	/* The acceptor's last ack to the dead host, in our clock: at most
 	 * receipt - its age (transit only makes the real ack earlier). One
@@ -1992,8 +3073,33 @@ static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struc
 		rd->max_n = m->ballot.number;
 	if (rd->chosen || (rd->pphase != 1 && rd->pphase != 2))
 		return;
-	if (ballot_cmp(&m->ballot, &rd->ballot) > 0)
+	if (round == 0 && m->incarnation > in->inc) {
+		/* a newer recovery of the host took over: it adopts what this
+		 * one may have placed; we stop proposing here */
+		if (m->incarnation > in->superseded_by)
+			in->superseded_by = m->incarnation;
+		rd->pphase = 0;
+		return;
+	}
+	if (ballot_cmp(&m->ballot, &rd->ballot) > 0) {
 		backoff(f, rd, now);
+		return;
+	}
+	/* A VM of our own value is placed by another instance: propose again
+	 * without it. (An adopted value may not change: it stays refused by
+	 * this acceptor, and needs a majority without it.) */
+	if (rd->pphase == 2 && m->vm_uuid[0] && ballot_cmp(&m->ballot, &rd->ballot) <= 0) {
+		if (!excluded_vm(rd, m->vm_uuid)) {
+			char (*nx)[FO_UUID_MAX] = realloc(rd->xvm, (rd->n_xvm + 1) * sizeof(*nx));
+			if (nx) {
+				rd->xvm = nx;
+				cpy(rd->xvm[rd->n_xvm++], FO_UUID_MAX, m->vm_uuid);
+			}
+		}
+		/* An adopted value may not change, but a new phase 1 may find it
+		 * was never chosen (on_promise): then ours goes, without it. */
+		backoff(f, rd, now);
+	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2042,9 +3148,15 @@ static void send_chosen_to(struct fo *f, struct inst *in, uint32_t round, const 
 static const char *acceptor_refusal(const struct fo *f, const struct inst *in, uint32_t round,
                                     uint64_t age, uint64_t now, char *buf, size_t len)
 {
-	if (is_self(f, in->dead))
+	/* We vote on the recovery of an incarnation of ours that is over (we
+	 * are alive at a newer one), not on a failover of the one we live in:
+	 * what we accept there, we carry out before we say so (acceptor_accept) */
+	if (is_self(f, in->dead) && in->inc >= f->incarnation)
 		return "I am the host being failed over";
-	if (age > now - f->started) {
+	/* A core whose journal keeps its promises (RESTARTS) forgot none: it
+	 * may vote in instances older than itself. */
+	bool remembers = f->journal_durable && (f->acceptor_journal || !f->journal_restored);
+	if (!remembers && age > now - f->started) {
 		snprintf(buf, len,
 		         "my core is %" PRIu64 " ms old, younger than the instance (%" PRIu64 " ms): "
 		         "I may have forgotten promises",
@@ -2080,6 +3192,20 @@ static void merge_age(struct inst *in, uint64_t age, uint64_t now)
 /* What PREPARE and ACCEPT check first: a chosen round is answered with
  * CHOSEN, an acceptor that may not vote (acceptor_refusal) or promised a
  * higher ballot answers REJECT. True when the acceptor may go on. */
+/* The highest incarnation of in's host whose recovery we promised or
+ * accepted in (first round) above in's own, or 0. */
+static uint64_t newer_recovery(const struct fo *f, const struct inst *in)
+{
+	uint64_t best = 0;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		if (o->inc > in->inc && o->inc > best && strcmp(o->dead, in->dead) == 0 &&
+		    (o->rounds[0].promised.number || o->rounds[0].has_acc))
+			best = o->inc;
+	}
+	return best;
+}
+
 static bool acceptor_may_answer(struct fo *f, struct inst *in, uint32_t round, const char *from,
                                 const struct fo_ballot *b, uint64_t age, uint64_t now)
 {
@@ -2098,7 +3224,64 @@ static bool acceptor_may_answer(struct fo *f, struct inst *in, uint32_t round, c
 		send_reject(f, in, round, from, &rd->promised, "promised a higher ballot", now);
 		return false;
 	}
+	uint64_t newer = round == 0 ? newer_recovery(f, in) : 0;
+	if (newer) {
+		/* we took part in a newer recovery of this host: it adopts what
+		 * this one may have placed, and this one's first round is over */
+		struct fo_msg r;
+		msg_init(f, &r, FO_REJECT, from);
+		msg_inst(&r, in, round);
+		r.incarnation = newer;
+		snprintf(r.text, sizeof(r.text),
+		         "superseded by the recovery of %.64s incarnation %" PRIu64, in->dead, newer);
+		reply(f, in, round, &r, now);
+		return false;
+	}
 	return true;
+}
+
+/* Placements this acceptor holds from older recoveries of in's host, per
+ * VM the highest (incarnation, round, ballot): accepted values, and plans
+ * learned chosen (RECOVERY). */
+/* Does a chosen plan we know place pe's VM (on a host) above pe's epoch?
+ * Then pe's placement is history: the VM moved on since. */
+static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe)
+{
+	for (size_t i = 0; i < f->n_inst; i++)
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *rd = &f->inst[i]->rounds[r];
+			if (rd->chosen && places_above(&rd->plan, pe->uuid, pe->new_epoch))
+				return true;
+		}
+	return false;
+}
+
+static void collect_adopt(const struct fo *f, const struct inst *in, struct fo_msg *p)
+{
+	struct round tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		if (o->inc >= in->inc || strcmp(o->dead, in->dead) != 0)
+			continue;
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *od = &o->rounds[r];
+			const struct fo_plan *pl = od->chosen ? &od->plan : od->has_acc ? &od->acc_plan : NULL;
+			for (size_t e = 0; pl && e < pl->n; e++) {
+				/* placements known dead are not adopted: handed back, no
+				 * room, or on an incarnation fenced since */
+				if (!pl->entries[e].target[0] || places_on_dead(in, &pl->entries[e]) ||
+				    target_fenced(f, &pl->entries[e]) || moved_on(f, &pl->entries[e]) ||
+				    (od->chosen && (od->ents[e].st == E_HANDED || od->ents[e].st == E_NOROOM)))
+					continue;
+				struct fo_adopt a = {.e = pl->entries[e], .incarnation = o->inc, .round = r,
+				                     .ballot = od->chosen ? od->chosen_ballot : od->acc_ballot};
+				adopt_merge(&tmp, &a);
+			}
+		}
+	}
+	p->adopt = tmp.adopted;
+	p->n_adopt = tmp.n_adopted;
 }
 
 static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, const char *from,
@@ -2108,6 +3291,8 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 	if (!acceptor_may_answer(f, in, round, from, b, age, now))
 		return;
 	merge_age(in, age, now);
+	if (ballot_cmp(b, &rd->promised) != 0)
+		f->journal_version++; /* the promise is journalled before it leaves */
 	rd->promised = *b;
 	struct fo_msg p;
 	msg_init(f, &p, FO_PROMISE, from);
@@ -2132,11 +3317,15 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 					p.superseded.entries[p.superseded.n++] = o->rounds[r].plan.entries[e];
 		}
 	}
+	if (round == 0)
+		collect_adopt(f, in, &p);
 	if (rd->has_acc) {
 		p.accepted_ballot = rd->acc_ballot;
 		p.has_plan = true;
-		if (fo_plan_copy(&p.plan, &rd->acc_plan) < 0)
+		if (fo_plan_copy(&p.plan, &rd->acc_plan) < 0) {
+			fo_msg_clear(&p);
 			return;
+		}
 	}
 	reply(f, in, round, &p, now);
 }
@@ -2148,31 +3337,141 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
  * instance (unless that one is chosen here without it), or with a chosen
  * plan of one. Any two chosen plans have an acceptor in common, which
  * accepted both values — the second one it would have refused. */
-static const char *accept_clash(const struct fo *f, const struct inst *in,
-                                const struct fo_plan *plan, char *buf, size_t len)
+/* Does `p` place `uuid` on a host with an epoch above `base`? */
+static bool places_above(const struct fo_plan *p, const char *uuid, uint64_t base)
 {
+	for (size_t k = 0; k < p->n; k++)
+		if (p->entries[k].target[0] && p->entries[k].new_epoch > base &&
+		    strcmp(p->entries[k].uuid, uuid) == 0)
+			return true;
+	return false;
+}
+
+/* Has the target of pe fenced the incarnation pe was given to, as its own
+ * heartbeats (or we, for ourselves) report, or did the operator remove it
+ * at that incarnation or later (force-leave: it is gone)? Then the
+ * placement is dead: never started, or destroyed by that fence (a host
+ * reports fenced_through only once its fence ran). */
+static bool target_fenced(const struct fo *f, const struct fo_plan_entry *pe)
+{
+	if (!pe->target[0] || !pe->target_incarnation)
+		return false;
+	if (is_self(f, pe->target))
+		return f->fenced_through >= pe->target_incarnation;
+	const struct mrec *t = member_find(f, pe->target);
+	return t && (t->fenced_through >= pe->target_incarnation ||
+	             (t->removed && t->removed_inc >= pe->target_incarnation));
+}
+
+/* Does a chosen round place `uuid` (on a host) above `base` with a
+ * placement that is not known dead — handed back by its target, given up
+ * when its target was failed over, or fenced with its target's
+ * incarnation? Those never start (or run no more). */
+static bool places_live(const struct fo *f, const struct round *rd, const char *uuid,
+                        uint64_t base)
+{
+	for (size_t k = 0; rd->chosen && k < rd->plan.n; k++) {
+		const struct fo_plan_entry *q = &rd->plan.entries[k];
+		if (q->target[0] && q->new_epoch > base && strcmp(q->uuid, uuid) == 0 &&
+		    rd->ents[k].st != E_HANDED && rd->ents[k].st != E_NOROOM && !target_fenced(f, q))
+			return true;
+	}
+	return false;
+}
+
+/* Does p hold exactly this placement (VM, target, epoch)? */
+static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe)
+{
+	for (size_t k = 0; k < p->n; k++)
+		if (p->entries[k].new_epoch == pe->new_epoch && strcmp(p->entries[k].uuid, pe->uuid) == 0 &&
+		    strcmp(p->entries[k].target, pe->target) == 0)
+			return true;
+	return false;
+}
+
+/* An entry of round `round` starts its VM from epoch new_epoch - 1 - round. */
+static uint64_t entry_base(const struct fo_plan_entry *pe, uint32_t round)
+{
+	uint64_t d = 1 + (uint64_t)round;
+	return pe->new_epoch > d ? pe->new_epoch - d : 0;
+}
+
+/* Is every placement of `uuid` above nothing in `op` one that an earlier
+ * round of `in` held as well (handed back since, now re-placed)? */
+static bool re_placing(const struct fo *f, const struct inst *in, uint32_t round,
+                       const struct fo_plan *op, const char *uuid)
+{
+	(void)f;
+	bool any = false;
+	for (size_t k = 0; k < op->n; k++) {
+		const struct fo_plan_entry *oe = &op->entries[k];
+		if (!oe->target[0] || strcmp(oe->uuid, uuid) != 0)
+			continue;
+		bool held = false;
+		for (uint32_t r = 0; r < round && !held; r++)
+			held = in->rounds[r].chosen && has_placement(&in->rounds[r].plan, oe);
+		if (!held)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+static const char *accept_clash(const struct fo *f, const struct inst *in, uint32_t round,
+                                const struct fo_plan *plan, char *buf, size_t len,
+                                const char **vm_uuid)
+{
+	/* Refused: a value that places a VM (with a target) from an epoch that
+	 * another instance's value we accepted (not since chosen without it),
+	 * or a plan we learned chosen, already placed it above — it was
+	 * computed from a stale view, or concurrently with that one. (An entry
+	 * without a target places nothing.) */
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *o = f->inst[i];
 		if (o == in)
 			continue;
+		/* first rounds of one host's recoveries at different incarnations:
+		 * the newer supersedes and adopts (newer_recovery, collect_adopt) */
+		bool same_host = strcmp(o->dead, in->dead) == 0;
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			const struct round *od = &o->rounds[r];
 			if (!od->has_acc && !od->chosen)
 				continue;
+			if (same_host && r == 0 && round == 0)
+				continue;
+			/* the accepted (never chosen) first round of a recovery that a
+			 * newer one superseded: what it may have placed, the newer
+			 * chosen plan adopted (collect_adopt) */
+			if (!od->chosen && r == 0 && o->superseded_by)
+				continue;
 			for (size_t e = 0; e < plan->n; e++) {
 				const struct fo_plan_entry *pe = &plan->entries[e];
-				bool clash = false;
-				for (size_t k = 0; od->chosen && k < od->plan.n && !clash; k++)
-					clash = od->plan.entries[k].new_epoch >= pe->new_epoch &&
-					        strcmp(od->plan.entries[k].uuid, pe->uuid) == 0;
-				for (size_t k = 0; od->has_acc && !od->chosen && k < od->acc_plan.n && !clash;
-				     k++)
-					clash = od->acc_plan.entries[k].new_epoch >= pe->new_epoch &&
-					        strcmp(od->acc_plan.entries[k].uuid, pe->uuid) == 0;
+				if (!pe->target[0])
+					continue;
+				uint64_t base = entry_base(pe, round);
+				const struct fo_plan *op = od->chosen ? &od->plan : &od->acc_plan;
+				if (od->chosen && !places_live(f, od, pe->uuid, base)) {
+					/* its placements above ours are dead (handed back, or
+					 * their target fenced): no clash — unless ours would
+					 * reuse an epoch one of them took (epochs only grow) */
+					if (!places_above(op, pe->uuid, pe->new_epoch - 1) || has_placement(op, pe))
+						continue;
+					snprintf(buf, len,
+					         "VM %.40s: epoch %" PRIu64 " was given by the plan for %.64s "
+					         "incarnation %" PRIu64, pe->name, pe->new_epoch, o->dead, o->inc);
+					*vm_uuid = pe->uuid;
+					return buf;
+				}
+				/* the same placement (an adopted copy) is no clash, nor one
+				 * an earlier round of ours held too (we re-place it: it was
+				 * handed back) */
+				bool clash = places_above(op, pe->uuid, base) && !has_placement(op, pe) &&
+				             !re_placing(f, in, round, op, pe->uuid);
 				if (clash) {
 					snprintf(buf, len,
 					         "VM %.40s is also in the plan for %.64s incarnation %" PRIu64,
 					         pe->name, o->dead, o->inc);
+					*vm_uuid = pe->uuid;
 					return buf;
 				}
 			}
@@ -2189,20 +3488,53 @@ static void acceptor_accept(struct fo *f, struct inst *in, uint32_t round, const
 	if (!acceptor_may_answer(f, in, round, from, b, age, now))
 		return;
 	char buf[FO_TEXT_MAX];
-	const char *why = accept_clash(f, in, plan, buf, sizeof(buf));
+	const char *clash_uuid = NULL;
+	/* the value we accepted in this round already, again at a higher
+	 * ballot: it was checked when we first accepted it, and whatever we
+	 * accepted since was checked against it */
+	bool same = rd->has_acc && fo_plan_equal(&rd->acc_plan, plan);
+	const char *why = same ? NULL : accept_clash(f, in, round, plan, buf, sizeof(buf), &clash_uuid);
 	if (why != NULL) {
-		send_reject(f, in, round, from, NULL, why, now);
+		struct fo_msg r;
+		msg_init(f, &r, FO_REJECT, from);
+		msg_inst(&r, in, round);
+		cpy(r.text, sizeof(r.text), why);
+		cpy(r.vm_uuid, sizeof(r.vm_uuid), clash_uuid); /* the proposer leaves it out */
+		reply(f, in, round, &r, now);
 		return;
 	}
 	struct fo_plan c;
 	if (fo_plan_copy(&c, plan) < 0)
 		return;
 	merge_age(in, age, now);
+	f->journal_version++; /* what we accept is journalled before ACCEPTED leaves */
 	rd->promised = *b;
 	fo_plan_clear(&rd->acc_plan);
 	rd->acc_plan = c;
 	rd->acc_ballot = *b;
 	rd->has_acc = true;
+	/* From here on we do not acknowledge the host until it reports itself
+	 * fenced for this instance: the timed fence counts on it. */
+	if (c.n > 0) {
+		struct mrec *xr = member_add(f, in->dead);
+		if (xr)
+			raise_inst_max(f, xr, in->inc);
+	}
+	/* Our own recovery: we may be in the majority that chooses it, and
+	 * ours is not an acknowledgement we could withhold, so its VMs die
+	 * here (below their new epochs) before our ACCEPTED leaves (the
+	 * caller carries out actions before it sends messages). */
+	if (is_self(f, in->dead) && c.n > 0) {
+		struct fo_instance_id iid;
+		inst_id(&iid, in, round);
+		struct fo_event *ev = push_event(f, FO_EV_FENCE_VMS, &iid, f->cfg.name,
+		                                 "accepting a recovery plan for our incarnation %" PRIu64
+		                                 ": destroy %zu listed VMs below their new epochs",
+		                                 in->inc, c.n);
+		fo_plan_copy(&ev->plan, &c);
+	}
+	if (is_self(f, in->dead) && f->fence_incomplete)
+		return; /* our vote would vouch for destroys that failed */
 	struct fo_msg a;
 	msg_init(f, &a, FO_ACCEPTED, from);
 	msg_inst(&a, in, round);
@@ -2232,6 +3564,7 @@ static void hand_back(struct fo *f, struct inst *in, uint32_t round, size_t e, c
 		f->running--;
 	st->running = false;
 	st->st = E_HANDED;
+	st->told = true;
 	cpy(st->text, sizeof(st->text), text);
 	struct fo_instance_id iid;
 	inst_id(&iid, in, round);
@@ -2253,18 +3586,20 @@ static void hand_back(struct fo *f, struct inst *in, uint32_t round, size_t e, c
 		in->work_since = now;
 }
 
-/* We fenced ourselves (order == NULL) or obeyed a FENCE_ORDER: what
- * happens to the entries of chosen plans that name us as their target.
+/* We fenced ourselves (order == NULL) or obeyed a FENCE_ORDER for our
+ * incarnations up to `upto`: what happens to the entries of chosen plans
+ * that name us as their target. (An order leaves alone the entries given
+ * to a later incarnation of ours than the one it fences.)
  *   - never started: handed back (RESTARTED ok=false to everyone); we
  *     will not start them now, and no plan of ours can hold them (the
  *     gossiped view only lists running VMs);
  *   - starting or running: the fence destroyed them. A FENCE_ORDER's plan
  *     re-places those it lists; the others were destroyed with the kill
- *     list and are handed back. After a self-fence they are only marked:
- *     our own failover's plan may list them (gossip), so the others
- *     re-plan them only once that plan is known (reclaim()). */
+ *     list and are handed back. After a self-fence every one is handed
+ *     back: our own recovery may list it too (if our state did), and the
+ *     acceptors let only one of the two place it (accept_clash). */
 static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *order,
-                           uint64_t now)
+                           uint64_t upto, bool extras, uint64_t now)
 {
 	for (size_t i = 0; i < f->n_inst; i++) {
 		struct inst *in = f->inst[i];
@@ -2280,11 +3615,34 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 				 * being placed twice). */
 				if (!is_self(f, pe->target) || (st->st != E_WAIT && !(order && st->st == E_OK)))
 					continue;
-				bool started = st->running || st->st == E_OK;
+				if (order && pe->target_incarnation > upto)
+					continue;
+				/* the same placement started here for another instance
+				 * (adopted) shares its fate: never handed back while that
+				 * copy may run */
+				bool twin_flight = false;
+				bool twin = placement_started(f, in, pe, &twin_flight) != NULL;
+				/* given to an earlier life of this agent: that life may have
+				 * started it; what runs here (our own state) says so — and
+				 * until we know our own state, it is left alone */
+				bool prev_life = pe->target_incarnation && f->first_inc &&
+				                 pe->target_incarnation < f->first_inc;
+				if (prev_life && !own_state_known(f))
+					continue;
+				bool started = st->running || st->st == E_OK || twin || twin_flight ||
+				               (prev_life && runs_here(f, pe->uuid, pe->new_epoch));
 				bool listed = order && plan_has_uuid(order, pe->uuid);
+				if (order && started && !listed && !extras)
+					continue; /* not destroyed: ours at our newer incarnation */
 				if (!started && !listed) {
 					hand_back(f, in, r, e, why, now);
-				} else if (!started || listed || !order) {
+				} else if (!order) {
+					/* destroyed by our self-fence: re-placed by whoever gets it
+					 * first, this hand-back or our own recovery (its plan lists
+					 * it if our state did; the acceptors let one of the two
+					 * place it) */
+					hand_back(f, in, r, e, "destroyed by its target's self-fence", now);
+				} else if (!started || listed) {
 					if (st->running && f->running)
 						f->running--;
 					st->running = false;
@@ -2302,27 +3660,41 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 
 /* Does a chosen plan we know (a later round of this instance, or another
  * instance) place this VM at the same or a newer epoch? */
-static const char *superseded_by(const struct fo *f, const struct inst *in, uint32_t round,
-                                 const struct fo_plan_entry *pe)
+static const char *superseded_by_ex(const struct fo *f, const struct inst *in, uint32_t round,
+                                    const struct fo_plan_entry *pe, bool *other)
 {
 	static char buf[FO_TEXT_MAX];
+	if (other)
+		*other = false;
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *o = f->inst[i];
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			const struct round *od = &o->rounds[r];
 			if (!od->chosen || (o == in && r <= round))
 				continue;
-			for (size_t k = 0; k < od->plan.n; k++)
-				if (od->plan.entries[k].new_epoch >= pe->new_epoch &&
-				    strcmp(od->plan.entries[k].uuid, pe->uuid) == 0) {
-					snprintf(buf, sizeof(buf),
-					         "the plan for %.64s incarnation %" PRIu64 " round %u places it",
-					         o->dead, o->inc, r);
-					return buf;
-				}
+			/* a later round of ours at the same or a newer epoch; another
+			 * instance that placed it above the epoch we start it from */
+			bool hit = o == in ? places_above(&od->plan, pe->uuid, pe->new_epoch - 1)
+			                   : places_live(f, od, pe->uuid, entry_base(pe, round)) &&
+			                         !has_placement(&od->plan, pe) &&
+			                         !re_placing(f, in, round, &od->plan, pe->uuid);
+			if (hit) {
+				if (other)
+					*other = o != in;
+				snprintf(buf, sizeof(buf),
+				         "the plan for %.64s incarnation %" PRIu64 " round %u places it",
+				         o->dead, o->inc, r);
+				return buf;
+			}
 		}
 	}
 	return NULL;
+}
+
+static const char *superseded_by(const struct fo *f, const struct inst *in, uint32_t round,
+                                 const struct fo_plan_entry *pe)
+{
+	return superseded_by_ex(f, in, round, pe, NULL);
 }
 
 static int entry_order(const struct fo_plan_entry *a, const struct fo_plan_entry *b)
@@ -2330,6 +3702,97 @@ static int entry_order(const struct fo_plan_entry *a, const struct fo_plan_entry
 	if (a->priority != b->priority)
 		return a->priority > b->priority ? -1 : 1;
 	return strcmp(a->name, b->name);
+}
+
+/* Is our own state in the view, published by this life of the agent? */
+static bool own_state_known(const struct fo *f)
+{
+	const struct fo_host *me = host_of(f, f->cfg.name);
+	return me && me->incarnation >= f->first_inc;
+}
+
+/* Does our own state (the view of us) list this VM active at `epoch` or
+ * newer? */
+static bool runs_here(const struct fo *f, const char *uuid, uint64_t epoch)
+{
+	const struct fo_host *me = host_of(f, f->cfg.name);
+	for (size_t v = 0; me && v < me->n_vms; v++)
+		if (me->vms[v].running && me->vms[v].epoch >= epoch && strcmp(me->vms[v].uuid, uuid) == 0)
+			return true;
+	return false;
+}
+
+/* Another instance of ours holds the same placement (VM, target us,
+ * epoch) and started it (it runs or ran here at that epoch)? */
+static const struct inst *placement_started(const struct fo *f, const struct inst *in,
+                                            const struct fo_plan_entry *pe, bool *in_flight)
+{
+	*in_flight = false;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		if (o == in)
+			continue;
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *od = &o->rounds[r];
+			for (size_t e = 0; od->chosen && e < od->plan.n; e++) {
+				const struct fo_plan_entry *q = &od->plan.entries[e];
+				if (q->new_epoch != pe->new_epoch || strcmp(q->uuid, pe->uuid) != 0 ||
+				    strcmp(q->target, pe->target) != 0)
+					continue;
+				if (od->ents[e].st == E_OK)
+					return o;
+				if (od->ents[e].running)
+					*in_flight = true;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* Another instance of ours holds the same placement (VM, target us,
+ * epoch) and we handed it back there: one placement, one fate. */
+static const struct inst *placement_handed(const struct fo *f, const struct inst *in,
+                                           const struct fo_plan_entry *pe)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		for (uint32_t r = 0; o != in && r < f->n_rounds; r++) {
+			const struct round *od = &o->rounds[r];
+			for (size_t e = 0; od->chosen && e < od->plan.n; e++) {
+				const struct fo_plan_entry *q = &od->plan.entries[e];
+				if (od->ents[e].st == E_HANDED && q->new_epoch == pe->new_epoch &&
+				    strcmp(q->uuid, pe->uuid) == 0 && strcmp(q->target, pe->target) == 0)
+					return o;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* Entry e of (in, r), targeted at us, runs here: RESTARTED(ok) to all. */
+static void report_running(struct fo *f, struct inst *in, uint32_t r, size_t e, const char *text,
+                           uint64_t now)
+{
+	struct round *rd = &in->rounds[r];
+	struct ent *st = &rd->ents[e];
+	const struct fo_plan_entry *pe = &rd->plan.entries[e];
+	st->st = E_OK;
+	st->told = true;
+	st->took_ms = now > rd->chosen_at ? now - rd->chosen_at : 0;
+	cpy(st->text, sizeof(st->text), text);
+	struct fo_instance_id iid;
+	inst_id(&iid, in, r);
+	struct fo_event *ev = push_event(f, FO_EV_RESTARTED, &iid, f->cfg.name,
+	                                 "%s %s (epoch %" PRIu64 ")", pe->name, text, pe->new_epoch);
+	ev->entry = *pe;
+	struct fo_msg m;
+	msg_init(f, &m, FO_RESTARTED, "");
+	msg_inst(&m, in, r);
+	cpy(m.vm_uuid, sizeof(m.vm_uuid), pe->uuid);
+	m.ok = true;
+	m.took_ms = st->took_ms;
+	cpy(m.text, sizeof(m.text), text);
+	broadcast(f, &m);
 }
 
 /* Emits RESTART for our fenced entries, best priority first, while fewer
@@ -2348,6 +3811,26 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 				if (rd->ents[e].st == E_WAIT && !rd->ents[e].running &&
 				    pe->target_incarnation && pe->target_incarnation <= f->fenced_through &&
 				    is_self(f, pe->target)) {
+					bool flight = false;
+					const struct inst *twin = placement_started(f, in, pe, &flight);
+					if (twin || flight) {
+						/* the same placement runs here for an older
+						 * recovery (adopted): it is that one's */
+						if (twin)
+							report_running(f, in, r, e, "started here for an older recovery",
+							               now);
+						continue;
+					}
+					bool prev_life = f->first_inc && pe->target_incarnation < f->first_inc;
+					if (prev_life && !own_state_known(f))
+						continue; /* what runs here is not known yet */
+					if (prev_life && runs_here(f, pe->uuid, pe->new_epoch)) {
+						/* an earlier life of this agent started it, and the
+						 * fence since did not list it: it runs here */
+						report_running(f, in, r, e, "running here (started by a previous "
+						               "life of this agent)", now);
+						continue;
+					}
 					char text[FO_TEXT_MAX];
 					snprintf(text, sizeof(text),
 					         "assigned to incarnation %" PRIu64 " of %.64s, failed over since",
@@ -2368,12 +3851,73 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
 				const struct fo_plan_entry *pe = &rd->plan.entries[e];
 				struct ent *st = &rd->ents[e];
+				st->deferred = false;
 				if (st->st != E_WAIT || st->running || !is_self(f, pe->target))
 					continue;
-				const char *by = superseded_by(f, in, r, pe);
-				if (by) {
+				bool other = false;
+				const char *by = superseded_by_ex(f, in, r, pe, &other);
+				uint64_t ep = 0;
+				const char *host =
+				    by ? NULL : running_elsewhere(f, pe->uuid, pe->new_epoch - 1, f->cfg.name, &ep);
+				bool flight = false;
+				const struct inst *twin =
+				    by || host ? NULL : placement_started(f, in, pe, &flight);
+				const struct inst *gone = twin || flight ? NULL : placement_handed(f, in, pe);
+				if (gone) {
+					char text[FO_TEXT_MAX];
+					snprintf(text, sizeof(text),
+					         "the same placement was handed back for the recovery of %.64s "
+					         "incarnation %" PRIu64, gone->dead, gone->inc);
+					hand_back(f, in, r, e, text, now);
+				} else if (flight && !twin) {
+					continue; /* being started for the other one: its outcome decides */
+				} else if (twin) {
+					/* the same placement (adopted) was started here for an
+					 * older recovery: once, never again at this epoch (if
+					 * it died since, it is owed a new one) */
+					char text[FO_TEXT_MAX];
+					snprintf(text, sizeof(text),
+					         "started here for the recovery of %.64s incarnation %" PRIu64,
+					         twin->dead, twin->inc);
+					report_running(f, in, r, e, text, now);
+				} else if (by && other) {
+					/* another instance's placement, live as far as we
+					 * know: not now. Looked at again with every change —
+					 * once we learn it is dead (handed back, its target
+					 * fenced), this entry is the VM's. */
+					st->deferred = true;
+					continue;
+				} else if (by) {
 					st->st = E_HANDED;
 					snprintf(st->text, sizeof(st->text), "not started: %.200s", by);
+				} else if (host) {
+					/* started by a newer plan, or moved on since: never a
+					 * second copy */
+					st->st = E_HANDED;
+					snprintf(st->text, sizeof(st->text),
+					         "not started: %.64s runs it with epoch %" PRIu64, host, ep);
+				} else if (pe->target_incarnation && f->first_inc &&
+				           pe->target_incarnation < f->first_inc && !own_state_known(f)) {
+					/* a previous life's entry, and what runs here is not
+					 * known yet: wait for our own state */
+					st->deferred = true;
+				} else if (pe->target_incarnation && f->first_inc &&
+				           pe->target_incarnation < f->first_inc) {
+					/* Given to an earlier life of this agent: that life may
+					 * have started it, or been failed over since (it would
+					 * not know). Never started here; what really runs here
+					 * says which. */
+					if (runs_here(f, pe->uuid, pe->new_epoch)) {
+						report_running(f, in, r, e, "running here (started by a previous "
+						               "life of this agent)", now);
+					} else {
+						char text[FO_TEXT_MAX];
+						snprintf(text, sizeof(text),
+						         "assigned to incarnation %" PRIu64 " of %.64s, a previous "
+						         "life of its agent: not started", pe->target_incarnation,
+						         f->cfg.name);
+						hand_back(f, in, r, e, text, now);
+					}
 				}
 			}
 		}
@@ -2394,9 +3938,19 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 					continue;
 				for (size_t e = 0; e < rd->plan.n; e++) {
 					struct ent *st = &rd->ents[e];
-					if (st->st != E_WAIT || st->running ||
-					    !is_self(f, rd->plan.entries[e].target))
+					const struct fo_plan_entry *ce = &rd->plan.entries[e];
+					if (st->st != E_WAIT || st->running || st->deferred || !is_self(f, ce->target))
 						continue;
+					/* never an entry given to an incarnation of ours that is
+					 * over, or to an earlier life of this agent (the first
+					 * loop hands those back or reports them) */
+					if (ce->target_incarnation &&
+					    (ce->target_incarnation <= f->fenced_through ||
+					     (f->first_inc && ce->target_incarnation < f->first_inc)))
+						continue;
+					bool flight = false;
+					if (placement_started(f, in, &rd->plan.entries[e], &flight) || flight)
+						continue; /* the same placement, started for another */
 					if (st->next_try > now) {
 						if (st->next_try < f->restart_wake)
 							f->restart_wake = st->next_try;
@@ -2453,6 +4007,8 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 		if (r->removed && incarnation > r->removed_inc)
 			r->removed = false;
 	}
+	if (st == FO_DEAD && r->st != FO_DEAD)
+		r->dead_at = now + 1;
 	r->st = st;
 	r->inc = incarnation;
 	if (st == FO_DEAD && incarnation > r->dead_max)
@@ -2464,6 +4020,8 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 			in = inst_open(f, name, incarnation, now);
 			if (in) {
 				in->detected_at = now;
+				snprintf(in->cause, sizeof(in->cause), "declared dead at incarnation %" PRIu64,
+				         incarnation);
 				if (now < in->first_heard)
 					in->first_heard = now;
 				struct fo_instance_id id;
@@ -2474,7 +4032,10 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 			}
 		}
 	}
+	if (st == FO_DEAD)
+		detect_newer_deaths(f, now);
 	update_quorum(f, now, true);
+	track_owed(f, now);
 	run_work(f, now);
 }
 
@@ -2487,19 +4048,22 @@ int fo_force_leave(struct fo *f, const char *name, uint64_t now)
 	if (is_self(f, name))
 		return -EINVAL;
 	struct mrec *r = member_find(f, name);
-	if (!r || !r->fed)
+	if (!r || (!r->fed && !r->restored_voter))
 		return -ENOENT;
 	if (r->removed || r->left)
 		return 0;
 	if (r->st != FO_DEAD)
 		return -EBUSY;
 	r->removed = true;
-	r->removed_inc = r->inc > r->dead_max ? r->inc : r->dead_max;
+	/* the operator says the host is gone: at the newest incarnation we
+	 * know of, whose VMs are then failed over (detect_newer_deaths) */
+	r->removed_inc = newest_known_inc(f, r);
 	r->removed_at = f->last_now + 1;
 	recount_voters(f);
 	push_event(f, FO_EV_MEMBER_REMOVED, NULL, name,
 	           "%s force-left (incarnation %" PRIu64 "): %zu voters, majority %zu", name,
 	           r->removed_inc, f->n_voters, majority_of(f->eff_voters));
+	detect_newer_deaths(f, now);
 	update_quorum(f, now, true);
 	run_work(f, now);
 	return 0;
@@ -2535,6 +4099,7 @@ static void merge_removed(struct fo *f, const struct fo_msg *m, uint64_t now)
 	}
 	if (changed) {
 		recount_voters(f);
+		detect_newer_deaths(f, now);
 		update_quorum(f, now, true);
 	}
 }
@@ -2578,6 +4143,13 @@ static int validate(const struct fo *f, const struct fo_msg *m)
 		return -EINVAL;
 	if (!plan_ok(&m->superseded))
 		return -EINVAL;
+	if (m->n_adopt > FO_PLAN_MAX || (m->n_adopt && !m->adopt))
+		return -EINVAL;
+	for (size_t i = 0; i < m->n_adopt; i++) {
+		struct fo_plan one = {.n = 1, .entries = &m->adopt[i].e};
+		if (!plan_ok(&one) || !terminated(m->adopt[i].ballot.proposer, FO_NAME_MAX))
+			return -EINVAL;
+	}
 	if (m->type >= FO_FENCE_ORDER || m->type == FO_HB_NACK) {
 		if (m->type != FO_HB_NACK && !m->inst.dead[0])
 			return -EINVAL;
@@ -2585,6 +4157,44 @@ static int validate(const struct fo *f, const struct fo_msg *m)
 			return -EINVAL;
 	}
 	return 0;
+}
+
+static void send_chosen_to(struct fo *f, struct inst *in, uint32_t round, const char *to);
+
+/* An entry still waiting on its target (a heartbeat from it just came) gets
+ * the plan to it again: the target may never have learned it — the CHOSEN
+ * was lost, or its agent restarted (a restarted agent hears of no dead
+ * member) — at most every FO_RESEND_CHOSEN_MS, and at once when the target
+ * moved to a newer incarnation. It never starts an entry of an earlier
+ * incarnation of its agent; it hands it back or reports it running
+ * (schedule_restarts). */
+#define FO_RESEND_CHOSEN_MS 10000
+static void nudge_target(struct fo *f, const char *target, uint64_t inc, uint64_t now)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		struct inst *in = f->inst[i];
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			struct round *rd = &in->rounds[r];
+			bool sent = false;
+			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
+				const struct fo_plan_entry *pe = &rd->plan.entries[e];
+				struct ent *st = &rd->ents[e];
+				if (st->st != E_WAIT || strcmp(pe->target, target) != 0)
+					continue;
+				bool newer = pe->target_incarnation && pe->target_incarnation < inc &&
+				             st->nudged_inc < inc;
+				uint64_t since = st->nudged_at ? st->nudged_at : rd->chosen_at;
+				if (!newer && now < sat_add(since, FO_RESEND_CHOSEN_MS))
+					continue;
+				st->nudged_inc = inc;
+				st->nudged_at = now;
+				if (!sent) {
+					send_chosen_to(f, in, r, target);
+					sent = true;
+				}
+			}
+		}
+	}
 }
 
 static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
@@ -2600,8 +4210,28 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		push_msg(f, &r);
 		return;
 	}
-	if (m->fenced_through > x->fenced_through)
+	if (m->fenced_through > x->fenced_through) {
 		x->fenced_through = m->fenced_through;
+		/* It reports itself fenced through an incarnation: every plan of
+		 * its failovers up to it that was chosen is carried out there (a
+		 * self-fence destroyed everything; an order through k listed every
+		 * plan chosen up to k). Its targets need not wait. */
+		for (size_t i = 0; i < f->n_inst; i++) {
+			struct inst *in = f->inst[i];
+			bool any_chosen = false;
+			highest_chosen(in, f->n_rounds, &any_chosen);
+			if (!in->fenced && any_chosen && in->inc <= m->fenced_through &&
+			    strcmp(in->dead, m->from) == 0) {
+				char how[FO_TEXT_MAX];
+				snprintf(how, sizeof(how),
+				         "the host itself: it reports itself fenced through incarnation "
+				         "%" PRIu64, m->fenced_through);
+				set_fenced(f, in, how, now, true);
+				in->fence_total = true;
+			}
+		}
+		x = member_find(f, m->from);
+	}
 	uint32_t was = x->reported_voters;
 	x->reported_voters = m->voters;
 	x->hb_at = now + 1;
@@ -2622,15 +4252,9 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		return;
 	}
 	uint64_t ft = m->fenced_through;
-	if (x->forgot_max > ft) {
-		/* finished and forgotten here: we no longer have the plan */
-		cpy(r.inst.dead, sizeof(r.inst.dead), x->name);
-		r.inst.incarnation = x->forgot_max;
-		snprintf(r.text, sizeof(r.text),
-		         "failover of incarnation %" PRIu64 " done: fence first", x->forgot_max);
-		push_msg(f, &r);
-		return;
-	}
+	/* (a finished instance dropped from the history withholds nothing by
+	 * itself: one that did — a non-empty value — raised inst_max, below,
+	 * which the journal keeps) */
 	if (x->inst_max > ft) {
 		/* Failovers of incarnations it has not fenced. A FENCE_ORDER up to
 		 * incarnation k makes it claim fenced_through = k, so it must list
@@ -2639,16 +4263,20 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		uint64_t low = UINT64_MAX, upto = 0;
 		size_t n = 0;
 		for (size_t i = 0; i < f->n_inst; i++) {
+			/* undecided ones, but not first rounds a learned newer
+			 * recovery superseded: those can never be chosen */
 			const struct inst *in = f->inst[i];
-			if (in->inc > ft && !in->rounds[0].chosen && strcmp(in->dead, x->name) == 0 &&
-			    in->inc < low)
+			if (in->inc > ft && !in->rounds[0].chosen && !in->superseded_by &&
+			    strcmp(in->dead, x->name) == 0 && in->inc < low)
 				low = in->inc;
 		}
 		for (size_t i = 0; i < f->n_inst; i++) {
 			const struct inst *in = f->inst[i];
 			if (in->inc > ft && in->inc < low && in->rounds[0].chosen &&
 			    strcmp(in->dead, x->name) == 0) {
-				n += in->rounds[0].plan.n;
+				for (uint32_t k = 0; k < f->n_rounds; k++)
+					if (in->rounds[k].chosen)
+						n += in->rounds[k].plan.n;
 				if (in->inc > upto)
 					upto = in->inc;
 			}
@@ -2667,10 +4295,22 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 				if (in->inc <= ft || in->inc > upto || !in->rounds[0].chosen ||
 				    strcmp(in->dead, x->name) != 0)
 					continue;
-				const struct fo_plan *p = &in->rounds[0].plan;
-				for (size_t e = 0; e < p->n; e++)
-					if (!plan_has_uuid(&o.plan, p->entries[e].uuid))
-						o.plan.entries[o.plan.n++] = p->entries[e];
+				/* every round's placements (a later round may re-place
+				 * what X was given late: late_owed), each VM once, at the
+				 * highest new epoch: X destroys its copies below it */
+				for (uint32_t k = 0; k < f->n_rounds; k++) {
+					const struct fo_plan *p = &in->rounds[k].plan;
+					for (size_t e = 0; in->rounds[k].chosen && e < p->n; e++) {
+						size_t j = 0;
+						while (j < o.plan.n &&
+						       strcmp(o.plan.entries[j].uuid, p->entries[e].uuid) != 0)
+							j++;
+						if (j == o.plan.n)
+							o.plan.entries[o.plan.n++] = p->entries[e];
+						else if (p->entries[e].new_epoch > o.plan.entries[j].new_epoch)
+							o.plan.entries[j] = p->entries[e];
+					}
+				}
 			}
 			snprintf(o.text, sizeof(o.text),
 			         "you were failed over (incarnation %" PRIu64 "): destroy these VMs", upto);
@@ -2688,6 +4328,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		push_msg(f, &r);
 		return;
 	}
+	nudge_target(f, m->from, m->incarnation, now);
 	r.type = FO_HB_ACK;
 	/* see handle_ack; a journalled core remembers whom it must not ack
 	 * across restarts, so it is as good as an old one (RESTARTS) */
@@ -2732,8 +4373,34 @@ static void handle_nack(struct fo *f, const struct fo_msg *m)
 	/* Self-fenced and not quorate since: every HA VM we had is destroyed
 	 * and we started none (restarts need quorum), so the claim covers
 	 * instances we hear of only now (e.g. after a partition heals). */
-	if (f->fenced && f->seen_against > f->fenced_through)
+	if (f->fenced && f->seen_against > f->fenced_through) {
 		f->fenced_through = f->seen_against;
+		want_new_incarnation(f, "failed over while fenced");
+	}
+}
+
+/* Entries of chosen plans that we run or are starting, assigned to an
+ * incarnation of ours up to `upto` (0: unknown, counted), not in `order`:
+ * a fence of those incarnations destroys them too. */
+static bool fenced_extra(const struct fo *f, const struct round *rd, size_t e,
+                         const struct fo_plan *order, uint64_t upto)
+{
+	const struct fo_plan_entry *pe = &rd->plan.entries[e];
+	return is_self(f, pe->target) && pe->target_incarnation <= upto &&
+	       ((rd->ents[e].running && rd->ents[e].st == E_WAIT) || rd->ents[e].st == E_OK) &&
+	       !plan_has_uuid(order, pe->uuid);
+}
+
+static void send_fenced(struct fo *f, const struct fo_instance_id *id, const char *how)
+{
+	if (f->fence_incomplete)
+		return; /* not true until the destroys succeed */
+	struct fo_msg d;
+	msg_init(f, &d, FO_FENCED, "");
+	d.inst = *id;
+	d.inst.round = 0;
+	cpy(d.text, sizeof(d.text), how);
+	broadcast(f, &d);
 }
 
 static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t now)
@@ -2742,24 +4409,38 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 		return;
 	if (m->inst.incarnation > f->seen_against)
 		f->seen_against = m->inst.incarnation;
-	if (f->fenced_through >= m->inst.incarnation)
+	if (f->fenced_through >= m->inst.incarnation) {
+		/* done already (by a self-fence or an earlier order that listed
+		 * this plan): say so, so that its targets need not wait */
+		char how[FO_TEXT_MAX];
+		snprintf(how, sizeof(how), "the host itself: fenced through incarnation %" PRIu64,
+		         f->fenced_through);
+		send_fenced(f, &m->inst, how);
 		return;
-	f->fenced_through = m->inst.incarnation;
+	}
+	uint64_t upto = m->inst.incarnation;
+	/* Failed over at our current incarnation (or a later one we never
+	 * had): what we started for other failovers goes too, the others may
+	 * re-place it. An order for an incarnation we have left behind (we
+	 * restarted, refuted, fenced ourselves) concerns only the VMs it
+	 * lists: what we run now is ours, at this incarnation. */
+	bool extras = upto >= f->incarnation;
+	f->fenced_through = upto;
 	/* The VMs to destroy: the order's, and those we started (or are
-	 * starting) for other failovers that the order does not re-place —
-	 * the others may not know we started them, and will re-place them. */
+	 * starting) for other failovers, assigned to a fenced incarnation of
+	 * ours, that the order does not re-place — the others may not know we
+	 * started them, and will re-place them. A FENCE_VMS entry destroys
+	 * the local copy whose epoch is below its new_epoch: for those we
+	 * started, that is one above the epoch we started them with. */
 	struct fo_plan order = {0};
 	if (m->has_plan)
 		order = m->plan;
 	size_t extra = 0;
-	for (size_t i = 0; i < f->n_inst; i++)
+	for (size_t i = 0; extras && i < f->n_inst; i++)
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			const struct round *rd = &f->inst[i]->rounds[r];
 			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
-				extra += is_self(f, rd->plan.entries[e].target) &&
-				         ((rd->ents[e].running && rd->ents[e].st == E_WAIT) ||
-				          rd->ents[e].st == E_OK) &&
-				         !plan_has_uuid(&order, rd->plan.entries[e].uuid);
+				extra += fenced_extra(f, rd, e, &order, upto);
 		}
 	struct fo_plan kill = {0};
 	if (order.n + extra)
@@ -2767,15 +4448,14 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 	if (kill.entries) {
 		for (size_t e = 0; e < order.n; e++)
 			kill.entries[kill.n++] = order.entries[e];
-		for (size_t i = 0; i < f->n_inst; i++)
+		for (size_t i = 0; extras && i < f->n_inst; i++)
 			for (uint32_t r = 0; r < f->n_rounds; r++) {
 				const struct round *rd = &f->inst[i]->rounds[r];
 				for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
-					if (is_self(f, rd->plan.entries[e].target) &&
-					    ((rd->ents[e].running && rd->ents[e].st == E_WAIT) ||
-					     rd->ents[e].st == E_OK) &&
-					    !plan_has_uuid(&order, rd->plan.entries[e].uuid))
-						kill.entries[kill.n++] = rd->plan.entries[e];
+					if (fenced_extra(f, rd, e, &order, upto)) {
+						kill.entries[kill.n] = rd->plan.entries[e];
+						kill.entries[kill.n++].new_epoch++;
+					}
 			}
 	}
 	if (kill.n) {
@@ -2787,13 +4467,16 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 	} else {
 		free(kill.entries);
 	}
-	hand_back_mine(f, "destroyed: this host was failed over", &order, now);
-	struct fo_msg d;
-	msg_init(f, &d, FO_FENCED, "");
-	d.inst = m->inst;
-	d.inst.round = 0;
-	cpy(d.text, sizeof(d.text), "destroyed by the host itself");
-	broadcast(f, &d);
+	hand_back_mine(f, "destroyed: this host was failed over", &order, upto, extras, now);
+	send_fenced(f, &m->inst, "destroyed by the host itself");
+	/* our own instances up to here are fenced too (we may be a target of
+	 * our own recovery: RECOVERY) */
+	for (size_t i = 0; i < f->n_inst; i++) {
+		struct inst *in = f->inst[i];
+		if (is_self(f, in->dead) && in->inc <= upto && in->rounds[0].chosen)
+			set_fenced(f, in, "by this host itself", now, true);
+	}
+	want_new_incarnation(f, "failed over by the cluster");
 }
 
 static void handle_fenced(struct fo *f, const struct fo_msg *m, uint64_t now)
@@ -2829,6 +4512,36 @@ static struct ent *find_entry(struct inst *in, uint32_t round, const char *uuid,
 			return &rd->ents[e];
 		}
 	return NULL;
+}
+
+/* A peer sent us a plan we learned long ago (nudge_target: it still waits
+ * on entries targeted at us — our RESTARTED was lost, or it learned the
+ * plan after we reported): tell it again what became of each of them. */
+static void resend_outcomes(struct fo *f, struct inst *in, uint32_t round, const char *to)
+{
+	struct round *rd = &in->rounds[round];
+	for (size_t e = 0; to[0] && !is_self(f, to) && e < rd->plan.n; e++) {
+		const struct fo_plan_entry *pe = &rd->plan.entries[e];
+		const struct ent *st = &rd->ents[e];
+		/* only outcomes we broadcast: a silent E_HANDED (another plan
+		 * re-places the VM) is no hand-back to re-plan */
+		if (!is_self(f, pe->target) || !st->told || (st->st != E_OK && st->st != E_HANDED))
+			continue;
+		struct fo_msg r;
+		msg_init(f, &r, FO_RESTARTED, to);
+		msg_inst(&r, in, round);
+		cpy(r.vm_uuid, sizeof(r.vm_uuid), pe->uuid);
+		r.ok = st->st == E_OK;
+		r.took_ms = st->took_ms;
+		cpy(r.text, sizeof(r.text), st->text[0] ? st->text : r.ok ? "running" : "not started");
+		if (!r.ok) {
+			r.has_plan = true;
+			if (fo_plan_copy(&r.plan, &(struct fo_plan){.n = 1,
+			                                            .entries = (struct fo_plan_entry *)pe}) < 0)
+				continue;
+		}
+		push_msg(f, &r);
+	}
 }
 
 static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
@@ -2893,11 +4606,18 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 		if (m->type == FO_ACCEPT && !m->has_plan)
 			return -EINVAL;
 		in = inst_find(f, m->inst.dead, m->inst.incarnation);
+		if (is_self(f, m->inst.dead)) {
+			/* a recovery of an incarnation of ours that is over: we note
+			 * it (no new incarnation for our stopped VMs while a value is
+			 * being proposed) and vote (acceptor_refusal) */
+			if (!in && m->inst.incarnation < f->incarnation)
+				in = inst_open(f, m->inst.dead, m->inst.incarnation, now);
+			if (in && m->type == FO_ACCEPT)
+				in->heard_at = now + 1;
+		}
 		if (!in) {
 			struct mrec *x = member_find(f, m->inst.dead);
-			bool may = x && !is_self(f, m->inst.dead) &&
-			           (x->dead_max >= m->inst.incarnation ||
-			            (x->removed && x->removed_inc >= m->inst.incarnation));
+			bool may = !is_self(f, m->inst.dead) && dead_to_me(f, x, m->inst.incarnation);
 			if (may)
 				in = inst_open(f, m->inst.dead, m->inst.incarnation, now);
 			if (!in) {
@@ -2909,6 +4629,8 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 					         "the failover of %s incarnation %" PRIu64
 					         " finished long ago and is forgotten here",
 					         m->inst.dead, m->inst.incarnation);
+				else if (is_self(f, m->inst.dead))
+					snprintf(r.text, sizeof(r.text), "I am the host being failed over");
 				else
 					snprintf(r.text, sizeof(r.text),
 					         "%s is not dead to me at incarnation %" PRIu64, m->inst.dead,
@@ -2938,9 +4660,9 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 	case FO_CHOSEN:
 		if (!m->has_plan)
 			return -EINVAL;
-		if (is_self(f, m->inst.dead))
-			break;
 		in = inst_open(f, m->inst.dead, m->inst.incarnation, now);
+		if (in && round < f->n_rounds && in->rounds[round].chosen)
+			resend_outcomes(f, in, round, m->from);
 		if (in)
 			learn(f, in, round, &m->ballot, &m->plan, now, false, m->has_ack_ago,
 			      m->has_ack_ago && now > m->ack_ago_ms ? now - m->ack_ago_ms : 0);
@@ -2948,6 +4670,10 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 	case FO_FENCED: handle_fenced(f, m, now); break;
 	case FO_RESTARTED: handle_restarted(f, m, now); break;
 	}
+	/* a plan learned may target a dead host's newer life (no instance
+	 * pointer is held here: opening one may drop an old finished one) */
+	if (m->type == FO_CHOSEN || m->type == FO_ACCEPTED)
+		detect_newer_deaths(f, now);
 	if (m->type >= FO_FENCE_ORDER && m->type != FO_RESTARTED)
 		run_work(f, now);
 	trim_history(f);
@@ -2970,6 +4696,7 @@ void fo_remote_fence_done(struct fo *f, const struct fo_instance_id *id, bool ok
 	char text[FO_TEXT_MAX];
 	snprintf(text, sizeof(text), "libvirt: %.200s", how && how[0] ? how : "destroyed remotely");
 	set_fenced(f, in, text, now, true);
+	in->fence_total = true; /* every HA VM of the host (virt_remote_fence) */
 	struct fo_msg d;
 	msg_init(f, &d, FO_FENCED, "");
 	msg_inst(&d, in, 0);
@@ -3005,6 +4732,7 @@ void fo_restart_done(struct fo *f, const struct fo_instance_id *id, const char *
 	cpy(r.vm_uuid, sizeof(r.vm_uuid), uuid);
 	if (ok) {
 		st->st = E_OK;
+		st->told = true;
 		st->took_ms = now - rd->chosen_at;
 		cpy(st->text, sizeof(st->text), "running");
 		struct fo_event *e = push_event(f, FO_EV_RESTARTED, &iid, f->cfg.name,
@@ -3077,6 +4805,7 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 			snprintf(how, sizeof(how), "waited F+margin (%u ms) for the self-fence",
 			         f->cfg.fence_after_ms + f->cfg.fence_margin_ms);
 		set_fenced(f, in, how, now, true);
+		in->fence_total = true; /* its self-fence (or watchdog): every HA VM */
 	}
 	/* proposer retries */
 	for (uint32_t r = 0; r < f->n_rounds; r++) {
@@ -3085,6 +4814,8 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 			continue;
 		if (rd->pphase == 3)
 			start_phase1(f, in, r, now);
+		else if (rd->pphase == 1 && rd->maj_at && now >= sat_add(rd->maj_at - 1, f->cfg.retry_ms))
+			promises_decide(f, in, r, now, true);
 		else
 			send_phase(f, in, r, now);
 	}
@@ -3122,6 +4853,18 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 	}
 }
 
+/* Is the incarnation of tin's host known to run nothing any more: the host
+ * said it is fenced through it, the operator removed it at it or later, or
+ * we confirmed the instance's fence by a means that covers every HA VM of
+ * the host (the timed wait for its self-fence, the remote fence) — not a
+ * recovery's fence, which destroys only what its plan lists. */
+static bool reclaimable(const struct fo *f, const struct inst *tin)
+{
+	const struct mrec *t = member_find(f, tin->dead);
+	return (tin->fenced && tin->fence_total) ||
+	       (t && (t->fenced_through >= tin->inc || (t->removed && t->removed_inc >= tin->inc)));
+}
+
 static uint64_t reclaim_at(const struct fo *f, const struct inst *tin)
 {
 	return sat_add(tin->rounds[0].chosen_at,
@@ -3129,7 +4872,9 @@ static uint64_t reclaim_at(const struct fo *f, const struct inst *tin)
 }
 
 /* A target T of chosen plans was itself failed over: (T, j) was chosen
- * here F + margin ago. By then T has destroyed whatever it started — by
+ * here F + margin ago and its fence is confirmed (an empty plan fences
+ * nothing: T may be alive at j, and start what it was given). By then T
+ * has destroyed whatever it started — by
  * its self-fence (everything), a FENCE_ORDER (hand_back_mine() adds what
  * it started for others) or its hypervisor's remote fence — and it never
  * starts an entry after a fence (hand_back_mine()). So entries still
@@ -3155,15 +4900,7 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 				struct ent *st = &rd->ents[e];
 				/* a plan learned after T's failure targets T because its
 				 * proposer saw T back: T's entries are T's business */
-				if (st->st != E_WAIT || strcmp(pe->target, tin->dead) != 0)
-					continue;
-				/* Assigned to the failed-over incarnation (or older): T
-				 * hands it back rather than start it (schedule_restarts).
-				 * Without the incarnation (old peers), only if T is not
-				 * back and the plan predates T's failure. */
-				if (back ||
-				    (pe->target_incarnation ? pe->target_incarnation != tin->inc
-				                            : rd->chosen_at > tin->known_at))
+				if ((st->st != E_WAIT && st->st != E_OK) || strcmp(pe->target, tin->dead) != 0)
 					continue;
 				bool theirs = false;
 				for (size_t j = 0; j < f->n_inst && !theirs; j++) {
@@ -3171,8 +4908,39 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 					if (strcmp(o->dead, tin->dead) != 0)
 						continue;
 					for (uint32_t k = 0; k < f->n_rounds && !theirs; k++)
-						theirs = o->rounds[k].chosen && plan_has_uuid(&o->rounds[k].plan, pe->uuid);
+						theirs = o->rounds[k].chosen &&
+						         places_above(&o->rounds[k].plan, pe->uuid, pe->new_epoch);
 				}
+				if (st->st == E_OK) {
+					/* Started on T at the failed-over incarnation (or an
+					 * older one), so destroyed with it, while T's own plans
+					 * do not list it: T died before its state showed the
+					 * VM. Re-planned here, unless it runs (or is placed)
+					 * at a newer epoch or someone has it in hand. Not when
+					 * T is back: a recovery's fence destroys only what its
+					 * plan lists; T's own state (and its recoveries, which
+					 * count what was given to it: owed_of) decide. */
+					if (back || !pe->target_incarnation || pe->target_incarnation > tin->inc || theirs ||
+					    running_elsewhere(f, pe->uuid, pe->new_epoch - 1, NULL, NULL) ||
+					    superseded_by(f, in, r, pe) || vm_in_care(f, pe->uuid))
+						continue;
+					st->st = E_HANDED;
+					snprintf(st->text, sizeof(st->text),
+					         "ran on %.64s, lost with its incarnation %" PRIu64, tin->dead,
+					         tin->inc);
+					add_pending(f, in, pe, r);
+					if (!in->working)
+						in->work_since = now;
+					continue;
+				}
+				/* Assigned to the failed-over incarnation (or older): T
+				 * hands it back rather than start it (schedule_restarts).
+				 * Without the incarnation (old peers), only if T is not
+				 * back and the plan predates T's failure. */
+				if (back ||
+				    (pe->target_incarnation ? pe->target_incarnation > tin->inc
+				                            : rd->chosen_at > tin->known_at))
+					continue;
 				st->st = E_HANDED;
 				snprintf(st->text, sizeof(st->text), "target %.64s failed over %s", tin->dead,
 				         theirs ? "(its plan re-places it)" : "before starting it");
@@ -3187,20 +4955,597 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 	}
 }
 
+/* ------------------------------------------------------------------------ */
+/* Recovery: instances for incarnations that are over, parked VMs, our own  */
+/* stopped VMs, and the list of VMs down                                    */
+
+/* Is this VM in some instance's hands: an entry with a target not yet
+ * settled, a hand-back being re-planned, or parked waiting for room? */
+static bool vm_in_care(const struct fo *f, const char *uuid)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		for (size_t p = 0; p < in->n_pend; p++)
+			if (strcmp(in->pend[p].e.uuid, uuid) == 0)
+				return true;
+		for (size_t p = 0; p < in->n_parked; p++)
+			if (strcmp(in->parked[p].e.uuid, uuid) == 0)
+				return true;
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *rd = &in->rounds[r];
+			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
+				if (rd->ents[e].st == E_WAIT && rd->plan.entries[e].target[0] &&
+				    !target_fenced(f, &rd->plan.entries[e]) &&
+				    strcmp(rd->plan.entries[e].uuid, uuid) == 0)
+					return true;
+		}
+	}
+	return false;
+}
+
+/* A host moved to a newer incarnation (it restarted, refuted a death, or
+ * fenced itself and moved on) while its state of the old one listed HA VMs
+ * it does not run now: open the instance (X, old) for them, unless one
+ * covering that state exists. Every node that saw both states does this;
+ * the instance then runs like a death's (RECOVERY). */
+static void detect_recoveries(struct fo *f, uint64_t now)
+{
+	for (size_t k = 0; k < f->n_m; k++) {
+		struct mrec *r = &f->m[k];
+		if (!r->has_prev || r->prev_checked || k == f->self_idx || !r->voter)
+			continue;
+		const struct fo_host *cur = host_of(f, r->name);
+		if (!cur || cur->incarnation <= r->prev_inc || cur->inventory_unknown)
+			continue; /* (an unknown inventory proves nothing gone: wait) */
+		r->prev_checked = true;
+		uint64_t j = r->prev_inc;
+		if (!j || r->forgot_max >= j)
+			continue;
+		/* an instance for an incarnation in [j, now) plans from this very
+		 * state already; older open ones are superseded by this one (it
+		 * adopts what they may have placed: collect_adopt) */
+		bool covered = false;
+		for (size_t i = 0; i < f->n_inst && !covered; i++) {
+			const struct inst *o = f->inst[i];
+			covered = strcmp(o->dead, r->name) == 0 && o->inc >= j && o->inc < cur->incarnation;
+		}
+		if (covered)
+			continue;
+		bool has_base, ready;
+		size_t cap = owed_of(f, r->name, j, NULL, NULL, NULL, 0, &has_base, &ready);
+		struct fo_vm *vms = calloc(cap ? cap : 1, sizeof(*vms));
+		if (!vms)
+			continue;
+		size_t n = owed_of(f, r->name, j, NULL, NULL, vms, cap, &has_base, &ready), owed = 0;
+		for (size_t v = 0; v < n && v < cap; v++)
+			owed += !vm_in_care(f, nz(vms[v].uuid));
+		free(vms);
+		if (!owed)
+			continue;
+		char name[FO_NAME_MAX];
+		cpy(name, sizeof(name), r->name);
+		bool fenced = r->fenced_through >= j;
+		uint64_t to = cur->incarnation;
+		struct inst *in = inst_open(f, name, j, now); /* r may move: not used after */
+		if (!in || in->detected_at)
+			continue;
+		in->detected_at = now;
+		if (fenced)
+			snprintf(in->cause, sizeof(in->cause),
+			         "fenced itself at incarnation %" PRIu64 ": %zu HA VMs to restart", j, owed);
+		else
+			snprintf(in->cause, sizeof(in->cause),
+			         "came back at incarnation %" PRIu64 " without %zu HA VMs it ran at %" PRIu64,
+			         to, owed, j);
+		struct fo_instance_id id;
+		inst_id(&id, in, 0);
+		push_event(f, FO_EV_DETECTED, &id, name, "%s %s: recovery opened", name, in->cause);
+	}
+}
+
+static void ask_incarnation(struct fo *f, uint64_t want, const char *why)
+{
+	if (want <= f->inc_wanted)
+		return;
+	f->inc_wanted = want;
+	struct fo_instance_id id;
+	memset(&id, 0, sizeof(id));
+	cpy(id.dead, sizeof(id.dead), f->cfg.name);
+	id.incarnation = want;
+	push_event(f, FO_EV_NEW_INCARNATION, &id, f->cfg.name, "%s: now incarnation %" PRIu64, why,
+	           want);
+}
+
+/* HA VMs stopped here that should run (the guest shut itself down, a fence
+ * destroyed them before our new incarnation, a start failed...): after
+ * reconcile_ms (doubled each time it changes nothing, up to 64x) we end
+ * this incarnation, so that the others open a recovery of it and restart
+ * them — on this host, which keeps what fits — through the same consensus,
+ * fence and epoch path as any failover. Only while quorate and unfenced. */
+static void check_own_owed(struct fo *f, uint64_t now)
+{
+	const struct fo_host *me = host_of(f, f->cfg.name);
+	size_t n = 0;
+	for (size_t v = 0; me && v < me->n_vms; v++) {
+		const struct fo_vm *vm = &me->vms[v];
+		if (!vm->running && !vm_in_care(f, nz(vm->uuid)) &&
+		    !running_elsewhere(f, nz(vm->uuid), vm->epoch ? vm->epoch - 1 : 0, f->cfg.name, NULL))
+			n++;
+	}
+	/* our state lags, or libvirt has not listed our VMs yet */
+	bool busy = !me || me->incarnation != f->incarnation || me->inventory_unknown;
+	for (size_t i = 0; i < f->n_inst && !busy; i++) {
+		/* a recovery of ours being decided (a PREPARE or ACCEPT about it
+		 * within a minute): it may take these VMs too */
+		const struct inst *in = f->inst[i];
+		busy = is_self(f, in->dead) && !in->done && !in->rounds[0].chosen && in->heard_at &&
+		       now < sat_add(in->heard_at, FO_OWN_RECOVERY_QUIET_MS);
+	}
+	/* VMs a chosen recovery of ours that is still at work holds are in its
+	 * hands, not owed anew */
+	for (size_t v = 0; me && v < me->n_vms && n; v++) {
+		const struct fo_vm *vm = &me->vms[v];
+		if (vm->running || vm_in_care(f, nz(vm->uuid)) ||
+		    running_elsewhere(f, nz(vm->uuid), vm->epoch ? vm->epoch - 1 : 0, f->cfg.name, NULL))
+			continue;
+		for (size_t i = 0; i < f->n_inst; i++) {
+			const struct inst *in = f->inst[i];
+			if (is_self(f, in->dead) && !in->done && in->rounds[0].chosen &&
+			    inst_holds(f, in, nz(vm->uuid))) {
+				n--;
+				break;
+			}
+		}
+	}
+	if (!n || busy) {
+		if (!n)
+			f->bump_backoff = 0;
+		f->owed_here_since = 0;
+		f->bump_at = 0;
+		return;
+	}
+	if (!f->owed_here_since) {
+		f->owed_here_since = now;
+		f->bump_at = sat_add(now, (uint64_t)f->cfg.reconcile_ms << f->bump_backoff);
+	}
+	if (now < f->bump_at || !fo_quorate(f, now) || f->fenced)
+		return;
+	char why[FO_TEXT_MAX];
+	snprintf(why, sizeof(why), "%zu HA VM%s stopped here should run: recovering them", n,
+	         n == 1 ? "" : "s");
+	ask_incarnation(f, f->incarnation + 1, why);
+	if (f->bump_backoff < 6)
+		f->bump_backoff++;
+	f->owed_here_since = 0;
+	f->bump_at = 0;
+}
+
+/* Parked VMs (no room, or failed too often) get another round when the
+ * view has room for one of them; each retry that places nothing doubles
+ * the wait (10 s up to 320 s). A VM that runs somewhere meanwhile, or
+ * that another instance placed, leaves the list. */
+static void retry_parked(struct fo *f, struct inst *in, uint64_t now)
+{
+	if (!in->n_parked) {
+		in->park_retry_at = 0;
+		return;
+	}
+	if (!in->park_retry_at || now < in->park_retry_at)
+		return;
+	if (!in->rounds[0].chosen) { /* learned a later round first */
+		in->park_retry_at = sat_add(now, FO_PARK_RETRY_MS);
+		return;
+	}
+	bool any;
+	uint32_t h = highest_chosen(in, f->n_rounds, &any);
+	if (h + 1 >= f->n_rounds) {
+		in->park_retry_at = 0; /* no round left: it stays reported */
+		return;
+	}
+	struct fo_plan outst;
+	outstanding_plan(f, &outst);
+	size_t n_h = 0;
+	struct fo_host *hv = hosts_view(f, NULL, 0, &n_h);
+	bool own = own_host_eligible(f, in->dead, in->inc);
+	size_t moved = 0;
+	for (size_t p = 0; hv && p < in->n_parked;) {
+		struct pend *pd = &in->parked[p];
+		uint64_t base = entry_base(&pd->e, pd->failed_round);
+		struct fo_vm v = {.uuid = pd->e.uuid, .name = pd->e.name, .group = pd->e.group,
+		                  .priority = pd->e.priority, .vcpus = pd->e.vcpus,
+		                  .memory_kib = pd->e.memory_kib, .epoch = base, .running = true};
+		if (running_elsewhere(f, pd->e.uuid, base, NULL, NULL) ||
+		    placed_by_other(f, in, pd->e.uuid, base) ||
+		    replaced_after(f, in, pd->failed_round, pd->e.uuid)) {
+			in->parked[p] = in->parked[--in->n_parked];
+			continue;
+		}
+		const char *excl[FO_ROUNDS_MAX];
+		size_t n_excl = failed_hosts(f, in, h + 1, pd->e.uuid, excl);
+		size_t n_hx = 0;
+		struct fo_host *hx = n_excl ? hosts_view(f, excl, n_excl, &n_hx) : NULL;
+		struct fo_plan one;
+		bool fits = fo_plan_compute_prefer(hx ? hx : hv, hx ? n_hx : n_h, own ? NULL : in->dead,
+		                                   own ? in->dead : NULL, &v, 1, h + 1, &outst,
+		                                   &one) == 0 &&
+		            one.n == 1 && one.entries[0].target[0];
+		free(hx);
+		fo_plan_clear(&one);
+		if (!fits) {
+			p++;
+			continue;
+		}
+		struct pend *np = grow(in->pend, &in->cap_pend, in->n_pend + 1, sizeof(*np));
+		if (!np) {
+			p++;
+			continue;
+		}
+		in->pend = np;
+		in->pend[in->n_pend] = *pd;
+		in->pend[in->n_pend].added_at = now;
+		in->pend[in->n_pend].tries = 0;
+		in->n_pend++;
+		in->parked[p] = in->parked[--in->n_parked];
+		moved++;
+	}
+	free(hv);
+	fo_plan_clear(&outst);
+	if (moved) {
+		in->done = false;
+		in->park_backoff = 0;
+		if (!in->working)
+			in->work_since = now;
+	} else if (in->park_backoff < 5) {
+		in->park_backoff++;
+	}
+	in->park_retry_at =
+	    in->n_parked ? sat_add(now, (uint64_t)FO_PARK_RETRY_MS << in->park_backoff) : 0;
+}
+
+static struct owed *owed_get(struct fo *f, const char *uuid)
+{
+	for (size_t i = 0; i < f->n_owed; i++)
+		if (strcmp(f->owed[i].vm.uuid, uuid) == 0)
+			return &f->owed[i];
+	return NULL;
+}
+
+/* Notes what runs nowhere alive. A VM is up when an up host (alive or
+ * suspected; us) lists it active. It is down when some host's state lists
+ * it (active on a host that is dead or force-left, or stopped with its
+ * desired state running), or a host's previous incarnation did and the
+ * host runs it no more. A host that left gracefully is not reported on:
+ * its VMs may well run on, unprotected. The highest epoch seen names it. */
+static void track_owed(struct fo *f, uint64_t now)
+{
+	for (size_t i = 0; i < f->n_owed; i++)
+		f->owed[i].seen = false;
+	struct cand_vm {
+		struct hvm vm;
+		const char *host;
+		const char *why;
+		bool up;
+	};
+	size_t cap = 0;
+	for (size_t i = 0; i < f->n_hosts; i++)
+		cap += f->hosts[i].n_vms;
+	for (size_t k = 0; k < f->n_m; k++)
+		cap += f->m[k].has_prev ? f->m[k].n_prev : 0;
+	struct cand_vm *c = calloc(cap ? cap : 1, sizeof(*c));
+	if (!c)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_hosts; i++) {
+		const struct fo_host *h = &f->hosts[i];
+		const struct mrec *r = member_find(f, h->cap.name);
+		if (!r || r->left)
+			continue;
+		bool up = member_up(f, r);
+		for (size_t v = 0; v < h->n_vms; v++) {
+			const struct fo_vm *vm = &h->vms[v];
+			struct cand_vm *x = &c[n++];
+			cpy(x->vm.uuid, sizeof(x->vm.uuid), vm->uuid);
+			cpy(x->vm.name, sizeof(x->vm.name), vm->name);
+			x->vm.priority = vm->priority;
+			x->vm.epoch = vm->epoch;
+			x->host = h->cap.name;
+			x->up = up && vm->running;
+			x->why = x->up ? "" : !up ? (r->removed ? "its host was force-left" : "its host is dead")
+			                         : "stopped on its host";
+		}
+	}
+	for (size_t k = 0; k < f->n_m; k++) {
+		const struct mrec *r = &f->m[k];
+		if (!r->has_prev || r->left || k == f->self_idx)
+			continue;
+		/* a previous incarnation's VMs count while a recovery of it is
+		 * open, or while some instance has them in hand (afterwards the
+		 * current listing says it all: an operator may have stopped one) */
+		bool open = false;
+		for (size_t i = 0; i < f->n_inst && !open; i++)
+			open = !f->inst[i]->done && f->inst[i]->inc >= r->prev_inc &&
+			       strcmp(f->inst[i]->dead, r->name) == 0;
+		for (size_t v = 0; v < r->n_prev; v++) {
+			if (!open && !vm_in_care(f, r->prev[v].uuid))
+				continue;
+			struct cand_vm *x = &c[n++];
+			x->vm = r->prev[v];
+			x->host = r->name;
+			x->up = false;
+			x->why = "its host came back without it";
+		}
+	}
+	/* per VM: up anywhere? else the record with the highest epoch */
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].vm.uuid[0])
+			continue;
+		bool up = false;
+		size_t best = i;
+		for (size_t j = i; j < n; j++) {
+			if (strcmp(c[j].vm.uuid, c[i].vm.uuid) != 0)
+				continue;
+			up = up || c[j].up;
+			if (c[j].vm.epoch > c[best].vm.epoch)
+				best = j;
+		}
+		/* a previous incarnation's copy older than what the host lists
+		 * now is superseded by the current listing */
+		struct cand_vm b = c[best];
+		for (size_t j = i; j < n; j++)
+			if (strcmp(c[j].vm.uuid, b.vm.uuid) == 0 && j != i)
+				c[j].vm.uuid[0] = '\0';
+		c[i].vm.uuid[0] = '\0';
+		if (up)
+			continue;
+		struct owed *o = owed_get(f, b.vm.uuid);
+		if (!o) {
+			struct owed *no = grow(f->owed, &f->cap_owed, f->n_owed + 1, sizeof(*no));
+			if (!no)
+				continue;
+			f->owed = no;
+			o = &f->owed[f->n_owed++];
+			memset(o, 0, sizeof(*o));
+			o->since = now;
+			o->vm = b.vm;
+			cpy(o->host, sizeof(o->host), b.host);
+			cpy(o->why, sizeof(o->why), b.why);
+			struct fo_event *ev = push_event(f, FO_EV_VM_DOWN, NULL, b.host,
+			                                 "%s (epoch %" PRIu64 ") runs nowhere: %s on %s",
+			                                 b.vm.name, b.vm.epoch, b.why, b.host);
+			cpy(ev->entry.uuid, sizeof(ev->entry.uuid), b.vm.uuid);
+			cpy(ev->entry.name, sizeof(ev->entry.name), b.vm.name);
+			ev->entry.new_epoch = b.vm.epoch;
+			ev->entry.priority = b.vm.priority;
+		} else {
+			o->vm = b.vm;
+			cpy(o->host, sizeof(o->host), b.host);
+			cpy(o->why, sizeof(o->why), b.why);
+		}
+		o->seen = true;
+	}
+	free(c);
+	for (size_t i = 0; i < f->n_owed;) {
+		struct owed *o = &f->owed[i];
+		if (o->seen) {
+			i++;
+			continue;
+		}
+		uint64_t ep = 0;
+		const char *where = running_elsewhere(f, o->vm.uuid, 0, NULL, &ep);
+		struct fo_event *ev = push_event(f, FO_EV_VM_RECOVERED, NULL, where ? where : "",
+		                                 "%s runs again%s%s (epoch %" PRIu64 ") after %" PRIu64
+		                                 " ms down", o->vm.name, where ? " on " : "",
+		                                 where ? where : "", ep, now - o->since);
+		cpy(ev->entry.uuid, sizeof(ev->entry.uuid), o->vm.uuid);
+		cpy(ev->entry.name, sizeof(ev->entry.name), o->vm.name);
+		ev->entry.new_epoch = ep;
+		ev->took_ms = now - o->since;
+		f->owed[i] = f->owed[--f->n_owed];
+	}
+}
+
+/* Keeps each open instance's base (the dead host's latest state at an
+ * incarnation <= the instance's) while the view still has it. */
+static void snapshot_bases(struct fo *f)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		struct inst *in = f->inst[i];
+		if (in->done || in->rounds[0].chosen)
+			continue;
+		const struct mrec *xr = member_find(f, in->dead);
+		const struct fo_host *cur = host_of(f, in->dead);
+		struct fo_host tmp;
+		const struct fo_host *src = NULL;
+		if (cur && cur->incarnation <= in->inc) {
+			src = cur;
+		} else if (xr && xr->has_prev && xr->prev_inc <= in->inc) {
+			struct hvm *p = calloc(xr->n_prev ? xr->n_prev : 1, sizeof(*p));
+			if (!p)
+				continue;
+			memcpy(p, xr->prev, xr->n_prev * sizeof(*p));
+			free(in->base);
+			in->base = p;
+			in->n_base = xr->n_prev;
+			in->has_base = true;
+			continue;
+		}
+		if (!src)
+			continue;
+		tmp = *src;
+		struct mrec holder;
+		memset(&holder, 0, sizeof(holder));
+		save_prev(&holder, &tmp);
+		if (!holder.has_prev)
+			continue;
+		free(in->base);
+		in->base = holder.prev;
+		in->n_base = holder.n_prev;
+		in->has_base = true;
+	}
+}
+
+/* The newest incarnation of r we know of: from membership, its heartbeats,
+ * its gossiped state, or a chosen plan that placed VMs on it. */
+static uint64_t newest_known_inc(const struct fo *f, const struct mrec *r)
+{
+	uint64_t known = r->inc;
+	if (r->dead_max > known)
+		known = r->dead_max;
+	if (r->hb_inc > known)
+		known = r->hb_inc;
+	const struct fo_host *h = host_of(f, r->name);
+	if (h && h->incarnation > known)
+		known = h->incarnation;
+	for (size_t i = 0; i < f->n_inst; i++)
+		for (uint32_t rd = 0; rd < f->n_rounds; rd++) {
+			const struct round *o = &f->inst[i]->rounds[rd];
+			for (size_t e = 0; o->chosen && e < o->plan.n; e++)
+				if (o->plan.entries[e].target_incarnation > known &&
+				    strcmp(o->plan.entries[e].target, r->name) == 0)
+					known = o->plan.entries[e].target_incarnation;
+		}
+	return known;
+}
+
+/* A member membership declared dead at incarnation d that we know lived at
+ * a newer one k — its state of k reached us, or a plan placed VMs on k —
+ * and that stayed dead with no sign of life for FO_LONG_DEAD_MS (long_dead):
+ * it fenced itself (or restarted) and died before its new incarnation
+ * reached our membership, which will never tell us of k now. Likewise a
+ * voter membership never told this core of (our journal lists it) whose
+ * state we know, once the core is old enough to have heard of every live
+ * member (unknown_gone): it died before we started. (X, k) is failed over
+ * too: else what k ran, or was given, waits on a host nobody fails over. */
+static void detect_newer_deaths(struct fo *f, uint64_t now)
+{
+	for (size_t k = 0; k < f->n_m; k++) {
+		const struct mrec *r = &f->m[k];
+		if (k == f->self_idx || r->left ||
+		    !(r->removed || (r->voter && (long_dead(f, r) || unknown_gone(f, r)))))
+			continue;
+		uint64_t known = newest_known_inc(f, r);
+		if (known <= r->dead_max || known <= r->forgot_max ||
+		    (!r->removed && known <= r->hb_inc) || (r->removed && known > r->removed_inc))
+			continue;
+		const struct inst *have = inst_find(f, r->name, known);
+		if (have && have->detected_at)
+			continue;
+		char name[FO_NAME_MAX];
+		cpy(name, sizeof(name), r->name);
+		uint64_t d = r->dead_max;
+		struct inst *in = inst_open(f, name, known, now); /* r may move */
+		if (!in || in->detected_at)
+			continue;
+		in->detected_at = now;
+		snprintf(in->cause, sizeof(in->cause),
+		         "declared dead at incarnation %" PRIu64 ", it had moved to %" PRIu64, d, known);
+		struct fo_instance_id id;
+		inst_id(&id, in, 0);
+		push_event(f, FO_EV_DETECTED, &id, name, "%s is dead (incarnation %" PRIu64 "): %s",
+		           name, known, in->cause);
+	}
+}
+
+/* Does `in` hold uuid already: in a chosen round, pending or parked? */
+static bool inst_holds(const struct fo *f, const struct inst *in, const char *uuid)
+{
+	for (uint32_t r = 0; r < f->n_rounds; r++)
+		if (in->rounds[r].chosen && plan_has_uuid(&in->rounds[r].plan, uuid))
+			return true;
+	for (size_t p = 0; p < in->n_pend; p++)
+		if (strcmp(in->pend[p].e.uuid, uuid) == 0)
+			return true;
+	for (size_t p = 0; p < in->n_parked; p++)
+		if (strcmp(in->parked[p].e.uuid, uuid) == 0)
+			return true;
+	return false;
+}
+
+/* Placements given to a failed-over incarnation after its plan was made:
+ * (X, j) was decided while a plan giving X a VM at an incarnation <= j
+ * was not fenced yet (its VM might still have run where it came from),
+ * so (X, j) left it out. Once that plan's fence is confirmed, X (not back:
+ * its own state speaks for it otherwise) may have started the VM before
+ * it failed: (X, j) owes it, and re-places it in a later round — whose
+ * value, like any non-empty one, blocks acknowledgements of X <= j and
+ * waits for X's fence before anything starts. */
+static void late_owed(struct fo *f, uint64_t now)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		struct inst *in = f->inst[i];
+		if (!in->rounds[0].chosen || is_self(f, in->dead))
+			continue;
+		const struct mrec *xr = member_find(f, in->dead);
+		if (!xr || xr->hb_inc > in->inc || ((member_up(f, xr) || beating(f, xr)) && xr->inc > in->inc))
+			continue; /* back at a newer incarnation */
+		/* fenced already, by a fence that covered only its plan (a
+		 * recovery's): X's incarnation may still run what it got, and a
+		 * later round would start at once. Not fenced yet: the later
+		 * round's value withholds acks from X and its fence (X's own
+		 * self-fence, or the remote one) covers everything. */
+		if (in->fenced && !reclaimable(f, in))
+			continue;
+		for (size_t k = 0; k < f->n_inst; k++) {
+			const struct inst *o = f->inst[k];
+			for (uint32_t r = 0; o != in && o->fenced && r < f->n_rounds; r++) {
+				const struct round *rd = &o->rounds[r];
+				for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
+					const struct fo_plan_entry *pe = &rd->plan.entries[e];
+					if ((rd->ents[e].st != E_WAIT && rd->ents[e].st != E_OK) ||
+					    !pe->target_incarnation || pe->target_incarnation > in->inc ||
+					    strcmp(pe->target, in->dead) != 0 || inst_holds(f, in, pe->uuid) ||
+					    !given_newest(f, in->dead, in->inc, pe) || moved_on(f, pe) ||
+					    running_elsewhere(f, pe->uuid, pe->new_epoch - 1, NULL, NULL))
+						continue;
+					struct fo_plan_entry owed = *pe;
+					owed.new_epoch = pe->new_epoch + 1; /* from the epoch X got */
+					size_t before = in->n_pend;
+					add_pending(f, in, &owed, 0);
+					if (in->n_pend > before) {
+						in->done = false;
+						if (!in->working)
+							in->work_since = now;
+					}
+				}
+			}
+		}
+	}
+}
+
+static void after_view(struct fo *f, uint64_t now)
+{
+	detect_newer_deaths(f, now);
+	detect_recoveries(f, now);
+	snapshot_bases(f);
+	track_owed(f, now);
+	run_work(f, now);
+}
+
 static void run_work(struct fo *f, uint64_t now)
 {
 	for (size_t i = 0; i < f->n_inst; i++) {
 		struct inst *tin = f->inst[i];
-		if (tin->rounds[0].chosen && !tin->reclaimed && now >= reclaim_at(f, tin))
+		if (tin->rounds[0].chosen && reclaimable(f, tin) && !tin->reclaimed &&
+		    now >= reclaim_at(f, tin))
 			reclaim(f, tin, now);
 	}
+	for (size_t i = 0; i < f->n_inst; i++)
+		retry_parked(f, f->inst[i], now);
 	bool quorate = fo_quorate(f, now);
 	for (size_t i = 0; i < f->n_inst; i++)
 		if (!f->inst[i]->done)
 			inst_work(f, f->inst[i], now, quorate);
+	/* again: inst_work may have just confirmed a due timed fence */
+	for (size_t i = 0; i < f->n_inst; i++) {
+		struct inst *tin = f->inst[i];
+		if (tin->rounds[0].chosen && reclaimable(f, tin) && !tin->reclaimed &&
+		    now >= reclaim_at(f, tin))
+			reclaim(f, tin, now);
+	}
 	schedule_restarts(f, now);
 	for (size_t i = 0; i < f->n_inst; i++)
 		check_done(f, f->inst[i], now);
+	check_own_owed(f, now);
 }
 
 int fo_handle_timer(struct fo *f, uint64_t now)
@@ -3220,6 +5565,8 @@ int fo_handle_timer(struct fo *f, uint64_t now)
 		recompute_qstamp(f);
 	}
 	update_quorum(f, now, false);
+	detect_newer_deaths(f, now);
+	late_owed(f, now);
 	run_work(f, now);
 	trim_history(f);
 	return 0;
@@ -3250,10 +5597,14 @@ uint64_t fo_next_deadline(const struct fo *f)
 	}
 	if (f->restart_wake != UINT64_MAX)
 		CONSIDER(f->restart_wake);
+	if (f->bump_at && quorate)
+		CONSIDER(f->bump_at);
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *in = f->inst[i];
-		if (in->rounds[0].chosen && !in->reclaimed)
+		if (in->rounds[0].chosen && reclaimable(f, in) && !in->reclaimed)
 			CONSIDER(reclaim_at(f, in));
+		if (in->park_retry_at)
+			CONSIDER(in->park_retry_at);
 		if (in->done)
 			continue;
 		if (in->fence_wait_at && !in->fenced)
@@ -3274,6 +5625,89 @@ uint64_t fo_next_deadline(const struct fo *f)
 /* State                                                                    */
 
 size_t fo_instance_count(const struct fo *f) { return f->n_inst; }
+
+size_t fo_owed_count(const struct fo *f) { return f->n_owed; }
+
+/* What is being done about a VM down: the instance that has it in hand. */
+static void owed_doing(const struct fo *f, const struct owed *o, uint64_t now, char *buf,
+                       size_t len)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		for (int r = (int)f->n_rounds - 1; r >= 0; r--) {
+			const struct round *rd = &in->rounds[r];
+			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
+				const struct fo_plan_entry *pe = &rd->plan.entries[e];
+				if (strcmp(pe->uuid, o->vm.uuid) != 0 || rd->ents[e].st != E_WAIT ||
+				    !pe->target[0])
+					continue;
+				if (in->fenced)
+					snprintf(buf, len, "restarting on %.64s (recovery of %.64s incarnation %" PRIu64
+					         " round %d, epoch %" PRIu64 ")", pe->target, in->dead, in->inc, r,
+					         pe->new_epoch);
+				else if (in->fence_wait_at > now)
+					snprintf(buf, len, "planned on %.64s; waiting %" PRIu64 " ms more for the "
+					         "fence of %.64s", pe->target, in->fence_wait_at - now, in->dead);
+				else
+					snprintf(buf, len, "planned on %.64s; waiting for the fence of %.64s",
+					         pe->target, in->dead);
+				return;
+			}
+		}
+		for (size_t p = 0; p < in->n_pend; p++)
+			if (strcmp(in->pend[p].e.uuid, o->vm.uuid) == 0) {
+				snprintf(buf, len, "handed back: being re-placed (recovery of %.64s "
+				         "incarnation %" PRIu64 ")", in->dead, in->inc);
+				return;
+			}
+		for (size_t p = 0; p < in->n_parked; p++)
+			if (strcmp(in->parked[p].e.uuid, o->vm.uuid) == 0) {
+				if (in->park_retry_at > now)
+					snprintf(buf, len, "no host has room: next try in %" PRIu64 " s, or when "
+					         "room appears", (in->park_retry_at - now + 999) / 1000);
+				else
+					snprintf(buf, len, "no host has room, and no retry is left: start it "
+					         "where there is room (meshvisor vm start)");
+				return;
+			}
+	}
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		if (!in->done && !in->rounds[0].chosen && strcmp(in->dead, o->host) == 0) {
+			snprintf(buf, len, "recovery of %.64s incarnation %" PRIu64 " opened: %s", in->dead,
+			         in->inc, fo_quorate(f, now) ? "a plan is being chosen"
+			                                     : "waiting for quorum here");
+			return;
+		}
+	}
+	if (is_self(f, o->host) && f->bump_at > now) {
+		snprintf(buf, len, "this host recovers it through a new incarnation in %" PRIu64 " s",
+		         (f->bump_at - now + 999) / 1000);
+		return;
+	}
+	const struct mrec *r = member_find(f, o->host);
+	if (r && member_up(f, r))
+		snprintf(buf, len, "%.64s recovers it through a new incarnation after %u ms or more",
+		         o->host, f->cfg.reconcile_ms);
+	else
+		snprintf(buf, len, "waiting for %.64s to be declared dead, and for a quorum", o->host);
+}
+
+void fo_owed_at(const struct fo *f, size_t i, uint64_t now, struct fo_owed *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (i >= f->n_owed)
+		return;
+	const struct owed *o = &f->owed[i];
+	cpy(out->uuid, sizeof(out->uuid), o->vm.uuid);
+	cpy(out->name, sizeof(out->name), o->vm.name);
+	cpy(out->host, sizeof(out->host), o->host);
+	out->epoch = o->vm.epoch;
+	out->priority = o->vm.priority;
+	out->since = o->since;
+	cpy(out->why, sizeof(out->why), o->why);
+	owed_doing(f, o, now, out->doing, sizeof(out->doing));
+}
 
 bool fo_chosen_plan(const struct fo *f, const struct fo_instance_id *id,
                     const struct fo_plan **out)
@@ -3356,6 +5790,7 @@ void fo_instance_at(const struct fo *f, size_t i, struct fo_instance_info *out)
 	out->chosen_at = in->rounds[0].chosen_at;
 	out->fenced_at = in->fenced_at;
 	cpy(out->fence_how, sizeof(out->fence_how), in->fence_how);
+	cpy(out->cause, sizeof(out->cause), in->cause[0] ? in->cause : "learned from a peer");
 	size_t n = fo_instance_vm_count(f, i);
 	out->n_vms = n;
 	for (size_t j = 0; j < n; j++) {
@@ -3383,84 +5818,360 @@ void fo_journal_set_durable(struct fo *f, bool durable)
 
 static bool journal_name_ok(const char *s, size_t n) { return mv_name_span_ok(s, n, FO_NAME_MAX - 1); }
 
+
+static const char JOURNAL_HEADER[] =
+	"# meshvisor failover journal, written by the agent: do not edit.\n"
+	"# \"failed-over NAME INCARNATION\": this agent took part in failing NAME\n"
+	"# over at INCARNATION, and will not acknowledge NAME as alive until NAME\n"
+	"# reports itself fenced through it, restarts included. \"forgotten\",\n"
+	"# \"promised\", \"accepted\" and \"entry\" lines keep its promises as an\n"
+	"# acceptor, so that it may vote in failovers older than its restart.\n"
+	"# \"voter NAME\": NAME was in the voting set (it counts in every majority\n"
+	"# until it leaves or is removed, even if membership never reports it).\n"
+	"format 2\n";
+
+/* A growing text buffer; on allocation failure `failed` is set. */
+struct jbuf {
+	char *s;
+	size_t len, cap;
+	bool failed;
+};
+
+static void jb_printf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jb_printf(struct jbuf *b, const char *fmt, ...)
+{
+	if (b->failed)
+		return;
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(b->s ? b->s + b->len : NULL, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->failed = true;
+			return;
+		}
+		if (b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t nc = b->cap ? b->cap * 2 : 1024;
+		while (nc <= b->len + (size_t)n)
+			nc *= 2;
+		char *ns = realloc(b->s, nc);
+		if (!ns) {
+			b->failed = true;
+			return;
+		}
+		b->s = ns;
+		b->cap = nc;
+	}
+}
+
+/* A free-text field: "=" then the bytes, [A-Za-z0-9._-] as they are and
+ * anything else as %XX (so an empty string is "="). */
+static void jb_str(struct jbuf *b, const char *v)
+{
+	jb_printf(b, " =");
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    *p == '.' || *p == '_' || *p == '-')
+			jb_printf(b, "%c", *p);
+		else
+			jb_printf(b, "%%%02X", *p);
+	}
+}
+
 static int mrec_name_order(const void *a, const void *b)
 {
 	const struct mrec *const *x = a, *const *y = b;
 	return strcmp((*x)->name, (*y)->name);
 }
 
-static const char JOURNAL_HEADER[] =
-	"# meshvisor failover journal, written by the agent: do not edit.\n"
-	"# \"failed-over NAME INCARNATION\": this agent took part in failing NAME\n"
-	"# over at INCARNATION, and will not acknowledge NAME as alive until NAME\n"
-	"# reports itself fenced through it, restarts included.\n";
-
 int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < f->n_m; i++)
-		n += f->m[i].inst_max > 0;
-	const struct mrec **list = calloc(n ? n : 1, sizeof(*list));
-	/* "failed-over " + name + ' ' + 20 digits + '\n' per entry */
-	size_t cap = sizeof(JOURNAL_HEADER) + n * (12 + FO_NAME_MAX + 22) + 1;
-	char *buf = malloc(cap);
-	if (!list || !buf) {
-		free(list);
-		free(buf);
+	struct jbuf b = {0};
+	const struct mrec **list = calloc(f->n_m ? f->n_m : 1, sizeof(*list));
+	if (!list)
 		return -ENOMEM;
-	}
 	size_t k = 0;
 	for (size_t i = 0; i < f->n_m; i++)
-		if (f->m[i].inst_max > 0 && journal_name_ok(f->m[i].name, strlen(f->m[i].name)))
+		if ((f->m[i].inst_max > 0 || f->m[i].forgot_max > 0) &&
+		    journal_name_ok(f->m[i].name, strlen(f->m[i].name)))
 			list[k++] = &f->m[i];
 	qsort(list, k, sizeof(*list), mrec_name_order);
-	size_t used = (size_t)snprintf(buf, cap, "%s", JOURNAL_HEADER);
+	jb_printf(&b, "%s", JOURNAL_HEADER);
+	for (size_t i = 0; i < k; i++) {
+		if (list[i]->inst_max)
+			jb_printf(&b, "failed-over %s %" PRIu64 "\n", list[i]->name, list[i]->inst_max);
+		if (list[i]->forgot_max)
+			jb_printf(&b, "forgotten %s %" PRIu64 "\n", list[i]->name, list[i]->forgot_max);
+	}
+	/* the voting set: a restarted agent's membership only learns the live
+	 * members, yet the dead ones still count in every majority */
+	k = 0;
+	for (size_t i = 0; i < f->n_m; i++)
+		if (i != f->self_idx && f->m[i].voter && journal_name_ok(f->m[i].name, strlen(f->m[i].name)))
+			list[k++] = &f->m[i];
+	qsort(list, k, sizeof(*list), mrec_name_order);
 	for (size_t i = 0; i < k; i++)
-		used += (size_t)snprintf(buf + used, cap - used, "failed-over %s %" PRIu64 "\n",
-		                         list[i]->name, list[i]->inst_max);
+		jb_printf(&b, "voter %s\n", list[i]->name);
 	free(list);
-	*out = buf;
-	*len = used;
+	/* acceptor state: what we promised and accepted, per round */
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		if (!journal_name_ok(in->dead, strlen(in->dead)))
+			continue;
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *rd = &in->rounds[r];
+			if (rd->promised.number && rd->promised.proposer[0])
+				jb_printf(&b, "promised %s %" PRIu64 " %u %" PRIu64 " %s\n", in->dead, in->inc, r,
+				          rd->promised.number, rd->promised.proposer);
+			if (!rd->has_acc || !rd->acc_ballot.proposer[0])
+				continue;
+			jb_printf(&b, "accepted %s %" PRIu64 " %u %" PRIu64 " %s %zu\n", in->dead, in->inc,
+			          r, rd->acc_ballot.number, rd->acc_ballot.proposer, rd->acc_plan.n);
+			for (size_t e = 0; e < rd->acc_plan.n; e++) {
+				const struct fo_plan_entry *pe = &rd->acc_plan.entries[e];
+				jb_printf(&b, "entry");
+				jb_str(&b, pe->uuid);
+				jb_str(&b, pe->name);
+				jb_str(&b, pe->target);
+				jb_printf(&b, " %" PRId32 " %" PRIu32 " %" PRIu64 " %" PRIu64, pe->priority,
+				          pe->vcpus, pe->memory_kib, pe->new_epoch);
+				jb_str(&b, pe->group);
+				jb_printf(&b, " %" PRIu64 "\n", pe->target_incarnation);
+			}
+		}
+	}
+	if (b.failed) {
+		free(b.s);
+		return -ENOMEM;
+	}
+	*out = b.s;
+	*len = b.len;
 	return 0;
 }
 
-struct journal_entry {
+/* A parsed journal, applied only once all of it is valid. */
+struct journal_rec {
+	int kind; /* 0 failed-over, 1 forgotten, 2 promised, 3 accepted, 4 voter */
 	char name[FO_NAME_MAX];
 	uint64_t inc;
+	uint32_t round;
+	struct fo_ballot ballot;
+	struct fo_plan plan; /* accepted */
 };
 
-/* One non-comment line: "failed-over NAME INCARNATION". */
-static const char *journal_parse_line(const char *s, size_t n, struct journal_entry *e)
+/* Tokenizer over one line: space-separated fields. */
+struct jtok {
+	const char *s;
+	size_t n, pos;
+};
+
+static bool jt_next(struct jtok *t, const char **tok, size_t *len)
 {
-	static const char kw[] = "failed-over ";
-	if (n < sizeof(kw) - 1 || memcmp(s, kw, sizeof(kw) - 1) != 0)
-		return "expected \"failed-over NAME INCARNATION\"";
-	s += sizeof(kw) - 1;
-	n -= sizeof(kw) - 1;
-	const char *sp = memchr(s, ' ', n);
-	if (!sp)
-		return "expected a name and an incarnation separated by one space";
-	size_t nl = (size_t)(sp - s);
-	if (!journal_name_ok(s, nl))
-		return "the name must be 1 to 63 characters of A-Z a-z 0-9 . _ -";
-	memcpy(e->name, s, nl);
-	e->name[nl] = '\0';
-	const char *d = sp + 1;
-	size_t dl = n - nl - 1;
-	if (dl == 0 || dl > 20 || (d[0] == '0'))
-		return "the incarnation must be a decimal from 1 to 18446744073709551615 "
-		       "without leading zeros";
+	if (t->pos >= t->n)
+		return false;
+	if (t->pos > 0) {
+		if (t->s[t->pos] != ' ')
+			return false;
+		t->pos++;
+	}
+	size_t start = t->pos;
+	while (t->pos < t->n && t->s[t->pos] != ' ')
+		t->pos++;
+	*tok = t->s + start;
+	*len = t->pos - start;
+	return *len > 0;
+}
+
+/* A decimal field named `what` (for the message). */
+static const char *jt_u64(struct jtok *t, uint64_t *out, bool allow_zero, const char *what)
+{
+	static char buf[160];
+	const char *d;
+	size_t dl;
+	if (!jt_next(t, &d, &dl)) {
+		snprintf(buf, sizeof(buf), "the %s is missing", what);
+		return buf;
+	}
+	if (dl > 20 || (d[0] == '0' && (dl > 1 || !allow_zero))) {
+		snprintf(buf, sizeof(buf),
+		         "the %s must be a decimal from %d to 18446744073709551615 without leading "
+		         "zeros", what, allow_zero ? 0 : 1);
+		return buf;
+	}
 	uint64_t v = 0;
 	for (size_t i = 0; i < dl; i++) {
-		if (d[i] < '0' || d[i] > '9')
-			return "the incarnation must be decimal digits only";
+		if (d[i] < '0' || d[i] > '9') {
+			snprintf(buf, sizeof(buf), "the %s must be decimal digits only", what);
+			return buf;
+		}
 		uint64_t dig = (uint64_t)(d[i] - '0');
-		if (v > (UINT64_MAX - dig) / 10)
-			return "the incarnation is larger than 18446744073709551615";
+		if (v > (UINT64_MAX - dig) / 10) {
+			snprintf(buf, sizeof(buf), "the %s is larger than 18446744073709551615", what);
+			return buf;
+		}
 		v = v * 10 + dig;
 	}
-	e->inc = v;
+	*out = v;
 	return NULL;
+}
+
+static const char *jt_name(struct jtok *t, char *out)
+{
+	const char *s;
+	size_t n;
+	if (!jt_next(t, &s, &n))
+		return "a name is missing";
+	if (!journal_name_ok(s, n))
+		return "the name must be 1 to 63 characters of A-Z a-z 0-9 . _ -";
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return NULL;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static const char *jt_str(struct jtok *t, char *out, size_t size)
+{
+	const char *s;
+	size_t n, o = 0;
+	if (!jt_next(t, &s, &n) || s[0] != '=')
+		return "a field must start with '='";
+	for (size_t i = 1; i < n; i++) {
+		char c = s[i];
+		if (c == '%') {
+			int h = i + 1 < n ? hexval(s[i + 1]) : -1;
+			int l = i + 2 < n ? hexval(s[i + 2]) : -1;
+			if (h < 0 || l < 0 || (h == 0 && l == 0))
+				return "a %XX escape is not two upper-case hex digits of a non-NUL byte";
+			c = (char)(h * 16 + l);
+			i += 2;
+		} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		             c == '.' || c == '_' || c == '-')) {
+			return "a field has a character that must be %XX-escaped";
+		}
+		if (o + 1 >= size)
+			return "a field is too long";
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return NULL;
+}
+
+static const char *journal_parse_line(struct jtok *t, struct journal_rec *r, bool *format)
+{
+	const char *kw;
+	size_t kl;
+	memset(r, 0, sizeof(*r));
+	if (!jt_next(t, &kw, &kl))
+		return "expected \"failed-over NAME INCARNATION\"";
+#define KW(x) (kl == sizeof(x) - 1 && memcmp(kw, x, kl) == 0)
+	const char *why = NULL;
+	uint64_t v;
+	if (KW("format")) {
+		if ((why = jt_u64(t, &v, false, "format")) != NULL || v != 2)
+			return "unknown journal format (this agent writes format 2)";
+		*format = true;
+		r->kind = -1;
+	} else if (KW("failed-over") || KW("forgotten")) {
+		r->kind = KW("failed-over") ? 0 : 1;
+		if ((why = jt_name(t, r->name)) != NULL ||
+		    (why = jt_u64(t, &r->inc, false, "incarnation")) != NULL)
+			return why;
+	} else if (KW("voter")) {
+		r->kind = 4;
+		if ((why = jt_name(t, r->name)) != NULL)
+			return why;
+	} else if (KW("promised") || KW("accepted")) {
+		r->kind = KW("promised") ? 2 : 3;
+		if ((why = jt_name(t, r->name)) != NULL ||
+		    (why = jt_u64(t, &r->inc, false, "incarnation")) != NULL)
+			return why;
+		if ((why = jt_u64(t, &v, true, "round")) != NULL)
+			return why;
+		if (v >= FO_ROUNDS_MAX)
+			return "the round is out of range";
+		r->round = (uint32_t)v;
+		if ((why = jt_u64(t, &r->ballot.number, false, "ballot number")) != NULL)
+			return "the ballot must be a number from 1";
+		if ((why = jt_name(t, r->ballot.proposer)) != NULL)
+			return why;
+		if (r->kind == 3) {
+			if ((why = jt_u64(t, &v, true, "entry count")) != NULL)
+				return why;
+			if (v > FO_PLAN_MAX)
+				return "more entries than a plan may have";
+			r->plan.n = (size_t)v; /* entries follow */
+		}
+	} else {
+		return "expected \"failed-over NAME INCARNATION\"";
+	}
+#undef KW
+	const char *rest;
+	size_t rl;
+	if (jt_next(t, &rest, &rl))
+		return "extra fields at the end of the line";
+	return NULL;
+}
+
+static const char *journal_parse_entry(struct jtok *t, struct fo_plan_entry *e)
+{
+	const char *kw, *why;
+	size_t kl;
+	uint64_t v;
+	memset(e, 0, sizeof(*e));
+	if (!jt_next(t, &kw, &kl) || kl != 5 || memcmp(kw, "entry", 5) != 0)
+		return "expected an \"entry\" line of the accepted plan above";
+	if ((why = jt_str(t, e->uuid, sizeof(e->uuid))) != NULL ||
+	    (why = jt_str(t, e->name, sizeof(e->name))) != NULL ||
+	    (why = jt_str(t, e->target, sizeof(e->target))) != NULL)
+		return why;
+	const char *d;
+	size_t dl;
+	if (!jt_next(t, &d, &dl) || dl > 11)
+		return "the priority is missing or too long";
+	long long p = 0;
+	size_t i = d[0] == '-' ? 1 : 0;
+	if (i == dl)
+		return "the priority is not a number";
+	for (; i < dl; i++) {
+		if (d[i] < '0' || d[i] > '9')
+			return "the priority is not a number";
+		p = p * 10 + (d[i] - '0');
+	}
+	if (d[0] == '-')
+		p = -p;
+	if (p < INT32_MIN || p > INT32_MAX)
+		return "the priority is out of range";
+	e->priority = (int32_t)p;
+	if ((why = jt_u64(t, &v, true, "vCPU count")) != NULL)
+		return why;
+	if (v > UINT32_MAX)
+		return "the vCPU count is out of range";
+	e->vcpus = (uint32_t)v;
+	if ((why = jt_u64(t, &e->memory_kib, true, "memory")) != NULL ||
+	    (why = jt_u64(t, &e->new_epoch, true, "epoch")) != NULL ||
+	    (why = jt_str(t, e->group, sizeof(e->group))) != NULL ||
+	    (why = jt_u64(t, &e->target_incarnation, true, "target incarnation")) != NULL)
+		return why;
+	const char *rest;
+	size_t rl;
+	if (jt_next(t, &rest, &rl))
+		return "extra fields at the end of the line";
+	return NULL;
+}
+
+static void journal_recs_free(struct journal_rec *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fo_plan_clear(&r[i].plan);
+	free(r);
 }
 
 int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, size_t errlen)
@@ -3474,57 +6185,119 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 		         FO_JOURNAL_MAX_BYTES);
 		return -EINVAL;
 	}
-	struct journal_entry *ents = NULL;
-	size_t n = 0, cap = 0, line = 0;
-	size_t pos = 0;
+	struct journal_rec *recs = NULL;
+	size_t n = 0, cap = 0, line = 0, pos = 0, lines = 0;
+	bool format = false;
+	struct journal_rec *want = NULL; /* an "accepted" still taking entries */
+	size_t want_have = 0;
 	while (pos < len) {
 		line++;
 		const char *s = text + pos;
 		const char *nl = memchr(s, '\n', len - pos);
 		size_t ll = nl ? (size_t)(nl - s) : len - pos;
 		pos += ll + (nl ? 1 : 0);
+		const char *why = NULL;
 		if (memchr(s, '\0', ll)) {
-			snprintf(err, errlen, "line %zu: contains a NUL byte", line);
-			free(ents);
-			return -EINVAL;
-		}
-		if (ll == 0 || s[0] == '#')
+			why = "contains a NUL byte";
+		} else if (ll == 0 || s[0] == '#') {
 			continue;
-		if (n >= FO_JOURNAL_MAX_ENTRIES) {
+		} else if (++lines > FO_JOURNAL_MAX_ENTRIES) {
 			snprintf(err, errlen, "line %zu: more than %u entries", line,
 			         FO_JOURNAL_MAX_ENTRIES);
-			free(ents);
+			journal_recs_free(recs, n);
 			return -EINVAL;
+		} else if (want) {
+			struct jtok t = {.s = s, .n = ll};
+			why = journal_parse_entry(&t, &want->plan.entries[want_have]);
+			if (!why && ++want_have == want->plan.n)
+				want = NULL;
+		} else {
+			struct journal_rec *g = grow(recs, &cap, n + 1, sizeof(*recs));
+			if (!g) {
+				journal_recs_free(recs, n);
+				return -ENOMEM;
+			}
+			recs = g;
+			struct jtok t = {.s = s, .n = ll};
+			why = journal_parse_line(&t, &recs[n], &format);
+			if (!why && recs[n].kind == 3 && recs[n].plan.n) {
+				/* its entries follow on the next lines */
+				size_t cnt = recs[n].plan.n;
+				recs[n].plan.n = 0;
+				recs[n].plan.entries = calloc(cnt, sizeof(*recs[n].plan.entries));
+				if (!recs[n].plan.entries) {
+					journal_recs_free(recs, n);
+					return -ENOMEM;
+				}
+				recs[n].plan.n = cnt;
+				want = &recs[n];
+				want_have = 0;
+			}
+			if (!why && recs[n].kind >= 0)
+				n++; /* (recs[n] owns its entries from here on) */
 		}
-		struct journal_entry *g = grow(ents, &cap, n + 1, sizeof(*ents));
-		if (!g) {
-			free(ents);
-			return -ENOMEM;
-		}
-		ents = g;
-		const char *why = journal_parse_line(s, ll, &ents[n]);
 		if (why) {
 			snprintf(err, errlen, "line %zu: %s: \"%.*s\"", line, why, (int)(ll > 80 ? 80 : ll),
 			         s);
-			free(ents);
+			journal_recs_free(recs, n);
 			return -EINVAL;
 		}
-		n++;
+	}
+	if (want) {
+		snprintf(err, errlen, "line %zu: the accepted plan above lists %zu entries, %zu follow",
+		         line, want->plan.n, want_have);
+		journal_recs_free(recs, n);
+		return -EINVAL;
 	}
 	/* Apply only once everything parsed. Members get records (not votes:
 	 * the voting set still comes from fo_member). */
 	for (size_t i = 0; i < n; i++) {
-		if (is_self(f, ents[i].name))
+		struct journal_rec *r = &recs[i];
+		if (is_self(f, r->name) && (r->kind < 2 || r->kind == 4))
 			continue; /* nobody fails itself over; a renamed host's journal */
-		struct mrec *r = member_add(f, ents[i].name);
-		if (!r) {
-			free(ents);
+		struct mrec *m = member_add(f, r->name);
+		if (!m) {
+			journal_recs_free(recs, n);
 			return -ENOMEM;
 		}
-		raise_inst_max(f, r, ents[i].inc);
-		if (ents[i].inc > r->restored_max)
-			r->restored_max = ents[i].inc;
+		if (r->kind == 0) {
+			raise_inst_max(f, m, r->inc);
+			if (r->inc > m->restored_max)
+				m->restored_max = r->inc;
+		} else if (r->kind == 1) {
+			if (r->inc > m->forgot_max)
+				m->forgot_max = r->inc;
+		} else if (r->kind == 4) {
+			m->restored_voter = true;
+			if (!m->fed)
+				m->st = FO_DEAD; /* not known alive until membership says so */
+		}
 	}
-	free(ents);
+	recount_voters(f);
+	for (size_t i = 0; i < n; i++) {
+		struct journal_rec *r = &recs[i];
+		if (r->kind < 2 || r->kind == 4)
+			continue;
+		struct inst *in = inst_open(f, r->name, r->inc, f->last_now);
+		if (!in)
+			continue; /* forgotten since: never reopened */
+		struct round *rd = &in->rounds[r->round];
+		if (r->kind == 2) {
+			if (ballot_cmp(&r->ballot, &rd->promised) > 0)
+				rd->promised = r->ballot;
+		} else {
+			fo_plan_clear(&rd->acc_plan);
+			rd->acc_plan = r->plan;
+			r->plan.entries = NULL;
+			r->plan.n = 0;
+			rd->acc_ballot = r->ballot;
+			rd->has_acc = true;
+			if (ballot_cmp(&r->ballot, &rd->promised) > 0)
+				rd->promised = r->ballot;
+		}
+	}
+	f->acceptor_journal = format;
+	f->journal_restored = true;
+	journal_recs_free(recs, n);
 	return (int)n;
 }

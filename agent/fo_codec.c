@@ -55,7 +55,8 @@ int fo_codec_encode_frame(const struct fo_msg *m, uint8_t **out, size_t *out_len
 	    m->superseded.n > FO_PLAN_MAX ||
 	    (m->superseded.n > 0 && m->superseded.entries == NULL) ||
 	    m->n_removed > FO_REMOVED_MAX || (m->plan.n > 0 && m->plan.entries == NULL) ||
-	    (m->n_removed > 0 && m->removed == NULL))
+	    (m->n_removed > 0 && m->removed == NULL) || m->n_adopt > FO_PLAN_MAX ||
+	    (m->n_adopt > 0 && m->adopt == NULL))
 		return -EINVAL;
 	Mv__FailoverMessage pm = MV__FAILOVER_MESSAGE__INIT;
 	pm.type = (Mv__FoType)m->type;
@@ -82,7 +83,8 @@ int fo_codec_encode_frame(const struct fo_msg *m, uint8_t **out, size_t *out_len
 
 	/* one allocation each for the pointer array and the structs */
 	Mv__FoRemoved *rm = NULL, **rmp = NULL;
-	Mv__FoPlanEntry *pe = NULL, **pep = NULL, *se = NULL, **sep = NULL;
+	Mv__FoPlanEntry *pe = NULL, **pep = NULL, *se = NULL, **sep = NULL, *ae = NULL;
+	Mv__FoAdopt *ad = NULL, **adp = NULL;
 	int rc = -ENOMEM;
 	if (m->n_removed > 0) {
 		rm = calloc(m->n_removed, sizeof(*rm));
@@ -105,6 +107,35 @@ int fo_codec_encode_frame(const struct fo_msg *m, uint8_t **out, size_t *out_len
 	pm.n_plan = m->plan.n;
 	pm.superseded = sep;
 	pm.n_superseded = m->superseded.n;
+	if (m->n_adopt > 0) {
+		ad = calloc(m->n_adopt, sizeof(*ad));
+		adp = calloc(m->n_adopt, sizeof(*adp));
+		ae = calloc(m->n_adopt, sizeof(*ae));
+		if (ad == NULL || adp == NULL || ae == NULL)
+			goto out;
+		for (size_t i = 0; i < m->n_adopt; i++) {
+			const struct fo_adopt *a = &m->adopt[i];
+			mv__fo_plan_entry__init(&ae[i]);
+			ae[i].uuid = (char *)a->e.uuid;
+			ae[i].name = (char *)a->e.name;
+			ae[i].target = (char *)a->e.target;
+			ae[i].priority = a->e.priority;
+			ae[i].vcpus = a->e.vcpus;
+			ae[i].memory_kib = a->e.memory_kib;
+			ae[i].new_epoch = a->e.new_epoch;
+			ae[i].group = (char *)a->e.group;
+			ae[i].target_incarnation = a->e.target_incarnation;
+			mv__fo_adopt__init(&ad[i]);
+			ad[i].entry = &ae[i];
+			ad[i].incarnation = a->incarnation;
+			ad[i].round = a->round;
+			ad[i].ballot = a->ballot.number;
+			ad[i].ballot_proposer = (char *)a->ballot.proposer;
+			adp[i] = &ad[i];
+		}
+		pm.adopt = adp;
+		pm.n_adopt = m->n_adopt;
+	}
 	Mv__Envelope env = MV__ENVELOPE__INIT;
 	env.version = ENVELOPE_VERSION;
 	env.from = (char *)m->from;
@@ -118,6 +149,9 @@ out:
 	free(pep);
 	free(se);
 	free(sep);
+	free(ae);
+	free(ad);
+	free(adp);
 	return rc;
 }
 
@@ -143,6 +177,9 @@ void fo_codec_clear(struct fo_msg *m)
 	free(m->removed);
 	m->removed = NULL;
 	m->n_removed = 0;
+	free(m->adopt);
+	m->adopt = NULL;
+	m->n_adopt = 0;
 }
 
 /* Entries into p (allocated; freed by fo_codec_clear). -EINVAL: a string too long. */
@@ -187,7 +224,8 @@ int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
 		*why = "unknown failover message type";
 		return -EINVAL;
 	}
-	if (pm->n_plan > FO_PLAN_MAX || pm->n_superseded > FO_PLAN_MAX) {
+	if (pm->n_plan > FO_PLAN_MAX || pm->n_superseded > FO_PLAN_MAX ||
+	    pm->n_adopt > FO_PLAN_MAX) {
 		*why = "too many plan entries in the failover message";
 		return -EINVAL;
 	}
@@ -237,6 +275,31 @@ int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
 	int prc = fo_decode_plan(pm->plan, pm->n_plan, &m->plan);
 	if (prc == 0)
 		prc = fo_decode_plan(pm->superseded, pm->n_superseded, &m->superseded);
+	if (prc == 0 && pm->n_adopt > 0) {
+		m->adopt = calloc(pm->n_adopt, sizeof(*m->adopt));
+		if (m->adopt == NULL)
+			goto nomem;
+		m->n_adopt = pm->n_adopt;
+		for (size_t i = 0; i < pm->n_adopt && prc == 0; i++) {
+			const Mv__FoAdopt *a = pm->adopt[i];
+			struct fo_adopt *o = &m->adopt[i];
+			if (a == NULL)
+				continue;
+			if (fo_copy(o->ballot.proposer, sizeof(o->ballot.proposer), a->ballot_proposer) < 0)
+				prc = -EINVAL;
+			o->incarnation = a->incarnation;
+			o->round = a->round;
+			o->ballot.number = a->ballot;
+			if (prc == 0 && a->entry != NULL) {
+				struct fo_plan one = {0};
+				Mv__FoPlanEntry *ep = a->entry;
+				prc = fo_decode_plan(&ep, 1, &one);
+				if (prc == 0)
+					o->e = one.entries[0];
+				free(one.entries);
+			}
+		}
+	}
 	if (prc == -ENOMEM)
 		goto nomem;
 	if (prc < 0)

@@ -14,13 +14,20 @@
  *         read back into the core at start (a bad file stops the agent)
  *         fo_pop_output --> fo_codec_encode_frame --> net_send_to(member addr)
  *         fo_pop_event  --> log + event stream, and the actions:
- *           FENCE_SELF    destroy every local HA VM            (synchronous)
- *           FENCE_VMS     destroy these local VMs              (synchronous)
+ *           FENCE_SELF    destroy every local HA VM            (synchronous;
+ *                         one that survives it is retried, and the
+ *                         watchdog left unpetted: "fences that failed")
+ *           FENCE_VMS     destroy these local VMs              (synchronous,
+ *                         retried the same way)
  *           REMOTE_FENCE  virt_remote_fence(dead host's fence URI) on a
  *                         worker thread -> fo_remote_fence_done
  *           RESTART       definition from our replica store or a holder
  *                         (replica_get over the peer port), define, set
  *                         the new epoch, start -> fo_restart_done
+ *
+ *   quorate moments --> data_dir/quorate-stamp (every F/4, and at the loss
+ *         of quorum); read at start into fo_resume_fence_base() when HA VMs
+ *         run here ("the last quorate moment")
  *
  * Replication: each local HA VM's inactive XML goes to the R alive,
  * non-witness peers with the highest rendezvous score hash(uuid, peer).
@@ -35,6 +42,8 @@
  * HA_CRASH_WINDOW_MS; after that it moves: epoch bumped, defined and
  * started on the host with the most room, undefined here. Only while we
  * are quorate: a host without quorum may be failed over by the others.
+ * While a restart is pending or the move under way, the VM is published
+ * as restarting (VmInfo.restarting): the cluster does not count it owed.
  */
 #include "ha.h"
 
@@ -54,11 +63,13 @@
 #include "envelope.h"
 #include "fileio.h"
 #include "fo_codec.h"
+#include "fo_driver.h"
 #include "meshvisor/failover.h"
 #include "meshvisor/log.h"
 #include "migration.h"
 #include "nodestate.h"
 #include "prng.h"
+#include "watchdog.h"
 
 #define HA_EVENTS_MAX 1024             /* event stream backlog kept */
 #define HA_REPLICA_REFRESH_MS 30000    /* full re-send of our replicas */
@@ -134,7 +145,19 @@ struct ha_restart {
 	char cands[HA_HOLDERS_MAX * 2][FO_NAME_MAX]; /* peers to ask for the XML, in order */
 	size_t n_cands, next;
 	bool dead; /* the agent is stopping: ignore the answer */
+	bool fenced; /* a fence that covers this VM ran while it was being
+	                started: whatever started is destroyed, not reported */
 	struct ha_restart *next_job;
+};
+
+/* A local VM that a fence (self-fence or fence order) could not destroy:
+ * the host is not fenced while one is left. */
+struct ha_unfenced {
+	char uuid[VIRT_UUID_LEN];
+	char name[VIRT_NAME_MAX];
+	uint64_t below_epoch; /* destroyed while its epoch is below this */
+	char why[FO_TEXT_MAX + 96];
+	char err[256];        /* the last failure */
 };
 
 struct ha_fence_work {
@@ -169,11 +192,29 @@ struct ha {
 	uint64_t repl_refresh_at;
 	bool repl_dirty;
 	uint64_t holders_sig; /* hash of the hosts that may hold replicas */
-	int watchdog_fd;
+	struct mv_watchdog wd;     /* failover.watchdog: see "the watchdog" below */
+	bool wd_on;                /* configured and not stopped */
+	bool wd_petting;           /* armed and petted at the last tick */
+	bool wd_failing;           /* the last arm or pet failed (logged once) */
 	unsigned fence_work_running;
 	char *journal_path;        /* data_dir/failover-journal */
 	uint64_t journal_saved;    /* fo_journal_version() last written */
 	bool journal_failing;      /* the last write failed (logged once) */
+	/* the last quorate moment, across restarts: see "the last quorate moment" */
+	int stamp_fd;              /* data_dir/quorate-stamp, -1 when not kept */
+	char *stamp_path;
+	char boot_id[HA_STAMP_BOOT_LEN + 1];
+	int64_t mono_offset;       /* CLOCK_MONOTONIC ms minus the core's clock */
+	uint64_t quorate_seen_at;  /* core clock: the last moment seen quorate, 0 never */
+	uint64_t stamp_written;    /* the core time last written, 0 none */
+	uint64_t stamp_retry_at;   /* after a failed write */
+	bool stamp_sized;          /* truncated to one line once */
+	bool stamp_failing;        /* the last write failed (logged once) */
+	/* fences that did not destroy everything: see "fences that failed" */
+	struct ha_unfenced *unfenced;
+	size_t n_unfenced, cap_unfenced;
+	bool fence_unknown;        /* a self-fence ran while libvirt did not answer */
+	uint64_t unfenced_retry_at;
 };
 
 static struct ha *HA(struct agent *a) { return a->ha; }
@@ -284,65 +325,29 @@ static bool ha_vm_active(Mv__VmState s)
 	return s == MV__VM_STATE__VM_RUNNING || s == MV__VM_STATE__VM_PAUSED;
 }
 
-/* Every host's gossiped record as the core wants it: capacity, witness
- * flag, running HA VMs. Strings point into v->states. */
+static bool ha_up_cb(void *arg, const char *name) { return ha_member_alive(arg, name); }
+
+/* Every host's gossiped record as the core wants it (fo_driver.c: the same
+ * rules the simulator runs): capacity, witness and quorum flags, the
+ * incarnation it published at, its HA VMs whose desired state is running.
+ * Strings point into v->states. */
 static int ha_view_load(struct agent *a, struct ha_view *v)
 {
 	memset(v, 0, sizeof(*v));
 	size_t n = nodestate_count(a);
 	v->states = calloc(n ? n : 1, sizeof(*v->states));
-	v->hosts = calloc(n ? n : 1, sizeof(*v->hosts));
-	if (v->states == NULL || v->hosts == NULL)
+	if (v->states == NULL)
 		return -ENOMEM;
-	size_t total_vms = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		v->states[i] = nodestate_unpack_at(a, i);
-		if (v->states[i] != NULL)
-			total_vms += v->states[i]->n_vms;
-	}
 	v->n_states = n;
-	v->vms = calloc(total_vms ? total_vms : 1, sizeof(*v->vms));
-	if (v->vms == NULL)
-		return -ENOMEM;
-	size_t k = 0, nv = 0;
-	for (size_t i = 0; i < n; i++) {
-		const Mv__NodeState *s = v->states[i];
-		if (s == NULL)
-			continue;
-		struct fo_host *h = &v->hosts[k++];
-		h->cap = (struct placement_host){
-			.name = s->name,
-			.alive = ha_member_alive(a, s->name),
-			.healthy = s->libvirt_reachable,
-			.draining = s->draining,
-			.cpus = s->cpus,
-			.cpu_overcommit = s->cpu_overcommit,
-			.vcpus_allocated = s->vcpus_allocated,
-			.memory_kib = s->memory_kib,
-			.memory_reserved_kib = s->memory_reserved_kib,
-			.memory_overcommit = s->memory_overcommit,
-			.memory_allocated_kib = s->memory_allocated_kib,
-		};
-		h->witness = s->witness;
-		h->vms = &v->vms[nv];
-		for (size_t j = 0; j < s->n_vms; j++) {
-			const Mv__VmInfo *vm = s->vms[j];
-			if (!vm->ha || !ha_vm_active(vm->state))
-				continue;
-			v->vms[nv++] = (struct fo_vm){
-				.uuid = vm->uuid,
-				.name = vm->name,
-				.priority = vm->priority,
-				.vcpus = vm->vcpus,
-				.memory_kib = vm->memory_kib,
-				.epoch = vm->owner_epoch,
-				.group = vm->ha_group,
-				.running = true,
-			};
-			h->n_vms++;
-		}
-	}
-	v->n_hosts = k;
+	struct fo_driver_view dv;
+	int rc = fo_driver_view_build(&dv, (const Mv__NodeState *const *)v->states, n, ha_up_cb, a);
+	if (rc < 0)
+		return rc;
+	v->hosts = dv.hosts;
+	v->vms = dv.vms;
+	v->n_hosts = dv.n_hosts;
 	return 0;
 }
 
@@ -350,6 +355,9 @@ static int ha_view_load(struct agent *a, struct ha_view *v)
 
 static void ha_on_timer(uv_timer_t *t);
 static void ha_handle_core_event(struct agent *a, struct fo_event *e);
+static void ha_watchdog_pet(struct agent *a, uint64_t now);
+static void ha_watchdog_after_self_fence(struct agent *a);
+static void ha_stamp_note(struct agent *a, uint64_t now);
 
 /* ---- the journal (failover.h): durable before anything is sent -------------------------- */
 
@@ -370,15 +378,15 @@ static void ha_journal_sync(struct ha *h)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc < 0) {
-		/* The agent goes on voting: withholding votes would turn one full
-		 * disk into a second lost voter for every failover. What is lost
-		 * is the guarantee across a restart of this agent (it could ack
-		 * a host it helped fail over); said loudly, once, and its acks
-		 * count as a young core's meanwhile. */
+		/* Until a write succeeds this agent does not vote (its PROMISE and
+		 * ACCEPTED are not sent, ha_pump): a promise the file does not
+		 * hold would be forgotten by a restart, and the restarted acceptor
+		 * would trust the stale file. One full disk costs one vote. Its
+		 * acks count as a young core's meanwhile. */
 		if (!h->journal_failing)
 			MV_ERROR("failover", "cannot write the failover journal path=%s error=\"%s\" "
-			         "cause=\"until it is written, a restart of this agent could forget the "
-			         "hosts it helped fail over\"", h->journal_path, strerror(-rc));
+			         "cause=\"this agent does not vote in failovers until it is written\"",
+			         h->journal_path, strerror(-rc));
 		h->journal_failing = true;
 		fo_journal_set_durable(h->fo, false); /* our acks count as a young core's */
 		return;
@@ -426,6 +434,7 @@ static int ha_journal_load(struct ha *h, char *err, size_t errlen)
 	return 0;
 }
 
+static bool ha_fence_pending(const struct ha *h);
 static void ha_pump(struct agent *a)
 {
 	struct ha *h = HA(a);
@@ -434,9 +443,33 @@ static void ha_pump(struct agent *a)
 	for (int guard = 0; guard < 64; guard++) {
 		bool any = false;
 		ha_journal_sync(h);
+		/* actions first: a FENCED or ACCEPTED that vouches for a destroy
+		 * leaves only once the destroy is done (failover.h) */
+		struct fo_event e;
+		while (fo_pop_event(h->fo, &e)) {
+			any = true;
+			ha_handle_core_event(a, &e);
+			fo_event_clear(&e);
+		}
+		ha_journal_sync(h); /* (an action may have fed the core) */
+		/* a fence that left VMs running is not claimed: the core stops
+		 * claiming it, and what it queued before we knew is dropped */
+		fo_fence_incomplete(h->fo, ha_fence_pending(h));
 		struct fo_msg m;
 		while (fo_pop_output(h->fo, &m)) {
 			any = true;
+			if (h->journal_failing && (m.type == FO_PROMISE || m.type == FO_ACCEPTED)) {
+				MV_DEBUG("failover", "vote not sent: the journal cannot be written type=%s "
+				         "to=%s", fo_msg_type_name(m.type), m.to);
+				fo_msg_clear(&m);
+				continue;
+			}
+			if (ha_fence_pending(h) && fo_msg_vouches_fence(h->fo, &m)) {
+				MV_WARN("failover", "not sent: it would vouch for an incomplete fence "
+				        "type=%s to=%s", fo_msg_type_name(m.type), m.to);
+				fo_msg_clear(&m);
+				continue;
+			}
 			struct swim_member_info mi;
 			if (a->net != NULL && swim_member_find(a->swim, m.to, &mi) && mi.addr != NULL &&
 			    mi.addr[0] != '\0') {
@@ -453,18 +486,16 @@ static void ha_pump(struct agent *a)
 			}
 			fo_msg_clear(&m);
 		}
-		struct fo_event e;
-		while (fo_pop_event(h->fo, &e)) {
-			any = true;
-			ha_handle_core_event(a, &e);
-			fo_event_clear(&e);
-		}
+
 		if (!any)
 			break;
 	}
 	uint64_t now = uv_now(a->loop);
 	bool q = fo_quorate(h->fo, now), f = fo_fenced(h->fo);
+	ha_stamp_note(a, now);
 	if (q != h->quorate_last || f != h->fenced_last) {
+		if (q && !h->quorate_last)
+			ha_watchdog_pet(a, now); /* armed before anything can start here */
 		h->quorate_last = q;
 		h->fenced_last = f;
 		nodestate_refresh(a);
@@ -520,43 +551,38 @@ void ha_on_member_event(struct agent *a, const struct swim_event *e)
 	case SWIM_EV_MEMBER_JOINED:
 		ha_event(a, "member-joined", name, NULL, "joined at %s (incarnation %" PRIu64 ")",
 		         e->addr ? e->addr : "?", e->incarnation);
-		fo_member(h->fo, name, FO_ALIVE, e->incarnation, now);
 		break;
 	case SWIM_EV_MEMBER_ALIVE:
 		ha_event(a, "member-alive", name, NULL, "alive again (incarnation %" PRIu64 "): %s",
 		         e->incarnation, cause);
-		fo_member(h->fo, name, FO_ALIVE, e->incarnation, now);
 		break;
 	case SWIM_EV_MEMBER_ADDR_CHANGED:
 		ha_event(a, "member-alive", name, NULL, "restarted at %s (incarnation %" PRIu64 ")",
 		         e->addr ? e->addr : "?", e->incarnation);
-		fo_member(h->fo, name, FO_ALIVE, e->incarnation, now);
 		break;
 	case SWIM_EV_MEMBER_SUSPECT:
 		ha_event(a, "member-suspect", name, NULL, "suspected (incarnation %" PRIu64 "): %s",
 		         e->incarnation, cause);
-		fo_member(h->fo, name, FO_SUSPECT, e->incarnation, now);
 		break;
 	case SWIM_EV_MEMBER_DEAD:
 		ha_event(a, "member-dead", name, NULL,
 		         "declared dead (incarnation %" PRIu64 ", %u confirmations): %s",
 		         e->incarnation, e->confirmations, cause);
-		fo_member(h->fo, name, FO_DEAD, e->incarnation, now);
 		break;
 	case SWIM_EV_MEMBER_LEFT:
 		ha_event(a, "member-left", name, NULL, "left the cluster (incarnation %" PRIu64 ")",
 		         e->incarnation);
-		fo_member(h->fo, name, FO_LEFT, e->incarnation, now);
 		break;
 	case SWIM_EV_SELF_REFUTED:
 		ha_event(a, "self-refuted", a->opt.name, NULL,
 		         "we were suspected; refuted with incarnation %" PRIu64 ": %s", e->incarnation,
 		         cause);
-		fo_set_incarnation(h->fo, e->incarnation);
 		break;
 	default:
 		return;
 	}
+	/* what the core is told: the shared glue (fo_driver.c) */
+	fo_driver_member_event(h->fo, a->opt.name, e, now);
 	ha_pump(a);
 	ha_replicate_soon(a);
 }
@@ -636,34 +662,108 @@ static bool ha_virt_active(enum virt_vm_state s)
 	return s == VIRT_VM_RUNNING || s == VIRT_VM_PAUSED || s == VIRT_VM_OTHER;
 }
 
-/* Destroys local VMs: every HA one (uuids NULL), or those listed. */
-static unsigned ha_destroy_local(struct agent *a, const struct fo_plan *only, const char *why)
+/* ---- fences that failed -------------------------------------------------------------------
+ *
+ * The core marks a fence done when it emits the action (failover.h): the
+ * heartbeats that follow say "fenced through", and the others may restart
+ * the VMs elsewhere on that word, or once they have waited out the fence
+ * deadline. A destroy that fails (libvirt down, an error) leaves the VM
+ * running here all the same, so this host is NOT fenced. Then:
+ *   - the VM is remembered (uuid, and the epoch below which it is a stale
+ *     copy: its epoch + 1 for a self-fence, the plan's new epoch for a
+ *     fence order) and the destroy retried every second while libvirt
+ *     answers (a VM found stopped, undefined, or at that epoch or newer —
+ *     restarted here by a later plan — needs nothing more);
+ *   - a self-fence that ran while libvirt did not answer (the inventory
+ *     may be stale or empty) destroys, once libvirt answers again, every
+ *     HA VM then active, provided the core is still fenced (nothing can
+ *     have started here since: starts and restarts need quorum);
+ *   - the watchdog is not petted while any of this is left, quorate or
+ *     not, and is armed if it was not: it resets the host F after the last
+ *     pet, which is what the others count on (if failover.watchdog is not
+ *     set, nothing does: the event says so);
+ *   - one event says the fence is incomplete, one that it completed.
+ */
+
+static bool ha_fence_pending(const struct ha *h)
+{
+	return h != NULL && (h->n_unfenced > 0 || h->fence_unknown);
+}
+
+static void ha_unfenced_add(struct agent *a, const char *uuid, const char *name,
+                            uint64_t below_epoch, const char *why, const char *err)
+{
+	struct ha *h = HA(a);
+	struct ha_unfenced *u = NULL;
+	for (size_t i = 0; i < h->n_unfenced && u == NULL; i++)
+		if (strcmp(h->unfenced[i].uuid, uuid) == 0)
+			u = &h->unfenced[i];
+	if (u == NULL) {
+		if (h->n_unfenced == h->cap_unfenced) {
+			size_t cap = h->cap_unfenced ? h->cap_unfenced * 2 : 8;
+			struct ha_unfenced *p = realloc(h->unfenced, cap * sizeof(*p));
+			if (p == NULL) {
+				/* cannot remember it: the watchdog still sees it running */
+				MV_ERROR("failover", "out of memory recording an unfenced vm uuid=%s", uuid);
+				return;
+			}
+			h->unfenced = p;
+			h->cap_unfenced = cap;
+		}
+		u = &h->unfenced[h->n_unfenced++];
+		memset(u, 0, sizeof(*u));
+		snprintf(u->uuid, sizeof(u->uuid), "%s", uuid);
+	}
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	if (below_epoch > u->below_epoch)
+		u->below_epoch = below_epoch;
+	snprintf(u->why, sizeof(u->why), "%s", why);
+	snprintf(u->err, sizeof(u->err), "%.250s", err);
+}
+
+/* Destroys local VMs: every active HA one (only NULL), or the active ones
+ * the plan lists below their new epochs. Failures are remembered for the
+ * retry (above) and counted in *failed. Returns how many were destroyed. */
+static unsigned ha_destroy_local(struct agent *a, const struct fo_plan *only, const char *why,
+                                 unsigned *failed)
 {
 	size_t n = 0;
 	const struct virt_vm *vms = virt_vms(a->virt, &n);
 	/* copy the keys: destroying refreshes the cache under us */
 	char (*uuids)[VIRT_UUID_LEN] = calloc(n ? n : 1, sizeof(*uuids));
 	char (*names)[VIRT_NAME_MAX] = calloc(n ? n : 1, sizeof(*names));
+	uint64_t *below = calloc(n ? n : 1, sizeof(*below));
 	size_t k = 0;
-	if (uuids == NULL || names == NULL) {
+	if (uuids == NULL || names == NULL || below == NULL) {
 		free(uuids);
 		free(names);
+		free(below);
+		/* nothing destroyed: remembered as a blind fence, retried */
+		if (only == NULL)
+			HA(a)->fence_unknown = true;
+		if (failed != NULL)
+			(*failed)++;
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!ha_virt_active(vms[i].state))
 			continue;
 		bool hit = false;
+		uint64_t b = 0;
 		if (only == NULL) {
 			hit = vms[i].ha;
+			b = vms[i].epoch + 1;
 		} else {
-			for (size_t j = 0; j < only->n && !hit; j++)
+			for (size_t j = 0; j < only->n && !hit; j++) {
 				hit = strcmp(only->entries[j].uuid, vms[i].uuid) == 0 &&
 				      vms[i].epoch < only->entries[j].new_epoch;
+				b = only->entries[j].new_epoch;
+			}
 		}
 		if (hit) {
 			snprintf(uuids[k], VIRT_UUID_LEN, "%s", vms[i].uuid);
 			snprintf(names[k], VIRT_NAME_MAX, "%s", vms[i].name);
+			below[k] = b;
 			k++;
 		}
 	}
@@ -680,15 +780,113 @@ static unsigned ha_destroy_local(struct agent *a, const struct fo_plan *only, co
 		} else {
 			MV_ERROR("failover", "cannot fence vm name=%s uuid=%s error=\"%s\"", names[i],
 			         uuids[i], err);
-			ha_event(a, "vm-fence-failed", a->opt.name, names[i], "could not destroy: %s",
-			         err);
+			ha_event(a, "vm-fence-failed", a->opt.name, names[i],
+			         "could not destroy: %s (retried; this host is not fenced meanwhile)", err);
+			ha_unfenced_add(a, uuids[i], names[i], below[i], why, err);
+			if (failed != NULL)
+				(*failed)++;
 		}
 	}
 	free(uuids);
 	free(names);
+	free(below);
 	if (k > 0)
 		nodestate_refresh(a);
 	return done;
+}
+
+static uint32_t ha_fence_retry_ms(const struct agent *a)
+{
+	return a->opt.fo_heartbeat_ms > 1000 ? a->opt.fo_heartbeat_ms : 1000;
+}
+
+/* A fence left VMs running: said once per fence, loudly. */
+static void ha_fence_incomplete(struct agent *a, const char *what)
+{
+	struct ha *h = HA(a);
+	char names[400] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < h->n_unfenced && used < sizeof(names) - 1; i++)
+		used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "",
+		                         h->unfenced[i].name);
+	char wd[200];
+	if (h->wd_on)
+		snprintf(wd, sizeof(wd), "the watchdog stays armed and unpetted: it resets this host "
+		         "within %u s of its last pet", h->wd.timeout_s);
+	else
+		snprintf(wd, sizeof(wd), "no watchdog is set (failover.watchdog): nothing resets this "
+		         "host, and the cluster may restart these VMs elsewhere");
+	MV_ERROR("failover", "fence incomplete: this host is NOT fenced what=\"%s\" unfenced=%zu "
+	         "vms=\"%s\" libvirt_unknown=%d watchdog=%d retry_ms=%u", what, h->n_unfenced, names,
+	         h->fence_unknown, h->wd_on, ha_fence_retry_ms(a));
+	ha_event(a, "fence-incomplete", a->opt.name, NULL,
+	         "the %s could not destroy %s%s: this host is NOT fenced; %s; retrying the "
+	         "destroys every %u ms", what, h->n_unfenced > 0 ? names : "the HA VMs here",
+	         h->fence_unknown ? " (libvirt does not answer: it may run more)" : "", wd,
+	         ha_fence_retry_ms(a));
+	h->unfenced_retry_at = uv_now(a->loop) + ha_fence_retry_ms(a);
+}
+
+static void ha_fence_retry(struct agent *a, uint64_t now)
+{
+	struct ha *h = HA(a);
+	if (!ha_fence_pending(h) || now < h->unfenced_retry_at)
+		return;
+	h->unfenced_retry_at = now + ha_fence_retry_ms(a);
+	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
+	if (a->virt != NULL && (vh == NULL || !vh->reachable))
+		return; /* nothing to try while libvirt is away */
+	if (h->fence_unknown) {
+		h->fence_unknown = false;
+		if (a->virt != NULL && fo_fenced(h->fo)) {
+			/* still fenced: every HA VM active now predates the fence */
+			unsigned failed = 0, n;
+			n = ha_destroy_local(a, NULL, "self-fence (it ran while libvirt did not answer)",
+			                     &failed);
+			MV_WARN("failover", "self-fence completed now that libvirt answers destroyed=%u "
+			        "failed=%u", n, failed);
+		} else if (a->virt != NULL) {
+			MV_WARN("failover", "libvirt answers again after a blind self-fence, but this host "
+			        "is quorate again since: HA VMs running now are left alone");
+		}
+	}
+	for (size_t i = 0; i < h->n_unfenced;) {
+		struct ha_unfenced *u = &h->unfenced[i];
+		struct virt_vm cur;
+		char err[512];
+		int rc = a->virt ? virt_vm_find(a->virt, u->uuid, &cur, err, sizeof(err)) : -ENOENT;
+		if (rc < 0 && rc != -ENOENT) {
+			snprintf(u->err, sizeof(u->err), "%.250s", err);
+			i++;
+			continue;
+		}
+		if (rc == 0 && ha_virt_active(cur.state) && cur.epoch < u->below_epoch) {
+			ha_expect_stop(a, u->uuid);
+			rc = virt_vm_destroy(a->virt, u->uuid, err, sizeof(err));
+			if (rc < 0) {
+				MV_DEBUG("failover", "fence retry failed name=%s uuid=%s error=\"%s\"", u->name,
+				         u->uuid, err);
+				snprintf(u->err, sizeof(u->err), "%.250s", err);
+				i++;
+				continue;
+			}
+			MV_WARN("failover", "fenced vm on retry name=%s uuid=%s cause=\"%s\"", u->name,
+			        u->uuid, u->why);
+			ha_event(a, "vm-fenced", a->opt.name, u->name, "destroyed here (on retry): %s",
+			         u->why);
+			nodestate_refresh(a);
+		} else {
+			MV_INFO("failover", "unfenced vm no longer runs here name=%s uuid=%s", u->name,
+			        u->uuid);
+		}
+		h->unfenced[i] = h->unfenced[--h->n_unfenced];
+	}
+	if (!ha_fence_pending(h)) {
+		MV_WARN("failover", "fence complete: every VM a fence left running is destroyed now");
+		ha_event(a, "fence-completed", a->opt.name, NULL,
+		         "every VM the fence left running is destroyed now: this host is fenced");
+		ha_watchdog_pet(a, now); /* the usual rule applies again */
+	}
 }
 
 static void ha_fence_work(uv_work_t *w)
@@ -830,6 +1028,18 @@ static void ha_restart_after(uv_work_t *w, int status)
 	bool ok = status == 0 && rw->rc == 0;
 	if (r->dead) {
 		ha_restart_finish(a, r, false, "agent stopping");
+	} else if (r->fenced) {
+		/* a fence ran while it was starting: it must not run on (the
+		 * core handed the entry back, and it may be placed elsewhere) */
+		if (virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2)) == 0 &&
+		    cur.state != VIRT_VM_SHUTOFF && virt_vm_destroy(a->virt, r->entry.uuid, e2,
+		                                                    sizeof(e2)) < 0)
+			ha_unfenced_add(a, r->entry.uuid, r->entry.name, r->entry.new_epoch + 1,
+			                "fenced while it was being started", e2);
+		MV_WARN("failover", "vm start undone: a fence ran while it was starting name=%s uuid=%s",
+		        r->entry.name, r->entry.uuid);
+		nodestate_refresh(a);
+		ha_restart_finish(a, r, false, "a fence ran while it was being started");
 	} else if (ok) {
 		/* refresh the cache now rather than wait for the events */
 		virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2));
@@ -854,6 +1064,10 @@ static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const cha
 {
 	char err[512];
 	struct virt_vm cur;
+	if (r->fenced) {
+		ha_restart_finish(a, r, false, "a fence ran while its definition was fetched");
+		return;
+	}
 	if (virt_vm_find(a->virt, r->entry.uuid, &cur, err, sizeof(err)) == 0 &&
 	    (cur.state == VIRT_VM_RUNNING || cur.state == VIRT_VM_PAUSED) &&
 	    cur.epoch >= r->entry.new_epoch) {
@@ -1026,8 +1240,19 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 	case FO_EV_FENCE_SELF: {
 		MV_WARN("failover", "fencing ourselves cause=\"%s\"", e->text);
 		ha_event(a, "fenced-self", a->opt.name, NULL, "%s", e->text);
-		unsigned n = a->virt ? ha_destroy_local(a, NULL, e->text) : 0;
-		MV_WARN("failover", "self-fence done destroyed=%u", n);
+		for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
+			r->fenced = true; /* starts in flight are undone when they finish */
+		const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
+		bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
+		unsigned failed = 0;
+		unsigned n = a->virt ? ha_destroy_local(a, NULL, e->text, &failed) : 0;
+		if (blind)
+			h->fence_unknown = true; /* the inventory may be stale: retried blind */
+		MV_WARN("failover", "self-fence done destroyed=%u failed=%u libvirt_unknown=%d", n,
+		        failed, h->fence_unknown);
+		if (ha_fence_pending(h))
+			ha_fence_incomplete(a, "self-fence");
+		ha_watchdog_after_self_fence(a);
 		break;
 	}
 	case FO_EV_FENCE_VMS: {
@@ -1036,8 +1261,28 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		         e->inst.incarnation);
 		MV_WARN("failover", "fence order vms=%zu cause=\"%s\"", e->plan.n, why);
 		ha_event(a, "fence-order", a->opt.name, NULL, "%zu VMs %s", e->plan.n, why);
+		for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
+			for (size_t i = 0; i < e->plan.n; i++)
+				if (strcmp(e->plan.entries[i].uuid, r->entry.uuid) == 0 &&
+				    r->entry.new_epoch < e->plan.entries[i].new_epoch)
+					r->fenced = true; /* started below the order's epoch */
+		unsigned failed = 0;
+		const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
+		bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
 		if (a->virt)
-			ha_destroy_local(a, &e->plan, why);
+			ha_destroy_local(a, &e->plan, why, &failed);
+		if (blind) {
+			/* the inventory may be stale: every VM of the order is
+			 * checked (and destroyed) once libvirt answers again */
+			for (size_t i = 0; i < e->plan.n; i++)
+				ha_unfenced_add(a, e->plan.entries[i].uuid, e->plan.entries[i].name,
+				                e->plan.entries[i].new_epoch, why, "libvirt does not answer");
+			failed += e->plan.n > 0;
+		}
+		if (failed > 0) {
+			ha_fence_incomplete(a, "fence order");
+			ha_watchdog_pet(a, uv_now(a->loop)); /* no more pets until it is done */
+		}
 		break;
 	}
 	case FO_EV_REMOTE_FENCE:
@@ -1106,6 +1351,23 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		ha_event(a, "vm-no-room", e->inst.dead, en->name,
 		         "not restarted: no host has room for %u vCPUs / %" PRIu64 " MiB%s%s",
 		         en->vcpus, en->memory_kib / 1024, e->text[0] ? ": " : "", e->text);
+		break;
+	case FO_EV_NEW_INCARNATION:
+		MV_WARN("failover", "new incarnation asked=%" PRIu64 " cause=\"%s\"", e->inst.incarnation,
+		        e->text);
+		fo_driver_new_incarnation(h->fo, a->swim, e, uv_now(a->loop));
+		agent_swim_pump(a); /* gossip it; SELF_REFUTED reaches us and is saved */
+		nodestate_refresh(a);
+		break;
+	case FO_EV_VM_DOWN:
+		MV_WARN("failover", "ha vm down name=%s uuid=%s host=%s epoch=%" PRIu64 " cause=\"%s\"",
+		        en->name, en->uuid, e->peer, en->new_epoch, e->text);
+		ha_event(a, "vm-down", e->peer, en->name, "%s", e->text);
+		break;
+	case FO_EV_VM_RECOVERED:
+		MV_INFO("failover", "ha vm recovered name=%s uuid=%s on=%s down_ms=%" PRIu64, en->name,
+		        en->uuid, e->peer, e->took_ms);
+		ha_event(a, "vm-recovered", e->peer, en->name, "%s", e->text);
 		break;
 	case FO_EV_MEMBER_REMOVED:
 		MV_WARN("failover", "member removed from the voting set name=%s cause=\"%s\"", e->peer,
@@ -1180,7 +1442,7 @@ static void ha_on_state_timer(uv_timer_t *t)
 	struct ha *h = HA(a);
 	struct ha_view v;
 	if (ha_view_load(a, &v) == 0) {
-		fo_set_hosts(h->fo, v.hosts, v.n_hosts);
+		fo_set_hosts(h->fo, v.hosts, v.n_hosts, uv_now(a->loop));
 		ha_remove_stale(a, &v);
 		/* a host whose state just arrived may now hold replicas */
 		uint64_t sig = 0;
@@ -1448,7 +1710,7 @@ void ha_on_vm_event(struct agent *a, const char *vm_name)
 			continue;
 		if (vm->stop_reason != VIRT_STOP_CRASHED && vm->stop_reason != VIRT_STOP_FAILED)
 			continue;
-		if (ha_expected(a, vm->name, vm->uuid))
+		if (ha_expected(a, vm->name, vm->uuid) || vm->desired == VIRT_DESIRED_STOPPED)
 			continue;
 		uint64_t now = uv_now(a->loop);
 		struct ha_crash *c = ha_crash_get(h, vm->uuid, vm->name);
@@ -1474,6 +1736,17 @@ void ha_on_vm_event(struct agent *a, const char *vm_name)
 			         virt_stop_reason_name(vm->stop_reason), c->count, delay);
 		return;
 	}
+}
+
+bool ha_vm_restarting(struct agent *a, const char *uuid)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || uuid == NULL)
+		return false;
+	for (const struct ha_crash *c = h->crashes; c != NULL; c = c->next)
+		if (strcmp(c->uuid, uuid) == 0)
+			return c->restart_at != 0 || c->moving;
+	return false;
 }
 
 struct ha_move {
@@ -1504,6 +1777,7 @@ static void ha_on_move_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
 		         mv->target, resp->error ? resp->error : "");
 		ha_event(a, "vm-move-failed", mv->target, mv->name, "could not start it on %s: %s",
 		         mv->target, resp->error ? resp->error : "");
+		nodestate_refresh(a); /* no longer restarting: the cluster takes it from here */
 	}
 	free(mv);
 }
@@ -1583,11 +1857,17 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
 		c->restart_at = 0;
 		char err[512];
 		struct virt_vm vm;
+		/* no longer ours to restart: gone, running again, HA turned off,
+		 * or stopped by the operator through meshvisor meanwhile */
 		if (virt_vm_find(a->virt, c->uuid, &vm, err, sizeof(err)) < 0 ||
-		    vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED || !vm.ha)
+		    vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED || !vm.ha ||
+		    vm.desired == VIRT_DESIRED_STOPPED) {
+			nodestate_refresh(a); /* no longer restarting */
 			continue;
+		}
 		if (c->count > a->opt.fo_vm_restarts) {
 			ha_move_crashed(a, c);
+			nodestate_refresh(a);
 			continue;
 		}
 		int rc = virt_vm_start(a->virt, c->uuid, err, sizeof(err));
@@ -1600,27 +1880,542 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
 	}
 }
 
-/* ---- periodic ---------------------------------------------------------------------------- */
+/* ---- the watchdog (failover.watchdog; the device itself is agent/watchdog.c's) -----------
+ *
+ * The timed fence (failover.c, "WHY NO VM RUNS TWICE") assumes that a host
+ * whose agent hangs is reset at most F = fence_after_ms after its last
+ * quorate moment: the device's timeout is at most F (checked at start) and
+ * it is petted only while quorate. A reset protects the HA VMs the others
+ * may restart elsewhere, and kills everything else on the host, so the
+ * device is armed only where it protects something or may soon have to.
+ * The rule, applied at start, on every tick (heartbeat_ms), the moment the
+ * core becomes quorate, and after a self-fence:
+ *
+ *   quorate        armed (open, configure, pet, if it was not) and petted,
+ *                  whether libvirt answers or not. What the watchdog covers
+ *                  is a hung agent, and a quorate agent is not hung; its
+ *                  VMs run on while libvirtd restarts (an upgrade, a
+ *                  crash), and nobody fails them over. Resetting the host
+ *                  then would kill every VM on it for nothing. (Before
+ *                  issue 9 pets stopped while libvirt was unreachable.)
+ *   not quorate    never petted: a hung or cut-off agent's host is reset F
+ *                  after its last quorate moment, except where there is
+ *                  nothing to protect:
+ *     libvirt answers, no HA VM runs here: disarmed (magic close). That is
+ *                  a host that just booted (resetting it before it ever had
+ *                  quorum made agents that restarted a few seconds apart
+ *                  under loss reset each other forever), and a host whose
+ *                  self-fence destroyed every HA VM (a reset would kill its
+ *                  other VMs for nothing);
+ *     an HA VM runs here: armed, unpetted (the agent alone restarted and
+ *                  the VMs lived on; a self-fence that failed; one that
+ *                  appeared on a disarmed host is armed for);
+ *     libvirt does not answer: left as it is. The self-fence cannot run, so
+ *                  an armed device resets the host F after its last quorate
+ *                  moment; a disarmed one stays disarmed (no HA VM ran when
+ *                  libvirt last answered, and none can start without it).
+ *   a fence left VMs running (see "fences that failed"), quorate or not:
+ *                  armed, never petted until every such VM is destroyed:
+ *                  the others may be restarting them elsewhere on the
+ *                  strength of that fence, and the reset is what destroys
+ *                  them then.
+ *   clean stop     disarmed.
+ * A disarmed host is armed again the moment it is quorate, before anything
+ * can start here (restarts, crash restarts and starts of HA VMs all need
+ * quorum; restarts run on a worker, after this). */
 
+/* HA VMs running here by the inventory, or -1 when libvirt does not answer
+ * (the inventory may be stale: unknown). */
+static int ha_watchdog_ha_vms(struct agent *a)
+{
+	if (a->virt == NULL)
+		return 0;
+	const struct virt_health *vh = virt_health(a->virt);
+	if (vh == NULL || !vh->reachable)
+		return -1;
+	size_t n = 0;
+	const struct virt_vm *vms = virt_vms(a->virt, &n);
+	int k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (vms[i].ha && ha_virt_active(vms[i].state))
+			k++;
+	return k;
+}
+
+/* An arm or a pet failed: said once until one succeeds again. */
+static void ha_watchdog_failed(struct agent *a, const char *what, const char *err)
+{
+	struct ha *h = HA(a);
+	if (h->wd_failing)
+		return;
+	h->wd_failing = true;
+	MV_ERROR("failover", "watchdog %s path=%s error=\"%s\"", what, h->wd.path, err);
+	ha_event(a, "watchdog-failed", a->opt.name, NULL, "%s: %s", what, err);
+}
+
+static void ha_watchdog_disarm(struct agent *a, const char *cause)
+{
+	struct ha *h = HA(a);
+	char err[512];
+	h->wd_petting = false;
+	if (!mv_watchdog_armed(&h->wd))
+		return;
+	if (mv_watchdog_disarm(&h->wd, err, sizeof(err)) < 0) {
+		MV_ERROR("failover", "watchdog disarm failed path=%s cause=\"%s\" error=\"%s\"",
+		         h->wd.path, cause, err);
+		ha_event(a, "watchdog-failed", a->opt.name, NULL, "disarm (%s) failed: %s", cause, err);
+		return;
+	}
+	MV_INFO("failover", "watchdog disarmed path=%s cause=\"%s\"", h->wd.path, cause);
+	ha_event(a, "watchdog-disarmed", a->opt.name, NULL, "%s", cause);
+}
+
+/* Armed without a pet: the host resets timeout_s from now (or from the
+ * last pet, on a device still running) unless quorum comes first. */
+static void ha_watchdog_arm_unpetted(struct agent *a, const char *cause)
+{
+	struct ha *h = HA(a);
+	char err[512];
+	if (mv_watchdog_armed(&h->wd))
+		return;
+	if (mv_watchdog_open(&h->wd, err, sizeof(err)) < 0) {
+		ha_watchdog_failed(a, "cannot arm", err);
+		return;
+	}
+	h->wd_failing = false;
+	MV_WARN("failover", "watchdog armed unpetted path=%s timeout_s=%u cause=\"%s\"", h->wd.path,
+	        h->wd.timeout_s, cause);
+	ha_event(a, "watchdog-armed", a->opt.name, NULL,
+	         "%s: not petted without quorum, it resets this host within %u s", cause,
+	         h->wd.timeout_s);
+}
+
+/* The rule above, for one moment (the name is the tick's: it pets). */
 static void ha_watchdog_pet(struct agent *a, uint64_t now)
 {
 	struct ha *h = HA(a);
-	if (h->watchdog_fd < 0)
+	if (h == NULL || !h->wd_on)
 		return;
-	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
-	bool healthy = a->opt.witness || (vh != NULL && vh->reachable);
-	if (fo_quorate(h->fo, now) && healthy) {
-		if (write(h->watchdog_fd, "1", 1) < 0)
-			MV_WARN("failover", "watchdog write failed error=\"%s\"", strerror(errno));
+	char err[512];
+	if (ha_fence_pending(h)) {
+		/* a fence left VMs running: armed, no pets (the rule above) */
+		if (!mv_watchdog_armed(&h->wd)) {
+			ha_watchdog_arm_unpetted(a, "a fence left VMs running here");
+		} else if (h->wd_petting) {
+			MV_ERROR("failover", "watchdog no longer petted path=%s timeout_s=%u cause=\"a "
+			         "fence left VMs running here\"", h->wd.path, h->wd.timeout_s);
+			ha_event(a, "watchdog-unpetted", a->opt.name, NULL,
+			         "a fence left VMs running here: no more pets until they are destroyed; "
+			         "it resets this host %u s after the last pet", h->wd.timeout_s);
+		}
+		h->wd_petting = false;
+		return;
+	}
+	if (fo_quorate(h->fo, now)) {
+		/* Pets whether libvirt answers or not: see the rule above. */
+		if (!mv_watchdog_armed(&h->wd)) {
+			if (mv_watchdog_arm(&h->wd, err, sizeof(err)) < 0) {
+				ha_watchdog_failed(a, "cannot arm", err);
+				return;
+			}
+			MV_INFO("failover", "watchdog armed path=%s timeout_s=%u cause=quorate",
+			        h->wd.path, h->wd.timeout_s);
+			ha_event(a, "watchdog-armed", a->opt.name, NULL,
+			         "quorate: petted every %u ms while quorate, it resets this host %u s "
+			         "after the last pet", a->opt.fo_heartbeat_ms, h->wd.timeout_s);
+		} else if (mv_watchdog_pet(&h->wd, err, sizeof(err)) < 0) {
+			ha_watchdog_failed(a, "pet failed", err);
+			return;
+		} else if (!h->wd_petting) {
+			MV_INFO("failover", "watchdog petted again path=%s cause=quorate", h->wd.path);
+			ha_event(a, "watchdog-petted", a->opt.name, NULL, "quorate again: petted again");
+		}
+		h->wd_petting = true;
+		h->wd_failing = false;
+		return;
+	}
+	/* Not quorate: no pets. */
+	int vms = ha_watchdog_ha_vms(a);
+	if (vms == 0 && mv_watchdog_armed(&h->wd)) {
+		ha_watchdog_disarm(a, "not quorate, and no HA VM runs here: nothing to protect");
+		return;
+	}
+	if (vms > 0 && !mv_watchdog_armed(&h->wd)) {
+		ha_watchdog_arm_unpetted(a, "not quorate, and an HA VM runs here");
+		return;
+	}
+	if (h->wd_petting) {
+		h->wd_petting = false;
+		MV_WARN("failover", "watchdog no longer petted path=%s timeout_s=%u ha_vms=%d "
+		        "cause=\"quorum lost\"", h->wd.path, h->wd.timeout_s, vms);
+		ha_event(a, "watchdog-unpetted", a->opt.name, NULL,
+		         "quorum lost: no more pets; unless quorum returns or no HA VM is left here, "
+		         "it resets this host %u s after the last pet", h->wd.timeout_s);
 	}
 }
+
+/* After FO_EV_FENCE_SELF was carried out: disarmed if every local HA VM
+ * is gone (libvirt answers and lists none running), else kept armed and
+ * unpetted, so that the host resets. */
+static void ha_watchdog_after_self_fence(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || !h->wd_on)
+		return;
+	int vms = ha_watchdog_ha_vms(a);
+	if (vms == 0 && !ha_fence_pending(h) && h->restarts == NULL) {
+		/* (not while a start is in flight: it is undone when it ends) */
+		ha_watchdog_disarm(a, "the self-fence destroyed every HA VM here: nothing left to "
+		                      "protect, and a reset would kill the other VMs for nothing");
+		return;
+	}
+	if (vms == 0)
+		vms = (int)h->n_unfenced;
+	h->wd_petting = false;
+	MV_ERROR("failover", "self-fence incomplete: watchdog stays armed, unpetted path=%s "
+	         "timeout_s=%u ha_vms=%d cause=\"%s\"", h->wd.path, h->wd.timeout_s, vms,
+	         vms < 0 ? "libvirt does not answer" : "HA VMs still run here");
+	if (mv_watchdog_armed(&h->wd))
+		ha_event(a, "watchdog-kept-armed", a->opt.name, NULL,
+		         "the self-fence left HA VMs running (%s): the watchdog resets this host "
+		         "within %u s of its last pet unless %s first", vms < 0 ?
+		         "libvirt does not answer" : "a destroy failed", h->wd.timeout_s,
+		         ha_fence_pending(h) ? "a retried destroy gets them" : "quorum returns");
+	else
+		ha_watchdog_arm_unpetted(a, "the self-fence left HA VMs running");
+}
+
+/* At start: opens and checks the device (an agent whose device cannot
+ * guarantee the timeout refuses to start), then applies the rule. */
+static int ha_watchdog_start(struct agent *a, uint64_t now, char *err, size_t errlen)
+{
+	struct ha *h = HA(a);
+	const struct agent_options *o = &a->opt;
+	int rc = mv_watchdog_init(&h->wd, o->fo_watchdog, o->fo_fence_after_ms, o->fo_heartbeat_ms,
+	                          err, errlen);
+	if (rc < 0)
+		return rc;
+	if ((rc = mv_watchdog_open(&h->wd, err, errlen)) < 0)
+		return rc;
+	h->wd_on = true;
+	MV_INFO("failover", "watchdog opened path=%s timeout_s=%u identity=\"%s\" fence_after_ms=%u "
+	        "heartbeat_ms=%u", h->wd.path, h->wd.timeout_s, h->wd.identity,
+	        o->fo_fence_after_ms, o->fo_heartbeat_ms);
+	if (fo_quorate(h->fo, now)) {
+		ha_watchdog_pet(a, now); /* a cluster of one: quorate from the start */
+		return 0;
+	}
+	int vms = ha_watchdog_ha_vms(a);
+	if (vms == 0) {
+		ha_watchdog_disarm(a, "started without quorum, and no HA VM runs here: not reset "
+		                      "before it ever had quorum; armed at the first quorum");
+		return 0;
+	}
+	MV_WARN("failover", "watchdog armed unpetted path=%s timeout_s=%u ha_vms=%d cause=\"%s\"",
+	        h->wd.path, h->wd.timeout_s, vms,
+	        vms < 0 ? "libvirt does not answer: HA VMs may run here"
+	                : "HA VMs run here: the agent restarted, the VMs lived on");
+	ha_event(a, "watchdog-armed", a->opt.name, NULL,
+	         "at start, %s: not petted until quorate, it resets this host within %u s",
+	         vms < 0 ? "libvirt does not answer and HA VMs may run here" : "HA VMs run here",
+	         h->wd.timeout_s);
+	return 0;
+}
+
+/* ---- the last quorate moment -------------------------------------------------------------
+ *
+ * The others may fail this host over once it has been cut off long enough,
+ * counting on it to destroy its HA VMs F = fence_after_ms after its last
+ * quorate moment (failover.c, "WHY NO VM RUNS TWICE": its own self-fence
+ * at q + F, or the watchdog F after its last pet, i.e. by q + quorate_ms
+ * + F). A fresh core counts F from its own start (fo_new), so an agent
+ * that restarts while cut off, with its HA VMs still running (the agent
+ * crashed, was killed, or was restarted by systemd: the VMs live on),
+ * would fence up to its whole downtime + F late. So the last moment the
+ * agent saw itself quorate is kept in data_dir/quorate-stamp (format in
+ * ha.h), and a restarted agent hands it to fo_resume_fence_base().
+ *
+ * What is written: CLOCK_MONOTONIC ms of a moment at which fo_quorate()
+ * was true, with the boot id. It only ever errs early: written at most
+ * every F/4 while quorate (so up to F/4 before the real last quorate
+ * moment), and once more with the last moment seen quorate when quorum is
+ * lost. A moment at which the agent was quorate lies before q + quorate_ms,
+ * so a restarted agent that fences F after it fences no later than the
+ * watchdog would have: within what the others wait for.
+ *
+ * How: one fixed-length line rewritten in place with pwrite() on a
+ * descriptor kept open, no fsync: it must survive the agent's death, not
+ * the machine's (the page cache outlives the process; a reboot changes the
+ * boot id, and a stamp of another boot is never used), and a one-page
+ * write costs the loop no more than a memory copy. A torn or foreign line
+ * fails its checksum and counts as no stamp.
+ *
+ * At start, if the stamp is of this boot and an HA VM runs here (or
+ * libvirt does not answer, so one may), fo_resume_fence_base() gets it in
+ * the core's clock. The core's clock is libuv's loop time, which is
+ * CLOCK_MONOTONIC in ms on Linux; the conversion goes through the
+ * difference between the two read at start right after uv_update_time(),
+ * so it holds even if they had different origins.
+ *
+ * No usable stamp (the first start with this version, a stamp removed
+ * after a graceful leave, an unreadable boot id): the core's default, F
+ * after this start. It is the only choice that never fences a host whose
+ * HA VMs nobody fails over (after a graceful leave the others do not);
+ * the time the previous agent was down is then covered only by the
+ * watchdog, which keeps counting from its last pet across the restart.
+ *
+ * A clean stop after a graceful leave that completed while quorate removes
+ * the stamp: the others know this host left and fail nothing of it over,
+ * so the next start, however much later, must not fence its HA VMs at
+ * once. Any other stop leaves it, rewritten with the stop time if quorate.
+ */
+
+int ha_stamp_format(char *buf, size_t len, const char *boot_id, uint64_t mono_ms)
+{
+	if (buf == NULL || boot_id == NULL || len < HA_STAMP_LINE_LEN + 1 ||
+	    strlen(boot_id) != HA_STAMP_BOOT_LEN ||
+	    strspn(boot_id, "0123456789abcdef-") != HA_STAMP_BOOT_LEN)
+		return -EINVAL;
+	int n = snprintf(buf, len, "meshvisor-quorate-stamp v1 boot=%s mono_ms=%020" PRIu64, boot_id,
+	                 mono_ms);
+	uint64_t sum = mv_fnv1a64(MV_FNV1A64_OFFSET, buf);
+	snprintf(buf + n, len - (size_t)n, " sum=%016" PRIx64 "\n", sum);
+	return HA_STAMP_LINE_LEN;
+}
+
+int ha_stamp_parse(const char *text, size_t len, char *boot_id, uint64_t *mono_ms)
+{
+	static const char head[] = "meshvisor-quorate-stamp v1 boot=";
+	const size_t hl = sizeof(head) - 1, ms_at = hl + HA_STAMP_BOOT_LEN + 9,
+	             sum_at = ms_at + 20;
+	if (text == NULL || len != HA_STAMP_LINE_LEN || memchr(text, '\0', len) != NULL)
+		return -EINVAL;
+	char line[HA_STAMP_LINE_LEN + 1];
+	memcpy(line, text, len);
+	line[len] = '\0';
+	if (memcmp(line, head, hl) != 0 || memcmp(line + hl + HA_STAMP_BOOT_LEN, " mono_ms=", 9) != 0 ||
+	    memcmp(line + sum_at, " sum=", 5) != 0 || line[len - 1] != '\n')
+		return -EINVAL;
+	for (size_t i = hl; i < hl + HA_STAMP_BOOT_LEN; i++)
+		if (!strchr("0123456789abcdef-", line[i]))
+			return -EINVAL;
+	uint64_t v = 0, sum = 0;
+	for (size_t i = ms_at; i < sum_at; i++) {
+		uint64_t d = (uint64_t)(line[i] - '0');
+		if (line[i] < '0' || line[i] > '9' || v > UINT64_MAX / 10 ||
+		    (v == UINT64_MAX / 10 && d > UINT64_MAX % 10))
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	for (size_t i = sum_at + 5; i < len - 1; i++) {
+		int d = line[i] >= '0' && line[i] <= '9'   ? line[i] - '0'
+		        : line[i] >= 'a' && line[i] <= 'f' ? line[i] - 'a' + 10
+		                                           : -1;
+		if (d < 0)
+			return -EINVAL;
+		sum = sum << 4 | (uint64_t)d;
+	}
+	line[sum_at] = '\0';
+	if (mv_fnv1a64(MV_FNV1A64_OFFSET, line) != sum)
+		return -EINVAL;
+	memcpy(boot_id, line + hl, HA_STAMP_BOOT_LEN);
+	boot_id[HA_STAMP_BOOT_LEN] = '\0';
+	*mono_ms = v;
+	return 0;
+}
+
+uint64_t ha_stamp_to_core(uint64_t stamp_mono, uint64_t mono_now, uint64_t core_now)
+{
+	uint64_t ago = mono_now > stamp_mono ? mono_now - stamp_mono : 0;
+	return core_now > ago ? core_now - ago : 0;
+}
+
+static uint64_t ha_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* /proc/sys/kernel/random/boot_id: 0, or -errno / -EINVAL. */
+static int ha_boot_id(char *out)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = mv_file_read("/proc/sys/kernel/random/boot_id", 256, &buf, &len);
+	if (rc < 0)
+		return rc;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		len--;
+	rc = len == HA_STAMP_BOOT_LEN && strspn(buf, "0123456789abcdef-") >= len ? 0 : -EINVAL;
+	if (rc == 0) {
+		memcpy(out, buf, len);
+		out[len] = '\0';
+	}
+	free(buf);
+	return rc;
+}
+
+/* Writes the core time t as the last quorate moment. */
+static void ha_stamp_write(struct agent *a, uint64_t t, uint64_t now)
+{
+	struct ha *h = HA(a);
+	int64_t m = (int64_t)t + h->mono_offset;
+	char line[HA_STAMP_LINE_LEN + 1];
+	int n = ha_stamp_format(line, sizeof(line), h->boot_id, m > 0 ? (uint64_t)m : 0);
+	if (n < 0)
+		return;
+	ssize_t w = pwrite(h->stamp_fd, line, (size_t)n, 0);
+	int rc = w == n ? 0 : w < 0 ? -errno : -EIO;
+	if (rc == 0 && !h->stamp_sized) {
+		if (ftruncate(h->stamp_fd, n) < 0)
+			rc = -errno;
+		else
+			h->stamp_sized = true;
+	}
+	if (rc < 0) {
+		if (!h->stamp_failing)
+			MV_ERROR("failover", "cannot write the quorate stamp path=%s error=\"%s\" "
+			         "cause=\"a restart of this agent while cut off would fence up to the "
+			         "time it was down late\"", h->stamp_path, strerror(-rc));
+		h->stamp_failing = true;
+		h->stamp_retry_at = now + 1000;
+		return;
+	}
+	if (h->stamp_failing)
+		MV_INFO("failover", "quorate stamp written again path=%s", h->stamp_path);
+	h->stamp_failing = false;
+	h->stamp_written = t;
+}
+
+/* While quorate: the moment is noted, and written every F/4. Once not
+ * quorate: the last moment seen quorate is written, once. */
+static void ha_stamp_note(struct agent *a, uint64_t now)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || h->fo == NULL || h->stamp_fd < 0)
+		return;
+	bool q = fo_quorate(h->fo, now);
+	if (q)
+		h->quorate_seen_at = now;
+	if (now < h->stamp_retry_at)
+		return;
+	uint64_t every = a->opt.fo_fence_after_ms / 4 ? a->opt.fo_fence_after_ms / 4 : 1;
+	if (q && (h->stamp_written == 0 || now - h->stamp_written >= every))
+		ha_stamp_write(a, now, now);
+	else if (!q && h->quorate_seen_at > h->stamp_written)
+		ha_stamp_write(a, h->quorate_seen_at, now);
+}
+
+/* At start, before the core runs: the previous agent's last quorate moment
+ * (see above), then the descriptor for ours. Never fails the start. */
+static void ha_stamp_start(struct agent *a)
+{
+	struct ha *h = HA(a);
+	const struct agent_options *o = &a->opt;
+	size_t dl = strlen(o->data_dir);
+	h->stamp_path = malloc(dl + sizeof("/quorate-stamp"));
+	if (h->stamp_path == NULL)
+		return;
+	memcpy(h->stamp_path, o->data_dir, dl);
+	memcpy(h->stamp_path + dl, "/quorate-stamp", sizeof("/quorate-stamp"));
+	int rc = ha_boot_id(h->boot_id);
+	if (rc < 0) {
+		MV_WARN("failover", "cannot read the boot id path=/proc/sys/kernel/random/boot_id "
+		        "error=\"%s\" cause=\"the last quorate moment is not kept across restarts\"",
+		        strerror(-rc));
+		return;
+	}
+	uv_update_time(a->loop);
+	uint64_t core_now = uv_now(a->loop), mono_now = ha_mono_ms();
+	h->mono_offset = (int64_t)mono_now - (int64_t)core_now;
+	char *buf = NULL;
+	size_t len = 0;
+	char boot[HA_STAMP_BOOT_LEN + 1] = "";
+	uint64_t stamp = 0;
+	const char *none = NULL; /* why there is no usable stamp */
+	rc = mv_file_read(h->stamp_path, 4096, &buf, &len);
+	if (rc == -ENOENT)
+		none = "no stamp (a first start, or the previous agent left gracefully)";
+	else if (rc < 0)
+		none = "the stamp cannot be read";
+	else if (ha_stamp_parse(buf, len, boot, &stamp) < 0)
+		none = "the stamp is invalid";
+	else if (strcmp(boot, h->boot_id) != 0)
+		none = "the stamp is of an earlier boot";
+	free(buf);
+	int vms = ha_watchdog_ha_vms(a);
+	uint64_t F = o->fo_fence_after_ms;
+	if (none == NULL && vms != 0) {
+		uint64_t base = ha_stamp_to_core(stamp, mono_now, core_now);
+		fo_resume_fence_base(h->fo, base);
+		uint64_t ago = core_now - base, in = base + F > core_now ? base + F - core_now : 0;
+		MV_WARN("failover", "self-fence clock resumed last_quorate_ago_ms=%" PRIu64
+		        " fence_in_ms=%" PRIu64 " ha_vms=%d path=%s cause=\"HA VMs run here: unless "
+		        "quorate by then, this host fences itself fence_after_ms after the previous "
+		        "agent's last quorate moment\"", ago, in, vms, h->stamp_path);
+		ha_event(a, "fence-clock-resumed", o->name, NULL,
+		         "%s: the previous agent was last quorate %" PRIu64 " ms ago; unless quorate "
+		         "by then, this host fences itself in %" PRIu64 " ms", vms > 0 ?
+		         "HA VMs run here" : "libvirt does not answer (HA VMs may run here)", ago, in);
+	} else if (vms != 0) {
+		/* (said loudly only when a stamp was there but unusable) */
+		if (rc == -ENOENT || (rc == 0 && strcmp(boot, h->boot_id) != 0 && boot[0] != '\0'))
+			MV_INFO("failover", "self-fence clock starts now ha_vms=%d path=%s cause=\"%s: "
+			        "unless quorate, this host fences itself fence_after_ms after this "
+			        "start\"", vms, h->stamp_path, none);
+		else
+			MV_WARN("failover", "self-fence clock starts now ha_vms=%d path=%s cause=\"%s: "
+			        "unless quorate, this host fences itself fence_after_ms after this "
+			        "start\"", vms, h->stamp_path, none);
+	} else if (none == NULL) {
+		MV_INFO("failover", "quorate stamp not needed path=%s cause=\"no HA VM runs here\"",
+		        h->stamp_path);
+	}
+	if (rc < 0 && rc != -ENOENT)
+		MV_WARN("failover", "cannot read the quorate stamp path=%s error=\"%s\"", h->stamp_path,
+		        rc == -EFBIG ? "too large" : strerror(-rc));
+	h->stamp_fd = open(h->stamp_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (h->stamp_fd < 0)
+		MV_ERROR("failover", "cannot open the quorate stamp path=%s error=\"%s\" cause=\"a "
+		         "restart of this agent while cut off would fence up to the time it was down "
+		         "late\"", h->stamp_path, strerror(errno));
+}
+
+static void ha_stamp_stop(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h->stamp_fd < 0)
+		return;
+	uint64_t now = uv_now(a->loop);
+	bool q = fo_quorate(h->fo, now) || h->quorate_last;
+	if (q && a->leaving && swim_leave_done(a->swim)) {
+		if (unlink(h->stamp_path) < 0 && errno != ENOENT)
+			MV_WARN("failover", "cannot remove the quorate stamp path=%s error=\"%s\"",
+			        h->stamp_path, strerror(errno));
+		else
+			MV_INFO("failover", "quorate stamp removed path=%s cause=\"left gracefully while "
+			        "quorate: nobody fails this host over, so the next start counts its "
+			        "self-fence from that start\"", h->stamp_path);
+	} else if (fo_quorate(h->fo, now)) {
+		ha_stamp_write(a, now, now);
+	} else {
+		ha_stamp_note(a, now);
+	}
+	close(h->stamp_fd);
+	h->stamp_fd = -1;
+}
+
+/* ---- periodic ---------------------------------------------------------------------------- */
 
 static void ha_on_tick(uv_timer_t *t)
 {
 	struct agent *a = t->data;
 	struct ha *h = HA(a);
 	uint64_t now = uv_now(a->loop);
+	ha_fence_retry(a, now);
 	ha_watchdog_pet(a, now);
+	ha_stamp_note(a, now);
 	if (a->virt != NULL) {
 		ha_crash_tick(a, now);
 		if (h->repl_dirty || now >= h->repl_refresh_at)
@@ -1706,6 +2501,7 @@ static int ha_rpc_failovers(struct agent *a, uint64_t sink)
 		f->chosen_unix_ms = ii[i].chosen_at ? agent_mono_to_unix_ms(a, ii[i].chosen_at) : 0;
 		f->fenced_unix_ms = ii[i].fenced_at ? agent_mono_to_unix_ms(a, ii[i].fenced_at) : 0;
 		f->fence_how = ii[i].fence_how;
+		f->cause = ii[i].cause;
 		f->reporter = a->opt.name;
 		if (ii[i].detected_at && ii[i].chosen_at >= ii[i].detected_at)
 			f->detect_to_chosen_ms = ii[i].chosen_at - ii[i].detected_at;
@@ -1768,6 +2564,14 @@ out:
 	return rc;
 }
 
+static int ha_str_cmp(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* `meshvisor ha`: HA VMs that should run and do not (the core's owed
+ * list), the loss of each alive host simulated on gossiped capacity, the
+ * voting set. */
 static int ha_rpc_ha(struct agent *a, uint64_t sink)
 {
 	struct ha *h = HA(a);
@@ -1782,6 +2586,10 @@ static int ha_rpc_ha(struct agent *a, uint64_t sink)
 	char ***unplaced = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*unplaced));
 	char (*msgs)[256] = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*msgs));
 	struct fo_plan *plans = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*plans));
+	struct fo_owed *owed = NULL;
+	Mv__OwedVm *owed_msgs = NULL;
+	Mv__OwedVm **owed_ptrs = NULL;
+	const char **uuids = NULL;
 	if (!losses || !lptrs || !unplaced || !msgs || !plans) {
 		rc = -ENOMEM;
 		goto out;
@@ -1791,8 +2599,9 @@ static int ha_rpc_ha(struct agent *a, uint64_t sink)
 	size_t nl = 0;
 	for (size_t i = 0; i < v.n_hosts; i++) {
 		const struct fo_host *host = &v.hosts[i];
-		rep.ha_vms += host->n_vms;
-		if (host->n_vms == 0)
+		/* a host that is dead or gone is lost already: its HA VMs run
+		 * elsewhere now, or are listed as down below */
+		if (host->n_vms == 0 || !host->cap.alive)
 			continue;
 		if (fo_plan_compute(v.hosts, v.n_hosts, host->cap.name, host->vms, host->n_vms, 0, NULL,
 		                    &plans[i]) < 0) {
@@ -1834,6 +2643,52 @@ static int ha_rpc_ha(struct agent *a, uint64_t sink)
 	rep.n_losses = nl;
 	rep.losses = lptrs;
 	rep.replicas_held = h->n_replicas;
+	rep.reporter = a->opt.name;
+	/* HA VMs that should run and run nowhere alive, from this node's core
+	 * (a node without quorum says so: the CLI marks its view as stale) */
+	size_t no = fo_owed_count(h->fo);
+	owed = calloc(no ? no : 1, sizeof(*owed));
+	owed_msgs = calloc(no ? no : 1, sizeof(*owed_msgs));
+	owed_ptrs = calloc(no ? no : 1, sizeof(*owed_ptrs));
+	if (!owed || !owed_msgs || !owed_ptrs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < no; i++) {
+		fo_owed_at(h->fo, i, now, &owed[i]);
+		Mv__OwedVm *m = &owed_msgs[i];
+		mv__owed_vm__init(m);
+		m->uuid = owed[i].uuid;
+		m->name = owed[i].name;
+		m->host = owed[i].host;
+		m->epoch = owed[i].epoch;
+		m->priority = owed[i].priority;
+		m->down_ms = now > owed[i].since ? now - owed[i].since : 0;
+		m->since_unix_ms = agent_mono_to_unix_ms(a, owed[i].since);
+		m->why = owed[i].why;
+		m->doing = owed[i].doing;
+		owed_ptrs[i] = m;
+	}
+	rep.n_owed = no;
+	rep.owed = owed_ptrs;
+	/* HA VMs that should run: those alive hosts list, and those down */
+	size_t nu = no;
+	for (size_t i = 0; i < v.n_hosts; i++)
+		nu += v.hosts[i].cap.alive ? v.hosts[i].n_vms : 0;
+	uuids = calloc(nu ? nu : 1, sizeof(*uuids));
+	if (uuids == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	nu = 0;
+	for (size_t i = 0; i < v.n_hosts; i++)
+		for (size_t j = 0; v.hosts[i].cap.alive && j < v.hosts[i].n_vms; j++)
+			uuids[nu++] = v.hosts[i].vms[j].uuid;
+	for (size_t i = 0; i < no; i++)
+		uuids[nu++] = owed[i].uuid;
+	qsort(uuids, nu, sizeof(*uuids), ha_str_cmp);
+	for (size_t i = 0; i < nu; i++)
+		rep.ha_vms += i == 0 || strcmp(uuids[i], uuids[i - 1]) != 0;
 	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
 	resp.result_case = MV__RPC_RESPONSE__RESULT_HA;
 	resp.ha = &rep;
@@ -1850,6 +2705,10 @@ out:
 	free(unplaced);
 	free(msgs);
 	free(plans);
+	free(owed);
+	free(owed_msgs);
+	free(owed_ptrs);
+	free(uuids);
 	ha_view_free(&v);
 	return rc;
 }
@@ -1994,7 +2853,8 @@ int ha_start(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	h->watchdog_fd = -1;
+	h->wd.fd = -1;
+	h->stamp_fd = -1;
 	h->events = calloc(HA_EVENTS_MAX, sizeof(*h->events));
 	if (h->events == NULL) {
 		free(h);
@@ -2013,10 +2873,7 @@ int ha_start(struct agent *a, char *err, size_t errlen)
 	cfg.heartbeat_ms = o->fo_heartbeat_ms;
 	cfg.fence_after_ms = o->fo_fence_after_ms;
 	cfg.fence_margin_ms = o->fo_fence_margin_ms;
-	if (cfg.quorate_ms > cfg.fence_after_ms / 2)
-		cfg.quorate_ms = cfg.fence_after_ms / 2;
-	if (cfg.quorate_ms < 3 * cfg.heartbeat_ms)
-		cfg.quorate_ms = 3 * cfg.heartbeat_ms;
+	cfg.quorate_ms = agent_options_quorate_ms(o);
 	cfg.max_parallel = o->fo_max_parallel;
 	cfg.restart_attempts = o->fo_restart_attempts;
 	uint64_t now = uv_now(a->loop);
@@ -2038,14 +2895,13 @@ int ha_start(struct agent *a, char *err, size_t errlen)
 		return jrc;
 	fo_set_incarnation(h->fo, swim_incarnation(a->swim));
 	fo_member(h->fo, o->name, FO_ALIVE, swim_incarnation(a->swim), now);
+	ha_stamp_start(a); /* may resume the self-fence clock of the previous agent */
+	now = uv_now(a->loop);
 	if (o->fo_watchdog != NULL && o->fo_watchdog[0] != '\0') {
-		h->watchdog_fd = open(o->fo_watchdog, O_WRONLY | O_CLOEXEC | O_APPEND);
-		if (h->watchdog_fd < 0) {
-			snprintf(err, errlen, "failover.watchdog: cannot open %s: %s", o->fo_watchdog,
-			         strerror(errno));
-			return -errno;
-		}
-		MV_INFO("failover", "watchdog opened path=%s", o->fo_watchdog);
+		/* refuses to start when the device cannot guarantee the timeout */
+		int wrc = ha_watchdog_start(a, now, err, errlen);
+		if (wrc < 0)
+			return wrc;
 	}
 	uv_timer_init(a->loop, &h->timer);
 	uv_timer_init(a->loop, &h->tick);
@@ -2082,12 +2938,12 @@ void ha_stop(struct agent *a)
 	}
 	for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
 		r->dead = true;
-	if (h->watchdog_fd >= 0) {
+	if (h->fo != NULL)
+		ha_stamp_stop(a);
+	if (h->wd_on) {
 		/* the magic close: a clean stop disarms the watchdog */
-		if (write(h->watchdog_fd, "V", 1) < 0)
-			MV_WARN("failover", "watchdog magic close failed error=\"%s\"", strerror(errno));
-		close(h->watchdog_fd);
-		h->watchdog_fd = -1;
+		ha_watchdog_disarm(a, "clean stop");
+		h->wd_on = false;
 	}
 }
 
@@ -2098,6 +2954,10 @@ void ha_free(struct agent *a)
 		return;
 	fo_free(h->fo);
 	free(h->journal_path);
+	if (h->stamp_fd >= 0)
+		close(h->stamp_fd);
+	free(h->stamp_path);
+	free(h->unfenced);
 	for (size_t i = 0; i < h->n_replicas; i++)
 		free(h->replicas[i].xml);
 	free(h->replicas);

@@ -50,11 +50,42 @@ void ha_expect_stop(struct agent *a, const char *name_or_uuid);
  * err. */
 bool ha_may_start_vm(struct agent *a, const char *uuid, bool vm_ha, uint64_t vm_epoch, char *err,
                      size_t errlen);
+/* VM-level HA (see ha.c): this host is restarting this HA VM itself after
+ * its guest or emulator crashed (a restart scheduled with backoff, or a
+ * move to another host under way). Published as VmInfo.restarting, so the
+ * cluster does not count the VM as owed a restart meanwhile. */
+bool ha_vm_restarting(struct agent *a, const char *uuid);
 /* Our failover fields for the node state we publish. */
 void ha_fill_node_state(struct agent *a, Mv__NodeState *ns);
 /* Records one line of the event stream (and logs nothing: callers log). */
 void ha_event(struct agent *a, const char *kind, const char *node, const char *vm,
               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*
+ * The last quorate moment, kept across agent restarts (ha.c, "the last
+ * quorate moment"): data_dir/quorate-stamp holds one fixed-length line
+ *
+ *   meshvisor-quorate-stamp v1 boot=BOOT_ID mono_ms=MS sum=FNV\n
+ *
+ * BOOT_ID: /proc/sys/kernel/random/boot_id (36 characters), so a stamp of
+ * an earlier boot is never used; MS: CLOCK_MONOTONIC milliseconds of a
+ * moment at which this agent was quorate, 20 decimal digits; FNV: FNV-1a 64
+ * of everything before " sum=", 16 lower-case hex digits. Pure helpers,
+ * for ha.c and the unit tests.
+ */
+#define HA_STAMP_BOOT_LEN 36
+#define HA_STAMP_LINE_LEN 119
+/* Writes the line (HA_STAMP_LINE_LEN characters + NUL) into buf. Returns
+ * its length, or -EINVAL for a boot id that is not 36 characters of
+ * [0-9a-f-] or a buffer shorter than HA_STAMP_LINE_LEN + 1. */
+int ha_stamp_format(char *buf, size_t len, const char *boot_id, uint64_t mono_ms);
+/* Parses a file's whole text: 0 with boot_id (HA_STAMP_BOOT_LEN + 1 bytes)
+ * and *mono_ms filled, or -EINVAL (wrong length, layout or checksum). */
+int ha_stamp_parse(const char *text, size_t len, char *boot_id, uint64_t *mono_ms);
+/* The stamp as a time of a clock that reads core_now while CLOCK_MONOTONIC
+ * reads mono_now: core_now minus how long ago the stamp was, 0 if longer
+ * ago than core_now, core_now for a stamp from the future. */
+uint64_t ha_stamp_to_core(uint64_t stamp_mono, uint64_t mono_now, uint64_t core_now);
 
 /* RPC: events, failovers, ha, force_leave, replica_put, replica_get. The
  * answer goes out through the sink (one final frame; `events` keeps it

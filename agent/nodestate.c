@@ -189,6 +189,7 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 	b->ns.memory_overcommit = o->memory_overcommit;
 	b->ns.libvirt_reachable = vh->reachable;
 	b->ns.inventory_stale = !vh->reachable && nvm > 0;
+	b->ns.inventory_unknown = vh->connects == 0;
 	b->ns.libvirt_error = (char *)vh->error;
 	b->ns.load1 = hi.have_load ? hi.load[0] : 0;
 	b->ns.agent_version = MV_VERSION;
@@ -234,6 +235,11 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 			p->priority = v->priority;
 			p->owner_epoch = v->epoch;
 			p->ha_group = (char *)v->group;
+			p->desired = v->desired == VIRT_DESIRED_STOPPED ? MV__VM_DESIRED__VM_DESIRED_STOPPED
+			                                                : MV__VM_DESIRED__VM_DESIRED_RUNNING;
+			/* stopped, but this host restarts it itself (VM-level HA) */
+			p->restarting = v->ha && v->state != VIRT_VM_RUNNING && v->state != VIRT_VM_PAUSED &&
+			                ha_vm_restarting(a, v->uuid);
 			b->vm_ptrs[i] = p;
 			if (v->state == VIRT_VM_RUNNING || v->state == VIRT_VM_PAUSED) {
 				b->ns.vcpus_allocated += v->vcpus;

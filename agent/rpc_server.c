@@ -438,6 +438,36 @@ static Mv__RpcCode rpc_code_of_errno(int rc)
 	}
 }
 
+/* ---- desired state (issue 9) --------------------------------------------------------
+ *
+ * Every VM carries the state the cluster keeps it at (virt.h, enum
+ * virt_desired): failover restarts an HA VM whose desired state is running
+ * wherever it runs nowhere, and leaves one that is stopped alone. Only the
+ * operator's actions through meshvisor set it, and each sets it BEFORE it
+ * acts: a VM being shut down is never "recovered" meanwhile, and a VM
+ * being started is one the cluster keeps running. If the record cannot be
+ * written the action is refused; if the action then fails, the previous
+ * value is put back (a refused action changes nothing). A VM that stops or
+ * starts by itself or through virsh keeps its desired state.
+ */
+
+/* Active as the failover side counts it (ha.c): running, paused, or in
+ * between. */
+static bool rpc_vm_active(enum virt_vm_state s)
+{
+	return s == VIRT_VM_RUNNING || s == VIRT_VM_PAUSED || s == VIRT_VM_OTHER;
+}
+
+/* Puts the desired state back after the action failed; logged, since the
+ * caller's reply already carries the action's own error. */
+static void rpc_desired_restore(struct agent *a, const struct virt_vm *vm)
+{
+	char err[512];
+	if (virt_vm_set_desired(a->virt, vm->uuid, vm->desired, err, sizeof(err)) < 0)
+		MV_WARN("rpc", "cannot restore the desired state of vm=%s to %s error=%s", vm->name,
+		        virt_desired_name(vm->desired), err);
+}
+
 static void rpc_local_create(struct agent *a, struct rpc_reply *r, const Mv__VmCreateRequest *q)
 {
 	char err[512];
@@ -448,17 +478,42 @@ static void rpc_local_create(struct agent *a, struct rpc_reply *r, const Mv__VmC
 		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
 		return;
 	}
-	if (q->start) {
+	/* XML that already says ha="yes" (e.g. another host's dump) starts
+	 * only where an HA VM may: it stays defined and stopped otherwise. */
+	bool start = q->start;
+	char why[512] = "";
+	if (start && !ha_may_start_vm(a, uuid, vm.ha, vm.epoch, why, sizeof(why)))
+		start = false;
+	rc = virt_vm_set_desired(a->virt, uuid, start ? VIRT_DESIRED_RUNNING : VIRT_DESIRED_STOPPED,
+	                         err, sizeof(err));
+	if (rc < 0) {
+		char uerr[512];
+		bool gone = virt_vm_undefine(a->virt, uuid, uerr, sizeof(uerr)) == 0;
+		rpc_fail(r, rpc_code_of_errno(rc), "could not record the desired state of '%s' on %s%s: %s",
+		         name, a->opt.name, gone ? " (its definition was removed again)" : "", err);
+		nodestate_refresh(a);
+		return;
+	}
+	if (q->start && !start) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
+		         "defined '%s' on %s but did not start it: %s", name, a->opt.name, why);
+		nodestate_refresh(a);
+		return;
+	}
+	if (start) {
 		rc = virt_vm_start(a->virt, name, err, sizeof(err));
 		if (rc < 0) {
+			struct virt_vm stopped = vm;
+			stopped.desired = VIRT_DESIRED_STOPPED; /* it is defined, not started */
+			rpc_desired_restore(a, &stopped);
 			rpc_fail(r, rpc_code_of_errno(rc), "defined '%s' on %s but could not start it: %s",
 			         name, a->opt.name, err);
 			nodestate_refresh(a);
 			return;
 		}
 	}
-	MV_INFO("rpc", "vm created name=%s uuid=%s started=%d", name, uuid, q->start);
-	rpc_vm_op_ok(a, r, name, uuid, q->start ? "defined and started" : "defined");
+	MV_INFO("rpc", "vm created name=%s uuid=%s started=%d", name, uuid, start);
+	rpc_vm_op_ok(a, r, name, uuid, start ? "defined and started" : "defined");
 }
 
 static const char *rpc_action_name(Mv__VmAction act)
@@ -482,30 +537,53 @@ static void rpc_local_action(struct agent *a, struct rpc_reply *r, const Mv__VmA
 		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
 		return;
 	}
-	switch (q->action) {
-	case MV__VM_ACTION__VM_START:
+	bool start = q->action == MV__VM_ACTION__VM_START;
+	bool stop = q->action == MV__VM_ACTION__VM_SHUTDOWN || q->action == MV__VM_ACTION__VM_DESTROY;
+	enum virt_desired want = stop ? VIRT_DESIRED_STOPPED : VIRT_DESIRED_RUNNING;
+	/* Already in the state asked for, but not recorded so (an HA VM its
+	 * host fenced or its guest powered off, that should run; a VM started
+	 * with virsh after the operator stopped it): the action only records
+	 * the desired state. A VM already there and recorded so gets "not
+	 * running" / "already running", nothing changed (the write below is a
+	 * no-op then). A crashed VM may still be active: destroy goes ahead. */
+	bool record_only = vm.desired != want && ((start && rpc_vm_active(vm.state)) ||
+	                                          (stop && vm.state == VIRT_VM_SHUTOFF));
+	bool set_desired = start || stop;
+	if (start && !ha_may_start_vm(a, vm.uuid, vm.ha, vm.epoch, err, sizeof(err))) {
+		MV_INFO("rpc", "vm start refused name=%s uuid=%s error=%s", vm.name, vm.uuid, err);
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE, "%s", err);
+		return;
+	}
+	if (set_desired && (rc = virt_vm_set_desired(a->virt, vm.uuid, want, err, sizeof(err))) < 0) {
+		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
+		return;
+	}
+	if (record_only) {
+		rc = 0;
+		done = start ? "already running; desired state now running"
+		             : "already stopped; desired state now stopped (it stays stopped)";
+	} else if (start) {
 		rc = virt_vm_start(a->virt, q->vm, err, sizeof(err));
 		done = "started";
-		break;
-	case MV__VM_ACTION__VM_SHUTDOWN:
+	} else if (stop) {
 		ha_expect_stop(a, vm.uuid);
-		rc = virt_vm_shutdown(a->virt, q->vm, err, sizeof(err));
-		done = "shutdown requested";
-		break;
-	case MV__VM_ACTION__VM_DESTROY:
-		ha_expect_stop(a, vm.uuid);
-		rc = virt_vm_destroy(a->virt, q->vm, err, sizeof(err));
-		done = "destroyed (powered off)";
-		break;
-	case MV__VM_ACTION__VM_UNDEFINE:
+		if (q->action == MV__VM_ACTION__VM_SHUTDOWN) {
+			rc = virt_vm_shutdown(a->virt, q->vm, err, sizeof(err));
+			done = "shutdown requested";
+		} else {
+			rc = virt_vm_destroy(a->virt, q->vm, err, sizeof(err));
+			done = "destroyed (powered off)";
+		}
+	} else if (q->action == MV__VM_ACTION__VM_UNDEFINE) {
 		rc = virt_vm_undefine(a->virt, q->vm, err, sizeof(err));
 		done = "undefined";
-		break;
-	default:
+	} else {
 		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "unknown VM action %d", (int)q->action);
 		return;
 	}
 	if (rc < 0) {
+		if (set_desired)
+			rpc_desired_restore(a, &vm);
 		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
 		return;
 	}
@@ -518,11 +596,24 @@ static void rpc_local_set_ha(struct agent *a, struct rpc_reply *r, const Mv__VmS
 	char err[512];
 	struct virt_vm cur;
 	int rc = virt_vm_find(a->virt, q->vm, &cur, err, sizeof(err));
+	/* Turning HA on keeps the VM as it is now: running if it runs, else
+	 * stopped (enabling HA never starts a VM by surprise). Written first,
+	 * so the VM is never HA with a desired state it did not get. Changing
+	 * the settings of a VM that is already HA, or turning HA off, leaves
+	 * the desired state alone. */
+	bool set_desired = rc == 0 && q->ha && !cur.ha;
+	if (set_desired)
+		rc = virt_vm_set_desired(a->virt, cur.uuid,
+		                         rpc_vm_active(cur.state) ? VIRT_DESIRED_RUNNING
+		                                                  : VIRT_DESIRED_STOPPED,
+		                         err, sizeof(err));
 	if (rc == 0)
 		rc = virt_vm_set_ha_group(a->virt, q->vm, q->ha,
 		                          q->has_priority ? q->priority : cur.priority,
 		                          q->has_group ? q->group : NULL, err, sizeof(err));
 	if (rc < 0) {
+		if (set_desired)
+			rpc_desired_restore(a, &cur);
 		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
 		return;
 	}

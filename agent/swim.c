@@ -1639,7 +1639,15 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 		if (u->incarnation < mb->incarnation)
 			return;
 		if (mb->state == SWIM_LEFT || (mb->state == SWIM_DEAD && st == SWIM_DEAD)) {
+			bool newer = mb->state == SWIM_DEAD && u->incarnation > mb->incarnation;
 			mb->incarnation = u->incarnation;
+			if (newer) {
+				/* dead at a later incarnation than we held (it had come
+				 * back meanwhile, unseen by us): a death of its own, which
+				 * the failover core must hear of */
+				swim_gossip_cause(cause, sizeof(cause), how, via, origin);
+				swim_event(s, SWIM_EV_MEMBER_DEAD, i, cause, 0);
+			}
 			return;
 		}
 		swim_member_set_state(s, i, st, u->incarnation, now);
@@ -2543,4 +2551,15 @@ const char *swim_msg_type_name(enum swim_msg_type t)
 		return "push-pull-reply";
 	}
 	return "unknown";
+}
+
+int swim_raise_incarnation(struct swim *s, uint64_t at_least, const char *cause, uint64_t now)
+{
+	if (s == NULL || s->m[0].state == SWIM_LEFT)
+		return -EINVAL;
+	(void)now;
+	swim_enter(s);
+	uint64_t cur = s->m[0].incarnation;
+	swim_refute(s, at_least > cur + 1 ? at_least - 1 : cur, cause ? cause : "asked for");
+	return 0;
 }

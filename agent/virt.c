@@ -239,6 +239,7 @@ static void virt_meta_parse(const char *xml, struct virt_vm *vm)
 	xmlChar *prio = xmlGetProp(root, (const xmlChar *)"priority");
 	xmlChar *epoch = xmlGetProp(root, (const xmlChar *)"epoch");
 	xmlChar *group = xmlGetProp(root, (const xmlChar *)"group");
+	xmlChar *desired = xmlGetProp(root, (const xmlChar *)"desired");
 	if (ha != NULL) {
 		if (strcmp((char *)ha, "yes") == 0)
 			vm->ha = true;
@@ -270,11 +271,38 @@ static void virt_meta_parse(const char *xml, struct virt_vm *vm)
 		else
 			MV_WARN("virt", "meshvisor metadata group unreadable vm=%s", vm->name);
 	}
+	/* Anything but "stopped" reads as running: an HA VM is never left
+	 * stopped because of a value we cannot read. */
+	if (desired != NULL) {
+		if (strcmp((char *)desired, "stopped") == 0)
+			vm->desired = VIRT_DESIRED_STOPPED;
+		else if (strcmp((char *)desired, "running") != 0)
+			MV_WARN("virt", "meshvisor metadata desired must be running or stopped vm=%s",
+			        vm->name);
+	}
 	xmlFree(ha);
 	xmlFree(prio);
 	xmlFree(epoch);
 	xmlFree(group);
+	xmlFree(desired);
 	xmlFreeDoc(doc);
+}
+
+/* The <meshvisor:vm/> element for vm with owner epoch `epoch`. Attributes
+ * at their defaults are left out (no group, desired running), so the
+ * element reads as older versions wrote it. The group is [A-Za-z0-9._-]
+ * only: nothing to escape. */
+static void virt_meta_format(char *buf, size_t len, const struct virt_vm *vm, uint64_t epoch)
+{
+	snprintf(buf, len, "<vm ha=\"%s\" priority=\"%d\" epoch=\"%" PRIu64 "\"%s%s%s%s/>",
+	         vm->ha ? "yes" : "no", vm->priority, epoch, vm->group[0] ? " group=\"" : "",
+	         vm->group, vm->group[0] ? "\"" : "",
+	         vm->desired == VIRT_DESIRED_STOPPED ? " desired=\"stopped\"" : "");
+}
+
+const char *virt_desired_name(enum virt_desired d)
+{
+	return d == VIRT_DESIRED_STOPPED ? "stopped" : "running";
 }
 
 /* ---- reading VMs -------------------------------------------------------- */
@@ -486,7 +514,8 @@ static bool virt_vm_equal(const struct virt_vm *a, const struct virt_vm *b)
 	       a->state == b->state && a->vcpus == b->vcpus && a->memory_kib == b->memory_kib &&
 	       a->max_memory_kib == b->max_memory_kib && a->persistent == b->persistent &&
 	       a->ha == b->ha && a->priority == b->priority && a->epoch == b->epoch &&
-	       strcmp(a->group, b->group) == 0 && a->stop_reason == b->stop_reason;
+	       strcmp(a->group, b->group) == 0 && a->desired == b->desired &&
+	       a->stop_reason == b->stop_reason;
 }
 
 /* A fresh read of a VM against its cache entry: a stop reason the cache
@@ -1303,11 +1332,16 @@ int virt_vm_undefine(struct virt *v, const char *name_or_uuid, char *err, size_t
 	return virt_op(v, VIRT_OP_UNDEFINE, name_or_uuid, err, errlen);
 }
 
+/* What virt_meta_write takes from `want`; the rest is kept as read. */
+#define VIRT_META_HA 1u      /* ha and priority */
+#define VIRT_META_EPOCH 2u
+#define VIRT_META_GROUP 4u
+#define VIRT_META_DESIRED 8u /* written only when it differs */
+
 /* Rewrites <meshvisor:vm/> with the given values, in the persistent config
  * and (when active) the live definition. */
 static int virt_meta_write(struct virt *v, const char *key, const struct virt_vm *want,
-                           bool set_ha, bool set_epoch, bool set_group, char *err,
-                           size_t errlen)
+                           unsigned what_set, char *err, size_t errlen)
 {
 	virDomainPtr d;
 	int rc = virt_lookup(v, key, &d, err, errlen);
@@ -1319,20 +1353,22 @@ static int virt_meta_write(struct virt *v, const char *key, const struct virt_vm
 		virDomainFree(d);
 		return rc;
 	}
-	if (set_ha) {
+	if (what_set == VIRT_META_DESIRED && vm.desired == want->desired) {
+		virDomainFree(d); /* unchanged: nothing to write */
+		return 0;
+	}
+	if (what_set & VIRT_META_HA) {
 		vm.ha = want->ha;
 		vm.priority = want->priority;
 	}
-	if (set_epoch)
+	if (what_set & VIRT_META_EPOCH)
 		vm.epoch = want->epoch;
-	if (set_group)
+	if (what_set & VIRT_META_GROUP)
 		snprintf(vm.group, sizeof(vm.group), "%s", want->group);
-	/* No group: no attribute (the element reads as it always did). The
-	 * group is [A-Za-z0-9._-] only: nothing to escape. */
-	char xml[160 + VIRT_GROUP_MAX];
-	snprintf(xml, sizeof(xml), "<vm ha=\"%s\" priority=\"%d\" epoch=\"%" PRIu64 "\"%s%s%s/>",
-	         vm.ha ? "yes" : "no", vm.priority, vm.epoch, vm.group[0] ? " group=\"" : "",
-	         vm.group, vm.group[0] ? "\"" : "");
+	if (what_set & VIRT_META_DESIRED)
+		vm.desired = want->desired;
+	char xml[200 + VIRT_GROUP_MAX];
+	virt_meta_format(xml, sizeof(xml), &vm, vm.epoch);
 	char what[VIRT_NAME_MAX + 64];
 	snprintf(what, sizeof(what), "cannot set meshvisor metadata of VM %s", vm.name);
 	int active = virDomainIsActive(d);
@@ -1352,8 +1388,10 @@ static int virt_meta_write(struct virt *v, const char *key, const struct virt_vm
 	char ignored[VIRT_NAME_MAX];
 	virt_cache_refresh(v, d, ignored);
 	virDomainFree(d);
-	MV_INFO("virt", "vm metadata set name=%s ha=%s priority=%d epoch=%" PRIu64 " group=%s",
-	        vm.name, vm.ha ? "yes" : "no", vm.priority, vm.epoch, vm.group);
+	MV_INFO("virt",
+	        "vm metadata set name=%s ha=%s priority=%d epoch=%" PRIu64 " group=%s desired=%s",
+	        vm.name, vm.ha ? "yes" : "no", vm.priority, vm.epoch, vm.group,
+	        virt_desired_name(vm.desired));
 	return 0;
 }
 
@@ -1366,7 +1404,7 @@ int virt_vm_set_ha(struct virt *v, const char *name_or_uuid, bool on, int priori
 		return -EINVAL;
 	}
 	struct virt_vm want = {.ha = on, .priority = priority};
-	return virt_meta_write(v, name_or_uuid, &want, true, false, false, err, errlen);
+	return virt_meta_write(v, name_or_uuid, &want, VIRT_META_HA, err, errlen);
 }
 
 int virt_vm_set_ha_group(struct virt *v, const char *name_or_uuid, bool on, int priority,
@@ -1391,14 +1429,26 @@ int virt_vm_set_ha_group(struct virt *v, const char *name_or_uuid, bool on, int 
 	struct virt_vm want = {.ha = on, .priority = priority};
 	if (group != NULL)
 		snprintf(want.group, sizeof(want.group), "%s", group);
-	return virt_meta_write(v, name_or_uuid, &want, true, false, group != NULL, err, errlen);
+	return virt_meta_write(v, name_or_uuid, &want,
+	                       VIRT_META_HA | (group != NULL ? VIRT_META_GROUP : 0u), err, errlen);
 }
 
 int virt_vm_set_epoch(struct virt *v, const char *name_or_uuid, uint64_t epoch, char *err,
                       size_t errlen)
 {
 	struct virt_vm want = {.epoch = epoch};
-	return virt_meta_write(v, name_or_uuid, &want, false, true, false, err, errlen);
+	return virt_meta_write(v, name_or_uuid, &want, VIRT_META_EPOCH, err, errlen);
+}
+
+int virt_vm_set_desired(struct virt *v, const char *name_or_uuid, enum virt_desired d, char *err,
+                        size_t errlen)
+{
+	if (d != VIRT_DESIRED_RUNNING && d != VIRT_DESIRED_STOPPED) {
+		virt_set_err(err, errlen, "desired state must be running or stopped, got %d", (int)d);
+		return -EINVAL;
+	}
+	struct virt_vm want = {.desired = d};
+	return virt_meta_write(v, name_or_uuid, &want, VIRT_META_DESIRED, err, errlen);
 }
 
 /* ---- migration: worker-safe helpers ------------------------------------ */
@@ -1841,7 +1891,7 @@ int virt_vm_define_start(struct virt *v, const char *xml, uint64_t epoch, char *
 	const char *name = virDomainGetName(d);
 	if (name_out != NULL && name != NULL)
 		snprintf(name_out, name_len, "%s", name);
-	/* keep ha/priority/group from the definition, set the epoch */
+	/* keep ha/priority/group/desired from the definition, set the epoch */
 	struct virt_vm vm;
 	memset(&vm, 0, sizeof(vm));
 	char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS,
@@ -1850,10 +1900,8 @@ int virt_vm_define_start(struct virt *v, const char *xml, uint64_t epoch, char *
 		virt_meta_parse(meta, &vm);
 		free(meta);
 	}
-	char mx[160 + VIRT_GROUP_MAX];
-	snprintf(mx, sizeof(mx), "<vm ha=\"%s\" priority=\"%d\" epoch=\"%" PRIu64 "\"%s%s%s/>",
-	         vm.ha ? "yes" : "no", vm.priority, epoch, vm.group[0] ? " group=\"" : "", vm.group,
-	         vm.group[0] ? "\"" : "");
+	char mx[200 + VIRT_GROUP_MAX];
+	virt_meta_format(mx, sizeof(mx), &vm, epoch);
 	if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, mx, VIRT_META_PREFIX, VIRT_META_NS,
 	                         VIR_DOMAIN_AFFECT_CONFIG) < 0)
 		rc = virt_conn_failed(c, err, errlen, "cannot set the VM's owner epoch");

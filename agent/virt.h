@@ -13,12 +13,18 @@
  *     metadata events (delivered on the agent's libuv loop, see
  *     virt_event_register_uv) and by a periodic reconcile (10 s) that
  *     re-reads everything to catch what an event missed;
- *   - keeps each VM's HA flag, restart priority, owner epoch and
- *     anti-affinity group in the domain's own <metadata> under the
- *     meshvisor namespace, so they survive agent restarts and
- *     `virsh metadata DOM VIRT_META_NS` shows them:
- *       <meshvisor:vm ha="yes" priority="10" epoch="3" group="db"/>
- *     (group="" or no group attribute: in no group);
+ *   - keeps each VM's HA flag, restart priority, owner epoch,
+ *     anti-affinity group and desired state in the domain's own <metadata>
+ *     under the meshvisor namespace, so they survive agent restarts,
+ *     travel with the definition (migration, offline move, the replicas
+ *     failover restarts from) and `virsh metadata DOM VIRT_META_NS` shows
+ *     them:
+ *       <meshvisor:vm ha="yes" priority="10" epoch="3" group="db"
+ *                     desired="stopped"/>
+ *     (group="" or no group attribute: in no group; no desired attribute,
+ *     or desired="running": the VM should run, so VMs defined by older
+ *     versions keep running; desired="stopped": an operator stopped it
+ *     through meshvisor, and the cluster leaves it stopped);
  *   - remembers why each VM last stopped (lifecycle event detail), for
  *     the agent's crash handling;
  *   - defines, starts, shuts down, destroys and undefines VMs, with errors
@@ -128,6 +134,17 @@ enum virt_stop_reason {
 	VIRT_STOP_OTHER,      /* any other detail (e.g. snapshot revert) */
 };
 
+/* What the cluster keeps a VM at (meaningful for HA VMs: failover restarts
+ * an HA VM whose desired state is running wherever it runs nowhere). Set
+ * only by the operator's actions through meshvisor (vm start, shutdown,
+ * destroy, create, set-ha); a VM started or stopped outside meshvisor
+ * (virsh, the guest powering off) keeps its desired state. RUNNING is 0:
+ * a VM without the attribute (or the element) should run. */
+enum virt_desired {
+	VIRT_DESIRED_RUNNING = 0,
+	VIRT_DESIRED_STOPPED = 1,
+};
+
 struct virt_vm {
 	char name[VIRT_NAME_MAX];
 	char uuid[VIRT_UUID_LEN];
@@ -136,11 +153,12 @@ struct virt_vm {
 	uint64_t memory_kib;       /* current allocation */
 	uint64_t max_memory_kib;
 	bool persistent;           /* defined (false: transient, gone when stopped) */
-	/* From <meshvisor:vm/>; false/0/0 when the element is absent. */
+	/* From <meshvisor:vm/>; false/0/0/""/RUNNING when the element is absent. */
 	bool ha;
 	int priority;              /* 0..VIRT_PRIORITY_MAX, larger restarts first */
 	uint64_t epoch;            /* ownership epoch, bumped by every move */
 	char group[VIRT_GROUP_MAX]; /* anti-affinity group; "" when none (or unreadable) */
+	enum virt_desired desired; /* RUNNING when absent (or unreadable) */
 	enum virt_stop_reason stop_reason; /* see enum virt_stop_reason */
 };
 
@@ -278,6 +296,15 @@ bool virt_group_valid(const char *group);
 /* Sets the ownership epoch, keeping the HA flag, priority and group. */
 int virt_vm_set_epoch(struct virt *v, const char *name_or_uuid, uint64_t epoch, char *err,
                       size_t errlen);
+/* Sets the desired state (enum virt_desired), keeping everything else, in
+ * the persistent config and, when active, the live one. Nothing is written
+ * when it already has that value (a VM without the element that should
+ * run gets none). The setters above keep the desired state, and
+ * virt_vm_define_start keeps the one in its XML. */
+int virt_vm_set_desired(struct virt *v, const char *name_or_uuid, enum virt_desired d, char *err,
+                        size_t errlen);
+/* "running", "stopped". */
+const char *virt_desired_name(enum virt_desired d);
 
 /* ---- migration and moves ------------------------------------------------ */
 /*
@@ -441,11 +468,11 @@ int virt_vm_where(struct virt *v, const char *name_or_uuid, const char *dest_uri
                   struct virt_where *out, char *err, size_t errlen);
 const char *virt_location_name(enum virt_location l);
 /* Defines xml (a VM's inactive definition with its meshvisor metadata) on
- * this host, sets its owner epoch to `epoch` (keeping HA flag, priority and
- * group) and starts it. Worker-safe like virt_vm_migrate (the same
- * connection by reference; the cache is refreshed by the events that
- * follow, or by the caller with virt_vm_find on the loop): starting a QEMU
- * guest takes a few hundred ms, which must not stall the agent's loop.
+ * this host, sets its owner epoch to `epoch` (keeping HA flag, priority,
+ * group and desired state) and starts it. Worker-safe like virt_vm_migrate
+ * (the same connection by reference; the cache is refreshed by the events
+ * that follow, or by the caller with virt_vm_find on the loop): starting a
+ * QEMU guest takes a few hundred ms, which must not stall the agent's loop.
  * The VM's name goes to name_out. On any failure after the start the VM is
  * destroyed again. -EINVAL no XML, -ENOTCONN libvirt unreachable, -EEXIST
  * a clash with another VM's name or UUID, -EIO otherwise (libvirt's text). */
@@ -454,7 +481,8 @@ int virt_vm_define_start(struct virt *v, const char *xml, uint64_t epoch, char *
 const char *virt_presence_name(enum virt_presence p);
 
 /* The VM's persistent definition as XML for defining it on another host
- * (inactive, secure, migratable: includes the <meshvisor:vm/> metadata).
+ * (inactive, secure, migratable: includes the <meshvisor:vm/> metadata,
+ * so the HA settings and the desired state travel with it).
  * *xml is malloc'ed, the caller frees it. For agents that hand a VM over
  * offline themselves (each with its own test driver). */
 int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, char *err,

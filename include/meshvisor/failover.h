@@ -13,13 +13,19 @@
  *   - membership: fo_member() for every SWIM state change (including its
  *     own name at start, ALIVE); the voting set is every member ever fed
  *     that has not LEFT and has not been force-left (fo_force_leave);
- *   - the cluster's capacity and each host's HA VMs (fo_set_hosts), from
- *     gossiped node state; the core copies what it is given;
+ *   - the cluster's capacity and each host's HA VMs whose desired state is
+ *     running, active or stopped (fo_set_hosts), from gossiped node state,
+ *     with the incarnation each host published it at; the core copies what
+ *     it is given and keeps each host's last state of its previous
+ *     incarnation (a host that restarted without its VMs, or fenced
+ *     itself, owes them);
  *   - the outcome of the actions it asked for: fo_remote_fence_done(),
  *     fo_restart_done().
  *
  * Actions (events the caller MUST carry out, in the order popped, before it
- * feeds anything else to the core):
+ * feeds anything else to the core, and before it sends the messages popped
+ * with them — pop and carry out every event, then send: a FENCED or an
+ * ACCEPTED may follow a destroy and vouch for it):
  *   FO_EV_FENCE_SELF     destroy every local HA VM now (quorum lost for
  *                        fence_after_ms, or told we were failed over);
  *   FO_EV_FENCE_VMS      destroy these local VMs (a chosen plan restarts
@@ -27,7 +33,11 @@
  *   FO_EV_REMOTE_FENCE   try to destroy the dead host's HA VMs through its
  *                        own hypervisor; report with fo_remote_fence_done();
  *   FO_EV_RESTART        define and start this VM here with new_epoch;
- *                        report with fo_restart_done().
+ *                        report with fo_restart_done();
+ *   FO_EV_NEW_INCARNATION raise this host's SWIM incarnation to at least
+ *                        inst.incarnation (a self-fence ended the old one,
+ *                        or HA VMs stopped here are owed a restart) and
+ *                        call fo_set_incarnation() with it.
  * The core marks a fence done when it emits the action (the caller's
  * destroy is synchronous), so heartbeats sent afterwards report it.
  *
@@ -128,6 +138,14 @@ struct fo_removed {
 	uint64_t incarnation; /* removed for incarnations <= this */
 };
 
+/* A placement held from an older recovery of the same host (PROMISE). */
+struct fo_adopt {
+	struct fo_plan_entry e;
+	uint64_t incarnation; /* of that older instance */
+	uint32_t round;
+	struct fo_ballot ballot;
+};
+
 struct fo_msg {
 	enum fo_msg_type type;
 	char from[FO_NAME_MAX];
@@ -158,6 +176,12 @@ struct fo_msg {
 	                                     incarnations of the same dead host that
 	                                     this acceptor learned (uuid, new_epoch):
 	                                     the proposer leaves those VMs out */
+	size_t n_adopt;                   /* PROMISE, first round: placements held
+	                                     from OLDER incarnations' recoveries of the
+	                                     same host, per VM (agent/failover.c,
+	                                     RECOVERY): the proposer adopts, per VM,
+	                                     the highest (incarnation, round, ballot) */
+	struct fo_adopt *adopt;
 	/* RESTARTED */
 	char vm_uuid[FO_UUID_MAX];
 	bool ok;             /* RESTARTED: running on `from`; false = handed back */
@@ -210,8 +234,13 @@ struct fo_config {
 	uint32_t history;           /* finished instances remembered (default 64) */
 	uint32_t dead_grace_ms;     /* a coordinator proposes a first plan only after
 	                               holding the host DEAD this long: a falsely
-	                               declared host refutes meanwhile and gets the
-	                               empty plan (default 1500; 0 = none) */
+	                               declared host refutes meanwhile and keeps
+	                               what it runs (default 1500; 0 = none) */
+	uint32_t reconcile_ms;      /* an HA VM stopped on this healthy, quorate
+	                               host (desired running, not restarting) is
+	                               recovered through a new incarnation after
+	                               this long; doubled while it stays down, up
+	                               to 64x (default 5000) */
 };
 
 /* A host as the caller's gossiped view has it, with its HA VMs. */
@@ -223,7 +252,8 @@ struct fo_vm {
 	uint64_t memory_kib;
 	uint64_t epoch;
 	const char *group; /* anti-affinity group, NULL or "" = none */
-	bool running;
+	bool running;      /* active on that host; false: defined there, stopped,
+	                      and its desired state is running */
 };
 
 struct fo_host {
@@ -231,8 +261,16 @@ struct fo_host {
 	                              draining as gossiped (alive is ignored:
 	                              membership comes from fo_member) */
 	bool witness;
+	bool quorate;         /* as the host published it */
+	bool inventory_unknown; /* its libvirt has not answered since its agent
+	                           started: `vms` says nothing about what runs */
+	uint64_t incarnation; /* the host's SWIM incarnation when it published
+	                         this state (0 = unknown: taken as older than
+	                         any instance) */
 	size_t n_vms;
-	const struct fo_vm *vms; /* HA VMs only */
+	const struct fo_vm *vms; /* HA VMs whose desired state is running:
+	                            active (running = true) or defined here and
+	                            stopped (running = false: owed a restart) */
 };
 
 enum fo_event_type {
@@ -241,6 +279,7 @@ enum fo_event_type {
 	FO_EV_FENCE_VMS = 1,    /* inst, plan (the entries whose VMs to destroy) */
 	FO_EV_REMOTE_FENCE = 2, /* inst (dead host) */
 	FO_EV_RESTART = 3,      /* inst, entry */
+	FO_EV_NEW_INCARNATION = 4, /* inst.incarnation: the least new incarnation */
 	/* information, for the log and `meshvisor events` */
 	FO_EV_QUORUM_LOST = 10,
 	FO_EV_QUORUM_REGAINED = 11,
@@ -253,6 +292,10 @@ enum fo_event_type {
 	FO_EV_HANDED_BACK = 18,    /* entry: will be re-planned */
 	FO_EV_NO_ROOM = 19,        /* entry: no host could take it */
 	FO_EV_MEMBER_REMOVED = 20, /* force-left (peer) */
+	FO_EV_VM_DOWN = 21,        /* entry (uuid, name, epoch as new_epoch), peer =
+	                              its host: an HA VM that should run runs
+	                              nowhere alive (text: why) */
+	FO_EV_VM_RECOVERED = 22,   /* entry, peer = where it runs, took_ms = down for */
 };
 
 struct fo_event {
@@ -282,7 +325,22 @@ struct fo_instance_info {
 	uint64_t chosen_at;     /* this node learned the plan */
 	uint64_t fenced_at;
 	char fence_how[FO_TEXT_MAX];
+	char cause[FO_TEXT_MAX]; /* why it opened: "declared dead", "restarted
+	                            without 2 HA VMs", "fenced itself" ... */
 	size_t n_vms, n_restarted, n_failed, n_no_room;
+};
+
+/* `meshvisor ha`: an HA VM whose desired state is running and that runs on
+ * no alive host, as this node sees it. */
+struct fo_owed {
+	char uuid[FO_UUID_MAX];
+	char name[FO_NAME_MAX];
+	char host[FO_NAME_MAX];  /* where it last ran or is defined */
+	uint64_t epoch;
+	int32_t priority;
+	uint64_t since;          /* down since (our clock) */
+	char why[FO_TEXT_MAX];   /* "stopped on n2", "n3 is dead", ... */
+	char doing[FO_TEXT_MAX]; /* what the cluster is doing about it */
 };
 
 struct fo_vm_outcome {
@@ -305,14 +363,33 @@ void fo_free(struct fo *f);
  * voter. Our own name may be fed (ignored apart from the voting set). */
 void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t incarnation,
                uint64_t now);
-/* Our own SWIM incarnation (sent in heartbeats). */
+/* Our own SWIM incarnation (sent in heartbeats). The first one set is this
+ * core's life: entries of plans assigned to an earlier incarnation of this
+ * host belong to a previous life of the agent and are never started here. */
 void fo_set_incarnation(struct fo *f, uint64_t incarnation);
+/* The agent restarted while HA VMs kept running here: the previous agent
+ * was last quorate at `last_quorate_at` (this core's clock, same boot). The
+ * self-fence clock runs from there, not from fo_new(): the others may be
+ * failing this host over since and count on it. */
+void fo_resume_fence_base(struct fo *f, uint64_t last_quorate_at);
+/* A fence action (FENCE_SELF, FENCE_VMS) could not destroy everything (the
+ * caller retries): until it says `false` again, heartbeats keep claiming
+ * the fenced_through they claimed before, no FENCED is sent and this node
+ * does not vote (ACCEPTED) on recoveries of its own incarnations — nobody
+ * restarts these VMs on our word while they may still run. Messages
+ * popped before the caller learned of the failure may vouch for it:
+ * fo_msg_vouches_fence() says which to drop instead of sending. */
+void fo_fence_incomplete(struct fo *f, bool incomplete);
+bool fo_msg_vouches_fence(const struct fo *f, const struct fo_msg *m);
 /* Operator: remove a dead member from the voting set (spread to every
  * voter in heartbeats). -ENOENT unknown, -EBUSY not dead in our view,
  * -EINVAL ourselves. */
 int fo_force_leave(struct fo *f, const char *name, uint64_t now);
-/* The gossiped view of every host (replaces the previous one). */
-void fo_set_hosts(struct fo *f, const struct fo_host *hosts, size_t n);
+/* The gossiped view of every host (replaces the previous one). A host whose
+ * incarnation rose since its last state leaves that state behind as "its
+ * previous incarnation"; what it listed then and does not run now is owed
+ * a restart (an instance opens, agent/failover.c RECOVERY). */
+void fo_set_hosts(struct fo *f, const struct fo_host *hosts, size_t n, uint64_t now);
 
 int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now);
 int fo_handle_timer(struct fo *f, uint64_t now);
@@ -339,6 +416,9 @@ size_t fo_instance_count(const struct fo *f);
 void fo_instance_at(const struct fo *f, size_t i, struct fo_instance_info *out);
 size_t fo_instance_vm_count(const struct fo *f, size_t i);
 void fo_instance_vm_at(const struct fo *f, size_t i, size_t j, struct fo_vm_outcome *out);
+/* HA VMs that should run and run nowhere alive, as this node sees them. */
+size_t fo_owed_count(const struct fo *f);
+void fo_owed_at(const struct fo *f, size_t i, uint64_t now, struct fo_owed *out);
 /* Learned plan of an instance, or false. The plan stays the core's. */
 bool fo_chosen_plan(const struct fo *f, const struct fo_instance_id *inst,
                     const struct fo_plan **out);
@@ -358,6 +438,12 @@ bool fo_chosen_plan(const struct fo *f, const struct fo_instance_id *inst,
 int fo_plan_compute(const struct fo_host *hosts, size_t n_hosts, const char *exclude_host,
                     const struct fo_vm *vms, size_t n_vms, uint32_t round,
                     const struct fo_plan *outstanding, struct fo_plan *out);
+/* The same, placing each VM on `prefer` (a host of `hosts`, not excluded)
+ * whenever it fits there: a host recovering its own stopped VMs keeps
+ * them. */
+int fo_plan_compute_prefer(const struct fo_host *hosts, size_t n_hosts, const char *exclude_host,
+                           const char *prefer, const struct fo_vm *vms, size_t n_vms,
+                           uint32_t round, const struct fo_plan *outstanding, struct fo_plan *out);
 void fo_plan_clear(struct fo_plan *p);
 int fo_plan_copy(struct fo_plan *dst, const struct fo_plan *src);
 bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b);

@@ -199,6 +199,11 @@ bool swim_pop_event(struct swim *s, struct swim_event *out);
 /* Lifeguard local health (awareness) score, 0 = healthy. */
 uint32_t swim_local_health(const struct swim *s);
 uint64_t swim_incarnation(const struct swim *s);
+/* Raises our own incarnation to at least `at_least` (at least by one) and
+ * gossips it, as a refutation does: the failover core ends an incarnation
+ * after a self-fence, or to recover HA VMs stopped here. Emits
+ * SWIM_EV_SELF_REFUTED with `cause`. 0, or -EINVAL. */
+int swim_raise_incarnation(struct swim *s, uint64_t at_least, const char *cause, uint64_t now);
 const struct swim_config *swim_get_config(const struct swim *s);
 
 /* Members, including self. Index order is stable between mutating calls

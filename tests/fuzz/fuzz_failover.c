@@ -69,6 +69,16 @@ static void check_limits(const struct fo_msg *m)
 	check_str(m->text, sizeof(m->text));
 	for (size_t i = 0; i < m->n_removed; i++)
 		check_str(m->removed[i].name, sizeof(m->removed[i].name));
+	if (m->n_adopt > FO_PLAN_MAX || (m->n_adopt == 0) != (m->adopt == NULL))
+		abort();
+	for (size_t i = 0; i < m->n_adopt; i++) {
+		const struct fo_plan_entry *e = &m->adopt[i].e;
+		check_str(e->uuid, sizeof(e->uuid));
+		check_str(e->name, sizeof(e->name));
+		check_str(e->target, sizeof(e->target));
+		check_str(e->group, sizeof(e->group));
+		check_str(m->adopt[i].ballot.proposer, sizeof(m->adopt[i].ballot.proposer));
+	}
 	for (size_t i = 0; i < m->plan.n; i++) {
 		const struct fo_plan_entry *e = &m->plan.entries[i];
 		check_str(e->uuid, sizeof(e->uuid));
@@ -116,6 +126,17 @@ static bool same(const struct fo_msg *a, const struct fo_msg *b)
 		if (strcmp(a->removed[i].name, b->removed[i].name) != 0 ||
 		    a->removed[i].incarnation != b->removed[i].incarnation)
 			return false;
+	if (a->n_adopt != b->n_adopt)
+		return false;
+	for (size_t i = 0; i < a->n_adopt; i++) {
+		const struct fo_adopt *x = &a->adopt[i], *y = &b->adopt[i];
+		struct fo_plan px = {.n = 1, .entries = (struct fo_plan_entry *)&x->e};
+		struct fo_plan py = {.n = 1, .entries = (struct fo_plan_entry *)&y->e};
+		if (!same_plan(&px, &py) || x->incarnation != y->incarnation || x->round != y->round ||
+		    x->ballot.number != y->ballot.number ||
+		    strcmp(x->ballot.proposer, y->ballot.proposer) != 0)
+			return false;
+	}
 	for (size_t i = 0; i < a->plan.n; i++) {
 		const struct fo_plan_entry *x = &a->plan.entries[i], *y = &b->plan.entries[i];
 		if (strcmp(x->uuid, y->uuid) != 0 || strcmp(x->name, y->name) != 0 ||
@@ -161,7 +182,7 @@ static struct fo *core_new(void)
 			hosts[i].n_vms = 2;
 		}
 	}
-	fo_set_hosts(f, hosts, 5);
+	fo_set_hosts(f, hosts, 5, now);
 	fo_member(f, "n3", FO_DEAD, 1, now);
 	return f;
 }

@@ -60,10 +60,16 @@ FO = {"heartbeat": 0, "hb_ack": 1, "hb_nack": 2, "fence_order": 3, "prepare": 4,
       "restarted": 11}
 
 
-def fo_entry(uuid, name, target, priority, vcpus, mem, epoch, group=""):
+def fo_entry(uuid, name, target, priority, vcpus, mem, epoch, group="", target_inc=0):
     return (w.f_bytes(1, uuid) + w.f_bytes(2, name) + w.f_bytes(3, target) +
             w.f_varint(4, priority) + w.f_varint(5, vcpus) + w.f_varint(6, mem) +
-            w.f_varint(7, epoch) + w.f_bytes(8, group))
+            w.f_varint(7, epoch) + w.f_bytes(8, group) + w.f_varint(9, target_inc))
+
+
+def fo_adopt(entry, incarnation, round_, ballot, proposer):
+    """FoAdopt: a placement held from an older recovery of the same host."""
+    return (w.f_bytes(1, entry, always=True) + w.f_varint(2, incarnation) +
+            w.f_varint(3, round_) + w.f_varint(4, ballot) + w.f_bytes(5, proposer))
 
 
 FO_PLAN = [
@@ -75,7 +81,8 @@ FO_PLAN = [
 
 def fo_message(type_, to="", incarnation=0, stamp=0, fenced_through=0, removed=(), dead="",
                dead_inc=0, round_=0, ballot=0, proposer="", acc_ballot=0, acc_proposer="",
-               plan=None, vm_uuid="", ok=False, took_ms=0, age_ms=0, text=""):
+               plan=None, vm_uuid="", ok=False, took_ms=0, age_ms=0, text="", superseded=(),
+               adopt=()):
     out = (w.f_varint(1, FO[type_]) + w.f_bytes(2, to) + w.f_varint(3, incarnation) +
            w.f_varint(4, stamp) + w.f_varint(5, fenced_through))
     for name, inc in removed:
@@ -87,6 +94,10 @@ def fo_message(type_, to="", incarnation=0, stamp=0, fenced_through=0, removed=(
         out += w.f_bytes(15, e, always=True)
     out += (w.f_bytes(16, vm_uuid) + w.f_varint(17, 1 if ok else 0) + w.f_varint(18, took_ms) +
             w.f_varint(19, age_ms) + w.f_bytes(20, text))
+    for e in superseded:
+        out += w.f_bytes(21, e, always=True)
+    for a in adopt:
+        out += w.f_bytes(25, a, always=True)
     return out
 
 
@@ -118,6 +129,31 @@ def failover_messages():
                                        vm_uuid="7795eb01-f6a4-8304-79aa-97f2502e1940",
                                        text="start failed: no such network", **inst),
         "empty_plan": fo_message("chosen", "self", ballot=1, proposer="n1", plan=[], **inst),
+        # issue 9: the recovery of n4's incarnation 6 (a newer one than 5).
+        # PROMISE with what the acceptor holds from older recoveries of n4
+        # (adopt, field 25) and other incarnations' chosen plans (superseded)
+        "promise_adopt": fo_message(
+            "promise", "self", ballot=3, proposer="n1", dead="n4", dead_inc=6,
+            superseded=[FO_PLAN[1]],
+            adopt=[fo_adopt(fo_entry("6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000,
+                                     8, 16 << 20, 9, "db", target_inc=3), 5, 0, 7, "n3"),
+                   fo_adopt(fo_entry("8895eb01-f6a4-8304-79aa-97f2502e1941", "big", "self", 0,
+                                     64, 1 << 30, 4, "db", target_inc=1), 5, 1, 2, "n2"),
+                   fo_adopt(b"", 4, 0, 1, "")]),
+        # an older recovery's first round refused: superseded by incarnation 6
+        "reject_superseded": fo_message(
+            "reject", "self", incarnation=6, ballot=7, proposer="n1",
+            text="superseded by the recovery of n4 incarnation 6", **inst),
+        # a value refused for one VM another instance places
+        "reject_clash": fo_message(
+            "reject", "self", ballot=7, proposer="n1",
+            vm_uuid="7795eb01-f6a4-8304-79aa-97f2502e1940",
+            text="VM web1 is also in the plan for n3 incarnation 1", **inst),
+        # a plan for the recovery of our own older incarnation (self at 2)
+        "chosen_own_recovery": fo_message(
+            "chosen", "self", ballot=2, proposer="n2", dead="self", dead_inc=1,
+            plan=[fo_entry("6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "self", 1000, 8,
+                           16 << 20, 9, "db", target_inc=2)]),
     }
 
 
@@ -149,6 +185,11 @@ def main():
     put("fuzz_failover", "round", b"".join(
         w.frame(fos[k]) for k in ("heartbeat", "prepare", "promise", "accept", "accepted",
                                   "chosen", "fenced", "restarted")))
+    # a newer recovery supersedes an older one's first round, and adopts
+    put("fuzz_failover", "recovery", b"".join(
+        w.frame(fos[k]) for k in ("heartbeat", "prepare", "reject_superseded",
+                                  "promise_adopt", "reject_clash", "accept", "accepted",
+                                  "chosen", "chosen_own_recovery")))
     put("fuzz_envelope", "failover-chosen", fos["chosen"])
     put("fuzz_envelope", "failover-heartbeat", fos["heartbeat"])
     for name, op, inner in (("req_events", 25, w.f_varint(1, 20)), ("req_failovers", 26, b""),
@@ -173,10 +214,47 @@ def main():
           w.f_bytes(6, loss))
     put("fuzz_envelope", "resp_ha", w.envelope(response=w.f_varint(1, 9) +
                                                w.f_bytes(20, ha, always=True)))
+    # `vms`: an HA VM shut off whose desired state (VmInfo field 10) is
+    # stopped, and one that should run (field absent)
+    vm_off = (w.f_bytes(1, "db1") + w.f_bytes(2, "6695eb01-f6a4-8304-79aa-97f2502e193f") +
+              w.f_varint(3, 3) + w.f_varint(4, 2) + w.f_varint(5, 1 << 20) + w.f_varint(6, 1) +
+              w.f_varint(7, 900) + w.f_varint(8, 4) + w.f_bytes(9, "db") + w.f_varint(10, 1))
+    vm_owed = (w.f_bytes(1, "web1") + w.f_bytes(2, "7795eb01-f6a4-8304-79aa-97f2502e1940") +
+               w.f_varint(3, 3) + w.f_varint(6, 1) + w.f_varint(8, 2))
+    views = (w.f_bytes(1, w.f_bytes(1, vm_off) + w.f_bytes(2, "n2")) +
+             w.f_bytes(1, w.f_bytes(1, vm_owed) + w.f_bytes(2, "n3")))
+    put("fuzz_envelope", "resp_vms", w.envelope(response=w.f_varint(1, 9) +
+                                                w.f_bytes(13, views, always=True)))
     replica = (w.f_bytes(1, "n1") + w.f_bytes(2, "6695eb01-f6a4-8304-79aa-97f2502e193f") +
                w.f_bytes(3, "db1") + w.f_varint(4, 9) + w.f_bytes(7, "<domain/>"))
     put("fuzz_envelope", "req_replica_put", w.envelope(request=w.f_varint(1, 9) + w.f_bytes(
         29, w.f_bytes(1, replica), always=True)))
+
+    # the failover journal (fo_journal_restore): format 2 keeps acceptor
+    # state — promises, accepted values with their entries (free-text fields
+    # percent-encoded) — besides the "failed-over" promises of format 1
+    put("fuzz_journal", "format2", (
+        "# meshvisor failover journal, written by the agent: do not edit.\n"
+        "format 2\n"
+        "failed-over n4 5\n"
+        "forgotten n4 3\n"
+        "voter n2\n"
+        "voter n4\n"
+        "promised n4 5 0 7 n1\n"
+        "accepted n4 5 0 7 n1 3\n"
+        "entry =6695eb01-f6a4-8304-79aa-97f2502e193f =db1 =n2 1000 8 16777216 9 =db 3\n"
+        "entry =7795eb01-f6a4-8304-79aa-97f2502e1940 =web%201%2F%C3%A9 =n3 -5 2 1048576 3 = 0\n"
+        "entry =8895eb01-f6a4-8304-79aa-97f2502e1941 =big = 0 64 18446744073709551615 "
+        "18446744073709551615 =g 18446744073709551615\n"
+        "promised n4 5 1 2 n2\n"
+        "accepted n4 5 1 2 n2 0\n"
+        "promised n4 6 0 1 self\n").encode())
+    # refused: the accepted plan announces more entries than follow
+    put("fuzz_journal", "format2_short", (
+        "format 2\n"
+        "failed-over n4 5\n"
+        "accepted n4 5 0 7 n1 2\n"
+        "entry =u1 =db1 =n2 0 1 1024 2 = 1\n").encode())
 
     cfg = {
         "name": "n1", "bind": "127.0.0.1", "advertise": "127.0.0.1", "peer_port": 7946,

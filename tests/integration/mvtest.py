@@ -695,7 +695,8 @@ def write_host_xml(path, cpus, memory_kib, domains, model="x86_64"):
     """Writes a libvirt test-driver host file (the `test:///PATH` URI):
     a host with `cpus` logical CPUs of CPU model `model` and `memory_kib`
     of memory, and the given domains, each a dict with name, uuid, vcpus,
-    memory_kib and running (False: defined but shut off)."""
+    memory_kib, running (False: defined but shut off) and meshvisor (a
+    dict of <meshvisor:vm/> metadata attributes, e.g. {"ha": "yes"})."""
     lines = ['<?xml version="1.0"?>', "<node>", "  <cpu>",
              "    <mhz>2400</mhz>", "    <model>%s</model>" % model, "    <nodes>1</nodes>",
              "    <sockets>1</sockets>", "    <cores>%d</cores>" % cpus,
@@ -707,6 +708,10 @@ def write_host_xml(path, cpus, memory_kib, domains, model="x86_64"):
                   "    <name>%s</name>" % d["name"], "    <uuid>%s</uuid>" % d["uuid"],
                   '    <memory unit="KiB">%d</memory>' % d["memory_kib"],
                   "    <vcpu>%d</vcpu>" % d["vcpus"], "    <os><type>hvm</type></os>"]
+        if d.get("meshvisor"):
+            attrs = "".join(' %s="%s"' % kv for kv in sorted(d["meshvisor"].items()))
+            lines.append('    <metadata><meshvisor:vm xmlns:meshvisor='
+                         '"https://meshvisor.dev/xmlns/vm/1"%s/></metadata>' % attrs)
         if not d.get("running", True):
             lines.append("    <test:runstate>5</test:runstate>")  # VIR_DOMAIN_SHUTOFF
         lines.append("  </domain>")

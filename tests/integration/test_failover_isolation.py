@@ -13,6 +13,17 @@ side recorded in its event stream (same machine clock). Then the link
 comes back: n3 rejoins (refuting its death), learns that its VMs now run
 elsewhere with a higher epoch and undefines its copies.
 
+n3 drives a fake watchdog device (tests/integration/fakewd.c, preloaded:
+a plain file answering the watchdog ioctls, every operation logged with
+its CLOCK_MONOTONIC time). From that log the test replays what a real
+watchdog would have done: the device is configured with a timeout of
+fence_after_ms in whole seconds (3 s), petted while n3 is quorate, not
+during the cut, and disarmed by the magic close once the self-fence has
+destroyed n3's HA VMs, before it would have fired; petted again after the
+heal; disarmed by the clean stop. It never fires. First, an agent whose
+device rounds the timeout up beyond fence_after_ms refuses to start,
+naming the numbers, and leaves the device stopped.
+
 Needs root (ip netns); the namespace and veth pair are removed at the end,
 also on failure."""
 import os
@@ -31,6 +42,99 @@ FAILOVER = {"heartbeat_ms": 250, "fence_after_ms": FENCE_AFTER_MS,
             "fence_margin_ms": FENCE_MARGIN_MS}
 UUIDS = {"iso-a": "6d657368-0005-0003-0000-000000000001",
          "iso-b": "6d657368-0005-0003-0000-000000000002"}
+WD_TIMEOUT_S = FENCE_AFTER_MS // 1000   # what the agent must set
+WD_DEFAULT_S = 60                       # the fake device's timeout before a set
+
+
+# ---- the fake watchdog (fakewd.c) ------------------------------------------
+
+def fakewd_lib(t):
+    lib = os.environ.get("MV_FAKEWD_LIB")
+    if not lib:  # run by hand: next to the binary's build tree
+        lib = os.path.join(os.path.dirname(t.binary), "tests", "integration",
+                           "libmv_fakewd.so")
+    if not os.path.exists(lib):
+        raise mvtest.TestFailure("fake watchdog library %s not found (build mv_fakewd, or "
+                                 "set MV_FAKEWD_LIB)" % lib)
+    return lib
+
+
+def fakewd_env(t, path, log_path, min_timeout=None):
+    preload = [fakewd_lib(t)]
+    # an ASan build (MV_SANITIZE) wants its runtime first in the list
+    r = subprocess.run(["ldd", t.binary], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                       text=True)
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith("libasan") and len(parts) >= 3:
+            preload.insert(0, parts[2])
+    env = dict(os.environ, LD_PRELOAD=":".join(preload), MV_FAKEWD_PATH=path,
+               MV_FAKEWD_LOG=log_path, MV_FAKEWD_TIMEOUT=str(WD_DEFAULT_S))
+    if min_timeout is not None:
+        env["MV_FAKEWD_MIN_TIMEOUT"] = str(min_timeout)
+    return env
+
+
+def wd_ops(log_path):
+    """The fake device's log: [(monotonic seconds, op, [args])]."""
+    out = []
+    if not os.path.exists(log_path):
+        return out
+    with open(log_path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2:
+                out.append((float(parts[0]), parts[1], parts[2:]))
+    return out
+
+
+def wd_replay(ops, until):
+    """Replays the log like the kernel's watchdog core would run it and
+    returns (fired_at or None, armed at the end). Open starts a stopped
+    timer; a set, a pet, a keepalive or a 'V' write pets; the close after
+    a 'V' stops it; any other close (or the process exiting) leaves it
+    running, and a later open does not restart its countdown."""
+    armed, last, timeout = False, None, WD_DEFAULT_S
+    for t, op, args in ops:
+        if armed and t - last > timeout:
+            return last + timeout, True
+        if op == "open" and not armed:
+            armed, last = True, t
+        elif op == "settimeout":
+            timeout, last = int(args[1]), t
+        elif op in ("pet", "magic", "keepalive"):
+            last = t
+        elif op == "magic-close":
+            armed = False
+    if armed and until - last > timeout:
+        return last + timeout, True
+    return None, armed
+
+
+def check_refusal(t, n3):
+    """An agent whose device sets 30 s for the 3 s it asked for refuses to
+    start (exit 1), says why with the numbers, and stops the device again."""
+    wd = os.path.join(t.tmp, "refuse-watchdog")
+    wd_log = wd + ".log"
+    open(wd, "w").close()
+    data = os.path.join(t.tmp, "refuse-data")
+    n3.write_config([], {"data_dir": data, "failover": dict(FAILOVER, watchdog=wd)})
+    r = subprocess.run([n3.c.binary, "agent", "--config", n3.config], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                       env=fakewd_env(t, wd, wd_log, min_timeout=30))
+    want = ("failover.watchdog %s: the device set a 30 s timeout, but failover.fence_after_ms "
+            "%d needs one of at most %d s" % (wd, FENCE_AFTER_MS, WD_TIMEOUT_S))
+    check(r.returncode == 1, "an agent with a 30 s watchdog exited %d, not 1:\n%s" %
+          (r.returncode, r.stderr[-2000:]))
+    check(want in r.stderr, "its stderr lacks %r:\n%s" % (want, r.stderr[-2000:]))
+    ops = wd_ops(wd_log)
+    names = [op for _, op, _ in ops]
+    check(("settimeout", ["%d" % WD_TIMEOUT_S, "30"]) in [(op, a) for _, op, a in ops],
+          "the refusing agent did not ask for %d s: %s" % (WD_TIMEOUT_S, names))
+    check(names[-2:] == ["magic", "magic-close"],
+          "the refusing agent left its device armed: %s" % names)
+    log("an agent whose watchdog rounds %d s up to 30 s refuses to start: %s" %
+        (WD_TIMEOUT_S, want))
 
 
 
@@ -112,6 +216,7 @@ def main(t):
 def run(t, net):
     net.up()
     c = t.cluster(3, agent_extra={"failover": FAILOVER})
+    check_refusal(t, c["n3"])
     # certificates carry the IP each agent is reached at
     for a in c.agents.values():
         ip = net.ns_ip if a.name == "n3" else net.host_ip
@@ -126,9 +231,14 @@ def run(t, net):
              for n in ("n1", "n2")}
     files["n3"] = f3
 
-    # n3 pets a fake watchdog device (a plain file: each pet appends a byte)
+    # n3 drives a fake watchdog device (fakewd.c: a plain file, every
+    # operation logged with its monotonic time)
     wd = os.path.join(t.tmp, "n3-watchdog")
+    wd_log = wd + ".log"
     open(wd, "w").close()
+
+    def pets():
+        return sum(1 for _, op, _ in wd_ops(wd_log) if op == "pet")
 
     def extra(a):
         ip = net.ns_ip if a.name == "n3" else net.host_ip
@@ -140,7 +250,8 @@ def run(t, net):
     # n1 (seed) and n2 on the host side; n3 inside the namespace
     n1.start(extra=extra(n1))
     n2.start(join=[n1.peer_addr], extra=extra(n2))
-    n3_start_netns(n3, net, join=[n1.peer_addr], extra=extra(n3))
+    n3_start_netns(n3, net, join=[n1.peer_addr], extra=extra(n3),
+                   env=fakewd_env(t, wd, wd_log))
     n3.wait_ready()
     c.wait_converged(timeout=30)
     c.wait_states(timeout=30)
@@ -153,9 +264,19 @@ def run(t, net):
     mvtest.wait_until(replicated, 20, "both HA VMs replicated to n1 and n2")
     time.sleep(1.0)
 
-    pets_before = os.path.getsize(wd)
+    pets_before = pets()
     check(pets_before > 0, "n3 never petted its watchdog while quorate")
+    ops = wd_ops(wd_log)
+    sets = [(op, a) for _, op, a in ops if op == "settimeout"]
+    check(sets and all(a == ["%d" % WD_TIMEOUT_S] * 2 for _, a in sets),
+          "n3 did not configure a %d s timeout: %s" % (WD_TIMEOUT_S, sets))
+    check(("gettimeout", ["%d" % WD_TIMEOUT_S]) in [(op, a) for _, op, a in ops],
+          "n3 never read back its %d s timeout: %s" % (WD_TIMEOUT_S, [o for _, o, _ in ops]))
+    check(wd_replay(ops, time.monotonic()) == (None, True),
+          "n3's watchdog is not armed, or would have fired, before the cut: %s" %
+          [(round(tt, 2), o) for tt, o, _ in ops])
     t_cut = time.time()
+    m_cut = time.monotonic()
     net.cut()
     log("link cut at %.3f" % t_cut)
 
@@ -169,12 +290,30 @@ def run(t, net):
         return True
     mvtest.wait_until(moved, 40, "n3's HA VMs running on n1 or n2", 0.25)
     log("n3's HA VMs restarted on the majority side %.2fs after the cut" % (time.time() - t_cut))
-    # without quorum n3 stops petting: a real watchdog would reset the host
-    s1 = os.path.getsize(wd)
+    # without quorum n3 stops petting; once its self-fence destroyed its HA
+    # VMs it disarms with the magic close, before the watchdog fires
+    s1 = pets()
     time.sleep(1.0)
-    s2 = os.path.getsize(wd)
-    check(s1 == s2, "n3 kept petting its watchdog without quorum (%d -> %d bytes)" % (s1, s2))
-    log("watchdog: %d pets while quorate, none during the cut" % pets_before)
+    s2 = pets()
+    check(s1 == s2, "n3 kept petting its watchdog without quorum (%d -> %d pets)" % (s1, s2))
+    ops = wd_ops(wd_log)
+    during = [(tt, op) for tt, op, _ in ops if tt > m_cut]
+    check(any(op == "magic-close" for _, op in during),
+          "n3 did not disarm its watchdog after fencing itself: %s" %
+          [(round(tt - m_cut, 2), op) for tt, op in during])
+    t_close = min(tt for tt, op in during if op == "magic-close")
+    last_pet = max(tt for tt, op, _ in ops if op == "pet" and tt < t_close)
+    check(t_close - last_pet <= WD_TIMEOUT_S,
+          "n3 disarmed %.2fs after its last pet: a %d s watchdog had reset it by then" %
+          (t_close - last_pet, WD_TIMEOUT_S))
+    check(t_close - last_pet >= 2 * FAILOVER["heartbeat_ms"] / 1000.0,
+          "n3 kept petting until %.2fs before it disarmed" % (t_close - last_pet))
+    check(wd_replay(ops, time.monotonic()) == (None, False),
+          "n3's watchdog would have fired, or is still armed, during the cut: %s" %
+          [(round(tt - m_cut, 2), op) for tt, op in during])
+    log("watchdog: %d pets while quorate, none during the cut; last pet %.2fs after the cut, "
+        "disarmed %.2fs after it (timeout %d s)" %
+        (pets_before, last_pet - m_cut, t_close - last_pet, WD_TIMEOUT_S))
 
     net.heal()
     log("link healed")
@@ -206,19 +345,27 @@ def run(t, net):
           "n3 fenced itself only %.2fs after the cut" % (t_fence / 1000.0 - t_cut))
     kinds3 = [e["kind"] for e in ev3]
     check("quorum-lost" in kinds3, "n3 never reported losing quorum: %s" % kinds3)
-    # quorate again after the heal: petting resumes; a clean stop disarms
-    s3 = os.path.getsize(wd)
-    mvtest.wait_until(lambda: os.path.getsize(wd) > s3 or None, 10,
+    disarms = [e for e in ev3 if e["kind"] == "watchdog-disarmed"]
+    check(any("self-fence" in e["text"] for e in disarms),
+          "n3 recorded no watchdog-disarmed after its self-fence: %s" % kinds3)
+    check("watchdog-armed" in kinds3, "n3 recorded no watchdog-armed: %s" % kinds3)
+    # quorate again after the heal: armed again and petted; a clean stop disarms
+    s3 = pets()
+    mvtest.wait_until(lambda: pets() > s3 or None, 10,
                       "n3 to pet its watchdog again once quorate")
     n3.signal(signal.SIGTERM)
     n3.wait_exit(10)
-    with open(wd, "rb") as f:
-        data = f.read()
-    check(data.endswith(b"V"), "n3's clean stop did not write the magic close 'V': %r" %
-          data[-8:])
+    ops = wd_ops(wd_log)
+    names = [op for _, op, _ in ops]
+    check(names[-2:] == ["magic", "magic-close"],
+          "n3's clean stop did not end with the magic close: %s" % names[-6:])
+    fired, armed = wd_replay(ops, time.monotonic())
+    check(fired is None and not armed,
+          "a real watchdog would have reset n3 at +%.2fs after the cut" %
+          ((fired or 0) - m_cut))
 
 
-def n3_start_netns(agent, net, join, extra):
+def n3_start_netns(agent, net, join, extra, env=None):
     """Agent.start, but inside the namespace."""
     agent.write_config(join, extra)
     agent.log_path = os.path.join(agent.dir, "agent-%d.log" % agent.starts)
@@ -227,7 +374,7 @@ def n3_start_netns(agent, net, join, extra):
     agent.proc = subprocess.Popen(["ip", "netns", "exec", net.ns, agent.c.binary, "agent",
                                    "--config", agent.config], stdout=logf,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  preexec_fn=mvtest._child_setup)
+                                  preexec_fn=mvtest._child_setup, env=env)
     logf.close()
     mvtest._PROCS.append(agent.proc)
     log("started %s in netns %s pid %d" % (agent.name, net.ns, agent.proc.pid))

@@ -18,7 +18,8 @@ from mvtest import check, log
 
 GIB = 1024 * 1024
 MIB = 1024
-FAILOVER = {"heartbeat_ms": 250, "fence_after_ms": 3000, "fence_margin_ms": 1000}
+# margin: at least the quorate window, min(3000, fence_after_ms / 2) = 1500 ms
+FAILOVER = {"heartbeat_ms": 250, "fence_after_ms": 3000, "fence_margin_ms": 1500}
 UUID = "6d657368-0005-0004-0000-000000000001"
 
 

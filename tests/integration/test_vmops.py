@@ -10,8 +10,17 @@ a clear message and nothing changed anywhere: a duplicate VM name or
 UUID, bad XML (malformed, no name, a type libvirt rejects on the owner),
 undefine of a running VM, start of a running VM, an unknown VM, a viewer
 doing a write, --node naming an unknown host; a priority out of range is
-a usage error (exit 2). Last, a host that has left: creating on it or
+a usage error (exit 2). Then a host that has left: creating on it or
 acting on its VMs is refused.
+
+The desired state (issue 9), seen in `vms` on every node: create sets it
+(running with start, stopped with --no-start), shutdown and destroy set it
+to stopped, start to running, for HA VMs too; set-ha on keeps a stopped VM
+stopped, set-ha off leaves it. Last, a host that is not quorate (an agent
+alone, started with a seed nobody answers at): an HA VM's start is refused
+there with the reason and the VM stays shut off (a plain VM starts), an HA
+VM that should run and does not is marked in `vms`, and destroy of it only
+records that it stays stopped.
 
 (set-ha surviving an agent restart needs a real libvirtd, which keeps the
 domain's metadata while the agent is down: test_libvirt_reconnect.py.)"""
@@ -44,8 +53,9 @@ VCPU_X = 4
 
 
 def snapshot(agent):
-    """{vm: (host, state, vcpus, memory, ha, priority)} as agent sees it."""
-    return {n: (v["node"], v["state"], v["vcpus"], v["memory_kib"], v["ha"], v["priority"])
+    """{vm: (host, state, vcpus, memory, ha, priority, desired)} as agent sees it."""
+    return {n: (v["node"], v["state"], v["vcpus"], v["memory_kib"], v["ha"], v["priority"],
+                v["desired"])
             for n, v in agent.vms().items()}
 
 
@@ -58,7 +68,8 @@ def wait_vm(c, name, pred, what, timeout=10):
     def ok():
         for a in c.running():
             v = a.vms().get(name)
-            last[a.name] = v and (v["node"], v["state"], v["ha"], v["priority"])
+            last[a.name] = v and (v["node"], v["state"], v["ha"], v["priority"],
+                                  v.get("desired"))
             if not pred(v):
                 return False
         return True
@@ -71,8 +82,10 @@ def wait_vm(c, name, pred, what, timeout=10):
     return dt
 
 
-def state_is(host, state):
-    return lambda v: v is not None and v["node"] == host and v["state"] == state
+def state_is(host, state, desired=None):
+    """The VM is on host in state (and, if given, has that desired state)."""
+    return lambda v: (v is not None and v["node"] == host and v["state"] == state and
+                      (desired is None or v.get("desired") == desired))
 
 
 def op(agent, *args, want_node, role="operator"):
@@ -166,22 +179,26 @@ def main(t):
     # 2. --node: pinned to n3, created through n2, not started
     op(n2, "vm", "create", "--xml", xml_file("pin-1", 2, 512 * MIB), "--node", "n3",
        "--no-start", want_node="n3")
-    wait_vm(c, "pin-1", state_is("n3", "shut off"), "defined (shut off) on n3")
+    wait_vm(c, "pin-1", state_is("n3", "shut off", "stopped"),
+            "defined (shut off, desired stopped) on n3")
     # --node naming the entry node itself works too
     op(n2, "vm", "create", "--xml", xml_file("pin-2", 1, 256 * MIB), "--node", "n2",
        want_node="n2")
-    wait_vm(c, "pin-2", state_is("n2", "running"), "running on n2")
+    wait_vm(c, "pin-2", state_is("n2", "running", "running"), "running on n2, desired running")
 
-    # 3. lifecycle of pin-1 (owned by n3) driven from n1 and n2: forwarded
+    # 3. lifecycle of pin-1 (owned by n3) driven from n1 and n2: forwarded;
+    #    each action sets the desired state
     op(n1, "vm", "start", "pin-1", want_node="n3")
-    wait_vm(c, "pin-1", state_is("n3", "running"), "running")
+    wait_vm(c, "pin-1", state_is("n3", "running", "running"), "running, desired running")
     op(n2, "vm", "shutdown", "pin-1", want_node="n3")
-    wait_vm(c, "pin-1", state_is("n3", "shut off"), "shut off after shutdown")
+    wait_vm(c, "pin-1", state_is("n3", "shut off", "stopped"),
+            "shut off after shutdown, desired stopped")
     op(n1, "vm", "start", "pin-1", want_node="n3")
-    wait_vm(c, "pin-1", state_is("n3", "running"), "running again")
+    wait_vm(c, "pin-1", state_is("n3", "running", "running"), "running again, desired running")
     uuid = n2.vms()["pin-1"]["uuid"]
     op(n1, "vm", "destroy", uuid, want_node="n3")  # by UUID
-    wait_vm(c, "pin-1", state_is("n3", "shut off"), "shut off after destroy")
+    wait_vm(c, "pin-1", state_is("n3", "shut off", "stopped"),
+            "shut off after destroy, desired stopped")
     op(n1, "vm", "undefine", "pin-1", want_node="n3")
     wait_vm(c, "pin-1", lambda v: v is None, "gone")
     # a local one (n1's own VM through n1) for contrast
@@ -192,8 +209,9 @@ def main(t):
 
     # 4. set-ha through n1 for a VM on n2, then off again through n3
     op(n1, "vm", "set-ha", "n2-db", "on", "--priority", "7", want_node="n2")
-    wait_vm(c, "n2-db", lambda v: v is not None and v["ha"] and v["priority"] == 7,
-            "HA on, priority 7")
+    wait_vm(c, "n2-db", lambda v: (v is not None and v["ha"] and v["priority"] == 7 and
+                                   v["desired"] == "running"),
+            "HA on, priority 7, desired running (it runs)")
     op(n3, "vm", "set-ha", "n2-db", "on", want_node="n2")  # priority kept
     time.sleep(0.3)
     for a in c.running():
@@ -208,6 +226,35 @@ def main(t):
     op(n2, "vm", "set-ha", "place-a", "on", "--priority", "1000", want_node=placed["place-a"])
     wait_vm(c, "place-a", lambda v: v is not None and v["ha"] and v["priority"] == 1000,
             "HA on, priority 1000")
+
+    # 4b. desired state of HA VMs: set-ha on a stopped VM keeps it stopped
+    #     (enabling HA never starts a VM); off leaves the desired state
+    op(n1, "vm", "set-ha", "n2-off", "on", want_node="n2")
+    wait_vm(c, "n2-off", lambda v: (v is not None and v["ha"] and v["state"] == "shut off" and
+                                    v["desired"] == "stopped"),
+            "HA on, still shut off, desired stopped")
+    op(n3, "vm", "set-ha", "n2-off", "off", want_node="n2")
+    wait_vm(c, "n2-off", lambda v: (v is not None and not v["ha"] and v["state"] == "shut off" and
+                                    v["desired"] == "stopped"),
+            "HA off, desired still stopped")
+    #     the operator's destroy, shutdown and start of an HA VM (through a
+    #     node that does not own it) set it, and an HA VM the operator
+    #     stopped is not marked as owed a restart
+    pa = placed["place-a"]
+    other = [h for h in HOSTS if h != pa][0]
+    op(c[other], "vm", "destroy", "place-a", want_node=pa)
+    wait_vm(c, "place-a", state_is(pa, "shut off", "stopped"), "HA VM destroyed, desired stopped")
+    r = n1.cli("vms", role="viewer", errors="replace")
+    row = [l for l in r.stdout.splitlines() if l.startswith("place-a ")]
+    check(r.returncode == 0 and len(row) == 1 and "^" not in row[0] and
+          "should be running" not in r.stdout,
+          "vms marks an HA VM the operator stopped as owed a restart: %r" % r.stdout)
+    op(c[other], "vm", "start", "place-a", want_node=pa)
+    wait_vm(c, "place-a", state_is(pa, "running", "running"), "HA VM started, desired running")
+    op(n1, "vm", "shutdown", "place-a", want_node=pa)
+    wait_vm(c, "place-a", state_is(pa, "shut off", "stopped"), "HA VM shut down, desired stopped")
+    op(n1, "vm", "start", "place-a", want_node=pa)
+    wait_vm(c, "place-a", state_is(pa, "running", "running"), "HA VM running again")
 
     # 5. error paths, each through a node that does not own the VM
     time.sleep(0.5)  # let every view settle before comparing snapshots
@@ -261,6 +308,78 @@ def main(t):
                     "--node", "n3"), r"n3.*not alive|n3.*(left|dead)", "create on a down host")
     refused(c, n2, ("vm", "destroy", "place-c"), r"n3.*(left|dead|not a member)|no VM",
             "destroy a VM of a down host")
+
+    # 7. a host that is not quorate: n4 alone, started with a seed nobody
+    #    answers at (so it expects a cluster and has no majority). Its HA VM
+    #    solo-ha is shut off with metadata of an older version (no desired
+    #    attribute: it should run), solo-plain is a plain VM.
+    n4 = c.add("n4")
+    nobody = "127.0.0.1:%d" % t.port()
+    path = mvtest.write_host_xml(os.path.join(n4.dir, "host.xml"), 4, 8 * GIB, [
+        dict(name="solo-ha", uuid="6d657368-0003-0104-0000-000000000001", vcpus=1,
+             memory_kib=256 * MIB, running=False,
+             meshvisor={"ha": "yes", "priority": "5", "epoch": "2"}),
+        dict(name="solo-plain", uuid="6d657368-0003-0104-0000-000000000002", vcpus=1,
+             memory_kib=256 * MIB, running=False)])
+    n4.start(join=[nobody], extra={"libvirt_uri": "test://" + path})
+
+    def solo(name):
+        return mvtest.wait_until(lambda: n4.vms().get(name), 10, "%s in n4's vms" % name)
+    v = solo("solo-ha")
+    check(v["ha"] and v["state"] == "shut off" and v["desired"] == "running",
+          "solo-ha on n4: %s" % v)
+    check(n4.nodes()["n4"].get("quorate") is not True, "n4 alone says it is quorate")
+    # `vms` marks it, and explains the mark; `vm` says it too
+    r = n4.cli("vms", role="viewer", errors="replace")
+    log("vms on n4:\n%s" % r.stdout)
+    row = [l for l in r.stdout.splitlines() if l.startswith("solo-ha ")]
+    check(r.returncode == 0 and len(row) == 1 and "shut off^" in row[0] and
+          mvtest.grep(r.stdout, r"\(\^: an HA VM that should be running and is not"),
+          "vms on n4 does not mark solo-ha as wanting to run: %r" % r.stdout)
+    plain = [l for l in r.stdout.splitlines() if l.startswith("solo-plain ")]
+    check(len(plain) == 1 and "^" not in plain[0], "a plain VM is marked: %r" % r.stdout)
+    r = n4.cli("vm", "solo-ha", role="viewer", errors="replace")
+    check(r.returncode == 0 and mvtest.grep(r.stdout, r"desired:\s+running \(NOT RUNNING"),
+          "vm solo-ha text: %r" % r.stdout)
+    # the start of the HA VM is refused with the reason, and changes nothing
+    before = n4.vms()
+    r = n4.cli("vm", "start", "solo-ha", errors="replace")
+    log("vm start solo-ha on n4: exit %d, stderr: %s" % (r.returncode, r.stderr.strip()))
+    check(r.returncode == 1 and
+          mvtest.grep(r.stderr, r"n4 is not quorate.*HA VM starts only on a quorate host"),
+          "HA start on a host without quorum: exit %d, %r" % (r.returncode, r.stderr.strip()))
+    check(n4.vms() == before, "the refused start changed n4's VMs: %s -> %s" %
+          (before, n4.vms()))
+    check(not mvtest.grep(n4.log_text(), r"vm started name=solo-ha"),
+          "n4 logged starting solo-ha")
+    # so is creating and starting a VM whose XML says HA: defined, not started
+    ha_xml = mvtest.domain_xml("solo-new", 1, 256 * MIB).replace(
+        "<os>", '<metadata><meshvisor:vm xmlns:meshvisor="https://meshvisor.dev/xmlns/vm/1" '
+        'ha="yes" priority="1" epoch="0"/></metadata>\n  <os>')
+    r = n4.cli("vm", "create", "--xml", xml_file("solo-new", 0, 0, text=ha_xml),
+               errors="replace")
+    check(r.returncode == 1 and mvtest.grep(r.stderr, r"defined 'solo-new' on n4 but did not "
+                                                      r"start it: n4 is not quorate"),
+          "create --start of an HA VM on n4: exit %d, %r" % (r.returncode, r.stderr.strip()))
+    v = solo("solo-new")
+    check(v["ha"] and v["state"] == "shut off" and v["desired"] == "stopped",
+          "solo-new after the refused start: %s" % v)
+    # a plain VM starts there
+    op(n4, "vm", "start", "solo-plain", want_node="n4")
+    mvtest.wait_until(lambda: (n4.vms().get("solo-plain") or {}).get("state") == "running", 10,
+                      "solo-plain running on n4")
+    # destroy of the HA VM that is already stopped records that it stays
+    # stopped: the mark goes away
+    reply = op(n4, "vm", "destroy", "solo-ha", want_node="n4")
+    check("stays stopped" in reply.get("message", ""), "destroy of stopped solo-ha: %s" % reply)
+    mvtest.wait_until(lambda: (n4.vms().get("solo-ha") or {}).get("desired") == "stopped", 10,
+                      "solo-ha desired stopped on n4")
+    r = n4.cli("vms", role="viewer", errors="replace")
+    check(r.returncode == 0 and "^" not in r.stdout, "vms on n4 still marks a VM: %r" % r.stdout)
+    # a second destroy: nothing to do, refused as before
+    r = n4.cli("vm", "destroy", "solo-ha", errors="replace")
+    check(r.returncode == 1 and mvtest.grep(r.stderr, r"not running"),
+          "second destroy of solo-ha: exit %d, %r" % (r.returncode, r.stderr.strip()))
 
 
 mvtest.run(main)

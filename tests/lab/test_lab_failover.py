@@ -70,7 +70,7 @@ from mvlab import check, log, wait_until, TestFailure  # noqa: E402
 
 FO_HEARTBEAT_MS = 250
 FENCE_AFTER_MS = 4000
-FENCE_MARGIN_MS = 1500
+FENCE_MARGIN_MS = 2000   # at least the quorate window, min(3000, F / 2) = 2000 ms
 MEM_MIB = 64
 GA, GB, GC = "lab-ha-a", "lab-ha-b", "lab-ha-c"
 PLACE = {GA: "h1", GB: "h2", GC: "h3"}

@@ -21,6 +21,8 @@
  * one.
  */
 #include "sim_failover.h"
+#include "fo_driver.h"
+#include "meshvisor.pb-c.h"
 #include "placement.h"
 #include "prng.h"
 #include "sim_heap.h"
@@ -31,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FW_MAXCOPY 8
+#define FW_MAXCOPY 32
 #define FW_GIB (1024ull * 1024)
 
 enum fw_ev_kind {
@@ -71,9 +73,12 @@ struct fw_ev {
 	void *arg;
 };
 
+/* A definition of the VM on a host (its libvirt): running, or stopped
+ * (destroyed by a fence, its host crashed) and kept on disk. */
 struct fw_copy {
 	int host;
 	uint64_t epoch;
+	bool running;
 };
 
 struct fw_vm {
@@ -88,13 +93,13 @@ struct fw_vm {
 	bool doubled; /* O1 reported for the current incident */
 };
 
-/* One publication of a host's node state (immutable, shared by views). */
+/* One publication of a host's node state: a packed NodeState as the
+ * daemon gossips it, unpacked once (immutable, shared by views). */
 struct fw_pub {
 	int refs;
-	struct placement_host cap;
-	bool witness;
-	size_t n;
-	struct fo_vm vms[];
+	size_t len;
+	uint8_t *bytes;
+	Mv__NodeState *ns;
 };
 
 struct fw_host {
@@ -118,7 +123,10 @@ struct fw_host {
 	bool dirty;
 	struct fw_pub **view; /* [n] */
 	uint64_t wd_pet;
+	bool wd_armed;          /* the watchdog counts (armed at the first quorum) */
 	bool quorate_since_start;
+	bool swim_pending;      /* SWIM has output to drain (a new incarnation) */
+	uint64_t last_quorate;  /* world time it was last quorate (any life) */
 	int group;
 	bool removed;     /* force-left by the operator (O2 stops counting it) */
 	uint64_t clk_off; /* this host's clock: clk_off + now * clk_rate */
@@ -384,7 +392,7 @@ static int fw_live_copies(const struct fw *w, const struct fw_vm *v)
 {
 	int c = 0;
 	for (int k = 0; k < v->nc; k++)
-		if (w->h[v->c[k].host].hv_up && !w->h[v->c[k].host].frozen)
+		if (v->c[k].running && w->h[v->c[k].host].hv_up && !w->h[v->c[k].host].frozen)
 			c++;
 	return c;
 }
@@ -404,35 +412,64 @@ static void fw_check_vm(struct fw *w, struct fw_vm *v)
 	char where[256] = "";
 	size_t off = 0;
 	for (int k = 0; k < v->nc && off < sizeof(where) - 40; k++)
-		off += (size_t)snprintf(where + off, sizeof(where) - off, " %s(epoch %" PRIu64 "%s)",
-		                        w->h[v->c[k].host].name, v->c[k].epoch,
-		                        w->h[v->c[k].host].frozen ? ", frozen" : "");
+		if (v->c[k].running)
+			off += (size_t)snprintf(where + off, sizeof(where) - off, " %s(epoch %" PRIu64 "%s)",
+			                        w->h[v->c[k].host].name, v->c[k].epoch,
+			                        w->h[v->c[k].host].frozen ? ", frozen" : "");
 	fw_fail(w, "O1 %s (%s) runs on %d live hosts:%s", v->name, v->uuid, c, where);
 }
 
-static void fw_destroy_copy(struct fw *w, int vmi, int host, const char *why)
+static struct fw_copy *fw_copy_on(struct fw_vm *v, int host)
+{
+	for (int k = 0; k < v->nc; k++)
+		if (v->c[k].host == host)
+			return &v->c[k];
+	return NULL;
+}
+
+/* Destroys the VM's running copy on `host` if its epoch is below `below`
+ * (UINT64_MAX: any); the definition stays, stopped (libvirt's destroy). */
+static void fw_destroy_copy(struct fw *w, int vmi, int host, uint64_t below, const char *why)
 {
 	struct fw_vm *v = &w->vm[vmi];
-	for (int k = 0; k < v->nc; k++) {
-		if (v->c[k].host != host)
-			continue;
-		v->c[k] = v->c[--v->nc];
-		w->h[host].dirty = true;
-		w->ctr.vms_destroyed++;
-		struct fw_rec *r = fw_log(w, FW_R_VM_DESTROY, host);
-		r->vm = vmi;
-		vlog(w, 1, "%s: %s destroyed (%s)", w->h[host].name, v->name, why);
+	struct fw_copy *c = fw_copy_on(v, host);
+	if (c == NULL || !c->running || c->epoch >= below)
 		return;
-	}
+	c->running = false;
+	w->h[host].dirty = true;
+	w->ctr.vms_destroyed++;
+	struct fw_rec *r = fw_log(w, FW_R_VM_DESTROY, host);
+	r->vm = vmi;
+	vlog(w, 1, "%s: %s destroyed (%s)", w->h[host].name, v->name, why);
 }
 
 static void fw_destroy_all(struct fw *w, int host, const char *why)
 {
 	for (int k = 0; k < w->nvm; k++)
-		fw_destroy_copy(w, k, host, why);
+		fw_destroy_copy(w, k, host, UINT64_MAX, why);
+}
+
+static void fw_undefine(struct fw *w, int vmi, int host)
+{
+	struct fw_vm *v = &w->vm[vmi];
+	for (int k = 0; k < v->nc; k++)
+		if (v->c[k].host == host) {
+			v->c[k] = v->c[--v->nc];
+			w->h[host].dirty = true;
+			return;
+		}
 }
 
 bool fw_vm_on(const struct fw *w, int vmi, int host)
+{
+	const struct fw_vm *v = &w->vm[vmi];
+	for (int k = 0; k < v->nc; k++)
+		if (v->c[k].host == host && v->c[k].running)
+			return true;
+	return false;
+}
+
+bool fw_vm_defined_on(const struct fw *w, int vmi, int host)
 {
 	const struct fw_vm *v = &w->vm[vmi];
 	for (int k = 0; k < v->nc; k++)
@@ -483,61 +520,147 @@ bool fw_host_fits(const struct fw *w, int i)
 
 static void fw_pub_unref(struct fw_pub *p)
 {
-	if (p && --p->refs == 0)
+	if (p && --p->refs == 0) {
+		mv__node_state__free_unpacked(p->ns, NULL);
+		free(p->bytes);
 		free(p);
+	}
 }
 
+/* Host i's node state as its agent publishes it: a NodeState with its
+ * capacity, its quorum as its core says, its SWIM incarnation, and every
+ * VM defined on it (running or stopped; all are HA with desired state
+ * running here), packed as the daemon gossips it. */
 static struct fw_pub *fw_pub_make(struct fw *w, int i)
 {
+	struct fw_host *h = &w->h[i];
+	struct placement_host cap = fw_placement(w, i);
 	size_t n = 0;
 	for (int k = 0; k < w->nvm; k++)
-		n += fw_vm_on(w, k, i);
-	struct fw_pub *p = calloc(1, sizeof(*p) + n * sizeof(struct fo_vm));
+		n += fw_vm_defined_on(w, k, i);
+	Mv__VmInfo *vi = calloc(n ? n : 1, sizeof(*vi));
+	Mv__VmInfo **vp = calloc(n ? n : 1, sizeof(*vp));
+	if (vi == NULL || vp == NULL)
+		abort();
+	size_t m = 0;
+	for (int k = 0; k < w->nvm; k++) {
+		struct fw_vm *v = &w->vm[k];
+		const struct fw_copy *c = fw_copy_on(v, i);
+		if (c == NULL)
+			continue;
+		mv__vm_info__init(&vi[m]);
+		vi[m].name = v->name;
+		vi[m].uuid = v->uuid;
+		vi[m].state = c->running ? MV__VM_STATE__VM_RUNNING : MV__VM_STATE__VM_SHUTOFF;
+		vi[m].vcpus = v->vcpus;
+		vi[m].memory_kib = v->mem;
+		vi[m].ha = true;
+		vi[m].priority = v->prio;
+		vi[m].owner_epoch = c->epoch;
+		vi[m].ha_group = v->group;
+		vi[m].desired = MV__VM_DESIRED__VM_DESIRED_RUNNING;
+		vp[m] = &vi[m];
+		m++;
+	}
+	Mv__NodeState ns = MV__NODE_STATE__INIT;
+	ns.name = h->name;
+	ns.incarnation = h->sw ? swim_incarnation(h->sw) : 0;
+	ns.cpus = cap.cpus;
+	ns.cpu_overcommit = cap.cpu_overcommit;
+	ns.vcpus_allocated = cap.vcpus_allocated;
+	ns.memory_kib = cap.memory_kib;
+	ns.memory_overcommit = cap.memory_overcommit;
+	ns.memory_allocated_kib = cap.memory_allocated_kib;
+	ns.libvirt_reachable = true;
+	ns.witness = h->witness;
+	ns.quorate = h->fo && fo_quorate(h->fo, fw_local_now(w, i));
+	ns.fenced = h->fo && fo_fenced(h->fo);
+	ns.n_vms = m;
+	ns.vms = vp;
+	struct fw_pub *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		abort();
 	p->refs = 1;
-	p->cap = fw_placement(w, i);
-	p->witness = w->h[i].witness;
-	for (int k = 0; k < w->nvm; k++) {
-		const struct fw_vm *v = &w->vm[k];
-		for (int c = 0; c < v->nc; c++) {
-			if (v->c[c].host != i)
-				continue;
-			p->vms[p->n++] = (struct fo_vm){.uuid = v->uuid,
-			                                .name = v->name,
-			                                .priority = v->prio,
-			                                .vcpus = v->vcpus,
-			                                .memory_kib = v->mem,
-			                                .epoch = v->c[c].epoch,
-			                                .group = v->group,
-			                                .running = true};
-		}
-	}
+	p->len = mv__node_state__get_packed_size(&ns);
+	p->bytes = malloc(p->len ? p->len : 1);
+	if (p->bytes == NULL)
+		abort();
+	mv__node_state__pack(&ns, p->bytes);
+	free(vi);
+	free(vp);
+	/* what the peers get is what the wire carries */
+	p->ns = mv__node_state__unpack(NULL, p->len, p->bytes);
+	if (p->ns == NULL)
+		abort();
 	return p;
+}
+
+static bool fw_pub_same(const struct fw_pub *a, const struct fw_pub *b)
+{
+	return a && b && a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
 }
 
 static void fw_fo_drain(struct fw *w, int i, bool after_timer);
 
+/* Whether host o's SWIM holds `name` alive (the placement's `alive`). */
+static bool fw_view_up(void *arg, const char *name)
+{
+	struct fw_host *ho = arg;
+	struct swim_member_info mi;
+	if (strcmp(name, ho->name) == 0)
+		return true;
+	return ho->sw && swim_member_find(ho->sw, name, &mi) && mi.state == SWIM_ALIVE;
+}
+
 static void fw_give_view(struct fw *w, int o)
 {
 	struct fw_host *ho = &w->h[o];
-	struct fo_host *arr = calloc((size_t)w->n, sizeof(*arr));
-	if (arr == NULL)
+	const Mv__NodeState **states = calloc((size_t)w->n, sizeof(*states));
+	if (states == NULL)
 		abort();
 	size_t n = 0;
-	for (int k = 0; k < w->n; k++) {
-		const struct fw_pub *p = ho->view[k];
-		if (p == NULL)
-			continue;
-		arr[n].cap = p->cap;
-		arr[n].witness = p->witness;
-		arr[n].n_vms = p->n;
-		arr[n].vms = p->vms;
-		n++;
-	}
-	fo_set_hosts(ho->fo, arr, n);
-	free(arr);
+	for (int k = 0; k < w->n; k++)
+		if (ho->view[k] != NULL)
+			states[n++] = ho->view[k]->ns;
+	struct fo_driver_view v;
+	if (fo_driver_view_build(&v, states, n, fw_view_up, ho) < 0)
+		abort();
+	fo_set_hosts(ho->fo, v.hosts, v.n_hosts, fw_local_now(w, o));
+	fo_driver_view_free(&v);
+	free(states);
 	fw_fo_drain(w, o, false);
+}
+
+/* The daemon's stale-copy rule (ha.c): a VM defined here that an alive
+ * host (in our view and membership) runs with a higher epoch is destroyed
+ * and undefined here. */
+static void fw_remove_stale(struct fw *w, int o)
+{
+	struct fw_host *ho = &w->h[o];
+	for (int k = 0; k < w->nvm; k++) {
+		struct fw_vm *v = &w->vm[k];
+		const struct fw_copy *c = fw_copy_on(v, o);
+		if (c == NULL)
+			continue;
+		uint64_t mine = c->epoch;
+		bool stale = false;
+		for (int j = 0; j < w->n && !stale; j++) {
+			const struct fw_pub *p = ho->view[j];
+			if (j == o || p == NULL || !fw_view_up(ho, w->h[j].name))
+				continue;
+			for (size_t q = 0; q < p->ns->n_vms && !stale; q++) {
+				const Mv__VmInfo *vi = p->ns->vms[q];
+				stale = fo_driver_vm_active(vi) && vi->owner_epoch > mine &&
+				        strcmp(vi->uuid, v->uuid) == 0;
+			}
+		}
+		if (!stale)
+			continue;
+		fw_destroy_copy(w, k, o, UINT64_MAX, "stale copy");
+		fw_undefine(w, k, o);
+		vlog(w, 1, "%s: stale copy of %s (epoch %" PRIu64 ") undefined", ho->name, v->name,
+		     mine);
+	}
 }
 
 static void fw_publish(struct fw *w)
@@ -546,11 +669,15 @@ static void fw_publish(struct fw *w)
 		struct fw_host *h = &w->h[i];
 		if (!h->hv_up || !h->agent_up || h->frozen)
 			continue;
-		if (h->pub == NULL || h->dirty) {
+		fw_remove_stale(w, i);
+		struct fw_pub *p = fw_pub_make(w, i);
+		if (fw_pub_same(p, h->pub)) {
+			fw_pub_unref(p);
+		} else {
 			fw_pub_unref(h->pub);
-			h->pub = fw_pub_make(w, i);
-			h->dirty = false;
+			h->pub = p;
 		}
+		h->dirty = false;
 	}
 	for (int o = 0; o < w->n; o++) {
 		struct fw_host *ho = &w->h[o];
@@ -799,10 +926,7 @@ static void fw_start_vm(struct fw *w, int i, const struct fo_event *e, int pos)
 	} else if (fw_vm_on(w, vmi, i)) {
 		/* idempotent: already running here at that epoch or later is a
 		 * success; an older copy here is not */
-		uint64_t ce = 0;
-		for (int k = 0; k < w->vm[vmi].nc; k++)
-			if (w->vm[vmi].c[k].host == i)
-				ce = w->vm[vmi].c[k].epoch;
+		uint64_t ce = fw_copy_on(&w->vm[vmi], i)->epoch;
 		j->ok = ce >= en->new_epoch;
 		snprintf(j->why, sizeof(j->why), "domain is already running with epoch %" PRIu64, ce);
 		w->ctr.already_running++;
@@ -829,12 +953,27 @@ static void fw_start_vm(struct fw *w, int i, const struct fo_event *e, int pos)
 				        p.vcpus_allocated, v->vcpus, placement_vcpu_capacity(&p),
 				        p.memory_allocated_kib, v->mem,
 				        placement_memory_capacity_kib(&p));
-			if (en->new_epoch <= v->max_epoch)
+			/* O4 against every copy on a host that is up; an epoch known
+			 * only to copies on hosts that are down (whose every witness
+			 * restarted since) can be reused: counted, not a violation —
+			 * those copies are stale and stay stopped when they return */
+			uint64_t live_max = 0;
+			for (int k = 0; k < v->nc; k++)
+				if (w->h[v->c[k].host].hv_up && v->c[k].epoch > live_max)
+					live_max = v->c[k].epoch;
+			if (en->new_epoch <= live_max)
 				fw_fail(w, "O4 %s starts %s with epoch %" PRIu64 ", not above %" PRIu64,
-				        h->name, v->name, en->new_epoch, v->max_epoch);
-			if (v->nc == FW_MAXCOPY)
-				abort();
-			v->c[v->nc++] = (struct fw_copy){.host = i, .epoch = en->new_epoch};
+				        h->name, v->name, en->new_epoch, live_max);
+			else if (en->new_epoch <= v->max_epoch)
+				w->ctr.epoch_reused++;
+			/* define (or redefine) and start, with the new epoch */
+			struct fw_copy *c = fw_copy_on(v, i);
+			if (c == NULL) {
+				if (v->nc == FW_MAXCOPY)
+					abort();
+				c = &v->c[v->nc++];
+			}
+			*c = (struct fw_copy){.host = i, .epoch = en->new_epoch, .running = true};
 			if (en->new_epoch > v->max_epoch)
 				v->max_epoch = en->new_epoch;
 			h->dirty = true;
@@ -879,20 +1018,29 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 	case FO_EV_FENCE_SELF:
 		w->ctr.fence_self++;
 		fw_destroy_all(w, i, "self-fence");
+		/* the daemon's rule: every HA VM destroyed, nothing left to
+		 * protect: the watchdog is disarmed until the next quorum */
+		h->wd_armed = false;
 		break;
 	case FO_EV_FENCE_VMS:
 		w->ctr.fence_vms++;
 		for (size_t k = 0; k < e->plan.n; k++) {
 			int vmi = fw_vm_index(w, e->plan.entries[k].uuid);
 			if (vmi >= 0)
-				fw_destroy_copy(w, vmi, i, "fence order");
+				fw_destroy_copy(w, vmi, i, e->plan.entries[k].new_epoch, "fence order");
 		}
+		break;
+	case FO_EV_NEW_INCARNATION:
+		w->ctr.new_incarnations++;
+		fo_driver_new_incarnation(h->fo, h->sw, e, fw_local_now(w, i));
+		h->swim_pending = true;
+		h->dirty = true;
 		break;
 	case FO_EV_REMOTE_FENCE: {
 		int x = fw_index(w, e->inst.dead);
 		bool ok = x >= 0 && w->h[x].hv_up && !w->h[x].frozen && fw_link_open(w, i, x) &&
 		          fw_link_open(w, x, i);
-		if (ok)
+		if (ok) /* as the daemon does (virt_remote_fence): every HA VM */
 			fw_destroy_all(w, x, "remote fence");
 		w->log[ri].ok = ok;
 		struct fw_job *j = calloc(1, sizeof(*j));
@@ -997,6 +1145,19 @@ static void fw_send_fo(struct fw *w, int i, struct fo_msg *m)
 	fw_push(w, at, E_FO_DELIVER, to, w->h[to].life, c);
 }
 
+static void fw_swim_drain(struct fw *w, int i);
+
+/* The journal text as the core has it now, "on the host's disk". */
+static void fw_journal_sync(struct fw *w, struct fw_host *h)
+{
+	if (!w->o.journal || fo_journal_version(h->fo) == h->journal_ver)
+		return;
+	free(h->journal);
+	if (fo_journal_encode(h->fo, &h->journal, &h->journal_len) < 0)
+		abort();
+	h->journal_ver = fo_journal_version(h->fo);
+}
+
 static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 {
 	struct fw_host *h = &w->h[i];
@@ -1005,32 +1166,40 @@ static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 	while (any && h->agent_up && h->life == life) {
 		any = false;
 		/* as the daemon does: the journal is on disk before anything is sent */
-		if (w->o.journal && fo_journal_version(h->fo) != h->journal_ver) {
-			free(h->journal);
-			if (fo_journal_encode(h->fo, &h->journal, &h->journal_len) < 0)
-				abort();
-			h->journal_ver = fo_journal_version(h->fo);
-		}
-		struct fo_msg m;
-		while (h->agent_up && h->life == life && fo_pop_output(h->fo, &m)) {
-			any = true;
-			fw_send_fo(w, i, &m);
-		}
+		fw_journal_sync(w, h);
+		/* as the daemon does: actions first (a destroy is done before
+		 * the FENCED or ACCEPTED that follows it leaves), then messages */
 		struct fo_event e;
 		while (h->agent_up && h->life == life && fo_pop_event(h->fo, &e)) {
 			any = true;
 			fw_handle_event(w, i, &e);
 			fo_event_clear(&e);
 		}
+		if (h->agent_up && h->life == life)
+			fw_journal_sync(w, h);
+		struct fo_msg m;
+		while (h->agent_up && h->life == life && fo_pop_output(h->fo, &m)) {
+			any = true;
+			fw_send_fo(w, i, &m);
+		}
 	}
 	if (!h->agent_up || h->life != life)
 		return;
 	if (fo_quorate(h->fo, fw_local_now(w, i))) {
+		/* the daemon arms its watchdog at the first quorum and pets it
+		 * while quorate */
+		h->wd_armed = true;
 		h->wd_pet = w->now;
+		h->last_quorate = w->now;
 		h->quorate_since_start = true;
 		/* a force-left host that came back counts for O2 again once a
 		 * majority acknowledges it (they hold it a voter again) */
 		h->removed = false;
+	}
+	if (h->swim_pending) {
+		h->swim_pending = false;
+		fw_swim_drain(w, i); /* drains the core again, re-arms both timers */
+		return;
 	}
 	fw_fo_rearm(w, i, after_timer);
 }
@@ -1109,30 +1278,21 @@ static void fw_swim_drain(struct fw *w, int i)
 	}
 	struct swim_event ev;
 	while (swim_pop_event(h->sw, &ev)) {
-		if (ev.name == NULL || !ev.name[0] || strcmp(ev.name, h->name) == 0)
-			continue;
-		enum fo_member_state st;
-		switch (ev.type) {
-		case SWIM_EV_MEMBER_JOINED:
-		case SWIM_EV_MEMBER_SUSPECT:
-		case SWIM_EV_MEMBER_ALIVE:
-		case SWIM_EV_MEMBER_DEAD:
-		case SWIM_EV_MEMBER_LEFT: st = (enum fo_member_state)ev.state; break;
-		default: continue;
-		}
 		if (ev.type == SWIM_EV_MEMBER_DEAD) {
 			struct fw_rec *r = fw_log(w, FW_R_MEMBER_DEAD, i);
 			r->peer = fw_index(w, ev.name);
 			r->epoch = ev.incarnation;
 			vlog(w, 1, "%s: swim says %s dead (incarnation %" PRIu64 ")", h->name, ev.name,
 			     ev.incarnation);
-		} else if (w->o.verbose >= 2) {
+		} else if (w->o.verbose >= 2 && ev.name && ev.name[0]) {
 			vlog(w, 2, "%s: swim says %s %s (incarnation %" PRIu64 ")", h->name, ev.name,
 			     swim_state_name(ev.state), ev.incarnation);
 		}
-		fo_member(h->fo, ev.name, st, ev.incarnation, fw_local_now(w, i));
+		if (ev.type == SWIM_EV_SELF_REFUTED)
+			h->dirty = true;
+		/* the daemon's glue, shared (fo_driver.c) */
+		fo_driver_member_event(h->fo, h->name, &ev, fw_local_now(w, i));
 	}
-	fo_set_incarnation(h->fo, swim_incarnation(h->sw));
 	uint32_t life = h->life;
 	fw_fo_drain(w, i, false);
 	if (h->agent_up && h->life == life)
@@ -1170,8 +1330,24 @@ static void fw_agent_start(struct fw *w, int i)
 	h->agent_up = true;
 	h->sw_armed = h->fo_armed = UINT64_MAX;
 	h->quorate_since_start = false;
+	/* The daemon at start: HA VMs running here (only the agent restarted)
+	 * keep the watchdog armed, and the new core's self-fence clock runs
+	 * from the moment the previous agent was last quorate (kept across the
+	 * restart, same boot); none running: disarmed until the first quorum,
+	 * so that a booting host is never reset before it could have one. */
+	bool running = false;
+	for (int k = 0; k < w->nvm && !running; k++)
+		running = fw_vm_on(w, k, i);
+	if (running && h->last_quorate) {
+		uint64_t ago = w->now - h->last_quorate;
+		uint64_t local = fw_local_now(w, i);
+		fo_resume_fence_base(h->fo, local > ago ? local - ago : 0);
+	}
+	if (!running)
+		h->wd_armed = false;
 	fo_member(h->fo, h->name, FO_ALIVE, swim_incarnation(h->sw), fw_local_now(w, i));
 	fo_set_incarnation(h->fo, swim_incarnation(h->sw));
+	h->dirty = true;
 	fw_swim_drain(w, i);
 }
 
@@ -1220,7 +1396,7 @@ void fw_crash_agent(struct fw *w, int i)
 	fw_agent_stop(w, i);
 	fw_log(w, FW_R_CRASH_AGENT, i);
 	vlog(w, 1, "%s: agent crashes (VMs run on)", h->name);
-	if (w->o.watchdog)
+	if (w->o.watchdog && h->wd_armed)
 		fw_push(w, h->wd_pet + w->o.fo.fence_after_ms > w->now
 		               ? h->wd_pet + w->o.fo.fence_after_ms : w->now,
 		        E_WATCHDOG, i, 0, NULL);
@@ -1234,15 +1410,16 @@ void fw_crash_host(struct fw *w, int i)
 	fw_agent_stop(w, i);
 	fw_freeq_drop(h);
 	h->frozen = false;
+	/* every VM stops; definitions stay on its disk (fw_boot_host may lose
+	 * them) */
 	for (int k = 0; k < w->nvm; k++) {
-		struct fw_vm *v = &w->vm[k];
-		for (int c = 0; c < v->nc; c++)
-			if (v->c[c].host == i) {
-				v->c[c] = v->c[--v->nc];
-				break;
-			}
+		struct fw_copy *c = fw_copy_on(&w->vm[k], i);
+		if (c != NULL)
+			c->running = false;
 	}
 	h->hv_up = false;
+	h->wd_armed = false; /* a new boot: nothing armed */
+	h->last_quorate = 0; /* a new boot: the next agent resumes nothing */
 	h->dirty = true;
 	fw_log(w, FW_R_CRASH_HOST, i);
 	vlog(w, 1, "%s: host crashes (VMs gone)", h->name);
@@ -1288,17 +1465,30 @@ void fw_restart_agent(struct fw *w, int i)
 	fw_join_later(w, i, w->now);
 }
 
-void fw_boot_host(struct fw *w, int i)
+void fw_boot_host_ex(struct fw *w, int i, bool keep_definitions)
 {
 	struct fw_host *h = &w->h[i];
 	if (h->hv_up)
 		return;
 	h->hv_up = true;
 	h->dirty = true;
+	if (!keep_definitions)
+		for (int k = 0; k < w->nvm; k++)
+			fw_undefine(w, k, i);
 	fw_log(w, FW_R_BOOT_HOST, i);
-	vlog(w, 1, "%s: host boots (no VMs)", h->name);
+	vlog(w, 1, "%s: host boots (no VM runs%s)", h->name,
+	     keep_definitions ? "" : "; its VM definitions are gone");
 	fw_agent_start(w, i);
 	fw_join_later(w, i, w->now);
+}
+
+void fw_boot_host(struct fw *w, int i) { fw_boot_host_ex(w, i, true); }
+
+static void fw_boot_later(struct fw *w, int a, int b, void *arg)
+{
+	(void)b;
+	(void)arg;
+	fw_boot_host(w, a);
 }
 
 void fw_pause(struct fw *w, int i)
@@ -1313,24 +1503,25 @@ void fw_pause(struct fw *w, int i)
 
 static void fw_dispatch(struct fw *w, struct fw_ev *ev);
 
-/* The hardware watchdog of host i, if it is due: the agent is down (or
- * restarted and not quorate since) and was last quorate F ago. */
+/* The hardware watchdog of host i, if it is due: armed, and not petted
+ * for F (its agent is down, or not quorate since). It resets the host: the
+ * VMs die, and the host boots again 10..30 s later with its definitions. */
 static void fw_watchdog(struct fw *w, int i)
 {
 	struct fw_host *h = &w->h[i];
-	if (!w->o.watchdog || !h->hv_up || (h->agent_up && h->quorate_since_start) ||
+	if (!w->o.watchdog || !h->hv_up || !h->wd_armed ||
 	    w->now < h->wd_pet + w->o.fo.fence_after_ms)
 		return;
-	bool any = false;
-	for (int k = 0; k < w->nvm; k++)
-		if (fw_vm_on(w, k, i)) {
-			w->ctr.watchdog_kills++;
-			any = true;
-		}
-	if (!any)
+	if (h->agent_up && fo_quorate(h->fo, fw_local_now(w, i)))
 		return;
+	for (int k = 0; k < w->nvm; k++)
+		if (fw_vm_on(w, k, i))
+			w->ctr.watchdog_kills++;
+	w->ctr.watchdog_resets++;
 	fw_log(w, FW_R_WATCHDOG, i);
-	fw_destroy_all(w, i, "watchdog");
+	vlog(w, 1, "%s: watchdog fires: the host resets", h->name);
+	fw_crash_host(w, i);
+	fw_at(w, w->now + 10000 + fw_below(w, 20001), fw_boot_later, i, 0, NULL);
 }
 
 void fw_resume(struct fw *w, int i)
@@ -1605,7 +1796,7 @@ int fw_add_vm(struct fw *w, int host, const char *name, int32_t priority, uint32
 	v->vcpus = vcpus;
 	v->mem = mem_kib;
 	v->home = host;
-	v->c[0] = (struct fw_copy){.host = host, .epoch = 1};
+	v->c[0] = (struct fw_copy){.host = host, .epoch = 1, .running = true};
 	v->nc = 1;
 	v->max_epoch = 1;
 	return k;
@@ -1678,13 +1869,105 @@ int fw_vm_host(const struct fw *w, int vm, uint64_t *epoch)
 	int best = -1;
 	uint64_t be = 0;
 	for (int k = 0; k < v->nc; k++)
-		if (best < 0 || v->c[k].epoch > be) {
+		if (v->c[k].running && (best < 0 || v->c[k].epoch > be)) {
 			best = v->c[k].host;
 			be = v->c[k].epoch;
 		}
 	if (epoch)
 		*epoch = be;
 	return best;
+}
+
+/* A VM the whole live cluster has lost track of: no live host holds a
+ * definition of it — the hosts that had one lost theirs (a reinstall,
+ * fw_boot_host_ex without definitions) or are down — and no live agent's
+ * core counts it as owed (every agent that saw its last state restarted
+ * since). The simulator has no replica store (the daemon keeps HA
+ * definitions on failover.replicas hosts), so here nothing could bring it
+ * back: the liveness oracle leaves such a VM out and the callers count
+ * and print it. */
+bool fw_vm_forgotten(struct fw *w, int vm)
+{
+	for (int k = 0; k < w->vm[vm].nc; k++) {
+		const struct fw_host *dh = &w->h[w->vm[vm].c[k].host];
+		if (dh->hv_up && !dh->frozen)
+			return false;
+	}
+	for (int i = 0; i < w->n; i++) {
+		struct fw_host *h = &w->h[i];
+		if (!h->agent_up || h->frozen || h->fo == NULL)
+			continue;
+		size_t n = fo_owed_count(h->fo);
+		for (size_t k = 0; k < n; k++) {
+			struct fo_owed o;
+			fo_owed_at(h->fo, k, fw_local_now(w, i), &o);
+			if (strcmp(o.uuid, w->vm[vm].uuid) == 0)
+				return false;
+		}
+	}
+	return true;
+}
+
+int fw_liveness(struct fw *w, char *why, size_t len)
+{
+	if (why && len)
+		why[0] = '\0';
+	int up = 0;
+	for (int i = 0; i < w->n; i++)
+		up += w->h[i].agent_up && !w->h[i].frozen && !w->h[i].removed;
+	/* (an agent started with seeds is never quorate alone: a cluster the
+	 * operator shrank to one voter by force-leave has no quorate side) */
+	if (up < fw_voters(w) / 2 + 1 || (fw_voters(w) <= 1 && w->o.fo.expect_cluster)) {
+		if (why && len)
+			snprintf(why, len, "no quorate side: %d agents up of %d voters", up, fw_voters(w));
+		return 0;
+	}
+	/* the live hosts as they really are, and the VMs that run nowhere */
+	struct fo_host *hosts = calloc((size_t)w->n, sizeof(*hosts));
+	struct fo_vm *running = calloc((size_t)w->nvm + 1, sizeof(*running));
+	struct fo_vm *down = calloc((size_t)w->nvm + 1, sizeof(*down));
+	if (hosts == NULL || running == NULL || down == NULL)
+		abort();
+	size_t nh = 0, nr = 0, nd = 0;
+	for (int i = 0; i < w->n; i++) {
+		struct fw_host *h = &w->h[i];
+		if (!h->hv_up || !h->agent_up || h->frozen || h->witness)
+			continue;
+		hosts[nh].cap = fw_placement(w, i);
+		hosts[nh].vms = &running[nr];
+		for (int k = 0; k < w->nvm; k++)
+			if (fw_vm_on(w, k, i)) {
+				const struct fw_vm *v = &w->vm[k];
+				running[nr++] = (struct fo_vm){.uuid = v->uuid, .name = v->name,
+				                               .group = v->group, .running = true};
+				hosts[nh].n_vms++;
+			}
+		nh++;
+	}
+	for (int k = 0; k < w->nvm; k++) {
+		const struct fw_vm *v = &w->vm[k];
+		if (fw_live_copies(w, v) == 0 && !fw_vm_forgotten(w, k))
+			down[nd++] = (struct fo_vm){.uuid = v->uuid, .name = v->name, .group = v->group,
+			                            .priority = v->prio, .vcpus = v->vcpus,
+			                            .memory_kib = v->mem, .epoch = v->max_epoch,
+			                            .running = true};
+	}
+	int missing = 0;
+	struct fo_plan plan;
+	if (nd && fo_plan_compute(hosts, nh, NULL, down, nd, 0, NULL, &plan) == 0) {
+		for (size_t e = 0; e < plan.n; e++) {
+			if (!plan.entries[e].target[0])
+				continue;
+			if (!missing++ && why && len)
+				snprintf(why, len, "%s runs nowhere, and %s has room for it",
+				         plan.entries[e].name, plan.entries[e].target);
+		}
+		fo_plan_clear(&plan);
+	}
+	free(hosts);
+	free(running);
+	free(down);
+	return missing;
 }
 
 size_t fw_log_count(const struct fw *w) { return w->log_n; }

@@ -2,9 +2,11 @@
  * sim_failover.h — a deterministic world for the failover core: N hosts,
  * each running a SWIM core (swim.h) and a failover core (failover.h) over
  * one fake network on one virtual clock, plus the ground truth of which VM
- * runs where. SWIM's member events are fed to fo_member(), the cores'
- * actions are carried out on the truth, and an oracle checks the truth and
- * the cores after every step.
+ * is defined and runs where. The glue between the cores is the daemon's
+ * own (agent/fo_driver.c: SWIM member events and incarnations in, the view
+ * built from packed NodeState publications), the cores' actions are
+ * carried out on the truth, and an oracle checks the truth and the cores
+ * after every step.
  *
  *	struct fw_opts o;
  *	fw_opts_default(&o, 10, seed);       // MV_SIM_SEED overrides seed
@@ -18,8 +20,10 @@
  *	fw_free(w);
  *
  * The model of the caller (agent) and of the hosts:
- *   - a host has a hypervisor (VMs) and an agent (both cores). A whole-host
- *     crash loses both and every VM on it; an agent crash loses the cores
+ *   - a host has a hypervisor (VM definitions, each running or stopped, with
+ *     its epoch) and an agent (both cores). A whole-host crash stops every
+ *     VM and loses both cores; it boots later with its definitions (stopped)
+ *     or without them (a reinstall: fw_boot_host_ex); an agent crash loses the cores
  *     only (VMs run on; the hypervisor still answers a remote fence); a
  *     pause freezes everything (SIGSTOP of the host: no timers, input
  *     queues, its VMs do not count as running). On resume the failover
@@ -28,16 +32,21 @@
  *     run — the watchdog/ordering assumption: a host that wakes up destroys
  *     its HA VMs before they can run on if it has been without quorum for
  *     fence_after_ms;
- *   - the hardware watchdog (opts.watchdog): an agent that is down, or
- *     restarted but not quorate since, is not petting it; it fires
- *     fence_after_ms after the agent was last seen quorate and destroys
- *     the host's HA VMs (what the agent itself would have done); a frozen
+ *   - the hardware watchdog (opts.watchdog), as the daemon drives it: armed
+ *     at the agent's first quorum and petted while quorate, disarmed after
+ *     a self-fence (nothing left to protect) and at an agent start with no
+ *     HA VM running; an armed watchdog not petted for fence_after_ms fires:
+ *     the host resets (every VM stops) and boots 10-30 s later; a frozen
  *     host's watchdog fires at its resume, before its VMs run again;
- *   - actions: FENCE_SELF destroys every VM of the host, FENCE_VMS the
- *     listed ones; REMOTE_FENCE destroys the dead host's VMs when its
- *     hypervisor is up, not frozen and reachable both ways from the
+ *   - actions (carried out before the messages popped after them, and the
+ *     journal stored, as the daemon does): FENCE_SELF destroys every VM of
+ *     the host, FENCE_VMS the listed ones below their new epochs;
+ *     REMOTE_FENCE destroys every HA VM of the dead host (as the daemon's
+ *     virt_remote_fence does) when its hypervisor is up, not frozen and
+ *     reachable both ways from the
  *     coordinator, and reports later (ok), else reports failure after a
- *     connect timeout; RESTART starts the VM at once in the truth (counted
+ *     connect timeout; NEW_INCARNATION raises the SWIM incarnation;
+ *     RESTART defines and starts the VM at once in the truth (counted
  *     as running from the start of the job: the strictest choice for the
  *     oracle) unless the start fails (opts.restart_fail_p, a refusing host,
  *     or no room in the truth with opts.cap_refuse), and reports
@@ -47,9 +56,13 @@
  *     host is refreshed from that host's latest publication if the link
  *     from it is open (no relaying across a partition); fo_set_hosts() gets
  *     the view when it changed. A dead host's last publication stays in
- *     the views (that is how survivors know its HA VMs);
+ *     the views (that is how survivors know its HA VMs); stopped copies whose
+ *     desired state is running are published too (owed), and a host undefines
+ *     a stale copy once a newer epoch of the VM runs elsewhere;
  *   - a restarted agent starts SWIM at its persisted incarnation + 1 (as
- *     agent.c does) and a fresh failover core with expect_cluster;
+ *     agent.c does) and a fresh failover core with expect_cluster, its
+ *     journal restored (opts.journal), and — when HA VMs run on — its
+ *     self-fence clock resumed from its predecessor's last quorate moment;
  *   - clocks: each host's cores run on their own clock, with a random
  *     origin (up to 30 days apart: the cores must use no clock offsets)
  *     and, with opts.clock_drift_ppm, a rate off by up to that much (the
@@ -66,9 +79,16 @@
  *   O3 no two learned plans differ for one (dead, incarnation, round) —
  *      checked on every FO_EV_CHOSEN and by a sweep of every live core's
  *      fo_chosen_plan() each publish period;
- *   O4 a VM that starts gets an epoch higher than any it ran with before;
+ *   O4 a VM that starts gets an epoch higher than that of any copy of it
+ *      on a host that is up (an epoch only copies on down hosts had, whose
+ *      every witness restarted since, may be reused: counted as
+ *      epoch_reused; such a copy is stale and stays stopped);
  *   O5 without opts.cap_refuse, a start never exceeds the target's
  *      capacity in the truth.
+ * And the availability oracle, asked by the tests once faults heal
+ * (fw_liveness): every HA VM whose desired state is running runs on
+ * exactly one live host, unless no side has a quorum, the truth has no
+ * room for it, or the cluster forgot it (fw_vm_forgotten).
  * Replay: the seed is printed by the caller; opts.verbose (MV_SIM_VERBOSE=1)
  * logs every action and fault, =2 every failover message too.
  *
@@ -149,8 +169,11 @@ struct fw_counters {
 	uint64_t double_starts; /* O1 violations */
 	uint64_t violations;    /* all oracle violations */
 	uint64_t fence_self, fence_vms, remote_fence_ok, remote_fence_failed, watchdog_kills;
+	uint64_t watchdog_resets;  /* hosts reset by their watchdog */
+	uint64_t new_incarnations; /* FO_EV_NEW_INCARNATION carried out */
 	uint64_t vms_destroyed;
 	uint64_t plans_chosen, no_room, handed_back;
+	uint64_t epoch_reused; /* an epoch reused that only copies on down hosts had */
 };
 
 /* One (dead, incarnation, round) as first learned by any core. */
@@ -195,7 +218,11 @@ void fw_at(struct fw *w, uint64_t at, fw_call_f fn, int a, int b, void *arg);
 void fw_crash_host(struct fw *w, int i);   /* hypervisor, VMs and agent */
 void fw_crash_agent(struct fw *w, int i);  /* agent only */
 void fw_restart_agent(struct fw *w, int i); /* new cores (host must be up) */
-void fw_boot_host(struct fw *w, int i);    /* a crashed host comes back empty */
+void fw_boot_host(struct fw *w, int i);    /* a crashed host boots: no VM runs, its
+                                              definitions are kept (stopped) */
+/* ... and with keep_definitions false, its VM definitions are gone too
+ * (a reinstalled host, or the test driver's XML without them). */
+void fw_boot_host_ex(struct fw *w, int i, bool keep_definitions);
 void fw_pause(struct fw *w, int i);
 void fw_resume(struct fw *w, int i);
 /* Network, for SWIM and failover messages alike (a,b: -1 = every host). */
@@ -239,7 +266,17 @@ int fw_vm_index(const struct fw *w, const char *uuid);
 int fw_vm_copies(const struct fw *w, int vm);
 /* The host of its copy with the highest epoch (live or frozen), -1 none. */
 int fw_vm_host(const struct fw *w, int vm, uint64_t *epoch);
-bool fw_vm_on(const struct fw *w, int vm, int host);
+bool fw_vm_on(const struct fw *w, int vm, int host);         /* running there */
+bool fw_vm_defined_on(const struct fw *w, int vm, int host); /* defined (maybe stopped) */
+/* The availability oracle: how many HA VMs should run and do not. Each runs
+ * on exactly one live host, unless the hosts whose agent is up are not a
+ * majority of the voting set (no quorate side), or no live host has room
+ * for it (the placement over their real load, by priority, honouring
+ * anti-affinity, finds none). `why` names the first. */
+int fw_liveness(struct fw *w, char *why, size_t len);
+/* No host holds a definition of the VM any more and no live agent counts
+ * it owed: the cluster forgot it (fw_liveness leaves it out). */
+bool fw_vm_forgotten(struct fw *w, int vm);
 /* Capacity in the truth: what runs on host i, and whether it fits. */
 void fw_host_load(const struct fw *w, int i, uint32_t *vcpus, uint64_t *mem_kib);
 bool fw_host_fits(const struct fw *w, int i); /* load within capacity */

@@ -26,9 +26,11 @@
  *   amnesiac_acceptor         a failed-over host's agent and an acceptor's
  *                             restart together mid-failover: with the
  *                             journal the acceptor still refuses the host,
- *                             whose watchdog fires, and the VMs restart
- *                             once, on time; without it the host keeps a
- *                             quorum through the amnesiac (asserted too);
+ *                             which fences (self-fence from its resumed
+ *                             clock, a fence order, or its watchdog), and
+ *                             the VMs restart once, on time; without it
+ *                             the host keeps a quorum through the
+ *                             amnesiac (asserted too);
  *   acceptor_restarts_before_plan  a known limit: in 3 hosts, an agent
  *                             restarted before the plan never learns of the
  *                             dead host and cannot vote; force-leave of the
@@ -82,6 +84,21 @@
  *                             no longer counts: 2 of the 3 remaining voters
  *                             fail over the next death; the removed host
  *                             that boots again votes again;
+ *   amnesiac_acceptor         (also) every VM runs once 60 s later,
+ *                             journal or not;
+ *   issue9_*                  the cases of issue 9 (HA never loses a VM):
+ *                             gray host (70% loss on one host's links: it
+ *                             fences itself, its VMs run again, no healthy
+ *                             host fences), loss on every link (60%: hosts
+ *                             fence themselves unannounced; every VM runs
+ *                             after), quorum holds at 25% loss with the
+ *                             shipped defaults (no self-fence), a 3|2
+ *                             partition where the majority side never
+ *                             fences, quick reboot (3 s, definitions kept
+ *                             or lost), the fast watchdog under loss (no
+ *                             reset after the heal: no boot loop), and
+ *                             entries of an agent's previous life never
+ *                             started; each prints heal -> running;
  *   randomized_schedules      MV_SIM_SCHEDULES (default 2000) schedules:
  *                             3..10 hosts, random VMs, priorities, groups,
  *                             capacity, a witness sometimes, loss, delay,
@@ -91,18 +108,21 @@
  *                             among host crash (+ reboot), agent crash
  *                             (+ restart), pause, partition, one-way
  *                             block, loss burst, flapping link, host crash
- *                             answered by the operator's force-leave, in
- *                             the first 50 s; then
- *                             everything heals and the run goes on to
- *                             150 s. Safety is asserted in every schedule;
- *                             liveness (every VM of the crashed host runs
- *                             exactly once) only in the "clean" quarter
- *                             (one whole-host crash, no other fault, ample
- *                             room), where it is guaranteed. Double starts
- *                             are counted over all and printed.
+ *                             answered by the operator's force-leave, loss
+ *                             on every link, a gray host (40-60% loss),
+ *                             a quick reboot keeping or losing its
+ *                             definitions, an agent restart (1-5 s), in
+ *                             the first 50 s; then everything heals and
+ *                             the run goes on 150 s. Safety (O1..O5) is
+ *                             asserted after every step of every schedule,
+ *                             and liveness (fw_liveness) at the end of
+ *                             every one; the heal -> every HA VM running
+ *                             times are printed (p50, p99, max), with the
+ *                             VMs excused by the oracle (no room, no
+ *                             quorate side, forgotten) counted.
  *
- * Cost: about 13 s per 1000 schedules in a Debug build, 45 s under
- * ASan+UBSan (one core); the scenarios take about 1 s.
+ * Cost: about 15 s per 1000 schedules in a RelWithDebInfo build, about
+ * 60 s under ASan+UBSan (one core); the scenarios take about 1 s each.
  *
  * Replay: every world prints "fw seed=N"; MV_SIM_SEED=N replays it (one
  * schedule of the randomized test, or each scenario once with that seed;
@@ -471,7 +491,7 @@ static void no_journal(struct fw_opts *o) { o->journal = false; }
  * and the hand-back round can never be chosen (n0 is younger than the
  * instance). The scenario asserts both outcomes, so it can tell. */
 struct amnesia {
-	uint64_t doubles, n2_watchdog, n1_fenced, on_n1, restarts;
+	uint64_t doubles, n2_watchdog, n2_fenced, n1_fenced, on_n1, restarts;
 };
 
 static struct amnesia amnesiac_world(bool journal)
@@ -503,16 +523,23 @@ static struct amnesia amnesiac_world(bool journal)
 	struct amnesia r = {
 	    .doubles = fw_counters(w)->double_starts,
 	    .n2_watchdog = recs(w, FW_R_WATCHDOG, 2, -1),
+	    .n2_fenced = recs(w, FO_EV_FENCE_SELF, 2, -1) + recs(w, FO_EV_FENCE_VMS, 2, -1),
 	    .n1_fenced = recs(w, FO_EV_FENCE_SELF, 1, -1),
 	    .restarts = recs(w, FW_R_VM_START, 1, -1),
 	};
 	for (int v = 0; v < 3; v++)
 		r.on_n1 += fw_vm_copies(w, v) == 1 && fw_vm_host(w, v, NULL) == 1;
+	/* and every VM runs (once) a while after the faults, either way */
+	fw_run_for(w, 60000);
+	W_OK(w);
+	char why[256];
+	W_ASSERT(w, fw_liveness(w, why, sizeof(why)) == 0, "liveness: %s", why);
 	fprintf(stderr,
 	        "  amnesiac acceptor, journal %s: plan at +%" PRIu64 " ms; n2's watchdog fired %" PRIu64
-	        " times, n1 fenced itself %" PRIu64 " times, %" PRIu64 " of 3 VMs run once on n1, "
-	        "double starts %" PRIu64 "\n",
-	        journal ? "on" : "off", at, r.n2_watchdog, r.n1_fenced, r.on_n1, r.doubles);
+	        " times, n2 fenced itself or obeyed a fence order %" PRIu64 " times, n1 fenced itself %" PRIu64 " times, %" PRIu64
+	        " of 3 VMs run once on n1, double starts %" PRIu64 "\n",
+	        journal ? "on" : "off", at, r.n2_watchdog, r.n2_fenced, r.n1_fenced, r.on_n1,
+	        r.doubles);
 	world_free(w);
 	return r;
 }
@@ -521,7 +548,11 @@ SCN(test_amnesiac_acceptor)
 {
 	struct amnesia on = amnesiac_world(true);
 	assert_int_equal(on.doubles, 0);
-	assert_int_equal(on.n2_watchdog, 1);
+	/* n2's restarted agent runs its self-fence clock from its predecessor's
+	 * last quorate moment (fo_resume_fence_base), or learns the plan and
+	 * obeys its fence order: its VMs die either way; the watchdog fires
+	 * only if neither happens in time */
+	assert_true(on.n2_fenced + on.n2_watchdog >= 1);
 	assert_int_equal(on.n1_fenced, 0);
 	assert_int_equal(on.on_n1, 3);
 	assert_int_equal(on.restarts, 3);
@@ -1201,7 +1232,8 @@ SCN(test_no_room_lowest_priority)
  * incarnation 1 (they open (n6,1) but, a minority, cannot decide). On the
  * majority side n6's agent restarts (incarnation 2, VMs running on), then
  * the host freezes: the majority fails over (n6,2). After the heal the
- * minority's (n6,1) must not place n6's VMs a second time. */
+ * minority's (n6,1) must not place n6's VMs a second time (a VM may still
+ * move again through the failover or recovery of the host it went to). */
 SCN(test_incarnation_bump_during_partition)
 {
 	struct fw *w = world(7, NULL);
@@ -1231,9 +1263,19 @@ SCN(test_incarnation_bump_during_partition)
 			plans_n6++;
 	for (int v = 0; v < fw_vm_count(w); v++) {
 		W_ASSERT(w, fw_vm_copies(w, v) <= 1, "%s runs twice", fw_vm_name(w, v));
-		if (fw_vm_home(w, v) == 6)
-			W_ASSERT(w, vm_recs(w, FW_R_VM_START, v) <= 1, "%s started %zu times",
-			         fw_vm_name(w, v), vm_recs(w, FW_R_VM_START, v));
+		if (fw_vm_home(w, v) != 6)
+			continue;
+		/* n6's VMs are placed by one failover of n6, never by both (a VM
+		 * may move again later, through the failover of its new host) */
+		size_t by[3] = {0, 0, 0};
+		for (size_t k = 0; k < fw_log_count(w); k++) {
+			const struct fw_rec *r = fw_log_at(w, k);
+			if (r->type == FO_EV_RESTART && r->vm == v && r->peer == 6 &&
+			    r->inst.incarnation >= 1 && r->inst.incarnation <= 2)
+				by[r->inst.incarnation]++;
+		}
+		W_ASSERT(w, by[1] == 0 || by[2] == 0, "%s restarted by (n6,1) and by (n6,2)",
+		         fw_vm_name(w, v));
 	}
 	fprintf(stderr, "  n6 bumped its incarnation in the majority: %zu non-empty plans for n6\n",
 	        plans_n6);
@@ -1321,10 +1363,16 @@ SCN(test_force_leave_then_second_death)
 /* ------------------------------------------------------------------ */
 /* Randomized schedules                                                */
 
+#define N_FAULT_KINDS 12
+
 struct totals {
 	uint64_t schedules, clean, steps, sim_ms, double_starts, violations, restarts, restarts_ok,
 	    restarts_failed, cap_refusals, fence_self, fence_vms, remote_ok, remote_failed,
-	    watchdog, plans, no_room, handed_back, lost, faults[8], msgs, spins, rejected;
+	    watchdog, wd_resets, new_incs, plans, no_room, handed_back, lost, excused, forgotten,
+	    epoch_reused,
+	    faults[N_FAULT_KINDS], msgs, spins, rejected;
+	uint64_t *heal_ms; /* per schedule: heal -> every HA VM running (ms) */
+	size_t n_heal, cap_heal;
 };
 
 struct sched {
@@ -1339,7 +1387,13 @@ struct sched {
 static uint32_t srnd(struct sched *s, uint32_t n) { return n ? mv_xoshiro_below(s->rng, n) : 0; }
 
 #define ACTIVE_MS 50000
-#define END_MS 150000
+/* The liveness bound: after the last fault heals (ACTIVE_MS), every HA VM
+ * that should run runs on exactly one host within LIVE_BOUND_MS — SWIM's
+ * two sides meet again by push-pull (up to two 30 s periods), a death is
+ * confirmed, a plan chosen, a fence waited out (16 s), hand-back rounds and
+ * parked retries run (see the essay in agent/failover.c, RECOVERY). */
+#define LIVE_BOUND_MS 150000
+#define END_MS (ACTIVE_MS + LIVE_BOUND_MS)
 
 static void ev_crash_host(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_crash_host(w, a); }
 static void ev_boot_host(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_boot_host(w, a); }
@@ -1403,6 +1457,28 @@ static void ev_flap(struct fw *w, int a, int b, void *arg)
 	fw_at(w, fw_now(w) + 300 + srnd(s, 2700), ev_flap, a, (b & ~0x100) | (cut ? 0 : 0x100), s);
 }
 
+static void ev_quick_reboot(struct fw *w, int a, int b, void *arg)
+{
+	(void)arg;
+	fw_boot_host_ex(w, a, b != 0);
+}
+
+static void ev_loss_all(struct fw *w, int a, int b, void *arg)
+{
+	(void)a;
+	(void)b;
+	fw_set_loss(w, -1, -1, (double)(uintptr_t)arg / 100.0);
+}
+
+static void ev_gray(struct fw *w, int a, int b, void *arg)
+{
+	/* one host loses this share of its datagrams both ways */
+	(void)b;
+	double p = (double)(uintptr_t)arg / 100.0;
+	fw_set_loss(w, a, -1, p);
+	fw_set_loss(w, -1, a, p);
+}
+
 static void ev_end_faults(struct fw *w, int a, int b, void *arg)
 {
 	(void)a;
@@ -1433,7 +1509,7 @@ static void gen_faults(struct sched *s, struct totals *t)
 		uint64_t at = 5000 + srnd(s, ACTIVE_MS - 10000);
 		uint32_t dur = 5000 + srnd(s, 35000);
 		int a = (int)srnd(s, (uint32_t)n);
-		int kind = (int)srnd(s, 8);
+		int kind = (int)srnd(s, N_FAULT_KINDS);
 		t->faults[kind]++;
 		switch (kind) {
 		case 0:
@@ -1480,6 +1556,22 @@ static void gen_faults(struct sched *s, struct totals *t)
 			if (srnd(s, 3) == 0)
 				fw_at(w, at + 50000 + srnd(s, 30000), ev_boot_host, a, 0, NULL);
 			break;
+		case 8: /* loss on every link (15..25%) */
+			fw_at(w, at, ev_loss_all, 0, 0, (void *)(uintptr_t)(15 + srnd(s, 11)));
+			fw_at(w, at + dur, ev_loss_all, 0, 0, (void *)(uintptr_t)(s->base_loss * 100));
+			break;
+		case 9: /* a gray host: 40..60% loss both ways */
+			fw_at(w, at, ev_gray, a, 0, (void *)(uintptr_t)(40 + srnd(s, 21)));
+			fw_at(w, at + dur, ev_gray, a, 0, (void *)(uintptr_t)(s->base_loss * 100));
+			break;
+		case 10: /* a quick reboot: back in 1..4 s, its definitions kept or gone */
+			fw_at(w, at, ev_crash_host, a, 0, NULL);
+			fw_at(w, at + 1000 + srnd(s, 3000), ev_quick_reboot, a, (int)srnd(s, 2), NULL);
+			break;
+		case 11: /* the agent restarts within 1..5 s (mid-failover, often) */
+			fw_at(w, at, ev_crash_agent, a, 0, NULL);
+			fw_at(w, at + 1000 + srnd(s, 4000), ev_restart_agent, a, 0, NULL);
+			break;
 		case 6: {
 			if (s->nflap >= 16)
 				break;
@@ -1493,6 +1585,268 @@ static void gen_faults(struct sched *s, struct totals *t)
 		}
 		}
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Issue 9: HA never loses a VM — the reported cases                  */
+
+/* Liveness (the world's oracle, fw_liveness): every HA VM whose desired
+ * state is running runs on exactly one live host, given room on a quorate
+ * side. */
+static bool all_live(struct fw *w, void *arg)
+{
+	(void)arg;
+	char why[8];
+	return fw_liveness(w, why, sizeof(why)) == 0;
+}
+
+/* Runs until every VM that should run does (at most `bound` ms), then 30 s
+ * more to see that it stays so; returns how long the first part took. */
+static uint64_t settle(struct fw *w, uint64_t bound, const char *what)
+{
+	int64_t t = fw_run_until(w, all_live, NULL, bound);
+	char why[256] = "";
+	if (t < 0)
+		fw_liveness(w, why, sizeof(why));
+	W_ASSERT(w, t >= 0, "%s: not every HA VM runs %" PRIu64 " s after the heal: %s", what,
+	         bound / 1000, why);
+	fw_run_for(w, 30000);
+	W_OK(w);
+	W_ASSERT(w, fw_liveness(w, why, sizeof(why)) == 0, "%s: liveness lost again: %s", what, why);
+	return (uint64_t)t;
+}
+
+static size_t fences_by(struct fw *w, int lo, int hi)
+{
+	size_t c = 0;
+	for (int i = lo; i <= hi; i++)
+		c += recs(w, FO_EV_FENCE_SELF, i, -1);
+	return c;
+}
+
+static void loss_on_host(struct fw *w, int host, double p)
+{
+	fw_set_loss(w, host, -1, p);
+	fw_set_loss(w, -1, host, p);
+}
+
+/* Case 1, gray host: n4 at 70% loss on every link for 60 s (the issue saw
+ * it at 50%; 70% makes it certain) loses quorum, fences itself (destroying
+ * its HA VMs), may be declared dead and comes back at a higher
+ * incarnation; its VMs run again — on it or elsewhere — and the healthy
+ * hosts never fence. */
+SCN(test_issue9_gray_host)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	loss_on_host(w, 4, 0.7);
+	fw_run_for(w, 60000);
+	W_OK(w);
+	loss_on_host(w, 4, 0.0);
+	W_ASSERT(w, recs(w, FO_EV_FENCE_SELF, 4, -1) >= 1, "n4 never fenced itself at 70%% loss");
+	uint64_t t = settle(w, 150000, "gray host");
+	W_ASSERT(w, fences_by(w, 0, 3) == 0, "%zu self-fences of healthy hosts", fences_by(w, 0, 3));
+	check_counters(w);
+	fprintf(stderr, "  gray host (70%% loss, 60 s): every HA VM runs %" PRIu64
+	        " ms after the heal; n4 fenced itself %zu times\n", t, recs(w, FO_EV_FENCE_SELF, 4, -1));
+	world_free(w);
+}
+
+/* Case 2, loss on every host: 60% loss on every link for 60 s (the issue
+ * saw it at 15-25%, where quorum now holds: next scenario). Hosts dip
+ * below quorum and fence themselves without anyone declaring them dead:
+ * their VMs are owed, and run again. */
+SCN(test_issue9_loss_everywhere)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_set_loss(w, -1, -1, 0.6);
+	fw_run_for(w, 60000);
+	W_OK(w);
+	fw_set_loss(w, -1, -1, 0.0);
+	uint64_t t = settle(w, 150000, "loss everywhere");
+	check_counters(w);
+	fprintf(stderr, "  60%% loss everywhere, 60 s: %zu self-fences; every HA VM runs %" PRIu64
+	        " ms after the heal\n", fences_by(w, 0, 4), t);
+	world_free(w);
+}
+
+/* Quorum holds at 25% loss on every link with the shipped defaults
+ * (heartbeat 1 s, quorate window 3 s): a host counts an acknowledgement
+ * from any of the last three heartbeats, so a healthy 5-host cluster
+ * keeps a majority and nobody fences itself. */
+SCN(test_issue9_quorum_holds_at_25_percent_loss)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_set_loss(w, -1, -1, 0.25);
+	fw_run_for(w, 60000);
+	W_OK(w);
+	size_t lost = recs(w, FO_EV_QUORUM_LOST, -1, -1);
+	W_ASSERT(w, fences_by(w, 0, 4) == 0, "%zu self-fences at 25%% loss", fences_by(w, 0, 4));
+	fw_set_loss(w, -1, -1, 0.0);
+	settle(w, 60000, "25% loss");
+	fprintf(stderr, "  25%% loss everywhere, 60 s: quorum lost %zu times, 0 self-fences\n", lost);
+	world_free(w);
+}
+
+/* Case 3: after a 2-host partition the minority's instances are decided
+ * late; hosts of the majority side — fully connected throughout — never
+ * fence themselves (acknowledgements are withheld only for a host a
+ * non-empty value fails over), and every VM runs once after the heal. */
+SCN(test_issue9_majority_never_fences)
+{
+	struct fw *w = world(5, NULL);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	int side[5] = {0, 0, 0, 1, 1};
+	fw_partition(w, side);
+	fw_run_for(w, 40000);
+	W_OK(w);
+	fw_heal(w);
+	uint64_t t = settle(w, 150000, "2-host partition");
+	W_ASSERT(w, fences_by(w, 0, 2) == 0, "a host of the majority side fenced itself (%zu)",
+	         fences_by(w, 0, 2));
+	check_counters(w);
+	fprintf(stderr, "  3|2 partition, 40 s: every HA VM runs %" PRIu64 " ms after the heal\n", t);
+	world_free(w);
+}
+
+/* Case 4, quick reboot: a host whose agent and VMs die comes back within
+ * 3 s (a new incarnation, no VM running) — with its definitions, and
+ * without them (a reinstall): its HA VMs run again, once. */
+static void quick_reboot(bool keep)
+{
+	struct fw *w = world(4, NULL);
+	for (int i = 0; i < 4; i++)
+		add_vms(w, i, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_crash_host(w, 2);
+	fw_run_for(w, 3000);
+	fw_boot_host_ex(w, 2, keep);
+	uint64_t t = settle(w, 150000, keep ? "quick reboot" : "quick reboot, definitions lost");
+	size_t home = 0;
+	for (int v = 0; v < fw_vm_count(w); v++)
+		home += fw_vm_home(w, v) == 2 && fw_vm_on(w, v, 2);
+	check_counters(w);
+	fprintf(stderr, "  quick reboot (3 s, definitions %s): every HA VM runs %" PRIu64
+	        " ms after the boot, %zu of 2 back on their host\n", keep ? "kept" : "lost", t, home);
+	world_free(w);
+}
+
+SCN(test_issue9_quick_reboot)
+{
+	quick_reboot(true);
+	quick_reboot(false);
+}
+
+/* Case 5: the watchdog with fast settings (heartbeat 250 ms, F = 3 s,
+ * margin 1 s, above the 750 ms quorate window) and 60% loss everywhere
+ * for 30 s (at the issue's 25% quorum now holds). Watchdogs may fire
+ * during the loss; afterwards no host is
+ * reset again (a restarted agent arms its watchdog at its first quorum,
+ * and pets it while quorate), the cluster re-forms and every VM runs. */
+static void fast_watchdog(struct fw_opts *o)
+{
+	o->watchdog = true;
+	o->fo.heartbeat_ms = 250;
+	o->fo.quorate_ms = 750;
+	o->fo.fence_after_ms = 3000;
+	o->fo.fence_margin_ms = 1000;
+}
+
+SCN(test_issue9_no_watchdog_boot_loop)
+{
+	struct fw *w = world(5, fast_watchdog);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_set_loss(w, -1, -1, 0.6);
+	fw_run_for(w, 30000);
+	W_OK(w);
+	fw_set_loss(w, -1, -1, 0.0);
+	uint64_t healed = fw_now(w);
+	uint64_t t = settle(w, 150000, "watchdog, 25% loss");
+	size_t late = 0;
+	for (size_t k = 0; k < fw_log_count(w); k++) {
+		const struct fw_rec *r = fw_log_at(w, k);
+		late += r->type == FW_R_WATCHDOG && r->t > healed + 30000;
+	}
+	W_ASSERT(w, late == 0, "%zu watchdog resets more than 30 s after the loss ended", late);
+	for (int i = 0; i < 5; i++)
+		W_ASSERT(w, fw_fo(w, i) && fo_quorate(fw_fo(w, i), fw_local_now(w, i)),
+		         "n%d not quorate after the heal", i);
+	fprintf(stderr, "  fast watchdog, 60%% loss 30 s: %zu resets during the loss, none after; "
+	        "every HA VM runs %" PRIu64 " ms after the heal\n",
+	        recs(w, FW_R_WATCHDOG, -1, -1), t);
+	world_free(w);
+}
+
+/* Case 6: an agent restarted at a new incarnation learns, long after, a
+ * plan that gave a VM to its previous life: it never starts that entry
+ * (its state says whether the VM runs there; if not, it hands it back
+ * and the VM is placed again). n1's agent dies right after a plan that
+ * places n3's VMs on n1 is chosen, before their fence is confirmed, and
+ * restarts 2 s later. */
+static bool n1_targeted(struct fw *w, void *arg)
+{
+	(void)arg;
+	for (size_t k = 0; k < fw_chosen_count(w); k++) {
+		const struct fw_chosen *c = fw_chosen_at(w, k);
+		for (size_t e = 0; e < c->plan.n; e++)
+			if (strcmp(c->plan.entries[e].target, "n1") == 0)
+				return true;
+	}
+	return false;
+}
+
+static void only_n1_has_room(struct fw *w)
+{
+	fw_set_host(w, 0, 1, 1 * GIB, false);
+	fw_set_host(w, 2, 1, 1 * GIB, false);
+}
+
+SCN(test_issue9_previous_life_entries)
+{
+	struct fw *w = world(4, NULL);
+	only_n1_has_room(w);
+	add_vms(w, 3, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	fw_crash_host(w, 3);
+	W_ASSERT(w, fw_run_until(w, n1_targeted, NULL, 20000) >= 0, "no plan placed n3's VMs on n1");
+	size_t before = recs(w, FO_EV_RESTART, 1, 3);
+	fw_crash_agent(w, 1);
+	fw_run_for(w, 2000);
+	fw_restart_agent(w, 1);
+	uint64_t t = settle(w, 150000, "previous life");
+	/* the restarted agent started nothing from entries given to the life
+	 * that died: every RESTART of n1 after its restart is of a later round
+	 * (a new placement, after the hand-back) */
+	size_t old_round = 0;
+	for (size_t k = 0; k < fw_log_count(w); k++) {
+		const struct fw_rec *r = fw_log_at(w, k);
+		old_round += r->type == FO_EV_RESTART && r->node == 1 && r->peer == 3 &&
+		             r->inst.round == 0 && r->t > first_rec(w, FW_R_RESTART_AGENT, 1, -1);
+	}
+	W_ASSERT(w, old_round == 0, "%zu round-0 entries of the previous life started", old_round);
+	check_counters(w);
+	fprintf(stderr, "  previous-life entries: %zu RESTARTs before the agent died, none of "
+	        "its entries after; every HA VM runs %" PRIu64 " ms after\n", before, t);
+	world_free(w);
 }
 
 /* Runs one schedule; false (with fail) on a violation. */
@@ -1560,27 +1914,45 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 	fw_start(w);
 	gen_faults(&s, t);
 	fw_at(w, ACTIVE_MS, ev_end_faults, 0, 0, &s);
-	fw_run_for(w, END_MS);
+	fw_run_for(w, ACTIVE_MS);
+	/* The availability oracle (fw_liveness), from the heal on: the first
+	 * moment every HA VM that should run runs (on exactly one host) is
+	 * the schedule's heal -> running time; at the bound it must hold. */
+	char why[256] = "";
+	int64_t healed = -1;
+	for (uint64_t ms = 0; ms <= LIVE_BOUND_MS; ms += 1000) {
+		if (ms)
+			fw_run_for(w, 1000);
+		if (healed < 0 && fw_liveness(w, why, sizeof(why)) == 0)
+			healed = (int64_t)ms;
+	}
 	const struct fw_counters *c = fw_counters(w);
 	bool ok = fw_violation(w) == NULL;
 	if (!ok)
 		snprintf(fail, faillen, "%s", fw_violation(w));
-	/* liveness where it is guaranteed: one whole-host crash, nothing else,
-	 * room everywhere (at most 4 VMs of <= 2 vCPUs, 4 GiB per host of
-	 * >= 16 CPUs, 64 GiB, and at least one other non-witness host), 100 s
-	 * to go after the crash */
-	int lost = 0;
+	int missing = fw_liveness(w, why, sizeof(why));
+	if (ok && missing) {
+		ok = false;
+		snprintf(fail, faillen, "liveness: %d HA VMs should run %u s after the heal and do "
+		         "not: %s", missing, LIVE_BOUND_MS / 1000, why);
+	}
+	int lost = 0, forgotten = 0;
 	for (int v = 0; v < fw_vm_count(w); v++)
-		if (fw_vm_copies(w, v) == 0)
+		if (fw_vm_copies(w, v) == 0) {
 			lost++;
-	if (ok && s.clean) {
-		for (int v = 0; v < fw_vm_count(w) && ok; v++)
-			if (fw_vm_copies(w, v) != 1) {
-				ok = false;
-				snprintf(fail, faillen, "liveness: %s (of %s) runs %d times 100 s after a "
-				         "single host crash", fw_vm_name(w, v), fw_name(w, fw_vm_home(w, v)),
-				         fw_vm_copies(w, v));
-			}
+			forgotten += fw_vm_forgotten(w, v);
+		}
+	if (lost && !missing)
+		t->excused++; /* no room, no quorate side, or forgotten: said by the oracle */
+	t->forgotten += (uint64_t)forgotten;
+	if (healed >= 0) {
+		if (t->n_heal == t->cap_heal) {
+			t->cap_heal = t->cap_heal ? 2 * t->cap_heal : 1024;
+			t->heal_ms = realloc(t->heal_ms, t->cap_heal * sizeof(*t->heal_ms));
+			if (t->heal_ms == NULL)
+				abort();
+		}
+		t->heal_ms[t->n_heal++] = (uint64_t)healed;
 	}
 	if (ok && (c->rejected || c->timer_spins)) {
 		ok = false;
@@ -1602,9 +1974,12 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 	t->remote_ok += c->remote_fence_ok;
 	t->remote_failed += c->remote_fence_failed;
 	t->watchdog += c->watchdog_kills;
+	t->wd_resets += c->watchdog_resets;
+	t->new_incs += c->new_incarnations;
 	t->plans += c->plans_chosen;
 	t->no_room += c->no_room;
 	t->handed_back += c->handed_back;
+	t->epoch_reused += c->epoch_reused;
 	t->lost += (uint64_t)lost;
 	t->msgs += c->fo_msgs + c->swim_msgs;
 	t->spins += c->timer_spins;
@@ -1612,6 +1987,12 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 	cur = NULL;
 	fw_free(w);
 	return ok;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
 }
 
 static void test_randomized_schedules(void **state)
@@ -1653,23 +2034,41 @@ static void test_randomized_schedules(void **state)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	uint64_t p50 = 0, p99 = 0, pmax = 0;
+	if (t.n_heal) {
+		qsort(t.heal_ms, t.n_heal, sizeof(*t.heal_ms), u64_cmp);
+		p50 = t.heal_ms[t.n_heal / 2];
+		p99 = t.heal_ms[(t.n_heal * 99) / 100];
+		pmax = t.heal_ms[t.n_heal - 1];
+	}
 	fprintf(stderr,
-	        "  double starts: %" PRIu64 " in %" PRIu64 " schedules (%" PRIu64 " clean, liveness "
-	        "asserted); oracle violations %" PRIu64 "\n"
+	        "  %" PRIu64 " schedules (%" PRIu64 " single-crash): safety violations %" PRIu64
+	        " (double starts %" PRIu64 "), liveness asserted in every one\n"
+	        "  heal -> every HA VM that should run runs: p50 %" PRIu64 " ms, p99 %" PRIu64
+	        " ms, max %" PRIu64 " ms (bound %u ms)\n"
 	        "  %" PRIu64 " steps, %.0f simulated s, %" PRIu64 " messages in %.2f s\n"
 	        "  faults: host crash %" PRIu64 ", agent crash %" PRIu64 ", pause %" PRIu64
 	        ", partition %" PRIu64 ", one-way block %" PRIu64 ", loss burst %" PRIu64
-	        ", flapping %" PRIu64 ", crash + force-leave %" PRIu64 "\n"
+	        ", flapping %" PRIu64 ", crash + force-leave %" PRIu64 ", loss on every link %" PRIu64
+	        ", gray host %" PRIu64 ", quick reboot %" PRIu64 ", agent restart %" PRIu64 "\n"
 	        "  plans %" PRIu64 ", restarts %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64
 	        ", of which no room in truth %" PRIu64 "), no room %" PRIu64 ", handed back %" PRIu64 "\n"
 	        "  self-fences %" PRIu64 ", fence orders %" PRIu64 ", remote fences ok %" PRIu64
-	        " / failed %" PRIu64 ", watchdog kills %" PRIu64 ", VMs not running at the end %" PRIu64
-	        "\n",
-	        t.double_starts, t.schedules, t.clean, t.violations, t.steps, (double)t.sim_ms / 1000.0,
-	        t.msgs, secs, t.faults[0], t.faults[1], t.faults[2], t.faults[3], t.faults[4],
-	        t.faults[5], t.faults[6], t.faults[7], t.plans, t.restarts, t.restarts_ok, t.restarts_failed,
-	        t.cap_refusals, t.no_room, t.handed_back, t.fence_self, t.fence_vms, t.remote_ok,
-	        t.remote_failed, t.watchdog, t.lost);
+	        " / failed %" PRIu64 ", watchdog resets %" PRIu64 " (VMs %" PRIu64 "), new "
+	        "incarnations %" PRIu64 "\n"
+	        "  VMs not running at the end %" PRIu64 " (in %" PRIu64 " schedules, each excused by "
+	        "the oracle: no room, or no quorate side, or forgotten), of which forgotten %" PRIu64
+	        " (every host with its definition lost it, and no live agent remembers it: the\n"
+	        "  simulator models no replica store); epochs reused that only copies on down hosts "
+	        "had: %" PRIu64 "\n",
+	        t.schedules, t.clean, t.violations, t.double_starts, p50, p99, pmax, LIVE_BOUND_MS,
+	        t.steps, (double)t.sim_ms / 1000.0, t.msgs, secs, t.faults[0], t.faults[1],
+	        t.faults[2], t.faults[3], t.faults[4], t.faults[5], t.faults[6], t.faults[7],
+	        t.faults[8], t.faults[9], t.faults[10], t.faults[11], t.plans, t.restarts,
+	        t.restarts_ok, t.restarts_failed, t.cap_refusals, t.no_room, t.handed_back,
+	        t.fence_self, t.fence_vms, t.remote_ok, t.remote_failed, t.wd_resets, t.watchdog,
+	        t.new_incs, t.lost, t.excused, t.forgotten, t.epoch_reused);
+	free(t.heal_ms);
 	if (failed)
 		fail_msg("%ld of %" PRIu64 " schedules failed; first: %s\n  replay: MV_SIM_SEED=%" PRIu64
 		         " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules", failed, t.schedules,
@@ -1705,6 +2104,13 @@ int main(void)
 	    cmocka_unit_test_teardown(test_incarnation_bump_during_partition, teardown),
 	    cmocka_unit_test_teardown(test_rebooted_agent_counts_all_voters, teardown),
 	    cmocka_unit_test_teardown(test_force_leave_then_second_death, teardown),
+	    cmocka_unit_test_teardown(test_issue9_gray_host, teardown),
+	    cmocka_unit_test_teardown(test_issue9_loss_everywhere, teardown),
+	    cmocka_unit_test_teardown(test_issue9_quorum_holds_at_25_percent_loss, teardown),
+	    cmocka_unit_test_teardown(test_issue9_majority_never_fences, teardown),
+	    cmocka_unit_test_teardown(test_issue9_quick_reboot, teardown),
+	    cmocka_unit_test_teardown(test_issue9_no_watchdog_boot_loop, teardown),
+	    cmocka_unit_test_teardown(test_issue9_previous_life_entries, teardown),
 	    cmocka_unit_test_teardown(test_randomized_schedules, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -755,7 +755,84 @@ static void test_failover_section_errors(void **state)
 	                 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
 	assert_err_has(f, "failover.fence_after_ms: 5000 must be at least three heartbeats");
-	assert_int_equal(parse(f, "--fence-after-ms", "6000", NULL), 0);
+	/* three heartbeats of 2 s make a 6 s quorate window: the margin follows */
+	assert_int_equal(parse(f, "--fence-after-ms", "6000", "--fence-margin-ms", "6000", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+}
+
+/* The quorate window: the core's 3000 ms, at most F / 2, at least three
+ * heartbeats (that raise wins). */
+static void test_failover_quorate_window(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	assert_int_equal(agent_options_quorate_ms(o), 3000); /* defaults: 1000, 10000 */
+	o->fo_heartbeat_ms = 250;
+	o->fo_fence_after_ms = 3000;
+	assert_int_equal(agent_options_quorate_ms(o), 1500);
+	o->fo_fence_after_ms = 10000;
+	assert_int_equal(agent_options_quorate_ms(o), 3000);
+	o->fo_heartbeat_ms = 2000;
+	o->fo_fence_after_ms = 6000;
+	assert_int_equal(agent_options_quorate_ms(o), 6000);
+}
+
+/* fence_margin_ms below the quorate window: a host petted its watchdog
+ * until q + window, and targets restart F + margin after learning the plan
+ * (failover.c, rule (1)). */
+static void test_failover_margin_below_quorate_window(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	make_valid(f);
+	/* the shipped defaults sit on the boundary: margin 3000 = window 3000 */
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+	assert_int_equal(parse(f, "--fence-margin-ms", "2999", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_string_equal(f->err,
+	                    "failover.fence_margin_ms: 2999 is below the quorate window of 3000 ms "
+	                    "(heartbeat_ms 1000, fence_after_ms 10000); it must be at least that, or "
+	                    "a restart could overlap a host whose watchdog has not fired yet");
+	assert_int_equal(parse(f, "--failover-heartbeat-ms", "250", "--fence-after-ms", "3000",
+	                       "--fence-margin-ms", "1000", NULL),
+	                 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_string_equal(f->err,
+	                    "failover.fence_margin_ms: 1000 is below the quorate window of 1500 ms "
+	                    "(heartbeat_ms 250, fence_after_ms 3000); it must be at least that, or "
+	                    "a restart could overlap a host whose watchdog has not fired yet");
+	assert_int_equal(parse(f, "--fence-margin-ms", "1499", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_err_has(f, "failover.fence_margin_ms: 1499 is below the quorate window of 1500 ms");
+	assert_int_equal(parse(f, "--fence-margin-ms", "1500", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+	/* from the file too */
+	assert_int_equal(load(f, "{\"failover\": {\"heartbeat_ms\": 250, \"fence_after_ms\": 4000, "
+	                         "\"fence_margin_ms\": 500}}"),
+	                 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_err_has(f, "failover.fence_margin_ms: 500 is below the quorate window of 2000 ms "
+	                  "(heartbeat_ms 250, fence_after_ms 4000)");
+}
+
+/* With a watchdog, F must allow a whole-second timeout of at least 2 s. */
+static void test_failover_watchdog_needs_two_seconds(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	make_valid(f);
+	assert_int_equal(parse(f, "--failover-heartbeat-ms", "250", "--fence-after-ms", "1999",
+	                       "--fence-margin-ms", "1000", NULL),
+	                 0);
+	/* without a watchdog 1999 ms is fine */
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+	assert_int_equal(parse(f, "--watchdog", "/dev/watchdog", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_string_equal(f->err,
+	                    "failover.fence_after_ms: 1999 is below 2000, the least that "
+	                    "failover.watchdog (/dev/watchdog) can take: watchdog timeouts are whole "
+	                    "seconds, at least 2, and the device must fire within fence_after_ms");
+	assert_int_equal(parse(f, "--fence-after-ms", "2000", NULL), 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
 }
 
@@ -797,6 +874,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_node_section_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failover_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failover_section_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failover_quorate_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failover_margin_below_quorate_window, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_failover_watchdog_needs_two_seconds, setup,
+		                                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

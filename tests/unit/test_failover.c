@@ -8,8 +8,12 @@
  * be in the past after a timer). Events are collected per core, with their
  * plans, and looked up by type. n0 is the host that dies in most tests; it
  * runs the HA VMs of the gossiped view that set_view() feeds everyone.
+ *
+ * FO_TEST=pattern (cmocka's filter, * and ? allowed) runs only the tests
+ * whose name matches.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -172,7 +176,10 @@ static void run_until(struct net *t, uint64_t until)
 				continue;
 			assert_int_equal(fo_handle_timer(t->n[i].f, t->now), 0);
 			/* never a deadline in the past (or now) after a timer */
-			assert_true(fo_next_deadline(t->n[i].f) > t->now);
+			uint64_t d = fo_next_deadline(t->n[i].f);
+			if (d <= t->now)
+				fail_msg("%s: next deadline %" PRIu64 " is not after the timer at %" PRIu64,
+				         names[i], d, t->now);
 		}
 		pump(t);
 	}
@@ -193,6 +200,19 @@ static const struct fo_event *find_ev(const struct node *n, enum fo_event_type t
 		if (n->ev[k].type == ty && nth-- == 0)
 			return &n->ev[k];
 	return NULL;
+}
+
+/* The index of instance (dead, inc) in f's list (fo_instance_at). */
+static size_t instance_index(struct fo *f, const char *dead, uint64_t inc)
+{
+	for (size_t i = 0; i < fo_instance_count(f); i++) {
+		struct fo_instance_info info;
+		fo_instance_at(f, i, &info);
+		if (!strcmp(info.inst.dead, dead) && info.inst.incarnation == inc)
+			return i;
+	}
+	fail_msg("no instance %s/%" PRIu64, dead, inc);
+	return 0;
 }
 
 /* Every node declares `dead` DEAD at incarnation `inc` (except itself and
@@ -259,7 +279,7 @@ static void view_feed(struct net *t, struct view *v, int only)
 	}
 	for (int i = 0; i < t->count; i++)
 		if (only < 0 || only == i)
-			fo_set_hosts(t->n[i].f, v->hosts, (size_t)t->count);
+			fo_set_hosts(t->n[i].f, v->hosts, (size_t)t->count, t->now);
 }
 
 /* Four VMs on n0; room for everything elsewhere. */
@@ -448,15 +468,35 @@ static void test_self_fence_once(void **state)
 	const struct fo_event *e = find_ev(&t->n[0], FO_EV_FENCE_SELF, 0);
 	assert_non_null(strstr(e->text, "no majority acknowledged us for 10000 ms"));
 	assert_true(fo_fenced(t->n[0].f));
+	/* the self-fence ends the incarnation: the driver is asked for a new
+	 * one (at least 2), right after the fence */
+	assert_int_equal(count_ev(&t->n[0], FO_EV_NEW_INCARNATION), 1);
+	const struct fo_event *ni = find_ev(&t->n[0], FO_EV_NEW_INCARNATION, 0);
+	assert_true(ni > e);
+	assert_string_equal(ni->inst.dead, "n0");
+	assert_int_equal(ni->inst.incarnation, 2);
+	assert_non_null(strstr(ni->text, "incarnation 1 is over"));
 	run_until(t, t->now + 60000);
 	assert_int_equal(count_ev(&t->n[0], FO_EV_FENCE_SELF), 1);
+	assert_int_equal(count_ev(&t->n[0], FO_EV_NEW_INCARNATION), 1);
 	assert_int_equal(count_ev(&t->n[0], FO_EV_QUORUM_LOST), 1);
 	/* the majority side kept its quorum */
 	assert_true(fo_quorate(t->n[1].f, t->now));
 	assert_int_equal(count_ev(&t->n[1], FO_EV_FENCE_SELF), 0);
-	/* healed: quorum is back and the fenced flag clears; a new loss fences again */
+	/* healed: acknowledged again, but fenced through its own incarnation
+	 * it is not quorate until it lives at a newer one */
 	for (int j = 1; j < 3; j++)
 		t->cut[0][j] = t->cut[j][0] = false;
+	run_until(t, t->now + 2000);
+	assert_true(fo_acknowledged(t->n[0].f, t->now) >= 2);
+	assert_false(fo_quorate(t->n[0].f, t->now));
+	assert_true(fo_fenced(t->n[0].f));
+	assert_int_equal(count_ev(&t->n[0], FO_EV_QUORUM_REGAINED), 0);
+	/* the driver carries the action out (SWIM refutes at 2): quorum is back
+	 * and the fenced flag clears; a new loss fences again */
+	fo_set_incarnation(t->n[0].f, 2);
+	for (int j = 1; j < 3; j++)
+		fo_member(t->n[j].f, "n0", FO_ALIVE, 2, t->now);
 	run_until(t, t->now + 2000);
 	assert_true(fo_quorate(t->n[0].f, t->now));
 	assert_false(fo_fenced(t->n[0].f));
@@ -464,6 +504,8 @@ static void test_self_fence_once(void **state)
 	t->n[1].down = t->n[2].down = true;
 	run_until(t, t->now + 15000);
 	assert_int_equal(count_ev(&t->n[0], FO_EV_FENCE_SELF), 2);
+	assert_int_equal(count_ev(&t->n[0], FO_EV_NEW_INCARNATION), 2);
+	assert_int_equal(find_ev(&t->n[0], FO_EV_NEW_INCARNATION, 1)->inst.incarnation, 3);
 	net_free(t);
 }
 
@@ -525,16 +567,45 @@ static void test_acks_refused_for_dead(void **state)
 	assert_string_equal(m.inst.dead, "n0");
 	assert_int_equal(m.inst.incarnation, 1);
 	fo_msg_clear(&m);
-	/* refuted (incarnation 2): still no ack while failover 1 is not fenced */
+	/* refuted (incarnation 2) while failover 1 is merely open here (no
+	 * value accepted or learned): acknowledged — an open instance alone
+	 * withholds nothing (issue 9, case 3) */
 	fo_member(r, "n0", FO_ALIVE, 2, 1004);
 	drop_all(r);
 	hb(r, "n0", "n1", 2, 1005, 0, 1005);
+	assert_true(pop_type(r, FO_HB_ACK, &m));
+	assert_int_equal(m.stamp, 1005);
+	fo_msg_clear(&m);
+	/* once this acceptor accepts a non-empty first plan for incarnation 1,
+	 * no ack while failover 1 is not fenced */
+	struct fo_plan_entry pe;
+	memset(&pe, 0, sizeof(pe));
+	snprintf(pe.uuid, sizeof(pe.uuid), "u1");
+	snprintf(pe.name, sizeof(pe.name), "vm-u1");
+	snprintf(pe.target, sizeof(pe.target), "n2");
+	pe.new_epoch = 2;
+	memset(&m, 0, sizeof(m));
+	m.type = FO_ACCEPT;
+	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.to, sizeof(m.to), "n1");
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n0");
+	m.inst.incarnation = 1;
+	m.ballot.number = 1;
+	snprintf(m.ballot.proposer, sizeof(m.ballot.proposer), "n2");
+	m.has_plan = true;
+	m.plan.n = 1;
+	m.plan.entries = &pe;
+	assert_int_equal(fo_handle_message(r, &m, 1005), 0);
+	assert_true(pop_type(r, FO_ACCEPTED, &m));
+	fo_msg_clear(&m);
+	hb(r, "n0", "n1", 2, 1006, 0, 1006);
 	assert_true(pop_type(r, FO_HB_NACK, &m));
 	assert_non_null(strstr(m.text, "pending"));
+	assert_string_equal(m.inst.dead, "n0");
 	assert_int_equal(m.inst.incarnation, 1);
 	fo_msg_clear(&m);
 	/* once it reports fenced_through >= 1 it is acknowledged again */
-	hb(r, "n0", "n1", 2, 1006, 1, 1006);
+	hb(r, "n0", "n1", 2, 1007, 1, 1007);
 	assert_true(pop_type(r, FO_HB_ACK, &m));
 	fo_msg_clear(&m);
 	fo_free(r);
@@ -1160,6 +1231,17 @@ static struct fo_host mkhost(const char *name, uint32_t cpus, uint64_t mem_gib)
 	return h;
 }
 
+/* Our own state in the view (no HA VM here) at incarnation `inc`: what a
+ * core waits for before it decides about entries of an earlier life of
+ * its agent (what runs here says whether that life started them). */
+static void own_view(struct fo *f, const char *self, uint64_t inc, uint64_t now)
+{
+	struct fo_host h = mkhost(self, 16, 64);
+	h.incarnation = inc;
+	h.quorate = true;
+	fo_set_hosts(f, &h, 1, now);
+}
+
 static void test_plan_compute(void **state)
 {
 	(void)state;
@@ -1579,10 +1661,14 @@ static struct fo_plan_entry entry(const char *uuid, const char *target, uint64_t
 	return e;
 }
 
-/* Nodes saw n0 die at incarnations 1 and 2: two instances. An acceptor
- * never accepts, in one, a VM it accepted (or learned chosen) in the other
- * at the same or a newer epoch; its PROMISEs report the other's chosen
- * plan (superseded). */
+/* Nodes saw n0 die at incarnations 1 and 2: two instances. They never
+ * place one VM twice: the newer recovery supersedes the older one's
+ * undecided first round at every acceptor that took part in it, and its
+ * PROMISEs carry what the older one's values placed (adopt), so the newer
+ * plan keeps those placements as they are. Instances of OTHER hosts are
+ * kept apart by the epoch check: an acceptor never accepts, in one, a VM
+ * another accepted (or chosen) value holds at the same or a newer epoch.
+ * PROMISEs also report other incarnations' chosen plans (superseded). */
 static void test_incarnations_never_share_a_vm(void **state)
 {
 	(void)state;
@@ -1591,6 +1677,7 @@ static void test_incarnations_never_share_a_vm(void **state)
 	struct fo *a = fo_new(&c, 1000);
 	fo_member(a, "n0", FO_DEAD, 2, 1000);
 	fo_member(a, "n2", FO_ALIVE, 1, 1000);
+	fo_member(a, "n3", FO_DEAD, 1, 1000);
 	drop_all(a);
 	struct fo_plan_entry v1[2] = {entry("u1", "n2", 2), entry("u2", "n2", 2)};
 	struct fo_msg m, r;
@@ -1598,41 +1685,104 @@ static void test_incarnations_never_share_a_vm(void **state)
 	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
 	assert_true(pop_type(a, FO_ACCEPTED, &r));
 	fo_msg_clear(&r);
-	/* (n0,2) with u2 at the same epoch: refused */
-	struct fo_plan_entry v2[2] = {entry("u2", "n2", 2), entry("u3", "n2", 2)};
-	msg_plan(&m, FO_ACCEPT, "n2", "n1", 2, 0, 1, v2, 2);
+	/* another host's failover (n3,1) with u2 at the same epoch elsewhere:
+	 * refused, naming the VM so that the proposer leaves it out (the very
+	 * same placement, VM on n2 at epoch 2, would be one VM, not two) */
+	struct fo_plan_entry x[2] = {entry("u2", "n1", 2), entry("u9", "n1", 2)};
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 1, x, 2);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
 	assert_int_equal(fo_handle_message(a, &m, 2001), 0);
 	assert_true(pop_type(a, FO_REJECT, &r));
-	assert_non_null(strstr(r.text, "also in the plan"));
+	assert_non_null(strstr(r.text, "also in the plan for n0 incarnation 1"));
+	assert_string_equal(r.vm_uuid, "u2");
 	fo_msg_clear(&r);
 	/* without u2, or with u2 at a newer epoch (it came back since): fine */
-	msg_plan(&m, FO_ACCEPT, "n2", "n1", 2, 0, 1, &v2[1], 1);
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 1, &x[1], 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
 	assert_int_equal(fo_handle_message(a, &m, 2002), 0);
 	assert_true(pop_type(a, FO_ACCEPTED, &r));
 	fo_msg_clear(&r);
-	v2[0].new_epoch = 4;
-	msg_plan(&m, FO_ACCEPT, "n2", "n1", 2, 0, 2, v2, 2);
+	x[0].new_epoch = 4;
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 2, x, 2);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
 	assert_int_equal(fo_handle_message(a, &m, 2003), 0);
 	assert_true(pop_type(a, FO_ACCEPTED, &r));
 	fo_msg_clear(&r);
-	/* (n0,1) is learned chosen: a PROMISE for (n0,2) carries its entries */
-	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, v1, 2);
-	assert_int_equal(fo_handle_message(a, &m, 2004), 0);
-	drop_all(a);
+	/* the newer recovery (n0,2): the promise carries what (n0,1)'s accepted
+	 * value placed, per VM, with where it comes from */
 	prepare_msg(&m, "n2", "n1", 7, 0);
 	m.inst.incarnation = 2;
+	assert_int_equal(fo_handle_message(a, &m, 2004), 0);
+	assert_true(pop_type(a, FO_PROMISE, &r));
+	assert_false(r.has_plan);
+	assert_int_equal(r.superseded.n, 0); /* nothing chosen yet */
+	assert_int_equal(r.n_adopt, 2);
+	for (size_t k = 0; k < r.n_adopt; k++) {
+		assert_true(!strcmp(r.adopt[k].e.uuid, "u1") || !strcmp(r.adopt[k].e.uuid, "u2"));
+		assert_string_equal(r.adopt[k].e.target, "n2");
+		assert_int_equal(r.adopt[k].e.new_epoch, 2);
+		assert_int_equal(r.adopt[k].incarnation, 1);
+		assert_int_equal(r.adopt[k].round, 0);
+		assert_int_equal(r.adopt[k].ballot.number, 1);
+		assert_string_equal(r.adopt[k].ballot.proposer, "n2");
+	}
+	assert_string_not_equal(r.adopt[0].e.uuid, r.adopt[1].e.uuid);
+	fo_msg_clear(&r);
+	/* having promised in (n0,2), the acceptor refuses (n0,1)'s first round
+	 * for good: superseded, with the newer incarnation */
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 3, v1, 1);
 	assert_int_equal(fo_handle_message(a, &m, 2005), 0);
+	assert_true(pop_type(a, FO_REJECT, &r));
+	assert_non_null(strstr(r.text, "superseded by the recovery of n0 incarnation 2"));
+	assert_int_equal(r.incarnation, 2);
+	fo_msg_clear(&r);
+	prepare_msg(&m, "n2", "n1", 9, 0);
+	assert_int_equal(fo_handle_message(a, &m, 2006), 0);
+	assert_true(pop_type(a, FO_REJECT, &r));
+	assert_int_equal(r.incarnation, 2);
+	assert_non_null(strstr(r.text, "superseded"));
+	fo_msg_clear(&r);
+	/* (n0,2)'s value with u1 at the adopted placement: no clash with the
+	 * older first round it supersedes; with u2, which (n3,1) holds at
+	 * epoch 4 now, it is refused like any other */
+	struct fo_plan_entry v2[2] = {entry("u1", "n2", 2), entry("u2", "n2", 2)};
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 2, 0, 7, v2, 2);
+	assert_int_equal(fo_handle_message(a, &m, 2007), 0);
+	assert_true(pop_type(a, FO_REJECT, &r));
+	assert_non_null(strstr(r.text, "also in the plan for n3 incarnation 1"));
+	assert_string_equal(r.vm_uuid, "u2");
+	fo_msg_clear(&r);
+	snprintf(v2[1].uuid, sizeof(v2[1].uuid), "u3");
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 2, 0, 7, v2, 2);
+	assert_int_equal(fo_handle_message(a, &m, 2007), 0);
+	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	fo_msg_clear(&r);
+	/* (n0,1) is learned chosen after all: a PROMISE for (n0,2) carries its
+	 * entries (superseded) and its placements (adopt), and the value this
+	 * acceptor accepted for (n0,2) */
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, v1, 2);
+	assert_int_equal(fo_handle_message(a, &m, 2008), 0);
+	drop_all(a);
+	prepare_msg(&m, "n2", "n1", 8, 0);
+	m.inst.incarnation = 2;
+	assert_int_equal(fo_handle_message(a, &m, 2009), 0);
 	assert_true(pop_type(a, FO_PROMISE, &r));
 	assert_int_equal(r.superseded.n, 2);
 	assert_string_equal(r.superseded.entries[0].uuid, "u1");
+	assert_int_equal(r.n_adopt, 2);
 	assert_true(r.has_plan); /* what it accepted for (n0,2) */
+	assert_int_equal(r.accepted_ballot.number, 7);
+	assert_true(fo_plan_equal(&r.plan, &(struct fo_plan){.n = 2, .entries = v2}));
 	fo_msg_clear(&r);
 	assert_null(r.superseded.entries);
+	assert_null(r.adopt);
+	assert_int_equal(r.n_adopt, 0);
 	drop_all(a);
 	fo_free(a);
 }
 
-/* A FENCE_ORDER covers every chosen instance up to its incarnation. */
+/* A FENCE_ORDER covers every chosen instance up to its incarnation (and
+ * stops below an undecided one, unless a newer recovery superseded it). */
 static void test_fence_order_union(void **state)
 {
 	(void)state;
@@ -1653,17 +1803,13 @@ static void test_fence_order_union(void **state)
 	msg_plan(&m, FO_CHOSEN, "n2", "n1", 3, 0, 1, p3, 1);
 	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
 	drop_all(a);
-	/* (n0,2) undecided: the order stops below it */
+	/* (n0,2) undecided, but superseded by the learned newer (n0,3) (whose
+	 * plan adopted whatever (n0,2) may have placed): the order goes up to
+	 * 3 at once */
 	hb(a, "n0", "n1", 4, 2001, 0, 2001);
 	assert_true(pop_type(a, FO_FENCE_ORDER, &r));
-	assert_int_equal(r.inst.incarnation, 1);
-	assert_int_equal(r.plan.n, 1);
-	fo_msg_clear(&r);
-	/* fenced through 1: (n0,2) pending */
-	hb(a, "n0", "n1", 4, 2002, 1, 2002);
-	assert_true(pop_type(a, FO_HB_NACK, &r));
-	assert_int_equal(r.inst.incarnation, 2);
-	assert_non_null(strstr(r.text, "pending"));
+	assert_int_equal(r.inst.incarnation, 3);
+	assert_int_equal(r.plan.n, 2);
 	fo_msg_clear(&r);
 	/* (n0,2) chosen: one order up to 3 with u1, u2, u3 once each */
 	msg_plan(&m, FO_CHOSEN, "n2", "n1", 2, 0, 1, p2, 2);
@@ -1709,6 +1855,7 @@ static void test_target_incarnation(void **state)
 	struct fo_plan_entry p[2] = {entry("old", "n1", 2), entry("new", "n1", 2)};
 	p[0].target_incarnation = 1;
 	p[1].target_incarnation = 2;
+	own_view(a, "n1", 2, 1550); /* "old" (an earlier life's) does not run here */
 	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 2);
 	assert_int_equal(fo_handle_message(a, &m, 1600), 0);
 	struct fo_event e;
@@ -1748,12 +1895,42 @@ static void test_target_incarnation(void **state)
 	fo_free(a);
 }
 
-/* The only target of a plan dies before starting anything: once its own
- * failover was chosen F + margin ago, its entries are re-planned. */
+/* The only target of a plan dies before starting anything: its entries are
+ * re-planned — each VM placed again exactly once, on a live host, above
+ * the epoch it was given to the dead target with, whichever instance (the
+ * one that gave it, or the target's own) re-places it — and nothing of it
+ * starts before the target's own failover is fenced (the target might
+ * still start what it was given). */
 static void reclaim_cfg(struct fo_config *c, int i)
 {
 	(void)i;
 	c->max_parallel = 8;
+}
+
+/* Placements of `uuid` that node f knows chosen, other than in `skip`'s
+ * round 0 (the first placement); the last one found in *last. */
+static size_t replacements(struct fo *f, const char *uuid, const struct fo_instance_id *skip,
+                           struct fo_plan_entry *last)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < fo_instance_count(f); i++) {
+		struct fo_instance_info info;
+		fo_instance_at(f, i, &info);
+		for (uint32_t r = 0; r < 16; r++) {
+			struct fo_instance_id id = info.inst;
+			id.round = r;
+			const struct fo_plan *p;
+			if ((r == 0 && !strcmp(id.dead, skip->dead) && id.incarnation == skip->incarnation) ||
+			    !fo_chosen_plan(f, &id, &p))
+				continue;
+			for (size_t e = 0; e < p->n; e++)
+				if (!strcmp(p->entries[e].uuid, uuid) && p->entries[e].target[0]) {
+					n++;
+					*last = p->entries[e];
+				}
+		}
+	}
+	return n;
 }
 
 static void test_dead_target_entries_replaced(void **state)
@@ -1785,18 +1962,34 @@ static void test_dead_target_entries_replaced(void **state)
 	run_until(t, det4 + 1000);
 	struct fo_instance_id id4 = {.dead = "n4", .incarnation = 1};
 	assert_true(fo_chosen_plan(t->n[1].f, &id4, NULL));
-	struct fo_instance_id r1 = {.dead = "n0", .incarnation = 1, .round = 1};
+	struct fo_instance_id first = {.dead = "n0", .incarnation = 1};
+	struct fo_plan_entry last;
 	run_until(t, det4 + 12000);
-	assert_false(fo_chosen_plan(t->n[1].f, &r1, NULL));
+	for (int i = 1; i < 4; i++) {
+		assert_int_equal(count_ev(&t->n[i], FO_EV_RESTART), 0);
+		struct fo_instance_info info;
+		fo_instance_at(t->n[i].f, instance_index(t->n[i].f, "n4", 1), &info);
+		assert_int_equal(info.phase, FO_PH_CHOSEN); /* not fenced yet */
+	}
 	run_until(t, det4 + 30000);
-	const struct fo_plan *q;
-	assert_true(fo_chosen_plan(t->n[1].f, &r1, &q));
-	assert_int_equal(q->n, 2);
-	for (size_t e = 0; e < q->n; e++) {
-		assert_string_not_equal(q->entries[e].target, "n4");
-		assert_string_not_equal(q->entries[e].target, "n0");
-		assert_true(q->entries[e].target[0]);
-		assert_int_equal(q->entries[e].new_epoch, 7);
+	for (size_t e = 0; e < 2; e++) {
+		const char *uuid = p->entries[e].uuid;
+		char target[FO_NAME_MAX] = "";
+		for (int i = 1; i < 4; i++) {
+			assert_int_equal(replacements(t->n[i].f, uuid, &first, &last), 1);
+			assert_string_not_equal(last.target, "n4");
+			assert_string_not_equal(last.target, "n0");
+			assert_true(last.new_epoch > 6);
+			if (!target[0])
+				snprintf(target, sizeof(target), "%s", last.target);
+			assert_string_equal(last.target, target);
+		}
+		/* and its target starts it, once (n4's failover is fenced now) */
+		size_t starts = 0;
+		const struct node *n = &t->n[idx(target)];
+		for (size_t k = 0; k < n->n_ev; k++)
+			starts += n->ev[k].type == FO_EV_RESTART && !strcmp(n->ev[k].entry.uuid, uuid);
+		assert_int_equal(starts, 1);
 	}
 	net_free(t);
 }
@@ -1808,7 +2001,24 @@ static void rounds1_cfg(struct fo_config *c, int i)
 	c->restart_attempts = 1;
 }
 
-/* Hand-back rounds used up: the VM is reported (NO_ROOM), the instance done. */
+/* The highest round of (dead, inc) that node f learned, or -1. */
+static int last_round(struct fo *f, const char *dead, uint64_t inc)
+{
+	int h = -1;
+	for (uint32_t r = 0; r < 64; r++) {
+		struct fo_instance_id id = {.incarnation = inc, .round = r};
+		snprintf(id.dead, sizeof(id.dead), "%s", dead);
+		if (fo_chosen_plan(f, &id, NULL))
+			h = (int)r;
+	}
+	return h;
+}
+
+/* Hand-back rounds used up (round 0 and max_rounds = 1 more): each VM is
+ * reported (NO_ROOM) and parked, the instance done; `ha` says why. A
+ * parked VM is not given up: it is tried again once the view has room,
+ * FO_PARK_RETRY_MS (10 s) later, in a later round — until every round
+ * of the instance is used; then it stays reported, with no retry left. */
 static void test_rounds_exhausted(void **state)
 {
 	(void)state;
@@ -1819,18 +2029,21 @@ static void test_rounds_exhausted(void **state)
 	t->n[0].down = true;
 	declare_dead(t, 0, 1);
 	run_until(t, t->now + 14000); /* fence wait */
-	for (int round = 0; round < 2; round++) {
-		for (int i = 1; i < 5; i++)
-			answer_restarts(t, i, false, "broken");
-		run_until(t, t->now + 20000);
-	}
+	/* round 0 fails everywhere; round 1 (the one hand-back round) too */
+	for (int i = 1; i < 5; i++)
+		answer_restarts(t, i, false, "broken");
+	run_until(t, t->now + 5000);
+	assert_int_equal(last_round(t->n[1].f, "n0", 1), 1);
+	for (int i = 1; i < 5; i++)
+		answer_restarts(t, i, false, "broken");
+	uint64_t parked_at = t->now;
 	struct fo_instance_id r1 = {.dead = "n0", .incarnation = 1, .round = 1};
 	const struct fo_plan *p1;
 	assert_true(fo_chosen_plan(t->n[1].f, &r1, &p1));
 	size_t placed1 = 0;
 	for (size_t e = 0; e < p1->n; e++)
 		placed1 += p1->entries[e].target[0] != '\0';
-	assert_true(placed1 > 0);
+	assert_int_equal(placed1, 4);
 	for (int i = 1; i < 5; i++) {
 		struct fo_instance_info info;
 		fo_instance_at(t->n[i].f, 0, &info);
@@ -1840,9 +2053,57 @@ static void test_rounds_exhausted(void **state)
 		size_t gave_up = 0;
 		for (size_t k = 0; k < t->n[i].n_ev; k++)
 			gave_up += t->n[i].ev[k].type == FO_EV_NO_ROOM &&
-			           strstr(t->n[i].ev[k].text, "rounds used") != NULL;
+			           strstr(t->n[i].ev[k].text, "handed back 2 times") != NULL;
 		assert_int_equal(gave_up, placed1);
+		/* reported down, with what is being done about it */
+		assert_int_equal(fo_owed_count(t->n[i].f), 4);
+		for (size_t k = 0; k < 4; k++) {
+			struct fo_owed o;
+			fo_owed_at(t->n[i].f, k, t->now, &o);
+			assert_string_equal(o.host, "n0");
+			assert_non_null(strstr(o.why, "its host is dead"));
+			assert_non_null(strstr(o.doing, "no host has room: next try in 10 s"));
+		}
 	}
+	/* no third placement before the retry is due */
+	run_until(t, parked_at + 10000 - 1);
+	for (int i = 1; i < 5; i++)
+		assert_int_equal(last_round(t->n[i].f, "n0", 1), 1);
+	/* the retry: round 2 places them again, one epoch up */
+	run_until(t, parked_at + 15000);
+	struct fo_instance_id r2 = {.dead = "n0", .incarnation = 1, .round = 2};
+	const struct fo_plan *p2;
+	assert_true(fo_chosen_plan(t->n[1].f, &r2, &p2));
+	assert_int_equal(p2->n, 4);
+	for (size_t e = 0; e < p2->n; e++) {
+		assert_true(p2->entries[e].target[0]);
+		assert_int_equal(p2->entries[e].new_epoch, 8);
+	}
+	/* every retry fails: the rounds run out, and the VMs stay reported */
+	for (int k = 0; k < 40; k++) {
+		for (int i = 1; i < 5; i++)
+			answer_restarts(t, i, false, "broken");
+		run_until(t, t->now + 30000);
+	}
+	for (int i = 1; i < 5; i++) {
+		assert_int_equal(last_round(t->n[i].f, "n0", 1), 15); /* FO_ROUNDS_MAX - 1 */
+		struct fo_instance_info info;
+		fo_instance_at(t->n[i].f, 0, &info);
+		assert_int_equal(info.phase, FO_PH_DONE);
+		assert_int_equal(info.n_restarted, 0);
+		assert_int_equal(fo_owed_count(t->n[i].f), 4);
+		struct fo_owed o;
+		fo_owed_at(t->n[i].f, 0, t->now, &o);
+		assert_non_null(strstr(o.doing, "no retry is left"));
+	}
+	/* and nothing more is proposed for it */
+	size_t props = 0;
+	for (int i = 1; i < 5; i++)
+		props += count_ev(&t->n[i], FO_EV_PROPOSING);
+	run_until(t, t->now + 600000);
+	for (int i = 1; i < 5; i++)
+		props -= count_ev(&t->n[i], FO_EV_PROPOSING);
+	assert_int_equal(props, 0);
 	net_free(t);
 }
 
@@ -1854,14 +2115,23 @@ static void grace_cfg(struct fo_config *c, int i)
 }
 
 /* n0 is declared dead by mistake and refutes within the grace: nobody
- * proposes before it ends, the plan chosen is empty, n0 destroys nothing
- * and keeps its quorum. */
+ * proposes before it ends; no plan is chosen before n0's state at its new
+ * incarnation is known (a plan from its old state would list the VMs it
+ * still runs); then the plan chosen is empty, n0 destroys nothing and
+ * keeps its quorum, and nobody withholds acks from it. */
 static void test_dead_grace(void **state)
 {
 	(void)state;
 	struct net *t = net_new(3, grace_cfg);
 	struct view v;
-	standard_view(t, &v);
+	view_init(&v, t->count, 16, 64);
+	view_vm(&v, 0, "db", 100, 2, 4, NULL);
+	view_vm(&v, 0, "web1", 50, 1, 2, "web");
+	view_vm(&v, 0, "web2", 50, 1, 2, "web");
+	view_vm(&v, 0, "batch", 0, 1, 1, NULL);
+	for (int i = 0; i < t->count; i++)
+		v.hosts[i].incarnation = 1;
+	view_feed(t, &v, -1);
 	run_until(t, t->now + 2000);
 	uint64_t det = t->now;
 	declare_dead(t, 0, 1);
@@ -1875,16 +2145,37 @@ static void test_dead_grace(void **state)
 	for (int i = 1; i < 3; i++)
 		assert_int_equal(count_ev(&t->n[i], FO_EV_PROPOSING), 0);
 	run_until(t, det + 1500);
+	size_t props = 0;
+	for (int i = 1; i < 3; i++)
+		props += count_ev(&t->n[i], FO_EV_PROPOSING);
+	assert_true(props >= 1);
+	/* n0's state at incarnation 2 has not come: no value yet */
+	run_until(t, det + 2000);
+	struct fo_instance_id id = {.dead = "n0", .incarnation = 1};
+	for (int i = 1; i < 3; i++)
+		assert_false(fo_chosen_plan(t->n[i].f, &id, NULL));
+	/* it comes, listing every VM running: nothing is owed */
+	v.hosts[0].incarnation = 2;
+	view_feed(t, &v, -1);
+	run_until(t, det + 6000);
 	const struct fo_plan *p;
 	check_single_plan(t, 0, 1, 0, &p);
 	assert_int_equal(p->n, 0);
 	run_until(t, det + 30000);
 	assert_int_equal(count_ev(&t->n[0], FO_EV_FENCE_VMS), 0);
 	assert_int_equal(count_ev(&t->n[0], FO_EV_FENCE_SELF), 0);
+	assert_int_equal(count_ev(&t->n[0], FO_EV_NEW_INCARNATION), 0);
 	assert_true(fo_quorate(t->n[0].f, t->now));
+	assert_int_equal(fo_acknowledged(t->n[0].f, t->now), 3);
 	for (int i = 1; i < 3; i++) {
 		assert_int_equal(count_ev(&t->n[i], FO_EV_RESTART), 0);
 		assert_int_equal(count_ev(&t->n[i], FO_EV_REMOTE_FENCE), 0);
+		/* held dead for a while, its VMs were reported down; alive again,
+		 * they are up where they were */
+		assert_int_equal(count_ev(&t->n[i], FO_EV_VM_RECOVERED),
+		                 count_ev(&t->n[i], FO_EV_VM_DOWN));
+		assert_int_equal(fo_owed_count(t->n[i].f), 0);
+		assert_int_equal(fo_instance_count(t->n[i].f), 1); /* no recovery opened */
 		struct fo_instance_info info;
 		fo_instance_at(t->n[i].f, 0, &info);
 		assert_int_equal(info.phase, FO_PH_DONE);
@@ -1935,7 +2226,7 @@ static void test_random_garbage(void **state)
 		v.hosts[i].vms = v.vms[i];
 		v.hosts[i].n_vms = v.n_vms[i];
 	}
-	fo_set_hosts(f, v.hosts, 4);
+	fo_set_hosts(f, v.hosts, 4, 1000);
 	uint64_t now = 1000;
 	struct fo_plan_entry ents[4];
 	struct fo_removed rem[3];
@@ -2014,12 +2305,9 @@ static void test_random_garbage(void **state)
 }
 
 
-/* A target that restarted a VM and is then failed over by a plan that does
- * not list it (stale view) destroys it with the order and hands it back;
- * one the order lists is destroyed and left to the order's plan. */
-static void test_fence_order_destroys_unlisted(void **state)
+/* Core n1 (incarnation 1) that restarted "kept" and "listed" for (n0, 1). */
+static struct fo *unlisted_core(void)
 {
-	(void)state;
 	struct fo_config c;
 	cfg_for(&c, 1);
 	c.max_parallel = 8;
@@ -2043,29 +2331,49 @@ static void test_fence_order_destroys_unlisted(void **state)
 	fo_restart_done(a, &id, "kept", true, NULL, 1004);
 	fo_restart_done(a, &id, "listed", true, NULL, 1004);
 	drop_all(a);
-	/* failed over: the order lists "listed" only */
-	fo_set_incarnation(a, 2);
+	return a;
+}
+
+/* A target that restarted a VM and is then failed over, at the incarnation
+ * it lives in, by a plan that does not list it (stale view) destroys it
+ * with the order and hands it back; one the order lists is destroyed and
+ * left to the order's plan; the incarnation is over. An order for an
+ * incarnation the target has already left (it refuted) concerns only what
+ * it lists: what runs here now belongs to the newer incarnation. */
+static void test_fence_order_destroys_unlisted(void **state)
+{
+	(void)state;
+	struct fo *a = unlisted_core();
+	/* failed over at incarnation 1: the order lists "listed" only */
 	struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
+	struct fo_msg m;
 	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
 	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
 	struct fo_event e;
-	size_t fence_vms = 0, handed = 0;
+	size_t fence_vms = 0, handed = 0, newinc = 0;
 	while (fo_pop_event(a, &e)) {
 		if (e.type == FO_EV_FENCE_VMS) {
 			fence_vms++;
 			assert_int_equal(e.plan.n, 2);
 			assert_string_equal(e.plan.entries[0].uuid, "listed");
 			assert_string_equal(e.plan.entries[1].uuid, "kept");
+			/* destroys the copy it started (epoch 2): below epoch 3 */
+			assert_int_equal(e.plan.entries[1].new_epoch, 3);
 		}
 		if (e.type == FO_EV_HANDED_BACK) {
 			assert_string_equal(e.entry.uuid, "kept");
 			handed++;
 		}
+		if (e.type == FO_EV_NEW_INCARNATION) {
+			assert_int_equal(e.inst.incarnation, 2);
+			newinc++;
+		}
 		fo_event_clear(&e);
 	}
 	assert_int_equal(fence_vms, 1);
 	assert_int_equal(handed, 1);
+	assert_int_equal(newinc, 1);
 	bool back = false, fenced = false;
 	while (fo_pop_output(a, &m)) {
 		back |= m.type == FO_RESTARTED && !m.ok && !strcmp(m.vm_uuid, "kept") && m.has_plan &&
@@ -2075,6 +2383,43 @@ static void test_fence_order_destroys_unlisted(void **state)
 	}
 	assert_true(back);
 	assert_true(fenced);
+	/* fenced through its own incarnation: not quorate until a newer one */
+	ack_to(a, "n2", "n1", 2000, 2001);
+	assert_false(fo_quorate(a, 2001));
+	fo_set_incarnation(a, 2);
+	assert_true(fo_quorate(a, 2001));
+	fo_free(a);
+
+	/* the same order once n1 lives at incarnation 2 already */
+	a = unlisted_core();
+	fo_set_incarnation(a, 2);
+	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
+	fence_vms = handed = newinc = 0;
+	while (fo_pop_event(a, &e)) {
+		if (e.type == FO_EV_FENCE_VMS) {
+			fence_vms++;
+			assert_int_equal(e.plan.n, 1);
+			assert_string_equal(e.plan.entries[0].uuid, "listed");
+		}
+		handed += e.type == FO_EV_HANDED_BACK;
+		newinc += e.type == FO_EV_NEW_INCARNATION;
+		fo_event_clear(&e);
+	}
+	assert_int_equal(fence_vms, 1);
+	assert_int_equal(handed, 0);
+	assert_int_equal(newinc, 0);
+	fenced = back = false;
+	while (fo_pop_output(a, &m)) {
+		back |= m.type == FO_RESTARTED && !m.ok;
+		fenced |= m.type == FO_FENCED && !strcmp(m.inst.dead, "n1");
+		fo_msg_clear(&m);
+	}
+	assert_false(back);
+	assert_true(fenced);
+	ack_to(a, "n2", "n1", 2000, 2001);
+	assert_true(fo_quorate(a, 2001));
 	fo_free(a);
 }
 
@@ -2098,7 +2443,7 @@ static struct fo *bound_core(int me, uint64_t now, struct view *v)
 		v->hosts[i].vms = v->vms[i];
 		v->hosts[i].n_vms = v->n_vms[i];
 	}
-	fo_set_hosts(f, v->hosts, 3);
+	fo_set_hosts(f, v->hosts, 3, now);
 	return f;
 }
 
@@ -2179,9 +2524,11 @@ static void bound_propose(struct fo *f, uint64_t *now, bool has_n2, uint64_t n2_
 	assert_true(chosen->has_plan && chosen->plan.n == 2);
 }
 
-/* An acceptor reports how long ago it last acked the dead host; it stops
- * acking once it opened the instance; a core that never acked it reports
- * nothing. */
+/* An acceptor reports how long ago it last acked the dead host (any
+ * incarnation); it stops acking it once it accepted a non-empty first plan
+ * (merely open, the instance withholds nothing from a newer incarnation:
+ * issue 9, case 3 — that ack is then the last one, and ACCEPTED reports
+ * it); a core that never acked it reports nothing. */
 static void test_ack_bound_acceptor(void **state)
 {
 	(void)state;
@@ -2193,18 +2540,42 @@ static void test_ack_bound_acceptor(void **state)
 	assert_true(pop_type(a, FO_HB_ACK, &r));
 	fo_msg_clear(&r);
 	fo_member(a, "n0", FO_DEAD, 1, 106000);
-	/* dead now (the instance is open): no ack, the last one stays 105000 */
+	/* dead now at incarnation 1: no ack, the last one stays 105000 */
 	hb(a, "n0", "n1", 1, 8, 0, 106500);
 	assert_false(pop_type(a, FO_HB_ACK, &r));
-	/* a later incarnation gets no ack either while the instance is unfenced */
+	/* a later incarnation is acked while nothing was accepted here */
 	hb(a, "n0", "n1", 2, 9, 0, 106600);
-	assert_false(pop_type(a, FO_HB_ACK, &r));
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	fo_msg_clear(&r);
 	struct fo_plan_entry e[1] = {entry("u1", "n2", 6)};
 	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 3, e, 1);
 	assert_int_equal(fo_handle_message(a, &m, 108000), 0);
 	assert_true(pop_type(a, FO_ACCEPTED, &r));
 	assert_true(r.has_ack_ago);
-	assert_int_equal(r.ack_ago_ms, 3000);
+	assert_int_equal(r.ack_ago_ms, 1400); /* 108000 - 106600 */
+	fo_msg_clear(&r);
+	/* accepted: no ack for any incarnation until it reports the fence */
+	hb(a, "n0", "n1", 2, 10, 0, 108100);
+	assert_false(pop_type(a, FO_HB_ACK, &r));
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 4, e, 1);
+	assert_int_equal(fo_handle_message(a, &m, 109000), 0);
+	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	assert_int_equal(r.ack_ago_ms, 2400); /* still from 106600 */
+	fo_msg_clear(&r);
+	hb(a, "n0", "n1", 2, 11, 1, 109100);
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	fo_msg_clear(&r);
+	fo_free(a);
+
+	/* an empty first plan accepted withholds nothing either */
+	a = bound_core(1, now, &v);
+	fo_member(a, "n0", FO_DEAD, 1, 106000);
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 3, NULL, 0);
+	assert_int_equal(fo_handle_message(a, &m, 106100), 0);
+	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	fo_msg_clear(&r);
+	hb(a, "n0", "n1", 2, 12, 0, 106200);
+	assert_true(pop_type(a, FO_HB_ACK, &r));
 	fo_msg_clear(&r);
 	fo_free(a);
 
@@ -2371,10 +2742,28 @@ static void test_ack_bound_learner(void **state)
 
 /* ---- the journal (RESTARTS) ------------------------------------------------- */
 
-/* An acceptor that opened a failover of n0 writes it to its journal; a new
- * core restored from that text refuses to acknowledge n0 (it has no
- * instance record) until n0 reports itself fenced through it. Without the
- * journal, the new core would ack at once: the amnesia the journal closes. */
+/* The records fo_journal_restore() counts in a journal text: every line
+ * but blank ones, comments, the format line and the entries of accepted
+ * plans. */
+static int journal_records(const char *text)
+{
+	int n = 0;
+	for (const char *l = text; l && *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t ll = nl ? (size_t)(nl - l) : strlen(l);
+		if (ll && l[0] != '#' && strncmp(l, "format ", 7) != 0 && strncmp(l, "entry ", 6) != 0)
+			n++;
+		l = nl ? nl + 1 : NULL;
+	}
+	return n;
+}
+
+/* An acceptor that accepted a (non-empty) first plan for a failover of n0
+ * writes it to its journal; a new core restored from that text refuses to
+ * acknowledge n0 until n0 reports itself fenced through it. Without the
+ * journal, the new core would ack at once: the amnesia the journal closes.
+ * Merely opening the instance withholds nothing (issue 9, case 3), so it
+ * owes no journal write. */
 static void test_journal_survives_restart(void **state)
 {
 	(void)state;
@@ -2388,16 +2777,24 @@ static void test_journal_survives_restart(void **state)
 	size_t len;
 	assert_int_equal(fo_journal_encode(r, &text, &len), 0);
 	assert_null(strstr(text, "\nfailed-over "));
+	assert_non_null(strstr(text, "\nformat 2\n"));
 	assert_int_equal(strlen(text), len);
 	free(text);
 	uint64_t v0 = fo_journal_version(r);
 	fo_member(r, "n0", FO_DEAD, 3, 1001);
+	assert_int_equal(fo_journal_version(r), v0); /* open only: nothing withheld */
+	struct fo_plan_entry e[1] = {entry("u1", "n2", 6)};
+	struct fo_msg m;
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 3, 0, 1, e, 1);
+	assert_int_equal(fo_handle_message(r, &m, 1001), 0);
 	assert_true(fo_journal_version(r) > v0);
+	drop_all(r);
 	uint64_t v1 = fo_journal_version(r);
 	fo_member(r, "n0", FO_DEAD, 3, 1002); /* nothing new: no rewrite owed */
 	assert_int_equal(fo_journal_version(r), v1);
 	assert_int_equal(fo_journal_encode(r, &text, &len), 0);
 	assert_non_null(strstr(text, "\nfailed-over n0 3\n"));
+	assert_non_null(strstr(text, "\naccepted n0 3 0 1 n2 1\n"));
 	fo_free(r);
 
 	/* the agent restarts: without the journal it acks n0 (now incarnation 4) */
@@ -2405,7 +2802,6 @@ static void test_journal_survives_restart(void **state)
 	fo_member(amnesiac, "n0", FO_ALIVE, 4, 50000);
 	fo_member(amnesiac, "n2", FO_ALIVE, 1, 50000);
 	drop_all(amnesiac);
-	struct fo_msg m;
 	hb(amnesiac, "n0", "n1", 4, 50001, 0, 50001);
 	assert_true(pop_type(amnesiac, FO_HB_ACK, &m));
 	fo_msg_clear(&m);
@@ -2414,7 +2810,8 @@ static void test_journal_survives_restart(void **state)
 	/* with it, the NACK says why, and carries the instance to fence for */
 	struct fo *restored = fo_new(&c, 50000);
 	char err[256];
-	assert_int_equal(fo_journal_restore(restored, text, len, err, sizeof(err)), 1);
+	assert_int_equal(fo_journal_restore(restored, text, len, err, sizeof(err)),
+	                 journal_records(text));
 	fo_member(restored, "n0", FO_ALIVE, 4, 50000);
 	fo_member(restored, "n2", FO_ALIVE, 1, 50000);
 	drop_all(restored);
@@ -2422,7 +2819,7 @@ static void test_journal_survives_restart(void **state)
 	assert_true(pop_type(restored, FO_HB_NACK, &m));
 	assert_string_equal(m.inst.dead, "n0");
 	assert_int_equal(m.inst.incarnation, 3);
-	assert_non_null(strstr(m.text, "before my restart"));
+	assert_non_null(strstr(m.text, "failover of incarnation 3"));
 	fo_msg_clear(&m);
 	hb(restored, "n0", "n1", 4, 50002, 2, 50002); /* fenced through 2 only */
 	assert_true(pop_type(restored, FO_HB_NACK, &m));
@@ -2431,7 +2828,7 @@ static void test_journal_survives_restart(void **state)
 	assert_true(pop_type(restored, FO_HB_ACK, &m));
 	assert_int_equal(m.stamp, 50003);
 	fo_msg_clear(&m);
-	/* the restored entry is written back unchanged */
+	/* the restored journal is written back unchanged */
 	char *again;
 	size_t alen;
 	assert_int_equal(fo_journal_encode(restored, &again, &alen), 0);
@@ -2442,10 +2839,62 @@ static void test_journal_survives_restart(void **state)
 	assert_int_equal(fo_voters(restored), 3);
 	free(text);
 	fo_free(restored);
+
+	/* a journal of format 1 (the "failed-over" lines only): no instance
+	 * record, the NACK names the journalled promise */
+	restored = fo_new(&c, 50000);
+	static const char v1text[] = "failed-over n0 3\n";
+	assert_int_equal(fo_journal_restore(restored, v1text, strlen(v1text), err, sizeof(err)), 1);
+	assert_int_equal(fo_instance_count(restored), 0);
+	fo_member(restored, "n0", FO_ALIVE, 4, 50000);
+	fo_member(restored, "n2", FO_ALIVE, 1, 50000);
+	drop_all(restored);
+	hb(restored, "n0", "n1", 4, 50001, 0, 50001);
+	assert_true(pop_type(restored, FO_HB_NACK, &m));
+	assert_int_equal(m.inst.incarnation, 3);
+	assert_non_null(strstr(m.text, "before my restart"));
+	fo_msg_clear(&m);
+	hb(restored, "n0", "n1", 4, 50003, 3, 50003);
+	assert_true(pop_type(restored, FO_HB_ACK, &m));
+	fo_msg_clear(&m);
+	fo_free(restored);
+}
+
+/* The journal of f as text (to free). */
+static char *journal_text(struct fo *f)
+{
+	char *text;
+	size_t len;
+	assert_int_equal(fo_journal_encode(f, &text, &len), 0);
+	assert_int_equal(strlen(text), len);
+	return text;
+}
+
+/* A journal refused whole: -EINVAL, the error names the line and `why`,
+ * and nothing of it was applied (same journal, no instance, same voters). */
+static void journal_refused(const char *text, size_t len, const char *why)
+{
+	struct fo *f = solo(false, 1000);
+	char *before = journal_text(f);
+	uint64_t v = fo_journal_version(f);
+	size_t voters = fo_voters(f);
+	char err[256];
+	int rc = fo_journal_restore(f, text, len, err, sizeof(err));
+	if (rc != -EINVAL || !strstr(err, why))
+		fail_msg("journal \"%.*s\": rc %d, err \"%s\", want \"%s\"", (int)len, text, rc, err,
+		         why);
+	assert_int_equal(fo_journal_version(f), v);
+	assert_int_equal(fo_instance_count(f), 0);
+	assert_int_equal(fo_voters(f), voters);
+	char *after = journal_text(f);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	fo_free(f);
 }
 
 /* Every malformed journal is refused whole, with the line and the reason;
- * nothing of it is applied. */
+ * nothing of it is applied — not the valid lines before the bad one. */
 static void test_journal_errors(void **state)
 {
 	(void)state;
@@ -2453,52 +2902,87 @@ static void test_journal_errors(void **state)
 		const char *text;
 		const char *why;
 	} bad[] = {
-	    {"failed-over\n", "line 1: expected \"failed-over"},
-	    {"# c\nfailed-over n0\n", "line 2: expected a name and an incarnation"},
-	    {"failed-over n0 \n", "line 1: the incarnation must be a decimal"},
+	    /* format 1 lines */
+	    {"failed-over\n", "line 1: a name is missing"},
+	    {"# c\nfailed-over n0\n", "line 2: the incarnation is missing"},
+	    {"failed-over n0 \n", "line 1: the incarnation is missing"},
 	    {"failed-over n0 0\n", "line 1: the incarnation must be a decimal"},
 	    {"failed-over n0 007\n", "without leading zeros"},
 	    {"failed-over n0 -1\n", "decimal digits only"},
 	    {"failed-over n0 1x\n", "decimal digits only"},
 	    {"failed-over n0 18446744073709551616\n", "larger than"},
 	    {"failed-over n0 123456789012345678901\n", "the incarnation must be a decimal"},
-	    {"failed-over  n0 1\n", "the name must be"},
-	    {"failed-over n0 1 2\n", "decimal digits only"},
+	    {"failed-over  n0 1\n", "a name is missing"},
+	    {"failed-over n0 1 2\n", "extra fields at the end of the line"},
 	    {"failed-over n/0 1\n", "the name must be"},
 	    {"failed-over n0 1\r\n", "decimal digits only"},
 	    {"Failed-over n0 1\n", "line 1: expected"},
 	    {" failed-over n0 1\n", "line 1: expected"},
 	    {"failed-over n0 2\nfailed-over n1 x\n", "line 2:"},
+	    /* format 2: the format line */
+	    {"format 1\nfailed-over n2 1\n", "line 1: unknown journal format"},
+	    {"format 3\n", "unknown journal format"},
+	    {"format\n", "unknown journal format"},
+	    {"format 2 2\n", "extra fields"},
+	    /* forgotten */
+	    {"forgotten n2\n", "line 1: the incarnation is missing"},
+	    {"forgotten n2 0\n", "the incarnation must be a decimal"},
+	    {"forgotten n/2 1\n", "the name must be"},
+	    /* promised NAME INC ROUND BALLOT PROPOSER */
+	    {"promised n2 1\n", "the round is missing"},
+	    {"promised n2 1 16 1 n3\n", "the round is out of range"},
+	    {"promised n2 1 00 1 n3\n", "leading zeros"},
+	    {"promised n2 1 0 0 n3\n", "the ballot must be a number from 1"},
+	    {"promised n2 1 0 18446744073709551616 n3\n", "the ballot must be"},
+	    {"promised n2 1 0 1\n", "a name is missing"},
+	    {"promised n2 1 0 1 n/3\n", "the name must be"},
+	    {"promised n2 1 0 1 n3 x\n", "extra fields"},
+	    /* accepted NAME INC ROUND BALLOT PROPOSER COUNT, then COUNT entries */
+	    {"accepted n2 1 0 1 n3 4097\n", "more entries than a plan may have"},
+	    {"accepted n2 1 0 1 n3 1\n", "the accepted plan above lists 1 entries, 0 follow"},
+	    {"accepted n2 1 0 1 n3 2\nentry =u1 =a =n3 0 1 1 2 = 1\n",
+	     "lists 2 entries, 1 follow"},
+	    {"accepted n2 1 0 1 n3 1\nfailed-over n2 1\n",
+	     "line 2: expected an \"entry\" line"},
+	    {"accepted n2 1 0 1 n3 1 7\n", "extra fields"},
+	    {"accepted n2 1 0 0 n3 0\n", "the ballot must be"},
+	    /* entry =UUID =NAME =TARGET PRIO VCPUS MEM_KIB EPOCH =GROUP TARGET_INC */
+	    {"accepted n2 1 0 1 n3 1\nentry u1 =a =n3 0 1 1 2 = 1\n", "must start with '='"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u%2 =a =n3 0 1 1 2 = 1\n", "%XX escape"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u%00 =a =n3 0 1 1 2 = 1\n", "%XX escape"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u%2f =a =n3 0 1 1 2 = 1\n", "%XX escape"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u/1 =a =n3 0 1 1 2 = 1\n", "must be %XX-escaped"},
+	    {"accepted n2 1 0 1 n3 1\nentry =0123456789012345678901234567890123456789 =a =n3 0 1 "
+	     "1 2 = 1\n",
+	     "a field is too long"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 x 1 1 2 = 1\n", "the priority is not"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 - 1 1 2 = 1\n", "the priority is not"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 2147483648 1 1 2 = 1\n",
+	     "the priority is out of range"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 4294967296 1 2 = 1\n",
+	     "the vCPU count is out of range"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 =\n", "the target incarnation is missing"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = 1 9\n", "extra fields"},
+	    {"entry =u1 =a =n3 0 1 1 2 = 1\n", "line 1: expected"},
+	    /* a bad line after valid ones of every kind: none of them applied */
+	    {"format 2\nfailed-over n2 3\nforgotten n2 1\npromised n2 3 0 4 n3\n"
+	     "accepted n2 3 0 4 n3 1\nentry =u1 =a =n3 0 1 1048576 2 = 1\nvoter n4\n"
+	     "promised n2 3 0 x n3\n",
+	     "line 8:"},
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct fo *f = solo(false, 1000);
-		char err[256];
-		int rc = fo_journal_restore(f, bad[i].text, strlen(bad[i].text), err, sizeof(err));
-		if (rc != -EINVAL || !strstr(err, bad[i].why))
-			fail_msg("journal %zu %s: rc %d, err \"%s\", want \"%s\"", i, bad[i].text, rc,
-			         err, bad[i].why);
-		uint64_t v = fo_journal_version(f);
-		assert_int_equal(v, 0); /* nothing applied */
-		fo_free(f);
-	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		journal_refused(bad[i].text, strlen(bad[i].text), bad[i].why);
 	/* a 64-character name is one too many; a NUL byte; too large */
 	char longname[128];
 	snprintf(longname, sizeof(longname), "failed-over %064d 1\n", 0);
-	struct fo *f = solo(false, 1000);
-	char err[256];
-	assert_int_equal(fo_journal_restore(f, longname, strlen(longname), err, sizeof(err)),
-	                 -EINVAL);
-	assert_non_null(strstr(err, "the name must be"));
-	assert_int_equal(fo_journal_restore(f, "failed-over n0 1\n\0", 18, err, sizeof(err)),
-	                 -EINVAL);
-	assert_non_null(strstr(err, "line 2: contains a NUL"));
-	assert_int_equal(fo_journal_restore(f, "", FO_JOURNAL_MAX_BYTES + 1, err, sizeof(err)),
-	                 -EINVAL);
-	assert_non_null(strstr(err, "bytes, more than"));
-	assert_int_equal(fo_journal_version(f), 0);
+	journal_refused(longname, strlen(longname), "the name must be");
+	journal_refused("failed-over n0 1\n\0", 18, "line 2: contains a NUL");
+	journal_refused("", FO_JOURNAL_MAX_BYTES + 1, "bytes, more than");
 	/* valid: comments, blank lines, no final newline, repeats (highest
 	 * wins), the largest incarnation, a 63-character name, our own name
 	 * (skipped) */
+	struct fo *f = solo(false, 1000);
+	char err[256];
 	char good[512];
 	snprintf(good, sizeof(good),
 	         "# comment\n\nfailed-over n2 5\nfailed-over n2 7\nfailed-over n2 6\n"
@@ -2506,9 +2990,7 @@ static void test_journal_errors(void **state)
 	         "failed-over %063d 2",
 	         0);
 	assert_int_equal(fo_journal_restore(f, good, strlen(good), err, sizeof(err)), 6);
-	char *text;
-	size_t len;
-	assert_int_equal(fo_journal_encode(f, &text, &len), 0);
+	char *text = journal_text(f);
 	assert_non_null(strstr(text, "\nfailed-over n2 7\n"));
 	assert_null(strstr(text, "failed-over n2 5"));
 	assert_null(strstr(text, "failed-over n0 "));
@@ -2517,15 +2999,1589 @@ static void test_journal_errors(void **state)
 	assert_true(strstr(text, "failed-over 000") < strstr(text, "failed-over n2"));
 	/* and what it writes reads back the same */
 	struct fo *g = solo(false, 1000);
-	assert_int_equal(fo_journal_restore(g, text, len, err, sizeof(err)), 3);
-	char *text2;
-	size_t len2;
-	assert_int_equal(fo_journal_encode(g, &text2, &len2), 0);
+	assert_int_equal(fo_journal_restore(g, text, strlen(text), err, sizeof(err)),
+	                 journal_records(text));
+	char *text2 = journal_text(g);
 	assert_string_equal(text, text2);
 	free(text);
 	free(text2);
 	fo_free(f);
 	fo_free(g);
+}
+
+/* ---- issue 9: journal format 2, recovery, owed VMs ------------------------- */
+
+static void fo_msg_init(struct fo_msg *m, enum fo_msg_type ty, const char *from, const char *to,
+                        const char *dead, uint64_t inc, uint32_t round)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = ty;
+	snprintf(m->from, sizeof(m->from), "%s", from);
+	snprintf(m->to, sizeof(m->to), "%s", to);
+	snprintf(m->inst.dead, sizeof(m->inst.dead), "%s", dead);
+	m->inst.incarnation = inc;
+	m->inst.round = round;
+}
+
+/* An acceptor core n1 of {n0 (dead at 1), n1, n2, n3}, journalled. */
+static struct fo *journal_acceptor(uint64_t now, const char *journal)
+{
+	struct fo_config c;
+	cfg_for(&c, 1);
+	struct fo *a = fo_new(&c, now);
+	assert_non_null(a);
+	if (journal) {
+		char err[256];
+		int rc = fo_journal_restore(a, journal, strlen(journal), err, sizeof(err));
+		if (rc < 0)
+			fail_msg("restore: %s", err);
+	}
+	fo_journal_set_durable(a, true);
+	fo_set_incarnation(a, 1);
+	fo_member(a, "n0", FO_DEAD, 1, now);
+	fo_member(a, "n2", FO_ALIVE, 1, now);
+	fo_member(a, "n3", FO_ALIVE, 1, now);
+	drop_all(a);
+	return a;
+}
+
+/* Format 2 keeps what an acceptor promised and accepted: a core restored
+ * from the journal after fo_free()/fo_new() refuses a lower ballot than it
+ * promised, reports the value it accepted (odd characters included) to a
+ * higher one, and — its journal durable — votes in an instance older than
+ * its core. Every promise, accept and forget moves the journal version. */
+static void test_journal_acceptor_state(void **state)
+{
+	(void)state;
+	struct fo *a = journal_acceptor(1000, NULL);
+	uint64_t v = fo_journal_version(a);
+	struct fo_msg m, r;
+	/* promise 5/n2 in (n0,1) round 0 */
+	prepare_msg(&m, "n2", "n1", 5, 0);
+	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
+	assert_true(pop_type(a, FO_PROMISE, &r));
+	fo_msg_clear(&r);
+	assert_true(fo_journal_version(a) > v);
+	v = fo_journal_version(a);
+	/* the same promise again: nothing new to journal */
+	prepare_msg(&m, "n2", "n1", 5, 0);
+	assert_int_equal(fo_handle_message(a, &m, 1101), 0);
+	assert_true(pop_type(a, FO_PROMISE, &r));
+	fo_msg_clear(&r);
+	assert_int_equal(fo_journal_version(a), v);
+	/* accept 5/n2: a value whose names need escaping */
+	struct fo_plan_entry e[2] = {entry("u1", "n2", 6), entry("u2", "n3", 7)};
+	snprintf(e[0].name, sizeof(e[0].name), "db one/%%x\xc3\xa9");
+	snprintf(e[0].group, sizeof(e[0].group), "g 1=2");
+	e[0].priority = -7;
+	e[0].target_incarnation = 4;
+	e[1].priority = 2147483647;
+	e[1].vcpus = 4294967295u;
+	e[1].memory_kib = UINT64_MAX;
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 5, e, 2);
+	assert_int_equal(fo_handle_message(a, &m, 1200), 0);
+	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	fo_msg_clear(&r);
+	assert_true(fo_journal_version(a) > v);
+	/* a promise of a later round (1) too */
+	fo_msg_init(&m, FO_PREPARE, "n3", "n1", "n0", 1, 1);
+	m.ballot.number = 2;
+	snprintf(m.ballot.proposer, sizeof(m.ballot.proposer), "n3");
+	assert_int_equal(fo_handle_message(a, &m, 1300), 0);
+	drop_all(a);
+	char *text = journal_text(a);
+	assert_non_null(strstr(text, "\nformat 2\n"));
+	assert_non_null(strstr(text, "\nfailed-over n0 1\n"));
+	assert_non_null(strstr(text, "\npromised n0 1 0 5 n2\n"));
+	assert_non_null(strstr(text, "\naccepted n0 1 0 5 n2 2\n"));
+	assert_non_null(
+	    strstr(text, "\nentry =u1 =db%20one%2F%25x%C3%A9 =n2 -7 1 1048576 6 =g%201%3D2 4\n"));
+	assert_non_null(strstr(text, "\nentry =u2 =vm-u2 =n3 2147483647 4294967295 "
+	                             "18446744073709551615 7 = 0\n"));
+	fo_free(a);
+
+	/* the agent restarts (its core is 0 ms old) with the journal */
+	struct fo *b = journal_acceptor(500000, text);
+	char *again = journal_text(b);
+	assert_string_equal(again, text);
+	free(again);
+	/* a lower ballot than it promised: refused, naming the promise */
+	prepare_msg(&m, "n3", "n1", 4, 400000);
+	assert_int_equal(fo_handle_message(b, &m, 500001), 0);
+	assert_true(pop_type(b, FO_REJECT, &r));
+	assert_non_null(strstr(r.text, "promised a higher ballot"));
+	assert_int_equal(r.ballot.number, 5);
+	assert_string_equal(r.ballot.proposer, "n2");
+	fo_msg_clear(&r);
+	msg_plan(&m, FO_ACCEPT, "n3", "n1", 1, 0, 4, e, 1);
+	m.age_ms = 400000;
+	assert_int_equal(fo_handle_message(b, &m, 500002), 0);
+	assert_true(pop_type(b, FO_REJECT, &r));
+	assert_int_equal(r.ballot.number, 5);
+	fo_msg_clear(&r);
+	fo_msg_init(&m, FO_PREPARE, "n2", "n1", "n0", 1, 1);
+	m.ballot.number = 1;
+	snprintf(m.ballot.proposer, sizeof(m.ballot.proposer), "n3");
+	m.age_ms = 400000;
+	assert_int_equal(fo_handle_message(b, &m, 500003), 0);
+	assert_true(pop_type(b, FO_REJECT, &r));
+	assert_int_equal(r.ballot.number, 2);
+	fo_msg_clear(&r);
+	/* a higher one: promised, with the accepted value as it was */
+	prepare_msg(&m, "n3", "n1", 6, 400000);
+	assert_int_equal(fo_handle_message(b, &m, 500004), 0);
+	assert_true(pop_type(b, FO_PROMISE, &r));
+	assert_true(r.has_plan);
+	assert_int_equal(r.accepted_ballot.number, 5);
+	assert_string_equal(r.accepted_ballot.proposer, "n2");
+	assert_true(fo_plan_equal(&r.plan, &(struct fo_plan){.n = 2, .entries = e}));
+	fo_msg_clear(&r);
+	/* and it withholds acks from n0 as before */
+	hb(b, "n0", "n1", 2, 500005, 0, 500005);
+	assert_true(pop_type(b, FO_HB_NACK, &r));
+	assert_int_equal(r.inst.incarnation, 1);
+	fo_msg_clear(&r);
+	fo_free(b);
+
+	/* without the durable journal (a write failed) the young core refuses
+	 * an instance older than itself: it may have forgotten a promise */
+	b = journal_acceptor(500000, text);
+	fo_journal_set_durable(b, false);
+	prepare_msg(&m, "n3", "n1", 7, 400000);
+	assert_int_equal(fo_handle_message(b, &m, 500001), 0);
+	assert_true(pop_type(b, FO_REJECT, &r));
+	assert_non_null(strstr(r.text, "younger"));
+	fo_msg_clear(&r);
+	fo_free(b);
+	free(text);
+
+	/* forgetting a finished instance is journalled too, and a restored
+	 * core never reopens it */
+	struct fo_config c;
+	cfg_for(&c, 1);
+	c.history = 0;
+	a = fo_new(&c, 1000);
+	fo_journal_set_durable(a, true);
+	fo_member(a, "n0", FO_DEAD, 1, 1000);
+	fo_member(a, "n2", FO_ALIVE, 1, 1000);
+	v = fo_journal_version(a);
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, NULL, 0);
+	assert_int_equal(fo_handle_message(a, &m, 1001), 0);
+	assert_int_equal(fo_instance_count(a), 0); /* done, and dropped */
+	assert_true(fo_journal_version(a) > v);
+	text = journal_text(a);
+	assert_non_null(strstr(text, "\nforgotten n0 1\n"));
+	fo_free(a);
+	b = journal_acceptor(500000, text);
+	prepare_msg(&m, "n2", "n1", 9, 0);
+	assert_int_equal(fo_handle_message(b, &m, 500001), 0);
+	assert_true(pop_type(b, FO_REJECT, &r));
+	assert_non_null(strstr(r.text, "forgotten"));
+	fo_msg_clear(&r);
+	assert_int_equal(fo_instance_count(b), 0);
+	fo_free(b);
+	free(text);
+}
+
+/* Core n1 of {n0, n1, n2}: n0 is dead at `dead_inc` (its state, published
+ * at incarnation `state_inc`, lists u1 and u2 at epoch 5); n2 has more room
+ * than n1, so n1's own plan puts everything on n2. */
+static struct fo *recovery_proposer(struct view *v, uint64_t now, uint64_t dead_inc,
+                                    uint64_t state_inc)
+{
+	struct fo_config c;
+	cfg_for(&c, 1);
+	c.max_parallel = 8;
+	struct fo *f = fo_new(&c, now);
+	assert_non_null(f);
+	fo_set_incarnation(f, 1);
+	fo_member(f, "n2", FO_ALIVE, 1, now);
+	fo_member(f, "n0", FO_ALIVE, 1, now);
+	view_init(v, 3, 16, 64);
+	v->hosts[1].cap.memory_allocated_kib = 40 * GIB;
+	struct fo_vm *a = view_vm(v, 0, "a", 10, 1, 2, NULL);
+	struct fo_vm *b = view_vm(v, 0, "b", 9, 1, 2, NULL);
+	snprintf((char *)a->uuid, FO_UUID_MAX, "u1");
+	snprintf((char *)b->uuid, FO_UUID_MAX, "u2");
+	for (int i = 0; i < 3; i++) {
+		v->hosts[i].incarnation = i == 0 ? state_inc : 1;
+		v->hosts[i].quorate = i != 0;
+		v->hosts[i].vms = v->vms[i];
+		v->hosts[i].n_vms = v->n_vms[i];
+	}
+	fo_set_hosts(f, v->hosts, 3, now);
+	fo_member(f, "n0", FO_DEAD, dead_inc, now);
+	drop_all(f);
+	return f;
+}
+
+/* Runs f (n1) until it sends PREPARE to n2 (n2 acking n1 all along). */
+static void until_prepare(struct fo *f, uint64_t *now, struct fo_msg *prep)
+{
+	for (int k = 0; k < 200; k++) {
+		ack_to(f, "n2", "n1", *now, *now);
+		ack_to(f, "n3", "n1", *now, *now); /* (ignored while not a voter) */
+		assert_int_equal(fo_handle_timer(f, *now), 0);
+		struct fo_msg m;
+		bool got = false;
+		while (fo_pop_output(f, &m)) {
+			if (!got && m.type == FO_PREPARE && !strcmp(m.to, "n2")) {
+				*prep = m;
+				got = true;
+				continue;
+			}
+			fo_msg_clear(&m);
+		}
+		if (got)
+			return;
+		uint64_t d = fo_next_deadline(f);
+		*now = d > *now ? d : *now + 1;
+	}
+	fail_msg("no PREPARE");
+}
+
+static struct fo_adopt adopt(const char *uuid, const char *target, uint64_t epoch, uint64_t tinc,
+                             uint64_t inc, uint32_t round, uint64_t ballot)
+{
+	struct fo_adopt a;
+	memset(&a, 0, sizeof(a));
+	a.e = entry(uuid, target, epoch);
+	a.e.target_incarnation = tinc;
+	a.incarnation = inc;
+	a.round = round;
+	a.ballot.number = ballot;
+	snprintf(a.ballot.proposer, sizeof(a.ballot.proposer), "n2");
+	return a;
+}
+
+static const struct fo_plan_entry *plan_find(const struct fo_plan *p, const char *uuid)
+{
+	for (size_t e = 0; e < p->n; e++)
+		if (!strcmp(p->entries[e].uuid, uuid))
+			return &p->entries[e];
+	return NULL;
+}
+
+/* A PROMISE for a first round carries the placements the acceptor holds
+ * from older recoveries of the host (adopt); the proposer keeps, per VM,
+ * the highest (incarnation, round, ballot) one as it is — in place of its
+ * own, or added — except placements known dead: on the failed-over
+ * incarnation itself, or on a target fenced through the incarnation the
+ * entry was given to. */
+static void test_adopt_used_by_proposer(void **state)
+{
+	(void)state;
+	struct view v;
+	uint64_t now = 100000;
+	/* without adopt: everything on n2 */
+	struct fo *f = recovery_proposer(&v, now, 2, 2);
+	struct fo_msg prep, p, r;
+	until_prepare(f, &now, &prep);
+	fo_msg_init(&p, FO_PROMISE, "n2", "n1", "n0", 2, 0);
+	p.ballot = prep.ballot;
+	assert_int_equal(fo_handle_message(f, &p, now), 0);
+	assert_true(pop_type(f, FO_ACCEPT, &r));
+	assert_int_equal(r.plan.n, 2);
+	assert_string_equal(plan_find(&r.plan, "u1")->target, "n2");
+	assert_string_equal(plan_find(&r.plan, "u2")->target, "n2");
+	fo_msg_clear(&r);
+	fo_msg_clear(&prep);
+	drop_all(f);
+	fo_free(f);
+
+	now = 100000;
+	f = recovery_proposer(&v, now, 2, 2);
+	/* n2 reports itself fenced through 1 (it lives at 2) */
+	hb(f, "n2", "n1", 2, now, 1, now);
+	drop_all(f);
+	until_prepare(f, &now, &prep);
+	struct fo_adopt ad[5] = {
+	    adopt("u1", "n1", 6, 1, 1, 0, 3), /* the highest for u1 */
+	    adopt("u1", "n2", 6, 2, 1, 0, 2), /* lower ballot */
+	    adopt("u3", "n1", 9, 1, 1, 1, 1), /* a VM ours lacks: added */
+	    adopt("u2", "n0", 6, 1, 1, 0, 4), /* on the dead host itself: dead */
+	    adopt("u4", "n2", 6, 1, 1, 0, 4), /* n2 fenced through 1: dead */
+	};
+	fo_msg_init(&p, FO_PROMISE, "n2", "n1", "n0", 2, 0);
+	p.ballot = prep.ballot;
+	p.n_adopt = 5;
+	p.adopt = ad;
+	assert_int_equal(fo_handle_message(f, &p, now), 0);
+	assert_true(pop_type(f, FO_ACCEPT, &r));
+	assert_int_equal(r.plan.n, 3);
+	const struct fo_plan_entry *e = plan_find(&r.plan, "u1");
+	assert_non_null(e);
+	assert_string_equal(e->target, "n1");
+	assert_int_equal(e->new_epoch, 6);
+	assert_int_equal(e->target_incarnation, 1);
+	e = plan_find(&r.plan, "u2");
+	assert_non_null(e);
+	assert_string_equal(e->target, "n2"); /* our own */
+	assert_int_equal(e->target_incarnation, 2);
+	e = plan_find(&r.plan, "u3");
+	assert_non_null(e);
+	assert_string_equal(e->target, "n1");
+	assert_int_equal(e->new_epoch, 9);
+	assert_null(plan_find(&r.plan, "u4"));
+	fo_msg_clear(&r);
+	fo_msg_clear(&prep);
+	drop_all(f);
+	fo_free(f);
+}
+
+/* Consensus messages about (n0, inc) round 0 that f sends in [*now, until)
+ * (n2 acking n1 all along). */
+static size_t proposals_until(struct fo *f, uint64_t *now, uint64_t until, uint64_t inc)
+{
+	size_t n = 0;
+	while (*now < until) {
+		ack_to(f, "n2", "n1", *now, *now);
+		assert_int_equal(fo_handle_timer(f, *now), 0);
+		struct fo_msg m;
+		while (fo_pop_output(f, &m)) {
+			n += (m.type == FO_PREPARE || m.type == FO_ACCEPT) && m.inst.incarnation == inc &&
+			     m.inst.round == 0;
+			fo_msg_clear(&m);
+		}
+		uint64_t d = fo_next_deadline(f);
+		*now = d > *now ? d : *now + 1;
+	}
+	return n;
+}
+
+/* A proposer of an older recovery's first round that an acceptor refuses
+ * as superseded by a newer recovery of the same host (REJECT carrying the
+ * newer incarnation) stops proposing it, in phase 1 or 2: the newer one
+ * adopts what it may have placed. Learning the newer recovery's first plan
+ * closes the older undecided one. */
+static void test_supersede_older_first_round(void **state)
+{
+	(void)state;
+	for (int phase = 1; phase <= 2; phase++) {
+		struct view v;
+		uint64_t now = 100000;
+		struct fo *f = recovery_proposer(&v, now, 1, 1);
+		struct fo_msg prep, p, r;
+		until_prepare(f, &now, &prep);
+		if (phase == 2) {
+			fo_msg_init(&p, FO_PROMISE, "n2", "n1", "n0", 1, 0);
+			p.ballot = prep.ballot;
+			assert_int_equal(fo_handle_message(f, &p, now), 0);
+			assert_true(pop_type(f, FO_ACCEPT, &r));
+			fo_msg_clear(&r);
+		}
+		/* an ordinary refusal (a higher ballot) makes it try again */
+		if (phase == 1) {
+			fo_msg_init(&r, FO_REJECT, "n2", "n1", "n0", 1, 0);
+			r.ballot = prep.ballot;
+			r.ballot.number += 1;
+			snprintf(r.text, sizeof(r.text), "promised a higher ballot");
+			assert_int_equal(fo_handle_message(f, &r, now), 0);
+			uint64_t t0 = now;
+			assert_true(proposals_until(f, &now, t0 + 2000, 1) > 0);
+			drop_all(f);
+		}
+		fo_msg_init(&r, FO_REJECT, "n2", "n1", "n0", 1, 0);
+		r.incarnation = 2;
+		snprintf(r.text, sizeof(r.text), "superseded by the recovery of n0 incarnation 2");
+		assert_int_equal(fo_handle_message(f, &r, now), 0);
+		drop_all(f);
+		uint64_t t0 = now;
+		assert_int_equal(proposals_until(f, &now, t0 + 30000, 1), 0);
+		struct fo_instance_info info;
+		fo_instance_at(f, instance_index(f, "n0", 1), &info);
+		assert_int_equal(info.phase, FO_PH_DETECTED);
+		/* the newer one's first plan is learned: the older one is over */
+		struct fo_plan_entry e[1] = {entry("u1", "n2", 6)};
+		struct fo_msg m;
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", 2, 0, 1, e, 1);
+		assert_int_equal(fo_handle_message(f, &m, now), 0);
+		drop_all(f);
+		fo_instance_at(f, instance_index(f, "n0", 1), &info);
+		assert_int_equal(info.phase, FO_PH_DONE);
+		assert_int_equal(info.n_vms, 0);
+		assert_int_equal(proposals_until(f, &now, now + 30000, 1), 0);
+		fo_msg_clear(&prep);
+		drop_all(f);
+		fo_free(f);
+	}
+}
+
+/* The value n1 proposes for (n0,2) when, of `voters` voters, the first
+ * `with` promisers (n2, n3, ...) report value V accepted at ballot 1/n3 and
+ * the next `without` report nothing; true when it is V. The proposer may
+ * wait (up to retry_ms) for more promises before it decides. */
+static bool proposes_accepted(size_t voters, int with, int without)
+{
+	struct view v;
+	uint64_t now = 100000;
+	struct fo *f = recovery_proposer(&v, now, 2, 2);
+	fo_member(f, "n3", FO_ALIVE, 1, now);
+	if (voters == 5)
+		fo_member(f, "n4", FO_ALIVE, 1, now);
+	assert_int_equal(fo_voters(f), voters);
+	drop_all(f);
+	struct fo_msg prep, p, r;
+	until_prepare(f, &now, &prep);
+	struct fo_plan_entry val[1] = {entry("u1", "n1", 6)};
+	val[0].target_incarnation = 1;
+	static const char *const from[] = {"n2", "n3", "n4"};
+	for (int k = 0; k < with + without; k++) {
+		fo_msg_init(&p, FO_PROMISE, from[k], "n1", "n0", 2, 0);
+		p.ballot = prep.ballot;
+		if (k < with) {
+			p.has_plan = true;
+			p.plan.n = 1;
+			p.plan.entries = val;
+			p.accepted_ballot.number = 1;
+			snprintf(p.accepted_ballot.proposer, sizeof(p.accepted_ballot.proposer), "n3");
+		}
+		assert_int_equal(fo_handle_message(f, &p, now), 0);
+	}
+	/* decided at once, or once the wait for the silent voters is over */
+	bool got = pop_type(f, FO_ACCEPT, &r);
+	for (uint64_t until = now + 2000; !got && now < until;) {
+		uint64_t d = fo_next_deadline(f);
+		now = d > now ? d : now + 1;
+		ack_to(f, "n2", "n1", now, now);
+		ack_to(f, "n3", "n1", now, now);
+		assert_int_equal(fo_handle_timer(f, now), 0);
+		got = pop_type(f, FO_ACCEPT, &r);
+	}
+	assert_true(got);
+	bool is_v = fo_plan_equal(&r.plan, &(struct fo_plan){.n = 1, .entries = val});
+	if (!is_v) { /* then it is our own: both VMs on n2 */
+		assert_int_equal(r.plan.n, 2);
+		assert_string_equal(plan_find(&r.plan, "u1")->target, "n2");
+	}
+	fo_msg_clear(&r);
+	fo_msg_clear(&prep);
+	drop_all(f);
+	fo_free(f);
+	return is_v;
+}
+
+/* Paxos, with one freedom: the highest accepted value reported must be
+ * proposed again when it may have been chosen — when the promisers that
+ * report it and the voters that did not answer could make a majority.
+ * Otherwise it was never chosen and cannot be any more (the others
+ * promised a higher ballot): the proposer's own value is as safe. */
+static void test_free_value_rule(void **state)
+{
+	(void)state;
+	/* 4 voters, majority 3: 1 report + 1 silent voter < 3: free */
+	assert_false(proposes_accepted(4, 1, 1));
+	/* 2 reports + 1 silent = 3: it may have been chosen */
+	assert_true(proposes_accepted(4, 2, 0));
+	/* 5 voters, majority 3: 1 report + 2 silent = 3: bound to it */
+	assert_true(proposes_accepted(5, 1, 1));
+	/* everyone answered, 1 report: free */
+	assert_false(proposes_accepted(5, 1, 2));
+}
+
+/* An acceptor accepts again, at a higher ballot, the very value it
+ * accepted in this round — even if a value it accepted since in another
+ * instance (checked against this one then) would make it a clash now:
+ * otherwise a proposer bound to re-propose it (Paxos) would be stuck. A
+ * different value still gets the check. */
+static void test_reaccept_identical_value(void **state)
+{
+	(void)state;
+	struct fo *a = journal_acceptor(1000, NULL);
+	fo_member(a, "n3", FO_DEAD, 1, 1000);
+	drop_all(a);
+	struct fo_plan_entry val[1] = {entry("u1", "n2", 6)};
+	struct fo_msg m, r;
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 1, val, 1);
+	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
+	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	fo_msg_clear(&r);
+	/* (n3,1) places u1 above: at epoch 7 (it moved on since) — accepted */
+	struct fo_plan_entry other[1] = {entry("u1", "n1", 7)};
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 1, other, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
+	assert_int_equal(fo_handle_message(a, &m, 2001), 0);
+	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	fo_msg_clear(&r);
+	/* (n0,1) again at ballot 2 with the same value: accepted */
+	msg_plan(&m, FO_ACCEPT, "n3", "n1", 1, 0, 2, val, 1);
+	assert_int_equal(fo_handle_message(a, &m, 2002), 0);
+	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	assert_int_equal(r.ballot.number, 2);
+	fo_msg_clear(&r);
+	/* a different value holding u1 below (n3,1)'s: refused */
+	struct fo_plan_entry diff[2] = {entry("u1", "n2", 6), entry("u5", "n2", 6)};
+	msg_plan(&m, FO_ACCEPT, "n3", "n1", 1, 0, 3, diff, 2);
+	assert_int_equal(fo_handle_message(a, &m, 2003), 0);
+	assert_true(pop_type(a, FO_REJECT, &r));
+	assert_non_null(strstr(r.text, "also in the plan for n3 incarnation 1"));
+	assert_string_equal(r.vm_uuid, "u1");
+	fo_msg_clear(&r);
+	fo_free(a);
+}
+
+static const struct fo_event *find_ev_vm(const struct node *n, enum fo_event_type ty,
+                                         const char *name, size_t nth)
+{
+	for (size_t k = 0; k < n->n_ev; k++)
+		if (n->ev[k].type == ty && !strcmp(n->ev[k].entry.name, name) && nth-- == 0)
+			return &n->ev[k];
+	return NULL;
+}
+
+static bool owed_find(struct fo *f, const char *name, uint64_t now, struct fo_owed *out)
+{
+	for (size_t i = 0; i < fo_owed_count(f); i++) {
+		fo_owed_at(f, i, now, out);
+		if (!strcmp(out->name, name))
+			return true;
+	}
+	return false;
+}
+
+/* Adds the VMs of plan p to the view where it placed them (running, at
+ * their new epochs). */
+static void view_apply_plan(struct view *v, const struct fo_plan *p)
+{
+	for (size_t e = 0; e < p->n; e++) {
+		const struct fo_plan_entry *pe = &p->entries[e];
+		int h = idx(pe->target);
+		assert_true(h >= 0);
+		size_t j = v->n_vms[h]++;
+		snprintf(v->uuids[h][j], FO_UUID_MAX, "%s", pe->uuid);
+		snprintf(v->vnames[h][j], FO_NAME_MAX, "%s", pe->name);
+		struct fo_vm *vm = &v->vms[h][j];
+		memset(vm, 0, sizeof(*vm));
+		vm->uuid = v->uuids[h][j];
+		vm->name = v->vnames[h][j];
+		vm->priority = pe->priority;
+		vm->vcpus = pe->vcpus;
+		vm->memory_kib = pe->memory_kib;
+		vm->epoch = pe->new_epoch;
+		vm->group = pe->group[0] ? "web" : NULL;
+		vm->running = true;
+	}
+}
+
+/* `meshvisor ha`: VM_DOWN once when an HA VM that should run runs nowhere
+ * alive (stopped on its host; its host dead), with why, since when and
+ * what the cluster does about it; VM_RECOVERED once it runs again, where
+ * and after how long. */
+static void test_owed_tracker(void **state)
+{
+	(void)state;
+	struct net *t = net_new(3, fast_cfg);
+	struct view v;
+	standard_view(t, &v);
+	for (int i = 0; i < 3; i++)
+		v.hosts[i].incarnation = 1; /* as published: each host lives at 1 */
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 2000);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fo_owed_count(t->n[i].f), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_VM_DOWN), 0);
+	}
+	/* db stops on n0 (its desired state is still running) */
+	uint64_t stopped = t->now;
+	v.vms[0][0].running = false;
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 1000);
+	view_feed(t, &v, -1); /* the same again: reported once */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(count_ev(&t->n[i], FO_EV_VM_DOWN), 1);
+		const struct fo_event *e = find_ev_vm(&t->n[i], FO_EV_VM_DOWN, "db", 0);
+		assert_non_null(e);
+		assert_string_equal(e->peer, "n0");
+		assert_string_equal(e->entry.uuid, v.uuids[0][0]);
+		assert_int_equal(e->entry.new_epoch, 5);
+		assert_non_null(strstr(e->text, "stopped on its host"));
+		assert_int_equal(fo_owed_count(t->n[i].f), 1);
+		struct fo_owed o;
+		assert_true(owed_find(t->n[i].f, "db", t->now, &o));
+		assert_string_equal(o.uuid, v.uuids[0][0]);
+		assert_string_equal(o.host, "n0");
+		assert_int_equal(o.epoch, 5);
+		assert_int_equal(o.priority, 100);
+		assert_int_equal(o.since, stopped);
+		assert_non_null(strstr(o.why, "stopped on its host"));
+		if (i == 0)
+			assert_non_null(
+			    strstr(o.doing, "this host recovers it through a new incarnation in 4 s"));
+		else
+			assert_non_null(strstr(o.doing, "n0 recovers it through a new incarnation"));
+	}
+	/* it runs again (an operator started it): recovered, down 1 s */
+	v.vms[0][0].running = true;
+	view_feed(t, &v, -1);
+	for (int i = 0; i < 3; i++) {
+		drain_events(t);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_VM_RECOVERED), 1);
+		const struct fo_event *e = find_ev_vm(&t->n[i], FO_EV_VM_RECOVERED, "db", 0);
+		assert_non_null(e);
+		assert_string_equal(e->peer, "n0");
+		assert_int_equal(e->took_ms, t->now - stopped);
+		assert_int_equal(fo_owed_count(t->n[i].f), 0);
+	}
+	/* n0 dies: its four VMs run nowhere alive */
+	t->n[0].down = true;
+	uint64_t died = t->now;
+	fo_member(t->n[1].f, "n0", FO_DEAD, 1, t->now);
+	struct fo_owed o;
+	assert_int_equal(fo_owed_count(t->n[1].f), 4);
+	assert_true(owed_find(t->n[1].f, "web1", t->now, &o));
+	assert_non_null(strstr(o.why, "its host is dead"));
+	assert_non_null(strstr(o.doing, "recovery of n0 incarnation 1 opened"));
+	/* n2 still holds n0 alive: it waits for the death */
+	assert_int_equal(fo_owed_count(t->n[2].f), 0);
+	declare_dead(t, 0, 1);
+	const struct fo_plan *p;
+	check_single_plan(t, 0, 1, 0, &p);
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(count_ev(&t->n[i], FO_EV_VM_DOWN), 1 + 4);
+		assert_true(owed_find(t->n[i].f, "web1", t->now, &o));
+		assert_non_null(strstr(o.doing, "planned on n"));
+		assert_non_null(strstr(o.doing, "waiting"));
+		assert_non_null(strstr(o.doing, "for the fence of n0"));
+	}
+	run_until(t, died + 14000);
+	for (int i = 1; i < 3; i++) {
+		assert_true(owed_find(t->n[i].f, "web1", t->now, &o));
+		assert_non_null(strstr(o.doing, "restarting on n"));
+		assert_non_null(strstr(o.doing, "recovery of n0 incarnation 1 round 0, epoch 6"));
+		answer_restarts(t, i, true, NULL);
+	}
+	/* running where the plan put them, as the view now says */
+	view_apply_plan(&v, p);
+	view_feed(t, &v, -1);
+	drain_events(t);
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(count_ev(&t->n[i], FO_EV_VM_RECOVERED), 1 + 4);
+		for (size_t e = 0; e < p->n; e++) {
+			/* (db recovered once before, on n0) */
+			size_t nth = !strcmp(p->entries[e].name, "db") ? 1 : 0;
+			const struct fo_event *r =
+			    find_ev_vm(&t->n[i], FO_EV_VM_RECOVERED, p->entries[e].name, nth);
+			assert_non_null(r);
+			assert_string_equal(r->peer, p->entries[e].target);
+			assert_int_equal(r->entry.new_epoch, 6);
+		}
+		assert_int_equal(fo_owed_count(t->n[i].f), 0);
+	}
+	net_free(t);
+}
+
+/* Core n1 of {n0, n1, n2} at incarnation `inc`; its own published state
+ * (at `inc`) lists HA VM "v" defined, stopped, desired running. */
+static struct fo *stopped_vm_core(struct view *v, uint64_t now, uint64_t inc)
+{
+	struct fo_config c;
+	cfg_for(&c, 1);
+	struct fo *f = fo_new(&c, now);
+	assert_non_null(f);
+	fo_set_incarnation(f, inc);
+	fo_member(f, "n0", FO_ALIVE, 1, now);
+	fo_member(f, "n2", FO_ALIVE, 1, now);
+	ack_to(f, "n2", "n1", now, now);
+	view_init(v, 3, 16, 64);
+	struct fo_vm *vm = view_vm(v, 1, "v", 10, 1, 1, NULL);
+	vm->running = false;
+	for (int i = 0; i < 3; i++) {
+		v->hosts[i].incarnation = i == 1 ? inc : 1;
+		v->hosts[i].quorate = true;
+		v->hosts[i].vms = v->vms[i];
+		v->hosts[i].n_vms = v->n_vms[i];
+	}
+	fo_set_hosts(f, v->hosts, 3, now);
+	return f;
+}
+
+/* Runs f's timers from *now to `until` (n2 acks while `acked`); returns
+ * the first NEW_INCARNATION event's incarnation (0: none) and its time. */
+static uint64_t new_inc_until(struct fo *f, uint64_t *now, uint64_t until, bool acked,
+                              uint64_t *at, char *text)
+{
+	for (;;) {
+		struct fo_event e;
+		uint64_t got = 0;
+		while (fo_pop_event(f, &e)) {
+			if (e.type == FO_EV_NEW_INCARNATION && !got) {
+				got = e.inst.incarnation;
+				assert_string_equal(e.inst.dead, "n1");
+				if (text)
+					snprintf(text, FO_TEXT_MAX, "%s", e.text);
+				if (at)
+					*at = *now;
+			}
+			fo_event_clear(&e);
+		}
+		struct fo_msg m;
+		while (fo_pop_output(f, &m))
+			fo_msg_clear(&m);
+		if (got)
+			return got;
+		uint64_t d = fo_next_deadline(f);
+		if (d > until) {
+			*now = until;
+			return 0;
+		}
+		*now = d > *now ? d : *now;
+		if (acked)
+			ack_to(f, "n2", "n1", *now, *now);
+		assert_int_equal(fo_handle_timer(f, *now), 0);
+	}
+}
+
+/* An HA VM stopped on its (healthy, quorate) host is recovered through a
+ * new incarnation of that host after reconcile_ms, then 2x, 4x ... while
+ * it stays down; never while the host is not quorate, nor while a
+ * recovery of one of its incarnations is being decided. */
+static void test_new_incarnation_for_stopped_vm(void **state)
+{
+	(void)state;
+	struct view v;
+	uint64_t now = 100000, at = 0;
+	char text[FO_TEXT_MAX];
+	struct fo *f = stopped_vm_core(&v, now, 1);
+	uint64_t t0 = now;
+	assert_int_equal(new_inc_until(f, &now, t0 + 4999, true, &at, text), 0);
+	assert_int_equal(new_inc_until(f, &now, t0 + 5000, true, &at, text), 2);
+	assert_int_equal(at, t0 + 5000);
+	assert_non_null(strstr(text, "1 HA VM stopped here should run"));
+	/* the driver raises it; still stopped at 2: twice as long */
+	fo_set_incarnation(f, 2);
+	v.hosts[1].incarnation = 2;
+	fo_set_hosts(f, v.hosts, 3, now);
+	uint64_t t1 = now;
+	assert_int_equal(new_inc_until(f, &now, t1 + 9999, true, &at, NULL), 0);
+	assert_int_equal(new_inc_until(f, &now, t1 + 10000, true, &at, NULL), 3);
+	/* it runs again: nothing more, and the backoff starts over */
+	fo_set_incarnation(f, 3);
+	v.hosts[1].incarnation = 3;
+	v.vms[1][0].running = true;
+	fo_set_hosts(f, v.hosts, 3, now);
+	assert_int_equal(new_inc_until(f, &now, now + 60000, true, &at, NULL), 0);
+	v.vms[1][0].running = false;
+	fo_set_hosts(f, v.hosts, 3, now);
+	uint64_t t2 = now;
+	assert_int_equal(new_inc_until(f, &now, t2 + 5000, true, &at, NULL), 4);
+	assert_int_equal(at, t2 + 5000);
+	drop_all(f);
+	fo_free(f);
+
+	/* not quorate when it is due: not before quorum is back */
+	now = 100000;
+	f = stopped_vm_core(&v, now, 1);
+	t0 = now;
+	/* (quorate until t0 + 3000 only; it would fence itself at t0 + 10000) */
+	assert_int_equal(new_inc_until(f, &now, t0 + 9000, false, &at, NULL), 0);
+	assert_false(fo_quorate(f, now));
+	ack_to(f, "n2", "n1", now, now);
+	assert_true(fo_quorate(f, now));
+	assert_int_equal(new_inc_until(f, &now, now + 1000, true, &at, text), 2);
+	assert_non_null(strstr(text, "stopped here should run"));
+	drop_all(f);
+	fo_free(f);
+
+	/* a recovery of our incarnation 1 is being decided (we accept its
+	 * value): no new incarnation while it is (a minute after the last
+	 * message about it); its plan restarts the VM here */
+	now = 100000;
+	f = stopped_vm_core(&v, now, 2);
+	t0 = now;
+	assert_int_equal(new_inc_until(f, &now, t0 + 1000, true, &at, NULL), 0);
+	struct fo_plan_entry pe[1] = {entry(v.uuids[1][0], "n1", 6)};
+	pe[0].target_incarnation = 2;
+	struct fo_msg m, r;
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 1, pe, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(f, &m, now), 0);
+	assert_true(pop_type(f, FO_ACCEPTED, &r));
+	fo_msg_clear(&r);
+	uint64_t heard = now;
+	assert_int_equal(new_inc_until(f, &now, heard + 59999, true, &at, NULL), 0);
+	assert_int_equal(new_inc_until(f, &now, heard + 70000, true, &at, NULL), 3);
+	drop_all(f);
+	fo_free(f);
+}
+
+static const struct fo_event *find_ev_dead(const struct node *n, enum fo_event_type ty,
+                                           const char *dead, size_t nth)
+{
+	for (size_t k = 0; k < n->n_ev; k++)
+		if (n->ev[k].type == ty && !strcmp(n->ev[k].inst.dead, dead) && nth-- == 0)
+			return &n->ev[k];
+	return NULL;
+}
+
+/* n0's agent restarts at once (a new core at incarnation 2, as after a
+ * quick reboot); SWIM tells the others of incarnation 2 (no death). */
+static void reboot_n0(struct net *t, uint64_t inc, void (*tweak)(struct fo_config *, int))
+{
+	struct node *n = &t->n[0];
+	struct fo_msg m;
+	while (fo_pop_output(n->f, &m))
+		fo_msg_clear(&m);
+	struct fo_event e;
+	while (fo_pop_event(n->f, &e))
+		fo_event_clear(&e);
+	clear_events(n);
+	fo_free(n->f);
+	struct fo_config c;
+	cfg_for(&c, 0);
+	if (tweak)
+		tweak(&c, 0);
+	n->f = fo_new(&c, t->now);
+	assert_non_null(n->f);
+	fo_set_incarnation(n->f, inc);
+	fo_member(n->f, "n0", FO_ALIVE, inc, t->now);
+	for (int j = 1; j < t->count; j++) {
+		fo_member(n->f, names[j], FO_ALIVE, 1, t->now);
+		fo_member(t->n[j].f, "n0", FO_ALIVE, inc, t->now);
+	}
+}
+
+/* The view after n0 came back at incarnation `inc`: its HA VMs are gone
+ * (`stopped`: still defined there, stopped; else not listed at all), and
+ * it publishes itself `quorate`. */
+static void view_n0_back(struct view *v, uint64_t inc, bool stopped, bool quorate)
+{
+	v->hosts[0].incarnation = inc;
+	v->hosts[0].quorate = quorate;
+	if (stopped) {
+		for (size_t k = 0; k < v->n_vms[0]; k++)
+			v->vms[0][k].running = false;
+	} else {
+		v->n_vms[0] = 0;
+	}
+	v->hosts[0].cap.vcpus_allocated = 0;
+	v->hosts[0].cap.memory_allocated_kib = 0;
+}
+
+/* A host back at a newer incarnation whose libvirt has not answered yet
+ * publishes an empty VM list that proves nothing: no recovery opens until
+ * a real list arrives (issue 9: a libvirtd restart must not look like a
+ * host that lost its VMs). */
+static void test_unknown_inventory_is_no_loss(void **state)
+{
+	(void)state;
+	struct net *t = net_new(3, fast_cfg);
+	struct view v;
+	standard_view(t, &v);
+	for (int i = 0; i < 3; i++) {
+		v.hosts[i].incarnation = 1;
+		v.hosts[i].quorate = true;
+	}
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 2000);
+	reboot_n0(t, 2, fast_cfg);
+	view_n0_back(&v, 2, false, true);
+	v.hosts[0].inventory_unknown = true;
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 20000);
+	for (int i = 1; i < 3; i++)
+		assert_null(find_ev_dead(&t->n[i], FO_EV_DETECTED, "n0", 0));
+	/* libvirt answers: its list (empty) is real now */
+	v.hosts[0].inventory_unknown = false;
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 1000);
+	for (int i = 1; i < 3; i++)
+		assert_non_null(find_ev_dead(&t->n[i], FO_EV_DETECTED, "n0", 0));
+	net_free(t);
+}
+
+/* Issue 9, case 4 (quick reboot) and case 1: a host that came back at a
+ * newer incarnation without the HA VMs it ran at the old one owes them:
+ * every node opens the recovery (n0, 1), and its plan places them back on
+ * n0 when n0 publishes itself quorate and healthy — n0 carries it out
+ * (its copies die below the new epochs, then it starts them) — and on the
+ * others when it does not. */
+static void test_recovery_of_rebooted_host(void **state)
+{
+	(void)state;
+	for (int eligible = 1; eligible >= 0; eligible--) {
+		struct net *t = net_new(3, fast_cfg);
+		struct view v;
+		standard_view(t, &v);
+		for (int i = 0; i < 3; i++) {
+			v.hosts[i].incarnation = 1;
+			v.hosts[i].quorate = true;
+		}
+		view_feed(t, &v, -1);
+		run_until(t, t->now + 2000);
+		reboot_n0(t, 2, fast_cfg);
+		view_n0_back(&v, 2, false, eligible);
+		view_feed(t, &v, -1);
+		uint64_t back = t->now;
+		run_until(t, back + 1000);
+		for (int i = 1; i < 3; i++) {
+			const struct fo_event *d = find_ev_dead(&t->n[i], FO_EV_DETECTED, "n0", 0);
+			assert_non_null(d);
+			assert_int_equal(d->inst.incarnation, 1);
+			struct fo_instance_info info;
+			fo_instance_at(t->n[i].f, instance_index(t->n[i].f, "n0", 1), &info);
+			assert_non_null(strstr(info.cause, "came back at incarnation 2 without 4 HA VMs"));
+			assert_int_equal(info.detected_at, back);
+		}
+		const struct fo_plan *p;
+		check_single_plan(t, 0, 1, 0, &p);
+		assert_int_equal(p->n, 4);
+		/* (web1 and web2 are anti-affine: one of them goes elsewhere) */
+		size_t on_n0 = 0;
+		for (size_t e = 0; e < p->n; e++) {
+			const struct fo_plan_entry *pe = &p->entries[e];
+			assert_int_equal(pe->new_epoch, 6);
+			assert_true(pe->target[0]);
+			if (!strcmp(pe->target, "n0")) {
+				on_n0++;
+				assert_int_equal(pe->target_incarnation, 2);
+			} else {
+				assert_true(!eligible || !strcmp(pe->group, "web"));
+			}
+		}
+		assert_int_equal(on_n0, eligible ? 3 : 0);
+		/* n0 learned it and fenced the instance itself: no waiting */
+		struct fo_instance_id id = {.dead = "n0", .incarnation = 1};
+		assert_true(fo_chosen_plan(t->n[0].f, &id, NULL));
+		/* (its acceptor destroys them too, before each ACCEPTED it sends) */
+		assert_true(count_ev(&t->n[0], FO_EV_FENCE_VMS) >= 1);
+		for (size_t k = 0; k < count_ev(&t->n[0], FO_EV_FENCE_VMS); k++) {
+			const struct fo_event *fv = find_ev(&t->n[0], FO_EV_FENCE_VMS, k);
+			assert_int_equal(fv->inst.incarnation, 1);
+			assert_true(fo_plan_equal(&fv->plan, p));
+		}
+		assert_int_equal(count_ev(&t->n[0], FO_EV_FENCE_SELF), 0);
+		size_t restarts = 0;
+		for (int i = 0; i < 3; i++) {
+			assert_int_equal(count_ev(&t->n[i], FO_EV_REMOTE_FENCE), 0);
+			restarts += count_ev(&t->n[i], FO_EV_RESTART);
+			if (i)
+				assert_non_null(strstr(find_ev(&t->n[i], FO_EV_FENCE_CONFIRMED, 0)->text,
+				                       "reported by n0"));
+		}
+		assert_int_equal(restarts, 4);
+		assert_int_equal(count_ev(&t->n[0], FO_EV_RESTART), on_n0);
+		for (int i = 0; i < 3; i++)
+			answer_restarts(t, i, true, NULL);
+		view_apply_plan(&v, p);
+		view_feed(t, &v, -1);
+		run_until(t, t->now + 1000);
+		for (int i = 1; i < 3; i++) {
+			struct fo_instance_info info;
+			fo_instance_at(t->n[i].f, instance_index(t->n[i].f, "n0", 1), &info);
+			assert_int_equal(info.phase, FO_PH_DONE);
+			assert_int_equal(info.n_restarted, 4);
+			assert_int_equal(fo_owed_count(t->n[i].f), 0);
+			assert_int_equal(count_ev(&t->n[i], FO_EV_VM_RECOVERED), 4);
+		}
+		/* n0 stays a healthy member: acknowledged, quorate, no fence */
+		run_until(t, t->now + 30000);
+		assert_true(fo_quorate(t->n[0].f, t->now));
+		assert_int_equal(count_ev(&t->n[0], FO_EV_FENCE_SELF), 0);
+		assert_int_equal(count_ev(&t->n[0], FO_EV_NEW_INCARNATION), 0);
+		net_free(t);
+	}
+}
+
+/* Issue 9, case 2: a host fences itself (it lost quorum) and nobody
+ * declared it dead, so no failover opened. It moves to a new incarnation
+ * and publishes its HA VMs as defined and stopped: the others open the
+ * recovery of its fenced incarnation, and the plan restarts them on it. */
+static void test_recovery_after_self_fence(void **state)
+{
+	(void)state;
+	struct net *t = net_new(3, fast_cfg);
+	struct view v;
+	standard_view(t, &v);
+	for (int i = 0; i < 3; i++) {
+		v.hosts[i].incarnation = 1;
+		v.hosts[i].quorate = true;
+	}
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 2000);
+	for (int j = 1; j < 3; j++)
+		t->cut[0][j] = t->cut[j][0] = true;
+	run_until(t, t->now + 10000);
+	assert_int_equal(count_ev(&t->n[0], FO_EV_FENCE_SELF), 1);
+	const struct fo_event *ni = find_ev(&t->n[0], FO_EV_NEW_INCARNATION, 0);
+	assert_non_null(ni);
+	assert_int_equal(ni->inst.incarnation, 2);
+	/* the driver: incarnation 2, the VMs it destroyed listed stopped */
+	fo_set_incarnation(t->n[0].f, 2);
+	for (int j = 1; j < 3; j++) {
+		t->cut[0][j] = t->cut[j][0] = false;
+		fo_member(t->n[j].f, "n0", FO_ALIVE, 2, t->now);
+	}
+	run_until(t, t->now + 2000); /* heartbeats: fenced through 1 */
+	assert_true(fo_quorate(t->n[0].f, t->now));
+	view_n0_back(&v, 2, true, true);
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 1000);
+	for (int i = 1; i < 3; i++) {
+		struct fo_instance_info info;
+		fo_instance_at(t->n[i].f, instance_index(t->n[i].f, "n0", 1), &info);
+		assert_non_null(strstr(info.cause, "fenced itself at incarnation 1"));
+	}
+	const struct fo_plan *p;
+	check_single_plan(t, 0, 1, 0, &p);
+	assert_int_equal(p->n, 4);
+	size_t on_n0 = 0;
+	for (size_t e = 0; e < p->n; e++) {
+		assert_int_equal(p->entries[e].new_epoch, 6);
+		if (!strcmp(p->entries[e].target, "n0"))
+			on_n0++;
+		else
+			assert_string_equal(p->entries[e].group, "web"); /* anti-affinity */
+	}
+	assert_int_equal(on_n0, 3);
+	/* fenced through 1 already: it says so at once, and starts them */
+	for (int i = 1; i < 3; i++)
+		assert_non_null(strstr(find_ev(&t->n[i], FO_EV_FENCE_CONFIRMED, 0)->text,
+		                       "fenced through incarnation 1"));
+	assert_int_equal(count_ev(&t->n[0], FO_EV_RESTART), 3);
+	for (int i = 0; i < 3; i++)
+		answer_restarts(t, i, true, NULL);
+	view_n0_back(&v, 2, false, true);
+	view_apply_plan(&v, p);
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 1000);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fo_owed_count(t->n[i].f), 0);
+		if (i)
+			assert_int_equal(count_ev(&t->n[i], FO_EV_VM_RECOVERED), 4);
+	}
+	/* recovered: no further new incarnation for the VMs stopped before */
+	run_until(t, t->now + 60000);
+	assert_int_equal(count_ev(&t->n[0], FO_EV_NEW_INCARNATION), 1);
+	net_free(t);
+}
+
+/* Issue 9, case 3: acknowledgements are withheld from a host only by an
+ * acceptor that accepted or learned a non-empty first plan for one of its
+ * incarnations — not because an instance is open (promised in, even), nor
+ * because an empty plan was chosen. A healthy host with a stale instance
+ * about it never loses its quorum over it. */
+static void test_acks_not_withheld_for_open_instances(void **state)
+{
+	(void)state;
+	/* one acceptor, by hand */
+	struct fo *a = journal_acceptor(1000, NULL); /* n0 dead at 1 */
+	fo_member(a, "n0", FO_ALIVE, 2, 1000);
+	drop_all(a);
+	struct fo_msg m, r;
+	hb(a, "n0", "n1", 2, 1001, 0, 1001);
+	assert_true(pop_type(a, FO_HB_ACK, &r)); /* open */
+	fo_msg_clear(&r);
+	prepare_msg(&m, "n2", "n1", 3, 0);
+	assert_int_equal(fo_handle_message(a, &m, 1002), 0);
+	assert_true(pop_type(a, FO_PROMISE, &r));
+	fo_msg_clear(&r);
+	hb(a, "n0", "n1", 2, 1003, 0, 1003);
+	assert_true(pop_type(a, FO_HB_ACK, &r)); /* promised */
+	fo_msg_clear(&r);
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 3, NULL, 0);
+	assert_int_equal(fo_handle_message(a, &m, 1004), 0);
+	drop_all(a);
+	hb(a, "n0", "n1", 2, 1005, 0, 1005);
+	assert_true(pop_type(a, FO_HB_ACK, &r)); /* an empty plan chosen */
+	fo_msg_clear(&r);
+	char *text = journal_text(a);
+	assert_null(strstr(text, "failed-over n0"));
+	free(text);
+	fo_free(a);
+
+	/* a cluster: n0 is declared dead by mistake and refutes; its state at
+	 * incarnation 2 never reaches the others, so the instance stays
+	 * undecided (a plan from its old state could list what it runs). n0
+	 * keeps its quorum and never fences itself. */
+	struct net *t = net_new(3, grace_cfg);
+	struct view v;
+	standard_view(t, &v);
+	for (int i = 0; i < 3; i++)
+		v.hosts[i].incarnation = 1;
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 2000);
+	declare_dead(t, 0, 1);
+	run_until(t, t->now + 500);
+	fo_set_incarnation(t->n[0].f, 2);
+	for (int i = 1; i < 3; i++)
+		fo_member(t->n[i].f, "n0", FO_ALIVE, 2, t->now);
+	uint64_t from = t->now;
+	while (t->now < from + 60000) {
+		run_until(t, t->now + 1000);
+		assert_true(fo_quorate(t->n[0].f, t->now));
+	}
+	assert_int_equal(count_ev(&t->n[0], FO_EV_FENCE_SELF), 0);
+	assert_int_equal(count_ev(&t->n[0], FO_EV_QUORUM_LOST), 0);
+	assert_int_equal(count_ev(&t->n[0], FO_EV_FENCE_VMS), 0);
+	for (int i = 1; i < 3; i++) {
+		struct fo_instance_info info;
+		fo_instance_at(t->n[i].f, instance_index(t->n[i].f, "n0", 1), &info);
+		assert_int_equal(info.phase, FO_PH_DETECTED);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_RESTART), 0);
+	}
+	net_free(t);
+}
+
+/* Issue 9, case 6: an entry given to an incarnation of its target that was
+ * failed over at or after it is never started by that target — whether
+ * the target knows of the fence (fenced_through), or restarted since and
+ * knows nothing (an earlier life of its agent): the others may re-place
+ * it. An entry for the incarnation it lives in is started. */
+static void test_failed_over_target_never_starts(void **state)
+{
+	(void)state;
+	/* n1 lives at 3; it was failed over at 2 (FENCE_ORDER) */
+	struct fo_config c;
+	cfg_for(&c, 1);
+	c.max_parallel = 8;
+	struct fo *a = fo_new(&c, 1000);
+	fo_set_incarnation(a, 2);
+	fo_member(a, "n0", FO_DEAD, 1, 1000);
+	fo_member(a, "n2", FO_ALIVE, 1, 1000);
+	struct fo_msg m, r;
+	fo_msg_init(&m, FO_FENCE_ORDER, "n2", "n1", "n1", 2, 0);
+	m.has_plan = true;
+	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
+	fo_set_incarnation(a, 3);
+	drop_all(a);
+	ack_to(a, "n2", "n1", 1500, 1501);
+	assert_true(fo_quorate(a, 1501));
+	struct fo_plan_entry p[3] = {entry("at1", "n1", 6), entry("at2", "n1", 6),
+	                             entry("at3", "n1", 6)};
+	for (int k = 0; k < 3; k++)
+		p[k].target_incarnation = (uint64_t)k + 1;
+	/* a done instance coordinated late: chosen and fenced long ago; our
+	 * own state (nothing runs here) is known */
+	own_view(a, "n1", 3, 199000);
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 3);
+	m.has_ack_ago = true;
+	m.ack_ago_ms = 120000;
+	ack_to(a, "n2", "n1", 200000, 200000);
+	assert_int_equal(fo_handle_message(a, &m, 200000), 0);
+	assert_int_equal(fo_handle_timer(a, 200001), 0);
+	struct fo_event e;
+	size_t started = 0, handed = 0;
+	while (fo_pop_event(a, &e)) {
+		if (e.type == FO_EV_RESTART) {
+			assert_string_equal(e.entry.uuid, "at3");
+			started++;
+		}
+		if (e.type == FO_EV_HANDED_BACK) {
+			assert_true(!strcmp(e.entry.uuid, "at1") || !strcmp(e.entry.uuid, "at2"));
+			handed++;
+		}
+		fo_event_clear(&e);
+	}
+	assert_int_equal(started, 1);
+	assert_int_equal(handed, 2);
+	drop_all(a);
+	fo_free(a);
+
+	/* n1's agent restarted at incarnation 3 (a new core: it remembers no
+	 * fence) and learns that old plan before its own state reached its
+	 * view: it starts none of it yet; once its state shows what runs here,
+	 * entries of its earlier lives are handed back (or reported running,
+	 * if they run here at their epoch), never started */
+	a = fo_new(&c, 500000);
+	fo_set_incarnation(a, 3);
+	fo_member(a, "n0", FO_DEAD, 1, 500000);
+	fo_member(a, "n2", FO_ALIVE, 1, 500000);
+	ack_to(a, "n2", "n1", 500000, 500001);
+	assert_true(fo_quorate(a, 500001));
+	drop_all(a);
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 3);
+	m.has_ack_ago = true;
+	m.ack_ago_ms = 120000;
+	assert_int_equal(fo_handle_message(a, &m, 500002), 0);
+	assert_int_equal(fo_handle_timer(a, 500003), 0);
+	started = handed = 0;
+	while (fo_pop_event(a, &e)) {
+		if (e.type == FO_EV_RESTART) {
+			assert_string_equal(e.entry.uuid, "at3");
+			started++;
+		}
+		handed += e.type == FO_EV_HANDED_BACK;
+		fo_event_clear(&e);
+	}
+	assert_int_equal(started, 1);
+	assert_int_equal(handed, 0);
+	/* its own state (incarnation 3): "at2" runs here at epoch 6 */
+	struct view v;
+	view_init(&v, 3, 16, 64);
+	struct fo_vm *vm = view_vm(&v, 1, "vm-at2", 0, 1, 1, NULL);
+	snprintf((char *)vm->uuid, FO_UUID_MAX, "at2");
+	vm->epoch = 6;
+	for (int i = 0; i < 3; i++) {
+		v.hosts[i].incarnation = i == 1 ? 3 : 1;
+		v.hosts[i].vms = v.vms[i];
+		v.hosts[i].n_vms = v.n_vms[i];
+	}
+	fo_set_hosts(a, v.hosts, 3, 500004);
+	size_t running = 0;
+	handed = started = 0;
+	while (fo_pop_event(a, &e)) {
+		started += e.type == FO_EV_RESTART;
+		if (e.type == FO_EV_HANDED_BACK) {
+			assert_string_equal(e.entry.uuid, "at1");
+			handed++;
+		}
+		if (e.type == FO_EV_RESTARTED) {
+			assert_string_equal(e.entry.uuid, "at2");
+			running++;
+		}
+		fo_event_clear(&e);
+	}
+	assert_int_equal(started, 0);
+	assert_int_equal(handed, 1);
+	assert_int_equal(running, 1);
+	bool back = false;
+	while (fo_pop_output(a, &r)) {
+		back |= r.type == FO_RESTARTED && !r.ok && !strcmp(r.vm_uuid, "at1");
+		fo_msg_clear(&r);
+	}
+	assert_true(back);
+	fo_free(a);
+}
+
+/* Runs f's timers to `until`, n2 and n3 acknowledging n1 all along. */
+static void tick_quorate(struct fo *f, uint64_t *now, uint64_t until)
+{
+	while (*now < until) {
+		uint64_t d = fo_next_deadline(f);
+		uint64_t next = *now + 500;
+		if (d > *now && d < next)
+			next = d;
+		*now = next < until ? next : until;
+		ack_to(f, "n2", "n1", *now, *now);
+		ack_to(f, "n3", "n1", *now, *now);
+		assert_int_equal(fo_handle_timer(f, *now), 0);
+		drop_all(f);
+	}
+}
+
+/* A member membership holds DEAD at incarnation d that stays silent (no
+ * heartbeat, no newer incarnation) while we are quorate for
+ * FO_LONG_DEAD_MS (30 s) is dead to an acceptor at newer incarnations too
+ * (it moved on and died before membership heard of it) — not before, and
+ * not if a heartbeat of a newer incarnation came; then a newer incarnation
+ * known from its state or from a plan's target_incarnation opens that
+ * failover too. */
+static void test_dead_at_newer_incarnations(void **state)
+{
+	(void)state;
+	uint64_t now = 1000;
+	struct fo *a = journal_acceptor(now, NULL); /* n0 DEAD at 1 */
+	fo_member(a, "n3", FO_DEAD, 1, now);
+	ack_to(a, "n2", "n1", now, now);
+	ack_to(a, "n3", "n1", now, now);
+	assert_true(fo_quorate(a, now));
+	drop_all(a);
+	struct fo_msg m, r;
+	prepare_msg(&m, "n2", "n1", 3, 0);
+	m.inst.incarnation = 2;
+	assert_int_equal(fo_handle_message(a, &m, now), 0);
+	assert_true(pop_type(a, FO_REJECT, &r));
+	assert_non_null(strstr(r.text, "not dead to me at incarnation 2"));
+	fo_msg_clear(&r);
+	/* n3 refutes: a heartbeat of incarnation 2 (membership lags) */
+	hb(a, "n3", "n1", 2, now, 0, now);
+	drop_all(a);
+	tick_quorate(a, &now, 1000 + 30000 - 1);
+	prepare_msg(&m, "n2", "n1", 4, 0);
+	m.inst.incarnation = 2;
+	assert_int_equal(fo_handle_message(a, &m, now), 0);
+	assert_true(pop_type(a, FO_REJECT, &r));
+	fo_msg_clear(&r);
+	tick_quorate(a, &now, 1000 + 30000 + 500);
+	prepare_msg(&m, "n2", "n1", 5, 0);
+	m.inst.incarnation = 2;
+	assert_int_equal(fo_handle_message(a, &m, now), 0);
+	assert_true(pop_type(a, FO_PROMISE, &r));
+	fo_msg_clear(&r);
+	fo_msg_init(&m, FO_PREPARE, "n2", "n1", "n3", 2, 0);
+	m.ballot.number = 3;
+	snprintf(m.ballot.proposer, sizeof(m.ballot.proposer), "n2");
+	assert_int_equal(fo_handle_message(a, &m, now), 0);
+	assert_true(pop_type(a, FO_REJECT, &r));
+	assert_non_null(strstr(r.text, "not dead to me at incarnation 2"));
+	fo_msg_clear(&r);
+	fo_free(a);
+
+	/* n0's state at incarnation 2 reached a node that holds it dead at 1;
+	 * and a plan gave it a VM at incarnation 3 */
+	now = 1000;
+	a = journal_acceptor(now, NULL);
+	struct view v;
+	view_init(&v, 3, 16, 64);
+	view_vm(&v, 0, "db", 1, 1, 1, NULL);
+	for (int i = 0; i < 3; i++) {
+		v.hosts[i].incarnation = i == 0 ? 2 : 1;
+		v.hosts[i].vms = v.vms[i];
+		v.hosts[i].n_vms = v.n_vms[i];
+	}
+	fo_set_hosts(a, v.hosts, 3, now);
+	fo_member(a, "n3", FO_DEAD, 1, now);
+	struct fo_plan_entry pe[1] = {entry("u7", "n0", 4)};
+	pe[0].target_incarnation = 3;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, pe, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
+	assert_int_equal(fo_handle_message(a, &m, now), 0);
+	drop_all(a);
+	assert_int_equal(fo_instance_count(a), 2); /* (n0,1), (n3,1) */
+	tick_quorate(a, &now, 1000 + 30000 + 1000);
+	struct fo_instance_info info;
+	fo_instance_at(a, instance_index(a, "n0", 3), &info);
+	assert_non_null(strstr(info.cause, "declared dead at incarnation 1, it had moved to 3"));
+	drop_all(a);
+	fo_free(a);
+}
+
+/* Each malformed journal line names the field that is wrong: a bad round,
+ * entry count, vCPU count, memory, epoch or target incarnation is not
+ * reported as a bad "incarnation". */
+static void test_journal_errors_name_the_field(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		const char *field;
+	} bad[] = {
+	    {"promised n2 1 x 1 n3\n", "round"},
+	    {"accepted n2 1 0 1 n3 x\n", "entr"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 x 1 2 = 1\n", "vCPU"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 x 2 = 1\n", "memory"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 99999999999999999999 = 1\n", "epoch"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = x\n", "target incarnation"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct fo *f = solo(false, 1000);
+		char err[256];
+		int rc = fo_journal_restore(f, bad[i].text, strlen(bad[i].text), err, sizeof(err));
+		if (rc != -EINVAL || !strstr(err, bad[i].field))
+			fail_msg("journal \"%s\": rc %d, err \"%s\", want the %s named", bad[i].text, rc,
+			         err, bad[i].field);
+		fo_free(f);
+	}
+}
+
+/* Time of f's FENCE_SELF, running its timers from `now` (no acks), or 0. */
+static uint64_t self_fence_at(struct fo *f, uint64_t now, uint64_t until)
+{
+	for (;;) {
+		struct fo_event e;
+		uint64_t at = 0;
+		while (fo_pop_event(f, &e)) {
+			if (e.type == FO_EV_FENCE_SELF && !at)
+				at = now;
+			fo_event_clear(&e);
+		}
+		struct fo_msg m;
+		while (fo_pop_output(f, &m))
+			fo_msg_clear(&m);
+		uint64_t d = fo_next_deadline(f);
+		if (at || d > until)
+			return at;
+		now = d > now ? d : now;
+		assert_int_equal(fo_handle_timer(f, now), 0);
+	}
+}
+
+/* An agent that restarted while HA VMs ran on counts its self-fence from
+ * when its predecessor was last quorate (fo_resume_fence_base), not from
+ * its own start: the others may be failing it over since. */
+static void test_resume_fence_base(void **state)
+{
+	(void)state;
+	for (int resumed = 0; resumed < 2; resumed++) {
+		struct fo_config c;
+		cfg_for(&c, 1);
+		struct fo *f = fo_new(&c, 100000);
+		fo_set_incarnation(f, 2);
+		if (resumed)
+			fo_resume_fence_base(f, 96000);
+		fo_member(f, "n0", FO_ALIVE, 1, 100000);
+		fo_member(f, "n2", FO_ALIVE, 1, 100000);
+		assert_int_equal(self_fence_at(f, 100000, 200000), resumed ? 106000 : 110000);
+		fo_free(f);
+	}
+	/* a base later than the start changes nothing */
+	struct fo_config c;
+	cfg_for(&c, 1);
+	struct fo *f = fo_new(&c, 100000);
+	fo_resume_fence_base(f, 104000);
+	fo_member(f, "n0", FO_ALIVE, 1, 100000);
+	fo_member(f, "n2", FO_ALIVE, 1, 100000);
+	assert_int_equal(self_fence_at(f, 100000, 200000), 110000);
+	fo_free(f);
+}
+
+/* Number of nodes whose RESTART events started `uuid` (answered ok). */
+static size_t started_on(struct net *t, const char *uuid, char hosts[][FO_NAME_MAX])
+{
+	size_t n = 0;
+	for (int i = 0; i < t->count; i++)
+		for (size_t k = 0; k < t->n[i].n_ev; k++)
+			if (t->n[i].ev[k].type == FO_EV_RESTART && !strcmp(t->n[i].ev[k].entry.uuid, uuid)) {
+				snprintf(hosts[n++], FO_NAME_MAX, "%s@%" PRIu64, names[i],
+				         t->n[i].ev[k].entry.new_epoch);
+				break;
+			}
+	return n;
+}
+
+/* A VM restarted on n1 (reported running) stays n1's when n1 is declared
+ * dead by mistake and refutes: the recovery of n1's old incarnation finds
+ * nothing owed (its plan is empty, nobody withholds acks from n1, n1
+ * destroys nothing). A node whose gossiped view has not caught up with
+ * n1 (it does not list the VM there yet) must not re-place the VM: n1
+ * still runs it. */
+static void grace_fast_cfg(struct fo_config *c, int i)
+{
+	fast_cfg(c, i);
+	grace_cfg(c, i);
+}
+
+static void test_refuted_target_keeps_what_it_runs(void **state)
+{
+	(void)state;
+	struct net *t = net_new(5, grace_fast_cfg);
+	struct view v;
+	view_init(&v, 5, 16, 64);
+	struct fo_vm *vm = view_vm(&v, 0, "kept", 10, 1, 2, NULL);
+	const char *uuid = vm->uuid;
+	for (int i = 2; i < 5; i++)
+		v.hosts[i].cap.memory_allocated_kib = 50 * GIB; /* n1 has the room */
+	for (int i = 0; i < 5; i++) {
+		v.hosts[i].incarnation = 1;
+		v.hosts[i].quorate = true;
+	}
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 2000);
+	t->n[0].down = true;
+	declare_dead(t, 0, 1);
+	run_until(t, t->now + 16000); /* grace, plan, fence wait */
+	const struct fo_plan *p;
+	check_single_plan(t, 0, 1, 0, &p);
+	assert_string_equal(p->entries[0].target, "n1");
+	assert_int_equal(answer_restarts(t, 1, true, NULL), 1);
+	run_until(t, t->now + 1000);
+	/* the view everyone but n3 gets: kept runs on n1, which is full now */
+	struct view fresh = v;
+	for (int i = 0; i < 5; i++) {
+		fresh.hosts[i].vms = fresh.vms[i];
+		fresh.hosts[i].n_vms = fresh.n_vms[i];
+	}
+	size_t j = fresh.n_vms[1]++;
+	memcpy(fresh.uuids[1][j], v.uuids[0][0], FO_UUID_MAX);
+	memcpy(fresh.vnames[1][j], v.vnames[0][0], FO_NAME_MAX);
+	fresh.vms[1][j] = v.vms[0][0];
+	fresh.vms[1][j].uuid = fresh.uuids[1][j];
+	fresh.vms[1][j].name = fresh.vnames[1][j];
+	fresh.vms[1][j].epoch = 6;
+	fresh.hosts[1].cap.memory_allocated_kib = 64 * GIB;
+	/* n1 is cut off for a moment, declared dead at 1, and refutes at 2
+	 * within the grace */
+	for (int k = 0; k < 5; k++)
+		t->cut[1][k] = t->cut[k][1] = true;
+	for (int i = 2; i < 5; i++)
+		fo_member(t->n[i].f, "n1", FO_DEAD, 1, t->now);
+	pump(t);
+	run_until(t, t->now + 500);
+	for (int i = 2; i < 5; i++)
+		assert_null(find_ev_dead(&t->n[i], FO_EV_PROPOSING, "n1", 0)); /* the grace */
+	fo_set_incarnation(t->n[1].f, 2);
+	for (int k = 0; k < 5; k++)
+		t->cut[1][k] = t->cut[k][1] = false;
+	for (int i = 2; i < 5; i++)
+		fo_member(t->n[i].f, "n1", FO_ALIVE, 2, t->now);
+	fresh.hosts[1].incarnation = 2;
+	for (int i = 0; i < 5; i++) {
+		fresh.hosts[i].vms = fresh.vms[i];
+		fresh.hosts[i].n_vms = fresh.n_vms[i];
+	}
+	for (int i = 1; i < 5; i++)
+		if (i != 3)
+			fo_set_hosts(t->n[i].f, fresh.hosts, 5, t->now);
+	/* n3's view lags: n1 as it was at incarnation 1, full, without kept */
+	v.hosts[1].cap.memory_allocated_kib = 64 * GIB;
+	for (int i = 0; i < 5; i++) {
+		v.hosts[i].vms = v.vms[i];
+		v.hosts[i].n_vms = v.n_vms[i];
+	}
+	fo_set_hosts(t->n[3].f, v.hosts, 5, t->now);
+	run_until(t, t->now + 60000);
+	struct fo_instance_id id1 = {.dead = "n1", .incarnation = 1};
+	const struct fo_plan *q;
+	assert_true(fo_chosen_plan(t->n[2].f, &id1, &q));
+	assert_int_equal(q->n, 0);
+	assert_int_equal(count_ev(&t->n[1], FO_EV_FENCE_VMS), 0);
+	assert_int_equal(count_ev(&t->n[1], FO_EV_FENCE_SELF), 0);
+	for (int i = 2; i < 5; i++)
+		answer_restarts(t, i, true, NULL);
+	run_until(t, t->now + 60000);
+	char hosts[5][FO_NAME_MAX];
+	size_t n = started_on(t, uuid, hosts);
+	if (n != 1)
+		fail_msg("kept started on %zu hosts: %s %s (n1 still runs it at epoch 6)", n, hosts[0],
+		         n > 1 ? hosts[1] : "");
+	net_free(t);
+}
+
+/* A fence whose destroys failed is not vouched for (fo_fence_incomplete):
+ * no FENCED, heartbeats keep the fenced_through they claimed before, no
+ * vote on a recovery of our own incarnation; once the destroys succeed the
+ * claim is made. */
+static void test_fence_incomplete_not_claimed(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 1);
+	struct fo *a = fo_new(&c, 1000);
+	fo_set_incarnation(a, 2);
+	fo_member(a, "n0", FO_ALIVE, 1, 1000);
+	fo_member(a, "n2", FO_ALIVE, 1, 1000);
+	drop_all(a);
+	/* the caller learned that its destroys failed */
+	fo_fence_incomplete(a, true);
+	struct fo_msg m, r;
+	fo_msg_init(&m, FO_FENCE_ORDER, "n2", "n1", "n1", 2, 0);
+	m.has_plan = true;
+	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
+	assert_false(pop_type(a, FO_FENCED, &r));
+	drop_all(a);
+	assert_int_equal(fo_handle_timer(a, 3000), 0);
+	size_t hbs = 0;
+	while (fo_pop_output(a, &r)) {
+		if (r.type == FO_HEARTBEAT) {
+			assert_int_equal(r.fenced_through, 0);
+			hbs++;
+		}
+		fo_msg_clear(&r);
+	}
+	assert_true(hbs > 0);
+	/* messages that would vouch for it */
+	struct fo_msg v;
+	fo_msg_init(&v, FO_FENCED, "n1", "n0", "n1", 2, 0);
+	assert_true(fo_msg_vouches_fence(a, &v));
+	fo_msg_init(&v, FO_ACCEPTED, "n1", "n0", "n1", 1, 0);
+	assert_true(fo_msg_vouches_fence(a, &v));
+	fo_msg_init(&v, FO_ACCEPTED, "n1", "n0", "n2", 1, 0);
+	assert_false(fo_msg_vouches_fence(a, &v));
+	fo_msg_init(&v, FO_HEARTBEAT, "n1", "n0", "", 0, 0);
+	assert_false(fo_msg_vouches_fence(a, &v));
+	/* the retried destroys succeeded: the claim goes out */
+	fo_fence_incomplete(a, false);
+	assert_int_equal(fo_handle_timer(a, 5000), 0);
+	hbs = 0;
+	while (fo_pop_output(a, &r)) {
+		if (r.type == FO_HEARTBEAT) {
+			assert_int_equal(r.fenced_through, 2);
+			hbs++;
+		}
+		fo_msg_clear(&r);
+	}
+	assert_true(hbs > 0);
+	fo_free(a);
 }
 
 int main(void)
@@ -2562,6 +4618,27 @@ int main(void)
 	    cmocka_unit_test(test_ack_bound_learner),
 	    cmocka_unit_test(test_journal_survives_restart),
 	    cmocka_unit_test(test_journal_errors),
+	    cmocka_unit_test(test_journal_acceptor_state),
+	    cmocka_unit_test(test_adopt_used_by_proposer),
+	    cmocka_unit_test(test_supersede_older_first_round),
+	    cmocka_unit_test(test_free_value_rule),
+	    cmocka_unit_test(test_reaccept_identical_value),
+	    cmocka_unit_test(test_owed_tracker),
+	    cmocka_unit_test(test_new_incarnation_for_stopped_vm),
+	    cmocka_unit_test(test_recovery_of_rebooted_host),
+	    cmocka_unit_test(test_recovery_after_self_fence),
+	    cmocka_unit_test(test_acks_not_withheld_for_open_instances),
+	    cmocka_unit_test(test_failed_over_target_never_starts),
+	    cmocka_unit_test(test_fence_incomplete_not_claimed),
+	    cmocka_unit_test(test_unknown_inventory_is_no_loss),
+	    cmocka_unit_test(test_dead_at_newer_incarnations),
+	    cmocka_unit_test(test_resume_fence_base),
+	    cmocka_unit_test(test_refuted_target_keeps_what_it_runs),
+	    cmocka_unit_test(test_journal_errors_name_the_field),
 	};
+	/* FO_TEST=pattern runs only the matching tests (cmocka's filter) */
+	const char *only = getenv("FO_TEST");
+	if (only && only[0])
+		cmocka_set_test_filter(only);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,9 +5,10 @@
  * comes out, the frame header matches), empty and NULL arrays, the largest
  * accepted strings and counts, and the decoder's refusals with their
  * reasons: another body, an unknown type, each fixed-size string one byte
- * too long (top level, in a removed member, in a plan entry), more than
- * FO_PLAN_MAX plan entries or FO_REMOVED_MAX removed members. A refusal
- * leaves *m zeroed with nothing allocated (the ASan build checks leaks).
+ * too long (top level, in a removed member, in a plan entry, in an adopted
+ * placement), more than FO_PLAN_MAX plan entries or adopted placements or
+ * FO_REMOVED_MAX removed members. A refusal leaves *m zeroed with nothing
+ * allocated (the ASan build checks leaks).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -91,6 +92,25 @@ static void check_same(const struct fo_msg *a, const struct fo_msg *b)
 	}
 	if (a->n_removed == 0)
 		assert_null(b->removed);
+	assert_int_equal(a->n_adopt, b->n_adopt);
+	for (size_t i = 0; i < a->n_adopt; i++) {
+		const struct fo_adopt *x = &a->adopt[i], *y = &b->adopt[i];
+		assert_string_equal(x->e.uuid, y->e.uuid);
+		assert_string_equal(x->e.name, y->e.name);
+		assert_string_equal(x->e.target, y->e.target);
+		assert_int_equal(x->e.priority, y->e.priority);
+		assert_int_equal(x->e.vcpus, y->e.vcpus);
+		assert_int_equal(x->e.memory_kib, y->e.memory_kib);
+		assert_int_equal(x->e.new_epoch, y->e.new_epoch);
+		assert_string_equal(x->e.group, y->e.group);
+		assert_int_equal(x->e.target_incarnation, y->e.target_incarnation);
+		assert_int_equal(x->incarnation, y->incarnation);
+		assert_int_equal(x->round, y->round);
+		assert_int_equal(x->ballot.number, y->ballot.number);
+		assert_string_equal(x->ballot.proposer, y->ballot.proposer);
+	}
+	if (a->n_adopt == 0)
+		assert_null(b->adopt);
 	assert_string_equal(a->vm_uuid, b->vm_uuid);
 	assert_int_equal(a->ok, b->ok);
 	assert_int_equal(a->took_ms, b->took_ms);
@@ -110,8 +130,10 @@ static void roundtrip(const struct fo_msg *m)
 	fo_codec_clear(&back);
 	assert_null(back.plan.entries);
 	assert_null(back.removed);
+	assert_null(back.adopt);
 	assert_int_equal(back.plan.n, 0);
 	assert_int_equal(back.n_removed, 0);
+	assert_int_equal(back.n_adopt, 0);
 	fo_codec_clear(&back); /* twice is harmless */
 	envelope_free(env);
 }
@@ -124,6 +146,15 @@ static struct fo_plan_entry plan3[3] = {
 	{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16u << 20, 9, "db", 3},
 	{"7795eb01-f6a4-8304-79aa-97f2502e1940", "web1", "n3", -5, 2, 1u << 20, 3, "", 0},
 	{"8895eb01-f6a4-8304-79aa-97f2502e1941", "big", "", 0, 64, UINT64_MAX, UINT64_MAX, "g", UINT64_MAX},
+};
+
+/* Placements held from older recoveries (PROMISE, first round). */
+static struct fo_adopt adopt2[2] = {
+	{{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16u << 20, 9, "db", 3},
+	 4, 0, {7, "n3"}},
+	{{"9995eb01-f6a4-8304-79aa-97f2502e1942", "max", "n5", INT32_MIN, UINT32_MAX, UINT64_MAX,
+	  UINT64_MAX, "g", UINT64_MAX},
+	 UINT64_MAX, 15, {UINT64_MAX, "n1"}},
 };
 
 /* Every field set, whatever the type uses: the codec maps them all. */
@@ -150,6 +181,8 @@ static void fill(struct fo_msg *m, enum fo_msg_type t)
 	m->plan.entries = plan3;
 	m->superseded.n = 2;
 	m->superseded.entries = plan3 + 1;
+	m->n_adopt = 2; /* PROMISE only, likewise */
+	m->adopt = adopt2;
 	strcpy(m->vm_uuid, "6695eb01-f6a4-8304-79aa-97f2502e193f");
 	m->ok = true;
 	m->took_ms = 1234;
@@ -227,6 +260,9 @@ static void test_empty_and_null_arrays(void **state)
 	/* a count of 0 with a pointer: nothing sent, nothing allocated back */
 	m.plan.entries = plan3;
 	m.removed = removed3;
+	m.n_adopt = 0;
+	roundtrip(&m);
+	m.adopt = NULL;
 	roundtrip(&m);
 	/* has_plan with an empty plan (a dead host without HA VMs) */
 	m.has_plan = true;
@@ -266,13 +302,29 @@ static void test_limits_accepted(void **state)
 		rm[i].incarnation = i + 1;
 	}
 	memset(rm[1].name, 'R', FO_NAME_MAX - 1);
+	struct fo_adopt *ad = calloc(FO_PLAN_MAX, sizeof(*ad));
+	assert_non_null(ad);
+	for (size_t i = 0; i < FO_PLAN_MAX; i++) {
+		ad[i].e = pe[FO_PLAN_MAX - 1 - i];
+		ad[i].incarnation = i;
+		ad[i].round = (uint32_t)(i % 16);
+		ad[i].ballot.number = i * 3;
+	}
+	memset(ad[1].e.uuid, 'U', FO_UUID_MAX - 1);
+	memset(ad[1].e.name, 'N', FO_NAME_MAX - 1);
+	memset(ad[1].e.target, 'T', FO_NAME_MAX - 1);
+	memset(ad[1].e.group, 'G', FO_GROUP_MAX - 1);
+	memset(ad[1].ballot.proposer, 'P', FO_NAME_MAX - 1);
 	m.plan.n = FO_PLAN_MAX;
 	m.plan.entries = pe;
 	m.n_removed = FO_REMOVED_MAX;
 	m.removed = rm;
+	m.n_adopt = FO_PLAN_MAX;
+	m.adopt = ad;
 	roundtrip(&m);
 	free(pe);
 	free(rm);
+	free(ad);
 }
 
 /* ---- refusals ------------------------------------------------------------ */
@@ -285,6 +337,9 @@ struct wire {
 	Mv__FoRemoved *rmp[2];
 	Mv__FoPlanEntry pe[3];
 	Mv__FoPlanEntry *pep[3];
+	Mv__FoAdopt ad[2];
+	Mv__FoAdopt *adp[2];
+	Mv__FoPlanEntry ae[2];
 };
 
 static void wire_init(struct wire *w)
@@ -313,6 +368,20 @@ static void wire_init(struct wire *w)
 	w->fm.n_removed = 2;
 	w->fm.plan = w->pep;
 	w->fm.n_plan = 3;
+	for (int i = 0; i < 2; i++) {
+		mv__fo_plan_entry__init(&w->ae[i]);
+		w->ae[i].uuid = "u1";
+		w->ae[i].target = "n3";
+		w->ae[i].new_epoch = 6;
+		mv__fo_adopt__init(&w->ad[i]);
+		w->ad[i].entry = &w->ae[i];
+		w->ad[i].incarnation = 2;
+		w->ad[i].ballot = 5;
+		w->ad[i].ballot_proposer = "n2";
+		w->adp[i] = &w->ad[i];
+	}
+	w->fm.adopt = w->adp;
+	w->fm.n_adopt = 2;
 }
 
 static void expect_refused(const Mv__Envelope *env, const char *reason)
@@ -326,8 +395,11 @@ static void expect_refused(const Mv__Envelope *env, const char *reason)
 	/* nothing left allocated, nothing half-filled */
 	assert_null(m.plan.entries);
 	assert_null(m.removed);
+	assert_null(m.superseded.entries);
+	assert_null(m.adopt);
 	assert_int_equal(m.plan.n, 0);
 	assert_int_equal(m.n_removed, 0);
+	assert_int_equal(m.n_adopt, 0);
 	assert_string_equal(m.from, "");
 }
 
@@ -347,7 +419,26 @@ static void test_wire_ok(void **state)
 	assert_int_equal(m.plan.n, 3);
 	assert_int_equal(m.n_removed, 2);
 	assert_string_equal(m.plan.entries[2].target, "n2");
+	assert_int_equal(m.n_adopt, 2);
+	assert_string_equal(m.adopt[1].e.uuid, "u1");
+	assert_string_equal(m.adopt[1].e.target, "n3");
+	assert_string_equal(m.adopt[1].e.name, "");
+	assert_int_equal(m.adopt[1].e.new_epoch, 6);
+	assert_int_equal(m.adopt[1].incarnation, 2);
+	assert_int_equal(m.adopt[1].ballot.number, 5);
+	assert_string_equal(m.adopt[1].ballot.proposer, "n2");
 	fo_codec_clear(&m);
+	/* an adopted placement without its entry (a peer's bug) decodes as an
+	 * empty one, which the core ignores */
+	w.ad[0].entry = NULL;
+	w.ad[0].ballot_proposer = NULL;
+	assert_int_equal(fo_codec_decode(&w.env, &m, &why), 0);
+	assert_int_equal(m.n_adopt, 2);
+	assert_string_equal(m.adopt[0].e.uuid, "");
+	assert_string_equal(m.adopt[0].ballot.proposer, "");
+	assert_int_equal(m.adopt[0].incarnation, 2);
+	fo_codec_clear(&m);
+	wire_init(&w);
 	/* a NULL from (a client's envelope) decodes as "" */
 	w.env.from = NULL;
 	assert_int_equal(fo_codec_decode(&w.env, &m, &why), 0);
@@ -391,6 +482,12 @@ static void test_refuse_too_many(void **state)
 	w.fm.n_plan = FO_PLAN_MAX + 1;
 	expect_refused(&w.env, "too many plan entries in the failover message");
 	wire_init(&w);
+	w.fm.n_superseded = FO_PLAN_MAX + 1;
+	expect_refused(&w.env, "too many plan entries in the failover message");
+	wire_init(&w);
+	w.fm.n_adopt = FO_PLAN_MAX + 1;
+	expect_refused(&w.env, "too many plan entries in the failover message");
+	wire_init(&w);
 	w.fm.n_removed = FO_REMOVED_MAX + 1;
 	expect_refused(&w.env, "too many removed members in the failover message");
 	/* and the encoder will not send what a peer refuses */
@@ -411,6 +508,12 @@ static void test_refuse_too_many(void **state)
 	fill(&m, FO_HEARTBEAT);
 	m.plan.entries = NULL; /* n = 3 without entries */
 	assert_int_equal(fo_codec_encode_frame(&m, &f, &n), -EINVAL);
+	fill(&m, FO_PROMISE);
+	m.n_adopt = FO_PLAN_MAX + 1;
+	assert_int_equal(fo_codec_encode_frame(&m, &f, &n), -EINVAL);
+	fill(&m, FO_PROMISE);
+	m.adopt = NULL; /* n_adopt = 2 without placements */
+	assert_int_equal(fo_codec_encode_frame(&m, &f, &n), -EINVAL);
 }
 
 static void test_refuse_long_strings(void **state)
@@ -427,7 +530,7 @@ static void test_refuse_long_strings(void **state)
 	memset(text, 't', FO_TEXT_MAX);
 	text[FO_TEXT_MAX] = '\0';
 	struct wire w;
-	for (int k = 0; k < 13; k++) {
+	for (int k = 0; k < 19; k++) {
 		wire_init(&w);
 		switch (k) {
 		case 0: w.env.from = name; break;
@@ -443,6 +546,13 @@ static void test_refuse_long_strings(void **state)
 		case 10: w.pe[1].target = name; break;
 		case 11: w.pe[2].group = group; break;
 		case 12: w.rm[0].name = name; w.pe[0].name = name; break;
+		/* in an adopted placement (after every other array exists) */
+		case 13: w.ae[1].uuid = uuid; break;
+		case 14: w.ae[0].name = name; break;
+		case 15: w.ae[1].target = name; break;
+		case 16: w.ae[1].group = group; break;
+		case 17: w.ad[1].ballot_proposer = name; break;
+		case 18: w.ad[0].ballot_proposer = name; w.ae[1].uuid = uuid; break;
 		}
 		expect_refused(&w.env, TOO_LONG);
 	}

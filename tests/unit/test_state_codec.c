@@ -2,9 +2,11 @@
  * test_state_codec.c — struct nstate_msg <-> framed mv.Envelope{state}.
  *
  * Round trips of every message type (what goes in comes out, and
- * state_codec_frame_size() is the exact frame length), and the decoder's
- * refusals: another body, an unknown type, missing or oversized names, a
- * record over NSTATE_RECORD_MAX, a push without a record.
+ * state_codec_frame_size() is the exact frame length), the VM desired
+ * state inside a node state record (and an older record without it), and
+ * the decoder's refusals: another body, an unknown type, missing or
+ * oversized names, a record over NSTATE_RECORD_MAX, a push without a
+ * record.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -104,6 +106,79 @@ static void test_roundtrip_all_types(void **state)
 	struct nstate_msg push = {.type = NSTATE_PUSH, .from = "n1", .records = rs, .n_records = 1,
 	                          .hops = 6};
 	roundtrip(&push);
+}
+
+/* A node state record carries each VM's desired state (VmInfo.desired,
+ * issue 9) through a push: stopped comes back stopped; running, the
+ * default, is not on the wire at all, so a record of an older agent (no
+ * field 10) reads as running, and older agents read ours. */
+static void test_vm_desired_in_record(void **state)
+{
+	(void)state;
+	Mv__VmInfo vm[2];
+	Mv__VmInfo *vp[2] = {&vm[0], &vm[1]};
+	for (int i = 0; i < 2; i++) {
+		mv__vm_info__init(&vm[i]);
+		vm[i].uuid = i ? "22222222-2222-3333-4444-555555555555"
+		               : "11111111-2222-3333-4444-555555555555";
+		vm[i].name = i ? "web1" : "db1";
+		vm[i].state = MV__VM_STATE__VM_SHUTOFF;
+		vm[i].ha = true;
+		vm[i].owner_epoch = 3;
+	}
+	vm[0].desired = MV__VM_DESIRED__VM_DESIRED_STOPPED;
+	vm[1].desired = MV__VM_DESIRED__VM_DESIRED_RUNNING;
+	Mv__NodeState ns;
+	mv__node_state__init(&ns);
+	ns.name = "n1";
+	ns.incarnation = 2;
+	ns.version = 9;
+	ns.n_vms = 2;
+	ns.vms = vp;
+	uint8_t buf[512];
+	size_t len = mv__node_state__get_packed_size(&ns);
+	assert_true(len <= sizeof(buf));
+	mv__node_state__pack(&ns, buf);
+	/* running is the default: not on the wire (stopped costs 2 bytes) */
+	Mv__VmInfo stopped = vm[1];
+	stopped.desired = MV__VM_DESIRED__VM_DESIRED_STOPPED;
+	assert_int_equal(mv__vm_info__get_packed_size(&stopped),
+	                 mv__vm_info__get_packed_size(&vm[1]) + 2);
+
+	struct nstate_record rs[1] = {{"n1", 2, 9, buf, len}};
+	struct nstate_msg push = {.type = NSTATE_PUSH, .from = "n1", .records = rs, .n_records = 1};
+	Mv__Envelope *env = roundtrip_env(&push);
+	struct nstate_msg back;
+	struct nstate_version *vs = NULL;
+	struct nstate_record *rb = NULL;
+	const char *why = NULL;
+	assert_int_equal(state_codec_decode(env, &back, &vs, &rb, &why), 0);
+	assert_int_equal(back.n_records, 1);
+	Mv__NodeState *got = mv__node_state__unpack(NULL, rb[0].len, rb[0].data);
+	assert_non_null(got);
+	assert_int_equal(got->n_vms, 2);
+	assert_string_equal(got->vms[0]->name, "db1");
+	assert_int_equal(got->vms[0]->desired, MV__VM_DESIRED__VM_DESIRED_STOPPED);
+	assert_string_equal(got->vms[1]->name, "web1");
+	assert_int_equal(got->vms[1]->desired, MV__VM_DESIRED__VM_DESIRED_RUNNING);
+	assert_true(got->vms[0]->ha);
+	assert_int_equal(got->vms[0]->owner_epoch, 3);
+	mv__node_state__free_unpacked(got, NULL);
+	free(vs);
+	free(rb);
+	envelope_free(env);
+
+	/* An older agent's VmInfo: name (1), uuid (2), state SHUTOFF (3), ha
+	 * (6), and no desired: running. */
+	static const uint8_t old[] = {0x0a, 0x03, 'o', 'l', 'd', 0x12, 0x01, 'u',
+	                              0x18, 0x03, 0x30, 0x01};
+	Mv__VmInfo *ov = mv__vm_info__unpack(NULL, sizeof(old), old);
+	assert_non_null(ov);
+	assert_string_equal(ov->name, "old");
+	assert_true(ov->ha);
+	assert_int_equal(ov->state, MV__VM_STATE__VM_SHUTOFF);
+	assert_int_equal(ov->desired, MV__VM_DESIRED__VM_DESIRED_RUNNING);
+	mv__vm_info__free_unpacked(ov, NULL);
 }
 
 /* Packs an envelope (possibly invalid for the codec) and tries to decode. */
@@ -272,6 +347,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_all_types),
 		cmocka_unit_test(test_decode_rejects),
 		cmocka_unit_test(test_frame_size_matches),
+		cmocka_unit_test(test_vm_desired_in_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

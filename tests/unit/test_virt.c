@@ -1763,6 +1763,231 @@ static void test_group(void **state)
 	virConnectClose(c);
 }
 
+/* ---- desired state (issue 9) ------------------------------------------ */
+
+static char *meta_where(virConnectPtr c, const char *name, unsigned where)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	assert_non_null(d);
+	char *m = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS, where);
+	virDomainFree(d);
+	return m;
+}
+
+/* Sets the element by hand, as an older version or an admin would. */
+static void meta_put(virConnectPtr c, const char *name, const char *xml)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	assert_non_null(d);
+	unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
+	if (virDomainIsActive(d) == 1)
+		flags |= VIR_DOMAIN_AFFECT_LIVE;
+	assert_int_equal(virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, xml, VIRT_META_PREFIX,
+	                                      VIRT_META_NS, flags),
+	                 0);
+	virDomainFree(d);
+}
+
+static enum virt_desired desired_of(struct virt *v, const char *name)
+{
+	struct virt_vm vm;
+	char err[512];
+	assert_int_equal(virt_vm_find(v, name, &vm, err, sizeof(err)), 0);
+	return vm.desired;
+}
+
+static void test_desired(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, "test:///default");
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	char xml[512];
+	struct virt_vm vm;
+	assert_string_equal(virt_desired_name(VIRT_DESIRED_RUNNING), "running");
+	assert_string_equal(virt_desired_name(VIRT_DESIRED_STOPPED), "stopped");
+
+	/* A new VM should run; setting what it has writes nothing. */
+	assert_int_equal(virt_vm_define(f->v, small_vm_xml("des1", xml, sizeof(xml)), &vm, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_int_equal(vm.desired, VIRT_DESIRED_RUNNING);
+	assert_int_equal(cached(f->v, "des1")->desired, VIRT_DESIRED_RUNNING);
+	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_RUNNING, f->err,
+	                                     sizeof(f->err)),
+	                 0);
+	assert_null(meta_where(c, "des1", VIR_DOMAIN_AFFECT_CONFIG)); /* still no element */
+
+	/* Round trip, persistent (stopped VM): only "stopped" is written. */
+	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_STOPPED, f->err,
+	                                     sizeof(f->err)),
+	                 0);
+	assert_int_equal(desired_of(f->v, "des1"), VIRT_DESIRED_STOPPED);
+	assert_int_equal(cached(f->v, "des1")->desired, VIRT_DESIRED_STOPPED);
+	char *m = meta_where(c, "des1", VIR_DOMAIN_AFFECT_CONFIG);
+	assert_non_null(m);
+	assert_string_equal(m, "<vm ha=\"no\" priority=\"0\" epoch=\"0\" desired=\"stopped\"/>");
+	free(m);
+
+	/* The other setters keep it. */
+	assert_int_equal(virt_vm_set_ha(f->v, "des1", true, 10, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_set_epoch(f->v, "des1", 3, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_set_ha_group(f->v, "des1", true, 11, "db", f->err, sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_find(f->v, "des1", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.desired, VIRT_DESIRED_STOPPED);
+	assert_true(vm.ha);
+	assert_int_equal(vm.priority, 11);
+	assert_int_equal(vm.epoch, 3);
+	assert_string_equal(vm.group, "db");
+	m = meta_where(c, "des1", VIR_DOMAIN_AFFECT_CONFIG);
+	assert_string_equal(m, "<vm ha=\"yes\" priority=\"11\" epoch=\"3\" group=\"db\" "
+	                       "desired=\"stopped\"/>");
+	free(m);
+	/* ... and set_desired keeps them. */
+	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_RUNNING, f->err,
+	                                     sizeof(f->err)),
+	                 0);
+	m = meta_where(c, "des1", VIR_DOMAIN_AFFECT_CONFIG);
+	assert_string_equal(m, "<vm ha=\"yes\" priority=\"11\" epoch=\"3\" group=\"db\"/>");
+	free(m);
+	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_STOPPED, f->err,
+	                                     sizeof(f->err)),
+	                 0);
+
+	/* Round trip, live (running VM): both definitions carry it. A VM
+	 * started outside set_desired keeps "stopped": only the operator's
+	 * actions (rpc_server.c) change it. */
+	assert_int_equal(virt_vm_start(f->v, "des1", f->err, sizeof(f->err)), 0);
+	assert_int_equal(desired_of(f->v, "des1"), VIRT_DESIRED_STOPPED);
+	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_RUNNING, f->err,
+	                                     sizeof(f->err)),
+	                 0);
+	unsigned where[] = {VIR_DOMAIN_AFFECT_LIVE, VIR_DOMAIN_AFFECT_CONFIG};
+	for (int i = 0; i < 2; i++) {
+		m = meta_where(c, "des1", where[i]);
+		assert_string_equal(m, "<vm ha=\"yes\" priority=\"11\" epoch=\"3\" group=\"db\"/>");
+		free(m);
+	}
+	assert_int_equal(cached(f->v, "des1")->desired, VIRT_DESIRED_RUNNING);
+	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_STOPPED, f->err,
+	                                     sizeof(f->err)),
+	                 0);
+	for (int i = 0; i < 2; i++) {
+		m = meta_where(c, "des1", where[i]);
+		assert_string_equal(m, "<vm ha=\"yes\" priority=\"11\" epoch=\"3\" group=\"db\" "
+		                       "desired=\"stopped\"/>");
+		free(m);
+	}
+	assert_int_equal(cached(f->v, "des1")->desired, VIRT_DESIRED_STOPPED);
+	/* Stopping it leaves it as it is too. */
+	assert_int_equal(virt_vm_destroy(f->v, "des1", f->err, sizeof(f->err)), 0);
+	assert_int_equal(desired_of(f->v, "des1"), VIRT_DESIRED_STOPPED);
+
+	/* Metadata an older version wrote (no attribute): running. */
+	meta_put(c, "des1", "<vm ha='yes' priority='8' epoch='2'/>");
+	assert_int_equal(desired_of(f->v, "des1"), VIRT_DESIRED_RUNNING);
+	meta_put(c, "des1", "<vm ha='yes' priority='8' epoch='2' desired='running'/>");
+	assert_int_equal(desired_of(f->v, "des1"), VIRT_DESIRED_RUNNING);
+	/* Unreadable values read as running, the rest stays, the VM stays
+	 * listed. */
+	const char *bad[] = {"<vm ha='yes' priority='8' epoch='2' desired='maybe'/>",
+	                     "<vm ha='yes' priority='8' epoch='2' desired='STOPPED'/>",
+	                     "<vm ha='yes' priority='8' epoch='2' desired=''/>"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		meta_put(c, "des1", bad[i]);
+		assert_int_equal(virt_vm_find(f->v, "des1", &vm, f->err, sizeof(f->err)), 0);
+		assert_int_equal(vm.desired, VIRT_DESIRED_RUNNING);
+		assert_true(vm.ha);
+		assert_int_equal(vm.priority, 8);
+		assert_int_equal(vm.epoch, 2);
+	}
+	/* Edited by hand: the metadata event brings it into the cache, and
+	 * reconcile then agrees. */
+	meta_put(c, "des1", "<vm ha='yes' priority='8' epoch='2' desired='stopped'/>");
+	f->rec.n = 0;
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "des1", 2000));
+	assert_int_equal(cached(f->v, "des1")->desired, VIRT_DESIRED_STOPPED);
+	assert_int_equal(virt_reconcile(f->v), 0);
+
+	/* Refused, nothing changed. */
+	assert_int_equal(virt_vm_set_desired(f->v, "des1", (enum virt_desired)7, f->err,
+	                                     sizeof(f->err)),
+	                 -EINVAL);
+	assert_string_equal(f->err, "desired state must be running or stopped, got 7");
+	assert_int_equal(virt_vm_set_desired(f->v, "nope", VIRT_DESIRED_STOPPED, f->err,
+	                                     sizeof(f->err)),
+	                 -ENOENT);
+	assert_int_equal(desired_of(f->v, "des1"), VIRT_DESIRED_STOPPED);
+
+	assert_int_equal(virt_vm_undefine(f->v, "des1", f->err, sizeof(f->err)), 0);
+	virConnectClose(c);
+}
+
+/* The definition replicas hold (virt_vm_export_xml) carries the desired
+ * state, and a failover restart from it (virt_vm_define_start) keeps it
+ * while it sets the new epoch. */
+static void test_desired_travels(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, "test:///default");
+	char xml[512];
+	assert_int_equal(virt_vm_define(f->v, small_vm_xml("des2", xml, sizeof(xml)), NULL, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_set_ha_group(f->v, "des2", true, 20, "web", f->err, sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_set_epoch(f->v, "des2", 5, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_define(f->v, small_vm_xml("des3", xml, sizeof(xml)), NULL, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_set_ha(f->v, "des3", true, 30, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_set_desired(f->v, "des2", VIRT_DESIRED_STOPPED, f->err,
+	                                     sizeof(f->err)),
+	                 0);
+	char *x2 = NULL, *x3 = NULL;
+	assert_int_equal(virt_vm_export_xml(f->v, "des2", &x2, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_export_xml(f->v, "des3", &x3, f->err, sizeof(f->err)), 0);
+	assert_non_null(strstr(x2, "desired=\"stopped\""));
+	assert_non_null(strstr(x2, "group=\"web\""));
+	assert_null(strstr(x3, "desired=")); /* running: no attribute */
+	assert_non_null(strstr(x3, VIRT_META_NS));
+
+	/* Another host (a test:///PATH file host: a state of its own). */
+	struct virt *h2 = virt_new(f->uri);
+	assert_non_null(h2);
+	assert_true(virt_check(h2));
+	char name[VIRT_NAME_MAX];
+	assert_int_equal(virt_vm_define_start(h2, x2, 6, name, sizeof(name), f->err, sizeof(f->err)),
+	                 0);
+	assert_string_equal(name, "des2");
+	assert_int_equal(virt_vm_define_start(h2, x3, 9, name, sizeof(name), f->err, sizeof(f->err)),
+	                 0);
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(h2, "des2", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.state, VIRT_VM_RUNNING);
+	assert_int_equal(vm.desired, VIRT_DESIRED_STOPPED);
+	assert_true(vm.ha);
+	assert_int_equal(vm.priority, 20);
+	assert_int_equal(vm.epoch, 6);
+	assert_string_equal(vm.group, "web");
+	assert_int_equal(virt_vm_find(h2, "des3", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.desired, VIRT_DESIRED_RUNNING);
+	assert_true(vm.ha);
+	assert_int_equal(vm.priority, 30);
+	assert_int_equal(vm.epoch, 9);
+	/* And it is in the definition there, for the next move. */
+	char *back = NULL;
+	assert_int_equal(virt_vm_export_xml(h2, "des2", &back, f->err, sizeof(f->err)), 0);
+	assert_non_null(strstr(back, "epoch=\"6\" group=\"web\" desired=\"stopped\""));
+	free(back);
+	virt_free(h2);
+	free(x2);
+	free(x3);
+	assert_int_equal(virt_vm_undefine(f->v, "des2", f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_undefine(f->v, "des3", f->err, sizeof(f->err)), 0);
+}
+
 /* ---- why a VM stopped --------------------------------------------------- */
 
 static void test_stop_reason_names(void **state)
@@ -2142,6 +2367,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_move_offline_uri_and_where, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_export_xml, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_group, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_desired, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_desired_travels, fx_setup, fx_teardown),
 		cmocka_unit_test(test_stop_reason_names),
 		cmocka_unit_test_setup_teardown(test_stop_reason, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_reason_external, fx_setup, fx_teardown),

@@ -1,0 +1,129 @@
+/*
+ * fo_driver.c — the one glue between the failover core and its inputs (see
+ * fo_driver.h). It exists so that the daemon and the simulator cannot
+ * drift: before it, each carried its own copy, and they disagreed (a member
+ * restarted at a new address was ALIVE to the daemon and nothing to the
+ * simulator). Every rule that decides what the core is told lives here.
+ */
+#include "fo_driver.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fo_driver_member_event(struct fo *f, const char *self, const struct swim_event *e,
+                            uint64_t now)
+{
+	const char *name = e->name ? e->name : "";
+	if (e->type == SWIM_EV_SELF_REFUTED) {
+		fo_set_incarnation(f, e->incarnation);
+		return;
+	}
+	if (!name[0] || (self && strcmp(name, self) == 0))
+		return;
+	enum fo_member_state st;
+	switch (e->type) {
+	case SWIM_EV_MEMBER_JOINED:
+	case SWIM_EV_MEMBER_ALIVE:
+	case SWIM_EV_MEMBER_ADDR_CHANGED: st = FO_ALIVE; break;
+	case SWIM_EV_MEMBER_SUSPECT: st = FO_SUSPECT; break;
+	case SWIM_EV_MEMBER_DEAD: st = FO_DEAD; break;
+	case SWIM_EV_MEMBER_LEFT: st = FO_LEFT; break;
+	default: return;
+	}
+	fo_member(f, name, st, e->incarnation, now);
+}
+
+void fo_driver_new_incarnation(struct fo *f, struct swim *sw, const struct fo_event *e,
+                               uint64_t now)
+{
+	if (swim_raise_incarnation(sw, e->inst.incarnation, e->text, now) == 0)
+		fo_set_incarnation(f, swim_incarnation(sw));
+}
+
+bool fo_driver_vm_active(const Mv__VmInfo *vm)
+{
+	return vm->state == MV__VM_STATE__VM_RUNNING || vm->state == MV__VM_STATE__VM_PAUSED;
+}
+
+bool fo_driver_vm_protected(const Mv__VmInfo *vm)
+{
+	return vm->ha && vm->desired != MV__VM_DESIRED__VM_DESIRED_STOPPED;
+}
+
+/* Definitely not running: shut off or crashed. (Anything else — starting,
+ * shutting down, suspended — is not a VM to restart elsewhere.) */
+static bool vm_stopped(const Mv__VmInfo *vm)
+{
+	return vm->state == MV__VM_STATE__VM_SHUTOFF || vm->state == MV__VM_STATE__VM_CRASHED;
+}
+
+int fo_driver_view_build(struct fo_driver_view *v, const Mv__NodeState *const *states, size_t n,
+                         bool (*up)(void *arg, const char *name), void *arg)
+{
+	memset(v, 0, sizeof(*v));
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		if (states[i] != NULL)
+			total += states[i]->n_vms;
+	v->hosts = calloc(n ? n : 1, sizeof(*v->hosts));
+	v->vms = calloc(total ? total : 1, sizeof(*v->vms));
+	if (v->hosts == NULL || v->vms == NULL) {
+		fo_driver_view_free(v);
+		return -ENOMEM;
+	}
+	size_t nv = 0;
+	for (size_t i = 0; i < n; i++) {
+		const Mv__NodeState *s = states[i];
+		if (s == NULL || s->name == NULL || s->name[0] == '\0')
+			continue;
+		struct fo_host *h = &v->hosts[v->n_hosts++];
+		h->cap = (struct placement_host){
+			.name = s->name,
+			.alive = up ? up(arg, s->name) : true,
+			.healthy = s->libvirt_reachable,
+			.draining = s->draining,
+			.cpus = s->cpus,
+			.cpu_overcommit = s->cpu_overcommit,
+			.vcpus_allocated = s->vcpus_allocated,
+			.memory_kib = s->memory_kib,
+			.memory_reserved_kib = s->memory_reserved_kib,
+			.memory_overcommit = s->memory_overcommit,
+			.memory_allocated_kib = s->memory_allocated_kib,
+		};
+		h->witness = s->witness;
+		h->quorate = s->quorate;
+		h->inventory_unknown = s->inventory_unknown;
+		h->incarnation = s->incarnation;
+		h->vms = &v->vms[nv];
+		for (size_t j = 0; j < s->n_vms; j++) {
+			const Mv__VmInfo *vm = s->vms[j];
+			if (vm == NULL || !fo_driver_vm_protected(vm))
+				continue;
+			bool active = fo_driver_vm_active(vm);
+			if (!active && !vm_stopped(vm))
+				active = true; /* in between: not owed */
+			if (!active && (s->inventory_stale || vm->restarting))
+				active = true; /* libvirt away, or the host restarts it itself */
+			v->vms[nv++] = (struct fo_vm){
+				.uuid = vm->uuid,
+				.name = vm->name,
+				.priority = vm->priority,
+				.vcpus = vm->vcpus,
+				.memory_kib = vm->memory_kib,
+				.epoch = vm->owner_epoch,
+				.group = vm->ha_group,
+				.running = active,
+			};
+			h->n_vms++;
+		}
+	}
+	return 0;
+}
+
+void fo_driver_view_free(struct fo_driver_view *v)
+{
+	free(v->hosts);
+	free(v->vms);
+	memset(v, 0, sizeof(*v));
+}
