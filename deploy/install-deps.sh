@@ -12,7 +12,7 @@ PKGS=(
   libvirt-dev libvirt-clients libvirt-daemon
   libcmocka-dev libjson-c-dev libxml2-dev
   clang libclang-rt-14-dev
-  procps iproute2 python3
+  procps iproute2 nftables python3
 )
 
 . "$(dirname "${BASH_SOURCE[0]}")/apt-ensure.sh"
