@@ -642,6 +642,7 @@ static bool own_state_known(const struct fo *f);
 static bool runs_here(const struct fo *f, const char *uuid, uint64_t epoch);
 static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint64_t now,
                             bool timed_out);
+static void accepted_decide(struct fo *f, struct inst *in, uint32_t round, uint64_t now);
 static bool given_newest(const struct fo *f, const char *x, uint64_t inc,
                          const struct fo_plan_entry *pe);
 static void detect_newer_deaths(struct fo *f, uint64_t now);
@@ -3044,7 +3045,14 @@ static void on_accepted(struct fo *f, struct inst *in, uint32_t round, size_t fr
 		if (b > rd->acc_bound)
 			rd->acc_bound = b;
 	}
-	if (rd->n_resp < majority_of(f->eff_voters))
+	accepted_decide(f, in, round, now);
+}
+
+/* Phase 2 of (in, round): a majority accepted our value, so it is chosen. */
+static void accepted_decide(struct fo *f, struct inst *in, uint32_t round, uint64_t now)
+{
+	struct round *rd = &in->rounds[round];
+	if (rd->chosen || rd->pphase != 2 || rd->n_resp < majority_of(f->eff_voters))
 		return;
 	bool has_bound = !rd->acc_unbounded;
 	uint64_t bound = rd->acc_bound;
@@ -4812,12 +4820,21 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 		struct round *rd = &in->rounds[r];
 		if (rd->chosen || !rd->pphase || now < rd->next_retry)
 			continue;
-		if (rd->pphase == 3)
+		/* (the answers so far may make a majority now: the voting set
+		 * shrank by a force-leave meanwhile) */
+		size_t maj = majority_of(f->eff_voters);
+		if (rd->pphase == 3) {
 			start_phase1(f, in, r, now);
-		else if (rd->pphase == 1 && rd->maj_at && now >= sat_add(rd->maj_at - 1, f->cfg.retry_ms))
-			promises_decide(f, in, r, now, true);
-		else
+		} else if (rd->pphase == 1 && rd->n_resp >= maj) {
+			promises_decide(f, in, r, now,
+			                rd->maj_at && now >= sat_add(rd->maj_at - 1, f->cfg.retry_ms));
+			if (rd->pphase == 1)
+				send_phase(f, in, r, now);
+		} else if (rd->pphase == 2 && rd->n_resp >= maj) {
+			accepted_decide(f, in, r, now);
+		} else {
 			send_phase(f, in, r, now);
+		}
 	}
 	uint32_t w;
 	in->batch_at = 0;
