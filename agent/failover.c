@@ -1772,6 +1772,8 @@ static bool unknown_gone(const struct fo *f, const struct mrec *r)
  * FO_LONG_DEAD_MS with no sign of life meanwhile (no heartbeat, no newer
  * incarnation from membership): its agent died right after it moved on,
  * before our membership heard of the new incarnation — it never will now.
+ * (A heartbeat from the newer incarnation that stopped FO_LONG_DEAD_MS ago
+ * is no sign of life: that incarnation died too.)
  * (A live host refutes its death well within that time once it can reach
  * us; until it can, it is not acknowledged by us either.) */
 #define FO_LONG_DEAD_MS 30000
@@ -1784,7 +1786,7 @@ static bool long_dead(const struct fo *f, const struct mrec *r)
 	       f->quorate_since && now >= sat_add(f->quorate_since - 1, FO_LONG_DEAD_MS) &&
 	       now >= sat_add(r->dead_at - 1, FO_LONG_DEAD_MS) &&
 	       (!r->hb_at || now >= sat_add(r->hb_at - 1, FO_LONG_DEAD_MS)) &&
-	       r->inc <= r->dead_max && r->hb_inc <= r->dead_max;
+	       r->inc <= r->dead_max;
 }
 
 static bool dead_to_me(const struct fo *f, const struct mrec *r, uint64_t inc)
@@ -2875,9 +2877,17 @@ static int overlay_adopted(const struct fo *f, const struct round *rd, struct fo
 		size_t k = 0;
 		while (k < v->n && strcmp(v->entries[k].uuid, ae->uuid) != 0)
 			k++;
-		if (done || excluded_vm(rd, ae->uuid) || target_fenced(f, ae) || moved_on(f, ae)) {
+		if (done || excluded_vm(rd, ae->uuid) || moved_on(f, ae)) {
 			if (k < v->n)
 				v->entries[k] = v->entries[--v->n];
+			continue;
+		}
+		if (target_fenced(f, ae)) {
+			/* a dead placement (its target fenced since): nothing runs
+			 * there, and the VM is still owed — our own placement stands,
+			 * above the epoch the dead one took (epochs only grow) */
+			if (k < v->n && v->entries[k].new_epoch <= ae->new_epoch)
+				v->entries[k].new_epoch = ae->new_epoch + 1;
 			continue;
 		}
 		v->entries[k] = *ae;

@@ -4263,7 +4263,8 @@ static void tick_quorate(struct fo *f, uint64_t *now, uint64_t until)
  * heartbeat, no newer incarnation) while we are quorate for
  * FO_LONG_DEAD_MS (30 s) is dead to an acceptor at newer incarnations too
  * (it moved on and died before membership heard of it) — not before, and
- * not if a heartbeat of a newer incarnation came; then a newer incarnation
+ * not while heartbeats of a newer incarnation come (they stopped 30 s ago:
+ * that one died too); then a newer incarnation
  * known from its state or from a plan's target_incarnation opens that
  * failover too. */
 static void test_dead_at_newer_incarnations(void **state)
@@ -4298,12 +4299,26 @@ static void test_dead_at_newer_incarnations(void **state)
 	assert_int_equal(fo_handle_message(a, &m, now), 0);
 	assert_true(pop_type(a, FO_PROMISE, &r));
 	fo_msg_clear(&r);
+	/* n3 (DEAD at 1) heartbeats at incarnation 2: alive there, while its
+	 * heartbeats come */
+	hb(a, "n3", "n1", 2, now, 0, now);
+	drop_all(a);
+	tick_quorate(a, &now, now + 30000 - 1000);
 	fo_msg_init(&m, FO_PREPARE, "n2", "n1", "n3", 2, 0);
 	m.ballot.number = 3;
 	snprintf(m.ballot.proposer, sizeof(m.ballot.proposer), "n2");
 	assert_int_equal(fo_handle_message(a, &m, now), 0);
 	assert_true(pop_type(a, FO_REJECT, &r));
 	assert_non_null(strstr(r.text, "not dead to me at incarnation 2"));
+	fo_msg_clear(&r);
+	/* ... and once they stopped FO_LONG_DEAD_MS ago (membership still
+	 * holds it dead), incarnation 2 died too */
+	tick_quorate(a, &now, now + 1500);
+	fo_msg_init(&m, FO_PREPARE, "n2", "n1", "n3", 2, 0);
+	m.ballot.number = 4;
+	snprintf(m.ballot.proposer, sizeof(m.ballot.proposer), "n2");
+	assert_int_equal(fo_handle_message(a, &m, now), 0);
+	assert_true(pop_type(a, FO_PROMISE, &r));
 	fo_msg_clear(&r);
 	fo_free(a);
 
