@@ -451,20 +451,35 @@ bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b);
 /*
  * The journal: what a restarted core must not forget (agent/failover.c,
  * RESTARTS) — for each member, the highest incarnation of it this node
- * took part in failing over; it will not acknowledge that member until
- * the member reports itself fenced through it.
+ * took part in failing over (it will not acknowledge that member until
+ * the member reports itself fenced through it); its promises and accepted
+ * values as an acceptor (so it may vote in instances older than its
+ * restart); and the voting set.
  *
  * fo_journal_version() moves whenever the journal changes. The caller
  * stores fo_journal_encode()'s text durably (write, fsync, rename) BEFORE
  * it sends the messages it pops after the change. At start, before
  * anything else is fed, it hands the stored text to fo_journal_restore().
  *
- * Format, one entry per line; blank lines and lines starting with '#' are
- * ignored:
+ * Format 2 (the line "format 2"; a journal without it is format 1, which
+ * has only failed-over lines), one record per line; blank lines and lines
+ * starting with '#' are ignored:
  *     failed-over NAME INCARNATION
- * NAME: 1..63 characters of [A-Za-z0-9._-] (a node name); INCARNATION: a
- * decimal from 1 to 2^64-1 without sign or leading zeros. A name may
- * appear more than once (the highest incarnation counts).
+ *     forgotten NAME INCARNATION
+ *     voter NAME
+ *     promised NAME INCARNATION ROUND BALLOT PROPOSER
+ *     accepted NAME INCARNATION ROUND BALLOT PROPOSER N
+ *     entry =UUID =VM-NAME =TARGET PRIORITY VCPUS MEMORY-KIB EPOCH =GROUP
+ *           TARGET-INCARNATION                       (one line, N of them)
+ * NAME, PROPOSER: 1..63 characters of [A-Za-z0-9._-] (node names);
+ * numbers: decimals without sign or leading zeros (INCARNATION, BALLOT,
+ * EPOCH >= 1; ROUND < the configured rounds; PRIORITY signed); '='
+ * fields: the value with every byte outside [A-Za-z0-9._-] written %XX
+ * (an empty value is a lone '='; TARGET empty: no room). "forgotten": the
+ * instance was dropped from memory after it finished (its promises with
+ * it: the core refuses to vote in it again). The N entry lines follow
+ * their accepted line. A name may appear more than once (the highest
+ * incarnation counts).
  */
 #define FO_JOURNAL_MAX_BYTES (4u << 20)   /* restore refuses larger text */
 #define FO_JOURNAL_MAX_ENTRIES 65536u
