@@ -202,7 +202,8 @@
  * holds for (1). Hand-back rounds add no new fence; the instance is
  * fenced once. Only a quorate node emits FO_EV_RESTART, and only for
  * plans a majority accepted. Every move bumps the epoch:
- * new_epoch = epoch + 1 + round.
+ * new_epoch = epoch + 1 + round, and the entry carries the epoch it moves
+ * from (base_epoch), which the clash rules compare with.
  *
  * FENCE, THEN RESTART; HAND-BACKS; TARGETS THAT DIE
  * The proposer whose round-0 value got chosen asks its caller for a remote
@@ -633,6 +634,7 @@ static const struct inst *placement_started(const struct fo *f, const struct ins
                                             const struct fo_plan_entry *pe, bool *in_flight);
 static bool excluded_vm(const struct round *rd, const char *uuid);
 static bool places_above(const struct fo_plan *p, const char *uuid, uint64_t base);
+static uint64_t entry_base(const struct fo_plan_entry *pe, uint32_t round);
 static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe);
 static bool vm_in_care(const struct fo *f, const char *uuid);
 static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
@@ -738,7 +740,8 @@ static bool entry_equal(const struct fo_plan_entry *a, const struct fo_plan_entr
 	return strcmp(a->uuid, b->uuid) == 0 && strcmp(a->name, b->name) == 0 &&
 	       strcmp(a->target, b->target) == 0 && a->priority == b->priority &&
 	       a->vcpus == b->vcpus && a->memory_kib == b->memory_kib &&
-	       a->new_epoch == b->new_epoch && strcmp(a->group, b->group) == 0;
+	       a->new_epoch == b->new_epoch && strcmp(a->group, b->group) == 0 &&
+	       a->has_base == b->has_base && (!a->has_base || a->base_epoch == b->base_epoch);
 }
 
 bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b)
@@ -869,6 +872,8 @@ int fo_plan_compute_prefer(const struct fo_host *hosts, size_t n_hosts, const ch
 		e->vcpus = vm->vcpus;
 		e->memory_kib = vm->memory_kib;
 		e->new_epoch = vm->epoch + 1 + round;
+		e->has_base = true;
+		e->base_epoch = vm->epoch;
 		size_t np = 0;
 		struct placement_request req = {.vcpus = vm->vcpus, .memory_kib = vm->memory_kib};
 		int best = -1;
@@ -2664,6 +2669,17 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			                                 &so_far, &one)
 			        : -ENOMEM;
 			if (rc == 0) {
+				/* it moves from the epoch the handed-back entry moved
+				 * from (an adopted entry keeps its own base), to one above
+				 * every epoch tried before */
+				for (size_t p = 0; p < in->n_pend; p++) {
+					const struct pend *pd = &in->pend[p];
+					if (pd->failed_round < round && strcmp(pd->e.uuid, vms[v].uuid) == 0 &&
+					    pd->e.new_epoch - 1 - pd->failed_round == vms[v].epoch) {
+						one.entries[0].base_epoch = entry_base(&pd->e, pd->failed_round);
+						break;
+					}
+				}
 				out->entries[out->n++] = one.entries[0];
 				acc[so_far.n++] = one.entries[0];
 				fo_plan_clear(&one);
@@ -3407,9 +3423,14 @@ static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *p
 	return false;
 }
 
-/* An entry of round `round` starts its VM from epoch new_epoch - 1 - round. */
+/* The epoch an entry of round `round` moves its VM from: its base_epoch
+ * (an entry adopted into another instance's round keeps the base it was
+ * planned with: the round no longer tells it), or new_epoch - 1 - round
+ * for plans without one. */
 static uint64_t entry_base(const struct fo_plan_entry *pe, uint32_t round)
 {
+	if (pe->has_base)
+		return pe->base_epoch;
 	uint64_t d = 1 + (uint64_t)round;
 	return pe->new_epoch > d ? pe->new_epoch - d : 0;
 }
@@ -4134,6 +4155,8 @@ static bool plan_ok(const struct fo_plan *p)
 		if (!terminated(e->uuid, sizeof(e->uuid)) || !terminated(e->name, sizeof(e->name)) ||
 		    !terminated(e->target, sizeof(e->target)) || !terminated(e->group, sizeof(e->group)))
 			return false;
+		if (e->has_base && e->base_epoch >= e->new_epoch)
+			return false; /* a move goes to a newer epoch */
 	}
 	return true;
 }
@@ -5526,6 +5549,8 @@ static void late_owed(struct fo *f, uint64_t now)
 						continue;
 					struct fo_plan_entry owed = *pe;
 					owed.new_epoch = pe->new_epoch + 1; /* from the epoch X got */
+					owed.has_base = true;
+					owed.base_epoch = pe->new_epoch;
 					size_t before = in->n_pend;
 					add_pending(f, in, &owed, 0);
 					if (in->n_pend > before) {
@@ -5967,7 +5992,10 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 				jb_printf(&b, " %" PRId32 " %" PRIu32 " %" PRIu64 " %" PRIu64, pe->priority,
 				          pe->vcpus, pe->memory_kib, pe->new_epoch);
 				jb_str(&b, pe->group);
-				jb_printf(&b, " %" PRIu64 "\n", pe->target_incarnation);
+				jb_printf(&b, " %" PRIu64, pe->target_incarnation);
+				if (pe->has_base)
+					jb_printf(&b, " base %" PRIu64, pe->base_epoch);
+				jb_printf(&b, "\n");
 			}
 		}
 	}
@@ -6189,8 +6217,17 @@ static const char *journal_parse_entry(struct jtok *t, struct fo_plan_entry *e)
 		return why;
 	const char *rest;
 	size_t rl;
-	if (jt_next(t, &rest, &rl))
-		return "extra fields at the end of the line";
+	if (jt_next(t, &rest, &rl)) {
+		if (rl != 4 || memcmp(rest, "base", 4) != 0)
+			return "extra fields at the end of the line";
+		if ((why = jt_u64(t, &e->base_epoch, true, "base epoch")) != NULL)
+			return why;
+		if (e->base_epoch >= e->new_epoch)
+			return "the base epoch is not below the epoch";
+		e->has_base = true;
+		if (jt_next(t, &rest, &rl))
+			return "extra fields at the end of the line";
+	}
 	return NULL;
 }
 

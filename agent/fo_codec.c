@@ -40,6 +40,8 @@ static int fo_encode_plan(const struct fo_plan *p, Mv__FoPlanEntry **pe_out,
 		pe[i].new_epoch = e->new_epoch;
 		pe[i].group = (char *)e->group;
 		pe[i].target_incarnation = e->target_incarnation;
+		pe[i].has_base_epoch = e->has_base;
+		pe[i].base_epoch = e->has_base ? e->base_epoch : 0;
 		pep[i] = &pe[i];
 	}
 	*pe_out = pe;
@@ -125,6 +127,8 @@ int fo_codec_encode_frame(const struct fo_msg *m, uint8_t **out, size_t *out_len
 			ae[i].new_epoch = a->e.new_epoch;
 			ae[i].group = (char *)a->e.group;
 			ae[i].target_incarnation = a->e.target_incarnation;
+			ae[i].has_base_epoch = a->e.has_base;
+			ae[i].base_epoch = a->e.has_base ? a->e.base_epoch : 0;
 			mv__fo_adopt__init(&ad[i]);
 			ad[i].entry = &ae[i];
 			ad[i].incarnation = a->incarnation;
@@ -206,6 +210,8 @@ static int fo_decode_plan(Mv__FoPlanEntry **in, size_t n, struct fo_plan *p)
 		e->memory_kib = pe->memory_kib;
 		e->new_epoch = pe->new_epoch;
 		e->target_incarnation = pe->target_incarnation;
+		e->has_base = pe->has_base_epoch;
+		e->base_epoch = pe->has_base_epoch ? pe->base_epoch : 0;
 	}
 	return 0;
 }

@@ -105,6 +105,11 @@ struct fo_plan_entry {
 	                                (fenced_through >= this) never starts the
 	                                entry: it hands it back, and the others may
 	                                re-place entries of a failed-over target. */
+	bool has_base;       /* base_epoch is set (plans of older agents lack it) */
+	uint64_t base_epoch; /* the epoch the VM moves from (< new_epoch): the
+	                        placement it replaces. Without it, new_epoch - 1 -
+	                        the round; an entry adopted into another round
+	                        (RECOVERY) keeps its own. */
 };
 
 struct fo_plan {
@@ -470,12 +475,13 @@ bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b);
  *     promised NAME INCARNATION ROUND BALLOT PROPOSER
  *     accepted NAME INCARNATION ROUND BALLOT PROPOSER N
  *     entry =UUID =VM-NAME =TARGET PRIORITY VCPUS MEMORY-KIB EPOCH =GROUP
- *           TARGET-INCARNATION                       (one line, N of them)
+ *           TARGET-INCARNATION [base BASE-EPOCH]     (one line, N of them)
  * NAME, PROPOSER: 1..63 characters of [A-Za-z0-9._-] (node names);
  * numbers: decimals without sign or leading zeros (INCARNATION, BALLOT,
  * EPOCH >= 1; ROUND < the configured rounds; PRIORITY signed); '='
  * fields: the value with every byte outside [A-Za-z0-9._-] written %XX
- * (an empty value is a lone '='; TARGET empty: no room). "forgotten": the
+ * (an empty value is a lone '='; TARGET empty: no room); BASE-EPOCH, the
+ * epoch the VM moves from, is below EPOCH. "forgotten": the
  * instance was dropped from memory after it finished (its promises with
  * it: the core refuses to vote in it again). The N entry lines follow
  * their accepted line. A name may appear more than once (the highest

@@ -98,7 +98,8 @@ static bool same_plan(const struct fo_plan *a, const struct fo_plan *b)
 		    strcmp(x->target, y->target) != 0 || strcmp(x->group, y->group) != 0 ||
 		    x->priority != y->priority || x->vcpus != y->vcpus ||
 		    x->memory_kib != y->memory_kib || x->new_epoch != y->new_epoch ||
-		    x->target_incarnation != y->target_incarnation)
+		    x->target_incarnation != y->target_incarnation || x->has_base != y->has_base ||
+		    x->base_epoch != y->base_epoch)
 			return false;
 	}
 	return true;

@@ -2012,6 +2012,11 @@ static void test_replayed_seeds(void **state)
 	                             "the superseding plan: the VM was lost"},
 	    {7171894820506200172ULL, "a heartbeat of a newer incarnation that had stopped long ago "
 	                             "kept that incarnation alive to an acceptor forever"},
+	    {3248030459199056407ULL, "an HA VM left stopped for good (liveness), fixed with the "
+	                             "two above"},
+	    {956716083676281720ULL, "O1: an entry of a hand-back round adopted into a newer "
+	                            "recovery's first round lost its base epoch, so a live "
+	                            "placement of the VM no longer clashed with it"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));

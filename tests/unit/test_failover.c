@@ -2784,6 +2784,8 @@ static void test_journal_survives_restart(void **state)
 	fo_member(r, "n0", FO_DEAD, 3, 1001);
 	assert_int_equal(fo_journal_version(r), v0); /* open only: nothing withheld */
 	struct fo_plan_entry e[1] = {entry("u1", "n2", 6)};
+	e[0].has_base = true; /* adopted from a later round: its own base */
+	e[0].base_epoch = 3;
 	struct fo_msg m;
 	msg_plan(&m, FO_ACCEPT, "n2", "n1", 3, 0, 1, e, 1);
 	assert_int_equal(fo_handle_message(r, &m, 1001), 0);
@@ -2795,6 +2797,7 @@ static void test_journal_survives_restart(void **state)
 	assert_int_equal(fo_journal_encode(r, &text, &len), 0);
 	assert_non_null(strstr(text, "\nfailed-over n0 3\n"));
 	assert_non_null(strstr(text, "\naccepted n0 3 0 1 n2 1\n"));
+	assert_non_null(strstr(text, " base 3\n")); /* kept across a restart (below) */
 	fo_free(r);
 
 	/* the agent restarts: without the journal it acks n0 (now incarnation 4) */
@@ -4367,6 +4370,10 @@ static void test_journal_errors_name_the_field(void **state)
 	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 x 2 = 1\n", "memory"},
 	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 99999999999999999999 = 1\n", "epoch"},
 	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = x\n", "target incarnation"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = 1 base x\n", "base epoch"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = 1 base 2\n", "base epoch"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = 1 bass 1\n", "extra fields"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = 1 base 1 7\n", "extra fields"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct fo *f = solo(false, 1000);

@@ -77,6 +77,8 @@ static void check_same(const struct fo_msg *a, const struct fo_msg *b)
 		assert_int_equal(x->new_epoch, y->new_epoch);
 		assert_string_equal(x->group, y->group);
 		assert_int_equal(x->target_incarnation, y->target_incarnation);
+		assert_int_equal(x->has_base, y->has_base);
+		assert_int_equal(x->base_epoch, y->base_epoch);
 	}
 	assert_int_equal(a->voters, b->voters);
 	assert_int_equal(a->has_ack_ago, b->has_ack_ago);
@@ -104,6 +106,8 @@ static void check_same(const struct fo_msg *a, const struct fo_msg *b)
 		assert_int_equal(x->e.new_epoch, y->e.new_epoch);
 		assert_string_equal(x->e.group, y->e.group);
 		assert_int_equal(x->e.target_incarnation, y->e.target_incarnation);
+		assert_int_equal(x->e.has_base, y->e.has_base);
+		assert_int_equal(x->e.base_epoch, y->e.base_epoch);
 		assert_int_equal(x->incarnation, y->incarnation);
 		assert_int_equal(x->round, y->round);
 		assert_int_equal(x->ballot.number, y->ballot.number);
@@ -143,17 +147,18 @@ static struct fo_removed removed3[3] = {
 };
 
 static struct fo_plan_entry plan3[3] = {
-	{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16u << 20, 9, "db", 3},
-	{"7795eb01-f6a4-8304-79aa-97f2502e1940", "web1", "n3", -5, 2, 1u << 20, 3, "", 0},
-	{"8895eb01-f6a4-8304-79aa-97f2502e1941", "big", "", 0, 64, UINT64_MAX, UINT64_MAX, "g", UINT64_MAX},
+	{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16u << 20, 9, "db", 3, true, 7},
+	{"7795eb01-f6a4-8304-79aa-97f2502e1940", "web1", "n3", -5, 2, 1u << 20, 3, "", 0, false, 0},
+	{"8895eb01-f6a4-8304-79aa-97f2502e1941", "big", "", 0, 64, UINT64_MAX, UINT64_MAX, "g", UINT64_MAX,
+	 true, UINT64_MAX - 1},
 };
 
 /* Placements held from older recoveries (PROMISE, first round). */
 static struct fo_adopt adopt2[2] = {
-	{{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16u << 20, 9, "db", 3},
+	{{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16u << 20, 9, "db", 3, true, 7},
 	 4, 0, {7, "n3"}},
 	{{"9995eb01-f6a4-8304-79aa-97f2502e1942", "max", "n5", INT32_MIN, UINT32_MAX, UINT64_MAX,
-	  UINT64_MAX, "g", UINT64_MAX},
+	  UINT64_MAX, "g", UINT64_MAX, true, 0},
 	 UINT64_MAX, 15, {UINT64_MAX, "n1"}},
 };
 
