@@ -25,6 +25,7 @@
 #include "config.h"
 #include "fileio.h"
 #include "names.h"
+#include "watchdog.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -177,9 +178,9 @@ static const struct config_opt config_opts[] = {
 	 "local restarts of a crashed HA VM (backoff 1 s doubling) before moving it elsewhere "
 	 "(default 3; 0 = move at once)"},
 	{"failover", "watchdog", "watchdog", CT_STRING, OFF(fo_watchdog), 0, 0,
-	 "Linux watchdog device, e.g. /dev/watchdog: its timeout is set to fence_after_ms "
-	 "(whole seconds, at least 2) and checked; petted while quorate, disarmed where no "
-	 "HA VM runs (default none)"},
+	 "Linux watchdog device, e.g. /dev/watchdog: its timeout is set to fence_margin_ms "
+	 "(whole seconds, at least 2) and checked; petted while quorate and until the "
+	 "self-fence, disarmed where no HA VM runs (default none)"},
 };
 
 #define N_OPTS (sizeof(config_opts) / sizeof(config_opts[0]))
@@ -1175,10 +1176,11 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	/* The failover core's rule (1) (failover.c, "WHY NO VM RUNS TWICE"): a
-	 * host petted its watchdog until q + quorate window, so it fires F after
-	 * that at the latest, while targets that learned the plan after q
-	 * restart its VMs F + margin after learning it: only margin >= the
-	 * quorate window keeps the restart after the reset. */
+	 * host cut off at q fences itself (or its watchdog, petted until then
+	 * with a timeout of the margin, resets it) by q + quorate window + F,
+	 * while targets that learned the plan after q restart its VMs F +
+	 * margin after learning it: only margin >= the quorate window keeps
+	 * the restart after the fence. */
 	uint32_t quorate_ms = agent_options_quorate_ms(o);
 	if (o->fo_fence_margin_ms < quorate_ms) {
 		set_err(err, errlen,
@@ -1189,16 +1191,34 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 		        (unsigned)o->fo_heartbeat_ms, (unsigned)o->fo_fence_after_ms);
 		return -EINVAL;
 	}
-	/* Watchdog timeouts are whole seconds, at least 2, and at most F (the
-	 * device is checked at start: agent/watchdog.c). With F >= 2000 and F
-	 * >= 3 heartbeats, floor(F / 1000) s is always more than two pets. */
-	if (o->fo_watchdog != NULL && o->fo_watchdog[0] != '\0' && o->fo_fence_after_ms < 2000) {
-		set_err(err, errlen,
-		        "failover.fence_after_ms: %u is below 2000, the least that failover.watchdog "
-		        "(%s) can take: watchdog timeouts are whole seconds, at least 2, and the "
-		        "device must fire within fence_after_ms",
-		        (unsigned)o->fo_fence_after_ms, o->fo_watchdog);
-		return -EINVAL;
+	/* The watchdog's timeout is the margin (at most F) less the slack, in
+	 * whole seconds, at least 2, more than two pets (agent/ha.c, "the
+	 * watchdog"; the device itself is checked at start: watchdog.c). */
+	if (o->fo_watchdog != NULL && o->fo_watchdog[0] != '\0') {
+		uint32_t limit = o->fo_fence_margin_ms < o->fo_fence_after_ms ? o->fo_fence_margin_ms
+		                                                               : o->fo_fence_after_ms;
+		uint32_t t_ms = mv_watchdog_wanted_s(limit) * 1000u;
+		if (t_ms < MV_WATCHDOG_MIN_TIMEOUT_S * 1000u) {
+			set_err(err, errlen,
+			        "failover.fence_margin_ms: %u (or fence_after_ms %u) is below %u, the "
+			        "least that failover.watchdog (%s) can take: its timeout is the margin "
+			        "less %u ms, in whole seconds, at least %u",
+			        (unsigned)o->fo_fence_margin_ms, (unsigned)o->fo_fence_after_ms,
+			        MV_WATCHDOG_MIN_TIMEOUT_S * 1000u + MV_WATCHDOG_SLACK_MS, o->fo_watchdog,
+			        MV_WATCHDOG_SLACK_MS, MV_WATCHDOG_MIN_TIMEOUT_S);
+			return -EINVAL;
+		}
+		if ((uint64_t)o->fo_heartbeat_ms * 2 >= t_ms) {
+			set_err(err, errlen,
+			        "failover.fence_margin_ms: %u gives failover.watchdog (%s) a timeout of "
+			        "%u s, which heartbeat_ms %u pets too seldom (the pet period must be below "
+			        "half the timeout): raise fence_margin_ms to at least %u",
+			        (unsigned)o->fo_fence_margin_ms, o->fo_watchdog, (unsigned)(t_ms / 1000u),
+			        (unsigned)o->fo_heartbeat_ms,
+			        (unsigned)(((uint64_t)o->fo_heartbeat_ms * 2 / 1000u + 1) * 1000u +
+			                   MV_WATCHDOG_SLACK_MS));
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

@@ -550,6 +550,8 @@ struct mrec {
 	uint32_t reported_voters; /* voting-set size its last heartbeat told */
 	uint64_t hb_at;           /* when that heartbeat arrived (+1), 0 never */
 	uint64_t hb_inc;          /* the incarnation its last heartbeat told */
+	uint64_t shared_at;      /* when we last told it every plan we know chosen
+	                            (share_chosen), 0 never */
 	uint64_t forgot_max;     /* highest incarnation whose finished instance
 	                            was dropped from history: never reopened */
 	uint64_t restored_max;   /* inst_max as the journal of a previous life
@@ -2191,12 +2193,15 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	fo_plan_copy(&ev->plan, &copy);
 	/* pending and parked VMs this round re-places (or finds no room for);
 	 * pending ones it left out because another instance holds them, or
-	 * because they run after all, are settled too */
+	 * because they run after all, or moved on since (own_value leaves
+	 * those out: kept here, they would make round after empty round), are
+	 * settled too */
 	for (size_t p = 0; p < in->n_pend;) {
 		const struct pend *pd = &in->pend[p];
 		if (pd->failed_round < round &&
 		    (plan_has_uuid(&copy, pd->e.uuid) ||
-		     running_elsewhere(f, pd->e.uuid, pd->e.new_epoch - 1, NULL, NULL))) {
+		     running_elsewhere(f, pd->e.uuid, pd->e.new_epoch - 1, NULL, NULL) ||
+		     moved_on(f, &pd->e))) {
 			in->pend[p] = in->pend[--in->n_pend];
 		} else if (pd->failed_round < round && excluded_vm(rd, pd->e.uuid)) {
 			/* acceptors said another failover's value holds it: that
@@ -2641,8 +2646,10 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			if (pd->failed_round >= round || excluded_vm(&in->rounds[round], pd->e.uuid))
 				continue;
 			/* started after all (a late report), or moved on since: an up
-			 * host runs it at its epoch or a newer one */
-			if (running_elsewhere(f, pd->e.uuid, pd->e.new_epoch - 1, NULL, NULL))
+			 * host runs it at its epoch or a newer one, or a chosen plan
+			 * placed it above (that plan's instance answers for it now) */
+			if (running_elsewhere(f, pd->e.uuid, pd->e.new_epoch - 1, NULL, NULL) ||
+			    moved_on(f, &pd->e))
 				continue;
 			const struct fo_plan_entry *e = &pd->e;
 			struct fo_vm *v = &vms[n_vms++];
@@ -3099,12 +3106,32 @@ static void accepted_decide(struct fo *f, struct inst *in, uint32_t round, uint6
 	fo_plan_clear(&v);
 }
 
+/* An acceptor refused a value for a clash with another instance's value
+ * it accepted: if that one was chosen since without the VM, the acceptor
+ * may never have heard (a lost CHOSEN), and refuses forever. Tell it every
+ * plan we know chosen, at most once per FO_SHARE_CHOSEN_MS. */
+#define FO_SHARE_CHOSEN_MS 5000
+static void send_chosen_to(struct fo *f, struct inst *in, uint32_t round, const char *to);
+static void share_chosen(struct fo *f, const char *to, uint64_t now)
+{
+	struct mrec *r = member_find(f, to);
+	if (!r || is_self(f, to) || (r->shared_at && now < sat_add(r->shared_at, FO_SHARE_CHOSEN_MS)))
+		return;
+	r->shared_at = now;
+	for (size_t i = 0; i < f->n_inst; i++)
+		for (uint32_t k = 0; k < f->n_rounds; k++)
+			if (f->inst[i]->rounds[k].chosen)
+				send_chosen_to(f, f->inst[i], k, to);
+}
+
 static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struct fo_msg *m,
                       uint64_t now)
 {
 	struct round *rd = &in->rounds[round];
 	if (m->ballot.number > rd->max_n)
 		rd->max_n = m->ballot.number;
+	if (m->vm_uuid[0])
+		share_chosen(f, m->from, now);
 	if (rd->chosen || (rd->pphase != 1 && rd->pphase != 2))
 		return;
 	if (round == 0 && m->incarnation > in->inc) {
@@ -3413,13 +3440,21 @@ static bool places_live(const struct fo *f, const struct round *rd, const char *
 	return false;
 }
 
-/* Does p hold exactly this placement (VM, target, epoch)? */
+/* Does p hold exactly this placement (VM, target and its life, epoch, base)? */
 static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe)
 {
-	for (size_t k = 0; k < p->n; k++)
-		if (p->entries[k].new_epoch == pe->new_epoch && strcmp(p->entries[k].uuid, pe->uuid) == 0 &&
-		    strcmp(p->entries[k].target, pe->target) == 0)
+	for (size_t k = 0; k < p->n; k++) {
+		const struct fo_plan_entry *q = &p->entries[k];
+		/* (a copy is identical: two plans that happen to give the same
+		 * epoch to the same host, from different epochs or to different
+		 * lives of it, are two placements) */
+		if (q->new_epoch == pe->new_epoch && strcmp(q->uuid, pe->uuid) == 0 &&
+		    strcmp(q->target, pe->target) == 0 &&
+		    (!q->has_base || !pe->has_base || q->base_epoch == pe->base_epoch) &&
+		    (!q->target_incarnation || !pe->target_incarnation ||
+		     q->target_incarnation == pe->target_incarnation))
 			return true;
+	}
 	return false;
 }
 
@@ -5511,6 +5546,22 @@ static bool inst_holds(const struct fo *f, const struct inst *in, const char *uu
 	return false;
 }
 
+/* Is `uuid` pending or parked in an instance other than `in` (that one
+ * re-places it: the instance that gave it, reclaiming it)? */
+static bool pending_elsewhere(const struct fo *f, const struct inst *in, const char *uuid)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		for (size_t p = 0; o != in && p < o->n_pend; p++)
+			if (strcmp(o->pend[p].e.uuid, uuid) == 0)
+				return true;
+		for (size_t p = 0; o != in && p < o->n_parked; p++)
+			if (strcmp(o->parked[p].e.uuid, uuid) == 0)
+				return true;
+	}
+	return false;
+}
+
 /* Placements given to a failed-over incarnation after its plan was made:
  * (X, j) was decided while a plan giving X a VM at an incarnation <= j
  * was not fenced yet (its VM might still have run where it came from),
@@ -5544,6 +5595,7 @@ static void late_owed(struct fo *f, uint64_t now)
 					if ((rd->ents[e].st != E_WAIT && rd->ents[e].st != E_OK) ||
 					    !pe->target_incarnation || pe->target_incarnation > in->inc ||
 					    strcmp(pe->target, in->dead) != 0 || inst_holds(f, in, pe->uuid) ||
+					    pending_elsewhere(f, in, pe->uuid) ||
 					    !given_newest(f, in->dead, in->inc, pe) || moved_on(f, pe) ||
 					    running_elsewhere(f, pe->uuid, pe->new_epoch - 1, NULL, NULL))
 						continue;

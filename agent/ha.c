@@ -196,6 +196,10 @@ struct ha {
 	bool wd_on;                /* configured and not stopped */
 	bool wd_petting;           /* armed and petted at the last tick */
 	bool wd_failing;           /* the last arm or pet failed (logged once) */
+	bool fence_clock_known;    /* the core's self-fence clock runs from a real last
+	                              quorate moment (a quorum this life, or the
+	                              previous agent's stamp): pets may go on until
+	                              the self-fence while not quorate */
 	unsigned fence_work_running;
 	char *journal_path;        /* data_dir/failover-journal */
 	uint64_t journal_saved;    /* fo_journal_version() last written */
@@ -1882,38 +1886,51 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
 
 /* ---- the watchdog (failover.watchdog; the device itself is agent/watchdog.c's) -----------
  *
- * The timed fence (failover.c, "WHY NO VM RUNS TWICE") assumes that a host
- * whose agent hangs is reset at most F = fence_after_ms after its last
- * quorate moment: the device's timeout is at most F (checked at start) and
- * it is petted only while quorate. A reset protects the HA VMs the others
- * may restart elsewhere, and kills everything else on the host, so the
- * device is armed only where it protects something or may soon have to.
- * The rule, applied at start, on every tick (heartbeat_ms), the moment the
- * core becomes quorate, and after a self-fence:
+ * The timed fence (failover.c, "WHY NO VM RUNS TWICE") assumes that a
+ * host cut off since its last quorate moment q has destroyed its HA VMs by
+ * q + F + margin (F = fence_after_ms): its self-fence runs at q + F, and
+ * the others restart nothing before q + F + margin. The watchdog covers an
+ * agent that cannot run that self-fence: hung, or dead. Linux pings a
+ * device whose file closes without the magic close ("watchdog did not
+ * stop!"), and a dying process closes its files, so a device with a
+ * timeout of F would reset the host of an agent killed just before its
+ * self-fence up to F too late. Hence the device's timeout is the margin
+ * (T = floor(fence_margin_ms / 1000) s, at least 2 s), and it is petted
+ * until the self-fence, quorate or not: a hang or a death at time d <= q
+ * + F resets the host by d + T <= q + F + margin. A reset protects the HA
+ * VMs the others may restart elsewhere, and kills everything else on the
+ * host, so the device is armed only where it protects something or may
+ * soon have to. An agent stalled (or down) longer than T has its host
+ * reset. The rule, applied at start, on every tick (heartbeat_ms), the
+ * moment the core becomes quorate, and after a self-fence:
  *
  *   quorate        armed (open, configure, pet, if it was not) and petted,
  *                  whether libvirt answers or not. What the watchdog covers
  *                  is a hung agent, and a quorate agent is not hung; its
  *                  VMs run on while libvirtd restarts (an upgrade, a
  *                  crash), and nobody fails them over. Resetting the host
- *                  then would kill every VM on it for nothing. (Before
- *                  issue 9 pets stopped while libvirt was unreachable.)
- *   not quorate    never petted: a hung or cut-off agent's host is reset F
- *                  after its last quorate moment, except where there is
- *                  nothing to protect:
+ *                  then would kill every VM on it for nothing.
+ *   not quorate, before the self-fence:
  *     libvirt answers, no HA VM runs here: disarmed (magic close). That is
  *                  a host that just booted (resetting it before it ever had
  *                  quorum made agents that restarted a few seconds apart
  *                  under loss reset each other forever), and a host whose
  *                  self-fence destroyed every HA VM (a reset would kill its
  *                  other VMs for nothing);
- *     an HA VM runs here: armed, unpetted (the agent alone restarted and
- *                  the VMs lived on; a self-fence that failed; one that
- *                  appeared on a disarmed host is armed for);
- *     libvirt does not answer: left as it is. The self-fence cannot run, so
- *                  an armed device resets the host F after its last quorate
- *                  moment; a disarmed one stays disarmed (no HA VM ran when
- *                  libvirt last answered, and none can start without it).
+ *     otherwise    (an HA VM runs here, or libvirt does not answer and the
+ *                  device is armed): armed and petted, while the core's
+ *                  self-fence clock runs from a real last quorate moment (a
+ *                  quorum in this life, or the previous agent's stamp);
+ *                  without one (an agent restarted with no usable stamp)
+ *                  armed, unpetted: the device's countdown from the
+ *                  previous agent's last pet or death is left to run. A
+ *                  disarmed device stays disarmed while libvirt does not
+ *                  answer (no HA VM ran when it last answered, and none can
+ *                  start without it).
+ *   after the self-fence, HA VMs left (a destroy failed, libvirt does not
+ *                  answer): armed, never petted, hurried to a 1 s timeout
+ *                  (WDIOC_SETTIMEOUT): the host resets within a second,
+ *                  and dying cannot postpone that by more than another.
  *   a fence left VMs running (see "fences that failed"), quorate or not:
  *                  armed, never petted until every such VM is destroyed:
  *                  the others may be restarting them elsewhere on the
@@ -2013,6 +2030,7 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 	}
 	if (fo_quorate(h->fo, now)) {
 		/* Pets whether libvirt answers or not: see the rule above. */
+		h->fence_clock_known = true;
 		if (!mv_watchdog_armed(&h->wd)) {
 			if (mv_watchdog_arm(&h->wd, err, sizeof(err)) < 0) {
 				ha_watchdog_failed(a, "cannot arm", err);
@@ -2034,23 +2052,59 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 		h->wd_failing = false;
 		return;
 	}
-	/* Not quorate: no pets. */
+	/* Not quorate: pets until the self-fence (the rule above). */
 	int vms = ha_watchdog_ha_vms(a);
 	if (vms == 0 && mv_watchdog_armed(&h->wd)) {
 		ha_watchdog_disarm(a, "not quorate, and no HA VM runs here: nothing to protect");
 		return;
 	}
+	bool pets = !fo_fenced(h->fo) && h->fence_clock_known;
 	if (vms > 0 && !mv_watchdog_armed(&h->wd)) {
-		ha_watchdog_arm_unpetted(a, "not quorate, and an HA VM runs here");
+		if (!pets) {
+			ha_watchdog_arm_unpetted(a, "not quorate, and an HA VM runs here");
+			return;
+		}
+		if (mv_watchdog_arm(&h->wd, err, sizeof(err)) < 0) {
+			ha_watchdog_failed(a, "cannot arm", err);
+			return;
+		}
+		h->wd_failing = false;
+		MV_WARN("failover", "watchdog armed path=%s timeout_s=%u ha_vms=%d cause=\"not quorate, "
+		        "and an HA VM runs here: petted until the self-fence\"", h->wd.path,
+		        h->wd.timeout_s, vms);
+		ha_event(a, "watchdog-armed", a->opt.name, NULL,
+		         "not quorate, and an HA VM runs here: petted until this host fences itself, "
+		         "it resets this host %u s after the last pet", h->wd.timeout_s);
+		h->wd_petting = true;
+		return;
+	}
+	if (!mv_watchdog_armed(&h->wd))
+		return;
+	if (pets) {
+		if (mv_watchdog_pet(&h->wd, err, sizeof(err)) < 0) {
+			ha_watchdog_failed(a, "pet failed", err);
+			return;
+		}
+		h->wd_failing = false;
+		if (!h->wd_petting) {
+			MV_INFO("failover", "watchdog petted path=%s cause=\"not quorate: petted until "
+			        "the self-fence\"", h->wd.path);
+			ha_event(a, "watchdog-petted", a->opt.name, NULL,
+			         "not quorate: petted until this host fences itself");
+		}
+		h->wd_petting = true;
 		return;
 	}
 	if (h->wd_petting) {
 		h->wd_petting = false;
 		MV_WARN("failover", "watchdog no longer petted path=%s timeout_s=%u ha_vms=%d "
-		        "cause=\"quorum lost\"", h->wd.path, h->wd.timeout_s, vms);
+		        "cause=\"%s\"", h->wd.path, h->wd.timeout_s, vms,
+		        fo_fenced(h->fo) ? "self-fenced" : "no known last quorate moment");
 		ha_event(a, "watchdog-unpetted", a->opt.name, NULL,
-		         "quorum lost: no more pets; unless quorum returns or no HA VM is left here, "
-		         "it resets this host %u s after the last pet", h->wd.timeout_s);
+		         "%s: no more pets; unless quorum returns or no HA VM is left here, it resets "
+		         "this host %u s after the last pet",
+		         fo_fenced(h->fo) ? "this host fenced itself" : "no known last quorate moment",
+		         h->wd.timeout_s);
 	}
 }
 
@@ -2075,14 +2129,19 @@ static void ha_watchdog_after_self_fence(struct agent *a)
 	MV_ERROR("failover", "self-fence incomplete: watchdog stays armed, unpetted path=%s "
 	         "timeout_s=%u ha_vms=%d cause=\"%s\"", h->wd.path, h->wd.timeout_s, vms,
 	         vms < 0 ? "libvirt does not answer" : "HA VMs still run here");
-	if (mv_watchdog_armed(&h->wd))
-		ha_event(a, "watchdog-kept-armed", a->opt.name, NULL,
-		         "the self-fence left HA VMs running (%s): the watchdog resets this host "
-		         "within %u s of its last pet unless %s first", vms < 0 ?
-		         "libvirt does not answer" : "a destroy failed", h->wd.timeout_s,
-		         ha_fence_pending(h) ? "a retried destroy gets them" : "quorum returns");
-	else
+	if (!mv_watchdog_armed(&h->wd))
 		ha_watchdog_arm_unpetted(a, "the self-fence left HA VMs running");
+	if (!mv_watchdog_armed(&h->wd))
+		return;
+	/* the host must go now: a death of this agent would ping the device
+	 * (its close) and postpone the reset by a whole timeout */
+	char err[512];
+	if (mv_watchdog_hurry(&h->wd, err, sizeof(err)) < 0)
+		ha_watchdog_failed(a, "hurry failed", err);
+	ha_event(a, "watchdog-kept-armed", a->opt.name, NULL,
+	         "the self-fence left HA VMs running (%s): the watchdog, no longer petted and set "
+	         "to %u s, resets this host", vms < 0 ? "libvirt does not answer" : "a destroy failed",
+	         h->wd.timeout_s);
 }
 
 /* At start: opens and checks the device (an agent whose device cannot
@@ -2091,16 +2150,17 @@ static int ha_watchdog_start(struct agent *a, uint64_t now, char *err, size_t er
 {
 	struct ha *h = HA(a);
 	const struct agent_options *o = &a->opt;
-	int rc = mv_watchdog_init(&h->wd, o->fo_watchdog, o->fo_fence_after_ms, o->fo_heartbeat_ms,
-	                          err, errlen);
+	uint32_t limit = o->fo_fence_margin_ms < o->fo_fence_after_ms ? o->fo_fence_margin_ms
+	                                                               : o->fo_fence_after_ms;
+	int rc = mv_watchdog_init(&h->wd, o->fo_watchdog, limit, o->fo_heartbeat_ms, err, errlen);
 	if (rc < 0)
 		return rc;
 	if ((rc = mv_watchdog_open(&h->wd, err, errlen)) < 0)
 		return rc;
 	h->wd_on = true;
-	MV_INFO("failover", "watchdog opened path=%s timeout_s=%u identity=\"%s\" fence_after_ms=%u "
+	MV_INFO("failover", "watchdog opened path=%s timeout_s=%u identity=\"%s\" fence_margin_ms=%u "
 	        "heartbeat_ms=%u", h->wd.path, h->wd.timeout_s, h->wd.identity,
-	        o->fo_fence_after_ms, o->fo_heartbeat_ms);
+	        o->fo_fence_margin_ms, o->fo_heartbeat_ms);
 	if (fo_quorate(h->fo, now)) {
 		ha_watchdog_pet(a, now); /* a cluster of one: quorate from the start */
 		return 0;
@@ -2111,10 +2171,18 @@ static int ha_watchdog_start(struct agent *a, uint64_t now, char *err, size_t er
 		                      "before it ever had quorum; armed at the first quorum");
 		return 0;
 	}
+	if (h->fence_clock_known) {
+		/* the self-fence clock runs from the previous agent's last quorate
+		 * moment: petted until the self-fence, as that agent would have */
+		ha_watchdog_pet(a, now);
+		return 0;
+	}
 	MV_WARN("failover", "watchdog armed unpetted path=%s timeout_s=%u ha_vms=%d cause=\"%s\"",
 	        h->wd.path, h->wd.timeout_s, vms,
-	        vms < 0 ? "libvirt does not answer: HA VMs may run here"
-	                : "HA VMs run here: the agent restarted, the VMs lived on");
+	        vms < 0 ? "libvirt does not answer: HA VMs may run here, and no last quorate "
+	                  "moment is known"
+	                : "HA VMs run here: the agent restarted, the VMs lived on, and no last "
+	                  "quorate moment is known");
 	ha_event(a, "watchdog-armed", a->opt.name, NULL,
 	         "at start, %s: not petted until quorate, it resets this host within %u s",
 	         vms < 0 ? "libvirt does not answer and HA VMs may run here" : "HA VMs run here",
@@ -2349,6 +2417,7 @@ static void ha_stamp_start(struct agent *a)
 	if (none == NULL && vms != 0) {
 		uint64_t base = ha_stamp_to_core(stamp, mono_now, core_now);
 		fo_resume_fence_base(h->fo, base);
+		h->fence_clock_known = true;
 		uint64_t ago = core_now - base, in = base + F > core_now ? base + F - core_now : 0;
 		MV_WARN("failover", "self-fence clock resumed last_quorate_ago_ms=%" PRIu64
 		        " fence_in_ms=%" PRIu64 " ha_vms=%d path=%s cause=\"HA VMs run here: unless "

@@ -122,12 +122,12 @@ static const char *wd_open_hint(int e)
 
 /* ---- API --------------------------------------------------------------------------------- */
 
-int mv_watchdog_init(struct mv_watchdog *w, const char *path, uint32_t fence_after_ms,
+int mv_watchdog_init(struct mv_watchdog *w, const char *path, uint32_t limit_ms,
                      uint32_t pet_ms, char *err, size_t errlen)
 {
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
-	w->fence_after_ms = fence_after_ms;
+	w->limit_ms = limit_ms;
 	w->pet_ms = pet_ms;
 	size_t len = strlen(path);
 	if (len == 0) {
@@ -145,9 +145,9 @@ int mv_watchdog_init(struct mv_watchdog *w, const char *path, uint32_t fence_aft
 	return 0;
 }
 
-unsigned mv_watchdog_wanted_s(uint32_t fence_after_ms)
+unsigned mv_watchdog_wanted_s(uint32_t limit_ms)
 {
-	return fence_after_ms / 1000u;
+	return limit_ms >= MV_WATCHDOG_SLACK_MS ? (limit_ms - MV_WATCHDOG_SLACK_MS) / 1000u : 0;
 }
 
 bool mv_watchdog_armed(const struct mv_watchdog *w)
@@ -159,11 +159,12 @@ bool mv_watchdog_armed(const struct mv_watchdog *w)
  * filled (the caller then disarms). */
 static int wd_configure(struct mv_watchdog *w, char *err, size_t errlen)
 {
-	unsigned wanted = mv_watchdog_wanted_s(w->fence_after_ms);
+	unsigned wanted = mv_watchdog_wanted_s(w->limit_ms);
 	if (wanted < MV_WATCHDOG_MIN_TIMEOUT_S) {
 		wd_err(err, errlen, w,
-		       "failover.fence_after_ms %u is below %u000: watchdog timeouts are whole "
-		       "seconds, at least %u", (unsigned)w->fence_after_ms, MV_WATCHDOG_MIN_TIMEOUT_S,
+		       "failover.fence_margin_ms %u is below %u: the watchdog's timeout is the "
+		       "margin less %u ms, in whole seconds, at least %u", (unsigned)w->limit_ms,
+		       MV_WATCHDOG_MIN_TIMEOUT_S * 1000u + MV_WATCHDOG_SLACK_MS, MV_WATCHDOG_SLACK_MS,
 		       MV_WATCHDOG_MIN_TIMEOUT_S);
 		return -EINVAL;
 	}
@@ -183,7 +184,7 @@ static int wd_configure(struct mv_watchdog *w, char *err, size_t errlen)
 	if (no_set || no_magic) {
 		wd_err(err, errlen, w,
 		       "the device (%s) %s%s%s; the agent needs both, to make it fire within "
-		       "failover.fence_after_ms and to stop it on a host with nothing to protect",
+		       "failover.fence_margin_ms and to stop it on a host with nothing to protect",
 		       w->identity[0] ? w->identity : "no identity",
 		       no_set ? "cannot set its timeout (no WDIOF_SETTIMEOUT)" : "",
 		       no_set && no_magic ? " and " : "",
@@ -205,7 +206,7 @@ static int wd_configure(struct mv_watchdog *w, char *err, size_t errlen)
 			int e = errno;
 			wd_err(err, errlen, w, "WDIOC_SETTIMEOUT to %u s failed: %s%s", wanted,
 			       strerror(e),
-			       e == EINVAL ? " (outside the device's range; failover.fence_after_ms "
+			       e == EINVAL ? " (outside the device's range; failover.fence_margin_ms "
 			                     "decides the timeout)" : "");
 			return -e;
 		}
@@ -220,10 +221,10 @@ static int wd_configure(struct mv_watchdog *w, char *err, size_t errlen)
 	w->timeout_s = t > 0 ? (unsigned)t : 0;
 	if (t > (int)wanted) {
 		wd_err(err, errlen, w,
-		       "the device set a %d s timeout, but failover.fence_after_ms %u needs one of "
+		       "the device set a %d s timeout, but failover.fence_margin_ms %u needs one of "
 		       "at most %u s (the other hosts restart this host's HA VMs on the assumption "
-		       "that its watchdog fires within fence_after_ms of the last pet)",
-		       t, (unsigned)w->fence_after_ms, wanted);
+		       "that its watchdog fires within fence_margin_ms of the last pet)",
+		       t, (unsigned)w->limit_ms, wanted);
 		return -ERANGE;
 	}
 	if (t < (int)MV_WATCHDOG_MIN_TIMEOUT_S) {
@@ -284,6 +285,30 @@ int mv_watchdog_pet(struct mv_watchdog *w, char *err, size_t errlen)
 	int e = n < 0 ? errno : EIO;
 	wd_err(err, errlen, w, "pet failed: %s", strerror(e));
 	return -e;
+}
+
+int mv_watchdog_hurry(struct mv_watchdog *w, char *err, size_t errlen)
+{
+	if (w->fd < 0) {
+		wd_err(err, errlen, w, "not armed");
+		return -EBADF;
+	}
+	int t = 1;
+	if (mv_watchdog_sys.ioctl(w->fd, WDIOC_SETTIMEOUT, &t) < 0) {
+		int e = errno;
+		wd_err(err, errlen, w, "WDIOC_SETTIMEOUT to 1 s (to reset the host now) failed: %s; "
+		       "it resets the host %u s after the last pet", strerror(e), w->timeout_s);
+		return -e;
+	}
+	t = 0;
+	if (mv_watchdog_sys.ioctl(w->fd, WDIOC_GETTIMEOUT, &t) < 0) {
+		int e = errno;
+		wd_err(err, errlen, w, "WDIOC_GETTIMEOUT after setting 1 s failed: %s", strerror(e));
+		return -e;
+	}
+	if (t > 0)
+		w->timeout_s = (unsigned)t;
+	return 0;
 }
 
 int mv_watchdog_disarm(struct mv_watchdog *w, char *err, size_t errlen)

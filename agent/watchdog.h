@@ -5,19 +5,25 @@
  *
  * Why it exists: the failover core's timed fence (failover.c, "WHY NO VM
  * RUNS TWICE") lets the other hosts restart this host's HA VMs once they
- * have waited long enough for this host to have destroyed them itself.
- * When the agent hangs, nothing here destroys them; the hardware watchdog
- * does, by resetting the host, provided it fires within fence_after_ms (F)
- * of its last pet. So the device is not just opened: it must be able to
- * take a timeout the agent sets, and to be stopped by the magic close; the
- * timeout is set, read back, and refused unless what the device really
- * uses is one the fence arithmetic allows:
+ * have waited long enough for this host to have destroyed them itself
+ * (F = fence_after_ms after its last quorate moment, plus the margin).
+ * When the agent hangs or dies before that, nothing here destroys them;
+ * the hardware watchdog does, by resetting the host, provided it fires
+ * within limit_ms (the agent passes failover.fence_margin_ms) of its last
+ * pet — the agent pets it until its self-fence (agent/ha.c, "the
+ * watchdog"). Linux pings a device whose file closes without the magic
+ * close, as when the agent dies, so the reset may come limit_ms after the
+ * death: hence a timeout of the margin, not of F. So the device is not
+ * just opened: it must be able to take a timeout the agent sets, and to
+ * be stopped by the magic close; the timeout is set, read back, and
+ * refused unless what the device really uses is one the arithmetic
+ * allows:
  *
- *   2 s <= timeout <= floor(F / 1000) s,  and  pet period < timeout / 2
+ *   2 s <= timeout <= floor((limit_ms - 250) / 1000) s,  and  pet period < timeout / 2
  *
  * (whole seconds: that is the unit of WDIOC_SETTIMEOUT; below 2 s the
  * pets could not keep a healthy host alive). What the agent does with the
- * device — when it is armed, petted, disarmed — is agent/ha.c's.
+ * device — when it is armed, petted, hurried, disarmed — is agent/ha.c's.
  *
  * States: disarmed (no file open; the device does not count) and armed
  * (open: it resets the host `timeout` seconds after the last pet unless
@@ -49,6 +55,10 @@
 
 #define MV_WATCHDOG_PATH_MAX 256
 #define MV_WATCHDOG_MIN_TIMEOUT_S 2u /* whole seconds; a shorter one pets could not keep */
+/* What the timeout stays below limit_ms by: the clock-rate drift between
+ * this host and the ones that wait out its fence (2000 ppm over two
+ * minutes), and the device's own imprecision. */
+#define MV_WATCHDOG_SLACK_MS 250u
 
 /* The system calls the module makes. open() here takes no mode (nothing is
  * created); ioctl()'s argument is always a pointer for the requests used. */
@@ -66,7 +76,7 @@ void mv_watchdog_sys_reset(void);
 
 struct mv_watchdog {
 	char path[MV_WATCHDOG_PATH_MAX];
-	uint32_t fence_after_ms; /* F: the device must fire within it */
+	uint32_t limit_ms;       /* the device must fire within it of the last pet */
 	uint32_t pet_ms;         /* how often the caller pets (failover.heartbeat_ms) */
 	int fd;                  /* >= 0 while armed */
 	unsigned timeout_s;      /* what the device uses, read back; 0 before */
@@ -76,11 +86,12 @@ struct mv_watchdog {
 
 /* Sets w up for a device at path (copied; -ENAMETOOLONG if it does not
  * fit, with err filled), disarmed. No I/O. */
-int mv_watchdog_init(struct mv_watchdog *w, const char *path, uint32_t fence_after_ms,
+int mv_watchdog_init(struct mv_watchdog *w, const char *path, uint32_t limit_ms,
                      uint32_t pet_ms, char *err, size_t errlen);
 
-/* The timeout the agent asks for: floor(fence_after_ms / 1000) seconds. */
-unsigned mv_watchdog_wanted_s(uint32_t fence_after_ms);
+/* The timeout the agent asks for: floor((limit_ms - MV_WATCHDOG_SLACK_MS) /
+ * 1000) seconds (0 below the slack). */
+unsigned mv_watchdog_wanted_s(uint32_t limit_ms);
 
 /* Opens the device (which arms it) and configures it: WDIOC_GETSUPPORT
  * must list WDIOF_SETTIMEOUT and WDIOF_MAGICCLOSE; the timeout is read
@@ -100,6 +111,13 @@ int mv_watchdog_arm(struct mv_watchdog *w, char *err, size_t errlen);
 /* One pet (a one-byte write). -EBADF when not armed; the write's errno
  * (-EIO for a short write) otherwise, with err filled. */
 int mv_watchdog_pet(struct mv_watchdog *w, char *err, size_t errlen);
+
+/* Sets the timeout to 1 s (WDIOC_SETTIMEOUT, a pet; then read back into
+ * timeout_s): left unpetted, the device resets the host within a second
+ * (or the driver's least timeout). For a host that must go now: its
+ * self-fence could not destroy every HA VM. -EBADF when not armed; an
+ * ioctl's -errno otherwise, with err filled. */
+int mv_watchdog_hurry(struct mv_watchdog *w, char *err, size_t errlen);
 
 /* The magic close: writes 'V', then closes. Afterwards w is disarmed in
  * any case (the descriptor is gone); a failed write or close returns its

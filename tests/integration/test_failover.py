@@ -47,8 +47,9 @@ agent, as under a real hypervisor), m3 with a fake watchdog device
    until the cluster runs them again, then exits 0.
 7. A self-fence whose destroys fail. m1 and m2 are frozen again; once m3
    has lost quorum libvirtd is killed -9: the self-fence cannot destroy
-   anything. m3 says the fence is incomplete, keeps its watchdog armed and
-   unpetted (a real one would reset the host: no magic close) and retries;
+   anything. m3 says the fence is incomplete, keeps its watchdog armed,
+   no longer petted and hurried to a 1 s timeout (a real one would reset
+   the host within a second: no magic close) and retries;
    libvirtd comes back (its VMs running again from the host file) and the
    retry destroys them: fence-completed, and only then the watchdog is
    disarmed."""
@@ -637,7 +638,6 @@ def failed_fence(lv, m1, m2, m3, wd_log):
     freeze([m1, m2])
     mvtest.wait_until(lambda: events_of(m3, "quorum-lost", t_stop), 10, "m3 to lose quorum",
                       0.05)
-    m_lost = time.monotonic()  # no pet after this
     lv.kill()
     inc = mvtest.wait_until(lambda: events_of(m3, "fence-incomplete", t_stop), 15,
                             "m3 to report its self-fence incomplete", 0.1)
@@ -646,17 +646,26 @@ def failed_fence(lv, m1, m2, m3, wd_log):
           "fence-incomplete: %s" % inc[0]["text"])
     kinds = [e["kind"] for e in m3.events(seconds=0.3) if e["unix_ms"] > t_stop]
     check("fenced-self" in kinds, "m3 events since the cut: %s" % kinds)
-    # the watchdog stays armed, unpetted: past its timeout, a real one fires
-    time.sleep(M_FENCE_AFTER_MS / 1000.0 + 0.5)
+    # petted until the self-fence, then hurried to 1 s and left unpetted:
+    # a real one resets the host within a second
+    time.sleep(2.0)
     ops = wd_ops(wd_log)
-    during = [(tt, op) for tt, op, _ in ops if tt > m_stop]
-    check(not [op for tt, op in during if op in ("magic-close", "pet") and tt > m_lost],
+    during = [(tt, op, a) for tt, op, a in ops if tt > m_stop]
+    hurry = [tt for tt, op, a in during if op == "settimeout" and a[:1] == ["1"]]
+    check(hurry, "m3 did not hurry its watchdog after the incomplete self-fence: %s" %
+          [(round(tt - m_stop, 2), op, a) for tt, op, a in during])
+    check(not [op for tt, op, _ in during if op in ("magic-close", "pet") and tt > hurry[0]],
           "m3 petted or disarmed its watchdog although its fence is incomplete: %s" %
-          [(round(tt - m_stop, 2), op) for tt, op in during])
+          [(round(tt - m_stop, 2), op) for tt, op, _ in during])
+    check([op for tt, op, _ in during if op == "pet" and tt < hurry[0]],
+          "m3 stopped petting before its self-fence: %s" %
+          [(round(tt - m_stop, 2), op) for tt, op, _ in during])
     fired, armed = wd_replay(ops, time.monotonic())
-    check(fired is not None and armed, "a real watchdog would not have reset m3: %s" %
-          [(round(tt - m_stop, 2), op) for tt, op in during])
-    log("watchdog: a real one resets m3 %.1fs after the cut; not disarmed" % (fired - m_stop))
+    check(fired is not None and armed and fired - hurry[0] <= 1.01,
+          "a real watchdog would not have reset m3 within 1 s of the hurry: %s" %
+          [(round(tt - m_stop, 2), op) for tt, op, _ in during])
+    log("watchdog: petted until the self-fence, hurried %.1fs after the cut: a real one "
+        "resets m3 %.1fs after the cut; not disarmed" % (hurry[0] - m_stop, fired - m_stop))
     # libvirt back, its VMs running again: the retry destroys them
     t_back = time.time() * 1000
     lv.start()

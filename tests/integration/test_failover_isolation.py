@@ -17,12 +17,12 @@ n3 drives a fake watchdog device (tests/integration/fakewd.c, preloaded:
 a plain file answering the watchdog ioctls, every operation logged with
 its CLOCK_MONOTONIC time). From that log the test replays what a real
 watchdog would have done: the device is configured with a timeout of
-fence_after_ms in whole seconds (3 s), petted while n3 is quorate, not
-during the cut, and disarmed by the magic close once the self-fence has
-destroyed n3's HA VMs, before it would have fired; petted again after the
-heal; disarmed by the clean stop. It never fires. First, an agent whose
-device rounds the timeout up beyond fence_after_ms refuses to start,
-naming the numbers, and leaves the device stopped.
+fence_margin_ms less 250 ms in whole seconds (2 s), petted while n3 is quorate and,
+cut off, until its self-fence, then disarmed by the magic close once the
+self-fence has destroyed n3's HA VMs, before it would have fired; petted
+again after the heal; disarmed by the clean stop. It never fires. First,
+an agent whose device rounds the timeout up beyond fence_margin_ms
+refuses to start, naming the numbers, and leaves the device stopped.
 
 Needs root (ip netns); the namespace and veth pair are removed at the end,
 also on failure."""
@@ -37,12 +37,12 @@ from mvtest import check, log
 GIB = 1024 * 1024
 MIB = 1024
 FENCE_AFTER_MS = 3000
-FENCE_MARGIN_MS = 1500
+FENCE_MARGIN_MS = 2250
 FAILOVER = {"heartbeat_ms": 250, "fence_after_ms": FENCE_AFTER_MS,
             "fence_margin_ms": FENCE_MARGIN_MS}
 UUIDS = {"iso-a": "6d657368-0005-0003-0000-000000000001",
          "iso-b": "6d657368-0005-0003-0000-000000000002"}
-WD_TIMEOUT_S = FENCE_AFTER_MS // 1000   # what the agent must set
+WD_TIMEOUT_S = (FENCE_MARGIN_MS - 250) // 1000  # what the agent must set: 2 s
 WD_DEFAULT_S = 60                       # the fake device's timeout before a set
 
 
@@ -122,8 +122,8 @@ def check_refusal(t, n3):
     r = subprocess.run([n3.c.binary, "agent", "--config", n3.config], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, timeout=30, stdin=subprocess.DEVNULL,
                        env=fakewd_env(t, wd, wd_log, min_timeout=30))
-    want = ("failover.watchdog %s: the device set a 30 s timeout, but failover.fence_after_ms "
-            "%d needs one of at most %d s" % (wd, FENCE_AFTER_MS, WD_TIMEOUT_S))
+    want = ("failover.watchdog %s: the device set a 30 s timeout, but failover.fence_margin_ms "
+            "%d needs one of at most %d s" % (wd, FENCE_MARGIN_MS, WD_TIMEOUT_S))
     check(r.returncode == 1, "an agent with a 30 s watchdog exited %d, not 1:\n%s" %
           (r.returncode, r.stderr[-2000:]))
     check(want in r.stderr, "its stderr lacks %r:\n%s" % (want, r.stderr[-2000:]))
@@ -290,12 +290,13 @@ def run(t, net):
         return True
     mvtest.wait_until(moved, 40, "n3's HA VMs running on n1 or n2", 0.25)
     log("n3's HA VMs restarted on the majority side %.2fs after the cut" % (time.time() - t_cut))
-    # without quorum n3 stops petting; once its self-fence destroyed its HA
-    # VMs it disarms with the magic close, before the watchdog fires
+    # without quorum n3 pets until its self-fence; once that destroyed its
+    # HA VMs it disarms with the magic close, before the watchdog fires
     s1 = pets()
     time.sleep(1.0)
     s2 = pets()
-    check(s1 == s2, "n3 kept petting its watchdog without quorum (%d -> %d pets)" % (s1, s2))
+    check(s1 == s2, "n3 kept petting its watchdog after its self-fence (%d -> %d pets)" %
+          (s1, s2))
     ops = wd_ops(wd_log)
     during = [(tt, op) for tt, op, _ in ops if tt > m_cut]
     check(any(op == "magic-close" for _, op in during),
@@ -306,13 +307,14 @@ def run(t, net):
     check(t_close - last_pet <= WD_TIMEOUT_S,
           "n3 disarmed %.2fs after its last pet: a %d s watchdog had reset it by then" %
           (t_close - last_pet, WD_TIMEOUT_S))
-    check(t_close - last_pet >= 2 * FAILOVER["heartbeat_ms"] / 1000.0,
-          "n3 kept petting until %.2fs before it disarmed" % (t_close - last_pet))
+    check(last_pet - m_cut >= FENCE_AFTER_MS / 1000.0 - 1.0,
+          "n3 stopped petting %.2fs after the cut, long before its self-fence" %
+          (last_pet - m_cut))
     check(wd_replay(ops, time.monotonic()) == (None, False),
           "n3's watchdog would have fired, or is still armed, during the cut: %s" %
           [(round(tt - m_cut, 2), op) for tt, op in during])
-    log("watchdog: %d pets while quorate, none during the cut; last pet %.2fs after the cut, "
-        "disarmed %.2fs after it (timeout %d s)" %
+    log("watchdog: %d pets while quorate; cut off, petted until the self-fence: last pet "
+        "%.2fs after the cut, disarmed %.2fs after it (timeout %d s)" %
         (pets_before, last_pet - m_cut, t_close - last_pet, WD_TIMEOUT_S))
 
     net.heal()

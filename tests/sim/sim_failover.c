@@ -373,6 +373,8 @@ void fw_refuse_starts(struct fw *w, int i, bool on) { w->h[i].refuse = on; }
 
 static void fw_fo_drain(struct fw *w, int i, bool after_timer);
 
+static void fw_recount_majorities(struct fw *w);
+
 int fw_force_leave(struct fw *w, int at, int target)
 {
 	struct fw_host *h = &w->h[at];
@@ -380,8 +382,10 @@ int fw_force_leave(struct fw *w, int at, int target)
 		return -1;
 	int rc = fo_force_leave(h->fo, w->h[target].name, fw_local_now(w, at));
 	vlog(w, 1, "%s: operator force-leaves %s: %d", h->name, w->h[target].name, rc);
-	if (rc == 0)
+	if (rc == 0) {
 		w->h[target].removed = true;
+		fw_recount_majorities(w);
+	}
 	fw_fo_drain(w, at, false);
 	return rc;
 }
@@ -801,12 +805,33 @@ static int fw_voters(const struct fw *w)
 	return voters;
 }
 
+/* The ballot's proposer accepts its own value (locally, maybe without
+ * any ACCEPT on the network: every other voter may be gone). */
+static void fw_count_proposer(struct fw *w, struct fw_ballot *b)
+{
+	for (int k = 0; k < w->n; k++)
+		if (strcmp(w->h[k].name, b->ballot.proposer) == 0)
+			b->acc[k / 64] |= 1ull << (k % 64);
+}
+
 static void fw_count_acceptance(struct fw *w, struct fw_ballot *b, int from)
 {
 	b->acc[from / 64] |= 1ull << (from % 64);
 	int voters = fw_voters(w);
 	if (!b->majority && fw_popcount(b->acc) >= voters / 2 + 1) {
 		b->majority = true;
+	}
+}
+
+/* A force-leave shrank the voting set: acceptances that are a majority of
+ * the smaller set choose their value now (the cores decide on it). */
+static void fw_recount_majorities(struct fw *w)
+{
+	int voters = fw_voters(w);
+	for (size_t k = 0; k < w->bal_n; k++) {
+		struct fw_ballot *b = &w->bal[k];
+		if (!b->majority && b->has_plan && fw_popcount(b->acc) >= voters / 2 + 1)
+			b->majority = true;
 	}
 }
 
@@ -821,6 +846,7 @@ static void fw_sniff(struct fw *w, int from, const struct fo_msg *m)
 		}
 		/* the proposer's own acceptor: assumed to accept its proposal
 		 * (it may handle itself without the network) */
+		fw_count_proposer(w, b);
 		fw_count_acceptance(w, b, from);
 	} else if (m->type == FO_ACCEPTED) {
 		struct fw_ballot *b = fw_ballot_get(w, &m->inst, &m->ballot);
@@ -1066,6 +1092,20 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 		break;
 	}
 	case FO_EV_CHOSEN: {
+		if (strcmp(e->peer, h->name) == 0) {
+			/* our own ballot: our acceptance of it is local, and may
+			 * have needed no ACCEPT on the network at all (every other
+			 * voter force-left) */
+			struct fo_ballot own = {0};
+			snprintf(own.proposer, sizeof(own.proposer), "%s", h->name);
+			struct fw_ballot *b = fw_ballot_get(w, &e->inst, &own);
+			if (!b->has_plan) {
+				if (fo_plan_copy(&b->plan, &e->plan) != 0)
+					abort();
+				b->has_plan = true;
+			}
+			fw_count_acceptance(w, b, i);
+		}
 		fw_learned(w, i, &e->inst, &e->plan, true);
 		const struct fo_plan *p = NULL;
 		if (!fo_chosen_plan(h->fo, &e->inst, &p) || p == NULL || !fw_plan_same(p, &e->plan))
@@ -1158,6 +1198,18 @@ static void fw_journal_sync(struct fw *w, struct fw_host *h)
 	h->journal_ver = fo_journal_version(h->fo);
 }
 
+/* The watchdog device's timeout, as the daemon sets it: fence_margin_ms
+ * (at most F) less the slack, in whole seconds (agent/ha.c, "the
+ * watchdog"); the simulator's fast settings may go below the daemon's
+ * 2 s floor. */
+static uint64_t fw_wd_timeout(const struct fw *w)
+{
+	uint64_t limit = w->o.fo.fence_margin_ms < w->o.fo.fence_after_ms ? w->o.fo.fence_margin_ms
+	                                                                   : w->o.fo.fence_after_ms;
+	uint64_t t = limit > 250 ? (limit - 250) / 1000 * 1000 : 0;
+	return t ? t : 1000;
+}
+
 static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 {
 	struct fw_host *h = &w->h[i];
@@ -1195,6 +1247,12 @@ static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 		/* a force-left host that came back counts for O2 again once a
 		 * majority acknowledges it (they hold it a voter again) */
 		h->removed = false;
+	} else if (h->wd_armed && !fo_fenced(h->fo)) {
+		/* ... and, not quorate, until its self-fence: the device's
+		 * timeout is the margin, so that a hang or a death (whose close
+		 * pings the device) resets the host within F + margin of its
+		 * last quorate moment (agent/ha.c, "the watchdog") */
+		h->wd_pet = w->now;
 	}
 	if (h->swim_pending) {
 		h->swim_pending = false;
@@ -1396,10 +1454,13 @@ void fw_crash_agent(struct fw *w, int i)
 	fw_agent_stop(w, i);
 	fw_log(w, FW_R_CRASH_AGENT, i);
 	vlog(w, 1, "%s: agent crashes (VMs run on)", h->name);
+	/* Linux pings a watchdog whose file closes without the magic close
+	 * (watchdog_release: "watchdog did not stop!"), as when its process
+	 * dies */
 	if (w->o.watchdog && h->wd_armed)
-		fw_push(w, h->wd_pet + w->o.fo.fence_after_ms > w->now
-		               ? h->wd_pet + w->o.fo.fence_after_ms : w->now,
-		        E_WATCHDOG, i, 0, NULL);
+		h->wd_pet = w->now;
+	if (w->o.watchdog && h->wd_armed)
+		fw_push(w, h->wd_pet + fw_wd_timeout(w), E_WATCHDOG, i, 0, NULL);
 }
 
 void fw_crash_host(struct fw *w, int i)
@@ -1509,10 +1570,7 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev);
 static void fw_watchdog(struct fw *w, int i)
 {
 	struct fw_host *h = &w->h[i];
-	if (!w->o.watchdog || !h->hv_up || !h->wd_armed ||
-	    w->now < h->wd_pet + w->o.fo.fence_after_ms)
-		return;
-	if (h->agent_up && fo_quorate(h->fo, fw_local_now(w, i)))
+	if (!w->o.watchdog || !h->hv_up || !h->wd_armed || w->now < h->wd_pet + fw_wd_timeout(w))
 		return;
 	for (int k = 0; k < w->nvm; k++)
 		if (fw_vm_on(w, k, i))
@@ -1539,8 +1597,10 @@ void fw_resume(struct fw *w, int i)
 		fo_handle_timer(h->fo, fw_local_now(w, i));
 		fw_fo_drain(w, i, true);
 	}
-	/*    (and the hardware watchdog, if the agent is down) */
+	/*    (and the hardware watchdog, if the agent is down or fenced) */
 	fw_watchdog(w, i);
+	if (!h->hv_up)
+		return;
 	/* 2. the VMs run again */
 	h->frozen = false;
 	h->dirty = true;

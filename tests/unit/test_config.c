@@ -815,24 +815,40 @@ static void test_failover_margin_below_quorate_window(void **state)
 	                  "(heartbeat_ms 250, fence_after_ms 4000)");
 }
 
-/* With a watchdog, F must allow a whole-second timeout of at least 2 s. */
+/* With a watchdog, its timeout is the margin (at most F) less 250 ms:
+ * whole seconds, at least 2, more than two pets. */
 static void test_failover_watchdog_needs_two_seconds(void **state)
 {
 	struct fixture *f = *state;
 	struct agent_options *o = &f->o;
 	make_valid(f);
-	assert_int_equal(parse(f, "--failover-heartbeat-ms", "250", "--fence-after-ms", "1999",
-	                       "--fence-margin-ms", "1000", NULL),
+	assert_int_equal(parse(f, "--failover-heartbeat-ms", "250", "--fence-after-ms", "3000",
+	                       "--fence-margin-ms", "2249", NULL),
 	                 0);
-	/* without a watchdog 1999 ms is fine */
+	/* without a watchdog a margin of 2249 ms is fine */
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
 	assert_int_equal(parse(f, "--watchdog", "/dev/watchdog", NULL), 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
 	assert_string_equal(f->err,
-	                    "failover.fence_after_ms: 1999 is below 2000, the least that "
-	                    "failover.watchdog (/dev/watchdog) can take: watchdog timeouts are whole "
-	                    "seconds, at least 2, and the device must fire within fence_after_ms");
-	assert_int_equal(parse(f, "--fence-after-ms", "2000", NULL), 0);
+	                    "failover.fence_margin_ms: 2249 (or fence_after_ms 3000) is below 2250, "
+	                    "the least that failover.watchdog (/dev/watchdog) can take: its timeout "
+	                    "is the margin less 250 ms, in whole seconds, at least 2");
+	assert_int_equal(parse(f, "--fence-margin-ms", "2250", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+	/* F below the margin caps it */
+	assert_int_equal(parse(f, "--fence-after-ms", "2249", "--fence-margin-ms", "3000", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_err_has(f, "(or fence_after_ms 2249) is below 2250");
+	/* the shipped heartbeat (1 s) needs a timeout of 3 s: a margin of 3250 */
+	assert_int_equal(parse(f, "--fence-after-ms", "10000", "--fence-margin-ms", "3000",
+	                       "--failover-heartbeat-ms", "1000", NULL),
+	                 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_string_equal(f->err,
+	                    "failover.fence_margin_ms: 3000 gives failover.watchdog (/dev/watchdog) a "
+	                    "timeout of 2 s, which heartbeat_ms 1000 pets too seldom (the pet period "
+	                    "must be below half the timeout): raise fence_margin_ms to at least 3250");
+	assert_int_equal(parse(f, "--fence-margin-ms", "3250", NULL), 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
 }
 

@@ -225,7 +225,7 @@ static void test_timeout_set_and_read_back(void **state)
 	(void)state;
 	struct mv_watchdog w;
 	char err[512] = "";
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_arm(&w, err, sizeof(err)), 0);
 	assert_string_equal(ops(), "open, getsupport, gettimeout 60, settimeout 10, gettimeout 10, "
 	                           "write 1");
@@ -236,9 +236,12 @@ static void test_timeout_set_and_read_back(void **state)
 	/* open again: nothing to do */
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), 0);
 	assert_int_equal(fk.n_ops, 6);
-	/* floor(F / 1000): 10999 ms allow 10 s, not 11 */
-	assert_int_equal(mv_watchdog_wanted_s(10999), 10);
-	assert_int_equal(mv_watchdog_wanted_s(2000), 2);
+	/* floor((margin - 250) / 1000): 11249 ms allow 10 s, not 11 */
+	assert_int_equal(mv_watchdog_wanted_s(11249), 10);
+	assert_int_equal(mv_watchdog_wanted_s(11250), 11);
+	assert_int_equal(mv_watchdog_wanted_s(2250), 2);
+	assert_int_equal(mv_watchdog_wanted_s(2249), 1);
+	assert_int_equal(mv_watchdog_wanted_s(249), 0);
 	assert_int_equal(mv_watchdog_disarm(&w, err, sizeof(err)), 0);
 }
 
@@ -250,7 +253,7 @@ static void test_timeout_already_right_is_not_set(void **state)
 	struct mv_watchdog w;
 	char err[512] = "";
 	fk.timeout = 10;
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), 0);
 	assert_string_equal(ops(), "open, getsupport, gettimeout 10");
 	assert_int_equal(fk.pets, 0);
@@ -266,10 +269,10 @@ static void test_rounded_above_fence_after_refused(void **state)
 	struct mv_watchdog w;
 	char err[512] = "";
 	fk.min_timeout = 30;
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_arm(&w, err, sizeof(err)), -ERANGE);
 	assert_has(err, "failover.watchdog /dev/watchdog0: the device set a 30 s timeout, but "
-	                "failover.fence_after_ms 10000 needs one of at most 10 s");
+	                "failover.fence_margin_ms 10250 needs one of at most 10 s");
 	assert_false(mv_watchdog_armed(&w));
 	assert_false(fk.running);
 	assert_false(fk.is_open);
@@ -284,14 +287,14 @@ static void test_too_short_timeouts_refused(void **state)
 	char err[512] = "";
 	/* a driver that ends at 1 s */
 	fk.force_timeout = 1;
-	init(&w, 10000, 250);
+	init(&w, 10250, 250);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -ERANGE);
 	assert_has(err, "the device set a 1 s timeout, but at least 2 s are needed (asked for 10 s)");
 	assert_false(fk.running);
 	/* one where the pets would come too seldom: 3 s, pets every 1500 ms */
 	setup(NULL);
 	fk.force_timeout = 3;
-	init(&w, 10000, 1500);
+	init(&w, 10250, 1500);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -ERANGE);
 	assert_has(err, "the device set a 3 s timeout, but failover.heartbeat_ms 1500 pets it too "
 	                "seldom: the pet period must be below half the timeout (1500 ms)");
@@ -299,21 +302,23 @@ static void test_too_short_timeouts_refused(void **state)
 	/* just below half: accepted */
 	setup(NULL);
 	fk.force_timeout = 3;
-	init(&w, 10000, 1499);
+	init(&w, 10250, 1499);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), 0);
 	assert_int_equal(w.timeout_s, 3);
 	assert_int_equal(mv_watchdog_disarm(&w, err, sizeof(err)), 0);
-	/* F below 2 s: no whole-second timeout fits; the device is not left running */
+	/* a margin below 2250 ms: no whole-second timeout of 2 s fits; the
+	 * device is not left running */
 	setup(NULL);
-	init(&w, 1999, 250);
+	init(&w, 2249, 250);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -EINVAL);
-	assert_has(err, "failover.watchdog /dev/watchdog0: failover.fence_after_ms 1999 is below "
-	                "2000: watchdog timeouts are whole seconds, at least 2");
+	assert_has(err, "failover.watchdog /dev/watchdog0: failover.fence_margin_ms 2249 is below "
+	                "2250: the watchdog's timeout is the margin less 250 ms, in whole seconds, "
+	                "at least 2");
 	assert_false(fk.running);
 	assert_string_equal(ops(), "open, write V, magic-close");
-	/* the boundary: F = 2000 gives 2 s */
+	/* the boundary: 2250 ms give 2 s */
 	setup(NULL);
-	init(&w, 2000, 250);
+	init(&w, 2250, 250);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), 0);
 	assert_int_equal(w.timeout_s, 2);
 	assert_int_equal(mv_watchdog_disarm(&w, err, sizeof(err)), 0);
@@ -325,7 +330,7 @@ static void test_out_of_range_set_refused(void **state)
 	struct mv_watchdog w;
 	char err[512] = "";
 	fk.max_timeout = 5;
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -EINVAL);
 	assert_has(err, "WDIOC_SETTIMEOUT to 10 s failed: Invalid argument (outside the device's "
 	                "range");
@@ -338,7 +343,7 @@ static void test_missing_features_named(void **state)
 	struct mv_watchdog w;
 	char err[512] = "";
 	fk.options = WDIOF_SETTIMEOUT | WDIOF_KEEPALIVEPING;
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -EOPNOTSUPP);
 	assert_has(err, "the device (fake wdt) cannot be stopped by the magic close "
 	                "(no WDIOF_MAGICCLOSE); the agent needs both");
@@ -348,7 +353,7 @@ static void test_missing_features_named(void **state)
 
 	setup(NULL);
 	fk.options = WDIOF_MAGICCLOSE;
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -EOPNOTSUPP);
 	assert_has(err, "the device (fake wdt) cannot set its timeout (no WDIOF_SETTIMEOUT); the "
 	                "agent needs both");
@@ -356,7 +361,7 @@ static void test_missing_features_named(void **state)
 
 	setup(NULL);
 	fk.options = 0;
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -EOPNOTSUPP);
 	assert_has(err, "cannot set its timeout (no WDIOF_SETTIMEOUT) and cannot be stopped by the "
 	                "magic close (no WDIOF_MAGICCLOSE)");
@@ -370,7 +375,7 @@ static void test_open_errors(void **state)
 	struct mv_watchdog w;
 	char err[512] = "";
 	fk.open_errno = ENOENT;
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -ENOENT);
 	assert_has(err, "failover.watchdog /dev/watchdog0: cannot open: No such file or directory "
 	                "(no watchdog driver is loaded");
@@ -414,7 +419,7 @@ static void test_pet_and_disarm(void **state)
 	(void)state;
 	struct mv_watchdog w;
 	char err[512] = "";
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_pet(&w, err, sizeof(err)), -EBADF);
 	assert_has(err, "failover.watchdog /dev/watchdog0: not armed");
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), 0);
@@ -437,12 +442,52 @@ static void test_pet_and_disarm(void **state)
 	assert_int_equal(mv_watchdog_disarm(&w, err, sizeof(err)), 0);
 }
 
+/* A host that must go now (its self-fence left HA VMs): hurried to 1 s
+ * (a set, which the kernel takes as a pet), read back; a driver whose
+ * least timeout is above says so in timeout_s; errors name the call. */
+static void test_hurry(void **state)
+{
+	(void)state;
+	struct mv_watchdog w;
+	char err[512] = "";
+	init(&w, 3250, 1000);
+	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), -EBADF);
+	assert_has(err, "failover.watchdog /dev/watchdog0: not armed");
+	assert_int_equal(mv_watchdog_arm(&w, err, sizeof(err)), 0);
+	assert_int_equal(w.timeout_s, 3);
+	fk.n_ops = 0;
+	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), 0);
+	assert_string_equal(ops(), "settimeout 1, gettimeout 1");
+	assert_int_equal(w.timeout_s, 1);
+	assert_true(fk.running);
+	assert_int_equal(mv_watchdog_disarm(&w, err, sizeof(err)), 0);
+	/* a driver whose least timeout is 2 s */
+	fk.min_timeout = 2;
+	init(&w, 3250, 1000);
+	assert_int_equal(mv_watchdog_arm(&w, err, sizeof(err)), 0);
+	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), 0);
+	assert_int_equal(w.timeout_s, 2);
+	/* the set fails, then the read-back */
+	fk.calls = 0;
+	fk.fail_at = 1;
+	fk.fail_errno = EIO;
+	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), -EIO);
+	assert_has(err, "WDIOC_SETTIMEOUT to 1 s (to reset the host now) failed: Input/output error; "
+	                "it resets the host 2 s after the last pet");
+	fk.calls = 0;
+	fk.fail_at = 2;
+	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), -EIO);
+	assert_has(err, "WDIOC_GETTIMEOUT after setting 1 s failed");
+	fk.fail_at = 0;
+	assert_int_equal(mv_watchdog_disarm(&w, err, sizeof(err)), 0);
+}
+
 static void test_failing_pets_reported(void **state)
 {
 	(void)state;
 	struct mv_watchdog w;
 	char err[512] = "";
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), 0);
 	fk.fail_at = fk.calls + 1;
 	assert_int_equal(mv_watchdog_pet(&w, err, sizeof(err)), -EIO);
@@ -460,7 +505,7 @@ static void test_failing_magic_close_reported(void **state)
 	(void)state;
 	struct mv_watchdog w;
 	char err[512] = "";
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), 0);
 	/* writing 'V' fails: closed anyway, the device keeps running */
 	fk.fail_at = fk.calls + 1;
@@ -473,14 +518,14 @@ static void test_failing_magic_close_reported(void **state)
 	assert_true(fk.running);
 	/* a short write of 'V' too */
 	setup(NULL);
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), 0);
 	fk.short_write = true;
 	assert_int_equal(mv_watchdog_disarm(&w, err, sizeof(err)), -EIO);
 	assert_true(fk.running);
 	/* close reports an error */
 	setup(NULL);
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), 0);
 	fk.fail_at = fk.calls + 2;
 	fk.fail_errno = EINTR;
@@ -507,7 +552,7 @@ static void test_every_call_failing(void **state)
 		setup(NULL);
 		struct mv_watchdog w;
 		char err[512] = "";
-		init(&w, 10000, 1000);
+		init(&w, 10250, 1000);
 		fk.fail_at = n;
 		assert_int_equal(mv_watchdog_arm(&w, err, sizeof(err)), -EIO);
 		assert_has(err, "failover.watchdog /dev/watchdog0: ");
@@ -526,7 +571,7 @@ static void test_every_call_failing(void **state)
 	setup(NULL);
 	struct mv_watchdog w;
 	char err[512] = "";
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	fk.fail_at = 7;
 	assert_int_equal(mv_watchdog_arm(&w, err, sizeof(err)), 0);
 	assert_int_equal(fk.calls, 6);
@@ -539,7 +584,7 @@ static void test_refusal_then_failing_disarm(void **state)
 	(void)state;
 	struct mv_watchdog w;
 	char err[512] = "";
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	fk.fail_at = 2;  /* WDIOC_GETSUPPORT */
 	fk.fail_at2 = 3; /* the 'V' */
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -EIO);
@@ -551,13 +596,13 @@ static void test_refusal_then_failing_disarm(void **state)
 	/* a small buffer truncates, never overflows */
 	char small[24];
 	setup(NULL);
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	fk.fail_at = 2;
 	fk.fail_at2 = 3;
 	assert_int_equal(mv_watchdog_open(&w, small, sizeof(small)), -EIO);
 	assert_int_equal(strlen(small), sizeof(small) - 1);
 	setup(NULL);
-	init(&w, 10000, 1000);
+	init(&w, 10250, 1000);
 	fk.fail_at = 2;
 	fk.fail_at2 = 3;
 	assert_int_equal(mv_watchdog_open(&w, NULL, 0), -EIO);
@@ -591,6 +636,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timeout_set_and_read_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_already_right_is_not_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rounded_above_fence_after_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hurry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_short_timeouts_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_range_set_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_features_named, setup, teardown),
