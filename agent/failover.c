@@ -1870,8 +1870,14 @@ static bool batch_ready(const struct fo *f, const struct inst *in, uint64_t now,
 /* Which round needs proposing, if any. */
 static bool work_round(const struct fo *f, const struct inst *in, uint64_t now, uint32_t *out)
 {
-	if (in->done || is_self(f, in->dead))
-		return false; /* nobody coordinates its own failover */
+	/* nobody coordinates its own failover, nor the first round of a
+	 * recovery of its own (the others decide what it owes); the later
+	 * rounds of one of an incarnation of ours that is over, we may: the
+	 * hand-backs and parked VMs of our own recovery, when its other
+	 * coordinators are gone */
+	if (in->done || (is_self(f, in->dead) && (in->inc >= f->incarnation ||
+	                                          !in->rounds[0].chosen)))
+		return false;
 	bool any;
 	uint32_t h = highest_chosen(in, f->n_rounds, &any);
 	if (!in->rounds[0].chosen) {
