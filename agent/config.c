@@ -1212,7 +1212,7 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 			set_err(err, errlen,
 			        "failover.fence_margin_ms: %u gives failover.watchdog (%s) a timeout of "
 			        "%u s, which heartbeat_ms %u pets too seldom (the pet period must be below "
-			        "half the timeout): raise fence_margin_ms to at least %u",
+			        "half the timeout): raise fence_margin_ms (and fence_after_ms) to at least %u",
 			        (unsigned)o->fo_fence_margin_ms, o->fo_watchdog, (unsigned)(t_ms / 1000u),
 			        (unsigned)o->fo_heartbeat_ms,
 			        (unsigned)(((uint64_t)o->fo_heartbeat_ms * 2 / 1000u + 1) * 1000u +

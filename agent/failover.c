@@ -1275,6 +1275,15 @@ static bool can_fence(const struct fo *f)
 }
 
 bool fo_fenced(const struct fo *f) { return f->fenced; }
+
+uint64_t fo_self_fence_at(const struct fo *f)
+{
+	if (f->fenced)
+		return 0;
+	if (!can_fence(f))
+		return UINT64_MAX;
+	return sat_add(fence_base(f), f->cfg.fence_after_ms);
+}
 size_t fo_voters(const struct fo *f) { return f->n_voters; }
 size_t fo_majority(const struct fo *f) { return majority_of(f->eff_voters); }
 
@@ -3136,10 +3145,10 @@ static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struc
 	struct round *rd = &in->rounds[round];
 	if (m->ballot.number > rd->max_n)
 		rd->max_n = m->ballot.number;
-	if (m->vm_uuid[0])
-		share_chosen(f, m->from, now);
 	if (rd->chosen || (rd->pphase != 1 && rd->pphase != 2))
 		return;
+	if (m->vm_uuid[0] && ballot_cmp(&m->ballot, &rd->ballot) <= 0)
+		share_chosen(f, m->from, now);
 	if (round == 0 && m->incarnation > in->inc) {
 		/* a newer recovery of the host took over: it adopts what this
 		 * one may have placed; we stop proposing here */
@@ -4861,13 +4870,16 @@ static size_t my_rank(const struct fo *f, const struct inst *in)
 	uint64_t pre = rank_prefix(in->dead, in->inc);
 	uint64_t mine = rank_hash(pre, f->cfg.name);
 	size_t k = 0;
+	/* a recovery of our own past incarnation: behind every live member
+	 * (we coordinate its later rounds only when the others are gone) */
+	bool last = is_self(f, in->dead);
 	for (size_t i = 0; i < f->n_m; i++) {
 		const struct mrec *r = &f->m[i];
 		if (i == f->self_idx || !considered_alive(r) || r->st != FO_ALIVE ||
 		    strcmp(r->name, in->dead) == 0)
 			continue;
 		uint64_t h = rank_hash(pre, r->name);
-		if (h > mine || (h == mine && strcmp(r->name, f->cfg.name) < 0))
+		if (last || h > mine || (h == mine && strcmp(r->name, f->cfg.name) < 0))
 			k++;
 	}
 	return k;
@@ -5552,17 +5564,19 @@ static bool inst_holds(const struct fo *f, const struct inst *in, const char *uu
 	return false;
 }
 
-/* Is `uuid` pending or parked in an instance other than `in` (that one
- * re-places it: the instance that gave it, reclaiming it)? */
-static bool pending_elsewhere(const struct fo *f, const struct inst *in, const char *uuid)
+/* Is `uuid` pending or parked, from `epoch` or a newer one, in an instance
+ * other than `in` (that one re-places it: the instance that gave it,
+ * reclaiming it)? An older, stale entry does not count. */
+static bool pending_elsewhere(const struct fo *f, const struct inst *in, const char *uuid,
+                              uint64_t epoch)
 {
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *o = f->inst[i];
 		for (size_t p = 0; o != in && p < o->n_pend; p++)
-			if (strcmp(o->pend[p].e.uuid, uuid) == 0)
+			if (o->pend[p].e.new_epoch >= epoch && strcmp(o->pend[p].e.uuid, uuid) == 0)
 				return true;
 		for (size_t p = 0; o != in && p < o->n_parked; p++)
-			if (strcmp(o->parked[p].e.uuid, uuid) == 0)
+			if (o->parked[p].e.new_epoch >= epoch && strcmp(o->parked[p].e.uuid, uuid) == 0)
 				return true;
 	}
 	return false;
@@ -5601,7 +5615,7 @@ static void late_owed(struct fo *f, uint64_t now)
 					if ((rd->ents[e].st != E_WAIT && rd->ents[e].st != E_OK) ||
 					    !pe->target_incarnation || pe->target_incarnation > in->inc ||
 					    strcmp(pe->target, in->dead) != 0 || inst_holds(f, in, pe->uuid) ||
-					    pending_elsewhere(f, in, pe->uuid) ||
+					    pending_elsewhere(f, in, pe->uuid, pe->new_epoch) ||
 					    !given_newest(f, in->dead, in->inc, pe) || moved_on(f, pe) ||
 					    running_elsewhere(f, pe->uuid, pe->new_epoch - 1, NULL, NULL))
 						continue;

@@ -196,6 +196,8 @@ struct ha {
 	bool wd_on;                /* configured and not stopped */
 	bool wd_petting;           /* armed and petted at the last tick */
 	bool wd_failing;           /* the last arm or pet failed (logged once) */
+	bool wd_hurried;           /* set to 1 s at a self-fence (mv_watchdog_hurry):
+	                              re-configured before the next pet */
 	bool fence_clock_known;    /* the core's self-fence clock runs from a real last
 	                              quorate moment (a quorum this life, or the
 	                              previous agent's stamp): pets may go on until
@@ -361,6 +363,7 @@ static void ha_on_timer(uv_timer_t *t);
 static void ha_handle_core_event(struct agent *a, struct fo_event *e);
 static void ha_watchdog_pet(struct agent *a, uint64_t now);
 static void ha_watchdog_after_self_fence(struct agent *a);
+static void ha_watchdog_hurry(struct agent *a, const char *why);
 static void ha_stamp_note(struct agent *a, uint64_t now);
 
 /* ---- the journal (failover.h): durable before anything is sent -------------------------- */
@@ -1246,6 +1249,11 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		ha_event(a, "fenced-self", a->opt.name, NULL, "%s", e->text);
 		for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
 			r->fenced = true; /* starts in flight are undone when they finish */
+		/* the watchdog first: from here the host goes within a second
+		 * unless the destroys below leave nothing to protect (then it is
+		 * disarmed): neither their time nor this agent's death (its close
+		 * pings the device) can postpone that */
+		ha_watchdog_hurry(a, "self-fence");
 		const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
 		bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
 		unsigned failed = 0;
@@ -1895,9 +1903,13 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
  * stop!"), and a dying process closes its files, so a device with a
  * timeout of F would reset the host of an agent killed just before its
  * self-fence up to F too late. Hence the device's timeout is the margin
- * (T = floor(fence_margin_ms / 1000) s, at least 2 s), and it is petted
- * until the self-fence, quorate or not: a hang or a death at time d <= q
- * + F resets the host by d + T <= q + F + margin. A reset protects the HA
+ * (T = floor((min(fence_margin_ms, F) - 250) / 1000) s, at least 2 s:
+ * watchdog.h), and it is petted until the self-fence's deadline, quorate
+ * or not: a hang or a death at time d <= q + F resets the host by d + T <
+ * q + F + margin. The self-fence itself first hurries the device to 1 s
+ * (mv_watchdog_hurry), then destroys: the host resets by q + F + 1 s unless
+ * the destroys leave nothing to protect and it is disarmed, and a death
+ * meanwhile (a ping) moves that by a second at most. A reset protects the HA
  * VMs the others may restart elsewhere, and kills everything else on the
  * host, so the device is armed only where it protects something or may
  * soon have to. An agent stalled (or down) longer than T has its host
@@ -1927,10 +1939,12 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
  *                  disarmed device stays disarmed while libvirt does not
  *                  answer (no HA VM ran when it last answered, and none can
  *                  start without it).
- *   after the self-fence, HA VMs left (a destroy failed, libvirt does not
- *                  answer): armed, never petted, hurried to a 1 s timeout
- *                  (WDIOC_SETTIMEOUT): the host resets within a second,
- *                  and dying cannot postpone that by more than another.
+ *   the self-fence: hurried to 1 s before its destroys; HA VMs left after
+ *                  them (a destroy failed, libvirt does not answer): armed,
+ *                  never petted: the host resets within a second, and
+ *                  dying cannot postpone that by more than another. The
+ *                  destroys must finish within that second, or the reset
+ *                  comes first (it is a fence too).
  *   a fence left VMs running (see "fences that failed"), quorate or not:
  *                  armed, never petted until every such VM is destroyed:
  *                  the others may be restarting them elsewhere on the
@@ -1987,6 +2001,27 @@ static void ha_watchdog_disarm(struct agent *a, const char *cause)
 	ha_event(a, "watchdog-disarmed", a->opt.name, NULL, "%s", cause);
 }
 
+/* At a self-fence (and after one that left HA VMs): armed, the device is
+ * set to 1 s and no longer petted (ha_watchdog_pet checks wd_hurried):
+ * the host resets within a second unless the destroys leave nothing to
+ * protect and it is disarmed. Not armed: nothing (after_self_fence arms it
+ * if HA VMs are left). */
+static void ha_watchdog_hurry(struct agent *a, const char *why)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || !h->wd_on || !mv_watchdog_armed(&h->wd) || h->wd_hurried)
+		return;
+	char err[512];
+	h->wd_petting = false;
+	if (mv_watchdog_hurry(&h->wd, err, sizeof(err)) < 0) {
+		ha_watchdog_failed(a, "hurry failed", err);
+		return;
+	}
+	h->wd_hurried = true;
+	MV_WARN("failover", "watchdog hurried path=%s timeout_s=%u cause=\"%s\"", h->wd.path,
+	        h->wd.timeout_s, why);
+}
+
 /* Armed without a pet: the host resets timeout_s from now (or from the
  * last pet, on a device still running) unless quorum comes first. */
 static void ha_watchdog_arm_unpetted(struct agent *a, const char *cause)
@@ -2031,6 +2066,12 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 	if (fo_quorate(h->fo, now)) {
 		/* Pets whether libvirt answers or not: see the rule above. */
 		h->fence_clock_known = true;
+		if (h->wd_hurried && mv_watchdog_armed(&h->wd)) {
+			/* set to 1 s at the self-fence: opened and configured again
+			 * (the pets below would not keep a 1 s device) */
+			ha_watchdog_disarm(a, "quorate again after a self-fence: re-configured");
+		}
+		h->wd_hurried = false;
 		if (!mv_watchdog_armed(&h->wd)) {
 			if (mv_watchdog_arm(&h->wd, err, sizeof(err)) < 0) {
 				ha_watchdog_failed(a, "cannot arm", err);
@@ -2054,11 +2095,15 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 	}
 	/* Not quorate: pets until the self-fence (the rule above). */
 	int vms = ha_watchdog_ha_vms(a);
-	if (vms == 0 && mv_watchdog_armed(&h->wd)) {
+	if (vms == 0 && h->restarts == NULL && mv_watchdog_armed(&h->wd)) {
+		/* (not while a start is in flight on a worker) */
 		ha_watchdog_disarm(a, "not quorate, and no HA VM runs here: nothing to protect");
 		return;
 	}
-	bool pets = !fo_fenced(h->fo) && h->fence_clock_known;
+	/* before the self-fence's deadline, not just before it ran (a tick may
+	 * come first, or an agent start after the deadline) */
+	bool pets = !fo_fenced(h->fo) && h->fence_clock_known && !h->wd_hurried &&
+	            now < fo_self_fence_at(h->fo);
 	if (vms > 0 && !mv_watchdog_armed(&h->wd)) {
 		if (!pets) {
 			ha_watchdog_arm_unpetted(a, "not quorate, and an HA VM runs here");
@@ -2133,11 +2178,7 @@ static void ha_watchdog_after_self_fence(struct agent *a)
 		ha_watchdog_arm_unpetted(a, "the self-fence left HA VMs running");
 	if (!mv_watchdog_armed(&h->wd))
 		return;
-	/* the host must go now: a death of this agent would ping the device
-	 * (its close) and postpone the reset by a whole timeout */
-	char err[512];
-	if (mv_watchdog_hurry(&h->wd, err, sizeof(err)) < 0)
-		ha_watchdog_failed(a, "hurry failed", err);
+	ha_watchdog_hurry(a, "the self-fence left HA VMs running");
 	ha_event(a, "watchdog-kept-armed", a->opt.name, NULL,
 	         "the self-fence left HA VMs running (%s): the watchdog, no longer petted and set "
 	         "to %u s, resets this host", vms < 0 ? "libvirt does not answer" : "a destroy failed",
@@ -2402,6 +2443,7 @@ static void ha_stamp_start(struct agent *a)
 	char boot[HA_STAMP_BOOT_LEN + 1] = "";
 	uint64_t stamp = 0;
 	const char *none = NULL; /* why there is no usable stamp */
+	bool earlier_boot = false;
 	rc = mv_file_read(h->stamp_path, 4096, &buf, &len);
 	if (rc == -ENOENT)
 		none = "no stamp (a first start, or the previous agent left gracefully)";
@@ -2409,11 +2451,19 @@ static void ha_stamp_start(struct agent *a)
 		none = "the stamp cannot be read";
 	else if (ha_stamp_parse(buf, len, boot, &stamp) < 0)
 		none = "the stamp is invalid";
-	else if (strcmp(boot, h->boot_id) != 0)
+	else if (strcmp(boot, h->boot_id) != 0) {
 		none = "the stamp is of an earlier boot";
+		earlier_boot = true;
+	}
 	free(buf);
 	int vms = ha_watchdog_ha_vms(a);
 	uint64_t F = o->fo_fence_after_ms;
+	/* no stamp (a first start, or a graceful leave: the device was
+	 * disarmed) or one of an earlier boot: this life's self-fence clock
+	 * from its start is a real bound (no plan can be for this incarnation
+	 * before it began); an unreadable or invalid one is not */
+	if (rc == -ENOENT || earlier_boot)
+		h->fence_clock_known = true;
 	if (none == NULL && vms != 0) {
 		uint64_t base = ha_stamp_to_core(stamp, mono_now, core_now);
 		fo_resume_fence_base(h->fo, base);

@@ -293,16 +293,28 @@ int mv_watchdog_hurry(struct mv_watchdog *w, char *err, size_t errlen)
 		wd_err(err, errlen, w, "not armed");
 		return -EBADF;
 	}
-	int t = 1;
-	if (mv_watchdog_sys.ioctl(w->fd, WDIOC_SETTIMEOUT, &t) < 0) {
-		int e = errno;
+	/* 1 s, or the least the driver takes (EINVAL below its range): a
+	 * failed set is no pet, so trying upwards changes nothing until one
+	 * takes */
+	int t = 1, e = 0;
+	for (int want = 1; want == 1 || (unsigned)want < w->timeout_s; want++) {
+		t = want;
+		if (mv_watchdog_sys.ioctl(w->fd, WDIOC_SETTIMEOUT, &t) == 0) {
+			e = 0;
+			break;
+		}
+		e = errno;
+		if (e != EINVAL)
+			break;
+	}
+	if (e != 0) {
 		wd_err(err, errlen, w, "WDIOC_SETTIMEOUT to 1 s (to reset the host now) failed: %s; "
 		       "it resets the host %u s after the last pet", strerror(e), w->timeout_s);
 		return -e;
 	}
 	t = 0;
 	if (mv_watchdog_sys.ioctl(w->fd, WDIOC_GETTIMEOUT, &t) < 0) {
-		int e = errno;
+		e = errno;
 		wd_err(err, errlen, w, "WDIOC_GETTIMEOUT after setting 1 s failed: %s", strerror(e));
 		return -e;
 	}

@@ -113,10 +113,11 @@ int mv_watchdog_arm(struct mv_watchdog *w, char *err, size_t errlen);
 int mv_watchdog_pet(struct mv_watchdog *w, char *err, size_t errlen);
 
 /* Sets the timeout to 1 s (WDIOC_SETTIMEOUT, a pet; then read back into
- * timeout_s): left unpetted, the device resets the host within a second
- * (or the driver's least timeout). For a host that must go now: its
- * self-fence could not destroy every HA VM. -EBADF when not armed; an
- * ioctl's -errno otherwise, with err filled. */
+ * timeout_s), or to the least the driver takes below the current one
+ * when it refuses 1 s (EINVAL): left unpetted, the device resets the host
+ * within that. For a host that must go unless its self-fence leaves
+ * nothing to protect. -EBADF when not armed; an ioctl's -errno otherwise
+ * (EINVAL: no shorter timeout taken), with err filled. */
 int mv_watchdog_hurry(struct mv_watchdog *w, char *err, size_t errlen);
 
 /* The magic close: writes 'V', then closes. Afterwards w is disarmed in

@@ -413,6 +413,11 @@ void fo_restart_done(struct fo *f, const struct fo_instance_id *inst, const char
 /* State. */
 bool fo_quorate(const struct fo *f, uint64_t now);   /* may decide and start */
 bool fo_fenced(const struct fo *f);                   /* self-fenced and not quorate since */
+/* When this core fences itself unless quorate before: its last quorate
+ * moment (or its start, or the resumed base) + F; 0 once fenced, and
+ * UINT64_MAX where it never fences (a cluster of one). The watchdog is
+ * petted only before it (agent/ha.c). */
+uint64_t fo_self_fence_at(const struct fo *f);
 size_t fo_voters(const struct fo *f);                 /* voting set size, self included */
 size_t fo_majority(const struct fo *f);               /* voters / 2 + 1 */
 /* How many voters acknowledged us recently (self included). */

@@ -1247,7 +1247,8 @@ static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 		/* a force-left host that came back counts for O2 again once a
 		 * majority acknowledges it (they hold it a voter again) */
 		h->removed = false;
-	} else if (h->wd_armed && !fo_fenced(h->fo)) {
+	} else if (h->wd_armed && !fo_fenced(h->fo) &&
+	           fw_local_now(w, i) < fo_self_fence_at(h->fo)) {
 		/* ... and, not quorate, until its self-fence: the device's
 		 * timeout is the margin, so that a hang or a death (whose close
 		 * pings the device) resets the host within F + margin of its

@@ -847,7 +847,8 @@ static void test_failover_watchdog_needs_two_seconds(void **state)
 	assert_string_equal(f->err,
 	                    "failover.fence_margin_ms: 3000 gives failover.watchdog (/dev/watchdog) a "
 	                    "timeout of 2 s, which heartbeat_ms 1000 pets too seldom (the pet period "
-	                    "must be below half the timeout): raise fence_margin_ms to at least 3250");
+	                    "must be below half the timeout): raise fence_margin_ms (and "
+	                    "fence_after_ms) to at least 3250");
 	assert_int_equal(parse(f, "--fence-margin-ms", "3250", NULL), 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
 }

@@ -40,6 +40,7 @@ static struct fake {
 	int timeout;        /* in use */
 	int min_timeout;    /* SETTIMEOUT rounds up to this */
 	int max_timeout;    /* SETTIMEOUT refuses above (EINVAL) */
+	int einval_below;   /* SETTIMEOUT refuses below (EINVAL), when set */
 	int force_timeout;  /* >0: SETTIMEOUT always ends here (a driver that rounds down) */
 	bool short_write;   /* writes return 0 */
 	/* what happened */
@@ -114,7 +115,7 @@ static int fake_ioctl(int fd, unsigned long request, void *arg)
 		return 0;
 	case WDIOC_SETTIMEOUT: {
 		int v = *(int *)arg;
-		if (v < 1 || v > fk.max_timeout) {
+		if (v < 1 || v > fk.max_timeout || v < fk.einval_below) {
 			errno = EINVAL;
 			return -1;
 		}
@@ -467,13 +468,34 @@ static void test_hurry(void **state)
 	assert_int_equal(mv_watchdog_arm(&w, err, sizeof(err)), 0);
 	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), 0);
 	assert_int_equal(w.timeout_s, 2);
+	assert_int_equal(mv_watchdog_disarm(&w, err, sizeof(err)), 0);
+	/* a driver that refuses below 2 s: the least it takes */
+	fk.min_timeout = 1;
+	fk.einval_below = 2;
+	init(&w, 3250, 1000);
+	assert_int_equal(mv_watchdog_arm(&w, err, sizeof(err)), 0);
+	fk.n_ops = 0;
+	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), 0);
+	assert_string_equal(ops(), "settimeout 2, gettimeout 2");
+	assert_int_equal(w.timeout_s, 2);
+	/* ... and one that takes nothing below what it has: EINVAL, unchanged */
+	fk.einval_below = 3;
+	assert_int_equal(mv_watchdog_disarm(&w, err, sizeof(err)), 0);
+	init(&w, 3250, 1000);
+	assert_int_equal(mv_watchdog_arm(&w, err, sizeof(err)), 0);
+	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), -EINVAL);
+	assert_has(err, "WDIOC_SETTIMEOUT to 1 s (to reset the host now) failed: Invalid argument; "
+	                "it resets the host 3 s after the last pet");
+	assert_int_equal(w.timeout_s, 3);
+	fk.einval_below = 0;
+	fk.min_timeout = 2;
 	/* the set fails, then the read-back */
 	fk.calls = 0;
 	fk.fail_at = 1;
 	fk.fail_errno = EIO;
 	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), -EIO);
 	assert_has(err, "WDIOC_SETTIMEOUT to 1 s (to reset the host now) failed: Input/output error; "
-	                "it resets the host 2 s after the last pet");
+	                "it resets the host 3 s after the last pet");
 	fk.calls = 0;
 	fk.fail_at = 2;
 	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), -EIO);
