@@ -203,7 +203,13 @@
  * fenced once. Only a quorate node emits FO_EV_RESTART, and only for
  * plans a majority accepted. Every move bumps the epoch:
  * new_epoch = epoch + 1 + round, and the entry carries the epoch it moves
- * from (base_epoch), which the clash rules compare with.
+ * from (base_epoch), which the clash rules compare with. Each core also
+ * keeps, per VM, the placement with the highest epoch a plan it learned
+ * chosen gave (f->given), beyond the history of instances: no value it
+ * proposes re-places a VM from an epoch below that (moved_since), and it
+ * never starts an entry below it, or at that epoch for another placement
+ * (it hands it back): a plan built from a stale view, after the plan that
+ * moved the VM left every history, runs nothing twice.
  *
  * FENCE, THEN RESTART; HAND-BACKS; TARGETS THAT DIE
  * The proposer whose round-0 value got chosen asks its caller for a remote
@@ -626,7 +632,21 @@ struct fo {
 	/* HA VMs down cluster-wide, as we see them */
 	struct owed *owed;
 	size_t n_owed, cap_owed;
+	/* per VM, the placement with the highest epoch a plan we learned chosen
+	 * gave it: kept when the instance is dropped from the history, so that
+	 * no value is built, and nothing started, from an epoch below it
+	 * (open addressing on the UUID; FO_GIVEN_MAX at most) */
+	struct given *given;
+	size_t n_given, cap_given;
 };
+
+struct given {
+	char uuid[FO_UUID_MAX]; /* "" = free slot */
+	char target[FO_NAME_MAX];
+	uint64_t epoch, base, target_incarnation;
+	bool has_base;
+};
+#define FO_GIVEN_MAX 16384 /* (journalled: about 1.5 MiB of it at most) */
 
 /* Forward declarations (the file reads top-down by topic). */
 static void ask_incarnation(struct fo *f, uint64_t want, const char *why);
@@ -640,6 +660,9 @@ static uint64_t entry_base(const struct fo_plan_entry *pe, uint32_t round);
 static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe);
 static bool vm_in_care(const struct fo *f, const char *uuid);
 static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
+static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch);
+static void given_note(struct fo *f, const struct fo_plan_entry *pe);
+static bool epoch_taken(const struct fo *f, const struct fo_plan_entry *pe);
 static bool inst_holds(const struct fo *f, const struct inst *in, const char *uuid);
 static bool reclaimable(const struct fo *f, const struct inst *tin);
 static bool own_state_known(const struct fo *f);
@@ -1477,6 +1500,7 @@ void fo_free(struct fo *f)
 	for (size_t i = 0; i < f->n_m; i++)
 		free(f->m[i].prev);
 	free(f->owed);
+	free(f->given);
 	free(f->m);
 	free(f->hidx);
 	free(f->scratch);
@@ -2161,6 +2185,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	}
 	rd->chosen = true;
 	rd->chosen_ballot = *b;
+	for (size_t e = 0; e < copy.n; e++)
+		given_note(f, &copy.entries[e]);
 	rd->plan = copy;
 	rd->ents = ents;
 	rd->chosen_at = now;
@@ -2339,6 +2365,8 @@ static struct fo_host *hosts_view(const struct fo *f, const char *const *excl, s
  * on the dead host is history, not a VM to restart. */
 static bool moved_since(const struct fo *f, const struct fo_vm *vm, const struct fo_plan *sup)
 {
+	if (given_above(f, nz(vm->uuid), vm->epoch))
+		return true; /* (also when that plan has left the history) */
 	/* (an entry without a target placed nothing: no room) */
 	for (size_t e = 0; sup && e < sup->n; e++)
 		if (sup->entries[e].target[0] && sup->entries[e].new_epoch > vm->epoch &&
@@ -3321,8 +3349,96 @@ static bool acceptor_may_answer(struct fo *f, struct inst *in, uint32_t round, c
  * learned chosen (RECOVERY). */
 /* Does a chosen plan we know place pe's VM (on a host) above pe's epoch?
  * Then pe's placement is history: the VM moved on since. */
+static uint64_t uuid_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* The record of `uuid` in f->given, or NULL. */
+static const struct given *given_find(const struct fo *f, const char *uuid)
+{
+	if (!f->cap_given)
+		return NULL;
+	for (size_t k = uuid_hash(uuid) & (f->cap_given - 1);; k = (k + 1) & (f->cap_given - 1)) {
+		const struct given *g = &f->given[k];
+		if (!g->uuid[0])
+			return NULL;
+		if (strcmp(g->uuid, uuid) == 0)
+			return g;
+	}
+}
+
+/* A plan we learned chosen gave pe's VM pe's epoch: kept if it is the
+ * highest given. (Full, FO_GIVEN_MAX VMs: not recorded; the instances in
+ * memory still say it.) */
+static void given_note(struct fo *f, const struct fo_plan_entry *pe)
+{
+	if (!pe->target[0] || !pe->uuid[0])
+		return;
+	if ((f->n_given + 1) * 4 > f->cap_given * 3) {
+		size_t nc = f->cap_given ? f->cap_given * 2 : 64;
+		if (nc > FO_GIVEN_MAX * 2)
+			return;
+		struct given *ng = calloc(nc, sizeof(*ng));
+		if (!ng)
+			return;
+		for (size_t i = 0; i < f->cap_given; i++) {
+			if (!f->given[i].uuid[0])
+				continue;
+			size_t k = uuid_hash(f->given[i].uuid) & (nc - 1);
+			while (ng[k].uuid[0])
+				k = (k + 1) & (nc - 1);
+			ng[k] = f->given[i];
+		}
+		free(f->given);
+		f->given = ng;
+		f->cap_given = nc;
+	}
+	size_t k = uuid_hash(pe->uuid) & (f->cap_given - 1);
+	while (f->given[k].uuid[0] && strcmp(f->given[k].uuid, pe->uuid) != 0)
+		k = (k + 1) & (f->cap_given - 1);
+	struct given *g = &f->given[k];
+	if (!g->uuid[0]) {
+		cpy(g->uuid, sizeof(g->uuid), pe->uuid);
+		f->n_given++;
+	} else if (g->epoch >= pe->new_epoch) {
+		return;
+	}
+	cpy(g->target, sizeof(g->target), pe->target);
+	g->epoch = pe->new_epoch;
+	g->has_base = pe->has_base;
+	g->base = pe->base_epoch;
+	g->target_incarnation = pe->target_incarnation;
+	f->journal_version++; /* journalled: an agent that restarts keeps it */
+}
+
+/* Did a plan we learned chosen give this VM an epoch above `epoch`? */
+static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch)
+{
+	const struct given *g = given_find(f, uuid);
+	return g && g->epoch > epoch;
+}
+
+/* Was pe's epoch given to its VM by another placement (another target,
+ * life or base): pe would run it a second time at that epoch? */
+static bool epoch_taken(const struct fo *f, const struct fo_plan_entry *pe)
+{
+	const struct given *g = given_find(f, pe->uuid);
+	if (!g || g->epoch != pe->new_epoch)
+		return false;
+	return strcmp(g->target, pe->target) != 0 ||
+	       (g->has_base && pe->has_base && g->base != pe->base_epoch) ||
+	       (g->target_incarnation && pe->target_incarnation &&
+	        g->target_incarnation != pe->target_incarnation);
+}
+
 static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe)
 {
+	if (given_above(f, pe->uuid, pe->new_epoch))
+		return true;
 	for (size_t i = 0; i < f->n_inst; i++)
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			const struct round *rd = &f->inst[i]->rounds[r];
@@ -3943,6 +4059,14 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 				st->deferred = false;
 				if (st->st != E_WAIT || st->running || !is_self(f, pe->target))
 					continue;
+				if (given_above(f, pe->uuid, pe->new_epoch) || epoch_taken(f, pe)) {
+					/* a plan we learned gave the VM this epoch elsewhere, or
+					 * a newer one (maybe long ago: that plan may have left
+					 * our history): never a second copy, nor an older one */
+					hand_back(f, in, r, e, "a newer placement, or another at this epoch, "
+					          "was chosen for this VM", now);
+					continue;
+				}
 				bool other = false;
 				const char *by = superseded_by_ex(f, in, r, pe, &other);
 				uint64_t ep = 0;
@@ -5952,6 +6076,7 @@ static const char JOURNAL_HEADER[] =
 	"# acceptor, so that it may vote in failovers older than its restart.\n"
 	"# \"voter NAME\": NAME was in the voting set (it counts in every majority\n"
 	"# until it leaves or is removed, even if membership never reports it).\n"
+	"# \"given\": the highest epoch a chosen plan gave each VM, and to whom.\n"
 	"format 2\n";
 
 /* A growing text buffer; on allocation failure `failed` is set. */
@@ -6071,6 +6196,19 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 			}
 		}
 	}
+	/* the highest epoch each VM was given (f->given), in table order */
+	for (size_t gi = 0; gi < f->cap_given; gi++) {
+		const struct given *g = &f->given[gi];
+		if (!g->uuid[0])
+			continue;
+		jb_printf(&b, "given");
+		jb_str(&b, g->uuid);
+		jb_str(&b, g->target);
+		jb_printf(&b, " %" PRIu64 " %" PRIu64, g->epoch, g->target_incarnation);
+		if (g->has_base)
+			jb_printf(&b, " base %" PRIu64, g->base);
+		jb_printf(&b, "\n");
+	}
 	if (b.failed) {
 		free(b.s);
 		return -ENOMEM;
@@ -6082,7 +6220,8 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 
 /* A parsed journal, applied only once all of it is valid. */
 struct journal_rec {
-	int kind; /* 0 failed-over, 1 forgotten, 2 promised, 3 accepted, 4 voter */
+	int kind; /* 0 failed-over, 1 forgotten, 2 promised, 3 accepted, 4 voter, 5 given */
+	struct fo_plan_entry given; /* given: uuid, target, epoch, its incarnation, base */
 	char name[FO_NAME_MAX];
 	uint64_t inc;
 	uint32_t round;
@@ -6215,6 +6354,27 @@ static const char *journal_parse_line(struct jtok *t, struct journal_rec *r, boo
 		r->kind = 4;
 		if ((why = jt_name(t, r->name)) != NULL)
 			return why;
+	} else if (KW("given")) {
+		r->kind = 5;
+		struct fo_plan_entry *g = &r->given;
+		if ((why = jt_str(t, g->uuid, sizeof(g->uuid))) != NULL ||
+		    (why = jt_str(t, g->target, sizeof(g->target))) != NULL ||
+		    (why = jt_u64(t, &g->new_epoch, false, "epoch")) != NULL ||
+		    (why = jt_u64(t, &g->target_incarnation, true, "target incarnation")) != NULL)
+			return why;
+		if (!g->uuid[0] || !g->target[0])
+			return "a given epoch needs a VM and a target";
+		const char *b;
+		size_t bl;
+		if (jt_next(t, &b, &bl)) {
+			if (bl != 4 || memcmp(b, "base", 4) != 0)
+				return "extra fields at the end of the line";
+			if ((why = jt_u64(t, &g->base_epoch, true, "base epoch")) != NULL)
+				return why;
+			if (g->base_epoch >= g->new_epoch)
+				return "the base epoch is not below the epoch";
+			g->has_base = true;
+		}
 	} else if (KW("promised") || KW("accepted")) {
 		r->kind = KW("promised") ? 2 : 3;
 		if ((why = jt_name(t, r->name)) != NULL ||
@@ -6389,6 +6549,10 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 	 * the voting set still comes from fo_member). */
 	for (size_t i = 0; i < n; i++) {
 		struct journal_rec *r = &recs[i];
+		if (r->kind == 5) {
+			given_note(f, &r->given);
+			continue;
+		}
 		if (is_self(f, r->name) && (r->kind < 2 || r->kind == 4))
 			continue; /* nobody fails itself over; a renamed host's journal */
 		struct mrec *m = member_add(f, r->name);
@@ -6412,7 +6576,7 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 	recount_voters(f);
 	for (size_t i = 0; i < n; i++) {
 		struct journal_rec *r = &recs[i];
-		if (r->kind < 2 || r->kind == 4)
+		if (r->kind < 2 || r->kind >= 4)
 			continue;
 		struct inst *in = inst_open(f, r->name, r->inc, f->last_now);
 		if (!in)

@@ -481,6 +481,7 @@ bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b);
  *     accepted NAME INCARNATION ROUND BALLOT PROPOSER N
  *     entry =UUID =VM-NAME =TARGET PRIORITY VCPUS MEMORY-KIB EPOCH =GROUP
  *           TARGET-INCARNATION [base BASE-EPOCH]     (one line, N of them)
+ *     given =UUID =TARGET EPOCH TARGET-INCARNATION [base BASE-EPOCH]
  * NAME, PROPOSER: 1..63 characters of [A-Za-z0-9._-] (node names);
  * numbers: decimals without sign or leading zeros (INCARNATION, BALLOT,
  * EPOCH >= 1; ROUND < the configured rounds; PRIORITY signed); '='
@@ -489,8 +490,11 @@ bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b);
  * epoch the VM moves from, is below EPOCH. "forgotten": the
  * instance was dropped from memory after it finished (its promises with
  * it: the core refuses to vote in it again). The N entry lines follow
- * their accepted line. A name may appear more than once (the highest
- * incarnation counts).
+ * their accepted line. "given": the highest epoch a plan this core learned
+ * chosen gave the VM, and the placement (never re-placed from below it,
+ * never started at it elsewhere, also after the instance left the
+ * history). A name may appear more than once (the highest incarnation
+ * counts).
  */
 #define FO_JOURNAL_MAX_BYTES (4u << 20)   /* restore refuses larger text */
 #define FO_JOURNAL_MAX_ENTRIES 65536u

@@ -232,7 +232,8 @@ def main():
 
     # the failover journal (fo_journal_restore): format 2 keeps acceptor
     # state — promises, accepted values with their entries (free-text fields
-    # percent-encoded) — besides the "failed-over" promises of format 1
+    # percent-encoded), the epochs given to each VM — besides the
+    # "failed-over" promises of format 1
     put("fuzz_journal", "format2", (
         "# meshvisor failover journal, written by the agent: do not edit.\n"
         "format 2\n"
@@ -248,7 +249,9 @@ def main():
         "18446744073709551615 =g 18446744073709551615\n"
         "promised n4 5 1 2 n2\n"
         "accepted n4 5 1 2 n2 0\n"
-        "promised n4 6 0 1 self\n").encode())
+        "promised n4 6 0 1 self\n"
+        "given =6695eb01-f6a4-8304-79aa-97f2502e193f =n2 9 3 base 8\n"
+        "given =u1 =n3 2 0\n").encode())
     # refused: the accepted plan announces more entries than follow
     put("fuzz_journal", "format2_short", (
         "format 2\n"

@@ -1985,7 +1985,8 @@ int fw_liveness(struct fw *w, char *why, size_t len)
 	}
 	/* the live hosts as they really are, and the VMs that run nowhere */
 	struct fo_host *hosts = calloc((size_t)w->n, sizeof(*hosts));
-	struct fo_vm *running = calloc((size_t)w->nvm + 1, sizeof(*running));
+	/* (a VM may run on several hosts: O1 has failed the schedule then) */
+	struct fo_vm *running = calloc((size_t)w->nvm * (size_t)w->n + 1, sizeof(*running));
 	struct fo_vm *down = calloc((size_t)w->nvm + 1, sizeof(*down));
 	if (hosts == NULL || running == NULL || down == NULL)
 		abort();

@@ -2045,6 +2045,10 @@ static void test_replayed_seeds(void **state)
 	    {3564107209218242469ULL, "the same, with a parked VM stranded when the rounds ran out"},
 	    {6181780687439120743ULL, "a parked VM of a recovery whose coordinators were gone: the "
 	                             "host it failed over, back, now coordinates its later rounds"},
+	    {2149534974805006759ULL, "O1: a recovery re-placed a VM from a stale epoch after the "
+	                             "plan that had moved it left every history (given epochs)"},
+	    {86174170149971853ULL, "O1: the same after agents restarted and lost what they had "
+	                           "learned (the given epochs are journalled)"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));

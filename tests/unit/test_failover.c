@@ -4354,6 +4354,122 @@ static void test_dead_at_newer_incarnations(void **state)
 	fo_free(a);
 }
 
+/* The epochs chosen plans gave each VM outlive the history: n1 (history 0)
+ * learns that (n0,1,0) gave u7 epoch 3 on n2 and u8 epoch 4 on n2, sees
+ * them started, and drops the instance. A later plan for another host
+ * that gives n1 u7 at epoch 3 (the same epoch, another placement) or u8
+ * at epoch 2 (below the one given) is never started here: handed back. */
+static void test_given_epochs_outlive_history(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 1);
+	c.history = 0;
+	c.max_parallel = 8;
+	struct fo *a = fo_new(&c, 1000);
+	fo_set_incarnation(a, 1);
+	fo_member(a, "n0", FO_DEAD, 1, 1000);
+	fo_member(a, "n2", FO_ALIVE, 1, 1000);
+	fo_member(a, "n3", FO_ALIVE, 1, 1000);
+	struct fo_plan_entry p[2] = {entry("u7", "n2", 3), entry("u8", "n2", 4)};
+	struct fo_msg m;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 2);
+	assert_int_equal(fo_handle_message(a, &m, 1001), 0);
+	for (int k = 0; k < 2; k++) {
+		memset(&m, 0, sizeof(m));
+		m.type = FO_RESTARTED;
+		snprintf(m.from, sizeof(m.from), "n2");
+		snprintf(m.to, sizeof(m.to), "n1");
+		snprintf(m.inst.dead, sizeof(m.inst.dead), "n0");
+		m.inst.incarnation = 1;
+		snprintf(m.vm_uuid, sizeof(m.vm_uuid), "%s", k ? "u8" : "u7");
+		m.ok = true;
+		assert_int_equal(fo_handle_message(a, &m, 1002), 0);
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = FO_FENCED;
+	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.to, sizeof(m.to), "n1");
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n0");
+	m.inst.incarnation = 1;
+	assert_int_equal(fo_handle_message(a, &m, 1003), 0);
+	assert_int_equal(fo_handle_timer(a, 1004), 0);
+	drop_all(a);
+	if (fo_instance_count(a)) {
+		struct fo_instance_info info;
+		fo_instance_at(a, 0, &info);
+		fail_msg("(n0,1) kept: phase %d", (int)info.phase);
+	}
+	ack_to(a, "n2", "n1", 1100, 1101);
+	ack_to(a, "n3", "n1", 1100, 1101);
+	assert_true(fo_quorate(a, 1101));
+	fo_member(a, "n3", FO_DEAD, 1, 1150);
+	drop_all(a);
+	struct fo_plan_entry q[2] = {entry("u7", "n1", 3), entry("u8", "n1", 2)};
+	q[0].target_incarnation = q[1].target_incarnation = 1;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, q, 2);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
+	assert_int_equal(fo_handle_message(a, &m, 1200), 0);
+	memset(&m, 0, sizeof(m));
+	m.type = FO_FENCED;
+	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.to, sizeof(m.to), "n1");
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
+	m.inst.incarnation = 1;
+	ack_to(a, "n2", "n1", 1250, 1251);
+	assert_int_equal(fo_handle_message(a, &m, 1252), 0);
+	assert_int_equal(fo_handle_timer(a, 1300), 0);
+	struct fo_event e;
+	size_t restarts = 0, handed = 0;
+	while (fo_pop_event(a, &e)) {
+		restarts += e.type == FO_EV_RESTART;
+		handed += e.type == FO_EV_HANDED_BACK && !strcmp(e.inst.dead, "n3");
+		fo_event_clear(&e);
+	}
+	assert_int_equal(restarts, 0);
+	assert_int_equal(handed, 2);
+	drop_all(a);
+	/* ... and so does an agent that restarted: the epochs are journalled */
+	char *text = journal_text(a);
+	assert_non_null(strstr(text, "\ngiven =u7 =n2 3 0\n"));
+	fo_free(a);
+	a = fo_new(&c, 5000);
+	char err[256];
+	assert_true(fo_journal_restore(a, text, strlen(text), err, sizeof(err)) > 0);
+	free(text);
+	fo_set_incarnation(a, 1);
+	fo_member(a, "n2", FO_ALIVE, 1, 5000);
+	fo_member(a, "n3", FO_ALIVE, 1, 5000);
+	fo_member(a, "n4", FO_DEAD, 1, 5000);
+	ack_to(a, "n2", "n1", 5100, 5101);
+	ack_to(a, "n3", "n1", 5100, 5101);
+	drop_all(a);
+	struct fo_plan_entry q2[1] = {entry("u7", "n1", 3)};
+	q2[0].target_incarnation = 1;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, q2, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n4");
+	assert_int_equal(fo_handle_message(a, &m, 5200), 0);
+	memset(&m, 0, sizeof(m));
+	m.type = FO_FENCED;
+	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.to, sizeof(m.to), "n1");
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n4");
+	m.inst.incarnation = 1;
+	ack_to(a, "n2", "n1", 5250, 5251);
+	assert_int_equal(fo_handle_message(a, &m, 5252), 0);
+	assert_int_equal(fo_handle_timer(a, 5300), 0);
+	restarts = handed = 0;
+	while (fo_pop_event(a, &e)) {
+		restarts += e.type == FO_EV_RESTART;
+		handed += e.type == FO_EV_HANDED_BACK && !strcmp(e.inst.dead, "n4");
+		fo_event_clear(&e);
+	}
+	assert_int_equal(restarts, 0);
+	assert_int_equal(handed, 1);
+	drop_all(a);
+	fo_free(a);
+}
+
 /* Each malformed journal line names the field that is wrong: a bad round,
  * entry count, vCPU count, memory, epoch or target incarnation is not
  * reported as a bad "incarnation". */
@@ -4374,6 +4490,11 @@ static void test_journal_errors_name_the_field(void **state)
 	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = 1 base 2\n", "base epoch"},
 	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = 1 bass 1\n", "extra fields"},
 	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = 1 base 1 7\n", "extra fields"},
+	    {"given =u1 =n3 x 1\n", "epoch"},
+	    {"given =u1 =n3 2 x\n", "target incarnation"},
+	    {"given =u1 = 2 1\n", "a VM and a target"},
+	    {"given =u1 =n3 2 1 base 2\n", "base epoch"},
+	    {"given =u1 =n3 2 1 base 1 9\n", "extra fields"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct fo *f = solo(false, 1000);
@@ -4657,6 +4778,7 @@ int main(void)
 	    cmocka_unit_test(test_resume_fence_base),
 	    cmocka_unit_test(test_refuted_target_keeps_what_it_runs),
 	    cmocka_unit_test(test_journal_errors_name_the_field),
+	    cmocka_unit_test(test_given_epochs_outlive_history),
 	};
 	/* FO_TEST=pattern runs only the matching tests (cmocka's filter) */
 	const char *only = getenv("FO_TEST");
