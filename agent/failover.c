@@ -6218,6 +6218,11 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 	return 0;
 }
 
+/* The optional end of an entry or given line: "base N" (N below the
+ * entry's epoch), then nothing. NULL, or why not. */
+struct jtok;
+static const char *jt_base(struct jtok *t, struct fo_plan_entry *e);
+
 /* A parsed journal, applied only once all of it is valid. */
 struct journal_rec {
 	int kind; /* 0 failed-over, 1 forgotten, 2 promised, 3 accepted, 4 voter, 5 given */
@@ -6330,6 +6335,24 @@ static const char *jt_str(struct jtok *t, char *out, size_t size)
 	return NULL;
 }
 
+static const char *jt_base(struct jtok *t, struct fo_plan_entry *e)
+{
+	const char *rest, *why;
+	size_t rl;
+	if (!jt_next(t, &rest, &rl))
+		return NULL;
+	if (rl != 4 || memcmp(rest, "base", 4) != 0)
+		return "extra fields at the end of the line";
+	if ((why = jt_u64(t, &e->base_epoch, true, "base epoch")) != NULL)
+		return why;
+	if (e->base_epoch >= e->new_epoch)
+		return "the base epoch is not below the epoch";
+	e->has_base = true;
+	if (jt_next(t, &rest, &rl))
+		return "extra fields at the end of the line";
+	return NULL;
+}
+
 static const char *journal_parse_line(struct jtok *t, struct journal_rec *r, bool *format)
 {
 	const char *kw;
@@ -6364,17 +6387,8 @@ static const char *journal_parse_line(struct jtok *t, struct journal_rec *r, boo
 			return why;
 		if (!g->uuid[0] || !g->target[0])
 			return "a given epoch needs a VM and a target";
-		const char *b;
-		size_t bl;
-		if (jt_next(t, &b, &bl)) {
-			if (bl != 4 || memcmp(b, "base", 4) != 0)
-				return "extra fields at the end of the line";
-			if ((why = jt_u64(t, &g->base_epoch, true, "base epoch")) != NULL)
-				return why;
-			if (g->base_epoch >= g->new_epoch)
-				return "the base epoch is not below the epoch";
-			g->has_base = true;
-		}
+		if ((why = jt_base(t, g)) != NULL)
+			return why;
 	} else if (KW("promised") || KW("accepted")) {
 		r->kind = KW("promised") ? 2 : 3;
 		if ((why = jt_name(t, r->name)) != NULL ||
@@ -6447,19 +6461,8 @@ static const char *journal_parse_entry(struct jtok *t, struct fo_plan_entry *e)
 	    (why = jt_str(t, e->group, sizeof(e->group))) != NULL ||
 	    (why = jt_u64(t, &e->target_incarnation, true, "target incarnation")) != NULL)
 		return why;
-	const char *rest;
-	size_t rl;
-	if (jt_next(t, &rest, &rl)) {
-		if (rl != 4 || memcmp(rest, "base", 4) != 0)
-			return "extra fields at the end of the line";
-		if ((why = jt_u64(t, &e->base_epoch, true, "base epoch")) != NULL)
-			return why;
-		if (e->base_epoch >= e->new_epoch)
-			return "the base epoch is not below the epoch";
-		e->has_base = true;
-		if (jt_next(t, &rest, &rl))
-			return "extra fields at the end of the line";
-	}
+	if ((why = jt_base(t, e)) != NULL)
+		return why;
 	return NULL;
 }
 

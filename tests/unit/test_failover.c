@@ -4354,6 +4354,43 @@ static void test_dead_at_newer_incarnations(void **state)
 	fo_free(a);
 }
 
+/* n2 tells n1 that `dead`'s incarnation `inc` is fenced. */
+static void fenced_by_n2(struct fo *f, const char *dead, uint64_t inc, uint64_t now)
+{
+	struct fo_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = FO_FENCED;
+	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.to, sizeof(m.to), "n1");
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "%s", dead);
+	m.inst.incarnation = inc;
+	assert_int_equal(fo_handle_message(f, &m, now), 0);
+}
+
+/* A plan for (dead, 1) giving n1 `n` entries is learned and fenced: how
+ * many RESTARTs and hand-backs of that instance follow. */
+static void plan_for_n1(struct fo *f, const char *dead, struct fo_plan_entry *q, size_t n,
+                        uint64_t now, size_t *restarts, size_t *handed)
+{
+	struct fo_msg m;
+	for (size_t k = 0; k < n; k++)
+		q[k].target_incarnation = 1;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, q, n);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "%s", dead);
+	assert_int_equal(fo_handle_message(f, &m, now), 0);
+	ack_to(f, "n2", "n1", now + 50, now + 51);
+	fenced_by_n2(f, dead, 1, now + 52);
+	assert_int_equal(fo_handle_timer(f, now + 100), 0);
+	struct fo_event e;
+	*restarts = *handed = 0;
+	while (fo_pop_event(f, &e)) {
+		*restarts += e.type == FO_EV_RESTART;
+		*handed += e.type == FO_EV_HANDED_BACK && !strcmp(e.inst.dead, dead);
+		fo_event_clear(&e);
+	}
+	drop_all(f);
+}
+
 /* The epochs chosen plans gave each VM outlive the history: n1 (history 0)
  * learns that (n0,1,0) gave u7 epoch 3 on n2 and u8 epoch 4 on n2, sees
  * them started, and drops the instance. A later plan for another host
@@ -4386,49 +4423,20 @@ static void test_given_epochs_outlive_history(void **state)
 		m.ok = true;
 		assert_int_equal(fo_handle_message(a, &m, 1002), 0);
 	}
-	memset(&m, 0, sizeof(m));
-	m.type = FO_FENCED;
-	snprintf(m.from, sizeof(m.from), "n2");
-	snprintf(m.to, sizeof(m.to), "n1");
-	snprintf(m.inst.dead, sizeof(m.inst.dead), "n0");
-	m.inst.incarnation = 1;
-	assert_int_equal(fo_handle_message(a, &m, 1003), 0);
+	fenced_by_n2(a, "n0", 1, 1003);
 	assert_int_equal(fo_handle_timer(a, 1004), 0);
 	drop_all(a);
-	if (fo_instance_count(a)) {
-		struct fo_instance_info info;
-		fo_instance_at(a, 0, &info);
-		fail_msg("(n0,1) kept: phase %d", (int)info.phase);
-	}
+	assert_int_equal(fo_instance_count(a), 0); /* done, and dropped */
 	ack_to(a, "n2", "n1", 1100, 1101);
 	ack_to(a, "n3", "n1", 1100, 1101);
 	assert_true(fo_quorate(a, 1101));
 	fo_member(a, "n3", FO_DEAD, 1, 1150);
 	drop_all(a);
 	struct fo_plan_entry q[2] = {entry("u7", "n1", 3), entry("u8", "n1", 2)};
-	q[0].target_incarnation = q[1].target_incarnation = 1;
-	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, q, 2);
-	snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
-	assert_int_equal(fo_handle_message(a, &m, 1200), 0);
-	memset(&m, 0, sizeof(m));
-	m.type = FO_FENCED;
-	snprintf(m.from, sizeof(m.from), "n2");
-	snprintf(m.to, sizeof(m.to), "n1");
-	snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
-	m.inst.incarnation = 1;
-	ack_to(a, "n2", "n1", 1250, 1251);
-	assert_int_equal(fo_handle_message(a, &m, 1252), 0);
-	assert_int_equal(fo_handle_timer(a, 1300), 0);
-	struct fo_event e;
-	size_t restarts = 0, handed = 0;
-	while (fo_pop_event(a, &e)) {
-		restarts += e.type == FO_EV_RESTART;
-		handed += e.type == FO_EV_HANDED_BACK && !strcmp(e.inst.dead, "n3");
-		fo_event_clear(&e);
-	}
+	size_t restarts, handed;
+	plan_for_n1(a, "n3", q, 2, 1200, &restarts, &handed);
 	assert_int_equal(restarts, 0);
 	assert_int_equal(handed, 2);
-	drop_all(a);
 	/* ... and so does an agent that restarted: the epochs are journalled */
 	char *text = journal_text(a);
 	assert_non_null(strstr(text, "\ngiven =u7 =n2 3 0\n"));
@@ -4445,28 +4453,9 @@ static void test_given_epochs_outlive_history(void **state)
 	ack_to(a, "n3", "n1", 5100, 5101);
 	drop_all(a);
 	struct fo_plan_entry q2[1] = {entry("u7", "n1", 3)};
-	q2[0].target_incarnation = 1;
-	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, q2, 1);
-	snprintf(m.inst.dead, sizeof(m.inst.dead), "n4");
-	assert_int_equal(fo_handle_message(a, &m, 5200), 0);
-	memset(&m, 0, sizeof(m));
-	m.type = FO_FENCED;
-	snprintf(m.from, sizeof(m.from), "n2");
-	snprintf(m.to, sizeof(m.to), "n1");
-	snprintf(m.inst.dead, sizeof(m.inst.dead), "n4");
-	m.inst.incarnation = 1;
-	ack_to(a, "n2", "n1", 5250, 5251);
-	assert_int_equal(fo_handle_message(a, &m, 5252), 0);
-	assert_int_equal(fo_handle_timer(a, 5300), 0);
-	restarts = handed = 0;
-	while (fo_pop_event(a, &e)) {
-		restarts += e.type == FO_EV_RESTART;
-		handed += e.type == FO_EV_HANDED_BACK && !strcmp(e.inst.dead, "n4");
-		fo_event_clear(&e);
-	}
+	plan_for_n1(a, "n4", q2, 1, 5200, &restarts, &handed);
 	assert_int_equal(restarts, 0);
 	assert_int_equal(handed, 1);
-	drop_all(a);
 	fo_free(a);
 }
 
