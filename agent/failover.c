@@ -3033,6 +3033,17 @@ static void on_promise(struct fo *f, struct inst *in, uint32_t round, size_t fro
  * yet, wait for them up to retry_ms (timed_out: the wait is over) — their
  * answers may show it was not, and free us to propose a value that the
  * acceptors will take. */
+/* Members the operator removed (force-leave): they may have accepted a
+ * value before, and may have made it chosen with the voting set of that
+ * time. For the free-value rule they count as voters that did not answer. */
+static size_t removed_members(const struct fo *f)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_m; i++)
+		n += f->m[i].removed;
+	return n;
+}
+
 static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint64_t now,
                             bool timed_out)
 {
@@ -3069,6 +3080,9 @@ static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint6
 			if (fo_plan_equal(&rd->vals[k].p, &rd->best_plan))
 				c = rd->vals[k].n;
 		size_t unknown = f->eff_voters > rd->n_resp ? f->eff_voters - rd->n_resp : 0;
+		/* (a removed member may have accepted it: a majority of the
+		 * voting set before the removal may have chosen it) */
+		unknown += removed_members(f);
 		if ((size_t)c + unknown < maj) {
 			fo_plan_clear(&rd->best_plan);
 			rd->has_best = false;
