@@ -264,8 +264,10 @@
  * incarnation whose previous state listed VMs it does not run now opens
  * (X, previous) (detect_recoveries) — after a gray period, a quick reboot,
  * a self-fence under loss: no one needed to declare X dead. A host held
- * DEAD at d but known at k > d (its state or a plan), long dead or removed,
- * gets (X, k) too (detect_newer_deaths). X itself, with HA VMs stopped
+ * DEAD at d but known at k > d (its state, a plan, or its heartbeats:
+ * SWIM may never learn of k when it holds X dead and X is gone again),
+ * long dead (its heartbeats silent too) or removed, gets (X, k) too
+ * (detect_newer_deaths). X itself, with HA VMs stopped
  * here for reconcile_ms (doubled each time nothing came of it, up to 64x),
  * while quorate and no recovery of its own under way, asks for a newer
  * incarnation: the others then open the recovery (check_own_owed). Round
@@ -2689,9 +2691,13 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			if (pd->failed_round >= round || excluded_vm(&in->rounds[round], pd->e.uuid))
 				continue;
 			/* started after all (a late report), or moved on since: an up
-			 * host runs it at its epoch or a newer one, or a chosen plan
-			 * placed it above (that plan's instance answers for it now) */
-			if (running_elsewhere(f, pd->e.uuid, pd->e.new_epoch - 1, NULL, NULL) ||
+			 * host runs it above the epoch it moved from (this entry's
+			 * start, or another placement's: a no-room entry's epoch was
+			 * never given, so another instance may give one below it), or
+			 * a chosen plan placed it above (that plan's instance answers
+			 * for it now) */
+			if (running_elsewhere(f, pd->e.uuid, entry_base(&pd->e, pd->failed_round), NULL,
+			                      NULL) ||
 			    moved_on(f, &pd->e))
 				continue;
 			const struct fo_plan_entry *e = &pd->e;
@@ -5649,8 +5655,10 @@ static uint64_t newest_known_inc(const struct fo *f, const struct mrec *r)
 }
 
 /* A member membership declared dead at incarnation d that we know lived at
- * a newer one k — its state of k reached us, or a plan placed VMs on k —
- * and that stayed dead with no sign of life for FO_LONG_DEAD_MS (long_dead):
+ * a newer one k — its state of k reached us, a plan placed VMs on k, or it
+ * heartbeat us at k (while SWIM held it dead: a plan may have given k VMs)
+ * — and that stayed dead with no sign of life, heartbeats included, for
+ * FO_LONG_DEAD_MS while we were quorate (long_dead):
  * it fenced itself (or restarted) and died before its new incarnation
  * reached our membership, which will never tell us of k now. Likewise a
  * voter membership never told this core of (our journal lists it) whose
@@ -5666,7 +5674,7 @@ static void detect_newer_deaths(struct fo *f, uint64_t now)
 			continue;
 		uint64_t known = newest_known_inc(f, r);
 		if (known <= r->dead_max || known <= r->forgot_max ||
-		    (!r->removed && known <= r->hb_inc) || (r->removed && known > r->removed_inc))
+		    (r->removed && known > r->removed_inc))
 			continue;
 		const struct inst *have = inst_find(f, r->name, known);
 		if (have && have->detected_at)

@@ -129,6 +129,7 @@ struct fw_host {
 	uint64_t last_quorate;  /* world time it was last quorate (any life) */
 	int group;
 	bool removed;     /* force-left by the operator (O2 stops counting it) */
+	bool joined;      /* another host heard of it (O2 counts it from then on) */
 	uint64_t clk_off; /* this host's clock: clk_off + now * clk_rate */
 	double clk_rate;
 	char *journal;       /* its disk: the failover journal (opts.journal) */
@@ -797,12 +798,22 @@ static int fw_popcount(const uint64_t *m)
 	return c;
 }
 
+/* The voting set of the moment: every host another host has heard of (a
+ * host cut off from its start is in nobody's voting set until it joins),
+ * less those the operator removed. */
 static int fw_voters(const struct fw *w)
 {
 	int voters = 0;
 	for (int k = 0; k < w->n; k++)
-		voters += !w->h[k].removed;
+		voters += !w->h[k].removed && w->h[k].joined;
 	return voters;
+}
+
+static void fw_heard_of(struct fw *w, int by, const char *name)
+{
+	int k = name ? fw_index(w, name) : -1;
+	if (k >= 0 && k != by)
+		w->h[k].joined = true;
 }
 
 /* The ballot's proposer accepts its own value (locally, maybe without
@@ -1337,6 +1348,7 @@ static void fw_swim_drain(struct fw *w, int i)
 	}
 	struct swim_event ev;
 	while (swim_pop_event(h->sw, &ev)) {
+		fw_heard_of(w, i, ev.name);
 		if (ev.type == SWIM_EV_MEMBER_DEAD) {
 			struct fw_rec *r = fw_log(w, FW_R_MEMBER_DEAD, i);
 			r->peer = fw_index(w, ev.name);
@@ -1680,6 +1692,7 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 			free(ev->p);
 			fw_swim_drain(w, ev->node);
 		} else if (ev->kind == E_FO_DELIVER) {
+			fw_heard_of(w, ev->node, ((struct fo_msg *)ev->p)->from);
 			if (fo_handle_message(h->fo, ev->p, fw_local_now(w, ev->node)) < 0) {
 				w->ctr.rejected++;
 				vlog(w, 1, "%s rejected a %s", h->name,

@@ -2051,6 +2051,13 @@ static void test_replayed_seeds(void **state)
 	                           "learned (the given epochs are journalled)"},
 	    {357781614921135384ULL, "O3: after a force-leave shrank the voting set, the free-value "
 	                            "rule dropped a value the removed member had helped choose"},
+	    {7848086450926134069ULL, "liveness: a later round re-placed (and fenced) a VM its host "
+	                             "had restarted at a newer epoch than the round's no-room entry "
+	                             "moved from"},
+	    {3493938140924324961ULL, "liveness: a host held dead at 1 but heartbeating at 2 got VMs, "
+	                             "then crashed: nothing ever declared incarnation 2 dead"},
+	    {2902717944300162283ULL, "oracle (O2): a host cut off from its start is in nobody's "
+	                             "voting set; a majority of those who know each other decides"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));

@@ -4268,8 +4268,8 @@ static void tick_quorate(struct fo *f, uint64_t *now, uint64_t until)
  * (it moved on and died before membership heard of it) — not before, and
  * not while heartbeats of a newer incarnation come (they stopped 30 s ago:
  * that one died too); then a newer incarnation
- * known from its state or from a plan's target_incarnation opens that
- * failover too. */
+ * known from its heartbeats, its state or a plan's target_incarnation
+ * opens that failover too. */
 static void test_dead_at_newer_incarnations(void **state)
 {
 	(void)state;
@@ -4315,8 +4315,13 @@ static void test_dead_at_newer_incarnations(void **state)
 	assert_non_null(strstr(r.text, "not dead to me at incarnation 2"));
 	fo_msg_clear(&r);
 	/* ... and once they stopped FO_LONG_DEAD_MS ago (membership still
-	 * holds it dead), incarnation 2 died too */
+	 * holds it dead), incarnation 2 died too: this node opens (n3, 2)
+	 * itself (membership never will: it never heard of 2) */
+	struct fo_instance_info info;
 	tick_quorate(a, &now, now + 1500);
+	fo_instance_at(a, instance_index(a, "n3", 2), &info);
+	assert_non_null(strstr(info.cause, "declared dead at incarnation 1, it had moved to 2"));
+	drop_all(a);
 	fo_msg_init(&m, FO_PREPARE, "n2", "n1", "n3", 2, 0);
 	m.ballot.number = 4;
 	snprintf(m.ballot.proposer, sizeof(m.ballot.proposer), "n2");
@@ -4347,7 +4352,6 @@ static void test_dead_at_newer_incarnations(void **state)
 	drop_all(a);
 	assert_int_equal(fo_instance_count(a), 2); /* (n0,1), (n3,1) */
 	tick_quorate(a, &now, 1000 + 30000 + 1000);
-	struct fo_instance_info info;
 	fo_instance_at(a, instance_index(a, "n0", 3), &info);
 	assert_non_null(strstr(info.cause, "declared dead at incarnation 1, it had moved to 3"));
 	drop_all(a);
