@@ -2205,11 +2205,14 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	}
 	if (round == 0) {
 		/* older recoveries of the host still undecided are over: this
-		 * plan took over what they may have placed (RECOVERY) */
+		 * plan took over what they may have placed (RECOVERY). (One
+		 * with a later round chosen was decided, though we did not
+		 * learn its round 0: a later round follows a chosen round 0.) */
 		for (size_t i = 0; i < f->n_inst; i++) {
 			struct inst *o = f->inst[i];
-			if (o->inc < in->inc && !o->rounds[0].chosen && !o->done &&
-			    strcmp(o->dead, in->dead) == 0) {
+			bool decided = false;
+			(void)highest_chosen(o, f->n_rounds, &decided);
+			if (o->inc < in->inc && !decided && !o->done && strcmp(o->dead, in->dead) == 0) {
 				if (in->inc > o->superseded_by)
 					o->superseded_by = in->inc;
 				o->done = true;

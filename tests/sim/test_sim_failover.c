@@ -2058,6 +2058,9 @@ static void test_replayed_seeds(void **state)
 	                             "then crashed: nothing ever declared incarnation 2 dead"},
 	    {2902717944300162283ULL, "oracle (O2): a host cut off from its start is in nobody's "
 	                             "voting set; a majority of those who know each other decides"},
+	    {5887481186875586384ULL, "liveness: a target that learned round 1 of a recovery but not "
+	                             "its round 0 took the recovery for undecided when a newer one "
+	                             "was chosen, and never started its entry"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
