@@ -1895,6 +1895,65 @@ static void test_target_incarnation(void **state)
 	fo_free(a);
 }
 
+/* A node that learned a later round of a recovery but not its round 0 (it
+ * was away when round 0 was chosen) knows that recovery was decided: a
+ * newer recovery of the same host, learned next, does not end it (only
+ * undecided older ones are over), and the entry the later round gives this
+ * node starts once that recovery's fence is known. */
+static void test_later_round_without_round0(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 1);
+	c.max_parallel = 8;
+	struct fo *a = fo_new(&c, 1000);
+	fo_set_incarnation(a, 1);
+	fo_member(a, "n0", FO_DEAD, 2, 1000);
+	fo_member(a, "n2", FO_ALIVE, 1, 1000);
+	ack_to(a, "n2", "n1", 1000, 1001);
+	assert_true(fo_quorate(a, 1001));
+	own_view(a, "n1", 1, 1050);
+	struct fo_msg m;
+	struct fo_plan_entry late[1] = {entry("late", "n1", 3)};
+	late[0].target_incarnation = 1;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 1, 1, late, 1); /* (n0,1) round 1 */
+	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
+	struct fo_plan_entry other[1] = {entry("other", "n2", 2)};
+	other[0].target_incarnation = 1;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 2, 0, 1, other, 1); /* (n0,2) round 0 */
+	assert_int_equal(fo_handle_message(a, &m, 1200), 0);
+	struct fo_event e;
+	size_t restarts = 0;
+	while (fo_pop_event(a, &e)) {
+		restarts += e.type == FO_EV_RESTART;
+		fo_event_clear(&e);
+	}
+	assert_int_equal(restarts, 0); /* (n0,1)'s fence is not known yet */
+	drop_all(a);
+	struct fo_instance_info info;
+	fo_instance_at(a, instance_index(a, "n0", 1), &info);
+	assert_int_not_equal(info.phase, FO_PH_DONE);
+	memset(&m, 0, sizeof(m));
+	m.type = FO_FENCED;
+	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.to, sizeof(m.to), "n1");
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n0");
+	m.inst.incarnation = 1;
+	ack_to(a, "n2", "n1", 1300, 1301);
+	assert_int_equal(fo_handle_message(a, &m, 1302), 0);
+	while (fo_pop_event(a, &e)) {
+		if (e.type == FO_EV_RESTART) {
+			assert_string_equal(e.entry.uuid, "late");
+			assert_int_equal(e.entry.new_epoch, 3);
+			restarts++;
+		}
+		fo_event_clear(&e);
+	}
+	assert_int_equal(restarts, 1);
+	drop_all(a);
+	fo_free(a);
+}
+
 /* The only target of a plan dies before starting anything: its entries are
  * re-planned — each VM placed again exactly once, on a live host, above
  * the epoch it was given to the dead target with, whichever instance (the
@@ -4744,6 +4803,7 @@ int main(void)
 	    cmocka_unit_test(test_incarnations_never_share_a_vm),
 	    cmocka_unit_test(test_fence_order_union),
 	    cmocka_unit_test(test_target_incarnation),
+	    cmocka_unit_test(test_later_round_without_round0),
 	    cmocka_unit_test(test_dead_target_entries_replaced),
 	    cmocka_unit_test(test_rounds_exhausted),
 	    cmocka_unit_test(test_dead_grace),
