@@ -1826,18 +1826,27 @@ static void test_fence_order_union(void **state)
 	fo_free(a);
 }
 
+/* n1 at incarnation `inc` (max_parallel 8), n0 dead at `n0_dead`, n2 alive. */
+static struct fo *n1_core(uint64_t inc, uint64_t n0_dead)
+{
+	struct fo_config c;
+	cfg_for(&c, 1);
+	c.max_parallel = 8;
+	struct fo *a = fo_new(&c, 1000);
+	fo_set_incarnation(a, inc);
+	fo_member(a, "n0", FO_DEAD, n0_dead, 1000);
+	fo_member(a, "n2", FO_ALIVE, 1, 1000);
+	return a;
+}
+
+static void fenced_by_n2(struct fo *f, const char *dead, uint64_t inc, uint64_t now);
+
 /* An entry assigned to an incarnation of ours that was failed over since
  * is handed back, never started; one assigned to the new incarnation is. */
 static void test_target_incarnation(void **state)
 {
 	(void)state;
-	struct fo_config c;
-	cfg_for(&c, 1);
-	c.max_parallel = 8;
-	struct fo *a = fo_new(&c, 1000);
-	fo_set_incarnation(a, 2);
-	fo_member(a, "n0", FO_DEAD, 1, 1000);
-	fo_member(a, "n2", FO_ALIVE, 1, 1000);
+	struct fo *a = n1_core(2, 1);
 	/* we (n1) were failed over at incarnation 1 */
 	struct fo_msg m, r;
 	memset(&m, 0, sizeof(m));
@@ -1874,14 +1883,8 @@ static void test_target_incarnation(void **state)
 	assert_int_equal(handed, 1);
 	assert_int_equal(restarts, 0);
 	assert_true(sent_back);
-	struct fo_instance_id id = {.dead = "n0", .incarnation = 1};
-	memset(&m, 0, sizeof(m));
-	m.type = FO_FENCED;
-	snprintf(m.from, sizeof(m.from), "n2");
-	snprintf(m.to, sizeof(m.to), "n1");
-	m.inst = id;
 	ack_to(a, "n2", "n1", 1700, 1701);
-	assert_int_equal(fo_handle_message(a, &m, 1702), 0);
+	fenced_by_n2(a, "n0", 1, 1702);
 	restarts = 0;
 	while (fo_pop_event(a, &e)) {
 		if (e.type == FO_EV_RESTART) {
@@ -1903,13 +1906,7 @@ static void test_target_incarnation(void **state)
 static void test_later_round_without_round0(void **state)
 {
 	(void)state;
-	struct fo_config c;
-	cfg_for(&c, 1);
-	c.max_parallel = 8;
-	struct fo *a = fo_new(&c, 1000);
-	fo_set_incarnation(a, 1);
-	fo_member(a, "n0", FO_DEAD, 2, 1000);
-	fo_member(a, "n2", FO_ALIVE, 1, 1000);
+	struct fo *a = n1_core(1, 2);
 	ack_to(a, "n2", "n1", 1000, 1001);
 	assert_true(fo_quorate(a, 1001));
 	own_view(a, "n1", 1, 1050);
@@ -1933,14 +1930,8 @@ static void test_later_round_without_round0(void **state)
 	struct fo_instance_info info;
 	fo_instance_at(a, instance_index(a, "n0", 1), &info);
 	assert_int_not_equal(info.phase, FO_PH_DONE);
-	memset(&m, 0, sizeof(m));
-	m.type = FO_FENCED;
-	snprintf(m.from, sizeof(m.from), "n2");
-	snprintf(m.to, sizeof(m.to), "n1");
-	snprintf(m.inst.dead, sizeof(m.inst.dead), "n0");
-	m.inst.incarnation = 1;
 	ack_to(a, "n2", "n1", 1300, 1301);
-	assert_int_equal(fo_handle_message(a, &m, 1302), 0);
+	fenced_by_n2(a, "n0", 1, 1302);
 	while (fo_pop_event(a, &e)) {
 		if (e.type == FO_EV_RESTART) {
 			assert_string_equal(e.entry.uuid, "late");
