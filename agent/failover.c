@@ -2246,7 +2246,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 		const struct pend *pd = &in->pend[p];
 		if (pd->failed_round < round &&
 		    (plan_has_uuid(&copy, pd->e.uuid) ||
-		     running_elsewhere(f, pd->e.uuid, pd->e.new_epoch - 1, NULL, NULL) ||
+		     running_elsewhere(f, pd->e.uuid, entry_base(&pd->e, pd->failed_round), NULL,
+		                       NULL) ||
 		     moved_on(f, &pd->e))) {
 			in->pend[p] = in->pend[--in->n_pend];
 		} else if (pd->failed_round < round && excluded_vm(rd, pd->e.uuid)) {

@@ -76,7 +76,10 @@
  *      and whose ballot a majority of the hosts accepted (ACCEPTED messages
  *      seen on the wire, plus the proposer itself; hosts force-left by
  *      fw_force_leave() no longer count, nor hosts no other host has heard
- *      of yet — cut off from their start, they are in no voting set);
+ *      of yet — cut off from their start, they are in no voting set; a
+ *      majority is judged when it is reached, so two decisions between
+ *      which two or more such hosts joined are not compared here: O1 and
+ *      O3 catch what a split choice would cause);
  *   O3 no two learned plans differ for one (dead, incarnation, round) —
  *      checked on every FO_EV_CHOSEN and by a sweep of every live core's
  *      fo_chosen_plan() each publish period;
