@@ -6163,6 +6163,12 @@ static int mrec_name_order(const void *a, const void *b)
 	return strcmp((*x)->name, (*y)->name);
 }
 
+static int given_cmp(const void *a, const void *b)
+{
+	const struct given *x = *(const struct given *const *)a, *y = *(const struct given *const *)b;
+	return strcmp(x->uuid, y->uuid);
+}
+
 int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 {
 	struct jbuf b = {0};
@@ -6222,11 +6228,20 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 			}
 		}
 	}
-	/* the highest epoch each VM was given (f->given), in table order */
-	for (size_t gi = 0; gi < f->cap_given; gi++) {
-		const struct given *g = &f->given[gi];
-		if (!g->uuid[0])
-			continue;
+	/* the highest epoch each VM was given (f->given), by VM: not in table
+	 * order, which depends on the order of insertion (a restored table can
+	 * lay out differently), so that what we write reads back to itself */
+	const struct given **gs = f->n_given ? malloc(f->n_given * sizeof(*gs)) : NULL;
+	size_t n_gs = 0;
+	if (f->n_given && !gs)
+		b.failed = true;
+	for (size_t gi = 0; gs && gi < f->cap_given && n_gs < f->n_given; gi++)
+		if (f->given[gi].uuid[0])
+			gs[n_gs++] = &f->given[gi];
+	if (n_gs)
+		qsort(gs, n_gs, sizeof(*gs), given_cmp);
+	for (size_t gi = 0; gi < n_gs; gi++) {
+		const struct given *g = gs[gi];
 		jb_printf(&b, "given");
 		jb_str(&b, g->uuid);
 		jb_str(&b, g->target);
@@ -6235,6 +6250,7 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 			jb_printf(&b, " base %" PRIu64, g->base);
 		jb_printf(&b, "\n");
 	}
+	free(gs);
 	if (b.failed) {
 		free(b.s);
 		return -ENOMEM;
