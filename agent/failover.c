@@ -276,9 +276,13 @@
  * A recovery plan's fence is X's own: X destroys the listed VMs below
  * their new epochs before its ACCEPTED leaves (it votes on a recovery of
  * an incarnation of its own that is over); a FENCE_ORDER destroys the
- * listed VMs below their new epochs. (A remote fence destroys every HA VM
- * of the host: it is sent only when X is not known back, and a VM of a
- * newer plan it kills anyway is stopped there, so owed, and recovered.)
+ * listed VMs below their new epochs, and, for the incarnation X lives in,
+ * what X started for other failovers at it too (X then moves on); a
+ * chosen plan X learns for the incarnation it lives in is such an order
+ * (later rounds re-place those VMs, counting on it). (A remote fence
+ * destroys every HA VM of the host: it is sent only when X is not known
+ * back, and a VM of a newer plan it kills anyway is stopped there, so
+ * owed, and recovered.)
  *   Several recoveries of one host: the newer supersedes the older first
  * rounds (an acceptor that took part in a newer one answers REJECT
  * "superseded"); so that nothing an older value may have placed is placed
@@ -2103,6 +2107,7 @@ static void add_pending(struct fo *f, struct inst *in, const struct fo_plan_entr
 }
 
 static void schedule_restarts(struct fo *f, uint64_t now);
+static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t now);
 
 /* The timed fence of a chosen plan: F + margin from learning it, or, with
  * an ack bound (our clock), quorate_ms + F + margin from the bound when
@@ -2282,9 +2287,26 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 		/* A plan for one of our own incarnations (we restarted, fenced
 		 * ourselves, or recover our stopped VMs): we are alive to carry
 		 * it out. Its VMs die here first, below their new epochs, then
-		 * the targets — often this host — start them. */
-		if (copy.n > 0 && !in->fenced)
+		 * the targets — often this host — start them. A plan for the
+		 * incarnation we live in (the others failed us over while we were
+		 * cut off) is a fence order: what we started for other failovers
+		 * at this incarnation goes too — a later round re-places it
+		 * (late_owed), counting on this fence — and we move on to a new
+		 * incarnation. */
+		if (copy.n > 0 && !in->fenced && in->inc >= f->incarnation &&
+		    f->fenced_through < in->inc) {
+			struct fo_msg order;
+			memset(&order, 0, sizeof(order));
+			order.type = FO_FENCE_ORDER;
+			cpy(order.from, sizeof(order.from), b->proposer);
+			cpy(order.to, sizeof(order.to), f->cfg.name);
+			inst_id(&order.inst, in, 0);
+			order.has_plan = true;
+			order.plan = copy; /* read only */
+			handle_fence_order(f, &order, now);
+		} else if (copy.n > 0 && !in->fenced) {
 			obey_own_plan(f, in, round, &copy, now);
+		}
 	} else if (copy.n && !in->fenced) {
 		/* every learner tracks the fence (for the record); only targets act */
 		arm_fence_wait(f, in, has_bound, bound, now);

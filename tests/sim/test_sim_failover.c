@@ -2061,6 +2061,9 @@ static void test_replayed_seeds(void **state)
 	    {5887481186875586384ULL, "liveness: a target that learned round 1 of a recovery but not "
 	                             "its round 0 took the recovery for undecided when a newer one "
 	                             "was chosen, and never started its entry"},
+	    {3699194417080633305ULL, "O1: a host failed over while alive at that incarnation "
+	                             "learned the plan and destroyed only its VMs; a later round "
+	                             "re-placed one it ran for another failover beside it"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));

@@ -1945,6 +1945,71 @@ static void test_later_round_without_round0(void **state)
 	fo_free(a);
 }
 
+/* The others fail us over (n1) while we are alive at that very
+ * incarnation, cut off, and we learn their plan: that is a fence order.
+ * The plan's VMs die here, and so does what we started for another
+ * failover at this incarnation (a later round re-places it, counting on
+ * this fence: destroying only the plan's VMs left it running beside its
+ * new copy — sim seed 3699194417080633305); we say so and move on to a new
+ * incarnation. */
+static void test_plan_for_our_current_incarnation(void **state)
+{
+	(void)state;
+	struct fo *a = n1_core(1, 1);
+	ack_to(a, "n2", "n1", 1000, 1001);
+	own_view(a, "n1", 1, 1050);
+	struct fo_msg m, r;
+	struct fo_plan_entry late[1] = {entry("late", "n1", 2)};
+	late[0].target_incarnation = 1;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, late, 1); /* (n0,1) gives us "late" */
+	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
+	ack_to(a, "n2", "n1", 1100, 1101);
+	fenced_by_n2(a, "n0", 1, 1102);
+	struct fo_event e;
+	size_t restarts = 0;
+	while (fo_pop_event(a, &e)) {
+		if (e.type == FO_EV_RESTART) {
+			assert_string_equal(e.entry.uuid, "late");
+			fo_restart_done(a, &e.inst, "late", true, NULL, 1150);
+			restarts++;
+		}
+		fo_event_clear(&e);
+	}
+	assert_int_equal(restarts, 1);
+	drop_all(a);
+	/* the others chose a plan for (n1, 1): our "mine" goes to n2 */
+	struct fo_plan_entry mine[1] = {entry("mine", "n2", 2)};
+	mine[0].target_incarnation = 1;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, mine, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1200), 0);
+	bool fenced_vms = false, new_inc = false;
+	while (fo_pop_event(a, &e)) {
+		if (e.type == FO_EV_FENCE_VMS) {
+			assert_false(fenced_vms);
+			fenced_vms = true;
+			assert_int_equal(e.plan.n, 2);
+			bool has_mine = false, has_late = false;
+			for (size_t k = 0; k < e.plan.n; k++) {
+				has_mine |= !strcmp(e.plan.entries[k].uuid, "mine") &&
+				            e.plan.entries[k].new_epoch == 2;
+				has_late |= !strcmp(e.plan.entries[k].uuid, "late") &&
+				            e.plan.entries[k].new_epoch == 3; /* above the copy's 2 */
+			}
+			assert_true(has_mine && has_late);
+		}
+		new_inc |= e.type == FO_EV_NEW_INCARNATION && e.inst.incarnation >= 2;
+		fo_event_clear(&e);
+	}
+	assert_true(fenced_vms);
+	assert_true(new_inc);
+	assert_true(pop_type(a, FO_FENCED, &r));
+	assert_int_equal(r.inst.incarnation, 1);
+	fo_msg_clear(&r);
+	drop_all(a);
+	fo_free(a);
+}
+
 /* The only target of a plan dies before starting anything: its entries are
  * re-planned — each VM placed again exactly once, on a live host, above
  * the epoch it was given to the dead target with, whichever instance (the
@@ -4795,6 +4860,7 @@ int main(void)
 	    cmocka_unit_test(test_fence_order_union),
 	    cmocka_unit_test(test_target_incarnation),
 	    cmocka_unit_test(test_later_round_without_round0),
+	    cmocka_unit_test(test_plan_for_our_current_incarnation),
 	    cmocka_unit_test(test_dead_target_entries_replaced),
 	    cmocka_unit_test(test_rounds_exhausted),
 	    cmocka_unit_test(test_dead_grace),
