@@ -4350,6 +4350,15 @@ static void merge_removed(struct fo *f, const struct fo_msg *m, uint64_t now)
 			r->removed_at = (now > f->last_now ? now : f->last_now) + 1;
 		if (rm->incarnation > r->removed_inc)
 			r->removed_inc = rm->incarnation;
+		/* the operator removed the host, not one life of it: the removal
+		 * covers the newest incarnation we know of too (the remover may
+		 * never have heard of it — a restarted agent that never saw the
+		 * host alive removes "incarnation 0"), so that its VMs are
+		 * failed over (detect_newer_deaths). One we know alive at a
+		 * newer incarnation was skipped above. */
+		uint64_t known = newest_known_inc(f, r);
+		if (known > r->removed_inc && r->hb_inc < known)
+			r->removed_inc = known;
 		changed = true;
 		if (!was)
 			push_event(f, FO_EV_MEMBER_REMOVED, NULL, rm->name,

@@ -2064,6 +2064,9 @@ static void test_replayed_seeds(void **state)
 	    {3699194417080633305ULL, "O1: a host failed over while alive at that incarnation "
 	                             "learned the plan and destroyed only its VMs; a later round "
 	                             "re-placed one it ran for another failover beside it"},
+	    {8546620087098016013ULL, "liveness: a host force-left as 'incarnation 0' by an agent "
+	                             "that never saw it, while others knew its state at 1: nobody "
+	                             "failed it over"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));

@@ -4473,6 +4473,49 @@ static void test_dead_at_newer_incarnations(void **state)
 	fo_free(a);
 }
 
+/* A removal learned from a peer covers the newest incarnation this node
+ * knows of the host: the remover (a restarted agent that never saw it
+ * alive) may say "incarnation 0", while we hold its state of incarnation
+ * 2 — its VMs are failed over at 2 (sim seed 8546620087098016013: three
+ * hosts, one gone for good and force-left, its VMs never restarted). */
+static void test_removal_covers_known_incarnation(void **state)
+{
+	(void)state;
+	uint64_t now = 1000;
+	struct fo *a = journal_acceptor(now, NULL); /* n0 DEAD at 1 */
+	struct view v;
+	view_init(&v, 3, 16, 64);
+	view_vm(&v, 0, "db", 1, 1, 1, NULL);
+	for (int i = 0; i < 3; i++) {
+		v.hosts[i].incarnation = i == 0 ? 2 : 1;
+		v.hosts[i].vms = v.vms[i];
+		v.hosts[i].n_vms = v.n_vms[i];
+	}
+	fo_set_hosts(a, v.hosts, 3, now);
+	drop_all(a);
+	for (size_t i = 0; i < fo_instance_count(a); i++) {
+		struct fo_instance_info info;
+		fo_instance_at(a, i, &info);
+		assert_false(!strcmp(info.inst.dead, "n0") && info.inst.incarnation == 2);
+	}
+	struct fo_removed rm = {.name = "n0", .incarnation = 0};
+	struct fo_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = FO_HEARTBEAT;
+	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.to, sizeof(m.to), "n1");
+	m.incarnation = 1;
+	m.stamp = now;
+	m.removed = &rm;
+	m.n_removed = 1;
+	assert_int_equal(fo_handle_message(a, &m, now + 1), 0);
+	struct fo_instance_info info;
+	fo_instance_at(a, instance_index(a, "n0", 2), &info);
+	assert_non_null(strstr(info.cause, "it had moved to 2"));
+	drop_all(a);
+	fo_free(a);
+}
+
 /* n2 tells n1 that `dead`'s incarnation `inc` is fenced. */
 static void fenced_by_n2(struct fo *f, const char *dead, uint64_t inc, uint64_t now)
 {
@@ -4885,6 +4928,7 @@ int main(void)
 	    cmocka_unit_test(test_fence_incomplete_not_claimed),
 	    cmocka_unit_test(test_unknown_inventory_is_no_loss),
 	    cmocka_unit_test(test_dead_at_newer_incarnations),
+	    cmocka_unit_test(test_removal_covers_known_incarnation),
 	    cmocka_unit_test(test_resume_fence_base),
 	    cmocka_unit_test(test_refuted_target_keeps_what_it_runs),
 	    cmocka_unit_test(test_journal_errors_name_the_field),
