@@ -4377,6 +4377,21 @@ static void tick_quorate(struct fo *f, uint64_t *now, uint64_t until)
 	}
 }
 
+/* The view reaches `a`: n0 published its state (one HA VM, "db") at
+ * incarnation 2, n1 and n2 at 1. */
+static void n0_state_at_2(struct fo *a, uint64_t now)
+{
+	struct view v;
+	view_init(&v, 3, 16, 64);
+	view_vm(&v, 0, "db", 1, 1, 1, NULL);
+	for (int i = 0; i < 3; i++) {
+		v.hosts[i].incarnation = i == 0 ? 2 : 1;
+		v.hosts[i].vms = v.vms[i];
+		v.hosts[i].n_vms = v.n_vms[i];
+	}
+	fo_set_hosts(a, v.hosts, 3, now);
+}
+
 /* A member membership holds DEAD at incarnation d that stays silent (no
  * heartbeat, no newer incarnation) while we are quorate for
  * FO_LONG_DEAD_MS (30 s) is dead to an acceptor at newer incarnations too
@@ -4449,15 +4464,7 @@ static void test_dead_at_newer_incarnations(void **state)
 	 * and a plan gave it a VM at incarnation 3 */
 	now = 1000;
 	a = journal_acceptor(now, NULL);
-	struct view v;
-	view_init(&v, 3, 16, 64);
-	view_vm(&v, 0, "db", 1, 1, 1, NULL);
-	for (int i = 0; i < 3; i++) {
-		v.hosts[i].incarnation = i == 0 ? 2 : 1;
-		v.hosts[i].vms = v.vms[i];
-		v.hosts[i].n_vms = v.n_vms[i];
-	}
-	fo_set_hosts(a, v.hosts, 3, now);
+	n0_state_at_2(a, now);
 	fo_member(a, "n3", FO_DEAD, 1, now);
 	struct fo_plan_entry pe[1] = {entry("u7", "n0", 4)};
 	pe[0].target_incarnation = 3;
@@ -4483,15 +4490,7 @@ static void test_removal_covers_known_incarnation(void **state)
 	(void)state;
 	uint64_t now = 1000;
 	struct fo *a = journal_acceptor(now, NULL); /* n0 DEAD at 1 */
-	struct view v;
-	view_init(&v, 3, 16, 64);
-	view_vm(&v, 0, "db", 1, 1, 1, NULL);
-	for (int i = 0; i < 3; i++) {
-		v.hosts[i].incarnation = i == 0 ? 2 : 1;
-		v.hosts[i].vms = v.vms[i];
-		v.hosts[i].n_vms = v.n_vms[i];
-	}
-	fo_set_hosts(a, v.hosts, 3, now);
+	n0_state_at_2(a, now);
 	drop_all(a);
 	for (size_t i = 0; i < fo_instance_count(a); i++) {
 		struct fo_instance_info info;
