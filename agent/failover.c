@@ -1996,8 +1996,12 @@ static void set_fenced(struct fo *f, struct inst *in, const char *how, uint64_t 
 #define FO_OWN_RECOVERY_QUIET_MS 60000
 
 /* The first retry of parked VMs waits this long, doubled per retry that
- * changed nothing, up to 32 times. */
+ * changed nothing, up to 4 times (40 s): a retry only computes a
+ * placement here (a round is proposed only when one fits), and room that
+ * comes back (a host rejoins, an operator adds one) should be used within
+ * a minute, not five. */
 #define FO_PARK_RETRY_MS 10000
+#define FO_PARK_BACKOFF_MAX 2
 
 /* Parks a VM no round could place (no room, or handed back max_rounds
  * times): it waits for room (retry_parked) instead of being given up. */
@@ -5477,7 +5481,7 @@ static void retry_parked(struct fo *f, struct inst *in, uint64_t now)
 		in->park_backoff = 0;
 		if (!in->working)
 			in->work_since = now;
-	} else if (in->park_backoff < 5) {
+	} else if (in->park_backoff < FO_PARK_BACKOFF_MAX) {
 		in->park_backoff++;
 	}
 	in->park_retry_at =

@@ -2067,6 +2067,9 @@ static void test_replayed_seeds(void **state)
 	    {8546620087098016013ULL, "liveness: a host force-left as 'incarnation 0' by an agent "
 	                             "that never saw it, while others knew its state at 1: nobody "
 	                             "failed it over"},
+	    {59654240219420118ULL, "liveness: a VM parked for want of room retried every 320 s "
+	                           "(doubled 5 times): the room its host brought back was used "
+	                           "after the bound"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
