@@ -313,7 +313,7 @@
  * re-sends it the plan (nudge_target), so a lost report does not leave the
  * VM "in hand" forever. VMs a round cannot place (no room, or refused by
  * the acceptors as held by another failover's value) wait, parked, and
- * are tried again every 10 s (doubling to 320 s) until they fit or a
+ * are tried again every 10 s (doubling to 40 s) until they fit or a
  * chosen plan places them; each VM down is reported once (FO_EV_VM_DOWN,
  * with why and what is being done: fo_owed_at) and once it runs again
  * (FO_EV_VM_RECOVERED).
@@ -1996,7 +1996,7 @@ static void set_fenced(struct fo *f, struct inst *in, const char *how, uint64_t 
 #define FO_OWN_RECOVERY_QUIET_MS 60000
 
 /* The first retry of parked VMs waits this long, doubled per retry that
- * changed nothing, up to 4 times (40 s): a retry only computes a
+ * changed nothing, at most twice (40 s): a retry only computes a
  * placement here (a round is proposed only when one fits), and room that
  * comes back (a host rejoins, an operator adds one) should be used within
  * a minute, not five. */
@@ -2297,8 +2297,18 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 		 * at this incarnation goes too — a later round re-places it
 		 * (late_owed), counting on this fence — and we move on to a new
 		 * incarnation. */
-		if (copy.n > 0 && !in->fenced && in->inc >= f->incarnation &&
-		    f->fenced_through < in->inc) {
+		bool living = in->inc >= f->incarnation && f->fenced_through < in->inc;
+		if (copy.n > 0 && !in->fenced && living && round > 0) {
+			/* a later round learned before round 0 (which the order
+			 * must carry, with everything up to it): its VMs die, and
+			 * nothing is vouched for until the order comes */
+			struct fo_event *e = push_event(f, FO_EV_FENCE_VMS, &id, f->cfg.name,
+			                                "failed over at the incarnation we live in "
+			                                "(%" PRIu64 "), round %u first: destroy %zu listed "
+			                                "VMs below their new epochs",
+			                                in->inc, round, copy.n);
+			fo_plan_copy(&e->plan, &copy);
+		} else if (copy.n > 0 && !in->fenced && living) {
 			struct fo_msg order;
 			memset(&order, 0, sizeof(order));
 			order.type = FO_FENCE_ORDER;
@@ -4348,7 +4358,7 @@ static void merge_removed(struct fo *f, const struct fo_msg *m, uint64_t now)
 			r = member_add(f, rm->name);
 		if (!r)
 			continue;
-		bool was = r->removed;
+		bool was = r->removed, beat = beating(f, r);
 		r->removed = true;
 		if (!was)
 			r->removed_at = (now > f->last_now ? now : f->last_now) + 1;
@@ -4359,9 +4369,10 @@ static void merge_removed(struct fo *f, const struct fo_msg *m, uint64_t now)
 		 * never have heard of it — a restarted agent that never saw the
 		 * host alive removes "incarnation 0"), so that its VMs are
 		 * failed over (detect_newer_deaths). One we know alive at a
-		 * newer incarnation was skipped above. */
+		 * newer incarnation was skipped above; one heartbeating us now
+		 * keeps the incarnation the remover named. */
 		uint64_t known = newest_known_inc(f, r);
-		if (known > r->removed_inc && r->hb_inc < known)
+		if (known > r->removed_inc && !beat)
 			r->removed_inc = known;
 		changed = true;
 		if (!was)
@@ -5408,7 +5419,7 @@ static void check_own_owed(struct fo *f, uint64_t now)
 
 /* Parked VMs (no room, or failed too often) get another round when the
  * view has room for one of them; each retry that places nothing doubles
- * the wait (10 s up to 320 s). A VM that runs somewhere meanwhile, or
+ * the wait (10 s up to 40 s). A VM that runs somewhere meanwhile, or
  * that another instance placed, leaves the list. */
 static void retry_parked(struct fo *f, struct inst *in, uint64_t now)
 {

@@ -1945,6 +1945,15 @@ static void test_later_round_without_round0(void **state)
 	fo_free(a);
 }
 
+/* n1_core(1, 1), quorate (n2 acknowledged it), its own view published. */
+static struct fo *quorate_n1(void)
+{
+	struct fo *a = n1_core(1, 1);
+	ack_to(a, "n2", "n1", 1000, 1001);
+	own_view(a, "n1", 1, 1050);
+	return a;
+}
+
 /* The others fail us over (n1) while we are alive at that very
  * incarnation, cut off, and we learn their plan: that is a fence order.
  * The plan's VMs die here, and so does what we started for another
@@ -1955,9 +1964,7 @@ static void test_later_round_without_round0(void **state)
 static void test_plan_for_our_current_incarnation(void **state)
 {
 	(void)state;
-	struct fo *a = n1_core(1, 1);
-	ack_to(a, "n2", "n1", 1000, 1001);
-	own_view(a, "n1", 1, 1050);
+	struct fo *a = quorate_n1();
 	struct fo_msg m, r;
 	struct fo_plan_entry late[1] = {entry("late", "n1", 2)};
 	late[0].target_incarnation = 1;
@@ -2005,6 +2012,44 @@ static void test_plan_for_our_current_incarnation(void **state)
 	assert_true(new_inc);
 	assert_true(pop_type(a, FO_FENCED, &r));
 	assert_int_equal(r.inst.incarnation, 1);
+	fo_msg_clear(&r);
+	drop_all(a);
+	fo_free(a);
+}
+
+/* A later round of our own failover, learned before its round 0, at the
+ * incarnation we live in: its VMs die, but nothing is vouched for (the
+ * order must carry round 0 and everything up to it) — no FENCED, no move
+ * to a new incarnation; round 0, learned next, is the order. */
+static void test_later_round_of_our_failover_first(void **state)
+{
+	(void)state;
+	struct fo *a = quorate_n1();
+	struct fo_msg m, r;
+	struct fo_plan_entry r1[1] = {entry("later", "n2", 3)};
+	r1[0].target_incarnation = 1;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 1, 1, r1, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
+	struct fo_event e;
+	size_t fence_vms = 0;
+	while (fo_pop_event(a, &e)) {
+		fence_vms += e.type == FO_EV_FENCE_VMS && e.plan.n == 1 &&
+		             !strcmp(e.plan.entries[0].uuid, "later");
+		assert_int_not_equal(e.type, FO_EV_NEW_INCARNATION);
+		fo_event_clear(&e);
+	}
+	assert_int_equal(fence_vms, 1);
+	while (fo_pop_output(a, &r)) {
+		assert_int_not_equal(r.type, FO_FENCED);
+		fo_msg_clear(&r);
+	}
+	struct fo_plan_entry r0[1] = {entry("first", "n2", 2)};
+	r0[0].target_incarnation = 1;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, r0, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1200), 0);
+	assert_true(pop_type(a, FO_FENCED, &r));
 	fo_msg_clear(&r);
 	drop_all(a);
 	fo_free(a);
@@ -4903,6 +4948,7 @@ int main(void)
 	    cmocka_unit_test(test_target_incarnation),
 	    cmocka_unit_test(test_later_round_without_round0),
 	    cmocka_unit_test(test_plan_for_our_current_incarnation),
+	    cmocka_unit_test(test_later_round_of_our_failover_first),
 	    cmocka_unit_test(test_dead_target_entries_replaced),
 	    cmocka_unit_test(test_rounds_exhausted),
 	    cmocka_unit_test(test_dead_grace),
