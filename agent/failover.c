@@ -1529,8 +1529,11 @@ void fo_fence_incomplete(struct fo *f, bool incomplete)
 
 bool fo_msg_vouches_fence(const struct fo *f, const struct fo_msg *m)
 {
+	/* (a hand-back says "not started, or destroyed here": re-placed on
+	 * our word, so held back too) */
 	return f && m &&
-	       (m->type == FO_FENCED || (m->type == FO_ACCEPTED && is_self(f, m->inst.dead)));
+	       (m->type == FO_FENCED || (m->type == FO_ACCEPTED && is_self(f, m->inst.dead)) ||
+	        (m->type == FO_RESTARTED && !m->ok));
 }
 
 void fo_resume_fence_base(struct fo *f, uint64_t last_quorate_at)

@@ -383,7 +383,9 @@ void fo_resume_fence_base(struct fo *f, uint64_t last_quorate_at);
  * does not vote (ACCEPTED) on recoveries of its own incarnations — nobody
  * restarts these VMs on our word while they may still run. Messages
  * popped before the caller learned of the failure may vouch for it:
- * fo_msg_vouches_fence() says which to drop instead of sending. */
+ * fo_msg_vouches_fence() says which to drop instead of sending (FENCED,
+ * an ACCEPTED of a recovery of ours, and a hand-back: each has our VMs
+ * restarted elsewhere on our word). */
 void fo_fence_incomplete(struct fo *f, bool incomplete);
 bool fo_msg_vouches_fence(const struct fo *f, const struct fo_msg *m);
 /* Operator: remove a dead member from the voting set (spread to every

@@ -4907,6 +4907,13 @@ static void test_fence_incomplete_not_claimed(void **state)
 	assert_false(fo_msg_vouches_fence(a, &v));
 	fo_msg_init(&v, FO_HEARTBEAT, "n1", "n0", "", 0, 0);
 	assert_false(fo_msg_vouches_fence(a, &v));
+	/* a hand-back ("destroyed: this host was failed over") has the VM
+	 * re-placed; a start reported done does not */
+	fo_msg_init(&v, FO_RESTARTED, "n1", "n0", "n2", 1, 0);
+	v.ok = false;
+	assert_true(fo_msg_vouches_fence(a, &v));
+	v.ok = true;
+	assert_false(fo_msg_vouches_fence(a, &v));
 	/* the retried destroys succeeded: the claim goes out */
 	fo_fence_incomplete(a, false);
 	assert_int_equal(fo_handle_timer(a, 5000), 0);
