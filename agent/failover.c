@@ -2114,7 +2114,8 @@ static void add_pending(struct fo *f, struct inst *in, const struct fo_plan_entr
 }
 
 static void schedule_restarts(struct fo *f, uint64_t now);
-static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t now);
+static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
+                             const struct fo_plan *plan, const char *from, uint64_t now);
 
 /* The timed fence of a chosen plan: F + margin from learning it, or, with
  * an ack bound (our clock), quorate_ms + F + margin from the bound when
@@ -2301,7 +2302,9 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 		 * (late_owed), counting on this fence — and we move on to a new
 		 * incarnation. */
 		bool living = in->inc >= f->incarnation && f->fenced_through < in->inc;
-		if (copy.n > 0 && !in->fenced && living && round > 0) {
+		if (copy.n > 0 && !in->fenced && !living) {
+			obey_own_plan(f, in, round, &copy, now);
+		} else if (copy.n > 0 && !in->fenced && round > 0) {
 			/* a later round learned before round 0 (which the order
 			 * must carry, with everything up to it): its VMs die, and
 			 * nothing is vouched for until the order comes */
@@ -2311,18 +2314,10 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 			                                "VMs below their new epochs",
 			                                in->inc, round, copy.n);
 			fo_plan_copy(&e->plan, &copy);
-		} else if (copy.n > 0 && !in->fenced && living) {
-			struct fo_msg order;
-			memset(&order, 0, sizeof(order));
-			order.type = FO_FENCE_ORDER;
-			cpy(order.from, sizeof(order.from), b->proposer);
-			cpy(order.to, sizeof(order.to), f->cfg.name);
-			inst_id(&order.inst, in, 0);
-			order.has_plan = true;
-			order.plan = copy; /* read only */
-			handle_fence_order(f, &order, now);
 		} else if (copy.n > 0 && !in->fenced) {
-			obey_own_plan(f, in, round, &copy, now);
+			struct fo_instance_id iid;
+			inst_id(&iid, in, 0);
+			obey_fence_order(f, &iid, &copy, b->proposer, now);
 		}
 	} else if (copy.n && !in->fenced) {
 		/* every learner tracks the fence (for the record); only targets act */
@@ -4691,22 +4686,24 @@ static void send_fenced(struct fo *f, const struct fo_instance_id *id, const cha
 	broadcast(f, &d);
 }
 
-static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t now)
+/* A fence order for our incarnation inst->incarnation, from `from`,
+ * listing `plan` (may be NULL): a FENCE_ORDER's, or a chosen plan we learn
+ * for the incarnation we live in. */
+static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
+                             const struct fo_plan *plan, const char *from, uint64_t now)
 {
-	if (!is_self(f, m->inst.dead))
-		return;
-	if (m->inst.incarnation > f->seen_against)
-		f->seen_against = m->inst.incarnation;
-	if (f->fenced_through >= m->inst.incarnation) {
+	if (inst->incarnation > f->seen_against)
+		f->seen_against = inst->incarnation;
+	if (f->fenced_through >= inst->incarnation) {
 		/* done already (by a self-fence or an earlier order that listed
 		 * this plan): say so, so that its targets need not wait */
 		char how[FO_TEXT_MAX];
 		snprintf(how, sizeof(how), "the host itself: fenced through incarnation %" PRIu64,
 		         f->fenced_through);
-		send_fenced(f, &m->inst, how);
+		send_fenced(f, inst, how);
 		return;
 	}
-	uint64_t upto = m->inst.incarnation;
+	uint64_t upto = inst->incarnation;
 	/* Failed over at our current incarnation (or a later one we never
 	 * had): what we started for other failovers goes too, the others may
 	 * re-place it. An order for an incarnation we have left behind (we
@@ -4721,8 +4718,8 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 	 * the local copy whose epoch is below its new_epoch: for those we
 	 * started, that is one above the epoch we started them with. */
 	struct fo_plan order = {0};
-	if (m->has_plan)
-		order = m->plan;
+	if (plan)
+		order = *plan;
 	size_t extra = 0;
 	for (size_t i = 0; extras && i < f->n_inst; i++)
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
@@ -4747,16 +4744,16 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 			}
 	}
 	if (kill.n) {
-		struct fo_event *e = push_event(f, FO_EV_FENCE_VMS, &m->inst, m->from,
+		struct fo_event *e = push_event(f, FO_EV_FENCE_VMS, inst, from,
 		                                "failed over (incarnation %" PRIu64 ") by %s: destroy "
 		                                "%zu VMs",
-		                                m->inst.incarnation, m->from, kill.n);
+		                                inst->incarnation, from, kill.n);
 		e->plan = kill;
 	} else {
 		free(kill.entries);
 	}
 	hand_back_mine(f, "destroyed: this host was failed over", &order, upto, extras, now);
-	send_fenced(f, &m->inst, "destroyed by the host itself");
+	send_fenced(f, inst, "destroyed by the host itself");
 	/* our own instances up to here are fenced too (we may be a target of
 	 * our own recovery: RECOVERY) */
 	for (size_t i = 0; i < f->n_inst; i++) {
@@ -4765,6 +4762,12 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 			set_fenced(f, in, "by this host itself", now, true);
 	}
 	want_new_incarnation(f, "failed over by the cluster");
+}
+
+static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t now)
+{
+	if (is_self(f, m->inst.dead))
+		obey_fence_order(f, &m->inst, m->has_plan ? &m->plan : NULL, m->from, now);
 }
 
 static void handle_fenced(struct fo *f, const struct fo_msg *m, uint64_t now)
