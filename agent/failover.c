@@ -3895,7 +3895,7 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 				bool started = st->running || st->st == E_OK || twin || twin_flight ||
 				               (prev_life && runs_here(f, pe->uuid, pe->new_epoch));
 				bool listed = order && plan_has_uuid(order, pe->uuid);
-				if (order && started && !listed && !extras)
+				if (order && started && !listed && !extras && is_self(f, in->dead))
 					continue; /* not destroyed: ours at our newer incarnation */
 				if (!started && !listed) {
 					hand_back(f, in, r, e, why, now);
@@ -4664,12 +4664,14 @@ static void handle_nack(struct fo *f, const struct fo_msg *m)
 
 /* Entries of chosen plans that we run or are starting, assigned to an
  * incarnation of ours up to `upto` (0: unknown, counted), not in `order`:
- * a fence of those incarnations destroys them too. */
-static bool fenced_extra(const struct fo *f, const struct round *rd, size_t e,
-                         const struct fo_plan *order, uint64_t upto)
+ * a fence of those incarnations destroys them too — those of our own
+ * recoveries only when `extras` (obey_fence_order). */
+static bool fenced_extra(const struct fo *f, const struct inst *in, const struct round *rd,
+                         size_t e, const struct fo_plan *order, uint64_t upto, bool extras)
 {
 	const struct fo_plan_entry *pe = &rd->plan.entries[e];
-	return is_self(f, pe->target) && pe->target_incarnation <= upto &&
+	return (extras || !is_self(f, in->dead)) && is_self(f, pe->target) &&
+	       pe->target_incarnation <= upto &&
 	       ((rd->ents[e].running && rd->ents[e].st == E_WAIT) || rd->ents[e].st == E_OK) &&
 	       !plan_has_uuid(order, pe->uuid);
 }
@@ -4707,8 +4709,15 @@ static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
 	/* Failed over at our current incarnation (or a later one we never
 	 * had): what we started for other failovers goes too, the others may
 	 * re-place it. An order for an incarnation we have left behind (we
-	 * restarted, refuted, fenced ourselves) concerns only the VMs it
-	 * lists: what we run now is ours, at this incarnation. */
+	 * refuted, restarted, fenced ourselves) spares what our own
+	 * recoveries gave back to us — our state at the newer incarnation
+	 * shows it, and the order's plan left it here on purpose — but not
+	 * what other hosts' failovers gave to the fenced incarnation: a
+	 * proposer that has not heard of our newer one re-places those in a
+	 * later round of our failover (late_owed) once we report the fence
+	 * (sim seed 2434670326187296738 ran such a VM twice). Placements given
+	 * to a newer incarnation than the order's stay (fenced_extra: target
+	 * incarnation <= upto). */
 	bool extras = upto >= f->incarnation;
 	f->fenced_through = upto;
 	/* The VMs to destroy: the order's, and those we started (or are
@@ -4721,11 +4730,11 @@ static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
 	if (plan)
 		order = *plan;
 	size_t extra = 0;
-	for (size_t i = 0; extras && i < f->n_inst; i++)
+	for (size_t i = 0; i < f->n_inst; i++)
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			const struct round *rd = &f->inst[i]->rounds[r];
 			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
-				extra += fenced_extra(f, rd, e, &order, upto);
+				extra += fenced_extra(f, f->inst[i], rd, e, &order, upto, extras);
 		}
 	struct fo_plan kill = {0};
 	if (order.n + extra)
@@ -4733,11 +4742,11 @@ static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
 	if (kill.entries) {
 		for (size_t e = 0; e < order.n; e++)
 			kill.entries[kill.n++] = order.entries[e];
-		for (size_t i = 0; extras && i < f->n_inst; i++)
+		for (size_t i = 0; i < f->n_inst; i++)
 			for (uint32_t r = 0; r < f->n_rounds; r++) {
 				const struct round *rd = &f->inst[i]->rounds[r];
 				for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
-					if (fenced_extra(f, rd, e, &order, upto)) {
+					if (fenced_extra(f, f->inst[i], rd, e, &order, upto, extras)) {
 						kill.entries[kill.n] = rd->plan.entries[e];
 						kill.entries[kill.n++].new_epoch++;
 					}

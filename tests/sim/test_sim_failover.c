@@ -2070,6 +2070,14 @@ static void test_replayed_seeds(void **state)
 	    {59654240219420118ULL, "liveness: a VM parked for want of room retried every 320 s "
 	                           "(doubled 5 times): the room its host brought back was used "
 	                           "after the bound"},
+	    {2434670326187296738ULL, "safety: a refuted incarnation kept a VM it had started for "
+	                             "another failover through a fence order against it; a "
+	                             "proposer that had not heard of the refutation re-placed it "
+	                             "(late_owed): two copies"},
+	    {5262755662072776489ULL, "liveness: a fence order against an incarnation the host had "
+	                             "refuted destroyed a VM its own recovery had put back on it, "
+	                             "which the order's plan left there on purpose; nobody "
+	                             "re-placed it"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
