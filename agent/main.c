@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent.h"
 #include "cli.h"
 
 static void usage(FILE *out)

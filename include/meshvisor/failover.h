@@ -7,7 +7,7 @@
  * send come out of fo_pop_output(), events and actions out of
  * fo_pop_event(), and the timer is re-armed at fo_next_deadline(). It never
  * reads a clock, draws randomness or touches a socket. The algorithm and
- * the safety argument are in agent/failover.c.
+ * the safety argument are in agent/core/failover.c.
  *
  * What the caller feeds in:
  *   - membership: fo_member() for every SWIM state change (including its
@@ -183,7 +183,7 @@ struct fo_msg {
 	                                     the proposer leaves those VMs out */
 	size_t n_adopt;                   /* PROMISE, first round: placements held
 	                                     from OLDER incarnations' recoveries of the
-	                                     same host, per VM (agent/failover.c,
+	                                     same host, per VM (agent/core/failover.c,
 	                                     RECOVERY): the proposer adopts, per VM,
 	                                     the highest (incarnation, round, ballot) */
 	struct fo_adopt *adopt;
@@ -207,7 +207,7 @@ struct fo_msg {
 	                        bound of the last such ack of every acceptor of
 	                        the choosing majority lies; a learner waits
 	                        from there instead of from learning when that
-	                        is sooner (see agent/failover.c) */
+	                        is sooner (see agent/core/failover.c) */
 	char text[FO_TEXT_MAX]; /* HB_NACK, REJECT, RESTARTED(!ok), FENCED: why/how */
 };
 
@@ -395,7 +395,7 @@ int fo_force_leave(struct fo *f, const char *name, uint64_t now);
 /* The gossiped view of every host (replaces the previous one). A host whose
  * incarnation rose since its last state leaves that state behind as "its
  * previous incarnation"; what it listed then and does not run now is owed
- * a restart (an instance opens, agent/failover.c RECOVERY). */
+ * a restart (an instance opens, agent/core/failover.c RECOVERY). */
 void fo_set_hosts(struct fo *f, const struct fo_host *hosts, size_t n, uint64_t now);
 
 int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now);
@@ -418,7 +418,7 @@ bool fo_fenced(const struct fo *f);                   /* self-fenced and not quo
 /* When this core fences itself unless quorate before: its last quorate
  * moment (or its start, or the resumed base) + F; 0 once fenced, and
  * UINT64_MAX where it never fences (a cluster of one). The watchdog is
- * petted only before it (agent/ha.c). */
+ * petted only before it (agent/daemon/ha.c). */
 uint64_t fo_self_fence_at(const struct fo *f);
 size_t fo_voters(const struct fo *f);                 /* voting set size, self included */
 size_t fo_majority(const struct fo *f);               /* voters / 2 + 1 */
@@ -461,7 +461,7 @@ int fo_plan_copy(struct fo_plan *dst, const struct fo_plan *src);
 bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b);
 
 /*
- * The journal: what a restarted core must not forget (agent/failover.c,
+ * The journal: what a restarted core must not forget (agent/core/failover.c,
  * RESTARTS) — for each member, the highest incarnation of it this node
  * took part in failing over (it will not acknowledge that member until
  * the member reports itself fenced through it); its promises and accepted
@@ -504,7 +504,7 @@ uint64_t fo_journal_version(const struct fo *f);
 /* The caller restored the journal at start and every write since has
  * succeeded (true), or a write failed (false, until one succeeds). While
  * true, this core's HB_ACKs carry age_ms = FO_ACK_AGE_DURABLE: peers count
- * them even right after a restart (agent/failover.c, RESTARTS). */
+ * them even right after a restart (agent/core/failover.c, RESTARTS). */
 #define FO_ACK_AGE_DURABLE (UINT64_C(1) << 62)
 void fo_journal_set_durable(struct fo *f, bool durable);
 /* The journal as text (NUL-terminated; *len excludes the NUL), to free().

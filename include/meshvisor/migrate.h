@@ -11,7 +11,7 @@
  *     PROPOSE until propose_timeout_ms, turns ACCEPT into a "go" event,
  *     RENEWs while the caller migrates, and sends COMMIT or ABORT when the
  *     caller reports the outcome (mig_migration_done).
- * The protocol, the lease rules and every failure case are in agent/migrate.c.
+ * The protocol, the lease rules and every failure case are in agent/core/migrate.c.
  *
  * Driving it is the same as the other cores (swim.h, state.h): pass
  * messages and timer expiries in with `now` (ms, any monotonic origin),

@@ -9,7 +9,7 @@
  * incarnation wins over anything its previous life published, and an older
  * version never overwrites a newer one, whatever order messages arrive in.
  *
- * How (details in agent/state.c):
+ * How (details in agent/core/state.c):
  *   - every sync interval, send SYNC{hash of our version vector} to one
  *     random live peer; equal hashes end there (idle cost: one small
  *     message per node per interval);

@@ -427,7 +427,7 @@ def main():
             print("  fence_how: %s" % sorted(set(h for r in rs for h in r["how"])))
             f, m = (10000, 3000) if fence is None else (fence["fence_after_ms"],
                                                         fence["fence_margin_ms"])
-            # the agent's quorate window (agent_options_quorate_ms in agent/config.c):
+            # the agent's quorate window (agent_options_quorate_ms in agent/daemon/config.c):
             # 3000 ms, at most F / 2, at least 3 heartbeats
             q = max(min(3000, f // 2), 3 * 1000)
             print("  design floor: restart no sooner than last ack + %d ms (quorate %d + F %d "

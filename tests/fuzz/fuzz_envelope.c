@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "envelope.h"
-#include "meshvisor/frame.h"
+#include "frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

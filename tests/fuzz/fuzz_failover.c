@@ -29,7 +29,7 @@
 #include "envelope.h"
 #include "fo_codec.h"
 #include "meshvisor/failover.h"
-#include "meshvisor/frame.h"
+#include "frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "envelope.h"
-#include "meshvisor/frame.h"
+#include "frame.h"
 #include "meshvisor/migrate.h"
 #include "mig_codec.h"
 

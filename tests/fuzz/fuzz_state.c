@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include "envelope.h"
-#include "meshvisor/frame.h"
+#include "frame.h"
 #include "meshvisor/state.h"
 #include "state_codec.h"
 

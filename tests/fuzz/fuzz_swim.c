@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "envelope.h"
-#include "meshvisor/frame.h"
+#include "frame.h"
 #include "meshvisor/swim.h"
 #include "swim_codec.h"
 

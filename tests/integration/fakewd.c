@@ -4,7 +4,7 @@
  * agent did with it, so that integration tests can tell whether a real
  * watchdog would have reset the host.
  *
- * Why: the agent's watchdog code (agent/watchdog.c) needs the ioctls of
+ * Why: the agent's watchdog code (agent/hv/watchdog.c) needs the ioctls of
  * <linux/watchdog.h>, which a plain file refuses; softdog would reboot the
  * test machine. The shim answers them for the file named by MV_FAKEWD_PATH
  * and passes every other descriptor through to libc untouched.

@@ -569,7 +569,7 @@ class Cluster:
         return 2.0 * (n * iv + iv + smax + spread)
 
 
-# The shipped defaults (agent/swim.c swim_config_default), for arithmetic only.
+# The shipped defaults (agent/core/swim.c swim_config_default), for arithmetic only.
 DEFAULT_SWIM = {
     "probe_interval_ms": 1000,
     "probe_timeout_ms": 500,

@@ -1,5 +1,5 @@
 /*
- * mv_migrate_probe — drives agent/virt.c's migration calls against lab
+ * mv_migrate_probe — drives agent/hv/virt.c's migration calls against lab
  * hosts the way the agent will: the blocking virt_vm_migrate() on a libuv
  * worker (uv_queue_work), job statistics polled and abort issued from the
  * loop thread meanwhile, virt_vm_where() afterwards. Prints one JSON object
@@ -25,7 +25,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "meshvisor/log.h"
+#include "log.h"
 #include "virt.h"
 
 static void json_str(const char *s)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Lab test (issue 4, "Migration through libvirt"): agent/virt.c's live
+"""Lab test (issue 4, "Migration through libvirt"): agent/hv/virt.c's live
 migration against two real lab hosts (system-mode libvirtd + QEMU/TCG in
 namespaces), driven by tests/lab/mv_migrate_probe the way the agent will
 drive it: virt_vm_migrate() on a libuv worker, job statistics and abort

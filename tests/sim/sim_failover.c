@@ -23,7 +23,7 @@
 #include "sim_failover.h"
 #include "fo_driver.h"
 #include "meshvisor.pb-c.h"
-#include "placement.h"
+#include "meshvisor/placement.h"
 #include "prng.h"
 #include "sim_heap.h"
 
@@ -1210,7 +1210,7 @@ static void fw_journal_sync(struct fw *w, struct fw_host *h)
 }
 
 /* The watchdog device's timeout, as the daemon sets it: fence_margin_ms
- * (at most F) less the slack, in whole seconds (agent/ha.c, "the
+ * (at most F) less the slack, in whole seconds (agent/daemon/ha.c, "the
  * watchdog"); the simulator's fast settings may go below the daemon's
  * 2 s floor. */
 static uint64_t fw_wd_timeout(const struct fw *w)
@@ -1263,7 +1263,7 @@ static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 		/* ... and, not quorate, until its self-fence: the device's
 		 * timeout is the margin, so that a hang or a death (whose close
 		 * pings the device) resets the host within F + margin of its
-		 * last quorate moment (agent/ha.c, "the watchdog") */
+		 * last quorate moment (agent/daemon/ha.c, "the watchdog") */
 		h->wd_pet = w->now;
 	}
 	if (h->swim_pending) {

@@ -3,7 +3,7 @@
  * each running a SWIM core (swim.h) and a failover core (failover.h) over
  * one fake network on one virtual clock, plus the ground truth of which VM
  * is defined and runs where. The glue between the cores is the daemon's
- * own (agent/fo_driver.c: SWIM member events and incarnations in, the view
+ * own (agent/wire/fo_driver.c: SWIM member events and incarnations in, the view
  * built from packed NodeState publications), the cores' actions are
  * carried out on the truth, and an oracle checks the truth and the cores
  * after every step.

@@ -657,7 +657,7 @@ SCN(test_host_dies_20_vms)
 }
 
 /* (without a watchdog: with one, the dead agent's host resets a margin
- * after the death, before the plan — agent/ha.c, "the watchdog") */
+ * after the death, before the plan — agent/daemon/ha.c, "the watchdog") */
 static void no_watchdog(struct fw_opts *o)
 {
 	o->watchdog = false;
@@ -1404,7 +1404,7 @@ static uint32_t srnd(struct sched *s, uint32_t n) { return n ? mv_xoshiro_below(
  * that should run runs on exactly one host within LIVE_BOUND_MS — SWIM's
  * two sides meet again by push-pull (up to two 30 s periods), a death is
  * confirmed, a plan chosen, a fence waited out (16 s), hand-back rounds and
- * parked retries run (see the essay in agent/failover.c, RECOVERY). */
+ * parked retries run (see the essay in agent/core/failover.c, RECOVERY). */
 #define LIVE_BOUND_MS 150000
 #define END_MS (ACTIVE_MS + LIVE_BOUND_MS)
 

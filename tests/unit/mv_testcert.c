@@ -41,7 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "meshvisor/tls.h"
+#include "tls.h"
 
 #define DAY ((int64_t)86400)
 #define PROBE_TIMEOUT_MS 5000

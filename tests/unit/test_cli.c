@@ -1,5 +1,5 @@
 /*
- * test_cli.c — what `meshvisor ha` prints and exits with (agent/cli_client.h):
+ * test_cli.c — what `meshvisor ha` prints and exits with (agent/cli/cli_client.h):
  * durations for people, the rows of HA VMs that should run and do not,
  * and the exit status that says whether every HA VM that should run does
  * and survives the loss of any one host.

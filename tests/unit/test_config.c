@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "meshvisor/log.h"
+#include "log.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

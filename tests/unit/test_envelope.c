@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "envelope.h"
-#include "meshvisor/frame.h"
+#include "frame.h"
 #include "swim_codec.h"
 
 static void test_request_round_trip(void **state)

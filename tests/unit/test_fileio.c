@@ -1,5 +1,5 @@
 /*
- * test_fileio.c — agent/fileio.c: bounded whole-file reads and durable
+ * test_fileio.c — agent/util/fileio.c: bounded whole-file reads and durable
  * (temporary file + fsync + rename) writes, and every error they return.
  */
 #include <errno.h>

@@ -24,7 +24,7 @@
 
 #include "envelope.h"
 #include "fo_codec.h"
-#include "meshvisor/frame.h"
+#include "frame.h"
 
 static Mv__Envelope *roundtrip_env(const struct fo_msg *m)
 {

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "meshvisor/frame.h"
+#include "frame.h"
 
 static size_t make_frame(uint8_t *out, const char *payload)
 {

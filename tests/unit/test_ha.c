@@ -1,5 +1,5 @@
 /*
- * test_ha.c — agent/ha.h's quorate stamp: the one line that carries the
+ * test_ha.c — agent/daemon/ha.h's quorate stamp: the one line that carries the
  * last quorate moment across an agent restart (format, strict parsing,
  * torn or foreign text refused) and its conversion into the core's clock.
  */

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "placement.h"
+#include "meshvisor/placement.h"
 
 #define GIB (1024ull * 1024ull)
 

@@ -21,7 +21,7 @@
 #include <cmocka.h>
 
 #include "envelope.h"
-#include "meshvisor/frame.h"
+#include "frame.h"
 #include "state_codec.h"
 
 /* Encodes m, checks the size, decodes the frame back into *env. */

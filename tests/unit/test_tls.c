@@ -1,5 +1,5 @@
 /*
- * test_tls.c — TLS sessions over memory BIOs (agent/tls.c).
+ * test_tls.c — TLS sessions over memory BIOs (agent/net/tls.c).
  *
  * A client and a server tls_conn live in this one process; pump() copies
  * ciphertext between them until neither has anything to say, exactly what
@@ -27,7 +27,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 
-#include "meshvisor/tls.h"
+#include "tls.h"
 
 #define DAY 86400
 

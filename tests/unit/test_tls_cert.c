@@ -1,5 +1,5 @@
 /*
- * test_tls_cert.c — the cluster CA tooling (agent/tls_cert.c).
+ * test_tls_cert.c — the cluster CA tooling (agent/net/tls_cert.c).
  *
  * Every test works in its own fresh temporary directory, makes real files
  * with tls_ca_create/tls_cert_create and reads them back through
@@ -22,7 +22,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 
-#include "meshvisor/tls.h"
+#include "tls.h"
 
 #define DAY 86400
 

@@ -44,7 +44,7 @@
 #include <libvirt/virterror.h>
 #include <uv.h>
 
-#include "meshvisor/log.h"
+#include "log.h"
 #include "virt.h"
 
 static uv_loop_t loop;

@@ -1,5 +1,5 @@
 /*
- * test_watchdog.c — agent/watchdog.c against an emulated Linux watchdog
+ * test_watchdog.c — agent/hv/watchdog.c against an emulated Linux watchdog
  * device: mv_watchdog_sys's entries are replaced by a fake that behaves
  * like the kernel's watchdog core (open starts the timer, writes pet and
  * a 'V' allows the next close to stop it, WDIOC_SETTIMEOUT may round or

@@ -68,7 +68,7 @@
  * Threads: none. A tls_ctx and its tls_conns belong to one thread (the
  * libuv loop); OpenSSL's error queue is cleared before every call.
  */
-#include "meshvisor/tls.h"
+#include "tls.h"
 #include "tls_internal.h"
 
 #include <errno.h>

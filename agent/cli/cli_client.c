@@ -28,8 +28,8 @@
 #include "cli.h"
 #include "cli_client.h"
 #include "envelope.h"
-#include "meshvisor/frame.h"
-#include "meshvisor/tls.h"
+#include "frame.h"
+#include "tls.h"
 #include "net.h"
 
 #define CLI_DEFAULT_ADDR "127.0.0.1:7947"

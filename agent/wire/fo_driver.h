@@ -1,7 +1,7 @@
 /*
  * fo_driver.h — what feeds the failover core (include/meshvisor/failover.h)
  * and carries out its one request to the membership core, in one place
- * that both the daemon (agent/ha.c) and the failover simulator
+ * that both the daemon (agent/daemon/ha.c) and the failover simulator
  * (tests/sim/sim_failover.c) use, so that the simulator runs the glue that
  * ships:
  *

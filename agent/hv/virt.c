@@ -52,7 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "meshvisor/log.h"
+#include "log.h"
 #include "names.h"
 
 struct virt {

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "envelope.h"
-#include "meshvisor/frame.h"
+#include "frame.h"
 
 /* protobuf-c wants non-const char * even for packing. */
 #define MV_STR(s) ((char *)((s) != NULL ? (s) : ""))

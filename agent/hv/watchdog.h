@@ -10,7 +10,7 @@
  * When the agent hangs or dies before that, nothing here destroys them;
  * the hardware watchdog does, by resetting the host, provided it fires
  * within limit_ms (the agent passes failover.fence_margin_ms) of its last
- * pet — the agent pets it until its self-fence (agent/ha.c, "the
+ * pet — the agent pets it until its self-fence (agent/daemon/ha.c, "the
  * watchdog"). Linux pings a device whose file closes without the magic
  * close, as when the agent dies, so the reset may come limit_ms after the
  * death: hence a timeout of the margin, not of F. So the device is not
@@ -23,7 +23,7 @@
  *
  * (whole seconds: that is the unit of WDIOC_SETTIMEOUT; below 2 s the
  * pets could not keep a healthy host alive). What the agent does with the
- * device — when it is armed, petted, hurried, disarmed — is agent/ha.c's.
+ * device — when it is armed, petted, hurried, disarmed — is agent/daemon/ha.c's.
  *
  * States: disarmed (no file open; the device does not count) and armed
  * (open: it resets the host `timeout` seconds after the last pet unless

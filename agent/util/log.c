@@ -3,7 +3,7 @@
  * Formats the whole line into one buffer and writes it with one write(2),
  * so lines from concurrent processes sharing a file do not interleave.
  */
-#include "meshvisor/log.h"
+#include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

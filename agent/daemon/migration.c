@@ -45,7 +45,7 @@
 
 #include "agent.h"
 #include "envelope.h"
-#include "meshvisor/log.h"
+#include "log.h"
 #include "meshvisor/migrate.h"
 #include "mig_codec.h"
 #include "nodestate.h"

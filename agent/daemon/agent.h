@@ -17,7 +17,7 @@
 #include "meshvisor.pb-c.h"
 #include "meshvisor/state.h"
 #include "meshvisor/swim.h"
-#include "meshvisor/tls.h"
+#include "tls.h"
 #include "net.h"
 #include "virt.h"
 
@@ -74,6 +74,10 @@ struct agent {
 
 /* Runs the membership core's pending output and events through the network
  * and the log, then re-arms its timer. Call after every swim_ input. */
+/* `meshvisor agent ...`: runs the agent until it is stopped; returns the
+ * process exit code (exit_codes.h). */
+int agent_main(int argc, char **argv);
+
 void agent_swim_pump(struct agent *a);
 /* Starts a graceful leave: peers will see us LEFT, then the process exits. */
 void agent_begin_leave(struct agent *a, const char *why);

@@ -78,7 +78,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "meshvisor/log.h"
+#include "log.h"
 #include "virt.h"
 
 struct uvl_watch {

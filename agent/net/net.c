@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meshvisor/frame.h"
-#include "meshvisor/log.h"
+#include "frame.h"
+#include "log.h"
 
 #define NET_ADDR_MAX 64
 #define NET_READ_CHUNK 65536

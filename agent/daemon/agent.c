@@ -32,11 +32,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "exit_codes.h"
 #include "envelope.h"
 #include "fileio.h"
 #include "ha.h"
-#include "meshvisor/log.h"
+#include "log.h"
 #include "migration.h"
 #include "nodestate.h"
 #include "swim_codec.h"

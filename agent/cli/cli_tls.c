@@ -4,7 +4,7 @@
  * Why it exists
  *   Setting up a cluster starts with one CA and a certificate per node and
  *   per person. This command makes them exactly the way the agents expect
- *   (see agent/tls_cert.c for what goes into each certificate), so nobody
+ *   (see agent/net/tls_cert.c for what goes into each certificate), so nobody
  *   has to get openssl's flags right by hand.
  *
  *     meshvisor tls ca create [--dir D | --cert F --key F] [--name N] [--days N]
@@ -31,7 +31,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "meshvisor/tls.h"
+#include "tls.h"
 
 #define CLI_TLS_CA_DAYS 3650
 #define CLI_TLS_CERT_DAYS 365

@@ -27,7 +27,7 @@
 
 #include "agent.h"
 #include "envelope.h"
-#include "meshvisor/log.h"
+#include "log.h"
 #include "meshvisor/state.h"
 #include "ha.h"
 #include "migration.h"

@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "envelope.h"
-#include "meshvisor/frame.h"
+#include "frame.h"
 
 /* protobuf-c wants non-const pointers even for packing. */
 #define MV_STR(s) ((char *)((s) != NULL ? (s) : ""))

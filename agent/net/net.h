@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "meshvisor/tls.h"
+#include "tls.h"
 
 enum net_kind { NET_PEER = 0, NET_RPC = 1 };
 

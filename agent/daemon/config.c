@@ -36,7 +36,7 @@
 #include <strings.h>
 
 #include "meshvisor/failover.h"
-#include "meshvisor/log.h"
+#include "log.h"
 
 /* A config file is a few hundred bytes; anything near this is a mistake
  * (wrong file) and reading it whole would only waste memory. */
@@ -1192,7 +1192,7 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	/* The watchdog's timeout is the margin (at most F) less the slack, in
-	 * whole seconds, at least 2, more than two pets (agent/ha.c, "the
+	 * whole seconds, at least 2, more than two pets (agent/daemon/ha.c, "the
 	 * watchdog"; the device itself is checked at start: watchdog.c). */
 	if (o->fo_watchdog != NULL && o->fo_watchdog[0] != '\0') {
 		uint32_t limit = o->fo_fence_margin_ms < o->fo_fence_after_ms ? o->fo_fence_margin_ms

@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "meshvisor/frame.h"
+#include "frame.h"
 
 int envelope_decode(const uint8_t *payload, size_t len, Mv__Envelope **out, const char **why)
 {

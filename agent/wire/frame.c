@@ -8,7 +8,7 @@
  * copied once into the decoder's buffer; frames are small and this keeps
  * ownership simple (the payload is valid until the next decoder call).
  */
-#include "meshvisor/frame.h"
+#include "frame.h"
 
 #include <errno.h>
 #include <stdlib.h>

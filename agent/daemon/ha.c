@@ -65,7 +65,7 @@
 #include "fo_codec.h"
 #include "fo_driver.h"
 #include "meshvisor/failover.h"
-#include "meshvisor/log.h"
+#include "log.h"
 #include "migration.h"
 #include "nodestate.h"
 #include "prng.h"
@@ -1892,7 +1892,7 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
 	}
 }
 
-/* ---- the watchdog (failover.watchdog; the device itself is agent/watchdog.c's) -----------
+/* ---- the watchdog (failover.watchdog; the device itself is agent/hv/watchdog.c's) -----------
  *
  * The timed fence (failover.c, "WHY NO VM RUNS TWICE") assumes that a
  * host cut off since its last quorate moment q has destroyed its HA VMs by

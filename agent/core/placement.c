@@ -1,7 +1,7 @@
 /*
  * placement.c — capacity arithmetic and host choice (see placement.h).
  */
-#include "placement.h"
+#include "meshvisor/placement.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -29,7 +29,7 @@
  * would orphan the whole cluster). Both paths are checked before anything
  * is written, and a half-written pair is removed.
  */
-#include "meshvisor/tls.h"
+#include "tls.h"
 #include "tls_internal.h"
 
 #include <arpa/inet.h>

@@ -33,10 +33,10 @@
 #include "domxml.h"
 #include "envelope.h"
 #include "ha.h"
-#include "meshvisor/log.h"
+#include "log.h"
 #include "migration.h"
 #include "nodestate.h"
-#include "placement.h"
+#include "meshvisor/placement.h"
 
 #define RPC_FORWARD_TIMEOUT_MS 30000 /* libvirt define+start can take seconds */
 #define RPC_LONG_OP_TIMEOUT_MS (30 * 60 * 1000) /* migrate, drain: silence this long = lost */
