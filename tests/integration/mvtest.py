@@ -450,6 +450,30 @@ class Cluster:
     def running(self):
         return [a for a in self.agents.values() if a.alive()]
 
+    def wait_propagated(self, timeout=30):
+        """A barrier for "nothing changed" checks: reads each running host's
+        own record version (incarnation, version) from itself, then waits
+        until every running agent holds at least that version of every one
+        of them. Whatever any host had changed before the call has then
+        reached every view, so comparing views afterwards does not depend
+        on how long gossip takes (no sleep-then-compare)."""
+        own = {}
+        for a in self.running():
+            d = a.nodes().get(a.name, {})
+            own[a.name] = (d.get("incarnation", 0), d.get("version", 0))
+
+        def seen_everywhere():
+            behind = {}
+            for b in self.running():
+                view = b.nodes()
+                for h, v in own.items():
+                    got = (view.get(h, {}).get("incarnation", 0), view.get(h, {}).get("version", 0))
+                    if got < v:
+                        behind["%s sees %s" % (b.name, h)] = (got, v)
+            return True if not behind else None
+
+        wait_until(seen_everywhere, timeout, "every host's own record version reached every agent")
+
     def start_all(self, seed="n1"):
         s = self.agents[seed]
         s.start()

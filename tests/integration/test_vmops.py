@@ -111,6 +111,7 @@ def refused(c, agent, args, pattern, what, role="operator", want_rc=1):
           (what, r.returncode, want_rc, r.stdout, r.stderr))
     check(mvtest.grep(r.stderr, pattern), "%s: error %r does not match /%s/" %
           (what, r.stderr.strip(), pattern))
+    c.wait_propagated()  # a wrong change has reached every view now
     after = {a.name: snapshot(a) for a in c.running()}
     check(after == before, "%s changed the inventory: before %s after %s" %
           (what, before, after))
@@ -213,7 +214,7 @@ def main(t):
                                    v["desired"] == "running"),
             "HA on, priority 7, desired running (it runs)")
     op(n3, "vm", "set-ha", "n2-db", "on", want_node="n2")  # priority kept
-    time.sleep(0.3)
+    c.wait_propagated()
     for a in c.running():
         v = a.vms()["n2-db"]
         check(v["ha"] and v["priority"] == 7, "%s: set-ha without --priority changed it: %s" %
@@ -257,7 +258,7 @@ def main(t):
     wait_vm(c, "place-a", state_is(pa, "running", "running"), "HA VM running again")
 
     # 5. error paths, each through a node that does not own the VM
-    time.sleep(0.5)  # let every view settle before comparing snapshots
+    c.wait_propagated()  # every view settled before comparing snapshots
     refused(c, n3, ("vm", "create", "--xml", xml_file("n2-db", 1, 256 * MIB)),
             r"already exists", "duplicate name")
     refused(c, n3, ("vm", "create", "--xml",
@@ -291,9 +292,9 @@ def main(t):
                                                    "<os><type>hvm</type></os></domain>"),
                     "--node", "n3"), r"type|unsupported|invalid|cannot", "XML libvirt rejects")
 
-    # nothing above changed anything: a last look after a pause
+    # nothing above changed anything: every view agrees once all has spread
+    c.wait_propagated()
     before = snapshot(n1)
-    time.sleep(1.0)
     for a in c.running():
         check(snapshot(a) == before, "%s's view differs from n1's: %s vs %s" %
               (a.name, snapshot(a), before))
