@@ -332,7 +332,7 @@ const char *virt_desired_name(enum virt_desired d);
  *   (uv_async), which applies it to the uv handles; libvirt's event
  *   callbacks and free functions still run only on the loop thread. (Before
  *   this, such a call touched the uv handle from the worker: a data race.)
- * Everything else here (job stats, abort, offline move, virt_migrate_build)
+ * Everything else here (job stats, abort, export, virt_migrate_build)
  * belongs to the loop thread, like the rest of this module; job stats and
  * abort are meant to be called while a worker's migration runs.
  */
@@ -487,47 +487,6 @@ const char *virt_presence_name(enum virt_presence p);
  * offline themselves (each with its own test driver). */
 int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, char *err,
                        size_t errlen);
-
-/* Offline move (libvirt's test driver cannot migrate): */
-#define VIRT_MOVE_SHUTDOWN 1u  /* stop by ACPI shutdown (else destroy) */
-#define VIRT_MOVE_SHUTDOWN_TIMEOUT_MS_DEFAULT 30000u
-
-struct virt_move_result {
-	char name[VIRT_NAME_MAX];
-	char uuid[VIRT_UUID_LEN];
-	bool was_running;          /* it was active here before the move */
-	bool moved;                /* defined (and started, if it was running) on the
-	                              target and undefined here */
-	bool rolled_back;          /* a step failed after the VM was stopped here;
-	                              it was put back (restarted here if it ran) */
-	enum virt_location where;  /* where it is now, as far as this call knows */
-};
-
-/* Moves a persistent VM to another host while it is stopped: reads its
- * XML, stops it here (destroy, or shutdown with VIRT_MOVE_SHUTDOWN waiting
- * up to timeout_ms, 0: the default), defines it on the target and starts
- * it there if it was running, and only then undefines it here. Any failure
- * after the stop is rolled back so that the VM is on exactly one host
- * (undefined on the target again, restarted here if it ran); only if the
- * rollback fails too can out->where say otherwise. Refused before anything
- * changes: unknown or transient VM (-ENOENT, -EINVAL), the target already
- * has that name or UUID (-EEXIST), target unreachable (-ENOTCONN).
- * Loop thread; blocking (instant on the test driver).
- * _to: the target is another struct virt (its cache is refreshed too);
- * plain: a short-lived connection to dest_uri. Note the test driver keeps
- * test:///PATH state per connection: use _to for two such hosts in one
- * process (test:///default is shared by every connection in a process). */
-int virt_vm_move_offline(struct virt *v, const char *name_or_uuid, const char *dest_uri,
-                         unsigned flags, unsigned timeout_ms, struct virt_move_result *out,
-                         char *err, size_t errlen);
-int virt_vm_move_offline_to(struct virt *v, const char *name_or_uuid, struct virt *dest,
-                            unsigned flags, unsigned timeout_ms, struct virt_move_result *out,
-                            char *err, size_t errlen);
-
-/* Tests only: make the offline move's next step N fail as if libvirt had
- * refused it (1 define on the target, 2 start on the target, 3 undefine
- * here; 0 off). Process-wide, loop thread. */
-void virt_test_fail_move_step(int step);
 
 /* ---- fencing a failed host (failover) ------------------------------------ */
 

@@ -1285,46 +1285,14 @@ static void test_free_releases_loop_handles(void **state)
 	assert_int_equal(t1, t0);
 }
 
-/* ---- migration and offline moves --------------------------------------- */
+/* ---- migration ---------------------------------------------------------- */
 /*
  * The test driver cannot migrate (virDomainMigrateToURI3 is refused) and
  * never has a job, so here: parameter building, the refusals that come
- * before libvirt, job stats/abort on a VM with no job, the offline move
- * (its success, every rollback, its up-front refusals) and the "where is
+ * before libvirt, job stats/abort on a VM with no job, and the "where is
  * it" reconciliation. The live migration itself, job progress while it
  * runs, abort and a link cut are in tests/lab/test_lab_migrate.py.
  */
-
-static const char EMPTY_HOST_XML[] =
-	"<node>\n"
-	"  <cpu><mhz>2400</mhz><model>meshvisor-cpu</model><active>8</active><nodes>1</nodes>"
-	"<sockets>1</sockets><cores>4</cores><threads>2</threads></cpu>\n"
-	"  <memory>16777216</memory>\n"
-	"</node>\n";
-
-/* A second host (an empty test:///PATH) next to the fixture's. */
-static struct virt *open_second(struct fx *f, char *path, size_t len, struct rec *r)
-{
-	snprintf(path, len, "%s/host2.xml", f->dir);
-	FILE *fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs(EMPTY_HOST_XML, fp);
-	fclose(fp);
-	char uri[200];
-	snprintf(uri, sizeof(uri), "test://%s", path);
-	struct virt_options o = {.uri = uri, .loop = &loop, .on_change = record, .ud = r};
-	struct virt *v = virt_new_opts(&o);
-	assert_non_null(v);
-	assert_true(run_until(pred_reachable, v, 2000));
-	return v;
-}
-
-static void close_second(struct virt *v2, const char *path)
-{
-	virt_free(v2);
-	settle();
-	unlink(path);
-}
 
 static void test_migrate_build(void **state)
 {
@@ -1431,117 +1399,10 @@ static void test_job_no_job(void **state)
 	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
 }
 
-static void test_move_offline_to(void **state)
-{
-	struct fx *f = *state;
-	f->v = open_loop(f, f->uri);
-	char path2[200];
-	struct rec r2 = {0};
-	struct virt *v2 = open_second(f, path2, sizeof(path2), &r2);
-	struct virt_move_result mr;
-
-	/* running alpha (HA metadata ha=yes priority=7 epoch=4) -> host 2 */
-	assert_int_equal(virt_vm_move_offline_to(f->v, "alpha", v2, 0, 0, &mr, f->err,
-	                                         sizeof(f->err)),
-	                 0);
-	assert_true(mr.moved);
-	assert_true(mr.was_running);
-	assert_false(mr.rolled_back);
-	assert_int_equal(mr.where, VIRT_LOC_DEST);
-	assert_string_equal(mr.uuid, "11111111-2222-3333-4444-555555555555");
-	assert_null(cached(f->v, "alpha"));
-	const struct virt_vm *a = cached(v2, "alpha");
-	assert_non_null(a);
-	assert_int_equal(a->state, VIRT_VM_RUNNING);
-	assert_true(a->persistent);
-	assert_string_equal(a->uuid, "11111111-2222-3333-4444-555555555555");
-	assert_true(a->ha);
-	assert_int_equal(a->priority, 7);
-	assert_int_equal(a->epoch, 4);
-	assert_int_equal(a->vcpus, 2);
-	struct virt_vm vm;
-	assert_int_equal(virt_vm_find(f->v, "alpha", &vm, f->err, sizeof(f->err)), -ENOENT);
-
-	/* stopped beta moves stopped, by shutdown flag too (nothing to stop) */
-	assert_int_equal(virt_vm_move_offline_to(f->v, "beta", v2, VIRT_MOVE_SHUTDOWN, 1000, &mr,
-	                                         f->err, sizeof(f->err)),
-	                 0);
-	assert_false(mr.was_running);
-	assert_int_equal(mr.where, VIRT_LOC_STOPPED_DEST);
-	assert_int_equal(cached(v2, "beta")->state, VIRT_VM_SHUTOFF);
-
-	/* and back, stopping by ACPI shutdown */
-	assert_int_equal(virt_vm_move_offline_to(v2, "alpha", f->v, VIRT_MOVE_SHUTDOWN, 5000, &mr,
-	                                         f->err, sizeof(f->err)),
-	                 0);
-	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
-	assert_null(cached(v2, "alpha"));
-
-	/* refusals before anything changes */
-	assert_int_equal(virt_vm_move_offline_to(f->v, "gamma", v2, 0, 0, &mr, f->err,
-	                                         sizeof(f->err)),
-	                 -EINVAL); /* transient */
-	assert_non_null(strstr(f->err, "transient"));
-	assert_int_equal(cached(f->v, "gamma")->state, VIRT_VM_RUNNING);
-	assert_int_equal(virt_vm_move_offline_to(f->v, "nosuch", v2, 0, 0, &mr, f->err,
-	                                         sizeof(f->err)),
-	                 -ENOENT);
-	assert_int_equal(virt_vm_move_offline_to(f->v, "alpha", f->v, 0, 0, &mr, f->err,
-	                                         sizeof(f->err)),
-	                 -EINVAL);
-	char xml[512];
-	assert_int_equal(virt_vm_define(v2, small_vm_xml("alpha", xml, sizeof(xml)), NULL, f->err,
-	                                sizeof(f->err)),
-	                 0); /* another VM of the same name there */
-	assert_int_equal(virt_vm_move_offline_to(f->v, "alpha", v2, 0, 0, &mr, f->err,
-	                                         sizeof(f->err)),
-	                 -EEXIST);
-	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
-	close_second(v2, path2);
-}
-
-static void test_move_offline_rollback(void **state)
-{
-	struct fx *f = *state;
-	f->v = open_loop(f, f->uri);
-	char path2[200];
-	struct rec r2 = {0};
-	struct virt *v2 = open_second(f, path2, sizeof(path2), &r2);
-	struct virt_move_result mr;
-	struct virt_vm vm;
-	for (int step = 1; step <= 3; step++) {
-		virt_test_fail_move_step(step);
-		int rc = virt_vm_move_offline_to(f->v, "alpha", v2, 0, 0, &mr, f->err,
-		                                 sizeof(f->err));
-		assert_int_equal(rc, -EIO);
-		assert_non_null(strstr(f->err, "injected failure"));
-		assert_null(strstr(f->err, "ROLLBACK FAILED"));
-		assert_true(mr.rolled_back);
-		assert_false(mr.moved);
-		assert_int_equal(mr.where, VIRT_LOC_SOURCE);
-		/* exactly one host: running here, unknown there */
-		assert_int_equal(virt_vm_find(f->v, "alpha", &vm, f->err, sizeof(f->err)), 0);
-		assert_int_equal(vm.state, VIRT_VM_RUNNING);
-		assert_true(vm.persistent);
-		assert_true(vm.ha);
-		assert_int_equal(virt_vm_find(v2, "alpha", &vm, f->err, sizeof(f->err)), -ENOENT);
-		assert_null(cached(v2, "alpha"));
-	}
-	/* a stopped VM stays stopped when rolled back */
-	virt_test_fail_move_step(1);
-	assert_int_equal(virt_vm_move_offline_to(f->v, "beta", v2, 0, 0, &mr, f->err,
-	                                         sizeof(f->err)),
-	                 -EIO);
-	assert_int_equal(mr.where, VIRT_LOC_STOPPED_SOURCE);
-	assert_int_equal(cached(f->v, "beta")->state, VIRT_VM_SHUTOFF);
-	virt_test_fail_move_step(0);
-	close_second(v2, path2);
-}
-
 /* test:///default is one host shared by every connection of this process
  * (while one stays open), so a short-lived connection to its URI reaches
- * the same state: the URI form of the move and where() use it as target. */
-static void test_move_offline_uri_and_where(void **state)
+ * the same state: where() uses it as the target. */
+static void test_where(void **state)
 {
 	struct fx *f = *state;
 	f->v = open_loop(f, f->uri);
@@ -1576,13 +1437,20 @@ static void test_move_offline_uri_and_where(void **state)
 	assert_non_null(strstr(w.dest_error, "cannot connect"));
 	assert_int_equal(virt_vm_where(f->v, "", dst, &w, f->err, sizeof(f->err)), -EINVAL);
 
-	/* move alpha (running) to test:///default by URI */
-	struct virt_move_result mr;
-	assert_int_equal(virt_vm_move_offline(f->v, "alpha", dst, 0, 0, &mr, f->err,
-	                                      sizeof(f->err)),
+	/* alpha moved to test:///default by hand (as a migration leaves it):
+	 * defined and started there, stopped and undefined here */
+	char *axml = NULL;
+	assert_int_equal(virt_vm_export_xml(f->v, "alpha", &axml, f->err, sizeof(f->err)), 0);
+	virDomainPtr moved = virDomainDefineXML(keep, axml);
+	free(axml);
+	assert_non_null(moved);
+	assert_int_equal(virDomainCreate(moved), 0);
+	virDomainFree(moved);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_undefine(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_where(f->v, "11111111-2222-3333-4444-555555555555", dst, &w,
+	                               f->err, sizeof(f->err)),
 	                 0);
-	assert_int_equal(mr.where, VIRT_LOC_DEST);
-	assert_int_equal(virt_vm_where(f->v, mr.uuid, dst, &w, f->err, sizeof(f->err)), 0);
 	assert_int_equal(w.where, VIRT_LOC_DEST);
 	assert_int_equal(w.source, VIRT_PRESENCE_ABSENT);
 	assert_int_equal(w.dest, VIRT_PRESENCE_ACTIVE);
@@ -1606,16 +1474,6 @@ static void test_move_offline_uri_and_where(void **state)
 	                               f->err, sizeof(f->err)),
 	                 0);
 	assert_int_equal(w.where, VIRT_LOC_STOPPED_DEST);
-	/* to itself by URI is refused */
-	assert_int_equal(virt_vm_move_offline(f->v, "beta", f->uri, 0, 0, &mr, f->err,
-	                                      sizeof(f->err)),
-	                 -EINVAL);
-	assert_int_equal(virt_vm_move_offline(f->v, "beta",
-	                                      "qemu+unix:///system?socket=/nonexistent/mv-sock", 0,
-	                                      0, &mr, f->err, sizeof(f->err)),
-	                 -ENOTCONN);
-	assert_int_equal(cached(f->v, "beta")->state, VIRT_VM_SHUTOFF);
-
 	/* leave test:///default as it was */
 	assert_int_equal(virDomainUndefine(d), 0);
 	virDomainFree(d);
@@ -2362,9 +2220,7 @@ int main(void)
 		cmocka_unit_test(test_migrate_build),
 		cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_job_no_job, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_move_offline_to, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_move_offline_rollback, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_move_offline_uri_and_where, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_where, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_export_xml, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_group, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_desired, fx_setup, fx_teardown),
