@@ -8,7 +8,7 @@
 #   1. deploy/install-deps.sh                (idempotent apt-get)
 #   1b. deploy/install-lab-deps.sh           (libvirtd + QEMU for tests/lab)
 #   2. build-test/  normal build, -Werror    ctest: unit, sim, integration, lab
-#   3. build-asan/  -DMV_SANITIZE=ON         ctest -L 'unit|sim' under ASan+UBSan
+#   3. build-asan/  -DMV_SANITIZE=ON         ctest -L 'unit|sim|shutdown' under ASan+UBSan
 #   4. build-fuzz/  CC=clang -DMV_FUZZ=ON    ctest -L fuzz (seed replay), then
 #                                            each fuzz target for a bounded time
 # Every step runs even if an earlier one failed (a failed build skips its
@@ -87,7 +87,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_stri
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 if step "build-asan: configure and build (-DMV_SANITIZE=ON)" \
 	configure_and_build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMV_SANITIZE=ON; then
-	step "build-asan: ctest -L 'unit|sim' (ASan+UBSan)" run_ctest build-asan -L 'unit|sim'
+	step "build-asan: ctest -L 'unit|sim|shutdown' (ASan+UBSan)" run_ctest build-asan -L 'unit|sim|shutdown'
 else
 	skip "build-asan: ctest" "build failed"
 fi

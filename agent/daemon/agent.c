@@ -20,6 +20,7 @@
  * touching established connections.
  */
 #include "agent.h"
+#include "rpc_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -500,6 +501,29 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* The agent's own handles: its timers and signal watchers. */
+static void agent_close_handles(struct agent *a)
+{
+	uv_handle_t *hs[] = {(uv_handle_t *)&a->swim_timer, (uv_handle_t *)&a->leave_timer,
+	                     (uv_handle_t *)&a->leave_poll, (uv_handle_t *)&a->rpc_timer,
+	                     (uv_handle_t *)&a->sig_term,   (uv_handle_t *)&a->sig_int,
+	                     (uv_handle_t *)&a->sig_hup};
+	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+		if (!uv_is_closing(hs[i]))
+			uv_close(hs[i], NULL);
+}
+
+/* uv_walk at exit: a handle nobody closed (the libvirt bridge's one
+ * process-wide handle aside) is a shutdown bug; say which. */
+static void agent_report_open_handle(uv_handle_t *h, void *arg)
+{
+	if (uv_is_closing(h) || virt_event_is_bridge(h))
+		return;
+	(*(size_t *)arg)++;
+	MV_ERROR("agent", "handle left open at exit type=%s active=%d",
+	         uv_handle_type_name(uv_handle_get_type(h)), uv_is_active(h));
+}
+
 int agent_main(int argc, char **argv)
 {
 	static struct agent agent; /* one per process; signal handlers point at it */
@@ -544,16 +568,31 @@ int agent_main(int argc, char **argv)
 
 	uv_run(a->loop, UV_RUN_DEFAULT);
 
-	/* a migration running on a worker thread still uses the connection:
-	 * it was told to abort; wait for it to return */
-	while (a->mig_work_running > 0)
+	/* Orderly shutdown. 1. Work on worker threads: a migration or an HA
+	 * restart still uses the libvirt connection (a migration was told to
+	 * abort), a remote fence its own; wait for each to return (its after
+	 * callback sees `stopping` and only frees). */
+	while (a->mig_work_running > 0 || ha_work_running(a) > 0)
 		uv_run(a->loop, UV_RUN_ONCE);
-	/* libvirt's handles on our loop are released in close callbacks: free
-	 * the connection, then let the loop run those callbacks. */
+	/* 2. libvirt's handles on our loop are released in close callbacks:
+	 * free the connection, then let the loop run those callbacks. */
 	virt_free(a->virt);
 	a->virt = NULL;
 	for (int i = 0; i < 8; i++)
 		uv_run(a->loop, UV_RUN_NOWAIT);
+	/* 3. Every module closes its handles (the network closed its own
+	 * before uv_stop); the loop runs until their close callbacks ran, and
+	 * only then is anything freed. */
+	agent_close_handles(a);
+	nodestate_close(a);
+	migration_close(a);
+	ha_close(a);
+	for (int i = 0; i < 1000 && uv_loop_alive(a->loop); i++)
+		uv_run(a->loop, UV_RUN_NOWAIT);
+	size_t left = 0;
+	uv_walk(a->loop, agent_report_open_handle, &left);
+	if (left > 0)
+		MV_ERROR("agent", "handles left open at exit count=%zu", left);
 
 	agent_save_incarnation(a->opt.data_dir, swim_incarnation(a->swim));
 	MV_INFO("agent", "stopped name=%s", a->opt.name);

@@ -46,6 +46,7 @@ struct agent {
 	struct nstate *ns;
 	uv_timer_t ns_timer;            /* the core's next deadline */
 	uv_timer_t state_refresh_timer; /* re-read libvirt */
+	bool ns_timers_on;              /* both initialized (nodestate_close) */
 	uint64_t state_incarnation;
 	uint64_t state_version;
 	uint8_t *state_sig, *state_full; /* last published, significant / full form */
@@ -64,6 +65,7 @@ struct agent {
 	struct mig *mig;
 	uv_timer_t mig_timer;
 	uv_timer_t mig_progress_timer;
+	bool mig_timers_on;           /* both initialized (migration_close) */
 	struct migration *migrations; /* outgoing, newest first; finished ones kept a while */
 	struct drain *drain;          /* this host's drain in progress, if any */
 	uint64_t mig_work_running;    /* libvirt jobs on worker threads */
@@ -72,47 +74,16 @@ struct agent {
 	struct ha *ha;
 };
 
-/* Runs the membership core's pending output and events through the network
- * and the log, then re-arms its timer. Call after every swim_ input. */
 /* `meshvisor agent ...`: runs the agent until it is stopped; returns the
  * process exit code (exit_codes.h). */
 int agent_main(int argc, char **argv);
 
+/* Runs the membership core's pending output and events through the network
+ * and the log, then re-arms its timer. Call after every swim_ input. */
 void agent_swim_pump(struct agent *a);
 /* Starts a graceful leave: peers will see us LEFT, then the process exits. */
 void agent_begin_leave(struct agent *a, const char *why);
 /* Converts a core timestamp (uv_now ms) into Unix milliseconds. */
 int64_t agent_mono_to_unix_ms(const struct agent *a, uint64_t mono_ms);
-
-/* rpc_server.c: one request frame from an RPC client. */
-void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t *payload,
-                             size_t len);
-/* rpc_server.c: requests forwarded to us by other agents, and the answers
- * to the ones we forwarded (peer port; sender identity already checked). */
-void rpc_server_handle_peer_request(struct agent *a, const char *from, Mv__RpcRequest *req);
-void rpc_server_handle_peer_response(struct agent *a, const char *from, Mv__RpcResponse *resp);
-/* rpc_server.c: a client connection closed; forget what waits for it. */
-void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c);
-/* rpc_server.c: at exit, drops requests still waiting for other hosts. */
-void rpc_server_free_pending(struct agent *a);
-
-/* rpc_server.c: the agent's own requests to another agent (node to node,
- * over the peer port): cb gets the final answer, or an RPC_ERR_UNAVAILABLE
- * one if the node does not answer in time. req->id is set here. */
-typedef void (*rpc_done_fn)(struct agent *a, void *arg, Mv__RpcResponse *resp);
-int rpc_node_request(struct agent *a, const char *node, Mv__RpcRequest *req, rpc_done_fn cb,
-                     void *arg, char *err, size_t errlen);
-
-/* rpc_server.c: a sink receives the frames of one long operation (progress
- * with more = true, then one final frame) and delivers them to the client
- * that asked, or to the agent that forwarded the request. Returns 0 on
- * allocation failure. A client that went away is skipped silently. */
-uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer,
-                       uint64_t req_id);
-void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final);
-/* Forgets a sink without sending anything (the request failed at once). */
-void rpc_sink_drop(struct agent *a, uint64_t token);
-/* Whether anyone still listens on the sink (its client or agent). */
-bool rpc_sink_alive(struct agent *a, uint64_t token);
 
 #endif

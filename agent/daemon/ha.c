@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "rpc_server.h"
 #include "envelope.h"
 #include "fileio.h"
 #include "fo_codec.h"
@@ -203,6 +204,7 @@ struct ha {
 	                              previous agent's stamp): pets may go on until
 	                              the self-fence while not quorate */
 	unsigned fence_work_running;
+	bool timers_on; /* timer, tick, state_timer initialized (ha_close closes them) */
 	char *journal_path;        /* data_dir/failover-journal */
 	uint64_t journal_saved;    /* fo_journal_version() last written */
 	bool journal_failing;      /* the last write failed (logged once) */
@@ -3026,6 +3028,7 @@ int ha_start(struct agent *a, char *err, size_t errlen)
 	uv_timer_init(a->loop, &h->tick);
 	uv_timer_init(a->loop, &h->state_timer);
 	h->timer.data = h->tick.data = h->state_timer.data = a;
+	h->timers_on = true;
 	h->repl_refresh_at = now + HA_REPLICA_REFRESH_MS;
 	uv_timer_start(&h->tick, ha_on_tick, o->fo_heartbeat_ms, o->fo_heartbeat_ms);
 	MV_INFO("failover", "started witness=%d fence_after_ms=%u fence_margin_ms=%u replicas=%u "
@@ -3064,6 +3067,23 @@ void ha_stop(struct agent *a)
 		ha_watchdog_disarm(a, "clean stop");
 		h->wd_on = false;
 	}
+}
+
+unsigned ha_work_running(const struct agent *a)
+{
+	const struct ha *h = a->ha;
+	return h != NULL ? h->fence_work_running : 0;
+}
+
+void ha_close(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || !h->timers_on)
+		return;
+	h->timers_on = false;
+	uv_close((uv_handle_t *)&h->timer, NULL);
+	uv_close((uv_handle_t *)&h->tick, NULL);
+	uv_close((uv_handle_t *)&h->state_timer, NULL);
 }
 
 void ha_free(struct agent *a)

@@ -31,6 +31,13 @@ struct agent;
 
 int ha_start(struct agent *a, char *err, size_t errlen);
 void ha_stop(struct agent *a);
+/* Remote fences still running on worker threads (agent_main waits for
+ * them before it frees anything they use). */
+unsigned ha_work_running(const struct agent *a);
+/* After ha_stop, once no work runs: closes the module's handles; the
+ * caller runs the loop until their close callbacks have run, then
+ * ha_free. */
+void ha_close(struct agent *a);
 void ha_free(struct agent *a);
 
 /* A peer frame whose body is `failover` (sender identity already checked). */

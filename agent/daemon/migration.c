@@ -44,6 +44,7 @@
 #include <sys/time.h>
 
 #include "agent.h"
+#include "rpc_server.h"
 #include "envelope.h"
 #include "log.h"
 #include "meshvisor/migrate.h"
@@ -1160,6 +1161,7 @@ int migration_start(struct agent *a, char *err, size_t errlen)
 	uv_timer_init(a->loop, &a->mig_timer);
 	uv_timer_init(a->loop, &a->mig_progress_timer);
 	a->mig_timer.data = a->mig_progress_timer.data = a;
+	a->mig_timers_on = true;
 	uv_timer_start(&a->mig_progress_timer, migration_on_progress_timer, MIGRATION_PROGRESS_MS,
 	               MIGRATION_PROGRESS_MS);
 	return 0;
@@ -1178,6 +1180,15 @@ void migration_stop(struct agent *a)
 			virt_vm_abort_job(a->virt, m->uuid, err, sizeof(err));
 		}
 	}
+}
+
+void migration_close(struct agent *a)
+{
+	if (!a->mig_timers_on)
+		return;
+	a->mig_timers_on = false;
+	uv_close((uv_handle_t *)&a->mig_timer, NULL);
+	uv_close((uv_handle_t *)&a->mig_progress_timer, NULL);
 }
 
 void migration_free_all(struct agent *a)

@@ -23,6 +23,9 @@ struct agent;
 
 int migration_start(struct agent *a, char *err, size_t errlen);
 void migration_stop(struct agent *a);
+/* After migration_stop, once no worker runs: closes the module's timers
+ * (the caller runs the loop until their close callbacks ran). */
+void migration_close(struct agent *a);
 void migration_free_all(struct agent *a);
 
 /* A peer frame whose body is `mig` (sender identity already checked). */

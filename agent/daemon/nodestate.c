@@ -402,12 +402,22 @@ int nodestate_start(struct agent *a, char *err, size_t errlen)
 	uv_timer_init(a->loop, &a->ns_timer);
 	uv_timer_init(a->loop, &a->state_refresh_timer);
 	a->ns_timer.data = a->state_refresh_timer.data = a;
+	a->ns_timers_on = true;
 	a->state_incarnation = swim_incarnation(a->swim);
 	a->state_version = 0;
 	uv_timer_start(&a->state_refresh_timer, nodestate_on_refresh_timer, NODESTATE_REFRESH_MS,
 	               NODESTATE_REFRESH_MS);
 	nodestate_refresh(a);
 	return 0;
+}
+
+void nodestate_close(struct agent *a)
+{
+	if (!a->ns_timers_on)
+		return;
+	a->ns_timers_on = false;
+	uv_close((uv_handle_t *)&a->ns_timer, NULL);
+	uv_close((uv_handle_t *)&a->state_refresh_timer, NULL);
 }
 
 void nodestate_stop(struct agent *a)

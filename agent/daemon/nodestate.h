@@ -25,6 +25,9 @@ struct agent;
 
 int nodestate_start(struct agent *a, char *err, size_t errlen);
 void nodestate_stop(struct agent *a);
+/* After nodestate_stop: closes the module's timers (the caller runs the
+ * loop until their close callbacks ran). */
+void nodestate_close(struct agent *a);
 /* Rebuilds our record from libvirt; publishes it if it changed. */
 void nodestate_refresh(struct agent *a);
 /* Membership changed (called for every swim event). */

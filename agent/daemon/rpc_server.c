@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "agent.h"
+#include "rpc_server.h"
 #include "domxml.h"
 #include "envelope.h"
 #include "ha.h"

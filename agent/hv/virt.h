@@ -216,6 +216,9 @@ int virt_event_register_uv(uv_loop_t *loop);
 /* Handles (fd watches) and timeouts libvirt holds on the loop right now,
  * including removed ones whose close has not completed. For tests. */
 void virt_event_uv_counts(size_t *handles, size_t *timeouts);
+/* Is h the one handle the bridge keeps for the process (unreferenced; an
+ * exit check of the loop's handles skips it)? */
+bool virt_event_is_bridge(const uv_handle_t *h);
 
 struct virt *virt_new(const char *uri);
 struct virt *virt_new_opts(const struct virt_options *o);

@@ -598,6 +598,11 @@ int virt_event_register_uv(uv_loop_t *loop)
 	return 0;
 }
 
+bool virt_event_is_bridge(const uv_handle_t *h)
+{
+	return h == (const uv_handle_t *)&uvl_async;
+}
+
 void virt_event_uv_counts(size_t *handles, size_t *timeouts)
 {
 	uv_mutex_lock(&uvl_mu);
