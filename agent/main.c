@@ -53,12 +53,12 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "agent") == 0)
 		return agent_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "members") == 0 || strcmp(cmd, "status") == 0 ||
-	    strcmp(cmd, "join") == 0 || strcmp(cmd, "leave") == 0 || strcmp(cmd, "nodes") == 0 ||
-	    strcmp(cmd, "node") == 0 || strcmp(cmd, "vms") == 0 || strcmp(cmd, "vm") == 0 ||
-	    strcmp(cmd, "migrate") == 0 || strcmp(cmd, "migrations") == 0 ||
-	    strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0 ||
-	    strcmp(cmd, "events") == 0 || strcmp(cmd, "failovers") == 0 || strcmp(cmd, "ha") == 0 ||
+	if (strcmp(cmd, "members") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "join") == 0 ||
+	    strcmp(cmd, "leave") == 0 || strcmp(cmd, "nodes") == 0 || strcmp(cmd, "node") == 0 ||
+	    strcmp(cmd, "vms") == 0 || strcmp(cmd, "vm") == 0 || strcmp(cmd, "migrate") == 0 ||
+	    strcmp(cmd, "migrations") == 0 || strcmp(cmd, "drain") == 0 ||
+	    strcmp(cmd, "undrain") == 0 || strcmp(cmd, "events") == 0 ||
+	    strcmp(cmd, "failovers") == 0 || strcmp(cmd, "ha") == 0 ||
 	    strcmp(cmd, "force-leave") == 0)
 		return cli_client_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "tls") == 0)

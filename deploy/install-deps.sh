@@ -11,7 +11,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler
   libvirt-dev libvirt-clients libvirt-daemon
   libcmocka-dev libjson-c-dev libxml2-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format
   procps iproute2 nftables python3
 )
 

@@ -7,6 +7,7 @@
 # Steps, each printed as it starts and timed:
 #   1. deploy/install-deps.sh                (idempotent apt-get)
 #   1b. deploy/install-lab-deps.sh           (libvirtd + QEMU for tests/lab)
+#   1c. tests/check-format.sh                (clang-format, .clang-format)
 #   2. build-test/  normal build, -Werror    ctest: unit, sim, integration, lab
 #   3. build-asan/  -DMV_SANITIZE=ON         ctest -L 'unit|sim|shutdown' under ASan+UBSan
 #   4. build-fuzz/  CC=clang -DMV_FUZZ=ON    ctest -L fuzz (seed replay), then
@@ -73,6 +74,10 @@ else
 	step "install lab dependencies: libvirtd, QEMU (deploy/install-lab-deps.sh)" \
 		bash "$ROOT/deploy/install-lab-deps.sh"
 fi
+
+# ---- 1c. layout -------------------------------------------------------------
+step "format: clang-format --dry-run --Werror (tests/check-format.sh)" \
+	bash "$ROOT/tests/check-format.sh"
 
 # ---- 2. normal build: every test -------------------------------------------
 if step "build-test: configure and build (-Werror)" \

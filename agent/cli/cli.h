@@ -12,6 +12,6 @@
 /* members | status | join | leave | nodes | node | vms | vm | migrate |
  * migrations | drain | undrain | events | failovers | ha | force-leave */
 int cli_client_main(int argc, char **argv);
-int cli_tls_main(int argc, char **argv);    /* meshvisor tls ... */
+int cli_tls_main(int argc, char **argv); /* meshvisor tls ... */
 
 #endif

@@ -47,18 +47,18 @@ struct cli_opts {
 	const char *xml_file; /* --xml */
 	int priority;         /* --priority */
 	bool has_priority;
-	const char *group;    /* --group (vm set-ha): anti-affinity group, "" clears */
-	bool no_start;        /* --no-start */
-	const char *to;       /* --to (migrate) */
-	char *same[4];        /* --same KEY (migrate), repeatable */
+	const char *group; /* --group (vm set-ha): anti-affinity group, "" clears */
+	bool no_start;     /* --no-start */
+	const char *to;    /* --to (migrate) */
+	char *same[4];     /* --same KEY (migrate), repeatable */
 	size_t n_same;
-	bool abort_op;        /* --abort (migrate) */
-	uint32_t parallel;    /* --parallel (drain) */
-	uint32_t backlog;     /* --backlog (events) */
+	bool abort_op;     /* --abort (migrate) */
+	uint32_t parallel; /* --parallel (drain) */
+	uint32_t backlog;  /* --backlog (events) */
 	bool has_backlog;
-	bool yes;             /* --yes (force-leave) */
-	char confirm[256];    /* force-leave: what the operator typed */
-	size_t n_events;      /* events printed so far */
+	bool yes;          /* --yes (force-leave) */
+	char confirm[256]; /* force-leave: what the operator typed */
+	size_t n_events;   /* events printed so far */
 };
 
 struct cli_conn {
@@ -85,74 +85,75 @@ static const char *cli_synopsis(const char *cmd)
 	static const struct {
 		const char *cmd, *synopsis;
 	} syn[] = {
-		{"members", ""},
-		{"status", ""},
-		{"join", " SEED_ADDR..."},
-		{"leave", ""},
-		{"nodes", ""},
-		{"node", " NAME"},
-		{"vms", " [--node NAME]"},
-		{"migrate", " VM [--to HOST] [--same KEY]... | --abort VM\n"
-		            "\n"
-		            "  Moves VM (name or UUID) from any node: its host negotiates with the\n"
-		            "  target (--to, or the best host that accepts) and live-migrates it\n"
-		            "  (offline: stop, define, start, on hypervisors that cannot migrate).\n"
-		            "  --same zone (or rack, or any label key) keeps it among hosts with the\n"
-		            "  same value as its current host. Progress is shown while it runs; the\n"
-		            "  exit status is the outcome"},
-		{"migrations", "\n\n  running and recent migrations across the cluster"},
-		{"drain", " HOST [--parallel N]\n"
-		          "\n"
-		          "  Marks HOST draining (no new placements) and moves every VM off it,\n"
-		          "  N at a time (default: its outgoing limit); reports each VM"},
-		{"undrain", " HOST\n\n  returns a drained host to service"},
-		{"events", " [--backlog N]\n"
-		           "\n"
-		           "  Streams cluster events as that node sees them (membership changes,\n"
-		           "  quorum lost and regained, fencing, failover plans, VM restarts, HA\n"
-		           "  VMs down and recovered), one\n"
-		           "  line each: local time, kind, host, VM, what happened. The last N\n"
-		           "  events come first (default 10, 0: only new ones); then it runs until\n"
-		           "  interrupted or the agent closes the connection. --json: one object\n"
-		           "  per line"},
-		{"failovers", "\n"
-		              "\n"
-		              "  Past and running recoveries as that node knows them: the host and\n"
-		              "  incarnation, why the recovery opened (declared dead; came back\n"
-		              "  without its HA VMs after a crash, reboot or self-fence; fenced\n"
-		              "  itself), round, phase, the coordinator whose plan was chosen, how\n"
-		              "  long detection -> chosen plan -> fence -> last restart took, and\n"
-		              "  each HA VM's outcome (target, ok or failed, restart time)"},
-		{"ha", "\n"
-		       "\n"
-		       "  Lists every HA VM that should run (desired state running) and runs on\n"
-		       "  no alive host: its host, how long it has been down, why, and what the\n"
-		       "  cluster is doing about it. Checks that every HA VM could be restarted\n"
-		       "  after the loss of any one host (from gossiped capacity), and shows the\n"
-		       "  voting set and whether that node has quorum (a node without quorum\n"
-		       "  may be cut off: its view may be stale; ask another).\n"
-		       "  Exit status 1 if an HA VM that should run does not, or if the loss\n"
-		       "  of some one host would leave HA VMs without room; 0 otherwise"},
-		{"force-leave", " NODE [--yes]\n"
-		                "\n"
-		                "  Removes a dead host from the voting set so that the remaining\n"
-		                "  majority shrinks. Only for a host that is gone for good: asks you to\n"
-		                "  type its name to confirm (--yes: do not ask, required when stdin is\n"
-		                "  not a terminal)"},
-		{"vm", " NAME|UUID\n"
-		       "       meshvisor vm create --xml FILE [--node NAME] [--no-start]\n"
-		       "       meshvisor vm start|shutdown|destroy|undefine NAME|UUID\n"
-		       "       meshvisor vm set-ha NAME|UUID on|off [--priority N] [--group G]\n"
-		       "\n"
-		       "  vm create places the VM on the host with the most room that fits it\n"
-		       "  (or on --node), defines it and starts it (--no-start: define only).\n"
-		       "  The other operations go to whichever host owns the VM.\n"
-		       "  set-ha marks a VM for restart elsewhere if its host dies (priority\n"
-		       "  0..1000, higher restarts first); VMs of one --group (anti-affinity)\n"
-		       "  are never restarted onto one host (--group \"\" clears it).\n"
-		       "  start, shutdown, destroy, create and set-ha on also set the VM's\n"
-		       "  desired state (running or stopped), which the cluster keeps an HA\n"
-		       "  VM at; an HA VM starts only on a host with quorum"},
+	    {"members", ""},
+	    {"status", ""},
+	    {"join", " SEED_ADDR..."},
+	    {"leave", ""},
+	    {"nodes", ""},
+	    {"node", " NAME"},
+	    {"vms", " [--node NAME]"},
+	    {"migrate", " VM [--to HOST] [--same KEY]... | --abort VM\n"
+	                "\n"
+	                "  Moves VM (name or UUID) from any node: its host negotiates with the\n"
+	                "  target (--to, or the best host that accepts) and live-migrates it\n"
+	                "  (offline: stop, define, start, on hypervisors that cannot migrate).\n"
+	                "  --same zone (or rack, or any label key) keeps it among hosts with the\n"
+	                "  same value as its current host. Progress is shown while it runs; the\n"
+	                "  exit status is the outcome"},
+	    {"migrations", "\n\n  running and recent migrations across the cluster"},
+	    {"drain", " HOST [--parallel N]\n"
+	              "\n"
+	              "  Marks HOST draining (no new placements) and moves every VM off it,\n"
+	              "  N at a time (default: its outgoing limit); reports each VM"},
+	    {"undrain", " HOST\n\n  returns a drained host to service"},
+	    {"events", " [--backlog N]\n"
+	               "\n"
+	               "  Streams cluster events as that node sees them (membership changes,\n"
+	               "  quorum lost and regained, fencing, failover plans, VM restarts, HA\n"
+	               "  VMs down and recovered), one\n"
+	               "  line each: local time, kind, host, VM, what happened. The last N\n"
+	               "  events come first (default 10, 0: only new ones); then it runs until\n"
+	               "  interrupted or the agent closes the connection. --json: one object\n"
+	               "  per line"},
+	    {"failovers", "\n"
+	                  "\n"
+	                  "  Past and running recoveries as that node knows them: the host and\n"
+	                  "  incarnation, why the recovery opened (declared dead; came back\n"
+	                  "  without its HA VMs after a crash, reboot or self-fence; fenced\n"
+	                  "  itself), round, phase, the coordinator whose plan was chosen, how\n"
+	                  "  long detection -> chosen plan -> fence -> last restart took, and\n"
+	                  "  each HA VM's outcome (target, ok or failed, restart time)"},
+	    {"ha", "\n"
+	           "\n"
+	           "  Lists every HA VM that should run (desired state running) and runs on\n"
+	           "  no alive host: its host, how long it has been down, why, and what the\n"
+	           "  cluster is doing about it. Checks that every HA VM could be restarted\n"
+	           "  after the loss of any one host (from gossiped capacity), and shows the\n"
+	           "  voting set and whether that node has quorum (a node without quorum\n"
+	           "  may be cut off: its view may be stale; ask another).\n"
+	           "  Exit status 1 if an HA VM that should run does not, or if the loss\n"
+	           "  of some one host would leave HA VMs without room; 0 otherwise"},
+	    {"force-leave",
+	     " NODE [--yes]\n"
+	     "\n"
+	     "  Removes a dead host from the voting set so that the remaining\n"
+	     "  majority shrinks. Only for a host that is gone for good: asks you to\n"
+	     "  type its name to confirm (--yes: do not ask, required when stdin is\n"
+	     "  not a terminal)"},
+	    {"vm", " NAME|UUID\n"
+	           "       meshvisor vm create --xml FILE [--node NAME] [--no-start]\n"
+	           "       meshvisor vm start|shutdown|destroy|undefine NAME|UUID\n"
+	           "       meshvisor vm set-ha NAME|UUID on|off [--priority N] [--group G]\n"
+	           "\n"
+	           "  vm create places the VM on the host with the most room that fits it\n"
+	           "  (or on --node), defines it and starts it (--no-start: define only).\n"
+	           "  The other operations go to whichever host owns the VM.\n"
+	           "  set-ha marks a VM for restart elsewhere if its host dies (priority\n"
+	           "  0..1000, higher restarts first); VMs of one --group (anti-affinity)\n"
+	           "  are never restarted onto one host (--group \"\" clears it).\n"
+	           "  start, shutdown, destroy, create and set-ha on also set the VM's\n"
+	           "  desired state (running or stopped), which the cluster keeps an HA\n"
+	           "  VM at; an HA VM starts only on a host with quorum"},
 	};
 	for (size_t i = 0; i < sizeof(syn) / sizeof(syn[0]); i++)
 		if (strcmp(syn[i].cmd, cmd) == 0)
@@ -210,7 +211,9 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 			slot = &o->to;
 		} else if (strcmp(a, "--same") == 0) {
 			if (i + 1 >= argc || o->n_same == 4) {
-				fprintf(stderr, "meshvisor %s: --same needs a label key (at most 4)\n", o->cmd);
+				fprintf(stderr,
+				        "meshvisor %s: --same needs a label key (at most 4)\n",
+				        o->cmd);
 				return CLI_EXIT_USAGE;
 			}
 			o->same[o->n_same++] = argv[++i];
@@ -224,9 +227,12 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 		} else if (strcmp(a, "--backlog") == 0) {
 			char *end;
 			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
-			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 0 || v > 10000) {
-				fprintf(stderr, "meshvisor %s: --backlog: expected a number from 0 to 10000\n",
-				        o->cmd);
+			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 0 ||
+			    v > 10000) {
+				fprintf(
+				    stderr,
+				    "meshvisor %s: --backlog: expected a number from 0 to 10000\n",
+				    o->cmd);
 				return CLI_EXIT_USAGE;
 			}
 			i++;
@@ -236,9 +242,12 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 		} else if (strcmp(a, "--parallel") == 0) {
 			char *end;
 			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
-			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 1 || v > 64) {
-				fprintf(stderr, "meshvisor %s: --parallel: expected a number from 1 to 64\n",
-				        o->cmd);
+			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 1 ||
+			    v > 64) {
+				fprintf(
+				    stderr,
+				    "meshvisor %s: --parallel: expected a number from 1 to 64\n",
+				    o->cmd);
 				return CLI_EXIT_USAGE;
 			}
 			i++;
@@ -246,8 +255,10 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 			continue;
 		} else if (strcmp(a, "--group") == 0) {
 			if (i + 1 >= argc) {
-				fprintf(stderr, "meshvisor %s: --group: expected a group name "
-				        "(letters, digits, '.', '_', '-'; \"\" clears)\n", o->cmd);
+				fprintf(stderr,
+				        "meshvisor %s: --group: expected a group name "
+				        "(letters, digits, '.', '_', '-'; \"\" clears)\n",
+				        o->cmd);
 				return CLI_EXIT_USAGE;
 			}
 			o->group = argv[++i];
@@ -255,10 +266,13 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 		} else if (strcmp(a, "--priority") == 0) {
 			char *end;
 			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
-			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 0 || v > 1000) {
-				fprintf(stderr, "meshvisor %s: --priority: expected a number from 0 to 1000%s%s%s\n",
-				        o->cmd, i + 1 < argc ? ", got '" : "", i + 1 < argc ? argv[i + 1] : "",
-				        i + 1 < argc ? "'" : "");
+			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 0 ||
+			    v > 1000) {
+				fprintf(stderr,
+				        "meshvisor %s: --priority: expected a number from 0 to "
+				        "1000%s%s%s\n",
+				        o->cmd, i + 1 < argc ? ", got '" : "",
+				        i + 1 < argc ? argv[i + 1] : "", i + 1 < argc ? "'" : "");
 				return CLI_EXIT_USAGE;
 			}
 			i++;
@@ -271,7 +285,8 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 			slot = &o->key;
 		} else if (strcmp(a, "--timeout") == 0) {
 			if (i + 1 >= argc) {
-				fprintf(stderr, "meshvisor %s: --timeout needs a value in milliseconds\n",
+				fprintf(stderr,
+				        "meshvisor %s: --timeout needs a value in milliseconds\n",
 				        o->cmd);
 				return CLI_EXIT_USAGE;
 			}
@@ -279,14 +294,17 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 			long v = strtol(argv[++i], &end, 10);
 			if (*end != '\0' || v < 1 || v > 3600000) {
 				fprintf(stderr,
-				        "meshvisor %s: --timeout: expected milliseconds from 1 to 3600000, "
-				        "got '%s'\n", o->cmd, argv[i]);
+				        "meshvisor %s: --timeout: expected milliseconds from 1 to "
+				        "3600000, "
+				        "got '%s'\n",
+				        o->cmd, argv[i]);
 				return CLI_EXIT_USAGE;
 			}
 			o->timeout_ms = (int)v;
 			continue;
 		} else if (a[0] == '-' && a[1] == '-') {
-			fprintf(stderr, "meshvisor %s: unknown flag %s: see 'meshvisor %s --help'\n",
+			fprintf(stderr,
+			        "meshvisor %s: unknown flag %s: see 'meshvisor %s --help'\n",
 			        o->cmd, a, o->cmd);
 			return CLI_EXIT_USAGE;
 		} else {
@@ -301,9 +319,10 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 	}
 	if (o->addr == NULL || o->addr[0] == '\0')
 		o->addr = CLI_DEFAULT_ADDR;
-	const char *missing = o->ca == NULL ? "--ca (or MESHVISOR_CA)"
+	const char *missing = o->ca == NULL     ? "--ca (or MESHVISOR_CA)"
 	                      : o->cert == NULL ? "--cert (or MESHVISOR_CERT)"
-	                      : o->key == NULL ? "--key (or MESHVISOR_KEY)" : NULL;
+	                      : o->key == NULL  ? "--key (or MESHVISOR_KEY)"
+	                                        : NULL;
 	if (missing != NULL) {
 		fprintf(stderr, "meshvisor %s: no certificate given: set %s\n", o->cmd, missing);
 		return CLI_EXIT_USAGE;
@@ -370,8 +389,8 @@ static int cli_connect(struct cli_conn *cc, const struct cli_opts *o)
 		snprintf(cc->err, sizeof(cc->err), "socket: %s", strerror(errno));
 		return CLI_EXIT_FAIL;
 	}
-	socklen_t sl = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-	                                       : sizeof(struct sockaddr_in6);
+	socklen_t sl =
+	    ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	int rc = connect(cc->fd, (struct sockaddr *)&ss, sl);
 	if (rc < 0 && errno == EINPROGRESS) {
 		rc = cli_wait(cc, POLLOUT);
@@ -460,18 +479,20 @@ static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out
 			const uint8_t *payload;
 			size_t plen;
 			int frc;
-			while ((frc = frame_decoder_next(&cc->dec, &p, &left, &payload, &plen)) == 1) {
+			while ((frc = frame_decoder_next(&cc->dec, &p, &left, &payload, &plen)) ==
+			       1) {
 				const char *why;
 				if (envelope_decode(payload, plen, out, &why) < 0) {
-					snprintf(cc->err, sizeof(cc->err), "the agent sent a bad response: %s",
-					         why);
+					snprintf(cc->err, sizeof(cc->err),
+					         "the agent sent a bad response: %s", why);
 					return CLI_EXIT_FAIL;
 				}
 				if ((*out)->body_case != MV__ENVELOPE__BODY_RESPONSE ||
 				    (*out)->response->id != req->id) {
 					envelope_free(*out);
-					snprintf(cc->err, sizeof(cc->err),
-					         "the agent answered something other than our request");
+					snprintf(
+					    cc->err, sizeof(cc->err),
+					    "the agent answered something other than our request");
 					return CLI_EXIT_FAIL;
 				}
 				if (!(*out)->response->more)
@@ -484,7 +505,8 @@ static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out
 				cc->deadline = mono_ms() + quiet;
 			}
 			if (frc < 0) {
-				snprintf(cc->err, sizeof(cc->err), "the agent sent an invalid frame");
+				snprintf(cc->err, sizeof(cc->err),
+				         "the agent sent an invalid frame");
 				return CLI_EXIT_FAIL;
 			}
 			continue;
@@ -495,8 +517,9 @@ static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out
 		}
 		rc = cli_wait(cc, POLLIN);
 		if (rc == -ETIMEDOUT) {
-			snprintf(cc->err, sizeof(cc->err), "the agent at %s did not answer within %d ms",
-			         cc->addr, cc->timeout_ms);
+			snprintf(cc->err, sizeof(cc->err),
+			         "the agent at %s did not answer within %d ms", cc->addr,
+			         cc->timeout_ms);
 			return CLI_EXIT_FAIL;
 		}
 		ssize_t n = recv(cc->fd, buf, sizeof(buf), 0);
@@ -504,19 +527,24 @@ static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out
 			continue;
 		if (n <= 0) {
 			/* The agent dropped us: a TLS alert (if any) was already fed. */
-			if (cc->stream && !tls_conn_failed(cc->tls) && tls_conn_handshake_done(cc->tls)) {
-				snprintf(cc->err, sizeof(cc->err), "the agent at %s closed the event stream",
-				         cc->addr);
+			if (cc->stream && !tls_conn_failed(cc->tls) &&
+			    tls_conn_handshake_done(cc->tls)) {
+				snprintf(cc->err, sizeof(cc->err),
+				         "the agent at %s closed the event stream", cc->addr);
 			} else if (tls_conn_failed(cc->tls)) {
 				cli_tls_failed(cc);
 			} else if (!tls_conn_handshake_done(cc->tls)) {
 				snprintf(cc->err, sizeof(cc->err),
-				         "the agent at %s closed the connection during the TLS handshake "
-				         "(is this its RPC port, and is your certificate from its cluster "
-				         "CA?)", cc->addr);
+				         "the agent at %s closed the connection during the TLS "
+				         "handshake "
+				         "(is this its RPC port, and is your certificate from its "
+				         "cluster "
+				         "CA?)",
+				         cc->addr);
 			} else {
 				snprintf(cc->err, sizeof(cc->err),
-				         "the agent at %s closed the connection without answering", cc->addr);
+				         "the agent at %s closed the connection without answering",
+				         cc->addr);
 			}
 			return CLI_EXIT_FAIL;
 		}
@@ -533,11 +561,16 @@ static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out
 static const char *member_state_name(Mv__MemberState s)
 {
 	switch (s) {
-	case MV__MEMBER_STATE__MEMBER_ALIVE: return "alive";
-	case MV__MEMBER_STATE__MEMBER_SUSPECT: return "suspect";
-	case MV__MEMBER_STATE__MEMBER_DEAD: return "dead";
-	case MV__MEMBER_STATE__MEMBER_LEFT: return "left";
-	default: return "unknown";
+	case MV__MEMBER_STATE__MEMBER_ALIVE:
+		return "alive";
+	case MV__MEMBER_STATE__MEMBER_SUSPECT:
+		return "suspect";
+	case MV__MEMBER_STATE__MEMBER_DEAD:
+		return "dead";
+	case MV__MEMBER_STATE__MEMBER_LEFT:
+		return "left";
+	default:
+		return "unknown";
 	}
 }
 
@@ -561,14 +594,16 @@ static void print_members(const Mv__MembersReply *mr, bool json)
 			json_object_object_add(o, "addr", json_object_new_string(m->addr));
 			json_object_object_add(o, "state",
 			                       json_object_new_string(member_state_name(m->state)));
-			json_object_object_add(o, "incarnation", json_object_new_uint64(m->incarnation));
-			json_object_object_add(o, "since_unix_ms", json_object_new_int64(m->since_unix_ms));
+			json_object_object_add(o, "incarnation",
+			                       json_object_new_uint64(m->incarnation));
+			json_object_object_add(o, "since_unix_ms",
+			                       json_object_new_int64(m->since_unix_ms));
 			json_object_object_add(o, "cause", json_object_new_string(m->cause));
 			json_object_array_add(arr, o);
 		}
 		json_object_object_add(root, "members", arr);
-		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-		                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n", json_object_to_json_string_ext(
+				   root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(root);
 		return;
 	}
@@ -591,22 +626,26 @@ static void print_status(const Mv__StatusReply *s, bool json)
 		json_object_object_add(o, "version", json_object_new_string(s->version));
 		json_object_object_add(o, "peer_addr", json_object_new_string(s->peer_addr));
 		json_object_object_add(o, "rpc_addr", json_object_new_string(s->rpc_addr));
-		json_object_object_add(o, "started_unix_ms", json_object_new_int64(s->started_unix_ms));
+		json_object_object_add(o, "started_unix_ms",
+		                       json_object_new_int64(s->started_unix_ms));
 		json_object_object_add(o, "uptime_ms", json_object_new_uint64(s->uptime_ms));
 		json_object_object_add(o, "incarnation", json_object_new_uint64(s->incarnation));
 		json_object_object_add(o, "local_health", json_object_new_int(s->local_health));
 		json_object_object_add(o, "members_alive", json_object_new_int(s->members_alive));
-		json_object_object_add(o, "members_suspect", json_object_new_int(s->members_suspect));
+		json_object_object_add(o, "members_suspect",
+		                       json_object_new_int(s->members_suspect));
 		json_object_object_add(o, "members_dead", json_object_new_int(s->members_dead));
 		json_object_object_add(o, "members_left", json_object_new_int(s->members_left));
 		json_object_object_add(o, "libvirt_uri", json_object_new_string(s->libvirt_uri));
 		json_object_object_add(o, "libvirt_reachable",
 		                       json_object_new_boolean(s->libvirt_reachable));
-		json_object_object_add(o, "libvirt_error", json_object_new_string(s->libvirt_error));
-		json_object_object_add(o, "peer_connections", json_object_new_int(s->peer_connections));
+		json_object_object_add(o, "libvirt_error",
+		                       json_object_new_string(s->libvirt_error));
+		json_object_object_add(o, "peer_connections",
+		                       json_object_new_int(s->peer_connections));
 		json_object_object_add(o, "role", json_object_new_string(s->role));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-		                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n", json_object_to_json_string_ext(
+				   o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 		return;
 	}
@@ -623,8 +662,8 @@ static void print_status(const Mv__StatusReply *s, bool json)
 	printf("members:          %u alive, %u suspect, %u dead, %u left\n", s->members_alive,
 	       s->members_suspect, s->members_dead, s->members_left);
 	printf("libvirt:          %s, %s%s%s\n", s->libvirt_uri,
-	       s->libvirt_reachable ? "reachable" : "UNREACHABLE",
-	       s->libvirt_error[0] ? ": " : "", s->libvirt_error);
+	       s->libvirt_reachable ? "reachable" : "UNREACHABLE", s->libvirt_error[0] ? ": " : "",
+	       s->libvirt_error);
 	printf("peer connections: %u\n", s->peer_connections);
 	printf("your role:        %s\n", s->role);
 }
@@ -632,12 +671,18 @@ static void print_status(const Mv__StatusReply *s, bool json)
 static const char *vm_state_name(Mv__VmState s)
 {
 	switch (s) {
-	case MV__VM_STATE__VM_RUNNING: return "running";
-	case MV__VM_STATE__VM_PAUSED: return "paused";
-	case MV__VM_STATE__VM_SHUTOFF: return "shut off";
-	case MV__VM_STATE__VM_CRASHED: return "crashed";
-	case MV__VM_STATE__VM_OTHER: return "other";
-	default: return "unknown";
+	case MV__VM_STATE__VM_RUNNING:
+		return "running";
+	case MV__VM_STATE__VM_PAUSED:
+		return "paused";
+	case MV__VM_STATE__VM_SHUTOFF:
+		return "shut off";
+	case MV__VM_STATE__VM_CRASHED:
+		return "crashed";
+	case MV__VM_STATE__VM_OTHER:
+		return "other";
+	default:
+		return "unknown";
 	}
 }
 
@@ -664,7 +709,10 @@ static bool vm_wants_running(const Mv__VmsReply *all, const Mv__VmInfo *v)
 	return true;
 }
 
-static json_object *json_str(const char *s) { return json_object_new_string(s ? s : ""); }
+static json_object *json_str(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
 
 static void print_json(json_object *o)
 {
@@ -712,7 +760,8 @@ static uint64_t node_mem_cap(const Mv__NodeState *s)
 	if (s->memory_reserved_kib >= s->memory_kib)
 		return 0;
 	return (uint64_t)((double)(s->memory_kib - s->memory_reserved_kib) *
-	                  (s->memory_overcommit > 0 ? s->memory_overcommit : 1) + 1e-9);
+	                      (s->memory_overcommit > 0 ? s->memory_overcommit : 1) +
+	                  1e-9);
 }
 
 static json_object *node_json(const Mv__NodeView *v)
@@ -732,14 +781,17 @@ static json_object *node_json(const Mv__NodeView *v)
 	json_object_object_add(o, "vcpus_allocated", json_object_new_int(s->vcpus_allocated));
 	json_object_object_add(o, "vcpus_allowed", json_object_new_int(node_vcpu_cap(s)));
 	json_object_object_add(o, "memory_kib", json_object_new_uint64(s->memory_kib));
-	json_object_object_add(o, "memory_reserved_kib", json_object_new_uint64(s->memory_reserved_kib));
+	json_object_object_add(o, "memory_reserved_kib",
+	                       json_object_new_uint64(s->memory_reserved_kib));
 	json_object_object_add(o, "memory_allocated_kib",
 	                       json_object_new_uint64(s->memory_allocated_kib));
 	json_object_object_add(o, "memory_allowed_kib", json_object_new_uint64(node_mem_cap(s)));
 	json_object_object_add(o, "memory_free_kib", json_object_new_uint64(s->memory_free_kib));
 	json_object_object_add(o, "cpu_overcommit", json_object_new_double(s->cpu_overcommit));
-	json_object_object_add(o, "memory_overcommit", json_object_new_double(s->memory_overcommit));
-	json_object_object_add(o, "libvirt_reachable", json_object_new_boolean(s->libvirt_reachable));
+	json_object_object_add(o, "memory_overcommit",
+	                       json_object_new_double(s->memory_overcommit));
+	json_object_object_add(o, "libvirt_reachable",
+	                       json_object_new_boolean(s->libvirt_reachable));
 	json_object_object_add(o, "libvirt_error", json_str(s->libvirt_error));
 	json_object_object_add(o, "load1", json_object_new_double(s->load1));
 	json_object_object_add(o, "agent_version", json_str(s->agent_version));
@@ -770,7 +822,8 @@ static void node_labels_text(const Mv__NodeState *s, char *buf, size_t len)
 	if (s->zone[0])
 		used += (size_t)snprintf(buf + used, len - used, "zone=%s", s->zone);
 	if (s->rack[0] && used < len)
-		used += (size_t)snprintf(buf + used, len - used, "%srack=%s", used ? "," : "", s->rack);
+		used +=
+		    (size_t)snprintf(buf + used, len - used, "%srack=%s", used ? "," : "", s->rack);
 	for (size_t i = 0; i < s->n_labels && used < len; i++)
 		used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", used ? "," : "",
 		                         s->labels[i]->key, s->labels[i]->value);
@@ -810,7 +863,8 @@ static void print_nodes(const Mv__NodesReply *nr, bool json, bool one)
 		       s->libvirt_error[0] ? ": " : "", s->libvirt_error, s->load1,
 		       s->draining ? ", DRAINING" : "");
 		printf("cpu:           %u logical (%s), vCPUs %u allocated of %u allowed (x%.2g)\n",
-		       s->cpus, s->cpu_model, s->vcpus_allocated, node_vcpu_cap(s), s->cpu_overcommit);
+		       s->cpus, s->cpu_model, s->vcpus_allocated, node_vcpu_cap(s),
+		       s->cpu_overcommit);
 		printf("memory:        %" PRIu64 " MiB total, %" PRIu64 " reserved, %" PRIu64
 		       " allocated of %" PRIu64 " allowed (x%.2g), %" PRIu64 " free\n",
 		       s->memory_kib / 1024, s->memory_reserved_kib / 1024,
@@ -837,8 +891,8 @@ static void print_nodes(const Mv__NodesReply *nr, bool json, bool one)
 		const Mv__NodeState *s = v->state;
 		if (s == NULL) {
 			printf("%-16s %-8s %5s %13s %22s %4s %-12s %-8s %s\n", v->member_name,
-			       member_state_name(v->member_state), "?", "?", "?", "?", "unknown", "?",
-			       "(state not arrived)");
+			       member_state_name(v->member_state), "?", "?", "?", "?", "unknown",
+			       "?", "(state not arrived)");
 			continue;
 		}
 		char vc[32], mem[80], labels[256];
@@ -849,8 +903,10 @@ static void print_nodes(const Mv__NodesReply *nr, bool json, bool one)
 		node_labels_text(s, labels, sizeof(labels));
 		printf("%-16s %-8s %5u %13s %22s %4zu %-12s %-8s %s\n", v->member_name,
 		       member_state_name(v->member_state), s->cpus, vc, mem, s->n_vms,
-		       s->witness ? "witness" : s->fenced ? "FENCED" : s->libvirt_reachable ? "ok"
-		                                                                  : "libvirt-down",
+		       s->witness             ? "witness"
+		       : s->fenced            ? "FENCED"
+		       : s->libvirt_reachable ? "ok"
+		                              : "libvirt-down",
 		       s->draining ? "yes" : "no", labels);
 	}
 	printf("(VCPUS: allocated/allowed; MEMORY: allocated/allowed/free)\n");
@@ -879,15 +935,19 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 			printf("host:        %s (%s)\n", vr->vms[i]->node,
 			       member_state_name(vr->vms[i]->node_state));
 			printf("state:       %s%s\n", vm_state_name(v->state),
-			       vr->vms[i]->stale ? " (last known: the host's libvirt is unreachable)" : "");
+			       vr->vms[i]->stale
+			           ? " (last known: the host's libvirt is unreachable)"
+			           : "");
 			printf("vcpus:       %u\n", v->vcpus);
 			printf("memory:      %" PRIu64 " MiB\n", v->memory_kib / 1024);
-			printf("ha:          %s, priority %d%s%s\n", v->ha ? "on" : "off", v->priority,
-			       v->ha_group[0] ? ", anti-affinity group " : "", v->ha_group);
+			printf("ha:          %s, priority %d%s%s\n", v->ha ? "on" : "off",
+			       v->priority, v->ha_group[0] ? ", anti-affinity group " : "",
+			       v->ha_group);
 			printf("owner epoch: %" PRIu64 "\n", v->owner_epoch);
 			const char *note = "";
 			if (vm_wants_running(vr, v))
-				note = " (NOT RUNNING: the cluster starts it again where a quorate side "
+				note = " (NOT RUNNING: the cluster starts it again where a quorate "
+				       "side "
 				       "has room)";
 			else if (!v->ha)
 				note = " (HA off: the cluster does not act on it)";
@@ -895,8 +955,8 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 		}
 		return;
 	}
-	printf("%-24s %-16s %-9s %5s %10s %-3s %8s\n", "NAME", "HOST", "STATE", "VCPUS", "MEMORY MiB",
-	       "HA", "PRIORITY");
+	printf("%-24s %-16s %-9s %5s %10s %-3s %8s\n", "NAME", "HOST", "STATE", "VCPUS",
+	       "MEMORY MiB", "HA", "PRIORITY");
 	bool any_stale = false, any_lost = false, any_wants = false;
 	for (size_t i = 0; i < vr->n_vms; i++) {
 		const Mv__VmInfo *v = vr->vms[i]->vm;
@@ -905,12 +965,14 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 		            vr->vms[i]->node_state == MV__MEMBER_STATE__MEMBER_LEFT;
 		bool wants = vm_wants_running(vr, v);
 		snprintf(st, sizeof(st), "%s%s%s", vm_state_name(v->state), wants ? "^" : "",
-		         lost ? "!" : vr->vms[i]->stale ? "*" : "");
+		         lost                ? "!"
+		         : vr->vms[i]->stale ? "*"
+		                             : "");
 		any_stale |= vr->vms[i]->stale && !lost;
 		any_lost |= lost;
 		any_wants |= wants;
-		printf("%-24s %-16s %-9s %5u %10" PRIu64 " %-3s %8d\n", v->name, vr->vms[i]->node, st,
-		       v->vcpus, v->memory_kib / 1024, v->ha ? "yes" : "no", v->priority);
+		printf("%-24s %-16s %-9s %5u %10" PRIu64 " %-3s %8d\n", v->name, vr->vms[i]->node,
+		       st, v->vcpus, v->memory_kib / 1024, v->ha ? "yes" : "no", v->priority);
 	}
 	if (any_stale)
 		printf("(*: last known state; that host's libvirt is unreachable)\n");
@@ -918,8 +980,9 @@ static void print_vms(const Mv__VmsReply *vr, bool json, bool one)
 		printf("(!: last known state of a host that is dead or gone; HA VMs run again "
 		       "elsewhere, see `meshvisor failovers`)\n");
 	if (any_wants)
-		printf("(^: an HA VM that should be running and is not: the cluster starts it again "
-		       "where a quorate side has room; `meshvisor vm destroy` keeps it stopped)\n");
+		printf(
+		    "(^: an HA VM that should be running and is not: the cluster starts it again "
+		    "where a quorate side has room; `meshvisor vm destroy` keeps it stopped)\n");
 }
 
 static void print_vm_op(const Mv__VmOpReply *op, bool json)
@@ -988,7 +1051,8 @@ static void format_local_ms(int64_t unix_ms, char *out, size_t len)
 	}
 	struct tm tm;
 	char base[32];
-	if (localtime_r(&t, &tm) == NULL || strftime(base, sizeof(base), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(base, sizeof(base), "%Y-%m-%d %H:%M:%S", &tm) == 0)
 		snprintf(base, sizeof(base), "@%lld", (long long)t);
 	snprintf(out, len, "%s.%03d", base, ms);
 }
@@ -1013,8 +1077,8 @@ static void print_event(const Mv__ClusterEvent *e, bool json)
 {
 	if (json) {
 		json_object *j = event_json(e);
-		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
-		                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n", json_object_to_json_string_ext(
+				   j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(j);
 	} else {
 		char when[48];
@@ -1057,8 +1121,10 @@ static json_object *failover_json(const Mv__FailoverInfo *f)
 	json_object_object_add(o, "chosen_unix_ms", json_object_new_int64(f->chosen_unix_ms));
 	json_object_object_add(o, "fenced_unix_ms", json_object_new_int64(f->fenced_unix_ms));
 	json_object_object_add(o, "fence_how", json_str(f->fence_how));
-	json_object_object_add(o, "detect_to_chosen_ms", json_object_new_uint64(f->detect_to_chosen_ms));
-	json_object_object_add(o, "chosen_to_fenced_ms", json_object_new_uint64(f->chosen_to_fenced_ms));
+	json_object_object_add(o, "detect_to_chosen_ms",
+	                       json_object_new_uint64(f->detect_to_chosen_ms));
+	json_object_object_add(o, "chosen_to_fenced_ms",
+	                       json_object_new_uint64(f->chosen_to_fenced_ms));
 	json_object_object_add(o, "fenced_to_last_restart_ms",
 	                       json_object_new_uint64(f->fenced_to_last_restart_ms));
 	json_object_object_add(o, "reporter", json_str(f->reporter));
@@ -1106,11 +1172,12 @@ static void print_failovers(const Mv__FailoversReply *fr, bool json)
 		for (size_t j = 0; j < f->n_vms; j++)
 			restarted |= f->vms[j]->done && f->vms[j]->ok;
 		snprintf(fenced, sizeof(fenced), "%s%s%s%s",
-		         ms_text(f->chosen_to_fenced_ms, f->fenced_unix_ms != 0 && f->chosen_unix_ms != 0,
-		                 b, sizeof(b)),
+		         ms_text(f->chosen_to_fenced_ms,
+		                 f->fenced_unix_ms != 0 && f->chosen_unix_ms != 0, b, sizeof(b)),
 		         f->fence_how[0] ? " (" : "", f->fence_how, f->fence_how[0] ? ")" : "");
-		printf("%-16s %11" PRIu64 " %5u %-9s %-16s %13s %-24s %13s\n", f->dead, f->incarnation,
-		       f->round, f->phase[0] ? f->phase : "-", f->coordinator[0] ? f->coordinator : "-",
+		printf("%-16s %11" PRIu64 " %5u %-9s %-16s %13s %-24s %13s\n", f->dead,
+		       f->incarnation, f->round, f->phase[0] ? f->phase : "-",
+		       f->coordinator[0] ? f->coordinator : "-",
 		       ms_text(f->detect_to_chosen_ms,
 		               f->detected_unix_ms != 0 && f->chosen_unix_ms != 0, a, sizeof(a)),
 		       fenced,
@@ -1147,7 +1214,10 @@ const char *cli_duration_text(uint64_t ms, char *buf, size_t len)
 	return buf;
 }
 
-static const char *cli_or_dash(const char *s) { return s != NULL && s[0] != '\0' ? s : "-"; }
+static const char *cli_or_dash(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? s : "-";
+}
 
 const char *cli_owed_header(char *buf, size_t len)
 {
@@ -1181,7 +1251,8 @@ static void print_ha(const Mv__HaReply *h, bool json)
 		json_object_object_add(o, "majority", json_object_new_int64(h->majority));
 		json_object_object_add(o, "alive_voters", json_object_new_int64(h->alive_voters));
 		json_object_object_add(o, "quorate", json_object_new_boolean(h->quorate));
-		json_object_object_add(o, "view_may_be_stale", json_object_new_boolean(!h->quorate));
+		json_object_object_add(o, "view_may_be_stale",
+		                       json_object_new_boolean(!h->quorate));
 		json_object_object_add(o, "reporter", json_str(h->reporter));
 		json_object_object_add(o, "replicas_held", json_object_new_int64(h->replicas_held));
 		json_object *owed = json_object_new_array();
@@ -1194,7 +1265,8 @@ static void print_ha(const Mv__HaReply *h, bool json)
 			json_object_object_add(j, "epoch", json_object_new_uint64(v->epoch));
 			json_object_object_add(j, "priority", json_object_new_int(v->priority));
 			json_object_object_add(j, "down_ms", json_object_new_uint64(v->down_ms));
-			json_object_object_add(j, "since_unix_ms", json_object_new_int64(v->since_unix_ms));
+			json_object_object_add(j, "since_unix_ms",
+			                       json_object_new_int64(v->since_unix_ms));
 			json_object_object_add(j, "why", json_str(v->why));
 			json_object_object_add(j, "doing", json_str(v->doing));
 			json_object_array_add(owed, j);
@@ -1220,9 +1292,12 @@ static void print_ha(const Mv__HaReply *h, bool json)
 	}
 	const char *who = h->reporter != NULL && h->reporter[0] != '\0' ? h->reporter : "this node";
 	if (!h->quorate)
-		printf("WARNING: %s is NOT quorate (%u of %u voters acknowledge it, %u needed): it may "
-		       "be cut off from the majority, so what follows may be stale; ask a node of the "
-		       "majority\n", who, h->alive_voters, h->voters, h->majority);
+		printf(
+		    "WARNING: %s is NOT quorate (%u of %u voters acknowledge it, %u needed): it "
+		    "may "
+		    "be cut off from the majority, so what follows may be stale; ask a node of the "
+		    "majority\n",
+		    who, h->alive_voters, h->voters, h->majority);
 	if (h->n_owed == 0) {
 		printf("every HA VM that should run is running (%u HA VM%s)\n", h->ha_vms,
 		       h->ha_vms == 1 ? "" : "s");
@@ -1238,8 +1313,8 @@ static void print_ha(const Mv__HaReply *h, bool json)
 		printf("every HA VM survives the loss of any one host (%u HA VM%s)\n", h->ha_vms,
 		       h->ha_vms == 1 ? "" : "s");
 	else
-		printf("NOT every HA VM survives the loss of any one host (%u HA VM%s):\n", h->ha_vms,
-		       h->ha_vms == 1 ? "" : "s");
+		printf("NOT every HA VM survives the loss of any one host (%u HA VM%s):\n",
+		       h->ha_vms, h->ha_vms == 1 ? "" : "s");
 	for (size_t i = 0; i < h->n_losses; i++) {
 		const Mv__HaLoss *l = h->losses[i];
 		size_t left = l->n_unplaced;
@@ -1273,8 +1348,8 @@ static void cli_print_progress(const Mv__RpcResponse *r, void *arg)
 		return;
 	if (o->json) {
 		json_object *j = migration_json(r->migration);
-		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
-		                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n", json_object_to_json_string_ext(
+				   j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(j);
 		fflush(stdout);
 		return;
@@ -1293,14 +1368,16 @@ static void print_migrations(const Mv__MigrationsReply *mr, bool json)
 		print_json(root);
 		return;
 	}
-	printf("%-20s %-12s %-12s %-10s %-8s %9s  %s\n", "VM", "SOURCE", "TARGET", "PHASE", "RESULT",
-	       "SECONDS", "MESSAGE");
+	printf("%-20s %-12s %-12s %-10s %-8s %9s  %s\n", "VM", "SOURCE", "TARGET", "PHASE",
+	       "RESULT", "SECONDS", "MESSAGE");
 	for (size_t i = 0; i < mr->n_migrations; i++) {
 		const Mv__MigrationInfo *m = mr->migrations[i];
 		printf("%-20s %-12s %-12s %-10s %-8s %9.1f  %s\n", m->vm, m->source,
 		       m->target[0] ? m->target : "-", m->phase,
-		       !m->done ? "running" : m->ok ? "moved" : "stayed", (double)m->elapsed_ms / 1000,
-		       m->message);
+		       !m->done ? "running"
+		       : m->ok  ? "moved"
+		                : "stayed",
+		       (double)m->elapsed_ms / 1000, m->message);
 	}
 }
 
@@ -1409,13 +1486,16 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 	if (want_args == 0 && o->n_args > 0)
 		return cli_usage_error(o, "unexpected argument '%s'", o->args[0]);
 	if (want_args == 1 && o->n_args != 1)
-		return cli_usage_error(o, "%s", strcmp(cmd, "migrate") == 0 ? "give exactly one VM name or UUID"
-		                                                             : "give exactly one host name");
+		return cli_usage_error(o, "%s",
+		                       strcmp(cmd, "migrate") == 0
+		                           ? "give exactly one VM name or UUID"
+		                           : "give exactly one host name");
 	if (strcmp(cmd, "force-leave") == 0 && o->args[0][0] == '\0')
 		return cli_usage_error(o, "%s", "give exactly one host name");
 	if ((o->node && strcmp(cmd, "vms") != 0 && strcmp(cmd, "vm") != 0) ||
 	    (o->xml_file && strcmp(cmd, "vm") != 0))
-		return cli_usage_error(o, "%s", "--node and --xml go with 'vm create' (and --node with 'vms')");
+		return cli_usage_error(
+		    o, "%s", "--node and --xml go with 'vm create' (and --node with 'vms')");
 
 	if (strcmp(cmd, "status") == 0) {
 		mv__status_request__init(&q->status);
@@ -1499,17 +1579,19 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 			const char *name;
 			Mv__VmAction action;
 		} actions[] = {
-			{"start", MV__VM_ACTION__VM_START},
-			{"shutdown", MV__VM_ACTION__VM_SHUTDOWN},
-			{"destroy", MV__VM_ACTION__VM_DESTROY},
-			{"undefine", MV__VM_ACTION__VM_UNDEFINE},
+		    {"start", MV__VM_ACTION__VM_START},
+		    {"shutdown", MV__VM_ACTION__VM_SHUTDOWN},
+		    {"destroy", MV__VM_ACTION__VM_DESTROY},
+		    {"undefine", MV__VM_ACTION__VM_UNDEFINE},
 		};
 		if (strcmp(sub, "create") == 0) {
 			if (o->n_args != 1)
-				return cli_usage_error(o, "vm create takes no name ('%s'): the name is in the XML",
-				                       o->args[1]);
+				return cli_usage_error(
+				    o, "vm create takes no name ('%s'): the name is in the XML",
+				    o->args[1]);
 			if (o->xml_file == NULL)
-				return cli_usage_error(o, "%s", "vm create needs --xml FILE (libvirt domain XML)");
+				return cli_usage_error(
+				    o, "%s", "vm create needs --xml FILE (libvirt domain XML)");
 			q->xml = cli_read_file(o->xml_file, cmd);
 			if (q->xml == NULL)
 				return CLI_EXIT_FAIL;
@@ -1522,12 +1604,14 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 			return 0;
 		}
 		if (o->xml_file || o->node || o->no_start)
-			return cli_usage_error(o, "%s", "--xml, --node and --no-start go with 'vm create'");
+			return cli_usage_error(o, "%s",
+			                       "--xml, --node and --no-start go with 'vm create'");
 		for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
 			if (strcmp(sub, actions[i].name) != 0)
 				continue;
 			if (o->n_args != 2)
-				return cli_usage_error(o, "vm %s needs exactly one VM name or UUID", sub);
+				return cli_usage_error(o, "vm %s needs exactly one VM name or UUID",
+				                       sub);
 			mv__vm_action_request__init(&q->vm_action);
 			q->vm_action.vm = o->args[1];
 			q->vm_action.action = actions[i].action;
@@ -1538,8 +1622,10 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 		if (strcmp(sub, "set-ha") == 0) {
 			if (o->n_args != 3 ||
 			    (strcmp(o->args[2], "on") != 0 && strcmp(o->args[2], "off") != 0))
-				return cli_usage_error(o, "%s", "usage: vm set-ha NAME|UUID on|off [--priority N] "
-				                                "[--group G]");
+				return cli_usage_error(
+				    o, "%s",
+				    "usage: vm set-ha NAME|UUID on|off [--priority N] "
+				    "[--group G]");
 			mv__vm_set_ha_request__init(&q->vm_set_ha);
 			q->vm_set_ha.vm = o->args[1];
 			q->vm_set_ha.ha = strcmp(o->args[2], "on") == 0;
@@ -1552,8 +1638,11 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 			return 0;
 		}
 		if (o->n_args != 1)
-			return cli_usage_error(o, "unknown vm subcommand '%s' (create, start, shutdown, "
-			                          "destroy, undefine, set-ha, or a VM name to show)", sub);
+			return cli_usage_error(
+			    o,
+			    "unknown vm subcommand '%s' (create, start, shutdown, "
+			    "destroy, undefine, set-ha, or a VM name to show)",
+			    sub);
 		mv__vm_request__init(&q->vm);
 		q->vm.vm = o->args[0];
 		req->op_case = MV__RPC_REQUEST__OP_VM;
@@ -1575,20 +1664,24 @@ static int cli_confirm(struct cli_opts *o, const char *node)
 		return 0;
 	}
 	if (!isatty(STDIN_FILENO)) {
-		fprintf(stderr,
-		        "meshvisor %s: stdin is not a terminal, so it cannot ask: pass --yes to remove "
-		        "%s from the voting set\n", o->cmd, node);
+		fprintf(
+		    stderr,
+		    "meshvisor %s: stdin is not a terminal, so it cannot ask: pass --yes to remove "
+		    "%s from the voting set\n",
+		    o->cmd, node);
 		return CLI_EXIT_USAGE;
 	}
 	fprintf(stderr,
 	        "This removes %s from the voting set for good: do it only if that host is\n"
 	        "dead and will not come back with its current state (a live host that is\n"
 	        "force-left keeps running VMs that may be restarted elsewhere).\n"
-	        "Type the node name to confirm: ", node);
+	        "Type the node name to confirm: ",
+	        node);
 	fflush(stderr);
 	char line[256];
 	if (fgets(line, sizeof(line), stdin) == NULL) {
-		fprintf(stderr, "\nmeshvisor %s: no confirmation given; nothing was done\n", o->cmd);
+		fprintf(stderr, "\nmeshvisor %s: no confirmation given; nothing was done\n",
+		        o->cmd);
 		return CLI_EXIT_FAIL;
 	}
 	line[strcspn(line, "\r\n")] = '\0';
@@ -1676,8 +1769,10 @@ int cli_client_main(int argc, char **argv)
 			printf("the agent ended the event stream\n");
 		} else if (q.req.op_case == MV__RPC_REQUEST__OP_FAILOVERS ||
 		           q.req.op_case == MV__RPC_REQUEST__OP_HA) {
-			fprintf(stderr, "meshvisor %s: the agent answered without a result; is it older "
-			                "than this client?\n", o.cmd);
+			fprintf(stderr,
+			        "meshvisor %s: the agent answered without a result; is it older "
+			        "than this client?\n",
+			        o.cmd);
 			rc = CLI_EXIT_FAIL;
 		} else {
 			printf("the agent is leaving the cluster and will stop\n");

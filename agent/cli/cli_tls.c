@@ -41,38 +41,39 @@
 
 static void cli_tls_usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: meshvisor tls ca create [--dir D | --cert F --key F] [--name N] [--days N]\n"
-	        "       meshvisor tls cert create --role node|operator|viewer --name NAME\n"
-	        "                                 [--ip ADDR]... [--dns NAME]... [--days N]\n"
-	        "                                 [--ca-dir D | --ca-cert F --ca-key F]\n"
-	        "                                 [--out-dir D | --cert F --key F]\n"
-	        "       meshvisor tls cert show FILE\n"
-	        "\n"
-	        "ca create    make the cluster CA: ca.pem and ca-key.pem in the current\n"
-	        "             directory or --dir (default name 'meshvisor cluster CA',\n"
-	        "             %d days). Keep ca-key.pem offline: it signs every certificate.\n"
-	        "cert create  sign a certificate with the CA (ca.pem and ca-key.pem in the\n"
-	        "             current directory or --ca-dir). Writes NAME.pem and NAME-key.pem\n"
-	        "             to the current directory or --out-dir (default %d days).\n"
-	        "               node      an agent: accepts and makes connections; give its\n"
-	        "                         addresses with --ip and --dns\n"
-	        "               operator  a person or tool that may change the cluster\n"
-	        "               viewer    a person or tool that may only look\n"
-	        "cert show    print what a certificate says (name, role, validity, names)\n"
-	        "\n"
-	        "Keys are EC P-256, written with mode 0600. Existing files are never\n"
-	        "overwritten. Missing --dir/--out-dir directories are created (mode 0700).\n",
-	        CLI_TLS_CA_DAYS, CLI_TLS_CERT_DAYS);
+	fprintf(
+	    out,
+	    "usage: meshvisor tls ca create [--dir D | --cert F --key F] [--name N] [--days N]\n"
+	    "       meshvisor tls cert create --role node|operator|viewer --name NAME\n"
+	    "                                 [--ip ADDR]... [--dns NAME]... [--days N]\n"
+	    "                                 [--ca-dir D | --ca-cert F --ca-key F]\n"
+	    "                                 [--out-dir D | --cert F --key F]\n"
+	    "       meshvisor tls cert show FILE\n"
+	    "\n"
+	    "ca create    make the cluster CA: ca.pem and ca-key.pem in the current\n"
+	    "             directory or --dir (default name 'meshvisor cluster CA',\n"
+	    "             %d days). Keep ca-key.pem offline: it signs every certificate.\n"
+	    "cert create  sign a certificate with the CA (ca.pem and ca-key.pem in the\n"
+	    "             current directory or --ca-dir). Writes NAME.pem and NAME-key.pem\n"
+	    "             to the current directory or --out-dir (default %d days).\n"
+	    "               node      an agent: accepts and makes connections; give its\n"
+	    "                         addresses with --ip and --dns\n"
+	    "               operator  a person or tool that may change the cluster\n"
+	    "               viewer    a person or tool that may only look\n"
+	    "cert show    print what a certificate says (name, role, validity, names)\n"
+	    "\n"
+	    "Keys are EC P-256, written with mode 0600. Existing files are never\n"
+	    "overwritten. Missing --dir/--out-dir directories are created (mode 0700).\n",
+	    CLI_TLS_CA_DAYS, CLI_TLS_CERT_DAYS);
 }
 
 /* ---- flag parsing --------------------------------------------------- */
 
 struct cli_tls_flag {
-	const char *name;   /* "--days" */
-	bool repeat;        /* may be given more than once */
-	const char *value;  /* last value given */
-	const char **all;   /* every value, for repeatable flags */
+	const char *name;  /* "--days" */
+	bool repeat;       /* may be given more than once */
+	const char *value; /* last value given */
+	const char **all;  /* every value, for repeatable flags */
 	size_t n;
 };
 
@@ -92,8 +93,10 @@ static int cli_tls_parse(const char *cmd, int argc, char **argv, int first,
 			return -1;
 		}
 		if (strncmp(a, "--", 2) != 0) {
-			fprintf(stderr, "meshvisor %s: unexpected argument '%s': see 'meshvisor tls --help'\n",
-			        cmd, a);
+			fprintf(
+			    stderr,
+			    "meshvisor %s: unexpected argument '%s': see 'meshvisor tls --help'\n",
+			    cmd, a);
 			return CLI_EXIT_USAGE;
 		}
 		eq = strchr(a, '=');
@@ -102,7 +105,8 @@ static int cli_tls_parse(const char *cmd, int argc, char **argv, int first,
 			if (strlen(flags[k].name) == len && strncmp(flags[k].name, a, len) == 0)
 				f = &flags[k];
 		if (!f) {
-			fprintf(stderr, "meshvisor %s: unknown flag %.*s: see 'meshvisor tls --help'\n",
+			fprintf(stderr,
+			        "meshvisor %s: unknown flag %.*s: see 'meshvisor tls --help'\n",
 			        cmd, (int)len, a);
 			return CLI_EXIT_USAGE;
 		}
@@ -143,9 +147,10 @@ static int cli_tls_days(const char *cmd, const char *s, int dflt, int *out)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || *end != '\0' || v < 1 || v > CLI_TLS_DAYS_MAX) {
-		fprintf(stderr,
-		        "meshvisor %s: --days must be a whole number of days from 1 to %d, not '%s'\n",
-		        cmd, CLI_TLS_DAYS_MAX, s);
+		fprintf(
+		    stderr,
+		    "meshvisor %s: --days must be a whole number of days from 1 to %d, not '%s'\n",
+		    cmd, CLI_TLS_DAYS_MAX, s);
 		return CLI_EXIT_USAGE;
 	}
 	*out = (int)v;
@@ -166,8 +171,8 @@ static int cli_tls_mkdirs(const char *cmd, const char *dir)
 			continue;
 		path[i] = '\0';
 		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-			fprintf(stderr, "meshvisor %s: cannot create directory '%s': %s\n", cmd, path,
-			        strerror(errno));
+			fprintf(stderr, "meshvisor %s: cannot create directory '%s': %s\n", cmd,
+			        path, strerror(errno));
 			return CLI_EXIT_FAIL;
 		}
 		if (i < n)
@@ -183,8 +188,8 @@ static int cli_tls_paths(const char *cmd, const char *dir_flag, const char *dir,
                          size_t len)
 {
 	if (dir && (cert || key)) {
-		fprintf(stderr, "meshvisor %s: give either %s or %s and %s, not both\n", cmd, dir_flag,
-		        cert_flag, key_flag);
+		fprintf(stderr, "meshvisor %s: give either %s or %s and %s, not both\n", cmd,
+		        dir_flag, cert_flag, key_flag);
 		return CLI_EXIT_USAGE;
 	}
 	if (!cert != !key) {
@@ -214,9 +219,9 @@ static int cli_tls_ca_create(int argc, char **argv)
 {
 	const char *cmd = "tls ca create";
 	struct cli_tls_flag f[CA_NFLAGS] = {
-		[CA_DIR] = {.name = "--dir"},   [CA_CERT] = {.name = "--cert"},
-		[CA_KEY] = {.name = "--key"},   [CA_NAME] = {.name = "--name"},
-		[CA_DAYS] = {.name = "--days"},
+	    [CA_DIR] = {.name = "--dir"},   [CA_CERT] = {.name = "--cert"},
+	    [CA_KEY] = {.name = "--key"},   [CA_NAME] = {.name = "--name"},
+	    [CA_DAYS] = {.name = "--days"},
 	};
 	char cert[4096], key[4096], err[512];
 	int rc, days;
@@ -249,8 +254,18 @@ static int cli_tls_ca_create(int argc, char **argv)
 }
 
 enum {
-	CE_ROLE, CE_NAME, CE_IP, CE_DNS, CE_DAYS, CE_CA_DIR, CE_CA_CERT, CE_CA_KEY, CE_OUT_DIR,
-	CE_CERT, CE_KEY, CE_NFLAGS
+	CE_ROLE,
+	CE_NAME,
+	CE_IP,
+	CE_DNS,
+	CE_DAYS,
+	CE_CA_DIR,
+	CE_CA_CERT,
+	CE_CA_KEY,
+	CE_OUT_DIR,
+	CE_CERT,
+	CE_KEY,
+	CE_NFLAGS
 };
 
 static int cli_tls_cert_create(int argc, char **argv)
@@ -259,17 +274,17 @@ static int cli_tls_cert_create(int argc, char **argv)
 	const char **ips = calloc((size_t)argc + 1, sizeof(*ips));
 	const char **dns = calloc((size_t)argc + 1, sizeof(*dns));
 	struct cli_tls_flag f[CE_NFLAGS] = {
-		[CE_ROLE] = {.name = "--role"},
-		[CE_NAME] = {.name = "--name"},
-		[CE_IP] = {.name = "--ip", .repeat = true, .all = ips},
-		[CE_DNS] = {.name = "--dns", .repeat = true, .all = dns},
-		[CE_DAYS] = {.name = "--days"},
-		[CE_CA_DIR] = {.name = "--ca-dir"},
-		[CE_CA_CERT] = {.name = "--ca-cert"},
-		[CE_CA_KEY] = {.name = "--ca-key"},
-		[CE_OUT_DIR] = {.name = "--out-dir"},
-		[CE_CERT] = {.name = "--cert"},
-		[CE_KEY] = {.name = "--key"},
+	    [CE_ROLE] = {.name = "--role"},
+	    [CE_NAME] = {.name = "--name"},
+	    [CE_IP] = {.name = "--ip", .repeat = true, .all = ips},
+	    [CE_DNS] = {.name = "--dns", .repeat = true, .all = dns},
+	    [CE_DAYS] = {.name = "--days"},
+	    [CE_CA_DIR] = {.name = "--ca-dir"},
+	    [CE_CA_CERT] = {.name = "--ca-cert"},
+	    [CE_CA_KEY] = {.name = "--ca-key"},
+	    [CE_OUT_DIR] = {.name = "--out-dir"},
+	    [CE_CERT] = {.name = "--cert"},
+	    [CE_KEY] = {.name = "--key"},
 	};
 	struct tls_cert_request req;
 	struct tls_cert_info ca_info;
@@ -289,19 +304,22 @@ static int cli_tls_cert_create(int argc, char **argv)
 	}
 	rc = CLI_EXIT_USAGE;
 	if (!f[CE_ROLE].value) {
-		fprintf(stderr, "meshvisor %s: --role is required: node, operator or viewer\n", cmd);
+		fprintf(stderr, "meshvisor %s: --role is required: node, operator or viewer\n",
+		        cmd);
 		goto out;
 	}
 	role = tls_role_parse(f[CE_ROLE].value);
 	if (role == TLS_ROLE_NONE) {
-		fprintf(stderr, "meshvisor %s: unknown role '%s': expected node, operator or viewer\n",
-		        cmd, f[CE_ROLE].value);
+		fprintf(stderr,
+		        "meshvisor %s: unknown role '%s': expected node, operator or viewer\n", cmd,
+		        f[CE_ROLE].value);
 		goto out;
 	}
 	if (!f[CE_NAME].value) {
-		fprintf(stderr,
-		        "meshvisor %s: --name is required (the node or user name, e.g. --name n1)\n",
-		        cmd);
+		fprintf(
+		    stderr,
+		    "meshvisor %s: --name is required (the node or user name, e.g. --name n1)\n",
+		    cmd);
 		goto out;
 	}
 	if (cli_tls_days(cmd, f[CE_DAYS].value, CLI_TLS_CERT_DAYS, &days) != 0)
@@ -329,9 +347,10 @@ static int cli_tls_cert_create(int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "meshvisor %s: %s\n", cmd, err);
 		/* bad name, address or DNS name: the user's words; the rest: the files */
-		rc = (rc == -EINVAL && (strncmp(err, "invalid", 7) == 0 || strstr(err, "is not an IP")))
-		             ? CLI_EXIT_USAGE
-		             : CLI_EXIT_FAIL;
+		rc = (rc == -EINVAL &&
+		      (strncmp(err, "invalid", 7) == 0 || strstr(err, "is not an IP")))
+		         ? CLI_EXIT_USAGE
+		         : CLI_EXIT_FAIL;
 		goto out;
 	}
 	if (tls_cert_info_read(ca_cert, &ca_info, err, sizeof(err)) != 0)
@@ -408,7 +427,8 @@ int cli_tls_main(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 	if (strcmp(what, "ca") != 0 && strcmp(what, "cert") != 0) {
-		fprintf(stderr, "meshvisor tls: unknown command '%s': expected 'ca' or 'cert'\n", what);
+		fprintf(stderr, "meshvisor tls: unknown command '%s': expected 'ca' or 'cert'\n",
+		        what);
 		return CLI_EXIT_USAGE;
 	}
 	if (verb && (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0)) {
@@ -428,7 +448,6 @@ int cli_tls_main(int argc, char **argv)
 	if (verb && strcmp(verb, "show") == 0)
 		return cli_tls_cert_show(argc, argv);
 	fprintf(stderr, "meshvisor tls cert: %s%s%s: expected 'create' or 'show'\n",
-	        verb ? "unknown command '" : "missing command", verb ? verb : "",
-	        verb ? "'" : "");
+	        verb ? "unknown command '" : "missing command", verb ? verb : "", verb ? "'" : "");
 	return CLI_EXIT_USAGE;
 }

@@ -450,9 +450,9 @@ struct round {
 	bool acc_unbounded; /* phase 2: an ACCEPTED counted came without an ack age */
 	uint64_t acc_bound; /* phase 2: max over counted ACCEPTEDs of receipt - ack age */
 	uint64_t next_retry;
-	uint64_t maj_at; /* phase 1: when a majority had promised while the
+	uint64_t maj_at;          /* phase 1: when a majority had promised while the
 	                    highest accepted value's fate hung on the others (+1) */
-	bool own_val;       /* phase 2: the value is ours (no accepted one adopted) */
+	bool own_val;             /* phase 2: the value is ours (no accepted one adopted) */
 	char (*xvm)[FO_UUID_MAX]; /* VMs acceptors refused as placed by another
 	                             instance: our own value leaves them out */
 	size_t n_xvm;
@@ -460,7 +460,7 @@ struct round {
 	                             placement the promises hold from older
 	                             recoveries of the host (RECOVERY) */
 	size_t n_adopted;
-	struct pvals *vals;       /* phase 1: the accepted values the promises
+	struct pvals *vals; /* phase 1: the accepted values the promises
 	                             reported, each with how many reported it */
 	size_t n_vals;
 };
@@ -552,26 +552,26 @@ struct mrec {
 	uint64_t removed_inc;
 	uint64_t removed_at; /* when we learned of the removal (+1) */
 	bool voter;
-	bool restored_voter; /* a voter per the journal of a previous life, not
+	bool restored_voter;      /* a voter per the journal of a previous life, not
 	                        (yet) reported by membership: it still counts */
-	uint64_t ack;            /* highest echoed stamp + 1, 0 none */
-	uint64_t acked_at;       /* when we last sent it HB_ACK (+1), any
+	uint64_t ack;             /* highest echoed stamp + 1, 0 none */
+	uint64_t acked_at;        /* when we last sent it HB_ACK (+1), any
 	                            incarnation, this core's life; 0 never */
-	uint64_t fenced_through; /* as its heartbeats report */
-	uint64_t inst_max;       /* highest instance incarnation against it */
+	uint64_t fenced_through;  /* as its heartbeats report */
+	uint64_t inst_max;        /* highest instance incarnation against it */
 	uint32_t reported_voters; /* voting-set size its last heartbeat told */
 	uint64_t hb_at;           /* when that heartbeat arrived (+1), 0 never */
 	uint64_t hb_inc;          /* the incarnation its last heartbeat told */
-	uint64_t shared_at;      /* when we last told it every plan we know chosen
+	uint64_t shared_at;       /* when we last told it every plan we know chosen
 	                            (share_chosen), 0 never */
-	uint64_t forgot_max;     /* highest incarnation whose finished instance
+	uint64_t forgot_max;      /* highest incarnation whose finished instance
 	                            was dropped from history: never reopened */
-	uint64_t restored_max;   /* inst_max as the journal of a previous life
+	uint64_t restored_max;    /* inst_max as the journal of a previous life
 	                            of this core had it (see RESTARTS), 0 none */
-	uint32_t host_idx;       /* its state in f->hosts + 1, 0 none */
+	uint32_t host_idx;        /* its state in f->hosts + 1, 0 none */
 	/* its last state of a previous incarnation (RECOVERY) */
 	bool has_prev;
-	bool prev_checked;       /* owed VMs of it looked for */
+	bool prev_checked; /* owed VMs of it looked for */
 	uint64_t prev_inc;
 	struct hvm *prev;
 	size_t n_prev;
@@ -598,8 +598,8 @@ struct fo {
 	uint64_t quorate_since; /* when quorate_flag last turned true (+1) */
 	bool fence_incomplete;  /* fo_fence_incomplete(): a destroy failed */
 	uint64_t ft_told;       /* fenced_through our heartbeats last claimed */
-	uint64_t lost_since; /* not quorate since (when !quorate_flag) */
-	bool lost_emitted;   /* QUORUM_LOST told; REGAINED owed */
+	uint64_t lost_since;    /* not quorate since (when !quorate_flag) */
+	bool lost_emitted;      /* QUORUM_LOST told; REGAINED owed */
 	bool fenced;
 	uint64_t fenced_through;
 	uint64_t seen_against;
@@ -627,10 +627,10 @@ struct fo {
 	                             (format 2): we forgot no promise */
 	bool journal_restored;    /* fo_journal_restore() was called */
 
-	uint64_t first_inc;       /* our incarnation when this core started */
-	bool resumed;             /* fo_resume_fence_base() */
+	uint64_t first_inc; /* our incarnation when this core started */
+	bool resumed;       /* fo_resume_fence_base() */
 	uint64_t resume_base;
-	uint64_t inc_wanted;      /* NEW_INCARNATION last asked for */
+	uint64_t inc_wanted; /* NEW_INCARNATION last asked for */
 	/* our own stopped HA VMs (RECOVERY: the owner's new incarnation) */
 	uint64_t owed_here_since; /* 0: none owed here */
 	uint64_t bump_at;         /* when we ask for a new incarnation for them */
@@ -702,7 +702,10 @@ static void cpy(char *dst, size_t size, const char *src)
 	dst[n] = '\0';
 }
 
-static bool terminated(const char *a, size_t size) { return memchr(a, '\0', size) != NULL; }
+static bool terminated(const char *a, size_t size)
+{
+	return memchr(a, '\0', size) != NULL;
+}
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 {
@@ -738,7 +741,10 @@ static uint64_t rank_hash(uint64_t prefix, const char *name)
 	return mv_mix64(mv_fnv1a64(prefix, name));
 }
 
-static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Plans                                                                    */
@@ -785,7 +791,10 @@ bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b)
 	return true;
 }
 
-static const char *nz(const char *s) { return s ? s : ""; }
+static const char *nz(const char *s)
+{
+	return s ? s : "";
+}
 
 struct vm_sort {
 	const struct fo_vm *vm;
@@ -952,8 +961,8 @@ done:
 const char *fo_msg_type_name(enum fo_msg_type t)
 {
 	static const char *const names[FO_MSG_TYPES] = {
-	    "HEARTBEAT", "HB_ACK",   "HB_NACK",  "FENCE_ORDER", "PREPARE", "PROMISE",
-	    "REJECT",    "ACCEPT",   "ACCEPTED", "CHOSEN",      "FENCED",  "RESTARTED",
+	    "HEARTBEAT", "HB_ACK", "HB_NACK",  "FENCE_ORDER", "PREPARE", "PROMISE",
+	    "REJECT",    "ACCEPT", "ACCEPTED", "CHOSEN",      "FENCED",  "RESTARTED",
 	};
 	return (unsigned)t < FO_MSG_TYPES ? names[t] : "?";
 }
@@ -961,24 +970,42 @@ const char *fo_msg_type_name(enum fo_msg_type t)
 const char *fo_event_name(enum fo_event_type t)
 {
 	switch (t) {
-	case FO_EV_FENCE_SELF: return "fence-self";
-	case FO_EV_FENCE_VMS: return "fence-vms";
-	case FO_EV_REMOTE_FENCE: return "remote-fence";
-	case FO_EV_RESTART: return "restart";
-	case FO_EV_QUORUM_LOST: return "quorum-lost";
-	case FO_EV_QUORUM_REGAINED: return "quorum-regained";
-	case FO_EV_DETECTED: return "detected";
-	case FO_EV_PROPOSING: return "proposing";
-	case FO_EV_CHOSEN: return "chosen";
-	case FO_EV_FENCE_CONFIRMED: return "fence-confirmed";
-	case FO_EV_RESTARTED: return "restarted";
-	case FO_EV_RESTART_FAILED: return "restart-failed";
-	case FO_EV_HANDED_BACK: return "handed-back";
-	case FO_EV_NO_ROOM: return "no-room";
-	case FO_EV_MEMBER_REMOVED: return "member-removed";
-	case FO_EV_NEW_INCARNATION: return "new-incarnation";
-	case FO_EV_VM_DOWN: return "vm-down";
-	case FO_EV_VM_RECOVERED: return "vm-recovered";
+	case FO_EV_FENCE_SELF:
+		return "fence-self";
+	case FO_EV_FENCE_VMS:
+		return "fence-vms";
+	case FO_EV_REMOTE_FENCE:
+		return "remote-fence";
+	case FO_EV_RESTART:
+		return "restart";
+	case FO_EV_QUORUM_LOST:
+		return "quorum-lost";
+	case FO_EV_QUORUM_REGAINED:
+		return "quorum-regained";
+	case FO_EV_DETECTED:
+		return "detected";
+	case FO_EV_PROPOSING:
+		return "proposing";
+	case FO_EV_CHOSEN:
+		return "chosen";
+	case FO_EV_FENCE_CONFIRMED:
+		return "fence-confirmed";
+	case FO_EV_RESTARTED:
+		return "restarted";
+	case FO_EV_RESTART_FAILED:
+		return "restart-failed";
+	case FO_EV_HANDED_BACK:
+		return "handed-back";
+	case FO_EV_NO_ROOM:
+		return "no-room";
+	case FO_EV_MEMBER_REMOVED:
+		return "member-removed";
+	case FO_EV_NEW_INCARNATION:
+		return "new-incarnation";
+	case FO_EV_VM_DOWN:
+		return "vm-down";
+	case FO_EV_VM_RECOVERED:
+		return "vm-recovered";
 	}
 	return "?";
 }
@@ -1064,7 +1091,10 @@ bool fo_pop_event(struct fo *f, struct fo_event *out)
 /* ------------------------------------------------------------------------ */
 /* Members                                                                  */
 
-static uint64_t name_hash(const char *s) { return mv_mix64(mv_fnv1a64(MV_FNV1A64_OFFSET, s)); }
+static uint64_t name_hash(const char *s)
+{
+	return mv_mix64(mv_fnv1a64(MV_FNV1A64_OFFSET, s));
+}
 
 static struct mrec *member_find(const struct fo *f, const char *name)
 {
@@ -1152,8 +1182,10 @@ static struct mrec *member_add(struct fo *f, const char *name)
 	return r;
 }
 
-static bool is_self(const struct fo *f, const char *name) { return strcmp(f->cfg.name, name) == 0; }
-
+static bool is_self(const struct fo *f, const char *name)
+{
+	return strcmp(f->cfg.name, name) == 0;
+}
 
 static bool considered_alive(const struct mrec *r)
 {
@@ -1163,7 +1195,10 @@ static bool considered_alive(const struct mrec *r)
 /* ------------------------------------------------------------------------ */
 /* Quorum                                                                   */
 
-static size_t majority_of(size_t v) { return v / 2 + 1; }
+static size_t majority_of(size_t v)
+{
+	return v / 2 + 1;
+}
 
 /* The k-th largest (1-based) of a[0..n), by quickselect (three-way). */
 static uint64_t kth_largest(uint64_t *a, size_t n, size_t k)
@@ -1246,7 +1281,8 @@ static void recount_voters(struct fo *f)
 	for (size_t i = 0; i < f->n_m; i++) {
 		struct mrec *m = &f->m[i];
 		bool was = m->voter;
-		m->voter = i == f->self_idx || ((m->fed || m->restored_voter) && !m->left && !m->removed);
+		m->voter =
+		    i == f->self_idx || ((m->fed || m->restored_voter) && !m->left && !m->removed);
 		if (was != m->voter && i != f->self_idx)
 			f->journal_version++; /* the voting set is journalled (not us) */
 		v += m->voter;
@@ -1294,7 +1330,8 @@ static void want_new_incarnation(struct fo *f, const char *why)
 	if (!f->incarnation || f->fenced_through < f->incarnation)
 		return;
 	char text[FO_TEXT_MAX];
-	snprintf(text, sizeof(text), "incarnation %" PRIu64 " is over (%.180s)", f->incarnation, why);
+	snprintf(text, sizeof(text), "incarnation %" PRIu64 " is over (%.180s)", f->incarnation,
+	         why);
 	ask_incarnation(f, f->fenced_through + 1, text);
 }
 
@@ -1303,7 +1340,10 @@ static bool can_fence(const struct fo *f)
 	return majority_of(f->eff_voters) > 1 || alone_unquorate(f);
 }
 
-bool fo_fenced(const struct fo *f) { return f->fenced; }
+bool fo_fenced(const struct fo *f)
+{
+	return f->fenced;
+}
 
 uint64_t fo_self_fence_at(const struct fo *f)
 {
@@ -1313,15 +1353,22 @@ uint64_t fo_self_fence_at(const struct fo *f)
 		return UINT64_MAX;
 	return sat_add(fence_base(f), f->cfg.fence_after_ms);
 }
-size_t fo_voters(const struct fo *f) { return f->n_voters; }
-size_t fo_majority(const struct fo *f) { return majority_of(f->eff_voters); }
+size_t fo_voters(const struct fo *f)
+{
+	return f->n_voters;
+}
+size_t fo_majority(const struct fo *f)
+{
+	return majority_of(f->eff_voters);
+}
 
 size_t fo_acknowledged(const struct fo *f, uint64_t now)
 {
 	size_t n = 1;
 	for (size_t i = 0; i < f->n_m; i++) {
 		const struct mrec *m = &f->m[i];
-		if (i != f->self_idx && m->voter && m->ack && now < sat_add(m->ack - 1, f->cfg.quorate_ms))
+		if (i != f->self_idx && m->voter && m->ack &&
+		    now < sat_add(m->ack - 1, f->cfg.quorate_ms))
 			n++;
 	}
 	return n;
@@ -1355,14 +1402,16 @@ static void update_quorum(struct fo *f, uint64_t now, bool work)
 		f->quorate_flag = false;
 		f->lost_since = now;
 	}
-	if (!q && !f->lost_emitted && now >= sat_add(f->lost_since, 2 * (uint64_t)f->cfg.heartbeat_ms)) {
+	if (!q && !f->lost_emitted &&
+	    now >= sat_add(f->lost_since, 2 * (uint64_t)f->cfg.heartbeat_ms)) {
 		f->lost_emitted = true;
 		push_event(f, FO_EV_QUORUM_LOST, NULL, NULL,
 		           "%zu of %zu voters acknowledged us within %u ms; need %zu",
 		           fo_acknowledged(f, now), f->eff_voters, f->cfg.quorate_ms,
 		           majority_of(f->eff_voters));
 	}
-	if (!q && !f->fenced && can_fence(f) && now >= sat_add(fence_base(f), f->cfg.fence_after_ms)) {
+	if (!q && !f->fenced && can_fence(f) &&
+	    now >= sat_add(fence_base(f), f->cfg.fence_after_ms)) {
 		f->fenced = true;
 		/* Every HA VM here is destroyed, and nothing starts here until we
 		 * are quorate at a newer incarnation: the self-fence covers every
@@ -1596,7 +1645,8 @@ void fo_set_hosts(struct fo *f, const struct fo_host *hosts, size_t n, uint64_t 
 	}
 	for (size_t i = 0; hosts && i < n; i++) {
 		const char *name = nz(hosts[i].cap.name);
-		struct mrec *r = name[0] && strlen(name) < FO_NAME_MAX ? member_find(f, name) : NULL;
+		struct mrec *r =
+		    name[0] && strlen(name) < FO_NAME_MAX ? member_find(f, name) : NULL;
 		const struct fo_host *old = r ? host_of(f, name) : NULL;
 		if (old && hosts[i].incarnation > old->incarnation)
 			save_prev(r, old);
@@ -1706,9 +1756,11 @@ static void send_heartbeats(struct fo *f, uint64_t now)
 		m.voters = (uint32_t)f->n_voters;
 		if (f->n_removed) {
 			if (!rem) {
-				rem = calloc(f->n_removed < FO_REMOVED_MAX ? f->n_removed : FO_REMOVED_MAX,
+				rem = calloc(f->n_removed < FO_REMOVED_MAX ? f->n_removed
+				                                           : FO_REMOVED_MAX,
 				             sizeof(*rem));
-				for (size_t j = 0; rem && j < f->n_m && n_rem < FO_REMOVED_MAX; j++) {
+				for (size_t j = 0; rem && j < f->n_m && n_rem < FO_REMOVED_MAX;
+				     j++) {
 					if (!f->m[j].removed)
 						continue;
 					cpy(rem[n_rem].name, FO_NAME_MAX, f->m[j].name);
@@ -1917,8 +1969,8 @@ static bool work_round(const struct fo *f, const struct inst *in, uint64_t now, 
 	 * rounds of one of an incarnation of ours that is over, we may: the
 	 * hand-backs and parked VMs of our own recovery, when its other
 	 * coordinators are gone */
-	if (in->done || (is_self(f, in->dead) && (in->inc >= f->incarnation ||
-	                                          !in->rounds[0].chosen)))
+	if (in->done ||
+	    (is_self(f, in->dead) && (in->inc >= f->incarnation || !in->rounds[0].chosen)))
 		return false;
 	bool any;
 	uint32_t h = highest_chosen(in, f->n_rounds, &any);
@@ -2025,17 +2077,18 @@ static void park(struct fo *f, struct inst *in, const struct fo_plan_entry *e, u
 	if (!np)
 		return;
 	in->parked = np;
-	in->parked[in->n_parked] = (struct pend){.e = *e, .failed_round = r,
-	                                         .added_at = f->last_now, .tries = tries};
+	in->parked[in->n_parked] =
+	    (struct pend){.e = *e, .failed_round = r, .added_at = f->last_now, .tries = tries};
 	in->n_parked++;
 	if (!in->park_retry_at)
-		in->park_retry_at = sat_add(f->last_now, (uint64_t)FO_PARK_RETRY_MS << in->park_backoff);
+		in->park_retry_at =
+		    sat_add(f->last_now, (uint64_t)FO_PARK_RETRY_MS << in->park_backoff);
 	if (!report)
 		return;
 	struct fo_instance_id id;
 	inst_id(&id, in, r);
-	struct fo_event *ev = push_event(f, FO_EV_NO_ROOM, &id, NULL, "%s %s: waiting for room",
-	                                 e->name, why);
+	struct fo_event *ev =
+	    push_event(f, FO_EV_NO_ROOM, &id, NULL, "%s %s: waiting for room", e->name, why);
 	ev->entry = *e;
 	ev->entry.target[0] = '\0';
 }
@@ -2108,8 +2161,8 @@ static void add_pending(struct fo *f, struct inst *in, const struct fo_plan_entr
 	if (!np)
 		return;
 	in->pend = np;
-	in->pend[in->n_pend] = (struct pend){.e = *e, .failed_round = r, .added_at = f->last_now,
-	                                     .tries = tries};
+	in->pend[in->n_pend] =
+	    (struct pend){.e = *e, .failed_round = r, .added_at = f->last_now, .tries = tries};
 	in->n_pend++;
 }
 
@@ -2225,7 +2278,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 			struct inst *o = f->inst[i];
 			bool decided = false;
 			(void)highest_chosen(o, f->n_rounds, &decided);
-			if (o->inc < in->inc && !decided && !o->done && strcmp(o->dead, in->dead) == 0) {
+			if (o->inc < in->inc && !decided && !o->done &&
+			    strcmp(o->dead, in->dead) == 0) {
 				if (in->inc > o->superseded_by)
 					o->superseded_by = in->inc;
 				o->done = true;
@@ -2244,11 +2298,11 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 		else if (is_self(f, copy.entries[e].target))
 			n_self++;
 	}
-	struct fo_event *ev = push_event(f, FO_EV_CHOSEN, &id, b->proposer,
-	                                 "plan for %s incarnation %" PRIu64 " round %u: %zu VMs, "
-	                                 "%zu here, %zu without room (ballot %" PRIu64 "/%s)",
-	                                 in->dead, in->inc, round, copy.n, n_self, n_room,
-	                                 b->number, b->proposer);
+	struct fo_event *ev =
+	    push_event(f, FO_EV_CHOSEN, &id, b->proposer,
+	               "plan for %s incarnation %" PRIu64 " round %u: %zu VMs, "
+	               "%zu here, %zu without room (ballot %" PRIu64 "/%s)",
+	               in->dead, in->inc, round, copy.n, n_self, n_room, b->number, b->proposer);
 	fo_plan_copy(&ev->plan, &copy);
 	/* pending and parked VMs this round re-places (or finds no room for);
 	 * pending ones it left out because another instance holds them, or
@@ -2276,7 +2330,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 		}
 	}
 	for (size_t p = 0; p < in->n_parked;) {
-		if (in->parked[p].failed_round < round && plan_has_uuid(&copy, in->parked[p].e.uuid))
+		if (in->parked[p].failed_round < round &&
+		    plan_has_uuid(&copy, in->parked[p].e.uuid))
 			in->parked[p] = in->parked[--in->n_parked];
 		else
 			p++;
@@ -2308,11 +2363,12 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 			/* a later round learned before round 0 (which the order
 			 * must carry, with everything up to it): its VMs die, and
 			 * nothing is vouched for until the order comes */
-			struct fo_event *e = push_event(f, FO_EV_FENCE_VMS, &id, f->cfg.name,
-			                                "failed over at the incarnation we live in "
-			                                "(%" PRIu64 "), round %u first: destroy %zu listed "
-			                                "VMs below their new epochs",
-			                                in->inc, round, copy.n);
+			struct fo_event *e =
+			    push_event(f, FO_EV_FENCE_VMS, &id, f->cfg.name,
+			               "failed over at the incarnation we live in "
+			               "(%" PRIu64 "), round %u first: destroy %zu listed "
+			               "VMs below their new epochs",
+			               in->inc, round, copy.n);
 			fo_plan_copy(&e->plan, &copy);
 		} else if (copy.n > 0 && !in->fenced) {
 			struct fo_instance_id iid;
@@ -2347,7 +2403,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 static bool outstanding_entry(const struct fo *f, const struct round *rd, size_t e)
 {
 	const struct fo_plan_entry *pe = &rd->plan.entries[e];
-	return rd->ents[e].st == E_WAIT && pe->target[0] && !target_fenced(f, pe) && !moved_on(f, pe);
+	return rd->ents[e].st == E_WAIT && pe->target[0] && !target_fenced(f, pe) &&
+	       !moved_on(f, pe);
 }
 
 static void outstanding_plan(const struct fo *f, struct fo_plan *out)
@@ -2393,8 +2450,8 @@ static struct fo_host *hosts_view(const struct fo *f, const char *const *excl, s
 		const struct mrec *r = member_find(f, name);
 		/* alive to membership, or heartbeating us now from an incarnation
 		 * newer than membership holds dead (SWIM has not caught up yet) */
-		c.cap.alive = is_self(f, name) ||
-		              (r && r->voter && !r->removed && (r->st == FO_ALIVE || beating(f, r)));
+		c.cap.alive = is_self(f, name) || (r && r->voter && !r->removed &&
+		                                   (r->st == FO_ALIVE || beating(f, r)));
 		h[(*n_out)++] = c;
 	}
 	return h;
@@ -2418,7 +2475,8 @@ static bool moved_since(const struct fo *f, const struct fo_vm *vm, const struct
 			if (!rd->chosen)
 				continue;
 			for (size_t e = 0; e < rd->plan.n; e++)
-				if (rd->plan.entries[e].target[0] && rd->plan.entries[e].new_epoch > vm->epoch &&
+				if (rd->plan.entries[e].target[0] &&
+				    rd->plan.entries[e].new_epoch > vm->epoch &&
 				    strcmp(rd->plan.entries[e].uuid, nz(vm->uuid)) == 0)
 					return true;
 		}
@@ -2524,9 +2582,13 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 		if (bv) {
 			v = bv[i];
 		} else {
-			v = (struct fo_vm){.uuid = bp[i].uuid, .name = bp[i].name, .group = bp[i].group,
-			                   .priority = bp[i].priority, .vcpus = bp[i].vcpus,
-			                   .memory_kib = bp[i].memory_kib, .epoch = bp[i].epoch,
+			v = (struct fo_vm){.uuid = bp[i].uuid,
+			                   .name = bp[i].name,
+			                   .group = bp[i].group,
+			                   .priority = bp[i].priority,
+			                   .vcpus = bp[i].vcpus,
+			                   .memory_kib = bp[i].memory_kib,
+			                   .epoch = bp[i].epoch,
 			                   .running = bp[i].running};
 		}
 		if (moved_since(f, &v, sup) || running_elsewhere(f, nz(v.uuid), v.epoch, x, NULL))
@@ -2558,18 +2620,24 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 					continue;
 				bool listed = false;
 				for (size_t b = 0; b < nb && !listed; b++)
-					listed = strcmp(bv ? nz(bv[b].uuid) : bp[b].uuid, pe->uuid) == 0 &&
+					listed = strcmp(bv ? nz(bv[b].uuid) : bp[b].uuid,
+					                pe->uuid) == 0 &&
 					         (bv ? bv[b].epoch : bp[b].epoch) >= pe->new_epoch;
-				struct fo_vm v = {.uuid = pe->uuid, .name = pe->name, .group = pe->group,
-				                  .priority = pe->priority, .vcpus = pe->vcpus,
-				                  .memory_kib = pe->memory_kib, .epoch = pe->new_epoch,
+				struct fo_vm v = {.uuid = pe->uuid,
+				                  .name = pe->name,
+				                  .group = pe->group,
+				                  .priority = pe->priority,
+				                  .vcpus = pe->vcpus,
+				                  .memory_kib = pe->memory_kib,
+				                  .epoch = pe->new_epoch,
 				                  .running = true};
 				if (listed || moved_since(f, &v, sup) ||
 				    running_elsewhere(f, pe->uuid, pe->new_epoch, x, NULL))
 					continue;
 				bool kept = false;
 				for (size_t k = 0; newer && k < newer->n_vms && !kept; k++)
-					kept = newer->vms[k].running && newer->vms[k].epoch >= pe->new_epoch &&
+					kept = newer->vms[k].running &&
+					       newer->vms[k].epoch >= pe->new_epoch &&
 					       strcmp(newer->vms[k].uuid, pe->uuid) == 0;
 				if (kept)
 					continue;
@@ -2597,7 +2665,8 @@ static bool given_newest(const struct fo *f, const char *x, uint64_t inc,
 					continue;
 				}
 				if (q->target_incarnation && q->target_incarnation <= inc &&
-				    (q->new_epoch > pe->new_epoch || (q->new_epoch == pe->new_epoch && !seen)) &&
+				    (q->new_epoch > pe->new_epoch ||
+				     (q->new_epoch == pe->new_epoch && !seen)) &&
 				    strcmp(q->target, x) == 0 && strcmp(q->uuid, pe->uuid) == 0 &&
 				    (rd->ents[e].st == E_OK || rd->ents[e].st == E_WAIT))
 					return false;
@@ -2691,8 +2760,8 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 	struct fo_host *hv = NULL;
 	if (round == 0) {
 		bool has_base, ready;
-		size_t cap = owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, NULL, 0, &has_base,
-		                     &ready);
+		size_t cap = owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, NULL, 0,
+		                     &has_base, &ready);
 		if (!has_base || !ready) {
 			rc = -EAGAIN; /* we do not know what it owes (yet): others may */
 			goto out;
@@ -2726,7 +2795,8 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 		}
 		for (size_t p = 0; p < in->n_pend; p++) {
 			const struct pend *pd = &in->pend[p];
-			if (pd->failed_round >= round || excluded_vm(&in->rounds[round], pd->e.uuid))
+			if (pd->failed_round >= round ||
+			    excluded_vm(&in->rounds[round], pd->e.uuid))
 				continue;
 			/* started after all (a late report), or moved on since: an up
 			 * host runs it above the epoch it moved from (this entry's
@@ -2734,8 +2804,8 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			 * never given, so another instance may give one below it), or
 			 * a chosen plan placed it above (that plan's instance answers
 			 * for it now) */
-			if (running_elsewhere(f, pd->e.uuid, entry_base(&pd->e, pd->failed_round), NULL,
-			                      NULL) ||
+			if (running_elsewhere(f, pd->e.uuid, entry_base(&pd->e, pd->failed_round),
+			                      NULL, NULL) ||
 			    moved_on(f, &pd->e))
 				continue;
 			const struct fo_plan_entry *e = &pd->e;
@@ -2759,8 +2829,8 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			free(hv);
 			hv = hosts_view(f, excl, n_excl, &n_h);
 			struct fo_plan one;
-			rc = hv ? fo_plan_compute_prefer(hv, n_h, excl_host, prefer, &vms[v], 1, round,
-			                                 &so_far, &one)
+			rc = hv ? fo_plan_compute_prefer(hv, n_h, excl_host, prefer, &vms[v], 1,
+			                                 round, &so_far, &one)
 			        : -ENOMEM;
 			if (rc == 0) {
 				/* it moves from the epoch the handed-back entry moved
@@ -2768,9 +2838,12 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 				 * every epoch tried before */
 				for (size_t p = 0; p < in->n_pend; p++) {
 					const struct pend *pd = &in->pend[p];
-					if (pd->failed_round < round && strcmp(pd->e.uuid, vms[v].uuid) == 0 &&
-					    pd->e.new_epoch - 1 - pd->failed_round == vms[v].epoch) {
-						one.entries[0].base_epoch = entry_base(&pd->e, pd->failed_round);
+					if (pd->failed_round < round &&
+					    strcmp(pd->e.uuid, vms[v].uuid) == 0 &&
+					    pd->e.new_epoch - 1 - pd->failed_round ==
+					        vms[v].epoch) {
+						one.entries[0].base_epoch =
+						    entry_base(&pd->e, pd->failed_round);
 						break;
 					}
 				}
@@ -2784,7 +2857,8 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			fo_plan_clear(out);
 	}
 	if (round == 0)
-		rc = fo_plan_compute_prefer(hv, n_h, excl_host, prefer, vms, n_vms, round, &outst, out);
+		rc = fo_plan_compute_prefer(hv, n_h, excl_host, prefer, vms, n_vms, round, &outst,
+		                            out);
 	for (size_t e = 0; rc == 0 && e < out->n; e++) {
 		struct fo_plan_entry *pe = &out->entries[e];
 		pe->target_incarnation = pe->target[0] ? newest_inc(f, pe->target) : 0;
@@ -2982,8 +3056,8 @@ static int overlay_adopted(const struct fo *f, const struct round *rd, struct fo
 	}
 	for (size_t a = 0; a < rd->n_adopted; a++) {
 		const struct fo_plan_entry *ae = &rd->adopted[a].e;
-		bool done = running_elsewhere(f, ae->uuid, ae->new_epoch ? ae->new_epoch - 1 : 0, NULL,
-		                              NULL);
+		bool done = running_elsewhere(f, ae->uuid, ae->new_epoch ? ae->new_epoch - 1 : 0,
+		                              NULL, NULL);
 		size_t k = 0;
 		while (k < v->n && strcmp(v->entries[k].uuid, ae->uuid) != 0)
 			k++;
@@ -3216,7 +3290,8 @@ static void send_chosen_to(struct fo *f, struct inst *in, uint32_t round, const 
 static void share_chosen(struct fo *f, const char *to, uint64_t now)
 {
 	struct mrec *r = member_find(f, to);
-	if (!r || is_self(f, to) || (r->shared_at && now < sat_add(r->shared_at, FO_SHARE_CHOSEN_MS)))
+	if (!r || is_self(f, to) ||
+	    (r->shared_at && now < sat_add(r->shared_at, FO_SHARE_CHOSEN_MS)))
 		return;
 	r->shared_at = now;
 	for (size_t i = 0; i < f->n_inst; i++)
@@ -3252,7 +3327,7 @@ static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struc
 	 * this acceptor, and needs a majority without it.) */
 	if (rd->pphase == 2 && m->vm_uuid[0] && ballot_cmp(&m->ballot, &rd->ballot) <= 0) {
 		if (!excluded_vm(rd, m->vm_uuid)) {
-			char (*nx)[FO_UUID_MAX] = realloc(rd->xvm, (rd->n_xvm + 1) * sizeof(*nx));
+			char(*nx)[FO_UUID_MAX] = realloc(rd->xvm, (rd->n_xvm + 1) * sizeof(*nx));
 			if (nx) {
 				rd->xvm = nx;
 				cpy(rd->xvm[rd->n_xvm++], FO_UUID_MAX, m->vm_uuid);
@@ -3271,10 +3346,17 @@ static void deliver_local(struct fo *f, struct inst *in, uint32_t round, struct 
                           uint64_t now)
 {
 	switch (r->type) {
-	case FO_PROMISE: on_promise(f, in, round, f->self_idx, r, now); break;
-	case FO_ACCEPTED: on_accepted(f, in, round, f->self_idx, r, now); break;
-	case FO_REJECT: on_reject(f, in, round, r, now); break;
-	default: break;
+	case FO_PROMISE:
+		on_promise(f, in, round, f->self_idx, r, now);
+		break;
+	case FO_ACCEPTED:
+		on_accepted(f, in, round, f->self_idx, r, now);
+		break;
+	case FO_REJECT:
+		on_reject(f, in, round, r, now);
+		break;
+	default:
+		break;
 	}
 	fo_msg_clear(r);
 }
@@ -3320,13 +3402,15 @@ static const char *acceptor_refusal(const struct fo *f, const struct inst *in, u
 	bool remembers = f->journal_durable && (f->acceptor_journal || !f->journal_restored);
 	if (!remembers && age > now - f->started) {
 		snprintf(buf, len,
-		         "my core is %" PRIu64 " ms old, younger than the instance (%" PRIu64 " ms): "
+		         "my core is %" PRIu64 " ms old, younger than the instance (%" PRIu64
+		         " ms): "
 		         "I may have forgotten promises",
 		         now - f->started, age);
 		return buf;
 	}
 	if (!acceptor_may(f, in, round)) {
-		snprintf(buf, len, "%s is not dead to me at incarnation %" PRIu64, in->dead, in->inc);
+		snprintf(buf, len, "%s is not dead to me at incarnation %" PRIu64, in->dead,
+		         in->inc);
 		return buf;
 	}
 	return NULL;
@@ -3395,7 +3479,8 @@ static bool acceptor_may_answer(struct fo *f, struct inst *in, uint32_t round, c
 		msg_inst(&r, in, round);
 		r.incarnation = newer;
 		snprintf(r.text, sizeof(r.text),
-		         "superseded by the recovery of %.64s incarnation %" PRIu64, in->dead, newer);
+		         "superseded by the recovery of %.64s incarnation %" PRIu64, in->dead,
+		         newer);
 		reply(f, in, round, &r, now);
 		return false;
 	}
@@ -3516,16 +3601,24 @@ static void collect_adopt(const struct fo *f, const struct inst *in, struct fo_m
 			continue;
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			const struct round *od = &o->rounds[r];
-			const struct fo_plan *pl = od->chosen ? &od->plan : od->has_acc ? &od->acc_plan : NULL;
+			const struct fo_plan *pl = od->chosen    ? &od->plan
+			                           : od->has_acc ? &od->acc_plan
+			                                         : NULL;
 			for (size_t e = 0; pl && e < pl->n; e++) {
 				/* placements known dead are not adopted: handed back, no
 				 * room, or on an incarnation fenced since */
-				if (!pl->entries[e].target[0] || places_on_dead(in, &pl->entries[e]) ||
-				    target_fenced(f, &pl->entries[e]) || moved_on(f, &pl->entries[e]) ||
-				    (od->chosen && (od->ents[e].st == E_HANDED || od->ents[e].st == E_NOROOM)))
+				if (!pl->entries[e].target[0] ||
+				    places_on_dead(in, &pl->entries[e]) ||
+				    target_fenced(f, &pl->entries[e]) ||
+				    moved_on(f, &pl->entries[e]) ||
+				    (od->chosen &&
+				     (od->ents[e].st == E_HANDED || od->ents[e].st == E_NOROOM)))
 					continue;
-				struct fo_adopt a = {.e = pl->entries[e], .incarnation = o->inc, .round = r,
-				                     .ballot = od->chosen ? od->chosen_ballot : od->acc_ballot};
+				struct fo_adopt a = {.e = pl->entries[e],
+				                     .incarnation = o->inc,
+				                     .round = r,
+				                     .ballot = od->chosen ? od->chosen_ballot
+				                                          : od->acc_ballot};
 				adopt_merge(&tmp, &a);
 			}
 		}
@@ -3563,8 +3656,10 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 			if (o->inc == in->inc || strcmp(o->dead, in->dead) != 0)
 				continue;
 			for (uint32_t r = 0; r < f->n_rounds; r++)
-				for (size_t e = 0; o->rounds[r].chosen && e < o->rounds[r].plan.n; e++)
-					p.superseded.entries[p.superseded.n++] = o->rounds[r].plan.entries[e];
+				for (size_t e = 0; o->rounds[r].chosen && e < o->rounds[r].plan.n;
+				     e++)
+					p.superseded.entries[p.superseded.n++] =
+					    o->rounds[r].plan.entries[e];
 		}
 	}
 	if (round == 0)
@@ -3617,13 +3712,13 @@ static bool target_fenced(const struct fo *f, const struct fo_plan_entry *pe)
  * placement that is not known dead — handed back by its target, given up
  * when its target was failed over, or fenced with its target's
  * incarnation? Those never start (or run no more). */
-static bool places_live(const struct fo *f, const struct round *rd, const char *uuid,
-                        uint64_t base)
+static bool places_live(const struct fo *f, const struct round *rd, const char *uuid, uint64_t base)
 {
 	for (size_t k = 0; rd->chosen && k < rd->plan.n; k++) {
 		const struct fo_plan_entry *q = &rd->plan.entries[k];
 		if (q->target[0] && q->new_epoch > base && strcmp(q->uuid, uuid) == 0 &&
-		    rd->ents[k].st != E_HANDED && rd->ents[k].st != E_NOROOM && !target_fenced(f, q))
+		    rd->ents[k].st != E_HANDED && rd->ents[k].st != E_NOROOM &&
+		    !target_fenced(f, q))
 			return true;
 	}
 	return false;
@@ -3717,22 +3812,27 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 					/* its placements above ours are dead (handed back, or
 					 * their target fenced): no clash — unless ours would
 					 * reuse an epoch one of them took (epochs only grow) */
-					if (!places_above(op, pe->uuid, pe->new_epoch - 1) || has_placement(op, pe))
+					if (!places_above(op, pe->uuid, pe->new_epoch - 1) ||
+					    has_placement(op, pe))
 						continue;
 					snprintf(buf, len,
-					         "VM %.40s: epoch %" PRIu64 " was given by the plan for %.64s "
-					         "incarnation %" PRIu64, pe->name, pe->new_epoch, o->dead, o->inc);
+					         "VM %.40s: epoch %" PRIu64
+					         " was given by the plan for %.64s "
+					         "incarnation %" PRIu64,
+					         pe->name, pe->new_epoch, o->dead, o->inc);
 					*vm_uuid = pe->uuid;
 					return buf;
 				}
 				/* the same placement (an adopted copy) is no clash, nor one
 				 * an earlier round of ours held too (we re-place it: it was
 				 * handed back) */
-				bool clash = places_above(op, pe->uuid, base) && !has_placement(op, pe) &&
+				bool clash = places_above(op, pe->uuid, base) &&
+				             !has_placement(op, pe) &&
 				             !re_placing(f, in, round, op, pe->uuid);
 				if (clash) {
 					snprintf(buf, len,
-					         "VM %.40s is also in the plan for %.64s incarnation %" PRIu64,
+					         "VM %.40s is also in the plan for %.64s "
+					         "incarnation %" PRIu64,
 					         pe->name, o->dead, o->inc);
 					*vm_uuid = pe->uuid;
 					return buf;
@@ -3756,7 +3856,8 @@ static void acceptor_accept(struct fo *f, struct inst *in, uint32_t round, const
 	 * ballot: it was checked when we first accepted it, and whatever we
 	 * accepted since was checked against it */
 	bool same = rd->has_acc && fo_plan_equal(&rd->acc_plan, plan);
-	const char *why = same ? NULL : accept_clash(f, in, round, plan, buf, sizeof(buf), &clash_uuid);
+	const char *why =
+	    same ? NULL : accept_clash(f, in, round, plan, buf, sizeof(buf), &clash_uuid);
 	if (why != NULL) {
 		struct fo_msg r;
 		msg_init(f, &r, FO_REJECT, from);
@@ -3790,10 +3891,11 @@ static void acceptor_accept(struct fo *f, struct inst *in, uint32_t round, const
 	if (is_self(f, in->dead) && c.n > 0) {
 		struct fo_instance_id iid;
 		inst_id(&iid, in, round);
-		struct fo_event *ev = push_event(f, FO_EV_FENCE_VMS, &iid, f->cfg.name,
-		                                 "accepting a recovery plan for our incarnation %" PRIu64
-		                                 ": destroy %zu listed VMs below their new epochs",
-		                                 in->inc, c.n);
+		struct fo_event *ev =
+		    push_event(f, FO_EV_FENCE_VMS, &iid, f->cfg.name,
+		               "accepting a recovery plan for our incarnation %" PRIu64
+		               ": destroy %zu listed VMs below their new epochs",
+		               in->inc, c.n);
 		fo_plan_copy(&ev->plan, &c);
 	}
 	if (is_self(f, in->dead) && f->fence_incomplete)
@@ -3876,7 +3978,8 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 				 * do not list it (a stale view) destroys it: then it is
 				 * handed back (the acceptors' epoch check keeps it from
 				 * being placed twice). */
-				if (!is_self(f, pe->target) || (st->st != E_WAIT && !(order && st->st == E_OK)))
+				if (!is_self(f, pe->target) ||
+				    (st->st != E_WAIT && !(order && st->st == E_OK)))
 					continue;
 				if (order && pe->target_incarnation > upto)
 					continue;
@@ -3892,7 +3995,8 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 				                 pe->target_incarnation < f->first_inc;
 				if (prev_life && !own_state_known(f))
 					continue;
-				bool started = st->running || st->st == E_OK || twin || twin_flight ||
+				bool started = st->running || st->st == E_OK || twin ||
+				               twin_flight ||
 				               (prev_life && runs_here(f, pe->uuid, pe->new_epoch));
 				bool listed = order && plan_has_uuid(order, pe->uuid);
 				if (order && started && !listed && !extras && is_self(f, in->dead))
@@ -3904,16 +4008,19 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 					 * first, this hand-back or our own recovery (its plan lists
 					 * it if our state did; the acceptors let one of the two
 					 * place it) */
-					hand_back(f, in, r, e, "destroyed by its target's self-fence", now);
+					hand_back(f, in, r, e,
+					          "destroyed by its target's self-fence", now);
 				} else if (!started || listed) {
 					if (st->running && f->running)
 						f->running--;
 					st->running = false;
 					st->st = E_HANDED;
-					snprintf(st->text, sizeof(st->text), "destroyed by the fence of %.64s%s",
-					         f->cfg.name, listed ? ", re-placed by its failover" : "");
+					snprintf(st->text, sizeof(st->text),
+					         "destroyed by the fence of %.64s%s", f->cfg.name,
+					         listed ? ", re-placed by its failover" : "");
 				} else {
-					hand_back(f, in, r, e, "destroyed: this host was failed over", now);
+					hand_back(f, in, r, e,
+					          "destroyed: this host was failed over", now);
 				}
 			}
 		}
@@ -3945,7 +4052,8 @@ static const char *superseded_by_ex(const struct fo *f, const struct inst *in, u
 				if (other)
 					*other = o != in;
 				snprintf(buf, sizeof(buf),
-				         "the plan for %.64s incarnation %" PRIu64 " round %u places it",
+				         "the plan for %.64s incarnation %" PRIu64
+				         " round %u places it",
 				         o->dead, o->inc, r);
 				return buf;
 			}
@@ -3980,7 +4088,8 @@ static bool runs_here(const struct fo *f, const char *uuid, uint64_t epoch)
 {
 	const struct fo_host *me = host_of(f, f->cfg.name);
 	for (size_t v = 0; me && v < me->n_vms; v++)
-		if (me->vms[v].running && me->vms[v].epoch >= epoch && strcmp(me->vms[v].uuid, uuid) == 0)
+		if (me->vms[v].running && me->vms[v].epoch >= epoch &&
+		    strcmp(me->vms[v].uuid, uuid) == 0)
 			return true;
 	return false;
 }
@@ -3999,7 +4108,8 @@ static const struct inst *placement_started(const struct fo *f, const struct ins
 			const struct round *od = &o->rounds[r];
 			for (size_t e = 0; od->chosen && e < od->plan.n; e++) {
 				const struct fo_plan_entry *q = &od->plan.entries[e];
-				if (q->new_epoch != pe->new_epoch || strcmp(q->uuid, pe->uuid) != 0 ||
+				if (q->new_epoch != pe->new_epoch ||
+				    strcmp(q->uuid, pe->uuid) != 0 ||
 				    strcmp(q->target, pe->target) != 0)
 					continue;
 				if (od->ents[e].st == E_OK)
@@ -4024,7 +4134,8 @@ static const struct inst *placement_handed(const struct fo *f, const struct inst
 			for (size_t e = 0; od->chosen && e < od->plan.n; e++) {
 				const struct fo_plan_entry *q = &od->plan.entries[e];
 				if (od->ents[e].st == E_HANDED && q->new_epoch == pe->new_epoch &&
-				    strcmp(q->uuid, pe->uuid) == 0 && strcmp(q->target, pe->target) == 0)
+				    strcmp(q->uuid, pe->uuid) == 0 &&
+				    strcmp(q->target, pe->target) == 0)
 					return o;
 			}
 		}
@@ -4045,8 +4156,9 @@ static void report_running(struct fo *f, struct inst *in, uint32_t r, size_t e, 
 	cpy(st->text, sizeof(st->text), text);
 	struct fo_instance_id iid;
 	inst_id(&iid, in, r);
-	struct fo_event *ev = push_event(f, FO_EV_RESTARTED, &iid, f->cfg.name,
-	                                 "%s %s (epoch %" PRIu64 ")", pe->name, text, pe->new_epoch);
+	struct fo_event *ev =
+	    push_event(f, FO_EV_RESTARTED, &iid, f->cfg.name, "%s %s (epoch %" PRIu64 ")", pe->name,
+	               text, pe->new_epoch);
 	ev->entry = *pe;
 	struct fo_msg m;
 	msg_init(f, &m, FO_RESTARTED, "");
@@ -4072,31 +4184,40 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
 				const struct fo_plan_entry *pe = &rd->plan.entries[e];
 				if (rd->ents[e].st == E_WAIT && !rd->ents[e].running &&
-				    pe->target_incarnation && pe->target_incarnation <= f->fenced_through &&
+				    pe->target_incarnation &&
+				    pe->target_incarnation <= f->fenced_through &&
 				    is_self(f, pe->target)) {
 					bool flight = false;
-					const struct inst *twin = placement_started(f, in, pe, &flight);
+					const struct inst *twin =
+					    placement_started(f, in, pe, &flight);
 					if (twin || flight) {
 						/* the same placement runs here for an older
 						 * recovery (adopted): it is that one's */
 						if (twin)
-							report_running(f, in, r, e, "started here for an older recovery",
-							               now);
+							report_running(
+							    f, in, r, e,
+							    "started here for an older recovery",
+							    now);
 						continue;
 					}
-					bool prev_life = f->first_inc && pe->target_incarnation < f->first_inc;
+					bool prev_life =
+					    f->first_inc && pe->target_incarnation < f->first_inc;
 					if (prev_life && !own_state_known(f))
 						continue; /* what runs here is not known yet */
 					if (prev_life && runs_here(f, pe->uuid, pe->new_epoch)) {
 						/* an earlier life of this agent started it, and the
 						 * fence since did not list it: it runs here */
-						report_running(f, in, r, e, "running here (started by a previous "
-						               "life of this agent)", now);
+						report_running(
+						    f, in, r, e,
+						    "running here (started by a previous "
+						    "life of this agent)",
+						    now);
 						continue;
 					}
 					char text[FO_TEXT_MAX];
 					snprintf(text, sizeof(text),
-					         "assigned to incarnation %" PRIu64 " of %.64s, failed over since",
+					         "assigned to incarnation %" PRIu64
+					         " of %.64s, failed over since",
 					         pe->target_incarnation, f->cfg.name);
 					hand_back(f, in, r, e, text, now);
 				}
@@ -4121,24 +4242,31 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 					/* a plan we learned gave the VM this epoch elsewhere, or
 					 * a newer one (maybe long ago: that plan may have left
 					 * our history): never a second copy, nor an older one */
-					hand_back(f, in, r, e, "a newer placement, or another at this epoch, "
-					          "was chosen for this VM", now);
+					hand_back(f, in, r, e,
+					          "a newer placement, or another at this epoch, "
+					          "was chosen for this VM",
+					          now);
 					continue;
 				}
 				bool other = false;
 				const char *by = superseded_by_ex(f, in, r, pe, &other);
 				uint64_t ep = 0;
 				const char *host =
-				    by ? NULL : running_elsewhere(f, pe->uuid, pe->new_epoch - 1, f->cfg.name, &ep);
+				    by ? NULL
+				       : running_elsewhere(f, pe->uuid, pe->new_epoch - 1,
+				                           f->cfg.name, &ep);
 				bool flight = false;
 				const struct inst *twin =
 				    by || host ? NULL : placement_started(f, in, pe, &flight);
-				const struct inst *gone = twin || flight ? NULL : placement_handed(f, in, pe);
+				const struct inst *gone =
+				    twin || flight ? NULL : placement_handed(f, in, pe);
 				if (gone) {
 					char text[FO_TEXT_MAX];
 					snprintf(text, sizeof(text),
-					         "the same placement was handed back for the recovery of %.64s "
-					         "incarnation %" PRIu64, gone->dead, gone->inc);
+					         "the same placement was handed back for the "
+					         "recovery of %.64s "
+					         "incarnation %" PRIu64,
+					         gone->dead, gone->inc);
 					hand_back(f, in, r, e, text, now);
 				} else if (flight && !twin) {
 					continue; /* being started for the other one: its outcome decides */
@@ -4148,7 +4276,8 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 					 * it died since, it is owed a new one) */
 					char text[FO_TEXT_MAX];
 					snprintf(text, sizeof(text),
-					         "started here for the recovery of %.64s incarnation %" PRIu64,
+					         "started here for the recovery of %.64s "
+					         "incarnation %" PRIu64,
 					         twin->dead, twin->inc);
 					report_running(f, in, r, e, text, now);
 				} else if (by && other) {
@@ -4160,15 +4289,18 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 					continue;
 				} else if (by) {
 					st->st = E_HANDED;
-					snprintf(st->text, sizeof(st->text), "not started: %.200s", by);
+					snprintf(st->text, sizeof(st->text), "not started: %.200s",
+					         by);
 				} else if (host) {
 					/* started by a newer plan, or moved on since: never a
 					 * second copy */
 					st->st = E_HANDED;
 					snprintf(st->text, sizeof(st->text),
-					         "not started: %.64s runs it with epoch %" PRIu64, host, ep);
+					         "not started: %.64s runs it with epoch %" PRIu64,
+					         host, ep);
 				} else if (pe->target_incarnation && f->first_inc &&
-				           pe->target_incarnation < f->first_inc && !own_state_known(f)) {
+				           pe->target_incarnation < f->first_inc &&
+				           !own_state_known(f)) {
 					/* a previous life's entry, and what runs here is not
 					 * known yet: wait for our own state */
 					st->deferred = true;
@@ -4179,14 +4311,18 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 					 * not know). Never started here; what really runs here
 					 * says which. */
 					if (runs_here(f, pe->uuid, pe->new_epoch)) {
-						report_running(f, in, r, e, "running here (started by a previous "
-						               "life of this agent)", now);
+						report_running(
+						    f, in, r, e,
+						    "running here (started by a previous "
+						    "life of this agent)",
+						    now);
 					} else {
 						char text[FO_TEXT_MAX];
 						snprintf(text, sizeof(text),
-						         "assigned to incarnation %" PRIu64 " of %.64s, a previous "
-						         "life of its agent: not started", pe->target_incarnation,
-						         f->cfg.name);
+						         "assigned to incarnation %" PRIu64
+						         " of %.64s, a previous "
+						         "life of its agent: not started",
+						         pe->target_incarnation, f->cfg.name);
 						hand_back(f, in, r, e, text, now);
 					}
 				}
@@ -4210,25 +4346,30 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 				for (size_t e = 0; e < rd->plan.n; e++) {
 					struct ent *st = &rd->ents[e];
 					const struct fo_plan_entry *ce = &rd->plan.entries[e];
-					if (st->st != E_WAIT || st->running || st->deferred || !is_self(f, ce->target))
+					if (st->st != E_WAIT || st->running || st->deferred ||
+					    !is_self(f, ce->target))
 						continue;
 					/* never an entry given to an incarnation of ours that is
 					 * over, or to an earlier life of this agent (the first
 					 * loop hands those back or reports them) */
 					if (ce->target_incarnation &&
 					    (ce->target_incarnation <= f->fenced_through ||
-					     (f->first_inc && ce->target_incarnation < f->first_inc)))
+					     (f->first_inc &&
+					      ce->target_incarnation < f->first_inc)))
 						continue;
 					bool flight = false;
-					if (placement_started(f, in, &rd->plan.entries[e], &flight) || flight)
+					if (placement_started(f, in, &rd->plan.entries[e],
+					                      &flight) ||
+					    flight)
 						continue; /* the same placement, started for another */
 					if (st->next_try > now) {
 						if (st->next_try < f->restart_wake)
 							f->restart_wake = st->next_try;
 						continue;
 					}
-					if (!bi || entry_order(&rd->plan.entries[e],
-					                       &bi->rounds[br].plan.entries[be]) < 0) {
+					if (!bi ||
+					    entry_order(&rd->plan.entries[e],
+					                &bi->rounds[br].plan.entries[be]) < 0) {
 						bi = in;
 						br = r;
 						be = e;
@@ -4291,15 +4432,15 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 			in = inst_open(f, name, incarnation, now);
 			if (in) {
 				in->detected_at = now;
-				snprintf(in->cause, sizeof(in->cause), "declared dead at incarnation %" PRIu64,
-				         incarnation);
+				snprintf(in->cause, sizeof(in->cause),
+				         "declared dead at incarnation %" PRIu64, incarnation);
 				if (now < in->first_heard)
 					in->first_heard = now;
 				struct fo_instance_id id;
 				inst_id(&id, in, 0);
 				push_event(f, FO_EV_DETECTED, &id, name,
-				           "%s is dead (incarnation %" PRIu64 "): failover opened", name,
-				           incarnation);
+				           "%s is dead (incarnation %" PRIu64 "): failover opened",
+				           name, incarnation);
 			}
 		}
 	}
@@ -4394,8 +4535,10 @@ static bool plan_ok(const struct fo_plan *p)
 		return false;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct fo_plan_entry *e = &p->entries[i];
-		if (!terminated(e->uuid, sizeof(e->uuid)) || !terminated(e->name, sizeof(e->name)) ||
-		    !terminated(e->target, sizeof(e->target)) || !terminated(e->group, sizeof(e->group)))
+		if (!terminated(e->uuid, sizeof(e->uuid)) ||
+		    !terminated(e->name, sizeof(e->name)) ||
+		    !terminated(e->target, sizeof(e->target)) ||
+		    !terminated(e->group, sizeof(e->group)))
 			return false;
 		if (e->has_base && e->base_epoch >= e->new_epoch)
 			return false; /* a move goes to a newer epoch */
@@ -4464,8 +4607,8 @@ static void nudge_target(struct fo *f, const char *target, uint64_t inc, uint64_
 				struct ent *st = &rd->ents[e];
 				if (st->st != E_WAIT || strcmp(pe->target, target) != 0)
 					continue;
-				bool newer = pe->target_incarnation && pe->target_incarnation < inc &&
-				             st->nudged_inc < inc;
+				bool newer = pe->target_incarnation &&
+				             pe->target_incarnation < inc && st->nudged_inc < inc;
 				uint64_t since = st->nudged_at ? st->nudged_at : rd->chosen_at;
 				if (!newer && now < sat_add(since, FO_RESEND_CHOSEN_MS))
 					continue;
@@ -4506,9 +4649,11 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 			if (!in->fenced && any_chosen && in->inc <= m->fenced_through &&
 			    strcmp(in->dead, m->from) == 0) {
 				char how[FO_TEXT_MAX];
-				snprintf(how, sizeof(how),
-				         "the host itself: it reports itself fenced through incarnation "
-				         "%" PRIu64, m->fenced_through);
+				snprintf(
+				    how, sizeof(how),
+				    "the host itself: it reports itself fenced through incarnation "
+				    "%" PRIu64,
+				    m->fenced_through);
 				set_fenced(f, in, how, now, true);
 				in->fence_total = true;
 			}
@@ -4530,7 +4675,8 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 	if (x->st == FO_DEAD && x->inc >= m->incarnation) {
 		cpy(r.inst.dead, sizeof(r.inst.dead), x->name);
 		r.inst.incarnation = x->inc;
-		snprintf(r.text, sizeof(r.text), "you are dead to me (incarnation %" PRIu64 ")", x->inc);
+		snprintf(r.text, sizeof(r.text), "you are dead to me (incarnation %" PRIu64 ")",
+		         x->inc);
 		push_msg(f, &r);
 		return;
 	}
@@ -4586,17 +4732,21 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 					for (size_t e = 0; in->rounds[k].chosen && e < p->n; e++) {
 						size_t j = 0;
 						while (j < o.plan.n &&
-						       strcmp(o.plan.entries[j].uuid, p->entries[e].uuid) != 0)
+						       strcmp(o.plan.entries[j].uuid,
+						              p->entries[e].uuid) != 0)
 							j++;
 						if (j == o.plan.n)
 							o.plan.entries[o.plan.n++] = p->entries[e];
-						else if (p->entries[e].new_epoch > o.plan.entries[j].new_epoch)
+						else if (p->entries[e].new_epoch >
+						         o.plan.entries[j].new_epoch)
 							o.plan.entries[j] = p->entries[e];
 					}
 				}
 			}
 			snprintf(o.text, sizeof(o.text),
-			         "you were failed over (incarnation %" PRIu64 "): destroy these VMs", upto);
+			         "you were failed over (incarnation %" PRIu64
+			         "): destroy these VMs",
+			         upto);
 			push_msg(f, &o);
 			return;
 		}
@@ -4606,8 +4756,8 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		snprintf(r.text, sizeof(r.text), "failover of incarnation %" PRIu64 " %s", inc,
 		         low != UINT64_MAX ? "pending"
 		         : x->restored_max >= inc
-		                 ? "(from before my restart, journalled) not fenced: fence first"
-		                 : "done: fence first");
+		             ? "(from before my restart, journalled) not fenced: fence first"
+		             : "done: fence first");
 		push_msg(f, &r);
 		return;
 	}
@@ -4616,7 +4766,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 	/* see handle_ack; a journalled core remembers whom it must not ack
 	 * across restarts, so it is as good as an old one (RESTARTS) */
 	r.age_ms = f->journal_durable ? FO_ACK_AGE_DURABLE : now - f->started;
-	x->acked_at = now + 1;       /* ACCEPTED reports it (ack bound) */
+	x->acked_at = now + 1; /* ACCEPTED reports it (ack bound) */
 	push_msg(f, &r);
 }
 
@@ -4635,8 +4785,8 @@ static void handle_ack(struct fo *f, const struct fo_msg *m, uint64_t now)
 	uint64_t window = (uint64_t)f->cfg.fence_after_ms + f->cfg.fence_margin_ms;
 	uint64_t mine = now - f->started;
 	bool counts = mine < window + f->cfg.quorate_ms
-	                      ? sat_add(m->age_ms, f->cfg.quorate_ms) >= mine
-	                      : m->age_ms >= window;
+	                  ? sat_add(m->age_ms, f->cfg.quorate_ms) >= mine
+	                  : m->age_ms >= window;
 	if (!counts)
 		return;
 	uint64_t s = m->stamp + 1, old = y->ack;
@@ -4746,17 +4896,19 @@ static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
 			for (uint32_t r = 0; r < f->n_rounds; r++) {
 				const struct round *rd = &f->inst[i]->rounds[r];
 				for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
-					if (fenced_extra(f, f->inst[i], rd, e, &order, upto, extras)) {
+					if (fenced_extra(f, f->inst[i], rd, e, &order, upto,
+					                 extras)) {
 						kill.entries[kill.n] = rd->plan.entries[e];
 						kill.entries[kill.n++].new_epoch++;
 					}
 			}
 	}
 	if (kill.n) {
-		struct fo_event *e = push_event(f, FO_EV_FENCE_VMS, inst, from,
-		                                "failed over (incarnation %" PRIu64 ") by %s: destroy "
-		                                "%zu VMs",
-		                                inst->incarnation, from, kill.n);
+		struct fo_event *e =
+		    push_event(f, FO_EV_FENCE_VMS, inst, from,
+		               "failed over (incarnation %" PRIu64 ") by %s: destroy "
+		               "%zu VMs",
+		               inst->incarnation, from, kill.n);
 		e->plan = kill;
 	} else {
 		free(kill.entries);
@@ -4798,8 +4950,8 @@ static void handle_fenced(struct fo *f, const struct fo_msg *m, uint64_t now)
 	schedule_restarts(f, now);
 }
 
-static struct ent *find_entry(struct inst *in, uint32_t round, const char *uuid,
-                              const char *target, const struct fo_plan_entry **pe)
+static struct ent *find_entry(struct inst *in, uint32_t round, const char *uuid, const char *target,
+                              const struct fo_plan_entry **pe)
 {
 	struct round *rd = &in->rounds[round];
 	if (!rd->chosen)
@@ -4833,11 +4985,15 @@ static void resend_outcomes(struct fo *f, struct inst *in, uint32_t round, const
 		cpy(r.vm_uuid, sizeof(r.vm_uuid), pe->uuid);
 		r.ok = st->st == E_OK;
 		r.took_ms = st->took_ms;
-		cpy(r.text, sizeof(r.text), st->text[0] ? st->text : r.ok ? "running" : "not started");
+		cpy(r.text, sizeof(r.text),
+		    st->text[0] ? st->text
+		    : r.ok      ? "running"
+		                : "not started");
 		if (!r.ok) {
 			r.has_plan = true;
-			if (fo_plan_copy(&r.plan, &(struct fo_plan){.n = 1,
-			                                            .entries = (struct fo_plan_entry *)pe}) < 0)
+			if (fo_plan_copy(&r.plan,
+			                 &(struct fo_plan){
+					     .n = 1, .entries = (struct fo_plan_entry *)pe}) < 0)
 				continue;
 		}
 		push_msg(f, &r);
@@ -4859,11 +5015,12 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
 		st->took_ms = m->took_ms;
 		cpy(st->text, sizeof(st->text), m->text);
 		struct fo_event *ev =
-		    m->ok ? push_event(f, FO_EV_RESTARTED, &m->inst, m->from,
-		                       "%s running on %s with epoch %" PRIu64 " after %" PRIu64 " ms",
-		                       pe->name, m->from, pe->new_epoch, m->took_ms)
-		          : push_event(f, FO_EV_HANDED_BACK, &m->inst, m->from,
-		                       "%s handed back by %s: %.180s", pe->name, m->from, m->text);
+		    m->ok
+			? push_event(f, FO_EV_RESTARTED, &m->inst, m->from,
+		                     "%s running on %s with epoch %" PRIu64 " after %" PRIu64 " ms",
+		                     pe->name, m->from, pe->new_epoch, m->took_ms)
+			: push_event(f, FO_EV_HANDED_BACK, &m->inst, m->from,
+		                     "%s handed back by %s: %.180s", pe->name, m->from, m->text);
 		ev->entry = *pe;
 		ev->took_ms = m->took_ms;
 		if (!m->ok)
@@ -4897,10 +5054,18 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 	uint32_t round = m->inst.round;
 
 	switch (m->type) {
-	case FO_HEARTBEAT: handle_heartbeat(f, m, now); break;
-	case FO_HB_ACK: handle_ack(f, m, now); break;
-	case FO_HB_NACK: handle_nack(f, m); break;
-	case FO_FENCE_ORDER: handle_fence_order(f, m, now); break;
+	case FO_HEARTBEAT:
+		handle_heartbeat(f, m, now);
+		break;
+	case FO_HB_ACK:
+		handle_ack(f, m, now);
+		break;
+	case FO_HB_NACK:
+		handle_nack(f, m);
+		break;
+	case FO_FENCE_ORDER:
+		handle_fence_order(f, m, now);
+		break;
 	case FO_PREPARE:
 	case FO_ACCEPT:
 		if (m->type == FO_ACCEPT && !m->has_plan)
@@ -4917,7 +5082,8 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 		}
 		if (!in) {
 			struct mrec *x = member_find(f, m->inst.dead);
-			bool may = !is_self(f, m->inst.dead) && dead_to_me(f, x, m->inst.incarnation);
+			bool may =
+			    !is_self(f, m->inst.dead) && dead_to_me(f, x, m->inst.incarnation);
 			if (may)
 				in = inst_open(f, m->inst.dead, m->inst.incarnation, now);
 			if (!in) {
@@ -4930,11 +5096,12 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 					         " finished long ago and is forgotten here",
 					         m->inst.dead, m->inst.incarnation);
 				else if (is_self(f, m->inst.dead))
-					snprintf(r.text, sizeof(r.text), "I am the host being failed over");
+					snprintf(r.text, sizeof(r.text),
+					         "I am the host being failed over");
 				else
 					snprintf(r.text, sizeof(r.text),
-					         "%s is not dead to me at incarnation %" PRIu64, m->inst.dead,
-					         m->inst.incarnation);
+					         "%s is not dead to me at incarnation %" PRIu64,
+					         m->inst.dead, m->inst.incarnation);
 				push_msg(f, &r);
 				break;
 			}
@@ -4942,7 +5109,8 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 		if (m->type == FO_PREPARE)
 			acceptor_prepare(f, in, round, m->from, &m->ballot, m->age_ms, now);
 		else
-			acceptor_accept(f, in, round, m->from, &m->ballot, m->age_ms, &m->plan, now);
+			acceptor_accept(f, in, round, m->from, &m->ballot, m->age_ms, &m->plan,
+			                now);
 		break;
 	case FO_PROMISE:
 	case FO_ACCEPTED:
@@ -4967,8 +5135,12 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 			learn(f, in, round, &m->ballot, &m->plan, now, false, m->has_ack_ago,
 			      m->has_ack_ago && now > m->ack_ago_ms ? now - m->ack_ago_ms : 0);
 		break;
-	case FO_FENCED: handle_fenced(f, m, now); break;
-	case FO_RESTARTED: handle_restarted(f, m, now); break;
+	case FO_FENCED:
+		handle_fenced(f, m, now);
+		break;
+	case FO_RESTARTED:
+		handle_restarted(f, m, now);
+		break;
 	}
 	/* a plan learned may target a dead host's newer life (no instance
 	 * pointer is held here: opening one may drop an old finished one) */
@@ -5035,10 +5207,10 @@ void fo_restart_done(struct fo *f, const struct fo_instance_id *id, const char *
 		st->told = true;
 		st->took_ms = now - rd->chosen_at;
 		cpy(st->text, sizeof(st->text), "running");
-		struct fo_event *e = push_event(f, FO_EV_RESTARTED, &iid, f->cfg.name,
-		                                "%s running here with epoch %" PRIu64 " after %" PRIu64
-		                                " ms",
-		                                pe->name, pe->new_epoch, st->took_ms);
+		struct fo_event *e =
+		    push_event(f, FO_EV_RESTARTED, &iid, f->cfg.name,
+		               "%s running here with epoch %" PRIu64 " after %" PRIu64 " ms",
+		               pe->name, pe->new_epoch, st->took_ms);
 		e->entry = *pe;
 		e->took_ms = st->took_ms;
 		r.ok = true;
@@ -5048,18 +5220,18 @@ void fo_restart_done(struct fo *f, const struct fo_instance_id *id, const char *
 	} else {
 		st->attempts++;
 		bool retry = st->attempts < f->cfg.restart_attempts;
-		struct fo_event *e =
-		    push_event(f, FO_EV_RESTART_FAILED, &iid, f->cfg.name,
-		               "%s failed to start (attempt %u of %u): %.150s%s", pe->name, st->attempts,
-		               f->cfg.restart_attempts, why ? why : "", retry ? "" : "; handing back");
+		struct fo_event *e = push_event(f, FO_EV_RESTART_FAILED, &iid, f->cfg.name,
+		                                "%s failed to start (attempt %u of %u): %.150s%s",
+		                                pe->name, st->attempts, f->cfg.restart_attempts,
+		                                why ? why : "", retry ? "" : "; handing back");
 		e->entry = *pe;
 		if (retry) {
 			uint64_t d = (uint64_t)f->cfg.restart_backoff_ms << (st->attempts - 1);
 			st->next_try = sat_add(now, d ? d : 1);
 		} else {
 			char text[FO_TEXT_MAX];
-			snprintf(text, sizeof(text), "handed back after %u attempts: %.150s", st->attempts,
-			         why ? why : "");
+			snprintf(text, sizeof(text), "handed back after %u attempts: %.150s",
+			         st->attempts, why ? why : "");
 			hand_back(f, in, id->round, (size_t)(st - rd->ents), text, now);
 		}
 	}
@@ -5122,7 +5294,8 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 			start_phase1(f, in, r, now);
 		} else if (rd->pphase == 1 && rd->n_resp >= maj) {
 			promises_decide(f, in, r, now,
-			                rd->maj_at && now >= sat_add(rd->maj_at - 1, f->cfg.retry_ms));
+			                rd->maj_at &&
+			                    now >= sat_add(rd->maj_at - 1, f->cfg.retry_ms));
 			if (rd->pphase == 1)
 				send_phase(f, in, r, now);
 		} else if (rd->pphase == 2 && rd->n_resp >= maj) {
@@ -5212,7 +5385,8 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 				struct ent *st = &rd->ents[e];
 				/* a plan learned after T's failure targets T because its
 				 * proposer saw T back: T's entries are T's business */
-				if ((st->st != E_WAIT && st->st != E_OK) || strcmp(pe->target, tin->dead) != 0)
+				if ((st->st != E_WAIT && st->st != E_OK) ||
+				    strcmp(pe->target, tin->dead) != 0)
 					continue;
 				bool theirs = false;
 				for (size_t j = 0; j < f->n_inst && !theirs; j++) {
@@ -5221,7 +5395,8 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 						continue;
 					for (uint32_t k = 0; k < f->n_rounds && !theirs; k++)
 						theirs = o->rounds[k].chosen &&
-						         places_above(&o->rounds[k].plan, pe->uuid, pe->new_epoch);
+						         places_above(&o->rounds[k].plan, pe->uuid,
+						                      pe->new_epoch);
 				}
 				if (st->st == E_OK) {
 					/* Started on T at the failed-over incarnation (or an
@@ -5232,14 +5407,16 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 					 * T is back: a recovery's fence destroys only what its
 					 * plan lists; T's own state (and its recoveries, which
 					 * count what was given to it: owed_of) decide. */
-					if (back || !pe->target_incarnation || pe->target_incarnation > tin->inc || theirs ||
-					    running_elsewhere(f, pe->uuid, pe->new_epoch - 1, NULL, NULL) ||
+					if (back || !pe->target_incarnation ||
+					    pe->target_incarnation > tin->inc || theirs ||
+					    running_elsewhere(f, pe->uuid, pe->new_epoch - 1, NULL,
+					                      NULL) ||
 					    superseded_by(f, in, r, pe) || vm_in_care(f, pe->uuid))
 						continue;
 					st->st = E_HANDED;
 					snprintf(st->text, sizeof(st->text),
-					         "ran on %.64s, lost with its incarnation %" PRIu64, tin->dead,
-					         tin->inc);
+					         "ran on %.64s, lost with its incarnation %" PRIu64,
+					         tin->dead, tin->inc);
 					add_pending(f, in, pe, r);
 					if (!in->working)
 						in->work_since = now;
@@ -5254,7 +5431,8 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 				                            : rd->chosen_at > tin->known_at))
 					continue;
 				st->st = E_HANDED;
-				snprintf(st->text, sizeof(st->text), "target %.64s failed over %s", tin->dead,
+				snprintf(st->text, sizeof(st->text), "target %.64s failed over %s",
+				         tin->dead,
 				         theirs ? "(its plan re-places it)" : "before starting it");
 				if (!theirs) {
 					add_pending(f, in, pe, r);
@@ -5319,7 +5497,8 @@ static void detect_recoveries(struct fo *f, uint64_t now)
 		bool covered = false;
 		for (size_t i = 0; i < f->n_inst && !covered; i++) {
 			const struct inst *o = f->inst[i];
-			covered = strcmp(o->dead, r->name) == 0 && o->inc >= j && o->inc < cur->incarnation;
+			covered = strcmp(o->dead, r->name) == 0 && o->inc >= j &&
+			          o->inc < cur->incarnation;
 		}
 		if (covered)
 			continue;
@@ -5328,7 +5507,8 @@ static void detect_recoveries(struct fo *f, uint64_t now)
 		struct fo_vm *vms = calloc(cap ? cap : 1, sizeof(*vms));
 		if (!vms)
 			continue;
-		size_t n = owed_of(f, r->name, j, NULL, NULL, vms, cap, &has_base, &ready), owed = 0;
+		size_t n = owed_of(f, r->name, j, NULL, NULL, vms, cap, &has_base, &ready),
+		       owed = 0;
 		for (size_t v = 0; v < n && v < cap; v++)
 			owed += !vm_in_care(f, nz(vms[v].uuid));
 		free(vms);
@@ -5344,10 +5524,12 @@ static void detect_recoveries(struct fo *f, uint64_t now)
 		in->detected_at = now;
 		if (fenced)
 			snprintf(in->cause, sizeof(in->cause),
-			         "fenced itself at incarnation %" PRIu64 ": %zu HA VMs to restart", j, owed);
+			         "fenced itself at incarnation %" PRIu64 ": %zu HA VMs to restart",
+			         j, owed);
 		else
 			snprintf(in->cause, sizeof(in->cause),
-			         "came back at incarnation %" PRIu64 " without %zu HA VMs it ran at %" PRIu64,
+			         "came back at incarnation %" PRIu64
+			         " without %zu HA VMs it ran at %" PRIu64,
 			         to, owed, j);
 		struct fo_instance_id id;
 		inst_id(&id, in, 0);
@@ -5381,7 +5563,8 @@ static void check_own_owed(struct fo *f, uint64_t now)
 	for (size_t v = 0; me && v < me->n_vms; v++) {
 		const struct fo_vm *vm = &me->vms[v];
 		if (!vm->running && !vm_in_care(f, nz(vm->uuid)) &&
-		    !running_elsewhere(f, nz(vm->uuid), vm->epoch ? vm->epoch - 1 : 0, f->cfg.name, NULL))
+		    !running_elsewhere(f, nz(vm->uuid), vm->epoch ? vm->epoch - 1 : 0, f->cfg.name,
+		                       NULL))
 			n++;
 	}
 	/* our state lags, or libvirt has not listed our VMs yet */
@@ -5398,7 +5581,8 @@ static void check_own_owed(struct fo *f, uint64_t now)
 	for (size_t v = 0; me && v < me->n_vms && n; v++) {
 		const struct fo_vm *vm = &me->vms[v];
 		if (vm->running || vm_in_care(f, nz(vm->uuid)) ||
-		    running_elsewhere(f, nz(vm->uuid), vm->epoch ? vm->epoch - 1 : 0, f->cfg.name, NULL))
+		    running_elsewhere(f, nz(vm->uuid), vm->epoch ? vm->epoch - 1 : 0, f->cfg.name,
+		                      NULL))
 			continue;
 		for (size_t i = 0; i < f->n_inst; i++) {
 			const struct inst *in = f->inst[i];
@@ -5463,9 +5647,14 @@ static void retry_parked(struct fo *f, struct inst *in, uint64_t now)
 	for (size_t p = 0; hv && p < in->n_parked;) {
 		struct pend *pd = &in->parked[p];
 		uint64_t base = entry_base(&pd->e, pd->failed_round);
-		struct fo_vm v = {.uuid = pd->e.uuid, .name = pd->e.name, .group = pd->e.group,
-		                  .priority = pd->e.priority, .vcpus = pd->e.vcpus,
-		                  .memory_kib = pd->e.memory_kib, .epoch = base, .running = true};
+		struct fo_vm v = {.uuid = pd->e.uuid,
+		                  .name = pd->e.name,
+		                  .group = pd->e.group,
+		                  .priority = pd->e.priority,
+		                  .vcpus = pd->e.vcpus,
+		                  .memory_kib = pd->e.memory_kib,
+		                  .epoch = base,
+		                  .running = true};
 		if (running_elsewhere(f, pd->e.uuid, base, NULL, NULL) ||
 		    placed_by_other(f, in, pd->e.uuid, base) ||
 		    replaced_after(f, in, pd->failed_round, pd->e.uuid)) {
@@ -5477,9 +5666,9 @@ static void retry_parked(struct fo *f, struct inst *in, uint64_t now)
 		size_t n_hx = 0;
 		struct fo_host *hx = n_excl ? hosts_view(f, excl, n_excl, &n_hx) : NULL;
 		struct fo_plan one;
-		bool fits = fo_plan_compute_prefer(hx ? hx : hv, hx ? n_hx : n_h, own ? NULL : in->dead,
-		                                   own ? in->dead : NULL, &v, 1, h + 1, &outst,
-		                                   &one) == 0 &&
+		bool fits = fo_plan_compute_prefer(hx ? hx : hv, hx ? n_hx : n_h,
+		                                   own ? NULL : in->dead, own ? in->dead : NULL, &v,
+		                                   1, h + 1, &outst, &one) == 0 &&
 		            one.n == 1 && one.entries[0].target[0];
 		free(hx);
 		fo_plan_clear(&one);
@@ -5562,8 +5751,10 @@ static void track_owed(struct fo *f, uint64_t now)
 			x->vm.epoch = vm->epoch;
 			x->host = h->cap.name;
 			x->up = up && vm->running;
-			x->why = x->up ? "" : !up ? (r->removed ? "its host was force-left" : "its host is dead")
-			                         : "stopped on its host";
+			x->why = x->up ? ""
+			         : !up
+			             ? (r->removed ? "its host was force-left" : "its host is dead")
+			             : "stopped on its host";
 		}
 	}
 	for (size_t k = 0; k < f->n_m; k++) {
@@ -5621,9 +5812,10 @@ static void track_owed(struct fo *f, uint64_t now)
 			o->vm = b.vm;
 			cpy(o->host, sizeof(o->host), b.host);
 			cpy(o->why, sizeof(o->why), b.why);
-			struct fo_event *ev = push_event(f, FO_EV_VM_DOWN, NULL, b.host,
-			                                 "%s (epoch %" PRIu64 ") runs nowhere: %s on %s",
-			                                 b.vm.name, b.vm.epoch, b.why, b.host);
+			struct fo_event *ev =
+			    push_event(f, FO_EV_VM_DOWN, NULL, b.host,
+			               "%s (epoch %" PRIu64 ") runs nowhere: %s on %s", b.vm.name,
+			               b.vm.epoch, b.why, b.host);
 			cpy(ev->entry.uuid, sizeof(ev->entry.uuid), b.vm.uuid);
 			cpy(ev->entry.name, sizeof(ev->entry.name), b.vm.name);
 			ev->entry.new_epoch = b.vm.epoch;
@@ -5644,10 +5836,10 @@ static void track_owed(struct fo *f, uint64_t now)
 		}
 		uint64_t ep = 0;
 		const char *where = running_elsewhere(f, o->vm.uuid, 0, NULL, &ep);
-		struct fo_event *ev = push_event(f, FO_EV_VM_RECOVERED, NULL, where ? where : "",
-		                                 "%s runs again%s%s (epoch %" PRIu64 ") after %" PRIu64
-		                                 " ms down", o->vm.name, where ? " on " : "",
-		                                 where ? where : "", ep, now - o->since);
+		struct fo_event *ev = push_event(
+		    f, FO_EV_VM_RECOVERED, NULL, where ? where : "",
+		    "%s runs again%s%s (epoch %" PRIu64 ") after %" PRIu64 " ms down", o->vm.name,
+		    where ? " on " : "", where ? where : "", ep, now - o->since);
 		cpy(ev->entry.uuid, sizeof(ev->entry.uuid), o->vm.uuid);
 		cpy(ev->entry.name, sizeof(ev->entry.name), o->vm.name);
 		ev->entry.new_epoch = ep;
@@ -5752,7 +5944,8 @@ static void detect_newer_deaths(struct fo *f, uint64_t now)
 			continue;
 		in->detected_at = now;
 		snprintf(in->cause, sizeof(in->cause),
-		         "declared dead at incarnation %" PRIu64 ", it had moved to %" PRIu64, d, known);
+		         "declared dead at incarnation %" PRIu64 ", it had moved to %" PRIu64, d,
+		         known);
 		struct fo_instance_id id;
 		inst_id(&id, in, 0);
 		push_event(f, FO_EV_DETECTED, &id, name, "%s is dead (incarnation %" PRIu64 "): %s",
@@ -5787,7 +5980,8 @@ static bool pending_elsewhere(const struct fo *f, const struct inst *in, const c
 			if (o->pend[p].e.new_epoch >= epoch && strcmp(o->pend[p].e.uuid, uuid) == 0)
 				return true;
 		for (size_t p = 0; o != in && p < o->n_parked; p++)
-			if (o->parked[p].e.new_epoch >= epoch && strcmp(o->parked[p].e.uuid, uuid) == 0)
+			if (o->parked[p].e.new_epoch >= epoch &&
+			    strcmp(o->parked[p].e.uuid, uuid) == 0)
 				return true;
 	}
 	return false;
@@ -5808,7 +6002,8 @@ static void late_owed(struct fo *f, uint64_t now)
 		if (!in->rounds[0].chosen || is_self(f, in->dead))
 			continue;
 		const struct mrec *xr = member_find(f, in->dead);
-		if (!xr || xr->hb_inc > in->inc || ((member_up(f, xr) || beating(f, xr)) && xr->inc > in->inc))
+		if (!xr || xr->hb_inc > in->inc ||
+		    ((member_up(f, xr) || beating(f, xr)) && xr->inc > in->inc))
 			continue; /* back at a newer incarnation */
 		/* fenced already, by a fence that covered only its plan (a
 		 * recovery's): X's incarnation may still run what it got, and a
@@ -5824,14 +6019,19 @@ static void late_owed(struct fo *f, uint64_t now)
 				for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
 					const struct fo_plan_entry *pe = &rd->plan.entries[e];
 					if ((rd->ents[e].st != E_WAIT && rd->ents[e].st != E_OK) ||
-					    !pe->target_incarnation || pe->target_incarnation > in->inc ||
-					    strcmp(pe->target, in->dead) != 0 || inst_holds(f, in, pe->uuid) ||
+					    !pe->target_incarnation ||
+					    pe->target_incarnation > in->inc ||
+					    strcmp(pe->target, in->dead) != 0 ||
+					    inst_holds(f, in, pe->uuid) ||
 					    pending_elsewhere(f, in, pe->uuid, pe->new_epoch) ||
-					    !given_newest(f, in->dead, in->inc, pe) || moved_on(f, pe) ||
-					    running_elsewhere(f, pe->uuid, pe->new_epoch - 1, NULL, NULL))
+					    !given_newest(f, in->dead, in->inc, pe) ||
+					    moved_on(f, pe) ||
+					    running_elsewhere(f, pe->uuid, pe->new_epoch - 1, NULL,
+					                      NULL))
 						continue;
 					struct fo_plan_entry owed = *pe;
-					owed.new_epoch = pe->new_epoch + 1; /* from the epoch X got */
+					owed.new_epoch =
+					    pe->new_epoch + 1; /* from the epoch X got */
 					owed.has_base = true;
 					owed.base_epoch = pe->new_epoch;
 					size_t before = in->n_pend;
@@ -5915,11 +6115,11 @@ uint64_t fo_next_deadline(const struct fo *f)
 	uint64_t d = f->next_hb;
 	uint64_t now = f->last_now;
 	bool quorate = fo_quorate(f, now);
-#define CONSIDER(t)                                                                                \
-	do {                                                                                       \
-		uint64_t t_ = (t);                                                                 \
-		if (t_ < d)                                                                        \
-			d = t_;                                                                    \
+#define CONSIDER(t)                \
+	do {                       \
+		uint64_t t_ = (t); \
+		if (t_ < d)        \
+			d = t_;    \
 	} while (0)
 	if (f->quorate_flag) {
 		if (majority_of(f->eff_voters) > 1)
@@ -5959,9 +6159,15 @@ uint64_t fo_next_deadline(const struct fo *f)
 /* ------------------------------------------------------------------------ */
 /* State                                                                    */
 
-size_t fo_instance_count(const struct fo *f) { return f->n_inst; }
+size_t fo_instance_count(const struct fo *f)
+{
+	return f->n_inst;
+}
 
-size_t fo_owed_count(const struct fo *f) { return f->n_owed; }
+size_t fo_owed_count(const struct fo *f)
+{
+	return f->n_owed;
+}
 
 /* What is being done about a VM down: the instance that has it in hand. */
 static void owed_doing(const struct fo *f, const struct owed *o, uint64_t now, char *buf,
@@ -5977,31 +6183,43 @@ static void owed_doing(const struct fo *f, const struct owed *o, uint64_t now, c
 				    !pe->target[0])
 					continue;
 				if (in->fenced)
-					snprintf(buf, len, "restarting on %.64s (recovery of %.64s incarnation %" PRIu64
-					         " round %d, epoch %" PRIu64 ")", pe->target, in->dead, in->inc, r,
-					         pe->new_epoch);
+					snprintf(buf, len,
+					         "restarting on %.64s (recovery of %.64s "
+					         "incarnation %" PRIu64 " round %d, epoch %" PRIu64
+					         ")",
+					         pe->target, in->dead, in->inc, r, pe->new_epoch);
 				else if (in->fence_wait_at > now)
-					snprintf(buf, len, "planned on %.64s; waiting %" PRIu64 " ms more for the "
-					         "fence of %.64s", pe->target, in->fence_wait_at - now, in->dead);
+					snprintf(buf, len,
+					         "planned on %.64s; waiting %" PRIu64
+					         " ms more for the "
+					         "fence of %.64s",
+					         pe->target, in->fence_wait_at - now, in->dead);
 				else
-					snprintf(buf, len, "planned on %.64s; waiting for the fence of %.64s",
+					snprintf(buf, len,
+					         "planned on %.64s; waiting for the fence of %.64s",
 					         pe->target, in->dead);
 				return;
 			}
 		}
 		for (size_t p = 0; p < in->n_pend; p++)
 			if (strcmp(in->pend[p].e.uuid, o->vm.uuid) == 0) {
-				snprintf(buf, len, "handed back: being re-placed (recovery of %.64s "
-				         "incarnation %" PRIu64 ")", in->dead, in->inc);
+				snprintf(buf, len,
+				         "handed back: being re-placed (recovery of %.64s "
+				         "incarnation %" PRIu64 ")",
+				         in->dead, in->inc);
 				return;
 			}
 		for (size_t p = 0; p < in->n_parked; p++)
 			if (strcmp(in->parked[p].e.uuid, o->vm.uuid) == 0) {
 				if (in->park_retry_at > now)
-					snprintf(buf, len, "no host has room: next try in %" PRIu64 " s, or when "
-					         "room appears", (in->park_retry_at - now + 999) / 1000);
+					snprintf(buf, len,
+					         "no host has room: next try in %" PRIu64
+					         " s, or when "
+					         "room appears",
+					         (in->park_retry_at - now + 999) / 1000);
 				else
-					snprintf(buf, len, "no host has room, and no retry is left: start it "
+					snprintf(buf, len,
+					         "no host has room, and no retry is left: start it "
 					         "where there is room (meshvisor vm start)");
 				return;
 			}
@@ -6009,23 +6227,27 @@ static void owed_doing(const struct fo *f, const struct owed *o, uint64_t now, c
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *in = f->inst[i];
 		if (!in->done && !in->rounds[0].chosen && strcmp(in->dead, o->host) == 0) {
-			snprintf(buf, len, "recovery of %.64s incarnation %" PRIu64 " opened: %s", in->dead,
-			         in->inc, fo_quorate(f, now) ? "a plan is being chosen"
-			                                     : "waiting for quorum here");
+			snprintf(buf, len, "recovery of %.64s incarnation %" PRIu64 " opened: %s",
+			         in->dead, in->inc,
+			         fo_quorate(f, now) ? "a plan is being chosen"
+			                            : "waiting for quorum here");
 			return;
 		}
 	}
 	if (is_self(f, o->host) && f->bump_at > now) {
-		snprintf(buf, len, "this host recovers it through a new incarnation in %" PRIu64 " s",
+		snprintf(buf, len,
+		         "this host recovers it through a new incarnation in %" PRIu64 " s",
 		         (f->bump_at - now + 999) / 1000);
 		return;
 	}
 	const struct mrec *r = member_find(f, o->host);
 	if (r && member_up(f, r))
-		snprintf(buf, len, "%.64s recovers it through a new incarnation after %u ms or more",
-		         o->host, f->cfg.reconcile_ms);
+		snprintf(buf, len,
+		         "%.64s recovers it through a new incarnation after %u ms or more", o->host,
+		         f->cfg.reconcile_ms);
 	else
-		snprintf(buf, len, "waiting for %.64s to be declared dead, and for a quorum", o->host);
+		snprintf(buf, len, "waiting for %.64s to be declared dead, and for a quorum",
+		         o->host);
 }
 
 void fo_owed_at(const struct fo *f, size_t i, uint64_t now, struct fo_owed *out)
@@ -6044,8 +6266,7 @@ void fo_owed_at(const struct fo *f, size_t i, uint64_t now, struct fo_owed *out)
 	owed_doing(f, o, now, out->doing, sizeof(out->doing));
 }
 
-bool fo_chosen_plan(const struct fo *f, const struct fo_instance_id *id,
-                    const struct fo_plan **out)
+bool fo_chosen_plan(const struct fo *f, const struct fo_instance_id *id, const struct fo_plan **out)
 {
 	if (!id || !terminated(id->dead, sizeof(id->dead)) || id->round >= f->n_rounds)
 		return false;
@@ -6058,8 +6279,7 @@ bool fo_chosen_plan(const struct fo *f, const struct fo_instance_id *id,
 }
 
 /* The latest chosen round placing `uuid`, or -1. */
-static int latest_round_of(const struct fo *f, const struct inst *in, const char *uuid,
-                           size_t *idx)
+static int latest_round_of(const struct fo *f, const struct inst *in, const char *uuid, size_t *idx)
 {
 	for (int r = (int)f->n_rounds - 1; r >= 0; r--) {
 		const struct round *rd = &in->rounds[r];
@@ -6115,12 +6335,13 @@ void fo_instance_at(const struct fo *f, size_t i, struct fo_instance_info *out)
 	inst_id(&out->inst, in, 0);
 	bool any;
 	out->inst.round = highest_chosen(in, f->n_rounds, &any);
-	out->phase = in->done ? FO_PH_DONE
+	out->phase = in->done                             ? FO_PH_DONE
 	             : in->fenced && in->rounds[0].chosen ? FO_PH_FENCED
-	             : in->rounds[0].chosen              ? FO_PH_CHOSEN
-	                                                 : FO_PH_DETECTED;
+	             : in->rounds[0].chosen               ? FO_PH_CHOSEN
+	                                                  : FO_PH_DETECTED;
 	if (in->rounds[0].chosen)
-		cpy(out->coordinator, sizeof(out->coordinator), in->rounds[0].chosen_ballot.proposer);
+		cpy(out->coordinator, sizeof(out->coordinator),
+		    in->rounds[0].chosen_ballot.proposer);
 	out->detected_at = in->detected_at;
 	out->chosen_at = in->rounds[0].chosen_at;
 	out->fenced_at = in->fenced_at;
@@ -6143,7 +6364,10 @@ void fo_instance_at(const struct fo *f, size_t i, struct fo_instance_info *out)
 /* ------------------------------------------------------------------------ */
 /* Journal (RESTARTS)                                                       */
 
-uint64_t fo_journal_version(const struct fo *f) { return f ? f->journal_version : 0; }
+uint64_t fo_journal_version(const struct fo *f)
+{
+	return f ? f->journal_version : 0;
+}
 
 void fo_journal_set_durable(struct fo *f, bool durable)
 {
@@ -6151,20 +6375,22 @@ void fo_journal_set_durable(struct fo *f, bool durable)
 		f->journal_durable = durable;
 }
 
-static bool journal_name_ok(const char *s, size_t n) { return mv_name_span_ok(s, n, FO_NAME_MAX - 1); }
-
+static bool journal_name_ok(const char *s, size_t n)
+{
+	return mv_name_span_ok(s, n, FO_NAME_MAX - 1);
+}
 
 static const char JOURNAL_HEADER[] =
-	"# meshvisor failover journal, written by the agent: do not edit.\n"
-	"# \"failed-over NAME INCARNATION\": this agent took part in failing NAME\n"
-	"# over at INCARNATION, and will not acknowledge NAME as alive until NAME\n"
-	"# reports itself fenced through it, restarts included. \"forgotten\",\n"
-	"# \"promised\", \"accepted\" and \"entry\" lines keep its promises as an\n"
-	"# acceptor, so that it may vote in failovers older than its restart.\n"
-	"# \"voter NAME\": NAME was in the voting set (it counts in every majority\n"
-	"# until it leaves or is removed, even if membership never reports it).\n"
-	"# \"given\": the highest epoch a chosen plan gave each VM, and to whom.\n"
-	"format 2\n";
+    "# meshvisor failover journal, written by the agent: do not edit.\n"
+    "# \"failed-over NAME INCARNATION\": this agent took part in failing NAME\n"
+    "# over at INCARNATION, and will not acknowledge NAME as alive until NAME\n"
+    "# reports itself fenced through it, restarts included. \"forgotten\",\n"
+    "# \"promised\", \"accepted\" and \"entry\" lines keep its promises as an\n"
+    "# acceptor, so that it may vote in failovers older than its restart.\n"
+    "# \"voter NAME\": NAME was in the voting set (it counts in every majority\n"
+    "# until it leaves or is removed, even if membership never reports it).\n"
+    "# \"given\": the highest epoch a chosen plan gave each VM, and to whom.\n"
+    "format 2\n";
 
 /* A growing text buffer; on allocation failure `failed` is set. */
 struct jbuf {
@@ -6210,8 +6436,8 @@ static void jb_str(struct jbuf *b, const char *v)
 {
 	jb_printf(b, " =");
 	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    *p == '.' || *p == '_' || *p == '-')
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-')
 			jb_printf(b, "%c", *p);
 		else
 			jb_printf(b, "%%%02X", *p);
@@ -6226,7 +6452,8 @@ static int mrec_name_order(const void *a, const void *b)
 
 static int given_cmp(const void *a, const void *b)
 {
-	const struct given *x = *(const struct given *const *)a, *y = *(const struct given *const *)b;
+	const struct given *x = *(const struct given *const *)a,
+			   *y = *(const struct given *const *)b;
 	return strcmp(x->uuid, y->uuid);
 }
 
@@ -6245,15 +6472,18 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 	jb_printf(&b, "%s", JOURNAL_HEADER);
 	for (size_t i = 0; i < k; i++) {
 		if (list[i]->inst_max)
-			jb_printf(&b, "failed-over %s %" PRIu64 "\n", list[i]->name, list[i]->inst_max);
+			jb_printf(&b, "failed-over %s %" PRIu64 "\n", list[i]->name,
+			          list[i]->inst_max);
 		if (list[i]->forgot_max)
-			jb_printf(&b, "forgotten %s %" PRIu64 "\n", list[i]->name, list[i]->forgot_max);
+			jb_printf(&b, "forgotten %s %" PRIu64 "\n", list[i]->name,
+			          list[i]->forgot_max);
 	}
 	/* the voting set: a restarted agent's membership only learns the live
 	 * members, yet the dead ones still count in every majority */
 	k = 0;
 	for (size_t i = 0; i < f->n_m; i++)
-		if (i != f->self_idx && f->m[i].voter && journal_name_ok(f->m[i].name, strlen(f->m[i].name)))
+		if (i != f->self_idx && f->m[i].voter &&
+		    journal_name_ok(f->m[i].name, strlen(f->m[i].name)))
 			list[k++] = &f->m[i];
 	qsort(list, k, sizeof(*list), mrec_name_order);
 	for (size_t i = 0; i < k; i++)
@@ -6267,20 +6497,22 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			const struct round *rd = &in->rounds[r];
 			if (rd->promised.number && rd->promised.proposer[0])
-				jb_printf(&b, "promised %s %" PRIu64 " %u %" PRIu64 " %s\n", in->dead, in->inc, r,
-				          rd->promised.number, rd->promised.proposer);
+				jb_printf(&b, "promised %s %" PRIu64 " %u %" PRIu64 " %s\n",
+				          in->dead, in->inc, r, rd->promised.number,
+				          rd->promised.proposer);
 			if (!rd->has_acc || !rd->acc_ballot.proposer[0])
 				continue;
-			jb_printf(&b, "accepted %s %" PRIu64 " %u %" PRIu64 " %s %zu\n", in->dead, in->inc,
-			          r, rd->acc_ballot.number, rd->acc_ballot.proposer, rd->acc_plan.n);
+			jb_printf(&b, "accepted %s %" PRIu64 " %u %" PRIu64 " %s %zu\n", in->dead,
+			          in->inc, r, rd->acc_ballot.number, rd->acc_ballot.proposer,
+			          rd->acc_plan.n);
 			for (size_t e = 0; e < rd->acc_plan.n; e++) {
 				const struct fo_plan_entry *pe = &rd->acc_plan.entries[e];
 				jb_printf(&b, "entry");
 				jb_str(&b, pe->uuid);
 				jb_str(&b, pe->name);
 				jb_str(&b, pe->target);
-				jb_printf(&b, " %" PRId32 " %" PRIu32 " %" PRIu64 " %" PRIu64, pe->priority,
-				          pe->vcpus, pe->memory_kib, pe->new_epoch);
+				jb_printf(&b, " %" PRId32 " %" PRIu32 " %" PRIu64 " %" PRIu64,
+				          pe->priority, pe->vcpus, pe->memory_kib, pe->new_epoch);
 				jb_str(&b, pe->group);
 				jb_printf(&b, " %" PRIu64, pe->target_incarnation);
 				if (pe->has_base)
@@ -6373,7 +6605,8 @@ static const char *jt_u64(struct jtok *t, uint64_t *out, bool allow_zero, const 
 	if (dl > 20 || (d[0] == '0' && (dl > 1 || !allow_zero))) {
 		snprintf(buf, sizeof(buf),
 		         "the %s must be a decimal from %d to 18446744073709551615 without leading "
-		         "zeros", what, allow_zero ? 0 : 1);
+		         "zeros",
+		         what, allow_zero ? 0 : 1);
 		return buf;
 	}
 	uint64_t v = 0;
@@ -6384,7 +6617,8 @@ static const char *jt_u64(struct jtok *t, uint64_t *out, bool allow_zero, const 
 		}
 		uint64_t dig = (uint64_t)(d[i] - '0');
 		if (v > (UINT64_MAX - dig) / 10) {
-			snprintf(buf, sizeof(buf), "the %s is larger than 18446744073709551615", what);
+			snprintf(buf, sizeof(buf), "the %s is larger than 18446744073709551615",
+			         what);
 			return buf;
 		}
 		v = v * 10 + dig;
@@ -6423,11 +6657,12 @@ static const char *jt_str(struct jtok *t, char *out, size_t size)
 			int h = i + 1 < n ? hexval(s[i + 1]) : -1;
 			int l = i + 2 < n ? hexval(s[i + 2]) : -1;
 			if (h < 0 || l < 0 || (h == 0 && l == 0))
-				return "a %XX escape is not two upper-case hex digits of a non-NUL byte";
+				return "a %XX escape is not two upper-case hex digits of a non-NUL "
+				       "byte";
 			c = (char)(h * 16 + l);
 			i += 2;
-		} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		             c == '.' || c == '_' || c == '-')) {
+		} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		             (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')) {
 			return "a field has a character that must be %XX-escaped";
 		}
 		if (o + 1 >= size)
@@ -6639,15 +6874,16 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 				n++; /* (recs[n] owns its entries from here on) */
 		}
 		if (why) {
-			snprintf(err, errlen, "line %zu: %s: \"%.*s\"", line, why, (int)(ll > 80 ? 80 : ll),
-			         s);
+			snprintf(err, errlen, "line %zu: %s: \"%.*s\"", line, why,
+			         (int)(ll > 80 ? 80 : ll), s);
 			journal_recs_free(recs, n);
 			return -EINVAL;
 		}
 	}
 	if (want) {
-		snprintf(err, errlen, "line %zu: the accepted plan above lists %zu entries, %zu follow",
-		         line, want->plan.n, want_have);
+		snprintf(err, errlen,
+		         "line %zu: the accepted plan above lists %zu entries, %zu follow", line,
+		         want->plan.n, want_have);
 		journal_recs_free(recs, n);
 		return -EINVAL;
 	}

@@ -220,7 +220,10 @@ static bool terminated(const char *a, size_t size)
 	return memchr(a, '\0', size) != NULL;
 }
 
-static uint64_t mib(uint64_t kib) { return kib / 1024; }
+static uint64_t mib(uint64_t kib)
+{
+	return kib / 1024;
+}
 
 static void push_msg(struct mig *m, const struct mig_msg *msg)
 {
@@ -315,10 +318,14 @@ static void recent_add(struct mig *m, const char *id, enum mig_fin fin, enum mig
 static const char *fin_name(enum mig_fin f)
 {
 	switch (f) {
-	case FIN_COMMITTED: return "committed";
-	case FIN_RELEASED: return "aborted";
-	case FIN_EXPIRED: return "expired";
-	default: return "refused";
+	case FIN_COMMITTED:
+		return "committed";
+	case FIN_RELEASED:
+		return "aborted";
+	case FIN_EXPIRED:
+		return "expired";
+	default:
+		return "refused";
 	}
 }
 
@@ -328,8 +335,8 @@ static const char *fin_name(enum mig_fin f)
 const char *mig_reason_name(enum mig_reason r)
 {
 	static const char *const names[MIG_REASONS] = {
-	    "none",      "no-room", "draining", "incompatible-cpu", "too-many",  "to-itself",
-	    "duplicate", "unknown", "starting", "bad-proposal",     "timeout",   "peer-down",
+	    "none",      "no-room", "draining", "incompatible-cpu", "too-many", "to-itself",
+	    "duplicate", "unknown", "starting", "bad-proposal",     "timeout",  "peer-down",
 	};
 	return (unsigned)r < MIG_REASONS ? names[r] : "?";
 }
@@ -425,9 +432,15 @@ void mig_free(struct mig *m)
 	free(m);
 }
 
-void mig_set_capacity(struct mig *m, const struct mig_capacity *cap) { m->cap = *cap; }
+void mig_set_capacity(struct mig *m, const struct mig_capacity *cap)
+{
+	m->cap = *cap;
+}
 
-void mig_set_draining(struct mig *m, bool draining) { m->draining = draining; }
+void mig_set_draining(struct mig *m, bool draining)
+{
+	m->draining = draining;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Target role                                                              */
@@ -499,10 +512,10 @@ static void refuse(struct mig *m, const struct mig_msg *p, enum mig_reason reaso
 	va_end(ap);
 	send_refuse(m, p, reason, text);
 	recent_add(m, p->proposal_id, FIN_REFUSED, reason, text, now);
-	struct mig_event *e = push_event(m, MIG_EV_REFUSED_IN, p->proposal_id, p->from,
-	                                 "refused migration %s of %s from %s: %s (%s)",
-	                                 p->proposal_id, p->vm_name, p->from,
-	                                 mig_reason_name(reason), text);
+	struct mig_event *e =
+	    push_event(m, MIG_EV_REFUSED_IN, p->proposal_id, p->from,
+	               "refused migration %s of %s from %s: %s (%s)", p->proposal_id, p->vm_name,
+	               p->from, mig_reason_name(reason), text);
 	e->reason = reason;
 	cpy(e->vm_name, sizeof(e->vm_name), p->vm_name);
 	cpy(e->vm_uuid, sizeof(e->vm_uuid), p->vm_uuid);
@@ -538,8 +551,9 @@ static void handle_propose(struct mig *m, const struct mig_msg *p, uint64_t now)
 
 	/* 2. Checks, cheapest and most permanent first. */
 	if (!p->vm_name[0] || !p->vm_uuid[0] || p->memory_kib == 0 || p->vcpus == 0) {
-		refuse(m, p, MIG_R_BAD, now, "malformed proposal: VM name, UUID, vCPUs and memory "
-		                             "are required");
+		refuse(m, p, MIG_R_BAD, now,
+		       "malformed proposal: VM name, UUID, vCPUs and memory "
+		       "are required");
 		return;
 	}
 	if (strcmp(p->from, m->cfg.name) == 0) {
@@ -563,8 +577,9 @@ static void handle_propose(struct mig *m, const struct mig_msg *p, uint64_t now)
 	}
 	for (size_t i = 0; i < m->n_res; i++)
 		if (strcmp(m->res[i].vm_uuid, p->vm_uuid) == 0) {
-			refuse(m, p, MIG_R_DUPLICATE, now, "VM %s is already incoming (proposal %.*s)",
-			       p->vm_uuid, 80, m->res[i].id);
+			refuse(m, p, MIG_R_DUPLICATE, now,
+			       "VM %s is already incoming (proposal %.*s)", p->vm_uuid, 80,
+			       m->res[i].id);
 			return;
 		}
 	if (m->n_res >= m->cfg.max_incoming) {
@@ -768,19 +783,17 @@ int mig_propose(struct mig *m, const struct mig_vm *vm, const char *target, uint
 
 /* Ends a negotiation that never got to migrate (refused, timed out, target
  * down) with MIG_EV_REFUSED. */
-static void out_refused(struct mig *m, struct mig_out *o, enum mig_reason reason,
-                        const char *text)
+static void out_refused(struct mig *m, struct mig_out *o, enum mig_reason reason, const char *text)
 {
-	struct mig_event *e =
-	    push_event(m, MIG_EV_REFUSED, o->id, o->target, "%s refused %s (proposal %.*s): %s (%s)",
-	               o->target, o->vm_name, 80, o->id, mig_reason_name(reason), text);
+	struct mig_event *e = push_event(m, MIG_EV_REFUSED, o->id, o->target,
+	                                 "%s refused %s (proposal %.*s): %s (%s)", o->target,
+	                                 o->vm_name, 80, o->id, mig_reason_name(reason), text);
 	e->reason = reason;
 	ev_vm_out(e, o);
 	out_remove(m, o);
 }
 
-static void lease_lost(struct mig *m, struct mig_out *o, enum mig_reason reason,
-                       const char *text)
+static void lease_lost(struct mig *m, struct mig_out *o, enum mig_reason reason, const char *text)
 {
 	if (o->lease_lost)
 		return;
@@ -794,8 +807,7 @@ static void lease_lost(struct mig *m, struct mig_out *o, enum mig_reason reason,
 }
 
 /* A lease answered for a message we sent at `stamp` (our clock). */
-static void lease_extend(struct mig *m, struct mig_out *o, const struct mig_msg *msg,
-                         uint64_t now)
+static void lease_extend(struct mig *m, struct mig_out *o, const struct mig_msg *msg, uint64_t now)
 {
 	if (o->lease_lost || msg->stamp < o->since || msg->stamp > now || msg->lease_ms == 0)
 		return;
@@ -826,8 +838,8 @@ static void handle_answer(struct mig *m, const struct mig_msg *msg, uint64_t now
 			lease_extend(m, o, msg, now);
 			struct mig_event *e =
 			    push_event(m, MIG_EV_GO, o->id, o->target,
-			               "%s accepted %s (proposal %.*s, lease %u ms): migrate now", o->target,
-			               o->vm_name, 80, o->id, msg->lease_ms);
+			               "%s accepted %s (proposal %.*s, lease %u ms): migrate now",
+			               o->target, o->vm_name, 80, o->id, msg->lease_ms);
 			ev_vm_out(e, o);
 			if (o->lease_until <= now) /* a stamp we cannot trust: no lease */
 				lease_lost(m, o, MIG_R_TIMEOUT, "accepted too late to use");
@@ -856,10 +868,9 @@ static void handle_answer(struct mig *m, const struct mig_msg *msg, uint64_t now
 static void out_finish(struct mig *m, struct mig_out *o, bool commit, const char *why)
 {
 	send_simple(m, commit ? MIG_COMMIT : MIG_ABORT, o->target, o->id);
-	struct mig_event *e = push_event(m, MIG_EV_FINISHED, o->id, o->target,
-	                                 "%s %s to %s (proposal %.*s): %s",
-	                                 commit ? "committed" : "aborted", o->vm_name, o->target, 80,
-	                                 o->id, why);
+	struct mig_event *e =
+	    push_event(m, MIG_EV_FINISHED, o->id, o->target, "%s %s to %s (proposal %.*s): %s",
+	               commit ? "committed" : "aborted", o->vm_name, o->target, 80, o->id, why);
 	e->ok = commit;
 	ev_vm_out(e, o);
 	out_remove(m, o);
@@ -874,11 +885,15 @@ int mig_migration_done(struct mig *m, const char *proposal_id, enum mig_outcome 
 	if (o->state != MIG_OUT_MIGRATING)
 		return -EINVAL;
 	switch (outcome) {
-	case MIG_DONE_OK: out_finish(m, o, true, "migration succeeded"); break;
+	case MIG_DONE_OK:
+		out_finish(m, o, true, "migration succeeded");
+		break;
 	case MIG_DONE_LANDED_ANYWAY:
 		out_finish(m, o, true, "libvirt reported failure but the VM runs on the target");
 		break;
-	default: out_finish(m, o, false, "migration failed; VM stays on the source"); break;
+	default:
+		out_finish(m, o, false, "migration failed; VM stays on the source");
+		break;
 	}
 	return 0;
 }
@@ -930,13 +945,21 @@ int mig_handle_message(struct mig *m, const struct mig_msg *msg, uint64_t now)
 	    strcmp(msg->from, m->cfg.name) == 0)
 		return -EINVAL;
 	switch (msg->type) {
-	case MIG_PROPOSE: handle_propose(m, msg, now); break;
-	case MIG_RENEW: handle_renew(m, msg, now); break;
+	case MIG_PROPOSE:
+		handle_propose(m, msg, now);
+		break;
+	case MIG_RENEW:
+		handle_renew(m, msg, now);
+		break;
 	case MIG_COMMIT:
-	case MIG_ABORT: handle_finish(m, msg, now); break;
+	case MIG_ABORT:
+		handle_finish(m, msg, now);
+		break;
 	case MIG_ACCEPT:
 	case MIG_REFUSE:
-	case MIG_RENEWED: handle_answer(m, msg, now); break;
+	case MIG_RENEWED:
+		handle_answer(m, msg, now);
+		break;
 	}
 	return 0;
 }
@@ -961,7 +984,8 @@ int mig_handle_timer(struct mig *m, uint64_t now)
 		if (o->state == MIG_OUT_PROPOSING) {
 			if (now >= o->since + m->cfg.propose_timeout_ms) {
 				char text[MIG_TEXT_MAX];
-				snprintf(text, sizeof(text), "no answer within %u ms: target unreachable",
+				snprintf(text, sizeof(text),
+				         "no answer within %u ms: target unreachable",
 				         m->cfg.propose_timeout_ms);
 				/* in case its ACCEPT was lost: release it now */
 				send_simple(m, MIG_ABORT, o->target, o->id);
@@ -974,8 +998,8 @@ int mig_handle_timer(struct mig *m, uint64_t now)
 			if (now >= o->lease_until) {
 				char text[MIG_TEXT_MAX];
 				snprintf(text, sizeof(text),
-				         "no RENEWED from %s in time; its lease ends within %u ms", o->target,
-				         m->cfg.lease_guard_ms);
+				         "no RENEWED from %s in time; its lease ends within %u ms",
+				         o->target, m->cfg.lease_guard_ms);
 				lease_lost(m, o, MIG_R_TIMEOUT, text);
 			} else if (now >= o->next_send) {
 				struct mig_msg r;
@@ -1027,7 +1051,10 @@ bool mig_pop_event(struct mig *m, struct mig_event *out)
 /* ------------------------------------------------------------------------ */
 /* Listings                                                                 */
 
-size_t mig_in_count(const struct mig *m) { return m->n_res; }
+size_t mig_in_count(const struct mig *m)
+{
+	return m->n_res;
+}
 
 void mig_in_at(const struct mig *m, size_t i, struct mig_in_info *out)
 {
@@ -1046,7 +1073,10 @@ void mig_in_at(const struct mig *m, size_t i, struct mig_in_info *out)
 	out->expires_at = r->expires_at;
 }
 
-size_t mig_out_count(const struct mig *m) { return m->n_out; }
+size_t mig_out_count(const struct mig *m)
+{
+	return m->n_out;
+}
 
 void mig_out_at(const struct mig *m, size_t i, struct mig_out_info *out)
 {
@@ -1097,8 +1127,9 @@ int mig_choose_target(struct mig *m, const struct placement_host *hosts, size_t 
 	size_t nb = 0, used = 0;
 	bool first = true;
 	if (why && whylen > 0) {
-		int w = snprintf(why, whylen, "no host has room for %u vCPUs / %" PRIu64 " MiB:",
-		                 req->vcpus, mib(req->memory_kib));
+		int w = snprintf(why, whylen,
+		                 "no host has room for %u vCPUs / %" PRIu64 " MiB:", req->vcpus,
+		                 mib(req->memory_kib));
 		used = w > 0 ? (size_t)w : 0;
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -34,8 +34,8 @@ static uint32_t vcpus_left(const struct placement_host *h)
 	return cap > h->vcpus_allocated ? cap - h->vcpus_allocated : 0;
 }
 
-bool placement_fits(const struct placement_host *h, const struct placement_request *req,
-                    char *why, size_t whylen)
+bool placement_fits(const struct placement_host *h, const struct placement_request *req, char *why,
+                    size_t whylen)
 {
 	uint64_t mleft = mem_left_kib(h);
 	uint32_t cleft = vcpus_left(h);
@@ -62,8 +62,9 @@ int placement_choose(const struct placement_host *hosts, size_t n,
 	uint32_t best_cpu = 0;
 	size_t used = 0;
 	if (whylen > 0) {
-		int w = snprintf(why, whylen, "no host has room for %u vCPUs / %llu MiB:", req->vcpus,
-		                 (unsigned long long)(req->memory_kib / 1024));
+		int w =
+		    snprintf(why, whylen, "no host has room for %u vCPUs / %llu MiB:", req->vcpus,
+		             (unsigned long long)(req->memory_kib / 1024));
 		used = w > 0 ? (size_t)w : 0;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -81,7 +82,8 @@ int placement_choose(const struct placement_host *hosts, size_t n,
 			uint64_t m = mem_left_kib(h) - req->memory_kib;
 			uint32_t c = vcpus_left(h) - req->vcpus;
 			if (best < 0 || m > best_mem || (m == best_mem && c > best_cpu) ||
-			    (m == best_mem && c == best_cpu && strcmp(h->name, hosts[best].name) < 0)) {
+			    (m == best_mem && c == best_cpu &&
+			     strcmp(h->name, hosts[best].name) < 0)) {
 				best = (int)i;
 				best_mem = m;
 				best_cpu = c;
@@ -89,8 +91,8 @@ int placement_choose(const struct placement_host *hosts, size_t n,
 			continue;
 		}
 		if (used < whylen) {
-			int w = snprintf(why + used, whylen - used, "%s %s %s", i ? ";" : "", h->name,
-			                 reason);
+			int w = snprintf(why + used, whylen - used, "%s %s %s", i ? ";" : "",
+			                 h->name, reason);
 			if (w > 0)
 				used += (size_t)w;
 		}

@@ -203,7 +203,10 @@ struct nstate {
 /* ------------------------------------------------------------------------ */
 /* PRNG (prng.h): xoshiro256** seeded through splitmix64.                   */
 
-static uint32_t ns_rand_below(struct nstate *ns, uint32_t n) { return mv_xoshiro_below(ns->rng, n); }
+static uint32_t ns_rand_below(struct nstate *ns, uint32_t n)
+{
+	return mv_xoshiro_below(ns->rng, n);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Hashing                                                                  */
@@ -277,8 +280,8 @@ static uint32_t ns_peer_hash_at(const void *base, uint32_t i)
 	return ((const struct ns_peer *)base)[i].name_hash;
 }
 
-static uint32_t ns_index_find(const struct ns_index *x, const struct ns_names *nm,
-                              const char *name, uint32_t h)
+static uint32_t ns_index_find(const struct ns_index *x, const struct ns_names *nm, const char *name,
+                              uint32_t h)
 {
 	if (x->cap == 0)
 		return NONE;
@@ -333,8 +336,8 @@ static uint32_t ns_index_slot_of(const struct ns_index *x, uint32_t h, uint32_t 
 
 /* Removes entry e (hash h) with backward-shift deletion, then renames
  * entry `moved` (which took e's place in the dense table) to e. */
-static void ns_index_remove(struct ns_index *x, const struct ns_names *nm, uint32_t e,
-                            uint32_t h, uint32_t moved, uint32_t moved_h)
+static void ns_index_remove(struct ns_index *x, const struct ns_names *nm, uint32_t e, uint32_t h,
+                            uint32_t moved, uint32_t moved_h)
 {
 	uint32_t mask = x->cap - 1;
 	uint32_t hole = ns_index_slot_of(x, h, e);
@@ -392,7 +395,10 @@ static uint32_t ns_peer_find(const struct nstate *ns, const char *name)
 	return ns_index_find(&ns->peer_idx, &nm, name, (uint32_t)h);
 }
 
-static const char *ns_peer_addr(const struct ns_peer *p) { return p->blob + p->name_len + 1; }
+static const char *ns_peer_addr(const struct ns_peer *p)
+{
+	return p->blob + p->name_len + 1;
+}
 static const uint8_t *ns_rec_data(const struct ns_rec *r)
 {
 	return (const uint8_t *)r->blob + r->name_len + 1;
@@ -674,7 +680,7 @@ static void ns_send_delta(struct nstate *ns, uint32_t p, const uint32_t *idx, ui
 			return;
 		if (first && n_want > 0) {
 			struct nstate_version *v =
-				mv_arena_alloc(&ns->out_arena, n_want * sizeof(*v));
+			    mv_arena_alloc(&ns->out_arena, n_want * sizeof(*v));
 			if (v == NULL) {
 				ns->n_out--;
 				return;
@@ -693,7 +699,7 @@ static void ns_send_delta(struct nstate *ns, uint32_t p, const uint32_t *idx, ui
 		}
 		if (end > k) {
 			struct nstate_record *rs =
-				mv_arena_alloc(&ns->out_arena, (end - k) * sizeof(*rs));
+			    mv_arena_alloc(&ns->out_arena, (end - k) * sizeof(*rs));
 			if (rs == NULL) {
 				ns->n_out--;
 				return;
@@ -890,8 +896,8 @@ void nstate_forget(struct nstate *ns, const char *name)
 /* ------------------------------------------------------------------------ */
 /* Local record                                                             */
 
-int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version,
-                     const uint8_t *data, size_t len, bool urgent, uint64_t now)
+int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version, const uint8_t *data,
+                     size_t len, bool urgent, uint64_t now)
 {
 	ns_begin(ns);
 	if (len > NSTATE_RECORD_MAX || (len > 0 && data == NULL))
@@ -1009,8 +1015,8 @@ static void ns_on_digest(struct nstate *ns, const struct nstate_msg *m, uint32_t
 			if (c > 0 && strcmp(r->blob, m->from) != 0)
 				ns->list[n_send++] = i;
 			else if (c < 0 && !ns_is_self(ns, v->name))
-				want[n_want++] = (struct nstate_version){r->blob, r->incarnation,
-				                                         r->version};
+				want[n_want++] =
+				    (struct nstate_version){r->blob, r->incarnation, r->version};
 			else if (c < 0)
 				ns_store(ns, v->name, v->incarnation, v->version, NULL, 0, false);
 		} else if (!ns_is_self(ns, v->name)) {
@@ -1089,7 +1095,8 @@ int nstate_handle_message(struct nstate *ns, const struct nstate_msg *m, uint64_
 			                      r->len, false);
 			/* only news is relayed: duplicates end the rumor */
 			if (i != NONE && m->hops > 0)
-				ns_push(ns, i, m->hops - 1 < NS_HOPS_MAX ? m->hops - 1 : NS_HOPS_MAX,
+				ns_push(ns, i,
+				        m->hops - 1 < NS_HOPS_MAX ? m->hops - 1 : NS_HOPS_MAX,
 				        m->from);
 		}
 		break;
@@ -1114,7 +1121,10 @@ int nstate_handle_timer(struct nstate *ns, uint64_t now)
 	return 0;
 }
 
-uint64_t nstate_next_deadline(const struct nstate *ns) { return ns->next_sync_at; }
+uint64_t nstate_next_deadline(const struct nstate *ns)
+{
+	return ns->next_sync_at;
+}
 
 bool nstate_pop_output(struct nstate *ns, struct nstate_msg *out)
 {
@@ -1135,7 +1145,10 @@ bool nstate_pop_event(struct nstate *ns, struct nstate_event *out)
 /* ------------------------------------------------------------------------ */
 /* Queries                                                                  */
 
-size_t nstate_count(const struct nstate *ns) { return ns->n_recs; }
+size_t nstate_count(const struct nstate *ns)
+{
+	return ns->n_recs;
+}
 
 static void ns_view(const struct ns_rec *r, struct nstate_record *out)
 {
@@ -1163,9 +1176,15 @@ bool nstate_find(const struct nstate *ns, const char *name, struct nstate_record
 	return true;
 }
 
-uint64_t nstate_hash(const struct nstate *ns) { return ns->hash; }
+uint64_t nstate_hash(const struct nstate *ns)
+{
+	return ns->hash;
+}
 
-size_t nstate_peer_count(const struct nstate *ns) { return ns->n_peers; }
+size_t nstate_peer_count(const struct nstate *ns)
+{
+	return ns->n_peers;
+}
 
 void nstate_self_seen(const struct nstate *ns, uint64_t *incarnation, uint64_t *version)
 {

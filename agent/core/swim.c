@@ -368,7 +368,10 @@ struct swim {
 /* ------------------------------------------------------------------------ */
 /* PRNG (prng.h): xoshiro256** seeded through splitmix64.                   */
 
-static uint32_t swim_rand_below(struct swim *s, uint32_t n) { return mv_xoshiro_below(s->rng, n); }
+static uint32_t swim_rand_below(struct swim *s, uint32_t n)
+{
+	return mv_xoshiro_below(s->rng, n);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Chunked arena for output messages and events.                            */
@@ -1399,7 +1402,6 @@ static uint32_t swim_random_members(struct swim *s, uint32_t *out, uint32_t want
 	return n;
 }
 
-
 /* A new member was learned. In a join storm an ALIVE queued while the
  * cluster was small got a small retransmit budget and may miss a few
  * nodes, and the regular push-pull that would repair it can be minutes
@@ -1454,7 +1456,6 @@ static void swim_refute(struct swim *s, uint64_t reported, const char *cause)
 	swim_event(s, SWIM_EV_SELF_REFUTED, 0, cause, 0);
 	swim_bc_queue(s, 0, NONE);
 }
-
 
 /* The others held us DEAD: we were the one cut off, so the suspicions we
  * raised meanwhile with nobody confirming them say more about us than
@@ -1515,20 +1516,28 @@ static void swim_apply_self(struct swim *s, const struct swim_update *u, enum sw
 	uint64_t inc = u->incarnation + 1;
 	switch (st) {
 	case SWIM_SUSPECT:
-		snprintf(cause, sizeof(cause), "suspected by %s at incarnation %llu (via %s); refuted with incarnation %llu",
-		         origin, (unsigned long long)u->incarnation, via, (unsigned long long)inc);
+		snprintf(
+		    cause, sizeof(cause),
+		    "suspected by %s at incarnation %llu (via %s); refuted with incarnation %llu",
+		    origin, (unsigned long long)u->incarnation, via, (unsigned long long)inc);
 		break;
 	case SWIM_DEAD:
-		snprintf(cause, sizeof(cause), "reported dead by %s at incarnation %llu (via %s); refuted with incarnation %llu",
+		snprintf(cause, sizeof(cause),
+		         "reported dead by %s at incarnation %llu (via %s); refuted with "
+		         "incarnation %llu",
 		         origin, (unsigned long long)u->incarnation, via, (unsigned long long)inc);
 		break;
 	case SWIM_LEFT:
-		snprintf(cause, sizeof(cause), "reported left at incarnation %llu (via %s); refuted with incarnation %llu",
-		         (unsigned long long)u->incarnation, via, (unsigned long long)inc);
+		snprintf(
+		    cause, sizeof(cause),
+		    "reported left at incarnation %llu (via %s); refuted with incarnation %llu",
+		    (unsigned long long)u->incarnation, via, (unsigned long long)inc);
 		break;
 	case SWIM_ALIVE:
 	default:
-		snprintf(cause, sizeof(cause), "reported alive at %s incarnation %llu (via %s), a previous life; refuted with incarnation %llu",
+		snprintf(cause, sizeof(cause),
+		         "reported alive at %s incarnation %llu (via %s), a previous life; refuted "
+		         "with incarnation %llu",
 		         u->addr, (unsigned long long)u->incarnation, via, (unsigned long long)inc);
 		break;
 	}
@@ -1539,7 +1548,8 @@ static void swim_apply_self(struct swim *s, const struct swim_update *u, enum sw
 		swim_restart_own_suspicions(s, now);
 }
 
-static void swim_gossip_cause(char *buf, size_t len, const char *how, const char *via, const char *origin)
+static void swim_gossip_cause(char *buf, size_t len, const char *how, const char *via,
+                              const char *origin)
 {
 	if (origin[0] != '\0' && strcmp(origin, via) != 0)
 		snprintf(buf, len, "%s from %s (origin %s)", how, via, origin);
@@ -1597,13 +1607,15 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			         (unsigned long long)u->incarnation, how, via);
 			swim_event(s, SWIM_EV_MEMBER_ALIVE, i, cause, 0);
 		} else if (old != SWIM_ALIVE) {
-			snprintf(cause, sizeof(cause), "back from %s with incarnation %llu (%s from %s)",
-			         swim_state_name(old), (unsigned long long)u->incarnation, how, via);
+			snprintf(
+			    cause, sizeof(cause), "back from %s with incarnation %llu (%s from %s)",
+			    swim_state_name(old), (unsigned long long)u->incarnation, how, via);
 			swim_event(s, SWIM_EV_MEMBER_ALIVE, i, cause, 0);
 			swim_member_learned(s, now); /* a rejoin is news like a join */
 		}
 		if (moved) {
-			snprintf(cause, sizeof(cause), "now at %s with incarnation %llu (%s from %s)", u->addr,
+			snprintf(cause, sizeof(cause),
+			         "now at %s with incarnation %llu (%s from %s)", u->addr,
 			         (unsigned long long)u->incarnation, how, via);
 			swim_event(s, SWIM_EV_MEMBER_ADDR_CHANGED, i, cause, 0);
 		}
@@ -1796,7 +1808,8 @@ static void swim_probe_fail(struct swim *s, uint64_t now)
 	         swim_str_get(s, p->target), missing, p->n_helpers);
 	swim_awareness_add(s, 1 + (int)missing, why);
 	if (t != NONE && s->m[t].state == SWIM_ALIVE) {
-		snprintf(why, sizeof(why), "probe failed: no ack direct or via %u indirect", p->n_helpers);
+		snprintf(why, sizeof(why), "probe failed: no ack direct or via %u indirect",
+		         p->n_helpers);
 		swim_member_suspect(s, t, s->m[t].incarnation, s->cfg.name, why, now);
 	} else if (t != NONE && s->m[t].state == SWIM_SUSPECT) {
 		if (swim_susp_confirm(s, t, s->cfg.name))
@@ -1942,8 +1955,10 @@ static bool swim_msg_ok(const struct swim_msg *m)
 		return false;
 	if ((unsigned)m->type > SWIM_MSG_PUSH_PULL_REPLY)
 		return false;
-	if (!swim_str_ok(m->from, SWIM_NAME_MAX, true) || !swim_str_ok(m->from_addr, SWIM_ADDR_MAX, true) ||
-	    !swim_str_ok(m->to, SWIM_NAME_MAX, false) || !swim_str_ok(m->to_addr, SWIM_ADDR_MAX, false) ||
+	if (!swim_str_ok(m->from, SWIM_NAME_MAX, true) ||
+	    !swim_str_ok(m->from_addr, SWIM_ADDR_MAX, true) ||
+	    !swim_str_ok(m->to, SWIM_NAME_MAX, false) ||
+	    !swim_str_ok(m->to_addr, SWIM_ADDR_MAX, false) ||
 	    !swim_str_ok(m->target, SWIM_NAME_MAX, false) ||
 	    !swim_str_ok(m->target_addr, SWIM_ADDR_MAX, false))
 		return false;
@@ -1953,7 +1968,8 @@ static bool swim_msg_ok(const struct swim_msg *m)
 		return false;
 	for (size_t k = 0; k < m->n_updates; k++) {
 		const struct swim_update *u = &m->updates[k];
-		if (!swim_str_ok(u->name, SWIM_NAME_MAX, true) || !swim_str_ok(u->addr, SWIM_ADDR_MAX, true) ||
+		if (!swim_str_ok(u->name, SWIM_NAME_MAX, true) ||
+		    !swim_str_ok(u->addr, SWIM_ADDR_MAX, true) ||
 		    !swim_str_ok(u->origin, SWIM_NAME_MAX, false) || (unsigned)u->state > SWIM_LEFT)
 			return false;
 	}
@@ -2006,8 +2022,8 @@ struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnatio
 	    !swim_str_ok(cfg->addr, SWIM_ADDR_MAX, true) || cfg->probe_interval_ms == 0 ||
 	    cfg->probe_timeout_ms == 0 || cfg->probe_timeout_ms >= cfg->probe_interval_ms ||
 	    cfg->indirect_probes > SWIM_K_MAX || cfg->retransmit_mult == 0 ||
-	    cfg->suspicion_min_mult == 0 || cfg->suspicion_max_mult == 0 || cfg->join_retry_ms == 0 ||
-	    cfg->max_updates_per_msg == 0 || cfg->awareness_max > 1000)
+	    cfg->suspicion_min_mult == 0 || cfg->suspicion_max_mult == 0 ||
+	    cfg->join_retry_ms == 0 || cfg->max_updates_per_msg == 0 || cfg->awareness_max > 1000)
 		return NULL;
 	struct swim *s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -2034,12 +2050,13 @@ struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnatio
 	}
 	/* Spread the periodic work of nodes started together. */
 	s->next_probe_at = now + swim_rand_below(s, cfg->probe_interval_ms);
-	s->next_gossip_at = cfg->gossip_interval_ms ? now + swim_rand_below(s, cfg->gossip_interval_ms)
-	                                            : UINT64_MAX;
+	s->next_gossip_at = cfg->gossip_interval_ms
+	                        ? now + swim_rand_below(s, cfg->gossip_interval_ms)
+	                        : UINT64_MAX;
 	s->next_push_pull_at = cfg->push_pull_interval_ms
-	                               ? now + cfg->push_pull_interval_ms / 2 +
-	                                         swim_rand_below(s, cfg->push_pull_interval_ms)
-	                               : UINT64_MAX;
+	                           ? now + cfg->push_pull_interval_ms / 2 +
+	                                 swim_rand_below(s, cfg->push_pull_interval_ms)
+	                           : UINT64_MAX;
 	return s;
 }
 
@@ -2118,7 +2135,7 @@ int swim_join(struct swim *s, const char *const *seed_addrs, size_t n, uint64_t 
 	if (s->m[0].state == SWIM_LEFT)
 		return -EINVAL;
 	swim_enter(s);
-	char (*seeds)[SWIM_ADDR_MAX] = malloc(sizeof(*seeds) * n);
+	char(*seeds)[SWIM_ADDR_MAX] = malloc(sizeof(*seeds) * n);
 	if (seeds == NULL)
 		return -ENOMEM;
 	size_t m = 0;
@@ -2201,7 +2218,8 @@ int swim_handle_message(struct swim *s, const struct swim_msg *m, uint64_t now)
 		break;
 	case SWIM_MSG_PUSH_PULL: {
 		/* Answer with our table as it was, then merge theirs. */
-		struct swim_msg *r = swim_out_new(s, SWIM_MSG_PUSH_PULL_REPLY, m->from, m->from_addr, m->seq);
+		struct swim_msg *r =
+		    swim_out_new(s, SWIM_MSG_PUSH_PULL_REPLY, m->from, m->from_addr, m->seq);
 		if (r != NULL)
 			swim_full_state(s, r);
 		swim_apply_all(s, m, true, now);
@@ -2251,7 +2269,7 @@ static void swim_push_pull_round(struct swim *s)
 	/* DEAD members too: that is how a healed partition finds itself. */
 	uint32_t n = swim_random_members(s, &pick, 1, NONE,
 	                                 SWIM_MASK(SWIM_ALIVE) | SWIM_MASK(SWIM_SUSPECT) |
-	                                         SWIM_MASK(SWIM_DEAD));
+	                                     SWIM_MASK(SWIM_DEAD));
 	if (n == 0)
 		return;
 	char to[SWIM_NAME_MAX], to_addr[SWIM_ADDR_MAX];
@@ -2269,7 +2287,8 @@ static void swim_timer_relays(struct swim *s, uint64_t now)
 		if (!rl->nacked && rl->nack_at <= now) {
 			char to[SWIM_NAME_MAX], to_addr[SWIM_ADDR_MAX], target[SWIM_NAME_MAX];
 			snprintf(to, sizeof(to), "%s", swim_str_get(s, rl->requester));
-			snprintf(to_addr, sizeof(to_addr), "%s", swim_str_get(s, rl->requester_addr));
+			snprintf(to_addr, sizeof(to_addr), "%s",
+			         swim_str_get(s, rl->requester_addr));
 			snprintf(target, sizeof(target), "%s", swim_str_get(s, rl->target));
 			rl->nacked = true;
 			uint64_t seq = rl->seq_in;
@@ -2373,27 +2392,33 @@ static void swim_timer_members(struct swim *s, uint64_t now)
 				 * a healthy host: keep suspecting, look again later. */
 				x->check = SWIM_CHECK_NONE;
 				x->start = now;
-				swim_awareness_add(s, 1, "no helper answered our last-chance probe");
+				swim_awareness_add(s, 1,
+				                   "no helper answered our last-chance probe");
 				swim_susp_arm(s, i);
 				continue;
 			}
 			uint32_t conf = x->n_conf;
-			int len = snprintf(cause, sizeof(cause), "suspicion timeout after %llu ms, ",
-			                   (unsigned long long)(now - x->start));
+			int len =
+			    snprintf(cause, sizeof(cause), "suspicion timeout after %llu ms, ",
+			             (unsigned long long)(now - x->start));
 			if (conf == 0) {
-				snprintf(cause + len, sizeof(cause) - (size_t)len, "no confirmations");
+				snprintf(cause + len, sizeof(cause) - (size_t)len,
+				         "no confirmations");
 			} else {
 				size_t at = (size_t)len;
-				at += (size_t)snprintf(cause + at, sizeof(cause) - at, "confirmed by ");
+				at += (size_t)snprintf(cause + at, sizeof(cause) - at,
+				                       "confirmed by ");
 				for (uint32_t c = 0; c < conf && at < sizeof(cause); c++)
-					at += (size_t)snprintf(cause + at, sizeof(cause) - at, "%s%s",
-					                       c ? "," : "", swim_str_get(s, x->conf[c]));
+					at += (size_t)snprintf(cause + at, sizeof(cause) - at,
+					                       "%s%s", c ? "," : "",
+					                       swim_str_get(s, x->conf[c]));
 			}
 			swim_member_set_state(s, i, SWIM_DEAD, mb->incarnation, now);
 			swim_event(s, SWIM_EV_MEMBER_DEAD, i, cause, conf);
 			swim_bc_queue(s, i, s->m[0].name);
 		} else if (mb->state == SWIM_DEAD || mb->state == SWIM_LEFT) {
-			snprintf(cause, sizeof(cause), "%s for %llu ms", mb->state == SWIM_DEAD ? "dead" : "left",
+			snprintf(cause, sizeof(cause), "%s for %llu ms",
+			         mb->state == SWIM_DEAD ? "dead" : "left",
 			         (unsigned long long)(now - mb->since_ms));
 			swim_event(s, SWIM_EV_MEMBER_REAPED, i, cause, 0);
 			swim_member_remove(s, i);
@@ -2420,12 +2445,14 @@ int swim_handle_timer(struct swim *s, uint64_t now)
 	if (s->joining && s->join_next_at <= now) {
 		char cause[SWIM_CAUSE_MAX];
 		uint64_t waited = s->join_backoff;
-		s->join_backoff = s->join_backoff * 2 > SWIM_JOIN_BACKOFF_MAX_MS
-		                          ? (s->join_backoff > SWIM_JOIN_BACKOFF_MAX_MS ? s->join_backoff
-		                                                                       : SWIM_JOIN_BACKOFF_MAX_MS)
-		                          : s->join_backoff * 2;
-		snprintf(cause, sizeof(cause), "no reply from %zu seed(s) in %llu ms; retrying in %u ms",
-		         s->n_seeds, (unsigned long long)waited, s->join_backoff);
+		s->join_backoff =
+		    s->join_backoff * 2 > SWIM_JOIN_BACKOFF_MAX_MS
+			? (s->join_backoff > SWIM_JOIN_BACKOFF_MAX_MS ? s->join_backoff
+		                                                      : SWIM_JOIN_BACKOFF_MAX_MS)
+			: s->join_backoff * 2;
+		snprintf(cause, sizeof(cause),
+		         "no reply from %zu seed(s) in %llu ms; retrying in %u ms", s->n_seeds,
+		         (unsigned long long)waited, s->join_backoff);
 		swim_event(s, SWIM_EV_JOIN_FAILED, NONE, cause, 0);
 		s->join_next_at = now + s->join_backoff;
 		swim_join_send(s);
@@ -2480,10 +2507,22 @@ bool swim_pop_event(struct swim *s, struct swim_event *out)
 	return true;
 }
 
-uint32_t swim_local_health(const struct swim *s) { return s->awareness; }
-uint64_t swim_incarnation(const struct swim *s) { return s->m[0].incarnation; }
-const struct swim_config *swim_get_config(const struct swim *s) { return &s->cfg; }
-size_t swim_member_count(const struct swim *s) { return s->n_m; }
+uint32_t swim_local_health(const struct swim *s)
+{
+	return s->awareness;
+}
+uint64_t swim_incarnation(const struct swim *s)
+{
+	return s->m[0].incarnation;
+}
+const struct swim_config *swim_get_config(const struct swim *s)
+{
+	return &s->cfg;
+}
+size_t swim_member_count(const struct swim *s)
+{
+	return s->n_m;
+}
 
 void swim_member_at(const struct swim *s, size_t i, struct swim_member_info *out)
 {

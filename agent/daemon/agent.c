@@ -42,7 +42,6 @@
 #include "nodestate.h"
 #include "swim_codec.h"
 
-
 static int64_t wall_ms(void)
 {
 	struct timeval tv;
@@ -66,8 +65,8 @@ static void agent_log_event(struct agent *a, const struct swim_event *e)
 	const char *cause = mv_log_quote(qc, sizeof(qc), e->cause ? e->cause : "");
 	switch (e->type) {
 	case SWIM_EV_MEMBER_JOINED:
-		MV_INFO("swim", "member joined name=%s addr=%s incarnation=%" PRIu64 " cause=%s", name,
-		        e->addr, e->incarnation, cause);
+		MV_INFO("swim", "member joined name=%s addr=%s incarnation=%" PRIu64 " cause=%s",
+		        name, e->addr, e->incarnation, cause);
 		break;
 	case SWIM_EV_MEMBER_SUSPECT:
 		MV_WARN("swim", "member suspect name=%s incarnation=%" PRIu64 " cause=%s", name,
@@ -90,8 +89,9 @@ static void agent_log_event(struct agent *a, const struct swim_event *e)
 		MV_INFO("swim", "member reaped name=%s cause=%s", name, cause);
 		break;
 	case SWIM_EV_MEMBER_ADDR_CHANGED:
-		MV_INFO("swim", "member address changed name=%s addr=%s incarnation=%" PRIu64
-		        " cause=%s", name, e->addr, e->incarnation, cause);
+		MV_INFO("swim",
+		        "member address changed name=%s addr=%s incarnation=%" PRIu64 " cause=%s",
+		        name, e->addr, e->incarnation, cause);
 		break;
 	case SWIM_EV_SELF_REFUTED:
 		MV_WARN("swim", "new incarnation of ours incarnation=%" PRIu64 " cause=%s",
@@ -172,9 +172,10 @@ static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t
 	const char *cert_name = net_conn_peer_name(c);
 	if (strcmp(env->from, cert_name) != 0) {
 		char q[96];
-		MV_WARN("swim", "rejected peer frame: sender claims to be another node remote=%s "
-		        "claimed=%s certificate=%s", net_conn_remote(c),
-		        mv_log_quote(q, sizeof(q), env->from), cert_name);
+		MV_WARN("swim",
+		        "rejected peer frame: sender claims to be another node remote=%s "
+		        "claimed=%s certificate=%s",
+		        net_conn_remote(c), mv_log_quote(q, sizeof(q), env->from), cert_name);
 		envelope_free(env);
 		net_conn_close(c, "message claims to come from another node");
 		return;
@@ -322,7 +323,8 @@ static void agent_on_signal(uv_signal_t *s, int signum)
 			        tls_ctx_own_name(a->tls_server),
 			        tls_ctx_own_expiry_s(a->tls_server) / 86400);
 		else
-			MV_ERROR("tls", "certificate reload failed; keeping the old ones error=\"%s\"",
+			MV_ERROR("tls",
+			         "certificate reload failed; keeping the old ones error=\"%s\"",
 			         err);
 		return;
 	}
@@ -364,7 +366,6 @@ static uint64_t agent_load_incarnation(const char *dir)
 	return (uint64_t)v;
 }
 
-
 static void agent_save_incarnation(const char *dir, uint64_t inc)
 {
 	char path[4096], text[32];
@@ -372,7 +373,8 @@ static void agent_save_incarnation(const char *dir, uint64_t inc)
 	int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)inc);
 	int rc = mv_file_write_durable(path, text, (size_t)n);
 	if (rc < 0)
-		MV_WARN("agent", "cannot save incarnation path=%s error=\"%s\"", path, strerror(-rc));
+		MV_WARN("agent", "cannot save incarnation path=%s error=\"%s\"", path,
+		        strerror(-rc));
 }
 
 static int agent_start(struct agent *a, char *err, size_t errlen)
@@ -386,7 +388,8 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	        0)
 		return -EINVAL;
 	if (tls_ctx_own_role(a->tls_server) != TLS_ROLE_NODE) {
-		snprintf(err, errlen, "certificate %s has role %s; an agent needs a node certificate",
+		snprintf(err, errlen,
+		         "certificate %s has role %s; an agent needs a node certificate",
 		         o->cert_file, tls_role_name(tls_ctx_own_role(a->tls_server)));
 		return -EINVAL;
 	}
@@ -427,9 +430,11 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 			snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 			return -errno;
 		}
-		fputs("<?xml version=\"1.0\"?>\n<node>\n  <cpu><mhz>1000</mhz><model>witness</model>"
-		      "<nodes>1</nodes><sockets>1</sockets><cores>1</cores><threads>1</threads>"
-		      "<active>1</active></cpu>\n  <memory>1048576</memory>\n</node>\n", f);
+		fputs(
+		    "<?xml version=\"1.0\"?>\n<node>\n  <cpu><mhz>1000</mhz><model>witness</model>"
+		    "<nodes>1</nodes><sockets>1</sockets><cores>1</cores><threads>1</threads>"
+		    "<active>1</active></cpu>\n  <memory>1048576</memory>\n</node>\n",
+		    f);
 		fclose(f);
 		free(o->libvirt_uri);
 		size_t ul = strlen(path) + 16;
@@ -443,10 +448,10 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 		return rc;
 	}
 	struct virt_options vo = {
-		.uri = o->libvirt_uri,
-		.loop = a->loop,
-		.on_change = agent_on_virt_change,
-		.ud = a,
+	    .uri = o->libvirt_uri,
+	    .loop = a->loop,
+	    .on_change = agent_on_virt_change,
+	    .ud = a,
 	};
 	a->virt = virt_new_opts(&vo);
 	if (a->virt == NULL)
@@ -454,16 +459,16 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	virt_check(a->virt);
 
 	struct net_config nc = {
-		.loop = a->loop,
-		.server_tls = a->tls_server,
-		.client_tls = a->tls_client,
-		.max_out_conns = o->max_peer_connections,
-		.idle_timeout_ms = o->peer_idle_timeout_ms,
-		.handshake_timeout_ms = o->swim.probe_interval_ms * 2,
-		.on_peer_frame = agent_on_peer_frame,
-		.on_rpc_frame = agent_on_rpc_frame,
-		.on_conn_closed = agent_on_conn_closed,
-		.ud = a,
+	    .loop = a->loop,
+	    .server_tls = a->tls_server,
+	    .client_tls = a->tls_client,
+	    .max_out_conns = o->max_peer_connections,
+	    .idle_timeout_ms = o->peer_idle_timeout_ms,
+	    .handshake_timeout_ms = o->swim.probe_interval_ms * 2,
+	    .on_peer_frame = agent_on_peer_frame,
+	    .on_rpc_frame = agent_on_rpc_frame,
+	    .on_conn_closed = agent_on_conn_closed,
+	    .ud = a,
 	};
 	a->net = net_new(&nc);
 	if (a->net == NULL)
@@ -486,8 +491,9 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	}
 	agent_save_incarnation(o->data_dir, inc);
 
-	MV_INFO("agent", "started name=%s peer_addr=%s rpc_addr=%s incarnation=%" PRIu64
-	        " version=%s", o->name, a->peer_addr, a->rpc_addr, inc, MV_VERSION);
+	MV_INFO("agent",
+	        "started name=%s peer_addr=%s rpc_addr=%s incarnation=%" PRIu64 " version=%s",
+	        o->name, a->peer_addr, a->rpc_addr, inc, MV_VERSION);
 	if ((rc = nodestate_start(a, err, errlen)) < 0)
 		return rc;
 	if ((rc = migration_start(a, err, errlen)) < 0)

@@ -63,7 +63,7 @@ struct config_opt {
 	const char *key;
 	const char *flag; /* without the leading "--" */
 	enum config_type type;
-	size_t off; /* into struct agent_options */
+	size_t off;        /* into struct agent_options */
 	uint32_t min, max; /* CT_U32 only */
 	const char *help;
 };
@@ -71,116 +71,116 @@ struct config_opt {
 #define OFF(field) offsetof(struct agent_options, field)
 
 static const struct config_opt config_opts[] = {
-	{NULL, "name", "name", CT_NAME, OFF(name), 0, 0,
-	 "node name, 1-63 of [A-Za-z0-9._-]; must equal the CN of --cert"},
-	{NULL, "bind", "bind", CT_ADDR, OFF(bind), 0, 0,
-	 "IP the peer and RPC ports listen on (default 127.0.0.1)"},
-	{NULL, "advertise", "advertise", CT_ADDR, OFF(advertise), 0, 0,
-	 "IP other nodes reach this one at (default: bind; required if bind is 0.0.0.0 or ::)"},
-	{NULL, "peer_port", "peer-port", CT_PORT, OFF(peer_port), 0, 0,
-	 "TCP port for cluster peers (default 7946)"},
-	{NULL, "rpc_bind", "rpc-bind", CT_ADDR, OFF(rpc_bind), 0, 0,
-	 "IP of the RPC port (default: bind)"},
-	{NULL, "rpc_port", "rpc-port", CT_PORT, OFF(rpc_port), 0, 0,
-	 "TCP port for clients (default 7947)"},
-	{NULL, "join", "join", CT_SEEDS, OFF(seeds), 0, 0,
-	 "seed peer IP:PORT or [IPv6]:PORT; repeatable or comma-separated"},
-	{"tls", "ca", "ca", CT_STRING, OFF(ca_file), 0, 0, "cluster CA certificate (PEM)"},
-	{"tls", "cert", "cert", CT_STRING, OFF(cert_file), 0, 0,
-	 "this node's certificate (PEM, role node)"},
-	{"tls", "key", "key", CT_STRING, OFF(key_file), 0, 0, "this node's private key (PEM)"},
-	{NULL, "data_dir", "data-dir", CT_STRING, OFF(data_dir), 0, 0,
-	 "state directory (default /var/lib/meshvisor)"},
-	{NULL, "log_level", "log-level", CT_LOGLEVEL, OFF(log_level), 0, 0,
-	 "debug, info, warn or error (default info)"},
-	{NULL, "libvirt_uri", "libvirt-uri", CT_STRING, OFF(libvirt_uri), 0, 0,
-	 "hypervisor URI (default test:///default; production qemu:///system)"},
-	{NULL, "witness", "witness", CT_BOOL, OFF(witness), 0, 0,
-	 "vote in quorum but host no VMs: a third voter for a two-host cluster"},
-	{NULL, "max_peer_connections", "max-peer-connections", CT_U32, OFF(max_peer_connections),
-	 1, 65536, "pooled outgoing peer connections (default 64)"},
-	{NULL, "peer_idle_timeout_ms", "peer-idle-timeout-ms", CT_U32, OFF(peer_idle_timeout_ms),
-	 1000, 86400000, "close idle pooled connections after (default 60000)"},
-	{NULL, "leave_timeout_ms", "leave-timeout-ms", CT_U32, OFF(leave_timeout_ms), 0, 60000,
-	 "how long a graceful leave may gossip (default 3000)"},
-	{"swim", "probe_interval_ms", "probe-interval-ms", CT_U32, OFF(swim.probe_interval_ms), 50,
-	 60000, "SWIM protocol period"},
-	{"swim", "probe_timeout_ms", "probe-timeout-ms", CT_U32, OFF(swim.probe_timeout_ms), 10,
-	 60000, "direct probe ack deadline; below the probe interval"},
-	{"swim", "indirect_probes", "indirect-probes", CT_U32, OFF(swim.indirect_probes), 0, 16,
-	 "peers asked to probe on our behalf"},
-	{"swim", "retransmit_mult", "retransmit-mult", CT_U32, OFF(swim.retransmit_mult), 1, 32,
-	 "gossip retransmit multiplier"},
-	{"swim", "suspicion_min_mult", "suspicion-min-mult", CT_U32,
-	 OFF(swim.suspicion_min_mult), 1, 100, "Lifeguard minimum suspicion multiplier"},
-	{"swim", "suspicion_max_mult", "suspicion-max-mult", CT_U32,
-	 OFF(swim.suspicion_max_mult), 1, 100, "maximum suspicion, as a multiple of the minimum"},
-	{"swim", "awareness_max", "awareness-max", CT_U32, OFF(swim.awareness_max), 1, 64,
-	 "Lifeguard local health cap"},
-	{"swim", "push_pull_interval_ms", "push-pull-interval-ms", CT_U32,
-	 OFF(swim.push_pull_interval_ms), 1000, 3600000, "full state sync period"},
-	{"swim", "gossip_interval_ms", "gossip-interval-ms", CT_U32, OFF(swim.gossip_interval_ms),
-	 10, 60000, "extra gossip round period"},
-	{"swim", "gossip_fanout", "gossip-fanout", CT_U32, OFF(swim.gossip_fanout), 1, 64,
-	 "members per gossip round"},
-	{"swim", "join_retry_ms", "join-retry-ms", CT_U32, OFF(swim.join_retry_ms), 10, 30000,
-	 "first join retry delay (doubles up to 30 s)"},
-	{"swim", "reap_ms", "reap-ms", CT_U32, OFF(swim.reap_ms), 1000, 2592000000u,
-	 "forget dead/left members after (up to 30 days)"},
-	{"swim", "max_updates_per_msg", "max-updates-per-msg", CT_U32,
-	 OFF(swim.max_updates_per_msg), 1, 256, "member updates piggybacked per message"},
-	{"node", "zone", "zone", CT_NAME, OFF(zone), 0, 0, "availability zone label"},
-	{"node", "rack", "rack", CT_NAME, OFF(rack), 0, 0, "rack label"},
-	{"node", "labels", "label", CT_LABELS, OFF(labels), 0, 0,
-	 "free-form KEY=VALUE label; repeatable (up to 16)"},
-	{"node", "cpu_overcommit", "cpu-overcommit", CT_RATIO, OFF(cpu_overcommit), 0, 0,
-	 "vCPUs allowed per logical CPU, 0.1 to 64 (default 4)"},
-	{"node", "memory_overcommit", "memory-overcommit", CT_RATIO, OFF(memory_overcommit), 0, 0,
-	 "VM memory allowed per byte of host memory, 0.1 to 64 (default 1)"},
-	{"node", "memory_reserved_mib", "memory-reserved-mib", CT_U32, OFF(memory_reserved_mib), 0,
-	 16777216, "memory kept for the host itself, MiB (default 1024)"},
-	{"migration", "libvirt_uri", "migration-libvirt-uri", CT_STRING, OFF(mig_libvirt_uri), 0, 0,
-	 "this host's libvirt URI as other hosts reach it, for peer-to-peer migration "
-	 "(default: libvirt_uri)"},
-	{"migration", "stream_uri", "migration-stream-uri", CT_STRING, OFF(mig_stream_uri), 0, 0,
-	 "where QEMU's migration stream connects, tcp://HOST[:PORT] (default: libvirt's choice)"},
-	{"migration", "bandwidth_mib_s", "migration-bandwidth", CT_U32, OFF(mig_bandwidth_mib_s), 0,
-	 1000000, "migration bandwidth cap, MiB/s (default 0 = unlimited)"},
-	{"migration", "max_downtime_ms", "migration-max-downtime-ms", CT_U32,
-	 OFF(mig_max_downtime_ms), 0, 600000, "maximum guest downtime (default 0 = libvirt's)"},
-	{"migration", "tls", "migration-tls", CT_BOOL, OFF(mig_tls), 0, 0,
-	 "encrypt the migration stream with libvirt's TLS (default false)"},
-	{"migration", "max_incoming", "max-incoming-migrations", CT_U32, OFF(mig_max_incoming), 1, 64,
-	 "concurrent incoming migrations (default 2)"},
-	{"migration", "max_outgoing", "max-outgoing-migrations", CT_U32, OFF(mig_max_outgoing), 1, 64,
-	 "concurrent outgoing migrations (default 2)"},
-	{"migration", "lease_ms", "migration-lease-ms", CT_U32, OFF(mig_lease_ms), 1000, 600000,
-	 "how long a target holds room for a silent source; also how long a restarted agent "
-	 "refuses incoming migrations (default 30000)"},
-	{"failover", "heartbeat_ms", "failover-heartbeat-ms", CT_U32, OFF(fo_heartbeat_ms), 50,
-	 60000, "quorum heartbeat period (default 1000)"},
-	{"failover", "fence_after_ms", "fence-after-ms", CT_U32, OFF(fo_fence_after_ms), 1000,
-	 600000, "a host without a majority's acknowledgement for this long destroys its own HA "
-	 "VMs (default 10000)"},
-	{"failover", "fence_margin_ms", "fence-margin-ms", CT_U32, OFF(fo_fence_margin_ms), 0,
-	 600000, "extra wait after fence_after_ms before restarting an unconfirmed host's VMs "
-	 "(default 3000)"},
-	{"failover", "fence_uri", "fence-uri", CT_STRING, OFF(fo_fence_uri), 0, 0,
-	 "this host's libvirt URI as peers reach it to fence it when its agent is dead "
-	 "(default: migration.libvirt_uri when remote, else none)"},
-	{"failover", "replicas", "ha-replicas", CT_U32, OFF(fo_replicas), 1, 16,
-	 "peers that keep each HA VM's definition (default 3)"},
-	{"failover", "max_parallel", "failover-parallel", CT_U32, OFF(fo_max_parallel), 1, 256,
-	 "VM restarts at once per host (default 4)"},
-	{"failover", "restart_attempts", "restart-attempts", CT_U32, OFF(fo_restart_attempts), 1,
-	 100, "tries per VM before handing it back for a new plan (default 3)"},
-	{"failover", "vm_restarts", "vm-restarts", CT_U32, OFF(fo_vm_restarts), 0, 100,
-	 "local restarts of a crashed HA VM (backoff 1 s doubling) before moving it elsewhere "
-	 "(default 3; 0 = move at once)"},
-	{"failover", "watchdog", "watchdog", CT_STRING, OFF(fo_watchdog), 0, 0,
-	 "Linux watchdog device, e.g. /dev/watchdog: its timeout is set to fence_margin_ms "
-	 "(whole seconds, at least 2) and checked; petted while quorate and until the "
-	 "self-fence, disarmed where no HA VM runs (default none)"},
+    {NULL, "name", "name", CT_NAME, OFF(name), 0, 0,
+     "node name, 1-63 of [A-Za-z0-9._-]; must equal the CN of --cert"},
+    {NULL, "bind", "bind", CT_ADDR, OFF(bind), 0, 0,
+     "IP the peer and RPC ports listen on (default 127.0.0.1)"},
+    {NULL, "advertise", "advertise", CT_ADDR, OFF(advertise), 0, 0,
+     "IP other nodes reach this one at (default: bind; required if bind is 0.0.0.0 or ::)"},
+    {NULL, "peer_port", "peer-port", CT_PORT, OFF(peer_port), 0, 0,
+     "TCP port for cluster peers (default 7946)"},
+    {NULL, "rpc_bind", "rpc-bind", CT_ADDR, OFF(rpc_bind), 0, 0,
+     "IP of the RPC port (default: bind)"},
+    {NULL, "rpc_port", "rpc-port", CT_PORT, OFF(rpc_port), 0, 0,
+     "TCP port for clients (default 7947)"},
+    {NULL, "join", "join", CT_SEEDS, OFF(seeds), 0, 0,
+     "seed peer IP:PORT or [IPv6]:PORT; repeatable or comma-separated"},
+    {"tls", "ca", "ca", CT_STRING, OFF(ca_file), 0, 0, "cluster CA certificate (PEM)"},
+    {"tls", "cert", "cert", CT_STRING, OFF(cert_file), 0, 0,
+     "this node's certificate (PEM, role node)"},
+    {"tls", "key", "key", CT_STRING, OFF(key_file), 0, 0, "this node's private key (PEM)"},
+    {NULL, "data_dir", "data-dir", CT_STRING, OFF(data_dir), 0, 0,
+     "state directory (default /var/lib/meshvisor)"},
+    {NULL, "log_level", "log-level", CT_LOGLEVEL, OFF(log_level), 0, 0,
+     "debug, info, warn or error (default info)"},
+    {NULL, "libvirt_uri", "libvirt-uri", CT_STRING, OFF(libvirt_uri), 0, 0,
+     "hypervisor URI (default test:///default; production qemu:///system)"},
+    {NULL, "witness", "witness", CT_BOOL, OFF(witness), 0, 0,
+     "vote in quorum but host no VMs: a third voter for a two-host cluster"},
+    {NULL, "max_peer_connections", "max-peer-connections", CT_U32, OFF(max_peer_connections), 1,
+     65536, "pooled outgoing peer connections (default 64)"},
+    {NULL, "peer_idle_timeout_ms", "peer-idle-timeout-ms", CT_U32, OFF(peer_idle_timeout_ms), 1000,
+     86400000, "close idle pooled connections after (default 60000)"},
+    {NULL, "leave_timeout_ms", "leave-timeout-ms", CT_U32, OFF(leave_timeout_ms), 0, 60000,
+     "how long a graceful leave may gossip (default 3000)"},
+    {"swim", "probe_interval_ms", "probe-interval-ms", CT_U32, OFF(swim.probe_interval_ms), 50,
+     60000, "SWIM protocol period"},
+    {"swim", "probe_timeout_ms", "probe-timeout-ms", CT_U32, OFF(swim.probe_timeout_ms), 10, 60000,
+     "direct probe ack deadline; below the probe interval"},
+    {"swim", "indirect_probes", "indirect-probes", CT_U32, OFF(swim.indirect_probes), 0, 16,
+     "peers asked to probe on our behalf"},
+    {"swim", "retransmit_mult", "retransmit-mult", CT_U32, OFF(swim.retransmit_mult), 1, 32,
+     "gossip retransmit multiplier"},
+    {"swim", "suspicion_min_mult", "suspicion-min-mult", CT_U32, OFF(swim.suspicion_min_mult), 1,
+     100, "Lifeguard minimum suspicion multiplier"},
+    {"swim", "suspicion_max_mult", "suspicion-max-mult", CT_U32, OFF(swim.suspicion_max_mult), 1,
+     100, "maximum suspicion, as a multiple of the minimum"},
+    {"swim", "awareness_max", "awareness-max", CT_U32, OFF(swim.awareness_max), 1, 64,
+     "Lifeguard local health cap"},
+    {"swim", "push_pull_interval_ms", "push-pull-interval-ms", CT_U32,
+     OFF(swim.push_pull_interval_ms), 1000, 3600000, "full state sync period"},
+    {"swim", "gossip_interval_ms", "gossip-interval-ms", CT_U32, OFF(swim.gossip_interval_ms), 10,
+     60000, "extra gossip round period"},
+    {"swim", "gossip_fanout", "gossip-fanout", CT_U32, OFF(swim.gossip_fanout), 1, 64,
+     "members per gossip round"},
+    {"swim", "join_retry_ms", "join-retry-ms", CT_U32, OFF(swim.join_retry_ms), 10, 30000,
+     "first join retry delay (doubles up to 30 s)"},
+    {"swim", "reap_ms", "reap-ms", CT_U32, OFF(swim.reap_ms), 1000, 2592000000u,
+     "forget dead/left members after (up to 30 days)"},
+    {"swim", "max_updates_per_msg", "max-updates-per-msg", CT_U32, OFF(swim.max_updates_per_msg), 1,
+     256, "member updates piggybacked per message"},
+    {"node", "zone", "zone", CT_NAME, OFF(zone), 0, 0, "availability zone label"},
+    {"node", "rack", "rack", CT_NAME, OFF(rack), 0, 0, "rack label"},
+    {"node", "labels", "label", CT_LABELS, OFF(labels), 0, 0,
+     "free-form KEY=VALUE label; repeatable (up to 16)"},
+    {"node", "cpu_overcommit", "cpu-overcommit", CT_RATIO, OFF(cpu_overcommit), 0, 0,
+     "vCPUs allowed per logical CPU, 0.1 to 64 (default 4)"},
+    {"node", "memory_overcommit", "memory-overcommit", CT_RATIO, OFF(memory_overcommit), 0, 0,
+     "VM memory allowed per byte of host memory, 0.1 to 64 (default 1)"},
+    {"node", "memory_reserved_mib", "memory-reserved-mib", CT_U32, OFF(memory_reserved_mib), 0,
+     16777216, "memory kept for the host itself, MiB (default 1024)"},
+    {"migration", "libvirt_uri", "migration-libvirt-uri", CT_STRING, OFF(mig_libvirt_uri), 0, 0,
+     "this host's libvirt URI as other hosts reach it, for peer-to-peer migration "
+     "(default: libvirt_uri)"},
+    {"migration", "stream_uri", "migration-stream-uri", CT_STRING, OFF(mig_stream_uri), 0, 0,
+     "where QEMU's migration stream connects, tcp://HOST[:PORT] (default: libvirt's choice)"},
+    {"migration", "bandwidth_mib_s", "migration-bandwidth", CT_U32, OFF(mig_bandwidth_mib_s), 0,
+     1000000, "migration bandwidth cap, MiB/s (default 0 = unlimited)"},
+    {"migration", "max_downtime_ms", "migration-max-downtime-ms", CT_U32, OFF(mig_max_downtime_ms),
+     0, 600000, "maximum guest downtime (default 0 = libvirt's)"},
+    {"migration", "tls", "migration-tls", CT_BOOL, OFF(mig_tls), 0, 0,
+     "encrypt the migration stream with libvirt's TLS (default false)"},
+    {"migration", "max_incoming", "max-incoming-migrations", CT_U32, OFF(mig_max_incoming), 1, 64,
+     "concurrent incoming migrations (default 2)"},
+    {"migration", "max_outgoing", "max-outgoing-migrations", CT_U32, OFF(mig_max_outgoing), 1, 64,
+     "concurrent outgoing migrations (default 2)"},
+    {"migration", "lease_ms", "migration-lease-ms", CT_U32, OFF(mig_lease_ms), 1000, 600000,
+     "how long a target holds room for a silent source; also how long a restarted agent "
+     "refuses incoming migrations (default 30000)"},
+    {"failover", "heartbeat_ms", "failover-heartbeat-ms", CT_U32, OFF(fo_heartbeat_ms), 50, 60000,
+     "quorum heartbeat period (default 1000)"},
+    {"failover", "fence_after_ms", "fence-after-ms", CT_U32, OFF(fo_fence_after_ms), 1000, 600000,
+     "a host without a majority's acknowledgement for this long destroys its own HA "
+     "VMs (default 10000)"},
+    {"failover", "fence_margin_ms", "fence-margin-ms", CT_U32, OFF(fo_fence_margin_ms), 0, 600000,
+     "extra wait after fence_after_ms before restarting an unconfirmed host's VMs "
+     "(default 3000)"},
+    {"failover", "fence_uri", "fence-uri", CT_STRING, OFF(fo_fence_uri), 0, 0,
+     "this host's libvirt URI as peers reach it to fence it when its agent is dead "
+     "(default: migration.libvirt_uri when remote, else none)"},
+    {"failover", "replicas", "ha-replicas", CT_U32, OFF(fo_replicas), 1, 16,
+     "peers that keep each HA VM's definition (default 3)"},
+    {"failover", "max_parallel", "failover-parallel", CT_U32, OFF(fo_max_parallel), 1, 256,
+     "VM restarts at once per host (default 4)"},
+    {"failover", "restart_attempts", "restart-attempts", CT_U32, OFF(fo_restart_attempts), 1, 100,
+     "tries per VM before handing it back for a new plan (default 3)"},
+    {"failover", "vm_restarts", "vm-restarts", CT_U32, OFF(fo_vm_restarts), 0, 100,
+     "local restarts of a crashed HA VM (backoff 1 s doubling) before moving it elsewhere "
+     "(default 3; 0 = move at once)"},
+    {"failover", "watchdog", "watchdog", CT_STRING, OFF(fo_watchdog), 0, 0,
+     "Linux watchdog device, e.g. /dev/watchdog: its timeout is set to fence_margin_ms "
+     "(whole seconds, at least 2) and checked; petted while quorate and until the "
+     "self-fence, disarmed where no HA VM runs (default none)"},
 };
 
 #define N_OPTS (sizeof(config_opts) / sizeof(config_opts[0]))
@@ -191,7 +191,7 @@ static const char *const config_sections[] = {"tls", "swim", "node", "migration"
 /* ---- small helpers ------------------------------------------------------ */
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -249,7 +249,10 @@ static const char *quote(char *buf, size_t buflen, const char *s, size_t len)
 
 #define QBUF (CONFIG_QUOTE_MAX * 4 + 16)
 
-static const char *quote_cstr(char *buf, const char *s) { return quote(buf, QBUF, s, strlen(s)); }
+static const char *quote_cstr(char *buf, const char *s)
+{
+	return quote(buf, QBUF, s, strlen(s));
+}
 
 /* A JSON value as the user wrote it (near enough), for "got ..." */
 static const char *json_show(char *buf, struct json_object *v)
@@ -270,18 +273,28 @@ static const char *json_show(char *buf, struct json_object *v)
 static const char *json_type_word(struct json_object *v)
 {
 	switch (json_object_get_type(v)) {
-	case json_type_null: return "null";
-	case json_type_boolean: return "a boolean";
-	case json_type_double: return "a number with a fraction";
-	case json_type_int: return "an integer";
-	case json_type_object: return "an object";
-	case json_type_array: return "an array";
-	case json_type_string: return "a string";
+	case json_type_null:
+		return "null";
+	case json_type_boolean:
+		return "a boolean";
+	case json_type_double:
+		return "a number with a fraction";
+	case json_type_int:
+		return "an integer";
+	case json_type_object:
+		return "an object";
+	case json_type_array:
+		return "an array";
+	case json_type_string:
+		return "a string";
 	}
 	return "a value";
 }
 
-static bool is_valid_name(const char *s) { return mv_name_span_ok(s, strlen(s), SWIM_NAME_MAX - 1); }
+static bool is_valid_name(const char *s)
+{
+	return mv_name_span_ok(s, strlen(s), SWIM_NAME_MAX - 1);
+}
 
 /* Returns AF_INET or AF_INET6 for an address literal, 0 otherwise. */
 static int addr_family(const char *s, void *bin16)
@@ -391,8 +404,8 @@ static int seeds_add(struct agent_options *o, const char *where, const char *s, 
 }
 
 /* Splits a comma-separated --join value. */
-static int seeds_add_list(struct agent_options *o, const char *where, const char *list,
-                          char *err, size_t errlen)
+static int seeds_add_list(struct agent_options *o, const char *where, const char *list, char *err,
+                          size_t errlen)
 {
 	char *copy = xstrdup(list);
 	char *p = copy;
@@ -467,8 +480,8 @@ static int labels_add(struct agent_options *o, const char *where, const char *s,
 
 /* A JSON array of strings, each checked and added by add(); `what` names
  * the expected form in errors ("IP:PORT"). The caller clears the list. */
-static int opt_set_string_list(struct agent_options *o, const char *where,
-                               struct json_object *jv, const char *what,
+static int opt_set_string_list(struct agent_options *o, const char *where, struct json_object *jv,
+                               const char *what,
                                int (*add)(struct agent_options *, const char *, const char *,
                                           char *, size_t),
                                char *err, size_t errlen)
@@ -505,8 +518,7 @@ static int opt_set_string_list(struct agent_options *o, const char *where,
  * back as given.
  */
 static int opt_set(struct agent_options *o, const struct config_opt *d, const char *where,
-                   bool from_json, struct json_object *jv, const char *s, char *err,
-                   size_t errlen)
+                   bool from_json, struct json_object *jv, const char *s, char *err, size_t errlen)
 {
 	char q[QBUF];
 	char *base = (char *)o + d->off;
@@ -540,9 +552,8 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 	case CT_U32:
 		if (from_json) {
 			/* a non-integer falls through to the range error below */
-			int64_t v = json_object_is_type(jv, json_type_int)
-			                    ? json_object_get_int64(jv)
-			                    : -1;
+			int64_t v =
+			    json_object_is_type(jv, json_type_int) ? json_object_get_int64(jv) : -1;
 			num_ok = v >= 0;
 			num = num_ok ? (uint64_t)v : 0;
 		} else {
@@ -580,8 +591,8 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 	case CT_NAME:
 		if (!is_valid_name(str)) {
 			set_err(err, errlen,
-			        "%s: expected 1 to %d characters of A-Z a-z 0-9 . _ -, got %s", where,
-			        SWIM_NAME_MAX - 1, quote_cstr(q, str));
+			        "%s: expected 1 to %d characters of A-Z a-z 0-9 . _ -, got %s",
+			        where, SWIM_NAME_MAX - 1, quote_cstr(q, str));
 			return -EINVAL;
 		}
 		replace_str((char **)base, str);
@@ -606,8 +617,8 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 	case CT_LOGLEVEL: {
 		int lvl = mv_log_level_parse(str);
 		if (lvl < 0) {
-			set_err(err, errlen, "%s: expected debug, info, warn or error, got %s", where,
-			        quote_cstr(q, str));
+			set_err(err, errlen, "%s: expected debug, info, warn or error, got %s",
+			        where, quote_cstr(q, str));
 			return -EINVAL;
 		}
 		*(int *)base = lvl;
@@ -839,8 +850,8 @@ static int apply_object(struct agent_options *o, const char *file, const char *s
 		if (d == NULL && section == NULL && is_section(key)) {
 			if (!json_object_is_type(val, json_type_object)) {
 				char q[QBUF];
-				set_err(err, errlen, "config %s: %s: expected an object, got %s", file,
-				        key, json_show(q, val));
+				set_err(err, errlen, "config %s: %s: expected an object, got %s",
+				        file, key, json_show(q, val));
 				return -EINVAL;
 			}
 			int rc = apply_object(o, file, key, val, err, errlen);
@@ -868,8 +879,8 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err, si
 {
 	int rc = mv_file_read(path, CONFIG_MAX_FILE, out, outlen);
 	if (rc == -EFBIG)
-		set_err(err, errlen, "config %s: larger than %d bytes; is this the right file?", path,
-		        CONFIG_MAX_FILE);
+		set_err(err, errlen, "config %s: larger than %d bytes; is this the right file?",
+		        path, CONFIG_MAX_FILE);
 	else if (rc == -ENOMEM)
 		set_err(err, errlen, "config %s: out of memory", path);
 	else if (rc < 0)
@@ -877,8 +888,7 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err, si
 	return rc;
 }
 
-int agent_options_load_file(struct agent_options *o, const char *path, char *err,
-                            size_t errlen)
+int agent_options_load_file(struct agent_options *o, const char *path, char *err, size_t errlen)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -916,7 +926,8 @@ int agent_options_load_file(struct agent_options *o, const char *path, char *err
 			}
 		}
 		if (jerr == json_tokener_continue || end >= len)
-			set_err(err, errlen, "config %s: invalid JSON: unexpected end of file", path);
+			set_err(err, errlen, "config %s: invalid JSON: unexpected end of file",
+			        path);
 		else
 			set_err(err, errlen, "config %s:%zu:%zu: invalid JSON: %s", path, line, col,
 			        json_tokener_error_desc(jerr));
@@ -971,8 +982,8 @@ struct flag_arg {
  * --help and --config. Nothing is applied yet, so a mistake anywhere on the
  * line is reported before the config file is even read.
  */
-static int scan_args(int argc, char **argv, struct flag_arg *out, int *n_out,
-                     const char **config, bool *help, char *err, size_t errlen)
+static int scan_args(int argc, char **argv, struct flag_arg *out, int *n_out, const char **config,
+                     bool *help, char *err, size_t errlen)
 {
 	char q[QBUF];
 	*n_out = 0;
@@ -1011,8 +1022,8 @@ static int scan_args(int argc, char **argv, struct flag_arg *out, int *n_out,
 			f->value = eq + 1;
 		} else if (d && d->type == CT_BOOL) {
 			/* --witness alone means true; "--witness false" is accepted too */
-			if (i + 1 < argc && (strcmp(argv[i + 1], "true") == 0 ||
-			                     strcmp(argv[i + 1], "false") == 0))
+			if (i + 1 < argc &&
+			    (strcmp(argv[i + 1], "true") == 0 || strcmp(argv[i + 1], "false") == 0))
 				f->value = argv[++i];
 			else
 				f->value = "true";
@@ -1020,9 +1031,10 @@ static int scan_args(int argc, char **argv, struct flag_arg *out, int *n_out,
 			f->value = argv[++i];
 		} else {
 			set_err(err, errlen, "%s: missing value (%s)", f->name,
-			        i + 1 < argc ? "the next argument is a flag; use --flag=VALUE for a "
-			                       "value that starts with --"
-			                     : "it is the last argument");
+			        i + 1 < argc
+			            ? "the next argument is a flag; use --flag=VALUE for a "
+			              "value that starts with --"
+			            : "it is the last argument");
 			return -EINVAL;
 		}
 		if (is_config) {
@@ -1122,10 +1134,11 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 	}
 	if (o->advertise == NULL) {
 		if (addr_is_wildcard(o->bind)) {
-			set_err(err, errlen,
-			        "advertise: required when bind is the wildcard %s (set the IP other "
-			        "nodes reach this host at, --advertise)",
-			        o->bind);
+			set_err(
+			    err, errlen,
+			    "advertise: required when bind is the wildcard %s (set the IP other "
+			    "nodes reach this host at, --advertise)",
+			    o->bind);
 			return -EINVAL;
 		}
 		o->advertise = xstrdup(o->bind);
@@ -1165,7 +1178,8 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (o->data_dir == NULL || o->libvirt_uri == NULL) {
-		set_err(err, errlen, "%s: required", o->data_dir == NULL ? "data_dir" : "libvirt_uri");
+		set_err(err, errlen, "%s: required",
+		        o->data_dir == NULL ? "data_dir" : "libvirt_uri");
 		return -EINVAL;
 	}
 	if (o->fo_heartbeat_ms * 3 > o->fo_fence_after_ms) {
@@ -1183,38 +1197,44 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 	 * the restart after the fence. */
 	uint32_t quorate_ms = agent_options_quorate_ms(o);
 	if (o->fo_fence_margin_ms < quorate_ms) {
-		set_err(err, errlen,
-		        "failover.fence_margin_ms: %u is below the quorate window of %u ms "
-		        "(heartbeat_ms %u, fence_after_ms %u); it must be at least that, or a restart "
-		        "could overlap a host whose watchdog has not fired yet",
-		        (unsigned)o->fo_fence_margin_ms, (unsigned)quorate_ms,
-		        (unsigned)o->fo_heartbeat_ms, (unsigned)o->fo_fence_after_ms);
+		set_err(
+		    err, errlen,
+		    "failover.fence_margin_ms: %u is below the quorate window of %u ms "
+		    "(heartbeat_ms %u, fence_after_ms %u); it must be at least that, or a restart "
+		    "could overlap a host whose watchdog has not fired yet",
+		    (unsigned)o->fo_fence_margin_ms, (unsigned)quorate_ms,
+		    (unsigned)o->fo_heartbeat_ms, (unsigned)o->fo_fence_after_ms);
 		return -EINVAL;
 	}
 	/* The watchdog's timeout is the margin (at most F) less the slack, in
 	 * whole seconds, at least 2, more than two pets (agent/daemon/ha.c, "the
 	 * watchdog"; the device itself is checked at start: watchdog.c). */
 	if (o->fo_watchdog != NULL && o->fo_watchdog[0] != '\0') {
-		uint32_t limit = o->fo_fence_margin_ms < o->fo_fence_after_ms ? o->fo_fence_margin_ms
-		                                                               : o->fo_fence_after_ms;
+		uint32_t limit = o->fo_fence_margin_ms < o->fo_fence_after_ms
+		                     ? o->fo_fence_margin_ms
+		                     : o->fo_fence_after_ms;
 		uint32_t t_ms = mv_watchdog_wanted_s(limit) * 1000u;
 		if (t_ms < MV_WATCHDOG_MIN_TIMEOUT_S * 1000u) {
-			set_err(err, errlen,
-			        "failover.fence_margin_ms: %u (or fence_after_ms %u) is below %u, the "
-			        "least that failover.watchdog (%s) can take: its timeout is the margin "
-			        "less %u ms, in whole seconds, at least %u",
-			        (unsigned)o->fo_fence_margin_ms, (unsigned)o->fo_fence_after_ms,
-			        MV_WATCHDOG_MIN_TIMEOUT_S * 1000u + MV_WATCHDOG_SLACK_MS, o->fo_watchdog,
-			        MV_WATCHDOG_SLACK_MS, MV_WATCHDOG_MIN_TIMEOUT_S);
+			set_err(
+			    err, errlen,
+			    "failover.fence_margin_ms: %u (or fence_after_ms %u) is below %u, the "
+			    "least that failover.watchdog (%s) can take: its timeout is the margin "
+			    "less %u ms, in whole seconds, at least %u",
+			    (unsigned)o->fo_fence_margin_ms, (unsigned)o->fo_fence_after_ms,
+			    MV_WATCHDOG_MIN_TIMEOUT_S * 1000u + MV_WATCHDOG_SLACK_MS,
+			    o->fo_watchdog, MV_WATCHDOG_SLACK_MS, MV_WATCHDOG_MIN_TIMEOUT_S);
 			return -EINVAL;
 		}
 		if ((uint64_t)o->fo_heartbeat_ms * 2 >= t_ms) {
 			set_err(err, errlen,
-			        "failover.fence_margin_ms: %u gives failover.watchdog (%s) a timeout of "
-			        "%u s, which heartbeat_ms %u pets too seldom (the pet period must be below "
-			        "half the timeout): raise fence_margin_ms (and fence_after_ms) to at least %u",
-			        (unsigned)o->fo_fence_margin_ms, o->fo_watchdog, (unsigned)(t_ms / 1000u),
-			        (unsigned)o->fo_heartbeat_ms,
+			        "failover.fence_margin_ms: %u gives failover.watchdog (%s) a "
+			        "timeout of "
+			        "%u s, which heartbeat_ms %u pets too seldom (the pet period must "
+			        "be below "
+			        "half the timeout): raise fence_margin_ms (and fence_after_ms) to "
+			        "at least %u",
+			        (unsigned)o->fo_fence_margin_ms, o->fo_watchdog,
+			        (unsigned)(t_ms / 1000u), (unsigned)o->fo_heartbeat_ms,
 			        (unsigned)(((uint64_t)o->fo_heartbeat_ms * 2 / 1000u + 1) * 1000u +
 			                   MV_WATCHDOG_SLACK_MS));
 			return -EINVAL;
@@ -1255,16 +1275,36 @@ void agent_options_usage(FILE *out)
 		const struct config_opt *d = &config_opts[i];
 		const char *meta = "";
 		switch (d->type) {
-		case CT_NAME: meta = " NAME"; break;
-		case CT_ADDR: meta = " IP"; break;
-		case CT_PORT: meta = " PORT"; break;
-		case CT_U32: meta = " N"; break;
-		case CT_BOOL: meta = ""; break;
-		case CT_STRING: meta = d->section ? " FILE" : " VALUE"; break;
-		case CT_LOGLEVEL: meta = " LEVEL"; break;
-		case CT_SEEDS: meta = " IP:PORT"; break;
-		case CT_LABELS: meta = " KEY=VALUE"; break;
-		case CT_RATIO: meta = " RATIO"; break;
+		case CT_NAME:
+			meta = " NAME";
+			break;
+		case CT_ADDR:
+			meta = " IP";
+			break;
+		case CT_PORT:
+			meta = " PORT";
+			break;
+		case CT_U32:
+			meta = " N";
+			break;
+		case CT_BOOL:
+			meta = "";
+			break;
+		case CT_STRING:
+			meta = d->section ? " FILE" : " VALUE";
+			break;
+		case CT_LOGLEVEL:
+			meta = " LEVEL";
+			break;
+		case CT_SEEDS:
+			meta = " IP:PORT";
+			break;
+		case CT_LABELS:
+			meta = " KEY=VALUE";
+			break;
+		case CT_RATIO:
+			meta = " RATIO";
+			break;
 		}
 		if (d->section && strcmp(d->section, "swim") == 0 && i > 0 &&
 		    (config_opts[i - 1].section == NULL ||

@@ -89,18 +89,18 @@ struct agent_options {
 	char *rack;
 	char *labels[AGENT_MAX_LABELS]; /* "key=value" */
 	size_t n_labels;
-	double cpu_overcommit;          /* vCPUs allowed per logical CPU */
+	double cpu_overcommit; /* vCPUs allowed per logical CPU */
 	double memory_overcommit;
-	uint32_t memory_reserved_mib;   /* kept for the host itself */
+	uint32_t memory_reserved_mib; /* kept for the host itself */
 	/* section "migration" */
-	char *mig_libvirt_uri;     /* how peers' libvirt reaches ours (default: libvirt_uri) */
-	char *mig_stream_uri;      /* where QEMU's stream goes, tcp://HOST[:PORT] ("": default) */
+	char *mig_libvirt_uri; /* how peers' libvirt reaches ours (default: libvirt_uri) */
+	char *mig_stream_uri;  /* where QEMU's stream goes, tcp://HOST[:PORT] ("": default) */
 	uint32_t mig_bandwidth_mib_s; /* 0: unlimited */
 	uint32_t mig_max_downtime_ms; /* 0: libvirt's default */
-	bool mig_tls;              /* TLS for the migration stream */
+	bool mig_tls;                 /* TLS for the migration stream */
 	uint32_t mig_max_incoming;
 	uint32_t mig_max_outgoing;
-	uint32_t mig_lease_ms;     /* reservation lease; also the quiet time after start */
+	uint32_t mig_lease_ms; /* reservation lease; also the quiet time after start */
 	/* section "failover" (agent/daemon/ha.c, include/meshvisor/failover.h) */
 	uint32_t fo_heartbeat_ms;
 	uint32_t fo_fence_after_ms;  /* F: self-fence without a majority this long */
@@ -109,8 +109,8 @@ struct agent_options {
 	uint32_t fo_replicas;        /* R: peers holding each HA VM's definition */
 	uint32_t fo_max_parallel;
 	uint32_t fo_restart_attempts;
-	uint32_t fo_vm_restarts;     /* local restarts of a crashed HA VM */
-	char *fo_watchdog;           /* watchdog device path, or NULL */
+	uint32_t fo_vm_restarts; /* local restarts of a crashed HA VM */
+	char *fo_watchdog;       /* watchdog device path, or NULL */
 };
 
 /* Fills defaults (ports 7946/7947, bind 127.0.0.1, libvirt test:///default,
@@ -125,8 +125,7 @@ void agent_options_free(struct agent_options *o);
 int agent_options_parse_args(struct agent_options *o, int argc, char **argv, char *err,
                              size_t errlen);
 /* Applies a JSON config file on top of o. */
-int agent_options_load_file(struct agent_options *o, const char *path, char *err,
-                            size_t errlen);
+int agent_options_load_file(struct agent_options *o, const char *path, char *err, size_t errlen);
 /* Final checks after parsing: name, cert files given, advertise resolvable
  * from bind, ports distinct, swim timings consistent (timeout < interval),
  * failover timings consistent: fence_after_ms at least three heartbeats,

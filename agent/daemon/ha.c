@@ -72,12 +72,12 @@
 #include "prng.h"
 #include "watchdog.h"
 
-#define HA_EVENTS_MAX 1024             /* event stream backlog kept */
-#define HA_REPLICA_REFRESH_MS 30000    /* full re-send of our replicas */
-#define HA_STATE_DEBOUNCE_MS 50        /* gossip bursts -> one host rebuild */
+#define HA_EVENTS_MAX 1024          /* event stream backlog kept */
+#define HA_REPLICA_REFRESH_MS 30000 /* full re-send of our replicas */
+#define HA_STATE_DEBOUNCE_MS 50     /* gossip bursts -> one host rebuild */
 #define HA_CRASH_WINDOW_MS (10 * 60 * 1000)
-#define HA_EXPECT_MS 120000            /* an expected stop is remembered this long */
-#define HA_FENCE_TIMEOUT_S 10          /* remote fence connect keepalive bound */
+#define HA_EXPECT_MS 120000   /* an expected stop is remembered this long */
+#define HA_FENCE_TIMEOUT_S 10 /* remote fence connect keepalive bound */
 #define HA_HOLDERS_MAX 16
 
 static int64_t ha_wall_ms(void)
@@ -125,7 +125,7 @@ struct ha_sub {
 struct ha_crash {
 	char uuid[FO_UUID_MAX];
 	char name[VIRT_NAME_MAX];
-	unsigned count;      /* crashes within the window */
+	unsigned count; /* crashes within the window */
 	uint64_t first_at;
 	uint64_t restart_at; /* 0: nothing scheduled */
 	bool moving;
@@ -145,7 +145,7 @@ struct ha_restart {
 	struct fo_plan_entry entry;
 	char cands[HA_HOLDERS_MAX * 2][FO_NAME_MAX]; /* peers to ask for the XML, in order */
 	size_t n_cands, next;
-	bool dead; /* the agent is stopping: ignore the answer */
+	bool dead;   /* the agent is stopping: ignore the answer */
 	bool fenced; /* a fence that covers this VM ran while it was being
 	                started: whatever started is destroyed, not reported */
 	struct ha_restart *next_job;
@@ -158,7 +158,7 @@ struct ha_unfenced {
 	char name[VIRT_NAME_MAX];
 	uint64_t below_epoch; /* destroyed while its epoch is below this */
 	char why[FO_TEXT_MAX + 96];
-	char err[256];        /* the last failure */
+	char err[256]; /* the last failure */
 };
 
 struct ha_fence_work {
@@ -192,40 +192,43 @@ struct ha {
 	struct ha_restart *restarts;
 	uint64_t repl_refresh_at;
 	bool repl_dirty;
-	uint64_t holders_sig; /* hash of the hosts that may hold replicas */
-	struct mv_watchdog wd;     /* failover.watchdog: see "the watchdog" below */
-	bool wd_on;                /* configured and not stopped */
-	bool wd_petting;           /* armed and petted at the last tick */
-	bool wd_failing;           /* the last arm or pet failed (logged once) */
-	bool wd_hurried;           /* set to 1 s at a self-fence (mv_watchdog_hurry):
+	uint64_t holders_sig;   /* hash of the hosts that may hold replicas */
+	struct mv_watchdog wd;  /* failover.watchdog: see "the watchdog" below */
+	bool wd_on;             /* configured and not stopped */
+	bool wd_petting;        /* armed and petted at the last tick */
+	bool wd_failing;        /* the last arm or pet failed (logged once) */
+	bool wd_hurried;        /* set to 1 s at a self-fence (mv_watchdog_hurry):
 	                              re-configured before the next pet */
-	bool fence_clock_known;    /* the core's self-fence clock runs from a real last
+	bool fence_clock_known; /* the core's self-fence clock runs from a real last
 	                              quorate moment (a quorum this life, or the
 	                              previous agent's stamp): pets may go on until
 	                              the self-fence while not quorate */
 	unsigned fence_work_running;
-	bool timers_on; /* timer, tick, state_timer initialized (ha_close closes them) */
-	char *journal_path;        /* data_dir/failover-journal */
-	uint64_t journal_saved;    /* fo_journal_version() last written */
-	bool journal_failing;      /* the last write failed (logged once) */
+	bool timers_on;         /* timer, tick, state_timer initialized (ha_close closes them) */
+	char *journal_path;     /* data_dir/failover-journal */
+	uint64_t journal_saved; /* fo_journal_version() last written */
+	bool journal_failing;   /* the last write failed (logged once) */
 	/* the last quorate moment, across restarts: see "the last quorate moment" */
-	int stamp_fd;              /* data_dir/quorate-stamp, -1 when not kept */
+	int stamp_fd; /* data_dir/quorate-stamp, -1 when not kept */
 	char *stamp_path;
 	char boot_id[HA_STAMP_BOOT_LEN + 1];
-	int64_t mono_offset;       /* CLOCK_MONOTONIC ms minus the core's clock */
-	uint64_t quorate_seen_at;  /* core clock: the last moment seen quorate, 0 never */
-	uint64_t stamp_written;    /* the core time last written, 0 none */
-	uint64_t stamp_retry_at;   /* after a failed write */
-	bool stamp_sized;          /* truncated to one line once */
-	bool stamp_failing;        /* the last write failed (logged once) */
+	int64_t mono_offset;      /* CLOCK_MONOTONIC ms minus the core's clock */
+	uint64_t quorate_seen_at; /* core clock: the last moment seen quorate, 0 never */
+	uint64_t stamp_written;   /* the core time last written, 0 none */
+	uint64_t stamp_retry_at;  /* after a failed write */
+	bool stamp_sized;         /* truncated to one line once */
+	bool stamp_failing;       /* the last write failed (logged once) */
 	/* fences that did not destroy everything: see "fences that failed" */
 	struct ha_unfenced *unfenced;
 	size_t n_unfenced, cap_unfenced;
-	bool fence_unknown;        /* a self-fence ran while libvirt did not answer */
+	bool fence_unknown; /* a self-fence ran while libvirt did not answer */
 	uint64_t unfenced_retry_at;
 };
 
-static struct ha *HA(struct agent *a) { return a->ha; }
+static struct ha *HA(struct agent *a)
+{
+	return a->ha;
+}
 
 /* ---- event stream ----------------------------------------------------------------- */
 
@@ -251,8 +254,8 @@ static void ha_event_send(struct agent *a, uint64_t sink, const struct ha_event_
 	rpc_sink_send(a, sink, &resp, false);
 }
 
-void ha_event(struct agent *a, const char *kind, const char *node, const char *vm,
-              const char *fmt, ...)
+void ha_event(struct agent *a, const char *kind, const char *node, const char *vm, const char *fmt,
+              ...)
 {
 	struct ha *h = HA(a);
 	if (h == NULL || h->events == NULL)
@@ -333,7 +336,10 @@ static bool ha_vm_active(Mv__VmState s)
 	return s == MV__VM_STATE__VM_RUNNING || s == MV__VM_STATE__VM_PAUSED;
 }
 
-static bool ha_up_cb(void *arg, const char *name) { return ha_member_alive(arg, name); }
+static bool ha_up_cb(void *arg, const char *name)
+{
+	return ha_member_alive(arg, name);
+}
 
 /* Every host's gossiped record as the core wants it (fo_driver.c: the same
  * rules the simulator runs): capacity, witness and quorum flags, the
@@ -393,16 +399,19 @@ static void ha_journal_sync(struct ha *h)
 		 * would trust the stale file. One full disk costs one vote. Its
 		 * acks count as a young core's meanwhile. */
 		if (!h->journal_failing)
-			MV_ERROR("failover", "cannot write the failover journal path=%s error=\"%s\" "
-			         "cause=\"this agent does not vote in failovers until it is written\"",
-			         h->journal_path, strerror(-rc));
+			MV_ERROR(
+			    "failover",
+			    "cannot write the failover journal path=%s error=\"%s\" "
+			    "cause=\"this agent does not vote in failovers until it is written\"",
+			    h->journal_path, strerror(-rc));
 		h->journal_failing = true;
 		fo_journal_set_durable(h->fo, false); /* our acks count as a young core's */
 		return;
 	}
-	MV_DEBUG("failover", "failover journal written path=%s bytes=%zu took_us=%lld",
-	         h->journal_path, len,
-	         (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000));
+	MV_DEBUG(
+	    "failover", "failover journal written path=%s bytes=%zu took_us=%lld", h->journal_path,
+	    len,
+	    (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000));
 	if (h->journal_failing)
 		MV_INFO("failover", "failover journal written again path=%s", h->journal_path);
 	h->journal_failing = false;
@@ -429,17 +438,19 @@ static int ha_journal_load(struct ha *h, char *err, size_t errlen)
 	int n = fo_journal_restore(h->fo, buf, len, why, sizeof(why));
 	free(buf);
 	if (n < 0) {
-		snprintf(err, errlen,
-		         "the failover journal %s is invalid (%s). It records the hosts this agent "
-		         "helped fail over; restore it, or, if every host it names has since rejoined "
-		         "the cluster, remove it",
-		         h->journal_path, n == -ENOMEM ? "out of memory" : why);
+		snprintf(
+		    err, errlen,
+		    "the failover journal %s is invalid (%s). It records the hosts this agent "
+		    "helped fail over; restore it, or, if every host it names has since rejoined "
+		    "the cluster, remove it",
+		    h->journal_path, n == -ENOMEM ? "out of memory" : why);
 		return n;
 	}
 	h->journal_saved = fo_journal_version(h->fo);
 	fo_journal_set_durable(h->fo, true);
 	if (n > 0)
-		MV_INFO("failover", "failover journal restored path=%s entries=%d", h->journal_path, n);
+		MV_INFO("failover", "failover journal restored path=%s entries=%d", h->journal_path,
+		        n);
 	return 0;
 }
 
@@ -468,25 +479,30 @@ static void ha_pump(struct agent *a)
 		while (fo_pop_output(h->fo, &m)) {
 			any = true;
 			if (h->journal_failing && (m.type == FO_PROMISE || m.type == FO_ACCEPTED)) {
-				MV_DEBUG("failover", "vote not sent: the journal cannot be written type=%s "
-				         "to=%s", fo_msg_type_name(m.type), m.to);
+				MV_DEBUG("failover",
+				         "vote not sent: the journal cannot be written type=%s "
+				         "to=%s",
+				         fo_msg_type_name(m.type), m.to);
 				fo_msg_clear(&m);
 				continue;
 			}
 			if (ha_fence_pending(h) && fo_msg_vouches_fence(h->fo, &m)) {
-				MV_WARN("failover", "not sent: it would vouch for an incomplete fence "
-				        "type=%s to=%s", fo_msg_type_name(m.type), m.to);
+				MV_WARN("failover",
+				        "not sent: it would vouch for an incomplete fence "
+				        "type=%s to=%s",
+				        fo_msg_type_name(m.type), m.to);
 				fo_msg_clear(&m);
 				continue;
 			}
 			struct swim_member_info mi;
-			if (a->net != NULL && swim_member_find(a->swim, m.to, &mi) && mi.addr != NULL &&
-			    mi.addr[0] != '\0') {
+			if (a->net != NULL && swim_member_find(a->swim, m.to, &mi) &&
+			    mi.addr != NULL && mi.addr[0] != '\0') {
 				uint8_t *frame;
 				size_t len;
 				int rc = fo_codec_encode_frame(&m, &frame, &len);
 				if (rc < 0) {
-					MV_ERROR("failover", "cannot encode message type=%s error=%s",
+					MV_ERROR("failover",
+					         "cannot encode message type=%s error=%s",
 					         fo_msg_type_name(m.type), strerror(-rc));
 				} else {
 					net_send_to(a->net, mi.addr, m.to, frame, len);
@@ -534,7 +550,8 @@ void ha_handle_envelope(struct agent *a, const Mv__Envelope *env)
 	struct fo_msg m;
 	const char *why = "";
 	if (fo_codec_decode(env, &m, &why) < 0) {
-		MV_WARN("failover", "rejected failover message from=%s reason=\"%s\"", env->from, why);
+		MV_WARN("failover", "rejected failover message from=%s reason=\"%s\"", env->from,
+		        why);
 		return;
 	}
 	if (fo_handle_message(h->fo, &m, uv_now(a->loop)) < 0)
@@ -584,8 +601,8 @@ void ha_on_member_event(struct agent *a, const struct swim_event *e)
 		break;
 	case SWIM_EV_SELF_REFUTED:
 		ha_event(a, "self-refuted", a->opt.name, NULL,
-		         "we were suspected; refuted with incarnation %" PRIu64 ": %s", e->incarnation,
-		         cause);
+		         "we were suspected; refuted with incarnation %" PRIu64 ": %s",
+		         e->incarnation, cause);
 		break;
 	default:
 		return;
@@ -638,11 +655,12 @@ bool ha_may_start_vm(struct agent *a, const char *uuid, bool vm_ha, uint64_t vm_
 	if (!vm_ha || h == NULL || h->fo == NULL)
 		return true;
 	if (!fo_quorate(h->fo, uv_now(a->loop))) {
-		snprintf(err, errlen,
-		         "%s is not quorate (%zu of %zu voters acknowledge it, %zu needed): an HA VM "
-		         "starts only on a quorate host, which the others cannot be failing over",
-		         a->opt.name, fo_acknowledged(h->fo, uv_now(a->loop)), fo_voters(h->fo),
-		         fo_majority(h->fo));
+		snprintf(
+		    err, errlen,
+		    "%s is not quorate (%zu of %zu voters acknowledge it, %zu needed): an HA VM "
+		    "starts only on a quorate host, which the others cannot be failing over",
+		    a->opt.name, fo_acknowledged(h->fo, uv_now(a->loop)), fo_voters(h->fo),
+		    fo_majority(h->fo));
 		return false;
 	}
 	size_t n = nodestate_count(a);
@@ -653,12 +671,14 @@ bool ha_may_start_vm(struct agent *a, const char *uuid, bool vm_ha, uint64_t vm_
 		bool stale = false;
 		if (strcmp(s->name, a->opt.name) != 0 && ha_member_alive(a, s->name))
 			for (size_t j = 0; j < s->n_vms && !stale; j++)
-				stale = strcmp(s->vms[j]->uuid, uuid) == 0 && ha_vm_active(s->vms[j]->state) &&
+				stale = strcmp(s->vms[j]->uuid, uuid) == 0 &&
+				        ha_vm_active(s->vms[j]->state) &&
 				        s->vms[j]->owner_epoch > vm_epoch;
 		if (stale)
 			snprintf(err, errlen,
-			         "%s runs this VM with a higher owner epoch: the copy here (epoch %" PRIu64
-			         ") is stale and will be removed", s->name, vm_epoch);
+			         "%s runs this VM with a higher owner epoch: the copy here (epoch "
+			         "%" PRIu64 ") is stale and will be removed",
+			         s->name, vm_epoch);
 		mv__node_state__free_unpacked(s, NULL);
 		if (stale)
 			return false;
@@ -713,7 +733,8 @@ static void ha_unfenced_add(struct agent *a, const char *uuid, const char *name,
 			struct ha_unfenced *p = realloc(h->unfenced, cap * sizeof(*p));
 			if (p == NULL) {
 				/* cannot remember it: the watchdog still sees it running */
-				MV_ERROR("failover", "out of memory recording an unfenced vm uuid=%s", uuid);
+				MV_ERROR("failover",
+				         "out of memory recording an unfenced vm uuid=%s", uuid);
 				return;
 			}
 			h->unfenced = p;
@@ -739,8 +760,8 @@ static unsigned ha_destroy_local(struct agent *a, const struct fo_plan *only, co
 	size_t n = 0;
 	const struct virt_vm *vms = virt_vms(a->virt, &n);
 	/* copy the keys: destroying refreshes the cache under us */
-	char (*uuids)[VIRT_UUID_LEN] = calloc(n ? n : 1, sizeof(*uuids));
-	char (*names)[VIRT_NAME_MAX] = calloc(n ? n : 1, sizeof(*names));
+	char(*uuids)[VIRT_UUID_LEN] = calloc(n ? n : 1, sizeof(*uuids));
+	char(*names)[VIRT_NAME_MAX] = calloc(n ? n : 1, sizeof(*names));
 	uint64_t *below = calloc(n ? n : 1, sizeof(*below));
 	size_t k = 0;
 	if (uuids == NULL || names == NULL || below == NULL) {
@@ -783,14 +804,16 @@ static unsigned ha_destroy_local(struct agent *a, const struct fo_plan *only, co
 		int rc = virt_vm_destroy(a->virt, uuids[i], err, sizeof(err));
 		if (rc == 0) {
 			done++;
-			MV_WARN("failover", "fenced vm name=%s uuid=%s cause=\"%s\"", names[i], uuids[i],
-			        why);
+			MV_WARN("failover", "fenced vm name=%s uuid=%s cause=\"%s\"", names[i],
+			        uuids[i], why);
 			ha_event(a, "vm-fenced", a->opt.name, names[i], "destroyed here: %s", why);
 		} else {
-			MV_ERROR("failover", "cannot fence vm name=%s uuid=%s error=\"%s\"", names[i],
-			         uuids[i], err);
-			ha_event(a, "vm-fence-failed", a->opt.name, names[i],
-			         "could not destroy: %s (retried; this host is not fenced meanwhile)", err);
+			MV_ERROR("failover", "cannot fence vm name=%s uuid=%s error=\"%s\"",
+			         names[i], uuids[i], err);
+			ha_event(
+			    a, "vm-fence-failed", a->opt.name, names[i],
+			    "could not destroy: %s (retried; this host is not fenced meanwhile)",
+			    err);
 			ha_unfenced_add(a, uuids[i], names[i], below[i], why, err);
 			if (failed != NULL)
 				(*failed)++;
@@ -816,21 +839,26 @@ static void ha_fence_incomplete(struct agent *a, const char *what)
 	char names[400] = "";
 	size_t used = 0;
 	for (size_t i = 0; i < h->n_unfenced && used < sizeof(names) - 1; i++)
-		used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "",
-		                         h->unfenced[i].name);
+		used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+		                         used ? ", " : "", h->unfenced[i].name);
 	char wd[200];
 	if (h->wd_on)
-		snprintf(wd, sizeof(wd), "the watchdog stays armed and unpetted: it resets this host "
-		         "within %u s of its last pet", h->wd.timeout_s);
+		snprintf(wd, sizeof(wd),
+		         "the watchdog stays armed and unpetted: it resets this host "
+		         "within %u s of its last pet",
+		         h->wd.timeout_s);
 	else
-		snprintf(wd, sizeof(wd), "no watchdog is set (failover.watchdog): nothing resets this "
+		snprintf(wd, sizeof(wd),
+		         "no watchdog is set (failover.watchdog): nothing resets this "
 		         "host, and the cluster may restart these VMs elsewhere");
-	MV_ERROR("failover", "fence incomplete: this host is NOT fenced what=\"%s\" unfenced=%zu "
-	         "vms=\"%s\" libvirt_unknown=%d watchdog=%d retry_ms=%u", what, h->n_unfenced, names,
-	         h->fence_unknown, h->wd_on, ha_fence_retry_ms(a));
+	MV_ERROR("failover",
+	         "fence incomplete: this host is NOT fenced what=\"%s\" unfenced=%zu "
+	         "vms=\"%s\" libvirt_unknown=%d watchdog=%d retry_ms=%u",
+	         what, h->n_unfenced, names, h->fence_unknown, h->wd_on, ha_fence_retry_ms(a));
 	ha_event(a, "fence-incomplete", a->opt.name, NULL,
 	         "the %s could not destroy %s%s: this host is NOT fenced; %s; retrying the "
-	         "destroys every %u ms", what, h->n_unfenced > 0 ? names : "the HA VMs here",
+	         "destroys every %u ms",
+	         what, h->n_unfenced > 0 ? names : "the HA VMs here",
 	         h->fence_unknown ? " (libvirt does not answer: it may run more)" : "", wd,
 	         ha_fence_retry_ms(a));
 	h->unfenced_retry_at = uv_now(a->loop) + ha_fence_retry_ms(a);
@@ -850,12 +878,15 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 		if (a->virt != NULL && fo_fenced(h->fo)) {
 			/* still fenced: every HA VM active now predates the fence */
 			unsigned failed = 0, n;
-			n = ha_destroy_local(a, NULL, "self-fence (it ran while libvirt did not answer)",
-			                     &failed);
-			MV_WARN("failover", "self-fence completed now that libvirt answers destroyed=%u "
-			        "failed=%u", n, failed);
+			n = ha_destroy_local(
+			    a, NULL, "self-fence (it ran while libvirt did not answer)", &failed);
+			MV_WARN("failover",
+			        "self-fence completed now that libvirt answers destroyed=%u "
+			        "failed=%u",
+			        n, failed);
 		} else if (a->virt != NULL) {
-			MV_WARN("failover", "libvirt answers again after a blind self-fence, but this host "
+			MV_WARN("failover",
+			        "libvirt answers again after a blind self-fence, but this host "
 			        "is quorate again since: HA VMs running now are left alone");
 		}
 	}
@@ -873,25 +904,27 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 			ha_expect_stop(a, u->uuid);
 			rc = virt_vm_destroy(a->virt, u->uuid, err, sizeof(err));
 			if (rc < 0) {
-				MV_DEBUG("failover", "fence retry failed name=%s uuid=%s error=\"%s\"", u->name,
+				MV_DEBUG("failover",
+				         "fence retry failed name=%s uuid=%s error=\"%s\"", u->name,
 				         u->uuid, err);
 				snprintf(u->err, sizeof(u->err), "%.250s", err);
 				i++;
 				continue;
 			}
-			MV_WARN("failover", "fenced vm on retry name=%s uuid=%s cause=\"%s\"", u->name,
-			        u->uuid, u->why);
-			ha_event(a, "vm-fenced", a->opt.name, u->name, "destroyed here (on retry): %s",
-			         u->why);
+			MV_WARN("failover", "fenced vm on retry name=%s uuid=%s cause=\"%s\"",
+			        u->name, u->uuid, u->why);
+			ha_event(a, "vm-fenced", a->opt.name, u->name,
+			         "destroyed here (on retry): %s", u->why);
 			nodestate_refresh(a);
 		} else {
-			MV_INFO("failover", "unfenced vm no longer runs here name=%s uuid=%s", u->name,
-			        u->uuid);
+			MV_INFO("failover", "unfenced vm no longer runs here name=%s uuid=%s",
+			        u->name, u->uuid);
 		}
 		h->unfenced[i] = h->unfenced[--h->n_unfenced];
 	}
 	if (!ha_fence_pending(h)) {
-		MV_WARN("failover", "fence complete: every VM a fence left running is destroyed now");
+		MV_WARN("failover",
+		        "fence complete: every VM a fence left running is destroyed now");
 		ha_event(a, "fence-completed", a->opt.name, NULL,
 		         "every VM the fence left running is destroyed now: this host is fenced");
 		ha_watchdog_pet(a, now); /* the usual rule applies again */
@@ -901,8 +934,8 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 static void ha_fence_work(uv_work_t *w)
 {
 	struct ha_fence_work *fw = w->data;
-	fw->rc = virt_remote_fence(fw->uri, (const char *const *)fw->uuids, fw->n, HA_FENCE_TIMEOUT_S,
-	                           &fw->res, fw->err, sizeof(fw->err));
+	fw->rc = virt_remote_fence(fw->uri, (const char *const *)fw->uuids, fw->n,
+	                           HA_FENCE_TIMEOUT_S, &fw->res, fw->err, sizeof(fw->err));
 }
 
 static void ha_fence_after(uv_work_t *w, int status)
@@ -922,8 +955,8 @@ static void ha_fence_after(uv_work_t *w, int status)
 			         status ? "cancelled" : fw->err);
 		MV_INFO("failover", "remote fence dead=%s incarnation=%" PRIu64 " ok=%d how=\"%s\"",
 		        fw->inst.dead, fw->inst.incarnation, ok, how);
-		ha_event(a, ok ? "fence-remote" : "fence-remote-failed", fw->inst.dead, NULL, "%s%s",
-		         ok ? "fenced " : "could not fence: ", how);
+		ha_event(a, ok ? "fence-remote" : "fence-remote-failed", fw->inst.dead, NULL,
+		         "%s%s", ok ? "fenced " : "could not fence: ", how);
 		fo_remote_fence_done(h->fo, &fw->inst, ok, how, uv_now(a->loop));
 		ha_pump(a);
 	}
@@ -1041,11 +1074,12 @@ static void ha_restart_after(uv_work_t *w, int status)
 		/* a fence ran while it was starting: it must not run on (the
 		 * core handed the entry back, and it may be placed elsewhere) */
 		if (virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2)) == 0 &&
-		    cur.state != VIRT_VM_SHUTOFF && virt_vm_destroy(a->virt, r->entry.uuid, e2,
-		                                                    sizeof(e2)) < 0)
+		    cur.state != VIRT_VM_SHUTOFF &&
+		    virt_vm_destroy(a->virt, r->entry.uuid, e2, sizeof(e2)) < 0)
 			ha_unfenced_add(a, r->entry.uuid, r->entry.name, r->entry.new_epoch + 1,
 			                "fenced while it was being started", e2);
-		MV_WARN("failover", "vm start undone: a fence ran while it was starting name=%s uuid=%s",
+		MV_WARN("failover",
+		        "vm start undone: a fence ran while it was starting name=%s uuid=%s",
 		        r->entry.name, r->entry.uuid);
 		nodestate_refresh(a);
 		ha_restart_finish(a, r, false, "a fence ran while it was being started");
@@ -1132,7 +1166,8 @@ static void ha_restart_ask_next(struct agent *a, struct ha_restart *r)
 		req.op_case = MV__RPC_REQUEST__OP_REPLICA_GET;
 		req.replica_get = &q;
 		char err[256];
-		if (rpc_node_request(a, peer, &req, ha_restart_on_replica, r, err, sizeof(err)) == 0)
+		if (rpc_node_request(a, peer, &req, ha_restart_on_replica, r, err, sizeof(err)) ==
+		    0)
 			return;
 	}
 	ha_restart_finish(a, r, false, "no reachable peer holds its definition");
@@ -1232,8 +1267,10 @@ static void ha_report_lost(struct agent *a, const char *dead)
 	if (used >= sizeof(names) - 1)
 		snprintf(names + sizeof(names) - 5, 5, "...");
 	if (n > 0) {
-		MV_WARN("failover", "vms lost with their host (not HA, not restarted) host=%s count=%zu "
-		        "vms=\"%s\"", dead, n, names);
+		MV_WARN("failover",
+		        "vms lost with their host (not HA, not restarted) host=%s count=%zu "
+		        "vms=\"%s\"",
+		        dead, n, names);
 		ha_event(a, "vms-lost", dead, NULL,
 		         "%zu VM%s without HA went down with %s and will not be restarted: %s", n,
 		         n == 1 ? "" : "s", dead, names);
@@ -1290,7 +1327,8 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 			 * checked (and destroyed) once libvirt answers again */
 			for (size_t i = 0; i < e->plan.n; i++)
 				ha_unfenced_add(a, e->plan.entries[i].uuid, e->plan.entries[i].name,
-				                e->plan.entries[i].new_epoch, why, "libvirt does not answer");
+				                e->plan.entries[i].new_epoch, why,
+				                "libvirt does not answer");
 			failed += e->plan.n > 0;
 		}
 		if (failed > 0) {
@@ -1324,17 +1362,19 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		ha_report_lost(a, e->inst.dead);
 		break;
 	case FO_EV_PROPOSING:
-		MV_INFO("failover", "coordinating dead=%s incarnation=%" PRIu64 " round=%u text=\"%s\"",
+		MV_INFO("failover",
+		        "coordinating dead=%s incarnation=%" PRIu64 " round=%u text=\"%s\"",
 		        e->inst.dead, e->inst.incarnation, e->inst.round, e->text);
 		ha_event(a, "plan-proposing", e->inst.dead, NULL, "%s coordinates round %u: %s",
 		         a->opt.name, e->inst.round, e->text);
 		break;
 	case FO_EV_CHOSEN:
-		MV_WARN("failover", "plan chosen dead=%s incarnation=%" PRIu64 " round=%u vms=%zu "
-		        "text=\"%s\"", e->inst.dead, e->inst.incarnation, e->inst.round, e->plan.n,
-		        e->text);
-		ha_event(a, "plan-chosen", e->inst.dead, NULL, "round %u, %zu VMs: %s", e->inst.round,
-		         e->plan.n, e->text);
+		MV_WARN("failover",
+		        "plan chosen dead=%s incarnation=%" PRIu64 " round=%u vms=%zu "
+		        "text=\"%s\"",
+		        e->inst.dead, e->inst.incarnation, e->inst.round, e->plan.n, e->text);
+		ha_event(a, "plan-chosen", e->inst.dead, NULL, "round %u, %zu VMs: %s",
+		         e->inst.round, e->plan.n, e->text);
 		break;
 	case FO_EV_FENCE_CONFIRMED:
 		MV_WARN("failover", "fence confirmed dead=%s incarnation=%" PRIu64 " how=\"%s\"",
@@ -1345,12 +1385,13 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		MV_WARN("failover", "vm restarted name=%s uuid=%s on=%s from=%s took_ms=%" PRIu64,
 		        en->name, en->uuid, e->peer, e->inst.dead, e->took_ms);
 		ha_event(a, "vm-restarted", e->peer, en->name,
-		         "restarted on %s (was on %s, epoch %" PRIu64 ", priority %d) in %" PRIu64 " ms",
+		         "restarted on %s (was on %s, epoch %" PRIu64 ", priority %d) in %" PRIu64
+		         " ms",
 		         e->peer, e->inst.dead, en->new_epoch, en->priority, e->took_ms);
 		break;
 	case FO_EV_RESTART_FAILED:
-		MV_WARN("failover", "vm restart failed name=%s uuid=%s on=%s cause=\"%s\"", en->name,
-		        en->uuid, e->peer, e->text);
+		MV_WARN("failover", "vm restart failed name=%s uuid=%s on=%s cause=\"%s\"",
+		        en->name, en->uuid, e->peer, e->text);
 		ha_event(a, "vm-restart-failed", e->peer, en->name, "%s", e->text);
 		break;
 	case FO_EV_HANDED_BACK:
@@ -1367,25 +1408,26 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		         en->vcpus, en->memory_kib / 1024, e->text[0] ? ": " : "", e->text);
 		break;
 	case FO_EV_NEW_INCARNATION:
-		MV_WARN("failover", "new incarnation asked=%" PRIu64 " cause=\"%s\"", e->inst.incarnation,
-		        e->text);
+		MV_WARN("failover", "new incarnation asked=%" PRIu64 " cause=\"%s\"",
+		        e->inst.incarnation, e->text);
 		fo_driver_new_incarnation(h->fo, a->swim, e, uv_now(a->loop));
 		agent_swim_pump(a); /* gossip it; SELF_REFUTED reaches us and is saved */
 		nodestate_refresh(a);
 		break;
 	case FO_EV_VM_DOWN:
-		MV_WARN("failover", "ha vm down name=%s uuid=%s host=%s epoch=%" PRIu64 " cause=\"%s\"",
+		MV_WARN("failover",
+		        "ha vm down name=%s uuid=%s host=%s epoch=%" PRIu64 " cause=\"%s\"",
 		        en->name, en->uuid, e->peer, en->new_epoch, e->text);
 		ha_event(a, "vm-down", e->peer, en->name, "%s", e->text);
 		break;
 	case FO_EV_VM_RECOVERED:
-		MV_INFO("failover", "ha vm recovered name=%s uuid=%s on=%s down_ms=%" PRIu64, en->name,
-		        en->uuid, e->peer, e->took_ms);
+		MV_INFO("failover", "ha vm recovered name=%s uuid=%s on=%s down_ms=%" PRIu64,
+		        en->name, en->uuid, e->peer, e->took_ms);
 		ha_event(a, "vm-recovered", e->peer, en->name, "%s", e->text);
 		break;
 	case FO_EV_MEMBER_REMOVED:
-		MV_WARN("failover", "member removed from the voting set name=%s cause=\"%s\"", e->peer,
-		        e->text);
+		MV_WARN("failover", "member removed from the voting set name=%s cause=\"%s\"",
+		        e->peer, e->text);
 		ha_event(a, "member-removed", e->peer, NULL, "removed from the voting set: %s",
 		         e->text);
 		break;
@@ -1426,7 +1468,7 @@ static void ha_remove_stale(struct agent *a, const struct ha_view *v)
 				}
 			}
 		}
-	next_vm:;
+next_vm:;
 	}
 	for (size_t i = 0; i < k; i++) {
 		char err[512], src[FO_NAME_MAX];
@@ -1439,9 +1481,10 @@ static void ha_remove_stale(struct agent *a, const struct ha_view *v)
 		if (cur.state != VIRT_VM_SHUTOFF)
 			virt_vm_destroy(a->virt, stale[i], err, sizeof(err));
 		int rc = virt_vm_undefine(a->virt, stale[i], err, sizeof(err));
-		MV_WARN("failover", "stale copy removed name=%s uuid=%s our_epoch=%" PRIu64
-		        " running_on=%s their_epoch=%" PRIu64 " undefined=%d", names[i], stale[i],
-		        ours[i], owner[i], theirs[i], rc == 0);
+		MV_WARN("failover",
+		        "stale copy removed name=%s uuid=%s our_epoch=%" PRIu64
+		        " running_on=%s their_epoch=%" PRIu64 " undefined=%d",
+		        names[i], stale[i], ours[i], owner[i], theirs[i], rc == 0);
 		ha_event(a, "stale-copy-removed", a->opt.name, names[i],
 		         "runs on %s with epoch %" PRIu64 " > ours %" PRIu64 ": destroyed%s here",
 		         owner[i], theirs[i], ours[i], rc == 0 ? " and undefined" : "");
@@ -1507,7 +1550,8 @@ static void ha_on_put_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
 	(void)a;
 	(void)arg;
 	if (resp->code != MV__RPC_CODE__RPC_OK)
-		MV_DEBUG("failover", "replica not stored error=\"%s\"", resp->error ? resp->error : "");
+		MV_DEBUG("failover", "replica not stored error=\"%s\"",
+		         resp->error ? resp->error : "");
 }
 
 static void ha_send_replica(struct agent *a, const char *peer, const struct virt_vm *vm,
@@ -1630,8 +1674,8 @@ static int ha_replica_store(struct ha *h, const char *from, const Mv__ReplicaPut
 		return -EINVAL;
 	}
 	if (strcmp(r->owner, from) != 0) {
-		snprintf(err, errlen, "replica of %s sent by %s: only the owner replicates", r->owner,
-		         from);
+		snprintf(err, errlen, "replica of %s sent by %s: only the owner replicates",
+		         r->owner, from);
 		return -EINVAL;
 	}
 	struct ha_replica *x = NULL;
@@ -1742,11 +1786,13 @@ void ha_on_vm_event(struct agent *a, const char *vm_name)
 		if (c->count > a->opt.fo_vm_restarts)
 			ha_event(a, "vm-crashed", a->opt.name, vm->name,
 			         "stopped unexpectedly (%s), crash %u within %u min: moving it to "
-			         "another host", virt_stop_reason_name(vm->stop_reason), c->count,
+			         "another host",
+			         virt_stop_reason_name(vm->stop_reason), c->count,
 			         HA_CRASH_WINDOW_MS / 60000);
 		else
 			ha_event(a, "vm-crashed", a->opt.name, vm->name,
-			         "stopped unexpectedly (%s), crash %u: restarting here in %" PRIu64 " ms",
+			         "stopped unexpectedly (%s), crash %u: restarting here in %" PRIu64
+			         " ms",
 			         virt_stop_reason_name(vm->stop_reason), c->count, delay);
 		return;
 	}
@@ -1787,8 +1833,8 @@ static void ha_on_move_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
 		         "kept crashing on %s: started on %s instead", a->opt.name, mv->target);
 		nodestate_refresh(a);
 	} else {
-		MV_ERROR("failover", "cannot move crashed ha vm name=%s to=%s error=\"%s\"", mv->name,
-		         mv->target, resp->error ? resp->error : "");
+		MV_ERROR("failover", "cannot move crashed ha vm name=%s to=%s error=\"%s\"",
+		         mv->name, mv->target, resp->error ? resp->error : "");
 		ha_event(a, "vm-move-failed", mv->target, mv->name, "could not start it on %s: %s",
 		         mv->target, resp->error ? resp->error : "");
 		nodestate_refresh(a); /* no longer restarting: the cluster takes it from here */
@@ -1820,7 +1866,8 @@ static void ha_move_crashed(struct agent *a, struct ha_crash *c)
 	int idx = hs ? placement_choose(hs, k, &rq, why, sizeof(why)) : -1;
 	if (idx < 0) {
 		ha_event(a, "vm-move-failed", a->opt.name, vm.name,
-		         "kept crashing, and no other host has room: %s", hs ? why : "out of memory");
+		         "kept crashing, and no other host has room: %s",
+		         hs ? why : "out of memory");
 		free(hs);
 		ha_view_free(&v);
 		c->count = 0;
@@ -1828,8 +1875,7 @@ static void ha_move_crashed(struct agent *a, struct ha_crash *c)
 	}
 	struct ha_move *mv = calloc(1, sizeof(*mv));
 	char *xml = NULL;
-	if (mv == NULL ||
-	    virt_vm_set_epoch(a->virt, c->uuid, vm.epoch + 1, err, sizeof(err)) < 0 ||
+	if (mv == NULL || virt_vm_set_epoch(a->virt, c->uuid, vm.epoch + 1, err, sizeof(err)) < 0 ||
 	    virt_vm_export_xml(a->virt, c->uuid, &xml, err, sizeof(err)) < 0) {
 		ha_event(a, "vm-move-failed", a->opt.name, vm.name, "cannot prepare the move: %s",
 		         mv ? err : "out of memory");
@@ -1888,8 +1934,11 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
 		MV_WARN("failover", "ha vm restarted here name=%s crash=%u ok=%d error=\"%s\"",
 		        c->name, c->count, rc == 0, rc == 0 ? "" : err);
 		ha_event(a, rc == 0 ? "vm-restarted-locally" : "vm-restart-failed", a->opt.name,
-		         c->name, rc == 0 ? "restarted here after crash %u" : "restart after crash %u "
-		         "failed: %s", c->count, rc == 0 ? "" : err);
+		         c->name,
+		         rc == 0 ? "restarted here after crash %u"
+		                 : "restart after crash %u "
+		                   "failed: %s",
+		         c->count, rc == 0 ? "" : err);
 		nodestate_refresh(a);
 	}
 }
@@ -1996,7 +2045,8 @@ static void ha_watchdog_disarm(struct agent *a, const char *cause)
 	if (mv_watchdog_disarm(&h->wd, err, sizeof(err)) < 0) {
 		MV_ERROR("failover", "watchdog disarm failed path=%s cause=\"%s\" error=\"%s\"",
 		         h->wd.path, cause, err);
-		ha_event(a, "watchdog-failed", a->opt.name, NULL, "disarm (%s) failed: %s", cause, err);
+		ha_event(a, "watchdog-failed", a->opt.name, NULL, "disarm (%s) failed: %s", cause,
+		         err);
 		return;
 	}
 	MV_INFO("failover", "watchdog disarmed path=%s cause=\"%s\"", h->wd.path, cause);
@@ -2056,11 +2106,15 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 		if (!mv_watchdog_armed(&h->wd)) {
 			ha_watchdog_arm_unpetted(a, "a fence left VMs running here");
 		} else if (h->wd_petting) {
-			MV_ERROR("failover", "watchdog no longer petted path=%s timeout_s=%u cause=\"a "
-			         "fence left VMs running here\"", h->wd.path, h->wd.timeout_s);
-			ha_event(a, "watchdog-unpetted", a->opt.name, NULL,
-			         "a fence left VMs running here: no more pets until they are destroyed; "
-			         "it resets this host %u s after the last pet", h->wd.timeout_s);
+			MV_ERROR("failover",
+			         "watchdog no longer petted path=%s timeout_s=%u cause=\"a "
+			         "fence left VMs running here\"",
+			         h->wd.path, h->wd.timeout_s);
+			ha_event(
+			    a, "watchdog-unpetted", a->opt.name, NULL,
+			    "a fence left VMs running here: no more pets until they are destroyed; "
+			    "it resets this host %u s after the last pet",
+			    h->wd.timeout_s);
 		}
 		h->wd_petting = false;
 		return;
@@ -2081,15 +2135,19 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 			}
 			MV_INFO("failover", "watchdog armed path=%s timeout_s=%u cause=quorate",
 			        h->wd.path, h->wd.timeout_s);
-			ha_event(a, "watchdog-armed", a->opt.name, NULL,
-			         "quorate: petted every %u ms while quorate, it resets this host %u s "
-			         "after the last pet", a->opt.fo_heartbeat_ms, h->wd.timeout_s);
+			ha_event(
+			    a, "watchdog-armed", a->opt.name, NULL,
+			    "quorate: petted every %u ms while quorate, it resets this host %u s "
+			    "after the last pet",
+			    a->opt.fo_heartbeat_ms, h->wd.timeout_s);
 		} else if (mv_watchdog_pet(&h->wd, err, sizeof(err)) < 0) {
 			ha_watchdog_failed(a, "pet failed", err);
 			return;
 		} else if (!h->wd_petting) {
-			MV_INFO("failover", "watchdog petted again path=%s cause=quorate", h->wd.path);
-			ha_event(a, "watchdog-petted", a->opt.name, NULL, "quorate again: petted again");
+			MV_INFO("failover", "watchdog petted again path=%s cause=quorate",
+			        h->wd.path);
+			ha_event(a, "watchdog-petted", a->opt.name, NULL,
+			         "quorate again: petted again");
 		}
 		h->wd_petting = true;
 		h->wd_failing = false;
@@ -2116,12 +2174,15 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 			return;
 		}
 		h->wd_failing = false;
-		MV_WARN("failover", "watchdog armed path=%s timeout_s=%u ha_vms=%d cause=\"not quorate, "
-		        "and an HA VM runs here: petted until the self-fence\"", h->wd.path,
-		        h->wd.timeout_s, vms);
-		ha_event(a, "watchdog-armed", a->opt.name, NULL,
-		         "not quorate, and an HA VM runs here: petted until this host fences itself, "
-		         "it resets this host %u s after the last pet", h->wd.timeout_s);
+		MV_WARN("failover",
+		        "watchdog armed path=%s timeout_s=%u ha_vms=%d cause=\"not quorate, "
+		        "and an HA VM runs here: petted until the self-fence\"",
+		        h->wd.path, h->wd.timeout_s, vms);
+		ha_event(
+		    a, "watchdog-armed", a->opt.name, NULL,
+		    "not quorate, and an HA VM runs here: petted until this host fences itself, "
+		    "it resets this host %u s after the last pet",
+		    h->wd.timeout_s);
 		h->wd_petting = true;
 		return;
 	}
@@ -2134,8 +2195,10 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 		}
 		h->wd_failing = false;
 		if (!h->wd_petting) {
-			MV_INFO("failover", "watchdog petted path=%s cause=\"not quorate: petted until "
-			        "the self-fence\"", h->wd.path);
+			MV_INFO("failover",
+			        "watchdog petted path=%s cause=\"not quorate: petted until "
+			        "the self-fence\"",
+			        h->wd.path);
 			ha_event(a, "watchdog-petted", a->opt.name, NULL,
 			         "not quorate: petted until this host fences itself");
 		}
@@ -2144,14 +2207,17 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 	}
 	if (h->wd_petting) {
 		h->wd_petting = false;
-		MV_WARN("failover", "watchdog no longer petted path=%s timeout_s=%u ha_vms=%d "
-		        "cause=\"%s\"", h->wd.path, h->wd.timeout_s, vms,
+		MV_WARN("failover",
+		        "watchdog no longer petted path=%s timeout_s=%u ha_vms=%d "
+		        "cause=\"%s\"",
+		        h->wd.path, h->wd.timeout_s, vms,
 		        fo_fenced(h->fo) ? "self-fenced" : "no known last quorate moment");
-		ha_event(a, "watchdog-unpetted", a->opt.name, NULL,
-		         "%s: no more pets; unless quorum returns or no HA VM is left here, it resets "
-		         "this host %u s after the last pet",
-		         fo_fenced(h->fo) ? "this host fenced itself" : "no known last quorate moment",
-		         h->wd.timeout_s);
+		ha_event(
+		    a, "watchdog-unpetted", a->opt.name, NULL,
+		    "%s: no more pets; unless quorum returns or no HA VM is left here, it resets "
+		    "this host %u s after the last pet",
+		    fo_fenced(h->fo) ? "this host fenced itself" : "no known last quorate moment",
+		    h->wd.timeout_s);
 	}
 }
 
@@ -2173,8 +2239,10 @@ static void ha_watchdog_after_self_fence(struct agent *a)
 	if (vms == 0)
 		vms = (int)h->n_unfenced;
 	h->wd_petting = false;
-	MV_ERROR("failover", "self-fence incomplete: watchdog stays armed, unpetted path=%s "
-	         "timeout_s=%u ha_vms=%d cause=\"%s\"", h->wd.path, h->wd.timeout_s, vms,
+	MV_ERROR("failover",
+	         "self-fence incomplete: watchdog stays armed, unpetted path=%s "
+	         "timeout_s=%u ha_vms=%d cause=\"%s\"",
+	         h->wd.path, h->wd.timeout_s, vms,
 	         vms < 0 ? "libvirt does not answer" : "HA VMs still run here");
 	if (!mv_watchdog_armed(&h->wd))
 		ha_watchdog_arm_unpetted(a, "the self-fence left HA VMs running");
@@ -2183,8 +2251,8 @@ static void ha_watchdog_after_self_fence(struct agent *a)
 	ha_watchdog_hurry(a, "the self-fence left HA VMs running");
 	ha_event(a, "watchdog-kept-armed", a->opt.name, NULL,
 	         "the self-fence left HA VMs running (%s): the watchdog, no longer petted and set "
-	         "to %u s, resets this host", vms < 0 ? "libvirt does not answer" : "a destroy failed",
-	         h->wd.timeout_s);
+	         "to %u s, resets this host",
+	         vms < 0 ? "libvirt does not answer" : "a destroy failed", h->wd.timeout_s);
 }
 
 /* At start: opens and checks the device (an agent whose device cannot
@@ -2194,16 +2262,18 @@ static int ha_watchdog_start(struct agent *a, uint64_t now, char *err, size_t er
 	struct ha *h = HA(a);
 	const struct agent_options *o = &a->opt;
 	uint32_t limit = o->fo_fence_margin_ms < o->fo_fence_after_ms ? o->fo_fence_margin_ms
-	                                                               : o->fo_fence_after_ms;
+	                                                              : o->fo_fence_after_ms;
 	int rc = mv_watchdog_init(&h->wd, o->fo_watchdog, limit, o->fo_heartbeat_ms, err, errlen);
 	if (rc < 0)
 		return rc;
 	if ((rc = mv_watchdog_open(&h->wd, err, errlen)) < 0)
 		return rc;
 	h->wd_on = true;
-	MV_INFO("failover", "watchdog opened path=%s timeout_s=%u identity=\"%s\" fence_margin_ms=%u "
-	        "heartbeat_ms=%u", h->wd.path, h->wd.timeout_s, h->wd.identity,
-	        o->fo_fence_margin_ms, o->fo_heartbeat_ms);
+	MV_INFO("failover",
+	        "watchdog opened path=%s timeout_s=%u identity=\"%s\" fence_margin_ms=%u "
+	        "heartbeat_ms=%u",
+	        h->wd.path, h->wd.timeout_s, h->wd.identity, o->fo_fence_margin_ms,
+	        o->fo_heartbeat_ms);
 	if (fo_quorate(h->fo, now)) {
 		ha_watchdog_pet(a, now); /* a cluster of one: quorate from the start */
 		return 0;
@@ -2287,8 +2357,8 @@ int ha_stamp_format(char *buf, size_t len, const char *boot_id, uint64_t mono_ms
 	    strlen(boot_id) != HA_STAMP_BOOT_LEN ||
 	    strspn(boot_id, "0123456789abcdef-") != HA_STAMP_BOOT_LEN)
 		return -EINVAL;
-	int n = snprintf(buf, len, "meshvisor-quorate-stamp v1 boot=%s mono_ms=%020" PRIu64, boot_id,
-	                 mono_ms);
+	int n = snprintf(buf, len, "meshvisor-quorate-stamp v1 boot=%s mono_ms=%020" PRIu64,
+	                 boot_id, mono_ms);
 	uint64_t sum = mv_fnv1a64(MV_FNV1A64_OFFSET, buf);
 	snprintf(buf + n, len - (size_t)n, " sum=%016" PRIx64 "\n", sum);
 	return HA_STAMP_LINE_LEN;
@@ -2297,14 +2367,14 @@ int ha_stamp_format(char *buf, size_t len, const char *boot_id, uint64_t mono_ms
 int ha_stamp_parse(const char *text, size_t len, char *boot_id, uint64_t *mono_ms)
 {
 	static const char head[] = "meshvisor-quorate-stamp v1 boot=";
-	const size_t hl = sizeof(head) - 1, ms_at = hl + HA_STAMP_BOOT_LEN + 9,
-	             sum_at = ms_at + 20;
+	const size_t hl = sizeof(head) - 1, ms_at = hl + HA_STAMP_BOOT_LEN + 9, sum_at = ms_at + 20;
 	if (text == NULL || len != HA_STAMP_LINE_LEN || memchr(text, '\0', len) != NULL)
 		return -EINVAL;
 	char line[HA_STAMP_LINE_LEN + 1];
 	memcpy(line, text, len);
 	line[len] = '\0';
-	if (memcmp(line, head, hl) != 0 || memcmp(line + hl + HA_STAMP_BOOT_LEN, " mono_ms=", 9) != 0 ||
+	if (memcmp(line, head, hl) != 0 ||
+	    memcmp(line + hl + HA_STAMP_BOOT_LEN, " mono_ms=", 9) != 0 ||
 	    memcmp(line + sum_at, " sum=", 5) != 0 || line[len - 1] != '\n')
 		return -EINVAL;
 	for (size_t i = hl; i < hl + HA_STAMP_BOOT_LEN; i++)
@@ -2386,9 +2456,12 @@ static void ha_stamp_write(struct agent *a, uint64_t t, uint64_t now)
 	}
 	if (rc < 0) {
 		if (!h->stamp_failing)
-			MV_ERROR("failover", "cannot write the quorate stamp path=%s error=\"%s\" "
-			         "cause=\"a restart of this agent while cut off would fence up to the "
-			         "time it was down late\"", h->stamp_path, strerror(-rc));
+			MV_ERROR(
+			    "failover",
+			    "cannot write the quorate stamp path=%s error=\"%s\" "
+			    "cause=\"a restart of this agent while cut off would fence up to the "
+			    "time it was down late\"",
+			    h->stamp_path, strerror(-rc));
 		h->stamp_failing = true;
 		h->stamp_retry_at = now + 1000;
 		return;
@@ -2432,9 +2505,11 @@ static void ha_stamp_start(struct agent *a)
 	memcpy(h->stamp_path + dl, "/quorate-stamp", sizeof("/quorate-stamp"));
 	int rc = ha_boot_id(h->boot_id);
 	if (rc < 0) {
-		MV_WARN("failover", "cannot read the boot id path=/proc/sys/kernel/random/boot_id "
-		        "error=\"%s\" cause=\"the last quorate moment is not kept across restarts\"",
-		        strerror(-rc));
+		MV_WARN(
+		    "failover",
+		    "cannot read the boot id path=/proc/sys/kernel/random/boot_id "
+		    "error=\"%s\" cause=\"the last quorate moment is not kept across restarts\"",
+		    strerror(-rc));
 		return;
 	}
 	uv_update_time(a->loop);
@@ -2471,36 +2546,48 @@ static void ha_stamp_start(struct agent *a)
 		fo_resume_fence_base(h->fo, base);
 		h->fence_clock_known = true;
 		uint64_t ago = core_now - base, in = base + F > core_now ? base + F - core_now : 0;
-		MV_WARN("failover", "self-fence clock resumed last_quorate_ago_ms=%" PRIu64
-		        " fence_in_ms=%" PRIu64 " ha_vms=%d path=%s cause=\"HA VMs run here: unless "
-		        "quorate by then, this host fences itself fence_after_ms after the previous "
-		        "agent's last quorate moment\"", ago, in, vms, h->stamp_path);
-		ha_event(a, "fence-clock-resumed", o->name, NULL,
-		         "%s: the previous agent was last quorate %" PRIu64 " ms ago; unless quorate "
-		         "by then, this host fences itself in %" PRIu64 " ms", vms > 0 ?
-		         "HA VMs run here" : "libvirt does not answer (HA VMs may run here)", ago, in);
+		MV_WARN(
+		    "failover",
+		    "self-fence clock resumed last_quorate_ago_ms=%" PRIu64 " fence_in_ms=%" PRIu64
+		    " ha_vms=%d path=%s cause=\"HA VMs run here: unless "
+		    "quorate by then, this host fences itself fence_after_ms after the previous "
+		    "agent's last quorate moment\"",
+		    ago, in, vms, h->stamp_path);
+		ha_event(
+		    a, "fence-clock-resumed", o->name, NULL,
+		    "%s: the previous agent was last quorate %" PRIu64 " ms ago; unless quorate "
+		    "by then, this host fences itself in %" PRIu64 " ms",
+		    vms > 0 ? "HA VMs run here" : "libvirt does not answer (HA VMs may run here)",
+		    ago, in);
 	} else if (vms != 0) {
 		/* (said loudly only when a stamp was there but unusable) */
 		if (rc == -ENOENT || (rc == 0 && strcmp(boot, h->boot_id) != 0 && boot[0] != '\0'))
-			MV_INFO("failover", "self-fence clock starts now ha_vms=%d path=%s cause=\"%s: "
+			MV_INFO("failover",
+			        "self-fence clock starts now ha_vms=%d path=%s cause=\"%s: "
 			        "unless quorate, this host fences itself fence_after_ms after this "
-			        "start\"", vms, h->stamp_path, none);
+			        "start\"",
+			        vms, h->stamp_path, none);
 		else
-			MV_WARN("failover", "self-fence clock starts now ha_vms=%d path=%s cause=\"%s: "
+			MV_WARN("failover",
+			        "self-fence clock starts now ha_vms=%d path=%s cause=\"%s: "
 			        "unless quorate, this host fences itself fence_after_ms after this "
-			        "start\"", vms, h->stamp_path, none);
+			        "start\"",
+			        vms, h->stamp_path, none);
 	} else if (none == NULL) {
 		MV_INFO("failover", "quorate stamp not needed path=%s cause=\"no HA VM runs here\"",
 		        h->stamp_path);
 	}
 	if (rc < 0 && rc != -ENOENT)
-		MV_WARN("failover", "cannot read the quorate stamp path=%s error=\"%s\"", h->stamp_path,
-		        rc == -EFBIG ? "too large" : strerror(-rc));
+		MV_WARN("failover", "cannot read the quorate stamp path=%s error=\"%s\"",
+		        h->stamp_path, rc == -EFBIG ? "too large" : strerror(-rc));
 	h->stamp_fd = open(h->stamp_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (h->stamp_fd < 0)
-		MV_ERROR("failover", "cannot open the quorate stamp path=%s error=\"%s\" cause=\"a "
-		         "restart of this agent while cut off would fence up to the time it was down "
-		         "late\"", h->stamp_path, strerror(errno));
+		MV_ERROR(
+		    "failover",
+		    "cannot open the quorate stamp path=%s error=\"%s\" cause=\"a "
+		    "restart of this agent while cut off would fence up to the time it was down "
+		    "late\"",
+		    h->stamp_path, strerror(errno));
 }
 
 static void ha_stamp_stop(struct agent *a)
@@ -2515,9 +2602,12 @@ static void ha_stamp_stop(struct agent *a)
 			MV_WARN("failover", "cannot remove the quorate stamp path=%s error=\"%s\"",
 			        h->stamp_path, strerror(errno));
 		else
-			MV_INFO("failover", "quorate stamp removed path=%s cause=\"left gracefully while "
-			        "quorate: nobody fails this host over, so the next start counts its "
-			        "self-fence from that start\"", h->stamp_path);
+			MV_INFO(
+			    "failover",
+			    "quorate stamp removed path=%s cause=\"left gracefully while "
+			    "quorate: nobody fails this host over, so the next start counts its "
+			    "self-fence from that start\"",
+			    h->stamp_path);
 	} else if (fo_quorate(h->fo, now)) {
 		ha_stamp_write(a, now, now);
 	} else {
@@ -2618,7 +2708,8 @@ static int ha_rpc_failovers(struct agent *a, uint64_t sink)
 		f->round = ii[i].inst.round;
 		f->phase = (char *)fo_phase_name(ii[i].phase);
 		f->coordinator = ii[i].coordinator;
-		f->detected_unix_ms = ii[i].detected_at ? agent_mono_to_unix_ms(a, ii[i].detected_at) : 0;
+		f->detected_unix_ms =
+		    ii[i].detected_at ? agent_mono_to_unix_ms(a, ii[i].detected_at) : 0;
 		f->chosen_unix_ms = ii[i].chosen_at ? agent_mono_to_unix_ms(a, ii[i].chosen_at) : 0;
 		f->fenced_unix_ms = ii[i].fenced_at ? agent_mono_to_unix_ms(a, ii[i].fenced_at) : 0;
 		f->fence_how = ii[i].fence_how;
@@ -2705,7 +2796,7 @@ static int ha_rpc_ha(struct agent *a, uint64_t sink)
 	Mv__HaLoss *losses = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*losses));
 	Mv__HaLoss **lptrs = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*lptrs));
 	char ***unplaced = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*unplaced));
-	char (*msgs)[256] = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*msgs));
+	char(*msgs)[256] = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*msgs));
 	struct fo_plan *plans = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*plans));
 	struct fo_owed *owed = NULL;
 	Mv__OwedVm *owed_msgs = NULL;
@@ -2724,8 +2815,8 @@ static int ha_rpc_ha(struct agent *a, uint64_t sink)
 		 * elsewhere now, or are listed as down below */
 		if (host->n_vms == 0 || !host->cap.alive)
 			continue;
-		if (fo_plan_compute(v.hosts, v.n_hosts, host->cap.name, host->vms, host->n_vms, 0, NULL,
-		                    &plans[i]) < 0) {
+		if (fo_plan_compute(v.hosts, v.n_hosts, host->cap.name, host->vms, host->n_vms, 0,
+		                    NULL, &plans[i]) < 0) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -2748,8 +2839,9 @@ static int ha_rpc_ha(struct agent *a, uint64_t sink)
 		l->unplaced = unplaced[i];
 		if (l->n_unplaced > 0) {
 			rep.ok = false;
-			snprintf(msgs[i], sizeof(msgs[i]), "losing %s leaves %zu of %u HA VMs without room",
-			         host->cap.name, l->n_unplaced, l->ha_vms);
+			snprintf(msgs[i], sizeof(msgs[i]),
+			         "losing %s leaves %zu of %u HA VMs without room", host->cap.name,
+			         l->n_unplaced, l->ha_vms);
 		} else {
 			snprintf(msgs[i], sizeof(msgs[i]), "losing %s: all %u HA VMs fit elsewhere",
 			         host->cap.name, l->ha_vms);
@@ -2834,8 +2926,8 @@ out:
 	return rc;
 }
 
-int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_t sink,
-           char *err, size_t errlen)
+int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_t sink, char *err,
+           size_t errlen)
 {
 	struct ha *h = HA(a);
 	if (h == NULL || h->fo == NULL) {
@@ -2882,9 +2974,11 @@ int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_
 			return -EINVAL;
 		}
 		if (q->confirm == NULL || strcmp(q->confirm, q->node) != 0) {
-			snprintf(err, errlen,
-			         "not confirmed: removing %s from the voting set needs its name typed "
-			         "again (or --yes)", q->node);
+			snprintf(
+			    err, errlen,
+			    "not confirmed: removing %s from the voting set needs its name typed "
+			    "again (or --yes)",
+			    q->node);
 			return -EINVAL;
 		}
 		int rc = fo_force_leave(h->fo, q->node, uv_now(a->loop));
@@ -2894,12 +2988,15 @@ int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_
 		}
 		if (rc == -EBUSY) {
 			snprintf(err, errlen,
-			         "%s is not dead in %s's view; only a dead host can be removed (stop its "
-			         "agent, or let it leave gracefully)", q->node, a->opt.name);
+			         "%s is not dead in %s's view; only a dead host can be removed "
+			         "(stop its "
+			         "agent, or let it leave gracefully)",
+			         q->node, a->opt.name);
 			return rc;
 		}
 		if (rc == -EINVAL) {
-			snprintf(err, errlen, "a node cannot force-leave itself; use `meshvisor leave`");
+			snprintf(err, errlen,
+			         "a node cannot force-leave itself; use `meshvisor leave`");
 			return rc;
 		}
 		if (rc < 0) {
@@ -2913,8 +3010,9 @@ int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_
 		memset(&e, 0, sizeof(e));
 		snprintf(e.kind, sizeof(e.kind), "member-removed");
 		snprintf(e.node, sizeof(e.node), "%s", q->node);
-		snprintf(e.text, sizeof(e.text), "removed from the voting set: %zu voters, majority %zu",
-		         fo_voters(h->fo), fo_majority(h->fo));
+		snprintf(e.text, sizeof(e.text),
+		         "removed from the voting set: %zu voters, majority %zu", fo_voters(h->fo),
+		         fo_majority(h->fo));
 		e.unix_ms = ha_wall_ms();
 		Mv__ClusterEvent ev;
 		ha_event_fill(&e, &ev);
@@ -3031,10 +3129,13 @@ int ha_start(struct agent *a, char *err, size_t errlen)
 	h->timers_on = true;
 	h->repl_refresh_at = now + HA_REPLICA_REFRESH_MS;
 	uv_timer_start(&h->tick, ha_on_tick, o->fo_heartbeat_ms, o->fo_heartbeat_ms);
-	MV_INFO("failover", "started witness=%d fence_after_ms=%u fence_margin_ms=%u replicas=%u "
-	        "expect_cluster=%d", o->witness, o->fo_fence_after_ms, o->fo_fence_margin_ms,
-	        o->fo_replicas, cfg.expect_cluster);
-	ha_event(a, "agent-started", o->name, NULL, "agent started%s", o->witness ? " (witness)" : "");
+	MV_INFO("failover",
+	        "started witness=%d fence_after_ms=%u fence_margin_ms=%u replicas=%u "
+	        "expect_cluster=%d",
+	        o->witness, o->fo_fence_after_ms, o->fo_fence_margin_ms, o->fo_replicas,
+	        cfg.expect_cluster);
+	ha_event(a, "agent-started", o->name, NULL, "agent started%s",
+	         o->witness ? " (witness)" : "");
 	ha_pump(a);
 	return 0;
 }

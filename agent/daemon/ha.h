@@ -65,8 +65,8 @@ bool ha_vm_restarting(struct agent *a, const char *uuid);
 /* Our failover fields for the node state we publish. */
 void ha_fill_node_state(struct agent *a, Mv__NodeState *ns);
 /* Records one line of the event stream (and logs nothing: callers log). */
-void ha_event(struct agent *a, const char *kind, const char *node, const char *vm,
-              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void ha_event(struct agent *a, const char *kind, const char *node, const char *vm, const char *fmt,
+              ...) __attribute__((format(printf, 5, 6)));
 
 /*
  * The last quorate moment, kept across agent restarts (ha.c, "the last
@@ -97,7 +97,7 @@ uint64_t ha_stamp_to_core(uint64_t stamp_mono, uint64_t mono_now, uint64_t core_
 /* RPC: events, failovers, ha, force_leave, replica_put, replica_get. The
  * answer goes out through the sink (one final frame; `events` keeps it
  * open). Returns 0, or a negative errno with err filled and nothing sent. */
-int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_t sink,
-           char *err, size_t errlen);
+int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_t sink, char *err,
+           size_t errlen);
 
 #endif

@@ -50,11 +50,12 @@
 #include "meshvisor/migrate.h"
 #include "mig_codec.h"
 #include "nodestate.h"
+#include "state_codec.h"
 
-#define MIGRATION_KEEP_DONE 10      /* finished moves kept for `migrations` */
-#define MIGRATION_PROGRESS_MS 1000  /* job progress poll and report */
-#define MIGRATION_MAX_EXCLUDED 16   /* targets that refused, per move */
-#define MIGRATION_MAX_SAME 4        /* label keys a target must share (--same) */
+#define MIGRATION_KEEP_DONE 10     /* finished moves kept for `migrations` */
+#define MIGRATION_PROGRESS_MS 1000 /* job progress poll and report */
+#define MIGRATION_MAX_EXCLUDED 16  /* targets that refused, per move */
+#define MIGRATION_MAX_SAME 4       /* label keys a target must share (--same) */
 
 struct drain;
 
@@ -78,7 +79,7 @@ struct migration {
 	char refusals[512];
 	char dest_uri[512];
 	char stream_uri[512];
-	uint64_t sink;        /* 0: nobody waits (a drain collects it instead) */
+	uint64_t sink; /* 0: nobody waits (a drain collects it instead) */
 	struct drain *drain;
 	/* live */
 	uv_work_t work;
@@ -158,8 +159,8 @@ static void migration_info_fill(const struct migration *m, const char *source,
 	out->message = (char *)m->message;
 	out->started_unix_ms = m->started_unix_ms;
 	out->ended_unix_ms = m->ended_unix_ms;
-	out->elapsed_ms = (uint64_t)((m->done ? m->ended_unix_ms : migration_wall_ms()) -
-	                             m->started_unix_ms);
+	out->elapsed_ms =
+	    (uint64_t)((m->done ? m->ended_unix_ms : migration_wall_ms()) - m->started_unix_ms);
 	out->data_processed = m->stats.data_processed;
 	out->data_remaining = m->stats.data_remaining;
 	out->data_total = m->stats.data_total;
@@ -219,7 +220,7 @@ static void drain_on_finished(struct agent *a, struct migration *m);
 
 /* The move is over (for the caller): report, publish, forget later. */
 static void migration_finish(struct agent *a, struct migration *m, bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void migration_finish(struct agent *a, struct migration *m, bool ok, const char *fmt, ...)
 {
@@ -310,7 +311,8 @@ void migration_handle_envelope(struct agent *a, const Mv__Envelope *env)
 	struct mig_msg msg;
 	const char *dest_uri, *stream_uri, *why;
 	if (mig_codec_decode(env, &msg, &dest_uri, &stream_uri, &why) < 0) {
-		MV_WARN("migrate", "rejected migration message from=%s reason=\"%s\"", env->from, why);
+		MV_WARN("migrate", "rejected migration message from=%s reason=\"%s\"", env->from,
+		        why);
 		return;
 	}
 	if (msg.type == MIG_ACCEPT) {
@@ -321,8 +323,8 @@ void migration_handle_envelope(struct agent *a, const Mv__Envelope *env)
 		}
 	}
 	if (mig_handle_message(a->mig, &msg, uv_now(a->loop)) < 0)
-		MV_WARN("migrate", "negotiation core rejected %s from=%s", mig_msg_type_name(msg.type),
-		        env->from);
+		MV_WARN("migrate", "negotiation core rejected %s from=%s",
+		        mig_msg_type_name(msg.type), env->from);
 	migration_pump(a);
 }
 
@@ -342,13 +344,13 @@ void migration_set_capacity(struct agent *a, const Mv__NodeState *ns)
 	if (a->mig == NULL)
 		return;
 	struct mig_capacity cap = {
-		.cpus = ns->cpus,
-		.cpu_overcommit = ns->cpu_overcommit,
-		.memory_kib = ns->memory_kib,
-		.memory_reserved_kib = ns->memory_reserved_kib,
-		.memory_overcommit = ns->memory_overcommit,
-		.vcpus_allocated = ns->vcpus_allocated,
-		.memory_allocated_kib = ns->memory_allocated_kib,
+	    .cpus = ns->cpus,
+	    .cpu_overcommit = ns->cpu_overcommit,
+	    .memory_kib = ns->memory_kib,
+	    .memory_reserved_kib = ns->memory_reserved_kib,
+	    .memory_overcommit = ns->memory_overcommit,
+	    .vcpus_allocated = ns->vcpus_allocated,
+	    .memory_allocated_kib = ns->memory_allocated_kib,
 	};
 	mig_set_capacity(a->mig, &cap);
 	mig_set_draining(a->mig, ns->draining);
@@ -433,16 +435,9 @@ static int migration_choose(struct agent *a, struct migration *m, char *why, siz
 		states[k] = s;
 		struct swim_member_info mi;
 		bool alive = swim_member_find(a->swim, s->name, &mi) && mi.state == SWIM_ALIVE;
-		hosts[k] = (struct placement_host){
-			.name = s->name, .alive = alive, .healthy = s->libvirt_reachable,
-			/* a witness votes but runs no VMs: never a target */
-			.draining = s->draining || s->witness, .cpus = s->cpus,
-			.cpu_overcommit = s->cpu_overcommit,
-			.vcpus_allocated = s->vcpus_allocated, .memory_kib = s->memory_kib,
-			.memory_reserved_kib = s->memory_reserved_kib,
-			.memory_overcommit = s->memory_overcommit,
-			.memory_allocated_kib = s->memory_allocated_kib,
-		};
+		hosts[k] = state_codec_placement_host(s, alive);
+		/* a witness votes but runs no VMs: never a target */
+		hosts[k].draining = s->draining || s->witness;
 		k++;
 	}
 	const char *excl[MIGRATION_MAX_EXCLUDED];
@@ -476,15 +471,16 @@ static void migration_propose(struct agent *a, struct migration *m)
 	char why[512];
 	if (!m->explicit_target && migration_choose(a, m, why, sizeof(why)) < 0) {
 		if (m->refusals[0] != '\0')
-			migration_finish(a, m, false, "no host accepted %s (refused: %s); it stays on %s",
-			                 m->vm, m->refusals, a->opt.name);
+			migration_finish(a, m, false,
+			                 "no host accepted %s (refused: %s); it stays on %s", m->vm,
+			                 m->refusals, a->opt.name);
 		else
-			migration_finish(a, m, false, "no host can take %s: %s; it stays on %s", m->vm,
-			                 why, a->opt.name);
+			migration_finish(a, m, false, "no host can take %s: %s; it stays on %s",
+			                 m->vm, why, a->opt.name);
 		return;
 	}
-	struct mig_vm vm = {.name = m->vm, .uuid = m->uuid, .vcpus = m->vcpus,
-	                    .memory_kib = m->memory_kib};
+	struct mig_vm vm = {
+	    .name = m->vm, .uuid = m->uuid, .vcpus = m->vcpus, .memory_kib = m->memory_kib};
 	enum mig_reason reason = MIG_R_NONE;
 	int rc = mig_propose(a->mig, &vm, m->target, uv_now(a->loop), m->id, &reason);
 	if (rc < 0) {
@@ -513,8 +509,10 @@ static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse
 	char err[512];
 	if (resp->code == MV__RPC_CODE__RPC_OK) {
 		if (virt_vm_undefine(a->virt, m->uuid, err, sizeof(err)) < 0)
-			MV_ERROR("migrate", "moved, but could not undefine the stopped copy here vm=%s "
-			         "error=\"%s\"", m->vm, err);
+			MV_ERROR("migrate",
+			         "moved, but could not undefine the stopped copy here vm=%s "
+			         "error=\"%s\"",
+			         m->vm, err);
 		snprintf(m->message, sizeof(m->message),
 		         "moved offline to %s (stopped here, defined%s there, undefined here)",
 		         m->target, m->was_running ? " and started" : "");
@@ -523,8 +521,9 @@ static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse
 	}
 	/* the target did not take it: it must run here again */
 	if (m->was_running && virt_vm_start(a->virt, m->uuid, err, sizeof(err)) < 0)
-		MV_ERROR("migrate", "could not restart the VM after a failed move vm=%s error=\"%s\"",
-		         m->vm, err);
+		MV_ERROR("migrate",
+		         "could not restart the VM after a failed move vm=%s error=\"%s\"", m->vm,
+		         err);
 	snprintf(m->message, sizeof(m->message), "%s could not take %s (%s); it stays on %s",
 	         m->target, m->vm, resp->error, a->opt.name);
 	migration_done(a, m, MIG_DONE_FAILED);
@@ -538,14 +537,16 @@ static void migration_offline(struct agent *a, struct migration *m)
 	snprintf(m->phase, sizeof(m->phase), "moving");
 	if (virt_vm_find(a->virt, m->uuid, &vm, err, sizeof(err)) < 0 ||
 	    virt_vm_export_xml(a->virt, m->uuid, &xml, err, sizeof(err)) < 0) {
-		snprintf(m->message, sizeof(m->message), "cannot read %s's definition: %s", m->vm, err);
+		snprintf(m->message, sizeof(m->message), "cannot read %s's definition: %s", m->vm,
+		         err);
 		migration_done(a, m, MIG_DONE_FAILED);
 		return;
 	}
 	m->was_running = vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED;
 	if (m->was_running && virt_vm_destroy(a->virt, m->uuid, err, sizeof(err)) < 0) {
 		free(xml);
-		snprintf(m->message, sizeof(m->message), "cannot stop %s for the move: %s", m->vm, err);
+		snprintf(m->message, sizeof(m->message), "cannot stop %s for the move: %s", m->vm,
+		         err);
 		migration_done(a, m, MIG_DONE_FAILED);
 		return;
 	}
@@ -556,7 +557,8 @@ static void migration_offline(struct agent *a, struct migration *m)
 	rq.proposal_id = m->id;
 	req.op_case = MV__RPC_REQUEST__OP_VM_RECEIVE;
 	req.vm_receive = &rq;
-	int rc = rpc_node_request(a, m->target, &req, migration_offline_answer, m, err, sizeof(err));
+	int rc =
+	    rpc_node_request(a, m->target, &req, migration_offline_answer, m, err, sizeof(err));
 	free(xml);
 	if (rc < 0) {
 		if (m->was_running)
@@ -580,8 +582,8 @@ int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const 
 			reserved = true;
 	}
 	if (!reserved) {
-		snprintf(err, errlen, "%s holds no reservation for proposal %s from %s", a->opt.name,
-		         q->proposal_id, from);
+		snprintf(err, errlen, "%s holds no reservation for proposal %s from %s",
+		         a->opt.name, q->proposal_id, from);
 		return -EINVAL;
 	}
 	struct virt_vm vm;
@@ -630,13 +632,14 @@ static void migration_where_after(uv_work_t *w, int status)
 	virt_reconcile(a->virt);
 	if (status == 0 && m->where_rc == 0 && m->where.where == VIRT_LOC_DEST) {
 		snprintf(m->message, sizeof(m->message),
-		         "libvirt reported a failure (%s), but %s runs on %s: committed", m->work_err,
-		         m->vm, m->target);
+		         "libvirt reported a failure (%s), but %s runs on %s: committed",
+		         m->work_err, m->vm, m->target);
 		migration_done(a, m, MIG_DONE_LANDED_ANYWAY);
 		return;
 	}
-	snprintf(m->message, sizeof(m->message), "live migration to %s failed: %s; %s is on %s (%s)",
-	         m->target, m->work_err, m->vm, a->opt.name,
+	snprintf(m->message, sizeof(m->message),
+	         "live migration to %s failed: %s; %s is on %s (%s)", m->target, m->work_err, m->vm,
+	         a->opt.name,
 	         status == 0 && m->where_rc == 0 ? virt_location_name(m->where.where)
 	                                         : "not re-checked");
 	migration_done(a, m, MIG_DONE_FAILED);
@@ -653,8 +656,8 @@ static void migration_live_after(uv_work_t *w, int status)
 		if (m->result.have_stats)
 			m->stats = m->result.stats;
 		snprintf(m->message, sizeof(m->message),
-		         "migrated live to %s in %" PRIu64 " ms%s%s", m->target, m->result.elapsed_ms,
-		         m->stats.have_downtime ? ", guest downtime " : "",
+		         "migrated live to %s in %" PRIu64 " ms%s%s", m->target,
+		         m->result.elapsed_ms, m->stats.have_downtime ? ", guest downtime " : "",
 		         m->stats.have_downtime ? "" : "");
 		if (m->stats.have_downtime) {
 			size_t l = strlen(m->message);
@@ -684,8 +687,8 @@ static void migration_live_after(uv_work_t *w, int status)
 		return;
 	}
 	snprintf(m->message, sizeof(m->message),
-	         "live migration to %s failed: %s; where %s is now could not be checked",
-	         m->target, m->work_err, m->vm);
+	         "live migration to %s failed: %s; where %s is now could not be checked", m->target,
+	         m->work_err, m->vm);
 	migration_done(a, m, MIG_DONE_FAILED);
 }
 
@@ -743,10 +746,13 @@ static void migration_kill_incoming(struct agent *a, const char *uuid)
 	if (virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) < 0 || vm.state != VIRT_VM_PAUSED)
 		return;
 	if (virt_vm_destroy(a->virt, uuid, err, sizeof(err)) < 0)
-		MV_ERROR("migrate", "cannot destroy the half-arrived copy of an expired move vm=%s "
-		         "error=\"%s\"", vm.name, err);
+		MV_ERROR("migrate",
+		         "cannot destroy the half-arrived copy of an expired move vm=%s "
+		         "error=\"%s\"",
+		         vm.name, err);
 	else
-		MV_WARN("migrate", "destroyed the half-arrived copy of an expired move vm=%s", vm.name);
+		MV_WARN("migrate", "destroyed the half-arrived copy of an expired move vm=%s",
+		        vm.name);
 }
 
 /* ---- core events ---------------------------------------------------------------------------- */
@@ -764,8 +770,9 @@ static void migration_handle_events(struct agent *a)
 		case MIG_EV_EXPIRED:
 		case MIG_EV_COMMITTED:
 			mv_log(e.type == MIG_EV_EXPIRED ? MV_LOG_WARN : MV_LOG_INFO, "migrate",
-			       "%s id=%s vm=%s source=%s cause=%s", mig_event_name(e.type), e.proposal_id,
-			       e.vm_name, e.peer, mv_log_quote(q, sizeof(q), e.text));
+			       "%s id=%s vm=%s source=%s cause=%s", mig_event_name(e.type),
+			       e.proposal_id, e.vm_name, e.peer,
+			       mv_log_quote(q, sizeof(q), e.text));
 			if (e.type == MIG_EV_EXPIRED)
 				migration_kill_incoming(a, e.vm_uuid);
 			if (e.type == MIG_EV_COMMITTED || e.type == MIG_EV_RELEASED ||
@@ -789,8 +796,9 @@ static void migration_handle_events(struct agent *a)
 		case MIG_EV_REFUSED:
 			if (m == NULL || m->done)
 				break;
-			MV_INFO("migrate", "target refused id=%s vm=%s target=%s reason=%s", e.proposal_id,
-			        e.vm_name, e.peer, mv_log_quote(q, sizeof(q), e.text));
+			MV_INFO("migrate", "target refused id=%s vm=%s target=%s reason=%s",
+			        e.proposal_id, e.vm_name, e.peer,
+			        mv_log_quote(q, sizeof(q), e.text));
 			if (m->explicit_target) {
 				migration_finish(a, m, false, "%s; %s stays on %s", e.text, m->vm,
 				                 a->opt.name);
@@ -798,17 +806,19 @@ static void migration_handle_events(struct agent *a)
 			}
 			{
 				size_t l = strlen(m->refusals);
-				snprintf(m->refusals + l, sizeof(m->refusals) - l, "%s%s", l ? "; " : "",
-				         e.text);
+				snprintf(m->refusals + l, sizeof(m->refusals) - l, "%s%s",
+				         l ? "; " : "", e.text);
 				if (m->n_excluded < MIGRATION_MAX_EXCLUDED)
-					snprintf(m->excluded[m->n_excluded++], MIG_NAME_MAX, "%s", e.peer);
+					snprintf(m->excluded[m->n_excluded++], MIG_NAME_MAX, "%s",
+					         e.peer);
 				m->id[0] = '\0';
 				migration_propose(a, m);
 			}
 			break;
 		case MIG_EV_LEASE_LOST:
-			MV_WARN("migrate", "lease lost id=%s vm=%s target=%s cause=%s", e.proposal_id,
-			        e.vm_name, e.peer, mv_log_quote(q, sizeof(q), e.text));
+			MV_WARN("migrate", "lease lost id=%s vm=%s target=%s cause=%s",
+			        e.proposal_id, e.vm_name, e.peer,
+			        mv_log_quote(q, sizeof(q), e.text));
 			if (m != NULL && m->work_running) {
 				char err[256];
 				virt_vm_abort_job(a->virt, m->uuid, err, sizeof(err));
@@ -816,8 +826,10 @@ static void migration_handle_events(struct agent *a)
 			break;
 		case MIG_EV_FINISHED:
 			if (m != NULL && !m->done) {
-				char outcome[sizeof(m->message)]; /* finish formats into m->message */
-				snprintf(outcome, sizeof(outcome), "%s", m->message[0] ? m->message : e.text);
+				char outcome[sizeof(
+				    m->message)]; /* finish formats into m->message */
+				snprintf(outcome, sizeof(outcome), "%s",
+				         m->message[0] ? m->message : e.text);
 				migration_finish(a, m, e.ok, "%s", outcome);
 			}
 			break;
@@ -836,8 +848,8 @@ static struct migration *migration_new(struct agent *a, const struct virt_vm *vm
 	snprintf(m->uuid, sizeof(m->uuid), "%.*s", (int)sizeof(m->uuid) - 1, vm->uuid);
 	m->vcpus = vm->vcpus;
 	m->memory_kib = vm->memory_kib;
-	m->offline = migration_offline_host(a) || !(vm->state == VIRT_VM_RUNNING ||
-	                                            vm->state == VIRT_VM_PAUSED);
+	m->offline = migration_offline_host(a) ||
+	             !(vm->state == VIRT_VM_RUNNING || vm->state == VIRT_VM_PAUSED);
 	m->started_unix_ms = migration_wall_ms();
 	m->started_ms = uv_now(a->loop);
 	snprintf(m->phase, sizeof(m->phase), "choosing");
@@ -846,9 +858,8 @@ static struct migration *migration_new(struct agent *a, const struct virt_vm *vm
 	return m;
 }
 
-static int migration_begin(struct agent *a, const char *key, const char *to,
-                           char *const *same, size_t n_same, uint64_t sink, struct drain *d,
-                           char *err, size_t errlen)
+static int migration_begin(struct agent *a, const char *key, const char *to, char *const *same,
+                           size_t n_same, uint64_t sink, struct drain *d, char *err, size_t errlen)
 {
 	if (n_same > MIGRATION_MAX_SAME) {
 		snprintf(err, errlen, "at most %d --same labels", MIGRATION_MAX_SAME);
@@ -856,7 +867,8 @@ static int migration_begin(struct agent *a, const char *key, const char *to,
 	}
 	for (size_t i = 0; i < n_same; i++) {
 		if (same[i][0] == '\0' || strlen(same[i]) >= MIG_NAME_MAX) {
-			snprintf(err, errlen, "--same needs a label key (zone, rack or a label's key)");
+			snprintf(err, errlen,
+			         "--same needs a label key (zone, rack or a label's key)");
 			return -EINVAL;
 		}
 	}
@@ -875,7 +887,8 @@ static int migration_begin(struct agent *a, const char *key, const char *to,
 	}
 	if (to != NULL && to[0] != '\0') {
 		if (strcmp(to, a->opt.name) == 0) {
-			snprintf(err, errlen, "%s already runs on %s: migration to itself", vm.name, to);
+			snprintf(err, errlen, "%s already runs on %s: migration to itself", vm.name,
+			         to);
 			return -EINVAL;
 		}
 		struct swim_member_info mi;
@@ -901,15 +914,17 @@ static int migration_begin(struct agent *a, const char *key, const char *to,
 		Mv__NodeState *self = nodestate_unpack_name(a, a->opt.name);
 		Mv__NodeState *host = nodestate_unpack_name(a, to);
 		char w[200] = "";
-		bool ok = self != NULL && host != NULL && migration_labels_match(m, self, host, w,
-		                                                                 sizeof(w));
+		bool ok = self != NULL && host != NULL &&
+		          migration_labels_match(m, self, host, w, sizeof(w));
 		if (self)
 			mv__node_state__free_unpacked(self, NULL);
 		if (host)
 			mv__node_state__free_unpacked(host, NULL);
 		if (!ok) {
-			migration_finish(a, m, false, "%s does not share the asked labels: %s; %s stays "
-			                 "on %s", to, w[0] ? w : "its state is unknown here", m->vm,
+			migration_finish(a, m, false,
+			                 "%s does not share the asked labels: %s; %s stays "
+			                 "on %s",
+			                 to, w[0] ? w : "its state is unknown here", m->vm,
 			                 a->opt.name);
 			return 0;
 		}
@@ -928,7 +943,8 @@ int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t
                           size_t errlen)
 {
 	if (!q->abort)
-		return migration_begin(a, q->vm, q->to, q->same, q->n_same, sink, NULL, err, errlen);
+		return migration_begin(a, q->vm, q->to, q->same, q->n_same, sink, NULL, err,
+		                       errlen);
 	struct migration *m = migration_find_vm(a, q->vm);
 	if (m == NULL) {
 		snprintf(err, errlen, "no migration of '%s' is running on %s", q->vm, a->opt.name);
@@ -939,11 +955,13 @@ int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t
 		if (rc < 0)
 			return rc;
 	} else if (m->id[0] != '\0' && strcmp(m->phase, "proposing") == 0) {
-		snprintf(m->message, sizeof(m->message), "aborted by an operator before it started");
+		snprintf(m->message, sizeof(m->message),
+		         "aborted by an operator before it started");
 		mig_cancel(a->mig, m->id, uv_now(a->loop));
 		migration_pump(a);
 	} else {
-		snprintf(err, errlen, "the move of %s is %s and cannot be aborted now", m->vm, m->phase);
+		snprintf(err, errlen, "the move of %s is %s and cannot be aborted now", m->vm,
+		         m->phase);
 		return -EBUSY;
 	}
 	MV_INFO("migrate", "abort requested vm=%s id=%s", m->vm, m->id);
@@ -1000,8 +1018,7 @@ static void drain_finish(struct agent *a)
 
 /* A drain's per-VM outcome as the wire shows it: the whole move record when
  * a move was started, else just the VM and why it did not start. */
-static void drain_result_info(struct agent *a, const struct drain_result *r,
-                              Mv__MigrationInfo *out)
+static void drain_result_info(struct agent *a, const struct drain_result *r, Mv__MigrationInfo *out)
 {
 	if (r->have_move) {
 		migration_info_fill(&r->move, a->opt.name, out);
@@ -1077,8 +1094,8 @@ int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sin
 	char msg[256];
 	if (q->undrain) {
 		if (a->drain != NULL) {
-			snprintf(err, errlen, "%s is still draining (%zu of %zu VMs started)", a->opt.name,
-			         a->drain->next, a->drain->n_vms);
+			snprintf(err, errlen, "%s is still draining (%zu of %zu VMs started)",
+			         a->opt.name, a->drain->next, a->drain->n_vms);
 			return -EBUSY;
 		}
 		a->draining = false;
@@ -1144,7 +1161,7 @@ int migration_start(struct agent *a, char *err, size_t errlen)
 	 * that nobody negotiates any more: abort them before feeding the core. */
 	size_t n = 0;
 	const struct virt_vm *cached = virt_vms(a->virt, &n);
-	char (*uuids)[MIG_UUID_MAX] = calloc(n ? n : 1, sizeof(*uuids));
+	char(*uuids)[MIG_UUID_MAX] = calloc(n ? n : 1, sizeof(*uuids));
 	for (size_t i = 0; uuids != NULL && i < n; i++) /* the cache may change below */
 		snprintf(uuids[i], MIG_UUID_MAX, "%.*s", MIG_UUID_MAX - 1, cached[i].uuid);
 	for (size_t i = 0; uuids != NULL && i < n; i++) {
@@ -1152,7 +1169,8 @@ int migration_start(struct agent *a, char *err, size_t errlen)
 		char e[256];
 		if (virt_vm_job_stats(a->virt, uuids[i], false, &st, e, sizeof(e)) == 0 &&
 		    st.state == VIRT_JOB_RUNNING && st.migration) {
-			MV_WARN("migrate", "aborting a migration left from before this start uuid=%s",
+			MV_WARN("migrate",
+			        "aborting a migration left from before this start uuid=%s",
 			        uuids[i]);
 			virt_vm_abort_job(a->virt, uuids[i], e, sizeof(e));
 		}

@@ -142,11 +142,16 @@ void nodestate_on_member_event(struct agent *a, const struct swim_event *e)
 static Mv__VmState nodestate_vm_state(enum virt_vm_state s)
 {
 	switch (s) {
-	case VIRT_VM_RUNNING: return MV__VM_STATE__VM_RUNNING;
-	case VIRT_VM_PAUSED: return MV__VM_STATE__VM_PAUSED;
-	case VIRT_VM_SHUTOFF: return MV__VM_STATE__VM_SHUTOFF;
-	case VIRT_VM_CRASHED: return MV__VM_STATE__VM_CRASHED;
-	default: return MV__VM_STATE__VM_OTHER;
+	case VIRT_VM_RUNNING:
+		return MV__VM_STATE__VM_RUNNING;
+	case VIRT_VM_PAUSED:
+		return MV__VM_STATE__VM_PAUSED;
+	case VIRT_VM_SHUTOFF:
+		return MV__VM_STATE__VM_SHUTOFF;
+	case VIRT_VM_CRASHED:
+		return MV__VM_STATE__VM_CRASHED;
+	default:
+		return MV__VM_STATE__VM_OTHER;
 	}
 }
 
@@ -235,11 +240,12 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 			p->priority = v->priority;
 			p->owner_epoch = v->epoch;
 			p->ha_group = (char *)v->group;
-			p->desired = v->desired == VIRT_DESIRED_STOPPED ? MV__VM_DESIRED__VM_DESIRED_STOPPED
-			                                                : MV__VM_DESIRED__VM_DESIRED_RUNNING;
+			p->desired = v->desired == VIRT_DESIRED_STOPPED
+			                 ? MV__VM_DESIRED__VM_DESIRED_STOPPED
+			                 : MV__VM_DESIRED__VM_DESIRED_RUNNING;
 			/* stopped, but this host restarts it itself (VM-level HA) */
-			p->restarting = v->ha && v->state != VIRT_VM_RUNNING && v->state != VIRT_VM_PAUSED &&
-			                ha_vm_restarting(a, v->uuid);
+			p->restarting = v->ha && v->state != VIRT_VM_RUNNING &&
+			                v->state != VIRT_VM_PAUSED && ha_vm_restarting(a, v->uuid);
 			b->vm_ptrs[i] = p;
 			if (v->state == VIRT_VM_RUNNING || v->state == VIRT_VM_PAUSED) {
 				b->ns.vcpus_allocated += v->vcpus;
@@ -331,7 +337,8 @@ void nodestate_refresh(struct agent *a)
 		if (rc < 0) {
 			MV_ERROR("state", "cannot publish our node state error=%s", strerror(-rc));
 		} else {
-			MV_DEBUG("state", "published node state version=%" PRIu64 " urgent=%d vms=%zu",
+			MV_DEBUG("state",
+			         "published node state version=%" PRIu64 " urgent=%d vms=%zu",
 			         a->state_version, urgent, b.ns.n_vms);
 			free(a->state_sig);
 			free(a->state_full);
@@ -359,7 +366,10 @@ static void nodestate_on_refresh_timer(uv_timer_t *t)
 
 /* ---- views for RPC ---------------------------------------------------------- */
 
-size_t nodestate_count(const struct agent *a) { return a->ns ? nstate_count(a->ns) : 0; }
+size_t nodestate_count(const struct agent *a)
+{
+	return a->ns ? nstate_count(a->ns) : 0;
+}
 
 static Mv__NodeState *nodestate_decode(const struct nstate_record *r)
 {

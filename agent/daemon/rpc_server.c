@@ -38,8 +38,9 @@
 #include "migration.h"
 #include "nodestate.h"
 #include "meshvisor/placement.h"
+#include "state_codec.h"
 
-#define RPC_FORWARD_TIMEOUT_MS 30000 /* libvirt define+start can take seconds */
+#define RPC_FORWARD_TIMEOUT_MS 30000            /* libvirt define+start can take seconds */
 #define RPC_LONG_OP_TIMEOUT_MS (30 * 60 * 1000) /* migrate, drain: silence this long = lost */
 
 struct rpc_op {
@@ -49,27 +50,27 @@ struct rpc_op {
 };
 
 static const struct rpc_op rpc_ops[] = {
-	{MV__RPC_REQUEST__OP_STATUS, "status", false},
-	{MV__RPC_REQUEST__OP_MEMBERS, "members", false},
-	{MV__RPC_REQUEST__OP_JOIN, "join", true},
-	{MV__RPC_REQUEST__OP_LEAVE, "leave", true},
-	{MV__RPC_REQUEST__OP_NODES, "nodes", false},
-	{MV__RPC_REQUEST__OP_NODE, "node", false},
-	{MV__RPC_REQUEST__OP_VMS, "vms", false},
-	{MV__RPC_REQUEST__OP_VM, "vm", false},
-	{MV__RPC_REQUEST__OP_VM_CREATE, "vm create", true},
-	{MV__RPC_REQUEST__OP_VM_ACTION, "vm action", true},
-	{MV__RPC_REQUEST__OP_VM_SET_HA, "vm set-ha", true},
-	{MV__RPC_REQUEST__OP_MIGRATE, "migrate", true},
-	{MV__RPC_REQUEST__OP_MIGRATIONS, "migrations", false},
-	{MV__RPC_REQUEST__OP_DRAIN, "drain", true},
-	{MV__RPC_REQUEST__OP_VM_RECEIVE, "vm receive", true},
-	{MV__RPC_REQUEST__OP_EVENTS, "events", false},
-	{MV__RPC_REQUEST__OP_FAILOVERS, "failovers", false},
-	{MV__RPC_REQUEST__OP_HA, "ha", false},
-	{MV__RPC_REQUEST__OP_FORCE_LEAVE, "force-leave", true},
-	{MV__RPC_REQUEST__OP_REPLICA_PUT, "replica put", true},
-	{MV__RPC_REQUEST__OP_REPLICA_GET, "replica get", true},
+    {MV__RPC_REQUEST__OP_STATUS, "status", false},
+    {MV__RPC_REQUEST__OP_MEMBERS, "members", false},
+    {MV__RPC_REQUEST__OP_JOIN, "join", true},
+    {MV__RPC_REQUEST__OP_LEAVE, "leave", true},
+    {MV__RPC_REQUEST__OP_NODES, "nodes", false},
+    {MV__RPC_REQUEST__OP_NODE, "node", false},
+    {MV__RPC_REQUEST__OP_VMS, "vms", false},
+    {MV__RPC_REQUEST__OP_VM, "vm", false},
+    {MV__RPC_REQUEST__OP_VM_CREATE, "vm create", true},
+    {MV__RPC_REQUEST__OP_VM_ACTION, "vm action", true},
+    {MV__RPC_REQUEST__OP_VM_SET_HA, "vm set-ha", true},
+    {MV__RPC_REQUEST__OP_MIGRATE, "migrate", true},
+    {MV__RPC_REQUEST__OP_MIGRATIONS, "migrations", false},
+    {MV__RPC_REQUEST__OP_DRAIN, "drain", true},
+    {MV__RPC_REQUEST__OP_VM_RECEIVE, "vm receive", true},
+    {MV__RPC_REQUEST__OP_EVENTS, "events", false},
+    {MV__RPC_REQUEST__OP_FAILOVERS, "failovers", false},
+    {MV__RPC_REQUEST__OP_HA, "ha", false},
+    {MV__RPC_REQUEST__OP_FORCE_LEAVE, "force-leave", true},
+    {MV__RPC_REQUEST__OP_REPLICA_PUT, "replica put", true},
+    {MV__RPC_REQUEST__OP_REPLICA_GET, "replica get", true},
 };
 
 static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op)
@@ -125,7 +126,7 @@ static void rpc_reply_free(struct rpc_reply *r)
 }
 
 static void rpc_fail(struct rpc_reply *r, Mv__RpcCode code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void rpc_fail(struct rpc_reply *r, Mv__RpcCode code, const char *fmt, ...)
 {
@@ -190,7 +191,8 @@ static void rpc_send_envelope(struct agent *a, struct net_conn *c, const char *p
 		if (swim_member_find(a->swim, peer, &mi))
 			net_send_to(a->net, mi.addr, peer, frame, len);
 		else
-			MV_WARN("rpc", "cannot answer forwarded request: unknown node name=%s", peer);
+			MV_WARN("rpc", "cannot answer forwarded request: unknown node name=%s",
+			        peer);
 	}
 	free(frame);
 }
@@ -247,7 +249,8 @@ static void rpc_members(struct agent *a, struct rpc_reply *r)
 		mbuf[i].incarnation = mi.incarnation;
 		mbuf[i].since_unix_ms = agent_mono_to_unix_ms(a, mi.since_ms);
 		mbuf[i].cause = (char *)(mi.cause && mi.cause[0] ? mi.cause
-		                         : mi.is_self ? "this node" : "");
+		                         : mi.is_self            ? "this node"
+		                                                 : "");
 		mptrs[i] = &mbuf[i];
 	}
 	mv__members_reply__init(&r->members);
@@ -429,13 +432,18 @@ static void rpc_vm_op_ok(struct agent *a, struct rpc_reply *r, const char *vm, c
 static Mv__RpcCode rpc_code_of_errno(int rc)
 {
 	switch (rc) {
-	case -ENOENT: return MV__RPC_CODE__RPC_ERR_NOT_FOUND;
+	case -ENOENT:
+		return MV__RPC_CODE__RPC_ERR_NOT_FOUND;
 	case -EEXIST:
-	case -EBUSY: return MV__RPC_CODE__RPC_ERR_CONFLICT;
-	case -EINVAL: return MV__RPC_CODE__RPC_ERR_INVALID;
+	case -EBUSY:
+		return MV__RPC_CODE__RPC_ERR_CONFLICT;
+	case -EINVAL:
+		return MV__RPC_CODE__RPC_ERR_INVALID;
 	case -ENOTCONN:
-	case -EHOSTUNREACH: return MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
-	default: return MV__RPC_CODE__RPC_ERR_INTERNAL;
+	case -EHOSTUNREACH:
+		return MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
+	default:
+		return MV__RPC_CODE__RPC_ERR_INTERNAL;
 	}
 }
 
@@ -490,8 +498,9 @@ static void rpc_local_create(struct agent *a, struct rpc_reply *r, const Mv__VmC
 	if (rc < 0) {
 		char uerr[512];
 		bool gone = virt_vm_undefine(a->virt, uuid, uerr, sizeof(uerr)) == 0;
-		rpc_fail(r, rpc_code_of_errno(rc), "could not record the desired state of '%s' on %s%s: %s",
-		         name, a->opt.name, gone ? " (its definition was removed again)" : "", err);
+		rpc_fail(r, rpc_code_of_errno(rc),
+		         "could not record the desired state of '%s' on %s%s: %s", name,
+		         a->opt.name, gone ? " (its definition was removed again)" : "", err);
 		nodestate_refresh(a);
 		return;
 	}
@@ -507,8 +516,9 @@ static void rpc_local_create(struct agent *a, struct rpc_reply *r, const Mv__VmC
 			struct virt_vm stopped = vm;
 			stopped.desired = VIRT_DESIRED_STOPPED; /* it is defined, not started */
 			rpc_desired_restore(a, &stopped);
-			rpc_fail(r, rpc_code_of_errno(rc), "defined '%s' on %s but could not start it: %s",
-			         name, a->opt.name, err);
+			rpc_fail(r, rpc_code_of_errno(rc),
+			         "defined '%s' on %s but could not start it: %s", name, a->opt.name,
+			         err);
 			nodestate_refresh(a);
 			return;
 		}
@@ -520,11 +530,16 @@ static void rpc_local_create(struct agent *a, struct rpc_reply *r, const Mv__VmC
 static const char *rpc_action_name(Mv__VmAction act)
 {
 	switch (act) {
-	case MV__VM_ACTION__VM_START: return "start";
-	case MV__VM_ACTION__VM_SHUTDOWN: return "shutdown";
-	case MV__VM_ACTION__VM_DESTROY: return "destroy";
-	case MV__VM_ACTION__VM_UNDEFINE: return "undefine";
-	default: return "?";
+	case MV__VM_ACTION__VM_START:
+		return "start";
+	case MV__VM_ACTION__VM_SHUTDOWN:
+		return "shutdown";
+	case MV__VM_ACTION__VM_DESTROY:
+		return "destroy";
+	case MV__VM_ACTION__VM_UNDEFINE:
+		return "undefine";
+	default:
+		return "?";
 	}
 }
 
@@ -539,7 +554,8 @@ static void rpc_local_action(struct agent *a, struct rpc_reply *r, const Mv__VmA
 		return;
 	}
 	bool start = q->action == MV__VM_ACTION__VM_START;
-	bool stop = q->action == MV__VM_ACTION__VM_SHUTDOWN || q->action == MV__VM_ACTION__VM_DESTROY;
+	bool stop =
+	    q->action == MV__VM_ACTION__VM_SHUTDOWN || q->action == MV__VM_ACTION__VM_DESTROY;
 	enum virt_desired want = stop ? VIRT_DESIRED_STOPPED : VIRT_DESIRED_RUNNING;
 	/* Already in the state asked for, but not recorded so (an HA VM its
 	 * host fenced or its guest powered off, that should run; a VM started
@@ -555,7 +571,8 @@ static void rpc_local_action(struct agent *a, struct rpc_reply *r, const Mv__VmA
 		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE, "%s", err);
 		return;
 	}
-	if (set_desired && (rc = virt_vm_set_desired(a->virt, vm.uuid, want, err, sizeof(err))) < 0) {
+	if (set_desired &&
+	    (rc = virt_vm_set_desired(a->virt, vm.uuid, want, err, sizeof(err))) < 0) {
 		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
 		return;
 	}
@@ -757,14 +774,13 @@ int rpc_node_request(struct agent *a, const char *node, Mv__RpcRequest *req, rpc
 
 struct rpc_sink {
 	uint64_t token;
-	struct net_conn *client; /* a client on the RPC port, or */
+	struct net_conn *client;  /* a client on the RPC port, or */
 	char peer[SWIM_NAME_MAX]; /* an agent that forwarded the request to us */
 	uint64_t req_id;
 	struct rpc_sink *next;
 };
 
-uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer,
-                       uint64_t req_id)
+uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer, uint64_t req_id)
 {
 	struct rpc_sink *k = calloc(1, sizeof(*k));
 	if (k == NULL)
@@ -931,7 +947,8 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 		         "permission denied: certificate '%s' has role %s, which may not %s "
 		         "(needs operator or node)",
 		         caller, tls_role_name(role), op->name);
-		MV_WARN("rpc", "refused request op=\"%s\" client=%s role=%s reason=\"permission denied\"",
+		MV_WARN("rpc",
+		        "refused request op=\"%s\" client=%s role=%s reason=\"permission denied\"",
 		        op->name, caller, tls_role_name(role));
 		return true;
 	}
@@ -963,15 +980,18 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 	case MV__RPC_REQUEST__OP_JOIN: {
 		const Mv__JoinRequest *j = req->join;
 		if (j->n_seeds == 0) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "join needs at least one seed address");
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
+			         "join needs at least one seed address");
 			return true;
 		}
 		for (size_t i = 0; i < j->n_seeds; i++) {
 			struct sockaddr_storage ss;
-			if (strlen(j->seeds[i]) >= SWIM_ADDR_MAX || net_parse_addr(j->seeds[i], &ss) < 0) {
-				rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
-				         "invalid seed address '%.64s': expected IP:PORT or [IPv6]:PORT",
-				         j->seeds[i]);
+			if (strlen(j->seeds[i]) >= SWIM_ADDR_MAX ||
+			    net_parse_addr(j->seeds[i], &ss) < 0) {
+				rpc_fail(
+				    r, MV__RPC_CODE__RPC_ERR_INVALID,
+				    "invalid seed address '%.64s': expected IP:PORT or [IPv6]:PORT",
+				    j->seeds[i]);
 				return true;
 			}
 		}
@@ -997,8 +1017,8 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 		size_t dup = rpc_find_vm(r, di.name, m, 2);
 		if (dup > 0) {
 			rpc_fail(r, MV__RPC_CODE__RPC_ERR_CONFLICT,
-			         "a VM named '%s' already exists on %s; nothing was created", di.name,
-			         m[0].host->name);
+			         "a VM named '%s' already exists on %s; nothing was created",
+			         di.name, m[0].host->name);
 			return true;
 		}
 		if (di.uuid[0] != '\0' && rpc_find_vm(r, di.uuid, m, 2) > 0) {
@@ -1020,20 +1040,14 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 				Mv__NodeState *s = r->states[i];
 				if (s == NULL)
 					continue;
-				hs[n] = (struct placement_host){
-					.name = s->name,
-					.alive = rpc_member_state(a, s->name, NULL) ==
-					         MV__MEMBER_STATE__MEMBER_ALIVE,
-					.healthy = s->libvirt_reachable, .draining = s->draining || s->witness,
-					.cpus = s->cpus, .cpu_overcommit = s->cpu_overcommit,
-					.vcpus_allocated = s->vcpus_allocated, .memory_kib = s->memory_kib,
-					.memory_reserved_kib = s->memory_reserved_kib,
-					.memory_overcommit = s->memory_overcommit,
-					.memory_allocated_kib = s->memory_allocated_kib,
-				};
+				hs[n] = state_codec_placement_host(
+				    s, rpc_member_state(a, s->name, NULL) ==
+					   MV__MEMBER_STATE__MEMBER_ALIVE);
+				hs[n].draining = s->draining || s->witness;
 				n++;
 			}
-			struct placement_request pr = {.vcpus = di.vcpus, .memory_kib = di.memory_kib};
+			struct placement_request pr = {.vcpus = di.vcpus,
+			                               .memory_kib = di.memory_kib};
 			int best = placement_choose(hs, n, &pr, err, sizeof(err));
 			if (best < 0) {
 				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NO_ROOM, "%s", err);
@@ -1044,8 +1058,8 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 			bool known;
 			Mv__MemberState ms = rpc_member_state(a, target, &known);
 			if (!known) {
-				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND, "no host named '%s' in the cluster",
-				         target);
+				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
+				         "no host named '%s' in the cluster", target);
 				return true;
 			}
 			if (ms != MV__MEMBER_STATE__MEMBER_ALIVE) {
@@ -1060,7 +1074,8 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 		}
 		if (!may_forward) {
 			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
-			         "forwarded create was meant for %s, not for %s", target, a->opt.name);
+			         "forwarded create was meant for %s, not for %s", target,
+			         a->opt.name);
 			return true;
 		}
 		/* tell the owner it is the chosen host, so it does not place again */
@@ -1084,7 +1099,8 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 		}
 		size_t n = 0;
 		for (size_t i = 0; i < r->n_states; i++)
-			for (size_t j = 0; r->states[i] != NULL && j < r->states[i]->n_migrations; j++)
+			for (size_t j = 0; r->states[i] != NULL && j < r->states[i]->n_migrations;
+			     j++)
 				ptrs[n++] = r->states[i]->migrations[j];
 		mv__migrations_reply__init(&r->migrations);
 		r->migrations.n_migrations = n;
@@ -1099,13 +1115,13 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 			bool known;
 			rpc_member_state(a, node, &known);
 			if (!known) {
-				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND, "no host named '%s' in the cluster",
-				         node);
+				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
+				         "no host named '%s' in the cluster", node);
 				return true;
 			}
 			if (!may_forward) {
-				rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "drain of %s reached %s", node,
-				         a->opt.name);
+				rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "drain of %s reached %s",
+				         node, a->opt.name);
 				return true;
 			}
 			return rpc_forward(a, client, req, node, r) < 0;
@@ -1145,9 +1161,10 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 	case MV__RPC_REQUEST__OP_MIGRATE:
 	case MV__RPC_REQUEST__OP_VM_ACTION:
 	case MV__RPC_REQUEST__OP_VM_SET_HA: {
-		const char *key = req->op_case == MV__RPC_REQUEST__OP_VM_ACTION   ? req->vm_action->vm
-		                  : req->op_case == MV__RPC_REQUEST__OP_VM_SET_HA ? req->vm_set_ha->vm
-		                                                                  : req->migrate->vm;
+		const char *key = req->op_case == MV__RPC_REQUEST__OP_VM_ACTION ? req->vm_action->vm
+		                  : req->op_case == MV__RPC_REQUEST__OP_VM_SET_HA
+		                      ? req->vm_set_ha->vm
+		                      : req->migrate->vm;
 		char err[512];
 		int rc = virt_vm_find(a->virt, key, NULL, err, sizeof(err));
 		char src[SWIM_NAME_MAX];
@@ -1178,8 +1195,8 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 		struct rpc_vm_match m[2];
 		size_t found = rpc_find_vm(r, key, m, 2);
 		if (found == 0) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND, "no VM named '%s' in the cluster",
-			         key);
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
+			         "no VM named '%s' in the cluster", key);
 			return true;
 		}
 		if (found > 1) {
@@ -1214,8 +1231,8 @@ void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t 
 	Mv__Envelope *env;
 	const char *why;
 	if (envelope_decode(payload, len, &env, &why) < 0) {
-		MV_WARN("rpc", "rejected frame remote=%s client=%s reason=\"%s\"", net_conn_remote(c),
-		        net_conn_peer_name(c), why);
+		MV_WARN("rpc", "rejected frame remote=%s client=%s reason=\"%s\"",
+		        net_conn_remote(c), net_conn_peer_name(c), why);
 		net_conn_close(c, why);
 		return;
 	}

@@ -39,8 +39,7 @@ int rpc_node_request(struct agent *a, const char *node, Mv__RpcRequest *req, rpc
  * with more = true, then one final frame) and delivers them to the client
  * that asked, or to the agent that forwarded the request. Returns 0 on
  * allocation failure. A client that went away is skipped silently. */
-uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer,
-                       uint64_t req_id);
+uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer, uint64_t req_id);
 void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final);
 /* Forgets a sink without sending anything (the request failed at once). */
 void rpc_sink_drop(struct agent *a, uint64_t token);

@@ -31,11 +31,20 @@ static int domxml_unit_scale(const char *unit, uint64_t *num, uint64_t *den)
 		const char *unit;
 		uint64_t num, den; /* bytes per unit = num, result in KiB = bytes/1024 */
 	} units[] = {
-		{"b", 1, 1024},          {"bytes", 1, 1024},
-		{"KB", 1000, 1024},      {"k", 1, 1},            {"KiB", 1, 1},
-		{"MB", 1000000, 1024},   {"M", 1024, 1},         {"MiB", 1024, 1},
-		{"GB", 1000000000, 1024}, {"G", 1048576, 1},     {"GiB", 1048576, 1},
-		{"TB", 1000000000000ull, 1024}, {"T", 1073741824ull, 1}, {"TiB", 1073741824ull, 1},
+	    {"b", 1, 1024},
+	    {"bytes", 1, 1024},
+	    {"KB", 1000, 1024},
+	    {"k", 1, 1},
+	    {"KiB", 1, 1},
+	    {"MB", 1000000, 1024},
+	    {"M", 1024, 1},
+	    {"MiB", 1024, 1},
+	    {"GB", 1000000000, 1024},
+	    {"G", 1048576, 1},
+	    {"GiB", 1048576, 1},
+	    {"TB", 1000000000000ull, 1024},
+	    {"T", 1073741824ull, 1},
+	    {"TiB", 1073741824ull, 1},
 	};
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(unit, units[i].unit) == 0 ||

@@ -12,7 +12,7 @@
 
 struct domxml_info {
 	char name[256];
-	char uuid[64];      /* "" when the XML has none (libvirt will generate one) */
+	char uuid[64]; /* "" when the XML has none (libvirt will generate one) */
 	uint32_t vcpus;
 	uint64_t memory_kib;
 };

@@ -63,15 +63,15 @@ struct virt {
 	 * it, to take their own reference (virt_conn_ref). */
 	pthread_mutex_t conn_lock;
 	virConnectPtr conn;
-	bool conn_dead;     /* LOST: teardown pending */
-	bool local;         /* URI names this machine: /proc/loadavg applies */
-	bool test_driver;   /* connection type "TEST": free memory is fake */
-	int lifecycle_cb;   /* libvirt callback ids, -1 when not registered */
+	bool conn_dead;   /* LOST: teardown pending */
+	bool local;       /* URI names this machine: /proc/loadavg applies */
+	bool test_driver; /* connection type "TEST": free memory is fake */
+	int lifecycle_cb; /* libvirt callback ids, -1 when not registered */
 	int metadata_cb;
 	bool close_cb;
 	char cpu_model[64]; /* from the capabilities, kept across reconnects */
 	struct virt_health health;
-	bool logged_state;  /* health.reachable value we last logged */
+	bool logged_state; /* health.reachable value we last logged */
 	bool logged_once;
 	bool warned_long_name;
 	struct virt_vm *vms;
@@ -86,7 +86,7 @@ struct virt {
 	unsigned reconcile_ms, backoff_min_ms, backoff_max_ms;
 	int ka_interval;
 	unsigned ka_count;
-	unsigned retry_n;   /* retries scheduled since the last success */
+	unsigned retry_n; /* retries scheduled since the last success */
 	uv_timer_t retry_timer;
 	uv_timer_t reconcile_timer;
 	int open_handles;
@@ -142,7 +142,7 @@ static int virt_code_errno(int code)
 }
 
 static void virt_set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void virt_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (err == NULL || errlen == 0)
@@ -173,7 +173,10 @@ static int virt_failed(struct virt *v, char *err, size_t errlen, const char *wha
 	return virt_code_errno(code);
 }
 
-static bool virt_connected(const struct virt *v) { return v->conn != NULL && !v->conn_dead; }
+static bool virt_connected(const struct virt *v)
+{
+	return v->conn != NULL && !v->conn_dead;
+}
 
 static int virt_unreachable(const struct virt *v, char *err, size_t errlen)
 {
@@ -277,7 +280,8 @@ static void virt_meta_parse(const char *xml, struct virt_vm *vm)
 		if (strcmp((char *)desired, "stopped") == 0)
 			vm->desired = VIRT_DESIRED_STOPPED;
 		else if (strcmp((char *)desired, "running") != 0)
-			MV_WARN("virt", "meshvisor metadata desired must be running or stopped vm=%s",
+			MV_WARN("virt",
+			        "meshvisor metadata desired must be running or stopped vm=%s",
 			        vm->name);
 	}
 	xmlFree(ha);
@@ -310,25 +314,38 @@ const char *virt_desired_name(enum virt_desired d)
 const char *virt_vm_state_name(enum virt_vm_state s)
 {
 	switch (s) {
-	case VIRT_VM_RUNNING: return "running";
-	case VIRT_VM_PAUSED: return "paused";
-	case VIRT_VM_SHUTOFF: return "shutoff";
-	case VIRT_VM_CRASHED: return "crashed";
-	default: return "other";
+	case VIRT_VM_RUNNING:
+		return "running";
+	case VIRT_VM_PAUSED:
+		return "paused";
+	case VIRT_VM_SHUTOFF:
+		return "shutoff";
+	case VIRT_VM_CRASHED:
+		return "crashed";
+	default:
+		return "other";
 	}
 }
 
 const char *virt_stop_reason_name(enum virt_stop_reason r)
 {
 	switch (r) {
-	case VIRT_STOP_NONE: return "none";
-	case VIRT_STOP_SHUTDOWN: return "shutdown";
-	case VIRT_STOP_DESTROYED: return "destroyed";
-	case VIRT_STOP_CRASHED: return "crashed";
-	case VIRT_STOP_FAILED: return "failed";
-	case VIRT_STOP_MIGRATED: return "migrated";
-	case VIRT_STOP_SAVED: return "saved";
-	default: return "other";
+	case VIRT_STOP_NONE:
+		return "none";
+	case VIRT_STOP_SHUTDOWN:
+		return "shutdown";
+	case VIRT_STOP_DESTROYED:
+		return "destroyed";
+	case VIRT_STOP_CRASHED:
+		return "crashed";
+	case VIRT_STOP_FAILED:
+		return "failed";
+	case VIRT_STOP_MIGRATED:
+		return "migrated";
+	case VIRT_STOP_SAVED:
+		return "saved";
+	default:
+		return "other";
 	}
 }
 
@@ -336,13 +353,20 @@ const char *virt_stop_reason_name(enum virt_stop_reason r)
 static enum virt_stop_reason virt_stop_from_event(int detail)
 {
 	switch (detail) {
-	case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: return VIRT_STOP_SHUTDOWN;
-	case VIR_DOMAIN_EVENT_STOPPED_DESTROYED: return VIRT_STOP_DESTROYED;
-	case VIR_DOMAIN_EVENT_STOPPED_CRASHED: return VIRT_STOP_CRASHED;
-	case VIR_DOMAIN_EVENT_STOPPED_MIGRATED: return VIRT_STOP_MIGRATED;
-	case VIR_DOMAIN_EVENT_STOPPED_SAVED: return VIRT_STOP_SAVED;
-	case VIR_DOMAIN_EVENT_STOPPED_FAILED: return VIRT_STOP_FAILED;
-	default: return VIRT_STOP_OTHER;
+	case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN:
+		return VIRT_STOP_SHUTDOWN;
+	case VIR_DOMAIN_EVENT_STOPPED_DESTROYED:
+		return VIRT_STOP_DESTROYED;
+	case VIR_DOMAIN_EVENT_STOPPED_CRASHED:
+		return VIRT_STOP_CRASHED;
+	case VIR_DOMAIN_EVENT_STOPPED_MIGRATED:
+		return VIRT_STOP_MIGRATED;
+	case VIR_DOMAIN_EVENT_STOPPED_SAVED:
+		return VIRT_STOP_SAVED;
+	case VIR_DOMAIN_EVENT_STOPPED_FAILED:
+		return VIRT_STOP_FAILED;
+	default:
+		return VIRT_STOP_OTHER;
 	}
 }
 
@@ -355,14 +379,22 @@ static enum virt_stop_reason virt_stop_from_state(int state, int reason)
 	if (state != VIR_DOMAIN_SHUTOFF)
 		return VIRT_STOP_NONE;
 	switch (reason) {
-	case VIR_DOMAIN_SHUTOFF_SHUTDOWN: return VIRT_STOP_SHUTDOWN;
-	case VIR_DOMAIN_SHUTOFF_DESTROYED: return VIRT_STOP_DESTROYED;
-	case VIR_DOMAIN_SHUTOFF_CRASHED: return VIRT_STOP_CRASHED;
-	case VIR_DOMAIN_SHUTOFF_MIGRATED: return VIRT_STOP_MIGRATED;
-	case VIR_DOMAIN_SHUTOFF_SAVED: return VIRT_STOP_SAVED;
-	case VIR_DOMAIN_SHUTOFF_FAILED: return VIRT_STOP_FAILED;
-	case VIR_DOMAIN_SHUTOFF_UNKNOWN: return VIRT_STOP_NONE;
-	default: return VIRT_STOP_OTHER;
+	case VIR_DOMAIN_SHUTOFF_SHUTDOWN:
+		return VIRT_STOP_SHUTDOWN;
+	case VIR_DOMAIN_SHUTOFF_DESTROYED:
+		return VIRT_STOP_DESTROYED;
+	case VIR_DOMAIN_SHUTOFF_CRASHED:
+		return VIRT_STOP_CRASHED;
+	case VIR_DOMAIN_SHUTOFF_MIGRATED:
+		return VIRT_STOP_MIGRATED;
+	case VIR_DOMAIN_SHUTOFF_SAVED:
+		return VIRT_STOP_SAVED;
+	case VIR_DOMAIN_SHUTOFF_FAILED:
+		return VIRT_STOP_FAILED;
+	case VIR_DOMAIN_SHUTOFF_UNKNOWN:
+		return VIRT_STOP_NONE;
+	default:
+		return VIRT_STOP_OTHER;
 	}
 }
 
@@ -437,8 +469,7 @@ static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char
 	return 0;
 }
 
-static int virt_list_raw(struct virt *v, struct virt_vm **out, size_t *n, char *err,
-                         size_t errlen)
+static int virt_list_raw(struct virt *v, struct virt_vm **out, size_t *n, char *err, size_t errlen)
 {
 	*out = NULL;
 	*n = 0;
@@ -594,7 +625,8 @@ int virt_reconcile(struct virt *v)
 	if (rc < 0) {
 		if (rc != -ENOTCONN) {
 			char q[600];
-			MV_WARN("virt", "reconcile failed error=%s", mv_log_quote(q, sizeof(q), err));
+			MV_WARN("virt", "reconcile failed error=%s",
+			        mv_log_quote(q, sizeof(q), err));
 		}
 		return rc;
 	}
@@ -646,7 +678,8 @@ static void virt_log_state(struct virt *v)
 		return;
 	char q[300];
 	if (v->health.reachable)
-		MV_INFO("virt", "libvirt reachable uri=%s cpus=%u memory_kib=%" PRIu64 " cpu_model=%s",
+		MV_INFO("virt",
+		        "libvirt reachable uri=%s cpus=%u memory_kib=%" PRIu64 " cpu_model=%s",
 		        v->uri, v->health.cpus, v->health.memory_kib,
 		        mv_log_quote(q, sizeof(q), v->health.cpu_model));
 	else
@@ -702,11 +735,21 @@ static void virt_on_close(virConnectPtr conn, int reason, void *opaque)
 		return;
 	const char *r;
 	switch (reason) {
-	case VIR_CONNECT_CLOSE_REASON_ERROR: r = "I/O error"; break;
-	case VIR_CONNECT_CLOSE_REASON_EOF: r = "end of file from libvirt"; break;
-	case VIR_CONNECT_CLOSE_REASON_KEEPALIVE: r = "keepalive timeout"; break;
-	case VIR_CONNECT_CLOSE_REASON_CLIENT: r = "closed by client"; break;
-	default: r = "unknown reason"; break;
+	case VIR_CONNECT_CLOSE_REASON_ERROR:
+		r = "I/O error";
+		break;
+	case VIR_CONNECT_CLOSE_REASON_EOF:
+		r = "end of file from libvirt";
+		break;
+	case VIR_CONNECT_CLOSE_REASON_KEEPALIVE:
+		r = "keepalive timeout";
+		break;
+	case VIR_CONNECT_CLOSE_REASON_CLIENT:
+		r = "closed by client";
+		break;
+	default:
+		r = "unknown reason";
+		break;
 	}
 	char why[512];
 	virErrorPtr e = virGetLastError();
@@ -801,7 +844,8 @@ static void virt_on_metadata(virConnectPtr conn, virDomainPtr dom, int type, con
 	struct virt *v = opaque;
 	if (conn != v->conn || v->conn_dead)
 		return;
-	if (type == VIR_DOMAIN_METADATA_ELEMENT && nsuri != NULL && strcmp(nsuri, VIRT_META_NS) != 0)
+	if (type == VIR_DOMAIN_METADATA_ELEMENT && nsuri != NULL &&
+	    strcmp(nsuri, VIRT_META_NS) != 0)
 		return;
 	virt_on_domain_event(v, dom, VIRT_STOP_NONE);
 }
@@ -846,7 +890,8 @@ static bool virt_refresh_node(struct virt *v)
 static void virt_register_callbacks(struct virt *v)
 {
 	char q[600];
-	if (v->ka_interval > 0 && virConnectSetKeepAlive(v->conn, v->ka_interval, v->ka_count) < 0 &&
+	if (v->ka_interval > 0 &&
+	    virConnectSetKeepAlive(v->conn, v->ka_interval, v->ka_count) < 0 &&
 	    virGetLastErrorCode() != VIR_ERR_NO_SUPPORT) /* in-process drivers have none */
 		MV_WARN("virt", "cannot enable libvirt keepalive error=%s",
 		        mv_log_quote(q, sizeof(q), virt_last_message()));
@@ -855,15 +900,15 @@ static void virt_register_callbacks(struct virt *v)
 	else if (virGetLastErrorCode() != VIR_ERR_NO_SUPPORT)
 		MV_WARN("virt", "cannot watch the libvirt connection error=%s",
 		        mv_log_quote(q, sizeof(q), virt_last_message()));
-	v->lifecycle_cb = virConnectDomainEventRegisterAny(
-		v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(virt_on_lifecycle),
-		v, NULL);
+	v->lifecycle_cb =
+	    virConnectDomainEventRegisterAny(v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+	                                     VIR_DOMAIN_EVENT_CALLBACK(virt_on_lifecycle), v, NULL);
 	if (v->lifecycle_cb < 0)
 		MV_WARN("virt", "no lifecycle events, reconcile only error=%s",
 		        mv_log_quote(q, sizeof(q), virt_last_message()));
-	v->metadata_cb = virConnectDomainEventRegisterAny(
-		v->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
-		VIR_DOMAIN_EVENT_CALLBACK(virt_on_metadata), v, NULL);
+	v->metadata_cb =
+	    virConnectDomainEventRegisterAny(v->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+	                                     VIR_DOMAIN_EVENT_CALLBACK(virt_on_metadata), v, NULL);
 	if (v->metadata_cb < 0)
 		MV_DEBUG("virt", "no metadata events error=%s",
 		         mv_log_quote(q, sizeof(q), virt_last_message()));
@@ -991,8 +1036,8 @@ struct virt *virt_new_opts(const struct virt_options *o)
 	v->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : VIRT_BACKOFF_MAX_MS_DEFAULT;
 	if (v->backoff_max_ms < v->backoff_min_ms)
 		v->backoff_max_ms = v->backoff_min_ms;
-	v->ka_interval = o->keepalive_interval_s ? o->keepalive_interval_s
-	                                         : VIRT_KEEPALIVE_INTERVAL_S_DEFAULT;
+	v->ka_interval =
+	    o->keepalive_interval_s ? o->keepalive_interval_s : VIRT_KEEPALIVE_INTERVAL_S_DEFAULT;
 	v->ka_count = o->keepalive_count ? o->keepalive_count : VIRT_KEEPALIVE_COUNT_DEFAULT;
 	v->on_change = o->on_change;
 	v->ud = o->ud;
@@ -1037,9 +1082,15 @@ void virt_free(struct virt *v)
 	free(v);
 }
 
-const char *virt_uri(const struct virt *v) { return v->uri; }
+const char *virt_uri(const struct virt *v)
+{
+	return v->uri;
+}
 
-const struct virt_health *virt_health(const struct virt *v) { return &v->health; }
+const struct virt_health *virt_health(const struct virt *v)
+{
+	return &v->health;
+}
 
 /* ---- host capacity ------------------------------------------------------ */
 
@@ -1112,8 +1163,7 @@ int virt_host_info(struct virt *v, struct virt_host *out)
 /* ---- lifecycle ---------------------------------------------------------- */
 
 /* Resolves a name or UUID to one domain; the caller frees *out. */
-static int virt_lookup(struct virt *v, const char *key, virDomainPtr *out, char *err,
-                       size_t errlen)
+static int virt_lookup(struct virt *v, const char *key, virDomainPtr *out, char *err, size_t errlen)
 {
 	*out = NULL;
 	if (!virt_connected(v))
@@ -1140,10 +1190,11 @@ static int virt_lookup(struct virt *v, const char *key, virDomainPtr *out, char 
 		virDomainGetUUIDString(by_name, u1);
 		virDomainGetUUIDString(by_uuid, u2);
 		if (strcmp(u1, u2) != 0) {
-			virt_set_err(err, errlen,
-			             "'%s' is ambiguous: it is the name of one VM (UUID %s) and the UUID "
-			             "of another (%s); name the VM by its UUID",
-			             key, u1, virDomainGetName(by_uuid));
+			virt_set_err(
+			    err, errlen,
+			    "'%s' is ambiguous: it is the name of one VM (UUID %s) and the UUID "
+			    "of another (%s); name the VM by its UUID",
+			    key, u1, virDomainGetName(by_uuid));
 			virDomainFree(by_name);
 			virDomainFree(by_uuid);
 			return -EEXIST;
@@ -1179,8 +1230,7 @@ int virt_vm_find(struct virt *v, const char *name_or_uuid, struct virt_vm *out, 
 	return rc;
 }
 
-int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *err,
-                   size_t errlen)
+int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *err, size_t errlen)
 {
 	if (!virt_connected(v))
 		return virt_unreachable(v, err, errlen);
@@ -1202,14 +1252,15 @@ int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *e
 			char u[VIR_UUID_STRING_BUFLEN] = "";
 			virDomainGetUUIDString(d, u);
 			virDomainFree(d);
-			virt_set_err(err, errlen, "a VM named %s already exists on this host (UUID %s)",
-			             name, u);
+			virt_set_err(err, errlen,
+			             "a VM named %s already exists on this host (UUID %s)", name,
+			             u);
 			return -EEXIST;
 		}
 		d = uuid[0] ? virDomainLookupByUUIDString(v->conn, uuid) : NULL;
 		if (d != NULL) {
-			virt_set_err(err, errlen, "UUID %s is already used by VM %s on this host", uuid,
-			             virDomainGetName(d));
+			virt_set_err(err, errlen, "UUID %s is already used by VM %s on this host",
+			             uuid, virDomainGetName(d));
 			virDomainFree(d);
 			return -EEXIST;
 		}
@@ -1259,8 +1310,8 @@ static int virt_op(struct virt *v, enum virt_op op, const char *key, char *err, 
 		 * definition, so that it vanishes at its next stop. An operator
 		 * saying "undefine" means "remove a stopped VM". */
 		if (op == VIRT_OP_UNDEFINE)
-			virt_set_err(err, errlen, "VM %s is %s; destroy or shut it down first", name,
-			             paused ? "paused" : "running");
+			virt_set_err(err, errlen, "VM %s is %s; destroy or shut it down first",
+			             name, paused ? "paused" : "running");
 		else
 			virt_set_err(err, errlen, "VM %s is already %s", name,
 			             paused ? "running (paused)" : "running");
@@ -1333,7 +1384,7 @@ int virt_vm_undefine(struct virt *v, const char *name_or_uuid, char *err, size_t
 }
 
 /* What virt_meta_write takes from `want`; the rest is kept as read. */
-#define VIRT_META_HA 1u      /* ha and priority */
+#define VIRT_META_HA 1u /* ha and priority */
 #define VIRT_META_EPOCH 2u
 #define VIRT_META_GROUP 4u
 #define VIRT_META_DESIRED 8u /* written only when it differs */
@@ -1379,8 +1430,8 @@ static int virt_meta_write(struct virt *v, const char *key, const struct virt_vm
 	}
 	unsigned flags = (vm.persistent ? VIR_DOMAIN_AFFECT_CONFIG : 0) |
 	                 (active == 1 ? VIR_DOMAIN_AFFECT_LIVE : 0);
-	if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, xml, VIRT_META_PREFIX, VIRT_META_NS,
-	                         flags) < 0) {
+	if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, xml, VIRT_META_PREFIX,
+	                         VIRT_META_NS, flags) < 0) {
 		rc = virt_failed(v, err, errlen, what);
 		virDomainFree(d);
 		return rc;
@@ -1399,8 +1450,8 @@ int virt_vm_set_ha(struct virt *v, const char *name_or_uuid, bool on, int priori
                    size_t errlen)
 {
 	if (priority < 0 || priority > VIRT_PRIORITY_MAX) {
-		virt_set_err(err, errlen, "restart priority must be 0 to %d, got %d", VIRT_PRIORITY_MAX,
-		             priority);
+		virt_set_err(err, errlen, "restart priority must be 0 to %d, got %d",
+		             VIRT_PRIORITY_MAX, priority);
 		return -EINVAL;
 	}
 	struct virt_vm want = {.ha = on, .priority = priority};
@@ -1411,19 +1462,21 @@ int virt_vm_set_ha_group(struct virt *v, const char *name_or_uuid, bool on, int 
                          const char *group, char *err, size_t errlen)
 {
 	if (priority < 0 || priority > VIRT_PRIORITY_MAX) {
-		virt_set_err(err, errlen, "restart priority must be 0 to %d, got %d", VIRT_PRIORITY_MAX,
-		             priority);
+		virt_set_err(err, errlen, "restart priority must be 0 to %d, got %d",
+		             VIRT_PRIORITY_MAX, priority);
 		return -EINVAL;
 	}
 	if (group != NULL && !virt_group_valid(group)) {
 		if (strlen(group) >= VIRT_GROUP_MAX)
-			virt_set_err(err, errlen, "anti-affinity group is longer than %d characters",
+			virt_set_err(err, errlen,
+			             "anti-affinity group is longer than %d characters",
 			             VIRT_GROUP_MAX - 1);
 		else
-			virt_set_err(err, errlen,
-			             "anti-affinity group '%.*s' may only use letters, digits, '.', '_' "
-			             "and '-'",
-			             VIRT_GROUP_MAX, group);
+			virt_set_err(
+			    err, errlen,
+			    "anti-affinity group '%.*s' may only use letters, digits, '.', '_' "
+			    "and '-'",
+			    VIRT_GROUP_MAX, group);
 		return -EINVAL;
 	}
 	struct virt_vm want = {.ha = on, .priority = priority};
@@ -1444,7 +1497,8 @@ int virt_vm_set_desired(struct virt *v, const char *name_or_uuid, enum virt_desi
                         size_t errlen)
 {
 	if (d != VIRT_DESIRED_RUNNING && d != VIRT_DESIRED_STOPPED) {
-		virt_set_err(err, errlen, "desired state must be running or stopped, got %d", (int)d);
+		virt_set_err(err, errlen, "desired state must be running or stopped, got %d",
+		             (int)d);
 		return -EINVAL;
 	}
 	struct virt_vm want = {.desired = d};
@@ -1543,9 +1597,8 @@ static int virt_dom_job_stats(virConnectPtr c, virDomainPtr d, bool completed,
 	int type = VIR_DOMAIN_JOB_NONE;
 	virTypedParameterPtr prm = NULL;
 	int n = 0;
-	unsigned flags = completed ? VIR_DOMAIN_JOB_STATS_COMPLETED |
-	                                     VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED
-	                           : 0;
+	unsigned flags =
+	    completed ? VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED : 0;
 	if (virDomainGetJobStats(d, &type, &prm, &n, flags) < 0)
 		return virt_conn_failed(c, err, errlen, "cannot read job statistics");
 	out->state = virt_job_state_from(type);
@@ -1558,16 +1611,16 @@ static int virt_dom_job_stats(virConnectPtr c, virDomainPtr d, bool completed,
 		const char *field;
 		size_t off;
 	} map[] = {
-		{VIR_DOMAIN_JOB_TIME_ELAPSED, offsetof(struct virt_job_stats, elapsed_ms)},
-		{VIR_DOMAIN_JOB_DATA_TOTAL, offsetof(struct virt_job_stats, data_total)},
-		{VIR_DOMAIN_JOB_DATA_PROCESSED, offsetof(struct virt_job_stats, data_processed)},
-		{VIR_DOMAIN_JOB_DATA_REMAINING, offsetof(struct virt_job_stats, data_remaining)},
-		{VIR_DOMAIN_JOB_MEMORY_TOTAL, offsetof(struct virt_job_stats, memory_total)},
-		{VIR_DOMAIN_JOB_MEMORY_PROCESSED, offsetof(struct virt_job_stats, memory_processed)},
-		{VIR_DOMAIN_JOB_MEMORY_REMAINING, offsetof(struct virt_job_stats, memory_remaining)},
-		{VIR_DOMAIN_JOB_MEMORY_BPS, offsetof(struct virt_job_stats, memory_bps)},
-		{VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, offsetof(struct virt_job_stats, dirty_rate)},
-		{VIR_DOMAIN_JOB_MEMORY_ITERATION, offsetof(struct virt_job_stats, iteration)},
+	    {VIR_DOMAIN_JOB_TIME_ELAPSED, offsetof(struct virt_job_stats, elapsed_ms)},
+	    {VIR_DOMAIN_JOB_DATA_TOTAL, offsetof(struct virt_job_stats, data_total)},
+	    {VIR_DOMAIN_JOB_DATA_PROCESSED, offsetof(struct virt_job_stats, data_processed)},
+	    {VIR_DOMAIN_JOB_DATA_REMAINING, offsetof(struct virt_job_stats, data_remaining)},
+	    {VIR_DOMAIN_JOB_MEMORY_TOTAL, offsetof(struct virt_job_stats, memory_total)},
+	    {VIR_DOMAIN_JOB_MEMORY_PROCESSED, offsetof(struct virt_job_stats, memory_processed)},
+	    {VIR_DOMAIN_JOB_MEMORY_REMAINING, offsetof(struct virt_job_stats, memory_remaining)},
+	    {VIR_DOMAIN_JOB_MEMORY_BPS, offsetof(struct virt_job_stats, memory_bps)},
+	    {VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, offsetof(struct virt_job_stats, dirty_rate)},
+	    {VIR_DOMAIN_JOB_MEMORY_ITERATION, offsetof(struct virt_job_stats, iteration)},
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (virTypedParamsGetULLong(prm, n, map[i].field, &u) == 1)
@@ -1705,7 +1758,8 @@ int virt_vm_migrate(struct virt *v, const char *name_or_uuid, const struct virt_
 		if (active < 0)
 			rc = virt_conn_failed(c, err, errlen, "cannot read the VM's state");
 		else {
-			virt_set_err(err, errlen, "VM %s is not running; live migration needs a running VM",
+			virt_set_err(err, errlen,
+			             "VM %s is not running; live migration needs a running VM",
 			             out->name);
 			rc = -EINVAL;
 		}
@@ -1718,7 +1772,8 @@ int virt_vm_migrate(struct virt *v, const char *name_or_uuid, const struct virt_
 		rc = virt_conn_failed(c, err, errlen, what);
 		goto out;
 	}
-	MV_INFO("virt", "migration start vm=%s uuid=%s dest=%s bandwidth_mib_s=%" PRIu64
+	MV_INFO("virt",
+	        "migration start vm=%s uuid=%s dest=%s bandwidth_mib_s=%" PRIu64
 	        " max_downtime_ms=%" PRIu64 " tls=%s",
 	        out->name, out->uuid, p->dest_uri, p->bandwidth_mib_s, p->max_downtime_ms,
 	        p->tls ? "yes" : "no");
@@ -1751,24 +1806,36 @@ out:
 const char *virt_location_name(enum virt_location l)
 {
 	switch (l) {
-	case VIRT_LOC_SOURCE: return "source";
-	case VIRT_LOC_DEST: return "dest";
-	case VIRT_LOC_BOTH_ACTIVE: return "both-active";
-	case VIRT_LOC_DEFINED_BOTH: return "defined-both";
-	case VIRT_LOC_STOPPED_SOURCE: return "stopped-source";
-	case VIRT_LOC_STOPPED_DEST: return "stopped-dest";
-	case VIRT_LOC_NEITHER: return "neither";
-	default: return "unknown";
+	case VIRT_LOC_SOURCE:
+		return "source";
+	case VIRT_LOC_DEST:
+		return "dest";
+	case VIRT_LOC_BOTH_ACTIVE:
+		return "both-active";
+	case VIRT_LOC_DEFINED_BOTH:
+		return "defined-both";
+	case VIRT_LOC_STOPPED_SOURCE:
+		return "stopped-source";
+	case VIRT_LOC_STOPPED_DEST:
+		return "stopped-dest";
+	case VIRT_LOC_NEITHER:
+		return "neither";
+	default:
+		return "unknown";
 	}
 }
 
 const char *virt_presence_name(enum virt_presence p)
 {
 	switch (p) {
-	case VIRT_PRESENCE_ABSENT: return "absent";
-	case VIRT_PRESENCE_DEFINED: return "defined";
-	case VIRT_PRESENCE_ACTIVE: return "active";
-	default: return "unknown";
+	case VIRT_PRESENCE_ABSENT:
+		return "absent";
+	case VIRT_PRESENCE_DEFINED:
+		return "defined";
+	case VIRT_PRESENCE_ACTIVE:
+		return "active";
+	default:
+		return "unknown";
 	}
 }
 
@@ -1860,7 +1927,8 @@ int virt_vm_where(struct virt *v, const char *name_or_uuid, const char *dest_uri
 	out->where = virt_locate(out->source, out->dest);
 	if (out->where == VIRT_LOC_UNKNOWN)
 		virt_set_err(err, errlen, "cannot tell where VM %s is: %s%s%s", name_or_uuid,
-		             out->source_error, out->source_error[0] && out->dest_error[0] ? "; " : "",
+		             out->source_error,
+		             out->source_error[0] && out->dest_error[0] ? "; " : "",
 		             out->dest_error);
 	return 0;
 }
@@ -1950,8 +2018,8 @@ int virt_vm_abort_job(struct virt *v, const char *name_or_uuid, char *err, size_
 	if (virDomainAbortJob(d) < 0) {
 		rc = virt_failed(v, err, errlen, what);
 		if (rc == -EINVAL && virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID)
-			virt_set_err(err, errlen, "VM %s has no job running (no migration to abort)",
-			             name);
+			virt_set_err(err, errlen,
+			             "VM %s has no job running (no migration to abort)", name);
 	} else {
 		MV_INFO("virt", "job aborted vm=%s", name);
 	}
@@ -1989,7 +2057,8 @@ void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_s
 	virDomainPtr d;
 	if (virt_lookup(v, name_or_uuid, &d, err, sizeof(err)) < 0) {
 		char q[600];
-		MV_WARN("virt", "inject stop: no such VM error=%s", mv_log_quote(q, sizeof(q), err));
+		MV_WARN("virt", "inject stop: no such VM error=%s",
+		        mv_log_quote(q, sizeof(q), err));
 		return;
 	}
 	char uuid[VIR_UUID_STRING_BUFLEN] = "";
@@ -2013,7 +2082,8 @@ void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_s
 	if (destroyed && v->loop != NULL) {
 		size_t n = sizeof(v->injected) / sizeof(v->injected[0]), slot = 0;
 		for (size_t i = 0; i < n; i++) {
-			if (strcmp(v->injected[i].uuid, uuid) == 0 || v->injected[i].uuid[0] == '\0') {
+			if (strcmp(v->injected[i].uuid, uuid) == 0 ||
+			    v->injected[i].uuid[0] == '\0') {
 				slot = i;
 				break;
 			}
@@ -2032,11 +2102,16 @@ void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_s
 const char *virt_fence_outcome_name(enum virt_fence_outcome o)
 {
 	switch (o) {
-	case VIRT_FENCE_DESTROYED: return "destroyed";
-	case VIRT_FENCE_ALREADY_STOPPED: return "already-stopped";
-	case VIRT_FENCE_ABSENT: return "absent";
-	case VIRT_FENCE_FAILED: return "failed";
-	default: return "pending";
+	case VIRT_FENCE_DESTROYED:
+		return "destroyed";
+	case VIRT_FENCE_ALREADY_STOPPED:
+		return "already-stopped";
+	case VIRT_FENCE_ABSENT:
+		return "absent";
+	case VIRT_FENCE_FAILED:
+		return "failed";
+	default:
+		return "pending";
 	}
 }
 
@@ -2132,7 +2207,8 @@ static int virt_tcp_probe(const char *host, const char *port, unsigned timeout_m
 			if (pr == 1) {
 				int soerr = 0;
 				socklen_t sl = sizeof(soerr);
-				if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
+				if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
+				    soerr == 0)
 					rc = 0;
 				else
 					last = soerr != 0 ? soerr : errno;
@@ -2145,8 +2221,8 @@ static int virt_tcp_probe(const char *host, const char *port, unsigned timeout_m
 	freeaddrinfo(res);
 	if (rc != 0) {
 		if (last == ETIMEDOUT)
-			virt_set_err(err, errlen, "%s port %s did not answer within %u ms", host, port,
-			             timeout_ms);
+			virt_set_err(err, errlen, "%s port %s did not answer within %u ms", host,
+			             port, timeout_ms);
 		else
 			virt_set_err(err, errlen, "cannot reach %s port %s: %s", host, port,
 			             strerror(last));
@@ -2155,7 +2231,10 @@ static int virt_tcp_probe(const char *host, const char *port, unsigned timeout_m
 }
 
 static pthread_once_t virt_quiet_once = PTHREAD_ONCE_INIT;
-static void virt_quiet_errors(void) { virSetErrorFunc(NULL, virt_silence_errors); }
+static void virt_quiet_errors(void)
+{
+	virSetErrorFunc(NULL, virt_silence_errors);
+}
 
 /* Looks a fence target up by UUID (by name when it is not a UUID). */
 static virDomainPtr virt_fence_lookup(virConnectPtr c, const char *key)
@@ -2282,9 +2361,15 @@ int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsig
 		if (outcomes != NULL)
 			outcomes[i] = o;
 		switch (o) {
-		case VIRT_FENCE_DESTROYED: out->destroyed++; break;
-		case VIRT_FENCE_ALREADY_STOPPED: out->already_stopped++; break;
-		case VIRT_FENCE_ABSENT: out->absent++; break;
+		case VIRT_FENCE_DESTROYED:
+			out->destroyed++;
+			break;
+		case VIRT_FENCE_ALREADY_STOPPED:
+			out->already_stopped++;
+			break;
+		case VIRT_FENCE_ABSENT:
+			out->absent++;
+			break;
 		default:
 			out->failed++;
 			if (first[0] == '\0')
@@ -2295,15 +2380,17 @@ int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsig
 				rc = -EIO;
 			break;
 		}
-		MV_INFO("virt", "fence vm=%s outcome=%s uri=%s", uuids[i], virt_fence_outcome_name(o),
-		        uri);
+		MV_INFO("virt", "fence vm=%s outcome=%s uri=%s", uuids[i],
+		        virt_fence_outcome_name(o), uri);
 		if (rc == -ENOTCONN)
 			break;
 	}
 
 	/* The host's other HA VMs, which the caller may not know of. */
 	virDomainPtr *doms = NULL;
-	int nd = rc == -ENOTCONN ? 0 : virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	int nd = rc == -ENOTCONN
+	             ? 0
+	             : virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 	if (nd < 0) {
 		char why[512];
 		virt_conn_failed(c, why, sizeof(why), "cannot list the host's VMs");
@@ -2332,12 +2419,14 @@ int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsig
 			free(meta);
 			if (vm.ha) {
 				char why[512] = "";
-				enum virt_fence_outcome o = virt_fence_one(c, doms[i], uuid, why, sizeof(why));
+				enum virt_fence_outcome o =
+				    virt_fence_one(c, doms[i], uuid, why, sizeof(why));
 				if (o == VIRT_FENCE_FAILED) {
 					out->extra_failed++;
 					if (first[0] == '\0')
 						snprintf(first, sizeof(first), "%s", why);
-					rc = virConnectIsAlive(c) == 0 ? -ENOTCONN : (rc == 0 ? -EIO : rc);
+					rc = virConnectIsAlive(c) == 0 ? -ENOTCONN
+					                               : (rc == 0 ? -EIO : rc);
 				} else if (o == VIRT_FENCE_DESTROYED) {
 					out->extra_destroyed++;
 				}
@@ -2351,12 +2440,15 @@ int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsig
 	virConnectClose(c);
 	out->elapsed_ms = virt_now_ms() - t0;
 	if (rc < 0)
-		virt_set_err(err, errlen, "fence at %s incomplete (%u of %zu VMs not confirmed "
-		             "stopped%s): %s", uri, out->failed, n,
-		             out->extra_failed ? ", and unlisted HA VMs" : "", first);
-	MV_INFO("virt", "fence done uri=%s destroyed=%u already_stopped=%u absent=%u failed=%u "
-	        "extra_destroyed=%u extra_failed=%u elapsed_ms=%" PRIu64 " rc=%d", uri,
-	        out->destroyed, out->already_stopped, out->absent, out->failed,
+		virt_set_err(err, errlen,
+		             "fence at %s incomplete (%u of %zu VMs not confirmed "
+		             "stopped%s): %s",
+		             uri, out->failed, n, out->extra_failed ? ", and unlisted HA VMs" : "",
+		             first);
+	MV_INFO("virt",
+	        "fence done uri=%s destroyed=%u already_stopped=%u absent=%u failed=%u "
+	        "extra_destroyed=%u extra_failed=%u elapsed_ms=%" PRIu64 " rc=%d",
+	        uri, out->destroyed, out->already_stopped, out->absent, out->failed,
 	        out->extra_destroyed, out->extra_failed, out->elapsed_ms, rc);
 	return rc;
 }

@@ -77,10 +77,10 @@
 #define VIRT_META_NS "https://meshvisor.dev/xmlns/vm/1"
 #define VIRT_META_PREFIX "meshvisor"
 
-#define VIRT_NAME_MAX 256    /* longer domain names are left out, with a warning */
-#define VIRT_UUID_LEN 37     /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
+#define VIRT_NAME_MAX 256 /* longer domain names are left out, with a warning */
+#define VIRT_UUID_LEN 37  /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
 #define VIRT_PRIORITY_MAX 1000
-#define VIRT_GROUP_MAX 64    /* anti-affinity group: 1..63 of [A-Za-z0-9._-], NUL */
+#define VIRT_GROUP_MAX 64 /* anti-affinity group: 1..63 of [A-Za-z0-9._-], NUL */
 
 /* Defaults (why these values):
  * reconcile 10 s: events normally keep the cache exact; reconcile only
@@ -124,14 +124,14 @@ enum virt_vm_state {
  * STOPPED_DESTROYED. A transient VM is gone from the cache once stopped,
  * so only persistent VMs keep a reason. */
 enum virt_stop_reason {
-	VIRT_STOP_NONE = 0,   /* running, or never seen stopping */
-	VIRT_STOP_SHUTDOWN,   /* guest / ACPI shutdown (STOPPED_SHUTDOWN) */
-	VIRT_STOP_DESTROYED,  /* destroyed through libvirt, by us or an admin */
-	VIRT_STOP_CRASHED,    /* guest crashed / panicked (STOPPED_CRASHED, CRASHED) */
-	VIRT_STOP_FAILED,     /* the emulator died, e.g. qemu killed -9 (STOPPED_FAILED) */
-	VIRT_STOP_MIGRATED,   /* migrated away (STOPPED_MIGRATED) */
-	VIRT_STOP_SAVED,      /* saved to a state file (STOPPED_SAVED) */
-	VIRT_STOP_OTHER,      /* any other detail (e.g. snapshot revert) */
+	VIRT_STOP_NONE = 0,  /* running, or never seen stopping */
+	VIRT_STOP_SHUTDOWN,  /* guest / ACPI shutdown (STOPPED_SHUTDOWN) */
+	VIRT_STOP_DESTROYED, /* destroyed through libvirt, by us or an admin */
+	VIRT_STOP_CRASHED,   /* guest crashed / panicked (STOPPED_CRASHED, CRASHED) */
+	VIRT_STOP_FAILED,    /* the emulator died, e.g. qemu killed -9 (STOPPED_FAILED) */
+	VIRT_STOP_MIGRATED,  /* migrated away (STOPPED_MIGRATED) */
+	VIRT_STOP_SAVED,     /* saved to a state file (STOPPED_SAVED) */
+	VIRT_STOP_OTHER,     /* any other detail (e.g. snapshot revert) */
 };
 
 /* What the cluster keeps a VM at (meaningful for HA VMs: failover restarts
@@ -149,34 +149,34 @@ struct virt_vm {
 	char name[VIRT_NAME_MAX];
 	char uuid[VIRT_UUID_LEN];
 	enum virt_vm_state state;
-	unsigned vcpus;            /* current vCPUs */
-	uint64_t memory_kib;       /* current allocation */
+	unsigned vcpus;      /* current vCPUs */
+	uint64_t memory_kib; /* current allocation */
 	uint64_t max_memory_kib;
-	bool persistent;           /* defined (false: transient, gone when stopped) */
+	bool persistent; /* defined (false: transient, gone when stopped) */
 	/* From <meshvisor:vm/>; false/0/0/""/RUNNING when the element is absent. */
 	bool ha;
-	int priority;              /* 0..VIRT_PRIORITY_MAX, larger restarts first */
-	uint64_t epoch;            /* ownership epoch, bumped by every move */
-	char group[VIRT_GROUP_MAX]; /* anti-affinity group; "" when none (or unreadable) */
-	enum virt_desired desired; /* RUNNING when absent (or unreadable) */
+	int priority;                      /* 0..VIRT_PRIORITY_MAX, larger restarts first */
+	uint64_t epoch;                    /* ownership epoch, bumped by every move */
+	char group[VIRT_GROUP_MAX];        /* anti-affinity group; "" when none (or unreadable) */
+	enum virt_desired desired;         /* RUNNING when absent (or unreadable) */
 	enum virt_stop_reason stop_reason; /* see enum virt_stop_reason */
 };
 
 struct virt_host {
-	unsigned cpus;             /* logical CPUs */
+	unsigned cpus; /* logical CPUs */
 	unsigned mhz;
-	uint64_t memory_kib;       /* total */
-	uint64_t free_kib;         /* free + buffers + cache where libvirt reports them */
-	bool free_estimated;       /* driver has no real figure (test driver):
+	uint64_t memory_kib; /* total */
+	uint64_t free_kib;   /* free + buffers + cache where libvirt reports them */
+	bool free_estimated; /* driver has no real figure (test driver):
 	                              total minus the memory of active VMs */
-	char cpu_model[64];        /* host CPU model from capabilities, else the arch */
-	bool have_load;            /* load average read (local URIs only) */
-	double load[3];            /* 1, 5, 15 minutes */
+	char cpu_model[64];  /* host CPU model from capabilities, else the arch */
+	bool have_load;      /* load average read (local URIs only) */
+	double load[3];      /* 1, 5, 15 minutes */
 };
 
 struct virt_health {
 	bool reachable;
-	char error[512];   /* libvirt's own message when not reachable */
+	char error[512]; /* libvirt's own message when not reachable */
 	unsigned cpus;
 	uint64_t memory_kib;
 	char cpu_model[64];
@@ -186,10 +186,10 @@ struct virt_health {
 };
 
 enum virt_change {
-	VIRT_CHANGE_CONNECTED,      /* vm_name NULL */
-	VIRT_CHANGE_DISCONNECTED,   /* vm_name NULL; health says why */
-	VIRT_CHANGE_VM_EVENT,       /* a lifecycle or metadata event; cache updated */
-	VIRT_CHANGE_VM_RECONCILED,  /* a reconcile found this VM added, removed or changed */
+	VIRT_CHANGE_CONNECTED,     /* vm_name NULL */
+	VIRT_CHANGE_DISCONNECTED,  /* vm_name NULL; health says why */
+	VIRT_CHANGE_VM_EVENT,      /* a lifecycle or metadata event; cache updated */
+	VIRT_CHANGE_VM_RECONCILED, /* a reconcile found this VM added, removed or changed */
 };
 
 struct virt;
@@ -197,14 +197,14 @@ typedef void (*virt_change_fn)(struct virt *v, enum virt_change what, const char
                                void *ud);
 
 struct virt_options {
-	const char *uri;             /* copied */
-	uv_loop_t *loop;             /* NULL: no events, timers or reconnects */
-	unsigned reconcile_ms;       /* 0: VIRT_RECONCILE_MS_DEFAULT */
-	unsigned backoff_min_ms;     /* 0: VIRT_BACKOFF_MIN_MS_DEFAULT */
-	unsigned backoff_max_ms;     /* 0: VIRT_BACKOFF_MAX_MS_DEFAULT */
-	int keepalive_interval_s;    /* 0: default; <0: keepalive off */
-	unsigned keepalive_count;    /* 0: default */
-	virt_change_fn on_change;    /* may be NULL; called from the loop */
+	const char *uri;          /* copied */
+	uv_loop_t *loop;          /* NULL: no events, timers or reconnects */
+	unsigned reconcile_ms;    /* 0: VIRT_RECONCILE_MS_DEFAULT */
+	unsigned backoff_min_ms;  /* 0: VIRT_BACKOFF_MIN_MS_DEFAULT */
+	unsigned backoff_max_ms;  /* 0: VIRT_BACKOFF_MAX_MS_DEFAULT */
+	int keepalive_interval_s; /* 0: default; <0: keepalive off */
+	unsigned keepalive_count; /* 0: default */
+	virt_change_fn on_change; /* may be NULL; called from the loop */
 	void *ud;
 };
 
@@ -273,8 +273,7 @@ const char *virt_stop_reason_name(enum virt_stop_reason r);
 int virt_vm_find(struct virt *v, const char *name_or_uuid, struct virt_vm *out, char *err,
                  size_t errlen);
 /* Defines a persistent VM; *out (may be NULL) gets its name, UUID, ... */
-int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *err,
-                   size_t errlen);
+int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *err, size_t errlen);
 int virt_vm_start(struct virt *v, const char *name_or_uuid, char *err, size_t errlen);
 /* Asks the guest to power off (ACPI); returns before it has. */
 int virt_vm_shutdown(struct virt *v, const char *name_or_uuid, char *err, size_t errlen);
@@ -353,43 +352,43 @@ struct virt_migrate_params {
 	 * a successful migration to read the completed job's statistics
 	 * (downtime) from the target; NULL: dest_uri. */
 	const char *query_uri;
-	uint64_t bandwidth_mib_s;  /* 0: unlimited (libvirt's default) */
-	uint64_t max_downtime_ms;  /* 0: leave QEMU's (300 ms by default) */
-	bool tls;                  /* VIR_MIGRATE_TLS for the migration stream */
+	uint64_t bandwidth_mib_s; /* 0: unlimited (libvirt's default) */
+	uint64_t max_downtime_ms; /* 0: leave QEMU's (300 ms by default) */
+	bool tls;                 /* VIR_MIGRATE_TLS for the migration stream */
 };
 
 enum virt_job_state {
-	VIRT_JOB_NONE = 0,     /* no job (and, with completed, none remembered) */
-	VIRT_JOB_RUNNING,      /* a job is running now */
-	VIRT_JOB_COMPLETED,    /* the last job finished successfully */
+	VIRT_JOB_NONE = 0,  /* no job (and, with completed, none remembered) */
+	VIRT_JOB_RUNNING,   /* a job is running now */
+	VIRT_JOB_COMPLETED, /* the last job finished successfully */
 	VIRT_JOB_FAILED,
 	VIRT_JOB_CANCELLED,
 };
 
 struct virt_job_stats {
 	enum virt_job_state state;
-	bool migration;            /* the job is an outgoing or incoming migration */
-	uint64_t elapsed_ms;       /* since the job started */
-	uint64_t data_total;       /* bytes: memory + disks; 0 when not reported */
+	bool migration;      /* the job is an outgoing or incoming migration */
+	uint64_t elapsed_ms; /* since the job started */
+	uint64_t data_total; /* bytes: memory + disks; 0 when not reported */
 	uint64_t data_processed;
 	uint64_t data_remaining;
-	uint64_t memory_total;     /* bytes of guest memory */
+	uint64_t memory_total; /* bytes of guest memory */
 	uint64_t memory_processed;
 	uint64_t memory_remaining;
-	uint64_t memory_bps;       /* transfer rate, bytes/s */
-	uint64_t dirty_rate;       /* pages/s the guest dirties */
-	uint64_t iteration;        /* memory passes so far */
-	bool have_downtime;        /* set when the job is done (completed stats) */
-	uint64_t downtime_ms;      /* guest paused time at switch-over */
+	uint64_t memory_bps;  /* transfer rate, bytes/s */
+	uint64_t dirty_rate;  /* pages/s the guest dirties */
+	uint64_t iteration;   /* memory passes so far */
+	bool have_downtime;   /* set when the job is done (completed stats) */
+	uint64_t downtime_ms; /* guest paused time at switch-over */
 };
 
 struct virt_migrate_result {
 	char name[VIRT_NAME_MAX];
 	char uuid[VIRT_UUID_LEN];
-	uint64_t elapsed_ms;       /* wall time of virDomainMigrateToURI3 */
-	bool have_stats;           /* stats read (completed job, from the target) */
+	uint64_t elapsed_ms; /* wall time of virDomainMigrateToURI3 */
+	bool have_stats;     /* stats read (completed job, from the target) */
 	struct virt_job_stats stats;
-	char stats_error[256];     /* why not, when have_stats is false */
+	char stats_error[256]; /* why not, when have_stats is false */
 };
 
 /* The flags and typed parameters virt_vm_migrate() passes to
@@ -439,23 +438,23 @@ enum virt_presence {
 };
 
 enum virt_location {
-	VIRT_LOC_UNKNOWN = 0,      /* a host could not be asked and the other does not settle it */
-	VIRT_LOC_SOURCE,           /* active on the source only */
-	VIRT_LOC_DEST,             /* active on the target only */
-	VIRT_LOC_BOTH_ACTIVE,      /* active on both (mid switch-over; ask again) */
-	VIRT_LOC_DEFINED_BOTH,     /* active nowhere, defined on both */
-	VIRT_LOC_STOPPED_SOURCE,   /* active nowhere, defined on the source only */
-	VIRT_LOC_STOPPED_DEST,     /* active nowhere, defined on the target only */
-	VIRT_LOC_NEITHER,          /* known to neither host */
+	VIRT_LOC_UNKNOWN = 0,    /* a host could not be asked and the other does not settle it */
+	VIRT_LOC_SOURCE,         /* active on the source only */
+	VIRT_LOC_DEST,           /* active on the target only */
+	VIRT_LOC_BOTH_ACTIVE,    /* active on both (mid switch-over; ask again) */
+	VIRT_LOC_DEFINED_BOTH,   /* active nowhere, defined on both */
+	VIRT_LOC_STOPPED_SOURCE, /* active nowhere, defined on the source only */
+	VIRT_LOC_STOPPED_DEST,   /* active nowhere, defined on the target only */
+	VIRT_LOC_NEITHER,        /* known to neither host */
 };
 
 struct virt_where {
 	enum virt_location where;
 	enum virt_presence source, dest;
 	enum virt_vm_state source_state, dest_state; /* when present */
-	bool dest_persistent;      /* the target's copy is persistent (when present) */
-	char uuid[VIRT_UUID_LEN];  /* when found on either side */
-	char source_error[256];    /* why UNKNOWN */
+	bool dest_persistent;     /* the target's copy is persistent (when present) */
+	char uuid[VIRT_UUID_LEN]; /* when found on either side */
+	char source_error[256];   /* why UNKNOWN */
 	char dest_error[256];
 };
 
@@ -494,11 +493,11 @@ int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, cha
 /* ---- fencing a failed host (failover) ------------------------------------ */
 
 enum virt_fence_outcome {
-	VIRT_FENCE_PENDING = 0,    /* not reached (the connection failed first) */
-	VIRT_FENCE_DESTROYED,      /* was active, destroyed by this call */
-	VIRT_FENCE_ALREADY_STOPPED,/* defined there but not active (or gone meanwhile) */
-	VIRT_FENCE_ABSENT,         /* not known there */
-	VIRT_FENCE_FAILED,         /* could not be confirmed stopped */
+	VIRT_FENCE_PENDING = 0,     /* not reached (the connection failed first) */
+	VIRT_FENCE_DESTROYED,       /* was active, destroyed by this call */
+	VIRT_FENCE_ALREADY_STOPPED, /* defined there but not active (or gone meanwhile) */
+	VIRT_FENCE_ABSENT,          /* not known there */
+	VIRT_FENCE_FAILED,          /* could not be confirmed stopped */
 };
 
 struct virt_fence_result {
@@ -514,7 +513,7 @@ struct virt_fence_result {
 	 * may not know of), destroyed too: */
 	unsigned extra_destroyed;
 	unsigned extra_failed;
-	uint64_t elapsed_ms;       /* wall time of the whole call, connect included */
+	uint64_t elapsed_ms; /* wall time of the whole call, connect included */
 };
 
 /* Fences a failed (or partitioned) host's VMs before failover restarts

@@ -124,8 +124,8 @@ static uv_mutex_t uvl_mu;
 /* Under uvl_mu. */
 static int uvl_next_watch = 1;
 static int uvl_next_timeout = 1;
-static struct uvl_watch *uvl_watches;     /* live (not removed) */
-static struct uvl_timeout *uvl_timeouts;  /* live (not removed) */
+static struct uvl_watch *uvl_watches;        /* live (not removed) */
+static struct uvl_timeout *uvl_timeouts;     /* live (not removed) */
 static size_t uvl_n_watches, uvl_n_timeouts; /* live + pending + closing */
 static struct uvl_watch *uvl_pending_watches;
 static struct uvl_timeout *uvl_pending_timeouts;
@@ -365,8 +365,14 @@ static void uvl_fire(struct uvl_timeout *t)
 		cb(id, opaque);
 }
 
-static void uvl_on_timer(uv_timer_t *h) { uvl_fire(h->data); }
-static void uvl_on_idle(uv_idle_t *h) { uvl_fire(h->data); }
+static void uvl_on_timer(uv_timer_t *h)
+{
+	uvl_fire(h->data);
+}
+static void uvl_on_idle(uv_idle_t *h)
+{
+	uvl_fire(h->data);
+}
 
 /* Loop thread, under uvl_mu, t->inited. */
 static void uvl_timeout_apply(struct uvl_timeout *t)
@@ -593,8 +599,8 @@ int virt_event_register_uv(uv_loop_t *loop)
 	uv_unref((uv_handle_t *)&uvl_async); /* lives for the process; see top */
 	uvl_loop = loop;
 	uvl_thread = uv_thread_self();
-	virEventRegisterImpl(uvl_add_handle, uvl_update_handle, uvl_remove_handle,
-	                     uvl_add_timeout, uvl_update_timeout, uvl_remove_timeout);
+	virEventRegisterImpl(uvl_add_handle, uvl_update_handle, uvl_remove_handle, uvl_add_timeout,
+	                     uvl_update_timeout, uvl_remove_timeout);
 	return 0;
 }
 

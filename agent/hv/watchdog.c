@@ -52,10 +52,10 @@ static int wd_sys_close(int fd)
 }
 
 struct mv_watchdog_sys mv_watchdog_sys = {
-	.open = wd_sys_open,
-	.ioctl = wd_sys_ioctl,
-	.write = wd_sys_write,
-	.close = wd_sys_close,
+    .open = wd_sys_open,
+    .ioctl = wd_sys_ioctl,
+    .write = wd_sys_write,
+    .close = wd_sys_close,
 };
 
 void mv_watchdog_sys_reset(void)
@@ -69,9 +69,8 @@ void mv_watchdog_sys_reset(void)
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 /* "failover.watchdog PATH: " + the message. */
-static __attribute__((format(printf, 4, 5))) void wd_err(char *err, size_t errlen,
-                                                         const struct mv_watchdog *w,
-                                                         const char *fmt, ...)
+static __attribute__((format(printf, 4, 5))) void
+wd_err(char *err, size_t errlen, const struct mv_watchdog *w, const char *fmt, ...)
 {
 	if (err == NULL || errlen == 0)
 		return;
@@ -122,8 +121,8 @@ static const char *wd_open_hint(int e)
 
 /* ---- API --------------------------------------------------------------------------------- */
 
-int mv_watchdog_init(struct mv_watchdog *w, const char *path, uint32_t limit_ms,
-                     uint32_t pet_ms, char *err, size_t errlen)
+int mv_watchdog_init(struct mv_watchdog *w, const char *path, uint32_t limit_ms, uint32_t pet_ms,
+                     char *err, size_t errlen)
 {
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
@@ -137,8 +136,9 @@ int mv_watchdog_init(struct mv_watchdog *w, const char *path, uint32_t limit_ms,
 	}
 	if (len >= sizeof(w->path)) {
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "failover.watchdog %.64s...: path longer than %zu bytes",
-			         path, sizeof(w->path) - 1);
+			snprintf(err, errlen,
+			         "failover.watchdog %.64s...: path longer than %zu bytes", path,
+			         sizeof(w->path) - 1);
 		return -ENAMETOOLONG;
 	}
 	memcpy(w->path, path, len + 1);
@@ -163,9 +163,10 @@ static int wd_configure(struct mv_watchdog *w, char *err, size_t errlen)
 	if (wanted < MV_WATCHDOG_MIN_TIMEOUT_S) {
 		wd_err(err, errlen, w,
 		       "failover.fence_margin_ms %u is below %u: the watchdog's timeout is the "
-		       "margin less %u ms, in whole seconds, at least %u", (unsigned)w->limit_ms,
-		       MV_WATCHDOG_MIN_TIMEOUT_S * 1000u + MV_WATCHDOG_SLACK_MS, MV_WATCHDOG_SLACK_MS,
-		       MV_WATCHDOG_MIN_TIMEOUT_S);
+		       "margin less %u ms, in whole seconds, at least %u",
+		       (unsigned)w->limit_ms,
+		       MV_WATCHDOG_MIN_TIMEOUT_S * 1000u + MV_WATCHDOG_SLACK_MS,
+		       MV_WATCHDOG_SLACK_MS, MV_WATCHDOG_MIN_TIMEOUT_S);
 		return -EINVAL;
 	}
 	struct watchdog_info info;
@@ -188,7 +189,8 @@ static int wd_configure(struct mv_watchdog *w, char *err, size_t errlen)
 		       w->identity[0] ? w->identity : "no identity",
 		       no_set ? "cannot set its timeout (no WDIOF_SETTIMEOUT)" : "",
 		       no_set && no_magic ? " and " : "",
-		       no_magic ? "cannot be stopped by the magic close (no WDIOF_MAGICCLOSE)" : "");
+		       no_magic ? "cannot be stopped by the magic close (no WDIOF_MAGICCLOSE)"
+		                : "");
 		return -EOPNOTSUPP;
 	}
 	int t = 0;
@@ -206,31 +208,35 @@ static int wd_configure(struct mv_watchdog *w, char *err, size_t errlen)
 			int e = errno;
 			wd_err(err, errlen, w, "WDIOC_SETTIMEOUT to %u s failed: %s%s", wanted,
 			       strerror(e),
-			       e == EINVAL ? " (outside the device's range; failover.fence_margin_ms "
-			                     "decides the timeout)" : "");
+			       e == EINVAL
+			           ? " (outside the device's range; failover.fence_margin_ms "
+			             "decides the timeout)"
+			           : "");
 			return -e;
 		}
 		t = 0;
 		if (mv_watchdog_sys.ioctl(w->fd, WDIOC_GETTIMEOUT, &t) < 0) {
 			int e = errno;
-			wd_err(err, errlen, w, "WDIOC_GETTIMEOUT after setting %u s failed: %s", wanted,
-			       strerror(e));
+			wd_err(err, errlen, w, "WDIOC_GETTIMEOUT after setting %u s failed: %s",
+			       wanted, strerror(e));
 			return -e;
 		}
 	}
 	w->timeout_s = t > 0 ? (unsigned)t : 0;
 	if (t > (int)wanted) {
-		wd_err(err, errlen, w,
-		       "the device set a %d s timeout, but failover.fence_margin_ms %u needs one of "
-		       "at most %u s (the other hosts restart this host's HA VMs on the assumption "
-		       "that its watchdog fires within fence_margin_ms of the last pet)",
-		       t, (unsigned)w->limit_ms, wanted);
+		wd_err(
+		    err, errlen, w,
+		    "the device set a %d s timeout, but failover.fence_margin_ms %u needs one of "
+		    "at most %u s (the other hosts restart this host's HA VMs on the assumption "
+		    "that its watchdog fires within fence_margin_ms of the last pet)",
+		    t, (unsigned)w->limit_ms, wanted);
 		return -ERANGE;
 	}
 	if (t < (int)MV_WATCHDOG_MIN_TIMEOUT_S) {
-		wd_err(err, errlen, w,
-		       "the device set a %d s timeout, but at least %u s are needed (asked for %u s)",
-		       t, MV_WATCHDOG_MIN_TIMEOUT_S, wanted);
+		wd_err(
+		    err, errlen, w,
+		    "the device set a %d s timeout, but at least %u s are needed (asked for %u s)",
+		    t, MV_WATCHDOG_MIN_TIMEOUT_S, wanted);
 		return -ERANGE;
 	}
 	if ((uint64_t)w->pet_ms * 2 >= (uint64_t)t * 1000) {
@@ -308,14 +314,17 @@ int mv_watchdog_hurry(struct mv_watchdog *w, char *err, size_t errlen)
 			break;
 	}
 	if (e != 0) {
-		wd_err(err, errlen, w, "WDIOC_SETTIMEOUT to 1 s (to reset the host now) failed: %s; "
-		       "it resets the host %u s after the last pet", strerror(e), w->timeout_s);
+		wd_err(err, errlen, w,
+		       "WDIOC_SETTIMEOUT to 1 s (to reset the host now) failed: %s; "
+		       "it resets the host %u s after the last pet",
+		       strerror(e), w->timeout_s);
 		return -e;
 	}
 	t = 0;
 	if (mv_watchdog_sys.ioctl(w->fd, WDIOC_GETTIMEOUT, &t) < 0) {
 		e = errno;
-		wd_err(err, errlen, w, "WDIOC_GETTIMEOUT after setting 1 s failed: %s", strerror(e));
+		wd_err(err, errlen, w, "WDIOC_GETTIMEOUT after setting 1 s failed: %s",
+		       strerror(e));
 		return -e;
 	}
 	if (t > 0)
@@ -339,10 +348,12 @@ int mv_watchdog_disarm(struct mv_watchdog *w, char *err, size_t errlen)
 		wd_err(err, errlen, w,
 		       "the magic close failed: writing 'V': %s; the device keeps running and "
 		       "resets the host %u s after the last pet unless it is opened and petted "
-		       "again", strerror(we), w->timeout_s);
+		       "again",
+		       strerror(we), w->timeout_s);
 	else
 		wd_err(err, errlen, w,
 		       "the magic close failed: close: %s; the device may keep running and reset "
-		       "the host %u s after the last pet", strerror(ce), w->timeout_s);
+		       "the host %u s after the last pet",
+		       strerror(ce), w->timeout_s);
 	return -(we != 0 ? we : ce);
 }

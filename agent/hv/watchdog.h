@@ -76,18 +76,18 @@ void mv_watchdog_sys_reset(void);
 
 struct mv_watchdog {
 	char path[MV_WATCHDOG_PATH_MAX];
-	uint32_t limit_ms;       /* the device must fire within it of the last pet */
-	uint32_t pet_ms;         /* how often the caller pets (failover.heartbeat_ms) */
-	int fd;                  /* >= 0 while armed */
-	unsigned timeout_s;      /* what the device uses, read back; 0 before */
-	uint32_t options;        /* WDIOC_GETSUPPORT's WDIOF_* flags */
-	char identity[33];       /* the driver's name for the device */
+	uint32_t limit_ms;  /* the device must fire within it of the last pet */
+	uint32_t pet_ms;    /* how often the caller pets (failover.heartbeat_ms) */
+	int fd;             /* >= 0 while armed */
+	unsigned timeout_s; /* what the device uses, read back; 0 before */
+	uint32_t options;   /* WDIOC_GETSUPPORT's WDIOF_* flags */
+	char identity[33];  /* the driver's name for the device */
 };
 
 /* Sets w up for a device at path (copied; -ENAMETOOLONG if it does not
  * fit, with err filled), disarmed. No I/O. */
-int mv_watchdog_init(struct mv_watchdog *w, const char *path, uint32_t limit_ms,
-                     uint32_t pet_ms, char *err, size_t errlen);
+int mv_watchdog_init(struct mv_watchdog *w, const char *path, uint32_t limit_ms, uint32_t pet_ms,
+                     char *err, size_t errlen);
 
 /* The timeout the agent asks for: floor((limit_ms - MV_WATCHDOG_SLACK_MS) /
  * 1000) seconds (0 below the slack). */

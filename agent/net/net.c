@@ -46,9 +46,9 @@ struct net_conn {
 	char addr[NET_ADDR_MAX];   /* outgoing: pool key (peer's advertised address) */
 	char remote[NET_ADDR_MAX]; /* socket's remote ip:port */
 	char expect_name[64];
-	uint64_t deadline;         /* handshake deadline (uv_now ms) */
+	uint64_t deadline; /* handshake deadline (uv_now ms) */
 	uint64_t last_used;
-	size_t queued_bytes;       /* ciphertext handed to uv_write, not yet written */
+	size_t queued_bytes; /* ciphertext handed to uv_write, not yet written */
 	uv_connect_t connect_req;
 };
 
@@ -139,7 +139,10 @@ static void net_format_sockaddr(const struct sockaddr_storage *ss, char *out, si
 
 /* ---- connection life ------------------------------------------------------ */
 
-static const char *kind_name(enum net_kind k) { return k == NET_PEER ? "peer" : "rpc"; }
+static const char *kind_name(enum net_kind k)
+{
+	return k == NET_PEER ? "peer" : "rpc";
+}
 
 static struct net_conn *net_conn_alloc(struct net *n, enum net_kind kind, bool outgoing)
 {
@@ -316,7 +319,8 @@ static void net_conn_established(struct net_conn *c)
 	}
 	if (c->outgoing && tls_conn_resumed(c->tls))
 		c->net->stats.resumed++;
-	MV_DEBUG("net", "connection established kind=%s dir=%s remote=%s peer=%s role=%s resumed=%d",
+	MV_DEBUG("net",
+	         "connection established kind=%s dir=%s remote=%s peer=%s role=%s resumed=%d",
 	         kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
 	         tls_conn_peer_name(c->tls), tls_role_name(role), tls_conn_resumed(c->tls));
 }
@@ -347,8 +351,9 @@ static void net_conn_deliver(struct net_conn *c)
 			if (rc == 0)
 				break;
 			if (rc < 0) {
-				net_conn_reject(c, rc == -EMSGSIZE ? "frame length 0 or over the 4 MiB cap"
-				                                   : "out of memory for frame");
+				net_conn_reject(c, rc == -EMSGSIZE
+				                       ? "frame length 0 or over the 4 MiB cap"
+				                       : "out of memory for frame");
 				return;
 			}
 			c->net->stats.frames_in++;
@@ -423,7 +428,10 @@ static void net_on_accept(uv_stream_t *server, int status)
 		net_conn_close(c, uv_strerror(rc));
 }
 
-static void net_free_handle(uv_handle_t *h) { free(h); }
+static void net_free_handle(uv_handle_t *h)
+{
+	free(h);
+}
 
 int net_listen(struct net *n, enum net_kind kind, const char *ip, uint16_t port, char *err,
                size_t errlen)
@@ -497,8 +505,8 @@ static void net_pool_evict_lru(struct net *n)
 		net_conn_close(lru, "idle: evicted from the full connection pool");
 }
 
-int net_send_to(struct net *n, const char *addr, const char *expect_name,
-                const uint8_t *frame, size_t len)
+int net_send_to(struct net *n, const char *addr, const char *expect_name, const uint8_t *frame,
+                size_t len)
 {
 	if (n->closing)
 		return -ESHUTDOWN;
@@ -583,12 +591,27 @@ struct net *net_new(const struct net_config *cfg)
 	return n;
 }
 
-void net_get_stats(const struct net *n, struct net_stats *out) { *out = n->stats; }
+void net_get_stats(const struct net *n, struct net_stats *out)
+{
+	*out = n->stats;
+}
 
-const char *net_conn_peer_name(const struct net_conn *c) { return tls_conn_peer_name(c->tls); }
-enum tls_role net_conn_peer_role(const struct net_conn *c) { return tls_conn_peer_role(c->tls); }
-const char *net_conn_remote(const struct net_conn *c) { return c->remote; }
-enum net_kind net_conn_kind(const struct net_conn *c) { return c->kind; }
+const char *net_conn_peer_name(const struct net_conn *c)
+{
+	return tls_conn_peer_name(c->tls);
+}
+enum tls_role net_conn_peer_role(const struct net_conn *c)
+{
+	return tls_conn_peer_role(c->tls);
+}
+const char *net_conn_remote(const struct net_conn *c)
+{
+	return c->remote;
+}
+enum net_kind net_conn_kind(const struct net_conn *c)
+{
+	return c->kind;
+}
 
 /* ---- shutdown -------------------------------------------------------------------------- */
 

@@ -42,8 +42,8 @@ struct net;
 struct net_conn;
 
 /* A complete frame arrived on connection c (payload without the header). */
-typedef void (*net_frame_cb)(struct net *n, struct net_conn *c, const uint8_t *payload,
-                             size_t len, void *ud);
+typedef void (*net_frame_cb)(struct net *n, struct net_conn *c, const uint8_t *payload, size_t len,
+                             void *ud);
 
 struct net_config {
 	uv_loop_t *loop;
@@ -66,11 +66,11 @@ struct net_stats {
 	uint32_t in_conns;
 	uint64_t frames_in;
 	uint64_t frames_out;
-	uint64_t bytes_in;   /* ciphertext bytes read */
-	uint64_t bytes_out;  /* ciphertext bytes written */
-	uint64_t dropped;    /* frames dropped (queue full, connection failed) */
-	uint64_t rejected;   /* connections refused (TLS, role, bad frame) */
-	uint64_t resumed;    /* outgoing handshakes that resumed a session */
+	uint64_t bytes_in;  /* ciphertext bytes read */
+	uint64_t bytes_out; /* ciphertext bytes written */
+	uint64_t dropped;   /* frames dropped (queue full, connection failed) */
+	uint64_t rejected;  /* connections refused (TLS, role, bad frame) */
+	uint64_t resumed;   /* outgoing handshakes that resumed a session */
 };
 
 struct net *net_new(const struct net_config *cfg);
@@ -83,8 +83,8 @@ int net_listen(struct net *n, enum net_kind kind, const char *ip, uint16_t port,
 
 /* Sends a frame to the peer at addr ("host:port" or "[v6]:port"). When
  * expect_name is not NULL or "", the server certificate's CN must match. */
-int net_send_to(struct net *n, const char *addr, const char *expect_name,
-                const uint8_t *frame, size_t len);
+int net_send_to(struct net *n, const char *addr, const char *expect_name, const uint8_t *frame,
+                size_t len);
 
 /* Sends a frame back on an existing connection (RPC replies). */
 int net_conn_send(struct net_conn *c, const uint8_t *frame, size_t len);

@@ -373,8 +373,7 @@ static int tls_on_new_session(SSL *ssl, SSL_SESSION *sess)
 {
 	struct tls_conn *c = SSL_get_app_data(ssl);
 
-	if (!c || c->server || !c->session_key || c->failed ||
-	    c->generation != c->ctx->generation)
+	if (!c || c->server || !c->session_key || c->failed || c->generation != c->ctx->generation)
 		return 0; /* OpenSSL keeps (and frees) the session */
 	return tls_cache_put(c->ctx, c->session_key, sess) ? 1 : 0;
 }
@@ -408,7 +407,8 @@ static int tls_on_verify(int ok, X509_STORE_CTX *sc)
 		}
 		return 0;
 	}
-	if (X509_STORE_CTX_get_error_depth(sc) == 0 && leaf && tls_x509_role(leaf) == TLS_ROLE_NONE) {
+	if (X509_STORE_CTX_get_error_depth(sc) == 0 && leaf &&
+	    tls_x509_role(leaf) == TLS_ROLE_NONE) {
 		c->verify_no_role = true;
 		tls_x509_text(X509_get_subject_name(leaf), NID_commonName, c->verify_subject,
 		              sizeof(c->verify_subject));
@@ -463,12 +463,12 @@ static FILE *tls_fopen(const char *what, const char *path, char *err, size_t err
 }
 
 /* Reads every PEM certificate in a file (at least one). */
-static int tls_read_certs(const char *what, const char *path, STACK_OF(X509) **out, char *err,
+static int tls_read_certs(const char *what, const char *path, STACK_OF(X509) * *out, char *err,
                           size_t errlen)
 {
 	char detail[256];
 	FILE *f = tls_fopen(what, path, err, errlen);
-	STACK_OF(X509) *sk;
+	STACK_OF(X509) * sk;
 	X509 *x;
 
 	if (!f)
@@ -508,9 +508,10 @@ static int tls_read_key(const char *path, EVP_PKEY **out, char *err, size_t errl
 	*out = PEM_read_PrivateKey(f, NULL, tls_no_password, NULL);
 	fclose(f);
 	if (!*out) {
-		tls_errf(err, errlen,
-		         "cannot read a private key from '%s' (%s); it must be an unencrypted PEM key",
-		         path, tls_ossl_errors(detail, sizeof(detail)));
+		tls_errf(
+		    err, errlen,
+		    "cannot read a private key from '%s' (%s); it must be an unencrypted PEM key",
+		    path, tls_ossl_errors(detail, sizeof(detail)));
 		return -EINVAL;
 	}
 	return 0;
@@ -526,7 +527,7 @@ struct tls_material {
 
 /* Checks that cert chains to the CAs in store, ignoring time, for the use
  * this context makes of it. */
-static int tls_check_chain(SSL_CTX *sctx, bool server, X509 *cert, STACK_OF(X509) *chain,
+static int tls_check_chain(SSL_CTX *sctx, bool server, X509 *cert, STACK_OF(X509) * chain,
                            const char *cert_file, const char *ca_file, char *err, size_t errlen)
 {
 	X509_STORE_CTX *vc = X509_STORE_CTX_new();
@@ -549,8 +550,9 @@ static int tls_check_chain(SSL_CTX *sctx, bool server, X509 *cert, STACK_OF(X509
 			         server ? "accept connections" : "connect",
 			         X509_verify_cert_error_string(e));
 		else
-			tls_errf(err, errlen, "certificate '%s' is not signed by the CA in '%s' (%s)",
-			         cert_file, ca_file, X509_verify_cert_error_string(e));
+			tls_errf(err, errlen,
+			         "certificate '%s' is not signed by the CA in '%s' (%s)", cert_file,
+			         ca_file, X509_verify_cert_error_string(e));
 		rc = -EINVAL;
 	}
 	X509_STORE_CTX_free(vc);
@@ -622,12 +624,14 @@ static int tls_material_load(bool server, unsigned flags, const char *ca_file,
 		if (rc)
 			goto out;
 		if (X509_check_private_key(cert, key) != 1) {
-			tls_errf(err, errlen, "private key '%s' does not match certificate '%s' (%s)",
-			         key_file, cert_file, tls_ossl_errors(detail, sizeof(detail)));
+			tls_errf(err, errlen,
+			         "private key '%s' does not match certificate '%s' (%s)", key_file,
+			         cert_file, tls_ossl_errors(detail, sizeof(detail)));
 			rc = -EINVAL;
 			goto out;
 		}
-		tls_x509_text(X509_get_subject_name(cert), NID_commonName, m->name, sizeof(m->name));
+		tls_x509_text(X509_get_subject_name(cert), NID_commonName, m->name,
+		              sizeof(m->name));
 		m->role = tls_x509_role(cert);
 		m->not_after = tls_asn1_time(X509_get0_notAfter(cert));
 		if (m->role == TLS_ROLE_NONE && !(flags & TLS_CTX_TEST_ANY_ROLE)) {
@@ -644,18 +648,19 @@ static int tls_material_load(bool server, unsigned flags, const char *ca_file,
 			if (rc)
 				goto out;
 		}
-		if (SSL_CTX_use_certificate(sctx, cert) != 1 || SSL_CTX_use_PrivateKey(sctx, key) != 1 ||
+		if (SSL_CTX_use_certificate(sctx, cert) != 1 ||
+		    SSL_CTX_use_PrivateKey(sctx, key) != 1 ||
 		    (sk_X509_num(certs) > 0 && SSL_CTX_set1_chain(sctx, certs) != 1)) {
-			tls_errf(err, errlen, "cannot use certificate '%s' with key '%s' (%s)", cert_file,
-			         key_file, tls_ossl_errors(detail, sizeof(detail)));
+			tls_errf(err, errlen, "cannot use certificate '%s' with key '%s' (%s)",
+			         cert_file, key_file, tls_ossl_errors(detail, sizeof(detail)));
 			rc = -EINVAL;
 			goto out;
 		}
 	}
 
-	SSL_CTX_set_verify(sctx,
-	                   server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER,
-	                   tls_on_verify);
+	SSL_CTX_set_verify(
+	    sctx, server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER,
+	    tls_on_verify);
 	SSL_CTX_set_verify_depth(sctx, TLS_VERIFY_DEPTH);
 	SSL_CTX_set_info_callback(sctx, tls_on_info);
 	/* send our certificate alone: the peer has the CA, and an added root only
@@ -666,8 +671,8 @@ static int tls_material_load(bool server, unsigned flags, const char *ca_file,
 		SSL_CTX_set_num_tickets(sctx, 1); /* one stateless ticket per handshake */
 		SSL_CTX_set_session_ticket_cb(sctx, NULL, tls_on_ticket, NULL);
 	} else {
-		SSL_CTX_set_session_cache_mode(sctx,
-		                               SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_CLIENT |
+		                                         SSL_SESS_CACHE_NO_INTERNAL_STORE);
 		SSL_CTX_sess_set_new_cb(sctx, tls_on_new_session);
 	}
 	m->ssl_ctx = sctx;
@@ -707,9 +712,8 @@ static void tls_ctx_unref(struct tls_ctx *ctx)
 	free(ctx);
 }
 
-int tls_ctx_new_flags(struct tls_ctx **out, bool server, const char *ca_file,
-                      const char *cert_file, const char *key_file, unsigned flags, char *err,
-                      size_t errlen)
+int tls_ctx_new_flags(struct tls_ctx **out, bool server, const char *ca_file, const char *cert_file,
+                      const char *key_file, unsigned flags, char *err, size_t errlen)
 {
 	struct tls_material m;
 	struct tls_ctx *ctx;
@@ -758,8 +762,8 @@ int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t errlen)
 
 	if (err && errlen)
 		err[0] = '\0';
-	rc = tls_material_load(ctx->server, ctx->flags, ctx->ca_file, ctx->cert_file,
-	                       ctx->key_file, &m, err, errlen);
+	rc = tls_material_load(ctx->server, ctx->flags, ctx->ca_file, ctx->cert_file, ctx->key_file,
+	                       &m, err, errlen);
 	if (rc)
 		return rc; /* the old SSL_CTX stays */
 	tls_ctx_apply(ctx, &m);
@@ -823,7 +827,7 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *expect_name,
 		SSL_set_accept_state(c->ssl);
 	} else {
 		struct tls_session_entry *e =
-			c->session_key ? tls_cache_find(ctx, c->session_key) : NULL;
+		    c->session_key ? tls_cache_find(ctx, c->session_key) : NULL;
 
 		SSL_set_connect_state(c->ssl);
 		if (e && !tls_session_peer_current(e->sess)) {
@@ -867,7 +871,7 @@ void tls_conn_free(struct tls_conn *c)
 }
 
 static int tls_conn_fail(struct tls_conn *c, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int tls_conn_fail(struct tls_conn *c, int rc, const char *fmt, ...)
 {
@@ -894,16 +898,17 @@ static int tls_conn_fail_verify(struct tls_conn *c)
 
 	if (c->server) {
 		if (c->verify_subject[0])
-			snprintf(who, sizeof(who), "refused client '%s': certificate", c->verify_subject);
+			snprintf(who, sizeof(who), "refused client '%s': certificate",
+			         c->verify_subject);
 		else
 			snprintf(who, sizeof(who), "refused client: certificate");
 	} else {
 		snprintf(who, sizeof(who), "agent certificate");
 	}
 	if (c->verify_no_role)
-		return tls_conn_fail(c, -EACCES,
-		                     "%s has no role (its subject OU must be node, operator or viewer)",
-		                     who);
+		return tls_conn_fail(
+		    c, -EACCES, "%s has no role (its subject OU must be node, operator or viewer)",
+		    who);
 	switch (c->verify_err) {
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
@@ -916,7 +921,8 @@ static int tls_conn_fail_verify(struct tls_conn *c)
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 		return tls_conn_fail(c, -EACCES, "%s expired (%s)", who, why);
 	case X509_V_ERR_CERT_NOT_YET_VALID:
-		return tls_conn_fail(c, -EACCES, "%s not yet valid, check the clocks (%s)", who, why);
+		return tls_conn_fail(c, -EACCES, "%s not yet valid, check the clocks (%s)", who,
+		                     why);
 	case X509_V_ERR_INVALID_PURPOSE:
 		return tls_conn_fail(c, -EACCES, "%s not meant for a %s (%s)", who,
 		                     c->server ? "client" : "server, only node certificates are",
@@ -931,18 +937,21 @@ static int tls_conn_fail_alert(struct tls_conn *c)
 {
 	int a = c->alert_received;
 	const char *desc = SSL_alert_desc_string_long(a);
-	const char *refused = c->server ? "the client refused our certificate"
-	                                : "the agent refused our certificate";
+	const char *refused =
+	    c->server ? "the client refused our certificate" : "the agent refused our certificate";
 
 	switch (a) {
 	case SSL_AD_CERTIFICATE_EXPIRED:
-		return tls_conn_fail(c, -EACCES, "%s: certificate expired (TLS alert %d)", refused, a);
+		return tls_conn_fail(c, -EACCES, "%s: certificate expired (TLS alert %d)", refused,
+		                     a);
 	case SSL_AD_CERTIFICATE_REQUIRED:
-		return tls_conn_fail(c, -EACCES, "%s: no certificate presented (alert %d)", refused, a);
+		return tls_conn_fail(c, -EACCES, "%s: no certificate presented (alert %d)", refused,
+		                     a);
 	case SSL_AD_UNKNOWN_CA:
-		return tls_conn_fail(c, -EACCES,
-		                     "%s: certificate not signed by the cluster CA (unknown ca, alert %d)",
-		                     refused, a);
+		return tls_conn_fail(
+		    c, -EACCES,
+		    "%s: certificate not signed by the cluster CA (unknown ca, alert %d)", refused,
+		    a);
 	case SSL_AD_UNSUPPORTED_CERTIFICATE:
 		return tls_conn_fail(c, -EACCES,
 		                     "%s: certificate has no role or is not meant for this use "
@@ -950,8 +959,8 @@ static int tls_conn_fail_alert(struct tls_conn *c)
 		                     refused, a);
 	case SSL_AD_BAD_CERTIFICATE:
 		return tls_conn_fail(c, -EACCES,
-		                     "%s: bad certificate, perhaps not yet valid (TLS alert %d)", refused,
-		                     a);
+		                     "%s: bad certificate, perhaps not yet valid (TLS alert %d)",
+		                     refused, a);
 	case SSL_AD_CERTIFICATE_REVOKED:
 	case SSL_AD_CERTIFICATE_UNKNOWN:
 	case SSL_AD_DECRYPT_ERROR:
@@ -982,7 +991,8 @@ static int tls_conn_fail_ssl(struct tls_conn *c, int e)
 		return tls_conn_fail(c, -EACCES, "refused client: no certificate presented");
 	}
 	if (e == SSL_ERROR_ZERO_RETURN)
-		return tls_conn_fail(c, -ECONNRESET, "the %s closed the session during the handshake",
+		return tls_conn_fail(c, -ECONNRESET,
+		                     "the %s closed the session during the handshake",
 		                     c->server ? "client" : "agent");
 	tls_ossl_errors(detail, sizeof(detail));
 	return tls_conn_fail(c, -EPROTO, "TLS %s with the %s failed: %s",
@@ -1026,7 +1036,8 @@ static int tls_conn_established(struct tls_conn *c)
 	}
 	if (!c->server) {
 		if (c->expect_name && strcmp(c->peer_name, c->expect_name) != 0)
-			return tls_conn_fail(c, -EACCES, "agent certificate is for '%s', expected '%s'",
+			return tls_conn_fail(c, -EACCES,
+			                     "agent certificate is for '%s', expected '%s'",
 			                     c->peer_name, c->expect_name);
 		if (c->require_role != TLS_ROLE_NONE && c->peer_role != c->require_role)
 			return tls_conn_fail(c, -EACCES,
@@ -1050,7 +1061,8 @@ static int tls_conn_pull(struct tls_conn *c)
 		if (r > 0) {
 			rc = tls_buf_append(&c->plain_in, chunk, (size_t)r);
 			if (rc)
-				return tls_conn_fail(c, rc, "out of memory buffering received data");
+				return tls_conn_fail(c, rc,
+				                     "out of memory buffering received data");
 			continue;
 		}
 		e = SSL_get_error(c->ssl, r);

@@ -48,8 +48,8 @@ enum tls_role {
 	TLS_ROLE_VIEWER = 3,
 };
 
-const char *tls_role_name(enum tls_role r);           /* "node", ... "none" */
-enum tls_role tls_role_parse(const char *s);          /* TLS_ROLE_NONE if unknown */
+const char *tls_role_name(enum tls_role r);  /* "node", ... "none" */
+enum tls_role tls_role_parse(const char *s); /* TLS_ROLE_NONE if unknown */
 /* May a certificate of role r change cluster state (write RPCs)? */
 bool tls_role_may_write(enum tls_role r);
 /* May it read cluster state? (every known role) */
@@ -65,23 +65,23 @@ struct tls_ctx;
  * own validity period is not checked here: peers judge it, and say so.
  * `server` contexts accept connections, client contexts make them; a node
  * uses one of each with the same files. */
-int tls_ctx_new(struct tls_ctx **out, bool server, const char *ca_file,
-                const char *cert_file, const char *key_file, char *err, size_t errlen);
+int tls_ctx_new(struct tls_ctx **out, bool server, const char *ca_file, const char *cert_file,
+                const char *key_file, char *err, size_t errlen);
 /* Flags for tls_ctx_new_flags(). The product always uses 0 (that is what
  * tls_ctx_new does); the others exist so that tests can build the bad
  * clients that a server must refuse. */
-#define TLS_CTX_TEST_NO_CERT 0x1u  /* client only: cert_file and key_file are NULL,
+#define TLS_CTX_TEST_NO_CERT \
+	0x1u                         /* client only: cert_file and key_file are NULL,
                                     * present no certificate at all */
-#define TLS_CTX_TEST_ANY_ROLE 0x2u /* accept our own certificate without a role */
+#define TLS_CTX_TEST_ANY_ROLE 0x2u   /* accept our own certificate without a role */
 #define TLS_CTX_TEST_ANY_ISSUER 0x4u /* accept our own certificate from another CA */
-int tls_ctx_new_flags(struct tls_ctx **out, bool server, const char *ca_file,
-                      const char *cert_file, const char *key_file, unsigned flags, char *err,
-                      size_t errlen);
+int tls_ctx_new_flags(struct tls_ctx **out, bool server, const char *ca_file, const char *cert_file,
+                      const char *key_file, unsigned flags, char *err, size_t errlen);
 /* Re-reads the same three files. On any error the old material stays in
  * use and the reason is written to err. */
 int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx);
-const char *tls_ctx_own_name(const struct tls_ctx *ctx);   /* our CN */
+const char *tls_ctx_own_name(const struct tls_ctx *ctx); /* our CN */
 enum tls_role tls_ctx_own_role(const struct tls_ctx *ctx);
 /* Seconds until our own certificate expires (negative: already expired). */
 int64_t tls_ctx_own_expiry_s(const struct tls_ctx *ctx);
@@ -119,7 +119,7 @@ void tls_conn_shutdown(struct tls_conn *c);
 bool tls_conn_handshake_done(const struct tls_conn *c);
 bool tls_conn_failed(const struct tls_conn *c);
 bool tls_conn_resumed(const struct tls_conn *c);
-const char *tls_conn_peer_name(const struct tls_conn *c);   /* CN, "" before handshake */
+const char *tls_conn_peer_name(const struct tls_conn *c); /* CN, "" before handshake */
 enum tls_role tls_conn_peer_role(const struct tls_conn *c);
 /* Why the session failed, in words a person understands, "" when nothing
  * failed. A server writes why it refused a client (log it):
@@ -137,11 +137,11 @@ const char *tls_conn_error(const struct tls_conn *c);
 /* ---- certificate authority ------------------------------------------ */
 
 struct tls_cert_request {
-	const char *name;        /* CN: node or user name */
+	const char *name; /* CN: node or user name */
 	enum tls_role role;
-	const char *const *ips;  /* subjectAltName IP addresses */
+	const char *const *ips; /* subjectAltName IP addresses */
 	size_t n_ips;
-	const char *const *dns;  /* subjectAltName DNS names */
+	const char *const *dns; /* subjectAltName DNS names */
 	size_t n_dns;
 	int64_t not_before_offset_s; /* relative to now; normally 0 (tests backdate) */
 	int64_t valid_s;             /* validity period in seconds from not_before */
@@ -152,28 +152,27 @@ struct tls_cert_request {
  * truncated. */
 #define TLS_CERT_INFO_MAX_SAN 16
 struct tls_cert_info {
-	char name[256];          /* subject CN */
-	char issuer[256];        /* issuer CN */
-	enum tls_role role;      /* subject OU */
-	bool is_ca;              /* basicConstraints CA:TRUE */
-	bool eku_server;         /* extendedKeyUsage serverAuth */
-	bool eku_client;         /* extendedKeyUsage clientAuth */
-	int64_t not_before;      /* Unix time */
-	int64_t not_after;       /* Unix time */
-	char ips[TLS_CERT_INFO_MAX_SAN][64];   /* subjectAltName IP addresses */
+	char name[256];                      /* subject CN */
+	char issuer[256];                    /* issuer CN */
+	enum tls_role role;                  /* subject OU */
+	bool is_ca;                          /* basicConstraints CA:TRUE */
+	bool eku_server;                     /* extendedKeyUsage serverAuth */
+	bool eku_client;                     /* extendedKeyUsage clientAuth */
+	int64_t not_before;                  /* Unix time */
+	int64_t not_after;                   /* Unix time */
+	char ips[TLS_CERT_INFO_MAX_SAN][64]; /* subjectAltName IP addresses */
 	size_t n_ips;
-	char dns[TLS_CERT_INFO_MAX_SAN][256];  /* subjectAltName DNS names */
+	char dns[TLS_CERT_INFO_MAX_SAN][256]; /* subjectAltName DNS names */
 	size_t n_dns;
 };
 /* Reads the first certificate of a PEM file. */
-int tls_cert_info_read(const char *cert_file, struct tls_cert_info *out, char *err,
-                       size_t errlen);
+int tls_cert_info_read(const char *cert_file, struct tls_cert_info *out, char *err, size_t errlen);
 
 /* Creates a self-signed CA (EC P-256) valid for `days` from now (its
  * notBefore is 5 minutes in the past, for clock skew between hosts). Writes cert_out
  * (0644) and key_out (0600); refuses to overwrite existing files. */
-int tls_ca_create(const char *cert_out, const char *key_out, const char *name, int days,
-                  char *err, size_t errlen);
+int tls_ca_create(const char *cert_out, const char *key_out, const char *name, int days, char *err,
+                  size_t errlen);
 /* Signs a new certificate with the CA. Same file rules. role NONE makes a
  * certificate without a role (only tests want one: agents refuse it). */
 int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_cert_request *req,

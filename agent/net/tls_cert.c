@@ -127,7 +127,7 @@ static int tls_cert_write_one(const char *path, mode_t mode, X509 *x, EVP_PKEY *
 	ok = x ? PEM_write_X509(f, x) : PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
 	if (!ok) {
 		tls_errf(err, errlen, "cannot write '%s' (%s)", path,
-		              tls_cert_ossl(detail, sizeof(detail)));
+		         tls_cert_ossl(detail, sizeof(detail)));
 		fclose(f);
 		return -EIO;
 	}
@@ -152,7 +152,7 @@ static int tls_cert_write_pair(const char *cert_out, const char *key_out, X509 *
 
 	if (strcmp(cert_out, key_out) == 0) {
 		tls_errf(err, errlen, "certificate and key would both be written to '%s'",
-		              cert_out);
+		         cert_out);
 		return -EINVAL;
 	}
 	if ((rc = tls_cert_absent(cert_out, err, errlen)) != 0 ||
@@ -190,7 +190,7 @@ static int tls_cert_read_x509(const char *path, X509 **out, char *err, size_t er
 	fclose(f);
 	if (!*out) {
 		tls_errf(err, errlen, "'%s' holds no PEM certificate (%s)", path,
-		              tls_cert_ossl(detail, sizeof(detail)));
+		         tls_cert_ossl(detail, sizeof(detail)));
 		return -EINVAL;
 	}
 	return 0;
@@ -217,7 +217,7 @@ static int tls_cert_read_key(const char *path, EVP_PKEY **out, char *err, size_t
 	fclose(f);
 	if (!*out) {
 		tls_errf(err, errlen, "'%s' holds no unencrypted PEM private key (%s)", path,
-		              tls_cert_ossl(detail, sizeof(detail)));
+		         tls_cert_ossl(detail, sizeof(detail)));
 		return -EINVAL;
 	}
 	return 0;
@@ -233,16 +233,16 @@ static int tls_cert_name_ok(const char *s, char *err, size_t errlen)
 		goto bad;
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '.' || ch == '-' || ch == '_' || ch == '@'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_' || ch == '@'))
 			goto bad;
 	}
 	return 0;
 bad:
 	tls_errf(err, errlen,
-	              "invalid name '%s': use 1-%d letters, digits, '.', '-', '_' or '@', "
-	              "not starting with '.' or '-'",
-	              s ? s : "", TLS_NAME_MAX);
+	         "invalid name '%s': use 1-%d letters, digits, '.', '-', '_' or '@', "
+	         "not starting with '.' or '-'",
+	         s ? s : "", TLS_NAME_MAX);
 	return -EINVAL;
 }
 
@@ -254,8 +254,8 @@ static int tls_cert_dns_ok(const char *s, char *err, size_t errlen)
 		goto bad;
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '.' || ch == '-' || (ch == '*' && i == 0)))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || (ch == '*' && i == 0)))
 			goto bad;
 	}
 	return 0;
@@ -273,7 +273,7 @@ static EVP_PKEY *tls_cert_keygen(char *err, size_t errlen)
 	k = EVP_EC_gen("P-256");
 	if (!k)
 		tls_errf(err, errlen, "cannot generate an EC P-256 key (%s)",
-		              tls_cert_ossl(detail, sizeof(detail)));
+		         tls_cert_ossl(detail, sizeof(detail)));
 	return k;
 }
 
@@ -325,8 +325,7 @@ static bool tls_cert_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok;
 }
 
-static int tls_cert_add_san(X509 *x, const struct tls_cert_request *req, char *err,
-                            size_t errlen)
+static int tls_cert_add_san(X509 *x, const struct tls_cert_request *req, char *err, size_t errlen)
 {
 	GENERAL_NAMES *gens;
 	int rc = 0;
@@ -387,8 +386,8 @@ static int tls_cert_add_san(X509 *x, const struct tls_cert_request *req, char *e
 
 /* ---- public --------------------------------------------------------- */
 
-int tls_ca_create(const char *cert_out, const char *key_out, const char *name, int days,
-                  char *err, size_t errlen)
+int tls_ca_create(const char *cert_out, const char *key_out, const char *name, int days, char *err,
+                  size_t errlen)
 {
 	char detail[256];
 	EVP_PKEY *key = NULL;
@@ -401,12 +400,12 @@ int tls_ca_create(const char *cert_out, const char *key_out, const char *name, i
 		name = TLS_CA_DEFAULT_NAME;
 	if (strlen(name) > TLS_NAME_MAX) {
 		tls_errf(err, errlen, "CA name '%s' is longer than %d characters", name,
-		              TLS_NAME_MAX);
+		         TLS_NAME_MAX);
 		return -EINVAL;
 	}
 	if (days < 1 || days > TLS_DAYS_MAX) {
 		tls_errf(err, errlen, "validity of %d days is out of range (1-%d)", days,
-		              TLS_DAYS_MAX);
+		         TLS_DAYS_MAX);
 		return -EINVAL;
 	}
 	if ((rc = tls_cert_absent(cert_out, err, errlen)) != 0 ||
@@ -425,7 +424,7 @@ int tls_ca_create(const char *cert_out, const char *key_out, const char *name, i
 	    !tls_cert_ext(x, x, NID_authority_key_identifier, "keyid:always") ||
 	    X509_sign(x, key, EVP_sha256()) <= 0) {
 		tls_errf(err, errlen, "cannot build the CA certificate (%s)",
-		              tls_cert_ossl(detail, sizeof(detail)));
+		         tls_cert_ossl(detail, sizeof(detail)));
 		rc = -EIO;
 		goto out;
 	}
@@ -456,7 +455,7 @@ int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_ce
 	}
 	if (req->valid_s <= 0 || req->valid_s > (int64_t)TLS_DAYS_MAX * 86400) {
 		tls_errf(err, errlen, "validity of %lld seconds is out of range",
-		              (long long)req->valid_s);
+		         (long long)req->valid_s);
 		return -EINVAL;
 	}
 	if ((rc = tls_cert_absent(cert_out, err, errlen)) != 0 ||
@@ -473,7 +472,7 @@ int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_ce
 	if (X509_check_private_key(ca, cakey) != 1) {
 		ERR_clear_error();
 		tls_errf(err, errlen, "CA key '%s' does not match CA certificate '%s'", ca_key,
-		              ca_cert);
+		         ca_cert);
 		rc = -EINVAL;
 		goto out;
 	}
@@ -485,8 +484,8 @@ int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_ce
 	/* Nodes serve and connect; people only connect. A certificate without a
 	 * role (tests only) gets both so that it fails on its role alone. */
 	eku = (req->role == TLS_ROLE_OPERATOR || req->role == TLS_ROLE_VIEWER)
-	              ? "clientAuth"
-	              : "serverAuth,clientAuth";
+	          ? "clientAuth"
+	          : "serverAuth,clientAuth";
 	ERR_clear_error();
 	x = tls_cert_skeleton(key, req->name,
 	                      req->role == TLS_ROLE_NONE ? NULL : tls_role_name(req->role),
@@ -498,7 +497,7 @@ int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_ce
 	    !tls_cert_ext(x, ca, NID_subject_key_identifier, "hash") ||
 	    !tls_cert_ext(x, ca, NID_authority_key_identifier, "keyid:always")) {
 		tls_errf(err, errlen, "cannot build the certificate (%s)",
-		              tls_cert_ossl(detail, sizeof(detail)));
+		         tls_cert_ossl(detail, sizeof(detail)));
 		rc = -EIO;
 		goto out;
 	}
@@ -506,7 +505,7 @@ int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_ce
 		goto out;
 	if (X509_sign(x, cakey, EVP_sha256()) <= 0) {
 		tls_errf(err, errlen, "cannot sign the certificate (%s)",
-		              tls_cert_ossl(detail, sizeof(detail)));
+		         tls_cert_ossl(detail, sizeof(detail)));
 		rc = -EIO;
 		goto out;
 	}
@@ -520,8 +519,7 @@ out:
 	return rc;
 }
 
-int tls_cert_info_read(const char *cert_file, struct tls_cert_info *out, char *err,
-                       size_t errlen)
+int tls_cert_info_read(const char *cert_file, struct tls_cert_info *out, char *err, size_t errlen)
 {
 	GENERAL_NAMES *gens;
 	char ou[64];

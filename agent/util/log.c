@@ -17,8 +17,14 @@ static enum mv_log_level log_threshold = MV_LOG_INFO;
 
 static const char *const log_level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-void mv_log_set_level(enum mv_log_level lvl) { log_threshold = lvl; }
-enum mv_log_level mv_log_get_level(void) { return log_threshold; }
+void mv_log_set_level(enum mv_log_level lvl)
+{
+	log_threshold = lvl;
+}
+enum mv_log_level mv_log_get_level(void)
+{
+	return log_threshold;
+}
 
 int mv_log_level_parse(const char *s)
 {

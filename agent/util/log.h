@@ -22,7 +22,7 @@ enum mv_log_level mv_log_get_level(void);
 int mv_log_level_parse(const char *s);
 
 void mv_log(enum mv_log_level lvl, const char *component, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Writes s as a log value into buf: bare if it has no space, quote or '=',
  * otherwise double-quoted with \" and \\ escaped. Returns buf. */

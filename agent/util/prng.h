@@ -39,7 +39,10 @@ static inline uint64_t mv_fnv1a64(uint64_t h, const char *s)
 	return h;
 }
 
-static inline uint64_t mv_rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t mv_rotl64(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
 
 /* Next xoshiro256** output; s must not be all zero (seed with splitmix64). */
 static inline uint64_t mv_xoshiro_next(uint64_t s[4])

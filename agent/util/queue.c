@@ -31,7 +31,10 @@ bool mv_queue_pop(struct mv_queue *q, void *out, size_t item_size)
 	return true;
 }
 
-size_t mv_queue_count(const struct mv_queue *q) { return q->len - q->head; }
+size_t mv_queue_count(const struct mv_queue *q)
+{
+	return q->len - q->head;
+}
 
 void mv_queue_free(struct mv_queue *q)
 {

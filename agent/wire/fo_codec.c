@@ -291,7 +291,8 @@ int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
 			struct fo_adopt *o = &m->adopt[i];
 			if (a == NULL)
 				continue;
-			if (fo_copy(o->ballot.proposer, sizeof(o->ballot.proposer), a->ballot_proposer) < 0)
+			if (fo_copy(o->ballot.proposer, sizeof(o->ballot.proposer),
+			            a->ballot_proposer) < 0)
 				prc = -EINVAL;
 			o->incarnation = a->incarnation;
 			o->round = a->round;

@@ -6,6 +6,7 @@
  * simulator). Every rule that decides what the core is told lives here.
  */
 #include "fo_driver.h"
+#include "state_codec.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -25,11 +26,20 @@ void fo_driver_member_event(struct fo *f, const char *self, const struct swim_ev
 	switch (e->type) {
 	case SWIM_EV_MEMBER_JOINED:
 	case SWIM_EV_MEMBER_ALIVE:
-	case SWIM_EV_MEMBER_ADDR_CHANGED: st = FO_ALIVE; break;
-	case SWIM_EV_MEMBER_SUSPECT: st = FO_SUSPECT; break;
-	case SWIM_EV_MEMBER_DEAD: st = FO_DEAD; break;
-	case SWIM_EV_MEMBER_LEFT: st = FO_LEFT; break;
-	default: return;
+	case SWIM_EV_MEMBER_ADDR_CHANGED:
+		st = FO_ALIVE;
+		break;
+	case SWIM_EV_MEMBER_SUSPECT:
+		st = FO_SUSPECT;
+		break;
+	case SWIM_EV_MEMBER_DEAD:
+		st = FO_DEAD;
+		break;
+	case SWIM_EV_MEMBER_LEFT:
+		st = FO_LEFT;
+		break;
+	default:
+		return;
 	}
 	fo_member(f, name, st, e->incarnation, now);
 }
@@ -78,19 +88,7 @@ int fo_driver_view_build(struct fo_driver_view *v, const Mv__NodeState *const *s
 		if (s == NULL || s->name == NULL || s->name[0] == '\0')
 			continue;
 		struct fo_host *h = &v->hosts[v->n_hosts++];
-		h->cap = (struct placement_host){
-			.name = s->name,
-			.alive = up ? up(arg, s->name) : true,
-			.healthy = s->libvirt_reachable,
-			.draining = s->draining,
-			.cpus = s->cpus,
-			.cpu_overcommit = s->cpu_overcommit,
-			.vcpus_allocated = s->vcpus_allocated,
-			.memory_kib = s->memory_kib,
-			.memory_reserved_kib = s->memory_reserved_kib,
-			.memory_overcommit = s->memory_overcommit,
-			.memory_allocated_kib = s->memory_allocated_kib,
-		};
+		h->cap = state_codec_placement_host(s, up ? up(arg, s->name) : true);
 		h->witness = s->witness;
 		h->quorate = s->quorate;
 		h->inventory_unknown = s->inventory_unknown;
@@ -106,14 +104,14 @@ int fo_driver_view_build(struct fo_driver_view *v, const Mv__NodeState *const *s
 			if (!active && (s->inventory_stale || vm->restarting))
 				active = true; /* libvirt away, or the host restarts it itself */
 			v->vms[nv++] = (struct fo_vm){
-				.uuid = vm->uuid,
-				.name = vm->name,
-				.priority = vm->priority,
-				.vcpus = vm->vcpus,
-				.memory_kib = vm->memory_kib,
-				.epoch = vm->owner_epoch,
-				.group = vm->ha_group,
-				.running = active,
+			    .uuid = vm->uuid,
+			    .name = vm->name,
+			    .priority = vm->priority,
+			    .vcpus = vm->vcpus,
+			    .memory_kib = vm->memory_kib,
+			    .epoch = vm->owner_epoch,
+			    .group = vm->ha_group,
+			    .running = active,
 			};
 			h->n_vms++;
 		}

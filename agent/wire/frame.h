@@ -25,12 +25,12 @@
 struct frame_decoder {
 	uint8_t hdr[FRAME_HEADER_LEN];
 	size_t hdr_have;
-	uint8_t *buf;      /* payload being assembled (allocated once length is known+valid) */
-	size_t need;       /* payload length of the current frame */
+	uint8_t *buf; /* payload being assembled (allocated once length is known+valid) */
+	size_t need;  /* payload length of the current frame */
 	size_t have;
-	uint32_t max;      /* cap for this decoder (<= FRAME_MAX) */
-	int error;         /* sticky: once set, the stream is dead */
-	size_t consumed;   /* bytes of the last feed not yet consumed */
+	uint32_t max;    /* cap for this decoder (<= FRAME_MAX) */
+	int error;       /* sticky: once set, the stream is dead */
+	size_t consumed; /* bytes of the last feed not yet consumed */
 };
 
 void frame_decoder_init(struct frame_decoder *d, uint32_t max);

@@ -137,8 +137,8 @@ static bool codec_name_ok(const char *s)
 }
 
 int state_codec_decode(const Mv__Envelope *env, struct nstate_msg *m,
-                       struct nstate_version **versions_out,
-                       struct nstate_record **records_out, const char **why)
+                       struct nstate_version **versions_out, struct nstate_record **records_out,
+                       const char **why)
 {
 	*versions_out = NULL;
 	*records_out = NULL;
@@ -222,4 +222,21 @@ bad:
 	free(vs);
 	free(rs);
 	return -EINVAL;
+}
+
+struct placement_host state_codec_placement_host(const Mv__NodeState *s, bool alive)
+{
+	return (struct placement_host){
+	    .name = s->name,
+	    .alive = alive,
+	    .healthy = s->libvirt_reachable,
+	    .draining = s->draining,
+	    .cpus = s->cpus,
+	    .cpu_overcommit = s->cpu_overcommit,
+	    .vcpus_allocated = s->vcpus_allocated,
+	    .memory_kib = s->memory_kib,
+	    .memory_reserved_kib = s->memory_reserved_kib,
+	    .memory_overcommit = s->memory_overcommit,
+	    .memory_allocated_kib = s->memory_allocated_kib,
+	};
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "meshvisor.pb-c.h"
+#include "meshvisor/placement.h"
 #include "meshvisor/state.h"
 
 /* Envelope{from=m->from, state=...} framed; *out malloc'd, caller frees. */
@@ -30,7 +31,12 @@ size_t state_codec_frame_size(const struct nstate_msg *m);
  * -EINVAL with a static reason (unknown type, missing or oversized name,
  * record larger than NSTATE_RECORD_MAX), or -ENOMEM. */
 int state_codec_decode(const Mv__Envelope *env, struct nstate_msg *m,
-                       struct nstate_version **versions_out,
-                       struct nstate_record **records_out, const char **why);
+                       struct nstate_version **versions_out, struct nstate_record **records_out,
+                       const char **why);
+
+/* The capacity a host's NodeState record gives placement (strings point
+ * into s): `alive` as the caller's membership says; draining as the host
+ * publishes it (a caller that must never place on a witness adds that). */
+struct placement_host state_codec_placement_host(const Mv__NodeState *s, bool alive);
 
 #endif

@@ -101,8 +101,8 @@ static bool codec_str_ok(const char *s, size_t max)
 	return s != NULL && strnlen(s, max) < max;
 }
 
-int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m,
-                      struct swim_update **updates_out, const char **why)
+int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m, struct swim_update **updates_out,
+                      const char **why)
 {
 	*updates_out = NULL;
 	memset(m, 0, sizeof(*m));
@@ -132,7 +132,8 @@ int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m,
 	}
 	for (size_t i = 0; i < sm->n_updates; i++) {
 		const Mv__MemberUpdate *p = sm->updates[i];
-		if (!codec_str_ok(p->name, SWIM_NAME_MAX) || !codec_str_ok(p->addr, SWIM_ADDR_MAX) ||
+		if (!codec_str_ok(p->name, SWIM_NAME_MAX) ||
+		    !codec_str_ok(p->addr, SWIM_ADDR_MAX) ||
 		    !codec_str_ok(p->origin, SWIM_NAME_MAX) || p->name[0] == '\0') {
 			*why = "member update with a missing or oversized name or address";
 			free(ups);

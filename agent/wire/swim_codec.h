@@ -23,7 +23,7 @@ size_t swim_codec_frame_size(const struct swim_msg *m);
 /* Fills *m from env (which must carry a swim body). The updates go into a
  * malloc'd array stored in *updates_out (caller frees with free()).
  * Returns 0 or -EINVAL with a reason (unknown enum, oversized string). */
-int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m,
-                      struct swim_update **updates_out, const char **why);
+int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m, struct swim_update **updates_out,
+                      const char **why);
 
 #endif

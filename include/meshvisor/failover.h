@@ -58,11 +58,11 @@
 extern "C" {
 #endif
 
-#define FO_NAME_MAX 64   /* host and VM names, with the NUL */
-#define FO_UUID_MAX 40   /* 36 characters + NUL */
-#define FO_GROUP_MAX 64  /* anti-affinity group, with the NUL */
-#define FO_TEXT_MAX 256  /* human text */
-#define FO_PLAN_MAX 4096 /* entries in one plan (decoders reject more) */
+#define FO_NAME_MAX 64     /* host and VM names, with the NUL */
+#define FO_UUID_MAX 40     /* 36 characters + NUL */
+#define FO_GROUP_MAX 64    /* anti-affinity group, with the NUL */
+#define FO_TEXT_MAX 256    /* human text */
+#define FO_PLAN_MAX 4096   /* entries in one plan (decoders reject more) */
 #define FO_REMOVED_MAX 256 /* force-left members carried in a heartbeat */
 
 /* Membership as SWIM reports it. */
@@ -97,16 +97,16 @@ struct fo_plan_entry {
 	int32_t priority;
 	uint32_t vcpus;
 	uint64_t memory_kib;
-	uint64_t new_epoch; /* the epoch it runs with after the restart */
-	char group[FO_GROUP_MAX]; /* anti-affinity group ("" = none) */
+	uint64_t new_epoch;          /* the epoch it runs with after the restart */
+	char group[FO_GROUP_MAX];    /* anti-affinity group ("" = none) */
 	uint64_t target_incarnation; /* the target's SWIM incarnation when the plan
 	                                was computed (0 = unknown). A target that has
 	                                since been failed over at or after it
 	                                (fenced_through >= this) never starts the
 	                                entry: it hands it back, and the others may
 	                                re-place entries of a failed-over target. */
-	bool has_base;       /* base_epoch is set (plans of older agents lack it) */
-	uint64_t base_epoch; /* the epoch the VM moves from (< new_epoch): the
+	bool has_base;               /* base_epoch is set (plans of older agents lack it) */
+	uint64_t base_epoch;         /* the epoch the VM moves from (< new_epoch): the
 	                        placement it replaces. Without it, new_epoch - 1 -
 	                        the round; an entry adopted into another round
 	                        (RECOVERY) keeps its own. */
@@ -119,22 +119,22 @@ struct fo_plan {
 };
 
 enum fo_msg_type {
-	FO_HEARTBEAT = 0, /* "am I alive to you?" sent to every voter each heartbeat_ms */
-	FO_HB_ACK = 1,    /* yes: echoes stamp */
-	FO_HB_NACK = 2,   /* no: you are dead to me, or a failover of you is
+	FO_HEARTBEAT = 0,   /* "am I alive to you?" sent to every voter each heartbeat_ms */
+	FO_HB_ACK = 1,      /* yes: echoes stamp */
+	FO_HB_NACK = 2,     /* no: you are dead to me, or a failover of you is
 	                     pending (reason text); not an acknowledgement */
 	FO_FENCE_ORDER = 3, /* no: a plan of yours was chosen: destroy these
 	                       VMs (plan), then say so in fenced_through */
-	FO_PREPARE = 4,   /* phase 1a */
-	FO_PROMISE = 5,   /* phase 1b: with the highest accepted ballot and value */
-	FO_REJECT = 6,    /* phase 1b/2b refusal: higher ballot promised, or the
+	FO_PREPARE = 4,     /* phase 1a */
+	FO_PROMISE = 5,     /* phase 1b: with the highest accepted ballot and value */
+	FO_REJECT = 6,      /* phase 1b/2b refusal: higher ballot promised, or the
 	                     acceptor does not consider the host dead (reason) */
-	FO_ACCEPT = 7,    /* phase 2a: ballot + plan */
-	FO_ACCEPTED = 8,  /* phase 2b */
-	FO_CHOSEN = 9,    /* learned: plan chosen (sent to every voter) */
-	FO_FENCED = 10,   /* the dead host's VMs are confirmed destroyed
+	FO_ACCEPT = 7,      /* phase 2a: ballot + plan */
+	FO_ACCEPTED = 8,    /* phase 2b */
+	FO_CHOSEN = 9,      /* learned: plan chosen (sent to every voter) */
+	FO_FENCED = 10,     /* the dead host's VMs are confirmed destroyed
 	                     (through its libvirt, or by the host itself) */
-	FO_RESTARTED = 11, /* a target's outcome for one VM: ok, or handed back */
+	FO_RESTARTED = 11,  /* a target's outcome for one VM: ok, or handed back */
 };
 #define FO_MSG_TYPES 12
 
@@ -163,7 +163,7 @@ struct fo_msg {
 	                            incarnations start at 1) */
 	size_t n_removed;        /* HEARTBEAT: force-left members, spread */
 	struct fo_removed *removed;
-	uint32_t voters;         /* HEARTBEAT: the sender's voting-set size (0 = not
+	uint32_t voters; /* HEARTBEAT: the sender's voting-set size (0 = not
 	                            told). A receiver whose own set is smaller (a
 	                            restarted agent that never heard of a dead
 	                            member) counts majorities over the larger
@@ -177,11 +177,11 @@ struct fo_msg {
 	bool has_plan;                    /* PROMISE (accepted value), ACCEPT,
 	                                     CHOSEN, FENCE_ORDER */
 	struct fo_plan plan;
-	struct fo_plan superseded;        /* PROMISE: entries of chosen plans of OTHER
+	struct fo_plan superseded; /* PROMISE: entries of chosen plans of OTHER
 	                                     incarnations of the same dead host that
 	                                     this acceptor learned (uuid, new_epoch):
 	                                     the proposer leaves those VMs out */
-	size_t n_adopt;                   /* PROMISE, first round: placements held
+	size_t n_adopt;            /* PROMISE, first round: placements held
 	                                     from OLDER incarnations' recoveries of the
 	                                     same host, per VM (agent/core/failover.c,
 	                                     RECOVERY): the proposer adopts, per VM,
@@ -189,18 +189,18 @@ struct fo_msg {
 	struct fo_adopt *adopt;
 	/* RESTARTED */
 	char vm_uuid[FO_UUID_MAX];
-	bool ok;             /* RESTARTED: running on `from`; false = handed back */
-	uint64_t took_ms;    /* RESTARTED: from plan learned to running */
-	uint64_t age_ms;     /* PREPARE, ACCEPT: how long ago the proposer first
+	bool ok;                /* RESTARTED: running on `from`; false = handed back */
+	uint64_t took_ms;       /* RESTARTED: from plan learned to running */
+	uint64_t age_ms;        /* PREPARE, ACCEPT: how long ago the proposer first
 	                        heard of the instance; an acceptor whose core is
 	                        younger than that refuses (it may have promised
 	                        in a previous life and forgotten).
 	                        HB_ACK: the acker's core age (a young, restarted
 	                        acker's acks count only for young receivers),
 	                        or FO_ACK_AGE_DURABLE for a journalled core */
-	bool has_ack_ago;    /* ACCEPTED, CHOSEN: ack_ago_ms is set (false: this
+	bool has_ack_ago;       /* ACCEPTED, CHOSEN: ack_ago_ms is set (false: this
 	                        core never acked the dead host / no bound) */
-	uint64_t ack_ago_ms; /* ACCEPTED: how long ago (sender's clock, at
+	uint64_t ack_ago_ms;    /* ACCEPTED: how long ago (sender's clock, at
 	                        sending) this acceptor last sent HB_ACK to the
 	                        dead host, any incarnation, in this core's life.
 	                        CHOSEN: how long ago (sender's clock) an upper
@@ -212,17 +212,17 @@ struct fo_msg {
 };
 
 struct fo_config {
-	char name[FO_NAME_MAX];     /* this host */
-	uint64_t seed;              /* PRNG (jitter only) */
-	bool witness;               /* votes, never a restart target */
-	bool expect_cluster;        /* started with seeds: not quorate while
+	char name[FO_NAME_MAX];       /* this host */
+	uint64_t seed;                /* PRNG (jitter only) */
+	bool witness;                 /* votes, never a restart target */
+	bool expect_cluster;          /* started with seeds: not quorate while
 	                               alone, until a majority acknowledges us */
-	uint32_t heartbeat_ms;      /* heartbeat period (default 1000) */
-	uint32_t quorate_ms;        /* quorate while a majority acknowledged a
+	uint32_t heartbeat_ms;        /* heartbeat period (default 1000) */
+	uint32_t quorate_ms;          /* quorate while a majority acknowledged a
 	                               heartbeat sent within this (default 3000) */
-	uint32_t fence_after_ms;    /* F: self-fence after this long without a
+	uint32_t fence_after_ms;      /* F: self-fence after this long without a
 	                               majority's acknowledgement (default 10000) */
-	uint32_t fence_margin_ms;   /* targets wait F + margin after learning a
+	uint32_t fence_margin_ms;     /* targets wait F + margin after learning a
 	                               plan when no fence is confirmed, or
 	                               quorate_ms + F + margin after the acceptors'
 	                               last acknowledgement of the dead host if
@@ -231,17 +231,17 @@ struct fo_config {
 	uint32_t coordinator_step_ms; /* the k-th ranked coordinator takes over
 	                                 after k * step without a chosen plan
 	                                 (default 3000) */
-	uint32_t retry_ms;          /* consensus messages resent (default 500) */
-	uint32_t max_parallel;      /* restarts at once per target (default 4) */
-	uint32_t restart_attempts;  /* per VM before handing it back (default 3) */
-	uint32_t restart_backoff_ms; /* first retry delay, doubled (default 1000) */
-	uint32_t max_rounds;        /* hand-back rounds per instance (default 3) */
-	uint32_t history;           /* finished instances remembered (default 64) */
-	uint32_t dead_grace_ms;     /* a coordinator proposes a first plan only after
+	uint32_t retry_ms;            /* consensus messages resent (default 500) */
+	uint32_t max_parallel;        /* restarts at once per target (default 4) */
+	uint32_t restart_attempts;    /* per VM before handing it back (default 3) */
+	uint32_t restart_backoff_ms;  /* first retry delay, doubled (default 1000) */
+	uint32_t max_rounds;          /* hand-back rounds per instance (default 3) */
+	uint32_t history;             /* finished instances remembered (default 64) */
+	uint32_t dead_grace_ms;       /* a coordinator proposes a first plan only after
 	                               holding the host DEAD this long: a falsely
 	                               declared host refutes meanwhile and keeps
 	                               what it runs (default 1500; 0 = none) */
-	uint32_t reconcile_ms;      /* an HA VM stopped on this healthy, quorate
+	uint32_t reconcile_ms;        /* an HA VM stopped on this healthy, quorate
 	                               host (desired running, not restarting) is
 	                               recovered through a new incarnation after
 	                               this long; doubled while it stays down, up
@@ -266,10 +266,10 @@ struct fo_host {
 	                              draining as gossiped (alive is ignored:
 	                              membership comes from fo_member) */
 	bool witness;
-	bool quorate;         /* as the host published it */
+	bool quorate;           /* as the host published it */
 	bool inventory_unknown; /* its libvirt has not answered since its agent
 	                           started: `vms` says nothing about what runs */
-	uint64_t incarnation; /* the host's SWIM incarnation when it published
+	uint64_t incarnation;   /* the host's SWIM incarnation when it published
 	                         this state (0 = unknown: taken as older than
 	                         any instance) */
 	size_t n_vms;
@@ -281,33 +281,33 @@ struct fo_host {
 enum fo_event_type {
 	/* actions: see the top of this file */
 	FO_EV_FENCE_SELF = 0,
-	FO_EV_FENCE_VMS = 1,    /* inst, plan (the entries whose VMs to destroy) */
-	FO_EV_REMOTE_FENCE = 2, /* inst (dead host) */
-	FO_EV_RESTART = 3,      /* inst, entry */
+	FO_EV_FENCE_VMS = 1,       /* inst, plan (the entries whose VMs to destroy) */
+	FO_EV_REMOTE_FENCE = 2,    /* inst (dead host) */
+	FO_EV_RESTART = 3,         /* inst, entry */
 	FO_EV_NEW_INCARNATION = 4, /* inst.incarnation: the least new incarnation */
 	/* information, for the log and `meshvisor events` */
 	FO_EV_QUORUM_LOST = 10,
 	FO_EV_QUORUM_REGAINED = 11,
-	FO_EV_DETECTED = 12,       /* a voter's death noted: instance opened */
-	FO_EV_PROPOSING = 13,      /* we coordinate: ballot */
-	FO_EV_CHOSEN = 14,         /* plan chosen (text summarises) */
+	FO_EV_DETECTED = 12,        /* a voter's death noted: instance opened */
+	FO_EV_PROPOSING = 13,       /* we coordinate: ballot */
+	FO_EV_CHOSEN = 14,          /* plan chosen (text summarises) */
 	FO_EV_FENCE_CONFIRMED = 15, /* text: how (libvirt, host itself, waited) */
-	FO_EV_RESTARTED = 16,      /* entry, peer = where, took_ms */
-	FO_EV_RESTART_FAILED = 17, /* entry, text; retried or handed back */
-	FO_EV_HANDED_BACK = 18,    /* entry: will be re-planned */
-	FO_EV_NO_ROOM = 19,        /* entry: no host could take it */
-	FO_EV_MEMBER_REMOVED = 20, /* force-left (peer) */
-	FO_EV_VM_DOWN = 21,        /* entry (uuid, name, epoch as new_epoch), peer =
+	FO_EV_RESTARTED = 16,       /* entry, peer = where, took_ms */
+	FO_EV_RESTART_FAILED = 17,  /* entry, text; retried or handed back */
+	FO_EV_HANDED_BACK = 18,     /* entry: will be re-planned */
+	FO_EV_NO_ROOM = 19,         /* entry: no host could take it */
+	FO_EV_MEMBER_REMOVED = 20,  /* force-left (peer) */
+	FO_EV_VM_DOWN = 21,         /* entry (uuid, name, epoch as new_epoch), peer =
 	                              its host: an HA VM that should run runs
 	                              nowhere alive (text: why) */
-	FO_EV_VM_RECOVERED = 22,   /* entry, peer = where it runs, took_ms = down for */
+	FO_EV_VM_RECOVERED = 22,    /* entry, peer = where it runs, took_ms = down for */
 };
 
 struct fo_event {
 	enum fo_event_type type;
 	struct fo_instance_id inst;
-	struct fo_plan plan;         /* FENCE_VMS, CHOSEN */
-	struct fo_plan_entry entry;  /* RESTART, RESTARTED, RESTART_FAILED,
+	struct fo_plan plan;        /* FENCE_VMS, CHOSEN */
+	struct fo_plan_entry entry; /* RESTART, RESTARTED, RESTART_FAILED,
 	                                HANDED_BACK, NO_ROOM */
 	char peer[FO_NAME_MAX];
 	uint64_t took_ms;
@@ -326,8 +326,8 @@ struct fo_instance_info {
 	struct fo_instance_id inst;
 	enum fo_phase phase;
 	char coordinator[FO_NAME_MAX]; /* the chosen ballot's proposer */
-	uint64_t detected_at;   /* this node noted the death (0 = learned only) */
-	uint64_t chosen_at;     /* this node learned the plan */
+	uint64_t detected_at;          /* this node noted the death (0 = learned only) */
+	uint64_t chosen_at;            /* this node learned the plan */
 	uint64_t fenced_at;
 	char fence_how[FO_TEXT_MAX];
 	char cause[FO_TEXT_MAX]; /* why it opened: "declared dead", "restarted
@@ -340,7 +340,7 @@ struct fo_instance_info {
 struct fo_owed {
 	char uuid[FO_UUID_MAX];
 	char name[FO_NAME_MAX];
-	char host[FO_NAME_MAX];  /* where it last ran or is defined */
+	char host[FO_NAME_MAX]; /* where it last ran or is defined */
 	uint64_t epoch;
 	int32_t priority;
 	uint64_t since;          /* down since (our clock) */
@@ -407,21 +407,21 @@ void fo_msg_clear(struct fo_msg *m);
 void fo_event_clear(struct fo_event *e);
 
 /* Outcomes of actions. */
-void fo_remote_fence_done(struct fo *f, const struct fo_instance_id *inst, bool ok,
-                          const char *how, uint64_t now);
+void fo_remote_fence_done(struct fo *f, const struct fo_instance_id *inst, bool ok, const char *how,
+                          uint64_t now);
 void fo_restart_done(struct fo *f, const struct fo_instance_id *inst, const char *uuid, bool ok,
                      const char *why, uint64_t now);
 
 /* State. */
-bool fo_quorate(const struct fo *f, uint64_t now);   /* may decide and start */
-bool fo_fenced(const struct fo *f);                   /* self-fenced and not quorate since */
+bool fo_quorate(const struct fo *f, uint64_t now); /* may decide and start */
+bool fo_fenced(const struct fo *f);                /* self-fenced and not quorate since */
 /* When this core fences itself unless quorate before: its last quorate
  * moment (or its start, or the resumed base) + F; 0 once fenced, and
  * UINT64_MAX where it never fences (a cluster of one). The watchdog is
  * petted only before it (agent/daemon/ha.c). */
 uint64_t fo_self_fence_at(const struct fo *f);
-size_t fo_voters(const struct fo *f);                 /* voting set size, self included */
-size_t fo_majority(const struct fo *f);               /* voters / 2 + 1 */
+size_t fo_voters(const struct fo *f);   /* voting set size, self included */
+size_t fo_majority(const struct fo *f); /* voters / 2 + 1 */
 /* How many voters acknowledged us recently (self included). */
 size_t fo_acknowledged(const struct fo *f, uint64_t now);
 size_t fo_instance_count(const struct fo *f);
@@ -498,7 +498,7 @@ bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b);
  * history). A name may appear more than once (the highest incarnation
  * counts).
  */
-#define FO_JOURNAL_MAX_BYTES (4u << 20)   /* restore refuses larger text */
+#define FO_JOURNAL_MAX_BYTES (4u << 20) /* restore refuses larger text */
 #define FO_JOURNAL_MAX_ENTRIES 65536u
 uint64_t fo_journal_version(const struct fo *f);
 /* The caller restored the journal at start and every write since has

@@ -85,21 +85,21 @@ enum mig_reason {
  */
 struct mig_msg {
 	enum mig_msg_type type;
-	char from[MIG_NAME_MAX];       /* sender host name (all types) */
-	char to[MIG_NAME_MAX];         /* receiver host name (all types) */
-	char proposal_id[MIG_ID_MAX];  /* chosen by the source, unique (all types) */
-	char vm_name[MIG_NAME_MAX];    /* PROPOSE: the VM's name (also echoed in ACCEPT/REFUSE) */
-	char vm_uuid[MIG_UUID_MAX];    /* PROPOSE: the VM's UUID, how the target
+	char from[MIG_NAME_MAX];        /* sender host name (all types) */
+	char to[MIG_NAME_MAX];          /* receiver host name (all types) */
+	char proposal_id[MIG_ID_MAX];   /* chosen by the source, unique (all types) */
+	char vm_name[MIG_NAME_MAX];     /* PROPOSE: the VM's name (also echoed in ACCEPT/REFUSE) */
+	char vm_uuid[MIG_UUID_MAX];     /* PROPOSE: the VM's UUID, how the target
 	                                  recognises its arrival */
-	uint32_t vcpus;                /* PROPOSE: vCPUs to reserve */
-	uint64_t memory_kib;           /* PROPOSE: memory to reserve */
-	char cpu_model[MIG_CPU_MAX];   /* PROPOSE: the source host's CPU model */
-	uint32_t lease_ms;             /* ACCEPT, RENEWED: lease granted from receipt */
-	uint64_t stamp;                /* PROPOSE, RENEW: the source's clock at
+	uint32_t vcpus;                 /* PROPOSE: vCPUs to reserve */
+	uint64_t memory_kib;            /* PROPOSE: memory to reserve */
+	char cpu_model[MIG_CPU_MAX];    /* PROPOSE: the source host's CPU model */
+	uint32_t lease_ms;              /* ACCEPT, RENEWED: lease granted from receipt */
+	uint64_t stamp;                 /* PROPOSE, RENEW: the source's clock at
 	                                  sending; echoed in ACCEPT, RENEWED and
 	                                  REFUSE so the source dates its lease from
 	                                  its own clock (conservatively) */
-	enum mig_reason reason;        /* REFUSE: why */
+	enum mig_reason reason;         /* REFUSE: why */
 	char reason_text[MIG_TEXT_MAX]; /* REFUSE: human text, with numbers */
 };
 
@@ -169,19 +169,19 @@ struct mig_event {
 	char proposal_id[MIG_ID_MAX];
 	char vm_name[MIG_NAME_MAX];
 	char vm_uuid[MIG_UUID_MAX];
-	char peer[MIG_NAME_MAX];    /* the other host */
+	char peer[MIG_NAME_MAX]; /* the other host */
 	uint32_t vcpus;
 	uint64_t memory_kib;
-	enum mig_reason reason;     /* REFUSED_IN, REFUSED, LEASE_LOST */
-	bool ok;                    /* FINISHED: committed (true) or aborted */
+	enum mig_reason reason;      /* REFUSED_IN, REFUSED, LEASE_LOST */
+	bool ok;                     /* FINISHED: committed (true) or aborted */
 	char text[MIG_TEXT_MAX * 2]; /* the cause, for the log */
 };
 
 /* How the source's caller reports the libvirt outcome. */
 enum mig_outcome {
-	MIG_DONE_OK = 0,             /* migrated: COMMIT */
-	MIG_DONE_FAILED = 1,         /* did not move (reconciled): ABORT */
-	MIG_DONE_LANDED_ANYWAY = 2,  /* libvirt said failed, but the VM runs on
+	MIG_DONE_OK = 0,            /* migrated: COMMIT */
+	MIG_DONE_FAILED = 1,        /* did not move (reconciled): ABORT */
+	MIG_DONE_LANDED_ANYWAY = 2, /* libvirt said failed, but the VM runs on
 	                                the target (reconciled): COMMIT */
 };
 

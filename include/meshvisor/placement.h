@@ -20,8 +20,8 @@
 
 struct placement_host {
 	const char *name;
-	bool alive;      /* membership: ALIVE */
-	bool healthy;    /* libvirt reachable */
+	bool alive;   /* membership: ALIVE */
+	bool healthy; /* libvirt reachable */
 	bool draining;
 	uint32_t cpus;
 	double cpu_overcommit;
@@ -40,8 +40,8 @@ struct placement_request {
 uint32_t placement_vcpu_capacity(const struct placement_host *h);
 uint64_t placement_memory_capacity_kib(const struct placement_host *h);
 /* Whether req fits on h; when not, why (e.g. "needs 4096 MiB, 1024 MiB left"). */
-bool placement_fits(const struct placement_host *h, const struct placement_request *req,
-                    char *why, size_t whylen);
+bool placement_fits(const struct placement_host *h, const struct placement_request *req, char *why,
+                    size_t whylen);
 
 /* Picks the host for req. Returns the index, or -1 with a message naming
  * each host and why it was not chosen ("no host has room for 4 vCPUs /

@@ -83,10 +83,10 @@ struct nstate_msg {
 struct nstate_config {
 	char name[NSTATE_NAME_MAX];
 	uint64_t seed;
-	uint32_t sync_interval_ms;  /* anti-entropy round (default 1000) */
-	uint32_t push_fanout;       /* peers per push (default 3) */
-	uint32_t push_hops;         /* relays of a push; 0 = derive from N (default 0) */
-	uint32_t max_msg_bytes;     /* split DELTAs above this (default 512 KiB) */
+	uint32_t sync_interval_ms; /* anti-entropy round (default 1000) */
+	uint32_t push_fanout;      /* peers per push (default 3) */
+	uint32_t push_hops;        /* relays of a push; 0 = derive from N (default 0) */
+	uint32_t max_msg_bytes;    /* split DELTAs above this (default 512 KiB) */
 };
 
 /* A record changed in our view (new host, or a newer version). */
@@ -112,8 +112,8 @@ void nstate_forget(struct nstate *ns, const char *name);
 /* Publishes our own record. (incarnation, version) must be larger than the
  * last one we published (-EINVAL otherwise, nothing changed). `urgent`
  * pushes it at once; otherwise anti-entropy carries it. */
-int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version,
-                     const uint8_t *data, size_t len, bool urgent, uint64_t now);
+int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version, const uint8_t *data,
+                     size_t len, bool urgent, uint64_t now);
 
 int nstate_handle_message(struct nstate *ns, const struct nstate_msg *m, uint64_t now);
 int nstate_handle_timer(struct nstate *ns, uint64_t now);

@@ -72,7 +72,7 @@ struct swim_msg {
 	const char *to;        /* receiver's name; "" when only to_addr is known */
 	const char *to_addr;   /* where to send it */
 	uint64_t seq;
-	const char *target;      /* PING_REQ: whom to probe; relayed ACK/NACK */
+	const char *target; /* PING_REQ: whom to probe; relayed ACK/NACK */
 	const char *target_addr;
 	bool join; /* PUSH_PULL sent by a joining node */
 	const struct swim_update *updates;
@@ -93,7 +93,7 @@ struct swim_msg {
  */
 struct swim_strtab;
 
-struct swim_strtab *swim_strtab_new(void); /* NULL when out of memory */
+struct swim_strtab *swim_strtab_new(void);    /* NULL when out of memory */
 void swim_strtab_free(struct swim_strtab *t); /* every core using it is freed */
 /* Distinct strings held (by all the cores together), and their bytes. */
 size_t swim_strtab_count(const struct swim_strtab *t);
@@ -108,13 +108,13 @@ struct swim_config {
 	char addr[SWIM_ADDR_MAX]; /* this node's advertised peer address */
 	uint64_t seed;            /* PRNG seed (deterministic replay) */
 
-	uint32_t probe_interval_ms;  /* base protocol period (default 1000) */
-	uint32_t probe_timeout_ms;   /* direct-probe ack deadline (default 500) */
-	uint32_t indirect_probes;    /* k peers asked to ping-req (default 3) */
-	uint32_t retransmit_mult;    /* λ: retransmit limit = λ·ceil(log10(N+1)) (default 4) */
+	uint32_t probe_interval_ms; /* base protocol period (default 1000) */
+	uint32_t probe_timeout_ms;  /* direct-probe ack deadline (default 500) */
+	uint32_t indirect_probes;   /* k peers asked to ping-req (default 3) */
+	uint32_t retransmit_mult;   /* λ: retransmit limit = λ·ceil(log10(N+1)) (default 4) */
 	uint32_t suspicion_min_mult; /* Lifeguard: min = mult·max(1,log10 N)·interval (default 1) */
-	uint32_t suspicion_max_mult; /* max = max_mult·min (default 6) */
-	uint32_t awareness_max;      /* Lifeguard local-health cap (default 8) */
+	uint32_t suspicion_max_mult;    /* max = max_mult·min (default 6) */
+	uint32_t awareness_max;         /* Lifeguard local-health cap (default 8) */
 	uint32_t push_pull_interval_ms; /* base, scaled up with cluster size (default 30000) */
 	uint32_t gossip_interval_ms;    /* extra gossip rounds between probes (default 200) */
 	uint32_t gossip_fanout;         /* members per gossip round (default 3) */
@@ -125,26 +125,26 @@ struct swim_config {
 };
 
 enum swim_event_type {
-	SWIM_EV_MEMBER_JOINED = 0,   /* first heard of, alive */
-	SWIM_EV_MEMBER_SUSPECT = 1,  /* suspicion started (cause: probe failed, or gossip) */
-	SWIM_EV_MEMBER_ALIVE = 2,    /* suspicion refuted / came back with new incarnation */
-	SWIM_EV_MEMBER_DEAD = 3,     /* suspicion timed out (confirmations listed) or gossip */
-	SWIM_EV_MEMBER_LEFT = 4,     /* graceful leave */
-	SWIM_EV_MEMBER_REAPED = 5,   /* forgotten after reap_ms */
+	SWIM_EV_MEMBER_JOINED = 0,       /* first heard of, alive */
+	SWIM_EV_MEMBER_SUSPECT = 1,      /* suspicion started (cause: probe failed, or gossip) */
+	SWIM_EV_MEMBER_ALIVE = 2,        /* suspicion refuted / came back with new incarnation */
+	SWIM_EV_MEMBER_DEAD = 3,         /* suspicion timed out (confirmations listed) or gossip */
+	SWIM_EV_MEMBER_LEFT = 4,         /* graceful leave */
+	SWIM_EV_MEMBER_REAPED = 5,       /* forgotten after reap_ms */
 	SWIM_EV_MEMBER_ADDR_CHANGED = 6, /* same name, new address (restart elsewhere) */
-	SWIM_EV_SELF_REFUTED = 7,    /* someone suspected us; incarnation bumped */
-	SWIM_EV_JOINED_CLUSTER = 8,  /* a join push-pull got its reply */
-	SWIM_EV_JOIN_FAILED = 9,     /* a join attempt timed out; will retry */
-	SWIM_EV_LOCAL_HEALTH = 10,   /* our Lifeguard awareness score changed */
+	SWIM_EV_SELF_REFUTED = 7,        /* someone suspected us; incarnation bumped */
+	SWIM_EV_JOINED_CLUSTER = 8,      /* a join push-pull got its reply */
+	SWIM_EV_JOIN_FAILED = 9,         /* a join attempt timed out; will retry */
+	SWIM_EV_LOCAL_HEALTH = 10,       /* our Lifeguard awareness score changed */
 };
 
 struct swim_event {
 	enum swim_event_type type;
-	const char *name;  /* member concerned ("" for cluster-level events) */
+	const char *name; /* member concerned ("" for cluster-level events) */
 	const char *addr;
 	uint64_t incarnation;
-	enum swim_state state; /* member's new state */
-	const char *cause;     /* human text, e.g. "probe failed (direct+3 indirect)",
+	enum swim_state state;  /* member's new state */
+	const char *cause;      /* human text, e.g. "probe failed (direct+3 indirect)",
 	                          "suspicion timeout, confirmed by n2,n4",
 	                          "refuted by incarnation 7", "gossip from n3" */
 	uint32_t confirmations; /* independent suspicions seen (DEAD/SUSPECT) */
@@ -157,8 +157,8 @@ struct swim_member_info {
 	const char *addr;
 	enum swim_state state;
 	uint64_t incarnation;
-	uint64_t since_ms;  /* `now` of the last state change */
-	const char *cause;  /* cause of the last change */
+	uint64_t since_ms; /* `now` of the last state change */
+	const char *cause; /* cause of the last change */
 	bool is_self;
 };
 
@@ -168,8 +168,7 @@ void swim_config_default(struct swim_config *cfg);
 
 /* Creates a core whose only member is itself (ALIVE, incarnation 0 unless
  * initial_incarnation is larger). Returns NULL on bad config or no memory. */
-struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnation,
-                      uint64_t now);
+struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnation, uint64_t now);
 void swim_free(struct swim *s);
 
 /* Start joining through seed addresses ("host:port"). Sends a join

@@ -77,7 +77,8 @@ static uint64_t first_rec(struct fw *w, int type, int node, int peer)
 {
 	for (size_t k = 0; k < fw_log_count(w); k++) {
 		const struct fw_rec *r = fw_log_at(w, k);
-		if (r->type == type && (node < 0 || r->node == node) && (peer < 0 || r->peer == peer))
+		if (r->type == type && (node < 0 || r->node == node) &&
+		    (peer < 0 || r->peer == peer))
 			return r->t;
 	}
 	return UINT64_MAX;
@@ -159,8 +160,8 @@ static bool run(int n, int nvms, int ndead, bool agent_only, uint64_t seed, stru
 				for (size_t k = 0; f && k < fo_instance_count(f); k++) {
 					struct fo_instance_info info;
 					fo_instance_at(f, k, &info);
-					if (strcmp(info.inst.dead, c->inst.dead) == 0 && info.inst.round == 0 &&
-					    info.coordinator[0]) {
+					if (strcmp(info.inst.dead, c->inst.dead) == 0 &&
+					    info.inst.round == 0 && info.coordinator[0]) {
 						coord = fw_index(w, info.coordinator);
 						break;
 					}
@@ -190,7 +191,8 @@ static bool run(int n, int nvms, int ndead, bool agent_only, uint64_t seed, stru
 				uint64_t first = 0;
 				for (size_t k = 0; k < fw_log_count(w) && !first; k++) {
 					const struct fw_rec *r = fw_log_at(w, k);
-					if (r->type == FO_EV_RESTARTED && r->vm == v && r->peer == dead[d])
+					if (r->type == FO_EV_RESTARTED && r->vm == v &&
+					    r->peer == dead[d])
 						first = r->t;
 				}
 				if (first > last)
@@ -198,34 +200,46 @@ static bool run(int n, int nvms, int ndead, bool agent_only, uint64_t seed, stru
 			}
 			s.detect = det == UINT64_MAX ? -1 : (double)(det - t0) / 1000.0;
 			s.chosen = (double)(c->chosen_at - t0) / 1000.0;
-			s.fence = fenced == UINT64_MAX ? -1 : (double)(fenced - c->chosen_at) / 1000.0;
-			s.restart = last && fenced != UINT64_MAX ? (double)(last - fenced) / 1000.0 : -1;
+			s.fence =
+			    fenced == UINT64_MAX ? -1 : (double)(fenced - c->chosen_at) / 1000.0;
+			s.restart =
+			    last && fenced != UINT64_MAX ? (double)(last - fenced) / 1000.0 : -1;
 			s.total = last ? (double)(last - t0) / 1000.0 : -1;
 			s.complete = complete;
 		}
 		int nv = 0;
 		for (int v = 0; v < fw_vm_count(w); v++)
 			nv += fw_vm_home(w, v) == dead[d];
-		printf("  seed %-20" PRIu64 " dead %-4s (%2d VMs) coord %-4s detection %6.2f s  chosen "
-		       "%6.2f s  fence wait %6.2f s  restart %6.2f s  total %6.2f s%s  [wall %.1f s]\n",
-		       seed, fw_name(w, dead[d]), nv, coord >= 0 ? fw_name(w, coord) : "?", s.detect,
-		       s.chosen, s.fence, s.restart, s.total,
+		printf("  seed %-20" PRIu64
+		       " dead %-4s (%2d VMs) coord %-4s detection %6.2f s  chosen "
+		       "%6.2f s  fence wait %6.2f s  restart %6.2f s  total %6.2f s%s  [wall %.1f "
+		       "s]\n",
+		       seed, fw_name(w, dead[d]), nv, coord >= 0 ? fw_name(w, coord) : "?",
+		       s.detect, s.chosen, s.fence, s.restart, s.total,
 		       s.complete ? "" : "  INCOMPLETE", wall);
 		for (int v = 0; !s.complete && v < fw_vm_count(w); v++) {
 			if (fw_vm_home(w, v) != dead[d] ||
 			    (fw_vm_copies(w, v) == 1 && fw_vm_host(w, v, NULL) != dead[d]))
 				continue;
-			printf("    %s runs %d times; planned:", fw_vm_name(w, v), fw_vm_copies(w, v));
+			printf("    %s runs %d times; planned:", fw_vm_name(w, v),
+			       fw_vm_copies(w, v));
 			for (size_t k = 0; k < fw_chosen_count(w); k++) {
 				const struct fw_chosen *pc = fw_chosen_at(w, k);
 				for (size_t q = 0; q < pc->plan.n; q++)
 					if (strcmp(pc->plan.entries[q].uuid, fw_vm_uuid(w, v)) == 0)
-						printf(" (%s,%" PRIu64 ",%u)->%s%s", pc->inst.dead,
-						       pc->inst.incarnation, pc->inst.round,
-						       pc->plan.entries[q].target[0] ? pc->plan.entries[q].target : "\"\"",
-						       fw_index(w, pc->plan.entries[q].target) >= 0 &&
-						       !fw_host_up(w, fw_index(w, pc->plan.entries[q].target))
-						           ? " (dead)" : "");
+						printf(
+						    " (%s,%" PRIu64 ",%u)->%s%s", pc->inst.dead,
+						    pc->inst.incarnation, pc->inst.round,
+						    pc->plan.entries[q].target[0]
+							? pc->plan.entries[q].target
+							: "\"\"",
+						    fw_index(w, pc->plan.entries[q].target) >= 0 &&
+							    !fw_host_up(
+								w,
+								fw_index(
+								    w, pc->plan.entries[q].target))
+							? " (dead)"
+							: "");
 			}
 			printf("\n");
 		}
@@ -244,21 +258,24 @@ static bool run(int n, int nvms, int ndead, bool agent_only, uint64_t seed, stru
 static void summary(const char *what, struct sample *s, int n)
 {
 	double v[MAXS];
-	const char *names[] = {"detection (crash -> DEAD at coordinator)",
-	                       "plan chosen (crash -> first learned)",
-	                       "fence wait (chosen -> fenced)",
-	                       "restart (fenced -> all running elsewhere)",
-	                       "total (crash -> all running elsewhere)"};
+	const char *names[] = {
+	    "detection (crash -> DEAD at coordinator)", "plan chosen (crash -> first learned)",
+	    "fence wait (chosen -> fenced)", "restart (fenced -> all running elsewhere)",
+	    "total (crash -> all running elsewhere)"};
 	printf("%s: %d dead hosts measured\n", what, n);
 	for (int f = 0; f < 5; f++) {
 		int m = 0;
 		for (int k = 0; k < n; k++) {
-			double x = f == 0 ? s[k].detect : f == 1 ? s[k].chosen : f == 2 ? s[k].fence
-			         : f == 3 ? s[k].restart : s[k].total;
+			double x = f == 0   ? s[k].detect
+			           : f == 1 ? s[k].chosen
+			           : f == 2 ? s[k].fence
+			           : f == 3 ? s[k].restart
+			                    : s[k].total;
 			if (x >= 0)
 				v[m++] = x;
 		}
-		printf("  %-45s p50 %6.2f s  max %6.2f s\n", names[f], pct(v, m, 0.5), pct(v, m, 1.0));
+		printf("  %-45s p50 %6.2f s  max %6.2f s\n", names[f], pct(v, m, 0.5),
+		       pct(v, m, 1.0));
 	}
 }
 
@@ -278,13 +295,16 @@ int main(int argc, char **argv)
 			runs = atoi(argv[++a]);
 		else if (strcmp(argv[a], "--deaths") == 0 && a + 1 < argc) {
 			ndeaths = 0;
-			for (char *p = strtok(argv[++a], ","); p && ndeaths < 8; p = strtok(NULL, ","))
+			for (char *p = strtok(argv[++a], ","); p && ndeaths < 8;
+			     p = strtok(NULL, ","))
 				deaths[ndeaths++] = atoi(p);
 		} else if (strcmp(argv[a], "--no-agent") == 0) {
 			agent_case = false;
 		} else {
-			fprintf(stderr, "usage: %s [--n N] [--vms V] [--runs R] [--deaths 1,3] "
-			        "[--no-agent]\n", argv[0]);
+			fprintf(stderr,
+			        "usage: %s [--n N] [--vms V] [--runs R] [--deaths 1,3] "
+			        "[--no-agent]\n",
+			        argv[0]);
 			return 2;
 		}
 	}
@@ -296,7 +316,8 @@ int main(int argc, char **argv)
 	fo_config_default(&d);
 	printf("failover bench: %d hosts, %d HA VMs, %d seeds per case; heartbeat %u ms, F %u ms, "
 	       "margin %u ms, coordinator step %u ms\n"
-	       "target (issue): the VMs of a dead host run elsewhere within seconds; floor with a dead "
+	       "target (issue): the VMs of a dead host run elsewhere within seconds; floor with a "
+	       "dead "
 	       "hypervisor: last ack + quorate + F + margin = last ack + %.1f s, at most plan + "
 	       "F + margin = plan + %.1f s\n",
 	       n, nvms, runs, d.heartbeat_ms, d.fence_after_ms, d.fence_margin_ms,
@@ -311,15 +332,15 @@ int main(int argc, char **argv)
 		int ns = 0;
 		bool agent = c == ndeaths;
 		int nd = agent ? 1 : deaths[c];
-		printf("case: %d simultaneous %s crash%s\n", nd, agent ? "agent-only" : "whole-host",
-		       nd > 1 ? "es" : "");
+		printf("case: %d simultaneous %s crash%s\n", nd,
+		       agent ? "agent-only" : "whole-host", nd > 1 ? "es" : "");
 		for (int r = 0; r < runs; r++) {
 			uint64_t seed = env && *env ? x : mv_splitmix64(&x) >> 1;
 			ok &= run(n, nvms, nd, agent, seed, s, &ns);
 		}
 		char what[64];
-		snprintf(what, sizeof(what), "%d simultaneous %s death%s", nd, agent ? "agent" : "host",
-		         nd > 1 ? "s" : "");
+		snprintf(what, sizeof(what), "%d simultaneous %s death%s", nd,
+		         agent ? "agent" : "host", nd > 1 ? "s" : "");
 		summary(what, s, ns);
 	}
 	return ok ? 0 : 1;

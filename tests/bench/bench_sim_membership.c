@@ -39,7 +39,7 @@ static struct row rows[64];
 static int n_rows;
 
 static void row_add(const char *what, int n, const char *target, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void row_add(const char *what, int n, const char *target, const char *fmt, ...)
 {
@@ -130,13 +130,15 @@ static int bench_detect(int n, int runs)
 			if (i != v)
 				false_dead += (int)sim_stats(s, i)->dead;
 		if (all < 0 || st->first_suspect_at < 0) {
-			printf("  run %d: n%d not DEAD everywhere within %.0f s (seed=%" PRIu64 ")\n",
+			printf("  run %d: n%d not DEAD everywhere within %.0f s (seed=%" PRIu64
+			       ")\n",
 			       r, v, (smax + 60000) / 1000.0, sim_seed(s));
 		} else {
 			sus[ok] = st->first_suspect_at - (int64_t)t0;
 			dead[ok] = all;
 			ok++;
-			printf("  run %d: victim n%d suspected +%" PRId64 " ms, DEAD at all members "
+			printf("  run %d: victim n%d suspected +%" PRId64
+			       " ms, DEAD at all members "
 			       "+%" PRId64 " ms\n",
 			       r, v, st->first_suspect_at - (int64_t)t0, all);
 		}
@@ -206,7 +208,8 @@ static int bench_false(int n, int minutes)
 
 static int bench_traffic(int n)
 {
-	printf("\n[traffic] n=%d, idle steady state, no loss, 60 s measured after 120 s quiet\n", n);
+	printf("\n[traffic] n=%d, idle steady state, no loss, 60 s measured after 120 s quiet\n",
+	       n);
 	struct sim *s = cluster(n, 300000);
 	if (s == NULL)
 		return -1;
@@ -227,11 +230,12 @@ static int bench_traffic(int n)
 	double secs = ms / 1000.0;
 	printf("  %.1f s wall for 60 s simulated; per node per s by type:", wall_s() - w);
 	for (int k = 0; k < 6; k++)
-		printf(" %s %.2f", swim_msg_type_name((enum swim_msg_type)k), by_type[k] / secs / n);
+		printf(" %s %.2f", swim_msg_type_name((enum swim_msg_type)k),
+		       by_type[k] / secs / n);
 	printf("\n");
 	row_add("messages sent per node per s (idle)", n, "-", "%.2f", msgs / secs / n);
-	row_add("bytes sent per node per s (idle)", n, "-", "%.0f B (%.0f B/msg)",
-	        bytes / secs / n, msgs ? (double)bytes / (double)msgs : 0.0);
+	row_add("bytes sent per node per s (idle)", n, "-", "%.0f B (%.0f B/msg)", bytes / secs / n,
+	        msgs ? (double)bytes / (double)msgs : 0.0);
 	sim_free(s);
 	return 0;
 }
@@ -261,7 +265,8 @@ static int bench_big(int n, long cap_mib)
 		secs++;
 		sim_rss_kib(&rss2, &peak2);
 		if (secs % 5 == 0 || rss2 / 1024 > cap_mib) {
-			printf("  t=%2d s: wall %.1f s, RSS %ld MiB\n", secs, wall_s() - w0, rss2 / 1024);
+			printf("  t=%2d s: wall %.1f s, RSS %ld MiB\n", secs, wall_s() - w0,
+			       rss2 / 1024);
 			fflush(stdout);
 		}
 		if (rss2 / 1024 > cap_mib) {
@@ -279,7 +284,8 @@ static int bench_big(int n, long cap_mib)
 		secs++;
 		sim_rss_kib(&rss2, &peak2);
 		if (rss2 / 1024 > cap_mib) {
-			printf("  t=%2d s: wall %.1f s, RSS %ld MiB\n", secs, wall_s() - w0, rss2 / 1024);
+			printf("  t=%2d s: wall %.1f s, RSS %ld MiB\n", secs, wall_s() - w0,
+			       rss2 / 1024);
 			capped = true;
 		}
 	}
@@ -297,9 +303,9 @@ static int bench_big(int n, long cap_mib)
 		bytes += sim_traffic(s, i)->bytes;
 	}
 	bool one = conv_secs >= 0;
-	double per_member = sum_known > (size_t)n ? (double)(rss2 - rss1) * 1024.0 /
-							    (double)(sum_known - (size_t)n)
-						  : 0.0;
+	double per_member = sum_known > (size_t)n
+	                        ? (double)(rss2 - rss1) * 1024.0 / (double)(sum_known - (size_t)n)
+	                        : 0.0;
 	printf("  %s after %d simulated s: wall %.1f s; RSS %ld MiB (after sim_new %ld MiB)\n",
 	       capped ? "STOPPED at the RSS cap" : "done", secs, w1 - w0, rss2 / 1024, rss1 / 1024);
 	if (conv_secs >= 0)
@@ -310,10 +316,11 @@ static int bench_big(int n, long cap_mib)
 	       min_known, (double)sum_known / n, n, one ? "yes" : "no", msgs, bytes / 1048576.0,
 	       per_member);
 	if (per_member > 0)
-		printf("  full mesh estimate: %d x %d entries x %.0f B = %.1f GiB\n", n, n, per_member,
-		       (double)n * n * per_member / 1073741824.0);
+		printf("  full mesh estimate: %d x %d entries x %.0f B = %.1f GiB\n", n, n,
+		       per_member, (double)n * n * per_member / 1073741824.0);
 	char what[64];
-	snprintf(what, sizeof(what), "runs at all: simulated s in wall s%s", capped ? " (capped)" : "");
+	snprintf(what, sizeof(what), "runs at all: simulated s in wall s%s",
+	         capped ? " (capped)" : "");
 	row_add(what, n, "-", "%d s in %.1f s", secs, w1 - w0);
 	row_add("  RSS (after sim_new)", n, "-", "%ld MiB (%ld MiB)", rss2 / 1024, rss1 / 1024);
 	row_add("  RSS per member entry (all cores)", n, "-", "%.0f B", per_member);
@@ -366,8 +373,9 @@ int main(int argc, char **argv)
 		else if (argv[i][0] != '-')
 			mode = argv[i];
 		else {
-			fprintf(stderr, "usage: %s [detect|false|traffic|big|all] [--n N] [--runs R] "
-			                "[--minutes M] [--big N] [--rss-cap-mib M] [--full]\n",
+			fprintf(stderr,
+			        "usage: %s [detect|false|traffic|big|all] [--n N] [--runs R] "
+			        "[--minutes M] [--big N] [--rss-cap-mib M] [--full]\n",
 			        argv[0]);
 			return 2;
 		}

@@ -104,8 +104,8 @@ static void traffic(struct ssim *s, double secs, double *bytes, double *msgs, do
 }
 
 /* Spread percentiles of the changes tracked so far (unfinished count). */
-static void spread_stats(struct ssim *s, int64_t *p50, int64_t *p99, int64_t *max,
-                         size_t *done, size_t *total)
+static void spread_stats(struct ssim *s, int64_t *p50, int64_t *p99, int64_t *max, size_t *done,
+                         size_t *total)
 {
 	const struct ssim_change *ch;
 	size_t n = ssim_changes(s, &ch);
@@ -156,7 +156,8 @@ static void bench_spread(int n, double loss, int changes)
 	       " ms (%zu/%zu done); push alone reached %.1f%% avg, %d min |\n",
 	       n, loss * 100, record_bytes, p50, p99, max, done, total,
 	       100.0 * pushed_sum / changes / n, pushed_min);
-	fprintf(stderr, "  [spread n=%d loss=%.2f: wall %.1f s, peak RSS %ld MiB, rejected %" PRIu64
+	fprintf(stderr,
+	        "  [spread n=%d loss=%.2f: wall %.1f s, peak RSS %ld MiB, rejected %" PRIu64
 	        " regress %" PRIu64 "]\n",
 	        n, loss, wall_s() - w0, peak / 1024, ssim_counters(s)->rejected,
 	        ssim_counters(s)->regress);
@@ -221,8 +222,8 @@ static void bench_traffic(int n, double load_secs)
 	}
 	long rss, peak;
 	ssim_rss_kib(&rss, &peak);
-	fprintf(stderr, "  [traffic n=%d: wall %.1f s, peak RSS %ld MiB, rejected %" PRIu64 "]\n", n,
-	        wall_s() - w0, peak / 1024, ssim_counters(s)->rejected);
+	fprintf(stderr, "  [traffic n=%d: wall %.1f s, peak RSS %ld MiB, rejected %" PRIu64 "]\n",
+	        n, wall_s() - w0, peak / 1024, ssim_counters(s)->rejected);
 	ssim_free(s);
 }
 
@@ -247,8 +248,10 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--load-seconds") == 0 && i + 1 < argc) {
 			load = atof(argv[++i]);
 		} else {
-			fprintf(stderr, "usage: %s [--n N] [--changes C] [--record-bytes B] "
-			        "[--loss P] [--load-seconds S]\n", argv[0]);
+			fprintf(stderr,
+			        "usage: %s [--n N] [--changes C] [--record-bytes B] "
+			        "[--loss P] [--load-seconds S]\n",
+			        argv[0]);
 			return 2;
 		}
 	}

@@ -103,7 +103,8 @@ static size_t walk(const Mv__Envelope *env)
 	case MV__ENVELOPE__BODY_FAILOVER: {
 		const Mv__FailoverMessage *m = env->failover;
 		t += touch(m->to) + touch(m->dead) + touch(m->ballot_proposer) +
-		     touch(m->accepted_proposer) + touch(m->vm_uuid) + touch(m->text) + (size_t)m->type;
+		     touch(m->accepted_proposer) + touch(m->vm_uuid) + touch(m->text) +
+		     (size_t)m->type;
 		for (size_t i = 0; i < m->n_removed; i++)
 			t += touch(m->removed[i]->name);
 		for (size_t i = 0; i < m->n_plan; i++) {
@@ -115,8 +116,12 @@ static size_t walk(const Mv__Envelope *env)
 	case MV__ENVELOPE__BODY_REQUEST: {
 		const Mv__RpcRequest *r = env->request;
 		switch (r->op_case) {
-		case MV__RPC_REQUEST__OP_MIGRATE: t += touch(r->migrate->vm) + touch(r->migrate->to); break;
-		case MV__RPC_REQUEST__OP_DRAIN: t += touch(r->drain->node); break;
+		case MV__RPC_REQUEST__OP_MIGRATE:
+			t += touch(r->migrate->vm) + touch(r->migrate->to);
+			break;
+		case MV__RPC_REQUEST__OP_DRAIN:
+			t += touch(r->drain->node);
+			break;
 		case MV__RPC_REQUEST__OP_VM_RECEIVE:
 			t += touch(r->vm_receive->xml) + touch(r->vm_receive->proposal_id);
 			break;
@@ -124,22 +129,36 @@ static size_t walk(const Mv__Envelope *env)
 			for (size_t i = 0; i < r->join->n_seeds; i++)
 				t += touch(r->join->seeds[i]);
 			break;
-		case MV__RPC_REQUEST__OP_NODE: t += touch(r->node->name); break;
-		case MV__RPC_REQUEST__OP_VMS: t += touch(r->vms->node); break;
-		case MV__RPC_REQUEST__OP_VM: t += touch(r->vm->vm); break;
+		case MV__RPC_REQUEST__OP_NODE:
+			t += touch(r->node->name);
+			break;
+		case MV__RPC_REQUEST__OP_VMS:
+			t += touch(r->vms->node);
+			break;
+		case MV__RPC_REQUEST__OP_VM:
+			t += touch(r->vm->vm);
+			break;
 		case MV__RPC_REQUEST__OP_VM_CREATE:
 			t += touch(r->vm_create->xml) + touch(r->vm_create->node);
 			break;
-		case MV__RPC_REQUEST__OP_VM_ACTION: t += touch(r->vm_action->vm); break;
-		case MV__RPC_REQUEST__OP_VM_SET_HA: t += touch(r->vm_set_ha->vm); break;
-		case MV__RPC_REQUEST__OP_EVENTS: t += r->events->backlog; break;
+		case MV__RPC_REQUEST__OP_VM_ACTION:
+			t += touch(r->vm_action->vm);
+			break;
+		case MV__RPC_REQUEST__OP_VM_SET_HA:
+			t += touch(r->vm_set_ha->vm);
+			break;
+		case MV__RPC_REQUEST__OP_EVENTS:
+			t += r->events->backlog;
+			break;
 		case MV__RPC_REQUEST__OP_FORCE_LEAVE:
 			t += touch(r->force_leave->node) + touch(r->force_leave->confirm);
 			break;
 		case MV__RPC_REQUEST__OP_REPLICA_PUT:
 			t += walk_replica(r->replica_put->replica) + r->replica_put->drop;
 			break;
-		case MV__RPC_REQUEST__OP_REPLICA_GET: t += touch(r->replica_get->uuid); break;
+		case MV__RPC_REQUEST__OP_REPLICA_GET:
+			t += touch(r->replica_get->uuid);
+			break;
 		case MV__RPC_REQUEST__OP_STATUS:
 		case MV__RPC_REQUEST__OP_MEMBERS:
 		case MV__RPC_REQUEST__OP_LEAVE:
@@ -147,8 +166,10 @@ static size_t walk(const Mv__Envelope *env)
 		case MV__RPC_REQUEST__OP_MIGRATIONS:
 		case MV__RPC_REQUEST__OP_FAILOVERS:
 		case MV__RPC_REQUEST__OP_HA:
-		case MV__RPC_REQUEST__OP__NOT_SET: break;
-		default: abort(); /* an operation this walk does not know: add it */
+		case MV__RPC_REQUEST__OP__NOT_SET:
+			break;
+		default:
+			abort(); /* an operation this walk does not know: add it */
 		}
 		break;
 	}
@@ -157,7 +178,8 @@ static size_t walk(const Mv__Envelope *env)
 		t += touch(r->error);
 		if (r->result_case == MV__RPC_RESPONSE__RESULT_MEMBERS)
 			for (size_t i = 0; i < r->members->n_members; i++)
-				t += touch(r->members->members[i]->name) + touch(r->members->members[i]->addr) +
+				t += touch(r->members->members[i]->name) +
+				     touch(r->members->members[i]->addr) +
 				     touch(r->members->members[i]->cause);
 		if (r->result_case == MV__RPC_RESPONSE__RESULT_VM_OP)
 			t += touch(r->vm_op->vm) + touch(r->vm_op->uuid) + touch(r->vm_op->node) +
@@ -215,8 +237,10 @@ static size_t walk(const Mv__Envelope *env)
 		case MV__RPC_RESPONSE__RESULT_EVENT:
 		case MV__RPC_RESPONSE__RESULT_FAILOVERS:
 		case MV__RPC_RESPONSE__RESULT_HA:
-		case MV__RPC_RESPONSE__RESULT_REPLICA: break;
-		default: abort(); /* a result this walk does not know: add it */
+		case MV__RPC_RESPONSE__RESULT_REPLICA:
+			break;
+		default:
+			abort(); /* a result this walk does not know: add it */
 		}
 		break;
 	}

@@ -133,8 +133,8 @@ static bool same(const struct fo_msg *a, const struct fo_msg *b)
 		const struct fo_adopt *x = &a->adopt[i], *y = &b->adopt[i];
 		struct fo_plan px = {.n = 1, .entries = (struct fo_plan_entry *)&x->e};
 		struct fo_plan py = {.n = 1, .entries = (struct fo_plan_entry *)&y->e};
-		if (!same_plan(&px, &py) || x->incarnation != y->incarnation || x->round != y->round ||
-		    x->ballot.number != y->ballot.number ||
+		if (!same_plan(&px, &py) || x->incarnation != y->incarnation ||
+		    x->round != y->round || x->ballot.number != y->ballot.number ||
 		    strcmp(x->ballot.proposer, y->ballot.proposer) != 0)
 			return false;
 	}
@@ -166,8 +166,8 @@ static struct fo *core_new(void)
 	for (size_t i = 0; i < 5; i++)
 		fo_member(f, names[i], FO_ALIVE, 1, now);
 	static const struct fo_vm vms[] = {
-		{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", 900, 2, 1u << 20, 3, "db", true},
-		{"7795eb01-f6a4-8304-79aa-97f2502e1940", "web1", 10, 1, 1u << 19, 0, "", true},
+	    {"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", 900, 2, 1u << 20, 3, "db", true},
+	    {"7795eb01-f6a4-8304-79aa-97f2502e1940", "web1", 10, 1, 1u << 19, 0, "", true},
 	};
 	struct fo_host hosts[5];
 	memset(hosts, 0, sizeof(hosts));
@@ -231,8 +231,8 @@ static void one(const uint8_t *payload, size_t len)
 	if (why == NULL)
 		abort();
 	if (rc != 0) {
-		if (rc != -EINVAL || why[0] == '\0' || m.plan.entries != NULL || m.removed != NULL ||
-		    m.plan.n != 0 || m.n_removed != 0)
+		if (rc != -EINVAL || why[0] == '\0' || m.plan.entries != NULL ||
+		    m.removed != NULL || m.plan.n != 0 || m.n_removed != 0)
 			abort();
 		return;
 	}

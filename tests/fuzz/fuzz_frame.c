@@ -55,7 +55,8 @@ static uint32_t next_rand(uint32_t *x)
 /* Feeds one read; records every frame it completes. Returns the decoder's
  * result for the read: 0, or a negative error after which nothing more is
  * fed. */
-static int feed(struct frame_decoder *d, const uint8_t *p, size_t n, struct frames *out, uint32_t cap)
+static int feed(struct frame_decoder *d, const uint8_t *p, size_t n, struct frames *out,
+                uint32_t cap)
 {
 	const uint8_t *data = p;
 	size_t len = n;

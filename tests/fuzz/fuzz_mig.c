@@ -72,11 +72,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mig *c = mig_new(&cfg, now);
 	if (c == NULL)
 		abort();
-	struct mig_capacity cap = {.cpus = 16, .cpu_overcommit = 4, .memory_kib = 64ull << 20,
-	                           .memory_reserved_kib = 1 << 20, .memory_overcommit = 1};
+	struct mig_capacity cap = {.cpus = 16,
+	                           .cpu_overcommit = 4,
+	                           .memory_kib = 64ull << 20,
+	                           .memory_reserved_kib = 1 << 20,
+	                           .memory_overcommit = 1};
 	mig_set_capacity(c, &cap);
-	struct mig_vm vm = {.name = "vm1", .uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f",
-	                    .vcpus = 2, .memory_kib = 1 << 20};
+	struct mig_vm vm = {.name = "vm1",
+	                    .uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f",
+	                    .vcpus = 2,
+	                    .memory_kib = 1 << 20};
 	char id[MIG_ID_MAX];
 	enum mig_reason why_local;
 	mig_propose(c, &vm, "peer", now, id, &why_local);

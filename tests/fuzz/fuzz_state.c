@@ -85,8 +85,8 @@ static void check_hash(struct nstate *ns)
 		struct nstate_record r;
 		nstate_record_at(ns, i, &r);
 		struct nstate_record copy = r;
-		struct nstate_msg m = {.type = NSTATE_DELTA, .from = "x", .records = &copy,
-		                       .n_records = 1};
+		struct nstate_msg m = {
+		    .type = NSTATE_DELTA, .from = "x", .records = &copy, .n_records = 1};
 		if (strcmp(r.name, "check") == 0)
 			continue; /* that one would be c's own */
 		if (nstate_handle_message(c, &m, 0) != 0)

@@ -61,7 +61,8 @@ static void drain(struct swim *s)
 		check_output(&out);
 	struct swim_event ev;
 	while (swim_pop_event(s, &ev)) {
-		volatile size_t t = strlen(ev.name ? ev.name : "") + strlen(ev.cause ? ev.cause : "") +
+		volatile size_t t = strlen(ev.name ? ev.name : "") +
+		                    strlen(ev.cause ? ev.cause : "") +
 		                    strlen(ev.addr ? ev.addr : "");
 		(void)t;
 	}
@@ -138,7 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (frame_decoder_next(&d, &p, &len, &payload, &plen) != 1)
 			break;
 		/* time moves 0..2047 ms, chosen by the message's last bytes */
-		uint64_t step = ((uint64_t)payload[plen - 1] << 3 | (plen > 1 ? payload[0] & 7 : 0)) % 2048;
+		uint64_t step =
+		    ((uint64_t)payload[plen - 1] << 3 | (plen > 1 ? payload[0] & 7 : 0)) % 2048;
 
 		Mv__Envelope *env = NULL;
 		const char *why = NULL;

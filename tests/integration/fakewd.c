@@ -66,9 +66,9 @@ static ssize_t (*real_write)(int, const void *, size_t);
 static int (*real_close)(int);
 
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
-static const char *wd_path;   /* MV_FAKEWD_PATH, or NULL: pass everything through */
+static const char *wd_path; /* MV_FAKEWD_PATH, or NULL: pass everything through */
 static char wd_log[4096];
-static int wd_fd = -1;        /* the emulated device's descriptor while open */
+static int wd_fd = -1; /* the emulated device's descriptor while open */
 static int wd_timeout = 60;
 static int wd_min_timeout = 1;
 static unsigned wd_options = WDIOF_SETTIMEOUT | WDIOF_MAGICCLOSE | WDIOF_KEEPALIVEPING;

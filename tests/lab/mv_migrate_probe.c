@@ -106,10 +106,12 @@ static void on_poll(uv_timer_t *t)
 		 * (stats with data): on a busy machine the first samples can come
 		 * before libvirt reports any transfer */
 		if (pl->abort_after_ms >= 0 && !pl->aborted &&
-		    s.elapsed_ms >= (uint64_t)pl->abort_after_ms && s.migration && s.data_total > 0) {
+		    s.elapsed_ms >= (uint64_t)pl->abort_after_ms && s.migration &&
+		    s.data_total > 0) {
 			int rc = virt_vm_abort_job(j->v, j->name, err, sizeof(err));
 			pl->aborted = true;
-			printf("{\"event\":\"abort\",\"t_ms\":%" PRIu64 ",\"rc\":%d,\"err\":", now, rc);
+			printf("{\"event\":\"abort\",\"t_ms\":%" PRIu64 ",\"rc\":%d,\"err\":", now,
+			       rc);
 			json_str(rc < 0 ? err : "");
 			printf("}\n");
 			fflush(stdout);
@@ -143,8 +145,10 @@ int main(int argc, char **argv)
 {
 	mv_log_set_level(MV_LOG_WARN);
 	if (argc < 5 || (strcmp(argv[1], "migrate") != 0 && strcmp(argv[1], "where") != 0)) {
-		fprintf(stderr, "usage: %s migrate SRC_URI NAME DEST_URI [options] | "
-		                "where SRC_URI NAME DEST_QUERY_URI\n", argv[0]);
+		fprintf(stderr,
+		        "usage: %s migrate SRC_URI NAME DEST_URI [options] | "
+		        "where SRC_URI NAME DEST_QUERY_URI\n",
+		        argv[0]);
 		return 2;
 	}
 	uv_loop_t *loop = uv_default_loop();
@@ -211,12 +215,13 @@ int main(int argc, char **argv)
 		json_str(j.res.name);
 		printf(",\"uuid\":");
 		json_str(j.res.uuid);
-		printf(",\"elapsed_ms\":%" PRIu64 ",\"have_stats\":%s,\"downtime_ms\":%" PRIu64
-		       ",\"have_downtime\":%s,\"data_processed\":%" PRIu64 ",\"memory_total\":%" PRIu64
-		       ",\"stats_elapsed_ms\":%" PRIu64 ",\"iteration\":%" PRIu64 ",\"err\":",
-		       j.res.elapsed_ms, j.res.have_stats ? "true" : "false", j.res.stats.downtime_ms,
-		       j.res.stats.have_downtime ? "true" : "false", j.res.stats.data_processed,
-		       j.res.stats.memory_total, j.res.stats.elapsed_ms, j.res.stats.iteration);
+		printf(
+		    ",\"elapsed_ms\":%" PRIu64 ",\"have_stats\":%s,\"downtime_ms\":%" PRIu64
+		    ",\"have_downtime\":%s,\"data_processed\":%" PRIu64 ",\"memory_total\":%" PRIu64
+		    ",\"stats_elapsed_ms\":%" PRIu64 ",\"iteration\":%" PRIu64 ",\"err\":",
+		    j.res.elapsed_ms, j.res.have_stats ? "true" : "false", j.res.stats.downtime_ms,
+		    j.res.stats.have_downtime ? "true" : "false", j.res.stats.data_processed,
+		    j.res.stats.memory_total, j.res.stats.elapsed_ms, j.res.stats.iteration);
 		json_str(j.rc < 0 ? j.err : j.res.stats_error);
 		printf("}\n");
 		fflush(stdout);

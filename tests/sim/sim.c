@@ -90,13 +90,13 @@ struct sim_node {
 	bool up;
 	bool paused;
 	bool leaving;
-	uint32_t epoch;     /* bumped by crash and restart */
+	uint32_t epoch; /* bumped by crash and restart */
 	uint32_t timer_gen;
-	uint64_t armed;     /* deadline of the live TIMER event, UINT64_MAX none */
-	uint64_t redue_at;  /* instant of the last "still due after the timer" */
+	uint64_t armed;    /* deadline of the live TIMER event, UINT64_MAX none */
+	uint64_t redue_at; /* instant of the last "still due after the timer" */
 	uint32_t redue_n;
 	uint32_t slow_min, slow_max;
-	int group;          /* partition side */
+	int group;              /* partition side */
 	struct sim_packet **pq; /* queued while paused */
 	size_t pq_n, pq_cap;
 	struct sim_member_stats st;
@@ -151,9 +151,15 @@ struct sim {
 /* ------------------------------------------------------------------ PRNG */
 
 /* xoshiro256** (prng.h) */
-uint64_t sim_rand(struct sim *s) { return mv_xoshiro_next(s->rng); }
+uint64_t sim_rand(struct sim *s)
+{
+	return mv_xoshiro_next(s->rng);
+}
 
-static double sim_rand_unit(struct sim *s) { return (double)(sim_rand(s) >> 11) * 0x1.0p-53; }
+static double sim_rand_unit(struct sim *s)
+{
+	return (double)(sim_rand(s) >> 11) * 0x1.0p-53;
+}
 
 static uint32_t sim_rand_range(struct sim *s, uint32_t lo, uint32_t hi)
 {
@@ -228,7 +234,10 @@ static void sim_strmap_free(struct sim_strmap *m)
 
 /* ---------------------------------------------------------------- links */
 
-static uint64_t sim_link_key(int a, int b) { return (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1; }
+static uint64_t sim_link_key(int a, int b)
+{
+	return (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
+}
 
 /* Returns the override for a->b, creating it when `create`; NULL if none. */
 static struct sim_link *sim_link_get(struct sim *s, int a, int b, bool create)
@@ -254,8 +263,8 @@ static struct sim_link *sim_link_get(struct sim *s, int a, int b, bool create)
 		for (size_t j = 0; j < old_cap; j++) {
 			if (old[j].key == 0)
 				continue;
-			size_t i = (size_t)(old[j].key * 0x9e3779b97f4a7c15ULL >> 20) &
-				   (s->links_cap - 1);
+			size_t i =
+			    (size_t)(old[j].key * 0x9e3779b97f4a7c15ULL >> 20) & (s->links_cap - 1);
 			while (s->links[i].key != 0)
 				i = (i + 1) & (s->links_cap - 1);
 			s->links[i] = old[j];
@@ -297,7 +306,10 @@ static void sim_link_set_delay(struct sim_link *l, const void *arg)
 	l->jitter = d[1];
 }
 
-static void sim_link_set_block(struct sim_link *l, const void *arg) { l->blocked = *(const bool *)arg; }
+static void sim_link_set_block(struct sim_link *l, const void *arg)
+{
+	l->blocked = *(const bool *)arg;
+}
 
 void sim_set_loss(struct sim *s, int a, int b, double p)
 {
@@ -369,18 +381,21 @@ static size_t sim_str_field(const char *p)
 	return len ? 1 + sim_varint_size(len) + len : 0;
 }
 
-static size_t sim_u64_field(uint64_t v) { return v ? 1 + sim_varint_size(v) : 0; }
+static size_t sim_u64_field(uint64_t v)
+{
+	return v ? 1 + sim_varint_size(v) : 0;
+}
 
 size_t sim_wire_size(const struct swim_msg *m)
 {
 	size_t sw = sim_u64_field((uint64_t)m->type) + sim_u64_field(m->seq) +
-		    sim_str_field(m->from_addr) + sim_str_field(m->to) +
-		    sim_str_field(m->target) + sim_str_field(m->target_addr) + (m->join ? 2 : 0);
+	            sim_str_field(m->from_addr) + sim_str_field(m->to) + sim_str_field(m->target) +
+	            sim_str_field(m->target_addr) + (m->join ? 2 : 0);
 	for (size_t i = 0; i < m->n_updates; i++) {
 		const struct swim_update *u = &m->updates[i];
 		size_t us = sim_str_field(u->name) + sim_str_field(u->addr) +
-			    sim_u64_field(u->incarnation) + sim_u64_field((uint64_t)u->state) +
-			    sim_str_field(u->origin);
+		            sim_u64_field(u->incarnation) + sim_u64_field((uint64_t)u->state) +
+		            sim_str_field(u->origin);
 		sw += 1 + sim_varint_size(us) + us;
 	}
 	/* Envelope: version = 1 (2 bytes), from, swim (field 10, a oneof member:
@@ -391,7 +406,10 @@ size_t sim_wire_size(const struct swim_msg *m)
 
 /* -------------------------------------------------------------- packets */
 
-static size_t sim_slen(const char *p) { return p ? strlen(p) + 1 : 1; }
+static size_t sim_slen(const char *p)
+{
+	return p ? strlen(p) + 1 : 1;
+}
 
 static const char *sim_scopy(char **dst, const char *p)
 {
@@ -407,10 +425,10 @@ static const char *sim_scopy(char **dst, const char *p)
 static struct sim_packet *sim_packet_new(const struct swim_msg *m)
 {
 	size_t strs = sim_slen(m->from) + sim_slen(m->from_addr) + sim_slen(m->to) +
-		      sim_slen(m->to_addr) + sim_slen(m->target) + sim_slen(m->target_addr);
+	              sim_slen(m->to_addr) + sim_slen(m->target) + sim_slen(m->target_addr);
 	for (size_t i = 0; i < m->n_updates; i++)
 		strs += sim_slen(m->updates[i].name) + sim_slen(m->updates[i].addr) +
-			sim_slen(m->updates[i].origin);
+		        sim_slen(m->updates[i].origin);
 	size_t head = sizeof(struct sim_packet) + m->n_updates * sizeof(struct swim_update);
 	struct sim_packet *p = malloc(head + strs);
 	if (p == NULL)
@@ -444,8 +462,8 @@ static struct sim_packet *sim_packet_new(const struct swim_msg *m)
 static void sim_node_flush(struct sim *s, int i, bool after_timer);
 
 static const char *const sim_ev_names[] = {
-	"joined", "suspect", "alive", "dead", "left", "reaped",
-	"addr_changed", "self_refuted", "joined_cluster", "join_failed", "local_health",
+    "joined",       "suspect",      "alive",          "dead",        "left",         "reaped",
+    "addr_changed", "self_refuted", "joined_cluster", "join_failed", "local_health",
 };
 
 static void sim_record_event(struct sim *s, int i, const struct swim_event *ev)
@@ -484,9 +502,11 @@ static void sim_record_event(struct sim *s, int i, const struct swim_event *ev)
 	}
 	if (s->verbose) {
 		unsigned type = (unsigned)ev->type;
-		fprintf(stderr, "sim t=%" PRIu64 " %s: %s %s inc=%" PRIu64 " conf=%u lh=%u cause=\"%s\"\n",
+		fprintf(stderr,
+		        "sim t=%" PRIu64 " %s: %s %s inc=%" PRIu64 " conf=%u lh=%u cause=\"%s\"\n",
 		        s->now, n->name,
-		        type < sizeof(sim_ev_names) / sizeof(sim_ev_names[0]) ? sim_ev_names[type] : "?",
+		        type < sizeof(sim_ev_names) / sizeof(sim_ev_names[0]) ? sim_ev_names[type]
+		                                                              : "?",
 		        ev->name ? ev->name : "", ev->incarnation, ev->confirmations,
 		        ev->local_health, ev->cause ? ev->cause : "");
 	}
@@ -595,8 +615,10 @@ static void sim_node_rearm(struct sim *s, int i, bool after_timer)
 			 * wants to run now: a busy loop in a real event loop.
 			 * Count it and move on a millisecond. */
 			s->ctr.timer_spins++;
-			fprintf(stderr, "sim t=%" PRIu64 " %s: timer spin: deadline %" PRIu64
-			        " still due after 3 swim_handle_timer calls\n", s->now, n->name, d);
+			fprintf(stderr,
+			        "sim t=%" PRIu64 " %s: timer spin: deadline %" PRIu64
+			        " still due after 3 swim_handle_timer calls\n",
+			        s->now, n->name, d);
 			d = s->now + 1;
 		} else {
 			/* Already due (e.g. a timer shortened by what the last
@@ -832,15 +854,42 @@ void sim_free(struct sim *s)
 	free(s);
 }
 
-uint64_t sim_seed(const struct sim *s) { return s->seed; }
-int sim_size(const struct sim *s) { return s->n; }
-uint64_t sim_now(const struct sim *s) { return s->now; }
-struct swim *sim_core(struct sim *s, int i) { return s->nodes[i].core; }
-const char *sim_name(const struct sim *s, int i) { return s->nodes[i].name; }
-const char *sim_addr(const struct sim *s, int i) { return s->nodes[i].addr; }
-int sim_index(const struct sim *s, const char *name) { return sim_strmap_get(&s->names, name); }
-bool sim_is_up(const struct sim *s, int i) { return s->nodes[i].up; }
-bool sim_is_live(const struct sim *s, int i) { return s->nodes[i].up && !s->nodes[i].paused; }
+uint64_t sim_seed(const struct sim *s)
+{
+	return s->seed;
+}
+int sim_size(const struct sim *s)
+{
+	return s->n;
+}
+uint64_t sim_now(const struct sim *s)
+{
+	return s->now;
+}
+struct swim *sim_core(struct sim *s, int i)
+{
+	return s->nodes[i].core;
+}
+const char *sim_name(const struct sim *s, int i)
+{
+	return s->nodes[i].name;
+}
+const char *sim_addr(const struct sim *s, int i)
+{
+	return s->nodes[i].addr;
+}
+int sim_index(const struct sim *s, const char *name)
+{
+	return sim_strmap_get(&s->names, name);
+}
+bool sim_is_up(const struct sim *s, int i)
+{
+	return s->nodes[i].up;
+}
+bool sim_is_live(const struct sim *s, int i)
+{
+	return s->nodes[i].up && !s->nodes[i].paused;
+}
 
 void sim_join(struct sim *s, int i, int via)
 {
@@ -866,7 +915,10 @@ void sim_join_all(struct sim *s, int via, uint32_t spread_ms)
 	}
 }
 
-void sim_crash(struct sim *s, int i) { sim_node_stop(s, i); }
+void sim_crash(struct sim *s, int i)
+{
+	sim_node_stop(s, i);
+}
 
 void sim_restart(struct sim *s, int i, const char *new_addr, int via)
 {
@@ -986,8 +1038,7 @@ static bool sim_pred_all_see(struct sim *s, void *arg)
 	return sim_all_see(s, a->target, a->state, NULL);
 }
 
-int64_t sim_run_until_all_see(struct sim *s, int target, enum swim_state state,
-                              uint64_t timeout_ms)
+int64_t sim_run_until_all_see(struct sim *s, int target, enum swim_state state, uint64_t timeout_ms)
 {
 	struct sim_all_see_arg a = {target, state};
 	return sim_run_until(s, sim_pred_all_see, &a, timeout_ms);
@@ -1065,14 +1116,29 @@ bool sim_all_alive(struct sim *s)
 	return sim_one_view(s);
 }
 
-bool sim_pred_one_view(struct sim *s, void *arg) { return sim_one_view(s); }
-bool sim_pred_all_alive(struct sim *s, void *arg) { return sim_all_alive(s); }
+bool sim_pred_one_view(struct sim *s, void *arg)
+{
+	return sim_one_view(s);
+}
+bool sim_pred_all_alive(struct sim *s, void *arg)
+{
+	return sim_all_alive(s);
+}
 
 /* ------------------------------------------------------------ statistics */
 
-const struct sim_member_stats *sim_stats(const struct sim *s, int i) { return &s->nodes[i].st; }
-const struct sim_traffic *sim_traffic(const struct sim *s, int i) { return &s->nodes[i].tr; }
-const struct sim_counters *sim_counters(const struct sim *s) { return &s->ctr; }
+const struct sim_member_stats *sim_stats(const struct sim *s, int i)
+{
+	return &s->nodes[i].st;
+}
+const struct sim_traffic *sim_traffic(const struct sim *s, int i)
+{
+	return &s->nodes[i].tr;
+}
+const struct sim_counters *sim_counters(const struct sim *s)
+{
+	return &s->ctr;
+}
 
 void sim_stats_reset(struct sim *s)
 {

@@ -40,10 +40,10 @@ struct sim;
 
 /* Per-target counters of what every observer reported about it. */
 struct sim_member_stats {
-	uint32_t suspected;      /* SWIM_EV_MEMBER_SUSPECT events about it, all observers */
-	uint32_t dead;           /* SWIM_EV_MEMBER_DEAD events about it */
-	uint32_t left;           /* SWIM_EV_MEMBER_LEFT events about it */
-	uint32_t refuted;        /* SWIM_EV_SELF_REFUTED by the node itself */
+	uint32_t suspected;       /* SWIM_EV_MEMBER_SUSPECT events about it, all observers */
+	uint32_t dead;            /* SWIM_EV_MEMBER_DEAD events about it */
+	uint32_t left;            /* SWIM_EV_MEMBER_LEFT events about it */
+	uint32_t refuted;         /* SWIM_EV_SELF_REFUTED by the node itself */
 	int64_t first_suspect_at; /* virtual ms, -1 if never */
 	int64_t first_dead_at;
 	uint32_t max_local_health; /* highest awareness score this node reported */
@@ -58,12 +58,12 @@ struct sim_traffic {
 
 /* Cross-cutting counters; a non-zero anomaly count is a core or sim bug. */
 struct sim_counters {
-	uint64_t sent, delivered, dropped_loss, dropped_block, dropped_down,
-		dropped_unroutable, queued_paused;
-	uint64_t bad_from;     /* a core sent with from != its own name */
-	uint64_t timer_spins;  /* 3 handle_timer calls in one instant left it due */
-	uint64_t timer_redue;  /* handle_timer left a deadline <= now (run again) */
-	uint64_t rejected;     /* swim_handle_message returned an error */
+	uint64_t sent, delivered, dropped_loss, dropped_block, dropped_down, dropped_unroutable,
+	    queued_paused;
+	uint64_t bad_from;    /* a core sent with from != its own name */
+	uint64_t timer_spins; /* 3 handle_timer calls in one instant left it due */
+	uint64_t timer_redue; /* handle_timer left a deadline <= now (run again) */
+	uint64_t rejected;    /* swim_handle_message returned an error */
 };
 
 /* `cfg` is the template for every core (name, addr and seed are set by the
@@ -99,7 +99,7 @@ int64_t sim_run_until(struct sim *s, sim_pred_f pred, void *arg, uint64_t timeou
  * Links are directed (a -> b); -1 for a or b means "every node". */
 void sim_set_loss(struct sim *s, int a, int b, double p);
 void sim_set_delay(struct sim *s, int a, int b, uint32_t ms, uint32_t jitter_ms);
-void sim_block(struct sim *s, int a, int b);   /* one-way: a's messages never reach b */
+void sim_block(struct sim *s, int a, int b); /* one-way: a's messages never reach b */
 void sim_unblock(struct sim *s, int a, int b);
 /* group[i] is node i's side; messages between different sides are lost.
  * sim_heal() removes the partition and every block (loss and delay stay). */
@@ -121,8 +121,8 @@ void sim_pause(struct sim *s, int i);
 void sim_resume(struct sim *s, int i);
 void sim_set_slow(struct sim *s, int i, uint32_t min_ms, uint32_t max_ms);
 void sim_leave(struct sim *s, int i);
-bool sim_is_up(const struct sim *s, int i);     /* not crashed / stopped */
-bool sim_is_live(const struct sim *s, int i);   /* up and not paused */
+bool sim_is_up(const struct sim *s, int i);   /* not crashed / stopped */
+bool sim_is_live(const struct sim *s, int i); /* up and not paused */
 
 /* Queries. state_of: member `target` as seen by `observer`, -1 if unknown. */
 int sim_state_of(struct sim *s, int observer, int target);
@@ -145,14 +145,13 @@ bool sim_pred_all_alive(struct sim *s, void *arg);
 const struct sim_member_stats *sim_stats(const struct sim *s, int i);
 const struct sim_traffic *sim_traffic(const struct sim *s, int i);
 const struct sim_counters *sim_counters(const struct sim *s);
-void sim_stats_reset(struct sim *s);  /* member stats and traffic, not counters */
+void sim_stats_reset(struct sim *s); /* member stats and traffic, not counters */
 /* Sum of member_stats.dead over every node (false-death counting). */
 uint64_t sim_total_dead(const struct sim *s);
 uint64_t sim_total_suspected(const struct sim *s);
 
 /* Optional hook called for every event a core emits (observer index). */
-typedef void (*sim_event_f)(struct sim *s, int observer, const struct swim_event *ev,
-                            void *arg);
+typedef void (*sim_event_f)(struct sim *s, int observer, const struct swim_event *ev, void *arg);
 void sim_set_event_cb(struct sim *s, sim_event_f cb, void *arg);
 
 /* Lifeguard suspicion bounds the core should use for a cluster of n, from

@@ -123,16 +123,16 @@ struct fw_host {
 	bool dirty;
 	struct fw_pub **view; /* [n] */
 	uint64_t wd_pet;
-	bool wd_armed;          /* the watchdog counts (armed at the first quorum) */
+	bool wd_armed; /* the watchdog counts (armed at the first quorum) */
 	bool quorate_since_start;
-	bool swim_pending;      /* SWIM has output to drain (a new incarnation) */
-	uint64_t last_quorate;  /* world time it was last quorate (any life) */
+	bool swim_pending;     /* SWIM has output to drain (a new incarnation) */
+	uint64_t last_quorate; /* world time it was last quorate (any life) */
 	int group;
 	bool removed;     /* force-left by the operator (O2 stops counting it) */
 	bool joined;      /* another host heard of it (O2 counts it from then on) */
 	uint64_t clk_off; /* this host's clock: clk_off + now * clk_rate */
 	double clk_rate;
-	char *journal;       /* its disk: the failover journal (opts.journal) */
+	char *journal; /* its disk: the failover journal (opts.journal) */
 	size_t journal_len;
 	uint64_t journal_ver; /* fo_journal_version() when last written */
 };
@@ -185,11 +185,21 @@ SIM_HEAP_DEFINE(fw_heap, struct fw_ev, struct fw)
 
 /* ------------------------------------------------------------ basics */
 
-uint64_t fw_rand(struct fw *w) { return mv_xoshiro_next(w->rng); }
-static uint32_t fw_below(struct fw *w, uint32_t n) { return n ? mv_xoshiro_below(w->rng, n) : 0; }
-static double fw_unit(struct fw *w) { return (double)(fw_rand(w) >> 11) * 0x1.0p-53; }
+uint64_t fw_rand(struct fw *w)
+{
+	return mv_xoshiro_next(w->rng);
+}
+static uint32_t fw_below(struct fw *w, uint32_t n)
+{
+	return n ? mv_xoshiro_below(w->rng, n) : 0;
+}
+static double fw_unit(struct fw *w)
+{
+	return (double)(fw_rand(w) >> 11) * 0x1.0p-53;
+}
 
-static void vlog(struct fw *w, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void vlog(struct fw *w, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void vlog(struct fw *w, int level, const char *fmt, ...)
 {
 	if (w->o.verbose < level)
@@ -353,8 +363,14 @@ static void fw_block_set(struct fw *w, int a, int b, uint8_t on)
 				w->blocked[i * w->n + j] = on;
 }
 
-void fw_block(struct fw *w, int a, int b) { fw_block_set(w, a, b, 1); }
-void fw_unblock(struct fw *w, int a, int b) { fw_block_set(w, a, b, 0); }
+void fw_block(struct fw *w, int a, int b)
+{
+	fw_block_set(w, a, b, 1);
+}
+void fw_unblock(struct fw *w, int a, int b)
+{
+	fw_block_set(w, a, b, 0);
+}
 
 void fw_set_loss(struct fw *w, int a, int b, double p)
 {
@@ -370,7 +386,10 @@ void fw_set_loss(struct fw *w, int a, int b, double p)
 				w->loss[i * w->n + j] = p;
 }
 
-void fw_refuse_starts(struct fw *w, int i, bool on) { w->h[i].refuse = on; }
+void fw_refuse_starts(struct fw *w, int i, bool on)
+{
+	w->h[i].refuse = on;
+}
 
 static void fw_fo_drain(struct fw *w, int i, bool after_timer);
 
@@ -418,8 +437,9 @@ static void fw_check_vm(struct fw *w, struct fw_vm *v)
 	size_t off = 0;
 	for (int k = 0; k < v->nc && off < sizeof(where) - 40; k++)
 		if (v->c[k].running)
-			off += (size_t)snprintf(where + off, sizeof(where) - off, " %s(epoch %" PRIu64 "%s)",
-			                        w->h[v->c[k].host].name, v->c[k].epoch,
+			off += (size_t)snprintf(where + off, sizeof(where) - off,
+			                        " %s(epoch %" PRIu64 "%s)", w->h[v->c[k].host].name,
+			                        v->c[k].epoch,
 			                        w->h[v->c[k].host].frozen ? ", frozen" : "");
 	fw_fail(w, "O1 %s (%s) runs on %d live hosts:%s", v->name, v->uuid, c, where);
 }
@@ -764,9 +784,11 @@ static void fw_learned(struct fw *w, int i, const struct fo_instance_id *inst,
 		return;
 	}
 	if (!fw_plan_same(&c->plan, plan))
-		fw_fail(w, "O3 %s learned another plan for (%s, %" PRIu64 ", round %u) than %s did "
-		        "(%zu vs %zu entries)", w->h[i].name, inst->dead, inst->incarnation,
-		        inst->round, w->h[c->first_node].name, plan->n, c->plan.n);
+		fw_fail(w,
+		        "O3 %s learned another plan for (%s, %" PRIu64 ", round %u) than %s did "
+		        "(%zu vs %zu entries)",
+		        w->h[i].name, inst->dead, inst->incarnation, inst->round,
+		        w->h[c->first_node].name, plan->n, c->plan.n);
 	else if (from_event)
 		c->learners++;
 }
@@ -891,11 +913,11 @@ static int fw_check_restart(struct fw *w, int i, const struct fo_event *e)
 	    p->entries[pos].new_epoch != en->new_epoch)
 		fw_fail(w, "O2 %s restarts %s (epoch %" PRIu64 ") not as its learned plan says",
 		        h->name, en->name, en->new_epoch);
-	const struct fw_chosen *c = fw_chosen_find(w, e->inst.dead, e->inst.incarnation,
-	                                           e->inst.round);
+	const struct fw_chosen *c =
+	    fw_chosen_find(w, e->inst.dead, e->inst.incarnation, e->inst.round);
 	if (c == NULL || !fw_plan_same(&c->plan, p))
-		fw_fail(w, "O2 %s restarts %s from a plan that is not the one learned first", h->name,
-		        en->name);
+		fw_fail(w, "O2 %s restarts %s from a plan that is not the one learned first",
+		        h->name, en->name);
 	int voters = fw_voters(w);
 	int majority = voters / 2 + 1, best = 0;
 	bool found = false;
@@ -909,9 +931,11 @@ static int fw_check_restart(struct fw *w, int i, const struct fo_event *e)
 		found = b->majority || cnt >= majority;
 	}
 	if (!found)
-		fw_fail(w, "O2 %s restarts %s from a plan at most %d of %d voters accepted (majority %d), "
-		        "never a majority of the voting set of its time",
-		        h->name, en->name, best, voters, majority);
+		fw_fail(
+		    w,
+		    "O2 %s restarts %s from a plan at most %d of %d voters accepted (majority %d), "
+		    "never a majority of the voting set of its time",
+		    h->name, en->name, best, voters, majority);
 	return pos;
 }
 
@@ -930,10 +954,11 @@ void fw_check(struct fw *w)
 			const struct fo_plan *p = NULL;
 			if (!fo_chosen_plan(h->fo, &info.inst, &p) || p == NULL) {
 				if (info.phase != FO_PH_DONE)
-					fw_fail(w, "O3 %s: instance (%s, %" PRIu64 ", %u) in phase %s "
-					        "without a plan", h->name, info.inst.dead,
-					        info.inst.incarnation, info.inst.round,
-					        fo_phase_name(info.phase));
+					fw_fail(w,
+					        "O3 %s: instance (%s, %" PRIu64 ", %u) in phase %s "
+					        "without a plan",
+					        h->name, info.inst.dead, info.inst.incarnation,
+					        info.inst.round, fo_phase_name(info.phase));
 				continue;
 			}
 			fw_learned(w, i, &info.inst, p, false);
@@ -965,7 +990,8 @@ static void fw_start_vm(struct fw *w, int i, const struct fo_event *e, int pos)
 		 * success; an older copy here is not */
 		uint64_t ce = fw_copy_on(&w->vm[vmi], i)->epoch;
 		j->ok = ce >= en->new_epoch;
-		snprintf(j->why, sizeof(j->why), "domain is already running with epoch %" PRIu64, ce);
+		snprintf(j->why, sizeof(j->why), "domain is already running with epoch %" PRIu64,
+		         ce);
 		w->ctr.already_running++;
 	} else if (h->refuse) {
 		j->ok = false;
@@ -985,10 +1011,11 @@ static void fw_start_vm(struct fw *w, int i, const struct fo_event *e, int pos)
 			snprintf(j->why, sizeof(j->why), "no room in the truth");
 		} else {
 			if (!fits)
-				fw_fail(w, "O5 %s over capacity with %s: %u+%u vCPUs of %u, %" PRIu64
-				        "+%" PRIu64 " KiB of %" PRIu64, h->name, v->name,
-				        p.vcpus_allocated, v->vcpus, placement_vcpu_capacity(&p),
-				        p.memory_allocated_kib, v->mem,
+				fw_fail(w,
+				        "O5 %s over capacity with %s: %u+%u vCPUs of %u, %" PRIu64
+				        "+%" PRIu64 " KiB of %" PRIu64,
+				        h->name, v->name, p.vcpus_allocated, v->vcpus,
+				        placement_vcpu_capacity(&p), p.memory_allocated_kib, v->mem,
 				        placement_memory_capacity_kib(&p));
 			/* O4 against every copy on a host that is up; an epoch known
 			 * only to copies on hosts that are down (whose every witness
@@ -999,8 +1026,9 @@ static void fw_start_vm(struct fw *w, int i, const struct fo_event *e, int pos)
 				if (w->h[v->c[k].host].hv_up && v->c[k].epoch > live_max)
 					live_max = v->c[k].epoch;
 			if (en->new_epoch <= live_max)
-				fw_fail(w, "O4 %s starts %s with epoch %" PRIu64 ", not above %" PRIu64,
-				        h->name, v->name, en->new_epoch, live_max);
+				fw_fail(
+				    w, "O4 %s starts %s with epoch %" PRIu64 ", not above %" PRIu64,
+				    h->name, v->name, en->new_epoch, live_max);
 			else if (en->new_epoch <= v->max_epoch)
 				w->ctr.epoch_reused++;
 			/* define (or redefine) and start, with the new epoch */
@@ -1020,7 +1048,8 @@ static void fw_start_vm(struct fw *w, int i, const struct fo_event *e, int pos)
 			r->inst = e->inst;
 			r->peer = fw_index(w, e->inst.dead);
 			r->plan_pos = pos;
-			vlog(w, 1, "%s: %s started, epoch %" PRIu64, h->name, v->name, en->new_epoch);
+			vlog(w, 1, "%s: %s started, epoch %" PRIu64, h->name, v->name,
+			     en->new_epoch);
 			fw_check_vm(w, v);
 		}
 	}
@@ -1064,7 +1093,8 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 		for (size_t k = 0; k < e->plan.n; k++) {
 			int vmi = fw_vm_index(w, e->plan.entries[k].uuid);
 			if (vmi >= 0)
-				fw_destroy_copy(w, vmi, i, e->plan.entries[k].new_epoch, "fence order");
+				fw_destroy_copy(w, vmi, i, e->plan.entries[k].new_epoch,
+				                "fence order");
 		}
 		break;
 	case FO_EV_NEW_INCARNATION:
@@ -1086,14 +1116,14 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 		j->kind = J_FENCE_DONE;
 		j->inst = e->inst;
 		j->ok = ok;
-		snprintf(j->why, sizeof(j->why), "%s", ok ? "destroyed through its libvirt"
-		                                          : "libvirt unreachable: timed out");
+		snprintf(j->why, sizeof(j->why), "%s",
+		         ok ? "destroyed through its libvirt" : "libvirt unreachable: timed out");
 		if (ok)
 			w->ctr.remote_fence_ok++;
 		else
 			w->ctr.remote_fence_failed++;
-		fw_push(w, w->now + (ok ? 20 + fw_below(w, 280) : 1000 + fw_below(w, 2000)), E_JOB, i,
-		        h->life, j);
+		fw_push(w, w->now + (ok ? 20 + fw_below(w, 280) : 1000 + fw_below(w, 2000)), E_JOB,
+		        i, h->life, j);
 		break;
 	}
 	case FO_EV_RESTART: {
@@ -1120,15 +1150,19 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 		fw_learned(w, i, &e->inst, &e->plan, true);
 		const struct fo_plan *p = NULL;
 		if (!fo_chosen_plan(h->fo, &e->inst, &p) || p == NULL || !fw_plan_same(p, &e->plan))
-			fw_fail(w, "O3 %s: FO_EV_CHOSEN's plan differs from fo_chosen_plan()", h->name);
+			fw_fail(w, "O3 %s: FO_EV_CHOSEN's plan differs from fo_chosen_plan()",
+			        h->name);
 		break;
 	}
-	case FO_EV_NO_ROOM: w->ctr.no_room++; break;
+	case FO_EV_NO_ROOM:
+		w->ctr.no_room++;
+		break;
 	case FO_EV_HANDED_BACK: /* by the target itself (others echo it) */
 		if (!e->peer[0] || strcmp(e->peer, h->name) == 0)
 			w->ctr.handed_back++;
 		break;
-	default: break;
+	default:
+		break;
 	}
 	if (w->ev_hook)
 		w->ev_hook(w, i, e, w->ev_arg);
@@ -1148,8 +1182,10 @@ static void fw_fo_rearm(struct fw *w, int i, bool after_timer)
 	if (d <= w->now) {
 		if (after_timer && h->redue_at == w->now && ++h->redue_n >= 3) {
 			w->ctr.timer_spins++;
-			fprintf(stderr, "fw t=%" PRIu64 " %s: timer spin: fo deadline %" PRIu64
-			        " still due after 3 fo_handle_timer calls\n", w->now, h->name, d);
+			fprintf(stderr,
+			        "fw t=%" PRIu64 " %s: timer spin: fo deadline %" PRIu64
+			        " still due after 3 fo_handle_timer calls\n",
+			        w->now, h->name, d);
 			d = w->now + 1;
 		} else {
 			if (after_timer && h->redue_at != w->now) {
@@ -1172,11 +1208,13 @@ static void fw_send_fo(struct fw *w, int i, struct fo_msg *m)
 	fw_sniff(w, i, m);
 	int to = fw_index(w, m->to);
 	if (w->o.verbose >= 2)
-		fprintf(stderr, "fw t=%" PRIu64 " %s -> %s %s (%s,%" PRIu64 ",%u) b=%" PRIu64 "/%s inc=%"
-		        PRIu64 " fenced_through=%" PRIu64 " stamp=%" PRIu64 "%s%s\n",
+		fprintf(stderr,
+		        "fw t=%" PRIu64 " %s -> %s %s (%s,%" PRIu64 ",%u) b=%" PRIu64
+		        "/%s inc=%" PRIu64 " fenced_through=%" PRIu64 " stamp=%" PRIu64 "%s%s\n",
 		        w->now, w->h[i].name, m->to, fo_msg_type_name(m->type), m->inst.dead,
 		        m->inst.incarnation, m->inst.round, m->ballot.number, m->ballot.proposer,
-		        m->incarnation, m->fenced_through, m->stamp, m->text[0] ? " " : "", m->text);
+		        m->incarnation, m->fenced_through, m->stamp, m->text[0] ? " " : "",
+		        m->text);
 	if (to < 0 || strcmp(m->from, w->h[i].name) != 0) {
 		w->ctr.rejected++;
 		fw_fail(w, "%s sent a %s from '%s' to unknown '%s'", w->h[i].name,
@@ -1185,7 +1223,8 @@ static void fw_send_fo(struct fw *w, int i, struct fo_msg *m)
 		return;
 	}
 	uint64_t at;
-	if ((w->send_hook && !w->send_hook(w, i, to, m, w->send_arg)) || !fw_net_send(w, i, to, &at)) {
+	if ((w->send_hook && !w->send_hook(w, i, to, m, w->send_arg)) ||
+	    !fw_net_send(w, i, to, &at)) {
 		fo_msg_clear(m);
 		return;
 	}
@@ -1216,7 +1255,7 @@ static void fw_journal_sync(struct fw *w, struct fw_host *h)
 static uint64_t fw_wd_timeout(const struct fw *w)
 {
 	uint64_t limit = w->o.fo.fence_margin_ms < w->o.fo.fence_after_ms ? w->o.fo.fence_margin_ms
-	                                                                   : w->o.fo.fence_after_ms;
+	                                                                  : w->o.fo.fence_after_ms;
 	uint64_t t = limit > 250 ? (limit - 250) / 1000 * 1000 : 0;
 	return t ? t : 1000;
 }
@@ -1289,13 +1328,13 @@ static struct swim_msg *fw_swim_copy(const struct swim_msg *m)
 	struct swim_update *ups = (struct swim_update *)(c + 1);
 	char *sp = (char *)c + head;
 	*c = *m;
-#define SC(dst, src)                                                                       \
-	do {                                                                               \
-		size_t len_ = (src) ? strlen(src) : 0;                                     \
-		memcpy(sp, (src) ? (src) : "", len_);                                      \
-		sp[len_] = '\0';                                                           \
-		(dst) = sp;                                                                \
-		sp += len_ + 1;                                                            \
+#define SC(dst, src)                                   \
+	do {                                           \
+		size_t len_ = (src) ? strlen(src) : 0; \
+		memcpy(sp, (src) ? (src) : "", len_);  \
+		sp[len_] = '\0';                       \
+		(dst) = sp;                            \
+		sp += len_ + 1;                        \
 	} while (0)
 	SC(c->from, m->from);
 	SC(c->from_addr, m->from_addr);
@@ -1353,11 +1392,11 @@ static void fw_swim_drain(struct fw *w, int i)
 			struct fw_rec *r = fw_log(w, FW_R_MEMBER_DEAD, i);
 			r->peer = fw_index(w, ev.name);
 			r->epoch = ev.incarnation;
-			vlog(w, 1, "%s: swim says %s dead (incarnation %" PRIu64 ")", h->name, ev.name,
-			     ev.incarnation);
+			vlog(w, 1, "%s: swim says %s dead (incarnation %" PRIu64 ")", h->name,
+			     ev.name, ev.incarnation);
 		} else if (w->o.verbose >= 2 && ev.name && ev.name[0]) {
-			vlog(w, 2, "%s: swim says %s %s (incarnation %" PRIu64 ")", h->name, ev.name,
-			     swim_state_name(ev.state), ev.incarnation);
+			vlog(w, 2, "%s: swim says %s %s (incarnation %" PRIu64 ")", h->name,
+			     ev.name, swim_state_name(ev.state), ev.incarnation);
 		}
 		if (ev.type == SWIM_EV_SELF_REFUTED)
 			h->dirty = true;
@@ -1556,7 +1595,10 @@ void fw_boot_host_ex(struct fw *w, int i, bool keep_definitions)
 	fw_join_later(w, i, w->now);
 }
 
-void fw_boot_host(struct fw *w, int i) { fw_boot_host_ex(w, i, true); }
+void fw_boot_host(struct fw *w, int i)
+{
+	fw_boot_host_ex(w, i, true);
+}
 
 static void fw_boot_later(struct fw *w, int a, int b, void *arg)
 {
@@ -1703,10 +1745,11 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 		} else {
 			struct fw_job *j = ev->p;
 			if (j->kind == J_RESTART_DONE)
-				fo_restart_done(h->fo, &j->inst, j->uuid, j->ok, j->ok ? NULL : j->why,
-				                fw_local_now(w, ev->node));
+				fo_restart_done(h->fo, &j->inst, j->uuid, j->ok,
+				                j->ok ? NULL : j->why, fw_local_now(w, ev->node));
 			else
-				fo_remote_fence_done(h->fo, &j->inst, j->ok, j->why, fw_local_now(w, ev->node));
+				fo_remote_fence_done(h->fo, &j->inst, j->ok, j->why,
+				                     fw_local_now(w, ev->node));
 			free(j);
 			fw_fo_drain(w, ev->node, false);
 		}
@@ -1721,7 +1764,9 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 			return;
 		fw_watchdog(w, ev->node);
 		return;
-	case E_CALL: ev->fn(w, ev->a, ev->b, ev->arg); return;
+	case E_CALL:
+		ev->fn(w, ev->a, ev->b, ev->arg);
+		return;
 	case E_JOIN:
 		if (h->agent_up && h->life == ev->gen && !h->frozen) {
 			const char *seed = w->h[ev->a].addr;
@@ -1766,8 +1811,8 @@ int64_t fw_run_until(struct fw *w, fw_pred_f pred, void *arg, uint64_t timeout_m
 
 void fw_at(struct fw *w, uint64_t at, fw_call_f fn, int a, int b, void *arg)
 {
-	struct fw_ev ev = {.at = at < w->now ? w->now : at, .kind = E_CALL, .fn = fn, .a = a,
-	                   .b = b, .arg = arg};
+	struct fw_ev ev = {
+	    .at = at < w->now ? w->now : at, .kind = E_CALL, .fn = fn, .a = a, .b = b, .arg = arg};
 	fw_heap_push(w, ev);
 }
 
@@ -1828,11 +1873,12 @@ struct fw *fw_new(const struct fw_opts *o)
 			h->clk_off = fw_rand(w) % (30ull * 24 * 3600 * 1000); /* up to 30 days */
 		if (o->clock_drift_ppm)
 			h->clk_rate += ((double)fw_below(w, 2 * o->clock_drift_ppm + 1) -
-			                (double)o->clock_drift_ppm) * 1e-6;
+			                (double)o->clock_drift_ppm) *
+			               1e-6;
 	}
 	if (!o->quiet)
-		fprintf(stderr, "fw seed=%" PRIu64 " n=%d (replay: MV_SIM_SEED=%" PRIu64 ")\n", o->seed,
-		        o->n, o->seed);
+		fprintf(stderr, "fw seed=%" PRIu64 " n=%d (replay: MV_SIM_SEED=%" PRIu64 ")\n",
+		        o->seed, o->n, o->seed);
 	return w;
 }
 
@@ -1883,7 +1929,10 @@ void fw_start(struct fw *w)
 		fw_agent_start(w, i);
 	for (int i = 1; i < w->n; i++) {
 		struct fw_ev ev = {.at = w->now + fw_below(w, w->o.join_spread_ms + 1),
-		                   .kind = E_JOIN, .node = i, .gen = w->h[i].life, .a = 0};
+		                   .kind = E_JOIN,
+		                   .node = i,
+		                   .gen = w->h[i].life,
+		                   .a = 0};
 		fw_heap_push(w, ev);
 	}
 	fw_publish(w);
@@ -1921,21 +1970,66 @@ void fw_free(struct fw *w)
 
 /* ------------------------------------------------------------ queries */
 
-uint64_t fw_seed(const struct fw *w) { return w->o.seed; }
-int fw_size(const struct fw *w) { return w->n; }
-uint64_t fw_now(const struct fw *w) { return w->now; }
-const char *fw_name(const struct fw *w, int i) { return w->h[i].name; }
-bool fw_host_up(const struct fw *w, int i) { return w->h[i].hv_up; }
-bool fw_agent_up(const struct fw *w, int i) { return w->h[i].agent_up; }
-bool fw_frozen(const struct fw *w, int i) { return w->h[i].frozen; }
-struct fo *fw_fo(struct fw *w, int i) { return w->h[i].fo; }
-struct swim *fw_swim(struct fw *w, int i) { return w->h[i].sw; }
-int fw_vm_count(const struct fw *w) { return w->nvm; }
-const char *fw_vm_uuid(const struct fw *w, int vm) { return w->vm[vm].uuid; }
-const char *fw_vm_name(const struct fw *w, int vm) { return w->vm[vm].name; }
-int fw_vm_home(const struct fw *w, int vm) { return w->vm[vm].home; }
-int32_t fw_vm_priority(const struct fw *w, int vm) { return w->vm[vm].prio; }
-int fw_vm_copies(const struct fw *w, int vm) { return fw_live_copies(w, &w->vm[vm]); }
+uint64_t fw_seed(const struct fw *w)
+{
+	return w->o.seed;
+}
+int fw_size(const struct fw *w)
+{
+	return w->n;
+}
+uint64_t fw_now(const struct fw *w)
+{
+	return w->now;
+}
+const char *fw_name(const struct fw *w, int i)
+{
+	return w->h[i].name;
+}
+bool fw_host_up(const struct fw *w, int i)
+{
+	return w->h[i].hv_up;
+}
+bool fw_agent_up(const struct fw *w, int i)
+{
+	return w->h[i].agent_up;
+}
+bool fw_frozen(const struct fw *w, int i)
+{
+	return w->h[i].frozen;
+}
+struct fo *fw_fo(struct fw *w, int i)
+{
+	return w->h[i].fo;
+}
+struct swim *fw_swim(struct fw *w, int i)
+{
+	return w->h[i].sw;
+}
+int fw_vm_count(const struct fw *w)
+{
+	return w->nvm;
+}
+const char *fw_vm_uuid(const struct fw *w, int vm)
+{
+	return w->vm[vm].uuid;
+}
+const char *fw_vm_name(const struct fw *w, int vm)
+{
+	return w->vm[vm].name;
+}
+int fw_vm_home(const struct fw *w, int vm)
+{
+	return w->vm[vm].home;
+}
+int32_t fw_vm_priority(const struct fw *w, int vm)
+{
+	return w->vm[vm].prio;
+}
+int fw_vm_copies(const struct fw *w, int vm)
+{
+	return fw_live_copies(w, &w->vm[vm]);
+}
 
 int fw_vm_host(const struct fw *w, int vm, uint64_t *epoch)
 {
@@ -1993,7 +2087,8 @@ int fw_liveness(struct fw *w, char *why, size_t len)
 	 * operator shrank to one voter by force-leave has no quorate side) */
 	if (up < fw_voters(w) / 2 + 1 || (fw_voters(w) <= 1 && w->o.fo.expect_cluster)) {
 		if (why && len)
-			snprintf(why, len, "no quorate side: %d agents up of %d voters", up, fw_voters(w));
+			snprintf(why, len, "no quorate side: %d agents up of %d voters", up,
+			         fw_voters(w));
 		return 0;
 	}
 	/* the live hosts as they really are, and the VMs that run nowhere */
@@ -2013,8 +2108,10 @@ int fw_liveness(struct fw *w, char *why, size_t len)
 		for (int k = 0; k < w->nvm; k++)
 			if (fw_vm_on(w, k, i)) {
 				const struct fw_vm *v = &w->vm[k];
-				running[nr++] = (struct fo_vm){.uuid = v->uuid, .name = v->name,
-				                               .group = v->group, .running = true};
+				running[nr++] = (struct fo_vm){.uuid = v->uuid,
+				                               .name = v->name,
+				                               .group = v->group,
+				                               .running = true};
 				hosts[nh].n_vms++;
 			}
 		nh++;
@@ -2022,9 +2119,13 @@ int fw_liveness(struct fw *w, char *why, size_t len)
 	for (int k = 0; k < w->nvm; k++) {
 		const struct fw_vm *v = &w->vm[k];
 		if (fw_live_copies(w, v) == 0 && !fw_vm_forgotten(w, k))
-			down[nd++] = (struct fo_vm){.uuid = v->uuid, .name = v->name, .group = v->group,
-			                            .priority = v->prio, .vcpus = v->vcpus,
-			                            .memory_kib = v->mem, .epoch = v->max_epoch,
+			down[nd++] = (struct fo_vm){.uuid = v->uuid,
+			                            .name = v->name,
+			                            .group = v->group,
+			                            .priority = v->prio,
+			                            .vcpus = v->vcpus,
+			                            .memory_kib = v->mem,
+			                            .epoch = v->max_epoch,
 			                            .running = true};
 	}
 	int missing = 0;
@@ -2045,12 +2146,30 @@ int fw_liveness(struct fw *w, char *why, size_t len)
 	return missing;
 }
 
-size_t fw_log_count(const struct fw *w) { return w->log_n; }
-const struct fw_rec *fw_log_at(const struct fw *w, size_t k) { return &w->log[k]; }
-size_t fw_chosen_count(const struct fw *w) { return w->ch_n; }
-const struct fw_chosen *fw_chosen_at(const struct fw *w, size_t k) { return &w->ch[k]; }
-const struct fw_counters *fw_counters(const struct fw *w) { return &w->ctr; }
-const char *fw_violation(const struct fw *w) { return w->fail[0] ? w->fail : NULL; }
+size_t fw_log_count(const struct fw *w)
+{
+	return w->log_n;
+}
+const struct fw_rec *fw_log_at(const struct fw *w, size_t k)
+{
+	return &w->log[k];
+}
+size_t fw_chosen_count(const struct fw *w)
+{
+	return w->ch_n;
+}
+const struct fw_chosen *fw_chosen_at(const struct fw *w, size_t k)
+{
+	return &w->ch[k];
+}
+const struct fw_counters *fw_counters(const struct fw *w)
+{
+	return &w->ctr;
+}
+const char *fw_violation(const struct fw *w)
+{
+	return w->fail[0] ? w->fail : NULL;
+}
 void fw_set_send_hook(struct fw *w, fw_send_hook_f fn, void *arg)
 {
 	w->send_hook = fn;

@@ -116,21 +116,21 @@ struct fw;
 struct fw_opts {
 	int n;
 	uint64_t seed;
-	struct fo_config fo;     /* template (name, seed, witness set per host) */
-	struct swim_config swim; /* template (name, addr, seed set per host) */
-	double restart_fail_p;   /* a start fails with this probability */
-	bool cap_refuse;         /* a start that does not fit fails (counted), else O5 */
-	bool watchdog;           /* model the hardware watchdog (default true) */
-	bool journal;            /* agents keep the failover journal on their
+	struct fo_config fo;          /* template (name, seed, witness set per host) */
+	struct swim_config swim;      /* template (name, addr, seed set per host) */
+	double restart_fail_p;        /* a start fails with this probability */
+	bool cap_refuse;              /* a start that does not fit fails (counted), else O5 */
+	bool watchdog;                /* model the hardware watchdog (default true) */
+	bool journal;                 /* agents keep the failover journal on their
 	                            host's disk across restarts (default true) */
-	uint32_t publish_ms;     /* node-state gossip period (default 1000) */
+	uint32_t publish_ms;          /* node-state gossip period (default 1000) */
 	uint32_t delay_ms, jitter_ms; /* network delay (default 1 + 0..1) */
 	uint32_t restart_min_ms, restart_max_ms; /* libvirt start (default 200..1500) */
-	uint32_t join_spread_ms; /* initial joins spread (default 500) */
-	bool clock_offsets;      /* each host's clock has its own origin (default true) */
+	uint32_t join_spread_ms;                 /* initial joins spread (default 500) */
+	bool clock_offsets;       /* each host's clock has its own origin (default true) */
 	uint32_t clock_drift_ppm; /* and runs off by up to this many ppm (default 0) */
-	int verbose;             /* 0, 1 (actions, faults), 2 (+ messages) */
-	bool quiet;              /* no line per world on stderr */
+	int verbose;              /* 0, 1 (actions, faults), 2 (+ messages) */
+	bool quiet;               /* no line per world on stderr */
 };
 
 /* Defaults as above; n hosts named "n0".."n<n-1>"; MV_SIM_SEED and
@@ -157,12 +157,12 @@ struct fw_rec {
 	uint64_t t;
 	int type;
 	int node;
-	int peer;   /* host concerned (dead host of inst, ...), -1 none */
-	int vm;     /* VM index, -1 none */
+	int peer; /* host concerned (dead host of inst, ...), -1 none */
+	int vm;   /* VM index, -1 none */
 	struct fo_instance_id inst;
 	uint64_t epoch; /* new_epoch (RESTART, VM_START) */
 	int32_t priority;
-	int plan_pos;   /* RESTART: index of the entry in the plan */
+	int plan_pos; /* RESTART: index of the entry in the plan */
 	bool ok;
 };
 
@@ -170,8 +170,8 @@ struct fw_counters {
 	uint64_t steps, swim_msgs, fo_msgs, dropped, rejected, timer_spins;
 	uint64_t restarts, restarts_ok, restarts_failed, cap_refusals, starts_refused_host;
 	uint64_t already_running; /* a RESTART found the VM running there (ok if epoch >=) */
-	uint64_t double_starts; /* O1 violations */
-	uint64_t violations;    /* all oracle violations */
+	uint64_t double_starts;   /* O1 violations */
+	uint64_t violations;      /* all oracle violations */
 	uint64_t fence_self, fence_vms, remote_fence_ok, remote_fence_failed, watchdog_kills;
 	uint64_t watchdog_resets;  /* hosts reset by their watchdog */
 	uint64_t new_incarnations; /* FO_EV_NEW_INCARNATION carried out */
@@ -219,10 +219,10 @@ typedef void (*fw_call_f)(struct fw *w, int a, int b, void *arg);
 void fw_at(struct fw *w, uint64_t at, fw_call_f fn, int a, int b, void *arg);
 
 /* Faults. */
-void fw_crash_host(struct fw *w, int i);   /* hypervisor, VMs and agent */
-void fw_crash_agent(struct fw *w, int i);  /* agent only */
+void fw_crash_host(struct fw *w, int i);    /* hypervisor, VMs and agent */
+void fw_crash_agent(struct fw *w, int i);   /* agent only */
 void fw_restart_agent(struct fw *w, int i); /* new cores (host must be up) */
-void fw_boot_host(struct fw *w, int i);    /* a crashed host boots: no VM runs, its
+void fw_boot_host(struct fw *w, int i);     /* a crashed host boots: no VM runs, its
                                               definitions are kept (stopped) */
 /* ... and with keep_definitions false, its VM definitions are gone too
  * (a reinstalled host, or the test driver's XML without them). */
@@ -247,17 +247,16 @@ void fw_refuse_starts(struct fw *w, int i, bool on);
 /* Hooks. The send hook sees every failover message before the network
  * does; returning false drops it. The event hook sees every core event
  * after the world has carried it out. */
-typedef bool (*fw_send_hook_f)(struct fw *w, int from, int to, const struct fo_msg *m,
-                               void *arg);
+typedef bool (*fw_send_hook_f)(struct fw *w, int from, int to, const struct fo_msg *m, void *arg);
 typedef void (*fw_event_hook_f)(struct fw *w, int node, const struct fo_event *e, void *arg);
 void fw_set_send_hook(struct fw *w, fw_send_hook_f fn, void *arg);
 void fw_set_event_hook(struct fw *w, fw_event_hook_f fn, void *arg);
 
 /* State of hosts. */
-bool fw_host_up(const struct fw *w, int i);  /* hypervisor up */
+bool fw_host_up(const struct fw *w, int i); /* hypervisor up */
 bool fw_agent_up(const struct fw *w, int i);
 bool fw_frozen(const struct fw *w, int i);
-struct fo *fw_fo(struct fw *w, int i);       /* NULL while the agent is down */
+struct fo *fw_fo(struct fw *w, int i); /* NULL while the agent is down */
 struct swim *fw_swim(struct fw *w, int i);
 
 /* VMs. copies: running copies on live hosts (what O1 bounds by 1). */

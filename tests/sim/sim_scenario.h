@@ -76,24 +76,24 @@ static inline const struct swim_config *scn_default_cfg(void)
 }
 
 /* Fails with the seed when v is outside [lo, hi]. */
-#define scn_assert_range(s, what, v, lo, hi)                                                   \
-	do {                                                                                   \
-		long long v_ = (long long)(v), lo_ = (long long)(lo), hi_ = (long long)(hi);    \
-		if (v_ < lo_ || v_ > hi_) {                                                    \
-			print_error("seed=%llu: %s = %lld, expected [%lld, %lld]\n",           \
-			            (unsigned long long)sim_seed(s), what, v_, lo_, hi_);      \
-			fail();                                                                \
-		}                                                                              \
+#define scn_assert_range(s, what, v, lo, hi)                                                 \
+	do {                                                                                 \
+		long long v_ = (long long)(v), lo_ = (long long)(lo), hi_ = (long long)(hi); \
+		if (v_ < lo_ || v_ > hi_) {                                                  \
+			print_error("seed=%llu: %s = %lld, expected [%lld, %lld]\n",         \
+			            (unsigned long long)sim_seed(s), what, v_, lo_, hi_);    \
+			fail();                                                              \
+		}                                                                            \
 	} while (0)
 
-#define scn_assert(s, cond, ...)                                                               \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			print_error("seed=%llu: ", (unsigned long long)sim_seed(s));           \
-			print_error(__VA_ARGS__);                                              \
-			print_error("\n");                                                     \
-			fail_msg("%s", #cond);                                                 \
-		}                                                                              \
+#define scn_assert(s, cond, ...)                                                     \
+	do {                                                                         \
+		if (!(cond)) {                                                       \
+			print_error("seed=%llu: ", (unsigned long long)sim_seed(s)); \
+			print_error(__VA_ARGS__);                                    \
+			print_error("\n");                                           \
+			fail_msg("%s", #cond);                                       \
+		}                                                                    \
 	} while (0)
 
 static inline void scn_check_counters(struct sim *s)
@@ -122,14 +122,14 @@ static inline int scn_repeats(void)
 }
 
 /* Defines a cmocka test that runs its body scn_repeats() times. */
-#define SCN_TEST(name)                                                                         \
-	static void name##_once(void);                                                         \
-	static void name(void **state)                                                         \
-	{                                                                                      \
-		(void)state;                                                                   \
-		for (int rep_ = scn_repeats(); rep_ > 0; rep_--)                               \
-			name##_once();                                                         \
-	}                                                                                      \
+#define SCN_TEST(name)                                           \
+	static void name##_once(void);                           \
+	static void name(void **state)                           \
+	{                                                        \
+		(void)state;                                     \
+		for (int rep_ = scn_repeats(); rep_ > 0; rep_--) \
+			name##_once();                           \
+	}                                                        \
 	static void name##_once(void)
 
 static inline void scn_filter_from_env(void)

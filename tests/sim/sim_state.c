@@ -53,9 +53,9 @@ struct ssim_event {
 	uint64_t at;
 	uint64_t seq;
 	enum ssim_ev_kind kind;
-	int node;      /* TIMER, DELIVER: the node; MEMBER: the target (-1: all) */
-	uint32_t gen;  /* TIMER: generation; MEMBER: partition generation */
-	int op;        /* MEMBER: enum ssim_member_op */
+	int node;     /* TIMER, DELIVER: the node; MEMBER: the target (-1: all) */
+	uint32_t gen; /* TIMER: generation; MEMBER: partition generation */
+	int op;       /* MEMBER: enum ssim_member_op */
 	struct ssim_packet *pkt;
 };
 
@@ -107,9 +107,15 @@ struct ssim {
 
 /* ------------------------------------------------------------------ PRNG */
 
-uint64_t ssim_rand(struct ssim *s) { return mv_xoshiro_next(s->rng); }
+uint64_t ssim_rand(struct ssim *s)
+{
+	return mv_xoshiro_next(s->rng);
+}
 
-static double ssim_rand_unit(struct ssim *s) { return (double)(ssim_rand(s) >> 11) * 0x1.0p-53; }
+static double ssim_rand_unit(struct ssim *s)
+{
+	return (double)(ssim_rand(s) >> 11) * 0x1.0p-53;
+}
 
 /* ------------------------------------------------------------------ heap */
 
@@ -117,7 +123,10 @@ SIM_HEAP_DEFINE(ssim_heap, struct ssim_event, struct ssim)
 
 /* -------------------------------------------------------------- packets */
 
-static size_t ssim_slen(const char *p) { return (p ? strlen(p) : 0) + 1; }
+static size_t ssim_slen(const char *p)
+{
+	return (p ? strlen(p) : 0) + 1;
+}
 
 static const char *ssim_scopy(char **dst, const char *p)
 {
@@ -139,7 +148,7 @@ static struct ssim_packet *ssim_packet_new(const struct nstate_msg *m)
 	for (size_t i = 0; i < m->n_records; i++)
 		tail += ssim_slen(m->records[i].name) + m->records[i].len;
 	size_t head = sizeof(struct ssim_packet) + m->n_versions * sizeof(struct nstate_version) +
-		      m->n_records * sizeof(struct nstate_record);
+	              m->n_records * sizeof(struct nstate_record);
 	struct ssim_packet *p = malloc(head + tail);
 	if (p == NULL)
 		abort();
@@ -211,7 +220,8 @@ static void ssim_view_moved(struct ssim *s, int o, int h, uint64_t inc, uint64_t
 	while (k < s->n_open[h]) {
 		struct ssim_change *c = &s->ch[s->open[h][k]];
 		bool reached = ssim_cmp(c->incarnation, c->version, inc, ver) <= 0;
-		bool before = vv->has && ssim_cmp(c->incarnation, c->version, vv->inc, vv->ver) <= 0;
+		bool before =
+		    vv->has && ssim_cmp(c->incarnation, c->version, vv->inc, vv->ver) <= 0;
 		if (reached && !before)
 			c->have++;
 		if (c->have >= live) {
@@ -292,7 +302,8 @@ static void ssim_flush(struct ssim *s, int i)
 	while (nstate_pop_event(n->core, &ev)) {
 		int h = ssim_index(s, ev.name);
 		if (s->verbose)
-			fprintf(stderr, "ssim t=%" PRIu64 " %s: %s %s inc=%" PRIu64 " ver=%" PRIu64 "\n",
+			fprintf(stderr,
+			        "ssim t=%" PRIu64 " %s: %s %s inc=%" PRIu64 " ver=%" PRIu64 "\n",
 			        s->now, n->name, ev.is_new_host ? "new" : "newer", ev.name,
 			        ev.incarnation, ev.version);
 		if (h >= 0)
@@ -365,7 +376,8 @@ static void ssim_member(struct ssim *s, const struct ssim_event *ev)
 				return;
 			for (int j = 0; j < s->n; j++)
 				if (j != o && s->nodes[j].up)
-					nstate_peer_up(on->core, s->nodes[j].name, s->nodes[j].addr);
+					nstate_peer_up(on->core, s->nodes[j].name,
+					               s->nodes[j].addr);
 			break;
 		}
 	}
@@ -373,8 +385,11 @@ static void ssim_member(struct ssim *s, const struct ssim_event *ev)
 
 static void ssim_schedule_member(struct ssim *s, int op, int target)
 {
-	struct ssim_event ev = {.at = s->now + s->member_delay, .kind = SSIM_EV_MEMBER,
-	                        .node = target, .op = op, .gen = s->part_gen};
+	struct ssim_event ev = {.at = s->now + s->member_delay,
+	                        .kind = SSIM_EV_MEMBER,
+	                        .node = target,
+	                        .op = op,
+	                        .gen = s->part_gen};
 	ssim_heap_push(s, ev);
 }
 
@@ -493,16 +508,43 @@ void ssim_free(struct ssim *s)
 	free(s);
 }
 
-uint64_t ssim_seed(const struct ssim *s) { return s->seed; }
-uint64_t ssim_now(const struct ssim *s) { return s->now; }
-int ssim_size(const struct ssim *s) { return s->n; }
-struct nstate *ssim_core(struct ssim *s, int i) { return s->nodes[i].core; }
-const char *ssim_name(const struct ssim *s, int i) { return s->nodes[i].name; }
-bool ssim_is_up(const struct ssim *s, int i) { return s->nodes[i].up; }
-uint64_t ssim_incarnation(const struct ssim *s, int i) { return s->nodes[i].inc; }
-uint64_t ssim_version(const struct ssim *s, int i) { return s->nodes[i].ver; }
+uint64_t ssim_seed(const struct ssim *s)
+{
+	return s->seed;
+}
+uint64_t ssim_now(const struct ssim *s)
+{
+	return s->now;
+}
+int ssim_size(const struct ssim *s)
+{
+	return s->n;
+}
+struct nstate *ssim_core(struct ssim *s, int i)
+{
+	return s->nodes[i].core;
+}
+const char *ssim_name(const struct ssim *s, int i)
+{
+	return s->nodes[i].name;
+}
+bool ssim_is_up(const struct ssim *s, int i)
+{
+	return s->nodes[i].up;
+}
+uint64_t ssim_incarnation(const struct ssim *s, int i)
+{
+	return s->nodes[i].inc;
+}
+uint64_t ssim_version(const struct ssim *s, int i)
+{
+	return s->nodes[i].ver;
+}
 
-void ssim_set_loss(struct ssim *s, double p) { s->loss = p; }
+void ssim_set_loss(struct ssim *s, double p)
+{
+	s->loss = p;
+}
 
 void ssim_set_delay(struct ssim *s, uint32_t ms, uint32_t jitter_ms)
 {
@@ -583,7 +625,8 @@ static void ssim_publish(struct ssim *s, int i, bool urgent, bool track)
 	memcpy(s->data, stamp, sizeof(stamp));
 	if (track)
 		ssim_track(s, i, urgent);
-	int rc = nstate_set_local(n->core, n->inc, n->ver, s->data, s->record_bytes, urgent, s->now);
+	int rc =
+	    nstate_set_local(n->core, n->inc, n->ver, s->data, s->record_bytes, urgent, s->now);
 	if (rc != 0) {
 		fprintf(stderr, "ssim: set_local %s failed: %d\n", n->name, rc);
 		abort();
@@ -631,7 +674,8 @@ void ssim_prefill(struct ssim *s)
 			continue;
 		struct nstate_msg m = {.type = NSTATE_DELTA,
 		                       .from = s->nodes[o == 0 ? 1 % s->n : 0].name,
-		                       .records = recs, .n_records = n};
+		                       .records = recs,
+		                       .n_records = n};
 		if (s->n > 1 && nstate_handle_message(s->nodes[o].core, &m, s->now) < 0)
 			s->ctr.rejected++;
 		ssim_flush(s, o);
@@ -700,7 +744,10 @@ bool ssim_all_have(struct ssim *s, int i)
 	return true;
 }
 
-static bool ssim_pred_all_have(struct ssim *s, void *arg) { return ssim_all_have(s, *(int *)arg); }
+static bool ssim_pred_all_have(struct ssim *s, void *arg)
+{
+	return ssim_all_have(s, *(int *)arg);
+}
 
 int64_t ssim_run_until_all_have(struct ssim *s, int i, uint64_t timeout_ms)
 {
@@ -738,7 +785,10 @@ bool ssim_converged(struct ssim *s)
 	return nstate_count(s->nodes[ref].core) == published;
 }
 
-bool ssim_pred_converged(struct ssim *s, void *arg) { return ssim_converged(s); }
+bool ssim_pred_converged(struct ssim *s, void *arg)
+{
+	return ssim_converged(s);
+}
 
 size_t ssim_changes(const struct ssim *s, const struct ssim_change **out)
 {
@@ -753,8 +803,14 @@ void ssim_changes_reset(struct ssim *s)
 		s->n_open[i] = 0;
 }
 
-const struct ssim_traffic *ssim_traffic(const struct ssim *s, int i) { return &s->nodes[i].tr; }
-const struct ssim_counters *ssim_counters(const struct ssim *s) { return &s->ctr; }
+const struct ssim_traffic *ssim_traffic(const struct ssim *s, int i)
+{
+	return &s->nodes[i].tr;
+}
+const struct ssim_counters *ssim_counters(const struct ssim *s)
+{
+	return &s->ctr;
+}
 
 void ssim_traffic_reset(struct ssim *s)
 {

@@ -222,27 +222,27 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define W_ASSERT(w, cond, ...)                                                                 \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			print_error("seed=%" PRIu64 " t=%" PRIu64 ": ", fw_seed(w), fw_now(w));  \
-			print_error(__VA_ARGS__);                                              \
-			print_error("\n  replay: MV_SIM_SEED=%" PRIu64 " MV_SIM_VERBOSE=1\n",     \
-			            fw_seed(w));                                               \
-			fail_msg("%s", #cond);                                                 \
-		}                                                                              \
+#define W_ASSERT(w, cond, ...)                                                                  \
+	do {                                                                                    \
+		if (!(cond)) {                                                                  \
+			print_error("seed=%" PRIu64 " t=%" PRIu64 ": ", fw_seed(w), fw_now(w)); \
+			print_error(__VA_ARGS__);                                               \
+			print_error("\n  replay: MV_SIM_SEED=%" PRIu64 " MV_SIM_VERBOSE=1\n",   \
+			            fw_seed(w));                                                \
+			fail_msg("%s", #cond);                                                  \
+		}                                                                               \
 	} while (0)
 
 #define W_OK(w) W_ASSERT(w, fw_violation(w) == NULL, "oracle: %s", fw_violation(w))
 
-#define SCN(name)                                                                              \
-	static void name##_once(void);                                                         \
-	static void name(void **state)                                                         \
-	{                                                                                      \
-		(void)state;                                                                   \
-		for (int rep_ = repeats(); rep_ > 0; rep_--)                                   \
-			name##_once();                                                         \
-	}                                                                                      \
+#define SCN(name)                                            \
+	static void name##_once(void);                       \
+	static void name(void **state)                       \
+	{                                                    \
+		(void)state;                                 \
+		for (int rep_ = repeats(); rep_ > 0; rep_--) \
+			name##_once();                       \
+	}                                                    \
 	static void name##_once(void)
 
 /* Records of `type` by `node` about dead host `peer` (-1: any). */
@@ -251,7 +251,8 @@ static size_t recs(struct fw *w, int type, int node, int peer)
 	size_t c = 0;
 	for (size_t k = 0; k < fw_log_count(w); k++) {
 		const struct fw_rec *r = fw_log_at(w, k);
-		if (r->type == type && (node < 0 || r->node == node) && (peer < 0 || r->peer == peer))
+		if (r->type == type && (node < 0 || r->node == node) &&
+		    (peer < 0 || r->peer == peer))
 			c++;
 	}
 	return c;
@@ -261,7 +262,8 @@ static uint64_t first_rec(struct fw *w, int type, int node, int peer)
 {
 	for (size_t k = 0; k < fw_log_count(w); k++) {
 		const struct fw_rec *r = fw_log_at(w, k);
-		if (r->type == type && (node < 0 || r->node == node) && (peer < 0 || r->peer == peer))
+		if (r->type == type && (node < 0 || r->node == node) &&
+		    (peer < 0 || r->peer == peer))
 			return r->t;
 	}
 	return UINT64_MAX;
@@ -322,9 +324,10 @@ static void assert_moved_once(struct fw *w, int home)
 			continue;
 		uint64_t e;
 		int h = fw_vm_host(w, v, &e);
-		W_ASSERT(w, fw_vm_copies(w, v) == 1 && e >= 2, "%s of %s: %d copies, on %s, epoch %"
-		         PRIu64, fw_vm_name(w, v), fw_name(w, home), fw_vm_copies(w, v),
-		         h >= 0 ? fw_name(w, h) : "nowhere", e);
+		W_ASSERT(w, fw_vm_copies(w, v) == 1 && e >= 2,
+		         "%s of %s: %d copies, on %s, epoch %" PRIu64, fw_vm_name(w, v),
+		         fw_name(w, home), fw_vm_copies(w, v), h >= 0 ? fw_name(w, h) : "nowhere",
+		         e);
 	}
 }
 
@@ -338,7 +341,8 @@ static void assert_untouched(struct fw *w, int home)
 		int h = fw_vm_host(w, v, &e);
 		W_ASSERT(w, fw_vm_copies(w, v) == 1 && h == home && e == 1,
 		         "%s of %s: %d copies, on %s, epoch %" PRIu64, fw_vm_name(w, v),
-		         fw_name(w, home), fw_vm_copies(w, v), h >= 0 ? fw_name(w, h) : "nowhere", e);
+		         fw_name(w, home), fw_vm_copies(w, v), h >= 0 ? fw_name(w, h) : "nowhere",
+		         e);
 	}
 }
 
@@ -424,7 +428,10 @@ static void print_timeline(struct fw *w, const char *what, int dead, uint64_t t0
 	        inst ? "chosen" : "no plan");
 }
 
-static void drift_tweak(struct fw_opts *o) { o->clock_drift_ppm = 2000; }
+static void drift_tweak(struct fw_opts *o)
+{
+	o->clock_drift_ppm = 2000;
+}
 
 static bool about_to_lose_quorum(struct fw *w, void *arg)
 {
@@ -477,7 +484,10 @@ static bool plan_chosen(struct fw *w, void *arg)
 	return fw_chosen_count(w) > 0;
 }
 
-static void no_journal(struct fw_opts *o) { o->journal = false; }
+static void no_journal(struct fw_opts *o)
+{
+	o->journal = false;
+}
 
 /* The amnesiac acceptor (failover.c, RESTARTS). n2's agent dies (its VMs
  * run on; its watchdog will fire F after its last quorum) and its link to
@@ -540,8 +550,10 @@ static struct amnesia amnesiac_world(bool journal)
 	char why[256];
 	W_ASSERT(w, fw_liveness(w, why, sizeof(why)) == 0, "liveness: %s", why);
 	fprintf(stderr,
-	        "  amnesiac acceptor, journal %s: plan at +%" PRIu64 " ms; n2's watchdog fired %" PRIu64
-	        " times, n2 fenced itself or obeyed a fence order %" PRIu64 " times, n1 fenced itself %" PRIu64 " times, %" PRIu64
+	        "  amnesiac acceptor, journal %s: plan at +%" PRIu64
+	        " ms; n2's watchdog fired %" PRIu64
+	        " times, n2 fenced itself or obeyed a fence order %" PRIu64
+	        " times, n1 fenced itself %" PRIu64 " times, %" PRIu64
 	        " of 3 VMs run once on n1, double starts %" PRIu64 "\n",
 	        journal ? "on" : "off", at, r.n2_watchdog, r.n2_fenced, r.n1_fenced, r.on_n1,
 	        r.doubles);
@@ -709,9 +721,9 @@ SCN(test_agent_dies_remote_fence)
 /* The coordinator dies mid-plan                                        */
 
 struct coord_kill {
-	int dead;        /* the host whose failover we interrupt */
-	int coord;       /* the coordinator, once it sends ACCEPT */
-	int accept_to;   /* ACCEPTs let through (others dropped) */
+	int dead;      /* the host whose failover we interrupt */
+	int coord;     /* the coordinator, once it sends ACCEPT */
+	int accept_to; /* ACCEPTs let through (others dropped) */
 	int sent;
 	bool done;
 	struct fo_plan proposed;
@@ -787,7 +799,9 @@ static void coordinator_dies(int accept_to)
 		W_ASSERT(w, c->plan.n == ck.proposed.n, "another value chosen (%zu vs %zu entries)",
 		         c->plan.n, ck.proposed.n);
 		for (size_t q = 0; q < c->plan.n; q++)
-			W_ASSERT(w, strcmp(c->plan.entries[q].target, ck.proposed.entries[q].target) == 0,
+			W_ASSERT(w,
+			         strcmp(c->plan.entries[q].target, ck.proposed.entries[q].target) ==
+			             0,
 			         "%s: chosen for %s, accepted for %s", c->plan.entries[q].name,
 			         c->plan.entries[q].target, ck.proposed.entries[q].target);
 	}
@@ -804,16 +818,27 @@ static void coordinator_dies(int accept_to)
 		         fw_name(w, home), fw_vm_copies(w, v),
 		         vm_recs(w, FO_EV_NO_ROOM, v) ? " (reported without room)" : "");
 	}
-	fprintf(stderr, "  coordinator %s died after %d ACCEPTs; round 0 placed %d VMs on it; %zu "
-	        "later rounds for n3; %zu plans in all\n", fw_name(w, ck.coord),
-	        ck.sent < accept_to ? ck.sent : accept_to, on_coord, rounds, fw_chosen_count(w));
+	fprintf(stderr,
+	        "  coordinator %s died after %d ACCEPTs; round 0 placed %d VMs on it; %zu "
+	        "later rounds for n3; %zu plans in all\n",
+	        fw_name(w, ck.coord), ck.sent < accept_to ? ck.sent : accept_to, on_coord, rounds,
+	        fw_chosen_count(w));
 	world_free(w);
 }
 
-static void teardown_scenarios(void) { fo_plan_clear(&ck.proposed); }
+static void teardown_scenarios(void)
+{
+	fo_plan_clear(&ck.proposed);
+}
 
-SCN(test_coordinator_dies_after_minority_accept) { coordinator_dies(3); }
-SCN(test_coordinator_dies_after_all_accept) { coordinator_dies(9); }
+SCN(test_coordinator_dies_after_minority_accept)
+{
+	coordinator_dies(3);
+}
+SCN(test_coordinator_dies_after_all_accept)
+{
+	coordinator_dies(9);
+}
 
 /* ------------------------------------------------------------------ */
 /* Partitions                                                          */
@@ -823,8 +848,8 @@ static void add_vms(struct fw *w, int host, int n, int32_t prio0)
 	for (int k = 0; k < n; k++) {
 		char name[32];
 		snprintf(name, sizeof(name), "v%d-%d", host, k);
-		fw_add_vm(w, host, name, prio0 + k * 10, 1 + (uint32_t)(k % 2), (1 + (uint64_t)k) * GIB,
-		          NULL);
+		fw_add_vm(w, host, name, prio0 + k * 10, 1 + (uint32_t)(k % 2),
+		          (1 + (uint64_t)k) * GIB, NULL);
 	}
 }
 
@@ -840,12 +865,14 @@ SCN(test_partition_3_2)
 	fw_run_for(w, 50000);
 	W_OK(w);
 	/* the minority fenced itself first */
-	uint64_t f3 = first_rec(w, FO_EV_FENCE_SELF, 3, -1), f4 = first_rec(w, FO_EV_FENCE_SELF, 4, -1);
+	uint64_t f3 = first_rec(w, FO_EV_FENCE_SELF, 3, -1),
+		 f4 = first_rec(w, FO_EV_FENCE_SELF, 4, -1);
 	uint64_t fr = first_rec(w, FO_EV_RESTART, -1, -1);
 	W_ASSERT(w, f3 != UINT64_MAX && f4 != UINT64_MAX, "the minority did not fence itself");
 	W_ASSERT(w, fr != UINT64_MAX, "the majority restarted nothing");
-	W_ASSERT(w, f3 < fr && f4 < fr, "restart at %" PRIu64 " before the minority's fences (%" PRIu64
-	         ", %" PRIu64 ")", fr, f3, f4);
+	W_ASSERT(w, f3 < fr && f4 < fr,
+	         "restart at %" PRIu64 " before the minority's fences (%" PRIu64 ", %" PRIu64 ")",
+	         fr, f3, f4);
 	W_ASSERT(w, recs(w, FO_EV_RESTART, 3, -1) + recs(w, FO_EV_RESTART, 4, -1) == 0,
 	         "the minority restarted something");
 	for (size_t k = 0; k < fw_chosen_count(w); k++)
@@ -872,9 +899,12 @@ SCN(test_partition_3_2)
 		W_ASSERT(w, fw_vm_copies(w, v) == 1, "%s runs %d times", fw_vm_name(w, v),
 		         fw_vm_copies(w, v));
 	for (int i = 0; i < 5; i++)
-		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d not quorate after the heal", i);
-	fprintf(stderr, "  3|2: minority fenced at +%" PRIu64 "/+%" PRIu64 " ms, first restart +%" PRIu64
-	        " ms after the cut\n", f3 - 8000, f4 - 8000, fr - 8000);
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)),
+		         "n%d not quorate after the heal", i);
+	fprintf(stderr,
+	        "  3|2: minority fenced at +%" PRIu64 "/+%" PRIu64 " ms, first restart +%" PRIu64
+	        " ms after the cut\n",
+	        f3 - 8000, f4 - 8000, fr - 8000);
 	world_free(w);
 }
 
@@ -895,7 +925,8 @@ SCN(test_partition_5_5)
 	         fw_chosen_count(w));
 	for (int i = 0; i < 10; i++) {
 		W_ASSERT(w, recs(w, FO_EV_FENCE_SELF, i, -1) >= 1, "n%d did not fence itself", i);
-		W_ASSERT(w, !fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d quorate with 5 of 10", i);
+		W_ASSERT(w, !fo_quorate(fw_fo(w, i), fw_local_now(w, i)),
+		         "n%d quorate with 5 of 10", i);
 	}
 	for (int v = 0; v < fw_vm_count(w); v++)
 		W_ASSERT(w, fw_vm_copies(w, v) == 0, "%s still runs on a side without quorum",
@@ -906,7 +937,8 @@ SCN(test_partition_5_5)
 	W_OK(w);
 	check_counters(w);
 	for (int i = 0; i < 10; i++)
-		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d not quorate after the heal", i);
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)),
+		         "n%d not quorate after the heal", i);
 	world_free(w);
 }
 
@@ -923,7 +955,8 @@ SCN(test_oneway_loss_out)
 	fw_block(w, 2, -1); /* everything n2 sends is lost; it hears everybody */
 	fw_run_for(w, 60000);
 	W_OK(w);
-	uint64_t f2 = first_rec(w, FO_EV_FENCE_SELF, 2, -1), fr = first_rec(w, FO_EV_RESTART, -1, 2);
+	uint64_t f2 = first_rec(w, FO_EV_FENCE_SELF, 2, -1),
+		 fr = first_rec(w, FO_EV_RESTART, -1, 2);
 	W_ASSERT(w, f2 != UINT64_MAX, "n2 never fenced itself");
 	W_ASSERT(w, fr != UINT64_MAX, "n2's VMs never restarted");
 	W_ASSERT(w, f2 < fr, "n2's VMs restarted before it fenced itself");
@@ -945,7 +978,8 @@ SCN(test_oneway_loss_out)
 		fprintf(stderr, "  after the loss ended: plan for (%s, %" PRIu64 ", %u), %zu VMs\n",
 		        fw_chosen_at(w, k)->inst.dead, fw_chosen_at(w, k)->inst.incarnation,
 		        fw_chosen_at(w, k)->inst.round, fw_chosen_at(w, k)->plan.n);
-	W_ASSERT(w, fo_quorate(fw_fo(w, 2), fw_local_now(w, 2)), "n2 not quorate after the loss ended");
+	W_ASSERT(w, fo_quorate(fw_fo(w, 2), fw_local_now(w, 2)),
+	         "n2 not quorate after the loss ended");
 	world_free(w);
 }
 
@@ -959,7 +993,8 @@ SCN(test_oneway_loss_in)
 	fw_block(w, -1, 2); /* n2 hears nobody; its own messages arrive */
 	fw_run_for(w, 60000);
 	W_OK(w);
-	uint64_t f2 = first_rec(w, FO_EV_FENCE_SELF, 2, -1), fr = first_rec(w, FO_EV_RESTART, -1, 2);
+	uint64_t f2 = first_rec(w, FO_EV_FENCE_SELF, 2, -1),
+		 fr = first_rec(w, FO_EV_RESTART, -1, 2);
 	W_ASSERT(w, f2 != UINT64_MAX, "n2 (no acknowledgement reaches it) never fenced itself");
 	W_ASSERT(w, fr == UINT64_MAX || f2 < fr, "n2's VMs restarted before it fenced itself");
 	W_ASSERT(w, recs(w, FO_EV_RESTART, 2, -1) == 0, "n2 restarted something");
@@ -971,7 +1006,8 @@ SCN(test_oneway_loss_in)
 	for (int v = 0; v < fw_vm_count(w); v++)
 		if (fw_vm_home(w, v) == 2)
 			running += fw_vm_copies(w, v);
-	fprintf(stderr, "  n2 deaf: fenced at +%" PRIu64 " ms, %s; %d of its 3 VMs run at the end\n",
+	fprintf(stderr,
+	        "  n2 deaf: fenced at +%" PRIu64 " ms, %s; %d of its 3 VMs run at the end\n",
 	        f2 - 8000, fr == UINT64_MAX ? "never failed over" : "failed over", running);
 	world_free(w);
 }
@@ -1066,10 +1102,12 @@ SCN(test_flapping_host)
 		}
 	}
 	for (int i = 0; i < 5; i++)
-		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d not quorate at the end", i);
-	fprintf(stderr, "  n1 flapping: %" PRIu64 " self-fences, %zu plans, %d of its 3 VMs run, %d "
-	        "VMs of healthy hosts moved\n", fw_counters(w)->fence_self, fw_chosen_count(w),
-	        running, moved);
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)),
+		         "n%d not quorate at the end", i);
+	fprintf(stderr,
+	        "  n1 flapping: %" PRIu64 " self-fences, %zu plans, %d of its 3 VMs run, %d "
+	        "VMs of healthy hosts moved\n",
+	        fw_counters(w)->fence_self, fw_chosen_count(w), running, moved);
 	world_free(w);
 }
 
@@ -1080,7 +1118,8 @@ static bool n2_vms_elsewhere(struct fw *w, void *arg)
 {
 	(void)arg;
 	for (int v = 0; v < fw_vm_count(w); v++)
-		if (fw_vm_home(w, v) == 2 && (fw_vm_copies(w, v) != 1 || fw_vm_host(w, v, NULL) == 2))
+		if (fw_vm_home(w, v) == 2 &&
+		    (fw_vm_copies(w, v) != 1 || fw_vm_host(w, v, NULL) == 2))
 			return false;
 	return true;
 }
@@ -1106,11 +1145,14 @@ SCN(test_paused_host_resumes)
 	W_OK(w);
 	uint64_t f2 = first_rec(w, FO_EV_FENCE_SELF, 2, -1);
 	uint64_t fv = first_rec(w, FO_EV_FENCE_VMS, 2, -1);
-	W_ASSERT(w, f2 == tr || fv == tr, "n2 did not fence at its resume (self %" PRIu64 ", vms %" PRIu64
-	         ", resumed %" PRIu64 ")", f2, fv, tr);
+	W_ASSERT(w, f2 == tr || fv == tr,
+	         "n2 did not fence at its resume (self %" PRIu64 ", vms %" PRIu64
+	         ", resumed %" PRIu64 ")",
+	         f2, fv, tr);
 	for (int v = 0; v < fw_vm_count(w); v++)
 		if (fw_vm_home(w, v) == 2)
-			W_ASSERT(w, !fw_vm_on(w, v, 2), "%s still on n2 after its resume", fw_vm_name(w, v));
+			W_ASSERT(w, !fw_vm_on(w, v, 2), "%s still on n2 after its resume",
+			         fw_vm_name(w, v));
 	fw_run_for(w, 30000);
 	W_OK(w);
 	check_counters(w);
@@ -1120,7 +1162,8 @@ SCN(test_paused_host_resumes)
 			assert_untouched(w, i);
 	W_ASSERT(w, recs(w, FO_EV_RESTART, 2, -1) == 0, "n2 restarted something");
 	W_ASSERT(w, fo_quorate(fw_fo(w, 2), fw_local_now(w, 2)), "n2 not quorate after its resume");
-	fprintf(stderr, "  paused n2: VMs elsewhere after %" PRId64 " ms, fenced at resume\n", took);
+	fprintf(stderr, "  paused n2: VMs elsewhere after %" PRId64 " ms, fenced at resume\n",
+	        took);
 	world_free(w);
 }
 
@@ -1187,19 +1230,22 @@ SCN(test_restart_fails_hand_back)
 	for (size_t k = 0; k < fw_chosen_count(w); k++)
 		later_rounds += fw_chosen_at(w, k)->inst.round > 0;
 	bool refused = fw_counters(w)->starts_refused_host > 0;
-	W_ASSERT(w, !refused || later_rounds > 0, "starts were refused but no round > 0 was chosen");
+	W_ASSERT(w, !refused || later_rounds > 0,
+	         "starts were refused but no round > 0 was chosen");
 	W_ASSERT(w, !refused || fw_counters(w)->handed_back > 0, "nothing handed back");
 	for (size_t k = 0; k < fw_log_count(w); k++) {
 		const struct fw_rec *r = fw_log_at(w, k);
 		if (r->type != FW_R_VM_START)
 			continue;
-		W_ASSERT(w, r->epoch == 2 + r->inst.round, "%s started at epoch %" PRIu64 " in round %u",
-		         fw_vm_name(w, r->vm), r->epoch, r->inst.round);
+		W_ASSERT(w, r->epoch == 2 + r->inst.round,
+		         "%s started at epoch %" PRIu64 " in round %u", fw_vm_name(w, r->vm),
+		         r->epoch, r->inst.round);
 		W_ASSERT(w, r->node != 0 && r->node != 1, "started on a refusing host");
 	}
-	fprintf(stderr, "  hand-back: %" PRIu64 " refused starts, %" PRIu64 " handed back, %zu later "
-	        "rounds\n", fw_counters(w)->starts_refused_host, fw_counters(w)->handed_back,
-	        later_rounds);
+	fprintf(stderr,
+	        "  hand-back: %" PRIu64 " refused starts, %" PRIu64 " handed back, %zu later "
+	        "rounds\n",
+	        fw_counters(w)->starts_refused_host, fw_counters(w)->handed_back, later_rounds);
 	world_free(w);
 }
 
@@ -1230,8 +1276,8 @@ SCN(test_no_room_lowest_priority)
 		W_ASSERT(w, fw_vm_copies(w, v) == (top ? 1 : 0), "%s (priority %d) runs %d times",
 		         fw_vm_name(w, v), fw_vm_priority(w, v), fw_vm_copies(w, v));
 		if (!top)
-			W_ASSERT(w, vm_recs(w, FO_EV_NO_ROOM, v) > 0, "%s not reported without room",
-			         fw_vm_name(w, v));
+			W_ASSERT(w, vm_recs(w, FO_EV_NO_ROOM, v) > 0,
+			         "%s not reported without room", fw_vm_name(w, v));
 	}
 	for (int i = 0; i < 3; i++)
 		W_ASSERT(w, fw_host_fits(w, i), "n%d over capacity", i);
@@ -1272,7 +1318,8 @@ SCN(test_incarnation_bump_during_partition)
 	check_counters(w);
 	size_t plans_n6 = 0;
 	for (size_t k = 0; k < fw_chosen_count(w); k++)
-		if (strcmp(fw_chosen_at(w, k)->inst.dead, "n6") == 0 && fw_chosen_at(w, k)->plan.n > 0)
+		if (strcmp(fw_chosen_at(w, k)->inst.dead, "n6") == 0 &&
+		    fw_chosen_at(w, k)->plan.n > 0)
 			plans_n6++;
 	for (int v = 0; v < fw_vm_count(w); v++) {
 		W_ASSERT(w, fw_vm_copies(w, v) <= 1, "%s runs twice", fw_vm_name(w, v));
@@ -1350,8 +1397,8 @@ SCN(test_force_leave_then_second_death)
 	W_ASSERT(w, fw_force_leave(w, 0, 3) == 0, "force-leave of dead n3 refused");
 	fw_run_for(w, 5000);
 	for (int i = 0; i < 3; i++)
-		W_ASSERT(w, fo_voters(fw_fo(w, i)) == 3, "n%d counts %zu voters after the force-leave",
-		         i, fo_voters(fw_fo(w, i)));
+		W_ASSERT(w, fo_voters(fw_fo(w, i)) == 3,
+		         "n%d counts %zu voters after the force-leave", i, fo_voters(fw_fo(w, i)));
 	fw_crash_host(w, 2);
 	fw_run_for(w, 45000);
 	W_OK(w);
@@ -1360,16 +1407,18 @@ SCN(test_force_leave_then_second_death)
 		W_ASSERT(w, fw_vm_copies(w, v) == 1, "%s runs %d times", fw_vm_name(w, v),
 		         fw_vm_copies(w, v));
 	for (int i = 0; i < 2; i++)
-		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d not quorate with 2 of 3", i);
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)),
+		         "n%d not quorate with 2 of 3", i);
 	fw_boot_host(w, 3);
 	fw_run_for(w, 30000);
 	W_OK(w);
 	check_counters(w);
 	for (int i = 0; i < 2; i++)
-		W_ASSERT(w, fo_voters(fw_fo(w, i)) == 4, "n%d counts %zu voters after n3 came back", i,
-		         fo_voters(fw_fo(w, i)));
+		W_ASSERT(w, fo_voters(fw_fo(w, i)) == 4, "n%d counts %zu voters after n3 came back",
+		         i, fo_voters(fw_fo(w, i)));
 	for (int i = 0; i < 2; i++)
-		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)), "n%d not quorate with n3 back", i);
+		W_ASSERT(w, fo_quorate(fw_fo(w, i), fw_local_now(w, i)),
+		         "n%d not quorate with n3 back", i);
 	world_free(w);
 }
 
@@ -1382,8 +1431,7 @@ struct totals {
 	uint64_t schedules, clean, steps, sim_ms, double_starts, violations, restarts, restarts_ok,
 	    restarts_failed, cap_refusals, fence_self, fence_vms, remote_ok, remote_failed,
 	    watchdog, wd_resets, new_incs, plans, no_room, handed_back, lost, excused, forgotten,
-	    epoch_reused,
-	    faults[N_FAULT_KINDS], msgs, spins, rejected;
+	    epoch_reused, faults[N_FAULT_KINDS], msgs, spins, rejected;
 	uint64_t *heal_ms; /* per schedule: heal -> every HA VM running (ms) */
 	size_t n_heal, cap_heal;
 };
@@ -1397,7 +1445,10 @@ struct sched {
 	int nflap;
 };
 
-static uint32_t srnd(struct sched *s, uint32_t n) { return n ? mv_xoshiro_below(s->rng, n) : 0; }
+static uint32_t srnd(struct sched *s, uint32_t n)
+{
+	return n ? mv_xoshiro_below(s->rng, n) : 0;
+}
 
 #define ACTIVE_MS 50000
 /* The liveness bound: after the last fault heals (ACTIVE_MS), every HA VM
@@ -1408,12 +1459,30 @@ static uint32_t srnd(struct sched *s, uint32_t n) { return n ? mv_xoshiro_below(
 #define LIVE_BOUND_MS 150000
 #define END_MS (ACTIVE_MS + LIVE_BOUND_MS)
 
-static void ev_crash_host(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_crash_host(w, a); }
-static void ev_boot_host(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_boot_host(w, a); }
-static void ev_crash_agent(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_crash_agent(w, a); }
-static void ev_restart_agent(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_restart_agent(w, a); }
-static void ev_pause(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_pause(w, a); }
-static void ev_resume(struct fw *w, int a, int b, void *arg) { (void)b, (void)arg, fw_resume(w, a); }
+static void ev_crash_host(struct fw *w, int a, int b, void *arg)
+{
+	(void)b, (void)arg, fw_crash_host(w, a);
+}
+static void ev_boot_host(struct fw *w, int a, int b, void *arg)
+{
+	(void)b, (void)arg, fw_boot_host(w, a);
+}
+static void ev_crash_agent(struct fw *w, int a, int b, void *arg)
+{
+	(void)b, (void)arg, fw_crash_agent(w, a);
+}
+static void ev_restart_agent(struct fw *w, int a, int b, void *arg)
+{
+	(void)b, (void)arg, fw_restart_agent(w, a);
+}
+static void ev_pause(struct fw *w, int a, int b, void *arg)
+{
+	(void)b, (void)arg, fw_pause(w, a);
+}
+static void ev_resume(struct fw *w, int a, int b, void *arg)
+{
+	(void)b, (void)arg, fw_resume(w, a);
+}
 static void ev_force_leave(struct fw *w, int a, int b, void *arg)
 {
 	(void)b;
@@ -1429,9 +1498,18 @@ static void ev_force_leave(struct fw *w, int a, int b, void *arg)
 	}
 }
 
-static void ev_heal(struct fw *w, int a, int b, void *arg) { (void)a, (void)b, (void)arg, fw_heal(w); }
-static void ev_block(struct fw *w, int a, int b, void *arg) { (void)arg, fw_block(w, a, b); }
-static void ev_unblock(struct fw *w, int a, int b, void *arg) { (void)arg, fw_unblock(w, a, b); }
+static void ev_heal(struct fw *w, int a, int b, void *arg)
+{
+	(void)a, (void)b, (void)arg, fw_heal(w);
+}
+static void ev_block(struct fw *w, int a, int b, void *arg)
+{
+	(void)arg, fw_block(w, a, b);
+}
+static void ev_unblock(struct fw *w, int a, int b, void *arg)
+{
+	(void)arg, fw_unblock(w, a, b);
+}
 
 static void ev_partition(struct fw *w, int a, int b, void *arg)
 {
@@ -1571,7 +1649,8 @@ static void gen_faults(struct sched *s, struct totals *t)
 			break;
 		case 8: /* loss on every link (15..25%) */
 			fw_at(w, at, ev_loss_all, 0, 0, (void *)(uintptr_t)(15 + srnd(s, 11)));
-			fw_at(w, at + dur, ev_loss_all, 0, 0, (void *)(uintptr_t)(s->base_loss * 100));
+			fw_at(w, at + dur, ev_loss_all, 0, 0,
+			      (void *)(uintptr_t)(s->base_loss * 100));
 			break;
 		case 9: /* a gray host: 40..60% loss both ways */
 			fw_at(w, at, ev_gray, a, 0, (void *)(uintptr_t)(40 + srnd(s, 21)));
@@ -1579,7 +1658,8 @@ static void gen_faults(struct sched *s, struct totals *t)
 			break;
 		case 10: /* a quick reboot: back in 1..4 s, its definitions kept or gone */
 			fw_at(w, at, ev_crash_host, a, 0, NULL);
-			fw_at(w, at + 1000 + srnd(s, 3000), ev_quick_reboot, a, (int)srnd(s, 2), NULL);
+			fw_at(w, at + 1000 + srnd(s, 3000), ev_quick_reboot, a, (int)srnd(s, 2),
+			      NULL);
 			break;
 		case 11: /* the agent restarts within 1..5 s (mid-failover, often) */
 			fw_at(w, at, ev_crash_agent, a, 0, NULL);
@@ -1625,7 +1705,8 @@ static uint64_t settle(struct fw *w, uint64_t bound, const char *what)
 	         bound / 1000, why);
 	fw_run_for(w, 30000);
 	W_OK(w);
-	W_ASSERT(w, fw_liveness(w, why, sizeof(why)) == 0, "%s: liveness lost again: %s", what, why);
+	W_ASSERT(w, fw_liveness(w, why, sizeof(why)) == 0, "%s: liveness lost again: %s", what,
+	         why);
 	return (uint64_t)t;
 }
 
@@ -1666,10 +1747,13 @@ SCN(test_issue9_gray_host)
 	loss_on_host(w, 4, 0.0);
 	W_ASSERT(w, recs(w, FO_EV_FENCE_SELF, 4, -1) >= 1, "n4 never fenced itself at 70%% loss");
 	uint64_t t = settle(w, 150000, "gray host");
-	W_ASSERT(w, fences_by(w, 0, 3) == 0, "%zu self-fences of healthy hosts", fences_by(w, 0, 3));
+	W_ASSERT(w, fences_by(w, 0, 3) == 0, "%zu self-fences of healthy hosts",
+	         fences_by(w, 0, 3));
 	check_counters(w);
-	fprintf(stderr, "  gray host (70%% loss, 60 s): every HA VM runs %" PRIu64
-	        " ms after the heal; n4 fenced itself %zu times\n", t, recs(w, FO_EV_FENCE_SELF, 4, -1));
+	fprintf(stderr,
+	        "  gray host (70%% loss, 60 s): every HA VM runs %" PRIu64
+	        " ms after the heal; n4 fenced itself %zu times\n",
+	        t, recs(w, FO_EV_FENCE_SELF, 4, -1));
 	world_free(w);
 }
 
@@ -1690,8 +1774,10 @@ SCN(test_issue9_loss_everywhere)
 	fw_set_loss(w, -1, -1, 0.0);
 	uint64_t t = settle(w, 150000, "loss everywhere");
 	check_counters(w);
-	fprintf(stderr, "  60%% loss everywhere, 60 s: %zu self-fences; every HA VM runs %" PRIu64
-	        " ms after the heal\n", fences_by(w, 0, 4), t);
+	fprintf(stderr,
+	        "  60%% loss everywhere, 60 s: %zu self-fences; every HA VM runs %" PRIu64
+	        " ms after the heal\n",
+	        fences_by(w, 0, 4), t);
 	world_free(w);
 }
 
@@ -1713,7 +1799,8 @@ SCN(test_issue9_quorum_holds_at_25_percent_loss)
 	W_ASSERT(w, fences_by(w, 0, 4) == 0, "%zu self-fences at 25%% loss", fences_by(w, 0, 4));
 	fw_set_loss(w, -1, -1, 0.0);
 	settle(w, 60000, "25% loss");
-	fprintf(stderr, "  25%% loss everywhere, 60 s: quorum lost %zu times, 0 self-fences\n", lost);
+	fprintf(stderr, "  25%% loss everywhere, 60 s: quorum lost %zu times, 0 self-fences\n",
+	        lost);
 	world_free(w);
 }
 
@@ -1737,7 +1824,8 @@ SCN(test_issue9_majority_never_fences)
 	W_ASSERT(w, fences_by(w, 0, 2) == 0, "a host of the majority side fenced itself (%zu)",
 	         fences_by(w, 0, 2));
 	check_counters(w);
-	fprintf(stderr, "  3|2 partition, 40 s: every HA VM runs %" PRIu64 " ms after the heal\n", t);
+	fprintf(stderr, "  3|2 partition, 40 s: every HA VM runs %" PRIu64 " ms after the heal\n",
+	        t);
 	world_free(w);
 }
 
@@ -1759,8 +1847,10 @@ static void quick_reboot(bool keep)
 	for (int v = 0; v < fw_vm_count(w); v++)
 		home += fw_vm_home(w, v) == 2 && fw_vm_on(w, v, 2);
 	check_counters(w);
-	fprintf(stderr, "  quick reboot (3 s, definitions %s): every HA VM runs %" PRIu64
-	        " ms after the boot, %zu of 2 back on their host\n", keep ? "kept" : "lost", t, home);
+	fprintf(stderr,
+	        "  quick reboot (3 s, definitions %s): every HA VM runs %" PRIu64
+	        " ms after the boot, %zu of 2 back on their host\n",
+	        keep ? "kept" : "lost", t, home);
 	world_free(w);
 }
 
@@ -1807,7 +1897,8 @@ SCN(test_issue9_no_watchdog_boot_loop)
 	for (int i = 0; i < 5; i++)
 		W_ASSERT(w, fw_fo(w, i) && fo_quorate(fw_fo(w, i), fw_local_now(w, i)),
 		         "n%d not quorate after the heal", i);
-	fprintf(stderr, "  fast watchdog, 60%% loss 30 s: %zu resets during the loss, none after; "
+	fprintf(stderr,
+	        "  fast watchdog, 60%% loss 30 s: %zu resets during the loss, none after; "
 	        "every HA VM runs %" PRIu64 " ms after the heal\n",
 	        recs(w, FW_R_WATCHDOG, -1, -1), t);
 	world_free(w);
@@ -1845,7 +1936,8 @@ SCN(test_issue9_previous_life_entries)
 	fw_start(w);
 	warm_up(w);
 	fw_crash_host(w, 3);
-	W_ASSERT(w, fw_run_until(w, n1_targeted, NULL, 20000) >= 0, "no plan placed n3's VMs on n1");
+	W_ASSERT(w, fw_run_until(w, n1_targeted, NULL, 20000) >= 0,
+	         "no plan placed n3's VMs on n1");
 	size_t before = recs(w, FO_EV_RESTART, 1, 3);
 	fw_crash_agent(w, 1);
 	/* (back within the watchdog's timeout, which its death pinged) */
@@ -1863,8 +1955,10 @@ SCN(test_issue9_previous_life_entries)
 	}
 	W_ASSERT(w, old_round == 0, "%zu round-0 entries of the previous life started", old_round);
 	check_counters(w);
-	fprintf(stderr, "  previous-life entries: %zu RESTARTs before the agent died, none of "
-	        "its entries after; every HA VM runs %" PRIu64 " ms after\n", before, t);
+	fprintf(stderr,
+	        "  previous-life entries: %zu RESTARTs before the agent died, none of "
+	        "its entries after; every HA VM runs %" PRIu64 " ms after\n",
+	        before, t);
 	world_free(w);
 }
 
@@ -1919,7 +2013,8 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 		for (int k = 0; k < nv; k++) {
 			char name[32];
 			snprintf(name, sizeof(name), "vm%d.%d", i, k);
-			const char *group = !s.clean && srnd(&s, 5) == 0 ? (srnd(&s, 2) ? "g0" : "g1") : NULL;
+			const char *group =
+			    !s.clean && srnd(&s, 5) == 0 ? (srnd(&s, 2) ? "g0" : "g1") : NULL;
 			uint32_t vc = 1 + srnd(&s, s.clean ? 2 : 4);
 			uint64_t mem = (1 + (uint64_t)srnd(&s, s.clean ? 4 : 8)) * GIB;
 			int32_t prio = (int32_t)srnd(&s, 5) * 100;
@@ -1952,8 +2047,10 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 	int missing = fw_liveness(w, why, sizeof(why));
 	if (ok && missing) {
 		ok = false;
-		snprintf(fail, faillen, "liveness: %d HA VMs should run %u s after the heal and do "
-		         "not: %s", missing, LIVE_BOUND_MS / 1000, why);
+		snprintf(fail, faillen,
+		         "liveness: %d HA VMs should run %u s after the heal and do "
+		         "not: %s",
+		         missing, LIVE_BOUND_MS / 1000, why);
 	}
 	int lost = 0, forgotten = 0;
 	for (int v = 0; v < fw_vm_count(w); v++)
@@ -2051,16 +2148,19 @@ static void test_replayed_seeds(void **state)
 	                           "learned (the given epochs are journalled)"},
 	    {357781614921135384ULL, "O3: after a force-leave shrank the voting set, the free-value "
 	                            "rule dropped a value the removed member had helped choose"},
-	    {7848086450926134069ULL, "liveness: a later round re-placed (and fenced) a VM its host "
-	                             "had restarted at a newer epoch than the round's no-room entry "
-	                             "moved from"},
-	    {3493938140924324961ULL, "liveness: a host held dead at 1 but heartbeating at 2 got VMs, "
-	                             "then crashed: nothing ever declared incarnation 2 dead"},
+	    {7848086450926134069ULL,
+	     "liveness: a later round re-placed (and fenced) a VM its host "
+	     "had restarted at a newer epoch than the round's no-room entry "
+	     "moved from"},
+	    {3493938140924324961ULL,
+	     "liveness: a host held dead at 1 but heartbeating at 2 got VMs, "
+	     "then crashed: nothing ever declared incarnation 2 dead"},
 	    {2902717944300162283ULL, "oracle (O2): a host cut off from its start is in nobody's "
 	                             "voting set; a majority of those who know each other decides"},
-	    {5887481186875586384ULL, "liveness: a target that learned round 1 of a recovery but not "
-	                             "its round 0 took the recovery for undecided when a newer one "
-	                             "was chosen, and never started its entry"},
+	    {5887481186875586384ULL,
+	     "liveness: a target that learned round 1 of a recovery but not "
+	     "its round 0 took the recovery for undecided when a newer one "
+	     "was chosen, and never started its entry"},
 	    {3699194417080633305ULL, "O1: a host failed over while alive at that incarnation "
 	                             "learned the plan and destroyed only its VMs; a later round "
 	                             "re-placed one it ran for another failover beside it"},
@@ -2112,13 +2212,14 @@ static void test_randomized_schedules(void **state)
 		fprintf(stderr, "fw seed=%" PRIu64 " (one schedule)\n", seed);
 		if (!run_schedule(seed, &t, verbose_env(), fail, sizeof(fail)))
 			fail_msg("schedule seed=%" PRIu64 ": %s\n  replay: MV_SIM_SEED=%" PRIu64
-			         " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules", seed, fail, seed);
+			         " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules",
+			         seed, fail, seed);
 	} else {
 		/* The suite runs one fixed batch (the same 2000 schedules every
 		 * run: a failure is the change's, not the dice's); MV_SIM_FRESH=1
 		 * draws a new one, as tests/bench/sim_failover_soak.sh does. */
 		const char *menv = getenv("MV_SIM_MASTER"), *fresh = getenv("MV_SIM_FRESH");
-		uint64_t master = menv && *menv             ? strtoull(menv, NULL, 0)
+		uint64_t master = menv && *menv              ? strtoull(menv, NULL, 0)
 		                  : fresh && atoi(fresh) > 0 ? fresh_seed()
 		                                             : SIM_SUITE_MASTER;
 		fprintf(stderr, "fw master seed=%" PRIu64 " schedules=%ld\n", master, n);
@@ -2130,8 +2231,11 @@ static void test_randomized_schedules(void **state)
 					first_bad = seed;
 					snprintf(first_fail, sizeof(first_fail), "%s", fail);
 				}
-				fprintf(stderr, "  schedule %ld FAILED: %s\n    replay: MV_SIM_SEED=%" PRIu64
-				        " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules\n", k, fail, seed);
+				fprintf(
+				    stderr,
+				    "  schedule %ld FAILED: %s\n    replay: MV_SIM_SEED=%" PRIu64
+				    " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules\n",
+				    k, fail, seed);
 			}
 		}
 	}
@@ -2144,38 +2248,41 @@ static void test_randomized_schedules(void **state)
 		p99 = t.heal_ms[(t.n_heal * 99) / 100];
 		pmax = t.heal_ms[t.n_heal - 1];
 	}
-	fprintf(stderr,
-	        "  %" PRIu64 " schedules (%" PRIu64 " single-crash): safety violations %" PRIu64
-	        " (double starts %" PRIu64 "), liveness asserted in every one\n"
-	        "  heal -> every HA VM that should run runs: p50 %" PRIu64 " ms, p99 %" PRIu64
-	        " ms, max %" PRIu64 " ms (bound %u ms)\n"
-	        "  %" PRIu64 " steps, %.0f simulated s, %" PRIu64 " messages in %.2f s\n"
-	        "  faults: host crash %" PRIu64 ", agent crash %" PRIu64 ", pause %" PRIu64
-	        ", partition %" PRIu64 ", one-way block %" PRIu64 ", loss burst %" PRIu64
-	        ", flapping %" PRIu64 ", crash + force-leave %" PRIu64 ", loss on every link %" PRIu64
-	        ", gray host %" PRIu64 ", quick reboot %" PRIu64 ", agent restart %" PRIu64 "\n"
-	        "  plans %" PRIu64 ", restarts %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64
-	        ", of which no room in truth %" PRIu64 "), no room %" PRIu64 ", handed back %" PRIu64 "\n"
-	        "  self-fences %" PRIu64 ", fence orders %" PRIu64 ", remote fences ok %" PRIu64
-	        " / failed %" PRIu64 ", watchdog resets %" PRIu64 " (VMs %" PRIu64 "), new "
-	        "incarnations %" PRIu64 "\n"
-	        "  VMs not running at the end %" PRIu64 " (in %" PRIu64 " schedules, each excused by "
-	        "the oracle: no room, or no quorate side, or forgotten), of which forgotten %" PRIu64
-	        " (every host with its definition lost it, and no live agent remembers it: the\n"
-	        "  simulator models no replica store); epochs reused that only copies on down hosts "
-	        "had: %" PRIu64 "\n",
-	        t.schedules, t.clean, t.violations, t.double_starts, p50, p99, pmax, LIVE_BOUND_MS,
-	        t.steps, (double)t.sim_ms / 1000.0, t.msgs, secs, t.faults[0], t.faults[1],
-	        t.faults[2], t.faults[3], t.faults[4], t.faults[5], t.faults[6], t.faults[7],
-	        t.faults[8], t.faults[9], t.faults[10], t.faults[11], t.plans, t.restarts,
-	        t.restarts_ok, t.restarts_failed, t.cap_refusals, t.no_room, t.handed_back,
-	        t.fence_self, t.fence_vms, t.remote_ok, t.remote_failed, t.wd_resets, t.watchdog,
-	        t.new_incs, t.lost, t.excused, t.forgotten, t.epoch_reused);
+	fprintf(
+	    stderr,
+	    "  %" PRIu64 " schedules (%" PRIu64 " single-crash): safety violations %" PRIu64
+	    " (double starts %" PRIu64 "), liveness asserted in every one\n"
+	    "  heal -> every HA VM that should run runs: p50 %" PRIu64 " ms, p99 %" PRIu64
+	    " ms, max %" PRIu64 " ms (bound %u ms)\n"
+	    "  %" PRIu64 " steps, %.0f simulated s, %" PRIu64 " messages in %.2f s\n"
+	    "  faults: host crash %" PRIu64 ", agent crash %" PRIu64 ", pause %" PRIu64
+	    ", partition %" PRIu64 ", one-way block %" PRIu64 ", loss burst %" PRIu64
+	    ", flapping %" PRIu64 ", crash + force-leave %" PRIu64 ", loss on every link %" PRIu64
+	    ", gray host %" PRIu64 ", quick reboot %" PRIu64 ", agent restart %" PRIu64 "\n"
+	    "  plans %" PRIu64 ", restarts %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64
+	    ", of which no room in truth %" PRIu64 "), no room %" PRIu64 ", handed back %" PRIu64
+	    "\n"
+	    "  self-fences %" PRIu64 ", fence orders %" PRIu64 ", remote fences ok %" PRIu64
+	    " / failed %" PRIu64 ", watchdog resets %" PRIu64 " (VMs %" PRIu64 "), new "
+	    "incarnations %" PRIu64 "\n"
+	    "  VMs not running at the end %" PRIu64 " (in %" PRIu64 " schedules, each excused by "
+	    "the oracle: no room, or no quorate side, or forgotten), of which forgotten %" PRIu64
+	    " (every host with its definition lost it, and no live agent remembers it: the\n"
+	    "  simulator models no replica store); epochs reused that only copies on down hosts "
+	    "had: %" PRIu64 "\n",
+	    t.schedules, t.clean, t.violations, t.double_starts, p50, p99, pmax, LIVE_BOUND_MS,
+	    t.steps, (double)t.sim_ms / 1000.0, t.msgs, secs, t.faults[0], t.faults[1], t.faults[2],
+	    t.faults[3], t.faults[4], t.faults[5], t.faults[6], t.faults[7], t.faults[8],
+	    t.faults[9], t.faults[10], t.faults[11], t.plans, t.restarts, t.restarts_ok,
+	    t.restarts_failed, t.cap_refusals, t.no_room, t.handed_back, t.fence_self, t.fence_vms,
+	    t.remote_ok, t.remote_failed, t.wd_resets, t.watchdog, t.new_incs, t.lost, t.excused,
+	    t.forgotten, t.epoch_reused);
 	free(t.heal_ms);
 	if (failed)
-		fail_msg("%ld of %" PRIu64 " schedules failed; first: %s\n  replay: MV_SIM_SEED=%" PRIu64
-		         " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules", failed, t.schedules,
-		         first_fail, first_bad);
+		fail_msg("%ld of %" PRIu64
+		         " schedules failed; first: %s\n  replay: MV_SIM_SEED=%" PRIu64
+		         " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules",
+		         failed, t.schedules, first_fail, first_bad);
 	assert_int_equal(t.double_starts, 0);
 	assert_true(t.plans > 0);
 }

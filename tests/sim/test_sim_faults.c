@@ -135,7 +135,7 @@ SCN_TEST(test_partition_3_2_heals)
 	 * (awareness_max + 1) times, and the 2-node side can never gather the
 	 * expected confirmations. Wait long enough for both sides to settle. */
 	uint64_t bound = 2 * sim_suspicion_max_ms(cfg, n) +
-			 (uint64_t)(n + 1) * (cfg->awareness_max + 1) * cfg->probe_interval_ms;
+	                 (uint64_t)(n + 1) * (cfg->awareness_max + 1) * cfg->probe_interval_ms;
 	int64_t t_split = sim_run_until(s, pred_sides_dead, &sd, bound);
 	scn_assert(s, t_split >= 0, "sides did not declare each other DEAD within %llu ms",
 	           (unsigned long long)bound);
@@ -144,7 +144,8 @@ SCN_TEST(test_partition_3_2_heals)
 		for (int j = 0; j < n; j++)
 			if (group[i] == group[j] && i != j)
 				scn_assert(s, sim_state_of(s, i, j) == SWIM_ALIVE,
-				           "n%d sees same-side n%d as %d", i, j, sim_state_of(s, i, j));
+				           "n%d sees same-side n%d as %d", i, j,
+				           sim_state_of(s, i, j));
 	sim_run_for(s, 5000);
 	sim_heal(s);
 	/* Healing relies on the periodic push-pull (or rejoin of dead members);
@@ -166,10 +167,10 @@ int main(void)
 {
 	scn_filter_from_env();
 	const struct CMUnitTest tests[] = {
-		scn_test(test_slow_node_kills_nobody),
-		scn_test(test_loss_10pct_no_false_death),
-		scn_test(test_one_way_block_kills_nobody),
-		scn_test(test_partition_3_2_heals),
+	    scn_test(test_slow_node_kills_nobody),
+	    scn_test(test_loss_10pct_no_false_death),
+	    scn_test(test_one_way_block_kills_nobody),
+	    scn_test(test_partition_3_2_heals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,8 +43,14 @@ static void converge_case(int n, uint64_t bound_ms)
 	scn_free(s);
 }
 
-SCN_TEST(test_converge_5) { converge_case(5, 10000); }
-SCN_TEST(test_converge_100) { converge_case(100, 30000); }
+SCN_TEST(test_converge_5)
+{
+	converge_case(5, 10000);
+}
+SCN_TEST(test_converge_100)
+{
+	converge_case(100, 30000);
+}
 
 /* Everyone joins through n0 in the same millisecond. */
 SCN_TEST(test_join_one_seed_at_once)
@@ -122,8 +128,14 @@ static void crash_case(int n)
 	scn_free(s);
 }
 
-SCN_TEST(test_crash_detected_5) { crash_case(5); }
-SCN_TEST(test_crash_detected_20) { crash_case(20); }
+SCN_TEST(test_crash_detected_5)
+{
+	crash_case(5);
+}
+SCN_TEST(test_crash_detected_20)
+{
+	crash_case(20);
+}
 
 static bool pred_suspected(struct sim *s, void *arg)
 {
@@ -160,7 +172,8 @@ SCN_TEST(test_pause_resume_refutes)
 	scn_assert(s, sim_member_of(s, 0, v, &mi), "n0 forgot n%d", v);
 	print_message("pause: refuted, ALIVE everywhere %lld ms after resume, incarnation "
 	              "%llu -> %llu\n",
-	              (long long)t_ok, (unsigned long long)inc0, (unsigned long long)mi.incarnation);
+	              (long long)t_ok, (unsigned long long)inc0,
+	              (unsigned long long)mi.incarnation);
 	scn_assert(s, mi.incarnation > inc0, "refutation did not bump the incarnation (%llu)",
 	           (unsigned long long)mi.incarnation);
 	scn_assert(s, sim_stats(s, v)->refuted > 0, "no SELF_REFUTED event on n%d", v);
@@ -208,7 +221,7 @@ SCN_TEST(test_restart_new_addr_after_dead)
 	int v = 2;
 	sim_crash(s, v);
 	uint64_t bound = (uint64_t)(2 * (n - 1) + 1) * cfg->probe_interval_ms +
-			 sim_suspicion_max_ms(cfg, n) + DISSEMINATION_MS;
+	                 sim_suspicion_max_ms(cfg, n) + DISSEMINATION_MS;
 	scn_assert(s, sim_run_until_all_see(s, v, SWIM_DEAD, bound) >= 0, "not DEAD everywhere");
 	sim_run_for(s, 5000);
 	const char *addr = "10.200.0.2:7946";
@@ -289,8 +302,8 @@ SCN_TEST(test_crash_detected_100_fast)
 {
 	const int n = 100, runs = 16;
 	const struct swim_config *cfg = scn_default_cfg();
-	const int64_t bound = (int64_t)(sim_suspicion_max_ms(cfg, n) + cfg->probe_interval_ms +
-	                                DISSEMINATION_MS);
+	const int64_t bound =
+	    (int64_t)(sim_suspicion_max_ms(cfg, n) + cfg->probe_interval_ms + DISSEMINATION_MS);
 	int64_t worst_from_suspicion = 0;
 	struct sim *s = scn_cluster(n, NULL);
 	sim_set_loss(s, -1, -1, 0.01);
@@ -303,15 +316,17 @@ SCN_TEST(test_crash_detected_100_fast)
 		uint64_t t0 = sim_now(s);
 		took[r] = sim_run_until_all_see(s, v, SWIM_DEAD, 30000);
 		int64_t sus = sim_stats(s, v)->first_suspect_at - (int64_t)t0;
-		scn_assert(s, took[r] >= 0 && took[r] - sus <= bound,
-		           "run %d: n%d suspected +%lld ms, DEAD everywhere +%lld ms (bound %lld ms "
-		           "from the suspicion)", r, v, (long long)sus, (long long)took[r],
-		           (long long)bound);
+		scn_assert(
+		    s, took[r] >= 0 && took[r] - sus <= bound,
+		    "run %d: n%d suspected +%lld ms, DEAD everywhere +%lld ms (bound %lld ms "
+		    "from the suspicion)",
+		    r, v, (long long)sus, (long long)took[r], (long long)bound);
 		if (took[r] - sus > worst_from_suspicion)
 			worst_from_suspicion = took[r] - sus;
 		for (int i = 0; i < n; i++)
 			if (i != v)
-				scn_assert(s, sim_stats(s, i)->dead == 0, "healthy n%d declared DEAD", i);
+				scn_assert(s, sim_stats(s, i)->dead == 0,
+				           "healthy n%d declared DEAD", i);
 		char addr[SWIM_ADDR_MAX];
 		snprintf(addr, sizeof(addr), "10.251.%d.%d:7946", r + 1, v & 0xff);
 		sim_restart(s, v, addr, 0);
@@ -332,9 +347,9 @@ SCN_TEST(test_crash_detected_100_fast)
 			}
 	int64_t median = (took[runs / 2 - 1] + took[runs / 2]) / 2;
 	print_message("crash n=100 x%d: DEAD everywhere median %lld ms, max %lld ms; "
-	              "first suspicion -> DEAD everywhere at most %lld ms (bound %lld)\n", runs,
-	              (long long)median, (long long)took[runs - 1], (long long)worst_from_suspicion,
-	              (long long)bound);
+	              "first suspicion -> DEAD everywhere at most %lld ms (bound %lld)\n",
+	              runs, (long long)median, (long long)took[runs - 1],
+	              (long long)worst_from_suspicion, (long long)bound);
 	/* the goal is 5 s; over 16 crashes about one seed in a hundred lands
 	 * just above it (e.g. 5104 ms, seed 4610053194253269399), because the
 	 * first probe of a dead node comes a random time after the crash */
@@ -347,18 +362,18 @@ int main(void)
 {
 	scn_filter_from_env();
 	const struct CMUnitTest tests[] = {
-		scn_test(test_converge_5),
-		scn_test(test_converge_100),
-		scn_test(test_join_one_seed_at_once),
-		scn_test(test_late_join_other_seed),
-		scn_test(test_crash_detected_5),
-		scn_test(test_crash_detected_20),
-		scn_test(test_pause_resume_refutes),
-		scn_test(test_leave_is_left_not_dead),
-		scn_test(test_restart_new_addr_after_dead),
-		scn_test(test_restart_new_addr_quick),
-		scn_test(test_join_5_quick),
-		scn_test(test_crash_detected_100_fast),
+	    scn_test(test_converge_5),
+	    scn_test(test_converge_100),
+	    scn_test(test_join_one_seed_at_once),
+	    scn_test(test_late_join_other_seed),
+	    scn_test(test_crash_detected_5),
+	    scn_test(test_crash_detected_20),
+	    scn_test(test_pause_resume_refutes),
+	    scn_test(test_leave_is_left_not_dead),
+	    scn_test(test_restart_new_addr_after_dead),
+	    scn_test(test_restart_new_addr_quick),
+	    scn_test(test_join_5_quick),
+	    scn_test(test_crash_detected_100_fast),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,16 +85,24 @@
 
 struct totals {
 	uint64_t schedules, steps, proposals, local_refusals, accepts, commits, aborts, expiries,
-	    crash_dropped, arrivals, landed, jobs_failed, jobs_aborted, lease_lost, crashes,
-	    msgs, lost, dups, double_counted_steps, arrivals_missed, jobs_killed;
+	    crash_dropped, arrivals, landed, jobs_failed, jobs_aborted, lease_lost, crashes, msgs,
+	    lost, dups, double_counted_steps, arrivals_missed, jobs_killed;
 	uint64_t refused[MIG_REASONS];
 };
 
 /* ------------------------------------------------------------------------ */
 /* One schedule                                                             */
 
-enum ev_type { EV_DELIVER, EV_JOB_END, EV_ABORT_EFFECT, EV_CRASH, EV_RESTART, EV_MEMBER_DOWN,
-               EV_TICK, EV_DRAIN };
+enum ev_type {
+	EV_DELIVER,
+	EV_JOB_END,
+	EV_ABORT_EFFECT,
+	EV_CRASH,
+	EV_RESTART,
+	EV_MEMBER_DOWN,
+	EV_TICK,
+	EV_DRAIN
+};
 
 struct ev {
 	uint64_t at, seq;
@@ -149,8 +157,14 @@ struct sched {
 	char fail[512];
 };
 
-static uint32_t rnd(struct sched *s, uint32_t n) { return n ? mv_xoshiro_below(s->rng, n) : 0; }
-static double rndf(struct sched *s) { return (double)(mv_xoshiro_next(s->rng) >> 11) / 9007199254740992.0; }
+static uint32_t rnd(struct sched *s, uint32_t n)
+{
+	return n ? mv_xoshiro_below(s->rng, n) : 0;
+}
+static double rndf(struct sched *s)
+{
+	return (double)(mv_xoshiro_next(s->rng) >> 11) / 9007199254740992.0;
+}
 
 static void vlog(struct sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void vlog(struct sched *s, const char *fmt, ...)
@@ -292,11 +306,13 @@ static void check_overbook(struct sched *s)
 			rv += in.vcpus;
 			rk += in.memory_kib;
 		}
-		uint64_t vcap = placement_vcpu_capacity(&p), mcap = placement_memory_capacity_kib(&p);
+		uint64_t vcap = placement_vcpu_capacity(&p),
+			 mcap = placement_memory_capacity_kib(&p);
 		if ((uint64_t)h->cap.vcpus_allocated + rv > vcap ||
 		    h->cap.memory_allocated_kib + rk > mcap)
 			failf(s,
-			      "I1 overbooked %s at %" PRIu64 ": vCPUs %u+%u > %" PRIu64 " or memory "
+			      "I1 overbooked %s at %" PRIu64 ": vCPUs %u+%u > %" PRIu64
+			      " or memory "
 			      "%" PRIu64 "+%" PRIu64 " > %" PRIu64 " KiB",
 			      h->name, s->now, h->cap.vcpus_allocated, rv, vcap,
 			      h->cap.memory_allocated_kib, rk, mcap);
@@ -324,7 +340,8 @@ static bool try_propose(struct sched *s, int i, struct vm *v)
 	int t = mig_choose_target(h->m, view, (size_t)s->nh, &req, ex, nex, NULL, 0);
 	if (t < 0)
 		return false;
-	struct mig_vm mv = {.name = v->name, .uuid = v->uuid, .vcpus = v->vcpus, .memory_kib = v->mem};
+	struct mig_vm mv = {
+	    .name = v->name, .uuid = v->uuid, .vcpus = v->vcpus, .memory_kib = v->mem};
 	enum mig_reason why;
 	int rc = mig_propose(h->m, &mv, s->h[t].name, s->now, v->pid, &why);
 	if (rc < 0) {
@@ -380,7 +397,8 @@ static void handle_event(struct sched *s, int i, const struct mig_event *e)
 				job_done(s, &s->jobs[k], MIG_DONE_FAILED);
 			}
 		break;
-	case MIG_EV_REFUSED_IN: break;
+	case MIG_EV_REFUSED_IN:
+		break;
 	case MIG_EV_GO: {
 		v = vm_by_pid(s, e->proposal_id);
 		if (!v) {
@@ -394,8 +412,11 @@ static void handle_event(struct sched *s, int i, const struct mig_event *e)
 			assert_non_null(s->jobs);
 		}
 		struct job *j = &s->jobs[s->njobs];
-		*j = (struct job){.src = i, .dst = host_idx(s, e->peer), .vm = (int)(v - s->vm),
-		                  .active = true, .fail = rnd(s, 10) == 0};
+		*j = (struct job){.src = i,
+		                  .dst = host_idx(s, e->peer),
+		                  .vm = (int)(v - s->vm),
+		                  .active = true,
+		                  .fail = rnd(s, 10) == 0};
 		snprintf(j->pid, sizeof(j->pid), "%s", e->proposal_id);
 		push(s, s->now + 50 + rnd(s, 7950), EV_JOB_END, s->njobs, NULL);
 		s->njobs++;
@@ -442,8 +463,8 @@ static void process(struct sched *s, int i)
 			s->tot->msgs++;
 			int to = host_idx(s, msg.to);
 			if (to < 0 || to == i) {
-				failf(s, "%s sent %s to bad host '%s'", h->name, mig_msg_type_name(msg.type),
-				      msg.to);
+				failf(s, "%s sent %s to bad host '%s'", h->name,
+				      mig_msg_type_name(msg.type), msg.to);
 				continue;
 			}
 			int copies = rndf(s) < 0.02 ? 2 : 1;
@@ -553,7 +574,8 @@ static void job_end(struct sched *s, int k)
 		held |= strcmp(in.proposal_id, j->pid) == 0;
 	}
 	if (!held) {
-		failf(s, "I2 %s landed on %s without a reservation (%s)", v->name, dst->name, j->pid);
+		failf(s, "I2 %s landed on %s without a reservation (%s)", v->name, dst->name,
+		      j->pid);
 		return;
 	}
 	s->tot->landed++;
@@ -656,13 +678,16 @@ static void step_event(struct sched *s, struct ev *e)
 		struct host *h = &s->h[e->a];
 		if (h->m) {
 			if (mig_handle_message(h->m, e->msg, s->now) != 0)
-				failf(s, "%s rejected a %s", h->name, mig_msg_type_name(e->msg->type));
+				failf(s, "%s rejected a %s", h->name,
+				      mig_msg_type_name(e->msg->type));
 			process(s, e->a);
 		}
 		free(e->msg);
 		break;
 	}
-	case EV_JOB_END: job_end(s, e->a); break;
+	case EV_JOB_END:
+		job_end(s, e->a);
+		break;
 	case EV_ABORT_EFFECT:
 		if (s->jobs[e->a].active) {
 			s->tot->jobs_aborted++;
@@ -710,7 +735,9 @@ static void step_event(struct sched *s, struct ev *e)
 				process(s, i);
 			}
 		break;
-	case EV_TICK: tick(s, e->a); break;
+	case EV_TICK:
+		tick(s, e->a);
+		break;
 	case EV_DRAIN:
 		s->h[e->a].draining = !s->h[e->a].draining;
 		if (s->h[e->a].m)
@@ -820,14 +847,17 @@ static void test_randomized_schedules(void **state)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		uint64_t x0 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 		master = mv_splitmix64(&x0) >> 1;
-		fprintf(stderr, "sim seed=%" PRIu64 " schedules=%ld (replay one: MV_SIM_SEED=<schedule "
-		        "seed printed on failure>)\n", master, n);
+		fprintf(stderr,
+		        "sim seed=%" PRIu64 " schedules=%ld (replay one: MV_SIM_SEED=<schedule "
+		        "seed printed on failure>)\n",
+		        master, n);
 		uint64_t x = master;
 		for (long k = 0; k < n; k++) {
 			uint64_t seed = mv_splitmix64(&x) >> 1;
 			if (!run_schedule(seed, &tot, false, fail, sizeof(fail)))
 				fail_msg("schedule %ld failed: %s\n  replay: MV_SIM_SEED=%" PRIu64
-				         " MV_SIM_VERBOSE=1", k, fail, seed);
+				         " MV_SIM_VERBOSE=1",
+				         k, fail, seed);
 		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -838,7 +868,8 @@ static void test_randomized_schedules(void **state)
 	        ", commits %" PRIu64 " (by arrival %" PRIu64 "), aborts %" PRIu64
 	        ", lease expiries %" PRIu64 ", dropped by target crash %" PRIu64 "\n"
 	        "  jobs landed %" PRIu64 ", failed %" PRIu64 ", aborted %" PRIu64
-	        " (lease lost %" PRIu64 ", or source agent restarted), killed by the target (expiry or"
+	        " (lease lost %" PRIu64
+	        ", or source agent restarted), killed by the target (expiry or"
 	        " restart) %" PRIu64 "; crashes %" PRIu64 "\n"
 	        "  messages %" PRIu64 ", lost %" PRIu64 ", duplicated %" PRIu64
 	        "; arrivals not reported %" PRIu64 " (double-counted steps %" PRIu64 ")\n"
@@ -849,7 +880,8 @@ static void test_randomized_schedules(void **state)
 	        tot.msgs, tot.lost, tot.dups, tot.arrivals_missed, tot.double_counted_steps);
 	for (int r = 1; r < MIG_REASONS; r++)
 		if (tot.refused[r])
-			fprintf(stderr, " %s %" PRIu64, mig_reason_name((enum mig_reason)r), tot.refused[r]);
+			fprintf(stderr, " %s %" PRIu64, mig_reason_name((enum mig_reason)r),
+			        tot.refused[r]);
 	fprintf(stderr, "\n");
 	assert_true(tot.accepts > 0);
 }

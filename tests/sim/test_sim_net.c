@@ -28,20 +28,20 @@ static void check_size(const struct swim_msg *m)
 static void test_wire_size_matches_codec(void **state)
 {
 	struct swim_update ups[3] = {
-		{"n1", "10.0.0.2:7946", 0, SWIM_ALIVE, ""},
-		{"n2", "10.0.0.3:7946", 300, SWIM_SUSPECT, "n1"},
-		{"a-much-longer-node-name-for-varints", "[2001:db8::1]:7946", UINT64_MAX,
-		 SWIM_LEFT, "a-much-longer-node-name-for-varints"},
+	    {"n1", "10.0.0.2:7946", 0, SWIM_ALIVE, ""},
+	    {"n2", "10.0.0.3:7946", 300, SWIM_SUSPECT, "n1"},
+	    {"a-much-longer-node-name-for-varints", "[2001:db8::1]:7946", UINT64_MAX, SWIM_LEFT,
+	     "a-much-longer-node-name-for-varints"},
 	};
 	struct swim_msg m = {
-		.type = SWIM_MSG_PING,
-		.from = "n0",
-		.from_addr = "10.0.0.1:7946",
-		.to = "n1",
-		.to_addr = "10.0.0.2:7946",
-		.seq = 0,
-		.target = "",
-		.target_addr = "",
+	    .type = SWIM_MSG_PING,
+	    .from = "n0",
+	    .from_addr = "10.0.0.1:7946",
+	    .to = "n1",
+	    .to_addr = "10.0.0.2:7946",
+	    .seq = 0,
+	    .target = "",
+	    .target_addr = "",
 	};
 	check_size(&m);
 	m.seq = 1;
@@ -60,13 +60,13 @@ static void test_wire_size_matches_codec(void **state)
 	/* a big push-pull: lengths above 127 and 16383 take longer varints */
 	size_t big = 600;
 	struct swim_update *many = calloc(big, sizeof(*many));
-	char (*names)[16] = calloc(big, 16);
+	char(*names)[16] = calloc(big, 16);
 	assert_non_null(many);
 	assert_non_null(names);
 	for (size_t i = 0; i < big; i++) {
 		snprintf(names[i], 16, "n%zu", i);
-		many[i] = (struct swim_update){names[i], "10.0.9.9:7946", i, (enum swim_state)(i % 4),
-		                               i % 4 ? "n0" : ""};
+		many[i] = (struct swim_update){names[i], "10.0.9.9:7946", i,
+		                               (enum swim_state)(i % 4), i % 4 ? "n0" : ""};
 	}
 	m.type = SWIM_MSG_PUSH_PULL_REPLY;
 	m.updates = many;
@@ -149,10 +149,9 @@ static void test_pause_queues_then_delivers(void **state)
 	scn_assert(s, queued > 0, "nothing queued for a paused node");
 	uint64_t d1 = sim_counters(s)->delivered;
 	sim_resume(s, 1);
-	scn_assert(s, sim_counters(s)->delivered - d1 == queued,
-	           "resume delivered %llu of %llu queued",
-	           (unsigned long long)(sim_counters(s)->delivered - d1),
-	           (unsigned long long)queued);
+	scn_assert(
+	    s, sim_counters(s)->delivered - d1 == queued, "resume delivered %llu of %llu queued",
+	    (unsigned long long)(sim_counters(s)->delivered - d1), (unsigned long long)queued);
 	(void)d0;
 	scn_free(s);
 }
@@ -175,11 +174,9 @@ int main(void)
 {
 	scn_filter_from_env();
 	const struct CMUnitTest tests[] = {
-		scn_test(test_wire_size_matches_codec),
-		scn_test(test_seed_replays),
-		scn_test(test_partition_and_block_drop),
-		scn_test(test_pause_queues_then_delivers),
-		scn_test(test_crash_drops_in_flight),
+	    scn_test(test_wire_size_matches_codec),  scn_test(test_seed_replays),
+	    scn_test(test_partition_and_block_drop), scn_test(test_pause_queues_then_delivers),
+	    scn_test(test_crash_drops_in_flight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

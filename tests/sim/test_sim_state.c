@@ -96,7 +96,8 @@ static void spread_changes(double loss, int changes)
 			worst = t;
 		ssim_run_for(s, 500);
 	}
-	fprintf(stderr, "  loss %.0f%%: %d changes, fewest holding after %d ms: %d/%d, "
+	fprintf(stderr,
+	        "  loss %.0f%%: %d changes, fewest holding after %d ms: %d/%d, "
 	        "slowest to all: %" PRId64 " ms (bound %d)\n",
 	        loss * 100, changes, PUSH_WINDOW_MS, least_pushed, N, worst, AE_BOUND_MS);
 	assert_true(ssim_run_until(s, ssim_pred_converged, NULL, AE_BOUND_MS) >= 0);
@@ -105,10 +106,16 @@ static void spread_changes(double loss, int changes)
 }
 
 /* A change on one node reaches all 100, no loss. */
-static void test_change_spreads_no_loss(void **state) { spread_changes(0.0, 12); }
+static void test_change_spreads_no_loss(void **state)
+{
+	spread_changes(0.0, 12);
+}
 
 /* The same with 1% loss on every message. */
-static void test_change_spreads_with_loss(void **state) { spread_changes(0.01, 12); }
+static void test_change_spreads_with_loss(void **state)
+{
+	spread_changes(0.01, 12);
+}
 
 /* Each side of a partition changes; after the heal everyone holds the
  * newest of both, and during it nobody lost the other side's records. */
@@ -139,15 +146,14 @@ static void test_partition_heal(void **state)
 		int other = group[o] == 0 ? b1 : a1;
 		assert_true(ssim_has(s, o, own, ssim_incarnation(s, own), ssim_version(s, own)));
 		assert_false(
-			ssim_has(s, o, other, ssim_incarnation(s, other), ssim_version(s, other)));
+		    ssim_has(s, o, other, ssim_incarnation(s, other), ssim_version(s, other)));
 		/* the other side's pre-partition record is kept (its peers are down) */
 		assert_true(ssim_has(s, o, b1, ssim_incarnation(s, b1), b_ver_before));
 		assert_int_equal(nstate_peer_count(c), N / 2 - 1);
 	}
 	ssim_heal(s);
 	int64_t t = ssim_run_until(s, ssim_pred_converged, NULL, HEAL_BOUND_MS);
-	fprintf(stderr, "  converged %" PRId64 " ms after the heal (bound %d)\n", t,
-	        HEAL_BOUND_MS);
+	fprintf(stderr, "  converged %" PRId64 " ms after the heal (bound %d)\n", t, HEAL_BOUND_MS);
 	assert_true(t >= 0);
 	for (int o = 0; o < N; o++) {
 		assert_true(ssim_has(s, o, a1, ssim_incarnation(s, a1), ssim_version(s, a1)));
@@ -227,11 +233,11 @@ static void test_idle_is_one_sync(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_change_spreads_no_loss),
-		cmocka_unit_test(test_change_spreads_with_loss),
-		cmocka_unit_test(test_partition_heal),
-		cmocka_unit_test(test_restart_new_incarnation),
-		cmocka_unit_test(test_idle_is_one_sync),
+	    cmocka_unit_test(test_change_spreads_no_loss),
+	    cmocka_unit_test(test_change_spreads_with_loss),
+	    cmocka_unit_test(test_partition_heal),
+	    cmocka_unit_test(test_restart_new_incarnation),
+	    cmocka_unit_test(test_idle_is_one_sync),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,13 +73,20 @@ static int parse(int argc, char **argv, struct opts *o)
 		const char *flag;
 		size_t off;
 	} tab[] = {
-		{"--name", offsetof(struct opts, name)},     {"--role", offsetof(struct opts, role)},
-		{"--dir", offsetof(struct opts, dir)},       {"--ca-dir", offsetof(struct opts, ca_dir)},
-		{"--ca-cert", offsetof(struct opts, ca_cert)}, {"--ca-key", offsetof(struct opts, ca_key)},
-		{"--out-dir", offsetof(struct opts, out_dir)}, {"--cert", offsetof(struct opts, cert)},
-		{"--key", offsetof(struct opts, key)},       {"--addr", offsetof(struct opts, addr)},
-		{"--ca", offsetof(struct opts, ca)},         {"--expect", offsetof(struct opts, expect)},
-		{"--offset", offsetof(struct opts, offset)}, {"--valid", offsetof(struct opts, valid)},
+	    {"--name", offsetof(struct opts, name)},
+	    {"--role", offsetof(struct opts, role)},
+	    {"--dir", offsetof(struct opts, dir)},
+	    {"--ca-dir", offsetof(struct opts, ca_dir)},
+	    {"--ca-cert", offsetof(struct opts, ca_cert)},
+	    {"--ca-key", offsetof(struct opts, ca_key)},
+	    {"--out-dir", offsetof(struct opts, out_dir)},
+	    {"--cert", offsetof(struct opts, cert)},
+	    {"--key", offsetof(struct opts, key)},
+	    {"--addr", offsetof(struct opts, addr)},
+	    {"--ca", offsetof(struct opts, ca)},
+	    {"--expect", offsetof(struct opts, expect)},
+	    {"--offset", offsetof(struct opts, offset)},
+	    {"--valid", offsetof(struct opts, valid)},
 	};
 
 	o->ips = calloc((size_t)argc, sizeof(*o->ips));
@@ -154,8 +161,8 @@ static int cmd_ca(const struct opts *o)
 	char cert[4096], key[4096], err[512];
 
 	pair_paths(o->dir, o->cert, o->key, "ca", cert, key, sizeof(cert));
-	if (tls_ca_create(cert, key, o->name ? o->name : "mv_testcert CA", 30, err,
-	                  sizeof(err)) != 0) {
+	if (tls_ca_create(cert, key, o->name ? o->name : "mv_testcert CA", 30, err, sizeof(err)) !=
+	    0) {
 		fprintf(stderr, "mv_testcert: %s\n", err);
 		return 1;
 	}
@@ -256,8 +263,8 @@ static int cmd_probe(const struct opts *o)
 	port++;
 	if (tls_ctx_new_flags(&ctx, false, o->ca, cert, key,
 	                      TLS_CTX_TEST_ANY_ROLE | TLS_CTX_TEST_ANY_ISSUER |
-	                          (cert ? 0 : TLS_CTX_TEST_NO_CERT), err,
-	                      sizeof(err)) != 0) {
+	                          (cert ? 0 : TLS_CTX_TEST_NO_CERT),
+	                      err, sizeof(err)) != 0) {
 		fprintf(stderr, "mv_testcert: %s\n", err);
 		return 1;
 	}

@@ -52,9 +52,10 @@ static void test_owed_row(void **state)
 	o.why = "its host is dead";
 	o.doing = "planned on n1; waiting 1200 ms more for the fence of n2";
 	cli_owed_row(&o, row, sizeof(row));
-	assert_string_equal(row, "ha-db                    n2               4.2 s       its host is "
-	                         "dead             planned on n1; waiting 1200 ms more for the fence "
-	                         "of n2");
+	assert_string_equal(row,
+	                    "ha-db                    n2               4.2 s       its host is "
+	                    "dead             planned on n1; waiting 1200 ms more for the fence "
+	                    "of n2");
 	/* the columns line up under the header */
 	assert_int_equal(strstr(row, "n2") - row, strstr(hdr, "HOST") - hdr);
 	assert_int_equal(strstr(row, "4.2 s") - row, strstr(hdr, "DOWN FOR") - hdr);

@@ -79,10 +79,10 @@ static int parse(struct fixture *f, ...)
 	return agent_options_parse_args(&f->o, argc, argv, f->err, sizeof(f->err));
 }
 
-#define assert_err_has(f, needle)                                                          \
-	do {                                                                               \
-		if (strstr((f)->err, (needle)) == NULL)                                    \
-			fail_msg("error \"%s\" lacks \"%s\"", (f)->err, (needle));          \
+#define assert_err_has(f, needle)                                                  \
+	do {                                                                       \
+		if (strstr((f)->err, (needle)) == NULL)                            \
+			fail_msg("error \"%s\" lacks \"%s\"", (f)->err, (needle)); \
 	} while (0)
 
 /* A config that validates, for tests that break one thing. */
@@ -128,31 +128,31 @@ static void test_defaults(void **state)
 /* ---- the file ----------------------------------------------------------- */
 
 static const char full_config[] =
-	"{\n"
-	"  \"name\": \"host-a\",\n"
-	"  \"bind\": \"0.0.0.0\",\n"
-	"  \"advertise\": \"10.0.0.5\",\n"
-	"  \"peer_port\": 8946,\n"
-	"  \"rpc_bind\": \"127.0.0.1\",\n"
-	"  \"rpc_port\": 8947,\n"
-	"  \"join\": [\"10.0.0.6:7946\", \"[fd00::7]:7946\"],\n"
-	"  \"tls\": {\"ca\": \"/etc/mv/ca.pem\", \"cert\": \"/etc/mv/a.pem\", \"key\": "
-	"\"/etc/mv/a-key.pem\"},\n"
-	"  \"data_dir\": \"/srv/mv\",\n"
-	"  \"log_level\": \"debug\",\n"
-	"  \"libvirt_uri\": \"qemu:///system\",\n"
-	"  \"witness\": true,\n"
-	"  \"max_peer_connections\": 16,\n"
-	"  \"peer_idle_timeout_ms\": 5000,\n"
-	"  \"leave_timeout_ms\": 1000,\n"
-	"  \"swim\": { \"probe_interval_ms\": 1500, \"probe_timeout_ms\": 400,\n"
-	"            \"indirect_probes\": 2, \"retransmit_mult\": 5,\n"
-	"            \"suspicion_min_mult\": 3, \"suspicion_max_mult\": 7,\n"
-	"            \"awareness_max\": 9, \"push_pull_interval_ms\": 20000,\n"
-	"            \"gossip_interval_ms\": 300, \"gossip_fanout\": 4,\n"
-	"            \"join_retry_ms\": 2000, \"reap_ms\": 3600000,\n"
-	"            \"max_updates_per_msg\": 20 }\n"
-	"}\n";
+    "{\n"
+    "  \"name\": \"host-a\",\n"
+    "  \"bind\": \"0.0.0.0\",\n"
+    "  \"advertise\": \"10.0.0.5\",\n"
+    "  \"peer_port\": 8946,\n"
+    "  \"rpc_bind\": \"127.0.0.1\",\n"
+    "  \"rpc_port\": 8947,\n"
+    "  \"join\": [\"10.0.0.6:7946\", \"[fd00::7]:7946\"],\n"
+    "  \"tls\": {\"ca\": \"/etc/mv/ca.pem\", \"cert\": \"/etc/mv/a.pem\", \"key\": "
+    "\"/etc/mv/a-key.pem\"},\n"
+    "  \"data_dir\": \"/srv/mv\",\n"
+    "  \"log_level\": \"debug\",\n"
+    "  \"libvirt_uri\": \"qemu:///system\",\n"
+    "  \"witness\": true,\n"
+    "  \"max_peer_connections\": 16,\n"
+    "  \"peer_idle_timeout_ms\": 5000,\n"
+    "  \"leave_timeout_ms\": 1000,\n"
+    "  \"swim\": { \"probe_interval_ms\": 1500, \"probe_timeout_ms\": 400,\n"
+    "            \"indirect_probes\": 2, \"retransmit_mult\": 5,\n"
+    "            \"suspicion_min_mult\": 3, \"suspicion_max_mult\": 7,\n"
+    "            \"awareness_max\": 9, \"push_pull_interval_ms\": 20000,\n"
+    "            \"gossip_interval_ms\": 300, \"gossip_fanout\": 4,\n"
+    "            \"join_retry_ms\": 2000, \"reap_ms\": 3600000,\n"
+    "            \"max_updates_per_msg\": 20 }\n"
+    "}\n";
 
 static void test_file_full(void **state)
 {
@@ -247,45 +247,46 @@ static void test_file_bad_values(void **state)
 		const char *json;
 		const char *needle[2];
 	} cases[] = {
-		{"{\"swim\": {\"probe_interval_ms\": \"fast\"}}",
-		 {"swim.probe_interval_ms: expected an integer from 50 to 60000, got \"fast\"", NULL}},
-		{"{\"swim\": {\"probe_interval_ms\": 10}}",
-		 {"swim.probe_interval_ms: expected an integer from 50 to 60000, got 10", NULL}},
-		{"{\"swim\": {\"probe_interval_ms\": 1000.5}}",
-		 {"swim.probe_interval_ms: expected an integer", "got 1000.5"}},
-		{"{\"swim\": {\"gossip_fanout\": -1}}",
-		 {"swim.gossip_fanout: expected an integer from 1 to 64, got -1", NULL}},
-		{"{\"swim\": {\"reap_ms\": 99999999999999999999}}", {"swim.reap_ms: expected", NULL}},
-		{"{\"peer_port\": \"7946\"}",
-		 {"peer_port: expected a port number from 1 to 65535, got \"7946\"", NULL}},
-		{"{\"rpc_port\": 0}", {"rpc_port: expected a port number from 1 to 65535, got 0", NULL}},
-		{"{\"rpc_port\": 65536}", {"rpc_port: expected a port number", "got 65536"}},
-		{"{\"name\": 5}", {"name: expected a string, got 5", NULL}},
-		{"{\"name\": \"bad name\"}",
-		 {"name: expected 1 to 63 characters of A-Z a-z 0-9 . _ -, got \"bad name\"", NULL}},
-		{"{\"name\": \"\"}", {"name: expected 1 to 63 characters", NULL}},
-		{"{\"name\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
-		 {"name: expected 1 to 63", NULL}},
-		{"{\"bind\": \"localhost\"}",
-		 {"bind: expected an IPv4 or IPv6 address literal", "got \"localhost\""}},
-		{"{\"advertise\": \"10.0.0.1:7946\"}", {"advertise: expected an IPv4 or IPv6", NULL}},
-		{"{\"rpc_bind\": \"[::1]\"}", {"rpc_bind: expected an IPv4 or IPv6", NULL}},
-		{"{\"join\": \"10.0.0.1:7946\"}", {"join: expected an array", NULL}},
-		{"{\"join\": [\"10.0.0.1\"]}", {"join[0]: expected IPv4:PORT or [IPv6]:PORT", NULL}},
-		{"{\"join\": [\"10.0.0.1:1\", \"host:7946\"]}", {"join[1]: expected", "\"host:7946\""}},
-		{"{\"join\": [\"::1:7946\"]}", {"join[0]: expected", NULL}},
-		{"{\"join\": [\"10.0.0.1:0\"]}", {"join[0]: expected", "port 1 to 65535"}},
-		{"{\"join\": [7946]}", {"join[0]: expected an \"IP:PORT\" string, got 7946", NULL}},
-		{"{\"tls\": \"/etc/ca.pem\"}", {"tls: expected an object", NULL}},
-		{"{\"tls\": {\"ca\": \"\"}}", {"tls.ca: expected a non-empty string", NULL}},
-		{"{\"tls\": {\"cert\": null}}", {"tls.cert: expected a string, got null", NULL}},
-		{"{\"swim\": []}", {"swim: expected an object", NULL}},
-		{"{\"log_level\": \"loud\"}",
-		 {"log_level: expected debug, info, warn or error, got \"loud\"", NULL}},
-		{"{\"witness\": \"yes\"}", {"witness: expected true or false, got \"yes\"", NULL}},
-		{"{\"data_dir\": \"a\\u0000b\"}", {"data_dir: the string contains a NUL", NULL}},
-		{"{\"libvirt_uri\": \"\\u001b[31m\"}", {"libvirt_uri", NULL}},
-		{"{\"name\": \"\\u001b[31m\"}", {"got \"\\x1b[31m\"", NULL}},
+	    {"{\"swim\": {\"probe_interval_ms\": \"fast\"}}",
+	     {"swim.probe_interval_ms: expected an integer from 50 to 60000, got \"fast\"", NULL}},
+	    {"{\"swim\": {\"probe_interval_ms\": 10}}",
+	     {"swim.probe_interval_ms: expected an integer from 50 to 60000, got 10", NULL}},
+	    {"{\"swim\": {\"probe_interval_ms\": 1000.5}}",
+	     {"swim.probe_interval_ms: expected an integer", "got 1000.5"}},
+	    {"{\"swim\": {\"gossip_fanout\": -1}}",
+	     {"swim.gossip_fanout: expected an integer from 1 to 64, got -1", NULL}},
+	    {"{\"swim\": {\"reap_ms\": 99999999999999999999}}", {"swim.reap_ms: expected", NULL}},
+	    {"{\"peer_port\": \"7946\"}",
+	     {"peer_port: expected a port number from 1 to 65535, got \"7946\"", NULL}},
+	    {"{\"rpc_port\": 0}",
+	     {"rpc_port: expected a port number from 1 to 65535, got 0", NULL}},
+	    {"{\"rpc_port\": 65536}", {"rpc_port: expected a port number", "got 65536"}},
+	    {"{\"name\": 5}", {"name: expected a string, got 5", NULL}},
+	    {"{\"name\": \"bad name\"}",
+	     {"name: expected 1 to 63 characters of A-Z a-z 0-9 . _ -, got \"bad name\"", NULL}},
+	    {"{\"name\": \"\"}", {"name: expected 1 to 63 characters", NULL}},
+	    {"{\"name\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+	     {"name: expected 1 to 63", NULL}},
+	    {"{\"bind\": \"localhost\"}",
+	     {"bind: expected an IPv4 or IPv6 address literal", "got \"localhost\""}},
+	    {"{\"advertise\": \"10.0.0.1:7946\"}", {"advertise: expected an IPv4 or IPv6", NULL}},
+	    {"{\"rpc_bind\": \"[::1]\"}", {"rpc_bind: expected an IPv4 or IPv6", NULL}},
+	    {"{\"join\": \"10.0.0.1:7946\"}", {"join: expected an array", NULL}},
+	    {"{\"join\": [\"10.0.0.1\"]}", {"join[0]: expected IPv4:PORT or [IPv6]:PORT", NULL}},
+	    {"{\"join\": [\"10.0.0.1:1\", \"host:7946\"]}", {"join[1]: expected", "\"host:7946\""}},
+	    {"{\"join\": [\"::1:7946\"]}", {"join[0]: expected", NULL}},
+	    {"{\"join\": [\"10.0.0.1:0\"]}", {"join[0]: expected", "port 1 to 65535"}},
+	    {"{\"join\": [7946]}", {"join[0]: expected an \"IP:PORT\" string, got 7946", NULL}},
+	    {"{\"tls\": \"/etc/ca.pem\"}", {"tls: expected an object", NULL}},
+	    {"{\"tls\": {\"ca\": \"\"}}", {"tls.ca: expected a non-empty string", NULL}},
+	    {"{\"tls\": {\"cert\": null}}", {"tls.cert: expected a string, got null", NULL}},
+	    {"{\"swim\": []}", {"swim: expected an object", NULL}},
+	    {"{\"log_level\": \"loud\"}",
+	     {"log_level: expected debug, info, warn or error, got \"loud\"", NULL}},
+	    {"{\"witness\": \"yes\"}", {"witness: expected true or false, got \"yes\"", NULL}},
+	    {"{\"data_dir\": \"a\\u0000b\"}", {"data_dir: the string contains a NUL", NULL}},
+	    {"{\"libvirt_uri\": \"\\u001b[31m\"}", {"libvirt_uri", NULL}},
+	    {"{\"name\": \"\\u001b[31m\"}", {"got \"\\x1b[31m\"", NULL}},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int rc = load(f, cases[i].json);
@@ -328,8 +329,8 @@ static void test_file_syntax(void **state)
 	assert_int_equal(load(f, "{\"name\": \"n1\"}\n\n  \n"), 0);
 
 	assert_int_equal(
-		agent_options_load_file(&f->o, "/nonexistent/mv.json", f->err, sizeof(f->err)),
-		-ENOENT);
+	    agent_options_load_file(&f->o, "/nonexistent/mv.json", f->err, sizeof(f->err)),
+	    -ENOENT);
 	assert_err_has(f, "config /nonexistent/mv.json: cannot open: No such file or directory");
 }
 
@@ -355,8 +356,9 @@ static void test_file_is_all_or_nothing(void **state)
 	struct fixture *f = *state;
 	assert_int_equal(load(f, "{\"name\": \"n1\", \"join\": [\"10.0.0.1:7946\"]}"), 0);
 	/* the good keys before the bad one must not stick */
-	assert_int_equal(load(f, "{\"name\": \"n9\", \"join\": [\"10.0.0.2:7946\"], \"peer_port\": 0}"),
-	                 -EINVAL);
+	assert_int_equal(
+	    load(f, "{\"name\": \"n9\", \"join\": [\"10.0.0.2:7946\"], \"peer_port\": 0}"),
+	    -EINVAL);
 	assert_string_equal(f->o.name, "n1");
 	assert_int_equal(f->o.n_seeds, 1);
 	assert_string_equal(f->o.seeds[0], "10.0.0.1:7946");
@@ -389,17 +391,16 @@ static void test_flags_all(void **state)
 {
 	struct fixture *f = *state;
 	struct agent_options *o = &f->o;
-	int rc = parse(f, "--name", "n3", "--bind=::", "--advertise", "fd00::3", "--peer-port",
-	               "9000", "--rpc-bind", "::1", "--rpc-port=9001", "--ca", "c", "--cert", "n3.pem",
-	               "--key", "k", "--data-dir", "/d", "--log-level", "WARN", "--libvirt-uri",
-	               "test:///x.xml", "--witness", "--max-peer-connections", "7",
-	               "--peer-idle-timeout-ms", "2000", "--leave-timeout-ms", "0",
-	               "--probe-interval-ms", "700", "--probe-timeout-ms", "300",
-	               "--indirect-probes", "0", "--retransmit-mult", "2", "--suspicion-min-mult",
-	               "5", "--suspicion-max-mult", "1", "--awareness-max", "3",
-	               "--push-pull-interval-ms", "5000", "--gossip-interval-ms", "100",
-	               "--gossip-fanout", "2", "--join-retry-ms", "250", "--reap-ms", "60000",
-	               "--max-updates-per-msg", "8", NULL);
+	int rc = parse(
+	    f, "--name", "n3", "--bind=::", "--advertise", "fd00::3", "--peer-port", "9000",
+	    "--rpc-bind", "::1", "--rpc-port=9001", "--ca", "c", "--cert", "n3.pem", "--key", "k",
+	    "--data-dir", "/d", "--log-level", "WARN", "--libvirt-uri", "test:///x.xml",
+	    "--witness", "--max-peer-connections", "7", "--peer-idle-timeout-ms", "2000",
+	    "--leave-timeout-ms", "0", "--probe-interval-ms", "700", "--probe-timeout-ms", "300",
+	    "--indirect-probes", "0", "--retransmit-mult", "2", "--suspicion-min-mult", "5",
+	    "--suspicion-max-mult", "1", "--awareness-max", "3", "--push-pull-interval-ms", "5000",
+	    "--gossip-interval-ms", "100", "--gossip-fanout", "2", "--join-retry-ms", "250",
+	    "--reap-ms", "60000", "--max-updates-per-msg", "8", NULL);
 	assert_int_equal(rc, 0);
 	assert_string_equal(o->name, "n3");
 	assert_string_equal(o->bind, "::");
@@ -442,9 +443,8 @@ static void test_flags_override_file(void **state)
 	write_file(f, "{\"name\": \"file\", \"peer_port\": 8000, \"join\": [\"10.0.0.9:7946\"],"
 	              " \"swim\": {\"probe_interval_ms\": 1500}}");
 	/* flag before --config */
-	assert_int_equal(parse(f, "--probe-interval-ms", "2000", "--name=flag", "--config", f->path,
-	                       NULL),
-	                 0);
+	assert_int_equal(
+	    parse(f, "--probe-interval-ms", "2000", "--name=flag", "--config", f->path, NULL), 0);
 	assert_string_equal(f->o.name, "flag");
 	assert_int_equal(f->o.swim.probe_interval_ms, 2000);
 	assert_int_equal(f->o.peer_port, 8000); /* from the file */
@@ -504,10 +504,11 @@ static void test_flags_errors(void **state)
 	assert_err_has(f, "--config: given more than once");
 
 	assert_int_equal(parse(f, "--probe-interval-ms", "fast", NULL), -EINVAL);
-	assert_string_equal(f->err,
-	                    "--probe-interval-ms: expected an integer from 50 to 60000, got \"fast\"");
+	assert_string_equal(
+	    f->err, "--probe-interval-ms: expected an integer from 50 to 60000, got \"fast\"");
 	assert_int_equal(parse(f, "--probe-interval-ms", "-100", NULL), -EINVAL);
-	assert_err_has(f, "--probe-interval-ms: expected an integer from 50 to 60000, got \"-100\"");
+	assert_err_has(f,
+	               "--probe-interval-ms: expected an integer from 50 to 60000, got \"-100\"");
 	assert_int_equal(parse(f, "--probe-interval-ms=-100", NULL), -EINVAL);
 	assert_err_has(f, "--probe-interval-ms: expected an integer from 50 to 60000");
 	assert_int_equal(parse(f, "--peer-port", "99999999999999999999999", NULL), -EINVAL);
@@ -545,13 +546,36 @@ static void test_flags_help(void **state)
 	agent_options_usage(m);
 	fclose(m);
 	static const char *const flags[] = {
-		"--config", "--name", "--bind", "--advertise", "--peer-port", "--rpc-bind",
-		"--rpc-port", "--join", "--ca", "--cert", "--key", "--data-dir", "--log-level",
-		"--libvirt-uri", "--witness", "--max-peer-connections", "--peer-idle-timeout-ms",
-		"--leave-timeout-ms", "--probe-interval-ms", "--probe-timeout-ms",
-		"--indirect-probes", "--retransmit-mult", "--suspicion-min-mult",
-		"--suspicion-max-mult", "--awareness-max", "--push-pull-interval-ms",
-		"--gossip-interval-ms", "--gossip-fanout", "--join-retry-ms", "--reap-ms",
+	    "--config",
+	    "--name",
+	    "--bind",
+	    "--advertise",
+	    "--peer-port",
+	    "--rpc-bind",
+	    "--rpc-port",
+	    "--join",
+	    "--ca",
+	    "--cert",
+	    "--key",
+	    "--data-dir",
+	    "--log-level",
+	    "--libvirt-uri",
+	    "--witness",
+	    "--max-peer-connections",
+	    "--peer-idle-timeout-ms",
+	    "--leave-timeout-ms",
+	    "--probe-interval-ms",
+	    "--probe-timeout-ms",
+	    "--indirect-probes",
+	    "--retransmit-mult",
+	    "--suspicion-min-mult",
+	    "--suspicion-max-mult",
+	    "--awareness-max",
+	    "--push-pull-interval-ms",
+	    "--gossip-interval-ms",
+	    "--gossip-fanout",
+	    "--join-retry-ms",
+	    "--reap-ms",
 	};
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		if (strstr(buf, flags[i]) == NULL)
@@ -668,9 +692,8 @@ static void test_node_section(void **state)
 	assert_true(o->memory_overcommit == 1.0);
 	assert_int_equal(o->memory_reserved_mib, 2048);
 	/* a flag with an existing key replaces it; a new key is added */
-	assert_int_equal(parse(f, "--label", "ssd=no", "--label=tier=gold", "--cpu-overcommit",
-	                       "8", NULL),
-	                 0);
+	assert_int_equal(
+	    parse(f, "--label", "ssd=no", "--label=tier=gold", "--cpu-overcommit", "8", NULL), 0);
 	assert_int_equal(o->n_labels, 3);
 	assert_string_equal(o->labels[0], "ssd=no");
 	assert_string_equal(o->labels[2], "tier=gold");
@@ -716,11 +739,12 @@ static void test_failover_section(void **state)
 	assert_int_equal(o->fo_vm_restarts, 3);
 	assert_null(o->fo_fence_uri);
 	assert_null(o->fo_watchdog);
-	assert_int_equal(load(f, "{\"failover\": {\"heartbeat_ms\": 250, \"fence_after_ms\": 4000, "
-	                         "\"fence_margin_ms\": 500, \"fence_uri\": \"qemu+tcp://10.0.0.5/system\", "
-	                         "\"replicas\": 2, \"max_parallel\": 8, \"restart_attempts\": 5, "
-	                         "\"vm_restarts\": 0, \"watchdog\": \"/dev/watchdog\"}}"),
-	                 0);
+	assert_int_equal(
+	    load(f, "{\"failover\": {\"heartbeat_ms\": 250, \"fence_after_ms\": 4000, "
+	            "\"fence_margin_ms\": 500, \"fence_uri\": \"qemu+tcp://10.0.0.5/system\", "
+	            "\"replicas\": 2, \"max_parallel\": 8, \"restart_attempts\": 5, "
+	            "\"vm_restarts\": 0, \"watchdog\": \"/dev/watchdog\"}}"),
+	    0);
 	assert_int_equal(o->fo_heartbeat_ms, 250);
 	assert_int_equal(o->fo_fence_after_ms, 4000);
 	assert_int_equal(o->fo_fence_margin_ms, 500);
@@ -730,8 +754,8 @@ static void test_failover_section(void **state)
 	assert_int_equal(o->fo_restart_attempts, 5);
 	assert_int_equal(o->fo_vm_restarts, 0);
 	assert_string_equal(o->fo_watchdog, "/dev/watchdog");
-	assert_int_equal(parse(f, "--fence-after-ms", "6000", "--ha-replicas", "4", "--witness", NULL),
-	                 0);
+	assert_int_equal(
+	    parse(f, "--fence-after-ms", "6000", "--ha-replicas", "4", "--witness", NULL), 0);
 	assert_int_equal(o->fo_fence_after_ms, 6000);
 	assert_int_equal(o->fo_replicas, 4);
 	assert_true(o->witness);
@@ -751,12 +775,13 @@ static void test_failover_section_errors(void **state)
 	assert_err_has(f, "--failover-parallel");
 	/* fencing sooner than three heartbeats would fence a healthy host */
 	make_valid(f);
-	assert_int_equal(parse(f, "--failover-heartbeat-ms", "2000", "--fence-after-ms", "5000", NULL),
-	                 0);
+	assert_int_equal(
+	    parse(f, "--failover-heartbeat-ms", "2000", "--fence-after-ms", "5000", NULL), 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
 	assert_err_has(f, "failover.fence_after_ms: 5000 must be at least three heartbeats");
 	/* three heartbeats of 2 s make a 6 s quorate window: the margin follows */
-	assert_int_equal(parse(f, "--fence-after-ms", "6000", "--fence-margin-ms", "6000", NULL), 0);
+	assert_int_equal(parse(f, "--fence-after-ms", "6000", "--fence-margin-ms", "6000", NULL),
+	                 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
 }
 
@@ -789,10 +814,10 @@ static void test_failover_margin_below_quorate_window(void **state)
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
 	assert_int_equal(parse(f, "--fence-margin-ms", "2999", NULL), 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
-	assert_string_equal(f->err,
-	                    "failover.fence_margin_ms: 2999 is below the quorate window of 3000 ms "
-	                    "(heartbeat_ms 1000, fence_after_ms 10000); it must be at least that, or "
-	                    "a restart could overlap a host whose watchdog has not fired yet");
+	assert_string_equal(
+	    f->err, "failover.fence_margin_ms: 2999 is below the quorate window of 3000 ms "
+		    "(heartbeat_ms 1000, fence_after_ms 10000); it must be at least that, or "
+		    "a restart could overlap a host whose watchdog has not fired yet");
 	assert_int_equal(parse(f, "--failover-heartbeat-ms", "250", "--fence-after-ms", "3000",
 	                       "--fence-margin-ms", "1000", NULL),
 	                 0);
@@ -829,14 +854,15 @@ static void test_failover_watchdog_needs_two_seconds(void **state)
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
 	assert_int_equal(parse(f, "--watchdog", "/dev/watchdog", NULL), 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
-	assert_string_equal(f->err,
-	                    "failover.fence_margin_ms: 2249 (or fence_after_ms 3000) is below 2250, "
-	                    "the least that failover.watchdog (/dev/watchdog) can take: its timeout "
-	                    "is the margin less 250 ms, in whole seconds, at least 2");
+	assert_string_equal(
+	    f->err, "failover.fence_margin_ms: 2249 (or fence_after_ms 3000) is below 2250, "
+		    "the least that failover.watchdog (/dev/watchdog) can take: its timeout "
+		    "is the margin less 250 ms, in whole seconds, at least 2");
 	assert_int_equal(parse(f, "--fence-margin-ms", "2250", NULL), 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
 	/* F below the margin caps it */
-	assert_int_equal(parse(f, "--fence-after-ms", "2249", "--fence-margin-ms", "3000", NULL), 0);
+	assert_int_equal(parse(f, "--fence-after-ms", "2249", "--fence-margin-ms", "3000", NULL),
+	                 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
 	assert_err_has(f, "(or fence_after_ms 2249) is below 2250");
 	/* the shipped heartbeat (1 s) needs a timeout of 3 s: a margin of 3250 */
@@ -844,11 +870,11 @@ static void test_failover_watchdog_needs_two_seconds(void **state)
 	                       "--failover-heartbeat-ms", "1000", NULL),
 	                 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
-	assert_string_equal(f->err,
-	                    "failover.fence_margin_ms: 3000 gives failover.watchdog (/dev/watchdog) a "
-	                    "timeout of 2 s, which heartbeat_ms 1000 pets too seldom (the pet period "
-	                    "must be below half the timeout): raise fence_margin_ms (and "
-	                    "fence_after_ms) to at least 3250");
+	assert_string_equal(
+	    f->err, "failover.fence_margin_ms: 3000 gives failover.watchdog (/dev/watchdog) a "
+		    "timeout of 2 s, which heartbeat_ms 1000 pets too seldom (the pet period "
+		    "must be below half the timeout): raise fence_margin_ms (and "
+		    "fence_after_ms) to at least 3250");
 	assert_int_equal(parse(f, "--fence-margin-ms", "3250", NULL), 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
 }
@@ -869,33 +895,33 @@ static void test_null_err_buffer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_full, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_partial_keeps_defaults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_unknown_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_bad_values, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_syntax, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_nul_and_size, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_is_all_or_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_join_limits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flags_all, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flags_override_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flags_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flags_help, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_validate_addresses, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_validate_ports, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_validate_timings, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_null_err_buffer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_node_section, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_node_section_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failover_section, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failover_section_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failover_quorate_window, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failover_margin_below_quorate_window, setup,
-		                                teardown),
-		cmocka_unit_test_setup_teardown(test_failover_watchdog_needs_two_seconds, setup,
-		                                teardown),
+	    cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_partial_keeps_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_unknown_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_bad_values, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_syntax, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_nul_and_size, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_is_all_or_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_join_limits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_all, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_override_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_help, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_validate_addresses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_validate_ports, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_validate_timings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_null_err_buffer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_section, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_section_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failover_section, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failover_section_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failover_quorate_window, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failover_margin_below_quorate_window, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_failover_watchdog_needs_two_seconds, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,13 +40,11 @@ static void test_units_and_defaults(void **state)
 	assert_int_equal(d.memory_kib, 2048); /* KiB by default */
 	assert_int_equal(d.vcpus, 1);         /* libvirt's default */
 	assert_string_equal(d.uuid, "");
-	assert_int_equal(parse("<domain><name>a</name><memory unit='G'>1</memory></domain>", &d,
-	                       err),
-	                 0);
+	assert_int_equal(
+	    parse("<domain><name>a</name><memory unit='G'>1</memory></domain>", &d, err), 0);
 	assert_int_equal(d.memory_kib, 1024 * 1024);
-	assert_int_equal(parse("<domain><name>a</name><memory unit='MB'>1</memory></domain>", &d,
-	                       err),
-	                 0);
+	assert_int_equal(
+	    parse("<domain><name>a</name><memory unit='MB'>1</memory></domain>", &d, err), 0);
 	assert_int_equal(d.memory_kib, 976); /* 10^6 bytes, floor in KiB */
 }
 
@@ -63,15 +61,15 @@ static void test_errors(void **state)
 	assert_string_equal(err, "domain XML has no <name>");
 	assert_int_equal(parse("<domain><name>a</name></domain>", &d, err), -EINVAL);
 	assert_string_equal(err, "domain XML has no <memory>");
-	assert_int_equal(parse("<domain><name>a</name><memory unit='parsec'>1</memory></domain>",
-	                       &d, err),
-	                 -EINVAL);
+	assert_int_equal(
+	    parse("<domain><name>a</name><memory unit='parsec'>1</memory></domain>", &d, err),
+	    -EINVAL);
 	assert_string_equal(err, "domain XML <memory unit='parsec'>: unknown unit");
 	assert_int_equal(parse("<domain><name>a</name><memory>lots</memory></domain>", &d, err),
 	                 -EINVAL);
-	assert_int_equal(parse("<domain><name>a</name><memory>1</memory><vcpu>0</vcpu></domain>",
-	                       &d, err),
-	                 -EINVAL);
+	assert_int_equal(
+	    parse("<domain><name>a</name><memory>1</memory><vcpu>0</vcpu></domain>", &d, err),
+	    -EINVAL);
 	assert_string_equal(err, "domain XML <vcpu> must be a number from 1 to 4096");
 	assert_int_equal(domxml_parse("", 0, &d, err, sizeof(err)), -EINVAL);
 }
@@ -94,10 +92,10 @@ static void test_no_entity_expansion(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_full),
-		cmocka_unit_test(test_units_and_defaults),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_no_entity_expansion),
+	    cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_units_and_defaults),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_no_entity_expansion),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,8 +28,8 @@ static void test_request_round_trip(void **state)
 	uint8_t *buf;
 	size_t len;
 	assert_int_equal(envelope_encode_frame(&env, &buf, &len), 0);
-	uint32_t declared = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
-	                    ((uint32_t)buf[2] << 8) | buf[3];
+	uint32_t declared =
+	    ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) | ((uint32_t)buf[2] << 8) | buf[3];
 	assert_int_equal(declared, len - FRAME_HEADER_LEN);
 
 	Mv__Envelope *out;
@@ -92,14 +92,27 @@ static void test_swim_round_trip(void **state)
 {
 	(void)state;
 	struct swim_update ups[2] = {
-		{.name = "n2", .addr = "10.0.0.2:7946", .incarnation = 7, .state = SWIM_SUSPECT,
-		 .origin = "n1"},
-		{.name = "n3", .addr = "[::1]:7946", .incarnation = 1, .state = SWIM_LEFT,
-		 .origin = "n3"},
+	    {.name = "n2",
+	     .addr = "10.0.0.2:7946",
+	     .incarnation = 7,
+	     .state = SWIM_SUSPECT,
+	     .origin = "n1"},
+	    {.name = "n3",
+	     .addr = "[::1]:7946",
+	     .incarnation = 1,
+	     .state = SWIM_LEFT,
+	     .origin = "n3"},
 	};
-	struct swim_msg m = {.type = SWIM_MSG_PING_REQ, .from = "n1", .from_addr = "10.0.0.1:7946",
-	                     .to = "n4", .to_addr = "10.0.0.4:7946", .seq = 99, .target = "n2",
-	                     .target_addr = "10.0.0.2:7946", .updates = ups, .n_updates = 2};
+	struct swim_msg m = {.type = SWIM_MSG_PING_REQ,
+	                     .from = "n1",
+	                     .from_addr = "10.0.0.1:7946",
+	                     .to = "n4",
+	                     .to_addr = "10.0.0.4:7946",
+	                     .seq = 99,
+	                     .target = "n2",
+	                     .target_addr = "10.0.0.2:7946",
+	                     .updates = ups,
+	                     .n_updates = 2};
 	uint8_t *buf;
 	size_t len;
 	assert_int_equal(swim_codec_encode_frame(&m, &buf, &len), 0);
@@ -199,13 +212,13 @@ static void test_rpc_envelope_is_not_swim(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request_round_trip),
-		cmocka_unit_test(test_garbage_rejected),
-		cmocka_unit_test(test_wrong_version_rejected),
-		cmocka_unit_test(test_missing_body_rejected),
-		cmocka_unit_test(test_swim_round_trip),
-		cmocka_unit_test(test_swim_bad_enum_and_long_name_rejected),
-		cmocka_unit_test(test_rpc_envelope_is_not_swim),
+	    cmocka_unit_test(test_request_round_trip),
+	    cmocka_unit_test(test_garbage_rejected),
+	    cmocka_unit_test(test_wrong_version_rejected),
+	    cmocka_unit_test(test_missing_body_rejected),
+	    cmocka_unit_test(test_swim_round_trip),
+	    cmocka_unit_test(test_swim_bad_enum_and_long_name_rejected),
+	    cmocka_unit_test(test_rpc_envelope_is_not_swim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -141,10 +141,12 @@ static void pump(struct net *t)
 				int j = idx(msg.to);
 				assert_true(j >= 0 && j != i);
 				assert_string_equal(msg.from, names[i]);
-				bool drop = j >= t->count || t->n[i].down || t->n[j].down || t->cut[i][j] ||
-				            t->drop_type[msg.type] || (t->filter && t->filter(t, i, j, &msg));
+				bool drop = j >= t->count || t->n[i].down || t->n[j].down ||
+				            t->cut[i][j] || t->drop_type[msg.type] ||
+				            (t->filter && t->filter(t, i, j, &msg));
 				if (!drop) {
-					assert_int_equal(fo_handle_message(t->n[j].f, &msg, t->now), 0);
+					assert_int_equal(fo_handle_message(t->n[j].f, &msg, t->now),
+					                 0);
 					any = true;
 				}
 				fo_msg_clear(&msg);
@@ -178,7 +180,8 @@ static void run_until(struct net *t, uint64_t until)
 			/* never a deadline in the past (or now) after a timer */
 			uint64_t d = fo_next_deadline(t->n[i].f);
 			if (d <= t->now)
-				fail_msg("%s: next deadline %" PRIu64 " is not after the timer at %" PRIu64,
+				fail_msg("%s: next deadline %" PRIu64
+				         " is not after the timer at %" PRIu64,
 				         names[i], d, t->now);
 		}
 		pump(t);
@@ -1111,7 +1114,8 @@ static void test_remote_fence(void **state)
 	pump(t);
 	for (int i = 1; i < 3; i++) {
 		assert_int_equal(count_ev(&t->n[i], FO_EV_FENCE_CONFIRMED), 1);
-		assert_non_null(strstr(find_ev(&t->n[i], FO_EV_FENCE_CONFIRMED, 0)->text, "libvirt"));
+		assert_non_null(
+		    strstr(find_ev(&t->n[i], FO_EV_FENCE_CONFIRMED, 0)->text, "libvirt"));
 		struct fo_instance_info info;
 		fo_instance_at(t->n[i].f, 0, &info);
 		assert_int_equal(info.phase, FO_PH_FENCED);
@@ -1211,8 +1215,13 @@ static void test_handback(void **state)
 static struct fo_vm mkvm(const char *uuid, const char *name, int32_t prio, uint32_t vcpus,
                          uint64_t mem_gib, const char *group)
 {
-	struct fo_vm v = {.uuid = uuid, .name = name, .priority = prio, .vcpus = vcpus,
-	                  .memory_kib = mem_gib * GIB, .epoch = 3, .group = group,
+	struct fo_vm v = {.uuid = uuid,
+	                  .name = name,
+	                  .priority = prio,
+	                  .vcpus = vcpus,
+	                  .memory_kib = mem_gib * GIB,
+	                  .epoch = 3,
+	                  .group = group,
 	                  .running = true};
 	return v;
 }
@@ -1363,7 +1372,7 @@ static void test_malformed(void **state)
 	assert_int_equal(fo_handle_message(f, NULL, 2000), -EINVAL);
 	base_msg(&m, (enum fo_msg_type)FO_MSG_TYPES);
 	assert_int_equal(fo_handle_message(f, &m, 2000), -EINVAL);
-	base_msg(&m, (enum fo_msg_type)-1);
+	base_msg(&m, (enum fo_msg_type) - 1);
 	assert_int_equal(fo_handle_message(f, &m, 2000), -EINVAL);
 	base_msg(&m, FO_HEARTBEAT);
 	memset(m.from, 'x', sizeof(m.from));
@@ -1516,11 +1525,9 @@ static void test_deadlines(void **state)
 	net_free(t);
 }
 
-
 /* ---- later additions: voting-set size, incarnations, target loss ------------- */
 
-static void hb_voters(struct fo *f, const char *from, const char *to, uint32_t voters,
-                      uint64_t now)
+static void hb_voters(struct fo *f, const char *from, const char *to, uint32_t voters, uint64_t now)
 {
 	struct fo_msg m;
 	memset(&m, 0, sizeof(m));
@@ -2000,8 +2007,9 @@ static void test_plan_for_our_current_incarnation(void **state)
 			for (size_t k = 0; k < e.plan.n; k++) {
 				has_mine |= !strcmp(e.plan.entries[k].uuid, "mine") &&
 				            e.plan.entries[k].new_epoch == 2;
-				has_late |= !strcmp(e.plan.entries[k].uuid, "late") &&
-				            e.plan.entries[k].new_epoch == 3; /* above the copy's 2 */
+				has_late |=
+				    !strcmp(e.plan.entries[k].uuid, "late") &&
+				    e.plan.entries[k].new_epoch == 3; /* above the copy's 2 */
 			}
 			assert_true(has_mine && has_late);
 		}
@@ -2080,7 +2088,8 @@ static size_t replacements(struct fo *f, const char *uuid, const struct fo_insta
 			struct fo_instance_id id = info.inst;
 			id.round = r;
 			const struct fo_plan *p;
-			if ((r == 0 && !strcmp(id.dead, skip->dead) && id.incarnation == skip->incarnation) ||
+			if ((r == 0 && !strcmp(id.dead, skip->dead) &&
+			     id.incarnation == skip->incarnation) ||
 			    !fo_chosen_plan(f, &id, &p))
 				continue;
 			for (size_t e = 0; e < p->n; e++)
@@ -2148,7 +2157,8 @@ static void test_dead_target_entries_replaced(void **state)
 		size_t starts = 0;
 		const struct node *n = &t->n[idx(target)];
 		for (size_t k = 0; k < n->n_ev; k++)
-			starts += n->ev[k].type == FO_EV_RESTART && !strcmp(n->ev[k].entry.uuid, uuid);
+			starts +=
+			    n->ev[k].type == FO_EV_RESTART && !strcmp(n->ev[k].entry.uuid, uuid);
 		assert_int_equal(starts, 1);
 	}
 	net_free(t);
@@ -2267,7 +2277,6 @@ static void test_rounds_exhausted(void **state)
 	net_free(t);
 }
 
-
 static void grace_cfg(struct fo_config *c, int i)
 {
 	(void)i;
@@ -2343,7 +2352,6 @@ static void test_dead_grace(void **state)
 	net_free(t);
 }
 
-
 /* Random, mostly well-formed and often nonsensical messages at one core:
  * only 0 or -EINVAL, no crash, no leak (ASan), and the deadline after a
  * timer is never in the past. */
@@ -2400,7 +2408,8 @@ static void test_random_garbage(void **state)
 			assert_int_equal(fo_handle_timer(f, now), 0);
 			assert_true(fo_next_deadline(f) > now);
 		} else if (what == 2) {
-			struct fo_instance_id id = {.incarnation = 1 + fz(3), .round = (uint32_t)fz(3)};
+			struct fo_instance_id id = {.incarnation = 1 + fz(3),
+			                            .round = (uint32_t)fz(3)};
 			fz_str(id.dead, sizeof(id.dead));
 			fo_restart_done(f, &id, fz(2) ? "u1" : "u2", fz(2), "x", now);
 			fo_remote_fence_done(f, &id, fz(2), "y", now);
@@ -2463,7 +2472,6 @@ static void test_random_garbage(void **state)
 	drop_all(f);
 	fo_free(f);
 }
-
 
 /* Core n1 (incarnation 1) that restarted "kept" and "listed" for (n0, 1). */
 static struct fo *unlisted_core(uint64_t inc)
@@ -2629,8 +2637,8 @@ static struct fo *bound_core(int me, uint64_t now, struct view *v)
 
 /* Runs f's timers up to `until` (n2 keeps acknowledging f, so that it
  * stays quorate); returns when FENCE_CONFIRMED was emitted, or 0. */
-static uint64_t fence_time(struct fo *f, const char *me, uint64_t *now, uint64_t until,
-                           char *how, size_t how_len)
+static uint64_t fence_time(struct fo *f, const char *me, uint64_t *now, uint64_t until, char *how,
+                           size_t how_len)
 {
 	uint64_t at = 0;
 	for (;;) {
@@ -2814,9 +2822,15 @@ static void test_ack_bound_proposer(void **state)
 		 * c 2: n1 never acked n0 -> no bound; c 3: n2 gives no age */
 		uint64_t chosen_at = 0;
 		switch (c) {
-		case 0: bound_propose(f, &now, true, 50000, &ch); break;
-		case 1: bound_propose(f, &now, true, 0, &ch); break;
-		default: bound_propose(f, &now, c == 2, 1000, &ch); break;
+		case 0:
+			bound_propose(f, &now, true, 50000, &ch);
+			break;
+		case 1:
+			bound_propose(f, &now, true, 0, &ch);
+			break;
+		default:
+			bound_propose(f, &now, c == 2, 1000, &ch);
+			break;
 		}
 		chosen_at = now;
 		uint64_t bound = c == 0 ? 101000 : c == 1 ? chosen_at : 0;
@@ -2865,10 +2879,10 @@ static void test_ack_bound_learner(void **state)
 		uint64_t ago;
 		uint64_t wait;
 	} cases[] = {
-	    {true, 6000, quiet - 6000},  /* bound well before: shorter */
-	    {true, 1000, full},          /* bound too recent: F + margin */
-	    {false, 6000, full},         /* no bound */
-	    {true, UINT64_MAX, 0},       /* before our clock's origin: at once */
+	    {true, 6000, quiet - 6000}, /* bound well before: shorter */
+	    {true, 1000, full},         /* bound too recent: F + margin */
+	    {false, 6000, full},        /* no bound */
+	    {true, UINT64_MAX, 0},      /* before our clock's origin: at once */
 	};
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		struct view v;
@@ -2931,7 +2945,8 @@ static int journal_records(const char *text)
 	for (const char *l = text; l && *l;) {
 		const char *nl = strchr(l, '\n');
 		size_t ll = nl ? (size_t)(nl - l) : strlen(l);
-		if (ll && l[0] != '#' && strncmp(l, "format ", 7) != 0 && strncmp(l, "entry ", 6) != 0)
+		if (ll && l[0] != '#' && strncmp(l, "format ", 7) != 0 &&
+		    strncmp(l, "entry ", 6) != 0)
 			n++;
 		l = nl ? nl + 1 : NULL;
 	}
@@ -3018,7 +3033,8 @@ static void test_journal_survives_restart(void **state)
 	assert_string_equal(again, text);
 	free(again);
 	/* a journal entry does not make a voter: n3 was never reported */
-	assert_int_equal(fo_journal_restore(restored, "failed-over n3 9\n", 17, err, sizeof(err)), 1);
+	assert_int_equal(fo_journal_restore(restored, "failed-over n3 9\n", 17, err, sizeof(err)),
+	                 1);
 	assert_int_equal(fo_voters(restored), 3);
 	free(text);
 	fo_free(restored);
@@ -3064,8 +3080,8 @@ static void journal_refused(const char *text, size_t len, const char *why)
 	char err[256];
 	int rc = fo_journal_restore(f, text, len, err, sizeof(err));
 	if (rc != -EINVAL || !strstr(err, why))
-		fail_msg("journal \"%.*s\": rc %d, err \"%s\", want \"%s\"", (int)len, text, rc, err,
-		         why);
+		fail_msg("journal \"%.*s\": rc %d, err \"%s\", want \"%s\"", (int)len, text, rc,
+		         err, why);
 	assert_int_equal(fo_journal_version(f), v);
 	assert_int_equal(fo_instance_count(f), 0);
 	assert_int_equal(fo_voters(f), voters);
@@ -3123,10 +3139,8 @@ static void test_journal_errors(void **state)
 	    /* accepted NAME INC ROUND BALLOT PROPOSER COUNT, then COUNT entries */
 	    {"accepted n2 1 0 1 n3 4097\n", "more entries than a plan may have"},
 	    {"accepted n2 1 0 1 n3 1\n", "the accepted plan above lists 1 entries, 0 follow"},
-	    {"accepted n2 1 0 1 n3 2\nentry =u1 =a =n3 0 1 1 2 = 1\n",
-	     "lists 2 entries, 1 follow"},
-	    {"accepted n2 1 0 1 n3 1\nfailed-over n2 1\n",
-	     "line 2: expected an \"entry\" line"},
+	    {"accepted n2 1 0 1 n3 2\nentry =u1 =a =n3 0 1 1 2 = 1\n", "lists 2 entries, 1 follow"},
+	    {"accepted n2 1 0 1 n3 1\nfailed-over n2 1\n", "line 2: expected an \"entry\" line"},
 	    {"accepted n2 1 0 1 n3 1 7\n", "extra fields"},
 	    {"accepted n2 1 0 0 n3 0\n", "the ballot must be"},
 	    /* entry =UUID =NAME =TARGET PRIO VCPUS MEM_KIB EPOCH =GROUP TARGET_INC */
@@ -3144,7 +3158,8 @@ static void test_journal_errors(void **state)
 	     "the priority is out of range"},
 	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 4294967296 1 2 = 1\n",
 	     "the vCPU count is out of range"},
-	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 =\n", "the target incarnation is missing"},
+	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 =\n",
+	     "the target incarnation is missing"},
 	    {"accepted n2 1 0 1 n3 1\nentry =u1 =a =n3 0 1 1 2 = 1 9\n", "extra fields"},
 	    {"entry =u1 =a =n3 0 1 1 2 = 1\n", "line 1: expected"},
 	    /* a bad line after valid ones of every kind: none of them applied */
@@ -3522,8 +3537,8 @@ static size_t proposals_until(struct fo *f, uint64_t *now, uint64_t until, uint6
 		assert_int_equal(fo_handle_timer(f, *now), 0);
 		struct fo_msg m;
 		while (fo_pop_output(f, &m)) {
-			n += (m.type == FO_PREPARE || m.type == FO_ACCEPT) && m.inst.incarnation == inc &&
-			     m.inst.round == 0;
+			n += (m.type == FO_PREPARE || m.type == FO_ACCEPT) &&
+			     m.inst.incarnation == inc && m.inst.round == 0;
 			fo_msg_clear(&m);
 		}
 		uint64_t d = fo_next_deadline(f);
@@ -3617,7 +3632,8 @@ static bool proposes_accepted(size_t voters, int with, int without)
 			p.plan.n = 1;
 			p.plan.entries = val;
 			p.accepted_ballot.number = 1;
-			snprintf(p.accepted_ballot.proposer, sizeof(p.accepted_ballot.proposer), "n3");
+			snprintf(p.accepted_ballot.proposer, sizeof(p.accepted_ballot.proposer),
+			         "n3");
 		}
 		assert_int_equal(fo_handle_message(f, &p, now), 0);
 	}
@@ -3788,10 +3804,11 @@ static void test_owed_tracker(void **state)
 		assert_int_equal(o.since, stopped);
 		assert_non_null(strstr(o.why, "stopped on its host"));
 		if (i == 0)
-			assert_non_null(
-			    strstr(o.doing, "this host recovers it through a new incarnation in 4 s"));
+			assert_non_null(strstr(
+			    o.doing, "this host recovers it through a new incarnation in 4 s"));
 		else
-			assert_non_null(strstr(o.doing, "n0 recovers it through a new incarnation"));
+			assert_non_null(
+			    strstr(o.doing, "n0 recovers it through a new incarnation"));
 	}
 	/* it runs again (an operator started it): recovered, down 1 s */
 	v.vms[0][0].running = true;
@@ -3880,8 +3897,8 @@ static struct fo *stopped_vm_core(struct view *v, uint64_t now, uint64_t inc)
 
 /* Runs f's timers from *now to `until` (n2 acks while `acked`); returns
  * the first NEW_INCARNATION event's incarnation (0: none) and its time. */
-static uint64_t new_inc_until(struct fo *f, uint64_t *now, uint64_t until, bool acked,
-                              uint64_t *at, char *text)
+static uint64_t new_inc_until(struct fo *f, uint64_t *now, uint64_t until, bool acked, uint64_t *at,
+                              char *text)
 {
 	for (;;) {
 		struct fo_event e;
@@ -4102,7 +4119,8 @@ static void test_recovery_of_rebooted_host(void **state)
 			assert_int_equal(d->inst.incarnation, 1);
 			struct fo_instance_info info;
 			fo_instance_at(t->n[i].f, instance_index(t->n[i].f, "n0", 1), &info);
-			assert_non_null(strstr(info.cause, "came back at incarnation 2 without 4 HA VMs"));
+			assert_non_null(
+			    strstr(info.cause, "came back at incarnation 2 without 4 HA VMs"));
 			assert_int_equal(info.detected_at, back);
 		}
 		const struct fo_plan *p;
@@ -4138,8 +4156,9 @@ static void test_recovery_of_rebooted_host(void **state)
 			assert_int_equal(count_ev(&t->n[i], FO_EV_REMOTE_FENCE), 0);
 			restarts += count_ev(&t->n[i], FO_EV_RESTART);
 			if (i)
-				assert_non_null(strstr(find_ev(&t->n[i], FO_EV_FENCE_CONFIRMED, 0)->text,
-				                       "reported by n0"));
+				assert_non_null(
+				    strstr(find_ev(&t->n[i], FO_EV_FENCE_CONFIRMED, 0)->text,
+				           "reported by n0"));
 		}
 		assert_int_equal(restarts, 4);
 		assert_int_equal(count_ev(&t->n[0], FO_EV_RESTART), on_n0);
@@ -4716,8 +4735,8 @@ static void test_journal_errors_name_the_field(void **state)
 		char err[256];
 		int rc = fo_journal_restore(f, bad[i].text, strlen(bad[i].text), err, sizeof(err));
 		if (rc != -EINVAL || !strstr(err, bad[i].field))
-			fail_msg("journal \"%s\": rc %d, err \"%s\", want the %s named", bad[i].text, rc,
-			         err, bad[i].field);
+			fail_msg("journal \"%s\": rc %d, err \"%s\", want the %s named",
+			         bad[i].text, rc, err, bad[i].field);
 		fo_free(f);
 	}
 }
@@ -4779,7 +4798,8 @@ static size_t started_on(struct net *t, const char *uuid, char hosts[][FO_NAME_M
 	size_t n = 0;
 	for (int i = 0; i < t->count; i++)
 		for (size_t k = 0; k < t->n[i].n_ev; k++)
-			if (t->n[i].ev[k].type == FO_EV_RESTART && !strcmp(t->n[i].ev[k].entry.uuid, uuid)) {
+			if (t->n[i].ev[k].type == FO_EV_RESTART &&
+			    !strcmp(t->n[i].ev[k].entry.uuid, uuid)) {
 				snprintf(hosts[n++], FO_NAME_MAX, "%s@%" PRIu64, names[i],
 				         t->n[i].ev[k].entry.new_epoch);
 				break;
@@ -4880,8 +4900,8 @@ static void test_refuted_target_keeps_what_it_runs(void **state)
 	char hosts[5][FO_NAME_MAX];
 	size_t n = started_on(t, uuid, hosts);
 	if (n != 1)
-		fail_msg("kept started on %zu hosts: %s %s (n1 still runs it at epoch 6)", n, hosts[0],
-		         n > 1 ? hosts[1] : "");
+		fail_msg("kept started on %zu hosts: %s %s (n1 still runs it at epoch 6)", n,
+		         hosts[0], n > 1 ? hosts[1] : "");
 	net_free(t);
 }
 

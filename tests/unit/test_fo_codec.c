@@ -36,7 +36,8 @@ static Mv__Envelope *roundtrip_env(const struct fo_msg *m)
 	assert_int_equal(len, n - FRAME_HEADER_LEN);
 	Mv__Envelope *env = NULL;
 	const char *why = NULL;
-	assert_int_equal(envelope_decode(f + FRAME_HEADER_LEN, n - FRAME_HEADER_LEN, &env, &why), 0);
+	assert_int_equal(envelope_decode(f + FRAME_HEADER_LEN, n - FRAME_HEADER_LEN, &env, &why),
+	                 0);
 	free(f);
 	assert_int_equal(env->version, ENVELOPE_VERSION);
 	assert_int_equal(env->body_case, MV__ENVELOPE__BODY_FAILOVER);
@@ -143,23 +144,29 @@ static void roundtrip(const struct fo_msg *m)
 }
 
 static struct fo_removed removed3[3] = {
-	{"n7", 4}, {"gone-host", UINT64_MAX}, {"", 0},
+    {"n7", 4},
+    {"gone-host", UINT64_MAX},
+    {"", 0},
 };
 
 static struct fo_plan_entry plan3[3] = {
-	{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16u << 20, 9, "db", 3, true, 7},
-	{"7795eb01-f6a4-8304-79aa-97f2502e1940", "web1", "n3", -5, 2, 1u << 20, 3, "", 0, false, 0},
-	{"8895eb01-f6a4-8304-79aa-97f2502e1941", "big", "", 0, 64, UINT64_MAX, UINT64_MAX, "g", UINT64_MAX,
-	 true, UINT64_MAX - 1},
+    {"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16u << 20, 9, "db", 3, true, 7},
+    {"7795eb01-f6a4-8304-79aa-97f2502e1940", "web1", "n3", -5, 2, 1u << 20, 3, "", 0, false, 0},
+    {"8895eb01-f6a4-8304-79aa-97f2502e1941", "big", "", 0, 64, UINT64_MAX, UINT64_MAX, "g",
+     UINT64_MAX, true, UINT64_MAX - 1},
 };
 
 /* Placements held from older recoveries (PROMISE, first round). */
 static struct fo_adopt adopt2[2] = {
-	{{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16u << 20, 9, "db", 3, true, 7},
-	 4, 0, {7, "n3"}},
-	{{"9995eb01-f6a4-8304-79aa-97f2502e1942", "max", "n5", INT32_MIN, UINT32_MAX, UINT64_MAX,
-	  UINT64_MAX, "g", UINT64_MAX, true, 0},
-	 UINT64_MAX, 15, {UINT64_MAX, "n1"}},
+    {{"6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n2", 1000, 8, 16u << 20, 9, "db", 3, true, 7},
+     4,
+     0,
+     {7, "n3"}},
+    {{"9995eb01-f6a4-8304-79aa-97f2502e1942", "max", "n5", INT32_MIN, UINT32_MAX, UINT64_MAX,
+      UINT64_MAX, "g", UINT64_MAX, true, 0},
+     UINT64_MAX,
+     15,
+     {UINT64_MAX, "n1"}},
 };
 
 /* Every field set, whatever the type uses: the codec maps them all. */
@@ -192,7 +199,7 @@ static void fill(struct fo_msg *m, enum fo_msg_type t)
 	m->ok = true;
 	m->took_ms = 1234;
 	m->age_ms = 99;
-	m->voters = 7; /* HEARTBEAT only, but carried for any type */
+	m->voters = 7;         /* HEARTBEAT only, but carried for any type */
 	m->has_ack_ago = true; /* ACCEPTED and CHOSEN only, likewise */
 	m->ack_ago_ms = 4000000000123ull;
 	strcpy(m->text, "fenced through libvirt");
@@ -538,26 +545,66 @@ static void test_refuse_long_strings(void **state)
 	for (int k = 0; k < 19; k++) {
 		wire_init(&w);
 		switch (k) {
-		case 0: w.env.from = name; break;
-		case 1: w.fm.to = name; break;
-		case 2: w.fm.dead = name; break;
-		case 3: w.fm.ballot_proposer = name; break;
-		case 4: w.fm.accepted_proposer = name; break;
-		case 5: w.fm.vm_uuid = uuid; break;
-		case 6: w.fm.text = text; break;
-		case 7: w.rm[1].name = name; break;   /* after the removed array exists */
-		case 8: w.pe[2].uuid = uuid; break;   /* after both arrays exist */
-		case 9: w.pe[0].name = name; break;
-		case 10: w.pe[1].target = name; break;
-		case 11: w.pe[2].group = group; break;
-		case 12: w.rm[0].name = name; w.pe[0].name = name; break;
+		case 0:
+			w.env.from = name;
+			break;
+		case 1:
+			w.fm.to = name;
+			break;
+		case 2:
+			w.fm.dead = name;
+			break;
+		case 3:
+			w.fm.ballot_proposer = name;
+			break;
+		case 4:
+			w.fm.accepted_proposer = name;
+			break;
+		case 5:
+			w.fm.vm_uuid = uuid;
+			break;
+		case 6:
+			w.fm.text = text;
+			break;
+		case 7:
+			w.rm[1].name = name;
+			break; /* after the removed array exists */
+		case 8:
+			w.pe[2].uuid = uuid;
+			break; /* after both arrays exist */
+		case 9:
+			w.pe[0].name = name;
+			break;
+		case 10:
+			w.pe[1].target = name;
+			break;
+		case 11:
+			w.pe[2].group = group;
+			break;
+		case 12:
+			w.rm[0].name = name;
+			w.pe[0].name = name;
+			break;
 		/* in an adopted placement (after every other array exists) */
-		case 13: w.ae[1].uuid = uuid; break;
-		case 14: w.ae[0].name = name; break;
-		case 15: w.ae[1].target = name; break;
-		case 16: w.ae[1].group = group; break;
-		case 17: w.ad[1].ballot_proposer = name; break;
-		case 18: w.ad[0].ballot_proposer = name; w.ae[1].uuid = uuid; break;
+		case 13:
+			w.ae[1].uuid = uuid;
+			break;
+		case 14:
+			w.ae[0].name = name;
+			break;
+		case 15:
+			w.ae[1].target = name;
+			break;
+		case 16:
+			w.ae[1].group = group;
+			break;
+		case 17:
+			w.ad[1].ballot_proposer = name;
+			break;
+		case 18:
+			w.ad[0].ballot_proposer = name;
+			w.ae[1].uuid = uuid;
+			break;
 		}
 		expect_refused(&w.env, TOO_LONG);
 	}
@@ -566,16 +613,16 @@ static void test_refuse_long_strings(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_every_type),
-		cmocka_unit_test(test_ack_ago_flag),
-		cmocka_unit_test(test_type_names_match_wire),
-		cmocka_unit_test(test_empty_and_null_arrays),
-		cmocka_unit_test(test_limits_accepted),
-		cmocka_unit_test(test_wire_ok),
-		cmocka_unit_test(test_refuse_other_body),
-		cmocka_unit_test(test_refuse_unknown_type),
-		cmocka_unit_test(test_refuse_too_many),
-		cmocka_unit_test(test_refuse_long_strings),
+	    cmocka_unit_test(test_roundtrip_every_type),
+	    cmocka_unit_test(test_ack_ago_flag),
+	    cmocka_unit_test(test_type_names_match_wire),
+	    cmocka_unit_test(test_empty_and_null_arrays),
+	    cmocka_unit_test(test_limits_accepted),
+	    cmocka_unit_test(test_wire_ok),
+	    cmocka_unit_test(test_refuse_other_body),
+	    cmocka_unit_test(test_refuse_unknown_type),
+	    cmocka_unit_test(test_refuse_too_many),
+	    cmocka_unit_test(test_refuse_long_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,13 +147,13 @@ static void test_truncated_frame_waits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header_is_big_endian),
-		cmocka_unit_test(test_two_frames_in_one_read),
-		cmocka_unit_test(test_byte_by_byte),
-		cmocka_unit_test(test_zero_length_rejected),
-		cmocka_unit_test(test_over_cap_rejected_before_allocating),
-		cmocka_unit_test(test_exactly_cap_accepted),
-		cmocka_unit_test(test_truncated_frame_waits),
+	    cmocka_unit_test(test_header_is_big_endian),
+	    cmocka_unit_test(test_two_frames_in_one_read),
+	    cmocka_unit_test(test_byte_by_byte),
+	    cmocka_unit_test(test_zero_length_rejected),
+	    cmocka_unit_test(test_over_cap_rejected_before_allocating),
+	    cmocka_unit_test(test_exactly_cap_accepted),
+	    cmocka_unit_test(test_truncated_frame_waits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,15 +24,17 @@ static void test_round_trip(void **state)
 	uint64_t ms = 0;
 	const uint64_t values[] = {0, 1, 123456789, UINT64_MAX};
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-		assert_int_equal(ha_stamp_format(line, sizeof(line), BOOT, values[i]), HA_STAMP_LINE_LEN);
+		assert_int_equal(ha_stamp_format(line, sizeof(line), BOOT, values[i]),
+		                 HA_STAMP_LINE_LEN);
 		assert_int_equal(strlen(line), HA_STAMP_LINE_LEN);
 		assert_int_equal(ha_stamp_parse(line, strlen(line), boot, &ms), 0);
 		assert_string_equal(boot, BOOT);
 		assert_true(ms == values[i]);
 	}
 	ha_stamp_format(line, sizeof(line), BOOT, 42);
-	assert_memory_equal(line, "meshvisor-quorate-stamp v1 boot=" BOOT
-	                          " mono_ms=00000000000000000042 sum=", 102);
+	assert_memory_equal(
+	    line,
+	    "meshvisor-quorate-stamp v1 boot=" BOOT " mono_ms=00000000000000000042 sum=", 102);
 	assert_int_equal(line[HA_STAMP_LINE_LEN - 1], '\n');
 }
 
@@ -41,8 +43,9 @@ static void test_format_refuses(void **state)
 	(void)state;
 	char line[HA_STAMP_LINE_LEN + 1];
 	assert_int_equal(ha_stamp_format(line, sizeof(line), "short", 1), -EINVAL);
-	assert_int_equal(ha_stamp_format(line, sizeof(line), "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0",
-	                                 1), -EINVAL);
+	assert_int_equal(
+	    ha_stamp_format(line, sizeof(line), "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0", 1),
+	    -EINVAL);
 	assert_int_equal(ha_stamp_format(line, HA_STAMP_LINE_LEN, BOOT, 1), -EINVAL);
 	assert_int_equal(ha_stamp_format(NULL, 0, BOOT, 1), -EINVAL);
 }

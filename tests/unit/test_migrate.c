@@ -54,8 +54,7 @@ static void cfg_for(struct mig_config *c, int i)
 	c->propose_retry_ms = 300;
 }
 
-static void set_cap(struct mig *m, uint32_t cpus, uint64_t mem_kib, uint32_t vused,
-                    uint64_t mused)
+static void set_cap(struct mig *m, uint32_t cpus, uint64_t mem_kib, uint32_t vused, uint64_t mused)
 {
 	struct mig_capacity cap = {
 	    .cpus = cpus,
@@ -293,8 +292,9 @@ static void test_refuse_cpu(void **state)
 	char id[MIG_ID_MAX];
 	propose(t, SRC, "vm", 1, GIB, id);
 	pump(t);
-	expect_refusal(t, SRC, MIG_R_CPU, "CPU model EPYC-Milan is not compatible with this "
-	                                  "host's Skylake");
+	expect_refusal(t, SRC, MIG_R_CPU,
+	               "CPU model EPYC-Milan is not compatible with this "
+	               "host's Skylake");
 	net_free(t);
 	/* a target with no model accepts any */
 	t = net_new(2, tweak_anycpu);
@@ -848,7 +848,8 @@ static void test_garbage_input(void **state)
 			m.reason = (enum mig_reason)((x >> 30) % MIG_REASONS);
 			strcpy(m.to, (x >> 40) & 1 ? "dst" : "src");
 			snprintf(m.from, sizeof(m.from), "h%u", (unsigned)((x >> 41) % 4));
-			snprintf(m.proposal_id, sizeof(m.proposal_id), "p%u", (unsigned)((x >> 44) % 16));
+			snprintf(m.proposal_id, sizeof(m.proposal_id), "p%u",
+			         (unsigned)((x >> 44) % 16));
 			m.vm_name[(x >> 8) % sizeof(m.vm_name)] = '\0';
 			snprintf(m.vm_uuid, sizeof(m.vm_uuid), "u%u", (unsigned)((x >> 48) % 8));
 			strcpy(m.cpu_model, (x >> 50) & 1 ? "Skylake" : "");

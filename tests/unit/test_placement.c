@@ -15,10 +15,17 @@ static struct placement_host host(const char *name, uint32_t cpus, uint64_t mem_
                                   uint32_t vcpus_alloc, uint64_t mem_alloc_gib)
 {
 	struct placement_host h = {
-		.name = name, .alive = true, .healthy = true, .draining = false,
-		.cpus = cpus, .cpu_overcommit = 1.0, .vcpus_allocated = vcpus_alloc,
-		.memory_kib = mem_gib * GIB, .memory_reserved_kib = 0, .memory_overcommit = 1.0,
-		.memory_allocated_kib = mem_alloc_gib * GIB,
+	    .name = name,
+	    .alive = true,
+	    .healthy = true,
+	    .draining = false,
+	    .cpus = cpus,
+	    .cpu_overcommit = 1.0,
+	    .vcpus_allocated = vcpus_alloc,
+	    .memory_kib = mem_gib * GIB,
+	    .memory_reserved_kib = 0,
+	    .memory_overcommit = 1.0,
+	    .memory_allocated_kib = mem_alloc_gib * GIB,
 	};
 	return h;
 }
@@ -113,12 +120,12 @@ static void test_ties_are_deterministic(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_capacity_with_overcommit),
-		cmocka_unit_test(test_fits_exactly_and_not_beyond),
-		cmocka_unit_test(test_chooses_most_memory_left_after_placement),
-		cmocka_unit_test(test_skips_draining_unhealthy_and_dead),
-		cmocka_unit_test(test_no_room_names_each_host),
-		cmocka_unit_test(test_ties_are_deterministic),
+	    cmocka_unit_test(test_capacity_with_overcommit),
+	    cmocka_unit_test(test_fits_exactly_and_not_beyond),
+	    cmocka_unit_test(test_chooses_most_memory_left_after_placement),
+	    cmocka_unit_test(test_skips_draining_unhealthy_and_dead),
+	    cmocka_unit_test(test_no_room_names_each_host),
+	    cmocka_unit_test(test_ties_are_deterministic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,7 +128,10 @@ static struct nstate *core_cfg(const struct nstate_config *tmpl, const char *nam
 	return ns;
 }
 
-static void addr_of(char *out, size_t n, const char *name) { snprintf(out, n, "%s:7950", name); }
+static void addr_of(char *out, size_t n, const char *name)
+{
+	snprintf(out, n, "%s:7950", name);
+}
 
 static void up(struct nstate *ns, const char *name)
 {
@@ -142,8 +145,8 @@ static int feed(struct nstate *ns, enum nstate_msg_type type, const char *from, 
                 uint64_t inc, uint64_t ver, const char *data, uint32_t hops)
 {
 	struct nstate_record r = {name, inc, ver, (const uint8_t *)data, strlen(data)};
-	struct nstate_msg m = {.type = type, .from = from, .records = &r, .n_records = 1,
-	                       .hops = hops};
+	struct nstate_msg m = {
+	    .type = type, .from = from, .records = &r, .n_records = 1, .hops = hops};
 	return nstate_handle_message(ns, &m, 0);
 }
 
@@ -324,7 +327,10 @@ static int net_index(struct net *net, const char *name)
 	return -1;
 }
 
-static void net_collect(struct net *net, int i) { outs_drain(&net->q, net->c[i]); }
+static void net_collect(struct net *net, int i)
+{
+	outs_drain(&net->q, net->c[i]);
+}
 
 /* Delivers queued messages FIFO until none is left; returns how many. */
 static size_t net_run(struct net *net)
@@ -474,8 +480,8 @@ static void test_delta_split(void **state)
 		char name[16];
 		snprintf(name, sizeof(name), "h%02d", i);
 		struct nstate_record r = {name, 1, (uint64_t)i, blob, sizeof(blob)};
-		struct nstate_msg m = {.type = NSTATE_DELTA, .from = "p", .records = &r,
-		                       .n_records = 1};
+		struct nstate_msg m = {
+		    .type = NSTATE_DELTA, .from = "p", .records = &r, .n_records = 1};
 		assert_int_equal(nstate_handle_message(net.c[0], &m, 0), 0);
 	}
 	/* 100 small ones on b, so that b's wants list is long too */
@@ -796,16 +802,17 @@ static void test_malformed_rejected(void **state)
 	assert_int_equal(nstate_handle_message(ns, NULL, 0), -EINVAL);
 	(void)vers;
 	/* a message addressed to someone else is ignored, not an error */
-	struct nstate_msg other = {.type = NSTATE_DELTA, .from = "p", .to = "you",
-	                           .records = &good, .n_records = 1};
+	struct nstate_msg other = {
+	    .type = NSTATE_DELTA, .from = "p", .to = "you", .records = &good, .n_records = 1};
 	assert_int_equal(nstate_handle_message(ns, &other, 0), 0);
 	assert_false(nstate_find(ns, "y", NULL));
 	/* the core still works */
-	assert_int_equal(nstate_handle_message(ns, &(struct nstate_msg){.type = NSTATE_DELTA,
-	                                                                .from = "p",
-	                                                                .to = "me",
-	                                                                .records = &good,
-	                                                                .n_records = 1},
+	assert_int_equal(nstate_handle_message(ns,
+	                                       &(struct nstate_msg){.type = NSTATE_DELTA,
+	                                                            .from = "p",
+	                                                            .to = "me",
+	                                                            .records = &good,
+	                                                            .n_records = 1},
 	                                       0),
 	                 0);
 	assert_true(nstate_find(ns, "y", NULL));
@@ -836,21 +843,21 @@ static void test_config_rejected(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_older_never_overwrites_newer),
-		cmocka_unit_test(test_new_incarnation_wins),
-		cmocka_unit_test(test_own_record_not_taken_from_others),
-		cmocka_unit_test(test_set_local_monotonic),
-		cmocka_unit_test(test_hash_equality_and_difference),
-		cmocka_unit_test(test_sync_digest_delta_converges),
-		cmocka_unit_test(test_sync_one_sided),
-		cmocka_unit_test(test_delta_split),
-		cmocka_unit_test(test_push_relay_and_hop_limit),
-		cmocka_unit_test(test_push_duplicate_not_relayed),
-		cmocka_unit_test(test_push_local_urgent),
-		cmocka_unit_test(test_push_spreads_in_three),
-		cmocka_unit_test(test_peers_down_and_forget),
-		cmocka_unit_test(test_malformed_rejected),
-		cmocka_unit_test(test_config_rejected),
+	    cmocka_unit_test(test_older_never_overwrites_newer),
+	    cmocka_unit_test(test_new_incarnation_wins),
+	    cmocka_unit_test(test_own_record_not_taken_from_others),
+	    cmocka_unit_test(test_set_local_monotonic),
+	    cmocka_unit_test(test_hash_equality_and_difference),
+	    cmocka_unit_test(test_sync_digest_delta_converges),
+	    cmocka_unit_test(test_sync_one_sided),
+	    cmocka_unit_test(test_delta_split),
+	    cmocka_unit_test(test_push_relay_and_hop_limit),
+	    cmocka_unit_test(test_push_duplicate_not_relayed),
+	    cmocka_unit_test(test_push_local_urgent),
+	    cmocka_unit_test(test_push_spreads_in_three),
+	    cmocka_unit_test(test_peers_down_and_forget),
+	    cmocka_unit_test(test_malformed_rejected),
+	    cmocka_unit_test(test_config_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

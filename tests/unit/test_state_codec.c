@@ -36,7 +36,8 @@ static Mv__Envelope *roundtrip_env(const struct nstate_msg *m)
 	assert_int_equal(len, n - FRAME_HEADER_LEN);
 	Mv__Envelope *env = NULL;
 	const char *why = NULL;
-	assert_int_equal(envelope_decode(f + FRAME_HEADER_LEN, n - FRAME_HEADER_LEN, &env, &why), 0);
+	assert_int_equal(envelope_decode(f + FRAME_HEADER_LEN, n - FRAME_HEADER_LEN, &env, &why),
+	                 0);
 	free(f);
 	return env;
 }
@@ -61,7 +62,8 @@ static void check_same(const struct nstate_msg *a, const struct nstate_msg *b)
 		assert_int_equal(a->records[i].version, b->records[i].version);
 		assert_int_equal(a->records[i].len, b->records[i].len);
 		if (a->records[i].len)
-			assert_memory_equal(a->records[i].data, b->records[i].data, a->records[i].len);
+			assert_memory_equal(a->records[i].data, b->records[i].data,
+			                    a->records[i].len);
 	}
 }
 
@@ -84,27 +86,36 @@ static void roundtrip(const struct nstate_msg *m)
 
 static void test_roundtrip_all_types(void **state)
 {
-	struct nstate_msg sync = {.type = NSTATE_SYNC, .from = "n1", .to = "n2",
-	                          .to_addr = "10.0.0.2:7946", .hash = 0xfedcba9876543210ULL};
+	struct nstate_msg sync = {.type = NSTATE_SYNC,
+	                          .from = "n1",
+	                          .to = "n2",
+	                          .to_addr = "10.0.0.2:7946",
+	                          .hash = 0xfedcba9876543210ULL};
 	roundtrip(&sync);
 	sync.hash = 0; /* defaults vanish on the wire and come back */
 	roundtrip(&sync);
 
-	struct nstate_version vs[3] = {{"n1", 1, 2}, {"n2", 0, 0}, {"a-long-host-name.example", 99, 1ULL << 40}};
-	struct nstate_msg digest = {.type = NSTATE_DIGEST, .from = "n2", .hash = 42,
-	                            .versions = vs, .n_versions = 3};
+	struct nstate_version vs[3] = {
+	    {"n1", 1, 2}, {"n2", 0, 0}, {"a-long-host-name.example", 99, 1ULL << 40}};
+	struct nstate_msg digest = {
+	    .type = NSTATE_DIGEST, .from = "n2", .hash = 42, .versions = vs, .n_versions = 3};
 	roundtrip(&digest);
 
 	static uint8_t data[900];
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)(i * 31 + 7);
 	struct nstate_record rs[2] = {{"n1", 3, 4, data, sizeof(data)}, {"n3", 1, 0, data, 0}};
-	struct nstate_msg delta = {.type = NSTATE_DELTA, .from = "n1", .versions = vs,
-	                           .n_versions = 2, .records = rs, .n_records = 2, .reply = true};
+	struct nstate_msg delta = {.type = NSTATE_DELTA,
+	                           .from = "n1",
+	                           .versions = vs,
+	                           .n_versions = 2,
+	                           .records = rs,
+	                           .n_records = 2,
+	                           .reply = true};
 	roundtrip(&delta);
 
-	struct nstate_msg push = {.type = NSTATE_PUSH, .from = "n1", .records = rs, .n_records = 1,
-	                          .hops = 6};
+	struct nstate_msg push = {
+	    .type = NSTATE_PUSH, .from = "n1", .records = rs, .n_records = 1, .hops = 6};
 	roundtrip(&push);
 }
 
@@ -170,8 +181,8 @@ static void test_vm_desired_in_record(void **state)
 
 	/* An older agent's VmInfo: name (1), uuid (2), state SHUTOFF (3), ha
 	 * (6), and no desired: running. */
-	static const uint8_t old[] = {0x0a, 0x03, 'o', 'l', 'd', 0x12, 0x01, 'u',
-	                              0x18, 0x03, 0x30, 0x01};
+	static const uint8_t old[] = {0x0a, 0x03, 'o',  'l',  'd',  0x12,
+	                              0x01, 'u',  0x18, 0x03, 0x30, 0x01};
 	Mv__VmInfo *ov = mv__vm_info__unpack(NULL, sizeof(old), old);
 	assert_non_null(ov);
 	assert_string_equal(ov->name, "old");
@@ -330,8 +341,12 @@ static void test_frame_size_matches(void **state)
 		vs[i] = (struct nstate_version){names[i], (uint64_t)i * 3, (uint64_t)i};
 	}
 	for (size_t n = 0; n <= 20; n += 5) {
-		struct nstate_msg m = {.type = NSTATE_DELTA, .from = "n0", .versions = vs,
-		                       .n_versions = n, .records = rs, .n_records = n,
+		struct nstate_msg m = {.type = NSTATE_DELTA,
+		                       .from = "n0",
+		                       .versions = vs,
+		                       .n_versions = n,
+		                       .records = rs,
+		                       .n_records = n,
 		                       .reply = n > 0};
 		uint8_t *f = NULL;
 		size_t len = 0;
@@ -344,10 +359,10 @@ static void test_frame_size_matches(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_all_types),
-		cmocka_unit_test(test_decode_rejects),
-		cmocka_unit_test(test_frame_size_matches),
-		cmocka_unit_test(test_vm_desired_in_record),
+	    cmocka_unit_test(test_roundtrip_all_types),
+	    cmocka_unit_test(test_decode_rejects),
+	    cmocka_unit_test(test_frame_size_matches),
+	    cmocka_unit_test(test_vm_desired_in_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,7 +155,8 @@ static void net_drain(struct net *net, int i)
 	}
 	while (swim_pop_output(net->core[i], &m)) {
 		if (net->keep_sent) {
-			net->sent = realloc(net->sent, sizeof(*net->sent) * (size_t)(net->nsent + 1));
+			net->sent =
+			    realloc(net->sent, sizeof(*net->sent) * (size_t)(net->nsent + 1));
 			assert_non_null(net->sent);
 			pkt_copy(&net->sent[net->nsent], &m);
 			net->sent[net->nsent].src = i;
@@ -213,9 +214,11 @@ static void net_run(struct net *net, uint64_t ms)
 			struct pkt p = net->q[k];
 			net->q[k] = net->q[--net->nq];
 			int dst = net_by_addr(net, p.m.to_addr);
-			bool cut = net->partitioned && dst >= 0 && net->side[dst] != net->side[p.src];
+			bool cut =
+			    net->partitioned && dst >= 0 && net->side[dst] != net->side[p.src];
 			if (dst >= 0 && net->up[dst] && !cut) {
-				assert_int_equal(swim_handle_message(net->core[dst], &p.m, net->now), 0);
+				assert_int_equal(
+				    swim_handle_message(net->core[dst], &p.m, net->now), 0);
 				net_drain(net, dst);
 			}
 			free(p.blob);
@@ -310,28 +313,30 @@ static struct swim_msg mkmsg(enum swim_msg_type t, const char *from, const char 
 	char *a = addr[slot++ & 3];
 	snprintf(a, sizeof(addr[0]), "%s:7946", from != NULL ? from : "");
 	struct swim_msg m = {
-	        .type = t,
-	        .from = from,
-	        .from_addr = a,
-	        .to = to,
-	        .to_addr = "",
-	        .seq = seq,
-	        .target = "",
-	        .target_addr = "",
-	        .join = false,
-	        .updates = u,
-	        .n_updates = n,
+	    .type = t,
+	    .from = from,
+	    .from_addr = a,
+	    .to = to,
+	    .to_addr = "",
+	    .seq = seq,
+	    .target = "",
+	    .target_addr = "",
+	    .join = false,
+	    .updates = u,
+	    .n_updates = n,
 	};
 	return m;
 }
 
-static struct swim_update upd(const char *name, enum swim_state st, uint64_t inc, const char *origin)
+static struct swim_update upd(const char *name, enum swim_state st, uint64_t inc,
+                              const char *origin)
 {
 	static char addr[8][SWIM_NAME_MAX + 16];
 	static int slot;
 	char *a = addr[slot++ & 7];
 	snprintf(a, sizeof(addr[0]), "%s:7946", name);
-	struct swim_update u = {.name = name, .addr = a, .incarnation = inc, .state = st, .origin = origin};
+	struct swim_update u = {
+	    .name = name, .addr = a, .incarnation = inc, .state = st, .origin = origin};
 	return u;
 }
 
@@ -384,9 +389,10 @@ static void test_suspicion_timeout_math(void **state)
 	(void)state;
 	/* no confirmations: max; k: min; k/2 on a log scale in between */
 	assert_int_equal(swim_suspicion_timeout_ms(2000, 12000, 0, 4), 12000);
-	assert_int_equal(swim_suspicion_timeout_ms(2000, 12000, 2, 4), 5173); /* 12000-10000*ln3/ln5 */
+	assert_int_equal(swim_suspicion_timeout_ms(2000, 12000, 2, 4),
+	                 5173); /* 12000-10000*ln3/ln5 */
 	assert_int_equal(swim_suspicion_timeout_ms(2000, 12000, 4, 4), 2000);
-	assert_int_equal(swim_suspicion_timeout_ms(1000, 6000, 1, 3), 3500);  /* 6000-5000*ln2/ln4 */
+	assert_int_equal(swim_suspicion_timeout_ms(1000, 6000, 1, 3), 3500); /* 6000-5000*ln2/ln4 */
 	/* bounds: never below min, never above max */
 	assert_int_equal(swim_suspicion_timeout_ms(2000, 12000, 9, 4), 2000);
 	assert_int_equal(swim_suspicion_timeout_ms(2000, 12000, 0, 0), 2000); /* none expected */
@@ -573,8 +579,8 @@ static void test_self_refutes_suspicion(void **state)
 		if (strcmp(m.to, "b") != 0)
 			continue;
 		for (size_t k = 0; k < m.n_updates; k++)
-			if (strcmp(m.updates[k].name, "me") == 0 && m.updates[k].state == SWIM_ALIVE &&
-			    m.updates[k].incarnation == 8)
+			if (strcmp(m.updates[k].name, "me") == 0 &&
+			    m.updates[k].state == SWIM_ALIVE && m.updates[k].incarnation == 8)
 				told = true;
 	}
 	assert_true(told);
@@ -615,7 +621,8 @@ static void test_buddy_system(void **state)
 			pings++;
 			seen = false;
 			for (size_t k = 0; k < m.n_updates; k++)
-				if (strcmp(m.updates[k].name, "b") == 0 && m.updates[k].state == SWIM_SUSPECT &&
+				if (strcmp(m.updates[k].name, "b") == 0 &&
+				    m.updates[k].state == SWIM_SUSPECT &&
 				    m.updates[k].incarnation == 2)
 					seen = true;
 			assert_true(seen);
@@ -1456,7 +1463,8 @@ static void test_joiner_announces_itself(void **state)
 				assert_true(has_upd(&out[k].m, "j", SWIM_ALIVE, 0, NULL));
 			assert_false(has_upd(&out[k].m, out[k].m.to, SWIM_ALIVE, -1, NULL));
 			/* answer, so that probes go on without suspicion */
-			struct swim_msg ack = mkmsg(SWIM_MSG_ACK, out[k].m.to, "j", out[k].m.seq, NULL, 0);
+			struct swim_msg ack =
+			    mkmsg(SWIM_MSG_ACK, out[k].m.to, "j", out[k].m.seq, NULL, 0);
 			assert_int_equal(swim_handle_message(j, &ack, now + 1), 0);
 			drop_all(j);
 		}
@@ -1712,7 +1720,6 @@ static void test_verification_is_sampled(void **state)
 	assert_true(verifiers >= 10 && verifiers <= 45);
 }
 
-
 /* Learning a new member pulls the next push-pull to 2-5 s later (a join
  * storm heals in seconds), at most once per base interval. */
 static uint64_t first_push_pull_at(struct swim *s, uint64_t *now, uint64_t until)
@@ -1754,7 +1761,6 @@ static void test_new_member_brings_push_pull_forward(void **state)
 	swim_free(s);
 }
 
-
 /* A member we hold DEAD that talks to us gets our DEAD record back, so it
  * can refute straight to us (its gossip may all have missed us). */
 static void test_dead_sender_told(void **state)
@@ -1794,36 +1800,36 @@ static void test_dead_sender_told(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_suspicion_timeout_math),
-	        cmocka_unit_test(test_config_default_and_bad_config),
-	        cmocka_unit_test(test_precedence_rules),
-	        cmocka_unit_test(test_events_and_causes),
-	        cmocka_unit_test(test_self_refutes_suspicion),
-	        cmocka_unit_test(test_buddy_system),
-	        cmocka_unit_test(test_awareness),
-	        cmocka_unit_test(test_ping_req_helper),
-	        cmocka_unit_test(test_retransmit_limit),
-	        cmocka_unit_test(test_malformed_input),
-	        cmocka_unit_test(test_join_backoff),
-	        cmocka_unit_test(test_join_success),
-	        cmocka_unit_test(test_crash_detected),
-	        cmocka_unit_test(test_suspicion_confirmations),
-	        cmocka_unit_test(test_false_suspicion_refuted),
-	        cmocka_unit_test(test_leave),
-	        cmocka_unit_test(test_restart_at_new_address),
-	        cmocka_unit_test(test_partition_heals),
-	        cmocka_unit_test(test_isolated_node_declares_nobody_dead),
-	        cmocka_unit_test(test_reap),
-	        cmocka_unit_test(test_deterministic_replay),
-	        cmocka_unit_test(test_shared_strtab),
-	        cmocka_unit_test(test_joiner_announces_itself),
-	        cmocka_unit_test(test_learns_unknown_sender),
-	        cmocka_unit_test(test_suspect_newer_incarnation_restarts),
-	        cmocka_unit_test(test_relay_carries_target_state),
-	        cmocka_unit_test(test_verification_probe),
-	        cmocka_unit_test(test_verification_is_sampled),
-	        cmocka_unit_test(test_new_member_brings_push_pull_forward),
-	        cmocka_unit_test(test_dead_sender_told),
+	    cmocka_unit_test(test_suspicion_timeout_math),
+	    cmocka_unit_test(test_config_default_and_bad_config),
+	    cmocka_unit_test(test_precedence_rules),
+	    cmocka_unit_test(test_events_and_causes),
+	    cmocka_unit_test(test_self_refutes_suspicion),
+	    cmocka_unit_test(test_buddy_system),
+	    cmocka_unit_test(test_awareness),
+	    cmocka_unit_test(test_ping_req_helper),
+	    cmocka_unit_test(test_retransmit_limit),
+	    cmocka_unit_test(test_malformed_input),
+	    cmocka_unit_test(test_join_backoff),
+	    cmocka_unit_test(test_join_success),
+	    cmocka_unit_test(test_crash_detected),
+	    cmocka_unit_test(test_suspicion_confirmations),
+	    cmocka_unit_test(test_false_suspicion_refuted),
+	    cmocka_unit_test(test_leave),
+	    cmocka_unit_test(test_restart_at_new_address),
+	    cmocka_unit_test(test_partition_heals),
+	    cmocka_unit_test(test_isolated_node_declares_nobody_dead),
+	    cmocka_unit_test(test_reap),
+	    cmocka_unit_test(test_deterministic_replay),
+	    cmocka_unit_test(test_shared_strtab),
+	    cmocka_unit_test(test_joiner_announces_itself),
+	    cmocka_unit_test(test_learns_unknown_sender),
+	    cmocka_unit_test(test_suspect_newer_incarnation_restarts),
+	    cmocka_unit_test(test_relay_carries_target_state),
+	    cmocka_unit_test(test_verification_probe),
+	    cmocka_unit_test(test_verification_is_sampled),
+	    cmocka_unit_test(test_new_member_brings_push_pull_forward),
+	    cmocka_unit_test(test_dead_sender_told),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,7 +47,7 @@ static void mkcert(const char *ca, const char *name, enum tls_role role, int64_t
                    int64_t valid_s)
 {
 	struct tls_cert_request r = {
-		.name = name, .role = role, .not_before_offset_s = offset_s, .valid_s = valid_s};
+	    .name = name, .role = role, .not_before_offset_s = offset_s, .valid_s = valid_s};
 	char cert[64], key[64], cak[64], err[512];
 	int rc;
 
@@ -88,7 +88,8 @@ static int group_setup(void **state)
 	if (!mkdtemp(g_dir))
 		return -1;
 	if (tls_ca_create(path("ca.pem"), path("ca-key.pem"), "cluster", 10, err, sizeof(err)) ||
-	    tls_ca_create(path("other.pem"), path("other-key.pem"), "other", 10, err, sizeof(err))) {
+	    tls_ca_create(path("other.pem"), path("other-key.pem"), "other", 10, err,
+	                  sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
@@ -158,7 +159,7 @@ struct side {
 	struct tls_conn *c;
 	char in[65536]; /* plaintext read */
 	size_t n;
-	int feed_rc;    /* first feed failure */
+	int feed_rc;     /* first feed failure */
 	ssize_t read_rc; /* last negative read result */
 };
 
@@ -527,7 +528,7 @@ static void test_resumption(void **state)
 
 	connect_once(cctx, sctx, "10.0.0.1:7946", false, "n1");
 	connect_once(cctx, sctx, "10.0.0.1:7946", true, "n1");
-	connect_once(cctx, sctx, "10.0.0.1:7946", true, "n1"); /* the fresh ticket works too */
+	connect_once(cctx, sctx, "10.0.0.1:7946", true, "n1");  /* the fresh ticket works too */
 	connect_once(cctx, sctx, "10.0.0.2:7946", false, "n1"); /* another peer */
 	connect_once(cctx, sctx, NULL, false, "n1");            /* no key, no resumption */
 
@@ -566,10 +567,12 @@ static void test_resumption_stops_at_expiry(void **state)
 	pump(&p->cli, &p->srv);
 	assert_false(tls_conn_resumed(p->srv.c));
 	assert_true(tls_conn_failed(p->srv.c));
-	assert_string_equal(tls_conn_error(p->srv.c),
-	                    "refused client 'brief': certificate expired (certificate has expired)");
-	assert_string_equal(tls_conn_error(p->cli.c),
-	                    "the agent refused our certificate: certificate expired (TLS alert 45)");
+	assert_string_equal(
+	    tls_conn_error(p->srv.c),
+	    "refused client 'brief': certificate expired (certificate has expired)");
+	assert_string_equal(
+	    tls_conn_error(p->cli.c),
+	    "the agent refused our certificate: certificate expired (TLS alert 45)");
 	pair_free(p);
 	tls_ctx_free(sctx);
 	tls_ctx_free(cctx);
@@ -663,22 +666,22 @@ static void test_reload(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roles),
-		cmocka_unit_test(test_handshake_and_data),
-		cmocka_unit_test(test_node_to_node_and_viewer),
-		cmocka_unit_test(test_client_without_certificate),
-		cmocka_unit_test(test_client_from_another_ca),
-		cmocka_unit_test(test_client_expired),
-		cmocka_unit_test(test_client_not_yet_valid),
-		cmocka_unit_test(test_client_without_role),
-		cmocka_unit_test(test_garbage_is_refused),
-		cmocka_unit_test(test_server_from_another_ca),
-		cmocka_unit_test(test_server_expired),
-		cmocka_unit_test(test_server_name_mismatch),
-		cmocka_unit_test(test_server_role_mismatch),
-		cmocka_unit_test(test_resumption),
-		cmocka_unit_test(test_resumption_stops_at_expiry),
-		cmocka_unit_test(test_reload),
+	    cmocka_unit_test(test_roles),
+	    cmocka_unit_test(test_handshake_and_data),
+	    cmocka_unit_test(test_node_to_node_and_viewer),
+	    cmocka_unit_test(test_client_without_certificate),
+	    cmocka_unit_test(test_client_from_another_ca),
+	    cmocka_unit_test(test_client_expired),
+	    cmocka_unit_test(test_client_not_yet_valid),
+	    cmocka_unit_test(test_client_without_role),
+	    cmocka_unit_test(test_garbage_is_refused),
+	    cmocka_unit_test(test_server_from_another_ca),
+	    cmocka_unit_test(test_server_expired),
+	    cmocka_unit_test(test_server_name_mismatch),
+	    cmocka_unit_test(test_server_role_mismatch),
+	    cmocka_unit_test(test_resumption),
+	    cmocka_unit_test(test_resumption_stops_at_expiry),
+	    cmocka_unit_test(test_reload),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -101,7 +101,7 @@ static int make_cert(struct dir *d, const char *name, enum tls_role role, int64_
                      int64_t valid_s, char *err, size_t errlen)
 {
 	struct tls_cert_request r = {
-		.name = name, .role = role, .not_before_offset_s = offset_s, .valid_s = valid_s};
+	    .name = name, .role = role, .not_before_offset_s = offset_s, .valid_s = valid_s};
 	char cert[64], key[64];
 
 	snprintf(cert, sizeof(cert), "%s.pem", name);
@@ -117,9 +117,9 @@ static void test_ca_create(void **state)
 	char err[512];
 	int64_t now = time(NULL);
 
-	assert_int_equal(tls_ca_create(in(d, "ca.pem"), in(d, "ca-key.pem"), "test CA", 10, err,
-	                               sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    tls_ca_create(in(d, "ca.pem"), in(d, "ca-key.pem"), "test CA", 10, err, sizeof(err)),
+	    0);
 	assert_int_equal(file_mode(in(d, "ca-key.pem")), 0600);
 	assert_int_equal(file_mode(in(d, "ca.pem")), 0644);
 	assert_int_equal(tls_cert_info_read(in(d, "ca.pem"), &ci, err, sizeof(err)), 0);
@@ -132,9 +132,8 @@ static void test_ca_create(void **state)
 	assert_true(ci.not_after >= now + 10 * DAY - 5 && ci.not_after <= now + 10 * DAY + 5);
 
 	/* default name */
-	assert_int_equal(tls_ca_create(in(d, "ca2.pem"), in(d, "ca2-key.pem"), NULL, 1, err,
-	                               sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    tls_ca_create(in(d, "ca2.pem"), in(d, "ca2-key.pem"), NULL, 1, err, sizeof(err)), 0);
 	assert_int_equal(tls_cert_info_read(in(d, "ca2.pem"), &ci, err, sizeof(err)), 0);
 	assert_string_equal(ci.name, "meshvisor cluster CA");
 }
@@ -148,26 +147,26 @@ static void test_ca_refuses_overwrite(void **state)
 	make_ca(d, "ca.pem", "ca-key.pem", "first");
 	before = slurp(in(d, "ca-key.pem"));
 
-	assert_int_equal(tls_ca_create(in(d, "ca.pem"), in(d, "ca-key.pem"), "second", 10, err,
-	                               sizeof(err)),
-	                 -EEXIST);
+	assert_int_equal(
+	    tls_ca_create(in(d, "ca.pem"), in(d, "ca-key.pem"), "second", 10, err, sizeof(err)),
+	    -EEXIST);
 	assert_non_null(strstr(err, "already exists; refusing to overwrite it"));
 	after = slurp(in(d, "ca-key.pem"));
 	assert_string_equal(before, after);
 	free(after);
 
 	/* only the key exists: nothing new may appear either */
-	assert_int_equal(tls_ca_create(in(d, "new.pem"), in(d, "ca-key.pem"), "third", 10, err,
-	                               sizeof(err)),
-	                 -EEXIST);
+	assert_int_equal(
+	    tls_ca_create(in(d, "new.pem"), in(d, "ca-key.pem"), "third", 10, err, sizeof(err)),
+	    -EEXIST);
 	assert_false(exists(in(d, "new.pem")));
 	after = slurp(in(d, "ca-key.pem"));
 	assert_string_equal(before, after);
 	free(after);
 	free(before);
 
-	assert_int_equal(tls_ca_create(in(d, "x.pem"), in(d, "x-key.pem"), "x", 0, err, sizeof(err)),
-	                 -EINVAL);
+	assert_int_equal(
+	    tls_ca_create(in(d, "x.pem"), in(d, "x-key.pem"), "x", 0, err, sizeof(err)), -EINVAL);
 	assert_false(exists(in(d, "x.pem")));
 }
 
@@ -278,7 +277,8 @@ static void test_cert_no_role_and_backdated(void **state)
 	assert_int_equal(tls_ctx_new(&ctx, false, in(d, "ca.pem"), in(d, "anon.pem"),
 	                             in(d, "anon-key.pem"), err, sizeof(err)),
 	                 -EINVAL);
-	assert_non_null(strstr(err, "has no role: its subject OU must be node, operator or viewer"));
+	assert_non_null(
+	    strstr(err, "has no role: its subject OU must be node, operator or viewer"));
 	assert_int_equal(tls_ctx_new_flags(&ctx, false, in(d, "ca.pem"), in(d, "anon.pem"),
 	                                   in(d, "anon-key.pem"), TLS_CTX_TEST_ANY_ROLE, err,
 	                                   sizeof(err)),
@@ -286,7 +286,8 @@ static void test_cert_no_role_and_backdated(void **state)
 	tls_ctx_free(ctx);
 
 	/* expired two days ago: made, loadable (time is the peer's business) */
-	assert_int_equal(make_cert(d, "old", TLS_ROLE_OPERATOR, -3 * DAY, DAY, err, sizeof(err)), 0);
+	assert_int_equal(make_cert(d, "old", TLS_ROLE_OPERATOR, -3 * DAY, DAY, err, sizeof(err)),
+	                 0);
 	assert_int_equal(tls_cert_info_read(in(d, "old.pem"), &ci, err, sizeof(err)), 0);
 	assert_true(ci.not_after <= now - 2 * DAY + 5);
 	assert_int_equal(tls_ctx_new(&ctx, false, in(d, "ca.pem"), in(d, "old.pem"),
@@ -399,15 +400,15 @@ static void test_ctx_validation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ca_create, dir_setup, dir_teardown),
-		cmocka_unit_test_setup_teardown(test_ca_refuses_overwrite, dir_setup, dir_teardown),
-		cmocka_unit_test_setup_teardown(test_cert_node, dir_setup, dir_teardown),
-		cmocka_unit_test_setup_teardown(test_cert_people_are_clients_only, dir_setup,
-		                                dir_teardown),
-		cmocka_unit_test_setup_teardown(test_cert_no_role_and_backdated, dir_setup,
-		                                dir_teardown),
-		cmocka_unit_test_setup_teardown(test_cert_bad_input, dir_setup, dir_teardown),
-		cmocka_unit_test_setup_teardown(test_ctx_validation, dir_setup, dir_teardown),
+	    cmocka_unit_test_setup_teardown(test_ca_create, dir_setup, dir_teardown),
+	    cmocka_unit_test_setup_teardown(test_ca_refuses_overwrite, dir_setup, dir_teardown),
+	    cmocka_unit_test_setup_teardown(test_cert_node, dir_setup, dir_teardown),
+	    cmocka_unit_test_setup_teardown(test_cert_people_are_clients_only, dir_setup,
+	                                    dir_teardown),
+	    cmocka_unit_test_setup_teardown(test_cert_no_role_and_backdated, dir_setup,
+	                                    dir_teardown),
+	    cmocka_unit_test_setup_teardown(test_cert_bad_input, dir_setup, dir_teardown),
+	    cmocka_unit_test_setup_teardown(test_ctx_validation, dir_setup, dir_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,7 +56,10 @@ struct until {
 	void *arg;
 };
 
-static void on_deadline(uv_timer_t *t) { uv_stop(t->loop); }
+static void on_deadline(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
 
 /* Before the loop would block: stop it once the condition holds (a stopped
  * loop polls with no timeout, so this never waits for the next timer). */
@@ -143,28 +146,28 @@ static bool wait_change(struct rec *r, enum virt_change what, const char *name, 
 /* ---- fixtures ----------------------------------------------------------- */
 
 static const char HOST_XML[] =
-	"<node>\n"
-	"  <cpu><mhz>2400</mhz><model>meshvisor-cpu</model><active>8</active><nodes>1</nodes>"
-	"<sockets>1</sockets><cores>4</cores><threads>2</threads></cpu>\n"
-	"  <memory>16777216</memory>\n"
-	"  <domain type='test'>\n"
-	"    <name>alpha</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\n"
-	"    <metadata><meshvisor:vm xmlns:meshvisor='https://meshvisor.dev/xmlns/vm/1'"
-	" ha='yes' priority='7' epoch='4'/></metadata>\n"
-	"    <memory>2097152</memory><currentMemory>1048576</currentMemory><vcpu>2</vcpu>\n"
-	"    <os><type>hvm</type></os>\n"
-	"  </domain>\n"
-	"  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
-	"    <name>beta</name><uuid>22222222-2222-3333-4444-555555555555</uuid>\n"
-	"    <memory>524288</memory><vcpu>1</vcpu><os><type>hvm</type></os>\n"
-	"    <test:runstate>5</test:runstate>\n"
-	"  </domain>\n"
-	"  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
-	"    <name>gamma</name><uuid>33333333-2222-3333-4444-555555555555</uuid>\n"
-	"    <memory>262144</memory><vcpu>4</vcpu><os><type>hvm</type></os>\n"
-	"    <test:transient/>\n"
-	"  </domain>\n"
-	"</node>\n";
+    "<node>\n"
+    "  <cpu><mhz>2400</mhz><model>meshvisor-cpu</model><active>8</active><nodes>1</nodes>"
+    "<sockets>1</sockets><cores>4</cores><threads>2</threads></cpu>\n"
+    "  <memory>16777216</memory>\n"
+    "  <domain type='test'>\n"
+    "    <name>alpha</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\n"
+    "    <metadata><meshvisor:vm xmlns:meshvisor='https://meshvisor.dev/xmlns/vm/1'"
+    " ha='yes' priority='7' epoch='4'/></metadata>\n"
+    "    <memory>2097152</memory><currentMemory>1048576</currentMemory><vcpu>2</vcpu>\n"
+    "    <os><type>hvm</type></os>\n"
+    "  </domain>\n"
+    "  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
+    "    <name>beta</name><uuid>22222222-2222-3333-4444-555555555555</uuid>\n"
+    "    <memory>524288</memory><vcpu>1</vcpu><os><type>hvm</type></os>\n"
+    "    <test:runstate>5</test:runstate>\n"
+    "  </domain>\n"
+    "  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
+    "    <name>gamma</name><uuid>33333333-2222-3333-4444-555555555555</uuid>\n"
+    "    <memory>262144</memory><vcpu>4</vcpu><os><type>hvm</type></os>\n"
+    "    <test:transient/>\n"
+    "  </domain>\n"
+    "</node>\n";
 
 struct fx {
 	char dir[64];
@@ -202,14 +205,21 @@ static int fx_teardown(void **state)
 	return 0;
 }
 
-static bool pred_reachable(void *arg) { return virt_health(arg)->reachable; }
+static bool pred_reachable(void *arg)
+{
+	return virt_health(arg)->reachable;
+}
 
 /* A virt on the loop, connected (waits for the first connect). */
 static struct virt *open_loop(struct fx *f, const char *uri)
 {
 	struct virt_options o = {
-		.uri = uri, .loop = &loop, .on_change = record, .ud = &f->rec,
-		.backoff_min_ms = 20, .backoff_max_ms = 80,
+	    .uri = uri,
+	    .loop = &loop,
+	    .on_change = record,
+	    .ud = &f->rec,
+	    .backoff_min_ms = 20,
+	    .backoff_max_ms = 80,
 	};
 	struct virt *v = virt_new_opts(&o);
 	assert_non_null(v);
@@ -267,11 +277,24 @@ static void probe_handle_cb(int watch, int fd, int events, void *opaque)
 		assert_int_equal(read(fd, &c, 1), 1);
 }
 
-static void probe_free(void *opaque) { ((struct ev_probe *)opaque)->freed++; }
+static void probe_free(void *opaque)
+{
+	((struct ev_probe *)opaque)->freed++;
+}
 
-static bool pred_fired(void *arg) { return ((struct ev_probe *)arg)->fired > 0; }
-static bool pred_fired3(void *arg) { return ((struct ev_probe *)arg)->fired >= 3; }
-static bool pred_never(void *arg) { (void)arg; return false; }
+static bool pred_fired(void *arg)
+{
+	return ((struct ev_probe *)arg)->fired > 0;
+}
+static bool pred_fired3(void *arg)
+{
+	return ((struct ev_probe *)arg)->fired >= 3;
+}
+static bool pred_never(void *arg)
+{
+	(void)arg;
+	return false;
+}
 
 static void test_uvloop_handle(void **state)
 {
@@ -279,12 +302,12 @@ static void test_uvloop_handle(void **state)
 	int fds[2];
 	assert_int_equal(pipe(fds), 0);
 	struct ev_probe p = {0};
-	int w = virEventAddHandle(fds[0], VIR_EVENT_HANDLE_READABLE, probe_handle_cb, &p, probe_free);
+	int w =
+	    virEventAddHandle(fds[0], VIR_EVENT_HANDLE_READABLE, probe_handle_cb, &p, probe_free);
 	assert_true(w > 0);
 	/* A second watch on the same fd is refused (one uv_poll_t per fd). */
-	assert_int_equal(virEventAddHandle(fds[0], VIR_EVENT_HANDLE_WRITABLE, probe_handle_cb, &p,
-	                                   NULL),
-	                 -1);
+	assert_int_equal(
+	    virEventAddHandle(fds[0], VIR_EVENT_HANDLE_WRITABLE, probe_handle_cb, &p, NULL), -1);
 	assert_false(run_until(pred_fired, &p, 30)); /* nothing to read yet */
 	assert_int_equal(write(fds[1], "x", 1), 1);
 	assert_true(run_until(pred_fired, &p, 1000));
@@ -425,8 +448,14 @@ static void tp_free(void *opaque)
 	atomic_fetch_add(&p->freed, 1);
 }
 
-static bool pred_tp_fired(void *arg) { return atomic_load(&((struct tprobe *)arg)->fired) > 0; }
-static bool pred_tp_fired3(void *arg) { return atomic_load(&((struct tprobe *)arg)->fired) >= 3; }
+static bool pred_tp_fired(void *arg)
+{
+	return atomic_load(&((struct tprobe *)arg)->fired) > 0;
+}
+static bool pred_tp_fired3(void *arg)
+{
+	return atomic_load(&((struct tprobe *)arg)->fired) >= 3;
+}
 
 enum tcall_op { T_ADD_H, T_UPD_H, T_REM_H, T_ADD_T, T_UPD_T, T_REM_T };
 
@@ -454,8 +483,8 @@ static void tscript_thread(void *arg)
 		int id = c->id < 0 ? last : c->id;
 		switch (c->op) {
 		case T_ADD_H:
-			c->rc = last = virEventAddHandle(c->fd_or_freq, c->events, tp_handle_cb, c->p,
-			                                 tp_free);
+			c->rc = last = virEventAddHandle(c->fd_or_freq, c->events, tp_handle_cb,
+			                                 c->p, tp_free);
 			break;
 		case T_UPD_H:
 			virEventUpdateHandle(id, c->events);
@@ -464,7 +493,8 @@ static void tscript_thread(void *arg)
 			c->rc = virEventRemoveHandle(id);
 			break;
 		case T_ADD_T:
-			c->rc = last = virEventAddTimeout(c->fd_or_freq, tp_timeout_cb, c->p, tp_free);
+			c->rc = last =
+			    virEventAddTimeout(c->fd_or_freq, tp_timeout_cb, c->p, tp_free);
 			break;
 		case T_UPD_T:
 			virEventUpdateTimeout(id, c->fd_or_freq);
@@ -562,9 +592,8 @@ static void test_uvloop_handle_off_thread(void **state)
 	w = s.c[0].rc;
 	assert_true(w > 0);
 	/* A second watch on the fd is refused, pending or not. */
-	assert_int_equal(virEventAddHandle(fds[0], VIR_EVENT_HANDLE_READABLE, tp_handle_cb, &r,
-	                                   NULL),
-	                 -1);
+	assert_int_equal(
+	    virEventAddHandle(fds[0], VIR_EVENT_HANDLE_READABLE, tp_handle_cb, &r, NULL), -1);
 	assert_true(run_until(pred_tp_fired, &r, 1000));
 	assert_int_equal(virEventRemoveHandle(w), 0); /* from the loop thread */
 	settle();
@@ -584,7 +613,7 @@ static void test_uvloop_handle_off_thread(void **state)
 	assert_int_equal(atomic_load(&u.freed), 1);
 
 	assert_int_equal(atomic_load(&p.off_loop) + atomic_load(&q.off_loop) +
-	                         atomic_load(&r.off_loop) + atomic_load(&u.off_loop),
+	                     atomic_load(&r.off_loop) + atomic_load(&u.off_loop),
 	                 0);
 	virt_event_uv_counts(&n, NULL);
 	assert_int_equal(n, before);
@@ -867,9 +896,9 @@ static void test_bad_xml(void **state)
 	size_t before, after;
 	virt_vms(f->v, &before);
 	struct virt_vm vm;
-	assert_int_equal(virt_vm_define(f->v, "<domain type='test'><name>x</name", &vm, f->err,
-	                                sizeof(f->err)),
-	                 -EINVAL);
+	assert_int_equal(
+	    virt_vm_define(f->v, "<domain type='test'><name>x</name", &vm, f->err, sizeof(f->err)),
+	    -EINVAL);
 	assert_non_null(strstr(f->err, "cannot define VM: "));
 	assert_non_null(strstr(f->err, "(domain_definition)")); /* libvirt's own parser */
 	/* Well-formed, but not a domain libvirt accepts. */
@@ -911,8 +940,8 @@ static void test_unknown_vm(void **state)
 {
 	struct fx *f = *state;
 	f->v = open_loop(f, f->uri);
-	int (*ops[])(struct virt *, const char *, char *, size_t) = {
-		virt_vm_start, virt_vm_shutdown, virt_vm_destroy, virt_vm_undefine};
+	int (*ops[])(struct virt *, const char *, char *,
+	             size_t) = {virt_vm_start, virt_vm_shutdown, virt_vm_destroy, virt_vm_undefine};
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
 		f->err[0] = '\0';
 		assert_int_equal(ops[i](f->v, "nope", f->err, sizeof(f->err)), -ENOENT);
@@ -925,9 +954,9 @@ static void test_unknown_vm(void **state)
 	assert_int_equal(virt_vm_find(f->v, "", NULL, f->err, sizeof(f->err)), -EINVAL);
 	/* By UUID works like by name. */
 	struct virt_vm vm;
-	assert_int_equal(virt_vm_find(f->v, "11111111-2222-3333-4444-555555555555", &vm, f->err,
-	                              sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_find(f->v, "11111111-2222-3333-4444-555555555555", &vm, f->err, sizeof(f->err)),
+	    0);
 	assert_string_equal(vm.name, "alpha");
 	assert_int_equal(virt_reconcile(f->v), 0);
 }
@@ -955,14 +984,14 @@ static void test_ambiguous_name(void **state)
 	/* A VM named like alpha's UUID: that string now means two VMs. */
 	char xml[512];
 	struct virt_vm vm;
-	assert_int_equal(virt_vm_define(f->v,
-	                                small_vm_xml("11111111-2222-3333-4444-555555555555", xml,
-	                                             sizeof(xml)),
-	                                &vm, f->err, sizeof(f->err)),
-	                 0);
-	assert_int_equal(virt_vm_start(f->v, "11111111-2222-3333-4444-555555555555", f->err,
-	                               sizeof(f->err)),
-	                 -EEXIST);
+	assert_int_equal(
+	    virt_vm_define(f->v,
+	                   small_vm_xml("11111111-2222-3333-4444-555555555555", xml, sizeof(xml)),
+	                   &vm, f->err, sizeof(f->err)),
+	    0);
+	assert_int_equal(
+	    virt_vm_start(f->v, "11111111-2222-3333-4444-555555555555", f->err, sizeof(f->err)),
+	    -EEXIST);
 	assert_non_null(strstr(f->err, "is ambiguous"));
 	assert_non_null(strstr(f->err, vm.uuid));
 	assert_non_null(strstr(f->err, "(alpha)"));
@@ -986,9 +1015,9 @@ static void test_set_ha(void **state)
 	assert_true(vm.ha);
 	assert_int_equal(vm.priority, 10);
 	assert_int_equal(vm.epoch, 3); /* set_epoch kept the HA flag, and set_ha the epoch */
-	assert_int_equal(virt_vm_set_ha(f->v, "ha1", true, VIRT_PRIORITY_MAX + 1, f->err,
-	                                sizeof(f->err)),
-	                 -EINVAL);
+	assert_int_equal(
+	    virt_vm_set_ha(f->v, "ha1", true, VIRT_PRIORITY_MAX + 1, f->err, sizeof(f->err)),
+	    -EINVAL);
 	assert_string_equal(f->err, "restart priority must be 0 to 1000, got 1001");
 	assert_int_equal(virt_vm_set_ha(f->v, "ha1", true, -1, f->err, sizeof(f->err)), -EINVAL);
 
@@ -1003,8 +1032,9 @@ static void test_set_ha(void **state)
 	assert_string_equal(m, "<vm ha=\"yes\" priority=\"10\" epoch=\"3\"/>");
 	free(m);
 	char *dx = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE);
-	assert_non_null(strstr(dx, "<meshvisor:vm xmlns:meshvisor=\"https://meshvisor.dev/xmlns/vm/1\" "
-	                           "ha=\"yes\" priority=\"10\" epoch=\"3\"/>"));
+	assert_non_null(strstr(dx,
+	                       "<meshvisor:vm xmlns:meshvisor=\"https://meshvisor.dev/xmlns/vm/1\" "
+	                       "ha=\"yes\" priority=\"10\" epoch=\"3\"/>"));
 	free(dx);
 
 	/* Running: live and persistent definitions both carry it. */
@@ -1143,8 +1173,11 @@ static void test_reconcile_catches_missed(void **state)
 static void test_periodic_reconcile(void **state)
 {
 	struct fx *f = *state;
-	struct virt_options o = {.uri = "test:///default", .loop = &loop, .on_change = record,
-	                         .ud = &f->rec, .reconcile_ms = 20};
+	struct virt_options o = {.uri = "test:///default",
+	                         .loop = &loop,
+	                         .on_change = record,
+	                         .ud = &f->rec,
+	                         .reconcile_ms = 20};
 	f->v = virt_new_opts(&o);
 	assert_true(run_until(pred_reachable, f->v, 2000));
 	assert_int_equal(cached(f->v, "test")->memory_kib, 2097152);
@@ -1170,14 +1203,21 @@ static void test_periodic_reconcile(void **state)
 
 /* ---- losing libvirt ----------------------------------------------------- */
 
-static bool pred_failures5(void *arg) { return virt_health(arg)->failures >= 5; }
+static bool pred_failures5(void *arg)
+{
+	return virt_health(arg)->failures >= 5;
+}
 
 static void test_unreachable(void **state)
 {
 	struct fx *f = *state;
 	struct virt_options o = {
-		.uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock", .loop = &loop,
-		.on_change = record, .ud = &f->rec, .backoff_min_ms = 20, .backoff_max_ms = 80,
+	    .uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+	    .loop = &loop,
+	    .on_change = record,
+	    .ud = &f->rec,
+	    .backoff_min_ms = 20,
+	    .backoff_max_ms = 80,
 	};
 	f->v = virt_new_opts(&o);
 	uv_update_time(&loop);
@@ -1303,8 +1343,9 @@ static void test_migrate_build(void **state)
 	unsigned flags;
 	struct virt_migrate_params p = {.dest_uri = "qemu+tcp://10.77.0.2/system"};
 	assert_int_equal(virt_migrate_build(&p, &prm, &n, &flags, err, sizeof(err)), 0);
-	assert_int_equal(flags, VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
-	                            VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_AUTO_CONVERGE);
+	assert_int_equal(flags, VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER |
+	                            VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE |
+	                            VIR_MIGRATE_AUTO_CONVERGE);
 	assert_int_equal(n, 0); /* nothing given: libvirt's defaults */
 	virt_migrate_params_free(prm, n);
 
@@ -1326,14 +1367,14 @@ static void test_migrate_build(void **state)
 
 	/* refusals */
 	struct virt_migrate_params bad[] = {
-		{.dest_uri = NULL},
-		{.dest_uri = ""},
-		{.dest_uri = "10.77.0.2"},
-		{.dest_uri = "qemu+tcp://h2/system", .migrate_uri = "10.77.0.2"},
-		{.dest_uri = "qemu+tcp://h2/system", .migrate_uri = "tcp://"},
-		{.dest_uri = "qemu+tcp://h2/system", .migrate_uri = "tcp://:49152"},
-		{.dest_uri = "qemu+tcp://h2/system", .bandwidth_mib_s = (uint64_t)1 << 40},
-		{.dest_uri = "qemu+tcp://h2/system", .max_downtime_ms = 86400000},
+	    {.dest_uri = NULL},
+	    {.dest_uri = ""},
+	    {.dest_uri = "10.77.0.2"},
+	    {.dest_uri = "qemu+tcp://h2/system", .migrate_uri = "10.77.0.2"},
+	    {.dest_uri = "qemu+tcp://h2/system", .migrate_uri = "tcp://"},
+	    {.dest_uri = "qemu+tcp://h2/system", .migrate_uri = "tcp://:49152"},
+	    {.dest_uri = "qemu+tcp://h2/system", .bandwidth_mib_s = (uint64_t)1 << 40},
+	    {.dest_uri = "qemu+tcp://h2/system", .max_downtime_ms = 86400000},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -1369,8 +1410,7 @@ static void test_migrate_refused(void **state)
 	/* Unreachable libvirt: a clean -ENOTCONN. */
 	struct virt *dead = virt_new("qemu+unix:///system?socket=/nonexistent/mv-sock");
 	assert_non_null(dead);
-	assert_int_equal(virt_vm_migrate(dead, "alpha", &p, &r, f->err, sizeof(f->err)),
-	                 -ENOTCONN);
+	assert_int_equal(virt_vm_migrate(dead, "alpha", &p, &r, f->err, sizeof(f->err)), -ENOTCONN);
 	virt_free(dead);
 }
 
@@ -1491,8 +1531,7 @@ static void test_export_xml(void **state)
 	assert_non_null(strstr(xml, VIRT_META_NS));
 	assert_non_null(strstr(xml, "epoch=\"4\""));
 	free(xml);
-	assert_int_equal(virt_vm_export_xml(f->v, "nosuch", &xml, f->err, sizeof(f->err)),
-	                 -ENOENT);
+	assert_int_equal(virt_vm_export_xml(f->v, "nosuch", &xml, f->err, sizeof(f->err)), -ENOENT);
 	assert_null(xml);
 }
 
@@ -1572,15 +1611,14 @@ static void test_group(void **state)
 	const char *bad[] = {"a b", "db;x", "d\"b", "<x>", "ü", "db/1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		f->err[0] = '\0';
-		assert_int_equal(virt_vm_set_ha_group(f->v, "grp1", false, 1, bad[i], f->err,
-		                                      sizeof(f->err)),
-		                 -EINVAL);
+		assert_int_equal(
+		    virt_vm_set_ha_group(f->v, "grp1", false, 1, bad[i], f->err, sizeof(f->err)),
+		    -EINVAL);
 		assert_non_null(strstr(f->err, "may only use letters, digits"));
 		assert_false(virt_group_valid(bad[i]));
 	}
-	assert_int_equal(virt_vm_set_ha_group(f->v, "grp1", true, 1001, "db", f->err,
-	                                      sizeof(f->err)),
-	                 -EINVAL);
+	assert_int_equal(
+	    virt_vm_set_ha_group(f->v, "grp1", true, 1001, "db", f->err, sizeof(f->err)), -EINVAL);
 	assert_string_equal(f->err, "restart priority must be 0 to 1000, got 1001");
 	assert_int_equal(virt_vm_set_ha_group(f->v, "nope", true, 1, "db", f->err, sizeof(f->err)),
 	                 -ENOENT);
@@ -1596,11 +1634,11 @@ static void test_group(void **state)
 	 * stays listed; a good one comes in through the metadata event. */
 	virDomainPtr d = virDomainLookupByName(c, "grp1");
 	assert_non_null(d);
-	assert_int_equal(virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT,
-	                                      "<vm ha='yes' priority='8' epoch='2' group='web tier'/>",
-	                                      VIRT_META_PREFIX, VIRT_META_NS,
-	                                      VIR_DOMAIN_AFFECT_CONFIG),
-	                 0);
+	assert_int_equal(
+	    virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT,
+	                         "<vm ha='yes' priority='8' epoch='2' group='web tier'/>",
+	                         VIRT_META_PREFIX, VIRT_META_NS, VIR_DOMAIN_AFFECT_CONFIG),
+	    0);
 	assert_int_equal(virt_vm_find(f->v, "grp1", &vm, f->err, sizeof(f->err)), 0);
 	assert_string_equal(vm.group, "");
 	assert_true(vm.ha);
@@ -1671,15 +1709,13 @@ static void test_desired(void **state)
 	                 0);
 	assert_int_equal(vm.desired, VIRT_DESIRED_RUNNING);
 	assert_int_equal(cached(f->v, "des1")->desired, VIRT_DESIRED_RUNNING);
-	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_RUNNING, f->err,
-	                                     sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_RUNNING, f->err, sizeof(f->err)), 0);
 	assert_null(meta_where(c, "des1", VIR_DOMAIN_AFFECT_CONFIG)); /* still no element */
 
 	/* Round trip, persistent (stopped VM): only "stopped" is written. */
-	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_STOPPED, f->err,
-	                                     sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_STOPPED, f->err, sizeof(f->err)), 0);
 	assert_int_equal(desired_of(f->v, "des1"), VIRT_DESIRED_STOPPED);
 	assert_int_equal(cached(f->v, "des1")->desired, VIRT_DESIRED_STOPPED);
 	char *m = meta_where(c, "des1", VIR_DOMAIN_AFFECT_CONFIG);
@@ -1703,24 +1739,21 @@ static void test_desired(void **state)
 	                       "desired=\"stopped\"/>");
 	free(m);
 	/* ... and set_desired keeps them. */
-	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_RUNNING, f->err,
-	                                     sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_RUNNING, f->err, sizeof(f->err)), 0);
 	m = meta_where(c, "des1", VIR_DOMAIN_AFFECT_CONFIG);
 	assert_string_equal(m, "<vm ha=\"yes\" priority=\"11\" epoch=\"3\" group=\"db\"/>");
 	free(m);
-	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_STOPPED, f->err,
-	                                     sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_STOPPED, f->err, sizeof(f->err)), 0);
 
 	/* Round trip, live (running VM): both definitions carry it. A VM
 	 * started outside set_desired keeps "stopped": only the operator's
 	 * actions (rpc_server.c) change it. */
 	assert_int_equal(virt_vm_start(f->v, "des1", f->err, sizeof(f->err)), 0);
 	assert_int_equal(desired_of(f->v, "des1"), VIRT_DESIRED_STOPPED);
-	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_RUNNING, f->err,
-	                                     sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_RUNNING, f->err, sizeof(f->err)), 0);
 	unsigned where[] = {VIR_DOMAIN_AFFECT_LIVE, VIR_DOMAIN_AFFECT_CONFIG};
 	for (int i = 0; i < 2; i++) {
 		m = meta_where(c, "des1", where[i]);
@@ -1728,9 +1761,8 @@ static void test_desired(void **state)
 		free(m);
 	}
 	assert_int_equal(cached(f->v, "des1")->desired, VIRT_DESIRED_RUNNING);
-	assert_int_equal(virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_STOPPED, f->err,
-	                                     sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_set_desired(f->v, "des1", VIRT_DESIRED_STOPPED, f->err, sizeof(f->err)), 0);
 	for (int i = 0; i < 2; i++) {
 		m = meta_where(c, "des1", where[i]);
 		assert_string_equal(m, "<vm ha=\"yes\" priority=\"11\" epoch=\"3\" group=\"db\" "
@@ -1769,13 +1801,13 @@ static void test_desired(void **state)
 	assert_int_equal(virt_reconcile(f->v), 0);
 
 	/* Refused, nothing changed. */
-	assert_int_equal(virt_vm_set_desired(f->v, "des1", (enum virt_desired)7, f->err,
-	                                     sizeof(f->err)),
-	                 -EINVAL);
+	assert_int_equal(
+	    virt_vm_set_desired(f->v, "des1", (enum virt_desired)7, f->err, sizeof(f->err)),
+	    -EINVAL);
 	assert_string_equal(f->err, "desired state must be running or stopped, got 7");
-	assert_int_equal(virt_vm_set_desired(f->v, "nope", VIRT_DESIRED_STOPPED, f->err,
-	                                     sizeof(f->err)),
-	                 -ENOENT);
+	assert_int_equal(
+	    virt_vm_set_desired(f->v, "nope", VIRT_DESIRED_STOPPED, f->err, sizeof(f->err)),
+	    -ENOENT);
 	assert_int_equal(desired_of(f->v, "des1"), VIRT_DESIRED_STOPPED);
 
 	assert_int_equal(virt_vm_undefine(f->v, "des1", f->err, sizeof(f->err)), 0);
@@ -1793,16 +1825,15 @@ static void test_desired_travels(void **state)
 	assert_int_equal(virt_vm_define(f->v, small_vm_xml("des2", xml, sizeof(xml)), NULL, f->err,
 	                                sizeof(f->err)),
 	                 0);
-	assert_int_equal(virt_vm_set_ha_group(f->v, "des2", true, 20, "web", f->err, sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_set_ha_group(f->v, "des2", true, 20, "web", f->err, sizeof(f->err)), 0);
 	assert_int_equal(virt_vm_set_epoch(f->v, "des2", 5, f->err, sizeof(f->err)), 0);
 	assert_int_equal(virt_vm_define(f->v, small_vm_xml("des3", xml, sizeof(xml)), NULL, f->err,
 	                                sizeof(f->err)),
 	                 0);
 	assert_int_equal(virt_vm_set_ha(f->v, "des3", true, 30, f->err, sizeof(f->err)), 0);
-	assert_int_equal(virt_vm_set_desired(f->v, "des2", VIRT_DESIRED_STOPPED, f->err,
-	                                     sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_set_desired(f->v, "des2", VIRT_DESIRED_STOPPED, f->err, sizeof(f->err)), 0);
 	char *x2 = NULL, *x3 = NULL;
 	assert_int_equal(virt_vm_export_xml(f->v, "des2", &x2, f->err, sizeof(f->err)), 0);
 	assert_int_equal(virt_vm_export_xml(f->v, "des3", &x3, f->err, sizeof(f->err)), 0);
@@ -1816,11 +1847,11 @@ static void test_desired_travels(void **state)
 	assert_non_null(h2);
 	assert_true(virt_check(h2));
 	char name[VIRT_NAME_MAX];
-	assert_int_equal(virt_vm_define_start(h2, x2, 6, name, sizeof(name), f->err, sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_define_start(h2, x2, 6, name, sizeof(name), f->err, sizeof(f->err)), 0);
 	assert_string_equal(name, "des2");
-	assert_int_equal(virt_vm_define_start(h2, x3, 9, name, sizeof(name), f->err, sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    virt_vm_define_start(h2, x3, 9, name, sizeof(name), f->err, sizeof(f->err)), 0);
 	struct virt_vm vm;
 	assert_int_equal(virt_vm_find(h2, "des2", &vm, f->err, sizeof(f->err)), 0);
 	assert_int_equal(vm.state, VIRT_VM_RUNNING);
@@ -2004,9 +2035,9 @@ static void test_fence_unreachable(void **state)
 	enum virt_fence_outcome oc[1] = {VIRT_FENCE_DESTROYED};
 	struct virt_fence_result r = {.outcomes = oc};
 	/* Nothing listens: refused at once. */
-	assert_int_equal(virt_remote_fence("qemu+tcp://127.0.0.1:1/system", uuids, 1, 5, &r, err,
-	                                   sizeof(err)),
-	                 -ENOTCONN);
+	assert_int_equal(
+	    virt_remote_fence("qemu+tcp://127.0.0.1:1/system", uuids, 1, 5, &r, err, sizeof(err)),
+	    -ENOTCONN);
 	assert_true(r.elapsed_ms < 2000);
 	assert_non_null(strstr(err, "qemu+tcp://127.0.0.1:1/system"));
 	assert_non_null(strstr(err, "cannot reach 127.0.0.1 port 1"));
@@ -2022,9 +2053,9 @@ static void test_fence_unreachable(void **state)
 	/* An address that does not answer (or no route at all): bounded by the
 	 * timeout either way, never the kernel's minutes of SYN retries. */
 	r.outcomes = NULL;
-	assert_int_equal(virt_remote_fence("qemu+tcp://192.0.2.1/system", uuids, 1, 1, &r, err,
-	                                   sizeof(err)),
-	                 -ENOTCONN);
+	assert_int_equal(
+	    virt_remote_fence("qemu+tcp://192.0.2.1/system", uuids, 1, 1, &r, err, sizeof(err)),
+	    -ENOTCONN);
 	assert_true(r.elapsed_ms < 3000);
 	/* Bad arguments. */
 	assert_int_equal(virt_remote_fence(NULL, uuids, 1, 5, &r, err, sizeof(err)), -EINVAL);
@@ -2038,8 +2069,7 @@ static void test_fence_unreachable(void **state)
 	                 -EINVAL);
 }
 
-static void define_ha(virConnectPtr c, const char *name, const char *ha, bool start,
-                      char *uuid)
+static void define_ha(virConnectPtr c, const char *name, const char *ha, bool start, char *uuid)
 {
 	char xml[512];
 	virDomainPtr d = virDomainDefineXML(c, small_vm_xml(name, xml, sizeof(xml)));
@@ -2104,7 +2134,10 @@ static void fence_after_cb(uv_work_t *req, int status)
 	atomic_store(&w->done, true);
 }
 
-static bool pred_fence_done(void *arg) { return atomic_load(&((struct fence_work *)arg)->done); }
+static bool pred_fence_done(void *arg)
+{
+	return atomic_load(&((struct fence_work *)arg)->done);
+}
 
 static void test_fence(void **state)
 {
@@ -2114,10 +2147,10 @@ static void test_fence(void **state)
 	virConnectPtr c = virConnectOpen("test:///default");
 	assert_non_null(c);
 	char u1[VIRT_UUID_LEN], u2[VIRT_UUID_LEN], u3[VIRT_UUID_LEN], u4[VIRT_UUID_LEN];
-	define_ha(c, "fence1", "yes", true, u1);  /* listed, running */
-	define_ha(c, "fence2", "yes", false, u2); /* listed, stopped */
-	define_ha(c, "fence3", "yes", true, u3);  /* unlisted HA: fenced too */
-	define_ha(c, "fence4", "no", true, u4);   /* unlisted, not HA: left alone */
+	define_ha(c, "fence1", "yes", true, u1);    /* listed, running */
+	define_ha(c, "fence2", "yes", false, u2);   /* listed, stopped */
+	define_ha(c, "fence3", "yes", true, u3);    /* unlisted HA: fenced too */
+	define_ha(c, "fence4", "no", true, u4);     /* unlisted, not HA: left alone */
 	define_ha(c, "fence5", "yes", false, NULL); /* unlisted, stopped: nothing to do */
 	const char *uuids[] = {u1, u2, "99999999-2222-3333-4444-555555555555", "fence4"};
 
@@ -2193,44 +2226,44 @@ int main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_register_twice),
-		cmocka_unit_test(test_uvloop_handle),
-		cmocka_unit_test(test_uvloop_timeout),
-		cmocka_unit_test(test_uvloop_handle_off_thread),
-		cmocka_unit_test(test_uvloop_timeout_off_thread),
-		cmocka_unit_test(test_uvloop_concurrent),
-		cmocka_unit_test(test_backoff_schedule),
-		cmocka_unit_test(test_plain_check),
-		cmocka_unit_test_setup_teardown(test_inventory_file, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_host_info, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_round_trip, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_bad_xml, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_define_existing, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_vm, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_undefine_running_refused, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_ambiguous_name, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_set_ha, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_ha_survives_reopen, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_lifecycle_event, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_reconcile_catches_missed, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_periodic_reconcile, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_unreachable, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_lost_and_reconnect, fx_setup, fx_teardown),
-		cmocka_unit_test(test_free_releases_loop_handles),
-		cmocka_unit_test(test_migrate_build),
-		cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_job_no_job, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_where, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_export_xml, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_group, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_desired, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_desired_travels, fx_setup, fx_teardown),
-		cmocka_unit_test(test_stop_reason_names),
-		cmocka_unit_test_setup_teardown(test_stop_reason, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_stop_reason_external, fx_setup, fx_teardown),
-		cmocka_unit_test(test_fence_unreachable),
-		cmocka_unit_test(test_fence),
-		cmocka_unit_test_setup_teardown(test_fence_host_file, fx_setup, fx_teardown),
+	    cmocka_unit_test(test_register_twice),
+	    cmocka_unit_test(test_uvloop_handle),
+	    cmocka_unit_test(test_uvloop_timeout),
+	    cmocka_unit_test(test_uvloop_handle_off_thread),
+	    cmocka_unit_test(test_uvloop_timeout_off_thread),
+	    cmocka_unit_test(test_uvloop_concurrent),
+	    cmocka_unit_test(test_backoff_schedule),
+	    cmocka_unit_test(test_plain_check),
+	    cmocka_unit_test_setup_teardown(test_inventory_file, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_host_info, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_xml, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_define_existing, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_vm, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_undefine_running_refused, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_ambiguous_name, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_set_ha, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_ha_survives_reopen, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_lifecycle_event, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_reconcile_catches_missed, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_periodic_reconcile, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_unreachable, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_and_reconnect, fx_setup, fx_teardown),
+	    cmocka_unit_test(test_free_releases_loop_handles),
+	    cmocka_unit_test(test_migrate_build),
+	    cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_job_no_job, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_where, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_export_xml, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_group, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_desired, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_desired_travels, fx_setup, fx_teardown),
+	    cmocka_unit_test(test_stop_reason_names),
+	    cmocka_unit_test_setup_teardown(test_stop_reason, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_reason_external, fx_setup, fx_teardown),
+	    cmocka_unit_test(test_fence_unreachable),
+	    cmocka_unit_test(test_fence),
+	    cmocka_unit_test_setup_teardown(test_fence_host_file, fx_setup, fx_teardown),
 	};
 	if (getenv("TEST_FILTER") != NULL) /* e.g. TEST_FILTER='test_uvloop*' */
 		cmocka_set_test_filter(getenv("TEST_FILTER"));

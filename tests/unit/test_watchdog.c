@@ -31,18 +31,18 @@
 
 static struct fake {
 	/* the device */
-	int open_errno;     /* open fails with it (ENOENT: no device) */
-	bool held;          /* another process has it open: EBUSY */
+	int open_errno; /* open fails with it (ENOENT: no device) */
+	bool held;      /* another process has it open: EBUSY */
 	bool is_open;
 	bool running;       /* the timer counts (armed in the kernel's sense) */
 	bool allow_release; /* the last write held a 'V' */
 	uint32_t options;
-	int timeout;        /* in use */
-	int min_timeout;    /* SETTIMEOUT rounds up to this */
-	int max_timeout;    /* SETTIMEOUT refuses above (EINVAL) */
-	int einval_below;   /* SETTIMEOUT refuses below (EINVAL), when set */
-	int force_timeout;  /* >0: SETTIMEOUT always ends here (a driver that rounds down) */
-	bool short_write;   /* writes return 0 */
+	int timeout;       /* in use */
+	int min_timeout;   /* SETTIMEOUT rounds up to this */
+	int max_timeout;   /* SETTIMEOUT refuses above (EINVAL) */
+	int einval_below;  /* SETTIMEOUT refuses below (EINVAL), when set */
+	int force_timeout; /* >0: SETTIMEOUT always ends here (a driver that rounds down) */
+	bool short_write;  /* writes return 0 */
 	/* what happened */
 	char ops[64][32];
 	int n_ops;
@@ -206,10 +206,10 @@ static const char *ops(void)
 	return buf;
 }
 
-#define assert_has(hay, needle)                                                            \
-	do {                                                                               \
-		if (strstr((hay), (needle)) == NULL)                                       \
-			fail_msg("\"%s\" lacks \"%s\"", (hay), (needle));                   \
+#define assert_has(hay, needle)                                           \
+	do {                                                              \
+		if (strstr((hay), (needle)) == NULL)                      \
+			fail_msg("\"%s\" lacks \"%s\"", (hay), (needle)); \
 	} while (0)
 
 static void init(struct mv_watchdog *w, uint32_t fence_after_ms, uint32_t pet_ms)
@@ -290,7 +290,8 @@ static void test_too_short_timeouts_refused(void **state)
 	fk.force_timeout = 1;
 	init(&w, 10250, 250);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -ERANGE);
-	assert_has(err, "the device set a 1 s timeout, but at least 2 s are needed (asked for 10 s)");
+	assert_has(err,
+	           "the device set a 1 s timeout, but at least 2 s are needed (asked for 10 s)");
 	assert_false(fk.running);
 	/* one where the pets would come too seldom: 3 s, pets every 1500 ms */
 	setup(NULL);
@@ -494,8 +495,9 @@ static void test_hurry(void **state)
 	fk.fail_at = 1;
 	fk.fail_errno = EIO;
 	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), -EIO);
-	assert_has(err, "WDIOC_SETTIMEOUT to 1 s (to reset the host now) failed: Input/output error; "
-	                "it resets the host 3 s after the last pet");
+	assert_has(err,
+	           "WDIOC_SETTIMEOUT to 1 s (to reset the host now) failed: Input/output error; "
+	           "it resets the host 3 s after the last pet");
 	fk.calls = 0;
 	fk.fail_at = 2;
 	assert_int_equal(mv_watchdog_hurry(&w, err, sizeof(err)), -EIO);
@@ -563,12 +565,12 @@ static void test_every_call_failing(void **state)
 {
 	(void)state;
 	static const char *const want[] = {
-		"cannot open: Input/output error",
-		"WDIOC_GETSUPPORT failed: Input/output error",
-		"WDIOC_GETTIMEOUT failed: Input/output error",
-		"WDIOC_SETTIMEOUT to 10 s failed: Input/output error",
-		"WDIOC_GETTIMEOUT after setting 10 s failed: Input/output error",
-		"pet failed: Input/output error",
+	    "cannot open: Input/output error",
+	    "WDIOC_GETSUPPORT failed: Input/output error",
+	    "WDIOC_GETTIMEOUT failed: Input/output error",
+	    "WDIOC_SETTIMEOUT to 10 s failed: Input/output error",
+	    "WDIOC_GETTIMEOUT after setting 10 s failed: Input/output error",
+	    "pet failed: Input/output error",
 	};
 	for (int n = 1; n <= 6; n++) {
 		setup(NULL);
@@ -610,9 +612,10 @@ static void test_refusal_then_failing_disarm(void **state)
 	fk.fail_at = 2;  /* WDIOC_GETSUPPORT */
 	fk.fail_at2 = 3; /* the 'V' */
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -EIO);
-	assert_has(err, "WDIOC_GETSUPPORT failed: Input/output error (not a watchdog device?); "
-	                "and disarming it again failed: failover.watchdog /dev/watchdog0: the magic "
-	                "close failed: writing 'V'");
+	assert_has(err,
+	           "WDIOC_GETSUPPORT failed: Input/output error (not a watchdog device?); "
+	           "and disarming it again failed: failover.watchdog /dev/watchdog0: the magic "
+	           "close failed: writing 'V'");
 	assert_false(mv_watchdog_armed(&w));
 	assert_true(fk.running);
 	/* a small buffer truncates, never overflows */
@@ -639,8 +642,8 @@ static void test_libc_table(void **state)
 	assert_true(mv_watchdog_sys.open != fake_open);
 	struct mv_watchdog w;
 	char err[512] = "";
-	assert_int_equal(mv_watchdog_init(&w, "/nonexistent/watchdog", 10000, 1000, err,
-	                                  sizeof(err)), 0);
+	assert_int_equal(
+	    mv_watchdog_init(&w, "/nonexistent/watchdog", 10000, 1000, err, sizeof(err)), 0);
 	assert_int_equal(mv_watchdog_open(&w, err, sizeof(err)), -ENOENT);
 	assert_has(err, "failover.watchdog /nonexistent/watchdog: cannot open: No such file or "
 	                "directory");
@@ -655,21 +658,22 @@ static void test_libc_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_timeout_set_and_read_back, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeout_already_right_is_not_set, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rounded_above_fence_after_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hurry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_too_short_timeouts_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_out_of_range_set_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_missing_features_named, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_init_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pet_and_disarm, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failing_pets_reported, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failing_magic_close_reported, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_every_call_failing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refusal_then_failing_disarm, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_libc_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_timeout_set_and_read_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_timeout_already_right_is_not_set, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rounded_above_fence_after_refused, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_hurry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_too_short_timeouts_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_out_of_range_set_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_features_named, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_init_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pet_and_disarm, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failing_pets_reported, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failing_magic_close_reported, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_every_call_failing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refusal_then_failing_disarm, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_libc_table, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
