@@ -1,388 +1,57 @@
 /*
  * failover.c — quorum, self-fencing and the recovery plan of a dead host's
  * HA VMs, chosen by single-decree Paxos, as a pure state machine (contract
- * in meshvisor/failover.h; the protocol and its safety argument below).
+ * in meshvisor/failover.h; the algorithm and invariants below).
  *
- * WHAT IT DOES
- * When a host X dies, the survivors must restart X's HA VMs elsewhere, and
- * a VM must never run twice. Three mechanisms cooperate:
- *   1. a heartbeat quorum, which tells every node whether a majority of the
- *      voting set still acknowledges it, and makes a node that lost that
- *      majority for F = fence_after_ms destroy its own HA VMs (self-fence);
- *   2. one consensus instance per (dead host, incarnation, round) that
- *      chooses exactly one plan (VM -> target host, new epoch);
- *   3. fence-then-restart: a target starts a VM of a chosen plan only once
- *      the dead host's copies are known destroyed — confirmed through its
- *      libvirt (remote fence), by the host itself (FENCE_ORDER answered),
- *      or by waiting out X's self-fence: quorate_ms + F + fence_margin_ms
- *      from an upper bound of the last acknowledgement X got from the
- *      accepting majority, or F + fence_margin_ms from learning the plan,
- *      whichever comes first.
+ * The algorithm and its full safety argument: docs/failover-protocol.md
+ * (section names in CAPITALS below and in the code's comments refer to it).
  *
- * THE VOTING SET
- * Every name ever fed to fo_member() (and this node) that has not LEFT and
- * has not been force-left (fo_force_leave(), spread in heartbeats as the
- * `removed` list). Dead members stay voters: a majority is a majority of
- * the configured cluster, not of whoever is up, so a partition's two sides
- * can never both have one. A removed (or left) member that comes back
- * ALIVE with a higher incarnation votes again. A restarted agent may never
- * hear of a member that died before it started, so heartbeats carry the
- * sender's set size (`voters`) and majorities are counted over the largest
- * size a voter (one we hold dead too) reported within F (eff_voters): too
- * small a set would let two sides decide. The journal (RESTARTS) also
- * lists the voting set ("voter X"): a restarted core counts those members
- * (not known alive until membership reports them) until they leave or are
- * force-left, even if no live peer reports a larger set.
+ * ALGORITHM
+ * When a host X dies, the survivors restart X's HA VMs elsewhere:
+ *   1. Heartbeat quorum. Every heartbeat_ms each node sends HEARTBEAT
+ *      {stamp, incarnation, fenced_through, removed, voters} to every voter;
+ *      acks echo the stamp. A node is quorate while a majority of the
+ *      voting set (every member ever known, not left or force-left) acked
+ *      a heartbeat sent within quorate_ms, and destroys its own HA VMs
+ *      (self-fence) after F = fence_after_ms without. Only its own clock
+ *      is involved. A node that opened a failover of X with a non-empty
+ *      value stops acking X until X reports itself fenced for it.
+ *   2. Consensus. One single-decree Paxos instance per (dead host,
+ *      incarnation, round) chooses the plan (VM -> target, new epoch).
+ *      Coordinators are ranked by a hash; acceptors vote only once the
+ *      incarnation is over to them. Round 0 places what the incarnation
+ *      owes (RECOVERY); later rounds re-place hand-backs.
+ *   3. Fence, then restart. A target starts an entry only once X's copies
+ *      are known destroyed: remote fence through X's libvirt, X's own
+ *      FENCED, or the timed wait for X's self-fence (F + margin from
+ *      learning the plan, or quorate_ms + F + margin from an upper bound
+ *      of the accepting majority's last ack to X).
+ *   4. Recovery. Every incarnation that is over (declared dead, fenced
+ *      itself, refuted, restarted, removed) owes the HA VMs that should run
+ *      and that no live host runs at that epoch or newer; a recovery
+ *      instance re-places them, back on X when X is up and eligible.
  *
- * HEARTBEAT QUORUM WITH ECHOED STAMPS
- * Every heartbeat_ms each node X sends HEARTBEAT{stamp = now_X,
- * incarnation, fenced_through, removed, voters} to every other voter (dead
- * ones too: they may merely be cut off). A receiver R answers HB_ACK
- * echoing the stamp, unless
- *   - X is not a voter in R's view (HB_NACK), or R has X DEAD at an
- *     incarnation >= the one X reports (HB_NACK "you are dead to me"), or
- *   - R accepted or learned a NON-EMPTY value of a failover instance (X, i)
- *     with i > X's fenced_through (an instance merely open, or decided
- *     empty, withholds nothing: a healthy, connected host is never starved
- *     of acknowledgements by a stale or empty failover of it): then
- *     FENCE_ORDER when R knows the plans (the union of the round-0 plans
- *     of every chosen (X, i) above fenced_through and below the lowest one
- *     still undecided, so that "fenced through k" is never claimed for an
- *     instance whose VMs were not listed), else HB_NACK "pending" with i.
- * X keeps, per voter, the highest stamp echoed in an ACK. Its quorum stamp
- * q is the (majority-1)-th highest of those (X counts itself): the send
- * time of the latest heartbeat a majority acknowledged. Only X's own clock
- * is involved — no offsets between hosts are ever compared. X is quorate
- * while now - q < quorate_ms, and self-fences (FO_EV_FENCE_SELF, exactly
- * once per loss) when now - q >= F. A one-voter cluster is always quorate,
- * unless cfg.expect_cluster (started with seeds): then it is not quorate
- * alone and fences F after fo_new(). X is also never quorate while its
- * fenced_through reaches its own incarnation: it must come back as a new
- * incarnation (SWIM refutes) before it acts again, so nothing it starts
- * later is ever covered by an old "fenced through" claim.
- *   fenced_through: raised to i by a FENCE_ORDER for (X, i) (after the
- * listed VMs are destroyed), and by a self-fence to the highest instance
- * incarnation X was told of (HB_NACK) — also later, while X stays fenced
- * (nothing was started since: restarts need quorum). Never to X's own
- * incarnation unprompted: VMs X receives later would be covered by a
- * stale claim.
- *   Restarted acceptors forget. An agent whose core restarted would ack a
- * host it had helped fail over. The journal (RESTARTS) keeps that from
- * happening where the caller has a disk; without one, once our core is
- * F + margin + quorate_ms old we count acks only from cores at least
- * F + margin old (HB_ACK's age_ms): every plan chosen before such an
- * acker's start was restarted by then and we had fenced ourselves.
- * Younger cores count acks from cores about as old as theirs, so a
- * cluster that starts together forms at once.
+ * INVARIANTS
+ *   - Never two plans for one VM at one epoch: Paxos within an instance;
+ *     across instances an acceptor refuses a value that clashes with one
+ *     it accepted or learned chosen elsewhere (rule (e)), and epochs only
+ *     grow (WHY THERE ARE NEVER TWO PLANS FOR ONE VM).
+ *   - Never twice: every new copy comes from a chosen plan, started only
+ *     after that plan's instance is fenced; the timed fence outlasts X's
+ *     self-fence (or watchdog) on every clock within the rate bound (WHY
+ *     NO VM RUNS TWICE). A target never starts an entry given to an
+ *     incarnation of its own that was failed over since.
+ *   - An HA VM that should run runs again once faults heal: whatever an
+ *     over incarnation owes is re-placed by some instance, hand-backs and
+ *     parked VMs are retried (RECOVERY; the simulator's liveness oracle).
+ *   - The caller carries out every event (destroys) and stores the journal
+ *     before it sends any message popped after them (EVENTS BEFORE
+ *     MESSAGES); the journal keeps whom this node stopped acking and its
+ *     acceptor state across restarts (RESTARTS).
  *
- * INSTANCES AND COORDINATORS
- * fo_member(X, DEAD, i) opens instance (X, i) with round 0. Every node
- * ranks the voters it holds alive (itself included, X excluded) by a hash
- * of "X/i/name" (FNV-1a 64 + a splitmix finaliser), highest first; a node
- * with k voters ranked above it starts proposing coordinator_step_ms * k
- * after it first saw the work, while quorate, and never before it has
- * held X dead for dead_grace_ms (a falsely declared host refutes within
- * that and gets the empty plan, below). The ranking is recomputed on every
- * timer, so when the top coordinator dies it drops out and the next one
- * takes over one step later; two coordinators at once are merely slower
- * (Paxos keeps them safe, jitter breaks ballot duels).
- *
- * CONSENSUS (classic single-decree Paxos per (X, i, round))
- * Ballots are (number, proposer name). Phase 1: PREPARE(b) to all voters
- * (this node's own acceptor answers in-process). An acceptor promises when
- * (a) it is not X (or i is an incarnation of X's that is over: RECOVERY),
- * (b) b >= its promise, (c) incarnation i of X is over to it (dead_to_me:
- * it has itself seen X DEAD at an incarnation >= i, or X force-left at
- * >= i, or X known at a newer incarnation; or X is a member it never
- * heard of, its core being 30 s old; or X has been DEAD to it for 30 s
- * while it was quorate the whole time, with no heartbeat meanwhile — X's
- * agent died right after moving to i, before membership carried i), or
- * round > 0 and it knows round 0 chosen, and (d) its core is older than
- * the proposer's knowledge of the instance (age_ms: a restarted agent
- * lost its promises) — unless its journal keeps its promises. The PROMISE
- * carries the acceptor's accepted (ballot, value), and `superseded`: the
- * entries of chosen plans it knows for other incarnations of X. With a
- * majority of promises the proposer takes the value of the highest
- * accepted ballot — unless that value cannot have been chosen (the
- * promisers that report it plus the voters that did not answer are fewer
- * than a majority: then nothing was chosen yet, and the proposer is free)
- * — or else its own: fo_plan_compute() over its gossiped view (round 0:
- * the VMs (X, i) owes, RECOVERY, minus VMs a known or superseded plan
- * already moved to a newer epoch; round k: the handed-back VMs, each kept
- * off the hosts that failed it). ACCEPT(b, value) is accepted under (a),
- * (c), (d), b >= promise, and (e) below. A majority of ACCEPTED makes the
- * value chosen: CHOSEN(b, value) goes to every voter. Anyone asked about a
- * round it knows chosen answers CHOSEN at once. Non-answers are retried
- * every retry_ms; a REJECT naming a higher ballot restarts phase 1 with a
- * higher number after retry_ms plus jitter.
- *   Condition (c) uses "has ever seen X dead", not "sees X dead now": an
- * acceptor that opened (X, i) stopped acknowledging X, and X will have to
- * fence for i, so the instance must be able to finish. A coordinator that
- * finds X back (ALIVE at a higher incarnation) and no accepted value in
- * its phase-1 replies proposes the EMPTY plan: chosen like any plan, it
- * restarts nothing, and its FENCE_ORDER lets X claim fenced_through >= i
- * without destroying anything — an instance never hangs half-decided.
- *
- * WHY THERE ARE NEVER TWO PLANS FOR ONE VM
- * Within one instance: standard Paxos — two majorities intersect, so a
- * proposer whose ballot is higher than a chosen one's sees the chosen
- * value in some promise and re-proposes it. Rounds re-place only VMs that
- * chosen earlier rounds handed back, and a round k is proposed only once
- * rounds < k are learned.
- *   Across instances (one death seen at two incarnations of X, or a VM
- * that moved to T before T died and gossip still lists it on X): (e) an
- * acceptor refuses an ACCEPT whose value holds a VM at a new_epoch <= the
- * one it has in a value this acceptor accepted (not since chosen without
- * it) or learned chosen in ANOTHER instance. Two chosen plans holding the
- * same VM at clashing epochs would need an acceptor in both accepting
- * majorities; whichever value it accepted second, it refused. (A VM that
- * really came back to X later has a higher epoch and is planned again.)
- * Placements known dead (handed back, given up for no room, or on a
- * target incarnation fenced since — the target's own heartbeats say so —
- * or removed by the operator) clash with nothing, except that a value may
- * never reuse an epoch one of them took: epochs only grow. An acceptor
- * accepts again, at a higher ballot, exactly the value it accepted before
- * in that round (it was checked then, and whatever it accepted since was
- * checked against it).
- * As a last net, a target never starts an entry that a chosen plan it
- * knows (a later round, another instance) places at the same or a newer
- * epoch.
- *   Acceptor state lives in memory. PREPARE/ACCEPT carry age_ms (how long
- * ago the proposer first heard of the instance, merged as the minimum seen
- * across messages) and a younger acceptor refuses, so a forgetful acceptor
- * never votes in an instance that started before it. Finished instances
- * dropped from the history are never reopened (forgot_max per member).
- *
- * WHY NO VM RUNS TWICE
- * A target restarts a VM of a chosen plan only after the instance is
- * fenced. Remote fence and FENCED-from-X are direct confirmations. The
- * timed one: every acceptor that accepted for (X, i) had opened (X, i)
- * before accepting, and from then on never acknowledges X until X reports
- * fenced_through >= i, i.e. X destroyed the VMs itself. Acks echo X's send
- * stamps, so X's quorum stamp q is the send time of a heartbeat that a
- * majority acked; that majority and the accepting one M_a share an
- * acceptor A, which acked it before it opened the instance — before the
- * plan was chosen, hence before any target learned it. X fences at q + F
- * by its own clock. If its agent is down, the hardware watchdog, petted
- * while quorate (until q + quorate_ms), fires F after the last pet: X's
- * VMs are gone by q + quorate_ms + F at the latest, so the timed fence
- * waits until the earlier of two instants, each later than that:
- *   (1) F + margin after learning the plan (the original rule: learning
- *       follows A's ack, so q; an agent that dies before X is declared
- *       DEAD pets no more after that; one that dies later stopped petting
- *       by q + quorate_ms, which needs margin >= quorate_ms, as by
- *       default);
- *   (2) quorate_ms + F + margin after an upper bound of A's last ack. No
- *       node knows which member of M_a is A, so the bound covers all of
- *       them. Each node notes when it last sent HB_ACK to each member (any
- *       incarnation: conservative); its ACCEPTED carries ack_ago_ms = now
- *       - that, and the proposer, receiving it at r, takes r - ack_ago_ms
- *       in its own clock (transit only makes the real ack earlier). When
- *       the value is chosen the bound is the maximum over the acceptors
- *       that counted for that majority, itself included, and CHOSEN
- *       carries its age (now - bound); a learner receiving it at t holds
- *       t - age, and a node that learned a bound forwards its own age
- *       when it answers a late PREPARE/ACCEPT with CHOSEN. If any counted
- *       acceptor has no ack to report (it never acked X in its current
- *       core's life: after a restart it may have acked X in a previous
- *       one and forgotten), or is an older peer, there is no bound, only
- *       (1). Acks after opening exist only to an X that reports itself
- *       fenced for i; they only make the bound later. Any majority that
- *       accepted in (X, i) works (every accepting acceptor opened it
- *       first), so a learner keeps the earliest bound it is told.
- * No clock offsets are compared, only durations: each node's elapsed
- * times add up along the chain ack -> ACCEPTED -> CHOSEN -> deadline, all
- * non-negative, to at least quorate_ms + F + margin on the clocks that
- * measured them. With every clock's rate within 1 +- rho of real time, the
- * real time from A's ack to the restart is at least (quorate_ms + F +
- * margin) / (1 + rho), and X's fence (or watchdog) comes at most (quorate_ms
- * + F) / (1 - rho) after q <= A's ack: margin must cover about 2 rho
- * (quorate_ms + F), the rate drift over that span (2000 ppm over 13 s:
- * 52 ms, against 3000 ms), whatever the delays before learning. The same
- * holds for (1). Hand-back rounds add no new fence; the instance is
- * fenced once. Only a quorate node emits FO_EV_RESTART, and only for
- * plans a majority accepted. Every move bumps the epoch:
- * new_epoch = epoch + 1 + round, and the entry carries the epoch it moves
- * from (base_epoch), which the clash rules compare with. Each core also
- * keeps, per VM, the placement with the highest epoch a plan it learned
- * chosen gave (f->given), beyond the history of instances: no value it
- * proposes re-places a VM from an epoch below that (moved_since), and it
- * never starts an entry below it, or at that epoch for another placement
- * (it hands it back): a plan built from a stale view, after the plan that
- * moved the VM left every history, runs nothing twice.
- *
- * FENCE, THEN RESTART; HAND-BACKS; TARGETS THAT DIE
- * The proposer whose round-0 value got chosen asks its caller for a remote
- * fence (FO_EV_REMOTE_FENCE); success is broadcast as FENCED. A node whose
- * chosen plan names it as a target and knows no fence arms the timed wait
- * above (FO_EV_FENCE_CONFIRMED "waited"). Fenced, it
- * restarts its entries by priority, at most max_parallel at once. A failed
- * restart is retried after restart_backoff_ms * 2^(attempt-1); after
- * restart_attempts the VM is handed back: RESTARTED(ok=false) to every
- * voter, which keep it pending for (X, i). Hand-backs are batched: round
- * k+1 is proposed once no target of the instance has an entry outstanding
- * (or restart_backoff_ms << restart_attempts after the oldest), with the
- * pending VMs, each kept off every host that failed it; when max_rounds
- * are used up each leftover VM is reported (FO_EV_NO_ROOM).
- *   Entries carry target_incarnation, the target's incarnation when the
- * plan was computed. A target T that was failed over at or after it
- * (fenced_through >= target_incarnation) never starts the entry: it hands
- * it back. On a self-fence T hands back the entries it had not started.
- * An entry T reported running is the VM's new home: T's own failover
- * takes it over — unless a FENCE_ORDER's plans do not list it (built from
- * a stale view of T): then T destroys it too (in FENCE_VMS, with what it
- * was still starting) and hands it back; the acceptors' epoch check keeps
- * a VM that T's own plan lists after all from being placed twice.
- * The others, once T's failover (T, j) was chosen here F + margin ago
- * (T has fenced itself or obeyed the order by then), re-plan the entries
- * still waiting on T with target_incarnation == j, unless a plan of T
- * already re-places the VM or T is back (alive at a newer incarnation,
- * e.g. refuted before its plan, then empty, was chosen: nothing of it was
- * destroyed): then T's own hand-backs say what it did not start.
- *
- * RECOVERY: AN HA VM THAT SHOULD RUN RUNS AGAIN
- * Failover answers one question: which HA VMs does a failed incarnation
- * owe? An incarnation of X is over when X was declared dead at it (SWIM),
- * when X fenced itself (a self-fence ends the incarnation: the core asks
- * its caller for a newer one, FO_EV_NEW_INCARNATION), when X refuted or
- * restarted at a newer one, or when the operator removed X. Each node's
- * gossiped view lists, per host, its HA VMs whose desired state is running
- * (set by the operator through meshvisor: stopped or destroyed VMs are
- * not listed): running, or defined there and stopped (fo_vm.running =
- * false: owed a restart). (X, i) owes
- *   - every VM X's last state published at an incarnation <= i listed,
- *   - every VM a chosen, FENCED plan gave to X at an incarnation <= i
- *     (X may have started it before its state showed it),
- * except what a chosen plan moved to a newer epoch since, what an up host
- * runs at a newer epoch, and what X, up at a newer incarnation, runs
- * (owed_of). A VM is CONFIRMED TO RUN NOWHERE (owed) when it is owed by an
- * incarnation that is over, or listed stopped by its live host: no live
- * host runs it at its epoch or a newer one as far as this node knows, and
- * the fence of the plan that re-places it (below) destroys any copy this
- * node does not know of before a new one starts.
- *   Instances: a death opens (X, i) as before. A host seen at a newer
- * incarnation whose previous state listed VMs it does not run now opens
- * (X, previous) (detect_recoveries) — after a gray period, a quick reboot,
- * a self-fence under loss: no one needed to declare X dead. A host held
- * DEAD at d but known at k > d (its state, a plan, or its heartbeats:
- * SWIM may never learn of k when it holds X dead and X is gone again),
- * long dead (its heartbeats silent too) or removed, gets (X, k) too
- * (detect_newer_deaths). X itself, with HA VMs stopped
- * here for reconcile_ms (doubled each time nothing came of it, up to 64x),
- * while quorate and no recovery of its own under way, asks for a newer
- * incarnation: the others then open the recovery (check_own_owed). Round
- * 0 places the owed VMs back on X when X is up at a newer incarnation,
- * quorate, healthy and not draining (own_host_eligible), else elsewhere.
- * A recovery plan's fence is X's own: X destroys the listed VMs below
- * their new epochs before its ACCEPTED leaves (it votes on a recovery of
- * an incarnation of its own that is over); a FENCE_ORDER destroys the
- * listed VMs below their new epochs, and, for the incarnation X lives in,
- * what X started for other failovers at it too (X then moves on); a
- * chosen plan X learns for the incarnation it lives in is such an order
- * (later rounds re-place those VMs, counting on it). (A remote fence
- * destroys every HA VM of the host: it is sent only when X is not known
- * back, and a VM of a newer plan it kills anyway is stopped there, so
- * owed, and recovered.)
- *   Several recoveries of one host: the newer supersedes the older first
- * rounds (an acceptor that took part in a newer one answers REJECT
- * "superseded"); so that nothing an older value may have placed is placed
- * again, every PROMISE carries the placements (`adopt`) the acceptor holds
- * from older recoveries of the host — accepted values and chosen plans,
- * minus placements known dead or moved on — and the proposer keeps them
- * in its value, identical. The same placement (VM, target, epoch) in two
- * instances is one placement: the target starts it once and reports it
- * for both, or hands it back for both. Round 0 of the newer learned, the
- * older undecided first rounds are over, and their accepted values no
- * longer clash (the newer adopted them).
- *   Placements given later: a plan that gave X a VM and whose fence was
- * confirmed only after (X, j) was decided adds that VM to (X, j) in a
- * later round (late_owed). Any non-empty value of any round withholds
- * acks from X, so such a round fences X like round 0 does. Once (T, j) is
- * chosen and its fence confirmed (or T removed), entries waiting on T and
- * entries T had started (unless T is back: a recovery's fence destroys
- * only what it lists) are re-planned by their own instance, unless T's
- * plans re-place them (reclaim).
- *   Targets: an entry is never started by a target failed over at or after
- * the entry's target incarnation (fenced_through) or by a later life of
- * its agent (first incarnation): the target hands it back, or, for a
- * previous life, reports it running if its own state says so (case 6 of
- * issue 9: an old, done instance learned late cannot start anything). An
- * entry whose VM another instance's live placement holds waits (the other
- * one may turn out dead: handed back, its target fenced); a target
- * re-sends the outcome of entries it reported (RESTARTED) to a peer that
- * re-sends it the plan (nudge_target), so a lost report does not leave the
- * VM "in hand" forever. VMs a round cannot place (no room, or refused by
- * the acceptors as held by another failover's value) wait, parked, and
- * are tried again every 10 s (doubling to 40 s) until they fit or a
- * chosen plan places them; each VM down is reported once (FO_EV_VM_DOWN,
- * with why and what is being done: fo_owed_at) and once it runs again
- * (FO_EV_VM_RECOVERED).
- *   Why this keeps "never twice": every new copy still comes from a chosen
- * plan, after that plan's instance is fenced; recoveries only widen what
- * is owed and when instances open, and each added rule for dead
- * placements concerns a placement whose target cannot run it (handed back,
- * fenced, removed, or superseded by an identical twin). docs/failover.md
- * walks through the arguments and the simulator's oracles.
- *
- * Instance bookkeeping for the CLI (fo_instance_at): phases DETECTED ->
- * CHOSEN -> FENCED -> DONE; cfg.history finished instances are kept.
- * Every node reports every restart it hears of (FO_EV_RESTARTED /
- * FO_EV_HANDED_BACK with the target as peer).
- *
- * RESTARTS (the journal, format 2)
- * What a restarted core must not forget is whom it stopped acknowledging:
- * every node that opened (X, i) — every acceptor of a chosen plan did —
- * refuses to ack X until X reports fenced_through >= i, and the timed
- * fence relies on that. inst_max per member is that promise, and it only
- * grows. fo_journal_encode() writes it as text ("failed-over X i" lines),
- * fo_journal_version() moves whenever an inst_max rises, and the caller
- * stores the text durably BEFORE it sends the messages popped after the
- * rise (the ACCEPTED/PROMISE that count this node in a majority come after
- * the instance was opened). fo_journal_restore() at start gives those
- * values back (restored_max): the restarted core NACKs X exactly as before
- * ("fence first") although it has no instance record, until X's
- * heartbeats report it fenced. X, meanwhile, cannot be quorate through
- * this node. That is all the acknowledgement age rule (above) protects,
- * so a core whose caller keeps the journal (fo_journal_set_durable: it
- * was restored at start and every write since succeeded) sends
- * HB_ACK.age_ms = FO_ACK_AGE_DURABLE and its acks count at once after a
- * restart; without that, a restarted acceptor in a three-host cluster
- * leaves the other survivor without a counted majority for F + margin,
- * so it self-fences in the middle of a failover. Format 2 also keeps the
- * acceptor state ("promised X i round ballot proposer", "accepted ... N"
- * followed by N "entry" lines, fields %XX-escaped), so a restarted
- * acceptor keeps its promises and accepted values and may vote in older
- * instances; and the voting set ("voter X"). fo_journal_version() moves
- * with every promise, acceptance and voting-set change; plans themselves
- * are not kept: peers re-send chosen plans.
- *
- * EVENTS BEFORE MESSAGES
- * The caller carries out every event popped (FENCE_SELF, FENCE_VMS:
- * destroys) and stores the journal before it sends any message popped
- * after them: a FENCED or ACCEPTED that leaves must be true.
- *
- * KNOWN LIMITS
- *  - A VM the whole live cluster forgot — every host holding its
- *    definition lost it (a reinstall) and every agent that saw its last
- *    state restarted since — is not restarted by the core: the daemon's
- *    replica store (failover.replicas holders) still has the definition,
- *    but the core does not read it.
- *  - A restored voter ("voter X" in the journal) that left gracefully
- *    while this agent was down counts until force-left.
- *  - A proposer that hears late of an instance older than an acceptor's
- *    restart can count that acceptor's acks for the instance's host; with
- *    the journal, only an acceptor that never opened the instance (so is
- *    in no accepting majority) can be in that position.
- *  - Without a journal (fo_journal_restore never called), two agents
- *    restarting close together (the failed-over host's and an acceptor's)
- *    can lose the acknowledgement rule: the young host counts the young
- *    amnesiac's acks.
- *
- * COSTS
- * Members are an array with a hash index; a heartbeat is O(1) apart from
- * the removed list; an ACK is O(1) unless it moves the quorum stamp, then
- * O(N) (quickselect). Consensus messages scan the (few) instances; plan
- * checks are O(entries x entries of the other open instances).
+ * Costs: members are an array with a hash index; a heartbeat is O(1)
+ * apart from the removed list; an ack is O(1) unless it moves the quorum
+ * stamp (then O(N), quickselect); consensus scans the few open instances.
  */
 #include "meshvisor/failover.h"
 #include "arena.h"
@@ -2492,7 +2161,7 @@ static bool excluded_vm(const struct round *rd, const char *uuid)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Recovery: owed VMs (RECOVERY in the essay)                               */
+/* Recovery: owed VMs (RECOVERY, docs/failover-protocol.md)                */
 
 /* Is this member up, as far as we know (ourselves, or fed and alive or
  * suspected, not gone)? */
