@@ -2926,8 +2926,11 @@ out:
 	return rc;
 }
 
-int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_t sink, char *err,
-           size_t errlen)
+/* RPC: events, failovers, ha, force_leave, replica_put, replica_get
+ * (registered by ha_start: ha_rpc_ops). The answer goes out through the
+ * sink (one final frame; `events` keeps it open). */
+static int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_t sink,
+                  char *err, size_t errlen)
 {
 	struct ha *h = HA(a);
 	if (h == NULL || h->fo == NULL) {
@@ -3022,10 +3025,6 @@ int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_
 		return 0;
 	}
 	case MV__RPC_REQUEST__OP_REPLICA_PUT: {
-		if (peer == NULL) {
-			snprintf(err, errlen, "replica put is between agents only");
-			return -EINVAL;
-		}
 		int rc = ha_replica_store(h, peer, req->replica_put, err, errlen);
 		if (rc < 0)
 			return rc;
@@ -3033,10 +3032,6 @@ int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_
 		return 0;
 	}
 	case MV__RPC_REQUEST__OP_REPLICA_GET: {
-		if (peer == NULL) {
-			snprintf(err, errlen, "replica get is between agents only");
-			return -EINVAL;
-		}
 		const struct ha_replica *r = ha_replica_find(h, req->replica_get->uuid);
 		if (r == NULL) {
 			snprintf(err, errlen, "%s holds no replica of %s", a->opt.name,
@@ -3065,8 +3060,31 @@ int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_
 
 /* ---- life ----------------------------------------------------------------------------------- */
 
+static const struct {
+	Mv__RpcRequest__OpCase op;
+	const char *name;
+	enum rpc_access access;
+} ha_rpc_ops[] = {
+    {MV__RPC_REQUEST__OP_EVENTS, "events", RPC_READ},
+    {MV__RPC_REQUEST__OP_FAILOVERS, "failovers", RPC_READ},
+    {MV__RPC_REQUEST__OP_HA, "ha", RPC_READ},
+    {MV__RPC_REQUEST__OP_FORCE_LEAVE, "force-leave", RPC_WRITE},
+    /* replicas of HA definitions travel between agents only */
+    {MV__RPC_REQUEST__OP_REPLICA_PUT, "replica put", RPC_NODE_ONLY},
+    {MV__RPC_REQUEST__OP_REPLICA_GET, "replica get", RPC_NODE_ONLY},
+};
+
 int ha_start(struct agent *a, char *err, size_t errlen)
 {
+	for (size_t i = 0; i < sizeof(ha_rpc_ops) / sizeof(ha_rpc_ops[0]); i++) {
+		int rc = rpc_register_op(ha_rpc_ops[i].op, ha_rpc_ops[i].name, ha_rpc_ops[i].access,
+		                         ha_rpc);
+		if (rc < 0) {
+			snprintf(err, errlen, "cannot register the RPC operation %s: %s",
+			         ha_rpc_ops[i].name, strerror(-rc));
+			return rc;
+		}
+	}
 	struct ha *h = calloc(1, sizeof(*h));
 	if (h == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -94,10 +94,4 @@ int ha_stamp_parse(const char *text, size_t len, char *boot_id, uint64_t *mono_m
  * ago than core_now, core_now for a stamp from the future. */
 uint64_t ha_stamp_to_core(uint64_t stamp_mono, uint64_t mono_now, uint64_t core_now);
 
-/* RPC: events, failovers, ha, force_leave, replica_put, replica_get. The
- * answer goes out through the sink (one final frame; `events` keeps it
- * open). Returns 0, or a negative errno with err filled and nothing sent. */
-int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, uint64_t sink, char *err,
-           size_t errlen);
-
 #endif

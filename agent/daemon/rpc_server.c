@@ -43,44 +43,6 @@
 #define RPC_FORWARD_TIMEOUT_MS 30000            /* libvirt define+start can take seconds */
 #define RPC_LONG_OP_TIMEOUT_MS (30 * 60 * 1000) /* migrate, drain: silence this long = lost */
 
-struct rpc_op {
-	Mv__RpcRequest__OpCase op;
-	const char *name;
-	bool write;
-};
-
-static const struct rpc_op rpc_ops[] = {
-    {MV__RPC_REQUEST__OP_STATUS, "status", false},
-    {MV__RPC_REQUEST__OP_MEMBERS, "members", false},
-    {MV__RPC_REQUEST__OP_JOIN, "join", true},
-    {MV__RPC_REQUEST__OP_LEAVE, "leave", true},
-    {MV__RPC_REQUEST__OP_NODES, "nodes", false},
-    {MV__RPC_REQUEST__OP_NODE, "node", false},
-    {MV__RPC_REQUEST__OP_VMS, "vms", false},
-    {MV__RPC_REQUEST__OP_VM, "vm", false},
-    {MV__RPC_REQUEST__OP_VM_CREATE, "vm create", true},
-    {MV__RPC_REQUEST__OP_VM_ACTION, "vm action", true},
-    {MV__RPC_REQUEST__OP_VM_SET_HA, "vm set-ha", true},
-    {MV__RPC_REQUEST__OP_MIGRATE, "migrate", true},
-    {MV__RPC_REQUEST__OP_MIGRATIONS, "migrations", false},
-    {MV__RPC_REQUEST__OP_DRAIN, "drain", true},
-    {MV__RPC_REQUEST__OP_VM_RECEIVE, "vm receive", true},
-    {MV__RPC_REQUEST__OP_EVENTS, "events", false},
-    {MV__RPC_REQUEST__OP_FAILOVERS, "failovers", false},
-    {MV__RPC_REQUEST__OP_HA, "ha", false},
-    {MV__RPC_REQUEST__OP_FORCE_LEAVE, "force-leave", true},
-    {MV__RPC_REQUEST__OP_REPLICA_PUT, "replica put", true},
-    {MV__RPC_REQUEST__OP_REPLICA_GET, "replica get", true},
-};
-
-static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op)
-{
-	for (size_t i = 0; i < sizeof(rpc_ops) / sizeof(rpc_ops[0]); i++)
-		if (rpc_ops[i].op == op)
-			return &rpc_ops[i];
-	return NULL;
-}
-
 /* Everything one response points at, freed after it is sent. */
 struct rpc_reply {
 	Mv__RpcResponse resp;
@@ -893,12 +855,6 @@ void rpc_server_handle_peer_response(struct agent *a, const char *from, Mv__RpcR
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
-/* A long operation (or one answered later) starts with a sink for its
- * frames. Returns 0 when started (it answers through the sink), or a
- * negative errno with err filled and nothing sent. */
-typedef int (*rpc_start_fn)(struct agent *a, const Mv__RpcRequest *req, const char *peer,
-                            uint64_t sink, char *err, size_t errlen);
-
 static int rpc_start_drain(struct agent *a, const Mv__RpcRequest *req, const char *peer,
                            uint64_t sink, char *err, size_t errlen)
 {
@@ -917,7 +873,7 @@ static int rpc_start_migrate(struct agent *a, const Mv__RpcRequest *req, const c
  * is closed without a frame and r carries the error. Returns what
  * rpc_execute returns (true: the answer is in r). */
 static bool rpc_run_in_sink(struct agent *a, struct net_conn *client, const char *peer,
-                            Mv__RpcRequest *req, rpc_start_fn start, struct rpc_reply *r)
+                            Mv__RpcRequest *req, rpc_service_fn start, struct rpc_reply *r)
 {
 	uint64_t sink = rpc_sink_open(a, client, peer, req->id);
 	char err[512];
@@ -931,291 +887,412 @@ static bool rpc_run_in_sink(struct agent *a, struct net_conn *client, const char
 	return false;
 }
 
-/* Returns true when the answer is in r; false when it was forwarded. */
+/* One request being executed: who asked, and whether it may be forwarded
+ * (a request another agent forwarded to us is answered here or refused). */
+struct rpc_call {
+	struct agent *a;
+	struct net_conn *client; /* RPC port; NULL for a peer's request */
+	const char *peer;        /* the agent that forwarded it, or NULL */
+	Mv__RpcRequest *req;
+	const char *caller; /* certificate name, for the log */
+	bool may_forward;
+};
+
+/* An operation answered here: true when the answer is in r, false when it
+ * was forwarded or goes out through a sink. */
+typedef bool (*rpc_handler_fn)(struct rpc_call *c, struct rpc_reply *r);
+
+static bool rpc_op_status(struct rpc_call *c, struct rpc_reply *r)
+{
+	rpc_status(c->a, c->client, r);
+	return true;
+}
+
+static bool rpc_op_members(struct rpc_call *c, struct rpc_reply *r)
+{
+	rpc_members(c->a, r);
+	return true;
+}
+
+static bool rpc_op_nodes(struct rpc_call *c, struct rpc_reply *r)
+{
+	rpc_nodes(c->a, r, c->req->op_case == MV__RPC_REQUEST__OP_NODE ? c->req->node->name : NULL);
+	return true;
+}
+
+static bool rpc_op_vms(struct rpc_call *c, struct rpc_reply *r)
+{
+	if (c->req->op_case == MV__RPC_REQUEST__OP_VM)
+		rpc_vms(c->a, r, NULL, c->req->vm->vm);
+	else
+		rpc_vms(c->a, r, c->req->vms->node, NULL);
+	return true;
+}
+
+static bool rpc_op_join(struct rpc_call *c, struct rpc_reply *r)
+{
+	const Mv__JoinRequest *j = c->req->join;
+	if (j->n_seeds == 0) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "join needs at least one seed address");
+		return true;
+	}
+	for (size_t i = 0; i < j->n_seeds; i++) {
+		struct sockaddr_storage ss;
+		if (strlen(j->seeds[i]) >= SWIM_ADDR_MAX || net_parse_addr(j->seeds[i], &ss) < 0) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
+			         "invalid seed address '%.64s': expected IP:PORT or [IPv6]:PORT",
+			         j->seeds[i]);
+			return true;
+		}
+	}
+	MV_INFO("rpc", "join requested client=%s seeds=%zu", c->caller, j->n_seeds);
+	swim_join(c->a->swim, (const char *const *)j->seeds, j->n_seeds, uv_now(c->a->loop));
+	agent_swim_pump(c->a);
+	return true;
+}
+
+static bool rpc_op_leave(struct rpc_call *c, struct rpc_reply *r)
+{
+	(void)r;
+	MV_INFO("rpc", "leave requested client=%s", c->caller);
+	c->a->leave_requested = true;
+	return true;
+}
+
+/* The host a new VM goes to: q->node, or the placement's choice among the
+ * live, healthy, non-draining hosts. NULL with r failed. */
+static const char *rpc_create_target(struct agent *a, const Mv__VmCreateRequest *q,
+                                     const struct domxml_info *di, struct rpc_reply *r)
+{
+	char err[512];
+	if (q->node[0] != '\0') {
+		bool known;
+		Mv__MemberState ms = rpc_member_state(a, q->node, &known);
+		if (!known) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
+			         "no host named '%s' in the cluster", q->node);
+			return NULL;
+		}
+		if (ms != MV__MEMBER_STATE__MEMBER_ALIVE) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
+			         "host %s is not alive; nothing was created", q->node);
+			return NULL;
+		}
+		return q->node;
+	}
+	struct placement_host *hs = rpc_alloc(r, r->n_states, sizeof(*hs));
+	if (hs == NULL) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_states; i++) {
+		Mv__NodeState *s = r->states[i];
+		if (s == NULL)
+			continue;
+		hs[n] = state_codec_placement_host(s, rpc_member_state(a, s->name, NULL) ==
+		                                          MV__MEMBER_STATE__MEMBER_ALIVE);
+		hs[n].draining = s->draining || s->witness;
+		n++;
+	}
+	struct placement_request pr = {.vcpus = di->vcpus, .memory_kib = di->memory_kib};
+	int best = placement_choose(hs, n, &pr, err, sizeof(err));
+	if (best < 0) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_NO_ROOM, "%s", err);
+		return NULL;
+	}
+	return hs[best].name;
+}
+
+static bool rpc_op_vm_create(struct rpc_call *c, struct rpc_reply *r)
+{
+	struct agent *a = c->a;
+	Mv__VmCreateRequest *q = c->req->vm_create;
+	struct domxml_info di;
+	char err[512];
+	if (domxml_parse(q->xml, strlen(q->xml), &di, err, sizeof(err)) < 0) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "%s", err);
+		return true;
+	}
+	rpc_load_states(a, r);
+	struct rpc_vm_match m[2];
+	if (rpc_find_vm(r, di.name, m, 2) > 0) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_CONFLICT,
+		         "a VM named '%s' already exists on %s; nothing was created", di.name,
+		         m[0].host->name);
+		return true;
+	}
+	if (di.uuid[0] != '\0' && rpc_find_vm(r, di.uuid, m, 2) > 0) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_CONFLICT,
+		         "a VM with UUID %s already exists on %s (%s); nothing was created",
+		         di.uuid, m[0].host->name, m[0].vm->name);
+		return true;
+	}
+	const char *target = rpc_create_target(a, q, &di, r);
+	if (target == NULL)
+		return true;
+	if (strcmp(target, a->opt.name) == 0) {
+		rpc_local_create(a, r, q);
+		return true;
+	}
+	if (!c->may_forward) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
+		         "forwarded create was meant for %s, not for %s", target, a->opt.name);
+		return true;
+	}
+	/* tell the owner it is the chosen host, so it does not place again */
+	char *saved = q->node;
+	q->node = (char *)target;
+	bool done = rpc_forward(a, c->client, c->req, target, r) < 0;
+	q->node = saved;
+	return done;
+}
+
+static bool rpc_op_migrations(struct rpc_call *c, struct rpc_reply *r)
+{
+	/* every host gossips its own recent moves: list them all */
+	rpc_load_states(c->a, r);
+	size_t total = 0;
+	for (size_t i = 0; i < r->n_states; i++)
+		if (r->states[i] != NULL)
+			total += r->states[i]->n_migrations;
+	Mv__MigrationInfo **ptrs = rpc_alloc(r, total, sizeof(*ptrs));
+	if (ptrs == NULL) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
+		return true;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_states; i++)
+		for (size_t j = 0; r->states[i] != NULL && j < r->states[i]->n_migrations; j++)
+			ptrs[n++] = r->states[i]->migrations[j];
+	mv__migrations_reply__init(&r->migrations);
+	r->migrations.n_migrations = n;
+	r->migrations.migrations = ptrs;
+	r->resp.result_case = MV__RPC_RESPONSE__RESULT_MIGRATIONS;
+	r->resp.migrations = &r->migrations;
+	return true;
+}
+
+static bool rpc_op_drain(struct rpc_call *c, struct rpc_reply *r)
+{
+	struct agent *a = c->a;
+	const char *node = c->req->drain->node;
+	if (strcmp(node, a->opt.name) == 0)
+		return rpc_run_in_sink(a, c->client, c->peer, c->req, rpc_start_drain, r);
+	bool known;
+	rpc_member_state(a, node, &known);
+	if (!known) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND, "no host named '%s' in the cluster",
+		         node);
+		return true;
+	}
+	if (!c->may_forward) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "drain of %s reached %s", node,
+		         a->opt.name);
+		return true;
+	}
+	return rpc_forward(a, c->client, c->req, node, r) < 0;
+}
+
+static bool rpc_op_vm_receive(struct rpc_call *c, struct rpc_reply *r)
+{
+	char err[512], name[256];
+	int rc = migration_rpc_receive(c->a, c->req->vm_receive, c->peer, name, sizeof(name), err,
+	                               sizeof(err));
+	if (rc < 0) {
+		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
+		return true;
+	}
+	snprintf(r->opbuf[0], sizeof(r->opbuf[0]), "%s", name);
+	mv__vm_op_reply__init(&r->vm_op);
+	r->vm_op.vm = r->opbuf[0];
+	r->vm_op.uuid = "";
+	r->vm_op.node = c->a->opt.name;
+	r->vm_op.message = "received";
+	r->resp.result_case = MV__RPC_RESPONSE__RESULT_VM_OP;
+	r->resp.vm_op = &r->vm_op;
+	return true;
+}
+
+/* migrate, vm action, vm set-ha: carried out by the VM's host; any other
+ * node forwards the request there (once). */
+static bool rpc_op_owned_vm(struct rpc_call *c, struct rpc_reply *r)
+{
+	struct agent *a = c->a;
+	Mv__RpcRequest *req = c->req;
+	const char *key = req->op_case == MV__RPC_REQUEST__OP_VM_ACTION   ? req->vm_action->vm
+	                  : req->op_case == MV__RPC_REQUEST__OP_VM_SET_HA ? req->vm_set_ha->vm
+	                                                                  : req->migrate->vm;
+	char err[512];
+	int rc = virt_vm_find(a->virt, key, NULL, err, sizeof(err));
+	char src[SWIM_NAME_MAX];
+	if (rc == 0 && req->op_case == MV__RPC_REQUEST__OP_MIGRATE && c->may_forward &&
+	    migration_incoming_source(a, key, src, sizeof(src)))
+		/* the copy here is an arriving migration: its source owns it */
+		return rpc_forward(a, c->client, req, src, r) < 0;
+	if (rc == 0) { /* ours */
+		if (req->op_case == MV__RPC_REQUEST__OP_MIGRATE)
+			return rpc_run_in_sink(a, c->client, c->peer, req, rpc_start_migrate, r);
+		if (req->op_case == MV__RPC_REQUEST__OP_VM_ACTION)
+			rpc_local_action(a, r, req->vm_action);
+		else
+			rpc_local_set_ha(a, r, req->vm_set_ha);
+		return true;
+	}
+	if (rc != -ENOENT) {
+		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
+		return true;
+	}
+	if (!c->may_forward) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
+		         "no VM '%s' on %s any more (it may have moved); try again", key,
+		         a->opt.name);
+		return true;
+	}
+	rpc_load_states(a, r);
+	struct rpc_vm_match m[2];
+	size_t found = rpc_find_vm(r, key, m, 2);
+	if (found == 0) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND, "no VM named '%s' in the cluster",
+		         key);
+		return true;
+	}
+	if (found > 1) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_CONFLICT,
+		         "'%s' names more than one VM (on %s and %s); use its UUID", key,
+		         m[0].host->name, m[1].host->name);
+		return true;
+	}
+	if (strcmp(m[0].host->name, a->opt.name) == 0) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
+		         "VM '%s' is no longer defined on this host", key);
+		return true;
+	}
+	return rpc_forward(a, c->client, req, m[0].host->name, r) < 0;
+}
+
+/* Every operation, with who may ask for it and what answers it: a handler
+ * here, or the long operation a service registered (rpc_register_op). */
+struct rpc_op {
+	Mv__RpcRequest__OpCase op;
+	const char *name;
+	enum rpc_access access;
+	rpc_handler_fn handler; /* built in */
+	rpc_service_fn service; /* registered by a service */
+};
+
+static const struct rpc_op rpc_builtin_ops[] = {
+    {MV__RPC_REQUEST__OP_STATUS, "status", RPC_READ, rpc_op_status, NULL},
+    {MV__RPC_REQUEST__OP_MEMBERS, "members", RPC_READ, rpc_op_members, NULL},
+    {MV__RPC_REQUEST__OP_JOIN, "join", RPC_WRITE, rpc_op_join, NULL},
+    {MV__RPC_REQUEST__OP_LEAVE, "leave", RPC_WRITE, rpc_op_leave, NULL},
+    {MV__RPC_REQUEST__OP_NODES, "nodes", RPC_READ, rpc_op_nodes, NULL},
+    {MV__RPC_REQUEST__OP_NODE, "node", RPC_READ, rpc_op_nodes, NULL},
+    {MV__RPC_REQUEST__OP_VMS, "vms", RPC_READ, rpc_op_vms, NULL},
+    {MV__RPC_REQUEST__OP_VM, "vm", RPC_READ, rpc_op_vms, NULL},
+    {MV__RPC_REQUEST__OP_VM_CREATE, "vm create", RPC_WRITE, rpc_op_vm_create, NULL},
+    {MV__RPC_REQUEST__OP_VM_ACTION, "vm action", RPC_WRITE, rpc_op_owned_vm, NULL},
+    {MV__RPC_REQUEST__OP_VM_SET_HA, "vm set-ha", RPC_WRITE, rpc_op_owned_vm, NULL},
+    {MV__RPC_REQUEST__OP_MIGRATE, "migrate", RPC_WRITE, rpc_op_owned_vm, NULL},
+    {MV__RPC_REQUEST__OP_MIGRATIONS, "migrations", RPC_READ, rpc_op_migrations, NULL},
+    {MV__RPC_REQUEST__OP_DRAIN, "drain", RPC_WRITE, rpc_op_drain, NULL},
+    {MV__RPC_REQUEST__OP_VM_RECEIVE, "vm receive", RPC_NODE_ONLY, rpc_op_vm_receive, NULL},
+};
+
+#define RPC_REGISTERED_MAX 16
+static struct rpc_op rpc_registered[RPC_REGISTERED_MAX];
+static size_t rpc_n_registered;
+
+static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op)
+{
+	for (size_t i = 0; i < sizeof(rpc_builtin_ops) / sizeof(rpc_builtin_ops[0]); i++)
+		if (rpc_builtin_ops[i].op == op)
+			return &rpc_builtin_ops[i];
+	for (size_t i = 0; i < rpc_n_registered; i++)
+		if (rpc_registered[i].op == op)
+			return &rpc_registered[i];
+	return NULL;
+}
+
+int rpc_register_op(int op, const char *name, enum rpc_access access, rpc_service_fn fn)
+{
+	if (fn == NULL || name == NULL)
+		return -EINVAL;
+	const struct rpc_op *old = rpc_op_find((Mv__RpcRequest__OpCase)op);
+	if (old != NULL)
+		return old->service == fn && old->access == access ? 0 : -EEXIST;
+	if (rpc_n_registered == RPC_REGISTERED_MAX)
+		return -ENOSPC;
+	rpc_registered[rpc_n_registered++] = (struct rpc_op){
+	    .op = (Mv__RpcRequest__OpCase)op, .name = name, .access = access, .service = fn};
+	return 0;
+}
+
+/* The one authorization check: may this caller ask for op? Fills r when
+ * not. */
+static bool rpc_authorized(const struct rpc_op *op, const struct rpc_call *c, enum tls_role role,
+                           struct rpc_reply *r)
+{
+	bool ok;
+	switch (op->access) {
+	case RPC_READ:
+		ok = tls_role_may_read(role);
+		break;
+	case RPC_WRITE:
+		ok = tls_role_may_write(role);
+		break;
+	case RPC_NODE_ONLY:
+	default:
+		/* a node certificate is not enough: only the peer port carries
+		 * what agents say to each other (and names the agent) */
+		if (c->peer == NULL) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
+			         "%s is between agents only (on the peer port)", op->name);
+			return false;
+		}
+		ok = true;
+		break;
+	}
+	if (!ok) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_PERMISSION,
+		         "permission denied: certificate '%s' has role %s, which may not %s "
+		         "(needs operator or node)",
+		         c->caller, tls_role_name(role), op->name);
+		MV_WARN("rpc",
+		        "refused request op=\"%s\" client=%s role=%s reason=\"permission denied\"",
+		        op->name, c->caller, tls_role_name(role));
+	}
+	return ok;
+}
+
+/* Returns true when the answer is in r; false when it was forwarded or
+ * goes out through a sink. */
 static bool rpc_execute(struct agent *a, struct net_conn *client, const char *peer,
                         Mv__RpcRequest *req, enum tls_role role, const char *caller,
                         struct rpc_reply *r)
 {
+	struct rpc_call c = {.a = a,
+	                     .client = client,
+	                     .peer = peer,
+	                     .req = req,
+	                     .caller = caller,
+	                     .may_forward = !req->forwarded};
 	const struct rpc_op *op = rpc_op_find(req->op_case);
 	if (op == NULL) {
 		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
 		         "unknown or missing operation (is the client newer than this agent?)");
 		return true;
 	}
-	if (op->write ? !tls_role_may_write(role) : !tls_role_may_read(role)) {
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_PERMISSION,
-		         "permission denied: certificate '%s' has role %s, which may not %s "
-		         "(needs operator or node)",
-		         caller, tls_role_name(role), op->name);
-		MV_WARN("rpc",
-		        "refused request op=\"%s\" client=%s role=%s reason=\"permission denied\"",
-		        op->name, caller, tls_role_name(role));
+	if (!rpc_authorized(op, &c, role, r))
 		return true;
-	}
 	if (req->forwarded && peer == NULL) {
 		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
 		         "only agents may send forwarded requests, on the peer port");
 		return true;
 	}
-	bool may_forward = !req->forwarded;
-	switch (req->op_case) {
-	case MV__RPC_REQUEST__OP_STATUS:
-		rpc_status(a, client, r);
-		return true;
-	case MV__RPC_REQUEST__OP_MEMBERS:
-		rpc_members(a, r);
-		return true;
-	case MV__RPC_REQUEST__OP_NODES:
-		rpc_nodes(a, r, NULL);
-		return true;
-	case MV__RPC_REQUEST__OP_NODE:
-		rpc_nodes(a, r, req->node->name);
-		return true;
-	case MV__RPC_REQUEST__OP_VMS:
-		rpc_vms(a, r, req->vms->node, NULL);
-		return true;
-	case MV__RPC_REQUEST__OP_VM:
-		rpc_vms(a, r, NULL, req->vm->vm);
-		return true;
-	case MV__RPC_REQUEST__OP_JOIN: {
-		const Mv__JoinRequest *j = req->join;
-		if (j->n_seeds == 0) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
-			         "join needs at least one seed address");
-			return true;
-		}
-		for (size_t i = 0; i < j->n_seeds; i++) {
-			struct sockaddr_storage ss;
-			if (strlen(j->seeds[i]) >= SWIM_ADDR_MAX ||
-			    net_parse_addr(j->seeds[i], &ss) < 0) {
-				rpc_fail(
-				    r, MV__RPC_CODE__RPC_ERR_INVALID,
-				    "invalid seed address '%.64s': expected IP:PORT or [IPv6]:PORT",
-				    j->seeds[i]);
-				return true;
-			}
-		}
-		MV_INFO("rpc", "join requested client=%s seeds=%zu", caller, j->n_seeds);
-		swim_join(a->swim, (const char *const *)j->seeds, j->n_seeds, uv_now(a->loop));
-		agent_swim_pump(a);
-		return true;
-	}
-	case MV__RPC_REQUEST__OP_LEAVE:
-		MV_INFO("rpc", "leave requested client=%s", caller);
-		a->leave_requested = true;
-		return true;
-	case MV__RPC_REQUEST__OP_VM_CREATE: {
-		Mv__VmCreateRequest *q = req->vm_create;
-		struct domxml_info di;
-		char err[512];
-		if (domxml_parse(q->xml, strlen(q->xml), &di, err, sizeof(err)) < 0) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "%s", err);
-			return true;
-		}
-		rpc_load_states(a, r);
-		struct rpc_vm_match m[2];
-		size_t dup = rpc_find_vm(r, di.name, m, 2);
-		if (dup > 0) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_CONFLICT,
-			         "a VM named '%s' already exists on %s; nothing was created",
-			         di.name, m[0].host->name);
-			return true;
-		}
-		if (di.uuid[0] != '\0' && rpc_find_vm(r, di.uuid, m, 2) > 0) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_CONFLICT,
-			         "a VM with UUID %s already exists on %s (%s); nothing was created",
-			         di.uuid, m[0].host->name, m[0].vm->name);
-			return true;
-		}
-		const char *target = q->node;
-		if (target[0] == '\0') {
-			/* place it: every live, healthy, non-draining host that fits */
-			struct placement_host *hs = rpc_alloc(r, r->n_states, sizeof(*hs));
-			if (hs == NULL) {
-				rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
-				return true;
-			}
-			size_t n = 0;
-			for (size_t i = 0; i < r->n_states; i++) {
-				Mv__NodeState *s = r->states[i];
-				if (s == NULL)
-					continue;
-				hs[n] = state_codec_placement_host(
-				    s, rpc_member_state(a, s->name, NULL) ==
-					   MV__MEMBER_STATE__MEMBER_ALIVE);
-				hs[n].draining = s->draining || s->witness;
-				n++;
-			}
-			struct placement_request pr = {.vcpus = di.vcpus,
-			                               .memory_kib = di.memory_kib};
-			int best = placement_choose(hs, n, &pr, err, sizeof(err));
-			if (best < 0) {
-				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NO_ROOM, "%s", err);
-				return true;
-			}
-			target = hs[best].name;
-		} else {
-			bool known;
-			Mv__MemberState ms = rpc_member_state(a, target, &known);
-			if (!known) {
-				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
-				         "no host named '%s' in the cluster", target);
-				return true;
-			}
-			if (ms != MV__MEMBER_STATE__MEMBER_ALIVE) {
-				rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
-				         "host %s is not alive; nothing was created", target);
-				return true;
-			}
-		}
-		if (strcmp(target, a->opt.name) == 0) {
-			rpc_local_create(a, r, q);
-			return true;
-		}
-		if (!may_forward) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
-			         "forwarded create was meant for %s, not for %s", target,
-			         a->opt.name);
-			return true;
-		}
-		/* tell the owner it is the chosen host, so it does not place again */
-		char *saved = q->node;
-		q->node = (char *)target;
-		bool done = rpc_forward(a, client, req, target, r) < 0;
-		q->node = saved;
-		return done;
-	}
-	case MV__RPC_REQUEST__OP_MIGRATIONS: {
-		/* every host gossips its own recent moves: list them all */
-		rpc_load_states(a, r);
-		size_t total = 0;
-		for (size_t i = 0; i < r->n_states; i++)
-			if (r->states[i] != NULL)
-				total += r->states[i]->n_migrations;
-		Mv__MigrationInfo **ptrs = rpc_alloc(r, total, sizeof(*ptrs));
-		if (ptrs == NULL) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
-			return true;
-		}
-		size_t n = 0;
-		for (size_t i = 0; i < r->n_states; i++)
-			for (size_t j = 0; r->states[i] != NULL && j < r->states[i]->n_migrations;
-			     j++)
-				ptrs[n++] = r->states[i]->migrations[j];
-		mv__migrations_reply__init(&r->migrations);
-		r->migrations.n_migrations = n;
-		r->migrations.migrations = ptrs;
-		r->resp.result_case = MV__RPC_RESPONSE__RESULT_MIGRATIONS;
-		r->resp.migrations = &r->migrations;
-		return true;
-	}
-	case MV__RPC_REQUEST__OP_DRAIN: {
-		const char *node = req->drain->node;
-		if (strcmp(node, a->opt.name) != 0) {
-			bool known;
-			rpc_member_state(a, node, &known);
-			if (!known) {
-				rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
-				         "no host named '%s' in the cluster", node);
-				return true;
-			}
-			if (!may_forward) {
-				rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "drain of %s reached %s",
-				         node, a->opt.name);
-				return true;
-			}
-			return rpc_forward(a, client, req, node, r) < 0;
-		}
-		return rpc_run_in_sink(a, client, peer, req, rpc_start_drain, r);
-	}
-	case MV__RPC_REQUEST__OP_VM_RECEIVE: {
-		if (peer == NULL) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
-			         "vm receive is between agents only (the last step of a move)");
-			return true;
-		}
-		char err[512], name[256];
-		int rc = migration_rpc_receive(a, req->vm_receive, peer, name, sizeof(name), err,
-		                               sizeof(err));
-		if (rc < 0) {
-			rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
-			return true;
-		}
-		snprintf(r->opbuf[0], sizeof(r->opbuf[0]), "%s", name);
-		mv__vm_op_reply__init(&r->vm_op);
-		r->vm_op.vm = r->opbuf[0];
-		r->vm_op.uuid = "";
-		r->vm_op.node = a->opt.name;
-		r->vm_op.message = "received";
-		r->resp.result_case = MV__RPC_RESPONSE__RESULT_VM_OP;
-		r->resp.vm_op = &r->vm_op;
-		return true;
-	}
-	case MV__RPC_REQUEST__OP_EVENTS:
-	case MV__RPC_REQUEST__OP_FAILOVERS:
-	case MV__RPC_REQUEST__OP_HA:
-	case MV__RPC_REQUEST__OP_FORCE_LEAVE:
-	case MV__RPC_REQUEST__OP_REPLICA_PUT:
-	case MV__RPC_REQUEST__OP_REPLICA_GET:
-		return rpc_run_in_sink(a, client, peer, req, ha_rpc, r);
-	case MV__RPC_REQUEST__OP_MIGRATE:
-	case MV__RPC_REQUEST__OP_VM_ACTION:
-	case MV__RPC_REQUEST__OP_VM_SET_HA: {
-		const char *key = req->op_case == MV__RPC_REQUEST__OP_VM_ACTION ? req->vm_action->vm
-		                  : req->op_case == MV__RPC_REQUEST__OP_VM_SET_HA
-		                      ? req->vm_set_ha->vm
-		                      : req->migrate->vm;
-		char err[512];
-		int rc = virt_vm_find(a->virt, key, NULL, err, sizeof(err));
-		char src[SWIM_NAME_MAX];
-		if (rc == 0 && req->op_case == MV__RPC_REQUEST__OP_MIGRATE && may_forward &&
-		    migration_incoming_source(a, key, src, sizeof(src)))
-			/* the copy here is an arriving migration: its source owns it */
-			return rpc_forward(a, client, req, src, r) < 0;
-		if (rc == 0) { /* ours */
-			if (req->op_case == MV__RPC_REQUEST__OP_MIGRATE)
-				return rpc_run_in_sink(a, client, peer, req, rpc_start_migrate, r);
-			if (req->op_case == MV__RPC_REQUEST__OP_VM_ACTION)
-				rpc_local_action(a, r, req->vm_action);
-			else
-				rpc_local_set_ha(a, r, req->vm_set_ha);
-			return true;
-		}
-		if (rc != -ENOENT) {
-			rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
-			return true;
-		}
-		if (!may_forward) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
-			         "no VM '%s' on %s any more (it may have moved); try again", key,
-			         a->opt.name);
-			return true;
-		}
-		rpc_load_states(a, r);
-		struct rpc_vm_match m[2];
-		size_t found = rpc_find_vm(r, key, m, 2);
-		if (found == 0) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
-			         "no VM named '%s' in the cluster", key);
-			return true;
-		}
-		if (found > 1) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_CONFLICT,
-			         "'%s' names more than one VM (on %s and %s); use its UUID", key,
-			         m[0].host->name, m[1].host->name);
-			return true;
-		}
-		if (strcmp(m[0].host->name, a->opt.name) == 0) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_NOT_FOUND,
-			         "VM '%s' is no longer defined on this host", key);
-			return true;
-		}
-		return rpc_forward(a, client, req, m[0].host->name, r) < 0;
-	}
-	default:
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "unsupported operation");
-		return true;
-	}
+	if (op->service != NULL)
+		return rpc_run_in_sink(a, client, peer, req, op->service, r);
+	return op->handler(&c, r);
 }
 
 static void rpc_after_reply(struct agent *a)

@@ -16,6 +16,26 @@
 struct agent;
 struct net_conn;
 
+/* Who may ask for an operation; the dispatcher checks it once, before any
+ * handler runs. */
+enum rpc_access {
+	RPC_READ,      /* viewer, operator or node certificate */
+	RPC_WRITE,     /* operator or node certificate */
+	RPC_NODE_ONLY, /* another agent, on the peer port only */
+};
+
+/* A service's operation: it answers through the sink (rpc_sink_send; one
+ * final frame, or a stream). Returns 0 when started, or a negative errno
+ * with err filled and nothing sent (the dispatcher answers the error). */
+typedef int (*rpc_service_fn)(struct agent *a, const Mv__RpcRequest *req, const char *peer,
+                              uint64_t sink, char *err, size_t errlen);
+
+/* A service registers the operations it answers (op: a
+ * Mv__RpcRequest__OpCase), with their access, when it starts. Returns 0
+ * (also when the same registration is made again), -EEXIST when another
+ * handler answers op, -ENOSPC when the table is full. */
+int rpc_register_op(int op, const char *name, enum rpc_access access, rpc_service_fn fn);
+
 /* One request frame from an RPC client. */
 void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t *payload,
                              size_t len);

@@ -127,8 +127,9 @@ def envelope(from_="", swim=None, request=None, response=None, version=1):
 
 
 OPS = {"status": 10, "members": 11, "join": 12, "leave": 13,
-       # failover (issue 5): node-to-node replica operations, refused from clients
-       "replica_put": 29, "replica_get": 31}
+       # node-to-node operations, refused from clients: the last step of a
+       # move (issue 4) and the failover's replicas (issue 5)
+       "vm_receive": 24, "replica_put": 29, "replica_get": 31}
 
 
 def rpc_request(id_, op, seeds=()):

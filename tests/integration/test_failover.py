@@ -157,14 +157,16 @@ def main(t):
     log("replicas held on the survivors-to-be: %d" % held)
     check(n2.ha().get("replicas_held", 0) == 0, "n2 holds replicas of its own VMs")
 
-    # replicas are between agents only: a client (even an operator) is refused
-    ca, cert, key = c.client_creds("operator")
-    s = mvtest.tls_client("127.0.0.1", n1.rpc_port, ca, cert, key)
-    for i, op in enumerate(("replica_put", "replica_get")):
-        r = mvtest.rpc_call(s, 100 + i, op)
-        check(r["code"] == mvwire.RPC_ERR_INVALID and "between agents only" in r["error"],
-              "%s from a client: %s" % (op, r))
-    s.close()
+    # replicas and a move's last step are between agents only: a client on
+    # the RPC port is refused, an operator's and even a node certificate's
+    for k, role in enumerate(("operator", "node")):
+        ca, cert, key = c.client_creds(role)
+        s = mvtest.tls_client("127.0.0.1", n1.rpc_port, ca, cert, key)
+        for i, op in enumerate(("replica_put", "replica_get", "vm_receive")):
+            r = mvtest.rpc_call(s, 100 + 10 * k + i, op)
+            check(r["code"] == mvwire.RPC_ERR_INVALID and "between agents only" in r["error"],
+                  "%s from a client (%s certificate): %s" % (op, role, r))
+        s.close()
 
     r = n1.cli("ha")
     check(r.returncode == 0 and "every HA VM that should run is running (3 HA VMs)" in r.stdout,
