@@ -1,14 +1,14 @@
 /*
  * agent.c — `meshvisor agent`: the daemon's wiring.
  *
- * One libuv loop, one thread. The membership core (swim.c) decides; this
- * file only carries its decisions out:
+ * One libuv loop, one thread. This file is the composition root: it
+ * starts the services (membership.c, nodestate.c, migration.c, ha.c, the
+ * RPC server) on one network and one libvirt connection, routes each peer
+ * frame to the service its body belongs to, and stops them in order.
  *
- *   peer frame --> envelope_decode --> identity check --> swim_codec_decode
- *              --> swim_handle_message(now) --> agent_swim_pump()
- *   swim timer (armed at swim_next_deadline) --> swim_handle_timer(now) --> pump
- *   pump: swim_pop_output --> swim_codec_encode_frame --> net_send_to(addr)
- *         swim_pop_event  --> one log line with the cause
+ *   peer frame --> envelope_decode --> identity check --> the service's
+ *              handler (swim: swim_codec_decode, swim_handle_message(now),
+ *              membership_pump())
  *
  * Identity: a peer frame's Envelope.from must equal the CN of the
  * certificate the connection was authenticated with; a node cannot speak
@@ -40,6 +40,7 @@
 #include "log.h"
 #include "migration.h"
 #include "nodestate.h"
+#include "membership.h"
 #include "swim_codec.h"
 
 static int64_t wall_ms(void)
@@ -49,111 +50,12 @@ static int64_t wall_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-int64_t agent_mono_to_unix_ms(const struct agent *a, uint64_t mono_ms)
+/* A `leave` request sets leave_requested; the leave starts once its answer
+ * has been sent. */
+static void agent_leave_if_requested(struct agent *a)
 {
-	return a->started_unix_ms + ((int64_t)mono_ms - (int64_t)a->started_mono_ms);
-}
-
-/* ---- membership core <-> network -------------------------------------------- */
-
-static void agent_save_incarnation(const char *dir, uint64_t inc);
-
-static void agent_log_event(struct agent *a, const struct swim_event *e)
-{
-	char qc[512], qn[96];
-	const char *name = mv_log_quote(qn, sizeof(qn), e->name);
-	const char *cause = mv_log_quote(qc, sizeof(qc), e->cause ? e->cause : "");
-	switch (e->type) {
-	case SWIM_EV_MEMBER_JOINED:
-		MV_INFO("swim", "member joined name=%s addr=%s incarnation=%" PRIu64 " cause=%s",
-		        name, e->addr, e->incarnation, cause);
-		break;
-	case SWIM_EV_MEMBER_SUSPECT:
-		MV_WARN("swim", "member suspect name=%s incarnation=%" PRIu64 " cause=%s", name,
-		        e->incarnation, cause);
-		break;
-	case SWIM_EV_MEMBER_ALIVE:
-		MV_INFO("swim", "member alive name=%s incarnation=%" PRIu64 " cause=%s", name,
-		        e->incarnation, cause);
-		break;
-	case SWIM_EV_MEMBER_DEAD:
-		MV_WARN("swim",
-		        "member dead name=%s incarnation=%" PRIu64 " confirmations=%u cause=%s",
-		        name, e->incarnation, e->confirmations, cause);
-		break;
-	case SWIM_EV_MEMBER_LEFT:
-		MV_INFO("swim", "member left name=%s incarnation=%" PRIu64 " cause=%s", name,
-		        e->incarnation, cause);
-		break;
-	case SWIM_EV_MEMBER_REAPED:
-		MV_INFO("swim", "member reaped name=%s cause=%s", name, cause);
-		break;
-	case SWIM_EV_MEMBER_ADDR_CHANGED:
-		MV_INFO("swim",
-		        "member address changed name=%s addr=%s incarnation=%" PRIu64 " cause=%s",
-		        name, e->addr, e->incarnation, cause);
-		break;
-	case SWIM_EV_SELF_REFUTED:
-		MV_WARN("swim", "new incarnation of ours incarnation=%" PRIu64 " cause=%s",
-		        e->incarnation, cause);
-		/* a restart after a crash starts above it (and above anything the
-		 * failover core fenced: it ends incarnations on purpose) */
-		agent_save_incarnation(a->opt.data_dir, e->incarnation);
-		break;
-	case SWIM_EV_JOINED_CLUSTER:
-		MV_INFO("swim", "joined cluster cause=%s", cause);
-		break;
-	case SWIM_EV_JOIN_FAILED:
-		MV_WARN("swim", "join attempt failed, will retry cause=%s", cause);
-		break;
-	case SWIM_EV_LOCAL_HEALTH:
-		MV_INFO("swim", "local health changed score=%u cause=%s", e->local_health, cause);
-		break;
-	}
-}
-
-static void agent_on_swim_timer(uv_timer_t *t);
-
-void agent_swim_pump(struct agent *a)
-{
-	struct swim_msg m;
-	while (swim_pop_output(a->swim, &m)) {
-		if (a->net == NULL)
-			continue;
-		uint8_t *frame;
-		size_t len;
-		int rc = swim_codec_encode_frame(&m, &frame, &len);
-		if (rc < 0) {
-			MV_ERROR("swim", "cannot encode message type=%s error=%s",
-			         swim_msg_type_name(m.type), strerror(-rc));
-			continue;
-		}
-		net_send_to(a->net, m.to_addr, m.to, frame, len);
-		free(frame);
-	}
-	struct swim_event e;
-	while (swim_pop_event(a->swim, &e)) {
-		agent_log_event(a, &e);
-		nodestate_on_member_event(a, &e);
-		migration_on_member_event(a, &e);
-		ha_on_member_event(a, &e);
-	}
-	if (a->stopping)
-		return;
-	uint64_t next = swim_next_deadline(a->swim);
-	if (next == UINT64_MAX) {
-		uv_timer_stop(&a->swim_timer);
-		return;
-	}
-	uint64_t now = uv_now(a->loop);
-	uv_timer_start(&a->swim_timer, agent_on_swim_timer, next > now ? next - now : 0, 0);
-}
-
-static void agent_on_swim_timer(uv_timer_t *t)
-{
-	struct agent *a = t->data;
-	swim_handle_timer(a->swim, uv_now(a->loop));
-	agent_swim_pump(a);
+	if (a->leave_requested && !a->leaving)
+		agent_begin_leave(a, "requested over RPC");
 }
 
 static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t *payload,
@@ -195,7 +97,7 @@ static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t
 			MV_WARN("swim", "membership core rejected message type=%s from=%s",
 			        swim_msg_type_name(m.type), cert_name);
 		free(ups);
-		agent_swim_pump(a);
+		membership_pump(a);
 		break;
 	}
 	case MV__ENVELOPE__BODY_STATE:
@@ -209,6 +111,7 @@ static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t
 		break;
 	case MV__ENVELOPE__BODY_REQUEST:
 		rpc_server_handle_peer_request(a, cert_name, env->request);
+		agent_leave_if_requested(a);
 		break;
 	case MV__ENVELOPE__BODY_RESPONSE:
 		rpc_server_handle_peer_response(a, cert_name, env->response);
@@ -224,6 +127,7 @@ static void agent_on_rpc_frame(struct net *n, struct net_conn *c, const uint8_t 
 {
 	(void)n;
 	rpc_server_handle_frame(ud, c, payload, len);
+	agent_leave_if_requested(ud);
 }
 
 static void agent_on_conn_closed(struct net *n, struct net_conn *c, void *ud)
@@ -266,7 +170,7 @@ static void agent_stop(struct agent *a)
 	if (a->stopping)
 		return;
 	a->stopping = true;
-	uv_timer_stop(&a->swim_timer);
+	membership_stop(a);
 	uv_timer_stop(&a->leave_timer);
 	uv_timer_stop(&a->leave_poll);
 	uv_timer_stop(&a->rpc_timer);
@@ -306,7 +210,7 @@ void agent_begin_leave(struct agent *a, const char *why)
 	a->leaving = true;
 	MV_INFO("agent", "leaving the cluster gracefully cause=\"%s\"", why);
 	swim_leave(a->swim, uv_now(a->loop));
-	agent_swim_pump(a);
+	membership_pump(a);
 	uv_timer_start(&a->leave_poll, agent_on_leave_timer, 50, 50);
 	uv_timer_start(&a->leave_timer, agent_on_leave_deadline, a->opt.leave_timeout_ms, 0);
 }
@@ -348,33 +252,6 @@ static int mkdir_p(const char *path)
 	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
-}
-
-/* The incarnation survives restarts in data_dir, so a restarted node starts
- * above anything its peers remember and needs no refutation round. */
-static uint64_t agent_load_incarnation(const char *dir)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/incarnation", dir);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	unsigned long long v = 0;
-	if (fscanf(f, "%llu", &v) != 1)
-		v = 0;
-	fclose(f);
-	return (uint64_t)v;
-}
-
-static void agent_save_incarnation(const char *dir, uint64_t inc)
-{
-	char path[4096], text[32];
-	snprintf(path, sizeof(path), "%s/incarnation", dir);
-	int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)inc);
-	int rc = mv_file_write_durable(path, text, (size_t)n);
-	if (rc < 0)
-		MV_WARN("agent", "cannot save incarnation path=%s error=\"%s\"", path,
-		        strerror(-rc));
 }
 
 static int agent_start(struct agent *a, char *err, size_t errlen)
@@ -478,22 +355,11 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	if ((rc = net_listen(a->net, NET_RPC, rb, o->rpc_port, err, errlen)) < 0)
 		return rc;
 
-	struct swim_config sc = o->swim;
-	snprintf(sc.name, sizeof(sc.name), "%s", o->name);
-	snprintf(sc.addr, sizeof(sc.addr), "%s", a->peer_addr);
-	if (getrandom(&sc.seed, sizeof(sc.seed), 0) != (ssize_t)sizeof(sc.seed))
-		sc.seed = (uint64_t)wall_ms() ^ (uint64_t)getpid();
-	uint64_t inc = agent_load_incarnation(o->data_dir) + 1;
-	a->swim = swim_new(&sc, inc, uv_now(a->loop));
-	if (a->swim == NULL) {
-		snprintf(err, errlen, "invalid membership settings");
-		return -EINVAL;
-	}
-	agent_save_incarnation(o->data_dir, inc);
-
+	if ((rc = membership_start(a, err, errlen)) < 0)
+		return rc;
 	MV_INFO("agent",
 	        "started name=%s peer_addr=%s rpc_addr=%s incarnation=%" PRIu64 " version=%s",
-	        o->name, a->peer_addr, a->rpc_addr, inc, MV_VERSION);
+	        o->name, a->peer_addr, a->rpc_addr, swim_incarnation(a->swim), MV_VERSION);
 	if ((rc = nodestate_start(a, err, errlen)) < 0)
 		return rc;
 	if ((rc = migration_start(a, err, errlen)) < 0)
@@ -503,17 +369,16 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	nodestate_refresh(a); /* feeds our capacity to the migration core */
 	if (o->n_seeds > 0)
 		swim_join(a->swim, (const char *const *)o->seeds, o->n_seeds, uv_now(a->loop));
-	agent_swim_pump(a);
+	membership_pump(a);
 	return 0;
 }
 
 /* The agent's own handles: its timers and signal watchers. */
 static void agent_close_handles(struct agent *a)
 {
-	uv_handle_t *hs[] = {(uv_handle_t *)&a->swim_timer, (uv_handle_t *)&a->leave_timer,
-	                     (uv_handle_t *)&a->leave_poll, (uv_handle_t *)&a->rpc_timer,
-	                     (uv_handle_t *)&a->sig_term,   (uv_handle_t *)&a->sig_int,
-	                     (uv_handle_t *)&a->sig_hup};
+	uv_handle_t *hs[] = {(uv_handle_t *)&a->leave_timer, (uv_handle_t *)&a->leave_poll,
+	                     (uv_handle_t *)&a->rpc_timer,   (uv_handle_t *)&a->sig_term,
+	                     (uv_handle_t *)&a->sig_int,     (uv_handle_t *)&a->sig_hup};
 	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
 		if (!uv_is_closing(hs[i]))
 			uv_close(hs[i], NULL);
@@ -551,12 +416,11 @@ int agent_main(int argc, char **argv)
 	uv_update_time(a->loop);
 	a->started_unix_ms = wall_ms();
 	a->started_mono_ms = uv_now(a->loop);
-	uv_timer_init(a->loop, &a->swim_timer);
 	uv_timer_init(a->loop, &a->leave_timer);
 	uv_timer_init(a->loop, &a->leave_poll);
 	uv_timer_init(a->loop, &a->rpc_timer);
 	a->rpc_timer.data = a;
-	a->swim_timer.data = a->leave_timer.data = a->leave_poll.data = a;
+	a->leave_timer.data = a->leave_poll.data = a;
 	uv_signal_init(a->loop, &a->sig_term);
 	uv_signal_init(a->loop, &a->sig_int);
 	uv_signal_init(a->loop, &a->sig_hup);
@@ -590,6 +454,7 @@ int agent_main(int argc, char **argv)
 	 * before uv_stop); the loop runs until their close callbacks ran, and
 	 * only then is anything freed. */
 	agent_close_handles(a);
+	membership_close(a);
 	nodestate_close(a);
 	migration_close(a);
 	ha_close(a);
@@ -600,7 +465,7 @@ int agent_main(int argc, char **argv)
 	if (left > 0)
 		MV_ERROR("agent", "handles left open at exit count=%zu", left);
 
-	agent_save_incarnation(a->opt.data_dir, swim_incarnation(a->swim));
+	membership_save_incarnation(a);
 	MV_INFO("agent", "stopped name=%s", a->opt.name);
 	rpc_server_free_pending(a);
 	migration_free_all(a);

@@ -31,7 +31,8 @@ struct agent {
 	struct virt *virt;
 	char peer_addr[SWIM_ADDR_MAX]; /* advertised "ip:port" */
 	char rpc_addr[SWIM_ADDR_MAX];
-	uv_timer_t swim_timer;
+	uv_timer_t swim_timer; /* membership.c */
+	bool swim_timer_on;
 	uv_timer_t leave_timer; /* leave_timeout_ms deadline */
 	uv_timer_t leave_poll;  /* checks swim_leave_done() */
 	uv_signal_t sig_term, sig_int, sig_hup;
@@ -78,12 +79,12 @@ struct agent {
  * process exit code (exit_codes.h). */
 int agent_main(int argc, char **argv);
 
-/* Runs the membership core's pending output and events through the network
- * and the log, then re-arms its timer. Call after every swim_ input. */
-void agent_swim_pump(struct agent *a);
 /* Starts a graceful leave: peers will see us LEFT, then the process exits. */
 void agent_begin_leave(struct agent *a, const char *why);
 /* Converts a core timestamp (uv_now ms) into Unix milliseconds. */
-int64_t agent_mono_to_unix_ms(const struct agent *a, uint64_t mono_ms);
+static inline int64_t agent_mono_to_unix_ms(const struct agent *a, uint64_t mono_ms)
+{
+	return a->started_unix_ms + ((int64_t)mono_ms - (int64_t)a->started_mono_ms);
+}
 
 #endif

@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "membership.h"
 #include "rpc_server.h"
 #include "envelope.h"
 #include "fileio.h"
@@ -224,6 +225,10 @@ struct ha {
 	bool fence_unknown; /* a self-fence ran while libvirt did not answer */
 	uint64_t unfenced_retry_at;
 };
+
+static void ha_on_state_change(struct agent *a);
+static bool ha_vm_restarting(struct agent *a, const char *uuid);
+static void ha_fill_node_state(struct agent *a, Mv__NodeState *ns);
 
 static struct ha *HA(struct agent *a)
 {
@@ -1411,7 +1416,7 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		MV_WARN("failover", "new incarnation asked=%" PRIu64 " cause=\"%s\"",
 		        e->inst.incarnation, e->text);
 		fo_driver_new_incarnation(h->fo, a->swim, e, uv_now(a->loop));
-		agent_swim_pump(a); /* gossip it; SELF_REFUTED reaches us and is saved */
+		membership_pump(a); /* gossip it; SELF_REFUTED reaches us and is saved */
 		nodestate_refresh(a);
 		break;
 	case FO_EV_VM_DOWN:
@@ -1516,7 +1521,7 @@ static void ha_on_state_timer(uv_timer_t *t)
 	ha_pump(a);
 }
 
-void ha_on_state_change(struct agent *a)
+static void ha_on_state_change(struct agent *a)
 {
 	struct ha *h = HA(a);
 	if (h == NULL || a->stopping || uv_is_active((uv_handle_t *)&h->state_timer))
@@ -1798,7 +1803,7 @@ void ha_on_vm_event(struct agent *a, const char *vm_name)
 	}
 }
 
-bool ha_vm_restarting(struct agent *a, const char *uuid)
+static bool ha_vm_restarting(struct agent *a, const char *uuid)
 {
 	struct ha *h = HA(a);
 	if (h == NULL || uuid == NULL)
@@ -2664,7 +2669,7 @@ static const char *ha_fence_uri(const struct agent *a)
 	return "";
 }
 
-void ha_fill_node_state(struct agent *a, Mv__NodeState *ns)
+static void ha_fill_node_state(struct agent *a, Mv__NodeState *ns)
 {
 	struct ha *h = HA(a);
 	ns->witness = a->opt.witness;
@@ -3074,8 +3079,21 @@ static const struct {
     {MV__RPC_REQUEST__OP_REPLICA_GET, "replica get", RPC_NODE_ONLY},
 };
 
+/* HA's part of this host's record: the failover fields, VM-level HA's
+ * restarts; and it hears of every record that changes. */
+static const struct nodestate_contributor ha_state_contributor = {
+    .vm_restarting = ha_vm_restarting,
+    .fill = ha_fill_node_state,
+    .changed = ha_on_state_change,
+};
+
 int ha_start(struct agent *a, char *err, size_t errlen)
 {
+	if (nodestate_add_contributor(&ha_state_contributor) < 0 ||
+	    membership_add_listener(ha_on_member_event) < 0) {
+		snprintf(err, errlen, "cannot register with node state and membership");
+		return -ENOSPC;
+	}
 	for (size_t i = 0; i < sizeof(ha_rpc_ops) / sizeof(ha_rpc_ops[0]); i++) {
 		int rc = rpc_register_op(ha_rpc_ops[i].op, ha_rpc_ops[i].name, ha_rpc_ops[i].access,
 		                         ha_rpc);

@@ -44,8 +44,6 @@ void ha_free(struct agent *a);
 void ha_handle_envelope(struct agent *a, const Mv__Envelope *env);
 /* Every SWIM event (also recorded in the event stream). */
 void ha_on_member_event(struct agent *a, const struct swim_event *e);
-/* The gossiped view of some host changed. */
-void ha_on_state_change(struct agent *a);
 /* A local VM changed (libvirt event or reconcile). */
 void ha_on_vm_event(struct agent *a, const char *vm_name);
 /* The operator stopped this VM through meshvisor: not a crash. */
@@ -57,13 +55,6 @@ void ha_expect_stop(struct agent *a, const char *name_or_uuid);
  * err. */
 bool ha_may_start_vm(struct agent *a, const char *uuid, bool vm_ha, uint64_t vm_epoch, char *err,
                      size_t errlen);
-/* VM-level HA (see ha.c): this host is restarting this HA VM itself after
- * its guest or emulator crashed (a restart scheduled with backoff, or a
- * move to another host under way). Published as VmInfo.restarting, so the
- * cluster does not count the VM as owed a restart meanwhile. */
-bool ha_vm_restarting(struct agent *a, const char *uuid);
-/* Our failover fields for the node state we publish. */
-void ha_fill_node_state(struct agent *a, Mv__NodeState *ns);
 /* Records one line of the event stream (and logs nothing: callers log). */
 void ha_event(struct agent *a, const char *kind, const char *node, const char *vm, const char *fmt,
               ...) __attribute__((format(printf, 5, 6)));

@@ -44,6 +44,7 @@
 #include <sys/time.h>
 
 #include "agent.h"
+#include "membership.h"
 #include "rpc_server.h"
 #include "envelope.h"
 #include "log.h"
@@ -181,7 +182,7 @@ bool migration_incoming_source(struct agent *a, const char *key, char *source, s
 	return false;
 }
 
-size_t migration_list(struct agent *a, Mv__MigrationInfo *out, size_t cap)
+static size_t migration_list(struct agent *a, Mv__MigrationInfo *out, size_t cap)
 {
 	size_t n = 0;
 	for (struct migration *m = a->migrations; m != NULL && n < cap; m = m->next)
@@ -339,7 +340,7 @@ void migration_on_member_event(struct agent *a, const struct swim_event *e)
 	}
 }
 
-void migration_set_capacity(struct agent *a, const Mv__NodeState *ns)
+static void migration_set_capacity(struct agent *a, const Mv__NodeState *ns)
 {
 	if (a->mig == NULL)
 		return;
@@ -1140,8 +1141,20 @@ int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sin
 
 /* ---- life ---------------------------------------------------------------------------------------- */
 
+/* Migration's part of this host's record: its recent moves; and every
+ * record built gives the core our capacity and draining flag. */
+static const struct nodestate_contributor migration_state_contributor = {
+    .list_migrations = migration_list,
+    .built = migration_set_capacity,
+};
+
 int migration_start(struct agent *a, char *err, size_t errlen)
 {
+	if (nodestate_add_contributor(&migration_state_contributor) < 0 ||
+	    membership_add_listener(migration_on_member_event) < 0) {
+		snprintf(err, errlen, "cannot register with node state and membership");
+		return -ENOSPC;
+	}
 	struct mig_config cfg;
 	mig_config_default(&cfg);
 	snprintf(cfg.name, sizeof(cfg.name), "%s", a->opt.name);

@@ -31,8 +31,6 @@ void migration_free_all(struct agent *a);
 /* A peer frame whose body is `mig` (sender identity already checked). */
 void migration_handle_envelope(struct agent *a, const Mv__Envelope *env);
 void migration_on_member_event(struct agent *a, const struct swim_event *e);
-/* Our capacity and draining flag changed (called when node state is built). */
-void migration_set_capacity(struct agent *a, const Mv__NodeState *ns);
 /* A VM changed here (libvirt event): may be an incoming migration landing. */
 void migration_on_vm_event(struct agent *a, const char *vm_name);
 
@@ -50,9 +48,5 @@ int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const 
 /* Is the VM named by `key` (name or UUID) being moved here? Then its
  * source host's name is copied to source. */
 bool migration_incoming_source(struct agent *a, const char *key, char *source, size_t len);
-
-/* This host's outgoing migrations for its node state (newest first, at
- * most `cap`); strings point into the agent's records. */
-size_t migration_list(struct agent *a, Mv__MigrationInfo *out, size_t cap);
 
 #endif

@@ -26,17 +26,46 @@
 #include <sys/time.h>
 
 #include "agent.h"
+#include "membership.h"
 #include "envelope.h"
 #include "log.h"
 #include "meshvisor/state.h"
-#include "ha.h"
-#include "migration.h"
 #include "state_codec.h"
 
 #define NODESTATE_REFRESH_MS 5000 /* re-read libvirt for slow-moving values */
 #define NODESTATE_LAZY_MS 10000   /* minimum gap between non-urgent publications */
 #define NODESTATE_FREE_MEM_STEP_PCT 5
 #define NODESTATE_MAX_MIGRATIONS 16 /* recent moves gossiped per host */
+
+#define NODESTATE_CONTRIBUTORS_MAX 4
+static const struct nodestate_contributor *ns_contrib[NODESTATE_CONTRIBUTORS_MAX];
+static size_t ns_n_contrib;
+
+int nodestate_add_contributor(const struct nodestate_contributor *c)
+{
+	for (size_t i = 0; i < ns_n_contrib; i++)
+		if (ns_contrib[i] == c)
+			return 0;
+	if (ns_n_contrib == NODESTATE_CONTRIBUTORS_MAX)
+		return -ENOSPC;
+	ns_contrib[ns_n_contrib++] = c;
+	return 0;
+}
+
+static void nodestate_changed(struct agent *a)
+{
+	for (size_t i = 0; i < ns_n_contrib; i++)
+		if (ns_contrib[i]->changed != NULL)
+			ns_contrib[i]->changed(a);
+}
+
+static bool nodestate_vm_restarting(struct agent *a, const char *uuid)
+{
+	for (size_t i = 0; i < ns_n_contrib; i++)
+		if (ns_contrib[i]->vm_restarting != NULL && ns_contrib[i]->vm_restarting(a, uuid))
+			return true;
+	return false;
+}
 
 static int64_t nodestate_wall_ms(void)
 {
@@ -74,7 +103,7 @@ static void nodestate_pump(struct agent *a)
 		changed = true;
 	}
 	if (changed)
-		ha_on_state_change(a);
+		nodestate_changed(a);
 	if (a->stopping)
 		return;
 	uint64_t next = nstate_next_deadline(a->ns);
@@ -245,7 +274,8 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 			                 : MV__VM_DESIRED__VM_DESIRED_RUNNING;
 			/* stopped, but this host restarts it itself (VM-level HA) */
 			p->restarting = v->ha && v->state != VIRT_VM_RUNNING &&
-			                v->state != VIRT_VM_PAUSED && ha_vm_restarting(a, v->uuid);
+			                v->state != VIRT_VM_PAUSED &&
+			                nodestate_vm_restarting(a, v->uuid);
 			b->vm_ptrs[i] = p;
 			if (v->state == VIRT_VM_RUNNING || v->state == VIRT_VM_PAUSED) {
 				b->ns.vcpus_allocated += v->vcpus;
@@ -255,8 +285,14 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 		b->ns.n_vms = nvm;
 		b->ns.vms = b->vm_ptrs;
 	}
-	ha_fill_node_state(a, &b->ns);
-	size_t nm = migration_list(a, b->migs, NODESTATE_MAX_MIGRATIONS);
+	size_t nm = 0;
+	for (size_t i = 0; i < ns_n_contrib; i++) {
+		if (ns_contrib[i]->fill != NULL)
+			ns_contrib[i]->fill(a, &b->ns);
+		if (ns_contrib[i]->list_migrations != NULL && nm < NODESTATE_MAX_MIGRATIONS)
+			nm += ns_contrib[i]->list_migrations(a, b->migs + nm,
+			                                     NODESTATE_MAX_MIGRATIONS - nm);
+	}
 	for (size_t i = 0; i < nm; i++)
 		b->mig_ptrs[i] = &b->migs[i];
 	b->ns.n_migrations = nm;
@@ -308,7 +344,9 @@ void nodestate_refresh(struct agent *a)
 		MV_ERROR("state", "out of memory building our node state");
 		return;
 	}
-	migration_set_capacity(a, &b.ns);
+	for (size_t i = 0; i < ns_n_contrib; i++)
+		if (ns_contrib[i]->built != NULL)
+			ns_contrib[i]->built(a, &b.ns);
 	size_t sig_len, full_len;
 	uint8_t *sig = nodestate_pack_significant(&b.ns, &sig_len);
 	b.ns.version = 0;
@@ -348,7 +386,7 @@ void nodestate_refresh(struct agent *a)
 			a->state_full_len = full_len;
 			sig = full = NULL;
 			a->state_published_ms = now;
-			ha_on_state_change(a);
+			nodestate_changed(a);
 		}
 	}
 	free(sig);
@@ -399,6 +437,10 @@ Mv__NodeState *nodestate_unpack_name(const struct agent *a, const char *name)
 
 int nodestate_start(struct agent *a, char *err, size_t errlen)
 {
+	if (membership_add_listener(nodestate_on_member_event) < 0) {
+		snprintf(err, errlen, "cannot subscribe to membership events");
+		return -ENOSPC;
+	}
 	struct nstate_config cfg;
 	nstate_config_default(&cfg);
 	snprintf(cfg.name, sizeof(cfg.name), "%s", a->opt.name);

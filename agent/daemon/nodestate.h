@@ -23,6 +23,25 @@
 
 struct agent;
 
+/* What another service contributes to this host's record, and hears of its
+ * changes: each service registers one when it starts, so node state never
+ * calls into HA or migration by name. Every member may be NULL. */
+struct nodestate_contributor {
+	/* this host restarts the stopped HA VM itself (VmInfo.restarting) */
+	bool (*vm_restarting)(struct agent *a, const char *uuid);
+	/* adds its fields to the record being built (after the VMs) */
+	void (*fill)(struct agent *a, Mv__NodeState *ns);
+	/* this host's recent moves, newest first, at most cap; strings point
+	 * into the contributor's own records */
+	size_t (*list_migrations)(struct agent *a, Mv__MigrationInfo *out, size_t cap);
+	/* sees every record built, before it is compared and published */
+	void (*built)(struct agent *a, const Mv__NodeState *ns);
+	/* a record changed: ours was published, or a peer's learned */
+	void (*changed)(struct agent *a);
+};
+/* Registers c (kept by pointer: static storage). 0, or -ENOSPC. */
+int nodestate_add_contributor(const struct nodestate_contributor *c);
+
 int nodestate_start(struct agent *a, char *err, size_t errlen);
 void nodestate_stop(struct agent *a);
 /* After nodestate_stop: closes the module's timers (the caller runs the

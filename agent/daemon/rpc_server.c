@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "agent.h"
+#include "membership.h"
 #include "rpc_server.h"
 #include "domxml.h"
 #include "envelope.h"
@@ -947,7 +948,7 @@ static bool rpc_op_join(struct rpc_call *c, struct rpc_reply *r)
 	}
 	MV_INFO("rpc", "join requested client=%s seeds=%zu", c->caller, j->n_seeds);
 	swim_join(c->a->swim, (const char *const *)j->seeds, j->n_seeds, uv_now(c->a->loop));
-	agent_swim_pump(c->a);
+	membership_pump(c->a);
 	return true;
 }
 
@@ -1295,12 +1296,6 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 	return op->handler(&c, r);
 }
 
-static void rpc_after_reply(struct agent *a)
-{
-	if (a->leave_requested && !a->leaving)
-		agent_begin_leave(a, "requested over RPC");
-}
-
 /* A client frame on the RPC port. */
 void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t *payload,
                              size_t len)
@@ -1326,7 +1321,6 @@ void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t 
 		rpc_send_envelope(a, c, NULL, &r.resp);
 	rpc_reply_free(&r);
 	envelope_free(env);
-	rpc_after_reply(a);
 }
 
 /* A forwarded request from another agent, on the peer port. */
@@ -1342,5 +1336,4 @@ void rpc_server_handle_peer_request(struct agent *a, const char *from, Mv__RpcRe
 	if (answered) /* else a long operation answers through its sink */
 		rpc_send_envelope(a, NULL, from, &r.resp);
 	rpc_reply_free(&r);
-	rpc_after_reply(a);
 }

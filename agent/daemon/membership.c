@@ -1,0 +1,207 @@
+/*
+ * membership.c — the daemon's side of the membership core (membership.h).
+ *
+ *   peer frame (swim body) --> swim_handle_message(now) --> membership_pump()
+ *   timer (armed at swim_next_deadline) --> swim_handle_timer(now) --> pump
+ *   pump: swim_pop_output --> swim_codec_encode_frame --> net_send_to(addr)
+ *         swim_pop_event  --> one log line with the cause, then each listener
+ */
+#include "membership.h"
+#include "agent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "swim_codec.h"
+
+#define MEMBERSHIP_LISTENERS_MAX 8
+static membership_listener_fn listeners[MEMBERSHIP_LISTENERS_MAX];
+static size_t n_listeners;
+
+int membership_add_listener(membership_listener_fn fn)
+{
+	for (size_t i = 0; i < n_listeners; i++)
+		if (listeners[i] == fn)
+			return 0;
+	if (n_listeners == MEMBERSHIP_LISTENERS_MAX)
+		return -ENOSPC;
+	listeners[n_listeners++] = fn;
+	return 0;
+}
+
+/* The incarnation survives restarts in data_dir, so a restarted node starts
+ * above anything its peers remember and needs no refutation round. */
+static uint64_t membership_read_incarnation(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/incarnation", dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	unsigned long long v = 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return (uint64_t)v;
+}
+
+static void membership_write_incarnation(const char *dir, uint64_t inc)
+{
+	char path[4096], text[32];
+	snprintf(path, sizeof(path), "%s/incarnation", dir);
+	int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)inc);
+	int rc = mv_file_write_durable(path, text, (size_t)n);
+	if (rc < 0)
+		MV_WARN("swim", "cannot save incarnation path=%s error=\"%s\"", path,
+		        strerror(-rc));
+}
+
+static void membership_log_event(struct agent *a, const struct swim_event *e)
+{
+	char qc[512], qn[96];
+	const char *name = mv_log_quote(qn, sizeof(qn), e->name);
+	const char *cause = mv_log_quote(qc, sizeof(qc), e->cause ? e->cause : "");
+	switch (e->type) {
+	case SWIM_EV_MEMBER_JOINED:
+		MV_INFO("swim", "member joined name=%s addr=%s incarnation=%" PRIu64 " cause=%s",
+		        name, e->addr, e->incarnation, cause);
+		break;
+	case SWIM_EV_MEMBER_SUSPECT:
+		MV_WARN("swim", "member suspect name=%s incarnation=%" PRIu64 " cause=%s", name,
+		        e->incarnation, cause);
+		break;
+	case SWIM_EV_MEMBER_ALIVE:
+		MV_INFO("swim", "member alive name=%s incarnation=%" PRIu64 " cause=%s", name,
+		        e->incarnation, cause);
+		break;
+	case SWIM_EV_MEMBER_DEAD:
+		MV_WARN("swim",
+		        "member dead name=%s incarnation=%" PRIu64 " confirmations=%u cause=%s",
+		        name, e->incarnation, e->confirmations, cause);
+		break;
+	case SWIM_EV_MEMBER_LEFT:
+		MV_INFO("swim", "member left name=%s incarnation=%" PRIu64 " cause=%s", name,
+		        e->incarnation, cause);
+		break;
+	case SWIM_EV_MEMBER_REAPED:
+		MV_INFO("swim", "member reaped name=%s cause=%s", name, cause);
+		break;
+	case SWIM_EV_MEMBER_ADDR_CHANGED:
+		MV_INFO("swim",
+		        "member address changed name=%s addr=%s incarnation=%" PRIu64 " cause=%s",
+		        name, e->addr, e->incarnation, cause);
+		break;
+	case SWIM_EV_SELF_REFUTED:
+		MV_WARN("swim", "new incarnation of ours incarnation=%" PRIu64 " cause=%s",
+		        e->incarnation, cause);
+		/* a restart after a crash starts above it (and above anything the
+		 * failover core fenced: it ends incarnations on purpose) */
+		membership_write_incarnation(a->opt.data_dir, e->incarnation);
+		break;
+	case SWIM_EV_JOINED_CLUSTER:
+		MV_INFO("swim", "joined cluster cause=%s", cause);
+		break;
+	case SWIM_EV_JOIN_FAILED:
+		MV_WARN("swim", "join attempt failed, will retry cause=%s", cause);
+		break;
+	case SWIM_EV_LOCAL_HEALTH:
+		MV_INFO("swim", "local health changed score=%u cause=%s", e->local_health, cause);
+		break;
+	}
+}
+
+static void membership_on_timer(uv_timer_t *t);
+
+void membership_pump(struct agent *a)
+{
+	struct swim_msg m;
+	while (swim_pop_output(a->swim, &m)) {
+		if (a->net == NULL)
+			continue;
+		uint8_t *frame;
+		size_t len;
+		int rc = swim_codec_encode_frame(&m, &frame, &len);
+		if (rc < 0) {
+			MV_ERROR("swim", "cannot encode message type=%s error=%s",
+			         swim_msg_type_name(m.type), strerror(-rc));
+			continue;
+		}
+		net_send_to(a->net, m.to_addr, m.to, frame, len);
+		free(frame);
+	}
+	struct swim_event e;
+	while (swim_pop_event(a->swim, &e)) {
+		membership_log_event(a, &e);
+		for (size_t i = 0; i < n_listeners; i++)
+			listeners[i](a, &e);
+	}
+	if (a->stopping)
+		return;
+	uint64_t next = swim_next_deadline(a->swim);
+	if (next == UINT64_MAX) {
+		uv_timer_stop(&a->swim_timer);
+		return;
+	}
+	uint64_t now = uv_now(a->loop);
+	uv_timer_start(&a->swim_timer, membership_on_timer, next > now ? next - now : 0, 0);
+}
+
+static void membership_on_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	swim_handle_timer(a->swim, uv_now(a->loop));
+	membership_pump(a);
+}
+
+int membership_start(struct agent *a, char *err, size_t errlen)
+{
+	const struct agent_options *o = &a->opt;
+	struct swim_config sc = o->swim;
+	snprintf(sc.name, sizeof(sc.name), "%s", o->name);
+	snprintf(sc.addr, sizeof(sc.addr), "%s", a->peer_addr);
+	if (getrandom(&sc.seed, sizeof(sc.seed), 0) != (ssize_t)sizeof(sc.seed)) {
+		struct timeval tv;
+		gettimeofday(&tv, NULL);
+		sc.seed =
+		    ((uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec) ^ (uint64_t)getpid();
+	}
+	uint64_t inc = membership_read_incarnation(o->data_dir) + 1;
+	a->swim = swim_new(&sc, inc, uv_now(a->loop));
+	if (a->swim == NULL) {
+		snprintf(err, errlen, "invalid membership settings");
+		return -EINVAL;
+	}
+	membership_write_incarnation(o->data_dir, inc);
+	uv_timer_init(a->loop, &a->swim_timer);
+	a->swim_timer.data = a;
+	a->swim_timer_on = true;
+	return 0;
+}
+
+void membership_stop(struct agent *a)
+{
+	if (a->swim_timer_on)
+		uv_timer_stop(&a->swim_timer);
+}
+
+void membership_close(struct agent *a)
+{
+	if (!a->swim_timer_on)
+		return;
+	a->swim_timer_on = false;
+	uv_close((uv_handle_t *)&a->swim_timer, NULL);
+}
+
+void membership_save_incarnation(struct agent *a)
+{
+	if (a->swim != NULL)
+		membership_write_incarnation(a->opt.data_dir, swim_incarnation(a->swim));
+}
