@@ -20,6 +20,7 @@
  * touching established connections.
  */
 #include "agent.h"
+#include "peer_client.h"
 #include "rpc_server.h"
 
 #include <errno.h>
@@ -114,7 +115,7 @@ static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t
 		agent_leave_if_requested(a);
 		break;
 	case MV__ENVELOPE__BODY_RESPONSE:
-		rpc_server_handle_peer_response(a, cert_name, env->response);
+		peer_client_handle_response(a, cert_name, env->response);
 		break;
 	default:
 		break;

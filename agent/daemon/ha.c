@@ -61,7 +61,8 @@
 
 #include "agent.h"
 #include "membership.h"
-#include "rpc_server.h"
+#include "peer_client.h"
+#include "rpc_service.h"
 #include "envelope.h"
 #include "fileio.h"
 #include "fo_codec.h"
@@ -1171,8 +1172,8 @@ static void ha_restart_ask_next(struct agent *a, struct ha_restart *r)
 		req.op_case = MV__RPC_REQUEST__OP_REPLICA_GET;
 		req.replica_get = &q;
 		char err[256];
-		if (rpc_node_request(a, peer, &req, ha_restart_on_replica, r, err, sizeof(err)) ==
-		    0)
+		if (peer_client_request(a, peer, &req, ha_restart_on_replica, r, err,
+		                        sizeof(err)) == 0)
 			return;
 	}
 	ha_restart_finish(a, r, false, "no reachable peer holds its definition");
@@ -1578,7 +1579,7 @@ static void ha_send_replica(struct agent *a, const char *peer, const struct virt
 	req.op_case = MV__RPC_REQUEST__OP_REPLICA_PUT;
 	req.replica_put = &q;
 	char err[256];
-	if (rpc_node_request(a, peer, &req, ha_on_put_answer, NULL, err, sizeof(err)) < 0)
+	if (peer_client_request(a, peer, &req, ha_on_put_answer, NULL, err, sizeof(err)) < 0)
 		MV_DEBUG("failover", "cannot send replica to=%s error=\"%s\"", peer, err);
 }
 
@@ -1902,7 +1903,7 @@ static void ha_move_crashed(struct agent *a, struct ha_crash *c)
 	req.op_case = MV__RPC_REQUEST__OP_VM_RECEIVE;
 	req.vm_receive = &q;
 	c->moving = true;
-	if (rpc_node_request(a, mv->target, &req, ha_on_move_answer, mv, err, sizeof(err)) < 0) {
+	if (peer_client_request(a, mv->target, &req, ha_on_move_answer, mv, err, sizeof(err)) < 0) {
 		c->moving = false;
 		ha_event(a, "vm-move-failed", mv->target, mv->name, "%s", err);
 		free(mv);

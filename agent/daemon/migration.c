@@ -45,7 +45,8 @@
 
 #include "agent.h"
 #include "membership.h"
-#include "rpc_server.h"
+#include "peer_client.h"
+#include "rpc_service.h"
 #include "envelope.h"
 #include "log.h"
 #include "meshvisor/migrate.h"
@@ -559,7 +560,7 @@ static void migration_offline(struct agent *a, struct migration *m)
 	req.op_case = MV__RPC_REQUEST__OP_VM_RECEIVE;
 	req.vm_receive = &rq;
 	int rc =
-	    rpc_node_request(a, m->target, &req, migration_offline_answer, m, err, sizeof(err));
+	    peer_client_request(a, m->target, &req, migration_offline_answer, m, err, sizeof(err));
 	free(xml);
 	if (rc < 0) {
 		if (m->was_running)

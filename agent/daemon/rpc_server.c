@@ -32,6 +32,8 @@
 #include "agent.h"
 #include "membership.h"
 #include "rpc_server.h"
+#include "peer_client.h"
+#include "rpc_service.h"
 #include "domxml.h"
 #include "envelope.h"
 #include "ha.h"
@@ -40,9 +42,6 @@
 #include "nodestate.h"
 #include "meshvisor/placement.h"
 #include "state_codec.h"
-
-#define RPC_FORWARD_TIMEOUT_MS 30000            /* libvirt define+start can take seconds */
-#define RPC_LONG_OP_TIMEOUT_MS (30 * 60 * 1000) /* migrate, drain: silence this long = lost */
 
 /* Everything one response points at, freed after it is sent. */
 struct rpc_reply {
@@ -124,40 +123,6 @@ static Mv__MemberState rpc_member_state(struct agent *a, const char *name, bool 
 	if (known)
 		*known = false;
 	return MV__MEMBER_STATE__MEMBER_DEAD;
-}
-
-/* ---- sending -------------------------------------------------------------------- */
-
-static void rpc_send_envelope(struct agent *a, struct net_conn *c, const char *peer,
-                              Mv__RpcResponse *resp)
-{
-	Mv__Envelope env = MV__ENVELOPE__INIT;
-	env.version = ENVELOPE_VERSION;
-	env.body_case = MV__ENVELOPE__BODY_RESPONSE;
-	env.response = resp;
-	if (peer != NULL)
-		env.from = a->opt.name;
-	uint8_t *frame;
-	size_t len;
-	int rc = envelope_encode_frame(&env, &frame, &len);
-	if (rc < 0) {
-		MV_ERROR("rpc", "cannot encode response id=%" PRIu64 " error=%s", resp->id,
-		         strerror(-rc));
-		if (c != NULL)
-			net_conn_close(c, "cannot encode response");
-		return;
-	}
-	if (c != NULL) {
-		net_conn_send(c, frame, len);
-	} else {
-		struct swim_member_info mi;
-		if (swim_member_find(a->swim, peer, &mi))
-			net_send_to(a->net, mi.addr, peer, frame, len);
-		else
-			MV_WARN("rpc", "cannot answer forwarded request: unknown node name=%s",
-			        peer);
-	}
-	free(frame);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */
@@ -604,254 +569,32 @@ static void rpc_local_set_ha(struct agent *a, struct rpc_reply *r, const Mv__VmS
 	rpc_vm_op_ok(a, r, cur.name, cur.uuid, msg);
 }
 
-/* ---- forwarding ----------------------------------------------------------------------- */
+/* ---- forwarding ---------------------------------------------------------------------- */
 
-struct rpc_pending {
-	uint64_t fwd_id;
-	struct net_conn *client; /* NULL: gone, or an internal request (cb) */
-	uint64_t client_id;
-	uint64_t deadline;
-	uint32_t timeout_ms;
-	char node[SWIM_NAME_MAX];
-	rpc_done_fn cb; /* internal requests: called with the answer, or NULL */
-	void *cb_arg;
-	struct rpc_pending *next;
-};
-
-/* Long operations answer with progress frames; give them time. */
-static uint32_t rpc_forward_timeout_ms(const Mv__RpcRequest *req)
-{
-	if (req->op_case == MV__RPC_REQUEST__OP_MIGRATE ||
-	    req->op_case == MV__RPC_REQUEST__OP_DRAIN)
-		return RPC_LONG_OP_TIMEOUT_MS;
-	return RPC_FORWARD_TIMEOUT_MS;
-}
-
-static void rpc_on_pending_timer(uv_timer_t *t);
-
-/* Sends req to `owner` on the peer port; the answer comes back later. */
+/* Sends req to `owner` on the peer port (peer_client); its answer goes
+ * back to the client later. -1 with r failed when nothing was sent. */
 static int rpc_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest *req,
                        const char *owner, struct rpc_reply *r)
 {
-	struct swim_member_info mi;
-	if (!swim_member_find(a->swim, owner, &mi)) {
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE, "host %s is not a member any more",
-		         owner);
+	Mv__RpcCode code;
+	char err[512];
+	if (peer_client_forward(a, client, req, owner, &code, err, sizeof(err)) < 0) {
+		rpc_fail(r, code, "%s", err);
 		return -1;
 	}
-	if (mi.state != SWIM_ALIVE && mi.state != SWIM_SUSPECT) {
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE, "host %s is %s; nothing was changed",
-		         owner, swim_state_name(mi.state));
-		return -1;
-	}
-	struct rpc_pending *p = calloc(1, sizeof(*p));
-	if (p == NULL) {
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
-		return -1;
-	}
-	p->fwd_id = ++a->rpc_next_fwd_id;
-	p->client = client;
-	p->client_id = req->id;
-	p->timeout_ms = rpc_forward_timeout_ms(req);
-	p->deadline = uv_now(a->loop) + p->timeout_ms;
-	snprintf(p->node, sizeof(p->node), "%s", owner);
-
-	uint64_t saved_id = req->id;
-	req->id = p->fwd_id;
-	req->forwarded = true;
-	Mv__Envelope env = MV__ENVELOPE__INIT;
-	env.version = ENVELOPE_VERSION;
-	env.from = a->opt.name;
-	env.body_case = MV__ENVELOPE__BODY_REQUEST;
-	env.request = req;
-	uint8_t *frame;
-	size_t len;
-	int rc = envelope_encode_frame(&env, &frame, &len);
-	req->id = saved_id;
-	req->forwarded = false;
-	if (rc == 0) {
-		rc = net_send_to(a->net, mi.addr, owner, frame, len);
-		free(frame);
-	}
-	if (rc < 0) {
-		free(p);
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE, "cannot reach host %s: %s", owner,
-		         strerror(-rc));
-		return -1;
-	}
-	p->next = a->rpc_pending;
-	a->rpc_pending = p;
-	if (!uv_is_active((uv_handle_t *)&a->rpc_timer))
-		uv_timer_start(&a->rpc_timer, rpc_on_pending_timer, 1000, 1000);
-	MV_DEBUG("rpc", "forwarded request id=%" PRIu64 " to=%s", p->fwd_id, owner);
 	return 0;
-}
-
-static void rpc_on_pending_timer(uv_timer_t *t)
-{
-	struct agent *a = t->data;
-	uint64_t now = uv_now(a->loop);
-	struct rpc_pending **pp = &a->rpc_pending;
-	while (*pp != NULL) {
-		struct rpc_pending *p = *pp;
-		if (now < p->deadline) {
-			pp = &p->next;
-			continue;
-		}
-		*pp = p->next;
-		struct rpc_reply r;
-		rpc_reply_init(&r, p->client_id);
-		rpc_fail(&r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
-		         "host %s did not answer within %u s; the operation may or may not "
-		         "have happened there",
-		         p->node, p->timeout_ms / 1000);
-		if (p->client != NULL)
-			rpc_send_envelope(a, p->client, NULL, &r.resp);
-		else if (p->cb != NULL)
-			p->cb(a, p->cb_arg, &r.resp);
-		rpc_reply_free(&r);
-		free(p);
-	}
-	if (a->rpc_pending == NULL)
-		uv_timer_stop(&a->rpc_timer);
-}
-
-int rpc_node_request(struct agent *a, const char *node, Mv__RpcRequest *req, rpc_done_fn cb,
-                     void *arg, char *err, size_t errlen)
-{
-	struct rpc_reply r;
-	rpc_reply_init(&r, 0);
-	req->id = 0;
-	if (rpc_forward(a, NULL, req, node, &r) < 0) {
-		snprintf(err, errlen, "%s", r.errbuf);
-		rpc_reply_free(&r);
-		return -EHOSTUNREACH;
-	}
-	rpc_reply_free(&r);
-	a->rpc_pending->cb = cb; /* rpc_forward put it first */
-	a->rpc_pending->cb_arg = arg;
-	return 0;
-}
-
-/* ---- sinks: where the frames of a long operation go ----------------------------------- */
-
-struct rpc_sink {
-	uint64_t token;
-	struct net_conn *client;  /* a client on the RPC port, or */
-	char peer[SWIM_NAME_MAX]; /* an agent that forwarded the request to us */
-	uint64_t req_id;
-	struct rpc_sink *next;
-};
-
-uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer, uint64_t req_id)
-{
-	struct rpc_sink *k = calloc(1, sizeof(*k));
-	if (k == NULL)
-		return 0;
-	k->token = ++a->rpc_next_sink;
-	k->client = client;
-	snprintf(k->peer, sizeof(k->peer), "%s", peer ? peer : "");
-	k->req_id = req_id;
-	k->next = a->rpc_sinks;
-	a->rpc_sinks = k;
-	return k->token;
-}
-
-void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final)
-{
-	struct rpc_sink **kk = &a->rpc_sinks;
-	while (*kk != NULL && (*kk)->token != token)
-		kk = &(*kk)->next;
-	struct rpc_sink *k = *kk;
-	if (k == NULL)
-		return;
-	resp->id = k->req_id;
-	resp->more = !final;
-	if (k->client != NULL)
-		rpc_send_envelope(a, k->client, NULL, resp);
-	else if (k->peer[0] != '\0')
-		rpc_send_envelope(a, NULL, k->peer, resp);
-	if (final) {
-		*kk = k->next;
-		free(k);
-	}
-}
-
-void rpc_sink_drop(struct agent *a, uint64_t token)
-{
-	struct rpc_sink **kk = &a->rpc_sinks;
-	while (*kk != NULL && (*kk)->token != token)
-		kk = &(*kk)->next;
-	if (*kk != NULL) {
-		struct rpc_sink *k = *kk;
-		*kk = k->next;
-		free(k);
-	}
-}
-
-bool rpc_sink_alive(struct agent *a, uint64_t token)
-{
-	for (struct rpc_sink *k = a->rpc_sinks; k != NULL; k = k->next)
-		if (k->token == token)
-			return k->client != NULL || k->peer[0] != '\0';
-	return false;
 }
 
 void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c)
 {
-	for (struct rpc_pending *p = a->rpc_pending; p != NULL; p = p->next)
-		if (p->client == c)
-			p->client = NULL; /* the owner's answer will be dropped */
-	for (struct rpc_sink *k = a->rpc_sinks; k != NULL; k = k->next)
-		if (k->client == c)
-			k->client = NULL; /* the operation goes on; nobody hears of it */
+	peer_client_on_conn_closed(a, c);
+	rpc_sinks_on_conn_closed(a, c);
 }
 
 void rpc_server_free_pending(struct agent *a)
 {
-	while (a->rpc_pending != NULL) {
-		struct rpc_pending *p = a->rpc_pending;
-		a->rpc_pending = p->next;
-		free(p);
-	}
-	while (a->rpc_sinks != NULL) {
-		struct rpc_sink *k = a->rpc_sinks;
-		a->rpc_sinks = k->next;
-		free(k);
-	}
-}
-
-/* A response to one of our forwarded requests, from a peer. */
-void rpc_server_handle_peer_response(struct agent *a, const char *from, Mv__RpcResponse *resp)
-{
-	struct rpc_pending **pp = &a->rpc_pending;
-	while (*pp != NULL && (*pp)->fwd_id != resp->id)
-		pp = &(*pp)->next;
-	struct rpc_pending *p = *pp;
-	if (p == NULL || strcmp(p->node, from) != 0) {
-		MV_DEBUG("rpc", "dropped late or unknown forwarded answer id=%" PRIu64 " from=%s",
-		         resp->id, from);
-		return;
-	}
-	if (resp->more) {
-		/* a progress frame: relay it, keep waiting for the last one */
-		p->deadline = uv_now(a->loop) + p->timeout_ms;
-		if (p->client != NULL) {
-			uint64_t fwd_id = resp->id;
-			resp->id = p->client_id;
-			rpc_send_envelope(a, p->client, NULL, resp);
-			resp->id = fwd_id;
-		}
-		return;
-	}
-	*pp = p->next;
-	if (p->client != NULL) {
-		resp->id = p->client_id;
-		rpc_send_envelope(a, p->client, NULL, resp);
-	} else if (p->cb != NULL) {
-		p->cb(a, p->cb_arg, resp);
-	}
-	free(p);
+	peer_client_free(a);
+	rpc_sinks_free(a);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
@@ -1173,7 +916,8 @@ static bool rpc_op_owned_vm(struct rpc_call *c, struct rpc_reply *r)
 }
 
 /* Every operation, with who may ask for it and what answers it: a handler
- * here, or the long operation a service registered (rpc_register_op). */
+ * here, or the long operation a service registered (rpc_register_op,
+ * rpc_service.h). */
 struct rpc_op {
 	Mv__RpcRequest__OpCase op;
 	const char *name;
@@ -1200,33 +944,18 @@ static const struct rpc_op rpc_builtin_ops[] = {
     {MV__RPC_REQUEST__OP_VM_RECEIVE, "vm receive", RPC_NODE_ONLY, rpc_op_vm_receive, NULL},
 };
 
-#define RPC_REGISTERED_MAX 16
-static struct rpc_op rpc_registered[RPC_REGISTERED_MAX];
-static size_t rpc_n_registered;
-
-static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op)
+/* The operation's entry: the dispatcher's own, or a service's (copied
+ * into *tmp). */
+static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op, struct rpc_op *tmp)
 {
 	for (size_t i = 0; i < sizeof(rpc_builtin_ops) / sizeof(rpc_builtin_ops[0]); i++)
 		if (rpc_builtin_ops[i].op == op)
 			return &rpc_builtin_ops[i];
-	for (size_t i = 0; i < rpc_n_registered; i++)
-		if (rpc_registered[i].op == op)
-			return &rpc_registered[i];
-	return NULL;
-}
-
-int rpc_register_op(int op, const char *name, enum rpc_access access, rpc_service_fn fn)
-{
-	if (fn == NULL || name == NULL)
-		return -EINVAL;
-	const struct rpc_op *old = rpc_op_find((Mv__RpcRequest__OpCase)op);
-	if (old != NULL)
-		return old->service == fn && old->access == access ? 0 : -EEXIST;
-	if (rpc_n_registered == RPC_REGISTERED_MAX)
-		return -ENOSPC;
-	rpc_registered[rpc_n_registered++] = (struct rpc_op){
-	    .op = (Mv__RpcRequest__OpCase)op, .name = name, .access = access, .service = fn};
-	return 0;
+	const struct rpc_service_op *so = rpc_service_find(op);
+	if (so == NULL)
+		return NULL;
+	*tmp = (struct rpc_op){.op = op, .name = so->name, .access = so->access, .service = so->fn};
+	return tmp;
 }
 
 /* The one authorization check: may this caller ask for op? Fills r when
@@ -1278,7 +1007,8 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 	                     .req = req,
 	                     .caller = caller,
 	                     .may_forward = !req->forwarded};
-	const struct rpc_op *op = rpc_op_find(req->op_case);
+	struct rpc_op tmp;
+	const struct rpc_op *op = rpc_op_find(req->op_case, &tmp);
 	if (op == NULL) {
 		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
 		         "unknown or missing operation (is the client newer than this agent?)");
@@ -1318,7 +1048,7 @@ void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t 
 	struct rpc_reply r;
 	rpc_reply_init(&r, env->request->id);
 	if (rpc_execute(a, c, NULL, env->request, net_conn_peer_role(c), net_conn_peer_name(c), &r))
-		rpc_send_envelope(a, c, NULL, &r.resp);
+		rpc_send_response(a, c, NULL, &r.resp);
 	rpc_reply_free(&r);
 	envelope_free(env);
 }
@@ -1334,6 +1064,6 @@ void rpc_server_handle_peer_request(struct agent *a, const char *from, Mv__RpcRe
 	else
 		answered = rpc_execute(a, NULL, from, req, TLS_ROLE_NODE, from, &r);
 	if (answered) /* else a long operation answers through its sink */
-		rpc_send_envelope(a, NULL, from, &r.resp);
+		rpc_send_response(a, NULL, from, &r.resp);
 	rpc_reply_free(&r);
 }

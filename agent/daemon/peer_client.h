@@ -1,0 +1,40 @@
+/*
+ * peer_client.h — node-to-node requests over the peer port (peer_client.c):
+ * the agent's own requests to another agent, and a client's request
+ * forwarded once to the host that owns what it concerns. Services and the
+ * RPC dispatcher use it; it uses only the network, membership's view and
+ * rpc_service (to relay answers to a waiting client).
+ */
+#ifndef MESHVISOR_PEER_CLIENT_H
+#define MESHVISOR_PEER_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meshvisor.pb-c.h"
+
+struct agent;
+struct net_conn;
+
+/* The agent's own request to another agent: cb gets the final answer, or
+ * an RPC_ERR_UNAVAILABLE one if the node does not answer in time. req->id
+ * is set here. 0, or -EHOSTUNREACH with err filled (nothing was sent). */
+typedef void (*peer_client_done_fn)(struct agent *a, void *arg, Mv__RpcResponse *resp);
+int peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,
+                        peer_client_done_fn cb, void *arg, char *err, size_t errlen);
+
+/* Forwards a client's request (on connection client) to `owner`: its
+ * answer, progress frames first, goes back to the client under the
+ * client's id. 0, or -1 with *code and err saying why nothing was sent. */
+int peer_client_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest *req,
+                        const char *owner, Mv__RpcCode *code, char *err, size_t errlen);
+
+/* An answer to one of our requests, from agent `from` (peer port; identity
+ * already checked). Late or unknown answers are dropped. */
+void peer_client_handle_response(struct agent *a, const char *from, Mv__RpcResponse *resp);
+/* A client connection closed: answers for it will be dropped. */
+void peer_client_on_conn_closed(struct agent *a, struct net_conn *c);
+/* At exit: forgets every request still waiting. */
+void peer_client_free(struct agent *a);
+
+#endif

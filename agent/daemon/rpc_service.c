@@ -1,0 +1,159 @@
+/*
+ * rpc_service.c — what a daemon service uses of the RPC layer (see
+ * rpc_service.h): the table of operations services registered, the sinks
+ * through which long operations answer, and sending a response to a client
+ * or to the agent that forwarded the request. It calls no service: the
+ * services and the dispatcher (rpc_server.c) sit above it.
+ */
+#include "rpc_service.h"
+#include "agent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "log.h"
+
+/* ---- operations services registered ---------------------------------------------------- */
+
+#define RPC_SERVICE_OPS_MAX 16
+static struct rpc_service_op rpc_service_ops[RPC_SERVICE_OPS_MAX];
+static size_t rpc_n_service_ops;
+
+const struct rpc_service_op *rpc_service_find(int op)
+{
+	for (size_t i = 0; i < rpc_n_service_ops; i++)
+		if (rpc_service_ops[i].op == op)
+			return &rpc_service_ops[i];
+	return NULL;
+}
+
+int rpc_register_op(int op, const char *name, enum rpc_access access, rpc_service_fn fn)
+{
+	if (fn == NULL || name == NULL)
+		return -EINVAL;
+	const struct rpc_service_op *old = rpc_service_find(op);
+	if (old != NULL)
+		return old->fn == fn && old->access == access ? 0 : -EEXIST;
+	if (rpc_n_service_ops == RPC_SERVICE_OPS_MAX)
+		return -ENOSPC;
+	rpc_service_ops[rpc_n_service_ops++] =
+	    (struct rpc_service_op){.op = op, .name = name, .access = access, .fn = fn};
+	return 0;
+}
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+void rpc_send_response(struct agent *a, struct net_conn *c, const char *peer, Mv__RpcResponse *resp)
+{
+	Mv__Envelope env = MV__ENVELOPE__INIT;
+	env.version = ENVELOPE_VERSION;
+	env.body_case = MV__ENVELOPE__BODY_RESPONSE;
+	env.response = resp;
+	if (peer != NULL)
+		env.from = a->opt.name;
+	uint8_t *frame;
+	size_t len;
+	int rc = envelope_encode_frame(&env, &frame, &len);
+	if (rc < 0) {
+		MV_ERROR("rpc", "cannot encode response id=%" PRIu64 " error=%s", resp->id,
+		         strerror(-rc));
+		if (c != NULL)
+			net_conn_close(c, "cannot encode response");
+		return;
+	}
+	if (c != NULL) {
+		net_conn_send(c, frame, len);
+	} else {
+		struct swim_member_info mi;
+		if (swim_member_find(a->swim, peer, &mi))
+			net_send_to(a->net, mi.addr, peer, frame, len);
+		else
+			MV_WARN("rpc", "cannot answer forwarded request: unknown node name=%s",
+			        peer);
+	}
+	free(frame);
+}
+
+/* ---- sinks: where the frames of a long operation go ----------------------------------- */
+
+struct rpc_sink {
+	uint64_t token;
+	struct net_conn *client;  /* a client on the RPC port, or */
+	char peer[SWIM_NAME_MAX]; /* an agent that forwarded the request to us */
+	uint64_t req_id;
+	struct rpc_sink *next;
+};
+
+uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer, uint64_t req_id)
+{
+	struct rpc_sink *k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		return 0;
+	k->token = ++a->rpc_next_sink;
+	k->client = client;
+	snprintf(k->peer, sizeof(k->peer), "%s", peer ? peer : "");
+	k->req_id = req_id;
+	k->next = a->rpc_sinks;
+	a->rpc_sinks = k;
+	return k->token;
+}
+
+void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final)
+{
+	struct rpc_sink **kk = &a->rpc_sinks;
+	while (*kk != NULL && (*kk)->token != token)
+		kk = &(*kk)->next;
+	struct rpc_sink *k = *kk;
+	if (k == NULL)
+		return;
+	resp->id = k->req_id;
+	resp->more = !final;
+	if (k->client != NULL)
+		rpc_send_response(a, k->client, NULL, resp);
+	else if (k->peer[0] != '\0')
+		rpc_send_response(a, NULL, k->peer, resp);
+	if (final) {
+		*kk = k->next;
+		free(k);
+	}
+}
+
+void rpc_sink_drop(struct agent *a, uint64_t token)
+{
+	struct rpc_sink **kk = &a->rpc_sinks;
+	while (*kk != NULL && (*kk)->token != token)
+		kk = &(*kk)->next;
+	if (*kk != NULL) {
+		struct rpc_sink *k = *kk;
+		*kk = k->next;
+		free(k);
+	}
+}
+
+bool rpc_sink_alive(struct agent *a, uint64_t token)
+{
+	for (struct rpc_sink *k = a->rpc_sinks; k != NULL; k = k->next)
+		if (k->token == token)
+			return k->client != NULL || k->peer[0] != '\0';
+	return false;
+}
+
+void rpc_sinks_on_conn_closed(struct agent *a, struct net_conn *c)
+{
+	for (struct rpc_sink *k = a->rpc_sinks; k != NULL; k = k->next)
+		if (k->client == c)
+			k->client = NULL; /* the operation goes on; nobody hears of it */
+}
+
+void rpc_sinks_free(struct agent *a)
+{
+	while (a->rpc_sinks != NULL) {
+		struct rpc_sink *k = a->rpc_sinks;
+		a->rpc_sinks = k->next;
+		free(k);
+	}
+}

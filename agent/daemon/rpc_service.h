@@ -1,0 +1,69 @@
+/*
+ * rpc_service.h — what a daemon service uses of the RPC layer
+ * (rpc_service.c): it registers the operations it answers, with who may
+ * ask for them, and answers through a sink. The dispatcher (rpc_server.c)
+ * checks the access once and opens the sink; services never call it.
+ */
+#ifndef MESHVISOR_RPC_SERVICE_H
+#define MESHVISOR_RPC_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meshvisor.pb-c.h"
+
+struct agent;
+struct net_conn;
+
+/* Who may ask for an operation; the dispatcher checks it once, before any
+ * handler runs. */
+enum rpc_access {
+	RPC_READ,      /* viewer, operator or node certificate */
+	RPC_WRITE,     /* operator or node certificate */
+	RPC_NODE_ONLY, /* another agent, on the peer port only */
+};
+
+/* A service's operation: it answers through the sink (rpc_sink_send; one
+ * final frame, or a stream). Returns 0 when started, or a negative errno
+ * with err filled and nothing sent (the dispatcher answers the error). */
+typedef int (*rpc_service_fn)(struct agent *a, const Mv__RpcRequest *req, const char *peer,
+                              uint64_t sink, char *err, size_t errlen);
+
+struct rpc_service_op {
+	int op; /* Mv__RpcRequest__OpCase */
+	const char *name;
+	enum rpc_access access;
+	rpc_service_fn fn;
+};
+
+/* A service registers the operations it answers, with their access, when
+ * it starts (the dispatcher's own operations take precedence: never
+ * register one of those). Returns 0 (also when the same registration is
+ * made again), -EEXIST when another handler answers op, -ENOSPC when the
+ * table is full. */
+int rpc_register_op(int op, const char *name, enum rpc_access access, rpc_service_fn fn);
+/* The registration for op, or NULL. */
+const struct rpc_service_op *rpc_service_find(int op);
+
+/* A sink receives the frames of one long operation (progress with more =
+ * true, then one final frame) and delivers them to the client that asked,
+ * or to the agent that forwarded the request. Returns 0 on allocation
+ * failure. A client that went away is skipped silently. */
+uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer, uint64_t req_id);
+void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final);
+/* Forgets a sink without sending anything (the request failed at once). */
+void rpc_sink_drop(struct agent *a, uint64_t token);
+/* Whether anyone still listens on the sink (its client or agent). */
+bool rpc_sink_alive(struct agent *a, uint64_t token);
+/* A client connection closed: its sinks deliver to nobody from now on. */
+void rpc_sinks_on_conn_closed(struct agent *a, struct net_conn *c);
+/* At exit: forgets every sink. */
+void rpc_sinks_free(struct agent *a);
+
+/* Sends resp to client connection c, or, with c NULL, to agent `peer` on
+ * the peer port. */
+void rpc_send_response(struct agent *a, struct net_conn *c, const char *peer,
+                       Mv__RpcResponse *resp);
+
+#endif
