@@ -5,10 +5,13 @@ from another of meshvisor's libraries must come from a layer below it.
 
 The include paths already make an upward #include fail to compile; this
 check also catches an upward call made through a local declaration, and a
-layer calling a sibling (net <-> hv). Exits 1 and names each offending
-object file and symbol.
+layer calling a sibling (net <-> hv). Within each layer, the files must not
+call each other in a cycle either (the daemon's services meet through
+registration, not calls back and forth). Exits 1 and names each offending
+object file and symbol, or the cycle.
 
 usage: check_layers.py NAME=path/to/libNAME.a ...
+       check_layers.py --cycles-only NAME=path/to/lib.a   (any archive)
 """
 import subprocess
 import sys
@@ -46,14 +49,80 @@ def symbols(archive):
     return defined, used
 
 
+def object_graph(archive):
+    """{object: {objects it calls}} within one static library."""
+    out = subprocess.run(["nm", "-A", "--defined-only", "-g", archive], check=True,
+                         capture_output=True, text=True).stdout
+    owner = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].count(":") >= 2:
+            owner[parts[-1]] = parts[0].split(":")[1]
+    out = subprocess.run(["nm", "-A", "-u", archive], check=True, capture_output=True,
+                         text=True).stdout
+    graph = {o: set() for o in set(owner.values())}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].count(":") >= 2:
+            obj = parts[0].split(":")[1]
+            dst = owner.get(parts[-1])
+            if dst is not None and dst != obj:
+                graph.setdefault(obj, set()).add(dst)
+    return graph
+
+
+def find_cycle(graph):
+    """One cycle as a list of nodes (first == last), or None."""
+    state = {}
+    stack = []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state:
+                c = visit(m)
+                if c:
+                    return c
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if n not in state:
+            c = visit(n)
+            if c:
+                return c
+    return None
+
+
+def check_cycles(libs):
+    bad = 0
+    for name, path in libs:
+        cycle = find_cycle(object_graph(path))
+        if cycle:
+            print("layering: call cycle in %s: %s" % (name, " -> ".join(cycle)))
+            bad += 1
+    return bad
+
+
 def main(argv):
+    if len(argv) > 1 and argv[1] == "--cycles-only":
+        pairs = [a.partition("=")[::2] for a in argv[2:]]
+        bad = check_cycles(pairs)
+        print("check_layers: %d archives, %d with a call cycle" % (len(pairs), bad))
+        return 1 if bad else 0
     libs = {}
+    paths = {}
     for arg in argv[1:]:
         name, _, path = arg.partition("=")
         if name not in ALLOWED or not path:
             print(f"check_layers: unknown layer or missing path: {arg}", file=sys.stderr)
             return 2
         libs[name] = symbols(path)
+        paths[name] = path
     missing = set(ALLOWED) - set(libs)
     if missing:
         print(f"check_layers: no library given for {sorted(missing)}", file=sys.stderr)
@@ -78,7 +147,10 @@ def main(argv):
     if bad:
         print(f"check_layers: {bad} upward or sideways uses")
         return 1
-    print(f"check_layers: {len(libs)} layers, {len(edges)} edges, all pointing down")
+    if check_cycles(sorted(paths.items())):
+        return 1
+    print(f"check_layers: {len(libs)} layers, {len(edges)} edges, all pointing down; "
+          "no call cycle within a layer")
     return 0
 
 
