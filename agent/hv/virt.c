@@ -760,11 +760,13 @@ static void virt_on_close(virConnectPtr conn, int reason, void *opaque)
 	virt_lost(v, why);
 }
 
+#ifdef MV_TEST_HOOKS
 void virt_inject_close(struct virt *v)
 {
 	if (v->conn != NULL)
 		virt_on_close(v->conn, VIR_CONNECT_CLOSE_REASON_EOF, v);
 }
+#endif
 
 /* Deregisters everything and closes the connection. Errors are expected
  * here (the connection may be dead) and mean nothing. */
@@ -2051,6 +2053,8 @@ int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, cha
 
 /* ---- tests: an injected stop -------------------------------------------- */
 
+#ifdef MV_TEST_HOOKS
+
 void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_stop_reason why)
 {
 	char err[512];
@@ -2096,6 +2100,7 @@ void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_s
 	        virt_stop_reason_name(why));
 	virt_notify(v, VIRT_CHANGE_VM_EVENT, name);
 }
+#endif /* MV_TEST_HOOKS */
 
 /* ---- fencing a failed host (worker-safe) -------------------------------- */
 

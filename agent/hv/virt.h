@@ -550,7 +550,11 @@ int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsig
                       struct virt_fence_result *out, char *err, size_t errlen);
 const char *virt_fence_outcome_name(enum virt_fence_outcome o);
 
-/* Tests only: stop the VM as if for `why`: destroys it through libvirt
+#ifdef MV_TEST_HOOKS
+/* Test hooks, compiled only into the test build of this layer
+ * (mv_hv_testing); the product has none.
+ *
+ * Stop the VM as if for `why`: destroys it through libvirt
  * (when active), then records `why` as its stop reason as if libvirt's
  * STOPPED event had said so (the test driver cannot crash a VM or kill
  * its emulator), and calls on_change(VIRT_CHANGE_VM_EVENT) like an event.
@@ -559,9 +563,10 @@ const char *virt_fence_outcome_name(enum virt_fence_outcome o);
  * what happened). */
 void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_stop_reason why);
 
-/* Tests only: behave as if libvirt had reported the connection closed
- * (what the close callback does for a dead remote daemon; the test driver
- * never closes by itself). */
+/* Behave as if libvirt had reported the connection closed (what the close
+ * callback does for a dead remote daemon; the test driver never closes by
+ * itself). */
 void virt_inject_close(struct virt *v);
+#endif /* MV_TEST_HOOKS */
 
 #endif

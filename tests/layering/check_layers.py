@@ -12,7 +12,12 @@ object file and symbol, or the cycle.
 
 usage: check_layers.py NAME=path/to/libNAME.a ...
        check_layers.py --cycles-only NAME=path/to/lib.a   (any archive)
+       check_layers.py --no-test-hooks BINARY [SYMBOL]   (the product; SYMBOL, by
+                       default agent_main, shows the symbol table was read)
 """
+
+# symbols that exist only in the test builds of a layer (MV_TEST_HOOKS)
+TEST_HOOKS = ("virt_test_inject_stop", "virt_inject_close")
 import subprocess
 import sys
 
@@ -108,7 +113,23 @@ def check_cycles(libs):
     return bad
 
 
+def check_no_test_hooks(binary, required="agent_main"):
+    out = subprocess.run(["nm", binary], check=True, capture_output=True, text=True).stdout
+    names = {line.split()[-1] for line in out.splitlines() if line.split()}
+    if required not in names:
+        print("check_layers: %s has no usable symbol table (%s not found)" % (binary, required))
+        return 1
+    found = sorted(h for h in TEST_HOOKS if h in names)
+    if found:
+        print("layering: test hooks compiled into the product: %s" % ", ".join(found))
+        return 1
+    print("check_layers: %s carries none of the test hooks %s" % (binary, ", ".join(TEST_HOOKS)))
+    return 0
+
+
 def main(argv):
+    if len(argv) in (3, 4) and argv[1] == "--no-test-hooks":
+        return check_no_test_hooks(*argv[2:])
     if len(argv) > 1 and argv[1] == "--cycles-only":
         pairs = [a.partition("=")[::2] for a in argv[2:]]
         bad = check_cycles(pairs)
