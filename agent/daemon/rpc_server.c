@@ -958,11 +958,16 @@ static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op, struct rpc_op
 	return tmp;
 }
 
-/* The one authorization check: may this caller ask for op? Fills r when
- * not. */
-static bool rpc_authorized(const struct rpc_op *op, const struct rpc_call *c, enum tls_role role,
-                           struct rpc_reply *r)
+int rpc_server_authorize(int op_case, enum tls_role role, bool from_peer, const char *caller,
+                         char *err, size_t errlen)
 {
+	struct rpc_op tmp;
+	const struct rpc_op *op = rpc_op_find((Mv__RpcRequest__OpCase)op_case, &tmp);
+	if (op == NULL) {
+		snprintf(err, errlen,
+		         "unknown or missing operation (is the client newer than this agent?)");
+		return MV__RPC_CODE__RPC_ERR_INVALID;
+	}
 	bool ok;
 	switch (op->access) {
 	case RPC_READ:
@@ -975,24 +980,25 @@ static bool rpc_authorized(const struct rpc_op *op, const struct rpc_call *c, en
 	default:
 		/* a node certificate is not enough: only the peer port carries
 		 * what agents say to each other (and names the agent) */
-		if (c->peer == NULL) {
-			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
-			         "%s is between agents only (on the peer port)", op->name);
-			return false;
+		if (!from_peer) {
+			snprintf(err, errlen, "%s is between agents only (on the peer port)",
+			         op->name);
+			return MV__RPC_CODE__RPC_ERR_INVALID;
 		}
 		ok = true;
 		break;
 	}
 	if (!ok) {
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_PERMISSION,
+		snprintf(err, errlen,
 		         "permission denied: certificate '%s' has role %s, which may not %s "
 		         "(needs operator or node)",
-		         c->caller, tls_role_name(role), op->name);
+		         caller, tls_role_name(role), op->name);
 		MV_WARN("rpc",
 		        "refused request op=\"%s\" client=%s role=%s reason=\"permission denied\"",
-		        op->name, c->caller, tls_role_name(role));
+		        op->name, caller, tls_role_name(role));
+		return MV__RPC_CODE__RPC_ERR_PERMISSION;
 	}
-	return ok;
+	return MV__RPC_CODE__RPC_OK;
 }
 
 /* Returns true when the answer is in r; false when it was forwarded or
@@ -1007,15 +1013,14 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 	                     .req = req,
 	                     .caller = caller,
 	                     .may_forward = !req->forwarded};
-	struct rpc_op tmp;
-	const struct rpc_op *op = rpc_op_find(req->op_case, &tmp);
-	if (op == NULL) {
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
-		         "unknown or missing operation (is the client newer than this agent?)");
+	char err[512];
+	int code = rpc_server_authorize(req->op_case, role, peer != NULL, caller, err, sizeof(err));
+	if (code != MV__RPC_CODE__RPC_OK) {
+		rpc_fail(r, (Mv__RpcCode)code, "%s", err);
 		return true;
 	}
-	if (!rpc_authorized(op, &c, role, r))
-		return true;
+	struct rpc_op tmp;
+	const struct rpc_op *op = rpc_op_find(req->op_case, &tmp);
 	if (req->forwarded && peer == NULL) {
 		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
 		         "only agents may send forwarded requests, on the peer port");

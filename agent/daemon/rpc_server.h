@@ -13,9 +13,18 @@
 #include <stdint.h>
 
 #include "meshvisor.pb-c.h"
+#include "tls.h"
 
 struct agent;
 struct net_conn;
+
+/* The one authorization check, made before any handler runs: may a
+ * caller with this certificate role (from_peer: another agent, on the peer
+ * port) ask for op_case (an Mv__RpcRequest__OpCase)? RPC_OK, or the code
+ * to answer with (INVALID: unknown operation, or one between agents only
+ * asked on the RPC port; PERMISSION: the role may not) and err filled. */
+int rpc_server_authorize(int op_case, enum tls_role role, bool from_peer, const char *caller,
+                         char *err, size_t errlen);
 
 /* One request frame from an RPC client. */
 void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t *payload,
