@@ -53,9 +53,8 @@ struct agent {
 	uint8_t *state_sig, *state_full; /* last published, significant / full form */
 	size_t state_sig_len, state_full_len;
 	uint64_t state_published_ms;
-	bool draining;
 
-	/* requests forwarded to other hosts, and long operations' answers (rpc_server.c) */
+	/* requests to other hosts (peer_client.c) and long operations' answers (rpc_service.c) */
 	struct rpc_pending *rpc_pending;
 	uint64_t rpc_next_fwd_id;
 	uv_timer_t rpc_timer;
@@ -69,7 +68,8 @@ struct agent {
 	bool mig_timers_on;           /* both initialized (migration_close) */
 	struct migration *migrations; /* outgoing, newest first; finished ones kept a while */
 	struct drain *drain;          /* this host's drain in progress, if any */
-	uint64_t mig_work_running;    /* libvirt jobs on worker threads */
+	uint64_t mig_work_running;    /* migration jobs on worker threads */
+	bool draining;                /* set by a drain, published in our record */
 
 	/* failover (ha.c) */
 	struct ha *ha;

@@ -206,6 +206,7 @@ struct ha {
 	                              previous agent's stamp): pets may go on until
 	                              the self-fence while not quorate */
 	unsigned fence_work_running;
+	unsigned restart_work_running; /* VM starts on worker threads (use a->virt) */
 	bool timers_on;         /* timer, tick, state_timer initialized (ha_close closes them) */
 	char *journal_path;     /* data_dir/failover-journal */
 	uint64_t journal_saved; /* fo_journal_version() last written */
@@ -1069,7 +1070,7 @@ static void ha_restart_after(uv_work_t *w, int status)
 	struct ha_restart_work *rw = w->data;
 	struct agent *a = rw->a;
 	struct ha_restart *r = rw->r;
-	a->mig_work_running--;
+	HA(a)->restart_work_running--;
 	uv_update_time(a->loop); /* took_ms must include the start itself */
 	char err[512], e2[256];
 	struct virt_vm cur;
@@ -1141,7 +1142,7 @@ static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const cha
 		ha_restart_finish(a, r, false, "cannot queue the restart");
 		return;
 	}
-	a->mig_work_running++;
+	HA(a)->restart_work_running++;
 }
 
 static void ha_restart_ask_next(struct agent *a, struct ha_restart *r);
@@ -3210,7 +3211,7 @@ void ha_stop(struct agent *a)
 unsigned ha_work_running(const struct agent *a)
 {
 	const struct ha *h = a->ha;
-	return h != NULL ? h->fence_work_running : 0;
+	return h != NULL ? h->fence_work_running + h->restart_work_running : 0;
 }
 
 void ha_close(struct agent *a)

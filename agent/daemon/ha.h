@@ -31,8 +31,8 @@ struct agent;
 
 int ha_start(struct agent *a, char *err, size_t errlen);
 void ha_stop(struct agent *a);
-/* Remote fences still running on worker threads (agent_main waits for
- * them before it frees anything they use). */
+/* Remote fences and VM restarts still running on worker threads
+ * (agent_main waits for them before it frees anything they use). */
 unsigned ha_work_running(const struct agent *a);
 /* After ha_stop, once no work runs: closes the module's handles; the
  * caller runs the loop until their close callbacks have run, then

@@ -1142,9 +1142,16 @@ int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sin
 
 /* ---- life ---------------------------------------------------------------------------------------- */
 
-/* Migration's part of this host's record: its recent moves; and every
- * record built gives the core our capacity and draining flag. */
+/* Migration's part of this host's record: the draining flag (a drain
+ * sets it) and its recent moves; and every record built gives the core
+ * our capacity and draining flag. */
+static void migration_fill_state(struct agent *a, Mv__NodeState *ns)
+{
+	ns->draining = a->draining;
+}
+
 static const struct nodestate_contributor migration_state_contributor = {
+    .fill = migration_fill_state,
     .list_migrations = migration_list,
     .built = migration_set_capacity,
 };
