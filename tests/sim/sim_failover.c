@@ -21,7 +21,10 @@
  * one.
  */
 #include "sim_failover.h"
+#include "envelope.h"
+#include "fo_codec.h"
 #include "fo_driver.h"
+#include "swim_codec.h"
 #include "meshvisor.pb-c.h"
 #include "meshvisor/placement.h"
 #include "prng.h"
@@ -1202,6 +1205,53 @@ static void fw_fo_rearm(struct fw *w, int i, bool after_timer)
 	fw_push(w, d, E_FO_TIMER, i, h->fo_gen, NULL);
 }
 
+/* The frame's envelope, decoded as a receiving agent would (NULL, the world
+ * failed, when it does not decode). */
+static Mv__Envelope *fw_wire(struct fw *w, const char *what, int rc, uint8_t *frame, size_t len)
+{
+	if (rc < 0) {
+		fw_fail(w, "%s: the codec cannot encode it (error %d)", what, rc);
+		return NULL;
+	}
+	Mv__Envelope *env = NULL;
+	const char *why = "";
+	if (len < 4 || envelope_decode(frame + 4, len - 4, &env, &why) < 0)
+		fw_fail(w, "%s: the frame does not decode: %s", what, why);
+	free(frame);
+	return env;
+}
+
+/* m to frame and back into *out (fo_msg_clear frees it). */
+static bool fw_fo_through_codec(struct fw *w, const struct fo_msg *m, struct fo_msg *out)
+{
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	int rc = fo_codec_encode_frame(m, &frame, &len);
+	Mv__Envelope *env = fw_wire(w, fo_msg_type_name(m->type), rc, frame, len);
+	if (env == NULL)
+		return false;
+	const char *why = "";
+	memset(out, 0, sizeof(*out));
+	rc = fo_codec_decode(env, out, &why);
+	envelope_free(env);
+	if (rc < 0) {
+		fw_fail(w, "%s from %s: the failover codec refuses it: %s",
+		        fo_msg_type_name(m->type), m->from, why);
+		return false;
+	}
+	if (out->type != m->type || strcmp(out->from, m->from) != 0 ||
+	    out->inst.incarnation != m->inst.incarnation || out->inst.round != m->inst.round ||
+	    strcmp(out->inst.dead, m->inst.dead) != 0 || out->plan.n != m->plan.n ||
+	    out->stamp != m->stamp || out->ballot.number != m->ballot.number) {
+		fw_fail(w, "%s from %s: not the same message after the codec",
+		        fo_msg_type_name(m->type), m->from);
+		fo_msg_clear(out);
+		return false;
+	}
+	snprintf(out->to, sizeof(out->to), "%s", m->to);
+	return true;
+}
+
 static void fw_send_fo(struct fw *w, int i, struct fo_msg *m)
 {
 	w->ctr.fo_msgs++;
@@ -1231,7 +1281,17 @@ static void fw_send_fo(struct fw *w, int i, struct fo_msg *m)
 	struct fo_msg *c = malloc(sizeof(*c));
 	if (c == NULL)
 		abort();
-	*c = *m; /* takes the plan and removed arrays */
+	if (w->o.codecs) {
+		/* as between agents: a frame on the wire, decoded at the peer */
+		bool ok = fw_fo_through_codec(w, m, c);
+		fo_msg_clear(m);
+		if (!ok) {
+			free(c);
+			return;
+		}
+	} else {
+		*c = *m; /* takes the plan and removed arrays */
+	}
 	fw_push(w, at, E_FO_DELIVER, to, w->h[to].life, c);
 }
 
@@ -1353,6 +1413,38 @@ static struct swim_msg *fw_swim_copy(const struct swim_msg *m)
 	return c;
 }
 
+/* m to frame and back, as between agents; NULL (the world failed) when it
+ * does not survive the trip. */
+static struct swim_msg *fw_swim_through_codec(struct fw *w, const struct swim_msg *m)
+{
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	int rc = swim_codec_encode_frame(m, &frame, &len);
+	Mv__Envelope *env = fw_wire(w, swim_msg_type_name(m->type), rc, frame, len);
+	if (env == NULL)
+		return NULL;
+	struct swim_msg d;
+	struct swim_update *ups = NULL;
+	const char *why = "";
+	memset(&d, 0, sizeof(d));
+	rc = swim_codec_decode(env, &d, &ups, &why);
+	struct swim_msg *c = NULL;
+	if (rc < 0) {
+		fw_fail(w, "%s: the SWIM codec refuses it: %s", swim_msg_type_name(m->type), why);
+	} else if (d.type != m->type || d.n_updates != m->n_updates || d.seq != m->seq ||
+	           d.join != m->join) {
+		fw_fail(w, "%s: not the same message after the codec", swim_msg_type_name(m->type));
+	} else {
+		/* the receiver knows whom it was sent to; the wire does not say */
+		d.to = m->to;
+		d.to_addr = m->to_addr;
+		c = fw_swim_copy(&d); /* copies the strings out of env */
+	}
+	free(ups);
+	envelope_free(env);
+	return c;
+}
+
 static void fw_swim_rearm(struct fw *w, int i)
 {
 	struct fw_host *h = &w->h[i];
@@ -1383,7 +1475,9 @@ static void fw_swim_drain(struct fw *w, int i)
 		uint64_t at;
 		if (to < 0 || !fw_net_send(w, i, to, &at))
 			continue;
-		fw_push(w, at, E_SWIM_DELIVER, to, w->h[to].life, fw_swim_copy(&m));
+		struct swim_msg *c = w->o.codecs ? fw_swim_through_codec(w, &m) : fw_swim_copy(&m);
+		if (c != NULL)
+			fw_push(w, at, E_SWIM_DELIVER, to, w->h[to].life, c);
 	}
 	struct swim_event ev;
 	while (swim_pop_event(h->sw, &ev)) {

@@ -129,6 +129,10 @@ struct fw_opts {
 	uint32_t join_spread_ms;                 /* initial joins spread (default 500) */
 	bool clock_offsets;       /* each host's clock has its own origin (default true) */
 	uint32_t clock_drift_ppm; /* and runs off by up to this many ppm (default 0) */
+	bool codecs;              /* every SWIM and failover message goes through the
+	                             real codecs (encoded to a frame, decoded on
+	                             delivery, as between agents); a message that
+	                             does not survive it fails the world */
 	int verbose;              /* 0, 1 (actions, faults), 2 (+ messages) */
 	bool quiet;               /* no line per world on stderr */
 };

@@ -162,6 +162,9 @@
 /* Scenario plumbing                                                  */
 
 static struct fw *cur; /* freed by the teardown when an assertion jumps out */
+/* every message through the real codecs (test_randomized_schedules_codecs,
+ * or MV_SIM_CODECS=1 for any scenario that runs schedules) */
+static bool codecs_mode;
 
 static int verbose_env(void)
 {
@@ -1975,6 +1978,7 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 	s.clean = srnd(&s, 4) == 0;
 	struct fw_opts o;
 	fw_opts_default(&o, n, seed);
+	o.codecs = codecs_mode;
 	o.verbose = verbose;
 	o.quiet = !verbose;
 	o.cap_refuse = true;
@@ -2193,14 +2197,16 @@ static void test_replayed_seeds(void **state)
 
 #define SIM_SUITE_MASTER 20261207ULL
 
-static void test_randomized_schedules(void **state)
+/* A batch of randomized schedules (or the one MV_SIM_SEED names), with
+ * the suite's fixed master unless MV_SIM_MASTER / MV_SIM_FRESH say
+ * otherwise; prints what it measured. */
+static void randomized_batch(uint64_t suite_master, long suite_n)
 {
-	(void)state;
 	struct totals t;
 	memset(&t, 0, sizeof(t));
 	const char *env = getenv("MV_SIM_SEED");
 	const char *nenv = getenv("MV_SIM_SCHEDULES");
-	long n = nenv && atol(nenv) > 0 ? atol(nenv) : 2000;
+	long n = nenv && atol(nenv) > 0 ? atol(nenv) : suite_n;
 	char fail[600];
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -2221,8 +2227,9 @@ static void test_randomized_schedules(void **state)
 		const char *menv = getenv("MV_SIM_MASTER"), *fresh = getenv("MV_SIM_FRESH");
 		uint64_t master = menv && *menv              ? strtoull(menv, NULL, 0)
 		                  : fresh && atoi(fresh) > 0 ? fresh_seed()
-		                                             : SIM_SUITE_MASTER;
-		fprintf(stderr, "fw master seed=%" PRIu64 " schedules=%ld\n", master, n);
+		                                             : suite_master;
+		fprintf(stderr, "fw master seed=%" PRIu64 " schedules=%ld%s\n", master, n,
+		        codecs_mode ? " (every message through the codecs)" : "");
 		uint64_t x = master;
 		for (long k = 0; k < n; k++) {
 			uint64_t seed = mv_splitmix64(&x) >> 1;
@@ -2287,11 +2294,32 @@ static void test_randomized_schedules(void **state)
 	assert_true(t.plans > 0);
 }
 
+static void test_randomized_schedules(void **state)
+{
+	(void)state;
+	randomized_batch(SIM_SUITE_MASTER, 2000);
+}
+
+/* The same kind of schedules with every SWIM and failover message encoded
+ * to a frame and decoded at its receiver, as between real agents: the
+ * codecs carry everything the cores say under every fault (a smaller fixed
+ * batch: the codecs cost time). */
+static void test_randomized_schedules_codecs(void **state)
+{
+	(void)state;
+	bool was = codecs_mode;
+	codecs_mode = true;
+	randomized_batch(SIM_SUITE_MASTER + 1, 300);
+	codecs_mode = was;
+}
+
 int main(void)
 {
 	const char *f = getenv("MV_SIM_TEST");
 	if (f && *f)
 		cmocka_set_test_filter(f);
+	const char *cm = getenv("MV_SIM_CODECS");
+	codecs_mode = cm && atoi(cm) > 0;
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_host_dies_20_vms, teardown),
 	    cmocka_unit_test_teardown(test_agent_dies_stale_quorum, teardown),
@@ -2323,6 +2351,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_issue9_previous_life_entries, teardown),
 	    cmocka_unit_test_teardown(test_replayed_seeds, teardown),
 	    cmocka_unit_test_teardown(test_randomized_schedules, teardown),
+	    cmocka_unit_test_teardown(test_randomized_schedules_codecs, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
