@@ -1285,65 +1285,80 @@ static void ha_report_lost(struct agent *a, const char *dead)
 	mv__node_state__free_unpacked(s, NULL);
 }
 
+/* FO_EV_FENCE_SELF: we lost quorum for F. Every local HA VM is destroyed
+ * (retried until it is: ha_fence_incomplete), the watchdog hurried first. */
+static void ha_on_fence_self(struct agent *a, const struct fo_event *e)
+{
+	struct ha *h = HA(a);
+	MV_WARN("failover", "fencing ourselves cause=\"%s\"", e->text);
+	ha_event(a, "fenced-self", a->opt.name, NULL, "%s", e->text);
+	for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
+		r->fenced = true; /* starts in flight are undone when they finish */
+	/* the watchdog first: from here the host goes within a second
+	 * unless the destroys below leave nothing to protect (then it is
+	 * disarmed): neither their time nor this agent's death (its close
+	 * pings the device) can postpone that */
+	ha_watchdog_hurry(a, "self-fence");
+	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
+	bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
+	unsigned failed = 0;
+	unsigned n = a->virt ? ha_destroy_local(a, NULL, e->text, &failed) : 0;
+	if (blind)
+		h->fence_unknown = true; /* the inventory may be stale: retried blind */
+	MV_WARN("failover", "self-fence done destroyed=%u failed=%u libvirt_unknown=%d", n, failed,
+	        h->fence_unknown);
+	if (ha_fence_pending(h))
+		ha_fence_incomplete(a, "self-fence");
+	ha_watchdog_after_self_fence(a);
+}
+
+/* FO_EV_FENCE_VMS: the cluster failed us over (or a plan for our own
+ * incarnation says so): the order's VMs are destroyed below their new
+ * epochs, starts in flight below them undone. */
+static void ha_on_fence_vms(struct agent *a, const struct fo_event *e)
+{
+	struct ha *h = HA(a);
+	char why[FO_TEXT_MAX + 96];
+	snprintf(why, sizeof(why), "failed over by the cluster (incarnation %" PRIu64 ")",
+	         e->inst.incarnation);
+	MV_WARN("failover", "fence order vms=%zu cause=\"%s\"", e->plan.n, why);
+	ha_event(a, "fence-order", a->opt.name, NULL, "%zu VMs %s", e->plan.n, why);
+	for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
+		for (size_t i = 0; i < e->plan.n; i++)
+			if (strcmp(e->plan.entries[i].uuid, r->entry.uuid) == 0 &&
+			    r->entry.new_epoch < e->plan.entries[i].new_epoch)
+				r->fenced = true; /* started below the order's epoch */
+	unsigned failed = 0;
+	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
+	bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
+	if (a->virt)
+		ha_destroy_local(a, &e->plan, why, &failed);
+	if (blind) {
+		/* the inventory may be stale: every VM of the order is
+		 * checked (and destroyed) once libvirt answers again */
+		for (size_t i = 0; i < e->plan.n; i++)
+			ha_unfenced_add(a, e->plan.entries[i].uuid, e->plan.entries[i].name,
+			                e->plan.entries[i].new_epoch, why,
+			                "libvirt does not answer");
+		failed += e->plan.n > 0;
+	}
+	if (failed > 0) {
+		ha_fence_incomplete(a, "fence order");
+		ha_watchdog_pet(a, uv_now(a->loop)); /* no more pets until it is done */
+	}
+}
+
 static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 {
 	struct ha *h = HA(a);
 	const struct fo_plan_entry *en = &e->entry;
 	switch (e->type) {
-	case FO_EV_FENCE_SELF: {
-		MV_WARN("failover", "fencing ourselves cause=\"%s\"", e->text);
-		ha_event(a, "fenced-self", a->opt.name, NULL, "%s", e->text);
-		for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
-			r->fenced = true; /* starts in flight are undone when they finish */
-		/* the watchdog first: from here the host goes within a second
-		 * unless the destroys below leave nothing to protect (then it is
-		 * disarmed): neither their time nor this agent's death (its close
-		 * pings the device) can postpone that */
-		ha_watchdog_hurry(a, "self-fence");
-		const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
-		bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
-		unsigned failed = 0;
-		unsigned n = a->virt ? ha_destroy_local(a, NULL, e->text, &failed) : 0;
-		if (blind)
-			h->fence_unknown = true; /* the inventory may be stale: retried blind */
-		MV_WARN("failover", "self-fence done destroyed=%u failed=%u libvirt_unknown=%d", n,
-		        failed, h->fence_unknown);
-		if (ha_fence_pending(h))
-			ha_fence_incomplete(a, "self-fence");
-		ha_watchdog_after_self_fence(a);
+	case FO_EV_FENCE_SELF:
+		ha_on_fence_self(a, e);
 		break;
-	}
-	case FO_EV_FENCE_VMS: {
-		char why[FO_TEXT_MAX + 96];
-		snprintf(why, sizeof(why), "failed over by the cluster (incarnation %" PRIu64 ")",
-		         e->inst.incarnation);
-		MV_WARN("failover", "fence order vms=%zu cause=\"%s\"", e->plan.n, why);
-		ha_event(a, "fence-order", a->opt.name, NULL, "%zu VMs %s", e->plan.n, why);
-		for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
-			for (size_t i = 0; i < e->plan.n; i++)
-				if (strcmp(e->plan.entries[i].uuid, r->entry.uuid) == 0 &&
-				    r->entry.new_epoch < e->plan.entries[i].new_epoch)
-					r->fenced = true; /* started below the order's epoch */
-		unsigned failed = 0;
-		const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
-		bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
-		if (a->virt)
-			ha_destroy_local(a, &e->plan, why, &failed);
-		if (blind) {
-			/* the inventory may be stale: every VM of the order is
-			 * checked (and destroyed) once libvirt answers again */
-			for (size_t i = 0; i < e->plan.n; i++)
-				ha_unfenced_add(a, e->plan.entries[i].uuid, e->plan.entries[i].name,
-				                e->plan.entries[i].new_epoch, why,
-				                "libvirt does not answer");
-			failed += e->plan.n > 0;
-		}
-		if (failed > 0) {
-			ha_fence_incomplete(a, "fence order");
-			ha_watchdog_pet(a, uv_now(a->loop)); /* no more pets until it is done */
-		}
+	case FO_EV_FENCE_VMS:
+		ha_on_fence_vms(a, e);
 		break;
-	}
 	case FO_EV_REMOTE_FENCE:
 		ha_remote_fence(a, e);
 		break;
