@@ -342,6 +342,8 @@ static bool inst_holds(const struct fo *f, const struct inst *in, const char *uu
 static bool reclaimable(const struct fo *f, const struct inst *tin);
 static bool own_state_known(const struct fo *f);
 static bool runs_here(const struct fo *f, const char *uuid, uint64_t epoch);
+static bool started_here(const struct fo *f, const struct inst *in, const struct round *rd,
+                         size_t e);
 static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint64_t now,
                             bool timed_out);
 static void accepted_decide(struct fo *f, struct inst *in, uint32_t round, uint64_t now);
@@ -3652,11 +3654,6 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 					continue;
 				if (order && pe->target_incarnation > upto)
 					continue;
-				/* the same placement started here for another instance
-				 * (adopted) shares its fate: never handed back while that
-				 * copy may run */
-				bool twin_flight = false;
-				bool twin = placement_started(f, in, pe, &twin_flight) != NULL;
 				/* given to an earlier life of this agent: that life may have
 				 * started it; what runs here (our own state) says so — and
 				 * until we know our own state, it is left alone */
@@ -3664,9 +3661,11 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 				                 pe->target_incarnation < f->first_inc;
 				if (prev_life && !own_state_known(f))
 					continue;
-				bool started = st->running || st->st == E_OK || twin ||
-				               twin_flight ||
-				               (prev_life && runs_here(f, pe->uuid, pe->new_epoch));
+				/* started here (the same placement started for another
+				 * instance, adopted, shares its fate: never handed back
+				 * while that copy may run); the fence's kill list
+				 * (fenced_extra) uses the same test */
+				bool started = started_here(f, in, rd, e);
 				bool listed = order && plan_has_uuid(order, pe->uuid);
 				if (order && started && !listed && !extras && is_self(f, in->dead))
 					continue; /* not destroyed: ours at our newer incarnation */
@@ -3789,6 +3788,30 @@ static const struct inst *placement_started(const struct fo *f, const struct ins
 		}
 	}
 	return NULL;
+}
+
+/* Did this node start entry e of (in, rd), which targets it, or may it run
+ * here: reported running, starting now, the same placement started for
+ * another instance (twin), or given to an earlier life of this agent whose
+ * start our own state shows. A fence destroys exactly these (fenced_extra)
+ * and hands them back (hand_back_mine): one test for both, so that nothing
+ * is handed back that still runs. (With our own state unknown, an earlier
+ * life's entry is neither: hand_back_mine leaves it alone.) */
+static bool started_here(const struct fo *f, const struct inst *in, const struct round *rd,
+                         size_t e)
+{
+	const struct ent *st = &rd->ents[e];
+	const struct fo_plan_entry *pe = &rd->plan.entries[e];
+	if (st->running || st->st == E_OK)
+		return true;
+	if (st->st != E_WAIT)
+		return false;
+	bool twin_flight = false;
+	if (placement_started(f, in, pe, &twin_flight) != NULL || twin_flight)
+		return true;
+	bool prev_life =
+	    pe->target_incarnation && f->first_inc && pe->target_incarnation < f->first_inc;
+	return prev_life && own_state_known(f) && runs_here(f, pe->uuid, pe->new_epoch);
 }
 
 /* Another instance of ours holds the same placement (VM, target us,
@@ -4490,8 +4513,7 @@ static bool fenced_extra(const struct fo *f, const struct inst *in, const struct
 {
 	const struct fo_plan_entry *pe = &rd->plan.entries[e];
 	return (extras || !is_self(f, in->dead)) && is_self(f, pe->target) &&
-	       pe->target_incarnation <= upto &&
-	       ((rd->ents[e].running && rd->ents[e].st == E_WAIT) || rd->ents[e].st == E_OK) &&
+	       pe->target_incarnation <= upto && started_here(f, in, rd, e) &&
 	       !plan_has_uuid(order, pe->uuid);
 }
 

@@ -2474,7 +2474,8 @@ static void test_random_garbage(void **state)
 }
 
 /* Core n1 (incarnation 1) that restarted "kept" and "listed" for (n0, 1). */
-static struct fo *unlisted_core(uint64_t inc)
+/* Core n1 at incarnation inc, n0 dead at 1, n2 alive and acking us. */
+static struct fo *n1_n0_dead(uint64_t inc)
 {
 	struct fo_config c;
 	cfg_for(&c, 1);
@@ -2484,18 +2485,31 @@ static struct fo *unlisted_core(uint64_t inc)
 	fo_member(a, "n0", FO_DEAD, 1, 1000);
 	fo_member(a, "n2", FO_ALIVE, 1, 1000);
 	ack_to(a, "n2", "n1", 1000, 1001);
-	struct fo_plan_entry p[2] = {entry("kept", "n1", 2), entry("listed", "n1", 2)};
-	p[0].target_incarnation = p[1].target_incarnation = inc;
+	return a;
+}
+
+/* n2 tells a that (n0, 1) is fenced. */
+static void n0_fenced_by_n2(struct fo *a, uint64_t now)
+{
 	struct fo_msg m;
-	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 2);
-	assert_int_equal(fo_handle_message(a, &m, 1002), 0);
 	memset(&m, 0, sizeof(m));
 	m.type = FO_FENCED;
 	snprintf(m.from, sizeof(m.from), "n2");
 	snprintf(m.to, sizeof(m.to), "n1");
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n0");
 	m.inst.incarnation = 1;
-	assert_int_equal(fo_handle_message(a, &m, 1003), 0);
+	assert_int_equal(fo_handle_message(a, &m, now), 0);
+}
+
+static struct fo *unlisted_core(uint64_t inc)
+{
+	struct fo *a = n1_n0_dead(inc);
+	struct fo_plan_entry p[2] = {entry("kept", "n1", 2), entry("listed", "n1", 2)};
+	p[0].target_incarnation = p[1].target_incarnation = inc;
+	struct fo_msg m;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 2);
+	assert_int_equal(fo_handle_message(a, &m, 1002), 0);
+	n0_fenced_by_n2(a, 1003);
 	struct fo_instance_id id = {.dead = "n0", .incarnation = 1};
 	fo_restart_done(a, &id, "kept", true, NULL, 1004);
 	fo_restart_done(a, &id, "listed", true, NULL, 1004);
@@ -2609,6 +2623,58 @@ static void test_fence_order_destroys_unlisted(void **state)
 	ack_to(a, "n2", "n1", 2000, 2001);
 	assert_true(fo_quorate(a, 2001));
 	fo_free(a);
+}
+
+/* What a fence destroys and what it hands back are one set (started_here).
+ * A previous life of n1 (incarnation 1) started "old" for n0's failover;
+ * n1 restarted (incarnation 2) and its own state shows "old" running. It
+ * relearns n0's plan with the entry still waiting, whether or not it knows
+ * (n0, 1) fenced. A FENCE_ORDER for n1's incarnation 1 that does not list
+ * "old" destroys it and hands it back; before, it handed it back while it
+ * kept running (a later round of n0's failover could start a second copy). */
+static void test_fence_kills_what_it_hands_back(void **state)
+{
+	(void)state;
+	for (int with_fenced = 0; with_fenced < 2; with_fenced++) {
+		struct fo *a = n1_n0_dead(2);
+		struct fo_vm vm = {.uuid = "old",
+		                   .name = "vm-old",
+		                   .vcpus = 1,
+		                   .memory_kib = GIB,
+		                   .epoch = 2,
+		                   .running = true};
+		struct fo_host h[2] = {mkhost("n1", 16, 64), mkhost("n2", 16, 64)};
+		h[0].incarnation = 2;
+		h[0].quorate = true;
+		h[0].n_vms = 1;
+		h[0].vms = &vm;
+		h[1].incarnation = 1;
+		fo_set_hosts(a, h, 2, 1001);
+		struct fo_plan_entry p[1] = {entry("old", "n1", 2)};
+		p[0].target_incarnation = 1;
+		struct fo_msg m;
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 1);
+		assert_int_equal(fo_handle_message(a, &m, 1002), 0);
+		if (with_fenced)
+			n0_fenced_by_n2(a, 1003);
+		drop_all(a);
+		struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
+		msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+		snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+		assert_int_equal(fo_handle_message(a, &m, 2000), 0);
+		bool killed = false, handed = false;
+		struct fo_event e;
+		while (fo_pop_event(a, &e)) {
+			if (e.type == FO_EV_FENCE_VMS)
+				for (size_t k = 0; k < e.plan.n; k++)
+					killed |= !strcmp(e.plan.entries[k].uuid, "old");
+			handed |= e.type == FO_EV_HANDED_BACK && !strcmp(e.entry.uuid, "old");
+			fo_event_clear(&e);
+		}
+		assert_true(killed);
+		assert_true(handed);
+		fo_free(a);
+	}
 }
 
 /* ---- the ack bound: the timed fence counted from the last ack ------------------ */
@@ -5001,6 +5067,7 @@ int main(void)
 	    cmocka_unit_test(test_dead_grace),
 	    cmocka_unit_test(test_random_garbage),
 	    cmocka_unit_test(test_fence_order_destroys_unlisted),
+	    cmocka_unit_test(test_fence_kills_what_it_hands_back),
 	    cmocka_unit_test(test_ack_bound_acceptor),
 	    cmocka_unit_test(test_ack_bound_proposer),
 	    cmocka_unit_test(test_ack_bound_learner),
