@@ -374,6 +374,15 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* How long a stopping agent waits for its work on worker threads. */
+#define AGENT_EXIT_WORK_MS 30000
+
+static void agent_on_exit_deadline(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	a->exit_deadline_passed = true;
+}
+
 /* The agent's own handles: its timers and signal watchers. */
 static void agent_close_handles(struct agent *a)
 {
@@ -443,8 +452,21 @@ int agent_main(int argc, char **argv)
 	 * restart still uses the libvirt connection (a migration was told to
 	 * abort), a remote fence its own; wait for each to return (its after
 	 * callback sees `stopping` and only frees). */
-	while (a->mig_work_running > 0 || ha_work_running(a) > 0)
+	uv_timer_start(&a->leave_timer, agent_on_exit_deadline, AGENT_EXIT_WORK_MS, 0);
+	while ((a->mig_work_running > 0 || ha_work_running(a) > 0) && !a->exit_deadline_passed)
 		uv_run(a->loop, UV_RUN_ONCE);
+	uv_timer_stop(&a->leave_timer);
+	if (a->mig_work_running > 0 || ha_work_running(a) > 0) {
+		/* a job stuck in libvirt (a remote fence of an unreachable host, a
+		 * migration that ignores its abort): nothing it uses may be freed
+		 * under it, so the process ends here, without the orderly rest */
+		MV_ERROR("agent",
+		         "stopping without waiting any longer for work on worker threads "
+		         "migrations=%" PRIu64 " ha_jobs=%u waited_ms=%u",
+		         a->mig_work_running, ha_work_running(a), AGENT_EXIT_WORK_MS);
+		membership_save_incarnation(a);
+		return a->exit_code ? a->exit_code : CLI_EXIT_FAIL;
+	}
 	/* 2. libvirt's handles on our loop are released in close callbacks:
 	 * free the connection, then let the loop run those callbacks. */
 	virt_free(a->virt);

@@ -40,7 +40,8 @@ struct agent {
 	uint64_t started_mono_ms; /* uv_now at start */
 	bool leaving;
 	bool stopping;
-	bool leave_requested; /* set by an RPC; acted on after its answer is sent */
+	bool leave_requested;      /* set by an RPC; acted on after its answer is sent */
+	bool exit_deadline_passed; /* stopping: waited AGENT_EXIT_WORK_MS for workers */
 	int exit_code;
 
 	/* node state (nodestate.c) */

@@ -952,6 +952,10 @@ static void ha_fence_after(uv_work_t *w, int status)
 	struct ha *h = HA(a);
 	if (h != NULL)
 		h->fence_work_running--;
+	if (a->stopping)
+		MV_INFO("failover",
+		        "remote fence dead=%s incarnation=%" PRIu64 " ended while stopping ok=%d",
+		        fw->inst.dead, fw->inst.incarnation, status == 0 && fw->rc == 0);
 	if (h != NULL && h->fo != NULL && !a->stopping) {
 		bool ok = status == 0 && fw->rc == 0;
 		char how[FO_TEXT_MAX];
@@ -1005,6 +1009,8 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 			fw->n++;
 	mv__node_state__free_unpacked(s, NULL);
 	fw->w.data = fw;
+	MV_INFO("failover", "remote fence started dead=%s incarnation=%" PRIu64 " uri=%s",
+	        e->inst.dead, e->inst.incarnation, fw->uri);
 	ha_event(a, "fence-remote-start", e->inst.dead, NULL, "fencing through its libvirt %s",
 	         fw->uri);
 	if (uv_queue_work(a->loop, &fw->w, ha_fence_work, ha_fence_after) != 0) {

@@ -49,6 +49,13 @@ int rpc_register_op(int op, const char *name, enum rpc_access access, rpc_servic
 
 void rpc_send_response(struct agent *a, struct net_conn *c, const char *peer, Mv__RpcResponse *resp)
 {
+	if (c == NULL && a->net == NULL) {
+		/* stopping: the network is closed (a long operation finishing
+		 * while the agent waits for its worker threads) */
+		MV_DEBUG("rpc", "answer dropped: the network is closed id=%" PRIu64 " to=%s",
+		         resp->id, peer ? peer : "");
+		return;
+	}
 	Mv__Envelope env = MV__ENVELOPE__INIT;
 	env.version = ENVELOPE_VERSION;
 	env.body_case = MV__ENVELOPE__BODY_RESPONSE;

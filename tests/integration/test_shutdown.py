@@ -12,12 +12,15 @@ Four hosts on the test driver, failover at the suite's fast timings:
 1. n2 is frozen (SIGSTOP); `migrate d0 --to n2` runs through n1, and n4
    (d0's host) gets SIGTERM once it has proposed the move and waits for
    n2's answer; then n2 resumes.
-2. kill -9 n3, which runs two HA VMs; as soon as n2 holds n3 dead (its
-   failover waits out the fence deadline: n3's libvirt died with it), n2
-   gets SIGTERM."""
+2. kill -9 n3, which runs two HA VMs and publishes a fence URI whose
+   "libvirt" (a listener of this test) accepts and hangs up only after
+   two seconds; the survivor that runs the remote fence gets SIGTERM as
+   soon as the fence starts: it waits for the fence's worker thread (its
+   log says how the fence ended before it says "stopped"), then exits 0."""
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -62,11 +65,49 @@ def stopped_cleanly(agent, what):
     check(not bad, "%s: sanitizer report in %s's log: %s" % (what, agent.name, bad[:5]))
 
 
+class SlowLibvirt:
+    """A listener on loopback that accepts a connection and closes it two
+    seconds later without a word: a remote fence through it takes that
+    long on its worker thread, then fails."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(8)
+        self.sock.settimeout(0.5)
+        self.accepted = 0
+        self.stop = False
+        self.th = threading.Thread(target=self.run, daemon=True)
+        self.th.start()
+
+    def run(self):
+        held = []
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+                self.accepted += 1
+                held.append((time.monotonic() + 2.0, conn))
+            except socket.timeout:
+                pass
+            now = time.monotonic()
+            for due, conn in [h for h in held if h[0] <= now]:
+                conn.close()
+            held = [h for h in held if h[0] > now]
+        for _, conn in held:
+            conn.close()
+        self.sock.close()
+
+
 def main(t):
     files = host_files(t)
     c = t.cluster(4, agent_extra={"failover": dict(FAST_FAILOVER)})
-    c.start_each({n: {"libvirt_uri": "test://" + files[n], "migration": {"lease_ms": LEASE_MS}}
-                  for n in files})
+    slow = SlowLibvirt(t.port())
+    fence_uri = "qemu+tcp://127.0.0.1:%d/system" % slow.sock.getsockname()[1]
+    extras = {n: {"libvirt_uri": "test://" + files[n], "migration": {"lease_ms": LEASE_MS}}
+              for n in files}
+    extras["n3"]["migration"]["libvirt_uri"] = fence_uri  # its fence URI too
+    c.start_each(extras)
     c.wait_converged(timeout=30)
     c.wait_states(timeout=30)
     n1, n2, n3, n4 = c["n1"], c["n2"], c["n3"], c["n4"]
@@ -95,14 +136,29 @@ def main(t):
     # an agent that stopped only when the RPC idle timeout closes it)
     c.wait_converged(timeout=30, names=["n1", "n2", "n3"])
 
-    # 2. SIGTERM in the middle of a failover
+    # 2. SIGTERM in the middle of a failover, while the remote fence runs
+    #    on a worker thread
     n3.signal(signal.SIGKILL)
     n3.wait_exit(5)
-    mvtest.wait_until(lambda: n2.members().get("n3", {}).get("state") == "dead" or None, 30,
-                      "n2 to hold n3 dead")
-    n2.signal(signal.SIGTERM)
-    stopped_cleanly(n2, "stopped mid-failover")
-    check(n1.alive(), "n1 exited")
+
+    def fencer():
+        for a in (n1, n2):
+            if mvtest.grep(a.log_text(), r"remote fence started dead=n3"):
+                return a
+        return None
+    f = mvtest.wait_until(fencer, 30, "a survivor to start the remote fence of n3")
+    f.signal(signal.SIGTERM)
+    stopped_cleanly(f, "stopped during a remote fence")
+    text = f.log_text()
+    ended = text.find("remote fence dead=n3")
+    stopped = text.find("stopped name=%s" % f.name)
+    check(ended >= 0 and ended < stopped,
+          "%s stopped without waiting for its remote fence (fence ended at %d, stop at %d)" %
+          (f.name, ended, stopped))
+    check(slow.accepted >= 1, "the fence never reached n3's libvirt listener")
+    slow.stop = True
+    other = n2 if f is n1 else n1
+    check(other.alive(), "%s exited" % other.name)
     r = result.get("r")
     log("migrate d0 --to n2 through n1: %s" %
         ("exit %d %r" % (r.returncode, (r.stdout + r.stderr)[-300:]) if r else "no answer yet"))

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "agent.h"
 #include "membership.h"
 #include "nodestate.h"
 #include "rpc_server.h"
@@ -222,6 +223,24 @@ static void test_nodestate_contributors(void **state)
 	assert_int_equal(nodestate_add_contributor(&contributors[1]), 0); /* already in */
 }
 
+/* A long operation that finishes while the agent stops (its network
+ * already closed) answers into nothing: no crash, the sink is gone. */
+static void test_sink_after_network_closed(void **state)
+{
+	(void)state;
+	static struct agent a; /* zeroed: no network, no membership */
+	a.opt.name = "n1";
+	uint64_t k = rpc_sink_open(&a, NULL, "n2", 7);
+	assert_true(k != 0);
+	assert_true(rpc_sink_alive(&a, k));
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	rpc_sink_send(&a, k, &resp, false); /* progress */
+	assert_true(rpc_sink_alive(&a, k));
+	rpc_sink_send(&a, k, &resp, true); /* final: the sink is forgotten */
+	assert_false(rpc_sink_alive(&a, k));
+	assert_null(a.rpc_sinks);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,6 +250,7 @@ int main(void)
 	    cmocka_unit_test(test_registered_ops),
 	    cmocka_unit_test(test_membership_listeners),
 	    cmocka_unit_test(test_nodestate_contributors),
+	    cmocka_unit_test(test_sink_after_network_closed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
