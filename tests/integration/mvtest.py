@@ -454,13 +454,21 @@ class Cluster:
         """A barrier for "nothing changed" checks: reads each running host's
         own record version (incarnation, version) from itself, then waits
         until every running agent holds at least that version of every one
-        of them. Whatever any host had changed before the call has then
+        of them. Whatever any host had published before the call has then
         reached every view, so comparing views afterwards does not depend
-        on how long gossip takes (no sleep-then-compare)."""
+        on how long gossip takes (no sleep-then-compare). A change a host
+        publishes only later (its next libvirt refresh) is not covered."""
         own = {}
-        for a in self.running():
-            d = a.nodes().get(a.name, {})
-            own[a.name] = (d.get("incarnation", 0), d.get("version", 0))
+
+        def own_records():
+            for a in self.running():
+                d = a.nodes().get(a.name, {})
+                if not d.get("version"):
+                    return None  # not published yet: nothing to wait for would be a lie
+                own[a.name] = (d.get("incarnation", 0), d.get("version", 0))
+            return True
+
+        wait_until(own_records, timeout, "every running agent to publish its own record")
 
         def seen_everywhere():
             behind = {}

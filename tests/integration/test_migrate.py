@@ -79,8 +79,12 @@ MIG_FIELDS = ("id", "vm", "uuid", "source", "target", "phase", "done", "ok", "of
 def snapshot(agent):
     """{vm: (host, state, vcpus, memory, owner_epoch)} and {host: draining}
     as agent sees them."""
-    vms = {n: (v["node"], v["state"], v["vcpus"], v["memory_kib"], v["owner_epoch"])
-           for n, v in agent.vms().items()}
+    seen = {}
+    for v in agent.cli_json("vms")["vms"]:
+        seen.setdefault(v["name"], []).append(
+            (v["node"], v["state"], v["vcpus"], v["memory_kib"], v["owner_epoch"]))
+    # a name listed twice (a second copy) never compares equal to one copy
+    vms = {n: ts[0] if len(ts) == 1 else tuple(sorted(ts)) for n, ts in seen.items()}
     return vms, {n: d["draining"] for n, d in agent.nodes().items()}
 
 
@@ -435,8 +439,8 @@ def main(t):
     c.wait_propagated()
     small = min((v for v in n1.vms().values() if v["node"] != "n3" and v["state"] == "running"),
                 key=lambda v: (v["memory_kib"], v["vcpus"], v["name"]))
-    refused(c, n1, ("migrate", small["name"], "--to", "n3"), r"n3.*(starting|restarted)",
-            "target n3 restarted")
+    refused(c, n1, ("migrate", small["name"], "--to", "n3"),
+            r"n3.*starting \(agent restarted \d+ ms ago", "target n3 restarted")
     check(time.monotonic() - t_restart < RESTART_LEASE_MS / 1000.0,
           "the 'starting' refusal was checked after n3's lease had run out")
     check(all(a.alive() for a in c.agents.values()), "an agent exited")

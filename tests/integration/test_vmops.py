@@ -53,10 +53,15 @@ VCPU_X = 4
 
 
 def snapshot(agent):
-    """{vm: (host, state, vcpus, memory, ha, priority, desired)} as agent sees it."""
-    return {n: (v["node"], v["state"], v["vcpus"], v["memory_kib"], v["ha"], v["priority"],
-                v["desired"])
-            for n, v in agent.vms().items()}
+    """{vm: (host, state, vcpus, memory, ha, priority, desired)} as agent sees
+    it; a name listed twice (a second copy) maps to the sorted tuple of both,
+    so a snapshot with a duplicate never equals one without."""
+    seen = {}
+    for v in agent.cli_json("vms")["vms"]:
+        seen.setdefault(v["name"], []).append(
+            (v["node"], v["state"], v["vcpus"], v["memory_kib"], v["ha"], v["priority"],
+             v["desired"]))
+    return {n: ts[0] if len(ts) == 1 else tuple(sorted(ts)) for n, ts in seen.items()}
 
 
 def wait_vm(c, name, pred, what, timeout=10):
