@@ -358,6 +358,10 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 
 	if ((rc = membership_start(a, err, errlen)) < 0)
 		return rc;
+	if ((rc = peer_client_start(a)) < 0) {
+		snprintf(err, errlen, "cannot subscribe to membership events");
+		return rc;
+	}
 	MV_INFO("agent",
 	        "started name=%s peer_addr=%s rpc_addr=%s incarnation=%" PRIu64 " version=%s",
 	        o->name, a->peer_addr, a->rpc_addr, swim_incarnation(a->swim), MV_VERSION);

@@ -16,6 +16,10 @@
 struct agent;
 struct net_conn;
 
+/* Subscribes to member events: a request waiting for a member that died
+ * or left is answered at once (RPC_ERR_UNAVAILABLE). 0, or -ENOSPC. */
+int peer_client_start(struct agent *a);
+
 /* The agent's own request to another agent: cb gets the final answer, or
  * an RPC_ERR_UNAVAILABLE one if the node does not answer in time. req->id
  * is set here. 0, or -EHOSTUNREACH with err filled (nothing was sent). */

@@ -11,7 +11,8 @@ log and a non-zero exit status.
 Four hosts on the test driver, failover at the suite's fast timings:
 1. n2 is frozen (SIGSTOP); `migrate d0 --to n2` runs through n1, and n4
    (d0's host) gets SIGTERM once it has proposed the move and waits for
-   n2's answer; then n2 resumes.
+   n2's answer; then n2 resumes. The client, whose request n1 forwarded
+   to n4, is told at once that n4 left before it answered.
 2. kill -9 n3, which runs two HA VMs and publishes a fence URI whose
    "libvirt" (a listener of this test) accepts and hangs up only after
    two seconds; the survivor that runs the remote fence gets SIGTERM as
@@ -132,8 +133,14 @@ def main(t):
     n4.signal(signal.SIGTERM)
     stopped_cleanly(n4, "stopped mid-migration")
     n2.signal(signal.SIGCONT)
-    # (the CLI's answer is not waited for: n1 answers a request forwarded to
-    # an agent that stopped only when the RPC idle timeout closes it)
+    # the client's request, forwarded by n1 to n4, is answered as soon as n1
+    # sees n4 leave, not when the forward's 30-minute deadline passes
+    th.join(30)
+    r = result.get("r")
+    check(r is not None, "migrate d0 through n1: no answer 30 s after n4 left")
+    log("migrate d0 --to n2 through n1: exit %d %r" % (r.returncode, r.stderr.strip()[-200:]))
+    check(r.returncode == 1 and "n4 left the cluster before it answered" in r.stderr,
+          "migrate d0 through n1 after n4 left: exit %d, %r" % (r.returncode, r.stderr))
     c.wait_converged(timeout=30, names=["n1", "n2", "n3"])
 
     # 2. SIGTERM in the middle of a failover, while the remote fence runs
@@ -159,9 +166,6 @@ def main(t):
     slow.stop = True
     other = n2 if f is n1 else n1
     check(other.alive(), "%s exited" % other.name)
-    r = result.get("r")
-    log("migrate d0 --to n2 through n1: %s" %
-        ("exit %d %r" % (r.returncode, (r.stdout + r.stderr)[-300:]) if r else "no answer yet"))
 
 
 mvtest.run(main)
