@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "core_driver.h"
 #include "membership.h"
 #include "peer_client.h"
 #include "rpc_service.h"
@@ -504,17 +505,11 @@ static void ha_pump(struct agent *a)
 			struct swim_member_info mi;
 			if (a->net != NULL && swim_member_find(a->swim, m.to, &mi) &&
 			    mi.addr != NULL && mi.addr[0] != '\0') {
-				uint8_t *frame;
-				size_t len;
+				uint8_t *frame = NULL;
+				size_t len = 0;
 				int rc = fo_codec_encode_frame(&m, &frame, &len);
-				if (rc < 0) {
-					MV_ERROR("failover",
-					         "cannot encode message type=%s error=%s",
-					         fo_msg_type_name(m.type), strerror(-rc));
-				} else {
-					net_send_to(a->net, mi.addr, m.to, frame, len);
-					free(frame);
-				}
+				core_driver_send(a, "failover", fo_msg_type_name(m.type), rc, frame,
+				                 len, mi.addr, m.to);
 			}
 			fo_msg_clear(&m);
 		}
@@ -532,14 +527,7 @@ static void ha_pump(struct agent *a)
 		h->fenced_last = f;
 		nodestate_refresh(a);
 	}
-	if (a->stopping)
-		return;
-	uint64_t next = fo_next_deadline(h->fo);
-	if (next == UINT64_MAX) {
-		uv_timer_stop(&h->timer);
-		return;
-	}
-	uv_timer_start(&h->timer, ha_on_timer, next > now ? next - now : 0, 0);
+	core_driver_rearm(a, &h->timer, ha_on_timer, fo_next_deadline(h->fo));
 }
 
 static void ha_on_timer(uv_timer_t *t)

@@ -18,6 +18,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "core_driver.h"
 #include "fileio.h"
 #include "log.h"
 #include "swim_codec.h"
@@ -126,16 +127,11 @@ void membership_pump(struct agent *a)
 	while (swim_pop_output(a->swim, &m)) {
 		if (a->net == NULL)
 			continue;
-		uint8_t *frame;
-		size_t len;
+		uint8_t *frame = NULL;
+		size_t len = 0;
 		int rc = swim_codec_encode_frame(&m, &frame, &len);
-		if (rc < 0) {
-			MV_ERROR("swim", "cannot encode message type=%s error=%s",
-			         swim_msg_type_name(m.type), strerror(-rc));
-			continue;
-		}
-		net_send_to(a->net, m.to_addr, m.to, frame, len);
-		free(frame);
+		core_driver_send(a, "swim", swim_msg_type_name(m.type), rc, frame, len, m.to_addr,
+		                 m.to);
 	}
 	struct swim_event e;
 	while (swim_pop_event(a->swim, &e)) {
@@ -143,15 +139,7 @@ void membership_pump(struct agent *a)
 		for (size_t i = 0; i < n_listeners; i++)
 			listeners[i](a, &e);
 	}
-	if (a->stopping)
-		return;
-	uint64_t next = swim_next_deadline(a->swim);
-	if (next == UINT64_MAX) {
-		uv_timer_stop(&a->swim_timer);
-		return;
-	}
-	uint64_t now = uv_now(a->loop);
-	uv_timer_start(&a->swim_timer, membership_on_timer, next > now ? next - now : 0, 0);
+	core_driver_rearm(a, &a->swim_timer, membership_on_timer, swim_next_deadline(a->swim));
 }
 
 static void membership_on_timer(uv_timer_t *t)

@@ -44,6 +44,7 @@
 #include <sys/time.h>
 
 #include "agent.h"
+#include "core_driver.h"
 #include "membership.h"
 #include "peer_client.h"
 #include "rpc_service.h"
@@ -282,23 +283,14 @@ static void migration_pump(struct agent *a)
 			dest = a->opt.mig_libvirt_uri ? a->opt.mig_libvirt_uri : virt_uri(a->virt);
 			stream = a->opt.mig_stream_uri;
 		}
-		uint8_t *frame;
-		size_t len;
-		if (mig_codec_encode_frame(&msg, dest, stream, &frame, &len) == 0) {
-			net_send_to(a->net, mi.addr, msg.to, frame, len);
-			free(frame);
-		}
+		uint8_t *frame = NULL;
+		size_t len = 0;
+		int rc = mig_codec_encode_frame(&msg, dest, stream, &frame, &len);
+		core_driver_send(a, "migrate", mig_msg_type_name(msg.type), rc, frame, len, mi.addr,
+		                 msg.to);
 	}
 	migration_handle_events(a);
-	if (a->stopping)
-		return;
-	uint64_t next = mig_next_deadline(a->mig);
-	if (next == UINT64_MAX) {
-		uv_timer_stop(&a->mig_timer);
-		return;
-	}
-	uint64_t now = uv_now(a->loop);
-	uv_timer_start(&a->mig_timer, migration_on_timer, next > now ? next - now : 0, 0);
+	core_driver_rearm(a, &a->mig_timer, migration_on_timer, mig_next_deadline(a->mig));
 }
 
 static void migration_on_timer(uv_timer_t *t)

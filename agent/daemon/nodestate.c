@@ -26,6 +26,7 @@
 #include <sys/time.h>
 
 #include "agent.h"
+#include "core_driver.h"
 #include "membership.h"
 #include "envelope.h"
 #include "log.h"
@@ -84,15 +85,10 @@ static void nodestate_pump(struct agent *a)
 	while (nstate_pop_output(a->ns, &m)) {
 		if (a->net == NULL)
 			continue;
-		uint8_t *frame;
-		size_t len;
+		uint8_t *frame = NULL;
+		size_t len = 0;
 		int rc = state_codec_encode_frame(&m, &frame, &len);
-		if (rc < 0) {
-			MV_ERROR("state", "cannot encode state message error=%s", strerror(-rc));
-			continue;
-		}
-		net_send_to(a->net, m.to_addr, m.to, frame, len);
-		free(frame);
+		core_driver_send(a, "state", "state", rc, frame, len, m.to_addr, m.to);
 	}
 	struct nstate_event e;
 	bool changed = false;
@@ -104,15 +100,7 @@ static void nodestate_pump(struct agent *a)
 	}
 	if (changed)
 		nodestate_changed(a);
-	if (a->stopping)
-		return;
-	uint64_t next = nstate_next_deadline(a->ns);
-	if (next == UINT64_MAX) {
-		uv_timer_stop(&a->ns_timer);
-		return;
-	}
-	uint64_t now = uv_now(a->loop);
-	uv_timer_start(&a->ns_timer, nodestate_on_timer, next > now ? next - now : 0, 0);
+	core_driver_rearm(a, &a->ns_timer, nodestate_on_timer, nstate_next_deadline(a->ns));
 }
 
 static void nodestate_on_timer(uv_timer_t *t)
