@@ -40,7 +40,8 @@
  *     after that plan's instance is fenced; the timed fence outlasts X's
  *     self-fence (or watchdog) on every clock within the rate bound (WHY
  *     NO VM RUNS TWICE). A target never starts an entry given to an
- *     incarnation of its own that was failed over since.
+ *     incarnation of its own that was failed over since, nor before a
+ *     majority acknowledged a heartbeat it sent after learning the plan.
  *   - An HA VM that should run runs again once faults heal: whatever an
  *     over incarnation owes is re-placed by some instance, hand-backs and
  *     parked VMs are retried (RECOVERY; the simulator's liveness oracle).
@@ -274,6 +275,9 @@ struct fo {
 	uint64_t seen_against;
 	uint64_t next_hb;
 	uint64_t restart_wake;
+	/* an entry waits for a majority to acknowledge a heartbeat sent after
+	 * we learned its plan (acked_since): new acks run schedule_restarts */
+	bool wait_fresh_acks;
 	size_t running;
 	uint64_t *scratch;
 	size_t scratch_cap;
@@ -980,6 +984,21 @@ bool fo_quorate(const struct fo *f, uint64_t now)
 	if (majority_of(f->eff_voters) <= 1)
 		return !alone_unquorate(f);
 	return f->qstamp && now < sat_add(f->qstamp - 1, f->cfg.quorate_ms);
+}
+
+/* Did a majority acknowledge a heartbeat we sent after `t` (our clock)?
+ * A plan that targets us is started only then. Its fence may have been a
+ * remote one, which destroys only what ran at that moment, while we, still
+ * quorate on older acknowledgements, could start what a plan gives us
+ * afterwards. Every acceptor of a failover of our incarnation opened it
+ * before accepting and has not acknowledged us since, so a majority that
+ * acknowledges a later heartbeat proves no such failover was chosen before
+ * we learned the plan (its majority would intersect ours). */
+static bool acked_since(const struct fo *f, uint64_t t)
+{
+	if (majority_of(f->eff_voters) <= 1)
+		return true;
+	return f->qstamp && f->qstamp - 1 > t;
 }
 
 /* The time the self-fence clock runs from: our quorum stamp, else our
@@ -4022,6 +4041,7 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 		}
 	}
 	f->restart_wake = UINT64_MAX;
+	f->wait_fresh_acks = false;
 	bool quorate = fo_quorate(f, now);
 	for (;;) {
 		struct inst *bi = NULL;
@@ -4054,6 +4074,15 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 					                      &flight) ||
 					    flight)
 						continue; /* the same placement, started for another */
+					if (!acked_since(f, rd->chosen_at)) {
+						/* not before a majority acknowledged a heartbeat
+						 * we sent after learning the plan (WHY NO VM RUNS
+						 * TWICE: a failover of our incarnation, chosen by
+						 * acceptors that no longer ack us, may have
+						 * remote-fenced us already) */
+						f->wait_fresh_acks = true;
+						continue;
+					}
 					if (st->next_try > now) {
 						if (st->next_try < f->restart_wake)
 							f->restart_wake = st->next_try;
@@ -4485,8 +4514,12 @@ static void handle_ack(struct fo *f, const struct fo_msg *m, uint64_t now)
 	if (s <= old)
 		return;
 	y->ack = s;
-	if (old <= f->qstamp && s > f->qstamp)
+	if (old <= f->qstamp && s > f->qstamp) {
+		uint64_t before = f->qstamp;
 		recompute_qstamp(f);
+		if (f->wait_fresh_acks && f->qstamp > before)
+			schedule_restarts(f, now);
+	}
 	if (!f->quorate_flag)
 		update_quorum(f, now, true);
 }

@@ -2182,6 +2182,9 @@ static void test_replayed_seeds(void **state)
 	                             "refuted destroyed a VM its own recovery had put back on it, "
 	                             "which the order's plan left there on purpose; nobody "
 	                             "re-placed it"},
+	    {7426115625679045762ULL, "O1: a host still quorate on older acknowledgements learned a "
+	                             "plan after a failover of its incarnation had remote-fenced "
+	                             "it, and started the VM that failover re-placed"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
