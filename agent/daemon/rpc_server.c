@@ -958,11 +958,10 @@ static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op, struct rpc_op
 	return tmp;
 }
 
-int rpc_server_authorize(int op_case, enum tls_role role, bool from_peer, const char *caller,
-                         char *err, size_t errlen)
+/* The check itself, on the operation's entry (NULL: unknown). */
+static int rpc_authorize_op(const struct rpc_op *op, enum tls_role role, bool from_peer,
+                            const char *caller, char *err, size_t errlen)
 {
-	struct rpc_op tmp;
-	const struct rpc_op *op = rpc_op_find((Mv__RpcRequest__OpCase)op_case, &tmp);
 	if (op == NULL) {
 		snprintf(err, errlen,
 		         "unknown or missing operation (is the client newer than this agent?)");
@@ -1001,6 +1000,14 @@ int rpc_server_authorize(int op_case, enum tls_role role, bool from_peer, const 
 	return MV__RPC_CODE__RPC_OK;
 }
 
+int rpc_server_authorize(int op_case, enum tls_role role, bool from_peer, const char *caller,
+                         char *err, size_t errlen)
+{
+	struct rpc_op tmp;
+	return rpc_authorize_op(rpc_op_find((Mv__RpcRequest__OpCase)op_case, &tmp), role, from_peer,
+	                        caller, err, errlen);
+}
+
 /* Returns true when the answer is in r; false when it was forwarded or
  * goes out through a sink. */
 static bool rpc_execute(struct agent *a, struct net_conn *client, const char *peer,
@@ -1014,13 +1021,13 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 	                     .caller = caller,
 	                     .may_forward = !req->forwarded};
 	char err[512];
-	int code = rpc_server_authorize(req->op_case, role, peer != NULL, caller, err, sizeof(err));
+	struct rpc_op tmp;
+	const struct rpc_op *op = rpc_op_find(req->op_case, &tmp);
+	int code = rpc_authorize_op(op, role, peer != NULL, caller, err, sizeof(err));
 	if (code != MV__RPC_CODE__RPC_OK) {
 		rpc_fail(r, (Mv__RpcCode)code, "%s", err);
 		return true;
 	}
-	struct rpc_op tmp;
-	const struct rpc_op *op = rpc_op_find(req->op_case, &tmp);
 	if (req->forwarded && peer == NULL) {
 		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
 		         "only agents may send forwarded requests, on the peer port");
