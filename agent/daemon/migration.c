@@ -52,6 +52,7 @@
 #include "log.h"
 #include "meshvisor/migrate.h"
 #include "mig_codec.h"
+#include "mig_driver.h"
 #include "nodestate.h"
 #include "state_codec.h"
 
@@ -324,13 +325,9 @@ void migration_handle_envelope(struct agent *a, const Mv__Envelope *env)
 
 void migration_on_member_event(struct agent *a, const struct swim_event *e)
 {
-	if (a->mig == NULL || e->name == NULL)
-		return;
-	if (e->type == SWIM_EV_MEMBER_DEAD || e->type == SWIM_EV_MEMBER_LEFT ||
-	    e->type == SWIM_EV_MEMBER_REAPED) {
-		mig_peer_down(a->mig, e->name, uv_now(a->loop));
+	/* the mapping is shared with the simulator (agent/wire/mig_driver.c) */
+	if (mig_driver_member_event(a->mig, e, uv_now(a->loop)))
 		migration_pump(a);
-	}
 }
 
 static void migration_set_capacity(struct agent *a, const Mv__NodeState *ns)

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "meshvisor/state.h"
 #include "state_codec.h"
+#include "state_driver.h"
 
 #define NODESTATE_REFRESH_MS 5000 /* re-read libvirt for slow-moving values */
 #define NODESTATE_LAZY_MS 10000   /* minimum gap between non-urgent publications */
@@ -129,29 +130,9 @@ void nodestate_handle_envelope(struct agent *a, const Mv__Envelope *env)
 
 void nodestate_on_member_event(struct agent *a, const struct swim_event *e)
 {
-	if (a->ns == NULL || e->name == NULL || e->name[0] == '\0' ||
-	    strcmp(e->name, a->opt.name) == 0)
-		return;
-	switch (e->type) {
-	case SWIM_EV_MEMBER_JOINED:
-	case SWIM_EV_MEMBER_ALIVE:
-	case SWIM_EV_MEMBER_ADDR_CHANGED:
-		nstate_peer_up(a->ns, e->name, e->addr);
-		break;
-	case SWIM_EV_MEMBER_SUSPECT:
-		/* A suspect may be fine; keep gossiping with it until it is dead. */
-		break;
-	case SWIM_EV_MEMBER_DEAD:
-	case SWIM_EV_MEMBER_LEFT:
-		nstate_peer_down(a->ns, e->name);
-		break;
-	case SWIM_EV_MEMBER_REAPED:
-		nstate_forget(a->ns, e->name);
-		break;
-	default:
-		return;
-	}
-	nodestate_pump(a);
+	/* the mapping is shared with the simulator (agent/wire/state_driver.c) */
+	if (state_driver_member_event(a->ns, a->opt.name, e))
+		nodestate_pump(a);
 }
 
 /* ---- building our record ------------------------------------------------------ */

@@ -25,6 +25,10 @@
 #include "fo_codec.h"
 #include "fo_driver.h"
 #include "swim_codec.h"
+#include "state_codec.h"
+#include "state_driver.h"
+#include "mig_codec.h"
+#include "mig_driver.h"
 #include "meshvisor.pb-c.h"
 #include "meshvisor/placement.h"
 #include "prng.h"
@@ -49,6 +53,21 @@ enum fw_ev_kind {
 	E_WATCHDOG,
 	E_CALL,
 	E_JOIN,
+	E_NS_TIMER,     /* opts.gossip_state: the node-state core's timer */
+	E_NS_DELIVER,   /* ... and its messages in flight (frames) */
+	E_MIG_TIMER,    /* opts.migrate_every_ms: the migration core's timer */
+	E_MIG_DELIVER,  /* ... its messages in flight (frames) */
+	E_MIG_JOB,      /* ... a live migration's libvirt job ends (a = job) */
+	E_MIG_OPERATOR, /* ... an operator asks for a move */
+};
+
+/* A live migration as libvirt runs it for the source's agent. */
+struct fw_mig_job {
+	char pid[MIG_ID_MAX];
+	int vm, src, dst;
+	uint32_t src_life; /* the source agent that runs it (its death aborts it) */
+	uint64_t epoch;    /* the VM's epoch after the move (bumped at GO) */
+	bool active, kill;
 };
 
 enum fw_job_kind { J_RESTART_DONE, J_FENCE_DONE };
@@ -59,6 +78,13 @@ struct fw_job {
 	char uuid[FO_UUID_MAX];
 	bool ok;
 	char why[64];
+};
+
+/* A frame on the wire (node-state messages: encoded at the sender, decoded
+ * at the receiver). */
+struct fw_frame {
+	size_t len;
+	uint8_t bytes[];
 };
 
 struct fw_swim_pkt {
@@ -100,6 +126,7 @@ struct fw_vm {
  * daemon gossips it, unpacked once (immutable, shared by views). */
 struct fw_pub {
 	int refs;
+	uint64_t ns_inc, ns_ver; /* opts.gossip_state: the record's version */
 	size_t len;
 	uint8_t *bytes;
 	Mv__NodeState *ns;
@@ -125,6 +152,13 @@ struct fw_host {
 	struct fw_pub *pub;
 	bool dirty;
 	struct fw_pub **view; /* [n] */
+	struct nstate *ns;    /* opts.gossip_state: the node-state gossip core */
+	uint32_t ns_gen;
+	uint64_t ns_armed;
+	uint64_t ns_inc, ns_ver; /* what it last published */
+	struct mig *mg;          /* opts.migrate_every_ms: the migration core */
+	uint32_t mg_gen;
+	uint64_t mg_armed;
 	uint64_t wd_pet;
 	bool wd_armed; /* the watchdog counts (armed at the first quorum) */
 	bool quorate_since_start;
@@ -176,6 +210,8 @@ struct fw {
 	size_t ch_n, ch_cap;
 	struct fw_ballot *bal;
 	size_t bal_n, bal_cap;
+	struct fw_mig_job *mj; /* opts.migrate_every_ms */
+	size_t mj_n, mj_cap;
 	struct fw_counters ctr;
 	char fail[512];
 	fw_send_hook_f send_hook;
@@ -555,6 +591,22 @@ static void fw_pub_unref(struct fw_pub *p)
 	}
 }
 
+/* A publication from its packed bytes (taken): what the peers get is what
+ * the wire carries. */
+static struct fw_pub *fw_pub_wrap(uint8_t *bytes, size_t len)
+{
+	struct fw_pub *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		abort();
+	p->refs = 1;
+	p->len = len;
+	p->bytes = bytes;
+	p->ns = mv__node_state__unpack(NULL, p->len, p->bytes);
+	if (p->ns == NULL)
+		abort();
+	return p;
+}
+
 /* Host i's node state as its agent publishes it: a NodeState with its
  * capacity, its quorum as its core says, its SWIM incarnation, and every
  * VM defined on it (running or stopped; all are HA with desired state
@@ -605,22 +657,14 @@ static struct fw_pub *fw_pub_make(struct fw *w, int i)
 	ns.fenced = h->fo && fo_fenced(h->fo);
 	ns.n_vms = m;
 	ns.vms = vp;
-	struct fw_pub *p = calloc(1, sizeof(*p));
-	if (p == NULL)
+	size_t len = mv__node_state__get_packed_size(&ns);
+	uint8_t *bytes = malloc(len ? len : 1);
+	if (bytes == NULL)
 		abort();
-	p->refs = 1;
-	p->len = mv__node_state__get_packed_size(&ns);
-	p->bytes = malloc(p->len ? p->len : 1);
-	if (p->bytes == NULL)
-		abort();
-	mv__node_state__pack(&ns, p->bytes);
+	mv__node_state__pack(&ns, bytes);
 	free(vi);
 	free(vp);
-	/* what the peers get is what the wire carries */
-	p->ns = mv__node_state__unpack(NULL, p->len, p->bytes);
-	if (p->ns == NULL)
-		abort();
-	return p;
+	return fw_pub_wrap(bytes, len);
 }
 
 static bool fw_pub_same(const struct fw_pub *a, const struct fw_pub *b)
@@ -629,6 +673,8 @@ static bool fw_pub_same(const struct fw_pub *a, const struct fw_pub *b)
 }
 
 static void fw_fo_drain(struct fw *w, int i, bool after_timer);
+static void fw_ns_drain(struct fw *w, int i);
+static void fw_mig_drain(struct fw *w, int i);
 
 /* Whether host o's SWIM holds `name` alive (the placement's `alive`). */
 static bool fw_view_up(void *arg, const char *name)
@@ -704,6 +750,15 @@ static void fw_publish(struct fw *w)
 		} else {
 			fw_pub_unref(h->pub);
 			h->pub = p;
+			if (h->ns != NULL) {
+				/* as the daemon does: a changed record is pushed at once */
+				p->ns_inc = h->ns_inc;
+				p->ns_ver = ++h->ns_ver;
+				if (nstate_set_local(h->ns, p->ns_inc, p->ns_ver, p->bytes, p->len,
+				                     true, fw_local_now(w, i)) < 0)
+					abort();
+				fw_ns_drain(w, i);
+			}
 		}
 		h->dirty = false;
 	}
@@ -714,6 +769,9 @@ static void fw_publish(struct fw *w)
 		bool changed = false;
 		for (int k = 0; k < w->n; k++) {
 			struct fw_pub *p = w->h[k].pub;
+			/* (gossiped: only its own record; the core brings the others) */
+			if (w->o.gossip_state && k != o)
+				continue;
 			if (p == NULL || ho->view[k] == p || !fw_link_open(w, k, o))
 				continue;
 			fw_pub_unref(ho->view[k]);
@@ -1445,22 +1503,30 @@ static struct swim_msg *fw_swim_through_codec(struct fw *w, const struct swim_ms
 	return c;
 }
 
-static void fw_swim_rearm(struct fw *w, int i)
+/* Keeps one timer event of a core armed at its next deadline (on host i's
+ * clock): a new generation makes the events armed before it stale. */
+static void fw_rearm(struct fw *w, int i, uint64_t local_deadline, uint32_t *gen, uint64_t *armed,
+                     enum fw_ev_kind kind)
 {
-	struct fw_host *h = &w->h[i];
-	uint64_t d = fw_global(w, i, swim_next_deadline(h->sw));
+	uint64_t d = fw_global(w, i, local_deadline);
 	if (d == UINT64_MAX) {
-		h->sw_gen++;
-		h->sw_armed = UINT64_MAX;
+		(*gen)++;
+		*armed = UINT64_MAX;
 		return;
 	}
 	if (d < w->now)
 		d = w->now;
-	if (d == h->sw_armed)
+	if (d == *armed)
 		return;
-	h->sw_gen++;
-	h->sw_armed = d;
-	fw_push(w, d, E_SWIM_TIMER, i, h->sw_gen, NULL);
+	(*gen)++;
+	*armed = d;
+	fw_push(w, d, kind, i, *gen, NULL);
+}
+
+static void fw_swim_rearm(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	fw_rearm(w, i, swim_next_deadline(h->sw), &h->sw_gen, &h->sw_armed, E_SWIM_TIMER);
 }
 
 static void fw_swim_drain(struct fw *w, int i)
@@ -1480,6 +1546,7 @@ static void fw_swim_drain(struct fw *w, int i)
 			fw_push(w, at, E_SWIM_DELIVER, to, w->h[to].life, c);
 	}
 	struct swim_event ev;
+	bool ns_fed = false, mig_fed = false;
 	while (swim_pop_event(h->sw, &ev)) {
 		fw_heard_of(w, i, ev.name);
 		if (ev.type == SWIM_EV_MEMBER_DEAD) {
@@ -1494,13 +1561,383 @@ static void fw_swim_drain(struct fw *w, int i)
 		}
 		if (ev.type == SWIM_EV_SELF_REFUTED)
 			h->dirty = true;
-		/* the daemon's glue, shared (fo_driver.c) */
+		/* the daemon's glue, shared (fo_driver.c, state_driver.c) */
 		fo_driver_member_event(h->fo, h->name, &ev, fw_local_now(w, i));
+		ns_fed |= state_driver_member_event(h->ns, h->name, &ev);
+		mig_fed |= mig_driver_member_event(h->mg, &ev, fw_local_now(w, i));
 	}
 	uint32_t life = h->life;
+	if (ns_fed)
+		fw_ns_drain(w, i);
+	if (mig_fed && h->agent_up && h->life == life)
+		fw_mig_drain(w, i);
+	if (!h->agent_up || h->life != life)
+		return;
 	fw_fo_drain(w, i, false);
 	if (h->agent_up && h->life == life)
 		fw_swim_rearm(w, i);
+}
+
+/* ------------------------------------------------------------ node-state gossip */
+
+/* opts.gossip_state: host i's view of the others is what its node-state
+ * core holds (records dropped when membership reaps a host), not the
+ * world's direct copy. */
+static void fw_ns_sync_view(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	bool changed = false;
+	for (int k = 0; k < w->n; k++) {
+		if (k == i)
+			continue;
+		struct nstate_record r;
+		struct fw_pub *cur = h->view[k];
+		if (!nstate_find(h->ns, w->h[k].name, &r)) {
+			if (cur != NULL) {
+				fw_pub_unref(cur);
+				h->view[k] = NULL;
+				changed = true;
+			}
+			continue;
+		}
+		if (cur != NULL && cur->ns_inc == r.incarnation && cur->ns_ver == r.version)
+			continue;
+		uint8_t *bytes = malloc(r.len ? r.len : 1);
+		if (bytes == NULL)
+			abort();
+		memcpy(bytes, r.data, r.len);
+		struct fw_pub *p = fw_pub_wrap(bytes, r.len);
+		p->ns_inc = r.incarnation;
+		p->ns_ver = r.version;
+		fw_pub_unref(cur);
+		h->view[k] = p;
+		changed = true;
+	}
+	if (changed)
+		fw_give_view(w, i);
+}
+
+static void fw_ns_rearm(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	fw_rearm(w, i, nstate_next_deadline(h->ns), &h->ns_gen, &h->ns_armed, E_NS_TIMER);
+}
+
+/* An encoded frame (taken) from host i to host `to` (-1: unknown) over the
+ * network; `rc` is the encoder's result (< 0 fails the world). */
+static void fw_send_frame(struct fw *w, int i, int to, enum fw_ev_kind kind, const char *what,
+                          int rc, uint8_t *frame, size_t len)
+{
+	if (rc < 0) {
+		fw_fail(w, "%s: the codec cannot encode a %s (error %d)", w->h[i].name, what, rc);
+		free(frame);
+		return;
+	}
+	uint64_t at;
+	if (to < 0 || !fw_net_send(w, i, to, &at)) {
+		free(frame);
+		return;
+	}
+	struct fw_frame *f = malloc(sizeof(*f) + len);
+	if (f == NULL)
+		abort();
+	f->len = len;
+	memcpy(f->bytes, frame, len);
+	free(frame);
+	fw_push(w, at, kind, to, w->h[to].life, f);
+}
+
+/* A frame's envelope, decoded as the receiving agent does (NULL: the
+ * world failed). */
+static Mv__Envelope *fw_frame_envelope(struct fw *w, const struct fw_frame *f, const char *what)
+{
+	uint8_t *copy = malloc(f->len ? f->len : 1);
+	if (copy == NULL)
+		abort();
+	memcpy(copy, f->bytes, f->len);
+	return fw_wire(w, what, 0, copy, f->len);
+}
+
+/* Sends what the core has to send, as frames (the real codec, always),
+ * then brings the view up to date and re-arms the timer. */
+static void fw_ns_drain(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	if (h->ns == NULL)
+		return;
+	uint32_t life = h->life;
+	struct nstate_msg m;
+	while (nstate_pop_output(h->ns, &m)) {
+		w->ctr.state_msgs++;
+		int to = m.to && m.to[0] ? fw_index(w, m.to) : -1;
+		if (to < 0 && m.to_addr)
+			to = fw_addr_index(w, m.to_addr);
+		uint8_t *frame = NULL;
+		size_t len = 0;
+		int rc = state_codec_encode_frame(&m, &frame, &len);
+		if (rc >= 0)
+			w->ctr.state_bytes += len;
+		fw_send_frame(w, i, to, E_NS_DELIVER, "state message", rc, frame, len);
+	}
+	struct nstate_event e;
+	while (nstate_pop_event(h->ns, &e))
+		;
+	fw_ns_sync_view(w, i);
+	if (h->agent_up && h->life == life && h->ns != NULL)
+		fw_ns_rearm(w, i);
+}
+
+/* A node-state frame arrives at host i, decoded as the daemon does
+ * (nodestate_handle_envelope). */
+static void fw_ns_deliver(struct fw *w, int i, const struct fw_frame *f)
+{
+	struct fw_host *h = &w->h[i];
+	Mv__Envelope *env = fw_frame_envelope(w, f, "state message");
+	if (env == NULL)
+		return;
+	struct nstate_msg m;
+	struct nstate_version *versions = NULL;
+	struct nstate_record *records = NULL;
+	const char *why = "";
+	if (state_codec_decode(env, &m, &versions, &records, &why) < 0) {
+		fw_fail(w, "%s: the state codec refuses a frame: %s", h->name, why);
+	} else if (nstate_handle_message(h->ns, &m, fw_local_now(w, i)) < 0) {
+		w->ctr.rejected++;
+	}
+	free(versions);
+	free(records);
+	envelope_free(env);
+	fw_ns_drain(w, i);
+}
+
+/* ------------------------------------------------------------ live migration */
+
+/* The core is told the host's capacity from the truth before each call,
+ * as the daemon tells it its own published capacity. */
+static void fw_mig_capacity(struct fw *w, int i)
+{
+	struct placement_host p = fw_placement(w, i);
+	struct mig_capacity cap = {
+	    .cpus = p.cpus,
+	    .cpu_overcommit = p.cpu_overcommit,
+	    .memory_kib = p.memory_kib,
+	    .memory_overcommit = p.memory_overcommit,
+	    .vcpus_allocated = p.vcpus_allocated,
+	    .memory_allocated_kib = p.memory_allocated_kib,
+	};
+	mig_set_capacity(w->h[i].mg, &cap);
+}
+
+static void fw_mig_rearm(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	fw_rearm(w, i, mig_next_deadline(h->mg), &h->mg_gen, &h->mg_armed, E_MIG_TIMER);
+}
+
+static void fw_push_mig_job(struct fw *w, uint64_t at, int job)
+{
+	struct fw_ev ev = {.at = at, .kind = E_MIG_JOB, .node = w->mj[job].src, .a = job};
+	fw_heap_push(w, ev);
+}
+
+static struct fw_mig_job *fw_mig_job_find(struct fw *w, const char *pid)
+{
+	for (size_t k = 0; k < w->mj_n; k++)
+		if (w->mj[k].active && strcmp(w->mj[k].pid, pid) == 0)
+			return &w->mj[k];
+	return NULL;
+}
+
+/* GO at the source, as the daemon's migration.c does it: the VM's owner
+ * epoch is bumped on its definition here (it travels with it), then the
+ * libvirt job runs for a while. */
+static void fw_mig_go(struct fw *w, int i, const struct mig_event *e)
+{
+	struct fw_host *h = &w->h[i];
+	int vmi = fw_vm_index(w, e->vm_uuid), dst = fw_index(w, e->peer);
+	struct fw_copy *c = vmi >= 0 ? fw_copy_on(&w->vm[vmi], i) : NULL;
+	if (c == NULL || !c->running || dst < 0) {
+		/* it is not running here any more (fenced meanwhile) */
+		mig_migration_done(h->mg, e->proposal_id, MIG_DONE_FAILED, fw_local_now(w, i));
+		return;
+	}
+	struct fw_vm *v = &w->vm[vmi];
+	c->epoch++;
+	if (c->epoch > v->max_epoch)
+		v->max_epoch = c->epoch;
+	h->dirty = true;
+	if (w->mj_n == w->mj_cap) {
+		w->mj_cap = w->mj_cap ? w->mj_cap * 2 : 16;
+		w->mj = realloc(w->mj, w->mj_cap * sizeof(*w->mj));
+		if (w->mj == NULL)
+			abort();
+	}
+	struct fw_mig_job *j = &w->mj[w->mj_n];
+	*j = (struct fw_mig_job){.vm = vmi,
+	                         .src = i,
+	                         .dst = dst,
+	                         .src_life = h->life,
+	                         .epoch = c->epoch,
+	                         .active = true};
+	snprintf(j->pid, sizeof(j->pid), "%s", e->proposal_id);
+	w->ctr.migrations_started++;
+	vlog(w, 1, "%s: migrating %s to %s (epoch %" PRIu64 ")", h->name, v->name, e->peer,
+	     c->epoch);
+	fw_push_mig_job(w, w->now + 300 + fw_below(w, 2700), (int)w->mj_n);
+	w->mj_n++;
+}
+
+/* The job ends: the VM moved (source copy gone, target copy running at the
+ * new epoch) when nothing stopped it, else it stays where it is. */
+static void fw_mig_job_end(struct fw *w, int k)
+{
+	if (!w->mj[k].active)
+		return;
+	/* (a copy: what follows may start another job and move the array) */
+	struct fw_mig_job job = w->mj[k], *j = &job;
+	struct fw_host *hs = &w->h[j->src], *hd = &w->h[j->dst];
+	if (hs->frozen || (hd->frozen && !j->kill)) {
+		/* a paused host's libvirtd is paused too: the job waits */
+		fw_push_mig_job(w, w->now + 200, k);
+		return;
+	}
+	struct fw_vm *v = &w->vm[j->vm];
+	struct fw_copy *c = fw_copy_on(v, j->src);
+	bool src_agent = hs->agent_up && hs->life == j->src_life;
+	bool ok = !j->kill && src_agent && hs->hv_up && hd->hv_up && c != NULL && c->running &&
+	          c->epoch == j->epoch && fw_link_open(w, j->src, j->dst) &&
+	          fw_link_open(w, j->dst, j->src);
+	w->mj[k].active = false;
+	if (ok) {
+		/* the source's definition goes (undefinesource), the target's
+		 * replaces whatever stale one it had */
+		fw_undefine(w, j->vm, j->src);
+		struct fw_copy *d = fw_copy_on(v, j->dst);
+		if (d == NULL) {
+			if (v->nc == FW_MAXCOPY)
+				abort();
+			d = &v->c[v->nc++];
+		}
+		*d = (struct fw_copy){.host = j->dst, .epoch = j->epoch, .running = true};
+		hs->dirty = hd->dirty = true;
+		w->ctr.migrations_moved++;
+		vlog(w, 1, "%s: %s moved to %s (epoch %" PRIu64 ")", hs->name, v->name, hd->name,
+		     j->epoch);
+		fw_check_vm(w, v);
+		if (hd->agent_up && hd->mg != NULL) {
+			mig_vm_arrived(hd->mg, v->uuid, fw_local_now(w, j->dst));
+			fw_mig_drain(w, j->dst);
+		}
+	} else {
+		w->ctr.migrations_failed++;
+		vlog(w, 1, "%s: migration of %s to %s fails", hs->name, v->name, hd->name);
+	}
+	if (src_agent && hs->mg != NULL) {
+		fw_mig_capacity(w, j->src);
+		mig_migration_done(hs->mg, j->pid, ok ? MIG_DONE_OK : MIG_DONE_FAILED,
+		                   fw_local_now(w, j->src));
+		fw_mig_drain(w, j->src);
+	}
+}
+
+/* Ends a running job early (LEASE_LOST at the source, EXPIRED at the
+ * target: the daemon aborts or kills the libvirt job). */
+static void fw_mig_kill(struct fw *w, struct fw_mig_job *j)
+{
+	if (j == NULL || j->kill)
+		return;
+	j->kill = true;
+	fw_push_mig_job(w, w->now + 50, (int)(j - w->mj));
+}
+
+static void fw_mig_drain(struct fw *w, int i)
+{
+	struct fw_host *h = &w->h[i];
+	if (h->mg == NULL)
+		return;
+	uint32_t life = h->life;
+	struct mig_msg m;
+	while (mig_pop_output(h->mg, &m)) {
+		w->ctr.mig_msgs++;
+		int to = fw_index(w, m.to);
+		uint8_t *frame = NULL;
+		size_t len = 0;
+		int rc = mig_codec_encode_frame(
+		    &m, m.type == MIG_ACCEPT ? "qemu+tls://x/system" : NULL, NULL, &frame, &len);
+		fw_send_frame(w, i, to, E_MIG_DELIVER, mig_msg_type_name(m.type), rc, frame, len);
+	}
+	struct mig_event e;
+	while (h->agent_up && h->life == life && mig_pop_event(h->mg, &e)) {
+		switch (e.type) {
+		case MIG_EV_GO:
+			fw_mig_go(w, i, &e);
+			break;
+		case MIG_EV_LEASE_LOST:
+			fw_mig_kill(w, fw_mig_job_find(w, e.proposal_id));
+			break;
+		case MIG_EV_EXPIRED:
+			for (size_t k = 0; k < w->mj_n; k++)
+				if (w->mj[k].active && w->mj[k].dst == i &&
+				    strcmp(w->vm[w->mj[k].vm].uuid, e.vm_uuid) == 0)
+					fw_mig_kill(w, &w->mj[k]);
+			break;
+		default:
+			break;
+		}
+	}
+	if (h->agent_up && h->life == life && h->mg != NULL)
+		fw_mig_rearm(w, i);
+}
+
+static void fw_mig_deliver(struct fw *w, int i, const struct fw_frame *f)
+{
+	struct fw_host *h = &w->h[i];
+	Mv__Envelope *env = fw_frame_envelope(w, f, "migration message");
+	if (env == NULL)
+		return;
+	struct mig_msg m;
+	const char *dest_uri, *stream_uri, *why = "";
+	if (mig_codec_decode(env, &m, &dest_uri, &stream_uri, &why) < 0) {
+		fw_fail(w, "%s: the migration codec refuses a frame: %s", h->name, why);
+	} else {
+		fw_mig_capacity(w, i);
+		if (mig_handle_message(h->mg, &m, fw_local_now(w, i)) < 0)
+			w->ctr.rejected++;
+	}
+	envelope_free(env);
+	fw_mig_drain(w, i);
+}
+
+/* An operator asks a random host that runs a VM to move it to another host
+ * it holds alive (`meshvisor migrate VM --to HOST`), then comes back later. */
+static void fw_mig_operator(struct fw *w)
+{
+	fw_push(w, w->now + 1 + fw_below(w, 2 * w->o.migrate_every_ms), E_MIG_OPERATOR, 0, 0, NULL);
+	if (w->nvm == 0)
+		return;
+	int vmi = (int)fw_below(w, (uint32_t)w->nvm), src = -1;
+	for (int i = 0; i < w->n && src < 0; i++)
+		if (fw_vm_on(w, vmi, i))
+			src = i;
+	if (src < 0)
+		return;
+	struct fw_host *h = &w->h[src];
+	if (!h->agent_up || h->frozen || h->mg == NULL)
+		return;
+	int dst = (int)fw_below(w, (uint32_t)w->n);
+	if (dst == src || w->h[dst].witness || !fw_view_up(h, w->h[dst].name))
+		return;
+	const struct fw_vm *v = &w->vm[vmi];
+	struct mig_vm mv = {
+	    .name = v->name, .uuid = v->uuid, .vcpus = v->vcpus, .memory_kib = v->mem};
+	char pid[MIG_ID_MAX];
+	enum mig_reason why;
+	fw_mig_capacity(w, src);
+	if (mig_propose(h->mg, &mv, w->h[dst].name, fw_local_now(w, src), pid, &why) == 0) {
+		w->ctr.migrations_proposed++;
+		vlog(w, 1, "%s: operator migrates %s to %s", h->name, v->name, w->h[dst].name);
+	}
+	fw_mig_drain(w, src);
 }
 
 static void fw_agent_start(struct fw *w, int i)
@@ -1531,6 +1968,42 @@ static void fw_agent_start(struct fw *w, int i)
 	}
 	h->journal_ver = fo_journal_version(h->fo);
 	fo_journal_set_durable(h->fo, w->o.journal);
+	if (w->o.gossip_state) {
+		struct nstate_config nc;
+		nstate_config_default(&nc);
+		snprintf(nc.name, sizeof(nc.name), "%s", h->name);
+		nc.seed = fw_rand(w);
+		h->ns = nstate_new(&nc, fw_local_now(w, i));
+		if (h->ns == NULL)
+			abort();
+		/* a record of this life outranks every one of an earlier life */
+		h->ns_inc = inc;
+		h->ns_ver = 0;
+		h->ns_armed = UINT64_MAX;
+		fw_pub_unref(h->pub); /* published again, by this life */
+		h->pub = NULL;
+	}
+	if (w->o.migrate_every_ms) {
+		struct mig_config mc;
+		mig_config_default(&mc);
+		snprintf(mc.name, sizeof(mc.name), "%s", h->name);
+		mc.seed = fw_rand(w);
+		mc.lease_ms = 6000;
+		mc.renew_interval_ms = 2000;
+		mc.lease_guard_ms = 600;
+		mc.startup_quiet_ms = 6000;
+		mc.recent_ms = 12000;
+		mc.propose_timeout_ms = 3000;
+		h->mg = mig_new(&mc, fw_local_now(w, i));
+		if (h->mg == NULL)
+			abort();
+		h->mg_armed = UINT64_MAX;
+		fw_mig_capacity(w, i);
+		/* a previous life's outgoing jobs are aborted at start (migrate.h) */
+		for (size_t k = 0; k < w->mj_n; k++)
+			if (w->mj[k].active && w->mj[k].src == i)
+				fw_mig_kill(w, &w->mj[k]);
+	}
 	h->agent_up = true;
 	h->sw_armed = h->fo_armed = UINT64_MAX;
 	h->quorate_since_start = false;
@@ -1576,8 +2049,16 @@ static void fw_agent_stop(struct fw *w, int i)
 		h->inc_persist = inc;
 	swim_free(h->sw);
 	fo_free(h->fo);
+	nstate_free(h->ns);
+	mig_free(h->mg);
+	h->mg = NULL;
+	h->mg_gen++;
+	h->mg_armed = UINT64_MAX;
 	h->sw = NULL;
 	h->fo = NULL;
+	h->ns = NULL;
+	h->ns_gen++;
+	h->ns_armed = UINT64_MAX;
 	h->agent_up = false;
 	h->life++;
 	h->sw_gen++;
@@ -1763,6 +2244,19 @@ void fw_resume(struct fw *w, int i)
 		swim_handle_timer(h->sw, fw_local_now(w, i));
 		fw_swim_drain(w, i);
 	}
+	if (h->agent_up && h->mg != NULL && h->mg_armed <= w->now) {
+		h->mg_armed = UINT64_MAX;
+		h->mg_gen++;
+		fw_mig_capacity(w, i);
+		mig_handle_timer(h->mg, fw_local_now(w, i));
+		fw_mig_drain(w, i);
+	}
+	if (h->agent_up && h->ns != NULL && h->ns_armed <= w->now) {
+		h->ns_armed = UINT64_MAX;
+		h->ns_gen++;
+		nstate_handle_timer(h->ns, fw_local_now(w, i));
+		fw_ns_drain(w, i);
+	}
 	struct fw_ev *q = h->fq;
 	size_t qn = h->fq_n;
 	h->fq = NULL;
@@ -1773,6 +2267,10 @@ void fw_resume(struct fw *w, int i)
 	if (h->agent_up) {
 		fw_swim_rearm(w, i);
 		fw_fo_rearm(w, i, false);
+		if (h->ns != NULL)
+			fw_ns_rearm(w, i);
+		if (h->mg != NULL)
+			fw_mig_rearm(w, i);
 	}
 }
 
@@ -1806,8 +2304,33 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 		fo_handle_timer(h->fo, fw_local_now(w, ev->node));
 		fw_fo_drain(w, ev->node, true);
 		return;
+	case E_NS_TIMER:
+		if (!h->agent_up || h->frozen || ev->gen != h->ns_gen || h->ns == NULL)
+			return;
+		h->ns_armed = UINT64_MAX;
+		h->ns_gen++;
+		nstate_handle_timer(h->ns, fw_local_now(w, ev->node));
+		fw_ns_drain(w, ev->node);
+		return;
+	case E_MIG_TIMER:
+		if (!h->agent_up || h->frozen || ev->gen != h->mg_gen || h->mg == NULL)
+			return;
+		h->mg_armed = UINT64_MAX;
+		h->mg_gen++;
+		fw_mig_capacity(w, ev->node);
+		mig_handle_timer(h->mg, fw_local_now(w, ev->node));
+		fw_mig_drain(w, ev->node);
+		return;
+	case E_MIG_JOB:
+		fw_mig_job_end(w, ev->a);
+		return;
+	case E_MIG_OPERATOR:
+		fw_mig_operator(w);
+		return;
 	case E_SWIM_DELIVER:
 	case E_FO_DELIVER:
+	case E_NS_DELIVER:
+	case E_MIG_DELIVER:
 	case E_JOB:
 		if (!h->agent_up || h->life != ev->gen) {
 			fw_free_payload(ev);
@@ -1827,6 +2350,12 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 			swim_handle_message(h->sw, ev->p, fw_local_now(w, ev->node));
 			free(ev->p);
 			fw_swim_drain(w, ev->node);
+		} else if (ev->kind == E_NS_DELIVER) {
+			fw_ns_deliver(w, ev->node, ev->p);
+			free(ev->p);
+		} else if (ev->kind == E_MIG_DELIVER) {
+			fw_mig_deliver(w, ev->node, ev->p);
+			free(ev->p);
 		} else if (ev->kind == E_FO_DELIVER) {
 			fw_heard_of(w, ev->node, ((struct fo_msg *)ev->p)->from);
 			if (fo_handle_message(h->fo, ev->p, fw_local_now(w, ev->node)) < 0) {
@@ -2031,6 +2560,8 @@ void fw_start(struct fw *w)
 	}
 	fw_publish(w);
 	fw_push(w, w->now + w->o.publish_ms, E_PUBLISH, 0, 0, NULL);
+	if (w->o.migrate_every_ms)
+		fw_push(w, w->now + w->o.migrate_every_ms, E_MIG_OPERATOR, 0, 0, NULL);
 }
 
 void fw_free(struct fw *w)
@@ -2054,6 +2585,7 @@ void fw_free(struct fw *w)
 		fo_plan_clear(&w->bal[k].plan);
 	free(w->ch);
 	free(w->bal);
+	free(w->mj);
 	free(w->log);
 	free(w->vm);
 	free(w->h);

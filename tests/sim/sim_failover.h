@@ -127,14 +127,31 @@ struct fw_opts {
 	uint32_t delay_ms, jitter_ms; /* network delay (default 1 + 0..1) */
 	uint32_t restart_min_ms, restart_max_ms; /* libvirt start (default 200..1500) */
 	uint32_t join_spread_ms;                 /* initial joins spread (default 500) */
-	bool clock_offsets;       /* each host's clock has its own origin (default true) */
-	uint32_t clock_drift_ppm; /* and runs off by up to this many ppm (default 0) */
-	bool codecs;              /* every SWIM and failover message goes through the
+	bool clock_offsets;        /* each host's clock has its own origin (default true) */
+	uint32_t clock_drift_ppm;  /* and runs off by up to this many ppm (default 0) */
+	bool codecs;               /* every SWIM and failover message goes through the
 	                             real codecs (encoded to a frame, decoded on
 	                             delivery, as between agents); a message that
 	                             does not survive it fails the world */
-	int verbose;              /* 0, 1 (actions, faults), 2 (+ messages) */
-	bool quiet;               /* no line per world on stderr */
+	bool gossip_state;         /* node state travels through the real node-state
+	                             gossip core (agent/core/state.c), the daemon's
+	                             membership glue (state_driver.c) and the real
+	                             codec, with the network's faults, instead of
+	                             reaching every peer a link reaches each
+	                             publish_ms (default false: faster, and the
+	                             fixed batches replay as before) */
+	uint32_t migrate_every_ms; /* > 0: every agent runs the migration
+	                             negotiation core (agent/core/migrate.c) with
+	                             the daemon's glue (mig_driver.c) and the real
+	                             codec, and operators ask for a live migration
+	                             of a random VM to a random host about this
+	                             often; a move bumps the VM's epoch at GO as
+	                             the daemon does, runs 0.3-3 s, and fails if
+	                             either host stops, the link breaks, the
+	                             source agent dies, or the lease is lost
+	                             (default 0: none) */
+	int verbose;               /* 0, 1 (actions, faults), 2 (+ messages) */
+	bool quiet;                /* no line per world on stderr */
 };
 
 /* Defaults as above; n hosts named "n0".."n<n-1>"; MV_SIM_SEED and
@@ -172,6 +189,9 @@ struct fw_rec {
 
 struct fw_counters {
 	uint64_t steps, swim_msgs, fo_msgs, dropped, rejected, timer_spins;
+	uint64_t state_msgs, state_bytes; /* opts.gossip_state */
+	uint64_t mig_msgs, migrations_proposed, migrations_started, migrations_moved,
+	    migrations_failed; /* opts.migrate_every_ms */
 	uint64_t restarts, restarts_ok, restarts_failed, cap_refusals, starts_refused_host;
 	uint64_t already_running; /* a RESTART found the VM running there (ok if epoch >=) */
 	uint64_t double_starts;   /* O1 violations */

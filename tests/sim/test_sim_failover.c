@@ -165,6 +165,12 @@ static struct fw *cur; /* freed by the teardown when an assertion jumps out */
 /* every message through the real codecs (test_randomized_schedules_codecs,
  * or MV_SIM_CODECS=1 for any scenario that runs schedules) */
 static bool codecs_mode;
+/* node state through the real gossip core (test_randomized_schedules_world,
+ * or MV_SIM_GOSSIP=1) */
+static bool gossip_mode;
+/* operators' live migrations through the real migration core
+ * (test_randomized_schedules_world, or MV_SIM_MIGRATE=1) */
+static bool migrate_mode;
 
 static int verbose_env(void)
 {
@@ -1435,6 +1441,8 @@ struct totals {
 	    restarts_failed, cap_refusals, fence_self, fence_vms, remote_ok, remote_failed,
 	    watchdog, wd_resets, new_incs, plans, no_room, handed_back, lost, excused, forgotten,
 	    epoch_reused, faults[N_FAULT_KINDS], msgs, spins, rejected;
+	uint64_t state_msgs, state_bytes;                          /* gossip_mode */
+	uint64_t mig_proposed, mig_started, mig_moved, mig_failed; /* migrate_mode */
 	uint64_t *heal_ms; /* per schedule: heal -> every HA VM running (ms) */
 	size_t n_heal, cap_heal;
 };
@@ -1979,6 +1987,8 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 	struct fw_opts o;
 	fw_opts_default(&o, n, seed);
 	o.codecs = codecs_mode;
+	o.gossip_state = gossip_mode;
+	o.migrate_every_ms = migrate_mode ? 4000 : 0;
 	o.verbose = verbose;
 	o.quiet = !verbose;
 	o.cap_refuse = true;
@@ -2101,7 +2111,14 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 	t->handed_back += c->handed_back;
 	t->epoch_reused += c->epoch_reused;
 	t->lost += (uint64_t)lost;
-	t->msgs += c->fo_msgs + c->swim_msgs;
+	t->msgs += c->fo_msgs + c->swim_msgs + c->state_msgs;
+	t->state_msgs += c->state_msgs;
+	t->state_bytes += c->state_bytes;
+	t->msgs += c->mig_msgs;
+	t->mig_proposed += c->migrations_proposed;
+	t->mig_started += c->migrations_started;
+	t->mig_moved += c->migrations_moved;
+	t->mig_failed += c->migrations_failed;
 	t->spins += c->timer_spins;
 	t->rejected += c->rejected;
 	cur = NULL;
@@ -2231,8 +2248,10 @@ static void randomized_batch(uint64_t suite_master, long suite_n)
 		uint64_t master = menv && *menv              ? strtoull(menv, NULL, 0)
 		                  : fresh && atoi(fresh) > 0 ? fresh_seed()
 		                                             : suite_master;
-		fprintf(stderr, "fw master seed=%" PRIu64 " schedules=%ld%s\n", master, n,
-		        codecs_mode ? " (every message through the codecs)" : "");
+		fprintf(stderr, "fw master seed=%" PRIu64 " schedules=%ld%s%s%s\n", master, n,
+		        codecs_mode ? " (every message through the codecs)" : "",
+		        gossip_mode ? " (node state through the gossip core)" : "",
+		        migrate_mode ? " (with live migrations)" : "");
 		uint64_t x = master;
 		for (long k = 0; k < n; k++) {
 			uint64_t seed = mv_splitmix64(&x) >> 1;
@@ -2287,6 +2306,16 @@ static void randomized_batch(uint64_t suite_master, long suite_n)
 	    t.restarts_failed, t.cap_refusals, t.no_room, t.handed_back, t.fence_self, t.fence_vms,
 	    t.remote_ok, t.remote_failed, t.wd_resets, t.watchdog, t.new_incs, t.lost, t.excused,
 	    t.forgotten, t.epoch_reused);
+	if (gossip_mode)
+		fprintf(stderr,
+		        "  node state through the gossip core: %" PRIu64 " messages, %" PRIu64
+		        " bytes on the wire\n",
+		        t.state_msgs, t.state_bytes);
+	if (migrate_mode)
+		fprintf(stderr,
+		        "  live migrations: %" PRIu64 " asked, %" PRIu64
+		        " started (epoch bumped), %" PRIu64 " moved, %" PRIu64 " failed\n",
+		        t.mig_proposed, t.mig_started, t.mig_moved, t.mig_failed);
 	free(t.heal_ms);
 	if (failed)
 		fail_msg("%ld of %" PRIu64
@@ -2316,13 +2345,34 @@ static void test_randomized_schedules_codecs(void **state)
 	codecs_mode = was;
 }
 
+/* One world as the daemon runs it: node state through the real gossip core
+ * and its membership glue, every message (SWIM, failover, node state)
+ * through the real codecs, with the faults of every schedule. Its own
+ * ctest entry (test_sim_world), so that each stays within its timeout
+ * under the sanitizers. */
+static void test_randomized_schedules_world(void **state)
+{
+	(void)state;
+	bool was_codecs = codecs_mode, was_gossip = gossip_mode;
+	codecs_mode = gossip_mode = true;
+	randomized_batch(SIM_SUITE_MASTER + 2, 300);
+	codecs_mode = was_codecs;
+	gossip_mode = was_gossip;
+}
+
 int main(void)
 {
-	const char *f = getenv("MV_SIM_TEST");
+	const char *f = getenv("MV_SIM_TEST"), *skip = getenv("MV_SIM_SKIP");
 	if (f && *f)
 		cmocka_set_test_filter(f);
+	if (skip && *skip)
+		cmocka_set_skip_filter(skip);
 	const char *cm = getenv("MV_SIM_CODECS");
 	codecs_mode = cm && atoi(cm) > 0;
+	const char *gm = getenv("MV_SIM_GOSSIP");
+	gossip_mode = gm && atoi(gm) > 0;
+	const char *mm = getenv("MV_SIM_MIGRATE");
+	migrate_mode = mm && atoi(mm) > 0;
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_host_dies_20_vms, teardown),
 	    cmocka_unit_test_teardown(test_agent_dies_stale_quorum, teardown),
@@ -2355,6 +2405,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_replayed_seeds, teardown),
 	    cmocka_unit_test_teardown(test_randomized_schedules, teardown),
 	    cmocka_unit_test_teardown(test_randomized_schedules_codecs, teardown),
+	    cmocka_unit_test_teardown(test_randomized_schedules_world, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
