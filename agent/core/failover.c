@@ -30,6 +30,16 @@
  *      itself, refuted, restarted, removed) owes the HA VMs that should run
  *      and that no live host runs at that epoch or newer; a recovery
  *      instance re-places them, back on X when X is up and eligible.
+ *   5. Moves (live migration of an HA VM, no consensus). The source X
+ *      announces it in its heartbeats (MOVING, to T, at epoch e') and
+ *      the hypervisor moves it only once a majority acknowledged a
+ *      heartbeat that carried it (fo_move_ready); X, then T, say how it
+ *      ended (MOVED, STAYED). While a move is MOVING or MOVED, no value of
+ *      X's failovers may re-place the VM from an epoch <= e' (acceptors
+ *      refuse it; their PROMISEs tell the proposer) and none of anyone's
+ *      from below e': X's fence does not reach T. T's failover owes what
+ *      landed on it; a move whose target was fenced since, or that stayed,
+ *      is X's again, re-placed above e'.
  *
  * INVARIANTS
  *   - Never two plans for one VM at one epoch: Paxos within an instance;
@@ -42,6 +52,11 @@
  *     NO VM RUNS TWICE). A target never starts an entry given to an
  *     incarnation of its own that was failed over since, nor before a
  *     majority acknowledged a heartbeat it sent after learning the plan.
+ *   - A moved VM is re-placed only by an instance whose fence covers where
+ *     it may run: an announced move was acknowledged by a majority, and
+ *     any majority that chooses a plan shares an acceptor with it, which
+ *     knew the move before it could accept (it acknowledged X, so it had
+ *     accepted no value of X's failover) (MOVES).
  *   - An HA VM that should run runs again once faults heal: whatever an
  *     over incarnation owes is re-placed by some instance, hand-backs and
  *     parked VMs are retried (RECOVERY; the simulator's liveness oracle).
@@ -317,7 +332,30 @@ struct fo {
 	 * (open addressing on the UUID; FO_GIVEN_MAX at most) */
 	struct given *given;
 	size_t n_given, cap_given;
+	/* live migrations we know of (MOVES), by id */
+	struct move *moves;
+	size_t n_moves, cap_moves;
+	uint64_t last_hb_stamp; /* the stamp of our last heartbeat round */
 };
+
+/* A live migration (MOVES). */
+struct move {
+	struct fo_move m;
+	bool announce;           /* ours to tell: we are its source, or its
+	                            target reporting the outcome */
+	uint64_t first_stamp;    /* source: the first heartbeat stamp that
+	                            carried it (0: none yet) */
+	uint64_t announce_until; /* told in our heartbeats until then (a
+	                            MOVING move of ours: as long as it lasts) */
+	uint64_t learned;        /* when its state last changed here */
+	uint64_t heard;          /* when we first heard of it */
+	/* the VM as a state we held listed it when we heard of the move (the
+	 * target may die before any state of its shows it) */
+	struct hvm info;
+	bool has_info;
+};
+#define FO_MOVES_KNOWN_MAX 4096    /* (journalled) */
+#define FO_MOVE_KEEP_MS 3600000ull /* a STAYED move is forgotten after an hour */
 
 struct given {
 	char uuid[FO_UUID_MAX]; /* "" = free slot */
@@ -340,6 +378,14 @@ static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *p
 static bool vm_in_care(const struct fo *f, const char *uuid);
 static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
 static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch);
+static const struct move *move_away(const struct fo *f, const char *uuid, const char *from,
+                                    uint64_t epoch);
+static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from);
+struct move;
+static bool move_holds_away(const struct fo *f, const struct move *r, const char *from);
+static bool move_target_gone(const struct fo *f, const struct move *r);
+static void moves_retell(struct fo *f, uint64_t now);
+static bool vm_info_any(const struct fo *f, const char *uuid, struct fo_vm *out);
 static void given_note(struct fo *f, const struct fo_plan_entry *pe);
 static bool epoch_taken(const struct fo *f, const struct fo_plan_entry *pe);
 static bool inst_holds(const struct fo *f, const struct inst *in, const char *uuid);
@@ -706,6 +752,9 @@ void fo_msg_clear(struct fo_msg *m)
 	free(m->adopt);
 	m->adopt = NULL;
 	m->n_adopt = 0;
+	free(m->moves);
+	m->moves = NULL;
+	m->n_moves = 0;
 	m->has_plan = false;
 }
 
@@ -1246,6 +1295,7 @@ void fo_free(struct fo *f)
 		free(f->m[i].prev);
 	free(f->owed);
 	free(f->given);
+	free(f->moves);
 	free(f->m);
 	free(f->hidx);
 	free(f->scratch);
@@ -1428,10 +1478,15 @@ static void broadcast(struct fo *f, const struct fo_msg *tmpl)
 	}
 }
 
+static size_t moves_to_tell(struct fo *f, uint64_t now, struct fo_move *out);
+
 static void send_heartbeats(struct fo *f, uint64_t now)
 {
 	struct fo_removed *rem = NULL;
 	size_t n_rem = 0;
+	struct fo_move tell[FO_MOVES_MAX];
+	size_t n_tell = moves_to_tell(f, now, tell);
+	f->last_hb_stamp = now;
 	for (size_t i = 0; i < f->n_m; i++) {
 		if (i == f->self_idx || !f->m[i].voter)
 			continue;
@@ -1464,6 +1519,10 @@ static void send_heartbeats(struct fo *f, uint64_t now)
 					m.n_removed = n_rem;
 				}
 			}
+		}
+		if (n_tell && (m.moves = malloc(n_tell * sizeof(*m.moves))) != NULL) {
+			memcpy(m.moves, tell, n_tell * sizeof(*m.moves));
+			m.n_moves = n_tell;
 		}
 		push_msg(f, &m);
 	}
@@ -2150,13 +2209,18 @@ static struct fo_host *hosts_view(const struct fo *f, const char *const *excl, s
 /* Was this VM already moved by a chosen plan we know, to an epoch above
  * the one the (possibly stale) gossiped view shows? Then the view's copy
  * on the dead host is history, not a VM to restart. */
-static bool moved_since(const struct fo *f, const struct fo_vm *vm, const struct fo_plan *sup)
+static bool moved_since(const struct fo *f, const struct fo_vm *vm, const struct fo_plan *sup,
+                        const char *x)
 {
 	if (given_above(f, nz(vm->uuid), vm->epoch))
 		return true; /* (also when that plan has left the history) */
-	/* (an entry without a target placed nothing: no room) */
+	/* (an entry without a target placed nothing: no room; one at x's own
+	 * epoch on another host is a live migration away from x, MOVES) */
 	for (size_t e = 0; sup && e < sup->n; e++)
-		if (sup->entries[e].target[0] && sup->entries[e].new_epoch > vm->epoch &&
+		if (sup->entries[e].target[0] &&
+		    (sup->entries[e].new_epoch > vm->epoch ||
+		     (sup->entries[e].new_epoch == vm->epoch &&
+		      strcmp(sup->entries[e].target, x) != 0)) &&
 		    strcmp(sup->entries[e].uuid, nz(vm->uuid)) == 0)
 			return true;
 	for (size_t i = 0; i < f->n_inst; i++)
@@ -2281,8 +2345,18 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 			                   .epoch = bp[i].epoch,
 			                   .running = bp[i].running};
 		}
-		if (moved_since(f, &v, sup) || running_elsewhere(f, nz(v.uuid), v.epoch, x, NULL))
+		/* (at the same epoch too: a live migration keeps the epoch the
+		 * source bumped at its start, so the source may have published
+		 * it before the VM moved) */
+		if (moved_since(f, &v, sup, x) ||
+		    running_elsewhere(f, nz(v.uuid), v.epoch ? v.epoch - 1 : 0, x, NULL) ||
+		    move_away(f, nz(v.uuid), x, v.epoch))
 			continue;
+		/* a move that stayed left its epoch on x's copy: re-placed from
+		 * there, so that no epoch is given twice */
+		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), x);
+		if (stayed > v.epoch)
+			v.epoch = stayed;
 		bool kept = false;
 		for (size_t k = 0; newer && k < newer->n_vms && !kept; k++)
 			kept = newer->vms[k].running && newer->vms[k].epoch >= v.epoch &&
@@ -2321,8 +2395,9 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 				                  .memory_kib = pe->memory_kib,
 				                  .epoch = pe->new_epoch,
 				                  .running = true};
-				if (listed || moved_since(f, &v, sup) ||
-				    running_elsewhere(f, pe->uuid, pe->new_epoch, x, NULL))
+				if (listed || moved_since(f, &v, sup, x) ||
+				    running_elsewhere(f, pe->uuid, pe->new_epoch, x, NULL) ||
+				    move_away(f, pe->uuid, x, pe->new_epoch))
 					continue;
 				bool kept = false;
 				for (size_t k = 0; newer && k < newer->n_vms && !kept; k++)
@@ -2336,7 +2411,85 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 				n++;
 			}
 		}
+	/* what live migrations landed on x at an incarnation <= inc (MOVES): x
+	 * may run it before its state showed it */
+	for (size_t i = 0; i < f->n_moves; i++) {
+		const struct fo_move *mv = &f->moves[i].m;
+		/* (landed on an incarnation <= inc, as the target said, or the
+		 * target was fenced whole since we heard of it) */
+		if (mv->state != FO_MOVE_MOVED || !mv->epoch || strcmp(mv->target, x) != 0 ||
+		    !((mv->target_inc && mv->target_inc <= inc) ||
+		      move_target_gone(f, &f->moves[i])))
+			continue;
+		bool listed = false;
+		for (size_t b = 0; b < nb && !listed; b++)
+			listed = strcmp(bv ? nz(bv[b].uuid) : bp[b].uuid, mv->uuid) == 0 &&
+			         (bv ? bv[b].epoch : bp[b].epoch) >= mv->epoch;
+		struct fo_vm v;
+		const struct hvm *hi = &f->moves[i].info;
+		if (listed)
+			continue;
+		if (!vm_info_any(f, mv->uuid, &v)) {
+			if (!f->moves[i].has_info)
+				continue;
+			v = (struct fo_vm){.uuid = hi->uuid,
+			                   .name = hi->name,
+			                   .group = hi->group,
+			                   .priority = hi->priority,
+			                   .vcpus = hi->vcpus,
+			                   .memory_kib = hi->memory_kib};
+		}
+		v.epoch = mv->epoch;
+		v.running = true;
+		if (moved_since(f, &v, sup, x) ||
+		    running_elsewhere(f, mv->uuid, mv->epoch - 1, x, NULL) ||
+		    move_away(f, mv->uuid, x, mv->epoch))
+			continue;
+		bool kept = false;
+		for (size_t k = 0; newer && k < newer->n_vms && !kept; k++)
+			kept = newer->vms[k].running && newer->vms[k].epoch >= mv->epoch &&
+			       strcmp(newer->vms[k].uuid, mv->uuid) == 0;
+		/* (and only once: another move may have landed it here too) */
+		bool twice = false;
+		for (size_t j = 0; j < i && !twice; j++)
+			twice = f->moves[j].m.state == FO_MOVE_MOVED &&
+			        strcmp(f->moves[j].m.uuid, mv->uuid) == 0 &&
+			        strcmp(f->moves[j].m.target, x) == 0;
+		if (kept || twice)
+			continue;
+		if (out && n < cap)
+			out[n] = v;
+		n++;
+	}
 	return n;
+}
+
+/* A VM's name, size, priority and group as any state we hold lists it
+ * (a host's current one, or a previous incarnation's). */
+static bool vm_info_any(const struct fo *f, const char *uuid, struct fo_vm *out)
+{
+	for (size_t i = 0; i < f->n_hosts; i++)
+		for (size_t v = 0; v < f->hosts[i].n_vms; v++)
+			if (strcmp(nz(f->hosts[i].vms[v].uuid), uuid) == 0) {
+				*out = f->hosts[i].vms[v];
+				return true;
+			}
+	for (size_t i = 0; i < f->n_m; i++)
+		for (size_t v = 0; f->m[i].has_prev && v < f->m[i].n_prev; v++) {
+			const struct hvm *h = &f->m[i].prev[v];
+			if (strcmp(h->uuid, uuid) == 0) {
+				*out = (struct fo_vm){.uuid = h->uuid,
+				                      .name = h->name,
+				                      .group = h->group,
+				                      .priority = h->priority,
+				                      .vcpus = h->vcpus,
+				                      .memory_kib = h->memory_kib,
+				                      .epoch = h->epoch,
+				                      .running = h->running};
+				return true;
+			}
+		}
+	return false;
 }
 
 /* Is pe the placement of its VM on x (at an incarnation <= inc) with the
@@ -2496,7 +2649,7 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			 * for it now) */
 			if (running_elsewhere(f, pd->e.uuid, entry_base(&pd->e, pd->failed_round),
 			                      NULL, NULL) ||
-			    moved_on(f, &pd->e))
+			    moved_on(f, &pd->e) || move_away(f, pd->e.uuid, NULL, pd->e.new_epoch))
 				continue;
 			const struct fo_plan_entry *e = &pd->e;
 			struct fo_vm *v = &vms[n_vms++];
@@ -2537,6 +2690,11 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 						break;
 					}
 				}
+				/* above an epoch a live migration that stayed left on a
+				 * copy (MOVES): no epoch is given twice */
+				uint64_t stayed = move_stayed_epoch(f, vms[v].uuid, NULL);
+				if (stayed >= one.entries[0].new_epoch)
+					one.entries[0].new_epoch = stayed + 1;
 				out->entries[out->n++] = one.entries[0];
 				acc[so_far.n++] = one.entries[0];
 				fo_plan_clear(&one);
@@ -2756,10 +2914,11 @@ static int overlay_adopted(const struct fo *f, const struct round *rd, struct fo
 				v->entries[k] = v->entries[--v->n];
 			continue;
 		}
-		if (target_fenced(f, ae)) {
-			/* a dead placement (its target fenced since): nothing runs
-			 * there, and the VM is still owed — our own placement stands,
-			 * above the epoch the dead one took (epochs only grow) */
+		if (target_fenced(f, ae) || move_away(f, ae->uuid, NULL, ae->new_epoch)) {
+			/* a dead placement (its target fenced since, or the VM moved
+			 * away from it by live migration, MOVES): nothing runs there,
+			 * and the VM is still owed — our own placement stands, above
+			 * the epoch the dead one took (epochs only grow) */
 			if (k < v->n && v->entries[k].new_epoch <= ae->new_epoch)
 				v->entries[k].new_epoch = ae->new_epoch + 1;
 			continue;
@@ -3281,6 +3440,323 @@ static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe)
 	return false;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Moves (live migrations of HA VMs)                                        */
+
+static struct move *move_find(const struct fo *f, const char *id)
+{
+	for (size_t i = 0; i < f->n_moves; i++)
+		if (strcmp(f->moves[i].m.id, id) == 0)
+			return &f->moves[i];
+	return NULL;
+}
+
+/* A new record (NULL when full of moves still MOVING, or out of memory):
+ * makes room by forgetting the oldest settled one. */
+static struct move *move_add(struct fo *f, const struct fo_move *mv, uint64_t now)
+{
+	if (f->n_moves >= FO_MOVES_KNOWN_MAX) {
+		size_t victim = SIZE_MAX;
+		for (int pass = 0; pass < 2 && victim == SIZE_MAX; pass++)
+			for (size_t i = 0; i < f->n_moves; i++) {
+				const struct move *r = &f->moves[i];
+				bool kind = pass == 0 ? r->m.state == FO_MOVE_STAYED
+				                      : r->m.state == FO_MOVE_MOVED;
+				if (kind && !r->announce &&
+				    (victim == SIZE_MAX || r->learned < f->moves[victim].learned))
+					victim = i;
+			}
+		if (victim == SIZE_MAX)
+			return NULL;
+		f->moves[victim] = f->moves[--f->n_moves];
+	}
+	struct move *nm = grow(f->moves, &f->cap_moves, f->n_moves + 1, sizeof(*nm));
+	if (!nm)
+		return NULL;
+	f->moves = nm;
+	struct move *r = &f->moves[f->n_moves++];
+	memset(r, 0, sizeof(*r));
+	r->m = *mv;
+	r->learned = r->heard = now;
+	struct fo_vm v;
+	if (vm_info_any(f, mv->uuid, &v)) {
+		cpy(r->info.uuid, sizeof(r->info.uuid), nz(v.uuid));
+		cpy(r->info.name, sizeof(r->info.name), nz(v.name));
+		cpy(r->info.group, sizeof(r->info.group), nz(v.group));
+		r->info.priority = v.priority;
+		r->info.vcpus = v.vcpus;
+		r->info.memory_kib = v.memory_kib;
+		r->has_info = true;
+	}
+	f->journal_version++;
+	return r;
+}
+
+static uint64_t move_announce_ms(const struct fo *f)
+{
+	return (uint64_t)f->cfg.quorate_ms + f->cfg.fence_after_ms + f->cfg.fence_margin_ms;
+}
+
+/* A MOVING move whose target has been fenced since we learned of it, by a
+ * fence that covers every HA VM there (its failover): whatever landed
+ * there is gone, so the VM is the source's again (its own fence covers
+ * it there) — the move can no longer be settled by its target. */
+static bool move_target_gone(const struct fo *f, const struct move *r)
+{
+	if (r->m.state == FO_MOVE_STAYED)
+		return false;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		if (in->fenced && in->fence_total && in->known_at >= r->heard &&
+		    strcmp(in->dead, r->m.target) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Does this move keep its VM away from `from` (MOVING or MOVED, its target
+ * not gone), at a known epoch? */
+static bool move_holds_away(const struct fo *f, const struct move *r, const char *from)
+{
+	return r->m.state != FO_MOVE_STAYED && r->m.epoch && strcmp(r->m.source, from) == 0 &&
+	       !move_target_gone(f, r);
+}
+
+/* A move (MOVING or MOVED, its target not gone) that took `uuid` past a
+ * placement at `epoch`: one away from `from` (may be NULL) to an epoch >=
+ * `epoch` — from there on the VM is not (only) `from`'s, it may run on the
+ * target and `from`'s fence does not reach it there — or any move of it to
+ * an epoch above `epoch` (that placement is an old one: the VM moved on
+ * since). */
+static const struct move *move_away(const struct fo *f, const char *uuid, const char *from,
+                                    uint64_t epoch)
+{
+	for (size_t i = 0; i < f->n_moves; i++) {
+		const struct move *r = &f->moves[i];
+		if (r->m.state == FO_MOVE_STAYED || strcmp(r->m.uuid, uuid) != 0)
+			continue;
+		bool from_there = from && strcmp(r->m.source, from) == 0;
+		if ((r->m.epoch == 0
+		         ? from_there
+		         : (r->m.epoch > epoch || (from_there && r->m.epoch == epoch))) &&
+		    !move_target_gone(f, r))
+			return r;
+	}
+	return NULL;
+}
+
+/* What our heartbeats carry: our moves still MOVING, and moves we settled
+ * (as source or target) within move_announce_ms. Settled moves long past
+ * are forgotten here. */
+static size_t moves_to_tell(struct fo *f, uint64_t now, struct fo_move *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_moves;) {
+		struct move *r = &f->moves[i];
+		if (r->announce && r->m.state != FO_MOVE_MOVING && r->announce_until <= now)
+			r->announce = false;
+		if (!r->announce && r->m.state == FO_MOVE_STAYED &&
+		    sat_add(r->learned, FO_MOVE_KEEP_MS) <= now) {
+			f->moves[i] = f->moves[--f->n_moves];
+			f->journal_version++;
+			continue;
+		}
+		if (r->announce && n < FO_MOVES_MAX) {
+			if (r->m.state == FO_MOVE_MOVING && !r->first_stamp)
+				/* a round already sent at this stamp did not carry it:
+				 * its acknowledgements must not count */
+				r->first_stamp =
+				    f->last_hb_stamp >= now ? f->last_hb_stamp + 1 : now;
+			out[n++] = r->m;
+		}
+		i++;
+	}
+	return n;
+}
+
+/* A voter's heartbeat tells us of moves: its own (as source), or the
+ * outcome of moves to it (as target). Nobody speaks for another's move. */
+static void merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now)
+{
+	const struct mrec *x = member_find(f, m->from);
+	if (!x || !x->voter)
+		return;
+	for (size_t i = 0; i < m->n_moves; i++) {
+		const struct fo_move *mv = &m->moves[i];
+		bool as_source = strcmp(mv->source, m->from) == 0;
+		bool as_target = strcmp(mv->target, m->from) == 0 && mv->state != FO_MOVE_MOVING;
+		if (!as_source && !as_target)
+			continue;
+		struct fo_move heard = *mv;
+		if (!as_target)
+			heard.target_inc = 0; /* only the target says it */
+		struct move *r = move_find(f, mv->id);
+		if (!r) {
+			move_add(f, &heard, now);
+			continue;
+		}
+		if (strcmp(r->m.uuid, mv->uuid) != 0 || strcmp(r->m.source, mv->source) != 0 ||
+		    strcmp(r->m.target, mv->target) != 0)
+			continue; /* not the same move: the first word stands */
+		/* settled once; the target's MOVED (the VM runs there) wins */
+		if (as_target && mv->state == FO_MOVE_MOVED && mv->target_inc &&
+		    r->m.target_inc != mv->target_inc) {
+			r->m.target_inc = mv->target_inc; /* only the target says it */
+			f->journal_version++;
+		}
+		bool upgrade = (r->m.state == FO_MOVE_MOVING && mv->state != FO_MOVE_MOVING) ||
+		               (r->m.state == FO_MOVE_STAYED && mv->state == FO_MOVE_MOVED);
+		if (!upgrade)
+			continue;
+		r->m.state = mv->state;
+		if (mv->epoch)
+			r->m.epoch = mv->epoch;
+		r->learned = now;
+		f->journal_version++;
+	}
+}
+
+/* The highest epoch a move of `uuid` away from `from` (NULL: any host) that
+ * STAYED left on the source's copy (0: none). */
+static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from)
+{
+	uint64_t e = 0;
+	for (size_t i = 0; i < f->n_moves; i++) {
+		const struct fo_move *mv = &f->moves[i].m;
+		if ((mv->state == FO_MOVE_STAYED || move_target_gone(f, &f->moves[i])) &&
+		    mv->epoch > e && strcmp(mv->uuid, uuid) == 0 &&
+		    (!from || strcmp(mv->source, from) == 0))
+			e = mv->epoch;
+	}
+	return e;
+}
+
+/* Our settled moves (as source or target) are told again for
+ * move_announce_ms. */
+static void moves_retell(struct fo *f, uint64_t now)
+{
+	for (size_t i = 0; i < f->n_moves; i++) {
+		struct move *r = &f->moves[i];
+		if (r->m.state == FO_MOVE_MOVING ||
+		    !(is_self(f, r->m.source) || is_self(f, r->m.target)))
+			continue;
+		r->announce = true;
+		r->announce_until = sat_add(now, move_announce_ms(f));
+	}
+}
+
+static bool move_args_ok(const char *id, const char *uuid, const char *host)
+{
+	return id && uuid && host && id[0] && uuid[0] && host[0] && strlen(id) < FO_MOVE_ID_MAX &&
+	       strlen(uuid) < FO_UUID_MAX && strlen(host) < FO_NAME_MAX;
+}
+
+int fo_move_begin(struct fo *f, const char *id, const char *uuid, const char *target,
+                  uint64_t epoch, uint64_t now)
+{
+	if (!f || !move_args_ok(id, uuid, target) || is_self(f, target) || !epoch)
+		return -EINVAL;
+	if (f->fenced || !fo_quorate(f, now))
+		return -EAGAIN;
+	if (move_find(f, id))
+		return -EEXIST;
+	size_t mine = 0;
+	for (size_t i = 0; i < f->n_moves; i++)
+		mine += f->moves[i].announce;
+	if (mine >= FO_MOVES_MAX)
+		return -ENOSPC;
+	struct fo_move mv = {.epoch = epoch, .state = FO_MOVE_MOVING};
+	cpy(mv.id, sizeof(mv.id), id);
+	cpy(mv.uuid, sizeof(mv.uuid), uuid);
+	cpy(mv.source, sizeof(mv.source), f->cfg.name);
+	cpy(mv.target, sizeof(mv.target), target);
+	struct move *r = move_add(f, &mv, now);
+	if (!r)
+		return -ENOSPC;
+	r->announce = true;
+	/* tell the voters now rather than at the next heartbeat */
+	send_heartbeats(f, now);
+	return 0;
+}
+
+bool fo_move_ready(const struct fo *f, const char *id, uint64_t now)
+{
+	const struct move *r = f && id ? move_find(f, id) : NULL;
+	if (!r || !r->announce || r->m.state != FO_MOVE_MOVING || f->fenced || !fo_quorate(f, now))
+		return false;
+	if (majority_of(f->eff_voters) <= 1)
+		return true;
+	return r->first_stamp && acked_since(f, r->first_stamp - 1);
+}
+
+int fo_move_end(struct fo *f, const char *id, bool moved, uint64_t now)
+{
+	struct move *r = f && id ? move_find(f, id) : NULL;
+	if (!r || !is_self(f, r->m.source))
+		return -ENOENT;
+	enum fo_move_state st = moved ? FO_MOVE_MOVED : FO_MOVE_STAYED;
+	if (r->m.state == FO_MOVE_MOVING || (r->m.state == FO_MOVE_STAYED && moved)) {
+		r->m.state = st;
+		r->learned = now;
+		f->journal_version++;
+	}
+	r->announce = true;
+	r->announce_until = sat_add(now, move_announce_ms(f));
+	return 0;
+}
+
+int fo_move_outcome(struct fo *f, const char *id, const char *uuid, const char *source, bool landed,
+                    uint64_t epoch, uint64_t now)
+{
+	if (!f || !move_args_ok(id, uuid, source) || is_self(f, source))
+		return -EINVAL;
+	struct move *r = move_find(f, id);
+	if (!r) {
+		struct fo_move mv = {.epoch = epoch, .state = FO_MOVE_MOVING};
+		cpy(mv.id, sizeof(mv.id), id);
+		cpy(mv.uuid, sizeof(mv.uuid), uuid);
+		cpy(mv.source, sizeof(mv.source), source);
+		cpy(mv.target, sizeof(mv.target), f->cfg.name);
+		if (!(r = move_add(f, &mv, now)))
+			return -ENOSPC;
+	}
+	if (!is_self(f, r->m.target) || strcmp(r->m.uuid, uuid) != 0)
+		return -EINVAL;
+	if (r->m.state == FO_MOVE_MOVING || (r->m.state == FO_MOVE_STAYED && landed)) {
+		r->m.state = landed ? FO_MOVE_MOVED : FO_MOVE_STAYED;
+		if (landed && epoch)
+			r->m.epoch = epoch;
+		if (landed)
+			r->m.target_inc = f->incarnation;
+		r->learned = now;
+		f->journal_version++;
+	}
+	r->announce = true;
+	r->announce_until = sat_add(now, move_announce_ms(f));
+	return 0;
+}
+
+size_t fo_moves_unsettled(const struct fo *f, struct fo_move *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; f && i < f->n_moves; i++)
+		if (f->moves[i].m.state == FO_MOVE_MOVING &&
+		    (is_self(f, f->moves[i].m.target) || is_self(f, f->moves[i].m.source))) {
+			if (out && n < cap)
+				out[n] = f->moves[i].m;
+			n++;
+		}
+	return n;
+}
+
+bool fo_move_find(const struct fo *f, const char *id, struct fo_move *out)
+{
+	const struct move *r = f && id ? move_find(f, id) : NULL;
+	if (r && out)
+		*out = r->m;
+	return r != NULL;
+}
+
 static void collect_adopt(const struct fo *f, const struct inst *in, struct fo_msg *p)
 {
 	struct round tmp;
@@ -3340,6 +3816,10 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 			if (o->rounds[r].chosen)
 				n_sup += o->rounds[r].plan.n;
 	}
+	/* the VMs the dead host moved away (MOVES), so the proposer leaves
+	 * them out of its value */
+	for (size_t i = 0; i < f->n_moves; i++)
+		n_sup += move_holds_away(f, &f->moves[i], in->dead);
 	if (n_sup && (p.superseded.entries = malloc(n_sup * sizeof(*p.superseded.entries)))) {
 		for (size_t i = 0; i < f->n_inst; i++) {
 			const struct inst *o = f->inst[i];
@@ -3350,6 +3830,17 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 				     e++)
 					p.superseded.entries[p.superseded.n++] =
 					    o->rounds[r].plan.entries[e];
+		}
+		for (size_t i = 0; i < f->n_moves && p.superseded.n < n_sup; i++) {
+			const struct fo_move *mv = &f->moves[i].m;
+			if (!move_holds_away(f, &f->moves[i], in->dead))
+				continue;
+			struct fo_plan_entry *se = &p.superseded.entries[p.superseded.n++];
+			memset(se, 0, sizeof(*se));
+			cpy(se->uuid, sizeof(se->uuid), mv->uuid);
+			cpy(se->name, sizeof(se->name), mv->uuid);
+			cpy(se->target, sizeof(se->target), mv->target);
+			se->new_epoch = mv->epoch;
 		}
 	}
 	if (round == 0)
@@ -3474,6 +3965,19 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 	 * or a plan we learned chosen, already placed it above — it was
 	 * computed from a stale view, or concurrently with that one. (An entry
 	 * without a target places nothing.) */
+	for (size_t e = 0; e < plan->n; e++) {
+		/* ... or a VM the dead host moved away by live migration (MOVES):
+		 * its fence does not reach the target */
+		const struct fo_plan_entry *pe = &plan->entries[e];
+		const struct move *mv =
+		    pe->target[0] ? move_away(f, pe->uuid, in->dead, entry_base(pe, round)) : NULL;
+		if (mv) {
+			snprintf(buf, len, "VM %.40s was moved by %.40s to %.40s (live migration)",
+			         pe->name, mv->m.source, mv->m.target);
+			*vm_uuid = pe->uuid;
+			return buf;
+		}
+	}
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *o = f->inst[i];
 		if (o == in)
@@ -3686,6 +4190,8 @@ static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *
 				 * (fenced_extra) uses the same test */
 				bool started = started_here(f, in, rd, e);
 				bool listed = order && plan_has_uuid(order, pe->uuid);
+				if (started && move_away(f, pe->uuid, NULL, pe->new_epoch))
+					continue; /* moved on by live migration: not here */
 				if (order && started && !listed && !extras && is_self(f, in->dead))
 					continue; /* not destroyed: ours at our newer incarnation */
 				if (!started && !listed) {
@@ -3949,6 +4455,18 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 				st->deferred = false;
 				if (st->st != E_WAIT || st->running || !is_self(f, pe->target))
 					continue;
+				const struct move *away =
+				    move_away(f, pe->uuid, in->dead, entry_base(pe, r));
+				if (away) {
+					char text[FO_TEXT_MAX];
+					snprintf(text, sizeof(text),
+					         "%.64s moved it to %.64s by live migration: not "
+					         "%.64s's to "
+					         "re-place",
+					         away->m.source, away->m.target, in->dead);
+					hand_back(f, in, r, e, text, now);
+					continue;
+				}
 				if (given_above(f, pe->uuid, pe->new_epoch) || epoch_taken(f, pe)) {
 					/* a plan we learned gave the VM this epoch elsewhere, or
 					 * a newer one (maybe long ago: that plan may have left
@@ -4142,6 +4660,11 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 	}
 	if (st == FO_DEAD && r->st != FO_DEAD)
 		r->dead_at = now + 1;
+	/* a member back from the dead, or restarted, may have missed how our
+	 * moves ended: tell them again */
+	if ((st == FO_ALIVE || st == FO_SUSPECT) &&
+	    (r->st == FO_DEAD || r->st == FO_LEFT || incarnation > r->inc))
+		moves_retell(f, now);
 	r->st = st;
 	r->inc = incarnation;
 	if (st == FO_DEAD && incarnation > r->dead_max)
@@ -4292,6 +4815,17 @@ static int validate(const struct fo *f, const struct fo_msg *m)
 		return -EINVAL;
 	if (m->n_adopt > FO_PLAN_MAX || (m->n_adopt && !m->adopt))
 		return -EINVAL;
+	if (m->n_moves > FO_MOVES_MAX || (m->n_moves && !m->moves))
+		return -EINVAL;
+	for (size_t i = 0; i < m->n_moves; i++) {
+		const struct fo_move *mv = &m->moves[i];
+		if (!terminated(mv->id, sizeof(mv->id)) ||
+		    !terminated(mv->uuid, sizeof(mv->uuid)) ||
+		    !terminated(mv->source, sizeof(mv->source)) ||
+		    !terminated(mv->target, sizeof(mv->target)) || !mv->id[0] || !mv->uuid[0] ||
+		    (unsigned)mv->state > FO_MOVE_STAYED)
+			return -EINVAL;
+	}
 	for (size_t i = 0; i < m->n_adopt; i++) {
 		struct fo_plan one = {.n = 1, .entries = &m->adopt[i].e};
 		if (!plan_ok(&one) || !terminated(m->adopt[i].ballot.proposer, FO_NAME_MAX))
@@ -4344,9 +4878,13 @@ static void nudge_target(struct fo *f, const char *target, uint64_t inc, uint64_
 	}
 }
 
+static void merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now);
+
 static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
 	merge_removed(f, m, now);
+	/* (before we answer: an acknowledgement says we know its moves) */
+	merge_moves(f, m, now);
 	struct mrec *x = member_find(f, m->from);
 	struct fo_msg r;
 	msg_init(f, &r, FO_HB_NACK, m->from);
@@ -5711,6 +6249,76 @@ static bool pending_elsewhere(const struct fo *f, const struct inst *in, const c
 	return false;
 }
 
+/* A VM the instance owes after its first round: pending for a later one. */
+static void owe_later(struct fo *f, struct inst *in, const struct fo_plan_entry *owed, uint64_t now)
+{
+	size_t before = in->n_pend;
+	add_pending(f, in, owed, 0);
+	if (in->n_pend > before) {
+		in->done = false;
+		if (!in->working)
+			in->work_since = now;
+	}
+}
+
+/* A live migration away from X that ended STAYED, or one to X that landed
+ * (MOVES), learned after round 0 of (X, i) was chosen without its VM: X
+ * still owes it, so a later round re-places it — while X's incarnation i
+ * may run it, once the instance's fence covers it (as late_owed); when X
+ * is back at a newer incarnation, once X's state there is known (owed_of
+ * leaves out what X runs; the plan's fence order makes X destroy what it
+ * lists before anyone starts it). */
+static void stayed_owed(struct fo *f, struct inst *in, bool back, uint64_t now)
+{
+	if (!in->rounds[0].chosen || is_self(f, in->dead))
+		return;
+	if (!back && in->fenced && !reclaimable(f, in))
+		return;
+	const struct fo_host *cur = host_of(f, in->dead);
+	for (size_t m = 0; m < f->n_moves; m++) {
+		const struct fo_move *mv = &f->moves[m].m;
+		/* stayed on X, or landed on X (learned after round 0) */
+		bool stayed = (mv->state == FO_MOVE_STAYED || move_target_gone(f, &f->moves[m])) &&
+		              strcmp(mv->source, in->dead) == 0;
+		/* (landed: before the instance's fence, which then covers it, on
+		 * an incarnation it fails over; or the target was fenced since we
+		 * heard of the move by a fence that covers all it ran) */
+		bool gone = move_target_gone(f, &f->moves[m]);
+		bool landed =
+		    mv->state == FO_MOVE_MOVED && strcmp(mv->target, in->dead) == 0 &&
+		    ((!gone && mv->target_inc && mv->target_inc <= in->inc && !in->fenced) ||
+		     (gone && in->fenced && in->fence_total && in->known_at >= f->moves[m].heard));
+		if ((!stayed && !landed) || inst_holds(f, in, mv->uuid))
+			continue;
+		if (back && (!cur || cur->incarnation <= in->inc || cur->inventory_unknown))
+			continue;
+		bool has_base = false, ready = false;
+		size_t cap = owed_of(f, in->dead, in->inc, NULL, in, NULL, 0, &has_base, &ready);
+		if (!has_base || !cap)
+			continue;
+		struct fo_vm *vms = calloc(cap, sizeof(*vms));
+		if (!vms)
+			return;
+		size_t n = owed_of(f, in->dead, in->inc, NULL, in, vms, cap, &has_base, &ready);
+		for (size_t v = 0; ready && v < n && v < cap; v++) {
+			if (strcmp(nz(vms[v].uuid), mv->uuid) != 0 ||
+			    pending_elsewhere(f, in, mv->uuid, vms[v].epoch))
+				continue;
+			struct fo_plan_entry owed = {.priority = vms[v].priority,
+			                             .vcpus = vms[v].vcpus,
+			                             .memory_kib = vms[v].memory_kib,
+			                             .new_epoch = vms[v].epoch + 1,
+			                             .has_base = true,
+			                             .base_epoch = vms[v].epoch};
+			cpy(owed.uuid, sizeof(owed.uuid), nz(vms[v].uuid));
+			cpy(owed.name, sizeof(owed.name), nz(vms[v].name));
+			cpy(owed.group, sizeof(owed.group), nz(vms[v].group));
+			owe_later(f, in, &owed, now);
+		}
+		free(vms);
+	}
+}
+
 /* Placements given to a failed-over incarnation after its plan was made:
  * (X, j) was decided while a plan giving X a VM at an incarnation <= j
  * was not fenced yet (its VM might still have run where it came from),
@@ -5726,8 +6334,10 @@ static void late_owed(struct fo *f, uint64_t now)
 		if (!in->rounds[0].chosen || is_self(f, in->dead))
 			continue;
 		const struct mrec *xr = member_find(f, in->dead);
-		if (!xr || xr->hb_inc > in->inc ||
-		    ((member_up(f, xr) || beating(f, xr)) && xr->inc > in->inc))
+		bool back = !xr || xr->hb_inc > in->inc ||
+		            ((member_up(f, xr) || beating(f, xr)) && xr->inc > in->inc);
+		stayed_owed(f, in, back, now);
+		if (back)
 			continue; /* back at a newer incarnation */
 		/* fenced already, by a fence that covered only its plan (a
 		 * recovery's): X's incarnation may still run what it got, and a
@@ -5750,6 +6360,7 @@ static void late_owed(struct fo *f, uint64_t now)
 					    pending_elsewhere(f, in, pe->uuid, pe->new_epoch) ||
 					    !given_newest(f, in->dead, in->inc, pe) ||
 					    moved_on(f, pe) ||
+					    move_away(f, pe->uuid, NULL, pe->new_epoch) ||
 					    running_elsewhere(f, pe->uuid, pe->new_epoch - 1, NULL,
 					                      NULL))
 						continue;
@@ -5758,13 +6369,7 @@ static void late_owed(struct fo *f, uint64_t now)
 					    pe->new_epoch + 1; /* from the epoch X got */
 					owed.has_base = true;
 					owed.base_epoch = pe->new_epoch;
-					size_t before = in->n_pend;
-					add_pending(f, in, &owed, 0);
-					if (in->n_pend > before) {
-						in->done = false;
-						if (!in->working)
-							in->work_since = now;
-					}
+					owe_later(f, in, &owed, now);
 				}
 			}
 		}
@@ -6114,6 +6719,9 @@ static const char JOURNAL_HEADER[] =
     "# \"voter NAME\": NAME was in the voting set (it counts in every majority\n"
     "# until it leaves or is removed, even if membership never reports it).\n"
     "# \"given\": the highest epoch a chosen plan gave each VM, and to whom.\n"
+    "# \"move ID UUID SOURCE TARGET EPOCH STATE TARGET-INCARNATION\": a live\n"
+    "# migration of an HA VM (state 0 moving, 1 moved, 2 stayed), so that no\n"
+    "# plan re-places it.\n"
     "format 2\n";
 
 /* A growing text buffer; on allocation failure `failed` is set. */
@@ -6268,6 +6876,17 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 		jb_printf(&b, "\n");
 	}
 	free(gs);
+	/* live migrations (MOVES), in table order (moves are few) */
+	for (size_t i = 0; i < f->n_moves; i++) {
+		const struct fo_move *mv = &f->moves[i].m;
+		jb_printf(&b, "move");
+		jb_str(&b, mv->id);
+		jb_str(&b, mv->uuid);
+		jb_str(&b, mv->source);
+		jb_str(&b, mv->target);
+		jb_printf(&b, " %" PRIu64 " %d %" PRIu64 "\n", mv->epoch, (int)mv->state,
+		          mv->target_inc);
+	}
 	if (b.failed) {
 		free(b.s);
 		return -ENOMEM;
@@ -6284,8 +6903,10 @@ static const char *jt_base(struct jtok *t, struct fo_plan_entry *e);
 
 /* A parsed journal, applied only once all of it is valid. */
 struct journal_rec {
-	int kind; /* 0 failed-over, 1 forgotten, 2 promised, 3 accepted, 4 voter, 5 given */
+	int kind; /* 0 failed-over, 1 forgotten, 2 promised, 3 accepted, 4 voter, 5 given,
+	             6 move */
 	struct fo_plan_entry given; /* given: uuid, target, epoch, its incarnation, base */
+	struct fo_move move;        /* move */
 	char name[FO_NAME_MAX];
 	uint64_t inc;
 	uint32_t round;
@@ -6451,6 +7072,22 @@ static const char *journal_parse_line(struct jtok *t, struct journal_rec *r, boo
 			return "a given epoch needs a VM and a target";
 		if ((why = jt_base(t, g)) != NULL)
 			return why;
+	} else if (KW("move")) {
+		r->kind = 6;
+		struct fo_move *mv = &r->move;
+		if ((why = jt_str(t, mv->id, sizeof(mv->id))) != NULL ||
+		    (why = jt_str(t, mv->uuid, sizeof(mv->uuid))) != NULL ||
+		    (why = jt_str(t, mv->source, sizeof(mv->source))) != NULL ||
+		    (why = jt_str(t, mv->target, sizeof(mv->target))) != NULL ||
+		    (why = jt_u64(t, &mv->epoch, true, "epoch")) != NULL ||
+		    (why = jt_u64(t, &v, true, "move state")) != NULL ||
+		    (why = jt_u64(t, &mv->target_inc, true, "target incarnation")) != NULL)
+			return why;
+		if (!mv->id[0] || !mv->uuid[0] || !mv->source[0] || !mv->target[0])
+			return "a move needs an id, a VM, a source and a target";
+		if (v > FO_MOVE_STAYED)
+			return "unknown move state";
+		mv->state = (enum fo_move_state)v;
 	} else if (KW("promised") || KW("accepted")) {
 		r->kind = KW("promised") ? 2 : 3;
 		if ((why = jt_name(t, r->name)) != NULL ||
@@ -6617,6 +7254,19 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 		struct journal_rec *r = &recs[i];
 		if (r->kind == 5) {
 			given_note(f, &r->given);
+			continue;
+		}
+		if (r->kind == 6) {
+			/* (what the restore runs at counts as when we learned it) */
+			struct move *mv = move_find(f, r->move.id);
+			if (!mv && !(mv = move_add(f, &r->move, f->last_now))) {
+				journal_recs_free(recs, n);
+				return -ENOMEM;
+			}
+			/* a move of ours still MOVING died with the agent before it
+			 * could say how it ended: its caller settles it
+			 * (fo_move_end); until then it is announced */
+			mv->announce = is_self(f, mv->m.source) && mv->m.state == FO_MOVE_MOVING;
 			continue;
 		}
 		if (is_self(f, r->name) && (r->kind < 2 || r->kind == 4))

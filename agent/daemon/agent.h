@@ -66,7 +66,9 @@ struct agent {
 	struct mig *mig;
 	uv_timer_t mig_timer;
 	uv_timer_t mig_progress_timer;
-	bool mig_timers_on;           /* both initialized (migration_close) */
+	uv_timer_t mig_ready_timer;                        /* HA moves waiting for fo_move_ready */
+	bool mig_timers_on;                                /* all initialized (migration_close) */
+	const struct migration_move_hooks *mig_move_hooks; /* the failover service's (ha.c) */
 	struct migration *migrations; /* outgoing, newest first; finished ones kept a while */
 	struct drain *drain;          /* this host's drain in progress, if any */
 	uint64_t mig_work_running;    /* migration jobs on worker threads */

@@ -2633,6 +2633,98 @@ static void ha_stamp_stop(struct agent *a)
 	h->stamp_fd = -1;
 }
 
+/* ---- live migration of HA VMs (MOVES in agent/core/failover.c) ---------------------------- */
+
+static int ha_move_begin(struct agent *a, const char *id, const char *uuid, const char *target,
+                         uint64_t epoch, char *err, size_t errlen)
+{
+	struct ha *h = HA(a);
+	int rc = fo_move_begin(h->fo, id, uuid, target, epoch, uv_now(a->loop));
+	if (rc == -EAGAIN)
+		snprintf(err, errlen,
+		         "this host is not quorate (or has fenced itself): an HA VM moves only "
+		         "while a majority of the voters acknowledges its host");
+	else if (rc < 0)
+		snprintf(err, errlen, "the failover core refuses the move: %s", strerror(-rc));
+	ha_pump(a); /* the heartbeats that announce it */
+	return rc;
+}
+
+static bool ha_move_ready(struct agent *a, const char *id)
+{
+	return fo_move_ready(HA(a)->fo, id, uv_now(a->loop));
+}
+
+static void ha_move_end(struct agent *a, const char *id, bool moved)
+{
+	fo_move_end(HA(a)->fo, id, moved, uv_now(a->loop));
+	ha_pump(a);
+}
+
+/* An incoming move ended here. Told to the voters when its source
+ * announced it (we heard it), or when an HA VM landed. */
+static void ha_move_outcome(struct agent *a, const char *id, const char *uuid, const char *source,
+                            bool landed)
+{
+	struct ha *h = HA(a);
+	bool known = fo_move_find(h->fo, id, NULL);
+	uint64_t epoch = 0;
+	if (landed) {
+		struct virt_vm vm;
+		char err[256];
+		if (a->virt != NULL && virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) == 0 &&
+		    vm.ha)
+			epoch = vm.epoch;
+		else if (!known)
+			return;
+	} else if (!known) {
+		return;
+	}
+	if (fo_move_outcome(h->fo, id, uuid, source, landed, epoch, uv_now(a->loop)) == 0)
+		MV_INFO("failover", "incoming move %s id=%s vm=%s source=%s",
+		        landed ? "landed" : "ended without the VM", id, uuid, source);
+	ha_pump(a);
+}
+
+static const struct migration_move_hooks ha_move_hooks = {
+    .begin = ha_move_begin,
+    .ready = ha_move_ready,
+    .end = ha_move_end,
+    .outcome = ha_move_outcome,
+};
+
+/* Moves still MOVING that name us, settled from what libvirt runs: as the
+ * target, once no reservation is held for it (an agent restart, or its
+ * announcement heard after the reservation ended); as the source, at
+ * start only (a previous life's move: the VM still runs here). */
+static void ha_settle_moves(struct agent *a, bool at_start)
+{
+	struct ha *h = HA(a);
+	struct fo_move um[FO_MOVES_MAX];
+	size_t n = fo_moves_unsettled(h->fo, um, FO_MOVES_MAX);
+	if (n == 0 || a->virt == NULL)
+		return;
+	uint64_t now = uv_now(a->loop);
+	for (size_t k = 0; k < n && k < FO_MOVES_MAX; k++) {
+		struct virt_vm vm;
+		char err[256];
+		bool found = virt_vm_find(a->virt, um[k].uuid, &vm, err, sizeof(err)) == 0;
+		bool here = found && vm.state == VIRT_VM_RUNNING;
+		if (strcmp(um[k].target, a->opt.name) == 0) {
+			if (here && vm.epoch >= um[k].epoch)
+				fo_move_outcome(h->fo, um[k].id, um[k].uuid, um[k].source, true,
+				                vm.epoch, now);
+			else if (!migration_has_incoming(a, um[k].id) &&
+			         !(found && vm.state == VIRT_VM_PAUSED))
+				fo_move_outcome(h->fo, um[k].id, um[k].uuid, um[k].source, false, 0,
+				                now);
+		} else if (at_start && here) {
+			fo_move_end(h->fo, um[k].id, false, now);
+		}
+	}
+	ha_pump(a);
+}
+
 /* ---- periodic ---------------------------------------------------------------------------- */
 
 static void ha_on_tick(uv_timer_t *t)
@@ -2644,6 +2736,7 @@ static void ha_on_tick(uv_timer_t *t)
 	ha_watchdog_pet(a, now);
 	ha_stamp_note(a, now);
 	if (a->virt != NULL) {
+		ha_settle_moves(a, false);
 		ha_crash_tick(a, now);
 		if (h->repl_dirty || now >= h->repl_refresh_at)
 			ha_replicate(a);
@@ -3183,6 +3276,8 @@ int ha_start(struct agent *a, char *err, size_t errlen)
 	        cfg.expect_cluster);
 	ha_event(a, "agent-started", o->name, NULL, "agent started%s",
 	         o->witness ? " (witness)" : "");
+	migration_set_move_hooks(a, &ha_move_hooks);
+	ha_settle_moves(a, true);
 	ha_pump(a);
 	return 0;
 }
@@ -3192,6 +3287,7 @@ void ha_stop(struct agent *a)
 	struct ha *h = HA(a);
 	if (h == NULL)
 		return;
+	migration_set_move_hooks(a, NULL);
 	uv_timer_stop(&h->timer);
 	uv_timer_stop(&h->tick);
 	uv_timer_stop(&h->state_timer);

@@ -58,6 +58,8 @@
 
 #define MIGRATION_KEEP_DONE 10     /* finished moves kept for `migrations` */
 #define MIGRATION_PROGRESS_MS 1000 /* job progress poll and report */
+#define MIGRATION_READY_POLL_MS 50 /* an announced HA move waits for a majority */
+#define MIGRATION_READY_MS 5000    /* ... at most this long, then it stays */
 #define MIGRATION_MAX_EXCLUDED 16  /* targets that refused, per move */
 #define MIGRATION_MAX_SAME 4       /* label keys a target must share (--same) */
 
@@ -97,6 +99,9 @@ struct migration {
 	struct virt_job_stats stats;
 	/* offline */
 	bool was_running;
+	/* an HA VM's move, announced to the failover service (MOVES) */
+	bool announced, moving;
+	uint64_t move_epoch, ready_by;
 };
 
 struct drain_result {
@@ -170,6 +175,22 @@ static void migration_info_fill(const struct migration *m, const char *source,
 	out->data_total = m->stats.data_total;
 	out->downtime_ms = m->stats.have_downtime ? m->stats.downtime_ms : 0;
 	out->offline = m->offline;
+}
+
+void migration_set_move_hooks(struct agent *a, const struct migration_move_hooks *hooks)
+{
+	a->mig_move_hooks = hooks;
+}
+
+bool migration_has_incoming(struct agent *a, const char *id)
+{
+	for (size_t i = 0; a->mig != NULL && i < mig_in_count(a->mig); i++) {
+		struct mig_in_info in;
+		mig_in_at(a->mig, i, &in);
+		if (strcmp(in.proposal_id, id) == 0)
+			return true;
+	}
+	return false;
 }
 
 bool migration_incoming_source(struct agent *a, const char *key, char *source, size_t len)
@@ -490,6 +511,11 @@ static void migration_propose(struct agent *a, struct migration *m)
 
 static void migration_done(struct agent *a, struct migration *m, enum mig_outcome outcome)
 {
+	if (m->announced && a->mig_move_hooks != NULL) {
+		/* the voters learn where the VM is before anything else */
+		a->mig_move_hooks->end(a, m->id, outcome != MIG_DONE_FAILED);
+		m->announced = false;
+	}
 	mig_migration_done(a->mig, m->id, outcome, uv_now(a->loop));
 	migration_pump(a); /* COMMIT/ABORT out; FINISHED event finishes m */
 }
@@ -708,6 +734,87 @@ static void migration_live(struct agent *a, struct migration *m)
 	migration_progress(a, m);
 }
 
+static void migration_on_ready_timer(uv_timer_t *t);
+
+/* The move itself: the owner epoch is bumped on the definition (it travels
+ * with it), then libvirt moves the VM. */
+static void migration_move_now(struct agent *a, struct migration *m, uint64_t epoch)
+{
+	char err[256];
+	if (epoch)
+		virt_vm_set_epoch(a->virt, m->uuid, epoch, err, sizeof(err));
+	if (m->offline)
+		migration_offline(a, m);
+	else
+		migration_live(a, m);
+}
+
+/* The target accepted. An HA VM is announced to the voters first and
+ * moves once a majority acknowledged it (MOVES in agent/core/failover.c):
+ * a failover of this host decided meanwhile then knows the VM may be on
+ * the target, where this host's fence does not reach. */
+static void migration_go(struct agent *a, struct migration *m)
+{
+	char err[256];
+	struct virt_vm vm;
+	if (virt_vm_find(a->virt, m->uuid, &vm, err, sizeof(err)) < 0) {
+		MV_WARN("migrate", "cannot read the VM before moving it id=%s vm=%s: %s", m->id,
+		        m->vm, err);
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	const struct migration_move_hooks *h = a->mig_move_hooks;
+	if (!vm.ha || h == NULL) {
+		migration_move_now(a, m, vm.epoch + 1);
+		return;
+	}
+	if (h->begin(a, m->id, m->uuid, m->target, vm.epoch + 1, err, sizeof(err)) < 0) {
+		MV_WARN("migrate", "HA VM not moved id=%s vm=%s: %s", m->id, m->vm, err);
+		snprintf(m->message, sizeof(m->message), "%s stays on %s: %s", m->vm, a->opt.name,
+		         err);
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	m->announced = true;
+	m->move_epoch = vm.epoch + 1;
+	m->ready_by = uv_now(a->loop) + MIGRATION_READY_MS;
+	snprintf(m->phase, sizeof(m->phase), "announcing");
+	MV_INFO("migrate", "HA move announced id=%s vm=%s target=%s epoch=%" PRIu64, m->id, m->vm,
+	        m->target, m->move_epoch);
+	migration_progress(a, m);
+	if (!uv_is_active((uv_handle_t *)&a->mig_ready_timer))
+		uv_timer_start(&a->mig_ready_timer, migration_on_ready_timer,
+		               MIGRATION_READY_POLL_MS, MIGRATION_READY_POLL_MS);
+}
+
+static void migration_on_ready_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	const struct migration_move_hooks *h = a->mig_move_hooks;
+	bool waiting = false;
+	uint64_t now = uv_now(a->loop);
+	for (struct migration *m = a->migrations; m != NULL; m = m->next) {
+		if (m->done || !m->announced || m->moving || h == NULL)
+			continue;
+		if (h->ready(a, m->id)) {
+			m->moving = true;
+			MV_INFO("migrate", "HA move acknowledged id=%s vm=%s", m->id, m->vm);
+			migration_move_now(a, m, m->move_epoch);
+		} else if (now >= m->ready_by) {
+			snprintf(m->message, sizeof(m->message),
+			         "no majority acknowledged the move of %s within %u ms (this host "
+			         "may be cut off): it stays on %s",
+			         m->vm, MIGRATION_READY_MS, a->opt.name);
+			MV_WARN("migrate", "HA move not acknowledged id=%s vm=%s", m->id, m->vm);
+			migration_done(a, m, MIG_DONE_FAILED);
+		} else {
+			waiting = true;
+		}
+	}
+	if (!waiting)
+		uv_timer_stop(&a->mig_ready_timer);
+}
+
 static void migration_on_progress_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
@@ -766,24 +873,20 @@ static void migration_handle_events(struct agent *a)
 			       mv_log_quote(q, sizeof(q), e.text));
 			if (e.type == MIG_EV_EXPIRED)
 				migration_kill_incoming(a, e.vm_uuid);
+			/* the voters learn how an incoming HA move ended (MOVES) */
+			if (a->mig_move_hooks != NULL &&
+			    (e.type == MIG_EV_COMMITTED || e.type == MIG_EV_RELEASED ||
+			     e.type == MIG_EV_EXPIRED))
+				a->mig_move_hooks->outcome(a, e.proposal_id, e.vm_uuid, e.peer,
+				                           e.type == MIG_EV_COMMITTED);
 			if (e.type == MIG_EV_COMMITTED || e.type == MIG_EV_RELEASED ||
 			    e.type == MIG_EV_EXPIRED)
 				nodestate_refresh(a);
 			break;
-		case MIG_EV_GO: {
-			if (m == NULL || m->done)
-				break;
-			char err[256];
-			struct virt_vm vm;
-			/* every move bumps the owner epoch; it travels with the definition */
-			if (virt_vm_find(a->virt, m->uuid, &vm, err, sizeof(err)) == 0)
-				virt_vm_set_epoch(a->virt, m->uuid, vm.epoch + 1, err, sizeof(err));
-			if (m->offline)
-				migration_offline(a, m);
-			else
-				migration_live(a, m);
+		case MIG_EV_GO:
+			if (m != NULL && !m->done)
+				migration_go(a, m);
 			break;
-		}
 		case MIG_EV_REFUSED:
 			if (m == NULL || m->done)
 				break;
@@ -1188,7 +1291,8 @@ int migration_start(struct agent *a, char *err, size_t errlen)
 	free(uuids);
 	uv_timer_init(a->loop, &a->mig_timer);
 	uv_timer_init(a->loop, &a->mig_progress_timer);
-	a->mig_timer.data = a->mig_progress_timer.data = a;
+	uv_timer_init(a->loop, &a->mig_ready_timer);
+	a->mig_timer.data = a->mig_progress_timer.data = a->mig_ready_timer.data = a;
 	a->mig_timers_on = true;
 	uv_timer_start(&a->mig_progress_timer, migration_on_progress_timer, MIGRATION_PROGRESS_MS,
 	               MIGRATION_PROGRESS_MS);
@@ -1201,6 +1305,7 @@ void migration_stop(struct agent *a)
 		return;
 	uv_timer_stop(&a->mig_timer);
 	uv_timer_stop(&a->mig_progress_timer);
+	uv_timer_stop(&a->mig_ready_timer);
 	for (struct migration *m = a->migrations; m != NULL; m = m->next) {
 		if (m->work_running) {
 			char err[256];
@@ -1217,6 +1322,7 @@ void migration_close(struct agent *a)
 	a->mig_timers_on = false;
 	uv_close((uv_handle_t *)&a->mig_timer, NULL);
 	uv_close((uv_handle_t *)&a->mig_progress_timer, NULL);
+	uv_close((uv_handle_t *)&a->mig_ready_timer, NULL);
 }
 
 void migration_free_all(struct agent *a)

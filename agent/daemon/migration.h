@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "meshvisor.pb-c.h"
 #include "meshvisor/swim.h"
@@ -44,6 +45,25 @@ int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sin
 /* Node to node: the last step of an offline move lands here. */
 int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const char *from,
                           char *name_out, size_t name_len, char *err, size_t errlen);
+
+/* The failover service's part in moving an HA VM (MOVES in
+ * agent/core/failover.c), which it registers (ha.c): `begin` announces the
+ * move to the voters (< 0: it may not move now, e.g. not quorate), the move
+ * starts once `ready` says a majority acknowledged it, `end` reports how it
+ * ended (moved: it runs on the target now); on the target, `outcome`
+ * reports how an incoming move ended (landed, or its reservation ended
+ * without it). Without hooks, HA VMs move as any other. */
+struct migration_move_hooks {
+	int (*begin)(struct agent *a, const char *id, const char *uuid, const char *target,
+	             uint64_t epoch, char *err, size_t errlen);
+	bool (*ready)(struct agent *a, const char *id);
+	void (*end)(struct agent *a, const char *id, bool moved);
+	void (*outcome)(struct agent *a, const char *id, const char *uuid, const char *source,
+	                bool landed);
+};
+void migration_set_move_hooks(struct agent *a, const struct migration_move_hooks *hooks);
+/* Does this host hold a reservation for the incoming move `id`? */
+bool migration_has_incoming(struct agent *a, const char *id);
 
 /* Is the VM named by `key` (name or UUID) being moved here? Then its
  * source host's name is copied to source. */

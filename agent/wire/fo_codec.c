@@ -58,7 +58,8 @@ int fo_codec_encode_frame(const struct fo_msg *m, uint8_t **out, size_t *out_len
 	    (m->superseded.n > 0 && m->superseded.entries == NULL) ||
 	    m->n_removed > FO_REMOVED_MAX || (m->plan.n > 0 && m->plan.entries == NULL) ||
 	    (m->n_removed > 0 && m->removed == NULL) || m->n_adopt > FO_PLAN_MAX ||
-	    (m->n_adopt > 0 && m->adopt == NULL))
+	    (m->n_adopt > 0 && m->adopt == NULL) || m->n_moves > FO_MOVES_MAX ||
+	    (m->n_moves > 0 && m->moves == NULL))
 		return -EINVAL;
 	Mv__FailoverMessage pm = MV__FAILOVER_MESSAGE__INIT;
 	pm.type = (Mv__FoType)m->type;
@@ -87,7 +88,28 @@ int fo_codec_encode_frame(const struct fo_msg *m, uint8_t **out, size_t *out_len
 	Mv__FoRemoved *rm = NULL, **rmp = NULL;
 	Mv__FoPlanEntry *pe = NULL, **pep = NULL, *se = NULL, **sep = NULL, *ae = NULL;
 	Mv__FoAdopt *ad = NULL, **adp = NULL;
+	Mv__FoMove *mo = NULL, **mop = NULL;
 	int rc = -ENOMEM;
+	if (m->n_moves > 0) {
+		mo = calloc(m->n_moves, sizeof(*mo));
+		mop = calloc(m->n_moves, sizeof(*mop));
+		if (mo == NULL || mop == NULL)
+			goto out;
+		for (size_t i = 0; i < m->n_moves; i++) {
+			const struct fo_move *mv = &m->moves[i];
+			mv__fo_move__init(&mo[i]);
+			mo[i].id = (char *)mv->id;
+			mo[i].uuid = (char *)mv->uuid;
+			mo[i].source = (char *)mv->source;
+			mo[i].target = (char *)mv->target;
+			mo[i].epoch = mv->epoch;
+			mo[i].state = (uint32_t)mv->state;
+			mo[i].target_incarnation = mv->target_inc;
+			mop[i] = &mo[i];
+		}
+		pm.moves = mop;
+		pm.n_moves = m->n_moves;
+	}
 	if (m->n_removed > 0) {
 		rm = calloc(m->n_removed, sizeof(*rm));
 		rmp = calloc(m->n_removed, sizeof(*rmp));
@@ -156,6 +178,8 @@ out:
 	free(ae);
 	free(ad);
 	free(adp);
+	free(mo);
+	free(mop);
 	return rc;
 }
 
@@ -184,6 +208,9 @@ void fo_codec_clear(struct fo_msg *m)
 	free(m->adopt);
 	m->adopt = NULL;
 	m->n_adopt = 0;
+	free(m->moves);
+	m->moves = NULL;
+	m->n_moves = 0;
 }
 
 /* Entries into p (allocated; freed by fo_codec_clear). -EINVAL: a string too long. */
@@ -239,6 +266,15 @@ int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
 		*why = "too many removed members in the failover message";
 		return -EINVAL;
 	}
+	if (pm->n_moves > FO_MOVES_MAX) {
+		*why = "too many live migrations in the failover message";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < pm->n_moves; i++)
+		if (pm->moves[i] == NULL || pm->moves[i]->state > FO_MOVE_STAYED) {
+			*why = "unknown live migration state in the failover message";
+			return -EINVAL;
+		}
 	if (fo_copy(m->from, sizeof(m->from), env->from) < 0 ||
 	    fo_copy(m->to, sizeof(m->to), pm->to) < 0 ||
 	    fo_copy(m->inst.dead, sizeof(m->inst.dead), pm->dead) < 0 ||
@@ -305,6 +341,24 @@ int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
 					o->e = one.entries[0];
 				free(one.entries);
 			}
+		}
+	}
+	if (prc == 0 && pm->n_moves > 0) {
+		m->moves = calloc(pm->n_moves, sizeof(*m->moves));
+		if (m->moves == NULL)
+			goto nomem;
+		m->n_moves = pm->n_moves;
+		for (size_t i = 0; i < pm->n_moves && prc == 0; i++) {
+			const Mv__FoMove *a = pm->moves[i];
+			struct fo_move *o = &m->moves[i];
+			if (fo_copy(o->id, sizeof(o->id), a->id) < 0 ||
+			    fo_copy(o->uuid, sizeof(o->uuid), a->uuid) < 0 ||
+			    fo_copy(o->source, sizeof(o->source), a->source) < 0 ||
+			    fo_copy(o->target, sizeof(o->target), a->target) < 0)
+				prc = -EINVAL;
+			o->epoch = a->epoch;
+			o->state = (enum fo_move_state)a->state;
+			o->target_inc = a->target_incarnation;
 		}
 	}
 	if (prc == -ENOMEM)

@@ -64,6 +64,8 @@ extern "C" {
 #define FO_TEXT_MAX 256    /* human text */
 #define FO_PLAN_MAX 4096   /* entries in one plan (decoders reject more) */
 #define FO_REMOVED_MAX 256 /* force-left members carried in a heartbeat */
+#define FO_MOVE_ID_MAX 96  /* a live migration's id (its proposal id) */
+#define FO_MOVES_MAX 32    /* live migrations announced in one heartbeat */
 
 /* Membership as SWIM reports it. */
 enum fo_member_state {
@@ -143,6 +145,27 @@ struct fo_removed {
 	uint64_t incarnation; /* removed for incarnations <= this */
 };
 
+/* A live migration of an HA VM, as its source announces it (MOVING, then
+ * MOVED or STAYED) and as its target reports its outcome (MOVED: the VM
+ * runs there; STAYED: it never will from this move). See MOVES in
+ * agent/core/failover.c. */
+enum fo_move_state {
+	FO_MOVE_MOVING = 0,
+	FO_MOVE_MOVED = 1,
+	FO_MOVE_STAYED = 2,
+};
+
+struct fo_move {
+	char id[FO_MOVE_ID_MAX];
+	char uuid[FO_UUID_MAX];
+	char source[FO_NAME_MAX];
+	char target[FO_NAME_MAX];
+	uint64_t epoch; /* the VM's epoch from the move on (0: not known) */
+	enum fo_move_state state;
+	uint64_t target_inc; /* MOVED, told by the target: its incarnation when
+	                        the VM landed (0: not known) */
+};
+
 /* A placement held from an older recovery of the same host (PROMISE). */
 struct fo_adopt {
 	struct fo_plan_entry e;
@@ -163,6 +186,9 @@ struct fo_msg {
 	                            incarnations start at 1) */
 	size_t n_removed;        /* HEARTBEAT: force-left members, spread */
 	struct fo_removed *removed;
+	size_t n_moves; /* HEARTBEAT: live migrations the sender is the source
+	                   of, or the target that reports the outcome */
+	struct fo_move *moves;
 	uint32_t voters; /* HEARTBEAT: the sender's voting-set size (0 = not
 	                            told). A receiver whose own set is smaller (a
 	                            restarted agent that never heard of a dead
@@ -392,6 +418,33 @@ bool fo_msg_vouches_fence(const struct fo *f, const struct fo_msg *m);
  * voter in heartbeats). -ENOENT unknown, -EBUSY not dead in our view,
  * -EINVAL ourselves. */
 int fo_force_leave(struct fo *f, const char *name, uint64_t now);
+
+/* Live migration of an HA VM (MOVES in agent/core/failover.c). Source:
+ * announce the move (id: the migration's proposal id; epoch: the VM's
+ * epoch from the move on) before the hypervisor starts it, and start it
+ * only once fo_move_ready() — a majority acknowledged a heartbeat that
+ * carried it, and we are quorate; then report the outcome. -EAGAIN: not
+ * quorate or fenced (do not move it now); -EEXIST: id known; -ENOSPC:
+ * too many moves; -EINVAL: bad arguments. */
+int fo_move_begin(struct fo *f, const char *id, const char *uuid, const char *target,
+                  uint64_t epoch, uint64_t now);
+bool fo_move_ready(const struct fo *f, const char *id, uint64_t now);
+/* moved: the VM runs on the target now; false: it stayed here (or was
+ * destroyed here). -ENOENT: not a move of ours. */
+int fo_move_end(struct fo *f, const char *id, bool moved, uint64_t now);
+/* Target: an incoming move ended (landed: the VM runs here at `epoch`;
+ * else its reservation ended without it, and no incoming copy is left). */
+int fo_move_outcome(struct fo *f, const char *id, const char *uuid, const char *source, bool landed,
+                    uint64_t epoch, uint64_t now);
+/* Moves still MOVING that name us as source or target. A restarted agent
+ * settles them from what libvirt runs: as target, fo_move_outcome (after
+ * killing a previous life's incoming job); as source, fo_move_end(false)
+ * when the VM runs here (a move left unsettled is settled by its target).
+ * Returns how many; up to `cap` are copied to `out`. */
+size_t fo_moves_unsettled(const struct fo *f, struct fo_move *out, size_t cap);
+/* What we know of a move, by id (false: unknown). */
+bool fo_move_find(const struct fo *f, const char *id, struct fo_move *out);
+
 /* The gossiped view of every host (replaces the previous one). A host whose
  * incarnation rose since its last state leaves that state behind as "its
  * previous incarnation"; what it listed then and does not run now is owed

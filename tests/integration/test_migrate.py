@@ -27,9 +27,16 @@ started agent refuses incoming moves for one lease, "starting").
    placement (`vm create` without --node) avoids it; `undrain` returns it
    (draining=false everywhere, placement uses it again).
 5. A text-mode drain with --parallel 1: one line per VM, then the
-   summary; the host ends empty, every host within capacity."""
+   summary; the host ends empty, every host within capacity.
+6. An HA VM moves only once a majority of the voters acknowledged its
+   announcement (MOVES in agent/core/failover.c): the source logs the
+   announcement and the acknowledgement, in that order, before the move;
+   the target logs that it landed; the VM runs on the target with its
+   owner epoch bumped by one, as any move.
+7. A restarted agent refuses incoming moves for one lease."""
 import json
 import os
+import re
 import signal
 import time
 
@@ -423,7 +430,30 @@ def main(t):
     check(n3.cli("undrain", "n1").returncode == 0, "undrain n1 failed")
     wait_all(c, draining_is("n1", False), "n1 back in service")
 
-    # 6. a restarted agent refuses incoming moves for one lease: n3 again,
+    # 6. an HA VM's move is announced to the voters first
+    c.wait_propagated()
+    hv = min((v for v in n1.vms().values() if v["state"] == "running"),
+             key=lambda v: (v["memory_kib"], v["vcpus"], v["name"]))
+    r = n1.cli("vm", "set-ha", hv["name"], "on")
+    check(r.returncode == 0, "set-ha %s: %s" % (hv["name"], r.stderr))
+    wait_all(c, lambda a: True if a.vms()[hv["name"]]["ha"] else "not HA yet",
+             "%s HA on every node" % hv["name"])
+    epoch_hv = n1.vms()[hv["name"]]["owner_epoch"]
+    mig = migrate_json(n1, hv["name"])
+    moved(c, mig, epoch_hv, "running")
+    src_log = c[mig["source"]].log_text()
+    ann = re.search(r"HA move announced id=%s vm=%s target=%s epoch=%d" %
+                    (re.escape(mig["id"]), re.escape(hv["name"]), mig["target"], epoch_hv + 1),
+                    src_log)
+    ack = re.search(r"HA move acknowledged id=%s" % re.escape(mig["id"]), src_log)
+    check(ann and ack and ann.start() < ack.start(),
+          "%s's log lacks 'HA move announced' then 'HA move acknowledged' for %s" %
+          (mig["source"], mig["id"]))
+    check(re.search(r"incoming move landed id=%s" % re.escape(mig["id"]),
+                    c[mig["target"]].log_text()),
+          "%s's log does not say the HA move %s landed" % (mig["target"], mig["id"]))
+
+    # 7. a restarted agent refuses incoming moves for one lease: n3 again,
     #    with a lease far longer than its restart and the cluster's
     #    convergence can take, so that the check never depends on how fast
     #    the machine is (and is never skipped)

@@ -34,6 +34,7 @@
 #include "prng.h"
 #include "sim_heap.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@
 #include <string.h>
 
 #define FW_MAXCOPY 32
+#define FW_MOVE_READY_MS 5000 /* a move not acknowledged by then is off */
 #define FW_GIB (1024ull * 1024)
 
 enum fw_ev_kind {
@@ -68,6 +70,8 @@ struct fw_mig_job {
 	uint32_t src_life; /* the source agent that runs it (its death aborts it) */
 	uint64_t epoch;    /* the VM's epoch after the move (bumped at GO) */
 	bool active, kill;
+	bool started;      /* the hypervisor moves it (after fo_move_ready) */
+	uint64_t ready_by; /* world time: not ready by then, the move is off */
 };
 
 enum fw_job_kind { J_RESTART_DONE, J_FENCE_DONE };
@@ -212,6 +216,7 @@ struct fw {
 	size_t bal_n, bal_cap;
 	struct fw_mig_job *mj; /* opts.migrate_every_ms */
 	size_t mj_n, mj_cap;
+	bool operators_rest; /* fw_operators_rest(): no more moves are asked */
 	struct fw_counters ctr;
 	char fail[512];
 	fw_send_hook_f send_hook;
@@ -1762,10 +1767,27 @@ static void fw_mig_go(struct fw *w, int i, const struct mig_event *e)
 		return;
 	}
 	struct fw_vm *v = &w->vm[vmi];
-	c->epoch++;
-	if (c->epoch > v->max_epoch)
-		v->max_epoch = c->epoch;
-	h->dirty = true;
+	/* as the daemon does (migration.c): an HA VM's move is announced to
+	 * the failover core first (MOVES); not quorate, it does not move */
+	if (!w->o.moves_unguarded) {
+		int rc = fo_move_begin(h->fo, e->proposal_id, v->uuid, e->peer, c->epoch + 1,
+		                       fw_local_now(w, i));
+		fw_fo_drain(w, i, false);
+		if (rc < 0) {
+			vlog(w, 1, "%s: will not move %s now: %s", h->name, v->name,
+			     rc == -EAGAIN ? "not quorate" : "the failover core refuses");
+			if (h->mg != NULL)
+				mig_migration_done(h->mg, e->proposal_id, MIG_DONE_FAILED,
+				                   fw_local_now(w, i));
+			return;
+		}
+	}
+	if (w->o.moves_unguarded) {
+		c->epoch++;
+		if (c->epoch > v->max_epoch)
+			v->max_epoch = c->epoch;
+		h->dirty = true;
+	}
 	if (w->mj_n == w->mj_cap) {
 		w->mj_cap = w->mj_cap ? w->mj_cap * 2 : 16;
 		w->mj = realloc(w->mj, w->mj_cap * sizeof(*w->mj));
@@ -1777,21 +1799,58 @@ static void fw_mig_go(struct fw *w, int i, const struct mig_event *e)
 	                         .src = i,
 	                         .dst = dst,
 	                         .src_life = h->life,
-	                         .epoch = c->epoch,
-	                         .active = true};
+	                         .epoch = w->o.moves_unguarded ? c->epoch : c->epoch + 1,
+	                         .active = true,
+	                         .started = w->o.moves_unguarded,
+	                         .ready_by = w->now + FW_MOVE_READY_MS};
 	snprintf(j->pid, sizeof(j->pid), "%s", e->proposal_id);
 	w->ctr.migrations_started++;
 	vlog(w, 1, "%s: migrating %s to %s (epoch %" PRIu64 ")", h->name, v->name, e->peer,
-	     c->epoch);
-	fw_push_mig_job(w, w->now + 300 + fw_below(w, 2700), (int)w->mj_n);
+	     j->epoch);
+	fw_push_mig_job(w, w->now + (j->started ? 300 + fw_below(w, 2700) : 0), (int)w->mj_n);
 	w->mj_n++;
+}
+
+/* Before the hypervisor starts: wait until a majority acknowledged the
+ * announcement (fo_move_ready), as the daemon does; true when the job is
+ * still waiting (re-armed), or ends here (given up). */
+static bool fw_mig_job_wait(struct fw *w, int k)
+{
+	struct fw_mig_job *j = &w->mj[k];
+	if (j->started || j->kill)
+		return false;
+	struct fw_host *hs = &w->h[j->src];
+	bool src_agent = hs->agent_up && hs->life == j->src_life && !hs->frozen;
+	if (src_agent && fo_move_ready(hs->fo, j->pid, fw_local_now(w, j->src))) {
+		/* acknowledged: the epoch is bumped on the definition (it travels
+		 * with it), then the hypervisor moves it */
+		struct fw_vm *v = &w->vm[j->vm];
+		struct fw_copy *c = fw_copy_on(v, j->src);
+		if (c == NULL || !c->running) {
+			j->kill = true; /* fenced meanwhile */
+			return false;
+		}
+		c->epoch = j->epoch;
+		if (c->epoch > v->max_epoch)
+			v->max_epoch = c->epoch;
+		hs->dirty = true;
+		j->started = true;
+		fw_push_mig_job(w, w->now + 300 + fw_below(w, 2700), k);
+		return true;
+	}
+	if (w->now < j->ready_by && (src_agent || hs->frozen)) {
+		fw_push_mig_job(w, w->now + 50, k);
+		return true;
+	}
+	j->kill = true; /* not acknowledged in time: the move is off */
+	return false;
 }
 
 /* The job ends: the VM moved (source copy gone, target copy running at the
  * new epoch) when nothing stopped it, else it stays where it is. */
 static void fw_mig_job_end(struct fw *w, int k)
 {
-	if (!w->mj[k].active)
+	if (!w->mj[k].active || fw_mig_job_wait(w, k))
 		return;
 	/* (a copy: what follows may start another job and move the array) */
 	struct fw_mig_job job = w->mj[k], *j = &job;
@@ -1828,16 +1887,41 @@ static void fw_mig_job_end(struct fw *w, int k)
 			mig_vm_arrived(hd->mg, v->uuid, fw_local_now(w, j->dst));
 			fw_mig_drain(w, j->dst);
 		}
+		if (hd->agent_up && !hd->frozen && !w->o.moves_unguarded) {
+			/* the target says where the VM is now */
+			fo_move_outcome(hd->fo, j->pid, v->uuid, hs->name, true, j->epoch,
+			                fw_local_now(w, j->dst));
+			fw_fo_drain(w, j->dst, false);
+		}
 	} else {
 		w->ctr.migrations_failed++;
 		vlog(w, 1, "%s: migration of %s to %s fails", hs->name, v->name, hd->name);
 	}
 	if (src_agent && hs->mg != NULL) {
-		fw_mig_capacity(w, j->src);
-		mig_migration_done(hs->mg, j->pid, ok ? MIG_DONE_OK : MIG_DONE_FAILED,
-		                   fw_local_now(w, j->src));
-		fw_mig_drain(w, j->src);
+		if (!w->o.moves_unguarded) {
+			fo_move_end(hs->fo, j->pid, ok, fw_local_now(w, j->src));
+			fw_fo_drain(w, j->src, false);
+		}
+		if (hs->agent_up && hs->life == j->src_life && hs->mg != NULL) {
+			fw_mig_capacity(w, j->src);
+			mig_migration_done(hs->mg, j->pid, ok ? MIG_DONE_OK : MIG_DONE_FAILED,
+			                   fw_local_now(w, j->src));
+			fw_mig_drain(w, j->src);
+		}
 	}
+}
+
+/* The target's reservation ended without the VM (ABORT, or the lease ran
+ * out and the incoming job was killed): the move will never land here. */
+static void fw_mig_not_landed(struct fw *w, int i, const struct mig_event *e)
+{
+	struct fw_host *h = &w->h[i];
+	int src = fw_index(w, e->peer);
+	/* (told when its source announced it: we heard it) */
+	if (w->o.moves_unguarded || src < 0 || !fo_move_find(h->fo, e->proposal_id, NULL))
+		return;
+	fo_move_outcome(h->fo, e->proposal_id, e->vm_uuid, e->peer, false, 0, fw_local_now(w, i));
+	fw_fo_drain(w, i, false);
 }
 
 /* Ends a running job early (LEASE_LOST at the source, EXPIRED at the
@@ -1880,6 +1964,10 @@ static void fw_mig_drain(struct fw *w, int i)
 				if (w->mj[k].active && w->mj[k].dst == i &&
 				    strcmp(w->vm[w->mj[k].vm].uuid, e.vm_uuid) == 0)
 					fw_mig_kill(w, &w->mj[k]);
+			fw_mig_not_landed(w, i, &e);
+			break;
+		case MIG_EV_RELEASED:
+			fw_mig_not_landed(w, i, &e);
 			break;
 		default:
 			break;
@@ -1910,8 +1998,15 @@ static void fw_mig_deliver(struct fw *w, int i, const struct fw_frame *f)
 
 /* An operator asks a random host that runs a VM to move it to another host
  * it holds alive (`meshvisor migrate VM --to HOST`), then comes back later. */
+void fw_operators_rest(struct fw *w)
+{
+	w->operators_rest = true;
+}
+
 static void fw_mig_operator(struct fw *w)
 {
+	if (w->operators_rest)
+		return;
 	fw_push(w, w->now + 1 + fw_below(w, 2 * w->o.migrate_every_ms), E_MIG_OPERATOR, 0, 0, NULL);
 	if (w->nvm == 0)
 		return;
@@ -1938,6 +2033,54 @@ static void fw_mig_operator(struct fw *w)
 		vlog(w, 1, "%s: operator migrates %s to %s", h->name, v->name, w->h[dst].name);
 	}
 	fw_mig_drain(w, src);
+}
+
+/* Does host i's migration core hold a reservation for proposal `id`, or
+ * does an incoming job for it still run there? */
+static bool fw_mig_incoming(struct fw *w, int i, const char *id)
+{
+	struct fw_host *h = &w->h[i];
+	for (size_t k = 0; h->mg != NULL && k < mig_in_count(h->mg); k++) {
+		struct mig_in_info in;
+		mig_in_at(h->mg, k, &in);
+		if (strcmp(in.proposal_id, id) == 0)
+			return true;
+	}
+	for (size_t k = 0; k < w->mj_n; k++)
+		if (w->mj[k].active && !w->mj[k].kill && w->mj[k].dst == i &&
+		    strcmp(w->mj[k].pid, id) == 0)
+			return true;
+	return false;
+}
+
+/* As the daemon does (ha.c, ha_settle_moves): moves still MOVING that name
+ * host i are settled from what its hypervisor runs — as the target, once
+ * it holds no reservation for it (an agent restart: its incoming jobs were
+ * just killed; or the announcement came after the reservation ended); as
+ * the source, at start only (a previous life's move: "stayed" when the VM
+ * runs here, else its target settles it). */
+static void fw_settle_moves(struct fw *w, int i, bool at_start)
+{
+	struct fw_host *h = &w->h[i];
+	struct fo_move um[FO_MOVES_MAX];
+	size_t nu = fo_moves_unsettled(h->fo, um, FO_MOVES_MAX);
+	for (size_t k = 0; k < nu && k < FO_MOVES_MAX; k++) {
+		int vmi = fw_vm_index(w, um[k].uuid);
+		const struct fw_copy *c =
+		    vmi >= 0 && fw_vm_on(w, vmi, i) ? fw_copy_on(&w->vm[vmi], i) : NULL;
+		if (strcmp(um[k].target, h->name) == 0) {
+			if (c != NULL && c->epoch >= um[k].epoch)
+				fo_move_outcome(h->fo, um[k].id, um[k].uuid, um[k].source, true,
+				                c->epoch, fw_local_now(w, i));
+			else if (!fw_mig_incoming(w, i, um[k].id))
+				fo_move_outcome(h->fo, um[k].id, um[k].uuid, um[k].source, false, 0,
+				                fw_local_now(w, i));
+		} else if (at_start && c != NULL) {
+			fo_move_end(h->fo, um[k].id, false, fw_local_now(w, i));
+		}
+	}
+	if (nu && !at_start)
+		fw_fo_drain(w, i, false);
 }
 
 static void fw_agent_start(struct fw *w, int i)
@@ -1999,9 +2142,10 @@ static void fw_agent_start(struct fw *w, int i)
 			abort();
 		h->mg_armed = UINT64_MAX;
 		fw_mig_capacity(w, i);
-		/* a previous life's outgoing jobs are aborted at start (migrate.h) */
+		/* a previous life's jobs are aborted (outgoing) and killed
+		 * (incoming) at start (migrate.h) */
 		for (size_t k = 0; k < w->mj_n; k++)
-			if (w->mj[k].active && w->mj[k].src == i)
+			if (w->mj[k].active && (w->mj[k].src == i || w->mj[k].dst == i))
 				fw_mig_kill(w, &w->mj[k]);
 	}
 	h->agent_up = true;
@@ -2024,6 +2168,8 @@ static void fw_agent_start(struct fw *w, int i)
 		h->wd_armed = false;
 	fo_member(h->fo, h->name, FO_ALIVE, swim_incarnation(h->sw), fw_local_now(w, i));
 	fo_set_incarnation(h->fo, swim_incarnation(h->sw));
+	if (w->o.migrate_every_ms && !w->o.moves_unguarded)
+		fw_settle_moves(w, i, true);
 	h->dirty = true;
 	fw_swim_drain(w, i);
 }
@@ -2378,6 +2524,9 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 		}
 		return;
 	case E_PUBLISH:
+		for (int i = 0; w->o.migrate_every_ms && !w->o.moves_unguarded && i < w->n; i++)
+			if (w->h[i].agent_up && !w->h[i].frozen)
+				fw_settle_moves(w, i, false);
 		fw_publish(w);
 		fw_check(w);
 		fw_push(w, w->now + w->o.publish_ms, E_PUBLISH, 0, 0, NULL);

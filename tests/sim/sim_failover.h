@@ -150,6 +150,10 @@ struct fw_opts {
 	                             either host stops, the link breaks, the
 	                             source agent dies, or the lease is lost
 	                             (default 0: none) */
+	bool moves_unguarded;      /* migrations skip the failover core's move
+	                              announcement (MOVES), as before it
+	                              existed, to measure what it changes
+	                              (default false) */
 	int verbose;               /* 0, 1 (actions, faults), 2 (+ messages) */
 	bool quiet;                /* no line per world on stderr */
 };
@@ -256,6 +260,9 @@ void fw_resume(struct fw *w, int i);
 /* Network, for SWIM and failover messages alike (a,b: -1 = every host). */
 void fw_partition(struct fw *w, const int *group);
 void fw_heal(struct fw *w); /* partition and blocks; loss stays */
+/* Operators ask for no more live migrations (opts.migrate_every_ms); those
+ * under way finish. */
+void fw_operators_rest(struct fw *w);
 void fw_block(struct fw *w, int a, int b);
 void fw_unblock(struct fw *w, int a, int b);
 void fw_set_loss(struct fw *w, int a, int b, double p);

@@ -1592,6 +1592,9 @@ static void ev_end_faults(struct fw *w, int a, int b, void *arg)
 		fw_resume(w, i);
 	for (int k = 0; k < s->nflap; k++)
 		s->flap_until[k] = 0;
+	/* the operators stop moving VMs too: the availability oracle asks
+	 * about a cluster left alone */
+	fw_operators_rest(w);
 }
 
 static int partitions_store[64][FW_MAXN];
@@ -1989,6 +1992,8 @@ static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fai
 	o.codecs = codecs_mode;
 	o.gossip_state = gossip_mode;
 	o.migrate_every_ms = migrate_mode ? 4000 : 0;
+	const char *ug = getenv("MV_SIM_MOVES_UNGUARDED");
+	o.moves_unguarded = ug && atoi(ug) > 0;
 	o.verbose = verbose;
 	o.quiet = !verbose;
 	o.cap_refuse = true;
@@ -2314,7 +2319,7 @@ static void randomized_batch(uint64_t suite_master, long suite_n)
 	if (migrate_mode)
 		fprintf(stderr,
 		        "  live migrations: %" PRIu64 " asked, %" PRIu64
-		        " started (epoch bumped), %" PRIu64 " moved, %" PRIu64 " failed\n",
+		        " accepted by their target, %" PRIu64 " moved, %" PRIu64 " failed\n",
 		        t.mig_proposed, t.mig_started, t.mig_moved, t.mig_failed);
 	free(t.heal_ms);
 	if (failed)
@@ -2353,11 +2358,65 @@ static void test_randomized_schedules_codecs(void **state)
 static void test_randomized_schedules_world(void **state)
 {
 	(void)state;
-	bool was_codecs = codecs_mode, was_gossip = gossip_mode;
-	codecs_mode = gossip_mode = true;
+	bool was_codecs = codecs_mode, was_gossip = gossip_mode, was_migrate = migrate_mode;
+	codecs_mode = gossip_mode = migrate_mode = true;
 	randomized_batch(SIM_SUITE_MASTER + 2, 300);
 	codecs_mode = was_codecs;
 	gossip_mode = was_gossip;
+	migrate_mode = was_migrate;
+}
+
+/* Schedules of the world with live migrations that once failed, replayed
+ * every run (MOVES, agent/core/failover.c), each with what it caught. */
+static void test_replayed_seeds_migrations(void **state)
+{
+	(void)state;
+	static const struct {
+		uint64_t seed;
+		const char *caught;
+	} seeds[] = {
+	    {8773471515342919777ULL, "O1: a recovery of the source, computed before the target's "
+	                             "state showed the moved VM, re-placed it (before MOVES)"},
+	    {1091292717905392819ULL, "O1: a host failed over handed back a VM it had moved away; "
+	                             "a later round started it beside the moved copy"},
+	    {4599036158141424755ULL, "O4: a move called off after the epoch bump left that epoch "
+	                             "on the source's copy; the failover gave it again"},
+	    {7094817261744002549ULL, "O4: a hand-back round re-placed a VM at the epoch a move "
+	                             "that stayed had left on its copy"},
+	    {4229885005524275214ULL, "liveness: the source crashed mid-move; its failover left the "
+	                             "VM out, and the target's 'never landed' came too late"},
+	    {5097801203295841998ULL, "liveness: source and target both died mid-move"},
+	    {4160471940252569493ULL, "liveness: an adopted placement from before a move claimed "
+	                             "the VM ran where it had left"},
+	    {5302129643621414171ULL, "liveness: a voter down while the target settled the move "
+	                             "kept refusing; settled moves are told again on return"},
+	    {6785557091085382744ULL, "liveness: a move that stayed on a host that then lost the "
+	                             "definition: the old incarnation's failover re-places it"},
+	    {3816197891097491522ULL, "liveness: a VM moved to a host that paused before "
+	                             "publishing it: the host's failover owes what landed"},
+	    {3322180014801225278ULL, "liveness: nodes that learned MOVED late disagreed with those "
+	                             "that saw the target fenced"},
+	    {3905610597620581543ULL, "O1: a VM that landed on the target's newer incarnation was "
+	                             "re-placed by the failover of its older, already fenced one"},
+	    {2636412417367826688ULL,
+	     "liveness: the target died before any state of it listed the "
+	     "VM that landed: its failover re-places it, sized from the move"},
+	};
+	bool was_migrate = migrate_mode;
+	migrate_mode = true;
+	struct totals t;
+	memset(&t, 0, sizeof(t));
+	char fail[600];
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
+		if (!run_schedule(seeds[i].seed, &t, verbose_env(), fail, sizeof(fail)))
+			fail_msg("seed %" PRIu64 " (once: %s): %s\n  replay: MV_SIM_MIGRATE=1 "
+			         "MV_SIM_SEED=%" PRIu64
+			         " MV_SIM_VERBOSE=1 MV_SIM_TEST=test_randomized_schedules",
+			         seeds[i].seed, seeds[i].caught, fail, seeds[i].seed);
+	migrate_mode = was_migrate;
+	assert_int_equal(t.double_starts, 0);
+	assert_true(t.mig_moved > 0);
+	free(t.heal_ms);
 }
 
 int main(void)
@@ -2403,6 +2462,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_issue9_no_watchdog_boot_loop, teardown),
 	    cmocka_unit_test_teardown(test_issue9_previous_life_entries, teardown),
 	    cmocka_unit_test_teardown(test_replayed_seeds, teardown),
+	    cmocka_unit_test_teardown(test_replayed_seeds_migrations, teardown),
 	    cmocka_unit_test_teardown(test_randomized_schedules, teardown),
 	    cmocka_unit_test_teardown(test_randomized_schedules_codecs, teardown),
 	    cmocka_unit_test_teardown(test_randomized_schedules_world, teardown),

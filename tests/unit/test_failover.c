@@ -512,8 +512,9 @@ static void test_self_fence_once(void **state)
 	net_free(t);
 }
 
-static void hb(struct fo *f, const char *from, const char *to, uint64_t inc, uint64_t stamp,
-               uint64_t fenced_through, uint64_t now)
+/* A HEARTBEAT from `from`, with the live migrations it announces. */
+static void hb_with(struct fo *f, const char *from, const char *to, uint64_t inc, uint64_t stamp,
+                    uint64_t fenced_through, struct fo_move *mv, size_t n_mv, uint64_t now)
 {
 	struct fo_msg m;
 	memset(&m, 0, sizeof(m));
@@ -523,7 +524,15 @@ static void hb(struct fo *f, const char *from, const char *to, uint64_t inc, uin
 	m.incarnation = inc;
 	m.stamp = stamp;
 	m.fenced_through = fenced_through;
+	m.moves = mv;
+	m.n_moves = n_mv;
 	assert_int_equal(fo_handle_message(f, &m, now), 0);
+}
+
+static void hb(struct fo *f, const char *from, const char *to, uint64_t inc, uint64_t stamp,
+               uint64_t fenced_through, uint64_t now)
+{
+	hb_with(f, from, to, inc, stamp, fenced_through, NULL, 0, now);
 }
 
 static bool pop_type(struct fo *f, enum fo_msg_type ty, struct fo_msg *out)
@@ -736,19 +745,27 @@ static void check_single_plan(struct net *t, int dead, uint64_t inc, uint32_t ro
 		*out = first;
 }
 
+/* n0 dies; 1.5 s later every node declares it dead; 2 s later every
+ * survivor learned one plan (*p). Returns when it was declared dead. */
+static uint64_t n0_dies(struct net *t, const struct fo_plan **p)
+{
+	t->n[0].down = true;
+	run_until(t, t->now + 1500);
+	uint64_t det = t->now;
+	declare_dead(t, 0, 1);
+	run_until(t, det + 2000);
+	check_single_plan(t, 0, 1, 0, p);
+	return det;
+}
+
 static void exchange(int count)
 {
 	struct net *t = net_new(count, fast_cfg);
 	struct view v;
 	standard_view(t, &v);
 	run_until(t, t->now + 2000);
-	t->n[0].down = true;
-	run_until(t, t->now + 1500);
-	uint64_t det = t->now;
-	declare_dead(t, 0, 1);
-	run_until(t, det + 2000);
 	const struct fo_plan *p;
-	check_single_plan(t, 0, 1, 0, &p);
+	uint64_t det = n0_dies(t, &p);
 	assert_int_equal(p->n, 4);
 	/* priority order; anti-affinity splits web1 and web2; epochs bumped */
 	assert_string_equal(p->entries[0].name, "db");
@@ -1669,6 +1686,238 @@ static struct fo_plan_entry entry(const char *uuid, const char *target, uint64_t
 	e.vcpus = 1;
 	e.memory_kib = GIB;
 	return e;
+}
+
+/* ---- live migration (MOVES) ------------------------------------------------ */
+
+static void hb_moves(struct fo *f, const char *from, const char *to, uint64_t stamp,
+                     struct fo_move *mv, size_t n, uint64_t now)
+{
+	hb_with(f, from, to, 1, stamp, 0, mv, n, now);
+}
+
+/* n1's core, knowing n0 and n2 alive at incarnation 1, its output dropped. */
+static struct fo *core_n1(uint64_t now)
+{
+	struct fo_config c;
+	cfg_for(&c, 1);
+	struct fo *a = fo_new(&c, now);
+	assert_non_null(a);
+	fo_member(a, "n0", FO_ALIVE, 1, now);
+	fo_member(a, "n2", FO_ALIVE, 1, now);
+	drop_all(a);
+	return a;
+}
+
+static struct fo_move mkmove(const char *id, const char *uuid, const char *source,
+                             const char *target, uint64_t epoch, enum fo_move_state st)
+{
+	struct fo_move mv;
+	memset(&mv, 0, sizeof(mv));
+	snprintf(mv.id, sizeof(mv.id), "%s", id);
+	snprintf(mv.uuid, sizeof(mv.uuid), "%s", uuid);
+	snprintf(mv.source, sizeof(mv.source), "%s", source);
+	snprintf(mv.target, sizeof(mv.target), "%s", target);
+	mv.epoch = epoch;
+	mv.state = st;
+	return mv;
+}
+
+/* An acceptor that heard n0 announce a live migration of u1 to n2 refuses
+ * any value of n0's failover that re-places u1 (n0's fence would not
+ * reach n2), names it in its PROMISE so the proposer leaves it out, and
+ * takes such a value again once the target says the VM never landed.
+ * Only the parties speak for a move. */
+static void test_move_blocks_failover_value(void **state)
+{
+	(void)state;
+	struct fo *a = core_n1(1000);
+	struct fo_move mv = mkmove("m1", "u1", "n0", "n2", 6, FO_MOVE_MOVING);
+	hb_moves(a, "n0", "n1", 5000, &mv, 1, 1100);
+	struct fo_msg r;
+	assert_true(pop_type(a, FO_HB_ACK, &r)); /* acknowledged: it knows the move */
+	fo_msg_clear(&r);
+	struct fo_move got;
+	assert_true(fo_move_find(a, "m1", &got));
+	assert_int_equal(got.state, FO_MOVE_MOVING);
+	assert_int_equal(got.epoch, 6);
+	/* a third party cannot announce n0's move, nor settle it */
+	struct fo_move forged = mkmove("m2", "u3", "n0", "n1", 4, FO_MOVE_MOVING);
+	hb_moves(a, "n2", "n1", 5001, &forged, 1, 1101);
+	assert_false(fo_move_find(a, "m2", NULL));
+	struct fo_move settle = mkmove("m1", "u1", "n0", "n2", 6, FO_MOVE_STAYED);
+	hb_moves(a, "n0", "n1", 5002, &settle, 1, 1102); /* n0 may: it is the source */
+	assert_true(fo_move_find(a, "m1", &got));
+	assert_int_equal(got.state, FO_MOVE_STAYED);
+	drop_all(a);
+	fo_free(a);
+
+	a = core_n1(1000);
+	hb_moves(a, "n0", "n1", 5000, &mv, 1, 1100);
+	fo_member(a, "n0", FO_DEAD, 1, 1200);
+	drop_all(a);
+	/* n0's failover re-placing u1 from its epoch 5 (or from the bumped 6):
+	 * refused, naming the VM */
+	struct fo_plan_entry v[2] = {entry("u1", "n1", 6), entry("u2", "n1", 6)};
+	struct fo_msg m;
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 1, v, 2);
+	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
+	assert_true(pop_type(a, FO_REJECT, &r));
+	assert_non_null(strstr(r.text, "moved by n0 to n2"));
+	assert_string_equal(r.vm_uuid, "u1");
+	fo_msg_clear(&r);
+	v[0].new_epoch = 7;
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 2, v, 2);
+	assert_int_equal(fo_handle_message(a, &m, 2001), 0);
+	assert_true(pop_type(a, FO_REJECT, &r));
+	fo_msg_clear(&r);
+	/* the PROMISE tells the proposer where u1 went */
+	prepare_msg(&m, "n2", "n1", 3, 0);
+	assert_int_equal(fo_handle_message(a, &m, 2002), 0);
+	assert_true(pop_type(a, FO_PROMISE, &r));
+	bool told = false;
+	for (size_t k = 0; k < r.superseded.n; k++)
+		told |= !strcmp(r.superseded.entries[k].uuid, "u1") &&
+		        !strcmp(r.superseded.entries[k].target, "n2") &&
+		        r.superseded.entries[k].new_epoch == 6;
+	assert_true(told);
+	fo_msg_clear(&r);
+	/* the target says it never landed: u1 is n0's to re-place again */
+	struct fo_move out = mkmove("m1", "u1", "n0", "n2", 0, FO_MOVE_STAYED);
+	hb_moves(a, "n2", "n1", 5003, &out, 1, 2003);
+	drop_all(a);
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 4, v, 2);
+	assert_int_equal(fo_handle_message(a, &m, 2004), 0);
+	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	fo_msg_clear(&r);
+	fo_free(a);
+}
+
+/* The source moves an HA VM only once a majority acknowledged a heartbeat
+ * that announced it, and never without quorum. Its failover then leaves
+ * the VM out (it may run on the target); when the target reports that it
+ * never landed, a later round re-places it, above the epoch the move left
+ * on the source's copy. */
+static void test_move_announced_then_settled(void **state)
+{
+	(void)state;
+	struct fo *lone = solo(true, 1000);
+	assert_int_equal(fo_move_begin(lone, "m0", "u", "n1", 6, 1000), -EAGAIN);
+	fo_free(lone);
+
+	struct net *t = net_new(3, fast_cfg);
+	struct view v;
+	standard_view(t, &v);
+	run_until(t, t->now + 2000);
+	const char *db = v.vms[0][0].uuid;
+	struct fo *src = t->n[0].f;
+	assert_int_equal(fo_move_begin(src, "m1", db, "n0", 6, t->now), -EINVAL); /* itself */
+	assert_int_equal(fo_move_begin(src, "m1", db, "n1", 0, t->now), -EINVAL);
+	assert_int_equal(fo_move_begin(src, "m1", db, "n1", 6, t->now), 0);
+	assert_int_equal(fo_move_begin(src, "m1", db, "n1", 6, t->now), -EEXIST);
+	assert_false(fo_move_ready(src, "m1", t->now));
+	assert_false(fo_move_ready(src, "nope", t->now));
+	/* the heartbeats that carry it, and their acknowledgements (a round
+	 * sent at this very millisecond without it does not count) */
+	run_until(t, t->now + 1000);
+	assert_true(fo_move_ready(src, "m1", t->now));
+	for (int i = 1; i < 3; i++) {
+		struct fo_move got;
+		assert_true(fo_move_find(t->n[i].f, "m1", &got));
+		assert_int_equal(got.state, FO_MOVE_MOVING);
+		assert_string_equal(got.source, "n0");
+		assert_string_equal(got.target, "n1");
+	}
+	struct fo_move un[4];
+	assert_int_equal(fo_moves_unsettled(t->n[1].f, un, 4), 1); /* the target's */
+	assert_int_equal(fo_moves_unsettled(t->n[2].f, un, 4), 0);
+	/* n0 dies mid-move */
+	const struct fo_plan *p;
+	uint64_t det = n0_dies(t, &p);
+	assert_int_equal(p->n, 3);
+	for (size_t e = 0; e < p->n; e++)
+		assert_string_not_equal(p->entries[e].uuid, db);
+	/* the target: it never landed (its reservation ran out, the incoming
+	 * job was killed) */
+	assert_int_equal(fo_move_outcome(t->n[1].f, "m1", db, "n0", false, 0, t->now), 0);
+	assert_int_equal(fo_moves_unsettled(t->n[1].f, un, 4), 0);
+	size_t restarts = 0, db_restarts = 0;
+	uint64_t db_epoch = 0;
+	for (uint64_t until = det + 4000; until <= det + 90000; until += 2000) {
+		run_until(t, until);
+		for (int i = 1; i < 3; i++) {
+			for (size_t k = t->n[i].restarts_seen; k < t->n[i].n_ev; k++) {
+				const struct fo_event *e = &t->n[i].ev[k];
+				if (e->type != FO_EV_RESTART)
+					continue;
+				restarts++;
+				if (!strcmp(e->entry.uuid, db)) {
+					db_restarts++;
+					db_epoch = e->entry.new_epoch;
+				}
+			}
+			answer_restarts(t, i, true, NULL);
+		}
+	}
+	assert_int_equal(db_restarts, 1);
+	/* above the 6 the move left on n0's copy (a later round's epoch also
+	 * counts the round: 6 + 1 + 1) */
+	assert_int_equal(db_epoch, 8);
+	assert_int_equal(restarts, 4);
+	net_free(t);
+}
+
+/* Moves are journalled: a restarted acceptor still refuses a value that
+ * re-places a VM its journal says was moved away, knows which moves name
+ * it as the target and are unsettled, and a bad "move" line is refused
+ * with the field named. */
+static void test_move_journal(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 1);
+	struct fo *a = core_n1(1000);
+	struct fo_move mv[2] = {mkmove("m1", "u1", "n0", "n2", 6, FO_MOVE_MOVING),
+	                        mkmove("m2", "u2", "n0", "n1", 3, FO_MOVE_MOVING)};
+	hb_moves(a, "n0", "n1", 5000, mv, 2, 1100);
+	drop_all(a);
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(fo_journal_encode(a, &text, &len), 0);
+	assert_non_null(strstr(text, "move =m1 =u1 =n0 =n2 6 0 0\n"));
+	fo_free(a);
+	struct fo *b = fo_new(&c, 50000);
+	char err[256];
+	assert_true(fo_journal_restore(b, text, len, err, sizeof(err)) >= 0);
+	struct fo_move got;
+	assert_true(fo_move_find(b, "m1", &got));
+	assert_int_equal(got.state, FO_MOVE_MOVING);
+	assert_int_equal(got.epoch, 6);
+	struct fo_move un[4];
+	assert_int_equal(fo_moves_unsettled(b, un, 4), 1); /* m2 names us (n1) */
+	assert_string_equal(un[0].id, "m2");
+	fo_member(b, "n0", FO_DEAD, 1, 50000);
+	fo_member(b, "n2", FO_ALIVE, 1, 50000);
+	drop_all(b);
+	struct fo_plan_entry v[1] = {entry("u1", "n1", 6)};
+	struct fo_msg m, r;
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 1, v, 1);
+	m.age_ms = 1;
+	assert_int_equal(fo_handle_message(b, &m, 50001), 0);
+	assert_true(pop_type(b, FO_REJECT, &r));
+	assert_non_null(strstr(r.text, "moved by n0 to n2"));
+	fo_msg_clear(&r);
+	fo_free(b);
+	free(text);
+	/* a move line with a state no agent writes */
+	b = fo_new(&c, 1000);
+	const char *bad = "format 2\nmove =m1 =u1 =n0 =n2 6 7 0\n";
+	assert_true(fo_journal_restore(b, bad, strlen(bad), err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "unknown move state"));
+	const char *missing = "format 2\nmove =m1 =u1 =n0 =n2 6\n";
+	assert_true(fo_journal_restore(b, missing, strlen(missing), err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "move state"));
+	fo_free(b);
 }
 
 /* Nodes saw n0 die at incarnations 1 and 2: two instances. They never
@@ -5103,6 +5352,9 @@ int main(void)
 	    cmocka_unit_test(test_voters_reported),
 	    cmocka_unit_test(test_voters_reported_by_dead),
 	    cmocka_unit_test(test_incarnations_never_share_a_vm),
+	    cmocka_unit_test(test_move_blocks_failover_value),
+	    cmocka_unit_test(test_move_announced_then_settled),
+	    cmocka_unit_test(test_move_journal),
 	    cmocka_unit_test(test_fence_order_union),
 	    cmocka_unit_test(test_target_incarnation),
 	    cmocka_unit_test(test_later_round_without_round0),

@@ -82,6 +82,19 @@ static void check_same(const struct fo_msg *a, const struct fo_msg *b)
 		assert_int_equal(x->base_epoch, y->base_epoch);
 	}
 	assert_int_equal(a->voters, b->voters);
+	assert_int_equal(a->n_moves, b->n_moves);
+	for (size_t i = 0; i < a->n_moves; i++) {
+		const struct fo_move *x = &a->moves[i], *y = &b->moves[i];
+		assert_string_equal(x->id, y->id);
+		assert_string_equal(x->uuid, y->uuid);
+		assert_string_equal(x->source, y->source);
+		assert_string_equal(x->target, y->target);
+		assert_int_equal(x->epoch, y->epoch);
+		assert_int_equal(x->state, y->state);
+		assert_int_equal(x->target_inc, y->target_inc);
+	}
+	if (a->n_moves == 0)
+		assert_null(b->moves);
 	assert_int_equal(a->has_ack_ago, b->has_ack_ago);
 	assert_int_equal(a->ack_ago_ms, b->ack_ago_ms);
 	if (a->plan.n == 0)
@@ -136,6 +149,8 @@ static void roundtrip(const struct fo_msg *m)
 	assert_null(back.plan.entries);
 	assert_null(back.removed);
 	assert_null(back.adopt);
+	assert_null(back.moves);
+	assert_int_equal(back.n_moves, 0);
 	assert_int_equal(back.plan.n, 0);
 	assert_int_equal(back.n_removed, 0);
 	assert_int_equal(back.n_adopt, 0);
@@ -169,6 +184,13 @@ static struct fo_adopt adopt2[2] = {
      {UINT64_MAX, "n1"}},
 };
 
+/* Live migrations a heartbeat announces (MOVES). */
+static struct fo_move moves2[2] = {
+    {"n1-0000abcd-1", "6695eb01-f6a4-8304-79aa-97f2502e193f", "n1", "n3", 10, FO_MOVE_MOVING, 0},
+    {"n9-ffffffff-18446744073709551615", "7795eb01-f6a4-8304-79aa-97f2502e1940", "n9", "n1",
+     UINT64_MAX, FO_MOVE_MOVED, UINT64_MAX},
+};
+
 /* Every field set, whatever the type uses: the codec maps them all. */
 static void fill(struct fo_msg *m, enum fo_msg_type t)
 {
@@ -199,7 +221,9 @@ static void fill(struct fo_msg *m, enum fo_msg_type t)
 	m->ok = true;
 	m->took_ms = 1234;
 	m->age_ms = 99;
-	m->voters = 7;         /* HEARTBEAT only, but carried for any type */
+	m->voters = 7;  /* HEARTBEAT only, but carried for any type */
+	m->n_moves = 2; /* HEARTBEAT only, likewise */
+	m->moves = moves2;
 	m->has_ack_ago = true; /* ACCEPTED and CHOSEN only, likewise */
 	m->ack_ago_ms = 4000000000123ull;
 	strcpy(m->text, "fenced through libvirt");
@@ -502,6 +526,30 @@ static void test_refuse_too_many(void **state)
 	wire_init(&w);
 	w.fm.n_removed = FO_REMOVED_MAX + 1;
 	expect_refused(&w.env, "too many removed members in the failover message");
+	wire_init(&w);
+	w.fm.n_moves = FO_MOVES_MAX + 1;
+	expect_refused(&w.env, "too many live migrations in the failover message");
+	/* a move in a state no agent writes: refused, not guessed */
+	wire_init(&w);
+	Mv__FoMove mo;
+	mv__fo_move__init(&mo);
+	mo.id = "m";
+	mo.uuid = "u";
+	mo.state = FO_MOVE_STAYED + 1;
+	Mv__FoMove *mop = &mo;
+	w.fm.moves = &mop;
+	w.fm.n_moves = 1;
+	expect_refused(&w.env, "unknown live migration state in the failover message");
+	/* ... and a string too long for its field */
+	wire_init(&w);
+	char long_id[FO_MOVE_ID_MAX + 1];
+	memset(long_id, 'a', FO_MOVE_ID_MAX);
+	long_id[FO_MOVE_ID_MAX] = '\0';
+	mo.id = long_id;
+	mo.state = FO_MOVE_MOVING;
+	w.fm.moves = &mop;
+	w.fm.n_moves = 1;
+	expect_refused(&w.env, TOO_LONG);
 	/* and the encoder will not send what a peer refuses */
 	struct fo_msg m;
 	fill(&m, FO_CHOSEN);
@@ -525,6 +573,12 @@ static void test_refuse_too_many(void **state)
 	assert_int_equal(fo_codec_encode_frame(&m, &f, &n), -EINVAL);
 	fill(&m, FO_PROMISE);
 	m.adopt = NULL; /* n_adopt = 2 without placements */
+	assert_int_equal(fo_codec_encode_frame(&m, &f, &n), -EINVAL);
+	fill(&m, FO_HEARTBEAT);
+	m.n_moves = FO_MOVES_MAX + 1;
+	assert_int_equal(fo_codec_encode_frame(&m, &f, &n), -EINVAL);
+	fill(&m, FO_HEARTBEAT);
+	m.moves = NULL; /* n_moves = 2 without moves */
 	assert_int_equal(fo_codec_encode_frame(&m, &f, &n), -EINVAL);
 }
 
