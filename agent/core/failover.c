@@ -2354,15 +2354,17 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 			continue;
 		/* a move that stayed left its epoch on x's copy: re-placed from
 		 * there, so that no epoch is given twice */
-		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), x);
-		if (stayed > v.epoch)
-			v.epoch = stayed;
 		bool kept = false;
 		for (size_t k = 0; newer && k < newer->n_vms && !kept; k++)
 			kept = newer->vms[k].running && newer->vms[k].epoch >= v.epoch &&
 			       strcmp(newer->vms[k].uuid, nz(v.uuid)) == 0;
 		if (kept)
 			continue;
+		/* (after the test above: x's copy may still be at the epoch it
+		 * had, a move called off before its bump) */
+		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), x);
+		if (stayed > v.epoch)
+			v.epoch = stayed;
 		if (out && n < cap) {
 			out[n] = v;
 			out[n].running = true;
@@ -2694,7 +2696,7 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 				 * copy (MOVES): no epoch is given twice */
 				uint64_t stayed = move_stayed_epoch(f, vms[v].uuid, NULL);
 				if (stayed >= one.entries[0].new_epoch)
-					one.entries[0].new_epoch = stayed + 1;
+					one.entries[0].new_epoch = sat_add(stayed, 1);
 				out->entries[out->n++] = one.entries[0];
 				acc[so_far.n++] = one.entries[0];
 				fo_plan_clear(&one);
@@ -3508,6 +3510,7 @@ static bool move_target_gone(const struct fo *f, const struct move *r)
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *in = f->inst[i];
 		if (in->fenced && in->fence_total && in->known_at >= r->heard &&
+		    (!r->m.target_inc || in->inc >= r->m.target_inc) &&
 		    strcmp(in->dead, r->m.target) == 0)
 			return true;
 	}
@@ -3561,26 +3564,35 @@ static size_t moves_to_tell(struct fo *f, uint64_t now, struct fo_move *out)
 			f->journal_version++;
 			continue;
 		}
-		if (r->announce && n < FO_MOVES_MAX) {
-			if (r->m.state == FO_MOVE_MOVING && !r->first_stamp)
+		i++;
+	}
+	/* our moves under way first (their acknowledgements are what lets the
+	 * hypervisor start: every heartbeat must carry them), then outcomes */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < f->n_moves && n < FO_MOVES_MAX; i++) {
+			struct move *r = &f->moves[i];
+			bool moving = r->m.state == FO_MOVE_MOVING;
+			if (!r->announce || moving != (pass == 0))
+				continue;
+			if (moving && !r->first_stamp)
 				/* a round already sent at this stamp did not carry it:
 				 * its acknowledgements must not count */
 				r->first_stamp =
 				    f->last_hb_stamp >= now ? f->last_hb_stamp + 1 : now;
 			out[n++] = r->m;
 		}
-		i++;
-	}
 	return n;
 }
 
 /* A voter's heartbeat tells us of moves: its own (as source), or the
- * outcome of moves to it (as target). Nobody speaks for another's move. */
-static void merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now)
+ * outcome of moves to it (as target). Nobody speaks for another's move.
+ * False when one could not be recorded (then we do not acknowledge). */
+static bool merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
 	const struct mrec *x = member_find(f, m->from);
 	if (!x || !x->voter)
-		return;
+		return true;
+	bool ok = true;
 	for (size_t i = 0; i < m->n_moves; i++) {
 		const struct fo_move *mv = &m->moves[i];
 		bool as_source = strcmp(mv->source, m->from) == 0;
@@ -3592,7 +3604,7 @@ static void merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now)
 			heard.target_inc = 0; /* only the target says it */
 		struct move *r = move_find(f, mv->id);
 		if (!r) {
-			move_add(f, &heard, now);
+			ok &= move_add(f, &heard, now) != NULL;
 			continue;
 		}
 		if (strcmp(r->m.uuid, mv->uuid) != 0 || strcmp(r->m.source, mv->source) != 0 ||
@@ -3609,11 +3621,12 @@ static void merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now)
 		if (!upgrade)
 			continue;
 		r->m.state = mv->state;
-		if (mv->epoch)
-			r->m.epoch = mv->epoch;
+		if (mv->epoch > r->m.epoch)
+			r->m.epoch = mv->epoch; /* (epochs only grow) */
 		r->learned = now;
 		f->journal_version++;
 	}
+	return ok;
 }
 
 /* The highest epoch a move of `uuid` away from `from` (NULL: any host) that
@@ -3662,7 +3675,7 @@ int fo_move_begin(struct fo *f, const char *id, const char *uuid, const char *ta
 		return -EEXIST;
 	size_t mine = 0;
 	for (size_t i = 0; i < f->n_moves; i++)
-		mine += f->moves[i].announce;
+		mine += f->moves[i].announce && f->moves[i].m.state == FO_MOVE_MOVING;
 	if (mine >= FO_MOVES_MAX)
 		return -ENOSPC;
 	struct fo_move mv = {.epoch = epoch, .state = FO_MOVE_MOVING};
@@ -3724,12 +3737,18 @@ int fo_move_outcome(struct fo *f, const char *id, const char *uuid, const char *
 		return -EINVAL;
 	if (r->m.state == FO_MOVE_MOVING || (r->m.state == FO_MOVE_STAYED && landed)) {
 		r->m.state = landed ? FO_MOVE_MOVED : FO_MOVE_STAYED;
-		if (landed && epoch)
-			r->m.epoch = epoch;
-		if (landed)
-			r->m.target_inc = f->incarnation;
 		r->learned = now;
 		f->journal_version++;
+	}
+	if (landed) {
+		/* (also when the source's MOVED came first: only we can say on
+		 * which incarnation of ours it landed) */
+		if (epoch > r->m.epoch)
+			r->m.epoch = epoch;
+		if (!r->m.target_inc) {
+			r->m.target_inc = f->incarnation;
+			f->journal_version++;
+		}
 	}
 	r->announce = true;
 	r->announce_until = sat_add(now, move_announce_ms(f));
@@ -3818,7 +3837,8 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 	}
 	/* the VMs the dead host moved away (MOVES), so the proposer leaves
 	 * them out of its value */
-	for (size_t i = 0; i < f->n_moves; i++)
+	/* (at most what a message carries: FO_PLAN_MAX) */
+	for (size_t i = 0; i < f->n_moves && n_sup < FO_PLAN_MAX; i++)
 		n_sup += move_holds_away(f, &f->moves[i], in->dead);
 	if (n_sup && (p.superseded.entries = malloc(n_sup * sizeof(*p.superseded.entries)))) {
 		for (size_t i = 0; i < f->n_inst; i++) {
@@ -4823,7 +4843,7 @@ static int validate(const struct fo *f, const struct fo_msg *m)
 		    !terminated(mv->uuid, sizeof(mv->uuid)) ||
 		    !terminated(mv->source, sizeof(mv->source)) ||
 		    !terminated(mv->target, sizeof(mv->target)) || !mv->id[0] || !mv->uuid[0] ||
-		    (unsigned)mv->state > FO_MOVE_STAYED)
+		    !mv->source[0] || !mv->target[0] || (unsigned)mv->state > FO_MOVE_STAYED)
 			return -EINVAL;
 	}
 	for (size_t i = 0; i < m->n_adopt; i++) {
@@ -4878,13 +4898,13 @@ static void nudge_target(struct fo *f, const char *target, uint64_t inc, uint64_
 	}
 }
 
-static void merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now);
+static bool merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now);
 
 static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
 	merge_removed(f, m, now);
 	/* (before we answer: an acknowledgement says we know its moves) */
-	merge_moves(f, m, now);
+	bool recorded = merge_moves(f, m, now);
 	struct mrec *x = member_find(f, m->from);
 	struct fo_msg r;
 	msg_init(f, &r, FO_HB_NACK, m->from);
@@ -4892,6 +4912,12 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 	r.incarnation = m->incarnation;
 	if (!x || !x->voter) {
 		cpy(r.text, sizeof(r.text), "not a voter here");
+		push_msg(f, &r);
+		return;
+	}
+	if (!recorded) {
+		/* an acknowledgement would vouch for moves we could not keep */
+		cpy(r.text, sizeof(r.text), "cannot record the live migrations it announces");
 		push_msg(f, &r);
 		return;
 	}

@@ -2662,22 +2662,27 @@ static void ha_move_end(struct agent *a, const char *id, bool moved)
 }
 
 /* An incoming move ended here. Told to the voters when its source
- * announced it (we heard it), or when an HA VM landed. */
+ * announced it (we heard it), or when an HA VM landed. "Never landed" is
+ * said only when no copy of it is here: one running here landed after
+ * all; a paused one (an incoming migration still there) is settled later
+ * (ha_settle_moves). */
 static void ha_move_outcome(struct agent *a, const char *id, const char *uuid, const char *source,
                             bool landed)
 {
 	struct ha *h = HA(a);
 	bool known = fo_move_find(h->fo, id, NULL);
 	uint64_t epoch = 0;
+	struct virt_vm vm;
+	char err[256];
+	bool found = a->virt != NULL && virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) == 0;
+	if (!landed && found && vm.state == VIRT_VM_RUNNING)
+		landed = true;
 	if (landed) {
-		struct virt_vm vm;
-		char err[256];
-		if (a->virt != NULL && virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) == 0 &&
-		    vm.ha)
+		if (found && vm.ha)
 			epoch = vm.epoch;
 		else if (!known)
 			return;
-	} else if (!known) {
+	} else if (!known || (found && vm.state == VIRT_VM_PAUSED)) {
 		return;
 	}
 	if (fo_move_outcome(h->fo, id, uuid, source, landed, epoch, uv_now(a->loop)) == 0)

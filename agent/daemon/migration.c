@@ -6,7 +6,11 @@
  *   choose a target (gossiped capacity, mig_choose_target) or take --to
  *     -> mig_propose: PROPOSE to the target      phase "proposing"
  *   REFUSE -> exclude it, choose the next one (with --to: give up)
- *   ACCEPT -> GO event: bump the VM's owner epoch, then move it:
+ *   ACCEPT -> GO event; an HA VM's move is first announced to the voters
+ *     (ha.c, MOVES in agent/core/failover.c) and waits until a majority
+ *     acknowledged it (at most 5 s, else it stays; a lost lease or no
+ *     quorum calls it off)                                phase "announcing"
+ *   then bump the VM's owner epoch and move it:
  *     live    (a hypervisor that migrates): virt_vm_migrate on a libuv
  *             worker thread, job progress polled every second; on failure
  *             ask both hosts where the VM really is (virt_vm_where) so a VM
@@ -101,6 +105,7 @@ struct migration {
 	bool was_running;
 	/* an HA VM's move, announced to the failover service (MOVES) */
 	bool announced, moving;
+	bool where_unknown; /* a failed move left it we do not know where */
 	uint64_t move_epoch, ready_by;
 };
 
@@ -512,8 +517,16 @@ static void migration_propose(struct agent *a, struct migration *m)
 static void migration_done(struct agent *a, struct migration *m, enum mig_outcome outcome)
 {
 	if (m->announced && a->mig_move_hooks != NULL) {
-		/* the voters learn where the VM is before anything else */
-		a->mig_move_hooks->end(a, m->id, outcome != MIG_DONE_FAILED);
+		/* the voters learn where the VM is before anything else — unless
+		 * we do not know: then the move stays unsettled here, and its
+		 * target settles it from what it runs (ha.c) */
+		if (!(outcome == MIG_DONE_FAILED && m->where_unknown))
+			a->mig_move_hooks->end(a, m->id, outcome != MIG_DONE_FAILED);
+		else
+			MV_WARN("migrate",
+			        "HA move left unsettled id=%s vm=%s: where it runs is not known; "
+			        "%s settles it",
+			        m->id, m->vm, m->target);
 		m->announced = false;
 	}
 	mig_migration_done(a->mig, m->id, outcome, uv_now(a->loop));
@@ -659,6 +672,11 @@ static void migration_where_after(uv_work_t *w, int status)
 	         a->opt.name,
 	         status == 0 && m->where_rc == 0 ? virt_location_name(m->where.where)
 	                                         : "not re-checked");
+	/* only where the target is known not to have it did it stay */
+	m->where_unknown =
+	    !(status == 0 && m->where_rc == 0 &&
+	      (m->where.where == VIRT_LOC_SOURCE || m->where.where == VIRT_LOC_STOPPED_SOURCE ||
+	       m->where.where == VIRT_LOC_NEITHER));
 	migration_done(a, m, MIG_DONE_FAILED);
 }
 
@@ -916,6 +934,15 @@ static void migration_handle_events(struct agent *a)
 			if (m != NULL && m->work_running) {
 				char err[256];
 				virt_vm_abort_job(a->virt, m->uuid, err, sizeof(err));
+			} else if (m != NULL && !m->done && m->announced && !m->moving) {
+				/* still waiting for the voters: the target holds no room
+				 * for it any more, so it does not move at all */
+				snprintf(
+				    m->message, sizeof(m->message),
+				    "the reservation on %s was lost before the move began (%s): "
+				    "%s stays on %s",
+				    m->target, e.text, m->vm, a->opt.name);
+				migration_done(a, m, MIG_DONE_FAILED);
 			}
 			break;
 		case MIG_EV_FINISHED:

@@ -1867,6 +1867,62 @@ static void test_move_announced_then_settled(void **state)
 	net_free(t);
 }
 
+/* A receiver whose table of moves is full of moves under way cannot keep a
+ * new one: it does not acknowledge the heartbeat that announced it (the
+ * acknowledgement is what lets the source move the VM). Only the target
+ * says on which incarnation of its own a VM landed, also after the
+ * source's MOVED; epochs only grow. */
+static void test_move_record_limits(void **state)
+{
+	(void)state;
+	struct fo *a = core_n1(1000);
+	struct fo_move mv[FO_MOVES_MAX];
+	char id[32], uuid[40];
+	uint64_t stamp = 5000;
+	for (int round = 0; round < 4096 / FO_MOVES_MAX; round++) {
+		for (int k = 0; k < FO_MOVES_MAX; k++) {
+			snprintf(id, sizeof(id), "m%d", round * FO_MOVES_MAX + k);
+			snprintf(uuid, sizeof(uuid), "u%d", round * FO_MOVES_MAX + k);
+			mv[k] = mkmove(id, uuid, "n0", "n2", 6, FO_MOVE_MOVING);
+		}
+		hb_moves(a, "n0", "n1", stamp++, mv, FO_MOVES_MAX, 1100);
+	}
+	struct fo_msg r;
+	assert_true(pop_type(a, FO_HB_ACK, &r)); /* (the last one still fitted) */
+	fo_msg_clear(&r);
+	struct fo_move extra = mkmove("m-new", "u-new", "n0", "n2", 6, FO_MOVE_MOVING);
+	hb_moves(a, "n0", "n1", stamp++, &extra, 1, 1101);
+	assert_true(pop_type(a, FO_HB_NACK, &r));
+	assert_non_null(strstr(r.text, "cannot record"));
+	fo_msg_clear(&r);
+	assert_false(fo_move_find(a, "m-new", NULL));
+	fo_free(a);
+
+	a = core_n1(1000);
+	fo_set_incarnation(a, 4);
+	struct fo_move moved = mkmove("m1", "u1", "n0", "n1", 6, FO_MOVE_MOVED);
+	moved.target_inc = 99; /* the source cannot say it: ignored */
+	hb_moves(a, "n0", "n1", 5000, &moved, 1, 1100);
+	struct fo_move got;
+	assert_true(fo_move_find(a, "m1", &got));
+	assert_int_equal(got.state, FO_MOVE_MOVED);
+	assert_int_equal(got.target_inc, 0);
+	assert_int_equal(fo_move_outcome(a, "m1", "u1", "n0", true, 5, 1200), 0);
+	assert_true(fo_move_find(a, "m1", &got));
+	assert_int_equal(got.target_inc, 4);
+	assert_int_equal(got.epoch, 6); /* not lowered by the older 5 */
+	/* a STAYED from the source does not undo MOVED */
+	struct fo_move stayed = mkmove("m1", "u1", "n0", "n1", 6, FO_MOVE_STAYED);
+	hb_moves(a, "n0", "n1", 5001, &stayed, 1, 1300);
+	assert_true(fo_move_find(a, "m1", &got));
+	assert_int_equal(got.state, FO_MOVE_MOVED);
+	/* the source's word about itself only; a move naming someone else's
+	 * target and source is dropped */
+	assert_int_equal(fo_move_outcome(a, "m9", "u9", "n1", false, 0, 1400), -EINVAL);
+	drop_all(a);
+	fo_free(a);
+}
+
 /* Moves are journalled: a restarted acceptor still refuses a value that
  * re-places a VM its journal says was moved away, knows which moves name
  * it as the target and are unsettled, and a bad "move" line is refused
@@ -5355,6 +5411,7 @@ int main(void)
 	    cmocka_unit_test(test_move_blocks_failover_value),
 	    cmocka_unit_test(test_move_announced_then_settled),
 	    cmocka_unit_test(test_move_journal),
+	    cmocka_unit_test(test_move_record_limits),
 	    cmocka_unit_test(test_fence_order_union),
 	    cmocka_unit_test(test_target_incarnation),
 	    cmocka_unit_test(test_later_round_without_round0),
