@@ -2661,9 +2661,8 @@ static void ha_move_end(struct agent *a, const char *id, bool moved)
 	ha_pump(a);
 }
 
-/* An incoming move ended here. Told to the voters when its source
- * announced it (we heard it), or when an HA VM landed. "Never landed" is
- * said only when no copy of it is here: one running here landed after
+/* An incoming move ended here: told to the voters. "Never landed" is said
+ * only when no copy of it is here: one running here landed after
  * all; a paused one (an incoming migration still there) is settled later
  * (ha_settle_moves). */
 static void ha_move_outcome(struct agent *a, const char *id, const char *uuid, const char *source,
@@ -2682,9 +2681,12 @@ static void ha_move_outcome(struct agent *a, const char *id, const char *uuid, c
 			epoch = vm.epoch;
 		else if (!known)
 			return;
-	} else if (!known || (found && vm.state == VIRT_VM_PAUSED)) {
+	} else if (found && vm.state == VIRT_VM_PAUSED) {
 		return;
 	}
+	/* (an outcome we never heard announced is told all the same: its
+	 * source may have reached a majority without us, and nobody else can
+	 * say it never landed) */
 	if (fo_move_outcome(h->fo, id, uuid, source, landed, epoch, uv_now(a->loop)) == 0)
 		MV_INFO("failover", "incoming move %s id=%s vm=%s source=%s",
 		        landed ? "landed" : "ended without the VM", id, uuid, source);

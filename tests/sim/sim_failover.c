@@ -1917,8 +1917,8 @@ static void fw_mig_not_landed(struct fw *w, int i, const struct mig_event *e)
 {
 	struct fw_host *h = &w->h[i];
 	int src = fw_index(w, e->peer);
-	/* (told when its source announced it: we heard it) */
-	if (w->o.moves_unguarded || src < 0 || !fo_move_find(h->fo, e->proposal_id, NULL))
+	/* (told even when we never heard it announced, as the daemon does) */
+	if (w->o.moves_unguarded || src < 0)
 		return;
 	fo_move_outcome(h->fo, e->proposal_id, e->vm_uuid, e->peer, false, 0, fw_local_now(w, i));
 	fw_fo_drain(w, i, false);
