@@ -380,7 +380,8 @@ static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
 static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch);
 static const struct move *move_away(const struct fo *f, const char *uuid, const char *from,
                                     uint64_t epoch);
-static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from);
+static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from,
+                                  uint64_t listed);
 struct move;
 static bool move_holds_away(const struct fo *f, const struct move *r, const char *from);
 static bool move_target_gone(const struct fo *f, const struct move *r);
@@ -2362,7 +2363,7 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 			continue;
 		/* (after the test above: x's copy may still be at the epoch it
 		 * had, a move called off before its bump) */
-		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), x);
+		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), x, v.epoch);
 		if (stayed > v.epoch)
 			v.epoch = stayed;
 		if (out && n < cap) {
@@ -2694,7 +2695,8 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 				}
 				/* above an epoch a live migration that stayed left on a
 				 * copy (MOVES): no epoch is given twice */
-				uint64_t stayed = move_stayed_epoch(f, vms[v].uuid, NULL);
+				uint64_t stayed =
+				    move_stayed_epoch(f, vms[v].uuid, NULL, vms[v].epoch);
 				if (stayed >= one.entries[0].new_epoch)
 					one.entries[0].new_epoch = sat_add(stayed, 1);
 				out->entries[out->n++] = one.entries[0];
@@ -3630,16 +3632,21 @@ static bool merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now)
 }
 
 /* The highest epoch a move of `uuid` away from `from` (NULL: any host) that
- * STAYED left on the source's copy (0: none). */
-static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from)
+ * STAYED may have left on the source's copy (0: none). A move whose epoch
+ * nobody told us (the target settled one it never heard announced) may
+ * have bumped the copy once: `listed` + 1. */
+static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from,
+                                  uint64_t listed)
 {
 	uint64_t e = 0;
 	for (size_t i = 0; i < f->n_moves; i++) {
 		const struct fo_move *mv = &f->moves[i].m;
-		if ((mv->state == FO_MOVE_STAYED || move_target_gone(f, &f->moves[i])) &&
-		    mv->epoch > e && strcmp(mv->uuid, uuid) == 0 &&
-		    (!from || strcmp(mv->source, from) == 0))
-			e = mv->epoch;
+		if (!(mv->state == FO_MOVE_STAYED || move_target_gone(f, &f->moves[i])) ||
+		    strcmp(mv->uuid, uuid) != 0 || (from && strcmp(mv->source, from) != 0))
+			continue;
+		uint64_t left = mv->epoch ? mv->epoch : sat_add(listed, 1);
+		if (left > e)
+			e = left;
 	}
 	return e;
 }

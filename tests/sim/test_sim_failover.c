@@ -2401,6 +2401,8 @@ static void test_replayed_seeds_migrations(void **state)
 	    {2636412417367826688ULL,
 	     "liveness: the target died before any state of it listed the "
 	     "VM that landed: its failover re-places it, sized from the move"},
+	    {7090048988552043976ULL, "O4: the target settled a move it never heard announced (no "
+	                             "epoch); the source's recovery gave the epoch the move left"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
