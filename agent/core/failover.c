@@ -387,6 +387,7 @@ static bool move_holds_away(const struct fo *f, const struct move *r, const char
 static bool move_target_gone(const struct fo *f, const struct move *r);
 static void moves_retell(struct fo *f, uint64_t now);
 static bool vm_info_any(const struct fo *f, const char *uuid, struct fo_vm *out);
+static bool kept_by_newer(const struct fo_host *newer, const char *uuid, uint64_t epoch);
 static void given_note(struct fo *f, const struct fo_plan_entry *pe);
 static bool epoch_taken(const struct fo *f, const struct fo_plan_entry *pe);
 static bool inst_holds(const struct fo *f, const struct inst *in, const char *uuid);
@@ -1345,22 +1346,39 @@ static const struct fo_host *host_of(const struct fo *f, const char *name)
 }
 
 /* r's state `old` is of an incarnation it has left: keep its HA VMs. */
+/* An owned copy of a VM of the view, and back (the view's strings point
+ * into the copy). */
+static void hvm_keep(struct hvm *p, const struct fo_vm *v)
+{
+	cpy(p->uuid, sizeof(p->uuid), v->uuid);
+	cpy(p->name, sizeof(p->name), v->name);
+	cpy(p->group, sizeof(p->group), v->group);
+	p->priority = v->priority;
+	p->vcpus = v->vcpus;
+	p->memory_kib = v->memory_kib;
+	p->epoch = v->epoch;
+	p->running = v->running;
+}
+
+static struct fo_vm hvm_view(const struct hvm *h)
+{
+	return (struct fo_vm){.uuid = h->uuid,
+	                      .name = h->name,
+	                      .group = h->group,
+	                      .priority = h->priority,
+	                      .vcpus = h->vcpus,
+	                      .memory_kib = h->memory_kib,
+	                      .epoch = h->epoch,
+	                      .running = h->running};
+}
+
 static void save_prev(struct mrec *r, const struct fo_host *old)
 {
 	struct hvm *p = calloc(old->n_vms ? old->n_vms : 1, sizeof(*p));
 	if (!p)
 		return;
-	for (size_t i = 0; i < old->n_vms; i++) {
-		const struct fo_vm *v = &old->vms[i];
-		cpy(p[i].uuid, sizeof(p[i].uuid), v->uuid);
-		cpy(p[i].name, sizeof(p[i].name), v->name);
-		cpy(p[i].group, sizeof(p[i].group), v->group);
-		p[i].priority = v->priority;
-		p[i].vcpus = v->vcpus;
-		p[i].memory_kib = v->memory_kib;
-		p[i].epoch = v->epoch;
-		p[i].running = v->running;
-	}
+	for (size_t i = 0; i < old->n_vms; i++)
+		hvm_keep(&p[i], &old->vms[i]);
 	free(r->prev);
 	r->prev = p;
 	r->n_prev = old->n_vms;
@@ -2334,18 +2352,7 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 	size_t n = 0;
 	for (size_t i = 0; i < nb; i++) {
 		struct fo_vm v;
-		if (bv) {
-			v = bv[i];
-		} else {
-			v = (struct fo_vm){.uuid = bp[i].uuid,
-			                   .name = bp[i].name,
-			                   .group = bp[i].group,
-			                   .priority = bp[i].priority,
-			                   .vcpus = bp[i].vcpus,
-			                   .memory_kib = bp[i].memory_kib,
-			                   .epoch = bp[i].epoch,
-			                   .running = bp[i].running};
-		}
+		v = bv ? bv[i] : hvm_view(&bp[i]);
 		/* (at the same epoch too: a live migration keeps the epoch the
 		 * source bumped at its start, so the source may have published
 		 * it before the VM moved) */
@@ -2355,11 +2362,7 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 			continue;
 		/* a move that stayed left its epoch on x's copy: re-placed from
 		 * there, so that no epoch is given twice */
-		bool kept = false;
-		for (size_t k = 0; newer && k < newer->n_vms && !kept; k++)
-			kept = newer->vms[k].running && newer->vms[k].epoch >= v.epoch &&
-			       strcmp(newer->vms[k].uuid, nz(v.uuid)) == 0;
-		if (kept)
+		if (kept_by_newer(newer, nz(v.uuid), v.epoch))
 			continue;
 		/* (after the test above: x's copy may still be at the epoch it
 		 * had, a move called off before its bump) */
@@ -2402,12 +2405,7 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 				    running_elsewhere(f, pe->uuid, pe->new_epoch, x, NULL) ||
 				    move_away(f, pe->uuid, x, pe->new_epoch))
 					continue;
-				bool kept = false;
-				for (size_t k = 0; newer && k < newer->n_vms && !kept; k++)
-					kept = newer->vms[k].running &&
-					       newer->vms[k].epoch >= pe->new_epoch &&
-					       strcmp(newer->vms[k].uuid, pe->uuid) == 0;
-				if (kept)
+				if (kept_by_newer(newer, pe->uuid, pe->new_epoch))
 					continue;
 				if (out && n < cap)
 					out[n] = v;
@@ -2429,18 +2427,12 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 			listed = strcmp(bv ? nz(bv[b].uuid) : bp[b].uuid, mv->uuid) == 0 &&
 			         (bv ? bv[b].epoch : bp[b].epoch) >= mv->epoch;
 		struct fo_vm v;
-		const struct hvm *hi = &f->moves[i].info;
 		if (listed)
 			continue;
 		if (!vm_info_any(f, mv->uuid, &v)) {
 			if (!f->moves[i].has_info)
 				continue;
-			v = (struct fo_vm){.uuid = hi->uuid,
-			                   .name = hi->name,
-			                   .group = hi->group,
-			                   .priority = hi->priority,
-			                   .vcpus = hi->vcpus,
-			                   .memory_kib = hi->memory_kib};
+			v = hvm_view(&f->moves[i].info);
 		}
 		v.epoch = mv->epoch;
 		v.running = true;
@@ -2448,10 +2440,7 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 		    running_elsewhere(f, mv->uuid, mv->epoch - 1, x, NULL) ||
 		    move_away(f, mv->uuid, x, mv->epoch))
 			continue;
-		bool kept = false;
-		for (size_t k = 0; newer && k < newer->n_vms && !kept; k++)
-			kept = newer->vms[k].running && newer->vms[k].epoch >= mv->epoch &&
-			       strcmp(newer->vms[k].uuid, mv->uuid) == 0;
+		bool kept = kept_by_newer(newer, mv->uuid, mv->epoch);
 		/* (and only once: another move may have landed it here too) */
 		bool twice = false;
 		for (size_t j = 0; j < i && !twice; j++)
@@ -2465,6 +2454,17 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 		n++;
 	}
 	return n;
+}
+
+/* Does `newer` (x's state at a newer incarnation, may be NULL) run `uuid`
+ * at `epoch` or a newer one: x kept it? */
+static bool kept_by_newer(const struct fo_host *newer, const char *uuid, uint64_t epoch)
+{
+	for (size_t k = 0; newer && k < newer->n_vms; k++)
+		if (newer->vms[k].running && newer->vms[k].epoch >= epoch &&
+		    strcmp(newer->vms[k].uuid, uuid) == 0)
+			return true;
+	return false;
 }
 
 /* A VM's name, size, priority and group as any state we hold lists it
@@ -2481,14 +2481,7 @@ static bool vm_info_any(const struct fo *f, const char *uuid, struct fo_vm *out)
 		for (size_t v = 0; f->m[i].has_prev && v < f->m[i].n_prev; v++) {
 			const struct hvm *h = &f->m[i].prev[v];
 			if (strcmp(h->uuid, uuid) == 0) {
-				*out = (struct fo_vm){.uuid = h->uuid,
-				                      .name = h->name,
-				                      .group = h->group,
-				                      .priority = h->priority,
-				                      .vcpus = h->vcpus,
-				                      .memory_kib = h->memory_kib,
-				                      .epoch = h->epoch,
-				                      .running = h->running};
+				*out = hvm_view(h);
 				return true;
 			}
 		}
@@ -3484,12 +3477,7 @@ static struct move *move_add(struct fo *f, const struct fo_move *mv, uint64_t no
 	r->learned = r->heard = now;
 	struct fo_vm v;
 	if (vm_info_any(f, mv->uuid, &v)) {
-		cpy(r->info.uuid, sizeof(r->info.uuid), nz(v.uuid));
-		cpy(r->info.name, sizeof(r->info.name), nz(v.name));
-		cpy(r->info.group, sizeof(r->info.group), nz(v.group));
-		r->info.priority = v.priority;
-		r->info.vcpus = v.vcpus;
-		r->info.memory_kib = v.memory_kib;
+		hvm_keep(&r->info, &v);
 		r->has_info = true;
 	}
 	f->journal_version++;
@@ -3499,6 +3487,13 @@ static struct move *move_add(struct fo *f, const struct fo_move *mv, uint64_t no
 static uint64_t move_announce_ms(const struct fo *f)
 {
 	return (uint64_t)f->cfg.quorate_ms + f->cfg.fence_after_ms + f->cfg.fence_margin_ms;
+}
+
+/* A settled move of ours is told in our heartbeats for move_announce_ms. */
+static void move_tell(const struct fo *f, struct move *r, uint64_t now)
+{
+	r->announce = true;
+	r->announce_until = sat_add(now, move_announce_ms(f));
 }
 
 /* A MOVING move whose target has been fenced since we learned of it, by a
@@ -3660,8 +3655,7 @@ static void moves_retell(struct fo *f, uint64_t now)
 		if (r->m.state == FO_MOVE_MOVING ||
 		    !(is_self(f, r->m.source) || is_self(f, r->m.target)))
 			continue;
-		r->announce = true;
-		r->announce_until = sat_add(now, move_announce_ms(f));
+		move_tell(f, r, now);
 	}
 }
 
@@ -3720,8 +3714,7 @@ int fo_move_end(struct fo *f, const char *id, bool moved, uint64_t now)
 		r->learned = now;
 		f->journal_version++;
 	}
-	r->announce = true;
-	r->announce_until = sat_add(now, move_announce_ms(f));
+	move_tell(f, r, now);
 	return 0;
 }
 
@@ -3757,8 +3750,7 @@ int fo_move_outcome(struct fo *f, const char *id, const char *uuid, const char *
 			f->journal_version++;
 		}
 	}
-	r->announce = true;
-	r->announce_until = sat_add(now, move_announce_ms(f));
+	move_tell(f, r, now);
 	return 0;
 }
 
@@ -6307,7 +6299,15 @@ static void stayed_owed(struct fo *f, struct inst *in, bool back, uint64_t now)
 		return;
 	if (!back && in->fenced && !reclaimable(f, in))
 		return;
+	/* (back: what X runs there must be known; owed_of leaves out what it
+	 * runs) */
 	const struct fo_host *cur = host_of(f, in->dead);
+	if (back && (!cur || cur->incarnation <= in->inc || cur->inventory_unknown))
+		return;
+	/* what (X, i) owes, computed once, when a move needs it */
+	struct fo_vm *vms = NULL;
+	size_t n = 0;
+	bool computed = false;
 	for (size_t m = 0; m < f->n_moves; m++) {
 		const struct fo_move *mv = &f->moves[m].m;
 		/* stayed on X, or landed on X (learned after round 0) */
@@ -6323,17 +6323,22 @@ static void stayed_owed(struct fo *f, struct inst *in, bool back, uint64_t now)
 		     (gone && in->fenced && in->fence_total && in->known_at >= f->moves[m].heard));
 		if ((!stayed && !landed) || inst_holds(f, in, mv->uuid))
 			continue;
-		if (back && (!cur || cur->incarnation <= in->inc || cur->inventory_unknown))
-			continue;
-		bool has_base = false, ready = false;
-		size_t cap = owed_of(f, in->dead, in->inc, NULL, in, NULL, 0, &has_base, &ready);
-		if (!has_base || !cap)
-			continue;
-		struct fo_vm *vms = calloc(cap, sizeof(*vms));
-		if (!vms)
-			return;
-		size_t n = owed_of(f, in->dead, in->inc, NULL, in, vms, cap, &has_base, &ready);
-		for (size_t v = 0; ready && v < n && v < cap; v++) {
+		if (!computed) {
+			computed = true;
+			bool has_base = false, ready = false;
+			size_t cap =
+			    owed_of(f, in->dead, in->inc, NULL, in, NULL, 0, &has_base, &ready);
+			if (!has_base || !cap)
+				return;
+			if (!(vms = calloc(cap, sizeof(*vms))))
+				return;
+			n = owed_of(f, in->dead, in->inc, NULL, in, vms, cap, &has_base, &ready);
+			if (n > cap)
+				n = cap;
+			if (!ready)
+				n = 0;
+		}
+		for (size_t v = 0; v < n; v++) {
 			if (strcmp(nz(vms[v].uuid), mv->uuid) != 0 ||
 			    pending_elsewhere(f, in, mv->uuid, vms[v].epoch))
 				continue;
@@ -6348,8 +6353,8 @@ static void stayed_owed(struct fo *f, struct inst *in, bool back, uint64_t now)
 			cpy(owed.group, sizeof(owed.group), nz(vms[v].group));
 			owe_later(f, in, &owed, now);
 		}
-		free(vms);
 	}
+	free(vms);
 }
 
 /* Placements given to a failed-over incarnation after its plan was made:

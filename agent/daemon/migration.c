@@ -187,28 +187,33 @@ void migration_set_move_hooks(struct agent *a, const struct migration_move_hooks
 	a->mig_move_hooks = hooks;
 }
 
-bool migration_has_incoming(struct agent *a, const char *id)
+/* The reservation held here for proposal `id`, or for the VM named `key`
+ * (name or UUID); either may be NULL. */
+static bool migration_find_incoming(struct agent *a, const char *id, const char *key,
+                                    struct mig_in_info *out)
 {
 	for (size_t i = 0; a->mig != NULL && i < mig_in_count(a->mig); i++) {
-		struct mig_in_info in;
-		mig_in_at(a->mig, i, &in);
-		if (strcmp(in.proposal_id, id) == 0)
+		mig_in_at(a->mig, i, out);
+		if ((id && strcmp(out->proposal_id, id) == 0) ||
+		    (key && (strcmp(out->vm_name, key) == 0 || strcasecmp(out->vm_uuid, key) == 0)))
 			return true;
 	}
 	return false;
 }
 
+bool migration_has_incoming(struct agent *a, const char *id)
+{
+	struct mig_in_info in;
+	return migration_find_incoming(a, id, NULL, &in);
+}
+
 bool migration_incoming_source(struct agent *a, const char *key, char *source, size_t len)
 {
-	for (size_t i = 0; a->mig != NULL && i < mig_in_count(a->mig); i++) {
-		struct mig_in_info in;
-		mig_in_at(a->mig, i, &in);
-		if (strcmp(in.vm_name, key) == 0 || strcasecmp(in.vm_uuid, key) == 0) {
-			snprintf(source, len, "%s", in.source);
-			return true;
-		}
-	}
-	return false;
+	struct mig_in_info in;
+	if (!migration_find_incoming(a, NULL, key, &in))
+		return false;
+	snprintf(source, len, "%s", in.source);
+	return true;
 }
 
 static size_t migration_list(struct agent *a, Mv__MigrationInfo *out, size_t cap)
