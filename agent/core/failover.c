@@ -131,7 +131,10 @@ struct round {
 	struct fo_ballot best_ballot;
 	struct fo_plan best_plan;
 	struct fo_plan value;
-	struct fo_plan sup; /* superseded entries the promises reported */
+	struct fo_plan sup;     /* superseded entries the promises reported */
+	struct fo_move *floors; /* moves away from the dead host that stayed, as
+	                           the promises reported (MOVES, m5) */
+	size_t n_floors;
 	bool acc_unbounded; /* phase 2: an ACCEPTED counted came without an ack age */
 	uint64_t acc_bound; /* phase 2: max over counted ACCEPTEDs of receipt - ack age */
 	uint64_t next_retry;
@@ -377,11 +380,16 @@ static uint64_t entry_base(const struct fo_plan_entry *pe, uint32_t round);
 static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe);
 static bool vm_in_care(const struct fo *f, const char *uuid);
 static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
+static bool pend_gone_by(const struct fo *f, const struct pend *pd);
+static bool awaits_move_target(const struct fo *f, const struct inst *in);
 static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch);
 static const struct move *move_away(const struct fo *f, const char *uuid, const char *from,
                                     uint64_t epoch);
 static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from,
                                   uint64_t listed);
+static uint64_t move_stayed_known(const struct fo *f, const char *uuid, const char *from,
+                                  const struct fo_move **which);
+static uint64_t promised_floor(const struct inst *in, const char *uuid);
 struct move;
 static bool move_holds_away(const struct fo *f, const struct move *r, const char *from);
 static bool move_target_gone(const struct fo *f, const struct move *r);
@@ -1262,6 +1270,7 @@ static void round_free(struct round *r)
 	fo_plan_clear(&r->best_plan);
 	fo_plan_clear(&r->value);
 	fo_plan_clear(&r->sup);
+	free(r->floors);
 	free(r->ents);
 	free(r->resp);
 }
@@ -1781,6 +1790,10 @@ static void check_done(struct fo *f, struct inst *in, uint64_t now)
 	uint32_t w;
 	if (work_round(f, in, now, &w))
 		return;
+	/* a timed fence that settles a live migration to the dead host is due
+	 * (awaits_move_target): inst_work confirms it, so not done yet */
+	if (!in->fenced && in->fence_wait_at && awaits_move_target(f, in))
+		return;
 	bool any;
 	uint32_t h = highest_chosen(in, f->n_rounds, &any);
 	if (in->n_pend && h + 1 >= f->n_rounds) {
@@ -2006,7 +2019,7 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 		if (has_bound && (!rd->has_bound || bound < rd->ack_bound)) {
 			rd->has_bound = true;
 			rd->ack_bound = bound;
-			if (rd->plan.n)
+			if (rd->plan.n || awaits_move_target(f, in))
 				arm_fence_wait(f, in, true, bound, now);
 		}
 		return;
@@ -2080,10 +2093,7 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	for (size_t p = 0; p < in->n_pend;) {
 		const struct pend *pd = &in->pend[p];
 		if (pd->failed_round < round &&
-		    (plan_has_uuid(&copy, pd->e.uuid) ||
-		     running_elsewhere(f, pd->e.uuid, entry_base(&pd->e, pd->failed_round), NULL,
-		                       NULL) ||
-		     moved_on(f, &pd->e))) {
+		    (plan_has_uuid(&copy, pd->e.uuid) || pend_gone_by(f, pd))) {
 			in->pend[p] = in->pend[--in->n_pend];
 		} else if (pd->failed_round < round && excluded_vm(rd, pd->e.uuid)) {
 			/* acceptors said another failover's value holds it: that
@@ -2143,8 +2153,10 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 			inst_id(&iid, in, 0);
 			obey_fence_order(f, &iid, &copy, b->proposer, now);
 		}
-	} else if (copy.n && !in->fenced) {
-		/* every learner tracks the fence (for the record); only targets act */
+	} else if ((copy.n || awaits_move_target(f, in)) && !in->fenced) {
+		/* every learner tracks the fence (for the record); only targets act
+		 * — and, with an empty plan, the parties of a live migration to
+		 * the dead host whose outcome nobody can tell (move_target_gone) */
 		arm_fence_wait(f, in, has_bound, bound, now);
 	}
 	/* A remote fence destroys every HA VM on the host, as a dead agent's
@@ -2153,7 +2165,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	const struct mrec *xr = member_find(f, in->dead);
 	bool back = xr && (member_up(f, xr) || beating(f, xr)) &&
 	            (xr->inc > in->inc || xr->hb_inc > in->inc);
-	if (mine && round == 0 && copy.n > 0 && !in->fenced && !in->remote_fence_sent && !back) {
+	if (mine && round == 0 && (copy.n > 0 || awaits_move_target(f, in)) && !in->fenced &&
+	    !in->remote_fence_sent && !back) {
 		in->remote_fence_sent = true;
 		push_event(f, FO_EV_REMOTE_FENCE, &id, in->dead,
 		           "destroy %s's HA VMs through its hypervisor", in->dead);
@@ -2367,6 +2380,9 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 		/* (after the test above: x's copy may still be at the epoch it
 		 * had, a move called off before its bump) */
 		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), x, v.epoch);
+		uint64_t told = promised_floor(in, nz(v.uuid)); /* (by the PROMISEs) */
+		if (told > stayed)
+			stayed = told;
 		if (stayed > v.epoch)
 			v.epoch = stayed;
 		if (out && n < cap) {
@@ -2637,15 +2653,7 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 			if (pd->failed_round >= round ||
 			    excluded_vm(&in->rounds[round], pd->e.uuid))
 				continue;
-			/* started after all (a late report), or moved on since: an up
-			 * host runs it above the epoch it moved from (this entry's
-			 * start, or another placement's: a no-room entry's epoch was
-			 * never given, so another instance may give one below it), or
-			 * a chosen plan placed it above (that plan's instance answers
-			 * for it now) */
-			if (running_elsewhere(f, pd->e.uuid, entry_base(&pd->e, pd->failed_round),
-			                      NULL, NULL) ||
-			    moved_on(f, &pd->e) || move_away(f, pd->e.uuid, NULL, pd->e.new_epoch))
+			if (pend_gone_by(f, pd))
 				continue;
 			const struct fo_plan_entry *e = &pd->e;
 			struct fo_vm *v = &vms[n_vms++];
@@ -2814,6 +2822,9 @@ static void start_phase1(struct fo *f, struct inst *in, uint32_t round, uint64_t
 	fo_plan_clear(&rd->best_plan);
 	fo_plan_clear(&rd->value);
 	fo_plan_clear(&rd->sup);
+	free(rd->floors);
+	rd->floors = NULL;
+	rd->n_floors = 0;
 	free(rd->adopted);
 	rd->adopted = NULL;
 	rd->n_adopted = 0;
@@ -2958,6 +2969,18 @@ static void on_promise(struct fo *f, struct inst *in, uint32_t round, size_t fro
 			rd->sup.entries = ne;
 			rd->sup.n += m->superseded.n;
 		}
+	}
+	/* (told by an acceptor, not a party of the move: a floor only, never
+	 * recorded as the move itself) */
+	for (size_t k = 0; k < m->n_moves; k++) {
+		const struct fo_move *mv = &m->moves[k];
+		if (mv->state != FO_MOVE_STAYED || !mv->epoch || strcmp(mv->source, in->dead) != 0)
+			continue;
+		struct fo_move *nf = realloc(rd->floors, (rd->n_floors + 1) * sizeof(*nf));
+		if (!nf)
+			break;
+		rd->floors = nf;
+		rd->floors[rd->n_floors++] = *mv;
 	}
 	for (size_t a = 0; round == 0 && a < m->n_adopt; a++)
 		if (!places_on_dead(in, &m->adopt[a].e) && !target_fenced(f, &m->adopt[a].e) &&
@@ -3437,6 +3460,22 @@ static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe)
 	return false;
 }
 
+/* Is a handed-back entry no longer this instance's to re-place: started
+ * after all (a late report), or moved on since — an up host runs it above
+ * the epoch it moved from (this entry's start, or another placement's: a
+ * no-room entry's epoch was never given, so another instance may give one
+ * below it), a chosen plan placed it above (that plan's instance answers
+ * for it now), or a live migration took it above (MOVES)? own_value leaves
+ * such entries out and a chosen round settles them, by this one test: kept
+ * pending, they would make round after empty round until every round of
+ * the instance is used, and keep the VM "in care" so that nobody else
+ * restarts it (seed 8857356392224828463). */
+static bool pend_gone_by(const struct fo *f, const struct pend *pd)
+{
+	return running_elsewhere(f, pd->e.uuid, entry_base(&pd->e, pd->failed_round), NULL, NULL) ||
+	       moved_on(f, &pd->e) || move_away(f, pd->e.uuid, NULL, pd->e.new_epoch);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Moves (live migrations of HA VMs)                                        */
 
@@ -3514,12 +3553,42 @@ static bool move_target_gone(const struct fo *f, const struct move *r)
 	return false;
 }
 
+/* Is the dead host of `in` the target of a live migration whose outcome
+ * is still unknown here (MOVING, or MOVED without the incarnation it
+ * landed on), heard of before the instance: one that this instance's
+ * fence would settle (move_target_gone)? Then the instance fences even a
+ * host it has nothing to restart from — an empty plan — or the VM stays
+ * in doubt for good when both parties died (seeds 4610312566181505445,
+ * 1901191262514864059). */
+static bool awaits_move_target(const struct fo *f, const struct inst *in)
+{
+	for (size_t i = 0; i < f->n_moves; i++) {
+		const struct move *r = &f->moves[i];
+		if (r->m.state == FO_MOVE_STAYED ||
+		    (r->m.state == FO_MOVE_MOVED && r->m.target_inc) ||
+		    strcmp(r->m.target, in->dead) != 0 || in->known_at < r->heard)
+			continue;
+		return true;
+	}
+	return false;
+}
+
 /* Does this move keep its VM away from `from` (MOVING or MOVED, its target
  * not gone), at a known epoch? */
 static bool move_holds_away(const struct fo *f, const struct move *r, const char *from)
 {
 	return r->m.state != FO_MOVE_STAYED && r->m.epoch && strcmp(r->m.source, from) == 0 &&
 	       !move_target_gone(f, r);
+}
+
+/* Is move i one away from `from` (NULL: any host) that STAYED (or whose
+ * target was fenced since) at a known epoch: a floor that acceptors hold
+ * placements above and PROMISEs tell (move_stayed_known)? */
+static bool stayed_floor(const struct fo *f, size_t i, const char *from)
+{
+	const struct fo_move *mv = &f->moves[i].m;
+	return mv->epoch && (!from || strcmp(mv->source, from) == 0) &&
+	       (mv->state == FO_MOVE_STAYED || move_target_gone(f, &f->moves[i]));
 }
 
 /* A move (MOVING or MOVED, its target not gone) that took `uuid` past a
@@ -3644,6 +3713,91 @@ static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const ch
 			e = left;
 	}
 	return e;
+}
+
+/* The highest epoch a move of `uuid` away from `from` (NULL: any host) that
+ * STAYED (or whose target was fenced since) is known to have left on the
+ * source's copy, 0 if none; *which (may be NULL) is that move. A placement
+ * at or below it would give that epoch twice: acceptors refuse one, and
+ * their PROMISEs tell it as a floor (sup_epoch_floor). Moves whose epoch
+ * nobody told us are left to the proposer's own raise (move_stayed_epoch). */
+static uint64_t move_stayed_known(const struct fo *f, const char *uuid, const char *from,
+                                  const struct fo_move **which)
+{
+	uint64_t e = 0;
+	for (size_t i = 0; i < f->n_moves; i++) {
+		const struct fo_move *mv = &f->moves[i].m;
+		if (mv->epoch <= e || !stayed_floor(f, i, from) || strcmp(mv->uuid, uuid) != 0)
+			continue;
+		e = mv->epoch;
+		if (which)
+			*which = mv;
+	}
+	return e;
+}
+
+/* The highest epoch that the PROMISEs of `in`'s first round told a move of
+ * `uuid` away from the dead host left on its copy (a move that STAYED, or
+ * whose target was fenced since, m5), 0 if none (in may be NULL). */
+static uint64_t promised_floor(const struct inst *in, const char *uuid)
+{
+	uint64_t e = 0;
+	for (size_t i = 0; in && i < in->rounds[0].n_floors; i++) {
+		const struct fo_move *mv = &in->rounds[0].floors[i];
+		if (mv->epoch > e && strcmp(mv->uuid, uuid) == 0)
+			e = mv->epoch;
+	}
+	return e;
+}
+
+/* Does heartbeat `hb` tell move `id` as under way? */
+static bool tells_moving(const struct fo_msg *hb, const char *id)
+{
+	for (size_t k = 0; k < hb->n_moves; k++)
+		if (hb->moves[k].state == FO_MOVE_MOVING && strcmp(hb->moves[k].id, id) == 0)
+			return true;
+	return false;
+}
+
+/* Moves of other hosts that we have held MOVING, unchanged, for
+ * move_announce_ms although one of their parties — the sender of heartbeat
+ * `hb` — is heard from and does not tell them as under way: it settled
+ * them while we missed its telling (loss, a partition), and nobody tells
+ * a settled move again unless a member returns. Our acknowledgement names
+ * them (FailoverMessage.moves in an HB_ACK), and the party tells them
+ * again (retell_asked). Without that we would refuse, for good, every
+ * value that re-places the VM (m1; seed 2368021078732317579). */
+static void ask_retell(const struct fo *f, const struct fo_msg *hb, struct fo_msg *ack,
+                       uint64_t now)
+{
+	struct fo_move ask[FO_MOVES_MAX];
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_moves && n < FO_MOVES_MAX; i++) {
+		const struct move *r = &f->moves[i];
+		bool party =
+		    strcmp(r->m.source, hb->from) == 0 || strcmp(r->m.target, hb->from) == 0;
+		if (r->m.state != FO_MOVE_MOVING || !party || is_self(f, r->m.source) ||
+		    is_self(f, r->m.target) || sat_add(r->learned, move_announce_ms(f)) > now ||
+		    tells_moving(hb, r->m.id))
+			continue;
+		ask[n++] = r->m;
+	}
+	if (n && (ack->moves = malloc(n * sizeof(*ack->moves))) != NULL) {
+		memcpy(ack->moves, ask, n * sizeof(*ask));
+		ack->n_moves = n;
+	}
+}
+
+/* An acknowledgement named moves its sender still holds under way: those
+ * we settled, as their source or target, are told again. */
+static void retell_asked(struct fo *f, const struct fo_msg *ack, uint64_t now)
+{
+	for (size_t k = 0; k < ack->n_moves; k++) {
+		struct move *r = move_find(f, ack->moves[k].id);
+		if (r && r->m.state != FO_MOVE_MOVING && !r->announce &&
+		    (is_self(f, r->m.source) || is_self(f, r->m.target)))
+			move_tell(f, r, now);
+	}
 }
 
 /* Our settled moves (as source or target) are told again for
@@ -3862,6 +4016,20 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 			se->new_epoch = mv->epoch;
 		}
 	}
+	/* the moves away from the dead host that stayed (or whose target was
+	 * fenced since), so that the proposer places those VMs above the
+	 * epochs they left (m5), whether or not it heard of them */
+	size_t n_fl = 0;
+	for (size_t i = 0; i < f->n_moves; i++)
+		n_fl += stayed_floor(f, i, in->dead);
+	if (n_fl > FO_MOVES_MAX)
+		n_fl = FO_MOVES_MAX;
+	if (n_fl && (p.moves = malloc(n_fl * sizeof(*p.moves))) != NULL)
+		for (size_t i = 0; i < f->n_moves && p.n_moves < n_fl; i++)
+			if (stayed_floor(f, i, in->dead)) {
+				p.moves[p.n_moves] = f->moves[i].m;
+				p.moves[p.n_moves++].state = FO_MOVE_STAYED;
+			}
 	if (round == 0)
 		collect_adopt(f, in, &p);
 	if (rd->has_acc) {
@@ -3993,6 +4161,18 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 		if (mv) {
 			snprintf(buf, len, "VM %.40s was moved by %.40s to %.40s (live migration)",
 			         pe->name, mv->m.source, mv->m.target);
+			*vm_uuid = pe->uuid;
+			return buf;
+		}
+		/* ... or at or below an epoch a live migration that stayed left
+		 * on its source's copy: that epoch would be given twice */
+		const struct fo_move *st = NULL;
+		uint64_t left = pe->target[0] ? move_stayed_known(f, pe->uuid, NULL, &st) : 0;
+		if (left && pe->new_epoch <= left) {
+			snprintf(buf, len,
+			         "VM %.40s: a live migration from %.40s that stayed left epoch "
+			         "%" PRIu64,
+			         pe->name, st->source, left);
 			*vm_uuid = pe->uuid;
 			return buf;
 		}
@@ -4898,6 +5078,8 @@ static void nudge_target(struct fo *f, const char *target, uint64_t inc, uint64_
 }
 
 static bool merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now);
+static void ask_retell(const struct fo *f, const struct fo_msg *hb, struct fo_msg *ack,
+                       uint64_t now);
 
 static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
@@ -4930,6 +5112,14 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 			struct inst *in = f->inst[i];
 			bool any_chosen = false;
 			highest_chosen(in, f->n_rounds, &any_chosen);
+			if (in->fenced && in->inc <= m->fenced_through &&
+			    strcmp(in->dead, m->from) == 0) {
+				/* fenced before (its plan's VMs): now every HA VM there
+				 * is gone too, which settles a live migration to it
+				 * (move_target_gone; seed 1592536259909312256) */
+				in->fence_total = true;
+				continue;
+			}
 			if (!in->fenced && any_chosen && in->inc <= m->fenced_through &&
 			    strcmp(in->dead, m->from) == 0) {
 				char how[FO_TEXT_MAX];
@@ -5047,6 +5237,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 	}
 	nudge_target(f, m->from, m->incarnation, now);
 	r.type = FO_HB_ACK;
+	ask_retell(f, m, &r, now);
 	/* see handle_ack; a journalled core remembers whom it must not ack
 	 * across restarts, so it is as good as an old one (RESTARTS) */
 	r.age_ms = f->journal_durable ? FO_ACK_AGE_DURABLE : now - f->started;
@@ -5345,6 +5536,7 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 		handle_heartbeat(f, m, now);
 		break;
 	case FO_HB_ACK:
+		retell_asked(f, m, now);
 		handle_ack(f, m, now);
 		break;
 	case FO_HB_NACK:

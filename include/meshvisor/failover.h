@@ -187,7 +187,10 @@ struct fo_msg {
 	size_t n_removed;        /* HEARTBEAT: force-left members, spread */
 	struct fo_removed *removed;
 	size_t n_moves; /* HEARTBEAT: live migrations the sender is the source
-	                   of, or the target that reports the outcome */
+	                   of, or the target that reports the outcome;
+	                   PROMISE: moves away from the dead host that the
+	                   acceptor knows stayed (or whose target was fenced
+	                   since), sent as STAYED: epoch floors (MOVES, m5) */
 	struct fo_move *moves;
 	uint32_t voters; /* HEARTBEAT: the sender's voting-set size (0 = not
 	                            told). A receiver whose own set is smaller (a

@@ -1723,6 +1723,23 @@ static struct fo_move mkmove(const char *id, const char *uuid, const char *sourc
 	return mv;
 }
 
+/* n2 asks core `a` (n1) to accept plan v for (n0, 1) round 0 at `ballot`:
+ * the answer is `want`, naming `text` (may be NULL) and, for a REJECT
+ * naming a VM, `uuid` (may be NULL). */
+static void accept_answers(struct fo *a, struct fo_plan_entry *v, size_t n, uint64_t ballot,
+                           uint64_t now, enum fo_msg_type want, const char *text, const char *uuid)
+{
+	struct fo_msg m, r;
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, ballot, v, n);
+	assert_int_equal(fo_handle_message(a, &m, now), 0);
+	assert_true(pop_type(a, want, &r));
+	if (text)
+		assert_non_null(strstr(r.text, text));
+	if (uuid)
+		assert_string_equal(r.vm_uuid, uuid);
+	fo_msg_clear(&r);
+}
+
 /* An acceptor that heard n0 announce a live migration of u1 to n2 refuses
  * any value of n0's failover that re-places u1 (n0's fence would not
  * reach n2), names it in its PROMISE so the proposer leaves it out, and
@@ -1760,17 +1777,9 @@ static void test_move_blocks_failover_value(void **state)
 	 * refused, naming the VM */
 	struct fo_plan_entry v[2] = {entry("u1", "n1", 6), entry("u2", "n1", 6)};
 	struct fo_msg m;
-	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 1, v, 2);
-	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
-	assert_true(pop_type(a, FO_REJECT, &r));
-	assert_non_null(strstr(r.text, "moved by n0 to n2"));
-	assert_string_equal(r.vm_uuid, "u1");
-	fo_msg_clear(&r);
+	accept_answers(a, v, 2, 1, 2000, FO_REJECT, "moved by n0 to n2", "u1");
 	v[0].new_epoch = 7;
-	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 2, v, 2);
-	assert_int_equal(fo_handle_message(a, &m, 2001), 0);
-	assert_true(pop_type(a, FO_REJECT, &r));
-	fo_msg_clear(&r);
+	accept_answers(a, v, 2, 2, 2001, FO_REJECT, NULL, NULL);
 	/* the PROMISE tells the proposer where u1 went */
 	prepare_msg(&m, "n2", "n1", 3, 0);
 	assert_int_equal(fo_handle_message(a, &m, 2002), 0);
@@ -1786,11 +1795,193 @@ static void test_move_blocks_failover_value(void **state)
 	struct fo_move out = mkmove("m1", "u1", "n0", "n2", 0, FO_MOVE_STAYED);
 	hb_moves(a, "n2", "n1", 5003, &out, 1, 2003);
 	drop_all(a);
-	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 4, v, 2);
-	assert_int_equal(fo_handle_message(a, &m, 2004), 0);
-	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	accept_answers(a, v, 2, 4, 2004, FO_ACCEPTED, NULL, NULL);
+	fo_free(a);
+}
+
+/* A live migration that STAYED left its bumped epoch on the source's copy
+ * (GO bumps it before libvirt moves anything). An acceptor that knows the
+ * move refuses a placement of the VM at or below that epoch, from any
+ * proposer that never heard of the move, and its PROMISE tells the move
+ * (as a floor: the proposer does not record a move a third party tells)
+ * so that the proposer places it above. Seed 4927988765335252644 (a
+ * fresh soak with migrations) gave epoch 2 twice without this. */
+static void test_move_stayed_epoch_floor(void **state)
+{
+	(void)state;
+	struct fo *a = core_n1(1000);
+	struct fo_move mv = mkmove("m1", "u1", "n0", "n2", 6, FO_MOVE_MOVING);
+	hb_moves(a, "n0", "n1", 5000, &mv, 1, 1100);
+	struct fo_move stayed = mkmove("m1", "u1", "n0", "n2", 6, FO_MOVE_STAYED);
+	hb_moves(a, "n0", "n1", 5001, &stayed, 1, 1101);
+	fo_member(a, "n0", FO_DEAD, 1, 1200);
+	drop_all(a);
+	/* placed from the epoch before the move (5), at the move's 6: refused */
+	struct fo_plan_entry v[2] = {entry("u1", "n1", 6), entry("u2", "n1", 6)};
+	struct fo_msg m, r;
+	accept_answers(a, v, 2, 1, 2000, FO_REJECT, "stayed left epoch 6", "u1");
+	v[0].new_epoch = 3; /* below it too */
+	accept_answers(a, v, 2, 2, 2001, FO_REJECT, NULL, NULL);
+	/* the PROMISE tells the move as a floor (it places nothing, so it is
+	 * not among the superseded entries) */
+	prepare_msg(&m, "n2", "n1", 3, 0);
+	assert_int_equal(fo_handle_message(a, &m, 2002), 0);
+	assert_true(pop_type(a, FO_PROMISE, &r));
+	assert_int_equal(r.n_moves, 1);
+	assert_string_equal(r.moves[0].uuid, "u1");
+	assert_string_equal(r.moves[0].source, "n0");
+	assert_int_equal(r.moves[0].state, FO_MOVE_STAYED);
+	assert_int_equal(r.moves[0].epoch, 6);
+	for (size_t k = 0; k < r.superseded.n; k++)
+		assert_string_not_equal(r.superseded.entries[k].uuid, "u1");
+	fo_msg_clear(&r);
+	v[0].new_epoch = 7; /* above it: taken */
+	accept_answers(a, v, 2, 4, 2003, FO_ACCEPTED, NULL, NULL);
+	fo_free(a);
+
+	/* a move nobody told the epoch of sets no floor here (the proposer
+	 * raises over what it lists, move_stayed_epoch) */
+	a = core_n1(1000);
+	struct fo_move blind = mkmove("m2", "u1", "n0", "n2", 0, FO_MOVE_STAYED);
+	hb_moves(a, "n2", "n1", 5000, &blind, 1, 1100);
+	assert_true(fo_move_find(a, "m2", NULL));
+	fo_member(a, "n0", FO_DEAD, 1, 1200);
+	drop_all(a);
+	v[0].new_epoch = 6;
+	accept_answers(a, v, 2, 1, 2000, FO_ACCEPTED, NULL, NULL);
+	fo_free(a);
+}
+
+/* Does one of f's heartbeats (output drained) carry move `id`? */
+static bool heartbeats_tell(struct fo *f, const char *id)
+{
+	bool told = false;
+	struct fo_msg m;
+	while (fo_pop_output(f, &m)) {
+		for (size_t k = 0; m.type == FO_HEARTBEAT && k < m.n_moves; k++)
+			told |= strcmp(m.moves[k].id, id) == 0;
+		fo_msg_clear(&m);
+	}
+	return told;
+}
+
+/* A node that missed a party's telling that a move settled (loss, a
+ * partition) holds it MOVING and refuses, for good, every value that
+ * re-places the VM. Once it has held it unchanged for the announcement
+ * time while a party of the move is heard from without telling it as
+ * under way, its acknowledgement names the move, and the party tells it
+ * again (seed 2368021078732317579). */
+static void test_move_retold_when_asked(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 1);
+	uint64_t told_ms = (uint64_t)c.quorate_ms + c.fence_after_ms + c.fence_margin_ms;
+	/* the asking side: n1 heard n0 announce m1 to n2 */
+	struct fo *a = core_n1(1000);
+	struct fo_move mv = mkmove("m1", "u1", "n0", "n2", 6, FO_MOVE_MOVING);
+	hb_moves(a, "n0", "n1", 5000, &mv, 1, 1100);
+	struct fo_msg r;
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	assert_int_equal(r.n_moves, 0);
+	fo_msg_clear(&r);
+	/* too soon: the parties may still be telling it */
+	hb(a, "n2", "n1", 1, 6000, 0, 1100 + told_ms - 1);
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	assert_int_equal(r.n_moves, 0);
+	fo_msg_clear(&r);
+	/* the source still tells it as under way: nothing to ask */
+	hb_moves(a, "n0", "n1", 5001, &mv, 1, 1100 + told_ms);
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	assert_int_equal(r.n_moves, 0);
+	fo_msg_clear(&r);
+	/* the target, heard from without it: asked */
+	hb(a, "n2", "n1", 1, 6001, 0, 1100 + told_ms);
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	assert_int_equal(r.n_moves, 1);
+	assert_string_equal(r.moves[0].id, "m1");
+	fo_msg_clear(&r);
+	/* the source, too, once it no longer tells it */
+	hb(a, "n0", "n1", 1, 5002, 0, 1100 + told_ms + 1);
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	assert_int_equal(r.n_moves, 1);
+	fo_msg_clear(&r);
+	/* settled: no longer asked */
+	struct fo_move stayed = mkmove("m1", "u1", "n0", "n2", 6, FO_MOVE_STAYED);
+	hb_moves(a, "n0", "n1", 5003, &stayed, 1, 1100 + told_ms + 2);
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	fo_msg_clear(&r);
+	hb(a, "n2", "n1", 1, 6002, 0, 1100 + told_ms + 3);
+	assert_true(pop_type(a, FO_HB_ACK, &r));
+	assert_int_equal(r.n_moves, 0);
 	fo_msg_clear(&r);
 	fo_free(a);
+
+	/* the answering side: n1, the target of m2, said it never landed */
+	a = core_n1(1000);
+	struct fo_move in = mkmove("m2", "u2", "n0", "n1", 6, FO_MOVE_MOVING);
+	hb_moves(a, "n0", "n1", 5000, &in, 1, 1100);
+	drop_all(a);
+	assert_int_equal(fo_move_outcome(a, "m2", "u2", "n0", false, 0, 1200), 0);
+	uint64_t t = 1200;
+	assert_int_equal(fo_handle_timer(a, t += 1000), 0);
+	assert_true(heartbeats_tell(a, "m2")); /* told for the announcement time */
+	t += told_ms;
+	assert_int_equal(fo_handle_timer(a, t), 0);
+	drop_all(a);
+	assert_int_equal(fo_handle_timer(a, t += 1000), 0);
+	assert_false(heartbeats_tell(a, "m2")); /* then no longer */
+	/* n2 still holds it under way and says so in an acknowledgement */
+	struct fo_msg ack;
+	memset(&ack, 0, sizeof(ack));
+	ack.type = FO_HB_ACK;
+	snprintf(ack.from, sizeof(ack.from), "n2");
+	snprintf(ack.to, sizeof(ack.to), "n1");
+	ack.stamp = 1;
+	ack.moves = &in;
+	ack.n_moves = 1;
+	assert_int_equal(fo_handle_message(a, &ack, t), 0);
+	assert_int_equal(fo_handle_timer(a, t += 1000), 0);
+	assert_true(heartbeats_tell(a, "m2"));
+	fo_free(a);
+}
+
+/* When the fence for (n0, 1), learned as an empty plan, came (0: none),
+ * `ms` after it was learned. */
+static uint64_t empty_plan_fenced_at(bool move_to_n0, uint64_t ms)
+{
+	struct fo *a = core_n1(1000);
+	struct fo_move mv = mkmove("m3", "u3", "n2", "n0", 4, FO_MOVE_MOVING);
+	hb_moves(a, "n2", "n1", 5000, move_to_n0 ? &mv : NULL, move_to_n0, 1100);
+	fo_member(a, "n0", FO_DEAD, 1, 1200);
+	drop_all(a);
+	struct fo_msg m;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, NULL, 0);
+	assert_int_equal(fo_handle_message(a, &m, 1300), 0);
+	assert_int_equal(fo_handle_timer(a, 1300 + ms), 0);
+	assert_int_equal(fo_instance_count(a), 1);
+	struct fo_instance_info info;
+	fo_instance_at(a, 0, &info);
+	fo_free(a);
+	return info.fenced_at;
+}
+
+/* A failover of the target of a move whose outcome nobody knows (MOVING)
+ * fences the target even when its plan is empty — nothing else to restart
+ * there — because that fence settles the move (the VM goes back to its
+ * source). Without it, when source and target both died mid-move, the VM
+ * stayed in doubt for good (seeds 4610312566181505445,
+ * 1901191262514864059). An empty plan with no such move fences nothing,
+ * as before. */
+static void test_move_target_fenced_by_empty_plan(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 1);
+	uint64_t wait = (uint64_t)c.fence_after_ms + c.fence_margin_ms;
+	assert_int_equal(empty_plan_fenced_at(true, wait - 1), 0);
+	assert_true(empty_plan_fenced_at(true, wait) > 0);
+	assert_int_equal(empty_plan_fenced_at(false, wait), 0);
 }
 
 /* The source moves an HA VM only once a majority acknowledged a heartbeat
@@ -5409,6 +5600,9 @@ int main(void)
 	    cmocka_unit_test(test_voters_reported_by_dead),
 	    cmocka_unit_test(test_incarnations_never_share_a_vm),
 	    cmocka_unit_test(test_move_blocks_failover_value),
+	    cmocka_unit_test(test_move_stayed_epoch_floor),
+	    cmocka_unit_test(test_move_retold_when_asked),
+	    cmocka_unit_test(test_move_target_fenced_by_empty_plan),
 	    cmocka_unit_test(test_move_announced_then_settled),
 	    cmocka_unit_test(test_move_journal),
 	    cmocka_unit_test(test_move_record_limits),
