@@ -65,12 +65,13 @@
  *     MESSAGES); the journal keeps whom this node stopped acking and its
  *     acceptor state across restarts (RESTARTS).
  *
- * Costs: members are an array with a hash index; a heartbeat is O(1)
+ * Costs: members are an array with a name index (name_index.h); a heartbeat is O(1)
  * apart from the removed list; an ack is O(1) unless it moves the quorum
  * stamp (then O(N), quickselect); consensus scans the few open instances.
  */
 #include "meshvisor/failover.h"
 #include "arena.h"
+#include "name_index.h"
 #include "names.h"
 #include "prng.h"
 #include "queue.h"
@@ -272,10 +273,9 @@ struct fo {
 	uint64_t started, last_now;
 	uint64_t incarnation;
 
-	struct mrec *m;
+	struct mrec *m; /* never removed: an index stays the member's */
 	size_t n_m, cap_m;
-	uint32_t *hidx;
-	size_t hcap;
+	struct name_index m_by_name; /* name -> index in m */
 	size_t self_idx;
 	size_t n_voters;
 	size_t eff_voters; /* max(n_voters, sizes recent heartbeats report) */
@@ -332,9 +332,10 @@ struct fo {
 	/* per VM, the placement with the highest epoch a plan we learned chosen
 	 * gave it: kept when the instance is dropped from the history, so that
 	 * no value is built, and nothing started, from an epoch below it
-	 * (open addressing on the UUID; FO_GIVEN_MAX at most) */
+	 * (never removed; FO_GIVEN_LIMIT at most) */
 	struct given *given;
 	size_t n_given, cap_given;
+	struct name_index given_by_uuid; /* uuid -> index in given */
 	/* live migrations we know of (MOVES), by id */
 	struct move *moves;
 	size_t n_moves, cap_moves;
@@ -361,12 +362,16 @@ struct move {
 #define FO_MOVE_KEEP_MS 3600000ull /* a STAYED move is forgotten after an hour */
 
 struct given {
-	char uuid[FO_UUID_MAX]; /* "" = free slot */
+	char uuid[FO_UUID_MAX];
 	char target[FO_NAME_MAX];
 	uint64_t epoch, base, target_incarnation;
 	bool has_base;
 };
 #define FO_GIVEN_MAX 16384 /* (journalled: about 1.5 MiB of it at most) */
+/* Records kept at most: 3/4 of 2 * FO_GIVEN_MAX, what the open-addressed
+ * table this array replaced could hold; at the limit given_note changes
+ * nothing, not even the epoch of a VM already recorded (as that table). */
+#define FO_GIVEN_LIMIT (FO_GIVEN_MAX * 2 / 4 * 3)
 
 /* Forward declarations (the file reads top-down by topic). */
 static void ask_incarnation(struct fo *f, uint64_t want, const char *why);
@@ -825,40 +830,24 @@ bool fo_pop_event(struct fo *f, struct fo_event *out)
 /* ------------------------------------------------------------------------ */
 /* Members                                                                  */
 
-static uint64_t name_hash(const char *s)
+static const char *member_key(const void *f, uint32_t i)
 {
-	return mv_mix64(mv_fnv1a64(MV_FNV1A64_OFFSET, s));
+	return ((const struct fo *)f)->m[i].name;
 }
+
+static const struct name_index_ops member_index_ops = {member_key, NULL, NULL};
+
+static const char *given_key(const void *f, uint32_t i)
+{
+	return ((const struct fo *)f)->given[i].uuid;
+}
+
+static const struct name_index_ops given_index_ops = {given_key, NULL, NULL};
 
 static struct mrec *member_find(const struct fo *f, const char *name)
 {
-	if (!f->hcap)
-		return NULL;
-	size_t mask = f->hcap - 1;
-	for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
-		uint32_t v = f->hidx[i];
-		if (!v)
-			return NULL;
-		if (strcmp(f->m[v - 1].name, name) == 0)
-			return &f->m[v - 1];
-	}
-}
-
-static int hindex_rebuild(struct fo *f, size_t cap)
-{
-	uint32_t *h = calloc(cap, sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	free(f->hidx);
-	f->hidx = h;
-	f->hcap = cap;
-	for (size_t j = 0; j < f->n_m; j++) {
-		size_t i = name_hash(f->m[j].name) & (cap - 1);
-		while (h[i])
-			i = (i + 1) & (cap - 1);
-		h[i] = (uint32_t)(j + 1);
-	}
-	return 0;
+	uint32_t i = name_index_find(&f->m_by_name, name);
+	return i == NAME_INDEX_NONE ? NULL : &f->m[i];
 }
 
 /* Every rise of an inst_max is journalled (RESTARTS) before the messages
@@ -893,8 +882,6 @@ static struct mrec *member_add(struct fo *f, const char *name)
 	struct mrec *r = member_find(f, name);
 	if (r)
 		return r;
-	if ((f->n_m + 1) * 2 > f->hcap && hindex_rebuild(f, f->hcap ? f->hcap * 2 : 16) < 0)
-		return NULL;
 	struct mrec *nm = grow(f->m, &f->cap_m, f->n_m + 1, sizeof(*nm));
 	if (!nm)
 		return NULL;
@@ -903,10 +890,8 @@ static struct mrec *member_add(struct fo *f, const char *name)
 	memset(r, 0, sizeof(*r));
 	cpy(r->name, sizeof(r->name), name);
 	r->st = FO_ALIVE;
-	size_t i = name_hash(r->name) & (f->hcap - 1);
-	while (f->hidx[i])
-		i = (i + 1) & (f->hcap - 1);
-	f->hidx[i] = (uint32_t)(f->n_m + 1);
+	if (name_index_insert(&f->m_by_name, (uint32_t)f->n_m) < 0)
+		return NULL;
 	f->n_m++;
 	/* first plans learned before we knew the member (a CHOSEN from a
 	 * peer): we never acknowledge it for them either */
@@ -1206,6 +1191,8 @@ struct fo *fo_new(const struct fo_config *cfg, uint64_t now)
 	struct fo *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
+	name_index_init(&f->m_by_name, &member_index_ops, f);
+	name_index_init(&f->given_by_uuid, &given_index_ops, f);
 	f->cfg = *cfg;
 	struct fo_config *c = &f->cfg;
 	if (!c->heartbeat_ms)
@@ -1308,7 +1295,8 @@ void fo_free(struct fo *f)
 	free(f->given);
 	free(f->moves);
 	free(f->m);
-	free(f->hidx);
+	name_index_free(&f->m_by_name);
+	name_index_free(&f->given_by_uuid);
 	free(f->scratch);
 	mv_arena_free(&f->harena);
 	free(f);
@@ -3361,26 +3349,11 @@ static bool acceptor_may_answer(struct fo *f, struct inst *in, uint32_t round, c
  * learned chosen (RECOVERY). */
 /* Does a chosen plan we know place pe's VM (on a host) above pe's epoch?
  * Then pe's placement is history: the VM moved on since. */
-static uint64_t uuid_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 /* The record of `uuid` in f->given, or NULL. */
-static const struct given *given_find(const struct fo *f, const char *uuid)
+static struct given *given_find(const struct fo *f, const char *uuid)
 {
-	if (!f->cap_given)
-		return NULL;
-	for (size_t k = uuid_hash(uuid) & (f->cap_given - 1);; k = (k + 1) & (f->cap_given - 1)) {
-		const struct given *g = &f->given[k];
-		if (!g->uuid[0])
-			return NULL;
-		if (strcmp(g->uuid, uuid) == 0)
-			return g;
-	}
+	uint32_t i = name_index_find(&f->given_by_uuid, uuid);
+	return i == NAME_INDEX_NONE ? NULL : &f->given[i];
 }
 
 /* A plan we learned chosen gave pe's VM pe's epoch: kept if it is the
@@ -3388,33 +3361,19 @@ static const struct given *given_find(const struct fo *f, const char *uuid)
  * memory still say it.) */
 static void given_note(struct fo *f, const struct fo_plan_entry *pe)
 {
-	if (!pe->target[0] || !pe->uuid[0])
+	if (!pe->target[0] || !pe->uuid[0] || f->n_given >= FO_GIVEN_LIMIT)
 		return;
-	if ((f->n_given + 1) * 4 > f->cap_given * 3) {
-		size_t nc = f->cap_given ? f->cap_given * 2 : 64;
-		if (nc > FO_GIVEN_MAX * 2)
-			return;
-		struct given *ng = calloc(nc, sizeof(*ng));
+	struct given *g = given_find(f, pe->uuid);
+	if (!g) {
+		struct given *ng = grow(f->given, &f->cap_given, f->n_given + 1, sizeof(*ng));
 		if (!ng)
 			return;
-		for (size_t i = 0; i < f->cap_given; i++) {
-			if (!f->given[i].uuid[0])
-				continue;
-			size_t k = uuid_hash(f->given[i].uuid) & (nc - 1);
-			while (ng[k].uuid[0])
-				k = (k + 1) & (nc - 1);
-			ng[k] = f->given[i];
-		}
-		free(f->given);
 		f->given = ng;
-		f->cap_given = nc;
-	}
-	size_t k = uuid_hash(pe->uuid) & (f->cap_given - 1);
-	while (f->given[k].uuid[0] && strcmp(f->given[k].uuid, pe->uuid) != 0)
-		k = (k + 1) & (f->cap_given - 1);
-	struct given *g = &f->given[k];
-	if (!g->uuid[0]) {
+		g = &f->given[f->n_given];
+		memset(g, 0, sizeof(*g));
 		cpy(g->uuid, sizeof(g->uuid), pe->uuid);
+		if (name_index_insert(&f->given_by_uuid, (uint32_t)f->n_given) < 0)
+			return;
 		f->n_given++;
 	} else if (g->epoch >= pe->new_epoch) {
 		return;

@@ -106,16 +106,17 @@
  *  Records live in one dense array; a record's name and data are one
  *  malloc'd blob ("name\0" then data), replaced when a newer copy comes.
  *  Live peers live in a second dense array (name and address in one blob),
- *  which is also the set random peers are drawn from. Each array has an
- *  open-addressing name index (linear probing, backward-shift deletion), so
- *  lookups, inserts and removals are O(1). A record costs 48 bytes + 4..8 of
- *  index + its blob. Output messages and events are built in chunked arenas
+ *  which is also the set random peers are drawn from. Each array has a
+ *  name index (name_index.h: linear probing, backward-shift deletion, load
+ *  <= 3/4) holding 4-byte indices into it, so lookups, inserts and removals
+ *  are O(1). A record costs 48 bytes + 5.3..10.7 of index + its blob. Output messages and events are built in chunked arenas
  *  (every string and record is copied there, so nothing a caller holds
  *  dangles if a record is replaced), reset at the next mutating call once
  *  drained.
  */
 #include "meshvisor/state.h"
 #include "arena.h"
+#include "name_index.h"
 #include "prng.h"
 
 #include <errno.h>
@@ -160,25 +161,19 @@ struct ns_peer {
 	uint32_t name_len;
 };
 
-/* Open-addressing index: slot = entry index, NONE when empty. */
-struct ns_index {
-	uint32_t *slot;
-	uint32_t cap; /* power of two, or 0 */
-};
-
 struct nstate {
 	struct nstate_config cfg;
 	uint64_t rng[4];
 
 	struct ns_rec *recs;
 	uint32_t n_recs, cap_recs;
-	struct ns_index rec_idx;
+	struct name_index rec_idx; /* name -> index in recs */
 	uint64_t hash;
 	uint32_t stamp;
 
 	struct ns_peer *peers;
 	uint32_t n_peers, cap_peers;
-	struct ns_index peer_idx;
+	struct name_index peer_idx; /* name -> index in peers */
 
 	bool published;
 	uint64_t local_inc, local_ver;
@@ -252,147 +247,44 @@ static int ns_cmp(uint64_t ia, uint64_t va, uint64_t ib, uint64_t vb)
 /* Arenas                                                                   */
 
 /* ------------------------------------------------------------------------ */
-/* Name indexes (records and peers share the code through a name getter).   */
+/* Name indexes (name_index.h): a record's or peer's name is the start of
+ * its blob, its name_index_hash() cached in name_hash.                     */
 
-struct ns_names {
-	const char *(*name)(const void *base, uint32_t i);
-	uint32_t (*hash)(const void *base, uint32_t i);
-	const void *base;
-};
-
-static const char *ns_rec_name_at(const void *base, uint32_t i)
+static const char *ns_rec_key(const void *ns, uint32_t i)
 {
-	return ((const struct ns_rec *)base)[i].blob;
+	return ((const struct nstate *)ns)->recs[i].blob;
 }
 
-static uint32_t ns_rec_hash_at(const void *base, uint32_t i)
+static uint32_t ns_rec_key_hash(const void *ns, uint32_t i)
 {
-	return ((const struct ns_rec *)base)[i].name_hash;
+	return ((const struct nstate *)ns)->recs[i].name_hash;
 }
 
-static const char *ns_peer_name_at(const void *base, uint32_t i)
+static const char *ns_peer_key(const void *ns, uint32_t i)
 {
-	return ((const struct ns_peer *)base)[i].blob;
+	return ((const struct nstate *)ns)->peers[i].blob;
 }
 
-static uint32_t ns_peer_hash_at(const void *base, uint32_t i)
+static uint32_t ns_peer_key_hash(const void *ns, uint32_t i)
 {
-	return ((const struct ns_peer *)base)[i].name_hash;
+	return ((const struct nstate *)ns)->peers[i].name_hash;
 }
 
-static uint32_t ns_index_find(const struct ns_index *x, const struct ns_names *nm, const char *name,
-                              uint32_t h)
-{
-	if (x->cap == 0)
-		return NONE;
-	uint32_t mask = x->cap - 1;
-	for (uint32_t s = h & mask;; s = (s + 1) & mask) {
-		uint32_t e = x->slot[s];
-		if (e == NONE)
-			return NONE;
-		if (nm->hash(nm->base, e) == h && strcmp(nm->name(nm->base, e), name) == 0)
-			return e;
-	}
-}
+static const struct name_index_ops ns_rec_index_ops = {ns_rec_key, ns_rec_key_hash, NULL};
+static const struct name_index_ops ns_peer_index_ops = {ns_peer_key, ns_peer_key_hash, NULL};
 
-static void ns_index_put(struct ns_index *x, uint32_t h, uint32_t e)
-{
-	uint32_t mask = x->cap - 1;
-	uint32_t s = h & mask;
-	while (x->slot[s] != NONE)
-		s = (s + 1) & mask;
-	x->slot[s] = e;
-}
-
-/* Makes room for n entries at load <= 1/2, rebuilding from the table. */
-static int ns_index_reserve(struct ns_index *x, const struct ns_names *nm, uint32_t n)
-{
-	if ((uint64_t)n * 2 <= x->cap)
-		return 0;
-	uint32_t cap = x->cap ? x->cap : 16;
-	while ((uint64_t)n * 2 > cap)
-		cap *= 2;
-	uint32_t *slot = malloc((size_t)cap * sizeof(*slot));
-	if (slot == NULL)
-		return -ENOMEM;
-	free(x->slot);
-	x->slot = slot;
-	x->cap = cap;
-	memset(slot, 0xff, (size_t)cap * sizeof(*slot));
-	for (uint32_t i = 0; i + 1 < n; i++)
-		ns_index_put(x, nm->hash(nm->base, i), i);
-	return 0;
-}
-
-/* Finds the slot holding entry e. */
-static uint32_t ns_index_slot_of(const struct ns_index *x, uint32_t h, uint32_t e)
-{
-	uint32_t mask = x->cap - 1;
-	uint32_t s = h & mask;
-	while (x->slot[s] != e)
-		s = (s + 1) & mask;
-	return s;
-}
-
-/* Removes entry e (hash h) with backward-shift deletion, then renames
- * entry `moved` (which took e's place in the dense table) to e. */
-static void ns_index_remove(struct ns_index *x, const struct ns_names *nm, uint32_t e, uint32_t h,
-                            uint32_t moved, uint32_t moved_h)
-{
-	uint32_t mask = x->cap - 1;
-	uint32_t hole = ns_index_slot_of(x, h, e);
-	uint32_t s = hole;
-	for (;;) {
-		s = (s + 1) & mask;
-		uint32_t f = x->slot[s];
-		if (f == NONE)
-			break;
-		uint32_t home = nm->hash(nm->base, f) & mask;
-		/* f may move into the hole if its home is not in (hole, s]. */
-		bool between = hole <= s ? (home > hole && home <= s) : (home > hole || home <= s);
-		if (!between) {
-			x->slot[hole] = f;
-			hole = s;
-		}
-	}
-	x->slot[hole] = NONE;
-	if (moved != e && moved != NONE)
-		x->slot[ns_index_slot_of(x, moved_h, moved)] = e;
-}
-
-static void ns_index_free(struct ns_index *x)
-{
-	free(x->slot);
-	x->slot = NULL;
-	x->cap = 0;
-}
-
-static struct ns_names ns_rec_names(const struct nstate *ns)
-{
-	struct ns_names nm = {ns_rec_name_at, ns_rec_hash_at, ns->recs};
-	return nm;
-}
-
-static struct ns_names ns_peer_names(const struct nstate *ns)
-{
-	struct ns_names nm = {ns_peer_name_at, ns_peer_hash_at, ns->peers};
-	return nm;
-}
-
+/* The record named name, or NONE; *h64 (unless NULL): the name's 64-bit
+ * hash, for the record's version-vector term. */
 static uint32_t ns_rec_find(const struct nstate *ns, const char *name, uint64_t *h64)
 {
-	uint64_t h = ns_str_hash(name, strlen(name));
 	if (h64 != NULL)
-		*h64 = h;
-	struct ns_names nm = ns_rec_names(ns);
-	return ns_index_find(&ns->rec_idx, &nm, name, (uint32_t)h);
+		*h64 = ns_str_hash(name, strlen(name));
+	return name_index_find(&ns->rec_idx, name);
 }
 
 static uint32_t ns_peer_find(const struct nstate *ns, const char *name)
 {
-	uint64_t h = ns_str_hash(name, strlen(name));
-	struct ns_names nm = ns_peer_names(ns);
-	return ns_index_find(&ns->peer_idx, &nm, name, (uint32_t)h);
+	return name_index_find(&ns->peer_idx, name);
 }
 
 static const char *ns_peer_addr(const struct ns_peer *p)
@@ -478,16 +370,16 @@ static uint32_t ns_store(struct nstate *ns, const char *name, uint64_t inc, uint
 			ns->recs = recs;
 			ns->cap_recs = cap;
 		}
-		struct ns_names nm = ns_rec_names(ns);
-		if (ns_index_reserve(&ns->rec_idx, &nm, ns->n_recs + 1) < 0) {
+		i = ns->n_recs;
+		memset(&ns->recs[i], 0, sizeof(ns->recs[i]));
+		ns->recs[i].blob = blob;
+		ns->recs[i].name_hash = name_index_hash(name);
+		ns->recs[i].name_len = (uint32_t)name_len;
+		if (name_index_insert(&ns->rec_idx, i) < 0) {
 			free(blob);
 			return NONE;
 		}
-		i = ns->n_recs++;
-		memset(&ns->recs[i], 0, sizeof(ns->recs[i]));
-		ns->recs[i].name_hash = (uint32_t)h64;
-		ns->recs[i].name_len = (uint32_t)name_len;
-		ns_index_put(&ns->rec_idx, (uint32_t)h64, i);
+		ns->n_recs++;
 	} else {
 		free(ns->recs[i].blob);
 		ns->hash -= ns->recs[i].h;
@@ -506,14 +398,13 @@ static uint32_t ns_store(struct nstate *ns, const char *name, uint64_t inc, uint
 
 static void ns_rec_remove(struct nstate *ns, uint32_t i)
 {
-	struct ns_names nm = ns_rec_names(ns);
 	uint32_t last = ns->n_recs - 1;
 	ns->hash -= ns->recs[i].h;
-	ns_index_remove(&ns->rec_idx, &nm, i, ns->recs[i].name_hash, last,
-	                ns->recs[last].name_hash);
+	name_index_remove(&ns->rec_idx, i);
 	free(ns->recs[i].blob);
 	ns->recs[i] = ns->recs[last];
 	ns->n_recs--;
+	name_index_move(&ns->rec_idx, last, i);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -521,13 +412,12 @@ static void ns_rec_remove(struct nstate *ns, uint32_t i)
 
 static void ns_peer_remove(struct nstate *ns, uint32_t i)
 {
-	struct ns_names nm = ns_peer_names(ns);
 	uint32_t last = ns->n_peers - 1;
-	ns_index_remove(&ns->peer_idx, &nm, i, ns->peers[i].name_hash, last,
-	                ns->peers[last].name_hash);
+	name_index_remove(&ns->peer_idx, i);
 	free(ns->peers[i].blob);
 	ns->peers[i] = ns->peers[last];
 	ns->n_peers--;
+	name_index_move(&ns->peer_idx, last, i);
 }
 
 /* Up to `want` distinct random live peers, none of them named in `skip`
@@ -774,6 +664,8 @@ struct nstate *nstate_new(const struct nstate_config *cfg, uint64_t now)
 	if (ns == NULL)
 		return NULL;
 	ns->cfg = *cfg;
+	name_index_init(&ns->rec_idx, &ns_rec_index_ops, ns);
+	name_index_init(&ns->peer_idx, &ns_peer_index_ops, ns);
 	ns->pick = calloc(NS_FANOUT_MAX, sizeof(*ns->pick));
 	if (ns->pick == NULL) {
 		free(ns);
@@ -797,8 +689,8 @@ void nstate_free(struct nstate *ns)
 		free(ns->peers[i].blob);
 	free(ns->recs);
 	free(ns->peers);
-	ns_index_free(&ns->rec_idx);
-	ns_index_free(&ns->peer_idx);
+	name_index_free(&ns->rec_idx);
+	name_index_free(&ns->peer_idx);
 	free(ns->out);
 	free(ns->ev);
 	mv_arena_free(&ns->out_arena);
@@ -856,17 +748,15 @@ int nstate_peer_up(struct nstate *ns, const char *name, const char *addr)
 		ns->peers = p;
 		ns->cap_peers = cap;
 	}
-	struct ns_names nm = ns_peer_names(ns);
-	if (ns_index_reserve(&ns->peer_idx, &nm, ns->n_peers + 1) < 0) {
+	i = ns->n_peers;
+	ns->peers[i].blob = blob;
+	ns->peers[i].name_hash = name_index_hash(name);
+	ns->peers[i].name_len = (uint32_t)nl;
+	if (name_index_insert(&ns->peer_idx, i) < 0) {
 		free(blob);
 		return -ENOMEM;
 	}
-	uint32_t h = (uint32_t)ns_str_hash(name, nl);
-	i = ns->n_peers++;
-	ns->peers[i].blob = blob;
-	ns->peers[i].name_hash = h;
-	ns->peers[i].name_len = (uint32_t)nl;
-	ns_index_put(&ns->peer_idx, h, i);
+	ns->n_peers++;
 	return 0;
 }
 

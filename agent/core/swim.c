@@ -162,12 +162,14 @@
  *  a string table: one copy, reference counted, looked up by hash. The
  *  table is the core's own, or one shared by every core of the process
  *  (swim_config.strtab: the simulator's 10,000 cores then hold each name
- *  and address once, not 10,000 times). A per-core open-addressing map
- *  from a name's string id to the member's index (at most 3/4 full) makes
- *  finding a member by name two hash lookups. A member costs 48 bytes plus
- *  4 in the probe order and 4-11 in the name map, plus, with a private
- *  table, its two strings (16 bytes of table entry and 4-8 of hash bucket
- *  each, plus the characters); causes are shared. Output and event queues
+ *  and address once, not 10,000 times). Both the table (string -> id) and
+ *  each core's member map (name -> member index) are name_index tables
+ *  (name_index.h: 4-byte slots, at most 3/4 full, i.e. 5.3-10.7 bytes per
+ *  entry), the member map reading names and their hashes through the
+ *  table, so finding a member by name is one hash lookup. A member costs
+ *  48 bytes plus 4 in the probe order and 5.3-10.7 in the member map, plus,
+ *  with a private table, its two strings (12 bytes of table entry and
+ *  5.3-10.7 of table index each, plus the characters); causes are shared. Output and event queues
  *  that a burst (a push-pull) grew are given back once drained. Suspicion
  *  state and pending broadcasts live in side pools, only for the members
  *  that need them, and per-member deadlines (suspicion timeouts, reaping) in
@@ -180,6 +182,7 @@
  */
 #include "meshvisor/swim.h"
 #include "arena.h"
+#include "name_index.h"
 #include "prng.h"
 
 #include <errno.h>
@@ -230,12 +233,12 @@ enum { SWIM_CHECK_NONE = 0, SWIM_CHECK_SENT = 1, SWIM_CHECK_ACKED = 2 };
 /* ------------------------------------------------------------------------ */
 /* Internal types                                                            */
 
-/* One interned string: characters at buf + off. refs == 0: on free list.
- * refs counts the references of every core using the table. */
+/* One interned string: characters at buf + off. refs counts the
+ * references of every core using the table; refs == 0: on the free list,
+ * and off is the next free id. */
 struct swim_str {
 	uint32_t off;
-	uint32_t hash;
-	uint32_t next; /* hash chain, or free list */
+	uint32_t hash; /* name_index_hash() of the characters */
 	uint32_t refs;
 };
 
@@ -244,8 +247,7 @@ struct swim_strtab {
 	size_t used, cap, waste;
 	struct swim_str *ent;
 	uint32_t n_ent, cap_ent, free_head, live;
-	uint32_t *bucket;
-	uint32_t n_bucket; /* power of two */
+	struct name_index index; /* characters -> id, of every live string */
 };
 
 struct swim_member {
@@ -311,11 +313,9 @@ struct swim {
 	uint64_t rng[4];
 	struct swim_strtab *sp; /* &own, or the caller's shared table (cfg.strtab) */
 	struct swim_strtab own;
-	/* Name -> member: open addressing (linear probing) over member indices,
-	 * keyed by the name's str id; NONE marks an empty slot. Per core, since
-	 * the table may be shared. 1 << nm_bits slots, at most 3/4 full. */
-	uint32_t *nm;
-	uint32_t nm_bits;
+	/* Name -> member index (names and hashes read through the string
+	 * table). Per core, since the table may be shared. */
+	struct name_index nm;
 
 	struct swim_member *m;
 	uint32_t n_m, cap_m;
@@ -387,6 +387,8 @@ static const char *swim_arena_strdup(struct mv_arena *a, const char *str)
  * (realloc) or the pool is compacted (only at the start of a public call):
  * never hold one across swim_str_intern().                                 */
 
+/* Seeds the PRNG with the node's name (not a table hash: changing it
+ * would change every simulation). */
 static uint32_t swim_hash(const char *p)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
@@ -404,32 +406,27 @@ static const char *swim_str_get(const struct swim *s, uint32_t id)
 
 static uint32_t swim_str_find(const struct swim *s, const char *p)
 {
-	const struct swim_strtab *sp = s->sp;
-	uint32_t h = swim_hash(p);
-	for (uint32_t id = sp->bucket[h & (sp->n_bucket - 1)]; id != NONE; id = sp->ent[id].next)
-		if (sp->ent[id].hash == h && strcmp(sp->buf + sp->ent[id].off, p) == 0)
-			return id;
-	return NONE;
+	return name_index_find(&s->sp->index, p);
 }
 
-static int swim_str_rehash(struct swim_strtab *sp, uint32_t n_bucket)
+static const char *swim_strtab_key(const void *t, uint32_t id)
 {
-	uint32_t *b = malloc(sizeof(*b) * n_bucket);
-	if (b == NULL)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < n_bucket; i++)
-		b[i] = NONE;
-	for (uint32_t id = 0; id < sp->n_ent; id++) {
-		if (sp->ent[id].refs == 0)
-			continue;
-		uint32_t h = sp->ent[id].hash & (n_bucket - 1);
-		sp->ent[id].next = b[h];
-		b[h] = id;
-	}
-	free(sp->bucket);
-	sp->bucket = b;
-	sp->n_bucket = n_bucket;
-	return 0;
+	const struct swim_strtab *sp = t;
+	return sp->buf + sp->ent[id].off;
+}
+
+static uint32_t swim_strtab_key_hash(const void *t, uint32_t id)
+{
+	return ((const struct swim_strtab *)t)->ent[id].hash;
+}
+
+static const struct name_index_ops swim_strtab_index_ops = {swim_strtab_key, swim_strtab_key_hash,
+                                                            NULL};
+
+static void swim_strtab_init(struct swim_strtab *t)
+{
+	t->free_head = NONE;
+	name_index_init(&t->index, &swim_strtab_index_ops, t);
 }
 
 static void swim_str_ref(struct swim *s, uint32_t id)
@@ -443,7 +440,8 @@ static void swim_str_ref(struct swim *s, uint32_t id)
 static uint32_t swim_str_intern(struct swim *s, const char *p)
 {
 	struct swim_strtab *sp = s->sp;
-	uint32_t id = swim_str_find(s, p);
+	uint32_t hash = name_index_hash(p);
+	uint32_t id = name_index_find_hashed(&sp->index, p, hash);
 	if (id != NONE) {
 		sp->ent[id].refs++;
 		return id;
@@ -459,8 +457,8 @@ static uint32_t swim_str_intern(struct swim *s, const char *p)
 		sp->buf = nb;
 		sp->cap = cap;
 	}
-	if (sp->live + 1 > sp->n_bucket)
-		(void)swim_str_rehash(sp, sp->n_bucket * 2); /* stays valid if it fails */
+	if (name_index_reserve(&sp->index, sp->live + 1) != 0)
+		return NONE;
 	if (sp->free_head == NONE) {
 		if (sp->n_ent == sp->cap_ent) {
 			uint32_t cap = sp->cap_ent ? sp->cap_ent * 2 : 64;
@@ -473,17 +471,15 @@ static uint32_t swim_str_intern(struct swim *s, const char *p)
 		id = sp->n_ent++;
 	} else {
 		id = sp->free_head;
-		sp->free_head = sp->ent[id].next;
+		sp->free_head = sp->ent[id].off;
 	}
 	struct swim_str *e = &sp->ent[id];
 	e->off = (uint32_t)sp->used;
 	memcpy(sp->buf + sp->used, p, len);
 	sp->used += len;
-	e->hash = swim_hash(p);
+	e->hash = hash;
 	e->refs = 1;
-	uint32_t b = e->hash & (sp->n_bucket - 1);
-	e->next = sp->bucket[b];
-	sp->bucket[b] = id;
+	(void)name_index_insert(&sp->index, id); /* room reserved above */
 	sp->live++;
 	return id;
 }
@@ -493,12 +489,9 @@ static void swim_str_unref(struct swim *s, uint32_t id)
 	struct swim_strtab *sp = s->sp;
 	if (id == NONE || --sp->ent[id].refs > 0)
 		return;
-	uint32_t *pp = &sp->bucket[sp->ent[id].hash & (sp->n_bucket - 1)];
-	while (*pp != id)
-		pp = &sp->ent[*pp].next;
-	*pp = sp->ent[id].next;
+	name_index_remove(&sp->index, id);
 	sp->waste += strlen(sp->buf + sp->ent[id].off) + 1;
-	sp->ent[id].next = sp->free_head;
+	sp->ent[id].off = sp->free_head;
 	sp->free_head = id;
 	sp->live--;
 }
@@ -543,11 +536,7 @@ struct swim_strtab *swim_strtab_new(void)
 	struct swim_strtab *t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
-	t->free_head = NONE;
-	if (swim_str_rehash(t, 64) != 0) {
-		free(t);
-		return NULL;
-	}
+	swim_strtab_init(t);
 	return t;
 }
 
@@ -557,7 +546,7 @@ void swim_strtab_free(struct swim_strtab *t)
 		return;
 	free(t->buf);
 	free(t->ent);
-	free(t->bucket);
+	name_index_free(&t->index);
 	free(t);
 }
 
@@ -1105,85 +1094,32 @@ static bool swim_susp_confirm(struct swim *s, uint32_t i, const char *origin)
 /* ------------------------------------------------------------------------ */
 /* Member table.                                                             */
 
-static uint32_t swim_nm_slot0(const struct swim *s, uint32_t id)
+static const char *swim_member_key(const void *sw, uint32_t i)
 {
-	return (uint32_t)(id * 0x9E3779B1u) >> (32 - s->nm_bits);
+	const struct swim *s = sw;
+	return swim_str_get(s, s->m[i].name);
 }
 
-/* Slot holding the member named by str id, or NONE. */
-static uint32_t swim_nm_find(const struct swim *s, uint32_t id)
+static uint32_t swim_member_key_hash(const void *sw, uint32_t i)
 {
-	if (id == NONE || s->nm == NULL)
-		return NONE;
-	uint32_t mask = (1u << s->nm_bits) - 1;
-	for (uint32_t k = swim_nm_slot0(s, id);; k = (k + 1) & mask) {
-		if (s->nm[k] == NONE)
-			return NONE;
-		if (s->m[s->nm[k]].name == id)
-			return k;
-	}
+	const struct swim *s = sw;
+	return s->sp->ent[s->m[i].name].hash;
 }
+
+static const struct name_index_ops swim_member_index_ops = {swim_member_key, swim_member_key_hash,
+                                                            NULL};
 
 /* Member index of the member named by str id, or NONE. */
 static uint32_t swim_name_member(const struct swim *s, uint32_t id)
 {
-	uint32_t k = swim_nm_find(s, id);
-	return k == NONE ? NONE : s->nm[k];
-}
-
-static void swim_nm_put(struct swim *s, uint32_t i)
-{
-	uint32_t mask = (1u << s->nm_bits) - 1;
-	uint32_t k = swim_nm_slot0(s, s->m[i].name);
-	while (s->nm[k] != NONE)
-		k = (k + 1) & mask;
-	s->nm[k] = i;
-}
-
-/* Room for n members (members 0..n_m-1 are in the map). */
-static int swim_nm_reserve(struct swim *s, uint32_t n)
-{
-	uint32_t bits = s->nm != NULL ? s->nm_bits : 4;
-	while ((uint64_t)n * 4 > (uint64_t)3 << bits)
-		bits++;
-	if (s->nm != NULL && bits == s->nm_bits)
-		return 0;
-	uint32_t *nm = malloc(sizeof(*nm) << bits);
-	if (nm == NULL)
-		return -ENOMEM;
-	for (uint32_t k = 0; k < 1u << bits; k++)
-		nm[k] = NONE;
-	free(s->nm);
-	s->nm = nm;
-	s->nm_bits = bits;
-	for (uint32_t i = 0; i < s->n_m; i++)
-		swim_nm_put(s, i);
-	return 0;
-}
-
-/* Takes the member named by str id out of the map (backward-shift
- * deletion: no tombstones). */
-static void swim_nm_del(struct swim *s, uint32_t id)
-{
-	uint32_t pos = swim_nm_find(s, id);
-	if (pos == NONE)
-		return;
-	uint32_t mask = (1u << s->nm_bits) - 1;
-	for (uint32_t j = (pos + 1) & mask; s->nm[j] != NONE; j = (j + 1) & mask) {
-		uint32_t home = swim_nm_slot0(s, s->m[s->nm[j]].name);
-		/* nm[j] may move back to pos unless its home lies in (pos, j]. */
-		if (((j - home) & mask) >= ((j - pos) & mask)) {
-			s->nm[pos] = s->nm[j];
-			pos = j;
-		}
-	}
-	s->nm[pos] = NONE;
+	if (id == NONE)
+		return NONE;
+	return name_index_find_hashed(&s->nm, swim_str_get(s, id), s->sp->ent[id].hash);
 }
 
 static uint32_t swim_member_lookup(const struct swim *s, const char *name)
 {
-	uint32_t id = swim_str_find(s, name);
-	return swim_name_member(s, id);
+	return name_index_find(&s->nm, name);
 }
 
 static void swim_order_fix(struct swim *s, uint32_t pos)
@@ -1214,7 +1150,7 @@ static uint32_t swim_member_add(struct swim *s, const char *name, const char *ad
 	if (nid == NONE)
 		return NONE;
 	uint32_t aid = swim_str_intern(s, addr);
-	if (aid == NONE || swim_nm_reserve(s, s->n_m + 1) != 0) {
+	if (aid == NONE || name_index_reserve(&s->nm, s->n_m + 1) != 0) {
 		swim_str_unref(s, aid);
 		swim_str_unref(s, nid);
 		return NONE;
@@ -1230,7 +1166,7 @@ static uint32_t swim_member_add(struct swim *s, const char *name, const char *ad
 	mb->order_pos = NONE;
 	mb->bcast = mb->timer = mb->susp = NONE;
 	mb->state = SWIM_ALIVE;
-	swim_nm_put(s, i);
+	(void)name_index_insert(&s->nm, i); /* room reserved above */
 	s->counts[SWIM_ALIVE]++;
 	if (i != 0) {
 		/* Append, then swap with a random slot (memberlist): a newcomer is
@@ -1269,7 +1205,7 @@ static void swim_member_remove(struct swim *s, uint32_t i)
 		}
 	}
 	s->counts[mb->state]--;
-	swim_nm_del(s, mb->name);
+	name_index_remove(&s->nm, i);
 	swim_str_unref(s, mb->name);
 	swim_str_unref(s, mb->addr);
 	swim_str_unref(s, mb->cause);
@@ -1277,7 +1213,7 @@ static void swim_member_remove(struct swim *s, uint32_t i)
 	if (i != last) {
 		s->m[i] = s->m[last];
 		mb = &s->m[i];
-		s->nm[swim_nm_find(s, mb->name)] = i; /* m[last] is still there */
+		name_index_move(&s->nm, last, i);
 		if (mb->order_pos != NONE)
 			s->order[mb->order_pos] = i;
 		if (mb->bcast != NONE)
@@ -2036,15 +1972,15 @@ struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnatio
 		s->sp = cfg->strtab;
 	} else {
 		s->sp = &s->own;
-		s->own.free_head = NONE;
+		swim_strtab_init(&s->own);
 	}
+	name_index_init(&s->nm, &swim_member_index_ops, s);
 	s->bc_free = NONE;
 	s->su_free = NONE;
 	for (int k = 0; k < SWIM_BCAST_BUCKETS; k++)
 		s->bc_head[k] = s->bc_tail[k] = NONE;
 	s->probe.target = NONE;
-	if ((cfg->strtab == NULL && swim_str_rehash(s->sp, 64) != 0) ||
-	    swim_member_add(s, cfg->name, cfg->addr, initial_incarnation, now) != 0) {
+	if (swim_member_add(s, cfg->name, cfg->addr, initial_incarnation, now) != 0) {
 		swim_free(s);
 		return NULL;
 	}
@@ -2090,8 +2026,8 @@ void swim_free(struct swim *s)
 	}
 	free(s->own.buf);
 	free(s->own.ent);
-	free(s->own.bucket);
-	free(s->nm);
+	name_index_free(&s->own.index);
+	name_index_free(&s->nm);
 	free(s->m);
 	free(s->order);
 	free(s->heap);
