@@ -19,6 +19,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct simnet_link {
 	uint64_t key; /* (a << 32 | b) + 1; 0 = empty slot */
@@ -81,6 +82,23 @@ uint32_t simnet_range(struct simnet *net, uint32_t lo, uint32_t hi)
 }
 
 /* ------------------------------------------------------------ life cycle */
+
+uint64_t simnet_pick_seed(uint64_t seed)
+{
+	const char *env = getenv("MV_SIM_SEED");
+	if (env != NULL && *env)
+		seed = strtoull(env, NULL, 0);
+	if (seed == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		static uint64_t bump; /* two worlds in the same nanosecond differ */
+		uint64_t x0 = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) + bump++;
+		seed = mv_splitmix64(&x0) >> 1;
+		if (seed == 0)
+			seed = 1;
+	}
+	return seed;
+}
 
 struct simnet *simnet_new(int n, uint64_t seed, const struct simnet_ops *ops, void *owner)
 {

@@ -83,6 +83,11 @@ enum simnet_fate { SIMNET_SENT, SIMNET_BLOCKED, SIMNET_LOST };
 
 struct simnet;
 
+/* The seed a simulator runs with: MV_SIM_SEED when set (it overrides the
+ * seed of every world, to replay a printed one), else `seed`, else (0)
+ * one from the clock, 63 bits so that it pastes back. */
+uint64_t simnet_pick_seed(uint64_t seed);
+
 /* n endpoints, numbered 0..n-1, all up. */
 struct simnet *simnet_new(int n, uint64_t seed, const struct simnet_ops *ops, void *owner);
 void simnet_free(struct simnet *net);
