@@ -144,7 +144,7 @@ bool sim_pred_all_alive(struct sim *s, void *arg);
 /* Statistics. */
 const struct sim_member_stats *sim_stats(const struct sim *s, int i);
 const struct sim_traffic *sim_traffic(const struct sim *s, int i);
-const struct sim_counters *sim_counters(const struct sim *s);
+const struct sim_counters *sim_counters(struct sim *s);
 void sim_stats_reset(struct sim *s); /* member stats and traffic, not counters */
 /* Sum of member_stats.dead over every node (false-death counting). */
 uint64_t sim_total_dead(const struct sim *s);

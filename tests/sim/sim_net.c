@@ -103,12 +103,12 @@ uint64_t simnet_pick_seed(uint64_t seed)
 struct simnet *simnet_new(int n, uint64_t seed, const struct simnet_ops *ops, void *owner)
 {
 	struct simnet *net = calloc(1, sizeof(*net));
-	if (net == NULL || n <= 0)
+	if (net == NULL || n < 0)
 		abort();
 	net->ops = *ops;
 	net->owner = owner;
 	net->n = n;
-	net->ep = calloc((size_t)n, sizeof(*net->ep));
+	net->ep = calloc((size_t)n + 1, sizeof(*net->ep)); /* n may be 0 */
 	if (net->ep == NULL)
 		abort();
 	for (int i = 0; i < n; i++)

@@ -88,7 +88,7 @@ struct simnet;
  * one from the clock, 63 bits so that it pastes back. */
 uint64_t simnet_pick_seed(uint64_t seed);
 
-/* n endpoints, numbered 0..n-1, all up. */
+/* n >= 0 endpoints, numbered 0..n-1, all up. */
 struct simnet *simnet_new(int n, uint64_t seed, const struct simnet_ops *ops, void *owner);
 void simnet_free(struct simnet *net);
 int simnet_size(const struct simnet *net);
