@@ -1,26 +1,27 @@
 /*
- * sim.c — deterministic simulator: N membership cores, one virtual clock,
- * one fake network, one PRNG.
+ * sim.c — deterministic simulator: N membership cores on the simulated
+ * world of sim_net.h (one virtual clock, one event queue, one PRNG, one
+ * fake network; node i is endpoint i).
  *
  * How it works
  * ------------
- * Everything that will happen is an event in one binary min-heap keyed by
- * (virtual time in ms, sequence number). The sequence number is a global
- * counter stamped when the event is pushed, so two events due at the same
- * millisecond always run in the order they were scheduled: a run depends on
- * nothing but the seed. There are four kinds of event:
+ * Everything that will happen is an event in the world's queue, keyed by
+ * (virtual time in ms, sequence number stamped at push), so two events due
+ * at the same millisecond always run in the order they were scheduled: a
+ * run depends on nothing but the seed. There are four kinds of event:
  *
  *   TIMER    node i's deadline (swim_next_deadline) has come. Each node has
  *            at most one live timer; re-arming bumps a generation number and
  *            stale heap entries are skipped when they surface.
  *   DELIVER  a packet reaches node i. A packet is a deep copy of a message a
  *            core popped (the core's own copy dies at its next swim_ call),
- *            made when it is sent. Loss, blocks and partitions are decided at
- *            send time; arrival time = now + link delay + uniform jitter (so
- *            jitter reorders) + the sender's "slow" delay. At arrival the
- *            packet is dropped if the node is down or was restarted since it
- *            was sent (a TCP connection to a dead process is gone), delayed
- *            once more if the receiver is slow, and queued if it is paused.
+ *            made when it is sent and carried by the world's network: loss,
+ *            blocks and partitions are decided at send time; arrival time =
+ *            now + link delay + jitter (so jitter reorders) + the sender's
+ *            "slow" delay. At arrival the world drops it if the node is down
+ *            or was restarted since it was sent (a TCP connection to a dead
+ *            process is gone) and holds it once more if the receiver is
+ *            slow; this file queues it if the node is paused.
  *   JOIN     node i calls swim_join() through node `via` (staggered joins).
  *   LEAVE_TIMEOUT  a leaving node gives up waiting for swim_leave_done().
  *
@@ -50,8 +51,7 @@
  * test_sim_net) plus the 4-byte frame header.
  */
 #include "sim.h"
-#include "prng.h"
-#include "sim_heap.h"
+#include "sim_net.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -59,55 +59,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-enum sim_ev_kind { SIM_EV_TIMER, SIM_EV_DELIVER, SIM_EV_JOIN, SIM_EV_LEAVE_TIMEOUT };
+/* The world's events besides deliveries (SIMNET_EV_DELIVER, p = a struct
+ * sim_packet): node i, gen = the timer generation (TIMER) or the node's
+ * epoch (JOIN, LEAVE_TIMEOUT), arg = via (JOIN). */
+enum sim_ev_kind { SIM_EV_TIMER = SIMNET_EV_USER, SIM_EV_JOIN, SIM_EV_LEAVE_TIMEOUT };
 
 /* A message in flight: the swim_msg, its updates and all strings live in
  * this one allocation. */
 struct sim_packet {
-	int src;
-	int dst;
-	uint32_t dst_epoch;
-	bool slowed; /* receiver's slowness already applied */
 	struct swim_msg msg;
-};
-
-struct sim_event {
-	uint64_t at;
-	uint64_t seq;
-	enum sim_ev_kind kind;
-	int node;
-	uint32_t gen; /* TIMER: timer generation; others: node epoch */
-	int arg;      /* JOIN: via */
-	struct sim_packet *pkt;
 };
 
 struct sim_node {
 	struct swim *core;
 	char name[SWIM_NAME_MAX];
 	char addr[SWIM_ADDR_MAX];
-	bool up;
 	bool paused;
 	bool leaving;
-	uint32_t epoch; /* bumped by crash and restart */
 	uint32_t timer_gen;
 	uint64_t armed;    /* deadline of the live TIMER event, UINT64_MAX none */
 	uint64_t redue_at; /* instant of the last "still due after the timer" */
 	uint32_t redue_n;
-	uint32_t slow_min, slow_max;
-	int group;              /* partition side */
 	struct sim_packet **pq; /* queued while paused */
 	size_t pq_n, pq_cap;
 	struct sim_member_stats st;
 	struct sim_traffic tr;
-};
-
-struct sim_link {
-	uint64_t key; /* (a << 32 | b) + 1; 0 = empty slot */
-	double loss;
-	uint32_t delay, jitter;
-	bool has_loss, has_delay, blocked;
 };
 
 /* String -> node index, open addressing. Entries are never removed: a
@@ -126,17 +103,7 @@ struct sim {
 	int n;
 	struct sim_node *nodes;
 	uint64_t seed;
-	uint64_t rng[4];
-	uint64_t now;
-	uint64_t seq;
-	struct sim_event *heap;
-	size_t heap_n, heap_cap;
-	/* network */
-	double loss;
-	uint32_t delay, jitter;
-	bool partitioned;
-	struct sim_link *links;
-	size_t links_cap, links_n;
+	struct simnet *net; /* clock, events, PRNG, network; up = endpoint up */
 	struct sim_strmap names, addrs;
 	char **addr_copies;
 	size_t n_addr_copies, cap_addr_copies;
@@ -150,27 +117,10 @@ struct sim {
 
 /* ------------------------------------------------------------------ PRNG */
 
-/* xoshiro256** (prng.h) */
 uint64_t sim_rand(struct sim *s)
 {
-	return mv_xoshiro_next(s->rng);
+	return simnet_rand(s->net);
 }
-
-static double sim_rand_unit(struct sim *s)
-{
-	return (double)(sim_rand(s) >> 11) * 0x1.0p-53;
-}
-
-static uint32_t sim_rand_range(struct sim *s, uint32_t lo, uint32_t hi)
-{
-	if (hi <= lo)
-		return lo;
-	return lo + (uint32_t)(sim_rand(s) % ((uint64_t)hi - lo + 1));
-}
-
-/* ------------------------------------------------------------------ heap */
-
-SIM_HEAP_DEFINE(sim_heap, struct sim_event, struct sim)
 
 /* --------------------------------------------------------------- strmap */
 
@@ -232,133 +182,36 @@ static void sim_strmap_free(struct sim_strmap *m)
 	free(m->vals);
 }
 
-/* ---------------------------------------------------------------- links */
-
-static uint64_t sim_link_key(int a, int b)
-{
-	return (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
-}
-
-/* Returns the override for a->b, creating it when `create`; NULL if none. */
-static struct sim_link *sim_link_get(struct sim *s, int a, int b, bool create)
-{
-	uint64_t key = sim_link_key(a, b);
-	if (s->links_cap > 0) {
-		size_t i = (size_t)(key * 0x9e3779b97f4a7c15ULL >> 20) & (s->links_cap - 1);
-		while (s->links[i].key != 0) {
-			if (s->links[i].key == key)
-				return &s->links[i];
-			i = (i + 1) & (s->links_cap - 1);
-		}
-	}
-	if (!create)
-		return NULL;
-	if ((s->links_n + 1) * 2 > s->links_cap) {
-		struct sim_link *old = s->links;
-		size_t old_cap = s->links_cap;
-		s->links_cap = old_cap ? old_cap * 2 : 256;
-		s->links = calloc(s->links_cap, sizeof(*s->links));
-		if (s->links == NULL)
-			abort();
-		for (size_t j = 0; j < old_cap; j++) {
-			if (old[j].key == 0)
-				continue;
-			size_t i =
-			    (size_t)(old[j].key * 0x9e3779b97f4a7c15ULL >> 20) & (s->links_cap - 1);
-			while (s->links[i].key != 0)
-				i = (i + 1) & (s->links_cap - 1);
-			s->links[i] = old[j];
-		}
-		free(old);
-	}
-	size_t i = (size_t)(key * 0x9e3779b97f4a7c15ULL >> 20) & (s->links_cap - 1);
-	while (s->links[i].key != 0)
-		i = (i + 1) & (s->links_cap - 1);
-	memset(&s->links[i], 0, sizeof(s->links[i]));
-	s->links[i].key = key;
-	s->links_n++;
-	return &s->links[i];
-}
-
-/* Applies fn to every directed link matched by (a, b), -1 = any. */
-static void sim_links_each(struct sim *s, int a, int b, void (*fn)(struct sim_link *, const void *),
-                           const void *arg)
-{
-	int a0 = a < 0 ? 0 : a, a1 = a < 0 ? s->n : a + 1;
-	int b0 = b < 0 ? 0 : b, b1 = b < 0 ? s->n : b + 1;
-	for (int i = a0; i < a1; i++)
-		for (int j = b0; j < b1; j++)
-			if (i != j)
-				fn(sim_link_get(s, i, j, true), arg);
-}
-
-static void sim_link_set_loss(struct sim_link *l, const void *arg)
-{
-	l->has_loss = true;
-	l->loss = *(const double *)arg;
-}
-
-static void sim_link_set_delay(struct sim_link *l, const void *arg)
-{
-	const uint32_t *d = arg;
-	l->has_delay = true;
-	l->delay = d[0];
-	l->jitter = d[1];
-}
-
-static void sim_link_set_block(struct sim_link *l, const void *arg)
-{
-	l->blocked = *(const bool *)arg;
-}
+/* -------------------------------------------------------------- network */
 
 void sim_set_loss(struct sim *s, int a, int b, double p)
 {
-	if (a < 0 && b < 0) {
-		s->loss = p;
-		for (size_t i = 0; i < s->links_cap; i++)
-			s->links[i].has_loss = false;
-		return;
-	}
-	sim_links_each(s, a, b, sim_link_set_loss, &p);
+	simnet_set_loss(s->net, a, b, p);
 }
 
 void sim_set_delay(struct sim *s, int a, int b, uint32_t ms, uint32_t jitter_ms)
 {
-	if (a < 0 && b < 0) {
-		s->delay = ms;
-		s->jitter = jitter_ms;
-		for (size_t i = 0; i < s->links_cap; i++)
-			s->links[i].has_delay = false;
-		return;
-	}
-	uint32_t d[2] = {ms, jitter_ms};
-	sim_links_each(s, a, b, sim_link_set_delay, d);
+	simnet_set_delay(s->net, a, b, ms, jitter_ms);
 }
 
 void sim_block(struct sim *s, int a, int b)
 {
-	bool on = true;
-	sim_links_each(s, a, b, sim_link_set_block, &on);
+	simnet_block(s->net, a, b);
 }
 
 void sim_unblock(struct sim *s, int a, int b)
 {
-	bool off = false;
-	sim_links_each(s, a, b, sim_link_set_block, &off);
+	simnet_unblock(s->net, a, b);
 }
 
 void sim_partition(struct sim *s, const int *group)
 {
-	for (int i = 0; i < s->n; i++)
-		s->nodes[i].group = group[i];
-	s->partitioned = true;
+	simnet_partition(s->net, group);
 }
 
 void sim_heal(struct sim *s)
 {
-	s->partitioned = false;
-	for (size_t i = 0; i < s->links_cap; i++)
-		s->links[i].blocked = false;
+	simnet_heal(s->net);
 }
 
 /* ------------------------------------------------------------ wire size */
@@ -476,14 +329,14 @@ static void sim_record_event(struct sim *s, int i, const struct swim_event *ev)
 		if (ts) {
 			ts->suspected++;
 			if (ts->first_suspect_at < 0)
-				ts->first_suspect_at = (int64_t)s->now;
+				ts->first_suspect_at = (int64_t)simnet_now(s->net);
 		}
 		break;
 	case SWIM_EV_MEMBER_DEAD:
 		if (ts) {
 			ts->dead++;
 			if (ts->first_dead_at < 0)
-				ts->first_dead_at = (int64_t)s->now;
+				ts->first_dead_at = (int64_t)simnet_now(s->net);
 		}
 		break;
 	case SWIM_EV_MEMBER_LEFT:
@@ -504,7 +357,7 @@ static void sim_record_event(struct sim *s, int i, const struct swim_event *ev)
 		unsigned type = (unsigned)ev->type;
 		fprintf(stderr,
 		        "sim t=%" PRIu64 " %s: %s %s inc=%" PRIu64 " conf=%u lh=%u cause=\"%s\"\n",
-		        s->now, n->name,
+		        simnet_now(s->net), n->name,
 		        type < sizeof(sim_ev_names) / sizeof(sim_ev_names[0]) ? sim_ev_names[type]
 		                                                              : "?",
 		        ev->name ? ev->name : "", ev->incarnation, ev->confirmations,
@@ -514,19 +367,12 @@ static void sim_record_event(struct sim *s, int i, const struct swim_event *ev)
 		s->cb(s, i, ev, s->cb_arg);
 }
 
-static uint32_t sim_slow_delay(struct sim *s, const struct sim_node *n)
-{
-	if (n->slow_max == 0)
-		return 0;
-	return sim_rand_range(s, n->slow_min, n->slow_max);
-}
-
 static void sim_trace_msg(const struct sim *s, int src, int dst, const struct swim_msg *m,
                           const char *fate)
 {
-	fprintf(stderr, "sim t=%" PRIu64 " %s -> %s (%s) %s seq=%" PRIu64 " target=%s%s [", s->now,
-	        s->nodes[src].name, dst >= 0 ? s->nodes[dst].name : "?", m->to_addr,
-	        swim_msg_type_name(m->type), m->seq, m->target ? m->target : "",
+	fprintf(stderr, "sim t=%" PRIu64 " %s -> %s (%s) %s seq=%" PRIu64 " target=%s%s [",
+	        simnet_now(s->net), s->nodes[src].name, dst >= 0 ? s->nodes[dst].name : "?",
+	        m->to_addr, swim_msg_type_name(m->type), m->seq, m->target ? m->target : "",
 	        m->join ? " join" : "");
 	for (size_t i = 0; i < m->n_updates; i++)
 		fprintf(stderr, "%s%s:%s:%" PRIu64 "%s%s", i ? " " : "", m->updates[i].name,
@@ -554,31 +400,16 @@ static void sim_send(struct sim *s, int src, const struct swim_msg *m)
 			sim_trace_msg(s, src, -1, m, "UNROUTABLE");
 		return;
 	}
-	struct sim_link *l = sim_link_get(s, src, dst, false);
-	if ((l && l->blocked) || (s->partitioned && sn->group != s->nodes[dst].group)) {
+	static const char *const fates[] = {
+	    [SIMNET_SENT] = "sent", [SIMNET_BLOCKED] = "BLOCKED", [SIMNET_LOST] = "LOST"};
+	struct sim_packet *p = sim_packet_new(m); /* the world owns it now */
+	enum simnet_fate fate = simnet_send(s->net, src, dst, p);
+	if (fate == SIMNET_BLOCKED)
 		s->ctr.dropped_block++;
-		if (s->trace)
-			sim_trace_msg(s, src, dst, m, "BLOCKED");
-		return;
-	}
-	double loss = l && l->has_loss ? l->loss : s->loss;
-	if (loss > 0 && sim_rand_unit(s) < loss) {
+	else if (fate == SIMNET_LOST)
 		s->ctr.dropped_loss++;
-		if (s->trace)
-			sim_trace_msg(s, src, dst, m, "LOST");
-		return;
-	}
 	if (s->trace)
-		sim_trace_msg(s, src, dst, m, "sent");
-	uint32_t delay = l && l->has_delay ? l->delay : s->delay;
-	uint32_t jitter = l && l->has_delay ? l->jitter : s->jitter;
-	uint64_t at = s->now + delay + sim_rand_range(s, 0, jitter) + sim_slow_delay(s, sn);
-	struct sim_packet *p = sim_packet_new(m);
-	p->src = src;
-	p->dst = dst;
-	p->dst_epoch = s->nodes[dst].epoch;
-	struct sim_event ev = {.at = at, .kind = SIM_EV_DELIVER, .node = dst, .pkt = p};
-	sim_heap_push(s, ev);
+		sim_trace_msg(s, src, dst, m, fates[fate]);
 }
 
 static void sim_node_stop(struct sim *s, int i)
@@ -587,10 +418,9 @@ static void sim_node_stop(struct sim *s, int i)
 	if (n->core)
 		swim_free(n->core);
 	n->core = NULL;
-	n->up = false;
+	simnet_down(s->net, i);
 	n->paused = false;
 	n->leaving = false;
-	n->epoch++;
 	n->timer_gen++;
 	n->armed = UINT64_MAX;
 	for (size_t k = 0; k < n->pq_n; k++)
@@ -609,8 +439,8 @@ static void sim_node_rearm(struct sim *s, int i, bool after_timer)
 		}
 		return;
 	}
-	if (d <= s->now) {
-		if (after_timer && n->redue_at == s->now && ++n->redue_n >= 3) {
+	if (d <= simnet_now(s->net)) {
+		if (after_timer && n->redue_at == simnet_now(s->net) && ++n->redue_n >= 3) {
 			/* The core ran its timers at `now` three times and still
 			 * wants to run now: a busy loop in a real event loop.
 			 * Count it and move on a millisecond. */
@@ -618,28 +448,28 @@ static void sim_node_rearm(struct sim *s, int i, bool after_timer)
 			fprintf(stderr,
 			        "sim t=%" PRIu64 " %s: timer spin: deadline %" PRIu64
 			        " still due after 3 swim_handle_timer calls\n",
-			        s->now, n->name, d);
-			d = s->now + 1;
+			        simnet_now(s->net), n->name, d);
+			d = simnet_now(s->net) + 1;
 		} else {
 			/* Already due (e.g. a timer shortened by what the last
 			 * call did): run again in this instant, as a zero-timeout
 			 * uv_timer would. */
 			if (after_timer) {
 				s->ctr.timer_redue++;
-				if (n->redue_at != s->now) {
-					n->redue_at = s->now;
+				if (n->redue_at != simnet_now(s->net)) {
+					n->redue_at = simnet_now(s->net);
 					n->redue_n = 0;
 				}
 			}
-			d = s->now;
+			d = simnet_now(s->net);
 		}
 	}
 	if (d == n->armed)
 		return;
 	n->timer_gen++;
 	n->armed = d;
-	struct sim_event ev = {.at = d, .kind = SIM_EV_TIMER, .node = i, .gen = n->timer_gen};
-	sim_heap_push(s, ev);
+	simnet_at(s->net, (struct simnet_event){
+			      .at = d, .kind = SIM_EV_TIMER, .node = i, .gen = n->timer_gen});
 }
 
 static void sim_node_flush(struct sim *s, int i, bool after_timer)
@@ -661,7 +491,7 @@ static void sim_node_flush(struct sim *s, int i, bool after_timer)
 static void sim_node_deliver(struct sim *s, int i, struct sim_packet *p)
 {
 	struct sim_node *n = &s->nodes[i];
-	if (swim_handle_message(n->core, &p->msg, s->now) < 0)
+	if (swim_handle_message(n->core, &p->msg, simnet_now(s->net)) < 0)
 		s->ctr.rejected++;
 	s->ctr.delivered++;
 	free(p);
@@ -673,32 +503,24 @@ static void sim_node_timer(struct sim *s, int i)
 	struct sim_node *n = &s->nodes[i];
 	n->armed = UINT64_MAX;
 	n->timer_gen++;
-	swim_handle_timer(n->core, s->now);
+	swim_handle_timer(n->core, simnet_now(s->net));
 	sim_node_flush(s, i, true);
 }
 
-static void sim_dispatch(struct sim *s, struct sim_event *ev)
+static void sim_dispatch(void *owner, struct simnet_event *ev)
 {
+	struct sim *s = owner;
 	struct sim_node *n = &s->nodes[ev->node];
+	bool up = simnet_is_up(s->net, ev->node);
+	uint32_t epoch = simnet_epoch(s->net, ev->node);
 	switch (ev->kind) {
 	case SIM_EV_TIMER:
-		if (!n->up || n->paused || ev->gen != n->timer_gen)
+		if (!up || n->paused || ev->gen != n->timer_gen)
 			return;
 		sim_node_timer(s, ev->node);
 		return;
-	case SIM_EV_DELIVER: {
-		struct sim_packet *p = ev->pkt;
-		if (!n->up || n->epoch != p->dst_epoch) {
-			s->ctr.dropped_down++;
-			free(p);
-			return;
-		}
-		if (n->slow_max > 0 && !p->slowed) {
-			p->slowed = true;
-			ev->at = s->now + sim_slow_delay(s, n);
-			sim_heap_push(s, *ev);
-			return;
-		}
+	case SIMNET_EV_DELIVER: { /* the world dropped it if the node is down */
+		struct sim_packet *p = ev->p;
 		if (n->paused) {
 			if (n->pq_n == n->pq_cap) {
 				n->pq_cap = n->pq_cap ? n->pq_cap * 2 : 64;
@@ -714,11 +536,11 @@ static void sim_dispatch(struct sim *s, struct sim_event *ev)
 		return;
 	}
 	case SIM_EV_JOIN:
-		if (n->up && n->epoch == ev->gen)
+		if (up && epoch == ev->gen)
 			sim_join(s, ev->node, ev->arg);
 		return;
 	case SIM_EV_LEAVE_TIMEOUT:
-		if (n->up && n->leaving && n->epoch == ev->gen)
+		if (up && n->leaving && epoch == ev->gen)
 			sim_node_stop(s, ev->node);
 		return;
 	}
@@ -759,15 +581,14 @@ static void sim_node_boot(struct sim *s, int i)
 	snprintf(cfg.name, sizeof(cfg.name), "%s", n->name);
 	snprintf(cfg.addr, sizeof(cfg.addr), "%s", n->addr);
 	cfg.seed = sim_rand(s);
-	n->core = swim_new(&cfg, 0, s->now);
+	n->core = swim_new(&cfg, 0, simnet_now(s->net));
 	if (n->core == NULL) {
 		fprintf(stderr, "sim: swim_new failed for %s\n", n->name);
 		abort();
 	}
-	n->up = true;
+	simnet_up(s->net, i);
 	n->paused = false;
 	n->leaving = false;
-	n->epoch++;
 	n->armed = UINT64_MAX;
 	sim_node_flush(s, i, false);
 }
@@ -778,22 +599,9 @@ struct sim *sim_new(int n, const struct swim_config *cfg, uint64_t seed)
 	struct sim *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		abort();
-	const char *env = getenv("MV_SIM_SEED");
-	if (env != NULL && *env)
-		seed = strtoull(env, NULL, 0);
-	if (seed == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		static uint64_t bump; /* two sims in the same nanosecond differ */
-		uint64_t x0 = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) + bump++;
-		seed = mv_splitmix64(&x0) >> 1; /* 63 bits: easy to paste back */
-		if (seed == 0)
-			seed = 1;
-	}
+	seed = simnet_pick_seed(seed);
 	s->seed = seed;
-	uint64_t x = seed;
-	for (int k = 0; k < 4; k++)
-		s->rng[k] = mv_splitmix64(&x);
+	s->net = simnet_new(n, seed, &(struct simnet_ops){.dispatch = sim_dispatch}, s);
 	fprintf(stderr, "sim seed=%" PRIu64 " n=%d (replay: MV_SIM_SEED=%" PRIu64 ")\n", seed, n,
 	        seed);
 	const char *verbose = getenv("MV_SIM_VERBOSE");
@@ -810,8 +618,6 @@ struct sim *sim_new(int n, const struct swim_config *cfg, uint64_t seed)
 		s->tmpl.strtab = s->strtab_own;
 	}
 	s->n = n;
-	s->delay = 1;
-	s->jitter = 1;
 	s->leave_timeout_ms = 5000;
 	s->nodes = calloc((size_t)n, sizeof(*s->nodes));
 	if (s->nodes == NULL)
@@ -840,10 +646,7 @@ void sim_free(struct sim *s)
 		sim_node_stop(s, i);
 		free(s->nodes[i].pq);
 	}
-	for (size_t k = 0; k < s->heap_n; k++)
-		free(s->heap[k].pkt);
-	free(s->heap);
-	free(s->links);
+	simnet_free(s->net); /* and the packets in flight */
 	sim_strmap_free(&s->names);
 	sim_strmap_free(&s->addrs);
 	for (size_t k = 0; k < s->n_addr_copies; k++)
@@ -864,7 +667,7 @@ int sim_size(const struct sim *s)
 }
 uint64_t sim_now(const struct sim *s)
 {
-	return s->now;
+	return simnet_now(s->net);
 }
 struct swim *sim_core(struct sim *s, int i)
 {
@@ -884,20 +687,20 @@ int sim_index(const struct sim *s, const char *name)
 }
 bool sim_is_up(const struct sim *s, int i)
 {
-	return s->nodes[i].up;
+	return simnet_is_up(s->net, i);
 }
 bool sim_is_live(const struct sim *s, int i)
 {
-	return s->nodes[i].up && !s->nodes[i].paused;
+	return sim_is_up(s, i) && !s->nodes[i].paused;
 }
 
 void sim_join(struct sim *s, int i, int via)
 {
 	struct sim_node *n = &s->nodes[i];
-	if (!n->up || n->paused)
+	if (!sim_is_live(s, i))
 		return;
 	const char *seed = s->nodes[via].addr;
-	swim_join(n->core, &seed, 1, s->now);
+	swim_join(n->core, &seed, 1, simnet_now(s->net));
 	sim_node_flush(s, i, false);
 }
 
@@ -906,12 +709,12 @@ void sim_join_all(struct sim *s, int via, uint32_t spread_ms)
 	for (int i = 0; i < s->n; i++) {
 		if (i == via)
 			continue;
-		struct sim_event ev = {.at = s->now + sim_rand_range(s, 0, spread_ms),
-		                       .kind = SIM_EV_JOIN,
-		                       .node = i,
-		                       .gen = s->nodes[i].epoch,
-		                       .arg = via};
-		sim_heap_push(s, ev);
+		simnet_at(s->net, (struct simnet_event){.at = simnet_now(s->net) +
+		                                              simnet_range(s->net, 0, spread_ms),
+		                                        .kind = SIM_EV_JOIN,
+		                                        .node = i,
+		                                        .gen = simnet_epoch(s->net, i),
+		                                        .arg = via});
 	}
 }
 
@@ -923,7 +726,7 @@ void sim_crash(struct sim *s, int i)
 void sim_restart(struct sim *s, int i, const char *new_addr, int via)
 {
 	struct sim_node *n = &s->nodes[i];
-	if (n->up)
+	if (sim_is_up(s, i))
 		sim_node_stop(s, i);
 	if (new_addr != NULL && strcmp(new_addr, n->addr) != 0) {
 		snprintf(n->addr, sizeof(n->addr), "%s", new_addr);
@@ -936,20 +739,20 @@ void sim_restart(struct sim *s, int i, const char *new_addr, int via)
 
 void sim_pause(struct sim *s, int i)
 {
-	if (s->nodes[i].up)
+	if (sim_is_up(s, i))
 		s->nodes[i].paused = true;
 }
 
 void sim_resume(struct sim *s, int i)
 {
 	struct sim_node *n = &s->nodes[i];
-	if (!n->up || !n->paused)
+	if (!sim_is_up(s, i) || !n->paused)
 		return;
 	n->paused = false;
 	/* libuv after SIGCONT: timers first, then the I/O that piled up. */
-	if (n->armed != UINT64_MAX && n->armed <= s->now) {
+	if (n->armed != UINT64_MAX && n->armed <= simnet_now(s->net)) {
 		sim_node_timer(s, i);
-		if (!n->up)
+		if (!sim_is_up(s, i))
 			return;
 	}
 	/* Detach the queue: delivering may stop the node (leave done). */
@@ -958,47 +761,66 @@ void sim_resume(struct sim *s, int i)
 	n->pq = NULL;
 	n->pq_n = n->pq_cap = 0;
 	for (size_t k = 0; k < qn; k++) {
-		if (n->up)
+		if (sim_is_up(s, i))
 			sim_node_deliver(s, i, q[k]);
 		else
 			free(q[k]);
 	}
 	free(q);
-	if (n->up)
+	if (sim_is_up(s, i))
 		sim_node_rearm(s, i, false);
 }
 
 void sim_set_slow(struct sim *s, int i, uint32_t min_ms, uint32_t max_ms)
 {
-	s->nodes[i].slow_min = min_ms;
-	s->nodes[i].slow_max = max_ms < min_ms ? min_ms : max_ms;
+	simnet_set_slow(s->net, i, min_ms, max_ms < min_ms ? min_ms : max_ms);
 }
 
 void sim_leave(struct sim *s, int i)
 {
 	struct sim_node *n = &s->nodes[i];
-	if (!n->up)
+	if (!sim_is_up(s, i))
 		return;
-	swim_leave(n->core, s->now);
+	swim_leave(n->core, simnet_now(s->net));
 	n->leaving = true;
-	struct sim_event ev = {.at = s->now + s->leave_timeout_ms,
-	                       .kind = SIM_EV_LEAVE_TIMEOUT,
-	                       .node = i,
-	                       .gen = n->epoch};
-	sim_heap_push(s, ev);
+	simnet_at(s->net, (struct simnet_event){.at = simnet_now(s->net) + s->leave_timeout_ms,
+	                                        .kind = SIM_EV_LEAVE_TIMEOUT,
+	                                        .node = i,
+	                                        .gen = simnet_epoch(s->net, i)});
 	sim_node_flush(s, i, false);
 }
 
 /* ----------------------------------------------------------------- clock */
 
-SIM_CLOCK_DEFINE(sim, struct sim_event, struct sim, sim_dispatch, sim_pred_f)
+struct sim_pred_call {
+	struct sim *s;
+	sim_pred_f pred;
+	void *arg;
+};
+
+static bool sim_pred_call(void *arg)
+{
+	const struct sim_pred_call *c = arg;
+	return c->pred(c->s, c->arg);
+}
+
+void sim_run_for(struct sim *s, uint64_t ms)
+{
+	simnet_run_for(s->net, ms);
+}
+
+int64_t sim_run_until(struct sim *s, sim_pred_f pred, void *arg, uint64_t timeout_ms)
+{
+	struct sim_pred_call c = {s, pred, arg};
+	return simnet_run_until(s->net, sim_pred_call, &c, timeout_ms);
+}
 
 /* --------------------------------------------------------------- queries */
 
 bool sim_member_of(struct sim *s, int observer, int target, struct swim_member_info *out)
 {
 	struct sim_node *o = &s->nodes[observer];
-	if (!o->up)
+	if (!sim_is_up(s, observer))
 		return false;
 	return swim_member_find(o->core, s->nodes[target].name, out);
 }
@@ -1135,8 +957,9 @@ const struct sim_traffic *sim_traffic(const struct sim *s, int i)
 {
 	return &s->nodes[i].tr;
 }
-const struct sim_counters *sim_counters(const struct sim *s)
+const struct sim_counters *sim_counters(struct sim *s)
 {
+	s->ctr.dropped_down = simnet_counters(s->net)->dropped_down; /* the world's count */
 	return &s->ctr;
 }
 

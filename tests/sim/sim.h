@@ -1,8 +1,9 @@
 /*
  * sim.h — a deterministic simulator for the membership core (swim.h).
  *
- * Runs N swim cores in one process on a virtual clock (milliseconds) over a
- * fake network, in the style of Tarantool's fakesys + swim_test_utils:
+ * Runs N swim cores in one process on the simulated world of sim_net.h (a
+ * virtual clock in milliseconds, a fake network, one PRNG), in the style of
+ * Tarantool's fakesys + swim_test_utils:
  *
  *	struct sim *s = sim_new(5, NULL, 0);   // prints "sim seed=..."
  *	sim_join_all(s, 0);                    // everyone joins through n0
@@ -13,7 +14,7 @@
  *
  * Nodes are numbered 0..n-1, named "n<i>" and start at address
  * "10.<a>.<b>.<c>:7946". Every source of randomness (loss, jitter, the
- * cores' own seeds) is drawn from one PRNG seeded by the `seed` argument,
+ * cores' own seeds) is drawn from the world's PRNG seeded by `seed`,
  * or by the environment variable MV_SIM_SEED when it is set, so a printed
  * seed replays a run exactly. MV_SIM_VERBOSE=1 logs every member event, =2
  * every message too.
@@ -144,7 +145,7 @@ bool sim_pred_all_alive(struct sim *s, void *arg);
 /* Statistics. */
 const struct sim_member_stats *sim_stats(const struct sim *s, int i);
 const struct sim_traffic *sim_traffic(const struct sim *s, int i);
-const struct sim_counters *sim_counters(const struct sim *s);
+const struct sim_counters *sim_counters(struct sim *s);
 void sim_stats_reset(struct sim *s); /* member stats and traffic, not counters */
 /* Sum of member_stats.dead over every node (false-death counting). */
 uint64_t sim_total_dead(const struct sim *s);

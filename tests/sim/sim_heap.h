@@ -1,8 +1,8 @@
 /*
- * sim_heap.h — the simulators' event queue and virtual clock. The queue is
- * a binary min-heap ordered by (at, seq), so events due at the same
- * virtual millisecond run in the order they were scheduled, which keeps
- * every run deterministic.
+ * sim_heap.h — the simulated world's event queue (sim_net.c; sim_failover.c
+ * still has its own). The queue is a binary min-heap ordered by (at, seq),
+ * so events due at the same virtual millisecond run in the order they were
+ * scheduled, which keeps every run deterministic.
  *
  * SIM_HEAP_DEFINE(prefix, type, owner) defines, for an event struct `type`
  * with uint64_t fields `at` and `seq`, and an `owner` struct with fields
@@ -61,49 +61,6 @@
 		if (n > 0)                                                            \
 			s->heap[i] = last;                                            \
 		return top;                                                           \
-	}
-
-/*
- * SIM_CLOCK_DEFINE(prefix, type, owner, dispatch, pred_t) defines the
- * virtual clock over that heap (owner also has `uint64_t now`):
- *     static void prefix_step(owner *s);   run every event due at the next instant
- *     void prefix_run_for(owner *s, uint64_t ms);
- *     int64_t prefix_run_until(owner *s, pred_t pred, void *arg, uint64_t timeout_ms);
- * run_until returns the virtual ms it took for pred to hold (0 if it held
- * already), or -1 with the clock at the deadline.
- */
-#define SIM_CLOCK_DEFINE(prefix, type, owner, dispatch, pred_t)                           \
-	static void prefix##_step(owner *s)                                               \
-	{                                                                                 \
-		uint64_t t = s->heap[0].at;                                               \
-		if (t > s->now)                                                           \
-			s->now = t;                                                       \
-		while (s->heap_n > 0 && s->heap[0].at <= t) {                             \
-			type ev = prefix##_heap_pop(s);                                   \
-			dispatch(s, &ev);                                                 \
-		}                                                                         \
-	}                                                                                 \
-                                                                                          \
-	void prefix##_run_for(owner *s, uint64_t ms)                                      \
-	{                                                                                 \
-		uint64_t end = s->now + ms;                                               \
-		while (s->heap_n > 0 && s->heap[0].at <= end)                             \
-			prefix##_step(s);                                                 \
-		s->now = end;                                                             \
-	}                                                                                 \
-                                                                                          \
-	int64_t prefix##_run_until(owner *s, pred_t pred, void *arg, uint64_t timeout_ms) \
-	{                                                                                 \
-		uint64_t start = s->now, end = s->now + timeout_ms;                       \
-		if (pred(s, arg))                                                         \
-			return 0;                                                         \
-		while (s->heap_n > 0 && s->heap[0].at <= end) {                           \
-			prefix##_step(s);                                                 \
-			if (pred(s, arg))                                                 \
-				return (int64_t)(s->now - start);                         \
-		}                                                                         \
-		s->now = end;                                                             \
-		return -1;                                                                \
 	}
 
 #endif

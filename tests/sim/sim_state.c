@@ -6,17 +6,16 @@
  * sizes and statistics are the membership core's (struct swim_msg); the
  * node-state core has its own message type and its own questions (how long
  * until every node holds a change, how many bytes per node per second).
- * The machinery is the same and works the same way:
+ * Both run on the same simulated world (sim_net.h: the virtual clock, the
+ * event queue, the PRNG and the fake network, node i = endpoint i):
  *
- *   - every future happening is an event in one binary min-heap keyed by
- *     (virtual ms, sequence number stamped at push), so a run depends on
- *     nothing but the seed;
  *   - events: TIMER (node i's nstate_next_deadline, one live timer per node
  *     with a generation number; stale entries are skipped), DELIVER (a deep
- *     copy of a message a core popped; loss and partitions decided at send,
- *     arrival = now + delay + uniform jitter, dropped at arrival if the
- *     receiver is down or restarted since), MEMBER (what membership would
- *     tell every node: a peer down or up, a partition, a heal);
+ *     copy of a message a core popped, carried by the world's network: loss
+ *     and partitions decided at send, arrival = now + delay + jitter,
+ *     dropped at arrival if the receiver is down or restarted since),
+ *     MEMBER (what membership would tell every node: a peer down or up, a
+ *     partition, a heal);
  *   - after every nstate_ call on a node the node is drained completely:
  *     outputs copied and scheduled, events counted, timer re-armed.
  *
@@ -28,35 +27,24 @@
  * count reaches the number of live nodes the spread time is fixed.
  */
 #include "sim_state.h"
-#include "prng.h"
-#include "sim_heap.h"
+#include "sim_net.h"
 
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "state_codec.h"
 
-enum ssim_ev_kind { SSIM_EV_TIMER, SSIM_EV_DELIVER, SSIM_EV_MEMBER };
+/* The world's events besides deliveries (SIMNET_EV_DELIVER, p = a struct
+ * ssim_packet). TIMER: node, gen = timer generation. MEMBER: node = the
+ * target (-1: all), gen = partition generation, arg = enum ssim_member_op. */
+enum ssim_ev_kind { SSIM_EV_TIMER = SIMNET_EV_USER, SSIM_EV_MEMBER };
 enum ssim_member_op { SSIM_OP_DOWN, SSIM_OP_UP, SSIM_OP_PARTITION, SSIM_OP_HEAL };
 
 struct ssim_packet {
-	int src, dst;
-	uint32_t dst_epoch;
-	struct nstate_msg msg;
-};
-
-struct ssim_event {
-	uint64_t at;
-	uint64_t seq;
-	enum ssim_ev_kind kind;
-	int node;     /* TIMER, DELIVER: the node; MEMBER: the target (-1: all) */
-	uint32_t gen; /* TIMER: generation; MEMBER: partition generation */
-	int op;       /* MEMBER: enum ssim_member_op */
-	struct ssim_packet *pkt;
+	struct nstate_msg msg; /* records and strings follow in the allocation */
 };
 
 struct ssim_vv {
@@ -68,13 +56,10 @@ struct ssim_node {
 	struct nstate *core;
 	char name[NSTATE_NAME_MAX];
 	char addr[NSTATE_ADDR_MAX];
-	bool up;
 	bool published;
-	uint32_t epoch;
 	uint32_t timer_gen;
 	uint64_t armed;
 	uint64_t inc, ver; /* its current (last published) record */
-	int group;
 	struct ssim_traffic tr;
 };
 
@@ -84,14 +69,7 @@ struct ssim {
 	struct ssim_node *nodes;
 	struct ssim_vv *seen; /* seen[o * n + h]: o's view of h */
 	uint64_t seed;
-	uint64_t rng[4];
-	uint64_t now;
-	uint64_t seq;
-	struct ssim_event *heap;
-	size_t heap_n, heap_cap;
-	double loss;
-	uint32_t delay, jitter;
-	bool partitioned;
+	struct simnet *net; /* clock, events, PRNG, network; up = endpoint up */
 	uint32_t part_gen;
 	uint32_t member_delay;
 	bool member_follows;
@@ -109,17 +87,8 @@ struct ssim {
 
 uint64_t ssim_rand(struct ssim *s)
 {
-	return mv_xoshiro_next(s->rng);
+	return simnet_rand(s->net);
 }
-
-static double ssim_rand_unit(struct ssim *s)
-{
-	return (double)(ssim_rand(s) >> 11) * 0x1.0p-53;
-}
-
-/* ------------------------------------------------------------------ heap */
-
-SIM_HEAP_DEFINE(ssim_heap, struct ssim_event, struct ssim)
 
 /* -------------------------------------------------------------- packets */
 
@@ -202,7 +171,7 @@ static uint32_t ssim_n_up(const struct ssim *s)
 {
 	uint32_t n = 0;
 	for (int i = 0; i < s->n; i++)
-		n += s->nodes[i].up;
+		n += simnet_is_up(s->net, i);
 	return n;
 }
 
@@ -225,7 +194,7 @@ static void ssim_view_moved(struct ssim *s, int o, int h, uint64_t inc, uint64_t
 		if (reached && !before)
 			c->have++;
 		if (c->have >= live) {
-			c->spread = (int64_t)(s->now - c->at);
+			c->spread = (int64_t)(simnet_now(s->net) - c->at);
 			s->open[h][k] = s->open[h][--s->n_open[h]];
 			continue;
 		}
@@ -256,21 +225,11 @@ static void ssim_send(struct ssim *s, int src, const struct nstate_msg *m)
 		s->ctr.to_self++;
 		return;
 	}
-	if (s->partitioned && sn->group != s->nodes[dst].group) {
+	enum simnet_fate fate = simnet_send(s->net, src, dst, ssim_packet_new(m));
+	if (fate == SIMNET_BLOCKED)
 		s->ctr.dropped_block++;
-		return;
-	}
-	if (s->loss > 0 && ssim_rand_unit(s) < s->loss) {
+	else if (fate == SIMNET_LOST)
 		s->ctr.dropped_loss++;
-		return;
-	}
-	uint64_t at = s->now + s->delay + (s->jitter ? ssim_rand(s) % (s->jitter + 1) : 0);
-	struct ssim_packet *p = ssim_packet_new(m);
-	p->src = src;
-	p->dst = dst;
-	p->dst_epoch = s->nodes[dst].epoch;
-	struct ssim_event ev = {.at = at, .kind = SSIM_EV_DELIVER, .node = dst, .pkt = p};
-	ssim_heap_push(s, ev);
 }
 
 static void ssim_rearm(struct ssim *s, int i)
@@ -282,14 +241,14 @@ static void ssim_rearm(struct ssim *s, int i)
 		n->armed = UINT64_MAX;
 		return;
 	}
-	if (d <= s->now)
-		d = s->now + 1; /* the core never asks for this; do not spin */
+	if (d <= simnet_now(s->net))
+		d = simnet_now(s->net) + 1; /* the core never asks for this; do not spin */
 	if (d == n->armed)
 		return;
 	n->timer_gen++;
 	n->armed = d;
-	struct ssim_event ev = {.at = d, .kind = SSIM_EV_TIMER, .node = i, .gen = n->timer_gen};
-	ssim_heap_push(s, ev);
+	simnet_at(s->net, (struct simnet_event){
+			      .at = d, .kind = SSIM_EV_TIMER, .node = i, .gen = n->timer_gen});
 }
 
 static void ssim_flush(struct ssim *s, int i)
@@ -304,8 +263,8 @@ static void ssim_flush(struct ssim *s, int i)
 		if (s->verbose)
 			fprintf(stderr,
 			        "ssim t=%" PRIu64 " %s: %s %s inc=%" PRIu64 " ver=%" PRIu64 "\n",
-			        s->now, n->name, ev.is_new_host ? "new" : "newer", ev.name,
-			        ev.incarnation, ev.version);
+			        simnet_now(s->net), n->name, ev.is_new_host ? "new" : "newer",
+			        ev.name, ev.incarnation, ev.version);
 		if (h >= 0)
 			ssim_view_moved(s, i, h, ev.incarnation, ev.version);
 	}
@@ -314,7 +273,8 @@ static void ssim_flush(struct ssim *s, int i)
 
 static bool ssim_reachable(const struct ssim *s, int a, int b)
 {
-	return !(s->partitioned && s->member_follows && s->nodes[a].group != s->nodes[b].group);
+	return !(s->member_follows && simnet_partitioned(s->net) &&
+	         simnet_group(s->net, a) != simnet_group(s->net, b));
 }
 
 static void ssim_node_stop(struct ssim *s, int i)
@@ -322,8 +282,7 @@ static void ssim_node_stop(struct ssim *s, int i)
 	struct ssim_node *n = &s->nodes[i];
 	nstate_free(n->core);
 	n->core = NULL;
-	n->up = false;
-	n->epoch++;
+	simnet_down(s->net, i);
 	n->timer_gen++;
 	n->armed = UINT64_MAX;
 	memset(&s->seen[(size_t)i * (size_t)s->n], 0, (size_t)s->n * sizeof(*s->seen));
@@ -335,47 +294,47 @@ static void ssim_node_boot(struct ssim *s, int i)
 	struct nstate_config cfg = s->tmpl;
 	snprintf(cfg.name, sizeof(cfg.name), "%s", n->name);
 	cfg.seed = ssim_rand(s);
-	n->core = nstate_new(&cfg, s->now);
+	n->core = nstate_new(&cfg, simnet_now(s->net));
 	if (n->core == NULL) {
 		fprintf(stderr, "ssim: nstate_new failed for %s\n", n->name);
 		abort();
 	}
-	n->up = true;
-	n->epoch++;
+	simnet_up(s->net, i);
 	n->armed = UINT64_MAX;
 	for (int j = 0; j < s->n; j++)
-		if (j != i && s->nodes[j].up && ssim_reachable(s, i, j))
+		if (j != i && simnet_is_up(s->net, j) && ssim_reachable(s, i, j))
 			nstate_peer_up(n->core, s->nodes[j].name, s->nodes[j].addr);
 	ssim_flush(s, i);
 }
 
-static void ssim_member(struct ssim *s, const struct ssim_event *ev)
+static void ssim_member(struct ssim *s, const struct simnet_event *ev)
 {
 	int t = ev->node;
 	for (int o = 0; o < s->n; o++) {
 		struct ssim_node *on = &s->nodes[o];
-		if (!on->up || (o == t && (ev->op == SSIM_OP_DOWN || ev->op == SSIM_OP_UP)))
+		if (!simnet_is_up(s->net, o) ||
+		    (o == t && (ev->arg == SSIM_OP_DOWN || ev->arg == SSIM_OP_UP)))
 			continue;
-		switch (ev->op) {
+		switch (ev->arg) {
 		case SSIM_OP_DOWN:
 			nstate_peer_down(on->core, s->nodes[t].name);
 			break;
 		case SSIM_OP_UP:
-			if (s->nodes[t].up && ssim_reachable(s, o, t))
+			if (simnet_is_up(s->net, t) && ssim_reachable(s, o, t))
 				nstate_peer_up(on->core, s->nodes[t].name, s->nodes[t].addr);
 			break;
 		case SSIM_OP_PARTITION:
-			if (ev->gen != s->part_gen || !s->partitioned)
+			if (ev->gen != s->part_gen || !simnet_partitioned(s->net))
 				return;
 			for (int j = 0; j < s->n; j++)
 				if (j != o && !ssim_reachable(s, o, j))
 					nstate_peer_down(on->core, s->nodes[j].name);
 			break;
 		case SSIM_OP_HEAL:
-			if (ev->gen != s->part_gen || s->partitioned)
+			if (ev->gen != s->part_gen || simnet_partitioned(s->net))
 				return;
 			for (int j = 0; j < s->n; j++)
-				if (j != o && s->nodes[j].up)
+				if (j != o && simnet_is_up(s->net, j))
 					nstate_peer_up(on->core, s->nodes[j].name,
 					               s->nodes[j].addr);
 			break;
@@ -385,47 +344,37 @@ static void ssim_member(struct ssim *s, const struct ssim_event *ev)
 
 static void ssim_schedule_member(struct ssim *s, int op, int target)
 {
-	struct ssim_event ev = {.at = s->now + s->member_delay,
-	                        .kind = SSIM_EV_MEMBER,
-	                        .node = target,
-	                        .op = op,
-	                        .gen = s->part_gen};
-	ssim_heap_push(s, ev);
+	simnet_at(s->net, (struct simnet_event){.at = simnet_now(s->net) + s->member_delay,
+	                                        .kind = SSIM_EV_MEMBER,
+	                                        .node = target,
+	                                        .arg = op,
+	                                        .gen = s->part_gen});
 }
 
-static void ssim_dispatch(struct ssim *s, struct ssim_event *ev)
+static void ssim_dispatch(void *owner, struct simnet_event *ev)
 {
+	struct ssim *s = owner;
 	if (ev->kind == SSIM_EV_MEMBER) {
 		ssim_member(s, ev);
 		return;
 	}
 	struct ssim_node *n = &s->nodes[ev->node];
-	switch (ev->kind) {
-	case SSIM_EV_TIMER:
-		if (!n->up || ev->gen != n->timer_gen)
+	if (ev->kind == SSIM_EV_TIMER) {
+		if (!simnet_is_up(s->net, ev->node) || ev->gen != n->timer_gen)
 			return;
 		n->armed = UINT64_MAX;
 		n->timer_gen++;
-		nstate_handle_timer(n->core, s->now);
-		ssim_flush(s, ev->node);
-		return;
-	case SSIM_EV_DELIVER: {
-		struct ssim_packet *p = ev->pkt;
-		if (!n->up || n->epoch != p->dst_epoch) {
-			s->ctr.dropped_down++;
-			free(p);
-			return;
-		}
-		if (nstate_handle_message(n->core, &p->msg, s->now) < 0)
-			s->ctr.rejected++;
-		s->ctr.delivered++;
-		free(p);
+		nstate_handle_timer(n->core, simnet_now(s->net));
 		ssim_flush(s, ev->node);
 		return;
 	}
-	case SSIM_EV_MEMBER:
-		return;
-	}
+	/* SIMNET_EV_DELIVER: the world dropped it if the node is down */
+	struct ssim_packet *p = ev->p;
+	if (nstate_handle_message(n->core, &p->msg, simnet_now(s->net)) < 0)
+		s->ctr.rejected++;
+	s->ctr.delivered++;
+	free(p);
+	ssim_flush(s, ev->node);
 }
 
 /* ---------------------------------------------------------- life cycle */
@@ -436,22 +385,9 @@ struct ssim *ssim_new(int n, const struct nstate_config *tmpl, uint64_t seed)
 	struct ssim *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		abort();
-	const char *env = getenv("MV_SIM_SEED");
-	if (env != NULL && *env)
-		seed = strtoull(env, NULL, 0);
-	if (seed == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		static uint64_t bump;
-		uint64_t x0 = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) + bump++;
-		seed = mv_splitmix64(&x0) >> 1;
-		if (seed == 0)
-			seed = 1;
-	}
+	seed = simnet_pick_seed(seed);
 	s->seed = seed;
-	uint64_t x = seed;
-	for (int k = 0; k < 4; k++)
-		s->rng[k] = mv_splitmix64(&x);
+	s->net = simnet_new(n, seed, &(struct simnet_ops){.dispatch = ssim_dispatch}, s);
 	fprintf(stderr, "sim seed=%" PRIu64 " n=%d (replay: MV_SIM_SEED=%" PRIu64 ")\n", seed, n,
 	        seed);
 	const char *verbose = getenv("MV_SIM_VERBOSE");
@@ -461,8 +397,6 @@ struct ssim *ssim_new(int n, const struct nstate_config *tmpl, uint64_t seed)
 	else
 		nstate_config_default(&s->tmpl);
 	s->n = n;
-	s->delay = 1;
-	s->jitter = 1;
 	s->member_delay = 2000;
 	s->member_follows = true;
 	s->nodes = calloc((size_t)n, sizeof(*s->nodes));
@@ -478,10 +412,10 @@ struct ssim *ssim_new(int n, const struct nstate_config *tmpl, uint64_t seed)
 		snprintf(nd->name, sizeof(nd->name), "n%d", i);
 		snprintf(nd->addr, sizeof(nd->addr), "10.0.%d.%d:7950", i / 256, i % 256);
 		nd->armed = UINT64_MAX;
-		nd->up = true; /* so that every boot sees every other as a peer */
 	}
+	/* every endpoint starts up, so that every boot sees every other */
 	for (int i = 0; i < n; i++) {
-		s->nodes[i].up = false;
+		simnet_down(s->net, i);
 		ssim_node_boot(s, i);
 	}
 	return s;
@@ -495,9 +429,7 @@ void ssim_free(struct ssim *s)
 		nstate_free(s->nodes[i].core);
 		free(s->open[i]);
 	}
-	for (size_t k = 0; k < s->heap_n; k++)
-		free(s->heap[k].pkt);
-	free(s->heap);
+	simnet_free(s->net); /* and the packets in flight */
 	free(s->nodes);
 	free(s->seen);
 	free(s->open);
@@ -514,7 +446,7 @@ uint64_t ssim_seed(const struct ssim *s)
 }
 uint64_t ssim_now(const struct ssim *s)
 {
-	return s->now;
+	return simnet_now(s->net);
 }
 int ssim_size(const struct ssim *s)
 {
@@ -530,7 +462,7 @@ const char *ssim_name(const struct ssim *s, int i)
 }
 bool ssim_is_up(const struct ssim *s, int i)
 {
-	return s->nodes[i].up;
+	return simnet_is_up(s->net, i);
 }
 uint64_t ssim_incarnation(const struct ssim *s, int i)
 {
@@ -543,13 +475,12 @@ uint64_t ssim_version(const struct ssim *s, int i)
 
 void ssim_set_loss(struct ssim *s, double p)
 {
-	s->loss = p;
+	simnet_set_loss(s->net, -1, -1, p);
 }
 
 void ssim_set_delay(struct ssim *s, uint32_t ms, uint32_t jitter_ms)
 {
-	s->delay = ms;
-	s->jitter = jitter_ms;
+	simnet_set_delay(s->net, -1, -1, ms, jitter_ms);
 }
 
 void ssim_set_member_delay(struct ssim *s, uint32_t ms, bool follows_partition)
@@ -573,9 +504,7 @@ void ssim_set_record_bytes(struct ssim *s, uint32_t bytes)
 
 void ssim_partition(struct ssim *s, const int *group)
 {
-	for (int i = 0; i < s->n; i++)
-		s->nodes[i].group = group[i];
-	s->partitioned = true;
+	simnet_partition(s->net, group);
 	s->part_gen++;
 	if (s->member_follows)
 		ssim_schedule_member(s, SSIM_OP_PARTITION, -1);
@@ -583,7 +512,7 @@ void ssim_partition(struct ssim *s, const int *group)
 
 void ssim_heal(struct ssim *s)
 {
-	s->partitioned = false;
+	simnet_heal(s->net);
 	s->part_gen++;
 	if (s->member_follows)
 		ssim_schedule_member(s, SSIM_OP_HEAL, -1);
@@ -609,7 +538,7 @@ static struct ssim_change *ssim_track(struct ssim *s, int i, bool urgent)
 	c->host = i;
 	c->incarnation = s->nodes[i].inc;
 	c->version = s->nodes[i].ver;
-	c->at = s->now;
+	c->at = simnet_now(s->net);
 	c->spread = -1;
 	c->have = 0;
 	c->urgent = urgent;
@@ -625,8 +554,8 @@ static void ssim_publish(struct ssim *s, int i, bool urgent, bool track)
 	memcpy(s->data, stamp, sizeof(stamp));
 	if (track)
 		ssim_track(s, i, urgent);
-	int rc =
-	    nstate_set_local(n->core, n->inc, n->ver, s->data, s->record_bytes, urgent, s->now);
+	int rc = nstate_set_local(n->core, n->inc, n->ver, s->data, s->record_bytes, urgent,
+	                          simnet_now(s->net));
 	if (rc != 0) {
 		fprintf(stderr, "ssim: set_local %s failed: %d\n", n->name, rc);
 		abort();
@@ -641,7 +570,7 @@ void ssim_publish_all(struct ssim *s)
 {
 	for (int i = 0; i < s->n; i++) {
 		struct ssim_node *n = &s->nodes[i];
-		if (!n->up || n->published)
+		if (!simnet_is_up(s->net, i) || n->published)
 			continue;
 		if (n->inc == 0)
 			n->inc = 1;
@@ -670,13 +599,13 @@ void ssim_prefill(struct ssim *s)
 		recs[n++] = (struct nstate_record){h->name, h->inc, h->ver, d, rb};
 	}
 	for (int o = 0; o < s->n; o++) {
-		if (!s->nodes[o].up)
+		if (!simnet_is_up(s->net, o))
 			continue;
 		struct nstate_msg m = {.type = NSTATE_DELTA,
 		                       .from = s->nodes[o == 0 ? 1 % s->n : 0].name,
 		                       .records = recs,
 		                       .n_records = n};
-		if (s->n > 1 && nstate_handle_message(s->nodes[o].core, &m, s->now) < 0)
+		if (s->n > 1 && nstate_handle_message(s->nodes[o].core, &m, simnet_now(s->net)) < 0)
 			s->ctr.rejected++;
 		ssim_flush(s, o);
 	}
@@ -687,7 +616,7 @@ void ssim_prefill(struct ssim *s)
 const struct ssim_change *ssim_change(struct ssim *s, int i, bool urgent)
 {
 	struct ssim_node *n = &s->nodes[i];
-	if (!n->up)
+	if (!simnet_is_up(s->net, i))
 		return NULL;
 	if (n->inc == 0)
 		n->inc = 1;
@@ -700,7 +629,7 @@ const struct ssim_change *ssim_change(struct ssim *s, int i, bool urgent)
 
 void ssim_crash(struct ssim *s, int i)
 {
-	if (!s->nodes[i].up)
+	if (!simnet_is_up(s->net, i))
 		return;
 	ssim_node_stop(s, i);
 	ssim_schedule_member(s, SSIM_OP_DOWN, i);
@@ -709,7 +638,7 @@ void ssim_crash(struct ssim *s, int i)
 void ssim_restart(struct ssim *s, int i)
 {
 	struct ssim_node *n = &s->nodes[i];
-	if (n->up)
+	if (simnet_is_up(s->net, i))
 		ssim_node_stop(s, i);
 	ssim_node_boot(s, i);
 	n->inc++;
@@ -720,14 +649,35 @@ void ssim_restart(struct ssim *s, int i)
 
 /* ----------------------------------------------------------------- clock */
 
-SIM_CLOCK_DEFINE(ssim, struct ssim_event, struct ssim, ssim_dispatch, ssim_pred_f)
+struct ssim_pred_call {
+	struct ssim *s;
+	ssim_pred_f pred;
+	void *arg;
+};
+
+static bool ssim_pred_call(void *arg)
+{
+	const struct ssim_pred_call *c = arg;
+	return c->pred(c->s, c->arg);
+}
+
+void ssim_run_for(struct ssim *s, uint64_t ms)
+{
+	simnet_run_for(s->net, ms);
+}
+
+int64_t ssim_run_until(struct ssim *s, ssim_pred_f pred, void *arg, uint64_t timeout_ms)
+{
+	struct ssim_pred_call c = {s, pred, arg};
+	return simnet_run_until(s->net, ssim_pred_call, &c, timeout_ms);
+}
 
 /* --------------------------------------------------------------- queries */
 
 bool ssim_has(struct ssim *s, int observer, int target, uint64_t inc, uint64_t ver)
 {
 	struct ssim_node *o = &s->nodes[observer];
-	if (!o->up)
+	if (!simnet_is_up(s->net, observer))
 		return false;
 	struct nstate_record r;
 	if (!nstate_find(o->core, s->nodes[target].name, &r))
@@ -739,7 +689,7 @@ bool ssim_all_have(struct ssim *s, int i)
 {
 	struct ssim_node *h = &s->nodes[i];
 	for (int o = 0; o < s->n; o++)
-		if (s->nodes[o].up && !ssim_has(s, o, i, h->inc, h->ver))
+		if (simnet_is_up(s->net, o) && !ssim_has(s, o, i, h->inc, h->ver))
 			return false;
 	return true;
 }
@@ -759,7 +709,7 @@ bool ssim_converged(struct ssim *s)
 	int ref = -1;
 	uint64_t h = 0;
 	for (int o = 0; o < s->n; o++) {
-		if (!s->nodes[o].up)
+		if (!simnet_is_up(s->net, o))
 			continue;
 		uint64_t ho = nstate_hash(s->nodes[o].core);
 		if (ref < 0) {
@@ -807,8 +757,9 @@ const struct ssim_traffic *ssim_traffic(const struct ssim *s, int i)
 {
 	return &s->nodes[i].tr;
 }
-const struct ssim_counters *ssim_counters(const struct ssim *s)
+const struct ssim_counters *ssim_counters(struct ssim *s)
 {
+	s->ctr.dropped_down = simnet_counters(s->net)->dropped_down; /* the world's count */
 	return &s->ctr;
 }
 

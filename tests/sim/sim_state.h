@@ -2,8 +2,9 @@
  * sim_state.h — a deterministic simulator for the node-state core
  * (meshvisor/state.h), a sibling of sim.h built on the same ideas.
  *
- * Runs N nstate cores in one process on a virtual clock (ms) over a fake
- * network with loss, delay + jitter (which reorders) and partitions:
+ * Runs N nstate cores in one process on the simulated world of sim_net.h
+ * (its virtual clock in ms, and its fake network with loss, delay + jitter,
+ * which reorders, and partitions):
  *
  *	struct ssim *s = ssim_new(100, NULL, 0);   // prints "sim seed=..."
  *	ssim_set_loss(s, 0.01);
@@ -130,7 +131,7 @@ size_t ssim_changes(const struct ssim *s, const struct ssim_change **out);
 void ssim_changes_reset(struct ssim *s);
 
 const struct ssim_traffic *ssim_traffic(const struct ssim *s, int i);
-const struct ssim_counters *ssim_counters(const struct ssim *s);
+const struct ssim_counters *ssim_counters(struct ssim *s);
 void ssim_traffic_reset(struct ssim *s);
 
 /* Resident set size of this process in KiB (current, peak). */

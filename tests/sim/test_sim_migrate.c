@@ -19,8 +19,10 @@
  *     or aborted job reports done(failed);
  *   - as a target, on MIG_EV_EXPIRED it kills the incoming job of that
  *     proposal if one still runs (the fence for a dead source agent).
- * The network loses 0..15% of messages, delays each by 1 ms..300 ms
- * (reordering) and duplicates 2%. Hosts crash at random, and some crashes
+ * The hosts run on the simulated world of sim_net.h (its clock, queue,
+ * PRNG and network; this file's loop interleaves the cores' deadlines with
+ * its events): the network loses 0..15% of messages, delays each by
+ * 1 ms..300 ms (reordering) and duplicates 2%. Hosts crash at random, and some crashes
  * hit the source or target of a running job on purpose. Half the crashes
  * take the whole host (its jobs fail at once), half only the agent (its
  * core is lost; incoming jobs run on, and outgoing ones too in the
@@ -72,6 +74,7 @@
 
 #include "meshvisor/migrate.h"
 #include "prng.h"
+#include "sim_net.h"
 
 #define GIB (1024ull * 1024)
 #define MAXH 12
@@ -93,22 +96,16 @@ struct totals {
 /* ------------------------------------------------------------------------ */
 /* One schedule                                                             */
 
+/* The world's events besides deliveries (SIMNET_EV_DELIVER, node = the
+ * receiving host, p = a malloc'd struct mig_msg); node = host or job. */
 enum ev_type {
-	EV_DELIVER,
-	EV_JOB_END,
+	EV_JOB_END = SIMNET_EV_USER,
 	EV_ABORT_EFFECT,
 	EV_CRASH,
 	EV_RESTART,
 	EV_MEMBER_DOWN,
 	EV_TICK,
 	EV_DRAIN
-};
-
-struct ev {
-	uint64_t at, seq;
-	enum ev_type type;
-	int a;               /* host, or job index */
-	struct mig_msg *msg; /* EV_DELIVER */
 };
 
 struct vm {
@@ -140,18 +137,15 @@ struct host {
 };
 
 struct sched {
-	uint64_t seed, rng[4], now, seq;
+	uint64_t seed;
+	struct simnet *net; /* clock, events, PRNG, network (hosts = endpoints) */
 	bool verbose, active;
 	int nh, nvm;
 	struct host h[MAXH];
 	struct vm vm[MAXVM];
 	struct job *jobs;
 	int njobs, capjobs;
-	struct ev *heap;
-	size_t nheap, capheap;
-	double loss;
 	bool target_fence; /* see crash() */
-	uint32_t delay_max;
 	struct totals *tot;
 	uint64_t reserved_events, ended_events;
 	char fail[512];
@@ -159,11 +153,25 @@ struct sched {
 
 static uint32_t rnd(struct sched *s, uint32_t n)
 {
-	return n ? mv_xoshiro_below(s->rng, n) : 0;
+	return simnet_below(s->net, n);
 }
 static double rndf(struct sched *s)
 {
-	return (double)(mv_xoshiro_next(s->rng) >> 11) / 9007199254740992.0;
+	return simnet_unit(s->net);
+}
+
+static struct mig_msg *clone_msg(struct sched *s, const struct mig_msg *m)
+{
+	(void)s;
+	struct mig_msg *p = malloc(sizeof(*p));
+	assert_non_null(p);
+	*p = *m;
+	return p;
+}
+
+static void *clone_msg_cb(void *owner, const void *p)
+{
+	return clone_msg(owner, p);
 }
 
 static void vlog(struct sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -173,7 +181,7 @@ static void vlog(struct sched *s, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "%8" PRIu64 " ", s->now);
+	fprintf(stderr, "%8" PRIu64 " ", simnet_now(s->net));
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
@@ -190,45 +198,9 @@ static void failf(struct sched *s, const char *fmt, ...)
 	va_end(ap);
 }
 
-static bool ev_less(const struct ev *a, const struct ev *b)
+static void push(struct sched *s, uint64_t at, enum ev_type t, int node)
 {
-	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
-
-static void push(struct sched *s, uint64_t at, enum ev_type t, int a, struct mig_msg *msg)
-{
-	if (s->nheap == s->capheap) {
-		s->capheap = s->capheap ? s->capheap * 2 : 256;
-		s->heap = realloc(s->heap, s->capheap * sizeof(*s->heap));
-		assert_non_null(s->heap);
-	}
-	size_t i = s->nheap++;
-	struct ev e = {.at = at, .seq = s->seq++, .type = t, .a = a, .msg = msg};
-	while (i > 0 && ev_less(&e, &s->heap[(i - 1) / 2])) {
-		s->heap[i] = s->heap[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
-	s->heap[i] = e;
-}
-
-static struct ev pop(struct sched *s)
-{
-	struct ev top = s->heap[0], last = s->heap[--s->nheap];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= s->nheap)
-			break;
-		if (c + 1 < s->nheap && ev_less(&s->heap[c + 1], &s->heap[c]))
-			c++;
-		if (!ev_less(&s->heap[c], &last))
-			break;
-		s->heap[i] = s->heap[c];
-		i = c;
-	}
-	if (s->nheap)
-		s->heap[i] = last;
-	return top;
+	simnet_at(s->net, (struct simnet_event){.at = at, .kind = (int)t, .node = node});
 }
 
 static int host_idx(struct sched *s, const char *name)
@@ -314,7 +286,7 @@ static void check_overbook(struct sched *s)
 			      "I1 overbooked %s at %" PRIu64 ": vCPUs %u+%u > %" PRIu64
 			      " or memory "
 			      "%" PRIu64 "+%" PRIu64 " > %" PRIu64 " KiB",
-			      h->name, s->now, h->cap.vcpus_allocated, rv, vcap,
+			      h->name, simnet_now(s->net), h->cap.vcpus_allocated, rv, vcap,
 			      h->cap.memory_allocated_kib, rk, mcap);
 	}
 }
@@ -343,7 +315,7 @@ static bool try_propose(struct sched *s, int i, struct vm *v)
 	struct mig_vm mv = {
 	    .name = v->name, .uuid = v->uuid, .vcpus = v->vcpus, .memory_kib = v->mem};
 	enum mig_reason why;
-	int rc = mig_propose(h->m, &mv, s->h[t].name, s->now, v->pid, &why);
+	int rc = mig_propose(h->m, &mv, s->h[t].name, simnet_now(s->net), v->pid, &why);
 	if (rc < 0) {
 		s->tot->local_refusals++;
 		return false;
@@ -361,7 +333,7 @@ static void job_done(struct sched *s, struct job *j, enum mig_outcome o)
 	struct host *src = &s->h[j->src];
 	if (!src->m)
 		return;
-	int rc = mig_migration_done(src->m, j->pid, o, s->now);
+	int rc = mig_migration_done(src->m, j->pid, o, simnet_now(s->net));
 	if (rc != 0 && !(rc == -ENOENT && src->restarts > 0))
 		failf(s, "done(%s) on %s refused", j->pid, src->name);
 	process(s, j->src);
@@ -418,7 +390,7 @@ static void handle_event(struct sched *s, int i, const struct mig_event *e)
 		                  .active = true,
 		                  .fail = rnd(s, 10) == 0};
 		snprintf(j->pid, sizeof(j->pid), "%s", e->proposal_id);
-		push(s, s->now + 50 + rnd(s, 7950), EV_JOB_END, s->njobs, NULL);
+		push(s, simnet_now(s->net) + 50 + rnd(s, 7950), EV_JOB_END, s->njobs);
 		s->njobs++;
 		break;
 	}
@@ -438,7 +410,8 @@ static void handle_event(struct sched *s, int i, const struct mig_event *e)
 		for (int k = 0; k < s->njobs; k++)
 			if (s->jobs[k].active && s->jobs[k].src == i &&
 			    strcmp(s->jobs[k].pid, e->proposal_id) == 0)
-				push(s, s->now + rnd(s, LEASE_MS / 20), EV_ABORT_EFFECT, k, NULL);
+				push(s, simnet_now(s->net) + rnd(s, LEASE_MS / 20), EV_ABORT_EFFECT,
+				     k);
 		break;
 	case MIG_EV_FINISHED:
 		v = vm_by_pid(s, e->proposal_id);
@@ -467,19 +440,7 @@ static void process(struct sched *s, int i)
 				      mig_msg_type_name(msg.type), msg.to);
 				continue;
 			}
-			int copies = rndf(s) < 0.02 ? 2 : 1;
-			if (copies == 2)
-				s->tot->dups++;
-			for (int c = 0; c < copies; c++) {
-				if (rndf(s) < s->loss) {
-					s->tot->lost++;
-					continue;
-				}
-				struct mig_msg *p = malloc(sizeof(*p));
-				assert_non_null(p);
-				*p = msg;
-				push(s, s->now + 1 + rnd(s, s->delay_max), EV_DELIVER, to, p);
-			}
+			simnet_send(s->net, i, to, clone_msg(s, &msg));
 		}
 		struct mig_event e;
 		while (h->m && mig_pop_event(h->m, &e)) {
@@ -496,16 +457,16 @@ static void start_core(struct sched *s, int i)
 	mig_config_default(&c);
 	snprintf(c.name, sizeof(c.name), "%s", h->name);
 	snprintf(c.cpu_model, sizeof(c.cpu_model), "%s", h->cpu);
-	c.seed = mv_xoshiro_next(s->rng);
+	c.seed = simnet_rand(s->net);
 	c.lease_ms = LEASE_MS;
 	c.propose_timeout_ms = 1000;
 	c.propose_retry_ms = 250;
 	c.startup_quiet_ms = h->restarts ? LEASE_MS : 0;
 	c.max_incoming = 1 + rnd(s, 3);
 	c.max_outgoing = 1 + rnd(s, 3);
-	h->m = mig_new(&c, s->now);
+	h->m = mig_new(&c, simnet_now(s->net));
 	assert_non_null(h->m);
-	h->started_at = s->now;
+	h->started_at = simnet_now(s->net);
 	mig_set_draining(h->m, h->draining);
 	refresh_capacity(s, i);
 }
@@ -523,7 +484,7 @@ static void crash(struct sched *s, int i)
 	mig_free(h->m);
 	h->m = NULL;
 	h->restarts++;
-	h->down_at = s->now;
+	h->down_at = simnet_now(s->net);
 	for (int k = 0; k < s->nvm; k++)
 		if (s->vm[k].host == i)
 			s->vm[k].st = VM_IDLE, s->vm[k].n_tried = 0;
@@ -543,8 +504,8 @@ static void crash(struct sched *s, int i)
 		else if (j->dst == i)
 			job_done(s, j, MIG_DONE_FAILED); /* libvirt reports the failure */
 	}
-	push(s, s->now + 200 + rnd(s, 5800), EV_RESTART, i, NULL);
-	push(s, s->now + 500 + rnd(s, 1000), EV_MEMBER_DOWN, i, NULL);
+	push(s, simnet_now(s->net) + 200 + rnd(s, 5800), EV_RESTART, i);
+	push(s, simnet_now(s->net) + 500 + rnd(s, 1000), EV_MEMBER_DOWN, i);
 }
 
 static void job_end(struct sched *s, int k)
@@ -567,7 +528,8 @@ static void job_end(struct sched *s, int k)
 	/* I2: the target still reserves room for it — or its agent is down or
 	 * restarted since and still in its quiet period, accepting nothing, so
 	 * the room its previous life reserved is still free (I1 checks it) */
-	bool held = !dst->m || (dst->restarts > 0 && s->now < dst->started_at + LEASE_MS);
+	bool held =
+	    !dst->m || (dst->restarts > 0 && simnet_now(s->net) < dst->started_at + LEASE_MS);
 	for (size_t r = 0; dst->m && r < mig_in_count(dst->m); r++) {
 		struct mig_in_info in;
 		mig_in_at(dst->m, r, &in);
@@ -585,7 +547,7 @@ static void job_end(struct sched *s, int k)
 	if (!dst->m || rnd(s, 10) < 3) /* no agent, or libvirt's event is late:
 	                                  COMMIT or the lease releases it */
 		s->tot->arrivals_missed++;
-	else if (mig_vm_arrived(dst->m, v->uuid, s->now))
+	else if (mig_vm_arrived(dst->m, v->uuid, simnet_now(s->net)))
 		s->tot->arrivals++;
 	refresh_capacity(s, j->dst);
 	process(s, j->dst);
@@ -600,7 +562,7 @@ static void tick(struct sched *s, int i)
 	struct host *h = &s->h[i];
 	if (!s->active)
 		return;
-	push(s, s->now + 500 + rnd(s, 2500), EV_TICK, i, NULL);
+	push(s, simnet_now(s->net) + 500 + rnd(s, 2500), EV_TICK, i);
 	if (!h->m)
 		return;
 	int idle[MAXVM], n = 0;
@@ -620,8 +582,10 @@ static void setup(struct sched *s)
 	static const char *const cpus[] = {"Skylake", "Skylake", "Skylake", "EPYC", ""};
 	static const double oc[] = {1.0, 1.0, 1.5, 2.0, 4.0};
 	s->nh = 6 + (int)rnd(s, MAXH - 5);
-	s->loss = rndf(s) * 0.15;
-	s->delay_max = 1 + rnd(s, 300);
+	/* each message: 2% are duplicated, 0..15% lost, 1..300 ms late */
+	simnet_set_dup(s->net, 0.02);
+	simnet_set_loss(s->net, -1, -1, rndf(s) * 0.15);
+	simnet_set_delay(s->net, -1, -1, 1, rnd(s, 300));
 	s->target_fence = rnd(s, 2) == 0;
 	for (int i = 0; i < s->nh; i++) {
 		struct host *h = &s->h[i];
@@ -657,48 +621,48 @@ static void setup(struct sched *s)
 	}
 	for (int i = 0; i < s->nh; i++) {
 		start_core(s, i);
-		push(s, rnd(s, 2000), EV_TICK, i, NULL);
+		push(s, rnd(s, 2000), EV_TICK, i);
 		if (rnd(s, 4) == 0)
-			push(s, rnd(s, ACTIVE_MS), EV_CRASH, i, NULL);
+			push(s, rnd(s, ACTIVE_MS), EV_CRASH, i);
 		if (rnd(s, 5) == 0)
-			push(s, rnd(s, ACTIVE_MS), EV_DRAIN, i, NULL);
+			push(s, rnd(s, ACTIVE_MS), EV_DRAIN, i);
 	}
 	/* a few more crashes, possibly of the same host twice, and some of
 	 * the source or target of a running job (a = -1), mid-migration */
 	for (uint32_t k = rnd(s, 3); k > 0; k--)
-		push(s, rnd(s, ACTIVE_MS), EV_CRASH, (int)rnd(s, (uint32_t)s->nh), NULL);
+		push(s, rnd(s, ACTIVE_MS), EV_CRASH, (int)rnd(s, (uint32_t)s->nh));
 	for (uint32_t k = rnd(s, 4); k > 0; k--)
-		push(s, rnd(s, ACTIVE_MS), EV_CRASH, -1, NULL);
+		push(s, rnd(s, ACTIVE_MS), EV_CRASH, -1);
 }
 
-static void step_event(struct sched *s, struct ev *e)
+static void step_event(struct sched *s, struct simnet_event *e)
 {
-	switch (e->type) {
-	case EV_DELIVER: {
-		struct host *h = &s->h[e->a];
+	switch (e->kind) {
+	case SIMNET_EV_DELIVER: {
+		struct host *h = &s->h[e->node];
+		struct mig_msg *msg = e->p;
 		if (h->m) {
-			if (mig_handle_message(h->m, e->msg, s->now) != 0)
-				failf(s, "%s rejected a %s", h->name,
-				      mig_msg_type_name(e->msg->type));
-			process(s, e->a);
+			if (mig_handle_message(h->m, msg, simnet_now(s->net)) != 0)
+				failf(s, "%s rejected a %s", h->name, mig_msg_type_name(msg->type));
+			process(s, e->node);
 		}
-		free(e->msg);
+		free(msg);
 		break;
 	}
 	case EV_JOB_END:
-		job_end(s, e->a);
+		job_end(s, e->node);
 		break;
 	case EV_ABORT_EFFECT:
-		if (s->jobs[e->a].active) {
+		if (s->jobs[e->node].active) {
 			s->tot->jobs_aborted++;
-			job_done(s, &s->jobs[e->a], MIG_DONE_FAILED);
+			job_done(s, &s->jobs[e->node], MIG_DONE_FAILED);
 		}
 		break;
 	case EV_CRASH:
 		if (!s->active)
 			break;
-		if (e->a >= 0) {
-			crash(s, e->a);
+		if (e->node >= 0) {
+			crash(s, e->node);
 			break;
 		}
 		int act[64], n = 0;
@@ -711,39 +675,39 @@ static void step_event(struct sched *s, struct ev *e)
 		}
 		break;
 	case EV_RESTART:
-		vlog(s, "%s restarts", s->h[e->a].name);
+		vlog(s, "%s restarts", s->h[e->node].name);
 		/* a restarted agent first aborts the outgoing jobs it finds and
 		 * kills the incoming ones (their reservations are forgotten);
 		 * the quiet period covers jobs whose ACCEPT was still in flight */
 		for (int k = 0; k < s->njobs; k++) {
 			struct job *j = &s->jobs[k];
-			if (j->active && j->src == e->a) {
+			if (j->active && j->src == e->node) {
 				s->tot->jobs_aborted++;
 				j->active = false;
-			} else if (j->active && j->dst == e->a) {
+			} else if (j->active && j->dst == e->node) {
 				s->tot->jobs_killed++;
 				job_done(s, j, MIG_DONE_FAILED);
 			}
 		}
-		s->h[e->a].host_down = false;
-		start_core(s, e->a);
+		s->h[e->node].host_down = false;
+		start_core(s, e->node);
 		break;
 	case EV_MEMBER_DOWN:
 		for (int i = 0; i < s->nh; i++)
-			if (i != e->a && s->h[i].m) {
-				mig_peer_down(s->h[i].m, s->h[e->a].name, s->now);
+			if (i != e->node && s->h[i].m) {
+				mig_peer_down(s->h[i].m, s->h[e->node].name, simnet_now(s->net));
 				process(s, i);
 			}
 		break;
 	case EV_TICK:
-		tick(s, e->a);
+		tick(s, e->node);
 		break;
 	case EV_DRAIN:
-		s->h[e->a].draining = !s->h[e->a].draining;
-		if (s->h[e->a].m)
-			mig_set_draining(s->h[e->a].m, s->h[e->a].draining);
+		s->h[e->node].draining = !s->h[e->node].draining;
+		if (s->h[e->node].m)
+			mig_set_draining(s->h[e->node].m, s->h[e->node].draining);
 		if (s->active)
-			push(s, s->now + 1000 + rnd(s, 8000), EV_DRAIN, e->a, NULL);
+			push(s, simnet_now(s->net) + 1000 + rnd(s, 8000), EV_DRAIN, e->node);
 		break;
 	}
 }
@@ -758,12 +722,10 @@ static bool run_schedule(uint64_t seed, struct totals *tot, bool verbose, char *
 	s->tot = tot;
 	s->verbose = verbose;
 	s->active = true;
-	uint64_t x = seed;
-	for (int i = 0; i < 4; i++)
-		s->rng[i] = mv_splitmix64(&x);
+	s->net = simnet_new(MAXH, seed, &(struct simnet_ops){.clone_msg = clone_msg_cb}, s);
 	setup(s);
 	while (!s->fail[0]) {
-		if (s->active && s->now >= ACTIVE_MS)
+		if (s->active && simnet_now(s->net) >= ACTIVE_MS)
 			s->active = false;
 		uint64_t next_core = UINT64_MAX;
 		int core = -1;
@@ -773,7 +735,7 @@ static bool run_schedule(uint64_t seed, struct totals *tot, bool verbose, char *
 				if (d < next_core)
 					next_core = d, core = i;
 			}
-		uint64_t next_ev = s->nheap ? s->heap[0].at : UINT64_MAX;
+		uint64_t next_ev = simnet_next_at(s->net);
 		if (next_core == UINT64_MAX && next_ev == UINT64_MAX)
 			break;
 		uint64_t t = next_core < next_ev ? next_core : next_ev;
@@ -781,13 +743,12 @@ static bool run_schedule(uint64_t seed, struct totals *tot, bool verbose, char *
 			failf(s, "still busy at %d ms", END_LIMIT_MS);
 			break;
 		}
-		if (t > s->now)
-			s->now = t;
+		simnet_advance_to(s->net, t);
 		if (next_core <= next_ev) {
-			mig_handle_timer(s->h[core].m, s->now);
+			mig_handle_timer(s->h[core].m, simnet_now(s->net));
 			process(s, core);
 		} else {
-			struct ev e = pop(s);
+			struct simnet_event e = simnet_pop(s->net);
 			step_event(s, &e);
 		}
 		tot->steps++;
@@ -808,17 +769,15 @@ static bool run_schedule(uint64_t seed, struct totals *tot, bool verbose, char *
 	if (!s->fail[0] && s->reserved_events != s->ended_events)
 		failf(s, "I3 %" PRIu64 " reservations made, %" PRIu64 " ended", s->reserved_events,
 		      s->ended_events);
-	while (s->nheap) {
-		struct ev e = pop(s);
-		free(e.msg);
-	}
+	tot->lost += simnet_counters(s->net)->dropped_loss;
+	tot->dups += simnet_counters(s->net)->duplicated;
+	simnet_free(s->net); /* and the messages still in flight */
 	for (int i = 0; i < s->nh; i++)
 		mig_free(s->h[i].m);
 	bool ok = !s->fail[0];
 	if (!ok)
 		snprintf(fail, faillen, "%s", s->fail);
 	tot->schedules++;
-	free(s->heap);
 	free(s->jobs);
 	free(s);
 	return ok;
