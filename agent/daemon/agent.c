@@ -151,8 +151,7 @@ static void agent_on_virt_change(struct virt *v, enum virt_change what, const ch
 	 * cluster would otherwise count it owed a restart for a moment) */
 	if (vm)
 		ha_on_vm_event(a, vm_name);
-	if (a->ns != NULL)
-		nodestate_refresh(a);
+	nodestate_refresh(a); /* nothing before the service started */
 	if (vm)
 		migration_on_vm_event(a, vm_name);
 }
@@ -497,9 +496,7 @@ int agent_main(int argc, char **argv)
 	rpc_server_free_pending(a);
 	migration_free_all(a);
 	ha_free(a);
-	nstate_free(a->ns);
-	free(a->state_sig);
-	free(a->state_full);
+	nodestate_free(a);
 	swim_free(a->swim);
 	tls_ctx_free(a->tls_server);
 	tls_ctx_free(a->tls_client);
