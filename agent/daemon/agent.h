@@ -6,7 +6,8 @@
  * Ownership: struct agent owns everything it points to; it lives for the
  * whole `meshvisor agent` process. A service that owns its state keeps it
  * in a struct private to its file and the agent holds only the handle
- * (node state: struct nodestate, nodestate.c; failover: struct ha, ha.c);
+ * (node state: struct nodestate, nodestate.c; migration: struct
+ * migration_service, migration.c; failover: struct ha, ha.c);
  * other modules ask the service through its header, never read its fields.
  */
 #ifndef MESHVISOR_AGENT_H
@@ -57,16 +58,7 @@ struct agent {
 	uint64_t rpc_next_sink;
 
 	/* migrations (migration.c) */
-	struct mig *mig;
-	uv_timer_t mig_timer;
-	uv_timer_t mig_progress_timer;
-	uv_timer_t mig_ready_timer;                        /* HA moves waiting for fo_move_ready */
-	bool mig_timers_on;                                /* all initialized (migration_close) */
-	const struct migration_move_hooks *mig_move_hooks; /* the failover service's (ha.c) */
-	struct migration *migrations; /* outgoing, newest first; finished ones kept a while */
-	struct drain *drain;          /* this host's drain in progress, if any */
-	uint64_t mig_work_running;    /* migration jobs on worker threads */
-	bool draining;                /* set by a drain, published in our record */
+	struct migration_service *migration;
 
 	/* failover (ha.c) */
 	struct ha *ha;
