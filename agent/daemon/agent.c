@@ -151,8 +151,7 @@ static void agent_on_virt_change(struct virt *v, enum virt_change what, const ch
 	 * cluster would otherwise count it owed a restart for a moment) */
 	if (vm)
 		ha_on_vm_event(a, vm_name);
-	if (a->ns != NULL)
-		nodestate_refresh(a);
+	nodestate_refresh(a); /* nothing before the service started */
 	if (vm)
 		migration_on_vm_event(a, vm_name);
 }
@@ -457,17 +456,18 @@ int agent_main(int argc, char **argv)
 	 * abort), a remote fence its own; wait for each to return (its after
 	 * callback sees `stopping` and only frees). */
 	uv_timer_start(&a->leave_timer, agent_on_exit_deadline, AGENT_EXIT_WORK_MS, 0);
-	while ((a->mig_work_running > 0 || ha_work_running(a) > 0) && !a->exit_deadline_passed)
+	while ((migration_work_running(a) > 0 || ha_work_running(a) > 0) &&
+	       !a->exit_deadline_passed)
 		uv_run(a->loop, UV_RUN_ONCE);
 	uv_timer_stop(&a->leave_timer);
-	if (a->mig_work_running > 0 || ha_work_running(a) > 0) {
+	if (migration_work_running(a) > 0 || ha_work_running(a) > 0) {
 		/* a job stuck in libvirt (a remote fence of an unreachable host, a
 		 * migration that ignores its abort): nothing it uses may be freed
 		 * under it, so the process ends here, without the orderly rest */
 		MV_ERROR("agent",
 		         "stopping without waiting any longer for work on worker threads "
 		         "migrations=%" PRIu64 " ha_jobs=%u waited_ms=%u",
-		         a->mig_work_running, ha_work_running(a), AGENT_EXIT_WORK_MS);
+		         migration_work_running(a), ha_work_running(a), AGENT_EXIT_WORK_MS);
 		membership_save_incarnation(a);
 		return a->exit_code ? a->exit_code : CLI_EXIT_FAIL;
 	}
@@ -497,9 +497,7 @@ int agent_main(int argc, char **argv)
 	rpc_server_free_pending(a);
 	migration_free_all(a);
 	ha_free(a);
-	nstate_free(a->ns);
-	free(a->state_sig);
-	free(a->state_full);
+	nodestate_free(a);
 	swim_free(a->swim);
 	tls_ctx_free(a->tls_server);
 	tls_ctx_free(a->tls_client);

@@ -4,7 +4,11 @@
  * signals) and rpc_server.c (requests).
  *
  * Ownership: struct agent owns everything it points to; it lives for the
- * whole `meshvisor agent` process.
+ * whole `meshvisor agent` process. A service that owns its state keeps it
+ * in a struct private to its file and the agent holds only the handle
+ * (node state: struct nodestate, nodestate.c; migration: struct
+ * migration_service, migration.c; failover: struct ha, ha.c);
+ * other modules ask the service through its header, never read its fields.
  */
 #ifndef MESHVISOR_AGENT_H
 #define MESHVISOR_AGENT_H
@@ -15,7 +19,6 @@
 
 #include "config.h"
 #include "meshvisor.pb-c.h"
-#include "meshvisor/state.h"
 #include "meshvisor/swim.h"
 #include "tls.h"
 #include "net.h"
@@ -45,15 +48,7 @@ struct agent {
 	int exit_code;
 
 	/* node state (nodestate.c) */
-	struct nstate *ns;
-	uv_timer_t ns_timer;            /* the core's next deadline */
-	uv_timer_t state_refresh_timer; /* re-read libvirt */
-	bool ns_timers_on;              /* both initialized (nodestate_close) */
-	uint64_t state_incarnation;
-	uint64_t state_version;
-	uint8_t *state_sig, *state_full; /* last published, significant / full form */
-	size_t state_sig_len, state_full_len;
-	uint64_t state_published_ms;
+	struct nodestate *nodestate;
 
 	/* requests to other hosts (peer_client.c) and long operations' answers (rpc_service.c) */
 	struct rpc_pending *rpc_pending;
@@ -63,16 +58,7 @@ struct agent {
 	uint64_t rpc_next_sink;
 
 	/* migrations (migration.c) */
-	struct mig *mig;
-	uv_timer_t mig_timer;
-	uv_timer_t mig_progress_timer;
-	uv_timer_t mig_ready_timer;                        /* HA moves waiting for fo_move_ready */
-	bool mig_timers_on;                                /* all initialized (migration_close) */
-	const struct migration_move_hooks *mig_move_hooks; /* the failover service's (ha.c) */
-	struct migration *migrations; /* outgoing, newest first; finished ones kept a while */
-	struct drain *drain;          /* this host's drain in progress, if any */
-	uint64_t mig_work_running;    /* migration jobs on worker threads */
-	bool draining;                /* set by a drain, published in our record */
+	struct migration_service *migration;
 
 	/* failover (ha.c) */
 	struct ha *ha;

@@ -127,6 +127,21 @@ struct drain {
 	size_t n_results;
 };
 
+/* The service's state; the agent holds only a pointer to it
+ * (a->migration). */
+struct migration_service {
+	struct mig *core;
+	uv_timer_t core_timer;                         /* the core's next deadline */
+	uv_timer_t progress_timer;                     /* job progress poll and report */
+	uv_timer_t ready_timer;                        /* HA moves waiting for a majority */
+	bool timers_on;                                /* all initialized (migration_close) */
+	const struct migration_move_hooks *move_hooks; /* the failover service's (ha.c) */
+	struct migration *moves; /* outgoing, newest first; finished ones kept a while */
+	struct drain *drain;     /* this host's drain in progress, if any */
+	uint64_t jobs_running;   /* migration jobs on worker threads */
+	bool draining;           /* set by a drain, published in our record */
+};
+
 static int64_t migration_wall_ms(void)
 {
 	struct timeval tv;
@@ -142,7 +157,7 @@ static bool migration_offline_host(const struct agent *a)
 
 static struct migration *migration_find(struct agent *a, const char *id)
 {
-	for (struct migration *m = a->migrations; m != NULL; m = m->next)
+	for (struct migration *m = a->migration->moves; m != NULL; m = m->next)
 		if (strcmp(m->id, id) == 0)
 			return m;
 	return NULL;
@@ -150,7 +165,7 @@ static struct migration *migration_find(struct agent *a, const char *id)
 
 static struct migration *migration_find_vm(struct agent *a, const char *vm)
 {
-	for (struct migration *m = a->migrations; m != NULL; m = m->next)
+	for (struct migration *m = a->migration->moves; m != NULL; m = m->next)
 		if (!m->done && (strcmp(m->vm, vm) == 0 || strcasecmp(m->uuid, vm) == 0))
 			return m;
 	return NULL;
@@ -184,7 +199,18 @@ static void migration_info_fill(const struct migration *m, const char *source,
 
 void migration_set_move_hooks(struct agent *a, const struct migration_move_hooks *hooks)
 {
-	a->mig_move_hooks = hooks;
+	if (a->migration != NULL)
+		a->migration->move_hooks = hooks;
+}
+
+uint64_t migration_work_running(const struct agent *a)
+{
+	return a->migration != NULL ? a->migration->jobs_running : 0;
+}
+
+bool migration_draining(const struct agent *a)
+{
+	return a->migration != NULL && a->migration->draining;
 }
 
 /* The reservation held here for proposal `id`, or for the VM named `key`
@@ -192,8 +218,8 @@ void migration_set_move_hooks(struct agent *a, const struct migration_move_hooks
 static bool migration_find_incoming(struct agent *a, const char *id, const char *key,
                                     struct mig_in_info *out)
 {
-	for (size_t i = 0; a->mig != NULL && i < mig_in_count(a->mig); i++) {
-		mig_in_at(a->mig, i, out);
+	for (size_t i = 0; a->migration != NULL && i < mig_in_count(a->migration->core); i++) {
+		mig_in_at(a->migration->core, i, out);
 		if ((id && strcmp(out->proposal_id, id) == 0) ||
 		    (key && (strcmp(out->vm_name, key) == 0 || strcasecmp(out->vm_uuid, key) == 0)))
 			return true;
@@ -219,7 +245,8 @@ bool migration_incoming_source(struct agent *a, const char *key, char *source, s
 static size_t migration_list(struct agent *a, Mv__MigrationInfo *out, size_t cap)
 {
 	size_t n = 0;
-	for (struct migration *m = a->migrations; m != NULL && n < cap; m = m->next)
+	for (struct migration *m = a->migration ? a->migration->moves : NULL; m != NULL && n < cap;
+	     m = m->next)
 		migration_info_fill(m, a->opt.name, &out[n++]);
 	return n;
 }
@@ -239,7 +266,7 @@ static void migration_progress(struct agent *a, struct migration *m)
 static void migration_prune(struct agent *a)
 {
 	size_t kept_done = 0;
-	struct migration **pp = &a->migrations;
+	struct migration **pp = &a->migration->moves;
 	while (*pp != NULL) {
 		struct migration *m = *pp;
 		if (m->done && !m->work_running && ++kept_done > MIGRATION_KEEP_DONE) {
@@ -301,7 +328,7 @@ static void migration_handle_events(struct agent *a);
 static void migration_pump(struct agent *a)
 {
 	struct mig_msg msg;
-	while (mig_pop_output(a->mig, &msg)) {
+	while (mig_pop_output(a->migration->core, &msg)) {
 		if (a->net == NULL)
 			continue;
 		struct swim_member_info mi;
@@ -322,13 +349,14 @@ static void migration_pump(struct agent *a)
 		                 msg.to);
 	}
 	migration_handle_events(a);
-	core_driver_rearm(a, &a->mig_timer, migration_on_timer, mig_next_deadline(a->mig));
+	core_driver_rearm(a, &a->migration->core_timer, migration_on_timer,
+	                  mig_next_deadline(a->migration->core));
 }
 
 static void migration_on_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
-	mig_handle_timer(a->mig, uv_now(a->loop));
+	mig_handle_timer(a->migration->core, uv_now(a->loop));
 	migration_pump(a);
 }
 
@@ -348,7 +376,7 @@ void migration_handle_envelope(struct agent *a, const Mv__Envelope *env)
 			snprintf(m->stream_uri, sizeof(m->stream_uri), "%s", stream_uri);
 		}
 	}
-	if (mig_handle_message(a->mig, &msg, uv_now(a->loop)) < 0)
+	if (mig_handle_message(a->migration->core, &msg, uv_now(a->loop)) < 0)
 		MV_WARN("migrate", "negotiation core rejected %s from=%s",
 		        mig_msg_type_name(msg.type), env->from);
 	migration_pump(a);
@@ -357,13 +385,13 @@ void migration_handle_envelope(struct agent *a, const Mv__Envelope *env)
 void migration_on_member_event(struct agent *a, const struct swim_event *e)
 {
 	/* the mapping is shared with the simulator (agent/wire/mig_driver.c) */
-	if (mig_driver_member_event(a->mig, e, uv_now(a->loop)))
+	if (mig_driver_member_event(a->migration->core, e, uv_now(a->loop)))
 		migration_pump(a);
 }
 
 static void migration_set_capacity(struct agent *a, const Mv__NodeState *ns)
 {
-	if (a->mig == NULL)
+	if (a->migration == NULL)
 		return;
 	struct mig_capacity cap = {
 	    .cpus = ns->cpus,
@@ -374,13 +402,13 @@ static void migration_set_capacity(struct agent *a, const Mv__NodeState *ns)
 	    .vcpus_allocated = ns->vcpus_allocated,
 	    .memory_allocated_kib = ns->memory_allocated_kib,
 	};
-	mig_set_capacity(a->mig, &cap);
-	mig_set_draining(a->mig, ns->draining);
+	mig_set_capacity(a->migration->core, &cap);
+	mig_set_draining(a->migration->core, ns->draining);
 }
 
 void migration_on_vm_event(struct agent *a, const char *vm_name)
 {
-	if (a->mig == NULL || vm_name == NULL)
+	if (a->migration == NULL || vm_name == NULL)
 		return;
 	struct virt_vm vm;
 	char err[256];
@@ -389,7 +417,8 @@ void migration_on_vm_event(struct agent *a, const char *vm_name)
 	 * the reservation early and made the source lose its lease mid-move.
 	 * A VM moved while paused is released by the source's COMMIT instead. */
 	if (virt_vm_find(a->virt, vm_name, &vm, err, sizeof(err)) == 0 &&
-	    vm.state == VIRT_VM_RUNNING && mig_vm_arrived(a->mig, vm.uuid, uv_now(a->loop))) {
+	    vm.state == VIRT_VM_RUNNING &&
+	    mig_vm_arrived(a->migration->core, vm.uuid, uv_now(a->loop))) {
 		nodestate_refresh(a);
 		migration_pump(a);
 	}
@@ -466,7 +495,8 @@ static int migration_choose(struct agent *a, struct migration *m, char *why, siz
 	for (size_t i = 0; i < m->n_excluded; i++)
 		excl[i] = m->excluded[i];
 	struct placement_request req = {.vcpus = m->vcpus, .memory_kib = m->memory_kib};
-	int best = mig_choose_target(a->mig, hosts, k, &req, excl, m->n_excluded, why, whylen);
+	int best =
+	    mig_choose_target(a->migration->core, hosts, k, &req, excl, m->n_excluded, why, whylen);
 	if (best >= 0) {
 		snprintf(m->target, sizeof(m->target), "%s", hosts[best].name);
 		rc = 0;
@@ -504,7 +534,7 @@ static void migration_propose(struct agent *a, struct migration *m)
 	struct mig_vm vm = {
 	    .name = m->vm, .uuid = m->uuid, .vcpus = m->vcpus, .memory_kib = m->memory_kib};
 	enum mig_reason reason = MIG_R_NONE;
-	int rc = mig_propose(a->mig, &vm, m->target, uv_now(a->loop), m->id, &reason);
+	int rc = mig_propose(a->migration->core, &vm, m->target, uv_now(a->loop), m->id, &reason);
 	if (rc < 0) {
 		migration_finish(a, m, false, "cannot move %s to %s: %s", m->vm, m->target,
 		                 mig_reason_name(reason));
@@ -521,12 +551,12 @@ static void migration_propose(struct agent *a, struct migration *m)
 
 static void migration_done(struct agent *a, struct migration *m, enum mig_outcome outcome)
 {
-	if (m->announced && a->mig_move_hooks != NULL) {
+	if (m->announced && a->migration->move_hooks != NULL) {
 		/* the voters learn where the VM is before anything else — unless
 		 * we do not know: then the move stays unsettled here, and its
 		 * target settles it from what it runs (ha.c) */
 		if (!(outcome == MIG_DONE_FAILED && m->where_unknown))
-			a->mig_move_hooks->end(a, m->id, outcome != MIG_DONE_FAILED);
+			a->migration->move_hooks->end(a, m->id, outcome != MIG_DONE_FAILED);
 		else
 			MV_WARN("migrate",
 			        "HA move left unsettled id=%s vm=%s: where it runs is not known; "
@@ -534,7 +564,7 @@ static void migration_done(struct agent *a, struct migration *m, enum mig_outcom
 			        m->id, m->vm, m->target);
 		m->announced = false;
 	}
-	mig_migration_done(a->mig, m->id, outcome, uv_now(a->loop));
+	mig_migration_done(a->migration->core, m->id, outcome, uv_now(a->loop));
 	migration_pump(a); /* COMMIT/ABORT out; FINISHED event finishes m */
 }
 
@@ -610,9 +640,9 @@ int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const 
                           char *name_out, size_t name_len, char *err, size_t errlen)
 {
 	bool reserved = false;
-	for (size_t i = 0; i < mig_in_count(a->mig); i++) {
+	for (size_t i = 0; i < mig_in_count(a->migration->core); i++) {
 		struct mig_in_info in;
-		mig_in_at(a->mig, i, &in);
+		mig_in_at(a->migration->core, i, &in);
 		if (strcmp(in.proposal_id, q->proposal_id) == 0 && strcmp(in.source, from) == 0)
 			reserved = true;
 	}
@@ -631,7 +661,7 @@ int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const 
 		return rc;
 	}
 	snprintf(name_out, name_len, "%s", vm.name);
-	mig_vm_arrived(a->mig, vm.uuid, uv_now(a->loop));
+	mig_vm_arrived(a->migration->core, vm.uuid, uv_now(a->loop));
 	MV_INFO("migrate", "received vm=%s from=%s started=%d", vm.name, from, q->start);
 	nodestate_refresh(a);
 	migration_pump(a);
@@ -663,7 +693,7 @@ static void migration_where_after(uv_work_t *w, int status)
 	struct migration *m = w->data;
 	struct agent *a = w->loop->data;
 	m->work_running = false;
-	a->mig_work_running--;
+	a->migration->jobs_running--;
 	virt_reconcile(a->virt);
 	if (status == 0 && m->where_rc == 0 && m->where.where == VIRT_LOC_DEST) {
 		snprintf(m->message, sizeof(m->message),
@@ -690,7 +720,7 @@ static void migration_live_after(uv_work_t *w, int status)
 	struct migration *m = w->data;
 	struct agent *a = w->loop->data;
 	m->work_running = false;
-	a->mig_work_running--;
+	a->migration->jobs_running--;
 	virt_reconcile(a->virt); /* the VM left (or did not): refresh the cache here */
 	if (status == 0 && m->work_rc == 0) {
 		if (m->result.have_stats)
@@ -723,7 +753,7 @@ static void migration_live_after(uv_work_t *w, int status)
 	m->work.data = m;
 	if (uv_queue_work(a->loop, &m->work, migration_where_work, migration_where_after) == 0) {
 		m->work_running = true;
-		a->mig_work_running++;
+		a->migration->jobs_running++;
 		return;
 	}
 	snprintf(m->message, sizeof(m->message),
@@ -751,7 +781,7 @@ static void migration_live(struct agent *a, struct migration *m)
 		return;
 	}
 	m->work_running = true;
-	a->mig_work_running++;
+	a->migration->jobs_running++;
 	MV_INFO("migrate", "live migration started id=%s vm=%s target=%s dest_uri=%s", m->id, m->vm,
 	        m->target, m->dest_uri);
 	migration_progress(a, m);
@@ -786,7 +816,7 @@ static void migration_go(struct agent *a, struct migration *m)
 		migration_done(a, m, MIG_DONE_FAILED);
 		return;
 	}
-	const struct migration_move_hooks *h = a->mig_move_hooks;
+	const struct migration_move_hooks *h = a->migration->move_hooks;
 	if (!vm.ha || h == NULL) {
 		migration_move_now(a, m, vm.epoch + 1);
 		return;
@@ -805,18 +835,18 @@ static void migration_go(struct agent *a, struct migration *m)
 	MV_INFO("migrate", "HA move announced id=%s vm=%s target=%s epoch=%" PRIu64, m->id, m->vm,
 	        m->target, m->move_epoch);
 	migration_progress(a, m);
-	if (!uv_is_active((uv_handle_t *)&a->mig_ready_timer))
-		uv_timer_start(&a->mig_ready_timer, migration_on_ready_timer,
+	if (!uv_is_active((uv_handle_t *)&a->migration->ready_timer))
+		uv_timer_start(&a->migration->ready_timer, migration_on_ready_timer,
 		               MIGRATION_READY_POLL_MS, MIGRATION_READY_POLL_MS);
 }
 
 static void migration_on_ready_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
-	const struct migration_move_hooks *h = a->mig_move_hooks;
+	const struct migration_move_hooks *h = a->migration->move_hooks;
 	bool waiting = false;
 	uint64_t now = uv_now(a->loop);
-	for (struct migration *m = a->migrations; m != NULL; m = m->next) {
+	for (struct migration *m = a->migration->moves; m != NULL; m = m->next) {
 		if (m->done || !m->announced || m->moving || h == NULL)
 			continue;
 		if (h->ready(a, m->id)) {
@@ -835,14 +865,14 @@ static void migration_on_ready_timer(uv_timer_t *t)
 		}
 	}
 	if (!waiting)
-		uv_timer_stop(&a->mig_ready_timer);
+		uv_timer_stop(&a->migration->ready_timer);
 }
 
 static void migration_on_progress_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
 	bool any = false;
-	for (struct migration *m = a->migrations; m != NULL; m = m->next) {
+	for (struct migration *m = a->migration->moves; m != NULL; m = m->next) {
 		if (!m->work_running)
 			continue;
 		char err[256];
@@ -881,7 +911,7 @@ static void migration_kill_incoming(struct agent *a, const char *uuid)
 static void migration_handle_events(struct agent *a)
 {
 	struct mig_event e;
-	while (mig_pop_event(a->mig, &e)) {
+	while (mig_pop_event(a->migration->core, &e)) {
 		char q[900];
 		struct migration *m = migration_find(a, e.proposal_id);
 		switch (e.type) {
@@ -897,11 +927,12 @@ static void migration_handle_events(struct agent *a)
 			if (e.type == MIG_EV_EXPIRED)
 				migration_kill_incoming(a, e.vm_uuid);
 			/* the voters learn how an incoming HA move ended (MOVES) */
-			if (a->mig_move_hooks != NULL &&
+			if (a->migration->move_hooks != NULL &&
 			    (e.type == MIG_EV_COMMITTED || e.type == MIG_EV_RELEASED ||
 			     e.type == MIG_EV_EXPIRED))
-				a->mig_move_hooks->outcome(a, e.proposal_id, e.vm_uuid, e.peer,
-				                           e.type == MIG_EV_COMMITTED);
+				a->migration->move_hooks->outcome(a, e.proposal_id, e.vm_uuid,
+				                                  e.peer,
+				                                  e.type == MIG_EV_COMMITTED);
 			if (e.type == MIG_EV_COMMITTED || e.type == MIG_EV_RELEASED ||
 			    e.type == MIG_EV_EXPIRED)
 				nodestate_refresh(a);
@@ -979,8 +1010,8 @@ static struct migration *migration_new(struct agent *a, const struct virt_vm *vm
 	m->started_unix_ms = migration_wall_ms();
 	m->started_ms = uv_now(a->loop);
 	snprintf(m->phase, sizeof(m->phase), "choosing");
-	m->next = a->migrations;
-	a->migrations = m;
+	m->next = a->migration->moves;
+	a->migration->moves = m;
 	return m;
 }
 
@@ -1083,7 +1114,7 @@ int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t
 	} else if (m->id[0] != '\0' && strcmp(m->phase, "proposing") == 0) {
 		snprintf(m->message, sizeof(m->message),
 		         "aborted by an operator before it started");
-		mig_cancel(a->mig, m->id, uv_now(a->loop));
+		mig_cancel(a->migration->core, m->id, uv_now(a->loop));
 		migration_pump(a);
 	} else {
 		snprintf(err, errlen, "the move of %s is %s and cannot be aborted now", m->vm,
@@ -1108,7 +1139,7 @@ static void drain_result_info(struct agent *a, const struct drain_result *r,
 
 static void drain_finish(struct agent *a)
 {
-	struct drain *d = a->drain;
+	struct drain *d = a->migration->drain;
 	Mv__DrainReply dr = MV__DRAIN_REPLY__INIT;
 	Mv__MigrationInfo *infos = calloc(d->n_results ? d->n_results : 1, sizeof(*infos));
 	Mv__MigrationInfo **ptrs = calloc(d->n_results ? d->n_results : 1, sizeof(*ptrs));
@@ -1139,7 +1170,7 @@ static void drain_finish(struct agent *a)
 	free(d->vms);
 	free(d->results);
 	free(d);
-	a->drain = NULL;
+	a->migration->drain = NULL;
 }
 
 /* A drain's per-VM outcome as the wire shows it: the whole move record when
@@ -1163,7 +1194,7 @@ static void drain_result_info(struct agent *a, const struct drain_result *r, Mv_
 static void drain_record(struct agent *a, const char *vm, const char *target, bool ok,
                          const char *message, const struct migration *m)
 {
-	struct drain *d = a->drain;
+	struct drain *d = a->migration->drain;
 	struct drain_result *r = &d->results[d->n_results++];
 	snprintf(r->vm, sizeof(r->vm), "%s", vm);
 	snprintf(r->target, sizeof(r->target), "%s", target);
@@ -1185,7 +1216,7 @@ static void drain_record(struct agent *a, const char *vm, const char *target, bo
 
 static void drain_on_finished(struct agent *a, struct migration *m)
 {
-	struct drain *d = a->drain;
+	struct drain *d = a->migration->drain;
 	m->drain = NULL;
 	if (d == NULL)
 		return;
@@ -1196,7 +1227,7 @@ static void drain_on_finished(struct agent *a, struct migration *m)
 
 static void drain_pump(struct agent *a)
 {
-	struct drain *d = a->drain;
+	struct drain *d = a->migration->drain;
 	while (d->running < d->parallel && d->next < d->n_vms) {
 		const char *vm = d->vms[d->next++];
 		char err[512];
@@ -1205,7 +1236,7 @@ static void drain_pump(struct agent *a)
 			d->running--;
 			drain_record(a, vm, "", false, err, NULL);
 		}
-		if (a->drain != d)
+		if (a->migration->drain != d)
 			return; /* finished inside (cannot happen while running > 0) */
 	}
 	if (d->running == 0 && d->next == d->n_vms)
@@ -1218,13 +1249,14 @@ int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sin
 	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
 	Mv__DrainReply dr = MV__DRAIN_REPLY__INIT;
 	char msg[256];
+	struct migration_service *ms = a->migration;
 	if (q->undrain) {
-		if (a->drain != NULL) {
+		if (ms->drain != NULL) {
 			snprintf(err, errlen, "%s is still draining (%zu of %zu VMs started)",
-			         a->opt.name, a->drain->next, a->drain->n_vms);
+			         a->opt.name, ms->drain->next, ms->drain->n_vms);
 			return -EBUSY;
 		}
-		a->draining = false;
+		ms->draining = false;
 		nodestate_refresh(a);
 		MV_INFO("migrate", "undrained: back in service");
 		snprintf(msg, sizeof(msg), "%s is back in service", a->opt.name);
@@ -1235,7 +1267,7 @@ int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sin
 		rpc_sink_send(a, sink, &resp, true);
 		return 0;
 	}
-	if (a->drain != NULL) {
+	if (ms->drain != NULL) {
 		snprintf(err, errlen, "%s is already draining", a->opt.name);
 		return -EBUSY;
 	}
@@ -1256,8 +1288,8 @@ int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sin
 	d->n_vms = n;
 	d->sink = sink;
 	d->parallel = q->parallel ? q->parallel : a->opt.mig_max_outgoing;
-	a->drain = d;
-	a->draining = true;
+	ms->drain = d;
+	ms->draining = true;
 	nodestate_refresh(a); /* no new placements here, now */
 	MV_INFO("migrate", "draining vms=%zu parallel=%u", n, d->parallel);
 	drain_pump(a);
@@ -1271,7 +1303,7 @@ int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sin
  * our capacity and draining flag. */
 static void migration_fill_state(struct agent *a, Mv__NodeState *ns)
 {
-	ns->draining = a->draining;
+	ns->draining = migration_draining(a);
 }
 
 static const struct nodestate_contributor migration_state_contributor = {
@@ -1297,11 +1329,13 @@ int migration_start(struct agent *a, char *err, size_t errlen)
 	cfg.max_incoming = a->opt.mig_max_incoming;
 	cfg.max_outgoing = a->opt.mig_max_outgoing;
 	cfg.lease_ms = a->opt.mig_lease_ms; /* renew, guard and quiet time derive from it */
-	a->mig = mig_new(&cfg, uv_now(a->loop));
-	if (a->mig == NULL) {
+	struct migration_service *ms = calloc(1, sizeof(*ms));
+	if (ms == NULL || (ms->core = mig_new(&cfg, uv_now(a->loop))) == NULL) {
+		free(ms);
 		snprintf(err, errlen, "cannot create the migration core");
 		return -ENOMEM;
 	}
+	a->migration = ms;
 	/* A previous life of this agent may have left migration jobs running
 	 * that nobody negotiates any more: abort them before feeding the core. */
 	size_t n = 0;
@@ -1321,24 +1355,25 @@ int migration_start(struct agent *a, char *err, size_t errlen)
 		}
 	}
 	free(uuids);
-	uv_timer_init(a->loop, &a->mig_timer);
-	uv_timer_init(a->loop, &a->mig_progress_timer);
-	uv_timer_init(a->loop, &a->mig_ready_timer);
-	a->mig_timer.data = a->mig_progress_timer.data = a->mig_ready_timer.data = a;
-	a->mig_timers_on = true;
-	uv_timer_start(&a->mig_progress_timer, migration_on_progress_timer, MIGRATION_PROGRESS_MS,
+	uv_timer_init(a->loop, &ms->core_timer);
+	uv_timer_init(a->loop, &ms->progress_timer);
+	uv_timer_init(a->loop, &ms->ready_timer);
+	ms->core_timer.data = ms->progress_timer.data = ms->ready_timer.data = a;
+	ms->timers_on = true;
+	uv_timer_start(&ms->progress_timer, migration_on_progress_timer, MIGRATION_PROGRESS_MS,
 	               MIGRATION_PROGRESS_MS);
 	return 0;
 }
 
 void migration_stop(struct agent *a)
 {
-	if (a->mig == NULL)
+	struct migration_service *ms = a->migration;
+	if (ms == NULL)
 		return;
-	uv_timer_stop(&a->mig_timer);
-	uv_timer_stop(&a->mig_progress_timer);
-	uv_timer_stop(&a->mig_ready_timer);
-	for (struct migration *m = a->migrations; m != NULL; m = m->next) {
+	uv_timer_stop(&ms->core_timer);
+	uv_timer_stop(&ms->progress_timer);
+	uv_timer_stop(&ms->ready_timer);
+	for (struct migration *m = ms->moves; m != NULL; m = m->next) {
 		if (m->work_running) {
 			char err[256];
 			MV_WARN("migrate", "stopping: aborting the running migration vm=%s", m->vm);
@@ -1349,27 +1384,31 @@ void migration_stop(struct agent *a)
 
 void migration_close(struct agent *a)
 {
-	if (!a->mig_timers_on)
+	struct migration_service *ms = a->migration;
+	if (ms == NULL || !ms->timers_on)
 		return;
-	a->mig_timers_on = false;
-	uv_close((uv_handle_t *)&a->mig_timer, NULL);
-	uv_close((uv_handle_t *)&a->mig_progress_timer, NULL);
-	uv_close((uv_handle_t *)&a->mig_ready_timer, NULL);
+	ms->timers_on = false;
+	uv_close((uv_handle_t *)&ms->core_timer, NULL);
+	uv_close((uv_handle_t *)&ms->progress_timer, NULL);
+	uv_close((uv_handle_t *)&ms->ready_timer, NULL);
 }
 
 void migration_free_all(struct agent *a)
 {
-	while (a->migrations != NULL) {
-		struct migration *m = a->migrations;
-		a->migrations = m->next;
+	struct migration_service *ms = a->migration;
+	if (ms == NULL)
+		return;
+	while (ms->moves != NULL) {
+		struct migration *m = ms->moves;
+		ms->moves = m->next;
 		free(m);
 	}
-	if (a->drain != NULL) {
-		free(a->drain->vms);
-		free(a->drain->results);
-		free(a->drain);
-		a->drain = NULL;
+	if (ms->drain != NULL) {
+		free(ms->drain->vms);
+		free(ms->drain->results);
+		free(ms->drain);
 	}
-	mig_free(a->mig);
-	a->mig = NULL;
+	mig_free(ms->core);
+	free(ms);
+	a->migration = NULL;
 }

@@ -7,8 +7,12 @@
  * cannot migrate), progress to whoever asked, drain of a whole host, and
  * each host's recent migrations in its gossiped node state.
  *
- * Ownership: struct migration and struct drain live in the agent and are
- * freed here; answers go out through rpc_sink tokens (agent.h).
+ * Ownership: the service's state (struct migration_service: the core, its
+ * timers, the moves, the drain, the draining flag, the count of jobs on
+ * worker threads) is private to migration.c; the agent holds only a pointer
+ * to it (a->migration: set by migration_start, freed by migration_free_all)
+ * and others ask through the functions below. Answers go out through
+ * rpc_sink tokens (rpc_service.h).
  */
 #ifndef MESHVISOR_MIGRATION_H
 #define MESHVISOR_MIGRATION_H
@@ -21,13 +25,20 @@
 #include "meshvisor/swim.h"
 
 struct agent;
+struct migration_service;
 
 int migration_start(struct agent *a, char *err, size_t errlen);
 void migration_stop(struct agent *a);
 /* After migration_stop, once no worker runs: closes the module's timers
  * (the caller runs the loop until their close callbacks ran). */
 void migration_close(struct agent *a);
+/* Frees the service and every move (a->migration becomes NULL). */
 void migration_free_all(struct agent *a);
+/* Migration jobs still running on worker threads (agent_main waits for
+ * them before it frees anything they use). */
+uint64_t migration_work_running(const struct agent *a);
+/* Is this host draining (a drain started it, an undrain ends it)? */
+bool migration_draining(const struct agent *a);
 
 /* A peer frame whose body is `mig` (sender identity already checked). */
 void migration_handle_envelope(struct agent *a, const Mv__Envelope *env);

@@ -69,6 +69,20 @@ static bool nodestate_vm_restarting(struct agent *a, const char *uuid)
 	return false;
 }
 
+/* The service's state; the agent holds only a pointer to it
+ * (a->nodestate). */
+struct nodestate {
+	struct nstate *core;
+	uv_timer_t core_timer;    /* the core's next deadline */
+	uv_timer_t refresh_timer; /* re-read libvirt */
+	bool timers_on;           /* both initialized (nodestate_close) */
+	uint64_t incarnation;     /* of our last published record */
+	uint64_t version;         /* ... and its version under that incarnation */
+	uint8_t *sig, *full;      /* last published, significant / full form */
+	size_t sig_len, full_len;
+	uint64_t published_ms; /* when (loop clock) */
+};
+
 static int64_t nodestate_wall_ms(void)
 {
 	struct timeval tv;
@@ -82,8 +96,9 @@ static void nodestate_on_timer(uv_timer_t *t);
 
 static void nodestate_pump(struct agent *a)
 {
+	struct nodestate *s = a->nodestate;
 	struct nstate_msg m;
-	while (nstate_pop_output(a->ns, &m)) {
+	while (nstate_pop_output(s->core, &m)) {
 		if (a->net == NULL)
 			continue;
 		uint8_t *frame = NULL;
@@ -93,7 +108,7 @@ static void nodestate_pump(struct agent *a)
 	}
 	struct nstate_event e;
 	bool changed = false;
-	while (nstate_pop_event(a->ns, &e)) {
+	while (nstate_pop_event(s->core, &e)) {
 		MV_DEBUG("state", "%s name=%s incarnation=%" PRIu64 " version=%" PRIu64,
 		         e.is_new_host ? "host state learned" : "host state updated", e.name,
 		         e.incarnation, e.version);
@@ -101,13 +116,13 @@ static void nodestate_pump(struct agent *a)
 	}
 	if (changed)
 		nodestate_changed(a);
-	core_driver_rearm(a, &a->ns_timer, nodestate_on_timer, nstate_next_deadline(a->ns));
+	core_driver_rearm(a, &s->core_timer, nodestate_on_timer, nstate_next_deadline(s->core));
 }
 
 static void nodestate_on_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
-	nstate_handle_timer(a->ns, uv_now(a->loop));
+	nstate_handle_timer(a->nodestate->core, uv_now(a->loop));
 	nodestate_pump(a);
 }
 
@@ -121,7 +136,7 @@ void nodestate_handle_envelope(struct agent *a, const Mv__Envelope *env)
 		MV_WARN("state", "rejected state message from=%s reason=\"%s\"", env->from, why);
 		return;
 	}
-	if (nstate_handle_message(a->ns, &m, uv_now(a->loop)) < 0)
+	if (nstate_handle_message(a->nodestate->core, &m, uv_now(a->loop)) < 0)
 		MV_WARN("state", "state core rejected a message from=%s", env->from);
 	free(versions);
 	free(records);
@@ -131,7 +146,7 @@ void nodestate_handle_envelope(struct agent *a, const Mv__Envelope *env)
 void nodestate_on_member_event(struct agent *a, const struct swim_event *e)
 {
 	/* the mapping is shared with the simulator (agent/wire/state_driver.c) */
-	if (state_driver_member_event(a->ns, a->opt.name, e))
+	if (state_driver_member_event(a->nodestate->core, a->opt.name, e))
 		nodestate_pump(a);
 }
 
@@ -304,7 +319,8 @@ static bool nodestate_same(const uint8_t *a, size_t al, const uint8_t *b, size_t
 
 void nodestate_refresh(struct agent *a)
 {
-	if (a->ns == NULL || a->stopping)
+	struct nodestate *s = a->nodestate;
+	if (s == NULL || a->stopping)
 		return;
 	struct nodestate_build b;
 	if (nodestate_build(a, &b) < 0) {
@@ -321,23 +337,23 @@ void nodestate_refresh(struct agent *a)
 	b.ns.updated_unix_ms = 0;
 	uint8_t *full = nodestate_pack(&b.ns, &full_len);
 	uint64_t now = uv_now(a->loop);
-	bool urgent = !nodestate_same(sig, sig_len, a->state_sig, a->state_sig_len);
-	bool changed = !nodestate_same(full, full_len, a->state_full, a->state_full_len);
-	bool lazy_due = now - a->state_published_ms >= NODESTATE_LAZY_MS;
+	bool urgent = !nodestate_same(sig, sig_len, s->sig, s->sig_len);
+	bool changed = !nodestate_same(full, full_len, s->full, s->full_len);
+	bool lazy_due = now - s->published_ms >= NODESTATE_LAZY_MS;
 	if (sig != NULL && full != NULL && (urgent || (changed && lazy_due))) {
-		a->state_version++;
+		s->version++;
 		b.ns.incarnation = swim_incarnation(a->swim);
-		if (b.ns.incarnation != a->state_incarnation) {
+		if (b.ns.incarnation != s->incarnation) {
 			/* a refutation bumped our incarnation: versions restart under it */
-			a->state_incarnation = b.ns.incarnation;
-			a->state_version = 1;
+			s->incarnation = b.ns.incarnation;
+			s->version = 1;
 		}
-		b.ns.version = a->state_version;
+		b.ns.version = s->version;
 		b.ns.updated_unix_ms = nodestate_wall_ms();
 		size_t rec_len;
 		uint8_t *rec = nodestate_pack(&b.ns, &rec_len);
-		int rc = rec ? nstate_set_local(a->ns, a->state_incarnation, a->state_version, rec,
-		                                rec_len, urgent, now)
+		int rc = rec ? nstate_set_local(s->core, s->incarnation, s->version, rec, rec_len,
+		                                urgent, now)
 		             : -ENOMEM;
 		free(rec);
 		if (rc < 0) {
@@ -345,15 +361,15 @@ void nodestate_refresh(struct agent *a)
 		} else {
 			MV_DEBUG("state",
 			         "published node state version=%" PRIu64 " urgent=%d vms=%zu",
-			         a->state_version, urgent, b.ns.n_vms);
-			free(a->state_sig);
-			free(a->state_full);
-			a->state_sig = sig;
-			a->state_sig_len = sig_len;
-			a->state_full = full;
-			a->state_full_len = full_len;
+			         s->version, urgent, b.ns.n_vms);
+			free(s->sig);
+			free(s->full);
+			s->sig = sig;
+			s->sig_len = sig_len;
+			s->full = full;
+			s->full_len = full_len;
 			sig = full = NULL;
-			a->state_published_ms = now;
+			s->published_ms = now;
 			nodestate_changed(a);
 		}
 	}
@@ -374,7 +390,7 @@ static void nodestate_on_refresh_timer(uv_timer_t *t)
 
 size_t nodestate_count(const struct agent *a)
 {
-	return a->ns ? nstate_count(a->ns) : 0;
+	return a->nodestate ? nstate_count(a->nodestate->core) : 0;
 }
 
 static Mv__NodeState *nodestate_decode(const struct nstate_record *r)
@@ -389,14 +405,14 @@ static Mv__NodeState *nodestate_decode(const struct nstate_record *r)
 Mv__NodeState *nodestate_unpack_at(const struct agent *a, size_t i)
 {
 	struct nstate_record r;
-	nstate_record_at(a->ns, i, &r);
+	nstate_record_at(a->nodestate->core, i, &r);
 	return nodestate_decode(&r);
 }
 
 Mv__NodeState *nodestate_unpack_name(const struct agent *a, const char *name)
 {
 	struct nstate_record r;
-	if (a->ns == NULL || !nstate_find(a->ns, name, &r))
+	if (a->nodestate == NULL || !nstate_find(a->nodestate->core, name, &r))
 		return NULL;
 	return nodestate_decode(&r);
 }
@@ -414,18 +430,20 @@ int nodestate_start(struct agent *a, char *err, size_t errlen)
 	snprintf(cfg.name, sizeof(cfg.name), "%s", a->opt.name);
 	if (getrandom(&cfg.seed, sizeof(cfg.seed), 0) != (ssize_t)sizeof(cfg.seed))
 		cfg.seed = (uint64_t)nodestate_wall_ms();
-	a->ns = nstate_new(&cfg, uv_now(a->loop));
-	if (a->ns == NULL) {
+	struct nodestate *s = calloc(1, sizeof(*s));
+	if (s == NULL || (s->core = nstate_new(&cfg, uv_now(a->loop))) == NULL) {
+		free(s);
 		snprintf(err, errlen, "cannot create the node-state core");
 		return -ENOMEM;
 	}
-	uv_timer_init(a->loop, &a->ns_timer);
-	uv_timer_init(a->loop, &a->state_refresh_timer);
-	a->ns_timer.data = a->state_refresh_timer.data = a;
-	a->ns_timers_on = true;
-	a->state_incarnation = swim_incarnation(a->swim);
-	a->state_version = 0;
-	uv_timer_start(&a->state_refresh_timer, nodestate_on_refresh_timer, NODESTATE_REFRESH_MS,
+	a->nodestate = s;
+	uv_timer_init(a->loop, &s->core_timer);
+	uv_timer_init(a->loop, &s->refresh_timer);
+	s->core_timer.data = s->refresh_timer.data = a;
+	s->timers_on = true;
+	s->incarnation = swim_incarnation(a->swim);
+	s->version = 0;
+	uv_timer_start(&s->refresh_timer, nodestate_on_refresh_timer, NODESTATE_REFRESH_MS,
 	               NODESTATE_REFRESH_MS);
 	nodestate_refresh(a);
 	return 0;
@@ -433,17 +451,31 @@ int nodestate_start(struct agent *a, char *err, size_t errlen)
 
 void nodestate_close(struct agent *a)
 {
-	if (!a->ns_timers_on)
+	struct nodestate *s = a->nodestate;
+	if (s == NULL || !s->timers_on)
 		return;
-	a->ns_timers_on = false;
-	uv_close((uv_handle_t *)&a->ns_timer, NULL);
-	uv_close((uv_handle_t *)&a->state_refresh_timer, NULL);
+	s->timers_on = false;
+	uv_close((uv_handle_t *)&s->core_timer, NULL);
+	uv_close((uv_handle_t *)&s->refresh_timer, NULL);
 }
 
 void nodestate_stop(struct agent *a)
 {
-	if (a->ns == NULL)
+	struct nodestate *s = a->nodestate;
+	if (s == NULL)
 		return;
-	uv_timer_stop(&a->ns_timer);
-	uv_timer_stop(&a->state_refresh_timer);
+	uv_timer_stop(&s->core_timer);
+	uv_timer_stop(&s->refresh_timer);
+}
+
+void nodestate_free(struct agent *a)
+{
+	struct nodestate *s = a->nodestate;
+	if (s == NULL)
+		return;
+	nstate_free(s->core);
+	free(s->sig);
+	free(s->full);
+	free(s);
+	a->nodestate = NULL;
 }

@@ -9,8 +9,11 @@
  * dead ones keep their record; reaped ones are forgotten) and hands RPC the
  * decoded records of every host.
  *
- * Ownership: records returned by nodestate_unpack_* are protobuf-c trees
- * the caller frees with mv__node_state__free_unpacked(p, NULL).
+ * Ownership: the service's state (struct nodestate: the core, its timers,
+ * the last record published) is private to nodestate.c; the agent holds
+ * only a pointer to it (a->nodestate: set by nodestate_start, freed by
+ * nodestate_free). Records returned by nodestate_unpack_* are protobuf-c
+ * trees the caller frees with mv__node_state__free_unpacked(p, NULL).
  */
 #ifndef MESHVISOR_NODESTATE_H
 #define MESHVISOR_NODESTATE_H
@@ -22,6 +25,7 @@
 #include "meshvisor/swim.h"
 
 struct agent;
+struct nodestate;
 
 /* What another service contributes to this host's record, and hears of its
  * changes: each service registers one when it starts, so node state never
@@ -45,8 +49,10 @@ int nodestate_add_contributor(const struct nodestate_contributor *c);
 int nodestate_start(struct agent *a, char *err, size_t errlen);
 void nodestate_stop(struct agent *a);
 /* After nodestate_stop: closes the module's timers (the caller runs the
- * loop until their close callbacks ran). */
+ * loop until their close callbacks ran), then nodestate_free. */
 void nodestate_close(struct agent *a);
+/* Frees the service (a->nodestate becomes NULL); nothing without one. */
+void nodestate_free(struct agent *a);
 /* Rebuilds our record from libvirt; publishes it if it changed. */
 void nodestate_refresh(struct agent *a);
 /* Membership changed (called for every swim event). */

@@ -1,0 +1,553 @@
+/*
+ * test_migration.c — the migration service (agent/daemon/migration.c)
+ * through its interface, in process: an agent on libvirt's test driver, no
+ * network (daemon_fixture.h); peers' answers are migration messages fed
+ * through the real codec. What it shows:
+ *   - every refusal of a move request, with its error (unknown VM, itself
+ *     as target, a target that is not a member or not alive, bad --same
+ *     labels, a VM already moving, an abort of nothing or of a move that
+ *     cannot be aborted now), and nothing started;
+ *   - a move no host can take ends at once, reported in our record;
+ *   - a proposal aborted by the operator; the failover service's hooks:
+ *     an HA VM's move it refuses to announce, and one whose reservation is
+ *     lost while it waits for the voters (end reports "not moved");
+ *   - the target side: a reservation for an incoming move, its source, its
+ *     release reported to the hooks, VmReceive only with a reservation;
+ *   - drain bookkeeping: the draining flag in our record, one drain at a
+ *     time, undrain refused while VMs are still being moved.
+ * Not here: a move that actually runs (offline: the last step goes to the
+ * target over the network; live: needs two libvirt hosts) — the
+ * integration tests (it_migrate) cover it.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemon_fixture.h"
+#include "migration.h"
+#include "nodestate.h"
+#include "rpc_service.h"
+
+#define GAMMA_UUID "33333333-2222-3333-4444-555555555555"
+
+static const char GAMMA_XML[] = "<domain type='test'><name>gamma</name><uuid>" GAMMA_UUID
+				"</uuid><memory>262144</memory><vcpu>1</vcpu>"
+				"<os><type>hvm</type></os></domain>";
+
+/* ---- the failover service's hooks, as the tests steer them -------------------- */
+
+static struct {
+	bool refuse; /* begin says no */
+	unsigned begun, ended, outcomes;
+	bool ended_moved, outcome_landed;
+	uint64_t epoch;
+	char id[MIG_ID_MAX], target[MIG_NAME_MAX], source[MIG_NAME_MAX];
+} hk;
+
+static int hk_begin(struct agent *a, const char *id, const char *uuid, const char *target,
+                    uint64_t epoch, char *err, size_t errlen)
+{
+	(void)a;
+	hk.begun++;
+	snprintf(hk.id, sizeof(hk.id), "%s", id);
+	snprintf(hk.target, sizeof(hk.target), "%s", target);
+	assert_string_equal(uuid, ALPHA_UUID);
+	hk.epoch = epoch;
+	if (hk.refuse) {
+		snprintf(err, errlen, "this host is not quorate");
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static bool hk_ready(struct agent *a, const char *id)
+{
+	(void)a, (void)id;
+	return false; /* the voters never acknowledge */
+}
+
+static void hk_end(struct agent *a, const char *id, bool moved)
+{
+	(void)a;
+	assert_string_equal(id, hk.id);
+	hk.ended++;
+	hk.ended_moved = moved;
+}
+
+static void hk_outcome(struct agent *a, const char *id, const char *uuid, const char *source,
+                       bool landed)
+{
+	(void)a, (void)id;
+	assert_string_equal(uuid, GAMMA_UUID);
+	snprintf(hk.source, sizeof(hk.source), "%s", source);
+	hk.outcomes++;
+	hk.outcome_landed = landed;
+}
+
+static const struct migration_move_hooks hooks = {
+    .begin = hk_begin, .ready = hk_ready, .end = hk_end, .outcome = hk_outcome};
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+/* Leases of 300 ms: the quiet time after a start (a lease) passes quickly. */
+#define SHORT_LEASE_MS 300
+
+static int setup_lease(void **state, uint32_t lease_ms)
+{
+	memset(&hk, 0, sizeof(hk));
+	struct daemon_fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	fixture_start(f, "a", FIXTURE_HOST_XML, true, lease_ms);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_lease(state, 0);
+}
+
+static int setup_short_lease(void **state)
+{
+	return setup_lease(state, SHORT_LEASE_MS);
+}
+
+static int teardown(void **state)
+{
+	fixture_stop(*state);
+	free(*state);
+	return 0;
+}
+
+/* Asks to move vm (to: NULL for the best host); returns the rc, err in f->err. */
+static int migrate(struct daemon_fixture *f, const char *vm, const char *to, uint64_t sink)
+{
+	Mv__MigrateRequest q = MV__MIGRATE_REQUEST__INIT;
+	q.vm = (char *)vm;
+	q.to = (char *)(to ? to : "");
+	f->err[0] = '\0';
+	return migration_rpc_migrate(&f->a, &q, sink, f->err, sizeof(f->err));
+}
+
+static int abort_move(struct daemon_fixture *f, const char *vm, uint64_t sink)
+{
+	Mv__MigrateRequest q = MV__MIGRATE_REQUEST__INIT;
+	q.vm = (char *)vm;
+	q.to = "";
+	q.abort = true;
+	f->err[0] = '\0';
+	return migration_rpc_migrate(&f->a, &q, sink, f->err, sizeof(f->err));
+}
+
+static int drain(struct daemon_fixture *f, bool undrain, uint32_t parallel, uint64_t sink)
+{
+	Mv__DrainRequest q = MV__DRAIN_REQUEST__INIT;
+	q.node = "a";
+	q.undrain = undrain;
+	q.parallel = parallel;
+	f->err[0] = '\0';
+	return migration_rpc_drain(&f->a, &q, sink, f->err, sizeof(f->err));
+}
+
+/* A sink whose answers go nowhere (its agent is not a member) but that
+ * exists until its final frame: alive = still waiting for an answer. */
+static uint64_t sink(struct daemon_fixture *f)
+{
+	uint64_t k = rpc_sink_open(&f->a, NULL, "ghost", 1);
+	assert_true(k != 0);
+	return k;
+}
+
+/* Our record's entry for the move of vm (the newest), copied into out. */
+struct move_view {
+	bool found, done, ok;
+	char id[MIG_ID_MAX], phase[16], target[MIG_NAME_MAX], message[768];
+	size_t n;
+};
+
+static struct move_view move_of(struct daemon_fixture *f, const char *vm)
+{
+	struct move_view v;
+	memset(&v, 0, sizeof(v));
+	nodestate_refresh(&f->a);
+	Mv__NodeState *ns = nodestate_unpack_name(&f->a, "a");
+	assert_non_null(ns);
+	v.n = ns->n_migrations;
+	for (size_t i = 0; i < ns->n_migrations && !v.found; i++) {
+		const Mv__MigrationInfo *m = ns->migrations[i];
+		if (strcmp(m->vm, vm) != 0)
+			continue;
+		v.found = true;
+		v.done = m->done;
+		v.ok = m->ok;
+		snprintf(v.id, sizeof(v.id), "%s", m->id);
+		snprintf(v.phase, sizeof(v.phase), "%s", m->phase);
+		snprintf(v.target, sizeof(v.target), "%s", m->target);
+		snprintf(v.message, sizeof(v.message), "%s", m->message);
+	}
+	mv__node_state__free_unpacked(ns, NULL);
+	return v;
+}
+
+static bool own_draining(struct daemon_fixture *f)
+{
+	Mv__NodeState *ns = nodestate_unpack_name(&f->a, "a");
+	assert_non_null(ns);
+	bool d = ns->draining;
+	mv__node_state__free_unpacked(ns, NULL);
+	return d;
+}
+
+/* Peer b: alive, and its record says it has room. */
+static void peer_b_with_room(struct daemon_fixture *f)
+{
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	Mv__NodeState ns = MV__NODE_STATE__INIT;
+	ns.name = "b";
+	ns.rpc_addr = "127.0.0.2:7947";
+	ns.cpus = 8;
+	ns.memory_kib = 16777216;
+	ns.memory_free_kib = 16777216;
+	ns.cpu_overcommit = 4;
+	ns.memory_overcommit = 1;
+	ns.libvirt_reachable = true;
+	ns.cpu_model = "meshvisor-cpu";
+	ns.incarnation = 1;
+	ns.version = 1;
+	size_t len = mv__node_state__get_packed_size(&ns);
+	uint8_t *buf = malloc(len);
+	assert_non_null(buf);
+	mv__node_state__pack(&ns, buf);
+	fixture_push_state(f, "b", 1, 1, buf, len);
+	free(buf);
+	assert_int_equal(nodestate_count(&f->a), 2);
+}
+
+/* b sends a migration message about proposal id: as a target (ACCEPT, with
+ * a lease of lease_ms) or as the source of gamma (PROPOSE, ABORT). */
+static void b_sends(struct daemon_fixture *f, enum mig_msg_type type, const char *id,
+                    uint32_t lease_ms)
+{
+	struct mig_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	snprintf(m.from, sizeof(m.from), "b");
+	snprintf(m.to, sizeof(m.to), "a");
+	snprintf(m.proposal_id, sizeof(m.proposal_id), "%s", id);
+	snprintf(m.vm_name, sizeof(m.vm_name), "gamma");
+	snprintf(m.vm_uuid, sizeof(m.vm_uuid), "%s", GAMMA_UUID);
+	m.vcpus = 1;
+	m.memory_kib = 262144;
+	snprintf(m.cpu_model, sizeof(m.cpu_model), "meshvisor-cpu");
+	m.lease_ms = lease_ms;
+	uv_update_time(f->a.loop);
+	m.stamp = uv_now(f->a.loop);
+	fixture_send_mig(f, &m);
+}
+
+/* ---- refusals ------------------------------------------------------------------ */
+
+static void test_refusals(void **state)
+{
+	struct daemon_fixture *f = *state;
+	fixture_ping(f, "c", NULL, SWIM_ALIVE);
+	fixture_ping(f, "b", "c", SWIM_SUSPECT); /* b alive, says c is suspect */
+	uint64_t k = sink(f);
+
+	assert_true(migrate(f, "nope", NULL, k) < 0);
+	assert_non_null(strstr(f->err, "nope"));
+	assert_int_equal(migrate(f, "beta", "a", k), -EINVAL);
+	assert_non_null(strstr(f->err, "migration to itself"));
+	assert_int_equal(migrate(f, "beta", "zz", k), -ENOENT);
+	assert_string_equal(f->err, "no host named 'zz' in the cluster");
+	assert_int_equal(migrate(f, "beta", "c", k), -EHOSTUNREACH);
+	assert_string_equal(f->err, "host c is suspect");
+
+	Mv__MigrateRequest q = MV__MIGRATE_REQUEST__INIT;
+	char *same[5] = {"zone", "rack", "a", "b", "c"};
+	q.vm = "beta";
+	q.to = "";
+	q.same = same;
+	q.n_same = 5;
+	assert_int_equal(migration_rpc_migrate(&f->a, &q, k, f->err, sizeof(f->err)), -EINVAL);
+	assert_non_null(strstr(f->err, "at most 4 --same labels"));
+	char *empty[1] = {""};
+	q.same = empty;
+	q.n_same = 1;
+	assert_int_equal(migration_rpc_migrate(&f->a, &q, k, f->err, sizeof(f->err)), -EINVAL);
+	assert_non_null(strstr(f->err, "--same needs a label key"));
+
+	assert_int_equal(abort_move(f, "beta", k), -ENOENT);
+	assert_string_equal(f->err, "no migration of 'beta' is running on a");
+
+	Mv__VmReceiveRequest rq = MV__VM_RECEIVE_REQUEST__INIT;
+	rq.xml = (char *)GAMMA_XML;
+	rq.proposal_id = "p-unknown";
+	char name[64] = "";
+	assert_int_equal(
+	    migration_rpc_receive(&f->a, &rq, "b", name, sizeof(name), f->err, sizeof(f->err)),
+	    -EINVAL);
+	assert_string_equal(f->err, "a holds no reservation for proposal p-unknown from b");
+
+	/* nothing started, nothing answered */
+	assert_int_equal(move_of(f, "beta").n, 0);
+	assert_true(rpc_sink_alive(&f->a, k));
+	rpc_sink_drop(&f->a, k);
+}
+
+/* No other host: the move ends at once, and says why. */
+static void test_no_host_can_take_it(void **state)
+{
+	struct daemon_fixture *f = *state;
+	uint64_t k = sink(f);
+	assert_int_equal(migrate(f, "beta", NULL, k), 0);
+	struct move_view v = move_of(f, "beta");
+	assert_true(v.found);
+	assert_true(v.done);
+	assert_false(v.ok);
+	assert_non_null(strstr(v.message, "no host can take beta"));
+	assert_non_null(strstr(v.message, "it stays on a"));
+	assert_false(rpc_sink_alive(&f->a, k)); /* the final answer went out */
+	/* a finished move does not block the next request */
+	assert_int_equal(migrate(f, "beta", NULL, 0), 0);
+}
+
+static void test_duplicate_then_abort(void **state)
+{
+	struct daemon_fixture *f = *state;
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	uint64_t k = sink(f);
+	assert_int_equal(migrate(f, "beta", "b", k), 0);
+	struct move_view v = move_of(f, "beta");
+	assert_true(v.found);
+	assert_false(v.done);
+	assert_string_equal(v.phase, "proposing");
+	assert_string_equal(v.target, "b");
+	assert_true(rpc_sink_alive(&f->a, k));
+
+	/* by name or by UUID: the same VM */
+	assert_int_equal(migrate(f, "beta", "b", 0), -EBUSY);
+	assert_string_equal(f->err, "beta is already being moved");
+	assert_int_equal(migrate(f, BETA_UUID, NULL, 0), -EBUSY);
+
+	uint64_t k2 = sink(f);
+	assert_int_equal(abort_move(f, "beta", k2), 0);
+	assert_false(rpc_sink_alive(&f->a, k2)); /* the abort is answered */
+	v = move_of(f, "beta");
+	assert_true(v.done);
+	assert_false(v.ok);
+	assert_string_equal(v.message, "aborted by an operator before it started");
+	assert_false(rpc_sink_alive(&f->a, k)); /* and so is the move */
+}
+
+/* ---- the failover service's hooks ---------------------------------------------- */
+
+static void test_ha_move_refused_by_voters(void **state)
+{
+	struct daemon_fixture *f = *state;
+	migration_set_move_hooks(&f->a, &hooks);
+	hk.refuse = true;
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	assert_int_equal(migrate(f, "alpha", "b", 0), 0);
+	struct move_view v = move_of(f, "alpha");
+	assert_string_equal(v.phase, "proposing");
+	assert_int_equal(hk.begun, 0); /* nothing announced before the target accepts */
+	b_sends(f, MIG_ACCEPT, v.id, 30000);
+	assert_int_equal(hk.begun, 1);
+	assert_string_equal(hk.id, v.id);
+	assert_string_equal(hk.target, "b");
+	assert_int_equal(hk.epoch, 5); /* the VM's epoch 4, plus one */
+	v = move_of(f, "alpha");
+	assert_true(v.done);
+	assert_false(v.ok);
+	assert_string_equal(v.message, "alpha stays on a: this host is not quorate");
+	assert_int_equal(hk.ended, 0); /* never announced: nothing to end */
+	/* not a running job, not proposing: nothing to abort */
+	assert_int_equal(abort_move(f, "alpha", 0), -ENOENT);
+}
+
+static bool hk_has_ended(void *arg)
+{
+	(void)arg;
+	return hk.ended > 0;
+}
+
+static void test_ha_move_lease_lost_while_announcing(void **state)
+{
+	struct daemon_fixture *f = *state;
+	migration_set_move_hooks(&f->a, &hooks);
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	assert_int_equal(migrate(f, "alpha", "b", 0), 0);
+	struct move_view v = move_of(f, "alpha");
+	/* a lease 100 ms longer than the guard (lease_ms / 10 of our 30 s) */
+	b_sends(f, MIG_ACCEPT, v.id, 3100);
+	assert_int_equal(hk.begun, 1);
+	v = move_of(f, "alpha");
+	assert_string_equal(v.phase, "announcing");
+	assert_int_equal(abort_move(f, "alpha", 0), -EBUSY);
+	assert_string_equal(f->err, "the move of alpha is announcing and cannot be aborted now");
+	assert_true(fixture_run_until(f, hk_has_ended, NULL, 3000));
+	assert_int_equal(hk.ended, 1);
+	assert_false(hk.ended_moved);
+	v = move_of(f, "alpha");
+	assert_true(v.done);
+	assert_false(v.ok);
+	assert_non_null(strstr(v.message, "the reservation on b was lost before the move began"));
+}
+
+/* ---- the target side ------------------------------------------------------------- */
+
+static void test_incoming_reservation(void **state)
+{
+	struct daemon_fixture *f = *state;
+	migration_set_move_hooks(&f->a, &hooks);
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	char src[64] = "";
+	/* a starting agent takes no reservation during its first lease */
+	b_sends(f, MIG_PROPOSE, "b-0", 0);
+	assert_false(migration_has_incoming(&f->a, "b-0"));
+	assert_true(fixture_run_till(f, uv_now(f->a.loop) + SHORT_LEASE_MS));
+	assert_false(migration_has_incoming(&f->a, "b-1"));
+	assert_false(migration_incoming_source(&f->a, "gamma", src, sizeof(src)));
+
+	b_sends(f, MIG_PROPOSE, "b-1", 0);
+	assert_true(migration_has_incoming(&f->a, "b-1"));
+	assert_false(migration_has_incoming(&f->a, "b-2"));
+	assert_true(migration_incoming_source(&f->a, "gamma", src, sizeof(src)));
+	assert_string_equal(src, "b");
+	assert_true(migration_incoming_source(&f->a, GAMMA_UUID, src, sizeof(src)));
+
+	/* the last step of an offline move: only from the source that holds it */
+	Mv__VmReceiveRequest rq = MV__VM_RECEIVE_REQUEST__INIT;
+	rq.xml = (char *)GAMMA_XML;
+	rq.proposal_id = "b-1";
+	char name[64] = "";
+	assert_int_equal(
+	    migration_rpc_receive(&f->a, &rq, "c", name, sizeof(name), f->err, sizeof(f->err)),
+	    -EINVAL);
+	assert_string_equal(f->err, "a holds no reservation for proposal b-1 from c");
+
+	/* the source gives up: the reservation ends, the hooks hear it did not land */
+	b_sends(f, MIG_ABORT, "b-1", 0);
+	assert_false(migration_has_incoming(&f->a, "b-1"));
+	assert_int_equal(hk.outcomes, 1);
+	assert_false(hk.outcome_landed);
+	assert_string_equal(hk.source, "b");
+
+	/* a second proposal, and this time the VM arrives */
+	b_sends(f, MIG_PROPOSE, "b-2", 0);
+	assert_true(migration_has_incoming(&f->a, "b-2"));
+	assert_int_equal(
+	    migration_rpc_receive(&f->a, &rq, "b", name, sizeof(name), f->err, sizeof(f->err)),
+	    -EINVAL); /* rq still names b-1 */
+	rq.proposal_id = "b-2";
+	rq.start = true;
+	assert_int_equal(
+	    migration_rpc_receive(&f->a, &rq, "b", name, sizeof(name), f->err, sizeof(f->err)), 0);
+	assert_string_equal(name, "gamma");
+	assert_false(migration_has_incoming(&f->a, "b-2"));
+	assert_int_equal(hk.outcomes, 2); /* the hooks hear it landed */
+	assert_true(hk.outcome_landed);
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.state, VIRT_VM_RUNNING);
+}
+
+/* ---- drain ----------------------------------------------------------------------------- */
+
+/* Nowhere to go: every VM stays, the drain ends at once, the host stays
+ * draining until undrained. */
+static void test_drain_nowhere_to_go(void **state)
+{
+	struct daemon_fixture *f = *state;
+	assert_false(migration_draining(&f->a));
+	assert_false(own_draining(f));
+	uint64_t k = sink(f);
+	assert_int_equal(drain(f, false, 0, k), 0);
+	assert_false(rpc_sink_alive(&f->a, k)); /* finished */
+	assert_true(migration_draining(&f->a));
+	assert_true(own_draining(f));
+	assert_false(move_of(f, "alpha").ok);
+	assert_false(move_of(f, "beta").ok);
+
+	uint64_t k2 = sink(f);
+	assert_int_equal(drain(f, true, 0, k2), 0);
+	assert_false(rpc_sink_alive(&f->a, k2));
+	assert_false(migration_draining(&f->a));
+	assert_false(own_draining(f));
+}
+
+/* One move at a time to b, which never answers: one drain at a time, and
+ * no undrain while it runs; aborting the moves finishes it. */
+static void test_drain_in_progress(void **state)
+{
+	struct daemon_fixture *f = *state;
+	peer_b_with_room(f);
+	uint64_t k = sink(f);
+	assert_int_equal(drain(f, false, 1, k), 0);
+	assert_true(rpc_sink_alive(&f->a, k));
+	assert_true(own_draining(f));
+	struct move_view va = move_of(f, "alpha"), vb = move_of(f, "beta");
+	assert_int_equal(va.found + vb.found, 1); /* parallel 1 */
+	const char *first = va.found ? "alpha" : "beta";
+	const char *second = va.found ? "beta" : "alpha";
+	assert_string_equal(move_of(f, first).phase, "proposing");
+	assert_string_equal(move_of(f, first).target, "b");
+
+	assert_int_equal(drain(f, false, 1, 0), -EBUSY);
+	assert_string_equal(f->err, "a is already draining");
+	assert_int_equal(drain(f, true, 0, 0), -EBUSY);
+	assert_string_equal(f->err, "a is still draining (1 of 2 VMs started)");
+
+	assert_int_equal(abort_move(f, first, 0), 0);
+	assert_true(move_of(f, first).done);
+	assert_string_equal(move_of(f, second).phase, "proposing");
+	assert_true(rpc_sink_alive(&f->a, k));
+	assert_int_equal(abort_move(f, second, 0), 0);
+	assert_false(rpc_sink_alive(&f->a, k)); /* the drain's final answer */
+	assert_true(migration_draining(&f->a));
+	assert_int_equal(drain(f, true, 0, 0), 0);
+	assert_false(migration_draining(&f->a));
+}
+
+/* Before the service starts (or after it is freed): nothing runs. */
+static void test_no_service(void **state)
+{
+	(void)state;
+	struct agent a;
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(migration_work_running(&a), 0);
+	assert_false(migration_draining(&a));
+	assert_false(migration_has_incoming(&a, "x"));
+	migration_set_move_hooks(&a, &hooks);
+	migration_on_vm_event(&a, "x");
+	migration_stop(&a);
+	migration_close(&a);
+	migration_free_all(&a);
+	assert_null(a.migration);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_host_can_take_it, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_then_abort, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ha_move_refused_by_voters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ha_move_lease_lost_while_announcing, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_incoming_reservation, setup_short_lease, teardown),
+	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, teardown),
+	    cmocka_unit_test(test_no_service),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,368 @@
+/*
+ * test_nodestate.c — the node-state service (agent/daemon/nodestate.c)
+ * through its interface, in process: an agent on libvirt's test driver,
+ * no network (daemon_fixture.h).
+ *   - this host's record: what goes in (libvirt's host and VMs, the
+ *     options, contributors' fields), versions that grow only when it
+ *     changes, a change in the libvirt view or a significant field
+ *     published at once, a load-only change not;
+ *   - peers' records: learned from a PUSH, refused when the envelope is
+ *     not a state message, kept while the peer is dead, forgotten when it
+ *     is reaped; an undecodable record is not handed out;
+ *   - no service: the views answer nothing.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemon_fixture.h"
+#include "nodestate.h"
+
+/* ---- a contributor the tests steer ------------------------------------------ */
+
+static struct {
+	bool restarting;  /* vm_restarting's answer for alpha */
+	bool draining;    /* fill: the draining flag */
+	double load;      /* fill: load1 */
+	bool migration;   /* list_migrations: one move */
+	unsigned built;   /* records built */
+	unsigned changed; /* changes heard */
+	bool built_had_vms;
+} co;
+
+static bool co_vm_restarting(struct agent *a, const char *uuid)
+{
+	(void)a;
+	return co.restarting && strcmp(uuid, ALPHA_UUID) == 0;
+}
+
+static void co_fill(struct agent *a, Mv__NodeState *ns)
+{
+	(void)a;
+	ns->draining = co.draining;
+	ns->load1 = co.load;
+}
+
+static size_t co_list_migrations(struct agent *a, Mv__MigrationInfo *out, size_t cap)
+{
+	(void)a;
+	if (!co.migration || cap == 0)
+		return 0;
+	mv__migration_info__init(&out[0]);
+	out[0].id = "m-1";
+	out[0].vm = "alpha";
+	out[0].target = "b";
+	out[0].phase = "proposing";
+	return 1;
+}
+
+static void co_built(struct agent *a, const Mv__NodeState *ns)
+{
+	(void)a;
+	co.built++;
+	co.built_had_vms = ns->n_vms == 2;
+}
+
+static void co_changed(struct agent *a)
+{
+	(void)a;
+	co.changed++;
+}
+
+static const struct nodestate_contributor contributor = {
+    .vm_restarting = co_vm_restarting,
+    .fill = co_fill,
+    .list_migrations = co_list_migrations,
+    .built = co_built,
+    .changed = co_changed,
+};
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+	memset(&co, 0, sizeof(co));
+	assert_int_equal(nodestate_add_contributor(&contributor), 0);
+	struct daemon_fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	fixture_start(f, "a", FIXTURE_HOST_XML, false, 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture_stop(*state);
+	free(*state);
+	return 0;
+}
+
+static Mv__NodeState *own(struct daemon_fixture *f)
+{
+	Mv__NodeState *ns = nodestate_unpack_name(&f->a, "a");
+	assert_non_null(ns);
+	return ns;
+}
+
+static uint64_t own_version(struct daemon_fixture *f)
+{
+	Mv__NodeState *ns = own(f);
+	uint64_t v = ns->version;
+	mv__node_state__free_unpacked(ns, NULL);
+	return v;
+}
+
+static const Mv__VmInfo *vm_of(const Mv__NodeState *ns, const char *name)
+{
+	for (size_t i = 0; i < ns->n_vms; i++)
+		if (strcmp(ns->vms[i]->name, name) == 0)
+			return ns->vms[i];
+	fail_msg("no VM %s in the record", name);
+	return NULL;
+}
+
+/* A peer's record, packed. */
+static uint8_t *peer_record(const char *name, uint32_t cpus, size_t *len)
+{
+	Mv__NodeState ns = MV__NODE_STATE__INIT;
+	ns.name = (char *)name;
+	ns.cpus = cpus;
+	ns.incarnation = 1;
+	*len = mv__node_state__get_packed_size(&ns);
+	uint8_t *buf = malloc(*len);
+	assert_non_null(buf);
+	mv__node_state__pack(&ns, buf);
+	return buf;
+}
+
+/* ---- this host's record -------------------------------------------------------- */
+
+static void test_own_record(void **state)
+{
+	struct daemon_fixture *f = *state;
+	assert_int_equal(nodestate_count(&f->a), 1);
+	Mv__NodeState *ns = own(f);
+	assert_string_equal(ns->name, "a");
+	assert_string_equal(ns->rpc_addr, "127.0.0.1:7947");
+	assert_int_equal(ns->incarnation, swim_incarnation(f->a.swim));
+	assert_int_equal(ns->version, 1);
+	assert_true(ns->updated_unix_ms > 0);
+	assert_int_equal(ns->cpus, 8);
+	assert_int_equal(ns->memory_kib, 16777216);
+	assert_int_equal(ns->memory_reserved_kib, 1024 * 1024); /* the default 1024 MiB */
+	assert_true(ns->libvirt_reachable);
+	assert_false(ns->inventory_stale);
+	assert_false(ns->inventory_unknown);
+	assert_string_equal(ns->cpu_model, "meshvisor-cpu");
+	assert_int_equal(ns->n_vms, 2);
+	const Mv__VmInfo *alpha = vm_of(ns, "alpha");
+	assert_int_equal(alpha->state, MV__VM_STATE__VM_RUNNING);
+	assert_true(alpha->ha);
+	assert_int_equal(alpha->owner_epoch, 4);
+	assert_int_equal(alpha->priority, 7);
+	assert_false(alpha->restarting);
+	assert_int_equal(vm_of(ns, "beta")->state, MV__VM_STATE__VM_SHUTOFF);
+	/* only running VMs count as allocated */
+	assert_int_equal(ns->vcpus_allocated, 2);
+	assert_int_equal(ns->memory_allocated_kib, 2097152);
+	assert_true(co.built >= 1);
+	assert_true(co.built_had_vms);
+	assert_int_equal(co.changed, 1); /* the first publication */
+	mv__node_state__free_unpacked(ns, NULL);
+}
+
+/* Nothing changed: no new version, nobody told. */
+static void test_unchanged_not_republished(void **state)
+{
+	struct daemon_fixture *f = *state;
+	unsigned built = co.built, changed = co.changed;
+	nodestate_refresh(&f->a);
+	nodestate_refresh(&f->a);
+	assert_int_equal(own_version(f), 1);
+	assert_int_equal(co.built, built + 2); /* built and compared every time */
+	assert_int_equal(co.changed, changed);
+}
+
+/* A VM stops in libvirt: published at once with the next version, and an
+ * HA VM this host restarts itself says so. */
+static void test_libvirt_change(void **state)
+{
+	struct daemon_fixture *f = *state;
+	co.restarting = true;
+	assert_int_equal(virt_vm_destroy(f->a.virt, "alpha", f->err, sizeof(f->err)), 0);
+	virt_reconcile(f->a.virt);
+	nodestate_refresh(&f->a);
+	Mv__NodeState *ns = own(f);
+	assert_int_equal(ns->version, 2);
+	assert_int_equal(vm_of(ns, "alpha")->state, MV__VM_STATE__VM_SHUTOFF);
+	assert_true(vm_of(ns, "alpha")->restarting);
+	assert_false(vm_of(ns, "beta")->restarting); /* not HA */
+	assert_int_equal(ns->vcpus_allocated, 0);
+	assert_int_equal(co.changed, 2);
+	mv__node_state__free_unpacked(ns, NULL);
+}
+
+/* The options are read at every build: a new label is a significant change. */
+static void test_labels_and_zone(void **state)
+{
+	struct daemon_fixture *f = *state;
+	f->a.opt.zone = strdup("z1");
+	f->a.opt.labels[0] = strdup("role=db");
+	f->a.opt.n_labels = 1;
+	nodestate_refresh(&f->a);
+	Mv__NodeState *ns = own(f);
+	assert_int_equal(ns->version, 2);
+	assert_string_equal(ns->zone, "z1");
+	assert_int_equal(ns->n_labels, 1);
+	assert_string_equal(ns->labels[0]->key, "role");
+	assert_string_equal(ns->labels[0]->value, "db");
+	mv__node_state__free_unpacked(ns, NULL);
+}
+
+/* Contributors' fields: the draining flag is urgent; their moves appear. */
+static void test_contributor_fields(void **state)
+{
+	struct daemon_fixture *f = *state;
+	co.draining = true;
+	co.migration = true;
+	nodestate_refresh(&f->a);
+	Mv__NodeState *ns = own(f);
+	assert_int_equal(ns->version, 2);
+	assert_true(ns->draining);
+	assert_int_equal(ns->n_migrations, 1);
+	assert_string_equal(ns->migrations[0]->id, "m-1");
+	assert_string_equal(ns->migrations[0]->target, "b");
+	mv__node_state__free_unpacked(ns, NULL);
+}
+
+/* Load alone is not worth a push: not published before NODESTATE_LAZY_MS. */
+static void test_load_only_is_lazy(void **state)
+{
+	struct daemon_fixture *f = *state;
+	unsigned changed = co.changed;
+	co.load = 3.5;
+	nodestate_refresh(&f->a);
+	Mv__NodeState *ns = own(f);
+	assert_int_equal(ns->version, 1);
+	assert_true(ns->load1 == 0);
+	assert_int_equal(co.changed, changed);
+	mv__node_state__free_unpacked(ns, NULL);
+}
+
+/* ---- peers' records ------------------------------------------------------------ */
+
+static void test_peer_record_learned(void **state)
+{
+	struct daemon_fixture *f = *state;
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	unsigned changed = co.changed;
+	size_t len;
+	uint8_t *rec = peer_record("b", 4, &len);
+	fixture_push_state(f, "b", 1, 3, rec, len);
+	assert_int_equal(nodestate_count(&f->a), 2);
+	Mv__NodeState *b = nodestate_unpack_name(&f->a, "b");
+	assert_non_null(b);
+	assert_int_equal(b->cpus, 4);
+	mv__node_state__free_unpacked(b, NULL);
+	assert_int_equal(co.changed, changed + 1);
+	/* the same version again: nothing new */
+	fixture_push_state(f, "b", 1, 3, rec, len);
+	assert_int_equal(co.changed, changed + 1);
+	free(rec);
+	/* by index too: both records, ours among them */
+	bool saw_a = false, saw_b = false;
+	for (size_t i = 0; i < nodestate_count(&f->a); i++) {
+		Mv__NodeState *ns = nodestate_unpack_at(&f->a, i);
+		assert_non_null(ns);
+		saw_a |= strcmp(ns->name, "a") == 0;
+		saw_b |= strcmp(ns->name, "b") == 0;
+		mv__node_state__free_unpacked(ns, NULL);
+	}
+	assert_true(saw_a && saw_b);
+
+	/* dead: its record stays; reaped: forgotten */
+	struct swim_event dead = {.type = SWIM_EV_MEMBER_DEAD,
+	                          .name = "b",
+	                          .addr = "x",
+	                          .incarnation = 1,
+	                          .state = SWIM_DEAD,
+	                          .cause = "test"};
+	nodestate_on_member_event(&f->a, &dead);
+	assert_int_equal(nodestate_count(&f->a), 2);
+	struct swim_event reaped = dead;
+	reaped.type = SWIM_EV_MEMBER_REAPED;
+	nodestate_on_member_event(&f->a, &reaped);
+	assert_int_equal(nodestate_count(&f->a), 1);
+	assert_null(nodestate_unpack_name(&f->a, "b"));
+}
+
+/* An envelope that is not a state message is refused: nothing learned,
+ * our record untouched. */
+static void test_foreign_envelope_refused(void **state)
+{
+	struct daemon_fixture *f = *state;
+	unsigned changed = co.changed;
+	Mv__Envelope env = MV__ENVELOPE__INIT;
+	env.version = 1;
+	env.from = "b";
+	env.body_case = MV__ENVELOPE__BODY_SWIM; /* wrong body, and no body at all */
+	nodestate_handle_envelope(&f->a, &env);
+	env.body_case = MV__ENVELOPE__BODY_STATE; /* says state, carries none */
+	nodestate_handle_envelope(&f->a, &env);
+	assert_int_equal(nodestate_count(&f->a), 1);
+	assert_int_equal(own_version(f), 1);
+	assert_int_equal(co.changed, changed);
+}
+
+/* A record that is not an mv.NodeState spreads (the core carries bytes)
+ * but is never handed out. */
+static void test_undecodable_record(void **state)
+{
+	struct daemon_fixture *f = *state;
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+	fixture_push_state(f, "b", 1, 1, junk, sizeof(junk));
+	assert_int_equal(nodestate_count(&f->a), 2);
+	assert_null(nodestate_unpack_name(&f->a, "b"));
+	assert_null(nodestate_unpack_name(&f->a, "nobody"));
+}
+
+/* Before the service starts (or after it is freed): no records. */
+static void test_no_service(void **state)
+{
+	(void)state;
+	struct agent a;
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(nodestate_count(&a), 0);
+	assert_null(nodestate_unpack_name(&a, "a"));
+	nodestate_refresh(&a); /* nothing to do, nothing done */
+	nodestate_stop(&a);
+	nodestate_close(&a);
+	nodestate_free(&a);
+	assert_null(a.nodestate);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_own_record, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unchanged_not_republished, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_libvirt_change, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_labels_and_zone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_contributor_fields, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_load_only_is_lazy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_peer_record_learned, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_envelope_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_undecodable_record, setup, teardown),
+	    cmocka_unit_test(test_no_service),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
