@@ -4548,59 +4548,196 @@ static void report_running(struct fo *f, struct inst *in, uint32_t r, size_t e, 
 /* Emits RESTART for our fenced entries, best priority first, while fewer
  * than max_parallel are outstanding and we are quorate; notes the next
  * backoff expiry in restart_wake. */
-static void schedule_restarts(struct fo *f, uint64_t now)
+/* An entry of ours assigned to an incarnation of ours that was failed
+ * over since (fenced_through) is not ours to start any more: the others
+ * may re-place it — unless it runs here already (the same placement
+ * started for an older recovery, or by a previous life of this agent). */
+static void settle_failed_over_entry(struct fo *f, struct inst *in, uint32_t r, size_t e,
+                                     uint64_t now)
 {
-	/* entries assigned to an incarnation of ours that was failed over since
-	 * are not ours to start any more: the others may re-place them */
-	for (size_t i = 0; f->fenced_through && i < f->n_inst; i++) {
-		struct inst *in = f->inst[i];
-		for (uint32_t r = 0; r < f->n_rounds; r++) {
-			struct round *rd = &in->rounds[r];
-			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
-				const struct fo_plan_entry *pe = &rd->plan.entries[e];
-				if (rd->ents[e].st == E_WAIT && !rd->ents[e].running &&
-				    pe->target_incarnation &&
-				    pe->target_incarnation <= f->fenced_through &&
-				    is_self(f, pe->target)) {
-					bool flight = false;
-					const struct inst *twin =
-					    placement_started(f, in, pe, &flight);
-					if (twin || flight) {
-						/* the same placement runs here for an older
-						 * recovery (adopted): it is that one's */
-						if (twin)
-							report_running(
-							    f, in, r, e,
-							    "started here for an older recovery",
-							    now);
-						continue;
-					}
-					bool prev_life =
-					    f->first_inc && pe->target_incarnation < f->first_inc;
-					if (prev_life && !own_state_known(f))
-						continue; /* what runs here is not known yet */
-					if (prev_life && runs_here(f, pe->uuid, pe->new_epoch)) {
-						/* an earlier life of this agent started it, and the
-						 * fence since did not list it: it runs here */
-						report_running(
-						    f, in, r, e,
-						    "running here (started by a previous "
-						    "life of this agent)",
-						    now);
-						continue;
-					}
-					char text[FO_TEXT_MAX];
-					snprintf(text, sizeof(text),
-					         "assigned to incarnation %" PRIu64
-					         " of %.64s, failed over since",
-					         pe->target_incarnation, f->cfg.name);
-					hand_back(f, in, r, e, text, now);
-				}
-			}
+	struct round *rd = &in->rounds[r];
+	const struct fo_plan_entry *pe = &rd->plan.entries[e];
+	if (rd->ents[e].st != E_WAIT || rd->ents[e].running || !pe->target_incarnation ||
+	    pe->target_incarnation > f->fenced_through || !is_self(f, pe->target))
+		return;
+	bool flight = false;
+	const struct inst *twin = placement_started(f, in, pe, &flight);
+	if (twin || flight) {
+		/* the same placement runs here for an older
+		 * recovery (adopted): it is that one's */
+		if (twin)
+			report_running(f, in, r, e, "started here for an older recovery", now);
+		return;
+	}
+	bool prev_life = f->first_inc && pe->target_incarnation < f->first_inc;
+	if (prev_life && !own_state_known(f))
+		return; /* what runs here is not known yet */
+	if (prev_life && runs_here(f, pe->uuid, pe->new_epoch)) {
+		/* an earlier life of this agent started it, and the
+		 * fence since did not list it: it runs here */
+		report_running(f, in, r, e,
+		               "running here (started by a previous "
+		               "life of this agent)",
+		               now);
+		return;
+	}
+	char text[FO_TEXT_MAX];
+	snprintf(text, sizeof(text),
+	         "assigned to incarnation %" PRIu64 " of %.64s, failed over since",
+	         pe->target_incarnation, f->cfg.name);
+	hand_back(f, in, r, e, text, now);
+}
+
+/* An entry of ours waiting to start, looked at again with every change:
+ * handed back when a live migration took the VM away, a known plan gave it
+ * this epoch elsewhere or a newer one, or the same placement was handed
+ * back elsewhere; reported running when the same placement runs here for
+ * another recovery; settled (not started) when another plan supersedes it
+ * or a newer copy runs elsewhere; deferred while another instance's
+ * placement may be live or our own state is not known yet. What is left
+ * waits to start (next_restart). */
+static void settle_waiting_entry(struct fo *f, struct inst *in, uint32_t r, size_t e, uint64_t now)
+{
+	struct round *rd = &in->rounds[r];
+	const struct fo_plan_entry *pe = &rd->plan.entries[e];
+	struct ent *st = &rd->ents[e];
+	st->deferred = false;
+	if (st->st != E_WAIT || st->running || !is_self(f, pe->target))
+		return;
+	const struct move *away = move_away(f, pe->uuid, in->dead, entry_base(pe, r));
+	if (away) {
+		char text[FO_TEXT_MAX];
+		snprintf(text, sizeof(text),
+		         "%.64s moved it to %.64s by live migration: not "
+		         "%.64s's to "
+		         "re-place",
+		         away->m.source, away->m.target, in->dead);
+		hand_back(f, in, r, e, text, now);
+		return;
+	}
+	if (given_above(f, pe->uuid, pe->new_epoch) || epoch_taken(f, pe)) {
+		/* a plan we learned gave the VM this epoch elsewhere, or
+		 * a newer one (maybe long ago: that plan may have left
+		 * our history): never a second copy, nor an older one */
+		hand_back(f, in, r, e,
+		          "a newer placement, or another at this epoch, "
+		          "was chosen for this VM",
+		          now);
+		return;
+	}
+	bool other = false;
+	const char *by = superseded_by_ex(f, in, r, pe, &other);
+	uint64_t ep = 0;
+	const char *host =
+	    by ? NULL : running_elsewhere(f, pe->uuid, pe->new_epoch - 1, f->cfg.name, &ep);
+	bool flight = false;
+	const struct inst *twin = by || host ? NULL : placement_started(f, in, pe, &flight);
+	const struct inst *gone = twin || flight ? NULL : placement_handed(f, in, pe);
+	if (gone) {
+		char text[FO_TEXT_MAX];
+		snprintf(text, sizeof(text),
+		         "the same placement was handed back for the "
+		         "recovery of %.64s "
+		         "incarnation %" PRIu64,
+		         gone->dead, gone->inc);
+		hand_back(f, in, r, e, text, now);
+	} else if (flight && !twin) {
+		return; /* being started for the other one: its outcome decides */
+	} else if (twin) {
+		/* the same placement (adopted) was started here for an
+		 * older recovery: once, never again at this epoch (if
+		 * it died since, it is owed a new one) */
+		char text[FO_TEXT_MAX];
+		snprintf(text, sizeof(text),
+		         "started here for the recovery of %.64s "
+		         "incarnation %" PRIu64,
+		         twin->dead, twin->inc);
+		report_running(f, in, r, e, text, now);
+	} else if (by && other) {
+		/* another instance's placement, live as far as we
+		 * know: not now. Looked at again with every change —
+		 * once we learn it is dead (handed back, its target
+		 * fenced), this entry is the VM's. */
+		st->deferred = true;
+		return;
+	} else if (by) {
+		st->st = E_HANDED;
+		snprintf(st->text, sizeof(st->text), "not started: %.200s", by);
+	} else if (host) {
+		/* started by a newer plan, or moved on since: never a
+		 * second copy */
+		st->st = E_HANDED;
+		snprintf(st->text, sizeof(st->text),
+		         "not started: %.64s runs it with epoch %" PRIu64, host, ep);
+	} else if (pe->target_incarnation && f->first_inc &&
+	           pe->target_incarnation < f->first_inc && !own_state_known(f)) {
+		/* a previous life's entry, and what runs here is not
+		 * known yet: wait for our own state */
+		st->deferred = true;
+	} else if (pe->target_incarnation && f->first_inc &&
+	           pe->target_incarnation < f->first_inc) {
+		/* Given to an earlier life of this agent: that life may
+		 * have started it, or been failed over since (it would
+		 * not know). Never started here; what really runs here
+		 * says which. */
+		if (runs_here(f, pe->uuid, pe->new_epoch)) {
+			report_running(f, in, r, e,
+			               "running here (started by a previous "
+			               "life of this agent)",
+			               now);
+		} else {
+			char text[FO_TEXT_MAX];
+			snprintf(text, sizeof(text),
+			         "assigned to incarnation %" PRIu64 " of %.64s, a previous "
+			         "life of its agent: not started",
+			         pe->target_incarnation, f->cfg.name);
+			hand_back(f, in, r, e, text, now);
 		}
 	}
-	/* entries another known plan re-places at the same or a newer epoch
-	 * (a later round, or another failover that found the VM elsewhere) */
+}
+
+/* May entry e of rd (a chosen round of in) start here now? It must be
+ * ours, waiting, not deferred, not given to an incarnation of ours that is
+ * over or to an earlier life of this agent, not the same placement started
+ * for another instance, and its plan acknowledged since we learned it;
+ * notes when to look again (restart_wake, wait_fresh_acks). */
+static bool restart_ready(struct fo *f, struct inst *in, struct round *rd, size_t e, uint64_t now)
+{
+	struct ent *st = &rd->ents[e];
+	const struct fo_plan_entry *ce = &rd->plan.entries[e];
+	if (st->st != E_WAIT || st->running || st->deferred || !is_self(f, ce->target))
+		return false;
+	/* never an entry given to an incarnation of ours that is
+	 * over, or to an earlier life of this agent (the first
+	 * loop hands those back or reports them) */
+	if (ce->target_incarnation && (ce->target_incarnation <= f->fenced_through ||
+	                               (f->first_inc && ce->target_incarnation < f->first_inc)))
+		return false;
+	bool flight = false;
+	if (placement_started(f, in, &rd->plan.entries[e], &flight) || flight)
+		return false; /* the same placement, started for another */
+	if (!acked_since(f, rd->chosen_at)) {
+		/* not before a majority acknowledged a heartbeat
+		 * we sent after learning the plan (WHY NO VM RUNS
+		 * TWICE: a failover of our incarnation, chosen by
+		 * acceptors that no longer ack us, may have
+		 * remote-fenced us already) */
+		f->wait_fresh_acks = true;
+		return false;
+	}
+	if (st->next_try > now) {
+		if (st->next_try < f->restart_wake)
+			f->restart_wake = st->next_try;
+		return false;
+	}
+	return true;
+}
+
+/* The entry of ours to start next, in plan order (entry_order) over every
+ * ready entry of every fenced instance: false if none. */
+static bool next_restart(struct fo *f, uint64_t now, struct inst **bi, uint32_t *br, size_t *be)
+{
+	*bi = NULL;
 	for (size_t i = 0; i < f->n_inst; i++) {
 		struct inst *in = f->inst[i];
 		if (in->done || !in->fenced)
@@ -4608,173 +4745,48 @@ static void schedule_restarts(struct fo *f, uint64_t now)
 		for (uint32_t r = 0; r < f->n_rounds; r++) {
 			struct round *rd = &in->rounds[r];
 			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
-				const struct fo_plan_entry *pe = &rd->plan.entries[e];
-				struct ent *st = &rd->ents[e];
-				st->deferred = false;
-				if (st->st != E_WAIT || st->running || !is_self(f, pe->target))
+				if (!restart_ready(f, in, rd, e, now))
 					continue;
-				const struct move *away =
-				    move_away(f, pe->uuid, in->dead, entry_base(pe, r));
-				if (away) {
-					char text[FO_TEXT_MAX];
-					snprintf(text, sizeof(text),
-					         "%.64s moved it to %.64s by live migration: not "
-					         "%.64s's to "
-					         "re-place",
-					         away->m.source, away->m.target, in->dead);
-					hand_back(f, in, r, e, text, now);
-					continue;
-				}
-				if (given_above(f, pe->uuid, pe->new_epoch) || epoch_taken(f, pe)) {
-					/* a plan we learned gave the VM this epoch elsewhere, or
-					 * a newer one (maybe long ago: that plan may have left
-					 * our history): never a second copy, nor an older one */
-					hand_back(f, in, r, e,
-					          "a newer placement, or another at this epoch, "
-					          "was chosen for this VM",
-					          now);
-					continue;
-				}
-				bool other = false;
-				const char *by = superseded_by_ex(f, in, r, pe, &other);
-				uint64_t ep = 0;
-				const char *host =
-				    by ? NULL
-				       : running_elsewhere(f, pe->uuid, pe->new_epoch - 1,
-				                           f->cfg.name, &ep);
-				bool flight = false;
-				const struct inst *twin =
-				    by || host ? NULL : placement_started(f, in, pe, &flight);
-				const struct inst *gone =
-				    twin || flight ? NULL : placement_handed(f, in, pe);
-				if (gone) {
-					char text[FO_TEXT_MAX];
-					snprintf(text, sizeof(text),
-					         "the same placement was handed back for the "
-					         "recovery of %.64s "
-					         "incarnation %" PRIu64,
-					         gone->dead, gone->inc);
-					hand_back(f, in, r, e, text, now);
-				} else if (flight && !twin) {
-					continue; /* being started for the other one: its outcome decides */
-				} else if (twin) {
-					/* the same placement (adopted) was started here for an
-					 * older recovery: once, never again at this epoch (if
-					 * it died since, it is owed a new one) */
-					char text[FO_TEXT_MAX];
-					snprintf(text, sizeof(text),
-					         "started here for the recovery of %.64s "
-					         "incarnation %" PRIu64,
-					         twin->dead, twin->inc);
-					report_running(f, in, r, e, text, now);
-				} else if (by && other) {
-					/* another instance's placement, live as far as we
-					 * know: not now. Looked at again with every change —
-					 * once we learn it is dead (handed back, its target
-					 * fenced), this entry is the VM's. */
-					st->deferred = true;
-					continue;
-				} else if (by) {
-					st->st = E_HANDED;
-					snprintf(st->text, sizeof(st->text), "not started: %.200s",
-					         by);
-				} else if (host) {
-					/* started by a newer plan, or moved on since: never a
-					 * second copy */
-					st->st = E_HANDED;
-					snprintf(st->text, sizeof(st->text),
-					         "not started: %.64s runs it with epoch %" PRIu64,
-					         host, ep);
-				} else if (pe->target_incarnation && f->first_inc &&
-				           pe->target_incarnation < f->first_inc &&
-				           !own_state_known(f)) {
-					/* a previous life's entry, and what runs here is not
-					 * known yet: wait for our own state */
-					st->deferred = true;
-				} else if (pe->target_incarnation && f->first_inc &&
-				           pe->target_incarnation < f->first_inc) {
-					/* Given to an earlier life of this agent: that life may
-					 * have started it, or been failed over since (it would
-					 * not know). Never started here; what really runs here
-					 * says which. */
-					if (runs_here(f, pe->uuid, pe->new_epoch)) {
-						report_running(
-						    f, in, r, e,
-						    "running here (started by a previous "
-						    "life of this agent)",
-						    now);
-					} else {
-						char text[FO_TEXT_MAX];
-						snprintf(text, sizeof(text),
-						         "assigned to incarnation %" PRIu64
-						         " of %.64s, a previous "
-						         "life of its agent: not started",
-						         pe->target_incarnation, f->cfg.name);
-						hand_back(f, in, r, e, text, now);
-					}
+				if (!*bi ||
+				    entry_order(&rd->plan.entries[e],
+				                &(*bi)->rounds[*br].plan.entries[*be]) < 0) {
+					*bi = in;
+					*br = r;
+					*be = e;
 				}
 			}
 		}
+	}
+	return *bi != NULL;
+}
+
+/* Settles what our chosen entries should no longer start, then starts the
+ * next ready ones (one FO_EV_RESTART each), up to max_parallel at a time,
+ * while quorate and unfenced. */
+static void schedule_restarts(struct fo *f, uint64_t now)
+{
+	for (size_t i = 0; f->fenced_through && i < f->n_inst; i++)
+		for (uint32_t r = 0; r < f->n_rounds; r++)
+			for (size_t e = 0;
+			     f->inst[i]->rounds[r].chosen && e < f->inst[i]->rounds[r].plan.n; e++)
+				settle_failed_over_entry(f, f->inst[i], r, e, now);
+	for (size_t i = 0; i < f->n_inst; i++) {
+		struct inst *in = f->inst[i];
+		if (in->done || !in->fenced)
+			continue;
+		for (uint32_t r = 0; r < f->n_rounds; r++)
+			for (size_t e = 0; in->rounds[r].chosen && e < in->rounds[r].plan.n; e++)
+				settle_waiting_entry(f, in, r, e, now);
 	}
 	f->restart_wake = UINT64_MAX;
 	f->wait_fresh_acks = false;
 	bool quorate = fo_quorate(f, now);
 	for (;;) {
-		struct inst *bi = NULL;
+		struct inst *bi;
 		uint32_t br = 0;
 		size_t be = 0;
-		for (size_t i = 0; i < f->n_inst; i++) {
-			struct inst *in = f->inst[i];
-			if (in->done || !in->fenced)
-				continue;
-			for (uint32_t r = 0; r < f->n_rounds; r++) {
-				struct round *rd = &in->rounds[r];
-				if (!rd->chosen)
-					continue;
-				for (size_t e = 0; e < rd->plan.n; e++) {
-					struct ent *st = &rd->ents[e];
-					const struct fo_plan_entry *ce = &rd->plan.entries[e];
-					if (st->st != E_WAIT || st->running || st->deferred ||
-					    !is_self(f, ce->target))
-						continue;
-					/* never an entry given to an incarnation of ours that is
-					 * over, or to an earlier life of this agent (the first
-					 * loop hands those back or reports them) */
-					if (ce->target_incarnation &&
-					    (ce->target_incarnation <= f->fenced_through ||
-					     (f->first_inc &&
-					      ce->target_incarnation < f->first_inc)))
-						continue;
-					bool flight = false;
-					if (placement_started(f, in, &rd->plan.entries[e],
-					                      &flight) ||
-					    flight)
-						continue; /* the same placement, started for another */
-					if (!acked_since(f, rd->chosen_at)) {
-						/* not before a majority acknowledged a heartbeat
-						 * we sent after learning the plan (WHY NO VM RUNS
-						 * TWICE: a failover of our incarnation, chosen by
-						 * acceptors that no longer ack us, may have
-						 * remote-fenced us already) */
-						f->wait_fresh_acks = true;
-						continue;
-					}
-					if (st->next_try > now) {
-						if (st->next_try < f->restart_wake)
-							f->restart_wake = st->next_try;
-						continue;
-					}
-					if (!bi ||
-					    entry_order(&rd->plan.entries[e],
-					                &bi->rounds[br].plan.entries[be]) < 0) {
-						bi = in;
-						br = r;
-						be = e;
-					}
-				}
-			}
-		}
-		if (!bi || !quorate || f->fenced || f->running >= f->cfg.max_parallel)
+		if (!next_restart(f, now, &bi, &br, &be) || !quorate || f->fenced ||
+		    f->running >= f->cfg.max_parallel)
 			return;
 		struct round *rd = &bi->rounds[br];
 		rd->ents[be].running = true;
