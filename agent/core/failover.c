@@ -1997,6 +1997,128 @@ static void obey_own_plan(struct fo *f, struct inst *in, uint32_t round, const s
 /* Learn that `plan` is chosen for (in, round); with has_bound, `bound` (our
  * clock) is an upper bound of the last ack to in->dead by every acceptor
  * of a majority that accepted in this instance. */
+/* A chosen first round of a recovery: older recoveries of the same host
+ * still undecided are over — this plan took over what they may have
+ * placed (RECOVERY). (One with a later round chosen was decided, though we
+ * did not learn its round 0: a later round follows a chosen round 0.) */
+static void supersede_older_recoveries(struct fo *f, const struct inst *in, uint64_t now)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		struct inst *o = f->inst[i];
+		bool decided = false;
+		(void)highest_chosen(o, f->n_rounds, &decided);
+		if (o->inc < in->inc && !decided && !o->done && strcmp(o->dead, in->dead) == 0) {
+			if (in->inc > o->superseded_by)
+				o->superseded_by = in->inc;
+			o->done = true;
+			o->done_at = now;
+			o->rounds[0].pphase = 0;
+		}
+	}
+}
+
+/* What a chosen round settles of the instance's waiting VMs: pending and
+ * parked VMs it re-places (or finds no room for) leave their lists, and
+ * so do pending ones it left out because another instance holds them
+ * (they wait, parked), because they run after all, or moved on since
+ * (own_value leaves those out: kept here, they would make round after
+ * empty round); its entries without room are parked. */
+static void settle_waiting_vms(struct fo *f, struct inst *in, uint32_t round,
+                               const struct fo_plan *copy)
+{
+	struct round *rd = &in->rounds[round];
+	for (size_t p = 0; p < in->n_pend;) {
+		const struct pend *pd = &in->pend[p];
+		if (pd->failed_round < round &&
+		    (plan_has_uuid(copy, pd->e.uuid) || pend_gone_by(f, pd))) {
+			in->pend[p] = in->pend[--in->n_pend];
+		} else if (pd->failed_round < round && excluded_vm(rd, pd->e.uuid)) {
+			/* acceptors said another failover's value holds it: that
+			 * value may never be chosen, so the VM waits, parked (it
+			 * leaves the list once a chosen plan places it elsewhere) */
+			struct pend keep = *pd;
+			in->pend[p] = in->pend[--in->n_pend];
+			park(f, in, &keep.e, keep.failed_round, keep.tries,
+			     "is in another failover's value", false);
+		} else {
+			p++;
+		}
+	}
+	for (size_t p = 0; p < in->n_parked;) {
+		if (in->parked[p].failed_round < round && plan_has_uuid(copy, in->parked[p].e.uuid))
+			in->parked[p] = in->parked[--in->n_parked];
+		else
+			p++;
+	}
+	for (size_t e = 0; e < copy->n; e++) {
+		if (copy->entries[e].target[0])
+			continue;
+		rd->ents[e].st = E_NOROOM;
+		cpy(rd->ents[e].text, sizeof(rd->ents[e].text), "no host had room");
+		char why[96];
+		snprintf(why, sizeof(why), "(%u vCPUs, %" PRIu64 " MiB) fits on no host",
+		         copy->entries[e].vcpus, copy->entries[e].memory_kib / 1024);
+		park(f, in, &copy->entries[e], round, 0, why, true);
+	}
+}
+
+/* This node's part in the fence of a chosen plan: a plan for one of our
+ * own incarnations is obeyed here; another host's is tracked (the timed
+ * fence); the coordinator of a first round asks for the remote fence of a
+ * host that is not back. */
+static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const struct fo_ballot *b,
+                         const struct fo_plan *copy, const struct fo_instance_id *id, uint64_t now,
+                         bool mine, bool has_bound, uint64_t bound)
+{
+	if (is_self(f, in->dead)) {
+		/* A plan for one of our own incarnations (we restarted, fenced
+		 * ourselves, or recover our stopped VMs): we are alive to carry
+		 * it out. Its VMs die here first, below their new epochs, then
+		 * the targets — often this host — start them. A plan for the
+		 * incarnation we live in (the others failed us over while we were
+		 * cut off) is a fence order: what we started for other failovers
+		 * at this incarnation goes too — a later round re-places it
+		 * (late_owed), counting on this fence — and we move on to a new
+		 * incarnation. */
+		bool living = in->inc >= f->incarnation && f->fenced_through < in->inc;
+		if (copy->n > 0 && !in->fenced && !living) {
+			obey_own_plan(f, in, round, copy, now);
+		} else if (copy->n > 0 && !in->fenced && round > 0) {
+			/* a later round learned before round 0 (which the order
+			 * must carry, with everything up to it): its VMs die, and
+			 * nothing is vouched for until the order comes */
+			struct fo_event *e =
+			    push_event(f, FO_EV_FENCE_VMS, id, f->cfg.name,
+			               "failed over at the incarnation we live in "
+			               "(%" PRIu64 "), round %u first: destroy %zu listed "
+			               "VMs below their new epochs",
+			               in->inc, round, copy->n);
+			fo_plan_copy(&e->plan, copy);
+		} else if (copy->n > 0 && !in->fenced) {
+			struct fo_instance_id iid;
+			inst_id(&iid, in, 0);
+			obey_fence_order(f, &iid, copy, b->proposer, now);
+		}
+	} else if ((copy->n || awaits_move_target(f, in)) && !in->fenced) {
+		/* every learner tracks the fence (for the record); only targets act
+		 * — and, with an empty plan, the parties of a live migration to
+		 * the dead host whose outcome nobody can tell (move_target_gone) */
+		arm_fence_wait(f, in, has_bound, bound, now);
+	}
+	/* A remote fence destroys every HA VM on the host, as a dead agent's
+	 * host must be: not for a host that is up at a newer incarnation (it
+	 * carries the plan out itself, and may run VMs of newer plans). */
+	const struct mrec *xr = member_find(f, in->dead);
+	bool back = xr && (member_up(f, xr) || beating(f, xr)) &&
+	            (xr->inc > in->inc || xr->hb_inc > in->inc);
+	if (mine && round == 0 && (copy->n > 0 || awaits_move_target(f, in)) && !in->fenced &&
+	    !in->remote_fence_sent && !back) {
+		in->remote_fence_sent = true;
+		push_event(f, FO_EV_REMOTE_FENCE, id, in->dead,
+		           "destroy %s's HA VMs through its hypervisor", in->dead);
+	}
+}
+
 static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo_ballot *b,
                   const struct fo_plan *plan, uint64_t now, bool mine, bool has_bound,
                   uint64_t bound)
@@ -2038,25 +2160,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 		if (xr)
 			raise_inst_max(f, xr, in->inc);
 	}
-	if (round == 0) {
-		/* older recoveries of the host still undecided are over: this
-		 * plan took over what they may have placed (RECOVERY). (One
-		 * with a later round chosen was decided, though we did not
-		 * learn its round 0: a later round follows a chosen round 0.) */
-		for (size_t i = 0; i < f->n_inst; i++) {
-			struct inst *o = f->inst[i];
-			bool decided = false;
-			(void)highest_chosen(o, f->n_rounds, &decided);
-			if (o->inc < in->inc && !decided && !o->done &&
-			    strcmp(o->dead, in->dead) == 0) {
-				if (in->inc > o->superseded_by)
-					o->superseded_by = in->inc;
-				o->done = true;
-				o->done_at = now;
-				o->rounds[0].pphase = 0;
-			}
-		}
-	}
+	if (round == 0)
+		supersede_older_recoveries(f, in, now);
 
 	struct fo_instance_id id;
 	inst_id(&id, in, round);
@@ -2073,92 +2178,8 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	               "%zu here, %zu without room (ballot %" PRIu64 "/%s)",
 	               in->dead, in->inc, round, copy.n, n_self, n_room, b->number, b->proposer);
 	fo_plan_copy(&ev->plan, &copy);
-	/* pending and parked VMs this round re-places (or finds no room for);
-	 * pending ones it left out because another instance holds them, or
-	 * because they run after all, or moved on since (own_value leaves
-	 * those out: kept here, they would make round after empty round), are
-	 * settled too */
-	for (size_t p = 0; p < in->n_pend;) {
-		const struct pend *pd = &in->pend[p];
-		if (pd->failed_round < round &&
-		    (plan_has_uuid(&copy, pd->e.uuid) || pend_gone_by(f, pd))) {
-			in->pend[p] = in->pend[--in->n_pend];
-		} else if (pd->failed_round < round && excluded_vm(rd, pd->e.uuid)) {
-			/* acceptors said another failover's value holds it: that
-			 * value may never be chosen, so the VM waits, parked (it
-			 * leaves the list once a chosen plan places it elsewhere) */
-			struct pend keep = *pd;
-			in->pend[p] = in->pend[--in->n_pend];
-			park(f, in, &keep.e, keep.failed_round, keep.tries,
-			     "is in another failover's value", false);
-		} else {
-			p++;
-		}
-	}
-	for (size_t p = 0; p < in->n_parked;) {
-		if (in->parked[p].failed_round < round &&
-		    plan_has_uuid(&copy, in->parked[p].e.uuid))
-			in->parked[p] = in->parked[--in->n_parked];
-		else
-			p++;
-	}
-	for (size_t e = 0; e < copy.n; e++) {
-		if (copy.entries[e].target[0])
-			continue;
-		rd->ents[e].st = E_NOROOM;
-		cpy(rd->ents[e].text, sizeof(rd->ents[e].text), "no host had room");
-		char why[96];
-		snprintf(why, sizeof(why), "(%u vCPUs, %" PRIu64 " MiB) fits on no host",
-		         copy.entries[e].vcpus, copy.entries[e].memory_kib / 1024);
-		park(f, in, &copy.entries[e], round, 0, why, true);
-	}
-	if (is_self(f, in->dead)) {
-		/* A plan for one of our own incarnations (we restarted, fenced
-		 * ourselves, or recover our stopped VMs): we are alive to carry
-		 * it out. Its VMs die here first, below their new epochs, then
-		 * the targets — often this host — start them. A plan for the
-		 * incarnation we live in (the others failed us over while we were
-		 * cut off) is a fence order: what we started for other failovers
-		 * at this incarnation goes too — a later round re-places it
-		 * (late_owed), counting on this fence — and we move on to a new
-		 * incarnation. */
-		bool living = in->inc >= f->incarnation && f->fenced_through < in->inc;
-		if (copy.n > 0 && !in->fenced && !living) {
-			obey_own_plan(f, in, round, &copy, now);
-		} else if (copy.n > 0 && !in->fenced && round > 0) {
-			/* a later round learned before round 0 (which the order
-			 * must carry, with everything up to it): its VMs die, and
-			 * nothing is vouched for until the order comes */
-			struct fo_event *e =
-			    push_event(f, FO_EV_FENCE_VMS, &id, f->cfg.name,
-			               "failed over at the incarnation we live in "
-			               "(%" PRIu64 "), round %u first: destroy %zu listed "
-			               "VMs below their new epochs",
-			               in->inc, round, copy.n);
-			fo_plan_copy(&e->plan, &copy);
-		} else if (copy.n > 0 && !in->fenced) {
-			struct fo_instance_id iid;
-			inst_id(&iid, in, 0);
-			obey_fence_order(f, &iid, &copy, b->proposer, now);
-		}
-	} else if ((copy.n || awaits_move_target(f, in)) && !in->fenced) {
-		/* every learner tracks the fence (for the record); only targets act
-		 * — and, with an empty plan, the parties of a live migration to
-		 * the dead host whose outcome nobody can tell (move_target_gone) */
-		arm_fence_wait(f, in, has_bound, bound, now);
-	}
-	/* A remote fence destroys every HA VM on the host, as a dead agent's
-	 * host must be: not for a host that is up at a newer incarnation (it
-	 * carries the plan out itself, and may run VMs of newer plans). */
-	const struct mrec *xr = member_find(f, in->dead);
-	bool back = xr && (member_up(f, xr) || beating(f, xr)) &&
-	            (xr->inc > in->inc || xr->hb_inc > in->inc);
-	if (mine && round == 0 && (copy.n > 0 || awaits_move_target(f, in)) && !in->fenced &&
-	    !in->remote_fence_sent && !back) {
-		in->remote_fence_sent = true;
-		push_event(f, FO_EV_REMOTE_FENCE, &id, in->dead,
-		           "destroy %s's HA VMs through its hypervisor", in->dead);
-	}
+	settle_waiting_vms(f, in, round, &copy);
+	fence_chosen(f, in, round, b, &copy, &id, now, mine, has_bound, bound);
 	in->working = false;
 	in->propose_at = UINT64_MAX;
 	schedule_restarts(f, now);
