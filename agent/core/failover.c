@@ -5073,6 +5073,127 @@ static bool merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now);
 static void ask_retell(const struct fo *f, const struct fo_msg *hb, struct fo_msg *ack,
                        uint64_t now);
 
+/* Heartbeat m reports its sender x fenced through a newer incarnation. */
+static void note_fenced_through(struct fo *f, struct mrec *x, const struct fo_msg *m, uint64_t now)
+{
+	x->fenced_through = m->fenced_through;
+	/* It reports itself fenced through an incarnation: every plan of
+	 * its failovers up to it that was chosen is carried out there (a
+	 * self-fence destroyed everything; an order through k listed every
+	 * plan chosen up to k). Its targets need not wait. */
+	for (size_t i = 0; i < f->n_inst; i++) {
+		struct inst *in = f->inst[i];
+		bool any_chosen = false;
+		highest_chosen(in, f->n_rounds, &any_chosen);
+		if (in->fenced && in->inc <= m->fenced_through && strcmp(in->dead, m->from) == 0) {
+			/* fenced before (its plan's VMs): now every HA VM there
+			 * is gone too, which settles a live migration to it
+			 * (move_target_gone; seed 1592536259909312256) */
+			in->fence_total = true;
+			continue;
+		}
+		if (!in->fenced && any_chosen && in->inc <= m->fenced_through &&
+		    strcmp(in->dead, m->from) == 0) {
+			char how[FO_TEXT_MAX];
+			snprintf(how, sizeof(how),
+			         "the host itself: it reports itself fenced through incarnation "
+			         "%" PRIu64,
+			         m->fenced_through);
+			set_fenced(f, in, how, now, true);
+			in->fence_total = true;
+		}
+	}
+}
+
+/* Heartbeat m from x: when it was heard, at which incarnation, and the
+ * voting-set size x reports (majorities count over the larger set). */
+static void note_heartbeat(struct fo *f, struct mrec *x, const struct fo_msg *m, uint64_t now)
+{
+	uint32_t was = x->reported_voters;
+	x->reported_voters = m->voters;
+	x->hb_at = now + 1;
+	x->hb_inc = m->incarnation;
+	if (m->voters != was || m->voters > f->eff_voters) {
+		size_t eff = effective_voters(f);
+		if (eff != f->eff_voters) {
+			f->eff_voters = eff;
+			recompute_qstamp(f);
+			update_quorum(f, now, true);
+		}
+	}
+}
+
+/* x (sender of heartbeat m, fenced through ft) has failovers of
+ * incarnations it has not fenced. When some in (ft, low) are chosen — low
+ * being its lowest undecided one — send it the FENCE_ORDER for them all
+ * and return true (also when it could not be built). A FENCE_ORDER up to
+ * incarnation k makes it claim fenced_through = k, so it must list the
+ * VMs of every chosen instance in (ft, k], and k stays below the lowest
+ * one still undecided. *lowp: that lowest undecided incarnation
+ * (UINT64_MAX: none). */
+static bool order_fence(struct fo *f, const struct mrec *x, const struct fo_msg *m, uint64_t ft,
+                        uint64_t *lowp)
+{
+	uint64_t low = UINT64_MAX, upto = 0;
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		/* undecided ones, but not first rounds a learned newer
+		 * recovery superseded: those can never be chosen */
+		const struct inst *in = f->inst[i];
+		if (in->inc > ft && !in->rounds[0].chosen && !in->superseded_by &&
+		    strcmp(in->dead, x->name) == 0 && in->inc < low)
+			low = in->inc;
+	}
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		if (in->inc > ft && in->inc < low && in->rounds[0].chosen &&
+		    strcmp(in->dead, x->name) == 0) {
+			for (uint32_t k = 0; k < f->n_rounds; k++)
+				if (in->rounds[k].chosen)
+					n += in->rounds[k].plan.n;
+			if (in->inc > upto)
+				upto = in->inc;
+		}
+	}
+	*lowp = low;
+	if (!upto)
+		return false;
+	struct fo_msg o;
+	msg_init(f, &o, FO_FENCE_ORDER, m->from);
+	cpy(o.inst.dead, sizeof(o.inst.dead), x->name);
+	o.inst.incarnation = upto;
+	o.stamp = m->stamp;
+	o.has_plan = true;
+	if (n && !(o.plan.entries = malloc(n * sizeof(*o.plan.entries))))
+		return true;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		if (in->inc <= ft || in->inc > upto || !in->rounds[0].chosen ||
+		    strcmp(in->dead, x->name) != 0)
+			continue;
+		/* every round's placements (a later round may re-place
+		 * what X was given late: late_owed), each VM once, at the
+		 * highest new epoch: X destroys its copies below it */
+		for (uint32_t k = 0; k < f->n_rounds; k++) {
+			const struct fo_plan *p = &in->rounds[k].plan;
+			for (size_t e = 0; in->rounds[k].chosen && e < p->n; e++) {
+				size_t j = 0;
+				while (j < o.plan.n &&
+				       strcmp(o.plan.entries[j].uuid, p->entries[e].uuid) != 0)
+					j++;
+				if (j == o.plan.n)
+					o.plan.entries[o.plan.n++] = p->entries[e];
+				else if (p->entries[e].new_epoch > o.plan.entries[j].new_epoch)
+					o.plan.entries[j] = p->entries[e];
+			}
+		}
+	}
+	snprintf(o.text, sizeof(o.text),
+	         "you were failed over (incarnation %" PRIu64 "): destroy these VMs", upto);
+	push_msg(f, &o);
+	return true;
+}
+
 static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
 	merge_removed(f, m, now);
@@ -5095,49 +5216,10 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		return;
 	}
 	if (m->fenced_through > x->fenced_through) {
-		x->fenced_through = m->fenced_through;
-		/* It reports itself fenced through an incarnation: every plan of
-		 * its failovers up to it that was chosen is carried out there (a
-		 * self-fence destroyed everything; an order through k listed every
-		 * plan chosen up to k). Its targets need not wait. */
-		for (size_t i = 0; i < f->n_inst; i++) {
-			struct inst *in = f->inst[i];
-			bool any_chosen = false;
-			highest_chosen(in, f->n_rounds, &any_chosen);
-			if (in->fenced && in->inc <= m->fenced_through &&
-			    strcmp(in->dead, m->from) == 0) {
-				/* fenced before (its plan's VMs): now every HA VM there
-				 * is gone too, which settles a live migration to it
-				 * (move_target_gone; seed 1592536259909312256) */
-				in->fence_total = true;
-				continue;
-			}
-			if (!in->fenced && any_chosen && in->inc <= m->fenced_through &&
-			    strcmp(in->dead, m->from) == 0) {
-				char how[FO_TEXT_MAX];
-				snprintf(
-				    how, sizeof(how),
-				    "the host itself: it reports itself fenced through incarnation "
-				    "%" PRIu64,
-				    m->fenced_through);
-				set_fenced(f, in, how, now, true);
-				in->fence_total = true;
-			}
-		}
+		note_fenced_through(f, x, m, now);
 		x = member_find(f, m->from);
 	}
-	uint32_t was = x->reported_voters;
-	x->reported_voters = m->voters;
-	x->hb_at = now + 1;
-	x->hb_inc = m->incarnation;
-	if (m->voters != was || m->voters > f->eff_voters) {
-		size_t eff = effective_voters(f);
-		if (eff != f->eff_voters) {
-			f->eff_voters = eff;
-			recompute_qstamp(f);
-			update_quorum(f, now, true);
-		}
-	}
+	note_heartbeat(f, x, m, now);
 	if (x->st == FO_DEAD && x->inc >= m->incarnation) {
 		cpy(r.inst.dead, sizeof(r.inst.dead), x->name);
 		r.inst.incarnation = x->inc;
@@ -5151,71 +5233,10 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 	 * itself: one that did — a non-empty value — raised inst_max, below,
 	 * which the journal keeps) */
 	if (x->inst_max > ft) {
-		/* Failovers of incarnations it has not fenced. A FENCE_ORDER up to
-		 * incarnation k makes it claim fenced_through = k, so it must list
-		 * the VMs of every chosen instance in (ft, k], and k stays below
-		 * the lowest one still undecided. */
-		uint64_t low = UINT64_MAX, upto = 0;
-		size_t n = 0;
-		for (size_t i = 0; i < f->n_inst; i++) {
-			/* undecided ones, but not first rounds a learned newer
-			 * recovery superseded: those can never be chosen */
-			const struct inst *in = f->inst[i];
-			if (in->inc > ft && !in->rounds[0].chosen && !in->superseded_by &&
-			    strcmp(in->dead, x->name) == 0 && in->inc < low)
-				low = in->inc;
-		}
-		for (size_t i = 0; i < f->n_inst; i++) {
-			const struct inst *in = f->inst[i];
-			if (in->inc > ft && in->inc < low && in->rounds[0].chosen &&
-			    strcmp(in->dead, x->name) == 0) {
-				for (uint32_t k = 0; k < f->n_rounds; k++)
-					if (in->rounds[k].chosen)
-						n += in->rounds[k].plan.n;
-				if (in->inc > upto)
-					upto = in->inc;
-			}
-		}
-		if (upto) {
-			struct fo_msg o;
-			msg_init(f, &o, FO_FENCE_ORDER, m->from);
-			cpy(o.inst.dead, sizeof(o.inst.dead), x->name);
-			o.inst.incarnation = upto;
-			o.stamp = m->stamp;
-			o.has_plan = true;
-			if (n && !(o.plan.entries = malloc(n * sizeof(*o.plan.entries))))
-				return;
-			for (size_t i = 0; i < f->n_inst; i++) {
-				const struct inst *in = f->inst[i];
-				if (in->inc <= ft || in->inc > upto || !in->rounds[0].chosen ||
-				    strcmp(in->dead, x->name) != 0)
-					continue;
-				/* every round's placements (a later round may re-place
-				 * what X was given late: late_owed), each VM once, at the
-				 * highest new epoch: X destroys its copies below it */
-				for (uint32_t k = 0; k < f->n_rounds; k++) {
-					const struct fo_plan *p = &in->rounds[k].plan;
-					for (size_t e = 0; in->rounds[k].chosen && e < p->n; e++) {
-						size_t j = 0;
-						while (j < o.plan.n &&
-						       strcmp(o.plan.entries[j].uuid,
-						              p->entries[e].uuid) != 0)
-							j++;
-						if (j == o.plan.n)
-							o.plan.entries[o.plan.n++] = p->entries[e];
-						else if (p->entries[e].new_epoch >
-						         o.plan.entries[j].new_epoch)
-							o.plan.entries[j] = p->entries[e];
-					}
-				}
-			}
-			snprintf(o.text, sizeof(o.text),
-			         "you were failed over (incarnation %" PRIu64
-			         "): destroy these VMs",
-			         upto);
-			push_msg(f, &o);
+		/* failovers of incarnations it has not fenced */
+		uint64_t low;
+		if (order_fence(f, x, m, ft, &low))
 			return;
-		}
 		uint64_t inc = low != UINT64_MAX ? low : x->inst_max;
 		cpy(r.inst.dead, sizeof(r.inst.dead), x->name);
 		r.inst.incarnation = inc;
