@@ -7415,20 +7415,15 @@ static void journal_recs_free(struct journal_rec *r, size_t n)
 	free(r);
 }
 
-int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, size_t errlen)
+/* Parses the whole journal into records (*recs, *n; the caller frees
+ * them with journal_recs_free); *format: it says which format it is in.
+ * Nothing is applied here: 0, or -EINVAL (err says which line and why) or
+ * -ENOMEM with nothing returned. */
+static int journal_parse(const char *text, size_t len, struct journal_rec **recs_out, size_t *n_out,
+                         bool *format, char *err, size_t errlen)
 {
-	if (errlen)
-		err[0] = '\0';
-	if (!f || (!text && len))
-		return -EINVAL;
-	if (len > FO_JOURNAL_MAX_BYTES) {
-		snprintf(err, errlen, "journal is %zu bytes, more than the %u allowed", len,
-		         FO_JOURNAL_MAX_BYTES);
-		return -EINVAL;
-	}
 	struct journal_rec *recs = NULL;
 	size_t n = 0, cap = 0, line = 0, pos = 0, lines = 0;
-	bool format = false;
 	struct journal_rec *want = NULL; /* an "accepted" still taking entries */
 	size_t want_have = 0;
 	while (pos < len) {
@@ -7460,7 +7455,7 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 			}
 			recs = g;
 			struct jtok t = {.s = s, .n = ll};
-			why = journal_parse_line(&t, &recs[n], &format);
+			why = journal_parse_line(&t, &recs[n], format);
 			if (!why && recs[n].kind == 3 && recs[n].plan.n) {
 				/* its entries follow on the next lines */
 				size_t cnt = recs[n].plan.n;
@@ -7491,8 +7486,16 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 		journal_recs_free(recs, n);
 		return -EINVAL;
 	}
-	/* Apply only once everything parsed. Members get records (not votes:
-	 * the voting set still comes from fo_member). */
+	*recs_out = recs;
+	*n_out = n;
+	return 0;
+}
+
+/* Applies the journal's members, given epochs and live migrations.
+ * Members get records, not votes: the voting set still comes from
+ * fo_member. 0 or -ENOMEM. */
+static int journal_apply_records(struct fo *f, struct journal_rec *recs, size_t n)
+{
 	for (size_t i = 0; i < n; i++) {
 		struct journal_rec *r = &recs[i];
 		if (r->kind == 5) {
@@ -7503,7 +7506,6 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 			/* (what the restore runs at counts as when we learned it) */
 			struct move *mv = move_find(f, r->move.id);
 			if (!mv && !(mv = move_add(f, &r->move, f->last_now))) {
-				journal_recs_free(recs, n);
 				return -ENOMEM;
 			}
 			/* a move of ours still MOVING died with the agent before it
@@ -7516,7 +7518,6 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 			continue; /* nobody fails itself over; a renamed host's journal */
 		struct mrec *m = member_add(f, r->name);
 		if (!m) {
-			journal_recs_free(recs, n);
 			return -ENOMEM;
 		}
 		if (r->kind == 0) {
@@ -7532,7 +7533,13 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 				m->st = FO_DEAD; /* not known alive until membership says so */
 		}
 	}
-	recount_voters(f);
+	return 0;
+}
+
+/* Applies the journal's promises and accepted values: each reopens its
+ * instance (unless it was forgotten since). */
+static void journal_apply_votes(struct fo *f, struct journal_rec *recs, size_t n)
+{
 	for (size_t i = 0; i < n; i++) {
 		struct journal_rec *r = &recs[i];
 		if (r->kind < 2 || r->kind >= 4)
@@ -7555,6 +7562,32 @@ int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, si
 				rd->promised = r->ballot;
 		}
 	}
+}
+
+int fo_journal_restore(struct fo *f, const char *text, size_t len, char *err, size_t errlen)
+{
+	if (errlen)
+		err[0] = '\0';
+	if (!f || (!text && len))
+		return -EINVAL;
+	if (len > FO_JOURNAL_MAX_BYTES) {
+		snprintf(err, errlen, "journal is %zu bytes, more than the %u allowed", len,
+		         FO_JOURNAL_MAX_BYTES);
+		return -EINVAL;
+	}
+	struct journal_rec *recs = NULL;
+	size_t n = 0;
+	bool format = false;
+	int rc = journal_parse(text, len, &recs, &n, &format, err, errlen);
+	if (rc < 0)
+		return rc;
+	/* apply only once everything parsed */
+	if (journal_apply_records(f, recs, n) < 0) {
+		journal_recs_free(recs, n);
+		return -ENOMEM;
+	}
+	recount_voters(f);
+	journal_apply_votes(f, recs, n);
 	f->acceptor_journal = format;
 	f->journal_restored = true;
 	journal_recs_free(recs, n);
