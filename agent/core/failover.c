@@ -2331,9 +2331,144 @@ static const char *running_elsewhere(const struct fo *f, const char *uuid, uint6
 	return NULL;
 }
 
+/* What owed_of works from: x's listing at an incarnation <= inc (a view's
+ * state of x, or owned copies: a member's previous state, the instance's
+ * base), x's state at a newer incarnation (may be NULL), and where the VMs
+ * owed go (out, up to cap; n counts them all). */
+struct owed_scan {
+	const char *x;
+	uint64_t inc;
+	const struct fo_plan *sup;
+	const struct inst *in;
+	const struct fo_host *newer;
+	const struct fo_vm *bv;
+	const struct hvm *bp;
+	size_t nb;
+	struct fo_vm *out;
+	size_t cap, n;
+};
+
+/* Does the listing show `uuid` at `epoch` or a newer one? */
+static bool owed_listed_at(const struct owed_scan *o, const char *uuid, uint64_t epoch)
+{
+	for (size_t b = 0; b < o->nb; b++)
+		if (strcmp(o->bv ? nz(o->bv[b].uuid) : o->bp[b].uuid, uuid) == 0 &&
+		    (o->bv ? o->bv[b].epoch : o->bp[b].epoch) >= epoch)
+			return true;
+	return false;
+}
+
+/* Is VM v (uuid, at v->epoch) no longer x's: a chosen plan we know (or
+ * `sup`) moved it on, an up host runs it above `above`, a live migration
+ * took it away, or x kept it at its newer incarnation? */
+static bool owed_gone(const struct fo *f, const struct owed_scan *o, const struct fo_vm *v,
+                      const char *uuid, uint64_t above)
+{
+	return moved_since(f, v, o->sup, o->x) || running_elsewhere(f, uuid, above, o->x, NULL) ||
+	       move_away(f, uuid, o->x, v->epoch) || kept_by_newer(o->newer, uuid, v->epoch);
+}
+
+static void owed_add(struct owed_scan *o, const struct fo_vm *v)
+{
+	if (o->out && o->n < o->cap)
+		o->out[o->n] = *v;
+	o->n++;
+}
+
+/* What x listed: owed unless gone (owed_gone), from at least the epoch a
+ * live migration that stayed left on x's copy (no epoch is given twice). */
+static void owed_listing(const struct fo *f, struct owed_scan *o)
+{
+	for (size_t i = 0; i < o->nb; i++) {
+		struct fo_vm v = o->bv ? o->bv[i] : hvm_view(&o->bp[i]);
+		/* (at the same epoch too: a live migration keeps the epoch the
+		 * source bumped at its start, so the source may have published
+		 * it before the VM moved) */
+		if (owed_gone(f, o, &v, nz(v.uuid), v.epoch ? v.epoch - 1 : 0))
+			continue;
+		/* (after the tests above: x's copy may still be at the epoch it
+		 * had, a move called off before its bump) */
+		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), o->x, v.epoch);
+		uint64_t told = promised_floor(o->in, nz(v.uuid)); /* (by the PROMISEs) */
+		if (told > stayed)
+			stayed = told;
+		if (stayed > v.epoch)
+			v.epoch = stayed;
+		v.running = true;
+		owed_add(o, &v);
+	}
+}
+
+/* What chosen plans gave to x at an incarnation <= inc: x may have started
+ * it (or been about to) before its state showed it — once the plan's own
+ * fence is confirmed (before that, the VM may still run on the host that
+ * plan fails over, and x would not start it yet). */
+static void owed_given(const struct fo *f, struct owed_scan *o)
+{
+	for (size_t i = 0; i < f->n_inst; i++)
+		for (uint32_t r = 0; f->inst[i]->fenced && r < f->n_rounds; r++) {
+			const struct round *rd = &f->inst[i]->rounds[r];
+			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
+				const struct fo_plan_entry *pe = &rd->plan.entries[e];
+				if ((rd->ents[e].st != E_OK && rd->ents[e].st != E_WAIT) ||
+				    !pe->target_incarnation || pe->target_incarnation > o->inc ||
+				    strcmp(pe->target, o->x) != 0 ||
+				    !given_newest(f, o->x, o->inc, pe))
+					continue;
+				struct fo_vm v = {.uuid = pe->uuid,
+				                  .name = pe->name,
+				                  .group = pe->group,
+				                  .priority = pe->priority,
+				                  .vcpus = pe->vcpus,
+				                  .memory_kib = pe->memory_kib,
+				                  .epoch = pe->new_epoch,
+				                  .running = true};
+				if (!owed_listed_at(o, pe->uuid, pe->new_epoch) &&
+				    !owed_gone(f, o, &v, pe->uuid, pe->new_epoch))
+					owed_add(o, &v);
+			}
+		}
+}
+
+/* What live migrations landed on x at an incarnation <= inc, as the target
+ * said, or whose target was fenced whole since we heard of them (MOVES):
+ * x may run it before its state showed it. Once, though several moves may
+ * have landed it there. */
+static void owed_landed(const struct fo *f, struct owed_scan *o)
+{
+	for (size_t i = 0; i < f->n_moves; i++) {
+		const struct fo_move *mv = &f->moves[i].m;
+		if (mv->state != FO_MOVE_MOVED || !mv->epoch || strcmp(mv->target, o->x) != 0 ||
+		    !((mv->target_inc && mv->target_inc <= o->inc) ||
+		      move_target_gone(f, &f->moves[i])))
+			continue;
+		struct fo_vm v;
+		if (owed_listed_at(o, mv->uuid, mv->epoch))
+			continue;
+		if (!vm_info_any(f, mv->uuid, &v)) {
+			if (!f->moves[i].has_info)
+				continue;
+			v = hvm_view(&f->moves[i].info);
+		}
+		v.epoch = mv->epoch;
+		v.running = true;
+		if (owed_gone(f, o, &v, mv->uuid, mv->epoch - 1))
+			continue;
+		bool twice = false;
+		for (size_t j = 0; j < i && !twice; j++)
+			twice = f->moves[j].m.state == FO_MOVE_MOVED &&
+			        strcmp(f->moves[j].m.uuid, mv->uuid) == 0 &&
+			        strcmp(f->moves[j].m.target, o->x) == 0;
+		if (!twice)
+			owed_add(o, &v);
+	}
+}
+
 /* The HA VMs that (x, inc) owes: those x listed in its latest state
  * published at an incarnation <= inc (running or stopped: their desired
- * state is running), minus those
+ * state is running), and those chosen plans gave to x or live migrations
+ * landed on x at such an incarnation (owed_listing, owed_given,
+ * owed_landed), minus those
  *   - a chosen plan we know (or `sup`) moved to a newer epoch,
  *   - an up host runs at a newer epoch (moved by a migration),
  *   - x itself reports running at a newer incarnation (it kept them).
@@ -2371,114 +2506,20 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 		return 0;
 	}
 	*has_base = true;
-	size_t n = 0;
-	for (size_t i = 0; i < nb; i++) {
-		struct fo_vm v;
-		v = bv ? bv[i] : hvm_view(&bp[i]);
-		/* (at the same epoch too: a live migration keeps the epoch the
-		 * source bumped at its start, so the source may have published
-		 * it before the VM moved) */
-		if (moved_since(f, &v, sup, x) ||
-		    running_elsewhere(f, nz(v.uuid), v.epoch ? v.epoch - 1 : 0, x, NULL) ||
-		    move_away(f, nz(v.uuid), x, v.epoch))
-			continue;
-		/* a move that stayed left its epoch on x's copy: re-placed from
-		 * there, so that no epoch is given twice */
-		if (kept_by_newer(newer, nz(v.uuid), v.epoch))
-			continue;
-		/* (after the test above: x's copy may still be at the epoch it
-		 * had, a move called off before its bump) */
-		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), x, v.epoch);
-		uint64_t told = promised_floor(in, nz(v.uuid)); /* (by the PROMISEs) */
-		if (told > stayed)
-			stayed = told;
-		if (stayed > v.epoch)
-			v.epoch = stayed;
-		if (out && n < cap) {
-			out[n] = v;
-			out[n].running = true;
-		}
-		n++;
-	}
-	/* what chosen plans gave to x at an incarnation <= inc: x may have
-	 * started it (or been about to) before its state showed it — once the
-	 * plan's own fence is confirmed (before that, the VM may still run on
-	 * the host that plan fails over, and x would not start it yet) */
-	for (size_t i = 0; i < f->n_inst; i++)
-		for (uint32_t r = 0; f->inst[i]->fenced && r < f->n_rounds; r++) {
-			const struct round *rd = &f->inst[i]->rounds[r];
-			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
-				const struct fo_plan_entry *pe = &rd->plan.entries[e];
-				if ((rd->ents[e].st != E_OK && rd->ents[e].st != E_WAIT) ||
-				    !pe->target_incarnation || pe->target_incarnation > inc ||
-				    strcmp(pe->target, x) != 0 || !given_newest(f, x, inc, pe))
-					continue;
-				bool listed = false;
-				for (size_t b = 0; b < nb && !listed; b++)
-					listed = strcmp(bv ? nz(bv[b].uuid) : bp[b].uuid,
-					                pe->uuid) == 0 &&
-					         (bv ? bv[b].epoch : bp[b].epoch) >= pe->new_epoch;
-				struct fo_vm v = {.uuid = pe->uuid,
-				                  .name = pe->name,
-				                  .group = pe->group,
-				                  .priority = pe->priority,
-				                  .vcpus = pe->vcpus,
-				                  .memory_kib = pe->memory_kib,
-				                  .epoch = pe->new_epoch,
-				                  .running = true};
-				if (listed || moved_since(f, &v, sup, x) ||
-				    running_elsewhere(f, pe->uuid, pe->new_epoch, x, NULL) ||
-				    move_away(f, pe->uuid, x, pe->new_epoch))
-					continue;
-				if (kept_by_newer(newer, pe->uuid, pe->new_epoch))
-					continue;
-				if (out && n < cap)
-					out[n] = v;
-				n++;
-			}
-		}
-	/* what live migrations landed on x at an incarnation <= inc (MOVES): x
-	 * may run it before its state showed it */
-	for (size_t i = 0; i < f->n_moves; i++) {
-		const struct fo_move *mv = &f->moves[i].m;
-		/* (landed on an incarnation <= inc, as the target said, or the
-		 * target was fenced whole since we heard of it) */
-		if (mv->state != FO_MOVE_MOVED || !mv->epoch || strcmp(mv->target, x) != 0 ||
-		    !((mv->target_inc && mv->target_inc <= inc) ||
-		      move_target_gone(f, &f->moves[i])))
-			continue;
-		bool listed = false;
-		for (size_t b = 0; b < nb && !listed; b++)
-			listed = strcmp(bv ? nz(bv[b].uuid) : bp[b].uuid, mv->uuid) == 0 &&
-			         (bv ? bv[b].epoch : bp[b].epoch) >= mv->epoch;
-		struct fo_vm v;
-		if (listed)
-			continue;
-		if (!vm_info_any(f, mv->uuid, &v)) {
-			if (!f->moves[i].has_info)
-				continue;
-			v = hvm_view(&f->moves[i].info);
-		}
-		v.epoch = mv->epoch;
-		v.running = true;
-		if (moved_since(f, &v, sup, x) ||
-		    running_elsewhere(f, mv->uuid, mv->epoch - 1, x, NULL) ||
-		    move_away(f, mv->uuid, x, mv->epoch))
-			continue;
-		bool kept = kept_by_newer(newer, mv->uuid, mv->epoch);
-		/* (and only once: another move may have landed it here too) */
-		bool twice = false;
-		for (size_t j = 0; j < i && !twice; j++)
-			twice = f->moves[j].m.state == FO_MOVE_MOVED &&
-			        strcmp(f->moves[j].m.uuid, mv->uuid) == 0 &&
-			        strcmp(f->moves[j].m.target, x) == 0;
-		if (kept || twice)
-			continue;
-		if (out && n < cap)
-			out[n] = v;
-		n++;
-	}
-	return n;
+	struct owed_scan o = {.x = x,
+	                      .inc = inc,
+	                      .sup = sup,
+	                      .in = in,
+	                      .newer = newer,
+	                      .bv = bv,
+	                      .bp = bp,
+	                      .nb = nb,
+	                      .out = out,
+	                      .cap = cap};
+	owed_listing(f, &o);
+	owed_given(f, &o);
+	owed_landed(f, &o);
+	return o.n;
 }
 
 /* Does `newer` (x's state at a newer incarnation, may be NULL) run `uuid`
