@@ -6250,24 +6250,29 @@ static struct owed *owed_get(struct fo *f, const char *uuid)
  * desired state running), or a host's previous incarnation did and the
  * host runs it no more. A host that left gracefully is not reported on:
  * its VMs may well run on, unprotected. The highest epoch seen names it. */
-static void track_owed(struct fo *f, uint64_t now)
+/* A VM as some host's state lists it, for track_owed. */
+struct owed_cand {
+	struct hvm vm;
+	const char *host;
+	const char *why;
+	bool up;
+};
+
+/* Every VM some state lists (*n of them; NULL on ENOMEM): each host's
+ * current listing (not a host that left gracefully: its VMs may well run
+ * on, unprotected), and a previous incarnation's while a recovery of it is
+ * open or some instance has them in hand (afterwards the current listing
+ * says it all: an operator may have stopped one). */
+static struct owed_cand *owed_candidates(const struct fo *f, size_t *n_out)
 {
-	for (size_t i = 0; i < f->n_owed; i++)
-		f->owed[i].seen = false;
-	struct cand_vm {
-		struct hvm vm;
-		const char *host;
-		const char *why;
-		bool up;
-	};
 	size_t cap = 0;
 	for (size_t i = 0; i < f->n_hosts; i++)
 		cap += f->hosts[i].n_vms;
 	for (size_t k = 0; k < f->n_m; k++)
 		cap += f->m[k].has_prev ? f->m[k].n_prev : 0;
-	struct cand_vm *c = calloc(cap ? cap : 1, sizeof(*c));
+	struct owed_cand *c = calloc(cap ? cap : 1, sizeof(*c));
 	if (!c)
-		return;
+		return NULL;
 	size_t n = 0;
 	for (size_t i = 0; i < f->n_hosts; i++) {
 		const struct fo_host *h = &f->hosts[i];
@@ -6277,7 +6282,7 @@ static void track_owed(struct fo *f, uint64_t now)
 		bool up = member_up(f, r);
 		for (size_t v = 0; v < h->n_vms; v++) {
 			const struct fo_vm *vm = &h->vms[v];
-			struct cand_vm *x = &c[n++];
+			struct owed_cand *x = &c[n++];
 			cpy(x->vm.uuid, sizeof(x->vm.uuid), vm->uuid);
 			cpy(x->vm.name, sizeof(x->vm.name), vm->name);
 			x->vm.priority = vm->priority;
@@ -6304,63 +6309,52 @@ static void track_owed(struct fo *f, uint64_t now)
 		for (size_t v = 0; v < r->n_prev; v++) {
 			if (!open && !vm_in_care(f, r->prev[v].uuid))
 				continue;
-			struct cand_vm *x = &c[n++];
+			struct owed_cand *x = &c[n++];
 			x->vm = r->prev[v];
 			x->host = r->name;
 			x->up = false;
 			x->why = "its host came back without it";
 		}
 	}
-	/* per VM: up anywhere? else the record with the highest epoch */
-	for (size_t i = 0; i < n; i++) {
-		if (!c[i].vm.uuid[0])
-			continue;
-		bool up = false;
-		size_t best = i;
-		for (size_t j = i; j < n; j++) {
-			if (strcmp(c[j].vm.uuid, c[i].vm.uuid) != 0)
-				continue;
-			up = up || c[j].up;
-			if (c[j].vm.epoch > c[best].vm.epoch)
-				best = j;
-		}
-		/* a previous incarnation's copy older than what the host lists
-		 * now is superseded by the current listing */
-		struct cand_vm b = c[best];
-		for (size_t j = i; j < n; j++)
-			if (strcmp(c[j].vm.uuid, b.vm.uuid) == 0 && j != i)
-				c[j].vm.uuid[0] = '\0';
-		c[i].vm.uuid[0] = '\0';
-		if (up)
-			continue;
-		struct owed *o = owed_get(f, b.vm.uuid);
-		if (!o) {
-			struct owed *no = grow(f->owed, &f->cap_owed, f->n_owed + 1, sizeof(*no));
-			if (!no)
-				continue;
-			f->owed = no;
-			o = &f->owed[f->n_owed++];
-			memset(o, 0, sizeof(*o));
-			o->since = now;
-			o->vm = b.vm;
-			cpy(o->host, sizeof(o->host), b.host);
-			cpy(o->why, sizeof(o->why), b.why);
-			struct fo_event *ev =
-			    push_event(f, FO_EV_VM_DOWN, NULL, b.host,
-			               "%s (epoch %" PRIu64 ") runs nowhere: %s on %s", b.vm.name,
-			               b.vm.epoch, b.why, b.host);
-			cpy(ev->entry.uuid, sizeof(ev->entry.uuid), b.vm.uuid);
-			cpy(ev->entry.name, sizeof(ev->entry.name), b.vm.name);
-			ev->entry.new_epoch = b.vm.epoch;
-			ev->entry.priority = b.vm.priority;
-		} else {
-			o->vm = b.vm;
-			cpy(o->host, sizeof(o->host), b.host);
-			cpy(o->why, sizeof(o->why), b.why);
-		}
-		o->seen = true;
+	*n_out = n;
+	return c;
+}
+
+/* VM b runs nowhere: noted (with its host, why, and since when), and
+ * told once (FO_EV_VM_DOWN). */
+static void note_down(struct fo *f, const struct owed_cand *b, uint64_t now)
+{
+	struct owed *o = owed_get(f, b->vm.uuid);
+	if (!o) {
+		struct owed *no = grow(f->owed, &f->cap_owed, f->n_owed + 1, sizeof(*no));
+		if (!no)
+			return;
+		f->owed = no;
+		o = &f->owed[f->n_owed++];
+		memset(o, 0, sizeof(*o));
+		o->since = now;
+		o->vm = b->vm;
+		cpy(o->host, sizeof(o->host), b->host);
+		cpy(o->why, sizeof(o->why), b->why);
+		struct fo_event *ev = push_event(f, FO_EV_VM_DOWN, NULL, b->host,
+		                                 "%s (epoch %" PRIu64 ") runs nowhere: %s on %s",
+		                                 b->vm.name, b->vm.epoch, b->why, b->host);
+		cpy(ev->entry.uuid, sizeof(ev->entry.uuid), b->vm.uuid);
+		cpy(ev->entry.name, sizeof(ev->entry.name), b->vm.name);
+		ev->entry.new_epoch = b->vm.epoch;
+		ev->entry.priority = b->vm.priority;
+	} else {
+		o->vm = b->vm;
+		cpy(o->host, sizeof(o->host), b->host);
+		cpy(o->why, sizeof(o->why), b->why);
 	}
-	free(c);
+	o->seen = true;
+}
+
+/* VMs noted down that no state lists as down any more run again (or were
+ * stopped by an operator): told (FO_EV_VM_RECOVERED) and forgotten. */
+static void note_recovered(struct fo *f, uint64_t now)
+{
 	for (size_t i = 0; i < f->n_owed;) {
 		struct owed *o = &f->owed[i];
 		if (o->seen) {
@@ -6379,6 +6373,42 @@ static void track_owed(struct fo *f, uint64_t now)
 		ev->took_ms = now - o->since;
 		f->owed[i] = f->owed[--f->n_owed];
 	}
+}
+
+static void track_owed(struct fo *f, uint64_t now)
+{
+	for (size_t i = 0; i < f->n_owed; i++)
+		f->owed[i].seen = false;
+	size_t n = 0;
+	struct owed_cand *c = owed_candidates(f, &n);
+	if (!c)
+		return;
+	/* per VM: up anywhere? else the record with the highest epoch */
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].vm.uuid[0])
+			continue;
+		bool up = false;
+		size_t best = i;
+		for (size_t j = i; j < n; j++) {
+			if (strcmp(c[j].vm.uuid, c[i].vm.uuid) != 0)
+				continue;
+			up = up || c[j].up;
+			if (c[j].vm.epoch > c[best].vm.epoch)
+				best = j;
+		}
+		/* a previous incarnation's copy older than what the host lists
+		 * now is superseded by the current listing */
+		struct owed_cand b = c[best];
+		for (size_t j = i; j < n; j++)
+			if (strcmp(c[j].vm.uuid, b.vm.uuid) == 0 && j != i)
+				c[j].vm.uuid[0] = '\0';
+		c[i].vm.uuid[0] = '\0';
+		if (up)
+			continue;
+		note_down(f, &b, now);
+	}
+	free(c);
+	note_recovered(f, now);
 }
 
 /* Keeps each open instance's base (the dead host's latest state at an
