@@ -2647,6 +2647,125 @@ static size_t failed_hosts(const struct fo *f, const struct inst *in, uint32_t r
 	return n;
 }
 
+/* Round 0's value: what the dead host owes (owed_of), less the VMs the
+ * acceptors said another failover's value holds, placed over the view
+ * with what chosen plans still hold outstanding. -EAGAIN while we do not
+ * know what it owes (others may). */
+static int first_round_value(struct fo *f, struct inst *in, const char *excl_host,
+                             const char *prefer, const struct fo_plan *outst, struct fo_plan *out)
+{
+	bool has_base, ready;
+	size_t n_h = 0;
+	size_t cap =
+	    owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, NULL, 0, &has_base, &ready);
+	if (!has_base || !ready)
+		return -EAGAIN;
+	int rc = -ENOMEM;
+	struct fo_host *hv = hosts_view(f, NULL, 0, &n_h);
+	struct fo_vm *vms = calloc(cap ? cap : 1, sizeof(*vms));
+	if (hv && vms) {
+		size_t n_vms = owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, vms, cap,
+		                       &has_base, &ready);
+		if (n_vms > cap)
+			n_vms = cap;
+		for (size_t v = 0; v < n_vms;)
+			if (excluded_vm(&in->rounds[0], vms[v].uuid))
+				vms[v] = vms[--n_vms];
+			else
+				v++;
+		rc = fo_plan_compute_prefer(hv, n_h, excl_host, prefer, vms, n_vms, 0, outst, out);
+	}
+	free(hv);
+	free(vms);
+	return rc;
+}
+
+/* The epochs of a handed-back VM v that a later round places (pe): it
+ * moves from the epoch the handed-back entry moved from (an adopted entry
+ * keeps its own base), to one above every epoch tried before, and above
+ * any epoch a live migration that stayed left on a copy (MOVES): no epoch
+ * is given twice. */
+static void handed_back_epochs(const struct fo *f, const struct inst *in, uint32_t round,
+                               const struct fo_vm *v, struct fo_plan_entry *pe)
+{
+	for (size_t p = 0; p < in->n_pend; p++) {
+		const struct pend *pd = &in->pend[p];
+		if (pd->failed_round < round && strcmp(pd->e.uuid, v->uuid) == 0 &&
+		    pd->e.new_epoch - 1 - pd->failed_round == v->epoch) {
+			pe->base_epoch = entry_base(&pd->e, pd->failed_round);
+			break;
+		}
+	}
+	uint64_t stayed = move_stayed_epoch(f, v->uuid, NULL, v->epoch);
+	if (stayed >= pe->new_epoch)
+		pe->new_epoch = sat_add(stayed, 1);
+}
+
+/* A later round's value: the VMs handed back (pending) that are still
+ * this instance's, one at a time, in plan order, each kept off every host
+ * that already failed it, the earlier ones counted as outstanding
+ * (capacity, anti-affinity) for the later ones. */
+static int handed_back_value(struct fo *f, struct inst *in, uint32_t round, const char *excl_host,
+                             const char *prefer, const struct fo_plan *outst, struct fo_plan *out)
+{
+	int rc = -ENOMEM;
+	size_t n_vms = 0, n_excl = 0, n_h = 0;
+	struct fo_host *hv = NULL;
+	struct fo_vm *vms = calloc(in->n_pend ? in->n_pend : 1, sizeof(*vms));
+	const char **excl = calloc(in->n_pend * FO_ROUNDS_MAX + 1, sizeof(*excl));
+	struct fo_plan_entry *acc = calloc(outst->n + in->n_pend + 1, sizeof(struct fo_plan_entry));
+	out->entries = calloc(in->n_pend ? in->n_pend : 1, sizeof(*out->entries));
+	if (!vms || !excl || !acc || !out->entries) {
+		fo_plan_clear(out);
+		goto out;
+	}
+	for (size_t p = 0; p < in->n_pend; p++) {
+		const struct pend *pd = &in->pend[p];
+		if (pd->failed_round >= round || excluded_vm(&in->rounds[round], pd->e.uuid))
+			continue;
+		if (pend_gone_by(f, pd))
+			continue;
+		const struct fo_plan_entry *e = &pd->e;
+		struct fo_vm *v = &vms[n_vms++];
+		v->uuid = e->uuid;
+		v->name = e->name;
+		v->group = e->group;
+		v->priority = e->priority;
+		v->vcpus = e->vcpus;
+		v->memory_kib = e->memory_kib;
+		v->epoch = e->new_epoch - 1 - pd->failed_round;
+		v->running = true;
+	}
+	qsort(vms, n_vms, sizeof(*vms), vm_cmp);
+	if (outst->n)
+		memcpy(acc, outst->entries, outst->n * sizeof(*acc));
+	struct fo_plan so_far = {.n = outst->n, .entries = acc};
+	rc = 0;
+	for (size_t v = 0; v < n_vms && rc == 0; v++) {
+		n_excl = failed_hosts(f, in, round, vms[v].uuid, excl);
+		free(hv);
+		hv = hosts_view(f, excl, n_excl, &n_h);
+		struct fo_plan one;
+		rc = hv ? fo_plan_compute_prefer(hv, n_h, excl_host, prefer, &vms[v], 1, round,
+		                                 &so_far, &one)
+		        : -ENOMEM;
+		if (rc == 0) {
+			handed_back_epochs(f, in, round, &vms[v], &one.entries[0]);
+			out->entries[out->n++] = one.entries[0];
+			acc[so_far.n++] = one.entries[0];
+			fo_plan_clear(&one);
+		}
+	}
+	if (rc < 0)
+		fo_plan_clear(out);
+out:
+	free(acc);
+	free(hv);
+	free(vms);
+	free(excl);
+	return rc;
+}
+
 /* The value this node proposes for (in, round) when nothing was accepted. */
 static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_plan *out)
 {
@@ -2658,118 +2777,12 @@ static int own_value(struct fo *f, struct inst *in, uint32_t round, struct fo_pl
 	const char *excl_host = own ? NULL : in->dead, *prefer = own ? in->dead : NULL;
 	struct fo_plan outst;
 	outstanding_plan(f, &outst);
-	int rc = -ENOMEM;
-	struct fo_vm *vms = NULL;
-	const char **excl = NULL;
-	size_t n_vms = 0, n_excl = 0, n_h = 0;
-	struct fo_host *hv = NULL;
-	if (round == 0) {
-		bool has_base, ready;
-		size_t cap = owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, NULL, 0,
-		                     &has_base, &ready);
-		if (!has_base || !ready) {
-			rc = -EAGAIN; /* we do not know what it owes (yet): others may */
-			goto out;
-		}
-		hv = hosts_view(f, NULL, 0, &n_h);
-		vms = calloc(cap ? cap : 1, sizeof(*vms));
-		if (!hv || !vms)
-			goto out;
-		n_vms = owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, vms, cap, &has_base,
-		                &ready);
-		if (n_vms > cap)
-			n_vms = cap;
-		for (size_t v = 0; v < n_vms;)
-			if (excluded_vm(&in->rounds[0], vms[v].uuid))
-				vms[v] = vms[--n_vms];
-			else
-				v++;
-	} else {
-		/* hand-backs: one VM at a time, in plan order, each kept off every
-		 * host that already failed it, the earlier ones counted as
-		 * outstanding (capacity, anti-affinity) for the later ones */
-		vms = calloc(in->n_pend ? in->n_pend : 1, sizeof(*vms));
-		excl = calloc(in->n_pend * FO_ROUNDS_MAX + 1, sizeof(*excl));
-		struct fo_plan_entry *acc =
-		    calloc(outst.n + in->n_pend + 1, sizeof(struct fo_plan_entry));
-		out->entries = calloc(in->n_pend ? in->n_pend : 1, sizeof(*out->entries));
-		if (!vms || !excl || !acc || !out->entries) {
-			free(acc);
-			fo_plan_clear(out);
-			goto out;
-		}
-		for (size_t p = 0; p < in->n_pend; p++) {
-			const struct pend *pd = &in->pend[p];
-			if (pd->failed_round >= round ||
-			    excluded_vm(&in->rounds[round], pd->e.uuid))
-				continue;
-			if (pend_gone_by(f, pd))
-				continue;
-			const struct fo_plan_entry *e = &pd->e;
-			struct fo_vm *v = &vms[n_vms++];
-			v->uuid = e->uuid;
-			v->name = e->name;
-			v->group = e->group;
-			v->priority = e->priority;
-			v->vcpus = e->vcpus;
-			v->memory_kib = e->memory_kib;
-			v->epoch = e->new_epoch - 1 - pd->failed_round;
-			v->running = true;
-		}
-		qsort(vms, n_vms, sizeof(*vms), vm_cmp);
-		if (outst.n)
-			memcpy(acc, outst.entries, outst.n * sizeof(*acc));
-		struct fo_plan so_far = {.n = outst.n, .entries = acc};
-		rc = 0;
-		for (size_t v = 0; v < n_vms && rc == 0; v++) {
-			n_excl = failed_hosts(f, in, round, vms[v].uuid, excl);
-			free(hv);
-			hv = hosts_view(f, excl, n_excl, &n_h);
-			struct fo_plan one;
-			rc = hv ? fo_plan_compute_prefer(hv, n_h, excl_host, prefer, &vms[v], 1,
-			                                 round, &so_far, &one)
-			        : -ENOMEM;
-			if (rc == 0) {
-				/* it moves from the epoch the handed-back entry moved
-				 * from (an adopted entry keeps its own base), to one above
-				 * every epoch tried before */
-				for (size_t p = 0; p < in->n_pend; p++) {
-					const struct pend *pd = &in->pend[p];
-					if (pd->failed_round < round &&
-					    strcmp(pd->e.uuid, vms[v].uuid) == 0 &&
-					    pd->e.new_epoch - 1 - pd->failed_round ==
-					        vms[v].epoch) {
-						one.entries[0].base_epoch =
-						    entry_base(&pd->e, pd->failed_round);
-						break;
-					}
-				}
-				/* above an epoch a live migration that stayed left on a
-				 * copy (MOVES): no epoch is given twice */
-				uint64_t stayed =
-				    move_stayed_epoch(f, vms[v].uuid, NULL, vms[v].epoch);
-				if (stayed >= one.entries[0].new_epoch)
-					one.entries[0].new_epoch = sat_add(stayed, 1);
-				out->entries[out->n++] = one.entries[0];
-				acc[so_far.n++] = one.entries[0];
-				fo_plan_clear(&one);
-			}
-		}
-		free(acc);
-		if (rc < 0)
-			fo_plan_clear(out);
-	}
-	if (round == 0)
-		rc = fo_plan_compute_prefer(hv, n_h, excl_host, prefer, vms, n_vms, round, &outst,
-		                            out);
+	int rc = round == 0 ? first_round_value(f, in, excl_host, prefer, &outst, out)
+	                    : handed_back_value(f, in, round, excl_host, prefer, &outst, out);
 	for (size_t e = 0; rc == 0 && e < out->n; e++) {
 		struct fo_plan_entry *pe = &out->entries[e];
 		pe->target_incarnation = pe->target[0] ? newest_inc(f, pe->target) : 0;
 	}
-out:
-	free(hv);
-	free(vms);
-	free(excl);
 	fo_plan_clear(&outst);
 	return rc;
 }
