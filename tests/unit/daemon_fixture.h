@@ -2,7 +2,7 @@
  * daemon_fixture.h — one agent in process for the daemon services' unit
  * tests (test_nodestate.c, test_migration.c): its own data_dir, libvirt's
  * test driver on a host file the test gives (a fresh state on every open),
- * the membership core, and no network (the services' sends go nowhere).
+ * membership, the peer client and the sink registry, and no network (the services' sends go nowhere).
  * Peers exist only as what the test feeds: SWIM pings, node-state and
  * migration envelopes encoded by the real codecs.
  */

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "daemon_fixture.h"
+#include "membership.h"
 #include "nodestate.h"
 
 /* ---- a contributor the tests steer ------------------------------------------ */
@@ -152,7 +153,7 @@ static void test_own_record(void **state)
 	Mv__NodeState *ns = own(f);
 	assert_string_equal(ns->name, "a");
 	assert_string_equal(ns->rpc_addr, "127.0.0.1:7947");
-	assert_int_equal(ns->incarnation, swim_incarnation(f->a.swim));
+	assert_int_equal(ns->incarnation, swim_incarnation(membership_swim(&f->a)));
 	assert_int_equal(ns->version, 1);
 	assert_true(ns->updated_unix_ms > 0);
 	assert_int_equal(ns->cpus, 8);
