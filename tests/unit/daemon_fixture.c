@@ -131,6 +131,22 @@ void fixture_stop(struct daemon_fixture *f)
 	agent_options_free(&a->opt);
 }
 
+int fixture_setup(void **state, const char *name, bool with_migration, uint32_t mig_lease_ms)
+{
+	struct daemon_fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	fixture_start(f, name, FIXTURE_HOST_XML, with_migration, mig_lease_ms);
+	*state = f;
+	return 0;
+}
+
+int fixture_teardown(void **state)
+{
+	fixture_stop(*state);
+	free(*state);
+	return 0;
+}
+
 /* A peer's address: one per first letter of its name. */
 static void fixture_addr(char *buf, size_t len, const char *name)
 {

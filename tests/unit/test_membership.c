@@ -56,18 +56,7 @@ static bool left_called(void *arg)
 static int setup(void **state)
 {
 	memset(&left, 0, sizeof(left));
-	struct daemon_fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	fixture_start(f, "a", FIXTURE_HOST_XML, false, 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture_stop(*state);
-	free(*state);
-	return 0;
+	return fixture_setup(state, "a", false, 0);
 }
 
 static void test_no_service(void **state)
@@ -157,9 +146,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_no_service),
-	    cmocka_unit_test_setup_teardown(test_leave_request_only_recorded, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_leave_alone_confirmed, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_leave_deadline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_leave_request_only_recorded, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_leave_alone_confirmed, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_leave_deadline, setup, fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
