@@ -42,6 +42,7 @@
 #include "migration.h"
 #include "nodestate.h"
 #include "membership.h"
+#include "rpc_service.h"
 #include "swim_codec.h"
 
 static int64_t wall_ms(void)
@@ -51,11 +52,13 @@ static int64_t wall_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* A `leave` request sets leave_requested; the leave starts once its answer
- * has been sent. */
+static void agent_begin_leave(struct agent *a, const char *why);
+
+/* A `leave` request is recorded by membership; the leave starts once its
+ * answer has been sent. */
 static void agent_leave_if_requested(struct agent *a)
 {
-	if (a->leave_requested && !a->leaving)
+	if (membership_leave_requested(a) && !membership_leaving(a))
 		agent_begin_leave(a, "requested over RPC");
 }
 
@@ -94,7 +97,7 @@ static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t
 			net_conn_close(c, why);
 			return;
 		}
-		if (swim_handle_message(a->swim, &m, uv_now(a->loop)) < 0)
+		if (swim_handle_message(membership_swim(a), &m, uv_now(a->loop)) < 0)
 			MV_WARN("swim", "membership core rejected message type=%s from=%s",
 			        swim_msg_type_name(m.type), cert_name);
 		free(ups);
@@ -170,10 +173,8 @@ static void agent_stop(struct agent *a)
 	if (a->stopping)
 		return;
 	a->stopping = true;
-	membership_stop(a);
-	uv_timer_stop(&a->leave_timer);
-	uv_timer_stop(&a->leave_poll);
-	uv_timer_stop(&a->rpc_timer);
+	membership_stop(a); /* its leave timers too */
+	peer_client_stop(a);
 	uv_signal_stop(&a->sig_hup);
 	nodestate_stop(a);
 	migration_stop(a);
@@ -181,38 +182,31 @@ static void agent_stop(struct agent *a)
 	net_close(a->net, agent_on_net_closed, a);
 }
 
-static void agent_on_leave_timer(uv_timer_t *t)
+/* The graceful leave ended: the cluster knows (confirmed), or
+ * leave_timeout_ms passed first. */
+static void agent_on_left(struct agent *a, bool confirmed)
 {
-	struct agent *a = t->data;
-	if (swim_leave_done(a->swim)) {
+	if (confirmed) {
 		MV_INFO("agent", "left the cluster; stopping");
 		agent_stop(a);
-	}
-}
-
-static void agent_on_leave_deadline(uv_timer_t *t)
-{
-	struct agent *a = t->data;
-	if (!a->stopping) {
+	} else if (!a->stopping) {
 		MV_WARN("agent", "leave not confirmed within leave_timeout_ms=%u; stopping anyway",
 		        a->opt.leave_timeout_ms);
 		agent_stop(a);
 	}
 }
 
-void agent_begin_leave(struct agent *a, const char *why)
+/* Starts a graceful leave (membership_leave): peers will see us LEFT, then
+ * the process exits; a second request while leaving stops at once. */
+static void agent_begin_leave(struct agent *a, const char *why)
 {
-	if (a->leaving) {
+	if (membership_leaving(a)) {
 		MV_WARN("agent", "second stop request while leaving; stopping now");
 		agent_stop(a);
 		return;
 	}
-	a->leaving = true;
 	MV_INFO("agent", "leaving the cluster gracefully cause=\"%s\"", why);
-	swim_leave(a->swim, uv_now(a->loop));
-	membership_pump(a);
-	uv_timer_start(&a->leave_poll, agent_on_leave_timer, 50, 50);
-	uv_timer_start(&a->leave_timer, agent_on_leave_deadline, a->opt.leave_timeout_ms, 0);
+	membership_leave(a, agent_on_left);
 }
 
 static void agent_on_signal(uv_signal_t *s, int signum)
@@ -357,13 +351,15 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 
 	if ((rc = membership_start(a, err, errlen)) < 0)
 		return rc;
-	if ((rc = peer_client_start(a)) < 0) {
-		snprintf(err, errlen, "cannot subscribe to membership events");
+	if ((rc = peer_client_start(a, err, errlen)) < 0)
+		return rc;
+	if ((rc = rpc_service_start(a)) < 0) {
+		snprintf(err, errlen, "out of memory");
 		return rc;
 	}
-	MV_INFO("agent",
-	        "started name=%s peer_addr=%s rpc_addr=%s incarnation=%" PRIu64 " version=%s",
-	        o->name, a->peer_addr, a->rpc_addr, swim_incarnation(a->swim), MV_VERSION);
+	MV_INFO(
+	    "agent", "started name=%s peer_addr=%s rpc_addr=%s incarnation=%" PRIu64 " version=%s",
+	    o->name, a->peer_addr, a->rpc_addr, swim_incarnation(membership_swim(a)), MV_VERSION);
 	if ((rc = nodestate_start(a, err, errlen)) < 0)
 		return rc;
 	if ((rc = migration_start(a, err, errlen)) < 0)
@@ -372,7 +368,8 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 		return rc;
 	nodestate_refresh(a); /* feeds our capacity to the migration core */
 	if (o->n_seeds > 0)
-		swim_join(a->swim, (const char *const *)o->seeds, o->n_seeds, uv_now(a->loop));
+		swim_join(membership_swim(a), (const char *const *)o->seeds, o->n_seeds,
+		          uv_now(a->loop));
 	membership_pump(a);
 	return 0;
 }
@@ -386,12 +383,11 @@ static void agent_on_exit_deadline(uv_timer_t *t)
 	a->exit_deadline_passed = true;
 }
 
-/* The agent's own handles: its timers and signal watchers. */
+/* The agent's own handles: its exit timer and signal watchers. */
 static void agent_close_handles(struct agent *a)
 {
-	uv_handle_t *hs[] = {(uv_handle_t *)&a->leave_timer, (uv_handle_t *)&a->leave_poll,
-	                     (uv_handle_t *)&a->rpc_timer,   (uv_handle_t *)&a->sig_term,
-	                     (uv_handle_t *)&a->sig_int,     (uv_handle_t *)&a->sig_hup};
+	uv_handle_t *hs[] = {(uv_handle_t *)&a->exit_timer, (uv_handle_t *)&a->sig_term,
+	                     (uv_handle_t *)&a->sig_int, (uv_handle_t *)&a->sig_hup};
 	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
 		if (!uv_is_closing(hs[i]))
 			uv_close(hs[i], NULL);
@@ -429,11 +425,8 @@ int agent_main(int argc, char **argv)
 	uv_update_time(a->loop);
 	a->started_unix_ms = wall_ms();
 	a->started_mono_ms = uv_now(a->loop);
-	uv_timer_init(a->loop, &a->leave_timer);
-	uv_timer_init(a->loop, &a->leave_poll);
-	uv_timer_init(a->loop, &a->rpc_timer);
-	a->rpc_timer.data = a;
-	a->leave_timer.data = a->leave_poll.data = a;
+	uv_timer_init(a->loop, &a->exit_timer);
+	a->exit_timer.data = a;
 	uv_signal_init(a->loop, &a->sig_term);
 	uv_signal_init(a->loop, &a->sig_int);
 	uv_signal_init(a->loop, &a->sig_hup);
@@ -455,11 +448,11 @@ int agent_main(int argc, char **argv)
 	 * restart still uses the libvirt connection (a migration was told to
 	 * abort), a remote fence its own; wait for each to return (its after
 	 * callback sees `stopping` and only frees). */
-	uv_timer_start(&a->leave_timer, agent_on_exit_deadline, AGENT_EXIT_WORK_MS, 0);
+	uv_timer_start(&a->exit_timer, agent_on_exit_deadline, AGENT_EXIT_WORK_MS, 0);
 	while ((migration_work_running(a) > 0 || ha_work_running(a) > 0) &&
 	       !a->exit_deadline_passed)
 		uv_run(a->loop, UV_RUN_ONCE);
-	uv_timer_stop(&a->leave_timer);
+	uv_timer_stop(&a->exit_timer);
 	if (migration_work_running(a) > 0 || ha_work_running(a) > 0) {
 		/* a job stuck in libvirt (a remote fence of an unreachable host, a
 		 * migration that ignores its abort): nothing it uses may be freed
@@ -482,6 +475,7 @@ int agent_main(int argc, char **argv)
 	 * only then is anything freed. */
 	agent_close_handles(a);
 	membership_close(a);
+	peer_client_close(a);
 	nodestate_close(a);
 	migration_close(a);
 	ha_close(a);
@@ -494,11 +488,12 @@ int agent_main(int argc, char **argv)
 
 	membership_save_incarnation(a);
 	MV_INFO("agent", "stopped name=%s", a->opt.name);
-	rpc_server_free_pending(a);
+	peer_client_free(a);
+	rpc_service_free(a);
 	migration_free_all(a);
 	ha_free(a);
 	nodestate_free(a);
-	swim_free(a->swim);
+	membership_free(a);
 	tls_ctx_free(a->tls_server);
 	tls_ctx_free(a->tls_client);
 	agent_options_free(&a->opt);

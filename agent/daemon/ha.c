@@ -336,7 +336,7 @@ static bool ha_member_alive(struct agent *a, const char *name)
 	if (strcmp(name, a->opt.name) == 0)
 		return true;
 	struct swim_member_info mi;
-	return swim_member_find(a->swim, name, &mi) && mi.state == SWIM_ALIVE;
+	return swim_member_find(membership_swim(a), name, &mi) && mi.state == SWIM_ALIVE;
 }
 
 static bool ha_vm_active(Mv__VmState s)
@@ -503,7 +503,7 @@ static void ha_pump(struct agent *a)
 				continue;
 			}
 			struct swim_member_info mi;
-			if (a->net != NULL && swim_member_find(a->swim, m.to, &mi) &&
+			if (a->net != NULL && swim_member_find(membership_swim(a), m.to, &mi) &&
 			    mi.addr != NULL && mi.addr[0] != '\0') {
 				uint8_t *frame = NULL;
 				size_t len = 0;
@@ -1426,7 +1426,7 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 	case FO_EV_NEW_INCARNATION:
 		MV_WARN("failover", "new incarnation asked=%" PRIu64 " cause=\"%s\"",
 		        e->inst.incarnation, e->text);
-		fo_driver_new_incarnation(h->fo, a->swim, e, uv_now(a->loop));
+		fo_driver_new_incarnation(h->fo, membership_swim(a), e, uv_now(a->loop));
 		membership_pump(a); /* gossip it; SELF_REFUTED reaches us and is saved */
 		nodestate_refresh(a);
 		break;
@@ -2613,7 +2613,7 @@ static void ha_stamp_stop(struct agent *a)
 		return;
 	uint64_t now = uv_now(a->loop);
 	bool q = fo_quorate(h->fo, now) || h->quorate_last;
-	if (q && a->leaving && swim_leave_done(a->swim)) {
+	if (q && membership_left(a)) {
 		if (unlink(h->stamp_path) < 0 && errno != ENOENT)
 			MV_WARN("failover", "cannot remove the quorate stamp path=%s error=\"%s\"",
 			        h->stamp_path, strerror(errno));
@@ -3259,8 +3259,8 @@ int ha_start(struct agent *a, char *err, size_t errlen)
 	int jrc = ha_journal_load(h, err, errlen);
 	if (jrc < 0)
 		return jrc;
-	fo_set_incarnation(h->fo, swim_incarnation(a->swim));
-	fo_member(h->fo, o->name, FO_ALIVE, swim_incarnation(a->swim), now);
+	fo_set_incarnation(h->fo, swim_incarnation(membership_swim(a)));
+	fo_member(h->fo, o->name, FO_ALIVE, swim_incarnation(membership_swim(a)), now);
 	ha_stamp_start(a); /* may resume the self-fence clock of the previous agent */
 	now = uv_now(a->loop);
 	if (o->fo_watchdog != NULL && o->fo_watchdog[0] != '\0') {

@@ -5,6 +5,13 @@
  *   timer (armed at swim_next_deadline) --> swim_handle_timer(now) --> pump
  *   pump: swim_pop_output --> swim_codec_encode_frame --> net_send_to(addr)
  *         swim_pop_event  --> one log line with the cause, then each listener
+ *   leave: swim_leave --> poll swim_leave_done every 50 ms, bounded by
+ *          leave_timeout_ms --> the agent's `left` callback, once
+ *
+ * Invariants: the service's state (struct membership) is private to this
+ * file; the core exists from membership_start to membership_free; the
+ * three timers are initialized together and closed together
+ * (timers_on), and a leave, once started, stays started.
  */
 #include "membership.h"
 #include "agent.h"
@@ -26,6 +33,19 @@
 #define MEMBERSHIP_LISTENERS_MAX 8
 static membership_listener_fn listeners[MEMBERSHIP_LISTENERS_MAX];
 static size_t n_listeners;
+
+#define MEMBERSHIP_LEAVE_POLL_MS 50
+
+struct membership {
+	struct swim *core;
+	uv_timer_t core_timer;     /* at swim_next_deadline */
+	uv_timer_t leave_poll;     /* checks swim_leave_done() while leaving */
+	uv_timer_t leave_deadline; /* leave_timeout_ms after the leave started */
+	bool timers_on;            /* the three initialized, not yet closed */
+	bool leaving;              /* a graceful leave started */
+	bool leave_requested;      /* by an RPC; the agent starts it after the answer */
+	membership_left_fn on_left;
+};
 
 int membership_add_listener(membership_listener_fn fn)
 {
@@ -121,10 +141,16 @@ static void membership_log_event(struct agent *a, const struct swim_event *e)
 
 static void membership_on_timer(uv_timer_t *t);
 
+struct swim *membership_swim(const struct agent *a)
+{
+	return a->membership != NULL ? a->membership->core : NULL;
+}
+
 void membership_pump(struct agent *a)
 {
+	struct membership *ms = a->membership;
 	struct swim_msg m;
-	while (swim_pop_output(a->swim, &m)) {
+	while (swim_pop_output(ms->core, &m)) {
 		if (a->net == NULL)
 			continue;
 		uint8_t *frame = NULL;
@@ -134,18 +160,18 @@ void membership_pump(struct agent *a)
 		                 m.to);
 	}
 	struct swim_event e;
-	while (swim_pop_event(a->swim, &e)) {
+	while (swim_pop_event(ms->core, &e)) {
 		membership_log_event(a, &e);
 		for (size_t i = 0; i < n_listeners; i++)
 			listeners[i](a, &e);
 	}
-	core_driver_rearm(a, &a->swim_timer, membership_on_timer, swim_next_deadline(a->swim));
+	core_driver_rearm(a, &ms->core_timer, membership_on_timer, swim_next_deadline(ms->core));
 }
 
 static void membership_on_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
-	swim_handle_timer(a->swim, uv_now(a->loop));
+	swim_handle_timer(a->membership->core, uv_now(a->loop));
 	membership_pump(a);
 }
 
@@ -161,35 +187,123 @@ int membership_start(struct agent *a, char *err, size_t errlen)
 		sc.seed =
 		    ((uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec) ^ (uint64_t)getpid();
 	}
+	struct membership *ms = calloc(1, sizeof(*ms));
+	if (ms == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	uint64_t inc = membership_read_incarnation(o->data_dir) + 1;
-	a->swim = swim_new(&sc, inc, uv_now(a->loop));
-	if (a->swim == NULL) {
+	ms->core = swim_new(&sc, inc, uv_now(a->loop));
+	if (ms->core == NULL) {
+		free(ms);
 		snprintf(err, errlen, "invalid membership settings");
 		return -EINVAL;
 	}
+	a->membership = ms;
 	membership_write_incarnation(o->data_dir, inc);
-	uv_timer_init(a->loop, &a->swim_timer);
-	a->swim_timer.data = a;
-	a->swim_timer_on = true;
+	uv_timer_t *timers[] = {&ms->core_timer, &ms->leave_poll, &ms->leave_deadline};
+	for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
+		uv_timer_init(a->loop, timers[i]);
+		timers[i]->data = a;
+	}
+	ms->timers_on = true;
 	return 0;
 }
 
 void membership_stop(struct agent *a)
 {
-	if (a->swim_timer_on)
-		uv_timer_stop(&a->swim_timer);
+	struct membership *ms = a->membership;
+	if (ms == NULL || !ms->timers_on)
+		return;
+	uv_timer_stop(&ms->core_timer);
+	uv_timer_stop(&ms->leave_poll);
+	uv_timer_stop(&ms->leave_deadline);
 }
 
 void membership_close(struct agent *a)
 {
-	if (!a->swim_timer_on)
+	struct membership *ms = a->membership;
+	if (ms == NULL || !ms->timers_on)
 		return;
-	a->swim_timer_on = false;
-	uv_close((uv_handle_t *)&a->swim_timer, NULL);
+	ms->timers_on = false;
+	uv_close((uv_handle_t *)&ms->core_timer, NULL);
+	uv_close((uv_handle_t *)&ms->leave_poll, NULL);
+	uv_close((uv_handle_t *)&ms->leave_deadline, NULL);
+}
+
+void membership_free(struct agent *a)
+{
+	struct membership *ms = a->membership;
+	if (ms == NULL)
+		return;
+	swim_free(ms->core);
+	free(ms);
+	a->membership = NULL;
 }
 
 void membership_save_incarnation(struct agent *a)
 {
-	if (a->swim != NULL)
-		membership_write_incarnation(a->opt.data_dir, swim_incarnation(a->swim));
+	if (a->membership != NULL)
+		membership_write_incarnation(a->opt.data_dir,
+		                             swim_incarnation(a->membership->core));
+}
+
+/* ---- graceful leave ------------------------------------------------------------------ */
+
+/* The leave ended (confirmed or timed out): its timers stop, the agent
+ * hears of it. */
+static void membership_leave_ended(struct agent *a, bool confirmed)
+{
+	struct membership *ms = a->membership;
+	uv_timer_stop(&ms->leave_poll);
+	uv_timer_stop(&ms->leave_deadline);
+	ms->on_left(a, confirmed);
+}
+
+static void membership_on_leave_poll(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	if (swim_leave_done(a->membership->core))
+		membership_leave_ended(a, true);
+}
+
+static void membership_on_leave_deadline(uv_timer_t *t)
+{
+	membership_leave_ended(t->data, false);
+}
+
+int membership_leave(struct agent *a, membership_left_fn on_left)
+{
+	struct membership *ms = a->membership;
+	if (ms->leaving)
+		return -EALREADY;
+	ms->leaving = true;
+	ms->on_left = on_left;
+	swim_leave(ms->core, uv_now(a->loop));
+	membership_pump(a);
+	uv_timer_start(&ms->leave_poll, membership_on_leave_poll, MEMBERSHIP_LEAVE_POLL_MS,
+	               MEMBERSHIP_LEAVE_POLL_MS);
+	uv_timer_start(&ms->leave_deadline, membership_on_leave_deadline, a->opt.leave_timeout_ms,
+	               0);
+	return 0;
+}
+
+bool membership_leaving(const struct agent *a)
+{
+	return a->membership != NULL && a->membership->leaving;
+}
+
+bool membership_left(const struct agent *a)
+{
+	return membership_leaving(a) && swim_leave_done(a->membership->core);
+}
+
+void membership_request_leave(struct agent *a)
+{
+	a->membership->leave_requested = true;
+}
+
+bool membership_leave_requested(const struct agent *a)
+{
+	return a->membership != NULL && a->membership->leave_requested;
 }

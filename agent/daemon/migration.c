@@ -332,7 +332,7 @@ static void migration_pump(struct agent *a)
 		if (a->net == NULL)
 			continue;
 		struct swim_member_info mi;
-		if (!swim_member_find(a->swim, msg.to, &mi)) {
+		if (!swim_member_find(membership_swim(a), msg.to, &mi)) {
 			MV_WARN("migrate", "cannot send %s: unknown host name=%s",
 			        mig_msg_type_name(msg.type), msg.to);
 			continue;
@@ -485,7 +485,8 @@ static int migration_choose(struct agent *a, struct migration *m, char *why, siz
 		}
 		states[k] = s;
 		struct swim_member_info mi;
-		bool alive = swim_member_find(a->swim, s->name, &mi) && mi.state == SWIM_ALIVE;
+		bool alive =
+		    swim_member_find(membership_swim(a), s->name, &mi) && mi.state == SWIM_ALIVE;
 		hosts[k] = state_codec_placement_host(s, alive);
 		/* a witness votes but runs no VMs: never a target */
 		hosts[k].draining = s->draining || s->witness;
@@ -1049,7 +1050,7 @@ static int migration_begin(struct agent *a, const char *key, const char *to, cha
 			return -EINVAL;
 		}
 		struct swim_member_info mi;
-		if (!swim_member_find(a->swim, to, &mi)) {
+		if (!swim_member_find(membership_swim(a), to, &mi)) {
 			snprintf(err, errlen, "no host named '%s' in the cluster", to);
 			return -ENOENT;
 		}

@@ -342,7 +342,7 @@ void nodestate_refresh(struct agent *a)
 	bool lazy_due = now - s->published_ms >= NODESTATE_LAZY_MS;
 	if (sig != NULL && full != NULL && (urgent || (changed && lazy_due))) {
 		s->version++;
-		b.ns.incarnation = swim_incarnation(a->swim);
+		b.ns.incarnation = swim_incarnation(membership_swim(a));
 		if (b.ns.incarnation != s->incarnation) {
 			/* a refutation bumped our incarnation: versions restart under it */
 			s->incarnation = b.ns.incarnation;
@@ -441,7 +441,7 @@ int nodestate_start(struct agent *a, char *err, size_t errlen)
 	uv_timer_init(a->loop, &s->refresh_timer);
 	s->core_timer.data = s->refresh_timer.data = a;
 	s->timers_on = true;
-	s->incarnation = swim_incarnation(a->swim);
+	s->incarnation = swim_incarnation(membership_swim(a));
 	s->version = 0;
 	uv_timer_start(&s->refresh_timer, nodestate_on_refresh_timer, NODESTATE_REFRESH_MS,
 	               NODESTATE_REFRESH_MS);

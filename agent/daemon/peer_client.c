@@ -6,6 +6,11 @@
  * are relayed and extend the wait), its client goes away (the answer is
  * then dropped) or its deadline passes (then the asker gets "host X did
  * not answer").
+ *
+ * Invariants: the service's state (struct peer_client) is private to this
+ * file; every request sent and not yet answered is in `pending`, under an
+ * id no other request had (next_id only grows); the timer runs while
+ * anything is pending (it stops once the table is empty).
  */
 #include "peer_client.h"
 #include "agent.h"
@@ -37,6 +42,13 @@ struct rpc_pending {
 	struct rpc_pending *next;
 };
 
+struct peer_client {
+	struct rpc_pending *pending; /* newest first */
+	uint64_t next_id;            /* the last id given to a request */
+	uv_timer_t timer;            /* deadlines of what is pending, every second */
+	bool timer_on;               /* initialized, not yet closed */
+};
+
 /* Long operations answer with progress frames; give them time. */
 static uint32_t peer_client_timeout_ms(const Mv__RpcRequest *req)
 {
@@ -52,7 +64,7 @@ int peer_client_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest
                         const char *owner, Mv__RpcCode *code, char *err, size_t errlen)
 {
 	struct swim_member_info mi;
-	if (!swim_member_find(a->swim, owner, &mi)) {
+	if (!swim_member_find(membership_swim(a), owner, &mi)) {
 		*code = MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
 		snprintf(err, errlen, "host %s is not a member any more", owner);
 		return -1;
@@ -69,7 +81,8 @@ int peer_client_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	p->fwd_id = ++a->rpc_next_fwd_id;
+	struct peer_client *pc = a->peer_client;
+	p->fwd_id = ++pc->next_id;
 	p->client = client;
 	p->client_id = req->id;
 	p->timeout_ms = peer_client_timeout_ms(req);
@@ -99,10 +112,10 @@ int peer_client_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest
 		snprintf(err, errlen, "cannot reach host %s: %s", owner, strerror(-rc));
 		return -1;
 	}
-	p->next = a->rpc_pending;
-	a->rpc_pending = p;
-	if (!uv_is_active((uv_handle_t *)&a->rpc_timer))
-		uv_timer_start(&a->rpc_timer, peer_client_on_timer, 1000, 1000);
+	p->next = pc->pending;
+	pc->pending = p;
+	if (!uv_is_active((uv_handle_t *)&pc->timer))
+		uv_timer_start(&pc->timer, peer_client_on_timer, 1000, 1000);
 	MV_DEBUG("rpc", "forwarded request id=%" PRIu64 " to=%s", p->fwd_id, owner);
 	return 0;
 }
@@ -110,8 +123,9 @@ int peer_client_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest
 static void peer_client_on_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
+	struct peer_client *pc = a->peer_client;
 	uint64_t now = uv_now(a->loop);
-	struct rpc_pending **pp = &a->rpc_pending;
+	struct rpc_pending **pp = &pc->pending;
 	while (*pp != NULL) {
 		struct rpc_pending *p = *pp;
 		if (now < p->deadline) {
@@ -140,8 +154,8 @@ static void peer_client_on_timer(uv_timer_t *t)
 			p->cb(a, p->cb_arg, &resp);
 		free(p);
 	}
-	if (a->rpc_pending == NULL)
-		uv_timer_stop(&a->rpc_timer);
+	if (pc->pending == NULL)
+		uv_timer_stop(&pc->timer);
 }
 
 int peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,
@@ -151,15 +165,15 @@ int peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,
 	req->id = 0;
 	if (peer_client_forward(a, NULL, req, node, &code, err, errlen) < 0)
 		return -EHOSTUNREACH;
-	a->rpc_pending->cb = cb; /* peer_client_forward put it first */
-	a->rpc_pending->cb_arg = arg;
+	a->peer_client->pending->cb = cb; /* peer_client_forward put it first */
+	a->peer_client->pending->cb_arg = arg;
 	return 0;
 }
 
 /* A response to one of our forwarded requests, from a peer. */
 void peer_client_handle_response(struct agent *a, const char *from, Mv__RpcResponse *resp)
 {
-	struct rpc_pending **pp = &a->rpc_pending;
+	struct rpc_pending **pp = &a->peer_client->pending;
 	while (*pp != NULL && (*pp)->fwd_id != resp->id)
 		pp = &(*pp)->next;
 	struct rpc_pending *p = *pp;
@@ -191,18 +205,39 @@ void peer_client_handle_response(struct agent *a, const char *from, Mv__RpcRespo
 
 void peer_client_on_conn_closed(struct agent *a, struct net_conn *c)
 {
-	for (struct rpc_pending *p = a->rpc_pending; p != NULL; p = p->next)
+	for (struct rpc_pending *p = a->peer_client->pending; p != NULL; p = p->next)
 		if (p->client == c)
 			p->client = NULL; /* the owner's answer will be dropped */
 }
 
+void peer_client_stop(struct agent *a)
+{
+	struct peer_client *pc = a->peer_client;
+	if (pc != NULL && pc->timer_on)
+		uv_timer_stop(&pc->timer);
+}
+
+void peer_client_close(struct agent *a)
+{
+	struct peer_client *pc = a->peer_client;
+	if (pc == NULL || !pc->timer_on)
+		return;
+	pc->timer_on = false;
+	uv_close((uv_handle_t *)&pc->timer, NULL);
+}
+
 void peer_client_free(struct agent *a)
 {
-	while (a->rpc_pending != NULL) {
-		struct rpc_pending *p = a->rpc_pending;
-		a->rpc_pending = p->next;
+	struct peer_client *pc = a->peer_client;
+	if (pc == NULL)
+		return;
+	while (pc->pending != NULL) {
+		struct rpc_pending *p = pc->pending;
+		pc->pending = p->next;
 		free(p);
 	}
+	free(pc);
+	a->peer_client = NULL;
 }
 
 /* A member died, left or was forgotten: what waits for its answer gets
@@ -213,8 +248,11 @@ static void peer_client_on_member_event(struct agent *a, const struct swim_event
 	if (e->type != SWIM_EV_MEMBER_DEAD && e->type != SWIM_EV_MEMBER_LEFT &&
 	    e->type != SWIM_EV_MEMBER_REAPED)
 		return;
+	struct peer_client *pc = a->peer_client;
+	if (pc == NULL)
+		return; /* the listener outlives a stopped agent (unit tests) */
 	bool any = false;
-	for (struct rpc_pending *p = a->rpc_pending; p != NULL; p = p->next) {
+	for (struct rpc_pending *p = pc->pending; p != NULL; p = p->next) {
 		if (strcmp(p->node, e->name) != 0)
 			continue;
 		p->gone = e->type == SWIM_EV_MEMBER_LEFT ? "left the cluster" : "died";
@@ -222,11 +260,25 @@ static void peer_client_on_member_event(struct agent *a, const struct swim_event
 		any = true;
 	}
 	if (any && !a->stopping)
-		uv_timer_start(&a->rpc_timer, peer_client_on_timer, 0, 1000);
+		uv_timer_start(&pc->timer, peer_client_on_timer, 0, 1000);
 }
 
-int peer_client_start(struct agent *a)
+int peer_client_start(struct agent *a, char *err, size_t errlen)
 {
-	(void)a;
-	return membership_add_listener(peer_client_on_member_event);
+	struct peer_client *pc = calloc(1, sizeof(*pc));
+	if (pc == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = membership_add_listener(peer_client_on_member_event);
+	if (rc < 0) {
+		free(pc);
+		snprintf(err, errlen, "cannot subscribe to membership events");
+		return rc;
+	}
+	uv_timer_init(a->loop, &pc->timer);
+	pc->timer.data = a;
+	pc->timer_on = true;
+	a->peer_client = pc;
+	return 0;
 }

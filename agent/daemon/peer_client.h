@@ -4,6 +4,11 @@
  * forwarded once to the host that owns what it concerns. Services and the
  * RPC dispatcher use it; it uses only the network, membership's view and
  * rpc_service (to relay answers to a waiting client).
+ *
+ * Ownership: the service's state (struct peer_client: the requests waiting
+ * for an answer, their ids, the timer that watches their deadlines) is
+ * private to peer_client.c; the agent holds only a pointer to it
+ * (a->peer_client: set by peer_client_start, freed by peer_client_free).
  */
 #ifndef MESHVISOR_PEER_CLIENT_H
 #define MESHVISOR_PEER_CLIENT_H
@@ -15,10 +20,12 @@
 
 struct agent;
 struct net_conn;
+struct peer_client;
 
-/* Subscribes to member events: a request waiting for a member that died
- * or left is answered at once (RPC_ERR_UNAVAILABLE). 0, or -ENOSPC. */
-int peer_client_start(struct agent *a);
+/* Creates the service and subscribes it to member events: a request
+ * waiting for a member that died or left is answered at once
+ * (RPC_ERR_UNAVAILABLE). 0, or -ENOMEM / -ENOSPC with err filled. */
+int peer_client_start(struct agent *a, char *err, size_t errlen);
 
 /* The agent's own request to another agent: cb gets the final answer, or
  * an RPC_ERR_UNAVAILABLE one if the node does not answer in time. req->id
@@ -38,7 +45,14 @@ int peer_client_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest
 void peer_client_handle_response(struct agent *a, const char *from, Mv__RpcResponse *resp);
 /* A client connection closed: answers for it will be dropped. */
 void peer_client_on_conn_closed(struct agent *a, struct net_conn *c);
-/* At exit: forgets every request still waiting. */
+/* The agent is stopping: the timer stops (nothing more is answered for a
+ * deadline). */
+void peer_client_stop(struct agent *a);
+/* Closes the timer (the caller runs the loop until its close callback
+ * ran, then calls peer_client_free). */
+void peer_client_close(struct agent *a);
+/* At exit: forgets every request still waiting and frees the service
+ * (a->peer_client becomes NULL); nothing without one. */
 void peer_client_free(struct agent *a);
 
 #endif

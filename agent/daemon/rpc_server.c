@@ -115,7 +115,7 @@ static void rpc_load_states(struct agent *a, struct rpc_reply *r)
 static Mv__MemberState rpc_member_state(struct agent *a, const char *name, bool *known)
 {
 	struct swim_member_info mi;
-	if (swim_member_find(a->swim, name, &mi)) {
+	if (swim_member_find(membership_swim(a), name, &mi)) {
 		if (known)
 			*known = true;
 		return (Mv__MemberState)mi.state;
@@ -134,7 +134,7 @@ static void rpc_status(struct agent *a, struct net_conn *c, struct rpc_reply *r)
 	const struct virt_health *vh = virt_health(a->virt);
 	uint32_t counts[4];
 	struct net_stats ns;
-	swim_state_counts(a->swim, counts);
+	swim_state_counts(membership_swim(a), counts);
 	net_get_stats(a->net, &ns);
 	uint64_t now = uv_now(a->loop);
 	st->name = a->opt.name;
@@ -143,8 +143,8 @@ static void rpc_status(struct agent *a, struct net_conn *c, struct rpc_reply *r)
 	st->rpc_addr = a->rpc_addr;
 	st->started_unix_ms = a->started_unix_ms;
 	st->uptime_ms = now - a->started_mono_ms;
-	st->incarnation = swim_incarnation(a->swim);
-	st->local_health = swim_local_health(a->swim);
+	st->incarnation = swim_incarnation(membership_swim(a));
+	st->local_health = swim_local_health(membership_swim(a));
 	st->members_alive = counts[SWIM_ALIVE];
 	st->members_suspect = counts[SWIM_SUSPECT];
 	st->members_dead = counts[SWIM_DEAD];
@@ -160,7 +160,7 @@ static void rpc_status(struct agent *a, struct net_conn *c, struct rpc_reply *r)
 
 static void rpc_members(struct agent *a, struct rpc_reply *r)
 {
-	size_t n = swim_member_count(a->swim);
+	size_t n = swim_member_count(membership_swim(a));
 	Mv__Member *mbuf = rpc_alloc(r, n, sizeof(*mbuf));
 	Mv__Member **mptrs = rpc_alloc(r, n, sizeof(*mptrs));
 	if (mbuf == NULL || mptrs == NULL) {
@@ -169,7 +169,7 @@ static void rpc_members(struct agent *a, struct rpc_reply *r)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct swim_member_info mi;
-		swim_member_at(a->swim, i, &mi);
+		swim_member_at(membership_swim(a), i, &mi);
 		mv__member__init(&mbuf[i]);
 		mbuf[i].name = (char *)mi.name;
 		mbuf[i].addr = (char *)mi.addr;
@@ -192,7 +192,7 @@ static void rpc_members(struct agent *a, struct rpc_reply *r)
 static void rpc_nodes(struct agent *a, struct rpc_reply *r, const char *only)
 {
 	rpc_load_states(a, r);
-	size_t nm = swim_member_count(a->swim);
+	size_t nm = swim_member_count(membership_swim(a));
 	size_t cap = nm + r->n_states;
 	Mv__NodeView *views = rpc_alloc(r, cap, sizeof(*views));
 	Mv__NodeView **ptrs = rpc_alloc(r, cap, sizeof(*ptrs));
@@ -203,7 +203,7 @@ static void rpc_nodes(struct agent *a, struct rpc_reply *r, const char *only)
 	size_t n = 0;
 	for (size_t i = 0; i < nm; i++) {
 		struct swim_member_info mi;
-		swim_member_at(a->swim, i, &mi);
+		swim_member_at(membership_swim(a), i, &mi);
 		if (only != NULL && strcmp(mi.name, only) != 0)
 			continue;
 		Mv__NodeView *v = &views[n];
@@ -223,7 +223,7 @@ static void rpc_nodes(struct agent *a, struct rpc_reply *r, const char *only)
 	for (size_t j = 0; j < r->n_states; j++) {
 		Mv__NodeState *s = r->states[j];
 		struct swim_member_info mi;
-		if (s == NULL || swim_member_find(a->swim, s->name, &mi) ||
+		if (s == NULL || swim_member_find(membership_swim(a), s->name, &mi) ||
 		    (only != NULL && strcmp(s->name, only) != 0))
 			continue;
 		Mv__NodeView *v = &views[n];
@@ -591,12 +591,6 @@ void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c)
 	rpc_sinks_on_conn_closed(a, c);
 }
 
-void rpc_server_free_pending(struct agent *a)
-{
-	peer_client_free(a);
-	rpc_sinks_free(a);
-}
-
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 static int rpc_start_drain(struct agent *a, const Mv__RpcRequest *req, const char *peer,
@@ -690,7 +684,8 @@ static bool rpc_op_join(struct rpc_call *c, struct rpc_reply *r)
 		}
 	}
 	MV_INFO("rpc", "join requested client=%s seeds=%zu", c->caller, j->n_seeds);
-	swim_join(c->a->swim, (const char *const *)j->seeds, j->n_seeds, uv_now(c->a->loop));
+	swim_join(membership_swim(c->a), (const char *const *)j->seeds, j->n_seeds,
+	          uv_now(c->a->loop));
 	membership_pump(c->a);
 	return true;
 }
@@ -699,7 +694,7 @@ static bool rpc_op_leave(struct rpc_call *c, struct rpc_reply *r)
 {
 	(void)r;
 	MV_INFO("rpc", "leave requested client=%s", c->caller);
-	c->a->leave_requested = true;
+	membership_request_leave(c->a);
 	return true;
 }
 

@@ -35,7 +35,5 @@ void rpc_server_handle_peer_request(struct agent *a, const char *from, Mv__RpcRe
 /* A client connection closed; forget what waits for it (forwarded
  * requests, sinks). */
 void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c);
-/* At exit, drops requests still waiting for other hosts, and sinks. */
-void rpc_server_free_pending(struct agent *a);
 
 #endif

@@ -2,8 +2,14 @@
  * rpc_service.c — what a daemon service uses of the RPC layer (see
  * rpc_service.h): the table of operations services registered, the sinks
  * through which long operations answer, and sending a response to a client
- * or to the agent that forwarded the request. It calls no service: the
- * services and the dispatcher (rpc_server.c) sit above it.
+ * or to the agent that forwarded the request. It calls no service but
+ * membership (the address of an agent to answer): the other services and
+ * the dispatcher (rpc_server.c) sit above it.
+ *
+ * Invariants: the sinks are the agent's (struct rpc_service, private to
+ * this file); a sink's token is never 0 and never given twice (next_token
+ * only grows); a sink is forgotten after its final frame or a drop, and
+ * its token then names nothing.
  */
 #include "rpc_service.h"
 #include "agent.h"
@@ -16,6 +22,7 @@
 
 #include "envelope.h"
 #include "log.h"
+#include "membership.h"
 
 /* ---- operations services registered ---------------------------------------------------- */
 
@@ -76,7 +83,7 @@ void rpc_send_response(struct agent *a, struct net_conn *c, const char *peer, Mv
 		net_conn_send(c, frame, len);
 	} else {
 		struct swim_member_info mi;
-		if (swim_member_find(a->swim, peer, &mi))
+		if (swim_member_find(membership_swim(a), peer, &mi))
 			net_send_to(a->net, mi.addr, peer, frame, len);
 		else
 			MV_WARN("rpc", "cannot answer forwarded request: unknown node name=%s",
@@ -95,28 +102,49 @@ struct rpc_sink {
 	struct rpc_sink *next;
 };
 
+struct rpc_service {
+	struct rpc_sink *sinks; /* open sinks, newest first */
+	uint64_t next_token;    /* the last token given */
+};
+
+int rpc_service_start(struct agent *a)
+{
+	a->rpc_service = calloc(1, sizeof(*a->rpc_service));
+	return a->rpc_service != NULL ? 0 : -ENOMEM;
+}
+
 uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer, uint64_t req_id)
 {
-	struct rpc_sink *k = calloc(1, sizeof(*k));
+	struct rpc_service *rs = a->rpc_service;
+	struct rpc_sink *k = rs != NULL ? calloc(1, sizeof(*k)) : NULL;
 	if (k == NULL)
 		return 0;
-	k->token = ++a->rpc_next_sink;
+	k->token = ++rs->next_token;
 	k->client = client;
 	snprintf(k->peer, sizeof(k->peer), "%s", peer ? peer : "");
 	k->req_id = req_id;
-	k->next = a->rpc_sinks;
-	a->rpc_sinks = k;
+	k->next = rs->sinks;
+	rs->sinks = k;
 	return k->token;
+}
+
+/* The link that points at the sink `token`, or NULL when none is open. */
+static struct rpc_sink **rpc_sink_link(const struct agent *a, uint64_t token)
+{
+	if (a->rpc_service == NULL)
+		return NULL;
+	struct rpc_sink **kk = &a->rpc_service->sinks;
+	while (*kk != NULL && (*kk)->token != token)
+		kk = &(*kk)->next;
+	return *kk != NULL ? kk : NULL;
 }
 
 void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final)
 {
-	struct rpc_sink **kk = &a->rpc_sinks;
-	while (*kk != NULL && (*kk)->token != token)
-		kk = &(*kk)->next;
-	struct rpc_sink *k = *kk;
-	if (k == NULL)
+	struct rpc_sink **kk = rpc_sink_link(a, token);
+	if (kk == NULL)
 		return;
+	struct rpc_sink *k = *kk;
 	resp->id = k->req_id;
 	resp->more = !final;
 	if (k->client != NULL)
@@ -131,10 +159,8 @@ void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool 
 
 void rpc_sink_drop(struct agent *a, uint64_t token)
 {
-	struct rpc_sink **kk = &a->rpc_sinks;
-	while (*kk != NULL && (*kk)->token != token)
-		kk = &(*kk)->next;
-	if (*kk != NULL) {
+	struct rpc_sink **kk = rpc_sink_link(a, token);
+	if (kk != NULL) {
 		struct rpc_sink *k = *kk;
 		*kk = k->next;
 		free(k);
@@ -143,24 +169,38 @@ void rpc_sink_drop(struct agent *a, uint64_t token)
 
 bool rpc_sink_alive(struct agent *a, uint64_t token)
 {
-	for (struct rpc_sink *k = a->rpc_sinks; k != NULL; k = k->next)
-		if (k->token == token)
-			return k->client != NULL || k->peer[0] != '\0';
-	return false;
+	struct rpc_sink **kk = rpc_sink_link(a, token);
+	return kk != NULL && ((*kk)->client != NULL || (*kk)->peer[0] != '\0');
+}
+
+size_t rpc_sink_count(const struct agent *a)
+{
+	size_t n = 0;
+	if (a->rpc_service != NULL)
+		for (const struct rpc_sink *k = a->rpc_service->sinks; k != NULL; k = k->next)
+			n++;
+	return n;
 }
 
 void rpc_sinks_on_conn_closed(struct agent *a, struct net_conn *c)
 {
-	for (struct rpc_sink *k = a->rpc_sinks; k != NULL; k = k->next)
+	if (a->rpc_service == NULL)
+		return;
+	for (struct rpc_sink *k = a->rpc_service->sinks; k != NULL; k = k->next)
 		if (k->client == c)
 			k->client = NULL; /* the operation goes on; nobody hears of it */
 }
 
-void rpc_sinks_free(struct agent *a)
+void rpc_service_free(struct agent *a)
 {
-	while (a->rpc_sinks != NULL) {
-		struct rpc_sink *k = a->rpc_sinks;
-		a->rpc_sinks = k->next;
+	struct rpc_service *rs = a->rpc_service;
+	if (rs == NULL)
+		return;
+	while (rs->sinks != NULL) {
+		struct rpc_sink *k = rs->sinks;
+		rs->sinks = k->next;
 		free(k);
 	}
+	free(rs);
+	a->rpc_service = NULL;
 }

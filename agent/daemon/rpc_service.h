@@ -3,6 +3,11 @@
  * (rpc_service.c): it registers the operations it answers, with who may
  * ask for them, and answers through a sink. The dispatcher (rpc_server.c)
  * checks the access once and opens the sink; services never call it.
+ *
+ * Ownership: the open sinks are the agent's and private to rpc_service.c
+ * (struct rpc_service: a->rpc_service, set by rpc_service_start, freed by
+ * rpc_service_free); the table of registered operations is the process's
+ * (static, filled as services start).
  */
 #ifndef MESHVISOR_RPC_SERVICE_H
 #define MESHVISOR_RPC_SERVICE_H
@@ -15,6 +20,7 @@
 
 struct agent;
 struct net_conn;
+struct rpc_service;
 
 /* Who may ask for an operation; the dispatcher checks it once, before any
  * handler runs. */
@@ -46,20 +52,29 @@ int rpc_register_op(int op, const char *name, enum rpc_access access, rpc_servic
 /* The registration for op, or NULL. */
 const struct rpc_service_op *rpc_service_find(int op);
 
+/* Creates the agent's sink registry (before anything opens a sink). 0, or
+ * -ENOMEM. */
+int rpc_service_start(struct agent *a);
+
 /* A sink receives the frames of one long operation (progress with more =
  * true, then one final frame) and delivers them to the client that asked,
- * or to the agent that forwarded the request. Returns 0 on allocation
- * failure. A client that went away is skipped silently. */
+ * or to the agent that forwarded the request. rpc_sink_open returns its
+ * token: never 0, never the same twice in the agent's life; 0 on
+ * allocation failure or before rpc_service_start. A client that went away
+ * is skipped silently; a token of no open sink is ignored. */
 uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer, uint64_t req_id);
 void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final);
 /* Forgets a sink without sending anything (the request failed at once). */
 void rpc_sink_drop(struct agent *a, uint64_t token);
 /* Whether anyone still listens on the sink (its client or agent). */
 bool rpc_sink_alive(struct agent *a, uint64_t token);
+/* How many sinks are open (not yet sent their final frame or dropped). */
+size_t rpc_sink_count(const struct agent *a);
 /* A client connection closed: its sinks deliver to nobody from now on. */
 void rpc_sinks_on_conn_closed(struct agent *a, struct net_conn *c);
-/* At exit: forgets every sink. */
-void rpc_sinks_free(struct agent *a);
+/* At exit: forgets every sink and frees the registry (a->rpc_service
+ * becomes NULL); nothing without one. */
+void rpc_service_free(struct agent *a);
 
 /* Sends resp to client connection c, or, with c NULL, to agent `peer` on
  * the peer port. */

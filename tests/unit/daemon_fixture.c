@@ -85,14 +85,14 @@ void fixture_start(struct daemon_fixture *f, const char *name, const char *host_
 	uv_update_time(a->loop);
 	snprintf(a->peer_addr, sizeof(a->peer_addr), "127.0.0.1:7946");
 	snprintf(a->rpc_addr, sizeof(a->rpc_addr), "127.0.0.1:7947");
-	uv_timer_init(a->loop, &a->rpc_timer);
-	a->rpc_timer.data = a;
 
 	struct virt_options vo = {.uri = a->opt.libvirt_uri, .loop = a->loop};
 	a->virt = virt_new_opts(&vo);
 	assert_non_null(a->virt);
 	assert_true(virt_check(a->virt));
 	assert_int_equal(membership_start(a, f->err, sizeof(f->err)), 0);
+	assert_int_equal(peer_client_start(a, f->err, sizeof(f->err)), 0);
+	assert_int_equal(rpc_service_start(a), 0);
 	assert_int_equal(nodestate_start(a, f->err, sizeof(f->err)), 0);
 	if (with_migration) {
 		assert_int_equal(migration_start(a, f->err, sizeof(f->err)), 0);
@@ -105,30 +105,46 @@ void fixture_stop(struct daemon_fixture *f)
 	struct agent *a = &f->a;
 	a->stopping = true;
 	membership_stop(a);
-	uv_timer_stop(&a->rpc_timer);
+	peer_client_stop(a);
 	nodestate_stop(a);
 	migration_stop(a);
 	virt_free(a->virt);
 	a->virt = NULL;
 	for (int i = 0; i < 8; i++)
 		uv_run(a->loop, UV_RUN_NOWAIT);
-	uv_close((uv_handle_t *)&a->rpc_timer, NULL);
 	membership_close(a);
+	peer_client_close(a);
 	nodestate_close(a);
 	migration_close(a);
 	for (int i = 0; i < 100 && uv_loop_alive(a->loop); i++)
 		uv_run(a->loop, UV_RUN_NOWAIT);
 	peer_client_free(a);
-	rpc_sinks_free(a);
+	rpc_service_free(a);
 	migration_free_all(a);
 	nodestate_free(a);
-	swim_free(a->swim);
+	membership_free(a);
 	char path[160];
 	snprintf(path, sizeof(path), "%s/incarnation", f->dir);
 	unlink(path);
 	unlink(f->host_path);
 	rmdir(f->dir);
 	agent_options_free(&a->opt);
+}
+
+int fixture_setup(void **state, const char *name, bool with_migration, uint32_t mig_lease_ms)
+{
+	struct daemon_fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	fixture_start(f, name, FIXTURE_HOST_XML, with_migration, mig_lease_ms);
+	*state = f;
+	return 0;
+}
+
+int fixture_teardown(void **state)
+{
+	fixture_stop(*state);
+	free(*state);
+	return 0;
 }
 
 /* A peer's address: one per first letter of its name. */
@@ -163,7 +179,7 @@ void fixture_ping(struct daemon_fixture *f, const char *name, const char *about,
 	    .updates = ups,
 	    .n_updates = about != NULL ? 2 : 1,
 	};
-	assert_int_equal(swim_handle_message(f->a.swim, &m, uv_now(f->a.loop)), 0);
+	assert_int_equal(swim_handle_message(membership_swim(&f->a), &m, uv_now(f->a.loop)), 0);
 	membership_pump(&f->a);
 }
 

@@ -2,7 +2,7 @@
  * daemon_fixture.h — one agent in process for the daemon services' unit
  * tests (test_nodestate.c, test_migration.c): its own data_dir, libvirt's
  * test driver on a host file the test gives (a fresh state on every open),
- * the membership core, and no network (the services' sends go nowhere).
+ * membership, the peer client and the sink registry, and no network (the services' sends go nowhere).
  * Peers exist only as what the test feeds: SWIM pings, node-state and
  * migration envelopes encoded by the real codecs.
  */
@@ -39,6 +39,10 @@ void fixture_start(struct daemon_fixture *f, const char *name, const char *host_
                    bool with_migration, uint32_t mig_lease_ms);
 /* Stops, closes and frees everything fixture_start made. */
 void fixture_stop(struct daemon_fixture *f);
+/* cmocka fixtures: a fixture allocated and started as fixture_start says,
+ * into *state; and its teardown (fixture_stop, then freed). */
+int fixture_setup(void **state, const char *name, bool with_migration, uint32_t mig_lease_ms);
+int fixture_teardown(void **state);
 
 /* Peer `name` pings us: it becomes an alive member (the services hear of
  * it through membership). With state SWIM_SUSPECT/SWIM_DEAD in `about_state`

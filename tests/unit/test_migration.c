@@ -103,11 +103,7 @@ static const struct migration_move_hooks hooks = {
 static int setup_lease(void **state, uint32_t lease_ms)
 {
 	memset(&hk, 0, sizeof(hk));
-	struct daemon_fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	fixture_start(f, "a", FIXTURE_HOST_XML, true, lease_ms);
-	*state = f;
-	return 0;
+	return fixture_setup(state, "a", true, lease_ms);
 }
 
 static int setup(void **state)
@@ -118,13 +114,6 @@ static int setup(void **state)
 static int setup_short_lease(void **state)
 {
 	return setup_lease(state, SHORT_LEASE_MS);
-}
-
-static int teardown(void **state)
-{
-	fixture_stop(*state);
-	free(*state);
-	return 0;
 }
 
 /* Asks to move vm (to: NULL for the best host); returns the rc, err in f->err. */
@@ -538,15 +527,17 @@ static void test_no_service(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_no_host_can_take_it, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_duplicate_then_abort, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ha_move_refused_by_voters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refusals, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_no_host_can_take_it, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_then_abort, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_ha_move_refused_by_voters, setup,
+	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_ha_move_lease_lost_while_announcing, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_incoming_reservation, setup_short_lease, teardown),
-	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, teardown),
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_incoming_reservation, setup_short_lease,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, fixture_teardown),
 	    cmocka_unit_test(test_no_service),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

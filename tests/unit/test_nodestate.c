@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "daemon_fixture.h"
+#include "membership.h"
 #include "nodestate.h"
 
 /* ---- a contributor the tests steer ------------------------------------------ */
@@ -91,18 +92,7 @@ static int setup(void **state)
 {
 	memset(&co, 0, sizeof(co));
 	assert_int_equal(nodestate_add_contributor(&contributor), 0);
-	struct daemon_fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	fixture_start(f, "a", FIXTURE_HOST_XML, false, 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture_stop(*state);
-	free(*state);
-	return 0;
+	return fixture_setup(state, "a", false, 0);
 }
 
 static Mv__NodeState *own(struct daemon_fixture *f)
@@ -152,7 +142,7 @@ static void test_own_record(void **state)
 	Mv__NodeState *ns = own(f);
 	assert_string_equal(ns->name, "a");
 	assert_string_equal(ns->rpc_addr, "127.0.0.1:7947");
-	assert_int_equal(ns->incarnation, swim_incarnation(f->a.swim));
+	assert_int_equal(ns->incarnation, swim_incarnation(membership_swim(&f->a)));
 	assert_int_equal(ns->version, 1);
 	assert_true(ns->updated_unix_ms > 0);
 	assert_int_equal(ns->cpus, 8);
@@ -353,15 +343,16 @@ static void test_no_service(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_own_record, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_unchanged_not_republished, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_libvirt_change, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_labels_and_zone, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_contributor_fields, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_load_only_is_lazy, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_peer_record_learned, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_foreign_envelope_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_undecodable_record, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_own_record, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_unchanged_not_republished, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_libvirt_change, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_labels_and_zone, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_contributor_fields, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_load_only_is_lazy, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_peer_record_learned, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_envelope_refused, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_undecodable_record, setup, fixture_teardown),
 	    cmocka_unit_test(test_no_service),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,11 @@
  *   - the registries services meet through: RPC operations
  *     (rpc_register_op), membership listeners, node-state contributors —
  *     the same registration twice is one, a conflicting one is refused, a
- *     full table says so.
+ *     full table says so;
+ *   - the sinks long operations answer through (rpc_sink_*): tokens never
+ *     0 and never given twice, a sink forgotten after its final frame or a
+ *     drop, a closed client's sink alive no more, none before
+ *     rpc_service_start or after rpc_service_free.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -230,6 +234,7 @@ static void test_sink_after_network_closed(void **state)
 	(void)state;
 	static struct agent a; /* zeroed: no network, no membership */
 	a.opt.name = "n1";
+	assert_int_equal(rpc_service_start(&a), 0);
 	uint64_t k = rpc_sink_open(&a, NULL, "n2", 7);
 	assert_true(k != 0);
 	assert_true(rpc_sink_alive(&a, k));
@@ -238,7 +243,83 @@ static void test_sink_after_network_closed(void **state)
 	assert_true(rpc_sink_alive(&a, k));
 	rpc_sink_send(&a, k, &resp, true); /* final: the sink is forgotten */
 	assert_false(rpc_sink_alive(&a, k));
-	assert_null(a.rpc_sinks);
+	assert_int_equal(rpc_sink_count(&a), 0);
+	rpc_service_free(&a);
+}
+
+/* Tokens, lifetimes and a client that goes away (no frame is sent: the
+ * sinks below have no network to send on, or nobody left to hear). */
+static void test_sink_registry(void **state)
+{
+	(void)state;
+	static struct agent a; /* zeroed: no network, no membership */
+	a.opt.name = "n1";
+	assert_int_equal(rpc_sink_open(&a, NULL, "n2", 1), 0); /* no registry yet */
+	assert_int_equal(rpc_sink_count(&a), 0);
+	assert_int_equal(rpc_service_start(&a), 0);
+
+	/* tokens: never 0, each new one above the last, so none is reused */
+	enum { N = 5 };
+	uint64_t k[N];
+	for (int i = 0; i < N; i++) {
+		k[i] = rpc_sink_open(&a, NULL, "n2", (uint64_t)(100 + i));
+		assert_true(k[i] != 0);
+		if (i > 0)
+			assert_true(k[i] > k[i - 1]);
+		assert_true(rpc_sink_alive(&a, k[i]));
+	}
+	assert_int_equal(rpc_sink_count(&a), N);
+
+	/* a drop forgets that one sink only; its token then names nothing */
+	rpc_sink_drop(&a, k[2]);
+	assert_false(rpc_sink_alive(&a, k[2]));
+	assert_int_equal(rpc_sink_count(&a), N - 1);
+	rpc_sink_drop(&a, k[2]); /* again: nothing */
+	rpc_sink_drop(&a, 0);
+	assert_int_equal(rpc_sink_count(&a), N - 1);
+	for (int i = 0; i < N; i++)
+		assert_true(rpc_sink_alive(&a, k[i]) == (i != 2));
+
+	/* a token of no open sink is ignored, even for a final frame */
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	rpc_sink_send(&a, k[N - 1] + 1, &resp, true);
+	rpc_sink_send(&a, k[2], &resp, true);
+	assert_int_equal(rpc_sink_count(&a), N - 1);
+	/* a final frame forgets the sink it went to, and only it */
+	rpc_sink_send(&a, k[0], &resp, true);
+	assert_int_equal(resp.id, 100); /* the request's id, as asked */
+	assert_false(resp.more);
+	assert_false(rpc_sink_alive(&a, k[0]));
+	assert_int_equal(rpc_sink_count(&a), N - 2);
+
+	/* after a drop and a final frame, the next token is still a new one */
+	uint64_t next = rpc_sink_open(&a, NULL, "n2", 200);
+	for (int i = 0; i < N; i++)
+		assert_true(next > k[i]);
+
+	/* a client's sink: alive until that client's connection closes; the
+	 * operation goes on (the sink stays open) with nobody to hear it */
+	static char conn_1, conn_2; /* stand-ins: sinks only compare them */
+	struct net_conn *c1 = (struct net_conn *)&conn_1, *c2 = (struct net_conn *)&conn_2;
+	uint64_t kc1 = rpc_sink_open(&a, c1, NULL, 300);
+	uint64_t kc2 = rpc_sink_open(&a, c2, NULL, 301);
+	assert_true(rpc_sink_alive(&a, kc1) && rpc_sink_alive(&a, kc2));
+	rpc_sinks_on_conn_closed(&a, c1);
+	assert_false(rpc_sink_alive(&a, kc1));
+	assert_true(rpc_sink_alive(&a, kc2));
+	assert_true(rpc_sink_alive(&a, next)); /* an agent's sink: not a client's */
+	size_t open = rpc_sink_count(&a);
+	rpc_sink_send(&a, kc1, &resp, false); /* progress to nobody */
+	assert_int_equal(rpc_sink_count(&a), open);
+	rpc_sink_send(&a, kc1, &resp, true); /* final to nobody: forgotten */
+	assert_int_equal(rpc_sink_count(&a), open - 1);
+	rpc_sinks_on_conn_closed(&a, c2);
+
+	/* free forgets them all; nothing is open without a registry */
+	rpc_service_free(&a);
+	assert_int_equal(rpc_sink_count(&a), 0);
+	assert_false(rpc_sink_alive(&a, kc2));
+	rpc_service_free(&a); /* twice: nothing */
 }
 
 int main(void)
@@ -251,6 +332,7 @@ int main(void)
 	    cmocka_unit_test(test_membership_listeners),
 	    cmocka_unit_test(test_nodestate_contributors),
 	    cmocka_unit_test(test_sink_after_network_closed),
+	    cmocka_unit_test(test_sink_registry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

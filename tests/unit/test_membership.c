@@ -1,0 +1,155 @@
+/*
+ * test_membership.c — the membership service (agent/daemon/membership.c)
+ * through its interface, in process: an agent on libvirt's test driver,
+ * no network (daemon_fixture.h).
+ *   - the handle: no core before membership_start, none after
+ *     membership_free, and every query answers "no" without one;
+ *   - a `leave` RPC is only recorded: the leave starts when the agent
+ *     starts it;
+ *   - a graceful leave: the agent hears of its end exactly once —
+ *     confirmed when no live peer is left to tell, not confirmed at
+ *     leave_timeout_ms while a peer has not been told enough times; a
+ *     second leave is refused and changes nothing.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemon_fixture.h"
+#include "membership.h"
+
+/* What the agent's `left` callback saw. */
+static struct {
+	unsigned calls;
+	bool confirmed;
+	uint64_t at; /* uv_now of the first call */
+} left;
+
+static void on_left(struct agent *a, bool confirmed)
+{
+	if (left.calls++ == 0) {
+		left.confirmed = confirmed;
+		left.at = uv_now(a->loop);
+	}
+}
+
+static void on_left_other(struct agent *a, bool confirmed)
+{
+	(void)a;
+	(void)confirmed;
+	fail_msg("a second leave replaced the first one's callback");
+}
+
+static bool left_called(void *arg)
+{
+	(void)arg;
+	return left.calls > 0;
+}
+
+static int setup(void **state)
+{
+	memset(&left, 0, sizeof(left));
+	return fixture_setup(state, "a", false, 0);
+}
+
+static void test_no_service(void **state)
+{
+	(void)state;
+	static struct agent a; /* zeroed: never started */
+	assert_null(membership_swim(&a));
+	assert_false(membership_leaving(&a));
+	assert_false(membership_left(&a));
+	assert_false(membership_leave_requested(&a));
+	membership_stop(&a);
+	membership_close(&a);
+	membership_free(&a);
+	assert_null(a.membership);
+}
+
+static void test_leave_request_only_recorded(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct agent *a = &f->a;
+	assert_non_null(membership_swim(a));
+	assert_false(membership_leave_requested(a));
+	membership_request_leave(a);
+	assert_true(membership_leave_requested(a));
+	assert_false(membership_leaving(a));
+	struct swim_member_info mi;
+	assert_true(swim_member_find(membership_swim(a), "a", &mi));
+	assert_int_equal(mi.state, SWIM_ALIVE);
+}
+
+/* Nobody to tell: the leave is done at once, and the agent hears it
+ * confirmed at the first check (within the 50 ms poll). */
+static void test_leave_alone_confirmed(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct agent *a = &f->a;
+	a->opt.leave_timeout_ms = 60000;
+	uint64_t start = uv_now(a->loop);
+	assert_int_equal(membership_leave(a, on_left), 0);
+	assert_true(membership_leaving(a));
+	assert_true(membership_left(a));
+	struct swim_member_info mi;
+	assert_true(swim_member_find(membership_swim(a), "a", &mi));
+	assert_int_equal(mi.state, SWIM_LEFT);
+
+	assert_true(fixture_run_until(f, left_called, NULL, 2000));
+	assert_int_equal(left.calls, 1);
+	assert_true(left.confirmed);
+	assert_true(left.at - start < 1000);
+
+	/* a second leave: refused, nothing restarts */
+	assert_int_equal(membership_leave(a, on_left_other), -EALREADY);
+	assert_true(fixture_run_till(f, uv_now(a->loop) + 200));
+	assert_int_equal(left.calls, 1);
+	assert_true(membership_leaving(a));
+}
+
+/* A live peer must hear of the leave retransmit_mult times (gossip every
+ * 200 ms): not before a 100 ms leave_timeout_ms, so the agent hears it
+ * unconfirmed, once, at that deadline. */
+static void test_leave_deadline(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct agent *a = &f->a;
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	struct swim_member_info mi;
+	assert_true(swim_member_find(membership_swim(a), "b", &mi));
+	assert_int_equal(mi.state, SWIM_ALIVE);
+	a->opt.leave_timeout_ms = 100;
+	uint64_t start = uv_now(a->loop);
+	assert_int_equal(membership_leave(a, on_left), 0);
+	assert_true(membership_leaving(a));
+	assert_false(membership_left(a));
+
+	assert_true(fixture_run_until(f, left_called, NULL, 2000));
+	assert_int_equal(left.calls, 1);
+	assert_false(left.confirmed);
+	assert_true(left.at - start >= 100);
+	assert_false(membership_left(a));
+	assert_true(membership_leaving(a));
+	/* the leave's timers stopped with it: no second call */
+	assert_true(fixture_run_till(f, uv_now(a->loop) + 300));
+	assert_int_equal(left.calls, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_no_service),
+	    cmocka_unit_test_setup_teardown(test_leave_request_only_recorded, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_leave_alone_confirmed, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_leave_deadline, setup, fixture_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
