@@ -360,6 +360,9 @@ struct move {
 };
 #define FO_MOVES_KNOWN_MAX 4096    /* (journalled) */
 #define FO_MOVE_KEEP_MS 3600000ull /* a STAYED move is forgotten after an hour */
+/* A floor a PROMISE tells above this is ignored: a plan must still go above
+ * it (epoch + 1 + round) without wrapping. */
+#define FO_EPOCH_FLOOR_MAX (UINT64_MAX >> 1)
 
 struct given {
 	char uuid[FO_UUID_MAX];
@@ -386,7 +389,6 @@ static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *p
 static bool vm_in_care(const struct fo *f, const char *uuid);
 static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
 static bool pend_gone_by(const struct fo *f, const struct pend *pd);
-static bool awaits_move_target(const struct fo *f, const struct inst *in);
 static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch);
 static const struct move *move_away(const struct fo *f, const char *uuid, const char *from,
                                     uint64_t epoch);
@@ -394,7 +396,7 @@ static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const ch
                                   uint64_t listed);
 static uint64_t move_stayed_known(const struct fo *f, const char *uuid, const char *from,
                                   const struct fo_move **which);
-static uint64_t promised_floor(const struct inst *in, const char *uuid);
+static uint64_t promised_floor(const struct inst *in, uint32_t round, const char *uuid);
 struct move;
 static bool move_holds_away(const struct fo *f, const struct move *r, const char *from);
 static bool move_target_gone(const struct fo *f, const struct move *r);
@@ -1778,10 +1780,6 @@ static void check_done(struct fo *f, struct inst *in, uint64_t now)
 	uint32_t w;
 	if (work_round(f, in, now, &w))
 		return;
-	/* a timed fence that settles a live migration to the dead host is due
-	 * (awaits_move_target): inst_work confirms it, so not done yet */
-	if (!in->fenced && in->fence_wait_at && awaits_move_target(f, in))
-		return;
 	bool any;
 	uint32_t h = highest_chosen(in, f->n_rounds, &any);
 	if (in->n_pend && h + 1 >= f->n_rounds) {
@@ -2099,10 +2097,8 @@ static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const st
 			inst_id(&iid, in, 0);
 			obey_fence_order(f, &iid, copy, b->proposer, now);
 		}
-	} else if ((copy->n || awaits_move_target(f, in)) && !in->fenced) {
-		/* every learner tracks the fence (for the record); only targets act
-		 * — and, with an empty plan, the parties of a live migration to
-		 * the dead host whose outcome nobody can tell (move_target_gone) */
+	} else if (copy->n && !in->fenced) {
+		/* every learner tracks the fence (for the record); only targets act */
 		arm_fence_wait(f, in, has_bound, bound, now);
 	}
 	/* A remote fence destroys every HA VM on the host, as a dead agent's
@@ -2111,8 +2107,7 @@ static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const st
 	const struct mrec *xr = member_find(f, in->dead);
 	bool back = xr && (member_up(f, xr) || beating(f, xr)) &&
 	            (xr->inc > in->inc || xr->hb_inc > in->inc);
-	if (mine && round == 0 && (copy->n > 0 || awaits_move_target(f, in)) && !in->fenced &&
-	    !in->remote_fence_sent && !back) {
+	if (mine && round == 0 && copy->n > 0 && !in->fenced && !in->remote_fence_sent && !back) {
 		in->remote_fence_sent = true;
 		push_event(f, FO_EV_REMOTE_FENCE, id, in->dead,
 		           "destroy %s's HA VMs through its hypervisor", in->dead);
@@ -2129,7 +2124,7 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 		if (has_bound && (!rd->has_bound || bound < rd->ack_bound)) {
 			rd->has_bound = true;
 			rd->ack_bound = bound;
-			if (rd->plan.n || awaits_move_target(f, in))
+			if (rd->plan.n)
 				arm_fence_wait(f, in, true, bound, now);
 		}
 		return;
@@ -2389,7 +2384,7 @@ static void owed_listing(const struct fo *f, struct owed_scan *o)
 		/* (after the tests above: x's copy may still be at the epoch it
 		 * had, a move called off before its bump) */
 		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), o->x, v.epoch);
-		uint64_t told = promised_floor(o->in, nz(v.uuid)); /* (by the PROMISEs) */
+		uint64_t told = promised_floor(o->in, 0, nz(v.uuid)); /* (by the PROMISEs) */
 		if (told > stayed)
 			stayed = told;
 		if (stayed > v.epoch)
@@ -2697,6 +2692,9 @@ static void handed_back_epochs(const struct fo *f, const struct inst *in, uint32
 		}
 	}
 	uint64_t stayed = move_stayed_epoch(f, v->uuid, NULL, v->epoch);
+	uint64_t told = promised_floor(in, round, v->uuid); /* (by the PROMISEs) */
+	if (told > stayed)
+		stayed = told;
 	if (stayed >= pe->new_epoch)
 		pe->new_epoch = sat_add(stayed, 1);
 }
@@ -3037,7 +3035,10 @@ static void on_promise(struct fo *f, struct inst *in, uint32_t round, size_t fro
 	 * recorded as the move itself) */
 	for (size_t k = 0; k < m->n_moves; k++) {
 		const struct fo_move *mv = &m->moves[k];
-		if (mv->state != FO_MOVE_STAYED || !mv->epoch || strcmp(mv->source, in->dead) != 0)
+		/* (an epoch no plan could go above is no floor: the acceptor's
+		 * word is not the move's parties') */
+		if (mv->state != FO_MOVE_STAYED || !mv->epoch || mv->epoch > FO_EPOCH_FLOOR_MAX ||
+		    strcmp(mv->source, in->dead) != 0)
 			continue;
 		struct fo_move *nf = realloc(rd->floors, (rd->n_floors + 1) * sizeof(*nf));
 		if (!nf)
@@ -3577,32 +3578,18 @@ static bool move_target_gone(const struct fo *f, const struct move *r)
 {
 	if (r->m.state == FO_MOVE_STAYED)
 		return false;
+	/* (not a target known alive at a newer incarnation than the fenced
+	 * one: it refuted or restarted and may run what landed — a timed fence
+	 * then proves only what its fence order listed; it settles the move
+	 * itself, from what it runs) */
+	const struct mrec *t = member_find(f, r->m.target);
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *in = f->inst[i];
 		if (in->fenced && in->fence_total && in->known_at >= r->heard &&
 		    (!r->m.target_inc || in->inc >= r->m.target_inc) &&
-		    strcmp(in->dead, r->m.target) == 0)
+		    strcmp(in->dead, r->m.target) == 0 &&
+		    !(t && (t->inc > in->inc || t->hb_inc > in->inc)))
 			return true;
-	}
-	return false;
-}
-
-/* Is the dead host of `in` the target of a live migration whose outcome
- * is still unknown here (MOVING, or MOVED without the incarnation it
- * landed on), heard of before the instance: one that this instance's
- * fence would settle (move_target_gone)? Then the instance fences even a
- * host it has nothing to restart from — an empty plan — or the VM stays
- * in doubt for good when both parties died (seeds 4610312566181505445,
- * 1901191262514864059). */
-static bool awaits_move_target(const struct fo *f, const struct inst *in)
-{
-	for (size_t i = 0; i < f->n_moves; i++) {
-		const struct move *r = &f->moves[i];
-		if (r->m.state == FO_MOVE_STAYED ||
-		    (r->m.state == FO_MOVE_MOVED && r->m.target_inc) ||
-		    strcmp(r->m.target, in->dead) != 0 || in->known_at < r->heard)
-			continue;
-		return true;
 	}
 	return false;
 }
@@ -3770,14 +3757,14 @@ static uint64_t move_stayed_known(const struct fo *f, const char *uuid, const ch
 	return e;
 }
 
-/* The highest epoch that the PROMISEs of `in`'s first round told a move of
- * `uuid` away from the dead host left on its copy (a move that STAYED, or
- * whose target was fenced since, m5), 0 if none (in may be NULL). */
-static uint64_t promised_floor(const struct inst *in, const char *uuid)
+/* The highest epoch that the PROMISEs of `in`'s round told a move of `uuid`
+ * away from the dead host left on its copy (a move that STAYED, or whose
+ * target was fenced since, m5), 0 if none (in may be NULL). */
+static uint64_t promised_floor(const struct inst *in, uint32_t round, const char *uuid)
 {
 	uint64_t e = 0;
-	for (size_t i = 0; in && i < in->rounds[0].n_floors; i++) {
-		const struct fo_move *mv = &in->rounds[0].floors[i];
+	for (size_t i = 0; in && i < in->rounds[round].n_floors; i++) {
+		const struct fo_move *mv = &in->rounds[round].floors[i];
 		if (mv->epoch > e && strcmp(mv->uuid, uuid) == 0)
 			e = mv->epoch;
 	}
@@ -5139,13 +5126,6 @@ static void note_fenced_through(struct fo *f, struct mrec *x, const struct fo_ms
 		struct inst *in = f->inst[i];
 		bool any_chosen = false;
 		highest_chosen(in, f->n_rounds, &any_chosen);
-		if (in->fenced && in->inc <= m->fenced_through && strcmp(in->dead, m->from) == 0) {
-			/* fenced before (its plan's VMs): now every HA VM there
-			 * is gone too, which settles a live migration to it
-			 * (move_target_gone; seed 1592536259909312256) */
-			in->fence_total = true;
-			continue;
-		}
 		if (!in->fenced && any_chosen && in->inc <= m->fenced_through &&
 		    strcmp(in->dead, m->from) == 0) {
 			char how[FO_TEXT_MAX];
