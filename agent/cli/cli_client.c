@@ -175,6 +175,163 @@ static void cli_usage(FILE *out, const char *cmd)
 	        cmd, cli_synopsis(cmd), CLI_DEFAULT_ADDR, CLI_DEFAULT_TIMEOUT_MS);
 }
 
+/* The flags that take no value. Returns false if flag is not one of them. */
+static bool cli_parse_switch(struct cli_opts *o, const char *flag)
+{
+	if (strcmp(flag, "--json") == 0)
+		o->json = true;
+	else if (strcmp(flag, "--no-start") == 0)
+		o->no_start = true;
+	else if (strcmp(flag, "--abort") == 0)
+		o->abort_op = true;
+	else if (strcmp(flag, "--yes") == 0)
+		o->yes = true;
+	else
+		return false;
+	return true;
+}
+
+/* The flags whose value is any string: where the value goes, or NULL if
+ * flag is not one of them. */
+static const char **cli_string_flag_slot(struct cli_opts *o, const char *flag)
+{
+	if (strcmp(flag, "--addr") == 0)
+		return &o->addr;
+	if (strcmp(flag, "--ca") == 0)
+		return &o->ca;
+	if (strcmp(flag, "--cert") == 0)
+		return &o->cert;
+	if (strcmp(flag, "--key") == 0)
+		return &o->key;
+	if (strcmp(flag, "--node") == 0)
+		return &o->node;
+	if (strcmp(flag, "--xml") == 0)
+		return &o->xml_file;
+	if (strcmp(flag, "--to") == 0)
+		return &o->to;
+	return NULL;
+}
+
+/* Whether s (NULL: no value given) is a whole decimal number from lo to hi. */
+static bool cli_parse_number(const char *s, long lo, long hi, long *v)
+{
+	if (s == NULL || s[0] == '\0')
+		return false;
+	char *end;
+	*v = strtol(s, &end, 10);
+	return *end == '\0' && *v >= lo && *v <= hi;
+}
+
+#define CLI_NOT_A_NUMBER_FLAG (-2)
+
+/* The flags whose value is a number in a range. value is the next argument
+ * (NULL if there is none). Returns 0 when the value was taken, an exit code
+ * (the message printed) when it is wrong, or CLI_NOT_A_NUMBER_FLAG. */
+static int cli_parse_number_flag(struct cli_opts *o, const char *flag, const char *value)
+{
+	long v;
+	if (strcmp(flag, "--backlog") == 0) {
+		if (!cli_parse_number(value, 0, 10000, &v)) {
+			fprintf(stderr,
+			        "meshvisor %s: --backlog: expected a number from 0 to 10000\n",
+			        o->cmd);
+			return CLI_EXIT_USAGE;
+		}
+		o->backlog = (uint32_t)v;
+		o->has_backlog = true;
+	} else if (strcmp(flag, "--parallel") == 0) {
+		if (!cli_parse_number(value, 1, 64, &v)) {
+			fprintf(stderr,
+			        "meshvisor %s: --parallel: expected a number from 1 to 64\n",
+			        o->cmd);
+			return CLI_EXIT_USAGE;
+		}
+		o->parallel = (uint32_t)v;
+	} else if (strcmp(flag, "--priority") == 0) {
+		if (!cli_parse_number(value, 0, 1000, &v)) {
+			fprintf(
+			    stderr,
+			    "meshvisor %s: --priority: expected a number from 0 to 1000%s%s%s\n",
+			    o->cmd, value ? ", got '" : "", value ? value : "", value ? "'" : "");
+			return CLI_EXIT_USAGE;
+		}
+		o->priority = (int)v;
+		o->has_priority = true;
+	} else if (strcmp(flag, "--timeout") == 0) {
+		if (value == NULL) {
+			fprintf(stderr, "meshvisor %s: --timeout needs a value in milliseconds\n",
+			        o->cmd);
+			return CLI_EXIT_USAGE;
+		}
+		if (!cli_parse_number(value, 1, 3600000, &v)) {
+			fprintf(stderr,
+			        "meshvisor %s: --timeout: expected milliseconds from 1 to 3600000, "
+			        "got '%s'\n",
+			        o->cmd, value);
+			return CLI_EXIT_USAGE;
+		}
+		o->timeout_ms = (int)v;
+	} else {
+		return CLI_NOT_A_NUMBER_FLAG;
+	}
+	return 0;
+}
+
+/* Parses argv[*i], and its value if it takes one (advancing *i past it).
+ * Returns 0, -1 after printing --help, or an exit code (the message
+ * printed). */
+static int cli_parse_arg(struct cli_opts *o, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	const char *value = *i + 1 < argc ? argv[*i + 1] : NULL;
+	if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+		cli_usage(stdout, o->cmd);
+		return -1;
+	}
+	if (cli_parse_switch(o, a))
+		return 0;
+	const char **slot = cli_string_flag_slot(o, a);
+	if (slot != NULL) {
+		if (value == NULL) {
+			fprintf(stderr, "meshvisor %s: %s needs a value\n", o->cmd, a);
+			return CLI_EXIT_USAGE;
+		}
+		*slot = value;
+		(*i)++;
+		return 0;
+	}
+	int rc = cli_parse_number_flag(o, a, value);
+	if (rc != CLI_NOT_A_NUMBER_FLAG) {
+		if (rc == 0)
+			(*i)++;
+		return rc;
+	}
+	if (strcmp(a, "--same") == 0) {
+		if (value == NULL || o->n_same == 4) {
+			fprintf(stderr, "meshvisor %s: --same needs a label key (at most 4)\n",
+			        o->cmd);
+			return CLI_EXIT_USAGE;
+		}
+		o->same[o->n_same++] = argv[++*i];
+	} else if (strcmp(a, "--group") == 0) {
+		if (value == NULL) {
+			fprintf(stderr,
+			        "meshvisor %s: --group: expected a group name "
+			        "(letters, digits, '.', '_', '-'; \"\" clears)\n",
+			        o->cmd);
+			return CLI_EXIT_USAGE;
+		}
+		o->group = argv[++*i];
+	} else if (a[0] == '-' && a[1] == '-') {
+		fprintf(stderr, "meshvisor %s: unknown flag %s: see 'meshvisor %s --help'\n",
+		        o->cmd, a, o->cmd);
+		return CLI_EXIT_USAGE;
+	} else {
+		o->args[o->n_args++] = argv[*i];
+	}
+	return 0;
+}
+
 static int cli_parse(struct cli_opts *o, int argc, char **argv)
 {
 	memset(o, 0, sizeof(*o));
@@ -188,134 +345,9 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 	if (o->args == NULL)
 		return CLI_EXIT_FAIL;
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char **slot = NULL;
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			cli_usage(stdout, o->cmd);
-			return -1;
-		} else if (strcmp(a, "--json") == 0) {
-			o->json = true;
-			continue;
-		} else if (strcmp(a, "--addr") == 0) {
-			slot = &o->addr;
-		} else if (strcmp(a, "--ca") == 0) {
-			slot = &o->ca;
-		} else if (strcmp(a, "--node") == 0) {
-			slot = &o->node;
-		} else if (strcmp(a, "--xml") == 0) {
-			slot = &o->xml_file;
-		} else if (strcmp(a, "--no-start") == 0) {
-			o->no_start = true;
-			continue;
-		} else if (strcmp(a, "--to") == 0) {
-			slot = &o->to;
-		} else if (strcmp(a, "--same") == 0) {
-			if (i + 1 >= argc || o->n_same == 4) {
-				fprintf(stderr,
-				        "meshvisor %s: --same needs a label key (at most 4)\n",
-				        o->cmd);
-				return CLI_EXIT_USAGE;
-			}
-			o->same[o->n_same++] = argv[++i];
-			continue;
-		} else if (strcmp(a, "--abort") == 0) {
-			o->abort_op = true;
-			continue;
-		} else if (strcmp(a, "--yes") == 0) {
-			o->yes = true;
-			continue;
-		} else if (strcmp(a, "--backlog") == 0) {
-			char *end;
-			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
-			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 0 ||
-			    v > 10000) {
-				fprintf(
-				    stderr,
-				    "meshvisor %s: --backlog: expected a number from 0 to 10000\n",
-				    o->cmd);
-				return CLI_EXIT_USAGE;
-			}
-			i++;
-			o->backlog = (uint32_t)v;
-			o->has_backlog = true;
-			continue;
-		} else if (strcmp(a, "--parallel") == 0) {
-			char *end;
-			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
-			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 1 ||
-			    v > 64) {
-				fprintf(
-				    stderr,
-				    "meshvisor %s: --parallel: expected a number from 1 to 64\n",
-				    o->cmd);
-				return CLI_EXIT_USAGE;
-			}
-			i++;
-			o->parallel = (uint32_t)v;
-			continue;
-		} else if (strcmp(a, "--group") == 0) {
-			if (i + 1 >= argc) {
-				fprintf(stderr,
-				        "meshvisor %s: --group: expected a group name "
-				        "(letters, digits, '.', '_', '-'; \"\" clears)\n",
-				        o->cmd);
-				return CLI_EXIT_USAGE;
-			}
-			o->group = argv[++i];
-			continue;
-		} else if (strcmp(a, "--priority") == 0) {
-			char *end;
-			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
-			if (i + 1 >= argc || *end != '\0' || argv[i + 1][0] == '\0' || v < 0 ||
-			    v > 1000) {
-				fprintf(stderr,
-				        "meshvisor %s: --priority: expected a number from 0 to "
-				        "1000%s%s%s\n",
-				        o->cmd, i + 1 < argc ? ", got '" : "",
-				        i + 1 < argc ? argv[i + 1] : "", i + 1 < argc ? "'" : "");
-				return CLI_EXIT_USAGE;
-			}
-			i++;
-			o->priority = (int)v;
-			o->has_priority = true;
-			continue;
-		} else if (strcmp(a, "--cert") == 0) {
-			slot = &o->cert;
-		} else if (strcmp(a, "--key") == 0) {
-			slot = &o->key;
-		} else if (strcmp(a, "--timeout") == 0) {
-			if (i + 1 >= argc) {
-				fprintf(stderr,
-				        "meshvisor %s: --timeout needs a value in milliseconds\n",
-				        o->cmd);
-				return CLI_EXIT_USAGE;
-			}
-			char *end;
-			long v = strtol(argv[++i], &end, 10);
-			if (*end != '\0' || v < 1 || v > 3600000) {
-				fprintf(stderr,
-				        "meshvisor %s: --timeout: expected milliseconds from 1 to "
-				        "3600000, "
-				        "got '%s'\n",
-				        o->cmd, argv[i]);
-				return CLI_EXIT_USAGE;
-			}
-			o->timeout_ms = (int)v;
-			continue;
-		} else if (a[0] == '-' && a[1] == '-') {
-			fprintf(stderr,
-			        "meshvisor %s: unknown flag %s: see 'meshvisor %s --help'\n",
-			        o->cmd, a, o->cmd);
-			return CLI_EXIT_USAGE;
-		} else {
-			o->args[o->n_args++] = argv[i];
-			continue;
-		}
-		if (i + 1 >= argc) {
-			fprintf(stderr, "meshvisor %s: %s needs a value\n", o->cmd, a);
-			return CLI_EXIT_USAGE;
-		}
-		*slot = argv[++i];
+		int rc = cli_parse_arg(o, argc, argv, &i);
+		if (rc != 0)
+			return rc;
 	}
 	if (o->addr == NULL || o->addr[0] == '\0')
 		o->addr = CLI_DEFAULT_ADDR;
@@ -435,14 +467,11 @@ static void cli_tls_failed(struct cli_conn *cc)
 	         tls_conn_error(cc->tls));
 }
 
-/* Sends one request and returns its decoded response envelope. */
+/* What cli_call does with each progress frame of a long operation. */
 typedef void (*cli_progress_fn)(const Mv__RpcResponse *r, void *arg);
 
-/* Sends one request and returns its final response envelope. Progress
- * frames (more = true) go to on_progress, and each one extends the
- * deadline: a long operation that keeps reporting is not timed out. */
-static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out,
-                    cli_progress_fn on_progress, void *arg)
+/* Encodes req into one frame and sends it. */
+static int cli_send_request(struct cli_conn *cc, Mv__RpcRequest *req)
 {
 	Mv__Envelope env = MV__ENVELOPE__INIT;
 	env.version = ENVELOPE_VERSION;
@@ -460,7 +489,112 @@ static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out
 		cli_tls_failed(cc);
 		return CLI_EXIT_FAIL;
 	}
+	return 0;
+}
+
+/* Decodes the response frames in plain[0..len) (a frame may span calls).
+ * Sets *out and *done on the final response to request id; hands progress
+ * frames to on_progress and extends the deadline for each. Returns 0 or
+ * CLI_EXIT_FAIL (cc->err says why). */
+static int cli_take_responses(struct cli_conn *cc, uint64_t id, const uint8_t *plain, size_t len,
+                              Mv__Envelope **out, bool *done, cli_progress_fn on_progress,
+                              void *arg)
+{
+	const uint8_t *payload;
+	size_t plen;
+	int frc;
+	while ((frc = frame_decoder_next(&cc->dec, &plain, &len, &payload, &plen)) == 1) {
+		const char *why;
+		if (envelope_decode(payload, plen, out, &why) < 0) {
+			snprintf(cc->err, sizeof(cc->err), "the agent sent a bad response: %s",
+			         why);
+			return CLI_EXIT_FAIL;
+		}
+		if ((*out)->body_case != MV__ENVELOPE__BODY_RESPONSE ||
+		    (*out)->response->id != id) {
+			envelope_free(*out);
+			snprintf(cc->err, sizeof(cc->err),
+			         "the agent answered something other than our request");
+			return CLI_EXIT_FAIL;
+		}
+		if (!(*out)->response->more) {
+			*done = true;
+			return 0;
+		}
+		if (on_progress != NULL)
+			on_progress((*out)->response, arg);
+		envelope_free(*out);
+		*out = NULL;
+		int64_t quiet = cc->timeout_ms > 60000 ? cc->timeout_ms : 60000;
+		cc->deadline = mono_ms() + quiet;
+	}
+	if (frc < 0) {
+		snprintf(cc->err, sizeof(cc->err), "the agent sent an invalid frame");
+		return CLI_EXIT_FAIL;
+	}
+	return 0;
+}
+
+/* The agent closed the socket: says why, as far as the TLS state tells. */
+static void cli_explain_close(struct cli_conn *cc)
+{
+	/* A TLS alert (if any) was already fed. */
+	if (cc->stream && !tls_conn_failed(cc->tls) && tls_conn_handshake_done(cc->tls)) {
+		snprintf(cc->err, sizeof(cc->err), "the agent at %s closed the event stream",
+		         cc->addr);
+	} else if (tls_conn_failed(cc->tls)) {
+		cli_tls_failed(cc);
+	} else if (!tls_conn_handshake_done(cc->tls)) {
+		snprintf(cc->err, sizeof(cc->err),
+		         "the agent at %s closed the connection during the TLS handshake "
+		         "(is this its RPC port, and is your certificate from its cluster CA?)",
+		         cc->addr);
+	} else {
+		snprintf(cc->err, sizeof(cc->err),
+		         "the agent at %s closed the connection without answering", cc->addr);
+	}
+}
+
+/* Sends what TLS has queued (handshake, alerts), waits for the socket until
+ * the deadline and feeds what arrives to TLS. Returns 0 (also when the wait
+ * was interrupted) or CLI_EXIT_FAIL (cc->err says why). */
+static int cli_receive_cipher(struct cli_conn *cc)
+{
 	char buf[65536];
+	if (cli_flush(cc) < 0) {
+		cli_tls_failed(cc);
+		return CLI_EXIT_FAIL;
+	}
+	int rc = cli_wait(cc, POLLIN);
+	if (rc == -ETIMEDOUT) {
+		snprintf(cc->err, sizeof(cc->err), "the agent at %s did not answer within %d ms",
+		         cc->addr, cc->timeout_ms);
+		return CLI_EXIT_FAIL;
+	}
+	ssize_t n = recv(cc->fd, buf, sizeof(buf), 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		cli_explain_close(cc);
+		return CLI_EXIT_FAIL;
+	}
+	if (tls_conn_feed(cc->tls, buf, (size_t)n) < 0) {
+		cli_flush(cc);
+		cli_tls_failed(cc);
+		return CLI_EXIT_FAIL;
+	}
+	return 0;
+}
+
+/* Sends one request and returns its final response envelope. Progress
+ * frames (more = true) go to on_progress, and each one extends the
+ * deadline: a long operation that keeps reporting is not timed out. */
+static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out,
+                    cli_progress_fn on_progress, void *arg)
+{
+	int rc = cli_send_request(cc, req);
+	if (rc != 0)
+		return rc;
 	uint8_t plain[65536];
 	for (;;) {
 		ssize_t got = tls_conn_read(cc->tls, plain, sizeof(plain));
@@ -473,86 +607,14 @@ static int cli_call(struct cli_conn *cc, Mv__RpcRequest *req, Mv__Envelope **out
 				cli_tls_failed(cc);
 			return CLI_EXIT_FAIL;
 		}
-		if (got > 0) {
-			const uint8_t *p = plain;
-			size_t left = (size_t)got;
-			const uint8_t *payload;
-			size_t plen;
-			int frc;
-			while ((frc = frame_decoder_next(&cc->dec, &p, &left, &payload, &plen)) ==
-			       1) {
-				const char *why;
-				if (envelope_decode(payload, plen, out, &why) < 0) {
-					snprintf(cc->err, sizeof(cc->err),
-					         "the agent sent a bad response: %s", why);
-					return CLI_EXIT_FAIL;
-				}
-				if ((*out)->body_case != MV__ENVELOPE__BODY_RESPONSE ||
-				    (*out)->response->id != req->id) {
-					envelope_free(*out);
-					snprintf(
-					    cc->err, sizeof(cc->err),
-					    "the agent answered something other than our request");
-					return CLI_EXIT_FAIL;
-				}
-				if (!(*out)->response->more)
-					return 0;
-				if (on_progress != NULL)
-					on_progress((*out)->response, arg);
-				envelope_free(*out);
-				*out = NULL;
-				int64_t quiet = cc->timeout_ms > 60000 ? cc->timeout_ms : 60000;
-				cc->deadline = mono_ms() + quiet;
-			}
-			if (frc < 0) {
-				snprintf(cc->err, sizeof(cc->err),
-				         "the agent sent an invalid frame");
-				return CLI_EXIT_FAIL;
-			}
-			continue;
-		}
-		if (cli_flush(cc) < 0) {
-			cli_tls_failed(cc);
-			return CLI_EXIT_FAIL;
-		}
-		rc = cli_wait(cc, POLLIN);
-		if (rc == -ETIMEDOUT) {
-			snprintf(cc->err, sizeof(cc->err),
-			         "the agent at %s did not answer within %d ms", cc->addr,
-			         cc->timeout_ms);
-			return CLI_EXIT_FAIL;
-		}
-		ssize_t n = recv(cc->fd, buf, sizeof(buf), 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0) {
-			/* The agent dropped us: a TLS alert (if any) was already fed. */
-			if (cc->stream && !tls_conn_failed(cc->tls) &&
-			    tls_conn_handshake_done(cc->tls)) {
-				snprintf(cc->err, sizeof(cc->err),
-				         "the agent at %s closed the event stream", cc->addr);
-			} else if (tls_conn_failed(cc->tls)) {
-				cli_tls_failed(cc);
-			} else if (!tls_conn_handshake_done(cc->tls)) {
-				snprintf(cc->err, sizeof(cc->err),
-				         "the agent at %s closed the connection during the TLS "
-				         "handshake "
-				         "(is this its RPC port, and is your certificate from its "
-				         "cluster "
-				         "CA?)",
-				         cc->addr);
-			} else {
-				snprintf(cc->err, sizeof(cc->err),
-				         "the agent at %s closed the connection without answering",
-				         cc->addr);
-			}
-			return CLI_EXIT_FAIL;
-		}
-		if (tls_conn_feed(cc->tls, buf, (size_t)n) < 0) {
-			cli_flush(cc);
-			cli_tls_failed(cc);
-			return CLI_EXIT_FAIL;
-		}
+		bool done = false;
+		if (got > 0)
+			rc = cli_take_responses(cc, req->id, plain, (size_t)got, out, &done,
+			                        on_progress, arg);
+		else
+			rc = cli_receive_cipher(cc);
+		if (rc != 0 || done)
+			return rc;
 	}
 }
 
@@ -1457,14 +1519,10 @@ static int cli_usage_error(const struct cli_opts *o, const char *fmt, const char
 	return CLI_EXIT_USAGE;
 }
 
-/* Builds the request for o's command; validates arguments first so that a
- * usage mistake never reaches the agent. */
-static int cli_build_request(struct cli_opts *o, struct cli_request *q)
+/* Flags that go with one command only, and the positional argument count
+ * each command takes: checked before anything is built. */
+static int cli_check_flag_use(const struct cli_opts *o)
 {
-	memset(q, 0, sizeof(*q));
-	Mv__RpcRequest *req = &q->req;
-	mv__rpc_request__init(req);
-	req->id = (uint64_t)mono_ms();
 	const char *cmd = o->cmd;
 	int want_args = 0; /* exact positional count, -1: at least one */
 	if (strcmp(cmd, "join") == 0 || strcmp(cmd, "vm") == 0)
@@ -1496,7 +1554,17 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 	    (o->xml_file && strcmp(cmd, "vm") != 0))
 		return cli_usage_error(
 		    o, "%s", "--node and --xml go with 'vm create' (and --node with 'vms')");
+	return 0;
+}
 
+/* Returned by the cli_build_*_request groups for a command not theirs. */
+#define CLI_NOT_THIS_GROUP (-1)
+
+/* status, members, join, leave, force-leave. */
+static int cli_build_membership_request(struct cli_opts *o, struct cli_request *q)
+{
+	Mv__RpcRequest *req = &q->req;
+	const char *cmd = o->cmd;
 	if (strcmp(cmd, "status") == 0) {
 		mv__status_request__init(&q->status);
 		req->op_case = MV__RPC_REQUEST__OP_STATUS;
@@ -1517,7 +1585,25 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 		mv__leave_request__init(&q->leave);
 		req->op_case = MV__RPC_REQUEST__OP_LEAVE;
 		req->leave = &q->leave;
-	} else if (strcmp(cmd, "nodes") == 0) {
+	} else if (strcmp(cmd, "force-leave") == 0) {
+		/* confirm is filled in by cli_confirm() (--yes: the name itself) */
+		mv__force_leave_request__init(&q->force_leave);
+		q->force_leave.node = o->args[0];
+		q->force_leave.confirm = o->confirm;
+		req->op_case = MV__RPC_REQUEST__OP_FORCE_LEAVE;
+		req->force_leave = &q->force_leave;
+	} else {
+		return CLI_NOT_THIS_GROUP;
+	}
+	return 0;
+}
+
+/* nodes, node, vms, events: what the cluster holds and what happens in it. */
+static int cli_build_inventory_request(const struct cli_opts *o, struct cli_request *q)
+{
+	Mv__RpcRequest *req = &q->req;
+	const char *cmd = o->cmd;
+	if (strcmp(cmd, "nodes") == 0) {
 		mv__nodes_request__init(&q->nodes);
 		req->op_case = MV__RPC_REQUEST__OP_NODES;
 		req->nodes = &q->nodes;
@@ -1526,7 +1612,28 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 		q->node.name = o->args[0];
 		req->op_case = MV__RPC_REQUEST__OP_NODE;
 		req->node = &q->node;
-	} else if (strcmp(cmd, "migrate") == 0) {
+	} else if (strcmp(cmd, "vms") == 0) {
+		mv__vms_request__init(&q->vms);
+		q->vms.node = (char *)(o->node ? o->node : "");
+		req->op_case = MV__RPC_REQUEST__OP_VMS;
+		req->vms = &q->vms;
+	} else if (strcmp(cmd, "events") == 0) {
+		mv__events_request__init(&q->events);
+		q->events.backlog = o->has_backlog ? o->backlog : 10;
+		req->op_case = MV__RPC_REQUEST__OP_EVENTS;
+		req->events = &q->events;
+	} else {
+		return CLI_NOT_THIS_GROUP;
+	}
+	return 0;
+}
+
+/* migrate, migrations, drain, undrain, failovers, ha. */
+static int cli_build_migration_ha_request(struct cli_opts *o, struct cli_request *q)
+{
+	Mv__RpcRequest *req = &q->req;
+	const char *cmd = o->cmd;
+	if (strcmp(cmd, "migrate") == 0) {
 		mv__migrate_request__init(&q->migrate);
 		q->migrate.vm = o->args[0];
 		q->migrate.to = (char *)(o->to ? o->to : "");
@@ -1546,11 +1653,6 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 		q->drain.undrain = strcmp(cmd, "undrain") == 0;
 		req->op_case = MV__RPC_REQUEST__OP_DRAIN;
 		req->drain = &q->drain;
-	} else if (strcmp(cmd, "events") == 0) {
-		mv__events_request__init(&q->events);
-		q->events.backlog = o->has_backlog ? o->backlog : 10;
-		req->op_case = MV__RPC_REQUEST__OP_EVENTS;
-		req->events = &q->events;
 	} else if (strcmp(cmd, "failovers") == 0) {
 		mv__failovers_request__init(&q->failovers);
 		req->op_case = MV__RPC_REQUEST__OP_FAILOVERS;
@@ -1559,100 +1661,131 @@ static int cli_build_request(struct cli_opts *o, struct cli_request *q)
 		mv__ha_request__init(&q->ha);
 		req->op_case = MV__RPC_REQUEST__OP_HA;
 		req->ha = &q->ha;
-	} else if (strcmp(cmd, "force-leave") == 0) {
-		/* confirm is filled in by cli_confirm() (--yes: the name itself) */
-		mv__force_leave_request__init(&q->force_leave);
-		q->force_leave.node = o->args[0];
-		q->force_leave.confirm = o->confirm;
-		req->op_case = MV__RPC_REQUEST__OP_FORCE_LEAVE;
-		req->force_leave = &q->force_leave;
-	} else if (strcmp(cmd, "vms") == 0) {
-		mv__vms_request__init(&q->vms);
-		q->vms.node = (char *)(o->node ? o->node : "");
-		req->op_case = MV__RPC_REQUEST__OP_VMS;
-		req->vms = &q->vms;
-	} else if (strcmp(cmd, "vm") == 0) {
-		if (o->n_args == 0)
-			return cli_usage_error(o, "%s", "give a VM name or UUID, or a subcommand");
-		const char *sub = o->args[0];
-		static const struct {
-			const char *name;
-			Mv__VmAction action;
-		} actions[] = {
-		    {"start", MV__VM_ACTION__VM_START},
-		    {"shutdown", MV__VM_ACTION__VM_SHUTDOWN},
-		    {"destroy", MV__VM_ACTION__VM_DESTROY},
-		    {"undefine", MV__VM_ACTION__VM_UNDEFINE},
-		};
-		if (strcmp(sub, "create") == 0) {
-			if (o->n_args != 1)
-				return cli_usage_error(
-				    o, "vm create takes no name ('%s'): the name is in the XML",
-				    o->args[1]);
-			if (o->xml_file == NULL)
-				return cli_usage_error(
-				    o, "%s", "vm create needs --xml FILE (libvirt domain XML)");
-			q->xml = cli_read_file(o->xml_file, cmd);
-			if (q->xml == NULL)
-				return CLI_EXIT_FAIL;
-			mv__vm_create_request__init(&q->vm_create);
-			q->vm_create.xml = q->xml;
-			q->vm_create.node = (char *)(o->node ? o->node : "");
-			q->vm_create.start = !o->no_start;
-			req->op_case = MV__RPC_REQUEST__OP_VM_CREATE;
-			req->vm_create = &q->vm_create;
-			return 0;
-		}
-		if (o->xml_file || o->node || o->no_start)
-			return cli_usage_error(o, "%s",
-			                       "--xml, --node and --no-start go with 'vm create'");
-		for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
-			if (strcmp(sub, actions[i].name) != 0)
-				continue;
-			if (o->n_args != 2)
-				return cli_usage_error(o, "vm %s needs exactly one VM name or UUID",
-				                       sub);
-			mv__vm_action_request__init(&q->vm_action);
-			q->vm_action.vm = o->args[1];
-			q->vm_action.action = actions[i].action;
-			req->op_case = MV__RPC_REQUEST__OP_VM_ACTION;
-			req->vm_action = &q->vm_action;
-			return 0;
-		}
-		if (strcmp(sub, "set-ha") == 0) {
-			if (o->n_args != 3 ||
-			    (strcmp(o->args[2], "on") != 0 && strcmp(o->args[2], "off") != 0))
-				return cli_usage_error(
-				    o, "%s",
-				    "usage: vm set-ha NAME|UUID on|off [--priority N] "
-				    "[--group G]");
-			mv__vm_set_ha_request__init(&q->vm_set_ha);
-			q->vm_set_ha.vm = o->args[1];
-			q->vm_set_ha.ha = strcmp(o->args[2], "on") == 0;
-			q->vm_set_ha.priority = o->priority;
-			q->vm_set_ha.has_priority = o->has_priority;
-			q->vm_set_ha.group = (char *)(o->group ? o->group : "");
-			q->vm_set_ha.has_group = o->group != NULL;
-			req->op_case = MV__RPC_REQUEST__OP_VM_SET_HA;
-			req->vm_set_ha = &q->vm_set_ha;
-			return 0;
-		}
-		if (o->n_args != 1)
-			return cli_usage_error(
-			    o,
-			    "unknown vm subcommand '%s' (create, start, shutdown, "
-			    "destroy, undefine, set-ha, or a VM name to show)",
-			    sub);
-		mv__vm_request__init(&q->vm);
-		q->vm.vm = o->args[0];
-		req->op_case = MV__RPC_REQUEST__OP_VM;
-		req->vm = &q->vm;
+	} else {
+		return CLI_NOT_THIS_GROUP;
 	}
-	if (o->has_priority && req->op_case != MV__RPC_REQUEST__OP_VM_SET_HA)
+	return 0;
+}
+
+/* `vm create --xml FILE [--node N] [--no-start]`: reads the domain XML. */
+static int cli_build_vm_create(const struct cli_opts *o, struct cli_request *q)
+{
+	if (o->n_args != 1)
+		return cli_usage_error(o, "vm create takes no name ('%s'): the name is in the XML",
+		                       o->args[1]);
+	if (o->xml_file == NULL)
+		return cli_usage_error(o, "%s", "vm create needs --xml FILE (libvirt domain XML)");
+	q->xml = cli_read_file(o->xml_file, o->cmd);
+	if (q->xml == NULL)
+		return CLI_EXIT_FAIL;
+	mv__vm_create_request__init(&q->vm_create);
+	q->vm_create.xml = q->xml;
+	q->vm_create.node = (char *)(o->node ? o->node : "");
+	q->vm_create.start = !o->no_start;
+	q->req.op_case = MV__RPC_REQUEST__OP_VM_CREATE;
+	q->req.vm_create = &q->vm_create;
+	return 0;
+}
+
+/* `vm set-ha NAME|UUID on|off [--priority N] [--group G]`. */
+static int cli_build_vm_set_ha(const struct cli_opts *o, struct cli_request *q)
+{
+	if (o->n_args != 3 || (strcmp(o->args[2], "on") != 0 && strcmp(o->args[2], "off") != 0))
+		return cli_usage_error(o, "%s",
+		                       "usage: vm set-ha NAME|UUID on|off [--priority N] "
+		                       "[--group G]");
+	mv__vm_set_ha_request__init(&q->vm_set_ha);
+	q->vm_set_ha.vm = o->args[1];
+	q->vm_set_ha.ha = strcmp(o->args[2], "on") == 0;
+	q->vm_set_ha.priority = o->priority;
+	q->vm_set_ha.has_priority = o->has_priority;
+	q->vm_set_ha.group = (char *)(o->group ? o->group : "");
+	q->vm_set_ha.has_group = o->group != NULL;
+	q->req.op_case = MV__RPC_REQUEST__OP_VM_SET_HA;
+	q->req.vm_set_ha = &q->vm_set_ha;
+	return 0;
+}
+
+/* `vm create`, `vm start|shutdown|destroy|undefine NAME`, `vm set-ha`, or
+ * `vm NAME` to show one VM. */
+static int cli_build_vm_request(const struct cli_opts *o, struct cli_request *q)
+{
+	static const struct {
+		const char *name;
+		Mv__VmAction action;
+	} actions[] = {
+	    {"start", MV__VM_ACTION__VM_START},
+	    {"shutdown", MV__VM_ACTION__VM_SHUTDOWN},
+	    {"destroy", MV__VM_ACTION__VM_DESTROY},
+	    {"undefine", MV__VM_ACTION__VM_UNDEFINE},
+	};
+	if (o->n_args == 0)
+		return cli_usage_error(o, "%s", "give a VM name or UUID, or a subcommand");
+	const char *sub = o->args[0];
+	if (strcmp(sub, "create") == 0)
+		return cli_build_vm_create(o, q);
+	if (o->xml_file || o->node || o->no_start)
+		return cli_usage_error(o, "%s", "--xml, --node and --no-start go with 'vm create'");
+	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+		if (strcmp(sub, actions[i].name) != 0)
+			continue;
+		if (o->n_args != 2)
+			return cli_usage_error(o, "vm %s needs exactly one VM name or UUID", sub);
+		mv__vm_action_request__init(&q->vm_action);
+		q->vm_action.vm = o->args[1];
+		q->vm_action.action = actions[i].action;
+		q->req.op_case = MV__RPC_REQUEST__OP_VM_ACTION;
+		q->req.vm_action = &q->vm_action;
+		return 0;
+	}
+	if (strcmp(sub, "set-ha") == 0)
+		return cli_build_vm_set_ha(o, q);
+	if (o->n_args != 1)
+		return cli_usage_error(o,
+		                       "unknown vm subcommand '%s' (create, start, shutdown, "
+		                       "destroy, undefine, set-ha, or a VM name to show)",
+		                       sub);
+	mv__vm_request__init(&q->vm);
+	q->vm.vm = o->args[0];
+	q->req.op_case = MV__RPC_REQUEST__OP_VM;
+	q->req.vm = &q->vm;
+	return 0;
+}
+
+/* --priority and --group go with 'vm set-ha'. vm create and the vm
+ * actions have never checked them: they accept them and ignore them. */
+static int cli_check_set_ha_flags(const struct cli_opts *o, Mv__RpcRequest__OpCase op)
+{
+	if (op == MV__RPC_REQUEST__OP_VM_SET_HA || op == MV__RPC_REQUEST__OP_VM_CREATE ||
+	    op == MV__RPC_REQUEST__OP_VM_ACTION)
+		return 0;
+	if (o->has_priority)
 		return cli_usage_error(o, "%s", "--priority goes with 'vm set-ha'");
-	if (o->group != NULL && req->op_case != MV__RPC_REQUEST__OP_VM_SET_HA)
+	if (o->group != NULL)
 		return cli_usage_error(o, "%s", "--group goes with 'vm set-ha'");
 	return 0;
+}
+
+/* Builds the request for o's command; validates arguments first so that a
+ * usage mistake never reaches the agent. */
+static int cli_build_request(struct cli_opts *o, struct cli_request *q)
+{
+	memset(q, 0, sizeof(*q));
+	mv__rpc_request__init(&q->req);
+	q->req.id = (uint64_t)mono_ms();
+	int rc = cli_check_flag_use(o);
+	if (rc != 0)
+		return rc;
+	if (strcmp(o->cmd, "vm") == 0)
+		rc = cli_build_vm_request(o, q);
+	else if ((rc = cli_build_membership_request(o, q)) == CLI_NOT_THIS_GROUP &&
+	         (rc = cli_build_inventory_request(o, q)) == CLI_NOT_THIS_GROUP)
+		rc = cli_build_migration_ha_request(o, q);
+	if (rc == CLI_NOT_THIS_GROUP)
+		rc = 0; /* an unknown command: main never calls us with one */
+	if (rc != 0)
+		return rc;
+	return cli_check_set_ha_flags(o, q->req.op_case);
 }
 
 /* force-leave: --yes, or the operator types the node name on the terminal.

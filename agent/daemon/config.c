@@ -511,82 +511,50 @@ static int opt_set_string_list(struct agent_options *o, const char *where, struc
 
 /* ---- one value, from the file or a flag --------------------------------- */
 
-/*
- * Sets option d from either a JSON value (from_json: jv, which is NULL for
- * JSON null) or a flag's text (s). `where` is what errors name:
- * "swim.probe_interval_ms" or "--probe-interval-ms". Errors quote the value
- * back as given.
- */
-static int opt_set(struct agent_options *o, const struct config_opt *d, const char *where,
-                   bool from_json, struct json_object *jv, const char *s, char *err, size_t errlen)
+/* One value being set: from the config file (from_json: jv, NULL for JSON
+ * null) or from a flag (s). where names it in errors:
+ * "swim.probe_interval_ms" or "--probe-interval-ms". */
+struct opt_value {
+	const char *where;
+	bool from_json;
+	struct json_object *jv;
+	const char *s;
+};
+
+/* What the user gave, quoted back for an error: the JSON value or the
+ * flag's text. */
+static const char *opt_given(char *q, const struct opt_value *v)
+{
+	return v->from_json ? json_show(q, v->jv) : quote_cstr(q, v->s);
+}
+
+/* The value of a text option: a JSON string (no NUL inside) or the flag's
+ * text. Returns 0 and sets *str, or -EINVAL. */
+static int opt_text(const struct opt_value *v, const char **str, char *err, size_t errlen)
+{
+	char q[QBUF];
+	*str = v->s;
+	if (!v->from_json)
+		return 0;
+	if (!json_object_is_type(v->jv, json_type_string)) {
+		set_err(err, errlen, "%s: expected a string, got %s", v->where,
+		        json_show(q, v->jv));
+		return -EINVAL;
+	}
+	*str = json_object_get_string(v->jv);
+	if ((size_t)json_object_get_string_len(v->jv) != strlen(*str)) {
+		set_err(err, errlen, "%s: the string contains a NUL character", v->where);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* CT_NAME, CT_ADDR, CT_STRING, CT_LOGLEVEL: checks str and stores it. */
+static int opt_set_text(struct agent_options *o, const struct config_opt *d, const char *where,
+                        const char *str, char *err, size_t errlen)
 {
 	char q[QBUF];
 	char *base = (char *)o + d->off;
-
-	/* Bring the value to text (string kinds) or a number (numeric kinds). */
-	const char *str = s;
-	uint64_t num = 0;
-	bool num_ok = false;
-	bool bool_val = false;
-
-	switch (d->type) {
-	case CT_NAME:
-	case CT_ADDR:
-	case CT_STRING:
-	case CT_LOGLEVEL:
-		if (from_json) {
-			if (!json_object_is_type(jv, json_type_string)) {
-				set_err(err, errlen, "%s: expected a string, got %s", where,
-				        json_show(q, jv));
-				return -EINVAL;
-			}
-			str = json_object_get_string(jv);
-			if ((size_t)json_object_get_string_len(jv) != strlen(str)) {
-				set_err(err, errlen, "%s: the string contains a NUL character",
-				        where);
-				return -EINVAL;
-			}
-		}
-		break;
-	case CT_PORT:
-	case CT_U32:
-		if (from_json) {
-			/* a non-integer falls through to the range error below */
-			int64_t v =
-			    json_object_is_type(jv, json_type_int) ? json_object_get_int64(jv) : -1;
-			num_ok = v >= 0;
-			num = num_ok ? (uint64_t)v : 0;
-		} else {
-			num_ok = parse_u64(s, &num);
-		}
-		break;
-	case CT_BOOL:
-		if (from_json) {
-			if (!json_object_is_type(jv, json_type_boolean)) {
-				set_err(err, errlen, "%s: expected true or false, got %s", where,
-				        json_show(q, jv));
-				return -EINVAL;
-			}
-			bool_val = json_object_get_boolean(jv);
-		} else if (!strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "yes") ||
-		           !strcasecmp(s, "on")) {
-			bool_val = true;
-		} else if (!strcasecmp(s, "false") || !strcmp(s, "0") || !strcasecmp(s, "no") ||
-		           !strcasecmp(s, "off")) {
-			bool_val = false;
-		} else {
-			set_err(err, errlen, "%s: expected true or false, got %s", where,
-			        quote_cstr(q, s));
-			return -EINVAL;
-		}
-		break;
-	case CT_SEEDS:
-	case CT_LABELS:
-	case CT_RATIO:
-		break;
-	}
-
-	/* What the value means, and whether it is acceptable. */
 	switch (d->type) {
 	case CT_NAME:
 		if (!is_valid_name(str)) {
@@ -595,8 +563,7 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 			        where, SWIM_NAME_MAX - 1, quote_cstr(q, str));
 			return -EINVAL;
 		}
-		replace_str((char **)base, str);
-		return 0;
+		break;
 	case CT_ADDR:
 		if (addr_family(str, NULL) == 0) {
 			set_err(err, errlen,
@@ -605,15 +572,13 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 			        where, quote_cstr(q, str));
 			return -EINVAL;
 		}
-		replace_str((char **)base, str);
-		return 0;
+		break;
 	case CT_STRING:
 		if (*str == '\0') {
 			set_err(err, errlen, "%s: expected a non-empty string", where);
 			return -EINVAL;
 		}
-		replace_str((char **)base, str);
-		return 0;
+		break;
 	case CT_LOGLEVEL: {
 		int lvl = mv_log_level_parse(str);
 		if (lvl < 0) {
@@ -624,46 +589,128 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 		*(int *)base = lvl;
 		return 0;
 	}
-	case CT_PORT:
+	default:
+		return -EINVAL;
+	}
+	replace_str((char **)base, str);
+	return 0;
+}
+
+/* CT_PORT, CT_U32: a non-negative JSON integer or decimal digits, in range. */
+static int opt_set_integer(struct agent_options *o, const struct config_opt *d,
+                           const struct opt_value *v, char *err, size_t errlen)
+{
+	char q[QBUF];
+	char *base = (char *)o + d->off;
+	uint64_t num = 0;
+	bool num_ok;
+	if (v->from_json) {
+		/* a non-integer falls through to the range error below */
+		int64_t i =
+		    json_object_is_type(v->jv, json_type_int) ? json_object_get_int64(v->jv) : -1;
+		num_ok = i >= 0;
+		num = num_ok ? (uint64_t)i : 0;
+	} else {
+		num_ok = parse_u64(v->s, &num);
+	}
+	if (d->type == CT_PORT) {
 		if (!num_ok || num < 1 || num > 65535) {
 			set_err(err, errlen, "%s: expected a port number from 1 to 65535, got %s",
-			        where, from_json ? json_show(q, jv) : quote_cstr(q, s));
+			        v->where, opt_given(q, v));
 			return -EINVAL;
 		}
 		*(uint16_t *)base = (uint16_t)num;
 		return 0;
-	case CT_U32:
-		if (!num_ok || num < d->min || num > d->max) {
-			set_err(err, errlen, "%s: expected an integer from %u to %u, got %s", where,
-			        (unsigned)d->min, (unsigned)d->max,
-			        from_json ? json_show(q, jv) : quote_cstr(q, s));
-			return -EINVAL;
-		}
-		*(uint32_t *)base = (uint32_t)num;
-		return 0;
-	case CT_BOOL:
-		*(bool *)base = bool_val;
-		return 0;
-	case CT_RATIO: {
-		double v = -1;
-		if (from_json) {
-			if (json_object_is_type(jv, json_type_double) ||
-			    json_object_is_type(jv, json_type_int))
-				v = json_object_get_double(jv);
-		} else {
-			char *end;
-			v = strtod(s, &end);
-			if (*s == '\0' || *end != '\0')
-				v = -1;
-		}
-		if (!(v >= 0.1 && v <= 64.0)) {
-			set_err(err, errlen, "%s: expected a number from 0.1 to 64, got %s", where,
-			        from_json ? json_show(q, jv) : quote_cstr(q, s));
-			return -EINVAL;
-		}
-		*(double *)base = v;
-		return 0;
 	}
+	if (!num_ok || num < d->min || num > d->max) {
+		set_err(err, errlen, "%s: expected an integer from %u to %u, got %s", v->where,
+		        (unsigned)d->min, (unsigned)d->max, opt_given(q, v));
+		return -EINVAL;
+	}
+	*(uint32_t *)base = (uint32_t)num;
+	return 0;
+}
+
+/* CT_BOOL: JSON true/false, or true/1/yes/on and false/0/no/off as a flag. */
+static int opt_set_bool(struct agent_options *o, const struct config_opt *d,
+                        const struct opt_value *v, char *err, size_t errlen)
+{
+	char q[QBUF];
+	bool *slot = (bool *)((char *)o + d->off);
+	const char *s = v->s;
+	if (v->from_json) {
+		if (!json_object_is_type(v->jv, json_type_boolean)) {
+			set_err(err, errlen, "%s: expected true or false, got %s", v->where,
+			        json_show(q, v->jv));
+			return -EINVAL;
+		}
+		*slot = json_object_get_boolean(v->jv);
+	} else if (!strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "yes") ||
+	           !strcasecmp(s, "on")) {
+		*slot = true;
+	} else if (!strcasecmp(s, "false") || !strcmp(s, "0") || !strcasecmp(s, "no") ||
+	           !strcasecmp(s, "off")) {
+		*slot = false;
+	} else {
+		set_err(err, errlen, "%s: expected true or false, got %s", v->where,
+		        quote_cstr(q, s));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* CT_RATIO: a number from 0.1 to 64 (JSON integer or fraction, or text). */
+static int opt_set_ratio(struct agent_options *o, const struct config_opt *d,
+                         const struct opt_value *v, char *err, size_t errlen)
+{
+	char q[QBUF];
+	double ratio = -1;
+	if (v->from_json) {
+		if (json_object_is_type(v->jv, json_type_double) ||
+		    json_object_is_type(v->jv, json_type_int))
+			ratio = json_object_get_double(v->jv);
+	} else {
+		char *end;
+		ratio = strtod(v->s, &end);
+		if (v->s[0] == '\0' || *end != '\0')
+			ratio = -1;
+	}
+	if (!(ratio >= 0.1 && ratio <= 64.0)) {
+		set_err(err, errlen, "%s: expected a number from 0.1 to 64, got %s", v->where,
+		        opt_given(q, v));
+		return -EINVAL;
+	}
+	*(double *)((char *)o + d->off) = ratio;
+	return 0;
+}
+
+/*
+ * Sets option d from either a JSON value (from_json: jv, which is NULL for
+ * JSON null) or a flag's text (s). `where` is what errors name:
+ * "swim.probe_interval_ms" or "--probe-interval-ms". Errors quote the value
+ * back as given. A list option (seeds, labels) given in the file replaces
+ * the list; a flag adds to it.
+ */
+static int opt_set(struct agent_options *o, const struct config_opt *d, const char *where,
+                   bool from_json, struct json_object *jv, const char *s, char *err, size_t errlen)
+{
+	const struct opt_value v = {.where = where, .from_json = from_json, .jv = jv, .s = s};
+	switch (d->type) {
+	case CT_NAME:
+	case CT_ADDR:
+	case CT_STRING:
+	case CT_LOGLEVEL: {
+		const char *str;
+		int rc = opt_text(&v, &str, err, errlen);
+		return rc < 0 ? rc : opt_set_text(o, d, where, str, err, errlen);
+	}
+	case CT_PORT:
+	case CT_U32:
+		return opt_set_integer(o, d, &v, err, errlen);
+	case CT_BOOL:
+		return opt_set_bool(o, d, &v, err, errlen);
+	case CT_RATIO:
+		return opt_set_ratio(o, d, &v, err, errlen);
 	case CT_LABELS:
 		if (!from_json)
 			return labels_add(o, where, s, err, errlen);
@@ -1111,7 +1158,8 @@ fail:
 
 /* ---- final checks ------------------------------------------------------- */
 
-int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
+/* The settings without a default: the node's name and its TLS files. */
+static int options_check_identity(const struct agent_options *o, char *err, size_t errlen)
 {
 	if (o->name == NULL) {
 		set_err(err, errlen,
@@ -1128,6 +1176,13 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 		        which, which, which);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* Fills in advertise and rpc_bind from bind, and checks that peers can
+ * reach the advertised address and that both listeners can bind. */
+static int options_settle_addresses(struct agent_options *o, char *err, size_t errlen)
+{
 	if (o->bind == NULL) {
 		set_err(err, errlen, "bind: required");
 		return -EINVAL;
@@ -1165,6 +1220,12 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+/* SWIM timings that only make sense together. */
+static int options_check_swim(const struct agent_options *o, char *err, size_t errlen)
+{
 	if (o->swim.probe_timeout_ms >= o->swim.probe_interval_ms) {
 		set_err(err, errlen,
 		        "swim.probe_timeout_ms: %u must be below swim.probe_interval_ms (%u), so "
@@ -1177,11 +1238,13 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 		        (unsigned)o->swim.suspicion_max_mult);
 		return -EINVAL;
 	}
-	if (o->data_dir == NULL || o->libvirt_uri == NULL) {
-		set_err(err, errlen, "%s: required",
-		        o->data_dir == NULL ? "data_dir" : "libvirt_uri");
-		return -EINVAL;
-	}
+	return 0;
+}
+
+/* Failover timings: a healthy host never fences itself, and a restart
+ * elsewhere comes after the fence. */
+static int options_check_failover_timing(const struct agent_options *o, char *err, size_t errlen)
+{
 	if (o->fo_heartbeat_ms * 3 > o->fo_fence_after_ms) {
 		set_err(err, errlen,
 		        "failover.fence_after_ms: %u must be at least three heartbeats "
@@ -1206,41 +1269,59 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 		    (unsigned)o->fo_heartbeat_ms, (unsigned)o->fo_fence_after_ms);
 		return -EINVAL;
 	}
-	/* The watchdog's timeout is the margin (at most F) less the slack, in
-	 * whole seconds, at least 2, more than two pets (agent/daemon/ha.c, "the
-	 * watchdog"; the device itself is checked at start: watchdog.c). */
-	if (o->fo_watchdog != NULL && o->fo_watchdog[0] != '\0') {
-		uint32_t limit = o->fo_fence_margin_ms < o->fo_fence_after_ms
-		                     ? o->fo_fence_margin_ms
-		                     : o->fo_fence_after_ms;
-		uint32_t t_ms = mv_watchdog_wanted_s(limit) * 1000u;
-		if (t_ms < MV_WATCHDOG_MIN_TIMEOUT_S * 1000u) {
-			set_err(
-			    err, errlen,
-			    "failover.fence_margin_ms: %u (or fence_after_ms %u) is below %u, the "
-			    "least that failover.watchdog (%s) can take: its timeout is the margin "
-			    "less %u ms, in whole seconds, at least %u",
-			    (unsigned)o->fo_fence_margin_ms, (unsigned)o->fo_fence_after_ms,
-			    MV_WATCHDOG_MIN_TIMEOUT_S * 1000u + MV_WATCHDOG_SLACK_MS,
-			    o->fo_watchdog, MV_WATCHDOG_SLACK_MS, MV_WATCHDOG_MIN_TIMEOUT_S);
-			return -EINVAL;
-		}
-		if ((uint64_t)o->fo_heartbeat_ms * 2 >= t_ms) {
-			set_err(err, errlen,
-			        "failover.fence_margin_ms: %u gives failover.watchdog (%s) a "
-			        "timeout of "
-			        "%u s, which heartbeat_ms %u pets too seldom (the pet period must "
-			        "be below "
-			        "half the timeout): raise fence_margin_ms (and fence_after_ms) to "
-			        "at least %u",
-			        (unsigned)o->fo_fence_margin_ms, o->fo_watchdog,
-			        (unsigned)(t_ms / 1000u), (unsigned)o->fo_heartbeat_ms,
-			        (unsigned)(((uint64_t)o->fo_heartbeat_ms * 2 / 1000u + 1) * 1000u +
-			                   MV_WATCHDOG_SLACK_MS));
-			return -EINVAL;
-		}
+	return 0;
+}
+
+/* The watchdog's timeout is the margin (at most F) less the slack, in
+ * whole seconds, at least 2, more than two pets (agent/daemon/ha.c, "the
+ * watchdog"; the device itself is checked at start: watchdog.c). */
+static int options_check_watchdog(const struct agent_options *o, char *err, size_t errlen)
+{
+	if (o->fo_watchdog == NULL || o->fo_watchdog[0] == '\0')
+		return 0;
+	uint32_t limit = o->fo_fence_margin_ms < o->fo_fence_after_ms ? o->fo_fence_margin_ms
+	                                                              : o->fo_fence_after_ms;
+	uint32_t t_ms = mv_watchdog_wanted_s(limit) * 1000u;
+	if (t_ms < MV_WATCHDOG_MIN_TIMEOUT_S * 1000u) {
+		set_err(err, errlen,
+		        "failover.fence_margin_ms: %u (or fence_after_ms %u) is below %u, the "
+		        "least that failover.watchdog (%s) can take: its timeout is the margin "
+		        "less %u ms, in whole seconds, at least %u",
+		        (unsigned)o->fo_fence_margin_ms, (unsigned)o->fo_fence_after_ms,
+		        MV_WATCHDOG_MIN_TIMEOUT_S * 1000u + MV_WATCHDOG_SLACK_MS, o->fo_watchdog,
+		        MV_WATCHDOG_SLACK_MS, MV_WATCHDOG_MIN_TIMEOUT_S);
+		return -EINVAL;
+	}
+	if ((uint64_t)o->fo_heartbeat_ms * 2 >= t_ms) {
+		set_err(err, errlen,
+		        "failover.fence_margin_ms: %u gives failover.watchdog (%s) a timeout of "
+		        "%u s, which heartbeat_ms %u pets too seldom (the pet period must be below "
+		        "half the timeout): raise fence_margin_ms (and fence_after_ms) to at least "
+		        "%u",
+		        (unsigned)o->fo_fence_margin_ms, o->fo_watchdog, (unsigned)(t_ms / 1000u),
+		        (unsigned)o->fo_heartbeat_ms,
+		        (unsigned)(((uint64_t)o->fo_heartbeat_ms * 2 / 1000u + 1) * 1000u +
+		                   MV_WATCHDOG_SLACK_MS));
+		return -EINVAL;
 	}
 	return 0;
+}
+
+int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
+{
+	int rc;
+	if ((rc = options_check_identity(o, err, errlen)) < 0 ||
+	    (rc = options_settle_addresses(o, err, errlen)) < 0 ||
+	    (rc = options_check_swim(o, err, errlen)) < 0)
+		return rc;
+	if (o->data_dir == NULL || o->libvirt_uri == NULL) {
+		set_err(err, errlen, "%s: required",
+		        o->data_dir == NULL ? "data_dir" : "libvirt_uri");
+		return -EINVAL;
+	}
+	if ((rc = options_check_failover_timing(o, err, errlen)) < 0)
+		return rc;
+	return options_check_watchdog(o, err, errlen);
 }
 
 uint32_t agent_options_quorate_ms(const struct agent_options *o)

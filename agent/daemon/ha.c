@@ -1342,23 +1342,12 @@ static void ha_on_fence_vms(struct agent *a, const struct fo_event *e)
 	}
 }
 
-static void ha_handle_core_event(struct agent *a, struct fo_event *e)
+/* Core events about the voting set and the failover of a host: logged and
+ * published as cluster events. */
+static void ha_report_cluster_event(struct agent *a, const struct fo_event *e)
 {
 	struct ha *h = HA(a);
-	const struct fo_plan_entry *en = &e->entry;
 	switch (e->type) {
-	case FO_EV_FENCE_SELF:
-		ha_on_fence_self(a, e);
-		break;
-	case FO_EV_FENCE_VMS:
-		ha_on_fence_vms(a, e);
-		break;
-	case FO_EV_REMOTE_FENCE:
-		ha_remote_fence(a, e);
-		break;
-	case FO_EV_RESTART:
-		ha_restart(a, e);
-		break;
 	case FO_EV_QUORUM_LOST:
 		MV_WARN("failover", "quorum lost voters=%zu acknowledged=%zu cause=\"%s\"",
 		        fo_voters(h->fo), fo_acknowledged(h->fo, uv_now(a->loop)), e->text);
@@ -1397,6 +1386,22 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		        e->inst.dead, e->inst.incarnation, e->text);
 		ha_event(a, "fence-confirmed", e->inst.dead, NULL, "%s", e->text);
 		break;
+	case FO_EV_MEMBER_REMOVED:
+		MV_WARN("failover", "member removed from the voting set name=%s cause=\"%s\"",
+		        e->peer, e->text);
+		ha_event(a, "member-removed", e->peer, NULL, "removed from the voting set: %s",
+		         e->text);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Core events about one HA VM: logged and published as cluster events. */
+static void ha_report_vm_event(struct agent *a, const struct fo_event *e)
+{
+	const struct fo_plan_entry *en = &e->entry;
+	switch (e->type) {
 	case FO_EV_RESTARTED:
 		MV_WARN("failover", "vm restarted name=%s uuid=%s on=%s from=%s took_ms=%" PRIu64,
 		        en->name, en->uuid, e->peer, e->inst.dead, e->took_ms);
@@ -1423,13 +1428,6 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		         "not restarted: no host has room for %u vCPUs / %" PRIu64 " MiB%s%s",
 		         en->vcpus, en->memory_kib / 1024, e->text[0] ? ": " : "", e->text);
 		break;
-	case FO_EV_NEW_INCARNATION:
-		MV_WARN("failover", "new incarnation asked=%" PRIu64 " cause=\"%s\"",
-		        e->inst.incarnation, e->text);
-		fo_driver_new_incarnation(h->fo, membership_swim(a), e, uv_now(a->loop));
-		membership_pump(a); /* gossip it; SELF_REFUTED reaches us and is saved */
-		nodestate_refresh(a);
-		break;
 	case FO_EV_VM_DOWN:
 		MV_WARN("failover",
 		        "ha vm down name=%s uuid=%s host=%s epoch=%" PRIu64 " cause=\"%s\"",
@@ -1441,11 +1439,53 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 		        en->name, en->uuid, e->peer, e->took_ms);
 		ha_event(a, "vm-recovered", e->peer, en->name, "%s", e->text);
 		break;
+	default:
+		break;
+	}
+}
+
+/* One event from the failover core: the ones that ask this node to act
+ * (fence, restart, take a new incarnation) are carried out; the rest are
+ * reported. */
+static void ha_handle_core_event(struct agent *a, struct fo_event *e)
+{
+	struct ha *h = HA(a);
+	switch (e->type) {
+	case FO_EV_FENCE_SELF:
+		ha_on_fence_self(a, e);
+		break;
+	case FO_EV_FENCE_VMS:
+		ha_on_fence_vms(a, e);
+		break;
+	case FO_EV_REMOTE_FENCE:
+		ha_remote_fence(a, e);
+		break;
+	case FO_EV_RESTART:
+		ha_restart(a, e);
+		break;
+	case FO_EV_NEW_INCARNATION:
+		MV_WARN("failover", "new incarnation asked=%" PRIu64 " cause=\"%s\"",
+		        e->inst.incarnation, e->text);
+		fo_driver_new_incarnation(h->fo, membership_swim(a), e, uv_now(a->loop));
+		membership_pump(a); /* gossip it; SELF_REFUTED reaches us and is saved */
+		nodestate_refresh(a);
+		break;
+	case FO_EV_QUORUM_LOST:
+	case FO_EV_QUORUM_REGAINED:
+	case FO_EV_DETECTED:
+	case FO_EV_PROPOSING:
+	case FO_EV_CHOSEN:
+	case FO_EV_FENCE_CONFIRMED:
 	case FO_EV_MEMBER_REMOVED:
-		MV_WARN("failover", "member removed from the voting set name=%s cause=\"%s\"",
-		        e->peer, e->text);
-		ha_event(a, "member-removed", e->peer, NULL, "removed from the voting set: %s",
-		         e->text);
+		ha_report_cluster_event(a, e);
+		break;
+	case FO_EV_RESTARTED:
+	case FO_EV_RESTART_FAILED:
+	case FO_EV_HANDED_BACK:
+	case FO_EV_NO_ROOM:
+	case FO_EV_VM_DOWN:
+	case FO_EV_VM_RECOVERED:
+		ha_report_vm_event(a, e);
 		break;
 	}
 }
@@ -2110,100 +2150,92 @@ static void ha_watchdog_arm_unpetted(struct agent *a, const char *cause)
 	         h->wd.timeout_s);
 }
 
-/* The rule above, for one moment (the name is the tick's: it pets). */
-static void ha_watchdog_pet(struct agent *a, uint64_t now)
+/* A fence left VMs running here: armed, no pets (the rule above). */
+static void ha_watchdog_hold_for_fence(struct agent *a)
 {
 	struct ha *h = HA(a);
-	if (h == NULL || !h->wd_on)
-		return;
+	if (!mv_watchdog_armed(&h->wd)) {
+		ha_watchdog_arm_unpetted(a, "a fence left VMs running here");
+	} else if (h->wd_petting) {
+		MV_ERROR("failover",
+		         "watchdog no longer petted path=%s timeout_s=%u cause=\"a "
+		         "fence left VMs running here\"",
+		         h->wd.path, h->wd.timeout_s);
+		ha_event(a, "watchdog-unpetted", a->opt.name, NULL,
+		         "a fence left VMs running here: no more pets until they are destroyed; "
+		         "it resets this host %u s after the last pet",
+		         h->wd.timeout_s);
+	}
+	h->wd_petting = false;
+}
+
+/* Quorate: armed (re-configured after a self-fence hurried it) and
+ * petted, whether libvirt answers or not (the rule above). */
+static void ha_watchdog_pet_quorate(struct agent *a)
+{
+	struct ha *h = HA(a);
 	char err[512];
-	if (ha_fence_pending(h)) {
-		/* a fence left VMs running: armed, no pets (the rule above) */
-		if (!mv_watchdog_armed(&h->wd)) {
-			ha_watchdog_arm_unpetted(a, "a fence left VMs running here");
-		} else if (h->wd_petting) {
-			MV_ERROR("failover",
-			         "watchdog no longer petted path=%s timeout_s=%u cause=\"a "
-			         "fence left VMs running here\"",
-			         h->wd.path, h->wd.timeout_s);
-			ha_event(
-			    a, "watchdog-unpetted", a->opt.name, NULL,
-			    "a fence left VMs running here: no more pets until they are destroyed; "
-			    "it resets this host %u s after the last pet",
-			    h->wd.timeout_s);
-		}
-		h->wd_petting = false;
-		return;
+	h->fence_clock_known = true;
+	if (h->wd_hurried && mv_watchdog_armed(&h->wd)) {
+		/* set to 1 s at the self-fence: opened and configured again
+		 * (the pets below would not keep a 1 s device) */
+		ha_watchdog_disarm(a, "quorate again after a self-fence: re-configured");
 	}
-	if (fo_quorate(h->fo, now)) {
-		/* Pets whether libvirt answers or not: see the rule above. */
-		h->fence_clock_known = true;
-		if (h->wd_hurried && mv_watchdog_armed(&h->wd)) {
-			/* set to 1 s at the self-fence: opened and configured again
-			 * (the pets below would not keep a 1 s device) */
-			ha_watchdog_disarm(a, "quorate again after a self-fence: re-configured");
-		}
-		h->wd_hurried = false;
-		if (!mv_watchdog_armed(&h->wd)) {
-			if (mv_watchdog_arm(&h->wd, err, sizeof(err)) < 0) {
-				ha_watchdog_failed(a, "cannot arm", err);
-				return;
-			}
-			MV_INFO("failover", "watchdog armed path=%s timeout_s=%u cause=quorate",
-			        h->wd.path, h->wd.timeout_s);
-			ha_event(
-			    a, "watchdog-armed", a->opt.name, NULL,
-			    "quorate: petted every %u ms while quorate, it resets this host %u s "
-			    "after the last pet",
-			    a->opt.fo_heartbeat_ms, h->wd.timeout_s);
-		} else if (mv_watchdog_pet(&h->wd, err, sizeof(err)) < 0) {
-			ha_watchdog_failed(a, "pet failed", err);
-			return;
-		} else if (!h->wd_petting) {
-			MV_INFO("failover", "watchdog petted again path=%s cause=quorate",
-			        h->wd.path);
-			ha_event(a, "watchdog-petted", a->opt.name, NULL,
-			         "quorate again: petted again");
-		}
-		h->wd_petting = true;
-		h->wd_failing = false;
-		return;
-	}
-	/* Not quorate: pets until the self-fence (the rule above). */
-	int vms = ha_watchdog_ha_vms(a);
-	if (vms == 0 && h->restarts == NULL && mv_watchdog_armed(&h->wd)) {
-		/* (not while a start is in flight on a worker) */
-		ha_watchdog_disarm(a, "not quorate, and no HA VM runs here: nothing to protect");
-		return;
-	}
-	/* before the self-fence's deadline, not just before it ran (a tick may
-	 * come first, or an agent start after the deadline) */
-	bool pets = !fo_fenced(h->fo) && h->fence_clock_known && !h->wd_hurried &&
-	            now < fo_self_fence_at(h->fo);
-	if (vms > 0 && !mv_watchdog_armed(&h->wd)) {
-		if (!pets) {
-			ha_watchdog_arm_unpetted(a, "not quorate, and an HA VM runs here");
-			return;
-		}
+	h->wd_hurried = false;
+	if (!mv_watchdog_armed(&h->wd)) {
 		if (mv_watchdog_arm(&h->wd, err, sizeof(err)) < 0) {
 			ha_watchdog_failed(a, "cannot arm", err);
 			return;
 		}
-		h->wd_failing = false;
-		MV_WARN("failover",
-		        "watchdog armed path=%s timeout_s=%u ha_vms=%d cause=\"not quorate, "
-		        "and an HA VM runs here: petted until the self-fence\"",
-		        h->wd.path, h->wd.timeout_s, vms);
-		ha_event(
-		    a, "watchdog-armed", a->opt.name, NULL,
-		    "not quorate, and an HA VM runs here: petted until this host fences itself, "
-		    "it resets this host %u s after the last pet",
-		    h->wd.timeout_s);
-		h->wd_petting = true;
+		MV_INFO("failover", "watchdog armed path=%s timeout_s=%u cause=quorate", h->wd.path,
+		        h->wd.timeout_s);
+		ha_event(a, "watchdog-armed", a->opt.name, NULL,
+		         "quorate: petted every %u ms while quorate, it resets this host %u s "
+		         "after the last pet",
+		         a->opt.fo_heartbeat_ms, h->wd.timeout_s);
+	} else if (mv_watchdog_pet(&h->wd, err, sizeof(err)) < 0) {
+		ha_watchdog_failed(a, "pet failed", err);
+		return;
+	} else if (!h->wd_petting) {
+		MV_INFO("failover", "watchdog petted again path=%s cause=quorate", h->wd.path);
+		ha_event(a, "watchdog-petted", a->opt.name, NULL, "quorate again: petted again");
+	}
+	h->wd_petting = true;
+	h->wd_failing = false;
+}
+
+/* Not quorate, an HA VM runs here and the device is not armed: armed and
+ * petted if the self-fence is still ahead (pets), else armed unpetted. */
+static void ha_watchdog_arm_not_quorate(struct agent *a, int vms, bool pets)
+{
+	struct ha *h = HA(a);
+	char err[512];
+	if (!pets) {
+		ha_watchdog_arm_unpetted(a, "not quorate, and an HA VM runs here");
 		return;
 	}
-	if (!mv_watchdog_armed(&h->wd))
+	if (mv_watchdog_arm(&h->wd, err, sizeof(err)) < 0) {
+		ha_watchdog_failed(a, "cannot arm", err);
 		return;
+	}
+	h->wd_failing = false;
+	MV_WARN("failover",
+	        "watchdog armed path=%s timeout_s=%u ha_vms=%d cause=\"not quorate, "
+	        "and an HA VM runs here: petted until the self-fence\"",
+	        h->wd.path, h->wd.timeout_s, vms);
+	ha_event(a, "watchdog-armed", a->opt.name, NULL,
+	         "not quorate, and an HA VM runs here: petted until this host fences itself, "
+	         "it resets this host %u s after the last pet",
+	         h->wd.timeout_s);
+	h->wd_petting = true;
+}
+
+/* Not quorate, armed: petted until the self-fence's deadline (pets), and
+ * from then on no more (said once). */
+static void ha_watchdog_pet_until_self_fence(struct agent *a, int vms, bool pets)
+{
+	struct ha *h = HA(a);
+	char err[512];
 	if (pets) {
 		if (mv_watchdog_pet(&h->wd, err, sizeof(err)) < 0) {
 			ha_watchdog_failed(a, "pet failed", err);
@@ -2235,6 +2267,41 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 		    fo_fenced(h->fo) ? "this host fenced itself" : "no known last quorate moment",
 		    h->wd.timeout_s);
 	}
+}
+
+/* Not quorate: disarmed if there is nothing to protect, else petted until
+ * the self-fence (the rule above). */
+static void ha_watchdog_not_quorate(struct agent *a, uint64_t now)
+{
+	struct ha *h = HA(a);
+	int vms = ha_watchdog_ha_vms(a);
+	if (vms == 0 && h->restarts == NULL && mv_watchdog_armed(&h->wd)) {
+		/* (not while a start is in flight on a worker) */
+		ha_watchdog_disarm(a, "not quorate, and no HA VM runs here: nothing to protect");
+		return;
+	}
+	/* before the self-fence's deadline, not just before it ran (a tick may
+	 * come first, or an agent start after the deadline) */
+	bool pets = !fo_fenced(h->fo) && h->fence_clock_known && !h->wd_hurried &&
+	            now < fo_self_fence_at(h->fo);
+	if (vms > 0 && !mv_watchdog_armed(&h->wd))
+		ha_watchdog_arm_not_quorate(a, vms, pets);
+	else if (mv_watchdog_armed(&h->wd))
+		ha_watchdog_pet_until_self_fence(a, vms, pets);
+}
+
+/* The rule above, for one moment (the name is the tick's: it pets). */
+static void ha_watchdog_pet(struct agent *a, uint64_t now)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || !h->wd_on)
+		return;
+	if (ha_fence_pending(h))
+		ha_watchdog_hold_for_fence(a);
+	else if (fo_quorate(h->fo, now))
+		ha_watchdog_pet_quorate(a);
+	else
+		ha_watchdog_not_quorate(a, now);
 }
 
 /* After FO_EV_FENCE_SELF was carried out: disarmed if every local HA VM
@@ -2897,6 +2964,155 @@ static int ha_str_cmp(const void *x, const void *y)
 	return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
+/* `meshvisor ha`, per alive host: what losing it would leave without room,
+ * from its failover plan computed on gossiped capacity. Arrays are indexed
+ * by host; losses[0..n) are the hosts reported, in host order. */
+struct ha_losses {
+	size_t n_hosts;
+	struct fo_plan *plans;
+	char ***unplaced;  /* names (into plans) of the VMs left without a target */
+	char (*msgs)[256]; /* each loss's message */
+	Mv__HaLoss *losses;
+	Mv__HaLoss **ptrs;
+	size_t n;
+};
+
+static int ha_losses_alloc(struct ha_losses *ls, size_t n_hosts)
+{
+	size_t n = n_hosts ? n_hosts : 1;
+	memset(ls, 0, sizeof(*ls));
+	ls->n_hosts = n_hosts;
+	ls->losses = calloc(n, sizeof(*ls->losses));
+	ls->ptrs = calloc(n, sizeof(*ls->ptrs));
+	ls->unplaced = calloc(n, sizeof(*ls->unplaced));
+	ls->msgs = calloc(n, sizeof(*ls->msgs));
+	ls->plans = calloc(n, sizeof(*ls->plans));
+	if (!ls->losses || !ls->ptrs || !ls->unplaced || !ls->msgs || !ls->plans)
+		return -ENOMEM;
+	return 0;
+}
+
+static void ha_losses_free(struct ha_losses *ls)
+{
+	for (size_t i = 0; i < ls->n_hosts; i++) {
+		if (ls->unplaced)
+			free(ls->unplaced[i]);
+		if (ls->plans)
+			fo_plan_clear(&ls->plans[i]);
+	}
+	free(ls->losses);
+	free(ls->ptrs);
+	free(ls->unplaced);
+	free(ls->msgs);
+	free(ls->plans);
+}
+
+/* Simulates the loss of host i (alive, with HA VMs) and reports it as the
+ * next loss. *all_fit becomes false if its plan leaves a VM without room. */
+static int ha_loss_simulate(const struct ha_view *v, size_t i, struct ha_losses *ls, bool *all_fit)
+{
+	const struct fo_host *host = &v->hosts[i];
+	struct fo_plan *plan = &ls->plans[i];
+	if (fo_plan_compute(v->hosts, v->n_hosts, host->cap.name, host->vms, host->n_vms, 0, NULL,
+	                    plan) < 0)
+		return -ENOMEM;
+	Mv__HaLoss *l = &ls->losses[ls->n];
+	mv__ha_loss__init(l);
+	ls->ptrs[ls->n++] = l;
+	l->node = (char *)host->cap.name;
+	l->ha_vms = host->n_vms;
+	ls->unplaced[i] = calloc(plan->n ? plan->n : 1, sizeof(char *));
+	if (ls->unplaced[i] == NULL)
+		return -ENOMEM;
+	for (size_t j = 0; j < plan->n; j++) {
+		if (plan->entries[j].target[0] == '\0')
+			ls->unplaced[i][l->n_unplaced++] = plan->entries[j].name;
+		else
+			l->placed++;
+	}
+	l->unplaced = ls->unplaced[i];
+	if (l->n_unplaced > 0) {
+		*all_fit = false;
+		snprintf(ls->msgs[i], sizeof(ls->msgs[i]),
+		         "losing %s leaves %zu of %u HA VMs without room", host->cap.name,
+		         l->n_unplaced, l->ha_vms);
+	} else {
+		snprintf(ls->msgs[i], sizeof(ls->msgs[i]), "losing %s: all %u HA VMs fit elsewhere",
+		         host->cap.name, l->ha_vms);
+	}
+	l->message = ls->msgs[i];
+	return 0;
+}
+
+/* HA VMs that should run and run nowhere alive, from this node's core (a
+ * node without quorum says so: the CLI marks its view as stale). */
+struct ha_owed_list {
+	size_t n;
+	struct fo_owed *owed;
+	Mv__OwedVm *msgs;
+	Mv__OwedVm **ptrs;
+};
+
+static int ha_owed_list_fill(struct agent *a, uint64_t now, struct ha_owed_list *ol)
+{
+	struct ha *h = HA(a);
+	size_t no = fo_owed_count(h->fo);
+	ol->n = no;
+	ol->owed = calloc(no ? no : 1, sizeof(*ol->owed));
+	ol->msgs = calloc(no ? no : 1, sizeof(*ol->msgs));
+	ol->ptrs = calloc(no ? no : 1, sizeof(*ol->ptrs));
+	if (!ol->owed || !ol->msgs || !ol->ptrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < no; i++) {
+		struct fo_owed *o = &ol->owed[i];
+		fo_owed_at(h->fo, i, now, o);
+		Mv__OwedVm *m = &ol->msgs[i];
+		mv__owed_vm__init(m);
+		m->uuid = o->uuid;
+		m->name = o->name;
+		m->host = o->host;
+		m->epoch = o->epoch;
+		m->priority = o->priority;
+		m->down_ms = now > o->since ? now - o->since : 0;
+		m->since_unix_ms = agent_mono_to_unix_ms(a, o->since);
+		m->why = o->why;
+		m->doing = o->doing;
+		ol->ptrs[i] = m;
+	}
+	return 0;
+}
+
+static void ha_owed_list_free(struct ha_owed_list *ol)
+{
+	free(ol->owed);
+	free(ol->msgs);
+	free(ol->ptrs);
+}
+
+/* HA VMs that should run: those alive hosts list, and those down (owed),
+ * each UUID counted once. */
+static int ha_count_ha_vms(const struct ha_view *v, const struct ha_owed_list *ol, uint32_t *count)
+{
+	size_t nu = ol->n;
+	for (size_t i = 0; i < v->n_hosts; i++)
+		nu += v->hosts[i].cap.alive ? v->hosts[i].n_vms : 0;
+	const char **uuids = calloc(nu ? nu : 1, sizeof(*uuids));
+	if (uuids == NULL)
+		return -ENOMEM;
+	nu = 0;
+	for (size_t i = 0; i < v->n_hosts; i++)
+		for (size_t j = 0; v->hosts[i].cap.alive && j < v->hosts[i].n_vms; j++)
+			uuids[nu++] = v->hosts[i].vms[j].uuid;
+	for (size_t i = 0; i < ol->n; i++)
+		uuids[nu++] = ol->owed[i].uuid;
+	qsort(uuids, nu, sizeof(*uuids), ha_str_cmp);
+	*count = 0;
+	for (size_t i = 0; i < nu; i++)
+		*count += i == 0 || strcmp(uuids[i], uuids[i - 1]) != 0;
+	free(uuids);
+	return 0;
+}
+
 /* `meshvisor ha`: HA VMs that should run and do not (the core's owed
  * list), the loss of each alive host simulated on gossiped capacity, the
  * voting set. */
@@ -2904,142 +3120,153 @@ static int ha_rpc_ha(struct agent *a, uint64_t sink)
 {
 	struct ha *h = HA(a);
 	struct ha_view v;
+	struct ha_losses ls;
+	struct ha_owed_list ol = {0};
 	int rc = ha_view_load(a, &v);
 	if (rc < 0) {
 		ha_view_free(&v);
 		return rc;
 	}
-	Mv__HaLoss *losses = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*losses));
-	Mv__HaLoss **lptrs = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*lptrs));
-	char ***unplaced = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*unplaced));
-	char(*msgs)[256] = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*msgs));
-	struct fo_plan *plans = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*plans));
-	struct fo_owed *owed = NULL;
-	Mv__OwedVm *owed_msgs = NULL;
-	Mv__OwedVm **owed_ptrs = NULL;
-	const char **uuids = NULL;
-	if (!losses || !lptrs || !unplaced || !msgs || !plans) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	Mv__HaReply rep = MV__HA_REPLY__INIT;
-	rep.ok = true;
-	size_t nl = 0;
-	for (size_t i = 0; i < v.n_hosts; i++) {
-		const struct fo_host *host = &v.hosts[i];
+	bool all_fit = true;
+	rc = ha_losses_alloc(&ls, v.n_hosts);
+	for (size_t i = 0; rc == 0 && i < v.n_hosts; i++)
 		/* a host that is dead or gone is lost already: its HA VMs run
 		 * elsewhere now, or are listed as down below */
-		if (host->n_vms == 0 || !host->cap.alive)
-			continue;
-		if (fo_plan_compute(v.hosts, v.n_hosts, host->cap.name, host->vms, host->n_vms, 0,
-		                    NULL, &plans[i]) < 0) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		Mv__HaLoss *l = &losses[nl];
-		mv__ha_loss__init(l);
-		lptrs[nl++] = l;
-		l->node = (char *)host->cap.name;
-		l->ha_vms = host->n_vms;
-		unplaced[i] = calloc(plans[i].n ? plans[i].n : 1, sizeof(char *));
-		if (unplaced[i] == NULL) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		for (size_t j = 0; j < plans[i].n; j++) {
-			if (plans[i].entries[j].target[0] == '\0')
-				unplaced[i][l->n_unplaced++] = plans[i].entries[j].name;
-			else
-				l->placed++;
-		}
-		l->unplaced = unplaced[i];
-		if (l->n_unplaced > 0) {
-			rep.ok = false;
-			snprintf(msgs[i], sizeof(msgs[i]),
-			         "losing %s leaves %zu of %u HA VMs without room", host->cap.name,
-			         l->n_unplaced, l->ha_vms);
-		} else {
-			snprintf(msgs[i], sizeof(msgs[i]), "losing %s: all %u HA VMs fit elsewhere",
-			         host->cap.name, l->ha_vms);
-		}
-		l->message = msgs[i];
-	}
+		if (v.hosts[i].n_vms > 0 && v.hosts[i].cap.alive)
+			rc = ha_loss_simulate(&v, i, &ls, &all_fit);
 	uint64_t now = uv_now(a->loop);
-	rep.voters = fo_voters(h->fo);
-	rep.majority = fo_majority(h->fo);
-	rep.alive_voters = fo_acknowledged(h->fo, now);
-	rep.quorate = fo_quorate(h->fo, now);
-	rep.n_losses = nl;
-	rep.losses = lptrs;
-	rep.replicas_held = h->n_replicas;
-	rep.reporter = a->opt.name;
-	/* HA VMs that should run and run nowhere alive, from this node's core
-	 * (a node without quorum says so: the CLI marks its view as stale) */
-	size_t no = fo_owed_count(h->fo);
-	owed = calloc(no ? no : 1, sizeof(*owed));
-	owed_msgs = calloc(no ? no : 1, sizeof(*owed_msgs));
-	owed_ptrs = calloc(no ? no : 1, sizeof(*owed_ptrs));
-	if (!owed || !owed_msgs || !owed_ptrs) {
-		rc = -ENOMEM;
-		goto out;
+	if (rc == 0)
+		rc = ha_owed_list_fill(a, now, &ol);
+	if (rc == 0)
+		rc = ha_count_ha_vms(&v, &ol, &rep.ha_vms);
+	if (rc == 0) {
+		rep.ok = all_fit;
+		rep.voters = fo_voters(h->fo);
+		rep.majority = fo_majority(h->fo);
+		rep.alive_voters = fo_acknowledged(h->fo, now);
+		rep.quorate = fo_quorate(h->fo, now);
+		rep.n_losses = ls.n;
+		rep.losses = ls.ptrs;
+		rep.replicas_held = h->n_replicas;
+		rep.reporter = a->opt.name;
+		rep.n_owed = ol.n;
+		rep.owed = ol.ptrs;
+		Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+		resp.result_case = MV__RPC_RESPONSE__RESULT_HA;
+		resp.ha = &rep;
+		ha_reply_ok(a, sink, &resp);
 	}
-	for (size_t i = 0; i < no; i++) {
-		fo_owed_at(h->fo, i, now, &owed[i]);
-		Mv__OwedVm *m = &owed_msgs[i];
-		mv__owed_vm__init(m);
-		m->uuid = owed[i].uuid;
-		m->name = owed[i].name;
-		m->host = owed[i].host;
-		m->epoch = owed[i].epoch;
-		m->priority = owed[i].priority;
-		m->down_ms = now > owed[i].since ? now - owed[i].since : 0;
-		m->since_unix_ms = agent_mono_to_unix_ms(a, owed[i].since);
-		m->why = owed[i].why;
-		m->doing = owed[i].doing;
-		owed_ptrs[i] = m;
-	}
-	rep.n_owed = no;
-	rep.owed = owed_ptrs;
-	/* HA VMs that should run: those alive hosts list, and those down */
-	size_t nu = no;
-	for (size_t i = 0; i < v.n_hosts; i++)
-		nu += v.hosts[i].cap.alive ? v.hosts[i].n_vms : 0;
-	uuids = calloc(nu ? nu : 1, sizeof(*uuids));
-	if (uuids == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	nu = 0;
-	for (size_t i = 0; i < v.n_hosts; i++)
-		for (size_t j = 0; v.hosts[i].cap.alive && j < v.hosts[i].n_vms; j++)
-			uuids[nu++] = v.hosts[i].vms[j].uuid;
-	for (size_t i = 0; i < no; i++)
-		uuids[nu++] = owed[i].uuid;
-	qsort(uuids, nu, sizeof(*uuids), ha_str_cmp);
-	for (size_t i = 0; i < nu; i++)
-		rep.ha_vms += i == 0 || strcmp(uuids[i], uuids[i - 1]) != 0;
-	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
-	resp.result_case = MV__RPC_RESPONSE__RESULT_HA;
-	resp.ha = &rep;
-	ha_reply_ok(a, sink, &resp);
-out:
-	for (size_t i = 0; i < v.n_hosts; i++) {
-		if (unplaced)
-			free(unplaced[i]);
-		if (plans)
-			fo_plan_clear(&plans[i]);
-	}
-	free(losses);
-	free(lptrs);
-	free(unplaced);
-	free(msgs);
-	free(plans);
-	free(owed);
-	free(owed_msgs);
-	free(owed_ptrs);
-	free(uuids);
+	ha_losses_free(&ls);
+	ha_owed_list_free(&ol);
 	ha_view_free(&v);
 	return rc;
+}
+
+/* `meshvisor events`: the last `backlog` events now, then each new one
+ * until the client goes (the sink stays open). */
+static int ha_rpc_events(struct agent *a, uint32_t backlog, uint64_t sink, char *err, size_t errlen)
+{
+	struct ha *h = HA(a);
+	if (backlog > HA_EVENTS_MAX)
+		backlog = HA_EVENTS_MAX;
+	for (uint64_t i = backlog; i > 0; i--) {
+		const struct ha_event_rec *e = ha_event_back(h, i - 1);
+		if (e != NULL)
+			ha_event_send(a, sink, e);
+	}
+	struct ha_sub *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->sink = sink;
+	s->next = h->subs;
+	h->subs = s;
+	return 0;
+}
+
+/* Why fo_force_leave refused (rc < 0) to remove node. */
+static void ha_force_leave_error(struct agent *a, const char *node, int rc, char *err,
+                                 size_t errlen)
+{
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "%s is not a voting member of this cluster", node);
+	else if (rc == -EBUSY)
+		snprintf(err, errlen,
+		         "%s is not dead in %s's view; only a dead host can be removed (stop its "
+		         "agent, or let it leave gracefully)",
+		         node, a->opt.name);
+	else if (rc == -EINVAL)
+		snprintf(err, errlen, "a node cannot force-leave itself; use `meshvisor leave`");
+	else
+		snprintf(err, errlen, "force-leave failed: %s", strerror(-rc));
+}
+
+/* `meshvisor force-leave NODE`: removes a dead node from the voting set
+ * (the operator typed its name again); answers with the event. */
+static int ha_rpc_force_leave(struct agent *a, const Mv__ForceLeaveRequest *q, const char *peer,
+                              uint64_t sink, char *err, size_t errlen)
+{
+	struct ha *h = HA(a);
+	if (q->node == NULL || q->node[0] == '\0') {
+		snprintf(err, errlen, "force-leave needs a node name");
+		return -EINVAL;
+	}
+	if (q->confirm == NULL || strcmp(q->confirm, q->node) != 0) {
+		snprintf(err, errlen,
+		         "not confirmed: removing %s from the voting set needs its name typed "
+		         "again (or --yes)",
+		         q->node);
+		return -EINVAL;
+	}
+	int rc = fo_force_leave(h->fo, q->node, uv_now(a->loop));
+	if (rc < 0) {
+		ha_force_leave_error(a, q->node, rc, err, errlen);
+		return rc;
+	}
+	MV_WARN("failover", "force-leave name=%s requested_via=%s voters=%zu majority=%zu", q->node,
+	        peer ? peer : "rpc", fo_voters(h->fo), fo_majority(h->fo));
+	ha_pump(a);
+	struct ha_event_rec e;
+	memset(&e, 0, sizeof(e));
+	snprintf(e.kind, sizeof(e.kind), "member-removed");
+	snprintf(e.node, sizeof(e.node), "%s", q->node);
+	snprintf(e.text, sizeof(e.text), "removed from the voting set: %zu voters, majority %zu",
+	         fo_voters(h->fo), fo_majority(h->fo));
+	e.unix_ms = ha_wall_ms();
+	Mv__ClusterEvent ev;
+	ha_event_fill(&e, &ev);
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.result_case = MV__RPC_RESPONSE__RESULT_EVENT;
+	resp.event = &ev;
+	ha_reply_ok(a, sink, &resp);
+	return 0;
+}
+
+/* A peer asks for the replica of a VM definition we hold. */
+static int ha_rpc_replica_get(struct agent *a, const char *uuid, uint64_t sink, char *err,
+                              size_t errlen)
+{
+	const struct ha_replica *r = ha_replica_find(HA(a), uuid);
+	if (r == NULL) {
+		snprintf(err, errlen, "%s holds no replica of %s", a->opt.name, uuid);
+		return -ENOENT;
+	}
+	Mv__HaReplica rep = MV__HA_REPLICA__INIT;
+	rep.owner = (char *)r->owner;
+	rep.uuid = (char *)r->uuid;
+	rep.name = (char *)r->name;
+	rep.epoch = r->epoch;
+	rep.priority = r->priority;
+	rep.group = (char *)r->group;
+	rep.xml = r->xml;
+	rep.updated_unix_ms = r->updated_unix_ms;
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.result_case = MV__RPC_RESPONSE__RESULT_REPLICA;
+	resp.replica = &rep;
+	ha_reply_ok(a, sink, &resp);
+	return 0;
 }
 
 /* RPC: events, failovers, ha, force_leave, replica_put, replica_get
@@ -3053,121 +3280,31 @@ static int ha_rpc(struct agent *a, const Mv__RpcRequest *req, const char *peer, 
 		snprintf(err, errlen, "failover is not running on %s", a->opt.name);
 		return -ENOTCONN;
 	}
-	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	int rc;
 	switch (req->op_case) {
-	case MV__RPC_REQUEST__OP_EVENTS: {
-		uint32_t backlog = req->events->backlog;
-		if (backlog > HA_EVENTS_MAX)
-			backlog = HA_EVENTS_MAX;
-		for (uint64_t i = backlog; i > 0; i--) {
-			const struct ha_event_rec *e = ha_event_back(h, i - 1);
-			if (e != NULL)
-				ha_event_send(a, sink, e);
-		}
-		struct ha_sub *s = calloc(1, sizeof(*s));
-		if (s == NULL) {
-			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		s->sink = sink;
-		s->next = h->subs;
-		h->subs = s;
-		return 0;
-	}
+	case MV__RPC_REQUEST__OP_EVENTS:
+		return ha_rpc_events(a, req->events->backlog, sink, err, errlen);
 	case MV__RPC_REQUEST__OP_FAILOVERS:
-		if (ha_rpc_failovers(a, sink) < 0) {
-			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		return 0;
 	case MV__RPC_REQUEST__OP_HA:
-		if (ha_rpc_ha(a, sink) < 0) {
+		rc = req->op_case == MV__RPC_REQUEST__OP_HA ? ha_rpc_ha(a, sink)
+		                                            : ha_rpc_failovers(a, sink);
+		if (rc < 0) {
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
 		return 0;
-	case MV__RPC_REQUEST__OP_FORCE_LEAVE: {
-		const Mv__ForceLeaveRequest *q = req->force_leave;
-		if (q->node == NULL || q->node[0] == '\0') {
-			snprintf(err, errlen, "force-leave needs a node name");
-			return -EINVAL;
-		}
-		if (q->confirm == NULL || strcmp(q->confirm, q->node) != 0) {
-			snprintf(
-			    err, errlen,
-			    "not confirmed: removing %s from the voting set needs its name typed "
-			    "again (or --yes)",
-			    q->node);
-			return -EINVAL;
-		}
-		int rc = fo_force_leave(h->fo, q->node, uv_now(a->loop));
-		if (rc == -ENOENT) {
-			snprintf(err, errlen, "%s is not a voting member of this cluster", q->node);
-			return rc;
-		}
-		if (rc == -EBUSY) {
-			snprintf(err, errlen,
-			         "%s is not dead in %s's view; only a dead host can be removed "
-			         "(stop its "
-			         "agent, or let it leave gracefully)",
-			         q->node, a->opt.name);
-			return rc;
-		}
-		if (rc == -EINVAL) {
-			snprintf(err, errlen,
-			         "a node cannot force-leave itself; use `meshvisor leave`");
-			return rc;
-		}
-		if (rc < 0) {
-			snprintf(err, errlen, "force-leave failed: %s", strerror(-rc));
-			return rc;
-		}
-		MV_WARN("failover", "force-leave name=%s requested_via=%s voters=%zu majority=%zu",
-		        q->node, peer ? peer : "rpc", fo_voters(h->fo), fo_majority(h->fo));
-		ha_pump(a);
-		struct ha_event_rec e;
-		memset(&e, 0, sizeof(e));
-		snprintf(e.kind, sizeof(e.kind), "member-removed");
-		snprintf(e.node, sizeof(e.node), "%s", q->node);
-		snprintf(e.text, sizeof(e.text),
-		         "removed from the voting set: %zu voters, majority %zu", fo_voters(h->fo),
-		         fo_majority(h->fo));
-		e.unix_ms = ha_wall_ms();
-		Mv__ClusterEvent ev;
-		ha_event_fill(&e, &ev);
-		resp.result_case = MV__RPC_RESPONSE__RESULT_EVENT;
-		resp.event = &ev;
-		ha_reply_ok(a, sink, &resp);
-		return 0;
-	}
+	case MV__RPC_REQUEST__OP_FORCE_LEAVE:
+		return ha_rpc_force_leave(a, req->force_leave, peer, sink, err, errlen);
 	case MV__RPC_REQUEST__OP_REPLICA_PUT: {
-		int rc = ha_replica_store(h, peer, req->replica_put, err, errlen);
+		rc = ha_replica_store(h, peer, req->replica_put, err, errlen);
 		if (rc < 0)
 			return rc;
+		Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
 		ha_reply_ok(a, sink, &resp);
 		return 0;
 	}
-	case MV__RPC_REQUEST__OP_REPLICA_GET: {
-		const struct ha_replica *r = ha_replica_find(h, req->replica_get->uuid);
-		if (r == NULL) {
-			snprintf(err, errlen, "%s holds no replica of %s", a->opt.name,
-			         req->replica_get->uuid);
-			return -ENOENT;
-		}
-		Mv__HaReplica rep = MV__HA_REPLICA__INIT;
-		rep.owner = (char *)r->owner;
-		rep.uuid = (char *)r->uuid;
-		rep.name = (char *)r->name;
-		rep.epoch = r->epoch;
-		rep.priority = r->priority;
-		rep.group = (char *)r->group;
-		rep.xml = r->xml;
-		rep.updated_unix_ms = r->updated_unix_ms;
-		resp.result_case = MV__RPC_RESPONSE__RESULT_REPLICA;
-		resp.replica = &rep;
-		ha_reply_ok(a, sink, &resp);
-		return 0;
-	}
+	case MV__RPC_REQUEST__OP_REPLICA_GET:
+		return ha_rpc_replica_get(a, req->replica_get->uuid, sink, err, errlen);
 	default:
 		snprintf(err, errlen, "not a failover operation");
 		return -EINVAL;

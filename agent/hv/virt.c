@@ -2291,8 +2291,19 @@ static enum virt_fence_outcome virt_fence_one(virConnectPtr c, virDomainPtr d, c
 	return VIRT_FENCE_FAILED;
 }
 
-int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsigned timeout_s,
-                      struct virt_fence_result *out, char *err, size_t errlen)
+/* One virt_remote_fence call: the connection and what it found so far. */
+struct virt_fence_run {
+	virConnectPtr conn;
+	const char *uri;
+	struct virt_fence_result *out;
+	int rc;          /* 0, -EIO (a VM not confirmed stopped), -ENOTCONN (host lost) */
+	char first[512]; /* the first failure, for the caller's error */
+};
+
+/* Resets out (keeping its outcomes array, all set to PENDING) and checks
+ * the arguments. Returns 0 or -EINVAL (err says why). */
+static int virt_fence_check_args(const char *uri, const char *const *uuids, size_t n,
+                                 struct virt_fence_result *out, char *err, size_t errlen)
 {
 	if (out == NULL) {
 		virt_set_err(err, errlen, "fence: no result given");
@@ -2314,57 +2325,80 @@ int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsig
 			return -EINVAL;
 		}
 	}
-	/* No struct virt may exist in this process (a CLI, a test): keep
-	 * libvirt's own printing of errors off here too. */
-	pthread_once(&virt_quiet_once, virt_quiet_errors);
-	uint64_t t0 = virt_now_ms();
-	unsigned tmo = timeout_s ? timeout_s : 5;
+	return 0;
+}
+
+/* Opens the fence connection to uri: a TCP probe first (when the URI names
+ * a host) so that a dead host fails within tmo_s, then libvirt, with a
+ * keepalive. Returns the connection, or NULL (err says why). */
+static virConnectPtr virt_fence_connect(const char *uri, unsigned tmo_s, char *err, size_t errlen)
+{
 	char host[256], port[16];
 	if (virt_uri_host_port(uri, host, sizeof(host), port, sizeof(port))) {
 		char why[400];
-		if (virt_tcp_probe(host, port, tmo * 1000u, why, sizeof(why)) < 0) {
+		if (virt_tcp_probe(host, port, tmo_s * 1000u, why, sizeof(why)) < 0) {
 			virt_set_err(err, errlen, "cannot fence at %s: %s", uri, why);
-			out->elapsed_ms = virt_now_ms() - t0;
 			MV_WARN("virt", "fence: host unreachable uri=%s", uri);
-			return -ENOTCONN;
+			return NULL;
 		}
 	}
 	virConnectPtr c = virConnectOpen(uri);
 	if (c == NULL) {
 		virt_set_err(err, errlen, "cannot fence at %s: cannot connect: %s", uri,
 		             virt_last_message());
-		out->elapsed_ms = virt_now_ms() - t0;
-		return -ENOTCONN;
+		return NULL;
 	}
 	/* Bound each later call: a host dying mid-fence fails the pending call
 	 * after about interval * (count + 1) seconds. In-process drivers have
 	 * no keepalive (an error that means nothing here). */
-	int ka = (int)(tmo / 3 > 0 ? tmo / 3 : 1);
+	int ka = (int)(tmo_s / 3 > 0 ? tmo_s / 3 : 1);
 	if (virConnectSetKeepAlive(c, ka, 2) < 0)
 		MV_DEBUG("virt", "fence: no keepalive uri=%s error=%s", uri, virt_last_message());
+	return c;
+}
 
-	int rc = 0;
-	char first[512] = "";
+/* Records a VM the run could not confirm stopped: keeps the first reason,
+ * and makes the run's result -ENOTCONN if the host is gone, else -EIO. */
+static void virt_fence_note_failure(struct virt_fence_run *run, const char *why)
+{
+	if (run->first[0] == '\0')
+		snprintf(run->first, sizeof(run->first), "%s", why);
+	if (virConnectIsAlive(run->conn) == 0)
+		run->rc = -ENOTCONN;
+	else if (run->rc == 0)
+		run->rc = -EIO;
+}
+
+/* Looks up and fences one VM the caller listed. */
+static enum virt_fence_outcome virt_fence_listed_one(virConnectPtr c, const char *key, char *why,
+                                                     size_t whylen)
+{
+	virDomainPtr d = virt_fence_lookup(c, key);
+	if (d == NULL) {
+		int code = virGetLastErrorCode();
+		if (code == VIR_ERR_NO_DOMAIN || code == VIR_ERR_INVALID_ARG)
+			return VIRT_FENCE_ABSENT;
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot look up VM %s", key);
+		virt_conn_failed(c, why, whylen, what);
+		return VIRT_FENCE_FAILED;
+	}
+	enum virt_fence_outcome o = virt_fence_one(c, d, key, why, whylen);
+	virDomainFree(d);
+	return o;
+}
+
+/* Fences the listed VMs in order; stops at the first sign the host is
+ * gone (the rest stay PENDING). */
+static void virt_fence_listed(struct virt_fence_run *run, const char *const *uuids, size_t n)
+{
+	struct virt_fence_result *out = run->out;
 	for (size_t i = 0; i < n; i++) {
-		enum virt_fence_outcome o;
 		char why[512] = "";
-		virDomainPtr d = virt_fence_lookup(c, uuids[i]);
-		if (d == NULL) {
-			int code = virGetLastErrorCode();
-			if (code == VIR_ERR_NO_DOMAIN || code == VIR_ERR_INVALID_ARG) {
-				o = VIRT_FENCE_ABSENT;
-			} else {
-				char what[VIRT_NAME_MAX + 64];
-				snprintf(what, sizeof(what), "cannot look up VM %s", uuids[i]);
-				virt_conn_failed(c, why, sizeof(why), what);
-				o = VIRT_FENCE_FAILED;
-			}
-		} else {
-			o = virt_fence_one(c, d, uuids[i], why, sizeof(why));
-			virDomainFree(d);
-		}
-		if (outcomes != NULL)
-			outcomes[i] = o;
+		enum virt_fence_outcome o =
+		    virt_fence_listed_one(run->conn, uuids[i], why, sizeof(why));
+		if (out->outcomes != NULL)
+			out->outcomes[i] = o;
 		switch (o) {
 		case VIRT_FENCE_DESTROYED:
 			out->destroyed++;
@@ -2377,83 +2411,108 @@ int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsig
 			break;
 		default:
 			out->failed++;
-			if (first[0] == '\0')
-				snprintf(first, sizeof(first), "%s", why);
-			if (virConnectIsAlive(c) == 0)
-				rc = -ENOTCONN;
-			else if (rc == 0)
-				rc = -EIO;
+			virt_fence_note_failure(run, why);
 			break;
 		}
 		MV_INFO("virt", "fence vm=%s outcome=%s uri=%s", uuids[i],
-		        virt_fence_outcome_name(o), uri);
-		if (rc == -ENOTCONN)
+		        virt_fence_outcome_name(o), run->uri);
+		if (run->rc == -ENOTCONN)
 			break;
 	}
+}
 
-	/* The host's other HA VMs, which the caller may not know of. */
+/* Whether d (whose UUID is uuid) is one of the n VMs the caller named, by
+ * UUID or by name. */
+static bool virt_fence_is_listed(virDomainPtr d, const char *uuid, const char *const *uuids,
+                                 size_t n)
+{
+	const char *nm = virDomainGetName(d);
+	for (size_t j = 0; j < n; j++)
+		if (strcasecmp(uuids[j], uuid) == 0 || (nm != NULL && strcmp(uuids[j], nm) == 0))
+			return true;
+	return false;
+}
+
+/* Whether the running domain d carries our metadata with ha on. */
+static bool virt_fence_dom_is_ha(virDomainPtr d, const char *uuid)
+{
+	char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS,
+	                                  VIR_DOMAIN_AFFECT_LIVE);
+	if (meta == NULL)
+		return false;
+	struct virt_vm vm;
+	memset(&vm, 0, sizeof(vm));
+	snprintf(vm.name, sizeof(vm.name), "%s", uuid);
+	virt_meta_parse(meta, &vm);
+	free(meta);
+	return vm.ha;
+}
+
+/* The host's other HA VMs, which the caller may not know of: fences every
+ * active domain not listed that carries ha on. */
+static void virt_fence_unlisted_ha(struct virt_fence_run *run, const char *const *uuids, size_t n)
+{
 	virDomainPtr *doms = NULL;
-	int nd = rc == -ENOTCONN
-	             ? 0
-	             : virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	int nd = virConnectListAllDomains(run->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 	if (nd < 0) {
 		char why[512];
-		virt_conn_failed(c, why, sizeof(why), "cannot list the host's VMs");
-		if (first[0] == '\0')
-			snprintf(first, sizeof(first), "%s", why);
-		rc = virConnectIsAlive(c) == 0 ? -ENOTCONN : (rc == 0 ? -EIO : rc);
-		nd = 0;
+		virt_conn_failed(run->conn, why, sizeof(why), "cannot list the host's VMs");
+		virt_fence_note_failure(run, why);
+		return;
 	}
 	for (int i = 0; i < nd; i++) {
 		char uuid[VIR_UUID_STRING_BUFLEN] = "";
 		virDomainGetUUIDString(doms[i], uuid);
-		bool listed = false;
-		for (size_t j = 0; j < n && !listed; j++) {
-			const char *nm = virDomainGetName(doms[i]);
-			listed = strcasecmp(uuids[j], uuid) == 0 ||
-			         (nm != NULL && strcmp(uuids[j], nm) == 0);
-		}
-		char *meta = listed ? NULL
-		                    : virDomainGetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT,
-		                                           VIRT_META_NS, VIR_DOMAIN_AFFECT_LIVE);
-		if (meta != NULL) {
-			struct virt_vm vm;
-			memset(&vm, 0, sizeof(vm));
-			snprintf(vm.name, sizeof(vm.name), "%s", uuid);
-			virt_meta_parse(meta, &vm);
-			free(meta);
-			if (vm.ha) {
-				char why[512] = "";
-				enum virt_fence_outcome o =
-				    virt_fence_one(c, doms[i], uuid, why, sizeof(why));
-				if (o == VIRT_FENCE_FAILED) {
-					out->extra_failed++;
-					if (first[0] == '\0')
-						snprintf(first, sizeof(first), "%s", why);
-					rc = virConnectIsAlive(c) == 0 ? -ENOTCONN
-					                               : (rc == 0 ? -EIO : rc);
-				} else if (o == VIRT_FENCE_DESTROYED) {
-					out->extra_destroyed++;
-				}
-				MV_INFO("virt", "fence unlisted ha vm=%s outcome=%s uri=%s", uuid,
-				        virt_fence_outcome_name(o), uri);
+		if (!virt_fence_is_listed(doms[i], uuid, uuids, n) &&
+		    virt_fence_dom_is_ha(doms[i], uuid)) {
+			char why[512] = "";
+			enum virt_fence_outcome o =
+			    virt_fence_one(run->conn, doms[i], uuid, why, sizeof(why));
+			if (o == VIRT_FENCE_FAILED) {
+				run->out->extra_failed++;
+				virt_fence_note_failure(run, why);
+			} else if (o == VIRT_FENCE_DESTROYED) {
+				run->out->extra_destroyed++;
 			}
+			MV_INFO("virt", "fence unlisted ha vm=%s outcome=%s uri=%s", uuid,
+			        virt_fence_outcome_name(o), run->uri);
 		}
 		virDomainFree(doms[i]);
 	}
 	free(doms);
-	virConnectClose(c);
-	out->elapsed_ms = virt_now_ms() - t0;
+}
+
+int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsigned timeout_s,
+                      struct virt_fence_result *out, char *err, size_t errlen)
+{
+	int rc = virt_fence_check_args(uri, uuids, n, out, err, errlen);
 	if (rc < 0)
+		return rc;
+	/* No struct virt may exist in this process (a CLI, a test): keep
+	 * libvirt's own printing of errors off here too. */
+	pthread_once(&virt_quiet_once, virt_quiet_errors);
+	uint64_t t0 = virt_now_ms();
+	struct virt_fence_run run = {.uri = uri, .out = out};
+	run.conn = virt_fence_connect(uri, timeout_s ? timeout_s : 5, err, errlen);
+	if (run.conn == NULL) {
+		out->elapsed_ms = virt_now_ms() - t0;
+		return -ENOTCONN;
+	}
+	virt_fence_listed(&run, uuids, n);
+	if (run.rc != -ENOTCONN)
+		virt_fence_unlisted_ha(&run, uuids, n);
+	virConnectClose(run.conn);
+	out->elapsed_ms = virt_now_ms() - t0;
+	if (run.rc < 0)
 		virt_set_err(err, errlen,
 		             "fence at %s incomplete (%u of %zu VMs not confirmed "
 		             "stopped%s): %s",
 		             uri, out->failed, n, out->extra_failed ? ", and unlisted HA VMs" : "",
-		             first);
+		             run.first);
 	MV_INFO("virt",
 	        "fence done uri=%s destroyed=%u already_stopped=%u absent=%u failed=%u "
 	        "extra_destroyed=%u extra_failed=%u elapsed_ms=%" PRIu64 " rc=%d",
 	        uri, out->destroyed, out->already_stopped, out->absent, out->failed,
-	        out->extra_destroyed, out->extra_failed, out->elapsed_ms, rc);
-	return rc;
+	        out->extra_destroyed, out->extra_failed, out->elapsed_ms, run.rc);
+	return run.rc;
 }

@@ -560,37 +560,14 @@ static int tls_check_chain(SSL_CTX *sctx, bool server, X509 *cert, STACK_OF(X509
 	return rc;
 }
 
-static int tls_material_load(bool server, unsigned flags, const char *ca_file,
-                             const char *cert_file, const char *key_file, struct tls_material *m,
-                             char *err, size_t errlen)
+/* Makes the cluster CA in ca_file, and nothing else, trusted by sctx. */
+static int tls_trust_ca(SSL_CTX *sctx, const char *ca_file, char *err, size_t errlen)
 {
 	char detail[256];
-	STACK_OF(X509) *cas = NULL, *certs = NULL;
-	EVP_PKEY *key = NULL;
-	SSL_CTX *sctx;
-	X509 *cert = NULL;
-	int rc;
-
-	memset(m, 0, sizeof(*m));
-	ERR_clear_error();
-	sctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-	if (!sctx) {
-		tls_errf(err, errlen, "cannot create a TLS context (%s)",
-		         tls_ossl_errors(detail, sizeof(detail)));
-		return -ENOMEM;
-	}
-	if (!SSL_CTX_set_min_proto_version(sctx, TLS1_3_VERSION) ||
-	    !SSL_CTX_set_max_proto_version(sctx, TLS1_3_VERSION)) {
-		tls_errf(err, errlen, "this OpenSSL cannot do TLS 1.3 (%s)",
-		         tls_ossl_errors(detail, sizeof(detail)));
-		rc = -ENOTSUP;
-		goto out;
-	}
-
-	/* The cluster CA, and nothing else, is trusted. */
-	rc = tls_read_certs("CA file", ca_file, &cas, err, errlen);
+	STACK_OF(X509) *cas = NULL;
+	int rc = tls_read_certs("CA file", ca_file, &cas, err, errlen);
 	if (rc)
-		goto out;
+		return rc;
 	for (int i = 0; i < sk_X509_num(cas); i++) {
 		X509 *ca = sk_X509_value(cas, i);
 		if (X509_check_ca(ca) < 1) {
@@ -598,66 +575,77 @@ static int tls_material_load(bool server, unsigned flags, const char *ca_file,
 			tls_x509_text(X509_get_subject_name(ca), NID_commonName, cn, sizeof(cn));
 			tls_errf(err, errlen, "'%s' is not a CA certificate (CN=%s)", ca_file, cn);
 			rc = -EINVAL;
-			goto out;
+			break;
 		}
 		if (!X509_STORE_add_cert(SSL_CTX_get_cert_store(sctx), ca)) {
 			tls_errf(err, errlen, "cannot use CA from '%s' (%s)", ca_file,
 			         tls_ossl_errors(detail, sizeof(detail)));
 			rc = -EINVAL;
-			goto out;
+			break;
 		}
 	}
+	sk_X509_pop_free(cas, X509_free); /* the store holds its own references */
+	return rc;
+}
 
-	if (!server && (flags & TLS_CTX_TEST_NO_CERT) && !cert_file && !key_file) {
-		m->role = TLS_ROLE_NONE;
-	} else {
-		if (!cert_file || !key_file) {
-			tls_errf(err, errlen, "a certificate and its key are required");
-			rc = -EINVAL;
-			goto out;
-		}
-		rc = tls_read_certs("certificate file", cert_file, &certs, err, errlen);
-		if (rc)
-			goto out;
-		cert = sk_X509_shift(certs); /* the rest, if any, are intermediates */
-		rc = tls_read_key(key_file, &key, err, errlen);
-		if (rc)
-			goto out;
-		if (X509_check_private_key(cert, key) != 1) {
-			tls_errf(err, errlen,
-			         "private key '%s' does not match certificate '%s' (%s)", key_file,
-			         cert_file, tls_ossl_errors(detail, sizeof(detail)));
-			rc = -EINVAL;
-			goto out;
-		}
-		tls_x509_text(X509_get_subject_name(cert), NID_commonName, m->name,
-		              sizeof(m->name));
-		m->role = tls_x509_role(cert);
-		m->not_after = tls_asn1_time(X509_get0_notAfter(cert));
-		if (m->role == TLS_ROLE_NONE && !(flags & TLS_CTX_TEST_ANY_ROLE)) {
-			tls_errf(err, errlen,
-			         "certificate '%s' (CN=%s) has no role: its subject OU must be "
-			         "node, operator or viewer",
-			         cert_file, m->name);
-			rc = -EINVAL;
-			goto out;
-		}
-		if (!(flags & TLS_CTX_TEST_ANY_ISSUER)) {
-			rc = tls_check_chain(sctx, server, cert, certs, cert_file, ca_file, err,
-			                     errlen);
-			if (rc)
-				goto out;
-		}
-		if (SSL_CTX_use_certificate(sctx, cert) != 1 ||
-		    SSL_CTX_use_PrivateKey(sctx, key) != 1 ||
-		    (sk_X509_num(certs) > 0 && SSL_CTX_set1_chain(sctx, certs) != 1)) {
-			tls_errf(err, errlen, "cannot use certificate '%s' with key '%s' (%s)",
-			         cert_file, key_file, tls_ossl_errors(detail, sizeof(detail)));
-			rc = -EINVAL;
-			goto out;
-		}
+/* Loads this side's certificate (with any intermediates) and key into
+ * sctx, after checking that they match, that the certificate has a role
+ * and (unless a test flag says otherwise) that the CA signed it. Fills
+ * m's name, role and expiry. */
+static int tls_use_identity(SSL_CTX *sctx, bool server, unsigned flags, const char *ca_file,
+                            const char *cert_file, const char *key_file, struct tls_material *m,
+                            char *err, size_t errlen)
+{
+	char detail[256];
+	STACK_OF(X509) *certs = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	int rc = tls_read_certs("certificate file", cert_file, &certs, err, errlen);
+	if (rc)
+		goto out;
+	cert = sk_X509_shift(certs); /* the rest, if any, are intermediates */
+	rc = tls_read_key(key_file, &key, err, errlen);
+	if (rc)
+		goto out;
+	if (X509_check_private_key(cert, key) != 1) {
+		tls_errf(err, errlen, "private key '%s' does not match certificate '%s' (%s)",
+		         key_file, cert_file, tls_ossl_errors(detail, sizeof(detail)));
+		rc = -EINVAL;
+		goto out;
 	}
+	tls_x509_text(X509_get_subject_name(cert), NID_commonName, m->name, sizeof(m->name));
+	m->role = tls_x509_role(cert);
+	m->not_after = tls_asn1_time(X509_get0_notAfter(cert));
+	if (m->role == TLS_ROLE_NONE && !(flags & TLS_CTX_TEST_ANY_ROLE)) {
+		tls_errf(err, errlen,
+		         "certificate '%s' (CN=%s) has no role: its subject OU must be "
+		         "node, operator or viewer",
+		         cert_file, m->name);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (!(flags & TLS_CTX_TEST_ANY_ISSUER)) {
+		rc = tls_check_chain(sctx, server, cert, certs, cert_file, ca_file, err, errlen);
+		if (rc)
+			goto out;
+	}
+	if (SSL_CTX_use_certificate(sctx, cert) != 1 || SSL_CTX_use_PrivateKey(sctx, key) != 1 ||
+	    (sk_X509_num(certs) > 0 && SSL_CTX_set1_chain(sctx, certs) != 1)) {
+		tls_errf(err, errlen, "cannot use certificate '%s' with key '%s' (%s)", cert_file,
+		         key_file, tls_ossl_errors(detail, sizeof(detail)));
+		rc = -EINVAL;
+	}
+out:
+	sk_X509_pop_free(certs, X509_free);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return rc;
+}
 
+/* Peer verification, session resumption and buffers, the same for every
+ * context of one side. */
+static void tls_ssl_ctx_configure(SSL_CTX *sctx, bool server)
+{
 	SSL_CTX_set_verify(
 	    sctx, server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER,
 	    tls_on_verify);
@@ -675,15 +663,51 @@ static int tls_material_load(bool server, unsigned flags, const char *ca_file,
 		                                         SSL_SESS_CACHE_NO_INTERNAL_STORE);
 		SSL_CTX_sess_set_new_cb(sctx, tls_on_new_session);
 	}
+}
+
+static int tls_material_load(bool server, unsigned flags, const char *ca_file,
+                             const char *cert_file, const char *key_file, struct tls_material *m,
+                             char *err, size_t errlen)
+{
+	char detail[256];
+	SSL_CTX *sctx;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	ERR_clear_error();
+	sctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	if (!sctx) {
+		tls_errf(err, errlen, "cannot create a TLS context (%s)",
+		         tls_ossl_errors(detail, sizeof(detail)));
+		return -ENOMEM;
+	}
+	if (!SSL_CTX_set_min_proto_version(sctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(sctx, TLS1_3_VERSION)) {
+		tls_errf(err, errlen, "this OpenSSL cannot do TLS 1.3 (%s)",
+		         tls_ossl_errors(detail, sizeof(detail)));
+		rc = -ENOTSUP;
+		goto out;
+	}
+	rc = tls_trust_ca(sctx, ca_file, err, errlen);
+	if (rc)
+		goto out;
+	if (!server && (flags & TLS_CTX_TEST_NO_CERT) && !cert_file && !key_file) {
+		m->role = TLS_ROLE_NONE;
+	} else if (!cert_file || !key_file) {
+		tls_errf(err, errlen, "a certificate and its key are required");
+		rc = -EINVAL;
+		goto out;
+	} else {
+		rc = tls_use_identity(sctx, server, flags, ca_file, cert_file, key_file, m, err,
+		                      errlen);
+		if (rc)
+			goto out;
+	}
+	tls_ssl_ctx_configure(sctx, server);
 	m->ssl_ctx = sctx;
 	sctx = NULL;
-	rc = 0;
 out:
 	SSL_CTX_free(sctx);
-	sk_X509_pop_free(cas, X509_free);
-	sk_X509_pop_free(certs, X509_free);
-	X509_free(cert);
-	EVP_PKEY_free(key);
 	ERR_clear_error();
 	return rc;
 }

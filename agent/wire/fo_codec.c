@@ -13,6 +13,23 @@
 
 #include "envelope.h"
 
+/* One plan entry as protobuf, pointing into e. */
+static void fo_encode_entry(Mv__FoPlanEntry *pe, const struct fo_plan_entry *e)
+{
+	mv__fo_plan_entry__init(pe);
+	pe->uuid = (char *)e->uuid;
+	pe->name = (char *)e->name;
+	pe->target = (char *)e->target;
+	pe->priority = e->priority;
+	pe->vcpus = e->vcpus;
+	pe->memory_kib = e->memory_kib;
+	pe->new_epoch = e->new_epoch;
+	pe->group = (char *)e->group;
+	pe->target_incarnation = e->target_incarnation;
+	pe->has_base_epoch = e->has_base;
+	pe->base_epoch = e->has_base ? e->base_epoch : 0;
+}
+
 /* A plan as protobuf entries pointing into p (two arrays, freed by the caller). */
 static int fo_encode_plan(const struct fo_plan *p, Mv__FoPlanEntry **pe_out,
                           Mv__FoPlanEntry ***pep_out)
@@ -29,19 +46,7 @@ static int fo_encode_plan(const struct fo_plan *p, Mv__FoPlanEntry **pe_out,
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < p->n; i++) {
-		const struct fo_plan_entry *e = &p->entries[i];
-		mv__fo_plan_entry__init(&pe[i]);
-		pe[i].uuid = (char *)e->uuid;
-		pe[i].name = (char *)e->name;
-		pe[i].target = (char *)e->target;
-		pe[i].priority = e->priority;
-		pe[i].vcpus = e->vcpus;
-		pe[i].memory_kib = e->memory_kib;
-		pe[i].new_epoch = e->new_epoch;
-		pe[i].group = (char *)e->group;
-		pe[i].target_incarnation = e->target_incarnation;
-		pe[i].has_base_epoch = e->has_base;
-		pe[i].base_epoch = e->has_base ? e->base_epoch : 0;
+		fo_encode_entry(&pe[i], &p->entries[i]);
 		pep[i] = &pe[i];
 	}
 	*pe_out = pe;
@@ -49,119 +54,165 @@ static int fo_encode_plan(const struct fo_plan *p, Mv__FoPlanEntry **pe_out,
 	return 0;
 }
 
+/* Whether m's type is known, its counts are within the wire's caps, and
+ * every array it counts is there. */
+static bool fo_encode_counts_ok(const struct fo_msg *m)
+{
+	if ((int)m->type < 0 || (int)m->type >= FO_MSG_TYPES)
+		return false;
+	if (m->plan.n > FO_PLAN_MAX || m->superseded.n > FO_PLAN_MAX || m->n_adopt > FO_PLAN_MAX ||
+	    m->n_removed > FO_REMOVED_MAX || m->n_moves > FO_MOVES_MAX)
+		return false;
+	return !((m->plan.n > 0 && m->plan.entries == NULL) ||
+	         (m->superseded.n > 0 && m->superseded.entries == NULL) ||
+	         (m->n_removed > 0 && m->removed == NULL) || (m->n_adopt > 0 && m->adopt == NULL) ||
+	         (m->n_moves > 0 && m->moves == NULL));
+}
+
+/* The scalar and string fields of m, pointing into m. */
+static void fo_encode_fields(Mv__FailoverMessage *pm, const struct fo_msg *m)
+{
+	pm->type = (Mv__FoType)m->type;
+	pm->to = (char *)m->to;
+	pm->incarnation = m->incarnation;
+	pm->stamp = m->stamp;
+	pm->fenced_through = m->fenced_through;
+	pm->dead = (char *)m->inst.dead;
+	pm->dead_incarnation = m->inst.incarnation;
+	pm->round = m->inst.round;
+	pm->ballot = m->ballot.number;
+	pm->ballot_proposer = (char *)m->ballot.proposer;
+	pm->accepted_ballot = m->accepted_ballot.number;
+	pm->accepted_proposer = (char *)m->accepted_ballot.proposer;
+	pm->has_plan = m->has_plan;
+	pm->vm_uuid = (char *)m->vm_uuid;
+	pm->ok = m->ok;
+	pm->took_ms = m->took_ms;
+	pm->age_ms = m->age_ms;
+	pm->voters = (uint32_t)m->voters;
+	pm->has_ack_ago = m->has_ack_ago;
+	pm->ack_ago_ms = m->has_ack_ago ? m->ack_ago_ms : 0;
+	pm->text = (char *)m->text;
+}
+
+/* The repeated fields of one encoded message: for each, one allocation for
+ * the structs and one for the pointer array protobuf-c wants. */
+struct fo_encode_arrays {
+	Mv__FoRemoved *rm, **rmp;
+	Mv__FoPlanEntry *pe, **pep, *se, **sep, *ae;
+	Mv__FoAdopt *ad, **adp;
+	Mv__FoMove *mo, **mop;
+};
+
+static void fo_encode_arrays_free(struct fo_encode_arrays *a)
+{
+	free(a->rm);
+	free(a->rmp);
+	free(a->pe);
+	free(a->pep);
+	free(a->se);
+	free(a->sep);
+	free(a->ae);
+	free(a->ad);
+	free(a->adp);
+	free(a->mo);
+	free(a->mop);
+}
+
+static int fo_encode_moves(const struct fo_msg *m, struct fo_encode_arrays *a,
+                           Mv__FailoverMessage *pm)
+{
+	if (m->n_moves == 0)
+		return 0;
+	a->mo = calloc(m->n_moves, sizeof(*a->mo));
+	a->mop = calloc(m->n_moves, sizeof(*a->mop));
+	if (a->mo == NULL || a->mop == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_moves; i++) {
+		const struct fo_move *mv = &m->moves[i];
+		Mv__FoMove *mo = &a->mo[i];
+		mv__fo_move__init(mo);
+		mo->id = (char *)mv->id;
+		mo->uuid = (char *)mv->uuid;
+		mo->source = (char *)mv->source;
+		mo->target = (char *)mv->target;
+		mo->epoch = mv->epoch;
+		mo->state = (uint32_t)mv->state;
+		mo->target_incarnation = mv->target_inc;
+		a->mop[i] = mo;
+	}
+	pm->moves = a->mop;
+	pm->n_moves = m->n_moves;
+	return 0;
+}
+
+static int fo_encode_removed(const struct fo_msg *m, struct fo_encode_arrays *a,
+                             Mv__FailoverMessage *pm)
+{
+	if (m->n_removed == 0)
+		return 0;
+	a->rm = calloc(m->n_removed, sizeof(*a->rm));
+	a->rmp = calloc(m->n_removed, sizeof(*a->rmp));
+	if (a->rm == NULL || a->rmp == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_removed; i++) {
+		mv__fo_removed__init(&a->rm[i]);
+		a->rm[i].name = (char *)m->removed[i].name;
+		a->rm[i].incarnation = m->removed[i].incarnation;
+		a->rmp[i] = &a->rm[i];
+	}
+	pm->removed = a->rmp;
+	pm->n_removed = m->n_removed;
+	return 0;
+}
+
+static int fo_encode_adopt(const struct fo_msg *m, struct fo_encode_arrays *a,
+                           Mv__FailoverMessage *pm)
+{
+	if (m->n_adopt == 0)
+		return 0;
+	a->ad = calloc(m->n_adopt, sizeof(*a->ad));
+	a->adp = calloc(m->n_adopt, sizeof(*a->adp));
+	a->ae = calloc(m->n_adopt, sizeof(*a->ae));
+	if (a->ad == NULL || a->adp == NULL || a->ae == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_adopt; i++) {
+		const struct fo_adopt *in = &m->adopt[i];
+		Mv__FoAdopt *ad = &a->ad[i];
+		fo_encode_entry(&a->ae[i], &in->e);
+		mv__fo_adopt__init(ad);
+		ad->entry = &a->ae[i];
+		ad->incarnation = in->incarnation;
+		ad->round = in->round;
+		ad->ballot = in->ballot.number;
+		ad->ballot_proposer = (char *)in->ballot.proposer;
+		a->adp[i] = ad;
+	}
+	pm->adopt = a->adp;
+	pm->n_adopt = m->n_adopt;
+	return 0;
+}
+
 int fo_codec_encode_frame(const struct fo_msg *m, uint8_t **out, size_t *out_len)
 {
 	*out = NULL;
 	*out_len = 0;
-	if ((int)m->type < 0 || (int)m->type >= FO_MSG_TYPES || m->plan.n > FO_PLAN_MAX ||
-	    m->superseded.n > FO_PLAN_MAX ||
-	    (m->superseded.n > 0 && m->superseded.entries == NULL) ||
-	    m->n_removed > FO_REMOVED_MAX || (m->plan.n > 0 && m->plan.entries == NULL) ||
-	    (m->n_removed > 0 && m->removed == NULL) || m->n_adopt > FO_PLAN_MAX ||
-	    (m->n_adopt > 0 && m->adopt == NULL) || m->n_moves > FO_MOVES_MAX ||
-	    (m->n_moves > 0 && m->moves == NULL))
+	if (!fo_encode_counts_ok(m))
 		return -EINVAL;
 	Mv__FailoverMessage pm = MV__FAILOVER_MESSAGE__INIT;
-	pm.type = (Mv__FoType)m->type;
-	pm.to = (char *)m->to;
-	pm.incarnation = m->incarnation;
-	pm.stamp = m->stamp;
-	pm.fenced_through = m->fenced_through;
-	pm.dead = (char *)m->inst.dead;
-	pm.dead_incarnation = m->inst.incarnation;
-	pm.round = m->inst.round;
-	pm.ballot = m->ballot.number;
-	pm.ballot_proposer = (char *)m->ballot.proposer;
-	pm.accepted_ballot = m->accepted_ballot.number;
-	pm.accepted_proposer = (char *)m->accepted_ballot.proposer;
-	pm.has_plan = m->has_plan;
-	pm.vm_uuid = (char *)m->vm_uuid;
-	pm.ok = m->ok;
-	pm.took_ms = m->took_ms;
-	pm.age_ms = m->age_ms;
-	pm.voters = (uint32_t)m->voters;
-	pm.has_ack_ago = m->has_ack_ago;
-	pm.ack_ago_ms = m->has_ack_ago ? m->ack_ago_ms : 0;
-	pm.text = (char *)m->text;
-
-	/* one allocation each for the pointer array and the structs */
-	Mv__FoRemoved *rm = NULL, **rmp = NULL;
-	Mv__FoPlanEntry *pe = NULL, **pep = NULL, *se = NULL, **sep = NULL, *ae = NULL;
-	Mv__FoAdopt *ad = NULL, **adp = NULL;
-	Mv__FoMove *mo = NULL, **mop = NULL;
+	fo_encode_fields(&pm, m);
+	struct fo_encode_arrays a = {0};
 	int rc = -ENOMEM;
-	if (m->n_moves > 0) {
-		mo = calloc(m->n_moves, sizeof(*mo));
-		mop = calloc(m->n_moves, sizeof(*mop));
-		if (mo == NULL || mop == NULL)
-			goto out;
-		for (size_t i = 0; i < m->n_moves; i++) {
-			const struct fo_move *mv = &m->moves[i];
-			mv__fo_move__init(&mo[i]);
-			mo[i].id = (char *)mv->id;
-			mo[i].uuid = (char *)mv->uuid;
-			mo[i].source = (char *)mv->source;
-			mo[i].target = (char *)mv->target;
-			mo[i].epoch = mv->epoch;
-			mo[i].state = (uint32_t)mv->state;
-			mo[i].target_incarnation = mv->target_inc;
-			mop[i] = &mo[i];
-		}
-		pm.moves = mop;
-		pm.n_moves = m->n_moves;
-	}
-	if (m->n_removed > 0) {
-		rm = calloc(m->n_removed, sizeof(*rm));
-		rmp = calloc(m->n_removed, sizeof(*rmp));
-		if (rm == NULL || rmp == NULL)
-			goto out;
-		for (size_t i = 0; i < m->n_removed; i++) {
-			mv__fo_removed__init(&rm[i]);
-			rm[i].name = (char *)m->removed[i].name;
-			rm[i].incarnation = m->removed[i].incarnation;
-			rmp[i] = &rm[i];
-		}
-		pm.removed = rmp;
-		pm.n_removed = m->n_removed;
-	}
-	if (fo_encode_plan(&m->plan, &pe, &pep) < 0 ||
-	    fo_encode_plan(&m->superseded, &se, &sep) < 0)
+	if (fo_encode_moves(m, &a, &pm) < 0 || fo_encode_removed(m, &a, &pm) < 0 ||
+	    fo_encode_plan(&m->plan, &a.pe, &a.pep) < 0 ||
+	    fo_encode_plan(&m->superseded, &a.se, &a.sep) < 0)
 		goto out;
-	pm.plan = pep;
+	pm.plan = a.pep;
 	pm.n_plan = m->plan.n;
-	pm.superseded = sep;
+	pm.superseded = a.sep;
 	pm.n_superseded = m->superseded.n;
-	if (m->n_adopt > 0) {
-		ad = calloc(m->n_adopt, sizeof(*ad));
-		adp = calloc(m->n_adopt, sizeof(*adp));
-		ae = calloc(m->n_adopt, sizeof(*ae));
-		if (ad == NULL || adp == NULL || ae == NULL)
-			goto out;
-		for (size_t i = 0; i < m->n_adopt; i++) {
-			const struct fo_adopt *a = &m->adopt[i];
-			mv__fo_plan_entry__init(&ae[i]);
-			ae[i].uuid = (char *)a->e.uuid;
-			ae[i].name = (char *)a->e.name;
-			ae[i].target = (char *)a->e.target;
-			ae[i].priority = a->e.priority;
-			ae[i].vcpus = a->e.vcpus;
-			ae[i].memory_kib = a->e.memory_kib;
-			ae[i].new_epoch = a->e.new_epoch;
-			ae[i].group = (char *)a->e.group;
-			ae[i].target_incarnation = a->e.target_incarnation;
-			ae[i].has_base_epoch = a->e.has_base;
-			ae[i].base_epoch = a->e.has_base ? a->e.base_epoch : 0;
-			mv__fo_adopt__init(&ad[i]);
-			ad[i].entry = &ae[i];
-			ad[i].incarnation = a->incarnation;
-			ad[i].round = a->round;
-			ad[i].ballot = a->ballot.number;
-			ad[i].ballot_proposer = (char *)a->ballot.proposer;
-			adp[i] = &ad[i];
-		}
-		pm.adopt = adp;
-		pm.n_adopt = m->n_adopt;
-	}
+	if (fo_encode_adopt(m, &a, &pm) < 0)
+		goto out;
 	Mv__Envelope env = MV__ENVELOPE__INIT;
 	env.version = ENVELOPE_VERSION;
 	env.from = (char *)m->from;
@@ -169,17 +220,7 @@ int fo_codec_encode_frame(const struct fo_msg *m, uint8_t **out, size_t *out_len
 	env.failover = &pm;
 	rc = envelope_encode_frame(&env, out, out_len);
 out:
-	free(rm);
-	free(rmp);
-	free(pe);
-	free(pep);
-	free(se);
-	free(sep);
-	free(ae);
-	free(ad);
-	free(adp);
-	free(mo);
-	free(mop);
+	fo_encode_arrays_free(&a);
 	return rc;
 }
 
@@ -213,6 +254,24 @@ void fo_codec_clear(struct fo_msg *m)
 	m->n_moves = 0;
 }
 
+/* One plan entry from the wire. -EINVAL: a string too long. */
+static int fo_decode_entry(const Mv__FoPlanEntry *pe, struct fo_plan_entry *e)
+{
+	if (fo_copy(e->uuid, sizeof(e->uuid), pe->uuid) < 0 ||
+	    fo_copy(e->name, sizeof(e->name), pe->name) < 0 ||
+	    fo_copy(e->target, sizeof(e->target), pe->target) < 0 ||
+	    fo_copy(e->group, sizeof(e->group), pe->group) < 0)
+		return -EINVAL;
+	e->priority = pe->priority;
+	e->vcpus = pe->vcpus;
+	e->memory_kib = pe->memory_kib;
+	e->new_epoch = pe->new_epoch;
+	e->target_incarnation = pe->target_incarnation;
+	e->has_base = pe->has_base_epoch;
+	e->base_epoch = pe->has_base_epoch ? pe->base_epoch : 0;
+	return 0;
+}
+
 /* Entries into p (allocated; freed by fo_codec_clear). -EINVAL: a string too long. */
 static int fo_decode_plan(Mv__FoPlanEntry **in, size_t n, struct fo_plan *p)
 {
@@ -222,32 +281,18 @@ static int fo_decode_plan(Mv__FoPlanEntry **in, size_t n, struct fo_plan *p)
 	if (p->entries == NULL)
 		return -ENOMEM;
 	p->n = n;
-	for (size_t i = 0; i < n; i++) {
-		const Mv__FoPlanEntry *pe = in[i];
-		struct fo_plan_entry *e = &p->entries[i];
-		if (pe == NULL)
-			continue;
-		if (fo_copy(e->uuid, sizeof(e->uuid), pe->uuid) < 0 ||
-		    fo_copy(e->name, sizeof(e->name), pe->name) < 0 ||
-		    fo_copy(e->target, sizeof(e->target), pe->target) < 0 ||
-		    fo_copy(e->group, sizeof(e->group), pe->group) < 0)
+	for (size_t i = 0; i < n; i++)
+		if (in[i] != NULL && fo_decode_entry(in[i], &p->entries[i]) < 0)
 			return -EINVAL;
-		e->priority = pe->priority;
-		e->vcpus = pe->vcpus;
-		e->memory_kib = pe->memory_kib;
-		e->new_epoch = pe->new_epoch;
-		e->target_incarnation = pe->target_incarnation;
-		e->has_base = pe->has_base_epoch;
-		e->base_epoch = pe->has_base_epoch ? pe->base_epoch : 0;
-	}
 	return 0;
 }
 
 static const char too_long[] = "a name, UUID or text in the failover message is too long";
 
-int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
+/* Checks what must hold before anything is copied or allocated: a known
+ * type, counts within the caps, known migration states. */
+static int fo_decode_check(const Mv__Envelope *env, const char **why)
 {
-	memset(m, 0, sizeof(*m));
 	if (env->body_case != MV__ENVELOPE__BODY_FAILOVER || env->failover == NULL) {
 		*why = "not a failover message";
 		return -EINVAL;
@@ -275,6 +320,13 @@ int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
 			*why = "unknown live migration state in the failover message";
 			return -EINVAL;
 		}
+	return 0;
+}
+
+/* The scalar and string fields. -EINVAL: a string too long. */
+static int fo_decode_fields(const Mv__Envelope *env, struct fo_msg *m)
+{
+	const Mv__FailoverMessage *pm = env->failover;
 	if (fo_copy(m->from, sizeof(m->from), env->from) < 0 ||
 	    fo_copy(m->to, sizeof(m->to), pm->to) < 0 ||
 	    fo_copy(m->inst.dead, sizeof(m->inst.dead), pm->dead) < 0 ||
@@ -283,7 +335,7 @@ int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
 	            pm->accepted_proposer) < 0 ||
 	    fo_copy(m->vm_uuid, sizeof(m->vm_uuid), pm->vm_uuid) < 0 ||
 	    fo_copy(m->text, sizeof(m->text), pm->text) < 0)
-		goto too_long;
+		return -EINVAL;
 	m->type = (enum fo_msg_type)pm->type;
 	m->incarnation = pm->incarnation;
 	m->stamp = pm->stamp;
@@ -299,83 +351,103 @@ int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
 	m->voters = pm->voters;
 	m->has_ack_ago = pm->has_ack_ago;
 	m->ack_ago_ms = pm->has_ack_ago ? pm->ack_ago_ms : 0;
-
-	if (pm->n_removed > 0) {
-		m->removed = calloc(pm->n_removed, sizeof(*m->removed));
-		if (m->removed == NULL)
-			goto nomem;
-		m->n_removed = pm->n_removed;
-		for (size_t i = 0; i < pm->n_removed; i++) {
-			const Mv__FoRemoved *r = pm->removed[i];
-			if (r == NULL)
-				continue;
-			if (fo_copy(m->removed[i].name, sizeof(m->removed[i].name), r->name) < 0)
-				goto too_long;
-			m->removed[i].incarnation = r->incarnation;
-		}
-	}
-	int prc = fo_decode_plan(pm->plan, pm->n_plan, &m->plan);
-	if (prc == 0)
-		prc = fo_decode_plan(pm->superseded, pm->n_superseded, &m->superseded);
-	if (prc == 0 && pm->n_adopt > 0) {
-		m->adopt = calloc(pm->n_adopt, sizeof(*m->adopt));
-		if (m->adopt == NULL)
-			goto nomem;
-		m->n_adopt = pm->n_adopt;
-		for (size_t i = 0; i < pm->n_adopt && prc == 0; i++) {
-			const Mv__FoAdopt *a = pm->adopt[i];
-			struct fo_adopt *o = &m->adopt[i];
-			if (a == NULL)
-				continue;
-			if (fo_copy(o->ballot.proposer, sizeof(o->ballot.proposer),
-			            a->ballot_proposer) < 0)
-				prc = -EINVAL;
-			o->incarnation = a->incarnation;
-			o->round = a->round;
-			o->ballot.number = a->ballot;
-			if (prc == 0 && a->entry != NULL) {
-				struct fo_plan one = {0};
-				Mv__FoPlanEntry *ep = a->entry;
-				prc = fo_decode_plan(&ep, 1, &one);
-				if (prc == 0)
-					o->e = one.entries[0];
-				free(one.entries);
-			}
-		}
-	}
-	if (prc == 0 && pm->n_moves > 0) {
-		m->moves = calloc(pm->n_moves, sizeof(*m->moves));
-		if (m->moves == NULL)
-			goto nomem;
-		m->n_moves = pm->n_moves;
-		for (size_t i = 0; i < pm->n_moves && prc == 0; i++) {
-			const Mv__FoMove *a = pm->moves[i];
-			struct fo_move *o = &m->moves[i];
-			if (fo_copy(o->id, sizeof(o->id), a->id) < 0 ||
-			    fo_copy(o->uuid, sizeof(o->uuid), a->uuid) < 0 ||
-			    fo_copy(o->source, sizeof(o->source), a->source) < 0 ||
-			    fo_copy(o->target, sizeof(o->target), a->target) < 0)
-				prc = -EINVAL;
-			o->epoch = a->epoch;
-			o->state = (enum fo_move_state)a->state;
-			o->target_inc = a->target_incarnation;
-		}
-	}
-	if (prc == -ENOMEM)
-		goto nomem;
-	if (prc < 0)
-		goto too_long;
-	*why = "";
 	return 0;
+}
 
-too_long:
+/* The members removed from the voting set. 0, -ENOMEM, or -EINVAL. */
+static int fo_decode_removed(const Mv__FailoverMessage *pm, struct fo_msg *m)
+{
+	if (pm->n_removed == 0)
+		return 0;
+	m->removed = calloc(pm->n_removed, sizeof(*m->removed));
+	if (m->removed == NULL)
+		return -ENOMEM;
+	m->n_removed = pm->n_removed;
+	for (size_t i = 0; i < pm->n_removed; i++) {
+		const Mv__FoRemoved *r = pm->removed[i];
+		if (r == NULL)
+			continue;
+		if (fo_copy(m->removed[i].name, sizeof(m->removed[i].name), r->name) < 0)
+			return -EINVAL;
+		m->removed[i].incarnation = r->incarnation;
+	}
+	return 0;
+}
+
+/* Plan entries adopted from earlier rounds. 0, -ENOMEM, or -EINVAL. */
+static int fo_decode_adopt(const Mv__FailoverMessage *pm, struct fo_msg *m)
+{
+	if (pm->n_adopt == 0)
+		return 0;
+	m->adopt = calloc(pm->n_adopt, sizeof(*m->adopt));
+	if (m->adopt == NULL)
+		return -ENOMEM;
+	m->n_adopt = pm->n_adopt;
+	for (size_t i = 0; i < pm->n_adopt; i++) {
+		const Mv__FoAdopt *a = pm->adopt[i];
+		struct fo_adopt *o = &m->adopt[i];
+		if (a == NULL)
+			continue;
+		if (fo_copy(o->ballot.proposer, sizeof(o->ballot.proposer), a->ballot_proposer) < 0)
+			return -EINVAL;
+		o->incarnation = a->incarnation;
+		o->round = a->round;
+		o->ballot.number = a->ballot;
+		if (a->entry != NULL && fo_decode_entry(a->entry, &o->e) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Live migrations in flight (states checked by fo_decode_check). 0,
+ * -ENOMEM, or -EINVAL. */
+static int fo_decode_moves(const Mv__FailoverMessage *pm, struct fo_msg *m)
+{
+	if (pm->n_moves == 0)
+		return 0;
+	m->moves = calloc(pm->n_moves, sizeof(*m->moves));
+	if (m->moves == NULL)
+		return -ENOMEM;
+	m->n_moves = pm->n_moves;
+	for (size_t i = 0; i < pm->n_moves; i++) {
+		const Mv__FoMove *a = pm->moves[i];
+		struct fo_move *o = &m->moves[i];
+		if (fo_copy(o->id, sizeof(o->id), a->id) < 0 ||
+		    fo_copy(o->uuid, sizeof(o->uuid), a->uuid) < 0 ||
+		    fo_copy(o->source, sizeof(o->source), a->source) < 0 ||
+		    fo_copy(o->target, sizeof(o->target), a->target) < 0)
+			return -EINVAL;
+		o->epoch = a->epoch;
+		o->state = (enum fo_move_state)a->state;
+		o->target_inc = a->target_incarnation;
+	}
+	return 0;
+}
+
+int fo_codec_decode(const Mv__Envelope *env, struct fo_msg *m, const char **why)
+{
+	memset(m, 0, sizeof(*m));
+	int rc = fo_decode_check(env, why);
+	if (rc < 0)
+		return rc;
+	const Mv__FailoverMessage *pm = env->failover;
+	rc = fo_decode_fields(env, m);
+	if (rc == 0)
+		rc = fo_decode_removed(pm, m);
+	if (rc == 0)
+		rc = fo_decode_plan(pm->plan, pm->n_plan, &m->plan);
+	if (rc == 0)
+		rc = fo_decode_plan(pm->superseded, pm->n_superseded, &m->superseded);
+	if (rc == 0)
+		rc = fo_decode_adopt(pm, m);
+	if (rc == 0)
+		rc = fo_decode_moves(pm, m);
+	if (rc == 0) {
+		*why = "";
+		return 0;
+	}
 	fo_codec_clear(m);
 	memset(m, 0, sizeof(*m));
-	*why = too_long;
-	return -EINVAL;
-nomem:
-	fo_codec_clear(m);
-	memset(m, 0, sizeof(*m));
-	*why = "out of memory decoding a failover message";
-	return -ENOMEM;
+	*why = rc == -ENOMEM ? "out of memory decoding a failover message" : too_long;
+	return rc;
 }
