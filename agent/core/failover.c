@@ -132,10 +132,7 @@ struct round {
 	struct fo_ballot best_ballot;
 	struct fo_plan best_plan;
 	struct fo_plan value;
-	struct fo_plan sup;     /* superseded entries the promises reported */
-	struct fo_move *floors; /* moves away from the dead host that stayed, as
-	                           the promises reported (MOVES, m5) */
-	size_t n_floors;
+	struct fo_plan sup; /* superseded entries the promises reported */
 	bool acc_unbounded; /* phase 2: an ACCEPTED counted came without an ack age */
 	uint64_t acc_bound; /* phase 2: max over counted ACCEPTEDs of receipt - ack age */
 	uint64_t next_retry;
@@ -360,9 +357,6 @@ struct move {
 };
 #define FO_MOVES_KNOWN_MAX 4096    /* (journalled) */
 #define FO_MOVE_KEEP_MS 3600000ull /* a STAYED move is forgotten after an hour */
-/* A floor a PROMISE tells above this is ignored: a plan must still go above
- * it (epoch + 1 + round) without wrapping. */
-#define FO_EPOCH_FLOOR_MAX (UINT64_MAX >> 1)
 
 struct given {
 	char uuid[FO_UUID_MAX];
@@ -394,9 +388,6 @@ static const struct move *move_away(const struct fo *f, const char *uuid, const 
                                     uint64_t epoch);
 static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from,
                                   uint64_t listed);
-static uint64_t move_stayed_known(const struct fo *f, const char *uuid, const char *from,
-                                  const struct fo_move **which);
-static uint64_t promised_floor(const struct inst *in, uint32_t round, const char *uuid);
 struct move;
 static bool move_holds_away(const struct fo *f, const struct move *r, const char *from);
 static bool move_target_gone(const struct fo *f, const struct move *r);
@@ -1259,7 +1250,6 @@ static void round_free(struct round *r)
 	fo_plan_clear(&r->best_plan);
 	fo_plan_clear(&r->value);
 	fo_plan_clear(&r->sup);
-	free(r->floors);
 	free(r->ents);
 	free(r->resp);
 }
@@ -2384,9 +2374,6 @@ static void owed_listing(const struct fo *f, struct owed_scan *o)
 		/* (after the tests above: x's copy may still be at the epoch it
 		 * had, a move called off before its bump) */
 		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), o->x, v.epoch);
-		uint64_t told = promised_floor(o->in, 0, nz(v.uuid)); /* (by the PROMISEs) */
-		if (told > stayed)
-			stayed = told;
 		if (stayed > v.epoch)
 			v.epoch = stayed;
 		v.running = true;
@@ -2692,9 +2679,6 @@ static void handed_back_epochs(const struct fo *f, const struct inst *in, uint32
 		}
 	}
 	uint64_t stayed = move_stayed_epoch(f, v->uuid, NULL, v->epoch);
-	uint64_t told = promised_floor(in, round, v->uuid); /* (by the PROMISEs) */
-	if (told > stayed)
-		stayed = told;
 	if (stayed >= pe->new_epoch)
 		pe->new_epoch = sat_add(stayed, 1);
 }
@@ -2883,9 +2867,6 @@ static void start_phase1(struct fo *f, struct inst *in, uint32_t round, uint64_t
 	fo_plan_clear(&rd->best_plan);
 	fo_plan_clear(&rd->value);
 	fo_plan_clear(&rd->sup);
-	free(rd->floors);
-	rd->floors = NULL;
-	rd->n_floors = 0;
 	free(rd->adopted);
 	rd->adopted = NULL;
 	rd->n_adopted = 0;
@@ -3030,21 +3011,6 @@ static void on_promise(struct fo *f, struct inst *in, uint32_t round, size_t fro
 			rd->sup.entries = ne;
 			rd->sup.n += m->superseded.n;
 		}
-	}
-	/* (told by an acceptor, not a party of the move: a floor only, never
-	 * recorded as the move itself) */
-	for (size_t k = 0; k < m->n_moves; k++) {
-		const struct fo_move *mv = &m->moves[k];
-		/* (an epoch no plan could go above is no floor: the acceptor's
-		 * word is not the move's parties') */
-		if (mv->state != FO_MOVE_STAYED || !mv->epoch || mv->epoch > FO_EPOCH_FLOOR_MAX ||
-		    strcmp(mv->source, in->dead) != 0)
-			continue;
-		struct fo_move *nf = realloc(rd->floors, (rd->n_floors + 1) * sizeof(*nf));
-		if (!nf)
-			break;
-		rd->floors = nf;
-		rd->floors[rd->n_floors++] = *mv;
 	}
 	for (size_t a = 0; round == 0 && a < m->n_adopt; a++)
 		if (!places_on_dead(in, &m->adopt[a].e) && !target_fenced(f, &m->adopt[a].e) &&
@@ -3602,16 +3568,6 @@ static bool move_holds_away(const struct fo *f, const struct move *r, const char
 	       !move_target_gone(f, r);
 }
 
-/* Is move i one away from `from` (NULL: any host) that STAYED (or whose
- * target was fenced since) at a known epoch: a floor that acceptors hold
- * placements above and PROMISEs tell (move_stayed_known)? */
-static bool stayed_floor(const struct fo *f, size_t i, const char *from)
-{
-	const struct fo_move *mv = &f->moves[i].m;
-	return mv->epoch && (!from || strcmp(mv->source, from) == 0) &&
-	       (mv->state == FO_MOVE_STAYED || move_target_gone(f, &f->moves[i]));
-}
-
 /* A move (MOVING or MOVED, its target not gone) that took `uuid` past a
  * placement at `epoch`: one away from `from` (may be NULL) to an epoch >=
  * `epoch` — from there on the VM is not (only) `from`'s, it may run on the
@@ -3732,41 +3688,6 @@ static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const ch
 		uint64_t left = mv->epoch ? mv->epoch : sat_add(listed, 1);
 		if (left > e)
 			e = left;
-	}
-	return e;
-}
-
-/* The highest epoch a move of `uuid` away from `from` (NULL: any host) that
- * STAYED (or whose target was fenced since) is known to have left on the
- * source's copy, 0 if none; *which (may be NULL) is that move. A placement
- * at or below it would give that epoch twice: acceptors refuse one, and
- * their PROMISEs tell it as a floor (sup_epoch_floor). Moves whose epoch
- * nobody told us are left to the proposer's own raise (move_stayed_epoch). */
-static uint64_t move_stayed_known(const struct fo *f, const char *uuid, const char *from,
-                                  const struct fo_move **which)
-{
-	uint64_t e = 0;
-	for (size_t i = 0; i < f->n_moves; i++) {
-		const struct fo_move *mv = &f->moves[i].m;
-		if (mv->epoch <= e || !stayed_floor(f, i, from) || strcmp(mv->uuid, uuid) != 0)
-			continue;
-		e = mv->epoch;
-		if (which)
-			*which = mv;
-	}
-	return e;
-}
-
-/* The highest epoch that the PROMISEs of `in`'s round told a move of `uuid`
- * away from the dead host left on its copy (a move that STAYED, or whose
- * target was fenced since, m5), 0 if none (in may be NULL). */
-static uint64_t promised_floor(const struct inst *in, uint32_t round, const char *uuid)
-{
-	uint64_t e = 0;
-	for (size_t i = 0; in && i < in->rounds[round].n_floors; i++) {
-		const struct fo_move *mv = &in->rounds[round].floors[i];
-		if (mv->epoch > e && strcmp(mv->uuid, uuid) == 0)
-			e = mv->epoch;
 	}
 	return e;
 }
@@ -4037,20 +3958,6 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 			se->new_epoch = mv->epoch;
 		}
 	}
-	/* the moves away from the dead host that stayed (or whose target was
-	 * fenced since), so that the proposer places those VMs above the
-	 * epochs they left (m5), whether or not it heard of them */
-	size_t n_fl = 0;
-	for (size_t i = 0; i < f->n_moves; i++)
-		n_fl += stayed_floor(f, i, in->dead);
-	if (n_fl > FO_MOVES_MAX)
-		n_fl = FO_MOVES_MAX;
-	if (n_fl && (p.moves = malloc(n_fl * sizeof(*p.moves))) != NULL)
-		for (size_t i = 0; i < f->n_moves && p.n_moves < n_fl; i++)
-			if (stayed_floor(f, i, in->dead)) {
-				p.moves[p.n_moves] = f->moves[i].m;
-				p.moves[p.n_moves++].state = FO_MOVE_STAYED;
-			}
 	if (round == 0)
 		collect_adopt(f, in, &p);
 	if (rd->has_acc) {
@@ -4182,18 +4089,6 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 		if (mv) {
 			snprintf(buf, len, "VM %.40s was moved by %.40s to %.40s (live migration)",
 			         pe->name, mv->m.source, mv->m.target);
-			*vm_uuid = pe->uuid;
-			return buf;
-		}
-		/* ... or at or below an epoch a live migration that stayed left
-		 * on its source's copy: that epoch would be given twice */
-		const struct fo_move *st = NULL;
-		uint64_t left = pe->target[0] ? move_stayed_known(f, pe->uuid, NULL, &st) : 0;
-		if (left && pe->new_epoch <= left) {
-			snprintf(buf, len,
-			         "VM %.40s: a live migration from %.40s that stayed left epoch "
-			         "%" PRIu64,
-			         pe->name, st->source, left);
 			*vm_uuid = pe->uuid;
 			return buf;
 		}

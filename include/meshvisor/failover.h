@@ -188,12 +188,9 @@ struct fo_msg {
 	struct fo_removed *removed;
 	size_t n_moves; /* HEARTBEAT: live migrations the sender is the source
 	                   of, or the target that reports the outcome;
-	                   PROMISE: moves away from the dead host that the
-	                   acceptor knows stayed (or whose target was fenced
-	                   since), sent as STAYED: epoch floors (MOVES, m5);
 	                   HB_ACK: moves the sender still holds MOVING that the
 	                   acknowledged host is a party of: tell them again
-	                   (m7) */
+	                   (MOVES, m6) */
 	struct fo_move *moves;
 	uint32_t voters; /* HEARTBEAT: the sender's voting-set size (0 = not
 	                            told). A receiver whose own set is smaller (a

@@ -2403,8 +2403,6 @@ static void test_replayed_seeds_migrations(void **state)
 	     "VM that landed: its failover re-places it, sized from the move"},
 	    {7090048988552043976ULL, "O4: the target settled a move it never heard announced (no "
 	                             "epoch); the source's recovery gave the epoch the move left"},
-	    {4927988765335252644ULL, "O4: a proposer that never heard of a move that stayed placed "
-	                             "the VM at the epoch it left; acceptors that knew it took it"},
 	    {8857356392224828463ULL, "liveness: a handed-back entry a live migration took above "
 	                             "its epoch stayed pending: empty rounds until none was left"},
 	    {2368021078732317579ULL, "liveness: a node missed the target's 'never landed' and "

@@ -1799,59 +1799,6 @@ static void test_move_blocks_failover_value(void **state)
 	fo_free(a);
 }
 
-/* A live migration that STAYED left its bumped epoch on the source's copy
- * (GO bumps it before libvirt moves anything). An acceptor that knows the
- * move refuses a placement of the VM at or below that epoch, from any
- * proposer that never heard of the move, and its PROMISE tells the move
- * (as a floor: the proposer does not record a move a third party tells)
- * so that the proposer places it above. Seed 4927988765335252644 (a
- * fresh soak with migrations) gave epoch 2 twice without this. */
-static void test_move_stayed_epoch_floor(void **state)
-{
-	(void)state;
-	struct fo *a = core_n1(1000);
-	struct fo_move mv = mkmove("m1", "u1", "n0", "n2", 6, FO_MOVE_MOVING);
-	hb_moves(a, "n0", "n1", 5000, &mv, 1, 1100);
-	struct fo_move stayed = mkmove("m1", "u1", "n0", "n2", 6, FO_MOVE_STAYED);
-	hb_moves(a, "n0", "n1", 5001, &stayed, 1, 1101);
-	fo_member(a, "n0", FO_DEAD, 1, 1200);
-	drop_all(a);
-	/* placed from the epoch before the move (5), at the move's 6: refused */
-	struct fo_plan_entry v[2] = {entry("u1", "n1", 6), entry("u2", "n1", 6)};
-	struct fo_msg m, r;
-	accept_answers(a, v, 2, 1, 2000, FO_REJECT, "stayed left epoch 6", "u1");
-	v[0].new_epoch = 3; /* below it too */
-	accept_answers(a, v, 2, 2, 2001, FO_REJECT, NULL, NULL);
-	/* the PROMISE tells the move as a floor (it places nothing, so it is
-	 * not among the superseded entries) */
-	prepare_msg(&m, "n2", "n1", 3, 0);
-	assert_int_equal(fo_handle_message(a, &m, 2002), 0);
-	assert_true(pop_type(a, FO_PROMISE, &r));
-	assert_int_equal(r.n_moves, 1);
-	assert_string_equal(r.moves[0].uuid, "u1");
-	assert_string_equal(r.moves[0].source, "n0");
-	assert_int_equal(r.moves[0].state, FO_MOVE_STAYED);
-	assert_int_equal(r.moves[0].epoch, 6);
-	for (size_t k = 0; k < r.superseded.n; k++)
-		assert_string_not_equal(r.superseded.entries[k].uuid, "u1");
-	fo_msg_clear(&r);
-	v[0].new_epoch = 7; /* above it: taken */
-	accept_answers(a, v, 2, 4, 2003, FO_ACCEPTED, NULL, NULL);
-	fo_free(a);
-
-	/* a move nobody told the epoch of sets no floor here (the proposer
-	 * raises over what it lists, move_stayed_epoch) */
-	a = core_n1(1000);
-	struct fo_move blind = mkmove("m2", "u1", "n0", "n2", 0, FO_MOVE_STAYED);
-	hb_moves(a, "n2", "n1", 5000, &blind, 1, 1100);
-	assert_true(fo_move_find(a, "m2", NULL));
-	fo_member(a, "n0", FO_DEAD, 1, 1200);
-	drop_all(a);
-	v[0].new_epoch = 6;
-	accept_answers(a, v, 2, 1, 2000, FO_ACCEPTED, NULL, NULL);
-	fo_free(a);
-}
-
 /* Does one of f's heartbeats (output drained) carry move `id`? */
 static bool heartbeats_tell(struct fo *f, const char *id)
 {
@@ -4029,44 +3976,6 @@ static const struct fo_plan_entry *plan_find(const struct fo_plan *p, const char
 	return NULL;
 }
 
-/* A PROMISE that tells a live migration of the dead host's VM that stayed
- * (m5) makes the proposer place that VM above the epoch the move left on
- * the dead host's copy, although the proposer never heard of the move and
- * the dead host's state still lists the VM at the epoch before it (5). A
- * move told as under way, one from another source, or an epoch no plan
- * could go above sets no floor. */
-static void test_move_floor_used_by_proposer(void **state)
-{
-	(void)state;
-	struct view v;
-	uint64_t now = 100000;
-	struct fo *f = recovery_proposer(&v, now, 2, 2);
-	struct fo_msg prep, p, r;
-	until_prepare(f, &now, &prep);
-	struct fo_move told[4] = {
-	    mkmove("m1", "u1", "n0", "n2", 8, FO_MOVE_STAYED),
-	    mkmove("m2", "u2", "n0", "n2", 9, FO_MOVE_MOVING),  /* under way: no floor */
-	    mkmove("m3", "u2", "n2", "n1", 12, FO_MOVE_STAYED), /* not from n0 */
-	    mkmove("m4", "u2", "n0", "n2", UINT64_MAX - 2, FO_MOVE_STAYED), /* absurd */
-	};
-	fo_msg_init(&p, FO_PROMISE, "n2", "n1", "n0", 2, 0);
-	p.ballot = prep.ballot;
-	p.n_moves = 4;
-	p.moves = told;
-	assert_int_equal(fo_handle_message(f, &p, now), 0);
-	assert_true(pop_type(f, FO_ACCEPT, &r));
-	const struct fo_plan_entry *e = plan_find(&r.plan, "u1");
-	assert_non_null(e);
-	assert_int_equal(e->new_epoch, 9); /* above the 8 the move left */
-	e = plan_find(&r.plan, "u2");
-	assert_non_null(e);
-	assert_int_equal(e->new_epoch, 6); /* listed at 5: no floor */
-	fo_msg_clear(&r);
-	fo_msg_clear(&prep);
-	drop_all(f);
-	fo_free(f);
-}
-
 /* A PROMISE for a first round carries the placements the acceptor holds
  * from older recoveries of the host (adopt); the proposer keeps, per VM,
  * the highest (incarnation, round, ballot) one as it is — in place of its
@@ -5600,7 +5509,6 @@ int main(void)
 	    cmocka_unit_test(test_voters_reported_by_dead),
 	    cmocka_unit_test(test_incarnations_never_share_a_vm),
 	    cmocka_unit_test(test_move_blocks_failover_value),
-	    cmocka_unit_test(test_move_stayed_epoch_floor),
 	    cmocka_unit_test(test_move_retold_when_asked),
 	    cmocka_unit_test(test_move_announced_then_settled),
 	    cmocka_unit_test(test_move_journal),
@@ -5624,7 +5532,6 @@ int main(void)
 	    cmocka_unit_test(test_journal_errors),
 	    cmocka_unit_test(test_journal_acceptor_state),
 	    cmocka_unit_test(test_adopt_used_by_proposer),
-	    cmocka_unit_test(test_move_floor_used_by_proposer),
 	    cmocka_unit_test(test_supersede_older_first_round),
 	    cmocka_unit_test(test_free_value_rule),
 	    cmocka_unit_test(test_reaccept_identical_value),
