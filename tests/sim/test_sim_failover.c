@@ -2403,6 +2403,8 @@ static void test_replayed_seeds_migrations(void **state)
 	     "VM that landed: its failover re-places it, sized from the move"},
 	    {7090048988552043976ULL, "O4: the target settled a move it never heard announced (no "
 	                             "epoch); the source's recovery gave the epoch the move left"},
+	    {2930026042140151268ULL, "O1: refusing placements at a stayed move's epoch (tried, "
+	                             "reverted) let a later round start a second copy"},
 	    {8857356392224828463ULL, "liveness: a handed-back entry a live migration took above "
 	                             "its epoch stayed pending: empty rounds until none was left"},
 	    {2368021078732317579ULL, "liveness: a node missed the target's 'never landed' and "
