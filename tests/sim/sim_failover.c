@@ -2336,7 +2336,7 @@ void fw_pause(struct fw *w, int i)
 	vlog(w, 1, "%s: paused", h->name);
 }
 
-static void fw_dispatch(struct fw *w, struct simnet_event *ev);
+static void fw_dispatch(void *owner, struct simnet_event *ev);
 
 /* The hardware watchdog of host i, if it is due: armed, and not petted
  * for F (its agent is down, or not quorate since). It resets the host: the
@@ -2470,8 +2470,11 @@ static void fw_deliver(struct fw *w, int i, struct fw_msg *msg)
 	}
 }
 
-static void fw_dispatch(struct fw *w, struct simnet_event *ev)
+/* Runs one event: the network's ops.dispatch, and fw_resume's for the
+ * input a frozen host queued. */
+static void fw_dispatch(void *owner, struct simnet_event *ev)
 {
+	struct fw *w = owner;
 	struct fw_host *h = &w->h[ev->node];
 	switch (ev->kind) {
 	case E_SWIM_TIMER:
@@ -2574,12 +2577,6 @@ static void fw_dispatch(struct fw *w, struct simnet_event *ev)
 	}
 }
 
-/* The network's ops.dispatch. */
-static void fw_run_event(void *owner, struct simnet_event *ev)
-{
-	fw_dispatch(owner, ev);
-}
-
 /* One event (a message dropped at arrival is one too). */
 static void fw_step(struct fw *w)
 {
@@ -2648,7 +2645,7 @@ struct fw *fw_new(const struct fw_opts *o)
 		abort();
 	w->o = *o;
 	w->n = o->n;
-	struct simnet_ops ops = {.dispatch = fw_run_event, .free_payload = fw_free_payload};
+	struct simnet_ops ops = {.dispatch = fw_dispatch, .free_payload = fw_free_payload};
 	w->net = simnet_new(w->n, o->seed, &ops, w);
 	simnet_set_delay(w->net, -1, -1, o->delay_ms, o->jitter_ms);
 	w->h = calloc((size_t)w->n, sizeof(*w->h));
