@@ -2,18 +2,32 @@
  * sim_failover.c — the failover world (see sim_failover.h for the model
  * and the oracle).
  *
- * One binary min-heap (sim_heap.h) orders everything by (virtual ms, seq):
- * the two cores' timers of every host (one live entry each, re-armed with a
- * generation number), SWIM packets and failover messages in flight (deep
- * copies; dropped at arrival when the receiving agent died or restarted
- * since they were sent), the completion of actions (a libvirt start, a
- * remote fence), the periodic node-state publication, watchdog expiries and
- * the scenario's own timed calls. After every call into a core the world
- * drains it completely: SWIM's member events become fo_member() calls,
- * failover messages go onto the network, failover events are carried out
- * on the truth and checked, and both timers are re-armed. The network
- * model (partition sides, one-way blocks, loss, delay) is one for both
- * kinds of message, so SWIM and the failover core see the same faults.
+ * The world runs on sim_net.h (one virtual clock, event queue, PRNG and
+ * fake network; host i is network endpoint i). Its queue orders
+ * everything by (virtual ms, seq): the cores' timers of every host (one
+ * live entry each, re-armed with a generation number), messages in flight,
+ * the completion of actions (a libvirt start, a remote fence), the
+ * periodic node-state publication, watchdog expiries and the scenario's
+ * own timed calls. The world runs it one event at a time
+ * (simnet_step_one), so that run_until looks at the world after each.
+ * After every call into a core the world drains it completely: SWIM's
+ * member events become fo_member() calls, failover messages go onto the
+ * network, failover events are carried out on the truth and checked, and
+ * the timers are re-armed. Each host's clock is its own view of the
+ * world's (fw_local_now: a random origin and a drift), not a clock of its
+ * own.
+ *
+ * Every message (SWIM packet, failover message, node-state or migration
+ * frame) travels in one envelope, struct fw_msg, that names its kind, so
+ * that all kinds see the same faults (partition sides, one-way blocks,
+ * loss, delay). The network decides a message's fate (and makes its
+ * draws) when it is sent, as the world did before it ran on sim_net; the
+ * body is made after that, so nothing is built for a dropped message.
+ * Invariants: endpoint i is up exactly while host i's agent is, and its
+ * epoch changes exactly when the agent's life does (at every start and
+ * stop), so a message (epoch) or job (life) addressed to one life is
+ * dropped in another; a frozen host's input waits in its own queue until
+ * it resumes (fw_resume).
  *
  * The truth is a list of copies per VM: (host, epoch). A copy counts as
  * running while its host is up and not frozen (O1 counts those). A whole-
@@ -31,8 +45,7 @@
 #include "mig_driver.h"
 #include "meshvisor.pb-c.h"
 #include "meshvisor/placement.h"
-#include "prng.h"
-#include "sim_heap.h"
+#include "sim_net.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -45,22 +58,44 @@
 #define FW_MOVE_READY_MS 5000 /* a move not acknowledged by then is off */
 #define FW_GIB (1024ull * 1024)
 
+/* The world's own events (messages are the network's SIMNET_EV_DELIVER,
+ * their payload a struct fw_msg). */
 enum fw_ev_kind {
-	E_SWIM_TIMER,
+	E_SWIM_TIMER = SIMNET_EV_USER,
 	E_FO_TIMER,
-	E_SWIM_DELIVER,
-	E_FO_DELIVER,
-	E_JOB,
+	E_JOB, /* gen = the agent's life, p = struct fw_job */
 	E_PUBLISH,
 	E_WATCHDOG,
-	E_CALL,
-	E_JOIN,
+	E_CALL,         /* p = struct fw_call */
+	E_JOIN,         /* gen = the agent's life, arg = the host it joins through */
 	E_NS_TIMER,     /* opts.gossip_state: the node-state core's timer */
-	E_NS_DELIVER,   /* ... and its messages in flight (frames) */
 	E_MIG_TIMER,    /* opts.migrate_every_ms: the migration core's timer */
-	E_MIG_DELIVER,  /* ... its messages in flight (frames) */
-	E_MIG_JOB,      /* ... a live migration's libvirt job ends (a = job) */
+	E_MIG_JOB,      /* ... a live migration's libvirt job ends (arg = job) */
 	E_MIG_OPERATOR, /* ... an operator asks for a move */
+};
+
+/* What a message on the network carries. */
+enum fw_msg_kind {
+	M_SWIM, /* struct swim_msg (one allocation with its strings) */
+	M_FO,   /* struct fo_msg */
+	M_NS,   /* struct fw_frame: a node-state frame */
+	M_MIG,  /* struct fw_frame: a migration frame */
+};
+
+/* The envelope of every message in flight. body is NULL when the message
+ * could not be made after the network took it (a codec failure, which
+ * fails the world): it arrives as nothing. */
+struct fw_msg {
+	enum fw_msg_kind kind;
+	void *body;
+	struct fw_msg *next_spare; /* envelopes are reused (a list per world) */
+};
+
+/* A scenario's timed call (fw_at). */
+struct fw_call {
+	fw_call_f fn;
+	int a, b;
+	void *arg;
 };
 
 /* A live migration as libvirt runs it for the source's agent. */
@@ -93,17 +128,6 @@ struct fw_frame {
 
 struct fw_swim_pkt {
 	struct swim_msg msg; /* strings and updates follow in the allocation */
-};
-
-struct fw_ev {
-	uint64_t at, seq;
-	enum fw_ev_kind kind;
-	int node;
-	uint32_t gen; /* timer generation, or the receiver's agent life */
-	void *p;      /* packet, fo_msg, job */
-	fw_call_f fn;
-	int a, b;
-	void *arg;
 };
 
 /* A definition of the VM on a host (its libvirt): running, or stopped
@@ -143,7 +167,7 @@ struct fw_host {
 	uint64_t mem, base_mem;
 	bool witness;
 	bool hv_up, agent_up, frozen, refuse;
-	uint32_t life;
+	uint32_t life; /* bumped at every start and stop of its agent */
 	struct swim *sw;
 	struct fo *fo;
 	uint64_t inc_persist;
@@ -151,7 +175,7 @@ struct fw_host {
 	uint64_t sw_armed, fo_armed;
 	uint64_t redue_at;
 	uint32_t redue_n;
-	struct fw_ev *fq; /* queued while frozen */
+	struct simnet_event *fq; /* input queued while frozen */
 	size_t fq_n, fq_cap;
 	struct fw_pub *pub;
 	bool dirty;
@@ -168,10 +192,9 @@ struct fw_host {
 	bool quorate_since_start;
 	bool swim_pending;     /* SWIM has output to drain (a new incarnation) */
 	uint64_t last_quorate; /* world time it was last quorate (any life) */
-	int group;
-	bool removed;     /* force-left by the operator (O2 stops counting it) */
-	bool joined;      /* another host heard of it (O2 counts it from then on) */
-	uint64_t clk_off; /* this host's clock: clk_off + now * clk_rate */
+	bool removed;          /* force-left by the operator (O2 stops counting it) */
+	bool joined;           /* another host heard of it (O2 counts it from then on) */
+	uint64_t clk_off;      /* this host's clock: clk_off + now * clk_rate */
 	double clk_rate;
 	char *journal; /* its disk: the failover journal (opts.journal) */
 	size_t journal_len;
@@ -193,20 +216,13 @@ struct fw_ballot {
 
 struct fw {
 	struct fw_opts o;
-	uint64_t rng[4];
-	uint64_t now, seq;
-	struct fw_ev *heap;
-	size_t heap_n, heap_cap;
+	struct simnet *net;        /* clock, queue, PRNG, network (endpoint i = host i) */
+	struct fw_msg *spare_msgs; /* envelopes not in flight */
 	int n;
 	struct fw_host *h;
 	struct fw_vm *vm;
 	int nvm, capvm;
 	bool started;
-	/* network */
-	bool partitioned;
-	uint8_t *blocked; /* n*n */
-	double *loss;     /* n*n, < 0: default */
-	double loss_all;
 	/* log, registry */
 	struct fw_rec *log;
 	size_t log_n, log_cap;
@@ -225,21 +241,19 @@ struct fw {
 	void *ev_arg;
 };
 
-SIM_HEAP_DEFINE(fw_heap, struct fw_ev, struct fw)
-
 /* ------------------------------------------------------------ basics */
 
 uint64_t fw_rand(struct fw *w)
 {
-	return mv_xoshiro_next(w->rng);
+	return simnet_rand(w->net);
 }
 static uint32_t fw_below(struct fw *w, uint32_t n)
 {
-	return n ? mv_xoshiro_below(w->rng, n) : 0;
+	return simnet_below(w->net, n);
 }
 static double fw_unit(struct fw *w)
 {
-	return (double)(fw_rand(w) >> 11) * 0x1.0p-53;
+	return simnet_unit(w->net);
 }
 
 static void vlog(struct fw *w, int level, const char *fmt, ...)
@@ -250,7 +264,7 @@ static void vlog(struct fw *w, int level, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "fw t=%" PRIu64 " ", w->now);
+	fprintf(stderr, "fw t=%" PRIu64 " ", fw_now(w));
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
@@ -265,16 +279,16 @@ void fw_fail(struct fw *w, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (w->o.verbose)
-		fprintf(stderr, "fw t=%" PRIu64 " VIOLATION %s\n", w->now, buf);
+		fprintf(stderr, "fw t=%" PRIu64 " VIOLATION %s\n", fw_now(w), buf);
 	if (!w->fail[0])
-		snprintf(w->fail, sizeof(w->fail), "t=%" PRIu64 ": %s", w->now, buf);
+		snprintf(w->fail, sizeof(w->fail), "t=%" PRIu64 ": %s", fw_now(w), buf);
 }
 
 static void fw_push(struct fw *w, uint64_t at, enum fw_ev_kind kind, int node, uint32_t gen,
                     void *p)
 {
-	struct fw_ev ev = {.at = at, .kind = kind, .node = node, .gen = gen, .p = p};
-	fw_heap_push(w, ev);
+	struct simnet_event ev = {.at = at, .kind = kind, .node = node, .gen = gen, .p = p};
+	simnet_at(w->net, ev);
 }
 
 static struct fw_rec *fw_log(struct fw *w, int type, int node)
@@ -287,7 +301,7 @@ static struct fw_rec *fw_log(struct fw *w, int type, int node)
 	}
 	struct fw_rec *r = &w->log[w->log_n++];
 	memset(r, 0, sizeof(*r));
-	r->t = w->now;
+	r->t = fw_now(w);
 	r->type = type;
 	r->node = node;
 	r->peer = -1;
@@ -312,7 +326,7 @@ int fw_index(const struct fw *w, const char *name)
 uint64_t fw_local_now(const struct fw *w, int i)
 {
 	const struct fw_host *h = &w->h[i];
-	return h->clk_off + (uint64_t)((double)w->now * h->clk_rate);
+	return h->clk_off + (uint64_t)((double)fw_now(w) * h->clk_rate);
 }
 
 /* The first world time at which host i's clock reads at least `d`. */
@@ -354,80 +368,65 @@ int fw_vm_index(const struct fw *w, const char *uuid)
 
 bool fw_link_open(const struct fw *w, int a, int b)
 {
-	if (a == b)
-		return true;
-	if (w->partitioned && w->h[a].group != w->h[b].group)
-		return false;
-	return !w->blocked[a * w->n + b];
+	return simnet_link_open(w->net, a, b);
 }
 
-/* Whether a message a -> b survives (decided at send time), and when it
- * arrives. */
-static bool fw_net_send(struct fw *w, int a, int b, uint64_t *at)
+/* Back to the spare list, its body freed. */
+static void fw_msg_free(struct fw *w, struct fw_msg *m)
 {
-	if (a == b) {
-		*at = w->now;
-		return true;
-	}
-	if (!fw_link_open(w, a, b)) {
+	if (m->kind == M_FO && m->body != NULL)
+		fo_msg_clear(m->body);
+	free(m->body);
+	m->body = NULL;
+	m->next_spare = w->spare_msgs;
+	w->spare_msgs = m;
+}
+
+/* An envelope for a message of `kind` from a to b onto the network (the
+ * network's draws are made here, as a message is sent); returns it, for
+ * the caller to put the body in before the next event runs (so nothing is
+ * made for a message the network drops), or NULL when the link dropped it
+ * (counted). */
+static struct fw_msg *fw_net_send(struct fw *w, int a, int b, enum fw_msg_kind kind)
+{
+	struct fw_msg *m = w->spare_msgs;
+	if (m != NULL)
+		w->spare_msgs = m->next_spare;
+	else if ((m = malloc(sizeof(*m))) == NULL)
+		abort();
+	m->kind = kind;
+	m->body = NULL;
+	if (simnet_send(w->net, a, b, m) != SIMNET_SENT) {
 		w->ctr.dropped++;
-		return false;
+		return NULL;
 	}
-	double p = w->loss[a * w->n + b];
-	if (p < 0)
-		p = w->loss_all;
-	if (p > 0 && fw_unit(w) < p) {
-		w->ctr.dropped++;
-		return false;
-	}
-	*at = w->now + w->o.delay_ms + fw_below(w, w->o.jitter_ms + 1);
-	return true;
+	return m;
 }
 
 void fw_partition(struct fw *w, const int *group)
 {
-	for (int i = 0; i < w->n; i++)
-		w->h[i].group = group[i];
-	w->partitioned = true;
+	simnet_partition(w->net, group);
 	vlog(w, 1, "partition");
 }
 
 void fw_heal(struct fw *w)
 {
-	w->partitioned = false;
-	memset(w->blocked, 0, (size_t)w->n * (size_t)w->n);
+	simnet_heal(w->net);
 	vlog(w, 1, "heal");
-}
-
-static void fw_block_set(struct fw *w, int a, int b, uint8_t on)
-{
-	for (int i = 0; i < w->n; i++)
-		for (int j = 0; j < w->n; j++)
-			if (i != j && (a < 0 || a == i) && (b < 0 || b == j))
-				w->blocked[i * w->n + j] = on;
 }
 
 void fw_block(struct fw *w, int a, int b)
 {
-	fw_block_set(w, a, b, 1);
+	simnet_block(w->net, a, b);
 }
 void fw_unblock(struct fw *w, int a, int b)
 {
-	fw_block_set(w, a, b, 0);
+	simnet_unblock(w->net, a, b);
 }
 
 void fw_set_loss(struct fw *w, int a, int b, double p)
 {
-	if (a < 0 && b < 0) {
-		w->loss_all = p;
-		for (int k = 0; k < w->n * w->n; k++)
-			w->loss[k] = -1;
-		return;
-	}
-	for (int i = 0; i < w->n; i++)
-		for (int j = 0; j < w->n; j++)
-			if (i != j && (a < 0 || a == i) && (b < 0 || b == j))
-				w->loss[i * w->n + j] = p;
+	simnet_set_loss(w->net, a, b, p);
 }
 
 void fw_refuse_starts(struct fw *w, int i, bool on)
@@ -844,7 +843,7 @@ static void fw_learned(struct fw *w, int i, const struct fo_instance_id *inst,
 		if (fo_plan_copy(&c->plan, plan) != 0)
 			abort();
 		c->first_node = i;
-		c->chosen_at = w->now;
+		c->chosen_at = fw_now(w);
 		c->learners = from_event ? 1 : 0;
 		w->ctr.plans_chosen++;
 		return;
@@ -1129,7 +1128,7 @@ static void fw_start_vm(struct fw *w, int i, const struct fo_event *e, int pos)
 		vlog(w, 1, "%s: start of %s fails: %s", h->name, en->name, j->why);
 	}
 	uint32_t lo = w->o.restart_min_ms, hi = w->o.restart_max_ms;
-	fw_push(w, w->now + lo + fw_below(w, hi > lo ? hi - lo + 1 : 1), E_JOB, i, h->life, j);
+	fw_push(w, fw_now(w) + lo + fw_below(w, hi > lo ? hi - lo + 1 : 1), E_JOB, i, h->life, j);
 }
 
 static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
@@ -1188,8 +1187,8 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 			w->ctr.remote_fence_ok++;
 		else
 			w->ctr.remote_fence_failed++;
-		fw_push(w, w->now + (ok ? 20 + fw_below(w, 280) : 1000 + fw_below(w, 2000)), E_JOB,
-		        i, h->life, j);
+		fw_push(w, fw_now(w) + (ok ? 20 + fw_below(w, 280) : 1000 + fw_below(w, 2000)),
+		        E_JOB, i, h->life, j);
 		break;
 	}
 	case FO_EV_RESTART: {
@@ -1245,20 +1244,20 @@ static void fw_fo_rearm(struct fw *w, int i, bool after_timer)
 		h->fo_armed = UINT64_MAX;
 		return;
 	}
-	if (d <= w->now) {
-		if (after_timer && h->redue_at == w->now && ++h->redue_n >= 3) {
+	if (d <= fw_now(w)) {
+		if (after_timer && h->redue_at == fw_now(w) && ++h->redue_n >= 3) {
 			w->ctr.timer_spins++;
 			fprintf(stderr,
 			        "fw t=%" PRIu64 " %s: timer spin: fo deadline %" PRIu64
 			        " still due after 3 fo_handle_timer calls\n",
-			        w->now, h->name, d);
-			d = w->now + 1;
+			        fw_now(w), h->name, d);
+			d = fw_now(w) + 1;
 		} else {
-			if (after_timer && h->redue_at != w->now) {
-				h->redue_at = w->now;
+			if (after_timer && h->redue_at != fw_now(w)) {
+				h->redue_at = fw_now(w);
 				h->redue_n = 0;
 			}
-			d = w->now;
+			d = fw_now(w);
 		}
 	}
 	if (d == h->fo_armed)
@@ -1324,7 +1323,7 @@ static void fw_send_fo(struct fw *w, int i, struct fo_msg *m)
 		fprintf(stderr,
 		        "fw t=%" PRIu64 " %s -> %s %s (%s,%" PRIu64 ",%u) b=%" PRIu64
 		        "/%s inc=%" PRIu64 " fenced_through=%" PRIu64 " stamp=%" PRIu64 "%s%s\n",
-		        w->now, w->h[i].name, m->to, fo_msg_type_name(m->type), m->inst.dead,
+		        fw_now(w), w->h[i].name, m->to, fo_msg_type_name(m->type), m->inst.dead,
 		        m->inst.incarnation, m->inst.round, m->ballot.number, m->ballot.proposer,
 		        m->incarnation, m->fenced_through, m->stamp, m->text[0] ? " " : "",
 		        m->text);
@@ -1335,9 +1334,9 @@ static void fw_send_fo(struct fw *w, int i, struct fo_msg *m)
 		fo_msg_clear(m);
 		return;
 	}
-	uint64_t at;
+	struct fw_msg *sent = NULL;
 	if ((w->send_hook && !w->send_hook(w, i, to, m, w->send_arg)) ||
-	    !fw_net_send(w, i, to, &at)) {
+	    (sent = fw_net_send(w, i, to, M_FO)) == NULL) {
 		fo_msg_clear(m);
 		return;
 	}
@@ -1355,7 +1354,7 @@ static void fw_send_fo(struct fw *w, int i, struct fo_msg *m)
 	} else {
 		*c = *m; /* takes the plan and removed arrays */
 	}
-	fw_push(w, at, E_FO_DELIVER, to, w->h[to].life, c);
+	sent->body = c;
 }
 
 static void fw_swim_drain(struct fw *w, int i);
@@ -1414,8 +1413,8 @@ static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 		/* the daemon arms its watchdog at the first quorum and pets it
 		 * while quorate */
 		h->wd_armed = true;
-		h->wd_pet = w->now;
-		h->last_quorate = w->now;
+		h->wd_pet = fw_now(w);
+		h->last_quorate = fw_now(w);
 		h->quorate_since_start = true;
 		/* a force-left host that came back counts for O2 again once a
 		 * majority acknowledges it (they hold it a voter again) */
@@ -1426,7 +1425,7 @@ static void fw_fo_drain(struct fw *w, int i, bool after_timer)
 		 * timeout is the margin, so that a hang or a death (whose close
 		 * pings the device) resets the host within F + margin of its
 		 * last quorate moment (agent/daemon/ha.c, "the watchdog") */
-		h->wd_pet = w->now;
+		h->wd_pet = fw_now(w);
 	}
 	if (h->swim_pending) {
 		h->swim_pending = false;
@@ -1519,8 +1518,8 @@ static void fw_rearm(struct fw *w, int i, uint64_t local_deadline, uint32_t *gen
 		*armed = UINT64_MAX;
 		return;
 	}
-	if (d < w->now)
-		d = w->now;
+	if (d < fw_now(w))
+		d = fw_now(w);
 	if (d == *armed)
 		return;
 	(*gen)++;
@@ -1543,12 +1542,9 @@ static void fw_swim_drain(struct fw *w, int i)
 		int to = m.to && m.to[0] ? fw_index(w, m.to) : fw_addr_index(w, m.to_addr);
 		if (to < 0)
 			to = fw_addr_index(w, m.to_addr);
-		uint64_t at;
-		if (to < 0 || !fw_net_send(w, i, to, &at))
-			continue;
-		struct swim_msg *c = w->o.codecs ? fw_swim_through_codec(w, &m) : fw_swim_copy(&m);
-		if (c != NULL)
-			fw_push(w, at, E_SWIM_DELIVER, to, w->h[to].life, c);
+		struct fw_msg *sent = to < 0 ? NULL : fw_net_send(w, i, to, M_SWIM);
+		if (sent != NULL)
+			sent->body = w->o.codecs ? fw_swim_through_codec(w, &m) : fw_swim_copy(&m);
 	}
 	struct swim_event ev;
 	bool ns_fed = false, mig_fed = false;
@@ -1630,7 +1626,7 @@ static void fw_ns_rearm(struct fw *w, int i)
 
 /* An encoded frame (taken) from host i to host `to` (-1: unknown) over the
  * network; `rc` is the encoder's result (< 0 fails the world). */
-static void fw_send_frame(struct fw *w, int i, int to, enum fw_ev_kind kind, const char *what,
+static void fw_send_frame(struct fw *w, int i, int to, enum fw_msg_kind kind, const char *what,
                           int rc, uint8_t *frame, size_t len)
 {
 	if (rc < 0) {
@@ -1638,8 +1634,8 @@ static void fw_send_frame(struct fw *w, int i, int to, enum fw_ev_kind kind, con
 		free(frame);
 		return;
 	}
-	uint64_t at;
-	if (to < 0 || !fw_net_send(w, i, to, &at)) {
+	struct fw_msg *sent = to < 0 ? NULL : fw_net_send(w, i, to, kind);
+	if (sent == NULL) {
 		free(frame);
 		return;
 	}
@@ -1649,7 +1645,7 @@ static void fw_send_frame(struct fw *w, int i, int to, enum fw_ev_kind kind, con
 	f->len = len;
 	memcpy(f->bytes, frame, len);
 	free(frame);
-	fw_push(w, at, kind, to, w->h[to].life, f);
+	sent->body = f;
 }
 
 /* A frame's envelope, decoded as the receiving agent does (NULL: the
@@ -1682,7 +1678,7 @@ static void fw_ns_drain(struct fw *w, int i)
 		int rc = state_codec_encode_frame(&m, &frame, &len);
 		if (rc >= 0)
 			w->ctr.state_bytes += len;
-		fw_send_frame(w, i, to, E_NS_DELIVER, "state message", rc, frame, len);
+		fw_send_frame(w, i, to, M_NS, "state message", rc, frame, len);
 	}
 	struct nstate_event e;
 	while (nstate_pop_event(h->ns, &e))
@@ -1741,8 +1737,8 @@ static void fw_mig_rearm(struct fw *w, int i)
 
 static void fw_push_mig_job(struct fw *w, uint64_t at, int job)
 {
-	struct fw_ev ev = {.at = at, .kind = E_MIG_JOB, .node = w->mj[job].src, .a = job};
-	fw_heap_push(w, ev);
+	struct simnet_event ev = {.at = at, .kind = E_MIG_JOB, .node = w->mj[job].src, .arg = job};
+	simnet_at(w->net, ev);
 }
 
 static struct fw_mig_job *fw_mig_job_find(struct fw *w, const char *pid)
@@ -1802,12 +1798,12 @@ static void fw_mig_go(struct fw *w, int i, const struct mig_event *e)
 	                         .epoch = w->o.moves_unguarded ? c->epoch : c->epoch + 1,
 	                         .active = true,
 	                         .started = w->o.moves_unguarded,
-	                         .ready_by = w->now + FW_MOVE_READY_MS};
+	                         .ready_by = fw_now(w) + FW_MOVE_READY_MS};
 	snprintf(j->pid, sizeof(j->pid), "%s", e->proposal_id);
 	w->ctr.migrations_started++;
 	vlog(w, 1, "%s: migrating %s to %s (epoch %" PRIu64 ")", h->name, v->name, e->peer,
 	     j->epoch);
-	fw_push_mig_job(w, w->now + (j->started ? 300 + fw_below(w, 2700) : 0), (int)w->mj_n);
+	fw_push_mig_job(w, fw_now(w) + (j->started ? 300 + fw_below(w, 2700) : 0), (int)w->mj_n);
 	w->mj_n++;
 }
 
@@ -1835,11 +1831,11 @@ static bool fw_mig_job_wait(struct fw *w, int k)
 			v->max_epoch = c->epoch;
 		hs->dirty = true;
 		j->started = true;
-		fw_push_mig_job(w, w->now + 300 + fw_below(w, 2700), k);
+		fw_push_mig_job(w, fw_now(w) + 300 + fw_below(w, 2700), k);
 		return true;
 	}
-	if (w->now < j->ready_by && (src_agent || hs->frozen)) {
-		fw_push_mig_job(w, w->now + 50, k);
+	if (fw_now(w) < j->ready_by && (src_agent || hs->frozen)) {
+		fw_push_mig_job(w, fw_now(w) + 50, k);
 		return true;
 	}
 	j->kill = true; /* not acknowledged in time: the move is off */
@@ -1857,7 +1853,7 @@ static void fw_mig_job_end(struct fw *w, int k)
 	struct fw_host *hs = &w->h[j->src], *hd = &w->h[j->dst];
 	if (hs->frozen || (hd->frozen && !j->kill)) {
 		/* a paused host's libvirtd is paused too: the job waits */
-		fw_push_mig_job(w, w->now + 200, k);
+		fw_push_mig_job(w, fw_now(w) + 200, k);
 		return;
 	}
 	struct fw_vm *v = &w->vm[j->vm];
@@ -1931,7 +1927,7 @@ static void fw_mig_kill(struct fw *w, struct fw_mig_job *j)
 	if (j == NULL || j->kill)
 		return;
 	j->kill = true;
-	fw_push_mig_job(w, w->now + 50, (int)(j - w->mj));
+	fw_push_mig_job(w, fw_now(w) + 50, (int)(j - w->mj));
 }
 
 static void fw_mig_drain(struct fw *w, int i)
@@ -1948,7 +1944,7 @@ static void fw_mig_drain(struct fw *w, int i)
 		size_t len = 0;
 		int rc = mig_codec_encode_frame(
 		    &m, m.type == MIG_ACCEPT ? "qemu+tls://x/system" : NULL, NULL, &frame, &len);
-		fw_send_frame(w, i, to, E_MIG_DELIVER, mig_msg_type_name(m.type), rc, frame, len);
+		fw_send_frame(w, i, to, M_MIG, mig_msg_type_name(m.type), rc, frame, len);
 	}
 	struct mig_event e;
 	while (h->agent_up && h->life == life && mig_pop_event(h->mg, &e)) {
@@ -2007,7 +2003,8 @@ static void fw_mig_operator(struct fw *w)
 {
 	if (w->operators_rest)
 		return;
-	fw_push(w, w->now + 1 + fw_below(w, 2 * w->o.migrate_every_ms), E_MIG_OPERATOR, 0, 0, NULL);
+	fw_push(w, fw_now(w) + 1 + fw_below(w, 2 * w->o.migrate_every_ms), E_MIG_OPERATOR, 0, 0,
+	        NULL);
 	if (w->nvm == 0)
 		return;
 	int vmi = (int)fw_below(w, (uint32_t)w->nvm), src = -1;
@@ -2087,6 +2084,7 @@ static void fw_agent_start(struct fw *w, int i)
 {
 	struct fw_host *h = &w->h[i];
 	h->life++;
+	simnet_up(w->net, i); /* its endpoint's epoch moves with the life */
 	struct swim_config sc = w->o.swim;
 	snprintf(sc.name, sizeof(sc.name), "%s", h->name);
 	snprintf(sc.addr, sizeof(sc.addr), "%s", h->addr);
@@ -2160,7 +2158,7 @@ static void fw_agent_start(struct fw *w, int i)
 	for (int k = 0; k < w->nvm && !running; k++)
 		running = fw_vm_on(w, k, i);
 	if (running && h->last_quorate) {
-		uint64_t ago = w->now - h->last_quorate;
+		uint64_t ago = fw_now(w) - h->last_quorate;
 		uint64_t local = fw_local_now(w, i);
 		fo_resume_fence_base(h->fo, local > ago ? local - ago : 0);
 	}
@@ -2174,14 +2172,12 @@ static void fw_agent_start(struct fw *w, int i)
 	fw_swim_drain(w, i);
 }
 
-static void fw_freeq_drop(struct fw_host *h)
+static void fw_free_payload(void *owner, int kind, void *p);
+
+static void fw_freeq_drop(struct fw *w, struct fw_host *h)
 {
-	for (size_t k = 0; k < h->fq_n; k++) {
-		struct fw_ev *e = &h->fq[k];
-		if (e->kind == E_FO_DELIVER)
-			fo_msg_clear(e->p);
-		free(e->p);
-	}
+	for (size_t k = 0; k < h->fq_n; k++)
+		fw_free_payload(w, h->fq[k].kind, h->fq[k].p);
 	h->fq_n = 0;
 }
 
@@ -2207,10 +2203,11 @@ static void fw_agent_stop(struct fw *w, int i)
 	h->ns_armed = UINT64_MAX;
 	h->agent_up = false;
 	h->life++;
+	simnet_down(w->net, i); /* what was on its way to this life is lost */
 	h->sw_gen++;
 	h->fo_gen++;
 	h->sw_armed = h->fo_armed = UINT64_MAX;
-	fw_freeq_drop(h);
+	fw_freeq_drop(w, h);
 	for (int k = 0; k < w->n; k++) {
 		fw_pub_unref(h->view[k]);
 		h->view[k] = NULL;
@@ -2231,7 +2228,7 @@ void fw_crash_agent(struct fw *w, int i)
 	 * (watchdog_release: "watchdog did not stop!"), as when its process
 	 * dies */
 	if (w->o.watchdog && h->wd_armed)
-		h->wd_pet = w->now;
+		h->wd_pet = fw_now(w);
 	if (w->o.watchdog && h->wd_armed)
 		fw_push(w, h->wd_pet + fw_wd_timeout(w), E_WATCHDOG, i, 0, NULL);
 }
@@ -2242,7 +2239,7 @@ void fw_crash_host(struct fw *w, int i)
 	if (!h->hv_up)
 		return;
 	fw_agent_stop(w, i);
-	fw_freeq_drop(h);
+	fw_freeq_drop(w, h);
 	h->frozen = false;
 	/* every VM stops; definitions stay on its disk (fw_boot_host may lose
 	 * them) */
@@ -2273,8 +2270,9 @@ static void fw_join_later(struct fw *w, int i, uint64_t at)
 		}
 	if (via < 0)
 		via = (i + 1) % w->n;
-	struct fw_ev ev = {.at = at, .kind = E_JOIN, .node = i, .gen = w->h[i].life, .a = via};
-	fw_heap_push(w, ev);
+	struct simnet_event ev = {
+	    .at = at, .kind = E_JOIN, .node = i, .gen = w->h[i].life, .arg = via};
+	simnet_at(w->net, ev);
 }
 
 static void fw_restart_later(struct fw *w, int a, int b, void *arg)
@@ -2290,13 +2288,13 @@ void fw_restart_agent(struct fw *w, int i)
 	if (!h->hv_up || h->agent_up)
 		return;
 	if (h->frozen) { /* a frozen host starts nothing: once it runs again */
-		fw_at(w, w->now + 500, fw_restart_later, i, 0, NULL);
+		fw_at(w, fw_now(w) + 500, fw_restart_later, i, 0, NULL);
 		return;
 	}
 	fw_log(w, FW_R_RESTART_AGENT, i);
 	vlog(w, 1, "%s: agent restarts (incarnation %" PRIu64 ")", h->name, h->inc_persist + 1);
 	fw_agent_start(w, i);
-	fw_join_later(w, i, w->now);
+	fw_join_later(w, i, fw_now(w));
 }
 
 void fw_boot_host_ex(struct fw *w, int i, bool keep_definitions)
@@ -2313,7 +2311,7 @@ void fw_boot_host_ex(struct fw *w, int i, bool keep_definitions)
 	vlog(w, 1, "%s: host boots (no VM runs%s)", h->name,
 	     keep_definitions ? "" : "; its VM definitions are gone");
 	fw_agent_start(w, i);
-	fw_join_later(w, i, w->now);
+	fw_join_later(w, i, fw_now(w));
 }
 
 void fw_boot_host(struct fw *w, int i)
@@ -2338,7 +2336,7 @@ void fw_pause(struct fw *w, int i)
 	vlog(w, 1, "%s: paused", h->name);
 }
 
-static void fw_dispatch(struct fw *w, struct fw_ev *ev);
+static void fw_dispatch(void *owner, struct simnet_event *ev);
 
 /* The hardware watchdog of host i, if it is due: armed, and not petted
  * for F (its agent is down, or not quorate since). It resets the host: the
@@ -2346,7 +2344,7 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev);
 static void fw_watchdog(struct fw *w, int i)
 {
 	struct fw_host *h = &w->h[i];
-	if (!w->o.watchdog || !h->hv_up || !h->wd_armed || w->now < h->wd_pet + fw_wd_timeout(w))
+	if (!w->o.watchdog || !h->hv_up || !h->wd_armed || fw_now(w) < h->wd_pet + fw_wd_timeout(w))
 		return;
 	for (int k = 0; k < w->nvm; k++)
 		if (fw_vm_on(w, k, i))
@@ -2355,7 +2353,7 @@ static void fw_watchdog(struct fw *w, int i)
 	fw_log(w, FW_R_WATCHDOG, i);
 	vlog(w, 1, "%s: watchdog fires: the host resets", h->name);
 	fw_crash_host(w, i);
-	fw_at(w, w->now + 10000 + fw_below(w, 20001), fw_boot_later, i, 0, NULL);
+	fw_at(w, fw_now(w) + 10000 + fw_below(w, 20001), fw_boot_later, i, 0, NULL);
 }
 
 void fw_resume(struct fw *w, int i)
@@ -2367,7 +2365,7 @@ void fw_resume(struct fw *w, int i)
 	vlog(w, 1, "%s: resumes", h->name);
 	/* 1. the failover core's timer, its actions carried out while the VMs
 	 *    are still frozen (the watchdog/ordering assumption) */
-	if (h->agent_up && h->fo_armed <= w->now) {
+	if (h->agent_up && h->fo_armed <= fw_now(w)) {
 		h->fo_armed = UINT64_MAX;
 		h->fo_gen++;
 		fo_handle_timer(h->fo, fw_local_now(w, i));
@@ -2384,26 +2382,26 @@ void fw_resume(struct fw *w, int i)
 		if (fw_vm_on(w, k, i))
 			fw_check_vm(w, &w->vm[k]);
 	/* 3. SWIM's timer, then what queued, in order */
-	if (h->agent_up && h->sw_armed <= w->now) {
+	if (h->agent_up && h->sw_armed <= fw_now(w)) {
 		h->sw_armed = UINT64_MAX;
 		h->sw_gen++;
 		swim_handle_timer(h->sw, fw_local_now(w, i));
 		fw_swim_drain(w, i);
 	}
-	if (h->agent_up && h->mg != NULL && h->mg_armed <= w->now) {
+	if (h->agent_up && h->mg != NULL && h->mg_armed <= fw_now(w)) {
 		h->mg_armed = UINT64_MAX;
 		h->mg_gen++;
 		fw_mig_capacity(w, i);
 		mig_handle_timer(h->mg, fw_local_now(w, i));
 		fw_mig_drain(w, i);
 	}
-	if (h->agent_up && h->ns != NULL && h->ns_armed <= w->now) {
+	if (h->agent_up && h->ns != NULL && h->ns_armed <= fw_now(w)) {
 		h->ns_armed = UINT64_MAX;
 		h->ns_gen++;
 		nstate_handle_timer(h->ns, fw_local_now(w, i));
 		fw_ns_drain(w, i);
 	}
-	struct fw_ev *q = h->fq;
+	struct simnet_event *q = h->fq;
 	size_t qn = h->fq_n;
 	h->fq = NULL;
 	h->fq_n = h->fq_cap = 0;
@@ -2422,16 +2420,61 @@ void fw_resume(struct fw *w, int i)
 
 /* ------------------------------------------------------------ dispatch */
 
-static void fw_free_payload(struct fw_ev *ev)
+/* The network's ops.free_payload, and what drops queued input: a message
+ * envelope, a job or a call record. */
+static void fw_free_payload(void *owner, int kind, void *p)
 {
-	if (ev->kind == E_FO_DELIVER)
-		fo_msg_clear(ev->p);
-	free(ev->p);
-	ev->p = NULL;
+	if (kind == SIMNET_EV_DELIVER && p != NULL)
+		fw_msg_free(owner, p);
+	else
+		free(p);
 }
 
-static void fw_dispatch(struct fw *w, struct fw_ev *ev)
+/* A message reaches host i's agent (awake, of the life it was sent to);
+ * the envelope and its body are freed here. */
+static void fw_deliver(struct fw *w, int i, struct fw_msg *msg)
 {
+	struct fw_host *h = &w->h[i];
+	enum fw_msg_kind kind = msg->kind;
+	void *body = msg->body;
+	msg->body = NULL;
+	fw_msg_free(w, msg);
+	if (body == NULL) /* not made after the network took it (the world failed) */
+		return;
+	switch (kind) {
+	case M_SWIM:
+		swim_handle_message(h->sw, body, fw_local_now(w, i));
+		free(body);
+		fw_swim_drain(w, i);
+		return;
+	case M_NS:
+		fw_ns_deliver(w, i, body);
+		free(body);
+		return;
+	case M_MIG:
+		fw_mig_deliver(w, i, body);
+		free(body);
+		return;
+	case M_FO: {
+		struct fo_msg *m = body;
+		fw_heard_of(w, i, m->from);
+		if (fo_handle_message(h->fo, m, fw_local_now(w, i)) < 0) {
+			w->ctr.rejected++;
+			vlog(w, 1, "%s rejected a %s", h->name, fo_msg_type_name(m->type));
+		}
+		fo_msg_clear(m);
+		free(m);
+		fw_fo_drain(w, i, false);
+		return;
+	}
+	}
+}
+
+/* Runs one event: the network's ops.dispatch, and fw_resume's for the
+ * input a frozen host queued. */
+static void fw_dispatch(void *owner, struct simnet_event *ev)
+{
+	struct fw *w = owner;
 	struct fw_host *h = &w->h[ev->node];
 	switch (ev->kind) {
 	case E_SWIM_TIMER:
@@ -2468,18 +2511,17 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 		fw_mig_drain(w, ev->node);
 		return;
 	case E_MIG_JOB:
-		fw_mig_job_end(w, ev->a);
+		fw_mig_job_end(w, ev->arg);
 		return;
 	case E_MIG_OPERATOR:
 		fw_mig_operator(w);
 		return;
-	case E_SWIM_DELIVER:
-	case E_FO_DELIVER:
-	case E_NS_DELIVER:
-	case E_MIG_DELIVER:
+	case SIMNET_EV_DELIVER: /* the network checked the life at arrival */
 	case E_JOB:
-		if (!h->agent_up || h->life != ev->gen) {
-			fw_free_payload(ev);
+		/* input queued while frozen comes here again at the resume */
+		if (!h->agent_up ||
+		    ev->gen != (ev->kind == E_JOB ? h->life : simnet_epoch(w->net, ev->node))) {
+			fw_free_payload(w, ev->kind, ev->p);
 			return;
 		}
 		if (h->frozen) {
@@ -2492,25 +2534,8 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 			h->fq[h->fq_n++] = *ev;
 			return;
 		}
-		if (ev->kind == E_SWIM_DELIVER) {
-			swim_handle_message(h->sw, ev->p, fw_local_now(w, ev->node));
-			free(ev->p);
-			fw_swim_drain(w, ev->node);
-		} else if (ev->kind == E_NS_DELIVER) {
-			fw_ns_deliver(w, ev->node, ev->p);
-			free(ev->p);
-		} else if (ev->kind == E_MIG_DELIVER) {
-			fw_mig_deliver(w, ev->node, ev->p);
-			free(ev->p);
-		} else if (ev->kind == E_FO_DELIVER) {
-			fw_heard_of(w, ev->node, ((struct fo_msg *)ev->p)->from);
-			if (fo_handle_message(h->fo, ev->p, fw_local_now(w, ev->node)) < 0) {
-				w->ctr.rejected++;
-				vlog(w, 1, "%s rejected a %s", h->name,
-				     fo_msg_type_name(((struct fo_msg *)ev->p)->type));
-			}
-			fw_free_payload(ev);
-			fw_fo_drain(w, ev->node, false);
+		if (ev->kind == SIMNET_EV_DELIVER) {
+			fw_deliver(w, ev->node, ev->p);
 		} else {
 			struct fw_job *j = ev->p;
 			if (j->kind == J_RESTART_DONE)
@@ -2529,19 +2554,22 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 				fw_settle_moves(w, i, false);
 		fw_publish(w);
 		fw_check(w);
-		fw_push(w, w->now + w->o.publish_ms, E_PUBLISH, 0, 0, NULL);
+		fw_push(w, fw_now(w) + w->o.publish_ms, E_PUBLISH, 0, 0, NULL);
 		return;
 	case E_WATCHDOG:
 		if (h->frozen) /* fires at the resume, before the VMs run */
 			return;
 		fw_watchdog(w, ev->node);
 		return;
-	case E_CALL:
-		ev->fn(w, ev->a, ev->b, ev->arg);
+	case E_CALL: {
+		struct fw_call *c = ev->p;
+		c->fn(w, c->a, c->b, c->arg);
+		free(c);
 		return;
+	}
 	case E_JOIN:
 		if (h->agent_up && h->life == ev->gen && !h->frozen) {
-			const char *seed = w->h[ev->a].addr;
+			const char *seed = w->h[ev->arg].addr;
 			swim_join(h->sw, &seed, 1, fw_local_now(w, ev->node));
 			fw_swim_drain(w, ev->node);
 		}
@@ -2549,43 +2577,42 @@ static void fw_dispatch(struct fw *w, struct fw_ev *ev)
 	}
 }
 
+/* One event (a message dropped at arrival is one too). */
 static void fw_step(struct fw *w)
 {
-	uint64_t t = w->heap[0].at;
-	if (t > w->now)
-		w->now = t;
-	struct fw_ev ev = fw_heap_pop(w);
-	fw_dispatch(w, &ev);
+	simnet_step_one(w->net);
 	w->ctr.steps++;
 }
 
 void fw_run_for(struct fw *w, uint64_t ms)
 {
-	uint64_t end = w->now + ms;
-	while (w->heap_n > 0 && w->heap[0].at <= end)
+	uint64_t end = fw_now(w) + ms;
+	while (simnet_next_at(w->net) <= end)
 		fw_step(w);
-	w->now = end;
+	simnet_advance_to(w->net, end);
 }
 
 int64_t fw_run_until(struct fw *w, fw_pred_f pred, void *arg, uint64_t timeout_ms)
 {
-	uint64_t start = w->now, end = w->now + timeout_ms;
+	uint64_t start = fw_now(w), end = start + timeout_ms;
 	if (pred(w, arg))
 		return 0;
-	while (w->heap_n > 0 && w->heap[0].at <= end) {
+	while (simnet_next_at(w->net) <= end) {
 		fw_step(w);
 		if (pred(w, arg))
-			return (int64_t)(w->now - start);
+			return (int64_t)(fw_now(w) - start);
 	}
-	w->now = end;
+	simnet_advance_to(w->net, end);
 	return -1;
 }
 
 void fw_at(struct fw *w, uint64_t at, fw_call_f fn, int a, int b, void *arg)
 {
-	struct fw_ev ev = {
-	    .at = at < w->now ? w->now : at, .kind = E_CALL, .fn = fn, .a = a, .b = b, .arg = arg};
-	fw_heap_push(w, ev);
+	struct fw_call *c = malloc(sizeof(*c));
+	if (c == NULL)
+		abort();
+	*c = (struct fw_call){.fn = fn, .a = a, .b = b, .arg = arg};
+	fw_push(w, at < fw_now(w) ? fw_now(w) : at, E_CALL, 0, 0, c);
 }
 
 /* ------------------------------------------------------------ life cycle */
@@ -2618,16 +2645,14 @@ struct fw *fw_new(const struct fw_opts *o)
 		abort();
 	w->o = *o;
 	w->n = o->n;
-	uint64_t x = o->seed;
-	for (int k = 0; k < 4; k++)
-		w->rng[k] = mv_splitmix64(&x);
+	struct simnet_ops ops = {.dispatch = fw_dispatch, .free_payload = fw_free_payload};
+	w->net = simnet_new(w->n, o->seed, &ops, w);
+	simnet_set_delay(w->net, -1, -1, o->delay_ms, o->jitter_ms);
 	w->h = calloc((size_t)w->n, sizeof(*w->h));
-	w->blocked = calloc((size_t)w->n * (size_t)w->n, 1);
-	w->loss = malloc((size_t)w->n * (size_t)w->n * sizeof(double));
-	if (w->h == NULL || w->blocked == NULL || w->loss == NULL)
+	if (w->h == NULL)
 		abort();
-	for (int k = 0; k < w->n * w->n; k++)
-		w->loss[k] = -1;
+	for (int i = 0; i < w->n; i++)
+		simnet_down(w->net, i); /* up at its agent's start */
 	for (int i = 0; i < w->n; i++) {
 		struct fw_host *h = &w->h[i];
 		snprintf(h->name, sizeof(h->name), "n%d", i);
@@ -2700,17 +2725,17 @@ void fw_start(struct fw *w)
 	for (int i = 0; i < w->n; i++)
 		fw_agent_start(w, i);
 	for (int i = 1; i < w->n; i++) {
-		struct fw_ev ev = {.at = w->now + fw_below(w, w->o.join_spread_ms + 1),
-		                   .kind = E_JOIN,
-		                   .node = i,
-		                   .gen = w->h[i].life,
-		                   .a = 0};
-		fw_heap_push(w, ev);
+		struct simnet_event ev = {.at = fw_now(w) + fw_below(w, w->o.join_spread_ms + 1),
+		                          .kind = E_JOIN,
+		                          .node = i,
+		                          .gen = w->h[i].life,
+		                          .arg = 0};
+		simnet_at(w->net, ev);
 	}
 	fw_publish(w);
-	fw_push(w, w->now + w->o.publish_ms, E_PUBLISH, 0, 0, NULL);
+	fw_push(w, fw_now(w) + w->o.publish_ms, E_PUBLISH, 0, 0, NULL);
 	if (w->o.migrate_every_ms)
-		fw_push(w, w->now + w->o.migrate_every_ms, E_MIG_OPERATOR, 0, 0, NULL);
+		fw_push(w, fw_now(w) + w->o.migrate_every_ms, E_MIG_OPERATOR, 0, 0, NULL);
 }
 
 void fw_free(struct fw *w)
@@ -2719,15 +2744,18 @@ void fw_free(struct fw *w)
 		return;
 	for (int i = 0; i < w->n; i++) {
 		fw_agent_stop(w, i);
-		fw_freeq_drop(&w->h[i]);
+		fw_freeq_drop(w, &w->h[i]);
 		free(w->h[i].fq);
 		free(w->h[i].journal);
 		fw_pub_unref(w->h[i].pub);
 		free(w->h[i].view);
 	}
-	for (size_t k = 0; k < w->heap_n; k++)
-		fw_free_payload(&w->heap[k]);
-	free(w->heap);
+	simnet_free(w->net);
+	while (w->spare_msgs != NULL) {
+		struct fw_msg *m = w->spare_msgs;
+		w->spare_msgs = m->next_spare;
+		free(m);
+	}
 	for (size_t k = 0; k < w->ch_n; k++)
 		fo_plan_clear(&w->ch[k].plan);
 	for (size_t k = 0; k < w->bal_n; k++)
@@ -2738,8 +2766,6 @@ void fw_free(struct fw *w)
 	free(w->log);
 	free(w->vm);
 	free(w->h);
-	free(w->blocked);
-	free(w->loss);
 	free(w);
 }
 
@@ -2755,7 +2781,7 @@ int fw_size(const struct fw *w)
 }
 uint64_t fw_now(const struct fw *w)
 {
-	return w->now;
+	return simnet_now(w->net);
 }
 const char *fw_name(const struct fw *w, int i)
 {

@@ -1,8 +1,9 @@
 /*
  * sim_failover.h — a deterministic world for the failover core: N hosts,
- * each running a SWIM core (swim.h) and a failover core (failover.h) over
- * one fake network on one virtual clock, plus the ground truth of which VM
- * is defined and runs where. The glue between the cores is the daemon's
+ * each running a SWIM core (swim.h) and a failover core (failover.h) on
+ * the simulated world the other simulators share (sim_net.h: one virtual
+ * clock, event queue, PRNG and fake network; host i is its endpoint i),
+ * plus the ground truth of which VM is defined and runs where. The glue between the cores is the daemon's
  * own (agent/wire/fo_driver.c: SWIM member events and incarnations in, the view
  * built from packed NodeState publications), the cores' actions are
  * carried out on the truth, and an oracle checks the truth and the cores
@@ -63,8 +64,8 @@
  *     agent.c does) and a fresh failover core with expect_cluster, its
  *     journal restored (opts.journal), and — when HA VMs run on — its
  *     self-fence clock resumed from its predecessor's last quorate moment;
- *   - clocks: each host's cores run on their own clock, with a random
- *     origin (up to 30 days apart: the cores must use no clock offsets)
+ *   - clocks: each host's cores run on their own view of the world's
+ *     clock (fw_local_now), with a random origin (up to 30 days apart: the cores must use no clock offsets)
  *     and, with opts.clock_drift_ppm, a rate off by up to that much (the
  *     design assumes rates equal within fence_margin_ms / fence_after_ms).
  *

@@ -1,6 +1,6 @@
 /*
- * sim_heap.h — the simulated world's event queue (sim_net.c; sim_failover.c
- * still has its own). The queue is a binary min-heap ordered by (at, seq),
+ * sim_heap.h — the simulated world's event queue (sim_net.c, which every
+ * simulator runs on). The queue is a binary min-heap ordered by (at, seq),
  * so events due at the same virtual millisecond run in the order they were
  * scheduled, which keeps every run deterministic.
  *

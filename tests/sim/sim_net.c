@@ -218,6 +218,14 @@ void simnet_step(struct simnet *net)
 	}
 }
 
+void simnet_step_one(struct simnet *net)
+{
+	struct simnet_event ev = simnet_heap_pop(net);
+	if (ev.at > net->now)
+		net->now = ev.at;
+	simnet_run_event(net, &ev);
+}
+
 void simnet_run_for(struct simnet *net, uint64_t ms)
 {
 	uint64_t end = net->now + ms;
@@ -412,14 +420,16 @@ int simnet_group(const struct simnet *net, int i)
 	return net->ep[i].group;
 }
 
+/* Whether a -> b (a != b, l its override or NULL) is blocked or cut by
+ * the partition. */
+static bool simnet_link_cut(const struct simnet *net, int a, int b, const struct simnet_link *l)
+{
+	return (net->partitioned && net->ep[a].group != net->ep[b].group) || (l && l->blocked);
+}
+
 bool simnet_link_open(const struct simnet *net, int a, int b)
 {
-	if (a == b)
-		return true;
-	if (net->partitioned && net->ep[a].group != net->ep[b].group)
-		return false;
-	const struct simnet_link *l = simnet_link_find(net, a, b);
-	return !(l && l->blocked);
+	return a == b || !simnet_link_cut(net, a, b, simnet_link_find(net, a, b));
 }
 
 /* ------------------------------------------------------------ endpoints */
@@ -497,12 +507,12 @@ enum simnet_fate simnet_send(struct simnet *net, int src, int dst, void *msg)
 		simnet_schedule_delivery(net, net->now, src, dst, msg);
 		return SIMNET_SENT;
 	}
-	if (!simnet_link_open(net, src, dst)) {
+	const struct simnet_link *l = simnet_link_find(net, src, dst);
+	if (simnet_link_cut(net, src, dst, l)) { /* one look-up for both */
 		net->ctr.dropped_block++;
 		simnet_drop_payload(net, SIMNET_EV_DELIVER, msg);
 		return SIMNET_BLOCKED;
 	}
-	const struct simnet_link *l = simnet_link_find(net, src, dst);
 	void *second = NULL;
 	if (net->dup > 0 && simnet_unit(net) < net->dup && net->ops.clone_msg) {
 		net->ctr.duplicated++;

@@ -101,15 +101,19 @@ uint32_t simnet_range(struct simnet *net, uint32_t lo, uint32_t hi);
 
 /* Clock and queue. at(): schedule an event (ev->at set by the caller, seq
  * stamped here). step(): run every event due at the next instant (the
- * queue must not be empty). run_for: advance exactly ms. run_until: after
- * every instant, check pred; returns the ms elapsed when it first holds
- * (0 if it held at the call), or -1 with the clock at call + timeout_ms.
- * next_at: the earliest event's time, UINT64_MAX if none; pop: take it
- * without running it (for owners with their own loop: they move the clock
- * with advance_to, which never goes back). */
+ * queue must not be empty); step_one(): run only the earliest event (the
+ * clock moves to it), for owners that look at the world after every
+ * event (a DELIVER still passes the arrival checks first). run_for:
+ * advance exactly ms. run_until: after every instant, check pred;
+ * returns the ms elapsed when it first holds (0 if it held at the call),
+ * or -1 with the clock at call + timeout_ms. next_at: the earliest
+ * event's time, UINT64_MAX if none; pop: take it without running it (for
+ * owners with their own loop: they move the clock with advance_to, which
+ * never goes back). */
 uint64_t simnet_now(const struct simnet *net);
 void simnet_at(struct simnet *net, struct simnet_event ev);
 void simnet_step(struct simnet *net);
+void simnet_step_one(struct simnet *net);
 void simnet_run_for(struct simnet *net, uint64_t ms);
 typedef bool (*simnet_pred_f)(void *arg);
 int64_t simnet_run_until(struct simnet *net, simnet_pred_f pred, void *arg, uint64_t timeout_ms);

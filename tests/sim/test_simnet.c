@@ -3,7 +3,7 @@
  * order it promises per message (a replica world draws by hand what the
  * network should have drawn, and must end in the same state), blocks one
  * and two ways, partitions and heal, duplication, drops at a restarted
- * receiver, and the clock's run_until.
+ * receiver, and the clock's run_until and step_one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -187,6 +187,36 @@ static void test_run_until(void **state)
 	simnet_free(net);
 }
 
+/* step_one runs one event at a time, in (time, send) order, the clock
+ * moving to each; a message to a restarted receiver is one step that
+ * reaches no dispatch. */
+static void test_step_one(void **state)
+{
+	(void)state;
+	struct got g;
+	struct simnet *net = world(&g, 5);
+	simnet_set_delay(net, -1, -1, 10, 0);
+	for (int to = 1; to <= 3; to++) /* all due at t = 10 */
+		simnet_send(net, 0, to, msg(to));
+	simnet_down(net, 2);
+	simnet_up(net, 2);
+	simnet_step_one(net);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.val[0], 1);
+	assert_true(simnet_now(net) == 10);
+	assert_int_equal(simnet_pending(net), 2);
+	simnet_step_one(net);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(simnet_counters(net)->dropped_down, 1);
+	assert_int_equal(simnet_pending(net), 1);
+	simnet_step_one(net);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.val[1], 3);
+	assert_int_equal(simnet_pending(net), 0);
+	assert_true(simnet_now(net) == 10);
+	simnet_free(net);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +224,7 @@ int main(void)
 	    cmocka_unit_test(test_blocks_partition_heal),
 	    cmocka_unit_test(test_restart_drops_and_loopback),
 	    cmocka_unit_test(test_run_until),
+	    cmocka_unit_test(test_step_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
