@@ -1,6 +1,6 @@
 /*
  * name_index.h — a hash index from a string key to a slot of the caller's
- * array, shared by the protocol cores (swim.c, state.c, failover.c).
+ * array, shared by the protocol cores (swim.c, nstate.c, fo.c).
  *
  * The caller owns the records (a dense array, say) and their keys; the
  * index stores only slot numbers, 4 bytes each, and reads a slot's key (and

@@ -35,7 +35,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "meshvisor/failover.h"
+#include "meshvisor/fo.h"
 #include "log.h"
 
 /* A config file is a few hundred bytes; anything near this is a mistake
@@ -1252,7 +1252,7 @@ static int options_check_failover_timing(const struct agent_options *o, char *er
 		        (unsigned)o->fo_fence_after_ms, (unsigned)o->fo_heartbeat_ms);
 		return -EINVAL;
 	}
-	/* The failover core's rule (1) (failover.c, "WHY NO VM RUNS TWICE"): a
+	/* The failover core's rule (1) (fo.c, "WHY NO VM RUNS TWICE"): a
 	 * host cut off at q fences itself (or its watchdog, petted until then
 	 * with a timeout of the margin, resets it) by q + quorate window + F,
 	 * while targets that learned the plan after q restart its VMs F +

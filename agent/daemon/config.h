@@ -101,7 +101,7 @@ struct agent_options {
 	uint32_t mig_max_incoming;
 	uint32_t mig_max_outgoing;
 	uint32_t mig_lease_ms; /* reservation lease; also the quiet time after start */
-	/* section "failover" (agent/daemon/ha.c, include/meshvisor/failover.h) */
+	/* section "failover" (agent/daemon/ha.c, include/meshvisor/fo.h) */
 	uint32_t fo_heartbeat_ms;
 	uint32_t fo_fence_after_ms;  /* F: self-fence without a majority this long */
 	uint32_t fo_fence_margin_ms; /* targets wait F + margin when unconfirmed */

@@ -1,6 +1,6 @@
 /*
  * ha.c — automatic failover in the daemon (see ha.h; the protocol and its
- * safety argument are in failover.c).
+ * safety argument are in fo.c).
  *
  * Wiring, one libuv loop:
  *
@@ -68,7 +68,7 @@
 #include "fileio.h"
 #include "fo_codec.h"
 #include "fo_driver.h"
-#include "meshvisor/failover.h"
+#include "meshvisor/fo.h"
 #include "log.h"
 #include "migration.h"
 #include "nodestate.h"
@@ -382,7 +382,7 @@ static void ha_watchdog_after_self_fence(struct agent *a);
 static void ha_watchdog_hurry(struct agent *a, const char *why);
 static void ha_stamp_note(struct agent *a, uint64_t now);
 
-/* ---- the journal (failover.h): durable before anything is sent -------------------------- */
+/* ---- the journal (fo.h): durable before anything is sent -------------------------- */
 
 /* Stores the journal if it changed. Called before any output is sent. */
 static void ha_journal_sync(struct ha *h)
@@ -472,7 +472,7 @@ static void ha_pump(struct agent *a)
 		bool any = false;
 		ha_journal_sync(h);
 		/* actions first: a FENCED or ACCEPTED that vouches for a destroy
-		 * leaves only once the destroy is done (failover.h) */
+		 * leaves only once the destroy is done (fo.h) */
 		struct fo_event e;
 		while (fo_pop_event(h->fo, &e)) {
 			any = true;
@@ -688,7 +688,7 @@ static bool ha_virt_active(enum virt_vm_state s)
 
 /* ---- fences that failed -------------------------------------------------------------------
  *
- * The core marks a fence done when it emits the action (failover.h): the
+ * The core marks a fence done when it emits the action (fo.h): the
  * heartbeats that follow say "fenced through", and the others may restart
  * the VMs elsewhere on that word, or once they have waited out the fence
  * deadline. A destroy that fails (libvirt down, an error) leaves the VM
@@ -2001,7 +2001,7 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
 
 /* ---- the watchdog (failover.watchdog; the device itself is agent/hv/watchdog.c's) -----------
  *
- * The timed fence (failover.c, "WHY NO VM RUNS TWICE") assumes that a
+ * The timed fence (fo.c, "WHY NO VM RUNS TWICE") assumes that a
  * host cut off since its last quorate moment q has destroyed its HA VMs by
  * q + F + margin (F = fence_after_ms): its self-fence runs at q + F, and
  * the others restart nothing before q + F + margin. The watchdog covers an
@@ -2390,7 +2390,7 @@ static int ha_watchdog_start(struct agent *a, uint64_t now, char *err, size_t er
  *
  * The others may fail this host over once it has been cut off long enough,
  * counting on it to destroy its HA VMs F = fence_after_ms after its last
- * quorate moment (failover.c, "WHY NO VM RUNS TWICE": its own self-fence
+ * quorate moment (fo.c, "WHY NO VM RUNS TWICE": its own self-fence
  * at q + F, or the watchdog F after its last pet, i.e. by q + quorate_ms
  * + F). A fresh core counts F from its own start (fo_new), so an agent
  * that restarts while cut off, with its HA VMs still running (the agent
@@ -2700,7 +2700,7 @@ static void ha_stamp_stop(struct agent *a)
 	h->stamp_fd = -1;
 }
 
-/* ---- live migration of HA VMs (MOVES in agent/core/failover.c) ---------------------------- */
+/* ---- live migration of HA VMs (MOVES in agent/core/fo.c) ---------------------------- */
 
 static int ha_move_begin(struct agent *a, const char *id, const char *uuid, const char *target,
                          uint64_t epoch, char *err, size_t errlen)

@@ -1,7 +1,7 @@
 /*
  * ha.h — the daemon's side of automatic failover (issue 5).
  *
- * It owns the failover core (include/meshvisor/failover.h) inside the
+ * It owns the failover core (include/meshvisor/fo.h) inside the
  * agent and carries its decisions out:
  *   - quorum heartbeats and plan consensus over the peer port;
  *   - membership (SWIM events) and the gossiped view of every host (node

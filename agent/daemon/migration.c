@@ -7,7 +7,7 @@
  *     -> mig_propose: PROPOSE to the target      phase "proposing"
  *   REFUSE -> exclude it, choose the next one (with --to: give up)
  *   ACCEPT -> GO event; an HA VM's move is first announced to the voters
- *     (ha.c, MOVES in agent/core/failover.c) and waits until a majority
+ *     (ha.c, MOVES in agent/core/fo.c) and waits until a majority
  *     acknowledged it (at most 5 s, else it stays; a lost lease or no
  *     quorum calls it off)                                phase "announcing"
  *   then bump the VM's owner epoch and move it:
@@ -54,7 +54,7 @@
 #include "rpc_service.h"
 #include "envelope.h"
 #include "log.h"
-#include "meshvisor/migrate.h"
+#include "meshvisor/mig.h"
 #include "mig_codec.h"
 #include "mig_driver.h"
 #include "nodestate.h"
@@ -804,7 +804,7 @@ static void migration_move_now(struct agent *a, struct migration *m, uint64_t ep
 }
 
 /* The target accepted. An HA VM is announced to the voters first and
- * moves once a majority acknowledged it (MOVES in agent/core/failover.c):
+ * moves once a majority acknowledged it (MOVES in agent/core/fo.c):
  * a failover of this host decided meanwhile then knows the VM may be on
  * the target, where this host's fence does not reach. */
 static void migration_go(struct agent *a, struct migration *m)

@@ -1,7 +1,7 @@
 /*
  * migration.h — the daemon's side of VM moves (issue 4).
  *
- * It owns the negotiation core (migrate.h) inside the agent and carries its
+ * It owns the negotiation core (mig.h) inside the agent and carries its
  * decisions out: negotiation messages over the peer port, the move itself
  * through libvirt (live on a worker thread, or offline where the hypervisor
  * cannot migrate), progress to whoever asked, drain of a whole host, and
@@ -58,7 +58,7 @@ int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const 
                           char *name_out, size_t name_len, char *err, size_t errlen);
 
 /* The failover service's part in moving an HA VM (MOVES in
- * agent/core/failover.c), which it registers (ha.c): `begin` announces the
+ * agent/core/fo.c), which it registers (ha.c): `begin` announces the
  * move to the voters (< 0: it may not move now, e.g. not quorate), the move
  * starts once `ready` says a majority acknowledged it, `end` reports how it
  * ended (moved: it runs on the target now); on the target, `outcome`

@@ -30,7 +30,7 @@
 #include "membership.h"
 #include "envelope.h"
 #include "log.h"
-#include "meshvisor/state.h"
+#include "meshvisor/nstate.h"
 #include "state_codec.h"
 #include "state_driver.h"
 

@@ -1,7 +1,7 @@
 /*
  * nodestate.h — the daemon's side of node-state gossip (issue 3).
  *
- * It owns the node-state core (state.h) inside the agent: builds this
+ * It owns the node-state core (nstate.h) inside the agent: builds this
  * host's mv.NodeState from libvirt and the config, publishes it when it
  * changes (urgent when capacity, inventory, health or the draining flag
  * moved; otherwise at most every NODESTATE_LAZY_MS), carries the core's

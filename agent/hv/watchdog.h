@@ -3,7 +3,7 @@
  * (/dev/watchdog, /dev/watchdogN; <linux/watchdog.h>). The only code in
  * the agent that talks to one.
  *
- * Why it exists: the failover core's timed fence (failover.c, "WHY NO VM
+ * Why it exists: the failover core's timed fence (fo.c, "WHY NO VM
  * RUNS TWICE") lets the other hosts restart this host's HA VMs once they
  * have waited long enough for this host to have destroyed them itself
  * (F = fence_after_ms after its last quorate moment, plus the margin).

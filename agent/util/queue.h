@@ -1,6 +1,6 @@
 /*
- * queue.h — the first-in first-out queue the sans-I/O cores (migrate.c,
- * failover.c) keep their outgoing messages and events in until the caller
+ * queue.h — the first-in first-out queue the sans-I/O cores (mig.c,
+ * fo.c) keep their outgoing messages and events in until the caller
  * pops them: a growable array read from its head, reset to empty whenever
  * it drains, and capped, so that a caller that never drains cannot make a
  * core eat all memory (items beyond the cap are dropped; the cores say

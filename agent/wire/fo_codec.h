@@ -1,5 +1,5 @@
 /*
- * fo_codec.h — struct fo_msg (the failover core's view, failover.h) <->
+ * fo_codec.h — struct fo_msg (the failover core's view, fo.h) <->
  * mv.FailoverMessage in an Envelope.
  *
  * Field mapping is one to one: inst.dead / inst.incarnation / inst.round are
@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "meshvisor.pb-c.h"
-#include "meshvisor/failover.h"
+#include "meshvisor/fo.h"
 
 /* Encodes m as a whole frame (4-byte BE length + Envelope{from = m->from,
  * version, failover}); *out is malloc'd, the caller frees it. Returns 0,

@@ -1,5 +1,5 @@
 /*
- * fo_driver.h — what feeds the failover core (include/meshvisor/failover.h)
+ * fo_driver.h — what feeds the failover core (include/meshvisor/fo.h)
  * and carries out its one request to the membership core, in one place
  * that both the daemon (agent/daemon/ha.c) and the failover simulator
  * (tests/sim/sim_failover.c) use, so that the simulator runs the glue that
@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "meshvisor.pb-c.h"
-#include "meshvisor/failover.h"
+#include "meshvisor/fo.h"
 #include "meshvisor/swim.h"
 
 /* Feeds one SWIM event to the core: a member joined, came back, was

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "meshvisor.pb-c.h"
-#include "meshvisor/migrate.h"
+#include "meshvisor/mig.h"
 
 int mig_codec_encode_frame(const struct mig_msg *m, const char *dest_uri, const char *migrate_uri,
                            uint8_t **out, size_t *out_len);

@@ -1,6 +1,6 @@
 /*
  * mig_driver.h — what membership tells the migration negotiation core
- * (include/meshvisor/migrate.h), in one place that both the daemon
+ * (include/meshvisor/mig.h), in one place that both the daemon
  * (agent/daemon/migration.c) and the simulated world
  * (tests/sim/sim_failover.c, opts.migrate_every_ms) use:
  *
@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "meshvisor/migrate.h"
+#include "meshvisor/mig.h"
 #include "meshvisor/swim.h"
 
 /* Returns whether the core was told anything (the caller then drains it). */

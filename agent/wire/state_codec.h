@@ -15,7 +15,7 @@
 
 #include "meshvisor.pb-c.h"
 #include "meshvisor/placement.h"
-#include "meshvisor/state.h"
+#include "meshvisor/nstate.h"
 
 /* Envelope{from=m->from, state=...} framed; *out malloc'd, caller frees. */
 int state_codec_encode_frame(const struct nstate_msg *m, uint8_t **out, size_t *out_len);

@@ -1,6 +1,6 @@
 /*
  * state_driver.h — what membership tells the node-state gossip core
- * (include/meshvisor/state.h), in one place that both the daemon
+ * (include/meshvisor/nstate.h), in one place that both the daemon
  * (agent/daemon/nodestate.c) and the simulated world
  * (tests/sim/sim_failover.c, opts.gossip_state) use:
  *
@@ -16,7 +16,7 @@
 
 #include <stdbool.h>
 
-#include "meshvisor/state.h"
+#include "meshvisor/nstate.h"
 #include "meshvisor/swim.h"
 
 /* Feeds one SWIM event to the core; events about `self` (and events that

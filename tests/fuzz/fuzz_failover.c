@@ -28,7 +28,7 @@
 
 #include "envelope.h"
 #include "fo_codec.h"
-#include "meshvisor/failover.h"
+#include "meshvisor/fo.h"
 #include "frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

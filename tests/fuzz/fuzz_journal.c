@@ -1,6 +1,6 @@
 /*
  * fuzz_journal.c — libFuzzer target for the failover journal reader
- * (fo_journal_restore, include/meshvisor/failover.h), the text the agent
+ * (fo_journal_restore, include/meshvisor/fo.h), the text the agent
  * reads back from data_dir/failover-journal at start.
  *
  * Each input is restored into a fresh core. The reader must never crash,
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meshvisor/failover.h"
+#include "meshvisor/fo.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,7 +19,7 @@
 
 #include "envelope.h"
 #include "frame.h"
-#include "meshvisor/migrate.h"
+#include "meshvisor/mig.h"
 #include "mig_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -25,7 +25,7 @@
 
 #include "envelope.h"
 #include "frame.h"
-#include "meshvisor/state.h"
+#include "meshvisor/nstate.h"
 #include "state_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

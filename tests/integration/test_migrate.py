@@ -29,7 +29,7 @@ started agent refuses incoming moves for one lease, "starting").
 5. A text-mode drain with --parallel 1: one line per VM, then the
    summary; the host ends empty, every host within capacity.
 6. An HA VM moves only once a majority of the voters acknowledged its
-   announcement (MOVES in agent/core/failover.c): the source logs the
+   announcement (MOVES in agent/core/fo.c): the source logs the
    announcement and the acknowledgement, in that order, before the move;
    the target logs that it landed; the VM runs on the target with its
    owner epoch bumped by one, as any move.

@@ -2,7 +2,7 @@
  * layering test builds this with the core library's include path and
  * passes only when the compiler cannot find agent.h (CMakeLists.txt,
  * "the layers"). */
-#include "meshvisor/failover.h"
+#include "meshvisor/fo.h"
 #include "agent.h"
 
 int layering_upward_include(void);

@@ -2141,7 +2141,7 @@ static void fw_agent_start(struct fw *w, int i)
 		h->mg_armed = UINT64_MAX;
 		fw_mig_capacity(w, i);
 		/* a previous life's jobs are aborted (outgoing) and killed
-		 * (incoming) at start (migrate.h) */
+		 * (incoming) at start (mig.h) */
 		for (size_t k = 0; k < w->mj_n; k++)
 			if (w->mj[k].active && (w->mj[k].src == i || w->mj[k].dst == i))
 				fw_mig_kill(w, &w->mj[k]);

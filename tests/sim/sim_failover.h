@@ -1,6 +1,6 @@
 /*
  * sim_failover.h — a deterministic world for the failover core: N hosts,
- * each running a SWIM core (swim.h) and a failover core (failover.h) on
+ * each running a SWIM core (swim.h) and a failover core (fo.h) on
  * the simulated world the other simulators share (sim_net.h: one virtual
  * clock, event queue, PRNG and fake network; host i is its endpoint i),
  * plus the ground truth of which VM is defined and runs where. The glue between the cores is the daemon's
@@ -107,7 +107,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "meshvisor/failover.h"
+#include "meshvisor/fo.h"
 #include "meshvisor/swim.h"
 
 #define FW_MAXN 128
@@ -135,14 +135,14 @@ struct fw_opts {
 	                             delivery, as between agents); a message that
 	                             does not survive it fails the world */
 	bool gossip_state;         /* node state travels through the real node-state
-	                             gossip core (agent/core/state.c), the daemon's
+	                             gossip core (agent/core/nstate.c), the daemon's
 	                             membership glue (state_driver.c) and the real
 	                             codec, with the network's faults, instead of
 	                             reaching every peer a link reaches each
 	                             publish_ms (default false: faster, and the
 	                             fixed batches replay as before) */
 	uint32_t migrate_every_ms; /* > 0: every agent runs the migration
-	                             negotiation core (agent/core/migrate.c) with
+	                             negotiation core (agent/core/mig.c) with
 	                             the daemon's glue (mig_driver.c) and the real
 	                             codec, and operators ask for a live migration
 	                             of a random VM to a random host about this

@@ -1,6 +1,6 @@
 /*
  * sim_state.h — a deterministic simulator for the node-state core
- * (meshvisor/state.h), a sibling of sim.h built on the same ideas.
+ * (meshvisor/nstate.h), a sibling of sim.h built on the same ideas.
  *
  * Runs N nstate cores in one process on the simulated world of sim_net.h
  * (its virtual clock in ms, and its fake network with loss, delay + jitter,
@@ -41,7 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "meshvisor/state.h"
+#include "meshvisor/nstate.h"
 
 struct ssim;
 

@@ -1,5 +1,5 @@
 /*
- * test_sim_failover.c — the failover core (meshvisor/failover.h) with real
+ * test_sim_failover.c — the failover core (meshvisor/fo.h) with real
  * SWIM cores under it, on the deterministic world of sim_failover.c: the
  * scenarios of the failover issue, each with its own assertions, and at
  * least 1000 randomized, seeded fault schedules. The world's oracle runs
@@ -498,7 +498,7 @@ static void no_journal(struct fw_opts *o)
 	o->journal = false;
 }
 
-/* The amnesiac acceptor (failover.c, RESTARTS). n2's agent dies (its VMs
+/* The amnesiac acceptor (fo.c, RESTARTS). n2's agent dies (its VMs
  * run on; its watchdog will fire F after its last quorum) and its link to
  * n1 is cut both ways. n0 and n1 choose a plan that restarts n2's VMs on
  * n1 (n0 has no room) once the fence is waited out. Then n0's agent
@@ -1466,7 +1466,7 @@ static uint32_t srnd(struct sched *s, uint32_t n)
  * that should run runs on exactly one host within LIVE_BOUND_MS — SWIM's
  * two sides meet again by push-pull (up to two 30 s periods), a death is
  * confirmed, a plan chosen, a fence waited out (16 s), hand-back rounds and
- * parked retries run (see the essay in agent/core/failover.c, RECOVERY). */
+ * parked retries run (see the essay in agent/core/fo.c, RECOVERY). */
 #define LIVE_BOUND_MS 150000
 #define END_MS (ACTIVE_MS + LIVE_BOUND_MS)
 
@@ -2367,7 +2367,7 @@ static void test_randomized_schedules_world(void **state)
 }
 
 /* Schedules of the world with live migrations that once failed, replayed
- * every run (MOVES, agent/core/failover.c), each with what it caught. */
+ * every run (MOVES, agent/core/fo.c), each with what it caught. */
 static void test_replayed_seeds_migrations(void **state)
 {
 	(void)state;

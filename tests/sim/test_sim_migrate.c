@@ -1,5 +1,5 @@
 /*
- * test_sim_migrate.c — the migration negotiation core (meshvisor/migrate.h)
+ * test_sim_migrate.c — the migration negotiation core (meshvisor/mig.h)
  * under thousands of randomized, seeded schedules.
  *
  * One schedule: 6..12 hosts with random capacity, overcommit, CPU model
@@ -46,7 +46,7 @@
  *      no job runs, and every reservation ever made ended in exactly one
  *      of commit/arrival, abort, expiry, or its target's crash.
  *
- * What the checks catch (mutations of migrate.c tried by hand): room
+ * What the checks catch (mutations of mig.c tried by hand): room
  * checked without the reservations held -> I1 within a few schedules; the
  * source's lease dated from receipt instead of its own send stamp, with
  * no guard -> I2 within a few hundred; leases expiring early -> I2 at
@@ -72,7 +72,7 @@
 
 #include <cmocka.h>
 
-#include "meshvisor/migrate.h"
+#include "meshvisor/mig.h"
 #include "prng.h"
 #include "sim_net.h"
 

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "agent.h"
-#include "meshvisor/migrate.h"
+#include "meshvisor/mig.h"
 #include "meshvisor/swim.h"
 
 /* A host of 8 CPUs and 16 GiB with two VMs: alpha (HA, priority 7, owner

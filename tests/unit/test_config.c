@@ -804,7 +804,7 @@ static void test_failover_quorate_window(void **state)
 
 /* fence_margin_ms below the quorate window: a host petted its watchdog
  * until q + window, and targets restart F + margin after learning the plan
- * (failover.c, rule (1)). */
+ * (fo.c, rule (1)). */
 static void test_failover_margin_below_quorate_window(void **state)
 {
 	struct fixture *f = *state;

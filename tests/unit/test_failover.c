@@ -25,7 +25,7 @@
 
 #include <cmocka.h>
 
-#include "meshvisor/failover.h"
+#include "meshvisor/fo.h"
 
 #define GIB (1024ull * 1024)
 #define MAXN 5

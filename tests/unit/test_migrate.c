@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "meshvisor/migrate.h"
+#include "meshvisor/mig.h"
 
 #define GIB (1024ull * 1024)
 #define MAXN 3

@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "meshvisor/state.h"
+#include "meshvisor/nstate.h"
 #include "state_codec.h"
 
 /* ------------------------------------------------------------------------ */

@@ -1,7 +1,8 @@
 /*
- * failover.c — quorum, self-fencing and the recovery plan of a dead host's
- * HA VMs, chosen by single-decree Paxos, as a pure state machine (contract
- * in meshvisor/failover.h; the algorithm and invariants below).
+ * fo.c — the failover core (prefix fo_): quorum, self-fencing and the
+ * recovery plan of a dead host's HA VMs, chosen by single-decree Paxos, as
+ * a pure state machine (contract
+ * in meshvisor/fo.h; the algorithm and invariants below).
  *
  * The algorithm and its full safety argument: docs/failover-protocol.md
  * (section names in CAPITALS below and in the code's comments refer to it).
@@ -69,7 +70,7 @@
  * apart from the removed list; an ack is O(1) unless it moves the quorum
  * stamp (then O(N), quickselect); consensus scans the few open instances.
  */
-#include "meshvisor/failover.h"
+#include "meshvisor/fo.h"
 #include "arena.h"
 #include "name_index.h"
 #include "names.h"

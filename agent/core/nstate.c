@@ -1,7 +1,7 @@
 /*
- * state.c — node-state gossip: one opaque, versioned record per host,
- * spread to every node, as a pure state machine (contract in
- * meshvisor/state.h).
+ * nstate.c — the node-state core (prefix nstate_): gossip of one opaque,
+ * versioned record per host, spread to every node, as a pure state machine (contract in
+ * meshvisor/nstate.h).
  *
  * THE ALGORITHM
  *
@@ -114,7 +114,7 @@
  *  dangles if a record is replaced), reset at the next mutating call once
  *  drained.
  */
-#include "meshvisor/state.h"
+#include "meshvisor/nstate.h"
 #include "arena.h"
 #include "name_index.h"
 #include "prng.h"

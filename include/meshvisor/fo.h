@@ -1,13 +1,13 @@
 /*
- * failover.h — the failover core: quorum, self-fencing, and the recovery
+ * fo.h — the failover core: quorum, self-fencing, and the recovery
  * plan for a dead host's HA VMs chosen by single-decree consensus. No I/O.
  *
- * Driven like the other cores (swim.h, state.h, migrate.h): messages and
+ * Driven like the other cores (swim.h, nstate.h, mig.h): messages and
  * timer expiries go in with `now` (ms, any monotonic origin), messages to
  * send come out of fo_pop_output(), events and actions out of
  * fo_pop_event(), and the timer is re-armed at fo_next_deadline(). It never
  * reads a clock, draws randomness or touches a socket. The algorithm and
- * the safety argument are in agent/core/failover.c.
+ * the safety argument are in agent/core/fo.c.
  *
  * What the caller feeds in:
  *   - membership: fo_member() for every SWIM state change (including its
@@ -45,8 +45,8 @@
  * receiver of a popped message or event owns it and frees it with
  * fo_msg_clear() / fo_event_clear(). Input messages stay the caller's.
  */
-#ifndef MESHVISOR_FAILOVER_H
-#define MESHVISOR_FAILOVER_H
+#ifndef MESHVISOR_FO_H
+#define MESHVISOR_FO_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -148,7 +148,7 @@ struct fo_removed {
 /* A live migration of an HA VM, as its source announces it (MOVING, then
  * MOVED or STAYED) and as its target reports its outcome (MOVED: the VM
  * runs there; STAYED: it never will from this move). See MOVES in
- * agent/core/failover.c. */
+ * agent/core/fo.c. */
 enum fo_move_state {
 	FO_MOVE_MOVING = 0,
 	FO_MOVE_MOVED = 1,
@@ -212,7 +212,7 @@ struct fo_msg {
 	                                     the proposer leaves those VMs out */
 	size_t n_adopt;            /* PROMISE, first round: placements held
 	                                     from OLDER incarnations' recoveries of the
-	                                     same host, per VM (agent/core/failover.c,
+	                                     same host, per VM (agent/core/fo.c,
 	                                     RECOVERY): the proposer adopts, per VM,
 	                                     the highest (incarnation, round, ballot) */
 	struct fo_adopt *adopt;
@@ -236,7 +236,7 @@ struct fo_msg {
 	                        bound of the last such ack of every acceptor of
 	                        the choosing majority lies; a learner waits
 	                        from there instead of from learning when that
-	                        is sooner (see agent/core/failover.c) */
+	                        is sooner (see agent/core/fo.c) */
 	char text[FO_TEXT_MAX]; /* HB_NACK, REJECT, RESTARTED(!ok), FENCED: why/how */
 };
 
@@ -422,7 +422,7 @@ bool fo_msg_vouches_fence(const struct fo *f, const struct fo_msg *m);
  * -EINVAL ourselves. */
 int fo_force_leave(struct fo *f, const char *name, uint64_t now);
 
-/* Live migration of an HA VM (MOVES in agent/core/failover.c). Source:
+/* Live migration of an HA VM (MOVES in agent/core/fo.c). Source:
  * announce the move (id: the migration's proposal id; epoch: the VM's
  * epoch from the move on) before the hypervisor starts it, and start it
  * only once fo_move_ready() — a majority acknowledged a heartbeat that
@@ -451,7 +451,7 @@ bool fo_move_find(const struct fo *f, const char *id, struct fo_move *out);
 /* The gossiped view of every host (replaces the previous one). A host whose
  * incarnation rose since its last state leaves that state behind as "its
  * previous incarnation"; what it listed then and does not run now is owed
- * a restart (an instance opens, agent/core/failover.c RECOVERY). */
+ * a restart (an instance opens, agent/core/fo.c RECOVERY). */
 void fo_set_hosts(struct fo *f, const struct fo_host *hosts, size_t n, uint64_t now);
 
 int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now);
@@ -517,7 +517,7 @@ int fo_plan_copy(struct fo_plan *dst, const struct fo_plan *src);
 bool fo_plan_equal(const struct fo_plan *a, const struct fo_plan *b);
 
 /*
- * The journal: what a restarted core must not forget (agent/core/failover.c,
+ * The journal: what a restarted core must not forget (agent/core/fo.c,
  * RESTARTS) — for each member, the highest incarnation of it this node
  * took part in failing over (it will not acknowledge that member until
  * the member reports itself fenced through it); its promises and accepted
@@ -560,7 +560,7 @@ uint64_t fo_journal_version(const struct fo *f);
 /* The caller restored the journal at start and every write since has
  * succeeded (true), or a write failed (false, until one succeeds). While
  * true, this core's HB_ACKs carry age_ms = FO_ACK_AGE_DURABLE: peers count
- * them even right after a restart (agent/core/failover.c, RESTARTS). */
+ * them even right after a restart (agent/core/fo.c, RESTARTS). */
 #define FO_ACK_AGE_DURABLE (UINT64_C(1) << 62)
 void fo_journal_set_durable(struct fo *f, bool durable);
 /* The journal as text (NUL-terminated; *len excludes the NUL), to free().

@@ -1,5 +1,5 @@
 /*
- * migrate.h — migration negotiation core: a source proposes a VM move, the
+ * mig.h — migration negotiation core: a source proposes a VM move, the
  * target checks its real free capacity and reserves it under a lease, the
  * source migrates (the caller runs libvirt) and commits or aborts. No I/O.
  *
@@ -11,9 +11,9 @@
  *     PROPOSE until propose_timeout_ms, turns ACCEPT into a "go" event,
  *     RENEWs while the caller migrates, and sends COMMIT or ABORT when the
  *     caller reports the outcome (mig_migration_done).
- * The protocol, the lease rules and every failure case are in agent/core/migrate.c.
+ * The protocol, the lease rules and every failure case are in agent/core/mig.c.
  *
- * Driving it is the same as the other cores (swim.h, state.h): pass
+ * Driving it is the same as the other cores (swim.h, nstate.h): pass
  * messages and timer expiries in with `now` (ms, any monotonic origin),
  * drain outputs with mig_pop_output() and events with mig_pop_event(),
  * re-arm the timer at mig_next_deadline(). The caller feeds the host's
@@ -31,8 +31,8 @@
  * messages, events and listings are copied out by value and stay valid for
  * as long as the caller keeps them. Input messages belong to the caller.
  */
-#ifndef MESHVISOR_MIGRATE_H
-#define MESHVISOR_MIGRATE_H
+#ifndef MESHVISOR_MIG_H
+#define MESHVISOR_MIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -117,7 +117,7 @@ struct mig_config {
 	uint32_t propose_timeout_ms; /* no answer -> unreachable (default 5000) */
 	uint32_t propose_retry_ms;   /* PROPOSE resent this often (default 1000) */
 	uint32_t startup_quiet_ms;   /* refuse PROPOSE this long after mig_new
-	                                (default lease_ms; see migrate.c) */
+	                                (default lease_ms; see mig.c) */
 	uint32_t recent_ms;          /* finished proposal ids remembered (default
 	                                2 * lease_ms) for idempotent answers */
 	uint32_t choose_top;         /* mig_choose_target picks among this many
@@ -255,7 +255,7 @@ int mig_cancel(struct mig *m, const char *proposal_id, uint64_t now);
 
 /* Membership: the peer is dead or left. Outgoing negotiations to it end
  * (proposing) or lose their lease (migrating). Reservations it holds here
- * are NOT dropped: they expire by lease (see migrate.c, "why leases"). */
+ * are NOT dropped: they expire by lease (see mig.c, "why leases"). */
 void mig_peer_down(struct mig *m, const char *name, uint64_t now);
 
 /* A message addressed to us. -EINVAL for malformed input or another

@@ -1,6 +1,6 @@
 /*
- * migrate.c — migration negotiation between a source and a target host,
- * as a pure state machine (contract in meshvisor/migrate.h).
+ * mig.c — the migration core (prefix mig_): negotiation between a source
+ * and a target host, as a pure state machine (contract in meshvisor/mig.h).
  *
  * THE PROTOCOL
  *
@@ -115,7 +115,7 @@
  * answer. Reservations and outgoing negotiations are small arrays searched
  * linearly: their number is bounded by the concurrency limits (default 2).
  */
-#include "meshvisor/migrate.h"
+#include "meshvisor/mig.h"
 #include "prng.h"
 #include "queue.h"
 

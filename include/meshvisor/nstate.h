@@ -1,5 +1,5 @@
 /*
- * state.h — node-state gossip core: every host's state record, spread to
+ * nstate.h — node-state gossip core: every host's state record, spread to
  * every node by delta anti-entropy, with no I/O.
  *
  * What it spreads: one opaque record per host (in the daemon, a packed
@@ -9,7 +9,7 @@
  * incarnation wins over anything its previous life published, and an older
  * version never overwrites a newer one, whatever order messages arrive in.
  *
- * How (details in agent/core/state.c):
+ * How (details in agent/core/nstate.c):
  *   - every sync interval, send SYNC{hash of our version vector} to one
  *     random live peer; equal hashes end there (idle cost: one small
  *     message per node per interval);
@@ -29,8 +29,8 @@
  * events and record views stay valid until the next nstate_ call on the
  * same core. Input messages belong to the caller.
  */
-#ifndef MESHVISOR_STATE_H
-#define MESHVISOR_STATE_H
+#ifndef MESHVISOR_NSTATE_H
+#define MESHVISOR_NSTATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
