@@ -2767,36 +2767,34 @@ static const struct migration_move_hooks ha_move_hooks = {
     .outcome = ha_move_outcome,
 };
 
-/* Moves still MOVING that name us, settled from what libvirt runs: as the
- * target, once no reservation is held for it (an agent restart, or its
- * announcement heard after the reservation ended); as the source, at
- * start only (a previous life's move: the VM still runs here). */
+/* What libvirt runs here of `uuid`, for fo_driver_settle_moves. */
+static bool ha_move_copy(void *arg, const char *uuid, struct fo_driver_copy *out)
+{
+	struct agent *a = arg;
+	struct virt_vm vm;
+	char err[256];
+	if (virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) != 0)
+		return false;
+	out->running = vm.state == VIRT_VM_RUNNING;
+	out->paused = vm.state == VIRT_VM_PAUSED;
+	out->epoch = vm.epoch;
+	return true;
+}
+
+static bool ha_move_incoming(void *arg, const char *id)
+{
+	return migration_has_incoming(arg, id);
+}
+
+/* Moves still MOVING that name us, settled from what libvirt runs
+ * (fo_driver_settle_moves, the rule the simulator runs too). */
 static void ha_settle_moves(struct agent *a, bool at_start)
 {
-	struct ha *h = HA(a);
-	struct fo_move um[FO_MOVES_MAX];
-	size_t n = fo_moves_unsettled(h->fo, um, FO_MOVES_MAX);
-	if (n == 0 || a->virt == NULL)
+	if (a->virt == NULL)
 		return;
-	uint64_t now = uv_now(a->loop);
-	for (size_t k = 0; k < n && k < FO_MOVES_MAX; k++) {
-		struct virt_vm vm;
-		char err[256];
-		bool found = virt_vm_find(a->virt, um[k].uuid, &vm, err, sizeof(err)) == 0;
-		bool here = found && vm.state == VIRT_VM_RUNNING;
-		if (strcmp(um[k].target, a->opt.name) == 0) {
-			if (here && vm.epoch >= um[k].epoch)
-				fo_move_outcome(h->fo, um[k].id, um[k].uuid, um[k].source, true,
-				                vm.epoch, now);
-			else if (!migration_has_incoming(a, um[k].id) &&
-			         !(found && vm.state == VIRT_VM_PAUSED))
-				fo_move_outcome(h->fo, um[k].id, um[k].uuid, um[k].source, false, 0,
-				                now);
-		} else if (at_start && here) {
-			fo_move_end(h->fo, um[k].id, false, now);
-		}
-	}
-	ha_pump(a);
+	if (fo_driver_settle_moves(HA(a)->fo, a->opt.name, at_start, uv_now(a->loop), ha_move_copy,
+	                           ha_move_incoming, a))
+		ha_pump(a);
 }
 
 /* ---- periodic ---------------------------------------------------------------------------- */

@@ -125,3 +125,27 @@ void fo_driver_view_free(struct fo_driver_view *v)
 	free(v->vms);
 	memset(v, 0, sizeof(*v));
 }
+
+size_t fo_driver_settle_moves(struct fo *f, const char *self, bool at_start, uint64_t now,
+                              bool (*copy)(void *arg, const char *uuid, struct fo_driver_copy *out),
+                              bool (*incoming)(void *arg, const char *id), void *arg)
+{
+	struct fo_move um[FO_MOVES_MAX];
+	size_t n = fo_moves_unsettled(f, um, FO_MOVES_MAX);
+	for (size_t k = 0; k < n && k < FO_MOVES_MAX; k++) {
+		struct fo_driver_copy c = {0};
+		bool found = copy(arg, um[k].uuid, &c);
+		bool here = found && c.running;
+		if (strcmp(um[k].target, self) == 0) {
+			if (here && c.epoch >= um[k].epoch)
+				fo_move_outcome(f, um[k].id, um[k].uuid, um[k].source, true,
+				                c.epoch, now);
+			else if (!incoming(arg, um[k].id) && !(found && c.paused))
+				fo_move_outcome(f, um[k].id, um[k].uuid, um[k].source, false, 0,
+				                now);
+		} else if (at_start && here) {
+			fo_move_end(f, um[k].id, false, now);
+		}
+	}
+	return n;
+}

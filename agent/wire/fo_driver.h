@@ -9,6 +9,8 @@
  *   gossiped NodeState records   -> the core's host view (fo_set_hosts())
  *   FO_EV_NEW_INCARNATION        -> swim_raise_incarnation(), then
  *                                   fo_set_incarnation()
+ *   what the hypervisor runs     -> fo_move_outcome() / fo_move_end() for
+ *                                   live migrations still MOVING
  *
  * No I/O, no clock: the caller passes `now` (each core's own clock).
  *
@@ -64,5 +66,22 @@ void fo_driver_view_free(struct fo_driver_view *v);
  * keeps running (HA and desired running). */
 bool fo_driver_vm_active(const Mv__VmInfo *vm);
 bool fo_driver_vm_protected(const Mv__VmInfo *vm);
+
+/* Live migrations still MOVING that name this host (MOVES), settled from
+ * what its hypervisor runs: as the target, MOVED when a copy runs here at
+ * the move's epoch or a newer one, else "never landed" once no incoming
+ * job or reservation holds it and no copy is paused here (an incoming
+ * migration pauses it); as the source, at start only (a previous life's
+ * move), STAYED when the VM still runs here — else its target settles it.
+ * `copy(arg, uuid, out)` says what runs here (false: no copy at all);
+ * `incoming(arg, move id)` whether an incoming job or reservation still
+ * holds the move. Returns how many moves were still MOVING. */
+struct fo_driver_copy {
+	bool running, paused;
+	uint64_t epoch;
+};
+size_t fo_driver_settle_moves(struct fo *f, const char *self, bool at_start, uint64_t now,
+                              bool (*copy)(void *arg, const char *uuid, struct fo_driver_copy *out),
+                              bool (*incoming)(void *arg, const char *id), void *arg);
 
 #endif

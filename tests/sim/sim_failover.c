@@ -2050,32 +2050,39 @@ static bool fw_mig_incoming(struct fw *w, int i, const char *id)
 	return false;
 }
 
-/* As the daemon does (ha.c, ha_settle_moves): moves still MOVING that name
- * host i are settled from what its hypervisor runs — as the target, once
- * it holds no reservation for it (an agent restart: its incoming jobs were
- * just killed; or the announcement came after the reservation ended); as
- * the source, at start only (a previous life's move: "stayed" when the VM
- * runs here, else its target settles it). */
+/* Host i of world w, for fo_driver_settle_moves' callbacks. */
+struct fw_at {
+	struct fw *w;
+	int i;
+};
+
+/* What runs on host i of `uuid` (a copy that is not running is no copy
+ * here: the simulated hypervisor never pauses one). */
+static bool fw_move_copy(void *arg, const char *uuid, struct fo_driver_copy *out)
+{
+	const struct fw_at *at = arg;
+	int vmi = fw_vm_index(at->w, uuid);
+	if (vmi < 0 || !fw_vm_on(at->w, vmi, at->i))
+		return false;
+	out->running = true;
+	out->epoch = fw_copy_on(&at->w->vm[vmi], at->i)->epoch;
+	return true;
+}
+
+static bool fw_move_incoming(void *arg, const char *id)
+{
+	const struct fw_at *at = arg;
+	return fw_mig_incoming(at->w, at->i, id);
+}
+
+/* As the daemon does (ha.c, ha_settle_moves), with the same rule
+ * (fo_driver_settle_moves): moves still MOVING that name host i, settled
+ * from what its hypervisor runs. */
 static void fw_settle_moves(struct fw *w, int i, bool at_start)
 {
-	struct fw_host *h = &w->h[i];
-	struct fo_move um[FO_MOVES_MAX];
-	size_t nu = fo_moves_unsettled(h->fo, um, FO_MOVES_MAX);
-	for (size_t k = 0; k < nu && k < FO_MOVES_MAX; k++) {
-		int vmi = fw_vm_index(w, um[k].uuid);
-		const struct fw_copy *c =
-		    vmi >= 0 && fw_vm_on(w, vmi, i) ? fw_copy_on(&w->vm[vmi], i) : NULL;
-		if (strcmp(um[k].target, h->name) == 0) {
-			if (c != NULL && c->epoch >= um[k].epoch)
-				fo_move_outcome(h->fo, um[k].id, um[k].uuid, um[k].source, true,
-				                c->epoch, fw_local_now(w, i));
-			else if (!fw_mig_incoming(w, i, um[k].id))
-				fo_move_outcome(h->fo, um[k].id, um[k].uuid, um[k].source, false, 0,
-				                fw_local_now(w, i));
-		} else if (at_start && c != NULL) {
-			fo_move_end(h->fo, um[k].id, false, fw_local_now(w, i));
-		}
-	}
+	struct fw_at at = {w, i};
+	size_t nu = fo_driver_settle_moves(w->h[i].fo, w->h[i].name, at_start, fw_local_now(w, i),
+	                                   fw_move_copy, fw_move_incoming, &at);
 	if (nu && !at_start)
 		fw_fo_drain(w, i, false);
 }
