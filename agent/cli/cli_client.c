@@ -1752,12 +1752,11 @@ static int cli_build_vm_request(const struct cli_opts *o, struct cli_request *q)
 	return 0;
 }
 
-/* --priority and --group go with 'vm set-ha'. vm create and the vm
- * actions have never checked them: they accept them and ignore them. */
+/* --priority and --group go with 'vm set-ha' only: anywhere else they
+ * would be ignored, so they are refused as a usage error. */
 static int cli_check_set_ha_flags(const struct cli_opts *o, Mv__RpcRequest__OpCase op)
 {
-	if (op == MV__RPC_REQUEST__OP_VM_SET_HA || op == MV__RPC_REQUEST__OP_VM_CREATE ||
-	    op == MV__RPC_REQUEST__OP_VM_ACTION)
+	if (op == MV__RPC_REQUEST__OP_VM_SET_HA)
 		return 0;
 	if (o->has_priority)
 		return cli_usage_error(o, "%s", "--priority goes with 'vm set-ha'");

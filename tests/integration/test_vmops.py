@@ -9,8 +9,9 @@ each change visible in `vms` on every node. Error paths, each exit 1 with
 a clear message and nothing changed anywhere: a duplicate VM name or
 UUID, bad XML (malformed, no name, a type libvirt rejects on the owner),
 undefine of a running VM, start of a running VM, an unknown VM, a viewer
-doing a write, --node naming an unknown host; a priority out of range is
-a usage error (exit 2). Then a host that has left: creating on it or
+doing a write, --node naming an unknown host; a priority out of range,
+and --priority or --group anywhere but `vm set-ha` (they would be
+ignored), are usage errors (exit 2). Then a host that has left: creating on it or
 acting on its VMs is refused.
 
 The desired state (issue 9), seen in `vms` on every node: create sets it
@@ -283,6 +284,11 @@ def main(t):
             "set-ha unknown VM")
     refused(c, n1, ("vm", "set-ha", "n2-db", "on", "--priority", "1001"), r"priority",
             "priority out of range (CLI usage error)", want_rc=2)
+    refused(c, n1, ("vm", "start", "n2-db", "--priority", "5"), r"--priority goes with 'vm set-ha'",
+            "--priority on a vm action (CLI usage error: it would be ignored)", want_rc=2)
+    refused(c, n1, ("vm", "create", "--xml", xml_file("grouped", 1, 256 * MIB), "--group", "g"),
+            r"--group goes with 'vm set-ha'",
+            "--group on vm create (CLI usage error: it would be ignored)", want_rc=2)
     refused(c, n1, ("vm", "start", "n2-db"), r"already|running|active", "start a running VM")
     for args in (("vm", "destroy", "n2-db"), ("vm", "set-ha", "n2-db", "on"),
                  ("vm", "create", "--xml", xml_file("viewer-vm", 1, 256 * MIB))):
