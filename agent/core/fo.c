@@ -417,6 +417,7 @@ static bool re_placing(const struct fo *f, const struct inst *in, uint32_t round
                        const struct fo_plan *op, const char *uuid);
 static bool member_up(const struct fo *f, const struct mrec *r);
 static bool beating(const struct fo *f, const struct mrec *r);
+static bool known_after(const struct mrec *r, uint64_t inc);
 static const char *running_elsewhere(const struct fo *f, const char *uuid, uint64_t above,
                                      const char *not_on, uint64_t *epoch);
 
@@ -2096,8 +2097,7 @@ static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const st
 	 * host must be: not for a host that is up at a newer incarnation (it
 	 * carries the plan out itself, and may run VMs of newer plans). */
 	const struct mrec *xr = member_find(f, in->dead);
-	bool back = xr && (member_up(f, xr) || beating(f, xr)) &&
-	            (xr->inc > in->inc || xr->hb_inc > in->inc);
+	bool back = xr && (member_up(f, xr) || beating(f, xr)) && known_after(xr, in->inc);
 	if (mine && round == 0 && copy->n > 0 && !in->fenced && !in->remote_fence_sent && !back) {
 		in->remote_fence_sent = true;
 		push_event(f, FO_EV_REMOTE_FENCE, id, in->dead,
@@ -2281,6 +2281,13 @@ static bool excluded_vm(const struct round *rd, const char *uuid)
  * newer than the one membership holds it dead at: alive, whatever SWIM
  * still says (under loss SWIM's probes can keep failing while our
  * heartbeats get through). */
+/* Is r known at an incarnation newer than `inc` (membership or its
+ * heartbeats say so)? */
+static bool known_after(const struct mrec *r, uint64_t inc)
+{
+	return r->inc > inc || r->hb_inc > inc;
+}
+
 static bool beating(const struct fo *f, const struct mrec *r)
 {
 	return r->hb_at && r->hb_inc > r->dead_max && !r->removed && !r->left &&
@@ -2467,7 +2474,7 @@ static size_t owed_of(const struct fo *f, const char *x, uint64_t inc, const str
 	const struct fo_host *cur = host_of(f, x);
 	const struct fo_host *newer = cur && cur->incarnation > inc ? cur : NULL;
 	bool up_newer = xr && xr != &f->m[f->self_idx] && (member_up(f, xr) || beating(f, xr)) &&
-	                (xr->inc > inc || xr->hb_inc > inc);
+	                known_after(xr, inc);
 	/* what x runs at its newer incarnation must be known: its state, and a
 	 * VM list libvirt gave (not the empty list of an agent that never got
 	 * one) */
@@ -3554,8 +3561,7 @@ static bool move_target_gone(const struct fo *f, const struct move *r)
 		const struct inst *in = f->inst[i];
 		if (in->fenced && in->fence_total && in->known_at >= r->heard &&
 		    (!r->m.target_inc || in->inc >= r->m.target_inc) &&
-		    strcmp(in->dead, r->m.target) == 0 &&
-		    !(t && (t->inc > in->inc || t->hb_inc > in->inc)))
+		    strcmp(in->dead, r->m.target) == 0 && !(t && known_after(t, in->inc)))
 			return true;
 	}
 	return false;
@@ -3731,14 +3737,19 @@ static void ask_retell(const struct fo *f, const struct fo_msg *hb, struct fo_ms
 	}
 }
 
+/* A move of ours (we are its source or target) that is settled. */
+static bool settled_ours(const struct fo *f, const struct move *r)
+{
+	return r->m.state != FO_MOVE_MOVING && (is_self(f, r->m.source) || is_self(f, r->m.target));
+}
+
 /* An acknowledgement named moves its sender still holds under way: those
  * we settled, as their source or target, are told again. */
 static void retell_asked(struct fo *f, const struct fo_msg *ack, uint64_t now)
 {
 	for (size_t k = 0; k < ack->n_moves; k++) {
 		struct move *r = move_find(f, ack->moves[k].id);
-		if (r && r->m.state != FO_MOVE_MOVING && !r->announce &&
-		    (is_self(f, r->m.source) || is_self(f, r->m.target)))
+		if (r && settled_ours(f, r) && !r->announce)
 			move_tell(f, r, now);
 	}
 }
@@ -3748,11 +3759,8 @@ static void retell_asked(struct fo *f, const struct fo_msg *ack, uint64_t now)
 static void moves_retell(struct fo *f, uint64_t now)
 {
 	for (size_t i = 0; i < f->n_moves; i++) {
-		struct move *r = &f->moves[i];
-		if (r->m.state == FO_MOVE_MOVING ||
-		    !(is_self(f, r->m.source) || is_self(f, r->m.target)))
-			continue;
-		move_tell(f, r, now);
+		if (settled_ours(f, &f->moves[i]))
+			move_tell(f, &f->moves[i], now);
 	}
 }
 
@@ -5007,9 +5015,6 @@ static void nudge_target(struct fo *f, const char *target, uint64_t inc, uint64_
 }
 
 static bool merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now);
-static void ask_retell(const struct fo *f, const struct fo_msg *hb, struct fo_msg *ack,
-                       uint64_t now);
-
 /* Heartbeat m reports its sender x fenced through a newer incarnation. */
 static void note_fenced_through(struct fo *f, struct mrec *x, const struct fo_msg *m, uint64_t now)
 {
