@@ -189,6 +189,10 @@ struct inst {
 	struct round rounds[FO_ROUNDS_MAX];
 	struct pend *pend;
 	size_t n_pend, cap_pend;
+	/* the smallest majority of the voting set this node saw while the
+	 * record was open: another proposer may have chosen with a set that
+	 * small (the free-value rule, promises_decide) */
+	size_t maj_low;
 	/* VMs no host could take (or that failed max_rounds times): retried
 	 * when the view has room, while rounds remain (RECOVERY) */
 	struct pend *parked;
@@ -989,6 +993,17 @@ static size_t effective_voters(const struct fo *f)
 	return e;
 }
 
+/* The voting set's size for majorities is now `eff`: every open record
+ * remembers the smallest majority it saw. */
+static void set_eff_voters(struct fo *f, size_t eff)
+{
+	f->eff_voters = eff;
+	size_t maj = majority_of(eff);
+	for (size_t i = 0; i < f->n_inst; i++)
+		if (!f->inst[i]->done && f->inst[i]->maj_low > maj)
+			f->inst[i]->maj_low = maj;
+}
+
 static void recount_voters(struct fo *f)
 {
 	size_t v = 0, r = 0;
@@ -1004,7 +1019,7 @@ static void recount_voters(struct fo *f)
 	}
 	f->n_voters = v;
 	f->n_removed = r;
-	f->eff_voters = effective_voters(f);
+	set_eff_voters(f, effective_voters(f));
 	recompute_qstamp(f);
 }
 
@@ -1598,6 +1613,7 @@ static struct inst *inst_open(struct fo *f, const char *dead, uint64_t inc, uint
 	cpy(in->dead, sizeof(in->dead), dead);
 	in->inc = inc;
 	in->seq = ++f->inst_seq;
+	in->maj_low = majority_of(f->eff_voters);
 	in->first_heard = now;
 	in->known_at = now;
 	in->propose_at = UINT64_MAX;
@@ -3076,13 +3092,17 @@ static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint6
 	size_t maj = majority_of(f->eff_voters);
 	if (rd->n_resp < maj)
 		return;
+	/* a value may have been chosen by a majority of any voting set seen
+	 * while the record was open, the smallest included: the free-value
+	 * rule counts against that one */
+	size_t maj_any = in->maj_low && in->maj_low < maj ? in->maj_low : maj;
 	if (rd->has_best && !timed_out && rd->n_resp < f->eff_voters) {
 		uint32_t c = 0;
 		for (size_t k = 0; k < rd->n_vals; k++)
 			if (fo_plan_equal(&rd->vals[k].p, &rd->best_plan))
 				c = rd->vals[k].n;
 		size_t unknown = f->eff_voters - rd->n_resp;
-		if ((size_t)c < maj && (size_t)c + unknown >= maj) {
+		if ((size_t)c < maj_any && (size_t)c + unknown >= maj_any) {
 			if (!rd->maj_at) {
 				rd->maj_at = now + 1;
 				rd->next_retry = sat_add(now, f->cfg.retry_ms);
@@ -3108,7 +3128,7 @@ static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint6
 		/* (a removed member may have accepted it: a majority of the
 		 * voting set before the removal may have chosen it) */
 		unknown += removed_members(f);
-		if ((size_t)c + unknown < maj) {
+		if ((size_t)c + unknown < maj_any) {
 			fo_plan_clear(&rd->best_plan);
 			rd->has_best = false;
 		}
@@ -4791,8 +4811,10 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 	} else if (st == FO_ALIVE || st == FO_SUSPECT) {
 		if (r->left && incarnation > r->left_inc)
 			r->left = false;
-		if (r->removed && incarnation > r->removed_inc)
+		if (r->removed && incarnation > r->removed_inc) {
 			r->removed = false;
+			f->journal_version++; /* removals are journalled */
+		}
 	}
 	if (st == FO_DEAD && r->st != FO_DEAD)
 		r->dead_at = now + 1;
@@ -4847,6 +4869,7 @@ int fo_force_leave(struct fo *f, const char *name, uint64_t now)
 	if (r->st != FO_DEAD)
 		return -EBUSY;
 	r->removed = true;
+	f->journal_version++; /* removals are journalled */
 	/* the operator says the host is gone: at the newest incarnation we
 	 * know of, whose VMs are then failed over (detect_newer_deaths) */
 	r->removed_inc = newest_known_inc(f, r);
@@ -4879,6 +4902,7 @@ static void merge_removed(struct fo *f, const struct fo_msg *m, uint64_t now)
 			continue;
 		bool was = r->removed, beat = beating(f, r);
 		r->removed = true;
+		f->journal_version++; /* removals are journalled */
 		if (!was)
 			r->removed_at = (now > f->last_now ? now : f->last_now) + 1;
 		if (rm->incarnation > r->removed_inc)
@@ -5051,7 +5075,7 @@ static void note_heartbeat(struct fo *f, struct mrec *x, const struct fo_msg *m,
 	if (m->voters != was || m->voters > f->eff_voters) {
 		size_t eff = effective_voters(f);
 		if (eff != f->eff_voters) {
-			f->eff_voters = eff;
+			set_eff_voters(f, eff);
 			recompute_qstamp(f);
 			update_quorum(f, now, true);
 		}
@@ -6633,7 +6657,7 @@ int fo_handle_timer(struct fo *f, uint64_t now)
 	}
 	size_t eff = effective_voters(f);
 	if (eff != f->eff_voters) {
-		f->eff_voters = eff;
+		set_eff_voters(f, eff);
 		recompute_qstamp(f);
 	}
 	update_quorum(f, now, false);
@@ -6926,6 +6950,8 @@ static const char JOURNAL_HEADER[] =
     "# acceptor, so that it may vote in failovers older than its restart.\n"
     "# \"voter NAME\": NAME was in the voting set (it counts in every majority\n"
     "# until it leaves or is removed, even if membership never reports it).\n"
+    "# \"removed NAME INCARNATION\": the operator force-left NAME (it may have\n"
+    "# accepted values before: a proposer still counts it as not answering).\n"
     "# \"given\": the highest epoch a chosen plan gave each VM, and to whom.\n"
     "# \"move ID UUID SOURCE TARGET EPOCH STATE TARGET-INCARNATION\": a live\n"
     "# migration of an HA VM (state 0 moving, 1 moved, 2 stayed), so that no\n"
@@ -7028,6 +7054,18 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 	qsort(list, k, sizeof(*list), mrec_name_order);
 	for (size_t i = 0; i < k; i++)
 		jb_printf(&b, "voter %s\n", list[i]->name);
+	/* the members the operator removed: they may have accepted a value a
+	 * majority of the voting set before the removal chose, so a restarted
+	 * proposer still counts them as voters that did not answer (the
+	 * free-value rule, promises_decide) */
+	k = 0;
+	for (size_t i = 0; i < f->n_m; i++)
+		if (i != f->self_idx && f->m[i].removed &&
+		    journal_name_ok(f->m[i].name, strlen(f->m[i].name)))
+			list[k++] = &f->m[i];
+	qsort(list, k, sizeof(*list), mrec_name_order);
+	for (size_t i = 0; i < k; i++)
+		jb_printf(&b, "removed %s %" PRIu64 "\n", list[i]->name, list[i]->removed_inc);
 	free(list);
 	/* acceptor state: what we promised and accepted, per round */
 	for (size_t i = 0; i < f->n_inst; i++) {
@@ -7112,7 +7150,7 @@ static const char *jt_base(struct jtok *t, struct fo_plan_entry *e);
 /* A parsed journal, applied only once all of it is valid. */
 struct journal_rec {
 	int kind; /* 0 failed-over, 1 forgotten, 2 promised, 3 accepted, 4 voter, 5 given,
-	             6 move */
+	             6 move, 7 removed */
 	struct fo_plan_entry given; /* given: uuid, target, epoch, its incarnation, base */
 	struct fo_move move;        /* move */
 	char name[FO_NAME_MAX];
@@ -7263,6 +7301,11 @@ static const char *journal_parse_line(struct jtok *t, struct journal_rec *r, boo
 		r->kind = KW("failed-over") ? 0 : 1;
 		if ((why = jt_name(t, r->name)) != NULL ||
 		    (why = jt_u64(t, &r->inc, false, "incarnation")) != NULL)
+			return why;
+	} else if (KW("removed")) {
+		r->kind = 7;
+		if ((why = jt_name(t, r->name)) != NULL ||
+		    (why = jt_u64(t, &r->inc, true, "incarnation")) != NULL)
 			return why;
 	} else if (KW("voter")) {
 		r->kind = 4;
@@ -7479,7 +7522,7 @@ static int journal_apply_records(struct fo *f, struct journal_rec *recs, size_t 
 			mv->announce = is_self(f, mv->m.source) && mv->m.state == FO_MOVE_MOVING;
 			continue;
 		}
-		if (is_self(f, r->name) && (r->kind < 2 || r->kind == 4))
+		if (is_self(f, r->name) && (r->kind < 2 || r->kind == 4 || r->kind == 7))
 			continue; /* nobody fails itself over; a renamed host's journal */
 		struct mrec *m = member_add(f, r->name);
 		if (!m) {
@@ -7496,6 +7539,14 @@ static int journal_apply_records(struct fo *f, struct journal_rec *recs, size_t 
 			m->restored_voter = true;
 			if (!m->fed)
 				m->st = FO_DEAD; /* not known alive until membership says so */
+		} else if (r->kind == 7) {
+			if (!m->removed)
+				m->removed_at = f->last_now + 1;
+			m->removed = true;
+			if (r->inc > m->removed_inc)
+				m->removed_inc = r->inc;
+			if (!m->fed)
+				m->st = FO_DEAD;
 		}
 	}
 	return 0;

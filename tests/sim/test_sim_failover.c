@@ -2207,6 +2207,9 @@ static void test_replayed_seeds(void **state)
 	    {7426115625679045762ULL, "O1: a host still quorate on older acknowledgements learned a "
 	                             "plan after a failover of its incarnation had remote-fenced "
 	                             "it, and started the VM that failover re-placed"},
+	    {4182365933711422425ULL, "O3: a restarted proposer had forgotten that the operator "
+	                             "force-left two voters; it counted them neither as voters "
+	                             "nor as removed, and chose a second plan for a decided round"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));

@@ -3643,6 +3643,10 @@ static void test_journal_errors(void **state)
 	    {"forgotten n2\n", "line 1: the incarnation is missing"},
 	    {"forgotten n2 0\n", "the incarnation must be a decimal"},
 	    {"forgotten n/2 1\n", "the name must be"},
+	    /* removed NAME INC */
+	    {"removed n2\n", "line 1: the incarnation is missing"},
+	    {"removed n/2 1\n", "the name must be"},
+	    {"removed n2 1 1\n", "extra fields"},
 	    /* promised NAME INC ROUND BALLOT PROPOSER */
 	    {"promised n2 1\n", "the round is missing"},
 	    {"promised n2 1 16 1 n3\n", "the round is out of range"},
@@ -3900,8 +3904,17 @@ static void test_journal_acceptor_state(void **state)
 /* Core n1 of {n0, n1, n2}: n0 is dead at `dead_inc` (its state, published
  * at incarnation `state_inc`, lists u1 and u2 at epoch 5); n2 has more room
  * than n1, so n1's own plan puts everything on n2. */
+static struct fo *recovery_proposer_ex(struct view *v, uint64_t now, uint64_t dead_inc,
+                                       uint64_t state_inc, int more_voters);
 static struct fo *recovery_proposer(struct view *v, uint64_t now, uint64_t dead_inc,
                                     uint64_t state_inc)
+{
+	return recovery_proposer_ex(v, now, dead_inc, state_inc, 0);
+}
+
+/* The same with more_voters (n3, n4) members before n0's death. */
+static struct fo *recovery_proposer_ex(struct view *v, uint64_t now, uint64_t dead_inc,
+                                       uint64_t state_inc, int more_voters)
 {
 	struct fo_config c;
 	cfg_for(&c, 1);
@@ -3924,6 +3937,9 @@ static struct fo *recovery_proposer(struct view *v, uint64_t now, uint64_t dead_
 		v->hosts[i].n_vms = v->n_vms[i];
 	}
 	fo_set_hosts(f, v->hosts, 3, now);
+	static const char *const more[] = {"n3", "n4"};
+	for (int k = 0; k < more_voters && k < 2; k++)
+		fo_member(f, more[k], FO_ALIVE, 1, now);
 	fo_member(f, "n0", FO_DEAD, dead_inc, now);
 	drop_all(f);
 	return f;
@@ -4125,14 +4141,22 @@ static void test_supersede_older_first_round(void **state)
  * `with` promisers (n2, n3, ...) report value V accepted at ballot 1/n3 and
  * the next `without` report nothing; true when it is V. The proposer may
  * wait (up to retry_ms) for more promises before it decides. */
-static bool proposes_accepted(size_t voters, int with, int without)
+/* n1 proposes for n0's failover among `voters` (4 or 5); `with` promisers
+ * report an accepted value, `without` report none. The other voters were
+ * members before n0 died, unless `joined_after`. */
+static bool proposes_accepted_ex(size_t voters, int with, int without, const char *journal,
+                                 bool joined_after)
 {
 	struct view v;
 	uint64_t now = 100000;
-	struct fo *f = recovery_proposer(&v, now, 2, 2);
+	struct fo *f = recovery_proposer_ex(&v, now, 2, 2, joined_after ? 0 : (int)voters - 3);
 	fo_member(f, "n3", FO_ALIVE, 1, now);
 	if (voters == 5)
 		fo_member(f, "n4", FO_ALIVE, 1, now);
+	if (journal) {
+		char err[256];
+		assert_true(fo_journal_restore(f, journal, strlen(journal), err, sizeof(err)) > 0);
+	}
 	assert_int_equal(fo_voters(f), voters);
 	drop_all(f);
 	struct fo_msg prep, p, r;
@@ -4176,6 +4200,11 @@ static bool proposes_accepted(size_t voters, int with, int without)
 	return is_v;
 }
 
+static bool proposes_accepted(size_t voters, int with, int without)
+{
+	return proposes_accepted_ex(voters, with, without, NULL, false);
+}
+
 /* Paxos, with one freedom: the highest accepted value reported must be
  * proposed again when it may have been chosen — when the promisers that
  * report it and the voters that did not answer could make a majority.
@@ -4192,6 +4221,17 @@ static void test_free_value_rule(void **state)
 	assert_true(proposes_accepted(5, 1, 1));
 	/* everyone answered, 1 report: free */
 	assert_false(proposes_accepted(5, 1, 2));
+	/* a member the operator removed may have accepted it with a majority
+	 * of the voting set before the removal: 1 report + 1 silent + 1
+	 * removed = 3. The removal is journalled, so a restarted proposer
+	 * still counts it (simulator schedule 4182365933711422425: forgetting
+	 * it got two plans chosen for one round) */
+	assert_true(proposes_accepted_ex(4, 1, 1, "removed n5 1\n", false));
+	assert_false(proposes_accepted_ex(4, 1, 1, "failed-over n5 1\n", false));
+	/* n3 joined after n0 died: while the set was {n0, n1, n2}, a majority
+	 * of 2 (n1 and n0, say) may have chosen it, so 1 report + 1 silent
+	 * binds the proposer although 4 voters need 3 now */
+	assert_true(proposes_accepted_ex(4, 1, 1, NULL, true));
 }
 
 /* An acceptor accepts again, at a higher ballot, the very value it
