@@ -137,6 +137,7 @@ struct round {
 	bool acc_unbounded; /* phase 2: an ACCEPTED counted came without an ack age */
 	uint64_t acc_bound; /* phase 2: max over counted ACCEPTEDs of receipt - ack age */
 	uint64_t next_retry;
+	uint32_t preempted;       /* proposals in a row that a higher ballot cut off */
 	uint64_t maj_at;          /* phase 1: when a majority had promised while the
 	                    highest accepted value's fate hung on the others (+1) */
 	bool own_val;             /* phase 2: the value is ours (no accepted one adopted) */
@@ -2910,6 +2911,24 @@ static void backoff(struct fo *f, struct round *rd, uint64_t now)
 	rd->next_retry = sat_add(now, (uint64_t)f->cfg.retry_ms + j);
 }
 
+/* Cut off by a higher ballot: another proposer works on the round. Every
+ * such proposer retrying within one fixed window livelocks once a phase
+ * lasts longer than the gap between their attempts (phase 1 may wait
+ * retry_ms for silent voters; nine proposers in [retry, 2 retry) leave
+ * ~80 ms): the window doubles with each cut-off in a row, up to
+ * 2^FO_PREEMPT_DOUBLINGS times retry_ms, so that one of them finishes. */
+#define FO_PREEMPT_DOUBLINGS 5
+static void backoff_preempted(struct fo *f, struct round *rd, uint64_t now)
+{
+	rd->pphase = 3;
+	if (rd->preempted < FO_PREEMPT_DOUBLINGS)
+		rd->preempted++;
+	uint64_t span = (uint64_t)f->cfg.retry_ms << rd->preempted;
+	uint64_t j =
+	    span ? mv_xoshiro_below(f->rng, span > UINT32_MAX ? UINT32_MAX : (uint32_t)span) : 0;
+	rd->next_retry = sat_add(now, (uint64_t)f->cfg.retry_ms + j);
+}
+
 /* Orders placements held from older recoveries: (incarnation, round,
  * ballot). */
 static int adopt_cmp(const struct fo_adopt *a, const struct fo_adopt *b)
@@ -3246,7 +3265,7 @@ static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struc
 		return;
 	}
 	if (ballot_cmp(&m->ballot, &rd->ballot) > 0) {
-		backoff(f, rd, now);
+		backoff_preempted(f, rd, now);
 		return;
 	}
 	/* A VM of our own value is placed by another instance: propose again

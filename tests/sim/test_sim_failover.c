@@ -2412,6 +2412,10 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "its epoch stayed pending: empty rounds until none was left"},
 	    {2368021078732317579ULL, "liveness: a node missed the target's 'never landed' and "
 	                             "refused the source's failover for good"},
+	    {1636381006241027335ULL,
+	     "liveness: coordinators cut each other off for ever (the retry "
+	     "window never grew); a preempted proposer now backs off "
+	     "exponentially"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;

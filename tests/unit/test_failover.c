@@ -4205,6 +4205,47 @@ static bool proposes_accepted(size_t voters, int with, int without)
 	return proposes_accepted_ex(voters, with, without, NULL, false);
 }
 
+/* A proposer cut off by higher ballots again and again (coordinators
+ * duelling) waits longer each time: within [retry, retry + retry * 2^k)
+ * after the k-th cut-off in a row (k at most 5), so that one of the
+ * duellists finishes. The window used to stay [retry, 2 retry) for ever:
+ * nine proposers then cut each other off in turn (simulator schedule
+ * 1636381006241027335, with migrations). */
+static void test_preempted_proposer_backs_off(void **state)
+{
+	(void)state;
+	struct view v;
+	uint64_t now = 100000;
+	struct fo *f = recovery_proposer(&v, now, 2, 2);
+	struct fo_config c;
+	fo_config_default(&c);
+	const uint64_t retry = c.retry_ms;
+	struct fo_msg prep, rej;
+	until_prepare(f, &now, &prep);
+	uint64_t longest = 0;
+	for (uint32_t k = 1; k <= 7; k++) {
+		fo_msg_init(&rej, FO_REJECT, "n2", "n1", "n0", 2, 0);
+		rej.ballot.number = prep.ballot.number + 10;
+		snprintf(rej.ballot.proposer, sizeof(rej.ballot.proposer), "n2");
+		snprintf(rej.text, sizeof(rej.text), "promised a higher ballot");
+		fo_msg_clear(&prep);
+		assert_int_equal(fo_handle_message(f, &rej, now), 0);
+		uint64_t cut = now;
+		until_prepare(f, &now, &prep);
+		assert_true(prep.ballot.number > rej.ballot.number);
+		uint64_t waited = now - cut;
+		uint32_t d = k < 5 ? k : 5;
+		assert_true(waited >= retry);
+		assert_true(waited <= retry + (retry << d));
+		if (k >= 4 && waited > longest)
+			longest = waited;
+	}
+	assert_true(longest > 2 * retry);
+	fo_msg_clear(&prep);
+	drop_all(f);
+	fo_free(f);
+}
+
 /* Paxos, with one freedom: the highest accepted value reported must be
  * proposed again when it may have been chosen — when the promisers that
  * report it and the voters that did not answer could make a majority.
@@ -5574,6 +5615,7 @@ int main(void)
 	    cmocka_unit_test(test_adopt_used_by_proposer),
 	    cmocka_unit_test(test_supersede_older_first_round),
 	    cmocka_unit_test(test_free_value_rule),
+	    cmocka_unit_test(test_preempted_proposer_backs_off),
 	    cmocka_unit_test(test_reaccept_identical_value),
 	    cmocka_unit_test(test_owed_tracker),
 	    cmocka_unit_test(test_new_incarnation_for_stopped_vm),
