@@ -508,8 +508,13 @@ static void ha_pump(struct agent *a)
 				uint8_t *frame = NULL;
 				size_t len = 0;
 				int rc = fo_codec_encode_frame(&m, &frame, &len);
-				core_driver_send(a, "failover", fo_msg_type_name(m.type), rc, frame,
-				                 len, mi.addr, m.to);
+				/* heartbeats and their answers go as datagrams;
+				 * consensus and fencing stay on TLS */
+				bool hb = m.type == FO_HEARTBEAT || m.type == FO_HB_ACK ||
+				          m.type == FO_HB_NACK;
+				(hb ? core_driver_send_dgram
+				    : core_driver_send)(a, "failover", fo_msg_type_name(m.type), rc,
+				                        frame, len, mi.addr, m.to);
 			}
 			fo_msg_clear(&m);
 		}

@@ -156,8 +156,12 @@ void membership_pump(struct agent *a)
 		uint8_t *frame = NULL;
 		size_t len = 0;
 		int rc = swim_codec_encode_frame(&m, &frame, &len);
-		core_driver_send(a, "swim", swim_msg_type_name(m.type), rc, frame, len, m.to_addr,
-		                 m.to);
+		/* probes and their answers go as datagrams; push-pull (state
+		 * transfer, large) stays on TLS */
+		bool probe = m.type == SWIM_MSG_PING || m.type == SWIM_MSG_ACK ||
+		             m.type == SWIM_MSG_PING_REQ || m.type == SWIM_MSG_NACK;
+		(probe ? core_driver_send_dgram : core_driver_send)(
+		    a, "swim", swim_msg_type_name(m.type), rc, frame, len, m.to_addr, m.to);
 	}
 	struct swim_event e;
 	while (swim_pop_event(ms->core, &e)) {
