@@ -13,6 +13,8 @@
  *         (temporary file, fsync, rename) BEFORE anything below is sent;
  *         read back into the core at start (a bad file stops the agent)
  *         fo_pop_output --> fo_codec_encode_frame --> net_send_to(member addr)
+ *         (HEARTBEAT, HB_ACK, HB_NACK: core_driver_send_dgram, a sealed UDP
+ *         datagram when a key exists, else TLS; everything else: TLS)
  *         fo_pop_event  --> log + event stream, and the actions:
  *           FENCE_SELF    destroy every local HA VM            (synchronous;
  *                         one that survives it is retried, and the

@@ -1,9 +1,11 @@
 /*
  * membership.c — the daemon's side of the membership core (membership.h).
  *
- *   peer frame (swim body) --> swim_handle_message(now) --> membership_pump()
+ *   peer frame or datagram (swim body) --> swim_handle_message(now) --> membership_pump()
  *   timer (armed at swim_next_deadline) --> swim_handle_timer(now) --> pump
  *   pump: swim_pop_output --> swim_codec_encode_frame --> net_send_to(addr)
+ *         (PING, ACK, PING_REQ, NACK: core_driver_send_dgram, a sealed UDP
+ *         datagram when a key exists, else TLS; push-pull: TLS)
  *         swim_pop_event  --> one log line with the cause, then each listener
  *   leave: swim_leave --> poll swim_leave_done every 50 ms, bounded by
  *          leave_timeout_ms --> the agent's `left` callback, once

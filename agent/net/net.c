@@ -13,6 +13,16 @@
  * deadline is what keeps a dead peer's SYN retries or a stalled handshake
  * from holding anything up.
  *
+ * Datagrams: one uv_udp_t bound with the first peer listener. Receive:
+ * dgram_open (key table in dgram.c) --> on_peer_dgram(peer name). Send:
+ * dgram_seal --> uv_udp_try_send (no request to allocate; a full socket
+ * buffer drops the datagram, as loss would). Keys are installed in
+ * net_conn_established for every peer-port session, both directions.
+ *
+ * Failures of outgoing connections are logged once per address per 30 s
+ * (a table of NET_ADDR_SLOTS addresses, util/ratelimit.h); a refused
+ * connect also reaches on_peer_refused, once per address per second.
+ *
  * The outgoing pool is a plain list searched by address: it is bounded by
  * max_out_conns (64 by default) and searched once per message, which costs
  * far less than the TLS record around the message.

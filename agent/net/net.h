@@ -19,6 +19,13 @@
  * connection that fails drops what it had queued — the membership protocol
  * times its probes itself and never waits on TCP.
  *
+ * Datagrams: the peer listener also binds a UDP socket to the same ip and
+ * port number (another port space). Every completed peer-port handshake
+ * derives datagram keys for that peer (TLS exporter, dgram.h);
+ * net_dgram_send() seals one payload with them, and a datagram that opens
+ * is handed to on_peer_dgram with the peer's proven name. The failure
+ * detector's probes and heartbeats go that way (docs/transport.md).
+ *
  * Ownership: struct net owns every connection. A struct net_conn passed to
  * a callback is valid during that callback; to keep using one later, do not
  * (they can close at any time). Frames passed to net_send_to/net_conn_send
