@@ -706,6 +706,15 @@ static void print_status(const Mv__StatusReply *s, bool json)
 		json_object_object_add(o, "peer_connections",
 		                       json_object_new_int(s->peer_connections));
 		json_object_object_add(o, "role", json_object_new_string(s->role));
+		json_object_object_add(o, "datagrams_in", json_object_new_uint64(s->datagrams_in));
+		json_object_object_add(o, "datagrams_out",
+		                       json_object_new_uint64(s->datagrams_out));
+		json_object_object_add(o, "datagram_auth_failures",
+		                       json_object_new_uint64(s->datagram_auth_failures));
+		json_object_object_add(o, "datagram_replays",
+		                       json_object_new_uint64(s->datagram_replays));
+		json_object_object_add(o, "datagram_no_key",
+		                       json_object_new_uint64(s->datagram_no_key));
 		printf("%s\n", json_object_to_json_string_ext(
 				   o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
@@ -727,6 +736,10 @@ static void print_status(const Mv__StatusReply *s, bool json)
 	       s->libvirt_reachable ? "reachable" : "UNREACHABLE", s->libvirt_error[0] ? ": " : "",
 	       s->libvirt_error);
 	printf("peer connections: %u\n", s->peer_connections);
+	printf("datagrams:        %" PRIu64 " in, %" PRIu64 " out, %" PRIu64
+	       " failed authentication, %" PRIu64 " replayed, %" PRIu64 " sent by TLS (no key)\n",
+	       s->datagrams_in, s->datagrams_out, s->datagram_auth_failures, s->datagram_replays,
+	       s->datagram_no_key);
 	printf("your role:        %s\n", s->role);
 }
 

@@ -12,7 +12,9 @@
  *
  * Identity: a peer frame's Envelope.from must equal the CN of the
  * certificate the connection was authenticated with; a node cannot speak
- * for another. (What it says about *other* members is gossip, which the
+ * for another. A datagram (net.h, dgram.h) passes the same check against
+ * the name its key was derived for, enters the same handlers, and may
+ * carry only SWIM and failover bodies (probes and heartbeats go that way). (What it says about *other* members is gossip, which the
  * core weighs by incarnation.)
  *
  * Signals: SIGTERM/SIGINT start a graceful leave (peers see `left`), bounded
@@ -62,28 +64,49 @@ static void agent_leave_if_requested(struct agent *a)
 		agent_begin_leave(a, "requested over RPC");
 }
 
-static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t *payload,
-                                size_t len, void *ud)
+/* What a bad peer message costs its carrier: a TLS connection is closed
+ * (c not NULL); a datagram (c NULL) is just dropped. */
+static void agent_peer_reject(struct net_conn *c, const char *why)
 {
-	(void)n;
-	struct agent *a = ud;
+	if (c != NULL)
+		net_conn_close(c, why);
+}
+
+/* One peer message, from a TLS connection c or (c NULL) from a datagram;
+ * cert_name is the sender proven by the certificate, or by the datagram
+ * key derived from a session with that certificate. Both enter the same
+ * handlers after the same identity check. */
+static void agent_handle_peer_message(struct agent *a, struct net_conn *c, const char *cert_name,
+                                      const char *remote, const char *via, const uint8_t *payload,
+                                      size_t len)
+{
 	Mv__Envelope *env;
 	const char *why;
 	if (envelope_decode(payload, len, &env, &why) < 0) {
-		MV_WARN("swim", "rejected peer frame remote=%s peer=%s reason=\"%s\"",
-		        net_conn_remote(c), net_conn_peer_name(c), why);
-		net_conn_close(c, why);
+		MV_WARN("swim", "rejected peer %s remote=%s peer=%s reason=\"%s\"", via, remote,
+		        cert_name, why);
+		agent_peer_reject(c, why);
 		return;
 	}
-	const char *cert_name = net_conn_peer_name(c);
 	if (strcmp(env->from, cert_name) != 0) {
 		char q[96];
 		MV_WARN("swim",
-		        "rejected peer frame: sender claims to be another node remote=%s "
+		        "rejected peer %s: sender claims to be another node remote=%s "
 		        "claimed=%s certificate=%s",
-		        net_conn_remote(c), mv_log_quote(q, sizeof(q), env->from), cert_name);
+		        via, remote, mv_log_quote(q, sizeof(q), env->from), cert_name);
 		envelope_free(env);
-		net_conn_close(c, "message claims to come from another node");
+		agent_peer_reject(c, "message claims to come from another node");
+		return;
+	}
+	/* datagrams carry only what failure detection sends that way: the
+	 * SWIM probes and the failover heartbeats (membership.c, ha.c) */
+	if (c == NULL && env->body_case != MV__ENVELOPE__BODY_SWIM &&
+	    env->body_case != MV__ENVELOPE__BODY_FAILOVER) {
+		MV_WARN(
+		    "swim",
+		    "rejected peer datagram: body not sent by datagram remote=%s peer=%s body=%d",
+		    remote, cert_name, (int)env->body_case);
+		envelope_free(env);
 		return;
 	}
 	switch (env->body_case) {
@@ -91,10 +114,10 @@ static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t
 		struct swim_msg m;
 		struct swim_update *ups;
 		if (swim_codec_decode(env, &m, &ups, &why) < 0) {
-			MV_WARN("swim", "rejected peer frame remote=%s peer=%s reason=\"%s\"",
-			        net_conn_remote(c), cert_name, why);
+			MV_WARN("swim", "rejected peer %s remote=%s peer=%s reason=\"%s\"", via,
+			        remote, cert_name, why);
 			envelope_free(env);
-			net_conn_close(c, why);
+			agent_peer_reject(c, why);
 			return;
 		}
 		if (swim_handle_message(membership_swim(a), &m, uv_now(a->loop)) < 0)
@@ -124,6 +147,21 @@ static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t
 		break;
 	}
 	envelope_free(env);
+}
+
+static void agent_on_peer_frame(struct net *n, struct net_conn *c, const uint8_t *payload,
+                                size_t len, void *ud)
+{
+	(void)n;
+	agent_handle_peer_message(ud, c, net_conn_peer_name(c), net_conn_remote(c), "frame",
+	                          payload, len);
+}
+
+static void agent_on_peer_dgram(struct net *n, const char *peer, const char *remote,
+                                const uint8_t *payload, size_t len, void *ud)
+{
+	(void)n;
+	agent_handle_peer_message(ud, NULL, peer, remote, "datagram", payload, len);
 }
 
 static void agent_on_rpc_frame(struct net *n, struct net_conn *c, const uint8_t *payload,
@@ -337,6 +375,7 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	    .idle_timeout_ms = o->peer_idle_timeout_ms,
 	    .handshake_timeout_ms = o->swim.probe_interval_ms * 2,
 	    .on_peer_frame = agent_on_peer_frame,
+	    .on_peer_dgram = agent_on_peer_dgram,
 	    .on_rpc_frame = agent_on_rpc_frame,
 	    .on_conn_closed = agent_on_conn_closed,
 	    .ud = a,

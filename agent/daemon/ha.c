@@ -13,6 +13,8 @@
  *         (temporary file, fsync, rename) BEFORE anything below is sent;
  *         read back into the core at start (a bad file stops the agent)
  *         fo_pop_output --> fo_codec_encode_frame --> net_send_to(member addr)
+ *         (HEARTBEAT, HB_ACK, HB_NACK: core_driver_send_dgram, a sealed UDP
+ *         datagram when a key exists, else TLS; everything else: TLS)
  *         fo_pop_event  --> log + event stream, and the actions:
  *           FENCE_SELF    destroy every local HA VM            (synchronous;
  *                         one that survives it is retried, and the
@@ -508,8 +510,13 @@ static void ha_pump(struct agent *a)
 				uint8_t *frame = NULL;
 				size_t len = 0;
 				int rc = fo_codec_encode_frame(&m, &frame, &len);
-				core_driver_send(a, "failover", fo_msg_type_name(m.type), rc, frame,
-				                 len, mi.addr, m.to);
+				/* heartbeats and their answers go as datagrams;
+				 * consensus and fencing stay on TLS */
+				bool hb = m.type == FO_HEARTBEAT || m.type == FO_HB_ACK ||
+				          m.type == FO_HB_NACK;
+				(hb ? core_driver_send_dgram
+				    : core_driver_send)(a, "failover", fo_msg_type_name(m.type), rc,
+				                        frame, len, mi.addr, m.to);
 			}
 			fo_msg_clear(&m);
 		}

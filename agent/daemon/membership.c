@@ -1,9 +1,11 @@
 /*
  * membership.c — the daemon's side of the membership core (membership.h).
  *
- *   peer frame (swim body) --> swim_handle_message(now) --> membership_pump()
+ *   peer frame or datagram (swim body) --> swim_handle_message(now) --> membership_pump()
  *   timer (armed at swim_next_deadline) --> swim_handle_timer(now) --> pump
  *   pump: swim_pop_output --> swim_codec_encode_frame --> net_send_to(addr)
+ *         (PING, ACK, PING_REQ, NACK: core_driver_send_dgram, a sealed UDP
+ *         datagram when a key exists, else TLS; push-pull: TLS)
  *         swim_pop_event  --> one log line with the cause, then each listener
  *   leave: swim_leave --> poll swim_leave_done every 50 ms, bounded by
  *          leave_timeout_ms --> the agent's `left` callback, once
@@ -156,8 +158,12 @@ void membership_pump(struct agent *a)
 		uint8_t *frame = NULL;
 		size_t len = 0;
 		int rc = swim_codec_encode_frame(&m, &frame, &len);
-		core_driver_send(a, "swim", swim_msg_type_name(m.type), rc, frame, len, m.to_addr,
-		                 m.to);
+		/* probes and their answers go as datagrams; push-pull (state
+		 * transfer, large) stays on TLS */
+		bool probe = m.type == SWIM_MSG_PING || m.type == SWIM_MSG_ACK ||
+		             m.type == SWIM_MSG_PING_REQ || m.type == SWIM_MSG_NACK;
+		(probe ? core_driver_send_dgram : core_driver_send)(
+		    a, "swim", swim_msg_type_name(m.type), rc, frame, len, m.to_addr, m.to);
 	}
 	struct swim_event e;
 	while (swim_pop_event(ms->core, &e)) {

@@ -153,6 +153,11 @@ static void rpc_status(struct agent *a, struct net_conn *c, struct rpc_reply *r)
 	st->libvirt_reachable = vh->reachable;
 	st->libvirt_error = (char *)vh->error;
 	st->peer_connections = ns.out_conns + ns.in_conns;
+	st->datagrams_in = ns.dgrams_in;
+	st->datagrams_out = ns.dgrams_out;
+	st->datagram_auth_failures = ns.dgram_auth_fail;
+	st->datagram_replays = ns.dgram_replays;
+	st->datagram_no_key = ns.dgram_no_key;
 	st->role = (char *)tls_role_name(c ? net_conn_peer_role(c) : TLS_ROLE_NODE);
 	r->resp.result_case = MV__RPC_RESPONSE__RESULT_STATUS;
 	r->resp.status = st;

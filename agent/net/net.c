@@ -13,6 +13,16 @@
  * deadline is what keeps a dead peer's SYN retries or a stalled handshake
  * from holding anything up.
  *
+ * Datagrams: one uv_udp_t bound with the first peer listener. Receive:
+ * dgram_open (key table in dgram.c) --> on_peer_dgram(peer name). Send:
+ * dgram_seal --> uv_udp_try_send (no request to allocate; a full socket
+ * buffer drops the datagram, as loss would). Keys are installed in
+ * net_conn_established for every peer-port session, both directions.
+ *
+ * Failures of outgoing connections are logged once per address per 30 s
+ * (a table of NET_ADDR_SLOTS addresses, util/ratelimit.h); a refused
+ * connect also reaches on_peer_refused, once per address per second.
+ *
  * The outgoing pool is a plain list searched by address: it is bounded by
  * max_out_conns (64 by default) and searched once per message, which costs
  * far less than the TLS record around the message.
@@ -21,16 +31,22 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dgram.h"
 #include "frame.h"
 #include "log.h"
+#include "ratelimit.h"
 
 #define NET_ADDR_MAX 64
 #define NET_READ_CHUNK 65536
 #define NET_SWEEP_MS 200
+#define NET_ADDR_SLOTS 64      /* addresses whose failures we rate-limit */
+#define NET_FAIL_LOG_MS 30000  /* one failure line per address per 30 s */
+#define NET_REFUSED_CB_MS 1000 /* on_peer_refused once per address per s */
 
 enum net_conn_state { NC_CONNECTING, NC_HANDSHAKE, NC_ESTABLISHED, NC_CLOSING };
 
@@ -50,6 +66,16 @@ struct net_conn {
 	uint64_t last_used;
 	size_t queued_bytes; /* ciphertext handed to uv_write, not yet written */
 	uv_connect_t connect_req;
+	bool dgram_keys; /* this session's handshake installed datagram keys */
+};
+
+/* Per peer address: the rate limits of its failure lines and of
+ * on_peer_refused (a bounded table, least recently seen replaced). */
+struct net_addr_slot {
+	char addr[NET_ADDR_MAX];
+	uint64_t last_seen;
+	struct mv_ratelimit log_rl;
+	struct mv_ratelimit refused_rl;
 };
 
 struct net_listener {
@@ -65,6 +91,9 @@ struct net {
 	struct net_conn *conns; /* every live connection */
 	struct net_listener *listeners;
 	struct net_stats stats;
+	struct dgram_table *dgram;
+	uv_udp_t *udp; /* bound with the first peer listener; NULL until then */
+	struct net_addr_slot addr_slots[NET_ADDR_SLOTS];
 	bool closing;
 	unsigned pending_closes;
 	void (*close_done)(void *);
@@ -137,6 +166,47 @@ static void net_format_sockaddr(const struct sockaddr_storage *ss, char *out, si
 	}
 }
 
+/* ---- per-address rate limits ------------------------------------------------ */
+
+static struct net_addr_slot *net_addr_slot(struct net *n, const char *addr)
+{
+	uint64_t now = uv_now(n->cfg.loop);
+	struct net_addr_slot *free_slot = NULL, *oldest = NULL;
+	for (size_t i = 0; i < NET_ADDR_SLOTS; i++) {
+		struct net_addr_slot *s = &n->addr_slots[i];
+		if (s->addr[0] != '\0' && strcmp(s->addr, addr) == 0) {
+			s->last_seen = now;
+			return s;
+		}
+		if (s->addr[0] == '\0' && free_slot == NULL)
+			free_slot = s;
+		if (oldest == NULL || s->last_seen < oldest->last_seen)
+			oldest = s;
+	}
+	struct net_addr_slot *s = free_slot ? free_slot : oldest;
+	snprintf(s->addr, sizeof(s->addr), "%s", addr);
+	s->last_seen = now;
+	mv_ratelimit_init(&s->log_rl, NET_FAIL_LOG_MS);
+	mv_ratelimit_init(&s->refused_rl, NET_REFUSED_CB_MS);
+	return s;
+}
+
+/* May the failure line of an outgoing connection to addr be written now?
+ * *held: lines held back since the last one. */
+static bool net_fail_log_allowed(struct net *n, const char *addr, uint64_t *held)
+{
+	return mv_ratelimit_allow(&net_addr_slot(n, addr)->log_rl, uv_now(n->cfg.loop), held);
+}
+
+/* " suppressed=N" (lines held back since the last one) or "" */
+static void net_suppressed_field(char *out, size_t len, uint64_t held)
+{
+	if (held > 0)
+		snprintf(out, len, " suppressed=%" PRIu64, held);
+	else
+		out[0] = '\0';
+}
+
 /* ---- connection life ------------------------------------------------------ */
 
 static const char *kind_name(enum net_kind k)
@@ -204,12 +274,18 @@ void net_conn_close(struct net_conn *c, const char *reason)
 		char q[512];
 		enum mv_log_level lvl = was_established ? MV_LOG_DEBUG : MV_LOG_INFO;
 		if (strncmp(reason, "idle", 4) == 0 || strncmp(reason, "peer closed", 11) == 0 ||
-		    n->closing)
+		    strncmp(reason, "rekey", 5) == 0 || n->closing)
 			lvl = MV_LOG_DEBUG;
-		mv_log(lvl, "net", "connection closed kind=%s dir=%s remote=%s peer=%s reason=%s",
+		uint64_t held = 0;
+		/* a dead peer's refused connects: one line per address per 30 s */
+		if (lvl == MV_LOG_INFO && c->outgoing && !net_fail_log_allowed(n, c->addr, &held))
+			lvl = MV_LOG_DEBUG;
+		char sup[48];
+		net_suppressed_field(sup, sizeof(sup), held);
+		mv_log(lvl, "net", "connection closed kind=%s dir=%s remote=%s peer=%s reason=%s%s",
 		       kind_name(c->kind), c->outgoing ? "out" : "in",
 		       c->outgoing ? c->addr : c->remote, peer[0] ? peer : "-",
-		       mv_log_quote(q, sizeof(q), reason));
+		       mv_log_quote(q, sizeof(q), reason), sup);
 	}
 	n->pending_closes++;
 	uv_close((uv_handle_t *)&c->tcp, net_conn_on_closed);
@@ -222,9 +298,17 @@ static void net_conn_reject(struct net_conn *c, const char *reason)
 	char q[512];
 	const char *peer = c->tls ? tls_conn_peer_name(c->tls) : "";
 	c->net->stats.rejected++;
-	MV_WARN("net", "rejected connection kind=%s dir=%s remote=%s peer=%s reason=%s",
-	        kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
-	        peer[0] ? peer : "-", mv_log_quote(q, sizeof(q), reason));
+	uint64_t held = 0;
+	/* an outgoing handshake that keeps failing (timed out, refused
+	 * certificate): one line per address per 30 s, the rest at DEBUG */
+	enum mv_log_level lvl = MV_LOG_WARN;
+	if (c->outgoing && !net_fail_log_allowed(c->net, c->addr, &held))
+		lvl = MV_LOG_DEBUG;
+	char sup[48];
+	net_suppressed_field(sup, sizeof(sup), held);
+	mv_log(lvl, "net", "rejected connection kind=%s dir=%s remote=%s peer=%s reason=%s%s",
+	       kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
+	       peer[0] ? peer : "-", mv_log_quote(q, sizeof(q), reason), sup);
 	net_conn_close(c, NULL);
 }
 
@@ -306,6 +390,27 @@ static void net_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init(chunk, sizeof(chunk));
 }
 
+/* Every completed peer-port handshake (either direction) gives both ends
+ * fresh datagram keys for this peer (dgram.c explains the scheme). */
+static void net_conn_install_dgram_keys(struct net_conn *c)
+{
+	struct net *n = c->net;
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	const char *peer = tls_conn_peer_name(c->tls);
+	int rc = tls_conn_export(c->tls, DGRAM_EXPORTER_LABEL, m, sizeof(m));
+	if (rc == 0)
+		rc = dgram_install(n->dgram, peer, m, sizeof(m), !tls_conn_is_server(c->tls),
+		                   uv_now(n->cfg.loop));
+	memset(m, 0, sizeof(m));
+	if (rc < 0) {
+		MV_WARN("net", "no datagram keys from handshake peer=%s remote=%s error=%s", peer,
+		        c->outgoing ? c->addr : c->remote, strerror(-rc));
+		return;
+	}
+	c->dgram_keys = true;
+	MV_DEBUG("net", "datagram keys installed peer=%s dir=%s", peer, c->outgoing ? "out" : "in");
+}
+
 static void net_conn_established(struct net_conn *c)
 {
 	c->state = NC_ESTABLISHED;
@@ -319,6 +424,8 @@ static void net_conn_established(struct net_conn *c)
 	}
 	if (c->outgoing && tls_conn_resumed(c->tls))
 		c->net->stats.resumed++;
+	if (c->kind == NET_PEER)
+		net_conn_install_dgram_keys(c);
 	MV_DEBUG("net",
 	         "connection established kind=%s dir=%s remote=%s peer=%s role=%s resumed=%d",
 	         kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
@@ -433,6 +540,9 @@ static void net_free_handle(uv_handle_t *h)
 	free(h);
 }
 
+static int net_udp_bind(struct net *n, const struct sockaddr_storage *ss, const char *addr,
+                        char *err, size_t errlen);
+
 int net_listen(struct net *n, enum net_kind kind, const char *ip, uint16_t port, char *err,
                size_t errlen)
 {
@@ -459,9 +569,143 @@ int net_listen(struct net *n, enum net_kind kind, const char *ip, uint16_t port,
 		uv_close((uv_handle_t *)&l->tcp, net_free_handle);
 		return rc;
 	}
+	if (kind == NET_PEER && n->udp == NULL) {
+		/* port 0 asked the kernel for one: UDP takes the same number */
+		struct sockaddr_storage bound;
+		int bl = sizeof(bound);
+		if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &bl) == 0)
+			net_format_sockaddr(&bound, addr, sizeof(addr));
+		if ((rc = net_udp_bind(n, &bound, addr, err, errlen)) < 0) {
+			uv_close((uv_handle_t *)&l->tcp, net_free_handle);
+			return rc;
+		}
+	}
 	l->next = n->listeners;
 	n->listeners = l;
 	MV_INFO("net", "listening kind=%s addr=%s", kind_name(kind), addr);
+	return 0;
+}
+
+/* ---- datagrams ----------------------------------------------------------------------- */
+
+static void net_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	/* one more byte than the largest datagram, so an oversize one is seen
+	 * as such (MSG_TRUNC) instead of being cut to a plausible length */
+	static char chunk[DGRAM_MAX_LEN + 1];
+	*buf = uv_buf_init(chunk, sizeof(chunk));
+}
+
+static void net_on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
+                            const struct sockaddr *from, unsigned flags)
+{
+	struct net *n = u->data;
+	if (nread == 0 && from == NULL)
+		return; /* nothing more to read */
+	if (nread < 0) {
+		MV_DEBUG("net", "datagram receive error error=%s", uv_strerror((int)nread));
+		return;
+	}
+	if (n->closing)
+		return;
+	char remote[NET_ADDR_MAX] = "?";
+	if (from != NULL) {
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, from,
+		       from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+		                                   : sizeof(struct sockaddr_in));
+		net_format_sockaddr(&ss, remote, sizeof(remote));
+	}
+	static uint8_t plain[DGRAM_MAX_PAYLOAD];
+	size_t plen = 0;
+	const char *peer = NULL;
+	size_t len = (flags & UV_UDP_PARTIAL) ? DGRAM_MAX_LEN + 1 : (size_t)nread;
+	enum dgram_drop d = dgram_open(n->dgram, (const uint8_t *)buf->base, len, plain,
+	                               sizeof(plain), &plen, &peer, uv_now(n->cfg.loop));
+	if (d != DGRAM_OK) {
+		/* counted; never believed. DEBUG only: a stream of forged
+		 * datagrams must not become a stream of log lines */
+		MV_DEBUG("net", "datagram dropped remote=%s len=%zd reason=\"%s\"", remote, nread,
+		         dgram_drop_name(d));
+		return;
+	}
+	n->stats.dgrams_in++;
+	if (n->cfg.on_peer_dgram != NULL) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s", peer); /* the table may change in the callback */
+		n->cfg.on_peer_dgram(n, name, remote, plain, plen, n->cfg.ud);
+	}
+}
+
+/* Binds the peer port's UDP socket to the TCP listener's address (same
+ * port number, another port space). */
+static int net_udp_bind(struct net *n, const struct sockaddr_storage *ss, const char *addr,
+                        char *err, size_t errlen)
+{
+	uv_udp_t *u = calloc(1, sizeof(*u));
+	if (u == NULL)
+		return -ENOMEM;
+	uv_udp_init(n->cfg.loop, u);
+	u->data = n;
+	int rc = uv_udp_bind(u, (const struct sockaddr *)ss, 0);
+	if (rc == 0)
+		rc = uv_udp_recv_start(u, net_udp_alloc, net_on_udp_recv);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot bind UDP %s (peer port, datagrams): %s", addr,
+		         uv_strerror(rc));
+		uv_close((uv_handle_t *)u, net_free_handle);
+		return rc;
+	}
+	n->udp = u;
+	MV_INFO("net", "listening kind=peer-udp addr=%s", addr);
+	return 0;
+}
+
+static struct net_conn *net_pool_find(struct net *n, const char *addr);
+
+int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const uint8_t *payload,
+                   size_t len)
+{
+	if (n->closing || n->udp == NULL)
+		return -ENOTCONN;
+	if (len > DGRAM_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	uint64_t now = uv_now(n->cfg.loop);
+	if (peer_name == NULL || peer_name[0] == '\0' ||
+	    !dgram_can_send(n->dgram, peer_name, now)) {
+		n->stats.dgram_no_key++;
+		/* Rekey: an established connection to this peer whose handshake
+		 * gave keys that have since retired makes no new ones; close it
+		 * so that the TLS send that follows opens a fresh session. */
+		struct net_conn *c = net_pool_find(n, addr);
+		if (c != NULL && c->state == NC_ESTABLISHED && c->dgram_keys && peer_name != NULL &&
+		    strcmp(tls_conn_peer_name(c->tls), peer_name) == 0) {
+			tls_conn_shutdown(c->tls);
+			net_conn_flush(c);
+			net_conn_close(c, "rekey: datagram keys retired");
+		}
+		return -ENOKEY;
+	}
+	struct sockaddr_storage ss;
+	if (strlen(addr) >= NET_ADDR_MAX || net_parse_addr(addr, &ss) < 0)
+		return -EINVAL;
+	static uint8_t dg[DGRAM_MAX_LEN];
+	size_t dl = 0;
+	int rc = dgram_seal(n->dgram, peer_name, payload, len, dg, sizeof(dg), &dl, now);
+	if (rc < 0)
+		return rc;
+	uv_buf_t b = uv_buf_init((char *)dg, (unsigned)dl);
+	rc = uv_udp_try_send(n->udp, &b, 1, (const struct sockaddr *)&ss);
+	if (rc < 0) {
+		n->stats.dgram_send_fail++;
+		MV_DEBUG("net", "datagram not sent peer=%s addr=%s error=%s", peer_name, addr,
+		         uv_strerror(rc));
+		return rc;
+	}
+	n->stats.dgrams_out++;
 	return 0;
 }
 
@@ -473,7 +717,18 @@ static void net_on_connect(uv_connect_t *req, int status)
 	if (c->state == NC_CLOSING)
 		return;
 	if (status < 0) {
-		c->net->stats.dropped++;
+		struct net *n = c->net;
+		n->stats.dropped++;
+		if (status == UV_ECONNREFUSED && n->cfg.on_peer_refused != NULL && !n->closing) {
+			char addr[NET_ADDR_MAX];
+			snprintf(addr, sizeof(addr), "%s", c->addr);
+			bool call = mv_ratelimit_allow(&net_addr_slot(n, addr)->refused_rl,
+			                               uv_now(n->cfg.loop), NULL);
+			net_conn_close(c, uv_strerror(status));
+			if (call)
+				n->cfg.on_peer_refused(n, addr, n->cfg.ud);
+			return;
+		}
 		net_conn_close(c, uv_strerror(status));
 		return;
 	}
@@ -577,6 +832,11 @@ struct net *net_new(const struct net_config *cfg)
 	if (n == NULL)
 		return NULL;
 	n->cfg = *cfg;
+	n->dgram = dgram_new(NULL);
+	if (n->dgram == NULL) {
+		free(n);
+		return NULL;
+	}
 	if (n->cfg.max_queued_bytes == 0)
 		n->cfg.max_queued_bytes = 16u * 1024 * 1024;
 	if (n->cfg.handshake_timeout_ms == 0)
@@ -594,6 +854,13 @@ struct net *net_new(const struct net_config *cfg)
 void net_get_stats(const struct net *n, struct net_stats *out)
 {
 	*out = n->stats;
+	struct dgram_stats ds;
+	dgram_get_stats(n->dgram, &ds);
+	out->dgram_bytes_in = ds.bytes_opened;
+	out->dgram_bytes_out = ds.bytes_sealed;
+	out->dgram_auth_fail = ds.drop_short + ds.drop_version + ds.drop_unknown_key + ds.drop_auth;
+	out->dgram_replays = ds.drop_replay;
+	out->dgram_peers = ds.peers;
 }
 
 const char *net_conn_peer_name(const struct net_conn *c)
@@ -621,6 +888,7 @@ static void net_maybe_finish_close(struct net *n)
 		return;
 	void (*done)(void *) = n->close_done;
 	void *arg = n->close_arg;
+	dgram_free(n->dgram);
 	free(n);
 	if (done)
 		done(arg);
@@ -630,7 +898,7 @@ static void net_on_handle_closed(uv_handle_t *h)
 {
 	struct net *n = h->data;
 	if ((void *)h != (void *)&n->sweep)
-		free(h); /* listener */
+		free(h); /* listener or the UDP socket */
 	n->pending_closes--;
 	net_maybe_finish_close(n);
 }
@@ -652,6 +920,11 @@ void net_close(struct net *n, void (*done)(void *arg), void *arg)
 		l = next;
 	}
 	n->listeners = NULL;
+	if (n->udp != NULL) {
+		n->pending_closes++;
+		uv_close((uv_handle_t *)n->udp, net_on_handle_closed);
+		n->udp = NULL;
+	}
 	while (n->conns != NULL) {
 		struct net_conn *c = n->conns;
 		if (c->tls != NULL && c->state == NC_ESTABLISHED) {

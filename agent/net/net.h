@@ -19,6 +19,13 @@
  * connection that fails drops what it had queued — the membership protocol
  * times its probes itself and never waits on TCP.
  *
+ * Datagrams: the peer listener also binds a UDP socket to the same ip and
+ * port number (another port space). Every completed peer-port handshake
+ * derives datagram keys for that peer (TLS exporter, dgram.h);
+ * net_dgram_send() seals one payload with them, and a datagram that opens
+ * is handed to on_peer_dgram with the peer's proven name. The failure
+ * detector's probes and heartbeats go that way (docs/transport.md).
+ *
  * Ownership: struct net owns every connection. A struct net_conn passed to
  * a callback is valid during that callback; to keep using one later, do not
  * (they can close at any time). Frames passed to net_send_to/net_conn_send
@@ -41,6 +48,12 @@ enum net_kind { NET_PEER = 0, NET_RPC = 1 };
 struct net;
 struct net_conn;
 
+/* A sealed datagram from the authenticated peer `peer` (its certificate
+ * CN, proven by the key the datagram opened with) arrived from `remote`
+ * ("ip:port"); payload is what a frame on the TLS path would carry. */
+typedef void (*net_dgram_cb)(struct net *n, const char *peer, const char *remote,
+                             const uint8_t *payload, size_t len, void *ud);
+
 /* A complete frame arrived on connection c (payload without the header). */
 typedef void (*net_frame_cb)(struct net *n, struct net_conn *c, const uint8_t *payload, size_t len,
                              void *ud);
@@ -58,6 +71,12 @@ struct net_config {
 	/* Called once when a connection starts closing (may be NULL); the
 	 * connection must not be used after it returns. */
 	void (*on_conn_closed)(struct net *n, struct net_conn *c, void *ud);
+	/* A datagram opened on the peer port's UDP socket (may be NULL: dropped). */
+	net_dgram_cb on_peer_dgram;
+	/* An outgoing peer connection to addr was refused (the host answered
+	 * the connect with a reset: nothing listens there). At most once per
+	 * address per second. May be NULL. */
+	void (*on_peer_refused)(struct net *n, const char *addr, void *ud);
 	void *ud;
 };
 
@@ -71,6 +90,16 @@ struct net_stats {
 	uint64_t dropped;   /* frames dropped (queue full, connection failed) */
 	uint64_t rejected;  /* connections refused (TLS, role, bad frame) */
 	uint64_t resumed;   /* outgoing handshakes that resumed a session */
+	/* datagrams on the peer port's UDP socket (dgram.h) */
+	uint64_t dgrams_in;       /* opened and handed to on_peer_dgram */
+	uint64_t dgrams_out;      /* sent */
+	uint64_t dgram_bytes_in;  /* datagram bytes, header and tag included */
+	uint64_t dgram_bytes_out; /* same */
+	uint64_t dgram_auth_fail; /* dropped: bad length, version, unknown key or tag */
+	uint64_t dgram_replays;   /* dropped: sequence seen before or too old */
+	uint64_t dgram_no_key;    /* net_dgram_send without a send key: caller used TLS */
+	uint64_t dgram_send_fail; /* sealed but the socket refused it */
+	uint32_t dgram_peers;     /* peers we hold datagram keys for */
 };
 
 struct net *net_new(const struct net_config *cfg);
@@ -90,6 +119,20 @@ int net_send_to(struct net *n, const char *addr, const char *expect_name, const 
 int net_conn_send(struct net_conn *c, const uint8_t *frame, size_t len);
 /* Closes a connection (logged with reason). Safe inside callbacks. */
 void net_conn_close(struct net_conn *c, const char *reason);
+
+/* Sends payload (a frame's payload, no frame header) to the peer named
+ * peer_name at addr as one sealed UDP datagram from the peer port. 0 when
+ * sent; otherwise the caller sends it over TLS (net_send_to) instead:
+ *   -ENOKEY    no live datagram key for that peer (never shook hands, or
+ *              the key retired). The TLS send that follows makes keys: a
+ *              new connection's handshake installs them, and an
+ *              established connection whose keys retired is closed here so
+ *              that the next send opens a fresh one (rekeying).
+ *   -EMSGSIZE  payload over DGRAM_MAX_PAYLOAD (1200 bytes)
+ *   -ENOTCONN  no peer listener (no UDP socket), or shutting down
+ *   -EINVAL    bad address; other negative: the socket refused it. */
+int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const uint8_t *payload,
+                   size_t len);
 
 const char *net_conn_peer_name(const struct net_conn *c);
 enum tls_role net_conn_peer_role(const struct net_conn *c);

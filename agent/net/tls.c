@@ -1219,6 +1219,25 @@ bool tls_conn_resumed(const struct tls_conn *c)
 	return c->resumed;
 }
 
+bool tls_conn_is_server(const struct tls_conn *c)
+{
+	return c->server;
+}
+
+int tls_conn_export(const struct tls_conn *c, const char *label, uint8_t *out, size_t len)
+{
+	if (!tls_conn_handshake_done(c) || label == NULL || out == NULL || len == 0)
+		return -EINVAL;
+	ERR_clear_error();
+	/* no context: RFC 8446 7.5 gives "no context" and "empty context" the
+	 * same derivation, and both ends pass the same */
+	if (SSL_export_keying_material(c->ssl, out, len, label, strlen(label), NULL, 0, 0) != 1) {
+		ERR_clear_error();
+		return -EIO;
+	}
+	return 0;
+}
+
 const char *tls_conn_peer_name(const struct tls_conn *c)
 {
 	return c->handshake_done ? c->peer_name : "";

@@ -120,6 +120,13 @@ bool tls_conn_handshake_done(const struct tls_conn *c);
 bool tls_conn_failed(const struct tls_conn *c);
 bool tls_conn_resumed(const struct tls_conn *c);
 const char *tls_conn_peer_name(const struct tls_conn *c); /* CN, "" before handshake */
+/* Which end of the session we are (the accepting side is the server). */
+bool tls_conn_is_server(const struct tls_conn *c);
+/* TLS 1.3 exporter (RFC 8446 7.5): len bytes of keying material for label,
+ * with no context, equal at both ends of this session and unique to it
+ * (resumed sessions included). 0, or -EINVAL before the handshake is done,
+ * -EIO when OpenSSL refuses. Used for the datagram keys (dgram.h). */
+int tls_conn_export(const struct tls_conn *c, const char *label, uint8_t *out, size_t len);
 enum tls_role tls_conn_peer_role(const struct tls_conn *c);
 /* Why the session failed, in words a person understands, "" when nothing
  * failed. A server writes why it refused a client (log it):

@@ -157,6 +157,30 @@ def failover_messages():
     }
 
 
+def datagrams():
+    """fuzz_dgram seeds: raw datagrams for b to open (byte 0 even), with the
+    fixed key id a sends with (material bytes i*7+1, a the TLS client, as in
+    fuzz_dgram.c), and scripts of seal/deliver steps (byte 0 odd)."""
+    material = bytes((i * 7 + 1) & 0xFF for i in range(88))
+    key_id = material[32:40]  # client->server: key 0..31, id 32..39, salt 40..43
+
+    def raw(ver, kid, seq, body):
+        return b"\x00" + bytes([ver]) + kid + struct.pack(">Q", seq) + body
+
+    put("fuzz_dgram", "raw_forged_tag", raw(1, key_id, 1, b"x" * 20 + b"\x00" * 16))
+    put("fuzz_dgram", "raw_seq0", raw(1, key_id, 0, b"\x00" * 16))
+    put("fuzz_dgram", "raw_unknown_key", raw(1, b"\xff" * 8, 5, b"\x00" * 40))
+    put("fuzz_dgram", "raw_version2", raw(2, key_id, 5, b"\x00" * 40))
+    put("fuzz_dgram", "raw_short", b"\x00\x01" + key_id)
+    put("fuzz_dgram", "raw_max", raw(1, key_id, 7, b"\x00" * (1200 + 16)))
+    put("fuzz_dgram", "script_deliver", b"\x01" + bytes([10, 0, 3, 1]) * 4)
+    put("fuzz_dgram", "script_replay_flip", b"\x01" + bytes([20, 1, 5, 2, 20, 2, 9, 17]))
+    put("fuzz_dgram", "script_reorder", b"\x01" + bytes([8, 3, 1, 1, 8, 0, 2, 1, 8, 3, 0, 0,
+                                                          8, 3, 4, 0, 8, 1, 5, 0]))
+    put("fuzz_dgram", "script_big_late", b"\x01" + bytes([240, 0, 7, 250, 240, 0, 7, 250,
+                                                           240, 0, 7, 250]))
+
+
 def main():
     envs = envelopes()
     for name, payload in envs.items():
@@ -275,6 +299,7 @@ def main():
     put("fuzz_config", "min.json", b'{"name": "a"}')
     put("fuzz_config", "bad_key.json", b'{"nmae": "a", "swim": {"probe_interval_ms": "fast"}}')
     put("fuzz_config", "empty.json", b"{}")
+    datagrams()
 
 
 if __name__ == "__main__":

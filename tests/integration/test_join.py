@@ -2,7 +2,9 @@
 """5 agents join through one seed and all see 5 alive; the client CLI
 reads the same view as JSON, as a table and from environment variables;
 an agent started alone joins later through `meshvisor join`; bad flags and
-an unreachable agent give exit codes 2 and 1 with plain-words errors."""
+an unreachable agent give exit codes 2 and 1 with plain-words errors.
+Probes and heartbeats travel as sealed datagrams once the cluster formed:
+every agent counts datagrams received, none failed authentication."""
 import os
 import re
 import subprocess
@@ -14,7 +16,8 @@ from mvtest import check, log
 STATUS_KEYS = ("name", "version", "peer_addr", "rpc_addr", "started_unix_ms", "uptime_ms",
                "incarnation", "local_health", "members_alive", "members_suspect",
                "members_dead", "members_left", "libvirt_uri", "libvirt_reachable",
-               "libvirt_error", "peer_connections", "role")
+               "libvirt_error", "peer_connections", "role", "datagrams_in", "datagrams_out",
+               "datagram_auth_failures", "datagram_replays", "datagram_no_key")
 # one line per event: timestamp, level, component, message, key=value fields
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\s+"
                       r"(DEBUG|INFO|WARN|ERROR)\s+[a-z_]+\s+\S")
@@ -45,6 +48,22 @@ def main(t):
     check(st.get("role") == "viewer", "status role %r, want viewer (the caller's role)" %
           st.get("role"))
     check(st.get("peer_addr") == c["n3"].peer_addr, "status peer_addr %r" % st.get("peer_addr"))
+
+    # the failure detector's probes ride datagrams: after a few probe
+    # rounds every agent has opened some, and none failed authentication
+    # (a key mismatch between two agents would show here)
+    mvtest.wait_until(lambda: all(c[n].status().get("datagrams_in", 0) > 0
+                                for n in ("n1", "n2", "n3", "n4", "n5")),
+                    timeout=20, what="datagrams received at every agent")
+    for n in ("n1", "n2", "n3", "n4", "n5"):
+        s = c[n].status()
+        log("%s datagrams: in=%s out=%s auth_failures=%s replays=%s no_key=%s" % (
+            n, s["datagrams_in"], s["datagrams_out"], s["datagram_auth_failures"],
+            s["datagram_replays"], s["datagram_no_key"]))
+        check(s["datagrams_out"] > 0, "%s sent no datagrams" % n)
+        check(s["datagram_auth_failures"] == 0,
+              "%s: %s datagrams failed authentication" % (n, s["datagram_auth_failures"]))
+        check(s["datagram_replays"] == 0, "%s: %s datagrams replayed" % (n, s["datagram_replays"]))
 
     r = c["n2"].cli("members")
     check(r.returncode == 0, "members (table) failed: %s" % r.stderr)

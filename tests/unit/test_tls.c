@@ -27,6 +27,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 
+#include "dgram.h"
 #include "tls.h"
 
 #define DAY 86400
@@ -663,6 +664,75 @@ static void test_reload(void **state)
 	pair_free(old);
 }
 
+/* ---- datagram keys from the exporter -------------------------------- */
+
+/* One handshake, both ends: the same exporter bytes, and keys installed
+ * from them seal and open datagrams both ways with the names the
+ * certificates proved. A resumed session exports different bytes. */
+static void handshake(struct pair *p, uint8_t cm[DGRAM_MATERIAL_LEN],
+                      uint8_t sm[DGRAM_MATERIAL_LEN])
+{
+	assert_int_equal(tls_conn_export(p->cli.c, DGRAM_EXPORTER_LABEL, cm, DGRAM_MATERIAL_LEN),
+	                 -EINVAL); /* not before the handshake */
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->cli.c));
+	assert_true(tls_conn_handshake_done(p->srv.c));
+	assert_false(tls_conn_is_server(p->cli.c));
+	assert_true(tls_conn_is_server(p->srv.c));
+	assert_int_equal(tls_conn_export(p->cli.c, DGRAM_EXPORTER_LABEL, cm, DGRAM_MATERIAL_LEN),
+	                 0);
+	assert_int_equal(tls_conn_export(p->srv.c, DGRAM_EXPORTER_LABEL, sm, DGRAM_MATERIAL_LEN),
+	                 0);
+}
+
+static void test_exporter_datagram_keys(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "n2");
+	uint8_t cm[DGRAM_MATERIAL_LEN], sm[DGRAM_MATERIAL_LEN], other[DGRAM_MATERIAL_LEN];
+	struct pair *p = pair_new(cctx, sctx, "n1", TLS_ROLE_NODE, "10.0.0.9:7946");
+
+	handshake(p, cm, sm);
+	assert_memory_equal(cm, sm, DGRAM_MATERIAL_LEN);
+	/* another label gives other bytes */
+	assert_int_equal(tls_conn_export(p->cli.c, "EXPORTER-other", other, sizeof(other)), 0);
+	assert_memory_not_equal(cm, other, sizeof(other));
+
+	struct dgram_table *n2 = dgram_new(NULL), *n1 = dgram_new(NULL);
+	assert_int_equal(dgram_install(n2, tls_conn_peer_name(p->cli.c), cm, sizeof(cm),
+	                               !tls_conn_is_server(p->cli.c), 0),
+	                 0);
+	assert_int_equal(dgram_install(n1, tls_conn_peer_name(p->srv.c), sm, sizeof(sm),
+	                               !tls_conn_is_server(p->srv.c), 0),
+	                 0);
+	uint8_t dg[DGRAM_MAX_LEN], out[DGRAM_MAX_PAYLOAD];
+	size_t len, ol;
+	const char *from;
+	assert_int_equal(dgram_seal(n2, "n1", (const uint8_t *)"ping", 4, dg, sizeof(dg), &len, 1),
+	                 0);
+	assert_int_equal(dgram_open(n1, dg, len, out, sizeof(out), &ol, &from, 1), DGRAM_OK);
+	assert_string_equal(from, "n2");
+	assert_memory_equal(out, "ping", 4);
+	assert_int_equal(dgram_seal(n1, "n2", (const uint8_t *)"ack", 3, dg, sizeof(dg), &len, 2),
+	                 0);
+	assert_int_equal(dgram_open(n2, dg, len, out, sizeof(out), &ol, &from, 2), DGRAM_OK);
+	assert_string_equal(from, "n1");
+	pair_free(p);
+
+	/* a resumed session: fresh keys all the same */
+	p = pair_new(cctx, sctx, "n1", TLS_ROLE_NODE, "10.0.0.9:7946");
+	handshake(p, other, sm);
+	assert_true(tls_conn_resumed(p->cli.c));
+	assert_memory_equal(other, sm, DGRAM_MATERIAL_LEN);
+	assert_memory_not_equal(cm, other, DGRAM_MATERIAL_LEN);
+	pair_free(p);
+
+	dgram_free(n1);
+	dgram_free(n2);
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -682,6 +752,7 @@ int main(void)
 	    cmocka_unit_test(test_resumption),
 	    cmocka_unit_test(test_resumption_stops_at_expiry),
 	    cmocka_unit_test(test_reload),
+	    cmocka_unit_test(test_exporter_datagram_keys),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,401 @@
+/*
+ * dgram.c — sealed datagrams: keys from the TLS exporter, AES-256-GCM,
+ * a replay window (dgram.h has the wire format and the API).
+ *
+ * Why datagrams: the failure detector's probes and the failover heartbeats
+ * measure whether a peer answers *now*. Over TCP a lost packet becomes a
+ * retransmission with exponential backoff and, on a fresh connection, a
+ * TLS handshake that times out: loss is amplified into silence and the
+ * detector lies. A lost datagram is just one lost probe, which SWIM and
+ * the failover core already expect and time themselves.
+ *
+ * Why keys from TLS and not DTLS: every pair of agents that talk already
+ * holds a mutually authenticated TLS 1.3 session on the peer port (node
+ * certificates of the cluster CA). DTLS would add a second handshake state
+ * machine per peer, with its own retransmission timers, cookies, and
+ * failure modes, to authenticate the same two certificates again. Instead,
+ * when a peer-port session completes its handshake, both ends call the
+ * TLS 1.3 exporter (RFC 8446 7.5, label DGRAM_EXPORTER_LABEL) and get the
+ * same DGRAM_MATERIAL_LEN bytes, unique to that session: a client->server
+ * key, key id and nonce salt, and the same for server->client. Two
+ * directions, two keys: a datagram reflected back to its sender carries a
+ * key id the sender does not receive with, and is dropped.
+ *
+ * Rekeying: every completed handshake with a peer installs fresh keys. The
+ * send key is replaced at once (sequence from 1); the receive key it
+ * replaces stays valid for grace_ms, and longer while the peer keeps
+ * authenticating with it (when both ends connect to each other at the same
+ * moment, the two ends may install the two sessions' keys in opposite
+ * orders; the key the peer really uses must not die under it). A send key
+ * retires key_lifetime_ms after install or after max_seq datagrams (the
+ * sequence, hence the nonce, never repeats under one key); a retired key
+ * is "no key": the caller sends over TLS and net.c makes a new handshake.
+ * A receive key lives key_lifetime_ms + grace_ms.
+ *
+ * Replay: per receive key a DGRAM_REPLAY_WINDOW-bit sliding window over
+ * the sequence, as IPsec (RFC 4303 3.4.3) and WireGuard do: the highest
+ * sequence accepted and a bitmap of the ones below it. A duplicate, a
+ * sequence older than the window, and 0 are dropped. The window moves only
+ * after the tag verified, so a forged datagram cannot advance it.
+ *
+ * Bounds: at most max_peers peers (least recently used evicted); a remote
+ * party can only add one by completing a TLS handshake with a node
+ * certificate, and even then cannot grow memory. Lookup by key id is a
+ * linear scan of the table: at the sizes we run (tens of peers, tens of
+ * datagrams a second) it costs less than the AES.
+ */
+#include "dgram.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#define DGRAM_NAME_MAX 64
+
+struct dgram_tx {
+	bool valid;
+	uint8_t key[DGRAM_KEY_LEN];
+	uint8_t id[DGRAM_KEY_ID_LEN];
+	uint8_t salt[DGRAM_SALT_LEN];
+	uint64_t next_seq;
+	uint64_t expires;
+};
+
+struct dgram_rx {
+	bool valid;
+	uint8_t key[DGRAM_KEY_LEN];
+	uint8_t id[DGRAM_KEY_ID_LEN];
+	uint8_t salt[DGRAM_SALT_LEN];
+	uint64_t expires;     /* hard end: lifetime + grace */
+	uint64_t replaced_at; /* 0 while the newest */
+	uint64_t last_ok;     /* last datagram that verified */
+	uint64_t top;         /* highest sequence accepted (0: none yet) */
+	uint64_t bitmap;      /* bit i: top - i accepted */
+};
+
+struct dgram_peer {
+	bool used;
+	char name[DGRAM_NAME_MAX];
+	uint64_t last_used;
+	struct dgram_tx tx;
+	struct dgram_rx rx[DGRAM_RX_SLOTS]; /* [0] newest */
+};
+
+struct dgram_table {
+	struct dgram_config cfg;
+	struct dgram_peer *peers;
+	struct dgram_stats stats;
+	EVP_CIPHER_CTX *ctx;
+};
+
+struct dgram_table *dgram_new(const struct dgram_config *cfg)
+{
+	struct dgram_table *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	if (cfg != NULL)
+		t->cfg = *cfg;
+	if (t->cfg.max_peers == 0)
+		t->cfg.max_peers = 4096;
+	if (t->cfg.key_lifetime_ms == 0)
+		t->cfg.key_lifetime_ms = 10 * 60 * 1000;
+	if (t->cfg.grace_ms == 0)
+		t->cfg.grace_ms = 60 * 1000;
+	if (t->cfg.max_seq == 0)
+		t->cfg.max_seq = UINT64_C(1) << 32;
+	t->peers = calloc(t->cfg.max_peers, sizeof(*t->peers));
+	t->ctx = EVP_CIPHER_CTX_new();
+	if (t->peers == NULL || t->ctx == NULL) {
+		dgram_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void dgram_free(struct dgram_table *t)
+{
+	if (t == NULL)
+		return;
+	if (t->peers != NULL) {
+		OPENSSL_cleanse(t->peers, t->cfg.max_peers * sizeof(*t->peers));
+		free(t->peers);
+	}
+	EVP_CIPHER_CTX_free(t->ctx);
+	free(t);
+}
+
+static struct dgram_peer *dgram_find(struct dgram_table *t, const char *name)
+{
+	for (uint32_t i = 0; i < t->cfg.max_peers; i++)
+		if (t->peers[i].used && strcmp(t->peers[i].name, name) == 0)
+			return &t->peers[i];
+	return NULL;
+}
+
+/* A free slot, or the least recently used peer's, wiped. */
+static struct dgram_peer *dgram_take_slot(struct dgram_table *t)
+{
+	struct dgram_peer *lru = NULL;
+	for (uint32_t i = 0; i < t->cfg.max_peers; i++) {
+		struct dgram_peer *p = &t->peers[i];
+		if (!p->used)
+			return p;
+		if (lru == NULL || p->last_used < lru->last_used)
+			lru = p;
+	}
+	t->stats.evictions++;
+	t->stats.peers--;
+	OPENSSL_cleanse(lru, sizeof(*lru));
+	return lru;
+}
+
+int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *material, size_t len,
+                  bool we_are_client, uint64_t now)
+{
+	if (peer == NULL || peer[0] == '\0' || strlen(peer) >= DGRAM_NAME_MAX ||
+	    len != DGRAM_MATERIAL_LEN || material == NULL)
+		return -EINVAL;
+	struct dgram_peer *p = dgram_find(t, peer);
+	if (p == NULL) {
+		p = dgram_take_slot(t);
+		p->used = true;
+		memcpy(p->name, peer, strlen(peer) + 1);
+		t->stats.peers++;
+	}
+	const uint8_t *c2s = material, *s2c = material + DGRAM_DIR_MATERIAL_LEN;
+	const uint8_t *send = we_are_client ? c2s : s2c, *recv = we_are_client ? s2c : c2s;
+
+	memcpy(p->tx.key, send, DGRAM_KEY_LEN);
+	memcpy(p->tx.id, send + DGRAM_KEY_LEN, DGRAM_KEY_ID_LEN);
+	memcpy(p->tx.salt, send + DGRAM_KEY_LEN + DGRAM_KEY_ID_LEN, DGRAM_SALT_LEN);
+	p->tx.next_seq = 1;
+	p->tx.expires = now + t->cfg.key_lifetime_ms;
+	p->tx.valid = true;
+
+	OPENSSL_cleanse(&p->rx[DGRAM_RX_SLOTS - 1], sizeof(p->rx[0]));
+	memmove(&p->rx[1], &p->rx[0], (DGRAM_RX_SLOTS - 1) * sizeof(p->rx[0]));
+	if (p->rx[1].valid)
+		p->rx[1].replaced_at = now;
+	struct dgram_rx *r = &p->rx[0];
+	memset(r, 0, sizeof(*r));
+	memcpy(r->key, recv, DGRAM_KEY_LEN);
+	memcpy(r->id, recv + DGRAM_KEY_LEN, DGRAM_KEY_ID_LEN);
+	memcpy(r->salt, recv + DGRAM_KEY_LEN + DGRAM_KEY_ID_LEN, DGRAM_SALT_LEN);
+	r->expires = now + t->cfg.key_lifetime_ms + t->cfg.grace_ms;
+	r->valid = true;
+	p->last_used = now;
+	t->stats.installs++;
+	return 0;
+}
+
+static bool dgram_tx_live(const struct dgram_table *t, const struct dgram_tx *x, uint64_t now)
+{
+	return x->valid && now < x->expires && x->next_seq <= t->cfg.max_seq;
+}
+
+bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now)
+{
+	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
+	return p != NULL && dgram_tx_live(t, &p->tx, now);
+}
+
+static void put_be64(uint8_t *o, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		o[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t get_be64(const uint8_t *b)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | b[i];
+	return v;
+}
+
+int dgram_seal(struct dgram_table *t, const char *peer, const uint8_t *payload, size_t len,
+               uint8_t *out, size_t outcap, size_t *outlen, uint64_t now)
+{
+	if (len > DGRAM_MAX_PAYLOAD) {
+		t->stats.too_big++;
+		return -EMSGSIZE;
+	}
+	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
+	if (p == NULL || !dgram_tx_live(t, &p->tx, now)) {
+		t->stats.no_key++;
+		return -ENOKEY;
+	}
+	if (outcap < len + DGRAM_OVERHEAD)
+		return -ENOBUFS;
+	uint64_t seq = p->tx.next_seq;
+	out[0] = DGRAM_VERSION;
+	memcpy(out + 1, p->tx.id, DGRAM_KEY_ID_LEN);
+	put_be64(out + 1 + DGRAM_KEY_ID_LEN, seq);
+	uint8_t nonce[12];
+	memcpy(nonce, p->tx.salt, DGRAM_SALT_LEN);
+	memcpy(nonce + DGRAM_SALT_LEN, out + 1 + DGRAM_KEY_ID_LEN, 8);
+
+	EVP_CIPHER_CTX *c = t->ctx;
+	int n = 0, fin = 0;
+	if (EVP_CIPHER_CTX_reset(c) != 1 ||
+	    EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, p->tx.key, nonce) != 1 ||
+	    EVP_EncryptUpdate(c, NULL, &n, out, DGRAM_HEADER_LEN) != 1 ||
+	    (len > 0 && EVP_EncryptUpdate(c, out + DGRAM_HEADER_LEN, &n, payload, (int)len) != 1) ||
+	    EVP_EncryptFinal_ex(c, out + DGRAM_HEADER_LEN + len, &fin) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, DGRAM_TAG_LEN,
+	                        out + DGRAM_HEADER_LEN + len) != 1)
+		return -EIO;
+	p->tx.next_seq++; /* the sequence is used even if the caller never sends */
+	p->last_used = now;
+	*outlen = len + DGRAM_OVERHEAD;
+	t->stats.sealed++;
+	t->stats.bytes_sealed += *outlen;
+	return 0;
+}
+
+/* Is seq new for this window (not yet accepted, not too old)? */
+static bool dgram_window_check(const struct dgram_rx *r, uint64_t seq)
+{
+	if (seq == 0)
+		return false;
+	if (seq > r->top)
+		return true;
+	uint64_t back = r->top - seq;
+	if (back >= DGRAM_REPLAY_WINDOW)
+		return false;
+	return (r->bitmap & (UINT64_C(1) << back)) == 0;
+}
+
+static void dgram_window_accept(struct dgram_rx *r, uint64_t seq)
+{
+	if (seq > r->top) {
+		uint64_t shift = seq - r->top;
+		r->bitmap = shift >= DGRAM_REPLAY_WINDOW ? 0 : r->bitmap << shift;
+		r->bitmap |= 1;
+		r->top = seq;
+	} else {
+		r->bitmap |= UINT64_C(1) << (r->top - seq);
+	}
+}
+
+/* May a receive key still open datagrams at now? */
+static bool dgram_rx_live(const struct dgram_table *t, const struct dgram_rx *r, uint64_t now)
+{
+	if (!r->valid || now >= r->expires)
+		return false;
+	if (r->replaced_at == 0)
+		return true;
+	uint64_t since = r->last_ok > r->replaced_at ? r->last_ok : r->replaced_at;
+	return now < since + t->cfg.grace_ms;
+}
+
+static enum dgram_drop dgram_drop(struct dgram_table *t, enum dgram_drop d)
+{
+	switch (d) {
+	case DGRAM_DROP_SHORT:
+		t->stats.drop_short++;
+		break;
+	case DGRAM_DROP_VERSION:
+		t->stats.drop_version++;
+		break;
+	case DGRAM_DROP_UNKNOWN_KEY:
+		t->stats.drop_unknown_key++;
+		break;
+	case DGRAM_DROP_AUTH:
+		t->stats.drop_auth++;
+		break;
+	case DGRAM_DROP_REPLAY:
+		t->stats.drop_replay++;
+		break;
+	case DGRAM_OK:
+		break;
+	}
+	return d;
+}
+
+enum dgram_drop dgram_open(struct dgram_table *t, const uint8_t *dg, size_t len, uint8_t *out,
+                           size_t outcap, size_t *outlen, const char **peer, uint64_t now)
+{
+	if (dg == NULL || len < DGRAM_OVERHEAD || len > DGRAM_MAX_LEN)
+		return dgram_drop(t, DGRAM_DROP_SHORT);
+	if (dg[0] != DGRAM_VERSION)
+		return dgram_drop(t, DGRAM_DROP_VERSION);
+	const uint8_t *id = dg + 1;
+	struct dgram_peer *p = NULL;
+	struct dgram_rx *r = NULL;
+	for (uint32_t i = 0; i < t->cfg.max_peers && r == NULL; i++) {
+		if (!t->peers[i].used)
+			continue;
+		for (int k = 0; k < DGRAM_RX_SLOTS; k++) {
+			struct dgram_rx *x = &t->peers[i].rx[k];
+			if (x->valid && CRYPTO_memcmp(x->id, id, DGRAM_KEY_ID_LEN) == 0) {
+				p = &t->peers[i];
+				r = x;
+				break;
+			}
+		}
+	}
+	if (r == NULL || !dgram_rx_live(t, r, now))
+		return dgram_drop(t, DGRAM_DROP_UNKNOWN_KEY);
+	uint64_t seq = get_be64(dg + 1 + DGRAM_KEY_ID_LEN);
+	if (!dgram_window_check(r, seq))
+		return dgram_drop(t, DGRAM_DROP_REPLAY);
+	size_t clen = len - DGRAM_OVERHEAD;
+	if (outcap < clen)
+		return dgram_drop(t, DGRAM_DROP_SHORT);
+
+	uint8_t nonce[12], tag[DGRAM_TAG_LEN];
+	memcpy(nonce, r->salt, DGRAM_SALT_LEN);
+	memcpy(nonce + DGRAM_SALT_LEN, dg + 1 + DGRAM_KEY_ID_LEN, 8);
+	memcpy(tag, dg + len - DGRAM_TAG_LEN, DGRAM_TAG_LEN);
+	EVP_CIPHER_CTX *c = t->ctx;
+	int n = 0, fin = 0;
+	bool ok =
+	    EVP_CIPHER_CTX_reset(c) == 1 &&
+	    EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, r->key, nonce) == 1 &&
+	    EVP_DecryptUpdate(c, NULL, &n, dg, DGRAM_HEADER_LEN) == 1 &&
+	    (clen == 0 || EVP_DecryptUpdate(c, out, &n, dg + DGRAM_HEADER_LEN, (int)clen) == 1) &&
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, DGRAM_TAG_LEN, tag) == 1 &&
+	    EVP_DecryptFinal_ex(c, out + clen, &fin) == 1;
+	if (!ok) {
+		OPENSSL_cleanse(out, clen); /* never hand out unauthenticated plaintext */
+		return dgram_drop(t, DGRAM_DROP_AUTH);
+	}
+	dgram_window_accept(r, seq);
+	r->last_ok = now;
+	p->last_used = now;
+	*outlen = clen;
+	*peer = p->name;
+	t->stats.opened++;
+	t->stats.bytes_opened += len;
+	return DGRAM_OK;
+}
+
+void dgram_get_stats(const struct dgram_table *t, struct dgram_stats *out)
+{
+	*out = t->stats;
+}
+
+const char *dgram_drop_name(enum dgram_drop d)
+{
+	switch (d) {
+	case DGRAM_OK:
+		return "ok";
+	case DGRAM_DROP_SHORT:
+		return "bad length";
+	case DGRAM_DROP_VERSION:
+		return "unknown version";
+	case DGRAM_DROP_UNKNOWN_KEY:
+		return "unknown key";
+	case DGRAM_DROP_AUTH:
+		return "authentication failed";
+	case DGRAM_DROP_REPLAY:
+		return "replayed";
+	}
+	return "?";
+}

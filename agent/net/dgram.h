@@ -1,0 +1,112 @@
+/*
+ * dgram.h — sealed datagrams for failure detection: the key table and the
+ * seal/open of one datagram. Sans-I/O: no socket, no clock (now, in ms of
+ * any monotonic clock, is passed in). net.c feeds it keys from completed
+ * TLS handshakes and moves the sealed bytes over a UDP socket; dgram.c
+ * explains the design (why the TLS exporter and not DTLS).
+ *
+ * Wire format of one datagram (all of it is what the socket carries):
+ *
+ *   version (1) = 1 | key id (8) | sequence (8, big endian) | ciphertext | tag (16)
+ *   \____________ header, 17 bytes: the AEAD's associated data ____/
+ *
+ * AES-256-GCM; nonce = the key's 4-byte salt || the sequence. The
+ * plaintext is one frame payload (an Envelope), at most DGRAM_MAX_PAYLOAD.
+ *
+ * Keys: per peer name (the certificate CN), one send key and up to
+ * DGRAM_RX_SLOTS receive keys, installed from DGRAM_MATERIAL_LEN bytes of
+ * TLS exporter output. Open finds the peer by the key id, so the peer's
+ * name that open returns is the one its TLS certificate proved.
+ *
+ * Ownership: the table owns everything; a peer name returned by
+ * dgram_open() is valid until the next call on the table.
+ * Errors: negative errno (dgram_seal/dgram_install) or a drop reason
+ * (dgram_open), each counted in struct dgram_stats.
+ */
+#ifndef MESHVISOR_DGRAM_H
+#define MESHVISOR_DGRAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DGRAM_VERSION 1
+#define DGRAM_HEADER_LEN 17
+#define DGRAM_TAG_LEN 16
+#define DGRAM_OVERHEAD (DGRAM_HEADER_LEN + DGRAM_TAG_LEN)
+#define DGRAM_MAX_PAYLOAD 1200 /* below any path MTU we meet, IPv6 minimum 1280 */
+#define DGRAM_MAX_LEN (DGRAM_MAX_PAYLOAD + DGRAM_OVERHEAD)
+#define DGRAM_KEY_LEN 32
+#define DGRAM_KEY_ID_LEN 8
+#define DGRAM_SALT_LEN 4
+/* Exporter output: client->server key, id, salt, then server->client. */
+#define DGRAM_DIR_MATERIAL_LEN (DGRAM_KEY_LEN + DGRAM_KEY_ID_LEN + DGRAM_SALT_LEN)
+#define DGRAM_MATERIAL_LEN (2 * DGRAM_DIR_MATERIAL_LEN)
+#define DGRAM_EXPORTER_LABEL "EXPORTER-meshvisor-datagram-v1"
+#define DGRAM_RX_SLOTS 3 /* the newest receive key and two before it */
+#define DGRAM_REPLAY_WINDOW 64
+
+struct dgram_config {
+	uint32_t max_peers;       /* table bound; 0: 4096 */
+	uint64_t key_lifetime_ms; /* a send key retires this long after install; 0: 10 min */
+	uint64_t grace_ms;        /* a replaced receive key stays valid; 0: 60 s */
+	uint64_t max_seq;         /* a send key retires after this many datagrams; 0: 2^32 */
+};
+
+/* Why dgram_open() dropped a datagram (each one counted). */
+enum dgram_drop {
+	DGRAM_OK = 0,
+	DGRAM_DROP_SHORT = 1,       /* shorter than header + tag, or longer than DGRAM_MAX_LEN */
+	DGRAM_DROP_VERSION = 2,     /* unknown version byte */
+	DGRAM_DROP_UNKNOWN_KEY = 3, /* key id of no receive key (never, evicted, or expired) */
+	DGRAM_DROP_AUTH = 4,        /* tag does not verify: forged or altered */
+	DGRAM_DROP_REPLAY = 5,      /* sequence seen before, 0, or older than the window */
+};
+
+struct dgram_stats {
+	uint64_t sealed, opened;
+	uint64_t bytes_sealed, bytes_opened; /* datagram bytes (header and tag included) */
+	uint64_t no_key;                     /* seal without a valid send key */
+	uint64_t too_big;                    /* seal of a payload over DGRAM_MAX_PAYLOAD */
+	uint64_t drop_short, drop_version, drop_unknown_key, drop_auth, drop_replay;
+	uint64_t installs;  /* key material installed */
+	uint64_t evictions; /* peers evicted from the full table */
+	uint32_t peers;     /* peers in the table now */
+};
+
+struct dgram_table;
+
+struct dgram_table *dgram_new(const struct dgram_config *cfg);
+void dgram_free(struct dgram_table *t);
+
+/* Installs the keys of one completed handshake with `peer`: the new send
+ * key replaces ours (sequence from 1), the new receive key becomes the
+ * newest; the one it replaces stays valid for grace_ms (longer while the
+ * peer keeps using it, up to its lifetime). we_are_client: which half of
+ * `material` is ours to send with. A new peer in a full table evicts the
+ * least recently used one. 0, -EINVAL (bad name or length), -ENOMEM. */
+int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *material, size_t len,
+                  bool we_are_client, uint64_t now);
+
+/* Do we hold a send key for peer that has not retired? */
+bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now);
+
+/* Seals payload for peer into out (capacity outcap >= len + DGRAM_OVERHEAD).
+ * 0 with *outlen set; -ENOKEY (no send key, or it retired: the caller uses
+ * TLS and a new handshake makes keys), -EMSGSIZE (payload over
+ * DGRAM_MAX_PAYLOAD), -ENOBUFS (outcap), -EIO (OpenSSL). */
+int dgram_seal(struct dgram_table *t, const char *peer, const uint8_t *payload, size_t len,
+               uint8_t *out, size_t outcap, size_t *outlen, uint64_t now);
+
+/* Opens one received datagram. DGRAM_OK with the plaintext in out
+ * (capacity outcap >= DGRAM_MAX_PAYLOAD), *outlen and *peer (the sender's
+ * proven name) set; otherwise the reason it was dropped. Nothing in a
+ * dropped datagram changes the table (the replay window moves only after
+ * the tag verified). */
+enum dgram_drop dgram_open(struct dgram_table *t, const uint8_t *dg, size_t len, uint8_t *out,
+                           size_t outcap, size_t *outlen, const char **peer, uint64_t now);
+
+void dgram_get_stats(const struct dgram_table *t, struct dgram_stats *out);
+const char *dgram_drop_name(enum dgram_drop d); /* "short", "version", ... */
+
+#endif

@@ -1,0 +1,457 @@
+/*
+ * test_dgram.c — agent/net/dgram.c: sealed datagrams. Two key tables, "a"
+ * (the TLS client) and "b" (the server), get the same exporter material,
+ * as two ends of one handshake do (test_tls.c derives it from a real
+ * handshake); then every attack we can think of on a datagram: each byte
+ * altered, truncated, extended, reflected, replayed, too old, sealed with
+ * a retired or evicted key — each dropped and counted under its reason.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dgram.h"
+
+static void material(uint8_t m[DGRAM_MATERIAL_LEN], uint8_t seed)
+{
+	for (size_t i = 0; i < DGRAM_MATERIAL_LEN; i++)
+		m[i] = (uint8_t)(seed * 31 + i * 7 + 1);
+}
+
+struct pair {
+	struct dgram_table *a, *b;
+};
+
+static void pair_new(struct pair *p, const struct dgram_config *cfg, uint8_t seed, uint64_t now)
+{
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, seed);
+	p->a = dgram_new(cfg);
+	p->b = dgram_new(cfg);
+	assert_non_null(p->a);
+	assert_non_null(p->b);
+	assert_int_equal(dgram_install(p->a, "b", m, sizeof(m), true, now), 0);
+	assert_int_equal(dgram_install(p->b, "a", m, sizeof(m), false, now), 0);
+}
+
+static void pair_free(struct pair *p)
+{
+	dgram_free(p->a);
+	dgram_free(p->b);
+}
+
+static size_t seal(struct dgram_table *t, const char *to, const char *msg, uint8_t *out,
+                   uint64_t now)
+{
+	size_t len = 0;
+	assert_int_equal(
+	    dgram_seal(t, to, (const uint8_t *)msg, strlen(msg), out, DGRAM_MAX_LEN, &len, now), 0);
+	assert_int_equal(len, strlen(msg) + DGRAM_OVERHEAD);
+	return len;
+}
+
+static enum dgram_drop open_(struct dgram_table *t, const uint8_t *dg, size_t len, uint64_t now,
+                             char *got, const char **from)
+{
+	uint8_t out[DGRAM_MAX_PAYLOAD];
+	size_t ol = 0;
+	const char *peer = NULL;
+	enum dgram_drop d = dgram_open(t, dg, len, out, sizeof(out), &ol, &peer, now);
+	if (d == DGRAM_OK) {
+		if (got) {
+			memcpy(got, out, ol);
+			got[ol] = '\0';
+		}
+		if (from)
+			*from = peer;
+	}
+	return d;
+}
+
+static void test_round_trip_both_ways(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, NULL, 1, 1000);
+	uint8_t dg[DGRAM_MAX_LEN];
+	char got[DGRAM_MAX_PAYLOAD + 1];
+	const char *from = NULL;
+	size_t len = seal(p.a, "b", "ping from a", dg, 1000);
+	assert_int_equal(dg[0], DGRAM_VERSION);
+	assert_null(memmem(dg, len, "ping", 4)); /* encrypted, not just signed */
+	assert_int_equal(open_(p.b, dg, len, 1001, got, &from), DGRAM_OK);
+	assert_string_equal(got, "ping from a");
+	assert_string_equal(from, "a");
+	len = seal(p.b, "a", "ack from b", dg, 1002);
+	assert_int_equal(open_(p.a, dg, len, 1003, got, &from), DGRAM_OK);
+	assert_string_equal(got, "ack from b");
+	assert_string_equal(from, "b");
+	/* empty payload too */
+	size_t l0 = 0;
+	assert_int_equal(dgram_seal(p.a, "b", NULL, 0, dg, sizeof(dg), &l0, 1004), 0);
+	assert_int_equal(l0, DGRAM_OVERHEAD);
+	assert_int_equal(open_(p.b, dg, l0, 1005, got, NULL), DGRAM_OK);
+	struct dgram_stats s;
+	dgram_get_stats(p.b, &s);
+	assert_int_equal(s.opened, 2);
+	assert_int_equal(s.sealed, 1);
+	pair_free(&p);
+}
+
+static void test_sequence_in_header(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, NULL, 2, 0);
+	uint8_t dg[DGRAM_MAX_LEN];
+	for (uint64_t i = 1; i <= 3; i++) {
+		seal(p.a, "b", "x", dg, 10);
+		uint64_t seq = 0;
+		for (int k = 0; k < 8; k++)
+			seq = (seq << 8) | dg[9 + k];
+		assert_int_equal(seq, i); /* starts at 1, big endian */
+	}
+	pair_free(&p);
+}
+
+/* Every single byte of header, ciphertext and tag altered: dropped,
+ * counted under the reason its position implies, and the genuine datagram
+ * still opens afterwards (nothing forged moved the window). */
+static void test_tamper_every_byte(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, NULL, 3, 0);
+	uint8_t dg[DGRAM_MAX_LEN], bad[DGRAM_MAX_LEN];
+	seal(p.a, "b", "x", dg, 5);
+	seal(p.a, "b", "x", dg, 5);
+	/* sequence 3: no flipped bit of it makes 0 */
+	size_t len = seal(p.a, "b", "heartbeat stamp=42", dg, 5);
+	uint64_t want_version = 0, want_key = 0, want_auth = 0;
+	for (size_t i = 0; i < len; i++) {
+		for (int bit = 0; bit < 8; bit += 7) {
+			memcpy(bad, dg, len);
+			bad[i] ^= (uint8_t)(1u << bit);
+			enum dgram_drop d = open_(p.b, bad, len, 6, NULL, NULL);
+			if (i == 0) {
+				assert_int_equal(d, DGRAM_DROP_VERSION);
+				want_version++;
+			} else if (i < 1 + DGRAM_KEY_ID_LEN) {
+				assert_int_equal(d, DGRAM_DROP_UNKNOWN_KEY);
+				want_key++;
+			} else {
+				/* sequence (AAD and nonce), ciphertext, tag */
+				assert_int_equal(d, DGRAM_DROP_AUTH);
+				want_auth++;
+			}
+		}
+	}
+	struct dgram_stats s;
+	dgram_get_stats(p.b, &s);
+	assert_int_equal(s.drop_version, want_version);
+	assert_int_equal(s.drop_unknown_key, want_key);
+	assert_int_equal(s.drop_auth, want_auth);
+	assert_int_equal(s.opened, 0);
+	assert_int_equal(open_(p.b, dg, len, 7, NULL, NULL), DGRAM_OK);
+	pair_free(&p);
+}
+
+static void test_bad_lengths(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, NULL, 4, 0);
+	uint8_t dg[DGRAM_MAX_LEN + 8];
+	size_t len = seal(p.a, "b", "probe", dg, 1);
+	/* truncated anywhere: too short for a header and tag, or tag mismatch */
+	for (size_t l = 0; l < len; l++) {
+		enum dgram_drop d = open_(p.b, dg, l, 2, NULL, NULL);
+		assert_int_equal(d, l < DGRAM_OVERHEAD ? DGRAM_DROP_SHORT : DGRAM_DROP_AUTH);
+	}
+	/* extended by one byte */
+	dg[len] = 0;
+	assert_int_equal(open_(p.b, dg, len + 1, 2, NULL, NULL), DGRAM_DROP_AUTH);
+	/* longer than any datagram we send */
+	uint8_t big[DGRAM_MAX_LEN + 1];
+	memcpy(big, dg, len);
+	assert_int_equal(open_(p.b, big, sizeof(big), 2, NULL, NULL), DGRAM_DROP_SHORT);
+	assert_int_equal(open_(p.b, NULL, 40, 2, NULL, NULL), DGRAM_DROP_SHORT);
+	struct dgram_stats s;
+	dgram_get_stats(p.b, &s);
+	assert_int_equal(s.drop_short, DGRAM_OVERHEAD + 2);
+	assert_int_equal(open_(p.b, dg, len, 3, NULL, NULL), DGRAM_OK);
+	pair_free(&p);
+}
+
+static void test_seal_errors(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, NULL, 5, 0);
+	uint8_t payload[DGRAM_MAX_PAYLOAD + 1] = {0}, out[DGRAM_MAX_LEN + 1];
+	size_t len;
+	assert_int_equal(
+	    dgram_seal(p.a, "b", payload, DGRAM_MAX_PAYLOAD + 1, out, sizeof(out), &len, 1),
+	    -EMSGSIZE);
+	assert_int_equal(dgram_seal(p.a, "nobody", payload, 10, out, sizeof(out), &len, 1),
+	                 -ENOKEY);
+	assert_int_equal(dgram_seal(p.a, NULL, payload, 10, out, sizeof(out), &len, 1), -ENOKEY);
+	assert_int_equal(dgram_seal(p.a, "b", payload, 10, out, 10 + DGRAM_OVERHEAD - 1, &len, 1),
+	                 -ENOBUFS);
+	assert_int_equal(
+	    dgram_seal(p.a, "b", payload, DGRAM_MAX_PAYLOAD, out, sizeof(out), &len, 1), 0);
+	struct dgram_stats s;
+	dgram_get_stats(p.a, &s);
+	assert_int_equal(s.too_big, 1);
+	assert_int_equal(s.no_key, 2);
+	/* install refuses bad input */
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, 9);
+	assert_int_equal(dgram_install(p.a, "", m, sizeof(m), true, 0), -EINVAL);
+	assert_int_equal(dgram_install(p.a, NULL, m, sizeof(m), true, 0), -EINVAL);
+	assert_int_equal(dgram_install(p.a, "x", m, sizeof(m) - 1, true, 0), -EINVAL);
+	char longname[80];
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(dgram_install(p.a, longname, m, sizeof(m), true, 0), -EINVAL);
+	pair_free(&p);
+}
+
+static void test_replay_window(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, NULL, 6, 0);
+	static uint8_t dg[200][DGRAM_MAX_LEN];
+	size_t len[200];
+	for (int i = 0; i < 200; i++)
+		len[i] = seal(p.a, "b", "probe", dg[i], 1); /* sequences 1..200 */
+	/* duplicate */
+	assert_int_equal(open_(p.b, dg[0], len[0], 2, NULL, NULL), DGRAM_OK);
+	assert_int_equal(open_(p.b, dg[0], len[0], 2, NULL, NULL), DGRAM_DROP_REPLAY);
+	/* jump ahead to 100, then reordering within the window is accepted once */
+	assert_int_equal(open_(p.b, dg[99], len[99], 2, NULL, NULL), DGRAM_OK);
+	assert_int_equal(open_(p.b, dg[98], len[98], 2, NULL, NULL), DGRAM_OK);
+	assert_int_equal(open_(p.b, dg[40], len[40], 2, NULL, NULL),
+	                 DGRAM_OK); /* seq 41: 59 back */
+	assert_int_equal(open_(p.b, dg[40], len[40], 2, NULL, NULL), DGRAM_DROP_REPLAY);
+	assert_int_equal(open_(p.b, dg[36], len[36], 2, NULL, NULL),
+	                 DGRAM_OK); /* seq 37: 63 back */
+	/* seq 36 is 64 behind 100: older than the window, dropped though never seen */
+	assert_int_equal(open_(p.b, dg[35], len[35], 2, NULL, NULL), DGRAM_DROP_REPLAY);
+	/* a far jump clears the window */
+	assert_int_equal(open_(p.b, dg[199], len[199], 2, NULL, NULL), DGRAM_OK);
+	assert_int_equal(open_(p.b, dg[99], len[99], 2, NULL, NULL), DGRAM_DROP_REPLAY);
+	assert_int_equal(open_(p.b, dg[150], len[150], 2, NULL, NULL), DGRAM_OK);
+	struct dgram_stats s;
+	dgram_get_stats(p.b, &s);
+	assert_int_equal(s.drop_replay, 4);
+	assert_int_equal(s.opened, 7);
+	pair_free(&p);
+}
+
+/* A forged datagram with a huge sequence must not move the window: the
+ * genuine ones after it still open. */
+static void test_forged_sequence_does_not_move_window(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, NULL, 7, 0);
+	uint8_t dg[DGRAM_MAX_LEN], forged[DGRAM_MAX_LEN];
+	size_t len = seal(p.a, "b", "probe", dg, 1);
+	memcpy(forged, dg, len);
+	memset(forged + 9, 0x7f, 8); /* sequence 0x7f7f... */
+	assert_int_equal(open_(p.b, forged, len, 2, NULL, NULL), DGRAM_DROP_AUTH);
+	assert_int_equal(open_(p.b, dg, len, 2, NULL, NULL), DGRAM_OK);
+	/* sequence 0 is never sent: dropped as a replay before any crypto */
+	memset(forged + 9, 0, 8);
+	assert_int_equal(open_(p.b, forged, len, 2, NULL, NULL), DGRAM_DROP_REPLAY);
+	pair_free(&p);
+}
+
+/* A datagram a sent to b, sent back to a (or sealed towards a third party
+ * with another session's keys): the key id is not one a receives with. */
+static void test_reflection_and_foreign_keys(void **state)
+{
+	(void)state;
+	struct pair p, q;
+	pair_new(&p, NULL, 8, 0);
+	pair_new(&q, NULL, 9, 0);
+	uint8_t dg[DGRAM_MAX_LEN];
+	size_t len = seal(p.a, "b", "ping", dg, 1);
+	assert_int_equal(open_(p.a, dg, len, 2, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
+	assert_int_equal(open_(q.b, dg, len, 2, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
+	pair_free(&p);
+	pair_free(&q);
+}
+
+static void test_key_expiry(void **state)
+{
+	(void)state;
+	struct dgram_config cfg = {.key_lifetime_ms = 10000, .grace_ms = 1000};
+	struct pair p;
+	pair_new(&p, &cfg, 10, 0);
+	uint8_t dg[DGRAM_MAX_LEN];
+	assert_true(dgram_can_send(p.a, "b", 9999));
+	size_t len = seal(p.a, "b", "late", dg, 9999);
+	assert_false(dgram_can_send(p.a, "b", 10000));
+	size_t l2;
+	assert_int_equal(dgram_seal(p.a, "b", dg, 4, dg + 100, 100, &l2, 10000), -ENOKEY);
+	/* the receiver still opens it within the grace after the lifetime */
+	assert_int_equal(open_(p.b, dg, len, 10999, NULL, NULL), DGRAM_OK);
+	/* and not after */
+	struct pair q;
+	pair_new(&q, &cfg, 11, 0);
+	len = seal(q.a, "b", "late", dg, 9999);
+	assert_int_equal(open_(q.b, dg, len, 11000, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
+	pair_free(&p);
+	pair_free(&q);
+}
+
+static void test_sequence_limit_retires_key(void **state)
+{
+	(void)state;
+	struct dgram_config cfg = {.max_seq = 3};
+	struct pair p;
+	pair_new(&p, &cfg, 12, 0);
+	uint8_t dg[DGRAM_MAX_LEN];
+	for (int i = 0; i < 3; i++)
+		seal(p.a, "b", "x", dg, 1);
+	size_t l;
+	assert_false(dgram_can_send(p.a, "b", 1));
+	assert_int_equal(dgram_seal(p.a, "b", dg, 1, dg + 100, 100, &l, 1), -ENOKEY);
+	pair_free(&p);
+}
+
+/* A new handshake replaces the send key; the old receive key opens
+ * in-flight datagrams during the grace, then no more. */
+static void test_rekey_grace(void **state)
+{
+	(void)state;
+	struct dgram_config cfg = {.grace_ms = 1000};
+	struct pair p;
+	pair_new(&p, &cfg, 13, 0);
+	uint8_t old[DGRAM_MAX_LEN], old2[DGRAM_MAX_LEN], fresh[DGRAM_MAX_LEN];
+	size_t lo = seal(p.a, "b", "in flight", old, 100);
+	size_t lo2 = seal(p.a, "b", "in flight 2", old2, 100);
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, 14);
+	assert_int_equal(dgram_install(p.a, "b", m, sizeof(m), true, 200), 0);
+	assert_int_equal(dgram_install(p.b, "a", m, sizeof(m), false, 200), 0);
+	size_t lf = seal(p.a, "b", "new key", fresh, 201);
+	assert_int_not_equal(memcmp(old + 1, fresh + 1, 8), 0);
+	uint64_t seq = 0;
+	for (int k = 0; k < 8; k++)
+		seq = (seq << 8) | fresh[9 + k];
+	assert_int_equal(seq, 1); /* sequence restarts with the key */
+	assert_int_equal(open_(p.b, fresh, lf, 300, NULL, NULL), DGRAM_OK);
+	assert_int_equal(open_(p.b, old, lo, 300, NULL, NULL), DGRAM_OK); /* grace */
+	/* used at 300: valid until 1300, not after */
+	assert_int_equal(open_(p.b, old2, lo2, 1300, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
+	struct dgram_stats s;
+	dgram_get_stats(p.b, &s);
+	assert_int_equal(s.installs, 2);
+	assert_int_equal(s.peers, 1);
+	pair_free(&p);
+}
+
+/* Both ends connect at once: a installs sessions 1 then 2, b installs 2
+ * then 1. a sends with 2, which b holds as its previous key: it must keep
+ * working while a uses it, beyond the grace. */
+static void test_crossed_handshakes(void **state)
+{
+	(void)state;
+	struct dgram_config cfg = {.grace_ms = 1000, .key_lifetime_ms = 600000};
+	struct dgram_table *a = dgram_new(&cfg), *b = dgram_new(&cfg);
+	uint8_t m1[DGRAM_MATERIAL_LEN], m2[DGRAM_MATERIAL_LEN];
+	material(m1, 21);
+	material(m2, 22);
+	/* session 1: a is client; session 2: b is client */
+	assert_int_equal(dgram_install(a, "b", m1, sizeof(m1), true, 0), 0);
+	assert_int_equal(dgram_install(a, "b", m2, sizeof(m2), false, 1), 0);
+	assert_int_equal(dgram_install(b, "a", m2, sizeof(m2), true, 0), 0);
+	assert_int_equal(dgram_install(b, "a", m1, sizeof(m1), false, 1), 0);
+	uint8_t dg[DGRAM_MAX_LEN];
+	for (uint64_t now = 10; now < 100000; now += 500) {
+		size_t len = seal(a, "b", "hb", dg, now);
+		assert_int_equal(open_(b, dg, len, now, NULL, NULL), DGRAM_OK);
+		len = seal(b, "a", "ack", dg, now);
+		assert_int_equal(open_(a, dg, len, now, NULL, NULL), DGRAM_OK);
+	}
+	dgram_free(a);
+	dgram_free(b);
+}
+
+static void test_table_bound_evicts_lru(void **state)
+{
+	(void)state;
+	struct dgram_config cfg = {.max_peers = 4};
+	struct dgram_table *t = dgram_new(&cfg), *b = dgram_new(NULL);
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	char name[16];
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		material(m, (uint8_t)(30 + i));
+		assert_int_equal(dgram_install(t, name, m, sizeof(m), true, (uint64_t)i), 0);
+	}
+	/* p0's partner: b speaks to t as p0 would */
+	material(m, 30);
+	assert_int_equal(dgram_install(b, "t", m, sizeof(m), false, 0), 0);
+	uint8_t dg[DGRAM_MAX_LEN];
+	size_t len = seal(b, "t", "old", dg, 10);
+	/* p0 is used (a datagram from it), so p1 is the oldest now */
+	assert_int_equal(open_(t, dg, len, 10, NULL, NULL), DGRAM_OK);
+	for (int i = 4; i < 1000; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		material(m, (uint8_t)(30 + i));
+		assert_int_equal(dgram_install(t, name, m, sizeof(m), true, 20 + (uint64_t)i), 0);
+		if (i == 4) {
+			assert_true(dgram_can_send(t, "p0", 25));
+			assert_false(dgram_can_send(t, "p1", 25));
+		}
+	}
+	struct dgram_stats s;
+	dgram_get_stats(t, &s);
+	assert_int_equal(s.peers, 4);
+	assert_int_equal(s.evictions, 996);
+	assert_false(dgram_can_send(t, "p0", 2000));
+	len = seal(b, "t", "after", dg, 2000);
+	assert_int_equal(open_(t, dg, len, 2000, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
+	dgram_free(t);
+	dgram_free(b);
+}
+
+static void test_drop_names(void **state)
+{
+	(void)state;
+	assert_string_equal(dgram_drop_name(DGRAM_DROP_AUTH), "authentication failed");
+	assert_string_equal(dgram_drop_name(DGRAM_DROP_REPLAY), "replayed");
+	assert_string_equal(dgram_drop_name(DGRAM_DROP_UNKNOWN_KEY), "unknown key");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_round_trip_both_ways),
+	    cmocka_unit_test(test_sequence_in_header),
+	    cmocka_unit_test(test_tamper_every_byte),
+	    cmocka_unit_test(test_bad_lengths),
+	    cmocka_unit_test(test_seal_errors),
+	    cmocka_unit_test(test_replay_window),
+	    cmocka_unit_test(test_forged_sequence_does_not_move_window),
+	    cmocka_unit_test(test_reflection_and_foreign_keys),
+	    cmocka_unit_test(test_key_expiry),
+	    cmocka_unit_test(test_sequence_limit_retires_key),
+	    cmocka_unit_test(test_rekey_grace),
+	    cmocka_unit_test(test_crossed_handshakes),
+	    cmocka_unit_test(test_table_bound_evicts_lru),
+	    cmocka_unit_test(test_drop_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

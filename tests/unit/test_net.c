@@ -1,0 +1,298 @@
+/*
+ * test_net.c — agent/net/net.c's datagram path on loopback, with two real
+ * struct nets (n1, n2: node certificates of one test CA): no key before a
+ * handshake, keys at both ends after one TLS frame, datagrams both ways
+ * with the proven peer name, a forged datagram counted and not delivered,
+ * an oversize payload refused, and a refused connect reported once per
+ * address per second. Waits run the loop until the condition holds or a
+ * 5 s deadline passes (then the test fails); nothing sleeps.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+
+#include "dgram.h"
+#include "frame.h"
+#include "net.h"
+
+static char g_dir[64];
+
+static const char *path(const char *name)
+{
+	static char bufs[8][640];
+	static int next;
+	char *b = bufs[next++ % 8];
+	snprintf(b, sizeof(bufs[0]), "%s/%s", g_dir, name);
+	return b;
+}
+
+struct node {
+	const char *name;
+	struct tls_ctx *srv, *cli;
+	struct net *net;
+	char addr[64];
+	int frames, dgrams, refused;
+	char dgram_peer[64];
+	char dgram_data[2048];
+	size_t dgram_len;
+	char refused_addr[64];
+};
+
+static uv_loop_t g_loop;
+static struct node g_n1 = {.name = "n1"}, g_n2 = {.name = "n2"};
+
+static void on_frame(struct net *n, struct net_conn *c, const uint8_t *p, size_t len, void *ud)
+{
+	(void)n, (void)c, (void)p, (void)len;
+	((struct node *)ud)->frames++;
+}
+
+static void on_dgram(struct net *n, const char *peer, const char *remote, const uint8_t *p,
+                     size_t len, void *ud)
+{
+	(void)n, (void)remote;
+	struct node *x = ud;
+	x->dgrams++;
+	snprintf(x->dgram_peer, sizeof(x->dgram_peer), "%s", peer);
+	memcpy(x->dgram_data, p, len);
+	x->dgram_len = len;
+}
+
+static void on_refused(struct net *n, const char *addr, void *ud)
+{
+	(void)n;
+	struct node *x = ud;
+	x->refused++;
+	snprintf(x->refused_addr, sizeof(x->refused_addr), "%s", addr);
+}
+
+/* A port free for both TCP and UDP on 127.0.0.1 (asked of the kernel). */
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
+	close(s);
+	return ntohs(a.sin_port);
+}
+
+static void node_start(struct node *x)
+{
+	char err[512], cert[64], key[64];
+	snprintf(cert, sizeof(cert), "%s.pem", x->name);
+	snprintf(key, sizeof(key), "%s-key.pem", x->name);
+	assert_int_equal(
+	    tls_ctx_new(&x->srv, true, path("ca.pem"), path(cert), path(key), err, sizeof(err)), 0);
+	assert_int_equal(
+	    tls_ctx_new(&x->cli, false, path("ca.pem"), path(cert), path(key), err, sizeof(err)),
+	    0);
+	struct net_config nc = {.loop = &g_loop,
+	                        .server_tls = x->srv,
+	                        .client_tls = x->cli,
+	                        .on_peer_frame = on_frame,
+	                        .on_rpc_frame = on_frame,
+	                        .on_peer_dgram = on_dgram,
+	                        .on_peer_refused = on_refused,
+	                        .ud = x};
+	x->net = net_new(&nc);
+	assert_non_null(x->net);
+	int port = free_port();
+	snprintf(x->addr, sizeof(x->addr), "127.0.0.1:%d", port);
+	assert_int_equal(
+	    net_listen(x->net, NET_PEER, "127.0.0.1", (uint16_t)port, err, sizeof(err)), 0);
+}
+
+static void node_stop(struct node *x)
+{
+	net_close(x->net, NULL, NULL);
+	x->net = NULL;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	*(bool *)t->data = true;
+}
+
+static void wait_until(bool (*cond)(void), const char *what)
+{
+	bool expired = false;
+	uv_timer_t t;
+	uv_timer_init(&g_loop, &t);
+	t.data = &expired;
+	uv_timer_start(&t, on_deadline, 5000, 0);
+	while (!cond() && !expired)
+		uv_run(&g_loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(&g_loop, UV_RUN_NOWAIT);
+	if (!cond())
+		fail_msg("timed out waiting for %s", what);
+}
+
+static bool n1_has_frame(void)
+{
+	return g_n1.frames >= 1;
+}
+static bool both_have_dgram(void)
+{
+	return g_n1.dgrams >= 1 && g_n2.dgrams >= 1;
+}
+static bool n1_auth_failed(void)
+{
+	struct net_stats s;
+	net_get_stats(g_n1.net, &s);
+	return s.dgram_auth_fail >= 1;
+}
+static bool n2_refused(void)
+{
+	return g_n2.refused >= 1;
+}
+static uint64_t g_dropped_before;
+static bool n2_second_connect_failed(void)
+{
+	struct net_stats s;
+	net_get_stats(g_n2.net, &s);
+	return s.dropped >= g_dropped_before + 1 && s.out_conns == 1; /* only n2->n1 left */
+}
+
+static void send_frame(struct node *from, const char *to_addr, const char *to_name)
+{
+	uint8_t fr[FRAME_HEADER_LEN + 5];
+	frame_header_write(fr, 5);
+	memcpy(fr + FRAME_HEADER_LEN, "hello", 5);
+	assert_int_equal(net_send_to(from->net, to_addr, to_name, fr, sizeof(fr)), 0);
+}
+
+static void test_datagrams_on_loopback(void **state)
+{
+	(void)state;
+	uint8_t big[DGRAM_MAX_PAYLOAD + 1] = {0};
+	/* no handshake yet: no key, the caller must use TLS */
+	assert_int_equal(net_dgram_send(g_n2.net, "n1", g_n1.addr, (const uint8_t *)"p", 1),
+	                 -ENOKEY);
+	assert_int_equal(net_dgram_send(g_n2.net, "n1", g_n1.addr, big, sizeof(big)), -EMSGSIZE);
+	assert_int_equal(net_dgram_send(g_n2.net, "", g_n1.addr, (const uint8_t *)"p", 1), -ENOKEY);
+
+	/* one TLS frame n2 -> n1: its handshake gives both ends keys */
+	send_frame(&g_n2, g_n1.addr, "n1");
+	wait_until(n1_has_frame, "n1 gets the TLS frame");
+	assert_int_equal(net_dgram_send(g_n2.net, "n1", g_n1.addr, (const uint8_t *)"ping", 4), 0);
+	assert_int_equal(net_dgram_send(g_n1.net, "n2", g_n2.addr, (const uint8_t *)"ack!", 4), 0);
+	wait_until(both_have_dgram, "a datagram at each end");
+	assert_string_equal(g_n1.dgram_peer, "n2");
+	assert_int_equal(g_n1.dgram_len, 4);
+	assert_memory_equal(g_n1.dgram_data, "ping", 4);
+	assert_string_equal(g_n2.dgram_peer, "n1");
+	assert_memory_equal(g_n2.dgram_data, "ack!", 4);
+	/* a key for n1 is not one for n3 */
+	assert_int_equal(net_dgram_send(g_n2.net, "n3", g_n1.addr, (const uint8_t *)"p", 1),
+	                 -ENOKEY);
+
+	/* a forged datagram: counted, never delivered */
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_storage ss;
+	assert_int_equal(net_parse_addr(g_n1.addr, &ss), 0);
+	uint8_t forged[64];
+	memset(forged, 0xab, sizeof(forged));
+	forged[0] = DGRAM_VERSION;
+	assert_int_equal(sendto(s, forged, sizeof(forged), 0, (struct sockaddr *)&ss,
+	                        sizeof(struct sockaddr_in)),
+	                 (ssize_t)sizeof(forged));
+	close(s);
+	wait_until(n1_auth_failed, "n1 counts the forged datagram");
+	assert_int_equal(g_n1.dgrams, 1);
+
+	struct net_stats st;
+	net_get_stats(g_n2.net, &st);
+	assert_int_equal(st.dgrams_out, 1);
+	assert_int_equal(st.dgrams_in, 1);
+	assert_int_equal(st.dgram_no_key, 3);
+	assert_int_equal(st.dgram_peers, 1);
+	assert_int_equal(st.dgram_bytes_out, 4 + DGRAM_OVERHEAD);
+}
+
+static void test_refused_reported_once_per_second(void **state)
+{
+	(void)state;
+	char dead[64];
+	snprintf(dead, sizeof(dead), "127.0.0.1:%d", free_port()); /* nothing listens */
+	send_frame(&g_n2, dead, "nx");
+	wait_until(n2_refused, "on_peer_refused");
+	assert_string_equal(g_n2.refused_addr, dead);
+	struct net_stats s;
+	net_get_stats(g_n2.net, &s);
+	g_dropped_before = s.dropped;
+	send_frame(&g_n2, dead, "nx"); /* refused again within the second */
+	wait_until(n2_second_connect_failed, "the second connect fails");
+	assert_int_equal(g_n2.refused, 1);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	char err[512];
+	snprintf(g_dir, sizeof(g_dir), "/tmp/mv-net-XXXXXX");
+	if (!mkdtemp(g_dir))
+		return -1;
+	if (tls_ca_create(path("ca.pem"), path("ca-key.pem"), "cluster", 10, err, sizeof(err)))
+		return -1;
+	const char *names[] = {"n1", "n2"};
+	for (int i = 0; i < 2; i++) {
+		struct tls_cert_request r = {
+		    .name = names[i], .role = TLS_ROLE_NODE, .valid_s = 86400};
+		char cert[64], key[64];
+		snprintf(cert, sizeof(cert), "%s.pem", names[i]);
+		snprintf(key, sizeof(key), "%s-key.pem", names[i]);
+		if (tls_cert_create(path("ca.pem"), path("ca-key.pem"), &r, path(cert), path(key),
+		                    err, sizeof(err)))
+			return -1;
+	}
+	uv_loop_init(&g_loop);
+	node_start(&g_n1);
+	node_start(&g_n2);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	node_stop(&g_n1);
+	node_stop(&g_n2);
+	uv_run(&g_loop, UV_RUN_DEFAULT);
+	uv_loop_close(&g_loop);
+	tls_ctx_free(g_n1.srv);
+	tls_ctx_free(g_n1.cli);
+	tls_ctx_free(g_n2.srv);
+	tls_ctx_free(g_n2.cli);
+	DIR *d = opendir(g_dir);
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			unlink(path(e->d_name));
+	if (d)
+		closedir(d);
+	rmdir(g_dir);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_datagrams_on_loopback),
+	    cmocka_unit_test(test_refused_reported_once_per_second),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
