@@ -164,6 +164,39 @@ static void agent_on_peer_dgram(struct net *n, const char *peer, const char *rem
 	agent_handle_peer_message(ud, NULL, peer, remote, "datagram", payload, len);
 }
 
+/* The member whose advertised peer address is addr (name into out), or
+ * false. Linear in the members: called at most once a second per address. */
+static bool agent_member_at_addr(struct agent *a, const char *addr, char *out, size_t len)
+{
+	const struct swim *s = membership_swim(a);
+	if (s == NULL)
+		return false;
+	for (size_t i = 0, n = swim_member_count(s); i < n; i++) {
+		struct swim_member_info mi;
+		swim_member_at(s, i, &mi);
+		if (!mi.is_self && mi.addr != NULL && strcmp(mi.addr, addr) == 0) {
+			snprintf(out, len, "%s", mi.name);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A datagram under a key we do not hold, from a member's address: it still
+ * seals with the keys of our previous life (we restarted). A TLS
+ * connection to it rekeys both ends at once, instead of its probes of us
+ * failing until we happen to contact it. */
+static void agent_on_peer_unknown_key(struct net *n, const char *addr, void *ud)
+{
+	struct agent *a = ud;
+	char name[SWIM_NAME_MAX];
+	if (agent_member_at_addr(a, addr, name, sizeof(name))) {
+		MV_DEBUG("agent", "datagram under an unknown key from member=%s addr=%s: rekeying",
+		         name, addr);
+		(void)net_connect(n, addr, name);
+	}
+}
+
 static void agent_on_rpc_frame(struct net *n, struct net_conn *c, const uint8_t *payload,
                                size_t len, void *ud)
 {
@@ -176,6 +209,20 @@ static void agent_on_conn_closed(struct net *n, struct net_conn *c, void *ud)
 {
 	(void)n;
 	rpc_server_on_conn_closed(ud, c);
+}
+
+/* A member came back at a new incarnation (restarted, or refuted): a
+ * restarted agent forgot our datagram keys, so ours to it retire and the
+ * next probe goes over TLS, whose handshake rekeys both ends (instead of
+ * datagrams dropped there as "unknown key" until it happens to contact us:
+ * a false suspicion of every restarted agent). A refutation costs one
+ * needless handshake. */
+static void agent_on_member_event(struct agent *a, const struct swim_event *e)
+{
+	if (a->net != NULL && e->name != NULL &&
+	    (e->type == SWIM_EV_MEMBER_ALIVE || e->type == SWIM_EV_MEMBER_JOINED ||
+	     e->type == SWIM_EV_MEMBER_ADDR_CHANGED))
+		net_dgram_retire(a->net, e->name);
 }
 
 /* ---- libvirt ------------------------------------------------------------------------ */
@@ -376,6 +423,7 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	    .handshake_timeout_ms = o->swim.probe_interval_ms * 2,
 	    .on_peer_frame = agent_on_peer_frame,
 	    .on_peer_dgram = agent_on_peer_dgram,
+	    .on_peer_unknown_key = agent_on_peer_unknown_key,
 	    .on_rpc_frame = agent_on_rpc_frame,
 	    .on_conn_closed = agent_on_conn_closed,
 	    .ud = a,
@@ -390,6 +438,10 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 
 	if ((rc = membership_start(a, err, errlen)) < 0)
 		return rc;
+	if (membership_add_listener(agent_on_member_event) < 0) {
+		snprintf(err, errlen, "too many membership listeners");
+		return -ENOSPC;
+	}
 	if ((rc = peer_client_start(a, err, errlen)) < 0)
 		return rc;
 	if ((rc = rpc_service_start(a)) < 0) {

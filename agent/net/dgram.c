@@ -196,6 +196,15 @@ static bool dgram_tx_live(const struct dgram_table *t, const struct dgram_tx *x,
 	return x->valid && now < x->expires && x->next_seq <= t->cfg.max_seq;
 }
 
+void dgram_retire_send(struct dgram_table *t, const char *peer)
+{
+	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
+	if (p != NULL) {
+		OPENSSL_cleanse(&p->tx, sizeof(p->tx));
+		p->tx.valid = false;
+	}
+}
+
 bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now)
 {
 	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;

@@ -90,6 +90,12 @@ int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *materi
 
 /* Do we hold a send key for peer that has not retired? */
 bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now);
+/* Retires our send key to `peer` (its receive keys stay): the peer
+ * restarted and forgot the keys, so datagrams sealed with it would only be
+ * dropped there as "unknown key" until a TLS contact rekeyed both ends.
+ * The next dgram_seal is -ENOKEY: the caller uses TLS, whose handshake
+ * installs new keys. Nothing if there is none. */
+void dgram_retire_send(struct dgram_table *t, const char *peer);
 
 /* Seals payload for peer into out (capacity outcap >= len + DGRAM_OVERHEAD).
  * 0 with *outlen set; -ENOKEY (no send key, or it retired: the caller uses

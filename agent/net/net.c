@@ -31,6 +31,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +79,7 @@ struct net_addr_slot {
 	uint64_t last_seen;
 	struct mv_ratelimit log_rl;
 	struct mv_ratelimit refused_rl;
+	struct mv_ratelimit unknown_key_rl;
 };
 
 struct net_listener {
@@ -188,6 +192,7 @@ static struct net_addr_slot *net_addr_slot(struct net *n, const char *addr)
 	s->last_seen = now;
 	mv_ratelimit_init(&s->log_rl, NET_FAIL_LOG_MS);
 	mv_ratelimit_init(&s->refused_rl, NET_REFUSED_CB_MS);
+	mv_ratelimit_init(&s->unknown_key_rl, NET_REFUSED_CB_MS);
 	return s;
 }
 
@@ -598,6 +603,51 @@ static void net_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init(chunk, sizeof(chunk));
 }
 
+/* Reads the UDP socket's error queue (IP_RECVERR): an ICMP port
+ * unreachable for a datagram we sent to a peer means its host is up and
+ * nothing listens on the peer port — its agent is not running. Each one
+ * reaches on_peer_refused (rate-limited per address, as a refused TCP
+ * connect). Other errors (host unreachable, TTL) are silence, not proof. */
+#define NET_ERRQUEUE_BATCH 64
+static void net_udp_drain_errors(struct net *n)
+{
+	int fd;
+	if (n->udp == NULL || uv_fileno((uv_handle_t *)n->udp, &fd) < 0)
+		return;
+	for (int k = 0; k < NET_ERRQUEUE_BATCH; k++) {
+		struct sockaddr_storage dst;
+		char ctrl[512], data[64];
+		struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+		struct msghdr mh = {.msg_name = &dst,
+		                    .msg_namelen = sizeof(dst),
+		                    .msg_iov = &iov,
+		                    .msg_iovlen = 1,
+		                    .msg_control = ctrl,
+		                    .msg_controllen = sizeof(ctrl)};
+		memset(&dst, 0, sizeof(dst));
+		if (recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+			return; /* drained (EAGAIN) */
+		bool refused = false;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL;
+		     cm = CMSG_NXTHDR(&mh, cm)) {
+			if (!((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
+			      (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_RECVERR)))
+				continue;
+			struct sock_extended_err ee;
+			memcpy(&ee, CMSG_DATA(cm), sizeof(ee));
+			refused = refused || ee.ee_errno == ECONNREFUSED;
+		}
+		if (!refused || n->closing || n->cfg.on_peer_refused == NULL)
+			continue;
+		char addr[NET_ADDR_MAX];
+		net_format_sockaddr(&dst, addr, sizeof(addr));
+		n->stats.dgram_refused++;
+		if (mv_ratelimit_allow(&net_addr_slot(n, addr)->refused_rl, uv_now(n->cfg.loop),
+		                       NULL))
+			n->cfg.on_peer_refused(n, addr, n->cfg.ud);
+	}
+}
+
 static void net_on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
                             const struct sockaddr *from, unsigned flags)
 {
@@ -605,7 +655,10 @@ static void net_on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 	if (nread == 0 && from == NULL)
 		return; /* nothing more to read */
 	if (nread < 0) {
+		/* an ICMP error for a datagram we sent (IP_RECVERR): the
+		 * error queue names where it went */
 		MV_DEBUG("net", "datagram receive error error=%s", uv_strerror((int)nread));
+		net_udp_drain_errors(n);
 		return;
 	}
 	if (n->closing)
@@ -630,6 +683,16 @@ static void net_on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 		 * datagrams must not become a stream of log lines */
 		MV_DEBUG("net", "datagram dropped remote=%s len=%zd reason=\"%s\"", remote, nread,
 		         dgram_drop_name(d));
+		/* an unknown key from a peer's address: most likely we restarted
+		 * and it still seals with the keys of our previous life. Told
+		 * (once a second per address) so that the owner can open a TLS
+		 * connection to that peer, whose handshake rekeys both ends. An
+		 * unauthenticated hint: the owner acts only for a known
+		 * member's address, and a connection to it is all it costs. */
+		if (d == DGRAM_DROP_UNKNOWN_KEY && from != NULL && n->cfg.on_peer_unknown_key &&
+		    mv_ratelimit_allow(&net_addr_slot(n, remote)->unknown_key_rl,
+		                       uv_now(n->cfg.loop), NULL))
+			n->cfg.on_peer_unknown_key(n, remote, n->cfg.ud);
 		return;
 	}
 	n->stats.dgrams_in++;
@@ -651,6 +714,15 @@ static int net_udp_bind(struct net *n, const struct sockaddr_storage *ss, const 
 	uv_udp_init(n->cfg.loop, u);
 	u->data = n;
 	int rc = uv_udp_bind(u, (const struct sockaddr *)ss, 0);
+	int fd, on = 1;
+	if (rc == 0 && uv_fileno((uv_handle_t *)u, &fd) == 0) {
+		/* ICMP errors for what we send (port unreachable: the peer's
+		 * agent is down) come back on the error queue */
+		if (ss->ss_family == AF_INET6)
+			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof(on));
+		else
+			(void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on));
+	}
 	if (rc == 0)
 		rc = uv_udp_recv_start(u, net_udp_alloc, net_on_udp_recv);
 	if (rc < 0) {
@@ -665,6 +737,12 @@ static int net_udp_bind(struct net *n, const struct sockaddr_storage *ss, const 
 }
 
 static struct net_conn *net_pool_find(struct net *n, const char *addr);
+
+void net_dgram_retire(struct net *n, const char *peer_name)
+{
+	if (n->dgram != NULL && peer_name != NULL)
+		dgram_retire_send(n->dgram, peer_name);
+}
 
 int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const uint8_t *payload,
                    size_t len)
@@ -699,6 +777,12 @@ int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const
 		return rc;
 	uv_buf_t b = uv_buf_init((char *)dg, (unsigned)dl);
 	rc = uv_udp_try_send(n->udp, &b, 1, (const struct sockaddr *)&ss);
+	if (rc == UV_ECONNREFUSED) {
+		/* a pending ICMP error surfaced on the send: read the queue, and
+		 * send again (the error was for an earlier datagram) */
+		net_udp_drain_errors(n);
+		rc = uv_udp_try_send(n->udp, &b, 1, (const struct sockaddr *)&ss);
+	}
 	if (rc < 0) {
 		n->stats.dgram_send_fail++;
 		MV_DEBUG("net", "datagram not sent peer=%s addr=%s error=%s", peer_name, addr,
@@ -760,8 +844,10 @@ static void net_pool_evict_lru(struct net *n)
 		net_conn_close(lru, "idle: evicted from the full connection pool");
 }
 
-int net_send_to(struct net *n, const char *addr, const char *expect_name, const uint8_t *frame,
-                size_t len)
+/* The pooled connection to addr, opened (connect, then handshake) when
+ * there is none. 0 with *out set, or a negative errno. */
+static int net_pool_get(struct net *n, const char *addr, const char *expect_name,
+                        struct net_conn **out)
 {
 	if (n->closing)
 		return -ESHUTDOWN;
@@ -801,7 +887,28 @@ int net_send_to(struct net *n, const char *addr, const char *expect_name, const 
 			return rc;
 		}
 	}
+	*out = c;
+	return 0;
+}
+
+int net_send_to(struct net *n, const char *addr, const char *expect_name, const uint8_t *frame,
+                size_t len)
+{
+	struct net_conn *c = NULL;
+	int rc = net_pool_get(n, addr, expect_name, &c);
+	if (rc < 0)
+		return rc;
 	return net_conn_queue_frame(c, frame, len);
+}
+
+int net_connect(struct net *n, const char *addr, const char *expect_name)
+{
+	struct net_conn *c = NULL;
+	int rc = net_pool_get(n, addr, expect_name, &c);
+	if (rc < 0)
+		return rc;
+	c->last_used = uv_now(n->cfg.loop);
+	return 0;
 }
 
 /* ---- sweep: deadlines and idle ------------------------------------------------------ */

@@ -73,10 +73,16 @@ struct net_config {
 	void (*on_conn_closed)(struct net *n, struct net_conn *c, void *ud);
 	/* A datagram opened on the peer port's UDP socket (may be NULL: dropped). */
 	net_dgram_cb on_peer_dgram;
-	/* An outgoing peer connection to addr was refused (the host answered
-	 * the connect with a reset: nothing listens there). At most once per
-	 * address per second. May be NULL. */
+	/* Nothing listens on the peer port at addr: an outgoing peer
+	 * connection was refused (the host answered the connect with a
+	 * reset), or a datagram we sent there came back as ICMP port
+	 * unreachable. At most once per address per second. May be NULL. */
 	void (*on_peer_refused)(struct net *n, const char *addr, void *ud);
+	/* A datagram under a key we do not hold came from addr (at most once
+	 * a second per address; may be NULL): a peer still sealing with the
+	 * keys of our previous life. Unauthenticated: a hint to open a TLS
+	 * connection to a known member there (net_connect), nothing more. */
+	void (*on_peer_unknown_key)(struct net *n, const char *addr, void *ud);
 	void *ud;
 };
 
@@ -99,6 +105,7 @@ struct net_stats {
 	uint64_t dgram_replays;   /* dropped: sequence seen before or too old */
 	uint64_t dgram_no_key;    /* net_dgram_send without a send key: caller used TLS */
 	uint64_t dgram_send_fail; /* sealed but the socket refused it */
+	uint64_t dgram_refused;   /* ICMP port unreachable for a datagram we sent */
 	uint32_t dgram_peers;     /* peers we hold datagram keys for */
 };
 
@@ -114,6 +121,11 @@ int net_listen(struct net *n, enum net_kind kind, const char *ip, uint16_t port,
  * expect_name is not NULL or "", the server certificate's CN must match. */
 int net_send_to(struct net *n, const char *addr, const char *expect_name, const uint8_t *frame,
                 size_t len);
+
+/* Opens the pooled peer connection to addr if there is none (its
+ * handshake installs datagram keys at both ends); nothing is sent. 0 or a
+ * negative errno. */
+int net_connect(struct net *n, const char *addr, const char *expect_name);
 
 /* Sends a frame back on an existing connection (RPC replies). */
 int net_conn_send(struct net_conn *c, const uint8_t *frame, size_t len);
@@ -133,6 +145,10 @@ void net_conn_close(struct net_conn *c, const char *reason);
  *   -EINVAL    bad address; other negative: the socket refused it. */
 int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const uint8_t *payload,
                    size_t len);
+/* The peer restarted (membership saw a new incarnation): our datagram key
+ * to it is retired (dgram_retire_send), so the next send goes over TLS and
+ * its handshake rekeys both ends at once. */
+void net_dgram_retire(struct net *n, const char *peer_name);
 
 const char *net_conn_peer_name(const struct net_conn *c);
 enum tls_role net_conn_peer_role(const struct net_conn *c);

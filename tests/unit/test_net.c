@@ -43,7 +43,8 @@ struct node {
 	struct tls_ctx *srv, *cli;
 	struct net *net;
 	char addr[64];
-	int frames, dgrams, refused;
+	int frames, dgrams, refused, unknown_key;
+	char unknown_key_addr[64];
 	char dgram_peer[64];
 	char dgram_data[2048];
 	size_t dgram_len;
@@ -78,6 +79,14 @@ static void on_refused(struct net *n, const char *addr, void *ud)
 	snprintf(x->refused_addr, sizeof(x->refused_addr), "%s", addr);
 }
 
+static void on_unknown_key(struct net *n, const char *addr, void *ud)
+{
+	(void)n;
+	struct node *x = ud;
+	x->unknown_key++;
+	snprintf(x->unknown_key_addr, sizeof(x->unknown_key_addr), "%s", addr);
+}
+
 /* A port free for both TCP and UDP on 127.0.0.1 (asked of the kernel). */
 static int free_port(void)
 {
@@ -107,6 +116,7 @@ static void node_start(struct node *x)
 	                        .on_rpc_frame = on_frame,
 	                        .on_peer_dgram = on_dgram,
 	                        .on_peer_refused = on_refused,
+	                        .on_peer_unknown_key = on_unknown_key,
 	                        .ud = x};
 	x->net = net_new(&nc);
 	assert_non_null(x->net);
@@ -211,9 +221,18 @@ static void test_datagrams_on_loopback(void **state)
 	assert_int_equal(sendto(s, forged, sizeof(forged), 0, (struct sockaddr *)&ss,
 	                        sizeof(struct sockaddr_in)),
 	                 (ssize_t)sizeof(forged));
+	struct sockaddr_in me;
+	socklen_t ml = sizeof(me);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&me, &ml), 0);
 	close(s);
 	wait_until(n1_auth_failed, "n1 counts the forged datagram");
 	assert_int_equal(g_n1.dgrams, 1);
+	/* (its key id is one n1 does not hold: the owner hears where it came
+	 * from, once, as a hint to rekey with whoever is there) */
+	char from[64];
+	snprintf(from, sizeof(from), "127.0.0.1:%d", ntohs(me.sin_port));
+	assert_int_equal(g_n1.unknown_key, 1);
+	assert_string_equal(g_n1.unknown_key_addr, from);
 
 	struct net_stats st;
 	net_get_stats(g_n2.net, &st);
@@ -222,6 +241,32 @@ static void test_datagrams_on_loopback(void **state)
 	assert_int_equal(st.dgram_no_key, 3);
 	assert_int_equal(st.dgram_peers, 1);
 	assert_int_equal(st.dgram_bytes_out, 4 + DGRAM_OVERHEAD);
+}
+
+static int g_refused_target;
+static bool n2_refused_target(void)
+{
+	return g_n2.refused >= g_refused_target;
+}
+
+/* A datagram to a peer port where nothing listens comes back as ICMP port
+ * unreachable (IP_RECVERR): the agent there is down, the host is up. It
+ * reaches on_peer_refused with the address the datagram went to. */
+static void test_icmp_unreachable_reported(void **state)
+{
+	(void)state;
+	char dead[64];
+	snprintf(dead, sizeof(dead), "127.0.0.1:%d", free_port()); /* nothing listens */
+	/* sealed with n2's key for n1 (the test above shook hands), sent where
+	 * no UDP socket is */
+	g_refused_target = g_n2.refused + 1;
+	assert_int_equal(net_dgram_send(g_n2.net, "n1", dead, (const uint8_t *)"ping", 4), 0);
+	wait_until(n2_refused_target, "on_peer_refused for the ICMP port unreachable");
+	assert_string_equal(g_n2.refused_addr, dead);
+	struct net_stats st;
+	net_get_stats(g_n2.net, &st);
+	assert_int_equal(st.dgram_refused, 1);
+	g_n2.refused = 0; /* (the next test counts from 0) */
 }
 
 static void test_refused_reported_once_per_second(void **state)
@@ -292,6 +337,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_datagrams_on_loopback),
+	    cmocka_unit_test(test_icmp_unreachable_reported),
 	    cmocka_unit_test(test_refused_reported_once_per_second),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
