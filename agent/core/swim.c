@@ -219,8 +219,10 @@
  *  evidence). The others meanwhile suspect the gray host, verify it, and
  *  the cluster makes one decision about it: it refutes and stays, or it is
  *  declared DEAD by healthy members (once) and then refutes via the dead
- *  probes when it can. A minority side of a partition is in poor health
- *  by the same measure, so it does not declare the majority dead either.
+ *  probes when it can. A minority side of a partition is usually in poor
+ *  health by the same measure, so it is slow (2 maximum timeouts) to
+ *  declare the majority dead; the failover core's quorum, not this rule,
+ *  is what keeps a minority from acting.
  *
  * DATA LAYOUT (the simulator runs 10,000 cores of 10,000 members each)
  *  Members live in one dense array, self at index 0; removal swaps the last
