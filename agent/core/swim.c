@@ -72,7 +72,8 @@
  *     (swim_suspicion_timeout_ms). A new confirmation is re-gossiped, with
  *     its own origin, so that the others can count it too.
  *  3. Buddy system. A PING to a member we hold SUSPECT always carries that
- *     suspicion, so the member can refute it in the ACK itself.
+ *     suspicion, so the member can refute it in the ACK itself (and one to
+ *     a member we hold DEAD its death: see FALSE DEATHS HEAL).
  *
  * Push-pull (memberlist). Every push_pull_interval_ms (scaled up above 32
  * members like memberlist's pushPullScale) we send our full member table to
@@ -134,7 +135,8 @@
  *    is on its way); silence for one protocol period makes it DEAD. A real
  *    death confirmed by others is not delayed; a lone false suspicion now
  *    needs two full probes to fail. Together these two give zero false
- *    deaths at 10% loss in our runs with suspicion_min_mult = 1.
+ *    deaths at 10% loss in our runs with suspicion_min_mult = 1 (the
+ *    default is now 4: see FAST ON PROOF, PATIENT ON SILENCE).
  *  - Verification probes (not in Lifeguard). Lifeguard counts as
  *    confirmations the suspicions other members raise in the course of
  *    their own round-robin probing; at N = 100 each member probes a given
@@ -153,8 +155,74 @@
  *    failures say more about it than about the suspect), and an ACK is
  *    remembered, so that the deadline restarts the clock rather than kill.
  *    The k confirmations now come within ~1.5 s and the timeout falls to
- *    its minimum: p50 ~3.8 s at N = 100. The cost is ~2k probes per
- *    suspicion, nothing in steady state.
+ *    its minimum. The cost is ~2k probes per suspicion, nothing in steady
+ *    state.
+ *
+ * FAST ON PROOF, PATIENT ON SILENCE (issue 11)
+ *  Silence is not evidence of much: 36% loss on every path, a 5 s SIGSTOP
+ *  or a host that drops half its packets all look like a crash for a
+ *  while. So the suspicion timeout is Serf's (suspicion_min_mult 4: 4 s at
+ *  N <= 10, 8 s at N = 100, up to 6x that unconfirmed). A refusal is
+ *  evidence: a TCP RST or ICMP port unreachable comes from the member's
+ *  own kernel, so its host is up and nothing listens. Alone it may still
+ *  mislead (a stale address, an agent restarting), so:
+ *  - swim_peer_refused(name) on an ALIVE member makes it SUSPECT at once
+ *    (cause "connection refused", our own suspicion, gossiped) and sends
+ *    an immediate probe: a PING carrying the suspicion and k PING_REQs
+ *    (swim_check_send, as a verification probe).
+ *  - A helper whose relayed PING is refused (the glue calls the same
+ *    swim_peer_refused on its side) answers the PING_REQ at once with a
+ *    NACK with refused = true, and starts no suspicion of its own: the
+ *    suspicion is the requester's.
+ *  - A refused NACK counts only from a helper we asked for that very
+ *    probe (its seq, its target; the helpers are remembered per
+ *    suspicion). Our refusal plus one such NACK is a proof: DEAD
+ *    SWIM_REFUSED_DEAD_PERCENT (50%) of a probe interval later (500 ms),
+ *    time enough for a live member behind a bad path to hear the
+ *    suspicion and refute, unless an ACK to that probe came (then the
+ *    proof is void and the suspicion runs its normal course). A refusal
+ *    nobody else confirms is an ordinary suspicion. A member that was
+ *    already SUSPECT (someone else's suspicion) and refuses us gets our
+ *    independent confirmation at once.
+ *  At N = 5 in the simulator: kill on a live host -> DEAD everywhere p50
+ *  ~1.0-1.3 s; silent crash p50 ~6.2-6.4 s; 0 false deaths at 36% loss;
+ *  no 5 s pause declared dead (bench_sim_membership issue11).
+ *
+ * FALSE DEATHS HEAL IN SECONDS
+ *  A member held DEAD is no longer probed round robin nor gossiped to,
+ *  and would learn of its death only by push-pull (one lasted 133 s). So
+ *  every SWIM_DEAD_PROBE_PERIODS (3) protocol periods we send one random
+ *  DEAD member a PING that carries its DEAD record (it rides in the buddy
+ *  slot of swim_piggyback): a live one refutes, incarnation + 1, and its
+ *  ACK carries the refutation back (the "news about us" rule). Cost: one
+ *  PING per 3 periods per node whatever the number of dead, until reaped.
+ *  The rule for the answer: an ACK, or an ALIVE at the incarnation we hold
+ *  it DEAD at, revives nothing (ALIVE(i) overrides DEAD(j) iff i > j):
+ *  only the member's own refutation does.
+ *
+ * A GRAY HOST DOUBTS ITSELF
+ *  A host that drops half its packets fails most of its probes, and its
+ *  suspicions of healthy peers are its own fault. Poor local health
+ *  (swim_poor_health): awareness at half its cap or more, or more than
+ *  half of our last 16 probes failed (at least 4). Such a node never declares a
+ *  member DEAD on its own suspicion timeout with fewer than k =
+ *  min(indirect_probes, N - 2) independent confirmations: it keeps
+ *  suspecting, restarts the clock and gossips the suspicion again (a member
+ *  that missed it, having rebooted since, verifies it and confirms: else
+ *  a real death seen only by poor nodes would never conclude), for at most
+ *  SWIM_GRAY_HOLD_MULT (2) maximum suspicion timeouts from the suspicion's
+ *  start: then it concludes after all (liveness: at N = 3 in the failover
+ *  simulator the only other survivor held the dead member at an older
+ *  incarnation, so no confirmation could ever come; a gray host's
+ *  suspicions of live peers are refuted long before). It still takes a DEAD from others'
+ *  gossip (their decision), and a proven refusal (a second member's
+ *  evidence). The others meanwhile suspect the gray host, verify it, and
+ *  the cluster makes one decision about it: it refutes and stays, or it is
+ *  declared DEAD by healthy members (once) and then refutes via the dead
+ *  probes when it can. A minority side of a partition is usually in poor
+ *  health by the same measure, so it is slow (2 maximum timeouts) to
+ *  declare the majority dead; the failover core's quorum, not this rule,
+ *  is what keeps a minority from acting.
  *
  * DATA LAYOUT (the simulator runs 10,000 cores of 10,000 members each)
  *  Members live in one dense array, self at index 0; removal swaps the last
@@ -227,6 +295,29 @@
 
 #define SWIM_MASK(st) (1u << (st))
 
+/* A suspicion we raised on a refused connection and that a helper we asked
+ * confirmed with a refused NACK (two kernels say the port is closed) goes
+ * DEAD this long after the confirmation: half a protocol period (500 ms by
+ * default). Long enough for a live member behind a stale address or a
+ * restarting agent to hear the suspicion (our buddy PING and the first
+ * gossip round leave at once) and refute in one round trip; short next to
+ * a silence suspicion (4 s and more). Not scaled by awareness: the
+ * evidence is positive, not an absence. */
+#define SWIM_REFUSED_DEAD_PERCENT 50
+/* Members held DEAD are probed, one at a time, every this many protocol
+ * periods (one PING carrying its DEAD record), so a false death is refuted
+ * in seconds while a real one costs one PING per 3 periods per node. */
+#define SWIM_DEAD_PROBE_PERIODS 3
+/* Gray-host rule: our recent probe outcomes (1 = failed), last 16, at
+ * least 4 before they count (swim_poor_health). */
+#define SWIM_HIST_LEN 16
+/* ...for at most this many unconfirmed suspicion timeouts (2 x 24 s at
+ * N <= 10): then it concludes after all, so that a real death that only
+ * poor nodes can see (at N = 3 the one other survivor holds it at an older
+ * incarnation, say) still ends in a verdict: liveness over a longer wait. */
+#define SWIM_GRAY_HOLD_MULT 2
+#define SWIM_HIST_MIN 4
+
 /* Last-chance probe of a suspect whose timer ran out (see the essay). */
 enum { SWIM_CHECK_NONE = 0, SWIM_CHECK_SENT = 1, SWIM_CHECK_ACKED = 2 };
 
@@ -280,11 +371,16 @@ struct swim_bcast {
 
 struct swim_susp {
 	uint64_t start;
+	uint64_t born;      /* when the suspicion began (start moves on restarts) */
 	uint64_t check_seq; /* seq of the last-chance or verification probe */
 	uint64_t check_end; /* when that probe's window closes */
 	uint8_t check;      /* SWIM_CHECK_* */
 	bool verify;        /* the probe is a verification (gossip-triggered) */
 	uint8_t check_helpers, check_nacks;
+	bool refused_self;                 /* our own send to it was refused */
+	uint32_t refused_nacks;            /* bitmask over check_helper[]: refused NACKs */
+	uint64_t refused_at;               /* when a helper confirmed our refusal; 0: not */
+	uint32_t check_helper[SWIM_K_MAX]; /* str ids (referenced) of the probe's helpers */
 	uint32_t member;
 	uint32_t min_ms, max_ms;
 	uint32_t k;      /* confirmations expected */
@@ -349,7 +445,10 @@ struct swim {
 	uint64_t join_next_at;
 	uint32_t join_backoff;
 
-	uint32_t leave_tx; /* transmissions of our LEFT update */
+	uint32_t leave_tx;        /* transmissions of our LEFT update */
+	uint32_t dead_probe_tick; /* probe periods since the last DEAD-member probe */
+	uint16_t probe_hist;      /* last probe outcomes, bit 0 newest, 1 = failed */
+	uint8_t probe_hist_n;
 	bool stale_sender; /* the message being handled holds a stale suspicion of us */
 
 	struct swim_msg *out;
@@ -781,7 +880,10 @@ static void swim_piggyback(struct swim *s, struct swim_msg *m, uint32_t to, uint
 		s->pick = p;
 		s->cap_pick = budget;
 	}
-	bool buddy_ok = to != NONE && s->m[to].state == SWIM_SUSPECT;
+	/* Buddy system; and a member we hold DEAD hears it from us, so that
+	 * a false death is refuted as soon as it is told (dead probes). */
+	bool buddy_ok =
+	    to != NONE && (s->m[to].state == SWIM_SUSPECT || s->m[to].state == SWIM_DEAD);
 	bool about_ok = about != NONE && about != to && s->m[about].state != SWIM_SUSPECT;
 	uint32_t extra = (buddy_ok ? 1 : 0) + (about_ok ? 1 : 0);
 	uint32_t room = budget > extra ? budget - extra : 0;
@@ -997,9 +1099,52 @@ static void swim_suspicion_bounds(const struct swim *s, uint32_t *min_ms, uint32
 	*max_ms = max > 4e9 ? 4000000000u : (uint32_t)max;
 }
 
-static uint64_t swim_susp_deadline(const struct swim_susp *x)
+static uint64_t swim_refused_ms(const struct swim *s)
 {
-	return x->start + swim_suspicion_timeout_ms(x->min_ms, x->max_ms, x->n_conf, x->k);
+	return (uint64_t)s->cfg.probe_interval_ms * SWIM_REFUSED_DEAD_PERCENT / 100;
+}
+
+static uint64_t swim_susp_deadline(const struct swim *s, const struct swim_susp *x)
+{
+	uint64_t at = x->start + swim_suspicion_timeout_ms(x->min_ms, x->max_ms, x->n_conf, x->k);
+	if (x->refused_at != 0 && x->refused_at + swim_refused_ms(s) < at)
+		at = x->refused_at + swim_refused_ms(s);
+	return at;
+}
+
+/* Proof of a crash: we were refused, and a helper was refused too. */
+static bool swim_susp_proven(const struct swim_susp *x)
+{
+	return x->refused_self && x->refused_at != 0;
+}
+
+static void swim_susp_drop_helpers(struct swim *s, struct swim_susp *x)
+{
+	for (uint32_t k = 0; k < x->check_helpers && k < SWIM_K_MAX; k++)
+		swim_str_unref(s, x->check_helper[k]);
+	x->check_helpers = 0;
+	x->refused_nacks = 0;
+}
+
+/* Gray-host rule (see the essay): our awareness is at half its cap or
+ * more, or most of our recent probes failed. Such a node declares nobody
+ * DEAD on its own word. */
+static bool swim_poor_health(const struct swim *s)
+{
+	if (s->cfg.awareness_max > 0 && s->awareness * 2 >= s->cfg.awareness_max)
+		return true;
+	if (s->probe_hist_n < SWIM_HIST_MIN)
+		return false;
+	uint32_t failed = (uint32_t)__builtin_popcount(s->probe_hist);
+	return failed * 2 > s->probe_hist_n;
+}
+
+static void swim_probe_outcome(struct swim *s, bool failed)
+{
+	uint16_t keep = (uint16_t)((1u << (SWIM_HIST_LEN - 1)) - 1);
+	s->probe_hist = (uint16_t)(((s->probe_hist & keep) << 1) | (failed ? 1u : 0u));
+	if (s->probe_hist_n < SWIM_HIST_LEN)
+		s->probe_hist_n++;
 }
 
 /* The member timer of suspect i: its suspicion deadline, or the end of the
@@ -1008,7 +1153,7 @@ static uint64_t swim_susp_deadline(const struct swim_susp *x)
 static void swim_susp_arm(struct swim *s, uint32_t i)
 {
 	const struct swim_susp *x = &s->su[s->m[i].susp];
-	uint64_t at = swim_susp_deadline(x);
+	uint64_t at = swim_susp_deadline(s, x);
 	if (x->check == SWIM_CHECK_SENT)
 		at = x->verify && at < x->check_end ? at : x->check_end;
 	swim_heap_set(s, i, at);
@@ -1023,6 +1168,7 @@ static void swim_susp_free(struct swim *s, uint32_t i)
 	swim_str_unref(s, x->origin);
 	for (uint32_t c = 0; c < x->n_conf; c++)
 		swim_str_unref(s, x->conf[c]);
+	swim_susp_drop_helpers(s, x);
 	x->member = NONE;
 	x->conf[0] = s->su_free;
 	s->su_free = id;
@@ -1050,6 +1196,7 @@ static void swim_susp_new(struct swim *s, uint32_t i, const char *origin, uint64
 	struct swim_susp *x = &s->su[id];
 	memset(x, 0, sizeof(*x));
 	x->start = now;
+	x->born = now;
 	x->member = i;
 	swim_suspicion_bounds(s, &x->min_ms, &x->max_ms);
 	uint32_t n = swim_n_live(s);
@@ -1687,11 +1834,25 @@ static uint32_t swim_probe_pick(struct swim *s)
 	return NONE;
 }
 
+/* One member held DEAD, every SWIM_DEAD_PROBE_PERIODS periods: a PING
+ * carrying its DEAD record (swim_piggyback). A live one refutes in the ACK
+ * (incarnation + 1); an ACK at its old incarnation revives nothing. */
+static void swim_dead_probe(struct swim *s)
+{
+	if (s->counts[SWIM_DEAD] == 0 || ++s->dead_probe_tick < SWIM_DEAD_PROBE_PERIODS)
+		return;
+	s->dead_probe_tick = 0;
+	uint32_t i;
+	if (swim_random_members(s, &i, 1, NONE, SWIM_MASK(SWIM_DEAD)) == 1)
+		swim_send_ping(s, i, ++s->seq);
+}
+
 static void swim_probe_start(struct swim *s, uint64_t now)
 {
 	s->next_probe_at = now + swim_scaled(s, s->cfg.probe_interval_ms);
 	if (s->m[0].state == SWIM_LEFT)
 		return;
+	swim_dead_probe(s);
 	uint32_t i = swim_probe_pick(s);
 	if (i == NONE)
 		return;
@@ -1742,6 +1903,7 @@ static void swim_probe_fail(struct swim *s, uint64_t now)
 	uint32_t t = swim_name_member(s, p->target);
 	snprintf(why, sizeof(why), "probe of %s failed; %u of %u helpers sent no nack",
 	         swim_str_get(s, p->target), missing, p->n_helpers);
+	swim_probe_outcome(s, true);
 	swim_awareness_add(s, 1 + (int)missing, why);
 	if (t != NONE && s->m[t].state == SWIM_ALIVE) {
 		snprintf(why, sizeof(why), "probe failed: no ack direct or via %u indirect",
@@ -1766,7 +1928,12 @@ static void swim_on_ack(struct swim *s, const struct swim_msg *m)
 	if (about != NONE && s->m[about].susp != NONE) {
 		struct swim_susp *x = &s->su[s->m[about].susp];
 		if (x->check == SWIM_CHECK_SENT && x->check_seq == m->seq) {
+			/* It answered: whatever refused us was not its agent's
+			 * end (a stale path, a restart): no proof any more. */
 			x->check = SWIM_CHECK_ACKED;
+			x->refused_self = false;
+			x->refused_at = 0;
+			swim_susp_arm(s, about);
 			return;
 		}
 	}
@@ -1775,6 +1942,7 @@ static void swim_on_ack(struct swim *s, const struct swim_msg *m)
 		const char *tname = swim_str_get(s, p->target);
 		if (strcmp(m->from, tname) == 0 || strcmp(m->target, tname) == 0) {
 			swim_probe_clear(s);
+			swim_probe_outcome(s, false);
 			swim_awareness_add(s, -1, "probe succeeded");
 			return;
 		}
@@ -1840,7 +2008,7 @@ static void swim_on_ping_req(struct swim *s, const struct swim_msg *m, uint64_t 
 	swim_send_to(s, SWIM_MSG_PING, m->target, m->target_addr, rl->seq_out, "", "");
 }
 
-static void swim_on_nack(struct swim *s, const struct swim_msg *m)
+static void swim_on_nack(struct swim *s, const struct swim_msg *m, uint64_t now)
 {
 	/* A helper of a last-chance or verification probe? */
 	uint32_t about = swim_member_lookup(s, m->target);
@@ -1849,6 +2017,18 @@ static void swim_on_nack(struct swim *s, const struct swim_msg *m)
 		if (x->check == SWIM_CHECK_SENT && x->check_seq == m->seq) {
 			if (x->check_nacks < UINT8_MAX)
 				x->check_nacks++;
+			/* "It refused me too": counted once per helper we asked
+			 * for this very probe; anyone else's word is no proof. */
+			uint32_t id = m->refused ? swim_str_find(s, m->from) : NONE;
+			for (uint32_t k = 0; id != NONE && k < x->check_helpers; k++) {
+				if (x->check_helper[k] != id || (x->refused_nacks & (1u << k)))
+					continue;
+				x->refused_nacks |= 1u << k;
+				if (x->refused_self && x->refused_at == 0) {
+					x->refused_at = now;
+					swim_susp_arm(s, about);
+				}
+			}
 			return;
 		}
 	}
@@ -1922,16 +2102,13 @@ void swim_config_default(struct swim_config *cfg)
 	cfg->probe_timeout_ms = 500;
 	cfg->indirect_probes = 3;
 	cfg->retransmit_mult = 4;
-	/* min = 1 * max(1, log10 N) * 1 s, max = 6 * min: 2 s / 12 s at N = 100.
-	 * memberlist's 4 gives 8 s minimum at N = 100, which cannot meet
-	 * "crash seen dead by all in < 5 s"; with 1 and the verification
-	 * probes (see the essay) the simulator bench (1% loss) gives a
-	 * median of ~3.8 s at N = 100. Safety at 10% loss comes from max
-	 * staying 6x (a lone suspicion has 12 s to be refuted), the
-	 * stale-suspicion answer, the last-chance probe and refutations
-	 * riding on helpers' answers: zero false deaths in 400 x 10 min at
-	 * N = 20 (test_loss_10pct_no_false_death). */
-	cfg->suspicion_min_mult = 1;
+	/* min = 4 * max(1, log10 N) * 1 s, max = 6 * min: 4 s / 24 s at N = 5,
+	 * 8 s / 48 s at N = 100, as memberlist/Serf (suspicion_mult 4). Silence
+	 * must survive 36% loss on every path and a 5 s SIGSTOP; a crash whose
+	 * host is up is proven by refusals (SWIM_REFUSED_DEAD_PERCENT) and does
+	 * not wait for this timeout. Figures: bench_sim_membership --mode
+	 * lossy|pause|gray|crash. */
+	cfg->suspicion_min_mult = 4;
 	cfg->suspicion_max_mult = 6;
 	cfg->awareness_max = 8;
 	cfg->push_pull_interval_ms = 30000;
@@ -2017,6 +2194,7 @@ void swim_free(struct swim *s)
 			swim_str_unref(s, s->su[id].origin);
 			for (uint32_t c = 0; c < s->su[id].n_conf; c++)
 				swim_str_unref(s, s->su[id].conf[c]);
+			swim_susp_drop_helpers(s, &s->su[id]);
 		}
 		for (uint32_t i = 0; i < s->n_m; i++) {
 			swim_str_unref(s, s->m[i].name);
@@ -2150,7 +2328,7 @@ int swim_handle_message(struct swim *s, const struct swim_msg *m, uint64_t now)
 		break;
 	case SWIM_MSG_NACK:
 		swim_apply_all(s, m, false, now);
-		swim_on_nack(s, m);
+		swim_on_nack(s, m, now);
 		break;
 	case SWIM_MSG_PUSH_PULL: {
 		/* Answer with our table as it was, then merge theirs. */
@@ -2254,12 +2432,17 @@ static void swim_check_send(struct swim *s, uint32_t i, bool verify, uint64_t no
 	uint32_t pick[SWIM_K_MAX];
 	uint32_t n = swim_random_members(s, pick, s->cfg.indirect_probes, i, SWIM_MASK(SWIM_ALIVE));
 	struct swim_susp *x = &s->su[s->m[i].susp];
+	swim_susp_drop_helpers(s, x);
 	x->check = SWIM_CHECK_SENT;
 	x->verify = verify;
 	x->check_seq = ++s->seq;
 	x->check_end = now + swim_scaled(s, s->cfg.probe_interval_ms);
 	x->check_helpers = (uint8_t)n;
 	x->check_nacks = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		x->check_helper[k] = s->m[pick[k]].name;
+		swim_str_ref(s, x->check_helper[k]);
+	}
 	uint64_t seq = x->check_seq;
 	swim_susp_arm(s, i);
 	swim_send_ping(s, i, seq);
@@ -2282,6 +2465,27 @@ static void swim_timer_members(struct swim *s, uint64_t now)
 		struct swim_member *mb = &s->m[i];
 		if (mb->state == SWIM_SUSPECT) {
 			struct swim_susp *x = &s->su[mb->susp];
+			if (swim_susp_proven(x) && x->check != SWIM_CHECK_ACKED &&
+			    x->refused_at + swim_refused_ms(s) <= now) {
+				/* Refused us, and refused a helper we asked: the
+				 * host is up, its agent is not. */
+				size_t at = (size_t)snprintf(
+				    cause, sizeof(cause),
+				    "connection refused, confirmed after %llu ms by ",
+				    (unsigned long long)(now - x->start));
+				for (uint32_t k = 0, c = 0;
+				     k < x->check_helpers && at < sizeof(cause); k++)
+					if (x->refused_nacks & (1u << k))
+						at += (size_t)snprintf(
+						    cause + at, sizeof(cause) - at, "%s%s",
+						    c++ ? "," : "",
+						    swim_str_get(s, x->check_helper[k]));
+				uint32_t conf = x->n_conf + 1;
+				swim_member_set_state(s, i, SWIM_DEAD, mb->incarnation, now);
+				swim_event(s, SWIM_EV_MEMBER_DEAD, i, cause, conf);
+				swim_bc_queue(s, i, s->m[0].name);
+				continue;
+			}
 			if (x->verify && x->check_end <= now) {
 				/* Verification window over. No ACK, and at least
 				 * one helper proved we can reach others (its NACK):
@@ -2311,6 +2515,20 @@ static void swim_timer_members(struct swim *s, uint64_t now)
 				x->check = SWIM_CHECK_NONE;
 				x->start = now;
 				swim_susp_arm(s, i);
+				continue;
+			}
+			/* Gray-host rule: while our own probes mostly fail, our
+			 * silence says more about us than about the member. We
+			 * wait for k others to confirm (or for their verdict)
+			 * instead of declaring it DEAD on our own clock. */
+			if (x->n_conf < x->k && swim_poor_health(s) &&
+			    now - x->born < (uint64_t)SWIM_GRAY_HOLD_MULT * x->max_ms) {
+				x->check = SWIM_CHECK_NONE;
+				x->start = now;
+				swim_susp_arm(s, i);
+				/* Tell it again: a member that missed it (it joined
+				 * or rebooted since) can verify it and confirm. */
+				swim_bc_queue(s, i, x->origin);
 				continue;
 			}
 			/* Nobody but the origin vouches for this death: one
@@ -2362,6 +2580,63 @@ static void swim_timer_members(struct swim *s, uint64_t now)
 			swim_heap_del(s, i); /* cannot happen: alive members hold no timer */
 		}
 	}
+}
+
+int swim_peer_refused(struct swim *s, const char *name, uint64_t now)
+{
+	if (s == NULL || !swim_str_ok(name, SWIM_NAME_MAX, true) || strcmp(name, s->cfg.name) == 0)
+		return -EINVAL;
+	swim_enter(s);
+	/* A helper: the PING we relay for someone was refused. Say so at once
+	 * (NACK, refused = true) instead of waiting out the NACK timer. The
+	 * suspicion is the requester's; we do not start our own. */
+	bool relayed = false;
+	uint32_t nid = swim_str_find(s, name);
+	for (uint32_t r = 0; nid != NONE && r < s->n_relay; r++) {
+		struct swim_relay *rl = &s->relay[r];
+		if (rl->target != nid || rl->nacked)
+			continue;
+		char to[SWIM_NAME_MAX], to_addr[SWIM_ADDR_MAX], target[SWIM_NAME_MAX];
+		snprintf(to, sizeof(to), "%s", swim_str_get(s, rl->requester));
+		snprintf(to_addr, sizeof(to_addr), "%s", swim_str_get(s, rl->requester_addr));
+		snprintf(target, sizeof(target), "%s", swim_str_get(s, rl->target));
+		rl->nacked = true;
+		relayed = true;
+		struct swim_msg *m = swim_send_about(s, SWIM_MSG_NACK, to, to_addr, rl->seq_in,
+		                                     target, "", swim_member_lookup(s, target));
+		if (m != NULL)
+			m->refused = true;
+	}
+	uint32_t i = swim_member_lookup(s, name);
+	if (i == NONE)
+		return relayed ? 0 : -ENOENT;
+	if (relayed || s->m[0].state == SWIM_LEFT)
+		return 0;
+	struct swim_member *mb = &s->m[i];
+	if (mb->state == SWIM_ALIVE) {
+		if (s->probe.active && s->probe.target == mb->name)
+			swim_probe_clear(s); /* answered: refused, not silent */
+		swim_member_suspect(s, i, mb->incarnation, s->cfg.name, "connection refused", now);
+	} else if (mb->state == SWIM_SUSPECT) {
+		/* Someone else's suspicion, and we were refused too: our own
+		 * independent confirmation. */
+		uint32_t susp = mb->susp;
+		if (susp != NONE && s->su[susp].refused_self)
+			return 0;
+		if (swim_susp_confirm(s, i, s->cfg.name))
+			swim_bc_queue(s, i, s->m[0].name);
+	} else {
+		return 0; /* DEAD or LEFT: nothing to learn */
+	}
+	uint32_t susp = s->m[i].susp;
+	if (susp == NONE)
+		return 0;
+	s->su[susp].refused_self = true;
+	/* An immediate probe through k helpers: their refused NACKs are the
+	 * confirmation. A check already under way serves. */
+	if (s->su[susp].check != SWIM_CHECK_SENT)
+		swim_check_send(s, i, true, now);
+	return 0;
 }
 
 int swim_handle_timer(struct swim *s, uint64_t now)

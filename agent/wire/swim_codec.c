@@ -44,6 +44,7 @@ static int swim_pb_build(const struct swim_msg *m, struct swim_pb *pb)
 	pb->sm.target = MV_STR(m->target);
 	pb->sm.target_addr = MV_STR(m->target_addr);
 	pb->sm.join = m->join;
+	pb->sm.refused = m->refused;
 	if (m->n_updates > 0) {
 		pb->upd = calloc(m->n_updates, sizeof(*pb->upd));
 		pb->upd_ptrs = calloc(m->n_updates, sizeof(*pb->upd_ptrs));
@@ -159,6 +160,7 @@ int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m, struct swim_u
 	m->target = sm->target;
 	m->target_addr = sm->target_addr;
 	m->join = sm->join;
+	m->refused = sm->refused;
 	m->updates = ups;
 	m->n_updates = sm->n_updates;
 	*updates_out = ups;

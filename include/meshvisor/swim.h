@@ -75,6 +75,10 @@ struct swim_msg {
 	const char *target; /* PING_REQ: whom to probe; relayed ACK/NACK */
 	const char *target_addr;
 	bool join; /* PUSH_PULL sent by a joining node */
+	/* NACK: the helper's own probe of the target was refused (RST / ICMP
+	 * port unreachable: its host is up, its agent is not). Counted only
+	 * from a helper we asked, for the probe we asked about. */
+	bool refused;
 	const struct swim_update *updates;
 	size_t n_updates;
 };
@@ -112,7 +116,7 @@ struct swim_config {
 	uint32_t probe_timeout_ms;  /* direct-probe ack deadline (default 500) */
 	uint32_t indirect_probes;   /* k peers asked to ping-req (default 3) */
 	uint32_t retransmit_mult;   /* λ: retransmit limit = λ·ceil(log10(N+1)) (default 4) */
-	uint32_t suspicion_min_mult; /* Lifeguard: min = mult·max(1,log10 N)·interval (default 1) */
+	uint32_t suspicion_min_mult; /* Lifeguard: min = mult·max(1,log10 N)·interval (default 4) */
 	uint32_t suspicion_max_mult;    /* max = max_mult·min (default 6) */
 	uint32_t awareness_max;         /* Lifeguard local-health cap (default 8) */
 	uint32_t push_pull_interval_ms; /* base, scaled up with cluster size (default 30000) */
@@ -185,6 +189,18 @@ bool swim_leave_done(const struct swim *s);
 /* Feed one received message. Returns 0, or -EINVAL for a malformed message
  * (nothing changed). Messages addressed to another name are ignored (0). */
 int swim_handle_message(struct swim *s, const struct swim_msg *m, uint64_t now);
+
+/* The transport saw member `name`'s kernel refuse us (TCP RST, ICMP port
+ * unreachable: its host is up, its agent is not). A strong hint, not proof
+ * (a stale address, an agent restarting): an ALIVE member becomes SUSPECT
+ * at once (cause "connection refused") and is probed at once through k
+ * helpers; a suspicion that a helper confirms with a refused NACK goes DEAD
+ * after SWIM_REFUSED_DEAD_MS, not the silence timeout. On a helper, a
+ * PING_REQ relay to that member pending here turns at once into a NACK with
+ * refused = true. Repeated calls are cheap (the glue may call it for every
+ * refused send). 0; -EINVAL for a bad name; -ENOENT for a member we do not
+ * know (nothing changed). */
+int swim_peer_refused(struct swim *s, const char *name, uint64_t now);
 
 /* Run every timer that is due at `now`. */
 int swim_handle_timer(struct swim *s, uint64_t now);

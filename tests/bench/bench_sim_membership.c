@@ -4,6 +4,12 @@
  * figures do not depend on the machine; only "wall" and "RSS" do).
  *
  *   bench_sim_membership [detect|false|traffic|big|all] [options]
+ *   bench_sim_membership [crash|lossy|pause|gray|issue11] [--n N] [--runs R]
+ *     the failure-detector figures of issue 11 (default n=5): kill -9 on a
+ *     live host (refused) vs a silent crash; false DEAD at 36% loss on every
+ *     link (R seeds x M minutes); pauses of 3-6 s (SIGSTOP); one gray host
+ *     at 50% loss both ways (R seeds x M minutes). Seeds are 1..R, so the
+ *     figures replay exactly.
  *     --n N        cluster size for detect/false/traffic (default: 100 and 1000)
  *     --runs R     crashes measured per size (default 20 at n<=100, 5 above)
  *     --minutes M  simulated minutes for the false-death run (default 10)
@@ -334,6 +340,229 @@ static int bench_big(int n, long cap_mib)
 	return 0;
 }
 
+/* ------------------------------------------------------------- issue 11 */
+
+/* Event counts per (observer, type, target) for the issue-11 modes. */
+struct evcount {
+	int n;
+	uint32_t *dead;     /* [obs * n + target]: DEAD events */
+	uint32_t *own_dead; /* of which the observer's own verdict (timeout/refused) */
+	uint32_t *revived;  /* ALIVE after DEAD (a false death healed) */
+};
+
+static void evcount_cb(struct sim *s, int obs, const struct swim_event *ev, void *arg)
+{
+	struct evcount *c = arg;
+	int t = sim_index(s, ev->name);
+	if (t < 0 || obs < 0 || obs >= c->n)
+		return;
+	size_t k = (size_t)obs * (size_t)c->n + (size_t)t;
+	if (ev->type == SWIM_EV_MEMBER_DEAD) {
+		c->dead[k]++;
+		if (strncmp(ev->cause, "suspicion timeout", 17) == 0 ||
+		    strncmp(ev->cause, "connection refused", 18) == 0)
+			c->own_dead[k]++;
+	} else if (ev->type == SWIM_EV_MEMBER_ALIVE && strstr(ev->cause, "back from dead")) {
+		c->revived[k]++;
+	}
+}
+
+static void evcount_init(struct evcount *c, int n)
+{
+	c->n = n;
+	c->dead = calloc((size_t)n * (size_t)n, sizeof(uint32_t));
+	c->own_dead = calloc((size_t)n * (size_t)n, sizeof(uint32_t));
+	c->revived = calloc((size_t)n * (size_t)n, sizeof(uint32_t));
+}
+
+static void evcount_free(struct evcount *c)
+{
+	free(c->dead);
+	free(c->own_dead);
+	free(c->revived);
+}
+
+static struct sim *cluster_seeded(int n, uint64_t seed)
+{
+	struct sim *s = sim_new(n, NULL, seed);
+	sim_join_all(s, 0, 500);
+	if (sim_run_until(s, sim_pred_all_alive, NULL, 120000) < 0) {
+		printf("  n=%d: no single view (seed=%" PRIu64 ")\n", n, sim_seed(s));
+		sim_free(s);
+		return NULL;
+	}
+	sim_run_for(s, 5000);
+	return s;
+}
+
+/* kill -9 on a live host (refusals) vs a silent crash (host gone), no loss. */
+static int bench_crash(int n, int runs)
+{
+	printf("\n[crash] n=%d, no loss, %d runs each: kill (refused) vs silent crash\n", n, runs);
+	int64_t *t[2];
+	int ok[2] = {0, 0}, fd = 0;
+	for (int kind = 0; kind < 2; kind++) {
+		t[kind] = calloc((size_t)runs, sizeof(int64_t));
+		for (int r = 0; r < runs; r++) {
+			struct sim *s = cluster_seeded(n, 1000 + (uint64_t)r);
+			if (s == NULL)
+				return -1;
+			int v = 1 + (int)(sim_rand(s) % (uint64_t)(n - 1));
+			sim_stats_reset(s);
+			if (kind == 0)
+				sim_kill(s, v);
+			else
+				sim_crash(s, v);
+			int64_t all = sim_run_until_all_see(s, v, SWIM_DEAD, 120000);
+			for (int i = 0; i < n; i++)
+				if (i != v)
+					fd += (int)sim_stats(s, i)->dead;
+			if (all >= 0)
+				t[kind][ok[kind]++] = all;
+			sim_free(s);
+		}
+		qsort(t[kind], (size_t)ok[kind], sizeof(int64_t), cmp_i64);
+		printf("  %s: DEAD at every survivor p50 %" PRId64 " ms, max %" PRId64
+		       " ms (%d/%d runs)\n",
+		       kind ? "silent crash" : "kill (refused)", pct(t[kind], ok[kind], 0.5),
+		       ok[kind] ? t[kind][ok[kind] - 1] : -1, ok[kind], runs);
+	}
+	row_add("kill -9 (refused): DEAD everywhere p50/max", n, "<= 0.4x Serf (2.46 s)",
+	        "%" PRId64 " / %" PRId64 " ms", pct(t[0], ok[0], 0.5),
+	        ok[0] ? t[0][ok[0] - 1] : -1);
+	row_add("silent crash: DEAD everywhere p50/max", n, "<= 1.0x Serf (6.16 s)",
+	        "%" PRId64 " / %" PRId64 " ms", pct(t[1], ok[1], 0.5),
+	        ok[1] ? t[1][ok[1] - 1] : -1);
+	row_add("  healthy nodes DEAD during crashes", n, "0", "%d", fd);
+	free(t[0]);
+	free(t[1]);
+	return 0;
+}
+
+/* False DEAD verdicts with `loss` on every link, `seeds` runs of M minutes. */
+static int bench_lossy(int n, int seeds, int minutes, double loss)
+{
+	printf("\n[lossy] n=%d, %.0f%% loss on every link, %d seeds x %d simulated minutes\n", n,
+	       loss * 100, seeds, minutes);
+	uint64_t total = 0, worst = 0, healed = 0, susp = 0;
+	int bad_seeds = 0;
+	for (int r = 0; r < seeds; r++) {
+		struct sim *s = cluster_seeded(n, 2000 + (uint64_t)r);
+		if (s == NULL)
+			return -1;
+		struct evcount c;
+		evcount_init(&c, n);
+		sim_set_event_cb(s, evcount_cb, &c);
+		sim_stats_reset(s);
+		sim_set_loss(s, -1, -1, loss);
+		sim_run_for(s, (uint64_t)minutes * 60000);
+		uint64_t d = sim_total_dead(s);
+		for (int k = 0; k < n * n; k++)
+			healed += c.revived[k];
+		total += d;
+		susp += sim_total_suspected(s);
+		if (d > worst)
+			worst = d;
+		if (d > 0) {
+			bad_seeds++;
+			printf("  seed %" PRIu64 ": %" PRIu64 " false DEAD\n", sim_seed(s), d);
+		}
+		sim_set_event_cb(s, NULL, NULL);
+		evcount_free(&c);
+		sim_free(s);
+	}
+	printf("  false DEAD %" PRIu64 " in %d seeds (%d seeds with any, worst %" PRIu64
+	       "), healed %" PRIu64 ", suspicions %" PRIu64 "\n",
+	       total, seeds, bad_seeds, worst, healed, susp);
+	char what[64];
+	snprintf(what, sizeof(what), "false DEAD/%d min, %.0f%% loss (mean)", minutes, loss * 100);
+	row_add(what, n, "<= Serf (20)", "%.2f (worst %" PRIu64 ")", (double)total / seeds, worst);
+	return 0;
+}
+
+/* A live member paused (SIGSTOP) for d ms, then resumed. */
+static int bench_pause(int n, int runs)
+{
+	printf("\n[pause] n=%d, no loss, %d pauses per length\n", n, runs);
+	const uint32_t lens[] = {3000, 4000, 5000, 6000, 8000};
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+		int died = 0;
+		for (int r = 0; r < runs; r++) {
+			struct sim *s = cluster_seeded(n, 3000 + (uint64_t)r);
+			if (s == NULL)
+				return -1;
+			int v = 1 + (int)(sim_rand(s) % (uint64_t)(n - 1));
+			sim_run_for(s, sim_rand(s) % 1000);
+			sim_stats_reset(s);
+			sim_pause(s, v);
+			sim_run_for(s, lens[l]);
+			sim_resume(s, v);
+			sim_run_for(s, 20000);
+			if (sim_stats(s, v)->dead > 0)
+				died++;
+			sim_free(s);
+		}
+		printf("  pause %u ms: declared DEAD in %d of %d runs\n", lens[l], died, runs);
+		char what[64];
+		snprintf(what, sizeof(what), "pause %.0f s: runs with a DEAD verdict",
+		         lens[l] / 1e3);
+		row_add(what, n, lens[l] <= 5000 ? "0" : "-", "%d of %d", died, runs);
+	}
+	return 0;
+}
+
+/* Node 1 at 50% loss both ways. */
+static int bench_gray(int n, int seeds, int minutes)
+{
+	printf("\n[gray] n=%d, n1 at 50%% loss both ways, %d seeds x %d simulated minutes\n", n,
+	       seeds, minutes);
+	const int g = 1;
+	uint64_t gray_verdicts = 0, gray_learned = 0, seen_dead = 0, samples = 0, gray_dead = 0,
+		 revived = 0;
+	for (int r = 0; r < seeds; r++) {
+		struct sim *s = cluster_seeded(n, 4000 + (uint64_t)r);
+		if (s == NULL)
+			return -1;
+		struct evcount c;
+		evcount_init(&c, n);
+		sim_set_event_cb(s, evcount_cb, &c);
+		sim_set_loss(s, g, -1, 0.5);
+		sim_set_loss(s, -1, g, 0.5);
+		for (int ms = 0; ms < minutes * 60000; ms += 100) {
+			sim_run_for(s, 100);
+			for (int i = 0; i < n; i++)
+				if (i != g) {
+					samples++;
+					seen_dead += sim_state_of(s, i, g) == SWIM_DEAD;
+				}
+		}
+		for (int t = 0; t < n; t++) {
+			if (t == g)
+				continue;
+			gray_verdicts += c.own_dead[g * n + t];
+			gray_learned += c.dead[g * n + t] - c.own_dead[g * n + t];
+		}
+		for (int i = 0; i < n; i++) {
+			gray_dead += c.dead[i * n + g];
+			revived += c.revived[i * n + g];
+		}
+		sim_set_event_cb(s, NULL, NULL);
+		evcount_free(&c);
+		sim_free(s);
+	}
+	printf("  the gray host's own DEAD verdicts %" PRIu64 " (DEAD learned from others %" PRIu64
+	       "); DEAD verdicts about it %" PRIu64 ", healed %" PRIu64
+	       "; seen dead %.1f%% of the time\n",
+	       gray_verdicts, gray_learned, gray_dead, revived,
+	       samples ? 100.0 * (double)seen_dead / (double)samples : 0.0);
+	row_add("gray host: its own DEAD verdicts", n, "0", "%" PRIu64, gray_verdicts);
+	row_add("gray host: seen dead (share of time)", n, "Serf 1-18%", "%.1f%%",
+	        samples ? 100.0 * (double)seen_dead / (double)samples : 0.0);
+	row_add("gray host: DEAD verdicts about it /seed", n, "<= 1 per 5 min", "%.1f",
+	        (double)gray_dead / seeds);
+	return 0;
+}
+
 static void print_table(void)
 {
 	printf("\n%-42s %6s  %-26s %s\n", "measure", "n", "value", "target");
@@ -382,6 +611,22 @@ int main(int argc, char **argv)
 	}
 	bool all = strcmp(mode, "all") == 0;
 	int rc = 0;
+	bool i11 = strcmp(mode, "issue11") == 0;
+	if (i11 || strcmp(mode, "crash") == 0 || strcmp(mode, "lossy") == 0 ||
+	    strcmp(mode, "pause") == 0 || strcmp(mode, "gray") == 0) {
+		int nn = n > 0 ? n : 5, rr = runs > 0 ? runs : 10;
+		printf("meshvisor membership simulator: issue 11 figures (virtual time)\n");
+		if (i11 || strcmp(mode, "crash") == 0)
+			rc |= bench_crash(nn, rr);
+		if (i11 || strcmp(mode, "lossy") == 0)
+			rc |= bench_lossy(nn, rr, minutes, 0.36);
+		if (i11 || strcmp(mode, "pause") == 0)
+			rc |= bench_pause(nn, rr);
+		if (i11 || strcmp(mode, "gray") == 0)
+			rc |= bench_gray(nn, rr, minutes);
+		print_table();
+		return rc ? 1 : 0;
+	}
 	int sizes[2] = {100, 1000};
 	int n_sizes = 2;
 	if (n > 0) {

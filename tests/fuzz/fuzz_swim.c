@@ -4,7 +4,9 @@
  *
  * Input layout:
  *   byte 0     flags: bit 0 the core is joining through a seed first,
- *              bit 1 the core leaves gracefully after the messages
+ *              bit 1 the core leaves gracefully after the messages,
+ *              bit 2 after each message the transport reports its sender
+ *              and its target refused (swim_peer_refused)
  *   bytes 1..  a stream of frames (4-byte BE length + Envelope), each one
  *              message from "the network" to a core named "self"
  *
@@ -47,7 +49,8 @@ static void check_output(const struct swim_msg *m)
 	memset(&back, 0, sizeof(back));
 	if (swim_codec_decode(env, &back, &ups, &why) != 0)
 		abort();
-	if (back.type != m->type || back.seq != m->seq || back.n_updates != m->n_updates)
+	if (back.type != m->type || back.seq != m->seq || back.n_updates != m->n_updates ||
+	    back.refused != m->refused)
 		abort();
 	free(ups);
 	envelope_free(env);
@@ -155,6 +158,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (swim_handle_message(s, &m, now) > 0)
 					abort(); /* 0 or negative errno */
 				drain(s);
+				if (flags & 4) {
+					if (swim_peer_refused(s, m.from, now) > 0 ||
+					    swim_peer_refused(s, m.target, now) > 0)
+						abort();
+					drain(s);
+				}
 			} else if (why == NULL || why[0] == '\0') {
 				abort(); /* a rejection must say why */
 			}

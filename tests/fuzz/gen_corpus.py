@@ -38,6 +38,8 @@ def envelopes():
         "ping_req": w.envelope("n1", swim=w.swim_message(w.PING_REQ, 9, "127.0.0.1:7001", "self",
                                                          "n2", "127.0.0.1:7002")),
         "nack": w.envelope("n1", swim=w.swim_message(w.NACK, 9, "127.0.0.1:7001", "self", "n2")),
+        "nack_refused": w.envelope("n1", swim=w.swim_message(w.NACK, 9, "127.0.0.1:7001", "self",
+                                                             "n2", refused=True)),
         "join": w.envelope("n1", swim=w.swim_message(w.PUSH_PULL, 0, "127.0.0.1:7001", "",
                                                      join=True, updates=[up_a, up_s])),
         "push_pull_reply": w.envelope("n1", swim=w.swim_message(
@@ -201,6 +203,9 @@ def main():
     put("fuzz_swim", "suspect_self", b"\x00" + fr["join"] + fr["suspect_self"])
     put("fuzz_swim", "ping_req", b"\x00" + fr["join"] + fr["ping_req"] + fr["nack"])
     put("fuzz_swim", "leave", b"\x02" + fr["push_pull_reply"] + fr["ping"])
+    # bit 2: the transport reports the sender of every message refused
+    put("fuzz_swim", "refused", b"\x04" + fr["push_pull_reply"] + fr["ping_req"] +
+        fr["nack_refused"] + fr["ping"])
 
     # failover: one message per seed, plus a whole consensus run
     fos = {k: fo_envelope("n1", v) for k, v in failover_messages().items()}

@@ -606,7 +606,7 @@ DEFAULT_SWIM = {
     "probe_interval_ms": 1000,
     "probe_timeout_ms": 500,
     "indirect_probes": 3,
-    "suspicion_min_mult": 1,
+    "suspicion_min_mult": 4,
     "suspicion_max_mult": 6,
     "gossip_interval_ms": 200,
     "push_pull_interval_ms": 30000,

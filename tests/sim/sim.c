@@ -32,7 +32,12 @@
  * then sim_run_until() evaluates its predicate, so a returned time is the
  * exact millisecond a condition first held.
  *
- * Faults: a crash frees the core and drops its queue; a restart creates a
+ * Faults: a crash frees the core and drops its queue, silently (the host
+ * is gone: every send to it is lost); a kill does the same but the host
+ * stays up, so a send to it comes back refused (swim_peer_refused on the
+ * sender, SIM_REFUSE_RTT_MS later; not subject to loss, since a transport
+ * sees a refusal on retry anyway; none across a block or partition); a
+ * restart creates a
  * brand-new core (incarnation 0) with the same name, maybe at a new
  * address, and joins. A pause stops timers and queues input; on resume the
  * timer runs first and then every queued message (the order libuv's loop
@@ -62,8 +67,18 @@
 
 /* The world's events besides deliveries (SIMNET_EV_DELIVER, p = a struct
  * sim_packet): node i, gen = the timer generation (TIMER) or the node's
- * epoch (JOIN, LEAVE_TIMEOUT), arg = via (JOIN). */
-enum sim_ev_kind { SIM_EV_TIMER = SIMNET_EV_USER, SIM_EV_JOIN, SIM_EV_LEAVE_TIMEOUT };
+ * epoch (JOIN, LEAVE_TIMEOUT, REFUSED), arg = via (JOIN) or the node that
+ * refused (REFUSED: node i's send to it came back refused). */
+enum sim_ev_kind {
+	SIM_EV_TIMER = SIMNET_EV_USER,
+	SIM_EV_JOIN,
+	SIM_EV_LEAVE_TIMEOUT,
+	SIM_EV_REFUSED
+};
+
+/* A refusal (RST, ICMP port unreachable) reaches the sender this long
+ * after its send: one round trip of the default link. */
+#define SIM_REFUSE_RTT_MS 2
 
 /* A message in flight: the swim_msg, its updates and all strings live in
  * this one allocation. */
@@ -77,6 +92,7 @@ struct sim_node {
 	char addr[SWIM_ADDR_MAX];
 	bool paused;
 	bool leaving;
+	bool refusing; /* killed on a live host: sends to it are refused */
 	uint32_t timer_gen;
 	uint64_t armed;    /* deadline of the live TIMER event, UINT64_MAX none */
 	uint64_t redue_at; /* instant of the last "still due after the timer" */
@@ -243,7 +259,7 @@ size_t sim_wire_size(const struct swim_msg *m)
 {
 	size_t sw = sim_u64_field((uint64_t)m->type) + sim_u64_field(m->seq) +
 	            sim_str_field(m->from_addr) + sim_str_field(m->to) + sim_str_field(m->target) +
-	            sim_str_field(m->target_addr) + (m->join ? 2 : 0);
+	            sim_str_field(m->target_addr) + (m->join ? 2 : 0) + (m->refused ? 2 : 0);
 	for (size_t i = 0; i < m->n_updates; i++) {
 		const struct swim_update *u = &m->updates[i];
 		size_t us = sim_str_field(u->name) + sim_str_field(u->addr) +
@@ -292,6 +308,7 @@ static struct sim_packet *sim_packet_new(const struct swim_msg *m)
 	p->msg.type = m->type;
 	p->msg.seq = m->seq;
 	p->msg.join = m->join;
+	p->msg.refused = m->refused;
 	p->msg.from = sim_scopy(&sp, m->from);
 	p->msg.from_addr = sim_scopy(&sp, m->from_addr);
 	p->msg.to = sim_scopy(&sp, m->to);
@@ -400,6 +417,20 @@ static void sim_send(struct sim *s, int src, const struct swim_msg *m)
 			sim_trace_msg(s, src, -1, m, "UNROUTABLE");
 		return;
 	}
+	if (s->nodes[dst].refusing && !simnet_is_up(s->net, dst) &&
+	    simnet_link_open(s->net, src, dst) && simnet_link_open(s->net, dst, src)) {
+		/* The host is up, the agent is not: its kernel refuses. */
+		s->ctr.refused++;
+		if (s->trace)
+			sim_trace_msg(s, src, dst, m, "REFUSED");
+		simnet_at(s->net,
+		          (struct simnet_event){.at = simnet_now(s->net) + SIM_REFUSE_RTT_MS,
+		                                .kind = SIM_EV_REFUSED,
+		                                .node = src,
+		                                .gen = simnet_epoch(s->net, src),
+		                                .arg = dst});
+		return;
+	}
 	static const char *const fates[] = {
 	    [SIMNET_SENT] = "sent", [SIMNET_BLOCKED] = "BLOCKED", [SIMNET_LOST] = "LOST"};
 	struct sim_packet *p = sim_packet_new(m); /* the world owns it now */
@@ -421,6 +452,7 @@ static void sim_node_stop(struct sim *s, int i)
 	simnet_down(s->net, i);
 	n->paused = false;
 	n->leaving = false;
+	n->refusing = false;
 	n->timer_gen++;
 	n->armed = UINT64_MAX;
 	for (size_t k = 0; k < n->pq_n; k++)
@@ -543,6 +575,12 @@ static void sim_dispatch(void *owner, struct simnet_event *ev)
 		if (up && n->leaving && epoch == ev->gen)
 			sim_node_stop(s, ev->node);
 		return;
+	case SIM_EV_REFUSED: /* lost if the sender stopped; a paused one misses it */
+		if (up && !n->paused && epoch == ev->gen) {
+			swim_peer_refused(n->core, s->nodes[ev->arg].name, simnet_now(s->net));
+			sim_node_flush(s, ev->node, false);
+		}
+		return;
 	}
 }
 
@@ -589,6 +627,7 @@ static void sim_node_boot(struct sim *s, int i)
 	simnet_up(s->net, i);
 	n->paused = false;
 	n->leaving = false;
+	n->refusing = false;
 	n->armed = UINT64_MAX;
 	sim_node_flush(s, i, false);
 }
@@ -721,6 +760,12 @@ void sim_join_all(struct sim *s, int via, uint32_t spread_ms)
 void sim_crash(struct sim *s, int i)
 {
 	sim_node_stop(s, i);
+}
+
+void sim_kill(struct sim *s, int i)
+{
+	sim_node_stop(s, i);
+	s->nodes[i].refusing = true;
 }
 
 void sim_restart(struct sim *s, int i, const char *new_addr, int via)

@@ -65,6 +65,7 @@ struct sim_counters {
 	uint64_t timer_spins; /* 3 handle_timer calls in one instant left it due */
 	uint64_t timer_redue; /* handle_timer left a deadline <= now (run again) */
 	uint64_t rejected;    /* swim_handle_message returned an error */
+	uint64_t refused;     /* sends to a killed node's live host (refused) */
 };
 
 /* `cfg` is the template for every core (name, addr and seed are set by the
@@ -117,6 +118,9 @@ void sim_heal(struct sim *s);
  * leave: graceful leave; the node stops once swim_leave_done() or after
  * `leave_timeout_ms` (default 5000). */
 void sim_crash(struct sim *s, int i);
+/* kill -9 of the agent on a host that stays up: like crash, but sends to
+ * it are refused (the sender's core gets swim_peer_refused). */
+void sim_kill(struct sim *s, int i);
 void sim_restart(struct sim *s, int i, const char *new_addr, int via);
 void sim_pause(struct sim *s, int i);
 void sim_resume(struct sim *s, int i);

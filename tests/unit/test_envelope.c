@@ -141,6 +141,42 @@ static void test_swim_round_trip(void **state)
 	free(buf);
 }
 
+/* NACK.refused (issue 11) survives the codec both ways, and is absent
+ * (false) unless set: a plain NACK is not a refusal. */
+static void test_swim_nack_refused_round_trip(void **state)
+{
+	(void)state;
+	for (int refused = 0; refused < 2; refused++) {
+		struct swim_msg m = {.type = SWIM_MSG_NACK,
+		                     .from = "n1",
+		                     .from_addr = "10.0.0.1:7946",
+		                     .to = "n4",
+		                     .to_addr = "10.0.0.4:7946",
+		                     .seq = 7,
+		                     .target = "n2",
+		                     .target_addr = "",
+		                     .refused = refused != 0};
+		uint8_t *buf;
+		size_t len;
+		assert_int_equal(swim_codec_encode_frame(&m, &buf, &len), 0);
+		assert_int_equal(swim_codec_frame_size(&m), len);
+		Mv__Envelope *env;
+		const char *why;
+		assert_int_equal(envelope_decode(buf + 4, len - 4, &env, &why), 0);
+		assert_int_equal(env->swim->refused, refused != 0);
+		struct swim_msg d;
+		struct swim_update *dups;
+		assert_int_equal(swim_codec_decode(env, &d, &dups, &why), 0);
+		assert_int_equal(d.type, SWIM_MSG_NACK);
+		assert_string_equal(d.target, "n2");
+		assert_int_equal(d.seq, 7);
+		assert_int_equal(d.refused, refused != 0);
+		free(dups);
+		envelope_free(env);
+		free(buf);
+	}
+}
+
 static Mv__Envelope *encode_decode_raw(Mv__Envelope *env, uint8_t **buf)
 {
 	size_t len;
@@ -217,6 +253,7 @@ int main(void)
 	    cmocka_unit_test(test_wrong_version_rejected),
 	    cmocka_unit_test(test_missing_body_rejected),
 	    cmocka_unit_test(test_swim_round_trip),
+	    cmocka_unit_test(test_swim_nack_refused_round_trip),
 	    cmocka_unit_test(test_swim_bad_enum_and_long_name_rejected),
 	    cmocka_unit_test(test_rpc_envelope_is_not_swim),
 	};

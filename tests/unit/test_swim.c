@@ -372,6 +372,24 @@ static struct swim *solo(const char *name, struct swim_config *cfg_out)
 	return s;
 }
 
+/* A solo core with the arithmetic of the old defaults (suspicion_min_mult
+ * 1) and an awareness cap high enough that the gray-host rule stays out of
+ * the way of tests about the suspicion clock. */
+static struct swim *solo_min1(const char *name)
+{
+	struct swim_config cfg;
+	char addr[32];
+	snprintf(addr, sizeof(addr), "%s:7946", name);
+	test_config(&cfg, name, addr, 7);
+	cfg.gossip_interval_ms = 0;
+	cfg.push_pull_interval_ms = 0;
+	cfg.suspicion_min_mult = 1;
+	cfg.awareness_max = 64;
+	struct swim *s = swim_new(&cfg, 0, 0);
+	assert_non_null(s);
+	return s;
+}
+
 static enum swim_state mstate(struct swim *s, const char *name, uint64_t *inc)
 {
 	struct swim_member_info mi;
@@ -1043,39 +1061,42 @@ static void test_suspicion_confirmations(void **state)
 	(void)state;
 	struct swim_config cfg;
 	struct swim *s = solo("me", &cfg);
-	/* 6 live members: min = 1 * 1 * 1000, max = 6000, k = 3 */
+	/* 6 live members: min = 4 * 1 * 1000, max = 24000, k = 3 */
 	const char *names[] = {"b", "c", "d", "e", "f"};
 	for (int k = 0; k < 5; k++)
 		feed(s, "x", upd(names[k], SWIM_ALIVE, 0, ""), 0);
 	feed(s, "c", upd("b", SWIM_SUSPECT, 0, "c"), 100);
 	drop_all(s);
-	/* without confirmations it would take 6000 ms */
+	/* without confirmations it would take 24000 ms */
 	feed(s, "d", upd("b", SWIM_SUSPECT, 0, "d"), 200);
 	feed(s, "d", upd("b", SWIM_SUSPECT, 0, "d"), 210); /* same origin again: no count */
 	feed(s, "e", upd("b", SWIM_SUSPECT, 0, "e"), 300);
 	feed(s, "f", upd("b", SWIM_SUSPECT, 0, "f"), 400);
-	/* 3 confirmations = k: timeout = min = 1000 from the start at 100 */
+	/* 3 confirmations = k: timeout = min = 4000 from the start at 100
+	 * (our own probes all fail, so our health is poor; k confirmations
+	 * are what the gray-host rule asks for) */
 	uint64_t now = 0;
 	struct swim_event e;
 	bool dead = false;
 	while (!dead) {
 		now = swim_next_deadline(s);
-		assert_true(now <= 1100);
+		assert_true(now <= 4100);
 		swim_handle_timer(s, now);
 		drop_all(s);
 		dead = mstate(s, "b", NULL) == SWIM_DEAD;
 		while (swim_pop_event(s, &e))
 			;
 	}
-	assert_int_equal(now, 1100);
+	assert_int_equal(now, 4100);
 	struct swim_member_info mi;
 	swim_member_find(s, "b", &mi);
-	assert_string_equal(mi.cause, "suspicion timeout after 1000 ms, confirmed by d,e,f");
+	assert_string_equal(mi.cause, "suspicion timeout after 4000 ms, confirmed by d,e,f");
 	swim_free(s);
 
-	/* with one confirmation: 6000 - 5000 * ln 2 / ln 4 = 3500; and with
-	 * none the core asks for itself first (last-chance probe) */
-	s = solo("me", &cfg);
+	/* with one confirmation: 6000 - 5000 * ln 2 / ln 4 = 3500 (min 1 s,
+	 * healthy enough not to wait for k); and with none the core asks for
+	 * itself first (last-chance probe) */
+	s = solo_min1("me");
 	for (int k = 0; k < 5; k++)
 		feed(s, "x", upd(names[k], SWIM_ALIVE, 0, ""), 0);
 	feed(s, "c", upd("b", SWIM_SUSPECT, 0, "c"), 100);
@@ -1622,7 +1643,7 @@ static void test_relay_carries_target_state(void **state)
  * timeout. No NACK (we may be the one cut off) or an ACK: no evidence. */
 static void verification_case(int outcome, uint64_t *dead_at)
 {
-	struct swim *s = solo("me", NULL);
+	struct swim *s = solo_min1("me");
 	const char *names[] = {"b", "c", "d", "e"};
 	for (int k = 0; k < 4; k++)
 		feed(s, "x", upd(names[k], SWIM_ALIVE, 0, ""), 0);
@@ -1677,14 +1698,15 @@ static void test_verification_probe(void **state)
 	/* confirmed by ourselves: 6000 - 5000 * ln 2 / ln 4 = 3500 after 100 */
 	verification_case(1, &dead_at);
 	assert_int_equal(dead_at, 3600);
-	/* no NACK: the full 6000, then a last-chance probe (one period,
-	 * stretched by the awareness our unanswered probes raised) */
+	/* no NACK: the full 6000, then a last-chance probe, which no helper
+	 * answers either: we may be the one cut off (our probes all fail), so
+	 * no verdict on our word alone for two maximum timeouts (gray rule) */
 	verification_case(0, &dead_at);
-	assert_true(dead_at > 6100);
+	assert_true(dead_at == 0 || dead_at > 100 + 2 * 6000);
 	/* an ACK: the deadline restarts the clock instead (6100 + 6000),
-	 * then the last-chance probe */
+	 * then the same: no verdict before two maximum timeouts either */
 	verification_case(2, &dead_at);
-	assert_true(dead_at > 12100);
+	assert_true(dead_at == 0 || dead_at > 100 + 2 * 6000);
 }
 
 /* Only about 2k of N members verify a given suspicion. */
@@ -1797,6 +1819,391 @@ static void test_dead_sender_told(void **state)
 	swim_free(a);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Issue 11: refusals, dead members probed, the gray-host rule              */
+
+/* A solo "me" knowing b, c, d, e, f (ALIVE, incarnation 0); outputs
+ * dropped. k = 3 helpers of the 4 others: one member is never asked. */
+static struct swim *five(void)
+{
+	struct swim *s = solo("me", NULL);
+	const char *names[] = {"b", "c", "d", "e", "f"};
+	for (int k = 0; k < 5; k++)
+		feed(s, "x", upd(names[k], SWIM_ALIVE, 0, ""), 0);
+	drop_all(s);
+	return s;
+}
+
+/* The PING to b and the PING_REQs about b in out[]: the probe's seq and
+ * its helpers' names (static storage). */
+static int probe_of_b(struct pkt *out, int n, uint64_t *seq, char helpers[][SWIM_NAME_MAX])
+{
+	int h = 0;
+	*seq = 0;
+	for (int k = 0; k < n; k++) {
+		if (out[k].m.type == SWIM_MSG_PING && strcmp(out[k].m.to, "b") == 0)
+			*seq = out[k].m.seq;
+		if (out[k].m.type == SWIM_MSG_PING_REQ && strcmp(out[k].m.target, "b") == 0)
+			snprintf(helpers[h++], SWIM_NAME_MAX, "%s", out[k].m.to);
+	}
+	return h;
+}
+
+static struct swim_msg nack_about_b(const char *from, uint64_t seq, bool refused)
+{
+	struct swim_msg nk = mkmsg(SWIM_MSG_NACK, from, "me", seq, NULL, 0);
+	nk.target = "b";
+	nk.refused = refused;
+	return nk;
+}
+
+/* Runs s's timers up to `until` (outputs dropped); the time b went DEAD,
+ * or 0. */
+static uint64_t run_solo(struct swim *s, uint64_t until)
+{
+	uint64_t dead = 0;
+	while (swim_next_deadline(s) <= until) {
+		uint64_t now = swim_next_deadline(s);
+		assert_int_equal(swim_handle_timer(s, now), 0);
+		drop_all(s);
+		if (dead == 0 && mstate(s, "b", NULL) == SWIM_DEAD)
+			dead = now;
+	}
+	return dead;
+}
+
+/* A refusal makes the member SUSPECT at once and sends an immediate probe
+ * (PING carrying the suspicion + k PING_REQs); bad calls change nothing. */
+static void test_refused_makes_suspect(void **state)
+{
+	(void)state;
+	struct swim *s = five();
+	assert_int_equal(swim_peer_refused(NULL, "b", 100), -EINVAL);
+	assert_int_equal(swim_peer_refused(s, NULL, 100), -EINVAL);
+	assert_int_equal(swim_peer_refused(s, "", 100), -EINVAL);
+	assert_int_equal(swim_peer_refused(s, "me", 100), -EINVAL);
+	char lng[SWIM_NAME_MAX + 8];
+	memset(lng, 'x', sizeof(lng) - 1);
+	lng[sizeof(lng) - 1] = '\0';
+	assert_int_equal(swim_peer_refused(s, lng, 100), -EINVAL);
+	assert_int_equal(swim_peer_refused(s, "stranger", 100), -ENOENT);
+	struct swim_msg m;
+	assert_false(swim_pop_output(s, &m));
+	assert_int_equal(mstate(s, "b", NULL), SWIM_ALIVE);
+
+	assert_int_equal(swim_peer_refused(s, "b", 100), 0);
+	struct swim_member_info mi;
+	assert_true(swim_member_find(s, "b", &mi));
+	assert_int_equal(mi.state, SWIM_SUSPECT);
+	assert_string_equal(mi.cause, "connection refused");
+	struct pkt out[16];
+	int n = take(s, out, 16);
+	uint64_t seq;
+	char helpers[4][SWIM_NAME_MAX];
+	assert_int_equal(probe_of_b(out, n, &seq, helpers), 3);
+	assert_int_not_equal(seq, 0);
+	for (int k = 0; k < n; k++)
+		if (out[k].m.type == SWIM_MSG_PING)
+			assert_true(has_upd(&out[k].m, "b", SWIM_SUSPECT, 0, "me")); /* buddy */
+	free_pkts(out, n);
+	/* again (the glue reports every refused send): nothing more */
+	assert_int_equal(swim_peer_refused(s, "b", 150), 0);
+	assert_false(swim_pop_output(s, &m));
+	swim_free(s);
+}
+
+/* Refused by us and by a helper we asked: DEAD half a period after the
+ * helper's word, not after the silence timeout. Without that word (plain
+ * NACKs) it is an ordinary suspicion. */
+static void refused_case(int how, uint64_t *dead_at)
+{
+	struct swim *s = five();
+	assert_int_equal(swim_peer_refused(s, "b", 100), 0);
+	struct pkt out[16];
+	int n = take(s, out, 16);
+	uint64_t seq;
+	char helpers[4][SWIM_NAME_MAX];
+	assert_int_equal(probe_of_b(out, n, &seq, helpers), 3);
+	free_pkts(out, n);
+	struct swim_msg nk;
+	switch (how) {
+	case 0: /* a helper we asked was refused too */
+		nk = nack_about_b(helpers[1], seq, true);
+		break;
+	case 1: /* plain NACKs: silence, not refusal */
+		nk = nack_about_b(helpers[1], seq, false);
+		break;
+	case 2: /* refused=true from a member we did not ask */
+	default: {
+		const char *names[] = {"c", "d", "e", "f"};
+		const char *stranger = "x";
+		for (int k = 0; k < 4; k++) {
+			bool asked = false;
+			for (int h = 0; h < 3; h++)
+				asked |= strcmp(helpers[h], names[k]) == 0;
+			if (!asked)
+				stranger = names[k];
+		}
+		assert_string_not_equal(stranger, "x");
+		nk = nack_about_b(stranger, seq, true);
+		break;
+	}
+	case 3: /* refused=true from a helper, for another probe (wrong seq) */
+		nk = nack_about_b(helpers[0], seq + 100, true);
+		break;
+	}
+	assert_int_equal(swim_handle_message(s, &nk, 110), 0);
+	drop_all(s);
+	*dead_at = run_solo(s, 20000);
+	if (*dead_at != 0) {
+		struct swim_member_info mi;
+		assert_true(swim_member_find(s, "b", &mi));
+		if (how == 0) {
+			char want[128];
+			snprintf(want, sizeof(want),
+			         "connection refused, confirmed after 510 ms by %s", helpers[1]);
+			assert_string_equal(mi.cause, want);
+		}
+	}
+	swim_free(s);
+}
+
+static void test_refused_confirmed_dead_fast(void **state)
+{
+	(void)state;
+	uint64_t dead_at;
+	refused_case(0, &dead_at);
+	assert_int_equal(dead_at, 110 + 500); /* SWIM_REFUSED_DEAD_PERCENT of 1 s */
+}
+
+static void test_refused_unconfirmed_is_suspicion(void **state)
+{
+	(void)state;
+	uint64_t dead_at;
+	/* plain NACK: the silence timeout (min 4 s at best), never the 500 ms */
+	refused_case(1, &dead_at);
+	assert_true(dead_at == 0 || dead_at >= 100 + 4000);
+}
+
+/* Attacks: a refused NACK from someone we did not ask, or for a probe we
+ * did not send, is no evidence. */
+static void test_refused_nack_hostile(void **state)
+{
+	(void)state;
+	uint64_t dead_at;
+	refused_case(2, &dead_at);
+	assert_true(dead_at == 0 || dead_at >= 100 + 4000);
+	refused_case(3, &dead_at);
+	assert_true(dead_at == 0 || dead_at >= 100 + 4000);
+	/* a refused NACK about a member nobody probed, and one about a member
+	 * we do not know: nothing changes */
+	struct swim *s = five();
+	struct swim_msg nk = nack_about_b("c", 1, true);
+	assert_int_equal(swim_handle_message(s, &nk, 100), 0);
+	nk.target = "ghost";
+	assert_int_equal(swim_handle_message(s, &nk, 100), 0);
+	struct swim_msg m;
+	assert_false(swim_pop_output(s, &m));
+	assert_int_equal(mstate(s, "b", NULL), SWIM_ALIVE);
+	assert_false(swim_member_find(s, "ghost", NULL));
+	swim_free(s);
+}
+
+/* A helper whose relayed PING is refused says so at once: NACK, refused,
+ * the requester's seq; one NACK only; and no suspicion of its own. */
+static void test_helper_relays_refusal(void **state)
+{
+	(void)state;
+	struct swim *s = five();
+	struct swim_msg req = mkmsg(SWIM_MSG_PING_REQ, "c", "me", 77, NULL, 0);
+	req.target = "b";
+	req.target_addr = "b:7946";
+	assert_int_equal(swim_handle_message(s, &req, 100), 0);
+	struct pkt out[16];
+	int n = take(s, out, 16);
+	bool pinged = false;
+	for (int k = 0; k < n; k++)
+		pinged |= out[k].m.type == SWIM_MSG_PING && strcmp(out[k].m.to, "b") == 0;
+	free_pkts(out, n);
+	assert_true(pinged);
+	assert_int_equal(swim_peer_refused(s, "b", 103), 0);
+	n = take(s, out, 16);
+	int nacks = 0;
+	for (int k = 0; k < n; k++)
+		if (out[k].m.type == SWIM_MSG_NACK) {
+			nacks++;
+			assert_string_equal(out[k].m.to, "c");
+			assert_string_equal(out[k].m.target, "b");
+			assert_int_equal(out[k].m.seq, 77);
+			assert_true(out[k].m.refused);
+		}
+	free_pkts(out, n);
+	assert_int_equal(nacks, 1);
+	assert_int_equal(mstate(s, "b", NULL), SWIM_ALIVE);
+	/* the NACK timer (80% of the probe timeout) sends no second one */
+	uint64_t now = 103;
+	while (now < 700) {
+		n = step(s, &now, out, 16);
+		for (int k = 0; k < n; k++)
+			assert_false(out[k].m.type == SWIM_MSG_NACK);
+		free_pkts(out, n);
+	}
+	/* a plain relay that is not refused NACKs with refused = false */
+	req.seq = 78;
+	assert_int_equal(swim_handle_message(s, &req, now), 0);
+	drop_all(s);
+	bool plain = false;
+	uint64_t end = now + 600;
+	while (now < end) {
+		n = step(s, &now, out, 16);
+		for (int k = 0; k < n; k++)
+			if (out[k].m.type == SWIM_MSG_NACK && out[k].m.seq == 78) {
+				plain = true;
+				assert_false(out[k].m.refused);
+			}
+		free_pkts(out, n);
+	}
+	assert_true(plain);
+	swim_free(s);
+}
+
+/* A member held DEAD is probed at a low rate (one PING carrying its DEAD
+ * record every SWIM_DEAD_PROBE_PERIODS periods); an ACK at its old
+ * incarnation revives nothing; its refutation (incarnation + 1) does. */
+static void test_dead_member_probed_and_refutes(void **state)
+{
+	(void)state;
+	struct swim *s = solo_min1("me"); /* awareness stays low: periods of 1 s */
+	feed(s, "x", upd("b", SWIM_ALIVE, 0, ""), 0);
+	feed(s, "x", upd("c", SWIM_ALIVE, 0, ""), 0);
+	feed(s, "c", upd("b", SWIM_DEAD, 0, "c"), 10);
+	drop_all(s);
+	assert_int_equal(mstate(s, "b", NULL), SWIM_DEAD);
+	struct pkt out[16];
+	uint64_t now = 10, first = 0, seq = 0;
+	int pings = 0;
+	while (now < 30000) {
+		int n = step(s, &now, out, 16);
+		for (int k = 0; k < n; k++) {
+			/* answer c's probes, so that our health stays good */
+			if (out[k].m.type == SWIM_MSG_PING && strcmp(out[k].m.to, "c") == 0) {
+				struct swim_msg a =
+				    mkmsg(SWIM_MSG_ACK, "c", "me", out[k].m.seq, NULL, 0);
+				assert_int_equal(swim_handle_message(s, &a, now), 0);
+			}
+			if (out[k].m.type != SWIM_MSG_PING || strcmp(out[k].m.to, "b") != 0)
+				continue;
+			assert_true(has_upd(&out[k].m, "b", SWIM_DEAD, 0, NULL)); /* told */
+			if (first == 0)
+				first = now;
+			seq = out[k].m.seq;
+			pings++;
+		}
+		free_pkts(out, n);
+		drop_all(s);
+	}
+	assert_int_not_equal(first, 0);
+	assert_true(first <= 10 + 3 * 1000 + 1000);
+	/* low rate: about one per 3 periods (30 s at 1 s periods: ~10) */
+	assert_true(pings >= 5 && pings <= 11);
+	/* it answers at its old incarnation: still DEAD */
+	struct swim_update same = upd("b", SWIM_ALIVE, 0, "");
+	struct swim_msg a = mkmsg(SWIM_MSG_ACK, "b", "me", seq, &same, 1);
+	assert_int_equal(swim_handle_message(s, &a, now), 0);
+	assert_int_equal(mstate(s, "b", NULL), SWIM_DEAD);
+	/* its refutation (it heard the DEAD we sent): ALIVE again */
+	struct swim_update ref = upd("b", SWIM_ALIVE, 1, "");
+	a = mkmsg(SWIM_MSG_ACK, "b", "me", seq, &ref, 1);
+	assert_int_equal(swim_handle_message(s, &a, now + 1), 0);
+	uint64_t inc;
+	assert_int_equal(mstate(s, "b", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 1);
+	swim_free(s);
+}
+
+/* The member's side: a PING carrying its own DEAD record makes it refute
+ * in the ACK itself (incarnation + 1, ALIVE). */
+static void test_dead_ping_refuted_in_ack(void **state)
+{
+	(void)state;
+	struct swim *s = solo("b", NULL);
+	struct swim_update d = upd("b", SWIM_DEAD, 0, "c");
+	struct swim_msg p = mkmsg(SWIM_MSG_PING, "me", "b", 5, &d, 1);
+	assert_int_equal(swim_handle_message(s, &p, 100), 0);
+	struct pkt out[8];
+	int n = take(s, out, 8);
+	bool refuted = false;
+	for (int k = 0; k < n; k++)
+		if (out[k].m.type == SWIM_MSG_ACK && out[k].m.seq == 5)
+			refuted |= has_upd(&out[k].m, "b", SWIM_ALIVE, 1, NULL);
+	free_pkts(out, n);
+	assert_true(refuted);
+	assert_int_equal(swim_incarnation(s), 1);
+	swim_free(s);
+}
+
+/* The gray-host rule. A suspicion raised by someone else, that nobody
+ * confirms, whose last-chance probe our helpers answer with NACKs: a
+ * healthy node declares it DEAD; a node whose own probes mostly fail does
+ * not (it waits for k confirmations). */
+static uint64_t gray_case(bool healthy)
+{
+	struct swim *s = five();
+	feed(s, "c", upd("b", SWIM_SUSPECT, 0, "c"), 100);
+	struct pkt out[32];
+	int n = take(s, out, 32);
+	free_pkts(out, n); /* the verification probe (if any) goes unanswered */
+	uint64_t now = 100, dead = 0;
+	while (now < 120000 && dead == 0) {
+		n = step(s, &now, out, 32);
+		for (int k = 0; k < n; k++) {
+			const struct swim_msg *m = &out[k].m;
+			if (m->type == SWIM_MSG_PING_REQ && strcmp(m->target, "b") == 0) {
+				struct swim_msg nk = nack_about_b(m->to, m->seq, false);
+				assert_int_equal(swim_handle_message(s, &nk, now), 0);
+			}
+			if (healthy && m->type == SWIM_MSG_PING && strcmp(m->to, "b") != 0) {
+				struct swim_msg a =
+				    mkmsg(SWIM_MSG_ACK, m->to, "me", m->seq, NULL, 0);
+				assert_int_equal(swim_handle_message(s, &a, now), 0);
+			}
+		}
+		free_pkts(out, n);
+		drop_all(s);
+		if (mstate(s, "b", NULL) == SWIM_DEAD)
+			dead = now;
+	}
+	if (!healthy)
+		assert_true(swim_local_health(s) >= 4);
+	swim_free(s);
+	return dead;
+}
+
+static void test_gray_node_declares_nobody_dead(void **state)
+{
+	(void)state;
+	uint64_t healthy = gray_case(true), gray = gray_case(false);
+	/* the healthy node: max (24 s) + the last-chance probe */
+	assert_int_not_equal(healthy, 0);
+	assert_true(healthy < 100 + 24000 + 5000);
+	/* the gray node waits for k confirmations, and concludes alone only
+	 * after SWIM_GRAY_HOLD_MULT (2) maximum timeouts (liveness) */
+	assert_true(gray == 0 || gray >= 100 + 2 * 24000);
+}
+
+/* ...but with k confirmations from others a gray node does conclude. */
+static void test_gray_node_concludes_when_confirmed(void **state)
+{
+	(void)state;
+	struct swim *s = five();
+	feed(s, "c", upd("b", SWIM_SUSPECT, 0, "c"), 100);
+	feed(s, "d", upd("b", SWIM_SUSPECT, 0, "d"), 110);
+	feed(s, "e", upd("b", SWIM_SUSPECT, 0, "e"), 120);
+	drop_all(s);
+	assert_int_not_equal(run_solo(s, 60000), 0);
+	swim_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1830,6 +2237,15 @@ int main(void)
 	    cmocka_unit_test(test_verification_is_sampled),
 	    cmocka_unit_test(test_new_member_brings_push_pull_forward),
 	    cmocka_unit_test(test_dead_sender_told),
+	    cmocka_unit_test(test_refused_makes_suspect),
+	    cmocka_unit_test(test_refused_confirmed_dead_fast),
+	    cmocka_unit_test(test_refused_unconfirmed_is_suspicion),
+	    cmocka_unit_test(test_refused_nack_hostile),
+	    cmocka_unit_test(test_helper_relays_refusal),
+	    cmocka_unit_test(test_dead_member_probed_and_refutes),
+	    cmocka_unit_test(test_dead_ping_refuted_in_ack),
+	    cmocka_unit_test(test_gray_node_declares_nobody_dead),
+	    cmocka_unit_test(test_gray_node_concludes_when_confirmed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
