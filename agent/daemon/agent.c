@@ -197,6 +197,20 @@ static void agent_on_peer_unknown_key(struct net *n, const char *addr, void *ud)
 	}
 }
 
+/* Nothing listens on the peer port at addr (refused connect, or ICMP
+ * port unreachable for a datagram): if a member lives there, its agent is
+ * down — proof for the failure detector. */
+static void agent_on_peer_refused(struct net *n, const char *addr, void *ud)
+{
+	(void)n;
+	struct agent *a = ud;
+	char name[SWIM_NAME_MAX];
+	if (agent_member_at_addr(a, addr, name, sizeof(name))) {
+		MV_DEBUG("agent", "peer port refused member=%s addr=%s", name, addr);
+		membership_peer_refused(a, name);
+	}
+}
+
 static void agent_on_rpc_frame(struct net *n, struct net_conn *c, const uint8_t *payload,
                                size_t len, void *ud)
 {
@@ -424,6 +438,7 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	    .on_peer_frame = agent_on_peer_frame,
 	    .on_peer_dgram = agent_on_peer_dgram,
 	    .on_peer_unknown_key = agent_on_peer_unknown_key,
+	    .on_peer_refused = agent_on_peer_refused,
 	    .on_rpc_frame = agent_on_rpc_frame,
 	    .on_conn_closed = agent_on_conn_closed,
 	    .ud = a,

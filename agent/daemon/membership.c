@@ -148,6 +148,15 @@ struct swim *membership_swim(const struct agent *a)
 	return a->membership != NULL ? a->membership->core : NULL;
 }
 
+void membership_peer_refused(struct agent *a, const char *name)
+{
+	struct membership *ms = a->membership;
+	if (ms == NULL || ms->core == NULL || a->stopping)
+		return;
+	if (swim_peer_refused(ms->core, name, uv_now(a->loop)) == 0)
+		membership_pump(a);
+}
+
 void membership_pump(struct agent *a)
 {
 	struct membership *ms = a->membership;

@@ -40,6 +40,11 @@ struct swim *membership_swim(const struct agent *a);
 /* Runs the core's pending output and events through the network, the log
  * and the listeners, then re-arms its timer. Call after every swim_ input. */
 void membership_pump(struct agent *a);
+/* Nothing listens on the peer port of `name` (the network saw a refused
+ * connect or an ICMP port unreachable): proof that its agent is down,
+ * given to the core (swim_peer_refused), which suspects it at once and
+ * asks others to confirm. */
+void membership_peer_refused(struct agent *a, const char *name);
 /* Stops the timer (the agent is stopping), then closes it once no one may
  * arm it again (the caller runs the loop until its close callback ran). */
 void membership_stop(struct agent *a);
