@@ -664,13 +664,11 @@ def detect_run(b, a, victim, kind):
         b.restart(h)
         took, restarted = b.recover("after crash of %s" % victim)
     else:
-        t_heal = time.time()
         b.lab.clear_loss(victim)
         took, restarted = b.recover("after silencing %s" % victim)
         res["heal"] = took
         res["heal_restarted"] = restarted
         log("healed %s: alive everywhere after %s" % (victim, took))
-        del t_heal
     return res
 
 
@@ -738,6 +736,7 @@ def sc_gray(b, a):
         seen = total = anyone = nrounds = 0
         own_dead = {}
         own_peer_s = 0.0
+        own_samples = 0
         own_any = 0.0
         own_longest, own_start = 0.0, None
         prev_t = t0
@@ -753,6 +752,7 @@ def sc_gray(b, a):
                 anyone += any(d)
             gv = rnd[s].get(gray)
             if gv:
+                own_samples += 1
                 dead_peers = [m for m in others if gv.get(m, ("?",))[0] == "dead"]
                 for m in dead_peers:
                     own_dead[m] = own_dead.get(m, 0.0) + dt
@@ -770,7 +770,8 @@ def sc_gray(b, a):
                   "share_dead_anyone": anyone / nrounds if nrounds else None,
                   "episodes": episodes, "longest_episode": longest,
                   "own_dead_peers": len(own_dead), "own_peer_seconds": own_peer_s,
-                  "own_any_dead_seconds": own_any, "own_longest": own_longest}
+                  "own_any_dead_seconds": own_any, "own_longest": own_longest,
+                  "own_view_samples": own_samples, "samples": len(rounds)}
     log("gray: %s" % {s: res[s] for s in SYSTEMS})
     res["heal"], res["restarted"] = b.recover("after gray host")
     return res
@@ -828,6 +829,9 @@ def report(all_res, a):
     for n, res in all_res.items():
         print()
         print("----- N = %d -----" % n)
+        if "poll_mean_s" in res:
+            print("  sampling rounds (every agent of both systems asked): every %.2f s on "
+                  "average, longest gap %.2f s" % (res["poll_mean_s"], res["poll_max_s"]))
         if res.get("error"):
             print("  FAILED: %s" % res["error"])
         for e in res.get("errors", []):
@@ -892,7 +896,9 @@ def report(all_res, a):
                 ("  peer-seconds dead", "%.0f" % m["own_peer_seconds"],
                  "%.0f" % s["own_peer_seconds"], "", ""),
                 ("  longest with any dead", f_s(m["own_longest"]), f_s(s["own_longest"]), "",
-                 "")])
+                 ""),
+                ("  its own view: samples", "%d of %d" % (m["own_view_samples"], m["samples"]),
+                 "%d of %d" % (s["own_view_samples"], s["samples"]), "", "")])
         if "loss" in res:
             rows = []
             for r in res["loss"]:
@@ -958,6 +964,10 @@ def run_size(a, n):
     finally:
         if b:
             b.close()
+            if len(b.rounds) > 1:  # what the sampler achieved (a round asks every agent)
+                gaps = [y[0] - x[0] for x, y in zip(b.rounds, b.rounds[1:])]
+                res["poll_mean_s"] = statistics.mean(gaps)
+                res["poll_max_s"] = max(gaps)
         mvtest._cleanup()
         if b:
             b.lab.down()
