@@ -254,6 +254,7 @@ struct mrec {
 	uint32_t reported_voters; /* voting-set size its last heartbeat told */
 	uint64_t hb_at;           /* when that heartbeat arrived (+1), 0 never */
 	uint64_t hb_inc;          /* the incarnation its last heartbeat told */
+	uint64_t hb_stamp;        /* that heartbeat's stamp (the sender's clock) */
 	uint64_t shared_at;       /* when we last told it every plan we know chosen
 	                            (share_chosen), 0 never */
 	uint64_t forgot_max;      /* highest incarnation whose finished instance
@@ -3176,6 +3177,7 @@ static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint6
 		}
 	}
 	rd->pphase = 2;
+	rd->preempted = 0; /* a majority promised: the run of cut-offs is over */
 	resp_reset(rd);
 	rd->acc_unbounded = false;
 	rd->acc_bound = 0;
@@ -5087,6 +5089,15 @@ static void note_fenced_through(struct fo *f, struct mrec *x, const struct fo_ms
  * voting-set size x reports (majorities count over the larger set). */
 static void note_heartbeat(struct fo *f, struct mrec *x, const struct fo_msg *m, uint64_t now)
 {
+	/* Heartbeats travel as datagrams and may arrive out of order: one
+	 * older than the last we noted (an earlier incarnation, or an earlier
+	 * stamp of the same one — the sender's clock only grows within a
+	 * life) says nothing new, and must not lower the voting set it
+	 * reported or the incarnation it lives in. */
+	if (x->hb_at && (m->incarnation < x->hb_inc ||
+	                 (m->incarnation == x->hb_inc && m->stamp <= x->hb_stamp)))
+		return;
+	x->hb_stamp = m->stamp;
 	uint32_t was = x->reported_voters;
 	x->reported_voters = m->voters;
 	x->hb_at = now + 1;

@@ -163,9 +163,12 @@
  *  or a host that drops half its packets all look like a crash for a
  *  while. So the suspicion timeout is Serf's (suspicion_min_mult 4: 4 s at
  *  N <= 10, 8 s at N = 100, up to 6x that unconfirmed). A refusal is
- *  evidence: a TCP RST or ICMP port unreachable comes from the member's
- *  own kernel, so its host is up and nothing listens. Alone it may still
- *  mislead (a stale address, an agent restarting), so:
+ *  evidence: a TCP RST or ICMP port unreachable says the member's host is
+ *  up and nothing listens on its peer port. (The transport believes an
+ *  ICMP error only if it quotes one of our recent datagrams, under our
+ *  key to that member, which an off-path forger would have to guess, and
+ *  only for a member whose datagrams it heard lately: docs/transport.md.)
+ *  Alone it may still mislead, so:
  *  - swim_peer_refused(name) on an ALIVE member makes it SUSPECT at once
  *    (cause "connection refused", our own suspicion, gossiped) and sends
  *    an immediate probe: a PING carrying the suspicion and k PING_REQs
@@ -298,12 +301,24 @@
 /* A suspicion we raised on a refused connection and that a helper we asked
  * confirmed with a refused NACK (two kernels say the port is closed) goes
  * DEAD this long after the confirmation: half a protocol period (500 ms by
- * default). Long enough for a live member behind a stale address or a
- * restarting agent to hear the suspicion (our buddy PING and the first
- * gossip round leave at once) and refute in one round trip; short next to
- * a silence suspicion (4 s and more). Not scaled by awareness: the
- * evidence is positive, not an absence. */
+ * default). Long enough for a live member that merely lost a probe to
+ * hear the suspicion (our buddy PING and the first gossip round leave at
+ * once) and refute in one round trip; short next to a silence suspicion
+ * (4 s and more). Not scaled by awareness: the evidence is positive, not
+ * an absence. What it does NOT spare: an agent killed and restarted
+ * within about a second (or one whose address moved while we still probe
+ * the old one) is declared DEAD at its old incarnation — truly, that
+ * life is over — and comes back ALIVE at its new one; the failover core
+ * then finds the host back (RECOVERY: an empty plan when its VMs still
+ * run). */
 #define SWIM_REFUSED_DEAD_PERCENT 50
+/* Independent suspicions that bring a silence suspicion's timeout down
+ * from its maximum to its minimum (Lifeguard's k in the timeout formula;
+ * the gray-host rule still asks for k = min(indirect_probes, N - 2)).
+ * memberlist (Serf) uses suspicion_mult - 2 = 2; with 3 at N = 5 a silent
+ * host took ~10 s to be declared against Serf's ~5.7 s
+ * (tests/bench/bench_fd_serf.sh). */
+#define SWIM_SUSPICION_CONFIRMATIONS 2
 /* Members held DEAD are probed, one at a time, every this many protocol
  * periods (one PING carrying its DEAD record), so a false death is refuted
  * in seconds while a real one costs one PING per 3 periods per node. */
@@ -1106,7 +1121,8 @@ static uint64_t swim_refused_ms(const struct swim *s)
 
 static uint64_t swim_susp_deadline(const struct swim *s, const struct swim_susp *x)
 {
-	uint64_t at = x->start + swim_suspicion_timeout_ms(x->min_ms, x->max_ms, x->n_conf, x->k);
+	uint32_t want = x->k < SWIM_SUSPICION_CONFIRMATIONS ? x->k : SWIM_SUSPICION_CONFIRMATIONS;
+	uint64_t at = x->start + swim_suspicion_timeout_ms(x->min_ms, x->max_ms, x->n_conf, want);
 	if (x->refused_at != 0 && x->refused_at + swim_refused_ms(s) < at)
 		at = x->refused_at + swim_refused_ms(s);
 	return at;

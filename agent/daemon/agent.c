@@ -174,7 +174,10 @@ static bool agent_member_at_addr(struct agent *a, const char *addr, char *out, s
 	for (size_t i = 0, n = swim_member_count(s); i < n; i++) {
 		struct swim_member_info mi;
 		swim_member_at(s, i, &mi);
-		if (!mi.is_self && mi.addr != NULL && strcmp(mi.addr, addr) == 0) {
+		/* (a dead or departed record at a reused address is not who is
+		 * there now) */
+		if (!mi.is_self && mi.addr != NULL && strcmp(mi.addr, addr) == 0 &&
+		    (mi.state == SWIM_ALIVE || mi.state == SWIM_SUSPECT)) {
 			snprintf(out, len, "%s", mi.name);
 			return true;
 		}
@@ -200,12 +203,15 @@ static void agent_on_peer_unknown_key(struct net *n, const char *addr, void *ud)
 /* Nothing listens on the peer port at addr (refused connect, or ICMP
  * port unreachable for a datagram): if a member lives there, its agent is
  * down — proof for the failure detector. */
-static void agent_on_peer_refused(struct net *n, const char *addr, void *ud)
+static void agent_on_peer_refused(struct net *n, const char *addr, const char *name, void *ud)
 {
 	(void)n;
 	struct agent *a = ud;
-	char name[SWIM_NAME_MAX];
-	if (agent_member_at_addr(a, addr, name, sizeof(name))) {
+	char found[SWIM_NAME_MAX];
+	if ((name == NULL || name[0] == '\0') &&
+	    agent_member_at_addr(a, addr, found, sizeof(found)))
+		name = found;
+	if (name != NULL && name[0] != '\0') {
 		MV_DEBUG("agent", "peer port refused member=%s addr=%s", name, addr);
 		membership_peer_refused(a, name);
 	}

@@ -36,7 +36,8 @@ bool core_driver_send_dgram(struct agent *a, const char *core, const char *type,
 		free(frame);
 		return true;
 	}
-	/* no key yet, retired, too big, or the socket refused: TLS, as ever */
+	/* no key yet, retired, too big, the socket refused, or the peer not
+	 * heard over UDP lately (-EAGAIN: a datagram went too): TLS, as ever */
 	return core_driver_send(a, core, type, encode_rc, frame, len, addr, to);
 }
 

@@ -80,6 +80,8 @@ struct dgram_peer {
 	bool used;
 	char name[DGRAM_NAME_MAX];
 	uint64_t last_used;
+	uint64_t heard;      /* last datagram from it that verified (0: none) */
+	uint64_t probe_sent; /* last datagram sent to it while not heard (0: none) */
 	struct dgram_tx tx;
 	struct dgram_rx rx[DGRAM_RX_SLOTS]; /* [0] newest */
 };
@@ -194,6 +196,41 @@ int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *materi
 static bool dgram_tx_live(const struct dgram_table *t, const struct dgram_tx *x, uint64_t now)
 {
 	return x->valid && now < x->expires && x->next_seq <= t->cfg.max_seq;
+}
+
+static uint64_t get_be64(const uint8_t *b);
+
+bool dgram_heard(struct dgram_table *t, const char *peer, uint64_t now, uint64_t within_ms)
+{
+	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
+	return p != NULL && p->heard != 0 && now - p->heard <= within_ms;
+}
+
+bool dgram_probe_due(struct dgram_table *t, const char *peer, uint64_t now, uint64_t interval_ms)
+{
+	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
+	if (p == NULL || (p->probe_sent != 0 && now - p->probe_sent < interval_ms))
+		return false;
+	p->probe_sent = now;
+	return true;
+}
+
+const char *dgram_quoted_sender(struct dgram_table *t, const uint8_t *quoted, size_t len,
+                                uint64_t now)
+{
+	if (quoted == NULL || len < DGRAM_HEADER_LEN || quoted[0] != DGRAM_VERSION)
+		return NULL;
+	uint64_t seq = get_be64(quoted + 1 + DGRAM_KEY_ID_LEN);
+	for (uint32_t i = 0; i < t->cfg.max_peers; i++) {
+		struct dgram_peer *p = &t->peers[i];
+		if (!p->used || !dgram_tx_live(t, &p->tx, now) ||
+		    CRYPTO_memcmp(p->tx.id, quoted + 1, DGRAM_KEY_ID_LEN) != 0)
+			continue;
+		if (seq == 0 || seq >= p->tx.next_seq || p->tx.next_seq - seq > DGRAM_QUOTE_WINDOW)
+			return NULL;
+		return p->name;
+	}
+	return NULL;
 }
 
 void dgram_retire_send(struct dgram_table *t, const char *peer)
@@ -378,6 +415,7 @@ enum dgram_drop dgram_open(struct dgram_table *t, const uint8_t *dg, size_t len,
 	dgram_window_accept(r, seq);
 	r->last_ok = now;
 	p->last_used = now;
+	p->heard = now;
 	*outlen = clen;
 	*peer = p->name;
 	t->stats.opened++;

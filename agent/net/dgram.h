@@ -90,6 +90,19 @@ int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *materi
 
 /* Do we hold a send key for peer that has not retired? */
 bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now);
+/* Has a datagram from `peer` verified within the last within_ms? (Its UDP
+ * path works, at least towards us, and it runs a datagram-speaking agent.) */
+bool dgram_heard(struct dgram_table *t, const char *peer, uint64_t now, uint64_t within_ms);
+/* While `peer` is not heard: may we send it one datagram now (at most one
+ * per interval_ms)? True stamps the time. */
+bool dgram_probe_due(struct dgram_table *t, const char *peer, uint64_t now, uint64_t interval_ms);
+/* The peer a returned datagram (the bytes an ICMP error quotes) was sealed
+ * for: its key id is our live send key to that peer and its sequence one
+ * of the last DGRAM_QUOTE_WINDOW we sealed. NULL otherwise (a forged or
+ * stale error: an off-path sender would have to guess the 8-byte key id). */
+#define DGRAM_QUOTE_WINDOW 1024
+const char *dgram_quoted_sender(struct dgram_table *t, const uint8_t *quoted, size_t len,
+                                uint64_t now);
 /* Retires our send key to `peer` (its receive keys stay): the peer
  * restarted and forgot the keys, so datagrams sealed with it would only be
  * dropped there as "unknown key" until a TLS contact rekeyed both ends.

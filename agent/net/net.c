@@ -50,6 +50,13 @@
 #define NET_ADDR_SLOTS 64      /* addresses whose failures we rate-limit */
 #define NET_FAIL_LOG_MS 30000  /* one failure line per address per 30 s */
 #define NET_REFUSED_CB_MS 1000 /* on_peer_refused once per address per s */
+/* A peer counts as speaking UDP to us while one of its datagrams verified
+ * within this long; until then (and again after it) messages go over TLS,
+ * with one datagram a NET_DGRAM_PROBE_MS beside them so that it can hear
+ * us. In steady state every peer sends us several datagrams a second
+ * (probes, acks, heartbeats). */
+#define NET_DGRAM_HEARD_MS 10000
+#define NET_DGRAM_PROBE_MS 1000
 
 enum net_conn_state { NC_CONNECTING, NC_HANDSHAKE, NC_ESTABLISHED, NC_CLOSING };
 
@@ -625,7 +632,8 @@ static void net_udp_drain_errors(struct net *n)
 		                    .msg_control = ctrl,
 		                    .msg_controllen = sizeof(ctrl)};
 		memset(&dst, 0, sizeof(dst));
-		if (recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+		ssize_t got = recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
+		if (got < 0)
 			return; /* drained (EAGAIN) */
 		bool refused = false;
 		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL;
@@ -639,12 +647,25 @@ static void net_udp_drain_errors(struct net *n)
 		}
 		if (!refused || n->closing || n->cfg.on_peer_refused == NULL)
 			continue;
-		char addr[NET_ADDR_MAX];
+		/* Believed only for a datagram we really sent: the error quotes
+		 * it, and its key id and sequence must be one of our recent ones
+		 * (an off-path forger would have to guess the key id). And only
+		 * for a peer whose datagrams we heard lately: one that never
+		 * spoke UDP (an older agent, a firewall that rejects UDP) is not
+		 * proven down by an unreachable UDP port. */
+		uint64_t now = uv_now(n->cfg.loop);
+		const char *who =
+		    dgram_quoted_sender(n->dgram, (const uint8_t *)data, (size_t)got, now);
+		if (who == NULL || !dgram_heard(n->dgram, who, now, NET_DGRAM_HEARD_MS)) {
+			n->stats.dgram_refused_ignored++;
+			continue;
+		}
+		char addr[NET_ADDR_MAX], name[64];
 		net_format_sockaddr(&dst, addr, sizeof(addr));
+		snprintf(name, sizeof(name), "%s", who);
 		n->stats.dgram_refused++;
-		if (mv_ratelimit_allow(&net_addr_slot(n, addr)->refused_rl, uv_now(n->cfg.loop),
-		                       NULL))
-			n->cfg.on_peer_refused(n, addr, n->cfg.ud);
+		if (mv_ratelimit_allow(&net_addr_slot(n, addr)->refused_rl, now, NULL))
+			n->cfg.on_peer_refused(n, addr, name, n->cfg.ud);
 	}
 }
 
@@ -652,8 +673,13 @@ static void net_on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
                             const struct sockaddr *from, unsigned flags)
 {
 	struct net *n = u->data;
-	if (nread == 0 && from == NULL)
-		return; /* nothing more to read */
+	if (nread == 0 && from == NULL) {
+		/* nothing more to read; an error queue with entries but no
+		 * pending error also wakes us this way: drain it, or the loop
+		 * would be woken for it again and again */
+		net_udp_drain_errors(n);
+		return;
+	}
 	if (nread < 0) {
 		/* an ICMP error for a datagram we sent (IP_RECVERR): the
 		 * error queue names where it went */
@@ -767,6 +793,15 @@ int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const
 		}
 		return -ENOKEY;
 	}
+	/* a peer not heard over UDP lately (just met, UDP blocked, an agent
+	 * without datagrams): TLS carries the message; one datagram a second
+	 * goes beside it so that, once the path works, the peer hears us and
+	 * answers by datagram too */
+	bool heard = dgram_heard(n->dgram, peer_name, now, NET_DGRAM_HEARD_MS);
+	if (!heard && !dgram_probe_due(n->dgram, peer_name, now, NET_DGRAM_PROBE_MS)) {
+		n->stats.dgram_unheard++;
+		return -ENOKEY;
+	}
 	struct sockaddr_storage ss;
 	if (strlen(addr) >= NET_ADDR_MAX || net_parse_addr(addr, &ss) < 0)
 		return -EINVAL;
@@ -777,10 +812,11 @@ int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const
 		return rc;
 	uv_buf_t b = uv_buf_init((char *)dg, (unsigned)dl);
 	rc = uv_udp_try_send(n->udp, &b, 1, (const struct sockaddr *)&ss);
-	if (rc == UV_ECONNREFUSED) {
-		/* a pending ICMP error surfaced on the send: read the queue, and
-		 * send again (the error was for an earlier datagram) */
-		net_udp_drain_errors(n);
+	if (rc == UV_ECONNREFUSED || rc == UV_EHOSTUNREACH || rc == UV_ENETUNREACH) {
+		/* a pending ICMP error (for an earlier datagram) surfaced on
+		 * this send and was consumed by it: send again. The error queue
+		 * is read by the receive callback, from the loop: never from
+		 * here, where its callbacks would run inside the caller's pump */
 		rc = uv_udp_try_send(n->udp, &b, 1, (const struct sockaddr *)&ss);
 	}
 	if (rc < 0) {
@@ -790,6 +826,10 @@ int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const
 		return rc;
 	}
 	n->stats.dgrams_out++;
+	if (!heard) {
+		n->stats.dgram_unheard++;
+		return -EAGAIN; /* sent, and to be sent over TLS too */
+	}
 	return 0;
 }
 
@@ -804,13 +844,14 @@ static void net_on_connect(uv_connect_t *req, int status)
 		struct net *n = c->net;
 		n->stats.dropped++;
 		if (status == UV_ECONNREFUSED && n->cfg.on_peer_refused != NULL && !n->closing) {
-			char addr[NET_ADDR_MAX];
+			char addr[NET_ADDR_MAX], name[64];
 			snprintf(addr, sizeof(addr), "%s", c->addr);
+			snprintf(name, sizeof(name), "%s", c->expect_name);
 			bool call = mv_ratelimit_allow(&net_addr_slot(n, addr)->refused_rl,
 			                               uv_now(n->cfg.loop), NULL);
 			net_conn_close(c, uv_strerror(status));
 			if (call)
-				n->cfg.on_peer_refused(n, addr, n->cfg.ud);
+				n->cfg.on_peer_refused(n, addr, name, n->cfg.ud);
 			return;
 		}
 		net_conn_close(c, uv_strerror(status));
@@ -903,6 +944,10 @@ int net_send_to(struct net *n, const char *addr, const char *expect_name, const 
 
 int net_connect(struct net *n, const char *addr, const char *expect_name)
 {
+	if (n->closing)
+		return -ESHUTDOWN;
+	if (net_pool_find(n, addr) != NULL)
+		return 0; /* one is there (or on its way): never replaced here */
 	struct net_conn *c = NULL;
 	int rc = net_pool_get(n, addr, expect_name, &c);
 	if (rc < 0)

@@ -76,8 +76,12 @@ struct net_config {
 	/* Nothing listens on the peer port at addr: an outgoing peer
 	 * connection was refused (the host answered the connect with a
 	 * reset), or a datagram we sent there came back as ICMP port
-	 * unreachable. At most once per address per second. May be NULL. */
-	void (*on_peer_refused)(struct net *n, const char *addr, void *ud);
+	 * unreachable. `name`: the peer the connection expected, or the one
+	 * the returned datagram was sealed for ("" if not known). An ICMP
+	 * error counts only if it quotes one of our recent datagrams to a
+	 * peer heard over UDP lately (dgram_quoted_sender). At most once per
+	 * address per second. May be NULL. */
+	void (*on_peer_refused)(struct net *n, const char *addr, const char *name, void *ud);
 	/* A datagram under a key we do not hold came from addr (at most once
 	 * a second per address; may be NULL): a peer still sealing with the
 	 * keys of our previous life. Unauthenticated: a hint to open a TLS
@@ -97,16 +101,18 @@ struct net_stats {
 	uint64_t rejected;  /* connections refused (TLS, role, bad frame) */
 	uint64_t resumed;   /* outgoing handshakes that resumed a session */
 	/* datagrams on the peer port's UDP socket (dgram.h) */
-	uint64_t dgrams_in;       /* opened and handed to on_peer_dgram */
-	uint64_t dgrams_out;      /* sent */
-	uint64_t dgram_bytes_in;  /* datagram bytes, header and tag included */
-	uint64_t dgram_bytes_out; /* same */
-	uint64_t dgram_auth_fail; /* dropped: bad length, version, unknown key or tag */
-	uint64_t dgram_replays;   /* dropped: sequence seen before or too old */
-	uint64_t dgram_no_key;    /* net_dgram_send without a send key: caller used TLS */
-	uint64_t dgram_send_fail; /* sealed but the socket refused it */
-	uint64_t dgram_refused;   /* ICMP port unreachable for a datagram we sent */
-	uint32_t dgram_peers;     /* peers we hold datagram keys for */
+	uint64_t dgrams_in;             /* opened and handed to on_peer_dgram */
+	uint64_t dgrams_out;            /* sent */
+	uint64_t dgram_bytes_in;        /* datagram bytes, header and tag included */
+	uint64_t dgram_bytes_out;       /* same */
+	uint64_t dgram_auth_fail;       /* dropped: bad length, version, unknown key or tag */
+	uint64_t dgram_replays;         /* dropped: sequence seen before or too old */
+	uint64_t dgram_no_key;          /* net_dgram_send without a send key: caller used TLS */
+	uint64_t dgram_send_fail;       /* sealed but the socket refused it */
+	uint64_t dgram_refused;         /* ICMP port unreachable for a datagram we sent */
+	uint64_t dgram_refused_ignored; /* ... not quoting a recent one to a peer heard */
+	uint64_t dgram_unheard;         /* sends to a peer not heard over UDP: TLS too */
+	uint32_t dgram_peers;           /* peers we hold datagram keys for */
 };
 
 struct net *net_new(const struct net_config *cfg);
@@ -123,8 +129,8 @@ int net_send_to(struct net *n, const char *addr, const char *expect_name, const 
                 size_t len);
 
 /* Opens the pooled peer connection to addr if there is none (its
- * handshake installs datagram keys at both ends); nothing is sent. 0 or a
- * negative errno. */
+ * handshake installs datagram keys at both ends); nothing is sent, and an
+ * existing connection is never replaced. 0 or a negative errno. */
 int net_connect(struct net *n, const char *addr, const char *expect_name);
 
 /* Sends a frame back on an existing connection (RPC replies). */
@@ -134,9 +140,17 @@ void net_conn_close(struct net_conn *c, const char *reason);
 
 /* Sends payload (a frame's payload, no frame header) to the peer named
  * peer_name at addr as one sealed UDP datagram from the peer port. 0 when
- * sent; otherwise the caller sends it over TLS (net_send_to) instead:
+ * sent as a datagram only. Datagrams alone go only to a peer whose own
+ * datagrams reached us lately (NET_DGRAM_HEARD_MS): a peer behind a
+ * firewall that drops UDP, or an agent that speaks no datagrams, is never
+ * left without probes and heartbeats. Otherwise the caller sends it over
+ * TLS (net_send_to) too, or instead:
+ *   -EAGAIN    sent as a datagram, but the peer was not heard over UDP
+ *              lately: send it over TLS as well (one such datagram per
+ *              NET_DGRAM_PROBE_MS, so that the peer can hear us)
  *   -ENOKEY    no live datagram key for that peer (never shook hands, or
- *              the key retired). The TLS send that follows makes keys: a
+ *              the key retired), or not heard and no probe datagram due.
+ *              The TLS send that follows makes keys: a
  *              new connection's handshake installs them, and an
  *              established connection whose keys retired is closed here so
  *              that the next send opens a fresh one (rekeying).

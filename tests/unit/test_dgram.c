@@ -427,6 +427,72 @@ static void test_table_bound_evicts_lru(void **state)
 	dgram_free(b);
 }
 
+/* The datagram an ICMP error quotes names the peer it was sealed for only
+ * if it is one of our recent ones under our live send key: a forged error
+ * (a guessed key id), one for a datagram we never sent, or one far older
+ * than the window names nobody. */
+static void test_quoted_sender(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, NULL, 7, 1000);
+	uint8_t dg[DGRAM_MAX_LEN];
+	size_t len = seal(p.a, "b", "ping", dg, 1000);
+	assert_string_equal(dgram_quoted_sender(p.a, dg, len, 1001), "b");
+	/* the header alone is enough (an error may quote little) */
+	assert_string_equal(dgram_quoted_sender(p.a, dg, DGRAM_HEADER_LEN, 1001), "b");
+	assert_null(dgram_quoted_sender(p.a, dg, DGRAM_HEADER_LEN - 1, 1001));
+	/* b's key to a is not a's: b cannot be told a's datagram came back */
+	assert_null(dgram_quoted_sender(p.b, dg, len, 1001));
+	uint8_t x[DGRAM_MAX_LEN];
+	memcpy(x, dg, len);
+	x[1] ^= 1; /* another key id */
+	assert_null(dgram_quoted_sender(p.a, x, len, 1001));
+	memcpy(x, dg, len);
+	x[0] = DGRAM_VERSION + 1;
+	assert_null(dgram_quoted_sender(p.a, x, len, 1001));
+	memcpy(x, dg, len);
+	x[DGRAM_HEADER_LEN - 1] += 1; /* a sequence not sealed yet */
+	assert_null(dgram_quoted_sender(p.a, x, len, 1001));
+	memset(x + 1 + DGRAM_KEY_ID_LEN, 0, 8); /* sequence 0 is never sealed */
+	assert_null(dgram_quoted_sender(p.a, x, len, 1001));
+	/* older than the window */
+	for (int i = 0; i < DGRAM_QUOTE_WINDOW; i++)
+		(void)seal(p.a, "b", "x", x, 1002);
+	assert_null(dgram_quoted_sender(p.a, dg, len, 1003));
+	assert_null(dgram_quoted_sender(p.a, NULL, 0, 1003));
+	pair_free(&p);
+}
+
+/* A peer is "heard" while one of its datagrams verified within the window;
+ * while not heard, a probe datagram is due at most once per interval. */
+static void test_heard_and_probe_due(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, NULL, 9, 1000);
+	assert_false(dgram_heard(p.b, "a", 1000, 10000));
+	assert_false(dgram_heard(p.b, "nobody", 1000, 10000));
+	assert_true(dgram_probe_due(p.a, "b", 1000, 1000));
+	assert_false(dgram_probe_due(p.a, "b", 1999, 1000));
+	assert_true(dgram_probe_due(p.a, "b", 2000, 1000));
+	assert_false(dgram_probe_due(p.a, "nobody", 2000, 1000));
+	uint8_t dg[DGRAM_MAX_LEN];
+	char got[DGRAM_MAX_PAYLOAD + 1];
+	size_t len = seal(p.a, "b", "ping", dg, 2000);
+	/* a datagram that fails verification is no sign of life */
+	uint8_t bad[DGRAM_MAX_LEN];
+	memcpy(bad, dg, len);
+	bad[len - 1] ^= 1;
+	assert_int_equal(open_(p.b, bad, len, 2001, got, NULL), DGRAM_DROP_AUTH);
+	assert_false(dgram_heard(p.b, "a", 2001, 10000));
+	assert_int_equal(open_(p.b, dg, len, 2002, got, NULL), DGRAM_OK);
+	assert_true(dgram_heard(p.b, "a", 2002, 10000));
+	assert_true(dgram_heard(p.b, "a", 12002, 10000));
+	assert_false(dgram_heard(p.b, "a", 12003, 10000));
+	pair_free(&p);
+}
+
 static void test_drop_names(void **state)
 {
 	(void)state;
@@ -451,6 +517,8 @@ int main(void)
 	    cmocka_unit_test(test_rekey_grace),
 	    cmocka_unit_test(test_crossed_handshakes),
 	    cmocka_unit_test(test_table_bound_evicts_lru),
+	    cmocka_unit_test(test_quoted_sender),
+	    cmocka_unit_test(test_heard_and_probe_due),
 	    cmocka_unit_test(test_drop_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

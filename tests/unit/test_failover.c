@@ -1560,6 +1560,48 @@ static void hb_voters(struct fo *f, const char *from, const char *to, uint32_t v
 	assert_int_equal(fo_handle_message(f, &m, now), 0);
 }
 
+static void hb_voters_stamp(struct fo *f, const char *from, uint64_t inc, uint64_t stamp,
+                            uint32_t voters, uint64_t now)
+{
+	struct fo_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = FO_HEARTBEAT;
+	snprintf(m.from, sizeof(m.from), "%s", from);
+	snprintf(m.to, sizeof(m.to), "n0");
+	m.incarnation = inc;
+	m.stamp = stamp;
+	m.voters = voters;
+	assert_int_equal(fo_handle_message(f, &m, now), 0);
+}
+
+/* Heartbeats ride datagrams, which may arrive out of order: a heartbeat
+ * older than the last one noted from its sender (an earlier stamp of the
+ * same incarnation, or an earlier incarnation) changes nothing — here, it
+ * would have lowered the voting set the sender reported (a majority over
+ * too few) — and a newer one still does. */
+static void test_reordered_heartbeat_ignored(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 0);
+	struct fo *f = fo_new(&c, 1000);
+	fo_member(f, "n1", FO_ALIVE, 2, 1000);
+	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	assert_int_equal(fo_majority(f), 2);
+	hb_voters_stamp(f, "n1", 2, 1500, 5, 1100); /* 5 voters: majority 3 */
+	assert_int_equal(fo_majority(f), 3);
+	hb_voters_stamp(f, "n1", 2, 1400, 3, 1101); /* sent before it: stale */
+	assert_int_equal(fo_majority(f), 3);
+	hb_voters_stamp(f, "n1", 2, 1500, 3, 1102); /* the same stamp again */
+	assert_int_equal(fo_majority(f), 3);
+	hb_voters_stamp(f, "n1", 1, 9000, 3, 1103); /* an earlier life */
+	assert_int_equal(fo_majority(f), 3);
+	hb_voters_stamp(f, "n1", 2, 1600, 3, 1104); /* newer: it learned better */
+	assert_int_equal(fo_majority(f), 2);
+	drop_all(f);
+	fo_free(f);
+}
+
 /* A restarted agent that knows 3 voters hears of 5: it counts majorities
  * over 5 until that report is older than F (its sender dead or not), less
  * the force-leaves learned after a dead sender's report. */
@@ -5615,6 +5657,7 @@ int main(void)
 	    cmocka_unit_test(test_adopt_used_by_proposer),
 	    cmocka_unit_test(test_supersede_older_first_round),
 	    cmocka_unit_test(test_free_value_rule),
+	    cmocka_unit_test(test_reordered_heartbeat_ignored),
 	    cmocka_unit_test(test_preempted_proposer_backs_off),
 	    cmocka_unit_test(test_reaccept_identical_value),
 	    cmocka_unit_test(test_owed_tracker),

@@ -49,6 +49,7 @@ struct node {
 	char dgram_data[2048];
 	size_t dgram_len;
 	char refused_addr[64];
+	char refused_name[64];
 };
 
 static uv_loop_t g_loop;
@@ -71,12 +72,13 @@ static void on_dgram(struct net *n, const char *peer, const char *remote, const 
 	x->dgram_len = len;
 }
 
-static void on_refused(struct net *n, const char *addr, void *ud)
+static void on_refused(struct net *n, const char *addr, const char *name, void *ud)
 {
 	(void)n;
 	struct node *x = ud;
 	x->refused++;
 	snprintf(x->refused_addr, sizeof(x->refused_addr), "%s", addr);
+	snprintf(x->refused_name, sizeof(x->refused_name), "%s", name);
 }
 
 static void on_unknown_key(struct net *n, const char *addr, void *ud)
@@ -199,9 +201,20 @@ static void test_datagrams_on_loopback(void **state)
 	/* one TLS frame n2 -> n1: its handshake gives both ends keys */
 	send_frame(&g_n2, g_n1.addr, "n1");
 	wait_until(n1_has_frame, "n1 gets the TLS frame");
-	assert_int_equal(net_dgram_send(g_n2.net, "n1", g_n1.addr, (const uint8_t *)"ping", 4), 0);
-	assert_int_equal(net_dgram_send(g_n1.net, "n2", g_n2.addr, (const uint8_t *)"ack!", 4), 0);
+	/* neither has heard the other over UDP yet: each datagram goes, and
+	 * the caller is told to send over TLS too; a second one within the
+	 * probe interval does not go (TLS only) */
+	assert_int_equal(net_dgram_send(g_n2.net, "n1", g_n1.addr, (const uint8_t *)"ping", 4),
+	                 -EAGAIN);
+	assert_int_equal(net_dgram_send(g_n2.net, "n1", g_n1.addr, (const uint8_t *)"more", 4),
+	                 -ENOKEY);
+	assert_int_equal(net_dgram_send(g_n1.net, "n2", g_n2.addr, (const uint8_t *)"ack!", 4),
+	                 -EAGAIN);
 	wait_until(both_have_dgram, "a datagram at each end");
+	/* heard: datagrams alone from now on */
+	assert_int_equal(net_dgram_send(g_n1.net, "n2", g_n2.addr, (const uint8_t *)"ack!", 4), 0);
+	g_n2.dgrams = 0;
+	wait_until(both_have_dgram, "the datagram-only one");
 	assert_string_equal(g_n1.dgram_peer, "n2");
 	assert_int_equal(g_n1.dgram_len, 4);
 	assert_memory_equal(g_n1.dgram_data, "ping", 4);
@@ -237,8 +250,9 @@ static void test_datagrams_on_loopback(void **state)
 	struct net_stats st;
 	net_get_stats(g_n2.net, &st);
 	assert_int_equal(st.dgrams_out, 1);
-	assert_int_equal(st.dgrams_in, 1);
+	assert_int_equal(st.dgrams_in, 2);
 	assert_int_equal(st.dgram_no_key, 3);
+	assert_int_equal(st.dgram_unheard, 2);
 	assert_int_equal(st.dgram_peers, 1);
 	assert_int_equal(st.dgram_bytes_out, 4 + DGRAM_OVERHEAD);
 }
@@ -263,6 +277,7 @@ static void test_icmp_unreachable_reported(void **state)
 	assert_int_equal(net_dgram_send(g_n2.net, "n1", dead, (const uint8_t *)"ping", 4), 0);
 	wait_until(n2_refused_target, "on_peer_refused for the ICMP port unreachable");
 	assert_string_equal(g_n2.refused_addr, dead);
+	assert_string_equal(g_n2.refused_name, "n1"); /* whom the returned datagram was for */
 	struct net_stats st;
 	net_get_stats(g_n2.net, &st);
 	assert_int_equal(st.dgram_refused, 1);
