@@ -1547,27 +1547,21 @@ static void test_deadlines(void **state)
 
 /* ---- later additions: voting-set size, incarnations, target loss ------------- */
 
+static void hb_voters_stamp(struct fo *f, const char *from, const char *to, uint64_t inc,
+                            uint64_t stamp, uint32_t voters, uint64_t now);
 static void hb_voters(struct fo *f, const char *from, const char *to, uint32_t voters, uint64_t now)
+{
+	hb_voters_stamp(f, from, to, 1, now, voters, now);
+}
+
+static void hb_voters_stamp(struct fo *f, const char *from, const char *to, uint64_t inc,
+                            uint64_t stamp, uint32_t voters, uint64_t now)
 {
 	struct fo_msg m;
 	memset(&m, 0, sizeof(m));
 	m.type = FO_HEARTBEAT;
 	snprintf(m.from, sizeof(m.from), "%s", from);
 	snprintf(m.to, sizeof(m.to), "%s", to);
-	m.incarnation = 1;
-	m.stamp = now;
-	m.voters = voters;
-	assert_int_equal(fo_handle_message(f, &m, now), 0);
-}
-
-static void hb_voters_stamp(struct fo *f, const char *from, uint64_t inc, uint64_t stamp,
-                            uint32_t voters, uint64_t now)
-{
-	struct fo_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = FO_HEARTBEAT;
-	snprintf(m.from, sizeof(m.from), "%s", from);
-	snprintf(m.to, sizeof(m.to), "n0");
 	m.incarnation = inc;
 	m.stamp = stamp;
 	m.voters = voters;
@@ -1588,15 +1582,15 @@ static void test_reordered_heartbeat_ignored(void **state)
 	fo_member(f, "n1", FO_ALIVE, 2, 1000);
 	fo_member(f, "n2", FO_ALIVE, 1, 1000);
 	assert_int_equal(fo_majority(f), 2);
-	hb_voters_stamp(f, "n1", 2, 1500, 5, 1100); /* 5 voters: majority 3 */
+	hb_voters_stamp(f, "n1", "n0", 2, 1500, 5, 1100); /* 5 voters: majority 3 */
 	assert_int_equal(fo_majority(f), 3);
-	hb_voters_stamp(f, "n1", 2, 1400, 3, 1101); /* sent before it: stale */
+	hb_voters_stamp(f, "n1", "n0", 2, 1400, 3, 1101); /* sent before it: stale */
 	assert_int_equal(fo_majority(f), 3);
-	hb_voters_stamp(f, "n1", 2, 1500, 3, 1102); /* the same stamp again */
+	hb_voters_stamp(f, "n1", "n0", 2, 1500, 3, 1102); /* the same stamp again */
 	assert_int_equal(fo_majority(f), 3);
-	hb_voters_stamp(f, "n1", 1, 9000, 3, 1103); /* an earlier life */
+	hb_voters_stamp(f, "n1", "n0", 1, 9000, 3, 1103); /* an earlier life */
 	assert_int_equal(fo_majority(f), 3);
-	hb_voters_stamp(f, "n1", 2, 1600, 3, 1104); /* newer: it learned better */
+	hb_voters_stamp(f, "n1", "n0", 2, 1600, 3, 1104); /* newer: it learned better */
 	assert_int_equal(fo_majority(f), 2);
 	drop_all(f);
 	fo_free(f);
