@@ -319,6 +319,18 @@
  * host took ~10 s to be declared against Serf's ~5.7 s
  * (tests/bench/bench_fd_serf.sh). */
 #define SWIM_SUSPICION_CONFIRMATIONS 2
+/* Flap damping (a gray host): each suspicion or death a member refuted
+ * within SWIM_FLAP_DECAY_MIN minutes of the previous one makes its next
+ * suspicions' minimum longer — (1 + flaps) times, up to SWIM_FLAPS_MAX and
+ * never above the maximum — so that a host that can answer only some
+ * probes, whose suspicions others soon confirm, is not declared dead and
+ * back every minute: the cluster keeps it, or declares it once. The
+ * maximum (no confirmations) and the gray-host hold are not damped: they
+ * bound how long a real silent death of a host that flapped can take. A
+ * host that refuted nothing for that long starts afresh. (A crash is
+ * still proven fast: a refusal does not wait for the timeout.) */
+#define SWIM_FLAPS_MAX 3
+#define SWIM_FLAP_DECAY_MIN 5
 /* Members held DEAD are probed, one at a time, every this many protocol
  * periods (one PING carrying its DEAD record), so a false death is refuted
  * in seconds while a real one costs one PING per 3 periods per node. */
@@ -367,6 +379,8 @@ struct swim_member {
 	uint32_t timer;     /* heap position or NONE */
 	uint32_t susp;      /* suspicion pool index or NONE */
 	uint8_t state;
+	uint8_t flaps;     /* deaths or suspicions it refuted lately (damping) */
+	uint16_t flap_min; /* minute (now / 60000, mod 2^16) of the last one */
 };
 
 /* The per-member budget the simulator's 10,000 x 10,000 run depends on. */
@@ -1215,6 +1229,16 @@ static void swim_susp_new(struct swim *s, uint32_t i, const char *origin, uint64
 	x->born = now;
 	x->member = i;
 	swim_suspicion_bounds(s, &x->min_ms, &x->max_ms);
+	struct swim_member *mb = &s->m[i];
+	if (mb->flaps && (uint16_t)((uint16_t)(now / 60000) - mb->flap_min) >= SWIM_FLAP_DECAY_MIN)
+		mb->flaps = 0;
+	if (mb->flaps) {
+		/* (the minimum only, up to the maximum: the maximum and the
+		 * gray-host hold, which bound how long a real silent death of
+		 * it can take, stay as they are) */
+		uint64_t damped = (uint64_t)x->min_ms * (1u + mb->flaps);
+		x->min_ms = (uint32_t)(damped < x->max_ms ? damped : x->max_ms);
+	}
 	uint32_t n = swim_n_live(s);
 	/* Expected confirmations: k helpers, or everyone but us and the suspect
 	 * when fewer. */
@@ -1701,6 +1725,16 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			swim_member_set_state(s, i, SWIM_ALIVE, u->incarnation, now);
 		else
 			s->m[i].incarnation = u->incarnation;
+		if (old == SWIM_SUSPECT || old == SWIM_DEAD) {
+			/* a refuted suspicion or death: damp its next ones */
+			struct swim_member *fm = &s->m[i];
+			uint16_t min_now = (uint16_t)(now / 60000);
+			if ((uint16_t)(min_now - fm->flap_min) >= SWIM_FLAP_DECAY_MIN)
+				fm->flaps = 0;
+			if (fm->flaps < SWIM_FLAPS_MAX)
+				fm->flaps++;
+			fm->flap_min = min_now;
+		}
 		if (old == SWIM_SUSPECT) {
 			snprintf(cause, sizeof(cause), "refuted with incarnation %llu (%s from %s)",
 			         (unsigned long long)u->incarnation, how, via);

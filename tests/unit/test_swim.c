@@ -1115,6 +1115,57 @@ static void test_suspicion_confirmations(void **state)
 	swim_free(s);
 }
 
+/* When b dies (suspected, 3 confirmations) starting at `at`: the time of
+ * its DEAD verdict. */
+static uint64_t confirmed_death_at(struct swim *s, uint64_t inc, uint64_t at)
+{
+	feed(s, "c", upd("b", SWIM_SUSPECT, inc, "c"), at);
+	feed(s, "d", upd("b", SWIM_SUSPECT, inc, "d"), at + 10);
+	feed(s, "e", upd("b", SWIM_SUSPECT, inc, "e"), at + 20);
+	feed(s, "f", upd("b", SWIM_SUSPECT, inc, "f"), at + 30);
+	drop_all(s);
+	uint64_t now = at;
+	while (mstate(s, "b", NULL) != SWIM_DEAD) {
+		now = swim_next_deadline(s);
+		assert_true(now < at + 60000);
+		swim_handle_timer(s, now);
+		drop_all(s);
+	}
+	return now;
+}
+
+/* Flap damping: a member that refuted a suspicion or a death has the
+ * minimum of its next suspicions doubled (then tripled, quadrupled, never
+ * above the maximum), so a gray host is not declared dead and back every
+ * minute; five quiet minutes and it starts afresh. */
+static void test_flap_damping(void **state)
+{
+	(void)state;
+	struct swim *s = solo("me", NULL);
+	const char *names[] = {"b", "c", "d", "e", "f"};
+	for (int k = 0; k < 5; k++)
+		feed(s, "x", upd(names[k], SWIM_ALIVE, 0, ""), 0);
+	drop_all(s);
+	/* undamped: the minimum, 4000 ms after the suspicion */
+	assert_int_equal(confirmed_death_at(s, 0, 1000), 1000 + 4000);
+	/* it refutes its death (incarnation 1): the next minimum is 8000 */
+	feed(s, "b", upd("b", SWIM_ALIVE, 1, ""), 6000);
+	assert_int_equal(mstate(s, "b", NULL), SWIM_ALIVE);
+	assert_int_equal(confirmed_death_at(s, 1, 7000), 7000 + 8000);
+	/* again: 12000 */
+	feed(s, "b", upd("b", SWIM_ALIVE, 2, ""), 16000);
+	assert_int_equal(confirmed_death_at(s, 2, 17000), 17000 + 12000);
+	/* again twice: 16000, and no more (SWIM_FLAPS_MAX) */
+	feed(s, "b", upd("b", SWIM_ALIVE, 3, ""), 30000);
+	assert_int_equal(confirmed_death_at(s, 3, 31000), 31000 + 16000);
+	feed(s, "b", upd("b", SWIM_ALIVE, 4, ""), 48000);
+	assert_int_equal(confirmed_death_at(s, 4, 49000), 49000 + 16000);
+	/* five quiet minutes after its last refutation: afresh */
+	feed(s, "b", upd("b", SWIM_ALIVE, 5, ""), 66000);
+	assert_int_equal(confirmed_death_at(s, 5, 66000 + 300000), 366000 + 4000);
+	swim_free(s);
+}
+
 static void test_false_suspicion_refuted(void **state)
 {
 	(void)state;
@@ -2227,6 +2278,7 @@ int main(void)
 	    cmocka_unit_test(test_join_success),
 	    cmocka_unit_test(test_crash_detected),
 	    cmocka_unit_test(test_suspicion_confirmations),
+	    cmocka_unit_test(test_flap_damping),
 	    cmocka_unit_test(test_false_suspicion_refuted),
 	    cmocka_unit_test(test_leave),
 	    cmocka_unit_test(test_restart_at_new_address),
