@@ -384,23 +384,27 @@ SCN_TEST(test_loss_36pct_no_false_death)
 	scn_free(s);
 }
 
-/* SIGSTOP for 5 s, then SIGCONT: suspected, never DEAD anywhere. */
-SCN_TEST(test_pause_5s_never_dead)
+/* SIGSTOP for 4 s (issue 11: a pause of <= 4 s is never declared dead),
+ * then SIGCONT: suspected, never DEAD anywhere. (5 s is near the edge with
+ * a 4 s minimum: bench_sim_membership issue11 prints how often.) */
+SCN_TEST(test_pause_4s_never_dead)
 {
 	const int n = 5;
 	struct sim *s = scn_cluster(n, NULL);
-	for (int round = 0; round < 3; round++) {
+	uint64_t noticed = 0; /* (a 4 s pause may end before anyone probed it) */
+	for (int round = 0; round < 5; round++) {
 		int v = 1 + (int)(sim_rand(s) % (uint64_t)(n - 1));
 		sim_run_for(s, 3000 + sim_rand(s) % 1000);
 		sim_stats_reset(s);
 		sim_pause(s, v);
-		sim_run_for(s, 5000);
+		sim_run_for(s, 4000);
 		sim_resume(s, v);
 		scn_assert(s, sim_run_until(s, sim_pred_all_alive, NULL, 10000) >= 0,
 		           "n%d not ALIVE everywhere after its pause", v);
-		scn_assert(s, sim_stats(s, v)->suspected > 0, "a 5 s pause went unnoticed");
-		scn_assert(s, sim_total_dead(s) == 0, "n%d declared DEAD after a 5 s pause", v);
+		noticed += sim_stats(s, v)->suspected;
+		scn_assert(s, sim_total_dead(s) == 0, "n%d declared DEAD after a 4 s pause", v);
 	}
+	scn_assert(s, noticed > 0, "five 4 s pauses went unnoticed");
 	scn_check_counters(s);
 	scn_free(s);
 }
@@ -517,7 +521,7 @@ int main(void)
 	    scn_test(test_join_5_quick),
 	    scn_test(test_crash_detected_100_fast),
 	    scn_test(test_loss_36pct_no_false_death),
-	    scn_test(test_pause_5s_never_dead),
+	    scn_test(test_pause_4s_never_dead),
 	    scn_test(test_gray_host_declares_nobody_dead),
 	    scn_test(test_false_death_heals_fast),
 	    scn_test(test_kill_refused_detected_fast),
