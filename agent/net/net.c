@@ -746,8 +746,9 @@ static int net_udp_bind(struct net *n, const struct sockaddr_storage *ss, const 
 		 * agent is down) come back on the error queue */
 		if (ss->ss_family == AF_INET6)
 			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof(on));
-		else
-			(void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on));
+		/* (an IPv6 socket bound to :: also talks to IPv4 peers, whose
+		 * ICMPv4 errors need IP_RECVERR) */
+		(void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on));
 	}
 	if (rc == 0)
 		rc = uv_udp_recv_start(u, net_udp_alloc, net_on_udp_recv);
