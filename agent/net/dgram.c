@@ -89,6 +89,8 @@ struct dgram_peer {
 struct dgram_table {
 	struct dgram_config cfg;
 	struct dgram_peer *peers;
+	uint32_t n_slots; /* peers[0, n_slots) were ever taken; the rest are free:
+	                     every scan stops there (a few peers, not max_peers) */
 	struct dgram_stats stats;
 	EVP_CIPHER_CTX *ctx;
 };
@@ -131,7 +133,7 @@ void dgram_free(struct dgram_table *t)
 
 static struct dgram_peer *dgram_find(struct dgram_table *t, const char *name)
 {
-	for (uint32_t i = 0; i < t->cfg.max_peers; i++)
+	for (uint32_t i = 0; i < t->n_slots; i++)
 		if (t->peers[i].used && strcmp(t->peers[i].name, name) == 0)
 			return &t->peers[i];
 	return NULL;
@@ -141,13 +143,15 @@ static struct dgram_peer *dgram_find(struct dgram_table *t, const char *name)
 static struct dgram_peer *dgram_take_slot(struct dgram_table *t)
 {
 	struct dgram_peer *lru = NULL;
-	for (uint32_t i = 0; i < t->cfg.max_peers; i++) {
+	for (uint32_t i = 0; i < t->n_slots; i++) {
 		struct dgram_peer *p = &t->peers[i];
 		if (!p->used)
 			return p;
 		if (lru == NULL || p->last_used < lru->last_used)
 			lru = p;
 	}
+	if (t->n_slots < t->cfg.max_peers)
+		return &t->peers[t->n_slots++];
 	t->stats.evictions++;
 	t->stats.peers--;
 	OPENSSL_cleanse(lru, sizeof(*lru));
@@ -221,7 +225,7 @@ const char *dgram_quoted_sender(struct dgram_table *t, const uint8_t *quoted, si
 	if (quoted == NULL || len < DGRAM_HEADER_LEN || quoted[0] != DGRAM_VERSION)
 		return NULL;
 	uint64_t seq = get_be64(quoted + 1 + DGRAM_KEY_ID_LEN);
-	for (uint32_t i = 0; i < t->cfg.max_peers; i++) {
+	for (uint32_t i = 0; i < t->n_slots; i++) {
 		struct dgram_peer *p = &t->peers[i];
 		if (!p->used || !dgram_tx_live(t, &p->tx, now) ||
 		    CRYPTO_memcmp(p->tx.id, quoted + 1, DGRAM_KEY_ID_LEN) != 0)
@@ -374,7 +378,7 @@ enum dgram_drop dgram_open(struct dgram_table *t, const uint8_t *dg, size_t len,
 	const uint8_t *id = dg + 1;
 	struct dgram_peer *p = NULL;
 	struct dgram_rx *r = NULL;
-	for (uint32_t i = 0; i < t->cfg.max_peers && r == NULL; i++) {
+	for (uint32_t i = 0; i < t->n_slots && r == NULL; i++) {
 		if (!t->peers[i].used)
 			continue;
 		for (int k = 0; k < DGRAM_RX_SLOTS; k++) {
