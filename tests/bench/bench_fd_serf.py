@@ -294,20 +294,6 @@ class Lab(mvha.NetLab):
     def _ifname(self, kind, i):
         return "mvb%s%s%s" % (self.tag, kind, i)
 
-    def set_silent(self, name):
-        """Drops everything in and out of `name`'s namespace but loopback and
-        the observer: no RST, no ICMP, nothing (clear_loss undoes it)."""
-        chains = "".join(
-            "  chain %s {\n    type filter hook %s priority 0; policy accept;\n"
-            '    %s "lo" accept\n    ip %s %s accept\n    drop\n  }\n' %
-            (c, hook, iface, fld, self.obs_ip)
-            for c, hook, iface, fld in (("lossin", "input", "iifname", "saddr"),
-                                        ("lossout", "output", "oifname", "daddr")))
-        nx = ["ip", "netns", "exec", self.ns(name)]
-        sh(*nx, "nft", "delete", "table", "inet", "mvloss", check_rc=False)
-        sh(*nx, "nft", "-f", "-", input="table inet mvloss {\n%s}\n" % chains)
-        self.loss[name] = (100, 100)
-
     def add_counters(self, name):
         text = "table inet mvbcount {\n"
         for chain, hook, iface, peer in (("cin", "input", "iifname", "saddr"),

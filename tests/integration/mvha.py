@@ -240,6 +240,21 @@ class NetLab:
         sh(*nx, "nft", "-f", "-", input=text)
         self.loss[name] = (pct_in, pct_out)
 
+    def set_silent(self, name):
+        """Drops everything in and out of `name`'s namespace but loopback and
+        the observer's traffic: no RST, no ICMP, nothing (set_loss takes at
+        most 99%). clear_loss undoes it (same table)."""
+        chains = "".join(
+            "  chain %s {\n    type filter hook %s priority 0; policy accept;\n"
+            '    %s "lo" accept\n    ip %s %s accept\n    drop\n  }\n' %
+            (c, hook, iface, fld, self.obs_ip)
+            for c, hook, iface, fld in (("lossin", "input", "iifname", "saddr"),
+                                        ("lossout", "output", "oifname", "daddr")))
+        nx = ["ip", "netns", "exec", self.ns(name)]
+        sh(*nx, "nft", "delete", "table", "inet", "mvloss", check_rc=False)
+        sh(*nx, "nft", "-f", "-", input="table inet mvloss {\n%s}\n" % chains)
+        self.loss[name] = (100, 100)
+
     def clear_loss(self, name):
         sh("ip", "netns", "exec", self.ns(name), "nft", "delete", "table", "inet", "mvloss",
            check_rc=False)

@@ -275,30 +275,13 @@ def phase_gray(c, lab):
     check(not mine, "phase 2: the gray host n5 logged death verdicts: %s" % mine[:6])
 
 
-def set_silent(lab, name):
-    """Drops everything in and out of name's namespace but loopback and the
-    observer's traffic: no RST, no ICMP, nothing (as bench_fd_serf.py's
-    set_silent; NetLab's loss rules take at most 99%). lab.clear_loss
-    removes it (same table)."""
-    chains = "".join(
-        "  chain %s {\n    type filter hook %s priority 0; policy accept;\n"
-        '    %s "lo" accept\n    ip %s %s accept\n    drop\n  }\n' %
-        (ch, hook, iface, fld, lab.obs_ip)
-        for ch, hook, iface, fld in (("lossin", "input", "iifname", "saddr"),
-                                     ("lossout", "output", "oifname", "daddr")))
-    nx = ["ip", "netns", "exec", lab.ns(name)]
-    mvha.sh(*nx, "nft", "delete", "table", "inet", "mvloss", check_rc=False)
-    mvha.sh(*nx, "nft", "-f", "-", input="table inet mvloss {\n%s}\n" % chains)
-    lab.loss[name] = (100, 100)
-
-
 def phase_silent(c, lab):
     silent = c["n4"]
     others = [a for a in c.running() if a is not silent]
     inc0 = silent.members()[silent.name]["incarnation"]
     marks = log_marks([silent])
     log("phase 3: n4 silent (everything in and out dropped), incarnation %d" % inc0)
-    set_silent(lab, silent.name)
+    lab.set_silent(silent.name)
     t0 = time.monotonic()
     first = {}
     try:

@@ -512,17 +512,23 @@ static void test_self_fence_once(void **state)
 	net_free(t);
 }
 
+/* A HEARTBEAT from `from` to `to`, nothing else set. */
+static void hb_msg(struct fo_msg *m, const char *from, const char *to, uint64_t inc, uint64_t stamp)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = FO_HEARTBEAT;
+	snprintf(m->from, sizeof(m->from), "%s", from);
+	snprintf(m->to, sizeof(m->to), "%s", to);
+	m->incarnation = inc;
+	m->stamp = stamp;
+}
+
 /* A HEARTBEAT from `from`, with the live migrations it announces. */
 static void hb_with(struct fo *f, const char *from, const char *to, uint64_t inc, uint64_t stamp,
                     uint64_t fenced_through, struct fo_move *mv, size_t n_mv, uint64_t now)
 {
 	struct fo_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = FO_HEARTBEAT;
-	snprintf(m.from, sizeof(m.from), "%s", from);
-	snprintf(m.to, sizeof(m.to), "%s", to);
-	m.incarnation = inc;
-	m.stamp = stamp;
+	hb_msg(&m, from, to, inc, stamp);
 	m.fenced_through = fenced_through;
 	m.moves = mv;
 	m.n_moves = n_mv;
@@ -1547,25 +1553,19 @@ static void test_deadlines(void **state)
 
 /* ---- later additions: voting-set size, incarnations, target loss ------------- */
 
-static void hb_voters_stamp(struct fo *f, const char *from, const char *to, uint64_t inc,
-                            uint64_t stamp, uint32_t voters, uint64_t now);
-static void hb_voters(struct fo *f, const char *from, const char *to, uint32_t voters, uint64_t now)
-{
-	hb_voters_stamp(f, from, to, 1, now, voters, now);
-}
-
+/* A HEARTBEAT reporting `voters` (its stamp as given). */
 static void hb_voters_stamp(struct fo *f, const char *from, const char *to, uint64_t inc,
                             uint64_t stamp, uint32_t voters, uint64_t now)
 {
 	struct fo_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = FO_HEARTBEAT;
-	snprintf(m.from, sizeof(m.from), "%s", from);
-	snprintf(m.to, sizeof(m.to), "%s", to);
-	m.incarnation = inc;
-	m.stamp = stamp;
+	hb_msg(&m, from, to, inc, stamp);
 	m.voters = voters;
 	assert_int_equal(fo_handle_message(f, &m, now), 0);
+}
+
+static void hb_voters(struct fo *f, const char *from, const char *to, uint32_t voters, uint64_t now)
+{
+	hb_voters_stamp(f, from, to, 1, now, voters, now);
 }
 
 /* Heartbeats ride datagrams, which may arrive out of order: a heartbeat
@@ -5217,12 +5217,7 @@ static void test_removal_covers_known_incarnation(void **state)
 	}
 	struct fo_removed rm = {.name = "n0", .incarnation = 0};
 	struct fo_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = FO_HEARTBEAT;
-	snprintf(m.from, sizeof(m.from), "n2");
-	snprintf(m.to, sizeof(m.to), "n1");
-	m.incarnation = 1;
-	m.stamp = now;
+	hb_msg(&m, "n2", "n1", 1, now);
 	m.removed = &rm;
 	m.n_removed = 1;
 	assert_int_equal(fo_handle_message(a, &m, now + 1), 0);
