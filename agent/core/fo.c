@@ -7053,18 +7053,43 @@ static int given_cmp(const void *a, const void *b)
 	return strcmp(x->uuid, y->uuid);
 }
 
+/* What the journal lists per member, each kind of line in name order. */
+enum journal_pick { JP_FAILED_OVER, JP_VOTER, JP_REMOVED };
+
+/* The members (their names fit the journal) a kind of line is written
+ * for, sorted by name, into list; how many. Voter and removal lines are
+ * about the others only. */
+static size_t journal_members(const struct fo *f, enum journal_pick pick, const struct mrec **list)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < f->n_m; i++) {
+		const struct mrec *r = &f->m[i];
+		bool want;
+		switch (pick) {
+		case JP_FAILED_OVER:
+			want = r->inst_max > 0 || r->forgot_max > 0;
+			break;
+		case JP_VOTER:
+			want = i != f->self_idx && r->voter;
+			break;
+		default:
+			want = i != f->self_idx && r->removed;
+			break;
+		}
+		if (want && journal_name_ok(r->name, strlen(r->name)))
+			list[k++] = r;
+	}
+	qsort(list, k, sizeof(*list), mrec_name_order);
+	return k;
+}
+
 int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 {
 	struct jbuf b = {0};
 	const struct mrec **list = calloc(f->n_m ? f->n_m : 1, sizeof(*list));
 	if (!list)
 		return -ENOMEM;
-	size_t k = 0;
-	for (size_t i = 0; i < f->n_m; i++)
-		if ((f->m[i].inst_max > 0 || f->m[i].forgot_max > 0) &&
-		    journal_name_ok(f->m[i].name, strlen(f->m[i].name)))
-			list[k++] = &f->m[i];
-	qsort(list, k, sizeof(*list), mrec_name_order);
+	size_t k = journal_members(f, JP_FAILED_OVER, list);
 	jb_printf(&b, "%s", JOURNAL_HEADER);
 	for (size_t i = 0; i < k; i++) {
 		if (list[i]->inst_max)
@@ -7076,24 +7101,14 @@ int fo_journal_encode(const struct fo *f, char **out, size_t *len)
 	}
 	/* the voting set: a restarted agent's membership only learns the live
 	 * members, yet the dead ones still count in every majority */
-	k = 0;
-	for (size_t i = 0; i < f->n_m; i++)
-		if (i != f->self_idx && f->m[i].voter &&
-		    journal_name_ok(f->m[i].name, strlen(f->m[i].name)))
-			list[k++] = &f->m[i];
-	qsort(list, k, sizeof(*list), mrec_name_order);
+	k = journal_members(f, JP_VOTER, list);
 	for (size_t i = 0; i < k; i++)
 		jb_printf(&b, "voter %s\n", list[i]->name);
 	/* the members the operator removed: they may have accepted a value a
 	 * majority of the voting set before the removal chose, so a restarted
 	 * proposer still counts them as voters that did not answer (the
 	 * free-value rule, promises_decide) */
-	k = 0;
-	for (size_t i = 0; i < f->n_m; i++)
-		if (i != f->self_idx && f->m[i].removed &&
-		    journal_name_ok(f->m[i].name, strlen(f->m[i].name)))
-			list[k++] = &f->m[i];
-	qsort(list, k, sizeof(*list), mrec_name_order);
+	k = journal_members(f, JP_REMOVED, list);
 	for (size_t i = 0; i < k; i++)
 		jb_printf(&b, "removed %s %" PRIu64 "\n", list[i]->name, list[i]->removed_inc);
 	free(list);

@@ -1208,6 +1208,14 @@ static void swim_susp_free(struct swim *s, uint32_t i)
 	s->m[i].susp = NONE;
 }
 
+/* Flap damping: a member that refuted nothing for SWIM_FLAP_DECAY_MIN
+ * minutes starts afresh. */
+static void swim_flaps_decay(struct swim_member *mb, uint64_t now)
+{
+	if ((uint16_t)((uint16_t)(now / 60000) - mb->flap_min) >= SWIM_FLAP_DECAY_MIN)
+		mb->flaps = 0;
+}
+
 /* Starts the suspicion record of member i (already SUSPECT). */
 static void swim_susp_new(struct swim *s, uint32_t i, const char *origin, uint64_t now)
 {
@@ -1233,8 +1241,7 @@ static void swim_susp_new(struct swim *s, uint32_t i, const char *origin, uint64
 	x->member = i;
 	swim_suspicion_bounds(s, &x->min_ms, &x->max_ms);
 	struct swim_member *mb = &s->m[i];
-	if (mb->flaps && (uint16_t)((uint16_t)(now / 60000) - mb->flap_min) >= SWIM_FLAP_DECAY_MIN)
-		mb->flaps = 0;
+	swim_flaps_decay(mb, now);
 	if (mb->flaps) {
 		/* (the minimum only, up to the maximum: the maximum and the
 		 * gray-host hold, which bound how long a real silent death of
@@ -1731,12 +1738,10 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 		if (old == SWIM_SUSPECT || old == SWIM_DEAD) {
 			/* a refuted suspicion or death: damp its next ones */
 			struct swim_member *fm = &s->m[i];
-			uint16_t min_now = (uint16_t)(now / 60000);
-			if ((uint16_t)(min_now - fm->flap_min) >= SWIM_FLAP_DECAY_MIN)
-				fm->flaps = 0;
+			swim_flaps_decay(fm, now);
 			if (fm->flaps < SWIM_FLAPS_MAX)
 				fm->flaps++;
-			fm->flap_min = min_now;
+			fm->flap_min = (uint16_t)(now / 60000);
 		}
 		if (old == SWIM_SUSPECT) {
 			snprintf(cause, sizeof(cause), "refuted with incarnation %llu (%s from %s)",
