@@ -110,7 +110,7 @@
 #include "meshvisor/fo.h"
 #include "meshvisor/swim.h"
 
-#define FW_MAXN 128
+#define FW_MAXN 256
 
 struct fw;
 
