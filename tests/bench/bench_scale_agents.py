@@ -19,6 +19,7 @@ ap.add_argument("--idle-seconds", type=float, default=600.0)
 ap.add_argument("--port-base", type=int, default=30000)
 ap.add_argument("--converge-timeout", type=float, default=300.0)
 ap.add_argument("--json", default=None, help="also write the figures to FILE")
+ap.add_argument("--log-level", default="info", help="the agents' log level (default info)")
 a = ap.parse_args()
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import mvtest  # noqa: E402
@@ -134,14 +135,17 @@ LOG_PATTERNS = (("member suspect", "suspect lines"), ("member dead", "dead lines
                 ("quorum lost", "quorum lost"), ("fenced vm", "VMs fenced"))
 
 
-def log_counts(c, since):
+def log_counts(c, since, until=None):
+    """Lines of LOG_PATTERNS in each agent's log from byte since[name] (to
+    byte until[name] if given)."""
     counts = {label: 0 for _, label in LOG_PATTERNS}
     for x in c.agents.values():
         if x.log_path is None or x.name not in since:
             continue
         with open(x.log_path, errors="replace") as f:
             f.seek(since[x.name])
-            for line in f:
+            text = f.read(until[x.name] - since[x.name]) if until else f.read()
+            for line in text.splitlines():
                 for pat, label in LOG_PATTERNS:
                     if pat in line:
                         counts[label] += 1
@@ -255,7 +259,7 @@ def run_size(n, port_base):
         files[name] = mvtest.write_host_xml(os.path.join(t.tmp, "%s.xml" % name), 8,
                                             16 * GIB, doms)
     log("N=%d: making %d certificates" % (n, n))
-    c = t.cluster(n, defaults=True, agent_extra={"log_level": "info"})
+    c = t.cluster(n, defaults=True, agent_extra={"log_level": a.log_level})
     names = ["n%d" % i for i in range(1, n + 1)]
     rpc = Rpc(c)
     try:
@@ -351,6 +355,7 @@ def run_size(n, port_base):
         res["false_dead_polled"] = len(set((o, m) for o, m, s in seen_bad
                                            if s == mvwire.DEAD))
         res["log_counts"] = log_counts(c, sizes0)
+        res["startup_log_counts"] = log_counts(c, {nm: 0 for nm in sizes0}, sizes0)
         res["cpu_pct"] = dist(cpu.values())
         res["private_mib"] = dist(priv.values())
         tot = [o + i for o, i in conns.values()]
@@ -439,6 +444,9 @@ def report(r):
                   lc["dead lines"]), TARGETS["false_deaths"]))
     print("  %-40s %s" % ("  also in the idle logs", ", ".join("%s %d" % (k, v) for k, v in
                                                              sorted(lc.items()))))
+    print("  %-40s %s" % ("start to idle (converge, set-ha), logs",
+                          ", ".join("%s %d" % kv for kv in
+                                    sorted(r["startup_log_counts"].items()))))
     cp, pm = r["cpu_pct"], r["private_mib"]
     print(row % ("CPU per idle agent", "median %.2f%%, mean %.2f%%, max %.2f%%" %
                  (cp["median"], cp["mean"], cp["max"]), TARGETS["cpu_pct"]))
