@@ -479,7 +479,24 @@ def report(r):
         print("  FAILED after the idle window: %s" % r["error"])
 
 
+def check_port_range():
+    """Agents' ports must lie outside the kernel's ephemeral range: an
+    outgoing connection may take one between our check and the agent's
+    bind (then the agent cannot listen)."""
+    top = a.port_base + sum(2 * n + 20 for n in sizes)
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return
+    if a.port_base <= hi and top > lo:
+        sys.exit("bench_scale_agents: ports %d..%d overlap the ephemeral range %d..%d "
+                 "(ip_local_port_range); pick --port-base below %d" %
+                 (a.port_base, top, lo, hi, lo - (top - a.port_base)))
+
+
 def main():
+    check_port_range()
     results = []
     base = a.port_base
     log("bench_scale_agents: sizes %s, idle window %.0f s, binary %s" %
