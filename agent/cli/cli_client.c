@@ -715,6 +715,22 @@ static void print_status(const Mv__StatusReply *s, bool json)
 		                       json_object_new_uint64(s->datagram_replays));
 		json_object_object_add(o, "datagram_no_key",
 		                       json_object_new_uint64(s->datagram_no_key));
+		json_object_object_add(o, "peer_connections_out",
+		                       json_object_new_int(s->peer_connections_out));
+		json_object_object_add(o, "peer_connections_in",
+		                       json_object_new_int(s->peer_connections_in));
+		json_object_object_add(o, "peer_handshakes",
+		                       json_object_new_uint64(s->peer_handshakes));
+		json_object_object_add(o, "peer_handshake_failures",
+		                       json_object_new_uint64(s->peer_handshake_failures));
+		json_object_object_add(o, "peer_evictions",
+		                       json_object_new_uint64(s->peer_evictions));
+		json_object_object_add(o, "peer_idle_closes",
+		                       json_object_new_uint64(s->peer_idle_closes));
+		json_object_object_add(o, "datagram_rekeys",
+		                       json_object_new_uint64(s->datagram_rekeys));
+		json_object_object_add(o, "peer_reused_in",
+		                       json_object_new_uint64(s->peer_reused_in));
 		printf("%s\n", json_object_to_json_string_ext(
 				   o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
@@ -735,11 +751,16 @@ static void print_status(const Mv__StatusReply *s, bool json)
 	printf("libvirt:          %s, %s%s%s\n", s->libvirt_uri,
 	       s->libvirt_reachable ? "reachable" : "UNREACHABLE", s->libvirt_error[0] ? ": " : "",
 	       s->libvirt_error);
-	printf("peer connections: %u\n", s->peer_connections);
+	printf("peer connections: %u (%u out, %u in on the peer port); %" PRIu64
+	       " handshakes, %" PRIu64 " failed, %" PRIu64 " evicted, %" PRIu64 " closed idle\n",
+	       s->peer_connections, s->peer_connections_out, s->peer_connections_in,
+	       s->peer_handshakes, s->peer_handshake_failures, s->peer_evictions,
+	       s->peer_idle_closes);
 	printf("datagrams:        %" PRIu64 " in, %" PRIu64 " out, %" PRIu64
-	       " failed authentication, %" PRIu64 " replayed, %" PRIu64 " sent by TLS (no key)\n",
+	       " failed authentication, %" PRIu64 " replayed, %" PRIu64
+	       " sent by TLS (no key); %" PRIu64 " rekeys\n",
 	       s->datagrams_in, s->datagrams_out, s->datagram_auth_failures, s->datagram_replays,
-	       s->datagram_no_key);
+	       s->datagram_no_key, s->datagram_rekeys);
 	printf("your role:        %s\n", s->role);
 }
 

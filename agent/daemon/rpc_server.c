@@ -153,6 +153,14 @@ static void rpc_status(struct agent *a, struct net_conn *c, struct rpc_reply *r)
 	st->libvirt_reachable = vh->reachable;
 	st->libvirt_error = (char *)vh->error;
 	st->peer_connections = ns.out_conns + ns.in_conns;
+	st->peer_connections_out = ns.out_conns;
+	st->peer_connections_in = ns.in_peer_conns;
+	st->peer_handshakes = ns.handshakes_out + ns.handshakes_in;
+	st->peer_handshake_failures = ns.handshake_fail;
+	st->peer_evictions = ns.evictions;
+	st->peer_idle_closes = ns.idle_closes;
+	st->datagram_rekeys = ns.rekeys;
+	st->peer_reused_in = ns.reused_in;
 	st->datagrams_in = ns.dgrams_in;
 	st->datagrams_out = ns.dgrams_out;
 	st->datagram_auth_failures = ns.dgram_auth_fail;

@@ -32,6 +32,16 @@
  * is "no key": the caller sends over TLS and net.c makes a new handshake.
  * A receive key lives key_lifetime_ms + grace_ms.
  *
+ * Staggered rekeying: a send key comes due for a fresh handshake
+ * (dgram_rekey_due) well before it retires, at 60% to 90% of its lifetime
+ * (or past 3/4 of max_seq). Where in that window is read from the key id,
+ * which is exporter output and so uniform and different for every session:
+ * an agent that met its N peers in the same second at startup does not
+ * rekey with all of them in the same second ten minutes later. net.c
+ * starts those handshakes (a bounded number at a time, dgram_rekey_defer
+ * when it cannot now) while the old key keeps sealing, so the datagram
+ * path never falls back to TLS for a rekey.
+ *
  * Replay: per receive key a DGRAM_REPLAY_WINDOW-bit sliding window over
  * the sequence, as IPsec (RFC 4303 3.4.3) and WireGuard do: the highest
  * sequence accepted and a bitmap of the ones below it. A duplicate, a
@@ -62,6 +72,7 @@ struct dgram_tx {
 	uint8_t salt[DGRAM_SALT_LEN];
 	uint64_t next_seq;
 	uint64_t expires;
+	uint64_t rekey_at; /* from here on a fresh handshake is due (dgram_rekey_due) */
 };
 
 struct dgram_rx {
@@ -139,6 +150,15 @@ static struct dgram_peer *dgram_find(struct dgram_table *t, const char *name)
 	return NULL;
 }
 
+uint64_t dgram_rekey_after(uint64_t lifetime_ms, const uint8_t id[DGRAM_KEY_ID_LEN])
+{
+	/* the key id is exporter output: uniform, and different for every
+	 * session and direction, so the N keys installed in the same second
+	 * at startup come due spread over 30% of their lifetime */
+	uint64_t u = (uint64_t)id[0] << 8 | id[1]; /* 0..65535 */
+	return lifetime_ms * 6 / 10 + lifetime_ms * 3 / 10 * u / 65536;
+}
+
 /* A free slot, or the least recently used peer's, wiped. */
 static struct dgram_peer *dgram_take_slot(struct dgram_table *t)
 {
@@ -179,6 +199,7 @@ int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *materi
 	memcpy(p->tx.salt, send + DGRAM_KEY_LEN + DGRAM_KEY_ID_LEN, DGRAM_SALT_LEN);
 	p->tx.next_seq = 1;
 	p->tx.expires = now + t->cfg.key_lifetime_ms;
+	p->tx.rekey_at = now + dgram_rekey_after(t->cfg.key_lifetime_ms, p->tx.id);
 	p->tx.valid = true;
 
 	OPENSSL_cleanse(&p->rx[DGRAM_RX_SLOTS - 1], sizeof(p->rx[0]));
@@ -250,6 +271,20 @@ bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now)
 {
 	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
 	return p != NULL && dgram_tx_live(t, &p->tx, now);
+}
+
+bool dgram_rekey_due(struct dgram_table *t, const char *peer, uint64_t now)
+{
+	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
+	return p != NULL && dgram_tx_live(t, &p->tx, now) &&
+	       (now >= p->tx.rekey_at || p->tx.next_seq > t->cfg.max_seq - t->cfg.max_seq / 4);
+}
+
+void dgram_rekey_defer(struct dgram_table *t, const char *peer, uint64_t until)
+{
+	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
+	if (p != NULL && p->tx.valid)
+		p->tx.rekey_at = until;
 }
 
 static void put_be64(uint8_t *o, uint64_t v)

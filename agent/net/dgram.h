@@ -110,6 +110,19 @@ const char *dgram_quoted_sender(struct dgram_table *t, const uint8_t *quoted, si
  * installs new keys. Nothing if there is none. */
 void dgram_retire_send(struct dgram_table *t, const char *peer);
 
+/* Is a fresh handshake with `peer` due? True once its live send key has
+ * passed its rekey time (60%..90% of key_lifetime_ms after install, the
+ * point taken from the key id: staggered) or 3/4 of max_seq. The key still
+ * seals until it retires; the caller starts a handshake, whose install
+ * replaces it. False without a live send key (then -ENOKEY anyway). */
+bool dgram_rekey_due(struct dgram_table *t, const char *peer, uint64_t now);
+/* Not due again before `until` (the handshake started, or could not start
+ * now): a failed rekey is retried then, not on every datagram. */
+void dgram_rekey_defer(struct dgram_table *t, const char *peer, uint64_t until);
+/* When, after install, a key of that lifetime and id comes due: in
+ * [0.6, 0.9) x lifetime_ms, by the id's first two bytes. */
+uint64_t dgram_rekey_after(uint64_t lifetime_ms, const uint8_t id[DGRAM_KEY_ID_LEN]);
+
 /* Seals payload for peer into out (capacity outcap >= len + DGRAM_OVERHEAD).
  * 0 with *outlen set; -ENOKEY (no send key, or it retired: the caller uses
  * TLS and a new handshake makes keys), -EMSGSIZE (payload over

@@ -23,9 +23,26 @@
  * (a table of NET_ADDR_SLOTS addresses, util/ratelimit.h); a refused
  * connect also reaches on_peer_refused, once per address per second.
  *
- * The outgoing pool is a plain list searched by address: it is bounded by
- * max_out_conns (64 by default) and searched once per message, which costs
- * far less than the TLS record around the message.
+ * Connections (docs/transport.md, "Connections"): one per pair of agents.
+ * A frame for a peer goes on the pooled connection to its address, else on
+ * the established connection that peer opened to us (net_incoming_find:
+ * its certificate proves the name the frame is for), else on a new pooled
+ * one. The pool is a plain list searched by address, bounded by
+ * max_out_conns (64 by default): to open another, the least recently used
+ * *established* connection is evicted; a connection still connecting or
+ * shaking hands is never cut off (cutting it threw the handshake away and
+ * the next send started another: a storm), so with none to evict the frame
+ * is dropped. Connections idle for idle_timeout_ms close; the datagram keys
+ * their handshakes made stay in the key table (dgram.c) until they retire.
+ * Rekeying: a datagram whose send key has come due (dgram_rekey_due,
+ * staggered over 60..90% of the key's lifetime) starts a rekey handshake
+ * on a connection outside the pool (net_rekey_start), at most max_rekeys
+ * in flight, that closes NET_REKEY_LINGER_MS after installing fresh keys;
+ * the datagram still goes under the old key. Invariants: a rekey
+ * connection is never found by net_pool_find nor evicted; rekeys_pending
+ * counts rekey connections not yet past their handshake (incremented
+ * when one opens, decremented exactly once: at its handshake or, if it
+ * never got there, at its close).
  */
 #include "net.h"
 
@@ -57,6 +74,15 @@
  * (probes, acks, heartbeats). */
 #define NET_DGRAM_HEARD_MS 10000
 #define NET_DGRAM_PROBE_MS 1000
+/* Rekey handshakes: at most max_rekeys in flight (default below); one that
+ * could not start, or failed, is tried again after NET_REKEY_RETRY_MS; a
+ * rekey connection lingers NET_REKEY_LINGER_MS after its handshake (the
+ * server's session ticket arrives, so the next one resumes), then closes. */
+#define NET_MAX_REKEYS 4
+#define NET_REKEY_RETRY_MS 5000
+#define NET_REKEY_LINGER_MS 1000
+/* the least an accepted connection gets for its handshake (net_conn_alloc) */
+#define NET_ACCEPT_HANDSHAKE_MS 10000
 
 enum net_conn_state { NC_CONNECTING, NC_HANDSHAKE, NC_ESTABLISHED, NC_CLOSING };
 
@@ -76,7 +102,11 @@ struct net_conn {
 	uint64_t last_used;
 	size_t queued_bytes; /* ciphertext handed to uv_write, not yet written */
 	uv_connect_t connect_req;
-	bool dgram_keys; /* this session's handshake installed datagram keys */
+	/* opened only to make fresh datagram keys: not in the pool (never
+	 * found, never evicted), closes NET_REKEY_LINGER_MS after its
+	 * handshake (deadline) */
+	bool rekey;
+	bool rekey_done; /* its handshake completed (no longer pending) */
 };
 
 /* Per peer address: the rate limits of its failure lines and of
@@ -107,6 +137,8 @@ struct net {
 	struct net_addr_slot addr_slots[NET_ADDR_SLOTS];
 	bool closing;
 	unsigned pending_closes;
+	uint32_t rekey_conns;    /* open rekey connections (counted in out_conns too) */
+	uint32_t rekeys_pending; /* ... of them not yet past their handshake */
 	void (*close_done)(void *);
 	void *close_arg;
 };
@@ -235,7 +267,16 @@ static struct net_conn *net_conn_alloc(struct net *n, enum net_kind kind, bool o
 	c->kind = kind;
 	c->outgoing = outgoing;
 	c->state = outgoing ? NC_CONNECTING : NC_HANDSHAKE;
-	c->deadline = uv_now(n->cfg.loop) + n->cfg.handshake_timeout_ms;
+	/* An accepted handshake gets longer: the client's own deadline bounds
+	 * its wait, ours only frees a stalled socket. And a loop stalled by a
+	 * burst of handshakes (startup: every peer at once) runs the sweep
+	 * before it reads a Finished already waiting in the socket; cutting
+	 * that handshake left the client with datagram keys we never
+	 * installed, its datagrams to us dropped as "unknown key". */
+	uint32_t hs = n->cfg.handshake_timeout_ms;
+	if (!outgoing && hs < NET_ACCEPT_HANDSHAKE_MS)
+		hs = NET_ACCEPT_HANDSHAKE_MS;
+	c->deadline = uv_now(n->cfg.loop) + hs;
 	c->last_used = uv_now(n->cfg.loop);
 	frame_decoder_init(&c->dec, FRAME_MAX);
 	uv_tcp_init(n->cfg.loop, &c->tcp);
@@ -248,6 +289,8 @@ static struct net_conn *net_conn_alloc(struct net *n, enum net_kind kind, bool o
 		n->stats.out_conns++;
 	else
 		n->stats.in_conns++;
+	if (!outgoing && kind == NET_PEER)
+		n->stats.in_peer_conns++;
 	return c;
 }
 
@@ -279,6 +322,13 @@ void net_conn_close(struct net_conn *c, const char *reason)
 		n->stats.out_conns--;
 	else
 		n->stats.in_conns--;
+	if (!c->outgoing && c->kind == NET_PEER)
+		n->stats.in_peer_conns--;
+	if (c->rekey) {
+		n->rekey_conns--;
+		if (!c->rekey_done)
+			n->rekeys_pending--;
+	}
 	if (n->cfg.on_conn_closed != NULL)
 		n->cfg.on_conn_closed(n, c, n->cfg.ud);
 	const char *peer = c->tls ? tls_conn_peer_name(c->tls) : "";
@@ -419,7 +469,6 @@ static void net_conn_install_dgram_keys(struct net_conn *c)
 		        c->outgoing ? c->addr : c->remote, strerror(-rc));
 		return;
 	}
-	c->dgram_keys = true;
 	MV_DEBUG("net", "datagram keys installed peer=%s dir=%s", peer, c->outgoing ? "out" : "in");
 }
 
@@ -436,8 +485,19 @@ static void net_conn_established(struct net_conn *c)
 	}
 	if (c->outgoing && tls_conn_resumed(c->tls))
 		c->net->stats.resumed++;
-	if (c->kind == NET_PEER)
+	if (c->kind == NET_PEER) {
+		if (c->outgoing)
+			c->net->stats.handshakes_out++;
+		else
+			c->net->stats.handshakes_in++;
 		net_conn_install_dgram_keys(c);
+	}
+	if (c->rekey) {
+		/* done: the sweep closes it after the linger */
+		c->rekey_done = true;
+		c->net->rekeys_pending--;
+		c->deadline = uv_now(c->net->cfg.loop) + NET_REKEY_LINGER_MS;
+	}
 	MV_DEBUG("net",
 	         "connection established kind=%s dir=%s remote=%s peer=%s role=%s resumed=%d",
 	         kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
@@ -764,6 +824,37 @@ static int net_udp_bind(struct net *n, const struct sockaddr_storage *ss, const 
 }
 
 static struct net_conn *net_pool_find(struct net *n, const char *addr);
+static struct net_conn *net_incoming_find(struct net *n, const char *name);
+static struct net_conn *net_conn_open(struct net *n, const char *addr, const char *expect_name,
+                                      const struct sockaddr_storage *ss, int *rc);
+
+/* Starts a rekey handshake with `peer` at addr: a connection outside the
+ * pool whose handshake installs fresh datagram keys at both ends. One per
+ * peer at a time, at most max_rekeys in flight; whatever cannot start now
+ * (or fails) is due again NET_REKEY_RETRY_MS later. */
+static void net_rekey_start(struct net *n, const char *addr, const char *peer, uint64_t now)
+{
+	dgram_rekey_defer(n->dgram, peer, now + NET_REKEY_RETRY_MS);
+	for (struct net_conn *c = n->conns; c; c = c->next)
+		if (c->rekey && !c->rekey_done && strcmp(c->expect_name, peer) == 0)
+			return; /* one on its way */
+	if (n->rekeys_pending >= n->cfg.max_rekeys) {
+		n->stats.rekeys_held++;
+		return;
+	}
+	struct sockaddr_storage ss;
+	int rc = 0;
+	if (strlen(addr) >= NET_ADDR_MAX || net_parse_addr(addr, &ss) < 0)
+		return;
+	struct net_conn *c = net_conn_open(n, addr, peer, &ss, &rc);
+	if (c == NULL)
+		return;
+	c->rekey = true;
+	n->rekey_conns++;
+	n->rekeys_pending++;
+	n->stats.rekeys++;
+	MV_DEBUG("net", "rekey handshake started peer=%s addr=%s", peer, addr);
+}
 
 void net_dgram_retire(struct net *n, const char *peer_name)
 {
@@ -782,18 +873,23 @@ int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const
 	if (peer_name == NULL || peer_name[0] == '\0' ||
 	    !dgram_can_send(n->dgram, peer_name, now)) {
 		n->stats.dgram_no_key++;
-		/* Rekey: an established connection to this peer whose handshake
-		 * gave keys that have since retired makes no new ones; close it
-		 * so that the TLS send that follows opens a fresh session. */
-		struct net_conn *c = net_pool_find(n, addr);
-		if (c != NULL && c->state == NC_ESTABLISHED && c->dgram_keys && peer_name != NULL &&
-		    strcmp(tls_conn_peer_name(c->tls), peer_name) == 0) {
-			tls_conn_shutdown(c->tls);
-			net_conn_flush(c);
-			net_conn_close(c, "rekey: datagram keys retired");
+		/* Rekey: a connection with this peer that is already up made
+		 * its keys, which have since retired (or were retired: the peer
+		 * restarted), and makes no new ones; the TLS send that follows
+		 * would use it. A rekey handshake beside it makes new keys. */
+		if (peer_name != NULL && peer_name[0] != '\0') {
+			struct net_conn *c = net_pool_find(n, addr);
+			if ((c != NULL && c->state == NC_ESTABLISHED &&
+			     strcmp(tls_conn_peer_name(c->tls), peer_name) == 0) ||
+			    net_incoming_find(n, peer_name) != NULL)
+				net_rekey_start(n, addr, peer_name, now);
 		}
 		return -ENOKEY;
 	}
+	/* due for fresh keys (staggered, before this one retires): a rekey
+	 * handshake starts, the datagram goes under the old key meanwhile */
+	if (dgram_rekey_due(n->dgram, peer_name, now))
+		net_rekey_start(n, addr, peer_name, now);
 	/* a peer not heard over UDP lately (just met, UDP blocked, an agent
 	 * without datagrams): TLS carries the message; one datagram a second
 	 * goes beside it so that, once the path works, the peer hears us and
@@ -871,24 +967,77 @@ static void net_on_connect(uv_connect_t *req, int status)
 static struct net_conn *net_pool_find(struct net *n, const char *addr)
 {
 	for (struct net_conn *c = n->conns; c; c = c->next)
-		if (c->outgoing && c->state != NC_CLOSING && strcmp(c->addr, addr) == 0)
+		if (c->outgoing && !c->rekey && c->state != NC_CLOSING &&
+		    strcmp(c->addr, addr) == 0)
 			return c;
 	return NULL;
 }
 
-static void net_pool_evict_lru(struct net *n)
+/* The established connection the peer `name` opened to us (its name
+ * proven by its certificate), or NULL. */
+static struct net_conn *net_incoming_find(struct net *n, const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		return NULL;
+	for (struct net_conn *c = n->conns; c; c = c->next)
+		if (!c->outgoing && c->kind == NET_PEER && c->state == NC_ESTABLISHED &&
+		    strcmp(tls_conn_peer_name(c->tls), name) == 0)
+			return c;
+	return NULL;
+}
+
+/* Makes room in the full pool: closes the least recently used
+ * established connection. A connection still connecting or shaking hands
+ * is never cut off (that would throw its handshake away, and the next
+ * send would start another: a handshake storm); false when every pooled
+ * connection is one. */
+static bool net_pool_evict_lru(struct net *n)
 {
 	struct net_conn *lru = NULL;
 	for (struct net_conn *c = n->conns; c; c = c->next)
-		if (c->outgoing && (lru == NULL || c->last_used < lru->last_used))
+		if (c->outgoing && !c->rekey && c->state == NC_ESTABLISHED &&
+		    (lru == NULL || c->last_used < lru->last_used))
 			lru = c;
-	if (lru != NULL)
-		net_conn_close(lru, "idle: evicted from the full connection pool");
+	if (lru == NULL)
+		return false;
+	n->stats.evictions++;
+	net_conn_close(lru, "idle: evicted from the full connection pool");
+	return true;
+}
+
+/* A new outgoing peer connection to addr (connect started, then the
+ * handshake). NULL with *rc set when it could not be started. */
+static struct net_conn *net_conn_open(struct net *n, const char *addr, const char *expect_name,
+                                      const struct sockaddr_storage *ss, int *rc)
+{
+	struct net_conn *c = net_conn_alloc(n, NET_PEER, true);
+	if (c == NULL) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	snprintf(c->remote, sizeof(c->remote), "%s", addr);
+	if (expect_name != NULL)
+		snprintf(c->expect_name, sizeof(c->expect_name), "%s", expect_name);
+	c->tls = tls_conn_new(n->cfg.client_tls, c->expect_name[0] ? c->expect_name : NULL,
+	                      TLS_ROLE_NODE, addr);
+	if (c->tls == NULL) {
+		net_conn_close(c, "cannot create TLS session");
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	c->connect_req.data = c;
+	*rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)ss, net_on_connect);
+	if (*rc < 0) {
+		net_conn_close(c, uv_strerror(*rc));
+		return NULL;
+	}
+	return c;
 }
 
 /* The pooled connection to addr, opened (connect, then handshake) when
  * there is none. 0 with *out set, or a negative errno. */
-static int net_pool_get(struct net *n, const char *addr, const char *expect_name,
+static int net_pool_get(struct net *n, const char *addr, const char *expect_name, bool use_incoming,
                         struct net_conn **out)
 {
 	if (n->closing)
@@ -900,34 +1049,30 @@ static int net_pool_get(struct net *n, const char *addr, const char *expect_name
 		net_conn_close(c, "address now expected to be another node");
 		c = NULL;
 	}
+	if (c == NULL && use_incoming && (c = net_incoming_find(n, expect_name)) != NULL) {
+		/* the peer's own connection to us: one connection per pair
+		 * instead of two, and no handshake */
+		n->stats.reused_in++;
+		*out = c;
+		return 0;
+	}
 	if (c == NULL) {
 		struct sockaddr_storage ss;
 		if (strlen(addr) >= NET_ADDR_MAX || net_parse_addr(addr, &ss) < 0) {
 			MV_WARN("net", "cannot send: invalid peer address addr=%s", addr);
 			return -EINVAL;
 		}
-		if (n->stats.out_conns >= n->cfg.max_out_conns)
-			net_pool_evict_lru(n);
-		c = net_conn_alloc(n, NET_PEER, true);
-		if (c == NULL)
-			return -ENOMEM;
-		snprintf(c->addr, sizeof(c->addr), "%s", addr);
-		snprintf(c->remote, sizeof(c->remote), "%s", addr);
-		if (expect_name != NULL)
-			snprintf(c->expect_name, sizeof(c->expect_name), "%s", expect_name);
-		c->tls = tls_conn_new(n->cfg.client_tls, c->expect_name[0] ? c->expect_name : NULL,
-		                      TLS_ROLE_NODE, addr);
-		if (c->tls == NULL) {
-			net_conn_close(c, "cannot create TLS session");
-			return -ENOMEM;
+		if (n->stats.out_conns - n->rekey_conns >= n->cfg.max_out_conns &&
+		    !net_pool_evict_lru(n)) {
+			n->stats.pool_full++;
+			n->stats.dropped++;
+			MV_DEBUG("net", "frame dropped: pool full of unfinished handshakes addr=%s",
+			         addr);
+			return -ENOBUFS;
 		}
-		c->connect_req.data = c;
-		int rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ss,
-		                        net_on_connect);
-		if (rc < 0) {
-			net_conn_close(c, uv_strerror(rc));
+		int rc = 0;
+		if ((c = net_conn_open(n, addr, expect_name, &ss, &rc)) == NULL)
 			return rc;
-		}
 	}
 	*out = c;
 	return 0;
@@ -937,7 +1082,7 @@ int net_send_to(struct net *n, const char *addr, const char *expect_name, const 
                 size_t len)
 {
 	struct net_conn *c = NULL;
-	int rc = net_pool_get(n, addr, expect_name, &c);
+	int rc = net_pool_get(n, addr, expect_name, true, &c);
 	if (rc < 0)
 		return rc;
 	return net_conn_queue_frame(c, frame, len);
@@ -947,10 +1092,22 @@ int net_connect(struct net *n, const char *addr, const char *expect_name)
 {
 	if (n->closing)
 		return -ESHUTDOWN;
-	if (net_pool_find(n, addr) != NULL)
-		return 0; /* one is there (or on its way): never replaced here */
-	struct net_conn *c = NULL;
-	int rc = net_pool_get(n, addr, expect_name, &c);
+	struct net_conn *c = net_pool_find(n, addr);
+	if (c != NULL && c->state != NC_ESTABLISHED)
+		return 0; /* on its way: its handshake makes keys */
+	/* one is up, ours or the peer's: never replaced, but its session's
+	 * keys are not the ones the peer seals with (the handshake that made
+	 * those completed at its end only, or we restarted): a rekey
+	 * handshake beside it makes new ones at both ends */
+	if ((c != NULL && expect_name != NULL && expect_name[0] != '\0' &&
+	     strcmp(tls_conn_peer_name(c->tls), expect_name) == 0) ||
+	    net_incoming_find(n, expect_name) != NULL) {
+		net_rekey_start(n, addr, expect_name, uv_now(n->cfg.loop));
+		return 0;
+	}
+	if (c != NULL)
+		return 0; /* someone else's at that address: never replaced here */
+	int rc = net_pool_get(n, addr, expect_name, false, &c);
 	if (rc < 0)
 		return rc;
 	c->last_used = uv_now(n->cfg.loop);
@@ -968,11 +1125,18 @@ static void net_on_sweep(uv_timer_t *t)
 		struct net_conn *next = c->next;
 		if (c->state == NC_CONNECTING && now >= c->deadline) {
 			n->stats.dropped++;
+			n->stats.handshake_fail++;
 			net_conn_close(c, "connect timed out");
 		} else if (c->state == NC_HANDSHAKE && now >= c->deadline) {
+			n->stats.handshake_fail++;
 			net_conn_reject(c, "TLS handshake timed out");
+		} else if (c->state == NC_ESTABLISHED && c->rekey && now >= c->deadline) {
+			tls_conn_shutdown(c->tls);
+			net_conn_flush(c);
+			net_conn_close(c, "rekey: new datagram keys installed");
 		} else if (c->state == NC_ESTABLISHED &&
 		           now - c->last_used >= n->cfg.idle_timeout_ms) {
+			n->stats.idle_closes++;
 			net_conn_close(c, "idle timeout");
 		}
 		c = next;
@@ -985,7 +1149,8 @@ struct net *net_new(const struct net_config *cfg)
 	if (n == NULL)
 		return NULL;
 	n->cfg = *cfg;
-	n->dgram = dgram_new(NULL);
+	struct dgram_config dc = {.key_lifetime_ms = cfg->dgram_key_lifetime_ms};
+	n->dgram = dgram_new(&dc);
 	if (n->dgram == NULL) {
 		free(n);
 		return NULL;
@@ -998,6 +1163,8 @@ struct net *net_new(const struct net_config *cfg)
 		n->cfg.idle_timeout_ms = 60000;
 	if (n->cfg.max_out_conns == 0)
 		n->cfg.max_out_conns = 64;
+	if (n->cfg.max_rekeys == 0)
+		n->cfg.max_rekeys = NET_MAX_REKEYS;
 	uv_timer_init(cfg->loop, &n->sweep);
 	n->sweep.data = n;
 	uv_timer_start(&n->sweep, net_on_sweep, NET_SWEEP_MS, NET_SWEEP_MS);

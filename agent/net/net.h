@@ -12,12 +12,16 @@
  *             decides per request what the role may do.
  *
  * Outgoing peer traffic goes through a pool of connections keyed by the
- * peer's address: net_send_to() reuses an established connection, or opens
- * one and queues the frame until the handshake completes. The pool is
- * bounded (least recently used connection evicted) and idle connections are
- * closed after a timeout. Delivery is best effort, like a datagram: a
- * connection that fails drops what it had queued — the membership protocol
- * times its probes itself and never waits on TCP.
+ * peer's address: net_send_to() reuses an established connection, or the
+ * established connection that peer opened to us (same proven name), or
+ * opens one and queues the frame until the handshake completes. The pool is
+ * bounded (least recently used established connection evicted; a handshake
+ * in progress is never cut off: with none to evict the frame is dropped)
+ * and idle connections are closed after a timeout, while the datagram
+ * keys their handshakes made stay. Delivery is best effort, like a
+ * datagram: a connection that fails drops what it had queued — the
+ * membership protocol times its probes itself and never waits on TCP.
+ * docs/transport.md ("Connections") has the policy.
  *
  * Datagrams: the peer listener also binds a UDP socket to the same ip and
  * port number (another port space). Every completed peer-port handshake
@@ -60,12 +64,14 @@ typedef void (*net_frame_cb)(struct net *n, struct net_conn *c, const uint8_t *p
 
 struct net_config {
 	uv_loop_t *loop;
-	struct tls_ctx *server_tls;    /* for accepted connections */
-	struct tls_ctx *client_tls;    /* for outgoing peer connections */
-	uint32_t max_out_conns;        /* pool bound */
-	uint32_t idle_timeout_ms;      /* close connections unused this long */
-	uint32_t handshake_timeout_ms; /* connect + TLS handshake deadline */
-	size_t max_queued_bytes;       /* per connection; beyond it frames are dropped */
+	struct tls_ctx *server_tls;     /* for accepted connections */
+	struct tls_ctx *client_tls;     /* for outgoing peer connections */
+	uint32_t max_out_conns;         /* pool bound */
+	uint32_t idle_timeout_ms;       /* close connections unused this long */
+	uint32_t handshake_timeout_ms;  /* connect + TLS handshake deadline */
+	size_t max_queued_bytes;        /* per connection; beyond it frames are dropped */
+	uint64_t dgram_key_lifetime_ms; /* datagram send key lifetime; 0: dgram's 10 min */
+	uint32_t max_rekeys;            /* rekey handshakes in flight at once; 0: 4 */
 	net_frame_cb on_peer_frame;
 	net_frame_cb on_rpc_frame;
 	/* Called once when a connection starts closing (may be NULL); the
@@ -91,8 +97,18 @@ struct net_config {
 };
 
 struct net_stats {
-	uint32_t out_conns;
-	uint32_t in_conns;
+	uint32_t out_conns;      /* outgoing peer connections (the pool), any state */
+	uint32_t in_conns;       /* accepted connections, peer and RPC */
+	uint32_t in_peer_conns;  /* ... of them on the peer port */
+	uint64_t handshakes_out; /* peer-port TLS handshakes completed, we connected */
+	uint64_t handshakes_in;  /* ... they connected */
+	uint64_t handshake_fail; /* connect or handshake deadline passed */
+	uint64_t evictions;      /* outgoing connections closed: the pool was full */
+	uint64_t idle_closes;    /* connections closed after idle_timeout_ms unused */
+	uint64_t reused_in;      /* sends to a peer carried by its connection to us */
+	uint64_t rekeys;         /* rekey handshakes started (datagram keys due) */
+	uint64_t rekeys_held;    /* ... due but held back: max_rekeys in flight */
+	uint64_t pool_full;      /* sends dropped: pool full of unfinished handshakes */
 	uint64_t frames_in;
 	uint64_t frames_out;
 	uint64_t bytes_in;  /* ciphertext bytes read */
@@ -128,9 +144,13 @@ int net_listen(struct net *n, enum net_kind kind, const char *ip, uint16_t port,
 int net_send_to(struct net *n, const char *addr, const char *expect_name, const uint8_t *frame,
                 size_t len);
 
-/* Opens the pooled peer connection to addr if there is none (its
- * handshake installs datagram keys at both ends); nothing is sent, and an
- * existing connection is never replaced. 0 or a negative errno. */
+/* Makes a handshake with the peer at addr, whose datagrams come under a
+ * key we do not hold: opens the pooled connection if there is none (its
+ * handshake installs datagram keys at both ends); where an established one
+ * with that peer is up (ours, or its connection to us), whose session
+ * evidently did not make the keys it seals with, starts a rekey handshake
+ * beside it (bounded like every rekey). Nothing is sent, and an existing
+ * connection is never replaced. 0 or a negative errno. */
 int net_connect(struct net *n, const char *addr, const char *expect_name);
 
 /* Sends a frame back on an existing connection (RPC replies). */
@@ -150,18 +170,23 @@ void net_conn_close(struct net_conn *c, const char *reason);
  *              NET_DGRAM_PROBE_MS, so that the peer can hear us)
  *   -ENOKEY    no live datagram key for that peer (never shook hands, or
  *              the key retired), or not heard and no probe datagram due.
- *              The TLS send that follows makes keys: a
- *              new connection's handshake installs them, and an
- *              established connection whose keys retired is closed here so
- *              that the next send opens a fresh one (rekeying).
+ *              The TLS send that follows carries the message; keys come
+ *              from a new connection's handshake, or, where a connection
+ *              with that peer is already up, from a rekey handshake
+ *              started here.
  *   -EMSGSIZE  payload over DGRAM_MAX_PAYLOAD (1200 bytes)
  *   -ENOTCONN  no peer listener (no UDP socket), or shutting down
- *   -EINVAL    bad address; other negative: the socket refused it. */
+ *   -EINVAL    bad address; other negative: the socket refused it.
+ * A key that comes due (dgram_rekey_due: staggered, well before it
+ * retires) starts a rekey handshake here too, and the datagram still goes
+ * under the old key. A rekey handshake runs on a connection outside the
+ * pool that closes a second after its handshake installed fresh keys; at
+ * most max_rekeys are in flight (the rest wait for a later send). */
 int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const uint8_t *payload,
                    size_t len);
 /* The peer restarted (membership saw a new incarnation): our datagram key
  * to it is retired (dgram_retire_send), so the next send goes over TLS and
- * its handshake rekeys both ends at once. */
+ * a handshake rekeys both ends at once. */
 void net_dgram_retire(struct net *n, const char *peer_name);
 
 const char *net_conn_peer_name(const struct net_conn *c);

@@ -17,7 +17,10 @@ STATUS_KEYS = ("name", "version", "peer_addr", "rpc_addr", "started_unix_ms", "u
                "incarnation", "local_health", "members_alive", "members_suspect",
                "members_dead", "members_left", "libvirt_uri", "libvirt_reachable",
                "libvirt_error", "peer_connections", "role", "datagrams_in", "datagrams_out",
-               "datagram_auth_failures", "datagram_replays", "datagram_no_key")
+               "datagram_auth_failures", "datagram_replays", "datagram_no_key",
+               "peer_connections_out", "peer_connections_in", "peer_handshakes",
+               "peer_handshake_failures", "peer_evictions", "peer_idle_closes",
+               "datagram_rekeys", "peer_reused_in")
 # one line per event: timestamp, level, component, message, key=value fields
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\s+"
                       r"(DEBUG|INFO|WARN|ERROR)\s+[a-z_]+\s+\S")
@@ -48,6 +51,12 @@ def main(t):
     check(st.get("role") == "viewer", "status role %r, want viewer (the caller's role)" %
           st.get("role"))
     check(st.get("peer_addr") == c["n3"].peer_addr, "status peer_addr %r" % st.get("peer_addr"))
+    # n3 joined through n1 and has spoken TLS with it: at least one
+    # completed peer handshake and one peer connection
+    check(st["peer_handshakes"] >= 1, "status peer_handshakes %r, want >= 1" %
+          st["peer_handshakes"])
+    check(st["peer_connections_out"] + st["peer_connections_in"] >= 1,
+          "status: no peer connection at n3: %s" % st)
 
     # the failure detector's probes ride datagrams: after a few probe
     # rounds every agent has opened some, and none failed authentication

@@ -329,6 +329,53 @@ static void test_sequence_limit_retires_key(void **state)
 	pair_free(&p);
 }
 
+/* A send key comes due for a rekey inside [0.6, 0.9) of its lifetime, at
+ * a point its key id picks (so keys installed together come due apart),
+ * keeps sealing until it retires, and a deferral moves the point; a fresh
+ * install makes it not due. Past 3/4 of max_seq it is due as well. */
+static void test_rekey_due_staggered(void **state)
+{
+	(void)state;
+	const uint8_t lo[DGRAM_KEY_ID_LEN] = {0x00, 0x00}, hi[DGRAM_KEY_ID_LEN] = {0xff, 0xff},
+		      mid[DGRAM_KEY_ID_LEN] = {0x80, 0x00};
+	assert_int_equal(dgram_rekey_after(10000, lo), 6000);
+	assert_int_equal(dgram_rekey_after(10000, mid), 7500);
+	assert_true(dgram_rekey_after(10000, hi) >= 8990 && dgram_rekey_after(10000, hi) < 9000);
+
+	struct dgram_config cfg = {.key_lifetime_ms = 10000};
+	struct pair p;
+	pair_new(&p, &cfg, 15, 1000);
+	/* a's send key id is the client->server id of the material */
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, 15);
+	uint64_t due = 1000 + dgram_rekey_after(10000, m + DGRAM_KEY_LEN);
+	assert_false(dgram_rekey_due(p.a, "b", due - 1));
+	assert_true(dgram_rekey_due(p.a, "b", due));
+	assert_true(dgram_can_send(p.a, "b", due)); /* still seals */
+	assert_false(dgram_rekey_due(p.a, "nobody", due));
+	dgram_rekey_defer(p.a, "b", due + 500);
+	assert_false(dgram_rekey_due(p.a, "b", due + 499));
+	assert_true(dgram_rekey_due(p.a, "b", due + 500));
+	/* retired: no key, so no rekey "due" (the caller gets -ENOKEY) */
+	assert_false(dgram_rekey_due(p.a, "b", 11000));
+	/* a fresh handshake's keys are not due */
+	material(m, 16);
+	assert_int_equal(dgram_install(p.a, "b", m, sizeof(m), true, due + 600), 0);
+	assert_false(dgram_rekey_due(p.a, "b", due + 600));
+	pair_free(&p);
+
+	/* by the sequence: 6 of 8 used -> due */
+	struct dgram_config sc = {.max_seq = 8};
+	pair_new(&p, &sc, 17, 0);
+	uint8_t dg[DGRAM_MAX_LEN];
+	for (int i = 0; i < 6; i++) {
+		assert_false(dgram_rekey_due(p.a, "b", 1));
+		seal(p.a, "b", "x", dg, 1);
+	}
+	assert_true(dgram_rekey_due(p.a, "b", 1));
+	pair_free(&p);
+}
+
 /* A new handshake replaces the send key; the old receive key opens
  * in-flight datagrams during the grace, then no more. */
 static void test_rekey_grace(void **state)
@@ -515,6 +562,7 @@ int main(void)
 	    cmocka_unit_test(test_key_expiry),
 	    cmocka_unit_test(test_sequence_limit_retires_key),
 	    cmocka_unit_test(test_rekey_grace),
+	    cmocka_unit_test(test_rekey_due_staggered),
 	    cmocka_unit_test(test_crossed_handshakes),
 	    cmocka_unit_test(test_table_bound_evicts_lru),
 	    cmocka_unit_test(test_quoted_sender),

@@ -4,8 +4,14 @@
  * handshake, keys at both ends after one TLS frame, datagrams both ways
  * with the proven peer name, a forged datagram counted and not delivered,
  * an oversize payload refused, and a refused connect reported once per
- * address per second. Waits run the loop until the condition holds or a
- * 5 s deadline passes (then the test fails); nothing sleeps.
+ * address per second. The connection policy: a peer's connection to us
+ * carries our frames to it (no second connection), a full pool never cuts
+ * off a handshake in progress, and datagram keys are renewed by a rekey
+ * handshake before they retire (n3, n4: their own configurations), a
+ * handshake asked for beside a live connection rekeys, and an accepted
+ * handshake outlives the client-side deadline (n5). Waits
+ * run the loop until the condition holds or a 5 s deadline passes (then
+ * the test fails); nothing sleeps.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +46,9 @@ static const char *path(const char *name)
 
 struct node {
 	const char *name;
+	uint32_t max_out_conns;        /* 0: net's default */
+	uint64_t key_lifetime_ms;      /* 0: net's default */
+	uint32_t handshake_timeout_ms; /* 0: net's default */
 	struct tls_ctx *srv, *cli;
 	struct net *net;
 	char addr[64];
@@ -54,6 +63,9 @@ struct node {
 
 static uv_loop_t g_loop;
 static struct node g_n1 = {.name = "n1"}, g_n2 = {.name = "n2"};
+static struct node g_n3 = {.name = "n3", .max_out_conns = 1};
+static struct node g_n4 = {.name = "n4", .key_lifetime_ms = 1500};
+static struct node g_n5 = {.name = "n5", .handshake_timeout_ms = 200};
 
 static void on_frame(struct net *n, struct net_conn *c, const uint8_t *p, size_t len, void *ud)
 {
@@ -119,6 +131,9 @@ static void node_start(struct node *x)
 	                        .on_peer_dgram = on_dgram,
 	                        .on_peer_refused = on_refused,
 	                        .on_peer_unknown_key = on_unknown_key,
+	                        .max_out_conns = x->max_out_conns,
+	                        .dgram_key_lifetime_ms = x->key_lifetime_ms,
+	                        .handshake_timeout_ms = x->handshake_timeout_ms,
 	                        .ud = x};
 	x->net = net_new(&nc);
 	assert_non_null(x->net);
@@ -300,6 +315,197 @@ static void test_refused_reported_once_per_second(void **state)
 	assert_int_equal(g_n2.refused, 1);
 }
 
+static struct net_stats stats_of(struct node *x)
+{
+	struct net_stats s;
+	net_get_stats(x->net, &s);
+	return s;
+}
+
+static int g_frames_want;
+static bool n2_frames_reached(void)
+{
+	return g_n2.frames >= g_frames_want;
+}
+
+/* n2 opened a connection to n1 (the tests above). n1 sending to n2 uses
+ * it: no connection of its own, no handshake. */
+static void test_incoming_connection_reused(void **state)
+{
+	(void)state;
+	struct net_stats s1 = stats_of(&g_n1), s2 = stats_of(&g_n2);
+	assert_int_equal(s1.out_conns, 0);
+	assert_int_equal(s1.in_peer_conns, 1);
+	g_frames_want = g_n2.frames + 2;
+	send_frame(&g_n1, g_n2.addr, "n2");
+	send_frame(&g_n1, g_n2.addr, "n2");
+	wait_until(n2_frames_reached, "n2 gets n1's frames");
+	struct net_stats a1 = stats_of(&g_n1), a2 = stats_of(&g_n2);
+	assert_int_equal(a1.out_conns, 0);
+	assert_int_equal(a1.reused_in, s1.reused_in + 2);
+	assert_int_equal(a1.handshakes_out, s1.handshakes_out);
+	assert_int_equal(a2.handshakes_in, s2.handshakes_in);
+	assert_int_equal(a2.in_peer_conns, s2.in_peer_conns);
+	/* only a connection from the peer named: a send that names nobody
+	 * opens a connection of its own */
+	g_frames_want = g_n2.frames + 1;
+	send_frame(&g_n1, g_n2.addr, "");
+	wait_until(n2_frames_reached, "n2 gets the frame on n1's own connection");
+	assert_int_equal(stats_of(&g_n1).out_conns, 1);
+	assert_int_equal(stats_of(&g_n1).reused_in, s1.reused_in + 2);
+}
+
+static bool n1_frames_reached(void)
+{
+	return g_n1.frames >= g_frames_want;
+}
+
+/* n3's pool holds one connection. While its connection to n1 is still
+ * connecting, a frame for n2 must not cut it off (its handshake would be
+ * lost, and the next send would start another): the frame is dropped.
+ * Once the first is established, it is evicted for the second. */
+static void test_full_pool_keeps_handshake(void **state)
+{
+	(void)state;
+	node_start(&g_n3);
+	g_frames_want = g_n1.frames + 1;
+	send_frame(&g_n3, g_n1.addr, "n1");
+	uint8_t fr[FRAME_HEADER_LEN + 2];
+	frame_header_write(fr, 2);
+	memcpy(fr + FRAME_HEADER_LEN, "hi", 2);
+	assert_int_equal(net_send_to(g_n3.net, g_n2.addr, "n2", fr, sizeof(fr)), -ENOBUFS);
+	struct net_stats s = stats_of(&g_n3);
+	assert_int_equal(s.pool_full, 1);
+	assert_int_equal(s.evictions, 0);
+	assert_int_equal(s.out_conns, 1);
+	wait_until(n1_frames_reached, "n1 gets n3's frame");
+	g_frames_want = g_n2.frames + 1;
+	send_frame(&g_n3, g_n2.addr, "n2");
+	wait_until(n2_frames_reached, "n2 gets n3's frame");
+	s = stats_of(&g_n3);
+	assert_int_equal(s.evictions, 1);
+	assert_int_equal(s.out_conns, 1);
+	assert_int_equal(s.handshakes_out, 2);
+	node_stop(&g_n3);
+}
+
+/* n4's datagram keys live 1.5 s. With datagrams flowing both ways every
+ * 50 ms for 3 s, the key comes due (0.9..1.35 s) and a rekey handshake
+ * renews it before it retires: not one datagram falls back to TLS for want
+ * of a key, and the rekey connection closes a second after its
+ * handshake, leaving the one pooled connection. */
+struct pinger {
+	uv_timer_t t;
+	int ticks, no_key;
+};
+
+static void on_ping_tick(uv_timer_t *t)
+{
+	struct pinger *p = t->data;
+	p->ticks++;
+	if (net_dgram_send(g_n4.net, "n1", g_n1.addr, (const uint8_t *)"ping", 4) == -ENOKEY &&
+	    stats_of(&g_n4).dgram_no_key > 0)
+		p->no_key++;
+	(void)net_dgram_send(g_n1.net, "n4", g_n4.addr, (const uint8_t *)"ack!", 4);
+}
+
+static struct pinger g_pinger;
+static bool pinger_done(void)
+{
+	return g_pinger.ticks >= 60;
+}
+static bool n4_back_to_pool(void)
+{
+	return stats_of(&g_n4).out_conns == 1;
+}
+
+static void test_rekey_before_retiring(void **state)
+{
+	(void)state;
+	node_start(&g_n4);
+	g_frames_want = g_n1.frames + 1;
+	send_frame(&g_n4, g_n1.addr, "n1");
+	wait_until(n1_frames_reached, "n1 gets n4's frame (keys at both ends)");
+	struct net_stats s0 = stats_of(&g_n4);
+	assert_int_equal(s0.handshakes_out, 1);
+	memset(&g_pinger, 0, sizeof(g_pinger));
+	uv_timer_init(&g_loop, &g_pinger.t);
+	g_pinger.t.data = &g_pinger;
+	uv_timer_start(&g_pinger.t, on_ping_tick, 50, 50);
+	wait_until(pinger_done, "60 rounds of datagrams");
+	uv_timer_stop(&g_pinger.t);
+	uv_close((uv_handle_t *)&g_pinger.t, NULL);
+	wait_until(n4_back_to_pool, "the rekey connection to close");
+	struct net_stats s = stats_of(&g_n4);
+	assert_int_equal(s.dgram_no_key, 0);
+	assert_int_equal(g_pinger.no_key, 0);
+	assert_true(s.rekeys >= 1 && s.rekeys <= 3); /* one per 0.9..1.35 s, not per datagram */
+	assert_int_equal(s.handshakes_out, 1 + s.rekeys);
+	assert_true(s.dgrams_out >= 50);
+	node_stop(&g_n4);
+}
+
+static struct net_stats g_before;
+static bool n2_rekeyed(void)
+{
+	struct net_stats s = stats_of(&g_n2);
+	return s.rekeys == g_before.rekeys + 1 && s.handshakes_out == g_before.handshakes_out + 1 &&
+	       s.out_conns == g_before.out_conns;
+}
+
+/* Datagrams from n1 under a key n2 does not hold (the handshake that made
+ * it completed at n1's end only): the owner asks for a handshake with
+ * n1 (net_connect). n2's connection to n1 is up, so it is kept and a rekey
+ * handshake beside it makes new keys at both ends, then closes. */
+static void test_connect_rekeys_beside_a_live_connection(void **state)
+{
+	(void)state;
+	g_before = stats_of(&g_n2);
+	assert_int_equal(g_before.out_conns, 1); /* n2 -> n1 */
+	assert_int_equal(net_connect(g_n2.net, g_n1.addr, "n1"), 0);
+	assert_int_equal(stats_of(&g_n2).out_conns, 2); /* the rekey connection */
+	wait_until(n2_rekeyed, "a rekey handshake n2 -> n1 that then closes");
+	/* the one already up was kept */
+	assert_int_equal(stats_of(&g_n2).idle_closes, g_before.idle_closes);
+}
+
+static void on_run_for(uv_timer_t *t)
+{
+	*(bool *)t->data = true;
+}
+
+static void run_for(uint64_t ms)
+{
+	bool done = false;
+	uv_timer_t t;
+	uv_timer_init(&g_loop, &t);
+	t.data = &done;
+	uv_timer_start(&t, on_run_for, ms, 0);
+	while (!done)
+		uv_run(&g_loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(&g_loop, UV_RUN_NOWAIT);
+}
+
+/* n5 gives its own handshakes 200 ms; one it accepted gets longer (a loop
+ * stalled by a burst of handshakes must not cut the one whose Finished
+ * is already waiting, leaving the client with keys n5 never installed). */
+static void test_accepted_handshake_outlives_client_deadline(void **state)
+{
+	(void)state;
+	node_start(&g_n5);
+	struct sockaddr_storage ss;
+	assert_int_equal(net_parse_addr(g_n5.addr, &ss), 0);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(s, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+	run_for(800); /* four sweeps past the 200 ms */
+	struct net_stats st = stats_of(&g_n5);
+	assert_int_equal(st.in_peer_conns, 1);
+	assert_int_equal(st.handshake_fail, 0);
+	close(s);
+	node_stop(&g_n5);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -309,8 +515,8 @@ static int group_setup(void **state)
 		return -1;
 	if (tls_ca_create(path("ca.pem"), path("ca-key.pem"), "cluster", 10, err, sizeof(err)))
 		return -1;
-	const char *names[] = {"n1", "n2"};
-	for (int i = 0; i < 2; i++) {
+	const char *names[] = {"n1", "n2", "n3", "n4", "n5"};
+	for (int i = 0; i < 5; i++) {
 		struct tls_cert_request r = {
 		    .name = names[i], .role = TLS_ROLE_NODE, .valid_s = 86400};
 		char cert[64], key[64];
@@ -337,6 +543,12 @@ static int group_teardown(void **state)
 	tls_ctx_free(g_n1.cli);
 	tls_ctx_free(g_n2.srv);
 	tls_ctx_free(g_n2.cli);
+	tls_ctx_free(g_n3.srv);
+	tls_ctx_free(g_n3.cli);
+	tls_ctx_free(g_n4.srv);
+	tls_ctx_free(g_n4.cli);
+	tls_ctx_free(g_n5.srv);
+	tls_ctx_free(g_n5.cli);
 	DIR *d = opendir(g_dir);
 	struct dirent *e;
 	while (d && (e = readdir(d)) != NULL)
@@ -354,6 +566,11 @@ int main(void)
 	    cmocka_unit_test(test_datagrams_on_loopback),
 	    cmocka_unit_test(test_icmp_unreachable_reported),
 	    cmocka_unit_test(test_refused_reported_once_per_second),
+	    cmocka_unit_test(test_incoming_connection_reused),
+	    cmocka_unit_test(test_full_pool_keeps_handshake),
+	    cmocka_unit_test(test_rekey_before_retiring),
+	    cmocka_unit_test(test_connect_rekeys_beside_a_live_connection),
+	    cmocka_unit_test(test_accepted_handshake_outlives_client_deadline),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
