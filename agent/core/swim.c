@@ -239,7 +239,7 @@
  *  the rest spread by gossip at 16 updates a message. So a push-pull round
  *  that finds SWIM_STORM_MIN (8) or more members learned since the
  *  previous round starts a storm: rounds every 0.5-1.5 s instead of the
- *  interval, until SWIM_STORM_QUIET (3) rounds in a row learned nothing.
+ *  interval, until SWIM_STORM_QUIET (3) rounds in a row learned fewer.
  *  Anti-entropy between random pairs spreads the union of the tables in
  *  O(log N) rounds, so 2,000 reach one view in ~7 s. A single join does
  *  not start a storm (one member learned): it only brings one round
@@ -302,7 +302,8 @@
  *  48 bytes plus 4 in the probe order and 5.3-10.7 in the member map, plus,
  *  with a private table, its two strings (12 bytes of table entry and
  *  5.3-10.7 of table index each, plus the characters); causes are shared. Output and event queues
- *  that a burst (a push-pull) grew are given back once drained. Suspicion
+ *  that a burst (a push-pull) grew are given back once drained, and so is
+ *  the broadcast pool once every broadcast in it is spent. Suspicion
  *  state and pending broadcasts live in side pools, only for the members
  *  that need them, and per-member deadlines (suspicion timeouts, reaping) in
  *  one binary heap. Nothing but push-pull (a digest and the answer to one
@@ -369,7 +370,7 @@ _Static_assert(SWIM_DIGEST_OWN_MAX <= SWIM_DIGEST_MAX, "our digest must be one w
 /* Join storm: a push-pull round that finds this many members learned
  * since the previous one starts push-pulls every SWIM_STORM_PP_MIN_MS +
  * rand(SWIM_STORM_PP_SPREAD_MS), until SWIM_STORM_QUIET rounds in a row
- * learned nothing. */
+ * learned fewer. */
 #define SWIM_STORM_MIN 8
 /* Above this many members, what a push-pull teaches us is not re-gossiped
  * (swim_regossip): behaviour below it is exactly as before issue 12. */
@@ -547,7 +548,7 @@ struct swim {
 	uint64_t view_ver;   /* swim_view_version() */
 	uint32_t learned;    /* members learned since our last push-pull round */
 	bool storm;          /* a join storm: push-pull every ~1 s (see the essay) */
-	uint8_t storm_quiet; /* storm rounds in a row that learned nothing */
+	uint8_t storm_quiet; /* storm rounds in a row that learned < SWIM_STORM_MIN */
 	uint32_t awareness;
 	uint64_t seq;
 	struct swim_probe probe;
@@ -2527,6 +2528,14 @@ static void swim_enter(struct swim *s)
 {
 	swim_out_reset_if_drained(s);
 	swim_str_compact(s);
+	if (s->n_bcast == 0 && s->cap_bc > SWIM_QUEUE_KEEP) {
+		/* A burst's broadcasts are all sent: give the pool back (10,000
+		 * idle cores must not each keep room for a join storm). */
+		free(s->bc);
+		s->bc = NULL;
+		s->cap_bc = s->n_bc_slots = 0;
+		s->bc_free = NONE;
+	}
 }
 
 static void swim_join_send(struct swim *s)
@@ -2714,7 +2723,9 @@ static uint64_t swim_push_pull_next(struct swim *s, uint64_t now)
 	if (s->learned >= SWIM_STORM_MIN) {
 		s->storm = true;
 		s->storm_quiet = 0;
-	} else if (s->storm && s->learned == 0 && ++s->storm_quiet >= SWIM_STORM_QUIET) {
+	} else if (s->storm && ++s->storm_quiet >= SWIM_STORM_QUIET) {
+		/* fewer than SWIM_STORM_MIN learned: a quiet round (a trickle of
+		 * joins in a large cluster must not keep us at ~1 s for ever) */
 		s->storm = false;
 	}
 	s->learned = 0;

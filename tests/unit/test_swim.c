@@ -2552,6 +2552,22 @@ static void test_join_storm_push_pulls_often(void **state)
 	pp_round(a, &now, "b", &d);
 	free(d.blob);
 	assert_true(now - t1 >= 500 && now - t1 < 1500);
+	/* a trickle (one member a round) does not keep the storm going: the
+	 * round at `now` was quiet, two more make SWIM_STORM_QUIET (3), and
+	 * the base interval is back */
+	for (int k = 0; k < 2; k++) {
+		snprintf(mn, sizeof(mn), "t%d", k);
+		feed(a, "x", upd(mn, SWIM_ALIVE, 1, ""), now);
+		drop_all(a);
+		uint64_t t = now;
+		pp_round(a, &now, "b", &d);
+		free(d.blob);
+		assert_true(now - t < 1500);
+	}
+	uint64_t t2 = now;
+	pp_round(a, &now, "b", &d);
+	free(d.blob);
+	assert_true(now - t2 >= 60000);
 	swim_free(a);
 }
 
