@@ -75,11 +75,13 @@
  *     suspicion, so the member can refute it in the ACK itself (and one to
  *     a member we hold DEAD its death: see FALSE DEATHS HEAL).
  *
- * Push-pull (memberlist). Every push_pull_interval_ms (scaled up above 32
- * members like memberlist's pushPullScale) we send our full member table to
- * one random member, which answers with its own and both merge. This is
- * what makes two sides of a healed partition meet again and what teaches a
- * restarted node that the cluster thinks it dead at incarnation X.
+ * Push-pull (memberlist, by digest). Every push_pull_interval_ms (scaled
+ * up above 32 members like memberlist's pushPullScale) we reconcile our
+ * member table with one random member's, and both merge. This is what
+ * makes two sides of a healed partition meet again and what teaches a
+ * restarted node that the cluster thinks it dead at incarnation X. We
+ * send a digest of the table, not the table (PUSH-PULL BY DIGEST below);
+ * a join still sends and gets whole tables.
  *
  * WHERE WE DEPART FROM THE PAPERS (and from memberlist)
  *  - No separate round-trip-time based timeouts; the probe timeout is the
@@ -118,7 +120,8 @@
  *  - Joining is a push-pull with join=true to each seed address, retried
  *    with exponential backoff; there is no separate join message. The
  *    joiner queues its own ALIVE when the reply is in (after re-queueing
- *    the table it received, so it goes first), as memberlist does: the
+ *    the table it received, up to 256 members: see JOIN STORMS; so it
+ *    goes first), as memberlist does: the
  *    seed's copies alone missed a member in ~3% of 5-node joins, which
  *    then waited for the next push-pull (30 s).
  *  - LEFT members keep being answered (ACKs) and keep gossiping until the
@@ -194,6 +197,61 @@
  *  test_pause_4s_never_dead's loop); 5 s is the edge (0 of 10 seeds in
  *  the bench, one CI seed out of many declared it).
  *
+ * PUSH-PULL BY DIGEST (issue 12)
+ *  memberlist ships the whole table both ways: at N = 2,000 that made
+ *  push-pull 85% of idle membership traffic (768 B/node/s), growing as
+ *  N / log N. Now the table is cut into B buckets by a hash of the name
+ *  (B a power of two, one per SWIM_DIGEST_PER_BUCKET = 32 members, at
+ *  most SWIM_DIGEST_OWN_MAX = 256: 39 members a bucket at N = 10,000),
+ *  and a round is:
+ *    1. A -> B  PUSH_PULL, digest = B hashes, one per bucket: the XOR of
+ *       a 64-bit hash of (name, addr, incarnation, state) of each member
+ *       in it (formula in swim.h: swim_digest_entry, swim_digest_bucket;
+ *       the string hashes are the cached ones of the string table, so a
+ *       digest costs O(N) word operations, no string is read).
+ *    2. B compares with its own digest over A's bucket count. Equal
+ *       everywhere: B sends nothing (the idle case: one 2 KiB message per
+ *       interval at N = 10,000). Else B -> A PUSH_PULL_REPLY with its
+ *       members of the differing buckets and want = those buckets.
+ *    3. A merges them, then A -> B PUSH_PULL_REPLY with its own members of
+ *       the wanted buckets (after the merge: each record the newer of the
+ *       two), which B merges.
+ *  After 3 both hold, for every differing bucket, the merge of both
+ *  tables: the same outcome as a full push-pull, at the cost of the
+ *  buckets that differ. A healed partition or a join storm differs in
+ *  every bucket and pays a full table, as before; convergence after a
+ *  heal is unchanged (test_sim_faults: test_partition_heals_by_digest).
+ *  Nothing is kept between the steps (each is answered from the message
+ *  alone), a digest is at most SWIM_DIGEST_MAX buckets (the codec and
+ *  swim_msg_ok reject more, a count that is not a power of two and
+ *  wanted buckets out of range), and an answer is at most our own table:
+ *  a peer cannot make us hold memory or send more than a full push-pull
+ *  would. A member's bucket and hash are computed by each side with the
+ *  sender's bucket count, so peers with different N agree.
+ *  An older peer ignores the digest fields: it answers our PUSH_PULL
+ *  (empty table) with its whole table, which we merge, and sends its own
+ *  rounds as full push-pulls, which we answer with our whole table. Such
+ *  exchanges work and converge; the ones we start only pull.
+ *
+ * JOIN STORMS CONVERGE IN SECONDS (issue 12)
+ *  2,000 nodes started within a second, each through 3 seeds, took 74 s to
+ *  one view: the seeds' join replies hold whoever had joined so far, and
+ *  the rest spread by gossip at 16 updates a message. So a push-pull round
+ *  that finds SWIM_STORM_MIN (8) or more members learned since the
+ *  previous round starts a storm: rounds every 0.5-1.5 s instead of the
+ *  interval, until SWIM_STORM_QUIET (3) rounds in a row learned fewer.
+ *  Anti-entropy between random pairs spreads the union of the tables in
+ *  O(log N) rounds, so 2,000 reach one view in ~7 s. A single join does
+ *  not start a storm (one member learned): it only brings one round
+ *  forward (swim_member_learned), as before; the storm's rounds are
+ *  digests, so once tables agree they cost a digest each.
+ *  Above SWIM_PP_REGOSSIP_MAX (256) members, an ALIVE learned by push-pull
+ *  is not queued for gossip (swim_regossip), unless it is the sender's own
+ *  (a joiner reaching its seed): push-pulls spread it. Re-gossiping a
+ *  table of 10,000 held 20 B per member in every node's broadcast queue
+ *  and kept every node sending 16 stale updates a message for ~13
+ *  minutes after a storm. At 256 members or fewer nothing changed.
+ *
  * FALSE DEATHS HEAL IN SECONDS
  *  A member held DEAD is no longer probed round robin nor gossiped to,
  *  and would learn of its death only by push-pull (one lasted 133 s). So
@@ -244,11 +302,17 @@
  *  48 bytes plus 4 in the probe order and 5.3-10.7 in the member map, plus,
  *  with a private table, its two strings (12 bytes of table entry and
  *  5.3-10.7 of table index each, plus the characters); causes are shared. Output and event queues
- *  that a burst (a push-pull) grew are given back once drained. Suspicion
+ *  that a burst (a push-pull) grew are given back once drained, and so is
+ *  the broadcast pool once every broadcast in it is spent. Suspicion
  *  state and pending broadcasts live in side pools, only for the members
  *  that need them, and per-member deadlines (suspicion timeouts, reaping) in
- *  one binary heap. Nothing but push-pull and the once-per-round shuffle is
- *  O(N), and those are O(N) by nature or amortised O(1) per probe.
+ *  one binary heap. Nothing but push-pull (a digest and the answer to one
+ *  are an O(N) pass over the dense array) and the once-per-round shuffle
+ *  is O(N), once per push-pull interval and once per probe round.
+ *
+ *  The member, probe-order and broadcast arrays grow by a quarter
+ *  (swim_grow), not double: 10,000 tables that stopped growing waste
+ *  ~10% on average instead of ~25-50%.
  *
  *  Output messages and events are built in chunked arenas (pointers never
  *  move); both are reset at the next mutating call once drained, so what
@@ -298,6 +362,22 @@
 #define SWIM_POOL_WASTE_MIN 4096
 /* push-pull scaling threshold (memberlist's pushPullScaleThreshold). */
 #define SWIM_PUSH_PULL_SCALE_N 32
+/* Digest push-pull: a bucket per this many members, at most this many
+ * buckets of our own (2 KiB of digest; 39 members a bucket at 10,000). */
+#define SWIM_DIGEST_PER_BUCKET 32
+#define SWIM_DIGEST_OWN_MAX 256
+_Static_assert(SWIM_DIGEST_OWN_MAX <= SWIM_DIGEST_MAX, "our digest must be one we accept");
+/* Join storm: a push-pull round that finds this many members learned
+ * since the previous one starts push-pulls every SWIM_STORM_PP_MIN_MS +
+ * rand(SWIM_STORM_PP_SPREAD_MS), until SWIM_STORM_QUIET rounds in a row
+ * learned fewer. */
+#define SWIM_STORM_MIN 8
+/* Above this many members, what a push-pull teaches us is not re-gossiped
+ * (swim_regossip): behaviour below it is exactly as before issue 12. */
+#define SWIM_PP_REGOSSIP_MAX 256
+#define SWIM_STORM_PP_MIN_MS 500
+#define SWIM_STORM_PP_SPREAD_MS 1000
+#define SWIM_STORM_QUIET 3
 
 #define SWIM_MASK(st) (1u << (st))
 
@@ -465,6 +545,10 @@ struct swim {
 	struct swim_relay *relay;
 	uint32_t n_relay, cap_relay;
 
+	uint64_t view_ver;   /* swim_view_version() */
+	uint32_t learned;    /* members learned since our last push-pull round */
+	bool storm;          /* a join storm: push-pull every ~1 s (see the essay) */
+	uint8_t storm_quiet; /* storm rounds in a row that learned < SWIM_STORM_MIN */
 	uint32_t awareness;
 	uint64_t seq;
 	struct swim_probe probe;
@@ -502,6 +586,16 @@ struct swim {
 static uint32_t swim_rand_below(struct swim *s, uint32_t n)
 {
 	return mv_xoshiro_below(s->rng, n);
+}
+
+/* Next capacity of a per-member array (members, probe order, broadcasts):
+ * a quarter more, not twice, so that a table that stopped growing wastes
+ * at most ~20%, not up to half: at N = 10,000 in the simulator 10,000
+ * such tables are alive (issue 12: the 10,000-node run in 8 GiB). Still
+ * amortised O(1) per member added. */
+static uint32_t swim_grow(uint32_t cap)
+{
+	return cap < 64 ? (cap ? cap * 2 : 16) : cap + cap / 4;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -869,7 +963,7 @@ static void swim_bc_queue(struct swim *s, uint32_t i, uint32_t origin)
 			s->bc_free = s->bc[id].next;
 		} else {
 			if (s->n_bc_slots == s->cap_bc) {
-				uint32_t cap = s->cap_bc ? s->cap_bc * 2 : 16;
+				uint32_t cap = swim_grow(s->cap_bc);
 				struct swim_bcast *n = realloc(s->bc, sizeof(*n) * cap);
 				if (n == NULL)
 					return;
@@ -972,6 +1066,121 @@ static void swim_full_state(struct swim *s, struct swim_msg *m)
 		swim_fill_update(s, &u[i], i, NONE);
 	m->updates = u;
 	m->n_updates = s->n_m;
+}
+
+/* ---- digest push-pull (PUSH-PULL BY DIGEST in the essay) ---- */
+
+static uint64_t swim_entry_hash(uint32_t name_h, uint32_t addr_h, uint64_t inc, enum swim_state st)
+{
+	return mv_mix64(((uint64_t)name_h << 32 | addr_h) ^ mv_mix64(inc * 4 + (uint64_t)st));
+}
+
+uint64_t swim_digest_entry(const char *name, const char *addr, uint64_t incarnation,
+                           enum swim_state state)
+{
+	return swim_entry_hash(name_index_hash(name), name_index_hash(addr), incarnation, state);
+}
+
+uint32_t swim_digest_bucket(const char *name, uint32_t buckets)
+{
+	return buckets ? name_index_hash(name) & (buckets - 1) : 0;
+}
+
+static bool swim_pow2(size_t n)
+{
+	return n > 0 && (n & (n - 1)) == 0;
+}
+
+/* Buckets we use: one per SWIM_DIGEST_PER_BUCKET members, a power of two,
+ * at most SWIM_DIGEST_OWN_MAX. */
+static uint32_t swim_digest_buckets(const struct swim *s)
+{
+	uint32_t b = 1;
+	while (b < SWIM_DIGEST_OWN_MAX && (uint64_t)b * SWIM_DIGEST_PER_BUCKET < s->n_m)
+		b <<= 1;
+	return b;
+}
+
+static uint32_t swim_bucket_of(const struct swim *s, uint32_t i, uint32_t buckets)
+{
+	return s->sp->ent[s->m[i].name].hash & (buckets - 1);
+}
+
+/* Our table as `buckets` bucket hashes (O(N), string hashes are cached). */
+static void swim_digest(const struct swim *s, uint64_t *d, uint32_t buckets)
+{
+	memset(d, 0, sizeof(*d) * buckets);
+	for (uint32_t i = 0; i < s->n_m; i++) {
+		const struct swim_member *mb = &s->m[i];
+		d[swim_bucket_of(s, i, buckets)] ^=
+		    swim_entry_hash(s->sp->ent[mb->name].hash, s->sp->ent[mb->addr].hash,
+		                    mb->incarnation, (enum swim_state)mb->state);
+	}
+}
+
+/* Our members whose bucket is marked in `in` (of `buckets`). */
+static void swim_bucket_state(struct swim *s, struct swim_msg *m, const uint8_t *in,
+                              uint32_t buckets)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->n_m; i++)
+		n += in[swim_bucket_of(s, i, buckets)];
+	if (n == 0)
+		return;
+	struct swim_update *u = mv_arena_alloc(&s->out_arena, sizeof(*u) * n);
+	if (u == NULL)
+		return;
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < s->n_m && k < n; i++)
+		if (in[swim_bucket_of(s, i, buckets)])
+			swim_fill_update(s, &u[k++], i, NONE);
+	m->updates = u;
+	m->n_updates = k;
+}
+
+/* A digest came (PUSH_PULL with n_digest buckets): answer with our members
+ * of the buckets that differ and ask for theirs. Equal tables: no answer.
+ * Nothing is kept: the answer is bounded by our own table. */
+static void swim_on_digest(struct swim *s, const struct swim_msg *m)
+{
+	uint32_t buckets = (uint32_t)m->n_digest;
+	uint64_t mine[SWIM_DIGEST_MAX];
+	uint8_t differ[SWIM_DIGEST_MAX];
+	swim_digest(s, mine, buckets);
+	uint32_t n_differ = 0;
+	for (uint32_t b = 0; b < buckets; b++) {
+		differ[b] = mine[b] != m->digest[b];
+		n_differ += differ[b];
+	}
+	if (n_differ == 0)
+		return;
+	struct swim_msg *r =
+	    swim_out_new(s, SWIM_MSG_PUSH_PULL_REPLY, m->from, m->from_addr, m->seq);
+	uint32_t *want = r ? mv_arena_alloc(&s->out_arena, sizeof(*want) * n_differ) : NULL;
+	if (want == NULL)
+		return;
+	uint32_t k = 0;
+	for (uint32_t b = 0; b < buckets; b++)
+		if (differ[b])
+			want[k++] = b;
+	r->want = want;
+	r->n_want = n_differ;
+	r->buckets = buckets;
+	swim_bucket_state(s, r, differ, buckets);
+}
+
+/* The answer to our digest asked for our members of some buckets (after
+ * merging theirs, so they get the newer of each). */
+static void swim_on_want(struct swim *s, const struct swim_msg *m)
+{
+	uint8_t in[SWIM_DIGEST_MAX];
+	memset(in, 0, m->buckets);
+	for (size_t k = 0; k < m->n_want; k++)
+		in[m->want[k]] = 1;
+	struct swim_msg *r =
+	    swim_out_new(s, SWIM_MSG_PUSH_PULL_REPLY, m->from, m->from_addr, m->seq);
+	if (r != NULL)
+		swim_bucket_state(s, r, in, m->buckets);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1328,7 +1537,7 @@ static uint32_t swim_member_add(struct swim *s, const char *name, const char *ad
                                 uint64_t now)
 {
 	if (s->n_m == s->cap_m) {
-		uint32_t cap = s->cap_m ? s->cap_m * 2 : 16;
+		uint32_t cap = swim_grow(s->cap_m);
 		struct swim_member *n = realloc(s->m, sizeof(*n) * cap);
 		if (n == NULL)
 			return NONE;
@@ -1336,7 +1545,7 @@ static uint32_t swim_member_add(struct swim *s, const char *name, const char *ad
 		s->cap_m = cap;
 	}
 	if (s->n_order == s->cap_order) {
-		uint32_t cap = s->cap_order ? s->cap_order * 2 : 16;
+		uint32_t cap = swim_grow(s->cap_order);
 		uint32_t *n = realloc(s->order, sizeof(*n) * cap);
 		if (n == NULL)
 			return NONE;
@@ -1357,6 +1566,7 @@ static uint32_t swim_member_add(struct swim *s, const char *name, const char *ad
 	memset(mb, 0, sizeof(*mb));
 	mb->incarnation = inc;
 	mb->since_ms = now;
+	s->view_ver++;
 	mb->name = nid;
 	mb->addr = aid;
 	mb->cause = NONE;
@@ -1402,6 +1612,7 @@ static void swim_member_remove(struct swim *s, uint32_t i)
 		}
 	}
 	s->counts[mb->state]--;
+	s->view_ver++;
 	name_index_remove(&s->nm, i);
 	swim_str_unref(s, mb->name);
 	swim_str_unref(s, mb->addr);
@@ -1433,6 +1644,7 @@ static void swim_member_set_state(struct swim *s, uint32_t i, enum swim_state st
 	mb->state = (uint8_t)st;
 	mb->incarnation = inc;
 	mb->since_ms = now;
+	s->view_ver++;
 	if (old == SWIM_SUSPECT && st != SWIM_SUSPECT)
 		swim_susp_free(s, i);
 	if (st == SWIM_ALIVE || i == 0)
@@ -1546,6 +1758,7 @@ static uint32_t swim_random_members(struct swim *s, uint32_t *out, uint32_t want
 
 static void swim_member_learned(struct swim *s, uint64_t now)
 {
+	s->learned++;
 	if (s->cfg.push_pull_interval_ms == 0 || now < s->early_push_pull_after)
 		return;
 	uint64_t at = now + SWIM_EARLY_PP_MIN_MS + swim_rand_below(s, SWIM_EARLY_PP_SPREAD_MS);
@@ -1586,6 +1799,7 @@ static void swim_refute(struct swim *s, uint64_t reported, const char *cause)
 {
 	struct swim_member *self = &s->m[0];
 	self->incarnation = reported + 1;
+	s->view_ver++;
 	swim_event(s, SWIM_EV_SELF_REFUTED, 0, cause, 0);
 	swim_bc_queue(s, 0, NONE);
 }
@@ -1619,6 +1833,7 @@ static void swim_apply_self(struct swim *s, const struct swim_update *u, enum sw
 		/* We are leaving: re-assert LEFT above whatever is said of us. */
 		if (st != SWIM_LEFT && u->incarnation >= self->incarnation) {
 			self->incarnation = u->incarnation + 1;
+			s->view_ver++;
 			swim_bc_queue(s, 0, s->m[0].name);
 		}
 		return;
@@ -1690,6 +1905,19 @@ static void swim_gossip_cause(char *buf, size_t len, const char *how, const char
 		snprintf(buf, len, "%s from %s", how, via);
 }
 
+/* Whether an ALIVE we just took is gossiped on. Always from gossip; from a
+ * push-pull only in a table of at most SWIM_PP_REGOSSIP_MAX members, or
+ * when it is the sender's own record (a joiner's ALIVE reaching its seed):
+ * in a large cluster a push-pull's news is spread by push-pulls (a join
+ * storm's are a second apart), and re-gossiping a 10,000-member table
+ * held 20 B per member in the broadcast queue of every node and kept it
+ * sending 16 stale updates a message for ~13 minutes (issue 12). */
+static bool swim_regossip(const struct swim *s, const struct swim_update *u, const char *via,
+                          bool pp)
+{
+	return !pp || s->n_m <= SWIM_PP_REGOSSIP_MAX || strcmp(u->name, via) == 0;
+}
+
 /* Applies one update received from `via`. pp: it came in a push-pull. */
 static void swim_apply(struct swim *s, const struct swim_update *u, const char *via, bool pp,
                        bool join, uint64_t now)
@@ -1718,7 +1946,8 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			return;
 		swim_gossip_cause(cause, sizeof(cause), how, via, "");
 		swim_event(s, SWIM_EV_MEMBER_JOINED, i, cause, 0);
-		swim_bc_queue(s, i, NONE);
+		if (swim_regossip(s, u, via, pp))
+			swim_bc_queue(s, i, NONE);
 		swim_member_learned(s, now);
 		return;
 	}
@@ -1731,6 +1960,7 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 		bool moved = strcmp(u->addr, swim_str_get(s, mb->addr)) != 0;
 		if (moved)
 			swim_str_set(s, &s->m[i].addr, u->addr);
+		s->view_ver++;
 		if (old != SWIM_ALIVE || moved)
 			swim_member_set_state(s, i, SWIM_ALIVE, u->incarnation, now);
 		else
@@ -1760,7 +1990,8 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			         (unsigned long long)u->incarnation, how, via);
 			swim_event(s, SWIM_EV_MEMBER_ADDR_CHANGED, i, cause, 0);
 		}
-		swim_bc_queue(s, i, NONE);
+		if (swim_regossip(s, u, via, pp))
+			swim_bc_queue(s, i, NONE);
 		return;
 	}
 	case SWIM_SUSPECT:
@@ -1793,6 +2024,8 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			return;
 		if (mb->state == SWIM_LEFT || (mb->state == SWIM_DEAD && st == SWIM_DEAD)) {
 			bool newer = mb->state == SWIM_DEAD && u->incarnation > mb->incarnation;
+			if (mb->incarnation != u->incarnation)
+				s->view_ver++;
 			mb->incarnation = u->incarnation;
 			if (newer) {
 				/* dead at a later incarnation than we held (it had come
@@ -2140,6 +2373,17 @@ static bool swim_msg_ok(const struct swim_msg *m)
 		return false;
 	if (m->n_updates > 0 && m->updates == NULL)
 		return false;
+	if (m->n_digest > 0 &&
+	    (m->digest == NULL || !swim_pow2(m->n_digest) || m->n_digest > SWIM_DIGEST_MAX))
+		return false;
+	if (m->n_want > 0) {
+		if (m->want == NULL || !swim_pow2(m->buckets) || m->buckets > SWIM_DIGEST_MAX ||
+		    m->n_want > m->buckets)
+			return false;
+		for (size_t k = 0; k < m->n_want; k++)
+			if (m->want[k] >= m->buckets)
+				return false;
+	}
 	for (size_t k = 0; k < m->n_updates; k++) {
 		const struct swim_update *u = &m->updates[k];
 		if (!swim_str_ok(u->name, SWIM_NAME_MAX, true) ||
@@ -2284,6 +2528,14 @@ static void swim_enter(struct swim *s)
 {
 	swim_out_reset_if_drained(s);
 	swim_str_compact(s);
+	if (s->n_bcast == 0 && s->cap_bc > SWIM_QUEUE_KEEP) {
+		/* A burst's broadcasts are all sent: give the pool back (10,000
+		 * idle cores must not each keep room for a join storm). */
+		free(s->bc);
+		s->bc = NULL;
+		s->cap_bc = s->n_bc_slots = 0;
+		s->bc_free = NONE;
+	}
 }
 
 static void swim_join_send(struct swim *s)
@@ -2389,7 +2641,12 @@ int swim_handle_message(struct swim *s, const struct swim_msg *m, uint64_t now)
 		swim_on_nack(s, m, now);
 		break;
 	case SWIM_MSG_PUSH_PULL: {
-		/* Answer with our table as it was, then merge theirs. */
+		if (m->n_digest > 0) {
+			swim_on_digest(s, m);
+			break;
+		}
+		/* A full push-pull (a join, an older peer): answer with our
+		 * table as it was, then merge theirs. */
 		struct swim_msg *r =
 		    swim_out_new(s, SWIM_MSG_PUSH_PULL_REPLY, m->from, m->from_addr, m->seq);
 		if (r != NULL)
@@ -2399,6 +2656,8 @@ int swim_handle_message(struct swim *s, const struct swim_msg *m, uint64_t now)
 	}
 	case SWIM_MSG_PUSH_PULL_REPLY:
 		swim_apply_all(s, m, true, now);
+		if (m->n_want > 0)
+			swim_on_want(s, m);
 		if (s->joining)
 			swim_join_done(s, m);
 		break;
@@ -2448,8 +2707,31 @@ static void swim_push_pull_round(struct swim *s)
 	snprintf(to, sizeof(to), "%s", swim_str_get(s, s->m[pick].name));
 	snprintf(to_addr, sizeof(to_addr), "%s", swim_str_get(s, s->m[pick].addr));
 	struct swim_msg *m = swim_out_new(s, SWIM_MSG_PUSH_PULL, to, to_addr, 0);
-	if (m != NULL)
-		swim_full_state(s, m);
+	uint32_t buckets = swim_digest_buckets(s);
+	uint64_t *d = m ? mv_arena_alloc(&s->out_arena, sizeof(*d) * buckets) : NULL;
+	if (d == NULL)
+		return;
+	swim_digest(s, d, buckets);
+	m->digest = d;
+	m->n_digest = buckets;
+}
+
+/* When our next push-pull round is due: the scaled interval, or in a join
+ * storm about a second (see the essay). */
+static uint64_t swim_push_pull_next(struct swim *s, uint64_t now)
+{
+	if (s->learned >= SWIM_STORM_MIN) {
+		s->storm = true;
+		s->storm_quiet = 0;
+	} else if (s->storm && ++s->storm_quiet >= SWIM_STORM_QUIET) {
+		/* fewer than SWIM_STORM_MIN learned: a quiet round (a trickle of
+		 * joins in a large cluster must not keep us at ~1 s for ever) */
+		s->storm = false;
+	}
+	s->learned = 0;
+	if (!s->storm)
+		return now + swim_push_pull_interval(s);
+	return now + SWIM_STORM_PP_MIN_MS + swim_rand_below(s, SWIM_STORM_PP_SPREAD_MS);
 }
 
 static void swim_timer_relays(struct swim *s, uint64_t now)
@@ -2733,7 +3015,7 @@ int swim_handle_timer(struct swim *s, uint64_t now)
 	if (s->next_push_pull_at <= now) {
 		if (s->m[0].state != SWIM_LEFT)
 			swim_push_pull_round(s);
-		s->next_push_pull_at = now + swim_push_pull_interval(s);
+		s->next_push_pull_at = swim_push_pull_next(s, now);
 	}
 	return 0;
 }
@@ -2819,6 +3101,11 @@ bool swim_member_find(const struct swim *s, const char *name, struct swim_member
 		return false;
 	swim_member_at(s, i, out);
 	return true;
+}
+
+uint64_t swim_view_version(const struct swim *s)
+{
+	return s->view_ver;
 }
 
 void swim_state_counts(const struct swim *s, uint32_t counts[4])

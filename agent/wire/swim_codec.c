@@ -45,6 +45,12 @@ static int swim_pb_build(const struct swim_msg *m, struct swim_pb *pb)
 	pb->sm.target_addr = MV_STR(m->target_addr);
 	pb->sm.join = m->join;
 	pb->sm.refused = m->refused;
+	/* protobuf-c reads the arrays only (const-cast, as MV_STR). */
+	pb->sm.n_digest = m->n_digest;
+	pb->sm.digest = (uint64_t *)m->digest;
+	pb->sm.n_want = m->n_want;
+	pb->sm.want = (uint32_t *)m->want;
+	pb->sm.buckets = m->buckets;
 	if (m->n_updates > 0) {
 		pb->upd = calloc(m->n_updates, sizeof(*pb->upd));
 		pb->upd_ptrs = calloc(m->n_updates, sizeof(*pb->upd_ptrs));
@@ -123,6 +129,33 @@ int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m, struct swim_u
 		*why = "name or address too long";
 		return -EINVAL;
 	}
+	/* Digest fields (see swim.h): caps before the core sees them, so a
+	 * peer cannot make us scan or answer more than SWIM_DIGEST_MAX
+	 * buckets. */
+	if (sm->n_digest > SWIM_DIGEST_MAX) {
+		*why = "push-pull digest with more than 1024 buckets";
+		return -EINVAL;
+	}
+	if (sm->n_digest & (sm->n_digest - 1)) {
+		*why = "push-pull digest whose bucket count is not a power of two";
+		return -EINVAL;
+	}
+	if (sm->n_want > 0 || sm->buckets != 0) {
+		if (sm->buckets == 0 || sm->buckets > SWIM_DIGEST_MAX ||
+		    (sm->buckets & (sm->buckets - 1))) {
+			*why = "push-pull reply with a bucket count not a power of two up to 1024";
+			return -EINVAL;
+		}
+		if (sm->n_want > sm->buckets) {
+			*why = "push-pull reply wants more buckets than there are";
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < sm->n_want; i++)
+			if (sm->want[i] >= sm->buckets) {
+				*why = "push-pull reply wants a bucket out of range";
+				return -EINVAL;
+			}
+	}
 	struct swim_update *ups = NULL;
 	if (sm->n_updates > 0) {
 		ups = calloc(sm->n_updates, sizeof(*ups));
@@ -163,6 +196,11 @@ int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m, struct swim_u
 	m->refused = sm->refused;
 	m->updates = ups;
 	m->n_updates = sm->n_updates;
+	m->digest = sm->digest;
+	m->n_digest = sm->n_digest;
+	m->want = sm->want;
+	m->n_want = sm->n_want;
+	m->buckets = sm->buckets;
 	*updates_out = ups;
 	*why = "";
 	return 0;

@@ -81,7 +81,35 @@ struct swim_msg {
 	bool refused;
 	const struct swim_update *updates;
 	size_t n_updates;
+	/* Digest push-pull (anti-entropy by buckets; see swim.c, PUSH-PULL BY
+	 * DIGEST). PUSH_PULL: the sender's table as n_digest bucket hashes
+	 * (a power of two, at most SWIM_DIGEST_MAX; 0: a full push-pull whose
+	 * updates are the whole table, as a join or an older peer sends).
+	 * PUSH_PULL_REPLY: `want` lists the buckets (of `buckets`) whose
+	 * members the sender asks for; the updates are its own members of
+	 * those buckets. */
+	const uint64_t *digest;
+	size_t n_digest;
+	const uint32_t *want;
+	size_t n_want;
+	uint32_t buckets;
 };
+
+/* Most buckets a digest may have (8 KiB of hashes). We send at most
+ * SWIM_DIGEST_MAX / 4 (a bucket per 32 members); a larger or malformed
+ * digest is rejected (-EINVAL), so that a peer cannot make us scan or
+ * answer more than that. */
+#define SWIM_DIGEST_MAX 1024
+/* Bucket of a member and hash of its record, the contract between peers:
+ *   bucket = name_hash(name) & (buckets - 1)
+ *   entry  = mix64(((uint64_t)name_hash(name) << 32 | name_hash(addr)) ^
+ *                  mix64(incarnation * 4 + state))
+ *   bucket hash = XOR of the entries of its members (0 when empty)
+ * name_hash: FNV-1a 32 then murmur3's finaliser; mix64: splitmix64's
+ * finaliser. Exposed for tests and other implementations. */
+uint64_t swim_digest_entry(const char *name, const char *addr, uint64_t incarnation,
+                           enum swim_state state);
+uint32_t swim_digest_bucket(const char *name, uint32_t buckets);
 
 /*
  * A string table (names, addresses, causes: interned, reference counted)
@@ -226,6 +254,11 @@ const struct swim_config *swim_get_config(const struct swim *s);
 size_t swim_member_count(const struct swim *s);
 void swim_member_at(const struct swim *s, size_t i, struct swim_member_info *out);
 bool swim_member_find(const struct swim *s, const char *name, struct swim_member_info *out);
+
+/* A counter that changes whenever the member table does (a member added,
+ * removed, or its state, incarnation or address changed): the simulator
+ * re-checks what it waits for only when some core's counter moved. */
+uint64_t swim_view_version(const struct swim *s);
 
 /* Number of members in each state (self counted as ALIVE/LEFT). */
 void swim_state_counts(const struct swim *s, uint32_t counts[4]);

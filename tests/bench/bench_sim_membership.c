@@ -14,6 +14,15 @@
  *     --runs R     crashes measured per size (default 20 at n<=100, 5 above)
  *     --minutes M  simulated minutes for the false-death run (default 10)
  *     --big N      size for the "runs at all" mode (default 10000)
+ *     --big-secs S simulated seconds the big mode runs (default 30; the
+ *                  issue's figure is 600)
+ *   bench_sim_membership bootstrap [--n N]   (issue 12, default n=2000)
+ *     N nodes started within 1 s, each knowing the first 3 as seeds: time
+ *     until every node knows all N ALIVE in one view (target <= 20 s)
+ *   bench_sim_membership scale [--n N] [--window-s W]   (issue 12)
+ *     idle membership bytes per node per second at 1k, 2k, 5k, 10k (up to
+ *     N), W simulated s measured (default 300: a push-pull interval at
+ *     10k); target <= 400 B/s and 10k/1k <= 1.2
  *     --rss-cap-mib M  stop the big run early past this RSS (default 4096)
  *     --full       also run the false-death measure at n=1000
  *
@@ -246,6 +255,126 @@ static int bench_traffic(int n)
 	return 0;
 }
 
+/* ------------------------------------------------------ bootstrap, scale */
+
+/* A cluster of n started at once (every node joins through the first 3
+ * within spread_ms), run until every node knows every node ALIVE in one
+ * view, checked every 100 simulated ms (a full check is O(N^2) at worst,
+ * O(N) while views differ). Returns the simulated ms it took, -1 if not
+ * within timeout_ms; the sim stays in *out. */
+static int64_t bench_start(int n, uint32_t spread_ms, uint64_t timeout_ms, struct sim **out)
+{
+	struct sim *s = sim_new(n, NULL, 0);
+	sim_start_all(s, 3, spread_ms);
+	uint64_t t0 = sim_now(s);
+	int64_t t = -1;
+	while (sim_now(s) - t0 < timeout_ms) {
+		sim_run_for(s, 100);
+		if (sim_all_alive(s)) {
+			t = (int64_t)(sim_now(s) - t0);
+			break;
+		}
+	}
+	*out = s;
+	return t;
+}
+
+static uint64_t bench_bytes(struct sim *s, uint64_t by_type[6])
+{
+	uint64_t bytes = 0;
+	for (int i = 0; i < sim_size(s); i++) {
+		const struct sim_traffic *t = sim_traffic(s, i);
+		bytes += t->bytes;
+		for (int k = 0; by_type != NULL && k < 6; k++)
+			by_type[k] += t->msgs_by_type[k];
+	}
+	return bytes;
+}
+
+static int bench_bootstrap(int n)
+{
+	printf("\n[bootstrap] n=%d started within 1 s, each knowing 3 seeds; one all-ALIVE view "
+	       "checked every 100 ms\n",
+	       n);
+	double w = wall_s();
+	struct sim *s;
+	int64_t t = bench_start(n, 1000, 600000, &s);
+	double secs = sim_now(s) / 1000.0;
+	printf("  one view (all %d ALIVE everywhere) after %.1f s simulated (%.1f s wall); "
+	       "%.0f B/node/s sent meanwhile\n",
+	       n, t / 1000.0, wall_s() - w, bench_bytes(s, NULL) / secs / n);
+	if (t >= 0)
+		row_add("bootstrap: one all-ALIVE view at", n, "<= 20 s", "%.1f s", t / 1000.0);
+	else
+		row_add("bootstrap: one all-ALIVE view at", n, "<= 20 s", "not in 600 s");
+	sim_free(s);
+	fflush(stdout);
+	return t >= 0 ? 0 : -1;
+}
+
+/* Idle bytes per node per second at n: started at once, one view, 120 s
+ * quiet, then window_s measured (at least one push-pull interval, which
+ * grows with log N up to 300 s at 10,000, so each node's push-pulls are in
+ * the figure). Returns B/node/s, or -1. */
+static double bench_scale_one(int n, int window_s)
+{
+	printf("\n[scale] n=%d: start at once, 120 s quiet, %d s idle measured\n", n, window_s);
+	double w = wall_s();
+	struct sim *s;
+	int64_t t = bench_start(n, 1000, 900000, &s);
+	long rss, peak;
+	sim_rss_kib(&rss, &peak);
+	printf("  one view after %.1f s simulated (%.1f s wall, RSS %ld MiB)\n", t / 1000.0,
+	       wall_s() - w, rss / 1024);
+	if (t < 0) {
+		printf("  n=%d: no one view (seed=%" PRIu64 ")\n", n, sim_seed(s));
+		sim_free(s);
+		return -1;
+	}
+	sim_run_for(s, 120000);
+	sim_stats_reset(s);
+	w = wall_s();
+	sim_run_for(s, (uint64_t)window_s * 1000);
+	uint64_t by_type[6] = {0};
+	double bps = bench_bytes(s, by_type) / (double)window_s / n;
+	printf("  %.1f s wall for %d s simulated; messages per node per s:", wall_s() - w,
+	       window_s);
+	for (int k = 0; k < 6; k++)
+		printf(" %s %.3f", swim_msg_type_name((enum swim_msg_type)k),
+		       by_type[k] / (double)window_s / n);
+	printf("\n  bytes per node per s (idle): %.0f\n", bps);
+	row_add("idle membership bytes per node per s", n, "<= 400 B/s", "%.0f B", bps);
+	sim_free(s);
+	fflush(stdout);
+	return bps;
+}
+
+static int bench_scale(int only_n, int window_s)
+{
+	const int sizes[] = {1000, 2000, 5000, 10000};
+	double first = -1, last = -1;
+	int first_n = 0, last_n = 0;
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		if (only_n > 0 && sizes[k] > only_n)
+			break;
+		double b = bench_scale_one(sizes[k], window_s);
+		if (b < 0)
+			return -1;
+		if (first < 0) {
+			first = b;
+			first_n = sizes[k];
+		}
+		last = b;
+		last_n = sizes[k];
+	}
+	if (last_n > first_n) {
+		char what[64];
+		snprintf(what, sizeof(what), "  ratio bytes/node/s n=%d / n=%d", last_n, first_n);
+		row_add(what, 0, "<= 1.2", "%.2f", last / first);
+	}
+	return 0;
+}
+
 /* -------------------------------------------------------------------- big */
 
 /* Joins n nodes through n0 (spread over 10 s) and runs 30 simulated
@@ -253,7 +382,7 @@ static int bench_traffic(int n)
  * member tables grow as N^2: better a figure than an OOM on a shared box),
  * then up to 60 more until every node holds the same view (checked once a
  * simulated second: a full comparison is N^2 lookups). */
-static int bench_big(int n, long cap_mib)
+static int bench_big(int n, long cap_mib, int run_secs)
 {
 	printf("\n[big] n=%d: join and run ~30 simulated s (does it run at all?), RSS cap %ld "
 	       "MiB\n",
@@ -266,11 +395,11 @@ static int bench_big(int n, long cap_mib)
 	sim_join_all(s, 0, 10000);
 	int secs = 0;
 	bool capped = false;
-	while (secs < 30) {
+	while (secs < run_secs) {
 		sim_run_for(s, 1000);
 		secs++;
 		sim_rss_kib(&rss2, &peak2);
-		if (secs % 5 == 0 || rss2 / 1024 > cap_mib) {
+		if (secs % (run_secs > 60 ? 30 : 5) == 0 || rss2 / 1024 > cap_mib) {
 			printf("  t=%2d s: wall %.1f s, RSS %ld MiB\n", secs, wall_s() - w0,
 			       rss2 / 1024);
 			fflush(stdout);
@@ -281,7 +410,7 @@ static int bench_big(int n, long cap_mib)
 		}
 	}
 	int conv_secs = -1; /* simulated s at which one view was seen, -1: never */
-	while (!capped && secs < 90) {
+	while (!capped && secs < run_secs + 60) {
 		if (sim_one_view(s)) {
 			conv_secs = secs;
 			break;
@@ -327,8 +456,10 @@ static int bench_big(int n, long cap_mib)
 	char what[64];
 	snprintf(what, sizeof(what), "runs at all: simulated s in wall s%s",
 	         capped ? " (capped)" : "");
-	row_add(what, n, "-", "%d s in %.1f s", secs, w1 - w0);
-	row_add("  RSS (after sim_new)", n, "-", "%ld MiB (%ld MiB)", rss2 / 1024, rss1 / 1024);
+	row_add(what, n, "600 s in <= 1800 s", "%d s in %.1f s", secs, w1 - w0);
+	row_add("  RSS (after sim_new)", n, "<= 8192 MiB", "%ld MiB (%ld MiB)", rss2 / 1024,
+	        rss1 / 1024);
+	row_add("  peak RSS", n, "<= 8192 MiB", "%ld MiB", peak2 / 1024);
 	row_add("  RSS per member entry (all cores)", n, "-", "%.0f B", per_member);
 	row_add("  members known per node min/mean", n, "-", "%zu / %.0f", min_known,
 	        (double)sum_known / n);
@@ -583,7 +714,7 @@ static void print_table(void)
 int main(int argc, char **argv)
 {
 	const char *mode = "all";
-	int n = 0, runs = 0, minutes = 10, big = 10000;
+	int n = 0, runs = 0, minutes = 10, big = 10000, big_secs = 30, window_s = 300;
 	long cap_mib = 4096;
 	bool full = false;
 	for (int i = 1; i < argc; i++) {
@@ -595,6 +726,10 @@ int main(int argc, char **argv)
 			minutes = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--big") == 0 && i + 1 < argc)
 			big = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--big-secs") == 0 && i + 1 < argc)
+			big_secs = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--window-s") == 0 && i + 1 < argc)
+			window_s = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--rss-cap-mib") == 0 && i + 1 < argc)
 			cap_mib = atol(argv[++i]);
 		else if (strcmp(argv[i], "--full") == 0)
@@ -603,8 +738,9 @@ int main(int argc, char **argv)
 			mode = argv[i];
 		else {
 			fprintf(stderr,
-			        "usage: %s [detect|false|traffic|big|all] [--n N] [--runs R] "
-			        "[--minutes M] [--big N] [--rss-cap-mib M] [--full]\n",
+			        "usage: %s [detect|false|traffic|big|bootstrap|scale|all] [--n N] "
+			        "[--runs R] [--minutes M] [--big N] [--big-secs S] [--window-s W] "
+			        "[--rss-cap-mib M] [--full]\n",
 			        argv[0]);
 			return 2;
 		}
@@ -648,8 +784,12 @@ int main(int argc, char **argv)
 	if (all || strcmp(mode, "traffic") == 0)
 		for (int k = 0; k < n_sizes; k++)
 			rc |= bench_traffic(sizes[k]);
+	if (strcmp(mode, "bootstrap") == 0)
+		rc |= bench_bootstrap(n > 0 ? n : 2000);
+	if (strcmp(mode, "scale") == 0)
+		rc |= bench_scale(n, window_s);
 	if (all || strcmp(mode, "big") == 0)
-		rc |= bench_big(big, cap_mib);
+		rc |= bench_big(big, cap_mib, big_secs);
 	print_table();
 	return rc ? 1 : 0;
 }

@@ -12,8 +12,8 @@
  *
  * Every message is handed to a fresh core in order, with the clock moving
  * between messages (by an amount derived from the payload) and every due
- * timer run, so suspicion, ping-req and push-pull paths are reached with
- * hostile state. Afterwards the clock runs on for a simulated minute.
+ * timer run, so suspicion, ping-req and push-pull paths (full and by
+ * digest: digest, want, buckets) are reached with hostile state. Afterwards the clock runs on for a simulated minute.
  * The core must not crash, must keep itself in its member table, and every
  * message it emits must survive its own codec (encode, decode, same type).
  */
@@ -50,8 +50,15 @@ static void check_output(const struct swim_msg *m)
 	if (swim_codec_decode(env, &back, &ups, &why) != 0)
 		abort();
 	if (back.type != m->type || back.seq != m->seq || back.n_updates != m->n_updates ||
-	    back.refused != m->refused)
+	    back.refused != m->refused || back.n_digest != m->n_digest ||
+	    back.n_want != m->n_want || back.buckets != m->buckets)
 		abort();
+	for (size_t k = 0; k < m->n_digest; k++)
+		if (back.digest[k] != m->digest[k])
+			abort();
+	for (size_t k = 0; k < m->n_want; k++)
+		if (back.want[k] != m->want[k])
+			abort();
 	free(ups);
 	envelope_free(env);
 	free(f);

@@ -44,6 +44,16 @@ def envelopes():
                                                      join=True, updates=[up_a, up_s])),
         "push_pull_reply": w.envelope("n1", swim=w.swim_message(
             w.PUSH_PULL_REPLY, 0, "127.0.0.1:7001", "self", updates=[up_a, up_s, up_d, up_l])),
+        # digest push-pull (issue 12): a 4-bucket digest, an answer that
+        # wants two buckets back, and a digest of 3 buckets (rejected)
+        "pp_digest": w.envelope("n1", swim=w.swim_message(
+            w.PUSH_PULL, 0, "127.0.0.1:7001", "self",
+            digest=[0, 0x0123456789abcdef, 0xfedcba9876543210, 7])),
+        "pp_want": w.envelope("n1", swim=w.swim_message(
+            w.PUSH_PULL_REPLY, 0, "127.0.0.1:7001", "self", updates=[up_a, up_d],
+            want=[0, 2], buckets=4)),
+        "pp_digest_bad": w.envelope("n1", swim=w.swim_message(
+            w.PUSH_PULL, 0, "127.0.0.1:7001", "self", digest=[1, 2, 3])),
         "suspect_self": w.envelope("n2", swim=w.swim_message(w.PING, 3, "127.0.0.1:7002", "self",
                                                              updates=[up_self])),
         "req_status": w.envelope(request=w.rpc_request(1, "status")),
@@ -203,6 +213,8 @@ def main():
     put("fuzz_swim", "suspect_self", b"\x00" + fr["join"] + fr["suspect_self"])
     put("fuzz_swim", "ping_req", b"\x00" + fr["join"] + fr["ping_req"] + fr["nack"])
     put("fuzz_swim", "leave", b"\x02" + fr["push_pull_reply"] + fr["ping"])
+    put("fuzz_swim", "digest", b"\x01" + fr["push_pull_reply"] + fr["pp_digest"] +
+        fr["pp_want"] + fr["pp_digest_bad"])
     # bit 2: the transport reports the sender of every message refused
     put("fuzz_swim", "refused", b"\x04" + fr["push_pull_reply"] + fr["ping_req"] +
         fr["nack_refused"] + fr["ping"])

@@ -108,12 +108,16 @@ def member_update(name, addr, incarnation=0, state=ALIVE, origin=""):
 
 
 def swim_message(type_, seq=0, from_addr="", to="", target="", target_addr="",
-                 join=False, updates=(), refused=False):
+                 join=False, updates=(), refused=False, digest=(), want=(), buckets=0):
+    # digest: packed fixed64 (field 10), want: packed varints (11): issue 12
     return (f_varint(1, type_) + f_varint(2, seq) + f_bytes(3, from_addr) +
             f_bytes(4, to) + f_bytes(5, target) + f_bytes(6, target_addr) +
             f_varint(7, 1 if join else 0) +
             b"".join(f_bytes(8, u, always=True) for u in updates) +
-            f_varint(9, 1 if refused else 0))
+            f_varint(9, 1 if refused else 0) +
+            f_bytes(10, b"".join(struct.pack("<Q", d) for d in digest)) +
+            f_bytes(11, b"".join(varint(x) for x in want)) +
+            f_varint(12, buckets))
 
 
 def envelope(from_="", swim=None, request=None, response=None, version=1):

@@ -29,8 +29,11 @@
  * outputs are copied and scheduled, events are counted (sim_member_stats)
  * and passed to an optional hook — then re-arms the node's timer. The clock
  * moves one instant at a time: every event due at the earliest time runs,
- * then sim_run_until() evaluates its predicate, so a returned time is the
- * exact millisecond a condition first held.
+ * then sim_run_until() evaluates its predicate if some member table (swim_
+ * view_version), event count or node liveness changed in that instant (the
+ * predicates are over those; an O(N) check every simulated millisecond
+ * would dominate at N = 10,000), so a returned time is the exact
+ * millisecond a condition first held.
  *
  * Faults: a crash frees the core and drops its queue, silently (the host
  * is gone: every send to it is lost); a kill does the same but the host
@@ -80,6 +83,9 @@ enum sim_ev_kind {
  * after its send: one round trip of the default link. */
 #define SIM_REFUSE_RTT_MS 2
 
+/* Seeds a node started by sim_start_all() may know. */
+#define SIM_SEEDS_MAX 8
+
 /* A message in flight: the swim_msg, its updates and all strings live in
  * this one allocation. */
 struct sim_packet {
@@ -94,6 +100,7 @@ struct sim_node {
 	bool leaving;
 	bool refusing; /* killed on a live host: sends to it are refused */
 	uint32_t timer_gen;
+	uint64_t view_ver; /* swim_view_version() at the last flush */
 	uint64_t armed;    /* deadline of the live TIMER event, UINT64_MAX none */
 	uint64_t redue_at; /* instant of the last "still due after the timer" */
 	uint32_t redue_n;
@@ -127,6 +134,9 @@ struct sim {
 	bool verbose;
 	bool trace;
 	struct sim_counters ctr;
+	/* Bumped whenever a member table, an event count or a node's liveness
+	 * changes: sim_run_until() re-evaluates its predicate only then. */
+	uint64_t view_gen;
 	sim_event_f cb;
 	void *cb_arg;
 };
@@ -267,6 +277,17 @@ size_t sim_wire_size(const struct swim_msg *m)
 		            sim_str_field(u->origin);
 		sw += 1 + sim_varint_size(us) + us;
 	}
+	/* Digest (field 10, packed fixed64), want (11, packed varints), buckets
+	 * (12). */
+	if (m->n_digest)
+		sw += 1 + sim_varint_size(8 * m->n_digest) + 8 * m->n_digest;
+	if (m->n_want) {
+		size_t w = 0;
+		for (size_t i = 0; i < m->n_want; i++)
+			w += sim_varint_size(m->want[i]);
+		sw += 1 + sim_varint_size(w) + w;
+	}
+	sw += sim_u64_field(m->buckets);
 	/* Envelope: version = 1 (2 bytes), from, swim (field 10, a oneof member:
 	 * present even when empty). */
 	size_t env = 2 + sim_str_field(m->from) + 1 + sim_varint_size(sw) + sw;
@@ -298,11 +319,15 @@ static struct sim_packet *sim_packet_new(const struct swim_msg *m)
 	for (size_t i = 0; i < m->n_updates; i++)
 		strs += sim_slen(m->updates[i].name) + sim_slen(m->updates[i].addr) +
 		        sim_slen(m->updates[i].origin);
-	size_t head = sizeof(struct sim_packet) + m->n_updates * sizeof(struct swim_update);
+	size_t ups_end = sizeof(struct sim_packet) + m->n_updates * sizeof(struct swim_update);
+	size_t want_at = ups_end + m->n_digest * sizeof(uint64_t);
+	size_t head = want_at + m->n_want * sizeof(uint32_t);
 	struct sim_packet *p = malloc(head + strs);
 	if (p == NULL)
 		abort();
 	struct swim_update *ups = (struct swim_update *)(p + 1);
+	uint64_t *digest = (uint64_t *)((char *)p + ups_end);
+	uint32_t *want = (uint32_t *)((char *)p + want_at);
 	char *sp = (char *)p + head;
 	memset(p, 0, sizeof(*p));
 	p->msg.type = m->type;
@@ -324,12 +349,22 @@ static struct sim_packet *sim_packet_new(const struct swim_msg *m)
 	}
 	p->msg.updates = m->n_updates ? ups : NULL;
 	p->msg.n_updates = m->n_updates;
+	if (m->n_digest)
+		memcpy(digest, m->digest, m->n_digest * sizeof(*digest));
+	p->msg.digest = m->n_digest ? digest : NULL;
+	p->msg.n_digest = m->n_digest;
+	if (m->n_want)
+		memcpy(want, m->want, m->n_want * sizeof(*want));
+	p->msg.want = m->n_want ? want : NULL;
+	p->msg.n_want = m->n_want;
+	p->msg.buckets = m->buckets;
 	return p;
 }
 
 /* ------------------------------------------------------------ the nodes */
 
 static void sim_node_flush(struct sim *s, int i, bool after_timer);
+static void sim_join_seeds(struct sim *s, int i, int n_seeds);
 
 static const char *const sim_ev_names[] = {
     "joined",       "suspect",      "alive",          "dead",        "left",         "reaped",
@@ -407,6 +442,10 @@ static void sim_send(struct sim *s, int src, const struct swim_msg *m)
 	sn->tr.bytes += wire;
 	if ((unsigned)m->type < 6)
 		sn->tr.msgs_by_type[m->type]++;
+	if (m->type == SWIM_MSG_PUSH_PULL) {
+		sn->tr.pp_digests += m->n_digest > 0;
+		sn->tr.pp_full += m->n_digest == 0;
+	}
 	s->ctr.sent++;
 	if (m->from == NULL || strcmp(m->from, sn->name) != 0)
 		s->ctr.bad_from++;
@@ -449,6 +488,7 @@ static void sim_node_stop(struct sim *s, int i)
 	if (n->core)
 		swim_free(n->core);
 	n->core = NULL;
+	s->view_gen++;
 	simnet_down(s->net, i);
 	n->paused = false;
 	n->leaving = false;
@@ -511,8 +551,15 @@ static void sim_node_flush(struct sim *s, int i, bool after_timer)
 	struct swim_event ev;
 	while (swim_pop_output(n->core, &m))
 		sim_send(s, i, &m);
-	while (swim_pop_event(n->core, &ev))
+	while (swim_pop_event(n->core, &ev)) {
 		sim_record_event(s, i, &ev);
+		s->view_gen++;
+	}
+	uint64_t v = swim_view_version(n->core);
+	if (v != n->view_ver) {
+		n->view_ver = v;
+		s->view_gen++;
+	}
 	if (n->leaving && swim_leave_done(n->core)) {
 		sim_node_stop(s, i);
 		return;
@@ -568,7 +615,9 @@ static void sim_dispatch(void *owner, struct simnet_event *ev)
 		return;
 	}
 	case SIM_EV_JOIN:
-		if (up && epoch == ev->gen)
+		if (up && epoch == ev->gen && ev->arg < 0)
+			sim_join_seeds(s, ev->node, -ev->arg);
+		else if (up && epoch == ev->gen)
 			sim_join(s, ev->node, ev->arg);
 		return;
 	case SIM_EV_LEAVE_TIMEOUT:
@@ -625,6 +674,8 @@ static void sim_node_boot(struct sim *s, int i)
 		abort();
 	}
 	simnet_up(s->net, i);
+	s->view_gen++;
+	n->view_ver = swim_view_version(n->core);
 	n->paused = false;
 	n->leaving = false;
 	n->refusing = false;
@@ -743,18 +794,49 @@ void sim_join(struct sim *s, int i, int via)
 	sim_node_flush(s, i, false);
 }
 
+/* Joins node i through nodes 0..n_seeds-1 (its own address is skipped by
+ * the core; seed 0 alone has nothing to join). */
+static void sim_join_seeds(struct sim *s, int i, int n_seeds)
+{
+	struct sim_node *n = &s->nodes[i];
+	if (!sim_is_live(s, i) || n_seeds <= 0)
+		return;
+	const char *seeds[SIM_SEEDS_MAX];
+	if (n_seeds > SIM_SEEDS_MAX)
+		n_seeds = SIM_SEEDS_MAX;
+	if (n_seeds > s->n)
+		n_seeds = s->n;
+	for (int k = 0; k < n_seeds; k++)
+		seeds[k] = s->nodes[k].addr;
+	swim_join(n->core, seeds, (size_t)n_seeds, simnet_now(s->net));
+	sim_node_flush(s, i, false);
+}
+
+/* A JOIN event for node i at a random moment within spread_ms: through
+ * node `via`, or (via < 0) through nodes 0..-via-1. */
+static void sim_join_at(struct sim *s, int i, int via, uint32_t spread_ms)
+{
+	simnet_at(s->net, (struct simnet_event){.at = simnet_now(s->net) +
+	                                              simnet_range(s->net, 0, spread_ms),
+	                                        .kind = SIM_EV_JOIN,
+	                                        .node = i,
+	                                        .gen = simnet_epoch(s->net, i),
+	                                        .arg = via});
+}
+
 void sim_join_all(struct sim *s, int via, uint32_t spread_ms)
 {
 	for (int i = 0; i < s->n; i++) {
 		if (i == via)
 			continue;
-		simnet_at(s->net, (struct simnet_event){.at = simnet_now(s->net) +
-		                                              simnet_range(s->net, 0, spread_ms),
-		                                        .kind = SIM_EV_JOIN,
-		                                        .node = i,
-		                                        .gen = simnet_epoch(s->net, i),
-		                                        .arg = via});
+		sim_join_at(s, i, via, spread_ms);
 	}
+}
+
+void sim_start_all(struct sim *s, int n_seeds, uint32_t spread_ms)
+{
+	for (int i = 0; i < s->n; i++)
+		sim_join_at(s, i, -n_seeds, spread_ms);
 }
 
 void sim_crash(struct sim *s, int i)
@@ -786,6 +868,7 @@ void sim_pause(struct sim *s, int i)
 {
 	if (sim_is_up(s, i))
 		s->nodes[i].paused = true;
+	s->view_gen++;
 }
 
 void sim_resume(struct sim *s, int i)
@@ -794,6 +877,7 @@ void sim_resume(struct sim *s, int i)
 	if (!sim_is_up(s, i) || !n->paused)
 		return;
 	n->paused = false;
+	s->view_gen++;
 	/* libuv after SIGCONT: timers first, then the I/O that piled up. */
 	if (n->armed != UINT64_MAX && n->armed <= simnet_now(s->net)) {
 		sim_node_timer(s, i);
@@ -841,11 +925,19 @@ struct sim_pred_call {
 	struct sim *s;
 	sim_pred_f pred;
 	void *arg;
+	uint64_t gen; /* view_gen at the last evaluation */
 };
 
+/* Event-driven: a predicate over member tables, events and liveness can
+ * only change when one of them did, so an instant that changed none (most
+ * of them at large N: probes and acks of a steady cluster) costs nothing,
+ * instead of an O(N) check every simulated millisecond. */
 static bool sim_pred_call(void *arg)
 {
-	const struct sim_pred_call *c = arg;
+	struct sim_pred_call *c = arg;
+	if (c->s->view_gen == c->gen)
+		return false;
+	c->gen = c->s->view_gen;
 	return c->pred(c->s, c->arg);
 }
 
@@ -856,7 +948,7 @@ void sim_run_for(struct sim *s, uint64_t ms)
 
 int64_t sim_run_until(struct sim *s, sim_pred_f pred, void *arg, uint64_t timeout_ms)
 {
-	struct sim_pred_call c = {s, pred, arg};
+	struct sim_pred_call c = {s, pred, arg, s->view_gen - 1};
 	return simnet_run_until(s->net, sim_pred_call, &c, timeout_ms);
 }
 

@@ -55,6 +55,8 @@ struct sim_traffic {
 	uint64_t msgs;
 	uint64_t bytes; /* frame header + exact protobuf size of the Envelope */
 	uint64_t msgs_by_type[6];
+	uint64_t pp_digests; /* PUSH_PULLs carrying a digest */
+	uint64_t pp_full;    /* PUSH_PULLs carrying a whole table (a join, or legacy) */
 };
 
 /* Cross-cutting counters; a non-zero anomaly count is a core or sim bug. */
@@ -88,10 +90,14 @@ uint64_t sim_rand(struct sim *s);
  * through node `via`, each at a random moment within `spread_ms`. */
 void sim_join(struct sim *s, int i, int via);
 void sim_join_all(struct sim *s, int via, uint32_t spread_ms);
+/* A cluster started at once: every node (seeds too) joins through the
+ * first n_seeds nodes (at most 8) at a random moment within spread_ms. */
+void sim_start_all(struct sim *s, int n_seeds, uint32_t spread_ms);
 
 /* Clock. run_for advances exactly ms. run_until checks pred (after every
- * instant at which something happened) and returns the ms elapsed since the
- * call when it first holds, or -1 if timeout_ms passed (the clock then
+ * instant at which a member table, an event count or a node's liveness
+ * changed: pred must depend on nothing else) and returns the ms elapsed
+ * since the call when it first holds, or -1 if timeout_ms passed (the clock then
  * stands at call time + timeout_ms). */
 typedef bool (*sim_pred_f)(struct sim *s, void *arg);
 void sim_run_for(struct sim *s, uint64_t ms);

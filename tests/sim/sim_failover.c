@@ -1443,13 +1443,21 @@ static struct swim_msg *fw_swim_copy(const struct swim_msg *m)
 	for (size_t k = 0; k < m->n_updates; k++)
 		strs += SL(m->updates[k].name) + SL(m->updates[k].addr) + SL(m->updates[k].origin);
 #undef SL
-	size_t head = sizeof(struct swim_msg) + m->n_updates * sizeof(struct swim_update);
+	/* updates, then the digest and want arrays (issue 12), then strings */
+	size_t ups_end = sizeof(struct swim_msg) + m->n_updates * sizeof(struct swim_update);
+	size_t want_at = ups_end + m->n_digest * sizeof(uint64_t);
+	size_t head = want_at + m->n_want * sizeof(uint32_t);
 	struct swim_msg *c = malloc(head + strs);
 	if (c == NULL)
 		abort();
 	struct swim_update *ups = (struct swim_update *)(c + 1);
 	char *sp = (char *)c + head;
 	*c = *m;
+	c->digest = m->n_digest
+	                ? memcpy((char *)c + ups_end, m->digest, m->n_digest * sizeof(uint64_t))
+	                : NULL;
+	c->want =
+	    m->n_want ? memcpy((char *)c + want_at, m->want, m->n_want * sizeof(uint32_t)) : NULL;
 #define SC(dst, src)                                   \
 	do {                                           \
 		size_t len_ = (src) ? strlen(src) : 0; \
@@ -1494,7 +1502,7 @@ static struct swim_msg *fw_swim_through_codec(struct fw *w, const struct swim_ms
 	if (rc < 0) {
 		fw_fail(w, "%s: the SWIM codec refuses it: %s", swim_msg_type_name(m->type), why);
 	} else if (d.type != m->type || d.n_updates != m->n_updates || d.seq != m->seq ||
-	           d.join != m->join) {
+	           d.join != m->join || d.n_digest != m->n_digest || d.n_want != m->n_want) {
 		fw_fail(w, "%s: not the same message after the codec", swim_msg_type_name(m->type));
 	} else {
 		/* the receiver knows whom it was sent to; the wire does not say */

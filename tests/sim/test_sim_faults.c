@@ -119,6 +119,25 @@ static bool pred_sides_dead(struct sim *s, void *arg)
 	return true;
 }
 
+/* Partitions s into `group` and runs until each side holds the other DEAD
+ * (asserted): the ms it took. Not a detection bound (test_crash_* has
+ * those): failed probes raise every node's awareness, which stretches its
+ * probe period up to (awareness_max + 1) times, and a small side can never
+ * gather the expected confirmations. Wait long enough for both to settle. */
+static int64_t split_until_dead(struct sim *s, const int *group)
+{
+	const struct swim_config *cfg = scn_default_cfg();
+	int n = sim_size(s);
+	struct sides sd = {group};
+	sim_partition(s, group);
+	uint64_t bound = 2 * sim_suspicion_max_ms(cfg, n) +
+	                 (uint64_t)(n + 1) * (cfg->awareness_max + 1) * cfg->probe_interval_ms;
+	int64_t t_split = sim_run_until(s, pred_sides_dead, &sd, bound);
+	scn_assert(s, t_split >= 0, "sides did not declare each other DEAD within %llu ms",
+	           (unsigned long long)bound);
+	return t_split;
+}
+
 /* 3|2 partition held until each side has the other DEAD, then healed:
  * one all-ALIVE view again, by push-pull / rejoin. */
 SCN_TEST(test_partition_3_2_heals)
@@ -128,17 +147,7 @@ SCN_TEST(test_partition_3_2_heals)
 	struct sim *s = scn_cluster(n, NULL);
 	sim_run_for(s, 2000);
 	static const int group[5] = {0, 0, 0, 1, 1};
-	struct sides sd = {group};
-	sim_partition(s, group);
-	/* Not a detection bound (test_crash_* has those): failed probes raise
-	 * every node's awareness, which stretches its probe period up to
-	 * (awareness_max + 1) times, and the 2-node side can never gather the
-	 * expected confirmations. Wait long enough for both sides to settle. */
-	uint64_t bound = 2 * sim_suspicion_max_ms(cfg, n) +
-	                 (uint64_t)(n + 1) * (cfg->awareness_max + 1) * cfg->probe_interval_ms;
-	int64_t t_split = sim_run_until(s, pred_sides_dead, &sd, bound);
-	scn_assert(s, t_split >= 0, "sides did not declare each other DEAD within %llu ms",
-	           (unsigned long long)bound);
+	int64_t t_split = split_until_dead(s, group);
 	/* The minority side must not have declared its own members dead. */
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < n; j++)
@@ -163,14 +172,51 @@ SCN_TEST(test_partition_3_2_heals)
 	scn_free(s);
 }
 
+/* 40|40 partition (4 digest buckets at n = 80) held until each side has
+ * the other DEAD, then healed: push-pull by digest (no full tables after
+ * the joins) brings one all-ALIVE view again. */
+SCN_TEST(test_partition_heals_by_digest)
+{
+	const int n = 80;
+	const struct swim_config *cfg = scn_default_cfg();
+	struct sim *s = scn_cluster(n, NULL);
+	sim_run_for(s, 2000);
+	static int group[80];
+	for (int i = 0; i < n; i++)
+		group[i] = i % 2;
+	int64_t t_split = split_until_dead(s, group);
+	sim_run_for(s, 5000);
+	sim_stats_reset(s);
+	sim_heal(s);
+	/* the scaled push-pull interval at n = 80 is 3 x the base, twice */
+	uint64_t heal_bound = 6ull * cfg->push_pull_interval_ms + 10000;
+	int64_t t_heal = sim_run_until(s, sim_pred_all_alive, NULL, heal_bound);
+	uint64_t digests = 0, full = 0;
+	for (int i = 0; i < n; i++) {
+		digests += sim_traffic(s, i)->pp_digests;
+		full += sim_traffic(s, i)->pp_full;
+	}
+	print_message("partition 40|40: split after %lld ms, one view %lld ms after heal (bound "
+	              "%llu); %llu digests, %llu full push-pulls\n",
+	              (long long)t_split, (long long)t_heal, (unsigned long long)heal_bound,
+	              (unsigned long long)digests, (unsigned long long)full);
+	scn_assert(s, t_heal >= 0, "no single all-ALIVE view within %llu ms of healing",
+	           (unsigned long long)heal_bound);
+	scn_assert(s, digests > 0 && full == 0, "healed by %llu digests and %llu full push-pulls",
+	           (unsigned long long)digests, (unsigned long long)full);
+	sim_run_for(s, 30000);
+	scn_assert(s, sim_all_alive(s), "view diverged after healing");
+	scn_check_counters(s);
+	scn_free(s);
+}
+
 int main(void)
 {
 	scn_filter_from_env();
 	const struct CMUnitTest tests[] = {
-	    scn_test(test_slow_node_kills_nobody),
-	    scn_test(test_loss_10pct_no_false_death),
-	    scn_test(test_one_way_block_kills_nobody),
-	    scn_test(test_partition_3_2_heals),
+	    scn_test(test_slow_node_kills_nobody),     scn_test(test_loss_10pct_no_false_death),
+	    scn_test(test_one_way_block_kills_nobody), scn_test(test_partition_3_2_heals),
+	    scn_test(test_partition_heals_by_digest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

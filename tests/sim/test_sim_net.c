@@ -72,6 +72,29 @@ static void test_wire_size_matches_codec(void **state)
 	m.updates = many;
 	m.n_updates = big;
 	check_size(&m);
+	/* digest push-pull (issue 12): packed fixed64 and packed varints */
+	static uint64_t digest[SWIM_DIGEST_MAX];
+	static uint32_t want[SWIM_DIGEST_MAX];
+	for (size_t i = 0; i < SWIM_DIGEST_MAX; i++) {
+		digest[i] = i * 0x9e3779b97f4a7c15ULL;
+		want[i] = (uint32_t)i;
+	}
+	m.join = false;
+	m.want = want;
+	m.n_want = SWIM_DIGEST_MAX; /* indices above 127 take two bytes */
+	m.buckets = SWIM_DIGEST_MAX;
+	check_size(&m);
+	m.type = SWIM_MSG_PUSH_PULL;
+	m.updates = NULL;
+	m.n_updates = 0;
+	m.want = NULL;
+	m.n_want = 0;
+	m.buckets = 0;
+	m.digest = digest;
+	m.n_digest = 4;
+	check_size(&m);
+	m.n_digest = SWIM_DIGEST_MAX;
+	check_size(&m);
 	free(many);
 	free(names);
 }

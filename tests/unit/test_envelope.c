@@ -88,6 +88,19 @@ static void test_missing_body_rejected(void **state)
 	free(buf);
 }
 
+/* m through the codec and back: frame (its size as predicted), envelope,
+ * swim_msg *d (borrowing *env; the caller frees *dups, *env, *buf). */
+static void swim_through_wire(const struct swim_msg *m, uint8_t **buf, Mv__Envelope **env,
+                              struct swim_msg *d, struct swim_update **dups)
+{
+	size_t len;
+	const char *why;
+	assert_int_equal(swim_codec_encode_frame(m, buf, &len), 0);
+	assert_int_equal(swim_codec_frame_size(m), len);
+	assert_int_equal(envelope_decode(*buf + 4, len - 4, env, &why), 0);
+	assert_int_equal(swim_codec_decode(*env, d, dups, &why), 0);
+}
+
 static void test_swim_round_trip(void **state)
 {
 	(void)state;
@@ -114,16 +127,10 @@ static void test_swim_round_trip(void **state)
 	                     .updates = ups,
 	                     .n_updates = 2};
 	uint8_t *buf;
-	size_t len;
-	assert_int_equal(swim_codec_encode_frame(&m, &buf, &len), 0);
-	assert_int_equal(swim_codec_frame_size(&m), len);
-
 	Mv__Envelope *env;
-	const char *why;
-	assert_int_equal(envelope_decode(buf + 4, len - 4, &env, &why), 0);
 	struct swim_msg d;
 	struct swim_update *dups;
-	assert_int_equal(swim_codec_decode(env, &d, &dups, &why), 0);
+	swim_through_wire(&m, &buf, &env, &d, &dups);
 	assert_int_equal(d.type, SWIM_MSG_PING_REQ);
 	assert_string_equal(d.from, "n1");
 	assert_string_equal(d.from_addr, "10.0.0.1:7946");
@@ -231,6 +238,79 @@ static void test_swim_bad_enum_and_long_name_rejected(void **state)
 	free(buf);
 }
 
+/* Digest fields round-trip, and each malformed digest is rejected with its
+ * reason before the core sees it (issue 12). */
+static void test_swim_digest_round_trip_and_rejected(void **state)
+{
+	(void)state;
+	uint64_t digest[4] = {0, 1, 0xfedcba9876543210ULL, 7};
+	uint32_t want[2] = {1, 3};
+	struct swim_msg m = {.type = SWIM_MSG_PUSH_PULL_REPLY,
+	                     .from = "n1",
+	                     .from_addr = "10.0.0.1:7946",
+	                     .to = "n2",
+	                     .to_addr = "",
+	                     .target = "",
+	                     .target_addr = "",
+	                     .digest = digest,
+	                     .n_digest = 4,
+	                     .want = want,
+	                     .n_want = 2,
+	                     .buckets = 4};
+	uint8_t *buf;
+	Mv__Envelope *env;
+	struct swim_msg d;
+	struct swim_update *dups;
+	swim_through_wire(&m, &buf, &env, &d, &dups);
+	assert_int_equal(d.n_digest, 4);
+	assert_true(d.digest[2] == digest[2]);
+	assert_int_equal(d.n_want, 2);
+	assert_int_equal(d.want[1], 3);
+	assert_int_equal(d.buckets, 4);
+	free(dups);
+	envelope_free(env);
+	free(buf);
+	const char *why;
+
+	static const struct {
+		size_t n_digest;
+		size_t n_want;
+		uint32_t want0, buckets;
+		const char *why;
+	} bad[] = {
+	    {3, 0, 0, 0, "push-pull digest whose bucket count is not a power of two"},
+	    {2 * SWIM_DIGEST_MAX, 0, 0, 0, "push-pull digest with more than 1024 buckets"},
+	    {0, 1, 0, 6, "push-pull reply with a bucket count not a power of two up to 1024"},
+	    {0, 1, 0, 2 * SWIM_DIGEST_MAX,
+	     "push-pull reply with a bucket count not a power of two up to 1024"},
+	    {0, 1, 0, 0, "push-pull reply with a bucket count not a power of two up to 1024"},
+	    {0, 1, 4, 4, "push-pull reply wants a bucket out of range"},
+	    {0, 3, 0, 2, "push-pull reply wants more buckets than there are"},
+	};
+	static uint64_t big[2 * SWIM_DIGEST_MAX];
+	static uint32_t w[4];
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		Mv__Envelope e = MV__ENVELOPE__INIT;
+		Mv__SwimMessage sm = MV__SWIM_MESSAGE__INIT;
+		e.version = ENVELOPE_VERSION;
+		e.from = "n1";
+		e.body_case = MV__ENVELOPE__BODY_SWIM;
+		e.swim = &sm;
+		sm.type = MV__SWIM_TYPE__SWIM_PUSH_PULL;
+		sm.n_digest = bad[k].n_digest;
+		sm.digest = big;
+		w[0] = bad[k].want0;
+		sm.n_want = bad[k].n_want;
+		sm.want = w;
+		sm.buckets = bad[k].buckets;
+		Mv__Envelope *out = encode_decode_raw(&e, &buf);
+		assert_int_equal(swim_codec_decode(out, &d, &dups, &why), -EINVAL);
+		assert_string_equal(why, bad[k].why);
+		envelope_free(out);
+		free(buf);
+	}
+}
+
 static void test_rpc_envelope_is_not_swim(void **state)
 {
 	(void)state;
@@ -255,6 +335,7 @@ int main(void)
 	    cmocka_unit_test(test_swim_round_trip),
 	    cmocka_unit_test(test_swim_nack_refused_round_trip),
 	    cmocka_unit_test(test_swim_bad_enum_and_long_name_rejected),
+	    cmocka_unit_test(test_swim_digest_round_trip_and_rejected),
 	    cmocka_unit_test(test_rpc_envelope_is_not_swim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

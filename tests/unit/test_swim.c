@@ -44,13 +44,23 @@ static char *copy_str(char **p, const char *s)
 
 static void pkt_copy(struct pkt *dst, const struct swim_msg *m)
 {
-	size_t need = sizeof(struct swim_update) * (m->n_updates + 1) + 6 * SWIM_ADDR_MAX +
-	              m->n_updates * (SWIM_NAME_MAX * 2 + SWIM_ADDR_MAX);
+	size_t arrays = sizeof(struct swim_update) * (m->n_updates + 1) +
+	                sizeof(uint64_t) * m->n_digest + sizeof(uint32_t) * m->n_want;
+	size_t need =
+	    arrays + 6 * SWIM_ADDR_MAX + m->n_updates * (SWIM_NAME_MAX * 2 + SWIM_ADDR_MAX);
 	dst->blob = malloc(need);
 	assert_non_null(dst->blob);
 	struct swim_update *u = (struct swim_update *)dst->blob;
-	char *p = dst->blob + sizeof(struct swim_update) * (m->n_updates + 1);
+	uint64_t *digest = (uint64_t *)(u + m->n_updates + 1);
+	uint32_t *want = (uint32_t *)(digest + m->n_digest);
+	char *p = dst->blob + arrays;
 	dst->m = *m;
+	if (m->n_digest)
+		memcpy(digest, m->digest, sizeof(*digest) * m->n_digest);
+	dst->m.digest = digest;
+	if (m->n_want)
+		memcpy(want, m->want, sizeof(*want) * m->n_want);
+	dst->m.want = want;
 	dst->m.from = copy_str(&p, m->from);
 	dst->m.from_addr = copy_str(&p, m->from_addr);
 	dst->m.to = copy_str(&p, m->to);
@@ -2261,10 +2271,316 @@ static void test_gray_node_concludes_when_confirmed(void **state)
 	swim_free(s);
 }
 
+/* ---- digest push-pull ---- */
+
+/* A core "name" that knows `other` (incarnation 0) and n members
+ * m0..m<n-1> ALIVE at incarnation 1. Push-pull every pp_ms; the first
+ * probe is minutes away, so no suspicion changes the table meanwhile. */
+static struct swim *pp_core(const char *name, const char *other, int n, uint32_t pp_ms)
+{
+	struct swim_config cfg;
+	char addr[32];
+	snprintf(addr, sizeof(addr), "%s:7946", name);
+	test_config(&cfg, name, addr, 7);
+	cfg.gossip_interval_ms = 0;
+	cfg.push_pull_interval_ms = pp_ms;
+	cfg.probe_interval_ms = 600000;
+	struct swim *s = swim_new(&cfg, 0, 0);
+	assert_non_null(s);
+	char mn[16];
+	for (int k = 0; k < n; k++) {
+		snprintf(mn, sizeof(mn), "m%d", k);
+		feed(s, "x", upd(mn, SWIM_ALIVE, 1, ""), 1);
+	}
+	feed(s, "x", upd(other, SWIM_ALIVE, 0, ""), 1);
+	drop_all(s);
+	return s;
+}
+
+/* Runs s until it sends a push-pull; copies it into *out, readdressed to
+ * `to` (its digest does not depend on the partner drawn). */
+static void pp_round(struct swim *s, uint64_t *now, const char *to, struct pkt *out)
+{
+	struct pkt o[64];
+	for (int guard = 0; guard < 100; guard++) {
+		int n = step(s, now, o, 64);
+		for (int k = 0; k < n; k++)
+			if (o[k].m.type == SWIM_MSG_PUSH_PULL) {
+				pkt_copy(out, &o[k].m);
+				out->m.to = to;
+				free_pkts(o, n);
+				return;
+			}
+		free_pkts(o, n);
+	}
+	fail_msg("no push-pull");
+}
+
+/* Hands m to s and copies s's push-pull answers (anything else dropped). */
+static int pp_answer(struct swim *s, const struct swim_msg *m, uint64_t now, struct pkt *out,
+                     int max)
+{
+	assert_int_equal(swim_handle_message(s, m, now), 0);
+	struct pkt o[64];
+	int n = take(s, o, 64), k = 0;
+	for (int j = 0; j < n; j++)
+		if (o[j].m.type == SWIM_MSG_PUSH_PULL_REPLY && k < max) {
+			pkt_copy(&out[k], &o[j].m);
+			out[k++].m.to = m->from;
+		}
+	free_pkts(o, n);
+	return k;
+}
+
+/* The digest a core sends is the documented formula over its table. */
+static void test_digest_formula(void **state)
+{
+	(void)state;
+	struct swim *a = pp_core("a", "b", 100, 1000);
+	uint64_t now = 1;
+	struct pkt d;
+	pp_round(a, &now, "b", &d);
+	assert_int_equal(d.m.n_updates, 0);
+	assert_int_equal(d.m.n_digest, 4); /* 102 members, a bucket per 32 */
+	uint64_t want[4] = {0};
+	for (size_t i = 0; i < swim_member_count(a); i++) {
+		struct swim_member_info mi;
+		swim_member_at(a, i, &mi);
+		want[swim_digest_bucket(mi.name, 4)] ^=
+		    swim_digest_entry(mi.name, mi.addr, mi.incarnation, mi.state);
+	}
+	for (int b = 0; b < 4; b++)
+		assert_true(d.m.digest[b] == want[b]);
+	free(d.blob);
+	swim_free(a);
+}
+
+/* Equal tables: the digest and nothing else, not one member record. */
+static void test_digest_equal_tables_cost_nothing(void **state)
+{
+	(void)state;
+	struct swim *a = pp_core("a", "b", 100, 1000), *b = pp_core("b", "a", 100, 1000);
+	uint64_t now = 1;
+	struct pkt d, r[4];
+	pp_round(a, &now, "b", &d);
+	assert_int_equal(pp_answer(b, &d.m, now, r, 4), 0);
+	free(d.blob);
+	swim_free(a);
+	swim_free(b);
+}
+
+/* Only the buckets that differ travel, both ways, and then the tables are
+ * equal: a holds z (b does not) and m5 at incarnation 1, b holds m5 at 3. */
+static void test_digest_exchanges_differing_buckets(void **state)
+{
+	(void)state;
+	struct swim *a = pp_core("a", "b", 200, 1000), *b = pp_core("b", "a", 200, 1000);
+	feed(a, "x", upd("z", SWIM_ALIVE, 4, ""), 2);
+	feed(b, "x", upd("m5", SWIM_ALIVE, 3, ""), 2);
+	drop_all(a);
+	drop_all(b);
+	uint64_t now = 2;
+	struct pkt d, r[4], back[4], none[4];
+	pp_round(a, &now, "b", &d);
+	assert_int_equal(d.m.n_digest, 8); /* 203 members */
+	assert_int_equal(pp_answer(b, &d.m, now, r, 4), 1);
+	const struct swim_msg *rm = &r[0].m;
+	uint32_t bz = swim_digest_bucket("z", 8), b5 = swim_digest_bucket("m5", 8);
+	assert_int_equal(rm->buckets, 8);
+	assert_int_equal(rm->n_want, bz == b5 ? 1 : 2);
+	bool got_z = false, got_5 = false;
+	for (size_t k = 0; k < rm->n_want; k++) {
+		got_z |= rm->want[k] == bz;
+		got_5 |= rm->want[k] == b5;
+	}
+	assert_true(got_z && got_5);
+	/* b's members of those buckets and no others, m5 at 3 among them */
+	size_t in_buckets = 0;
+	for (size_t i = 0; i < swim_member_count(b); i++) {
+		struct swim_member_info mi;
+		swim_member_at(b, i, &mi);
+		uint32_t bk = swim_digest_bucket(mi.name, 8);
+		in_buckets += bk == bz || bk == b5;
+	}
+	assert_int_equal(rm->n_updates, in_buckets);
+	assert_true(rm->n_updates < swim_member_count(b) / 2);
+	assert_true(has_upd(rm, "m5", SWIM_ALIVE, 3, NULL));
+	for (size_t k = 0; k < rm->n_updates; k++) {
+		uint32_t bk = swim_digest_bucket(rm->updates[k].name, 8);
+		assert_true(bk == bz || bk == b5);
+	}
+	/* a merges, then answers with its own members of those buckets (z) */
+	assert_int_equal(pp_answer(a, rm, now, back, 4), 1);
+	assert_int_equal(back[0].m.n_want, 0);
+	assert_true(has_upd(&back[0].m, "z", SWIM_ALIVE, 4, NULL));
+	uint64_t inc;
+	assert_int_equal(mstate(a, "m5", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 3);
+	/* b merges and asks nothing more; the next digest finds them equal */
+	assert_int_equal(pp_answer(b, &back[0].m, now, none, 4), 0);
+	assert_int_equal(mstate(b, "z", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 4);
+	free(d.blob);
+	pp_round(a, &now, "b", &d);
+	assert_int_equal(pp_answer(b, &d.m, now, none, 4), 0);
+	free(d.blob);
+	free_pkts(r, 1);
+	free_pkts(back, 1);
+	swim_free(a);
+	swim_free(b);
+}
+
+/* An older peer's full push-pull (no digest) gets our full table; its full
+ * answer to our digest (no want) is merged and asks nothing back. */
+static void test_digest_older_peer(void **state)
+{
+	(void)state;
+	struct swim *b = pp_core("b", "a", 10, 1000);
+	struct swim_update u = upd("old", SWIM_ALIVE, 2, "");
+	struct swim_msg m = mkmsg(SWIM_MSG_PUSH_PULL, "old", "b", 0, &u, 1);
+	struct pkt r[4];
+	assert_int_equal(pp_answer(b, &m, 5, r, 4), 1);
+	assert_int_equal(r[0].m.n_want, 0);
+	assert_int_equal(r[0].m.n_updates, 12); /* b, a, m0..m9: the table before "old" */
+	free_pkts(r, 1);
+	struct swim_update v = upd("older", SWIM_ALIVE, 1, "");
+	m = mkmsg(SWIM_MSG_PUSH_PULL_REPLY, "old", "b", 0, &v, 1);
+	assert_int_equal(pp_answer(b, &m, 6, r, 4), 0);
+	assert_int_equal(mstate(b, "older", NULL), SWIM_ALIVE);
+	swim_free(b);
+}
+
+/* Malformed digest fields are rejected whole (nothing changes, nothing is
+ * sent), and no digest makes us keep anything or answer beyond our table. */
+static void test_digest_malformed_and_bounded(void **state)
+{
+	(void)state;
+	struct swim *b = pp_core("b", "a", 40, 1000);
+	size_t members = swim_member_count(b);
+	static uint64_t big[2 * SWIM_DIGEST_MAX];
+	static uint32_t want[2 * SWIM_DIGEST_MAX];
+	struct swim_update u = upd("new", SWIM_ALIVE, 1, "");
+	struct swim_msg m = mkmsg(SWIM_MSG_PUSH_PULL, "p", "b", 0, &u, 1);
+	const size_t bad_n[] = {3, 6, 2 * SWIM_DIGEST_MAX};
+	for (size_t k = 0; k < sizeof(bad_n) / sizeof(bad_n[0]); k++) {
+		m.digest = big;
+		m.n_digest = bad_n[k];
+		assert_int_equal(swim_handle_message(b, &m, 5), -EINVAL);
+	}
+	m.digest = NULL;
+	m.n_digest = 4;
+	assert_int_equal(swim_handle_message(b, &m, 5), -EINVAL);
+	m = mkmsg(SWIM_MSG_PUSH_PULL_REPLY, "p", "b", 0, &u, 1);
+	m.want = want;
+	m.n_want = 1;
+	const uint32_t bad_buckets[] = {0, 3, 2 * SWIM_DIGEST_MAX};
+	for (size_t k = 0; k < 3; k++) {
+		m.buckets = bad_buckets[k];
+		assert_int_equal(swim_handle_message(b, &m, 5), -EINVAL);
+	}
+	m.buckets = 4;
+	want[0] = 4; /* out of range */
+	assert_int_equal(swim_handle_message(b, &m, 5), -EINVAL);
+	want[0] = 0;
+	m.n_want = 5; /* more than there are */
+	assert_int_equal(swim_handle_message(b, &m, 5), -EINVAL);
+	m.want = NULL;
+	m.n_want = 1;
+	assert_int_equal(swim_handle_message(b, &m, 5), -EINVAL);
+	struct swim_msg o;
+	assert_false(swim_pop_output(b, &o));
+	assert_false(swim_member_find(b, "new", NULL));
+	assert_int_equal(swim_member_count(b), members);
+
+	/* The largest digest, every bucket different, from 500 strangers: one
+	 * answer each, never more than our table, and nothing kept. */
+	for (size_t k = 0; k < SWIM_DIGEST_MAX; k++)
+		big[k] = 0x5a5a5a5a5a5a5a5aULL + k;
+	for (int p = 0; p < 500; p++) {
+		char from[16];
+		snprintf(from, sizeof(from), "p%d", p);
+		m = mkmsg(SWIM_MSG_PUSH_PULL, from, "b", 0, NULL, 0);
+		m.digest = big;
+		m.n_digest = SWIM_DIGEST_MAX;
+		assert_int_equal(swim_handle_message(b, &m, 6), 0);
+		int answers = 0;
+		while (swim_pop_output(b, &o)) {
+			answers++;
+			assert_true(o.n_updates <= members);
+			assert_true(o.n_want <= SWIM_DIGEST_MAX);
+		}
+		assert_int_equal(answers, 1);
+	}
+	/* and wanting every bucket gets our table once, no more */
+	for (uint32_t k = 0; k < SWIM_DIGEST_MAX; k++)
+		want[k] = k;
+	m = mkmsg(SWIM_MSG_PUSH_PULL_REPLY, "p", "b", 0, NULL, 0);
+	m.want = want;
+	m.n_want = SWIM_DIGEST_MAX;
+	m.buckets = SWIM_DIGEST_MAX;
+	assert_int_equal(swim_handle_message(b, &m, 7), 0);
+	assert_true(swim_pop_output(b, &o));
+	assert_int_equal(o.n_updates, members);
+	assert_false(swim_pop_output(b, &o));
+	assert_int_equal(swim_member_count(b), members);
+	swim_free(b);
+}
+
+/* A join storm (many members learned between two push-pull rounds) brings
+ * the rounds to about a second apart; a quiet cluster keeps the interval. */
+static void test_join_storm_push_pulls_often(void **state)
+{
+	(void)state;
+	struct swim *a = pp_core("a", "b", 0, 60000);
+	uint64_t now = 1;
+	struct pkt d;
+	pp_round(a, &now, "b", &d); /* the first regular round */
+	free(d.blob);
+	uint64_t t0 = now;
+	pp_round(a, &now, "b", &d);
+	free(d.blob);
+	assert_true(now - t0 >= 60000); /* quiet: the base interval */
+	char mn[16];
+	for (int k = 0; k < 20; k++) {
+		snprintf(mn, sizeof(mn), "s%d", k);
+		feed(a, "x", upd(mn, SWIM_ALIVE, 1, ""), now);
+	}
+	drop_all(a);
+	pp_round(a, &now, "b", &d); /* this round sees the storm */
+	free(d.blob);
+	uint64_t t1 = now;
+	pp_round(a, &now, "b", &d);
+	free(d.blob);
+	assert_true(now - t1 >= 500 && now - t1 < 1500);
+	/* a trickle (one member a round) does not keep the storm going: the
+	 * round at `now` was quiet, two more make SWIM_STORM_QUIET (3), and
+	 * the base interval is back */
+	for (int k = 0; k < 2; k++) {
+		snprintf(mn, sizeof(mn), "t%d", k);
+		feed(a, "x", upd(mn, SWIM_ALIVE, 1, ""), now);
+		drop_all(a);
+		uint64_t t = now;
+		pp_round(a, &now, "b", &d);
+		free(d.blob);
+		assert_true(now - t < 1500);
+	}
+	uint64_t t2 = now;
+	pp_round(a, &now, "b", &d);
+	free(d.blob);
+	assert_true(now - t2 >= 60000);
+	swim_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_suspicion_timeout_math),
+	    cmocka_unit_test(test_digest_formula),
+	    cmocka_unit_test(test_digest_equal_tables_cost_nothing),
+	    cmocka_unit_test(test_digest_exchanges_differing_buckets),
+	    cmocka_unit_test(test_digest_older_peer),
+	    cmocka_unit_test(test_digest_malformed_and_bounded),
+	    cmocka_unit_test(test_join_storm_push_pulls_often),
 	    cmocka_unit_test(test_config_default_and_bad_config),
 	    cmocka_unit_test(test_precedence_rules),
 	    cmocka_unit_test(test_events_and_causes),
