@@ -5,7 +5,8 @@
  * "RSS" do.
  *
  *   bench_sim_state [--n N] [--changes C] [--record-bytes B] [--loss P]
- *                   [--load-seconds S]
+ *                   [--load-seconds S] [--idle-seconds S] [--period-ms P]
+ *                   [--only spread|traffic]
  *     --n N            one cluster size (default: 100 and 1000)
  *     --changes C      changes measured for spread time (default 300 at
  *                      N <= 100, 200 above)
@@ -13,16 +14,19 @@
  *                      host with about ten VMs)
  *     --loss P         message loss for the spread measure (default 0 and
  *                      0.01)
- *     --load-seconds S seconds measured under one change per host per
- *                      second (default 5 at N <= 100, 2 above)
+ *     --load-seconds S seconds measured under changes (default 10)
+ *     --idle-seconds S seconds measured idle (default 10)
+ *     --period-ms P    each host changes once per P ms under load (default
+ *                      10000: the issue's "one change per host per 10 s")
+ *     --only W         run only the spread or only the traffic measures
  *
  * What it measures, per cluster size:
  *   spread     time from a host's urgent change until every live node holds
  *              it (p50, p99, max over changes on random hosts, one every
  *              200 ms); also how many nodes the push alone reached;
  *   idle       bytes and messages per node per second with nothing changing;
- *   load       the same with every host changing once per second (phases
- *              spread evenly over the second), all urgent (push + anti-
+ *   load       the same with every host changing once per period (phases
+ *              spread evenly over it), all urgent (push + anti-
  *              entropy) or none urgent (anti-entropy only), and the spread
  *              p50/p99 under that load; measured after a warm-up (3 s,
  *              10 s without pushes) so that it is the steady state.
@@ -36,6 +40,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,12 +85,14 @@ static struct ssim *make(int n, double loss)
 	return s;
 }
 
+/* Per node per second over `secs`: bytes, messages, the busiest node's
+ * bytes, and bytes by message type (SYNC, DIGEST, DELTA, PUSH, TREE). */
 static void traffic(struct ssim *s, double secs, double *bytes, double *msgs, double *max_bytes,
                     double *by_type)
 {
 	int n = ssim_size(s);
 	double b = 0, m = 0, mx = 0;
-	for (int t = 0; t < 4; t++)
+	for (int t = 0; t < SSIM_TYPES; t++)
 		by_type[t] = 0;
 	for (int i = 0; i < n; i++) {
 		const struct ssim_traffic *tr = ssim_traffic(s, i);
@@ -93,13 +100,13 @@ static void traffic(struct ssim *s, double secs, double *bytes, double *msgs, do
 		m += (double)tr->msgs;
 		if ((double)tr->bytes > mx)
 			mx = (double)tr->bytes;
-		for (int t = 0; t < 4; t++)
+		for (int t = 0; t < SSIM_TYPES; t++)
 			by_type[t] += (double)tr->bytes_by_type[t];
 	}
 	*bytes = b / n / secs;
 	*msgs = m / n / secs;
 	*max_bytes = mx / secs;
-	for (int t = 0; t < 4; t++)
+	for (int t = 0; t < SSIM_TYPES; t++)
 		by_type[t] = by_type[t] / n / secs;
 }
 
@@ -164,22 +171,24 @@ static void bench_spread(int n, double loss, int changes)
 	ssim_free(s);
 }
 
-static void bench_traffic(int n, double load_secs)
+static void bench_traffic(int n, double load_secs, uint32_t period_ms, double idle_secs)
 {
 	double w0 = wall_s();
 	struct ssim *s = make(n, 0.0);
 	/* idle */
 	ssim_traffic_reset(s);
-	ssim_run_for(s, 10000);
-	double b, m, mx, bt[4];
-	traffic(s, 10.0, &b, &m, &mx, bt);
-	printf("| traffic, idle | %5d | 0%% | %3" PRIu32
-	       " B | %.0f B/s per node (%.2f msg/s; busiest node %.0f B/s) |\n",
-	       n, record_bytes, b, m, mx);
+	ssim_run_for(s, (uint64_t)(idle_secs * 1000));
+	double b, m, mx, bt[SSIM_TYPES];
+	traffic(s, idle_secs, &b, &m, &mx, bt);
+	printf("| traffic, idle (%.0f s) | %5d | 0%% | %3" PRIu32
+	       " B | %.0f B/s per node (%.2f msg/s; busiest node %.0f B/s) [target <= 300 B/s, "
+	       "flat 1k..10k] |\n",
+	       idle_secs, n, record_bytes, b, m, mx);
+	fflush(stdout);
 	for (int urgent = 1; urgent >= 0; urgent--) {
 		ssim_changes_reset(s);
-		/* one change per host per second: every 10 ms, the next n/100
-		 * hosts in a fixed random order change */
+		/* one change per host per period: every 10 ms, the next
+		 * n * 10 / period hosts in a fixed random order change */
 		int *order = malloc((size_t)n * sizeof(*order));
 		for (int i = 0; i < n; i++)
 			order[i] = i;
@@ -190,6 +199,7 @@ static void bench_traffic(int n, double load_secs)
 			order[j] = t;
 		}
 		int next = 0;
+		double due = 0;
 		/* warm up past the spread time, so that what is measured is the
 		 * steady state: ~1 s with pushes, several s by anti-entropy */
 		double warm = urgent ? 3.0 : 10.0;
@@ -199,8 +209,8 @@ static void bench_traffic(int n, double load_secs)
 				ssim_traffic_reset(s);
 				ssim_changes_reset(s);
 			}
-			int per = n / 100 + ((slot % 100) < n % 100 ? 1 : 0);
-			for (int k = 0; k < per; k++) {
+			due += (double)n * 10.0 / period_ms;
+			for (; due >= 1.0; due -= 1.0) {
 				ssim_change(s, order[next], urgent);
 				next = (next + 1) % n;
 			}
@@ -212,11 +222,14 @@ static void bench_traffic(int n, double load_secs)
 		int64_t p50, p99, max;
 		size_t done, total;
 		spread_stats(s, &p50, &p99, &max, &done, &total);
-		printf("| traffic, 1 change/host/s, %s | %5d | 0%% | %3" PRIu32
-		       " B | %.0f B/s per node (%.1f msg/s; push %.0f, sync %.0f, digest %.0f, "
-		       "delta %.0f B/s); spread p50 %" PRId64 " ms, p99 %" PRId64 " ms |\n",
-		       urgent ? "all urgent" : "none urgent", n, record_bytes, b, m, bt[3], bt[0],
-		       bt[1], bt[2], p50, p99);
+		printf("| traffic, 1 change/host/%.0f s, %s | %5d | 0%% | %3" PRIu32
+		       " B | %.0f B/s per node (%.1f msg/s; records: push %.0f, delta %.0f B/s; "
+		       "digests: sync %.0f, tree %.0f, digest %.0f B/s); spread p50 %" PRId64
+		       " ms, p99 %" PRId64 " ms [target <= 1.2 KB/s state share] |\n",
+		       period_ms / 1000.0, urgent ? "all urgent" : "none urgent", n, record_bytes,
+		       b, m, bt[NSTATE_PUSH], bt[NSTATE_DELTA], bt[NSTATE_SYNC], bt[SSIM_TYPES - 1],
+		       bt[NSTATE_DIGEST], p50, p99);
+		fflush(stdout);
 		free(order);
 		ssim_run_for(s, 5000);
 	}
@@ -233,7 +246,9 @@ int main(int argc, char **argv)
 	int changes = 0;
 	double losses[2] = {0.0, 0.01};
 	int n_losses = 2;
-	double load = 0;
+	double load = 0, idle = 10;
+	uint32_t period_ms = 10000;
+	bool do_spread = true, do_traffic = true;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
 			sizes[0] = atoi(argv[++i]);
@@ -247,13 +262,26 @@ int main(int argc, char **argv)
 			n_losses = 1;
 		} else if (strcmp(argv[i], "--load-seconds") == 0 && i + 1 < argc) {
 			load = atof(argv[++i]);
+		} else if (strcmp(argv[i], "--idle-seconds") == 0 && i + 1 < argc) {
+			idle = atof(argv[++i]);
+		} else if (strcmp(argv[i], "--period-ms") == 0 && i + 1 < argc) {
+			period_ms = (uint32_t)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+			i++;
+			do_spread = strcmp(argv[i], "spread") == 0;
+			do_traffic = strcmp(argv[i], "traffic") == 0;
 		} else {
 			fprintf(stderr,
-			        "usage: %s [--n N] [--changes C] [--record-bytes B] "
-			        "[--loss P] [--load-seconds S]\n",
+			        "usage: %s [--n N] [--changes C] [--record-bytes B] [--loss P] "
+			        "[--load-seconds S] [--idle-seconds S] [--period-ms P] "
+			        "[--only spread|traffic]\n",
 			        argv[0]);
 			return 2;
 		}
+	}
+	if (period_ms == 0 || idle <= 0) {
+		fprintf(stderr, "--period-ms and --idle-seconds must be positive\n");
+		return 2;
 	}
 	printf("node-state gossip, simulator: delay 1 ms + 0..1 ms jitter, sync 1000 ms, "
 	       "fanout 3, hops ceil(log3 N)+1, max msg 512 KiB\n\n");
@@ -261,11 +289,12 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	for (int k = 0; k < n_sizes; k++) {
 		int n = sizes[k];
-		for (int l = 0; l < n_losses; l++) {
+		for (int l = 0; do_spread && l < n_losses; l++) {
 			bench_spread(n, losses[l], changes ? changes : (n <= 100 ? 300 : 200));
 			fflush(stdout);
 		}
-		bench_traffic(n, load > 0 ? load : (n <= 100 ? 5.0 : 2.0));
+		if (do_traffic)
+			bench_traffic(n, load > 0 ? load : 10.0, period_ms, idle);
 		fflush(stdout);
 	}
 	return 0;
