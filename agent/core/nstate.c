@@ -1346,6 +1346,16 @@ bool nstate_find(const struct nstate *ns, const char *name, struct nstate_record
 	return true;
 }
 
+bool nstate_threshold_crossed(const struct nstate_threshold *t, double published, double current)
+{
+	double mag = published < 0 ? -published : published;
+	double step = t->rel_step * mag;
+	if (step < t->abs_step)
+		step = t->abs_step;
+	double d = current - published;
+	return d > step || d < -step; /* false for a NaN */
+}
+
 uint64_t nstate_hash(const struct nstate *ns)
 {
 	return ns->hash;

@@ -160,6 +160,20 @@ void nstate_record_at(const struct nstate *ns, size_t i, struct nstate_record *o
 bool nstate_find(const struct nstate *ns, const char *name, struct nstate_record *out);
 /* Hash of the version vector (what SYNC carries). */
 uint64_t nstate_hash(const struct nstate *ns);
+/* When a value that moves all the time (a host's load) is worth
+ * publishing: only once it has left the band around the value last
+ * published, [p - step, p + step] with step = max(abs_step, rel_step * |p|).
+ * The band is centred on what was published, not on fixed grid lines, so a
+ * value that hovers anywhere, even across a round number, publishes
+ * nothing until its swing exceeds the step (hysteresis); a steady drift
+ * publishes once per step. Returns true when `current` is outside it (a
+ * NaN is never published). */
+struct nstate_threshold {
+	double abs_step; /* >= 0 */
+	double rel_step; /* fraction of the published value, >= 0 */
+};
+bool nstate_threshold_crossed(const struct nstate_threshold *t, double published, double current);
+
 /* Hash of tree node (depth, index) (depth 0: nstate_hash), 0 outside the
  * tree; and the leaf a host name falls in. */
 uint64_t nstate_tree_hash(const struct nstate *ns, uint32_t depth, uint32_t index);
