@@ -140,9 +140,9 @@ static const struct config_opt config_opts[] = {
     {"node", "memory_reserved_mib", "memory-reserved-mib", CT_U32, OFF(memory_reserved_mib), 0,
      16777216, "memory kept for the host itself, MiB (default 1024)"},
     {"state", "load_step", "state-load-step", CT_RATIO, OFF(state_load_step), 0, 0,
-     "republish the load average once it moved by more than this, 0.1 to 64 (default 0.5)"},
+     "republish the load average once it moved by more than this, 0.1 to 64 (default 1)"},
     {"state", "load_step_pct", "state-load-step-pct", CT_U32, OFF(state_load_step_pct), 0, 1000,
-     "... or by more than this percent of the load last published, if larger (default 25)"},
+     "... or by more than this percent of the load last published, if larger (default 50)"},
     {"state", "republish_s", "state-republish-s", CT_U32, OFF(state_republish_s), 0, 86400,
      "republish a record whose only changes are under the steps at least this often, "
      "seconds (default 0 = never: the cluster's state traffic stays flat in N)"},
@@ -752,8 +752,8 @@ void agent_options_init(struct agent_options *o)
 	o->cpu_overcommit = 4.0;
 	o->memory_overcommit = 1.0;
 	o->memory_reserved_mib = 1024;
-	o->state_load_step = 0.5;
-	o->state_load_step_pct = 25;
+	o->state_load_step = 1.0;
+	o->state_load_step_pct = 50;
 	o->state_republish_s = 0;
 	o->mig_max_incoming = 2;
 	o->mig_max_outgoing = 2;

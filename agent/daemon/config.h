@@ -35,8 +35,8 @@
  *               "cpu_overcommit": 4.0,               vCPUs per logical CPU
  *               "memory_overcommit": 1.0,
  *               "memory_reserved_mib": 1024 },       kept for the host
- *     "state": { "load_step": 0.5,            publish load only once it moved by more
- *                "load_step_pct": 25,         than max(load_step, pct % of the last
+ *     "state": { "load_step": 1.0,            publish load only once it moved by more
+ *                "load_step_pct": 50,         than max(load_step, pct % of the last
  *                                             one published)
  *                "republish_s": 0 },          freshness floor for such small changes
  *                                             (0 = none: the view's cost stays flat)

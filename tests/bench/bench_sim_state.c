@@ -18,13 +18,16 @@
  *     --idle-seconds S seconds measured idle (default 10)
  *     --period-ms P    each host changes once per P ms under load (default
  *                      10000: the issue's "one change per host per 10 s")
- *     --only W         run only the spread or only the traffic measures
+ *     --only W         run only the spread, traffic or policy measures
  *
  * What it measures, per cluster size:
  *   spread     time from a host's urgent change until every live node holds
  *              it (p50, p99, max over changes on random hosts, one every
  *              200 ms); also how many nodes the push alone reached;
  *   idle       bytes and messages per node per second with nothing changing;
+ *   policy     how often a host's load is published under the previous
+ *              policy (every 10 s) and the threshold one (nodestate_policy),
+ *              on a model of load (bench_policy);
  *   load       the same with every host changing once per period (phases
  *              spread evenly over it), all urgent (push + anti-
  *              entropy) or none urgent (anti-entropy only), and the spread
@@ -240,6 +243,65 @@ static void bench_traffic(int n, double load_secs, uint32_t period_ms, double id
 	ssim_free(s);
 }
 
+/* ---- the load publication policy (no simulator: a model of load) ---------- */
+
+static uint64_t pol_rng = 0x9e3779b97f4a7c15ULL;
+
+static double pol_uniform(void)
+{
+	pol_rng ^= pol_rng << 13;
+	pol_rng ^= pol_rng >> 7;
+	pol_rng ^= pol_rng << 17;
+	return ((double)(pol_rng >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double pol_normal(void)
+{
+	return sqrt(-2.0 * log(pol_uniform())) * cos(6.283185307179586 * pol_uniform());
+}
+
+/* Publications per host per hour of a 1-minute load average sampled every
+ * 5 s (NODESTATE_REFRESH_MS): each host's load is mean-reverting noise
+ * around its own base (0.5..8; AR(1), 0.9 per sample, noise sd 0.1 *
+ * sqrt(base)) on top of a drift of the base by +-`drift` over the hour
+ * (0: steady). Old policy: republished every 10 s whenever it differs;
+ * new: nstate_threshold_crossed with the given steps (defaults 1.0, 50%) and at
+ * least 10 s apart, as nodestate_policy does. */
+static void bench_policy(int hosts, double drift, double abs_step, double rel_step)
+{
+	const int samples = 3600 / 5;
+	const struct nstate_threshold th = {.abs_step = abs_step, .rel_step = rel_step};
+	double old_pubs = 0, new_pubs = 0;
+	for (int h = 0; h < hosts; h++) {
+		double base = 0.5 + 7.5 * pol_uniform(), x = base, pub = x;
+		int64_t last_old = 0, last_new = 0;
+		for (int k = 1; k <= samples; k++) {
+			int64_t t = (int64_t)k * 5000;
+			double b = base * (1.0 + drift * sin(6.283185307179586 * k / samples));
+			x = b + 0.9 * (x - b) + 0.1 * sqrt(b) * pol_normal();
+			if (x < 0)
+				x = 0;
+			if (t - last_old >= 10000) { /* the load always differs */
+				old_pubs++;
+				last_old = t;
+			}
+			if (t - last_new >= 10000 && nstate_threshold_crossed(&th, pub, x)) {
+				new_pubs++;
+				last_new = t;
+				pub = x;
+			}
+		}
+	}
+	old_pubs /= hosts;
+	new_pubs /= hosts;
+	printf(
+	    "| load publications, %s (model, %d hosts, 1 h) | - | - | - | old policy %.0f per host "
+	    "per hour, threshold max(%.1f, %.0f%%) %.1f: at N = 10,000 every node receives "
+	    "%.1f -> %.2f records/s |\n",
+	    drift > 0 ? "base drifting +-50% over the hour" : "steady base", hosts, old_pubs,
+	    abs_step, rel_step * 100, new_pubs, 10000 * old_pubs / 3600, 10000 * new_pubs / 3600);
+}
+
 int main(int argc, char **argv)
 {
 	int sizes[2] = {100, 1000}, n_sizes = 2;
@@ -248,7 +310,7 @@ int main(int argc, char **argv)
 	int n_losses = 2;
 	double load = 0, idle = 10;
 	uint32_t period_ms = 10000;
-	bool do_spread = true, do_traffic = true;
+	bool do_spread = true, do_traffic = true, do_policy = true;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
 			sizes[0] = atoi(argv[++i]);
@@ -270,11 +332,12 @@ int main(int argc, char **argv)
 			i++;
 			do_spread = strcmp(argv[i], "spread") == 0;
 			do_traffic = strcmp(argv[i], "traffic") == 0;
+			do_policy = strcmp(argv[i], "policy") == 0;
 		} else {
 			fprintf(stderr,
 			        "usage: %s [--n N] [--changes C] [--record-bytes B] [--loss P] "
 			        "[--load-seconds S] [--idle-seconds S] [--period-ms P] "
-			        "[--only spread|traffic]\n",
+			        "[--only spread|traffic|policy]\n",
 			        argv[0]);
 			return 2;
 		}
@@ -287,6 +350,12 @@ int main(int argc, char **argv)
 	       "fanout 3, hops ceil(log3 N)+1, max msg 512 KiB\n\n");
 	printf("| measure | N | loss | record | result |\n|---|---|---|---|---|\n");
 	fflush(stdout);
+	if (do_policy) {
+		for (int d = 0; d < 2; d++) {
+			bench_policy(1000, d * 0.5, 0.5, 0.25);
+			bench_policy(1000, d * 0.5, 1.0, 0.5); /* the defaults */
+		}
+	}
 	for (int k = 0; k < n_sizes; k++) {
 		int n = sizes[k];
 		for (int l = 0; do_spread && l < n_losses; l++) {

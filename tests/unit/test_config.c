@@ -730,8 +730,8 @@ static void test_state_section(void **state)
 {
 	struct fixture *f = *state;
 	struct agent_options *o = &f->o;
-	assert_true(o->state_load_step == 0.5);
-	assert_int_equal(o->state_load_step_pct, 25);
+	assert_true(o->state_load_step == 1.0);
+	assert_int_equal(o->state_load_step_pct, 50);
 	assert_int_equal(o->state_republish_s, 0);
 	assert_int_equal(load(f, "{\"state\": {\"load_step\": 1.5, \"load_step_pct\": 0, "
 	                         "\"republish_s\": 600}}"),

@@ -250,7 +250,7 @@ static void test_load_only_is_lazy(void **state)
 
 /* ---- the publication policy (pure) --------------------------------------------- */
 
-/* Defaults: load step max(0.5, 25% of the last), no republication floor. */
+/* The policy's answer with sig unchanged, something changed, 16 GiB. */
 static enum nodestate_publish policy_at(const struct agent_options *o,
                                         const struct nodestate_last *last, double load,
                                         uint64_t free_kib, uint64_t now)
@@ -263,6 +263,13 @@ static void test_policy_load_threshold_and_hysteresis(void **state)
 	(void)state;
 	struct agent_options o;
 	agent_options_init(&o);
+	/* the defaults: 1.0 or 50% */
+	struct nodestate_last at3 = {.any = true, .load1 = 3.0, .free_kib = 8 << 20};
+	assert_int_equal(policy_at(&o, &at3, 4.45, 8 << 20, 60000), NODESTATE_KEEP);
+	assert_int_equal(policy_at(&o, &at3, 4.55, 8 << 20, 60000), NODESTATE_LAZY);
+	/* finer steps for the cases below: max(0.5, 25%) */
+	o.state_load_step = 0.5;
+	o.state_load_step_pct = 25;
 	const uint64_t free = 8 << 20, t = 60000; /* 8 of 16 GiB; a minute later */
 	struct nodestate_last last = {.any = true, .at_ms = 0, .load1 = 2.0, .free_kib = free};
 	/* under the step (0.5 at load 2): kept; past it, either way: lazy */
