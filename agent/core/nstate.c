@@ -52,7 +52,7 @@
  *                                <-      TREE{level 0: B's 16 child hashes}
  *        TREE{level 1: for each differing child, A's 16 hashes below it} ->
  *                                <-      TREE{level 2: the same, one down}
- *        DIGEST{leaves = the differing buckets,
+ *        DIGEST{level 3, nodes = the differing buckets,
  *               versions = A's records in them} ->
  *                                <-      DELTA{records B holds newer than
  *                                              that digest or A lacks there,
@@ -62,13 +62,21 @@
  *
  *    Each side compares the hashes it receives with its own and expands
  *    only the children that differ, so equal subtrees cost nothing past
- *    their one hash. With d differing records the descent costs about
- *    3 * 16 * 8 bytes per differing path (at most 256 nodes and 4096
- *    hashes, 32 KiB, per level), the DIGEST ~13 bytes per record in the
- *    differing buckets (N / 4096 per bucket), and the records themselves;
- *    equal buckets never cost a version or a record. The descent takes
- *    three more one-way delays than a whole digest did, milliseconds
- *    against a one-second round. Whichever side reaches the leaves sends
+ *    their one hash. Expanding a node costs 16 hashes (~136 bytes), while
+ *    listing its records costs ~16 bytes each, so a differing subtree of
+ *    at most NS_DIGEST_DIRECT (8) records is listed at once (DIGEST{level
+ *    = its depth, nodes = such subtrees}) instead of expanded, and a
+ *    vector of at most 8 records is answered with the whole DIGEST without
+ *    a descent: the tree goes only as deep as N makes worthwhile (depth 2
+ *    below N ~ 2,000, the leaves above). With d differing records the
+ *    exchange costs about 2..3 * 136 bytes per differing path (at most
+ *    256 nodes and 4096 hashes, 32 KiB, per level), ~13 bytes per record
+ *    in the differing subtrees, and the records themselves; equal subtrees
+ *    never cost a version or a record. When nearly every subtree differs
+ *    (d in the hundreds at N = 1,000) the cost approaches the whole
+ *    digest's, never far above it. The descent takes two or three more
+ *    one-way delays than a whole digest did, milliseconds against a
+ *    one-second round. Whichever side stops the descent sends
  *    the DIGEST; the DELTA rules are the same either way, and after the
  *    exchange the two hold the same map (barring changes meanwhile). A
  *    TREE, DIGEST or DELTA larger than max_msg_bytes is split (TREEs by
@@ -144,7 +152,7 @@
  *  name index (name_index.h: linear probing, backward-shift deletion, load
  *  <= 3/4) holding 4-byte indices into it, so lookups, inserts and removals
  *  are O(1). A record costs 48 bytes + 5.3..10.7 of index + its blob; the
- *  bucket tree is 4,368 sums (35 KiB) per core whatever N. Finding the
+ *  bucket tree is 4,368 sums and record counts (52 KiB) per core whatever N. Finding the
  *  records of listed buckets is one pass over the records (a bitmap of
  *  buckets), done only on a differing exchange. Output messages and events are built in chunked arenas
  *  (every string and record is copied there, so nothing a caller holds
@@ -186,6 +194,12 @@ static const uint32_t NS_TREE_WIDTH[NSTATE_TREE_DEPTH + 1] = {1, 16, 256, 4096};
  * and of one listed leaf, to split TREEs and DIGESTs at max_msg_bytes. */
 #define NS_TREE_NODE_WIRE (NSTATE_TREE_FANOUT * 8 + 8)
 #define NS_LEAF_WIRE 3
+/* A differing subtree of at most this many records is listed in a DIGEST
+ * rather than expanded: 8 versions (~16 bytes each) cost about what its
+ * 16 child hashes would, and the exchange is a round trip shorter. So the
+ * descent stops where buckets get sparse: at the root below 9 records, at
+ * depth 2 up to N ~ 2,000, at the leaves from N ~ 30,000. */
+#define NS_DIGEST_DIRECT 8
 
 /* ------------------------------------------------------------------------ */
 /* Types                                                                    */
@@ -216,7 +230,8 @@ struct nstate {
 	uint32_t n_recs, cap_recs;
 	struct name_index rec_idx; /* name -> index in recs */
 	uint64_t hash;
-	uint64_t *tree; /* sums of record terms per tree node, depths 1..3 (NS_TREE_NODES) */
+	uint64_t *tree;   /* sums of record terms per tree node, depths 1..3 (NS_TREE_NODES) */
+	uint32_t *tree_n; /* records per tree node, same layout */
 	uint32_t stamp;
 
 	struct ns_peer *peers;
@@ -288,12 +303,22 @@ uint32_t nstate_leaf_of(const char *name)
 	return (uint32_t)(ns_fmix64(ns_str_hash(name, strlen(name))) >> 52);
 }
 
-/* Adds d (wrapping; a removal adds -term) to the sums of every tree node
- * above `leaf`. */
-static void ns_tree_add(struct nstate *ns, uint32_t leaf, uint64_t d)
+/* Leaves below a node at `depth` are [j << shift, (j + 1) << shift). */
+static uint32_t ns_shift(uint32_t depth)
 {
-	for (uint32_t depth = 1; depth <= NSTATE_TREE_DEPTH; depth++)
-		ns->tree[NS_TREE_OFF[depth] + (leaf >> (4 * (NSTATE_TREE_DEPTH - depth)))] += d;
+	return 4 * (NSTATE_TREE_DEPTH - depth);
+}
+
+/* Adds d (wrapping; a removal adds -term) to the sums of every tree node
+ * above `leaf`, and n (+1 a new record, -1 a removed one, 0) to their
+ * record counts. */
+static void ns_tree_add(struct nstate *ns, uint32_t leaf, uint64_t d, int n)
+{
+	for (uint32_t depth = 1; depth <= NSTATE_TREE_DEPTH; depth++) {
+		uint32_t at = NS_TREE_OFF[depth] + (leaf >> ns_shift(depth));
+		ns->tree[at] += d;
+		ns->tree_n[at] += (uint32_t)n;
+	}
 }
 
 /* (incarnation, version) order: <0, 0, >0. */
@@ -447,7 +472,7 @@ static uint32_t ns_store(struct nstate *ns, const char *name, uint64_t inc, uint
 	} else {
 		free(ns->recs[i].blob);
 		ns->hash -= ns->recs[i].h;
-		ns_tree_add(ns, ns->recs[i].leaf, 0 - ns->recs[i].h);
+		ns_tree_add(ns, ns->recs[i].leaf, 0 - ns->recs[i].h, 0);
 	}
 	struct ns_rec *r = &ns->recs[i];
 	r->blob = blob;
@@ -456,7 +481,7 @@ static uint32_t ns_store(struct nstate *ns, const char *name, uint64_t inc, uint
 	r->len = (uint32_t)len;
 	r->h = ns_rec_term(h64, inc, ver);
 	ns->hash += r->h;
-	ns_tree_add(ns, r->leaf, r->h);
+	ns_tree_add(ns, r->leaf, r->h, is_new ? 1 : 0);
 	if (!local)
 		ns_event(ns, r, is_new);
 	return i;
@@ -466,7 +491,7 @@ static void ns_rec_remove(struct nstate *ns, uint32_t i)
 {
 	uint32_t last = ns->n_recs - 1;
 	ns->hash -= ns->recs[i].h;
-	ns_tree_add(ns, ns->recs[i].leaf, 0 - ns->recs[i].h);
+	ns_tree_add(ns, ns->recs[i].leaf, 0 - ns->recs[i].h, -1);
 	name_index_remove(&ns->rec_idx, i);
 	free(ns->recs[i].blob);
 	ns->recs[i] = ns->recs[last];
@@ -735,9 +760,11 @@ struct nstate *nstate_new(const struct nstate_config *cfg, uint64_t now)
 	name_index_init(&ns->peer_idx, &ns_peer_index_ops, ns);
 	ns->pick = calloc(NS_FANOUT_MAX, sizeof(*ns->pick));
 	ns->tree = calloc(NS_TREE_NODES, sizeof(*ns->tree));
-	if (ns->pick == NULL || ns->tree == NULL) {
+	ns->tree_n = calloc(NS_TREE_NODES, sizeof(*ns->tree_n));
+	if (ns->pick == NULL || ns->tree == NULL || ns->tree_n == NULL) {
 		free(ns->pick);
 		free(ns->tree);
+		free(ns->tree_n);
 		free(ns);
 		return NULL;
 	}
@@ -767,6 +794,7 @@ void nstate_free(struct nstate *ns)
 	mv_arena_free(&ns->ev_arena);
 	free(ns->pick);
 	free(ns->tree);
+	free(ns->tree_n);
 	free(ns->leaf_bytes);
 	free(ns->list);
 	free(ns);
@@ -891,7 +919,7 @@ static bool ns_nodes_ok(const uint32_t *nodes, size_t n, uint32_t width)
 
 /* The tree fields of a TREE or DIGEST (others must have none): what is
  * wrong with them, or NULL. Bounded: a TREE has at most 256 nodes and
- * 4096 hashes (32 KiB), a DIGEST lists at most 4096 leaves. */
+ * 4096 hashes (32 KiB), a DIGEST lists at most 4096 nodes (of one depth). */
 static const char *ns_tree_problem(const struct nstate_msg *m)
 {
 	if (m->type == NSTATE_TREE) {
@@ -907,10 +935,14 @@ static const char *ns_tree_problem(const struct nstate_msg *m)
 	}
 	if (m->n_hashes > 0)
 		return "node-state hashes outside a tree message";
-	if (m->n_nodes > 0 && m->type != NSTATE_DIGEST)
+	if (m->n_nodes == 0)
+		return NULL;
+	if (m->type != NSTATE_DIGEST)
 		return "node-state buckets outside a tree or digest message";
-	if (m->n_nodes > NSTATE_TREE_LEAVES ||
-	    !ns_nodes_ok(m->nodes, m->n_nodes, NSTATE_TREE_LEAVES))
+	if (m->level < 1 || m->level > NSTATE_TREE_DEPTH)
+		return "node-state digest level out of range";
+	if (m->n_nodes > NS_TREE_WIDTH[m->level] ||
+	    !ns_nodes_ok(m->nodes, m->n_nodes, NS_TREE_WIDTH[m->level]))
 		return "node-state digest bucket out of range or out of order";
 	return NULL;
 }
@@ -1022,12 +1054,15 @@ static void ns_send_tree(struct nstate *ns, uint32_t p, uint32_t level, const ui
 	m->n_hashes = (size_t)n * NSTATE_TREE_FANOUT;
 }
 
-/* Sets ns->leafset to leaves[0..n), or to every leaf when n == 0. */
-static void ns_leafset(struct nstate *ns, const uint32_t *leaves, size_t n)
+/* Sets ns->leafset to the leaves below nodes[0..n) of `depth`, or to
+ * every leaf when n == 0. */
+static void ns_leafset(struct nstate *ns, uint32_t depth, const uint32_t *nodes, size_t n)
 {
 	memset(ns->leafset, n == 0 ? 0xff : 0, sizeof(ns->leafset));
+	uint32_t s = n > 0 ? ns_shift(depth) : 0;
 	for (size_t k = 0; k < n; k++)
-		ns->leafset[leaves[k] / 64] |= 1ULL << (leaves[k] % 64);
+		for (uint32_t l = nodes[k] << s; l < (nodes[k] + 1) << s; l++)
+			ns->leafset[l / 64] |= 1ULL << (l % 64);
 }
 
 static bool ns_in_leafset(const struct nstate *ns, uint32_t leaf)
@@ -1036,23 +1071,24 @@ static bool ns_in_leafset(const struct nstate *ns, uint32_t leaf)
 }
 
 /* One DIGEST to peer p: the versions of our records in ns->leafset; it
- * lists leaves[0..n_leaves) (none: the whole vector, for an older peer). */
-static void ns_send_digest_part(struct nstate *ns, uint32_t p, const uint32_t *leaves,
-                                uint32_t n_leaves)
+ * lists nodes[0..n_nodes) of `depth` (none: the whole vector). */
+static void ns_send_digest_part(struct nstate *ns, uint32_t p, uint32_t depth,
+                                const uint32_t *nodes, uint32_t n_nodes)
 {
 	struct nstate_msg *m = ns_out(ns, NSTATE_DIGEST, p);
 	if (m == NULL)
 		return;
 	m->hash = ns->hash;
-	if (n_leaves > 0) {
-		uint32_t *l = mv_arena_alloc(&ns->out_arena, n_leaves * sizeof(*l));
+	if (n_nodes > 0) {
+		uint32_t *l = mv_arena_alloc(&ns->out_arena, n_nodes * sizeof(*l));
 		if (l == NULL) {
 			ns->n_out--;
 			return;
 		}
-		memcpy(l, leaves, n_leaves * sizeof(*l));
+		memcpy(l, nodes, n_nodes * sizeof(*l));
+		m->level = depth;
 		m->nodes = l;
-		m->n_nodes = n_leaves;
+		m->n_nodes = n_nodes;
 	}
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < ns->n_recs; i++)
@@ -1084,61 +1120,69 @@ static void ns_send_digest_part(struct nstate *ns, uint32_t p, const uint32_t *l
 	m->n_versions = n;
 }
 
-/* Our version digest to peer p: of the records in leaves[0..n_leaves)
- * (increasing), split by groups of leaves so that each part stays under
- * max_msg_bytes (a single leaf's part may exceed it: it goes alone); or,
- * n_leaves == 0, of every record in one message (an older peer). */
-static void ns_send_digest(struct nstate *ns, uint32_t p, const uint32_t *leaves, uint32_t n_leaves)
+/* Our version digest to peer p: of the records below nodes[0..n_nodes)
+ * of `depth` (increasing), split by groups of nodes so that each part
+ * stays under max_msg_bytes (a single node's part may exceed it: it goes
+ * alone); or, n_nodes == 0, of every record in one message (an older peer,
+ * or a vector too small to be worth a descent). */
+static void ns_send_digest(struct nstate *ns, uint32_t p, uint32_t depth, const uint32_t *nodes,
+                           uint32_t n_nodes)
 {
-	if (n_leaves == 0) {
-		ns_leafset(ns, NULL, 0);
-		ns_send_digest_part(ns, p, NULL, 0);
+	if (n_nodes == 0) {
+		ns_leafset(ns, 0, NULL, 0);
+		ns_send_digest_part(ns, p, 0, NULL, 0);
 		return;
 	}
-	/* bytes each listed leaf's versions cost */
+	/* bytes each listed node's versions cost, by node index */
 	if (ns->leaf_bytes == NULL &&
 	    (ns->leaf_bytes = malloc(NSTATE_TREE_LEAVES * sizeof(*ns->leaf_bytes))) == NULL)
 		return; /* lost, like a dropped packet */
-	uint32_t *leaf_bytes = ns->leaf_bytes;
-	ns_leafset(ns, leaves, n_leaves);
-	for (uint32_t k = 0; k < n_leaves; k++)
-		leaf_bytes[leaves[k]] = NS_LEAF_WIRE;
+	uint32_t *bytes = ns->leaf_bytes, s = ns_shift(depth);
+	ns_leafset(ns, depth, nodes, n_nodes);
+	for (uint32_t k = 0; k < n_nodes; k++)
+		bytes[nodes[k]] = NS_LEAF_WIRE;
 	for (uint32_t i = 0; i < ns->n_recs; i++)
 		if (ns_in_leafset(ns, ns->recs[i].leaf))
-			leaf_bytes[ns->recs[i].leaf] += ns->recs[i].name_len + NS_VER_OVERHEAD;
+			bytes[ns->recs[i].leaf >> s] += ns->recs[i].name_len + NS_VER_OVERHEAD;
 	uint32_t k = 0;
-	while (k < n_leaves) {
-		size_t est = NS_MSG_OVERHEAD + leaf_bytes[leaves[k]];
+	while (k < n_nodes) {
+		size_t est = NS_MSG_OVERHEAD + bytes[nodes[k]];
 		uint32_t end = k + 1;
-		while (end < n_leaves && est + leaf_bytes[leaves[end]] <= ns->cfg.max_msg_bytes)
-			est += leaf_bytes[leaves[end++]];
-		ns_leafset(ns, leaves + k, end - k);
-		ns_send_digest_part(ns, p, leaves + k, end - k);
+		while (end < n_nodes && est + bytes[nodes[end]] <= ns->cfg.max_msg_bytes)
+			est += bytes[nodes[end++]];
+		ns_leafset(ns, depth, nodes + k, end - k);
+		ns_send_digest_part(ns, p, depth, nodes + k, end - k);
 		k = end;
 	}
 }
 
 /* A peer's TREE: the children of its listed nodes that differ from ours
- * are expanded one level further, or, at the leaves, answered with the
- * digest of the records in them. Equal children end the descent there. */
+ * are expanded one level further, or answered with the digest of the
+ * records below them when they are leaves or hold few records
+ * (NS_DIGEST_DIRECT). Equal children end the descent there. */
 static void ns_on_tree(struct nstate *ns, const struct nstate_msg *m, uint32_t p)
 {
 	uint32_t child = m->level + 1;
-	if (ns_grow_list(ns, NSTATE_TREE_LEAVES) < 0)
+	if (ns_grow_list(ns, 2 * NSTATE_TREE_LEAVES) < 0)
 		return;
-	uint32_t n = 0;
+	uint32_t *expand = ns->list, *digest = ns->list + NSTATE_TREE_LEAVES;
+	uint32_t n_expand = 0, n_digest = 0;
 	for (size_t k = 0; k < m->n_nodes; k++)
 		for (uint32_t c = 0; c < NSTATE_TREE_FANOUT; c++) {
 			uint32_t j = m->nodes[k] * NSTATE_TREE_FANOUT + c;
-			if (m->hashes[k * NSTATE_TREE_FANOUT + c] != ns_node_hash(ns, child, j))
-				ns->list[n++] = j; /* increasing: nodes are */
+			if (m->hashes[k * NSTATE_TREE_FANOUT + c] == ns_node_hash(ns, child, j))
+				continue;
+			/* both lists increasing: nodes are */
+			if (child == NSTATE_TREE_DEPTH ||
+			    ns->tree_n[NS_TREE_OFF[child] + j] <= NS_DIGEST_DIRECT)
+				digest[n_digest++] = j;
+			else
+				expand[n_expand++] = j;
 		}
-	if (n == 0)
-		return;
-	if (child < NSTATE_TREE_DEPTH)
-		ns_send_tree(ns, p, child, ns->list, n);
-	else
-		ns_send_digest(ns, p, ns->list, n);
+	if (n_expand > 0)
+		ns_send_tree(ns, p, child, expand, n_expand);
+	if (n_digest > 0)
+		ns_send_digest(ns, p, child, digest, n_digest);
 }
 
 /* A peer's digest: send what it lacks, ask for what we lack. */
@@ -1182,7 +1226,7 @@ static void ns_on_digest(struct nstate *ns, const struct nstate_msg *m, uint32_t
 		}
 	}
 	/* what it lacks, among the leaves its digest covers */
-	ns_leafset(ns, m->nodes, m->n_nodes);
+	ns_leafset(ns, m->level, m->nodes, m->n_nodes);
 	for (uint32_t i = 0; i < ns->n_recs; i++)
 		if (ns->recs[i].stamp != ns->stamp && ns_in_leafset(ns, ns->recs[i].leaf) &&
 		    strcmp(ns->recs[i].blob, m->from) != 0)
@@ -1233,11 +1277,11 @@ int nstate_handle_message(struct nstate *ns, const struct nstate_msg *m, uint64_
 	case NSTATE_SYNC:
 		if (m->hash == ns->hash || p == NONE)
 			break;
-		if (m->tree == NSTATE_TREE_V1) {
+		if (m->tree == NSTATE_TREE_V1 && ns->n_recs > NS_DIGEST_DIRECT) {
 			uint32_t root = 0;
 			ns_send_tree(ns, p, 0, &root, 1);
-		} else {
-			ns_send_digest(ns, p, NULL, 0); /* an older peer: everything */
+		} else { /* an older peer, or a few records: everything */
+			ns_send_digest(ns, p, 0, NULL, 0);
 		}
 		break;
 	case NSTATE_TREE:

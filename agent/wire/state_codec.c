@@ -7,16 +7,17 @@
  *       type     SYNC | DIGEST | DELTA | PUSH | TREE
  *       hash     SYNC/DIGEST: the sender's version-vector hash
  *       versions DIGEST: every (name, incarnation, version) the sender holds
- *                in the buckets listed in `nodes` (none listed: all);
+ *                below the tree nodes listed in `nodes` (none listed: all);
  *                DELTA: the versions the sender wants back (reply = true)
  *       records  DELTA/PUSH: (name, incarnation, version, data = packed
  *                NodeState, opaque here)
  *       hops     PUSH: relays left
  *       reply    DELTA: the sender wants the records named in `versions`
  *       tree     SYNC: bucket-tree version spoken (1; 0 = an older agent)
- *       level    TREE: depth of `nodes` (0 .. 2)
- *       nodes    TREE: nodes expanded (increasing, < 16^level, at most
- *                16^level); DIGEST: buckets covered (< 4096, increasing)
+ *       level    TREE: depth of `nodes` (0 .. 2); DIGEST: depth of `nodes`
+ *                (1 .. 3, 3 = buckets)
+ *       nodes    TREE: nodes expanded; DIGEST: nodes whose buckets it
+ *                covers (both increasing, < 16^level, at most 16^level)
  *       hashes   TREE: 16 fixed64 child hashes per node (at most 4096) } }
  *
  * Encoding points a stack-built protobuf-c tree at the message's own

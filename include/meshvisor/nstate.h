@@ -16,8 +16,9 @@
  *   - a differing hash starts a descent of a fixed tree of hashes (records
  *     split into NSTATE_TREE_LEAVES buckets by a hash of the host name,
  *     NSTATE_TREE_FANOUT children per node): each TREE message carries the
- *     child hashes of the nodes that differed, and only differing buckets
- *     are expanded into DIGEST{versions of the records in them}; the other
+ *     child hashes of the nodes that differed, and only differing subtrees
+ *     are listed in a DIGEST{versions of the records in them} (a subtree
+ *     as soon as it holds few records, a bucket at the latest); the other
  *     side answers with DELTA{records newer than that digest, plus the
  *     versions it wants back}. The cost follows the number of differences,
  *     not N. An older peer (SYNC without `tree`) gets the whole DIGEST;
@@ -97,11 +98,12 @@ struct nstate_msg {
 	bool reply;
 	/* SYNC: the tree version the sender speaks (0: none, an older peer). */
 	uint32_t tree;
-	/* TREE: depth of `nodes` (0 .. NSTATE_TREE_DEPTH - 1). */
+	/* TREE: depth of `nodes` (0 .. NSTATE_TREE_DEPTH - 1). DIGEST with
+	 * nodes: their depth (1 .. NSTATE_TREE_DEPTH). */
 	uint32_t level;
 	/* TREE: the nodes expanded, strictly increasing, each < 16^level, at
-	 * most 16^level of them. DIGEST: the leaves it covers, strictly
-	 * increasing (none: the whole vector). */
+	 * most 16^level of them. DIGEST: the nodes whose records it lists (all
+	 * the leaves below them), same rules (none: the whole vector). */
 	const uint32_t *nodes;
 	size_t n_nodes;
 	/* TREE: NSTATE_TREE_FANOUT child hashes per node, in `nodes` order. */

@@ -5,8 +5,8 @@
  * "RSS" do.
  *
  *   bench_sim_state [--n N] [--changes C] [--record-bytes B] [--loss P]
- *                   [--load-seconds S] [--idle-seconds S] [--period-ms P]
- *                   [--only spread|traffic]
+ *                   [--load-seconds S] [--idle-seconds S] [--period-ms P] [--lazy-only]
+ *                   [--only spread|traffic|policy]
  *     --n N            one cluster size (default: 100 and 1000)
  *     --changes C      changes measured for spread time (default 300 at
  *                      N <= 100, 200 above)
@@ -18,6 +18,7 @@
  *     --idle-seconds S seconds measured idle (default 10)
  *     --period-ms P    each host changes once per P ms under load (default
  *                      10000: the issue's "one change per host per 10 s")
+ *     --lazy-only      under load, only changes that are not urgent
  *     --only W         run only the spread, traffic or policy measures
  *
  * What it measures, per cluster size:
@@ -174,7 +175,8 @@ static void bench_spread(int n, double loss, int changes)
 	ssim_free(s);
 }
 
-static void bench_traffic(int n, double load_secs, uint32_t period_ms, double idle_secs)
+static void bench_traffic(int n, double load_secs, uint32_t period_ms, double idle_secs,
+                          bool lazy_only)
 {
 	double w0 = wall_s();
 	struct ssim *s = make(n, 0.0);
@@ -188,7 +190,7 @@ static void bench_traffic(int n, double load_secs, uint32_t period_ms, double id
 	       "flat 1k..10k] |\n",
 	       idle_secs, n, record_bytes, b, m, mx);
 	fflush(stdout);
-	for (int urgent = 1; urgent >= 0; urgent--) {
+	for (int urgent = lazy_only ? 0 : 1; urgent >= 0; urgent--) {
 		ssim_changes_reset(s);
 		/* one change per host per period: every 10 ms, the next
 		 * n * 10 / period hosts in a fixed random order change */
@@ -310,7 +312,7 @@ int main(int argc, char **argv)
 	int n_losses = 2;
 	double load = 0, idle = 10;
 	uint32_t period_ms = 10000;
-	bool do_spread = true, do_traffic = true, do_policy = true;
+	bool do_spread = true, do_traffic = true, do_policy = true, lazy_only = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
 			sizes[0] = atoi(argv[++i]);
@@ -328,17 +330,20 @@ int main(int argc, char **argv)
 			idle = atof(argv[++i]);
 		} else if (strcmp(argv[i], "--period-ms") == 0 && i + 1 < argc) {
 			period_ms = (uint32_t)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--lazy-only") == 0) {
+			lazy_only = true;
 		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
 			i++;
 			do_spread = strcmp(argv[i], "spread") == 0;
 			do_traffic = strcmp(argv[i], "traffic") == 0;
 			do_policy = strcmp(argv[i], "policy") == 0;
 		} else {
-			fprintf(stderr,
-			        "usage: %s [--n N] [--changes C] [--record-bytes B] [--loss P] "
-			        "[--load-seconds S] [--idle-seconds S] [--period-ms P] "
-			        "[--only spread|traffic|policy]\n",
-			        argv[0]);
+			fprintf(
+			    stderr,
+			    "usage: %s [--n N] [--changes C] [--record-bytes B] [--loss P] "
+			    "[--load-seconds S] [--idle-seconds S] [--period-ms P] [--lazy-only] "
+			    "[--only spread|traffic|policy]\n",
+			    argv[0]);
 			return 2;
 		}
 	}
@@ -363,7 +368,7 @@ int main(int argc, char **argv)
 			fflush(stdout);
 		}
 		if (do_traffic)
-			bench_traffic(n, load > 0 ? load : 10.0, period_ms, idle);
+			bench_traffic(n, load > 0 ? load : 10.0, period_ms, idle, lazy_only);
 		fflush(stdout);
 	}
 	return 0;

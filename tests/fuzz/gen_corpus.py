@@ -212,7 +212,9 @@ def state_messages():
         "tree1": state_message(4, level=1, nodes=[3, 9], hashes=h16 + h16),
         "tree2": state_message(4, level=2, nodes=[200], hashes=h16),
         "digest_buckets": state_message(1, hash_=7, versions=[("n2", 1, 4), ("n3", 2, 1)],
-                                        nodes=[5, 77, 4095]),
+                                        level=3, nodes=[5, 77, 4095]),
+        "digest_depth2": state_message(1, hash_=7, versions=[("n2", 1, 4)], level=2,
+                                       nodes=[0, 255]),
         "delta": state_message(2, records=[("n2", 1, 5, b"rec"), ("n9", 1, 1, b"x")],
                                versions=[("n3", 0, 0)]),
         "push": state_message(3, records=[("n4", 1, 1, b"p")]),
@@ -220,8 +222,9 @@ def state_messages():
         # out of order, a bucket outside the tree
         "bad_level": state_message(4, level=3, nodes=[0], hashes=h16),
         "bad_hashes": state_message(4, level=0, nodes=[0], hashes=h16[:15]),
-        "bad_order": state_message(1, nodes=[9, 3]),
-        "bad_bucket": state_message(1, nodes=[4096]),
+        "bad_order": state_message(1, level=3, nodes=[9, 3]),
+        "bad_bucket": state_message(1, level=3, nodes=[4096]),
+        "bad_digest_level": state_message(1, nodes=[1]),
     }
 
 
@@ -256,7 +259,7 @@ def main():
         put("fuzz_state", name, b"\x03" + payload)
     put("fuzz_state", "descent", b"\x03" + b"".join(
         sts[k] for k in ("delta", "sync_tree", "tree0", "tree1", "tree2", "digest_buckets",
-                         "push", "sync_old")))
+                         "digest_depth2", "push", "sync_old")))
     put("fuzz_envelope", "state-tree", state_messages()["tree1"])
 
     # failover: one message per seed, plus a whole consensus run

@@ -143,6 +143,7 @@ static void test_roundtrip_all_types(void **state)
 	tree.n_hashes = 32;
 	roundtrip(&tree);
 	static const uint32_t leaves[3] = {0, 5, 4095};
+	digest.level = 3;
 	digest.nodes = leaves;
 	digest.n_nodes = 3;
 	roundtrip(&digest);
@@ -385,6 +386,7 @@ static void test_decode_rejects(void **state)
 	assert_non_null(strstr(why, "more nodes"));
 	pb_init(&p); /* a digest listing 4097 buckets, or one past the tree */
 	p.sm.type = MV__STATE_TYPE__STATE_DIGEST;
+	p.sm.level = 3;
 	p.sm.n_nodes = 4097;
 	p.sm.nodes = nodes;
 	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
@@ -395,6 +397,9 @@ static void test_decode_rejects(void **state)
 	assert_non_null(strstr(why, "digest bucket"));
 	p.sm.nodes = nodes + 4095;
 	assert_int_equal(decode_env(&p.env, &why), 0);
+	p.sm.level = 0; /* buckets of no depth */
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "digest level"));
 }
 
 static void test_frame_size_matches(void **state)
