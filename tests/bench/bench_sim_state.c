@@ -6,7 +6,7 @@
  *
  *   bench_sim_state [--n N] [--changes C] [--record-bytes B] [--loss P]
  *                   [--load-seconds S] [--idle-seconds S] [--period-ms P] [--lazy-only]
- *                   [--only spread|traffic|policy]
+ *                   [--sync-ms MS] [--fanout F] [--only spread|traffic|policy]
  *     --n N            one cluster size (default: 100 and 1000)
  *     --changes C      changes measured for spread time (default 300 at
  *                      N <= 100, 200 above)
@@ -19,6 +19,8 @@
  *     --period-ms P    each host changes once per P ms under load (default
  *                      10000: the issue's "one change per host per 10 s")
  *     --lazy-only      under load, only changes that are not urgent
+ *     --sync-ms MS     anti-entropy interval (default: the core's, 1000)
+ *     --fanout F       push fanout (default: the core's, 3)
  *     --only W         run only the spread, traffic or policy measures
  *
  * What it measures, per cluster size:
@@ -53,6 +55,7 @@
 #include "sim_state.h"
 
 static uint32_t record_bytes = 800;
+static struct nstate_config tmpl; /* every core's config (--sync-ms, --fanout) */
 
 static double wall_s(void)
 {
@@ -81,7 +84,7 @@ static int64_t pct(const int64_t *v, size_t n, double p)
 
 static struct ssim *make(int n, double loss)
 {
-	struct ssim *s = ssim_new(n, NULL, 0);
+	struct ssim *s = ssim_new(n, &tmpl, 0);
 	ssim_set_record_bytes(s, record_bytes);
 	ssim_set_loss(s, loss);
 	ssim_prefill(s);
@@ -312,6 +315,7 @@ int main(int argc, char **argv)
 	int n_losses = 2;
 	double load = 0, idle = 10;
 	uint32_t period_ms = 10000;
+	nstate_config_default(&tmpl);
 	bool do_spread = true, do_traffic = true, do_policy = true, lazy_only = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
@@ -330,6 +334,10 @@ int main(int argc, char **argv)
 			idle = atof(argv[++i]);
 		} else if (strcmp(argv[i], "--period-ms") == 0 && i + 1 < argc) {
 			period_ms = (uint32_t)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--sync-ms") == 0 && i + 1 < argc) {
+			tmpl.sync_interval_ms = (uint32_t)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--fanout") == 0 && i + 1 < argc) {
+			tmpl.push_fanout = (uint32_t)atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--lazy-only") == 0) {
 			lazy_only = true;
 		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
@@ -342,6 +350,7 @@ int main(int argc, char **argv)
 			    stderr,
 			    "usage: %s [--n N] [--changes C] [--record-bytes B] [--loss P] "
 			    "[--load-seconds S] [--idle-seconds S] [--period-ms P] [--lazy-only] "
+			    "[--sync-ms MS] [--fanout F] "
 			    "[--only spread|traffic|policy]\n",
 			    argv[0]);
 			return 2;
@@ -351,8 +360,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "--period-ms and --idle-seconds must be positive\n");
 		return 2;
 	}
-	printf("node-state gossip, simulator: delay 1 ms + 0..1 ms jitter, sync 1000 ms, "
-	       "fanout 3, hops ceil(log3 N)+1, max msg 512 KiB\n\n");
+	printf("node-state gossip, simulator: delay 1 ms + 0..1 ms jitter, sync %" PRIu32
+	       " ms, fanout %" PRIu32 ", hops ceil(log_fanout N)+1, max msg 512 KiB\n\n",
+	       tmpl.sync_interval_ms, tmpl.push_fanout);
 	printf("| measure | N | loss | record | result |\n|---|---|---|---|---|\n");
 	fflush(stdout);
 	if (do_policy) {
