@@ -739,13 +739,7 @@ void nstate_config_default(struct nstate_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->seed = 1;
-	/* 500 ms: a node the push missed (~8% of them at 1% loss) waits for
-	 * an exchange with a holder, its own SYNC or a peer's, and the slowest
-	 * of a few hundred sets the spread. Measured at N = 5,000, 1% loss
-	 * (bench_sim_state --n 5000 --record-bytes 64 --only spread --loss
-	 * 0.01 --changes 100): p99 2827 ms at 1000 ms, 1513 ms at 500 ms. The
-	 * idle price is a second ~27-byte SYNC per node per second. */
-	cfg->sync_interval_ms = 500;
+	cfg->sync_interval_ms = 1000;
 	cfg->push_fanout = 3;
 	cfg->push_hops = 0;
 	cfg->max_msg_bytes = 512 * 1024;

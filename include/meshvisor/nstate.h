@@ -114,7 +114,7 @@ struct nstate_msg {
 struct nstate_config {
 	char name[NSTATE_NAME_MAX];
 	uint64_t seed;
-	uint32_t sync_interval_ms; /* anti-entropy round (default 500) */
+	uint32_t sync_interval_ms; /* anti-entropy round (default 1000) */
 	uint32_t push_fanout;      /* peers per push (default 3) */
 	uint32_t push_hops;        /* relays of a push; 0 = derive from N (default 0) */
 	uint32_t max_msg_bytes;    /* split DELTAs above this (default 512 KiB) */
