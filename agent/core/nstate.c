@@ -27,31 +27,70 @@
  * Renesse et al. 2008) for the anti-entropy half:
  *
  * 1. Anti-entropy (the path that guarantees convergence). Every
- *    sync_interval_ms (random phase per node) we send SYNC{hash} to one
- *    random live peer. `hash` summarises our whole version vector in 64
- *    bits: the wrapping sum over records of a mixed hash of (name,
+ *    sync_interval_ms (random phase per node) we send SYNC{hash, tree = 1}
+ *    to one random live peer. `hash` summarises our whole version vector
+ *    in 64 bits: the wrapping sum over records of a mixed hash of (name,
  *    incarnation, version). A sum is order-independent, so two nodes with
  *    the same versions have the same hash however they got there, and it
  *    is updated in O(1) when one record changes (subtract the old term, add
  *    the new). An idle cluster thus costs one ~30-byte SYNC per node per
- *    interval, whatever N. When the hashes differ the exchange is:
+ *    interval, whatever N.
+ *
+ *    The bucket tree. When the hashes differ, what must be found is which
+ *    records differ, at a cost that follows their number, not N (a whole
+ *    version digest is ~13 bytes per host: 130 KB at 10,000 hosts, paid on
+ *    every sync of a cluster in which anything at all is changing). Every
+ *    record falls in one of NSTATE_TREE_LEAVES = 4096 buckets (the top 12
+ *    bits of a mixed 64-bit hash of its name, the same on every node), and
+ *    the buckets are the leaves of a fixed tree of fanout 16 and depth 3:
+ *    each node's hash is the same wrapping sum, over the records below it,
+ *    so the root is `hash` and every node is kept up to date in O(depth)
+ *    per record change (ns_tree_add). The exchange descends it:
  *
  *        A                               B
- *        SYNC{hash_A}            ->
- *                                <-      DIGEST{every (name, inc, ver) of B}
- *        DELTA{records A holds newer than B's digest or B lacks,
- *              versions = what B holds newer / A lacks,
- *              reply = true}     ->
- *                                <-      DELTA{the records A asked for}
+ *        SYNC{hash_A, tree = 1}  ->
+ *                                <-      TREE{level 0: B's 16 child hashes}
+ *        TREE{level 1: for each differing child, A's 16 hashes below it} ->
+ *                                <-      TREE{level 2: the same, one down}
+ *        DIGEST{level 3, nodes = the differing buckets,
+ *               versions = A's records in them} ->
+ *                                <-      DELTA{records B holds newer than
+ *                                              that digest or A lacks there,
+ *                                              versions = what B wants back,
+ *                                              reply = true}
+ *        DELTA{the records B asked for} ->
  *
- *    Only A pays for comparing (one pass over B's digest, one over its own
- *    records), records travel only where they are newer, and after the
- *    four messages A and B hold the same map (barring changes meanwhile).
- *    A DELTA larger than max_msg_bytes is split into several, each under
- *    the limit (a single record larger than the limit goes alone); the
- *    list of wanted versions rides in the first. A digest is ~13 bytes per
- *    host (140 KB at 10,000 hosts), well under the 4 MiB frame cap, so it
- *    is never split.
+ *    Each side compares the hashes it receives with its own and expands
+ *    only the children that differ, so equal subtrees cost nothing past
+ *    their one hash. Expanding a node costs 16 hashes (~136 bytes), while
+ *    listing its records costs ~16 bytes each, so a differing subtree of
+ *    at most NS_DIGEST_DIRECT (8) records is listed at once (DIGEST{level
+ *    = its depth, nodes = such subtrees}) instead of expanded, and a
+ *    vector of at most 8 records is answered with the whole DIGEST without
+ *    a descent: the tree goes only as deep as N makes worthwhile (depth 2
+ *    below N ~ 2,000, the leaves above). With d differing records the
+ *    exchange costs about 2..3 * 136 bytes per differing path (at most
+ *    256 nodes and 4096 hashes, 32 KiB, per level), ~13 bytes per record
+ *    in the differing subtrees, and the records themselves; equal subtrees
+ *    never cost a version or a record. When nearly every subtree differs
+ *    (d in the hundreds at N = 1,000) the cost approaches the whole
+ *    digest's, never far above it. The descent takes two or three more
+ *    one-way delays than a whole digest did, milliseconds against a
+ *    one-second round. Whichever side stops the descent sends
+ *    the DIGEST; the DELTA rules are the same either way, and after the
+ *    exchange the two hold the same map (barring changes meanwhile). A
+ *    TREE, DIGEST or DELTA larger than max_msg_bytes is split (TREEs by
+ *    nodes, DIGESTs by groups of buckets, DELTAs by records; a single
+ *    record or bucket larger than the limit goes alone) and the receiver
+ *    answers each part on its own. A descent that meets a change midway
+ *    (hashes that moved between messages) just ends; the next round
+ *    repairs it.
+ *
+ *    An older peer. An agent older than the tree sends SYNC without
+ *    `tree` and answers a SYNC with the whole DIGEST{every version} (an
+ *    older agent ignores the unknown field); we answer its SYNC with the
+ *    whole DIGEST, and a DIGEST listing no buckets covers everything, so
+ *    mixed clusters converge, at the old cost between old and new.
  *
  * 2. Prompt push (rumor mongering, for latency). nstate_set_local(...,
  *    urgent = true) sends PUSH{record, hops = H} to push_fanout random live
@@ -92,11 +131,14 @@
  * WHERE WE DEPART FROM THE PAPERS
  *  - Scuttlebutt keeps one version counter per (host, key) and sends a
  *    digest in every exchange. Our records are small (about a kilobyte),
- *    so the whole record is the unit, and the digest is only sent when the
- *    64-bit hashes differ: an idle exchange is one SYNC, not a digest.
+ *    so the whole record is the unit, and a digest is only sent for the
+ *    buckets whose hashes differ: an idle exchange is one SYNC.
  *  - Demers' anti-entropy compares whole databases with checksums and
- *    falls back to recent-update lists; we fall back straight to the
- *    version digest, which at ~13 bytes per host is already small.
+ *    falls back to recent-update lists; we descend a Merkle-style tree of
+ *    sums (as Dynamo and Cassandra repair do, with sums instead of hashes
+ *    of hashes so that a change updates it in O(depth) and the tree never
+ *    needs rebuilding), fixed in shape so that two nodes never negotiate
+ *    it.
  *  - Rumors relay once per node and carry a hop limit, instead of being
  *    retransmitted until k duplicates are seen: fewer messages (about
  *    fanout * N per change), and anti-entropy mops up the ~e^-fanout
@@ -109,7 +151,10 @@
  *  which is also the set random peers are drawn from. Each array has a
  *  name index (name_index.h: linear probing, backward-shift deletion, load
  *  <= 3/4) holding 4-byte indices into it, so lookups, inserts and removals
- *  are O(1). A record costs 48 bytes + 5.3..10.7 of index + its blob. Output messages and events are built in chunked arenas
+ *  are O(1). A record costs 48 bytes + 5.3..10.7 of index + its blob; the
+ *  bucket tree is 4,368 sums and record counts (52 KiB) per core whatever N. Finding the
+ *  records of listed buckets is one pass over the records (a bitmap of
+ *  buckets), done only on a differing exchange. Output messages and events are built in chunked arenas
  *  (every string and record is copied there, so nothing a caller holds
  *  dangles if a record is replaced), reset at the next mutating call once
  *  drained.
@@ -141,6 +186,21 @@
 #define NS_VER_OVERHEAD 32
 #define NS_MSG_OVERHEAD 128
 
+/* The tree below the root: 16 + 256 + 4096 sums, depth d at NS_TREE_OFF[d]. */
+#define NS_TREE_NODES (16 + 256 + 4096)
+static const uint32_t NS_TREE_OFF[NSTATE_TREE_DEPTH + 1] = {0, 0, 16, 16 + 256};
+static const uint32_t NS_TREE_WIDTH[NSTATE_TREE_DEPTH + 1] = {1, 16, 256, 4096};
+/* Wire bytes of one TREE node (its id and 16 fixed64 hashes, bounded)
+ * and of one listed leaf, to split TREEs and DIGESTs at max_msg_bytes. */
+#define NS_TREE_NODE_WIRE (NSTATE_TREE_FANOUT * 8 + 8)
+#define NS_LEAF_WIRE 3
+/* A differing subtree of at most this many records is listed in a DIGEST
+ * rather than expanded: 8 versions (~16 bytes each) cost about what its
+ * 16 child hashes would, and the exchange is a round trip shorter. So the
+ * descent stops where buckets get sparse: at the root below 9 records, at
+ * depth 2 up to N ~ 2,000, at the leaves from N ~ 30,000. */
+#define NS_DIGEST_DIRECT 8
+
 /* ------------------------------------------------------------------------ */
 /* Types                                                                    */
 
@@ -152,7 +212,8 @@ struct ns_rec {
 	uint32_t len;
 	uint32_t name_hash;
 	uint32_t stamp; /* DIGEST processing: seen in the peer's digest */
-	uint32_t name_len;
+	uint16_t name_len;
+	uint16_t leaf; /* its bucket in the tree (nstate_leaf_of) */
 };
 
 struct ns_peer {
@@ -169,6 +230,8 @@ struct nstate {
 	uint32_t n_recs, cap_recs;
 	struct name_index rec_idx; /* name -> index in recs */
 	uint64_t hash;
+	uint64_t *tree;   /* sums of record terms per tree node, depths 1..3 (NS_TREE_NODES) */
+	uint32_t *tree_n; /* records per tree node, same layout */
 	uint32_t stamp;
 
 	struct ns_peer *peers;
@@ -190,6 +253,8 @@ struct nstate {
 	struct mv_arena ev_arena;
 
 	/* scratch */
+	uint64_t leafset[NSTATE_TREE_LEAVES / 64]; /* leaves a DIGEST covers */
+	uint32_t *leaf_bytes;                      /* per leaf, splitting DIGESTs (lazy) */
 	uint32_t *pick;
 	uint32_t *list;
 	uint32_t cap_list;
@@ -231,6 +296,29 @@ static uint64_t ns_str_hash(const char *s, size_t n)
 static uint64_t ns_rec_term(uint64_t name_hash64, uint64_t inc, uint64_t ver)
 {
 	return ns_fmix64(name_hash64 ^ ns_fmix64(inc ^ ns_fmix64(ver + 0x632be59bd9b4e019ULL)));
+}
+
+uint32_t nstate_leaf_of(const char *name)
+{
+	return (uint32_t)(ns_fmix64(ns_str_hash(name, strlen(name))) >> 52);
+}
+
+/* Leaves below a node at `depth` are [j << shift, (j + 1) << shift). */
+static uint32_t ns_shift(uint32_t depth)
+{
+	return 4 * (NSTATE_TREE_DEPTH - depth);
+}
+
+/* Adds d (wrapping; a removal adds -term) to the sums of every tree node
+ * above `leaf`, and n (+1 a new record, -1 a removed one, 0) to their
+ * record counts. */
+static void ns_tree_add(struct nstate *ns, uint32_t leaf, uint64_t d, int n)
+{
+	for (uint32_t depth = 1; depth <= NSTATE_TREE_DEPTH; depth++) {
+		uint32_t at = NS_TREE_OFF[depth] + (leaf >> ns_shift(depth));
+		ns->tree[at] += d;
+		ns->tree_n[at] += (uint32_t)n;
+	}
 }
 
 /* (incarnation, version) order: <0, 0, >0. */
@@ -374,7 +462,8 @@ static uint32_t ns_store(struct nstate *ns, const char *name, uint64_t inc, uint
 		memset(&ns->recs[i], 0, sizeof(ns->recs[i]));
 		ns->recs[i].blob = blob;
 		ns->recs[i].name_hash = name_index_hash(name);
-		ns->recs[i].name_len = (uint32_t)name_len;
+		ns->recs[i].name_len = (uint16_t)name_len;
+		ns->recs[i].leaf = (uint16_t)(ns_fmix64(h64) >> 52);
 		if (name_index_insert(&ns->rec_idx, i) < 0) {
 			free(blob);
 			return NONE;
@@ -383,6 +472,7 @@ static uint32_t ns_store(struct nstate *ns, const char *name, uint64_t inc, uint
 	} else {
 		free(ns->recs[i].blob);
 		ns->hash -= ns->recs[i].h;
+		ns_tree_add(ns, ns->recs[i].leaf, 0 - ns->recs[i].h, 0);
 	}
 	struct ns_rec *r = &ns->recs[i];
 	r->blob = blob;
@@ -391,6 +481,7 @@ static uint32_t ns_store(struct nstate *ns, const char *name, uint64_t inc, uint
 	r->len = (uint32_t)len;
 	r->h = ns_rec_term(h64, inc, ver);
 	ns->hash += r->h;
+	ns_tree_add(ns, r->leaf, r->h, is_new ? 1 : 0);
 	if (!local)
 		ns_event(ns, r, is_new);
 	return i;
@@ -400,6 +491,7 @@ static void ns_rec_remove(struct nstate *ns, uint32_t i)
 {
 	uint32_t last = ns->n_recs - 1;
 	ns->hash -= ns->recs[i].h;
+	ns_tree_add(ns, ns->recs[i].leaf, 0 - ns->recs[i].h, -1);
 	name_index_remove(&ns->rec_idx, i);
 	free(ns->recs[i].blob);
 	ns->recs[i] = ns->recs[last];
@@ -667,7 +759,12 @@ struct nstate *nstate_new(const struct nstate_config *cfg, uint64_t now)
 	name_index_init(&ns->rec_idx, &ns_rec_index_ops, ns);
 	name_index_init(&ns->peer_idx, &ns_peer_index_ops, ns);
 	ns->pick = calloc(NS_FANOUT_MAX, sizeof(*ns->pick));
-	if (ns->pick == NULL) {
+	ns->tree = calloc(NS_TREE_NODES, sizeof(*ns->tree));
+	ns->tree_n = calloc(NS_TREE_NODES, sizeof(*ns->tree_n));
+	if (ns->pick == NULL || ns->tree == NULL || ns->tree_n == NULL) {
+		free(ns->pick);
+		free(ns->tree);
+		free(ns->tree_n);
 		free(ns);
 		return NULL;
 	}
@@ -696,6 +793,9 @@ void nstate_free(struct nstate *ns)
 	mv_arena_free(&ns->out_arena);
 	mv_arena_free(&ns->ev_arena);
 	free(ns->pick);
+	free(ns->tree);
+	free(ns->tree_n);
+	free(ns->leaf_bytes);
 	free(ns->list);
 	free(ns);
 }
@@ -808,60 +908,91 @@ int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version, 
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                 */
 
-static int ns_validate(const struct nstate *ns, const struct nstate_msg *m)
+/* nodes[0..n) strictly increasing, each below `width`. */
+static bool ns_nodes_ok(const uint32_t *nodes, size_t n, uint32_t width)
 {
-	if (m == NULL || (int)m->type < NSTATE_SYNC || (int)m->type > NSTATE_PUSH)
-		return -EINVAL;
-	if (!ns_name_ok(m->from) || ns_is_self(ns, m->from))
-		return -EINVAL;
-	if (m->to != NULL && strnlen(m->to, NSTATE_NAME_MAX) >= NSTATE_NAME_MAX)
-		return -EINVAL;
-	if ((m->n_versions > 0 && m->versions == NULL) || (m->n_records > 0 && m->records == NULL))
-		return -EINVAL;
-	if (m->n_versions > UINT32_MAX / 2 || m->n_records > UINT32_MAX / 2)
-		return -EINVAL;
-	for (size_t k = 0; k < m->n_versions; k++)
-		if (!ns_name_ok(m->versions[k].name))
-			return -EINVAL;
-	for (size_t k = 0; k < m->n_records; k++) {
-		const struct nstate_record *r = &m->records[k];
-		if (!ns_name_ok(r->name) || r->len > NSTATE_RECORD_MAX ||
-		    (r->len > 0 && r->data == NULL))
-			return -EINVAL;
-	}
-	if (m->type == NSTATE_PUSH && m->n_records == 0)
-		return -EINVAL;
-	return 0;
+	for (size_t k = 0; k < n; k++)
+		if (nodes[k] >= width || (k > 0 && nodes[k] <= nodes[k - 1]))
+			return false;
+	return true;
 }
 
-/* Our version digest to peer p. */
-static void ns_send_digest(struct nstate *ns, uint32_t p)
+/* The tree fields of a TREE or DIGEST (others must have none): what is
+ * wrong with them, or NULL. Bounded: a TREE has at most 256 nodes and
+ * 4096 hashes (32 KiB), a DIGEST lists at most 4096 nodes (of one depth). */
+static const char *ns_tree_problem(const struct nstate_msg *m)
 {
-	struct nstate_msg *m = ns_out(ns, NSTATE_DIGEST, p);
-	if (m == NULL)
-		return;
-	m->hash = ns->hash;
-	if (ns->n_recs == 0)
-		return;
-	struct nstate_version *v = mv_arena_alloc(&ns->out_arena, ns->n_recs * sizeof(*v));
-	if (v == NULL) {
-		ns->n_out--;
-		return;
+	if (m->type == NSTATE_TREE) {
+		if (m->level >= NSTATE_TREE_DEPTH)
+			return "node-state tree level out of range";
+		if (m->n_nodes == 0 || m->n_nodes > NS_TREE_WIDTH[m->level])
+			return "node-state tree with no nodes or more nodes than its level has";
+		if (m->n_hashes != m->n_nodes * NSTATE_TREE_FANOUT)
+			return "node-state tree whose hash count is not 16 per node";
+		if (!ns_nodes_ok(m->nodes, m->n_nodes, NS_TREE_WIDTH[m->level]))
+			return "node-state tree node out of range or out of order";
+		return NULL;
 	}
-	for (uint32_t i = 0; i < ns->n_recs; i++) {
-		/* names are copied by ns_out's arena too: records may go */
-		char *name = mv_arena_alloc(&ns->out_arena, ns->recs[i].name_len + 1);
-		if (name == NULL) {
-			ns->n_out--;
-			return;
-		}
-		memcpy(name, ns->recs[i].blob, ns->recs[i].name_len + 1);
-		v[i].name = name;
-		v[i].incarnation = ns->recs[i].incarnation;
-		v[i].version = ns->recs[i].version;
+	if (m->n_hashes > 0)
+		return "node-state hashes outside a tree message";
+	if (m->n_nodes == 0)
+		return NULL;
+	if (m->type != NSTATE_DIGEST)
+		return "node-state buckets outside a tree or digest message";
+	if (m->level < 1 || m->level > NSTATE_TREE_DEPTH)
+		return "node-state digest level out of range";
+	if (m->n_nodes > NS_TREE_WIDTH[m->level] ||
+	    !ns_nodes_ok(m->nodes, m->n_nodes, NS_TREE_WIDTH[m->level]))
+		return "node-state digest bucket out of range or out of order";
+	return NULL;
+}
+
+/* What is wrong with m, or NULL. */
+static const char *ns_msg_problem(const struct nstate_msg *m)
+{
+	if (m == NULL || (int)m->type < NSTATE_SYNC || (int)m->type > NSTATE_TREE)
+		return "unknown node-state message type";
+	if (!ns_name_ok(m->from))
+		return "node-state message with a missing or oversized sender name";
+	if (m->to != NULL && strnlen(m->to, NSTATE_NAME_MAX) >= NSTATE_NAME_MAX)
+		return "node-state message with an oversized receiver name";
+	if ((m->n_versions > 0 && m->versions == NULL) ||
+	    (m->n_records > 0 && m->records == NULL) || (m->n_nodes > 0 && m->nodes == NULL) ||
+	    (m->n_hashes > 0 && m->hashes == NULL))
+		return "node-state message with a count but no array";
+	if (m->n_versions > UINT32_MAX / 2 || m->n_records > UINT32_MAX / 2)
+		return "node-state message with too many versions or records";
+	if (m->type == NSTATE_PUSH && m->n_records == 0)
+		return "node-state push without a record";
+	for (size_t k = 0; k < m->n_versions; k++)
+		if (!ns_name_ok(m->versions[k].name))
+			return "state version with a missing or oversized name";
+	for (size_t k = 0; k < m->n_records; k++) {
+		const struct nstate_record *r = &m->records[k];
+		if (!ns_name_ok(r->name))
+			return "state record with a missing or oversized name";
+		if (r->len > NSTATE_RECORD_MAX || (r->len > 0 && r->data == NULL))
+			return "state record larger than NSTATE_RECORD_MAX";
 	}
-	m->versions = v;
-	m->n_versions = ns->n_recs;
+	return ns_tree_problem(m);
+}
+
+int nstate_msg_check(const struct nstate_msg *m, const char **why)
+{
+	const char *w = ns_msg_problem(m);
+	if (w == NULL)
+		return 0;
+	if (why != NULL)
+		*why = w;
+	return -EINVAL;
+}
+
+static int ns_validate(const struct nstate *ns, const struct nstate_msg *m)
+{
+	int rc = nstate_msg_check(m, NULL);
+	if (rc < 0)
+		return rc;
+	return ns_is_self(ns, m->from) ? -EINVAL : 0;
 }
 
 static int ns_grow_list(struct nstate *ns, size_t n)
@@ -874,6 +1005,184 @@ static int ns_grow_list(struct nstate *ns, size_t n)
 	ns->list = l;
 	ns->cap_list = (uint32_t)n;
 	return 0;
+}
+
+/* The hash of tree node (depth, j). */
+static uint64_t ns_node_hash(const struct nstate *ns, uint32_t depth, uint32_t j)
+{
+	return depth == 0 ? ns->hash : ns->tree[NS_TREE_OFF[depth] + j];
+}
+
+uint64_t nstate_tree_hash(const struct nstate *ns, uint32_t depth, uint32_t index)
+{
+	if (depth > NSTATE_TREE_DEPTH || index >= NS_TREE_WIDTH[depth])
+		return 0;
+	return ns_node_hash(ns, depth, index);
+}
+
+/* TREE{level, nodes, the 16 child hashes of each} to peer p, split so
+ * that each message stays under max_msg_bytes: the receiver answers each
+ * part on its own. */
+static void ns_send_tree(struct nstate *ns, uint32_t p, uint32_t level, const uint32_t *nodes,
+                         uint32_t n)
+{
+	uint32_t per = (uint32_t)((ns->cfg.max_msg_bytes - NS_MSG_OVERHEAD) / NS_TREE_NODE_WIRE);
+	while (n > per) {
+		ns_send_tree(ns, p, level, nodes, per);
+		nodes += per;
+		n -= per;
+	}
+	struct nstate_msg *m = ns_out(ns, NSTATE_TREE, p);
+	if (m == NULL)
+		return;
+	uint32_t *nc = mv_arena_alloc(&ns->out_arena, n * sizeof(*nc));
+	uint64_t *h = mv_arena_alloc(&ns->out_arena, (size_t)n * NSTATE_TREE_FANOUT * sizeof(*h));
+	if (nc == NULL || h == NULL) {
+		ns->n_out--;
+		return;
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		nc[k] = nodes[k];
+		for (uint32_t c = 0; c < NSTATE_TREE_FANOUT; c++)
+			h[k * NSTATE_TREE_FANOUT + c] =
+			    ns_node_hash(ns, level + 1, nodes[k] * NSTATE_TREE_FANOUT + c);
+	}
+	m->level = level;
+	m->nodes = nc;
+	m->n_nodes = n;
+	m->hashes = h;
+	m->n_hashes = (size_t)n * NSTATE_TREE_FANOUT;
+}
+
+/* Sets ns->leafset to the leaves below nodes[0..n) of `depth`, or to
+ * every leaf when n == 0. */
+static void ns_leafset(struct nstate *ns, uint32_t depth, const uint32_t *nodes, size_t n)
+{
+	memset(ns->leafset, n == 0 ? 0xff : 0, sizeof(ns->leafset));
+	uint32_t s = n > 0 ? ns_shift(depth) : 0;
+	for (size_t k = 0; k < n; k++)
+		for (uint32_t l = nodes[k] << s; l < (nodes[k] + 1) << s; l++)
+			ns->leafset[l / 64] |= 1ULL << (l % 64);
+}
+
+static bool ns_in_leafset(const struct nstate *ns, uint32_t leaf)
+{
+	return (ns->leafset[leaf / 64] >> (leaf % 64)) & 1;
+}
+
+/* One DIGEST to peer p: the versions of our records in ns->leafset; it
+ * lists nodes[0..n_nodes) of `depth` (none: the whole vector). */
+static void ns_send_digest_part(struct nstate *ns, uint32_t p, uint32_t depth,
+                                const uint32_t *nodes, uint32_t n_nodes)
+{
+	struct nstate_msg *m = ns_out(ns, NSTATE_DIGEST, p);
+	if (m == NULL)
+		return;
+	m->hash = ns->hash;
+	if (n_nodes > 0) {
+		uint32_t *l = mv_arena_alloc(&ns->out_arena, n_nodes * sizeof(*l));
+		if (l == NULL) {
+			ns->n_out--;
+			return;
+		}
+		memcpy(l, nodes, n_nodes * sizeof(*l));
+		m->level = depth;
+		m->nodes = l;
+		m->n_nodes = n_nodes;
+	}
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < ns->n_recs; i++)
+		n += ns_in_leafset(ns, ns->recs[i].leaf);
+	if (n == 0)
+		return;
+	struct nstate_version *v = mv_arena_alloc(&ns->out_arena, n * sizeof(*v));
+	if (v == NULL) {
+		ns->n_out--;
+		return;
+	}
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < ns->n_recs; i++) {
+		if (!ns_in_leafset(ns, ns->recs[i].leaf))
+			continue;
+		/* names are copied by ns_out's arena too: records may go */
+		char *name = mv_arena_alloc(&ns->out_arena, ns->recs[i].name_len + 1u);
+		if (name == NULL) {
+			ns->n_out--;
+			return;
+		}
+		memcpy(name, ns->recs[i].blob, ns->recs[i].name_len + 1u);
+		v[k].name = name;
+		v[k].incarnation = ns->recs[i].incarnation;
+		v[k].version = ns->recs[i].version;
+		k++;
+	}
+	m->versions = v;
+	m->n_versions = n;
+}
+
+/* Our version digest to peer p: of the records below nodes[0..n_nodes)
+ * of `depth` (increasing), split by groups of nodes so that each part
+ * stays under max_msg_bytes (a single node's part may exceed it: it goes
+ * alone); or, n_nodes == 0, of every record in one message (an older peer,
+ * or a vector too small to be worth a descent). */
+static void ns_send_digest(struct nstate *ns, uint32_t p, uint32_t depth, const uint32_t *nodes,
+                           uint32_t n_nodes)
+{
+	if (n_nodes == 0) {
+		ns_leafset(ns, 0, NULL, 0);
+		ns_send_digest_part(ns, p, 0, NULL, 0);
+		return;
+	}
+	/* bytes each listed node's versions cost, by node index */
+	if (ns->leaf_bytes == NULL &&
+	    (ns->leaf_bytes = malloc(NSTATE_TREE_LEAVES * sizeof(*ns->leaf_bytes))) == NULL)
+		return; /* lost, like a dropped packet */
+	uint32_t *bytes = ns->leaf_bytes, s = ns_shift(depth);
+	ns_leafset(ns, depth, nodes, n_nodes);
+	for (uint32_t k = 0; k < n_nodes; k++)
+		bytes[nodes[k]] = NS_LEAF_WIRE;
+	for (uint32_t i = 0; i < ns->n_recs; i++)
+		if (ns_in_leafset(ns, ns->recs[i].leaf))
+			bytes[ns->recs[i].leaf >> s] += ns->recs[i].name_len + NS_VER_OVERHEAD;
+	uint32_t k = 0;
+	while (k < n_nodes) {
+		size_t est = NS_MSG_OVERHEAD + bytes[nodes[k]];
+		uint32_t end = k + 1;
+		while (end < n_nodes && est + bytes[nodes[end]] <= ns->cfg.max_msg_bytes)
+			est += bytes[nodes[end++]];
+		ns_leafset(ns, depth, nodes + k, end - k);
+		ns_send_digest_part(ns, p, depth, nodes + k, end - k);
+		k = end;
+	}
+}
+
+/* A peer's TREE: the children of its listed nodes that differ from ours
+ * are expanded one level further, or answered with the digest of the
+ * records below them when they are leaves or hold few records
+ * (NS_DIGEST_DIRECT). Equal children end the descent there. */
+static void ns_on_tree(struct nstate *ns, const struct nstate_msg *m, uint32_t p)
+{
+	uint32_t child = m->level + 1;
+	if (ns_grow_list(ns, 2 * NSTATE_TREE_LEAVES) < 0)
+		return;
+	uint32_t *expand = ns->list, *digest = ns->list + NSTATE_TREE_LEAVES;
+	uint32_t n_expand = 0, n_digest = 0;
+	for (size_t k = 0; k < m->n_nodes; k++)
+		for (uint32_t c = 0; c < NSTATE_TREE_FANOUT; c++) {
+			uint32_t j = m->nodes[k] * NSTATE_TREE_FANOUT + c;
+			if (m->hashes[k * NSTATE_TREE_FANOUT + c] == ns_node_hash(ns, child, j))
+				continue;
+			/* both lists increasing: nodes are */
+			if (child == NSTATE_TREE_DEPTH ||
+			    ns->tree_n[NS_TREE_OFF[child] + j] <= NS_DIGEST_DIRECT)
+				digest[n_digest++] = j;
+			else
+				expand[n_expand++] = j;
+		}
+	if (n_expand > 0)
+		ns_send_tree(ns, p, child, expand, n_expand);
+	if (n_digest > 0)
+		ns_send_digest(ns, p, child, digest, n_digest);
 }
 
 /* A peer's digest: send what it lacks, ask for what we lack. */
@@ -916,8 +1225,11 @@ static void ns_on_digest(struct nstate *ns, const struct nstate_msg *m, uint32_t
 			ns_store(ns, v->name, v->incarnation, v->version, NULL, 0, false);
 		}
 	}
+	/* what it lacks, among the leaves its digest covers */
+	ns_leafset(ns, m->level, m->nodes, m->n_nodes);
 	for (uint32_t i = 0; i < ns->n_recs; i++)
-		if (ns->recs[i].stamp != ns->stamp && strcmp(ns->recs[i].blob, m->from) != 0)
+		if (ns->recs[i].stamp != ns->stamp && ns_in_leafset(ns, ns->recs[i].leaf) &&
+		    strcmp(ns->recs[i].blob, m->from) != 0)
 			ns->list[n_send++] = i;
 	if (n_send > 0 || n_want > 0)
 		ns_send_delta(ns, p, ns->list, n_send, want, n_want);
@@ -963,8 +1275,18 @@ int nstate_handle_message(struct nstate *ns, const struct nstate_msg *m, uint64_
 	uint32_t p = ns_peer_find(ns, m->from); /* NONE: we cannot answer */
 	switch (m->type) {
 	case NSTATE_SYNC:
-		if (m->hash != ns->hash && p != NONE)
-			ns_send_digest(ns, p);
+		if (m->hash == ns->hash || p == NONE)
+			break;
+		if (m->tree == NSTATE_TREE_V1 && ns->n_recs > NS_DIGEST_DIRECT) {
+			uint32_t root = 0;
+			ns_send_tree(ns, p, 0, &root, 1);
+		} else { /* an older peer, or a few records: everything */
+			ns_send_digest(ns, p, 0, NULL, 0);
+		}
+		break;
+	case NSTATE_TREE:
+		if (p != NONE)
+			ns_on_tree(ns, m, p);
 		break;
 	case NSTATE_DIGEST:
 		if (p != NONE)
@@ -1006,8 +1328,10 @@ int nstate_handle_timer(struct nstate *ns, uint64_t now)
 		return 0;
 	uint32_t p = ns_rand_below(ns, ns->n_peers);
 	struct nstate_msg *m = ns_out(ns, NSTATE_SYNC, p);
-	if (m != NULL)
+	if (m != NULL) {
 		m->hash = ns->hash;
+		m->tree = NSTATE_TREE_V1;
+	}
 	return 0;
 }
 
@@ -1064,6 +1388,16 @@ bool nstate_find(const struct nstate *ns, const char *name, struct nstate_record
 	if (out != NULL)
 		ns_view(&ns->recs[i], out);
 	return true;
+}
+
+bool nstate_threshold_crossed(const struct nstate_threshold *t, double published, double current)
+{
+	double mag = published < 0 ? -published : published;
+	double step = t->rel_step * mag;
+	if (step < t->abs_step)
+		step = t->abs_step;
+	double d = current - published;
+	return d > step || d < -step; /* false for a NaN */
 }
 
 uint64_t nstate_hash(const struct nstate *ns)

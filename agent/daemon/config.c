@@ -139,6 +139,13 @@ static const struct config_opt config_opts[] = {
      "VM memory allowed per byte of host memory, 0.1 to 64 (default 1)"},
     {"node", "memory_reserved_mib", "memory-reserved-mib", CT_U32, OFF(memory_reserved_mib), 0,
      16777216, "memory kept for the host itself, MiB (default 1024)"},
+    {"state", "load_step", "state-load-step", CT_RATIO, OFF(state_load_step), 0, 0,
+     "republish the load average once it moved by more than this, 0.1 to 64 (default 1)"},
+    {"state", "load_step_pct", "state-load-step-pct", CT_U32, OFF(state_load_step_pct), 0, 1000,
+     "... or by more than this percent of the load last published, if larger (default 50)"},
+    {"state", "republish_s", "state-republish-s", CT_U32, OFF(state_republish_s), 0, 86400,
+     "republish a record whose only changes are under the steps at least this often, "
+     "seconds (default 0 = never: the cluster's state traffic stays flat in N)"},
     {"migration", "libvirt_uri", "migration-libvirt-uri", CT_STRING, OFF(mig_libvirt_uri), 0, 0,
      "this host's libvirt URI as other hosts reach it, for peer-to-peer migration "
      "(default: libvirt_uri)"},
@@ -185,7 +192,8 @@ static const struct config_opt config_opts[] = {
 
 #define N_OPTS (sizeof(config_opts) / sizeof(config_opts[0]))
 
-static const char *const config_sections[] = {"tls", "swim", "node", "migration", "failover"};
+static const char *const config_sections[] = {"tls",   "swim",      "node",
+                                              "state", "migration", "failover"};
 #define N_SECTIONS (sizeof(config_sections) / sizeof(config_sections[0]))
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -744,6 +752,9 @@ void agent_options_init(struct agent_options *o)
 	o->cpu_overcommit = 4.0;
 	o->memory_overcommit = 1.0;
 	o->memory_reserved_mib = 1024;
+	o->state_load_step = 1.0;
+	o->state_load_step_pct = 50;
+	o->state_republish_s = 0;
 	o->mig_max_incoming = 2;
 	o->mig_max_outgoing = 2;
 	o->mig_lease_ms = 30000;

@@ -35,6 +35,11 @@
  *               "cpu_overcommit": 4.0,               vCPUs per logical CPU
  *               "memory_overcommit": 1.0,
  *               "memory_reserved_mib": 1024 },       kept for the host
+ *     "state": { "load_step": 1.0,            publish load only once it moved by more
+ *                "load_step_pct": 50,         than max(load_step, pct % of the last
+ *                                             one published)
+ *                "republish_s": 0 },          freshness floor for such small changes
+ *                                             (0 = none: the view's cost stays flat)
  *     "migration": { "libvirt_uri": "qemu+tls://10.0.0.5/system",  how peers reach our libvirt
  *                    "stream_uri": "tcp://10.0.0.5",   QEMU's migration stream ("" = default)
  *                    "bandwidth_mib_s": 0, "max_downtime_ms": 0, "tls": false,
@@ -92,6 +97,10 @@ struct agent_options {
 	double cpu_overcommit; /* vCPUs allowed per logical CPU */
 	double memory_overcommit;
 	uint32_t memory_reserved_mib; /* kept for the host itself */
+	/* section "state": when this host's load is republished (nodestate.c) */
+	double state_load_step;       /* absolute load-average step */
+	uint32_t state_load_step_pct; /* ... or this % of the published load, if larger */
+	uint32_t state_republish_s;   /* republish a changed record at least this often; 0 never */
 	/* section "migration" */
 	char *mig_libvirt_uri; /* how peers' libvirt reaches ours (default: libvirt_uri) */
 	char *mig_stream_uri;  /* where QEMU's stream goes, tcp://HOST[:PORT] ("": default) */

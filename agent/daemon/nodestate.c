@@ -2,15 +2,31 @@
  * nodestate.c — node-state gossip in the daemon (see nodestate.h).
  *
  * Publishing: every NODESTATE_REFRESH_MS, and at once when libvirt reports
- * a change, we rebuild our mv.NodeState and compare it with what we last
- * published in two ways:
- *   - its "significant" form (everything except load, the exact free
- *     memory — rounded to 5% of total instead — and the timestamp): if that
- *     differs, the change is urgent and is pushed to peers at once;
- *   - its full form: if only that differs, it is published lazily, at most
- *     every NODESTATE_LAZY_MS, and spreads by anti-entropy.
- * So load jitter costs nothing, while a VM starting, libvirt going away or
- * the draining flag reaches every node within a few round trips.
+ * a change, we rebuild our mv.NodeState and decide what it is worth
+ * (nodestate_policy):
+ *   - urgent, pushed to peers at once: its "significant" form (everything
+ *     except load, free memory and the timestamp) differs from the last
+ *     published, or free memory moved by more than 5% of the total since
+ *     the last publication;
+ *   - lazy, spread by anti-entropy: the load average moved past the
+ *     thresholds of config section "state" (by more than load_step, or
+ *     load_step_pct % of the value last published if larger) and
+ *     NODESTATE_LAZY_MS passed since the last publication; or, when
+ *     state.republish_s is set, anything differs and that long passed;
+ *   - otherwise nothing is published.
+ * Both thresholds are bands around the value last published, not fixed
+ * grid lines, so a value that jitters (even across a round number) costs
+ * nothing: a hysteresis. Every record a cluster publishes costs every node
+ * its bytes, so a periodic republication costs each node N / period
+ * records per second: with republish_s at 0 (the default) an idle cluster
+ * publishes nothing and its state traffic stays flat in N.
+ *
+ * What the cluster's view promises: every field but load and free memory
+ * is exact as of the last change (pushed within a few round trips); free
+ * memory within 5% of the host's total, load within max(load_step,
+ * load_step_pct % of it), as of the time the record was published
+ * (updated_unix_ms); a host's liveness is membership's, never inferred from
+ * the age of its record.
  *
  * Versioning: the record's incarnation is the agent's incarnation (it grows
  * on every start, see agent.c), its version counts publications within it.
@@ -35,7 +51,7 @@
 #include "state_driver.h"
 
 #define NODESTATE_REFRESH_MS 5000 /* re-read libvirt for slow-moving values */
-#define NODESTATE_LAZY_MS 10000   /* minimum gap between non-urgent publications */
+#define NODESTATE_LAZY_MS 10000   /* minimum gap between load-only publications */
 #define NODESTATE_FREE_MEM_STEP_PCT 5
 #define NODESTATE_MAX_MIGRATIONS 16 /* recent moves gossiped per host */
 
@@ -80,7 +96,7 @@ struct nodestate {
 	uint64_t version;         /* ... and its version under that incarnation */
 	uint8_t *sig, *full;      /* last published, significant / full form */
 	size_t sig_len, full_len;
-	uint64_t published_ms; /* when (loop clock) */
+	struct nodestate_last last; /* what the policy compares with */
 };
 
 static int64_t nodestate_wall_ms(void)
@@ -307,9 +323,31 @@ static uint8_t *nodestate_pack_significant(Mv__NodeState *ns, size_t *len)
 	s.load1 = 0;
 	s.updated_unix_ms = 0;
 	s.version = 0;
-	uint64_t step = ns->memory_kib * NODESTATE_FREE_MEM_STEP_PCT / 100;
-	s.memory_free_kib = step ? ns->memory_free_kib / step : ns->memory_free_kib;
+	s.memory_free_kib = 0; /* its own threshold: nodestate_policy */
 	return nodestate_pack(&s, len);
+}
+
+enum nodestate_publish nodestate_policy(const struct agent_options *o,
+                                        const struct nodestate_last *last, bool sig_changed,
+                                        bool full_changed, double load1, uint64_t memory_kib,
+                                        uint64_t free_kib, uint64_t now_ms)
+{
+	if (!last->any || sig_changed)
+		return NODESTATE_URGENT;
+	const struct nstate_threshold mem = {.abs_step = (double)memory_kib *
+	                                                 NODESTATE_FREE_MEM_STEP_PCT / 100};
+	if (memory_kib > 0 &&
+	    nstate_threshold_crossed(&mem, (double)last->free_kib, (double)free_kib))
+		return NODESTATE_URGENT;
+	uint64_t since = now_ms - last->at_ms;
+	const struct nstate_threshold load = {.abs_step = o->state_load_step,
+	                                      .rel_step = o->state_load_step_pct / 100.0};
+	if (since >= NODESTATE_LAZY_MS && nstate_threshold_crossed(&load, last->load1, load1))
+		return NODESTATE_LAZY;
+	if (o->state_republish_s > 0 && full_changed &&
+	    since >= (uint64_t)o->state_republish_s * 1000)
+		return NODESTATE_LAZY;
+	return NODESTATE_KEEP;
 }
 
 static bool nodestate_same(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -337,10 +375,12 @@ void nodestate_refresh(struct agent *a)
 	b.ns.updated_unix_ms = 0;
 	uint8_t *full = nodestate_pack(&b.ns, &full_len);
 	uint64_t now = uv_now(a->loop);
-	bool urgent = !nodestate_same(sig, sig_len, s->sig, s->sig_len);
-	bool changed = !nodestate_same(full, full_len, s->full, s->full_len);
-	bool lazy_due = now - s->published_ms >= NODESTATE_LAZY_MS;
-	if (sig != NULL && full != NULL && (urgent || (changed && lazy_due))) {
+	enum nodestate_publish worth =
+	    nodestate_policy(&a->opt, &s->last, !nodestate_same(sig, sig_len, s->sig, s->sig_len),
+	                     !nodestate_same(full, full_len, s->full, s->full_len), b.ns.load1,
+	                     b.ns.memory_kib, b.ns.memory_free_kib, now);
+	bool urgent = worth == NODESTATE_URGENT;
+	if (sig != NULL && full != NULL && worth != NODESTATE_KEEP) {
 		s->version++;
 		b.ns.incarnation = swim_incarnation(membership_swim(a));
 		if (b.ns.incarnation != s->incarnation) {
@@ -369,7 +409,10 @@ void nodestate_refresh(struct agent *a)
 			s->full = full;
 			s->full_len = full_len;
 			sig = full = NULL;
-			s->published_ms = now;
+			s->last = (struct nodestate_last){.any = true,
+			                                  .at_ms = now,
+			                                  .load1 = b.ns.load1,
+			                                  .free_kib = b.ns.memory_free_kib};
 			nodestate_changed(a);
 		}
 	}

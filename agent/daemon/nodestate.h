@@ -4,7 +4,9 @@
  * It owns the node-state core (nstate.h) inside the agent: builds this
  * host's mv.NodeState from libvirt and the config, publishes it when it
  * changes (urgent when capacity, inventory, health or the draining flag
- * moved; otherwise at most every NODESTATE_LAZY_MS), carries the core's
+ * changed or free memory moved by 5% of the total; the load only once it
+ * moved past the thresholds of section "state", at most every
+ * NODESTATE_LAZY_MS; see nodestate_policy), carries the core's
  * messages over the peer port, follows membership (alive peers gossip;
  * dead ones keep their record; reaped ones are forgotten) and hands RPC the
  * decoded records of every host.
@@ -21,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "meshvisor.pb-c.h"
 #include "meshvisor/swim.h"
 
@@ -45,6 +48,32 @@ struct nodestate_contributor {
 };
 /* Registers c (kept by pointer: static storage). 0, or -ENOSPC. */
 int nodestate_add_contributor(const struct nodestate_contributor *c);
+
+/* What was last published, as the publication policy needs it. */
+struct nodestate_last {
+	bool any;          /* something was published */
+	uint64_t at_ms;    /* when (loop clock) */
+	double load1;      /* its load average */
+	uint64_t free_kib; /* its free memory */
+};
+/* What a freshly built record is worth. */
+enum nodestate_publish {
+	NODESTATE_KEEP,   /* nothing worth the cluster's bandwidth */
+	NODESTATE_LAZY,   /* publish; anti-entropy carries it */
+	NODESTATE_URGENT, /* publish and push at once */
+};
+/* The publication policy (pure): `sig_changed` — the significant form
+ * (everything but load, free memory, timestamps) differs from the last
+ * published; `full_changed` — anything at all does. Urgent: the first
+ * record, a significant change, or free memory past 5% of memory_kib from
+ * the last published. Lazy: the load past o->state_load_step /
+ * state_load_step_pct (nstate_threshold_crossed) and NODESTATE_LAZY_MS
+ * since the last publication; or, with o->state_republish_s, any change
+ * that old. Otherwise keep. */
+enum nodestate_publish nodestate_policy(const struct agent_options *o,
+                                        const struct nodestate_last *last, bool sig_changed,
+                                        bool full_changed, double load1, uint64_t memory_kib,
+                                        uint64_t free_kib, uint64_t now_ms);
 
 int nodestate_start(struct agent *a, char *err, size_t errlen);
 void nodestate_stop(struct agent *a);

@@ -4,14 +4,21 @@
  *
  *   Envelope { version = 1, from = sender's node name,
  *     state = StateMessage {
- *       type     SYNC | DIGEST | DELTA | PUSH
+ *       type     SYNC | DIGEST | DELTA | PUSH | TREE
  *       hash     SYNC/DIGEST: the sender's version-vector hash
- *       versions DIGEST: every (name, incarnation, version) the sender holds;
+ *       versions DIGEST: every (name, incarnation, version) the sender holds
+ *                below the tree nodes listed in `nodes` (none listed: all);
  *                DELTA: the versions the sender wants back (reply = true)
  *       records  DELTA/PUSH: (name, incarnation, version, data = packed
  *                NodeState, opaque here)
  *       hops     PUSH: relays left
- *       reply    DELTA: the sender wants the records named in `versions` } }
+ *       reply    DELTA: the sender wants the records named in `versions`
+ *       tree     SYNC: bucket-tree version spoken (1; 0 = an older agent)
+ *       level    TREE: depth of `nodes` (0 .. 2); DIGEST: depth of `nodes`
+ *                (1 .. 3, 3 = buckets)
+ *       nodes    TREE: nodes expanded; DIGEST: nodes whose buckets it
+ *                covers (both increasing, < 16^level, at most 16^level)
+ *       hashes   TREE: 16 fixed64 child hashes per node (at most 4096) } }
  *
  * Encoding points a stack-built protobuf-c tree at the message's own
  * strings and bytes, so nothing is copied but the packed output. Decoding
@@ -63,6 +70,13 @@ static int state_pb_build(const struct nstate_msg *m, struct state_pb *pb)
 	pb->sm.hash = m->hash;
 	pb->sm.hops = m->hops;
 	pb->sm.reply = m->reply;
+	pb->sm.tree = m->tree;
+	pb->sm.level = m->level;
+	/* borrowed as for strings: protobuf-c only reads them when packing */
+	pb->sm.n_nodes = m->n_nodes;
+	pb->sm.nodes = (uint32_t *)m->nodes;
+	pb->sm.n_hashes = m->n_hashes;
+	pb->sm.hashes = (uint64_t *)m->hashes;
 	if (m->n_versions > 0) {
 		pb->ver = calloc(m->n_versions, sizeof(*pb->ver));
 		pb->ver_ptrs = calloc(m->n_versions, sizeof(*pb->ver_ptrs));
@@ -148,7 +162,7 @@ int state_codec_decode(const Mv__Envelope *env, struct nstate_msg *m,
 		return -EINVAL;
 	}
 	const Mv__StateMessage *sm = env->state;
-	if ((int)sm->type < NSTATE_SYNC || (int)sm->type > NSTATE_PUSH) {
+	if ((int)sm->type < NSTATE_SYNC || (int)sm->type > NSTATE_TREE) {
 		*why = "unknown node-state message type";
 		return -EINVAL;
 	}
@@ -214,6 +228,17 @@ int state_codec_decode(const Mv__Envelope *env, struct nstate_msg *m,
 	m->n_records = sm->n_records;
 	m->hops = sm->hops;
 	m->reply = sm->reply;
+	m->tree = sm->tree;
+	m->level = sm->level;
+	m->nodes = sm->nodes;
+	m->n_nodes = sm->n_nodes;
+	m->hashes = sm->hashes;
+	m->n_hashes = sm->n_hashes;
+	/* the tree fields' bounds and order (the core's own check) */
+	if (nstate_msg_check(m, why) < 0) {
+		memset(m, 0, sizeof(*m));
+		goto bad;
+	}
 	*versions_out = vs;
 	*records_out = rs;
 	*why = "";

@@ -12,10 +12,16 @@
  * How (details in agent/core/nstate.c):
  *   - every sync interval, send SYNC{hash of our version vector} to one
  *     random live peer; equal hashes end there (idle cost: one small
- *     message per node per interval);
- *   - a differing hash is answered with DIGEST{versions}; the other side
- *     answers with DELTA{records newer than that digest, plus its own digest
- *     so the peer can send back what it lacks};
+ *     message per node per interval, whatever N);
+ *   - a differing hash starts a descent of a fixed tree of hashes (records
+ *     split into NSTATE_TREE_LEAVES buckets by a hash of the host name,
+ *     NSTATE_TREE_FANOUT children per node): each TREE message carries the
+ *     child hashes of the nodes that differed, and only differing subtrees
+ *     are listed in a DIGEST{versions of the records in them} (a subtree
+ *     as soon as it holds few records, a bucket at the latest); the other
+ *     side answers with DELTA{records newer than that digest, plus the
+ *     versions it wants back}. The cost follows the number of differences,
+ *     not N. An older peer (SYNC without `tree`) gets the whole DIGEST;
  *   - a local change marked urgent is PUSHed at once to a few random peers,
  *     which relay it a bounded number of hops (rumor mongering), so a
  *     capacity change is everywhere within a few network round trips;
@@ -49,7 +55,19 @@ enum nstate_msg_type {
 	NSTATE_DIGEST = 1,
 	NSTATE_DELTA = 2,
 	NSTATE_PUSH = 3,
+	NSTATE_TREE = 4,
 };
+
+/* The bucket tree both sides of an exchange must agree on. A SYNC carries
+ * the version the sender speaks (`tree`); 0 (an older peer) or another
+ * version is answered with a whole DIGEST, as before the tree existed.
+ * Leaf of a host: the top 12 bits of a mixed 64-bit hash of its name; a
+ * node at depth d (0 = the root, NSTATE_TREE_DEPTH = the leaves) has index
+ * j < 16^d and children j * 16 .. j * 16 + 15. */
+#define NSTATE_TREE_V1 1
+#define NSTATE_TREE_FANOUT 16
+#define NSTATE_TREE_DEPTH 3
+#define NSTATE_TREE_LEAVES 4096 /* FANOUT ^ DEPTH */
 
 struct nstate_version {
 	const char *name;
@@ -78,6 +96,19 @@ struct nstate_msg {
 	size_t n_records;
 	uint32_t hops;
 	bool reply;
+	/* SYNC: the tree version the sender speaks (0: none, an older peer). */
+	uint32_t tree;
+	/* TREE: depth of `nodes` (0 .. NSTATE_TREE_DEPTH - 1). DIGEST with
+	 * nodes: their depth (1 .. NSTATE_TREE_DEPTH). */
+	uint32_t level;
+	/* TREE: the nodes expanded, strictly increasing, each < 16^level, at
+	 * most 16^level of them. DIGEST: the nodes whose records it lists (all
+	 * the leaves below them), same rules (none: the whole vector). */
+	const uint32_t *nodes;
+	size_t n_nodes;
+	/* TREE: NSTATE_TREE_FANOUT child hashes per node, in `nodes` order. */
+	const uint64_t *hashes;
+	size_t n_hashes;
 };
 
 struct nstate_config {
@@ -115,6 +146,11 @@ void nstate_forget(struct nstate *ns, const char *name);
 int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version, const uint8_t *data,
                      size_t len, bool urgent, uint64_t now);
 
+/* Checks a message's shape without a core: type, names, record sizes, and
+ * the tree fields above (bounded counts, in range, in order). 0, or
+ * -EINVAL with *why a static reason. nstate_handle_message applies it; the
+ * codec calls it so that a malformed message is refused with its reason. */
+int nstate_msg_check(const struct nstate_msg *m, const char **why);
 int nstate_handle_message(struct nstate *ns, const struct nstate_msg *m, uint64_t now);
 int nstate_handle_timer(struct nstate *ns, uint64_t now);
 uint64_t nstate_next_deadline(const struct nstate *ns);
@@ -126,6 +162,24 @@ void nstate_record_at(const struct nstate *ns, size_t i, struct nstate_record *o
 bool nstate_find(const struct nstate *ns, const char *name, struct nstate_record *out);
 /* Hash of the version vector (what SYNC carries). */
 uint64_t nstate_hash(const struct nstate *ns);
+/* When a value that moves all the time (a host's load) is worth
+ * publishing: only once it has left the band around the value last
+ * published, [p - step, p + step] with step = max(abs_step, rel_step * |p|).
+ * The band is centred on what was published, not on fixed grid lines, so a
+ * value that hovers anywhere, even across a round number, publishes
+ * nothing until its swing exceeds the step (hysteresis); a steady drift
+ * publishes once per step. Returns true when `current` is outside it (a
+ * NaN is never published). */
+struct nstate_threshold {
+	double abs_step; /* >= 0 */
+	double rel_step; /* fraction of the published value, >= 0 */
+};
+bool nstate_threshold_crossed(const struct nstate_threshold *t, double published, double current);
+
+/* Hash of tree node (depth, index) (depth 0: nstate_hash), 0 outside the
+ * tree; and the leaf a host name falls in. */
+uint64_t nstate_tree_hash(const struct nstate *ns, uint32_t depth, uint32_t index);
+uint32_t nstate_leaf_of(const char *name);
 
 /* Live peers we gossip with (those passed to nstate_peer_up, not down). */
 size_t nstate_peer_count(const struct nstate *ns);

@@ -15,7 +15,9 @@
  * The core must not crash, its hash must equal the sum it implies (a
  * second core fed its records reaches the same hash), a rejected message
  * must change nothing, and every message it emits must survive its own
- * codec (encode, decode, same type and counts, frame_size exact).
+ * codec (encode, decode, same type, counts and bucket-tree fields,
+ * frame_size exact) and pass nstate_msg_check. The bucket tree's sums
+ * must equal a fresh core's that holds the same records.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -52,7 +54,15 @@ static void check_output(const struct nstate_msg *m)
 	if (state_codec_decode(env, &back, &vs, &rs, &why) != 0)
 		abort();
 	if (back.type != m->type || back.n_versions != m->n_versions ||
-	    back.n_records != m->n_records || back.hops != m->hops)
+	    back.n_records != m->n_records || back.hops != m->hops || back.tree != m->tree ||
+	    back.level != m->level || back.n_nodes != m->n_nodes || back.n_hashes != m->n_hashes)
+		abort();
+	/* the tree's nodes and hashes survive too, and what the core emits
+	 * passes its own check (bounded, in range, in order) */
+	if ((m->n_nodes && memcmp(back.nodes, m->nodes, m->n_nodes * sizeof(*m->nodes)) != 0) ||
+	    (m->n_hashes && memcmp(back.hashes, m->hashes, m->n_hashes * sizeof(*m->hashes)) != 0))
+		abort();
+	if (nstate_msg_check(m, &why) != 0)
 		abort();
 	free(vs);
 	free(rs);
@@ -98,9 +108,19 @@ static void check_hash(struct nstate *ns)
 		if (!nstate_find(ns, r.name, &got))
 			abort();
 	}
-	/* a skipped record makes the sums differ; compare only without one */
-	if (!nstate_find(ns, "check", NULL) && nstate_hash(c) != nstate_hash(ns))
-		abort();
+	/* a skipped record makes the sums differ; compare only without one;
+	 * the bucket tree's sums follow the same records */
+	if (!nstate_find(ns, "check", NULL)) {
+		if (nstate_hash(c) != nstate_hash(ns))
+			abort();
+		for (uint32_t j = 0; j < NSTATE_TREE_LEAVES; j++)
+			if (nstate_tree_hash(c, NSTATE_TREE_DEPTH, j) !=
+			    nstate_tree_hash(ns, NSTATE_TREE_DEPTH, j))
+				abort();
+		for (uint32_t j = 0; j < NSTATE_TREE_FANOUT; j++)
+			if (nstate_tree_hash(c, 1, j) != nstate_tree_hash(ns, 1, j))
+				abort();
+	}
 	nstate_free(c);
 }
 

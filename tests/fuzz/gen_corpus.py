@@ -193,6 +193,51 @@ def datagrams():
                                                            240, 0, 7, 250]))
 
 
+# ---- node state (StateMessage = Envelope field 11) ----------------------------
+
+def state_message(type_, hash_=0, versions=(), records=(), tree=0, level=0, nodes=(),
+                  hashes=()):
+    body = w.f_varint(1, type_) + w.f_varint(2, hash_)
+    for name, inc, ver in versions:
+        body += w.f_bytes(3, w.f_bytes(1, name) + w.f_varint(2, inc) + w.f_varint(3, ver))
+    for name, inc, ver, data in records:
+        body += w.f_bytes(4, w.f_bytes(1, name) + w.f_varint(2, inc) + w.f_varint(3, ver) +
+                          w.f_bytes(4, data))
+    body += w.f_varint(7, tree) + w.f_varint(8, level)
+    if nodes:
+        body += w.f_bytes(9, b"".join(w.varint(n) for n in nodes))
+    if hashes:
+        body += w.f_bytes(10, b"".join(struct.pack("<Q", h) for h in hashes))
+    return w.f_varint(1, 1) + w.f_bytes(2, "n1") + w.f_bytes(11, body, always=True)
+
+
+def state_messages():
+    """The bucket-tree exchange (SYNC with `tree`, TREE at each level, a
+    DIGEST of listed buckets) and its refusals, as frames to a core "self"."""
+    h16 = [0x9E3779B97F4A7C15 * (k + 1) & (2**64 - 1) for k in range(16)]
+    return {
+        "sync_tree": state_message(0, hash_=12345, tree=1),
+        "sync_old": state_message(0, hash_=12345),
+        "tree0": state_message(4, level=0, nodes=[0], hashes=h16),
+        "tree1": state_message(4, level=1, nodes=[3, 9], hashes=h16 + h16),
+        "tree2": state_message(4, level=2, nodes=[200], hashes=h16),
+        "digest_buckets": state_message(1, hash_=7, versions=[("n2", 1, 4), ("n3", 2, 1)],
+                                        level=3, nodes=[5, 77, 4095]),
+        "digest_depth2": state_message(1, hash_=7, versions=[("n2", 1, 4)], level=2,
+                                       nodes=[0, 255]),
+        "delta": state_message(2, records=[("n2", 1, 5, b"rec"), ("n9", 1, 1, b"x")],
+                               versions=[("n3", 0, 0)]),
+        "push": state_message(3, records=[("n4", 1, 1, b"p")]),
+        # refused: level past the leaves, hashes not 16 per node, buckets
+        # out of order, a bucket outside the tree
+        "bad_level": state_message(4, level=3, nodes=[0], hashes=h16),
+        "bad_hashes": state_message(4, level=0, nodes=[0], hashes=h16[:15]),
+        "bad_order": state_message(1, level=3, nodes=[9, 3]),
+        "bad_bucket": state_message(1, level=3, nodes=[4096]),
+        "bad_digest_level": state_message(1, nodes=[1]),
+    }
+
+
 def main():
     envs = envelopes()
     for name, payload in envs.items():
@@ -218,6 +263,16 @@ def main():
     # bit 2: the transport reports the sender of every message refused
     put("fuzz_swim", "refused", b"\x04" + fr["push_pull_reply"] + fr["ping_req"] +
         fr["nack_refused"] + fr["ping"])
+
+    # node state: [flags] + frames to a core named "self" (bit 0 publishes,
+    # bit 1 peers up, so that the descent answers)
+    sts = {k: w.frame(v) for k, v in state_messages().items()}
+    for name, payload in sts.items():
+        put("fuzz_state", name, b"\x03" + payload)
+    put("fuzz_state", "descent", b"\x03" + b"".join(
+        sts[k] for k in ("delta", "sync_tree", "tree0", "tree1", "tree2", "digest_buckets",
+                         "digest_depth2", "push", "sync_old")))
+    put("fuzz_envelope", "state-tree", state_messages()["tree1"])
 
     # failover: one message per seed, plus a whole consensus run
     fos = {k: fo_envelope("n1", v) for k, v in failover_messages().items()}

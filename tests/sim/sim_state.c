@@ -108,7 +108,8 @@ static const char *ssim_scopy(char **dst, const char *p)
 	return out;
 }
 
-/* One allocation: packet, version and record arrays, strings, bytes. */
+/* One allocation: packet, tree hashes and nodes, version and record
+ * arrays, strings, bytes. */
 static struct ssim_packet *ssim_packet_new(const struct nstate_msg *m)
 {
 	size_t tail = ssim_slen(m->from) + ssim_slen(m->to) + ssim_slen(m->to_addr);
@@ -116,13 +117,21 @@ static struct ssim_packet *ssim_packet_new(const struct nstate_msg *m)
 		tail += ssim_slen(m->versions[i].name);
 	for (size_t i = 0; i < m->n_records; i++)
 		tail += ssim_slen(m->records[i].name) + m->records[i].len;
-	size_t head = sizeof(struct ssim_packet) + m->n_versions * sizeof(struct nstate_version) +
+	size_t head = sizeof(struct ssim_packet) + m->n_hashes * sizeof(uint64_t) +
+	              m->n_nodes * sizeof(uint32_t) +
+	              m->n_versions * sizeof(struct nstate_version) +
 	              m->n_records * sizeof(struct nstate_record);
+	/* the version and record arrays hold pointers: keep them aligned */
+	head += (8 - (m->n_nodes * sizeof(uint32_t)) % 8) % 8;
 	struct ssim_packet *p = malloc(head + tail);
 	if (p == NULL)
 		abort();
 	memset(p, 0, sizeof(*p));
-	struct nstate_version *v = (struct nstate_version *)(p + 1);
+	uint64_t *hashes = (uint64_t *)(p + 1);
+	uint32_t *nodes = (uint32_t *)(hashes + m->n_hashes);
+	size_t nodes_bytes = m->n_nodes * sizeof(uint32_t);
+	struct nstate_version *v =
+	    (struct nstate_version *)((char *)nodes + nodes_bytes + (8 - nodes_bytes % 8) % 8);
 	struct nstate_record *r = (struct nstate_record *)(v + m->n_versions);
 	char *sp = (char *)p + head;
 	p->msg = *m;
@@ -141,6 +150,12 @@ static struct ssim_packet *ssim_packet_new(const struct nstate_msg *m)
 		r[i].data = (const uint8_t *)sp;
 		sp += m->records[i].len;
 	}
+	if (m->n_hashes)
+		memcpy(hashes, m->hashes, m->n_hashes * sizeof(*hashes));
+	if (m->n_nodes)
+		memcpy(nodes, m->nodes, nodes_bytes);
+	p->msg.hashes = m->n_hashes ? hashes : NULL;
+	p->msg.nodes = m->n_nodes ? nodes : NULL;
 	p->msg.versions = m->n_versions ? v : NULL;
 	p->msg.records = m->n_records ? r : NULL;
 	return p;
@@ -211,7 +226,7 @@ static void ssim_send(struct ssim *s, int src, const struct nstate_msg *m)
 	size_t wire = state_codec_frame_size(m);
 	sn->tr.msgs++;
 	sn->tr.bytes += wire;
-	if ((unsigned)m->type < 4) {
+	if ((unsigned)m->type < SSIM_TYPES) {
 		sn->tr.msgs_by_type[m->type]++;
 		sn->tr.bytes_by_type[m->type] += wire;
 	}

@@ -45,11 +45,14 @@
 
 struct ssim;
 
+/* Per message type (enum nstate_msg_type: SYNC, DIGEST, DELTA, PUSH, TREE). */
+#define SSIM_TYPES 5
+
 struct ssim_traffic {
 	uint64_t msgs;
 	uint64_t bytes;
-	uint64_t msgs_by_type[4];
-	uint64_t bytes_by_type[4];
+	uint64_t msgs_by_type[SSIM_TYPES];
+	uint64_t bytes_by_type[SSIM_TYPES];
 };
 
 struct ssim_counters {

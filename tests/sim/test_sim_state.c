@@ -16,10 +16,11 @@
  *
  *  Anti-entropy, for the rest. A node that missed the rumor learns it at
  *  its own next SYNC (within one interval) unless the peer it drew missed
- *  it too (5%) or one of the four messages of the exchange is lost (4% at
- *  1% loss); other nodes' SYNCs to it help as well. So per interval a
- *  missing node stays missing with probability < 0.1, and after 4
- *  intervals < 1e-4: over ~5 missed nodes per change and a dozen changes
+ *  it too (5%) or one of the at most seven messages of the exchange (SYNC,
+ *  three TREEs, DIGEST, two DELTAs) is lost (7% at 1% loss); other nodes'
+ *  SYNCs to it help as well. So per interval a missing node stays missing
+ *  with probability < 0.13, and after 4
+ *  intervals < 3e-4: over ~5 missed nodes per change and a dozen changes
  *  per test the chance of exceeding 4 intervals + 50 ms is ~1e-2 at worst
  *  per run, and far lower in practice (incoming SYNCs). We assert
  *  5000 ms, a further interval of margin.
@@ -29,6 +30,16 @@
  *  nodes that lack the other side's news goes 1/2 -> ~1/4 -> ... roughly
  *  squaring each round, so ~5 rounds reach all 100. We assert convergence
  *  within 2 s + 10 rounds = 12 s.
+ *
+ *  Changes by anti-entropy alone (the bucket tree). Ten hosts change
+ *  without a push: each node learns them only from differing SYNCs. A
+ *  node lacking k of them heals at least one per exchange that reaches the
+ *  leaves, and in practice all of those its peer has, so the epidemic of
+ *  push-pull rounds above applies: ~log2(100) + ln(100) ~ 12 rounds with
+ *  loss. We assert 20 s. What the exchange must not cost: a DIGEST lists
+ *  only the records of differing buckets (of 4,096; ten changed hosts
+ *  differ in at most ten), so it averages far below the whole version
+ *  vector (100 versions, ~1.3 KB): we assert a quarter of it.
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -46,6 +57,7 @@
 #define PUSH_WINDOW_MS 50
 #define AE_BOUND_MS 5000
 #define HEAL_BOUND_MS 12000
+#define LAZY_BOUND_MS 20000
 
 static void check_counters(struct ssim *s)
 {
@@ -207,6 +219,36 @@ static void test_restart_new_incarnation(void **state)
 	ssim_free(s);
 }
 
+/* Lazy changes reach everyone with 1% loss by the tree exchange alone,
+ * whose DIGESTs list only the differing buckets' records. */
+static void test_lazy_changes_converge_by_tree(void **state)
+{
+	struct ssim *s = cluster(0.01);
+	ssim_traffic_reset(s);
+	for (int h = 0; h < 10; h++)
+		ssim_change(s, h * 7, false);
+	int64_t t = ssim_run_until(s, ssim_pred_converged, NULL, LAZY_BOUND_MS);
+	uint64_t trees = 0, digests = 0, digest_bytes = 0, pushes = 0;
+	for (int i = 0; i < N; i++) {
+		const struct ssim_traffic *tr = ssim_traffic(s, i);
+		trees += tr->msgs_by_type[NSTATE_TREE];
+		digests += tr->msgs_by_type[NSTATE_DIGEST];
+		digest_bytes += tr->bytes_by_type[NSTATE_DIGEST];
+		pushes += tr->msgs_by_type[NSTATE_PUSH];
+	}
+	fprintf(stderr,
+	        "  10 lazy changes everywhere after %" PRId64 " ms (bound %d); %" PRIu64
+	        " TREEs, %" PRIu64 " DIGESTs of %.0f B on average\n",
+	        t, LAZY_BOUND_MS, trees, digests, digests ? (double)digest_bytes / digests : 0.0);
+	assert_true(t >= 0);
+	assert_int_equal(pushes, 0);
+	assert_true(trees > 0 && digests > 0);
+	/* a whole digest: N versions of ~13 bytes */
+	assert_true(digest_bytes / digests < N * 13 / 4);
+	check_counters(s);
+	ssim_free(s);
+}
+
 /* Idle cost: one SYNC per node per interval, and nothing else. */
 static void test_idle_is_one_sync(void **state)
 {
@@ -237,6 +279,7 @@ int main(void)
 	    cmocka_unit_test(test_change_spreads_with_loss),
 	    cmocka_unit_test(test_partition_heal),
 	    cmocka_unit_test(test_restart_new_incarnation),
+	    cmocka_unit_test(test_lazy_changes_converge_by_tree),
 	    cmocka_unit_test(test_idle_is_one_sync),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

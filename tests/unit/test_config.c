@@ -724,6 +724,42 @@ static void test_node_section_errors(void **state)
 	assert_int_equal(f->o.n_labels, 0);
 }
 
+/* ---- section "state" --------------------------------------------------- */
+
+static void test_state_section(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	assert_true(o->state_load_step == 1.0);
+	assert_int_equal(o->state_load_step_pct, 50);
+	assert_int_equal(o->state_republish_s, 0);
+	assert_int_equal(load(f, "{\"state\": {\"load_step\": 1.5, \"load_step_pct\": 0, "
+	                         "\"republish_s\": 600}}"),
+	                 0);
+	assert_true(o->state_load_step == 1.5);
+	assert_int_equal(o->state_load_step_pct, 0);
+	assert_int_equal(o->state_republish_s, 600);
+	assert_int_equal(parse(f, "--state-load-step", "2", "--state-republish-s", "0", NULL), 0);
+	assert_true(o->state_load_step == 2.0);
+	assert_int_equal(o->state_republish_s, 0);
+	/* bad values: a clear error naming the key, nothing kept */
+	static const char *const bad[][2] = {
+	    {"\"load_step\": 0", "state.load_step: expected a number from 0.1 to 64, got 0"},
+	    {"\"load_step_pct\": 1001", "state.load_step_pct: expected an integer from 0 to 1000"},
+	    {"\"republish_s\": 86401", "state.republish_s: expected an integer from 0 to 86400"},
+	    {"\"load\": 1", "state.load: unknown key"},
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		char text[128];
+		snprintf(text, sizeof(text), "{\"state\": {%s}}", bad[k][0]);
+		assert_int_equal(load(f, text), -EINVAL);
+		assert_err_has(f, bad[k][1]);
+	}
+	assert_int_equal(parse(f, "--state-load-step", "-1", NULL), -EINVAL);
+	assert_err_has(f, "--state-load-step: expected a number from 0.1 to 64");
+	assert_true(o->state_load_step == 2.0);
+}
+
 /* ---- section "failover" ------------------------------------------------ */
 
 static void test_failover_section(void **state)
@@ -915,6 +951,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_null_err_buffer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_section_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failover_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failover_section_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failover_quorate_window, setup, teardown),

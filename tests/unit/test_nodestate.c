@@ -233,7 +233,8 @@ static void test_contributor_fields(void **state)
 	mv__node_state__free_unpacked(ns, NULL);
 }
 
-/* Load alone is not worth a push: not published before NODESTATE_LAZY_MS. */
+/* Load alone is not worth a push: not published before NODESTATE_LAZY_MS
+ * (nor, the policy says, before it moves past the load step). */
 static void test_load_only_is_lazy(void **state)
 {
 	struct daemon_fixture *f = *state;
@@ -245,6 +246,90 @@ static void test_load_only_is_lazy(void **state)
 	assert_true(ns->load1 == 0);
 	assert_int_equal(co.changed, changed);
 	mv__node_state__free_unpacked(ns, NULL);
+}
+
+/* ---- the publication policy (pure) --------------------------------------------- */
+
+/* The policy's answer with sig unchanged, something changed, 16 GiB. */
+static enum nodestate_publish policy_at(const struct agent_options *o,
+                                        const struct nodestate_last *last, double load,
+                                        uint64_t free_kib, uint64_t now)
+{
+	return nodestate_policy(o, last, false, true, load, 16 << 20, free_kib, now);
+}
+
+static void test_policy_load_threshold_and_hysteresis(void **state)
+{
+	(void)state;
+	struct agent_options o;
+	agent_options_init(&o);
+	/* the defaults: 1.0 or 50% */
+	struct nodestate_last at3 = {.any = true, .load1 = 3.0, .free_kib = 8 << 20};
+	assert_int_equal(policy_at(&o, &at3, 4.45, 8 << 20, 60000), NODESTATE_KEEP);
+	assert_int_equal(policy_at(&o, &at3, 4.55, 8 << 20, 60000), NODESTATE_LAZY);
+	/* finer steps for the cases below: max(0.5, 25%) */
+	o.state_load_step = 0.5;
+	o.state_load_step_pct = 25;
+	const uint64_t free = 8 << 20, t = 60000; /* 8 of 16 GiB; a minute later */
+	struct nodestate_last last = {.any = true, .at_ms = 0, .load1 = 2.0, .free_kib = free};
+	/* under the step (0.5 at load 2): kept; past it, either way: lazy */
+	assert_int_equal(policy_at(&o, &last, 2.45, free, t), NODESTATE_KEEP);
+	assert_int_equal(policy_at(&o, &last, 1.55, free, t), NODESTATE_KEEP);
+	assert_int_equal(policy_at(&o, &last, 2.55, free, t), NODESTATE_LAZY);
+	assert_int_equal(policy_at(&o, &last, 1.45, free, t), NODESTATE_LAZY);
+	/* past it but within NODESTATE_LAZY_MS (10 s) of the last: kept */
+	assert_int_equal(policy_at(&o, &last, 4.0, free, 9999), NODESTATE_KEEP);
+	assert_int_equal(policy_at(&o, &last, 4.0, free, 10000), NODESTATE_LAZY);
+	/* relative step at a high load: 25% of 10 = 2.5 */
+	last.load1 = 10.0;
+	assert_int_equal(policy_at(&o, &last, 12.4, free, t), NODESTATE_KEEP);
+	assert_int_equal(policy_at(&o, &last, 12.6, free, t), NODESTATE_LAZY);
+	assert_int_equal(policy_at(&o, &last, 7.4, free, t), NODESTATE_LAZY);
+	/* hysteresis: published at 2.6, a load that falls back to 2.2 and
+	 * jitters across 2.5 (a round number a fixed grid would cut at) is
+	 * kept; only a swing past the band around 2.6 (+-0.65) publishes */
+	last.load1 = 2.6;
+	const double jitter[] = {2.2, 2.5, 2.49, 2.51, 2.3, 2.9, 3.05, 2.15};
+	for (size_t k = 0; k < sizeof(jitter) / sizeof(jitter[0]); k++)
+		assert_int_equal(policy_at(&o, &last, jitter[k], free, t), NODESTATE_KEEP);
+	assert_int_equal(policy_at(&o, &last, 3.3, free, t), NODESTATE_LAZY);
+	/* configured steps */
+	o.state_load_step = 2.0;
+	o.state_load_step_pct = 0;
+	assert_int_equal(policy_at(&o, &last, 4.5, free, t), NODESTATE_KEEP);
+	assert_int_equal(policy_at(&o, &last, 4.7, free, t), NODESTATE_LAZY);
+	/* a NaN load is never published */
+	assert_int_equal(policy_at(&o, &last, 0.0 / 0.0, free, t), NODESTATE_KEEP);
+	agent_options_free(&o);
+}
+
+static void test_policy_urgent_and_floor(void **state)
+{
+	(void)state;
+	struct agent_options o;
+	agent_options_init(&o);
+	const uint64_t mem = 16 << 20, free = 8 << 20; /* 5% of 16 GiB = 838861 KiB */
+	struct nodestate_last last = {.any = true, .at_ms = 0, .load1 = 1.0, .free_kib = free};
+	/* the first record, and any significant change: urgent at once */
+	struct nodestate_last none = {0};
+	assert_int_equal(nodestate_policy(&o, &none, false, false, 1.0, mem, free, 0),
+	                 NODESTATE_URGENT);
+	assert_int_equal(nodestate_policy(&o, &last, true, true, 1.0, mem, free, 1),
+	                 NODESTATE_URGENT);
+	/* free memory: 4% moved is kept, 6% is urgent (either way), however
+	 * recent the last publication */
+	assert_int_equal(policy_at(&o, &last, 1.0, free + mem * 4 / 100, 1), NODESTATE_KEEP);
+	assert_int_equal(policy_at(&o, &last, 1.0, free + mem * 6 / 100, 1), NODESTATE_URGENT);
+	assert_int_equal(policy_at(&o, &last, 1.0, free - mem * 6 / 100, 1), NODESTATE_URGENT);
+	/* no floor by default: small changes are never republished */
+	assert_int_equal(policy_at(&o, &last, 1.2, free, 1000ull * 86400 * 365), NODESTATE_KEEP);
+	/* with a floor: any change, once that old; nothing when nothing changed */
+	o.state_republish_s = 300;
+	assert_int_equal(policy_at(&o, &last, 1.2, free, 299999), NODESTATE_KEEP);
+	assert_int_equal(policy_at(&o, &last, 1.2, free, 300000), NODESTATE_LAZY);
+	assert_int_equal(nodestate_policy(&o, &last, false, false, 1.0, mem, free, 300000),
+	                 NODESTATE_KEEP);
+	agent_options_free(&o);
 }
 
 /* ---- peers' records ------------------------------------------------------------ */
@@ -350,6 +435,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_labels_and_zone, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_contributor_fields, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_load_only_is_lazy, setup, fixture_teardown),
+	    cmocka_unit_test(test_policy_load_threshold_and_hysteresis),
+	    cmocka_unit_test(test_policy_urgent_and_floor),
 	    cmocka_unit_test_setup_teardown(test_peer_record_learned, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_envelope_refused, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_undecodable_record, setup, fixture_teardown),

@@ -49,12 +49,14 @@ static void pkt_copy(struct pkt *dst, const struct nstate_msg *m)
 {
 	size_t need = 4 * NSTATE_ADDR_MAX + (m->n_versions + 1) * sizeof(struct nstate_version) +
 	              (m->n_records + 1) * sizeof(struct nstate_record) +
-	              m->n_versions * NSTATE_NAME_MAX + 64;
+	              m->n_versions * NSTATE_NAME_MAX + 64 + m->n_hashes * sizeof(uint64_t) +
+	              m->n_nodes * sizeof(uint32_t);
 	for (size_t k = 0; k < m->n_records; k++)
 		need += NSTATE_NAME_MAX + m->records[k].len + 16;
 	dst->blob = malloc(need);
 	assert_non_null(dst->blob);
-	struct nstate_version *v = (struct nstate_version *)dst->blob;
+	uint64_t *h = (uint64_t *)dst->blob;
+	struct nstate_version *v = (struct nstate_version *)(h + m->n_hashes);
 	struct nstate_record *r = (struct nstate_record *)(v + m->n_versions + 1);
 	char *p = (char *)(r + m->n_records + 1);
 	dst->m = *m;
@@ -72,6 +74,10 @@ static void pkt_copy(struct pkt *dst, const struct nstate_msg *m)
 	}
 	dst->m.versions = v;
 	dst->m.records = r;
+	if (m->n_hashes)
+		memcpy(h, m->hashes, m->n_hashes * sizeof(*h));
+	dst->m.hashes = h;
+	dst->m.nodes = (const uint32_t *)put(&p, m->nodes, m->n_nodes * sizeof(uint32_t));
 }
 
 /* Every output of a core, copied. */
@@ -148,6 +154,18 @@ static int feed(struct nstate *ns, enum nstate_msg_type type, const char *from, 
 	struct nstate_msg m = {
 	    .type = type, .from = from, .records = &r, .n_records = 1, .hops = hops};
 	return nstate_handle_message(ns, &m, 0);
+}
+
+/* A core "me" whose live peer "p" gave it record x (1, 1). */
+static struct nstate *core_p_x(uint64_t seed)
+{
+	struct nstate *ns = core("me", seed);
+	up(ns, "p");
+	feed(ns, NSTATE_DELTA, "p", "x", 1, 1, "x", 0);
+	struct nstate_event e;
+	while (nstate_pop_event(ns, &e))
+		;
+	return ns;
 }
 
 static void expect_rec(struct nstate *ns, const char *name, uint64_t inc, uint64_t ver,
@@ -314,7 +332,7 @@ struct net {
 	const char *names[4];
 	int n;
 	struct outs q;
-	size_t by_type[4];
+	size_t by_type[5];
 	size_t max_frame;
 	size_t delivered;
 };
@@ -369,6 +387,23 @@ static void net_free(struct net *net)
 		nstate_free(net->c[i]);
 }
 
+/* Two cores "a" and "b" (seeds seed, seed + 1; messages split at
+ * max_msg_bytes, 0 = the default), each the other's live peer. */
+static void net_pair(struct net *net, uint32_t max_msg_bytes, uint64_t seed)
+{
+	struct nstate_config cfg;
+	nstate_config_default(&cfg);
+	if (max_msg_bytes > 0)
+		cfg.max_msg_bytes = max_msg_bytes;
+	*net = (struct net){.n = 2, .names = {"a", "b"}};
+	cfg.seed = seed;
+	net->c[0] = core_cfg(&cfg, "a");
+	cfg.seed = seed + 1;
+	net->c[1] = core_cfg(&cfg, "b");
+	up(net->c[0], "b");
+	up(net->c[1], "a");
+}
+
 static void assert_same_view(struct nstate *a, struct nstate *b)
 {
 	assert_int_equal(nstate_hash(a), nstate_hash(b));
@@ -410,8 +445,11 @@ static void test_sync_digest_delta_converges(void **state)
 	assert_int_equal(net.q.p[0].m.type, NSTATE_SYNC);
 	assert_string_equal(net.q.p[0].m.to, "b");
 	assert_string_equal(net.q.p[0].m.to_addr, "b:7950");
+	/* six records: the whole digest is cheaper than a descent, so SYNC,
+	 * DIGEST, DELTA with records and wants, DELTA back */
 	assert_int_equal(net_run(&net), 4);
 	assert_int_equal(net.by_type[NSTATE_SYNC], 1);
+	assert_int_equal(net.by_type[NSTATE_TREE], 0);
 	assert_int_equal(net.by_type[NSTATE_DIGEST], 1);
 	assert_int_equal(net.by_type[NSTATE_DELTA], 2);
 	assert_same_view(net.c[0], net.c[1]);
@@ -463,15 +501,8 @@ static void test_sync_one_sided(void **state)
 
 static void test_delta_split(void **state)
 {
-	struct nstate_config cfg;
-	nstate_config_default(&cfg);
-	cfg.max_msg_bytes = 4096;
-	cfg.seed = 5;
-	struct net net = {.n = 2, .names = {"a", "b"}};
-	net.c[0] = core_cfg(&cfg, "a");
-	net.c[1] = core_cfg(&cfg, "b");
-	up(net.c[0], "b");
-	up(net.c[1], "a");
+	struct net net;
+	net_pair(&net, 4096, 5);
 	static uint8_t blob[1000];
 	for (size_t k = 0; k < sizeof(blob); k++)
 		blob[k] = (uint8_t)(k * 7);
@@ -736,15 +767,220 @@ static void test_peers_down_and_forget(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The bucket tree                                                          */
+
+/* n records h0..h{n-1} (version 1) on every core of net. */
+static void net_fill(struct net *net, int n)
+{
+	char name[16];
+	for (int k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "h%d", k);
+		for (int i = 0; i < net->n; i++)
+			feed(net->c[i], NSTATE_DELTA, "p", name, 1, 1, "d", 0);
+	}
+	for (int i = 0; i < net->n; i++)
+		drain_events(net->c[i]);
+}
+
+/* Records carried by DELTAs and versions by DIGESTs, over one exchange. */
+static void net_count(struct net *net, size_t *records, size_t *versions)
+{
+	*records = *versions = 0;
+	size_t k = 0;
+	while (k < net->q.n) {
+		struct pkt *p = &net->q.p[k++];
+		int dst = net_index(net, p->m.to);
+		assert_true(dst >= 0);
+		net->by_type[p->m.type]++;
+		size_t fs = state_codec_frame_size(&p->m);
+		if (fs > net->max_frame)
+			net->max_frame = fs;
+		if (p->m.type == NSTATE_DELTA)
+			*records += p->m.n_records;
+		if (p->m.type == NSTATE_DIGEST)
+			*versions += p->m.n_versions;
+		assert_int_equal(nstate_handle_message(net->c[dst], &p->m, 0), 0);
+		net_collect(net, dst);
+	}
+	outs_clear(&net->q);
+}
+
+static void test_tree_equal_buckets_cost_nothing(void **state)
+{
+	struct net net;
+	net_pair(&net, 0, 31);
+	net_fill(&net, 2000);
+	/* equal: one SYNC, nothing else */
+	size_t recs, vers;
+	net_sync(&net, 0);
+	net_count(&net, &recs, &vers);
+	assert_int_equal(net.by_type[NSTATE_SYNC], 1);
+	assert_int_equal(net.by_type[NSTATE_TREE] + net.by_type[NSTATE_DIGEST], 0);
+	/* one record newer on b: only the subtree above it is expanded, down
+	 * to depth 2 or the leaf (a few versions, not 2000), and that one
+	 * record travels */
+	feed(net.c[1], NSTATE_DELTA, "p", "h77", 1, 2, "d2", 0);
+	drain_events(net.c[1]);
+	assert_int_equal(nstate_tree_hash(net.c[0], 1, nstate_leaf_of("h77") >> 8) ==
+	                     nstate_tree_hash(net.c[1], 1, nstate_leaf_of("h77") >> 8),
+	                 false);
+	assert_int_equal(nstate_tree_hash(net.c[0], 3, (nstate_leaf_of("h77") + 1) % 4096),
+	                 nstate_tree_hash(net.c[1], 3, (nstate_leaf_of("h77") + 1) % 4096));
+	memset(net.by_type, 0, sizeof(net.by_type));
+	net.max_frame = 0;
+	net_sync(&net, 0);
+	net_count(&net, &recs, &vers);
+	assert_true(net.by_type[NSTATE_TREE] >= 2 && net.by_type[NSTATE_TREE] <= 3);
+	assert_int_equal(net.by_type[NSTATE_DIGEST], 1);
+	assert_true(vers >= 1 && vers <= 8);
+	assert_int_equal(recs, 1);
+	assert_true(net.max_frame < 512);
+	expect_rec(net.c[0], "h77", 1, 2, "d2");
+	assert_same_view(net.c[0], net.c[1]);
+	net_free(&net);
+}
+
+static void test_tree_many_differences_split(void **state)
+{
+	/* a holds 1500 of 3000 shared records newer than b: most buckets
+	 * differ; with 4 KiB messages the TREE and DIGEST parts split (and so
+	 * the wants that answer each DIGEST part), and b gets all 1500 */
+	struct net net;
+	net_pair(&net, 4096, 41);
+	net_fill(&net, 3000);
+	char name[16];
+	for (int k = 0; k < 3000; k += 2) {
+		snprintf(name, sizeof(name), "h%d", k);
+		feed(net.c[0], NSTATE_DELTA, "p", name, 1, 2, "d2", 0);
+	}
+	drain_events(net.c[0]);
+	size_t recs, vers;
+	net_sync(&net, 0);
+	net_count(&net, &recs, &vers);
+	assert_true(net.by_type[NSTATE_TREE] > 3);   /* split */
+	assert_true(net.by_type[NSTATE_DIGEST] > 1); /* split */
+	assert_true(vers >= 1500 && vers < 3000);    /* differing buckets only */
+	assert_int_equal(recs, 1500);
+	assert_true(net.max_frame <= 4096);
+	assert_same_view(net.c[0], net.c[1]);
+	net_free(&net);
+}
+
+static void test_tree_older_peer_gets_whole_digest(void **state)
+{
+	/* an agent older than the tree sends SYNC without `tree`: it is
+	 * answered with the whole DIGEST, and the old exchange converges */
+	struct nstate *b = core("b", 51);
+	static struct outs o;
+	up(b, "old");
+	char name[16];
+	for (int k = 0; k < 20; k++) {
+		snprintf(name, sizeof(name), "x%d", k);
+		feed(b, NSTATE_DELTA, "p", name, 1, 1, "x", 0);
+	}
+	drain_events(b);
+	struct nstate_msg sync = {.type = NSTATE_SYNC, .from = "old", .hash = 1};
+	assert_int_equal(nstate_handle_message(b, &sync, 0), 0);
+	outs_drain(&o, b);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.p[0].m.type, NSTATE_DIGEST);
+	assert_int_equal(o.p[0].m.n_versions, 20);
+	assert_int_equal(o.p[0].m.n_nodes, 0); /* the whole vector */
+	outs_clear(&o);
+	/* the same SYNC from a peer that speaks the tree starts a descent */
+	sync.tree = NSTATE_TREE_V1;
+	assert_int_equal(nstate_handle_message(b, &sync, 0), 0);
+	outs_drain(&o, b);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.p[0].m.type, NSTATE_TREE);
+	assert_int_equal(o.p[0].m.level, 0);
+	assert_int_equal(o.p[0].m.n_nodes, 1);
+	assert_int_equal(o.p[0].m.n_hashes, NSTATE_TREE_FANOUT);
+	/* and our own SYNC says we speak it */
+	outs_clear(&o);
+	assert_int_equal(nstate_handle_timer(b, nstate_next_deadline(b)), 0);
+	outs_drain(&o, b);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.p[0].m.tree, NSTATE_TREE_V1);
+	outs_clear(&o);
+	nstate_free(b);
+}
+
+static void test_tree_malformed_rejected(void **state)
+{
+	struct nstate *ns = core_p_x(61);
+	static struct outs o;
+	static uint64_t hashes[4097];
+	static uint32_t nodes[4097];
+	for (uint32_t k = 0; k < 4097; k++)
+		nodes[k] = k;
+	static const uint32_t twice[2] = {3, 3};
+	/* each refused with a reason that says why */
+	static const struct {
+		enum nstate_msg_type type;
+		uint32_t level;
+		const uint32_t *nodes;
+		size_t n_nodes, n_hashes;
+		const char *why;
+	} bad[] = {
+	    {NSTATE_TREE, 3, nodes, 1, 16, "level out of range"},
+	    {NSTATE_TREE, 0, nodes, 1, 15, "not 16 per node"},
+	    {NSTATE_TREE, 1, nodes, 0, 0, "no nodes"},
+	    {NSTATE_TREE, 2, nodes, 257, 4097, "more nodes than its level has"},
+	    {NSTATE_TREE, 1, nodes + 15, 2, 32, "out of range"},
+	    {NSTATE_TREE, 1, twice, 2, 32, "out of order"},
+	    {NSTATE_DIGEST, 3, nodes, 4097, 0, "digest bucket"},
+	    {NSTATE_DIGEST, 3, nodes + 4095, 2, 0, "digest bucket"},
+	    {NSTATE_DIGEST, 1, nodes + 15, 2, 0, "digest bucket"},
+	    {NSTATE_DIGEST, 0, nodes, 1, 0, "digest level"},
+	    {NSTATE_DIGEST, 4, nodes, 1, 0, "digest level"},
+	    {NSTATE_DIGEST, 0, NULL, 0, 1, "outside a tree"},
+	    {NSTATE_DELTA, 0, nodes, 1, 0, "outside a tree or digest"},
+	    {NSTATE_TREE, 0, NULL, 1, 16, "no array"},
+	};
+	uint64_t h = nstate_hash(ns);
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		struct nstate_msg m = {.type = bad[k].type,
+		                       .from = "p",
+		                       .level = bad[k].level,
+		                       .nodes = bad[k].nodes,
+		                       .n_nodes = bad[k].n_nodes,
+		                       .hashes = hashes,
+		                       .n_hashes = bad[k].n_hashes};
+		const char *why = NULL;
+		assert_int_equal(nstate_msg_check(&m, &why), -EINVAL);
+		assert_non_null(why);
+		if (strstr(why, bad[k].why) == NULL)
+			fail_msg("case %zu: reason \"%s\" lacks \"%s\"", k, why, bad[k].why);
+		assert_int_equal(nstate_handle_message(ns, &m, 0), -EINVAL);
+		outs_drain(&o, ns);
+		assert_int_equal(o.n, 0);
+		assert_int_equal(nstate_hash(ns), h);
+	}
+	/* the largest well-formed TREE is accepted and answered */
+	struct nstate_msg big = {.type = NSTATE_TREE,
+	                         .from = "p",
+	                         .level = 2,
+	                         .nodes = nodes,
+	                         .n_nodes = 256,
+	                         .hashes = hashes,
+	                         .n_hashes = 4096};
+	assert_int_equal(nstate_msg_check(&big, NULL), 0);
+	assert_int_equal(nstate_handle_message(ns, &big, 0), 0);
+	outs_drain(&o, ns);
+	assert_true(o.n >= 1);
+	assert_int_equal(o.p[0].m.type, NSTATE_DIGEST); /* x's leaf differs from 0 */
+	outs_clear(&o);
+	nstate_free(ns);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Malformed input                                                          */
 
 static void test_malformed_rejected(void **state)
 {
-	struct nstate *ns = core("me", 4);
+	struct nstate *ns = core_p_x(4);
 	static struct outs o;
-	up(ns, "p");
-	feed(ns, NSTATE_DELTA, "p", "x", 1, 1, "x", 0);
-	drain_events(ns);
 	uint64_t h = nstate_hash(ns);
 	char longname[NSTATE_NAME_MAX + 8];
 	memset(longname, 'n', sizeof(longname) - 1);
@@ -856,6 +1092,10 @@ int main(void)
 	    cmocka_unit_test(test_push_local_urgent),
 	    cmocka_unit_test(test_push_spreads_in_three),
 	    cmocka_unit_test(test_peers_down_and_forget),
+	    cmocka_unit_test(test_tree_equal_buckets_cost_nothing),
+	    cmocka_unit_test(test_tree_many_differences_split),
+	    cmocka_unit_test(test_tree_older_peer_gets_whole_digest),
+	    cmocka_unit_test(test_tree_malformed_rejected),
 	    cmocka_unit_test(test_malformed_rejected),
 	    cmocka_unit_test(test_config_rejected),
 	};

@@ -6,7 +6,9 @@
  * state inside a node state record (and an older record without it), and
  * the decoder's refusals: another body, an unknown type, missing or
  * oversized names, a record over NSTATE_RECORD_MAX, a push without a
- * record.
+ * record, and malformed or oversized bucket-tree fields (a TREE past the
+ * leaves, with hashes not 16 per node or more nodes than its level has; a
+ * DIGEST listing too many buckets or one outside the tree).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -51,6 +53,14 @@ static void check_same(const struct nstate_msg *a, const struct nstate_msg *b)
 	assert_int_equal(a->reply, b->reply);
 	assert_int_equal(a->n_versions, b->n_versions);
 	assert_int_equal(a->n_records, b->n_records);
+	assert_int_equal(a->tree, b->tree);
+	assert_int_equal(a->level, b->level);
+	assert_int_equal(a->n_nodes, b->n_nodes);
+	assert_int_equal(a->n_hashes, b->n_hashes);
+	if (a->n_nodes)
+		assert_memory_equal(a->nodes, b->nodes, a->n_nodes * sizeof(*a->nodes));
+	if (a->n_hashes)
+		assert_memory_equal(a->hashes, b->hashes, a->n_hashes * sizeof(*a->hashes));
 	for (size_t i = 0; i < a->n_versions; i++) {
 		assert_string_equal(a->versions[i].name, b->versions[i].name);
 		assert_int_equal(a->versions[i].incarnation, b->versions[i].incarnation);
@@ -117,6 +127,26 @@ static void test_roundtrip_all_types(void **state)
 	struct nstate_msg push = {
 	    .type = NSTATE_PUSH, .from = "n1", .records = rs, .n_records = 1, .hops = 6};
 	roundtrip(&push);
+
+	/* the bucket tree: SYNC says it speaks it, TREE carries 16 hashes per
+	 * node, a DIGEST lists the buckets it covers */
+	sync.tree = NSTATE_TREE_V1;
+	roundtrip(&sync);
+	static uint64_t h[32];
+	for (size_t i = 0; i < 32; i++)
+		h[i] = 0x9e3779b97f4a7c15ULL * (i + 1);
+	static const uint32_t nodes[2] = {7, 200};
+	struct nstate_msg tree = {.type = NSTATE_TREE, .from = "n1", .level = 2};
+	tree.nodes = nodes;
+	tree.n_nodes = 2;
+	tree.hashes = h;
+	tree.n_hashes = 32;
+	roundtrip(&tree);
+	static const uint32_t leaves[3] = {0, 5, 4095};
+	digest.level = 3;
+	digest.nodes = leaves;
+	digest.n_nodes = 3;
+	roundtrip(&digest);
 }
 
 /* A node state record carries each VM's desired state (VmInfo.desired,
@@ -325,6 +355,51 @@ static void test_decode_rejects(void **state)
 	p.sm.type = MV__STATE_TYPE__STATE_PUSH;
 	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
 	assert_non_null(strstr(why, "push"));
+
+	/* the bucket tree: refused with the core's reason (nstate_msg_check),
+	 * the borrowed arrays never copied */
+	static uint64_t hashes[4097];
+	static uint32_t nodes[4097];
+	for (uint32_t k = 0; k < 4097; k++)
+		nodes[k] = k;
+	pb_init(&p);
+	p.sm.type = MV__STATE_TYPE__STATE_TREE;
+	p.sm.level = 1;
+	p.sm.n_nodes = 1;
+	p.sm.nodes = nodes;
+	p.sm.n_hashes = 16;
+	p.sm.hashes = hashes;
+	assert_int_equal(decode_env(&p.env, &why), 0); /* the reference */
+	p.sm.level = 3;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "tree level"));
+	p.sm.level = 1;
+	p.sm.n_hashes = 15;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "16 per node"));
+	p.sm.level = 2; /* 257 nodes: more than level 2 has (oversized) */
+	p.sm.n_nodes = 257;
+	p.sm.n_hashes = 257 * 16;
+	static uint64_t many[257 * 16];
+	p.sm.hashes = many;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "more nodes"));
+	pb_init(&p); /* a digest listing 4097 buckets, or one past the tree */
+	p.sm.type = MV__STATE_TYPE__STATE_DIGEST;
+	p.sm.level = 3;
+	p.sm.n_nodes = 4097;
+	p.sm.nodes = nodes;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "digest bucket"));
+	p.sm.n_nodes = 1;
+	p.sm.nodes = nodes + 4096;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "digest bucket"));
+	p.sm.nodes = nodes + 4095;
+	assert_int_equal(decode_env(&p.env, &why), 0);
+	p.sm.level = 0; /* buckets of no depth */
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "digest level"));
 }
 
 static void test_frame_size_matches(void **state)
