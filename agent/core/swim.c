@@ -205,8 +205,9 @@
  *  most SWIM_DIGEST_OWN_MAX = 256: 39 members a bucket at N = 10,000),
  *  and a round is:
  *    1. A -> B  PUSH_PULL, digest = B hashes, one per bucket: the XOR of
- *       a 64-bit hash of (name, addr, incarnation, state) of each member
- *       in it (formula in swim.h: swim_digest_entry, swim_digest_bucket;
+ *       a 64-bit hash of (name, addr, incarnation, state) of each ALIVE or
+ *       SUSPECT member in it (DEAD and LEFT count 0: tombstones that the
+ *       merge does not copy across must not keep two tables apart) (formula in swim.h: swim_digest_entry, swim_digest_bucket;
  *       the string hashes are the cached ones of the string table, so a
  *       digest costs O(N) word operations, no string is read).
  *    2. B compares with its own digest over A's bucket count. Equal
@@ -247,7 +248,8 @@
  *  digests, so once tables agree they cost a digest each.
  *  Above SWIM_PP_REGOSSIP_MAX (256) members, an ALIVE learned by push-pull
  *  is not queued for gossip (swim_regossip), unless it is the sender's own
- *  (a joiner reaching its seed): push-pulls spread it. Re-gossiping a
+ *  (a joiner reaching its seed) or refutes a suspicion or death we held
+ *  (that one must outrun suspicion timeouts): push-pulls spread it. Re-gossiping a
  *  table of 10,000 held 20 B per member in every node's broadcast queue
  *  and kept every node sending 16 stale updates a message for ~13
  *  minutes after a storm. At 256 members or fewer nothing changed.
@@ -1070,8 +1072,17 @@ static void swim_full_state(struct swim *s, struct swim_msg *m)
 
 /* ---- digest push-pull (PUSH-PULL BY DIGEST in the essay) ---- */
 
+/* DEAD and LEFT members count 0: the merge does not copy every such
+ * record across (an unknown member arrives only ALIVE, a DEAD is taken as
+ * SUSPECT and a SUSPECT does not replace our DEAD or LEFT), so two tables
+ * that differ only in their tombstones would never become equal and would
+ * swap those buckets every round until the records are reaped (24 h). An
+ * ALIVE or SUSPECT against a tombstone still differs (a healed partition
+ * finds itself). */
 static uint64_t swim_entry_hash(uint32_t name_h, uint32_t addr_h, uint64_t inc, enum swim_state st)
 {
+	if (st == SWIM_DEAD || st == SWIM_LEFT)
+		return 0;
 	return mv_mix64(((uint64_t)name_h << 32 | addr_h) ^ mv_mix64(inc * 4 + (uint64_t)st));
 }
 
@@ -1905,7 +1916,8 @@ static void swim_gossip_cause(char *buf, size_t len, const char *how, const char
 		snprintf(buf, len, "%s from %s", how, via);
 }
 
-/* Whether an ALIVE we just took is gossiped on. Always from gossip; from a
+/* Whether an ALIVE we just took is gossiped on. Always from gossip, and
+ * always when it refutes a suspicion or death we held (swim_apply); from a
  * push-pull only in a table of at most SWIM_PP_REGOSSIP_MAX members, or
  * when it is the sender's own record (a joiner's ALIVE reaching its seed):
  * in a large cluster a push-pull's news is spread by push-pulls (a join
@@ -1990,7 +2002,10 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			         (unsigned long long)u->incarnation, how, via);
 			swim_event(s, SWIM_EV_MEMBER_ADDR_CHANGED, i, cause, 0);
 		}
-		if (swim_regossip(s, u, via, pp))
+		/* a refutation (of a suspicion or a death we held) is always
+		 * gossiped on: left to push-pulls in a large cluster, it could
+		 * arrive after others' suspicion timeouts (a false death) */
+		if (old != SWIM_ALIVE || swim_regossip(s, u, via, pp))
 			swim_bc_queue(s, i, NONE);
 		return;
 	}

@@ -93,6 +93,7 @@ struct dgram_peer {
 	uint64_t last_used;
 	uint64_t heard;      /* last datagram from it that verified (0: none) */
 	uint64_t probe_sent; /* last datagram sent to it while not heard (0: none) */
+	uint64_t hint_at;    /* last rekey a hint (unauthenticated) started (0: none) */
 	struct dgram_tx tx;
 	struct dgram_rx rx[DGRAM_RX_SLOTS]; /* [0] newest */
 };
@@ -278,6 +279,19 @@ bool dgram_rekey_due(struct dgram_table *t, const char *peer, uint64_t now)
 	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
 	return p != NULL && dgram_tx_live(t, &p->tx, now) &&
 	       (now >= p->tx.rekey_at || p->tx.next_seq > t->cfg.max_seq - t->cfg.max_seq / 4);
+}
+
+bool dgram_hint_rekey_ok(struct dgram_table *t, const char *peer, uint64_t now, uint64_t heard_ms,
+                         uint64_t cooldown_ms)
+{
+	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
+	if (p == NULL)
+		return true; /* no keys at all: nothing to protect */
+	if ((p->heard != 0 && now - p->heard <= heard_ms) ||
+	    (p->hint_at != 0 && now - p->hint_at < cooldown_ms))
+		return false;
+	p->hint_at = now;
+	return true;
 }
 
 void dgram_rekey_defer(struct dgram_table *t, const char *peer, uint64_t until)

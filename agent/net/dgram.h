@@ -116,6 +116,14 @@ void dgram_retire_send(struct dgram_table *t, const char *peer);
  * seals until it retires; the caller starts a handshake, whose install
  * replaces it. False without a live send key (then -ENOKEY anyway). */
 bool dgram_rekey_due(struct dgram_table *t, const char *peer, uint64_t now);
+/* Whether an unauthenticated hint (a datagram under a key we do not hold,
+ * which anyone can forge from a member's address) may start a rekey with
+ * peer: only when nothing authenticated came from it within heard_ms (its
+ * real datagrams verify: the hint is stale or forged) and no hint started
+ * one within cooldown_ms. True marks the start; a peer we hold no keys for
+ * at all is always allowed. */
+bool dgram_hint_rekey_ok(struct dgram_table *t, const char *peer, uint64_t now, uint64_t heard_ms,
+                         uint64_t cooldown_ms);
 /* Not due again before `until` (the handshake started, or could not start
  * now): a failed rekey is retried then, not on every datagram. */
 void dgram_rekey_defer(struct dgram_table *t, const char *peer, uint64_t until);

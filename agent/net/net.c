@@ -81,6 +81,11 @@
 #define NET_MAX_REKEYS 4
 #define NET_REKEY_RETRY_MS 5000
 #define NET_REKEY_LINGER_MS 1000
+/* a rekey started by an unauthenticated hint (net_connect) at most this
+ * often per peer, and only if no datagram of the peer verified within
+ * NET_REKEY_HINT_HEARD_MS (a member heartbeats every second) */
+#define NET_REKEY_HINT_COOLDOWN_MS 30000
+#define NET_REKEY_HINT_HEARD_MS 3000
 /* the least an accepted connection gets for its handshake (net_conn_alloc) */
 #define NET_ACCEPT_HANDSHAKE_MS 10000
 
@@ -979,11 +984,15 @@ static struct net_conn *net_incoming_find(struct net *n, const char *name)
 {
 	if (name == NULL || name[0] == '\0')
 		return NULL;
+	/* the oldest one (new connections are listed first): a newer one may
+	 * be the peer's rekey handshake, which it closes a second later, and
+	 * what we wrote on it would be lost */
+	struct net_conn *oldest = NULL;
 	for (struct net_conn *c = n->conns; c; c = c->next)
 		if (!c->outgoing && c->kind == NET_PEER && c->state == NC_ESTABLISHED &&
 		    strcmp(tls_conn_peer_name(c->tls), name) == 0)
-			return c;
-	return NULL;
+			oldest = c;
+	return oldest;
 }
 
 /* Makes room in the full pool: closes the least recently used
@@ -1102,7 +1111,17 @@ int net_connect(struct net *n, const char *addr, const char *expect_name)
 	if ((c != NULL && expect_name != NULL && expect_name[0] != '\0' &&
 	     strcmp(tls_conn_peer_name(c->tls), expect_name) == 0) ||
 	    net_incoming_find(n, expect_name) != NULL) {
-		net_rekey_start(n, addr, expect_name, uv_now(n->cfg.loop));
+		/* the hint is a datagram nobody authenticated: it starts a
+		 * handshake only while the peer's real datagrams do not verify
+		 * here, and at most once per NET_REKEY_HINT_COOLDOWN_MS, so
+		 * that forged ones cannot keep handshakes going */
+		uint64_t now = uv_now(n->cfg.loop);
+		if (n->dgram == NULL ||
+		    dgram_hint_rekey_ok(n->dgram, expect_name, now, NET_REKEY_HINT_HEARD_MS,
+		                        NET_REKEY_HINT_COOLDOWN_MS))
+			net_rekey_start(n, addr, expect_name, now);
+		else
+			n->stats.rekeys_held++;
 		return 0;
 	}
 	if (c != NULL)

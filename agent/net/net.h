@@ -107,7 +107,8 @@ struct net_stats {
 	uint64_t idle_closes;    /* connections closed after idle_timeout_ms unused */
 	uint64_t reused_in;      /* sends to a peer carried by its connection to us */
 	uint64_t rekeys;         /* rekey handshakes started (datagram keys due) */
-	uint64_t rekeys_held;    /* ... due but held back: max_rekeys in flight */
+	uint64_t rekeys_held;    /* ... held back: max_rekeys in flight, or a hint
+	                            refused (peer heard lately, or cooldown) */
 	uint64_t pool_full;      /* sends dropped: pool full of unfinished handshakes */
 	uint64_t frames_in;
 	uint64_t frames_out;

@@ -103,7 +103,8 @@ struct swim_msg {
 /* Bucket of a member and hash of its record, the contract between peers:
  *   bucket = name_hash(name) & (buckets - 1)
  *   entry  = mix64(((uint64_t)name_hash(name) << 32 | name_hash(addr)) ^
- *                  mix64(incarnation * 4 + state))
+ *                  mix64(incarnation * 4 + state)), or 0 when the state is
+ *            DEAD or LEFT (tombstones, which the merge does not always copy)
  *   bucket hash = XOR of the entries of its members (0 when empty)
  * name_hash: FNV-1a 32 then murmur3's finaliser; mix64: splitmix64's
  * finaliser. Exposed for tests and other implementations. */

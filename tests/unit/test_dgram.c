@@ -540,6 +540,34 @@ static void test_heard_and_probe_due(void **state)
 	pair_free(&p);
 }
 
+/* A rekey hint (a datagram under a key we do not hold: forgeable) starts a
+ * handshake only while the peer's real datagrams do not verify here, and
+ * at most once per cooldown. */
+static void test_hint_rekey_bounded(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, NULL, 9, 1000);
+	/* no keys for that peer at all: allowed (nothing to protect) */
+	assert_true(dgram_hint_rekey_ok(p.b, "nobody", 1000, 10000, 30000));
+	/* never heard from a: allowed once, then not within the cooldown */
+	assert_true(dgram_hint_rekey_ok(p.b, "a", 1000, 10000, 30000));
+	assert_false(dgram_hint_rekey_ok(p.b, "a", 1001, 10000, 30000));
+	assert_false(dgram_hint_rekey_ok(p.b, "a", 30999, 10000, 30000));
+	assert_true(dgram_hint_rekey_ok(p.b, "a", 31000, 10000, 30000));
+	/* a's real datagrams verify: a hint is stale or forged, refused
+	 * however long since the last one */
+	uint8_t dg[DGRAM_MAX_LEN];
+	char got[DGRAM_MAX_PAYLOAD + 1];
+	size_t len = seal(p.a, "b", "ping", dg, 70000);
+	assert_int_equal(open_(p.b, dg, len, 70000, got, NULL), DGRAM_OK);
+	assert_false(dgram_hint_rekey_ok(p.b, "a", 70001, 10000, 30000));
+	assert_false(dgram_hint_rekey_ok(p.b, "a", 80000, 10000, 30000));
+	/* silent again for longer than heard_ms: allowed */
+	assert_true(dgram_hint_rekey_ok(p.b, "a", 80001, 10000, 30000));
+	pair_free(&p);
+}
+
 static void test_drop_names(void **state)
 {
 	(void)state;
@@ -567,6 +595,7 @@ int main(void)
 	    cmocka_unit_test(test_table_bound_evicts_lru),
 	    cmocka_unit_test(test_quoted_sender),
 	    cmocka_unit_test(test_heard_and_probe_due),
+	    cmocka_unit_test(test_hint_rekey_bounded),
 	    cmocka_unit_test(test_drop_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2430,6 +2430,106 @@ static void test_digest_exchanges_differing_buckets(void **state)
 	swim_free(b);
 }
 
+/* Tombstones do not keep two tables apart: a holds z DEAD and y LEFT, b
+ * never heard of them (it joined after; the merge would not copy them
+ * across anyway), so the digests are equal and b answers nothing. z ALIVE
+ * at b against DEAD at a still differs (a healed partition finds itself). */
+static void test_digest_ignores_tombstones(void **state)
+{
+	(void)state;
+	struct swim *a = pp_core("a", "b", 100, 1000), *b = pp_core("b", "a", 100, 1000);
+	feed(a, "x", upd("z", SWIM_ALIVE, 4, ""), 2);
+	feed(a, "x", upd("z", SWIM_DEAD, 4, ""), 3);
+	feed(a, "x", upd("y", SWIM_ALIVE, 1, ""), 4);
+	feed(a, "x", upd("y", SWIM_LEFT, 2, "y"), 5);
+	drop_all(a);
+	uint64_t inc;
+	assert_int_equal(mstate(a, "z", &inc), SWIM_DEAD);
+	assert_int_equal(mstate(a, "y", &inc), SWIM_LEFT);
+	uint64_t now = 6;
+	struct pkt d, r[4];
+	pp_round(a, &now, "b", &d);
+	assert_int_equal(pp_answer(b, &d.m, now, r, 4), 0);
+	free(d.blob);
+	/* b learns z alive: now the bucket differs */
+	feed(b, "x", upd("z", SWIM_ALIVE, 5, ""), now);
+	drop_all(b);
+	pp_round(a, &now, "b", &d);
+	assert_int_equal(pp_answer(b, &d.m, now, r, 4), 1);
+	assert_true(has_upd(&r[0].m, "z", SWIM_ALIVE, 5, NULL));
+	free(d.blob);
+	free_pkts(r, 1);
+	swim_free(a);
+	swim_free(b);
+}
+
+/* Gossips for `ms` of simulated time (draining the broadcast queue); how
+ * many messages carried an update about `name` at state st, incarnation
+ * inc. */
+static int gossips(struct swim *s, uint64_t *now, uint64_t ms, const char *name, enum swim_state st,
+                   uint64_t inc)
+{
+	int seen = 0;
+	uint64_t end = *now + ms;
+	struct pkt o[64];
+	while (swim_next_deadline(s) <= end) {
+		int n = step(s, now, o, 64);
+		for (int k = 0; k < n; k++)
+			seen += has_upd(&o[k].m, name, st, (int64_t)inc, NULL);
+		free_pkts(o, n);
+	}
+	return seen;
+}
+
+/* Above SWIM_PP_REGOSSIP_MAX members, a member first learned by push-pull
+ * is left to push-pulls, but a refutation of a suspicion we hold is
+ * gossiped on: it must reach the others before their suspicion timeouts. */
+static void test_pp_refutation_gossiped_in_large_table(void **state)
+{
+	(void)state;
+	struct swim_config cfg;
+	test_config(&cfg, "a", "a:7946", 7);
+	cfg.gossip_interval_ms = 100;
+	cfg.push_pull_interval_ms = 0;
+	cfg.probe_interval_ms = 600000;
+	struct swim *a = swim_new(&cfg, 0, 0);
+	assert_non_null(a);
+	char mn[16];
+	for (int k = 0; k < 300; k++) {
+		snprintf(mn, sizeof(mn), "m%d", k);
+		feed(a, "x", upd(mn, SWIM_ALIVE, 1, ""), 1);
+	}
+	uint64_t now = 1;
+	(void)gossips(a, &now, 120000, "", SWIM_ALIVE, 0); /* drain the joins */
+	feed(a, "m7", upd("m5", SWIM_SUSPECT, 1, "m7"), now);
+	(void)gossips(a, &now, 120000, "", SWIM_ALIVE, 0);
+	assert_int_equal(mstate(a, "m5", NULL), SWIM_SUSPECT);
+	struct swim_update u[2] = {upd("m5", SWIM_ALIVE, 2, ""), upd("zz", SWIM_ALIVE, 1, "")};
+	struct swim_msg r = mkmsg(SWIM_MSG_PUSH_PULL_REPLY, "m9", "a", 0, u, 2);
+	assert_int_equal(swim_handle_message(a, &r, now), 0);
+	assert_int_equal(mstate(a, "m5", NULL), SWIM_ALIVE);
+	assert_int_equal(mstate(a, "zz", NULL), SWIM_ALIVE);
+	/* one window: m5's refutation goes out, zz does not; zz2, learned by
+	 * gossip at the same time, goes out (the window gossips at all) */
+	feed(a, "m9", upd("zz2", SWIM_ALIVE, 1, ""), now);
+	struct pkt o[64];
+	int m5 = 0, zz = 0, zz2 = 0;
+	uint64_t end = now + 5000;
+	while (swim_next_deadline(a) <= end) {
+		int n = step(a, &now, o, 64);
+		for (int k = 0; k < n; k++) {
+			m5 += has_upd(&o[k].m, "m5", SWIM_ALIVE, 2, NULL);
+			zz += has_upd(&o[k].m, "zz", SWIM_ALIVE, 1, NULL);
+			zz2 += has_upd(&o[k].m, "zz2", SWIM_ALIVE, 1, NULL);
+		}
+		free_pkts(o, n);
+	}
+	assert_true(m5 > 0);
+	assert_true(zz2 > 0);
+	assert_int_equal(zz, 0);
+	swim_free(a);
+}
+
 /* An older peer's full push-pull (no digest) gets our full table; its full
  * answer to our digest (no want) is merged and asks nothing back. */
 static void test_digest_older_peer(void **state)
@@ -2578,6 +2678,8 @@ int main(void)
 	    cmocka_unit_test(test_digest_formula),
 	    cmocka_unit_test(test_digest_equal_tables_cost_nothing),
 	    cmocka_unit_test(test_digest_exchanges_differing_buckets),
+	    cmocka_unit_test(test_digest_ignores_tombstones),
+	    cmocka_unit_test(test_pp_refutation_gossiped_in_large_table),
 	    cmocka_unit_test(test_digest_older_peer),
 	    cmocka_unit_test(test_digest_malformed_and_bounded),
 	    cmocka_unit_test(test_join_storm_push_pulls_often),
