@@ -105,6 +105,7 @@ struct ent {
 	                      holds the VM (schedule_restarts), not started now */
 	uint64_t next_try; /* self target: earliest (re)try */
 	uint64_t took_ms;
+	uint64_t ok_at; /* when it was learned running (E_OK), for outstanding_entry */
 	char text[FO_TEXT_MAX];
 };
 
@@ -2190,15 +2191,44 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	check_done(f, in, now);
 }
 
-/* Outstanding assignments of chosen plans (not restarted, not handed back). */
-/* An entry still to be started that holds room on its target: waiting,
- * with a target, and not known dead (its target fenced since, or its VM
- * moved on by a newer plan). */
+/* Whether host `name`'s gossiped state lists VM uuid running at `epoch`
+ * or newer (its published allocation then counts it). */
+static bool host_lists_running(const struct fo *f, const char *name, const char *uuid,
+                               uint64_t epoch)
+{
+	for (size_t i = 0; i < f->n_hosts; i++) {
+		const struct fo_host *h = &f->hosts[i];
+		if (strcmp(nz(h->cap.name), name) != 0)
+			continue;
+		for (size_t v = 0; v < h->n_vms; v++)
+			if (h->vms[v].running && h->vms[v].epoch >= epoch &&
+			    strcmp(nz(h->vms[v].uuid), uuid) == 0)
+				return true;
+		return false;
+	}
+	return false;
+}
+
+/* An entry of a chosen plan that holds room on its target: with a
+ * target, not known dead (its target fenced since, or its VM moved on by
+ * a newer plan), and either still to be started or started so recently
+ * that the target's gossiped state may not count it yet — for up to
+ * FO_OK_HOLD_MS after it was learned running, until that state lists it.
+ * Without the second half a plan made in that window (a later round
+ * placing parked VMs) saw the room the restart had just taken, and
+ * overbooked the target (simulator: test_no_room_lowest_priority, O5,
+ * about one seed in ten). */
+#define FO_OK_HOLD_MS 30000
 static bool outstanding_entry(const struct fo *f, const struct round *rd, size_t e)
 {
 	const struct fo_plan_entry *pe = &rd->plan.entries[e];
-	return rd->ents[e].st == E_WAIT && pe->target[0] && !target_fenced(f, pe) &&
-	       !moved_on(f, pe);
+	const struct ent *st = &rd->ents[e];
+	if (!pe->target[0] || target_fenced(f, pe) || moved_on(f, pe))
+		return false;
+	if (st->st == E_WAIT)
+		return true;
+	return st->st == E_OK && f->last_now - st->ok_at < FO_OK_HOLD_MS &&
+	       !host_lists_running(f, pe->target, pe->uuid, pe->new_epoch);
 }
 
 static void outstanding_plan(const struct fo *f, struct fo_plan *out)
@@ -4533,6 +4563,7 @@ static void report_running(struct fo *f, struct inst *in, uint32_t r, size_t e, 
 	struct ent *st = &rd->ents[e];
 	const struct fo_plan_entry *pe = &rd->plan.entries[e];
 	st->st = E_OK;
+	st->ok_at = now;
 	st->told = true;
 	st->took_ms = now > rd->chosen_at ? now - rd->chosen_at : 0;
 	cpy(st->text, sizeof(st->text), text);
@@ -5492,6 +5523,7 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
 		if (st->st != E_WAIT && !(st->st == E_OK && !m->ok))
 			return;
 		st->st = m->ok ? E_OK : E_HANDED;
+		st->ok_at = f->last_now;
 		st->took_ms = m->took_ms;
 		cpy(st->text, sizeof(st->text), m->text);
 		struct fo_event *ev =
@@ -5685,6 +5717,7 @@ void fo_restart_done(struct fo *f, const struct fo_instance_id *id, const char *
 	cpy(r.vm_uuid, sizeof(r.vm_uuid), uuid);
 	if (ok) {
 		st->st = E_OK;
+		st->ok_at = now;
 		st->told = true;
 		st->took_ms = now - rd->chosen_at;
 		cpy(st->text, sizeof(st->text), "running");

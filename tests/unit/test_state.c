@@ -77,6 +77,8 @@ static void pkt_copy(struct pkt *dst, const struct nstate_msg *m)
 	if (m->n_hashes)
 		memcpy(h, m->hashes, m->n_hashes * sizeof(*h));
 	dst->m.hashes = h;
+	/* after the strings: align for uint32_t (need has 64 spare bytes) */
+	p += (4 - ((uintptr_t)p & 3)) & 3;
 	dst->m.nodes = (const uint32_t *)put(&p, m->nodes, m->n_nodes * sizeof(uint32_t));
 }
 
