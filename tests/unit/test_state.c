@@ -682,6 +682,66 @@ static void test_push_spreads_in_three(void **state)
 /* ------------------------------------------------------------------------ */
 /* Peers                                                                    */
 
+/* Runs `syncs` anti-entropy ticks; marks in `used` (one flag per peer
+ * p0..p49) whom each SYNC went to; returns how many distinct peers. */
+static int sync_targets(struct nstate *ns, int syncs, bool *used)
+{
+	static struct outs o;
+	int distinct = 0;
+	for (int k = 0; k < syncs; k++) {
+		assert_int_equal(nstate_handle_timer(ns, nstate_next_deadline(ns)), 0);
+		outs_drain(&o, ns);
+		for (size_t j = 0; j < o.n; j++) {
+			assert_int_equal(o.p[j].m.type, NSTATE_SYNC);
+			int id = atoi(o.p[j].m.to + 1);
+			assert_true(id >= 0 && id < 50);
+			distinct += !used[id];
+			used[id] = true;
+		}
+		outs_clear(&o);
+	}
+	return distinct;
+}
+
+/* STICKY PARTNERS: anti-entropy talks to 3 peers at a time, one redrawn
+ * every 20 syncs (a TLS connection each, kept, not one per peer a
+ * minute); over time it still reaches many peers; a partner that goes
+ * down is replaced at once. */
+static void test_sync_partners_sticky(void **state)
+{
+	(void)state;
+	struct nstate *ns = core("me", 11);
+	char name[16];
+	for (int k = 0; k < 50; k++) {
+		snprintf(name, sizeof(name), "p%d", k);
+		up(ns, name);
+	}
+	bool used[50] = {false};
+	/* 60 syncs: the first 3 partners, then 2 redraws (k = 20, 40) */
+	int first = sync_targets(ns, 60, used);
+	assert_true(first >= 1 && first <= 5);
+	/* 600 syncs: 30 redraws reach many more */
+	bool later[50] = {false};
+	assert_true(sync_targets(ns, 600, later) > 15);
+	/* a partner that goes down is never synced with again */
+	static struct outs o;
+	assert_int_equal(nstate_handle_timer(ns, nstate_next_deadline(ns)), 0);
+	outs_drain(&o, ns);
+	assert_int_equal(o.n, 1);
+	char gone[NSTATE_NAME_MAX];
+	snprintf(gone, sizeof(gone), "%s", o.p[0].m.to);
+	outs_clear(&o);
+	nstate_peer_down(ns, gone);
+	for (int k = 0; k < 30; k++) {
+		assert_int_equal(nstate_handle_timer(ns, nstate_next_deadline(ns)), 0);
+		outs_drain(&o, ns);
+		for (size_t j = 0; j < o.n; j++)
+			assert_string_not_equal(o.p[j].m.to, gone);
+		outs_clear(&o);
+	}
+	nstate_free(ns);
+}
+
 static void test_peers_down_and_forget(void **state)
 {
 	struct nstate *ns = core("me", 3);
@@ -1093,6 +1153,7 @@ int main(void)
 	    cmocka_unit_test(test_push_duplicate_not_relayed),
 	    cmocka_unit_test(test_push_local_urgent),
 	    cmocka_unit_test(test_push_spreads_in_three),
+	    cmocka_unit_test(test_sync_partners_sticky),
 	    cmocka_unit_test(test_peers_down_and_forget),
 	    cmocka_unit_test(test_tree_equal_buckets_cost_nothing),
 	    cmocka_unit_test(test_tree_many_differences_split),
