@@ -2196,16 +2196,11 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 static bool host_lists_running(const struct fo *f, const char *name, const char *uuid,
                                uint64_t epoch)
 {
-	for (size_t i = 0; i < f->n_hosts; i++) {
-		const struct fo_host *h = &f->hosts[i];
-		if (strcmp(nz(h->cap.name), name) != 0)
-			continue;
-		for (size_t v = 0; v < h->n_vms; v++)
-			if (h->vms[v].running && h->vms[v].epoch >= epoch &&
-			    strcmp(nz(h->vms[v].uuid), uuid) == 0)
-				return true;
-		return false;
-	}
+	const struct fo_host *h = host_of(f, name);
+	for (size_t v = 0; h && v < h->n_vms; v++)
+		if (h->vms[v].running && h->vms[v].epoch >= epoch &&
+		    strcmp(h->vms[v].uuid, uuid) == 0)
+			return true;
 	return false;
 }
 
@@ -4474,12 +4469,7 @@ static bool own_state_known(const struct fo *f)
  * newer? */
 static bool runs_here(const struct fo *f, const char *uuid, uint64_t epoch)
 {
-	const struct fo_host *me = host_of(f, f->cfg.name);
-	for (size_t v = 0; me && v < me->n_vms; v++)
-		if (me->vms[v].running && me->vms[v].epoch >= epoch &&
-		    strcmp(me->vms[v].uuid, uuid) == 0)
-			return true;
-	return false;
+	return host_lists_running(f, f->cfg.name, uuid, epoch);
 }
 
 /* Another instance of ours holds the same placement (VM, target us,
