@@ -123,6 +123,13 @@
  * sender as a node of the cluster); a reply goes only to a live peer,
  * since only membership knows where a peer can be reached.
  *
+ * Bounded numbers (issue 13). An incarnation or version above
+ * NSTATE_NUMBER_MAX (2^62) could never be beaten: a message listing one
+ * (a record or a digest entry) is refused whole, with its reason
+ * (nstate_msg_check; the daemon logs it rate-limited), and
+ * nstate_set_local publishes none. No honest peer sends one, since none
+ * can have stored one.
+ *
  * Our own record. Only nstate_set_local writes it, and (incarnation,
  * version) must grow each time. Copies of our own record that others send
  * us are never stored — we are the authority — but the largest one seen is
@@ -909,7 +916,8 @@ int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version, 
                      size_t len, bool urgent, uint64_t now)
 {
 	ns_begin(ns);
-	if (len > NSTATE_RECORD_MAX || (len > 0 && data == NULL))
+	if (len > NSTATE_RECORD_MAX || (len > 0 && data == NULL) ||
+	    incarnation > NSTATE_NUMBER_MAX || version > NSTATE_NUMBER_MAX)
 		return -EINVAL;
 	if (ns->published && ns_cmp(incarnation, version, ns->local_inc, ns->local_ver) <= 0)
 		return -EINVAL;
@@ -983,15 +991,21 @@ static const char *ns_msg_problem(const struct nstate_msg *m)
 		return "node-state message with too many versions or records";
 	if (m->type == NSTATE_PUSH && m->n_records == 0)
 		return "node-state push without a record";
-	for (size_t k = 0; k < m->n_versions; k++)
+	for (size_t k = 0; k < m->n_versions; k++) {
 		if (!ns_name_ok(m->versions[k].name))
 			return "state version with a missing or oversized name";
+		if (m->versions[k].incarnation > NSTATE_NUMBER_MAX ||
+		    m->versions[k].version > NSTATE_NUMBER_MAX)
+			return "state version above NSTATE_NUMBER_MAX";
+	}
 	for (size_t k = 0; k < m->n_records; k++) {
 		const struct nstate_record *r = &m->records[k];
 		if (!ns_name_ok(r->name))
 			return "state record with a missing or oversized name";
 		if (r->len > NSTATE_RECORD_MAX || (r->len > 0 && r->data == NULL))
 			return "state record larger than NSTATE_RECORD_MAX";
+		if (r->incarnation > NSTATE_NUMBER_MAX || r->version > NSTATE_NUMBER_MAX)
+			return "state record numbered above NSTATE_NUMBER_MAX";
 	}
 	return ns_tree_problem(m);
 }

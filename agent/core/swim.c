@@ -22,15 +22,16 @@
  * its incarnation above the reported one and gossiping ALIVE. The order of
  * precedence, for a member other than us (memberlist's, which is SWIM's):
  *   ALIVE(i)   overrides SUSPECT/ALIVE(j) iff i > j; DEAD/LEFT(j) iff i > j
- *   SUSPECT(i) overrides ALIVE(j) iff i >= j; a SUSPECT(i == j) about a
- *              member already suspect is a confirmation (Lifeguard); a
- *              SUSPECT(i > j) replaces the suspicion we hold (that one
- *              was refuted): fresh start, no confirmations
- *   DEAD(i)    overrides ALIVE/SUSPECT(j) iff i >= j
+ *   SUSPECT(i) overrides ALIVE(j) iff i == j; a SUSPECT(i == j) about a
+ *              member already suspect is a confirmation (Lifeguard)
+ *   DEAD(i)    overrides ALIVE/SUSPECT(j) iff i == j
  *   LEFT(i)    is DEAD asserted by the member itself (origin == name); it
- *              overrides ALIVE/SUSPECT/DEAD(j) iff i >= j, and a DEAD never
- *              overrides LEFT, so a graceful leave is never reported as a
- *              death.
+ *              overrides ALIVE/SUSPECT/DEAD(j) iff i == j or i == j + 1
+ *              (swim_leave), and a DEAD never overrides LEFT, so a
+ *              graceful leave is never reported as a death.
+ * A SUSPECT or DEAD above the incarnation we hold (i > j), which SWIM and
+ * memberlist take, is refused here: only the member raises its own
+ * incarnation (A HOST SPEAKS ONLY FOR ITSELF, below).
  * Updates about a member we do not know are taken only when ALIVE.
  * A PING or PING_REQ from a node we do not know adds it ALIVE at
  * incarnation 0 (it is evidently up, and 0 is below anything it may hold,
@@ -290,6 +291,32 @@
  *  declare the majority dead; the failover core's quorum, not this rule,
  *  is what keeps a minority from acting.
  *
+ * A HOST SPEAKS ONLY FOR ITSELF (issue 13)
+ *  Every member of the cluster may send us updates about every other, and
+ *  a node certificate is all it takes to be one. So an update ("claim") is
+ *  taken only within bounds that a single bad peer cannot move:
+ *  - Incarnations have a ceiling, SWIM_INCARNATION_MAX = 2^62, far below
+ *    wrap and far above anything real (one per restart or refutation). A
+ *    claim above it is refused, and our own incarnation stops at it: a
+ *    refutation of DEAD(us, 2^64 - 1) used to wrap to 0 and could never
+ *    win again, leaving us dead for good.
+ *  - Only a member raises its own incarnation, by an ALIVE. A SUSPECT or
+ *    DEAD about another member above the incarnation we hold is refused:
+ *    if the member really refuted meanwhile (its ALIVE has not reached us
+ *    yet), the suspicion is retransmitted and taken once the ALIVE is in;
+ *    if it really died at that incarnation we hold it alive at an older
+ *    one, and our own probes find it. The member's own LEFT comes at its
+ *    incarnation + 1 and is taken (no higher).
+ *  - A claim about us may raise our incarnation by at most
+ *    SWIM_INCARNATION_JUMP_MAX = 2^20. We must refute a SUSPECT or DEAD at
+ *    or above our incarnation, including one above it (a restart that lost
+ *    its data dir catches up with what the cluster remembers so), but a
+ *    forger now needs 2^42 messages, not one, to drive us to the ceiling.
+ *  Every refused claim is counted (swim_claims_refused) and reported by a
+ *  SWIM_EV_CLAIM_REFUSED event, at most one per SWIM_REFUSED_EVENT_MS
+ *  with the number held back (the daemon logs it: rate-limited by
+ *  construction).
+ *
  * DATA LAYOUT (the simulator runs 10,000 cores of 10,000 members each)
  *  Members live in one dense array, self at index 0; removal swaps the last
  *  one in. Every string (names, addresses, causes, origins) is interned in
@@ -324,6 +351,7 @@
 #include "arena.h"
 #include "name_index.h"
 #include "prng.h"
+#include "ratelimit.h"
 
 #include <errno.h>
 #include <math.h>
@@ -568,6 +596,8 @@ struct swim {
 	uint16_t probe_hist;      /* last probe outcomes, bit 0 newest, 1 = failed */
 	uint8_t probe_hist_n;
 	bool stale_sender; /* the message being handled holds a stale suspicion of us */
+	uint64_t refused;  /* swim_claims_refused() */
+	struct mv_ratelimit refused_rl; /* SWIM_EV_CLAIM_REFUSED, one per interval */
 
 	struct swim_msg *out;
 	size_t n_out, cap_out, out_head;
@@ -1809,7 +1839,9 @@ static void swim_verify_maybe(struct swim *s, uint32_t i, uint64_t now)
 static void swim_refute(struct swim *s, uint64_t reported, const char *cause)
 {
 	struct swim_member *self = &s->m[0];
-	self->incarnation = reported + 1;
+	/* never past the ceiling, so never wrapping (claims above it are
+	 * refused, so `reported` is at most SWIM_INCARNATION_MAX) */
+	self->incarnation = reported < SWIM_INCARNATION_MAX ? reported + 1 : SWIM_INCARNATION_MAX;
 	s->view_ver++;
 	swim_event(s, SWIM_EV_SELF_REFUTED, 0, cause, 0);
 	swim_bc_queue(s, 0, NONE);
@@ -1835,14 +1867,46 @@ static void swim_restart_own_suspicions(struct swim *s, uint64_t now)
 	}
 }
 
+/* An update we refuse (see A HOST SPEAKS ONLY FOR ITSELF): counted, and
+ * reported by an event at most once per SWIM_REFUSED_EVENT_MS with the
+ * number held back meanwhile. */
+static void swim_claim_refused(struct swim *s, const struct swim_update *u, const char *via,
+                               const char *why, uint64_t now)
+{
+	s->refused++;
+	uint64_t held;
+	if (!mv_ratelimit_allow(&s->refused_rl, now, &held))
+		return;
+	char cause[SWIM_CAUSE_MAX];
+	snprintf(cause, sizeof(cause),
+	         "%s at incarnation %llu from %s refused: %s (%llu more since)",
+	         swim_state_name(u->state), (unsigned long long)u->incarnation, via, why,
+	         (unsigned long long)held);
+	size_t n = s->n_ev;
+	swim_event(s, SWIM_EV_CLAIM_REFUSED, NONE, cause, 0);
+	if (s->n_ev > n) {
+		struct swim_event *e = &s->ev[s->n_ev - 1];
+		e->name = swim_arena_strdup(&s->ev_arena, u->name);
+		e->addr = swim_arena_strdup(&s->ev_arena, u->addr);
+		e->incarnation = u->incarnation;
+		e->state = u->state;
+	}
+}
+
 static void swim_apply_self(struct swim *s, const struct swim_update *u, enum swim_state st,
                             const char *origin, const char *via, uint64_t now)
 {
 	struct swim_member *self = &s->m[0];
 	char cause[SWIM_CAUSE_MAX];
+	if (u->incarnation > self->incarnation &&
+	    u->incarnation - self->incarnation > SWIM_INCARNATION_JUMP_MAX) {
+		swim_claim_refused(s, u, via, "would raise our own incarnation too far", now);
+		return;
+	}
 	if (self->state == SWIM_LEFT) {
 		/* We are leaving: re-assert LEFT above whatever is said of us. */
-		if (st != SWIM_LEFT && u->incarnation >= self->incarnation) {
+		if (st != SWIM_LEFT && u->incarnation >= self->incarnation &&
+		    u->incarnation < SWIM_INCARNATION_MAX) {
 			self->incarnation = u->incarnation + 1;
 			s->view_ver++;
 			swim_bc_queue(s, 0, s->m[0].name);
@@ -1872,7 +1936,7 @@ static void swim_apply_self(struct swim *s, const struct swim_update *u, enum sw
 		refute = u->incarnation >= self->incarnation;
 	if (!refute)
 		return;
-	uint64_t inc = u->incarnation + 1;
+	uint64_t inc = u->incarnation < SWIM_INCARNATION_MAX ? u->incarnation + 1 : u->incarnation;
 	switch (st) {
 	case SWIM_SUSPECT:
 		snprintf(
@@ -1937,6 +2001,10 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 	const char *origin = u->origin[0] != '\0' ? u->origin : via;
 	enum swim_state st = u->state;
 	char cause[SWIM_CAUSE_MAX];
+	if (u->incarnation > SWIM_INCARNATION_MAX) {
+		swim_claim_refused(s, u, via, "incarnation above the ceiling", now);
+		return;
+	}
 	/* Only the member itself can say it left; anyone else saying so is
 	 * reporting a death. */
 	if (st == SWIM_LEFT && strcmp(u->origin, u->name) != 0)
@@ -2012,21 +2080,21 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 	case SWIM_SUSPECT:
 		if (u->incarnation < mb->incarnation)
 			return;
-		if (mb->state == SWIM_SUSPECT && u->incarnation == mb->incarnation) {
+		if (u->incarnation > mb->incarnation) {
+			/* Only the member raises its incarnation (by an ALIVE):
+			 * a suspicion above what we hold is nobody's to make. */
+			swim_claim_refused(s, u, via, "above the incarnation we hold", now);
+			return;
+		}
+		if (mb->state == SWIM_SUSPECT) {
 			if (swim_susp_confirm(s, i, origin)) {
 				uint32_t oid = swim_str_find(s, origin);
 				swim_bc_queue(s, i, oid);
 			}
 			return;
 		}
-		if (mb->state == SWIM_SUSPECT) {
-			/* A suspicion of a newer incarnation: the member refuted the
-			 * one we hold, so that one's clock, confirmations and
-			 * last-chance probe are void. Start afresh. */
-			swim_susp_free(s, i);
-		} else if (mb->state != SWIM_ALIVE) {
+		if (mb->state != SWIM_ALIVE)
 			return;
-		}
 		swim_gossip_cause(cause, sizeof(cause), how, via, origin);
 		swim_member_suspect(s, i, u->incarnation, origin, cause, now);
 		if (!pp && strcmp(origin, s->cfg.name) != 0)
@@ -2037,18 +2105,19 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 	default:
 		if (u->incarnation < mb->incarnation)
 			return;
+		/* A death above the incarnation we hold is refused like a
+		 * suspicion (had the member come back meanwhile, unseen by us,
+		 * we hold it dead already or will learn of its life first); its
+		 * own LEFT comes at its incarnation + 1 (swim_leave). */
+		if (u->incarnation > mb->incarnation &&
+		    (st != SWIM_LEFT || u->incarnation - mb->incarnation > 1)) {
+			swim_claim_refused(s, u, via, "above the incarnation we hold", now);
+			return;
+		}
 		if (mb->state == SWIM_LEFT || (mb->state == SWIM_DEAD && st == SWIM_DEAD)) {
-			bool newer = mb->state == SWIM_DEAD && u->incarnation > mb->incarnation;
 			if (mb->incarnation != u->incarnation)
 				s->view_ver++;
 			mb->incarnation = u->incarnation;
-			if (newer) {
-				/* dead at a later incarnation than we held (it had come
-				 * back meanwhile, unseen by us): a death of its own, which
-				 * the failover core must hear of */
-				swim_gossip_cause(cause, sizeof(cause), how, via, origin);
-				swim_event(s, SWIM_EV_MEMBER_DEAD, i, cause, 0);
-			}
 			return;
 		}
 		swim_member_set_state(s, i, st, u->incarnation, now);
@@ -2453,7 +2522,8 @@ struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnatio
 	    cfg->probe_timeout_ms == 0 || cfg->probe_timeout_ms >= cfg->probe_interval_ms ||
 	    cfg->indirect_probes > SWIM_K_MAX || cfg->retransmit_mult == 0 ||
 	    cfg->suspicion_min_mult == 0 || cfg->suspicion_max_mult == 0 ||
-	    cfg->join_retry_ms == 0 || cfg->max_updates_per_msg == 0 || cfg->awareness_max > 1000)
+	    cfg->join_retry_ms == 0 || cfg->max_updates_per_msg == 0 || cfg->awareness_max > 1000 ||
+	    initial_incarnation > SWIM_INCARNATION_MAX)
 		return NULL;
 	struct swim *s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -2474,6 +2544,7 @@ struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnatio
 	for (int k = 0; k < SWIM_BCAST_BUCKETS; k++)
 		s->bc_head[k] = s->bc_tail[k] = NONE;
 	s->probe.target = NONE;
+	mv_ratelimit_init(&s->refused_rl, SWIM_REFUSED_EVENT_MS);
 	if (swim_member_add(s, cfg->name, cfg->addr, initial_incarnation, now) != 0) {
 		swim_free(s);
 		return NULL;
@@ -2604,7 +2675,8 @@ int swim_leave(struct swim *s, uint64_t now)
 	if (s->m[0].state == SWIM_LEFT)
 		return -EALREADY;
 	swim_enter(s);
-	swim_member_set_state(s, 0, SWIM_LEFT, s->m[0].incarnation + 1, now);
+	uint64_t inc = s->m[0].incarnation;
+	swim_member_set_state(s, 0, SWIM_LEFT, inc < SWIM_INCARNATION_MAX ? inc + 1 : inc, now);
 	swim_event(s, SWIM_EV_MEMBER_LEFT, 0, "left gracefully", 0);
 	swim_bc_queue(s, 0, s->m[0].name);
 	s->leave_tx = 0;
@@ -3077,6 +3149,11 @@ uint32_t swim_local_health(const struct swim *s)
 {
 	return s->awareness;
 }
+uint64_t swim_claims_refused(const struct swim *s)
+{
+	return s->refused;
+}
+
 uint64_t swim_incarnation(const struct swim *s)
 {
 	return s->m[0].incarnation;
@@ -3170,6 +3247,8 @@ int swim_raise_incarnation(struct swim *s, uint64_t at_least, const char *cause,
 	(void)now;
 	swim_enter(s);
 	uint64_t cur = s->m[0].incarnation;
+	if (at_least > SWIM_INCARNATION_MAX)
+		at_least = SWIM_INCARNATION_MAX;
 	swim_refute(s, at_least > cur + 1 ? at_least - 1 : cur, cause ? cause : "asked for");
 	return 0;
 }

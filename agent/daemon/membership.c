@@ -73,6 +73,10 @@ static uint64_t membership_read_incarnation(const char *dir)
 	if (fscanf(f, "%llu", &v) != 1)
 		v = 0;
 	fclose(f);
+	if (v >= SWIM_INCARNATION_MAX) {
+		MV_WARN("swim", "saved incarnation out of range path=%s incarnation=%llu", path, v);
+		v = SWIM_INCARNATION_MAX - 1;
+	}
 	return (uint64_t)v;
 }
 
@@ -137,6 +141,10 @@ static void membership_log_event(struct agent *a, const struct swim_event *e)
 		break;
 	case SWIM_EV_LOCAL_HEALTH:
 		MV_INFO("swim", "local health changed score=%u cause=%s", e->local_health, cause);
+		break;
+	case SWIM_EV_CLAIM_REFUSED: /* rate-limited by the core */
+		MV_WARN("swim", "claim refused name=%s incarnation=%" PRIu64 " cause=%s", name,
+		        e->incarnation, cause);
 		break;
 	}
 }

@@ -47,6 +47,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "meshvisor/nstate.h"
+#include "ratelimit.h"
 #include "state_codec.h"
 #include "state_driver.h"
 
@@ -96,7 +97,8 @@ struct nodestate {
 	uint64_t version;         /* ... and its version under that incarnation */
 	uint8_t *sig, *full;      /* last published, significant / full form */
 	size_t sig_len, full_len;
-	struct nodestate_last last; /* what the policy compares with */
+	struct nodestate_last last;    /* what the policy compares with */
+	struct mv_ratelimit reject_rl; /* "rejected state message": one per 10 s */
 };
 
 static int64_t nodestate_wall_ms(void)
@@ -149,7 +151,11 @@ void nodestate_handle_envelope(struct agent *a, const Mv__Envelope *env)
 	struct nstate_record *records;
 	const char *why;
 	if (state_codec_decode(env, &m, &versions, &records, &why) < 0) {
-		MV_WARN("state", "rejected state message from=%s reason=\"%s\"", env->from, why);
+		uint64_t held;
+		if (mv_ratelimit_allow(&a->nodestate->reject_rl, uv_now(a->loop), &held))
+			MV_WARN("state",
+			        "rejected state message from=%s reason=\"%s\" suppressed=%" PRIu64,
+			        env->from, why, held);
 		return;
 	}
 	if (nstate_handle_message(a->nodestate->core, &m, uv_now(a->loop)) < 0)
@@ -480,6 +486,7 @@ int nodestate_start(struct agent *a, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	a->nodestate = s;
+	mv_ratelimit_init(&s->reject_rl, 10000);
 	uv_timer_init(a->loop, &s->core_timer);
 	uv_timer_init(a->loop, &s->refresh_timer);
 	s->core_timer.data = s->refresh_timer.data = a;

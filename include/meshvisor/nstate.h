@@ -69,6 +69,13 @@ enum nstate_msg_type {
 #define NSTATE_TREE_DEPTH 3
 #define NSTATE_TREE_LEAVES 4096 /* FANOUT ^ DEPTH */
 
+/* Ceiling of a record's incarnation and version (issue 13), far below
+ * wrap: a message listing a record or version above it is refused whole
+ * (nstate_msg_check), and nstate_set_local refuses to publish one. The
+ * incarnation is the host's SWIM incarnation (SWIM_INCARNATION_MAX is the
+ * same), the version counts publications within it. */
+#define NSTATE_NUMBER_MAX (UINT64_C(1) << 62)
+
 struct nstate_version {
 	const char *name;
 	uint64_t incarnation;
@@ -141,7 +148,8 @@ void nstate_peer_down(struct nstate *ns, const char *name);
 void nstate_forget(struct nstate *ns, const char *name);
 
 /* Publishes our own record. (incarnation, version) must be larger than the
- * last one we published (-EINVAL otherwise, nothing changed). `urgent`
+ * last one we published and at most NSTATE_NUMBER_MAX each (-EINVAL
+ * otherwise, nothing changed). `urgent`
  * pushes it at once; otherwise anti-entropy carries it. */
 int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version, const uint8_t *data,
                      size_t len, bool urgent, uint64_t now);

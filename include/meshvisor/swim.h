@@ -39,6 +39,21 @@ extern "C" {
 #define SWIM_NAME_MAX 64 /* node name incl. NUL (certificate CN) */
 #define SWIM_ADDR_MAX 64 /* "host:port" incl. NUL */
 
+/* Bounds on incarnations (issue 13: a host speaks only for itself).
+ * SWIM_INCARNATION_MAX: an update (a "claim") above it is refused, and our
+ * own incarnation never passes it (a refutation stops there instead of
+ * wrapping to 0, where it could never win again). It is far below 2^64 and
+ * far above anything real: incarnations grow by one per restart or
+ * refutation. SWIM_INCARNATION_JUMP_MAX: a claim about us may raise our own
+ * incarnation by at most this much (we must refute a SUSPECT/DEAD at our
+ * incarnation or above, and a restart that lost its data dir must catch up
+ * with what the cluster remembers), so a forger needs 2^42 messages, not
+ * one, to drive us to the ceiling. */
+#define SWIM_INCARNATION_MAX (UINT64_C(1) << 62)
+#define SWIM_INCARNATION_JUMP_MAX (UINT64_C(1) << 20)
+/* At most one SWIM_EV_CLAIM_REFUSED per this many ms (the rest counted). */
+#define SWIM_REFUSED_EVENT_MS 10000
+
 enum swim_state {
 	SWIM_ALIVE = 0,
 	SWIM_SUSPECT = 1,
@@ -169,6 +184,13 @@ enum swim_event_type {
 	SWIM_EV_JOINED_CLUSTER = 8,      /* a join push-pull got its reply */
 	SWIM_EV_JOIN_FAILED = 9,         /* a join attempt timed out; will retry */
 	SWIM_EV_LOCAL_HEALTH = 10,       /* our Lifeguard awareness score changed */
+	/* An update was refused (out of bounds, or raising another member's
+	 * incarnation: see swim.c, A HOST SPEAKS ONLY FOR ITSELF). name and
+	 * incarnation are the claim's; cause says why, who sent it and how
+	 * many were refused without an event since the last one: at most one
+	 * such event per SWIM_REFUSED_EVENT_MS, the rest are only counted
+	 * (swim_claims_refused). */
+	SWIM_EV_CLAIM_REFUSED = 11,
 };
 
 struct swim_event {
@@ -200,7 +222,8 @@ struct swim;
 void swim_config_default(struct swim_config *cfg);
 
 /* Creates a core whose only member is itself (ALIVE, incarnation 0 unless
- * initial_incarnation is larger). Returns NULL on bad config or no memory. */
+ * initial_incarnation is larger). Returns NULL on bad config (an
+ * initial_incarnation above SWIM_INCARNATION_MAX included) or no memory. */
 struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnation, uint64_t now);
 void swim_free(struct swim *s);
 
@@ -243,6 +266,8 @@ bool swim_pop_event(struct swim *s, struct swim_event *out);
 /* Lifeguard local health (awareness) score, 0 = healthy. */
 uint32_t swim_local_health(const struct swim *s);
 uint64_t swim_incarnation(const struct swim *s);
+/* Updates refused so far (SWIM_EV_CLAIM_REFUSED), every one counted. */
+uint64_t swim_claims_refused(const struct swim *s);
 /* Raises our own incarnation to at least `at_least` (at least by one) and
  * gossips it, as a refutation does: the failover core ends an incarnation
  * after a self-fence, or to recover HA VMs stopped here. Emits

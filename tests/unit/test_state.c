@@ -1118,6 +1118,43 @@ static void test_malformed_rejected(void **state)
 	nstate_free(ns);
 }
 
+/* Numbers have a ceiling far below wrap (issue 13): a record or version
+ * numbered above NSTATE_NUMBER_MAX makes the whole message refused, with
+ * its reason, and we never publish one. */
+static void test_numbers_bounded(void **state)
+{
+	struct nstate *ns = core_p_x(5);
+	uint64_t h = nstate_hash(ns);
+	const uint64_t max = NSTATE_NUMBER_MAX;
+	const char *why = NULL;
+	/* a forged record for x at 2^64 - 1 (nothing could ever beat it) */
+	assert_int_equal(feed(ns, NSTATE_PUSH, "p", "x", 1, UINT64_MAX, "fake", 3), -EINVAL);
+	assert_int_equal(feed(ns, NSTATE_DELTA, "p", "x", max + 1, 0, "fake", 0), -EINVAL);
+	expect_rec(ns, "x", 1, 1, "x");
+	assert_int_equal(nstate_hash(ns), h);
+	assert_int_equal(drain_events(ns), 0);
+	struct nstate_record r = {"x", 1, max + 1, (const uint8_t *)"f", 1};
+	struct nstate_msg m = {.type = NSTATE_DELTA, .from = "p", .records = &r, .n_records = 1};
+	assert_int_equal(nstate_msg_check(&m, &why), -EINVAL);
+	assert_non_null(strstr(why, "NSTATE_NUMBER_MAX"));
+	struct nstate_version v = {"x", max + 1, 0};
+	struct nstate_msg d = {.type = NSTATE_DIGEST, .from = "p", .versions = &v, .n_versions = 1};
+	why = NULL;
+	assert_int_equal(nstate_msg_check(&d, &why), -EINVAL);
+	assert_non_null(strstr(why, "NSTATE_NUMBER_MAX"));
+	/* at the ceiling: taken */
+	assert_int_equal(feed(ns, NSTATE_DELTA, "p", "x", 1, max, "top", 0), 0);
+	expect_rec(ns, "x", 1, max, "top");
+	drain_events(ns);
+	/* our own record: never published above it */
+	const uint8_t a[] = "a";
+	assert_int_equal(nstate_set_local(ns, max + 1, 0, a, 1, false, 0), -EINVAL);
+	assert_int_equal(nstate_set_local(ns, 1, max + 1, a, 1, false, 0), -EINVAL);
+	assert_false(nstate_find(ns, "me", NULL));
+	assert_int_equal(nstate_set_local(ns, max, max, a, 1, false, 0), 0);
+	nstate_free(ns);
+}
+
 static void test_config_rejected(void **state)
 {
 	struct nstate_config cfg;
@@ -1160,6 +1197,7 @@ int main(void)
 	    cmocka_unit_test(test_tree_older_peer_gets_whole_digest),
 	    cmocka_unit_test(test_tree_malformed_rejected),
 	    cmocka_unit_test(test_malformed_rejected),
+	    cmocka_unit_test(test_numbers_bounded),
 	    cmocka_unit_test(test_config_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1595,10 +1595,13 @@ static void test_learns_unknown_sender(void **state)
 	swim_free(s);
 }
 
-/* A SUSPECT of a higher incarnation about a member we already suspect is a
- * new suspicion (the old one was refuted), not a confirmation of the old:
- * fresh start, no confirmations. */
-static void test_suspect_newer_incarnation_restarts(void **state)
+/* Only a member raises its own incarnation (issue 13): a SUSPECT or DEAD
+ * about another member above the incarnation we hold is refused, counted
+ * and reported (rate-limited). A suspicion of a newer incarnation becomes
+ * possible once the member's ALIVE at it is in: then it is a fresh start,
+ * not a confirmation of the refuted one. The member's own LEFT comes at
+ * its incarnation + 1 and is taken. */
+static void test_suspect_above_held_refused(void **state)
 {
 	(void)state;
 	struct swim *s = solo("me", NULL);
@@ -1607,17 +1610,40 @@ static void test_suspect_newer_incarnation_restarts(void **state)
 	for (int k = 0; k < 5; k++)
 		feed(s, "x", upd(names[k], SWIM_ALIVE, 4, ""), 0);
 	feed(s, "c", upd("b", SWIM_SUSPECT, 4, "c"), 100);
-	feed(s, "d", upd("b", SWIM_SUSPECT, 5, "d"), 3000);
 	drop_all(s);
+	feed(s, "d", upd("b", SWIM_SUSPECT, 5, "d"), 3000);
 	struct swim_member_info mi;
 	assert_true(swim_member_find(s, "b", &mi));
 	assert_int_equal(mi.state, SWIM_SUSPECT);
+	assert_int_equal(mi.incarnation, 4);
+	assert_int_equal(mi.since_ms, 100);
+	assert_int_equal(swim_claims_refused(s), 1);
+	struct swim_event e;
+	assert_true(swim_pop_event(s, &e));
+	assert_int_equal(e.type, SWIM_EV_CLAIM_REFUSED);
+	assert_string_equal(e.name, "b");
+	assert_int_equal(e.incarnation, 5);
+	assert_non_null(strstr(e.cause, "above the incarnation we hold"));
+	assert_non_null(strstr(e.cause, "from d"));
+	/* a DEAD above it too, about a live member and a suspect alike:
+	 * counted, no second event within SWIM_REFUSED_EVENT_MS */
+	drop_all(s);
+	feed(s, "d", upd("b", SWIM_DEAD, 9, "d"), 3001);
+	feed(s, "d", upd("c", SWIM_DEAD, 5, "d"), 3002);
+	assert_int_equal(mstate(s, "b", NULL), SWIM_SUSPECT);
+	assert_int_equal(mstate(s, "c", NULL), SWIM_ALIVE);
+	assert_int_equal(swim_claims_refused(s), 3);
+	assert_false(swim_pop_event(s, &e));
+	/* the member's own refutation, then a suspicion at it: fresh start */
+	feed(s, "b", upd("b", SWIM_ALIVE, 5, ""), 3003);
+	feed(s, "d", upd("b", SWIM_SUSPECT, 5, "d"), 3004);
+	drop_all(s);
+	assert_true(swim_member_find(s, "b", &mi));
+	assert_int_equal(mi.state, SWIM_SUSPECT);
 	assert_int_equal(mi.incarnation, 5);
-	assert_int_equal(mi.since_ms, 3000);
-	/* counted as a confirmation of the old one it would die at
-	 * 100 + 3500; as a fresh one it has until 3000 + 6000 */
-	uint64_t now = 3000;
-	while (swim_next_deadline(s) <= 8999) {
+	assert_int_equal(mi.since_ms, 3004);
+	uint64_t now = 3004;
+	while (swim_next_deadline(s) <= 3004 + 5999) {
 		now = swim_next_deadline(s);
 		swim_handle_timer(s, now);
 		drop_all(s);
@@ -1626,7 +1652,79 @@ static void test_suspect_newer_incarnation_restarts(void **state)
 	/* and the same incarnation again is a confirmation */
 	feed(s, "e", upd("b", SWIM_SUSPECT, 5, "e"), now);
 	assert_true(swim_member_find(s, "b", &mi));
-	assert_int_equal(mi.since_ms, 3000);
+	assert_int_equal(mi.since_ms, 3004);
+	/* a leave comes at the leaver's incarnation + 1, not above */
+	feed(s, "x", upd("e", SWIM_LEFT, 6, "e"), now);
+	assert_int_equal(mstate(s, "e", NULL), SWIM_ALIVE);
+	feed(s, "x", upd("e", SWIM_LEFT, 5, "e"), now);
+	assert_int_equal(mstate(s, "e", NULL), SWIM_LEFT);
+	/* after SWIM_REFUSED_EVENT_MS the next refusal is reported, with the
+	 * count of those held back */
+	drop_all(s);
+	feed(s, "d", upd("c", SWIM_SUSPECT, 7, "d"), 3000 + SWIM_REFUSED_EVENT_MS);
+	assert_true(swim_pop_event(s, &e));
+	assert_int_equal(e.type, SWIM_EV_CLAIM_REFUSED);
+	assert_string_equal(e.name, "c");
+	assert_non_null(strstr(e.cause, "(3 more since)"));
+	swim_free(s);
+}
+
+/* Incarnations have a ceiling far below wrap (issue 13): a claim above it
+ * is refused, a refutation stops at it instead of wrapping to 0, and a
+ * claim about us may raise our incarnation by SWIM_INCARNATION_JUMP_MAX at
+ * most. */
+static void test_incarnation_bounds(void **state)
+{
+	(void)state;
+	const uint64_t max = SWIM_INCARNATION_MAX;
+	struct swim *s = solo("me", NULL);
+	feed(s, "x", upd("b", SWIM_ALIVE, 1, ""), 1);
+	drop_all(s);
+	/* DEAD(me, 2^64 - 1): no refutation to 0 (it could never win) */
+	feed(s, "b", upd("me", SWIM_DEAD, UINT64_MAX, "b"), 2);
+	assert_int_equal(swim_incarnation(s), 0);
+	assert_int_equal(mstate(s, "me", NULL), SWIM_ALIVE);
+	/* DEAD(b, 2^64 - 1) and an unknown member ALIVE above the ceiling */
+	feed(s, "x", upd("b", SWIM_DEAD, UINT64_MAX, "x"), 3);
+	feed(s, "x", upd("c", SWIM_ALIVE, max + 1, ""), 4);
+	feed(s, "x", upd("b", SWIM_ALIVE, max + 1, ""), 5);
+	uint64_t inc;
+	assert_int_equal(mstate(s, "b", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 1);
+	assert_false(swim_member_find(s, "c", NULL));
+	assert_int_equal(swim_claims_refused(s), 4);
+	struct swim_event e;
+	assert_true(swim_pop_event(s, &e)); /* one event for the four */
+	assert_int_equal(e.type, SWIM_EV_CLAIM_REFUSED);
+	assert_string_equal(e.name, "me");
+	assert_non_null(strstr(e.cause, "above the ceiling"));
+	assert_false(swim_pop_event(s, &e));
+	/* a claim about us may raise us by the jump limit, not more */
+	feed(s, "b", upd("me", SWIM_DEAD, SWIM_INCARNATION_JUMP_MAX + 1, "b"), 6);
+	assert_int_equal(swim_incarnation(s), 0);
+	assert_int_equal(swim_claims_refused(s), 5);
+	feed(s, "b", upd("me", SWIM_DEAD, SWIM_INCARNATION_JUMP_MAX, "b"), 7);
+	assert_int_equal(swim_incarnation(s), SWIM_INCARNATION_JUMP_MAX + 1);
+	swim_free(s);
+
+	/* at the ceiling: a refutation, a raise and a leave stay there */
+	struct swim_config cfg;
+	test_config(&cfg, "me", "me:7946", 7);
+	assert_null(swim_new(&cfg, max + 1, 0));
+	s = swim_new(&cfg, max - 1, 0);
+	assert_non_null(s);
+	feed(s, "x", upd("b", SWIM_ALIVE, max, ""), 1); /* at the ceiling: taken */
+	assert_int_equal(mstate(s, "b", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, max);
+	feed(s, "b", upd("me", SWIM_SUSPECT, max - 1, "b"), 2);
+	assert_int_equal(swim_incarnation(s), max);
+	feed(s, "b", upd("me", SWIM_SUSPECT, max, "b"), 3);
+	assert_int_equal(swim_incarnation(s), max);
+	assert_int_equal(swim_raise_incarnation(s, UINT64_MAX, "test", 4), 0);
+	assert_int_equal(swim_incarnation(s), max);
+	assert_int_equal(swim_leave(s, 5), 0);
+	assert_int_equal(mstate(s, "me", &inc), SWIM_LEFT);
+	assert_int_equal(inc, max);
 	swim_free(s);
 }
 
@@ -2707,7 +2805,8 @@ int main(void)
 	    cmocka_unit_test(test_shared_strtab),
 	    cmocka_unit_test(test_joiner_announces_itself),
 	    cmocka_unit_test(test_learns_unknown_sender),
-	    cmocka_unit_test(test_suspect_newer_incarnation_restarts),
+	    cmocka_unit_test(test_suspect_above_held_refused),
+	    cmocka_unit_test(test_incarnation_bounds),
 	    cmocka_unit_test(test_relay_carries_target_state),
 	    cmocka_unit_test(test_verification_probe),
 	    cmocka_unit_test(test_verification_is_sampled),
