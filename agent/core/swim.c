@@ -24,7 +24,8 @@
  *   ALIVE(i)   overrides SUSPECT/ALIVE(j) iff i > j; DEAD/LEFT(j) iff i > j
  *   SUSPECT(i) overrides ALIVE(j) iff i == j; a SUSPECT(i == j) about a
  *              member already suspect is a confirmation (Lifeguard)
- *   DEAD(i)    overrides ALIVE/SUSPECT(j) iff i == j
+ *   DEAD(i)    overrides ALIVE/SUSPECT(j) iff i == j, and on another
+ *              member's word only once our own check failed (below)
  *   LEFT(i)    is DEAD asserted by the member itself (origin == name); it
  *              overrides ALIVE/SUSPECT/DEAD(j) iff i == j or i == j + 1
  *              (swim_leave), and a DEAD never overrides LEFT, so a
@@ -312,6 +313,24 @@
  *    or above our incarnation, including one above it (a restart that lost
  *    its data dir catches up with what the cluster remembers so), but a
  *    forger now needs 2^42 messages, not one, to drive us to the ceiling.
+ *  - One peer's word kills nobody. A DEAD from another member about one we
+ *    hold ALIVE used to be taken at once (no suspicion here, a failover
+ *    opened at once): any holder of a node certificate could have a
+ *    healthy host failed over. Now, unless the suspicion we hold rests on
+ *    our own evidence (we raised it, our verification probe confirmed it,
+ *    or its agent refused us: swim_susp_ours), it is taken as a suspicion
+ *    (gossiped, so a live member hears it and refutes) and we check the
+ *    member at once with a last-chance probe: a PING carrying the
+ *    suspicion and PING_REQs through k helpers, one protocol period to
+ *    answer. Silence makes it DEAD ("reported dead by X, and our own probe
+ *    failed"), under the same rules as a last-chance probe (helpers that
+ *    all stay silent say the fault is ours: keep suspecting); an ACK keeps
+ *    it suspect until its refutation arrives. A real death costs the
+ *    members that had not verified it themselves one more protocol period
+ *    and k + 1 probes each; those that had (all of them at N <= 2k + 2,
+ *    where every member verifies a suspicion) take it at once, and a
+ *    proven refusal is still proof. A forger who sends SUSPECT first gains
+ *    nothing: a suspicion from another is not our evidence either.
  *  Every refused claim is counted (swim_claims_refused) and reported by a
  *  SWIM_EV_CLAIM_REFUSED event, at most one per SWIM_REFUSED_EVENT_MS
  *  with the number held back (the daemon logs it: rate-limited by
@@ -520,6 +539,7 @@ struct swim_susp {
 	bool verify;        /* the probe is a verification (gossip-triggered) */
 	uint8_t check_helpers, check_nacks;
 	bool refused_self;                 /* our own send to it was refused */
+	bool dead_heard;                   /* a DEAD from another waits on our own check */
 	uint32_t refused_nacks;            /* bitmask over check_helper[]: refused NACKs */
 	uint64_t refused_at;               /* when a helper confirmed our refusal; 0: not */
 	uint32_t check_helper[SWIM_K_MAX]; /* str ids (referenced) of the probe's helpers */
@@ -1994,6 +2014,57 @@ static bool swim_regossip(const struct swim *s, const struct swim_update *u, con
 	return !pp || s->n_m <= SWIM_PP_REGOSSIP_MAX || strcmp(u->name, via) == 0;
 }
 
+/* Whether the suspicion we hold of member i rests on our own evidence: we
+ * raised it, confirmed it (our verification probe failed), or its agent
+ * refused us. */
+static bool swim_susp_ours(const struct swim *s, uint32_t i)
+{
+	uint32_t id = s->m[i].susp;
+	if (id == NONE)
+		return false;
+	const struct swim_susp *x = &s->su[id];
+	uint32_t me = s->m[0].name;
+	if (x->origin == me || x->refused_self)
+		return true;
+	for (uint32_t c = 0; c < x->n_conf; c++)
+		if (x->conf[c] == me)
+			return true;
+	return false;
+}
+
+/* A DEAD about member i (at the incarnation we hold) from another member,
+ * and we have no evidence of our own: one peer's word kills nobody (A
+ * HOST SPEAKS ONLY FOR ITSELF). We suspect it (gossiped: a live member
+ * refutes) and check it ourselves at once, directly and through k
+ * helpers, as a last-chance probe; silence for one protocol period makes
+ * it DEAD (swim_timer_members), an ACK keeps it suspect. Returns false
+ * when the death is taken at once (our own evidence). */
+static bool swim_dead_needs_check(struct swim *s, uint32_t i, const char *origin, const char *cause,
+                                  uint64_t now)
+{
+	struct swim_member *mb = &s->m[i];
+	if (mb->state == SWIM_SUSPECT && swim_susp_ours(s, i))
+		return false;
+	if (mb->state == SWIM_ALIVE) {
+		char c[SWIM_CAUSE_MAX];
+		snprintf(c, sizeof(c), "reported dead (%.*s); checking it ourselves",
+		         (int)sizeof(c) - 64, cause);
+		swim_member_suspect(s, i, mb->incarnation, origin, c, now);
+		if (s->m[i].susp == NONE)
+			return true; /* no memory: keep it suspect, nothing more */
+	}
+	struct swim_susp *x = &s->su[s->m[i].susp];
+	x->dead_heard = true;
+	if (x->check == SWIM_CHECK_NONE)
+		swim_check_send(s, i, false, now);
+	else if (x->check == SWIM_CHECK_SENT && x->verify) {
+		/* our verification probe is under way: its window decides */
+		x->verify = false;
+		swim_susp_arm(s, i);
+	}
+	return true;
+}
+
 /* Applies one update received from `via`. pp: it came in a push-pull. */
 static void swim_apply(struct swim *s, const struct swim_update *u, const char *via, bool pp,
                        bool join, uint64_t now)
@@ -2119,6 +2190,11 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 				s->view_ver++;
 			mb->incarnation = u->incarnation;
 			return;
+		}
+		if (st == SWIM_DEAD) {
+			swim_gossip_cause(cause, sizeof(cause), how, via, origin);
+			if (swim_dead_needs_check(s, i, origin, cause, now))
+				return;
 		}
 		swim_member_set_state(s, i, st, u->incarnation, now);
 		if (st == SWIM_LEFT) {
@@ -2938,8 +3014,10 @@ static void swim_timer_members(struct swim *s, uint64_t now)
 			x->verify = false;
 			if (x->check == SWIM_CHECK_ACKED) {
 				/* It answered: alive, its refutation is on its way.
-				 * Start the clock again rather than kill it. */
+				 * Start the clock again rather than kill it (and
+				 * void a death reported meanwhile). */
 				x->check = SWIM_CHECK_NONE;
+				x->dead_heard = false;
 				x->start = now;
 				swim_susp_arm(s, i);
 				continue;
@@ -2982,6 +3060,10 @@ static void swim_timer_members(struct swim *s, uint64_t now)
 			int len =
 			    snprintf(cause, sizeof(cause), "suspicion timeout after %llu ms, ",
 			             (unsigned long long)(now - x->start));
+			if (x->dead_heard && x->check == SWIM_CHECK_SENT)
+				len = snprintf(cause, sizeof(cause),
+				               "reported dead by %s, and our own probe failed; ",
+				               swim_str_get(s, x->origin));
 			if (conf == 0) {
 				snprintf(cause + len, sizeof(cause) - (size_t)len,
 				         "no confirmations");

@@ -409,6 +409,31 @@ static enum swim_state mstate(struct swim *s, const char *name, uint64_t *inc)
 	return mi.state;
 }
 
+/* Runs s's timers (its output dropped) until member `name` is in state
+ * `want`, at most 50 deadlines. */
+static void settle_state(struct swim *s, uint64_t *now, const char *name, enum swim_state want)
+{
+	for (int k = 0; k < 50 && mstate(s, name, NULL) != want; k++) {
+		uint64_t at = swim_next_deadline(s);
+		if (at > *now)
+			*now = at;
+		swim_handle_timer(s, *now);
+		drop_all(s);
+	}
+	assert_int_equal(mstate(s, name, NULL), want);
+}
+
+/* A death that `from` gossips, taken at once: our own suspicion (its echo
+ * from `from`) came first, so it rests on our evidence, not on one peer's
+ * word (see test_dead_needs_our_own_check for the other case). */
+static void dead_on_our_suspicion(struct swim *s, const char *from, const char *name, uint64_t inc,
+                                  uint64_t now)
+{
+	feed(s, from, upd(name, SWIM_SUSPECT, inc, swim_get_config(s)->name), now);
+	feed(s, from, upd(name, SWIM_DEAD, inc, from), now);
+	assert_int_equal(mstate(s, name, NULL), SWIM_DEAD);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Tests                                                                     */
 
@@ -499,11 +524,13 @@ static void test_precedence_rules(void **state)
 	feed(s, "x", upd("b", SWIM_ALIVE, 6, ""), now);
 	assert_int_equal(mstate(s, "b", &inc), SWIM_ALIVE);
 	assert_int_equal(inc, 6);
-	/* dead overrides alive at >=, but not older */
+	/* dead overrides alive at ==, but not older; on another's word
+	 * only once our own check of it failed */
 	feed(s, "x", upd("b", SWIM_DEAD, 5, "x"), now);
 	assert_int_equal(mstate(s, "b", NULL), SWIM_ALIVE);
 	feed(s, "x", upd("b", SWIM_DEAD, 6, "x"), now);
-	assert_int_equal(mstate(s, "b", NULL), SWIM_DEAD);
+	assert_int_equal(mstate(s, "b", NULL), SWIM_SUSPECT);
+	settle_state(s, &now, "b", SWIM_DEAD);
 	/* dead is final for that incarnation: no alive/suspect at <= */
 	feed(s, "x", upd("b", SWIM_ALIVE, 6, ""), now);
 	feed(s, "x", upd("b", SWIM_SUSPECT, 7, "x"), now);
@@ -512,14 +539,15 @@ static void test_precedence_rules(void **state)
 	feed(s, "x", upd("b", SWIM_ALIVE, 8, ""), now);
 	assert_int_equal(mstate(s, "b", &inc), SWIM_ALIVE);
 	assert_int_equal(inc, 8);
-	/* dead overrides suspect */
+	/* dead overrides suspect (after our check) */
 	feed(s, "x", upd("b", SWIM_SUSPECT, 8, "x"), now);
 	feed(s, "x", upd("b", SWIM_DEAD, 8, "y"), now);
-	assert_int_equal(mstate(s, "b", NULL), SWIM_DEAD);
+	settle_state(s, &now, "b", SWIM_DEAD);
 	/* LEFT said by someone else is a death, by the member itself a leave */
 	feed(s, "x", upd("c", SWIM_ALIVE, 1, ""), now);
 	feed(s, "x", upd("c", SWIM_LEFT, 1, "x"), now);
-	assert_int_equal(mstate(s, "c", NULL), SWIM_DEAD);
+	assert_int_equal(mstate(s, "c", NULL), SWIM_SUSPECT);
+	settle_state(s, &now, "c", SWIM_DEAD);
 	feed(s, "x", upd("d", SWIM_ALIVE, 1, ""), now);
 	feed(s, "x", upd("d", SWIM_LEFT, 2, "d"), now);
 	assert_int_equal(mstate(s, "d", NULL), SWIM_LEFT);
@@ -567,8 +595,19 @@ static void test_events_and_causes(void **state)
 	drop_all(s);
 	feed(s, "n3", upd("b", SWIM_DEAD, 5, "n3"), 40);
 	assert_true(swim_pop_event(s, &e));
-	assert_int_equal(e.type, SWIM_EV_MEMBER_DEAD);
-	assert_string_equal(e.cause, "gossip from n3");
+	assert_int_equal(e.type, SWIM_EV_MEMBER_SUSPECT);
+	assert_string_equal(e.cause, "reported dead (gossip from n3); checking it ourselves");
+	bool dead = false;
+	for (int k = 0; k < 20 && !dead; k++) {
+		swim_handle_timer(s, swim_next_deadline(s));
+		while (swim_pop_event(s, &e))
+			if (e.type == SWIM_EV_MEMBER_DEAD) {
+				dead = true;
+				assert_string_equal(e.cause, "reported dead by n3, and our own "
+				                             "probe failed; no confirmations");
+			}
+	}
+	assert_true(dead);
 	swim_free(s);
 }
 
@@ -613,6 +652,23 @@ static void test_self_refutes_suspicion(void **state)
 	}
 	assert_true(told);
 	swim_free(s);
+}
+
+/* Takes suspect b's ACK (its refutation) out of b and hands it to a, which
+ * must then hold b ALIVE at incarnation inc. */
+static void deliver_refutation(struct swim *b, struct swim *a, uint64_t now, uint64_t inc)
+{
+	struct swim_msg m;
+	struct pkt ack = {0};
+	while (swim_pop_output(b, &m))
+		if (m.type == SWIM_MSG_ACK && strcmp(m.to, swim_get_config(a)->name) == 0)
+			pkt_copy(&ack, &m);
+	assert_non_null(ack.blob);
+	assert_int_equal(swim_handle_message(a, &ack.m, now), 0);
+	uint64_t got;
+	assert_int_equal(mstate(a, swim_get_config(b)->name, &got), SWIM_ALIVE);
+	assert_int_equal(got, inc);
+	free(ack.blob);
 }
 
 /* A PING to a member we hold SUSPECT carries the suspicion (buddy system),
@@ -680,17 +736,8 @@ static void test_buddy_system(void **state)
 	ping = cp.m;
 	assert_int_equal(swim_handle_message(b, &ping, now + 1), 0);
 	assert_int_equal(swim_incarnation(b), 1);
-	struct pkt ack = {0};
-	while (swim_pop_output(b, &m))
-		if (m.type == SWIM_MSG_ACK)
-			pkt_copy(&ack, &m);
-	assert_non_null(ack.blob);
-	assert_int_equal(swim_handle_message(a, &ack.m, now + 2), 0);
-	uint64_t inc;
-	assert_int_equal(mstate(a, "b", &inc), SWIM_ALIVE);
-	assert_int_equal(inc, 1);
+	deliver_refutation(b, a, now + 2, 1);
 	free(cp.blob);
-	free(ack.blob);
 	swim_free(a);
 	swim_free(b);
 }
@@ -1669,6 +1716,95 @@ static void test_suspect_above_held_refused(void **state)
 	swim_free(s);
 }
 
+/* One peer's word kills nobody (issue 13): a DEAD gossiped by another
+ * member about one we hold ALIVE is taken as a suspicion, and we check
+ * the member ourselves at once (a PING carrying the suspicion, PING_REQs
+ * through helpers). A live member refutes in its ACK and is never DEAD
+ * here; a silent one is DEAD after one protocol period, the cause naming
+ * the reporter. A DEAD on top of our own suspicion is taken at once. */
+static void test_dead_needs_our_own_check(void **state)
+{
+	(void)state;
+	struct swim *a = solo_min1("a"), *b = solo("b", NULL);
+	uint64_t now = 10;
+	const char *names[] = {"b", "c", "d", "e"};
+	for (int k = 0; k < 4; k++)
+		feed(a, "x", upd(names[k], SWIM_ALIVE, 3, ""), now);
+	feed(b, "x", upd("a", SWIM_ALIVE, 0, ""), now);
+	assert_int_equal(swim_raise_incarnation(b, 3, "test", now), 0);
+	drop_all(a);
+	drop_all(b);
+	/* n9 says b is dead */
+	feed(a, "n9", upd("b", SWIM_DEAD, 3, "n9"), now);
+	assert_int_equal(mstate(a, "b", NULL), SWIM_SUSPECT);
+	struct swim_msg m;
+	struct pkt ping = {0};
+	int ping_reqs = 0;
+	while (swim_pop_output(a, &m)) {
+		if (m.type == SWIM_MSG_PING && strcmp(m.to, "b") == 0)
+			pkt_copy(&ping, &m);
+		ping_reqs += m.type == SWIM_MSG_PING_REQ && strcmp(m.target, "b") == 0;
+	}
+	assert_non_null(ping.blob);
+	assert_int_equal(ping_reqs, 3);
+	/* b, alive, refutes in its ACK: never DEAD at a */
+	assert_int_equal(swim_handle_message(b, &ping.m, now + 1), 0);
+	assert_int_equal(swim_incarnation(b), 4);
+	deliver_refutation(b, a, now + 2, 4);
+	struct swim_event e;
+	while (swim_pop_event(a, &e))
+		assert_int_not_equal(e.type, SWIM_EV_MEMBER_DEAD);
+	free(ping.blob);
+
+	/* n9 says c is dead and c is silent; the helpers NACK: DEAD after
+	 * one protocol period, on our own probe's failure */
+	drop_all(a);
+	now += 100;
+	feed(a, "n9", upd("c", SWIM_DEAD, 3, "n9"), now);
+	assert_int_equal(mstate(a, "c", NULL), SWIM_SUSPECT);
+	uint64_t seq = 0;
+	const char *helper[4];
+	int n_helpers = 0;
+	while (swim_pop_output(a, &m))
+		if (m.type == SWIM_MSG_PING_REQ && strcmp(m.target, "c") == 0) {
+			seq = m.seq;
+			helper[n_helpers++] = strcmp(m.to, "b") == 0   ? "b"
+			                      : strcmp(m.to, "d") == 0 ? "d"
+			                                               : "e";
+		}
+	assert_true(n_helpers > 0);
+	for (int k = 0; k < n_helpers; k++) {
+		struct swim_msg nk = mkmsg(SWIM_MSG_NACK, helper[k], "a", seq, NULL, 0);
+		nk.target = "c";
+		assert_int_equal(swim_handle_message(a, &nk, now + 400), 0);
+	}
+	drop_all(a);
+	assert_int_equal(mstate(a, "c", NULL), SWIM_SUSPECT);
+	bool dead = false;
+	while (!dead && now < 10000) {
+		now = swim_next_deadline(a);
+		swim_handle_timer(a, now);
+		while (swim_pop_event(a, &e))
+			if (e.type == SWIM_EV_MEMBER_DEAD) {
+				dead = true;
+				assert_string_equal(e.name, "c");
+				assert_non_null(strstr(
+				    e.cause, "reported dead by n9, and our own probe failed"));
+			}
+		while (swim_pop_output(a, &m))
+			;
+	}
+	assert_true(dead);
+	assert_true(now <= 110 + 1000); /* one protocol period */
+
+	/* our own suspicion of d first: a DEAD from another is taken at once */
+	feed(a, "x", upd("d", SWIM_SUSPECT, 3, "a"), now);
+	feed(a, "n9", upd("d", SWIM_DEAD, 3, "n9"), now);
+	assert_int_equal(mstate(a, "d", NULL), SWIM_DEAD);
+	swim_free(a);
+	swim_free(b);
+}
+
 /* Incarnations have a ceiling far below wrap (issue 13): a claim above it
  * is refused, a refutation stops at it instead of wrapping to 0, and a
  * claim about us may raise our incarnation by SWIM_INCARNATION_JUMP_MAX at
@@ -1956,8 +2092,7 @@ static void test_dead_sender_told(void **state)
 	struct swim *a = solo("a", NULL);
 	uint64_t now = 1000;
 	feed(a, "b", upd("b", SWIM_ALIVE, 0, ""), now);
-	feed(a, "c", upd("b", SWIM_DEAD, 0, "c"), now);
-	assert_int_equal(mstate(a, "b", NULL), SWIM_DEAD);
+	dead_on_our_suspicion(a, "c", "b", 0, now);
 	drop_all(a);
 	/* b, restarted, gossips something unrelated to a */
 	struct swim_update u = upd("c", SWIM_ALIVE, 0, "");
@@ -2241,9 +2376,8 @@ static void test_dead_member_probed_and_refutes(void **state)
 	struct swim *s = solo_min1("me"); /* awareness stays low: periods of 1 s */
 	feed(s, "x", upd("b", SWIM_ALIVE, 0, ""), 0);
 	feed(s, "x", upd("c", SWIM_ALIVE, 0, ""), 0);
-	feed(s, "c", upd("b", SWIM_DEAD, 0, "c"), 10);
+	dead_on_our_suspicion(s, "c", "b", 0, 10);
 	drop_all(s);
-	assert_int_equal(mstate(s, "b", NULL), SWIM_DEAD);
 	struct pkt out[16];
 	uint64_t now = 10, first = 0, seq = 0;
 	int pings = 0;
@@ -2537,7 +2671,7 @@ static void test_digest_ignores_tombstones(void **state)
 	(void)state;
 	struct swim *a = pp_core("a", "b", 100, 1000), *b = pp_core("b", "a", 100, 1000);
 	feed(a, "x", upd("z", SWIM_ALIVE, 4, ""), 2);
-	feed(a, "x", upd("z", SWIM_DEAD, 4, ""), 3);
+	dead_on_our_suspicion(a, "x", "z", 4, 3);
 	feed(a, "x", upd("y", SWIM_ALIVE, 1, ""), 4);
 	feed(a, "x", upd("y", SWIM_LEFT, 2, "y"), 5);
 	drop_all(a);
@@ -2807,6 +2941,7 @@ int main(void)
 	    cmocka_unit_test(test_learns_unknown_sender),
 	    cmocka_unit_test(test_suspect_above_held_refused),
 	    cmocka_unit_test(test_incarnation_bounds),
+	    cmocka_unit_test(test_dead_needs_our_own_check),
 	    cmocka_unit_test(test_relay_carries_target_state),
 	    cmocka_unit_test(test_verification_probe),
 	    cmocka_unit_test(test_verification_is_sampled),
