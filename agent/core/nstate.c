@@ -119,9 +119,31 @@
  * nstate_forget. We only send to live peers and never to ourselves. A down
  * peer's record is kept, since failover planning needs the dead host's
  * last known state (its VMs); forget drops it, as SWIM's reaper does.
- * Records from anyone are accepted (the transport has authenticated the
- * sender as a node of the cluster); a reply goes only to a live peer,
- * since only membership knows where a peer can be reached.
+ * Records are taken from anyone who relays them, but only with their
+ * owner's word (A HOST SPEAKS ONLY FOR ITSELF, below); a reply goes only
+ * to a live peer, since only membership knows where a peer can be
+ * reached.
+ *
+ * A HOST SPEAKS ONLY FOR ITSELF (issue 13). The transport only says that
+ * the sender holds some node certificate of the cluster; a rogue one
+ * (signed by the CA, never deployed) could push a record for n1 at
+ * version 2^40 and every node showed n1 with its values until n1's next
+ * incarnation. So every record carries its owner's proof: the owner makes
+ * it when it publishes (nstate_config.sign, in set_local: once per
+ * change, not per message), it is stored with the record and relayed
+ * byte for byte, and a receiver takes a record of another host that would
+ * be new or newer in its view only if nstate_config.verify accepts the
+ * proof (the daemon: an ECDSA signature by the key of the owner's node
+ * certificate, which the proof carries and which must chain to the
+ * cluster CA with CN = the record's name: agent/net/tls_claim.h). A
+ * refused record is counted (nstate_refused), is no news (a PUSH of it is
+ * relayed to nobody) and changes nothing; the owner's own copies keep
+ * spreading. What the core decides is only when to ask: once per record
+ * that would change our view, never for a duplicate or an older copy, so
+ * a peer cannot make us verify what we already hold. A core without the
+ * two callbacks (the simulator) neither makes nor checks proofs; a record
+ * from an agent older than proofs carries none and is refused by one that
+ * checks them.
  *
  * Bounded numbers (issue 13). An incarnation or version above
  * NSTATE_NUMBER_MAX (2^62) could never be beaten: a message listing one
@@ -158,8 +180,9 @@
  *    residue in about one interval.
  *
  * DATA LAYOUT (the simulator runs 1,000 cores of 1,000 records each)
- *  Records live in one dense array; a record's name and data are one
- *  malloc'd blob ("name\0" then data), replaced when a newer copy comes.
+ *  Records live in one dense array; a record's name, data and proof are
+ *  one malloc'd blob ("name\0", the data, the proof's length in two bytes,
+ *  the proof), replaced when a newer copy comes.
  *  Live peers live in a second dense array (name and address in one blob),
  *  which is also the set random peers are drawn from. Each array has a
  *  name index (name_index.h: linear probing, backward-shift deletion, load
@@ -258,6 +281,7 @@ struct nstate {
 	bool published;
 	uint64_t local_inc, local_ver;
 	uint64_t seen_inc, seen_ver; /* largest copy of our record others hold */
+	uint64_t refused;            /* nstate_refused() */
 
 	uint64_t next_sync_at;
 	uint32_t sync_partner[NS_SYNC_PARTNERS]; /* peer indices, NONE: to draw */
@@ -403,6 +427,22 @@ static const uint8_t *ns_rec_data(const struct ns_rec *r)
 	return (const uint8_t *)r->blob + r->name_len + 1;
 }
 
+/* The proof, after the data: two bytes of length (little-endian), then
+ * the proof's bytes. */
+static const uint8_t *ns_rec_proof(const struct ns_rec *r, size_t *len)
+{
+	const uint8_t *p = ns_rec_data(r) + r->len;
+	*len = (size_t)p[0] | (size_t)p[1] << 8;
+	return p + 2;
+}
+
+static size_t ns_rec_blob_len(const struct ns_rec *r)
+{
+	size_t plen;
+	ns_rec_proof(r, &plen);
+	return (size_t)r->name_len + 1 + r->len + 2 + plen;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Validation                                                               */
 
@@ -444,9 +484,12 @@ static void ns_event(struct nstate *ns, const struct ns_rec *r, bool is_new)
 /* Stores a copy of (name, inc, ver, data) if it is new or newer than what
  * we hold. Returns the record's index, NONE if not stored (older, equal,
  * about ourselves from someone else, or no memory). */
-static uint32_t ns_store(struct nstate *ns, const char *name, uint64_t inc, uint64_t ver,
-                         const uint8_t *data, size_t len, bool local)
+static uint32_t ns_store(struct nstate *ns, const struct nstate_record *rec, bool local)
 {
+	const char *name = rec->name;
+	uint64_t inc = rec->incarnation, ver = rec->version;
+	const uint8_t *data = rec->data;
+	size_t len = rec->len;
 	uint64_t h64;
 	uint32_t i = ns_rec_find(ns, name, &h64);
 	if (!local && ns_is_self(ns, name)) {
@@ -458,13 +501,23 @@ static uint32_t ns_store(struct nstate *ns, const char *name, uint64_t inc, uint
 	}
 	if (i != NONE && ns_cmp(inc, ver, ns->recs[i].incarnation, ns->recs[i].version) <= 0)
 		return NONE;
+	if (!local && ns->cfg.verify != NULL && !ns->cfg.verify(ns->cfg.proof_ctx, rec)) {
+		ns->refused++;
+		return NONE;
+	}
 	size_t name_len = strlen(name);
-	char *blob = malloc(name_len + 1 + len);
+	size_t plen = rec->proof != NULL ? rec->proof_len : 0;
+	char *blob = malloc(name_len + 1 + len + 2 + plen);
 	if (blob == NULL)
 		return NONE;
 	memcpy(blob, name, name_len + 1);
 	if (len > 0)
 		memcpy(blob + name_len + 1, data, len);
+	uint8_t *pl = (uint8_t *)blob + name_len + 1 + len;
+	pl[0] = (uint8_t)(plen & 0xff);
+	pl[1] = (uint8_t)(plen >> 8);
+	if (plen > 0)
+		memcpy(pl + 2, rec->proof, plen);
 	bool is_new = i == NONE;
 	if (is_new) {
 		if (ns->n_recs == ns->cap_recs) {
@@ -637,21 +690,24 @@ static struct nstate_msg *ns_out(struct nstate *ns, enum nstate_msg_type type, u
 static bool ns_out_record(struct nstate *ns, struct nstate_record *dst, uint32_t i)
 {
 	const struct ns_rec *r = &ns->recs[i];
-	char *blob = mv_arena_alloc(&ns->out_arena, r->name_len + 1 + r->len);
+	size_t bl = ns_rec_blob_len(r);
+	char *blob = mv_arena_alloc(&ns->out_arena, bl);
 	if (blob == NULL)
 		return false;
-	memcpy(blob, r->blob, r->name_len + 1 + r->len);
+	memcpy(blob, r->blob, bl);
 	dst->name = blob;
 	dst->incarnation = r->incarnation;
 	dst->version = r->version;
 	dst->data = (const uint8_t *)blob + r->name_len + 1;
 	dst->len = r->len;
+	dst->proof = dst->data + r->len + 2;
+	dst->proof_len = bl - (size_t)r->name_len - 1 - r->len - 2;
 	return true;
 }
 
 static size_t ns_rec_wire(const struct ns_rec *r)
 {
-	return (size_t)r->name_len + r->len + NS_REC_OVERHEAD;
+	return ns_rec_blob_len(r) + NS_REC_OVERHEAD;
 }
 
 /* Sends DELTA messages to peer p carrying records idx[0..n) and, in the
@@ -921,7 +977,22 @@ int nstate_set_local(struct nstate *ns, uint64_t incarnation, uint64_t version, 
 		return -EINVAL;
 	if (ns->published && ns_cmp(incarnation, version, ns->local_inc, ns->local_ver) <= 0)
 		return -EINVAL;
-	uint32_t i = ns_store(ns, ns->cfg.name, incarnation, version, data, len, true);
+	struct nstate_record rec = {ns->cfg.name, incarnation, version, data, len, NULL, 0};
+	uint8_t *proof = NULL;
+	if (ns->cfg.sign != NULL) {
+		proof = malloc(NSTATE_PROOF_MAX);
+		if (proof == NULL)
+			return -ENOMEM;
+		int n = ns->cfg.sign(ns->cfg.proof_ctx, &rec, proof, NSTATE_PROOF_MAX);
+		if (n < 0 || n > NSTATE_PROOF_MAX) {
+			free(proof);
+			return n < 0 ? n : -EOVERFLOW;
+		}
+		rec.proof = proof;
+		rec.proof_len = (size_t)n;
+	}
+	uint32_t i = ns_store(ns, &rec, true);
+	free(proof);
 	if (i == NONE)
 		return -ENOMEM;
 	ns->published = true;
@@ -1006,6 +1077,8 @@ static const char *ns_msg_problem(const struct nstate_msg *m)
 			return "state record larger than NSTATE_RECORD_MAX";
 		if (r->incarnation > NSTATE_NUMBER_MAX || r->version > NSTATE_NUMBER_MAX)
 			return "state record numbered above NSTATE_NUMBER_MAX";
+		if (r->proof_len > NSTATE_PROOF_MAX || (r->proof_len > 0 && r->proof == NULL))
+			return "state record proof larger than NSTATE_PROOF_MAX";
 	}
 	return ns_tree_problem(m);
 }
@@ -1250,12 +1323,18 @@ static void ns_on_digest(struct nstate *ns, const struct nstate_msg *m, uint32_t
 				want[n_want++] =
 				    (struct nstate_version){r->blob, r->incarnation, r->version};
 			else if (c < 0)
-				ns_store(ns, v->name, v->incarnation, v->version, NULL, 0, false);
+				ns_store(ns,
+				         &(struct nstate_record){v->name, v->incarnation,
+				                                 v->version, NULL, 0, NULL, 0},
+				         false);
 		} else if (!ns_is_self(ns, v->name)) {
 			want[n_want++] = (struct nstate_version){v->name, 0, 0};
 		} else {
 			/* a copy of our own record we have not published (yet) */
-			ns_store(ns, v->name, v->incarnation, v->version, NULL, 0, false);
+			ns_store(ns,
+			         &(struct nstate_record){v->name, v->incarnation, v->version, NULL,
+			                                 0, NULL, 0},
+			         false);
 		}
 	}
 	/* what it lacks, among the leaves its digest covers */
@@ -1327,17 +1406,14 @@ int nstate_handle_message(struct nstate *ns, const struct nstate_msg *m, uint64_
 		break;
 	case NSTATE_DELTA:
 		for (size_t k = 0; k < m->n_records; k++) {
-			const struct nstate_record *r = &m->records[k];
-			ns_store(ns, r->name, r->incarnation, r->version, r->data, r->len, false);
+			ns_store(ns, &m->records[k], false);
 		}
 		if (m->reply && m->n_versions > 0 && p != NONE)
 			ns_on_wants(ns, m, p);
 		break;
 	case NSTATE_PUSH:
 		for (size_t k = 0; k < m->n_records; k++) {
-			const struct nstate_record *r = &m->records[k];
-			uint32_t i = ns_store(ns, r->name, r->incarnation, r->version, r->data,
-			                      r->len, false);
+			uint32_t i = ns_store(ns, &m->records[k], false);
 			/* only news is relayed: duplicates end the rumor */
 			if (i != NONE && m->hops > 0)
 				ns_push(ns, i,
@@ -1419,6 +1495,7 @@ static void ns_view(const struct ns_rec *r, struct nstate_record *out)
 	out->version = r->version;
 	out->data = ns_rec_data(r);
 	out->len = r->len;
+	out->proof = ns_rec_proof(r, &out->proof_len);
 }
 
 void nstate_record_at(const struct nstate *ns, size_t i, struct nstate_record *out)
@@ -1456,6 +1533,11 @@ uint64_t nstate_hash(const struct nstate *ns)
 size_t nstate_peer_count(const struct nstate *ns)
 {
 	return ns->n_peers;
+}
+
+uint64_t nstate_refused(const struct nstate *ns)
+{
+	return ns->refused;
 }
 
 void nstate_self_seen(const struct nstate *ns, uint64_t *incarnation, uint64_t *version)

@@ -50,6 +50,7 @@
 #include "ratelimit.h"
 #include "state_codec.h"
 #include "state_driver.h"
+#include "tls_claim.h"
 
 #define NODESTATE_REFRESH_MS 5000 /* re-read libvirt for slow-moving values */
 #define NODESTATE_LAZY_MS 10000   /* minimum gap between load-only publications */
@@ -97,9 +98,48 @@ struct nodestate {
 	uint64_t version;         /* ... and its version under that incarnation */
 	uint8_t *sig, *full;      /* last published, significant / full form */
 	size_t sig_len, full_len;
-	struct nodestate_last last;    /* what the policy compares with */
-	struct mv_ratelimit reject_rl; /* "rejected state message": one per 10 s */
+	struct nodestate_last last;     /* what the policy compares with */
+	struct mv_ratelimit reject_rl;  /* "rejected state message": one per 10 s */
+	struct tls_claim_cache *claims; /* checked signers' certificates */
+	struct mv_ratelimit refuse_rl;  /* "refused node-state record": one per 10 s */
+	const char *from;               /* sender of the message being handled */
 };
+
+/* ---- signed records (issue 13: a host speaks only for itself) ------------------ */
+
+#define NODESTATE_CLAIM_KIND "state record"
+
+static int nodestate_sign(void *ctx, const struct nstate_record *r, uint8_t *out, size_t cap)
+{
+	struct agent *a = ctx;
+	struct tls_claim c = {NODESTATE_CLAIM_KIND, r->name, r->incarnation,
+	                      r->version,           r->data, r->len};
+	return tls_claim_sign(a->tls_server, &c, out, cap);
+}
+
+/* A record of another host that would be new or newer here: only with its
+ * owner's valid proof. A refusal is logged, at most once per 10 s. */
+static bool nodestate_verify(void *ctx, const struct nstate_record *r)
+{
+	struct agent *a = ctx;
+	struct nodestate *s = a->nodestate;
+	struct tls_claim c = {NODESTATE_CLAIM_KIND, r->name, r->incarnation,
+	                      r->version,           r->data, r->len};
+	char why[256];
+	uint64_t now = uv_now(a->loop), held;
+	if (tls_claim_verify(s->claims, a->tls_server, &c, r->proof, r->proof_len, now, why,
+	                     sizeof(why)) == 0)
+		return true;
+	if (mv_ratelimit_allow(&s->refuse_rl, now, &held)) {
+		char qn[96];
+		MV_WARN("state",
+		        "refused node-state record name=%s incarnation=%" PRIu64 " version=%" PRIu64
+		        " from=%s reason=\"%s\" suppressed=%" PRIu64,
+		        mv_log_quote(qn, sizeof(qn), r->name), r->incarnation, r->version,
+		        s->from != NULL ? s->from : "?", why, held);
+	}
+	return false;
+}
 
 static int64_t nodestate_wall_ms(void)
 {
@@ -158,8 +198,10 @@ void nodestate_handle_envelope(struct agent *a, const Mv__Envelope *env)
 			        env->from, why, held);
 		return;
 	}
+	a->nodestate->from = env->from;
 	if (nstate_handle_message(a->nodestate->core, &m, uv_now(a->loop)) < 0)
 		MV_WARN("state", "state core rejected a message from=%s", env->from);
+	a->nodestate->from = NULL;
 	free(versions);
 	free(records);
 	nodestate_pump(a);
@@ -479,14 +521,25 @@ int nodestate_start(struct agent *a, char *err, size_t errlen)
 	snprintf(cfg.name, sizeof(cfg.name), "%s", a->opt.name);
 	if (getrandom(&cfg.seed, sizeof(cfg.seed), 0) != (ssize_t)sizeof(cfg.seed))
 		cfg.seed = (uint64_t)nodestate_wall_ms();
+	/* every record is signed by its owner, and checked by all (an agent
+	 * without TLS, as the in-process test fixtures run, has no key) */
+	if (a->tls_server != NULL) {
+		cfg.sign = nodestate_sign;
+		cfg.verify = nodestate_verify;
+		cfg.proof_ctx = a;
+	}
 	struct nodestate *s = calloc(1, sizeof(*s));
-	if (s == NULL || (s->core = nstate_new(&cfg, uv_now(a->loop))) == NULL) {
+	if (s == NULL || (s->claims = tls_claim_cache_new()) == NULL ||
+	    (s->core = nstate_new(&cfg, uv_now(a->loop))) == NULL) {
+		if (s != NULL)
+			tls_claim_cache_free(s->claims);
 		free(s);
 		snprintf(err, errlen, "cannot create the node-state core");
 		return -ENOMEM;
 	}
 	a->nodestate = s;
 	mv_ratelimit_init(&s->reject_rl, 10000);
+	mv_ratelimit_init(&s->refuse_rl, 10000);
 	uv_timer_init(a->loop, &s->core_timer);
 	uv_timer_init(a->loop, &s->refresh_timer);
 	s->core_timer.data = s->refresh_timer.data = a;
@@ -524,6 +577,7 @@ void nodestate_free(struct agent *a)
 	if (s == NULL)
 		return;
 	nstate_free(s->core);
+	tls_claim_cache_free(s->claims);
 	free(s->sig);
 	free(s->full);
 	free(s);

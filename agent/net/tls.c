@@ -270,6 +270,11 @@ struct tls_ctx {
 	uint64_t cache_clock;
 };
 
+SSL_CTX *tls_ctx_ssl(struct tls_ctx *ctx)
+{
+	return ctx->ssl_ctx;
+}
+
 struct tls_conn {
 	struct tls_ctx *ctx;
 	SSL *ssl;

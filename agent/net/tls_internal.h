@@ -8,11 +8,17 @@
 
 #include <stddef.h>
 
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+struct tls_ctx;
 
 /* snprintf into the caller's error buffer; tolerates err == NULL. */
 void tls_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* One text field (NID_commonName, ...) of an X.509 name; "" if absent. */
 void tls_x509_text(X509_NAME *n, int nid, char *buf, size_t len);
+/* The SSL_CTX new sessions of ctx use (its CA store, certificate and key
+ * as of the last successful reload): tls_claim.c signs and checks with it. */
+SSL_CTX *tls_ctx_ssl(struct tls_ctx *ctx);
 
 #endif

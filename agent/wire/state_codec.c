@@ -10,7 +10,8 @@
  *                below the tree nodes listed in `nodes` (none listed: all);
  *                DELTA: the versions the sender wants back (reply = true)
  *       records  DELTA/PUSH: (name, incarnation, version, data = packed
- *                NodeState, opaque here)
+ *                NodeState, proof = the owner's signature; both opaque
+ *                here, the proof at most NSTATE_PROOF_MAX bytes)
  *       hops     PUSH: relays left
  *       reply    DELTA: the sender wants the records named in `versions`
  *       tree     SYNC: bucket-tree version spoken (1; 0 = an older agent)
@@ -111,6 +112,8 @@ static int state_pb_build(const struct nstate_msg *m, struct state_pb *pb)
 			p->version = r->version;
 			p->data.len = r->len;
 			p->data.data = (uint8_t *)r->data;
+			p->proof.len = r->proof != NULL ? r->proof_len : 0;
+			p->proof.data = (uint8_t *)r->proof;
 			pb->rec_ptrs[i] = p;
 		}
 	}
@@ -210,8 +213,14 @@ int state_codec_decode(const Mv__Envelope *env, struct nstate_msg *m,
 		rs[i].name = p->name;
 		rs[i].incarnation = p->incarnation;
 		rs[i].version = p->version;
+		if (p->proof.len > NSTATE_PROOF_MAX) {
+			*why = "state record proof larger than NSTATE_PROOF_MAX";
+			goto bad;
+		}
 		rs[i].data = p->data.len > 0 ? p->data.data : (const uint8_t *)"";
 		rs[i].len = p->data.len;
+		rs[i].proof = p->proof.len > 0 ? p->proof.data : NULL;
+		rs[i].proof_len = p->proof.len;
 	}
 	if (sm->type == MV__STATE_TYPE__STATE_PUSH && sm->n_records == 0) {
 		*why = "state push without a record";

@@ -88,7 +88,16 @@ struct nstate_record {
 	uint64_t version;
 	const uint8_t *data;
 	size_t len;
+	/* The owner's proof that it published this (issue 13: a signature
+	 * with its node key, made by nstate_config.sign on the owner and
+	 * checked by nstate_config.verify on every receiver); opaque to the
+	 * core, carried unchanged by relays. At most NSTATE_PROOF_MAX bytes;
+	 * none (0) from a core without a signer or an older peer. */
+	const uint8_t *proof;
+	size_t proof_len;
 };
+
+#define NSTATE_PROOF_MAX 4096
 
 /* Mirrors mv.StateMessage (+ Envelope.from). */
 struct nstate_msg {
@@ -125,6 +134,18 @@ struct nstate_config {
 	uint32_t push_fanout;      /* peers per push (default 3) */
 	uint32_t push_hops;        /* relays of a push; 0 = derive from N (default 0) */
 	uint32_t max_msg_bytes;    /* split DELTAs above this (default 512 KiB) */
+	/* Signed records (issue 13; both NULL by default: no proofs made or
+	 * checked, as in the simulator). sign: writes the proof of our own
+	 * record r (r->proof unset) into out (cap bytes), returns its length
+	 * or a negative errno (nstate_set_local then fails with it). verify:
+	 * whether r->proof proves that r->name published r; called for each
+	 * record of another host that would be new or newer in our view, and
+	 * a record it refuses is dropped (counted: nstate_refused; relayed to
+	 * nobody). Both are called synchronously and must not call back into
+	 * the core. */
+	int (*sign)(void *ctx, const struct nstate_record *r, uint8_t *out, size_t cap);
+	bool (*verify)(void *ctx, const struct nstate_record *r);
+	void *proof_ctx;
 };
 
 /* A record changed in our view (new host, or a newer version). */
@@ -168,6 +189,8 @@ bool nstate_pop_event(struct nstate *ns, struct nstate_event *out);
 size_t nstate_count(const struct nstate *ns);
 void nstate_record_at(const struct nstate *ns, size_t i, struct nstate_record *out);
 bool nstate_find(const struct nstate *ns, const char *name, struct nstate_record *out);
+/* Records of others that nstate_config.verify refused, so far. */
+uint64_t nstate_refused(const struct nstate *ns);
 /* Hash of the version vector (what SYNC carries). */
 uint64_t nstate_hash(const struct nstate *ns);
 /* When a value that moves all the time (a host's load) is worth

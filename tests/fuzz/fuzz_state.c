@@ -6,7 +6,10 @@
  * Input layout:
  *   byte 0     flags: bit 0 the core publishes its own record first,
  *              bit 1 a few peers are up (so replies and relays go out),
- *              bit 2 every other message, the sender goes down/forgotten
+ *              bit 2 every other message, the sender goes down/forgotten,
+ *              bit 3 records are signed and checked (a fake proof: a
+ *              record's is valid when non-empty with an even first byte;
+ *              ours is "\x02self")
  *   bytes 1..  a stream of frames (4-byte BE length + Envelope), each one
  *              message from "the network" to a core named "self"
  *
@@ -53,6 +56,12 @@ static void check_output(const struct nstate_msg *m)
 	struct nstate_record *rs = NULL;
 	if (state_codec_decode(env, &back, &vs, &rs, &why) != 0)
 		abort();
+	for (size_t k = 0; k < m->n_records && k < back.n_records; k++)
+		if (back.records[k].proof_len != m->records[k].proof_len ||
+		    (m->records[k].proof_len != 0 &&
+		     memcmp(back.records[k].proof, m->records[k].proof, m->records[k].proof_len) !=
+		         0))
+			abort(); /* a relay carries the proof unchanged */
 	if (back.type != m->type || back.n_versions != m->n_versions ||
 	    back.n_records != m->n_records || back.hops != m->hops || back.tree != m->tree ||
 	    back.level != m->level || back.n_nodes != m->n_nodes || back.n_hashes != m->n_hashes)
@@ -140,6 +149,24 @@ static void run_until(struct nstate *ns, uint64_t *now, uint64_t until)
 	*now = until;
 }
 
+static int fake_sign(void *ctx, const struct nstate_record *r, uint8_t *out, size_t cap)
+{
+	(void)ctx;
+	(void)r;
+	if (cap < 5)
+		abort();
+	memcpy(out, "\x02self", 5);
+	return 5;
+}
+
+static bool fake_verify(void *ctx, const struct nstate_record *r)
+{
+	(void)ctx;
+	if (r->proof_len > NSTATE_PROOF_MAX || strcmp(r->name, "self") == 0)
+		abort(); /* the core checks sizes first, and never our own record */
+	return r->proof_len > 0 && (r->proof[0] & 1) == 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -153,6 +180,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	strcpy(cfg.name, "self");
 	cfg.seed = 42;
 	cfg.max_msg_bytes = 4096; /* reach DELTA splitting with small inputs */
+	if (flags & 8) {
+		cfg.sign = fake_sign;
+		cfg.verify = fake_verify;
+	}
 	uint64_t now = 1000000;
 	struct nstate *ns = nstate_new(&cfg, now);
 	if (ns == NULL)

@@ -200,9 +200,9 @@ def state_message(type_, hash_=0, versions=(), records=(), tree=0, level=0, node
     body = w.f_varint(1, type_) + w.f_varint(2, hash_)
     for name, inc, ver in versions:
         body += w.f_bytes(3, w.f_bytes(1, name) + w.f_varint(2, inc) + w.f_varint(3, ver))
-    for name, inc, ver, data in records:
+    for name, inc, ver, data, *proof in records:
         body += w.f_bytes(4, w.f_bytes(1, name) + w.f_varint(2, inc) + w.f_varint(3, ver) +
-                          w.f_bytes(4, data))
+                          w.f_bytes(4, data) + (w.f_bytes(5, proof[0]) if proof else b""))
     body += w.f_varint(7, tree) + w.f_varint(8, level)
     if nodes:
         body += w.f_bytes(9, b"".join(w.varint(n) for n in nodes))
@@ -228,6 +228,13 @@ def state_messages():
         "delta": state_message(2, records=[("n2", 1, 5, b"rec"), ("n9", 1, 1, b"x")],
                                versions=[("n3", 0, 0)]),
         "push": state_message(3, records=[("n4", 1, 1, b"p")]),
+        # signed records (issue 13; fuzz_state's bit 3 checks proofs: an
+        # even first byte passes), a forged one, numbers past the ceiling
+        "push_signed": state_message(3, records=[("n4", 1, 2, b"p2", b"\x02proof")]),
+        "delta_signed": state_message(2, records=[("n2", 1, 6, b"rec", b"\x00" * 72),
+                                                  ("n5", 2, 1, b"y", b"\x01forged")]),
+        "push_forged": state_message(3, records=[("n1", 1, 1 << 40, b"fake", b"\x03x")]),
+        "push_too_high": state_message(3, records=[("n1", 1, 1 << 63, b"fake", b"\x02")]),
         # refused: level past the leaves, hashes not 16 per node, buckets
         # out of order, a bucket outside the tree
         "bad_level": state_message(4, level=3, nodes=[0], hashes=h16),
@@ -272,6 +279,9 @@ def main():
     put("fuzz_state", "descent", b"\x03" + b"".join(
         sts[k] for k in ("delta", "sync_tree", "tree0", "tree1", "tree2", "digest_buckets",
                          "digest_depth2", "push", "sync_old")))
+    put("fuzz_state", "signed", b"\x0b" + b"".join(
+        sts[k] for k in ("push_signed", "delta_signed", "push_forged", "push_too_high",
+                         "sync_tree", "tree0")))
     put("fuzz_envelope", "state-tree", state_messages()["tree1"])
 
     # failover: one message per seed, plus a whole consensus run

@@ -611,7 +611,7 @@ void ssim_prefill(struct ssim *s)
 		memcpy(d, s->data, rb);
 		uint64_t stamp[2] = {h->inc, h->ver};
 		memcpy(d, stamp, sizeof(stamp));
-		recs[n++] = (struct nstate_record){h->name, h->inc, h->ver, d, rb};
+		recs[n++] = (struct nstate_record){h->name, h->inc, h->ver, d, rb, NULL, 0};
 	}
 	for (int o = 0; o < s->n; o++) {
 		if (!simnet_is_up(s->net, o))

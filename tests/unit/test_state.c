@@ -52,7 +52,7 @@ static void pkt_copy(struct pkt *dst, const struct nstate_msg *m)
 	              m->n_versions * NSTATE_NAME_MAX + 64 + m->n_hashes * sizeof(uint64_t) +
 	              m->n_nodes * sizeof(uint32_t);
 	for (size_t k = 0; k < m->n_records; k++)
-		need += NSTATE_NAME_MAX + m->records[k].len + 16;
+		need += NSTATE_NAME_MAX + m->records[k].len + m->records[k].proof_len + 16;
 	dst->blob = malloc(need);
 	assert_non_null(dst->blob);
 	uint64_t *h = (uint64_t *)dst->blob;
@@ -71,6 +71,7 @@ static void pkt_copy(struct pkt *dst, const struct nstate_msg *m)
 		r[k] = m->records[k];
 		r[k].name = put_str(&p, m->records[k].name);
 		r[k].data = (const uint8_t *)put(&p, m->records[k].data, m->records[k].len);
+		r[k].proof = (const uint8_t *)put(&p, m->records[k].proof, m->records[k].proof_len);
 	}
 	dst->m.versions = v;
 	dst->m.records = r;
@@ -152,7 +153,7 @@ static void up(struct nstate *ns, const char *name)
 static int feed(struct nstate *ns, enum nstate_msg_type type, const char *from, const char *name,
                 uint64_t inc, uint64_t ver, const char *data, uint32_t hops)
 {
-	struct nstate_record r = {name, inc, ver, (const uint8_t *)data, strlen(data)};
+	struct nstate_record r = {name, inc, ver, (const uint8_t *)data, strlen(data), NULL, 0};
 	struct nstate_msg m = {
 	    .type = type, .from = from, .records = &r, .n_records = 1, .hops = hops};
 	return nstate_handle_message(ns, &m, 0);
@@ -512,7 +513,7 @@ static void test_delta_split(void **state)
 	for (int i = 0; i < 50; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "h%02d", i);
-		struct nstate_record r = {name, 1, (uint64_t)i, blob, sizeof(blob)};
+		struct nstate_record r = {name, 1, (uint64_t)i, blob, sizeof(blob), NULL, 0};
 		struct nstate_msg m = {
 		    .type = NSTATE_DELTA, .from = "p", .records = &r, .n_records = 1};
 		assert_int_equal(nstate_handle_message(net.c[0], &m, 0), 0);
@@ -533,7 +534,7 @@ static void test_delta_split(void **state)
 
 	/* a record larger than the limit still goes, alone */
 	static uint8_t big[10000];
-	struct nstate_record r = {"huge", 1, 1, big, sizeof(big)};
+	struct nstate_record r = {"huge", 1, 1, big, sizeof(big), NULL, 0};
 	struct nstate_msg m = {.type = NSTATE_DELTA, .from = "p", .records = &r, .n_records = 1};
 	assert_int_equal(nstate_handle_message(net.c[0], &m, 0), 0);
 	memset(net.by_type, 0, sizeof(net.by_type));
@@ -548,19 +549,25 @@ static void test_delta_split(void **state)
 /* ------------------------------------------------------------------------ */
 /* Prompt push                                                              */
 
-static struct nstate *core_with_peers(const char *name, int n_peers, uint32_t hops)
+/* A core made from cfg with live peers p0 .. p(n_peers - 1). */
+static struct nstate *core_cfg_peers(const struct nstate_config *cfg, const char *name, int n_peers)
 {
-	struct nstate_config cfg;
-	nstate_config_default(&cfg);
-	cfg.seed = 77;
-	cfg.push_hops = hops;
-	struct nstate *ns = core_cfg(&cfg, name);
+	struct nstate *ns = core_cfg(cfg, name);
 	for (int i = 0; i < n_peers; i++) {
 		char p[16];
 		snprintf(p, sizeof(p), "p%d", i);
 		up(ns, p);
 	}
 	return ns;
+}
+
+static struct nstate *core_with_peers(const char *name, int n_peers, uint32_t hops)
+{
+	struct nstate_config cfg;
+	nstate_config_default(&cfg);
+	cfg.seed = 77;
+	cfg.push_hops = hops;
+	return core_cfg_peers(&cfg, name, n_peers);
 }
 
 static void test_push_relay_and_hop_limit(void **state)
@@ -1048,7 +1055,7 @@ static void test_malformed_rejected(void **state)
 	memset(longname, 'n', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
 	static uint8_t dummy[4];
-	struct nstate_record good = {"y", 1, 1, (const uint8_t *)"y", 1};
+	struct nstate_record good = {"y", 1, 1, (const uint8_t *)"y", 1, NULL, 0};
 	struct nstate_record recs[2] = {good, good};
 	struct nstate_version vers[1] = {{"x", 1, 1}};
 
@@ -1133,7 +1140,7 @@ static void test_numbers_bounded(void **state)
 	expect_rec(ns, "x", 1, 1, "x");
 	assert_int_equal(nstate_hash(ns), h);
 	assert_int_equal(drain_events(ns), 0);
-	struct nstate_record r = {"x", 1, max + 1, (const uint8_t *)"f", 1};
+	struct nstate_record r = {"x", 1, max + 1, (const uint8_t *)"f", 1, NULL, 0};
 	struct nstate_msg m = {.type = NSTATE_DELTA, .from = "p", .records = &r, .n_records = 1};
 	assert_int_equal(nstate_msg_check(&m, &why), -EINVAL);
 	assert_non_null(strstr(why, "NSTATE_NUMBER_MAX"));
@@ -1153,6 +1160,125 @@ static void test_numbers_bounded(void **state)
 	assert_false(nstate_find(ns, "me", NULL));
 	assert_int_equal(nstate_set_local(ns, max, max, a, 1, false, 0), 0);
 	nstate_free(ns);
+}
+
+/* A fake signature for the core's tests: 8 bytes of a hash of the owner's
+ * "key" (its name) and the record. Deterministic, like the simulator. */
+static uint64_t fake_mac(const struct nstate_record *r)
+{
+	uint64_t h = 1469598103934665603ull;
+	const char *k = r->name;
+	for (size_t i = 0; k[i] != '\0'; i++)
+		h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
+	h = (h ^ r->incarnation) * 1099511628211ull;
+	h = (h ^ r->version) * 1099511628211ull;
+	for (size_t i = 0; i < r->len; i++)
+		h = (h ^ r->data[i]) * 1099511628211ull;
+	return h;
+}
+
+static int fake_sign(void *ctx, const struct nstate_record *r, uint8_t *out, size_t cap)
+{
+	(void)ctx;
+	uint64_t h = fake_mac(r);
+	assert_true(cap >= sizeof(h));
+	memcpy(out, &h, sizeof(h));
+	return (int)sizeof(h);
+}
+
+static bool fake_verify(void *ctx, const struct nstate_record *r)
+{
+	(void)ctx;
+	uint64_t h = fake_mac(r);
+	return r->proof_len == sizeof(h) && memcmp(r->proof, &h, sizeof(h)) == 0;
+}
+
+static struct nstate *core_signed(const char *name, int n_peers)
+{
+	struct nstate_config cfg;
+	nstate_config_default(&cfg);
+	cfg.seed = 78;
+	cfg.sign = fake_sign;
+	cfg.verify = fake_verify;
+	return core_cfg_peers(&cfg, name, n_peers);
+}
+
+/* The PUSH to `to` among o's messages. */
+static const struct nstate_msg *push_to(const struct outs *o, const char *to)
+{
+	for (size_t k = 0; k < o->n; k++)
+		if (o->p[k].m.type == NSTATE_PUSH && strcmp(o->p[k].m.to, to) == 0)
+			return &o->p[k].m;
+	fail_msg("no push to %s", to);
+	return NULL;
+}
+
+/* A host speaks only for itself (issue 13): its record carries its proof
+ * (nstate_config.sign), relays carry it unchanged, and a receiver takes a
+ * record of another host only with a valid one (nstate_config.verify). A
+ * forged record (n9 pushing fake values for a at version 2^40, under a's
+ * replayed proof, or with none) is refused, counted, and relayed to
+ * nobody. */
+static void test_records_signed_by_owner(void **state)
+{
+	struct nstate *a = core_signed("a", 0), *b = core_signed("b", 0), *c = core_signed("c", 4);
+	static struct outs oa, ob;
+	up(a, "b");
+	up(b, "c");
+	assert_int_equal(nstate_set_local(a, 1, 1, (const uint8_t *)"cpus=8", 6, true, 0), 0);
+	outs_drain(&oa, a);
+	const struct nstate_msg *to_b = push_to(&oa, "b");
+	assert_int_equal(to_b->records[0].proof_len, 8);
+	uint8_t proof[8];
+	memcpy(proof, to_b->records[0].proof, sizeof(proof));
+	assert_int_equal(nstate_handle_message(b, to_b, 1), 0);
+	struct nstate_record r;
+	assert_true(nstate_find(b, "a", &r));
+	assert_int_equal(r.proof_len, 8);
+	assert_memory_equal(r.proof, proof, 8);
+	/* b relays it to c with a's proof: c takes it */
+	outs_drain(&ob, b);
+	const struct nstate_msg *to_c = push_to(&ob, "c");
+	assert_memory_equal(to_c->records[0].proof, proof, 8);
+	assert_int_equal(nstate_handle_message(c, to_c, 2), 0);
+	expect_rec(c, "a", 1, 1, "cpus=8");
+	drain_events(c);
+	static struct outs oc;
+	outs_drain(&oc, c);
+	outs_clear(&oc);
+	/* forged: a's proof replayed on other values, or no proof at all */
+	struct nstate_record forged[2] = {
+	    {"a", 1, 1ull << 40, (const uint8_t *)"cpus=1", 6, proof, sizeof(proof)},
+	    {"a", 1, 1ull << 40, (const uint8_t *)"cpus=1", 6, NULL, 0}};
+	for (size_t k = 0; k < 2; k++) {
+		struct nstate_msg m = {.type = NSTATE_PUSH,
+		                       .from = "n9",
+		                       .records = &forged[k],
+		                       .n_records = 1,
+		                       .hops = 3};
+		assert_int_equal(nstate_handle_message(c, &m, 3), 0);
+		assert_int_equal(nstate_refused(c), k + 1);
+		expect_rec(c, "a", 1, 1, "cpus=8");
+		assert_int_equal(drain_events(c), 0);
+		outs_drain(&oc, c);
+		assert_int_equal(oc.n, 0);
+	}
+	/* a's next record, signed, is taken */
+	assert_int_equal(nstate_set_local(a, 1, 2, (const uint8_t *)"cpus=7", 6, true, 4), 0);
+	outs_clear(&oa);
+	outs_drain(&oa, a);
+	struct pkt relay;
+	pkt_copy(&relay, push_to(&oa, "b"));
+	relay.m.to = "c";
+	assert_int_equal(nstate_handle_message(c, &relay.m, 5), 0);
+	expect_rec(c, "a", 1, 2, "cpus=7");
+	free(relay.blob);
+	outs_clear(&oa);
+	outs_clear(&ob);
+	outs_clear(&oc);
+	nstate_free(a);
+	nstate_free(b);
+	nstate_free(c);
 }
 
 static void test_config_rejected(void **state)
@@ -1198,6 +1324,7 @@ int main(void)
 	    cmocka_unit_test(test_tree_malformed_rejected),
 	    cmocka_unit_test(test_malformed_rejected),
 	    cmocka_unit_test(test_numbers_bounded),
+	    cmocka_unit_test(test_records_signed_by_owner),
 	    cmocka_unit_test(test_config_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

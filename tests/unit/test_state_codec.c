@@ -74,6 +74,10 @@ static void check_same(const struct nstate_msg *a, const struct nstate_msg *b)
 		if (a->records[i].len)
 			assert_memory_equal(a->records[i].data, b->records[i].data,
 			                    a->records[i].len);
+		assert_int_equal(a->records[i].proof_len, b->records[i].proof_len);
+		if (a->records[i].proof_len)
+			assert_memory_equal(a->records[i].proof, b->records[i].proof,
+			                    a->records[i].proof_len);
 	}
 }
 
@@ -114,7 +118,9 @@ static void test_roundtrip_all_types(void **state)
 	static uint8_t data[900];
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)(i * 31 + 7);
-	struct nstate_record rs[2] = {{"n1", 3, 4, data, sizeof(data)}, {"n3", 1, 0, data, 0}};
+	/* the first with its owner's proof (opaque here), the second without */
+	struct nstate_record rs[2] = {{"n1", 3, 4, data, sizeof(data), data + 100, 72},
+	                              {"n3", 1, 0, data, 0, NULL, 0}};
 	struct nstate_msg delta = {.type = NSTATE_DELTA,
 	                           .from = "n1",
 	                           .versions = vs,
@@ -186,7 +192,7 @@ static void test_vm_desired_in_record(void **state)
 	assert_int_equal(mv__vm_info__get_packed_size(&stopped),
 	                 mv__vm_info__get_packed_size(&vm[1]) + 2);
 
-	struct nstate_record rs[1] = {{"n1", 2, 9, buf, len}};
+	struct nstate_record rs[1] = {{"n1", 2, 9, buf, len, NULL, 0}};
 	struct nstate_msg push = {.type = NSTATE_PUSH, .from = "n1", .records = rs, .n_records = 1};
 	Mv__Envelope *env = roundtrip_env(&push);
 	struct nstate_msg back;
@@ -348,6 +354,14 @@ static void test_decode_rejects(void **state)
 	/* exactly the maximum is accepted */
 	p.r.data.len = NSTATE_RECORD_MAX;
 	assert_int_equal(decode_env(&p.env, &why), 0);
+	/* a proof over NSTATE_PROOF_MAX; exactly the maximum is accepted */
+	p.r.data.len = 10;
+	p.r.proof.data = big;
+	p.r.proof.len = NSTATE_PROOF_MAX + 1;
+	assert_int_equal(decode_env(&p.env, &why), -EINVAL);
+	assert_non_null(strstr(why, "NSTATE_PROOF_MAX"));
+	p.r.proof.len = NSTATE_PROOF_MAX;
+	assert_int_equal(decode_env(&p.env, &why), 0);
 	free(big);
 
 	/* push without a record */
@@ -411,8 +425,8 @@ static void test_frame_size_matches(void **state)
 	char names[20][16];
 	for (int i = 0; i < 20; i++) {
 		snprintf(names[i], sizeof(names[i]), "host-%d", i * 37);
-		rs[i] = (struct nstate_record){names[i], (uint64_t)i, (uint64_t)i * 1000, data,
-		                               (size_t)i * 35};
+		rs[i] = (struct nstate_record){
+		    names[i], (uint64_t)i, (uint64_t)i * 1000, data, (size_t)i * 35, NULL, 0};
 		vs[i] = (struct nstate_version){names[i], (uint64_t)i * 3, (uint64_t)i};
 	}
 	for (size_t n = 0; n <= 20; n += 5) {

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""A host speaks only for itself (issue 13). The attacker holds a node
+certificate "n9" that the cluster CA signed but that was never deployed,
+and talks to the agents' peer ports:
+
+ - n9 gossips DEAD for n2 (at n2's incarnation) to n1 and n3: neither
+   marks n2 dead; each takes it as a suspicion, checks n2 itself, and n2
+   refutes. One log line each, naming n9.
+ - n9 gossips DEAD(n2, 2^64 - 1): refused (above the incarnation ceiling),
+   one log line; n2's incarnation does not wrap.
+ - n9 pushes a forged node-state record for n1 (version 2^40: 1 CPU,
+   libvirt down, draining) to n2 and n3: refused, since it carries no
+   proof signed by n1's key; nobody shows it; one log line each.
+"""
+import time
+
+import mvtest
+import mvwire as w
+from mvtest import check, log
+
+HUGE = 2**64 - 1
+
+
+def gossip(to, updates):
+    """An unsolicited ACK (seq 0: gossip only) from n9 to `to`."""
+    return w.frame(w.envelope("n9", swim=w.swim_message(
+        w.ACK, 0, "127.0.0.1:1", to, updates=updates)))
+
+
+def state_push(name, incarnation, version, data, proof=b""):
+    """A node-state PUSH (mv.StateMessage, Envelope field 11) from n9 with
+    one record, relayed on twice."""
+    rec = (w.f_bytes(1, name) + w.f_varint(2, incarnation) + w.f_varint(3, version) +
+           w.f_bytes(4, data) + w.f_bytes(5, proof))
+    body = w.f_varint(1, 3) + w.f_bytes(4, rec, always=True) + w.f_varint(5, 2)
+    return w.frame(w.f_varint(1, 1) + w.f_bytes(2, "n9") + w.f_bytes(11, body, always=True))
+
+
+def lines(agent, pattern, since=0):
+    return [l for l in agent.log_text()[since:].splitlines() if mvtest.grep(l, pattern)]
+
+
+def main(t):
+    c = t.cluster(3)
+    c.start_all(seed="n1")
+    c.wait_converged(timeout=30)
+    n1, n2, n3 = c["n1"], c["n2"], c["n3"]
+    ca = t.certs.ca_cert
+    cert, key = t.certs.make("node", "n9")  # signed by the cluster CA, never deployed
+    mark = {a.name: len(a.log_text()) for a in (n1, n2, n3)}
+
+    # 1. DEAD for n2, at the incarnation everybody holds
+    inc0 = n1.members()["n2"]["incarnation"]
+    socks = []
+    for a in (n1, n3):
+        s = mvtest.tls_client("127.0.0.1", a.peer_port, ca, cert, key)
+        s.sendall(gossip(a.name, [w.member_update("n2", n2.peer_addr, inc0, w.DEAD, "n9")]))
+        socks.append(s)
+        log("n9 gossiped DEAD(n2, incarnation %d) to %s" % (inc0, a.name))
+        # a suspicion, taken from n9 or (n3, a moment later) from n1's
+        # gossip of it, or none at all if n2's refutation came first
+        got = mvtest.wait_until(
+            lambda: lines(a, r"member suspect name=n2 .*n9", mark[a.name]) or
+            (a is n3 and a.members()["n2"]["incarnation"] > inc0 and ["refuted already"]),
+            10, "%s taking n9's DEAD as a suspicion" % a.name)
+        log("%s: %s" % (a.name, got[0].split("WARN ", 1)[-1]))
+
+    def refuted():
+        states = {}
+        for a in (n1, n3):
+            m = a.members()["n2"]
+            check(m["state"] != "dead", "%s marked n2 dead on n9's word (cause: %s)" %
+                  (a.name, m.get("cause")))
+            states[a.name] = (m["state"], m["incarnation"])
+        return states if all(s == "alive" and i > inc0 for s, i in states.values()) else None
+    states = mvtest.wait_until(refuted, 20, "n2 refuting n9's DEAD at n1 and n3")
+    log("n2 refuted: %s" % states)
+
+    # 2. DEAD(n2, 2^64 - 1): refused whole, nothing wraps
+    s = mvtest.tls_client("127.0.0.1", n1.peer_port, ca, cert, key)
+    s.sendall(gossip("n1", [w.member_update("n2", n2.peer_addr, HUGE, w.DEAD, "n9")]))
+    socks.append(s)
+    got = mvtest.wait_until(
+        lambda: lines(n1, r"claim refused name=n2 incarnation=%d .*from n9 refused: "
+                      r"incarnation above the ceiling" % HUGE, mark["n1"]),
+        10, "n1 refusing DEAD(n2, 2^64-1)")
+    log("n1: %s" % got[0].split("WARN ", 1)[-1])
+
+    # 3. a forged node-state record for n1 pushed to n2 and n3
+    real = {a.name: a.nodes()["n1"] for a in (n2, n3)}
+    n1inc = real["n2"]["incarnation"]
+    fake = (w.f_bytes(1, "n1") + w.f_varint(2, n1inc) + w.f_varint(3, 2**40) +
+            w.f_varint(10, 1) + w.f_varint(24, 1))  # 1 CPU, draining, libvirt down
+    for a in (n2, n3):
+        s = mvtest.tls_client("127.0.0.1", a.peer_port, ca, cert, key)
+        s.sendall(state_push("n1", n1inc, 2**40, fake))
+        socks.append(s)
+    log("n9 pushed a forged record for n1 (version 2^40) to n2 and n3")
+    for a in (n2, n3):
+        got = mvtest.wait_until(
+            lambda: lines(a, r"refused node-state record name=n1 .*from=n9 reason=\"no proof\"",
+                          mark[a.name]), 10, "%s refusing the forged record" % a.name)
+        log("%s: %s" % (a.name, got[0].split("WARN ", 1)[-1]))
+    for a in (n1, n2, n3):
+        for name, n in a.nodes().items():  # (no version: no record known yet)
+            check(n.get("version", 0) < 2**40, "%s shows %s at version %d" %
+                  (a.name, name, n.get("version", 0)))
+        n = a.nodes()["n1"]
+        check(n["cpus"] > 1 and not n.get("draining") and n["libvirt_reachable"],
+              "%s shows n1 with forged values: %s" % (a.name, n))
+    for sk in socks:
+        sk.close()
+
+    # the cluster is whole, nobody was declared dead, one line per attack
+    c.wait_converged(timeout=10)
+    for a in (n1, n2, n3):
+        dead = lines(a, r"member dead name=n2", mark[a.name])
+        check(not dead, "%s: %s" % (a.name, dead))
+    for a in (n1, n3):
+        n = len(lines(a, r"member suspect name=n2 .*n9", mark[a.name]))
+        check(n <= 1 and (a is n3 or n == 1),
+              "%s logged a suspicion from n9's DEAD %d times, want once" % (a.name, n))
+    check(len(lines(n1, r"claim refused", mark["n1"])) == 1, "n1: one 'claim refused' line")
+    for a in (n2, n3):
+        n = len(lines(a, r"refused node-state record", mark[a.name]))
+        check(n == 1, "%s logged the forged record %d times, want once" % (a.name, n))
+    check(not lines(n1, r"refused node-state record", mark["n1"]), "n1 refused a record")
+    # records still spread: every host's own (signed) ones reach every other
+    v0 = real["n2"]["version"]
+    mvtest.wait_until(lambda: all(a.nodes()["n1"].get("version", 0) >= v0 for a in (n2, n3)), 10,
+                      "n1's records at n2 and n3")
+    mvtest.wait_until(lambda: all(n.get("known_state") for a in (n1, n2, n3)
+                                  for n in a.nodes().values()), 10,
+                      "every host's record at every host")
+
+
+mvtest.run(main, default_timeout=90)
