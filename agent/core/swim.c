@@ -313,6 +313,10 @@
  *    or above our incarnation, including one above it (a restart that lost
  *    its data dir catches up with what the cluster remembers so), but a
  *    forger now needs 2^42 messages, not one, to drive us to the ceiling.
+ *    An ALIVE about another member may raise the incarnation we hold by
+ *    as much (unless we hold it at 0, taken in unheard), for the same
+ *    reason. (An ALIVE is not yet signed by its member, so a small forged
+ *    raise is still taken; its member sees it and refutes above it.)
  *  - One peer's word kills nobody. A DEAD from another member about one we
  *    hold ALIVE used to be taken at once (no suspicion here, a failover
  *    opened at once): any holder of a node certificate could have a
@@ -2107,6 +2111,12 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 	case SWIM_ALIVE: {
 		if (u->incarnation <= mb->incarnation)
 			return;
+		if (mb->incarnation != 0 &&
+		    u->incarnation - mb->incarnation > SWIM_INCARNATION_JUMP_MAX) {
+			/* (0: we took it in unheard, any real update is news) */
+			swim_claim_refused(s, u, via, "would raise its incarnation too far", now);
+			return;
+		}
 		enum swim_state old = (enum swim_state)mb->state;
 		bool moved = strcmp(u->addr, swim_str_get(s, mb->addr)) != 0;
 		if (moved)

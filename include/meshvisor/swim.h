@@ -47,8 +47,9 @@ extern "C" {
  * refutation. SWIM_INCARNATION_JUMP_MAX: a claim about us may raise our own
  * incarnation by at most this much (we must refute a SUSPECT/DEAD at our
  * incarnation or above, and a restart that lost its data dir must catch up
- * with what the cluster remembers), so a forger needs 2^42 messages, not
- * one, to drive us to the ceiling. */
+ * with what the cluster remembers), and an ALIVE about another member the
+ * incarnation we hold for it (unless 0), so a forger needs 2^42 messages,
+ * not one, to drive anyone to the ceiling. */
 #define SWIM_INCARNATION_MAX (UINT64_C(1) << 62)
 #define SWIM_INCARNATION_JUMP_MAX (UINT64_C(1) << 20)
 /* At most one SWIM_EV_CLAIM_REFUSED per this many ms (the rest counted). */

@@ -1841,6 +1841,19 @@ static void test_incarnation_bounds(void **state)
 	assert_int_equal(swim_claims_refused(s), 5);
 	feed(s, "b", upd("me", SWIM_DEAD, SWIM_INCARNATION_JUMP_MAX, "b"), 7);
 	assert_int_equal(swim_incarnation(s), SWIM_INCARNATION_JUMP_MAX + 1);
+	/* and an ALIVE about another member raises it by as much, not more
+	 * (b is at 1; a member held at 0 was taken in unheard: any is news) */
+	feed(s, "x", upd("b", SWIM_ALIVE, SWIM_INCARNATION_JUMP_MAX + 2, ""), 8);
+	assert_int_equal(mstate(s, "b", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 1);
+	assert_int_equal(swim_claims_refused(s), 6);
+	feed(s, "x", upd("b", SWIM_ALIVE, SWIM_INCARNATION_JUMP_MAX + 1, ""), 9);
+	mstate(s, "b", &inc);
+	assert_int_equal(inc, SWIM_INCARNATION_JUMP_MAX + 1);
+	feed(s, "x", upd("c", SWIM_ALIVE, 0, ""), 10);
+	feed(s, "x", upd("c", SWIM_ALIVE, 1ull << 40, ""), 11);
+	mstate(s, "c", &inc);
+	assert_int_equal(inc, 1ull << 40);
 	swim_free(s);
 
 	/* at the ceiling: a refutation, a raise and a leave stay there */
