@@ -44,7 +44,11 @@
  *   After the handshake the client compares the server's CN and role with
  *   what the caller expected (expect_name, require_role). Plaintext written
  *   before the handshake is held until both checks pass, so nothing is
- *   ever sent to the wrong peer.
+ *   ever sent to the wrong peer. A client that dialed an address or a host
+ *   name (the CLI) also asks, with tls_conn_expect_host, that the server's
+ *   subjectAltName lists it: every agent holds a certificate of the same CA,
+ *   and only the address tells the one it meant from one that answers in
+ *   its place.
  *
  *   Resumption. TLS 1.3 servers send session tickets after the handshake.
  *   Client contexts keep the newest ticket per session_key (the caller
@@ -71,6 +75,7 @@
 #include "tls.h"
 #include "tls_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -184,6 +189,32 @@ void tls_x509_text(X509_NAME *n, int nid, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
+void tls_x509_sans(X509 *x, struct tls_cert_info *out)
+{
+	GENERAL_NAMES *gens;
+
+	out->n_ips = out->n_dns = 0;
+	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+
+		if (g->type == GEN_IPADD && out->n_ips < TLS_CERT_INFO_MAX_SAN) {
+			const ASN1_OCTET_STRING *o = g->d.iPAddress;
+			int af = ASN1_STRING_length(o) == 4 ? AF_INET : AF_INET6;
+
+			if ((ASN1_STRING_length(o) == 4 || ASN1_STRING_length(o) == 16) &&
+			    inet_ntop(af, ASN1_STRING_get0_data(o), out->ips[out->n_ips],
+			              sizeof(out->ips[0])))
+				out->n_ips++;
+		} else if (g->type == GEN_DNS && out->n_dns < TLS_CERT_INFO_MAX_SAN) {
+			snprintf(out->dns[out->n_dns++], sizeof(out->dns[0]), "%.*s",
+			         ASN1_STRING_length(g->d.dNSName),
+			         (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+		}
+	}
+	GENERAL_NAMES_free(gens);
+}
+
 static enum tls_role tls_x509_role(X509 *x)
 {
 	char ou[64];
@@ -276,6 +307,7 @@ struct tls_conn {
 	uint64_t generation; /* ctx->generation when made */
 	bool server;
 	char *expect_name;
+	char *expect_host; /* client: an IP or DNS name the server's SAN must list */
 	enum tls_role require_role;
 	char *session_key;
 
@@ -874,6 +906,20 @@ fail:
 	return NULL;
 }
 
+int tls_conn_expect_host(struct tls_conn *c, const char *host)
+{
+	char *h;
+
+	if (c->server || c->handshake_done || !host || !*host)
+		return -EINVAL;
+	h = strdup(host);
+	if (!h)
+		return -ENOMEM;
+	free(c->expect_host);
+	c->expect_host = h;
+	return 0;
+}
+
 void tls_conn_free(struct tls_conn *c)
 {
 	if (!c)
@@ -889,6 +935,7 @@ void tls_conn_free(struct tls_conn *c)
 	tls_buf_free(&c->pending_out);
 	tls_buf_free(&c->plain_in);
 	free(c->expect_name);
+	free(c->expect_host);
 	free(c->session_key);
 	tls_ctx_unref(c->ctx);
 	free(c);
@@ -1046,6 +1093,39 @@ static int tls_conn_flush_pending(struct tls_conn *c)
 	return 0;
 }
 
+/* Does the server certificate list expect_host in its subjectAltName? An
+ * address is compared with the IP entries, a name with the DNS entries;
+ * the CN (the node name) never counts. */
+static int tls_conn_check_host(struct tls_conn *c, X509 *peer)
+{
+	const unsigned flags =
+	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+	unsigned char bin[16];
+	bool is_ip = inet_pton(AF_INET, c->expect_host, bin) == 1 ||
+	             inet_pton(AF_INET6, c->expect_host, bin) == 1;
+	struct tls_cert_info names;
+	char list[384] = "";
+	size_t off = 0;
+
+	if (peer && (is_ip ? X509_check_ip_asc(peer, c->expect_host, 0)
+	                   : X509_check_host(peer, c->expect_host, 0, flags, NULL)) == 1)
+		return 0;
+	ERR_clear_error();
+	if (peer)
+		tls_x509_sans(peer, &names);
+	else
+		names.n_ips = names.n_dns = 0;
+	for (size_t i = 0; i < names.n_ips + names.n_dns && off < sizeof(list); i++) {
+		bool ip = i < names.n_ips;
+		int n = snprintf(list + off, sizeof(list) - off, "%s%s %s", i ? ", " : "",
+		                 ip ? "IP" : "DNS", ip ? names.ips[i] : names.dns[i - names.n_ips]);
+		off += n > 0 ? (size_t)n : 0;
+	}
+	return tls_conn_fail(c, -EACCES, "agent certificate '%s' is not for %s %s: it names %s",
+	                     c->peer_name, is_ip ? "address" : "host", c->expect_host,
+	                     list[0] ? list : "no address or host (no subjectAltName)");
+}
+
 /* The handshake just finished: learn the peer, check it, release writes. */
 static int tls_conn_established(struct tls_conn *c)
 {
@@ -1068,6 +1148,8 @@ static int tls_conn_established(struct tls_conn *c)
 			                     "agent certificate '%s' has role %s, expected %s",
 			                     c->peer_name, tls_role_name(c->peer_role),
 			                     tls_role_name(c->require_role));
+		if (c->expect_host && tls_conn_check_host(c, peer) != 0)
+			return c->fail_rc;
 	}
 	return tls_conn_flush_pending(c);
 }

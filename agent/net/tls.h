@@ -98,6 +98,14 @@ struct tls_conn;
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *expect_name,
                               enum tls_role require_role, const char *session_key);
 void tls_conn_free(struct tls_conn *c);
+/* Client side, before the handshake ends: the server certificate's
+ * subjectAltName must list `host` — an IPv4/IPv6 address among its IP
+ * entries, anything else among its DNS entries (a "*.example.com" entry
+ * matches one label). Otherwise the session fails (-EACCES) before any
+ * plaintext is sent: "agent certificate 'n9' is not for address 10.0.0.1:
+ * it names IP 10.0.0.9". 0, -EINVAL (server side, empty host, too late) or
+ * -ENOMEM. */
+int tls_conn_expect_host(struct tls_conn *c, const char *host);
 
 /* Ciphertext received from the socket. Returns 0 or a negative errno when
  * the session failed (reason in tls_conn_error()). After a failure, still
@@ -138,7 +146,8 @@ enum tls_role tls_conn_peer_role(const struct tls_conn *c);
  *   "the agent refused our certificate: certificate expired (TLS alert 45)"
  *   "the agent refused our certificate: no certificate presented (alert 116)"
  *   "agent certificate not signed by our cluster CA (unable to get local issuer certificate)"
- *   "agent certificate is for 'n1', expected 'n2'" */
+ *   "agent certificate is for 'n1', expected 'n2'"
+ *   "agent certificate 'n9' is not for address 10.0.0.1: it names IP 10.0.0.9" */
 const char *tls_conn_error(const struct tls_conn *c);
 
 /* ---- certificate authority ------------------------------------------ */

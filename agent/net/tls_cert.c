@@ -32,7 +32,6 @@
 #include "tls.h"
 #include "tls_internal.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -521,7 +520,6 @@ out:
 
 int tls_cert_info_read(const char *cert_file, struct tls_cert_info *out, char *err, size_t errlen)
 {
-	GENERAL_NAMES *gens;
 	char ou[64];
 	uint32_t flags;
 	X509 *x = NULL;
@@ -546,25 +544,7 @@ int tls_cert_info_read(const char *cert_file, struct tls_cert_info *out, char *e
 	}
 	out->not_before = tls_cert_time(X509_get0_notBefore(x));
 	out->not_after = tls_cert_time(X509_get0_notAfter(x));
-	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-
-		if (g->type == GEN_IPADD && out->n_ips < TLS_CERT_INFO_MAX_SAN) {
-			const ASN1_OCTET_STRING *o = g->d.iPAddress;
-			int af = ASN1_STRING_length(o) == 4 ? AF_INET : AF_INET6;
-
-			if ((ASN1_STRING_length(o) == 4 || ASN1_STRING_length(o) == 16) &&
-			    inet_ntop(af, ASN1_STRING_get0_data(o), out->ips[out->n_ips],
-			              sizeof(out->ips[0])))
-				out->n_ips++;
-		} else if (g->type == GEN_DNS && out->n_dns < TLS_CERT_INFO_MAX_SAN) {
-			snprintf(out->dns[out->n_dns++], sizeof(out->dns[0]), "%.*s",
-			         ASN1_STRING_length(g->d.dNSName),
-			         (const char *)ASN1_STRING_get0_data(g->d.dNSName));
-		}
-	}
-	GENERAL_NAMES_free(gens);
+	tls_x509_sans(x, out);
 	X509_free(x);
 	ERR_clear_error();
 	return 0;

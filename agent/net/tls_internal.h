@@ -10,9 +10,14 @@
 
 #include <openssl/x509.h>
 
+#include "tls.h"
+
 /* snprintf into the caller's error buffer; tolerates err == NULL. */
 void tls_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* One text field (NID_commonName, ...) of an X.509 name; "" if absent. */
 void tls_x509_text(X509_NAME *n, int nid, char *buf, size_t len);
+/* The subjectAltName IP addresses and DNS names of x into out's ips/dns
+ * (at most TLS_CERT_INFO_MAX_SAN of each; the other fields untouched). */
+void tls_x509_sans(X509 *x, struct tls_cert_info *out);
 
 #endif

@@ -44,8 +44,12 @@ static const char *path(const char *name)
 	return b;
 }
 
-static void mkcert(const char *ca, const char *name, enum tls_role role, int64_t offset_s,
-                   int64_t valid_s)
+static const char *const g_san_ips[] = {"127.0.0.1", "fd00::1"};
+static const char *const g_san_dns[] = {"n1.example.org", "*.pool.example"};
+
+/* sans: the certificate lists g_san_ips and g_san_dns in its subjectAltName. */
+static void mkcert_sans(const char *ca, const char *name, enum tls_role role, int64_t offset_s,
+                        int64_t valid_s, bool sans)
 {
 	struct tls_cert_request r = {
 	    .name = name, .role = role, .not_before_offset_s = offset_s, .valid_s = valid_s};
@@ -56,11 +60,23 @@ static void mkcert(const char *ca, const char *name, enum tls_role role, int64_t
 	snprintf(key, sizeof(key), "%s-key.pem", name);
 	snprintf(cak, sizeof(cak), "%s-key.pem", ca);
 	snprintf(err, sizeof(err), "%s.pem", ca);
+	if (sans) {
+		r.ips = g_san_ips;
+		r.n_ips = 2;
+		r.dns = g_san_dns;
+		r.n_dns = 2;
+	}
 	rc = tls_cert_create(path(err), path(cak), &r, path(cert), path(key), err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "mkcert %s: %s\n", name, err);
 		abort();
 	}
+}
+
+static void mkcert(const char *ca, const char *name, enum tls_role role, int64_t offset_s,
+                   int64_t valid_s)
+{
+	mkcert_sans(ca, name, role, offset_s, valid_s, false);
 }
 
 static void concat(const char *out, const char *a, const char *b)
@@ -105,6 +121,7 @@ static int group_setup(void **state)
 	mkcert("other", "stranger", TLS_ROLE_OPERATOR, 0, DAY);
 	mkcert("other", "impostor", TLS_ROLE_NODE, 0, DAY);
 	mkcert("ca", "n1-renewed", TLS_ROLE_NODE, 0, 30 * DAY);
+	mkcert_sans("ca", "hosted", TLS_ROLE_NODE, 0, DAY, true);
 	/* a client that trusts the cluster CA but holds a foreign certificate */
 	concat("both.pem", "ca.pem", "other.pem");
 	return 0;
@@ -232,12 +249,16 @@ static void pair_free(struct pair *p)
 	free(p);
 }
 
-/* Runs a handshake that must fail; checks both sides' sentences. */
-static void expect_refusal(struct tls_ctx *cctx, struct tls_ctx *sctx, const char *expect,
-                           enum tls_role role, const char *cli_err, const char *srv_err)
+/* Runs a handshake that must fail; checks both sides' sentences. host, when
+ * not NULL, is what the client dialed (tls_conn_expect_host). */
+static void expect_refusal_host(struct tls_ctx *cctx, struct tls_ctx *sctx, const char *expect,
+                                enum tls_role role, const char *host, const char *cli_err,
+                                const char *srv_err)
 {
 	struct pair *p = pair_new(cctx, sctx, expect, role, NULL);
 
+	if (host)
+		assert_int_equal(tls_conn_expect_host(p->cli.c, host), 0);
 	assert_int_equal(tls_conn_write(p->cli.c, "secret", 6), 0);
 	pump(&p->cli, &p->srv);
 	assert_true(tls_conn_failed(p->cli.c));
@@ -253,6 +274,12 @@ static void expect_refusal(struct tls_ctx *cctx, struct tls_ctx *sctx, const cha
 	/* nothing written before the handshake reached the server */
 	assert_int_equal(p->srv.n, 0);
 	pair_free(p);
+}
+
+static void expect_refusal(struct tls_ctx *cctx, struct tls_ctx *sctx, const char *expect,
+                           enum tls_role role, const char *cli_err, const char *srv_err)
+{
+	expect_refusal_host(cctx, sctx, expect, role, NULL, cli_err, srv_err);
 }
 
 /* ---- roles ---------------------------------------------------------- */
@@ -497,6 +524,66 @@ static void test_server_role_mismatch(void **state)
 	expect_refusal(cctx, sctx, "n1", TLS_ROLE_OPERATOR,
 	               "agent certificate 'n1' has role node, expected operator", NULL);
 	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+/* The CLI's check of what it dialed: an address must be among the server
+ * certificate's IP entries, a host name among its DNS entries; the CN
+ * (another agent's name, or this one's) is never enough. */
+static void test_server_host_check(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "hosted");
+	struct tls_ctx *plain = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "op");
+	const char *good[] = {"127.0.0.1", "fd00::1", "n1.example.org", "N1.Example.ORG",
+	                      "a.pool.example"};
+	const char *names = "it names IP 127.0.0.1, IP fd00::1, DNS n1.example.org, "
+			    "DNS *.pool.example";
+	char want[512];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct pair *p = pair_new(cctx, sctx, NULL, TLS_ROLE_NODE, NULL);
+		assert_int_equal(tls_conn_expect_host(p->cli.c, good[i]), 0);
+		assert_int_equal(tls_conn_write(p->cli.c, "hi", 2), 0);
+		pump(&p->cli, &p->srv);
+		assert_true(tls_conn_handshake_done(p->cli.c));
+		assert_string_equal(p->srv.in, "hi");
+		pair_free(p);
+	}
+	snprintf(want, sizeof(want), "agent certificate 'hosted' is not for address 127.0.0.2: %s",
+	         names);
+	expect_refusal_host(cctx, sctx, NULL, TLS_ROLE_NODE, "127.0.0.2", want, NULL);
+	snprintf(want, sizeof(want), "agent certificate 'hosted' is not for address ::1: %s",
+	         names);
+	expect_refusal_host(cctx, sctx, NULL, TLS_ROLE_NODE, "::1", want, NULL);
+	/* the CN is a node name, not a host name */
+	snprintf(want, sizeof(want), "agent certificate 'hosted' is not for host hosted: %s",
+	         names);
+	expect_refusal_host(cctx, sctx, NULL, TLS_ROLE_NODE, "hosted", want, NULL);
+	/* a wildcard covers one label, not two, and not the bare domain */
+	snprintf(want, sizeof(want),
+	         "agent certificate 'hosted' is not for host a.b.pool.example: %s", names);
+	expect_refusal_host(cctx, sctx, NULL, TLS_ROLE_NODE, "a.b.pool.example", want, NULL);
+	snprintf(want, sizeof(want), "agent certificate 'hosted' is not for host pool.example: %s",
+	         names);
+	expect_refusal_host(cctx, sctx, NULL, TLS_ROLE_NODE, "pool.example", want, NULL);
+	/* a certificate without subjectAltName matches nothing */
+	expect_refusal_host(cctx, plain, NULL, TLS_ROLE_NODE, "127.0.0.1",
+	                    "agent certificate 'n1' is not for address 127.0.0.1: it names no "
+	                    "address or host (no subjectAltName)",
+	                    NULL);
+
+	/* only a client, only before the handshake, only a real name */
+	struct pair *p = pair_new(cctx, sctx, NULL, TLS_ROLE_NODE, NULL);
+	assert_int_equal(tls_conn_expect_host(p->srv.c, "127.0.0.1"), -EINVAL);
+	assert_int_equal(tls_conn_expect_host(p->cli.c, ""), -EINVAL);
+	assert_int_equal(tls_conn_expect_host(p->cli.c, NULL), -EINVAL);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->cli.c));
+	assert_int_equal(tls_conn_expect_host(p->cli.c, "127.0.0.1"), -EINVAL);
+	pair_free(p);
+	tls_ctx_free(sctx);
+	tls_ctx_free(plain);
 	tls_ctx_free(cctx);
 }
 
@@ -749,6 +836,7 @@ int main(void)
 	    cmocka_unit_test(test_server_expired),
 	    cmocka_unit_test(test_server_name_mismatch),
 	    cmocka_unit_test(test_server_role_mismatch),
+	    cmocka_unit_test(test_server_host_check),
 	    cmocka_unit_test(test_resumption),
 	    cmocka_unit_test(test_resumption_stops_at_expiry),
 	    cmocka_unit_test(test_reload),
