@@ -820,6 +820,202 @@ static void test_exporter_datagram_keys(void **state)
 	tls_ctx_free(cctx);
 }
 
+/* ---- revocation ----------------------------------------------------- */
+
+/* path() of one file, in storage of its own (path's buffers rotate). */
+#define STABLE_PATH(var, name)                                    \
+	char var##_buf[640];                                      \
+	snprintf(var##_buf, sizeof(var##_buf), "%s", path(name)); \
+	const char *var = var##_buf
+
+static void mkcrl(const char *out, const char *const *revoke, size_t n, const char *keep)
+{
+	char err[512];
+
+	if (tls_crl_create(path("ca.pem"), path("ca-key.pem"), revoke, n, keep ? path(keep) : NULL,
+	                   7, path(out), err, sizeof(err)) != 0)
+		fail_msg("tls_crl_create %s: %s", out, err);
+}
+
+static struct tls_ctx *ctx_crl(bool server, const char *name, const char *crl)
+{
+	struct tls_ctx *ctx = NULL;
+	char cert[64], key[64], err[512];
+
+	snprintf(cert, sizeof(cert), "%s.pem", name);
+	snprintf(key, sizeof(key), "%s-key.pem", name);
+	if (tls_ctx_new_crl(&ctx, server, path("ca.pem"), path(cert), path(key), path(crl), err,
+	                    sizeof(err)) != 0)
+		fail_msg("ctx %s with %s: %s", name, crl, err);
+	return ctx;
+}
+
+/* n2 (on the CRL of sctx) is refused, and both sides say why. */
+static void expect_n2_revoked(struct tls_ctx *n2, struct tls_ctx *sctx)
+{
+	expect_refusal(n2, sctx, "n1", TLS_ROLE_NODE,
+	               "the agent refused our certificate: certificate revoked (TLS alert 44)",
+	               "refused client 'n2': certificate revoked by the cluster CRL (certificate "
+	               "revoked)");
+}
+
+/* A certificate on the CRL is refused on both sides of a handshake, with
+ * the reason in words; one not on it is not. */
+static void test_crl_refuses_revoked(void **state)
+{
+	STABLE_PATH(n2_pem, "n2.pem");
+	const char *revoke[] = {n2_pem};
+	struct tls_ctx *sctx, *cctx, *n2, *ok;
+	struct pair *p;
+	size_t n;
+	int64_t next;
+
+	mkcrl("revoke-n2.crl", revoke, 1, NULL);
+	sctx = ctx_crl(true, "n1", "revoke-n2.crl");
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 1);
+	assert_true(next > time(NULL) + 6 * DAY && next <= time(NULL) + 7 * DAY);
+	n2 = client_ctx("ca.pem", "n2");
+	assert_false(tls_ctx_crl_info(n2, &n, &next));
+	expect_n2_revoked(n2, sctx);
+	/* an operator is not on the list */
+	ok = client_ctx("ca.pem", "op");
+	p = pair_new(ok, sctx, "n1", TLS_ROLE_NODE, NULL);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->srv.c));
+	assert_false(tls_conn_peer_revoked(p->srv.c));
+	pair_free(p);
+	tls_ctx_free(sctx);
+	tls_ctx_free(n2);
+	tls_ctx_free(ok);
+
+	/* a client checks the agent's certificate too */
+	cctx = ctx_crl(false, "op", "revoke-n2.crl");
+	sctx = server_ctx("ca.pem", "n2");
+	expect_refusal(cctx, sctx, "n2", TLS_ROLE_NODE,
+	               "agent certificate revoked by the cluster CRL (certificate revoked)", NULL);
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+/* A CRL that cannot be used is an error at start, with the file named; at
+ * reload the CRL in force stays. */
+static void test_crl_bad_files(void **state)
+{
+	STABLE_PATH(n1_pem, "n1.pem");
+	STABLE_PATH(stranger_pem, "stranger.pem");
+	const char *revoke_n1[] = {n1_pem};
+	const char *foreign[] = {stranger_pem};
+	struct tls_ctx *ctx = NULL;
+	char err[512];
+	FILE *f;
+
+	f = fopen(path("garbage.crl"), "w");
+	assert_non_null(f);
+	fputs("-----BEGIN X509 CRL-----\nnot base64 at all\n-----END X509 CRL-----\n", f);
+	fclose(f);
+	assert_int_equal(tls_ctx_new_crl(&ctx, true, path("ca.pem"), path("n1.pem"),
+	                                 path("n1-key.pem"), path("garbage.crl"), err, sizeof(err)),
+	                 -EINVAL);
+	assert_null(ctx);
+	assert_non_null(strstr(err, "garbage.crl' holds no PEM CRL"));
+	assert_true(tls_ctx_new_crl(&ctx, true, path("ca.pem"), path("n1.pem"), path("n1-key.pem"),
+	                            path("missing.crl"), err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "cannot open CRL file"));
+
+	/* signed by another CA */
+	assert_int_equal(tls_crl_create(path("other.pem"), path("other-key.pem"), NULL, 0, NULL, 7,
+	                                path("other.crl"), err, sizeof(err)),
+	                 0);
+	assert_int_equal(tls_ctx_new_crl(&ctx, true, path("ca.pem"), path("n1.pem"),
+	                                 path("n1-key.pem"), path("other.crl"), err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "other.crl' is not signed by the cluster CA"));
+
+	/* revokes ourselves */
+	mkcrl("revoke-n1.crl", revoke_n1, 1, NULL);
+	assert_int_equal(tls_ctx_new_crl(&ctx, true, path("ca.pem"), path("n1.pem"),
+	                                 path("n1-key.pem"), path("revoke-n1.crl"), err,
+	                                 sizeof(err)),
+	                 -EACCES);
+	assert_non_null(strstr(err, "n1.pem' is revoked by the CRL"));
+
+	/* the tool refuses a certificate of another CA, and a list of another CA */
+	assert_int_equal(tls_crl_create(path("ca.pem"), path("ca-key.pem"), foreign, 1, NULL, 7,
+	                                path("x.crl"), err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "stranger.pem' is not signed by the CA"));
+	assert_int_equal(tls_crl_create(path("ca.pem"), path("ca-key.pem"), NULL, 0,
+	                                path("other.crl"), 7, path("x.crl"), err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "other.crl' is not signed by the CA"));
+	assert_int_equal(tls_crl_create(path("ca.pem"), path("ca-key.pem"), NULL, 0, NULL, 0,
+	                                path("x.crl"), err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(access(path("x.crl"), F_OK), -1);
+}
+
+/* SIGHUP's reload: a peer revoked since its session began is found by
+ * tls_conn_peer_revoked (the agent closes it), cannot connect again, and a
+ * broken CRL file at reload keeps the list in force. */
+static void test_crl_reload(void **state)
+{
+	STABLE_PATH(n2_pem, "n2.pem");
+	STABLE_PATH(op_pem, "op.pem");
+	const char *revoke_n2[] = {n2_pem};
+	const char *revoke_op[] = {op_pem};
+	struct tls_ctx *sctx, *n2 = client_ctx("ca.pem", "n2"), *op = client_ctx("ca.pem", "op");
+	struct pair *live, *p;
+	char err[512];
+	size_t n;
+	int64_t next;
+	FILE *f;
+
+	mkcrl("live.crl", NULL, 0, NULL);
+	sctx = ctx_crl(true, "n1", "live.crl");
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 0);
+	live = pair_new(n2, sctx, "n1", TLS_ROLE_NODE, "n1-addr");
+	pump(&live->cli, &live->srv);
+	assert_true(tls_conn_handshake_done(live->srv.c));
+	assert_false(tls_conn_peer_revoked(live->srv.c));
+
+	/* n2 revoked; the list grows from the old one */
+	mkcrl("live.crl", revoke_n2, 1, "live.crl");
+	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), 0);
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 1);
+	assert_true(tls_conn_peer_revoked(live->srv.c));
+	/* a new session of n2 is refused */
+	expect_n2_revoked(n2, sctx);
+
+	/* the operator is added, n2 kept */
+	mkcrl("live.crl", revoke_op, 1, "live.crl");
+	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), 0);
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 2);
+	p = pair_new(op, sctx, "n1", TLS_ROLE_NODE, NULL);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_failed(p->srv.c));
+	pair_free(p);
+
+	/* a broken file at reload: the old list stays in force */
+	f = fopen(path("live.crl"), "w");
+	assert_non_null(f);
+	fputs("garbage\n", f);
+	fclose(f);
+	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "live.crl' holds no PEM CRL"));
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 2);
+	assert_true(tls_conn_peer_revoked(live->srv.c));
+	expect_n2_revoked(n2, sctx);
+	pair_free(live);
+	tls_ctx_free(sctx);
+	tls_ctx_free(n2);
+	tls_ctx_free(op);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -841,6 +1037,9 @@ int main(void)
 	    cmocka_unit_test(test_resumption_stops_at_expiry),
 	    cmocka_unit_test(test_reload),
 	    cmocka_unit_test(test_exporter_datagram_keys),
+	    cmocka_unit_test(test_crl_refuses_revoked),
+	    cmocka_unit_test(test_crl_bad_files),
+	    cmocka_unit_test(test_crl_reload),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
