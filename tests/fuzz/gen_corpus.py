@@ -60,6 +60,9 @@ def envelopes():
         "req_members": w.envelope(request=w.rpc_request(2, "members")),
         "req_join": w.envelope(request=w.rpc_request(3, "join", ["127.0.0.1:7001"])),
         "req_leave": w.envelope(request=w.rpc_request(4, "leave")),
+        # a forwarded request naming its original caller (issue 13)
+        "req_forwarded_caller": w.envelope("n1", request=w.rpc_request(
+            5, "leave", forwarded=True, caller=("alice", "viewer"))),
         "resp_err": w.envelope(response=w.f_varint(1, 4) + w.f_varint(2, 2) +
                                w.f_bytes(3, "permission denied")),
     }
