@@ -3,7 +3,10 @@
  *
  * Requests arrive two ways:
  *   1. from clients on the RPC port: Envelope{request}; the answer goes back
- *      on the same connection, same id, in request order;
+ *      on the same connection with the same id: at once for what is
+ *      answered here, when the owner answers for what is forwarded (so not
+ *      necessarily in request order). A request of another wire version
+ *      gets an error with its id (envelope_peek_request), not a close;
  *   2. from other agents on the peer port, forwarded to us because we own
  *      the VM concerned: Envelope{from, request{forwarded}}; the answer goes
  *      back to that agent's peer address as Envelope{from, response}.
@@ -1079,7 +1082,26 @@ void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t 
 {
 	Mv__Envelope *env;
 	const char *why;
-	if (envelope_decode(payload, len, &env, &why) < 0) {
+	int rc = envelope_decode(payload, len, &env, &why);
+	uint32_t version;
+	uint64_t id;
+	if (rc == -EPROTO && envelope_peek_request(payload, len, &version, &id) == 0) {
+		/* a client of another protocol version: tell it, keep the
+		 * connection (its next request may be one we speak) */
+		MV_WARN("rpc",
+		        "refused request remote=%s client=%s reason=\"unsupported wire version "
+		        "%" PRIu32 "\"",
+		        net_conn_remote(c), net_conn_peer_name(c), version);
+		struct rpc_reply r;
+		rpc_reply_init(&r, id);
+		rpc_fail(&r, MV__RPC_CODE__RPC_ERR_INVALID,
+		         "unsupported wire version %" PRIu32 ": this agent speaks version %d",
+		         version, ENVELOPE_VERSION);
+		rpc_send_response(a, c, NULL, &r.resp);
+		rpc_reply_free(&r);
+		return;
+	}
+	if (rc < 0) {
 		MV_WARN("rpc", "rejected frame remote=%s client=%s reason=\"%s\"",
 		        net_conn_remote(c), net_conn_peer_name(c), why);
 		net_conn_close(c, why);

@@ -60,6 +60,8 @@ def envelopes():
         "req_members": w.envelope(request=w.rpc_request(2, "members")),
         "req_join": w.envelope(request=w.rpc_request(3, "join", ["127.0.0.1:7001"])),
         "req_leave": w.envelope(request=w.rpc_request(4, "leave")),
+        # a request of another wire version: answered with an error (issue 13)
+        "req_version2": w.envelope(request=w.rpc_request(6, "status"), version=2),
         # a forwarded request naming its original caller (issue 13)
         "req_forwarded_caller": w.envelope("n1", request=w.rpc_request(
             5, "leave", forwarded=True, caller=("alice", "viewer"))),

@@ -13,7 +13,8 @@ the request; so the first check can tell sending from not sending.
 Against a real agent n1 (certificate IP 127.0.0.1): its IP address works,
 the host name localhost is refused (the certificate names no host) unless
 --server-name 127.0.0.1 says which name to check, and then the host name
-is resolved and each of its addresses tried."""
+is resolved and each of its addresses tried. An error the agent quotes
+bytes in comes back as valid UTF-8 (invalid bytes replaced by '?')."""
 import os
 import socket
 import ssl
@@ -133,6 +134,20 @@ def main(t):
     check(r.returncode == 0 and '"name"' in r.stdout,
           "status at %s --server-name 127.0.0.1: exit %d, %r" %
           (host_addr, r.returncode, r.stderr.strip()))
+    # 3. error strings are UTF-8 even when what the agent quotes is not
+    #    (here the client's own bytes; libvirt's messages the same way)
+    ca, cert, key = t.client_creds("operator")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHVISOR_")}
+    rb = subprocess.run([t.binary.encode(), b"vm", b"start", b"caf\xe9-\xff",
+                         b"--addr", n1.rpc_addr.encode(), b"--ca", ca.encode(),
+                         b"--cert", cert.encode(), b"--key", key.encode()],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20,
+                        stdin=subprocess.DEVNULL, env=env)
+    log("vm start with a latin-1 name: exit %d, stderr %r" % (rb.returncode, rb.stderr))
+    check(rb.returncode == 1 and b"caf?-?" in rb.stderr and b"\xe9" not in rb.stderr,
+          "the agent's error is not sanitized UTF-8: %r" % rb.stderr)
+    rb.stderr.decode("utf-8")
+
     r = cli(t, ["status"], "no-such-host.invalid:%d" % n1.rpc_port, role="viewer")
     check(r.returncode == 1 and "cannot resolve the agent address 'no-such-host.invalid'"
           in r.stderr, "unresolvable host: exit %d, %r" % (r.returncode, r.stderr.strip()))
