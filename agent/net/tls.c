@@ -68,8 +68,11 @@
  *   and that it does not list our own certificate. A CRL past its
  *   nextUpdate still applies (refusing every peer because nobody re-signed
  *   the list would stop the cluster); a certificate of a second CA in the
- *   CA file, which has no CRL, is checked without one. Sessions that began
- *   before a reload are not re-verified by OpenSSL: the owner asks
+ *   CA file, which has no CRL, is checked without one. The store carries
+ *   the CRL, its check flag and that rule (tls_on_store_verify), so any
+ *   other verification against the context's store (a peer's certificate
+ *   behind a signed claim) refuses a revoked one the same way. Sessions that
+ *   began before a reload are not re-verified by OpenSSL: the owner asks
  *   tls_conn_peer_revoked after each reload and closes them.
  *
  *   Reload. tls_ctx_reload builds a complete new SSL_CTX from the files and
@@ -436,6 +439,25 @@ static void tls_on_info(const SSL *ssl, int where, int ret)
 		c->alert_received = ret & 0xff;
 }
 
+/* Verification errors that a CRL in force does not turn into a refusal. A
+ * CRL past its nextUpdate (or from a clock ahead of ours) still says who is
+ * revoked: use it rather than refuse every peer. The CRL is the cluster
+ * CA's: a second CA in the CA file (while the CA is being replaced) has
+ * none, and its certificates are checked without one. */
+static bool tls_crl_soft_error(int e)
+{
+	return e == X509_V_ERR_CRL_HAS_EXPIRED || e == X509_V_ERR_CRL_NOT_YET_VALID ||
+	       e == X509_V_ERR_UNABLE_TO_GET_CRL;
+}
+
+/* The store's own callback: every verification against a context's store
+ * outside a handshake (certificates checked for signed claims) applies the
+ * CRL with the same rule as the handshake (tls_on_verify). */
+static int tls_on_store_verify(int ok, X509_STORE_CTX *sc)
+{
+	return ok || tls_crl_soft_error(X509_STORE_CTX_get_error(sc));
+}
+
 /* OpenSSL: one step of certificate verification of the peer. */
 static int tls_on_verify(int ok, X509_STORE_CTX *sc)
 {
@@ -446,15 +468,7 @@ static int tls_on_verify(int ok, X509_STORE_CTX *sc)
 	if (!c)
 		return ok;
 	if (!ok) {
-		int e = X509_STORE_CTX_get_error(sc);
-		/* a CRL past its nextUpdate (or from a clock ahead of ours) still
-		 * says who is revoked: use it rather than refuse every peer */
-		if (e == X509_V_ERR_CRL_HAS_EXPIRED || e == X509_V_ERR_CRL_NOT_YET_VALID)
-			return 1;
-		/* the CRL is the cluster CA's: a second CA in the CA file (while
-		 * the CA is being replaced) has none, and its certificates are
-		 * checked without one */
-		if (e == X509_V_ERR_UNABLE_TO_GET_CRL)
+		if (tls_crl_soft_error(X509_STORE_CTX_get_error(sc)))
 			return 1;
 		if (c->verify_err == 0 && !c->verify_no_role) {
 			c->verify_err = X509_STORE_CTX_get_error(sc);
@@ -759,6 +773,7 @@ static int tls_use_crl(SSL_CTX *sctx, const char *crl_file, const char *cert_fil
 		X509_CRL_free(crl);
 		return -ENOMEM;
 	}
+	X509_STORE_set_verify_cb(store, tls_on_store_verify);
 	m->crl = crl; /* the store holds its own reference */
 	return 0;
 }

@@ -27,6 +27,9 @@
 #include <cmocka.h>
 #include <dirent.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "dgram.h"
 #include "tls.h"
 
@@ -1016,6 +1019,61 @@ static void test_crl_reload(void **state)
 	tls_ctx_free(op);
 }
 
+/* Re-signs CRL file `name` with the CA so that its nextUpdate lies a day
+ * in the past (tls_crl_create makes only current ones). */
+static void make_stale(const char *name)
+{
+	FILE *f = fopen(path(name), "r");
+	X509_CRL *crl = f ? PEM_read_X509_CRL(f, NULL, NULL, NULL) : NULL;
+	FILE *k = fopen(path("ca-key.pem"), "r");
+	EVP_PKEY *key = k ? PEM_read_PrivateKey(k, NULL, NULL, NULL) : NULL;
+	ASN1_TIME *last = X509_gmtime_adj(NULL, -3 * DAY), *next = X509_gmtime_adj(NULL, -DAY);
+
+	assert_non_null(crl);
+	assert_non_null(key);
+	fclose(f);
+	fclose(k);
+	assert_true(X509_CRL_set1_lastUpdate(crl, last) && X509_CRL_set1_nextUpdate(crl, next));
+	assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+	f = fopen(path(name), "w");
+	assert_non_null(f);
+	assert_true(PEM_write_X509_CRL(f, crl));
+	fclose(f);
+	X509_CRL_free(crl);
+	EVP_PKEY_free(key);
+	ASN1_TIME_free(last);
+	ASN1_TIME_free(next);
+}
+
+/* Nobody re-signed the list in time: it still applies (n2 refused), and it
+ * does not turn into a refusal of everyone else. */
+static void test_crl_stale_still_applies(void **state)
+{
+	STABLE_PATH(n2_pem, "n2.pem");
+	const char *revoke[] = {n2_pem};
+	struct tls_ctx *sctx, *n2 = client_ctx("ca.pem", "n2"), *op = client_ctx("ca.pem", "op");
+	struct pair *p;
+	size_t n;
+	int64_t next;
+
+	mkcrl("stale.crl", revoke, 1, NULL);
+	make_stale("stale.crl");
+	sctx = ctx_crl(true, "n1", "stale.crl");
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 1);
+	assert_true(next < time(NULL));
+	p = pair_new(op, sctx, "n1", TLS_ROLE_NODE, NULL);
+	assert_int_equal(tls_conn_write(p->cli.c, "hi", 2), 0);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->srv.c));
+	assert_string_equal(p->srv.in, "hi");
+	pair_free(p);
+	expect_n2_revoked(n2, sctx);
+	tls_ctx_free(sctx);
+	tls_ctx_free(n2);
+	tls_ctx_free(op);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1040,6 +1098,7 @@ int main(void)
 	    cmocka_unit_test(test_crl_refuses_revoked),
 	    cmocka_unit_test(test_crl_bad_files),
 	    cmocka_unit_test(test_crl_reload),
+	    cmocka_unit_test(test_crl_stale_still_applies),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
