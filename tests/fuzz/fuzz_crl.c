@@ -97,6 +97,16 @@ static void read_der(void)
 	fclose(f);
 }
 
+/* The files made at start go when the process ends. */
+static void cleanup(void)
+{
+	static const char *const names[] = {"ca.pem",    "ca-key.pem",    "n1.pem", "n1-key.pem",
+	                                    "other.pem", "other-key.pem", "crl.pem"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		unlink(fpath(names[i]));
+	rmdir(g_dir);
+}
+
 static void setup(void)
 {
 	const char *ips[] = {"127.0.0.1"};
@@ -109,6 +119,7 @@ static void setup(void)
 	snprintf(g_dir, sizeof(g_dir), "/tmp/mv-fuzz-crl-XXXXXX");
 	if (!mkdtemp(g_dir))
 		abort();
+	atexit(cleanup);
 	if (tls_ca_create(fpath("ca.pem"), fpath("ca-key.pem"), "fuzz CA", 10, err, sizeof(err)))
 		abort();
 	r.name = "n1";
