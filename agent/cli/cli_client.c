@@ -8,13 +8,22 @@
  * failure is turned into one sentence on stderr that says what to check:
  * the address, the certificate files, or what the agent refused and why.
  *
+ * Whom it talks to. Every agent holds a node certificate of the same
+ * cluster CA, so "signed by our CA" only says that some agent answered.
+ * The client also requires the agent certificate's subjectAltName to list
+ * what it dialed: the IP address of --addr, or its host name (resolved,
+ * each address tried in turn), or the name given with --server-name. An
+ * impostor that answers at the agent's address with another node's
+ * certificate is refused before the request leaves (tls_conn_expect_host).
+ *
  * Flags override environment variables (MESHVISOR_ADDR, MESHVISOR_CA,
- * MESHVISOR_CERT, MESHVISOR_KEY), as in consul and serf, so a shell set up
- * once needs no flags.
+ * MESHVISOR_CERT, MESHVISOR_KEY, MESHVISOR_SERVER_NAME), as in consul and
+ * serf, so a shell set up once needs no flags.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -30,7 +39,6 @@
 #include "envelope.h"
 #include "frame.h"
 #include "tls.h"
-#include "net.h"
 
 #define CLI_DEFAULT_ADDR "127.0.0.1:7947"
 #define CLI_DEFAULT_TIMEOUT_MS 5000
@@ -38,6 +46,7 @@
 struct cli_opts {
 	const char *cmd;
 	const char *addr;
+	const char *server_name; /* --server-name: checked instead of addr's host */
 	const char *ca, *cert, *key;
 	bool json;
 	int timeout_ms;
@@ -166,7 +175,11 @@ static void cli_usage(FILE *out, const char *cmd)
 	fprintf(out,
 	        "usage: meshvisor %s%s [options]\n"
 	        "\n"
-	        "  --addr HOST:PORT   agent RPC address (env MESHVISOR_ADDR, default %s)\n"
+	        "  --addr HOST:PORT   agent RPC address: IP or host name (env MESHVISOR_ADDR,\n"
+	        "                     default %s); the agent's certificate must list\n"
+	        "                     HOST among its IP addresses or DNS names\n"
+	        "  --server-name NAME check NAME (an IP address or DNS name) in the agent's\n"
+	        "                     certificate instead of HOST (env MESHVISOR_SERVER_NAME)\n"
 	        "  --ca FILE          cluster CA certificate (env MESHVISOR_CA)\n"
 	        "  --cert FILE        your operator or viewer certificate (env MESHVISOR_CERT)\n"
 	        "  --key FILE         its private key (env MESHVISOR_KEY)\n"
@@ -197,6 +210,8 @@ static const char **cli_string_flag_slot(struct cli_opts *o, const char *flag)
 {
 	if (strcmp(flag, "--addr") == 0)
 		return &o->addr;
+	if (strcmp(flag, "--server-name") == 0)
+		return &o->server_name;
 	if (strcmp(flag, "--ca") == 0)
 		return &o->ca;
 	if (strcmp(flag, "--cert") == 0)
@@ -337,6 +352,7 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 	memset(o, 0, sizeof(*o));
 	o->cmd = argv[0];
 	o->addr = getenv("MESHVISOR_ADDR");
+	o->server_name = getenv("MESHVISOR_SERVER_NAME");
 	o->ca = getenv("MESHVISOR_CA");
 	o->cert = getenv("MESHVISOR_CERT");
 	o->key = getenv("MESHVISOR_KEY");
@@ -351,6 +367,8 @@ static int cli_parse(struct cli_opts *o, int argc, char **argv)
 	}
 	if (o->addr == NULL || o->addr[0] == '\0')
 		o->addr = CLI_DEFAULT_ADDR;
+	if (o->server_name != NULL && o->server_name[0] == '\0')
+		o->server_name = NULL;
 	const char *missing = o->ca == NULL     ? "--ca (or MESHVISOR_CA)"
 	                      : o->cert == NULL ? "--cert (or MESHVISOR_CERT)"
 	                      : o->key == NULL  ? "--key (or MESHVISOR_KEY)"
@@ -403,27 +421,40 @@ static int cli_flush(struct cli_conn *cc)
 	return 0;
 }
 
-static int cli_connect(struct cli_conn *cc, const struct cli_opts *o)
+int cli_split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
 {
-	struct sockaddr_storage ss;
-	if (net_parse_addr(o->addr, &ss) < 0) {
-		snprintf(cc->err, sizeof(cc->err),
-		         "invalid agent address '%s': expected IP:PORT or [IPv6]:PORT", o->addr);
-		return CLI_EXIT_USAGE;
+	const char *h = addr, *colon, *p;
+	size_t n;
+	if (addr == NULL)
+		return -EINVAL;
+	colon = strrchr(addr, ':');
+	if (colon == NULL)
+		return -EINVAL;
+	n = (size_t)(colon - addr);
+	if (addr[0] == '[') { /* [IPv6]:PORT */
+		if (n < 2 || addr[n - 1] != ']')
+			return -EINVAL;
+		h = addr + 1;
+		n -= 2;
 	}
-	char terr[512];
-	if (tls_ctx_new(&cc->ctx, false, o->ca, o->cert, o->key, terr, sizeof(terr)) < 0) {
-		snprintf(cc->err, sizeof(cc->err), "cannot use the certificate: %s", terr);
-		return CLI_EXIT_FAIL;
-	}
-	cc->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (cc->fd < 0) {
-		snprintf(cc->err, sizeof(cc->err), "socket: %s", strerror(errno));
-		return CLI_EXIT_FAIL;
-	}
-	socklen_t sl =
-	    ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-	int rc = connect(cc->fd, (struct sockaddr *)&ss, sl);
+	p = colon + 1;
+	long v;
+	if (n == 0 || n >= hlen || strlen(p) >= plen || !cli_parse_number(p, 1, 65535, &v) ||
+	    p[0] < '0' || p[0] > '9' || memchr(h, '[', n) || memchr(h, ']', n))
+		return -EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	strcpy(port, p);
+	return 0;
+}
+
+/* One non-blocking connect to ai, waiting until the deadline. 0 or -errno. */
+static int cli_connect_one(struct cli_conn *cc, const struct addrinfo *ai)
+{
+	cc->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (cc->fd < 0)
+		return -errno;
+	int rc = connect(cc->fd, ai->ai_addr, ai->ai_addrlen);
 	if (rc < 0 && errno == EINPROGRESS) {
 		rc = cli_wait(cc, POLLOUT);
 		if (rc == 0) {
@@ -436,13 +467,56 @@ static int cli_connect(struct cli_conn *cc, const struct cli_opts *o)
 		rc = -errno;
 	}
 	if (rc < 0) {
-		snprintf(cc->err, sizeof(cc->err), "cannot reach the agent at %s: %s%s", o->addr,
-		         strerror(-rc),
+		close(cc->fd);
+		cc->fd = -1;
+	}
+	return rc;
+}
+
+/* Resolves o->addr (an IP or a host name), connects to the first address
+ * that answers and starts a TLS session that accepts only an agent whose
+ * certificate names --server-name or the host dialed. */
+static int cli_connect(struct cli_conn *cc, const struct cli_opts *o)
+{
+	char host[256], port[8], terr[512];
+	if (cli_split_addr(o->addr, host, sizeof(host), port, sizeof(port)) < 0) {
+		snprintf(cc->err, sizeof(cc->err),
+		         "invalid agent address '%s': expected HOST:PORT, IP:PORT or [IPv6]:PORT",
+		         o->addr);
+		return CLI_EXIT_USAGE;
+	}
+	if (tls_ctx_new(&cc->ctx, false, o->ca, o->cert, o->key, terr, sizeof(terr)) < 0) {
+		snprintf(cc->err, sizeof(cc->err), "cannot use the certificate: %s", terr);
+		return CLI_EXIT_FAIL;
+	}
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	int gai = getaddrinfo(host, port, &hints, &res);
+	if (gai != 0) {
+		snprintf(cc->err, sizeof(cc->err), "cannot resolve the agent address '%s': %s",
+		         host, gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+		return CLI_EXIT_FAIL;
+	}
+	int rc = -EHOSTUNREACH, tried = 0;
+	for (const struct addrinfo *ai = res; ai != NULL && cc->fd < 0; ai = ai->ai_next) {
+		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+			continue;
+		tried++;
+		rc = cli_connect_one(cc, ai);
+		if (rc == -ETIMEDOUT)
+			break; /* the deadline is spent */
+	}
+	freeaddrinfo(res);
+	if (cc->fd < 0) {
+		snprintf(cc->err, sizeof(cc->err), "cannot reach the agent at %s%s: %s%s", o->addr,
+		         tried > 1 ? " (tried each of its addresses)" : "", strerror(-rc),
 		         rc == -ECONNREFUSED ? " (is it running, and is this its RPC port?)" : "");
 		return CLI_EXIT_FAIL;
 	}
 	cc->tls = tls_conn_new(cc->ctx, NULL, TLS_ROLE_NODE, NULL);
-	if (cc->tls == NULL) {
+	if (cc->tls == NULL ||
+	    tls_conn_expect_host(cc->tls, o->server_name ? o->server_name : host) < 0) {
 		snprintf(cc->err, sizeof(cc->err), "cannot create a TLS session");
 		return CLI_EXIT_FAIL;
 	}
@@ -456,7 +530,7 @@ static void cli_close(struct cli_conn *cc)
 		tls_conn_free(cc->tls);
 	if (cc->ctx != NULL)
 		tls_ctx_free(cc->ctx);
-	if (cc->fd > 0)
+	if (cc->fd >= 0)
 		close(cc->fd);
 	frame_decoder_close(&cc->dec);
 }

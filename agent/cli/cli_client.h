@@ -1,6 +1,7 @@
 /*
  * cli_client.h — the pieces of the RPC client (cli_client.c) that decide
- * what `meshvisor ha` prints and exits with, exposed for the unit tests
+ * what `meshvisor ha` prints and exits with, and how the agent address is
+ * read, exposed for the unit tests
  * (tests/unit/test_cli.c). Pure: no I/O, no clock.
  *
  * Ownership: every function writes into the caller's buffer (always
@@ -29,5 +30,11 @@ const char *cli_owed_row(const Mv__OwedVm *o, char *buf, size_t len);
  * some one host would leave HA VMs without room (ok false); else
  * CLI_EXIT_OK. */
 int cli_ha_exit_code(const Mv__HaReply *h);
+
+/* Splits the agent address "HOST:PORT", "IP:PORT" or "[IPv6]:PORT" into
+ * its host (brackets removed; a name is resolved later) and port (1 to
+ * 65535, digits only). 0, or -EINVAL when addr has no such shape or a part
+ * does not fit its buffer. */
+int cli_split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen);
 
 #endif

@@ -13,6 +13,8 @@
  *                               [--ca-dir D | --ca-cert F --ca-key F]
  *                               [--out-dir D | --cert F --key F]
  *     meshvisor tls cert show FILE
+ *     meshvisor tls crl create [--revoke CERT]... [--keep OLD_CRL] [--days N]
+ *                              [--ca-dir D | --ca-cert F --ca-key F] [--out FILE]
  *
  * How it works
  *   Flags are parsed by hand from a small table per command (both "--flag
@@ -35,6 +37,7 @@
 
 #define CLI_TLS_CA_DAYS 3650
 #define CLI_TLS_CERT_DAYS 365
+#define CLI_TLS_CRL_DAYS 365
 #define CLI_TLS_DAYS_MAX 36500
 /* notBefore this far back: tolerates clock skew between hosts. */
 #define CLI_TLS_BACKDATE_S 300
@@ -49,6 +52,8 @@ static void cli_tls_usage(FILE *out)
 	    "                                 [--ca-dir D | --ca-cert F --ca-key F]\n"
 	    "                                 [--out-dir D | --cert F --key F]\n"
 	    "       meshvisor tls cert show FILE\n"
+	    "       meshvisor tls crl create [--revoke CERT]... [--keep OLD_CRL] [--days N]\n"
+	    "                                [--ca-dir D | --ca-cert F --ca-key F] [--out FILE]\n"
 	    "\n"
 	    "ca create    make the cluster CA: ca.pem and ca-key.pem in the current\n"
 	    "             directory or --dir (default name 'meshvisor cluster CA',\n"
@@ -61,10 +66,15 @@ static void cli_tls_usage(FILE *out)
 	    "               operator  a person or tool that may change the cluster\n"
 	    "               viewer    a person or tool that may only look\n"
 	    "cert show    print what a certificate says (name, role, validity, names)\n"
+	    "crl create   sign a revocation list that lists each --revoke certificate\n"
+	    "             and every entry of --keep (the list in force), written to\n"
+	    "             --out (default crl.pem; replaced atomically; %d days). Copy\n"
+	    "             it to every host's tls.crl and reload (SIGHUP): the agents\n"
+	    "             close the revoked certificates' connections and refuse them.\n"
 	    "\n"
 	    "Keys are EC P-256, written with mode 0600. Existing files are never\n"
 	    "overwritten. Missing --dir/--out-dir directories are created (mode 0700).\n",
-	    CLI_TLS_CA_DAYS, CLI_TLS_CERT_DAYS);
+	    CLI_TLS_CA_DAYS, CLI_TLS_CERT_DAYS, CLI_TLS_CRL_DAYS);
 }
 
 /* ---- flag parsing --------------------------------------------------- */
@@ -367,6 +377,57 @@ out:
 	return rc;
 }
 
+enum { CR_REVOKE, CR_KEEP, CR_DAYS, CR_CA_DIR, CR_CA_CERT, CR_CA_KEY, CR_OUT, CR_NFLAGS };
+
+static int cli_tls_crl_create(int argc, char **argv)
+{
+	const char *cmd = "tls crl create";
+	const char **revoke = calloc((size_t)argc + 1, sizeof(*revoke));
+	struct cli_tls_flag f[CR_NFLAGS] = {
+	    [CR_REVOKE] = {.name = "--revoke", .repeat = true, .all = revoke},
+	    [CR_KEEP] = {.name = "--keep"},
+	    [CR_DAYS] = {.name = "--days"},
+	    [CR_CA_DIR] = {.name = "--ca-dir"},
+	    [CR_CA_CERT] = {.name = "--ca-cert"},
+	    [CR_CA_KEY] = {.name = "--ca-key"},
+	    [CR_OUT] = {.name = "--out"},
+	};
+	char ca_cert[4096], ca_key[4096], err[512];
+	const char *out;
+	int rc, days;
+
+	if (!revoke) {
+		fprintf(stderr, "meshvisor %s: out of memory\n", cmd);
+		return CLI_EXIT_FAIL;
+	}
+	rc = cli_tls_parse(cmd, argc, argv, 3, f, CR_NFLAGS);
+	if (rc) {
+		rc = rc < 0 ? CLI_EXIT_OK : rc;
+		goto out;
+	}
+	if ((rc = cli_tls_days(cmd, f[CR_DAYS].value, CLI_TLS_CRL_DAYS, &days)) != 0 ||
+	    (rc = cli_tls_paths(cmd, "--ca-dir", f[CR_CA_DIR].value, "--ca-cert",
+	                        f[CR_CA_CERT].value, "--ca-key", f[CR_CA_KEY].value, "ca", ca_cert,
+	                        ca_key, sizeof(ca_cert))) != 0)
+		goto out;
+	out = f[CR_OUT].value ? f[CR_OUT].value : "crl.pem";
+	rc = tls_crl_create(ca_cert, ca_key, revoke, f[CR_REVOKE].n, f[CR_KEEP].value, days, out,
+	                    err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "meshvisor %s: %s\n", cmd, err);
+		rc = CLI_EXIT_FAIL;
+		goto out;
+	}
+	printf("wrote CRL %s: %zu certificate%s revoked here%s, valid %d days\n"
+	       "  copy it to every host (tls.crl) and reload the agents (SIGHUP)\n",
+	       out, f[CR_REVOKE].n, f[CR_REVOKE].n == 1 ? "" : "s",
+	       f[CR_KEEP].value ? " plus those of --keep" : "", days);
+	rc = CLI_EXIT_OK;
+out:
+	free(revoke);
+	return rc;
+}
+
 static void cli_tls_time(int64_t t, char *buf, size_t len)
 {
 	time_t tt = (time_t)t;
@@ -426,8 +487,9 @@ int cli_tls_main(int argc, char **argv)
 		cli_tls_usage(stdout);
 		return CLI_EXIT_OK;
 	}
-	if (strcmp(what, "ca") != 0 && strcmp(what, "cert") != 0) {
-		fprintf(stderr, "meshvisor tls: unknown command '%s': expected 'ca' or 'cert'\n",
+	if (strcmp(what, "ca") != 0 && strcmp(what, "cert") != 0 && strcmp(what, "crl") != 0) {
+		fprintf(stderr,
+		        "meshvisor tls: unknown command '%s': expected 'ca', 'cert' or 'crl'\n",
 		        what);
 		return CLI_EXIT_USAGE;
 	}
@@ -435,10 +497,11 @@ int cli_tls_main(int argc, char **argv)
 		cli_tls_usage(stdout);
 		return CLI_EXIT_OK;
 	}
-	if (strcmp(what, "ca") == 0) {
+	if (strcmp(what, "ca") == 0 || strcmp(what, "crl") == 0) {
 		if (verb && strcmp(verb, "create") == 0)
-			return cli_tls_ca_create(argc, argv);
-		fprintf(stderr, "meshvisor tls ca: %s%s%s: expected 'create'\n",
+			return what[1] == 'a' ? cli_tls_ca_create(argc, argv)
+			                      : cli_tls_crl_create(argc, argv);
+		fprintf(stderr, "meshvisor tls %s: %s%s%s: expected 'create'\n", what,
 		        verb ? "unknown command '" : "missing command", verb ? verb : "",
 		        verb ? "'" : "");
 		return CLI_EXIT_USAGE;

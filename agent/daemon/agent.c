@@ -18,8 +18,9 @@
  * core weighs by incarnation.)
  *
  * Signals: SIGTERM/SIGINT start a graceful leave (peers see `left`), bounded
- * by leave_timeout_ms; SIGHUP reloads the CA, certificate and key without
- * touching established connections.
+ * by leave_timeout_ms; SIGHUP reloads the CA, certificate, key and CRL
+ * (tls.crl) without touching established connections, except those of
+ * peers the CRL now revokes: they are closed (net_close_revoked).
  */
 #include "agent.h"
 #include "peer_client.h"
@@ -314,6 +315,24 @@ static void agent_begin_leave(struct agent *a, const char *why)
 	membership_leave(a, agent_on_left);
 }
 
+/* The CRL in force (tls.crl), at start and after each reload; a list past
+ * its nextUpdate still applies, but someone should re-sign it. */
+static void agent_log_crl(struct agent *a)
+{
+	size_t n;
+	int64_t next;
+	if (!tls_ctx_crl_info(a->tls_server, &n, &next))
+		return;
+	int64_t left = next - (int64_t)time(NULL);
+	MV_INFO("tls", "revocation list in force file=%s revoked=%zu next_update_in_days=%" PRId64,
+	        a->opt.crl_file, n, left / 86400);
+	if (next != 0 && left < 0)
+		MV_WARN("tls",
+		        "revocation list is past its next update; still applied, re-sign it "
+		        "(meshvisor tls crl create --keep) file=%s",
+		        a->opt.crl_file);
+}
+
 static void agent_on_signal(uv_signal_t *s, int signum)
 {
 	struct agent *a = s->data;
@@ -321,14 +340,20 @@ static void agent_on_signal(uv_signal_t *s, int signum)
 		char err[512];
 		int rc1 = tls_ctx_reload(a->tls_server, err, sizeof(err));
 		int rc2 = rc1 == 0 ? tls_ctx_reload(a->tls_client, err, sizeof(err)) : rc1;
-		if (rc1 == 0 && rc2 == 0)
+		if (rc1 == 0 && rc2 == 0) {
 			MV_INFO("tls", "certificates reloaded name=%s expires_in_days=%" PRId64,
 			        tls_ctx_own_name(a->tls_server),
 			        tls_ctx_own_expiry_s(a->tls_server) / 86400);
-		else
+			agent_log_crl(a);
+		} else {
 			MV_ERROR("tls",
 			         "certificate reload failed; keeping the old ones error=\"%s\"",
 			         err);
+		}
+		/* sessions from before: a peer the list in force revokes goes now
+		 * (also after a failed reload of a half-updated set of files) */
+		if (a->net != NULL)
+			net_close_revoked(a->net);
 		return;
 	}
 	agent_begin_leave(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -358,11 +383,12 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	struct agent_options *o = &a->opt;
 	mv_log_set_level((enum mv_log_level)o->log_level);
 
-	if (tls_ctx_new(&a->tls_server, true, o->ca_file, o->cert_file, o->key_file, err, errlen) <
-	        0 ||
-	    tls_ctx_new(&a->tls_client, false, o->ca_file, o->cert_file, o->key_file, err, errlen) <
-	        0)
+	if (tls_ctx_new_crl(&a->tls_server, true, o->ca_file, o->cert_file, o->key_file,
+	                    o->crl_file, err, errlen) < 0 ||
+	    tls_ctx_new_crl(&a->tls_client, false, o->ca_file, o->cert_file, o->key_file,
+	                    o->crl_file, err, errlen) < 0)
 		return -EINVAL;
+	agent_log_crl(a);
 	if (tls_ctx_own_role(a->tls_server) != TLS_ROLE_NODE) {
 		snprintf(err, errlen,
 		         "certificate %s has role %s; an agent needs a node certificate",

@@ -89,6 +89,8 @@ static const struct config_opt config_opts[] = {
     {"tls", "cert", "cert", CT_STRING, OFF(cert_file), 0, 0,
      "this node's certificate (PEM, role node)"},
     {"tls", "key", "key", CT_STRING, OFF(key_file), 0, 0, "this node's private key (PEM)"},
+    {"tls", "crl", "crl", CT_STRING, OFF(crl_file), 0, 0,
+     "revocation list signed by the cluster CA (PEM; meshvisor tls crl create)"},
     {NULL, "data_dir", "data-dir", CT_STRING, OFF(data_dir), 0, 0,
      "state directory (default /var/lib/meshvisor)"},
     {NULL, "log_level", "log-level", CT_LOGLEVEL, OFF(log_level), 0, 0,
@@ -779,6 +781,7 @@ void agent_options_free(struct agent_options *o)
 	free(o->ca_file);
 	free(o->cert_file);
 	free(o->key_file);
+	free(o->crl_file);
 	free(o->data_dir);
 	free(o->libvirt_uri);
 	free(o->zone);
@@ -1415,6 +1418,6 @@ void agent_options_usage(FILE *out)
 	        "  %-28s %s\n"
 	        "\n"
 	        "Required: name, tls.ca, tls.cert, tls.key; advertise when bind is 0.0.0.0 or ::.\n"
-	        "SIGHUP reloads certificates; SIGTERM leaves the cluster gracefully.\n",
+	        "SIGHUP reloads certificates and the CRL; SIGTERM leaves the cluster gracefully.\n",
 	        "--help", "print this help");
 }

@@ -81,6 +81,7 @@ struct agent_options {
 	char *ca_file;
 	char *cert_file;
 	char *key_file;
+	char *crl_file; /* tls.crl: revocation list, NULL for none */
 	char *data_dir;
 	int log_level; /* enum mv_log_level */
 	char *libvirt_uri;

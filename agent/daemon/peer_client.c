@@ -90,8 +90,13 @@ int peer_client_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest
 	snprintf(p->node, sizeof(p->node), "%s", owner);
 
 	uint64_t saved_id = req->id;
+	char *saved_name = req->caller_name, *saved_role = req->caller_role;
 	req->id = p->fwd_id;
 	req->forwarded = true;
+	/* who asked us, for the owner's log and its own authorization */
+	req->caller_name = (char *)(client != NULL ? net_conn_peer_name(client) : a->opt.name);
+	req->caller_role =
+	    (char *)tls_role_name(client != NULL ? net_conn_peer_role(client) : TLS_ROLE_NODE);
 	Mv__Envelope env = MV__ENVELOPE__INIT;
 	env.version = ENVELOPE_VERSION;
 	env.from = a->opt.name;
@@ -102,6 +107,8 @@ int peer_client_forward(struct agent *a, struct net_conn *client, Mv__RpcRequest
 	int rc = envelope_encode_frame(&env, &frame, &len);
 	req->id = saved_id;
 	req->forwarded = false;
+	req->caller_name = saved_name;
+	req->caller_role = saved_role;
 	if (rc == 0) {
 		rc = net_send_to(a->net, mi.addr, owner, frame, len);
 		free(frame);

@@ -3,7 +3,10 @@
  *
  * Requests arrive two ways:
  *   1. from clients on the RPC port: Envelope{request}; the answer goes back
- *      on the same connection, same id, in request order;
+ *      on the same connection with the same id: at once for what is
+ *      answered here, when the owner answers for what is forwarded (so not
+ *      necessarily in request order). A request of another wire version
+ *      gets an error with its id (envelope_peek_request), not a close;
  *   2. from other agents on the peer port, forwarded to us because we own
  *      the VM concerned: Envelope{from, request{forwarded}}; the answer goes
  *      back to that agent's peer address as Envelope{from, response}.
@@ -16,10 +19,19 @@
  * client goes away (its entry is dropped) or RPC_FORWARD_TIMEOUT_MS passes
  * (the client gets "host X did not answer").
  *
- * Authorization: the caller's role comes from its certificate. Reads need a
- * role that may read; writes (join, leave, VM operations) one that may
- * write: operator or node. A refused request changes nothing. Only node
- * certificates may send forwarded requests (the peer port admits no other).
+ * Authorization, in one place (rpc_authorize_op and its table): the caller
+ * is a viewer, an operator, a node certificate on the RPC port, or an
+ * agent on the peer port; each operation's access (read, write, between
+ * agents) says which of them may ask. Reads: everyone. Writes: operators,
+ * and agents forwarding a request. Between agents: the peer port only. A
+ * node certificate on the RPC port may only read — nothing an agent does
+ * goes through that port, so a stolen node key gets no operator power
+ * there. A forwarded request names its original caller (caller_name,
+ * caller_role, set by the forwarding agent from its client's certificate):
+ * the owner logs who asked through whom and authorizes the request as that
+ * caller (an operator's write, a viewer's read), never above a node. A
+ * refused request changes nothing. Only node certificates may send
+ * forwarded requests (the peer port admits no other).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -966,6 +978,38 @@ static const struct rpc_op *rpc_op_find(Mv__RpcRequest__OpCase op, struct rpc_op
 	return tmp;
 }
 
+/* Who asks: the certificate's role, and for a node, which port. */
+enum rpc_caller {
+	RPC_CALLER_NONE,     /* no known role */
+	RPC_CALLER_VIEWER,   /* viewer (directly, or through a forwarding agent) */
+	RPC_CALLER_OPERATOR, /* operator (directly, or through a forwarding agent) */
+	RPC_CALLER_NODE_RPC, /* a node certificate on the RPC port */
+	RPC_CALLER_AGENT,    /* an agent on the peer port, for itself */
+	RPC_CALLER_COUNT
+};
+
+/* The whole policy: which callers may ask for an operation of each access. */
+static const bool rpc_allowed[][RPC_CALLER_COUNT] = {
+    /*                  none   viewer operator node@rpc agent */
+    [RPC_READ] = {false, true, true, true, true},
+    [RPC_WRITE] = {false, false, true, false, true},
+    [RPC_NODE_ONLY] = {false, false, false, false, true},
+};
+
+static enum rpc_caller rpc_caller_of(enum tls_role role, bool from_peer)
+{
+	switch (role) {
+	case TLS_ROLE_VIEWER:
+		return RPC_CALLER_VIEWER;
+	case TLS_ROLE_OPERATOR:
+		return RPC_CALLER_OPERATOR;
+	case TLS_ROLE_NODE:
+		return from_peer ? RPC_CALLER_AGENT : RPC_CALLER_NODE_RPC;
+	default:
+		return RPC_CALLER_NONE;
+	}
+}
+
 /* The check itself, on the operation's entry (NULL: unknown). */
 static int rpc_authorize_op(const struct rpc_op *op, enum tls_role role, bool from_peer,
                             const char *caller, char *err, size_t errlen)
@@ -975,37 +1019,23 @@ static int rpc_authorize_op(const struct rpc_op *op, enum tls_role role, bool fr
 		         "unknown or missing operation (is the client newer than this agent?)");
 		return MV__RPC_CODE__RPC_ERR_INVALID;
 	}
-	bool ok;
-	switch (op->access) {
-	case RPC_READ:
-		ok = tls_role_may_read(role);
-		break;
-	case RPC_WRITE:
-		ok = tls_role_may_write(role);
-		break;
-	case RPC_NODE_ONLY:
-	default:
+	enum rpc_caller who = rpc_caller_of(role, from_peer);
+	bool known = (size_t)op->access < sizeof(rpc_allowed) / sizeof(rpc_allowed[0]);
+	if (known && rpc_allowed[op->access][who])
+		return MV__RPC_CODE__RPC_OK;
+	if (!known || op->access == RPC_NODE_ONLY) {
 		/* a node certificate is not enough: only the peer port carries
 		 * what agents say to each other (and names the agent) */
-		if (!from_peer) {
-			snprintf(err, errlen, "%s is between agents only (on the peer port)",
-			         op->name);
-			return MV__RPC_CODE__RPC_ERR_INVALID;
-		}
-		ok = true;
-		break;
+		snprintf(err, errlen, "%s is between agents only (on the peer port)", op->name);
+		return MV__RPC_CODE__RPC_ERR_INVALID;
 	}
-	if (!ok) {
-		snprintf(err, errlen,
-		         "permission denied: certificate '%s' has role %s, which may not %s "
-		         "(needs operator or node)",
-		         caller, tls_role_name(role), op->name);
-		MV_WARN("rpc",
-		        "refused request op=\"%s\" client=%s role=%s reason=\"permission denied\"",
-		        op->name, caller, tls_role_name(role));
-		return MV__RPC_CODE__RPC_ERR_PERMISSION;
-	}
-	return MV__RPC_CODE__RPC_OK;
+	snprintf(err, errlen,
+	         "permission denied: certificate '%s' has role %s%s, which may not %s (needs %s)",
+	         caller, tls_role_name(role), who == RPC_CALLER_NODE_RPC ? " on the RPC port" : "",
+	         op->name, op->access == RPC_READ ? "viewer or operator" : "operator");
+	MV_WARN("rpc", "refused request op=\"%s\" client=%s role=%s%s reason=\"permission denied\"",
+	        op->name, caller, tls_role_name(role), from_peer ? " via=peer" : "");
+	return MV__RPC_CODE__RPC_ERR_PERMISSION;
 }
 
 int rpc_server_authorize(int op_case, enum tls_role role, bool from_peer, const char *caller,
@@ -1052,7 +1082,26 @@ void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t 
 {
 	Mv__Envelope *env;
 	const char *why;
-	if (envelope_decode(payload, len, &env, &why) < 0) {
+	int rc = envelope_decode(payload, len, &env, &why);
+	uint32_t version;
+	uint64_t id;
+	if (rc == -EPROTO && envelope_peek_request(payload, len, &version, &id) == 0) {
+		/* a client of another protocol version: tell it, keep the
+		 * connection (its next request may be one we speak) */
+		MV_WARN("rpc",
+		        "refused request remote=%s client=%s reason=\"unsupported wire version "
+		        "%" PRIu32 "\"",
+		        net_conn_remote(c), net_conn_peer_name(c), version);
+		struct rpc_reply r;
+		rpc_reply_init(&r, id);
+		rpc_fail(&r, MV__RPC_CODE__RPC_ERR_INVALID,
+		         "unsupported wire version %" PRIu32 ": this agent speaks version %d",
+		         version, ENVELOPE_VERSION);
+		rpc_send_response(a, c, NULL, &r.resp);
+		rpc_reply_free(&r);
+		return;
+	}
+	if (rc < 0) {
 		MV_WARN("rpc", "rejected frame remote=%s client=%s reason=\"%s\"",
 		        net_conn_remote(c), net_conn_peer_name(c), why);
 		net_conn_close(c, why);
@@ -1079,10 +1128,28 @@ void rpc_server_handle_peer_request(struct agent *a, const char *from, Mv__RpcRe
 	struct rpc_reply r;
 	rpc_reply_init(&r, req->id);
 	bool answered = true;
-	if (!req->forwarded)
+	if (!req->forwarded) {
 		rpc_fail(&r, MV__RPC_CODE__RPC_ERR_INVALID, "peer requests must be forwarded ones");
-	else
-		answered = rpc_execute(a, NULL, from, req, TLS_ROLE_NODE, from, &r);
+	} else {
+		/* authorized as the caller the forwarding agent names (never above
+		 * a node: an unknown role is refused, an absent one is the node's) */
+		enum tls_role role = TLS_ROLE_NODE;
+		const char *caller = from;
+		if (req->caller_role != NULL && req->caller_role[0] != '\0') {
+			role = tls_role_parse(req->caller_role);
+			caller = req->caller_name != NULL && req->caller_name[0] != '\0'
+			             ? req->caller_name
+			             : "?";
+		}
+		struct rpc_op tmp;
+		const struct rpc_op *op = rpc_op_find(req->op_case, &tmp);
+		char q[160];
+		mv_log(op != NULL && op->access == RPC_READ ? MV_LOG_DEBUG : MV_LOG_INFO, "rpc",
+		       "forwarded request op=\"%s\" from=%s caller=%s role=%s",
+		       op != NULL ? op->name : "unknown", from, mv_log_quote(q, sizeof(q), caller),
+		       tls_role_name(role));
+		answered = rpc_execute(a, NULL, from, req, role, caller, &r);
+	}
 	if (answered) /* else a long operation answers through its sink */
 		rpc_send_response(a, NULL, from, &r.resp);
 	rpc_reply_free(&r);

@@ -23,6 +23,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "membership.h"
+#include "utf8.h"
 
 /* ---- operations services registered ---------------------------------------------------- */
 
@@ -62,6 +63,13 @@ void rpc_send_response(struct agent *a, struct net_conn *c, const char *peer, Mv
 		MV_DEBUG("rpc", "answer dropped: the network is closed id=%" PRIu64 " to=%s",
 		         resp->id, peer ? peer : "");
 		return;
+	}
+	/* a protobuf string must be UTF-8 (clients in other languages refuse
+	 * the whole reply otherwise); libvirt's and peers' words may not be */
+	if (resp->error != NULL && !mv_utf8_valid(resp->error)) {
+		MV_DEBUG("rpc", "error text was not UTF-8; invalid bytes replaced id=%" PRIu64,
+		         resp->id);
+		mv_utf8_sanitize(resp->error);
 	}
 	Mv__Envelope env = MV__ENVELOPE__INIT;
 	env.version = ENVELOPE_VERSION;

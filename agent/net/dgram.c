@@ -268,6 +268,15 @@ void dgram_retire_send(struct dgram_table *t, const char *peer)
 	}
 }
 
+void dgram_forget(struct dgram_table *t, const char *peer)
+{
+	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
+	if (p != NULL) {
+		OPENSSL_cleanse(p, sizeof(*p)); /* used = false: the slot is free */
+		t->stats.peers--;
+	}
+}
+
 bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now)
 {
 	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;

@@ -109,6 +109,9 @@ const char *dgram_quoted_sender(struct dgram_table *t, const uint8_t *quoted, si
  * The next dgram_seal is -ENOKEY: the caller uses TLS, whose handshake
  * installs new keys. Nothing if there is none. */
 void dgram_retire_send(struct dgram_table *t, const char *peer);
+/* Wipes both directions' keys of peer (revoked): its datagrams fail as
+ * "unknown key" and nothing more is sealed for it until a new handshake. */
+void dgram_forget(struct dgram_table *t, const char *peer);
 
 /* Is a fresh handshake with `peer` due? True once its live send key has
  * passed its rekey time (60%..90% of key_lifetime_ms after install, the

@@ -867,6 +867,27 @@ void net_dgram_retire(struct net *n, const char *peer_name)
 		dgram_retire_send(n->dgram, peer_name);
 }
 
+unsigned net_close_revoked(struct net *n)
+{
+	unsigned closed = 0;
+	struct net_conn *c = n->conns;
+	while (c != NULL) {
+		if (c->tls == NULL || !tls_conn_peer_revoked(c->tls)) {
+			c = c->next;
+			continue;
+		}
+		char peer[64];
+		snprintf(peer, sizeof(peer), "%s", tls_conn_peer_name(c->tls));
+		bool node = tls_conn_peer_role(c->tls) == TLS_ROLE_NODE;
+		net_conn_reject(c, "certificate revoked by the CRL now in force");
+		if (node && n->dgram != NULL)
+			dgram_forget(n->dgram, peer);
+		closed++;
+		c = n->conns; /* closing may have changed the list: scan again */
+	}
+	return closed;
+}
+
 int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const uint8_t *payload,
                    size_t len)
 {

@@ -189,6 +189,11 @@ int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const
  * to it is retired (dgram_retire_send), so the next send goes over TLS and
  * a handshake rekeys both ends at once. */
 void net_dgram_retire(struct net *n, const char *peer_name);
+/* After a TLS reload: closes every connection, peer or RPC, whose peer
+ * certificate the CRL now in force revokes (tls_conn_peer_revoked), one WARN
+ * line each, and forgets the datagram keys of those peers (dgram_forget):
+ * their sealed datagrams are dropped from here on. Returns how many. */
+unsigned net_close_revoked(struct net *n);
 
 const char *net_conn_peer_name(const struct net_conn *c);
 enum tls_role net_conn_peer_role(const struct net_conn *c);

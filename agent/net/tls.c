@@ -44,7 +44,11 @@
  *   After the handshake the client compares the server's CN and role with
  *   what the caller expected (expect_name, require_role). Plaintext written
  *   before the handshake is held until both checks pass, so nothing is
- *   ever sent to the wrong peer.
+ *   ever sent to the wrong peer. A client that dialed an address or a host
+ *   name (the CLI) also asks, with tls_conn_expect_host, that the server's
+ *   subjectAltName lists it: every agent holds a certificate of the same CA,
+ *   and only the address tells the one it meant from one that answers in
+ *   its place.
  *
  *   Resumption. TLS 1.3 servers send session tickets after the handshake.
  *   Client contexts keep the newest ticket per session_key (the caller
@@ -55,6 +59,21 @@
  *   server reload quietly turns old tickets into full handshakes). Neither
  *   side resumes a session whose peer certificate has expired since: that
  *   peer must show its certificate again, and be refused.
+ *
+ *   Revocation. A context made with a CRL file (tls_ctx_new_crl) adds the
+ *   CRL to its store with X509_V_FLAG_CRL_CHECK, so a listed peer fails
+ *   verification like an expired one ("certificate revoked by the cluster
+ *   CRL", alert 44 to the peer), and neither side resumes a session of a
+ *   listed certificate. Loading checks that the cluster CA signed the CRL
+ *   and that it does not list our own certificate. A CRL past its
+ *   nextUpdate still applies (refusing every peer because nobody re-signed
+ *   the list would stop the cluster); a certificate of a second CA in the
+ *   CA file, which has no CRL, is checked without one. The store carries
+ *   the CRL, its check flag and that rule (tls_on_store_verify), so any
+ *   other verification against the context's store (a peer's certificate
+ *   behind a signed claim) refuses a revoked one the same way. Sessions that
+ *   began before a reload are not re-verified by OpenSSL: the owner asks
+ *   tls_conn_peer_revoked after each reload and closes them.
  *
  *   Reload. tls_ctx_reload builds a complete new SSL_CTX from the files and
  *   swaps it in only when every check passed. Each SSL holds its own
@@ -71,6 +90,7 @@
 #include "tls.h"
 #include "tls_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -184,6 +204,32 @@ void tls_x509_text(X509_NAME *n, int nid, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
+void tls_x509_sans(X509 *x, struct tls_cert_info *out)
+{
+	GENERAL_NAMES *gens;
+
+	out->n_ips = out->n_dns = 0;
+	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+
+		if (g->type == GEN_IPADD && out->n_ips < TLS_CERT_INFO_MAX_SAN) {
+			const ASN1_OCTET_STRING *o = g->d.iPAddress;
+			int af = ASN1_STRING_length(o) == 4 ? AF_INET : AF_INET6;
+
+			if ((ASN1_STRING_length(o) == 4 || ASN1_STRING_length(o) == 16) &&
+			    inet_ntop(af, ASN1_STRING_get0_data(o), out->ips[out->n_ips],
+			              sizeof(out->ips[0])))
+				out->n_ips++;
+		} else if (g->type == GEN_DNS && out->n_dns < TLS_CERT_INFO_MAX_SAN) {
+			snprintf(out->dns[out->n_dns++], sizeof(out->dns[0]), "%.*s",
+			         ASN1_STRING_length(g->d.dNSName),
+			         (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+		}
+	}
+	GENERAL_NAMES_free(gens);
+}
+
 static enum tls_role tls_x509_role(X509 *x)
 {
 	char ou[64];
@@ -260,7 +306,9 @@ struct tls_ctx {
 	bool server;
 	unsigned flags;
 	char *ca_file, *cert_file, *key_file;
+	char *crl_file;      /* NULL: no revocation list */
 	SSL_CTX *ssl_ctx;    /* what new tls_conns use */
+	X509_CRL *crl;       /* the CRL ssl_ctx checks peers against, or NULL */
 	uint64_t generation; /* bumped by every successful reload */
 	char own_name[256];
 	enum tls_role own_role;
@@ -281,6 +329,7 @@ struct tls_conn {
 	uint64_t generation; /* ctx->generation when made */
 	bool server;
 	char *expect_name;
+	char *expect_host; /* client: an IP or DNS name the server's SAN must list */
 	enum tls_role require_role;
 	char *session_key;
 
@@ -395,6 +444,25 @@ static void tls_on_info(const SSL *ssl, int where, int ret)
 		c->alert_received = ret & 0xff;
 }
 
+/* Verification errors that a CRL in force does not turn into a refusal. A
+ * CRL past its nextUpdate (or from a clock ahead of ours) still says who is
+ * revoked: use it rather than refuse every peer. The CRL is the cluster
+ * CA's: a second CA in the CA file (while the CA is being replaced) has
+ * none, and its certificates are checked without one. */
+static bool tls_crl_soft_error(int e)
+{
+	return e == X509_V_ERR_CRL_HAS_EXPIRED || e == X509_V_ERR_CRL_NOT_YET_VALID ||
+	       e == X509_V_ERR_UNABLE_TO_GET_CRL;
+}
+
+/* The store's own callback: every verification against a context's store
+ * outside a handshake (certificates checked for signed claims) applies the
+ * CRL with the same rule as the handshake (tls_on_verify). */
+static int tls_on_store_verify(int ok, X509_STORE_CTX *sc)
+{
+	return ok || tls_crl_soft_error(X509_STORE_CTX_get_error(sc));
+}
+
 /* OpenSSL: one step of certificate verification of the peer. */
 static int tls_on_verify(int ok, X509_STORE_CTX *sc)
 {
@@ -405,6 +473,8 @@ static int tls_on_verify(int ok, X509_STORE_CTX *sc)
 	if (!c)
 		return ok;
 	if (!ok) {
+		if (tls_crl_soft_error(X509_STORE_CTX_get_error(sc)))
+			return 1;
 		if (c->verify_err == 0 && !c->verify_no_role) {
 			c->verify_err = X509_STORE_CTX_get_error(sc);
 			tls_x509_text(leaf ? X509_get_subject_name(leaf) : NULL, NID_commonName,
@@ -424,15 +494,25 @@ static int tls_on_verify(int ok, X509_STORE_CTX *sc)
 	return 1;
 }
 
-/* Is the certificate inside a session still within its validity period?
- * A resumed handshake shows no certificate, so without this check a peer
- * that keeps reconnecting could ride one ticket chain past its expiry. */
-static bool tls_session_peer_current(const SSL_SESSION *sess)
+/* A resumed handshake shows no certificate, so without this check a peer
+ * that keeps reconnecting could ride one ticket chain past its expiry or
+ * its revocation. */
+static bool tls_crl_revokes(X509_CRL *crl, X509 *x)
+{
+	X509_REVOKED *r;
+
+	return crl && x && X509_CRL_get0_by_cert(crl, &r, x) == 1;
+}
+
+/* Is the certificate inside a session still within its validity period,
+ * and not revoked by the CRL now in force? */
+static bool tls_session_peer_current(const struct tls_ctx *ctx, const SSL_SESSION *sess)
 {
 	X509 *peer = SSL_SESSION_get0_peer((SSL_SESSION *)sess);
 
 	return peer && X509_cmp_current_time(X509_get0_notBefore(peer)) < 0 &&
-	       X509_cmp_current_time(X509_get0_notAfter(peer)) > 0;
+	       X509_cmp_current_time(X509_get0_notAfter(peer)) > 0 &&
+	       !tls_crl_revokes(ctx->crl, peer);
 }
 
 /* OpenSSL (server): a client offered a ticket. One whose certificate has
@@ -441,13 +521,14 @@ static bool tls_session_peer_current(const SSL_SESSION *sess)
 static SSL_TICKET_RETURN tls_on_ticket(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
                                        size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
 {
+	struct tls_conn *c = SSL_get_app_data(ssl);
+	bool ok = c && sess && tls_session_peer_current(c->ctx, sess);
+
 	switch (status) {
 	case SSL_TICKET_SUCCESS:
-		return tls_session_peer_current(sess) ? SSL_TICKET_RETURN_USE
-		                                      : SSL_TICKET_RETURN_IGNORE_RENEW;
+		return ok ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_IGNORE_RENEW;
 	case SSL_TICKET_SUCCESS_RENEW:
-		return tls_session_peer_current(sess) ? SSL_TICKET_RETURN_USE_RENEW
-		                                      : SSL_TICKET_RETURN_IGNORE_RENEW;
+		return ok ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_IGNORE_RENEW;
 	default: /* empty, or not ours (e.g. from before a reload) */
 		return SSL_TICKET_RETURN_IGNORE_RENEW;
 	}
@@ -525,6 +606,7 @@ static int tls_read_key(const char *path, EVP_PKEY **out, char *err, size_t errl
 /* Everything one reload produces; swapped in as a whole. */
 struct tls_material {
 	SSL_CTX *ssl_ctx;
+	X509_CRL *crl;
 	char name[256];
 	enum tls_role role;
 	int64_t not_after;
@@ -647,6 +729,60 @@ out:
 	return rc;
 }
 
+/* Reads the CRL in crl_file, checks that a CA trusted by sctx signed it and
+ * that it does not revoke our own certificate, and makes sctx refuse every
+ * peer certificate it lists. */
+static int tls_use_crl(SSL_CTX *sctx, const char *crl_file, const char *cert_file,
+                       struct tls_material *m, char *err, size_t errlen)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(sctx);
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+	char detail[256];
+	X509_CRL *crl;
+	bool signed_ok = false;
+	FILE *f = tls_fopen("CRL file", crl_file, err, errlen);
+
+	if (!f)
+		return -errno;
+	ERR_clear_error();
+	crl = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!crl) {
+		tls_errf(err, errlen, "CRL file '%s' holds no PEM CRL (%s)", crl_file,
+		         tls_ossl_errors(detail, sizeof(detail)));
+		return -EINVAL;
+	}
+	for (int i = 0; i < sk_X509_OBJECT_num(objs) && !signed_ok; i++) {
+		X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+		signed_ok =
+		    ca && X509_NAME_cmp(X509_get_subject_name(ca), X509_CRL_get_issuer(crl)) == 0 &&
+		    X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1;
+	}
+	ERR_clear_error();
+	if (!signed_ok) {
+		tls_errf(err, errlen, "CRL file '%s' is not signed by the cluster CA", crl_file);
+		X509_CRL_free(crl);
+		return -EINVAL;
+	}
+	if (tls_crl_revokes(crl, SSL_CTX_get0_certificate(sctx))) {
+		tls_errf(err, errlen, "our certificate '%s' is revoked by the CRL in '%s'",
+		         cert_file, crl_file);
+		X509_CRL_free(crl);
+		return -EACCES;
+	}
+	if (!X509_STORE_add_crl(store, crl) ||
+	    !X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK) ||
+	    !X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(sctx), X509_V_FLAG_CRL_CHECK)) {
+		tls_errf(err, errlen, "cannot use the CRL in '%s' (%s)", crl_file,
+		         tls_ossl_errors(detail, sizeof(detail)));
+		X509_CRL_free(crl);
+		return -ENOMEM;
+	}
+	X509_STORE_set_verify_cb(store, tls_on_store_verify);
+	m->crl = crl; /* the store holds its own reference */
+	return 0;
+}
+
 /* Peer verification, session resumption and buffers, the same for every
  * context of one side. */
 static void tls_ssl_ctx_configure(SSL_CTX *sctx, bool server)
@@ -671,8 +807,8 @@ static void tls_ssl_ctx_configure(SSL_CTX *sctx, bool server)
 }
 
 static int tls_material_load(bool server, unsigned flags, const char *ca_file,
-                             const char *cert_file, const char *key_file, struct tls_material *m,
-                             char *err, size_t errlen)
+                             const char *cert_file, const char *key_file, const char *crl_file,
+                             struct tls_material *m, char *err, size_t errlen)
 {
 	char detail[256];
 	SSL_CTX *sctx;
@@ -708,6 +844,11 @@ static int tls_material_load(bool server, unsigned flags, const char *ca_file,
 		if (rc)
 			goto out;
 	}
+	if (crl_file) {
+		rc = tls_use_crl(sctx, crl_file, cert_file, m, err, errlen);
+		if (rc)
+			goto out;
+	}
 	tls_ssl_ctx_configure(sctx, server);
 	m->ssl_ctx = sctx;
 	sctx = NULL;
@@ -721,6 +862,8 @@ static void tls_ctx_apply(struct tls_ctx *ctx, struct tls_material *m)
 {
 	SSL_CTX_free(ctx->ssl_ctx); /* live SSLs hold their own reference */
 	ctx->ssl_ctx = m->ssl_ctx;
+	X509_CRL_free(ctx->crl);
+	ctx->crl = m->crl;
 	memcpy(ctx->own_name, m->name, sizeof(ctx->own_name));
 	ctx->own_role = m->role;
 	ctx->own_not_after = m->not_after;
@@ -735,14 +878,17 @@ static void tls_ctx_unref(struct tls_ctx *ctx)
 	tls_cache_flush(ctx);
 	free(ctx->cache);
 	SSL_CTX_free(ctx->ssl_ctx);
+	X509_CRL_free(ctx->crl);
+	free(ctx->crl_file);
 	free(ctx->ca_file);
 	free(ctx->cert_file);
 	free(ctx->key_file);
 	free(ctx);
 }
 
-int tls_ctx_new_flags(struct tls_ctx **out, bool server, const char *ca_file, const char *cert_file,
-                      const char *key_file, unsigned flags, char *err, size_t errlen)
+static int tls_ctx_create(struct tls_ctx **out, bool server, const char *ca_file,
+                          const char *cert_file, const char *key_file, const char *crl_file,
+                          unsigned flags, char *err, size_t errlen)
 {
 	struct tls_material m;
 	struct tls_ctx *ctx;
@@ -764,11 +910,14 @@ int tls_ctx_new_flags(struct tls_ctx **out, bool server, const char *ca_file, co
 	ctx->ca_file = strdup(ca_file);
 	ctx->cert_file = cert_file ? strdup(cert_file) : NULL;
 	ctx->key_file = key_file ? strdup(key_file) : NULL;
-	if (!ctx->ca_file || (cert_file && !ctx->cert_file) || (key_file && !ctx->key_file)) {
+	ctx->crl_file = crl_file ? strdup(crl_file) : NULL;
+	if (!ctx->ca_file || (cert_file && !ctx->cert_file) || (key_file && !ctx->key_file) ||
+	    (crl_file && !ctx->crl_file)) {
 		tls_ctx_unref(ctx);
 		return -ENOMEM;
 	}
-	rc = tls_material_load(server, flags, ca_file, cert_file, key_file, &m, err, errlen);
+	rc = tls_material_load(server, flags, ca_file, cert_file, key_file, crl_file, &m, err,
+	                       errlen);
 	if (rc) {
 		tls_ctx_unref(ctx);
 		return rc;
@@ -778,10 +927,36 @@ int tls_ctx_new_flags(struct tls_ctx **out, bool server, const char *ca_file, co
 	return 0;
 }
 
+int tls_ctx_new_flags(struct tls_ctx **out, bool server, const char *ca_file, const char *cert_file,
+                      const char *key_file, unsigned flags, char *err, size_t errlen)
+{
+	return tls_ctx_create(out, server, ca_file, cert_file, key_file, NULL, flags, err, errlen);
+}
+
 int tls_ctx_new(struct tls_ctx **out, bool server, const char *ca_file, const char *cert_file,
                 const char *key_file, char *err, size_t errlen)
 {
-	return tls_ctx_new_flags(out, server, ca_file, cert_file, key_file, 0, err, errlen);
+	return tls_ctx_create(out, server, ca_file, cert_file, key_file, NULL, 0, err, errlen);
+}
+
+int tls_ctx_new_crl(struct tls_ctx **out, bool server, const char *ca_file, const char *cert_file,
+                    const char *key_file, const char *crl_file, char *err, size_t errlen)
+{
+	return tls_ctx_create(out, server, ca_file, cert_file, key_file, crl_file, 0, err, errlen);
+}
+
+bool tls_ctx_crl_info(const struct tls_ctx *ctx, size_t *n_revoked, int64_t *next_update)
+{
+	const ASN1_TIME *nu;
+
+	if (!ctx->crl)
+		return false;
+	int k = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(ctx->crl)); /* -1: none */
+
+	*n_revoked = k > 0 ? (size_t)k : 0;
+	nu = X509_CRL_get0_nextUpdate(ctx->crl);
+	*next_update = nu ? tls_asn1_time(nu) : 0;
+	return true;
 }
 
 int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t errlen)
@@ -792,7 +967,7 @@ int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t errlen)
 	if (err && errlen)
 		err[0] = '\0';
 	rc = tls_material_load(ctx->server, ctx->flags, ctx->ca_file, ctx->cert_file, ctx->key_file,
-	                       &m, err, errlen);
+	                       ctx->crl_file, &m, err, errlen);
 	if (rc)
 		return rc; /* the old SSL_CTX stays */
 	tls_ctx_apply(ctx, &m);
@@ -859,7 +1034,7 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *expect_name,
 		    c->session_key ? tls_cache_find(ctx, c->session_key) : NULL;
 
 		SSL_set_connect_state(c->ssl);
-		if (e && !tls_session_peer_current(e->sess)) {
+		if (e && !tls_session_peer_current(ctx, e->sess)) {
 			tls_cache_drop(ctx, c->session_key);
 			e = NULL;
 		}
@@ -879,6 +1054,20 @@ fail:
 	return NULL;
 }
 
+int tls_conn_expect_host(struct tls_conn *c, const char *host)
+{
+	char *h;
+
+	if (c->server || c->handshake_done || !host || !*host)
+		return -EINVAL;
+	h = strdup(host);
+	if (!h)
+		return -ENOMEM;
+	free(c->expect_host);
+	c->expect_host = h;
+	return 0;
+}
+
 void tls_conn_free(struct tls_conn *c)
 {
 	if (!c)
@@ -894,6 +1083,7 @@ void tls_conn_free(struct tls_conn *c)
 	tls_buf_free(&c->pending_out);
 	tls_buf_free(&c->plain_in);
 	free(c->expect_name);
+	free(c->expect_host);
 	free(c->session_key);
 	tls_ctx_unref(c->ctx);
 	free(c);
@@ -949,6 +1139,8 @@ static int tls_conn_fail_verify(struct tls_conn *c)
 		                     c->server ? "the" : "our", why);
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 		return tls_conn_fail(c, -EACCES, "%s expired (%s)", who, why);
+	case X509_V_ERR_CERT_REVOKED:
+		return tls_conn_fail(c, -EACCES, "%s revoked by the cluster CRL (%s)", who, why);
 	case X509_V_ERR_CERT_NOT_YET_VALID:
 		return tls_conn_fail(c, -EACCES, "%s not yet valid, check the clocks (%s)", who,
 		                     why);
@@ -1051,6 +1243,39 @@ static int tls_conn_flush_pending(struct tls_conn *c)
 	return 0;
 }
 
+/* Does the server certificate list expect_host in its subjectAltName? An
+ * address is compared with the IP entries, a name with the DNS entries;
+ * the CN (the node name) never counts. */
+static int tls_conn_check_host(struct tls_conn *c, X509 *peer)
+{
+	const unsigned flags =
+	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+	unsigned char bin[16];
+	bool is_ip = inet_pton(AF_INET, c->expect_host, bin) == 1 ||
+	             inet_pton(AF_INET6, c->expect_host, bin) == 1;
+	struct tls_cert_info names;
+	char list[384] = "";
+	size_t off = 0;
+
+	if (peer && (is_ip ? X509_check_ip_asc(peer, c->expect_host, 0)
+	                   : X509_check_host(peer, c->expect_host, 0, flags, NULL)) == 1)
+		return 0;
+	ERR_clear_error();
+	if (peer)
+		tls_x509_sans(peer, &names);
+	else
+		names.n_ips = names.n_dns = 0;
+	for (size_t i = 0; i < names.n_ips + names.n_dns && off < sizeof(list); i++) {
+		bool ip = i < names.n_ips;
+		int n = snprintf(list + off, sizeof(list) - off, "%s%s %s", i ? ", " : "",
+		                 ip ? "IP" : "DNS", ip ? names.ips[i] : names.dns[i - names.n_ips]);
+		off += n > 0 ? (size_t)n : 0;
+	}
+	return tls_conn_fail(c, -EACCES, "agent certificate '%s' is not for %s %s: it names %s",
+	                     c->peer_name, is_ip ? "address" : "host", c->expect_host,
+	                     list[0] ? list : "no address or host (no subjectAltName)");
+}
+
 /* The handshake just finished: learn the peer, check it, release writes. */
 static int tls_conn_established(struct tls_conn *c)
 {
@@ -1073,6 +1298,8 @@ static int tls_conn_established(struct tls_conn *c)
 			                     "agent certificate '%s' has role %s, expected %s",
 			                     c->peer_name, tls_role_name(c->peer_role),
 			                     tls_role_name(c->require_role));
+		if (c->expect_host && tls_conn_check_host(c, peer) != 0)
+			return c->fail_rc;
 	}
 	return tls_conn_flush_pending(c);
 }
@@ -1241,6 +1468,12 @@ int tls_conn_export(const struct tls_conn *c, const char *label, uint8_t *out, s
 		return -EIO;
 	}
 	return 0;
+}
+
+bool tls_conn_peer_revoked(const struct tls_conn *c)
+{
+	return c->handshake_done && c->ssl &&
+	       tls_crl_revokes(c->ctx->crl, SSL_get0_peer_certificate(c->ssl));
 }
 
 const char *tls_conn_peer_name(const struct tls_conn *c)

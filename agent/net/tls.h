@@ -77,8 +77,21 @@ int tls_ctx_new(struct tls_ctx **out, bool server, const char *ca_file, const ch
 #define TLS_CTX_TEST_ANY_ISSUER 0x4u /* accept our own certificate from another CA */
 int tls_ctx_new_flags(struct tls_ctx **out, bool server, const char *ca_file, const char *cert_file,
                       const char *key_file, unsigned flags, char *err, size_t errlen);
-/* Re-reads the same three files. On any error the old material stays in
- * use and the reason is written to err. */
+/* tls_ctx_new with a certificate revocation list: crl_file (PEM, one CRL
+ * signed by the cluster CA) lists certificates whose handshakes fail
+ * ("refused client 'n3': certificate revoked by the cluster CRL"), and
+ * sessions of them are never resumed. A CRL not signed by the CA, or one
+ * that revokes our own certificate, is an error. A CRL past its nextUpdate
+ * still applies (tls_ctx_crl_info tells the caller, to warn). NULL crl_file:
+ * the same as tls_ctx_new. */
+int tls_ctx_new_crl(struct tls_ctx **out, bool server, const char *ca_file, const char *cert_file,
+                    const char *key_file, const char *crl_file, char *err, size_t errlen);
+/* Whether a CRL is in force; if so, how many certificates it revokes and
+ * its nextUpdate (Unix time, 0 if it has none). */
+bool tls_ctx_crl_info(const struct tls_ctx *ctx, size_t *n_revoked, int64_t *next_update);
+/* Re-reads the same files (and the CRL, if one was given). On any error the
+ * old material stays in use and the reason is written to err. Sessions
+ * already established are not re-checked here: ask tls_conn_peer_revoked. */
 int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx);
 const char *tls_ctx_own_name(const struct tls_ctx *ctx); /* our CN */
@@ -98,6 +111,14 @@ struct tls_conn;
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *expect_name,
                               enum tls_role require_role, const char *session_key);
 void tls_conn_free(struct tls_conn *c);
+/* Client side, before the handshake ends: the server certificate's
+ * subjectAltName must list `host` — an IPv4/IPv6 address among its IP
+ * entries, anything else among its DNS entries (a "*.example.com" entry
+ * matches one label). Otherwise the session fails (-EACCES) before any
+ * plaintext is sent: "agent certificate 'n9' is not for address 10.0.0.1:
+ * it names IP 10.0.0.9". 0, -EINVAL (server side, empty host, too late) or
+ * -ENOMEM. */
+int tls_conn_expect_host(struct tls_conn *c, const char *host);
 
 /* Ciphertext received from the socket. Returns 0 or a negative errno when
  * the session failed (reason in tls_conn_error()). After a failure, still
@@ -128,6 +149,10 @@ bool tls_conn_is_server(const struct tls_conn *c);
  * -EIO when OpenSSL refuses. Used for the datagram keys (dgram.h). */
 int tls_conn_export(const struct tls_conn *c, const char *label, uint8_t *out, size_t len);
 enum tls_role tls_conn_peer_role(const struct tls_conn *c);
+/* Does the CRL in force now (after the latest reload of the context this
+ * session was made from) revoke the peer's certificate? false before the
+ * handshake and for sessions that never showed one. */
+bool tls_conn_peer_revoked(const struct tls_conn *c);
 /* Why the session failed, in words a person understands, "" when nothing
  * failed. A server writes why it refused a client (log it):
  *   "refused client: no certificate presented"
@@ -138,7 +163,8 @@ enum tls_role tls_conn_peer_role(const struct tls_conn *c);
  *   "the agent refused our certificate: certificate expired (TLS alert 45)"
  *   "the agent refused our certificate: no certificate presented (alert 116)"
  *   "agent certificate not signed by our cluster CA (unable to get local issuer certificate)"
- *   "agent certificate is for 'n1', expected 'n2'" */
+ *   "agent certificate is for 'n1', expected 'n2'"
+ *   "agent certificate 'n9' is not for address 10.0.0.1: it names IP 10.0.0.9" */
 const char *tls_conn_error(const struct tls_conn *c);
 
 /* ---- certificate authority ------------------------------------------ */
@@ -184,6 +210,15 @@ int tls_ca_create(const char *cert_out, const char *key_out, const char *name, i
  * certificate without a role (only tests want one: agents refuse it). */
 int tls_cert_create(const char *ca_cert, const char *ca_key, const struct tls_cert_request *req,
                     const char *cert_out, const char *key_out, char *err, size_t errlen);
+
+/* Writes crl_out (PEM, mode 0644, replaced atomically): a CRL signed by
+ * the CA, valid `days`, that revokes each certificate file in revoke[]
+ * (each must be signed by this CA) and every entry of keep_crl (an earlier
+ * CRL of this CA; NULL: none), so a list grows by re-running with the old
+ * one. Agents read it from tls.crl (tls_ctx_new_crl). */
+int tls_crl_create(const char *ca_cert, const char *ca_key, const char *const *revoke,
+                   size_t n_revoke, const char *keep_crl, int days, const char *crl_out, char *err,
+                   size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -24,15 +24,21 @@
  *   - Serial numbers: 159 random bits, as RFC 5280 asks (unique per CA,
  *     positive, at most 20 octets).
  *
+ *   - CRL (tls_crl_create): version 2, signed by the CA with SHA-256,
+ *     thisUpdate 5 minutes in the past, nextUpdate `days` ahead; it lists
+ *     the serials of the certificates given plus those of an earlier CRL,
+ *     so revoking one more is "the old list and this one".
+ *
  * File rules: the certificate is written 0644 and the key 0600, both with
  * O_EXCL — an existing file is never overwritten (a CA key lost to a typo
  * would orphan the whole cluster). Both paths are checked before anything
- * is written, and a half-written pair is removed.
+ * is written, and a half-written pair is removed. A CRL is the exception:
+ * it is replaced (through a temporary file and rename), as it is meant to
+ * be re-issued in place.
  */
 #include "tls.h"
 #include "tls_internal.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -174,7 +180,8 @@ static int tls_cert_write_pair(const char *cert_out, const char *key_out, X509 *
 	return 0;
 }
 
-static int tls_cert_read_x509(const char *path, X509 **out, char *err, size_t errlen)
+/* The first PEM certificate (crl false) or CRL (crl true) of a file. */
+static int tls_cert_read_pem(const char *path, bool crl, void **out, char *err, size_t errlen)
 {
 	char detail[256];
 	FILE *f = fopen(path, "r");
@@ -186,14 +193,33 @@ static int tls_cert_read_x509(const char *path, X509 **out, char *err, size_t er
 		return -e;
 	}
 	ERR_clear_error();
-	*out = PEM_read_X509(f, NULL, NULL, NULL);
+	*out = crl ? (void *)PEM_read_X509_CRL(f, NULL, NULL, NULL)
+	           : (void *)PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!*out) {
-		tls_errf(err, errlen, "'%s' holds no PEM certificate (%s)", path,
-		         tls_cert_ossl(detail, sizeof(detail)));
+		tls_errf(err, errlen, "'%s' holds no PEM %s (%s)", path,
+		         crl ? "CRL" : "certificate", tls_cert_ossl(detail, sizeof(detail)));
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static int tls_cert_read_x509(const char *path, X509 **out, char *err, size_t errlen)
+{
+	void *x;
+	int rc = tls_cert_read_pem(path, false, &x, err, errlen);
+
+	*out = x;
+	return rc;
+}
+
+static int tls_crl_read(const char *path, X509_CRL **out, char *err, size_t errlen)
+{
+	void *x;
+	int rc = tls_cert_read_pem(path, true, &x, err, errlen);
+
+	*out = x;
+	return rc;
 }
 
 static int tls_cert_no_password(char *buf, int size, int rwflag, void *u)
@@ -521,7 +547,6 @@ out:
 
 int tls_cert_info_read(const char *cert_file, struct tls_cert_info *out, char *err, size_t errlen)
 {
-	GENERAL_NAMES *gens;
 	char ou[64];
 	uint32_t flags;
 	X509 *x = NULL;
@@ -546,26 +571,143 @@ int tls_cert_info_read(const char *cert_file, struct tls_cert_info *out, char *e
 	}
 	out->not_before = tls_cert_time(X509_get0_notBefore(x));
 	out->not_after = tls_cert_time(X509_get0_notAfter(x));
-	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-
-		if (g->type == GEN_IPADD && out->n_ips < TLS_CERT_INFO_MAX_SAN) {
-			const ASN1_OCTET_STRING *o = g->d.iPAddress;
-			int af = ASN1_STRING_length(o) == 4 ? AF_INET : AF_INET6;
-
-			if ((ASN1_STRING_length(o) == 4 || ASN1_STRING_length(o) == 16) &&
-			    inet_ntop(af, ASN1_STRING_get0_data(o), out->ips[out->n_ips],
-			              sizeof(out->ips[0])))
-				out->n_ips++;
-		} else if (g->type == GEN_DNS && out->n_dns < TLS_CERT_INFO_MAX_SAN) {
-			snprintf(out->dns[out->n_dns++], sizeof(out->dns[0]), "%.*s",
-			         ASN1_STRING_length(g->d.dNSName),
-			         (const char *)ASN1_STRING_get0_data(g->d.dNSName));
-		}
-	}
-	GENERAL_NAMES_free(gens);
+	tls_x509_sans(x, out);
 	X509_free(x);
 	ERR_clear_error();
 	return 0;
+}
+
+/* ---- revocation list ------------------------------------------------ */
+
+/* Adds a revocation of serial (dated `when`) unless crl already lists it. */
+static int tls_crl_add(X509_CRL *crl, const ASN1_INTEGER *serial, const ASN1_TIME *when)
+{
+	STACK_OF(X509_REVOKED) *have = X509_CRL_get_REVOKED(crl);
+	X509_REVOKED *r;
+
+	for (int i = 0; i < sk_X509_REVOKED_num(have); i++)
+		if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(have, i)),
+		                     serial) == 0)
+			return 0;
+	r = X509_REVOKED_new();
+	if (!r || !X509_REVOKED_set_serialNumber(r, (ASN1_INTEGER *)serial) ||
+	    !X509_REVOKED_set_revocationDate(r, (ASN1_TIME *)when) ||
+	    !X509_CRL_add0_revoked(crl, r)) {
+		X509_REVOKED_free(r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Writes crl to path through a temporary file and rename(2): an agent that
+ * reloads at that moment reads the old list or the new one, never half. */
+static int tls_crl_write(const char *path, X509_CRL *crl, char *err, size_t errlen)
+{
+	char tmp[4096], detail[256];
+	FILE *f;
+	int fd, ok;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid()) >= sizeof(tmp)) {
+		tls_errf(err, errlen, "path '%s' is too long", path);
+		return -EINVAL;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || fchmod(fd, 0644) != 0 || !(f = fdopen(fd, "w"))) {
+		int e = errno;
+		tls_errf(err, errlen, "cannot create '%s': %s", tmp, strerror(e));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		return -e;
+	}
+	ERR_clear_error();
+	ok = PEM_write_X509_CRL(f, crl);
+	ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+		tls_errf(err, errlen, "cannot write '%s' (%s)", path,
+		         errno ? strerror(errno) : tls_cert_ossl(detail, sizeof(detail)));
+		unlink(tmp);
+		return -EIO;
+	}
+	return 0;
+}
+
+int tls_crl_create(const char *ca_cert, const char *ca_key, const char *const *revoke,
+                   size_t n_revoke, const char *keep_crl, int days, const char *crl_out, char *err,
+                   size_t errlen)
+{
+	EVP_PKEY *cakey = NULL;
+	X509 *ca = NULL, *x = NULL;
+	X509_CRL *crl = NULL, *old = NULL;
+	ASN1_TIME *now = NULL, *next = NULL;
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (days < 1 || days > TLS_DAYS_MAX) {
+		tls_errf(err, errlen, "validity of %d days is out of range", days);
+		return -EINVAL;
+	}
+	if ((rc = tls_cert_read_x509(ca_cert, &ca, err, errlen)) != 0 ||
+	    (rc = tls_cert_read_key(ca_key, &cakey, err, errlen)) != 0)
+		goto out;
+	rc = -ENOMEM;
+	crl = X509_CRL_new();
+	now = X509_gmtime_adj(NULL, -TLS_CA_BACKDATE_S);
+	next = X509_gmtime_adj(NULL, (long)days * 86400);
+	if (!crl || !now || !next || !X509_CRL_set_version(crl, 1) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)) ||
+	    !X509_CRL_set1_lastUpdate(crl, now) || !X509_CRL_set1_nextUpdate(crl, next))
+		goto out;
+	if (keep_crl) {
+		STACK_OF(X509_REVOKED) * was;
+
+		if ((rc = tls_crl_read(keep_crl, &old, err, errlen)) != 0)
+			goto out;
+		if (X509_CRL_verify(old, X509_get0_pubkey(ca)) != 1) {
+			tls_errf(err, errlen, "CRL '%s' is not signed by the CA in '%s'", keep_crl,
+			         ca_cert);
+			rc = -EINVAL;
+			goto out;
+		}
+		was = X509_CRL_get_REVOKED(old);
+		for (int i = 0; i < sk_X509_REVOKED_num(was); i++) {
+			const X509_REVOKED *r = sk_X509_REVOKED_value(was, i);
+			if ((rc = tls_crl_add(crl, X509_REVOKED_get0_serialNumber(r),
+			                      X509_REVOKED_get0_revocationDate(r))) != 0)
+				goto out;
+		}
+	}
+	for (size_t i = 0; i < n_revoke; i++) {
+		if ((rc = tls_cert_read_x509(revoke[i], &x, err, errlen)) != 0)
+			goto out;
+		if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(ca)) != 0 ||
+		    X509_verify(x, X509_get0_pubkey(ca)) != 1) {
+			tls_errf(err, errlen, "'%s' is not signed by the CA in '%s'", revoke[i],
+			         ca_cert);
+			rc = -EINVAL;
+			goto out;
+		}
+		if ((rc = tls_crl_add(crl, X509_get0_serialNumber(x), now)) != 0)
+			goto out;
+		X509_free(x);
+		x = NULL;
+	}
+	rc = -ENOMEM;
+	if (!X509_CRL_sort(crl) || !X509_CRL_sign(crl, cakey, EVP_sha256()))
+		goto out;
+	rc = tls_crl_write(crl_out, crl, err, errlen);
+out:
+	if (rc == -ENOMEM)
+		tls_errf(err, errlen, "cannot build the CRL (out of memory)");
+	ERR_clear_error();
+	X509_free(ca);
+	X509_free(x);
+	EVP_PKEY_free(cakey);
+	X509_CRL_free(crl);
+	X509_CRL_free(old);
+	ASN1_TIME_free(now);
+	ASN1_TIME_free(next);
+	return rc;
 }

@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 
 struct tls_ctx;
+#include "tls.h"
 
 /* snprintf into the caller's error buffer; tolerates err == NULL. */
 void tls_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -20,5 +21,8 @@ void tls_x509_text(X509_NAME *n, int nid, char *buf, size_t len);
 /* The SSL_CTX new sessions of ctx use (its CA store, certificate and key
  * as of the last successful reload): tls_claim.c signs and checks with it. */
 SSL_CTX *tls_ctx_ssl(struct tls_ctx *ctx);
+/* The subjectAltName IP addresses and DNS names of x into out's ips/dns
+ * (at most TLS_CERT_INFO_MAX_SAN of each; the other fields untouched). */
+void tls_x509_sans(X509 *x, struct tls_cert_info *out);
 
 #endif

@@ -40,6 +40,23 @@ int envelope_decode(const uint8_t *payload, size_t len, Mv__Envelope **out, cons
 	return 0;
 }
 
+int envelope_peek_request(const uint8_t *payload, size_t len, uint32_t *version, uint64_t *id)
+{
+	if (len == 0 || len > FRAME_MAX)
+		return -EBADMSG;
+	Mv__Envelope *env = mv__envelope__unpack(NULL, len, payload);
+	if (env == NULL)
+		return -EBADMSG;
+	int rc = -EBADMSG;
+	if (env->body_case == MV__ENVELOPE__BODY_REQUEST && env->request != NULL) {
+		*version = env->version;
+		*id = env->request->id;
+		rc = 0;
+	}
+	mv__envelope__free_unpacked(env, NULL);
+	return rc;
+}
+
 void envelope_free(Mv__Envelope *env)
 {
 	if (env != NULL)

@@ -22,6 +22,11 @@
 
 int envelope_decode(const uint8_t *payload, size_t len, Mv__Envelope **out, const char **why);
 void envelope_free(Mv__Envelope *env);
+/* For a payload envelope_decode refused as "unsupported wire version"
+ * (-EPROTO): if it is an Envelope carrying a request, its version and the
+ * request's id (so the RPC port can answer "unsupported wire version"
+ * instead of closing in silence). 0, or -EBADMSG when it is not. */
+int envelope_peek_request(const uint8_t *payload, size_t len, uint32_t *version, uint64_t *id);
 int envelope_encode_frame(const Mv__Envelope *env, uint8_t **out, size_t *out_len);
 
 #endif

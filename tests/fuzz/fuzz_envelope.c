@@ -7,6 +7,9 @@
  * and must survive a round trip: encoding the decoded tree and decoding it
  * again succeeds, and encoding that gives the same bytes (encoding is a
  * function of the tree, so a second pass cannot change anything).
+ * envelope_peek_request (what the RPC port answers a request of another
+ * version with) must agree with the decode: a payload refused for its
+ * version never peeks as version 1, a decoded request peeks as itself.
  *
  * The round trip is only asserted for trees without unknown fields:
  * protobuf-c keeps unknown fields to re-emit them, and it accepts an
@@ -15,6 +18,7 @@
  * That is a library quirk, harmless as long as the agent never relays a
  * received tree verbatim.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -260,7 +264,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r != 0) {
 		if (r > 0 || env != NULL || why[0] == '\0')
 			abort(); /* a failure must be negative, leave nothing, say why */
+		/* what the RPC port does with a request of another version */
+		uint32_t version = ENVELOPE_VERSION;
+		uint64_t id;
+		if (r == -EPROTO && envelope_peek_request(data, size, &version, &id) == 0 &&
+		    version == ENVELOPE_VERSION)
+			abort(); /* refused for its version, yet it has ours */
 		return 0;
+	}
+	{
+		uint32_t version = 0;
+		uint64_t id = 0;
+		/* a good envelope peeks the same as it decodes */
+		if (envelope_peek_request(data, size, &version, &id) == 0 &&
+		    (env->body_case != MV__ENVELOPE__BODY_REQUEST || version != env->version ||
+		     id != env->request->id))
+			abort();
 	}
 	if (env == NULL || env->version != ENVELOPE_VERSION)
 		abort();

@@ -60,6 +60,11 @@ def envelopes():
         "req_members": w.envelope(request=w.rpc_request(2, "members")),
         "req_join": w.envelope(request=w.rpc_request(3, "join", ["127.0.0.1:7001"])),
         "req_leave": w.envelope(request=w.rpc_request(4, "leave")),
+        # a request of another wire version: answered with an error (issue 13)
+        "req_version2": w.envelope(request=w.rpc_request(6, "status"), version=2),
+        # a forwarded request naming its original caller (issue 13)
+        "req_forwarded_caller": w.envelope("n1", request=w.rpc_request(
+            5, "leave", forwarded=True, caller=("alice", "viewer"))),
         "resp_err": w.envelope(response=w.f_varint(1, 4) + w.f_varint(2, 2) +
                                w.f_bytes(3, "permission denied")),
     }
@@ -368,7 +373,8 @@ def main():
     cfg = {
         "name": "n1", "bind": "127.0.0.1", "advertise": "127.0.0.1", "peer_port": 7946,
         "rpc_port": 7947, "join": ["127.0.0.1:7948"],
-        "tls": {"ca": "/tmp/ca.pem", "cert": "/tmp/n1.pem", "key": "/tmp/n1.key"},
+        "tls": {"ca": "/tmp/ca.pem", "cert": "/tmp/n1.pem", "key": "/tmp/n1.key",
+                "crl": "/tmp/crl.pem"},
         "data_dir": "/tmp/n1", "log_level": "debug", "libvirt_uri": "test:///default",
         "max_peer_connections": 64, "peer_idle_timeout_ms": 60000, "leave_timeout_ms": 3000,
         "swim": {"probe_interval_ms": 500, "probe_timeout_ms": 200, "indirect_probes": 3,
@@ -382,6 +388,21 @@ def main():
     put("fuzz_config", "bad_key.json", b'{"nmae": "a", "swim": {"probe_interval_ms": "fast"}}')
     put("fuzz_config", "empty.json", b"{}")
     datagrams()
+    crls()
+
+
+def crls():
+    """fuzz_crl seeds (the CA and its CRL are made by the target at start,
+    fuzz_crl.c): byte 0 odd patches the valid CRL (no pairs: the valid
+    one; pairs [offset, xor]), even is DER to wrap in PEM, 2 raw file text."""
+    put("fuzz_crl", "valid", b"\x01")
+    put("fuzz_crl", "flip_signature", b"\x01\xf0\x55")
+    put("fuzz_crl", "flip_issuer", b"\x01\x20\x80\x21\x01")
+    put("fuzz_crl", "der_empty_sequence", b"\x00\x30\x00")
+    put("fuzz_crl", "der_truncated", b"\x00\x30\x82\x01\x00\x30\x81")
+    put("fuzz_crl", "raw_not_pem", b"\x02not a CRL\n")
+    put("fuzz_crl", "raw_two_blocks", b"\x02-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n"
+        b"-----BEGIN X509 CRL-----\n-----END X509 CRL-----\n")
 
 
 if __name__ == "__main__":

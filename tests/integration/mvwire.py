@@ -137,9 +137,15 @@ OPS = {"status": 10, "members": 11, "join": 12, "leave": 13,
        "vm_receive": 24, "replica_put": 29, "replica_get": 31}
 
 
-def rpc_request(id_, op, seeds=()):
+def rpc_request(id_, op, seeds=(), forwarded=False, caller=None):
+    """caller: (name, role) a forwarding agent names (fields 32, 33: issue 13)."""
     inner = b"".join(f_bytes(1, s) for s in seeds) if op == "join" else b""
-    return f_varint(1, id_) + f_bytes(OPS[op], inner, always=True)
+    out = f_varint(1, id_) + f_bytes(OPS[op], inner, always=True)
+    if forwarded:
+        out += f_varint(30, 1)
+    if caller:
+        out += f_bytes(32, caller[0]) + f_bytes(33, caller[1])
+    return out
 
 
 def frame(payload):

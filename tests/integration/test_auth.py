@@ -2,7 +2,8 @@
 """The RPC port refuses, each with a clear error: a client with no
 certificate, a certificate from another CA, an expired certificate, a
 certificate without a role, and a viewer doing a write. None of them
-changes anything, and the agent keeps serving good clients."""
+changes anything, and the agent keeps serving good clients. A node
+certificate on the RPC port may read but not do what an operator does."""
 import ssl
 
 import mvtest
@@ -100,6 +101,24 @@ def main(t):
         check(mvtest.grep(r.stderr, r"permission denied"),
               "viewer %s: error %r lacks 'permission denied'" % (args[0], r.stderr.strip()))
     check(n1.alive(), "n1 stopped after a viewer's leave")
+
+    # 5b. a node certificate on the RPC port reads, and may not do what an
+    #     operator does (issue 13: a stolen node key is no operator key)
+    n2 = c["n2"]
+    ncreds = (ca, n2.cert, n2.key)
+    r = n1.cli("status", creds=ncreds)
+    check(r.returncode == 0, "node certificate status failed: %s" % r.stderr)
+    before = len(n1.log_text())
+    for args in (("leave",), ("join", n2.peer_addr), ("drain", "n1")):
+        r = n1.cli(*args, creds=ncreds)
+        log("node certificate %s: exit %d, stderr: %s" % (args[0], r.returncode,
+                                                          r.stderr.strip()))
+        check(r.returncode == 1 and "has role node on the RPC port, which may not" in r.stderr,
+              "node certificate %s on the RPC port: exit %d, %r" %
+              (args[0], r.returncode, r.stderr.strip()))
+    check(mvtest.grep(n1.log_text()[before:], r"refused request op=\"leave\" client=n2 role=node"),
+          "n1 did not log the refused node request")
+    check(n1.alive(), "n1 stopped after a node certificate's leave on the RPC port")
 
     # 6. the client refuses an agent it cannot verify: a client of another
     #    cluster (its own CA and certificate) reaching our agent

@@ -23,9 +23,13 @@ def rss_kib(pid):
     return 0
 
 
-def bad_inputs():
+def bad_inputs(port_name):
     env_ok = mvwire.envelope(request=mvwire.rpc_request(9, "status"))
-    return [
+    # a request of another wire version gets an answer on the RPC port
+    # (checked in main); between agents it closes like any bad frame
+    version = [("wrong wire version", mvwire.frame(mvwire.envelope(
+        request=mvwire.rpc_request(1, "status"), version=7)))] if port_name == "peer" else []
+    return version + [
         ("garbage (HTTP request)", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
         ("garbage (small length, junk payload)", b"\x00\x00\x00\x08" + b"\xff" * 8),
         # fixed seed: a random length under the cap would (correctly) make the
@@ -36,8 +40,6 @@ def bad_inputs():
         ("zero-length frame", b"\x00\x00\x00\x00"),
         ("frame over the cap", struct.pack(">I", mvwire.FRAME_MAX + 1) + b"\x00" * 4096),
         ("frame far over the cap", b"\xff\xff\xff\xff" + b"\x00" * 64),
-        ("wrong wire version", mvwire.frame(mvwire.envelope(
-            request=mvwire.rpc_request(1, "status"), version=7))),
     ]
 
 
@@ -58,11 +60,22 @@ def main(t):
     r3 = mvwire.decode_response(mvwire.read_frame(keep.recv))
     check((r2["id"], r2["kind"], r3["id"], r3["kind"]) == (2, "members", 3, "status"),
           "pipelined replies out of order: %s %s" % (r2, r3))
+    # a request of another wire version: an error reply naming both
+    # versions, by id, and the connection goes on (issue 13)
+    keep.sendall(mvwire.frame(mvwire.envelope(request=mvwire.rpc_request(4, "status"),
+                                              version=7)))
+    r = mvwire.decode_response(mvwire.read_frame(keep.recv))
+    log("wire version 7 on the RPC port: %s" % r)
+    check(r["id"] == 4 and r["code"] == 1 and
+          r["error"] == "unsupported wire version 7: this agent speaks version 1",
+          "reply to a version-7 request: %s" % r)
+    r = mvtest.rpc_call(keep, 5, "status")
+    check(r["code"] == 0 and r["id"] == 5, "after the version error: %s" % r)
     rss0 = rss_kib(n1.proc.pid)
 
     for port_name, port, creds in (("rpc", n1.rpc_port, (ca, cert, key)),
                                    ("peer", n1.peer_port, (ca, ncert, nkey))):
-        for what, data in bad_inputs():
+        for what, data in bad_inputs(port_name):
             before = len(n1.log_text())
             s = mvtest.tls_client("127.0.0.1", port, *creds)
             try:

@@ -195,8 +195,12 @@ def main(t):
 
     # 3. lifecycle of pin-1 (owned by n3) driven from n1 and n2: forwarded;
     #    each action sets the desired state
+    mark = len(n3.log_text())
     op(n1, "vm", "start", "pin-1", want_node="n3")
     wait_vm(c, "pin-1", state_is("n3", "running", "running"), "running, desired running")
+    # the owner logs who asked, through whom (issue 13)
+    who = r'forwarded request op="vm action" from=n1 caller=test-operator role=operator'
+    check(who in n3.log_text()[mark:], "n3 did not log the forwarded request's caller")
     op(n2, "vm", "shutdown", "pin-1", want_node="n3")
     wait_vm(c, "pin-1", state_is("n3", "shut off", "stopped"),
             "shut off after shutdown, desired stopped")

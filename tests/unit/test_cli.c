@@ -2,8 +2,10 @@
  * test_cli.c — what `meshvisor ha` prints and exits with (agent/cli/cli_client.h):
  * durations for people, the rows of HA VMs that should run and do not,
  * and the exit status that says whether every HA VM that should run does
- * and survives the loss of any one host.
+ * and survives the loss of any one host; and how the agent address is read
+ * (the host part is what the agent's certificate must name).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -98,10 +100,47 @@ static void test_ha_exit_code(void **state)
 	assert_int_equal(cli_ha_exit_code(&h), CLI_EXIT_OK);
 }
 
+/* --addr: IP, [IPv6] or host name, then a port; the host is what the
+ * agent's certificate is checked against, so it must come out exact. */
+static void test_split_addr(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *addr, *host, *port;
+	} good[] = {
+	    {"127.0.0.1:7947", "127.0.0.1", "7947"},
+	    {"[fd00::1]:7947", "fd00::1", "7947"},
+	    {"::1:7947", "::1", "7947"}, /* unbracketed IPv6: the last colon */
+	    {"hv-a01.example.org:1", "hv-a01.example.org", "1"},
+	    {"localhost:65535", "localhost", "65535"},
+	};
+	static const char *const bad[] = {
+	    "127.0.0.1",   "127.0.0.1:", ":7947",      "[fd00::1]7947", "[]:7947",
+	    "[fd00::1:80", "host:0",     "host:65536", "host:-1",       "host:+80",
+	    "host: 80",    "host:80x",   "a]b:80",     "[a[b]:80",      "",
+	};
+	char host[64], port[8];
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(
+		    cli_split_addr(good[i].addr, host, sizeof(host), port, sizeof(port)), 0);
+		assert_string_equal(host, good[i].host);
+		assert_string_equal(port, good[i].port);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (cli_split_addr(bad[i], host, sizeof(host), port, sizeof(port)) != -EINVAL)
+			fail_msg("'%s' accepted as an agent address", bad[i]);
+	assert_int_equal(cli_split_addr(NULL, host, sizeof(host), port, sizeof(port)), -EINVAL);
+	/* a host longer than the buffer is refused, not cut */
+	assert_int_equal(cli_split_addr("abcdefgh:80", host, 8, port, sizeof(port)), -EINVAL);
+	assert_int_equal(cli_split_addr("abcdefg:80", host, 8, port, sizeof(port)), 0);
+	assert_int_equal(cli_split_addr("h:65535", host, sizeof(host), port, 5), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_duration),
+	    cmocka_unit_test(test_split_addr),
 	    cmocka_unit_test(test_owed_row),
 	    cmocka_unit_test(test_ha_exit_code),
 	};

@@ -291,6 +291,38 @@ static void test_reflection_and_foreign_keys(void **state)
 	pair_free(&q);
 }
 
+/* A peer whose certificate was revoked (net_close_revoked): its datagrams,
+ * sealed under a key that was valid a moment ago, are dropped, and nothing
+ * is sealed for it; another peer's keys are untouched. */
+static void test_forget_revoked_peer(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t m[DGRAM_MATERIAL_LEN], dg[DGRAM_MAX_LEN];
+	struct dgram_stats s;
+	pair_new(&p, NULL, 12, 0);
+	material(m, 13);
+	assert_int_equal(dgram_install(p.b, "c", m, sizeof(m), true, 0), 0);
+	size_t len = seal(p.a, "b", "ping", dg, 1);
+	dgram_get_stats(p.b, &s);
+	assert_int_equal(s.peers, 2);
+	dgram_forget(p.b, "a");
+	dgram_forget(p.b, "nobody"); /* unknown: nothing happens */
+	dgram_get_stats(p.b, &s);
+	assert_int_equal(s.peers, 1);
+	assert_int_equal(open_(p.b, dg, len, 2, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
+	assert_false(dgram_can_send(p.b, "a", 2));
+	size_t l = 0;
+	assert_true(dgram_seal(p.b, "a", (const uint8_t *)"x", 1, dg, sizeof(dg), &l, 2) < 0);
+	assert_true(dgram_can_send(p.b, "c", 2));
+	/* a new handshake installs it again */
+	material(m, 12);
+	assert_int_equal(dgram_install(p.b, "a", m, sizeof(m), false, 3), 0);
+	len = seal(p.a, "b", "again", dg, 4);
+	assert_int_equal(open_(p.b, dg, len, 5, NULL, NULL), DGRAM_OK);
+	pair_free(&p);
+}
+
 static void test_key_expiry(void **state)
 {
 	(void)state;
@@ -587,6 +619,7 @@ int main(void)
 	    cmocka_unit_test(test_replay_window),
 	    cmocka_unit_test(test_forged_sequence_does_not_move_window),
 	    cmocka_unit_test(test_reflection_and_foreign_keys),
+	    cmocka_unit_test(test_forget_revoked_peer),
 	    cmocka_unit_test(test_key_expiry),
 	    cmocka_unit_test(test_sequence_limit_retires_key),
 	    cmocka_unit_test(test_rekey_grace),

@@ -27,6 +27,9 @@
 #include <cmocka.h>
 #include <dirent.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "dgram.h"
 #include "tls.h"
 #include "tls_claim.h"
@@ -45,8 +48,12 @@ static const char *path(const char *name)
 	return b;
 }
 
-static void mkcert(const char *ca, const char *name, enum tls_role role, int64_t offset_s,
-                   int64_t valid_s)
+static const char *const g_san_ips[] = {"127.0.0.1", "fd00::1"};
+static const char *const g_san_dns[] = {"n1.example.org", "*.pool.example"};
+
+/* sans: the certificate lists g_san_ips and g_san_dns in its subjectAltName. */
+static void mkcert_sans(const char *ca, const char *name, enum tls_role role, int64_t offset_s,
+                        int64_t valid_s, bool sans)
 {
 	struct tls_cert_request r = {
 	    .name = name, .role = role, .not_before_offset_s = offset_s, .valid_s = valid_s};
@@ -57,11 +64,23 @@ static void mkcert(const char *ca, const char *name, enum tls_role role, int64_t
 	snprintf(key, sizeof(key), "%s-key.pem", name);
 	snprintf(cak, sizeof(cak), "%s-key.pem", ca);
 	snprintf(err, sizeof(err), "%s.pem", ca);
+	if (sans) {
+		r.ips = g_san_ips;
+		r.n_ips = 2;
+		r.dns = g_san_dns;
+		r.n_dns = 2;
+	}
 	rc = tls_cert_create(path(err), path(cak), &r, path(cert), path(key), err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "mkcert %s: %s\n", name, err);
 		abort();
 	}
+}
+
+static void mkcert(const char *ca, const char *name, enum tls_role role, int64_t offset_s,
+                   int64_t valid_s)
+{
+	mkcert_sans(ca, name, role, offset_s, valid_s, false);
 }
 
 static void concat(const char *out, const char *a, const char *b)
@@ -106,6 +125,7 @@ static int group_setup(void **state)
 	mkcert("other", "stranger", TLS_ROLE_OPERATOR, 0, DAY);
 	mkcert("other", "impostor", TLS_ROLE_NODE, 0, DAY);
 	mkcert("ca", "n1-renewed", TLS_ROLE_NODE, 0, 30 * DAY);
+	mkcert_sans("ca", "hosted", TLS_ROLE_NODE, 0, DAY, true);
 	/* a client that trusts the cluster CA but holds a foreign certificate */
 	concat("both.pem", "ca.pem", "other.pem");
 	return 0;
@@ -233,12 +253,16 @@ static void pair_free(struct pair *p)
 	free(p);
 }
 
-/* Runs a handshake that must fail; checks both sides' sentences. */
-static void expect_refusal(struct tls_ctx *cctx, struct tls_ctx *sctx, const char *expect,
-                           enum tls_role role, const char *cli_err, const char *srv_err)
+/* Runs a handshake that must fail; checks both sides' sentences. host, when
+ * not NULL, is what the client dialed (tls_conn_expect_host). */
+static void expect_refusal_host(struct tls_ctx *cctx, struct tls_ctx *sctx, const char *expect,
+                                enum tls_role role, const char *host, const char *cli_err,
+                                const char *srv_err)
 {
 	struct pair *p = pair_new(cctx, sctx, expect, role, NULL);
 
+	if (host)
+		assert_int_equal(tls_conn_expect_host(p->cli.c, host), 0);
 	assert_int_equal(tls_conn_write(p->cli.c, "secret", 6), 0);
 	pump(&p->cli, &p->srv);
 	assert_true(tls_conn_failed(p->cli.c));
@@ -254,6 +278,12 @@ static void expect_refusal(struct tls_ctx *cctx, struct tls_ctx *sctx, const cha
 	/* nothing written before the handshake reached the server */
 	assert_int_equal(p->srv.n, 0);
 	pair_free(p);
+}
+
+static void expect_refusal(struct tls_ctx *cctx, struct tls_ctx *sctx, const char *expect,
+                           enum tls_role role, const char *cli_err, const char *srv_err)
+{
+	expect_refusal_host(cctx, sctx, expect, role, NULL, cli_err, srv_err);
 }
 
 /* ---- roles ---------------------------------------------------------- */
@@ -498,6 +528,66 @@ static void test_server_role_mismatch(void **state)
 	expect_refusal(cctx, sctx, "n1", TLS_ROLE_OPERATOR,
 	               "agent certificate 'n1' has role node, expected operator", NULL);
 	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+/* The CLI's check of what it dialed: an address must be among the server
+ * certificate's IP entries, a host name among its DNS entries; the CN
+ * (another agent's name, or this one's) is never enough. */
+static void test_server_host_check(void **state)
+{
+	struct tls_ctx *sctx = server_ctx("ca.pem", "hosted");
+	struct tls_ctx *plain = server_ctx("ca.pem", "n1");
+	struct tls_ctx *cctx = client_ctx("ca.pem", "op");
+	const char *good[] = {"127.0.0.1", "fd00::1", "n1.example.org", "N1.Example.ORG",
+	                      "a.pool.example"};
+	const char *names = "it names IP 127.0.0.1, IP fd00::1, DNS n1.example.org, "
+			    "DNS *.pool.example";
+	char want[512];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct pair *p = pair_new(cctx, sctx, NULL, TLS_ROLE_NODE, NULL);
+		assert_int_equal(tls_conn_expect_host(p->cli.c, good[i]), 0);
+		assert_int_equal(tls_conn_write(p->cli.c, "hi", 2), 0);
+		pump(&p->cli, &p->srv);
+		assert_true(tls_conn_handshake_done(p->cli.c));
+		assert_string_equal(p->srv.in, "hi");
+		pair_free(p);
+	}
+	snprintf(want, sizeof(want), "agent certificate 'hosted' is not for address 127.0.0.2: %s",
+	         names);
+	expect_refusal_host(cctx, sctx, NULL, TLS_ROLE_NODE, "127.0.0.2", want, NULL);
+	snprintf(want, sizeof(want), "agent certificate 'hosted' is not for address ::1: %s",
+	         names);
+	expect_refusal_host(cctx, sctx, NULL, TLS_ROLE_NODE, "::1", want, NULL);
+	/* the CN is a node name, not a host name */
+	snprintf(want, sizeof(want), "agent certificate 'hosted' is not for host hosted: %s",
+	         names);
+	expect_refusal_host(cctx, sctx, NULL, TLS_ROLE_NODE, "hosted", want, NULL);
+	/* a wildcard covers one label, not two, and not the bare domain */
+	snprintf(want, sizeof(want),
+	         "agent certificate 'hosted' is not for host a.b.pool.example: %s", names);
+	expect_refusal_host(cctx, sctx, NULL, TLS_ROLE_NODE, "a.b.pool.example", want, NULL);
+	snprintf(want, sizeof(want), "agent certificate 'hosted' is not for host pool.example: %s",
+	         names);
+	expect_refusal_host(cctx, sctx, NULL, TLS_ROLE_NODE, "pool.example", want, NULL);
+	/* a certificate without subjectAltName matches nothing */
+	expect_refusal_host(cctx, plain, NULL, TLS_ROLE_NODE, "127.0.0.1",
+	                    "agent certificate 'n1' is not for address 127.0.0.1: it names no "
+	                    "address or host (no subjectAltName)",
+	                    NULL);
+
+	/* only a client, only before the handshake, only a real name */
+	struct pair *p = pair_new(cctx, sctx, NULL, TLS_ROLE_NODE, NULL);
+	assert_int_equal(tls_conn_expect_host(p->srv.c, "127.0.0.1"), -EINVAL);
+	assert_int_equal(tls_conn_expect_host(p->cli.c, ""), -EINVAL);
+	assert_int_equal(tls_conn_expect_host(p->cli.c, NULL), -EINVAL);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->cli.c));
+	assert_int_equal(tls_conn_expect_host(p->cli.c, "127.0.0.1"), -EINVAL);
+	pair_free(p);
+	tls_ctx_free(sctx);
+	tls_ctx_free(plain);
 	tls_ctx_free(cctx);
 }
 
@@ -856,6 +946,255 @@ static void test_claim_cost(void **state)
 	tls_claim_cache_free(cc);
 	tls_ctx_free(n1);
 	tls_ctx_free(n2);
+/* ---- revocation ----------------------------------------------------- */
+
+/* path() of one file, in storage of its own (path's buffers rotate). */
+#define STABLE_PATH(var, name)                                    \
+	char var##_buf[640];                                      \
+	snprintf(var##_buf, sizeof(var##_buf), "%s", path(name)); \
+	const char *var = var##_buf
+
+static void mkcrl(const char *out, const char *const *revoke, size_t n, const char *keep)
+{
+	char err[512];
+
+	if (tls_crl_create(path("ca.pem"), path("ca-key.pem"), revoke, n, keep ? path(keep) : NULL,
+	                   7, path(out), err, sizeof(err)) != 0)
+		fail_msg("tls_crl_create %s: %s", out, err);
+}
+
+static struct tls_ctx *ctx_crl(bool server, const char *name, const char *crl)
+{
+	struct tls_ctx *ctx = NULL;
+	char cert[64], key[64], err[512];
+
+	snprintf(cert, sizeof(cert), "%s.pem", name);
+	snprintf(key, sizeof(key), "%s-key.pem", name);
+	if (tls_ctx_new_crl(&ctx, server, path("ca.pem"), path(cert), path(key), path(crl), err,
+	                    sizeof(err)) != 0)
+		fail_msg("ctx %s with %s: %s", name, crl, err);
+	return ctx;
+}
+
+/* n2 (on the CRL of sctx) is refused, and both sides say why. */
+static void expect_n2_revoked(struct tls_ctx *n2, struct tls_ctx *sctx)
+{
+	expect_refusal(n2, sctx, "n1", TLS_ROLE_NODE,
+	               "the agent refused our certificate: certificate revoked (TLS alert 44)",
+	               "refused client 'n2': certificate revoked by the cluster CRL (certificate "
+	               "revoked)");
+}
+
+/* A certificate on the CRL is refused on both sides of a handshake, with
+ * the reason in words; one not on it is not. */
+static void test_crl_refuses_revoked(void **state)
+{
+	STABLE_PATH(n2_pem, "n2.pem");
+	const char *revoke[] = {n2_pem};
+	struct tls_ctx *sctx, *cctx, *n2, *ok;
+	struct pair *p;
+	size_t n;
+	int64_t next;
+
+	mkcrl("revoke-n2.crl", revoke, 1, NULL);
+	sctx = ctx_crl(true, "n1", "revoke-n2.crl");
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 1);
+	assert_true(next > time(NULL) + 6 * DAY && next <= time(NULL) + 7 * DAY);
+	n2 = client_ctx("ca.pem", "n2");
+	assert_false(tls_ctx_crl_info(n2, &n, &next));
+	expect_n2_revoked(n2, sctx);
+	/* an operator is not on the list */
+	ok = client_ctx("ca.pem", "op");
+	p = pair_new(ok, sctx, "n1", TLS_ROLE_NODE, NULL);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->srv.c));
+	assert_false(tls_conn_peer_revoked(p->srv.c));
+	pair_free(p);
+	tls_ctx_free(sctx);
+	tls_ctx_free(n2);
+	tls_ctx_free(ok);
+
+	/* a client checks the agent's certificate too */
+	cctx = ctx_crl(false, "op", "revoke-n2.crl");
+	sctx = server_ctx("ca.pem", "n2");
+	expect_refusal(cctx, sctx, "n2", TLS_ROLE_NODE,
+	               "agent certificate revoked by the cluster CRL (certificate revoked)", NULL);
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+/* A CRL that cannot be used is an error at start, with the file named; at
+ * reload the CRL in force stays. */
+static void test_crl_bad_files(void **state)
+{
+	STABLE_PATH(n1_pem, "n1.pem");
+	STABLE_PATH(stranger_pem, "stranger.pem");
+	const char *revoke_n1[] = {n1_pem};
+	const char *foreign[] = {stranger_pem};
+	struct tls_ctx *ctx = NULL;
+	char err[512];
+	FILE *f;
+
+	f = fopen(path("garbage.crl"), "w");
+	assert_non_null(f);
+	fputs("-----BEGIN X509 CRL-----\nnot base64 at all\n-----END X509 CRL-----\n", f);
+	fclose(f);
+	assert_int_equal(tls_ctx_new_crl(&ctx, true, path("ca.pem"), path("n1.pem"),
+	                                 path("n1-key.pem"), path("garbage.crl"), err, sizeof(err)),
+	                 -EINVAL);
+	assert_null(ctx);
+	assert_non_null(strstr(err, "garbage.crl' holds no PEM CRL"));
+	assert_true(tls_ctx_new_crl(&ctx, true, path("ca.pem"), path("n1.pem"), path("n1-key.pem"),
+	                            path("missing.crl"), err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "cannot open CRL file"));
+
+	/* signed by another CA */
+	assert_int_equal(tls_crl_create(path("other.pem"), path("other-key.pem"), NULL, 0, NULL, 7,
+	                                path("other.crl"), err, sizeof(err)),
+	                 0);
+	assert_int_equal(tls_ctx_new_crl(&ctx, true, path("ca.pem"), path("n1.pem"),
+	                                 path("n1-key.pem"), path("other.crl"), err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "other.crl' is not signed by the cluster CA"));
+
+	/* revokes ourselves */
+	mkcrl("revoke-n1.crl", revoke_n1, 1, NULL);
+	assert_int_equal(tls_ctx_new_crl(&ctx, true, path("ca.pem"), path("n1.pem"),
+	                                 path("n1-key.pem"), path("revoke-n1.crl"), err,
+	                                 sizeof(err)),
+	                 -EACCES);
+	assert_non_null(strstr(err, "n1.pem' is revoked by the CRL"));
+
+	/* the tool refuses a certificate of another CA, and a list of another CA */
+	assert_int_equal(tls_crl_create(path("ca.pem"), path("ca-key.pem"), foreign, 1, NULL, 7,
+	                                path("x.crl"), err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "stranger.pem' is not signed by the CA"));
+	assert_int_equal(tls_crl_create(path("ca.pem"), path("ca-key.pem"), NULL, 0,
+	                                path("other.crl"), 7, path("x.crl"), err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "other.crl' is not signed by the CA"));
+	assert_int_equal(tls_crl_create(path("ca.pem"), path("ca-key.pem"), NULL, 0, NULL, 0,
+	                                path("x.crl"), err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(access(path("x.crl"), F_OK), -1);
+}
+
+/* SIGHUP's reload: a peer revoked since its session began is found by
+ * tls_conn_peer_revoked (the agent closes it), cannot connect again, and a
+ * broken CRL file at reload keeps the list in force. */
+static void test_crl_reload(void **state)
+{
+	STABLE_PATH(n2_pem, "n2.pem");
+	STABLE_PATH(op_pem, "op.pem");
+	const char *revoke_n2[] = {n2_pem};
+	const char *revoke_op[] = {op_pem};
+	struct tls_ctx *sctx, *n2 = client_ctx("ca.pem", "n2"), *op = client_ctx("ca.pem", "op");
+	struct pair *live, *p;
+	char err[512];
+	size_t n;
+	int64_t next;
+	FILE *f;
+
+	mkcrl("live.crl", NULL, 0, NULL);
+	sctx = ctx_crl(true, "n1", "live.crl");
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 0);
+	live = pair_new(n2, sctx, "n1", TLS_ROLE_NODE, "n1-addr");
+	pump(&live->cli, &live->srv);
+	assert_true(tls_conn_handshake_done(live->srv.c));
+	assert_false(tls_conn_peer_revoked(live->srv.c));
+
+	/* n2 revoked; the list grows from the old one */
+	mkcrl("live.crl", revoke_n2, 1, "live.crl");
+	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), 0);
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 1);
+	assert_true(tls_conn_peer_revoked(live->srv.c));
+	/* a new session of n2 is refused */
+	expect_n2_revoked(n2, sctx);
+
+	/* the operator is added, n2 kept */
+	mkcrl("live.crl", revoke_op, 1, "live.crl");
+	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), 0);
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 2);
+	p = pair_new(op, sctx, "n1", TLS_ROLE_NODE, NULL);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_failed(p->srv.c));
+	pair_free(p);
+
+	/* a broken file at reload: the old list stays in force */
+	f = fopen(path("live.crl"), "w");
+	assert_non_null(f);
+	fputs("garbage\n", f);
+	fclose(f);
+	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "live.crl' holds no PEM CRL"));
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 2);
+	assert_true(tls_conn_peer_revoked(live->srv.c));
+	expect_n2_revoked(n2, sctx);
+	pair_free(live);
+	tls_ctx_free(sctx);
+	tls_ctx_free(n2);
+	tls_ctx_free(op);
+}
+
+/* Re-signs CRL file `name` with the CA so that its nextUpdate lies a day
+ * in the past (tls_crl_create makes only current ones). */
+static void make_stale(const char *name)
+{
+	FILE *f = fopen(path(name), "r");
+	X509_CRL *crl = f ? PEM_read_X509_CRL(f, NULL, NULL, NULL) : NULL;
+	FILE *k = fopen(path("ca-key.pem"), "r");
+	EVP_PKEY *key = k ? PEM_read_PrivateKey(k, NULL, NULL, NULL) : NULL;
+	ASN1_TIME *last = X509_gmtime_adj(NULL, -3 * DAY), *next = X509_gmtime_adj(NULL, -DAY);
+
+	assert_non_null(crl);
+	assert_non_null(key);
+	fclose(f);
+	fclose(k);
+	assert_true(X509_CRL_set1_lastUpdate(crl, last) && X509_CRL_set1_nextUpdate(crl, next));
+	assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+	f = fopen(path(name), "w");
+	assert_non_null(f);
+	assert_true(PEM_write_X509_CRL(f, crl));
+	fclose(f);
+	X509_CRL_free(crl);
+	EVP_PKEY_free(key);
+	ASN1_TIME_free(last);
+	ASN1_TIME_free(next);
+}
+
+/* Nobody re-signed the list in time: it still applies (n2 refused), and it
+ * does not turn into a refusal of everyone else. */
+static void test_crl_stale_still_applies(void **state)
+{
+	STABLE_PATH(n2_pem, "n2.pem");
+	const char *revoke[] = {n2_pem};
+	struct tls_ctx *sctx, *n2 = client_ctx("ca.pem", "n2"), *op = client_ctx("ca.pem", "op");
+	struct pair *p;
+	size_t n;
+	int64_t next;
+
+	mkcrl("stale.crl", revoke, 1, NULL);
+	make_stale("stale.crl");
+	sctx = ctx_crl(true, "n1", "stale.crl");
+	assert_true(tls_ctx_crl_info(sctx, &n, &next));
+	assert_int_equal(n, 1);
+	assert_true(next < time(NULL));
+	p = pair_new(op, sctx, "n1", TLS_ROLE_NODE, NULL);
+	assert_int_equal(tls_conn_write(p->cli.c, "hi", 2), 0);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_handshake_done(p->srv.c));
+	assert_string_equal(p->srv.in, "hi");
+	pair_free(p);
+	expect_n2_revoked(n2, sctx);
+	tls_ctx_free(sctx);
+	tls_ctx_free(n2);
+	tls_ctx_free(op);
 }
 
 int main(void)
@@ -876,10 +1215,15 @@ int main(void)
 	    cmocka_unit_test(test_server_expired),
 	    cmocka_unit_test(test_server_name_mismatch),
 	    cmocka_unit_test(test_server_role_mismatch),
+	    cmocka_unit_test(test_server_host_check),
 	    cmocka_unit_test(test_resumption),
 	    cmocka_unit_test(test_resumption_stops_at_expiry),
 	    cmocka_unit_test(test_reload),
 	    cmocka_unit_test(test_exporter_datagram_keys),
+	    cmocka_unit_test(test_crl_refuses_revoked),
+	    cmocka_unit_test(test_crl_bad_files),
+	    cmocka_unit_test(test_crl_reload),
+	    cmocka_unit_test(test_crl_stale_still_applies),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
