@@ -946,6 +946,8 @@ static void test_claim_cost(void **state)
 	tls_claim_cache_free(cc);
 	tls_ctx_free(n1);
 	tls_ctx_free(n2);
+}
+
 /* ---- revocation ----------------------------------------------------- */
 
 /* path() of one file, in storage of its own (path's buffers rotate). */
