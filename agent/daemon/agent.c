@@ -354,6 +354,7 @@ static void agent_on_signal(uv_signal_t *s, int signum)
 		 * (also after a failed reload of a half-updated set of files) */
 		if (a->net != NULL)
 			net_close_revoked(a->net);
+		nodestate_recheck_signers(a);
 		return;
 	}
 	agent_begin_leave(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -479,6 +479,12 @@ static void nodestate_on_refresh_timer(uv_timer_t *t)
 
 /* ---- views for RPC ---------------------------------------------------------- */
 
+void nodestate_recheck_signers(struct agent *a)
+{
+	if (a->nodestate != NULL)
+		tls_claim_cache_clear(a->nodestate->claims);
+}
+
 size_t nodestate_count(const struct agent *a)
 {
 	return a->nodestate ? nstate_count(a->nodestate->core) : 0;

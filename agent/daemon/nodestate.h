@@ -89,6 +89,11 @@ void nodestate_on_member_event(struct agent *a, const struct swim_event *e);
 /* A peer frame whose body is `state` (identity already checked). */
 void nodestate_handle_envelope(struct agent *a, const Mv__Envelope *env);
 
+/* The CA or CRL was reloaded: every signer's certificate is checked again
+ * at its next record (a revoked node's records are refused from now on,
+ * not once the cache would have expired). */
+void nodestate_recheck_signers(struct agent *a);
+
 size_t nodestate_count(const struct agent *a);
 /* i-th record / the record of `name`, decoded; NULL if none or undecodable. */
 Mv__NodeState *nodestate_unpack_at(const struct agent *a, size_t i);

@@ -44,9 +44,18 @@ void tls_claim_cache_free(struct tls_claim_cache *cc)
 {
 	if (cc == NULL)
 		return;
-	for (size_t i = 0; i < TLS_CLAIM_SLOTS; i++)
-		EVP_PKEY_free(cc->slot[i].key);
+	tls_claim_cache_clear(cc);
 	free(cc);
+}
+
+void tls_claim_cache_clear(struct tls_claim_cache *cc)
+{
+	if (cc == NULL)
+		return;
+	for (size_t i = 0; i < TLS_CLAIM_SLOTS; i++) {
+		EVP_PKEY_free(cc->slot[i].key);
+		cc->slot[i].key = NULL;
+	}
 }
 
 typedef int (*tls_claim_update_fn)(EVP_MD_CTX *, const void *, size_t);

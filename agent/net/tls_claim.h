@@ -46,6 +46,9 @@ int tls_claim_sign(struct tls_ctx *ctx, const struct tls_claim *c, uint8_t *out,
 struct tls_claim_cache;
 struct tls_claim_cache *tls_claim_cache_new(void); /* NULL: no memory */
 void tls_claim_cache_free(struct tls_claim_cache *cc);
+/* Forgets every checked certificate: the next claim of each signer is
+ * checked against the CA store again (after a reload of the CA or CRL). */
+void tls_claim_cache_clear(struct tls_claim_cache *cc);
 
 /* Checks that proof (len bytes) proves c against ctx's CA. now_ms: any
  * monotonic clock, for the cache. 0, or -EACCES with the reason in why

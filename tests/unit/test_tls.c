@@ -987,6 +987,46 @@ static void expect_n2_revoked(struct tls_ctx *n2, struct tls_ctx *sctx)
 	               "revoked)");
 }
 
+/* A signer revoked by a CRL reload: a cached check of its certificate
+ * still passes until the cache is cleared (the agent clears it on every
+ * reload: nodestate_recheck_signers); after the clear its claims are
+ * refused. */
+static void test_claim_cache_clear_after_revocation(void **state)
+{
+	STABLE_PATH(n2_pem, "n2.pem");
+	const char *revoke_n2[] = {n2_pem};
+	char err[512], why[256];
+	uint8_t proof[4096];
+
+	(void)state;
+	mkcrl("claims.crl", NULL, 0, NULL);
+	struct tls_ctx *checker = ctx_crl(true, "n1", "claims.crl");
+	struct tls_ctx *n2 = server_ctx("ca.pem", "n2");
+	struct tls_claim_cache *cc = tls_claim_cache_new();
+	assert_non_null(cc);
+	struct tls_claim c = claim_of("n2", 1, 1, "cpus=4");
+	int len = tls_claim_sign(n2, &c, proof, sizeof(proof));
+	assert_true(len > 0);
+	assert_int_equal(tls_claim_verify(cc, checker, &c, proof, (size_t)len, 0, why, sizeof(why)),
+	                 0);
+
+	mkcrl("claims.crl", revoke_n2, 1, "claims.crl");
+	assert_int_equal(tls_ctx_reload(checker, err, sizeof(err)), 0);
+	/* cached: still believed (within TLS_CLAIM_CACHE_MS) */
+	assert_int_equal(tls_claim_verify(cc, checker, &c, proof, (size_t)len, 1, why, sizeof(why)),
+	                 0);
+	tls_claim_cache_clear(cc);
+	assert_int_equal(tls_claim_verify(cc, checker, &c, proof, (size_t)len, 2, why, sizeof(why)),
+	                 -EACCES);
+	assert_non_null(strstr(why, "revoked"));
+	/* clearing twice, and an empty cache, are harmless */
+	tls_claim_cache_clear(cc);
+	tls_claim_cache_clear(NULL);
+	tls_claim_cache_free(cc);
+	tls_ctx_free(n2);
+	tls_ctx_free(checker);
+}
+
 /* A certificate on the CRL is refused on both sides of a handshake, with
  * the reason in words; one not on it is not. */
 static void test_crl_refuses_revoked(void **state)
@@ -1225,6 +1265,7 @@ int main(void)
 	    cmocka_unit_test(test_crl_refuses_revoked),
 	    cmocka_unit_test(test_crl_bad_files),
 	    cmocka_unit_test(test_crl_reload),
+	    cmocka_unit_test(test_claim_cache_clear_after_revocation),
 	    cmocka_unit_test(test_crl_stale_still_applies),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
