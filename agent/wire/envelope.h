@@ -20,7 +20,24 @@
 
 #define ENVELOPE_VERSION 1
 
+/* Unknown fields an envelope may carry in all (a newer sender's few
+ * additions); more is refused before protobuf-c unpacks anything. */
+#define ENVELOPE_MAX_UNKNOWN 64
+
+/* Before unpacking, the payload is pre-scanned against the schema
+ * (protobuf-c's descriptors): every tag and length must be well formed and
+ * unknown fields are counted; more than ENVELOPE_MAX_UNKNOWN is refused
+ * (why: "too many unknown fields"). protobuf-c keeps each unknown field as
+ * a separate allocation (about 30 bytes of memory and a malloc per 3-byte
+ * field): the scan keeps decode cost and memory linear and small per byte. */
 int envelope_decode(const uint8_t *payload, size_t len, Mv__Envelope **out, const char **why);
+
+/* From the first bytes of an Envelope payload (a frame's prefix, possibly
+ * cut anywhere), the request it carries: its id (0 if not seen before the
+ * op) and the field number of its op (RpcRequest's oneof: 10 status, 18
+ * vm_create, ...). 0 when found; -EAGAIN when the prefix ends first;
+ * -EBADMSG when it is no request. Never reads past len. */
+int envelope_peek_request(const uint8_t *prefix, size_t len, uint64_t *id, uint32_t *op_field);
 void envelope_free(Mv__Envelope *env);
 int envelope_encode_frame(const Mv__Envelope *env, uint8_t **out, size_t *out_len);
 
