@@ -43,6 +43,18 @@
  * counts rekey connections not yet past their handshake (incremented
  * when one opens, decremented exactly once: at its handshake or, if it
  * never got there, at its close).
+ *
+ * Inbound limits (docs/limits.md): accepted connections are capped per
+ * port (at accept) and, on the RPC port, per certificate CN (at the end
+ * of the handshake); each connection's frame decoder grows its buffer as
+ * bytes arrive within the port's shared byte budget (n->budget[kind]),
+ * RPC frames get a per-op cap from their first bytes (cfg.rpc_frame_cap:
+ * over it, on_rpc_frame_refused and the bytes are skipped), and the sweep
+ * closes a connection whose frame is past its deadline. A connection
+ * refused at accept is still uv_accept()ed (a fresh handle, or the
+ * listener's scratch handle when there is no memory) and closed: libuv
+ * stops watching a listener whose callback does not accept. Lines about
+ * all of these share one rate limit (limit_rl, 10 s).
  */
 #include "net.h"
 
@@ -88,6 +100,14 @@
 #define NET_REKEY_HINT_HEARD_MS 3000
 /* the least an accepted connection gets for its handshake (net_conn_alloc) */
 #define NET_ACCEPT_HANDSHAKE_MS 10000
+/* Inbound limits (net.h, docs/limits.md): defaults of the net_config keys,
+ * and one log line per NET_LIMIT_LOG_MS for the connections they close. */
+#define NET_MAX_RPC_CONNS 256
+#define NET_MAX_PEER_IN_CONNS 1024
+#define NET_MAX_CONNS_PER_CERT 32
+#define NET_RPC_INBOUND_BUDGET (64u * 1024 * 1024)
+#define NET_PEER_INBOUND_BUDGET (256u * 1024 * 1024)
+#define NET_LIMIT_LOG_MS 10000
 
 enum net_conn_state { NC_CONNECTING, NC_HANDSHAKE, NC_ESTABLISHED, NC_CLOSING };
 
@@ -129,6 +149,13 @@ struct net_listener {
 	struct net *net;
 	enum net_kind kind;
 	struct net_listener *next;
+	/* accepts a connection we cannot keep (no memory), to close it: libuv
+	 * stops watching a listener whose callback did not uv_accept */
+	uv_tcp_t scratch;
+	bool scratch_busy;   /* closing; its close callback accepts again */
+	bool accept_waiting; /* a connection waits for the scratch handle */
+	bool closing;        /* net_close called */
+	bool tcp_closed;     /* ... and the listening handle is closed */
 };
 
 struct net {
@@ -142,8 +169,10 @@ struct net {
 	struct net_addr_slot addr_slots[NET_ADDR_SLOTS];
 	bool closing;
 	unsigned pending_closes;
-	uint32_t rekey_conns;    /* open rekey connections (counted in out_conns too) */
-	uint32_t rekeys_pending; /* ... of them not yet past their handshake */
+	uint32_t rekey_conns;          /* open rekey connections (counted in out_conns too) */
+	uint32_t rekeys_pending;       /* ... of them not yet past their handshake */
+	struct frame_budget budget[2]; /* bytes of unfinished inbound frames, by kind */
+	struct mv_ratelimit limit_rl;  /* lines about connections closed by a limit */
 	void (*close_done)(void *);
 	void *close_arg;
 };
@@ -284,6 +313,8 @@ static struct net_conn *net_conn_alloc(struct net *n, enum net_kind kind, bool o
 	c->deadline = uv_now(n->cfg.loop) + hs;
 	c->last_used = uv_now(n->cfg.loop);
 	frame_decoder_init(&c->dec, FRAME_MAX);
+	frame_decoder_limit(&c->dec, &n->budget[kind],
+	                    kind == NET_RPC && !outgoing ? n->cfg.rpc_frame_cap : NULL, n->cfg.ud);
 	uv_tcp_init(n->cfg.loop, &c->tcp);
 	c->tcp.data = c;
 	c->next = n->conns;
@@ -358,12 +389,24 @@ void net_conn_close(struct net_conn *c, const char *reason)
 	uv_close((uv_handle_t *)&c->tcp, net_conn_on_closed);
 }
 
+/* Logs why c closes ("<what> kind=... reason=... [suppressed=N]"), then
+ * closes it. */
+static void net_conn_log_close(struct net_conn *c, enum mv_log_level lvl, const char *what,
+                               const char *reason, uint64_t held)
+{
+	char q[512], sup[48];
+	const char *peer = c->tls ? tls_conn_peer_name(c->tls) : "";
+	net_suppressed_field(sup, sizeof(sup), held);
+	mv_log(lvl, "net", "%s kind=%s dir=%s remote=%s peer=%s reason=%s%s", what,
+	       kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
+	       peer[0] ? peer : "-", mv_log_quote(q, sizeof(q), reason), sup);
+	net_conn_close(c, NULL);
+}
+
 /* A connection refused for what the other side did (bad certificate, role,
  * frame): always worth a WARN line with the reason, then closed. */
 static void net_conn_reject(struct net_conn *c, const char *reason)
 {
-	char q[512];
-	const char *peer = c->tls ? tls_conn_peer_name(c->tls) : "";
 	c->net->stats.rejected++;
 	uint64_t held = 0;
 	/* an outgoing handshake that keeps failing (timed out, refused
@@ -371,12 +414,21 @@ static void net_conn_reject(struct net_conn *c, const char *reason)
 	enum mv_log_level lvl = MV_LOG_WARN;
 	if (c->outgoing && !net_fail_log_allowed(c->net, c->addr, &held))
 		lvl = MV_LOG_DEBUG;
-	char sup[48];
-	net_suppressed_field(sup, sizeof(sup), held);
-	mv_log(lvl, "net", "rejected connection kind=%s dir=%s remote=%s peer=%s reason=%s%s",
-	       kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
-	       peer[0] ? peer : "-", mv_log_quote(q, sizeof(q), reason), sup);
-	net_conn_close(c, NULL);
+	net_conn_log_close(c, lvl, "rejected connection", reason, held);
+}
+
+/* A connection closed by an inbound limit (net.h): a hostile client can
+ * make thousands, so one WARN line per NET_LIMIT_LOG_MS for all of them,
+ * with the number held back; the rest at DEBUG. */
+static void net_conn_limit_close(struct net_conn *c, uint64_t *counter, const char *reason)
+{
+	struct net *n = c->net;
+	uint64_t held = 0;
+	(*counter)++;
+	enum mv_log_level lvl = MV_LOG_DEBUG;
+	if (mv_ratelimit_allow(&n->limit_rl, uv_now(n->cfg.loop), &held))
+		lvl = MV_LOG_WARN;
+	net_conn_log_close(c, lvl, "limit: closed connection", reason, held);
 }
 
 /* ---- writing ----------------------------------------------------------------- */
@@ -488,6 +540,23 @@ static void net_conn_established(struct net_conn *c)
 		net_conn_reject(c, why);
 		return;
 	}
+	if (!c->outgoing && c->kind == NET_RPC) {
+		/* per-certificate cap: one client cannot take every slot */
+		const char *name = tls_conn_peer_name(c->tls);
+		uint32_t same = 0;
+		for (struct net_conn *o = c->net->conns; o != NULL; o = o->next)
+			if (o != c && !o->outgoing && o->kind == NET_RPC &&
+			    o->state == NC_ESTABLISHED &&
+			    strcmp(tls_conn_peer_name(o->tls), name) == 0)
+				same++;
+		if (same >= c->net->cfg.max_conns_per_cert) {
+			char why[128];
+			snprintf(why, sizeof(why),
+			         "certificate %s already has %u connections (cap)", name, same);
+			net_conn_limit_close(c, &c->net->stats.conn_cap_closes, why);
+			return;
+		}
+	}
 	if (c->outgoing && tls_conn_resumed(c->tls))
 		c->net->stats.resumed++;
 	if (c->kind == NET_PEER) {
@@ -531,9 +600,28 @@ static void net_conn_deliver(struct net_conn *c)
 		while (c->state != NC_CLOSING) {
 			const uint8_t *payload;
 			size_t plen;
-			int rc = frame_decoder_next(&c->dec, &p, &left, &payload, &plen);
+			int rc = frame_decoder_next_at(&c->dec, uv_now(c->net->cfg.loop), &p, &left,
+			                               &payload, &plen);
 			if (rc == 0)
 				break;
+			if (rc == -EFBIG) {
+				/* over the request's cap: its bytes are skipped */
+				c->net->stats.frames_over_cap++;
+				if (c->net->cfg.on_rpc_frame_refused != NULL)
+					c->net->cfg.on_rpc_frame_refused(
+					    c->net, c, payload, plen, (uint32_t)c->dec.need,
+					    c->dec.refused_cap, c->net->cfg.ud);
+				continue;
+			}
+			if (rc == -ENOBUFS) {
+				char why[128];
+				snprintf(
+				    why, sizeof(why),
+				    "inbound byte budget of the %s port full (%zu bytes buffered)",
+				    kind_name(c->kind), c->net->budget[c->kind].used);
+				net_conn_limit_close(c, &c->net->stats.budget_closes, why);
+				return;
+			}
 			if (rc < 0) {
 				net_conn_reject(c, rc == -EMSGSIZE
 				                       ? "frame length 0 or over the 4 MiB cap"
@@ -581,6 +669,65 @@ static void net_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- accepting ------------------------------------------------------------------ */
 
+static void net_on_accept(uv_stream_t *server, int status);
+static void net_on_handle_closed(uv_handle_t *h);
+
+static void net_on_scratch_closed(uv_handle_t *h)
+{
+	struct net_listener *l = h->data;
+	struct net *n = l->net;
+	l->scratch_busy = false;
+	if (l->closing) {
+		if (l->tcp_closed)
+			free(l);
+		n->pending_closes--;
+		net_maybe_finish_close(n);
+		return;
+	}
+	n->pending_closes--;
+	if (l->accept_waiting) {
+		l->accept_waiting = false;
+		net_on_accept((uv_stream_t *)&l->tcp, 0);
+	}
+}
+
+/* A connection we will not keep (a cap, or no memory for it): accept it
+ * and close it at once, so that libuv keeps watching the listener (it
+ * stops until uv_accept when a callback returns without accepting). It
+ * goes into a fresh handle, or, with no memory for one, into the
+ * listener's scratch handle; with the scratch still closing, the accept
+ * waits for its close callback. */
+static void net_accept_drop(struct net_listener *l, const char *why)
+{
+	struct net *n = l->net;
+	uv_tcp_t *h = malloc(sizeof(*h));
+	if (h == NULL && l->scratch_busy) {
+		l->accept_waiting = true;
+		return;
+	}
+	n->stats.accept_drops++;
+	uint64_t held = 0;
+	if (mv_ratelimit_allow(&n->limit_rl, uv_now(n->cfg.loop), &held))
+		MV_WARN(
+		    "net",
+		    "limit: dropped incoming connection kind=%s reason=\"%s\" suppressed=%" PRIu64,
+		    kind_name(l->kind), why, held);
+	if (h != NULL) {
+		uv_tcp_init(n->cfg.loop, h);
+		h->data = n;
+		(void)uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)h);
+		n->pending_closes++;
+		uv_close((uv_handle_t *)h, net_on_handle_closed);
+		return;
+	}
+	uv_tcp_init(n->cfg.loop, &l->scratch);
+	l->scratch.data = l;
+	l->scratch_busy = true;
+	(void)uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&l->scratch);
+	n->pending_closes++;
+	uv_close((uv_handle_t *)&l->scratch, net_on_scratch_closed);
+}
+
 static void net_on_accept(uv_stream_t *server, int status)
 {
 	struct net_listener *l = server->data;
@@ -590,9 +737,17 @@ static void net_on_accept(uv_stream_t *server, int status)
 		        uv_strerror(status));
 		return;
 	}
-	struct net_conn *c = net_conn_alloc(n, l->kind, false);
-	if (c == NULL)
+	uint32_t in_kind = l->kind == NET_PEER ? n->stats.in_peer_conns
+	                                       : n->stats.in_conns - n->stats.in_peer_conns;
+	uint32_t cap = l->kind == NET_PEER ? n->cfg.max_peer_in_conns : n->cfg.max_rpc_conns;
+	struct net_conn *c = in_kind < cap ? net_conn_alloc(n, l->kind, false) : NULL;
+	if (c == NULL) {
+		if (in_kind >= cap)
+			n->stats.conn_cap_closes++;
+		net_accept_drop(l, in_kind >= cap ? "connection cap of the port reached"
+		                                  : "out of memory");
 		return;
+	}
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
 		net_conn_close(c, "accept failed");
 		return;
@@ -1153,6 +1308,14 @@ static void net_on_sweep(uv_timer_t *t)
 			tls_conn_shutdown(c->tls);
 			net_conn_flush(c);
 			net_conn_close(c, "rekey: new datagram keys installed");
+		} else if (c->state == NC_ESTABLISHED && frame_decoder_overdue(&c->dec, now)) {
+			char why[128];
+			snprintf(
+			    why, sizeof(why),
+			    "frame not whole within its deadline (%zu of %zu bytes after %" PRIu64
+			    " ms)",
+			    c->dec.have, c->dec.need, now - c->dec.started);
+			net_conn_limit_close(c, &n->stats.frame_deadline_closes, why);
 		} else if (c->state == NC_ESTABLISHED &&
 		           now - c->last_used >= n->cfg.idle_timeout_ms) {
 			n->stats.idle_closes++;
@@ -1184,6 +1347,17 @@ struct net *net_new(const struct net_config *cfg)
 		n->cfg.max_out_conns = 64;
 	if (n->cfg.max_rekeys == 0)
 		n->cfg.max_rekeys = NET_MAX_REKEYS;
+	if (n->cfg.max_rpc_conns == 0)
+		n->cfg.max_rpc_conns = NET_MAX_RPC_CONNS;
+	if (n->cfg.max_peer_in_conns == 0)
+		n->cfg.max_peer_in_conns = NET_MAX_PEER_IN_CONNS;
+	if (n->cfg.max_conns_per_cert == 0)
+		n->cfg.max_conns_per_cert = NET_MAX_CONNS_PER_CERT;
+	n->budget[NET_RPC].max =
+	    n->cfg.rpc_inbound_budget ? n->cfg.rpc_inbound_budget : NET_RPC_INBOUND_BUDGET;
+	n->budget[NET_PEER].max =
+	    n->cfg.peer_inbound_budget ? n->cfg.peer_inbound_budget : NET_PEER_INBOUND_BUDGET;
+	mv_ratelimit_init(&n->limit_rl, NET_LIMIT_LOG_MS);
 	uv_timer_init(cfg->loop, &n->sweep);
 	n->sweep.data = n;
 	uv_timer_start(&n->sweep, net_on_sweep, NET_SWEEP_MS, NET_SWEEP_MS);
@@ -1237,7 +1411,18 @@ static void net_on_handle_closed(uv_handle_t *h)
 {
 	struct net *n = h->data;
 	if ((void *)h != (void *)&n->sweep)
-		free(h); /* listener or the UDP socket */
+		free(h); /* the UDP socket, or a connection dropped at accept */
+	n->pending_closes--;
+	net_maybe_finish_close(n);
+}
+
+static void net_on_listener_closed(uv_handle_t *h)
+{
+	struct net_listener *l = h->data;
+	struct net *n = l->net;
+	l->tcp_closed = true;
+	if (!l->scratch_busy)
+		free(l); /* else the scratch's close callback frees it */
 	n->pending_closes--;
 	net_maybe_finish_close(n);
 }
@@ -1253,9 +1438,10 @@ void net_close(struct net *n, void (*done)(void *arg), void *arg)
 	struct net_listener *l = n->listeners;
 	while (l != NULL) {
 		struct net_listener *next = l->next;
-		l->tcp.data = n;
+		l->closing = true;
+		l->accept_waiting = false;
 		n->pending_closes++;
-		uv_close((uv_handle_t *)&l->tcp, net_on_handle_closed);
+		uv_close((uv_handle_t *)&l->tcp, net_on_listener_closed);
 		l = next;
 	}
 	n->listeners = NULL;
