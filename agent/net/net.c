@@ -108,6 +108,11 @@
 #define NET_RPC_INBOUND_BUDGET (64u * 1024 * 1024)
 #define NET_PEER_INBOUND_BUDGET (256u * 1024 * 1024)
 #define NET_LIMIT_LOG_MS 10000
+/* RPC backpressure: an accepted RPC connection whose replies wait unsent
+ * (the client does not read them) past NET_RPC_PAUSE_BYTES is not read
+ * from until they drain below NET_RPC_RESUME_BYTES. */
+#define NET_RPC_PAUSE_BYTES (256u * 1024)
+#define NET_RPC_RESUME_BYTES (64u * 1024)
 
 enum net_conn_state { NC_CONNECTING, NC_HANDSHAKE, NC_ESTABLISHED, NC_CLOSING };
 
@@ -132,6 +137,11 @@ struct net_conn {
 	 * handshake (deadline) */
 	bool rekey;
 	bool rekey_done; /* its handshake completed (no longer pending) */
+	/* RPC backpressure (NET_RPC_PAUSE_BYTES): not reading; the plaintext
+	 * already decrypted but not yet cut into frames waits in held */
+	bool paused;
+	uint8_t *held;
+	size_t held_len;
 };
 
 /* Per peer address: the rate limits of its failure lines and of
@@ -336,6 +346,7 @@ static void net_conn_on_closed(uv_handle_t *h)
 	struct net *n = c->net;
 	tls_conn_free(c->tls);
 	frame_decoder_close(&c->dec);
+	free(c->held);
 	free(c);
 	n->pending_closes--;
 	net_maybe_finish_close(n);
@@ -433,6 +444,9 @@ static void net_conn_limit_close(struct net_conn *c, uint64_t *counter, const ch
 
 /* ---- writing ----------------------------------------------------------------- */
 
+static void net_conn_resume(struct net_conn *c);
+static void net_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
 static void net_on_write(uv_write_t *req, int status)
 {
 	struct net_write *w = (struct net_write *)req;
@@ -443,24 +457,28 @@ static void net_on_write(uv_write_t *req, int status)
 	free(w);
 	if (status < 0 && status != UV_ECANCELED && c->state != NC_CLOSING)
 		net_conn_close(c, uv_strerror(status));
+	else if (c->paused && c->state != NC_CLOSING && c->queued_bytes <= NET_RPC_RESUME_BYTES)
+		net_conn_resume(c);
 }
 
-/* Moves all ciphertext the TLS session has produced onto the socket. */
+/* Moves all ciphertext the TLS session has produced onto the socket. Each
+ * write is allocated at the size it carries (a 64 KiB buffer for a
+ * 300-byte reply made unread replies cost 200 times what they counted). */
 static void net_conn_flush(struct net_conn *c)
 {
+	static uint8_t chunk[NET_READ_CHUNK]; /* one loop thread; copied out at once */
 	if (c->state == NC_CONNECTING || c->state == NC_CLOSING)
 		return;
 	for (;;) {
-		struct net_write *w = malloc(sizeof(*w) + NET_READ_CHUNK);
+		size_t got = tls_conn_take_cipher(c->tls, chunk, sizeof(chunk));
+		if (got == 0)
+			break;
+		struct net_write *w = malloc(sizeof(*w) + got);
 		if (w == NULL) {
 			net_conn_close(c, "out of memory");
 			return;
 		}
-		size_t got = tls_conn_take_cipher(c->tls, w->data, NET_READ_CHUNK);
-		if (got == 0) {
-			free(w);
-			return;
-		}
+		memcpy(w->data, chunk, got);
 		w->conn = c;
 		w->len = got;
 		uv_buf_t b = uv_buf_init(w->data, (unsigned)got);
@@ -471,6 +489,13 @@ static void net_conn_flush(struct net_conn *c)
 			return;
 		}
 		c->queued_bytes += got;
+	}
+	if (!c->paused && !c->outgoing && c->kind == NET_RPC &&
+	    c->queued_bytes > NET_RPC_PAUSE_BYTES) {
+		/* the client does not read its replies: stop reading its requests */
+		c->paused = true;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->net->stats.rpc_pauses++;
 	}
 }
 
@@ -578,11 +603,77 @@ static void net_conn_established(struct net_conn *c)
 	         tls_conn_peer_name(c->tls), tls_role_name(role), tls_conn_resumed(c->tls));
 }
 
+/* Cuts plaintext into frames and hands each to the owner. Stops early when
+ * the connection closes (false) or is paused by backpressure (false; the
+ * bytes not yet cut wait in c->held). True: all consumed. */
+static bool net_conn_frames(struct net_conn *c, const uint8_t *p, size_t left)
+{
+	while (c->state != NC_CLOSING) {
+		if (c->paused) {
+			if (left > 0) {
+				uint8_t *h = malloc(left);
+				if (h == NULL) {
+					net_conn_close(c, "out of memory");
+					return false;
+				}
+				memcpy(h, p, left);
+				c->held = h;
+				c->held_len = left;
+			}
+			return false;
+		}
+		const uint8_t *payload;
+		size_t plen;
+		int rc = frame_decoder_next_at(&c->dec, uv_now(c->net->cfg.loop), &p, &left,
+		                               &payload, &plen);
+		if (rc == 0)
+			return true;
+		if (rc == -EFBIG) {
+			/* over the request's cap: its bytes are skipped */
+			c->net->stats.frames_over_cap++;
+			if (c->net->cfg.on_rpc_frame_refused != NULL)
+				c->net->cfg.on_rpc_frame_refused(
+				    c->net, c, payload, plen, (uint32_t)c->dec.need,
+				    c->dec.refused_cap, c->net->cfg.ud);
+			continue;
+		}
+		if (rc == -ENOBUFS) {
+			char why[128];
+			snprintf(why, sizeof(why),
+			         "inbound byte budget of the %s port full (%zu bytes buffered)",
+			         kind_name(c->kind), c->net->budget[c->kind].used);
+			net_conn_limit_close(c, &c->net->stats.budget_closes, why);
+			return false;
+		}
+		if (rc < 0) {
+			net_conn_reject(c, rc == -EMSGSIZE ? "frame length 0 or over the 4 MiB cap"
+			                                   : "out of memory for frame");
+			return false;
+		}
+		c->net->stats.frames_in++;
+		c->last_used = uv_now(c->net->cfg.loop);
+		net_frame_cb cb =
+		    c->kind == NET_PEER ? c->net->cfg.on_peer_frame : c->net->cfg.on_rpc_frame;
+		cb(c->net, c, payload, plen, c->net->cfg.ud);
+	}
+	return false;
+}
+
 static void net_conn_deliver(struct net_conn *c)
 {
 	static uint8_t plain[NET_READ_CHUNK];
+	if (c->held != NULL && !c->paused) {
+		uint8_t *h = c->held;
+		size_t n = c->held_len;
+		c->held = NULL;
+		c->held_len = 0;
+		bool go = net_conn_frames(c, h, n);
+		free(h);
+		if (!go)
+			return;
+	}
 	for (;;) {
-		if (c->state == NC_CLOSING)
+		if (c->state == NC_CLOSING || c->paused)
 			return;
 		ssize_t got = tls_conn_read(c->tls, plain, sizeof(plain));
 		if (got == 0)
@@ -595,46 +686,24 @@ static void net_conn_deliver(struct net_conn *c)
 			net_conn_reject(c, tls_conn_error(c->tls));
 			return;
 		}
-		const uint8_t *p = plain;
-		size_t left = (size_t)got;
-		while (c->state != NC_CLOSING) {
-			const uint8_t *payload;
-			size_t plen;
-			int rc = frame_decoder_next_at(&c->dec, uv_now(c->net->cfg.loop), &p, &left,
-			                               &payload, &plen);
-			if (rc == 0)
-				break;
-			if (rc == -EFBIG) {
-				/* over the request's cap: its bytes are skipped */
-				c->net->stats.frames_over_cap++;
-				if (c->net->cfg.on_rpc_frame_refused != NULL)
-					c->net->cfg.on_rpc_frame_refused(
-					    c->net, c, payload, plen, (uint32_t)c->dec.need,
-					    c->dec.refused_cap, c->net->cfg.ud);
-				continue;
-			}
-			if (rc == -ENOBUFS) {
-				char why[128];
-				snprintf(
-				    why, sizeof(why),
-				    "inbound byte budget of the %s port full (%zu bytes buffered)",
-				    kind_name(c->kind), c->net->budget[c->kind].used);
-				net_conn_limit_close(c, &c->net->stats.budget_closes, why);
-				return;
-			}
-			if (rc < 0) {
-				net_conn_reject(c, rc == -EMSGSIZE
-				                       ? "frame length 0 or over the 4 MiB cap"
-				                       : "out of memory for frame");
-				return;
-			}
-			c->net->stats.frames_in++;
-			c->last_used = uv_now(c->net->cfg.loop);
-			net_frame_cb cb = c->kind == NET_PEER ? c->net->cfg.on_peer_frame
-			                                      : c->net->cfg.on_rpc_frame;
-			cb(c->net, c, payload, plen, c->net->cfg.ud);
-		}
+		if (!net_conn_frames(c, plain, (size_t)got))
+			return;
 	}
+}
+
+/* The replies drained: read the client's requests again, the held ones
+ * first. */
+static void net_conn_resume(struct net_conn *c)
+{
+	c->paused = false;
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, net_alloc, net_on_read);
+	if (rc < 0) {
+		net_conn_close(c, uv_strerror(rc));
+		return;
+	}
+	net_conn_deliver(c);
+	if (c->state != NC_CLOSING)
+		net_conn_flush(c);
 }
 
 static void net_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -1308,7 +1377,8 @@ static void net_on_sweep(uv_timer_t *t)
 			tls_conn_shutdown(c->tls);
 			net_conn_flush(c);
 			net_conn_close(c, "rekey: new datagram keys installed");
-		} else if (c->state == NC_ESTABLISHED && frame_decoder_overdue(&c->dec, now)) {
+		} else if (c->state == NC_ESTABLISHED && !c->paused &&
+		           frame_decoder_overdue(&c->dec, now)) {
 			char why[128];
 			snprintf(
 			    why, sizeof(why),

@@ -139,6 +139,7 @@ struct net_stats {
 	uint64_t budget_closes;         /* closed: the port's inbound byte budget was full */
 	uint64_t frames_over_cap;       /* RPC frames refused by rpc_frame_cap (skipped) */
 	uint64_t accept_drops;          /* accepted and closed at once: port cap, no memory */
+	uint64_t rpc_pauses;            /* RPC connections paused: replies left unread */
 	uint64_t resumed;               /* outgoing handshakes that resumed a session */
 	/* datagrams on the peer port's UDP socket (dgram.h) */
 	uint64_t dgrams_in;             /* opened and handed to on_peer_dgram */

@@ -9,6 +9,10 @@ cluster (issue 13, "Bounded resources"):
      the 64 KiB cap, so it reaches the decoder's pre-scan);
   C. a frame left unfinished (a status request, all but its last byte):
      the agent closes it after the frame deadline;
+  E. unread replies: 30 connections pipelining 160,000 `members` requests
+     each and never reading the answers (the agent stops reading a client
+     whose replies pile up); then one client pipelining 20,000 and reading
+     them late gets every answer, in order;
   D. `events` streams: 64 open at once (two certificates, 32 connections
      each: the per-certificate cap), the 65th gets an error naming the
      cap; once one closes, a new one is taken.
@@ -112,6 +116,13 @@ class Prober(threading.Thread):
             i += 1
             time.sleep(0.05)
         s.close()
+
+
+def viewer_creds(t, name):
+    """A second (third...) viewer certificate: a client may hold 32 RPC
+    connections per certificate."""
+    cert, key = t.setup_certs().make("viewer", name, ip=None)
+    return (t.certs.ca_cert, cert, key)
 
 
 def open_many(port, creds, n):
@@ -227,10 +238,43 @@ def main(t):
     slow.close()
     log("C: unfinished frame %s after %.1f s" % ("STILL OPEN" if c_open else "closed", took))
 
+    # E: replies nobody reads (a fresh certificate: the agent may still be
+    # skipping the bytes of B's connections)
+    viewer3 = viewer_creds(t, "test-viewer3")
+    socks = open_many(n1.rpc_port, viewer3, 30)
+    check(all(s is not None for s in socks), "E: could not open 30 connections")
+    burst = b"".join(mvwire.request_frame(i, "members") for i in range(1, 20001))
+
+    def flood(s):
+        s.settimeout(3)
+        try:
+            for _ in range(8):
+                s.sendall(burst)
+        except (OSError, ssl.SSLError):
+            pass  # blocked: the agent stopped reading us (or closed)
+    ts = [threading.Thread(target=flood, args=(s,), daemon=True) for s in socks if s]
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join(20)
+    time.sleep(2)  # the agent answers what it read meanwhile
+    rss_e = proc_kib(pid, "VmRSS")
+    log("E: RSS %d KiB with 30 clients' replies unread" % rss_e)
+    for s in socks:
+        if s is not None:
+            s.close()
+    late = mvtest.tls_client("127.0.0.1", n1.rpc_port, *viewer3, timeout=20)
+    late.sendall(burst)
+    time.sleep(1)
+    ids = [mvwire.decode_response(mvwire.read_frame(late.recv))["id"] for _ in range(20000)]
+    late.close()
+    in_order = ids == list(range(1, 20001))
+    log("E: 20,000 pipelined requests read late: %s" %
+        ("all answered in order" if in_order else "WRONG: %s..." % ids[:5]))
+
     # D: event subscribers are capped
     time.sleep(0.5)  # the agent has seen A's and B's connections close
-    viewer2 = t.setup_certs().make("viewer", "test-viewer2", ip=None)
-    viewer2 = (t.certs.ca_cert,) + tuple(viewer2)
+    viewer2 = viewer_creds(t, "test-viewer2")
     subs = open_many(n1.rpc_port, viewer, EVENT_SUBS_MAX // 2)
     subs += open_many(n1.rpc_port, viewer2, EVENT_SUBS_MAX // 2)
     check(all(x is not None for x in subs), "D: could not open %d connections" % len(subs))
@@ -281,6 +325,7 @@ def main(t):
     check(hwm < 300 * 1024, "victim peak RSS %d KiB over 300 MB" % hwm)
     check(rss_a_after < rss0 + 64 * 1024 and rss_b < rss0 + 64 * 1024,
           "victim RSS stays up after the attacks: %d -> %d / %d KiB" % (rss0, rss_a_after, rss_b))
+    check(in_order, "E: pipelined replies lost or out of order after the agent paused")
     check(false_deaths == 0, "a peer declared the victim dead: %s" % accused)
     check(over is not None and over["code"] != 0 and
           mvtest.grep(over["error"], "too many event subscribers"),
