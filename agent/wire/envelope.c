@@ -12,7 +12,8 @@
  * every other field is skipped by its wire type, and fields the schema
  * does not know are counted. Cost: one pass, no allocation. It refuses
  * what protobuf-c would refuse too (bad tags, lengths past the end) and
- * what it would accept at great cost (ENVELOPE_MAX_UNKNOWN).
+ * what it would accept at great cost (ENVELOPE_MAX_UNKNOWN,
+ * ENVELOPE_MAX_FIELDS, ENVELOPE_MAX_MESSAGES).
  */
 #include "envelope.h"
 
@@ -41,6 +42,8 @@ static int scan_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 
 struct scan_state {
 	size_t unknown;
+	size_t fields;   /* every field occurrence, at every depth */
+	size_t messages; /* sub-messages protobuf-c will allocate */
 };
 
 static int envelope_scan(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
@@ -57,6 +60,8 @@ static int envelope_scan(const ProtobufCMessageDescriptor *desc, const uint8_t *
 			 : NULL;
 		if (f == NULL && ++st->unknown > ENVELOPE_MAX_UNKNOWN)
 			return -E2BIG;
+		if (++st->fields > ENVELOPE_MAX_FIELDS)
+			return -ERANGE;
 		switch (tag & 7) {
 		case 0: /* varint */
 			if (scan_varint(&p, end, &n) < 0)
@@ -76,6 +81,8 @@ static int envelope_scan(const ProtobufCMessageDescriptor *desc, const uint8_t *
 			if (scan_varint(&p, end, &n) < 0 || n > (uint64_t)(end - p))
 				return -EBADMSG;
 			if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+				if (++st->messages > ENVELOPE_MAX_MESSAGES)
+					return -ERANGE;
 				int rc = envelope_scan(f->descriptor, p, p + n, depth + 1, st);
 				if (rc < 0)
 					return rc;
@@ -154,6 +161,10 @@ int envelope_decode(const uint8_t *payload, size_t len, Mv__Envelope **out, cons
 	int src = envelope_scan(&mv__envelope__descriptor, payload, payload + len, 0, &st);
 	if (src == -E2BIG) {
 		*why = "too many unknown fields";
+		return -EBADMSG;
+	}
+	if (src == -ERANGE) {
+		*why = "too many fields";
 		return -EBADMSG;
 	}
 	if (src < 0) {

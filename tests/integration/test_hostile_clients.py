@@ -13,6 +13,10 @@ cluster (issue 13, "Bounded resources"):
      each and never reading the answers (the agent stops reading a client
      whose replies pile up); then one client pipelining 20,000 and reading
      them late gets every answer, in order;
+  F. one bad peer (n2's node certificate, on the peer port): 8 parallel
+     ~4 MiB SWIM messages of empty member updates (2 bytes each on the
+     wire, an allocation each once unpacked): refused by the decoder's
+     field counts, connections closed;
   D. `events` streams: 64 open at once (two certificates, 32 connections
      each: the per-certificate cap), the 65th gets an error naming the
      cap; once one closes, a new one is taken.
@@ -272,6 +276,19 @@ def main(t):
     log("E: 20,000 pipelined requests read late: %s" %
         ("all answered in order" if in_order else "WRONG: %s..." % ids[:5]))
 
+    # F: a peer's frames of 2-byte known sub-messages
+    n2 = c["n2"]
+    swim = mvwire.f_varint(1, mvwire.PING) + mvwire.f_varint(2, 1)
+    swim += b"\x42\x00" * ((mvwire.FRAME_MAX - 64) // 2)  # updates (field 8), empty
+    bomb = mvwire.frame(mvwire.envelope("n2", swim=swim))
+    socks = [mvtest.tls_client("127.0.0.1", n1.peer_port, t.certs.ca_cert, n2.cert, n2.key,
+                               timeout=30) for _ in range(8)]
+    send_all(socks, bomb, "F: ~4 MiB of empty member updates from n2")
+    f_open, _, _ = wait_closed(socks, 10)
+    for s in socks:
+        s.close()
+    log("F: %d of 8 connections still open" % f_open)
+
     # D: event subscribers are capped
     time.sleep(0.5)  # the agent has seen A's and B's connections close
     viewer2 = viewer_creds(t, "test-viewer2")
@@ -325,6 +342,8 @@ def main(t):
     check(hwm < 300 * 1024, "victim peak RSS %d KiB over 300 MB" % hwm)
     check(rss_a_after < rss0 + 64 * 1024 and rss_b < rss0 + 64 * 1024,
           "victim RSS stays up after the attacks: %d -> %d / %d KiB" % (rss0, rss_a_after, rss_b))
+    check(f_open == 0 and mvtest.grep(n1.log_text(), r"too many fields"),
+          "F: frames of empty sub-messages were not refused (closed, logged)")
     check(in_order, "E: pipelined replies lost or out of order after the agent paused")
     check(false_deaths == 0, "a peer declared the victim dead: %s" % accused)
     check(over is not None and over["code"] != 0 and

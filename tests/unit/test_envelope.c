@@ -374,6 +374,52 @@ static void test_unknown_fields_bounded(void **state)
 	assert_string_equal(why, "not a valid protobuf Envelope");
 }
 
+/* Known fields are bounded too: empty sub-messages (2 bytes each, an
+ * allocation each for protobuf-c) and field occurrences in all. */
+static void test_field_counts_bounded(void **state)
+{
+	(void)state;
+	static uint8_t buf[16 + 2 * (ENVELOPE_MAX_FIELDS + 2)];
+	Mv__Envelope *env;
+	const char *why;
+	for (size_t each = 0; each < 3; each++) {
+		/* Envelope{version 1, swim{type PING, seq 1, updates: N x {}}} */
+		/* the swim body is a sub-message too */
+		size_t n_updates[] = {1000, ENVELOPE_MAX_MESSAGES - 1, ENVELOPE_MAX_MESSAGES};
+		size_t n = 0, inner = 4 + 2 * n_updates[each];
+		buf[n++] = 0x08, buf[n++] = 0x01, buf[n++] = 0x52; /* field 10 */
+		for (size_t v = inner;; v >>= 7) {
+			buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+			if (v <= 0x7f)
+				break;
+		}
+		buf[n++] = 0x08, buf[n++] = 0x00, buf[n++] = 0x10, buf[n++] = 0x01;
+		for (size_t i = 0; i < n_updates[each]; i++)
+			buf[n++] = 0x42, buf[n++] = 0x00; /* updates (field 8), empty */
+		int rc = envelope_decode(buf, n, &env, &why);
+		if (each < 2) {
+			assert_int_equal(rc, 0);
+			assert_int_equal(env->swim->n_updates, n_updates[each]);
+			envelope_free(env);
+		} else {
+			assert_int_equal(rc, -EBADMSG);
+			assert_string_equal(why, "too many fields");
+		}
+	}
+	/* field occurrences: a swim message of seq fields (varint 0, 2 bytes) */
+	size_t n = 0, count = ENVELOPE_MAX_FIELDS + 1, inner = 2 * count;
+	buf[n++] = 0x08, buf[n++] = 0x01, buf[n++] = 0x52;
+	for (size_t v = inner;; v >>= 7) {
+		buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		if (v <= 0x7f)
+			break;
+	}
+	for (size_t i = 0; i < count; i++)
+		buf[n++] = 0x10, buf[n++] = 0x00;
+	assert_int_equal(envelope_decode(buf, n, &env, &why), -EBADMSG);
+	assert_string_equal(why, "too many fields");
+}
+
 /* The RPC port's size caps read the op from a frame's first bytes. */
 static void test_peek_request(void **state)
 {
@@ -418,6 +464,7 @@ int main(void)
 	    cmocka_unit_test(test_rpc_envelope_is_not_swim),
 	    cmocka_unit_test(test_unknown_fields_bounded),
 	    cmocka_unit_test(test_peek_request),
+	    cmocka_unit_test(test_field_counts_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
