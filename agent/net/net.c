@@ -45,8 +45,8 @@
  * never got there, at its close).
  *
  * Inbound limits (docs/limits.md): accepted connections are capped per
- * port (at accept) and, on the RPC port, per certificate CN (at the end
- * of the handshake); each connection's frame decoder grows its buffer as
+ * port (at accept) and per certificate CN and port (at the end of the
+ * handshake, before a peer's datagram keys are installed); each connection's frame decoder grows its buffer as
  * bytes arrive within the port's shared byte budget (n->budget[kind]),
  * RPC frames get a per-op cap from their first bytes (cfg.rpc_frame_cap:
  * over it, on_rpc_frame_refused and the bytes are skipped), and the sweep
@@ -105,6 +105,7 @@
 #define NET_MAX_RPC_CONNS 256
 #define NET_MAX_PEER_IN_CONNS 1024
 #define NET_MAX_CONNS_PER_CERT 32
+#define NET_MAX_PEER_CONNS_PER_CERT 16
 #define NET_RPC_INBOUND_BUDGET (64u * 1024 * 1024)
 #define NET_PEER_INBOUND_BUDGET (256u * 1024 * 1024)
 #define NET_LIMIT_LOG_MS 10000
@@ -113,6 +114,11 @@
  * from until they drain below NET_RPC_RESUME_BYTES. */
 #define NET_RPC_PAUSE_BYTES (256u * 1024)
 #define NET_RPC_RESUME_BYTES (64u * 1024)
+/* Fairness: an RPC connection hands out at most this many frames, then
+ * yields (stops reading) until the next loop iteration: a client
+ * pipelining thousands of requests cannot hold the loop for all of them
+ * at once (libuv reads up to 32 chunks of 64 KiB per stream in a row). */
+#define NET_RPC_FRAMES_PER_TURN 64
 
 enum net_conn_state { NC_CONNECTING, NC_HANDSHAKE, NC_ESTABLISHED, NC_CLOSING };
 
@@ -139,7 +145,10 @@ struct net_conn {
 	bool rekey_done; /* its handshake completed (no longer pending) */
 	/* RPC backpressure (NET_RPC_PAUSE_BYTES): not reading; the plaintext
 	 * already decrypted but not yet cut into frames waits in held */
-	bool paused;
+	bool paused;      /* reading stopped: for one of the reasons below */
+	bool backpressed; /* ... its replies wait unsent */
+	bool yielded;     /* ... it had its turn (NET_RPC_FRAMES_PER_TURN) */
+	uint32_t turn_frames;
 	uint8_t *held;
 	size_t held_len;
 };
@@ -183,6 +192,7 @@ struct net {
 	uint32_t rekeys_pending;       /* ... of them not yet past their handshake */
 	struct frame_budget budget[2]; /* bytes of unfinished inbound frames, by kind */
 	struct mv_ratelimit limit_rl;  /* lines about connections closed by a limit */
+	uv_idle_t resume_idle;         /* resumes yielded connections, next iteration */
 	void (*close_done)(void *);
 	void *close_arg;
 };
@@ -445,6 +455,41 @@ static void net_conn_limit_close(struct net_conn *c, uint64_t *counter, const ch
 /* ---- writing ----------------------------------------------------------------- */
 
 static void net_conn_resume(struct net_conn *c);
+
+static void net_conn_pause(struct net_conn *c)
+{
+	if (!c->paused) {
+		c->paused = true;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+}
+
+static void net_on_resume_idle(uv_idle_t *h)
+{
+	struct net *n = h->data;
+	bool again = false;
+	for (struct net_conn *c = n->conns; c != NULL;) {
+		struct net_conn *next = c->next;
+		if (c->yielded && c->state != NC_CLOSING) {
+			c->yielded = false;
+			net_conn_resume(c);
+			again |= c->yielded; /* had a full turn again: next iteration */
+		}
+		c = next;
+	}
+	if (!again)
+		uv_idle_stop(h);
+}
+
+/* c had its turn: no more of its frames until the next loop iteration. */
+static void net_conn_yield(struct net_conn *c)
+{
+	c->yielded = true;
+	c->turn_frames = 0;
+	net_conn_pause(c);
+	if (!uv_is_active((uv_handle_t *)&c->net->resume_idle))
+		uv_idle_start(&c->net->resume_idle, net_on_resume_idle);
+}
 static void net_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void net_on_write(uv_write_t *req, int status)
@@ -457,8 +502,11 @@ static void net_on_write(uv_write_t *req, int status)
 	free(w);
 	if (status < 0 && status != UV_ECANCELED && c->state != NC_CLOSING)
 		net_conn_close(c, uv_strerror(status));
-	else if (c->paused && c->state != NC_CLOSING && c->queued_bytes <= NET_RPC_RESUME_BYTES)
+	else if (c->backpressed && c->state != NC_CLOSING &&
+	         c->queued_bytes <= NET_RPC_RESUME_BYTES) {
+		c->backpressed = false;
 		net_conn_resume(c);
+	}
 }
 
 /* Moves all ciphertext the TLS session has produced onto the socket. Each
@@ -490,11 +538,11 @@ static void net_conn_flush(struct net_conn *c)
 		}
 		c->queued_bytes += got;
 	}
-	if (!c->paused && !c->outgoing && c->kind == NET_RPC &&
+	if (!c->backpressed && !c->outgoing && c->kind == NET_RPC &&
 	    c->queued_bytes > NET_RPC_PAUSE_BYTES) {
 		/* the client does not read its replies: stop reading its requests */
-		c->paused = true;
-		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->backpressed = true;
+		net_conn_pause(c);
 		c->net->stats.rpc_pauses++;
 	}
 }
@@ -565,16 +613,18 @@ static void net_conn_established(struct net_conn *c)
 		net_conn_reject(c, why);
 		return;
 	}
-	if (!c->outgoing && c->kind == NET_RPC) {
-		/* per-certificate cap: one client cannot take every slot */
+	if (!c->outgoing) {
+		/* per-certificate cap: one client (or node) cannot take every slot */
 		const char *name = tls_conn_peer_name(c->tls);
+		uint32_t cap = c->kind == NET_RPC ? c->net->cfg.max_conns_per_cert
+		                                  : c->net->cfg.max_peer_conns_per_cert;
 		uint32_t same = 0;
 		for (struct net_conn *o = c->net->conns; o != NULL; o = o->next)
-			if (o != c && !o->outgoing && o->kind == NET_RPC &&
+			if (o != c && !o->outgoing && o->kind == c->kind &&
 			    o->state == NC_ESTABLISHED &&
 			    strcmp(tls_conn_peer_name(o->tls), name) == 0)
 				same++;
-		if (same >= c->net->cfg.max_conns_per_cert) {
+		if (same >= cap) {
 			char why[128];
 			snprintf(why, sizeof(why),
 			         "certificate %s already has %u connections (cap)", name, same);
@@ -609,6 +659,8 @@ static void net_conn_established(struct net_conn *c)
 static bool net_conn_frames(struct net_conn *c, const uint8_t *p, size_t left)
 {
 	while (c->state != NC_CLOSING) {
+		if (!c->paused && c->turn_frames >= NET_RPC_FRAMES_PER_TURN)
+			net_conn_yield(c);
 		if (c->paused) {
 			if (left > 0) {
 				uint8_t *h = malloc(left);
@@ -651,6 +703,8 @@ static bool net_conn_frames(struct net_conn *c, const uint8_t *p, size_t left)
 			return false;
 		}
 		c->net->stats.frames_in++;
+		if (c->kind == NET_RPC && !c->outgoing)
+			c->turn_frames++;
 		c->last_used = uv_now(c->net->cfg.loop);
 		net_frame_cb cb =
 		    c->kind == NET_PEER ? c->net->cfg.on_peer_frame : c->net->cfg.on_rpc_frame;
@@ -691,10 +745,12 @@ static void net_conn_deliver(struct net_conn *c)
 	}
 }
 
-/* The replies drained: read the client's requests again, the held ones
- * first. */
+/* Reading again once no reason to pause is left (the replies drained, the
+ * turn came back): the held bytes first. */
 static void net_conn_resume(struct net_conn *c)
 {
+	if (!c->paused || c->backpressed || c->yielded || c->state == NC_CLOSING)
+		return;
 	c->paused = false;
 	int rc = uv_read_start((uv_stream_t *)&c->tcp, net_alloc, net_on_read);
 	if (rc < 0) {
@@ -1423,6 +1479,8 @@ struct net *net_new(const struct net_config *cfg)
 		n->cfg.max_peer_in_conns = NET_MAX_PEER_IN_CONNS;
 	if (n->cfg.max_conns_per_cert == 0)
 		n->cfg.max_conns_per_cert = NET_MAX_CONNS_PER_CERT;
+	if (n->cfg.max_peer_conns_per_cert == 0)
+		n->cfg.max_peer_conns_per_cert = NET_MAX_PEER_CONNS_PER_CERT;
 	n->budget[NET_RPC].max =
 	    n->cfg.rpc_inbound_budget ? n->cfg.rpc_inbound_budget : NET_RPC_INBOUND_BUDGET;
 	n->budget[NET_PEER].max =
@@ -1431,6 +1489,8 @@ struct net *net_new(const struct net_config *cfg)
 	uv_timer_init(cfg->loop, &n->sweep);
 	n->sweep.data = n;
 	uv_timer_start(&n->sweep, net_on_sweep, NET_SWEEP_MS, NET_SWEEP_MS);
+	uv_idle_init(cfg->loop, &n->resume_idle);
+	n->resume_idle.data = n;
 	return n;
 }
 
@@ -1480,7 +1540,7 @@ static void net_maybe_finish_close(struct net *n)
 static void net_on_handle_closed(uv_handle_t *h)
 {
 	struct net *n = h->data;
-	if ((void *)h != (void *)&n->sweep)
+	if ((void *)h != (void *)&n->sweep && (void *)h != (void *)&n->resume_idle)
 		free(h); /* the UDP socket, or a connection dropped at accept */
 	n->pending_closes--;
 	net_maybe_finish_close(n);
@@ -1505,6 +1565,8 @@ void net_close(struct net *n, void (*done)(void *arg), void *arg)
 	n->pending_closes++; /* guard while we start closing everything */
 	n->pending_closes++;
 	uv_close((uv_handle_t *)&n->sweep, net_on_handle_closed);
+	n->pending_closes++;
+	uv_close((uv_handle_t *)&n->resume_idle, net_on_handle_closed);
 	struct net_listener *l = n->listeners;
 	while (l != NULL) {
 		struct net_listener *next = l->next;

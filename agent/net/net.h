@@ -100,8 +100,11 @@ struct net_config {
 	uint32_t max_rpc_conns;      /* accepted RPC connections at once: 256 */
 	uint32_t max_peer_in_conns;  /* accepted peer-port connections at once: 1024 */
 	uint32_t max_conns_per_cert; /* RPC connections of one certificate (CN): 32 */
-	size_t rpc_inbound_budget;   /* bytes of unfinished frames, all RPC connections: 64 MiB */
-	size_t peer_inbound_budget;  /* ... all peer-port connections, both ways: 256 MiB */
+	/* accepted peer-port connections of one node certificate (CN): 16
+	 * (its pooled connection, rekeys, a previous life's until idle) */
+	uint32_t max_peer_conns_per_cert;
+	size_t rpc_inbound_budget;  /* bytes of unfinished frames, all RPC connections: 64 MiB */
+	size_t peer_inbound_budget; /* ... all peer-port connections, both ways: 256 MiB */
 	/* RPC port: the cap of one request frame, from its declared length and
 	 * first bytes (frame.h); NULL: FRAME_MAX. Called with `ud`. */
 	frame_cap_fn rpc_frame_cap;

@@ -13,10 +13,13 @@ cluster (issue 13, "Bounded resources"):
      each and never reading the answers (the agent stops reading a client
      whose replies pile up); then one client pipelining 20,000 and reading
      them late gets every answer, in order;
-  F. one bad peer (n2's node certificate, on the peer port): 8 parallel
+  F. one bad peer (n9: a node certificate never deployed, on the peer
+     port): 8 parallel
      ~4 MiB SWIM messages of empty member updates (2 bytes each on the
      wire, an allocation each once unpacked): refused by the decoder's
      field counts, connections closed;
+  G. that peer's certificate opening 24 peer-port connections: at most 16
+     are kept;
   D. `events` streams: 64 open at once (two certificates, 32 connections
      each: the per-certificate cap), the 65th gets an error naming the
      cap; once one closes, a new one is taken.
@@ -102,6 +105,7 @@ class Prober(threading.Thread):
         self.victim, self.creds = victim, creds
         self.stop = threading.Event()
         self.max_s, self.n, self.errors = 0.0, 0, []
+        self.phase, self.by_phase = "-", {}  # worst answer (ms) per attack
 
     def run(self):
         s = mvtest.tls_client("127.0.0.1", self.victim.rpc_port, *self.creds, timeout=30)
@@ -115,7 +119,9 @@ class Prober(threading.Thread):
             except Exception as e:  # noqa: BLE001 - reported by the test
                 self.errors.append(repr(e))
                 return
-            self.max_s = max(self.max_s, time.monotonic() - t0)
+            took = time.monotonic() - t0
+            self.max_s = max(self.max_s, took)
+            self.by_phase[self.phase] = max(self.by_phase.get(self.phase, 0), round(took * 1000))
             self.n += 1
             i += 1
             time.sleep(0.05)
@@ -205,6 +211,7 @@ def main(t):
     t_slow = time.monotonic()
 
     # A: 200 slow ~4 MiB frames
+    prober.phase = "A"
     socks = open_many(n1.rpc_port, viewer, N_SLOW)
     log("A: %d of %d connections opened" % (sum(s is not None for s in socks), N_SLOW))
     big = vm_create_frame(mvwire.FRAME_MAX - 64)
@@ -223,6 +230,7 @@ def main(t):
     log("A: RSS %d KiB after the clients closed" % rss_a_after)
 
     # B: 48 parallel frames of tiny unknown fields
+    prober.phase = "B"
     socks = open_many(n1.rpc_port, viewer, N_BOMB)
     send_all(socks, unknown_fields_frame(mvwire.FRAME_MAX - 64), "B: ~4 MiB of unknown fields")
     for s in socks:
@@ -237,11 +245,13 @@ def main(t):
     rss_b = proc_kib(pid, "VmRSS")
 
     # C: the unfinished small frame is closed after the frame deadline
+    prober.phase = "C"
     c_open, _, _ = wait_closed([slow], FRAME_DEADLINE_S + 5 - (time.monotonic() - t_slow))
     took = time.monotonic() - t_slow
     slow.close()
     log("C: unfinished frame %s after %.1f s" % ("STILL OPEN" if c_open else "closed", took))
 
+    prober.phase = "E"
     # E: replies nobody reads (a fresh certificate: the agent may still be
     # skipping the bytes of B's connections)
     viewer3 = viewer_creds(t, "test-viewer3")
@@ -276,19 +286,32 @@ def main(t):
     log("E: 20,000 pipelined requests read late: %s" %
         ("all answered in order" if in_order else "WRONG: %s..." % ids[:5]))
 
-    # F: a peer's frames of 2-byte known sub-messages
-    n2 = c["n2"]
+    prober.phase = "F"
+    # F: a peer's frames of 2-byte known sub-messages, from n9: a node
+    # certificate of the cluster CA, never deployed (with n2's own, n1
+    # would also take its connections for n2's and install their keys)
+    n9_cert, n9_key = t.setup_certs().make("node", "n9")
+    n9_creds = (t.certs.ca_cert, n9_cert, n9_key)
     swim = mvwire.f_varint(1, mvwire.PING) + mvwire.f_varint(2, 1)
     swim += b"\x42\x00" * ((mvwire.FRAME_MAX - 64) // 2)  # updates (field 8), empty
-    bomb = mvwire.frame(mvwire.envelope("n2", swim=swim))
-    socks = [mvtest.tls_client("127.0.0.1", n1.peer_port, t.certs.ca_cert, n2.cert, n2.key,
-                               timeout=30) for _ in range(8)]
-    send_all(socks, bomb, "F: ~4 MiB of empty member updates from n2")
+    bomb = mvwire.frame(mvwire.envelope("n9", swim=swim))
+    socks = open_many(n1.peer_port, n9_creds, 8)
+    send_all(socks, bomb, "F: ~4 MiB of empty member updates from n9")
     f_open, _, _ = wait_closed(socks, 10)
     for s in socks:
         s.close()
     log("F: %d of 8 connections still open" % f_open)
 
+    prober.phase = "G"
+    # G: one node certificate holds at most 16 peer-port connections
+    socks = open_many(n1.peer_port, n9_creds, 24)
+    g_open, _, _ = wait_closed(socks, 2)
+    for s in socks:
+        if s is not None:
+            s.close()
+    log("G: 24 connections with n9's certificate: %d still open after 2 s" % g_open)
+
+    prober.phase = "D"
     # D: event subscribers are capped
     time.sleep(0.5)  # the agent has seen A's and B's connections close
     viewer2 = viewer_creds(t, "test-viewer2")
@@ -329,6 +352,8 @@ def main(t):
         "dead %d times; attack time %.1f s" %
         (hwm, rss0, rss1, prober.max_s * 1000, prober.n, suspicions, false_deaths,
          time.monotonic() - t_start))
+    log("worst status answer (ms) by attack: %s; suspicions: %s" %
+        (prober.by_phase, [l[:60] for ls in accused.values() for l in ls]))
     log("n1 net lines: %s" % [l for l in n1.log_text().splitlines()
                               if mvtest.grep(l, r"cap|deadline|budget|unknown fields")][:6])
 
@@ -344,6 +369,8 @@ def main(t):
           "victim RSS stays up after the attacks: %d -> %d / %d KiB" % (rss0, rss_a_after, rss_b))
     check(f_open == 0 and mvtest.grep(n1.log_text(), r"too many fields"),
           "F: frames of empty sub-messages were not refused (closed, logged)")
+    check(g_open <= 16 and mvtest.grep(n1.log_text(), r"certificate n9 already has"),
+          "G: %d peer-port connections of one certificate kept" % g_open)
     check(in_order, "E: pipelined replies lost or out of order after the agent paused")
     check(false_deaths == 0, "a peer declared the victim dead: %s" % accused)
     check(over is not None and over["code"] != 0 and
