@@ -865,6 +865,22 @@ static void net_on_accept(uv_stream_t *server, int status)
 	uint32_t in_kind = l->kind == NET_PEER ? n->stats.in_peer_conns
 	                                       : n->stats.in_conns - n->stats.in_peer_conns;
 	uint32_t cap = l->kind == NET_PEER ? n->cfg.max_peer_in_conns : n->cfg.max_rpc_conns;
+	if (in_kind >= cap) {
+		/* Full. A connection still in its handshake has proven nothing:
+		 * the oldest such one makes room (half-open connections from a
+		 * party without a certificate cannot keep the port for
+		 * themselves); with every slot authenticated, the new one goes. */
+		struct net_conn *oldest = NULL;
+		for (struct net_conn *o = n->conns; o != NULL; o = o->next)
+			if (!o->outgoing && o->kind == l->kind && o->state == NC_HANDSHAKE)
+				oldest = o; /* the list is newest first */
+		if (oldest != NULL) {
+			net_conn_limit_close(oldest, &n->stats.conn_cap_closes,
+			                     "connection cap of the port reached: the oldest "
+			                     "unfinished handshake makes room");
+			in_kind--;
+		}
+	}
 	struct net_conn *c = in_kind < cap ? net_conn_alloc(n, l->kind, false) : NULL;
 	if (c == NULL) {
 		if (in_kind >= cap)

@@ -20,6 +20,9 @@ cluster (issue 13, "Bounded resources"):
      field counts, connections closed;
   G. that peer's certificate opening 24 peer-port connections: at most 16
      are kept;
+  H. 300 TCP connections to the RPC port that never start TLS (no
+     certificate needed): a new client is still served (the port's cap
+     of 256 makes room by closing the oldest unfinished handshake);
   D. `events` streams: 64 open at once (two certificates, 32 connections
      each: the per-certificate cap), the 65th gets an error naming the
      cap; once one closes, a new one is taken.
@@ -311,6 +314,23 @@ def main(t):
             s.close()
     log("G: 24 connections with n9's certificate: %d still open after 2 s" % g_open)
 
+    prober.phase = "H"
+    # H: half-open connections cannot keep the RPC port to themselves
+    raw = []
+    for _ in range(300):
+        try:
+            raw.append(socket.create_connection(("127.0.0.1", n1.rpc_port), timeout=5))
+        except OSError:
+            break
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    h_status = n1.status()
+    h_took = time.monotonic() - t0
+    for x in raw:
+        x.close()
+    log("H: %d half-open connections; a new client's status answered in %.2f s (%s)" %
+        (len(raw), h_took, h_status.get("name")))
+
     prober.phase = "D"
     # D: event subscribers are capped
     time.sleep(0.5)  # the agent has seen A's and B's connections close
@@ -371,6 +391,7 @@ def main(t):
           "F: frames of empty sub-messages were not refused (closed, logged)")
     check(g_open <= 16 and mvtest.grep(n1.log_text(), r"certificate n9 already has"),
           "G: %d peer-port connections of one certificate kept" % g_open)
+    check(h_status.get("name") == "n1", "H: no status through half-open connections")
     check(in_order, "E: pipelined replies lost or out of order after the agent paused")
     check(false_deaths == 0, "a peer declared the victim dead: %s" % accused)
     check(over is not None and over["code"] != 0 and
