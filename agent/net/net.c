@@ -45,16 +45,27 @@
  * never got there, at its close).
  *
  * Inbound limits (docs/limits.md): accepted connections are capped per
- * port (at accept) and per certificate CN and port (at the end of the
- * handshake, before a peer's datagram keys are installed); each connection's frame decoder grows its buffer as
- * bytes arrive within the port's shared byte budget (n->budget[kind]),
- * RPC frames get a per-op cap from their first bytes (cfg.rpc_frame_cap:
- * over it, on_rpc_frame_refused and the bytes are skipped), and the sweep
- * closes a connection whose frame is past its deadline. A connection
- * refused at accept is still uv_accept()ed (a fresh handle, or the
- * listener's scratch handle when there is no memory) and closed: libuv
- * stops watching a listener whose callback does not accept. Lines about
- * all of these share one rate limit (limit_rl, 10 s).
+ * port (at accept; a full port first closes its oldest connection still
+ * in its handshake) and per certificate CN and port (at the end of the
+ * handshake, before a peer's datagram keys are installed); each
+ * connection's frame decoder grows its buffer as bytes arrive within the
+ * port's shared byte budget (n->budget[kind]); RPC frames get a per-op
+ * cap from their first bytes (cfg.rpc_frame_cap: over it,
+ * on_rpc_frame_refused and the bytes are skipped); the sweep closes a
+ * connection whose frame is past its deadline. A connection refused at
+ * accept is still uv_accept()ed (a fresh handle, or the listener's
+ * scratch handle when there is no memory) and closed: libuv stops
+ * watching a listener whose callback does not accept. Lines about all of
+ * these share one rate limit (limit_rl, 10 s).
+ *
+ * An accepted RPC connection stops being read (paused) for two reasons:
+ * its unsent replies passed NET_RPC_PAUSE_BYTES (backpressed, until
+ * net_on_write drains them below NET_RPC_RESUME_BYTES), or it handed out
+ * NET_RPC_FRAMES_PER_TURN frames (yielded, until resume_idle runs on the
+ * next loop iteration). Invariant: paused == backpressed || yielded, and
+ * only a paused connection has held bytes (plaintext decrypted but not
+ * yet cut into frames), which are delivered first when it resumes; a
+ * paused connection has no frame deadline.
  */
 #include "net.h"
 
@@ -143,9 +154,9 @@ struct net_conn {
 	 * handshake (deadline) */
 	bool rekey;
 	bool rekey_done; /* its handshake completed (no longer pending) */
-	/* RPC backpressure (NET_RPC_PAUSE_BYTES): not reading; the plaintext
-	 * already decrypted but not yet cut into frames waits in held */
-	bool paused;      /* reading stopped: for one of the reasons below */
+	/* accepted RPC only: reading stopped (the essay above); the plaintext
+	 * decrypted but not yet cut into frames waits in held */
+	bool paused;      /* for one of the reasons below */
 	bool backpressed; /* ... its replies wait unsent */
 	bool yielded;     /* ... it had its turn (NET_RPC_FRAMES_PER_TURN) */
 	uint32_t turn_frames;
