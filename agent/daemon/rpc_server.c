@@ -1063,7 +1063,7 @@ uint32_t rpc_server_frame_cap(const uint8_t *prefix, size_t prefix_len, uint32_t
 	(void)ud;
 	uint64_t id;
 	uint32_t op;
-	if (envelope_peek_request(prefix, prefix_len, &id, &op) == 0 && rpc_op_carries_xml(op))
+	if (envelope_peek_op(prefix, prefix_len, &id, &op) == 0 && rpc_op_carries_xml(op))
 		return RPC_XML_REQUEST_MAX;
 	return RPC_REQUEST_MAX; /* any other op, or none found in the first bytes */
 }
@@ -1074,7 +1074,7 @@ void rpc_server_frame_refused(struct agent *a, struct net_conn *c, const uint8_t
 	static struct mv_ratelimit rl = {.interval_ms = 10000};
 	uint64_t id = 0, held = 0;
 	uint32_t op = 0;
-	(void)envelope_peek_request(prefix, prefix_len, &id, &op);
+	(void)envelope_peek_op(prefix, prefix_len, &id, &op);
 	struct rpc_op tmp;
 	const struct rpc_op *o = rpc_op_find((Mv__RpcRequest__OpCase)op, &tmp);
 	const char *name = o != NULL ? o->name : "an unknown op";

@@ -96,7 +96,7 @@ static int envelope_scan(const ProtobufCMessageDescriptor *desc, const uint8_t *
 	return 0;
 }
 
-int envelope_peek_request(const uint8_t *prefix, size_t len, uint64_t *id, uint32_t *op_field)
+int envelope_peek_op(const uint8_t *prefix, size_t len, uint64_t *id, uint32_t *op_field)
 {
 	const uint8_t *p = prefix, *end = prefix + len;
 	*id = 0;

@@ -45,7 +45,7 @@ int envelope_decode(const uint8_t *payload, size_t len, Mv__Envelope **out, cons
  * op) and the field number of its op (RpcRequest's oneof: 10 status, 18
  * vm_create, ...). 0 when found; -EAGAIN when the prefix ends first;
  * -EBADMSG when it is no request. Never reads past len. */
-int envelope_peek_request(const uint8_t *prefix, size_t len, uint64_t *id, uint32_t *op_field);
+int envelope_peek_op(const uint8_t *prefix, size_t len, uint64_t *id, uint32_t *op_field);
 void envelope_free(Mv__Envelope *env);
 int envelope_encode_frame(const Mv__Envelope *env, uint8_t **out, size_t *out_len);
 

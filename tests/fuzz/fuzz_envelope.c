@@ -15,7 +15,7 @@
  * That is a library quirk, harmless as long as the agent never relays a
  * received tree verbatim.
  *
- * envelope_peek_request (the RPC port's size caps read it from a frame's
+ * envelope_peek_op (the RPC port's size caps read it from a frame's
  * first bytes) runs on every prefix length up to 80 bytes: it must never
  * read past its length, and what it finds must not change once found.
  */
@@ -268,7 +268,7 @@ static void peek_prefixes(const uint8_t *data, size_t size)
 		memcpy(p, data, n);
 		uint64_t id;
 		uint32_t op;
-		int r = envelope_peek_request(p, n, &id, &op);
+		int r = envelope_peek_op(p, n, &id, &op);
 		free(p);
 		if (r != 0 && r != -EAGAIN && r != -EBADMSG)
 			abort();

@@ -429,25 +429,25 @@ static void test_peek_request(void **state)
 	/* Envelope{version 1, request{id 300, vm_create{xml ...}}} */
 	uint8_t b[] = {0x08, 0x01, 0xa2, 0x01, 0x08, 0x08, 0xac,
 	               0x02, 0x92, 0x01, 0x02, 0x0a, 0x00};
-	assert_int_equal(envelope_peek_request(b, sizeof(b), &id, &op), 0);
+	assert_int_equal(envelope_peek_op(b, sizeof(b), &id, &op), 0);
 	assert_int_equal(id, 300);
 	assert_int_equal(op, MV__RPC_REQUEST__OP_VM_CREATE);
 	/* found as soon as the op's tag is in; not before */
-	assert_int_equal(envelope_peek_request(b, 10, &id, &op), 0);
+	assert_int_equal(envelope_peek_op(b, 10, &id, &op), 0);
 	assert_int_equal(op, MV__RPC_REQUEST__OP_VM_CREATE);
 	for (size_t n = 0; n < 10; n++)
-		assert_int_equal(envelope_peek_request(b, n, &id, &op), -EAGAIN);
+		assert_int_equal(envelope_peek_op(b, n, &id, &op), -EAGAIN);
 	/* a sender name first is skipped */
 	uint8_t c[] = {0x08, 0x01, 0x12, 0x02, 'n', '1', 0xa2, 0x01, 0x02, 0x52, 0x00};
-	assert_int_equal(envelope_peek_request(c, sizeof(c), &id, &op), 0);
+	assert_int_equal(envelope_peek_op(c, sizeof(c), &id, &op), 0);
 	assert_int_equal(op, MV__RPC_REQUEST__OP_STATUS);
 	assert_int_equal(id, 0);
 	/* a swim body is no request */
 	uint8_t d[] = {0x08, 0x01, 0x52, 0x02, 0x08, 0x00};
-	assert_int_equal(envelope_peek_request(d, sizeof(d), &id, &op), -EBADMSG);
+	assert_int_equal(envelope_peek_op(d, sizeof(d), &id, &op), -EBADMSG);
 	/* an op past the request's declared end is no op of it */
 	uint8_t e[] = {0x08, 0x01, 0xa2, 0x01, 0x00, 0x52, 0x00};
-	assert_int_equal(envelope_peek_request(e, sizeof(e), &id, &op), -EBADMSG);
+	assert_int_equal(envelope_peek_op(e, sizeof(e), &id, &op), -EBADMSG);
 }
 
 int main(void)
