@@ -64,7 +64,10 @@
  *   - The caller carries out every event (destroys) and stores the journal
  *     before it sends any message popped after them (EVENTS BEFORE
  *     MESSAGES); the journal keeps whom this node stopped acking and its
- *     acceptor state across restarts (RESTARTS).
+ *     acceptor state across restarts (RESTARTS). An action event (fence,
+ *     restart, new incarnation) that cannot be queued (no memory) aborts
+ *     the process instead of being dropped: the watchdog takes over, as
+ *     for a dead agent (push_event).
  *
  * Costs: members are an array with a name index (name_index.h); a heartbeat is O(1)
  * apart from the removed list; an ack is O(1) unless it moves the quorum
@@ -808,7 +811,17 @@ static struct fo_event *push_event(struct fo *f, enum fo_event_type t,
 {
 	static struct fo_event sink;
 	struct fo_event *e = mv_queue_push(&f->evq, sizeof(*e), FO_QUEUE_MAX);
-	if (!e) {
+	if (!e && t < FO_EV_QUORUM_LOST) {
+		/* An action (fence, restart, new incarnation) that cannot be
+		 * queued must not be lost: a dropped FENCE_SELF would leave VMs
+		 * running that the others restart after F. Stop hard; an armed
+		 * watchdog resets the host, as for any agent that dies. */
+		fprintf(stderr,
+		        "meshvisor: failover: no memory to queue action event %d; aborting\n",
+		        (int)t);
+		abort();
+	}
+	if (!e) { /* information only (log, `events`): dropped */
 		e = &sink;
 		fo_plan_clear(&sink.plan);
 	}

@@ -226,6 +226,13 @@ static void agent_on_rpc_frame(struct net *n, struct net_conn *c, const uint8_t 
 	agent_leave_if_requested(ud);
 }
 
+static void agent_on_rpc_frame_refused(struct net *n, struct net_conn *c, const uint8_t *prefix,
+                                       size_t prefix_len, uint32_t len, uint32_t cap, void *ud)
+{
+	(void)n;
+	rpc_server_frame_refused(ud, c, prefix, prefix_len, len, cap);
+}
+
 static void agent_on_conn_closed(struct net *n, struct net_conn *c, void *ud)
 {
 	(void)n;
@@ -473,6 +480,8 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	    .on_peer_unknown_key = agent_on_peer_unknown_key,
 	    .on_peer_refused = agent_on_peer_refused,
 	    .on_rpc_frame = agent_on_rpc_frame,
+	    .rpc_frame_cap = rpc_server_frame_cap,
+	    .on_rpc_frame_refused = agent_on_rpc_frame_refused,
 	    .on_conn_closed = agent_on_conn_closed,
 	    .ud = a,
 	};

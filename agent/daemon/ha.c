@@ -78,6 +78,7 @@
 #include "watchdog.h"
 
 #define HA_EVENTS_MAX 1024          /* event stream backlog kept */
+#define HA_EVENT_SUBS_MAX 64        /* `events` streams open at once (docs/limits.md) */
 #define HA_REPLICA_REFRESH_MS 30000 /* full re-send of our replicas */
 #define HA_STATE_DEBOUNCE_MS 50     /* gossip bursts -> one host rebuild */
 #define HA_CRASH_WINDOW_MS (10 * 60 * 1000)
@@ -3173,6 +3174,25 @@ static int ha_rpc_ha(struct agent *a, uint64_t sink)
 static int ha_rpc_events(struct agent *a, uint32_t backlog, uint64_t sink, char *err, size_t errlen)
 {
 	struct ha *h = HA(a);
+	size_t subs = 0;
+	for (struct ha_sub **pp = &h->subs; *pp != NULL;) {
+		struct ha_sub *s = *pp;
+		if (!rpc_sink_alive(a, s->sink)) { /* a client gone: its slot is free */
+			rpc_sink_drop(a, s->sink);
+			*pp = s->next;
+			free(s);
+			continue;
+		}
+		subs++;
+		pp = &s->next;
+	}
+	if (subs >= HA_EVENT_SUBS_MAX) {
+		snprintf(err, errlen,
+		         "too many event subscribers on %s (%d streams open, the cap); close one "
+		         "and try again",
+		         a->opt.name, HA_EVENT_SUBS_MAX);
+		return -EBUSY;
+	}
 	if (backlog > HA_EVENTS_MAX)
 		backlog = HA_EVENTS_MAX;
 	for (uint64_t i = backlog; i > 0; i--) {

@@ -50,6 +50,7 @@
 #include "envelope.h"
 #include "ha.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "migration.h"
 #include "nodestate.h"
 #include "meshvisor/placement.h"
@@ -1074,6 +1075,52 @@ static bool rpc_execute(struct agent *a, struct net_conn *client, const char *pe
 	if (op->service != NULL)
 		return rpc_run_in_sink(a, client, peer, req, op->service, r);
 	return op->handler(&c, r);
+}
+
+/* ---- request size caps (issue 13) -------------------------------------------------------- */
+
+/* Ops whose request carries a libvirt domain XML get the larger cap. */
+static bool rpc_op_carries_xml(uint32_t op_field)
+{
+	return op_field == MV__RPC_REQUEST__OP_VM_CREATE ||
+	       op_field == MV__RPC_REQUEST__OP_VM_RECEIVE ||
+	       op_field == MV__RPC_REQUEST__OP_REPLICA_PUT;
+}
+
+uint32_t rpc_server_frame_cap(const uint8_t *prefix, size_t prefix_len, uint32_t len, void *ud)
+{
+	(void)len;
+	(void)ud;
+	uint64_t id;
+	uint32_t op;
+	if (envelope_peek_op(prefix, prefix_len, &id, &op) == 0 && rpc_op_carries_xml(op))
+		return RPC_XML_REQUEST_MAX;
+	return RPC_REQUEST_MAX; /* any other op, or none found in the first bytes */
+}
+
+void rpc_server_frame_refused(struct agent *a, struct net_conn *c, const uint8_t *prefix,
+                              size_t prefix_len, uint32_t len, uint32_t cap)
+{
+	static struct mv_ratelimit rl = {.interval_ms = 10000};
+	uint64_t id = 0, held = 0;
+	uint32_t op = 0;
+	(void)envelope_peek_op(prefix, prefix_len, &id, &op);
+	struct rpc_op tmp;
+	const struct rpc_op *o = rpc_op_find((Mv__RpcRequest__OpCase)op, &tmp);
+	const char *name = o != NULL ? o->name : "an unknown op";
+	if (mv_ratelimit_allow(&rl, uv_now(a->loop), &held))
+		MV_WARN(
+		    "rpc",
+		    "limit: request over its size cap remote=%s client=%s op=\"%s\" bytes=%" PRIu32
+		    " cap=%" PRIu32 " suppressed=%" PRIu64,
+		    net_conn_remote(c), net_conn_peer_name(c), name, len, cap, held);
+	struct rpc_reply r;
+	rpc_reply_init(&r, id);
+	rpc_fail(&r, MV__RPC_CODE__RPC_ERR_INVALID,
+	         "request of %" PRIu32 " bytes is over the %" PRIu32 " KiB cap for %s", len,
+	         cap / 1024, name);
+	rpc_send_response(a, c, NULL, &r.resp);
+	rpc_reply_free(&r);
 }
 
 /* A client frame on the RPC port. */

@@ -26,6 +26,18 @@ struct net_conn;
 int rpc_server_authorize(int op_case, enum tls_role role, bool from_peer, const char *caller,
                          char *err, size_t errlen);
 
+/* Request size caps on the RPC port (docs/limits.md): a request frame over
+ * its op's cap is refused before it is buffered, answered with an error
+ * naming the cap, and its bytes are skipped. */
+#define RPC_REQUEST_MAX (64u * 1024u)       /* every op but those below */
+#define RPC_XML_REQUEST_MAX (1024u * 1024u) /* vm_create, vm_receive, replica_put */
+
+/* net_config.rpc_frame_cap: the cap from a frame's first bytes. */
+uint32_t rpc_server_frame_cap(const uint8_t *prefix, size_t prefix_len, uint32_t len, void *ud);
+/* net_config.on_rpc_frame_refused: answers the request with the error. */
+void rpc_server_frame_refused(struct agent *a, struct net_conn *c, const uint8_t *prefix,
+                              size_t prefix_len, uint32_t len, uint32_t cap);
+
 /* One request frame from an RPC client. */
 void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t *payload,
                              size_t len);

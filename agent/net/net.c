@@ -43,6 +43,29 @@
  * counts rekey connections not yet past their handshake (incremented
  * when one opens, decremented exactly once: at its handshake or, if it
  * never got there, at its close).
+ *
+ * Inbound limits (docs/limits.md): accepted connections are capped per
+ * port (at accept; a full port first closes its oldest connection still
+ * in its handshake) and per certificate CN and port (at the end of the
+ * handshake, before a peer's datagram keys are installed); each
+ * connection's frame decoder grows its buffer as bytes arrive within the
+ * port's shared byte budget (n->budget[kind]); RPC frames get a per-op
+ * cap from their first bytes (cfg.rpc_frame_cap: over it,
+ * on_rpc_frame_refused and the bytes are skipped); the sweep closes a
+ * connection whose frame is past its deadline. A connection refused at
+ * accept is still uv_accept()ed (a fresh handle, or the listener's
+ * scratch handle when there is no memory) and closed: libuv stops
+ * watching a listener whose callback does not accept. Lines about all of
+ * these share one rate limit (limit_rl, 10 s).
+ *
+ * An accepted RPC connection stops being read (paused) for two reasons:
+ * its unsent replies passed NET_RPC_PAUSE_BYTES (backpressed, until
+ * net_on_write drains them below NET_RPC_RESUME_BYTES), or it handed out
+ * NET_RPC_FRAMES_PER_TURN frames (yielded, until resume_idle runs on the
+ * next loop iteration). Invariant: paused == backpressed || yielded, and
+ * only a paused connection has held bytes (plaintext decrypted but not
+ * yet cut into frames), which are delivered first when it resumes; a
+ * paused connection has no frame deadline.
  */
 #include "net.h"
 
@@ -88,6 +111,25 @@
 #define NET_REKEY_HINT_HEARD_MS 3000
 /* the least an accepted connection gets for its handshake (net_conn_alloc) */
 #define NET_ACCEPT_HANDSHAKE_MS 10000
+/* Inbound limits (net.h, docs/limits.md): defaults of the net_config keys,
+ * and one log line per NET_LIMIT_LOG_MS for the connections they close. */
+#define NET_MAX_RPC_CONNS 256
+#define NET_MAX_PEER_IN_CONNS 1024
+#define NET_MAX_CONNS_PER_CERT 32
+#define NET_MAX_PEER_CONNS_PER_CERT 16
+#define NET_RPC_INBOUND_BUDGET (64u * 1024 * 1024)
+#define NET_PEER_INBOUND_BUDGET (256u * 1024 * 1024)
+#define NET_LIMIT_LOG_MS 10000
+/* RPC backpressure: an accepted RPC connection whose replies wait unsent
+ * (the client does not read them) past NET_RPC_PAUSE_BYTES is not read
+ * from until they drain below NET_RPC_RESUME_BYTES. */
+#define NET_RPC_PAUSE_BYTES (256u * 1024)
+#define NET_RPC_RESUME_BYTES (64u * 1024)
+/* Fairness: an RPC connection hands out at most this many frames, then
+ * yields (stops reading) until the next loop iteration: a client
+ * pipelining thousands of requests cannot hold the loop for all of them
+ * at once (libuv reads up to 32 chunks of 64 KiB per stream in a row). */
+#define NET_RPC_FRAMES_PER_TURN 64
 
 enum net_conn_state { NC_CONNECTING, NC_HANDSHAKE, NC_ESTABLISHED, NC_CLOSING };
 
@@ -112,6 +154,14 @@ struct net_conn {
 	 * handshake (deadline) */
 	bool rekey;
 	bool rekey_done; /* its handshake completed (no longer pending) */
+	/* accepted RPC only: reading stopped (the essay above); the plaintext
+	 * decrypted but not yet cut into frames waits in held */
+	bool paused;      /* for one of the reasons below */
+	bool backpressed; /* ... its replies wait unsent */
+	bool yielded;     /* ... it had its turn (NET_RPC_FRAMES_PER_TURN) */
+	uint32_t turn_frames;
+	uint8_t *held;
+	size_t held_len;
 };
 
 /* Per peer address: the rate limits of its failure lines and of
@@ -129,6 +179,13 @@ struct net_listener {
 	struct net *net;
 	enum net_kind kind;
 	struct net_listener *next;
+	/* accepts a connection we cannot keep (no memory), to close it: libuv
+	 * stops watching a listener whose callback did not uv_accept */
+	uv_tcp_t scratch;
+	bool scratch_busy;   /* closing; its close callback accepts again */
+	bool accept_waiting; /* a connection waits for the scratch handle */
+	bool closing;        /* net_close called */
+	bool tcp_closed;     /* ... and the listening handle is closed */
 };
 
 struct net {
@@ -142,8 +199,11 @@ struct net {
 	struct net_addr_slot addr_slots[NET_ADDR_SLOTS];
 	bool closing;
 	unsigned pending_closes;
-	uint32_t rekey_conns;    /* open rekey connections (counted in out_conns too) */
-	uint32_t rekeys_pending; /* ... of them not yet past their handshake */
+	uint32_t rekey_conns;          /* open rekey connections (counted in out_conns too) */
+	uint32_t rekeys_pending;       /* ... of them not yet past their handshake */
+	struct frame_budget budget[2]; /* bytes of unfinished inbound frames, by kind */
+	struct mv_ratelimit limit_rl;  /* lines about connections closed by a limit */
+	uv_idle_t resume_idle;         /* resumes yielded connections, next iteration */
 	void (*close_done)(void *);
 	void *close_arg;
 };
@@ -284,6 +344,8 @@ static struct net_conn *net_conn_alloc(struct net *n, enum net_kind kind, bool o
 	c->deadline = uv_now(n->cfg.loop) + hs;
 	c->last_used = uv_now(n->cfg.loop);
 	frame_decoder_init(&c->dec, FRAME_MAX);
+	frame_decoder_limit(&c->dec, &n->budget[kind],
+	                    kind == NET_RPC && !outgoing ? n->cfg.rpc_frame_cap : NULL, n->cfg.ud);
 	uv_tcp_init(n->cfg.loop, &c->tcp);
 	c->tcp.data = c;
 	c->next = n->conns;
@@ -305,6 +367,7 @@ static void net_conn_on_closed(uv_handle_t *h)
 	struct net *n = c->net;
 	tls_conn_free(c->tls);
 	frame_decoder_close(&c->dec);
+	free(c->held);
 	free(c);
 	n->pending_closes--;
 	net_maybe_finish_close(n);
@@ -358,12 +421,24 @@ void net_conn_close(struct net_conn *c, const char *reason)
 	uv_close((uv_handle_t *)&c->tcp, net_conn_on_closed);
 }
 
+/* Logs why c closes ("<what> kind=... reason=... [suppressed=N]"), then
+ * closes it. */
+static void net_conn_log_close(struct net_conn *c, enum mv_log_level lvl, const char *what,
+                               const char *reason, uint64_t held)
+{
+	char q[512], sup[48];
+	const char *peer = c->tls ? tls_conn_peer_name(c->tls) : "";
+	net_suppressed_field(sup, sizeof(sup), held);
+	mv_log(lvl, "net", "%s kind=%s dir=%s remote=%s peer=%s reason=%s%s", what,
+	       kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
+	       peer[0] ? peer : "-", mv_log_quote(q, sizeof(q), reason), sup);
+	net_conn_close(c, NULL);
+}
+
 /* A connection refused for what the other side did (bad certificate, role,
  * frame): always worth a WARN line with the reason, then closed. */
 static void net_conn_reject(struct net_conn *c, const char *reason)
 {
-	char q[512];
-	const char *peer = c->tls ? tls_conn_peer_name(c->tls) : "";
 	c->net->stats.rejected++;
 	uint64_t held = 0;
 	/* an outgoing handshake that keeps failing (timed out, refused
@@ -371,15 +446,62 @@ static void net_conn_reject(struct net_conn *c, const char *reason)
 	enum mv_log_level lvl = MV_LOG_WARN;
 	if (c->outgoing && !net_fail_log_allowed(c->net, c->addr, &held))
 		lvl = MV_LOG_DEBUG;
-	char sup[48];
-	net_suppressed_field(sup, sizeof(sup), held);
-	mv_log(lvl, "net", "rejected connection kind=%s dir=%s remote=%s peer=%s reason=%s%s",
-	       kind_name(c->kind), c->outgoing ? "out" : "in", c->outgoing ? c->addr : c->remote,
-	       peer[0] ? peer : "-", mv_log_quote(q, sizeof(q), reason), sup);
-	net_conn_close(c, NULL);
+	net_conn_log_close(c, lvl, "rejected connection", reason, held);
+}
+
+/* A connection closed by an inbound limit (net.h): a hostile client can
+ * make thousands, so one WARN line per NET_LIMIT_LOG_MS for all of them,
+ * with the number held back; the rest at DEBUG. */
+static void net_conn_limit_close(struct net_conn *c, uint64_t *counter, const char *reason)
+{
+	struct net *n = c->net;
+	uint64_t held = 0;
+	(*counter)++;
+	enum mv_log_level lvl = MV_LOG_DEBUG;
+	if (mv_ratelimit_allow(&n->limit_rl, uv_now(n->cfg.loop), &held))
+		lvl = MV_LOG_WARN;
+	net_conn_log_close(c, lvl, "limit: closed connection", reason, held);
 }
 
 /* ---- writing ----------------------------------------------------------------- */
+
+static void net_conn_resume(struct net_conn *c);
+
+static void net_conn_pause(struct net_conn *c)
+{
+	if (!c->paused) {
+		c->paused = true;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+}
+
+static void net_on_resume_idle(uv_idle_t *h)
+{
+	struct net *n = h->data;
+	bool again = false;
+	for (struct net_conn *c = n->conns; c != NULL;) {
+		struct net_conn *next = c->next;
+		if (c->yielded && c->state != NC_CLOSING) {
+			c->yielded = false;
+			net_conn_resume(c);
+			again |= c->yielded; /* had a full turn again: next iteration */
+		}
+		c = next;
+	}
+	if (!again)
+		uv_idle_stop(h);
+}
+
+/* c had its turn: no more of its frames until the next loop iteration. */
+static void net_conn_yield(struct net_conn *c)
+{
+	c->yielded = true;
+	c->turn_frames = 0;
+	net_conn_pause(c);
+	if (!uv_is_active((uv_handle_t *)&c->net->resume_idle))
+		uv_idle_start(&c->net->resume_idle, net_on_resume_idle);
+}
+static void net_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void net_on_write(uv_write_t *req, int status)
 {
@@ -391,24 +513,31 @@ static void net_on_write(uv_write_t *req, int status)
 	free(w);
 	if (status < 0 && status != UV_ECANCELED && c->state != NC_CLOSING)
 		net_conn_close(c, uv_strerror(status));
+	else if (c->backpressed && c->state != NC_CLOSING &&
+	         c->queued_bytes <= NET_RPC_RESUME_BYTES) {
+		c->backpressed = false;
+		net_conn_resume(c);
+	}
 }
 
-/* Moves all ciphertext the TLS session has produced onto the socket. */
+/* Moves all ciphertext the TLS session has produced onto the socket. Each
+ * write is allocated at the size it carries (a 64 KiB buffer for a
+ * 300-byte reply made unread replies cost 200 times what they counted). */
 static void net_conn_flush(struct net_conn *c)
 {
+	static uint8_t chunk[NET_READ_CHUNK]; /* one loop thread; copied out at once */
 	if (c->state == NC_CONNECTING || c->state == NC_CLOSING)
 		return;
 	for (;;) {
-		struct net_write *w = malloc(sizeof(*w) + NET_READ_CHUNK);
+		size_t got = tls_conn_take_cipher(c->tls, chunk, sizeof(chunk));
+		if (got == 0)
+			break;
+		struct net_write *w = malloc(sizeof(*w) + got);
 		if (w == NULL) {
 			net_conn_close(c, "out of memory");
 			return;
 		}
-		size_t got = tls_conn_take_cipher(c->tls, w->data, NET_READ_CHUNK);
-		if (got == 0) {
-			free(w);
-			return;
-		}
+		memcpy(w->data, chunk, got);
 		w->conn = c;
 		w->len = got;
 		uv_buf_t b = uv_buf_init(w->data, (unsigned)got);
@@ -419,6 +548,13 @@ static void net_conn_flush(struct net_conn *c)
 			return;
 		}
 		c->queued_bytes += got;
+	}
+	if (!c->backpressed && !c->outgoing && c->kind == NET_RPC &&
+	    c->queued_bytes > NET_RPC_PAUSE_BYTES) {
+		/* the client does not read its replies: stop reading its requests */
+		c->backpressed = true;
+		net_conn_pause(c);
+		c->net->stats.rpc_pauses++;
 	}
 }
 
@@ -488,6 +624,25 @@ static void net_conn_established(struct net_conn *c)
 		net_conn_reject(c, why);
 		return;
 	}
+	if (!c->outgoing) {
+		/* per-certificate cap: one client (or node) cannot take every slot */
+		const char *name = tls_conn_peer_name(c->tls);
+		uint32_t cap = c->kind == NET_RPC ? c->net->cfg.max_conns_per_cert
+		                                  : c->net->cfg.max_peer_conns_per_cert;
+		uint32_t same = 0;
+		for (struct net_conn *o = c->net->conns; o != NULL; o = o->next)
+			if (o != c && !o->outgoing && o->kind == c->kind &&
+			    o->state == NC_ESTABLISHED &&
+			    strcmp(tls_conn_peer_name(o->tls), name) == 0)
+				same++;
+		if (same >= cap) {
+			char why[128];
+			snprintf(why, sizeof(why),
+			         "certificate %s already has %u connections (cap)", name, same);
+			net_conn_limit_close(c, &c->net->stats.conn_cap_closes, why);
+			return;
+		}
+	}
 	if (c->outgoing && tls_conn_resumed(c->tls))
 		c->net->stats.resumed++;
 	if (c->kind == NET_PEER) {
@@ -509,11 +664,81 @@ static void net_conn_established(struct net_conn *c)
 	         tls_conn_peer_name(c->tls), tls_role_name(role), tls_conn_resumed(c->tls));
 }
 
+/* Cuts plaintext into frames and hands each to the owner. Stops early when
+ * the connection closes (false) or is paused by backpressure (false; the
+ * bytes not yet cut wait in c->held). True: all consumed. */
+static bool net_conn_frames(struct net_conn *c, const uint8_t *p, size_t left)
+{
+	while (c->state != NC_CLOSING) {
+		if (!c->paused && c->turn_frames >= NET_RPC_FRAMES_PER_TURN)
+			net_conn_yield(c);
+		if (c->paused) {
+			if (left > 0) {
+				uint8_t *h = malloc(left);
+				if (h == NULL) {
+					net_conn_close(c, "out of memory");
+					return false;
+				}
+				memcpy(h, p, left);
+				c->held = h;
+				c->held_len = left;
+			}
+			return false;
+		}
+		const uint8_t *payload;
+		size_t plen;
+		int rc = frame_decoder_next_at(&c->dec, uv_now(c->net->cfg.loop), &p, &left,
+		                               &payload, &plen);
+		if (rc == 0)
+			return true;
+		if (rc == -EFBIG) {
+			/* over the request's cap: its bytes are skipped */
+			c->net->stats.frames_over_cap++;
+			if (c->net->cfg.on_rpc_frame_refused != NULL)
+				c->net->cfg.on_rpc_frame_refused(
+				    c->net, c, payload, plen, (uint32_t)c->dec.need,
+				    c->dec.refused_cap, c->net->cfg.ud);
+			continue;
+		}
+		if (rc == -ENOBUFS) {
+			char why[128];
+			snprintf(why, sizeof(why),
+			         "inbound byte budget of the %s port full (%zu bytes buffered)",
+			         kind_name(c->kind), c->net->budget[c->kind].used);
+			net_conn_limit_close(c, &c->net->stats.budget_closes, why);
+			return false;
+		}
+		if (rc < 0) {
+			net_conn_reject(c, rc == -EMSGSIZE ? "frame length 0 or over the 4 MiB cap"
+			                                   : "out of memory for frame");
+			return false;
+		}
+		c->net->stats.frames_in++;
+		if (c->kind == NET_RPC && !c->outgoing)
+			c->turn_frames++;
+		c->last_used = uv_now(c->net->cfg.loop);
+		net_frame_cb cb =
+		    c->kind == NET_PEER ? c->net->cfg.on_peer_frame : c->net->cfg.on_rpc_frame;
+		cb(c->net, c, payload, plen, c->net->cfg.ud);
+	}
+	return false;
+}
+
 static void net_conn_deliver(struct net_conn *c)
 {
 	static uint8_t plain[NET_READ_CHUNK];
+	if (c->held != NULL && !c->paused) {
+		uint8_t *h = c->held;
+		size_t n = c->held_len;
+		c->held = NULL;
+		c->held_len = 0;
+		bool go = net_conn_frames(c, h, n);
+		free(h);
+		if (!go)
+			return;
+	}
 	for (;;) {
-		if (c->state == NC_CLOSING)
+		if (c->state == NC_CLOSING || c->paused)
 			return;
 		ssize_t got = tls_conn_read(c->tls, plain, sizeof(plain));
 		if (got == 0)
@@ -526,27 +751,26 @@ static void net_conn_deliver(struct net_conn *c)
 			net_conn_reject(c, tls_conn_error(c->tls));
 			return;
 		}
-		const uint8_t *p = plain;
-		size_t left = (size_t)got;
-		while (c->state != NC_CLOSING) {
-			const uint8_t *payload;
-			size_t plen;
-			int rc = frame_decoder_next(&c->dec, &p, &left, &payload, &plen);
-			if (rc == 0)
-				break;
-			if (rc < 0) {
-				net_conn_reject(c, rc == -EMSGSIZE
-				                       ? "frame length 0 or over the 4 MiB cap"
-				                       : "out of memory for frame");
-				return;
-			}
-			c->net->stats.frames_in++;
-			c->last_used = uv_now(c->net->cfg.loop);
-			net_frame_cb cb = c->kind == NET_PEER ? c->net->cfg.on_peer_frame
-			                                      : c->net->cfg.on_rpc_frame;
-			cb(c->net, c, payload, plen, c->net->cfg.ud);
-		}
+		if (!net_conn_frames(c, plain, (size_t)got))
+			return;
 	}
+}
+
+/* Reading again once no reason to pause is left (the replies drained, the
+ * turn came back): the held bytes first. */
+static void net_conn_resume(struct net_conn *c)
+{
+	if (!c->paused || c->backpressed || c->yielded || c->state == NC_CLOSING)
+		return;
+	c->paused = false;
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, net_alloc, net_on_read);
+	if (rc < 0) {
+		net_conn_close(c, uv_strerror(rc));
+		return;
+	}
+	net_conn_deliver(c);
+	if (c->state != NC_CLOSING)
+		net_conn_flush(c);
 }
 
 static void net_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -581,6 +805,65 @@ static void net_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- accepting ------------------------------------------------------------------ */
 
+static void net_on_accept(uv_stream_t *server, int status);
+static void net_on_handle_closed(uv_handle_t *h);
+
+static void net_on_scratch_closed(uv_handle_t *h)
+{
+	struct net_listener *l = h->data;
+	struct net *n = l->net;
+	l->scratch_busy = false;
+	if (l->closing) {
+		if (l->tcp_closed)
+			free(l);
+		n->pending_closes--;
+		net_maybe_finish_close(n);
+		return;
+	}
+	n->pending_closes--;
+	if (l->accept_waiting) {
+		l->accept_waiting = false;
+		net_on_accept((uv_stream_t *)&l->tcp, 0);
+	}
+}
+
+/* A connection we will not keep (a cap, or no memory for it): accept it
+ * and close it at once, so that libuv keeps watching the listener (it
+ * stops until uv_accept when a callback returns without accepting). It
+ * goes into a fresh handle, or, with no memory for one, into the
+ * listener's scratch handle; with the scratch still closing, the accept
+ * waits for its close callback. */
+static void net_accept_drop(struct net_listener *l, const char *why)
+{
+	struct net *n = l->net;
+	uv_tcp_t *h = malloc(sizeof(*h));
+	if (h == NULL && l->scratch_busy) {
+		l->accept_waiting = true;
+		return;
+	}
+	n->stats.accept_drops++;
+	uint64_t held = 0;
+	if (mv_ratelimit_allow(&n->limit_rl, uv_now(n->cfg.loop), &held))
+		MV_WARN(
+		    "net",
+		    "limit: dropped incoming connection kind=%s reason=\"%s\" suppressed=%" PRIu64,
+		    kind_name(l->kind), why, held);
+	if (h != NULL) {
+		uv_tcp_init(n->cfg.loop, h);
+		h->data = n;
+		(void)uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)h);
+		n->pending_closes++;
+		uv_close((uv_handle_t *)h, net_on_handle_closed);
+		return;
+	}
+	uv_tcp_init(n->cfg.loop, &l->scratch);
+	l->scratch.data = l;
+	l->scratch_busy = true;
+	(void)uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&l->scratch);
+	n->pending_closes++;
+	uv_close((uv_handle_t *)&l->scratch, net_on_scratch_closed);
+}
+
 static void net_on_accept(uv_stream_t *server, int status)
 {
 	struct net_listener *l = server->data;
@@ -590,9 +873,33 @@ static void net_on_accept(uv_stream_t *server, int status)
 		        uv_strerror(status));
 		return;
 	}
-	struct net_conn *c = net_conn_alloc(n, l->kind, false);
-	if (c == NULL)
+	uint32_t in_kind = l->kind == NET_PEER ? n->stats.in_peer_conns
+	                                       : n->stats.in_conns - n->stats.in_peer_conns;
+	uint32_t cap = l->kind == NET_PEER ? n->cfg.max_peer_in_conns : n->cfg.max_rpc_conns;
+	if (in_kind >= cap) {
+		/* Full. A connection still in its handshake has proven nothing:
+		 * the oldest such one makes room (half-open connections from a
+		 * party without a certificate cannot keep the port for
+		 * themselves); with every slot authenticated, the new one goes. */
+		struct net_conn *oldest = NULL;
+		for (struct net_conn *o = n->conns; o != NULL; o = o->next)
+			if (!o->outgoing && o->kind == l->kind && o->state == NC_HANDSHAKE)
+				oldest = o; /* the list is newest first */
+		if (oldest != NULL) {
+			net_conn_limit_close(oldest, &n->stats.conn_cap_closes,
+			                     "connection cap of the port reached: the oldest "
+			                     "unfinished handshake makes room");
+			in_kind--;
+		}
+	}
+	struct net_conn *c = in_kind < cap ? net_conn_alloc(n, l->kind, false) : NULL;
+	if (c == NULL) {
+		if (in_kind >= cap)
+			n->stats.conn_cap_closes++;
+		net_accept_drop(l, in_kind >= cap ? "connection cap of the port reached"
+		                                  : "out of memory");
 		return;
+	}
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
 		net_conn_close(c, "accept failed");
 		return;
@@ -1174,6 +1481,15 @@ static void net_on_sweep(uv_timer_t *t)
 			tls_conn_shutdown(c->tls);
 			net_conn_flush(c);
 			net_conn_close(c, "rekey: new datagram keys installed");
+		} else if (c->state == NC_ESTABLISHED && !c->paused &&
+		           frame_decoder_overdue(&c->dec, now)) {
+			char why[128];
+			snprintf(
+			    why, sizeof(why),
+			    "frame not whole within its deadline (%zu of %zu bytes after %" PRIu64
+			    " ms)",
+			    c->dec.have, c->dec.need, now - c->dec.started);
+			net_conn_limit_close(c, &n->stats.frame_deadline_closes, why);
 		} else if (c->state == NC_ESTABLISHED &&
 		           now - c->last_used >= n->cfg.idle_timeout_ms) {
 			n->stats.idle_closes++;
@@ -1205,9 +1521,24 @@ struct net *net_new(const struct net_config *cfg)
 		n->cfg.max_out_conns = 64;
 	if (n->cfg.max_rekeys == 0)
 		n->cfg.max_rekeys = NET_MAX_REKEYS;
+	if (n->cfg.max_rpc_conns == 0)
+		n->cfg.max_rpc_conns = NET_MAX_RPC_CONNS;
+	if (n->cfg.max_peer_in_conns == 0)
+		n->cfg.max_peer_in_conns = NET_MAX_PEER_IN_CONNS;
+	if (n->cfg.max_conns_per_cert == 0)
+		n->cfg.max_conns_per_cert = NET_MAX_CONNS_PER_CERT;
+	if (n->cfg.max_peer_conns_per_cert == 0)
+		n->cfg.max_peer_conns_per_cert = NET_MAX_PEER_CONNS_PER_CERT;
+	n->budget[NET_RPC].max =
+	    n->cfg.rpc_inbound_budget ? n->cfg.rpc_inbound_budget : NET_RPC_INBOUND_BUDGET;
+	n->budget[NET_PEER].max =
+	    n->cfg.peer_inbound_budget ? n->cfg.peer_inbound_budget : NET_PEER_INBOUND_BUDGET;
+	mv_ratelimit_init(&n->limit_rl, NET_LIMIT_LOG_MS);
 	uv_timer_init(cfg->loop, &n->sweep);
 	n->sweep.data = n;
 	uv_timer_start(&n->sweep, net_on_sweep, NET_SWEEP_MS, NET_SWEEP_MS);
+	uv_idle_init(cfg->loop, &n->resume_idle);
+	n->resume_idle.data = n;
 	return n;
 }
 
@@ -1257,8 +1588,19 @@ static void net_maybe_finish_close(struct net *n)
 static void net_on_handle_closed(uv_handle_t *h)
 {
 	struct net *n = h->data;
-	if ((void *)h != (void *)&n->sweep)
-		free(h); /* listener or the UDP socket */
+	if ((void *)h != (void *)&n->sweep && (void *)h != (void *)&n->resume_idle)
+		free(h); /* the UDP socket, or a connection dropped at accept */
+	n->pending_closes--;
+	net_maybe_finish_close(n);
+}
+
+static void net_on_listener_closed(uv_handle_t *h)
+{
+	struct net_listener *l = h->data;
+	struct net *n = l->net;
+	l->tcp_closed = true;
+	if (!l->scratch_busy)
+		free(l); /* else the scratch's close callback frees it */
 	n->pending_closes--;
 	net_maybe_finish_close(n);
 }
@@ -1271,12 +1613,15 @@ void net_close(struct net *n, void (*done)(void *arg), void *arg)
 	n->pending_closes++; /* guard while we start closing everything */
 	n->pending_closes++;
 	uv_close((uv_handle_t *)&n->sweep, net_on_handle_closed);
+	n->pending_closes++;
+	uv_close((uv_handle_t *)&n->resume_idle, net_on_handle_closed);
 	struct net_listener *l = n->listeners;
 	while (l != NULL) {
 		struct net_listener *next = l->next;
-		l->tcp.data = n;
+		l->closing = true;
+		l->accept_waiting = false;
 		n->pending_closes++;
-		uv_close((uv_handle_t *)&l->tcp, net_on_handle_closed);
+		uv_close((uv_handle_t *)&l->tcp, net_on_listener_closed);
 		l = next;
 	}
 	n->listeners = NULL;

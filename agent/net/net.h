@@ -45,6 +45,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "frame.h"
 #include "tls.h"
 
 enum net_kind { NET_PEER = 0, NET_RPC = 1 };
@@ -93,6 +94,25 @@ struct net_config {
 	 * keys of our previous life. Unauthenticated: a hint to open a TLS
 	 * connection to a known member there (net_connect), nothing more. */
 	void (*on_peer_unknown_key)(struct net *n, const char *addr, void *ud);
+	/* Inbound limits (issue 13, docs/limits.md); 0 takes the default.
+	 * A connection over a cap is closed at once, logged once per 10 s
+	 * (with how many were held back). */
+	uint32_t max_rpc_conns;      /* accepted RPC connections at once: 256 */
+	uint32_t max_peer_in_conns;  /* accepted peer-port connections at once: 1024 */
+	uint32_t max_conns_per_cert; /* RPC connections of one certificate (CN): 32 */
+	/* accepted peer-port connections of one node certificate (CN): 16
+	 * (its pooled connection, rekeys, a previous life's until idle) */
+	uint32_t max_peer_conns_per_cert;
+	size_t rpc_inbound_budget;  /* bytes of unfinished frames, all RPC connections: 64 MiB */
+	size_t peer_inbound_budget; /* ... all peer-port connections, both ways: 256 MiB */
+	/* RPC port: the cap of one request frame, from its declared length and
+	 * first bytes (frame.h); NULL: FRAME_MAX. Called with `ud`. */
+	frame_cap_fn rpc_frame_cap;
+	/* A frame over rpc_frame_cap came on c (its bytes are skipped, the
+	 * connection stays): the owner may answer it. prefix: its first
+	 * bytes. May be NULL. */
+	void (*on_rpc_frame_refused)(struct net *n, struct net_conn *c, const uint8_t *prefix,
+	                             size_t prefix_len, uint32_t len, uint32_t cap, void *ud);
 	void *ud;
 };
 
@@ -116,7 +136,14 @@ struct net_stats {
 	uint64_t bytes_out; /* ciphertext bytes written */
 	uint64_t dropped;   /* frames dropped (queue full, connection failed) */
 	uint64_t rejected;  /* connections refused (TLS, role, bad frame) */
-	uint64_t resumed;   /* outgoing handshakes that resumed a session */
+	/* inbound limits (issue 13) */
+	uint64_t conn_cap_closes;       /* closed: per-port or per-certificate cap */
+	uint64_t frame_deadline_closes; /* closed: a frame not whole within its deadline */
+	uint64_t budget_closes;         /* closed: the port's inbound byte budget was full */
+	uint64_t frames_over_cap;       /* RPC frames refused by rpc_frame_cap (skipped) */
+	uint64_t accept_drops;          /* accepted and closed at once: port cap, no memory */
+	uint64_t rpc_pauses;            /* RPC connections paused: replies left unread */
+	uint64_t resumed;               /* outgoing handshakes that resumed a session */
 	/* datagrams on the peer port's UDP socket (dgram.h) */
 	uint64_t dgrams_in;             /* opened and handed to on_peer_dgram */
 	uint64_t dgrams_out;            /* sent */

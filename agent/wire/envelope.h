@@ -20,7 +20,32 @@
 
 #define ENVELOPE_VERSION 1
 
+/* Unknown fields an envelope may carry in all (a newer sender's few
+ * additions); more is refused before protobuf-c unpacks anything. */
+#define ENVELOPE_MAX_UNKNOWN 64
+/* Field occurrences (packed arrays count once) and sub-messages in one
+ * envelope, at every depth: a push-pull of 10,000 members has about
+ * 60,000 and 10,000. protobuf-c spends ~32 bytes of scratch per field and
+ * an allocation per sub-message (2 bytes on the wire each when empty). */
+#define ENVELOPE_MAX_FIELDS 262144
+#define ENVELOPE_MAX_MESSAGES 65536
+
+/* Before unpacking, the payload is pre-scanned against the schema
+ * (protobuf-c's descriptors): every tag and length must be well formed and
+ * unknown fields are counted; more than ENVELOPE_MAX_UNKNOWN is refused
+ * (why: "too many unknown fields"), and so are more than
+ * ENVELOPE_MAX_FIELDS fields or ENVELOPE_MAX_MESSAGES sub-messages
+ * ("too many fields"). protobuf-c keeps each unknown field as
+ * a separate allocation (about 30 bytes of memory and a malloc per 3-byte
+ * field): the scan keeps decode cost and memory linear and small per byte. */
 int envelope_decode(const uint8_t *payload, size_t len, Mv__Envelope **out, const char **why);
+
+/* From the first bytes of an Envelope payload (a frame's prefix, possibly
+ * cut anywhere), the request it carries: its id (0 if not seen before the
+ * op) and the field number of its op (RpcRequest's oneof: 10 status, 18
+ * vm_create, ...). 0 when found; -EAGAIN when the prefix ends first;
+ * -EBADMSG when it is no request. Never reads past len. */
+int envelope_peek_op(const uint8_t *prefix, size_t len, uint64_t *id, uint32_t *op_field);
 void envelope_free(Mv__Envelope *env);
 /* For a payload envelope_decode refused as "unsupported wire version"
  * (-EPROTO): if it is an Envelope carrying a request, its version and the

@@ -17,6 +17,10 @@
  * it then rejects (input 08 01 a2 01 04 08 01 52 00 81 00 ff 3f 00 ...).
  * That is a library quirk, harmless as long as the agent never relays a
  * received tree verbatim.
+ *
+ * envelope_peek_op (the RPC port's size caps read it from a frame's
+ * first bytes) runs on every prefix length up to 80 bytes: it must never
+ * read past its length, and what it finds must not change once found.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -254,8 +258,41 @@ static size_t walk(const Mv__Envelope *env)
 	return t;
 }
 
+static void peek_prefixes(const uint8_t *data, size_t size)
+{
+	bool found = false;
+	uint64_t id0 = 0;
+	uint32_t op0 = 0;
+	for (size_t n = 0; n <= size && n <= 80; n++) {
+		/* an exact-size copy: ASan sees any read past n */
+		uint8_t *p = malloc(n ? n : 1);
+		if (p == NULL)
+			return;
+		memcpy(p, data, n);
+		uint64_t id;
+		uint32_t op;
+		int r = envelope_peek_op(p, n, &id, &op);
+		free(p);
+		if (r != 0 && r != -EAGAIN && r != -EBADMSG)
+			abort();
+		if (r == 0) {
+			if (protobuf_c_message_descriptor_get_field(&mv__rpc_request__descriptor,
+			                                            op) == NULL)
+				abort();
+			if (found && (id != id0 || op != op0))
+				abort(); /* a longer prefix found something else */
+			found = true;
+			id0 = id;
+			op0 = op;
+		} else if (found) {
+			abort(); /* found, then lost with more bytes */
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	peek_prefixes(data, size);
 	Mv__Envelope *env = NULL;
 	const char *why = NULL;
 	int r = envelope_decode(data, size, &env, &why);

@@ -4,15 +4,21 @@
  * Input layout:
  *   byte 0     seed for how the stream is split into reads
  *   byte 1     selects the decoder's cap (a tiny cap reaches the
- *              "length above the cap" path with small inputs)
+ *              "length above the cap" path with small inputs): its value
+ *              modulo 10; bit 4 adds a per-frame cap function (the cap is
+ *              the first payload byte times 4: refused frames are skipped);
+ *              bit 5 a shared budget of 2 * FRAME_BUF_MIN bytes
  *   bytes 2..  the stream as a peer would send it
  *
  * The stream is decoded twice: once in a single read, once cut into reads
  * of pseudo-random sizes (1 byte up to the whole rest). Framing must not
  * depend on how TCP happened to split the bytes, so both runs have to
  * yield the same frames and end in the same state; any difference aborts.
- * ASan/UBSan catch out-of-bounds reads of the header or payload.
+ * ASan/UBSan catch out-of-bounds reads of the header or payload. The
+ * clock advances with every read: the deadline must be set exactly while
+ * a frame is in progress, and the budget must be all given back at close.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,26 +58,52 @@ static uint32_t next_rand(uint32_t *x)
 	return v;
 }
 
-/* Feeds one read; records every frame it completes. Returns the decoder's
- * result for the read: 0, or a negative error after which nothing more is
- * fed. */
+static uint32_t cap_of_first_byte(const uint8_t *prefix, size_t n, uint32_t len, void *ud)
+{
+	(void)ud;
+	if (n == 0 || n > FRAME_PEEK_LEN || (n < FRAME_PEEK_LEN && n != len))
+		abort(); /* the cap function sees min(len, FRAME_PEEK_LEN) bytes */
+	return (uint32_t)prefix[0] * 4u;
+}
+
+#define REFUSED ((size_t)-1)
+
+/* Feeds one read; records every frame it completes (and every frame the
+ * cap function refused). Returns the decoder's result for the read: 0, or
+ * a negative error after which nothing more is fed. */
 static int feed(struct frame_decoder *d, const uint8_t *p, size_t n, struct frames *out,
                 uint32_t cap)
 {
+	static uint64_t now;
 	const uint8_t *data = p;
 	size_t len = n;
+	now += 7;
 	for (;;) {
 		const uint8_t *payload = NULL;
 		size_t payload_len = 0;
 		size_t before = len;
-		int r = frame_decoder_next(d, &data, &len, &payload, &payload_len);
+		int r = frame_decoder_next_at(d, now, &data, &len, &payload, &payload_len);
 		if (len > before || data != p + (n - len))
 			abort(); /* cursor went backwards or out of step */
+		if (r == -EFBIG) {
+			if (d->cap_fn == NULL || payload == NULL || payload_len == 0 ||
+			    payload_len > FRAME_PEEK_LEN || frame_decoder_deadline(d) == 0)
+				abort();
+			if (out->n < MAX_FRAMES) {
+				out->len[out->n] = REFUSED;
+				out->hash[out->n] = hash_bytes(payload, payload_len);
+			}
+			out->n++;
+			continue;
+		}
 		if (r < 0)
 			return r;
 		if (r == 0) {
 			if (len != 0)
 				abort(); /* "0: all input consumed" */
+			/* a deadline exactly while a frame is in progress */
+			if ((frame_decoder_deadline(d) != 0) != (d->hdr_have > 0))
+				abort();
 			return 0;
 		}
 		if (r != 1 || payload == NULL || payload_len == 0 || payload_len > cap)
@@ -93,7 +125,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rng = 1;
 	/* caps: a handful of small ones, and the real FRAME_MAX */
 	static const uint32_t caps[] = {1, 2, 3, 7, 16, 64, 255, 1024, 65536, FRAME_MAX};
-	uint32_t cap = caps[data[1] % (sizeof(caps) / sizeof(caps[0]))];
+	uint32_t cap = caps[(data[1] & 15) % (sizeof(caps) / sizeof(caps[0]))];
+	frame_cap_fn cap_fn = (data[1] & 16) ? cap_of_first_byte : NULL;
+	struct frame_budget budget = {.max = (data[1] & 32) ? 2 * FRAME_BUF_MIN : 0};
 	const uint8_t *stream = data + 2;
 	size_t n = size - 2;
 
@@ -103,14 +137,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	struct frame_decoder d;
 	frame_decoder_init(&d, cap);
+	frame_decoder_limit(&d, &budget, cap_fn, NULL);
 	whole.end = feed(&d, stream, n, &whole, cap);
 	if (whole.end == 0 && n > 0) {
 		/* all consumed; another empty read must change nothing */
 		whole.end = feed(&d, stream + n, 0, &whole, cap);
 	}
 	frame_decoder_close(&d);
+	if (budget.used != 0)
+		abort(); /* all given back */
 
 	frame_decoder_init(&d, cap);
+	frame_decoder_limit(&d, &budget, cap_fn, NULL);
 	size_t off = 0;
 	split.end = 0;
 	while (off < n && split.end == 0) {
@@ -130,6 +168,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	frame_decoder_close(&d);
+	if (budget.used != 0)
+		abort();
 
 	if (whole.n != split.n || whole.end != split.end)
 		abort();

@@ -1,6 +1,7 @@
 /* test_envelope.c — envelope decode/encode and the SWIM codec round trip. */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -325,6 +326,130 @@ static void test_rpc_envelope_is_not_swim(void **state)
 	assert_int_equal(swim_codec_decode(&env, &d, &dups, &why), -EINVAL);
 }
 
+/* Issue 13: unknown fields are counted before protobuf-c unpacks; a few
+ * (a newer sender) pass, a flood is refused with its reason. */
+static size_t status_with_unknown(uint8_t *buf, size_t n_unknown, bool nested)
+{
+	/* Envelope{version 1, request{id 5, status{}}} */
+	size_t n = 0;
+	buf[n++] = 0x08, buf[n++] = 0x01;
+	size_t inner = 2 + 2 + (nested ? 3 * n_unknown : 0);
+	buf[n++] = 0xa2, buf[n++] = 0x01; /* field 20, length-delimited */
+	/* inner length as a varint */
+	size_t v = inner;
+	do {
+		buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	buf[n++] = 0x08, buf[n++] = 0x05;        /* id 5 */
+	buf[n++] = 0x52, buf[n++] = 0x00;        /* status {} (field 10) */
+	for (size_t i = 0; i < n_unknown; i++) { /* field 1000, varint 0 */
+		buf[n++] = 0xc0, buf[n++] = 0x3e, buf[n++] = 0x00;
+	}
+	return n;
+}
+
+static void test_unknown_fields_bounded(void **state)
+{
+	(void)state;
+	static uint8_t buf[16 + 3 * 70000];
+	Mv__Envelope *env;
+	const char *why;
+	for (int nested = 0; nested <= 1; nested++) {
+		size_t n = status_with_unknown(buf, ENVELOPE_MAX_UNKNOWN, nested);
+		assert_int_equal(envelope_decode(buf, n, &env, &why), 0);
+		assert_int_equal(env->request->op_case, MV__RPC_REQUEST__OP_STATUS);
+		envelope_free(env);
+		n = status_with_unknown(buf, ENVELOPE_MAX_UNKNOWN + 1, nested);
+		assert_int_equal(envelope_decode(buf, n, &env, &why), -EBADMSG);
+		assert_null(env);
+		assert_string_equal(why, "too many unknown fields");
+		n = status_with_unknown(buf, 70000, nested);
+		assert_int_equal(envelope_decode(buf, n, &env, &why), -EBADMSG);
+		assert_string_equal(why, "too many unknown fields");
+	}
+	/* a malformed one is still "not valid" (a length past the end) */
+	uint8_t bad[] = {0x08, 0x01, 0xa2, 0x01, 0x10, 0x08, 0x05};
+	assert_int_equal(envelope_decode(bad, sizeof(bad), &env, &why), -EBADMSG);
+	assert_string_equal(why, "not a valid protobuf Envelope");
+}
+
+/* Known fields are bounded too: empty sub-messages (2 bytes each, an
+ * allocation each for protobuf-c) and field occurrences in all. */
+static void test_field_counts_bounded(void **state)
+{
+	(void)state;
+	static uint8_t buf[16 + 2 * (ENVELOPE_MAX_FIELDS + 2)];
+	Mv__Envelope *env;
+	const char *why;
+	for (size_t each = 0; each < 3; each++) {
+		/* Envelope{version 1, swim{type PING, seq 1, updates: N x {}}} */
+		/* the swim body is a sub-message too */
+		size_t n_updates[] = {1000, ENVELOPE_MAX_MESSAGES - 1, ENVELOPE_MAX_MESSAGES};
+		size_t n = 0, inner = 4 + 2 * n_updates[each];
+		buf[n++] = 0x08, buf[n++] = 0x01, buf[n++] = 0x52; /* field 10 */
+		for (size_t v = inner;; v >>= 7) {
+			buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+			if (v <= 0x7f)
+				break;
+		}
+		buf[n++] = 0x08, buf[n++] = 0x00, buf[n++] = 0x10, buf[n++] = 0x01;
+		for (size_t i = 0; i < n_updates[each]; i++)
+			buf[n++] = 0x42, buf[n++] = 0x00; /* updates (field 8), empty */
+		int rc = envelope_decode(buf, n, &env, &why);
+		if (each < 2) {
+			assert_int_equal(rc, 0);
+			assert_int_equal(env->swim->n_updates, n_updates[each]);
+			envelope_free(env);
+		} else {
+			assert_int_equal(rc, -EBADMSG);
+			assert_string_equal(why, "too many fields");
+		}
+	}
+	/* field occurrences: a swim message of seq fields (varint 0, 2 bytes) */
+	size_t n = 0, count = ENVELOPE_MAX_FIELDS + 1, inner = 2 * count;
+	buf[n++] = 0x08, buf[n++] = 0x01, buf[n++] = 0x52;
+	for (size_t v = inner;; v >>= 7) {
+		buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		if (v <= 0x7f)
+			break;
+	}
+	for (size_t i = 0; i < count; i++)
+		buf[n++] = 0x10, buf[n++] = 0x00;
+	assert_int_equal(envelope_decode(buf, n, &env, &why), -EBADMSG);
+	assert_string_equal(why, "too many fields");
+}
+
+/* The RPC port's size caps read the op from a frame's first bytes. */
+static void test_peek_request(void **state)
+{
+	(void)state;
+	uint64_t id;
+	uint32_t op;
+	/* Envelope{version 1, request{id 300, vm_create{xml ...}}} */
+	uint8_t b[] = {0x08, 0x01, 0xa2, 0x01, 0x08, 0x08, 0xac,
+	               0x02, 0x92, 0x01, 0x02, 0x0a, 0x00};
+	assert_int_equal(envelope_peek_op(b, sizeof(b), &id, &op), 0);
+	assert_int_equal(id, 300);
+	assert_int_equal(op, MV__RPC_REQUEST__OP_VM_CREATE);
+	/* found as soon as the op's tag is in; not before */
+	assert_int_equal(envelope_peek_op(b, 10, &id, &op), 0);
+	assert_int_equal(op, MV__RPC_REQUEST__OP_VM_CREATE);
+	for (size_t n = 0; n < 10; n++)
+		assert_int_equal(envelope_peek_op(b, n, &id, &op), -EAGAIN);
+	/* a sender name first is skipped */
+	uint8_t c[] = {0x08, 0x01, 0x12, 0x02, 'n', '1', 0xa2, 0x01, 0x02, 0x52, 0x00};
+	assert_int_equal(envelope_peek_op(c, sizeof(c), &id, &op), 0);
+	assert_int_equal(op, MV__RPC_REQUEST__OP_STATUS);
+	assert_int_equal(id, 0);
+	/* a swim body is no request */
+	uint8_t d[] = {0x08, 0x01, 0x52, 0x02, 0x08, 0x00};
+	assert_int_equal(envelope_peek_op(d, sizeof(d), &id, &op), -EBADMSG);
+	/* an op past the request's declared end is no op of it */
+	uint8_t e[] = {0x08, 0x01, 0xa2, 0x01, 0x00, 0x52, 0x00};
+	assert_int_equal(envelope_peek_op(e, sizeof(e), &id, &op), -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +462,9 @@ int main(void)
 	    cmocka_unit_test(test_swim_bad_enum_and_long_name_rejected),
 	    cmocka_unit_test(test_swim_digest_round_trip_and_rejected),
 	    cmocka_unit_test(test_rpc_envelope_is_not_swim),
+	    cmocka_unit_test(test_unknown_fields_bounded),
+	    cmocka_unit_test(test_peek_request),
+	    cmocka_unit_test(test_field_counts_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,11 +21,15 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "meshvisor/fo.h"
+#include "queue.h"
 
 #define GIB (1024ull * 1024)
 #define MAXN 5
@@ -437,6 +441,51 @@ static void test_quorum_math(void **state)
 }
 
 /* n0 is cut off from everyone: it loses quorum and fences itself once. */
+/* Issue 13: an action event that cannot be queued stops the agent hard
+ * (the watchdog takes over) instead of being dropped; an informational
+ * one is dropped. test_failover links with -Wl,--wrap=mv_queue_push: the
+ * core's event pushes fail while g_fail_events is set. */
+static bool g_fail_events;
+void *__real_mv_queue_push(struct mv_queue *q, size_t item_size, size_t max);
+void *__wrap_mv_queue_push(struct mv_queue *q, size_t item_size, size_t max);
+void *__wrap_mv_queue_push(struct mv_queue *q, size_t item_size, size_t max)
+{
+	if (g_fail_events && item_size == sizeof(struct fo_event))
+		return NULL;
+	return __real_mv_queue_push(q, item_size, max);
+}
+
+static void test_unqueued_fence_self_aborts(void **state)
+{
+	(void)state;
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct net *t = net_new(3, NULL);
+		run_until(t, t->now + 5000);
+		uint64_t cut_at = t->now;
+		for (int j = 1; j < 3; j++)
+			t->cut[0][j] = t->cut[j][0] = true;
+		g_fail_events = true;
+		run_until(t, cut_at + 9000); /* QUORUM_LOST: information, dropped */
+		if (write(pfd[1], "i", 1) != 1)
+			_exit(3);
+		run_until(t, cut_at + 10000); /* FENCE_SELF: must not be dropped */
+		_exit(0);
+	}
+	close(pfd[1]);
+	char c = 0;
+	ssize_t got = read(pfd[0], &c, 1);
+	close(pfd[0]);
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(got, 1); /* an informational event lost did not stop it */
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGABRT);
+}
+
 static void test_self_fence_once(void **state)
 {
 	(void)state;
@@ -5603,6 +5652,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_quorum_math),
 	    cmocka_unit_test(test_self_fence_once),
+	    cmocka_unit_test(test_unqueued_fence_self_aborts),
 	    cmocka_unit_test(test_acks_refused_for_dead),
 	    cmocka_unit_test(test_fence_order),
 	    cmocka_unit_test(test_force_leave),

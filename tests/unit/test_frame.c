@@ -144,6 +144,168 @@ static void test_truncated_frame_waits(void **state)
 	frame_decoder_close(&d);
 }
 
+/* Issue 13: memory follows the bytes that came, not the declared length. */
+static void test_buffer_grows_with_the_bytes(void **state)
+{
+	(void)state;
+	struct frame_budget budget = {.max = 0};
+	struct frame_decoder d;
+	frame_decoder_init(&d, 0);
+	frame_decoder_limit(&d, &budget, NULL, NULL);
+	uint8_t hdr[4];
+	frame_header_write(hdr, FRAME_MAX);
+	const uint8_t *p = hdr, *pl;
+	size_t len = 4, pll;
+	assert_int_equal(frame_decoder_next_at(&d, 0, &p, &len, &pl, &pll), 0);
+	assert_null(d.buf); /* a 4 MiB header alone costs nothing */
+	assert_int_equal(budget.used, 0);
+	static uint8_t chunk[10000];
+	memset(chunk, 'x', sizeof(chunk));
+	p = chunk;
+	len = 10;
+	assert_int_equal(frame_decoder_next_at(&d, 0, &p, &len, &pl, &pll), 0);
+	assert_int_equal(d.alloc, FRAME_BUF_MIN);
+	p = chunk;
+	len = sizeof(chunk); /* 10,010 bytes in all: doubled twice */
+	assert_int_equal(frame_decoder_next_at(&d, 0, &p, &len, &pl, &pll), 0);
+	assert_int_equal(d.alloc, 4 * FRAME_BUF_MIN);
+	assert_int_equal(budget.used, 4 * FRAME_BUF_MIN);
+	frame_decoder_close(&d);
+	assert_int_equal(budget.used, 0);
+
+	/* never past the declared length */
+	frame_decoder_init(&d, 0);
+	frame_decoder_limit(&d, &budget, NULL, NULL);
+	uint8_t buf[5000 + 4];
+	frame_header_write(buf, 5000);
+	memset(buf + 4, 'y', 5000);
+	p = buf;
+	len = sizeof(buf);
+	assert_int_equal(frame_decoder_next_at(&d, 0, &p, &len, &pl, &pll), 1);
+	assert_int_equal(pll, 5000);
+	assert_int_equal(d.alloc, 5000);
+	/* handed out: dropped (and given back) on the next call */
+	assert_int_equal(frame_decoder_next_at(&d, 0, &p, &len, &pl, &pll), 0);
+	assert_int_equal(budget.used, 0);
+	frame_decoder_close(&d);
+}
+
+/* Decoders sharing a budget cannot buffer more than it together. */
+static void test_shared_budget(void **state)
+{
+	(void)state;
+	struct frame_budget budget = {.max = 3 * FRAME_BUF_MIN};
+	struct frame_decoder a, b;
+	frame_decoder_init(&a, 0);
+	frame_decoder_init(&b, 0);
+	frame_decoder_limit(&a, &budget, NULL, NULL);
+	frame_decoder_limit(&b, &budget, NULL, NULL);
+	static uint8_t buf[4 + 2 * FRAME_BUF_MIN];
+	frame_header_write(buf, 1000000);
+	const uint8_t *p = buf, *pl;
+	size_t len = sizeof(buf), pll;
+	assert_int_equal(frame_decoder_next_at(&a, 0, &p, &len, &pl, &pll), 0);
+	assert_int_equal(budget.used, 2 * FRAME_BUF_MIN);
+	p = buf;
+	len = sizeof(buf);
+	assert_int_equal(frame_decoder_next_at(&b, 0, &p, &len, &pl, &pll), -ENOBUFS);
+	assert_int_equal(budget.used, 2 * FRAME_BUF_MIN); /* b could not grow to 8 KiB */
+	/* sticky, and closing gives everything back */
+	assert_int_equal(frame_decoder_next_at(&b, 0, &p, &len, &pl, &pll), -ENOBUFS);
+	frame_decoder_close(&b);
+	frame_decoder_close(&a);
+	assert_int_equal(budget.used, 0);
+}
+
+/* The deadline runs from the first header byte; a large frame gets 1 s
+ * more per FRAME_MIN_RATE bytes. */
+static void test_deadline_bookkeeping(void **state)
+{
+	(void)state;
+	struct frame_decoder d;
+	frame_decoder_init(&d, 0);
+	assert_int_equal(frame_decoder_deadline(&d), 0);
+	assert_false(frame_decoder_overdue(&d, 1000000));
+	uint8_t buf[4 + 8];
+	frame_header_write(buf, 8);
+	memcpy(buf + 4, "12345678", 8);
+	const uint8_t *p = buf, *pl;
+	size_t len = 1, pll;
+	assert_int_equal(frame_decoder_next_at(&d, 5000, &p, &len, &pl, &pll), 0);
+	assert_int_equal(frame_decoder_deadline(&d), 5000 + FRAME_DEADLINE_MS);
+	len = 3 + 7; /* later bytes do not move the deadline */
+	assert_int_equal(frame_decoder_next_at(&d, 9000, &p, &len, &pl, &pll), 0);
+	assert_false(frame_decoder_overdue(&d, 5000 + FRAME_DEADLINE_MS - 1));
+	assert_true(frame_decoder_overdue(&d, 5000 + FRAME_DEADLINE_MS));
+	len = 1; /* whole: no deadline any more */
+	assert_int_equal(frame_decoder_next_at(&d, 9500, &p, &len, &pl, &pll), 1);
+	assert_false(frame_decoder_overdue(&d, 1000000));
+	frame_decoder_close(&d);
+
+	/* 2 MiB declared: 8 s more at 256 KiB/s */
+	frame_decoder_init(&d, 0);
+	frame_header_write(buf, 2u * 1024 * 1024);
+	p = buf;
+	len = 4;
+	assert_int_equal(frame_decoder_next_at(&d, 100, &p, &len, &pl, &pll), 0);
+	assert_int_equal(frame_decoder_deadline(&d),
+	                 100 + FRAME_DEADLINE_MS + 2u * 1024 * 1024 * 1000 / FRAME_MIN_RATE);
+	frame_decoder_close(&d);
+}
+
+static uint32_t cap_by_first_byte(const uint8_t *prefix, size_t n, uint32_t len, void *ud)
+{
+	(void)len;
+	(*(int *)ud)++;
+	assert_true(n >= 1);
+	return prefix[0] == 'B' ? 100000 : 16;
+}
+
+/* A frame over its cap is refused after its first bytes, skipped to its
+ * end, and the stream goes on with the next frame. */
+static void test_cap_refuses_and_skips(void **state)
+{
+	(void)state;
+	int calls = 0;
+	struct frame_budget budget = {0};
+	struct frame_decoder d;
+	frame_decoder_init(&d, 0);
+	frame_decoder_limit(&d, &budget, cap_by_first_byte, &calls);
+	static uint8_t buf[3 * 4 + 20000 + 20 + 5];
+	size_t n = 0;
+	frame_header_write(buf, 20000); /* 'a...': cap 16, refused */
+	memset(buf + 4, 'a', 20000);
+	n = 4 + 20000;
+	frame_header_write(buf + n, 20); /* 'B...': cap 100000, fine */
+	memset(buf + n + 4, 'B', 20);
+	n += 24;
+	n += make_frame(buf + n, "small");
+	const uint8_t *p = buf, *pl;
+	size_t len = 100, pll; /* the first 100 bytes only */
+	assert_int_equal(frame_decoder_next_at(&d, 7, &p, &len, &pl, &pll), -EFBIG);
+	assert_int_equal(d.refused_cap, 16);
+	assert_int_equal(pll, FRAME_PEEK_LEN);
+	assert_int_equal(pl[0], 'a');
+	assert_true(budget.used <= FRAME_BUF_MIN); /* only the peek was buffered */
+	/* a skipped frame gets the base deadline only */
+	assert_int_equal(frame_decoder_deadline(&d), 7 + FRAME_DEADLINE_MS);
+	assert_int_equal(frame_decoder_next_at(&d, 8, &p, &len, &pl, &pll), 0);
+	len = (size_t)(buf + n - p);
+	assert_int_equal(frame_decoder_next_at(&d, 9, &p, &len, &pl, &pll), 1);
+	assert_int_equal(pll, 20);
+	assert_int_equal(pl[0], 'B');
+	/* "small" (5 bytes) is under its cap of 16: the cap function saw all of it */
+	assert_int_equal(frame_decoder_next_at(&d, 9, &p, &len, &pl, &pll), 1);
+	assert_int_equal(pll, 5);
+	assert_memory_equal(pl, "small", 5);
+	assert_int_equal(frame_decoder_next_at(&d, 9, &p, &len, &pl, &pll), 0);
+	assert_int_equal(len, 0);
+	assert_int_equal(calls, 3);
+	assert_false(frame_decoder_overdue(&d, 1000000));
+	frame_decoder_close(&d);
+	assert_int_equal(budget.used, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +315,10 @@ int main(void)
 	    cmocka_unit_test(test_zero_length_rejected),
 	    cmocka_unit_test(test_over_cap_rejected_before_allocating),
 	    cmocka_unit_test(test_exactly_cap_accepted),
+	    cmocka_unit_test(test_buffer_grows_with_the_bytes),
+	    cmocka_unit_test(test_shared_budget),
+	    cmocka_unit_test(test_deadline_bookkeeping),
+	    cmocka_unit_test(test_cap_refuses_and_skips),
 	    cmocka_unit_test(test_truncated_frame_waits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,6 +49,7 @@ struct node {
 	uint32_t max_out_conns;        /* 0: net's default */
 	uint64_t key_lifetime_ms;      /* 0: net's default */
 	uint32_t handshake_timeout_ms; /* 0: net's default */
+	uint32_t max_peer_in_conns;    /* 0: net's default */
 	struct tls_ctx *srv, *cli;
 	struct net *net;
 	char addr[64];
@@ -134,6 +135,7 @@ static void node_start(struct node *x)
 	                        .max_out_conns = x->max_out_conns,
 	                        .dgram_key_lifetime_ms = x->key_lifetime_ms,
 	                        .handshake_timeout_ms = x->handshake_timeout_ms,
+	                        .max_peer_in_conns = x->max_peer_in_conns,
 	                        .ud = x};
 	x->net = net_new(&nc);
 	assert_non_null(x->net);
@@ -510,6 +512,143 @@ static void test_accepted_handshake_outlives_client_deadline(void **state)
 	node_stop(&g_n5);
 }
 
+/* ---- accept path (issue 13) ----------------------------------------------
+ * test_net links with -Wl,--wrap=calloc,--wrap=malloc: the net layer's own
+ * allocations go through these, which fail the next g_fail_* calls. */
+static int g_fail_calloc, g_fail_malloc;
+void *__real_calloc(size_t n, size_t size);
+void *__real_malloc(size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_malloc(size_t size);
+void *__wrap_calloc(size_t n, size_t size)
+{
+	if (g_fail_calloc > 0) {
+		g_fail_calloc--;
+		return NULL;
+	}
+	return __real_calloc(n, size);
+}
+void *__wrap_malloc(size_t size)
+{
+	if (g_fail_malloc > 0) {
+		g_fail_malloc--;
+		return NULL;
+	}
+	return __real_malloc(size);
+}
+
+static struct node g_n6 = {.name = "n5"};
+
+static int raw_connect(const char *addr)
+{
+	struct sockaddr_storage ss;
+	assert_int_equal(net_parse_addr(addr, &ss), 0);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(s, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 1000};
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return s;
+}
+
+/* 1: the agent closed s (EOF or reset); 0: still open */
+static int raw_closed(int s)
+{
+	char b[64];
+	ssize_t r = recv(s, b, sizeof(b), 0);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* No memory for a connection: it is accepted and closed, and the listener
+ * keeps accepting (libuv stops watching a listener whose callback returns
+ * without uv_accept: before, every later client waited forever). */
+static void test_accept_survives_allocation_failure(void **state)
+{
+	(void)state;
+	node_start(&g_n6);
+	/* no memory for the connection nor for a handle to close it with: the
+	 * listener's scratch handle takes it */
+	g_fail_calloc = 1;
+	g_fail_malloc = 1;
+	int s1 = raw_connect(g_n6.addr);
+	run_for(300);
+	struct net_stats st = stats_of(&g_n6);
+	assert_int_equal(st.accept_drops, 1);
+	assert_int_equal(st.in_conns, 0);
+	assert_true(raw_closed(s1));
+	/* the next client is served */
+	int s2 = raw_connect(g_n6.addr);
+	run_for(300);
+	st = stats_of(&g_n6);
+	assert_int_equal(st.in_conns, 1);
+	assert_false(raw_closed(s2));
+
+	/* two at once while the scratch handle is still closing: the second
+	 * waits for it and is then accepted (memory is back by then) */
+	g_fail_calloc = 2;
+	g_fail_malloc = 2;
+	int s3 = raw_connect(g_n6.addr);
+	int s4 = raw_connect(g_n6.addr);
+	run_for(300);
+	st = stats_of(&g_n6);
+	assert_int_equal(g_fail_calloc, 0);
+	assert_int_equal(st.accept_drops, 2);
+	assert_int_equal(st.in_conns, 2);
+	assert_int_equal(raw_closed(s3) + raw_closed(s4), 1);
+	int s5 = raw_connect(g_n6.addr);
+	run_for(300);
+	assert_int_equal(stats_of(&g_n6).in_conns, 3);
+	close(s1), close(s2), close(s3), close(s4), close(s5);
+	g_fail_calloc = g_fail_malloc = 0;
+	node_stop(&g_n6);
+}
+
+/* A port's connection cap. Full of unfinished handshakes, the oldest of
+ * them makes room for a new connection; full of authenticated ones, the
+ * new one is accepted and closed. */
+static struct node g_cap = {.name = "n5", .max_peer_in_conns = 2};
+static bool x_has_peer_conn(void)
+{
+	return stats_of(&g_cap).handshakes_in >= 2;
+}
+
+static void test_port_connection_cap(void **state)
+{
+	(void)state;
+	node_start(&g_cap);
+	int s[3];
+	for (int i = 0; i < 3; i++) {
+		s[i] = raw_connect(g_cap.addr);
+		run_for(50); /* accepted in this order */
+	}
+	run_for(200);
+	struct net_stats st = stats_of(&g_cap);
+	assert_int_equal(st.in_peer_conns, 2);
+	assert_int_equal(st.conn_cap_closes, 1);
+	assert_int_equal(st.accept_drops, 0);
+	assert_true(raw_closed(s[0])); /* the oldest handshake went */
+	assert_false(raw_closed(s[1]));
+	assert_false(raw_closed(s[2]));
+	close(s[1]);
+	close(s[2]);
+	run_for(300);
+	assert_int_equal(stats_of(&g_cap).in_peer_conns, 0);
+
+	/* n1's and n2's connections fill it, authenticated: a new one is
+	 * accepted and closed at once */
+	send_frame(&g_n1, g_cap.addr, "n5");
+	send_frame(&g_n2, g_cap.addr, "n5");
+	wait_until(x_has_peer_conn, "n1's and n2's connections to n5");
+	int a = raw_connect(g_cap.addr);
+	run_for(200);
+	assert_true(raw_closed(a));
+	st = stats_of(&g_cap);
+	assert_int_equal(st.in_peer_conns, 2);
+	assert_int_equal(st.accept_drops, 1);
+	assert_int_equal(st.conn_cap_closes, 2);
+	close(a);
+	node_stop(&g_cap);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -541,6 +680,13 @@ static int group_teardown(void **state)
 	(void)state;
 	node_stop(&g_n1);
 	node_stop(&g_n2);
+	/* a test that failed half way left its node running, or allocations
+	 * failing */
+	g_fail_calloc = g_fail_malloc = 0;
+	if (g_n6.net != NULL)
+		node_stop(&g_n6);
+	if (g_cap.net != NULL)
+		node_stop(&g_cap);
 	uv_run(&g_loop, UV_RUN_DEFAULT);
 	uv_loop_close(&g_loop);
 	tls_ctx_free(g_n1.srv);
@@ -553,6 +699,10 @@ static int group_teardown(void **state)
 	tls_ctx_free(g_n4.cli);
 	tls_ctx_free(g_n5.srv);
 	tls_ctx_free(g_n5.cli);
+	tls_ctx_free(g_n6.srv);
+	tls_ctx_free(g_n6.cli);
+	tls_ctx_free(g_cap.srv);
+	tls_ctx_free(g_cap.cli);
 	DIR *d = opendir(g_dir);
 	struct dirent *e;
 	while (d && (e = readdir(d)) != NULL)
@@ -575,6 +725,8 @@ int main(void)
 	    cmocka_unit_test(test_rekey_before_retiring),
 	    cmocka_unit_test(test_connect_rekeys_beside_a_live_connection),
 	    cmocka_unit_test(test_accepted_handshake_outlives_client_deadline),
+	    cmocka_unit_test(test_accept_survives_allocation_failure),
+	    cmocka_unit_test(test_port_connection_cap),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
