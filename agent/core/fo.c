@@ -61,6 +61,9 @@
  *   - An HA VM that should run runs again once faults heal: whatever an
  *     over incarnation owes is re-placed by some instance, hand-backs and
  *     parked VMs are retried (RECOVERY; the simulator's liveness oracle).
+ *   - Numbers peers report are bounded before they count: a heartbeat's
+ *     voting-set size above twice ours plus 8 is refused (FO_EV_REFUSED),
+ *     else one lie would make every majority unreachable (THE VOTING SET).
  *   - The caller carries out every event (destroys) and stores the journal
  *     before it sends any message popped after them (EVENTS BEFORE
  *     MESSAGES); the journal keeps whom this node stopped acking and its
@@ -345,6 +348,8 @@ struct fo {
 	struct move *moves;
 	size_t n_moves, cap_moves;
 	uint64_t last_hb_stamp; /* the stamp of our last heartbeat round */
+	uint64_t refused_at;    /* when the last REFUSED event was pushed (+1) */
+	uint32_t refused_quiet; /* refusals not logged since (rate limit) */
 };
 
 /* A live migration (MOVES). */
@@ -744,6 +749,8 @@ const char *fo_event_name(enum fo_event_type t)
 		return "vm-down";
 	case FO_EV_VM_RECOVERED:
 		return "vm-recovered";
+	case FO_EV_REFUSED:
+		return "refused";
 	}
 	return "?";
 }
@@ -822,6 +829,28 @@ static struct fo_event *push_event(struct fo *f, enum fo_event_type t,
 	vsnprintf(e->text, sizeof(e->text), fmt, ap);
 	va_end(ap);
 	return e;
+}
+
+/* A message (or a field of one) we refuse to believe: one REFUSED event a
+ * second at most, naming how many were refused unlogged since the last. */
+#define FO_REFUSED_EVERY_MS 1000
+static void refuse(struct fo *f, const char *from, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void refuse(struct fo *f, const char *from, const char *fmt, ...)
+{
+	if (f->refused_at && f->last_now < f->refused_at - 1 + FO_REFUSED_EVERY_MS) {
+		f->refused_quiet++;
+		return;
+	}
+	char what[FO_TEXT_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	push_event(f, FO_EV_REFUSED, NULL, from, "%.200s (%" PRIu32 " more refused unlogged)", what,
+	           f->refused_quiet);
+	f->refused_at = f->last_now + 1;
+	f->refused_quiet = 0;
 }
 
 bool fo_pop_event(struct fo *f, struct fo_event *out)
@@ -969,6 +998,21 @@ static void recompute_qstamp(struct fo *f)
 	f->qstamp = n >= k ? kth_largest(s, n, k) : 0;
 }
 
+/* The largest voting-set size a heartbeat may report and count: twice
+ * our own set plus FO_VOTERS_SLACK (and FO_VOTERS_MAX at most). A report
+ * exists for an agent that restarted and has not yet heard of members that
+ * died before its start (membership teaches it them within seconds); a
+ * cluster that lost more than half its voters that way has no majority
+ * anyway. A larger report is a lie or a bug: counted, it would make every
+ * majority unreachable, and every host would fence itself after F. */
+#define FO_VOTERS_SLACK 8
+#define FO_VOTERS_MAX 65536
+static size_t voters_believable(const struct fo *f)
+{
+	size_t b = 2 * f->n_voters + FO_VOTERS_SLACK;
+	return b < FO_VOTERS_MAX ? b : FO_VOTERS_MAX;
+}
+
 /* The size majorities are counted over: our voting set, or more if a voter
  * that heartbeated us recently (within F) knows a larger one — a restarted
  * agent may never have heard of a member that died before its start.
@@ -984,6 +1028,7 @@ static size_t effective_voters(const struct fo *f)
 	for (size_t i = 0; i < f->n_m; i++) {
 		const struct mrec *m = &f->m[i];
 		if (!m->voter || !m->hb_at || m->reported_voters <= e ||
+		    m->reported_voters > voters_believable(f) ||
 		    f->last_now >= sat_add(m->hb_at - 1, f->cfg.fence_after_ms))
 			continue;
 		size_t v = m->reported_voters;
@@ -5120,10 +5165,20 @@ static void note_heartbeat(struct fo *f, struct mrec *x, const struct fo_msg *m,
 		return;
 	x->hb_stamp = m->stamp;
 	uint32_t was = x->reported_voters;
-	x->reported_voters = m->voters;
+	uint32_t told = m->voters;
+	if (told > voters_believable(f)) {
+		/* no honest voter can know that many: counted, it would make
+		 * every majority unreachable and fence the whole cluster */
+		refuse(f, x->name,
+		       "heartbeat reports %" PRIu32 " voters, more than this node "
+		       "can believe (%zu): ignored for majorities",
+		       told, voters_believable(f));
+		told = 0;
+	}
+	x->reported_voters = told;
 	x->hb_at = now + 1;
 	x->hb_inc = m->incarnation;
-	if (m->voters != was || m->voters > f->eff_voters) {
+	if (told != was || told > f->eff_voters) {
 		size_t eff = effective_voters(f);
 		if (eff != f->eff_voters) {
 			set_eff_voters(f, eff);

@@ -330,6 +330,10 @@ enum fo_event_type {
 	                              its host: an HA VM that should run runs
 	                              nowhere alive (text: why) */
 	FO_EV_VM_RECOVERED = 22,    /* entry, peer = where it runs, took_ms = down for */
+	FO_EV_REFUSED = 23,         /* peer = a sender whose message (or part of one)
+	                               this node refused to believe (text: what and
+	                               why); at most one a second, with a count of
+	                               those left unlogged */
 };
 
 struct fo_event {

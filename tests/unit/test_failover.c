@@ -1650,6 +1650,59 @@ static void test_voters_reported(void **state)
  * then holds n2 dead too, but n2 is up and answers. Had n1 dropped the 4
  * its (now dead) voters reported, it would count majorities over 3 and
  * choose a plan that only it and n2 accepted: 2 of 4. */
+/* A voter's heartbeat that reports more voters than this node can
+ * believe (2^32-1, or more than twice its own set plus 8) is refused for
+ * majorities, and said once: counted, it would make every majority
+ * unreachable and fence every host after F. A believable report still
+ * counts. */
+static size_t count_refused(struct fo *f)
+{
+	size_t n = 0;
+	struct fo_event e;
+	while (fo_pop_event(f, &e)) {
+		n += e.type == FO_EV_REFUSED;
+		fo_event_clear(&e);
+	}
+	return n;
+}
+
+static void test_voters_report_bounded(void **state)
+{
+	(void)state;
+	struct fo *f = solo(false, 1000);
+	fo_member(f, "n1", FO_ALIVE, 1, 1000);
+	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	(void)count_refused(f);
+	assert_int_equal(fo_majority(f), 2);
+	hb_voters(f, "n1", "n0", UINT32_MAX, 1100);
+	assert_int_equal(fo_majority(f), 2);
+	assert_int_equal(count_refused(f), 1);
+	ack(f, "n1", 1100, 1101);
+	assert_true(fo_quorate(f, 1101));
+	hb_voters(f, "n1", "n0", 3 * 2 + 8 + 1, 1200); /* just above what we believe */
+	assert_int_equal(fo_majority(f), 2);
+	hb_voters(f, "n1", "n0", 3 * 2 + 8, 1300); /* the most we believe */
+	assert_int_equal(fo_majority(f), 8);
+	hb_voters(f, "n1", "n0", 3, 1400); /* it learned better */
+	assert_int_equal(fo_majority(f), 2);
+	/* whatever the sender repeats, we count over our own set, and say
+	 * so once a second at most */
+	for (uint64_t t = 1500; t < 1900; t += 100)
+		hb_voters(f, "n1", "n0", UINT32_MAX, t);
+	assert_int_equal(fo_majority(f), 2);
+	assert_int_equal(count_refused(f), 0); /* within a second of the first */
+	hb_voters(f, "n1", "n0", UINT32_MAX, 3000);
+	struct fo_event e;
+	assert_true(fo_pop_event(f, &e));
+	assert_int_equal(e.type, FO_EV_REFUSED);
+	assert_string_equal(e.peer, "n1");
+	assert_non_null(strstr(e.text, "(5 more refused unlogged)"));
+	fo_event_clear(&e);
+	assert_false(fo_fenced(f));
+	drop_all(f);
+	fo_free(f);
+}
+
 static void test_voters_reported_by_dead(void **state)
 {
 	(void)state;
@@ -5618,6 +5671,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_deadlines),
 	    cmocka_unit_test(test_voters_reported),
+	    cmocka_unit_test(test_voters_report_bounded),
 	    cmocka_unit_test(test_voters_reported_by_dead),
 	    cmocka_unit_test(test_incarnations_never_share_a_vm),
 	    cmocka_unit_test(test_move_blocks_failover_value),
