@@ -61,6 +61,16 @@
  *   - An HA VM that should run runs again once faults heal: whatever an
  *     over incarnation owes is re-placed by some instance, hand-backs and
  *     parked VMs are retried (RECOVERY; the simulator's liveness oracle).
+ *   - Nothing destructive on one peer's word: only a voter's messages
+ *     count (a stranger's heartbeat is answered, nothing else is taken),
+ *     and a fence order for us (FENCE_ORDER, or a plan chosen for the
+ *     incarnation we live in) is obeyed only once a majority of voters
+ *     told us they withhold their acks for a non-empty value of a
+ *     failover of ours (HB_NACK with ok, or FENCE_ORDER) — the majority
+ *     that would make us fence ourselves at q + F anyway — or once we
+ *     fenced ourselves; else it is held (NOTHING DESTRUCTIVE ON ONE
+ *     PEER'S WORD). A CHOSEN about another host is learned from one
+ *     voter (KNOWN LIMITS).
  *   - Numbers peers report are bounded before they count: a heartbeat's
  *     voting-set size above twice ours plus 8 is refused (FO_EV_REFUSED),
  *     else one lie would make every majority unreachable (THE VOTING SET).
@@ -87,6 +97,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Incarnations, ballots and epochs in a peer's message above this are
+ * refused (validate): honest ones grow by one per step and never get near;
+ * a "+ 1" on a larger one could wrap. */
+#define FO_NUM_MAX (UINT64_C(1) << 62)
 /* Undrained outputs/events kept (the oldest are kept, the newest dropped). */
 #define FO_QUEUE_MAX (1u << 20)
 /* Instances remembered at most (finished ones are dropped first). */
@@ -259,6 +273,10 @@ struct mrec {
 	uint64_t hb_at;           /* when that heartbeat arrived (+1), 0 never */
 	uint64_t hb_inc;          /* the incarnation its last heartbeat told */
 	uint64_t hb_stamp;        /* that heartbeat's stamp (the sender's clock) */
+	uint64_t withheld_at;     /* when it last told us (HB_NACK with ok, or a
+	                            FENCE_ORDER) that it withholds its acks for a
+	                            non-empty value of a failover of ours (+1) */
+	uint64_t withheld_inc;    /* the incarnation of ours it named then */
 	uint64_t shared_at;       /* when we last told it every plan we know chosen
 	                            (share_chosen), 0 never */
 	uint64_t forgot_max;      /* highest incarnation whose finished instance
@@ -349,6 +367,15 @@ struct fo {
 	size_t n_moves, cap_moves;
 	uint64_t last_hb_stamp; /* the stamp of our last heartbeat round */
 	uint64_t refused_at;    /* when the last REFUSED event was pushed (+1) */
+	/* a fence order for us (a FENCE_ORDER, or a plan chosen for the
+	 * incarnation we live in) not obeyed yet: too few voters withhold
+	 * their acks from us (NOTHING DESTRUCTIVE ON ONE PEER'S WORD) */
+	bool order_held;
+	struct fo_instance_id order_inst;
+	bool order_has_plan;
+	struct fo_plan order_plan; /* owned */
+	char order_from[FO_NAME_MAX];
+	uint64_t order_at;
 	uint32_t refused_quiet; /* refusals not logged since (rate limit) */
 };
 
@@ -1355,6 +1382,7 @@ void fo_free(struct fo *f)
 	name_index_free(&f->m_by_name);
 	name_index_free(&f->given_by_uuid);
 	free(f->scratch);
+	fo_plan_clear(&f->order_plan);
 	mv_arena_free(&f->harena);
 	free(f);
 }
@@ -1992,6 +2020,9 @@ static void add_pending(struct fo *f, struct inst *in, const struct fo_plan_entr
 static void schedule_restarts(struct fo *f, uint64_t now);
 static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
                              const struct fo_plan *plan, const char *from, uint64_t now);
+static size_t withholding(const struct fo *f, uint64_t now);
+static void fence_order_in(struct fo *f, const struct fo_instance_id *inst,
+                           const struct fo_plan *plan, const char *from, uint64_t now);
 
 /* The timed fence of a chosen plan: F + margin from learning it, or, with
  * an ack bound (our clock), quorate_ms + F + margin from the bound when
@@ -2137,10 +2168,14 @@ static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const st
 		bool living = in->inc >= f->incarnation && f->fenced_through < in->inc;
 		if (copy->n > 0 && !in->fenced && !living) {
 			obey_own_plan(f, in, round, copy, now);
-		} else if (copy->n > 0 && !in->fenced && round > 0) {
+		} else if (copy->n > 0 && !in->fenced && round > 0 &&
+		           withholding(f, now) >= majority_of(f->eff_voters)) {
 			/* a later round learned before round 0 (which the order
 			 * must carry, with everything up to it): its VMs die, and
-			 * nothing is vouched for until the order comes */
+			 * nothing is vouched for until the order comes (without a
+			 * majority withholding from us, nothing dies on the word
+			 * of the peer that told us: the order, or our self-fence,
+			 * comes) */
 			struct fo_event *e =
 			    push_event(f, FO_EV_FENCE_VMS, id, f->cfg.name,
 			               "failed over at the incarnation we live in "
@@ -2148,10 +2183,10 @@ static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const st
 			               "VMs below their new epochs",
 			               in->inc, round, copy->n);
 			fo_plan_copy(&e->plan, copy);
-		} else if (copy->n > 0 && !in->fenced) {
+		} else if (copy->n > 0 && !in->fenced && round == 0) {
 			struct fo_instance_id iid;
 			inst_id(&iid, in, 0);
-			obey_fence_order(f, &iid, copy, b->proposer, now);
+			fence_order_in(f, &iid, copy, b->proposer, now);
 		}
 	} else if (copy->n && !in->fenced) {
 		/* every learner tracks the fence (for the record); only targets act */
@@ -5033,6 +5068,8 @@ static bool plan_ok(const struct fo_plan *p)
 			return false;
 		if (e->has_base && e->base_epoch >= e->new_epoch)
 			return false; /* a move goes to a newer epoch */
+		if (e->new_epoch > FO_NUM_MAX || e->target_incarnation > FO_NUM_MAX)
+			return false;
 	}
 	return true;
 }
@@ -5084,6 +5121,18 @@ static int validate(const struct fo *f, const struct fo_msg *m)
 		if (m->inst.round >= f->n_rounds)
 			return -EINVAL;
 	}
+	/* numbers no honest peer reaches (they grow by one per step): taken,
+	 * one would wrap a "+ 1" (a ballot, an incarnation to move to) */
+	if (m->incarnation > FO_NUM_MAX || m->fenced_through > FO_NUM_MAX ||
+	    m->inst.incarnation > FO_NUM_MAX || m->ballot.number > FO_NUM_MAX ||
+	    m->accepted_ballot.number > FO_NUM_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < m->n_removed; i++)
+		if (m->removed[i].incarnation > FO_NUM_MAX)
+			return -EINVAL;
+	for (size_t i = 0; i < m->n_adopt; i++)
+		if (m->adopt[i].ballot.number > FO_NUM_MAX || m->adopt[i].incarnation > FO_NUM_MAX)
+			return -EINVAL;
 	return 0;
 }
 
@@ -5261,14 +5310,22 @@ static bool order_fence(struct fo *f, const struct mrec *x, const struct fo_msg 
 
 static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
-	merge_removed(f, m, now);
-	/* (before we answer: an acknowledgement says we know its moves) */
-	bool recorded = merge_moves(f, m, now);
 	struct mrec *x = member_find(f, m->from);
 	struct fo_msg r;
 	msg_init(f, &r, FO_HB_NACK, m->from);
 	r.stamp = m->stamp;
 	r.incarnation = m->incarnation;
+	if (!x || !x->voter) {
+		/* nothing it says counts: not its removals (a stranger would
+		 * force-leave live members and fail them over), not its moves */
+		cpy(r.text, sizeof(r.text), "not a voter here");
+		push_msg(f, &r);
+		return;
+	}
+	merge_removed(f, m, now);
+	/* (before we answer: an acknowledgement says we know its moves) */
+	bool recorded = merge_moves(f, m, now);
+	x = member_find(f, m->from);
 	if (!x || !x->voter) {
 		cpy(r.text, sizeof(r.text), "not a voter here");
 		push_msg(f, &r);
@@ -5305,6 +5362,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		uint64_t inc = low != UINT64_MAX ? low : x->inst_max;
 		cpy(r.inst.dead, sizeof(r.inst.dead), x->name);
 		r.inst.incarnation = inc;
+		r.ok = true; /* we withhold for a value of a failover of it */
 		snprintf(r.text, sizeof(r.text), "failover of incarnation %" PRIu64 " %s", inc,
 		         low != UINT64_MAX ? "pending"
 		         : x->restored_max >= inc
@@ -5356,10 +5414,28 @@ static void handle_ack(struct fo *f, const struct fo_msg *m, uint64_t now)
 		update_quorum(f, now, true);
 }
 
-static void handle_nack(struct fo *f, const struct fo_msg *m)
+static void try_held_order(struct fo *f, uint64_t now);
+
+/* Voter y (the sender of m) withholds its acks from us for a non-empty
+ * value of a failover of our incarnation m->inst.incarnation: evidence
+ * for a fence order (NOTHING DESTRUCTIVE ON ONE PEER'S WORD). */
+static void note_withheld(struct fo *f, const struct fo_msg *m, uint64_t now)
+{
+	struct mrec *y = member_find(f, m->from);
+	if (!y || !y->voter || !is_self(f, m->inst.dead))
+		return;
+	y->withheld_at = now + 1;
+	y->withheld_inc = m->inst.incarnation;
+}
+
+static void handle_nack(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
 	if (is_self(f, m->inst.dead) && m->inst.incarnation > f->seen_against)
 		f->seen_against = m->inst.incarnation;
+	if (m->ok) {
+		note_withheld(f, m, now);
+		try_held_order(f, now);
+	}
 	/* Self-fenced and not quorate since: every HA VM we had is destroyed
 	 * and we started none (restarts need quorum), so the claim covers
 	 * instances we hear of only now (e.g. after a partition heals). */
@@ -5481,10 +5557,101 @@ static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
 	want_new_incarnation(f, "failed over by the cluster");
 }
 
+/* How many voters (not us) withhold their acks from us, as they told us
+ * within quorate_ms, for a non-empty value of a failover of an incarnation
+ * of ours above what we have fenced through. */
+static size_t withholding(const struct fo *f, uint64_t now)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_m; i++) {
+		const struct mrec *y = &f->m[i];
+		if (i != f->self_idx && y->voter && y->withheld_at &&
+		    now < sat_add(y->withheld_at - 1, f->cfg.quorate_ms) &&
+		    y->withheld_inc > f->fenced_through)
+			n++;
+	}
+	return n;
+}
+
+static void order_drop(struct fo *f)
+{
+	f->order_held = false;
+	fo_plan_clear(&f->order_plan);
+	f->order_has_plan = false;
+}
+
+/* A fence order for us (NOTHING DESTRUCTIVE ON ONE PEER'S WORD): obeyed
+ * at once only when it asks for nothing new (fenced through it already)
+ * or a majority of the voting set withholds its acks from us for a
+ * non-empty value of a failover of ours; else held — the latest one —
+ * and obeyed when that evidence comes, or dropped once we fenced through
+ * it or after F + margin (a genuine failover has fenced us by then: its
+ * acceptors withhold their acks, and we self-fence). */
+static void fence_order_in(struct fo *f, const struct fo_instance_id *inst,
+                           const struct fo_plan *plan, const char *from, uint64_t now)
+{
+	/* (self-fenced and not quorate since: every HA VM here is destroyed
+	 * already and nothing started since, so obeying destroys nothing —
+	 * as handle_nack's claim) */
+	if (f->fenced_through >= inst->incarnation || f->fenced ||
+	    withholding(f, now) >= majority_of(f->eff_voters)) {
+		if (f->order_held && f->order_inst.incarnation <= inst->incarnation)
+			order_drop(f);
+		obey_fence_order(f, inst, plan, from, now);
+		return;
+	}
+	/* a self-fence claims it (update_quorum), as an HB_NACK's */
+	if (inst->incarnation > f->seen_against)
+		f->seen_against = inst->incarnation;
+	if (f->order_held && f->order_inst.incarnation > inst->incarnation)
+		return;
+	struct fo_plan copy = {0};
+	if (plan && fo_plan_copy(&copy, plan) < 0)
+		return;
+	if (!f->order_held || f->order_inst.incarnation < inst->incarnation)
+		refuse(f, from,
+		       "fence order for our incarnation %" PRIu64 " held: %zu of %zu voters "
+		       "withhold their acks from us, %zu needed",
+		       inst->incarnation, withholding(f, now), f->eff_voters,
+		       majority_of(f->eff_voters));
+	order_drop(f);
+	f->order_held = true;
+	f->order_inst = *inst;
+	f->order_has_plan = plan != NULL;
+	f->order_plan = copy;
+	cpy(f->order_from, sizeof(f->order_from), from);
+	f->order_at = now;
+}
+
+/* The held order: obeyed once the evidence is there, dropped once moot. */
+static void try_held_order(struct fo *f, uint64_t now)
+{
+	if (!f->order_held)
+		return;
+	uint64_t wait = (uint64_t)f->cfg.fence_after_ms + f->cfg.fence_margin_ms;
+	if (f->fenced_through >= f->order_inst.incarnation || now >= sat_add(f->order_at, wait)) {
+		order_drop(f);
+		return;
+	}
+	if (!f->fenced && withholding(f, now) < majority_of(f->eff_voters))
+		return;
+	struct fo_instance_id id = f->order_inst;
+	struct fo_plan plan = f->order_plan;
+	bool has_plan = f->order_has_plan;
+	char from[FO_NAME_MAX];
+	cpy(from, sizeof(from), f->order_from);
+	f->order_held = false;
+	f->order_plan = (struct fo_plan){0};
+	obey_fence_order(f, &id, has_plan ? &plan : NULL, from, now);
+	fo_plan_clear(&plan);
+}
+
 static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
-	if (is_self(f, m->inst.dead))
-		obey_fence_order(f, &m->inst, m->has_plan ? &m->plan : NULL, m->from, now);
+	if (!is_self(f, m->inst.dead))
+		return;
+	note_withheld(f, m, now);
+	fence_order_in(f, &m->inst, m->has_plan ? &m->plan : NULL, m->from, now);
 }
 
 static void handle_fenced(struct fo *f, const struct fo_msg *m, uint64_t now)
@@ -5609,6 +5776,15 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 	size_t from_idx = from ? (size_t)(from - f->m) : SIZE_MAX;
 	struct inst *in = NULL;
 	uint32_t round = m->inst.round;
+	if (m->type != FO_HEARTBEAT && (!from || !from->voter)) {
+		/* Only a voter's word counts (THE VOTING SET): a stranger's
+		 * FENCE_ORDER, CHOSEN, FENCED, PREPARE or REJECT would destroy,
+		 * restart or stall on its say alone. A HEARTBEAT is answered
+		 * (HB_NACK "not a voter here"). */
+		refuse(f, m->from, "%s from %.64s, not a voter here", fo_msg_type_name(m->type),
+		       m->from);
+		return 0;
+	}
 
 	switch (m->type) {
 	case FO_HEARTBEAT:
@@ -5619,7 +5795,7 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 		handle_ack(f, m, now);
 		break;
 	case FO_HB_NACK:
-		handle_nack(f, m);
+		handle_nack(f, m, now);
 		break;
 	case FO_FENCE_ORDER:
 		handle_fence_order(f, m, now);
@@ -6769,6 +6945,7 @@ int fo_handle_timer(struct fo *f, uint64_t now)
 		recompute_qstamp(f);
 	}
 	update_quorum(f, now, false);
+	try_held_order(f, now);
 	detect_newer_deaths(f, now);
 	late_owed(f, now);
 	run_work(f, now);

@@ -1655,12 +1655,13 @@ static void test_voters_reported(void **state)
  * majorities, and said once: counted, it would make every majority
  * unreachable and fence every host after F. A believable report still
  * counts. */
-static size_t count_refused(struct fo *f)
+/* How many events of type ty f has queued (all are dropped). */
+static size_t events_of(struct fo *f, enum fo_event_type ty)
 {
 	size_t n = 0;
 	struct fo_event e;
 	while (fo_pop_event(f, &e)) {
-		n += e.type == FO_EV_REFUSED;
+		n += e.type == ty;
 		fo_event_clear(&e);
 	}
 	return n;
@@ -1672,11 +1673,11 @@ static void test_voters_report_bounded(void **state)
 	struct fo *f = solo(false, 1000);
 	fo_member(f, "n1", FO_ALIVE, 1, 1000);
 	fo_member(f, "n2", FO_ALIVE, 1, 1000);
-	(void)count_refused(f);
+	(void)events_of(f, FO_EV_REFUSED);
 	assert_int_equal(fo_majority(f), 2);
 	hb_voters(f, "n1", "n0", UINT32_MAX, 1100);
 	assert_int_equal(fo_majority(f), 2);
-	assert_int_equal(count_refused(f), 1);
+	assert_int_equal(events_of(f, FO_EV_REFUSED), 1);
 	ack(f, "n1", 1100, 1101);
 	assert_true(fo_quorate(f, 1101));
 	hb_voters(f, "n1", "n0", 3 * 2 + 8 + 1, 1200); /* just above what we believe */
@@ -1690,7 +1691,7 @@ static void test_voters_report_bounded(void **state)
 	for (uint64_t t = 1500; t < 1900; t += 100)
 		hb_voters(f, "n1", "n0", UINT32_MAX, t);
 	assert_int_equal(fo_majority(f), 2);
-	assert_int_equal(count_refused(f), 0); /* within a second of the first */
+	assert_int_equal(events_of(f, FO_EV_REFUSED), 0); /* within a second of the first */
 	hb_voters(f, "n1", "n0", UINT32_MAX, 3000);
 	struct fo_event e;
 	assert_true(fo_pop_event(f, &e));
@@ -2344,6 +2345,19 @@ static struct fo *n1_core(uint64_t inc, uint64_t n0_dead)
 }
 
 static void fenced_by_n2(struct fo *f, const char *dead, uint64_t inc, uint64_t now);
+static void fo_msg_init(struct fo_msg *m, enum fo_msg_type ty, const char *from, const char *to,
+                        const char *dead, uint64_t inc, uint32_t round);
+
+/* Voter `from` answers a heartbeat of `to` with HB_NACK: it withholds its
+ * acks for a non-empty value of a failover of to's incarnation `inc` —
+ * the evidence a fence order needs from a majority. */
+static void withheld_by(struct fo *f, const char *from, const char *to, uint64_t inc, uint64_t now)
+{
+	struct fo_msg m;
+	fo_msg_init(&m, FO_HB_NACK, from, to, to, inc, 0);
+	m.ok = true;
+	assert_int_equal(fo_handle_message(f, &m, now), 0);
+}
 
 /* An entry assigned to an incarnation of ours that was failed over since
  * is handed back, never started; one assigned to the new incarnation is. */
@@ -2360,6 +2374,7 @@ static void test_target_incarnation(void **state)
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
 	m.inst.incarnation = 1;
 	m.has_plan = true;
+	withheld_by(a, "n0", "n1", 1, 1500); /* n2's order is the other evidence */
 	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
 	assert_true(pop_type(a, FO_FENCED, &r));
 	fo_msg_clear(&r);
@@ -2493,6 +2508,8 @@ static void test_plan_for_our_current_incarnation(void **state)
 	mine[0].target_incarnation = 1;
 	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, mine, 1);
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	withheld_by(a, "n0", "n1", 1, 1200);
+	withheld_by(a, "n2", "n1", 1, 1200);
 	assert_int_equal(fo_handle_message(a, &m, 1200), 0);
 	bool fenced_vms = false, new_inc = false;
 	while (fo_pop_event(a, &e)) {
@@ -2535,6 +2552,8 @@ static void test_later_round_of_our_failover_first(void **state)
 	r1[0].target_incarnation = 1;
 	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 1, 1, r1, 1);
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	withheld_by(a, "n0", "n1", 1, 1100);
+	withheld_by(a, "n2", "n1", 1, 1100);
 	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
 	struct fo_event e;
 	size_t fence_vms = 0;
@@ -3032,6 +3051,7 @@ static struct fence_outcome obey_order_for_1(struct fo *a)
 	struct fo_msg m;
 	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	withheld_by(a, "n0", "n1", 1, 2000);
 	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
 	struct fence_outcome out;
 	memset(&out, 0, sizeof(out));
@@ -3159,6 +3179,7 @@ static void test_fence_kills_what_it_hands_back(void **state)
 		struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
 		msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
 		snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+		withheld_by(a, "n0", "n1", 1, 2000);
 		assert_int_equal(fo_handle_message(a, &m, 2000), 0);
 		bool killed = false, handed = false;
 		struct fo_event e;
@@ -5029,6 +5050,7 @@ static void test_failed_over_target_never_starts(void **state)
 	struct fo_msg m, r;
 	fo_msg_init(&m, FO_FENCE_ORDER, "n2", "n1", "n1", 2, 0);
 	m.has_plan = true;
+	withheld_by(a, "n0", "n1", 2, 1500);
 	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
 	fo_set_incarnation(a, 3);
 	drop_all(a);
@@ -5606,6 +5628,7 @@ static void test_fence_incomplete_not_claimed(void **state)
 	struct fo_msg m, r;
 	fo_msg_init(&m, FO_FENCE_ORDER, "n2", "n1", "n1", 2, 0);
 	m.has_plan = true;
+	withheld_by(a, "n0", "n1", 2, 1500);
 	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
 	assert_false(pop_type(a, FO_FENCED, &r));
 	drop_all(a);
@@ -5651,6 +5674,162 @@ static void test_fence_incomplete_not_claimed(void **state)
 	fo_free(a);
 }
 
+/* ---- issue 13: nothing destructive on one peer's word ---------------------- */
+
+/* A node with a valid certificate that is no member of the voting set (n4,
+ * never fed to anyone: "n9" of issue 13) sends n1 a FENCE_ORDER, a CHOSEN
+ * for a live n2, a heartbeat that force-leaves n2, a FENCED and a REJECT
+ * naming a huge ballot: each is refused and logged, nothing is destroyed,
+ * nothing learned, the voting set stays 3, and nobody fences itself. */
+static void test_stranger_has_no_say(void **state)
+{
+	(void)state;
+	struct net *t = net_new(3, NULL);
+	run_until(t, t->now + 3000);
+	for (int i = 0; i < 3; i++) {
+		assert_true(fo_quorate(t->n[i].f, t->now));
+		clear_events(&t->n[i]);
+	}
+	struct fo *n1 = t->n[1].f;
+	(void)events_of(n1, FO_EV_REFUSED);
+	/* FENCE_ORDER for n1's incarnation 1 */
+	struct fo_plan_entry o[1] = {entry("vm", "n4", 3)};
+	struct fo_msg m;
+	msg_plan(&m, FO_FENCE_ORDER, "n4", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(n1, &m, t->now), 0);
+	assert_int_equal(events_of(n1, FO_EV_REFUSED), 1);
+	/* CHOSEN for the live n2, ballot from n4 */
+	struct fo_plan_entry c[1] = {entry("vm", "n1", 3)};
+	msg_plan(&m, FO_CHOSEN, "n4", "n1", 1, 0, 7, c, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n2");
+	run_until(t, t->now + 1000);
+	assert_int_equal(fo_handle_message(n1, &m, t->now), 0);
+	struct fo_instance_id id = {.dead = "n2", .incarnation = 1};
+	const struct fo_plan *got = NULL;
+	assert_false(fo_chosen_plan(n1, &id, &got));
+	assert_int_equal(events_of(n1, FO_EV_REFUSED), 1);
+	/* a heartbeat that says n2 was force-left */
+	struct fo_removed rm = {.name = "n2", .incarnation = 1};
+	hb_msg(&m, "n4", "n1", 1, t->now);
+	m.removed = &rm;
+	m.n_removed = 1;
+	m.voters = 4;
+	assert_int_equal(fo_handle_message(n1, &m, t->now), 0);
+	/* FENCED for n2, and a REJECT that would push ballots to wrap */
+	fo_msg_init(&m, FO_FENCED, "n4", "n1", "n2", 1, 0);
+	assert_int_equal(fo_handle_message(n1, &m, t->now), 0);
+	fo_msg_init(&m, FO_REJECT, "n4", "n1", "n2", 1, 0);
+	m.ballot.number = UINT64_MAX;
+	assert_int_equal(fo_handle_message(n1, &m, t->now), -EINVAL);
+	run_until(t, t->now + 30000);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fo_voters(t->n[i].f), 3);
+		assert_int_equal(fo_majority(t->n[i].f), 2);
+		assert_true(fo_quorate(t->n[i].f, t->now));
+		assert_int_equal(count_ev(&t->n[i], FO_EV_FENCE_VMS), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_FENCE_SELF), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_NEW_INCARNATION), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_CHOSEN), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_MEMBER_REMOVED), 0);
+		assert_int_equal(fo_instance_count(t->n[i].f), 0);
+	}
+	assert_int_equal(t->sent[FO_FENCED], 0);
+	net_free(t);
+}
+
+/* A fence order from a voter (or a plan chosen for the incarnation we live
+ * in) is obeyed only once a majority of the voting set withholds its acks
+ * from us for a failover of ours: on n2's word alone n1 destroys nothing
+ * and keeps its incarnation (held, logged once); once n0 too says it
+ * withholds (HB_NACK with ok), the held order is carried out. A held
+ * order is dropped after F + margin: evidence that comes later needs a
+ * new order. */
+static void test_fence_order_needs_majority(void **state)
+{
+	(void)state;
+	struct fo *a = quorate_n1();
+	drop_all(a);
+	struct fo_plan_entry o[1] = {entry("vm", "n2", 3)};
+	struct fo_msg m, r;
+	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
+	struct fo_event e;
+	size_t refused = 0;
+	while (fo_pop_event(a, &e)) {
+		assert_int_not_equal(e.type, FO_EV_FENCE_VMS);
+		assert_int_not_equal(e.type, FO_EV_NEW_INCARNATION);
+		refused += e.type == FO_EV_REFUSED && strstr(e.text, "held") != NULL;
+		fo_event_clear(&e);
+	}
+	assert_int_equal(refused, 1);
+	assert_false(pop_type(a, FO_FENCED, &r));
+	/* the same order again: still held, not logged again */
+	assert_int_equal(fo_handle_message(a, &m, 2200), 0);
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 0);
+	/* n0 withholds too: 2 of 3, a majority */
+	withheld_by(a, "n0", "n1", 1, 2300);
+	size_t fence_vms = 0, newinc = 0;
+	while (fo_pop_event(a, &e)) {
+		fence_vms += e.type == FO_EV_FENCE_VMS && e.plan.n == 1 &&
+		             !strcmp(e.plan.entries[0].uuid, "vm");
+		newinc += e.type == FO_EV_NEW_INCARNATION;
+		fo_event_clear(&e);
+	}
+	assert_int_equal(fence_vms, 1);
+	assert_int_equal(newinc, 1);
+	assert_true(pop_type(a, FO_FENCED, &r));
+	assert_int_equal(r.inst.incarnation, 1);
+	fo_msg_clear(&r);
+	fo_free(a);
+
+	/* held past F + margin (10 s + 3 s): dropped; later evidence alone
+	 * destroys nothing */
+	a = quorate_n1();
+	drop_all(a);
+	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
+	for (uint64_t at = 3000; at <= 13000; at += 2000) { /* n2 still acks us */
+		ack_to(a, "n2", "n1", at, at);
+		assert_int_equal(fo_handle_timer(a, at), 0);
+	}
+	assert_int_equal(fo_handle_timer(a, 1100 + 13000), 0);
+	assert_false(fo_fenced(a));
+	withheld_by(a, "n0", "n1", 1, 1100 + 13001);
+	withheld_by(a, "n2", "n1", 1, 1100 + 13001);
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 0);
+	assert_false(pop_type(a, FO_FENCED, &r));
+	/* a fresh order then finds the evidence and is obeyed */
+	assert_int_equal(fo_handle_message(a, &m, 1100 + 13002), 0);
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 1);
+	drop_all(a);
+	fo_free(a);
+}
+
+/* Incarnations, ballots and epochs no honest peer reaches are refused:
+ * a "+ 1" on them would wrap (a ballot 0 that every acceptor rejects, an
+ * incarnation 0 to move to). */
+static void test_huge_numbers_refused(void **state)
+{
+	(void)state;
+	struct fo *a = quorate_n1();
+	struct fo_msg m;
+	fo_msg_init(&m, FO_HB_NACK, "n2", "n1", "n1", UINT64_MAX, 0);
+	assert_int_equal(fo_handle_message(a, &m, 1100), -EINVAL);
+	fo_msg_init(&m, FO_PREPARE, "n2", "n1", "n0", 1, 0);
+	m.ballot.number = UINT64_MAX;
+	assert_int_equal(fo_handle_message(a, &m, 1100), -EINVAL);
+	hb_msg(&m, "n2", "n1", UINT64_MAX, 1100);
+	assert_int_equal(fo_handle_message(a, &m, 1100), -EINVAL);
+	struct fo_plan_entry p[1] = {entry("vm", "n2", UINT64_MAX)};
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 1);
+	assert_int_equal(fo_handle_message(a, &m, 1100), -EINVAL);
+	drop_all(a);
+	fo_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -5672,6 +5851,9 @@ int main(void)
 	    cmocka_unit_test(test_deadlines),
 	    cmocka_unit_test(test_voters_reported),
 	    cmocka_unit_test(test_voters_report_bounded),
+	    cmocka_unit_test(test_stranger_has_no_say),
+	    cmocka_unit_test(test_fence_order_needs_majority),
+	    cmocka_unit_test(test_huge_numbers_refused),
 	    cmocka_unit_test(test_voters_reported_by_dead),
 	    cmocka_unit_test(test_incarnations_never_share_a_vm),
 	    cmocka_unit_test(test_move_blocks_failover_value),
