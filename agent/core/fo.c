@@ -10,9 +10,12 @@
  * ALGORITHM
  * When a host X dies, the survivors restart X's HA VMs elsewhere:
  *   1. Heartbeat quorum. Every heartbeat_ms each node sends HEARTBEAT
- *      {stamp, incarnation, fenced_through, removed, voters} to every voter;
+ *      {stamp, incarnation, fenced_through, removed, voters} to every voter
+ *      (and every candidate);
  *      acks echo the stamp. A node is quorate while a majority of the
- *      voting set (every member ever known, not left or force-left) acked
+ *      voting set (every member this node admitted — membership held it
+ *      alive for join_after_ms and it heartbeated or acked us meanwhile —
+ *      not left or force-left; THE VOTING SET) acked
  *      a heartbeat sent within quorate_ms, and destroys its own HA VMs
  *      (self-fence) after F = fence_after_ms without. Only its own clock
  *      is involved. A node that opened a failover of X with a non-empty
@@ -262,6 +265,11 @@ struct mrec {
 	uint64_t removed_inc;
 	uint64_t removed_at; /* when we learned of the removal (+1) */
 	bool voter;
+	bool admitted;            /* in the voting set by our decision (THE VOTING
+	                            SET): never undone (left and removed members
+	                            leave it by those flags) */
+	uint64_t alive_since;     /* membership holds it alive since (+1), 0 not */
+	bool heard_alive;         /* it heartbeated or acknowledged us since */
 	bool restored_voter;      /* a voter per the journal of a previous life, not
 	                        (yet) reported by membership: it still counts */
 	uint64_t ack;             /* highest echoed stamp + 1, 0 none */
@@ -1085,8 +1093,8 @@ static void recount_voters(struct fo *f)
 	for (size_t i = 0; i < f->n_m; i++) {
 		struct mrec *m = &f->m[i];
 		bool was = m->voter;
-		m->voter =
-		    i == f->self_idx || ((m->fed || m->restored_voter) && !m->left && !m->removed);
+		m->voter = i == f->self_idx || (((m->fed && m->admitted) || m->restored_voter) &&
+		                                !m->left && !m->removed);
 		if (was != m->voter && i != f->self_idx)
 			f->journal_version++; /* the voting set is journalled (not us) */
 		v += m->voter;
@@ -1267,6 +1275,7 @@ void fo_config_default(struct fo_config *cfg)
 	cfg->history = 64;
 	cfg->dead_grace_ms = 1500;
 	cfg->reconcile_ms = 5000;
+	cfg->join_after_ms = 3000;
 }
 
 struct fo *fo_new(const struct fo_config *cfg, uint64_t now)
@@ -1300,6 +1309,10 @@ struct fo *fo_new(const struct fo_config *cfg, uint64_t now)
 		c->max_rounds = FO_ROUNDS_MAX - 1;
 	if (!c->reconcile_ms)
 		c->reconcile_ms = 5000;
+	/* a newcomer must be able to join and make a quorum well before a
+	 * node started with seeds fences itself alone */
+	if (c->join_after_ms > c->fence_after_ms / 3)
+		c->join_after_ms = c->fence_after_ms / 3;
 	/* hand-backs get max_rounds rounds per VM; rounds after those serve
 	 * parked VMs once there is room (RECOVERY) */
 	f->n_rounds = FO_ROUNDS_MAX;
@@ -1581,6 +1594,40 @@ static void broadcast(struct fo *f, const struct fo_msg *tmpl)
 
 static size_t moves_to_tell(struct fo *f, uint64_t now, struct fo_move *out);
 
+/* Joining the voting set (THE VOTING SET). A member membership holds
+ * alive is a candidate: we heartbeat it (so that it can admit us) but do
+ * not count it. It joins once membership has held it alive for
+ * join_after_ms and it heartbeated or acknowledged us meanwhile — a
+ * failover core runs there and counts us. One PING from a stranger made
+ * it a member; the stranger never heartbeats, dies, and never votes. */
+static bool candidate(const struct fo *f, const struct mrec *r)
+{
+	return f->cfg.join_after_ms && r->fed && !r->admitted && !r->restored_voter && !r->left &&
+	       !r->removed && r->alive_since;
+}
+
+static void try_admit(struct fo *f, struct mrec *r, uint64_t now)
+{
+	if (!candidate(f, r) || !r->heard_alive ||
+	    now < sat_add(r->alive_since - 1, f->cfg.join_after_ms))
+		return;
+	r->admitted = true;
+	f->journal_version++; /* the voting set is journalled */
+}
+
+/* x (may be NULL) heartbeated or acknowledged us. */
+static void heard_from(struct fo *f, struct mrec *x, uint64_t now)
+{
+	if (!x || !candidate(f, x))
+		return;
+	x->heard_alive = true;
+	try_admit(f, x, now);
+	if (x->admitted) {
+		recount_voters(f);
+		update_quorum(f, now, true);
+	}
+}
+
 static void send_heartbeats(struct fo *f, uint64_t now)
 {
 	struct fo_removed *rem = NULL;
@@ -1589,7 +1636,7 @@ static void send_heartbeats(struct fo *f, uint64_t now)
 	size_t n_tell = moves_to_tell(f, now, tell);
 	f->last_hb_stamp = now;
 	for (size_t i = 0; i < f->n_m; i++) {
-		if (i == f->self_idx || !f->m[i].voter)
+		if (i == f->self_idx || !(f->m[i].voter || candidate(f, &f->m[i])))
 			continue;
 		struct fo_msg m;
 		msg_init(f, &m, FO_HEARTBEAT, f->m[i].name);
@@ -4926,6 +4973,19 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 	if (!r)
 		return;
 	r->fed = true;
+	if (st == FO_ALIVE || st == FO_SUSPECT) {
+		if (!r->alive_since) {
+			r->alive_since = now + 1;
+			r->heard_alive = false;
+		}
+	} else {
+		r->alive_since = 0;
+		r->heard_alive = false;
+	}
+	/* membership's word admits it at once only where the caller asks for
+	 * that (join_after_ms 0); else it must prove itself (try_admit) */
+	if (!f->cfg.join_after_ms)
+		r->admitted = true;
 	if (st == FO_LEFT) {
 		r->left = true;
 		if (incarnation > r->left_inc)
@@ -4949,6 +5009,7 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 	r->inc = incarnation;
 	if (st == FO_DEAD && incarnation > r->dead_max)
 		r->dead_max = incarnation;
+	try_admit(f, r, now);
 	recount_voters(f);
 	if (st == FO_DEAD && r->voter) {
 		struct inst *in = inst_find(f, name, incarnation);
@@ -5315,6 +5376,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 	msg_init(f, &r, FO_HB_NACK, m->from);
 	r.stamp = m->stamp;
 	r.incarnation = m->incarnation;
+	heard_from(f, x, now);
 	if (!x || !x->voter) {
 		/* nothing it says counts: not its removals (a stranger would
 		 * force-leave live members and fail them over), not its moves */
@@ -5383,6 +5445,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 
 static void handle_ack(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
+	heard_from(f, member_find(f, m->from), now);
 	struct mrec *y = member_find(f, m->from);
 	if (!y || !y->voter || m->stamp > now)
 		return;
@@ -5776,7 +5839,8 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 	size_t from_idx = from ? (size_t)(from - f->m) : SIZE_MAX;
 	struct inst *in = NULL;
 	uint32_t round = m->inst.round;
-	if (m->type != FO_HEARTBEAT && (!from || !from->voter)) {
+	if (m->type != FO_HEARTBEAT && !(m->type == FO_HB_ACK && from && candidate(f, from)) &&
+	    (!from || !from->voter)) {
 		/* Only a voter's word counts (THE VOTING SET): a stranger's
 		 * FENCE_ORDER, CHOSEN, FENCED, PREPARE or REJECT would destroy,
 		 * restart or stall on its say alone. A HEARTBEAT is answered

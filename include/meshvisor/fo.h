@@ -279,6 +279,14 @@ struct fo_config {
 	                               recovered through a new incarnation after
 	                               this long; doubled while it stays down, up
 	                               to 64x (default 5000) */
+	uint32_t join_after_ms;       /* a member membership reports alive joins the
+	                               voting set only once membership has held it
+	                               alive this long and it has heartbeated or
+	                               acknowledged us meanwhile (it runs a failover
+	                               core that counts us); one reported dead
+	                               before we ever saw it alive joins only
+	                               through the journal (default 3000, at most
+	                               F / 3; 0 = at once, on membership's word) */
 };
 
 /* A host as the caller's gossiped view has it, with its HA VMs. */

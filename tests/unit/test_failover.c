@@ -58,6 +58,7 @@ static void cfg_for(struct fo_config *c, int i)
 	snprintf(c->name, sizeof(c->name), "%s", names[i]);
 	c->seed = 7 + (uint64_t)i;
 	c->dead_grace_ms = 0; /* test_dead_grace has it */
+	c->join_after_ms = 0; /* members vote at once: test_join_* have it */
 }
 
 static struct net *net_new(int count, void (*tweak)(struct fo_config *, int))
@@ -5830,6 +5831,116 @@ static void test_huge_numbers_refused(void **state)
 	fo_free(a);
 }
 
+/* ---- issue 13: joining the voting set --------------------------------------- */
+
+static void join_3000(struct fo_config *c, int i)
+{
+	(void)i;
+	c->join_after_ms = 3000;
+}
+
+/* One PING from a stranger made it a SWIM member (issue 13: "n9 becomes a
+ * permanent voter"). Here every core hears of n4 from membership, alive,
+ * but n4 runs no failover core: it never heartbeats, and dies. It never
+ * joins the voting set: 3 voters, majority 2, no failover of it, nobody
+ * fenced. The three real members formed their set within join_after_ms
+ * plus a heartbeat. */
+static void test_join_stranger_never_votes(void **state)
+{
+	(void)state;
+	struct net *t = net_new(3, join_3000);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fo_voters(t->n[i].f), 1); /* nobody proved itself yet */
+	run_until(t, t->now + 5000);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fo_voters(t->n[i].f), 3);
+		assert_true(fo_quorate(t->n[i].f, t->now));
+	}
+	for (int i = 0; i < 3; i++)
+		fo_member(t->n[i].f, "n4", FO_ALIVE, 0, t->now);
+	run_until(t, t->now + 8000); /* alive to SWIM for 8 s, silent */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fo_voters(t->n[i].f), 3);
+		fo_member(t->n[i].f, "n4", FO_SUSPECT, 0, t->now);
+	}
+	run_until(t, t->now + 3000);
+	for (int i = 0; i < 3; i++)
+		fo_member(t->n[i].f, "n4", FO_DEAD, 0, t->now);
+	run_until(t, t->now + 30000);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fo_voters(t->n[i].f), 3);
+		assert_int_equal(fo_majority(t->n[i].f), 2);
+		assert_true(fo_quorate(t->n[i].f, t->now));
+		assert_int_equal(fo_instance_count(t->n[i].f), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_FENCE_SELF), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_DETECTED), 0);
+	}
+	net_free(t);
+}
+
+/* A newcomer joins only once membership has held it alive for
+ * join_after_ms AND it heartbeated (or acknowledged) us meanwhile; until
+ * then we heartbeat it and answer "not a voter here". A heartbeat, then
+ * silence and death before join_after_ms, admits nothing; a heartbeat from
+ * a node membership never reported admits nothing. The voting set is
+ * journalled with the admitted member only. */
+static void test_join_needs_time_and_heartbeat(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 0);
+	c.join_after_ms = 3000;
+	struct fo *f = fo_new(&c, 1000);
+	assert_non_null(f);
+	fo_member(f, "n1", FO_ALIVE, 1, 1000);
+	fo_member(f, "n9", FO_ALIVE, 0, 1000);
+	assert_int_equal(fo_voters(f), 1);
+	/* we heartbeat both candidates */
+	assert_int_equal(fo_handle_timer(f, 1000), 0);
+	struct fo_msg m;
+	size_t to_n1 = 0, to_n9 = 0;
+	while (fo_pop_output(f, &m)) {
+		to_n1 += m.type == FO_HEARTBEAT && !strcmp(m.to, "n1");
+		to_n9 += m.type == FO_HEARTBEAT && !strcmp(m.to, "n9");
+		fo_msg_clear(&m);
+	}
+	assert_int_equal(to_n1, 1);
+	assert_int_equal(to_n9, 1);
+	/* both heartbeat us early: not yet */
+	hb_voters(f, "n1", "n0", 1, 1500);
+	hb_voters(f, "n9", "n0", 1, 1500);
+	assert_int_equal(fo_voters(f), 1);
+	struct fo_msg r;
+	assert_true(pop_type(f, FO_HB_NACK, &r));
+	assert_string_equal(r.text, "not a voter here");
+	fo_msg_clear(&r);
+	/* n9 goes silent and dies before join_after_ms */
+	fo_member(f, "n9", FO_DEAD, 0, 3500);
+	/* n1 heartbeats again after join_after_ms: it joins, and is acked */
+	hb_voters(f, "n1", "n0", 1, 4000);
+	assert_int_equal(fo_voters(f), 2);
+	assert_true(pop_type(f, FO_HB_ACK, &r));
+	fo_msg_clear(&r);
+	/* n9 back alive a moment (its clock restarts), then dead for good */
+	fo_member(f, "n9", FO_ALIVE, 1, 5000);
+	hb_voters(f, "n9", "n0", 1, 5100);
+	fo_member(f, "n9", FO_DEAD, 1, 6000);
+	hb_voters(f, "n9", "n0", 1, 9000);
+	/* a heartbeat from a node membership never reported */
+	hb_voters(f, "n7", "n0", 1, 9000);
+	assert_int_equal(fo_voters(f), 2);
+	assert_int_equal(fo_instance_count(f), 0);
+	char *j = NULL;
+	size_t jl = 0;
+	assert_int_equal(fo_journal_encode(f, &j, &jl), 0);
+	assert_non_null(strstr(j, "voter n1"));
+	assert_null(strstr(j, "voter n9"));
+	assert_null(strstr(j, "voter n7"));
+	free(j);
+	drop_all(f);
+	fo_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -5854,6 +5965,8 @@ int main(void)
 	    cmocka_unit_test(test_stranger_has_no_say),
 	    cmocka_unit_test(test_fence_order_needs_majority),
 	    cmocka_unit_test(test_huge_numbers_refused),
+	    cmocka_unit_test(test_join_stranger_never_votes),
+	    cmocka_unit_test(test_join_needs_time_and_heartbeat),
 	    cmocka_unit_test(test_voters_reported_by_dead),
 	    cmocka_unit_test(test_incarnations_never_share_a_vm),
 	    cmocka_unit_test(test_move_blocks_failover_value),
