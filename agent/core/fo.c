@@ -5839,6 +5839,8 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 	size_t from_idx = from ? (size_t)(from - f->m) : SIZE_MAX;
 	struct inst *in = NULL;
 	uint32_t round = m->inst.round;
+	if (m->type == FO_HB_NACK && from && candidate(f, from))
+		return 0; /* it has not admitted us yet either: joining, no news */
 	if (m->type != FO_HEARTBEAT && !(m->type == FO_HB_ACK && from && candidate(f, from)) &&
 	    (!from || !from->voter)) {
 		/* Only a voter's word counts (THE VOTING SET): a stranger's

@@ -5855,6 +5855,8 @@ static void test_join_stranger_never_votes(void **state)
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(fo_voters(t->n[i].f), 3);
 		assert_true(fo_quorate(t->n[i].f, t->now));
+		/* joining is no refusal: candidates' answers are taken quietly */
+		assert_int_equal(count_ev(&t->n[i], FO_EV_REFUSED), 0);
 	}
 	for (int i = 0; i < 3; i++)
 		fo_member(t->n[i].f, "n4", FO_ALIVE, 0, t->now);
