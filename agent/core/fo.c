@@ -68,9 +68,10 @@
  *     count (a stranger's heartbeat is answered, nothing else is taken),
  *     and a fence order for us (FENCE_ORDER, or a plan chosen for the
  *     incarnation we live in) is obeyed only once a majority of voters
- *     told us they withhold their acks for a non-empty value of a
- *     failover of ours (HB_NACK with ok, or FENCE_ORDER) — the majority
- *     that would make us fence ourselves at q + F anyway — or once we
+ *     told us they accepted, as acceptors, a non-empty value of a
+ *     failover of ours (HB_NACK or FENCE_ORDER with ok; a plan merely
+ *     learned vouches for nothing) — the majority that withholds its acks
+ *     and would make us fence ourselves at q + F anyway — or once we
  *     fenced ourselves; else it is held (NOTHING DESTRUCTIVE ON ONE
  *     PEER'S WORD). A CHOSEN about another host is learned from one
  *     voter (KNOWN LIMITS).
@@ -285,6 +286,8 @@ struct mrec {
 	                            FENCE_ORDER) that it withholds its acks for a
 	                            non-empty value of a failover of ours (+1) */
 	uint64_t withheld_inc;    /* the incarnation of ours it named then */
+	uint64_t acc_max;         /* highest incarnation of it for whose failover we
+	                            accepted a non-empty value (this core's life) */
 	uint64_t shared_at;       /* when we last told it every plan we know chosen
 	                            (share_chosen), 0 never */
 	uint64_t forgot_max;      /* highest incarnation whose finished instance
@@ -1206,6 +1209,22 @@ static void track_owed(struct fo *f, uint64_t now);
 static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *order,
                            uint64_t upto, bool extras, uint64_t now);
 
+/* When QUORUM_LOST is due (not quorate since lost_since): after 2
+ * heartbeats — and, for a core never quorate yet, not before its voting
+ * set had time to form (members join after join_after_ms, THE VOTING
+ * SET). */
+static uint64_t lost_due(const struct fo *f)
+{
+	uint64_t due = sat_add(f->lost_since, 2 * (uint64_t)f->cfg.heartbeat_ms);
+	if (!f->quorate_since) {
+		uint64_t forming =
+		    sat_add(f->started, f->cfg.join_after_ms + 2 * (uint64_t)f->cfg.heartbeat_ms);
+		if (forming > due)
+			due = forming;
+	}
+	return due;
+}
+
 /* Quorum transitions and the self-fence; `work` runs the instance work
  * when quorum comes back (not from inside the work itself). */
 static void update_quorum(struct fo *f, uint64_t now, bool work)
@@ -1229,8 +1248,7 @@ static void update_quorum(struct fo *f, uint64_t now, bool work)
 		f->quorate_flag = false;
 		f->lost_since = now;
 	}
-	if (!q && !f->lost_emitted &&
-	    now >= sat_add(f->lost_since, 2 * (uint64_t)f->cfg.heartbeat_ms)) {
+	if (!q && !f->lost_emitted && now >= lost_due(f)) {
 		f->lost_emitted = true;
 		push_event(f, FO_EV_QUORUM_LOST, NULL, NULL,
 		           "%zu of %zu voters acknowledged us within %u ms; need %zu",
@@ -4394,6 +4412,8 @@ static void acceptor_accept(struct fo *f, struct inst *in, uint32_t round, const
 		struct mrec *xr = member_add(f, in->dead);
 		if (xr)
 			raise_inst_max(f, xr, in->inc);
+		if (xr && in->inc > xr->acc_max)
+			xr->acc_max = in->inc;
 	}
 	/* Our own recovery: we may be in the majority that chooses it, and
 	 * ours is not an acknowledgement we could withhold, so its VMs die
@@ -5298,6 +5318,25 @@ static void note_heartbeat(struct fo *f, struct mrec *x, const struct fo_msg *m,
 	}
 }
 
+/* Did this node, as an acceptor, accept a non-empty value of a failover of
+ * x above incarnation ft? Our HB_NACK or FENCE_ORDER then vouches for it
+ * (ok): the evidence x's fence orders need from a majority. A plan we only
+ * learned from a peer vouches for nothing (one voter's word). */
+static bool accepted_against(const struct fo *f, const struct mrec *x, uint64_t ft)
+{
+	if (x->acc_max > ft)
+		return true;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		if (in->inc <= ft || strcmp(in->dead, x->name) != 0)
+			continue;
+		for (uint32_t r = 0; r < f->n_rounds; r++)
+			if (in->rounds[r].has_acc && in->rounds[r].acc_plan.n > 0)
+				return true;
+	}
+	return false;
+}
+
 /* x (sender of heartbeat m, fenced through ft) has failovers of
  * incarnations it has not fenced. When some in (ft, low) are chosen — low
  * being its lowest undecided one — send it the FENCE_ORDER for them all
@@ -5339,6 +5378,7 @@ static bool order_fence(struct fo *f, const struct mrec *x, const struct fo_msg 
 	o.inst.incarnation = upto;
 	o.stamp = m->stamp;
 	o.has_plan = true;
+	o.ok = accepted_against(f, x, ft);
 	if (n && !(o.plan.entries = malloc(n * sizeof(*o.plan.entries))))
 		return true;
 	for (size_t i = 0; i < f->n_inst; i++) {
@@ -5424,7 +5464,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		uint64_t inc = low != UINT64_MAX ? low : x->inst_max;
 		cpy(r.inst.dead, sizeof(r.inst.dead), x->name);
 		r.inst.incarnation = inc;
-		r.ok = true; /* we withhold for a value of a failover of it */
+		r.ok = accepted_against(f, x, ft); /* we accepted such a value */
 		snprintf(r.text, sizeof(r.text), "failover of incarnation %" PRIu64 " %s", inc,
 		         low != UINT64_MAX ? "pending"
 		         : x->restored_max >= inc
@@ -5479,9 +5519,9 @@ static void handle_ack(struct fo *f, const struct fo_msg *m, uint64_t now)
 
 static void try_held_order(struct fo *f, uint64_t now);
 
-/* Voter y (the sender of m) withholds its acks from us for a non-empty
- * value of a failover of our incarnation m->inst.incarnation: evidence
- * for a fence order (NOTHING DESTRUCTIVE ON ONE PEER'S WORD). */
+/* Voter y (the sender of m, which has ok set) accepted, as an acceptor, a
+ * non-empty value of a failover of ours and withholds its acks from us:
+ * evidence for a fence order (NOTHING DESTRUCTIVE ON ONE PEER'S WORD). */
 static void note_withheld(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
 	struct mrec *y = member_find(f, m->from);
@@ -5620,9 +5660,9 @@ static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
 	want_new_incarnation(f, "failed over by the cluster");
 }
 
-/* How many voters (not us) withhold their acks from us, as they told us
- * within quorate_ms, for a non-empty value of a failover of an incarnation
- * of ours above what we have fenced through. */
+/* How many voters (not us) told us within quorate_ms that they accepted a
+ * non-empty value of a failover of an incarnation of ours above what we
+ * have fenced through (and so withhold their acks from us). */
 static size_t withholding(const struct fo *f, uint64_t now)
 {
 	size_t n = 0;
@@ -5713,7 +5753,8 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 {
 	if (!is_self(f, m->inst.dead))
 		return;
-	note_withheld(f, m, now);
+	if (m->ok)
+		note_withheld(f, m, now);
 	fence_order_in(f, &m->inst, m->has_plan ? &m->plan : NULL, m->from, now);
 }
 
@@ -7040,7 +7081,7 @@ uint64_t fo_next_deadline(const struct fo *f)
 		if (!f->fenced && can_fence(f))
 			CONSIDER(sat_add(fence_base(f), f->cfg.fence_after_ms));
 		if (!f->lost_emitted)
-			CONSIDER(sat_add(f->lost_since, 2 * (uint64_t)f->cfg.heartbeat_ms));
+			CONSIDER(lost_due(f));
 	}
 	if (f->restart_wake != UINT64_MAX)
 		CONSIDER(f->restart_wake);

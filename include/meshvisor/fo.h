@@ -219,10 +219,11 @@ struct fo_msg {
 	/* RESTARTED */
 	char vm_uuid[FO_UUID_MAX];
 	bool ok;                /* RESTARTED: running on `from`; false = handed back;
-	                           HB_NACK: the sender withholds its acks for a
-	                           non-empty value of a failover of the receiver's
-	                           incarnation inst.incarnation (evidence for
-	                           fence orders: agent/core/fo.c) */
+	                           HB_NACK, FENCE_ORDER: the sender itself
+	                           accepted a non-empty value of a failover of
+	                           the receiver above its fenced_through (the
+	                           evidence fence orders need from a majority:
+	                           agent/core/fo.c) */
 	uint64_t took_ms;       /* RESTARTED: from plan learned to running */
 	uint64_t age_ms;        /* PREPARE, ACCEPT: how long ago the proposer first
 	                        heard of the instance; an acceptor whose core is

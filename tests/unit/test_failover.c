@@ -2375,6 +2375,7 @@ static void test_target_incarnation(void **state)
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
 	m.inst.incarnation = 1;
 	m.has_plan = true;
+	m.ok = true;                         /* n2 accepted a value of our failover */
 	withheld_by(a, "n0", "n1", 1, 1500); /* n2's order is the other evidence */
 	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
 	assert_true(pop_type(a, FO_FENCED, &r));
@@ -3051,6 +3052,7 @@ static struct fence_outcome obey_order_for_1(struct fo *a)
 	struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
 	struct fo_msg m;
 	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	m.ok = true; /* n2 accepted a value of our failover */
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
 	withheld_by(a, "n0", "n1", 1, 2000);
 	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
@@ -3179,6 +3181,7 @@ static void test_fence_kills_what_it_hands_back(void **state)
 		drop_all(a);
 		struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
 		msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+		m.ok = true; /* n2 accepted a value of our failover */
 		snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
 		withheld_by(a, "n0", "n1", 1, 2000);
 		assert_int_equal(fo_handle_message(a, &m, 2000), 0);
@@ -5051,6 +5054,7 @@ static void test_failed_over_target_never_starts(void **state)
 	struct fo_msg m, r;
 	fo_msg_init(&m, FO_FENCE_ORDER, "n2", "n1", "n1", 2, 0);
 	m.has_plan = true;
+	m.ok = true; /* n2 accepted a value of our failover */
 	withheld_by(a, "n0", "n1", 2, 1500);
 	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
 	fo_set_incarnation(a, 3);
@@ -5629,6 +5633,7 @@ static void test_fence_incomplete_not_claimed(void **state)
 	struct fo_msg m, r;
 	fo_msg_init(&m, FO_FENCE_ORDER, "n2", "n1", "n1", 2, 0);
 	m.has_plan = true;
+	m.ok = true; /* n2 accepted a value of our failover */
 	withheld_by(a, "n0", "n1", 2, 1500);
 	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
 	assert_false(pop_type(a, FO_FENCED, &r));
@@ -5754,6 +5759,7 @@ static void test_fence_order_needs_majority(void **state)
 	struct fo_plan_entry o[1] = {entry("vm", "n2", 3)};
 	struct fo_msg m, r;
 	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	m.ok = true; /* n2 accepted a value of our failover */
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
 	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
 	struct fo_event e;
@@ -5790,6 +5796,7 @@ static void test_fence_order_needs_majority(void **state)
 	a = quorate_n1();
 	drop_all(a);
 	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	m.ok = true; /* n2 accepted a value of our failover */
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
 	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
 	for (uint64_t at = 3000; at <= 13000; at += 2000) { /* n2 still acks us */
@@ -5804,6 +5811,33 @@ static void test_fence_order_needs_majority(void **state)
 	assert_false(pop_type(a, FO_FENCED, &r));
 	/* a fresh order then finds the evidence and is obeyed */
 	assert_int_equal(fo_handle_message(a, &m, 1100 + 13002), 0);
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 1);
+	drop_all(a);
+	fo_free(a);
+}
+
+/* Evidence is acceptance, not hearsay: a FENCE_ORDER (or HB_NACK) whose
+ * sender only learned the plan (ok unset: a CHOSEN from one voter, which
+ * may lie, taught it) does not count; only voters that accepted a value of
+ * our failover themselves vouch (ok). Two orders without it destroy
+ * nothing; the majority of vouching voters does. */
+static void test_fence_order_evidence_is_acceptance(void **state)
+{
+	(void)state;
+	struct fo *a = quorate_n1();
+	drop_all(a);
+	struct fo_plan_entry o[1] = {entry("vm", "n2", 3)};
+	struct fo_msg m;
+	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
+	msg_plan(&m, FO_FENCE_ORDER, "n0", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1200), 0);
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 0);
+	withheld_by(a, "n0", "n1", 1, 1300); /* n0 vouches: 1 of the 2 needed */
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 0);
+	withheld_by(a, "n2", "n1", 1, 1400); /* and n2: a majority */
 	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 1);
 	drop_all(a);
 	fo_free(a);
@@ -5837,10 +5871,13 @@ static void join_3000(struct fo_config *c, int i)
 {
 	(void)i;
 	c->join_after_ms = 3000;
+	c->expect_cluster = true; /* started with seeds: not quorate alone */
 }
 
 /* One PING from a stranger made it a SWIM member (issue 13: "n9 becomes a
- * permanent voter"). Here every core hears of n4 from membership, alive,
+ * permanent voter"). Three cores started with seeds form their voting set
+ * (no QUORUM_LOST while it forms, no deadline in the past — run_until
+ * checks). Then every core hears of n4 from membership, alive,
  * but n4 runs no failover core: it never heartbeats, and dies. It never
  * joins the voting set: 3 voters, majority 2, no failover of it, nobody
  * fenced. The three real members formed their set within join_after_ms
@@ -5855,8 +5892,10 @@ static void test_join_stranger_never_votes(void **state)
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(fo_voters(t->n[i].f), 3);
 		assert_true(fo_quorate(t->n[i].f, t->now));
-		/* joining is no refusal: candidates' answers are taken quietly */
+		/* joining is no refusal: candidates' answers are taken quietly;
+		 * nor a lost quorum: the set forms first */
 		assert_int_equal(count_ev(&t->n[i], FO_EV_REFUSED), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_QUORUM_LOST), 0);
 	}
 	for (int i = 0; i < 3; i++)
 		fo_member(t->n[i].f, "n4", FO_ALIVE, 0, t->now);
@@ -5966,6 +6005,7 @@ int main(void)
 	    cmocka_unit_test(test_voters_report_bounded),
 	    cmocka_unit_test(test_stranger_has_no_say),
 	    cmocka_unit_test(test_fence_order_needs_majority),
+	    cmocka_unit_test(test_fence_order_evidence_is_acceptance),
 	    cmocka_unit_test(test_huge_numbers_refused),
 	    cmocka_unit_test(test_join_stranger_never_votes),
 	    cmocka_unit_test(test_join_needs_time_and_heartbeat),
