@@ -1293,7 +1293,7 @@ void fo_config_default(struct fo_config *cfg)
 	cfg->history = 64;
 	cfg->dead_grace_ms = 1500;
 	cfg->reconcile_ms = 5000;
-	cfg->join_after_ms = 3000;
+	cfg->join_after_ms = 1000;
 }
 
 struct fo *fo_new(const struct fo_config *cfg, uint64_t now)

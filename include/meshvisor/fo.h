@@ -286,7 +286,7 @@ struct fo_config {
 	                               acknowledged us meanwhile (it runs a failover
 	                               core that counts us); one reported dead
 	                               before we ever saw it alive joins only
-	                               through the journal (default 3000, at most
+	                               through the journal (default 1000, at most
 	                               F / 3; 0 = at once, on membership's word) */
 };
 
