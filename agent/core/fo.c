@@ -11,11 +11,10 @@
  * When a host X dies, the survivors restart X's HA VMs elsewhere:
  *   1. Heartbeat quorum. Every heartbeat_ms each node sends HEARTBEAT
  *      {stamp, incarnation, fenced_through, removed, voters} to every voter
- *      (and every candidate);
- *      acks echo the stamp. A node is quorate while a majority of the
- *      voting set (every member this node admitted — membership held it
- *      alive for join_after_ms and it heartbeated or acked us meanwhile —
- *      not left or force-left; THE VOTING SET) acked
+ *      (and candidate); acks echo the stamp. A node is quorate while a
+ *      majority of the voting set (every member this node admitted —
+ *      membership held it alive for join_after_ms and it heartbeated or
+ *      acked us meanwhile — not left or force-left; THE VOTING SET) acked
  *      a heartbeat sent within quorate_ms, and destroys its own HA VMs
  *      (self-fence) after F = fence_after_ms without. Only its own clock
  *      is involved. A node that opened a failover of X with a non-empty
@@ -282,9 +281,9 @@ struct mrec {
 	uint64_t hb_at;           /* when that heartbeat arrived (+1), 0 never */
 	uint64_t hb_inc;          /* the incarnation its last heartbeat told */
 	uint64_t hb_stamp;        /* that heartbeat's stamp (the sender's clock) */
-	uint64_t withheld_at;     /* when it last told us (HB_NACK with ok, or a
-	                            FENCE_ORDER) that it withholds its acks for a
-	                            non-empty value of a failover of ours (+1) */
+	uint64_t withheld_at;     /* when it last told us (HB_NACK or FENCE_ORDER
+	                            with ok) that it accepted a non-empty value of
+	                            a failover of ours, so withholds its acks (+1) */
 	uint64_t withheld_inc;    /* the incarnation of ours it named then */
 	uint64_t acc_max;         /* highest incarnation of it for whose failover we
 	                            accepted a non-empty value (this core's life) */
@@ -378,16 +377,17 @@ struct fo {
 	size_t n_moves, cap_moves;
 	uint64_t last_hb_stamp; /* the stamp of our last heartbeat round */
 	uint64_t refused_at;    /* when the last REFUSED event was pushed (+1) */
+	uint32_t refused_quiet; /* refusals not logged since (rate limit) */
 	/* a fence order for us (a FENCE_ORDER, or a plan chosen for the
-	 * incarnation we live in) not obeyed yet: too few voters withhold
-	 * their acks from us (NOTHING DESTRUCTIVE ON ONE PEER'S WORD) */
+	 * incarnation we live in) not obeyed yet: too few voters vouch that
+	 * they accepted a failover of ours (NOTHING DESTRUCTIVE ON ONE PEER'S
+	 * WORD) */
 	bool order_held;
 	struct fo_instance_id order_inst;
 	bool order_has_plan;
 	struct fo_plan order_plan; /* owned */
 	char order_from[FO_NAME_MAX];
 	uint64_t order_at;
-	uint32_t refused_quiet; /* refusals not logged since (rate limit) */
 };
 
 /* A live migration (MOVES). */
