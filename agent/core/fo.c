@@ -10,9 +10,11 @@
  * ALGORITHM
  * When a host X dies, the survivors restart X's HA VMs elsewhere:
  *   1. Heartbeat quorum. Every heartbeat_ms each node sends HEARTBEAT
- *      {stamp, incarnation, fenced_through, removed, voters} to every voter;
- *      acks echo the stamp. A node is quorate while a majority of the
- *      voting set (every member ever known, not left or force-left) acked
+ *      {stamp, incarnation, fenced_through, removed, voters} to every voter
+ *      (and candidate); acks echo the stamp. A node is quorate while a
+ *      majority of the voting set (every member this node admitted —
+ *      membership held it alive for join_after_ms and it heartbeated or
+ *      acked us meanwhile — not left or force-left; THE VOTING SET) acked
  *      a heartbeat sent within quorate_ms, and destroys its own HA VMs
  *      (self-fence) after F = fence_after_ms without. Only its own clock
  *      is involved. A node that opened a failover of X with a non-empty
@@ -61,6 +63,20 @@
  *   - An HA VM that should run runs again once faults heal: whatever an
  *     over incarnation owes is re-placed by some instance, hand-backs and
  *     parked VMs are retried (RECOVERY; the simulator's liveness oracle).
+ *   - Nothing destructive on one peer's word: only a voter's messages
+ *     count (a stranger's heartbeat is answered, nothing else is taken),
+ *     and a fence order for us (FENCE_ORDER, or a plan chosen for the
+ *     incarnation we live in) is obeyed only once a majority of voters
+ *     told us they accepted, as acceptors, a non-empty value of a
+ *     failover of ours (HB_NACK or FENCE_ORDER with ok; a plan merely
+ *     learned vouches for nothing) — the majority that withholds its acks
+ *     and would make us fence ourselves at q + F anyway — or once we
+ *     fenced ourselves; else it is held (NOTHING DESTRUCTIVE ON ONE
+ *     PEER'S WORD). A CHOSEN about another host is learned from one
+ *     voter (KNOWN LIMITS).
+ *   - Numbers peers report are bounded before they count: a heartbeat's
+ *     voting-set size above twice ours plus 8 is refused (FO_EV_REFUSED),
+ *     else one lie would make every majority unreachable (THE VOTING SET).
  *   - The caller carries out every event (destroys) and stores the journal
  *     before it sends any message popped after them (EVENTS BEFORE
  *     MESSAGES); the journal keeps whom this node stopped acking and its
@@ -87,6 +103,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Incarnations, ballots and epochs in a peer's message above this are
+ * refused (validate): honest ones grow by one per step and never get near;
+ * a "+ 1" on a larger one could wrap. */
+#define FO_NUM_MAX (UINT64_C(1) << 62)
 /* Undrained outputs/events kept (the oldest are kept, the newest dropped). */
 #define FO_QUEUE_MAX (1u << 20)
 /* Instances remembered at most (finished ones are dropped first). */
@@ -248,6 +268,11 @@ struct mrec {
 	uint64_t removed_inc;
 	uint64_t removed_at; /* when we learned of the removal (+1) */
 	bool voter;
+	bool admitted;            /* in the voting set by our decision (THE VOTING
+	                            SET): never undone (left and removed members
+	                            leave it by those flags) */
+	uint64_t alive_since;     /* membership holds it alive since (+1), 0 not */
+	bool heard_alive;         /* it heartbeated or acknowledged us since */
 	bool restored_voter;      /* a voter per the journal of a previous life, not
 	                        (yet) reported by membership: it still counts */
 	uint64_t ack;             /* highest echoed stamp + 1, 0 none */
@@ -259,6 +284,12 @@ struct mrec {
 	uint64_t hb_at;           /* when that heartbeat arrived (+1), 0 never */
 	uint64_t hb_inc;          /* the incarnation its last heartbeat told */
 	uint64_t hb_stamp;        /* that heartbeat's stamp (the sender's clock) */
+	uint64_t withheld_at;     /* when it last told us (HB_NACK or FENCE_ORDER
+	                            with ok) that it accepted a non-empty value of
+	                            a failover of ours, so withholds its acks (+1) */
+	uint64_t withheld_inc;    /* the incarnation of ours it named then */
+	uint64_t acc_max;         /* highest incarnation of it for whose failover we
+	                            accepted a non-empty value (this core's life) */
 	uint64_t shared_at;       /* when we last told it every plan we know chosen
 	                            (share_chosen), 0 never */
 	uint64_t forgot_max;      /* highest incarnation whose finished instance
@@ -348,6 +379,18 @@ struct fo {
 	struct move *moves;
 	size_t n_moves, cap_moves;
 	uint64_t last_hb_stamp; /* the stamp of our last heartbeat round */
+	uint64_t refused_at;    /* when the last REFUSED event was pushed (+1) */
+	uint32_t refused_quiet; /* refusals not logged since (rate limit) */
+	/* a fence order for us (a FENCE_ORDER, or a plan chosen for the
+	 * incarnation we live in) not obeyed yet: too few voters vouch that
+	 * they accepted a failover of ours (NOTHING DESTRUCTIVE ON ONE PEER'S
+	 * WORD) */
+	bool order_held;
+	struct fo_instance_id order_inst;
+	bool order_has_plan;
+	struct fo_plan order_plan; /* owned */
+	char order_from[FO_NAME_MAX];
+	uint64_t order_at;
 };
 
 /* A live migration (MOVES). */
@@ -747,6 +790,8 @@ const char *fo_event_name(enum fo_event_type t)
 		return "vm-down";
 	case FO_EV_VM_RECOVERED:
 		return "vm-recovered";
+	case FO_EV_REFUSED:
+		return "refused";
 	}
 	return "?";
 }
@@ -835,6 +880,28 @@ static struct fo_event *push_event(struct fo *f, enum fo_event_type t,
 	vsnprintf(e->text, sizeof(e->text), fmt, ap);
 	va_end(ap);
 	return e;
+}
+
+/* A message (or a field of one) we refuse to believe: one REFUSED event a
+ * second at most, naming how many were refused unlogged since the last. */
+#define FO_REFUSED_EVERY_MS 1000
+static void refuse(struct fo *f, const char *from, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void refuse(struct fo *f, const char *from, const char *fmt, ...)
+{
+	if (f->refused_at && f->last_now < f->refused_at - 1 + FO_REFUSED_EVERY_MS) {
+		f->refused_quiet++;
+		return;
+	}
+	char what[FO_TEXT_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	push_event(f, FO_EV_REFUSED, NULL, from, "%.200s (%" PRIu32 " more refused unlogged)", what,
+	           f->refused_quiet);
+	f->refused_at = f->last_now + 1;
+	f->refused_quiet = 0;
 }
 
 bool fo_pop_event(struct fo *f, struct fo_event *out)
@@ -982,6 +1049,21 @@ static void recompute_qstamp(struct fo *f)
 	f->qstamp = n >= k ? kth_largest(s, n, k) : 0;
 }
 
+/* The largest voting-set size a heartbeat may report and count: twice
+ * our own set plus FO_VOTERS_SLACK (and FO_VOTERS_MAX at most). A report
+ * exists for an agent that restarted and has not yet heard of members that
+ * died before its start (membership teaches it them within seconds); a
+ * cluster that lost more than half its voters that way has no majority
+ * anyway. A larger report is a lie or a bug: counted, it would make every
+ * majority unreachable, and every host would fence itself after F. */
+#define FO_VOTERS_SLACK 8
+#define FO_VOTERS_MAX 65536
+static size_t voters_believable(const struct fo *f)
+{
+	size_t b = 2 * f->n_voters + FO_VOTERS_SLACK;
+	return b < FO_VOTERS_MAX ? b : FO_VOTERS_MAX;
+}
+
 /* The size majorities are counted over: our voting set, or more if a voter
  * that heartbeated us recently (within F) knows a larger one — a restarted
  * agent may never have heard of a member that died before its start.
@@ -997,6 +1079,7 @@ static size_t effective_voters(const struct fo *f)
 	for (size_t i = 0; i < f->n_m; i++) {
 		const struct mrec *m = &f->m[i];
 		if (!m->voter || !m->hb_at || m->reported_voters <= e ||
+		    m->reported_voters > voters_believable(f) ||
 		    f->last_now >= sat_add(m->hb_at - 1, f->cfg.fence_after_ms))
 			continue;
 		size_t v = m->reported_voters;
@@ -1026,8 +1109,8 @@ static void recount_voters(struct fo *f)
 	for (size_t i = 0; i < f->n_m; i++) {
 		struct mrec *m = &f->m[i];
 		bool was = m->voter;
-		m->voter =
-		    i == f->self_idx || ((m->fed || m->restored_voter) && !m->left && !m->removed);
+		m->voter = i == f->self_idx || (((m->fed && m->admitted) || m->restored_voter) &&
+		                                !m->left && !m->removed);
 		if (was != m->voter && i != f->self_idx)
 			f->journal_version++; /* the voting set is journalled (not us) */
 		v += m->voter;
@@ -1139,6 +1222,22 @@ static void track_owed(struct fo *f, uint64_t now);
 static void hand_back_mine(struct fo *f, const char *why, const struct fo_plan *order,
                            uint64_t upto, bool extras, uint64_t now);
 
+/* When QUORUM_LOST is due (not quorate since lost_since): after 2
+ * heartbeats — and, for a core never quorate yet, not before its voting
+ * set had time to form (members join after join_after_ms, THE VOTING
+ * SET). */
+static uint64_t lost_due(const struct fo *f)
+{
+	uint64_t due = sat_add(f->lost_since, 2 * (uint64_t)f->cfg.heartbeat_ms);
+	if (!f->quorate_since) {
+		uint64_t forming =
+		    sat_add(f->started, f->cfg.join_after_ms + 2 * (uint64_t)f->cfg.heartbeat_ms);
+		if (forming > due)
+			due = forming;
+	}
+	return due;
+}
+
 /* Quorum transitions and the self-fence; `work` runs the instance work
  * when quorum comes back (not from inside the work itself). */
 static void update_quorum(struct fo *f, uint64_t now, bool work)
@@ -1162,8 +1261,7 @@ static void update_quorum(struct fo *f, uint64_t now, bool work)
 		f->quorate_flag = false;
 		f->lost_since = now;
 	}
-	if (!q && !f->lost_emitted &&
-	    now >= sat_add(f->lost_since, 2 * (uint64_t)f->cfg.heartbeat_ms)) {
+	if (!q && !f->lost_emitted && now >= lost_due(f)) {
 		f->lost_emitted = true;
 		push_event(f, FO_EV_QUORUM_LOST, NULL, NULL,
 		           "%zu of %zu voters acknowledged us within %u ms; need %zu",
@@ -1208,6 +1306,7 @@ void fo_config_default(struct fo_config *cfg)
 	cfg->history = 64;
 	cfg->dead_grace_ms = 1500;
 	cfg->reconcile_ms = 5000;
+	cfg->join_after_ms = 1000;
 }
 
 struct fo *fo_new(const struct fo_config *cfg, uint64_t now)
@@ -1241,6 +1340,10 @@ struct fo *fo_new(const struct fo_config *cfg, uint64_t now)
 		c->max_rounds = FO_ROUNDS_MAX - 1;
 	if (!c->reconcile_ms)
 		c->reconcile_ms = 5000;
+	/* a newcomer must be able to join and make a quorum well before a
+	 * node started with seeds fences itself alone */
+	if (c->join_after_ms > c->fence_after_ms / 3)
+		c->join_after_ms = c->fence_after_ms / 3;
 	/* hand-backs get max_rounds rounds per VM; rounds after those serve
 	 * parked VMs once there is room (RECOVERY) */
 	f->n_rounds = FO_ROUNDS_MAX;
@@ -1323,6 +1426,7 @@ void fo_free(struct fo *f)
 	name_index_free(&f->m_by_name);
 	name_index_free(&f->given_by_uuid);
 	free(f->scratch);
+	fo_plan_clear(&f->order_plan);
 	mv_arena_free(&f->harena);
 	free(f);
 }
@@ -1521,6 +1625,40 @@ static void broadcast(struct fo *f, const struct fo_msg *tmpl)
 
 static size_t moves_to_tell(struct fo *f, uint64_t now, struct fo_move *out);
 
+/* Joining the voting set (THE VOTING SET). A member membership holds
+ * alive is a candidate: we heartbeat it (so that it can admit us) but do
+ * not count it. It joins once membership has held it alive for
+ * join_after_ms and it heartbeated or acknowledged us meanwhile — a
+ * failover core runs there and counts us. One PING from a stranger made
+ * it a member; the stranger never heartbeats, dies, and never votes. */
+static bool candidate(const struct fo *f, const struct mrec *r)
+{
+	return f->cfg.join_after_ms && r->fed && !r->admitted && !r->restored_voter && !r->left &&
+	       !r->removed && r->alive_since;
+}
+
+static void try_admit(struct fo *f, struct mrec *r, uint64_t now)
+{
+	if (!candidate(f, r) || !r->heard_alive ||
+	    now < sat_add(r->alive_since - 1, f->cfg.join_after_ms))
+		return;
+	r->admitted = true;
+	f->journal_version++; /* the voting set is journalled */
+}
+
+/* x (may be NULL) heartbeated or acknowledged us. */
+static void heard_from(struct fo *f, struct mrec *x, uint64_t now)
+{
+	if (!x || !candidate(f, x))
+		return;
+	x->heard_alive = true;
+	try_admit(f, x, now);
+	if (x->admitted) {
+		recount_voters(f);
+		update_quorum(f, now, true);
+	}
+}
+
 static void send_heartbeats(struct fo *f, uint64_t now)
 {
 	struct fo_removed *rem = NULL;
@@ -1529,7 +1667,7 @@ static void send_heartbeats(struct fo *f, uint64_t now)
 	size_t n_tell = moves_to_tell(f, now, tell);
 	f->last_hb_stamp = now;
 	for (size_t i = 0; i < f->n_m; i++) {
-		if (i == f->self_idx || !f->m[i].voter)
+		if (i == f->self_idx || !(f->m[i].voter || candidate(f, &f->m[i])))
 			continue;
 		struct fo_msg m;
 		msg_init(f, &m, FO_HEARTBEAT, f->m[i].name);
@@ -1960,6 +2098,9 @@ static void add_pending(struct fo *f, struct inst *in, const struct fo_plan_entr
 static void schedule_restarts(struct fo *f, uint64_t now);
 static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
                              const struct fo_plan *plan, const char *from, uint64_t now);
+static size_t withholding(const struct fo *f, uint64_t now);
+static void fence_order_in(struct fo *f, const struct fo_instance_id *inst,
+                           const struct fo_plan *plan, const char *from, uint64_t now);
 
 /* The timed fence of a chosen plan: F + margin from learning it, or, with
  * an ack bound (our clock), quorate_ms + F + margin from the bound when
@@ -2105,10 +2246,14 @@ static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const st
 		bool living = in->inc >= f->incarnation && f->fenced_through < in->inc;
 		if (copy->n > 0 && !in->fenced && !living) {
 			obey_own_plan(f, in, round, copy, now);
-		} else if (copy->n > 0 && !in->fenced && round > 0) {
+		} else if (copy->n > 0 && !in->fenced && round > 0 &&
+		           withholding(f, now) >= majority_of(f->eff_voters)) {
 			/* a later round learned before round 0 (which the order
 			 * must carry, with everything up to it): its VMs die, and
-			 * nothing is vouched for until the order comes */
+			 * nothing is vouched for until the order comes (without a
+			 * majority withholding from us, nothing dies on the word
+			 * of the peer that told us: the order, or our self-fence,
+			 * comes) */
 			struct fo_event *e =
 			    push_event(f, FO_EV_FENCE_VMS, id, f->cfg.name,
 			               "failed over at the incarnation we live in "
@@ -2116,10 +2261,10 @@ static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const st
 			               "VMs below their new epochs",
 			               in->inc, round, copy->n);
 			fo_plan_copy(&e->plan, copy);
-		} else if (copy->n > 0 && !in->fenced) {
+		} else if (copy->n > 0 && !in->fenced && round == 0) {
 			struct fo_instance_id iid;
 			inst_id(&iid, in, 0);
-			obey_fence_order(f, &iid, copy, b->proposer, now);
+			fence_order_in(f, &iid, copy, b->proposer, now);
 		}
 	} else if (copy->n && !in->fenced) {
 		/* every learner tracks the fence (for the record); only targets act */
@@ -4280,6 +4425,8 @@ static void acceptor_accept(struct fo *f, struct inst *in, uint32_t round, const
 		struct mrec *xr = member_add(f, in->dead);
 		if (xr)
 			raise_inst_max(f, xr, in->inc);
+		if (xr && in->inc > xr->acc_max)
+			xr->acc_max = in->inc;
 	}
 	/* Our own recovery: we may be in the majority that chooses it, and
 	 * ours is not an acknowledgement we could withhold, so its VMs die
@@ -4859,6 +5006,19 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 	if (!r)
 		return;
 	r->fed = true;
+	if (st == FO_ALIVE || st == FO_SUSPECT) {
+		if (!r->alive_since) {
+			r->alive_since = now + 1;
+			r->heard_alive = false;
+		}
+	} else {
+		r->alive_since = 0;
+		r->heard_alive = false;
+	}
+	/* membership's word admits it at once only where the caller asks for
+	 * that (join_after_ms 0); else it must prove itself (try_admit) */
+	if (!f->cfg.join_after_ms)
+		r->admitted = true;
 	if (st == FO_LEFT) {
 		r->left = true;
 		if (incarnation > r->left_inc)
@@ -4882,6 +5042,7 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 	r->inc = incarnation;
 	if (st == FO_DEAD && incarnation > r->dead_max)
 		r->dead_max = incarnation;
+	try_admit(f, r, now);
 	recount_voters(f);
 	if (st == FO_DEAD && r->voter) {
 		struct inst *in = inst_find(f, name, incarnation);
@@ -5001,6 +5162,8 @@ static bool plan_ok(const struct fo_plan *p)
 			return false;
 		if (e->has_base && e->base_epoch >= e->new_epoch)
 			return false; /* a move goes to a newer epoch */
+		if (e->new_epoch > FO_NUM_MAX || e->target_incarnation > FO_NUM_MAX)
+			return false;
 	}
 	return true;
 }
@@ -5052,6 +5215,18 @@ static int validate(const struct fo *f, const struct fo_msg *m)
 		if (m->inst.round >= f->n_rounds)
 			return -EINVAL;
 	}
+	/* numbers no honest peer reaches (they grow by one per step): taken,
+	 * one would wrap a "+ 1" (a ballot, an incarnation to move to) */
+	if (m->incarnation > FO_NUM_MAX || m->fenced_through > FO_NUM_MAX ||
+	    m->inst.incarnation > FO_NUM_MAX || m->ballot.number > FO_NUM_MAX ||
+	    m->accepted_ballot.number > FO_NUM_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < m->n_removed; i++)
+		if (m->removed[i].incarnation > FO_NUM_MAX)
+			return -EINVAL;
+	for (size_t i = 0; i < m->n_adopt; i++)
+		if (m->adopt[i].ballot.number > FO_NUM_MAX || m->adopt[i].incarnation > FO_NUM_MAX)
+			return -EINVAL;
 	return 0;
 }
 
@@ -5133,10 +5308,20 @@ static void note_heartbeat(struct fo *f, struct mrec *x, const struct fo_msg *m,
 		return;
 	x->hb_stamp = m->stamp;
 	uint32_t was = x->reported_voters;
-	x->reported_voters = m->voters;
+	uint32_t told = m->voters;
+	if (told > voters_believable(f)) {
+		/* no honest voter can know that many: counted, it would make
+		 * every majority unreachable and fence the whole cluster */
+		refuse(f, x->name,
+		       "heartbeat reports %" PRIu32 " voters, more than this node "
+		       "can believe (%zu): ignored for majorities",
+		       told, voters_believable(f));
+		told = 0;
+	}
+	x->reported_voters = told;
 	x->hb_at = now + 1;
 	x->hb_inc = m->incarnation;
-	if (m->voters != was || m->voters > f->eff_voters) {
+	if (told != was || told > f->eff_voters) {
 		size_t eff = effective_voters(f);
 		if (eff != f->eff_voters) {
 			set_eff_voters(f, eff);
@@ -5144,6 +5329,25 @@ static void note_heartbeat(struct fo *f, struct mrec *x, const struct fo_msg *m,
 			update_quorum(f, now, true);
 		}
 	}
+}
+
+/* Did this node, as an acceptor, accept a non-empty value of a failover of
+ * x above incarnation ft? Our HB_NACK or FENCE_ORDER then vouches for it
+ * (ok): the evidence x's fence orders need from a majority. A plan we only
+ * learned from a peer vouches for nothing (one voter's word). */
+static bool accepted_against(const struct fo *f, const struct mrec *x, uint64_t ft)
+{
+	if (x->acc_max > ft)
+		return true;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		if (in->inc <= ft || strcmp(in->dead, x->name) != 0)
+			continue;
+		for (uint32_t r = 0; r < f->n_rounds; r++)
+			if (in->rounds[r].has_acc && in->rounds[r].acc_plan.n > 0)
+				return true;
+	}
+	return false;
 }
 
 /* x (sender of heartbeat m, fenced through ft) has failovers of
@@ -5187,6 +5391,7 @@ static bool order_fence(struct fo *f, const struct mrec *x, const struct fo_msg 
 	o.inst.incarnation = upto;
 	o.stamp = m->stamp;
 	o.has_plan = true;
+	o.ok = accepted_against(f, x, ft);
 	if (n && !(o.plan.entries = malloc(n * sizeof(*o.plan.entries))))
 		return true;
 	for (size_t i = 0; i < f->n_inst; i++) {
@@ -5219,14 +5424,23 @@ static bool order_fence(struct fo *f, const struct mrec *x, const struct fo_msg 
 
 static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
-	merge_removed(f, m, now);
-	/* (before we answer: an acknowledgement says we know its moves) */
-	bool recorded = merge_moves(f, m, now);
 	struct mrec *x = member_find(f, m->from);
 	struct fo_msg r;
 	msg_init(f, &r, FO_HB_NACK, m->from);
 	r.stamp = m->stamp;
 	r.incarnation = m->incarnation;
+	heard_from(f, x, now);
+	if (!x || !x->voter) {
+		/* nothing it says counts: not its removals (a stranger would
+		 * force-leave live members and fail them over), not its moves */
+		cpy(r.text, sizeof(r.text), "not a voter here");
+		push_msg(f, &r);
+		return;
+	}
+	merge_removed(f, m, now);
+	/* (before we answer: an acknowledgement says we know its moves) */
+	bool recorded = merge_moves(f, m, now);
+	x = member_find(f, m->from);
 	if (!x || !x->voter) {
 		cpy(r.text, sizeof(r.text), "not a voter here");
 		push_msg(f, &r);
@@ -5263,6 +5477,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		uint64_t inc = low != UINT64_MAX ? low : x->inst_max;
 		cpy(r.inst.dead, sizeof(r.inst.dead), x->name);
 		r.inst.incarnation = inc;
+		r.ok = accepted_against(f, x, ft); /* we accepted such a value */
 		snprintf(r.text, sizeof(r.text), "failover of incarnation %" PRIu64 " %s", inc,
 		         low != UINT64_MAX ? "pending"
 		         : x->restored_max >= inc
@@ -5283,6 +5498,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 
 static void handle_ack(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
+	heard_from(f, member_find(f, m->from), now);
 	struct mrec *y = member_find(f, m->from);
 	if (!y || !y->voter || m->stamp > now)
 		return;
@@ -5314,10 +5530,28 @@ static void handle_ack(struct fo *f, const struct fo_msg *m, uint64_t now)
 		update_quorum(f, now, true);
 }
 
-static void handle_nack(struct fo *f, const struct fo_msg *m)
+static void try_held_order(struct fo *f, uint64_t now);
+
+/* Voter y (the sender of m, which has ok set) accepted, as an acceptor, a
+ * non-empty value of a failover of ours and withholds its acks from us:
+ * evidence for a fence order (NOTHING DESTRUCTIVE ON ONE PEER'S WORD). */
+static void note_withheld(struct fo *f, const struct fo_msg *m, uint64_t now)
+{
+	struct mrec *y = member_find(f, m->from);
+	if (!y || !y->voter || !is_self(f, m->inst.dead))
+		return;
+	y->withheld_at = now + 1;
+	y->withheld_inc = m->inst.incarnation;
+}
+
+static void handle_nack(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
 	if (is_self(f, m->inst.dead) && m->inst.incarnation > f->seen_against)
 		f->seen_against = m->inst.incarnation;
+	if (m->ok) {
+		note_withheld(f, m, now);
+		try_held_order(f, now);
+	}
 	/* Self-fenced and not quorate since: every HA VM we had is destroyed
 	 * and we started none (restarts need quorum), so the claim covers
 	 * instances we hear of only now (e.g. after a partition heals). */
@@ -5439,10 +5673,102 @@ static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
 	want_new_incarnation(f, "failed over by the cluster");
 }
 
+/* How many voters (not us) told us within quorate_ms that they accepted a
+ * non-empty value of a failover of an incarnation of ours above what we
+ * have fenced through (and so withhold their acks from us). */
+static size_t withholding(const struct fo *f, uint64_t now)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_m; i++) {
+		const struct mrec *y = &f->m[i];
+		if (i != f->self_idx && y->voter && y->withheld_at &&
+		    now < sat_add(y->withheld_at - 1, f->cfg.quorate_ms) &&
+		    y->withheld_inc > f->fenced_through)
+			n++;
+	}
+	return n;
+}
+
+static void order_drop(struct fo *f)
+{
+	f->order_held = false;
+	fo_plan_clear(&f->order_plan);
+	f->order_has_plan = false;
+}
+
+/* A fence order for us (NOTHING DESTRUCTIVE ON ONE PEER'S WORD): obeyed
+ * at once only when it asks for nothing new (fenced through it already)
+ * or a majority of the voting set withholds its acks from us for a
+ * non-empty value of a failover of ours; else held — the latest one —
+ * and obeyed when that evidence comes, or dropped once we fenced through
+ * it or after F + margin (a genuine failover has fenced us by then: its
+ * acceptors withhold their acks, and we self-fence). */
+static void fence_order_in(struct fo *f, const struct fo_instance_id *inst,
+                           const struct fo_plan *plan, const char *from, uint64_t now)
+{
+	/* (self-fenced and not quorate since: every HA VM here is destroyed
+	 * already and nothing started since, so obeying destroys nothing —
+	 * as handle_nack's claim) */
+	if (f->fenced_through >= inst->incarnation || f->fenced ||
+	    withholding(f, now) >= majority_of(f->eff_voters)) {
+		if (f->order_held && f->order_inst.incarnation <= inst->incarnation)
+			order_drop(f);
+		obey_fence_order(f, inst, plan, from, now);
+		return;
+	}
+	/* a self-fence claims it (update_quorum), as an HB_NACK's */
+	if (inst->incarnation > f->seen_against)
+		f->seen_against = inst->incarnation;
+	if (f->order_held && f->order_inst.incarnation > inst->incarnation)
+		return;
+	struct fo_plan copy = {0};
+	if (plan && fo_plan_copy(&copy, plan) < 0)
+		return;
+	if (!f->order_held || f->order_inst.incarnation < inst->incarnation)
+		refuse(f, from,
+		       "fence order for our incarnation %" PRIu64 " held: %zu of %zu voters "
+		       "withhold their acks from us, %zu needed",
+		       inst->incarnation, withholding(f, now), f->eff_voters,
+		       majority_of(f->eff_voters));
+	order_drop(f);
+	f->order_held = true;
+	f->order_inst = *inst;
+	f->order_has_plan = plan != NULL;
+	f->order_plan = copy;
+	cpy(f->order_from, sizeof(f->order_from), from);
+	f->order_at = now;
+}
+
+/* The held order: obeyed once the evidence is there, dropped once moot. */
+static void try_held_order(struct fo *f, uint64_t now)
+{
+	if (!f->order_held)
+		return;
+	uint64_t wait = (uint64_t)f->cfg.fence_after_ms + f->cfg.fence_margin_ms;
+	if (f->fenced_through >= f->order_inst.incarnation || now >= sat_add(f->order_at, wait)) {
+		order_drop(f);
+		return;
+	}
+	if (!f->fenced && withholding(f, now) < majority_of(f->eff_voters))
+		return;
+	struct fo_instance_id id = f->order_inst;
+	struct fo_plan plan = f->order_plan;
+	bool has_plan = f->order_has_plan;
+	char from[FO_NAME_MAX];
+	cpy(from, sizeof(from), f->order_from);
+	f->order_held = false;
+	f->order_plan = (struct fo_plan){0};
+	obey_fence_order(f, &id, has_plan ? &plan : NULL, from, now);
+	fo_plan_clear(&plan);
+}
+
 static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
-	if (is_self(f, m->inst.dead))
-		obey_fence_order(f, &m->inst, m->has_plan ? &m->plan : NULL, m->from, now);
+	if (!is_self(f, m->inst.dead))
+		return;
+	if (m->ok)
+		note_withheld(f, m, now);
+	fence_order_in(f, &m->inst, m->has_plan ? &m->plan : NULL, m->from, now);
 }
 
 static void handle_fenced(struct fo *f, const struct fo_msg *m, uint64_t now)
@@ -5567,6 +5893,18 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 	size_t from_idx = from ? (size_t)(from - f->m) : SIZE_MAX;
 	struct inst *in = NULL;
 	uint32_t round = m->inst.round;
+	if (m->type == FO_HB_NACK && from && candidate(f, from))
+		return 0; /* it has not admitted us yet either: joining, no news */
+	if (m->type != FO_HEARTBEAT && !(m->type == FO_HB_ACK && from && candidate(f, from)) &&
+	    (!from || !from->voter)) {
+		/* Only a voter's word counts (THE VOTING SET): a stranger's
+		 * FENCE_ORDER, CHOSEN, FENCED, PREPARE or REJECT would destroy,
+		 * restart or stall on its say alone. A HEARTBEAT is answered
+		 * (HB_NACK "not a voter here"). */
+		refuse(f, m->from, "%s from %.64s, not a voter here", fo_msg_type_name(m->type),
+		       m->from);
+		return 0;
+	}
 
 	switch (m->type) {
 	case FO_HEARTBEAT:
@@ -5577,7 +5915,7 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 		handle_ack(f, m, now);
 		break;
 	case FO_HB_NACK:
-		handle_nack(f, m);
+		handle_nack(f, m, now);
 		break;
 	case FO_FENCE_ORDER:
 		handle_fence_order(f, m, now);
@@ -6727,6 +7065,7 @@ int fo_handle_timer(struct fo *f, uint64_t now)
 		recompute_qstamp(f);
 	}
 	update_quorum(f, now, false);
+	try_held_order(f, now);
 	detect_newer_deaths(f, now);
 	late_owed(f, now);
 	run_work(f, now);
@@ -6755,7 +7094,7 @@ uint64_t fo_next_deadline(const struct fo *f)
 		if (!f->fenced && can_fence(f))
 			CONSIDER(sat_add(fence_base(f), f->cfg.fence_after_ms));
 		if (!f->lost_emitted)
-			CONSIDER(sat_add(f->lost_since, 2 * (uint64_t)f->cfg.heartbeat_ms));
+			CONSIDER(lost_due(f));
 	}
 	if (f->restart_wake != UINT64_MAX)
 		CONSIDER(f->restart_wake);

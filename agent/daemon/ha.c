@@ -1400,6 +1400,10 @@ static void ha_report_cluster_event(struct agent *a, const struct fo_event *e)
 		ha_event(a, "member-removed", e->peer, NULL, "removed from the voting set: %s",
 		         e->text);
 		break;
+	case FO_EV_REFUSED:
+		MV_WARN("failover", "refused failover message from=%s cause=\"%s\"", e->peer,
+		        e->text);
+		break;
 	default:
 		break;
 	}
@@ -1485,6 +1489,7 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 	case FO_EV_CHOSEN:
 	case FO_EV_FENCE_CONFIRMED:
 	case FO_EV_MEMBER_REMOVED:
+	case FO_EV_REFUSED:
 		ha_report_cluster_event(a, e);
 		break;
 	case FO_EV_RESTARTED:

@@ -218,7 +218,12 @@ struct fo_msg {
 	struct fo_adopt *adopt;
 	/* RESTARTED */
 	char vm_uuid[FO_UUID_MAX];
-	bool ok;                /* RESTARTED: running on `from`; false = handed back */
+	bool ok;                /* RESTARTED: running on `from`; false = handed back;
+	                           HB_NACK, FENCE_ORDER: the sender itself
+	                           accepted a non-empty value of a failover of
+	                           the receiver above its fenced_through (the
+	                           evidence fence orders need from a majority:
+	                           agent/core/fo.c) */
 	uint64_t took_ms;       /* RESTARTED: from plan learned to running */
 	uint64_t age_ms;        /* PREPARE, ACCEPT: how long ago the proposer first
 	                        heard of the instance; an acceptor whose core is
@@ -275,6 +280,14 @@ struct fo_config {
 	                               recovered through a new incarnation after
 	                               this long; doubled while it stays down, up
 	                               to 64x (default 5000) */
+	uint32_t join_after_ms;       /* a member membership reports alive joins the
+	                               voting set only once membership has held it
+	                               alive this long and it has heartbeated or
+	                               acknowledged us meanwhile (it runs a failover
+	                               core that counts us); one reported dead
+	                               before we ever saw it alive joins only
+	                               through the journal (default 1000, at most
+	                               F / 3; 0 = at once, on membership's word) */
 };
 
 /* A host as the caller's gossiped view has it, with its HA VMs. */
@@ -330,6 +343,10 @@ enum fo_event_type {
 	                              its host: an HA VM that should run runs
 	                              nowhere alive (text: why) */
 	FO_EV_VM_RECOVERED = 22,    /* entry, peer = where it runs, took_ms = down for */
+	FO_EV_REFUSED = 23,         /* peer = a sender whose message (or part of one)
+	                               this node refused to believe (text: what and
+	                               why); at most one a second, with a count of
+	                               those left unlogged */
 };
 
 struct fo_event {

@@ -158,6 +158,7 @@ static struct fo *core_new(void)
 	fo_config_default(&cfg);
 	strcpy(cfg.name, "n1");
 	cfg.seed = 1;
+	cfg.join_after_ms = 0; /* members vote at once: a formed cluster to attack */
 	now = 1000;
 	struct fo *f = fo_new(&cfg, now);
 	if (f == NULL)

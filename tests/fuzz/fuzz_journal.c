@@ -27,6 +27,7 @@ static struct fo *fresh(void)
 	struct fo_config c;
 	fo_config_default(&c);
 	snprintf(c.name, sizeof(c.name), "self");
+	c.join_after_ms = 0; /* members vote at once, as before the journal */
 	struct fo *f = fo_new(&c, 1000);
 	if (!f)
 		abort();

@@ -129,6 +129,10 @@ def failover_messages():
                                 removed=[("n9", 4), ("n8", 1)]),
         "hb_ack": fo_message("hb_ack", "self", stamp=1700000000123),
         "hb_nack": fo_message("hb_nack", "self", stamp=99, text="you are dead to me"),
+        # withholding for a non-empty value of a failover of the receiver:
+        # evidence a fence order needs from a majority
+        "hb_nack_withholds": fo_message("hb_nack", "self", stamp=99, dead="self", dead_inc=3,
+                                        ok=True, text="failover of incarnation 3 pending"),
         "fence_order": fo_message("fence_order", "self", plan=FO_PLAN[:2], **inst),
         "prepare": fo_message("prepare", "self", ballot=7, proposer="n1", age_ms=4000, **inst),
         "promise": fo_message("promise", "self", ballot=7, proposer="n1", acc_ballot=6,

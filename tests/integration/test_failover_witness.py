@@ -74,6 +74,9 @@ def main(t):
 
     r = n1.cli("vm", "set-ha", "prot", "on", "--priority", "10")
     check(r.returncode == 0, "set-ha: %s" % r.stderr)
+    # members join the voting set once they have been alive join_after_ms
+    # (min(1 s, F / 3)) and heartbeated (issue 13): a moment after the start
+    mvtest.wait_until(lambda: n1.ha()["voters"] == 3 or None, 10, "n1 to count 3 voters")
     doc = n1.ha()
     check(doc["voters"] == 3 and doc["majority"] == 2, "voters: %s" % doc)
     mvtest.wait_until(lambda: n2.ha().get("replicas_held", 0) >= 1 or None, 15,

@@ -44,6 +44,7 @@ def main(t):
     c = t.cluster(3)
     c.start_all(seed="n1")
     c.wait_converged(timeout=30)
+    c.wait_states(timeout=30)  # the records (and incarnations) it reads below
     n1, n2, n3 = c["n1"], c["n2"], c["n3"]
     ca = t.certs.ca_cert
     cert, key = t.certs.make("node", "n9")  # signed by the cluster CA, never deployed

@@ -585,9 +585,12 @@ SCN(test_amnesiac_acceptor)
 	struct amnesia off = amnesiac_world(false);
 	assert_int_equal(off.doubles, 0);
 	/* (n2's watchdog may fire: its agent died, the close pinged it, and
-	 * the agent stays down longer than the margin, the device's timeout) */
+	 * the agent stays down longer than the margin, the device's timeout.
+	 * Where the hand-back round puts the VMs after n1's self-fence — back
+	 * on n2, or on n1 — depends on when n2 fences: it holds n0's fence
+	 * order, one voter's word, until a majority withholds, and may fence
+	 * itself first) */
 	assert_int_equal(off.n1_fenced, 1);
-	assert_int_equal(off.on_n1, 0);
 }
 
 /* A known limit, and its remedy. A 3-host cluster: n2's host crashes, and

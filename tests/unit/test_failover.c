@@ -62,6 +62,7 @@ static void cfg_for(struct fo_config *c, int i)
 	snprintf(c->name, sizeof(c->name), "%s", names[i]);
 	c->seed = 7 + (uint64_t)i;
 	c->dead_grace_ms = 0; /* test_dead_grace has it */
+	c->join_after_ms = 0; /* members vote at once: test_join_* have it */
 }
 
 static struct net *net_new(int count, void (*tweak)(struct fo_config *, int))
@@ -1699,6 +1700,60 @@ static void test_voters_reported(void **state)
  * then holds n2 dead too, but n2 is up and answers. Had n1 dropped the 4
  * its (now dead) voters reported, it would count majorities over 3 and
  * choose a plan that only it and n2 accepted: 2 of 4. */
+/* A voter's heartbeat that reports more voters than this node can
+ * believe (2^32-1, or more than twice its own set plus 8) is refused for
+ * majorities, and said once: counted, it would make every majority
+ * unreachable and fence every host after F. A believable report still
+ * counts. */
+/* How many events of type ty f has queued (all are dropped). */
+static size_t events_of(struct fo *f, enum fo_event_type ty)
+{
+	size_t n = 0;
+	struct fo_event e;
+	while (fo_pop_event(f, &e)) {
+		n += e.type == ty;
+		fo_event_clear(&e);
+	}
+	return n;
+}
+
+static void test_voters_report_bounded(void **state)
+{
+	(void)state;
+	struct fo *f = solo(false, 1000);
+	fo_member(f, "n1", FO_ALIVE, 1, 1000);
+	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	(void)events_of(f, FO_EV_REFUSED);
+	assert_int_equal(fo_majority(f), 2);
+	hb_voters(f, "n1", "n0", UINT32_MAX, 1100);
+	assert_int_equal(fo_majority(f), 2);
+	assert_int_equal(events_of(f, FO_EV_REFUSED), 1);
+	ack(f, "n1", 1100, 1101);
+	assert_true(fo_quorate(f, 1101));
+	hb_voters(f, "n1", "n0", 3 * 2 + 8 + 1, 1200); /* just above what we believe */
+	assert_int_equal(fo_majority(f), 2);
+	hb_voters(f, "n1", "n0", 3 * 2 + 8, 1300); /* the most we believe */
+	assert_int_equal(fo_majority(f), 8);
+	hb_voters(f, "n1", "n0", 3, 1400); /* it learned better */
+	assert_int_equal(fo_majority(f), 2);
+	/* whatever the sender repeats, we count over our own set, and say
+	 * so once a second at most */
+	for (uint64_t t = 1500; t < 1900; t += 100)
+		hb_voters(f, "n1", "n0", UINT32_MAX, t);
+	assert_int_equal(fo_majority(f), 2);
+	assert_int_equal(events_of(f, FO_EV_REFUSED), 0); /* within a second of the first */
+	hb_voters(f, "n1", "n0", UINT32_MAX, 3000);
+	struct fo_event e;
+	assert_true(fo_pop_event(f, &e));
+	assert_int_equal(e.type, FO_EV_REFUSED);
+	assert_string_equal(e.peer, "n1");
+	assert_non_null(strstr(e.text, "(5 more refused unlogged)"));
+	fo_event_clear(&e);
+	assert_false(fo_fenced(f));
+	drop_all(f);
+	fo_free(f);
+}
+
 static void test_voters_reported_by_dead(void **state)
 {
 	(void)state;
@@ -2340,6 +2395,19 @@ static struct fo *n1_core(uint64_t inc, uint64_t n0_dead)
 }
 
 static void fenced_by_n2(struct fo *f, const char *dead, uint64_t inc, uint64_t now);
+static void fo_msg_init(struct fo_msg *m, enum fo_msg_type ty, const char *from, const char *to,
+                        const char *dead, uint64_t inc, uint32_t round);
+
+/* Voter `from` answers a heartbeat of `to` with HB_NACK: it withholds its
+ * acks for a non-empty value of a failover of to's incarnation `inc` —
+ * the evidence a fence order needs from a majority. */
+static void withheld_by(struct fo *f, const char *from, const char *to, uint64_t inc, uint64_t now)
+{
+	struct fo_msg m;
+	fo_msg_init(&m, FO_HB_NACK, from, to, to, inc, 0);
+	m.ok = true;
+	assert_int_equal(fo_handle_message(f, &m, now), 0);
+}
 
 /* An entry assigned to an incarnation of ours that was failed over since
  * is handed back, never started; one assigned to the new incarnation is. */
@@ -2356,6 +2424,8 @@ static void test_target_incarnation(void **state)
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
 	m.inst.incarnation = 1;
 	m.has_plan = true;
+	m.ok = true;                         /* n2 accepted a value of our failover */
+	withheld_by(a, "n0", "n1", 1, 1500); /* n2's order is the other evidence */
 	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
 	assert_true(pop_type(a, FO_FENCED, &r));
 	fo_msg_clear(&r);
@@ -2489,6 +2559,8 @@ static void test_plan_for_our_current_incarnation(void **state)
 	mine[0].target_incarnation = 1;
 	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, mine, 1);
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	withheld_by(a, "n0", "n1", 1, 1200);
+	withheld_by(a, "n2", "n1", 1, 1200);
 	assert_int_equal(fo_handle_message(a, &m, 1200), 0);
 	bool fenced_vms = false, new_inc = false;
 	while (fo_pop_event(a, &e)) {
@@ -2531,6 +2603,8 @@ static void test_later_round_of_our_failover_first(void **state)
 	r1[0].target_incarnation = 1;
 	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 1, 1, r1, 1);
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	withheld_by(a, "n0", "n1", 1, 1100);
+	withheld_by(a, "n2", "n1", 1, 1100);
 	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
 	struct fo_event e;
 	size_t fence_vms = 0;
@@ -3027,7 +3101,9 @@ static struct fence_outcome obey_order_for_1(struct fo *a)
 	struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
 	struct fo_msg m;
 	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	m.ok = true; /* n2 accepted a value of our failover */
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	withheld_by(a, "n0", "n1", 1, 2000);
 	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
 	struct fence_outcome out;
 	memset(&out, 0, sizeof(out));
@@ -3154,7 +3230,9 @@ static void test_fence_kills_what_it_hands_back(void **state)
 		drop_all(a);
 		struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
 		msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+		m.ok = true; /* n2 accepted a value of our failover */
 		snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+		withheld_by(a, "n0", "n1", 1, 2000);
 		assert_int_equal(fo_handle_message(a, &m, 2000), 0);
 		bool killed = false, handed = false;
 		struct fo_event e;
@@ -5025,6 +5103,8 @@ static void test_failed_over_target_never_starts(void **state)
 	struct fo_msg m, r;
 	fo_msg_init(&m, FO_FENCE_ORDER, "n2", "n1", "n1", 2, 0);
 	m.has_plan = true;
+	m.ok = true; /* n2 accepted a value of our failover */
+	withheld_by(a, "n0", "n1", 2, 1500);
 	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
 	fo_set_incarnation(a, 3);
 	drop_all(a);
@@ -5602,6 +5682,8 @@ static void test_fence_incomplete_not_claimed(void **state)
 	struct fo_msg m, r;
 	fo_msg_init(&m, FO_FENCE_ORDER, "n2", "n1", "n1", 2, 0);
 	m.has_plan = true;
+	m.ok = true; /* n2 accepted a value of our failover */
+	withheld_by(a, "n0", "n1", 2, 1500);
 	assert_int_equal(fo_handle_message(a, &m, 1500), 0);
 	assert_false(pop_type(a, FO_FENCED, &r));
 	drop_all(a);
@@ -5647,6 +5729,308 @@ static void test_fence_incomplete_not_claimed(void **state)
 	fo_free(a);
 }
 
+/* ---- issue 13: nothing destructive on one peer's word ---------------------- */
+
+/* A node with a valid certificate that is no member of the voting set (n4,
+ * never fed to anyone: "n9" of issue 13) sends n1 a FENCE_ORDER, a CHOSEN
+ * for a live n2, a heartbeat that force-leaves n2, a FENCED and a REJECT
+ * naming a huge ballot: each is refused and logged, nothing is destroyed,
+ * nothing learned, the voting set stays 3, and nobody fences itself. */
+static void test_stranger_has_no_say(void **state)
+{
+	(void)state;
+	struct net *t = net_new(3, NULL);
+	run_until(t, t->now + 3000);
+	for (int i = 0; i < 3; i++) {
+		assert_true(fo_quorate(t->n[i].f, t->now));
+		clear_events(&t->n[i]);
+	}
+	struct fo *n1 = t->n[1].f;
+	(void)events_of(n1, FO_EV_REFUSED);
+	/* FENCE_ORDER for n1's incarnation 1 */
+	struct fo_plan_entry o[1] = {entry("vm", "n4", 3)};
+	struct fo_msg m;
+	msg_plan(&m, FO_FENCE_ORDER, "n4", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(n1, &m, t->now), 0);
+	assert_int_equal(events_of(n1, FO_EV_REFUSED), 1);
+	/* CHOSEN for the live n2, ballot from n4 */
+	struct fo_plan_entry c[1] = {entry("vm", "n1", 3)};
+	msg_plan(&m, FO_CHOSEN, "n4", "n1", 1, 0, 7, c, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n2");
+	run_until(t, t->now + 1000);
+	assert_int_equal(fo_handle_message(n1, &m, t->now), 0);
+	struct fo_instance_id id = {.dead = "n2", .incarnation = 1};
+	const struct fo_plan *got = NULL;
+	assert_false(fo_chosen_plan(n1, &id, &got));
+	assert_int_equal(events_of(n1, FO_EV_REFUSED), 1);
+	/* a heartbeat that says n2 was force-left */
+	struct fo_removed rm = {.name = "n2", .incarnation = 1};
+	hb_msg(&m, "n4", "n1", 1, t->now);
+	m.removed = &rm;
+	m.n_removed = 1;
+	m.voters = 4;
+	assert_int_equal(fo_handle_message(n1, &m, t->now), 0);
+	/* FENCED for n2, and a REJECT that would push ballots to wrap */
+	fo_msg_init(&m, FO_FENCED, "n4", "n1", "n2", 1, 0);
+	assert_int_equal(fo_handle_message(n1, &m, t->now), 0);
+	fo_msg_init(&m, FO_REJECT, "n4", "n1", "n2", 1, 0);
+	m.ballot.number = UINT64_MAX;
+	assert_int_equal(fo_handle_message(n1, &m, t->now), -EINVAL);
+	run_until(t, t->now + 30000);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fo_voters(t->n[i].f), 3);
+		assert_int_equal(fo_majority(t->n[i].f), 2);
+		assert_true(fo_quorate(t->n[i].f, t->now));
+		assert_int_equal(count_ev(&t->n[i], FO_EV_FENCE_VMS), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_FENCE_SELF), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_NEW_INCARNATION), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_CHOSEN), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_MEMBER_REMOVED), 0);
+		assert_int_equal(fo_instance_count(t->n[i].f), 0);
+	}
+	assert_int_equal(t->sent[FO_FENCED], 0);
+	net_free(t);
+}
+
+/* A fence order from a voter (or a plan chosen for the incarnation we live
+ * in) is obeyed only once a majority of the voting set withholds its acks
+ * from us for a failover of ours: on n2's word alone n1 destroys nothing
+ * and keeps its incarnation (held, logged once); once n0 too says it
+ * withholds (HB_NACK with ok), the held order is carried out. A held
+ * order is dropped after F + margin: evidence that comes later needs a
+ * new order. */
+static void test_fence_order_needs_majority(void **state)
+{
+	(void)state;
+	struct fo *a = quorate_n1();
+	drop_all(a);
+	struct fo_plan_entry o[1] = {entry("vm", "n2", 3)};
+	struct fo_msg m, r;
+	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	m.ok = true; /* n2 accepted a value of our failover */
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
+	struct fo_event e;
+	size_t refused = 0;
+	while (fo_pop_event(a, &e)) {
+		assert_int_not_equal(e.type, FO_EV_FENCE_VMS);
+		assert_int_not_equal(e.type, FO_EV_NEW_INCARNATION);
+		refused += e.type == FO_EV_REFUSED && strstr(e.text, "held") != NULL;
+		fo_event_clear(&e);
+	}
+	assert_int_equal(refused, 1);
+	assert_false(pop_type(a, FO_FENCED, &r));
+	/* the same order again: still held, not logged again */
+	assert_int_equal(fo_handle_message(a, &m, 2200), 0);
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 0);
+	/* n0 withholds too: 2 of 3, a majority */
+	withheld_by(a, "n0", "n1", 1, 2300);
+	size_t fence_vms = 0, newinc = 0;
+	while (fo_pop_event(a, &e)) {
+		fence_vms += e.type == FO_EV_FENCE_VMS && e.plan.n == 1 &&
+		             !strcmp(e.plan.entries[0].uuid, "vm");
+		newinc += e.type == FO_EV_NEW_INCARNATION;
+		fo_event_clear(&e);
+	}
+	assert_int_equal(fence_vms, 1);
+	assert_int_equal(newinc, 1);
+	assert_true(pop_type(a, FO_FENCED, &r));
+	assert_int_equal(r.inst.incarnation, 1);
+	fo_msg_clear(&r);
+	fo_free(a);
+
+	/* held past F + margin (10 s + 3 s): dropped; later evidence alone
+	 * destroys nothing */
+	a = quorate_n1();
+	drop_all(a);
+	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	m.ok = true; /* n2 accepted a value of our failover */
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
+	for (uint64_t at = 3000; at <= 13000; at += 2000) { /* n2 still acks us */
+		ack_to(a, "n2", "n1", at, at);
+		assert_int_equal(fo_handle_timer(a, at), 0);
+	}
+	assert_int_equal(fo_handle_timer(a, 1100 + 13000), 0);
+	assert_false(fo_fenced(a));
+	withheld_by(a, "n0", "n1", 1, 1100 + 13001);
+	withheld_by(a, "n2", "n1", 1, 1100 + 13001);
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 0);
+	assert_false(pop_type(a, FO_FENCED, &r));
+	/* a fresh order then finds the evidence and is obeyed */
+	assert_int_equal(fo_handle_message(a, &m, 1100 + 13002), 0);
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 1);
+	drop_all(a);
+	fo_free(a);
+}
+
+/* Evidence is acceptance, not hearsay: a FENCE_ORDER (or HB_NACK) whose
+ * sender only learned the plan (ok unset: a CHOSEN from one voter, which
+ * may lie, taught it) does not count; only voters that accepted a value of
+ * our failover themselves vouch (ok). Two orders without it destroy
+ * nothing; the majority of vouching voters does. */
+static void test_fence_order_evidence_is_acceptance(void **state)
+{
+	(void)state;
+	struct fo *a = quorate_n1();
+	drop_all(a);
+	struct fo_plan_entry o[1] = {entry("vm", "n2", 3)};
+	struct fo_msg m;
+	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1100), 0);
+	msg_plan(&m, FO_FENCE_ORDER, "n0", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	assert_int_equal(fo_handle_message(a, &m, 1200), 0);
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 0);
+	withheld_by(a, "n0", "n1", 1, 1300); /* n0 vouches: 1 of the 2 needed */
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 0);
+	withheld_by(a, "n2", "n1", 1, 1400); /* and n2: a majority */
+	assert_int_equal(events_of(a, FO_EV_FENCE_VMS), 1);
+	drop_all(a);
+	fo_free(a);
+}
+
+/* Incarnations, ballots and epochs no honest peer reaches are refused:
+ * a "+ 1" on them would wrap (a ballot 0 that every acceptor rejects, an
+ * incarnation 0 to move to). */
+static void test_huge_numbers_refused(void **state)
+{
+	(void)state;
+	struct fo *a = quorate_n1();
+	struct fo_msg m;
+	fo_msg_init(&m, FO_HB_NACK, "n2", "n1", "n1", UINT64_MAX, 0);
+	assert_int_equal(fo_handle_message(a, &m, 1100), -EINVAL);
+	fo_msg_init(&m, FO_PREPARE, "n2", "n1", "n0", 1, 0);
+	m.ballot.number = UINT64_MAX;
+	assert_int_equal(fo_handle_message(a, &m, 1100), -EINVAL);
+	hb_msg(&m, "n2", "n1", UINT64_MAX, 1100);
+	assert_int_equal(fo_handle_message(a, &m, 1100), -EINVAL);
+	struct fo_plan_entry p[1] = {entry("vm", "n2", UINT64_MAX)};
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 1);
+	assert_int_equal(fo_handle_message(a, &m, 1100), -EINVAL);
+	drop_all(a);
+	fo_free(a);
+}
+
+/* ---- issue 13: joining the voting set --------------------------------------- */
+
+static void join_3000(struct fo_config *c, int i)
+{
+	(void)i;
+	c->join_after_ms = 3000;
+	c->expect_cluster = true; /* started with seeds: not quorate alone */
+}
+
+/* One PING from a stranger made it a SWIM member (issue 13: "n9 becomes a
+ * permanent voter"). Three cores started with seeds form their voting set
+ * (no QUORUM_LOST while it forms, no deadline in the past — run_until
+ * checks). Then every core hears of n4 from membership, alive,
+ * but n4 runs no failover core: it never heartbeats, and dies. It never
+ * joins the voting set: 3 voters, majority 2, no failover of it, nobody
+ * fenced. The three real members formed their set within join_after_ms
+ * plus a heartbeat. */
+static void test_join_stranger_never_votes(void **state)
+{
+	(void)state;
+	struct net *t = net_new(3, join_3000);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fo_voters(t->n[i].f), 1); /* nobody proved itself yet */
+	run_until(t, t->now + 5000);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fo_voters(t->n[i].f), 3);
+		assert_true(fo_quorate(t->n[i].f, t->now));
+		/* joining is no refusal: candidates' answers are taken quietly;
+		 * nor a lost quorum: the set forms first */
+		assert_int_equal(count_ev(&t->n[i], FO_EV_REFUSED), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_QUORUM_LOST), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		fo_member(t->n[i].f, "n4", FO_ALIVE, 0, t->now);
+	run_until(t, t->now + 8000); /* alive to SWIM for 8 s, silent */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fo_voters(t->n[i].f), 3);
+		fo_member(t->n[i].f, "n4", FO_SUSPECT, 0, t->now);
+	}
+	run_until(t, t->now + 3000);
+	for (int i = 0; i < 3; i++)
+		fo_member(t->n[i].f, "n4", FO_DEAD, 0, t->now);
+	run_until(t, t->now + 30000);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fo_voters(t->n[i].f), 3);
+		assert_int_equal(fo_majority(t->n[i].f), 2);
+		assert_true(fo_quorate(t->n[i].f, t->now));
+		assert_int_equal(fo_instance_count(t->n[i].f), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_FENCE_SELF), 0);
+		assert_int_equal(count_ev(&t->n[i], FO_EV_DETECTED), 0);
+	}
+	net_free(t);
+}
+
+/* A newcomer joins only once membership has held it alive for
+ * join_after_ms AND it heartbeated (or acknowledged) us meanwhile; until
+ * then we heartbeat it and answer "not a voter here". A heartbeat, then
+ * silence and death before join_after_ms, admits nothing; a heartbeat from
+ * a node membership never reported admits nothing. The voting set is
+ * journalled with the admitted member only. */
+static void test_join_needs_time_and_heartbeat(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 0);
+	c.join_after_ms = 3000;
+	struct fo *f = fo_new(&c, 1000);
+	assert_non_null(f);
+	fo_member(f, "n1", FO_ALIVE, 1, 1000);
+	fo_member(f, "n9", FO_ALIVE, 0, 1000);
+	assert_int_equal(fo_voters(f), 1);
+	/* we heartbeat both candidates */
+	assert_int_equal(fo_handle_timer(f, 1000), 0);
+	struct fo_msg m;
+	size_t to_n1 = 0, to_n9 = 0;
+	while (fo_pop_output(f, &m)) {
+		to_n1 += m.type == FO_HEARTBEAT && !strcmp(m.to, "n1");
+		to_n9 += m.type == FO_HEARTBEAT && !strcmp(m.to, "n9");
+		fo_msg_clear(&m);
+	}
+	assert_int_equal(to_n1, 1);
+	assert_int_equal(to_n9, 1);
+	/* both heartbeat us early: not yet */
+	hb_voters(f, "n1", "n0", 1, 1500);
+	hb_voters(f, "n9", "n0", 1, 1500);
+	assert_int_equal(fo_voters(f), 1);
+	struct fo_msg r;
+	assert_true(pop_type(f, FO_HB_NACK, &r));
+	assert_string_equal(r.text, "not a voter here");
+	fo_msg_clear(&r);
+	/* n9 goes silent and dies before join_after_ms */
+	fo_member(f, "n9", FO_DEAD, 0, 3500);
+	/* n1 heartbeats again after join_after_ms: it joins, and is acked */
+	hb_voters(f, "n1", "n0", 1, 4000);
+	assert_int_equal(fo_voters(f), 2);
+	assert_true(pop_type(f, FO_HB_ACK, &r));
+	fo_msg_clear(&r);
+	/* n9 back alive a moment (its clock restarts), then dead for good */
+	fo_member(f, "n9", FO_ALIVE, 1, 5000);
+	hb_voters(f, "n9", "n0", 1, 5100);
+	fo_member(f, "n9", FO_DEAD, 1, 6000);
+	hb_voters(f, "n9", "n0", 1, 9000);
+	/* a heartbeat from a node membership never reported */
+	hb_voters(f, "n7", "n0", 1, 9000);
+	assert_int_equal(fo_voters(f), 2);
+	assert_int_equal(fo_instance_count(f), 0);
+	char *j = NULL;
+	size_t jl = 0;
+	assert_int_equal(fo_journal_encode(f, &j, &jl), 0);
+	assert_non_null(strstr(j, "voter n1"));
+	assert_null(strstr(j, "voter n9"));
+	assert_null(strstr(j, "voter n7"));
+	free(j);
+	drop_all(f);
+	fo_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -5668,6 +6052,13 @@ int main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_deadlines),
 	    cmocka_unit_test(test_voters_reported),
+	    cmocka_unit_test(test_voters_report_bounded),
+	    cmocka_unit_test(test_stranger_has_no_say),
+	    cmocka_unit_test(test_fence_order_needs_majority),
+	    cmocka_unit_test(test_fence_order_evidence_is_acceptance),
+	    cmocka_unit_test(test_huge_numbers_refused),
+	    cmocka_unit_test(test_join_stranger_never_votes),
+	    cmocka_unit_test(test_join_needs_time_and_heartbeat),
 	    cmocka_unit_test(test_voters_reported_by_dead),
 	    cmocka_unit_test(test_incarnations_never_share_a_vm),
 	    cmocka_unit_test(test_move_blocks_failover_value),

@@ -62,6 +62,7 @@ static struct fo *target_core(void)
 	struct fo_config c;
 	fo_config_default(&c);
 	snprintf(c.name, sizeof(c.name), "n1");
+	c.join_after_ms = 0; /* n0 and n2 vote at once */
 	struct fo *f = fo_new(&c, 1000);
 	assert_non_null(f);
 	fo_member(f, "n0", FO_ALIVE, 1, 1000);
