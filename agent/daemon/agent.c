@@ -353,6 +353,34 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* The loop was held for lag_us (looplag.h): say so (one line per 10 s,
+ * with the number held back), and tell SWIM that the fault is likely ours
+ * before its timers, expired during the stall, blame the peers: +1 to the
+ * local-health score, +1 more per probe interval the stall lasted. */
+static void agent_on_loop_stall(struct looplag *l, uint64_t lag_us, const char *where, void *ud)
+{
+	struct agent *a = ud;
+	struct mv_lag_summary sum;
+	uint64_t held = 0;
+	if (mv_ratelimit_allow(&a->looplag_log, uv_hrtime() / 1000000u, &held)) {
+		looplag_summary(l, &sum);
+		MV_WARN("loop",
+		        "event loop stalled lag_ms=%" PRIu64 " seen_by=%s p99_ms=%u max_ms=%u "
+		        "stalls=%" PRIu64 " suppressed=%" PRIu64,
+		        lag_us / 1000u, where, sum.p99_us / 1000u, sum.max_us / 1000u,
+		        looplag_stalls(l), held);
+	}
+	struct swim *s = membership_swim(a);
+	if (s == NULL || a->stopping)
+		return;
+	uint64_t interval_us = (uint64_t)a->opt.swim.probe_interval_ms * 1000u;
+	uint64_t delta = 1 + (interval_us ? lag_us / interval_us : 0);
+	char why[96];
+	snprintf(why, sizeof(why), "own event loop stalled %" PRIu64 " ms", lag_us / 1000u);
+	swim_local_health_add(s, delta > UINT32_MAX ? UINT32_MAX : (uint32_t)delta, why);
+	membership_pump(a);
+}
+
 static int agent_start(struct agent *a, char *err, size_t errlen)
 {
 	struct agent_options *o = &a->opt;
@@ -459,6 +487,13 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 
 	if ((rc = membership_start(a, err, errlen)) < 0)
 		return rc;
+	/* a stall is half a probe timeout: our own probe verdicts become doubtful */
+	mv_ratelimit_init(&a->looplag_log, 10000);
+	if ((rc = looplag_start(&a->looplag, a->loop, o->swim.probe_timeout_ms / 2,
+	                        agent_on_loop_stall, a)) < 0) {
+		snprintf(err, errlen, "cannot start the loop-lag probe: %s", uv_strerror(rc));
+		return rc;
+	}
 	if (membership_add_listener(agent_on_member_event) < 0) {
 		snprintf(err, errlen, "too many membership listeners");
 		return -ENOSPC;
@@ -503,6 +538,7 @@ static void agent_close_handles(struct agent *a)
 	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
 		if (!uv_is_closing(hs[i]))
 			uv_close(hs[i], NULL);
+	looplag_close(&a->looplag);
 }
 
 /* uv_walk at exit: a handle nobody closed (the libvirt bridge's one

@@ -24,6 +24,8 @@
 #include <uv.h>
 
 #include "config.h"
+#include "looplag.h"
+#include "ratelimit.h"
 #include "meshvisor.pb-c.h"
 #include "meshvisor/swim.h"
 #include "tls.h"
@@ -46,6 +48,9 @@ struct agent {
 	bool stopping;
 	bool exit_deadline_passed; /* stopping: waited AGENT_EXIT_WORK_MS for workers */
 	int exit_code;
+	/* how late the loop runs (looplag.h); stalls raise SWIM's local health */
+	struct looplag looplag;
+	struct mv_ratelimit looplag_log; /* one stall line per 10 s */
 
 	/* the services, each private to its file (see above) */
 	struct membership *membership;
