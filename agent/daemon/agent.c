@@ -284,6 +284,7 @@ static void agent_stop(struct agent *a)
 	nodestate_stop(a);
 	migration_stop(a);
 	ha_stop(a);
+	hvwork_stop(a->hv); /* queued jobs come back cancelled; running ones finish */
 	net_close(a->net, agent_on_net_closed, a);
 }
 
@@ -461,6 +462,15 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 	if (a->virt == NULL)
 		return -ENOMEM;
 	virt_check(a->virt);
+	struct hvwork_lane_config lanes[HVWORK_LANES];
+	/* every outgoing migration its thread, and one for the where-checks
+	 * after a failed one */
+	hvwork_default_config(lanes, o->mig_max_outgoing + 1);
+	a->hv = hvwork_new(a->loop, lanes);
+	if (a->hv == NULL) {
+		snprintf(err, errlen, "cannot start the hypervisor worker threads");
+		return -ENOMEM;
+	}
 
 	struct net_config nc = {
 	    .loop = a->loop,
@@ -597,11 +607,12 @@ int agent_main(int argc, char **argv)
 	 * abort), a remote fence its own; wait for each to return (its after
 	 * callback sees `stopping` and only frees). */
 	uv_timer_start(&a->exit_timer, agent_on_exit_deadline, AGENT_EXIT_WORK_MS, 0);
-	while ((migration_work_running(a) > 0 || ha_work_running(a) > 0) &&
+	while ((migration_work_running(a) > 0 || ha_work_running(a) > 0 ||
+	        hvwork_inflight(a->hv) > 0) &&
 	       !a->exit_deadline_passed)
 		uv_run(a->loop, UV_RUN_ONCE);
 	uv_timer_stop(&a->exit_timer);
-	if (migration_work_running(a) > 0 || ha_work_running(a) > 0) {
+	if (migration_work_running(a) > 0 || ha_work_running(a) > 0 || hvwork_inflight(a->hv) > 0) {
 		/* a job stuck in libvirt (a remote fence of an unreachable host, a
 		 * migration that ignores its abort): nothing it uses may be freed
 		 * under it, so the process ends here, without the orderly rest */
@@ -622,6 +633,8 @@ int agent_main(int argc, char **argv)
 	 * before uv_stop); the loop runs until their close callbacks ran, and
 	 * only then is anything freed. */
 	agent_close_handles(a);
+	hvwork_free(a->hv); /* nothing in flight: joins its idle threads */
+	a->hv = NULL;
 	membership_close(a);
 	peer_client_close(a);
 	nodestate_close(a);

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "hvwork.h"
 #include "looplag.h"
 #include "ratelimit.h"
 #include "meshvisor.pb-c.h"
@@ -39,6 +40,9 @@ struct agent {
 	struct tls_ctx *tls_server;
 	struct tls_ctx *tls_client;
 	struct virt *virt;
+	/* libvirt's blocking calls run here, in lanes (hvwork.h): HA work never
+	 * waits behind migrations, and the loop never waits on libvirt */
+	struct hvwork *hv;
 	char peer_addr[SWIM_ADDR_MAX]; /* advertised "ip:port" */
 	char rpc_addr[SWIM_ADDR_MAX];
 	uv_signal_t sig_term, sig_int, sig_hup;

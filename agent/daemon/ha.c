@@ -21,11 +21,14 @@
  *                         watchdog left unpetted: "fences that failed")
  *           FENCE_VMS     destroy these local VMs              (synchronous,
  *                         retried the same way)
- *           REMOTE_FENCE  virt_remote_fence(dead host's fence URI) on a
- *                         worker thread -> fo_remote_fence_done
+ *           REMOTE_FENCE  virt_remote_fence(dead host's fence URI) on the
+ *                         hypervisor worker's critical lane (hvwork.h;
+ *                         migrations cannot take its threads)
+ *                         -> fo_remote_fence_done
  *           RESTART       definition from our replica store or a holder
  *                         (replica_get over the peer port), define, set
- *                         the new epoch, start -> fo_restart_done
+ *                         the new epoch, start (critical lane)
+ *                         -> fo_restart_done
  *
  *   quorate moments --> data_dir/quorate-stamp (every F/4, and at the loss
  *         of quorum); read at start into fo_resume_fence_base() when HA VMs
@@ -167,7 +170,7 @@ struct ha_unfenced {
 };
 
 struct ha_fence_work {
-	uv_work_t w;
+	struct hvwork_job w;
 	struct agent *a;
 	struct fo_instance_id inst;
 	char uri[512];
@@ -933,14 +936,14 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 	}
 }
 
-static void ha_fence_work(uv_work_t *w)
+static void ha_fence_work(struct hvwork_job *w)
 {
 	struct ha_fence_work *fw = w->data;
 	fw->rc = virt_remote_fence(fw->uri, (const char *const *)fw->uuids, fw->n,
 	                           HA_FENCE_TIMEOUT_S, &fw->res, fw->err, sizeof(fw->err));
 }
 
-static void ha_fence_after(uv_work_t *w, int status)
+static void ha_fence_after(struct hvwork_job *w, int status)
 {
 	struct ha_fence_work *fw = w->data;
 	struct agent *a = fw->a;
@@ -1004,11 +1007,13 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 			fw->n++;
 	mv__node_state__free_unpacked(s, NULL);
 	fw->w.data = fw;
+	fw->w.work = ha_fence_work;
+	fw->w.done = ha_fence_after;
 	MV_INFO("failover", "remote fence started dead=%s incarnation=%" PRIu64 " uri=%s",
 	        e->inst.dead, e->inst.incarnation, fw->uri);
 	ha_event(a, "fence-remote-start", e->inst.dead, NULL, "fencing through its libvirt %s",
 	         fw->uri);
-	if (uv_queue_work(a->loop, &fw->w, ha_fence_work, ha_fence_after) != 0) {
+	if (hvwork_submit(a->hv, HVWORK_CRITICAL, &fw->w) != 0) {
 		fo_remote_fence_done(h->fo, &e->inst, false, "cannot queue work", now);
 		for (size_t i = 0; i < fw->n; i++)
 			free(fw->uuids[i]);
@@ -1047,10 +1052,12 @@ static const struct ha_replica *ha_replica_find(struct ha *h, const char *uuid)
 	return NULL;
 }
 
-/* The define + start of one restart, on a libuv worker: starting a QEMU
- * guest takes a few hundred ms, and the loop must keep answering probes. */
+/* The define + start of one restart, on the hypervisor worker's critical
+ * lane (hvwork.h): starting a QEMU guest takes a few hundred ms, the loop
+ * must keep answering probes, and live migrations (their own lane) can
+ * never hold the threads a restart or a remote fence needs. */
 struct ha_restart_work {
-	uv_work_t w;
+	struct hvwork_job w;
 	struct agent *a;
 	struct ha_restart *r;
 	char *xml;
@@ -1059,14 +1066,14 @@ struct ha_restart_work {
 	char err[512];
 };
 
-static void ha_restart_work(uv_work_t *w)
+static void ha_restart_work(struct hvwork_job *w)
 {
 	struct ha_restart_work *rw = w->data;
 	rw->rc = virt_vm_define_start(rw->a->virt, rw->xml, rw->r->entry.new_epoch, rw->name,
 	                              sizeof(rw->name), rw->err, sizeof(rw->err));
 }
 
-static void ha_restart_after(uv_work_t *w, int status)
+static void ha_restart_after(struct hvwork_job *w, int status)
 {
 	struct ha_restart_work *rw = w->data;
 	struct agent *a = rw->a;
@@ -1137,7 +1144,9 @@ static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const cha
 	rw->r = r;
 	rw->xml = copy;
 	rw->w.data = rw;
-	if (uv_queue_work(a->loop, &rw->w, ha_restart_work, ha_restart_after) != 0) {
+	rw->w.work = ha_restart_work;
+	rw->w.done = ha_restart_after;
+	if (hvwork_submit(a->hv, HVWORK_CRITICAL, &rw->w) != 0) {
 		free(rw->xml);
 		free(rw);
 		ha_restart_finish(a, r, false, "cannot queue the restart");

@@ -312,8 +312,8 @@ const char *virt_desired_name(enum virt_desired d);
 /*
  * Threads. virt_vm_migrate() blocks for the whole migration (seconds to
  * minutes), and virt_vm_where() may block for as long as a connect to an
- * unreachable host takes, so the daemon runs them on a libuv worker
- * (uv_queue_work). Both are written for that:
+ * unreachable host takes, so the daemon runs them on a worker thread
+ * (hvwork.h, the migration lane). Both are written for that:
  *   - they use the struct virt only to take their own reference on its
  *     current libvirt connection (under a lock the loop also takes when it
  *     opens or drops the connection); a libvirt connection may be used
@@ -533,7 +533,8 @@ struct virt_fence_result {
  * out (required) has the counts either way.
  *
  * Threads: like virt_vm_where it needs no struct virt and touches no
- * shared state; it may (and should) run on a worker (uv_queue_work).
+ * shared state; it may (and should) run on a worker (hvwork.h: the
+ * critical lane).
  * Blocking and timeouts: libvirt has no connect timeout. For network
  * URIs (driver+tcp/tls/ssh://HOST[:PORT]/...) this call first probes the
  * host's TCP port with a non-blocking connect bounded by timeout_s (0: 5 s)
