@@ -452,16 +452,6 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot register libvirt's event loop on libuv");
 		return rc;
 	}
-	struct virt_options vo = {
-	    .uri = o->libvirt_uri,
-	    .loop = a->loop,
-	    .on_change = agent_on_virt_change,
-	    .ud = a,
-	};
-	a->virt = virt_new_opts(&vo);
-	if (a->virt == NULL)
-		return -ENOMEM;
-	virt_check(a->virt);
 	struct hvwork_lane_config lanes[HVWORK_LANES];
 	/* every outgoing migration its thread, and one for the where-checks
 	 * after a failed one */
@@ -471,6 +461,18 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the hypervisor worker threads");
 		return -ENOMEM;
 	}
+
+	struct virt_options vo = {
+	    .uri = o->libvirt_uri,
+	    .loop = a->loop,
+	    .on_change = agent_on_virt_change,
+	    .ud = a,
+	    .worker = a->hv, /* the periodic reconcile lists there */
+	};
+	a->virt = virt_new_opts(&vo);
+	if (a->virt == NULL)
+		return -ENOMEM;
+	virt_check(a->virt);
 
 	struct net_config nc = {
 	    .loop = a->loop,

@@ -23,6 +23,15 @@
  * event only says "look at this VM again", so events that arrive late or
  * twice are harmless.
  *
+ * The periodic reconcile, with a worker (virt_options.worker), lists on
+ * the worker's general lane through its own reference on the connection
+ * (a full listing is one round trip per VM and more: it must not hold the
+ * loop, least of all when libvirtd is slow) and applies the listing on the
+ * loop. The cache may have changed in between (an event, our own
+ * operation: cache_gen moved); the listing is then older than the cache
+ * and is dropped — the events keep the cache exact, and the next pass
+ * comes reconcile_ms later.
+ *
  * libvirt prints every error to stderr by default; we install an error
  * handler that drops that printing and instead carry libvirt's message
  * into the health record, the log and the caller's error buffer.
@@ -52,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hvwork.h"
 #include "log.h"
 #include "names.h"
 
@@ -76,6 +86,9 @@ struct virt {
 	bool warned_long_name;
 	struct virt_vm *vms;
 	size_t n_vms;
+	uint64_t cache_gen; /* bumped by every change of the cache */
+	struct hvwork *worker;
+	struct virt_reconcile_job *reconcile_job; /* in flight on the worker */
 	/* virt_test_inject_stop: the reason the next STOPPED event of that
 	 * VM is taken as (its uuid; "" when the slot is free). */
 	struct {
@@ -422,24 +435,42 @@ static enum virt_vm_state virt_state_from_libvirt(unsigned char s)
 	}
 }
 
+static int virt_conn_failed(virConnectPtr c, char *err, size_t errlen, const char *what);
+static virConnectPtr virt_conn_ref(struct virt *v);
+
+/* Who learns of a failed libvirt call during a read: the loop's struct
+ * virt (virt_failed: a dead connection is marked LOST), or, on a worker,
+ * only the bare connection (virt_conn_failed: nothing shared is touched). */
+struct virt_reader {
+	struct virt *v;
+	virConnectPtr c;
+};
+
+static int virt_reader_failed(const struct virt_reader *r, char *err, size_t errlen,
+                              const char *what)
+{
+	return r->v != NULL ? virt_failed(r->v, err, errlen, what)
+	                    : virt_conn_failed(r->c, err, errlen, what);
+}
+
 /* 0, -ENOENT (the domain went away meanwhile), -ENAMETOOLONG, or -errno. */
-static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char *err,
-                        size_t errlen)
+static int virt_dom_read(const struct virt_reader *rd, virDomainPtr d, struct virt_vm *vm,
+                         char *err, size_t errlen)
 {
 	memset(vm, 0, sizeof(*vm));
 	const char *name = virDomainGetName(d);
 	if (name == NULL)
-		return virt_failed(v, err, errlen, "cannot read a VM's name");
+		return virt_reader_failed(rd, err, errlen, "cannot read a VM's name");
 	if (strlen(name) >= sizeof(vm->name)) {
 		virt_set_err(err, errlen, "VM name longer than %d bytes", VIRT_NAME_MAX - 1);
 		return -ENAMETOOLONG;
 	}
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	if (virDomainGetUUIDString(d, vm->uuid) < 0)
-		return virt_failed(v, err, errlen, "cannot read a VM's UUID");
+		return virt_reader_failed(rd, err, errlen, "cannot read a VM's UUID");
 	virDomainInfo info;
 	if (virDomainGetInfo(d, &info) < 0)
-		return virt_failed(v, err, errlen, "cannot read VM state");
+		return virt_reader_failed(rd, err, errlen, "cannot read VM state");
 	vm->state = virt_state_from_libvirt(info.state);
 	if (virt_vm_stopped(vm->state)) {
 		int st, reason;
@@ -454,7 +485,7 @@ static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char
 	vm->max_memory_kib = info.maxMem;
 	int p = virDomainIsPersistent(d);
 	if (p < 0)
-		return virt_failed(v, err, errlen, "cannot read VM persistence");
+		return virt_reader_failed(rd, err, errlen, "cannot read VM persistence");
 	vm->persistent = p == 1;
 	char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS,
 	                                  VIR_DOMAIN_AFFECT_CURRENT);
@@ -464,37 +495,56 @@ static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char
 	} else {
 		int code = virGetLastErrorCode();
 		if (code != VIR_ERR_NO_DOMAIN_METADATA && code != VIR_ERR_NO_SUPPORT)
-			return virt_failed(v, err, errlen, "cannot read VM metadata");
+			return virt_reader_failed(rd, err, errlen, "cannot read VM metadata");
 	}
 	return 0;
 }
 
-static int virt_list_raw(struct virt *v, struct virt_vm **out, size_t *n, char *err, size_t errlen)
+static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char *err,
+                        size_t errlen)
+{
+	struct virt_reader rd = {.v = v};
+	return virt_dom_read(&rd, d, vm, err, errlen);
+}
+
+#ifdef MV_TEST_HOOKS
+static _Atomic unsigned virt_test_list_delay_ms;
+void virt_test_set_list_delay(unsigned ms)
+{
+	virt_test_list_delay_ms = ms;
+}
+#endif
+
+/* Every VM on connection c. A VM whose name is too long is left out, with
+ * *long_name set (the caller warns once). */
+static int virt_list_conn(const struct virt_reader *rd, virConnectPtr c, struct virt_vm **out,
+                          size_t *n, bool *long_name, char *err, size_t errlen)
 {
 	*out = NULL;
 	*n = 0;
-	if (!virt_connected(v))
-		return virt_unreachable(v, err, errlen);
+#ifdef MV_TEST_HOOKS
+	if (virt_test_list_delay_ms > 0) {
+		struct timespec ts = {virt_test_list_delay_ms / 1000,
+		                      (long)(virt_test_list_delay_ms % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
+#endif
 	virDomainPtr *doms = NULL;
-	int nd = virConnectListAllDomains(v->conn, &doms, 0);
+	int nd = virConnectListAllDomains(c, &doms, 0);
 	if (nd < 0)
-		return virt_failed(v, err, errlen, "cannot list VMs");
+		return virt_reader_failed(rd, err, errlen, "cannot list VMs");
 	struct virt_vm *vms = nd > 0 ? calloc((size_t)nd, sizeof(*vms)) : NULL;
 	int rc = nd > 0 && vms == NULL ? -ENOMEM : 0;
 	size_t k = 0;
 	for (int i = 0; i < nd; i++) {
 		if (rc == 0) {
 			char e[512];
-			int r = virt_vm_read(v, doms[i], &vms[k], e, sizeof(e));
+			int r = virt_dom_read(rd, doms[i], &vms[k], e, sizeof(e));
 			if (r == 0) {
 				k++;
 			} else if (r == -ENAMETOOLONG) {
-				if (!v->warned_long_name) {
-					char q[300];
-					MV_WARN("virt", "VM left out of the inventory error=%s",
-					        mv_log_quote(q, sizeof(q), e));
-					v->warned_long_name = true;
-				}
+				*long_name = true;
 			} else if (r != -ENOENT) { /* -ENOENT: undefined while we listed */
 				virt_set_err(err, errlen, "%s", e);
 				rc = r;
@@ -510,6 +560,29 @@ static int virt_list_raw(struct virt *v, struct virt_vm **out, size_t *n, char *
 	*out = vms;
 	*n = k;
 	return 0;
+}
+
+static void virt_warn_long_name(struct virt *v, bool long_name)
+{
+	if (long_name && !v->warned_long_name) {
+		MV_WARN("virt",
+		        "VM left out of the inventory error=\"VM name longer than %d bytes\"",
+		        VIRT_NAME_MAX - 1);
+		v->warned_long_name = true;
+	}
+}
+
+static int virt_list_raw(struct virt *v, struct virt_vm **out, size_t *n, char *err, size_t errlen)
+{
+	*out = NULL;
+	*n = 0;
+	if (!virt_connected(v))
+		return virt_unreachable(v, err, errlen);
+	struct virt_reader rd = {.v = v};
+	bool long_name = false;
+	int rc = virt_list_conn(&rd, v->conn, out, n, &long_name, err, errlen);
+	virt_warn_long_name(v, long_name);
+	return rc;
 }
 
 int virt_list_vms(struct virt *v, struct virt_vm **out, size_t *n)
@@ -571,6 +644,7 @@ static int virt_cache_upsert(struct virt *v, struct virt_vm *vm)
 {
 	struct virt_vm *old = virt_cache_find(v, vm->uuid);
 	virt_merge_stop(v, old, vm);
+	v->cache_gen++;
 	if (old != NULL) {
 		*old = *vm;
 		return 0;
@@ -588,6 +662,7 @@ static void virt_cache_remove(struct virt *v, const char *uuid)
 	struct virt_vm *old = virt_cache_find(v, uuid);
 	if (old == NULL)
 		return;
+	v->cache_gen++;
 	size_t i = (size_t)(old - v->vms);
 	memmove(&v->vms[i], &v->vms[i + 1], (v->n_vms - i - 1) * sizeof(*v->vms));
 	v->n_vms--;
@@ -616,20 +691,18 @@ static void virt_cache_refresh(struct virt *v, virDomainPtr d, char *name)
 	}
 }
 
-int virt_reconcile(struct virt *v)
+static void virt_reconcile_failed(int rc, const char *err)
 {
-	struct virt_vm *vms;
-	size_t n;
-	char err[512];
-	int rc = virt_list_raw(v, &vms, &n, err, sizeof(err));
-	if (rc < 0) {
-		if (rc != -ENOTCONN) {
-			char q[600];
-			MV_WARN("virt", "reconcile failed error=%s",
-			        mv_log_quote(q, sizeof(q), err));
-		}
-		return rc;
+	if (rc != -ENOTCONN) {
+		char q[600];
+		MV_WARN("virt", "reconcile failed error=%s", mv_log_quote(q, sizeof(q), err));
 	}
+}
+
+/* The cache becomes vms (n of them, taken over); on_change for every VM
+ * added, removed or changed. Returns how many, or -ENOMEM (vms freed). */
+static int virt_reconcile_apply(struct virt *v, struct virt_vm *vms, size_t n)
+{
 	/* Names of VMs that differ, collected before notifying: the callback
 	 * may call back into virt and rewrite the cache. */
 	size_t cap = n + v->n_vms, nc = 0;
@@ -654,12 +727,101 @@ int virt_reconcile(struct virt *v)
 	free(v->vms);
 	v->vms = vms;
 	v->n_vms = n;
+	v->cache_gen++;
 	if (nc > 0)
 		MV_DEBUG("virt", "reconcile found changes vms=%zu", nc);
 	for (size_t i = 0; i < nc; i++)
 		virt_notify(v, VIRT_CHANGE_VM_RECONCILED, changed[i]);
 	free(changed);
 	return (int)nc;
+}
+
+int virt_reconcile(struct virt *v)
+{
+	struct virt_vm *vms;
+	size_t n;
+	char err[512];
+	int rc = virt_list_raw(v, &vms, &n, err, sizeof(err));
+	if (rc < 0) {
+		virt_reconcile_failed(rc, err);
+		return rc;
+	}
+	return virt_reconcile_apply(v, vms, n);
+}
+
+/* The periodic reconcile on the worker: the listing there, through the
+ * job's own reference on the connection; the rest on the loop. */
+struct virt_reconcile_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran: only the job is freed */
+	virConnectPtr c;
+	uint64_t gen; /* v->cache_gen when the listing was asked for */
+	struct virt_vm *vms;
+	size_t n;
+	bool long_name;
+	int rc;
+	char err[512];
+};
+
+static void virt_reconcile_work(struct hvwork_job *j)
+{
+	struct virt_reconcile_job *r = j->data;
+	struct virt_reader rd = {.c = r->c};
+	r->rc = virt_list_conn(&rd, r->c, &r->vms, &r->n, &r->long_name, r->err, sizeof(r->err));
+}
+
+static void virt_reconcile_done(struct hvwork_job *j, int status)
+{
+	struct virt_reconcile_job *r = j->data;
+	struct virt *v = r->v;
+	virConnectClose(r->c);
+	if (v != NULL) {
+		v->reconcile_job = NULL;
+		if (status != 0) {
+			/* cancelled: the agent stops */
+		} else if (r->rc < 0) {
+			virt_reconcile_failed(r->rc, r->err);
+		} else if (r->gen != v->cache_gen) {
+			MV_DEBUG("virt", "reconcile listing dropped: the cache changed meanwhile");
+		} else {
+			virt_warn_long_name(v, r->long_name);
+			virt_reconcile_apply(v, r->vms, r->n);
+			r->vms = NULL;
+		}
+	}
+	free(r->vms);
+	free(r);
+}
+
+/* Starts a reconcile on the worker; false when it could not (no worker, no
+ * connection, out of memory, the lane is full): nothing started. True also
+ * when one is already under way. */
+static bool virt_reconcile_async(struct virt *v)
+{
+	if (v->worker == NULL)
+		return false;
+	if (v->reconcile_job != NULL)
+		return true;
+	struct virt_reconcile_job *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return false;
+	r->c = virt_conn_ref(v);
+	if (r->c == NULL) {
+		free(r);
+		return false;
+	}
+	r->v = v;
+	r->gen = v->cache_gen;
+	r->j.work = virt_reconcile_work;
+	r->j.done = virt_reconcile_done;
+	r->j.data = r;
+	if (hvwork_submit(v->worker, HVWORK_GENERAL, &r->j) < 0) {
+		virConnectClose(r->c);
+		free(r);
+		return false;
+	}
+	v->reconcile_job = r;
+	return true;
 }
 
 /* ---- connection --------------------------------------------------------- */
@@ -809,8 +971,10 @@ static enum virt_stop_reason virt_injected_reason(struct virt *v, const char *uu
 static void virt_cache_set_stop(struct virt *v, const char *uuid, enum virt_stop_reason why)
 {
 	struct virt_vm *e = virt_cache_find(v, uuid);
-	if (e != NULL && virt_vm_stopped(e->state))
+	if (e != NULL && virt_vm_stopped(e->state)) {
 		e->stop_reason = why;
+		v->cache_gen++;
+	}
 }
 
 /* why: VIRT_STOP_NONE for events that carry no stop reason. */
@@ -977,7 +1141,7 @@ static void virt_on_retry(uv_timer_t *t)
 static void virt_on_reconcile(uv_timer_t *t)
 {
 	struct virt *v = t->data;
-	if (virt_connected(v))
+	if (virt_connected(v) && !virt_reconcile_async(v) && v->worker == NULL)
 		virt_reconcile(v);
 }
 
@@ -1043,6 +1207,7 @@ struct virt *virt_new_opts(const struct virt_options *o)
 	v->ka_count = o->keepalive_count ? o->keepalive_count : VIRT_KEEPALIVE_COUNT_DEFAULT;
 	v->on_change = o->on_change;
 	v->ud = o->ud;
+	v->worker = o->worker;
 	snprintf(v->health.error, sizeof(v->health.error), "not connected yet");
 	virSetErrorFunc(NULL, virt_silence_errors);
 	if (v->loop != NULL) {
@@ -1070,6 +1235,8 @@ void virt_free(struct virt *v)
 {
 	if (v == NULL)
 		return;
+	if (v->reconcile_job != NULL)
+		v->reconcile_job->v = NULL; /* its listing goes nowhere */
 	virt_drop(v);
 	free(v->vms);
 	free(v->uri);

@@ -54,6 +54,10 @@
  * lab), so the agent should make it with virt_check() before it serves.
  * A daemon that is down fails a connect at once; one that is hung (alive
  * but not answering) holds the connect, and the loop, until it answers.
+ * The periodic reconcile is the exception when a worker is given
+ * (virt_options.worker): it lists on the worker's general lane and only
+ * applies the listing on the loop, so a slow libvirtd holds a worker
+ * thread, not the loop, every reconcile_ms.
  * virt_vms() and virt_health() only read the cache.
  *
  * Ownership: struct virt owns its connection and cache. virt_health() and
@@ -72,6 +76,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+struct hvwork; /* hvwork.h */
 
 /* The XML namespace of meshvisor's per-VM metadata element, and its prefix. */
 #define VIRT_META_NS "https://meshvisor.dev/xmlns/vm/1"
@@ -206,6 +212,12 @@ struct virt_options {
 	unsigned keepalive_count; /* 0: default */
 	virt_change_fn on_change; /* may be NULL; called from the loop */
 	void *ud;
+	/* NULL: the periodic reconcile lists on the loop. Else it lists on
+	 * this worker's general lane and applies the result on the loop (the
+	 * worker must outlive the struct virt's jobs: stop it and wait for
+	 * hvwork_inflight() == 0 before virt_free, or virt_free first: a
+	 * listing still in flight is then dropped). */
+	struct hvwork *worker;
 };
 
 /* Registers libvirt's event loop implementation on this libuv loop
@@ -568,6 +580,11 @@ void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_s
  * callback does for a dead remote daemon; the test driver never closes by
  * itself). */
 void virt_inject_close(struct virt *v);
+
+/* Every full listing (virt_list_vms, reconcile, on the loop or the
+ * worker) first sleeps ms: a libvirtd that answers slowly (the test
+ * driver never does). Process-wide; 0 turns it off. */
+void virt_test_set_list_delay(unsigned ms);
 #endif /* MV_TEST_HOOKS */
 
 #endif

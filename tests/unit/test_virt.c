@@ -29,6 +29,7 @@
  *     a remote host that is down is a TCP port nothing listens on.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -44,6 +45,7 @@
 #include <libvirt/virterror.h>
 #include <uv.h>
 
+#include "hvwork.h"
 #include "log.h"
 #include "virt.h"
 
@@ -1201,6 +1203,71 @@ static void test_periodic_reconcile(void **state)
 	virConnectClose(c);
 }
 
+static void on_tick(uv_timer_t *t)
+{
+	(*(unsigned *)t->data)++;
+}
+
+static bool pred_worker_idle(void *arg)
+{
+	return hvwork_inflight(arg) == 0;
+}
+
+/* With a worker the periodic reconcile lists there: a libvirtd that takes
+ * 1.5 s to list (the test hook) holds a worker thread, not the loop, whose
+ * 10 ms timer keeps ticking meanwhile; the listing is applied on the loop
+ * when it comes back. */
+static void test_periodic_reconcile_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct hvwork_lane_config lanes[HVWORK_LANES];
+	hvwork_default_config(lanes, 1);
+	struct hvwork *w = hvwork_new(&loop, lanes);
+	assert_non_null(w);
+	struct virt_options o = {.uri = "test:///default",
+	                         .loop = &loop,
+	                         .on_change = record,
+	                         .ud = &f->rec,
+	                         .reconcile_ms = 100,
+	                         .worker = w};
+	f->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, f->v, 2000));
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	virDomainPtr d = virDomainLookupByName(c, "test");
+	assert_non_null(d);
+	/* a balloon change: no event, only a reconcile sees it */
+	assert_int_equal(virDomainSetMemory(d, 1048576), 0);
+	virt_test_set_list_delay(1500);
+	unsigned ticks = 0;
+	uv_timer_t tick;
+	uv_timer_init(&loop, &tick);
+	tick.data = &ticks;
+	uv_timer_start(&tick, on_tick, 10, 10);
+	f->rec.n = 0;
+	uint64_t t0 = uv_hrtime();
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_RECONCILED, "test", 5000));
+	uint64_t took_ms = (uv_hrtime() - t0) / 1000000u;
+	virt_test_set_list_delay(0);
+	uv_timer_stop(&tick);
+	print_message("reconcile with a 1.5 s listing took %" PRIu64
+	              " ms; the loop ticked %u times (10 ms timer) meanwhile\n",
+	              took_ms, ticks);
+	assert_true(took_ms >= 1400);
+	assert_true(ticks >= took_ms / 10 / 2); /* at least half: a busy machine */
+	assert_int_equal(cached(f->v, "test")->memory_kib, 1048576);
+	assert_int_equal(virDomainSetMemory(d, 2097152), 0);
+	virDomainFree(d);
+	virConnectClose(c);
+	uv_close((uv_handle_t *)&tick, NULL);
+	virt_free(f->v);
+	f->v = NULL;
+	assert_true(run_until(pred_worker_idle, w, 5000));
+	hvwork_stop(w);
+	hvwork_free(w);
+	settle();
+}
+
 /* ---- losing libvirt ----------------------------------------------------- */
 
 static bool pred_failures5(void *arg)
@@ -2247,6 +2314,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lifecycle_event, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_reconcile_catches_missed, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_periodic_reconcile, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_periodic_reconcile_on_worker, fx_setup,
+	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_unreachable, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_and_reconnect, fx_setup, fx_teardown),
 	    cmocka_unit_test(test_free_releases_loop_handles),
