@@ -10,7 +10,10 @@
  *                             + stale-copy check
  *   core timer            --> fo_handle_timer(now)
  *   pump: fo_journal_version moved --> data_dir/failover-journal written
- *         (temporary file, fsync, rename) BEFORE anything below is sent;
+ *         (temporary file, fsync, rename) BEFORE anything below is sent
+ *         or done: the write runs on the hypervisor worker's critical lane
+ *         (a slow disk must not hold the loop), and until it completed the
+ *         core's events and messages stay queued in it (ha_journal_busy);
  *         read back into the core at start (a bad file stops the agent)
  *         fo_pop_output --> fo_codec_encode_frame --> net_send_to(member addr)
  *         (HEARTBEAT, HB_ACK, HB_NACK: core_driver_send_dgram, a sealed UDP
@@ -217,6 +220,9 @@ struct ha {
 	char *journal_path;     /* data_dir/failover-journal */
 	uint64_t journal_saved; /* fo_journal_version() last written */
 	bool journal_failing;   /* the last write failed (logged once) */
+	/* the write in flight on the worker's critical lane; while there is
+	 * one, nothing the core produced leaves (ha_pump) */
+	struct ha_journal_job *journal_job;
 	/* the last quorate moment, across restarts: see "the last quorate moment" */
 	int stamp_fd; /* data_dir/quorate-stamp, -1 when not kept */
 	char *stamp_path;
@@ -389,22 +395,37 @@ static void ha_stamp_note(struct agent *a, uint64_t now);
 
 /* ---- the journal (fo.h): durable before anything is sent -------------------------- */
 
-/* Stores the journal if it changed. Called before any output is sent. */
-static void ha_journal_sync(struct ha *h)
-{
-	uint64_t v = fo_journal_version(h->fo);
-	if (v == h->journal_saved || h->journal_path == NULL)
-		return;
+/* A journal write: the text encoded on the loop, written and fsynced
+ * (temporary file, fsync, rename, fsync of the directory) on the worker's
+ * critical lane, the outcome applied on the loop. */
+struct ha_journal_job {
+	struct hvwork_job w;
+	struct agent *a;
+	char *path;
 	char *text;
 	size_t len;
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int rc = fo_journal_encode(h->fo, &text, &len);
-	if (rc == 0) {
-		rc = mv_file_write_durable(h->journal_path, text, len);
-		free(text);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	uint64_t version; /* fo_journal_version() the text holds */
+	int rc;
+	uint64_t took_us;
+	/* What the core had produced when the write started: it may depend on
+	 * what the write records, so it waits for it, and only for it (what
+	 * the core produces meanwhile waits for the next write: a proposer
+	 * that retries faster than our disk cannot starve our answers). */
+	struct fo_event *ev;
+	size_t n_ev, cap_ev;
+	struct fo_msg *msg;
+	size_t n_msg, cap_msg;
+};
+
+static void ha_send_msg(struct agent *a, struct fo_msg *m);
+static bool ha_fence_pending(const struct ha *h);
+
+static void ha_pump(struct agent *a);
+
+/* The outcome of a write of `version`: the core learns whether its votes
+ * are durable; a failure is logged once. */
+static void ha_journal_written(struct ha *h, int rc, uint64_t version, size_t len, uint64_t took_us)
+{
 	if (rc < 0) {
 		/* Until a write succeeds this agent does not vote (its PROMISE and
 		 * ACCEPTED are not sent, ha_pump): a promise the file does not
@@ -421,15 +442,151 @@ static void ha_journal_sync(struct ha *h)
 		fo_journal_set_durable(h->fo, false); /* our acks count as a young core's */
 		return;
 	}
-	MV_DEBUG(
-	    "failover", "failover journal written path=%s bytes=%zu took_us=%lld", h->journal_path,
-	    len,
-	    (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000));
+	MV_DEBUG("failover", "failover journal written path=%s bytes=%zu took_us=%" PRIu64,
+	         h->journal_path, len, took_us);
 	if (h->journal_failing)
 		MV_INFO("failover", "failover journal written again path=%s", h->journal_path);
 	h->journal_failing = false;
 	fo_journal_set_durable(h->fo, true);
-	h->journal_saved = v;
+	h->journal_saved = version;
+}
+
+static uint64_t ha_mono_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+static void ha_journal_work(struct hvwork_job *w)
+{
+	struct ha_journal_job *j = w->data;
+	uint64_t t0 = ha_mono_us();
+	j->rc = mv_file_write_durable(j->path, j->text, j->len);
+	j->took_us = ha_mono_us() - t0;
+}
+
+/* Moves what the core has produced so far into the job (as much as
+ * memory allows: the rest stays queued in the core, for the next write). */
+static void ha_journal_hold(struct ha *h, struct ha_journal_job *j)
+{
+	for (;;) {
+		if (j->n_ev == j->cap_ev) {
+			size_t cap = j->cap_ev ? 2 * j->cap_ev : 8;
+			struct fo_event *p = realloc(j->ev, cap * sizeof(*p));
+			if (p == NULL)
+				break;
+			j->ev = p;
+			j->cap_ev = cap;
+		}
+		if (!fo_pop_event(h->fo, &j->ev[j->n_ev]))
+			break;
+		j->n_ev++;
+	}
+	for (;;) {
+		if (j->n_msg == j->cap_msg) {
+			size_t cap = j->cap_msg ? 2 * j->cap_msg : 16;
+			struct fo_msg *p = realloc(j->msg, cap * sizeof(*p));
+			if (p == NULL)
+				break;
+			j->msg = p;
+			j->cap_msg = cap;
+		}
+		if (!fo_pop_output(h->fo, &j->msg[j->n_msg]))
+			break;
+		j->n_msg++;
+	}
+}
+
+static void ha_journal_job_free(struct ha_journal_job *j)
+{
+	for (size_t i = 0; i < j->n_ev; i++)
+		fo_event_clear(&j->ev[i]);
+	for (size_t i = 0; i < j->n_msg; i++)
+		fo_msg_clear(&j->msg[i]);
+	free(j->ev);
+	free(j->msg);
+	free(j->path);
+	free(j->text);
+	free(j);
+}
+
+static void ha_journal_done(struct hvwork_job *w, int status)
+{
+	struct ha_journal_job *j = w->data;
+	struct agent *a = j->a;
+	struct ha *h = HA(a);
+	bool live = h != NULL && h->fo != NULL && !a->stopping && status == 0;
+	if (h != NULL) {
+		h->journal_job = NULL;
+		if (status == 0 && h->fo != NULL)
+			ha_journal_written(h, j->rc, j->version, j->len, j->took_us);
+	}
+	if (live) {
+		/* what waited for this write, in the pump's order: the actions,
+		 * then the messages (each through the same filters) */
+		for (size_t i = 0; i < j->n_ev; i++) {
+			ha_handle_core_event(a, &j->ev[i]);
+			fo_event_clear(&j->ev[i]);
+		}
+		j->n_ev = 0;
+		fo_fence_incomplete(h->fo, ha_fence_pending(h));
+		for (size_t i = 0; i < j->n_msg; i++)
+			ha_send_msg(a, &j->msg[i]); /* (clears it) */
+		j->n_msg = 0;
+	}
+	ha_journal_job_free(j);
+	if (live)
+		ha_pump(a); /* what the core produced meanwhile (or the next write) */
+}
+
+/* Makes the journal durable if it changed: true while a write is in
+ * flight, and then nothing the core produced may leave yet (EVENTS BEFORE
+ * MESSAGES extends to the journal: a PROMISE or ACCEPTED, and any action,
+ * only once what the core recorded is on disk). The write runs on the
+ * worker so that a slow disk (an fsync can take seconds) never holds the
+ * loop that answers probes; without a worker (tests) it runs here. */
+static bool ha_journal_busy(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h->journal_job != NULL)
+		return true;
+	uint64_t v = fo_journal_version(h->fo);
+	if (v == h->journal_saved || h->journal_path == NULL)
+		return false;
+	char *text;
+	size_t len;
+	int rc = fo_journal_encode(h->fo, &text, &len);
+	if (rc < 0) {
+		ha_journal_written(h, rc, v, 0, 0);
+		return false;
+	}
+	struct ha_journal_job *j = a->hv != NULL ? calloc(1, sizeof(*j)) : NULL;
+	if (j != NULL)
+		j->path = strdup(h->journal_path);
+	if (j != NULL && j->path != NULL) {
+		j->a = a;
+		j->text = text;
+		j->len = len;
+		j->version = v;
+		j->w.work = ha_journal_work;
+		j->w.done = ha_journal_done;
+		j->w.data = j;
+		if (hvwork_submit(a->hv, HVWORK_CRITICAL, &j->w) == 0) {
+			h->journal_job = j;
+			ha_journal_hold(h, j);
+			return true;
+		}
+		j->text = NULL; /* (still ours, below) */
+	}
+	if (j != NULL)
+		ha_journal_job_free(j);
+	/* no worker, or it cannot take the job: write here, as before */
+	uint64_t t0 = ha_mono_us();
+	rc = mv_file_write_durable(h->journal_path, text, len);
+	ha_journal_written(h, rc, v, len, ha_mono_us() - t0);
+	free(text);
+	return false;
 }
 
 /* Reads data_dir/failover-journal into the fresh core. A missing file is a
@@ -467,7 +624,42 @@ static int ha_journal_load(struct ha *h, char *err, size_t errlen)
 	return 0;
 }
 
-static bool ha_fence_pending(const struct ha *h);
+/* One core message out (and cleared): a vote only with a durable journal,
+ * nothing that vouches for an incomplete fence, heartbeats as datagrams. */
+static void ha_send_msg(struct agent *a, struct fo_msg *m)
+{
+	struct ha *h = HA(a);
+	if (h->journal_failing && (m->type == FO_PROMISE || m->type == FO_ACCEPTED)) {
+		MV_DEBUG("failover",
+		         "vote not sent: the journal cannot be written type=%s "
+		         "to=%s",
+		         fo_msg_type_name(m->type), m->to);
+		fo_msg_clear(m);
+		return;
+	}
+	if (ha_fence_pending(h) && fo_msg_vouches_fence(h->fo, m)) {
+		MV_WARN("failover",
+		        "not sent: it would vouch for an incomplete fence "
+		        "type=%s to=%s",
+		        fo_msg_type_name(m->type), m->to);
+		fo_msg_clear(m);
+		return;
+	}
+	struct swim_member_info mi;
+	if (a->net != NULL && swim_member_find(membership_swim(a), m->to, &mi) && mi.addr != NULL &&
+	    mi.addr[0] != '\0') {
+		uint8_t *frame = NULL;
+		size_t len = 0;
+		int rc = fo_codec_encode_frame(m, &frame, &len);
+		/* heartbeats and their answers go as datagrams;
+		 * consensus and fencing stay on TLS */
+		bool hb = m->type == FO_HEARTBEAT || m->type == FO_HB_ACK || m->type == FO_HB_NACK;
+		(hb ? core_driver_send_dgram : core_driver_send)(
+		    a, "failover", fo_msg_type_name(m->type), rc, frame, len, mi.addr, m->to);
+	}
+	fo_msg_clear(m);
+}
+
 static void ha_pump(struct agent *a)
 {
 	struct ha *h = HA(a);
@@ -475,7 +667,10 @@ static void ha_pump(struct agent *a)
 		return;
 	for (int guard = 0; guard < 64; guard++) {
 		bool any = false;
-		ha_journal_sync(h);
+		/* the journal first: while its write is in flight, events and
+		 * messages stay queued in the core (ha_journal_done pumps) */
+		if (ha_journal_busy(a))
+			break;
 		/* actions first: a FENCED or ACCEPTED that vouches for a destroy
 		 * leaves only once the destroy is done (fo.h) */
 		struct fo_event e;
@@ -484,44 +679,15 @@ static void ha_pump(struct agent *a)
 			ha_handle_core_event(a, &e);
 			fo_event_clear(&e);
 		}
-		ha_journal_sync(h); /* (an action may have fed the core) */
+		if (ha_journal_busy(a)) /* (an action may have fed the core) */
+			break;
 		/* a fence that left VMs running is not claimed: the core stops
 		 * claiming it, and what it queued before we knew is dropped */
 		fo_fence_incomplete(h->fo, ha_fence_pending(h));
 		struct fo_msg m;
 		while (fo_pop_output(h->fo, &m)) {
 			any = true;
-			if (h->journal_failing && (m.type == FO_PROMISE || m.type == FO_ACCEPTED)) {
-				MV_DEBUG("failover",
-				         "vote not sent: the journal cannot be written type=%s "
-				         "to=%s",
-				         fo_msg_type_name(m.type), m.to);
-				fo_msg_clear(&m);
-				continue;
-			}
-			if (ha_fence_pending(h) && fo_msg_vouches_fence(h->fo, &m)) {
-				MV_WARN("failover",
-				        "not sent: it would vouch for an incomplete fence "
-				        "type=%s to=%s",
-				        fo_msg_type_name(m.type), m.to);
-				fo_msg_clear(&m);
-				continue;
-			}
-			struct swim_member_info mi;
-			if (a->net != NULL && swim_member_find(membership_swim(a), m.to, &mi) &&
-			    mi.addr != NULL && mi.addr[0] != '\0') {
-				uint8_t *frame = NULL;
-				size_t len = 0;
-				int rc = fo_codec_encode_frame(&m, &frame, &len);
-				/* heartbeats and their answers go as datagrams;
-				 * consensus and fencing stay on TLS */
-				bool hb = m.type == FO_HEARTBEAT || m.type == FO_HB_ACK ||
-				          m.type == FO_HB_NACK;
-				(hb ? core_driver_send_dgram
-				    : core_driver_send)(a, "failover", fo_msg_type_name(m.type), rc,
-				                        frame, len, mi.addr, m.to);
-			}
-			fo_msg_clear(&m);
+			ha_send_msg(a, &m);
 		}
 
 		if (!any)
