@@ -89,6 +89,12 @@ struct virt {
 	uint64_t cache_gen; /* bumped by every change of the cache */
 	struct hvwork *worker;
 	struct virt_reconcile_job *reconcile_job; /* in flight on the worker */
+	/* with a worker: the host's figures as last read there (kept across
+	 * reconnects: the host does not change), and the read in flight */
+	struct virt_host host;
+	bool host_known;
+	struct virt_host_job *host_job;
+	struct virt_open_job *open_job; /* a reconnect in flight on the worker */
 	/* virt_test_inject_stop: the reason the next STOPPED event of that
 	 * VM is taken as (its uuid; "" when the slot is free). */
 	struct {
@@ -165,6 +171,17 @@ static void virt_set_err(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
+
+/* A read of the host's figures on the worker (virt_host_info). */
+struct virt_host_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran */
+	virConnectPtr c;
+	bool test_driver, local;
+	char cpu_model[64];
+	struct virt_host host;
+	int rc;
+};
 
 static void virt_lost(struct virt *v, const char *why);
 
@@ -508,12 +525,37 @@ static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char
 }
 
 #ifdef MV_TEST_HOOKS
-static _Atomic unsigned virt_test_list_delay_ms;
-void virt_test_set_list_delay(unsigned ms)
+static _Atomic unsigned virt_test_delay_ms, virt_test_open_delay_ms;
+void virt_test_set_delay(unsigned ms)
 {
-	virt_test_list_delay_ms = ms;
+	virt_test_delay_ms = ms;
+}
+void virt_test_set_open_delay(unsigned ms)
+{
+	virt_test_open_delay_ms = ms;
 }
 #endif
+
+/* A libvirtd that answers slowly, for tests (virt_test_set_delay;
+ * virt_test_set_open_delay when opening). */
+static void virt_test_slow_for(bool open)
+{
+#ifdef MV_TEST_HOOKS
+	unsigned ms = open ? virt_test_open_delay_ms : virt_test_delay_ms;
+	if (ms > 0) {
+		struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
+#else
+	(void)open;
+#endif
+}
+
+static void virt_test_slow(void)
+{
+	virt_test_slow_for(false);
+}
 
 /* Every VM on connection c. A VM whose name is too long is left out, with
  * *long_name set (the caller warns once). */
@@ -522,14 +564,7 @@ static int virt_list_conn(const struct virt_reader *rd, virConnectPtr c, struct 
 {
 	*out = NULL;
 	*n = 0;
-#ifdef MV_TEST_HOOKS
-	if (virt_test_list_delay_ms > 0) {
-		struct timespec ts = {virt_test_list_delay_ms / 1000,
-		                      (long)(virt_test_list_delay_ms % 1000) * 1000000L};
-		while (nanosleep(&ts, &ts) != 0)
-			;
-	}
-#endif
+	virt_test_slow();
 	virDomainPtr *doms = NULL;
 	int nd = virConnectListAllDomains(c, &doms, 0);
 	if (nd < 0)
@@ -774,11 +809,14 @@ static void virt_reconcile_done(struct hvwork_job *j, int status)
 {
 	struct virt_reconcile_job *r = j->data;
 	struct virt *v = r->v;
-	virConnectClose(r->c);
 	if (v != NULL) {
 		v->reconcile_job = NULL;
 		if (status != 0) {
 			/* cancelled: the agent stops */
+		} else if (r->rc == -ENOTCONN && v->conn == r->c) {
+			char why[600];
+			snprintf(why, sizeof(why), "libvirt connection lost: %s", r->err);
+			virt_lost(v, why);
 		} else if (r->rc < 0) {
 			virt_reconcile_failed(r->rc, r->err);
 		} else if (r->gen != v->cache_gen) {
@@ -789,6 +827,7 @@ static void virt_reconcile_done(struct hvwork_job *j, int status)
 			r->vms = NULL;
 		}
 	}
+	virConnectClose(r->c);
 	free(r->vms);
 	free(r);
 }
@@ -1016,26 +1055,6 @@ static void virt_on_metadata(virConnectPtr conn, virDomainPtr dom, int type, con
 	virt_on_domain_event(v, dom, VIRT_STOP_NONE);
 }
 
-/* The host CPU model as libvirt names it (what migration compatibility is
- * judged by), read once per struct virt: a cold qemu:///system daemon can
- * take seconds to build its capabilities (8 s measured in the lab), and the
- * loop must not stall like that on every reconnect. The agent's first
- * connect is its synchronous virt_check() before it starts serving. */
-static void virt_read_cpu_model(struct virt *v)
-{
-	if (v->cpu_model[0] != '\0')
-		return;
-	char *caps = virConnectGetCapabilities(v->conn);
-	if (caps == NULL)
-		return;
-	xmlDocPtr doc = virt_xml_read(caps);
-	if (doc != NULL)
-		virt_xpath_string(doc, "string(/capabilities/host/cpu/model)", v->cpu_model,
-		                  sizeof(v->cpu_model));
-	xmlFreeDoc(doc);
-	free(caps);
-}
-
 /* Reads node info into health; false (and LOST) on failure. */
 static bool virt_refresh_node(struct virt *v)
 {
@@ -1080,33 +1099,80 @@ static void virt_register_callbacks(struct virt *v)
 		         mv_log_quote(q, sizeof(q), virt_last_message()));
 }
 
-/* DISCONNECTED -> CONNECTED, or stays DISCONNECTED with health saying why. */
-static int virt_connect(struct virt *v)
+/* What opening a connection found out (virt_open_conn): any thread. */
+struct virt_opened {
+	virConnectPtr c; /* NULL: failed, err says why */
+	bool test_driver;
+	char cpu_model[64]; /* from the capabilities; "" when not read */
+	virNodeInfo info;
+	char err[512];
+};
+
+/* The host CPU model as libvirt names it (what migration compatibility is
+ * judged by; "" when unknown), read once per struct virt: a cold
+ * qemu:///system daemon can take seconds to build its capabilities (8 s
+ * measured in the lab). The agent's first connect is its synchronous
+ * virt_check() before it starts serving; reconnects read it on the worker
+ * when it is still unknown. */
+static void virt_caps_cpu_model(virConnectPtr c, char *out, size_t len)
 {
-	virConnectPtr c = virConnectOpen(v->uri);
-	pthread_mutex_lock(&v->conn_lock);
-	v->conn = c;
-	pthread_mutex_unlock(&v->conn_lock);
-	if (v->conn == NULL) {
-		char why[512];
-		snprintf(why, sizeof(why), "cannot connect to libvirt: %s", virt_last_message());
+	out[0] = '\0';
+	char *caps = virConnectGetCapabilities(c);
+	if (caps == NULL)
+		return;
+	xmlDocPtr doc = virt_xml_read(caps);
+	if (doc != NULL)
+		virt_xpath_string(doc, "string(/capabilities/host/cpu/model)", out, len);
+	xmlFreeDoc(doc);
+	free(caps);
+}
+
+/* Opens uri and reads what a new connection needs: the driver type, the
+ * CPU model (want_caps: seconds on a cold qemu:///system) and the node
+ * info. Touches no struct virt: runs on the loop or on the worker. */
+static void virt_open_conn(const char *uri, bool want_caps, struct virt_opened *o)
+{
+	memset(o, 0, sizeof(*o));
+	virt_test_slow_for(true);
+	o->c = virConnectOpen(uri);
+	if (o->c == NULL) {
+		snprintf(o->err, sizeof(o->err), "cannot connect to libvirt: %s",
+		         virt_last_message());
+		return;
+	}
+	const char *type = virConnectGetType(o->c);
+	o->test_driver = type != NULL && strcmp(type, "TEST") == 0;
+	if (want_caps)
+		virt_caps_cpu_model(o->c, o->cpu_model, sizeof(o->cpu_model));
+	if (virNodeGetInfo(o->c, &o->info) < 0) {
+		snprintf(o->err, sizeof(o->err), "cannot read node info: %s", virt_last_message());
+		virConnectClose(o->c);
+		o->c = NULL;
+	}
+}
+
+/* DISCONNECTED -> CONNECTED with what virt_open_conn opened (taken over),
+ * or stays DISCONNECTED with health saying why. Loop thread. */
+static int virt_connect_finish(struct virt *v, struct virt_opened *o)
+{
+	if (o->c == NULL) {
 		v->health.failures++;
-		virt_set_unreachable(v, why);
+		virt_set_unreachable(v, o->err);
 		return -ENOTCONN;
 	}
 	pthread_mutex_lock(&v->conn_lock);
+	v->conn = o->c;
 	v->conn_dead = false;
 	pthread_mutex_unlock(&v->conn_lock);
-	const char *type = virConnectGetType(v->conn);
-	v->test_driver = type != NULL && strcmp(type, "TEST") == 0;
+	v->test_driver = o->test_driver;
+	if (v->cpu_model[0] == '\0')
+		snprintf(v->cpu_model, sizeof(v->cpu_model), "%s", o->cpu_model);
 	if (v->loop != NULL)
 		virt_register_callbacks(v);
-	virt_read_cpu_model(v);
-	if (!virt_refresh_node(v)) {
-		virt_drop(v);
-		v->health.failures++;
-		return -ENOTCONN;
-	}
+	v->health.cpus = o->info.cpus;
+	v->health.memory_kib = o->info.memory;
+	snprintf(v->health.cpu_model, sizeof(v->health.cpu_model), "%s",
+	         v->cpu_model[0] ? v->cpu_model : o->info.model);
 	v->health.reachable = true;
 	v->health.error[0] = '\0';
 	v->health.connects++;
@@ -1116,10 +1182,81 @@ static int virt_connect(struct virt *v)
 	if (v->loop != NULL)
 		uv_timer_stop(&v->retry_timer);
 	virt_log_state(v);
+	/* The first listing of a new connection stays here, before CONNECTED
+	 * is told: the agent's start reads the inventory at once (HA VMs here
+	 * resume the self-fence clock), and a blind fence's retry after a
+	 * reconnect destroys from it. The daemon has just answered the open. */
 	virt_reconcile(v);
 	if (virt_connected(v))
 		virt_notify(v, VIRT_CHANGE_CONNECTED, NULL);
 	return 0;
+}
+
+static int virt_connect(struct virt *v)
+{
+	struct virt_opened o;
+	virt_open_conn(v->uri, v->cpu_model[0] == '\0', &o);
+	return virt_connect_finish(v, &o);
+}
+
+/* A reconnect on the worker: virConnectOpen to a libvirtd that is alive
+ * but does not answer (stopped, hung) blocks until it does, with no
+ * timeout of libvirt's: there it holds a worker thread, not the loop. */
+struct virt_open_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran */
+	char *uri;
+	bool want_caps;
+	struct virt_opened o;
+};
+
+static void virt_open_work(struct hvwork_job *j)
+{
+	struct virt_open_job *o = j->data;
+	virt_open_conn(o->uri, o->want_caps, &o->o);
+}
+
+static void virt_open_done(struct hvwork_job *j, int status)
+{
+	struct virt_open_job *o = j->data;
+	struct virt *v = o->v;
+	if (v != NULL)
+		v->open_job = NULL;
+	if (v == NULL || status != 0) {
+		if (o->o.c != NULL)
+			virConnectClose(o->o.c);
+	} else if (virt_connect_finish(v, &o->o) < 0) {
+		virt_schedule_retry(v);
+	}
+	free(o->uri);
+	free(o);
+}
+
+/* Starts a reconnect on the worker; false when there is none or it cannot
+ * take the job (then the caller connects here). */
+static bool virt_connect_async(struct virt *v)
+{
+	if (v->worker == NULL)
+		return false;
+	if (v->open_job != NULL)
+		return true;
+	struct virt_open_job *o = calloc(1, sizeof(*o));
+	if (o == NULL || (o->uri = strdup(v->uri)) == NULL) {
+		free(o);
+		return false;
+	}
+	o->v = v;
+	o->want_caps = v->cpu_model[0] == '\0';
+	o->j.work = virt_open_work;
+	o->j.done = virt_open_done;
+	o->j.data = o;
+	if (hvwork_submit(v->worker, HVWORK_GENERAL, &o->j) < 0) {
+		free(o->uri);
+		free(o);
+		return false;
+	}
+	v->open_job = o;
+	return true;
 }
 
 static void virt_on_retry(uv_timer_t *t)
@@ -1132,9 +1269,9 @@ static void virt_on_retry(uv_timer_t *t)
 		virt_notify(v, VIRT_CHANGE_DISCONNECTED, NULL);
 		return;
 	}
-	if (v->conn != NULL)
+	if (v->conn != NULL || v->open_job != NULL)
 		return;
-	if (virt_connect(v) < 0)
+	if (!virt_connect_async(v) && virt_connect(v) < 0)
 		virt_schedule_retry(v);
 }
 
@@ -1163,8 +1300,18 @@ bool virt_check(struct virt *v)
 		if (virt_connect(v) < 0)
 			virt_schedule_retry(v);
 	}
-	if (virt_connected(v) && virt_refresh_node(v))
+	if (virt_connected(v) && v->worker != NULL && v->health.connects > 0) {
+		/* no round trip here: the figures come from the worker's reads
+		 * (virt_host_info), and a dead daemon from keepalive, the close
+		 * callback and the worker's failures */
+		if (v->host_known) {
+			v->health.cpus = v->host.cpus;
+			v->health.memory_kib = v->host.memory_kib;
+		}
 		v->health.reachable = true;
+	} else if (virt_connected(v) && virt_refresh_node(v)) {
+		v->health.reachable = true;
+	}
 	virt_log_state(v);
 	return v->health.reachable;
 }
@@ -1237,6 +1384,10 @@ void virt_free(struct virt *v)
 		return;
 	if (v->reconcile_job != NULL)
 		v->reconcile_job->v = NULL; /* its listing goes nowhere */
+	if (v->host_job != NULL)
+		v->host_job->v = NULL;
+	if (v->open_job != NULL)
+		v->open_job->v = NULL;
 	virt_drop(v);
 	free(v->vms);
 	free(v->uri);
@@ -1264,17 +1415,16 @@ const struct virt_health *virt_health(const struct virt *v)
 /* ---- host capacity ------------------------------------------------------ */
 
 /* free + buffers + cached over all cells, in KiB; -1 if not reported. */
-static int virt_node_free_kib(struct virt *v, uint64_t *out)
+static int virt_node_free_kib(virConnectPtr c, uint64_t *out)
 {
 	int n = 0;
-	if (virNodeGetMemoryStats(v->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &n, 0) < 0 ||
-	    n <= 0)
+	if (virNodeGetMemoryStats(c, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &n, 0) < 0 || n <= 0)
 		return -1;
 	virNodeMemoryStatsPtr p = calloc((size_t)n, sizeof(*p));
 	if (p == NULL)
 		return -1;
 	int rc = -1;
-	if (virNodeGetMemoryStats(v->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, p, &n, 0) == 0) {
+	if (virNodeGetMemoryStats(c, VIR_NODE_MEMORY_STATS_ALL_CELLS, p, &n, 0) == 0) {
 		uint64_t sum = 0;
 		for (int i = 0; i < n; i++) {
 			if (strcmp(p[i].field, VIR_NODE_MEMORY_STATS_FREE) == 0 ||
@@ -1290,19 +1440,110 @@ static int virt_node_free_kib(struct virt *v, uint64_t *out)
 	return rc;
 }
 
+/* What the host's libvirt says of it (the test driver's free memory is
+ * left to the caller: it is computed from the cache). Any thread. */
+static int virt_node_read(const struct virt_reader *rd, virConnectPtr c, bool test_driver,
+                          bool local, const char *cpu_model, struct virt_host *out)
+{
+	memset(out, 0, sizeof(*out));
+	virt_test_slow();
+	virNodeInfo info;
+	if (virNodeGetInfo(c, &info) < 0)
+		return virt_reader_failed(rd, NULL, 0, "cannot read node info");
+	out->cpus = info.cpus;
+	out->mhz = info.mhz;
+	out->memory_kib = info.memory;
+	snprintf(out->cpu_model, sizeof(out->cpu_model), "%s",
+	         cpu_model[0] ? cpu_model : info.model);
+	if (test_driver) {
+		out->free_estimated = true;
+	} else if (virt_node_free_kib(c, &out->free_kib) < 0) {
+		unsigned long long b = virNodeGetFreeMemory(c);
+		if (b == 0)
+			return virt_reader_failed(rd, NULL, 0, "cannot read free memory");
+		out->free_kib = b / 1024;
+	}
+	if (local) {
+		FILE *f = fopen("/proc/loadavg", "r");
+		if (f != NULL) {
+			out->have_load = fscanf(f, "%lf %lf %lf", &out->load[0], &out->load[1],
+			                        &out->load[2]) == 3;
+			fclose(f);
+		}
+	}
+	return 0;
+}
+
+static void virt_host_work(struct hvwork_job *j)
+{
+	struct virt_host_job *h = j->data;
+	struct virt_reader rd = {.c = h->c};
+	h->rc = virt_node_read(&rd, h->c, h->test_driver, h->local, h->cpu_model, &h->host);
+}
+
+static void virt_host_done(struct hvwork_job *j, int status)
+{
+	struct virt_host_job *h = j->data;
+	if (h->v != NULL) {
+		h->v->host_job = NULL;
+		if (status == 0 && h->rc == 0) {
+			h->v->host = h->host;
+			h->v->host_known = true;
+		} else if (status == 0 && h->rc == -ENOTCONN && h->v->conn == h->c) {
+			/* the daemon went away under the read: as a loop call would */
+			virt_lost(h->v, "libvirt connection lost (reading the host's figures)");
+		}
+		/* any other failure: the figures last read stay */
+	}
+	virConnectClose(h->c);
+	free(h);
+}
+
+static void virt_host_refresh_async(struct virt *v)
+{
+	if (v->host_job != NULL)
+		return;
+	struct virt_host_job *h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return;
+	h->c = virt_conn_ref(v);
+	if (h->c == NULL) {
+		free(h);
+		return;
+	}
+	h->v = v;
+	h->test_driver = v->test_driver;
+	h->local = v->local;
+	snprintf(h->cpu_model, sizeof(h->cpu_model), "%s", v->cpu_model);
+	h->j.work = virt_host_work;
+	h->j.done = virt_host_done;
+	h->j.data = h;
+	if (hvwork_submit(v->worker, HVWORK_GENERAL, &h->j) < 0) {
+		virConnectClose(h->c);
+		free(h);
+		return;
+	}
+	v->host_job = h;
+}
+
 int virt_host_info(struct virt *v, struct virt_host *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (!virt_connected(v))
 		return -ENOTCONN;
-	virNodeInfo info;
-	if (virNodeGetInfo(v->conn, &info) < 0)
-		return virt_failed(v, NULL, 0, "cannot read node info");
-	out->cpus = info.cpus;
-	out->mhz = info.mhz;
-	out->memory_kib = info.memory;
-	snprintf(out->cpu_model, sizeof(out->cpu_model), "%s",
-	         v->cpu_model[0] ? v->cpu_model : info.model);
+	if (v->worker != NULL && v->host_known) {
+		/* the figures last read on the worker, and a fresh read there for
+		 * the next call: a slow libvirtd never holds the loop here */
+		*out = v->host;
+		virt_host_refresh_async(v);
+	} else {
+		struct virt_reader rd = {.v = v};
+		int rc = virt_node_read(&rd, v->conn, v->test_driver, v->local, v->cpu_model, out);
+		if (rc < 0)
+			return rc;
+		v->host = *out;
+		v->host_known = true;
+	}
 	if (v->test_driver) {
 		/* The test driver's free-memory figures are constants unrelated to
 		 * its VMs; what its VMs take is the only honest measure. */
@@ -1312,19 +1553,6 @@ int virt_host_info(struct virt *v, struct virt_host *out)
 				used += v->vms[i].memory_kib;
 		out->free_kib = used < out->memory_kib ? out->memory_kib - used : 0;
 		out->free_estimated = true;
-	} else if (virt_node_free_kib(v, &out->free_kib) < 0) {
-		unsigned long long b = virNodeGetFreeMemory(v->conn);
-		if (b == 0)
-			return virt_failed(v, NULL, 0, "cannot read free memory");
-		out->free_kib = b / 1024;
-	}
-	if (v->local) {
-		FILE *f = fopen("/proc/loadavg", "r");
-		if (f != NULL) {
-			out->have_load = fscanf(f, "%lf %lf %lf", &out->load[0], &out->load[1],
-			                        &out->load[2]) == 3;
-			fclose(f);
-		}
 	}
 	return 0;
 }

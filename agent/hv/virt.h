@@ -54,10 +54,13 @@
  * lab), so the agent should make it with virt_check() before it serves.
  * A daemon that is down fails a connect at once; one that is hung (alive
  * but not answering) holds the connect, and the loop, until it answers.
- * The periodic reconcile is the exception when a worker is given
- * (virt_options.worker): it lists on the worker's general lane and only
- * applies the listing on the loop, so a slow libvirtd holds a worker
- * thread, not the loop, every reconcile_ms.
+ * With a worker (virt_options.worker) the calls the loop makes by itself
+ * do not: the periodic reconcile lists on the worker's general lane and
+ * applies the listing on the loop; reconnects open the connection there
+ * (and read the capabilities and node info there); virt_host_info returns
+ * the figures last read there and renews them; virt_check makes no round
+ * trip. A slow or stopped libvirtd then holds worker threads, not the
+ * loop, unless the agent itself asks (the virt_vm_* calls, events).
  * virt_vms() and virt_health() only read the cache.
  *
  * Ownership: struct virt owns its connection and cache. virt_health() and
@@ -259,7 +262,13 @@ int virt_list_vms(struct virt *v, struct virt_vm **out, size_t *n);
 /* Re-reads the inventory into the cache and calls on_change for every VM
  * added, removed or changed. Returns the number of such VMs, or -errno. */
 int virt_reconcile(struct virt *v);
-/* Host capacity now. 0 or -errno (-ENOTCONN when libvirt is unreachable). */
+/* Host capacity now. 0 or -errno (-ENOTCONN when libvirt is unreachable).
+ * With a worker (virt_options.worker) only the first call reads libvirt
+ * on the loop; later ones return the figures last read and start a fresh
+ * read on the worker's general lane for the next call (at most one in
+ * flight), so a slow libvirtd never holds the loop here; the test
+ * driver's free memory, computed from the cached inventory, is always
+ * current. */
 int virt_host_info(struct virt *v, struct virt_host *out);
 
 const char *virt_vm_state_name(enum virt_vm_state s);
@@ -581,10 +590,13 @@ void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_s
  * itself). */
 void virt_inject_close(struct virt *v);
 
-/* Every full listing (virt_list_vms, reconcile, on the loop or the
- * worker) first sleeps ms: a libvirtd that answers slowly (the test
- * driver never does). Process-wide; 0 turns it off. */
-void virt_test_set_list_delay(unsigned ms);
+/* Every full listing (virt_list_vms, reconcile) and every read of the
+ * host's figures (virt_host_info), on the loop or the worker, first
+ * sleeps ms: a libvirtd that answers slowly (the test driver never
+ * does). Process-wide; 0 turns it off. */
+void virt_test_set_delay(unsigned ms);
+/* The same for every open of a connection (a daemon slow to accept). */
+void virt_test_set_open_delay(unsigned ms);
 #endif /* MV_TEST_HOOKS */
 
 #endif

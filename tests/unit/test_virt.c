@@ -199,6 +199,8 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
+	virt_test_set_delay(0); /* a test that failed half-way left it set */
+	virt_test_set_open_delay(0);
 	virt_free(f->v);
 	settle();
 	unlink(f->path);
@@ -1213,6 +1215,51 @@ static bool pred_worker_idle(void *arg)
 	return hvwork_inflight(arg) == 0;
 }
 
+/* The worker tests' scaffolding: a hypervisor worker on the test loop, a
+ * 10 ms timer counting how often the loop ran meanwhile, and the
+ * teardown (the struct virt first, then the worker once idle). */
+struct worker_fx {
+	struct hvwork *w;
+	uv_timer_t tick;
+	unsigned ticks;
+	uint64_t t0; /* uv_hrtime at worker_tick_start */
+};
+
+static void worker_start(struct worker_fx *wf)
+{
+	struct hvwork_lane_config lanes[HVWORK_LANES];
+	hvwork_default_config(lanes, 1);
+	wf->w = hvwork_new(&loop, lanes);
+	assert_non_null(wf->w);
+	uv_timer_init(&loop, &wf->tick);
+	wf->tick.data = &wf->ticks;
+}
+
+static void worker_tick_start(struct worker_fx *wf)
+{
+	wf->ticks = 0;
+	wf->t0 = uv_hrtime();
+	uv_timer_start(&wf->tick, on_tick, 10, 10);
+}
+
+/* Stops the counting; the milliseconds since worker_tick_start. */
+static uint64_t worker_tick_stop(struct worker_fx *wf)
+{
+	uv_timer_stop(&wf->tick);
+	return (uv_hrtime() - wf->t0) / 1000000u;
+}
+
+static void worker_stop(struct fx *f, struct worker_fx *wf)
+{
+	uv_close((uv_handle_t *)&wf->tick, NULL);
+	virt_free(f->v);
+	f->v = NULL;
+	assert_true(run_until(pred_worker_idle, wf->w, 5000));
+	hvwork_stop(wf->w);
+	hvwork_free(wf->w);
+	settle();
+}
+
 /* With a worker the periodic reconcile lists there: a libvirtd that takes
  * 1.5 s to list (the test hook) holds a worker thread, not the loop, whose
  * 10 ms timer keeps ticking meanwhile; the listing is applied on the loop
@@ -1220,16 +1267,14 @@ static bool pred_worker_idle(void *arg)
 static void test_periodic_reconcile_on_worker(void **state)
 {
 	struct fx *f = *state;
-	struct hvwork_lane_config lanes[HVWORK_LANES];
-	hvwork_default_config(lanes, 1);
-	struct hvwork *w = hvwork_new(&loop, lanes);
-	assert_non_null(w);
+	struct worker_fx wf;
+	worker_start(&wf);
 	struct virt_options o = {.uri = "test:///default",
 	                         .loop = &loop,
 	                         .on_change = record,
 	                         .ud = &f->rec,
 	                         .reconcile_ms = 100,
-	                         .worker = w};
+	                         .worker = wf.w};
 	f->v = virt_new_opts(&o);
 	assert_true(run_until(pred_reachable, f->v, 2000));
 	virConnectPtr c = virConnectOpen("test:///default");
@@ -1238,34 +1283,59 @@ static void test_periodic_reconcile_on_worker(void **state)
 	assert_non_null(d);
 	/* a balloon change: no event, only a reconcile sees it */
 	assert_int_equal(virDomainSetMemory(d, 1048576), 0);
-	virt_test_set_list_delay(1500);
-	unsigned ticks = 0;
-	uv_timer_t tick;
-	uv_timer_init(&loop, &tick);
-	tick.data = &ticks;
-	uv_timer_start(&tick, on_tick, 10, 10);
+	virt_test_set_delay(1500);
 	f->rec.n = 0;
-	uint64_t t0 = uv_hrtime();
+	worker_tick_start(&wf);
 	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_RECONCILED, "test", 5000));
-	uint64_t took_ms = (uv_hrtime() - t0) / 1000000u;
-	virt_test_set_list_delay(0);
-	uv_timer_stop(&tick);
+	uint64_t took_ms = worker_tick_stop(&wf);
+	virt_test_set_delay(0);
 	print_message("reconcile with a 1.5 s listing took %" PRIu64
 	              " ms; the loop ticked %u times (10 ms timer) meanwhile\n",
-	              took_ms, ticks);
+	              took_ms, wf.ticks);
 	assert_true(took_ms >= 1400);
-	assert_true(ticks >= took_ms / 10 / 2); /* at least half: a busy machine */
+	assert_true(wf.ticks >= took_ms / 10 / 2); /* at least half: a busy machine */
 	assert_int_equal(cached(f->v, "test")->memory_kib, 1048576);
 	assert_int_equal(virDomainSetMemory(d, 2097152), 0);
 	virDomainFree(d);
 	virConnectClose(c);
-	uv_close((uv_handle_t *)&tick, NULL);
-	virt_free(f->v);
-	f->v = NULL;
-	assert_true(run_until(pred_worker_idle, w, 5000));
-	hvwork_stop(w);
-	hvwork_free(w);
-	settle();
+	worker_stop(f, &wf);
+}
+
+/* With a worker, host figures come from the last read there: a libvirtd
+ * that takes 1.5 s to answer does not hold the caller (the loop), and the
+ * fresh read it starts runs on the worker while the loop keeps ticking. */
+static void test_host_info_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_start(&wf);
+	struct virt_options o = {.uri = f->uri, .loop = &loop, .worker = wf.w};
+	f->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, f->v, 2000));
+	assert_true(run_until(pred_worker_idle, wf.w, 2000)); /* the connect's listing */
+	struct virt_host hi;
+	assert_int_equal(virt_host_info(f->v, &hi), 0); /* the first read: here */
+	assert_int_equal(hi.cpus, 8);
+	assert_true(hi.free_estimated);
+	virt_test_set_delay(1500);
+	worker_tick_start(&wf);
+	assert_int_equal(virt_host_info(f->v, &hi), 0);
+	uint64_t call_ms = (uv_hrtime() - wf.t0) / 1000000u;
+	assert_int_equal(hi.cpus, 8);
+	assert_int_equal(hi.memory_kib, 16777216);
+	assert_int_equal(hvwork_inflight(wf.w), 1); /* the fresh read */
+	assert_int_equal(virt_host_info(f->v, &hi), 0);
+	assert_int_equal(hvwork_inflight(wf.w), 1); /* one at a time */
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	uint64_t read_ms = worker_tick_stop(&wf);
+	virt_test_set_delay(0);
+	print_message("host info with a 1.5 s libvirtd: the call took %" PRIu64
+	              " ms, the read on the worker %" PRIu64 " ms, the loop ticked %u times\n",
+	              call_ms, read_ms, wf.ticks);
+	assert_true(call_ms < 500);
+	assert_true(read_ms >= 1400);
+	assert_true(wf.ticks >= read_ms / 10 / 2);
+	worker_stop(f, &wf);
 }
 
 /* ---- losing libvirt ----------------------------------------------------- */
@@ -1336,6 +1406,46 @@ static bool pred_connects(void *arg)
 {
 	struct wait_connects *w = arg;
 	return virt_health(w->v)->connects >= w->n && virt_health(w->v)->reachable;
+}
+
+/* With a worker, reconnecting opens the connection there: a libvirtd
+ * that takes 1.5 s to accept (a stopped or hung daemon takes forever,
+ * libvirt has no connect timeout) holds a worker thread while the loop
+ * keeps ticking; the agent hears DISCONNECTED, then CONNECTED. */
+static void test_reconnect_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_start(&wf);
+	struct virt_options o = {.uri = f->uri,
+	                         .loop = &loop,
+	                         .on_change = record,
+	                         .ud = &f->rec,
+	                         .backoff_min_ms = 20,
+	                         .backoff_max_ms = 80,
+	                         .worker = wf.w};
+	f->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, f->v, 2000));
+	assert_int_equal(virt_health(f->v)->connects, 1);
+	virt_test_set_open_delay(1500);
+	f->rec.n = 0;
+	worker_tick_start(&wf);
+	virt_inject_close(f->v);
+	assert_false(virt_health(f->v)->reachable);
+	struct wait_connects wc = {f->v, 2};
+	assert_true(run_until(pred_connects, &wc, 5000));
+	uint64_t took_ms = worker_tick_stop(&wf);
+	virt_test_set_open_delay(0);
+	print_message("reconnect to a libvirtd that takes 1.5 s: %" PRIu64
+	              " ms; the loop ticked %u times meanwhile\n",
+	              took_ms, wf.ticks);
+	assert_true(took_ms >= 1400);
+	assert_true(wf.ticks >= took_ms / 10 / 2);
+	assert_true(virt_health(f->v)->reachable);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_DISCONNECTED, NULL), 1);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_CONNECTED, NULL), 1);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	worker_stop(f, &wf);
 }
 
 static void test_lost_and_reconnect(void **state)
@@ -2316,8 +2426,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_periodic_reconcile, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_periodic_reconcile_on_worker, fx_setup,
 	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_host_info_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_unreachable, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_and_reconnect, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_reconnect_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test(test_free_releases_loop_handles),
 	    cmocka_unit_test(test_migrate_build),
 	    cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
