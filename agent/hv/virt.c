@@ -839,8 +839,8 @@ static bool virt_reconcile_async(struct virt *v)
 {
 	if (v->worker == NULL)
 		return false;
-	if (v->reconcile_job != NULL)
-		return true;
+	if (v->reconcile_job != NULL || v->host_job != NULL)
+		return true; /* one worker call on the connection at a time (below) */
 	struct virt_reconcile_job *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return false;
@@ -1501,7 +1501,12 @@ static void virt_host_done(struct hvwork_job *j, int status)
 
 static void virt_host_refresh_async(struct virt *v)
 {
-	if (v->host_job != NULL)
+	/* One worker call on the agent's connection at a time: libvirt 9.0
+	 * crashed (SIGSEGV in g_main_loop_quit, inside virNetClient's I/O
+	 * loop) when two worker threads were blocked on a stopped libvirtd
+	 * whose connection the keepalive then closed, at the daemon's
+	 * SIGCONT (tests/lab/test_lab_libvirt_stall.py). */
+	if (v->host_job != NULL || v->reconcile_job != NULL)
 		return;
 	struct virt_host_job *h = calloc(1, sizeof(*h));
 	if (h == NULL)
