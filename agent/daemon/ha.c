@@ -1815,16 +1815,14 @@ static void ha_send_replica(struct agent *a, const char *peer, const struct virt
 		MV_DEBUG("failover", "cannot send replica to=%s error=\"%s\"", peer, err);
 }
 
-static void ha_replicate(struct agent *a)
+/* What a replication round sends, once the definitions are read: vms[i]
+ * (the HA persistent VMs here) with xmls[i] (NULL: unreadable, err[i]
+ * says why when known). */
+static void ha_replicate_apply(struct agent *a, bool refresh, const struct virt_vm *vms, size_t n,
+                               char *const *xmls)
 {
 	struct ha *h = HA(a);
-	if (a->virt == NULL || a->opt.witness || a->stopping)
-		return;
 	uint64_t now = uv_now(a->loop);
-	bool refresh = now >= h->repl_refresh_at;
-	if (refresh)
-		h->repl_refresh_at = now + HA_REPLICA_REFRESH_MS;
-	h->repl_dirty = false;
 	struct ha_view v;
 	if (ha_view_load(a, &v) < 0) {
 		ha_view_free(&v);
@@ -1832,28 +1830,16 @@ static void ha_replicate(struct agent *a)
 	}
 	for (size_t i = 0; i < h->n_sent; i++)
 		h->sent[i].seen = false;
-	size_t n = 0;
-	const struct virt_vm *cache = virt_vms(a->virt, &n);
-	struct virt_vm *vms = n ? malloc(n * sizeof(*vms)) : NULL;
-	if (n && vms == NULL) {
-		ha_view_free(&v);
-		return;
-	}
-	if (n)
-		memcpy(vms, cache, n * sizeof(*vms));
 	size_t R = a->opt.fo_replicas < HA_HOLDERS_MAX ? a->opt.fo_replicas : HA_HOLDERS_MAX;
 	for (size_t i = 0; i < n; i++) {
 		const struct virt_vm *vm = &vms[i];
-		if (!vm->ha || !vm->persistent)
-			continue;
 		struct ha_sent *s = ha_sent_get(h, vm->uuid);
 		if (s == NULL)
 			continue;
 		s->seen = true;
-		char *xml = NULL, err[512];
-		if (virt_vm_export_xml(a->virt, vm->uuid, &xml, err, sizeof(err)) < 0) {
-			MV_WARN("failover", "cannot export vm for replication name=%s error=\"%s\"",
-			        vm->name, err);
+		const char *xml = xmls[i];
+		if (xml == NULL) {
+			MV_WARN("failover", "cannot export vm for replication name=%s", vm->name);
 			continue;
 		}
 		uint64_t hx = mv_fnv1a64(MV_FNV1A64_OFFSET, xml);
@@ -1878,7 +1864,6 @@ static void ha_replicate(struct agent *a)
 		s->n_holders = nh;
 		s->xml_hash = hx;
 		s->sent_at = now;
-		free(xml);
 	}
 	/* VMs that are no longer HA here: drop their replicas */
 	for (size_t i = 0; i < h->n_sent;) {
@@ -1892,8 +1877,89 @@ static void ha_replicate(struct agent *a)
 				ha_send_replica(a, s->holders[q], NULL, NULL, true, s->uuid);
 		h->sent[i] = h->sent[--h->n_sent];
 	}
-	free(vms);
 	ha_view_free(&v);
+}
+
+/* A round whose definitions are read on the worker. */
+struct ha_repl_round {
+	struct agent *a;
+	bool refresh;
+	struct virt_vm *vms;
+	size_t n;
+};
+
+static void ha_replicate_exported(struct virt *virt, int status, char *const *xmls, size_t n,
+                                  void *ud)
+{
+	(void)virt;
+	struct ha_repl_round *r = ud;
+	struct agent *a = r->a;
+	if (status == 0 && n == r->n && HA(a) != NULL && !a->stopping)
+		ha_replicate_apply(a, r->refresh, r->vms, r->n, xmls);
+	free(r->vms);
+	free(r);
+}
+
+/* Sends each local HA VM's definition to its holders (when it changed,
+ * the holders changed, or every HA_REPLICA_REFRESH_MS). The definitions
+ * are read on the hypervisor worker (a libvirtd that does not answer
+ * must not hold the loop every 30 s); while another worker call on the
+ * connection runs, the round waits for the next tick. */
+static void ha_replicate(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (a->virt == NULL || a->opt.witness || a->stopping)
+		return;
+	uint64_t now = uv_now(a->loop);
+	bool refresh = now >= h->repl_refresh_at;
+	size_t n = 0, k = 0;
+	const struct virt_vm *cache = virt_vms(a->virt, &n);
+	struct virt_vm *vms = n ? malloc(n * sizeof(*vms)) : NULL;
+	const char **keys = n ? malloc(n * sizeof(*keys)) : NULL;
+	struct ha_repl_round *r = calloc(1, sizeof(*r));
+	if ((n && (vms == NULL || keys == NULL)) || r == NULL) {
+		free(vms);
+		free(keys);
+		free(r);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (cache[i].ha && cache[i].persistent)
+			vms[k++] = cache[i];
+	for (size_t i = 0; i < k; i++)
+		keys[i] = vms[i].uuid;
+	*r = (struct ha_repl_round){.a = a, .refresh = refresh, .vms = vms, .n = k};
+	int rc = virt_vm_export_xml_async(a->virt, keys, k, ha_replicate_exported, r);
+	free(keys);
+	if (rc == -EBUSY || rc == -EAGAIN) {
+		free(vms);
+		free(r);
+		h->repl_dirty = true; /* the next tick */
+		return;
+	}
+	if (refresh)
+		h->repl_refresh_at = now + HA_REPLICA_REFRESH_MS;
+	h->repl_dirty = false;
+	if (rc == 0)
+		return; /* ha_replicate_exported goes on */
+	free(r);
+	/* no worker (or it failed to start): read them here */
+	char **xmls = k ? calloc(k, sizeof(*xmls)) : NULL;
+	if (k && xmls == NULL) {
+		free(vms);
+		return;
+	}
+	for (size_t i = 0; i < k; i++) {
+		char err[512];
+		if (virt_vm_export_xml(a->virt, vms[i].uuid, &xmls[i], err, sizeof(err)) < 0)
+			MV_WARN("failover", "cannot export vm for replication name=%s error=\"%s\"",
+			        vms[i].name, err);
+	}
+	ha_replicate_apply(a, refresh, vms, k, xmls);
+	for (size_t i = 0; i < k; i++)
+		free(xmls[i]);
+	free(xmls);
+	free(vms);
 }
 
 static void ha_replicate_soon(struct agent *a)

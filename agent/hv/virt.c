@@ -95,6 +95,7 @@ struct virt {
 	bool host_known;
 	struct virt_host_job *host_job;
 	struct virt_open_job *open_job; /* a reconnect in flight on the worker */
+	struct virt_export_job *export_job;
 	/* virt_test_inject_stop: the reason the next STOPPED event of that
 	 * VM is taken as (its uuid; "" when the slot is free). */
 	struct {
@@ -184,6 +185,24 @@ struct virt_host_job {
 };
 
 static void virt_lost(struct virt *v, const char *why);
+
+/* Definitions read on the worker (virt_vm_export_xml_async). */
+struct virt_export_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran */
+	virConnectPtr c;
+	char **keys, **xmls;
+	size_t n;
+	virt_export_done_fn done;
+	void *ud;
+};
+
+/* A worker call on the agent's connection is in flight (see
+ * virt_host_refresh_async: one at a time). */
+static bool virt_conn_job_busy(const struct virt *v)
+{
+	return v->reconcile_job != NULL || v->host_job != NULL || v->export_job != NULL;
+}
 
 /* A libvirt call just failed: "what: libvirt's message" into err, libvirt's
  * code as errno. A connection that died under the call is marked LOST. */
@@ -839,7 +858,7 @@ static bool virt_reconcile_async(struct virt *v)
 {
 	if (v->worker == NULL)
 		return false;
-	if (v->reconcile_job != NULL || v->host_job != NULL)
+	if (virt_conn_job_busy(v))
 		return true; /* one worker call on the connection at a time (below) */
 	struct virt_reconcile_job *r = calloc(1, sizeof(*r));
 	if (r == NULL)
@@ -1388,6 +1407,8 @@ void virt_free(struct virt *v)
 		v->host_job->v = NULL;
 	if (v->open_job != NULL)
 		v->open_job->v = NULL;
+	if (v->export_job != NULL)
+		v->export_job->v = NULL;
 	virt_drop(v);
 	free(v->vms);
 	free(v->uri);
@@ -1506,7 +1527,7 @@ static void virt_host_refresh_async(struct virt *v)
 	 * loop) when two worker threads were blocked on a stopped libvirtd
 	 * whose connection the keepalive then closed, at the daemon's
 	 * SIGCONT (tests/lab/test_lab_libvirt_stall.py). */
-	if (v->host_job != NULL || v->reconcile_job != NULL)
+	if (virt_conn_job_busy(v))
 		return;
 	struct virt_host_job *h = calloc(1, sizeof(*h));
 	if (h == NULL)
@@ -2449,6 +2470,94 @@ int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, cha
 	virDomainFree(d);
 	*xml = x;
 	return rc;
+}
+
+/* virt_vm_export_xml's read on a bare connection (any thread). */
+static char *virt_conn_export(virConnectPtr c, const char *key)
+{
+	virDomainPtr d;
+	char err[256];
+	if (virt_conn_lookup(c, key, &d, err, sizeof(err)) < 0)
+		return NULL;
+	char *x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
+	                                     VIR_DOMAIN_XML_MIGRATABLE);
+	if (x == NULL && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+		x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+	virDomainFree(d);
+	return x;
+}
+
+static void virt_export_job_free(struct virt_export_job *e)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		free(e->keys[i]);
+		free(e->xmls[i]);
+	}
+	free(e->keys);
+	free(e->xmls);
+	free(e);
+}
+
+static void virt_export_work(struct hvwork_job *j)
+{
+	struct virt_export_job *e = j->data;
+	for (size_t i = 0; i < e->n; i++)
+		e->xmls[i] = virt_conn_export(e->c, e->keys[i]);
+}
+
+static void virt_export_done(struct hvwork_job *j, int status)
+{
+	struct virt_export_job *e = j->data;
+	virConnectClose(e->c);
+	if (e->v != NULL) {
+		e->v->export_job = NULL;
+		e->done(e->v, status, e->xmls, e->n, e->ud);
+	}
+	virt_export_job_free(e);
+}
+
+int virt_vm_export_xml_async(struct virt *v, const char *const *keys, size_t n,
+                             virt_export_done_fn done, void *ud)
+{
+	if (v->worker == NULL)
+		return -ENOTSUP;
+	if (virt_conn_job_busy(v))
+		return -EBUSY;
+	if (!virt_connected(v))
+		return -ENOTCONN;
+	struct virt_export_job *e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return -ENOMEM;
+	e->keys = calloc(n ? n : 1, sizeof(char *));
+	e->xmls = calloc(n ? n : 1, sizeof(char *));
+	if (e->keys == NULL || e->xmls == NULL) {
+		virt_export_job_free(e);
+		return -ENOMEM;
+	}
+	for (; e->n < n; e->n++)
+		if ((e->keys[e->n] = strdup(keys[e->n])) == NULL) {
+			virt_export_job_free(e);
+			return -ENOMEM;
+		}
+	e->c = virt_conn_ref(v);
+	if (e->c == NULL) {
+		virt_export_job_free(e);
+		return -ENOTCONN;
+	}
+	e->v = v;
+	e->done = done;
+	e->ud = ud;
+	e->j.work = virt_export_work;
+	e->j.done = virt_export_done;
+	e->j.data = e;
+	int rc = hvwork_submit(v->worker, HVWORK_GENERAL, &e->j);
+	if (rc < 0) {
+		virConnectClose(e->c);
+		virt_export_job_free(e);
+		return rc;
+	}
+	v->export_job = e;
+	return 0;
 }
 
 /* ---- tests: an injected stop -------------------------------------------- */

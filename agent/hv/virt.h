@@ -510,6 +510,18 @@ const char *virt_presence_name(enum virt_presence p);
  * offline themselves (each with its own test driver). */
 int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, char *err,
                        size_t errlen);
+/* The same for several VMs, on the worker (virt_options.worker), through
+ * its own reference on the connection: done runs on the loop with
+ * xmls[i] the definition of keys[i], or NULL where it could not be read
+ * (both arrays and the strings are the callee's: valid during done only;
+ * status -ECANCELED: the worker stopped, nothing was read). One worker
+ * call on the connection at a time: -EBUSY while another runs (ask again
+ * later). 0 when started; -ENOTSUP without a worker (export here instead),
+ * -ENOTCONN, -ENOMEM, -EAGAIN (the lane is full). */
+typedef void (*virt_export_done_fn)(struct virt *v, int status, char *const *xmls, size_t n,
+                                    void *ud);
+int virt_vm_export_xml_async(struct virt *v, const char *const *keys, size_t n,
+                             virt_export_done_fn done, void *ud);
 
 /* ---- fencing a failed host (failover) ------------------------------------ */
 

@@ -3,14 +3,17 @@
 SIGSTOPped for 30 s. Three lab hosts, each a system-mode libvirtd in its
 own namespaces with its own meshvisor agent.
 
-While h1's libvirtd is stopped (alive, not answering: libvirt calls to it
+h1 runs one HA guest (its definition replicated to the others: HA
+replication reads it from libvirt every 30 s). While h1's libvirtd is
+stopped (alive, not answering: libvirt calls to it
 block, a reconnect's open blocks, libvirt has no timeout of its own):
   1. h1 stays alive in every view: h2 and h3 never hold it dead (sampled
      every ~0.5 s; the suspicions seen, if any, are printed);
   2. h1's agent answers `status` throughout (the slowest answer printed
      and bounded);
   3. h1 reports libvirt unhealthy once its keepalive gave up (its own
-     status and h2's `nodes` view), and reachable again after SIGCONT.
+     status and h2's `nodes` view), and reachable again after SIGCONT;
+  4. the guest still runs on h1 afterwards (nobody failed h1 over).
 The loop lag on h1 (p99 and max over the stall) is printed.
 
 Exit codes: 0 pass, 1 fail, 77 skipped (not root, lab packages missing and
@@ -31,6 +34,7 @@ import mvlab  # noqa: E402
 from mvlab import check, log, wait_until, TestFailure  # noqa: E402
 
 STOP_S = 30.0
+GUEST = "stall-g1"
 STATUS_BOUND_S = 3.0  # one `status` round trip, CLI start included
 
 
@@ -72,6 +76,12 @@ def run(lab, agents, state):
     agents.start_all()
     agents.wait_converged(timeout=30)
     a1, a2, a3 = agents["h1"], agents["h2"], agents["h3"]
+    h1 = lab.hosts[0]
+    lab.start_guest(h1, GUEST, vcpus=1, mem_mib=64)
+    r = a2.cli("vm", "set-ha", GUEST, "on", "--priority", "10")
+    check(r.returncode == 0, "vm set-ha %s on: exit %d %s" % (GUEST, r.returncode, r.stderr))
+    wait_until(lambda: sum(a.cli_json("ha").get("replicas_held", 0) for a in (a2, a3)) >= 1,
+               30, "%s's definition replicated to h2 or h3" % GUEST)
     st = a1.cli_json("status")
     check(st["libvirt_reachable"], "h1's libvirt unreachable before the test: %s" % st)
 
@@ -119,6 +129,10 @@ def run(lab, agents, state):
     log("h1's libvirt reachable again")
     for obs in (a2, a3):
         check(obs.members()["h1"]["state"] == "alive", "%s does not hold h1 alive" % obs.name)
+    check(h1.domstate(GUEST) == "running", "%s on h1 is %r after the stall" %
+          (GUEST, h1.domstate(GUEST)))
+    for h in lab.hosts[1:]:
+        check(h.domstate(GUEST) is None, "%s was started on %s too" % (GUEST, h.name))
 
 
 if __name__ == "__main__":

@@ -1235,6 +1235,17 @@ static void worker_start(struct worker_fx *wf)
 	wf->tick.data = &wf->ticks;
 }
 
+/* worker_start, and f->v on the fixture's host with it, connected and
+ * its first listing done. */
+static void worker_open(struct fx *f, struct worker_fx *wf)
+{
+	worker_start(wf);
+	struct virt_options o = {.uri = f->uri, .loop = &loop, .worker = wf->w};
+	f->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, f->v, 2000));
+	assert_true(run_until(pred_worker_idle, wf->w, 2000));
+}
+
 static void worker_tick_start(struct worker_fx *wf)
 {
 	wf->ticks = 0;
@@ -1308,11 +1319,7 @@ static void test_host_info_on_worker(void **state)
 {
 	struct fx *f = *state;
 	struct worker_fx wf;
-	worker_start(&wf);
-	struct virt_options o = {.uri = f->uri, .loop = &loop, .worker = wf.w};
-	f->v = virt_new_opts(&o);
-	assert_true(run_until(pred_reachable, f->v, 2000));
-	assert_true(run_until(pred_worker_idle, wf.w, 2000)); /* the connect's listing */
+	worker_open(f, &wf);
 	struct virt_host hi;
 	assert_int_equal(virt_host_info(f->v, &hi), 0); /* the first read: here */
 	assert_int_equal(hi.cpus, 8);
@@ -1446,6 +1453,61 @@ static void test_reconnect_on_worker(void **state)
 	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_CONNECTED, NULL), 1);
 	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
 	worker_stop(f, &wf);
+}
+
+struct export_rec {
+	int calls, status;
+	size_t n;
+	bool have[2];
+	bool alpha_named;
+};
+
+static void on_exported(struct virt *v, int status, char *const *xmls, size_t n, void *ud)
+{
+	(void)v;
+	struct export_rec *r = ud;
+	r->calls++;
+	r->status = status;
+	r->n = n;
+	for (size_t i = 0; i < n && i < 2; i++)
+		r->have[i] = xmls[i] != NULL;
+	r->alpha_named = n > 0 && xmls[0] != NULL && strstr(xmls[0], "<name>alpha</name>") != NULL;
+}
+
+static bool pred_exported(void *arg)
+{
+	return ((struct export_rec *)arg)->calls > 0;
+}
+
+/* HA replication's reads on the worker: one definition per key (NULL for
+ * a VM that is not there), on the loop afterwards; -EBUSY while another
+ * worker call on the connection runs; -ENOTSUP without a worker. */
+static void test_export_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	const char *keys[] = {"11111111-2222-3333-4444-555555555555", "no-such-vm"};
+	struct export_rec r = {0};
+	virt_test_set_delay(300); /* (only listings and host reads: the call stays busy) */
+	struct virt_host hi;
+	assert_int_equal(virt_host_info(f->v, &hi), 0); /* the first read: here */
+	assert_int_equal(virt_host_info(f->v, &hi), 0); /* a fresh one on the worker */
+	assert_int_equal(virt_vm_export_xml_async(f->v, keys, 2, on_exported, &r), -EBUSY);
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	virt_test_set_delay(0);
+	assert_int_equal(virt_vm_export_xml_async(f->v, keys, 2, on_exported, &r), 0);
+	assert_int_equal(r.calls, 0); /* not before the loop runs */
+	assert_true(run_until(pred_exported, &r, 5000));
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.n, 2);
+	assert_true(r.have[0] && r.alpha_named);
+	assert_false(r.have[1]);
+	worker_stop(f, &wf);
+	struct virt *plain = virt_new(f->uri);
+	assert_true(virt_check(plain));
+	assert_int_equal(virt_vm_export_xml_async(plain, keys, 2, on_exported, &r), -ENOTSUP);
+	virt_free(plain);
 }
 
 static void test_lost_and_reconnect(void **state)
@@ -2430,6 +2492,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unreachable, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_and_reconnect, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect_on_worker, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_export_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test(test_free_releases_loop_handles),
 	    cmocka_unit_test(test_migrate_build),
 	    cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
