@@ -4,7 +4,8 @@ SIGSTOPped for 30 s. Three lab hosts, each a system-mode libvirtd in its
 own namespaces with its own meshvisor agent.
 
 h1 runs one HA guest (its definition replicated to the others: HA
-replication reads it from libvirt every 30 s). While h1's libvirtd is
+replication reads it from libvirt every 30 s; the stop begins 19 s after
+the first round, so the next one falls inside it). While h1's libvirtd is
 stopped (alive, not answering: libvirt calls to it
 block, a reconnect's open blocks, libvirt has no timeout of its own):
   1. h1 stays alive in every view: h2 and h3 never hold it dead (sampled
@@ -35,6 +36,7 @@ from mvlab import check, log, wait_until, TestFailure  # noqa: E402
 
 STOP_S = 30.0
 GUEST = "stall-g1"
+REPL_LEAD_S = 19.0
 STATUS_BOUND_S = 3.0  # one `status` round trip, CLI start included
 
 
@@ -82,6 +84,9 @@ def run(lab, agents, state):
     check(r.returncode == 0, "vm set-ha %s on: exit %d %s" % (GUEST, r.returncode, r.stderr))
     wait_until(lambda: sum(a.cli_json("ha").get("replicas_held", 0) for a in (a2, a3)) >= 1,
                30, "%s's definition replicated to h2 or h3" % GUEST)
+    # the next replication round (30 s after this one) then falls ~10 s
+    # into the stop, before h1's keepalive gives up on the stopped daemon
+    time.sleep(REPL_LEAD_S)
     st = a1.cli_json("status")
     check(st["libvirt_reachable"], "h1's libvirt unreachable before the test: %s" % st)
 
