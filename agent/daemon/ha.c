@@ -52,6 +52,8 @@
  * are quorate: a host without quorum may be failed over by the others.
  * While a restart is pending or the move under way, the VM is published
  * as restarting (VmInfo.restarting): the cluster does not count it owed.
+ * Whether to restart is judged from the inventory cache, and the start
+ * runs on the hypervisor worker's critical lane (virt_vm_start_async).
  */
 #include "ha.h"
 
@@ -2209,6 +2211,46 @@ static void ha_move_crashed(struct agent *a, struct ha_crash *c)
 	free(xml);
 }
 
+/* A crash restart on the worker's critical lane has come back. */
+struct ha_crash_start {
+	struct agent *a;
+	char name[VIRT_NAME_MAX];
+	unsigned count;
+};
+
+static void ha_crash_restarted(struct agent *a, const char *name, unsigned count, int rc,
+                               const char *err)
+{
+	MV_WARN("failover", "ha vm restarted here name=%s crash=%u ok=%d error=\"%s\"", name, count,
+	        rc == 0, rc == 0 ? "" : err);
+	ha_event(a, rc == 0 ? "vm-restarted-locally" : "vm-restart-failed", a->opt.name, name,
+	         rc == 0 ? "restarted here after crash %u"
+	                 : "restart after crash %u "
+	                   "failed: %s",
+	         count, rc == 0 ? "" : err);
+	nodestate_refresh(a);
+}
+
+static void ha_crash_start_done(struct virt *v, int status, int rc, const char *err, void *ud)
+{
+	(void)v;
+	struct ha_crash_start *cs = ud;
+	if (status == 0 && !cs->a->stopping)
+		ha_crash_restarted(cs->a, cs->name, cs->count, rc, err);
+	free(cs);
+}
+
+/* The cached entry of uuid, or NULL. */
+static const struct virt_vm *ha_cached_vm(struct agent *a, const char *uuid)
+{
+	size_t n = 0;
+	const struct virt_vm *vms = virt_vms(a->virt, &n);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(vms[i].uuid, uuid) == 0)
+			return &vms[i];
+	return NULL;
+}
+
 static void ha_crash_tick(struct agent *a, uint64_t now)
 {
 	struct ha *h = HA(a);
@@ -2218,32 +2260,48 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
 			continue;
 		if (!quorate)
 			continue; /* a host without quorum may be failed over: wait */
-		c->restart_at = 0;
 		char err[512];
-		struct virt_vm vm;
 		/* no longer ours to restart: gone, running again, HA turned off,
-		 * or stopped by the operator through meshvisor meanwhile */
-		if (virt_vm_find(a->virt, c->uuid, &vm, err, sizeof(err)) < 0 ||
-		    vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED || !vm.ha ||
-		    vm.desired == VIRT_DESIRED_STOPPED) {
+		 * or stopped by the operator through meshvisor meanwhile (the
+		 * cache: its lifecycle events keep it, and reading libvirt here
+		 * would hold the loop on a slow daemon) */
+		const struct virt_vm *vm = ha_cached_vm(a, c->uuid);
+		if (vm == NULL || vm->state == VIRT_VM_RUNNING || vm->state == VIRT_VM_PAUSED ||
+		    !vm->ha || vm->desired == VIRT_DESIRED_STOPPED) {
+			c->restart_at = 0;
 			nodestate_refresh(a); /* no longer restarting */
 			continue;
 		}
 		if (c->count > a->opt.fo_vm_restarts) {
+			c->restart_at = 0;
 			ha_move_crashed(a, c);
 			nodestate_refresh(a);
 			continue;
 		}
-		int rc = virt_vm_start(a->virt, c->uuid, err, sizeof(err));
-		MV_WARN("failover", "ha vm restarted here name=%s crash=%u ok=%d error=\"%s\"",
-		        c->name, c->count, rc == 0, rc == 0 ? "" : err);
-		ha_event(a, rc == 0 ? "vm-restarted-locally" : "vm-restart-failed", a->opt.name,
-		         c->name,
-		         rc == 0 ? "restarted here after crash %u"
-		                 : "restart after crash %u "
-		                   "failed: %s",
-		         c->count, rc == 0 ? "" : err);
-		nodestate_refresh(a);
+		/* the start on the worker's critical lane (a QEMU start takes
+		 * hundreds of ms; a slow libvirtd must not hold the loop) */
+		struct ha_crash_start *cs = calloc(1, sizeof(*cs));
+		int rc = -ENOMEM;
+		if (cs != NULL) {
+			cs->a = a;
+			snprintf(cs->name, sizeof(cs->name), "%s", c->name);
+			cs->count = c->count;
+			rc = virt_vm_start_async(a->virt, c->uuid, HVWORK_CRITICAL,
+			                         ha_crash_start_done, cs);
+		}
+		if (rc == 0) {
+			c->restart_at = 0;
+			continue;
+		}
+		free(cs);
+		if (rc == -EBUSY || rc == -EAGAIN) {
+			c->restart_at = now + 100; /* another call on the connection: soon */
+			continue;
+		}
+		c->restart_at = 0;
+		/* no worker: here, as before */
+		rc = virt_vm_start(a->virt, c->uuid, err, sizeof(err));
+		ha_crash_restarted(a, c->name, c->count, rc, err);
 	}
 }
 

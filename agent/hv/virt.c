@@ -96,6 +96,7 @@ struct virt {
 	struct virt_host_job *host_job;
 	struct virt_open_job *open_job; /* a reconnect in flight on the worker */
 	struct virt_export_job *export_job;
+	struct virt_start_job *start_job;
 	/* virt_test_inject_stop: the reason the next STOPPED event of that
 	 * VM is taken as (its uuid; "" when the slot is free). */
 	struct {
@@ -186,6 +187,18 @@ struct virt_host_job {
 
 static void virt_lost(struct virt *v, const char *why);
 
+/* A start on the worker (virt_vm_start_async). */
+struct virt_start_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran */
+	virConnectPtr c;
+	char *key;
+	int rc;
+	char err[512];
+	virt_op_done_fn done;
+	void *ud;
+};
+
 /* Definitions read on the worker (virt_vm_export_xml_async). */
 struct virt_export_job {
 	struct hvwork_job j;
@@ -201,7 +214,8 @@ struct virt_export_job {
  * virt_host_refresh_async: one at a time). */
 static bool virt_conn_job_busy(const struct virt *v)
 {
-	return v->reconcile_job != NULL || v->host_job != NULL || v->export_job != NULL;
+	return v->reconcile_job != NULL || v->host_job != NULL || v->export_job != NULL ||
+	       v->start_job != NULL;
 }
 
 /* A libvirt call just failed: "what: libvirt's message" into err, libvirt's
@@ -1409,6 +1423,8 @@ void virt_free(struct virt *v)
 		v->open_job->v = NULL;
 	if (v->export_job != NULL)
 		v->export_job->v = NULL;
+	if (v->start_job != NULL)
+		v->start_job->v = NULL;
 	virt_drop(v);
 	free(v->vms);
 	free(v->uri);
@@ -2516,6 +2532,26 @@ static void virt_export_done(struct hvwork_job *j, int status)
 	virt_export_job_free(e);
 }
 
+/* Takes a reference on v's connection into *c and queues j (work, done,
+ * data) on lane: 0, or -ENOTCONN / hvwork_submit's error with nothing
+ * queued and no reference kept. */
+static int virt_conn_submit(struct virt *v, enum hvwork_lane lane, struct hvwork_job *j,
+                            hvwork_fn work, hvwork_done_fn done, void *data, virConnectPtr *c)
+{
+	*c = virt_conn_ref(v);
+	if (*c == NULL)
+		return -ENOTCONN;
+	j->work = work;
+	j->done = done;
+	j->data = data;
+	int rc = hvwork_submit(v->worker, lane, j);
+	if (rc < 0) {
+		virConnectClose(*c);
+		*c = NULL;
+	}
+	return rc;
+}
+
 int virt_vm_export_xml_async(struct virt *v, const char *const *keys, size_t n,
                              virt_export_done_fn done, void *ud)
 {
@@ -2539,24 +2575,68 @@ int virt_vm_export_xml_async(struct virt *v, const char *const *keys, size_t n,
 			virt_export_job_free(e);
 			return -ENOMEM;
 		}
-	e->c = virt_conn_ref(v);
-	if (e->c == NULL) {
-		virt_export_job_free(e);
-		return -ENOTCONN;
-	}
 	e->v = v;
 	e->done = done;
 	e->ud = ud;
-	e->j.work = virt_export_work;
-	e->j.done = virt_export_done;
-	e->j.data = e;
-	int rc = hvwork_submit(v->worker, HVWORK_GENERAL, &e->j);
+	int rc = virt_conn_submit(v, HVWORK_GENERAL, &e->j, virt_export_work, virt_export_done, e,
+	                          &e->c);
 	if (rc < 0) {
-		virConnectClose(e->c);
 		virt_export_job_free(e);
 		return rc;
 	}
 	v->export_job = e;
+	return 0;
+}
+
+static void virt_start_work(struct hvwork_job *j)
+{
+	struct virt_start_job *sj = j->data;
+	virDomainPtr d;
+	sj->rc = virt_conn_lookup(sj->c, sj->key, &d, sj->err, sizeof(sj->err));
+	if (sj->rc < 0)
+		return;
+	if (virDomainCreate(d) < 0) {
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot start VM %s", sj->key);
+		sj->rc = virt_conn_failed(sj->c, sj->err, sizeof(sj->err), what);
+	}
+	virDomainFree(d);
+}
+
+static void virt_start_done(struct hvwork_job *j, int status)
+{
+	struct virt_start_job *sj = j->data;
+	if (sj->v != NULL) {
+		sj->v->start_job = NULL;
+		sj->done(sj->v, status, sj->rc, sj->err, sj->ud);
+	}
+	virConnectClose(sj->c);
+	free(sj->key);
+	free(sj);
+}
+
+int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
+                        virt_op_done_fn done, void *ud)
+{
+	if (v->worker == NULL)
+		return -ENOTSUP;
+	if (virt_conn_job_busy(v))
+		return -EBUSY;
+	struct virt_start_job *sj = calloc(1, sizeof(*sj));
+	if (sj == NULL || (sj->key = strdup(key)) == NULL) {
+		free(sj);
+		return -ENOMEM;
+	}
+	sj->v = v;
+	sj->done = done;
+	sj->ud = ud;
+	int rc = virt_conn_submit(v, lane, &sj->j, virt_start_work, virt_start_done, sj, &sj->c);
+	if (rc < 0) {
+		free(sj->key);
+		free(sj);
+		return rc;
+	}
+	v->start_job = sj;
 	return 0;
 }
 

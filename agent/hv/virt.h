@@ -80,7 +80,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-struct hvwork; /* hvwork.h */
+#include "hvwork.h"
 
 /* The XML namespace of meshvisor's per-VM metadata element, and its prefix. */
 #define VIRT_META_NS "https://meshvisor.dev/xmlns/vm/1"
@@ -522,6 +522,17 @@ typedef void (*virt_export_done_fn)(struct virt *v, int status, char *const *xml
                                     void *ud);
 int virt_vm_export_xml_async(struct virt *v, const char *const *keys, size_t n,
                              virt_export_done_fn done, void *ud);
+/* Starts the defined VM key (name or UUID) on the worker, on `lane`
+ * (HVWORK_CRITICAL for an HA restart), through its own reference on the
+ * connection, as virt_vm_start does but without refreshing the cache
+ * (the lifecycle event that follows does). done runs on the loop: status
+ * -ECANCELED (the worker stopped: nothing was done), else 0 with rc and
+ * err as virt_vm_start's. Returns 0 when started, -EBUSY while another
+ * worker call on the connection runs, -ENOTSUP without a worker (start
+ * here instead), -ENOTCONN, -ENOMEM, -EAGAIN. */
+typedef void (*virt_op_done_fn)(struct virt *v, int status, int rc, const char *err, void *ud);
+int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
+                        virt_op_done_fn done, void *ud);
 
 /* ---- fencing a failed host (failover) ------------------------------------ */
 

@@ -1510,6 +1510,52 @@ static void test_export_on_worker(void **state)
 	virt_free(plain);
 }
 
+struct start_rec {
+	int calls, status, rc;
+	char err[256];
+};
+
+static void on_started(struct virt *v, int status, int rc, const char *err, void *ud)
+{
+	(void)v;
+	struct start_rec *r = ud;
+	r->calls++;
+	r->status = status;
+	r->rc = rc;
+	snprintf(r->err, sizeof(r->err), "%s", err);
+}
+
+static bool pred_started(void *arg)
+{
+	return ((struct start_rec *)arg)->calls > 0;
+}
+
+/* A crash restart's start on the worker's critical lane: done on the
+ * loop with virt_vm_start's result; the lifecycle event refreshes the
+ * cache; an unknown VM is -ENOENT with the reason. */
+static void test_start_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_SHUTOFF);
+	struct start_rec r = {0};
+	assert_int_equal(virt_vm_start_async(f->v, "alpha", HVWORK_CRITICAL, on_started, &r), 0);
+	assert_int_equal(virt_vm_start_async(f->v, "alpha", HVWORK_CRITICAL, on_started, &r),
+	                 -EBUSY); /* one worker call on the connection at a time */
+	assert_true(run_until(pred_started, &r, 5000));
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(hvwork_lane_inflight(wf.w, HVWORK_CRITICAL), 0);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(virt_vm_start_async(f->v, "nope", HVWORK_CRITICAL, on_started, &r), 0);
+	assert_true(run_until(pred_started, &r, 5000));
+	assert_int_equal(r.rc, -ENOENT);
+	assert_non_null(strstr(r.err, "no VM named nope"));
+	worker_stop(f, &wf);
+}
+
 static void test_lost_and_reconnect(void **state)
 {
 	struct fx *f = *state;
@@ -2493,6 +2539,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lost_and_reconnect, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_export_on_worker, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_start_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test(test_free_releases_loop_handles),
 	    cmocka_unit_test(test_migrate_build),
 	    cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
