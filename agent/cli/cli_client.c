@@ -805,6 +805,13 @@ static void print_status(const Mv__StatusReply *s, bool json)
 		                       json_object_new_uint64(s->datagram_rekeys));
 		json_object_object_add(o, "peer_reused_in",
 		                       json_object_new_uint64(s->peer_reused_in));
+		json_object_object_add(o, "loop_lag_p99_us",
+		                       json_object_new_int64(s->loop_lag_p99_us));
+		json_object_object_add(o, "loop_lag_max_us",
+		                       json_object_new_int64(s->loop_lag_max_us));
+		json_object_object_add(o, "loop_lag_max_ever_us",
+		                       json_object_new_int64(s->loop_lag_max_ever_us));
+		json_object_object_add(o, "loop_stalls", json_object_new_uint64(s->loop_stalls));
 		printf("%s\n", json_object_to_json_string_ext(
 				   o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
@@ -835,6 +842,10 @@ static void print_status(const Mv__StatusReply *s, bool json)
 	       " sent by TLS (no key); %" PRIu64 " rekeys\n",
 	       s->datagrams_in, s->datagrams_out, s->datagram_auth_failures, s->datagram_replays,
 	       s->datagram_no_key, s->datagram_rekeys);
+	printf("loop lag:         p99 %.1f ms, max %.1f ms over 30 s; max ever %.1f ms, %" PRIu64
+	       " stalls\n",
+	       s->loop_lag_p99_us / 1000.0, s->loop_lag_max_us / 1000.0,
+	       s->loop_lag_max_ever_us / 1000.0, s->loop_stalls);
 	printf("your role:        %s\n", s->role);
 }
 

@@ -61,7 +61,8 @@
  *     multiplies the protocol period and the probe timeout by (score + 1).
  *     +1 for a failed probe, +1 for each PING_REQ helper that did not send
  *     the NACK it owed us, +1 when we must refute a suspicion about
- *     ourselves; -1 for a successful probe. A helper whose relayed PING gets
+ *     ourselves, +1 or more when the glue tells us our own loop stalled
+ *     (swim_local_health_add); -1 for a successful probe. A helper whose relayed PING gets
  *     no ACK within 80% of probe_timeout_ms sends the requester a NACK, so a
  *     requester that hears neither ACK nor NACK learns that the fault is
  *     likely its own.
@@ -3244,6 +3245,12 @@ uint32_t swim_local_health(const struct swim *s)
 uint64_t swim_claims_refused(const struct swim *s)
 {
 	return s->refused;
+}
+
+void swim_local_health_add(struct swim *s, uint32_t delta, const char *why)
+{
+	swim_awareness_add(s, delta > s->cfg.awareness_max ? (int)s->cfg.awareness_max : (int)delta,
+	                   why);
 }
 
 uint64_t swim_incarnation(const struct swim *s)

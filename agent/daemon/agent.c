@@ -292,6 +292,7 @@ static void agent_stop(struct agent *a)
 	nodestate_stop(a);
 	migration_stop(a);
 	ha_stop(a);
+	hvwork_stop(a->hv); /* queued jobs come back cancelled; running ones finish */
 	net_close(a->net, agent_on_net_closed, a);
 }
 
@@ -386,6 +387,34 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* The loop was held for lag_us (looplag.h): say so (one line per 10 s,
+ * with the number held back), and tell SWIM that the fault is likely ours
+ * before its timers, expired during the stall, blame the peers: +1 to the
+ * local-health score, +1 more per probe interval the stall lasted. */
+static void agent_on_loop_stall(struct looplag *l, uint64_t lag_us, const char *where, void *ud)
+{
+	struct agent *a = ud;
+	struct mv_lag_summary sum;
+	uint64_t held = 0;
+	if (mv_ratelimit_allow(&a->looplag_log, uv_hrtime() / 1000000u, &held)) {
+		looplag_summary(l, &sum);
+		MV_WARN("loop",
+		        "event loop stalled lag_ms=%" PRIu64 " seen_by=%s p99_ms=%u max_ms=%u "
+		        "stalls=%" PRIu64 " suppressed=%" PRIu64,
+		        lag_us / 1000u, where, sum.p99_us / 1000u, sum.max_us / 1000u,
+		        looplag_stalls(l), held);
+	}
+	struct swim *s = membership_swim(a);
+	if (s == NULL || a->stopping)
+		return;
+	uint64_t interval_us = (uint64_t)a->opt.swim.probe_interval_ms * 1000u;
+	uint64_t delta = 1 + (interval_us ? lag_us / interval_us : 0);
+	char why[96];
+	snprintf(why, sizeof(why), "own event loop stalled %" PRIu64 " ms", lag_us / 1000u);
+	swim_local_health_add(s, delta > UINT32_MAX ? UINT32_MAX : (uint32_t)delta, why);
+	membership_pump(a);
+}
+
 static int agent_start(struct agent *a, char *err, size_t errlen)
 {
 	struct agent_options *o = &a->opt;
@@ -457,11 +486,22 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot register libvirt's event loop on libuv");
 		return rc;
 	}
+	struct hvwork_lane_config lanes[HVWORK_LANES];
+	/* every outgoing migration its thread, and one for the where-checks
+	 * after a failed one */
+	hvwork_default_config(lanes, o->mig_max_outgoing + 1);
+	a->hv = hvwork_new(a->loop, lanes);
+	if (a->hv == NULL) {
+		snprintf(err, errlen, "cannot start the hypervisor worker threads");
+		return -ENOMEM;
+	}
+
 	struct virt_options vo = {
 	    .uri = o->libvirt_uri,
 	    .loop = a->loop,
 	    .on_change = agent_on_virt_change,
 	    .ud = a,
+	    .worker = a->hv, /* the periodic reconcile lists there */
 	};
 	a->virt = virt_new_opts(&vo);
 	if (a->virt == NULL)
@@ -495,6 +535,13 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 
 	if ((rc = membership_start(a, err, errlen)) < 0)
 		return rc;
+	/* a stall is half a probe timeout: our own probe verdicts become doubtful */
+	mv_ratelimit_init(&a->looplag_log, 10000);
+	if ((rc = looplag_start(&a->looplag, a->loop, o->swim.probe_timeout_ms / 2,
+	                        agent_on_loop_stall, a)) < 0) {
+		snprintf(err, errlen, "cannot start the loop-lag probe: %s", uv_strerror(rc));
+		return rc;
+	}
 	if (membership_add_listener(agent_on_member_event) < 0) {
 		snprintf(err, errlen, "too many membership listeners");
 		return -ENOSPC;
@@ -539,6 +586,7 @@ static void agent_close_handles(struct agent *a)
 	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
 		if (!uv_is_closing(hs[i]))
 			uv_close(hs[i], NULL);
+	looplag_close(&a->looplag);
 }
 
 /* uv_walk at exit: a handle nobody closed (the libvirt bridge's one
@@ -597,11 +645,12 @@ int agent_main(int argc, char **argv)
 	 * abort), a remote fence its own; wait for each to return (its after
 	 * callback sees `stopping` and only frees). */
 	uv_timer_start(&a->exit_timer, agent_on_exit_deadline, AGENT_EXIT_WORK_MS, 0);
-	while ((migration_work_running(a) > 0 || ha_work_running(a) > 0) &&
+	while ((migration_work_running(a) > 0 || ha_work_running(a) > 0 ||
+	        hvwork_inflight(a->hv) > 0) &&
 	       !a->exit_deadline_passed)
 		uv_run(a->loop, UV_RUN_ONCE);
 	uv_timer_stop(&a->exit_timer);
-	if (migration_work_running(a) > 0 || ha_work_running(a) > 0) {
+	if (migration_work_running(a) > 0 || ha_work_running(a) > 0 || hvwork_inflight(a->hv) > 0) {
 		/* a job stuck in libvirt (a remote fence of an unreachable host, a
 		 * migration that ignores its abort): nothing it uses may be freed
 		 * under it, so the process ends here, without the orderly rest */
@@ -622,6 +671,8 @@ int agent_main(int argc, char **argv)
 	 * before uv_stop); the loop runs until their close callbacks ran, and
 	 * only then is anything freed. */
 	agent_close_handles(a);
+	hvwork_free(a->hv); /* nothing in flight: joins its idle threads */
+	a->hv = NULL;
 	membership_close(a);
 	peer_client_close(a);
 	nodestate_close(a);

@@ -24,6 +24,9 @@
 #include <uv.h>
 
 #include "config.h"
+#include "hvwork.h"
+#include "looplag.h"
+#include "ratelimit.h"
 #include "meshvisor.pb-c.h"
 #include "meshvisor/swim.h"
 #include "tls.h"
@@ -37,6 +40,9 @@ struct agent {
 	struct tls_ctx *tls_server;
 	struct tls_ctx *tls_client;
 	struct virt *virt;
+	/* libvirt's blocking calls run here, in lanes (hvwork.h): HA work never
+	 * waits behind migrations, and the loop never waits on libvirt */
+	struct hvwork *hv;
 	char peer_addr[SWIM_ADDR_MAX]; /* advertised "ip:port" */
 	char rpc_addr[SWIM_ADDR_MAX];
 	uv_signal_t sig_term, sig_int, sig_hup;
@@ -46,6 +52,9 @@ struct agent {
 	bool stopping;
 	bool exit_deadline_passed; /* stopping: waited AGENT_EXIT_WORK_MS for workers */
 	int exit_code;
+	/* how late the loop runs (looplag.h); stalls raise SWIM's local health */
+	struct looplag looplag;
+	struct mv_ratelimit looplag_log; /* one stall line per 10 s */
 
 	/* the services, each private to its file (see above) */
 	struct membership *membership;

@@ -10,7 +10,10 @@
  *                             + stale-copy check
  *   core timer            --> fo_handle_timer(now)
  *   pump: fo_journal_version moved --> data_dir/failover-journal written
- *         (temporary file, fsync, rename) BEFORE anything below is sent;
+ *         (temporary file, fsync, rename) BEFORE anything below is sent
+ *         or done: the write runs on the hypervisor worker's critical lane
+ *         (a slow disk must not hold the loop), and until it completed the
+ *         core's events and messages stay queued in it (ha_journal_busy);
  *         read back into the core at start (a bad file stops the agent)
  *         fo_pop_output --> fo_codec_encode_frame --> net_send_to(member addr)
  *         (HEARTBEAT, HB_ACK, HB_NACK: core_driver_send_dgram, a sealed UDP
@@ -21,11 +24,14 @@
  *                         watchdog left unpetted: "fences that failed")
  *           FENCE_VMS     destroy these local VMs              (synchronous,
  *                         retried the same way)
- *           REMOTE_FENCE  virt_remote_fence(dead host's fence URI) on a
- *                         worker thread -> fo_remote_fence_done
+ *           REMOTE_FENCE  virt_remote_fence(dead host's fence URI) on the
+ *                         hypervisor worker's critical lane (hvwork.h;
+ *                         migrations cannot take its threads)
+ *                         -> fo_remote_fence_done
  *           RESTART       definition from our replica store or a holder
  *                         (replica_get over the peer port), define, set
- *                         the new epoch, start -> fo_restart_done
+ *                         the new epoch, start (critical lane)
+ *                         -> fo_restart_done
  *
  *   quorate moments --> data_dir/quorate-stamp (every F/4, and at the loss
  *         of quorum); read at start into fo_resume_fence_base() when HA VMs
@@ -46,6 +52,8 @@
  * are quorate: a host without quorum may be failed over by the others.
  * While a restart is pending or the move under way, the VM is published
  * as restarting (VmInfo.restarting): the cluster does not count it owed.
+ * Whether to restart is judged from the inventory cache, and the start
+ * runs on the hypervisor worker's critical lane (virt_vm_start_async).
  */
 #include "ha.h"
 
@@ -168,7 +176,7 @@ struct ha_unfenced {
 };
 
 struct ha_fence_work {
-	uv_work_t w;
+	struct hvwork_job w;
 	struct agent *a;
 	struct fo_instance_id inst;
 	char uri[512];
@@ -215,6 +223,9 @@ struct ha {
 	char *journal_path;     /* data_dir/failover-journal */
 	uint64_t journal_saved; /* fo_journal_version() last written */
 	bool journal_failing;   /* the last write failed (logged once) */
+	/* the write in flight on the worker's critical lane; while there is
+	 * one, nothing the core produced leaves (ha_pump) */
+	struct ha_journal_job *journal_job;
 	/* the last quorate moment, across restarts: see "the last quorate moment" */
 	int stamp_fd; /* data_dir/quorate-stamp, -1 when not kept */
 	char *stamp_path;
@@ -387,22 +398,37 @@ static void ha_stamp_note(struct agent *a, uint64_t now);
 
 /* ---- the journal (fo.h): durable before anything is sent -------------------------- */
 
-/* Stores the journal if it changed. Called before any output is sent. */
-static void ha_journal_sync(struct ha *h)
-{
-	uint64_t v = fo_journal_version(h->fo);
-	if (v == h->journal_saved || h->journal_path == NULL)
-		return;
+/* A journal write: the text encoded on the loop, written and fsynced
+ * (temporary file, fsync, rename, fsync of the directory) on the worker's
+ * critical lane, the outcome applied on the loop. */
+struct ha_journal_job {
+	struct hvwork_job w;
+	struct agent *a;
+	char *path;
 	char *text;
 	size_t len;
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int rc = fo_journal_encode(h->fo, &text, &len);
-	if (rc == 0) {
-		rc = mv_file_write_durable(h->journal_path, text, len);
-		free(text);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	uint64_t version; /* fo_journal_version() the text holds */
+	int rc;
+	uint64_t took_us;
+	/* What the core had produced when the write started: it may depend on
+	 * what the write records, so it waits for it, and only for it (what
+	 * the core produces meanwhile waits for the next write: a proposer
+	 * that retries faster than our disk cannot starve our answers). */
+	struct fo_event *ev;
+	size_t n_ev, cap_ev;
+	struct fo_msg *msg;
+	size_t n_msg, cap_msg;
+};
+
+static void ha_send_msg(struct agent *a, struct fo_msg *m);
+static bool ha_fence_pending(const struct ha *h);
+
+static void ha_pump(struct agent *a);
+
+/* The outcome of a write of `version`: the core learns whether its votes
+ * are durable; a failure is logged once. */
+static void ha_journal_written(struct ha *h, int rc, uint64_t version, size_t len, uint64_t took_us)
+{
 	if (rc < 0) {
 		/* Until a write succeeds this agent does not vote (its PROMISE and
 		 * ACCEPTED are not sent, ha_pump): a promise the file does not
@@ -419,15 +445,151 @@ static void ha_journal_sync(struct ha *h)
 		fo_journal_set_durable(h->fo, false); /* our acks count as a young core's */
 		return;
 	}
-	MV_DEBUG(
-	    "failover", "failover journal written path=%s bytes=%zu took_us=%lld", h->journal_path,
-	    len,
-	    (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000));
+	MV_DEBUG("failover", "failover journal written path=%s bytes=%zu took_us=%" PRIu64,
+	         h->journal_path, len, took_us);
 	if (h->journal_failing)
 		MV_INFO("failover", "failover journal written again path=%s", h->journal_path);
 	h->journal_failing = false;
 	fo_journal_set_durable(h->fo, true);
-	h->journal_saved = v;
+	h->journal_saved = version;
+}
+
+static uint64_t ha_mono_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+static void ha_journal_work(struct hvwork_job *w)
+{
+	struct ha_journal_job *j = w->data;
+	uint64_t t0 = ha_mono_us();
+	j->rc = mv_file_write_durable(j->path, j->text, j->len);
+	j->took_us = ha_mono_us() - t0;
+}
+
+/* Moves what the core has produced so far into the job (as much as
+ * memory allows: the rest stays queued in the core, for the next write). */
+static void ha_journal_hold(struct ha *h, struct ha_journal_job *j)
+{
+	for (;;) {
+		if (j->n_ev == j->cap_ev) {
+			size_t cap = j->cap_ev ? 2 * j->cap_ev : 8;
+			struct fo_event *p = realloc(j->ev, cap * sizeof(*p));
+			if (p == NULL)
+				break;
+			j->ev = p;
+			j->cap_ev = cap;
+		}
+		if (!fo_pop_event(h->fo, &j->ev[j->n_ev]))
+			break;
+		j->n_ev++;
+	}
+	for (;;) {
+		if (j->n_msg == j->cap_msg) {
+			size_t cap = j->cap_msg ? 2 * j->cap_msg : 16;
+			struct fo_msg *p = realloc(j->msg, cap * sizeof(*p));
+			if (p == NULL)
+				break;
+			j->msg = p;
+			j->cap_msg = cap;
+		}
+		if (!fo_pop_output(h->fo, &j->msg[j->n_msg]))
+			break;
+		j->n_msg++;
+	}
+}
+
+static void ha_journal_job_free(struct ha_journal_job *j)
+{
+	for (size_t i = 0; i < j->n_ev; i++)
+		fo_event_clear(&j->ev[i]);
+	for (size_t i = 0; i < j->n_msg; i++)
+		fo_msg_clear(&j->msg[i]);
+	free(j->ev);
+	free(j->msg);
+	free(j->path);
+	free(j->text);
+	free(j);
+}
+
+static void ha_journal_done(struct hvwork_job *w, int status)
+{
+	struct ha_journal_job *j = w->data;
+	struct agent *a = j->a;
+	struct ha *h = HA(a);
+	bool live = h != NULL && h->fo != NULL && !a->stopping && status == 0;
+	if (h != NULL) {
+		h->journal_job = NULL;
+		if (status == 0 && h->fo != NULL)
+			ha_journal_written(h, j->rc, j->version, j->len, j->took_us);
+	}
+	if (live) {
+		/* what waited for this write, in the pump's order: the actions,
+		 * then the messages (each through the same filters) */
+		for (size_t i = 0; i < j->n_ev; i++) {
+			ha_handle_core_event(a, &j->ev[i]);
+			fo_event_clear(&j->ev[i]);
+		}
+		j->n_ev = 0;
+		fo_fence_incomplete(h->fo, ha_fence_pending(h));
+		for (size_t i = 0; i < j->n_msg; i++)
+			ha_send_msg(a, &j->msg[i]); /* (clears it) */
+		j->n_msg = 0;
+	}
+	ha_journal_job_free(j);
+	if (live)
+		ha_pump(a); /* what the core produced meanwhile (or the next write) */
+}
+
+/* Makes the journal durable if it changed: true while a write is in
+ * flight, and then nothing the core produced may leave yet (EVENTS BEFORE
+ * MESSAGES extends to the journal: a PROMISE or ACCEPTED, and any action,
+ * only once what the core recorded is on disk). The write runs on the
+ * worker so that a slow disk (an fsync can take seconds) never holds the
+ * loop that answers probes; without a worker (tests) it runs here. */
+static bool ha_journal_busy(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h->journal_job != NULL)
+		return true;
+	uint64_t v = fo_journal_version(h->fo);
+	if (v == h->journal_saved || h->journal_path == NULL)
+		return false;
+	char *text;
+	size_t len;
+	int rc = fo_journal_encode(h->fo, &text, &len);
+	if (rc < 0) {
+		ha_journal_written(h, rc, v, 0, 0);
+		return false;
+	}
+	struct ha_journal_job *j = a->hv != NULL ? calloc(1, sizeof(*j)) : NULL;
+	if (j != NULL)
+		j->path = strdup(h->journal_path);
+	if (j != NULL && j->path != NULL) {
+		j->a = a;
+		j->text = text;
+		j->len = len;
+		j->version = v;
+		j->w.work = ha_journal_work;
+		j->w.done = ha_journal_done;
+		j->w.data = j;
+		if (hvwork_submit(a->hv, HVWORK_CRITICAL, &j->w) == 0) {
+			h->journal_job = j;
+			ha_journal_hold(h, j);
+			return true;
+		}
+		j->text = NULL; /* (still ours, below) */
+	}
+	if (j != NULL)
+		ha_journal_job_free(j);
+	/* no worker, or it cannot take the job: write here, as before */
+	uint64_t t0 = ha_mono_us();
+	rc = mv_file_write_durable(h->journal_path, text, len);
+	ha_journal_written(h, rc, v, len, ha_mono_us() - t0);
+	free(text);
+	return false;
 }
 
 /* Reads data_dir/failover-journal into the fresh core. A missing file is a
@@ -465,7 +627,42 @@ static int ha_journal_load(struct ha *h, char *err, size_t errlen)
 	return 0;
 }
 
-static bool ha_fence_pending(const struct ha *h);
+/* One core message out (and cleared): a vote only with a durable journal,
+ * nothing that vouches for an incomplete fence, heartbeats as datagrams. */
+static void ha_send_msg(struct agent *a, struct fo_msg *m)
+{
+	struct ha *h = HA(a);
+	if (h->journal_failing && (m->type == FO_PROMISE || m->type == FO_ACCEPTED)) {
+		MV_DEBUG("failover",
+		         "vote not sent: the journal cannot be written type=%s "
+		         "to=%s",
+		         fo_msg_type_name(m->type), m->to);
+		fo_msg_clear(m);
+		return;
+	}
+	if (ha_fence_pending(h) && fo_msg_vouches_fence(h->fo, m)) {
+		MV_WARN("failover",
+		        "not sent: it would vouch for an incomplete fence "
+		        "type=%s to=%s",
+		        fo_msg_type_name(m->type), m->to);
+		fo_msg_clear(m);
+		return;
+	}
+	struct swim_member_info mi;
+	if (a->net != NULL && swim_member_find(membership_swim(a), m->to, &mi) && mi.addr != NULL &&
+	    mi.addr[0] != '\0') {
+		uint8_t *frame = NULL;
+		size_t len = 0;
+		int rc = fo_codec_encode_frame(m, &frame, &len);
+		/* heartbeats and their answers go as datagrams;
+		 * consensus and fencing stay on TLS */
+		bool hb = m->type == FO_HEARTBEAT || m->type == FO_HB_ACK || m->type == FO_HB_NACK;
+		(hb ? core_driver_send_dgram : core_driver_send)(
+		    a, "failover", fo_msg_type_name(m->type), rc, frame, len, mi.addr, m->to);
+	}
+	fo_msg_clear(m);
+}
+
 static void ha_pump(struct agent *a)
 {
 	struct ha *h = HA(a);
@@ -473,7 +670,10 @@ static void ha_pump(struct agent *a)
 		return;
 	for (int guard = 0; guard < 64; guard++) {
 		bool any = false;
-		ha_journal_sync(h);
+		/* the journal first: while its write is in flight, events and
+		 * messages stay queued in the core (ha_journal_done pumps) */
+		if (ha_journal_busy(a))
+			break;
 		/* actions first: a FENCED or ACCEPTED that vouches for a destroy
 		 * leaves only once the destroy is done (fo.h) */
 		struct fo_event e;
@@ -482,44 +682,15 @@ static void ha_pump(struct agent *a)
 			ha_handle_core_event(a, &e);
 			fo_event_clear(&e);
 		}
-		ha_journal_sync(h); /* (an action may have fed the core) */
+		if (ha_journal_busy(a)) /* (an action may have fed the core) */
+			break;
 		/* a fence that left VMs running is not claimed: the core stops
 		 * claiming it, and what it queued before we knew is dropped */
 		fo_fence_incomplete(h->fo, ha_fence_pending(h));
 		struct fo_msg m;
 		while (fo_pop_output(h->fo, &m)) {
 			any = true;
-			if (h->journal_failing && (m.type == FO_PROMISE || m.type == FO_ACCEPTED)) {
-				MV_DEBUG("failover",
-				         "vote not sent: the journal cannot be written type=%s "
-				         "to=%s",
-				         fo_msg_type_name(m.type), m.to);
-				fo_msg_clear(&m);
-				continue;
-			}
-			if (ha_fence_pending(h) && fo_msg_vouches_fence(h->fo, &m)) {
-				MV_WARN("failover",
-				        "not sent: it would vouch for an incomplete fence "
-				        "type=%s to=%s",
-				        fo_msg_type_name(m.type), m.to);
-				fo_msg_clear(&m);
-				continue;
-			}
-			struct swim_member_info mi;
-			if (a->net != NULL && swim_member_find(membership_swim(a), m.to, &mi) &&
-			    mi.addr != NULL && mi.addr[0] != '\0') {
-				uint8_t *frame = NULL;
-				size_t len = 0;
-				int rc = fo_codec_encode_frame(&m, &frame, &len);
-				/* heartbeats and their answers go as datagrams;
-				 * consensus and fencing stay on TLS */
-				bool hb = m.type == FO_HEARTBEAT || m.type == FO_HB_ACK ||
-				          m.type == FO_HB_NACK;
-				(hb ? core_driver_send_dgram
-				    : core_driver_send)(a, "failover", fo_msg_type_name(m.type), rc,
-				                        frame, len, mi.addr, m.to);
-			}
-			fo_msg_clear(&m);
+			ha_send_msg(a, &m);
 		}
 
 		if (!any)
@@ -934,14 +1105,14 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 	}
 }
 
-static void ha_fence_work(uv_work_t *w)
+static void ha_fence_work(struct hvwork_job *w)
 {
 	struct ha_fence_work *fw = w->data;
 	fw->rc = virt_remote_fence(fw->uri, (const char *const *)fw->uuids, fw->n,
 	                           HA_FENCE_TIMEOUT_S, &fw->res, fw->err, sizeof(fw->err));
 }
 
-static void ha_fence_after(uv_work_t *w, int status)
+static void ha_fence_after(struct hvwork_job *w, int status)
 {
 	struct ha_fence_work *fw = w->data;
 	struct agent *a = fw->a;
@@ -1005,11 +1176,13 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 			fw->n++;
 	mv__node_state__free_unpacked(s, NULL);
 	fw->w.data = fw;
+	fw->w.work = ha_fence_work;
+	fw->w.done = ha_fence_after;
 	MV_INFO("failover", "remote fence started dead=%s incarnation=%" PRIu64 " uri=%s",
 	        e->inst.dead, e->inst.incarnation, fw->uri);
 	ha_event(a, "fence-remote-start", e->inst.dead, NULL, "fencing through its libvirt %s",
 	         fw->uri);
-	if (uv_queue_work(a->loop, &fw->w, ha_fence_work, ha_fence_after) != 0) {
+	if (hvwork_submit(a->hv, HVWORK_CRITICAL, &fw->w) != 0) {
 		fo_remote_fence_done(h->fo, &e->inst, false, "cannot queue work", now);
 		for (size_t i = 0; i < fw->n; i++)
 			free(fw->uuids[i]);
@@ -1048,10 +1221,12 @@ static const struct ha_replica *ha_replica_find(struct ha *h, const char *uuid)
 	return NULL;
 }
 
-/* The define + start of one restart, on a libuv worker: starting a QEMU
- * guest takes a few hundred ms, and the loop must keep answering probes. */
+/* The define + start of one restart, on the hypervisor worker's critical
+ * lane (hvwork.h): starting a QEMU guest takes a few hundred ms, the loop
+ * must keep answering probes, and live migrations (their own lane) can
+ * never hold the threads a restart or a remote fence needs. */
 struct ha_restart_work {
-	uv_work_t w;
+	struct hvwork_job w;
 	struct agent *a;
 	struct ha_restart *r;
 	char *xml;
@@ -1060,14 +1235,14 @@ struct ha_restart_work {
 	char err[512];
 };
 
-static void ha_restart_work(uv_work_t *w)
+static void ha_restart_work(struct hvwork_job *w)
 {
 	struct ha_restart_work *rw = w->data;
 	rw->rc = virt_vm_define_start(rw->a->virt, rw->xml, rw->r->entry.new_epoch, rw->name,
 	                              sizeof(rw->name), rw->err, sizeof(rw->err));
 }
 
-static void ha_restart_after(uv_work_t *w, int status)
+static void ha_restart_after(struct hvwork_job *w, int status)
 {
 	struct ha_restart_work *rw = w->data;
 	struct agent *a = rw->a;
@@ -1138,7 +1313,9 @@ static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const cha
 	rw->r = r;
 	rw->xml = copy;
 	rw->w.data = rw;
-	if (uv_queue_work(a->loop, &rw->w, ha_restart_work, ha_restart_after) != 0) {
+	rw->w.work = ha_restart_work;
+	rw->w.done = ha_restart_after;
+	if (hvwork_submit(a->hv, HVWORK_CRITICAL, &rw->w) != 0) {
 		free(rw->xml);
 		free(rw);
 		ha_restart_finish(a, r, false, "cannot queue the restart");
@@ -1646,16 +1823,14 @@ static void ha_send_replica(struct agent *a, const char *peer, const struct virt
 		MV_DEBUG("failover", "cannot send replica to=%s error=\"%s\"", peer, err);
 }
 
-static void ha_replicate(struct agent *a)
+/* What a replication round sends, once the definitions are read: vms[i]
+ * (the HA persistent VMs here) with xmls[i] (NULL: unreadable, err[i]
+ * says why when known). */
+static void ha_replicate_apply(struct agent *a, bool refresh, const struct virt_vm *vms, size_t n,
+                               char *const *xmls)
 {
 	struct ha *h = HA(a);
-	if (a->virt == NULL || a->opt.witness || a->stopping)
-		return;
 	uint64_t now = uv_now(a->loop);
-	bool refresh = now >= h->repl_refresh_at;
-	if (refresh)
-		h->repl_refresh_at = now + HA_REPLICA_REFRESH_MS;
-	h->repl_dirty = false;
 	struct ha_view v;
 	if (ha_view_load(a, &v) < 0) {
 		ha_view_free(&v);
@@ -1663,28 +1838,16 @@ static void ha_replicate(struct agent *a)
 	}
 	for (size_t i = 0; i < h->n_sent; i++)
 		h->sent[i].seen = false;
-	size_t n = 0;
-	const struct virt_vm *cache = virt_vms(a->virt, &n);
-	struct virt_vm *vms = n ? malloc(n * sizeof(*vms)) : NULL;
-	if (n && vms == NULL) {
-		ha_view_free(&v);
-		return;
-	}
-	if (n)
-		memcpy(vms, cache, n * sizeof(*vms));
 	size_t R = a->opt.fo_replicas < HA_HOLDERS_MAX ? a->opt.fo_replicas : HA_HOLDERS_MAX;
 	for (size_t i = 0; i < n; i++) {
 		const struct virt_vm *vm = &vms[i];
-		if (!vm->ha || !vm->persistent)
-			continue;
 		struct ha_sent *s = ha_sent_get(h, vm->uuid);
 		if (s == NULL)
 			continue;
 		s->seen = true;
-		char *xml = NULL, err[512];
-		if (virt_vm_export_xml(a->virt, vm->uuid, &xml, err, sizeof(err)) < 0) {
-			MV_WARN("failover", "cannot export vm for replication name=%s error=\"%s\"",
-			        vm->name, err);
+		const char *xml = xmls[i];
+		if (xml == NULL) {
+			MV_WARN("failover", "cannot export vm for replication name=%s", vm->name);
 			continue;
 		}
 		uint64_t hx = mv_fnv1a64(MV_FNV1A64_OFFSET, xml);
@@ -1709,7 +1872,6 @@ static void ha_replicate(struct agent *a)
 		s->n_holders = nh;
 		s->xml_hash = hx;
 		s->sent_at = now;
-		free(xml);
 	}
 	/* VMs that are no longer HA here: drop their replicas */
 	for (size_t i = 0; i < h->n_sent;) {
@@ -1723,8 +1885,89 @@ static void ha_replicate(struct agent *a)
 				ha_send_replica(a, s->holders[q], NULL, NULL, true, s->uuid);
 		h->sent[i] = h->sent[--h->n_sent];
 	}
-	free(vms);
 	ha_view_free(&v);
+}
+
+/* A round whose definitions are read on the worker. */
+struct ha_repl_round {
+	struct agent *a;
+	bool refresh;
+	struct virt_vm *vms;
+	size_t n;
+};
+
+static void ha_replicate_exported(struct virt *virt, int status, char *const *xmls, size_t n,
+                                  void *ud)
+{
+	(void)virt;
+	struct ha_repl_round *r = ud;
+	struct agent *a = r->a;
+	if (status == 0 && n == r->n && HA(a) != NULL && !a->stopping)
+		ha_replicate_apply(a, r->refresh, r->vms, r->n, xmls);
+	free(r->vms);
+	free(r);
+}
+
+/* Sends each local HA VM's definition to its holders (when it changed,
+ * the holders changed, or every HA_REPLICA_REFRESH_MS). The definitions
+ * are read on the hypervisor worker (a libvirtd that does not answer
+ * must not hold the loop every 30 s); while another worker call on the
+ * connection runs, the round waits for the next tick. */
+static void ha_replicate(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (a->virt == NULL || a->opt.witness || a->stopping)
+		return;
+	uint64_t now = uv_now(a->loop);
+	bool refresh = now >= h->repl_refresh_at;
+	size_t n = 0, k = 0;
+	const struct virt_vm *cache = virt_vms(a->virt, &n);
+	struct virt_vm *vms = n ? malloc(n * sizeof(*vms)) : NULL;
+	const char **keys = n ? malloc(n * sizeof(*keys)) : NULL;
+	struct ha_repl_round *r = calloc(1, sizeof(*r));
+	if ((n && (vms == NULL || keys == NULL)) || r == NULL) {
+		free(vms);
+		free(keys);
+		free(r);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (cache[i].ha && cache[i].persistent)
+			vms[k++] = cache[i];
+	for (size_t i = 0; i < k; i++)
+		keys[i] = vms[i].uuid;
+	*r = (struct ha_repl_round){.a = a, .refresh = refresh, .vms = vms, .n = k};
+	int rc = virt_vm_export_xml_async(a->virt, keys, k, ha_replicate_exported, r);
+	free(keys);
+	if (rc == -EBUSY || rc == -EAGAIN) {
+		free(vms);
+		free(r);
+		h->repl_dirty = true; /* the next tick */
+		return;
+	}
+	if (refresh)
+		h->repl_refresh_at = now + HA_REPLICA_REFRESH_MS;
+	h->repl_dirty = false;
+	if (rc == 0)
+		return; /* ha_replicate_exported goes on */
+	free(r);
+	/* no worker (or it failed to start): read them here */
+	char **xmls = k ? calloc(k, sizeof(*xmls)) : NULL;
+	if (k && xmls == NULL) {
+		free(vms);
+		return;
+	}
+	for (size_t i = 0; i < k; i++) {
+		char err[512];
+		if (virt_vm_export_xml(a->virt, vms[i].uuid, &xmls[i], err, sizeof(err)) < 0)
+			MV_WARN("failover", "cannot export vm for replication name=%s error=\"%s\"",
+			        vms[i].name, err);
+	}
+	ha_replicate_apply(a, refresh, vms, k, xmls);
+	for (size_t i = 0; i < k; i++)
+		free(xmls[i]);
+	free(xmls);
+	free(vms);
 }
 
 static void ha_replicate_soon(struct agent *a)
@@ -1974,6 +2217,46 @@ static void ha_move_crashed(struct agent *a, struct ha_crash *c)
 	free(xml);
 }
 
+/* A crash restart on the worker's critical lane has come back. */
+struct ha_crash_start {
+	struct agent *a;
+	char name[VIRT_NAME_MAX];
+	unsigned count;
+};
+
+static void ha_crash_restarted(struct agent *a, const char *name, unsigned count, int rc,
+                               const char *err)
+{
+	MV_WARN("failover", "ha vm restarted here name=%s crash=%u ok=%d error=\"%s\"", name, count,
+	        rc == 0, rc == 0 ? "" : err);
+	ha_event(a, rc == 0 ? "vm-restarted-locally" : "vm-restart-failed", a->opt.name, name,
+	         rc == 0 ? "restarted here after crash %u"
+	                 : "restart after crash %u "
+	                   "failed: %s",
+	         count, rc == 0 ? "" : err);
+	nodestate_refresh(a);
+}
+
+static void ha_crash_start_done(struct virt *v, int status, int rc, const char *err, void *ud)
+{
+	(void)v;
+	struct ha_crash_start *cs = ud;
+	if (status == 0 && !cs->a->stopping)
+		ha_crash_restarted(cs->a, cs->name, cs->count, rc, err);
+	free(cs);
+}
+
+/* The cached entry of uuid, or NULL. */
+static const struct virt_vm *ha_cached_vm(struct agent *a, const char *uuid)
+{
+	size_t n = 0;
+	const struct virt_vm *vms = virt_vms(a->virt, &n);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(vms[i].uuid, uuid) == 0)
+			return &vms[i];
+	return NULL;
+}
+
 static void ha_crash_tick(struct agent *a, uint64_t now)
 {
 	struct ha *h = HA(a);
@@ -1983,32 +2266,48 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
 			continue;
 		if (!quorate)
 			continue; /* a host without quorum may be failed over: wait */
-		c->restart_at = 0;
 		char err[512];
-		struct virt_vm vm;
 		/* no longer ours to restart: gone, running again, HA turned off,
-		 * or stopped by the operator through meshvisor meanwhile */
-		if (virt_vm_find(a->virt, c->uuid, &vm, err, sizeof(err)) < 0 ||
-		    vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED || !vm.ha ||
-		    vm.desired == VIRT_DESIRED_STOPPED) {
+		 * or stopped by the operator through meshvisor meanwhile (the
+		 * cache: its lifecycle events keep it, and reading libvirt here
+		 * would hold the loop on a slow daemon) */
+		const struct virt_vm *vm = ha_cached_vm(a, c->uuid);
+		if (vm == NULL || vm->state == VIRT_VM_RUNNING || vm->state == VIRT_VM_PAUSED ||
+		    !vm->ha || vm->desired == VIRT_DESIRED_STOPPED) {
+			c->restart_at = 0;
 			nodestate_refresh(a); /* no longer restarting */
 			continue;
 		}
 		if (c->count > a->opt.fo_vm_restarts) {
+			c->restart_at = 0;
 			ha_move_crashed(a, c);
 			nodestate_refresh(a);
 			continue;
 		}
-		int rc = virt_vm_start(a->virt, c->uuid, err, sizeof(err));
-		MV_WARN("failover", "ha vm restarted here name=%s crash=%u ok=%d error=\"%s\"",
-		        c->name, c->count, rc == 0, rc == 0 ? "" : err);
-		ha_event(a, rc == 0 ? "vm-restarted-locally" : "vm-restart-failed", a->opt.name,
-		         c->name,
-		         rc == 0 ? "restarted here after crash %u"
-		                 : "restart after crash %u "
-		                   "failed: %s",
-		         c->count, rc == 0 ? "" : err);
-		nodestate_refresh(a);
+		/* the start on the worker's critical lane (a QEMU start takes
+		 * hundreds of ms; a slow libvirtd must not hold the loop) */
+		struct ha_crash_start *cs = calloc(1, sizeof(*cs));
+		int rc = -ENOMEM;
+		if (cs != NULL) {
+			cs->a = a;
+			snprintf(cs->name, sizeof(cs->name), "%s", c->name);
+			cs->count = c->count;
+			rc = virt_vm_start_async(a->virt, c->uuid, HVWORK_CRITICAL,
+			                         ha_crash_start_done, cs);
+		}
+		if (rc == 0) {
+			c->restart_at = 0;
+			continue;
+		}
+		free(cs);
+		if (rc == -EBUSY || rc == -EAGAIN) {
+			c->restart_at = now + 100; /* another call on the connection: soon */
+			continue;
+		}
+		c->restart_at = 0;
+		/* no worker: here, as before */
+		rc = virt_vm_start(a->virt, c->uuid, err, sizeof(err));
+		ha_crash_restarted(a, c->name, c->count, rc, err);
 	}
 }
 

@@ -71,6 +71,7 @@ struct drain;
 
 struct migration {
 	struct migration *next;
+	struct agent *a; /* for the worker's callbacks */
 	char id[MIG_ID_MAX];
 	char vm[MIG_NAME_MAX];
 	char uuid[MIG_UUID_MAX];
@@ -92,7 +93,7 @@ struct migration {
 	uint64_t sink; /* 0: nobody waits (a drain collects it instead) */
 	struct drain *drain;
 	/* live */
-	uv_work_t work;
+	struct hvwork_job work; /* on the worker's migration lane */
 	bool work_running;
 	struct virt_migrate_params params;
 	struct virt_migrate_result result;
@@ -671,28 +672,28 @@ int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const 
 
 /* ---- the move: live, on a worker thread ------------------------------------------------------ */
 
-static void migration_live_work(uv_work_t *w)
+static void migration_live_work(struct hvwork_job *w)
 {
 	struct migration *m = w->data;
-	struct agent *a = m->work.loop->data;
+	struct agent *a = m->a;
 	m->work_rc = virt_vm_migrate(a->virt, m->uuid, &m->params, &m->result, m->work_err,
 	                             sizeof(m->work_err));
 }
 
 /* After a failure that left the VM not running here: ask both hosts where
  * it is (may block on a cut host until TCP gives up: it runs on a worker). */
-static void migration_where_work(uv_work_t *w)
+static void migration_where_work(struct hvwork_job *w)
 {
 	struct migration *m = w->data;
-	struct agent *a = m->work.loop->data;
+	struct agent *a = m->a;
 	char e[256];
 	m->where_rc = virt_vm_where(a->virt, m->uuid, m->dest_uri, &m->where, e, sizeof(e));
 }
 
-static void migration_where_after(uv_work_t *w, int status)
+static void migration_where_after(struct hvwork_job *w, int status)
 {
 	struct migration *m = w->data;
-	struct agent *a = w->loop->data;
+	struct agent *a = m->a;
 	m->work_running = false;
 	a->migration->jobs_running--;
 	virt_reconcile(a->virt);
@@ -716,10 +717,10 @@ static void migration_where_after(uv_work_t *w, int status)
 	migration_done(a, m, MIG_DONE_FAILED);
 }
 
-static void migration_live_after(uv_work_t *w, int status)
+static void migration_live_after(struct hvwork_job *w, int status)
 {
 	struct migration *m = w->data;
-	struct agent *a = w->loop->data;
+	struct agent *a = m->a;
 	m->work_running = false;
 	a->migration->jobs_running--;
 	virt_reconcile(a->virt); /* the VM left (or did not): refresh the cache here */
@@ -752,7 +753,9 @@ static void migration_live_after(uv_work_t *w, int status)
 	}
 	/* paused or gone here: it may have landed; ask both hosts */
 	m->work.data = m;
-	if (uv_queue_work(a->loop, &m->work, migration_where_work, migration_where_after) == 0) {
+	m->work.work = migration_where_work;
+	m->work.done = migration_where_after;
+	if (hvwork_submit(a->hv, HVWORK_MIGRATION, &m->work) == 0) {
 		m->work_running = true;
 		a->migration->jobs_running++;
 		return;
@@ -773,11 +776,13 @@ static void migration_live(struct agent *a, struct migration *m)
 	m->params.max_downtime_ms = a->opt.mig_max_downtime_ms;
 	m->params.tls = a->opt.mig_tls;
 	m->work.data = m;
-	a->loop->data = a;
-	int rc = uv_queue_work(a->loop, &m->work, migration_live_work, migration_live_after);
+	m->work.work = migration_live_work;
+	m->work.done = migration_live_after;
+	m->a = a;
+	int rc = hvwork_submit(a->hv, HVWORK_MIGRATION, &m->work);
 	if (rc < 0) {
 		snprintf(m->message, sizeof(m->message), "cannot start the migration: %s",
-		         uv_strerror(rc));
+		         strerror(-rc));
 		migration_done(a, m, MIG_DONE_FAILED);
 		return;
 	}

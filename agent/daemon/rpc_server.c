@@ -180,6 +180,12 @@ static void rpc_status(struct agent *a, struct net_conn *c, struct rpc_reply *r)
 	st->datagram_replays = ns.dgram_replays;
 	st->datagram_no_key = ns.dgram_no_key;
 	st->role = (char *)tls_role_name(c ? net_conn_peer_role(c) : TLS_ROLE_NODE);
+	struct mv_lag_summary lag;
+	looplag_summary(&a->looplag, &lag);
+	st->loop_lag_p99_us = lag.p99_us;
+	st->loop_lag_max_us = lag.max_us;
+	st->loop_lag_max_ever_us = lag.max_ever_us;
+	st->loop_stalls = looplag_stalls(&a->looplag);
 	r->resp.result_case = MV__RPC_RESPONSE__RESULT_STATUS;
 	r->resp.status = st;
 }

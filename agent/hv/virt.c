@@ -23,6 +23,15 @@
  * event only says "look at this VM again", so events that arrive late or
  * twice are harmless.
  *
+ * The periodic reconcile, with a worker (virt_options.worker), lists on
+ * the worker's general lane through its own reference on the connection
+ * (a full listing is one round trip per VM and more: it must not hold the
+ * loop, least of all when libvirtd is slow) and applies the listing on the
+ * loop. The cache may have changed in between (an event, our own
+ * operation: cache_gen moved); the listing is then older than the cache
+ * and is dropped — the events keep the cache exact, and the next pass
+ * comes reconcile_ms later.
+ *
  * libvirt prints every error to stderr by default; we install an error
  * handler that drops that printing and instead carry libvirt's message
  * into the health record, the log and the caller's error buffer.
@@ -52,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hvwork.h"
 #include "log.h"
 #include "names.h"
 
@@ -76,6 +86,17 @@ struct virt {
 	bool warned_long_name;
 	struct virt_vm *vms;
 	size_t n_vms;
+	uint64_t cache_gen; /* bumped by every change of the cache */
+	struct hvwork *worker;
+	struct virt_reconcile_job *reconcile_job; /* in flight on the worker */
+	/* with a worker: the host's figures as last read there (kept across
+	 * reconnects: the host does not change), and the read in flight */
+	struct virt_host host;
+	bool host_known;
+	struct virt_host_job *host_job;
+	struct virt_open_job *open_job; /* a reconnect in flight on the worker */
+	struct virt_export_job *export_job;
+	struct virt_start_job *start_job;
 	/* virt_test_inject_stop: the reason the next STOPPED event of that
 	 * VM is taken as (its uuid; "" when the slot is free). */
 	struct {
@@ -153,7 +174,49 @@ static void virt_set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A read of the host's figures on the worker (virt_host_info). */
+struct virt_host_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran */
+	virConnectPtr c;
+	bool test_driver, local;
+	char cpu_model[64];
+	struct virt_host host;
+	int rc;
+};
+
 static void virt_lost(struct virt *v, const char *why);
+
+/* A start on the worker (virt_vm_start_async). */
+struct virt_start_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran */
+	virConnectPtr c;
+	char *key;
+	int rc;
+	char err[512];
+	virt_op_done_fn done;
+	void *ud;
+};
+
+/* Definitions read on the worker (virt_vm_export_xml_async). */
+struct virt_export_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran */
+	virConnectPtr c;
+	char **keys, **xmls;
+	size_t n;
+	virt_export_done_fn done;
+	void *ud;
+};
+
+/* A worker call on the agent's connection is in flight (see
+ * virt_host_refresh_async: one at a time). */
+static bool virt_conn_job_busy(const struct virt *v)
+{
+	return v->reconcile_job != NULL || v->host_job != NULL || v->export_job != NULL ||
+	       v->start_job != NULL;
+}
 
 /* A libvirt call just failed: "what: libvirt's message" into err, libvirt's
  * code as errno. A connection that died under the call is marked LOST. */
@@ -422,24 +485,42 @@ static enum virt_vm_state virt_state_from_libvirt(unsigned char s)
 	}
 }
 
+static int virt_conn_failed(virConnectPtr c, char *err, size_t errlen, const char *what);
+static virConnectPtr virt_conn_ref(struct virt *v);
+
+/* Who learns of a failed libvirt call during a read: the loop's struct
+ * virt (virt_failed: a dead connection is marked LOST), or, on a worker,
+ * only the bare connection (virt_conn_failed: nothing shared is touched). */
+struct virt_reader {
+	struct virt *v;
+	virConnectPtr c;
+};
+
+static int virt_reader_failed(const struct virt_reader *r, char *err, size_t errlen,
+                              const char *what)
+{
+	return r->v != NULL ? virt_failed(r->v, err, errlen, what)
+	                    : virt_conn_failed(r->c, err, errlen, what);
+}
+
 /* 0, -ENOENT (the domain went away meanwhile), -ENAMETOOLONG, or -errno. */
-static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char *err,
-                        size_t errlen)
+static int virt_dom_read(const struct virt_reader *rd, virDomainPtr d, struct virt_vm *vm,
+                         char *err, size_t errlen)
 {
 	memset(vm, 0, sizeof(*vm));
 	const char *name = virDomainGetName(d);
 	if (name == NULL)
-		return virt_failed(v, err, errlen, "cannot read a VM's name");
+		return virt_reader_failed(rd, err, errlen, "cannot read a VM's name");
 	if (strlen(name) >= sizeof(vm->name)) {
 		virt_set_err(err, errlen, "VM name longer than %d bytes", VIRT_NAME_MAX - 1);
 		return -ENAMETOOLONG;
 	}
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	if (virDomainGetUUIDString(d, vm->uuid) < 0)
-		return virt_failed(v, err, errlen, "cannot read a VM's UUID");
+		return virt_reader_failed(rd, err, errlen, "cannot read a VM's UUID");
 	virDomainInfo info;
 	if (virDomainGetInfo(d, &info) < 0)
-		return virt_failed(v, err, errlen, "cannot read VM state");
+		return virt_reader_failed(rd, err, errlen, "cannot read VM state");
 	vm->state = virt_state_from_libvirt(info.state);
 	if (virt_vm_stopped(vm->state)) {
 		int st, reason;
@@ -454,7 +535,7 @@ static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char
 	vm->max_memory_kib = info.maxMem;
 	int p = virDomainIsPersistent(d);
 	if (p < 0)
-		return virt_failed(v, err, errlen, "cannot read VM persistence");
+		return virt_reader_failed(rd, err, errlen, "cannot read VM persistence");
 	vm->persistent = p == 1;
 	char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS,
 	                                  VIR_DOMAIN_AFFECT_CURRENT);
@@ -464,37 +545,74 @@ static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char
 	} else {
 		int code = virGetLastErrorCode();
 		if (code != VIR_ERR_NO_DOMAIN_METADATA && code != VIR_ERR_NO_SUPPORT)
-			return virt_failed(v, err, errlen, "cannot read VM metadata");
+			return virt_reader_failed(rd, err, errlen, "cannot read VM metadata");
 	}
 	return 0;
 }
 
-static int virt_list_raw(struct virt *v, struct virt_vm **out, size_t *n, char *err, size_t errlen)
+static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char *err,
+                        size_t errlen)
+{
+	struct virt_reader rd = {.v = v};
+	return virt_dom_read(&rd, d, vm, err, errlen);
+}
+
+#ifdef MV_TEST_HOOKS
+static _Atomic unsigned virt_test_delay_ms, virt_test_open_delay_ms;
+void virt_test_set_delay(unsigned ms)
+{
+	virt_test_delay_ms = ms;
+}
+void virt_test_set_open_delay(unsigned ms)
+{
+	virt_test_open_delay_ms = ms;
+}
+#endif
+
+/* A libvirtd that answers slowly, for tests (virt_test_set_delay;
+ * virt_test_set_open_delay when opening). */
+static void virt_test_slow_for(bool open)
+{
+#ifdef MV_TEST_HOOKS
+	unsigned ms = open ? virt_test_open_delay_ms : virt_test_delay_ms;
+	if (ms > 0) {
+		struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
+#else
+	(void)open;
+#endif
+}
+
+static void virt_test_slow(void)
+{
+	virt_test_slow_for(false);
+}
+
+/* Every VM on connection c. A VM whose name is too long is left out, with
+ * *long_name set (the caller warns once). */
+static int virt_list_conn(const struct virt_reader *rd, virConnectPtr c, struct virt_vm **out,
+                          size_t *n, bool *long_name, char *err, size_t errlen)
 {
 	*out = NULL;
 	*n = 0;
-	if (!virt_connected(v))
-		return virt_unreachable(v, err, errlen);
+	virt_test_slow();
 	virDomainPtr *doms = NULL;
-	int nd = virConnectListAllDomains(v->conn, &doms, 0);
+	int nd = virConnectListAllDomains(c, &doms, 0);
 	if (nd < 0)
-		return virt_failed(v, err, errlen, "cannot list VMs");
+		return virt_reader_failed(rd, err, errlen, "cannot list VMs");
 	struct virt_vm *vms = nd > 0 ? calloc((size_t)nd, sizeof(*vms)) : NULL;
 	int rc = nd > 0 && vms == NULL ? -ENOMEM : 0;
 	size_t k = 0;
 	for (int i = 0; i < nd; i++) {
 		if (rc == 0) {
 			char e[512];
-			int r = virt_vm_read(v, doms[i], &vms[k], e, sizeof(e));
+			int r = virt_dom_read(rd, doms[i], &vms[k], e, sizeof(e));
 			if (r == 0) {
 				k++;
 			} else if (r == -ENAMETOOLONG) {
-				if (!v->warned_long_name) {
-					char q[300];
-					MV_WARN("virt", "VM left out of the inventory error=%s",
-					        mv_log_quote(q, sizeof(q), e));
-					v->warned_long_name = true;
-				}
+				*long_name = true;
 			} else if (r != -ENOENT) { /* -ENOENT: undefined while we listed */
 				virt_set_err(err, errlen, "%s", e);
 				rc = r;
@@ -510,6 +628,29 @@ static int virt_list_raw(struct virt *v, struct virt_vm **out, size_t *n, char *
 	*out = vms;
 	*n = k;
 	return 0;
+}
+
+static void virt_warn_long_name(struct virt *v, bool long_name)
+{
+	if (long_name && !v->warned_long_name) {
+		MV_WARN("virt",
+		        "VM left out of the inventory error=\"VM name longer than %d bytes\"",
+		        VIRT_NAME_MAX - 1);
+		v->warned_long_name = true;
+	}
+}
+
+static int virt_list_raw(struct virt *v, struct virt_vm **out, size_t *n, char *err, size_t errlen)
+{
+	*out = NULL;
+	*n = 0;
+	if (!virt_connected(v))
+		return virt_unreachable(v, err, errlen);
+	struct virt_reader rd = {.v = v};
+	bool long_name = false;
+	int rc = virt_list_conn(&rd, v->conn, out, n, &long_name, err, errlen);
+	virt_warn_long_name(v, long_name);
+	return rc;
 }
 
 int virt_list_vms(struct virt *v, struct virt_vm **out, size_t *n)
@@ -571,6 +712,7 @@ static int virt_cache_upsert(struct virt *v, struct virt_vm *vm)
 {
 	struct virt_vm *old = virt_cache_find(v, vm->uuid);
 	virt_merge_stop(v, old, vm);
+	v->cache_gen++;
 	if (old != NULL) {
 		*old = *vm;
 		return 0;
@@ -588,6 +730,7 @@ static void virt_cache_remove(struct virt *v, const char *uuid)
 	struct virt_vm *old = virt_cache_find(v, uuid);
 	if (old == NULL)
 		return;
+	v->cache_gen++;
 	size_t i = (size_t)(old - v->vms);
 	memmove(&v->vms[i], &v->vms[i + 1], (v->n_vms - i - 1) * sizeof(*v->vms));
 	v->n_vms--;
@@ -616,20 +759,18 @@ static void virt_cache_refresh(struct virt *v, virDomainPtr d, char *name)
 	}
 }
 
-int virt_reconcile(struct virt *v)
+static void virt_reconcile_failed(int rc, const char *err)
 {
-	struct virt_vm *vms;
-	size_t n;
-	char err[512];
-	int rc = virt_list_raw(v, &vms, &n, err, sizeof(err));
-	if (rc < 0) {
-		if (rc != -ENOTCONN) {
-			char q[600];
-			MV_WARN("virt", "reconcile failed error=%s",
-			        mv_log_quote(q, sizeof(q), err));
-		}
-		return rc;
+	if (rc != -ENOTCONN) {
+		char q[600];
+		MV_WARN("virt", "reconcile failed error=%s", mv_log_quote(q, sizeof(q), err));
 	}
+}
+
+/* The cache becomes vms (n of them, taken over); on_change for every VM
+ * added, removed or changed. Returns how many, or -ENOMEM (vms freed). */
+static int virt_reconcile_apply(struct virt *v, struct virt_vm *vms, size_t n)
+{
 	/* Names of VMs that differ, collected before notifying: the callback
 	 * may call back into virt and rewrite the cache. */
 	size_t cap = n + v->n_vms, nc = 0;
@@ -654,12 +795,105 @@ int virt_reconcile(struct virt *v)
 	free(v->vms);
 	v->vms = vms;
 	v->n_vms = n;
+	v->cache_gen++;
 	if (nc > 0)
 		MV_DEBUG("virt", "reconcile found changes vms=%zu", nc);
 	for (size_t i = 0; i < nc; i++)
 		virt_notify(v, VIRT_CHANGE_VM_RECONCILED, changed[i]);
 	free(changed);
 	return (int)nc;
+}
+
+int virt_reconcile(struct virt *v)
+{
+	struct virt_vm *vms;
+	size_t n;
+	char err[512];
+	int rc = virt_list_raw(v, &vms, &n, err, sizeof(err));
+	if (rc < 0) {
+		virt_reconcile_failed(rc, err);
+		return rc;
+	}
+	return virt_reconcile_apply(v, vms, n);
+}
+
+/* The periodic reconcile on the worker: the listing there, through the
+ * job's own reference on the connection; the rest on the loop. */
+struct virt_reconcile_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran: only the job is freed */
+	virConnectPtr c;
+	uint64_t gen; /* v->cache_gen when the listing was asked for */
+	struct virt_vm *vms;
+	size_t n;
+	bool long_name;
+	int rc;
+	char err[512];
+};
+
+static void virt_reconcile_work(struct hvwork_job *j)
+{
+	struct virt_reconcile_job *r = j->data;
+	struct virt_reader rd = {.c = r->c};
+	r->rc = virt_list_conn(&rd, r->c, &r->vms, &r->n, &r->long_name, r->err, sizeof(r->err));
+}
+
+static void virt_reconcile_done(struct hvwork_job *j, int status)
+{
+	struct virt_reconcile_job *r = j->data;
+	struct virt *v = r->v;
+	if (v != NULL) {
+		v->reconcile_job = NULL;
+		if (status != 0) {
+			/* cancelled: the agent stops */
+		} else if (r->rc == -ENOTCONN && v->conn == r->c) {
+			char why[600];
+			snprintf(why, sizeof(why), "libvirt connection lost: %s", r->err);
+			virt_lost(v, why);
+		} else if (r->rc < 0) {
+			virt_reconcile_failed(r->rc, r->err);
+		} else if (r->gen != v->cache_gen) {
+			MV_DEBUG("virt", "reconcile listing dropped: the cache changed meanwhile");
+		} else {
+			virt_warn_long_name(v, r->long_name);
+			virt_reconcile_apply(v, r->vms, r->n);
+			r->vms = NULL;
+		}
+	}
+	virConnectClose(r->c);
+	free(r->vms);
+	free(r);
+}
+
+/* Starts a reconcile on the worker; false when it could not (no worker, no
+ * connection, out of memory, the lane is full): nothing started. True also
+ * when one is already under way. */
+static bool virt_reconcile_async(struct virt *v)
+{
+	if (v->worker == NULL)
+		return false;
+	if (virt_conn_job_busy(v))
+		return true; /* one worker call on the connection at a time (below) */
+	struct virt_reconcile_job *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return false;
+	r->c = virt_conn_ref(v);
+	if (r->c == NULL) {
+		free(r);
+		return false;
+	}
+	r->v = v;
+	r->gen = v->cache_gen;
+	r->j.work = virt_reconcile_work;
+	r->j.done = virt_reconcile_done;
+	r->j.data = r;
+	if (hvwork_submit(v->worker, HVWORK_GENERAL, &r->j) < 0) {
+		virConnectClose(r->c);
+		free(r);
+		return false;
+	}
+	v->reconcile_job = r;
+	return true;
 }
 
 /* ---- connection --------------------------------------------------------- */
@@ -809,8 +1043,10 @@ static enum virt_stop_reason virt_injected_reason(struct virt *v, const char *uu
 static void virt_cache_set_stop(struct virt *v, const char *uuid, enum virt_stop_reason why)
 {
 	struct virt_vm *e = virt_cache_find(v, uuid);
-	if (e != NULL && virt_vm_stopped(e->state))
+	if (e != NULL && virt_vm_stopped(e->state)) {
 		e->stop_reason = why;
+		v->cache_gen++;
+	}
 }
 
 /* why: VIRT_STOP_NONE for events that carry no stop reason. */
@@ -850,26 +1086,6 @@ static void virt_on_metadata(virConnectPtr conn, virDomainPtr dom, int type, con
 	    strcmp(nsuri, VIRT_META_NS) != 0)
 		return;
 	virt_on_domain_event(v, dom, VIRT_STOP_NONE);
-}
-
-/* The host CPU model as libvirt names it (what migration compatibility is
- * judged by), read once per struct virt: a cold qemu:///system daemon can
- * take seconds to build its capabilities (8 s measured in the lab), and the
- * loop must not stall like that on every reconnect. The agent's first
- * connect is its synchronous virt_check() before it starts serving. */
-static void virt_read_cpu_model(struct virt *v)
-{
-	if (v->cpu_model[0] != '\0')
-		return;
-	char *caps = virConnectGetCapabilities(v->conn);
-	if (caps == NULL)
-		return;
-	xmlDocPtr doc = virt_xml_read(caps);
-	if (doc != NULL)
-		virt_xpath_string(doc, "string(/capabilities/host/cpu/model)", v->cpu_model,
-		                  sizeof(v->cpu_model));
-	xmlFreeDoc(doc);
-	free(caps);
 }
 
 /* Reads node info into health; false (and LOST) on failure. */
@@ -916,33 +1132,80 @@ static void virt_register_callbacks(struct virt *v)
 		         mv_log_quote(q, sizeof(q), virt_last_message()));
 }
 
-/* DISCONNECTED -> CONNECTED, or stays DISCONNECTED with health saying why. */
-static int virt_connect(struct virt *v)
+/* What opening a connection found out (virt_open_conn): any thread. */
+struct virt_opened {
+	virConnectPtr c; /* NULL: failed, err says why */
+	bool test_driver;
+	char cpu_model[64]; /* from the capabilities; "" when not read */
+	virNodeInfo info;
+	char err[512];
+};
+
+/* The host CPU model as libvirt names it (what migration compatibility is
+ * judged by; "" when unknown), read once per struct virt: a cold
+ * qemu:///system daemon can take seconds to build its capabilities (8 s
+ * measured in the lab). The agent's first connect is its synchronous
+ * virt_check() before it starts serving; reconnects read it on the worker
+ * when it is still unknown. */
+static void virt_caps_cpu_model(virConnectPtr c, char *out, size_t len)
 {
-	virConnectPtr c = virConnectOpen(v->uri);
-	pthread_mutex_lock(&v->conn_lock);
-	v->conn = c;
-	pthread_mutex_unlock(&v->conn_lock);
-	if (v->conn == NULL) {
-		char why[512];
-		snprintf(why, sizeof(why), "cannot connect to libvirt: %s", virt_last_message());
+	out[0] = '\0';
+	char *caps = virConnectGetCapabilities(c);
+	if (caps == NULL)
+		return;
+	xmlDocPtr doc = virt_xml_read(caps);
+	if (doc != NULL)
+		virt_xpath_string(doc, "string(/capabilities/host/cpu/model)", out, len);
+	xmlFreeDoc(doc);
+	free(caps);
+}
+
+/* Opens uri and reads what a new connection needs: the driver type, the
+ * CPU model (want_caps: seconds on a cold qemu:///system) and the node
+ * info. Touches no struct virt: runs on the loop or on the worker. */
+static void virt_open_conn(const char *uri, bool want_caps, struct virt_opened *o)
+{
+	memset(o, 0, sizeof(*o));
+	virt_test_slow_for(true);
+	o->c = virConnectOpen(uri);
+	if (o->c == NULL) {
+		snprintf(o->err, sizeof(o->err), "cannot connect to libvirt: %s",
+		         virt_last_message());
+		return;
+	}
+	const char *type = virConnectGetType(o->c);
+	o->test_driver = type != NULL && strcmp(type, "TEST") == 0;
+	if (want_caps)
+		virt_caps_cpu_model(o->c, o->cpu_model, sizeof(o->cpu_model));
+	if (virNodeGetInfo(o->c, &o->info) < 0) {
+		snprintf(o->err, sizeof(o->err), "cannot read node info: %s", virt_last_message());
+		virConnectClose(o->c);
+		o->c = NULL;
+	}
+}
+
+/* DISCONNECTED -> CONNECTED with what virt_open_conn opened (taken over),
+ * or stays DISCONNECTED with health saying why. Loop thread. */
+static int virt_connect_finish(struct virt *v, struct virt_opened *o)
+{
+	if (o->c == NULL) {
 		v->health.failures++;
-		virt_set_unreachable(v, why);
+		virt_set_unreachable(v, o->err);
 		return -ENOTCONN;
 	}
 	pthread_mutex_lock(&v->conn_lock);
+	v->conn = o->c;
 	v->conn_dead = false;
 	pthread_mutex_unlock(&v->conn_lock);
-	const char *type = virConnectGetType(v->conn);
-	v->test_driver = type != NULL && strcmp(type, "TEST") == 0;
+	v->test_driver = o->test_driver;
+	if (v->cpu_model[0] == '\0')
+		snprintf(v->cpu_model, sizeof(v->cpu_model), "%s", o->cpu_model);
 	if (v->loop != NULL)
 		virt_register_callbacks(v);
-	virt_read_cpu_model(v);
-	if (!virt_refresh_node(v)) {
-		virt_drop(v);
-		v->health.failures++;
-		return -ENOTCONN;
-	}
+	v->health.cpus = o->info.cpus;
+	v->health.memory_kib = o->info.memory;
+	snprintf(v->health.cpu_model, sizeof(v->health.cpu_model), "%s",
+	         v->cpu_model[0] ? v->cpu_model : o->info.model);
 	v->health.reachable = true;
 	v->health.error[0] = '\0';
 	v->health.connects++;
@@ -952,10 +1215,81 @@ static int virt_connect(struct virt *v)
 	if (v->loop != NULL)
 		uv_timer_stop(&v->retry_timer);
 	virt_log_state(v);
+	/* The first listing of a new connection stays here, before CONNECTED
+	 * is told: the agent's start reads the inventory at once (HA VMs here
+	 * resume the self-fence clock), and a blind fence's retry after a
+	 * reconnect destroys from it. The daemon has just answered the open. */
 	virt_reconcile(v);
 	if (virt_connected(v))
 		virt_notify(v, VIRT_CHANGE_CONNECTED, NULL);
 	return 0;
+}
+
+static int virt_connect(struct virt *v)
+{
+	struct virt_opened o;
+	virt_open_conn(v->uri, v->cpu_model[0] == '\0', &o);
+	return virt_connect_finish(v, &o);
+}
+
+/* A reconnect on the worker: virConnectOpen to a libvirtd that is alive
+ * but does not answer (stopped, hung) blocks until it does, with no
+ * timeout of libvirt's: there it holds a worker thread, not the loop. */
+struct virt_open_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran */
+	char *uri;
+	bool want_caps;
+	struct virt_opened o;
+};
+
+static void virt_open_work(struct hvwork_job *j)
+{
+	struct virt_open_job *o = j->data;
+	virt_open_conn(o->uri, o->want_caps, &o->o);
+}
+
+static void virt_open_done(struct hvwork_job *j, int status)
+{
+	struct virt_open_job *o = j->data;
+	struct virt *v = o->v;
+	if (v != NULL)
+		v->open_job = NULL;
+	if (v == NULL || status != 0) {
+		if (o->o.c != NULL)
+			virConnectClose(o->o.c);
+	} else if (virt_connect_finish(v, &o->o) < 0) {
+		virt_schedule_retry(v);
+	}
+	free(o->uri);
+	free(o);
+}
+
+/* Starts a reconnect on the worker; false when there is none or it cannot
+ * take the job (then the caller connects here). */
+static bool virt_connect_async(struct virt *v)
+{
+	if (v->worker == NULL)
+		return false;
+	if (v->open_job != NULL)
+		return true;
+	struct virt_open_job *o = calloc(1, sizeof(*o));
+	if (o == NULL || (o->uri = strdup(v->uri)) == NULL) {
+		free(o);
+		return false;
+	}
+	o->v = v;
+	o->want_caps = v->cpu_model[0] == '\0';
+	o->j.work = virt_open_work;
+	o->j.done = virt_open_done;
+	o->j.data = o;
+	if (hvwork_submit(v->worker, HVWORK_GENERAL, &o->j) < 0) {
+		free(o->uri);
+		free(o);
+		return false;
+	}
+	v->open_job = o;
+	return true;
 }
 
 static void virt_on_retry(uv_timer_t *t)
@@ -968,16 +1302,16 @@ static void virt_on_retry(uv_timer_t *t)
 		virt_notify(v, VIRT_CHANGE_DISCONNECTED, NULL);
 		return;
 	}
-	if (v->conn != NULL)
+	if (v->conn != NULL || v->open_job != NULL)
 		return;
-	if (virt_connect(v) < 0)
+	if (!virt_connect_async(v) && virt_connect(v) < 0)
 		virt_schedule_retry(v);
 }
 
 static void virt_on_reconcile(uv_timer_t *t)
 {
 	struct virt *v = t->data;
-	if (virt_connected(v))
+	if (virt_connected(v) && !virt_reconcile_async(v) && v->worker == NULL)
 		virt_reconcile(v);
 }
 
@@ -999,8 +1333,18 @@ bool virt_check(struct virt *v)
 		if (virt_connect(v) < 0)
 			virt_schedule_retry(v);
 	}
-	if (virt_connected(v) && virt_refresh_node(v))
+	if (virt_connected(v) && v->worker != NULL && v->health.connects > 0) {
+		/* no round trip here: the figures come from the worker's reads
+		 * (virt_host_info), and a dead daemon from keepalive, the close
+		 * callback and the worker's failures */
+		if (v->host_known) {
+			v->health.cpus = v->host.cpus;
+			v->health.memory_kib = v->host.memory_kib;
+		}
 		v->health.reachable = true;
+	} else if (virt_connected(v) && virt_refresh_node(v)) {
+		v->health.reachable = true;
+	}
 	virt_log_state(v);
 	return v->health.reachable;
 }
@@ -1043,6 +1387,7 @@ struct virt *virt_new_opts(const struct virt_options *o)
 	v->ka_count = o->keepalive_count ? o->keepalive_count : VIRT_KEEPALIVE_COUNT_DEFAULT;
 	v->on_change = o->on_change;
 	v->ud = o->ud;
+	v->worker = o->worker;
 	snprintf(v->health.error, sizeof(v->health.error), "not connected yet");
 	virSetErrorFunc(NULL, virt_silence_errors);
 	if (v->loop != NULL) {
@@ -1070,6 +1415,16 @@ void virt_free(struct virt *v)
 {
 	if (v == NULL)
 		return;
+	if (v->reconcile_job != NULL)
+		v->reconcile_job->v = NULL; /* its listing goes nowhere */
+	if (v->host_job != NULL)
+		v->host_job->v = NULL;
+	if (v->open_job != NULL)
+		v->open_job->v = NULL;
+	if (v->export_job != NULL)
+		v->export_job->v = NULL;
+	if (v->start_job != NULL)
+		v->start_job->v = NULL;
 	virt_drop(v);
 	free(v->vms);
 	free(v->uri);
@@ -1097,17 +1452,16 @@ const struct virt_health *virt_health(const struct virt *v)
 /* ---- host capacity ------------------------------------------------------ */
 
 /* free + buffers + cached over all cells, in KiB; -1 if not reported. */
-static int virt_node_free_kib(struct virt *v, uint64_t *out)
+static int virt_node_free_kib(virConnectPtr c, uint64_t *out)
 {
 	int n = 0;
-	if (virNodeGetMemoryStats(v->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &n, 0) < 0 ||
-	    n <= 0)
+	if (virNodeGetMemoryStats(c, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &n, 0) < 0 || n <= 0)
 		return -1;
 	virNodeMemoryStatsPtr p = calloc((size_t)n, sizeof(*p));
 	if (p == NULL)
 		return -1;
 	int rc = -1;
-	if (virNodeGetMemoryStats(v->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, p, &n, 0) == 0) {
+	if (virNodeGetMemoryStats(c, VIR_NODE_MEMORY_STATS_ALL_CELLS, p, &n, 0) == 0) {
 		uint64_t sum = 0;
 		for (int i = 0; i < n; i++) {
 			if (strcmp(p[i].field, VIR_NODE_MEMORY_STATS_FREE) == 0 ||
@@ -1123,19 +1477,115 @@ static int virt_node_free_kib(struct virt *v, uint64_t *out)
 	return rc;
 }
 
+/* What the host's libvirt says of it (the test driver's free memory is
+ * left to the caller: it is computed from the cache). Any thread. */
+static int virt_node_read(const struct virt_reader *rd, virConnectPtr c, bool test_driver,
+                          bool local, const char *cpu_model, struct virt_host *out)
+{
+	memset(out, 0, sizeof(*out));
+	virt_test_slow();
+	virNodeInfo info;
+	if (virNodeGetInfo(c, &info) < 0)
+		return virt_reader_failed(rd, NULL, 0, "cannot read node info");
+	out->cpus = info.cpus;
+	out->mhz = info.mhz;
+	out->memory_kib = info.memory;
+	snprintf(out->cpu_model, sizeof(out->cpu_model), "%s",
+	         cpu_model[0] ? cpu_model : info.model);
+	if (test_driver) {
+		out->free_estimated = true;
+	} else if (virt_node_free_kib(c, &out->free_kib) < 0) {
+		unsigned long long b = virNodeGetFreeMemory(c);
+		if (b == 0)
+			return virt_reader_failed(rd, NULL, 0, "cannot read free memory");
+		out->free_kib = b / 1024;
+	}
+	if (local) {
+		FILE *f = fopen("/proc/loadavg", "r");
+		if (f != NULL) {
+			out->have_load = fscanf(f, "%lf %lf %lf", &out->load[0], &out->load[1],
+			                        &out->load[2]) == 3;
+			fclose(f);
+		}
+	}
+	return 0;
+}
+
+static void virt_host_work(struct hvwork_job *j)
+{
+	struct virt_host_job *h = j->data;
+	struct virt_reader rd = {.c = h->c};
+	h->rc = virt_node_read(&rd, h->c, h->test_driver, h->local, h->cpu_model, &h->host);
+}
+
+static void virt_host_done(struct hvwork_job *j, int status)
+{
+	struct virt_host_job *h = j->data;
+	if (h->v != NULL) {
+		h->v->host_job = NULL;
+		if (status == 0 && h->rc == 0) {
+			h->v->host = h->host;
+			h->v->host_known = true;
+		} else if (status == 0 && h->rc == -ENOTCONN && h->v->conn == h->c) {
+			/* the daemon went away under the read: as a loop call would */
+			virt_lost(h->v, "libvirt connection lost (reading the host's figures)");
+		}
+		/* any other failure: the figures last read stay */
+	}
+	virConnectClose(h->c);
+	free(h);
+}
+
+static void virt_host_refresh_async(struct virt *v)
+{
+	/* One worker call on the agent's connection at a time: libvirt 9.0
+	 * crashed (SIGSEGV in g_main_loop_quit, inside virNetClient's I/O
+	 * loop) when two worker threads were blocked on a stopped libvirtd
+	 * whose connection the keepalive then closed, at the daemon's
+	 * SIGCONT (tests/lab/test_lab_libvirt_stall.py). */
+	if (virt_conn_job_busy(v))
+		return;
+	struct virt_host_job *h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return;
+	h->c = virt_conn_ref(v);
+	if (h->c == NULL) {
+		free(h);
+		return;
+	}
+	h->v = v;
+	h->test_driver = v->test_driver;
+	h->local = v->local;
+	snprintf(h->cpu_model, sizeof(h->cpu_model), "%s", v->cpu_model);
+	h->j.work = virt_host_work;
+	h->j.done = virt_host_done;
+	h->j.data = h;
+	if (hvwork_submit(v->worker, HVWORK_GENERAL, &h->j) < 0) {
+		virConnectClose(h->c);
+		free(h);
+		return;
+	}
+	v->host_job = h;
+}
+
 int virt_host_info(struct virt *v, struct virt_host *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (!virt_connected(v))
 		return -ENOTCONN;
-	virNodeInfo info;
-	if (virNodeGetInfo(v->conn, &info) < 0)
-		return virt_failed(v, NULL, 0, "cannot read node info");
-	out->cpus = info.cpus;
-	out->mhz = info.mhz;
-	out->memory_kib = info.memory;
-	snprintf(out->cpu_model, sizeof(out->cpu_model), "%s",
-	         v->cpu_model[0] ? v->cpu_model : info.model);
+	if (v->worker != NULL && v->host_known) {
+		/* the figures last read on the worker, and a fresh read there for
+		 * the next call: a slow libvirtd never holds the loop here */
+		*out = v->host;
+		virt_host_refresh_async(v);
+	} else {
+		struct virt_reader rd = {.v = v};
+		int rc = virt_node_read(&rd, v->conn, v->test_driver, v->local, v->cpu_model, out);
+		if (rc < 0)
+			return rc;
+		v->host = *out;
+		v->host_known = true;
+	}
 	if (v->test_driver) {
 		/* The test driver's free-memory figures are constants unrelated to
 		 * its VMs; what its VMs take is the only honest measure. */
@@ -1145,19 +1595,6 @@ int virt_host_info(struct virt *v, struct virt_host *out)
 				used += v->vms[i].memory_kib;
 		out->free_kib = used < out->memory_kib ? out->memory_kib - used : 0;
 		out->free_estimated = true;
-	} else if (virt_node_free_kib(v, &out->free_kib) < 0) {
-		unsigned long long b = virNodeGetFreeMemory(v->conn);
-		if (b == 0)
-			return virt_failed(v, NULL, 0, "cannot read free memory");
-		out->free_kib = b / 1024;
-	}
-	if (v->local) {
-		FILE *f = fopen("/proc/loadavg", "r");
-		if (f != NULL) {
-			out->have_load = fscanf(f, "%lf %lf %lf", &out->load[0], &out->load[1],
-			                        &out->load[2]) == 3;
-			fclose(f);
-		}
 	}
 	return 0;
 }
@@ -2049,6 +2486,158 @@ int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, cha
 	virDomainFree(d);
 	*xml = x;
 	return rc;
+}
+
+/* virt_vm_export_xml's read on a bare connection (any thread). */
+static char *virt_conn_export(virConnectPtr c, const char *key)
+{
+	virDomainPtr d;
+	char err[256];
+	if (virt_conn_lookup(c, key, &d, err, sizeof(err)) < 0)
+		return NULL;
+	char *x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
+	                                     VIR_DOMAIN_XML_MIGRATABLE);
+	if (x == NULL && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+		x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+	virDomainFree(d);
+	return x;
+}
+
+static void virt_export_job_free(struct virt_export_job *e)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		free(e->keys[i]);
+		free(e->xmls[i]);
+	}
+	free(e->keys);
+	free(e->xmls);
+	free(e);
+}
+
+static void virt_export_work(struct hvwork_job *j)
+{
+	struct virt_export_job *e = j->data;
+	for (size_t i = 0; i < e->n; i++)
+		e->xmls[i] = virt_conn_export(e->c, e->keys[i]);
+}
+
+static void virt_export_done(struct hvwork_job *j, int status)
+{
+	struct virt_export_job *e = j->data;
+	virConnectClose(e->c);
+	if (e->v != NULL) {
+		e->v->export_job = NULL;
+		e->done(e->v, status, e->xmls, e->n, e->ud);
+	}
+	virt_export_job_free(e);
+}
+
+/* Takes a reference on v's connection into *c and queues j (work, done,
+ * data) on lane: 0, or -ENOTCONN / hvwork_submit's error with nothing
+ * queued and no reference kept. */
+static int virt_conn_submit(struct virt *v, enum hvwork_lane lane, struct hvwork_job *j,
+                            hvwork_fn work, hvwork_done_fn done, void *data, virConnectPtr *c)
+{
+	*c = virt_conn_ref(v);
+	if (*c == NULL)
+		return -ENOTCONN;
+	j->work = work;
+	j->done = done;
+	j->data = data;
+	int rc = hvwork_submit(v->worker, lane, j);
+	if (rc < 0) {
+		virConnectClose(*c);
+		*c = NULL;
+	}
+	return rc;
+}
+
+int virt_vm_export_xml_async(struct virt *v, const char *const *keys, size_t n,
+                             virt_export_done_fn done, void *ud)
+{
+	if (v->worker == NULL)
+		return -ENOTSUP;
+	if (virt_conn_job_busy(v))
+		return -EBUSY;
+	if (!virt_connected(v))
+		return -ENOTCONN;
+	struct virt_export_job *e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return -ENOMEM;
+	e->keys = calloc(n ? n : 1, sizeof(char *));
+	e->xmls = calloc(n ? n : 1, sizeof(char *));
+	if (e->keys == NULL || e->xmls == NULL) {
+		virt_export_job_free(e);
+		return -ENOMEM;
+	}
+	for (; e->n < n; e->n++)
+		if ((e->keys[e->n] = strdup(keys[e->n])) == NULL) {
+			virt_export_job_free(e);
+			return -ENOMEM;
+		}
+	e->v = v;
+	e->done = done;
+	e->ud = ud;
+	int rc = virt_conn_submit(v, HVWORK_GENERAL, &e->j, virt_export_work, virt_export_done, e,
+	                          &e->c);
+	if (rc < 0) {
+		virt_export_job_free(e);
+		return rc;
+	}
+	v->export_job = e;
+	return 0;
+}
+
+static void virt_start_work(struct hvwork_job *j)
+{
+	struct virt_start_job *sj = j->data;
+	virDomainPtr d;
+	sj->rc = virt_conn_lookup(sj->c, sj->key, &d, sj->err, sizeof(sj->err));
+	if (sj->rc < 0)
+		return;
+	if (virDomainCreate(d) < 0) {
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot start VM %s", sj->key);
+		sj->rc = virt_conn_failed(sj->c, sj->err, sizeof(sj->err), what);
+	}
+	virDomainFree(d);
+}
+
+static void virt_start_done(struct hvwork_job *j, int status)
+{
+	struct virt_start_job *sj = j->data;
+	if (sj->v != NULL) {
+		sj->v->start_job = NULL;
+		sj->done(sj->v, status, sj->rc, sj->err, sj->ud);
+	}
+	virConnectClose(sj->c);
+	free(sj->key);
+	free(sj);
+}
+
+int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
+                        virt_op_done_fn done, void *ud)
+{
+	if (v->worker == NULL)
+		return -ENOTSUP;
+	if (virt_conn_job_busy(v))
+		return -EBUSY;
+	struct virt_start_job *sj = calloc(1, sizeof(*sj));
+	if (sj == NULL || (sj->key = strdup(key)) == NULL) {
+		free(sj);
+		return -ENOMEM;
+	}
+	sj->v = v;
+	sj->done = done;
+	sj->ud = ud;
+	int rc = virt_conn_submit(v, lane, &sj->j, virt_start_work, virt_start_done, sj, &sj->c);
+	if (rc < 0) {
+		free(sj->key);
+		free(sj);
+		return rc;
+	}
+	v->start_job = sj;
+	return 0;
 }
 
 /* ---- tests: an injected stop -------------------------------------------- */

@@ -54,6 +54,13 @@
  * lab), so the agent should make it with virt_check() before it serves.
  * A daemon that is down fails a connect at once; one that is hung (alive
  * but not answering) holds the connect, and the loop, until it answers.
+ * With a worker (virt_options.worker) the calls the loop makes by itself
+ * do not: the periodic reconcile lists on the worker's general lane and
+ * applies the listing on the loop; reconnects open the connection there
+ * (and read the capabilities and node info there); virt_host_info returns
+ * the figures last read there and renews them; virt_check makes no round
+ * trip. A slow or stopped libvirtd then holds worker threads, not the
+ * loop, unless the agent itself asks (the virt_vm_* calls, events).
  * virt_vms() and virt_health() only read the cache.
  *
  * Ownership: struct virt owns its connection and cache. virt_health() and
@@ -72,6 +79,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include "hvwork.h"
 
 /* The XML namespace of meshvisor's per-VM metadata element, and its prefix. */
 #define VIRT_META_NS "https://meshvisor.dev/xmlns/vm/1"
@@ -206,6 +215,12 @@ struct virt_options {
 	unsigned keepalive_count; /* 0: default */
 	virt_change_fn on_change; /* may be NULL; called from the loop */
 	void *ud;
+	/* NULL: the periodic reconcile lists on the loop. Else it lists on
+	 * this worker's general lane and applies the result on the loop (the
+	 * worker must outlive the struct virt's jobs: stop it and wait for
+	 * hvwork_inflight() == 0 before virt_free, or virt_free first: a
+	 * listing still in flight is then dropped). */
+	struct hvwork *worker;
 };
 
 /* Registers libvirt's event loop implementation on this libuv loop
@@ -247,7 +262,13 @@ int virt_list_vms(struct virt *v, struct virt_vm **out, size_t *n);
 /* Re-reads the inventory into the cache and calls on_change for every VM
  * added, removed or changed. Returns the number of such VMs, or -errno. */
 int virt_reconcile(struct virt *v);
-/* Host capacity now. 0 or -errno (-ENOTCONN when libvirt is unreachable). */
+/* Host capacity now. 0 or -errno (-ENOTCONN when libvirt is unreachable).
+ * With a worker (virt_options.worker) only the first call reads libvirt
+ * on the loop; later ones return the figures last read and start a fresh
+ * read on the worker's general lane for the next call (at most one in
+ * flight), so a slow libvirtd never holds the loop here; the test
+ * driver's free memory, computed from the cached inventory, is always
+ * current. */
 int virt_host_info(struct virt *v, struct virt_host *out);
 
 const char *virt_vm_state_name(enum virt_vm_state s);
@@ -312,8 +333,8 @@ const char *virt_desired_name(enum virt_desired d);
 /*
  * Threads. virt_vm_migrate() blocks for the whole migration (seconds to
  * minutes), and virt_vm_where() may block for as long as a connect to an
- * unreachable host takes, so the daemon runs them on a libuv worker
- * (uv_queue_work). Both are written for that:
+ * unreachable host takes, so the daemon runs them on a worker thread
+ * (hvwork.h, the migration lane). Both are written for that:
  *   - they use the struct virt only to take their own reference on its
  *     current libvirt connection (under a lock the loop also takes when it
  *     opens or drops the connection); a libvirt connection may be used
@@ -489,6 +510,29 @@ const char *virt_presence_name(enum virt_presence p);
  * offline themselves (each with its own test driver). */
 int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, char *err,
                        size_t errlen);
+/* The same for several VMs, on the worker (virt_options.worker), through
+ * its own reference on the connection: done runs on the loop with
+ * xmls[i] the definition of keys[i], or NULL where it could not be read
+ * (both arrays and the strings are the callee's: valid during done only;
+ * status -ECANCELED: the worker stopped, nothing was read). One worker
+ * call on the connection at a time: -EBUSY while another runs (ask again
+ * later). 0 when started; -ENOTSUP without a worker (export here instead),
+ * -ENOTCONN, -ENOMEM, -EAGAIN (the lane is full). */
+typedef void (*virt_export_done_fn)(struct virt *v, int status, char *const *xmls, size_t n,
+                                    void *ud);
+int virt_vm_export_xml_async(struct virt *v, const char *const *keys, size_t n,
+                             virt_export_done_fn done, void *ud);
+/* Starts the defined VM key (name or UUID) on the worker, on `lane`
+ * (HVWORK_CRITICAL for an HA restart), through its own reference on the
+ * connection, as virt_vm_start does but without refreshing the cache
+ * (the lifecycle event that follows does). done runs on the loop: status
+ * -ECANCELED (the worker stopped: nothing was done), else 0 with rc and
+ * err as virt_vm_start's. Returns 0 when started, -EBUSY while another
+ * worker call on the connection runs, -ENOTSUP without a worker (start
+ * here instead), -ENOTCONN, -ENOMEM, -EAGAIN. */
+typedef void (*virt_op_done_fn)(struct virt *v, int status, int rc, const char *err, void *ud);
+int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
+                        virt_op_done_fn done, void *ud);
 
 /* ---- fencing a failed host (failover) ------------------------------------ */
 
@@ -533,7 +577,8 @@ struct virt_fence_result {
  * out (required) has the counts either way.
  *
  * Threads: like virt_vm_where it needs no struct virt and touches no
- * shared state; it may (and should) run on a worker (uv_queue_work).
+ * shared state; it may (and should) run on a worker (hvwork.h: the
+ * critical lane).
  * Blocking and timeouts: libvirt has no connect timeout. For network
  * URIs (driver+tcp/tls/ssh://HOST[:PORT]/...) this call first probes the
  * host's TCP port with a non-blocking connect bounded by timeout_s (0: 5 s)
@@ -567,6 +612,14 @@ void virt_test_inject_stop(struct virt *v, const char *name_or_uuid, enum virt_s
  * callback does for a dead remote daemon; the test driver never closes by
  * itself). */
 void virt_inject_close(struct virt *v);
+
+/* Every full listing (virt_list_vms, reconcile) and every read of the
+ * host's figures (virt_host_info), on the loop or the worker, first
+ * sleeps ms: a libvirtd that answers slowly (the test driver never
+ * does). Process-wide; 0 turns it off. */
+void virt_test_set_delay(unsigned ms);
+/* The same for every open of a connection (a daemon slow to accept). */
+void virt_test_set_open_delay(unsigned ms);
 #endif /* MV_TEST_HOOKS */
 
 #endif

@@ -31,7 +31,7 @@
  *
  * Threads. libvirt calls these six functions from whichever thread makes a
  * libvirt call: the loop thread for everything meshvisor does there, but a
- * libuv worker too (virt_vm_migrate / virt_vm_where under uv_queue_work:
+ * worker thread too (virt_vm_migrate / virt_vm_where on hvwork.h's lanes:
  * the remote driver updates its fd watch and keepalive timer from the
  * calling thread). libuv handles belong to the loop thread, so:
  *   - the tables (live lists, ids, counts, each record's events/frequency/

@@ -266,6 +266,11 @@ bool swim_pop_event(struct swim *s, struct swim_event *out);
 
 /* Lifeguard local health (awareness) score, 0 = healthy. */
 uint32_t swim_local_health(const struct swim *s);
+/* An outside sign that we are slow (the glue saw our event loop stall):
+ * raises the awareness score by delta (capped at awareness_max), so our
+ * probes and timeouts stretch before we suspect others. Successful probes
+ * lower it again, one by one. Emits SWIM_EV_LOCAL_HEALTH with `why`. */
+void swim_local_health_add(struct swim *s, uint32_t delta, const char *why);
 uint64_t swim_incarnation(const struct swim *s);
 /* Updates refused so far (SWIM_EV_CLAIM_REFUSED), every one counted. */
 uint64_t swim_claims_refused(const struct swim *s);

@@ -90,6 +90,10 @@ void fixture_start(struct daemon_fixture *f, const char *name, const char *host_
 	a->virt = virt_new_opts(&vo);
 	assert_non_null(a->virt);
 	assert_true(virt_check(a->virt));
+	struct hvwork_lane_config lanes[HVWORK_LANES];
+	hvwork_default_config(lanes, 2);
+	a->hv = hvwork_new(a->loop, lanes);
+	assert_non_null(a->hv);
 	assert_int_equal(membership_start(a, f->err, sizeof(f->err)), 0);
 	assert_int_equal(peer_client_start(a, f->err, sizeof(f->err)), 0);
 	assert_int_equal(rpc_service_start(a), 0);
@@ -108,6 +112,11 @@ void fixture_stop(struct daemon_fixture *f)
 	peer_client_stop(a);
 	nodestate_stop(a);
 	migration_stop(a);
+	hvwork_stop(a->hv);
+	for (int i = 0; i < 1000 && hvwork_inflight(a->hv) > 0; i++)
+		uv_run(a->loop, UV_RUN_ONCE);
+	hvwork_free(a->hv);
+	a->hv = NULL;
 	virt_free(a->virt);
 	a->virt = NULL;
 	for (int i = 0; i < 8; i++)

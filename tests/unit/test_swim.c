@@ -851,6 +851,33 @@ static void test_awareness(void **state)
 	swim_free(s);
 }
 
+/* The glue's sign that our own loop stalled (swim_local_health_add)
+ * raises the score like a failed probe, capped, with an event carrying the
+ * cause; the next probe period then stretches by it. */
+static void test_local_health_add(void **state)
+{
+	(void)state;
+	struct swim_config cfg;
+	struct swim *s = solo("me", &cfg);
+	struct swim_event e;
+	while (swim_pop_event(s, &e))
+		;
+	swim_local_health_add(s, 2, "own event loop stalled 1200 ms");
+	assert_int_equal(swim_local_health(s), 2);
+	assert_true(swim_pop_event(s, &e));
+	assert_int_equal(e.type, SWIM_EV_LOCAL_HEALTH);
+	assert_int_equal(e.local_health, 2);
+	assert_string_equal(e.cause, "own event loop stalled 1200 ms");
+	swim_local_health_add(s, 1000, "own event loop stalled 60000 ms");
+	assert_int_equal(swim_local_health(s), cfg.awareness_max);
+	/* nothing to add past the cap: no event */
+	while (swim_pop_event(s, &e))
+		;
+	swim_local_health_add(s, 1, "again");
+	assert_false(swim_pop_event(s, &e));
+	swim_free(s);
+}
+
 /* A helper relays the ACK, or NACKs at 80% of the probe timeout. */
 static void test_ping_req_helper(void **state)
 {
@@ -2934,6 +2961,7 @@ int main(void)
 	    cmocka_unit_test(test_self_refutes_suspicion),
 	    cmocka_unit_test(test_buddy_system),
 	    cmocka_unit_test(test_awareness),
+	    cmocka_unit_test(test_local_health_add),
 	    cmocka_unit_test(test_ping_req_helper),
 	    cmocka_unit_test(test_retransmit_limit),
 	    cmocka_unit_test(test_malformed_input),

@@ -29,6 +29,7 @@
  *     a remote host that is down is a TCP port nothing listens on.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -44,6 +45,7 @@
 #include <libvirt/virterror.h>
 #include <uv.h>
 
+#include "hvwork.h"
 #include "log.h"
 #include "virt.h"
 
@@ -197,6 +199,8 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
+	virt_test_set_delay(0); /* a test that failed half-way left it set */
+	virt_test_set_open_delay(0);
 	virt_free(f->v);
 	settle();
 	unlink(f->path);
@@ -1201,6 +1205,146 @@ static void test_periodic_reconcile(void **state)
 	virConnectClose(c);
 }
 
+static void on_tick(uv_timer_t *t)
+{
+	(*(unsigned *)t->data)++;
+}
+
+static bool pred_worker_idle(void *arg)
+{
+	return hvwork_inflight(arg) == 0;
+}
+
+/* The worker tests' scaffolding: a hypervisor worker on the test loop, a
+ * 10 ms timer counting how often the loop ran meanwhile, and the
+ * teardown (the struct virt first, then the worker once idle). */
+struct worker_fx {
+	struct hvwork *w;
+	uv_timer_t tick;
+	unsigned ticks;
+	uint64_t t0; /* uv_hrtime at worker_tick_start */
+};
+
+static void worker_start(struct worker_fx *wf)
+{
+	struct hvwork_lane_config lanes[HVWORK_LANES];
+	hvwork_default_config(lanes, 1);
+	wf->w = hvwork_new(&loop, lanes);
+	assert_non_null(wf->w);
+	uv_timer_init(&loop, &wf->tick);
+	wf->tick.data = &wf->ticks;
+}
+
+/* worker_start, and f->v on the fixture's host with it, connected and
+ * its first listing done. */
+static void worker_open(struct fx *f, struct worker_fx *wf)
+{
+	worker_start(wf);
+	struct virt_options o = {.uri = f->uri, .loop = &loop, .worker = wf->w};
+	f->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, f->v, 2000));
+	assert_true(run_until(pred_worker_idle, wf->w, 2000));
+}
+
+static void worker_tick_start(struct worker_fx *wf)
+{
+	wf->ticks = 0;
+	wf->t0 = uv_hrtime();
+	uv_timer_start(&wf->tick, on_tick, 10, 10);
+}
+
+/* Stops the counting; the milliseconds since worker_tick_start. */
+static uint64_t worker_tick_stop(struct worker_fx *wf)
+{
+	uv_timer_stop(&wf->tick);
+	return (uv_hrtime() - wf->t0) / 1000000u;
+}
+
+static void worker_stop(struct fx *f, struct worker_fx *wf)
+{
+	uv_close((uv_handle_t *)&wf->tick, NULL);
+	virt_free(f->v);
+	f->v = NULL;
+	assert_true(run_until(pred_worker_idle, wf->w, 5000));
+	hvwork_stop(wf->w);
+	hvwork_free(wf->w);
+	settle();
+}
+
+/* With a worker the periodic reconcile lists there: a libvirtd that takes
+ * 1.5 s to list (the test hook) holds a worker thread, not the loop, whose
+ * 10 ms timer keeps ticking meanwhile; the listing is applied on the loop
+ * when it comes back. */
+static void test_periodic_reconcile_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_start(&wf);
+	struct virt_options o = {.uri = "test:///default",
+	                         .loop = &loop,
+	                         .on_change = record,
+	                         .ud = &f->rec,
+	                         .reconcile_ms = 100,
+	                         .worker = wf.w};
+	f->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, f->v, 2000));
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	virDomainPtr d = virDomainLookupByName(c, "test");
+	assert_non_null(d);
+	/* a balloon change: no event, only a reconcile sees it */
+	assert_int_equal(virDomainSetMemory(d, 1048576), 0);
+	virt_test_set_delay(1500);
+	f->rec.n = 0;
+	worker_tick_start(&wf);
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_RECONCILED, "test", 5000));
+	uint64_t took_ms = worker_tick_stop(&wf);
+	virt_test_set_delay(0);
+	print_message("reconcile with a 1.5 s listing took %" PRIu64
+	              " ms; the loop ticked %u times (10 ms timer) meanwhile\n",
+	              took_ms, wf.ticks);
+	assert_true(took_ms >= 1400);
+	assert_true(wf.ticks >= took_ms / 10 / 2); /* at least half: a busy machine */
+	assert_int_equal(cached(f->v, "test")->memory_kib, 1048576);
+	assert_int_equal(virDomainSetMemory(d, 2097152), 0);
+	virDomainFree(d);
+	virConnectClose(c);
+	worker_stop(f, &wf);
+}
+
+/* With a worker, host figures come from the last read there: a libvirtd
+ * that takes 1.5 s to answer does not hold the caller (the loop), and the
+ * fresh read it starts runs on the worker while the loop keeps ticking. */
+static void test_host_info_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	struct virt_host hi;
+	assert_int_equal(virt_host_info(f->v, &hi), 0); /* the first read: here */
+	assert_int_equal(hi.cpus, 8);
+	assert_true(hi.free_estimated);
+	virt_test_set_delay(1500);
+	worker_tick_start(&wf);
+	assert_int_equal(virt_host_info(f->v, &hi), 0);
+	uint64_t call_ms = (uv_hrtime() - wf.t0) / 1000000u;
+	assert_int_equal(hi.cpus, 8);
+	assert_int_equal(hi.memory_kib, 16777216);
+	assert_int_equal(hvwork_inflight(wf.w), 1); /* the fresh read */
+	assert_int_equal(virt_host_info(f->v, &hi), 0);
+	assert_int_equal(hvwork_inflight(wf.w), 1); /* one at a time */
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	uint64_t read_ms = worker_tick_stop(&wf);
+	virt_test_set_delay(0);
+	print_message("host info with a 1.5 s libvirtd: the call took %" PRIu64
+	              " ms, the read on the worker %" PRIu64 " ms, the loop ticked %u times\n",
+	              call_ms, read_ms, wf.ticks);
+	assert_true(call_ms < 500);
+	assert_true(read_ms >= 1400);
+	assert_true(wf.ticks >= read_ms / 10 / 2);
+	worker_stop(f, &wf);
+}
+
 /* ---- losing libvirt ----------------------------------------------------- */
 
 static bool pred_failures5(void *arg)
@@ -1269,6 +1413,147 @@ static bool pred_connects(void *arg)
 {
 	struct wait_connects *w = arg;
 	return virt_health(w->v)->connects >= w->n && virt_health(w->v)->reachable;
+}
+
+/* With a worker, reconnecting opens the connection there: a libvirtd
+ * that takes 1.5 s to accept (a stopped or hung daemon takes forever,
+ * libvirt has no connect timeout) holds a worker thread while the loop
+ * keeps ticking; the agent hears DISCONNECTED, then CONNECTED. */
+static void test_reconnect_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_start(&wf);
+	struct virt_options o = {.uri = f->uri,
+	                         .loop = &loop,
+	                         .on_change = record,
+	                         .ud = &f->rec,
+	                         .backoff_min_ms = 20,
+	                         .backoff_max_ms = 80,
+	                         .worker = wf.w};
+	f->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, f->v, 2000));
+	assert_int_equal(virt_health(f->v)->connects, 1);
+	virt_test_set_open_delay(1500);
+	f->rec.n = 0;
+	worker_tick_start(&wf);
+	virt_inject_close(f->v);
+	assert_false(virt_health(f->v)->reachable);
+	struct wait_connects wc = {f->v, 2};
+	assert_true(run_until(pred_connects, &wc, 5000));
+	uint64_t took_ms = worker_tick_stop(&wf);
+	virt_test_set_open_delay(0);
+	print_message("reconnect to a libvirtd that takes 1.5 s: %" PRIu64
+	              " ms; the loop ticked %u times meanwhile\n",
+	              took_ms, wf.ticks);
+	assert_true(took_ms >= 1400);
+	assert_true(wf.ticks >= took_ms / 10 / 2);
+	assert_true(virt_health(f->v)->reachable);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_DISCONNECTED, NULL), 1);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_CONNECTED, NULL), 1);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	worker_stop(f, &wf);
+}
+
+struct export_rec {
+	int calls, status;
+	size_t n;
+	bool have[2];
+	bool alpha_named;
+};
+
+static void on_exported(struct virt *v, int status, char *const *xmls, size_t n, void *ud)
+{
+	(void)v;
+	struct export_rec *r = ud;
+	r->calls++;
+	r->status = status;
+	r->n = n;
+	for (size_t i = 0; i < n && i < 2; i++)
+		r->have[i] = xmls[i] != NULL;
+	r->alpha_named = n > 0 && xmls[0] != NULL && strstr(xmls[0], "<name>alpha</name>") != NULL;
+}
+
+static bool pred_exported(void *arg)
+{
+	return ((struct export_rec *)arg)->calls > 0;
+}
+
+/* HA replication's reads on the worker: one definition per key (NULL for
+ * a VM that is not there), on the loop afterwards; -EBUSY while another
+ * worker call on the connection runs; -ENOTSUP without a worker. */
+static void test_export_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	const char *keys[] = {"11111111-2222-3333-4444-555555555555", "no-such-vm"};
+	struct export_rec r = {0};
+	virt_test_set_delay(300); /* (only listings and host reads: the call stays busy) */
+	struct virt_host hi;
+	assert_int_equal(virt_host_info(f->v, &hi), 0); /* the first read: here */
+	assert_int_equal(virt_host_info(f->v, &hi), 0); /* a fresh one on the worker */
+	assert_int_equal(virt_vm_export_xml_async(f->v, keys, 2, on_exported, &r), -EBUSY);
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	virt_test_set_delay(0);
+	assert_int_equal(virt_vm_export_xml_async(f->v, keys, 2, on_exported, &r), 0);
+	assert_int_equal(r.calls, 0); /* not before the loop runs */
+	assert_true(run_until(pred_exported, &r, 5000));
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.n, 2);
+	assert_true(r.have[0] && r.alpha_named);
+	assert_false(r.have[1]);
+	worker_stop(f, &wf);
+	struct virt *plain = virt_new(f->uri);
+	assert_true(virt_check(plain));
+	assert_int_equal(virt_vm_export_xml_async(plain, keys, 2, on_exported, &r), -ENOTSUP);
+	virt_free(plain);
+}
+
+struct start_rec {
+	int calls, status, rc;
+	char err[256];
+};
+
+static void on_started(struct virt *v, int status, int rc, const char *err, void *ud)
+{
+	(void)v;
+	struct start_rec *r = ud;
+	r->calls++;
+	r->status = status;
+	r->rc = rc;
+	snprintf(r->err, sizeof(r->err), "%s", err);
+}
+
+static bool pred_started(void *arg)
+{
+	return ((struct start_rec *)arg)->calls > 0;
+}
+
+/* A crash restart's start on the worker's critical lane: done on the
+ * loop with virt_vm_start's result; the lifecycle event refreshes the
+ * cache; an unknown VM is -ENOENT with the reason. */
+static void test_start_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_SHUTOFF);
+	struct start_rec r = {0};
+	assert_int_equal(virt_vm_start_async(f->v, "alpha", HVWORK_CRITICAL, on_started, &r), 0);
+	assert_int_equal(virt_vm_start_async(f->v, "alpha", HVWORK_CRITICAL, on_started, &r),
+	                 -EBUSY); /* one worker call on the connection at a time */
+	assert_true(run_until(pred_started, &r, 5000));
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(hvwork_lane_inflight(wf.w, HVWORK_CRITICAL), 0);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(virt_vm_start_async(f->v, "nope", HVWORK_CRITICAL, on_started, &r), 0);
+	assert_true(run_until(pred_started, &r, 5000));
+	assert_int_equal(r.rc, -ENOENT);
+	assert_non_null(strstr(r.err, "no VM named nope"));
+	worker_stop(f, &wf);
 }
 
 static void test_lost_and_reconnect(void **state)
@@ -2247,8 +2532,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lifecycle_event, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_reconcile_catches_missed, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_periodic_reconcile, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_periodic_reconcile_on_worker, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_host_info_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_unreachable, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_and_reconnect, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_reconnect_on_worker, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_export_on_worker, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_start_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test(test_free_releases_loop_handles),
 	    cmocka_unit_test(test_migrate_build),
 	    cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
