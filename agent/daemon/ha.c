@@ -90,8 +90,9 @@
 #define HA_REPLICA_REFRESH_MS 30000 /* full re-send of our replicas */
 #define HA_STATE_DEBOUNCE_MS 50     /* gossip bursts -> one host rebuild */
 #define HA_CRASH_WINDOW_MS (10 * 60 * 1000)
-#define HA_EXPECT_MS 120000   /* an expected stop is remembered this long */
-#define HA_FENCE_TIMEOUT_S 10 /* remote fence connect keepalive bound */
+#define HA_EXPECT_MS 120000      /* an expected stop is remembered this long */
+#define HA_FENCE_TIMEOUT_S 10    /* remote fence connect keepalive bound */
+#define HA_JOURNAL_RETRY_MS 1000 /* a failed journal write is retried after */
 #define HA_HOLDERS_MAX 16
 
 static int64_t ha_wall_ms(void)
@@ -219,10 +220,11 @@ struct ha {
 	                              the self-fence while not quorate */
 	unsigned fence_work_running;
 	unsigned restart_work_running; /* VM starts on worker threads (use a->virt) */
-	bool timers_on;         /* timer, tick, state_timer initialized (ha_close closes them) */
-	char *journal_path;     /* data_dir/failover-journal */
-	uint64_t journal_saved; /* fo_journal_version() last written */
-	bool journal_failing;   /* the last write failed (logged once) */
+	bool timers_on;            /* timer, tick, state_timer initialized (ha_close closes them) */
+	char *journal_path;        /* data_dir/failover-journal */
+	uint64_t journal_saved;    /* fo_journal_version() last written */
+	bool journal_failing;      /* the last write failed (logged once) */
+	uint64_t journal_retry_at; /* uv_now: no new write before (after a failure) */
 	/* the write in flight on the worker's critical lane; while there is
 	 * one, nothing the core produced leaves (ha_pump) */
 	struct ha_journal_job *journal_job;
@@ -427,7 +429,8 @@ static void ha_pump(struct agent *a);
 
 /* The outcome of a write of `version`: the core learns whether its votes
  * are durable; a failure is logged once. */
-static void ha_journal_written(struct ha *h, int rc, uint64_t version, size_t len, uint64_t took_us)
+static void ha_journal_written(struct ha *h, int rc, uint64_t version, size_t len, uint64_t took_us,
+                               uint64_t now)
 {
 	if (rc < 0) {
 		/* Until a write succeeds this agent does not vote (its PROMISE and
@@ -443,6 +446,10 @@ static void ha_journal_written(struct ha *h, int rc, uint64_t version, size_t le
 			    h->journal_path, strerror(-rc));
 		h->journal_failing = true;
 		fo_journal_set_durable(h->fo, false); /* our acks count as a young core's */
+		/* a failing disk (ENOSPC, EROFS) fails in microseconds: retry at
+		 * most once per HA_JOURNAL_RETRY_MS, not on every pump (the pump
+		 * that follows a failed write would start the next one at once) */
+		h->journal_retry_at = now + HA_JOURNAL_RETRY_MS;
 		return;
 	}
 	MV_DEBUG("failover", "failover journal written path=%s bytes=%zu took_us=%" PRIu64,
@@ -523,7 +530,8 @@ static void ha_journal_done(struct hvwork_job *w, int status)
 	if (h != NULL) {
 		h->journal_job = NULL;
 		if (status == 0 && h->fo != NULL)
-			ha_journal_written(h, j->rc, j->version, j->len, j->took_us);
+			ha_journal_written(h, j->rc, j->version, j->len, j->took_us,
+			                   uv_now(a->loop));
 	}
 	if (live) {
 		/* what waited for this write, in the pump's order: the actions,
@@ -557,11 +565,13 @@ static bool ha_journal_busy(struct agent *a)
 	uint64_t v = fo_journal_version(h->fo);
 	if (v == h->journal_saved || h->journal_path == NULL)
 		return false;
+	if (h->journal_failing && uv_now(a->loop) < h->journal_retry_at)
+		return false; /* (not voting meanwhile: ha_journal_written) */
 	char *text;
 	size_t len;
 	int rc = fo_journal_encode(h->fo, &text, &len);
 	if (rc < 0) {
-		ha_journal_written(h, rc, v, 0, 0);
+		ha_journal_written(h, rc, v, 0, 0, uv_now(a->loop));
 		return false;
 	}
 	struct ha_journal_job *j = a->hv != NULL ? calloc(1, sizeof(*j)) : NULL;
@@ -575,7 +585,7 @@ static bool ha_journal_busy(struct agent *a)
 		j->w.work = ha_journal_work;
 		j->w.done = ha_journal_done;
 		j->w.data = j;
-		if (hvwork_submit(a->hv, HVWORK_CRITICAL, &j->w) == 0) {
+		if (hvwork_submit(a->hv, HVWORK_JOURNAL, &j->w) == 0) {
 			h->journal_job = j;
 			ha_journal_hold(h, j);
 			return true;
@@ -587,7 +597,7 @@ static bool ha_journal_busy(struct agent *a)
 	/* no worker, or it cannot take the job: write here, as before */
 	uint64_t t0 = ha_mono_us();
 	rc = mv_file_write_durable(h->journal_path, text, len);
-	ha_journal_written(h, rc, v, len, ha_mono_us() - t0);
+	ha_journal_written(h, rc, v, len, ha_mono_us() - t0, uv_now(a->loop));
 	free(text);
 	return false;
 }

@@ -62,6 +62,8 @@ const char *hvwork_lane_name(enum hvwork_lane lane)
 		return "general";
 	case HVWORK_MIGRATION:
 		return "migration";
+	case HVWORK_JOURNAL:
+		return "journal";
 	default:
 		return "?";
 	}
@@ -72,6 +74,7 @@ void hvwork_default_config(struct hvwork_lane_config cfg[HVWORK_LANES], unsigned
 	cfg[HVWORK_CRITICAL] = (struct hvwork_lane_config){.threads = 2};
 	cfg[HVWORK_GENERAL] = (struct hvwork_lane_config){.threads = 2};
 	cfg[HVWORK_MIGRATION] = (struct hvwork_lane_config){.threads = migrations ? migrations : 1};
+	cfg[HVWORK_JOURNAL] = (struct hvwork_lane_config){.threads = 1};
 }
 
 /* under mu */

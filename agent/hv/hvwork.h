@@ -12,7 +12,11 @@
  *                     a migration's receiving side;
  *   HVWORK_MIGRATION  live migrations (each holds a thread for up to the
  *                     whole migration: minutes) and the where-is-it checks
- *                     after them.
+ *                     after them;
+ *   HVWORK_JOURNAL    the failover journal's durable write (one thread): while
+ *                     it is in flight the failover core's messages wait, so
+ *                     it must never queue behind libvirt calls (a remote
+ *                     fence of a dead host can hold a thread for 10 s).
  * Before this module those ran on libuv's shared pool (4 threads): four
  * draining migrations queued every HA restart and remote fence behind them.
  *
@@ -38,7 +42,13 @@
 #include <stdint.h>
 #include <uv.h>
 
-enum hvwork_lane { HVWORK_CRITICAL = 0, HVWORK_GENERAL, HVWORK_MIGRATION, HVWORK_LANES };
+enum hvwork_lane {
+	HVWORK_CRITICAL = 0,
+	HVWORK_GENERAL,
+	HVWORK_MIGRATION,
+	HVWORK_JOURNAL,
+	HVWORK_LANES
+};
 
 struct hvwork_job;
 typedef void (*hvwork_fn)(struct hvwork_job *j);
