@@ -1096,10 +1096,15 @@ static bool rpc_op_carries_xml(uint32_t op_field)
 uint32_t rpc_server_frame_cap(const uint8_t *prefix, size_t prefix_len, uint32_t len, void *ud)
 {
 	(void)len;
-	(void)ud;
+	const struct net_conn *c = ud;
 	uint64_t id;
 	uint32_t op;
-	if (envelope_peek_op(prefix, prefix_len, &id, &op) == 0 && rpc_op_carries_xml(op))
+	/* Only an operator certificate gets the large cap: a viewer's
+	 * vm_create would be refused after decoding anyway, and 1 MiB frames
+	 * from every viewer connection would fill the port's byte budget
+	 * (every other client's next frame refused while they last). */
+	if (c != NULL && net_conn_peer_role(c) == TLS_ROLE_OPERATOR &&
+	    envelope_peek_op(prefix, prefix_len, &id, &op) == 0 && rpc_op_carries_xml(op))
 		return RPC_XML_REQUEST_MAX;
 	return RPC_REQUEST_MAX; /* any other op, or none found in the first bytes */
 }

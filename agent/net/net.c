@@ -345,7 +345,7 @@ static struct net_conn *net_conn_alloc(struct net *n, enum net_kind kind, bool o
 	c->last_used = uv_now(n->cfg.loop);
 	frame_decoder_init(&c->dec, FRAME_MAX);
 	frame_decoder_limit(&c->dec, &n->budget[kind],
-	                    kind == NET_RPC && !outgoing ? n->cfg.rpc_frame_cap : NULL, n->cfg.ud);
+	                    kind == NET_RPC && !outgoing ? n->cfg.rpc_frame_cap : NULL, c);
 	uv_tcp_init(n->cfg.loop, &c->tcp);
 	c->tcp.data = c;
 	c->next = n->conns;

@@ -106,7 +106,9 @@ struct net_config {
 	size_t rpc_inbound_budget;  /* bytes of unfinished frames, all RPC connections: 64 MiB */
 	size_t peer_inbound_budget; /* ... all peer-port connections, both ways: 256 MiB */
 	/* RPC port: the cap of one request frame, from its declared length and
-	 * first bytes (frame.h); NULL: FRAME_MAX. Called with `ud`. */
+	 * first bytes (frame.h); NULL: FRAME_MAX. Called with the connection
+	 * (struct net_conn *) as its ud: the cap may depend on the caller's
+	 * role (net_conn_peer_role). */
 	frame_cap_fn rpc_frame_cap;
 	/* A frame over rpc_frame_cap came on c (its bytes are skipped, the
 	 * connection stays): the owner may answer it. prefix: its first

@@ -4,6 +4,8 @@ cluster (issue 13, "Bounded resources"):
 
   A. slow frames: 200 connections, each announcing a ~4 MiB frame (a
      vm_create whose XML is huge) and sending all of it but the last byte;
+  A2. a viewer's ~900 KiB vm_create meets the 64 KiB cap (an operator's
+     gets 1 MiB for its XML);
   B. decode bombs: 48 connections in parallel, each one ~4 MiB frame made
      of tiny unknown protobuf fields, then one 60 KiB frame of them (under
      the 64 KiB cap, so it reaches the decoder's pre-scan);
@@ -231,6 +233,24 @@ def main(t):
     time.sleep(1)
     rss_a_after = proc_kib(pid, "VmRSS")
     log("A: RSS %d KiB after the clients closed" % rss_a_after)
+
+    # A2: only an operator's vm_create gets the 1 MiB cap for its XML; a
+    # viewer's is held to 64 KiB (else 1 MiB frames from viewer connections
+    # would fill the port's byte budget and lock every client out)
+    def cap_answer(creds):
+        s = mvtest.tls_client("127.0.0.1", n1.rpc_port, *creds, timeout=10)
+        s.sendall(vm_create_frame(900 * 1024))
+        r = mvwire.decode_response(mvwire.read_frame(s.recv))
+        s.close()
+        return r
+    r_viewer = cap_answer(viewer)
+    r_oper = cap_answer(t.client_creds("operator"))
+    log("A2: ~900 KiB vm_create: viewer -> %r; operator -> %r" %
+        (r_viewer["error"][:80], r_oper["error"][:80]))
+    check("64 KiB cap" in r_viewer["error"],
+          "a viewer's 900 KiB vm_create should meet the 64 KiB cap: %r" % r_viewer)
+    check("cap" not in r_oper["error"],
+          "an operator's 900 KiB vm_create is under its 1 MiB cap: %r" % r_oper)
 
     # B: 48 parallel frames of tiny unknown fields
     prober.phase = "B"
