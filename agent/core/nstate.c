@@ -140,7 +140,14 @@
  * relayed to nobody) and changes nothing; the owner's own copies keep
  * spreading. What the core decides is only when to ask: once per record
  * that would change our view, never for a duplicate or an older copy, so
- * a peer cannot make us verify what we already hold. A core without the
+ * a peer cannot make us verify what we already hold. Nor can it make us
+ * spend the loop on proofs that fail (each costs a signature check, more
+ * with a certificate we have not checked yet: ~0.3 ms): after the first
+ * failed proof in a message the rest of that message is refused unchecked,
+ * and each sender gets NS_PROOF_FAILS_PER_S failed proofs per second, after
+ * which its records are refused unchecked until the next second. A record
+ * with no proof at all (an older agent) costs nothing to refuse and is not
+ * counted. An honest sender relays only proofs that verified. A core without the
  * two callbacks (the simulator) neither makes nor checks proofs; a record
  * from an agent older than proofs carries none and is refused by one that
  * checks them.
@@ -215,6 +222,10 @@
 #define NS_FANOUT_MAX 16
 /* Anti-entropy partners: SYNC goes to NS_SYNC_PARTNERS peers in turn, and
  * one of them is redrawn every NS_SYNC_ROTATE syncs (STICKY PARTNERS). */
+/* Failed proofs one sender may cost us per second (then refused unchecked),
+ * and the slots that count them. */
+#define NS_PROOF_FAILS_PER_S 16
+#define NS_PROOF_FAIL_SLOTS 64
 #define NS_SYNC_PARTNERS 3
 #define NS_SYNC_ROTATE 20
 #define NS_HOPS_MAX 32
@@ -282,6 +293,16 @@ struct nstate {
 	uint64_t local_inc, local_ver;
 	uint64_t seen_inc, seen_ver; /* largest copy of our record others hold */
 	uint64_t refused;            /* nstate_refused() */
+	uint64_t proofs_checked;     /* nstate_proofs_checked() */
+	/* failed proofs per sender (direct-mapped by name hash; a collision
+	 * starts the slot over): NS_PROOF_FAILS_PER_S per second each */
+	struct ns_proof_fails {
+		uint32_t name_hash;
+		uint64_t window; /* start (ms) of its second */
+		uint32_t n;
+	} proof_fails[NS_PROOF_FAIL_SLOTS];
+	struct ns_proof_fails *cur_fails; /* the sender of the message being handled */
+	bool msg_proof_failed;            /* a proof in it failed: refuse the rest */
 
 	uint64_t next_sync_at;
 	uint32_t sync_partner[NS_SYNC_PARTNERS]; /* peer indices, NONE: to draw */
@@ -484,6 +505,41 @@ static void ns_event(struct nstate *ns, const struct ns_rec *r, bool is_new)
 /* Stores a copy of (name, inc, ver, data) if it is new or newer than what
  * we hold. Returns the record's index, NONE if not stored (older, equal,
  * about ourselves from someone else, or no memory). */
+/* Asks cfg.verify about rec's proof, within the budget (see the essay:
+ * the rest of a message after a failed proof, and a sender past
+ * NS_PROOF_FAILS_PER_S, are refused unchecked). */
+static bool ns_proof_ok(struct nstate *ns, const struct nstate_record *rec)
+{
+	bool has_proof = rec->proof != NULL && rec->proof_len > 0;
+	if (!has_proof)
+		return ns->cfg.verify(ns->cfg.proof_ctx, rec); /* cheap: refused */
+	struct ns_proof_fails *f = ns->cur_fails;
+	if (ns->msg_proof_failed || (f != NULL && f->n >= NS_PROOF_FAILS_PER_S))
+		return false;
+	ns->proofs_checked++;
+	if (ns->cfg.verify(ns->cfg.proof_ctx, rec))
+		return true;
+	ns->msg_proof_failed = true;
+	if (f != NULL)
+		f->n++;
+	return false;
+}
+
+/* The failed-proof slot of sender `from` for this second (NULL: none). */
+static struct ns_proof_fails *ns_proof_fails_of(struct nstate *ns, const char *from, uint64_t now)
+{
+	if (from == NULL)
+		return NULL;
+	uint32_t h = name_index_hash(from);
+	struct ns_proof_fails *f = &ns->proof_fails[h % NS_PROOF_FAIL_SLOTS];
+	if (f->name_hash != h || now - f->window >= 1000 || now < f->window) {
+		f->name_hash = h;
+		f->window = now;
+		f->n = 0;
+	}
+	return f;
+}
+
 static uint32_t ns_store(struct nstate *ns, const struct nstate_record *rec, bool local)
 {
 	const char *name = rec->name;
@@ -501,7 +557,7 @@ static uint32_t ns_store(struct nstate *ns, const struct nstate_record *rec, boo
 	}
 	if (i != NONE && ns_cmp(inc, ver, ns->recs[i].incarnation, ns->recs[i].version) <= 0)
 		return NONE;
-	if (!local && ns->cfg.verify != NULL && !ns->cfg.verify(ns->cfg.proof_ctx, rec)) {
+	if (!local && ns->cfg.verify != NULL && !ns_proof_ok(ns, rec)) {
 		ns->refused++;
 		return NONE;
 	}
@@ -1385,6 +1441,8 @@ int nstate_handle_message(struct nstate *ns, const struct nstate_msg *m, uint64_
 	if (m->to != NULL && m->to[0] != '\0' && !ns_is_self(ns, m->to))
 		return 0; /* meant for someone else (a previous owner of the address) */
 	uint32_t p = ns_peer_find(ns, m->from); /* NONE: we cannot answer */
+	ns->msg_proof_failed = false;
+	ns->cur_fails = ns_proof_fails_of(ns, m->from, now);
 	switch (m->type) {
 	case NSTATE_SYNC:
 		if (m->hash == ns->hash || p == NONE)
@@ -1538,6 +1596,11 @@ size_t nstate_peer_count(const struct nstate *ns)
 uint64_t nstate_refused(const struct nstate *ns)
 {
 	return ns->refused;
+}
+
+uint64_t nstate_proofs_checked(const struct nstate *ns)
+{
+	return ns->proofs_checked;
 }
 
 void nstate_self_seen(const struct nstate *ns, uint64_t *incarnation, uint64_t *version)

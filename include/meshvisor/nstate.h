@@ -189,6 +189,9 @@ bool nstate_pop_event(struct nstate *ns, struct nstate_event *out);
 size_t nstate_count(const struct nstate *ns);
 void nstate_record_at(const struct nstate *ns, size_t i, struct nstate_record *out);
 bool nstate_find(const struct nstate *ns, const char *name, struct nstate_record *out);
+/* Proofs handed to nstate_config.verify so far (records without a proof,
+ * and those refused unchecked past the failed-proof budget, not counted). */
+uint64_t nstate_proofs_checked(const struct nstate *ns);
 /* Records of others that nstate_config.verify refused, so far. */
 uint64_t nstate_refused(const struct nstate *ns);
 /* Hash of the version vector (what SYNC carries). */

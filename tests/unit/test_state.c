@@ -1219,6 +1219,61 @@ static const struct nstate_msg *push_to(const struct outs *o, const char *to)
  * forged record (n9 pushing fake values for a at version 2^40, under a's
  * replayed proof, or with none) is refused, counted, and relayed to
  * nobody. */
+/* A sender cannot make us spend the loop on failing proofs: after the
+ * first failed proof in a message the rest is refused unchecked, and past
+ * 16 failed proofs in a second its records are refused unchecked until the
+ * next second; proof-less records (older agents) are refused without a
+ * check; another sender keeps its own budget. */
+static void test_failed_proofs_bounded(void **state)
+{
+	(void)state;
+	struct nstate *c = core_signed("c", 0);
+	uint8_t bad[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	enum { N = 100 };
+	static struct nstate_record recs[N];
+	static char names[N][16];
+	for (int k = 0; k < N; k++) {
+		snprintf(names[k], sizeof(names[k]), "h%d", k);
+		recs[k] = (struct nstate_record){names[k], 1, 1, (const uint8_t *)"x", 1, bad, 8};
+	}
+	struct nstate_msg m = {
+	    .type = NSTATE_PUSH, .from = "n9", .records = recs, .n_records = N, .hops = 1};
+	/* one message of 100 forged records: one check */
+	assert_int_equal(nstate_handle_message(c, &m, 10), 0);
+	assert_int_equal(nstate_proofs_checked(c), 1);
+	assert_int_equal(nstate_refused(c), N);
+	/* 40 more messages in the same second: 16 checks in all */
+	for (int k = 0; k < 40; k++)
+		assert_int_equal(nstate_handle_message(c, &m, 20 + (uint64_t)k), 0);
+	assert_int_equal(nstate_proofs_checked(c), 16);
+	/* another sender has its own budget */
+	m.from = "n8";
+	assert_int_equal(nstate_handle_message(c, &m, 100), 0);
+	assert_int_equal(nstate_proofs_checked(c), 17);
+	/* the next second: n9 is checked again */
+	m.from = "n9";
+	assert_int_equal(nstate_handle_message(c, &m, 1010), 0);
+	assert_int_equal(nstate_proofs_checked(c), 18);
+	/* proof-less records are refused without a check, and do not stop a
+	 * valid record later in the same message (an older agent's relay) */
+	struct nstate *a = core_signed("a", 0);
+	static struct outs oa;
+	up(a, "c");
+	assert_int_equal(nstate_set_local(a, 1, 1, (const uint8_t *)"cpus=8", 6, true, 0), 0);
+	outs_drain(&oa, a);
+	const struct nstate_msg *to_c = push_to(&oa, "c");
+	struct nstate_record mixed[2] = {{"h1", 1, 1, (const uint8_t *)"x", 1, NULL, 0},
+	                                 to_c->records[0]};
+	struct nstate_msg mm = {
+	    .type = NSTATE_PUSH, .from = "n7", .records = mixed, .n_records = 2, .hops = 1};
+	assert_int_equal(nstate_handle_message(c, &mm, 1020), 0);
+	assert_int_equal(nstate_proofs_checked(c), 19);
+	expect_rec(c, "a", 1, 1, "cpus=8");
+	outs_clear(&oa);
+	nstate_free(a);
+	nstate_free(c);
+}
+
 static void test_records_signed_by_owner(void **state)
 {
 	struct nstate *a = core_signed("a", 0), *b = core_signed("b", 0), *c = core_signed("c", 4);
@@ -1325,6 +1380,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed_rejected),
 	    cmocka_unit_test(test_numbers_bounded),
 	    cmocka_unit_test(test_records_signed_by_owner),
+	    cmocka_unit_test(test_failed_proofs_bounded),
 	    cmocka_unit_test(test_config_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
