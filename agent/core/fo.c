@@ -5024,11 +5024,23 @@ void fo_member(struct fo *f, const char *name, enum fo_member_state st, uint64_t
 		if (incarnation > r->left_inc)
 			r->left_inc = incarnation;
 	} else if (st == FO_ALIVE || st == FO_SUSPECT) {
-		if (r->left && incarnation > r->left_inc)
+		bool back = false;
+		if (r->left && incarnation > r->left_inc) {
 			r->left = false;
+			back = true;
+		}
 		if (r->removed && incarnation > r->removed_inc) {
 			r->removed = false;
+			back = true;
 			f->journal_version++; /* removals are journalled */
+		}
+		/* back from LEFT or a force-leave: a new member, which must prove
+		 * itself again before it votes (a force-left rogue that returns at
+		 * a higher incarnation voted again at once) */
+		if (back && f->cfg.join_after_ms) {
+			r->admitted = false;
+			r->restored_voter = false;
+			r->heard_alive = false;
 		}
 	}
 	if (st == FO_DEAD && r->st != FO_DEAD)

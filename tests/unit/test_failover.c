@@ -6031,6 +6031,45 @@ static void test_join_needs_time_and_heartbeat(void **state)
 	fo_free(f);
 }
 
+/* A member back from a force-leave (or LEFT) at a higher incarnation is a
+ * candidate again: it votes only after join_after_ms and a heartbeat, like
+ * any new member (it voted again at once: review of issue 13). */
+static void test_returning_member_must_rejoin(void **state)
+{
+	(void)state;
+	struct fo_config c;
+	cfg_for(&c, 0);
+	c.join_after_ms = 3000;
+	struct fo *f = fo_new(&c, 1000);
+	assert_non_null(f);
+	fo_member(f, "n1", FO_ALIVE, 1, 1000);
+	fo_member(f, "n9", FO_ALIVE, 1, 1000);
+	hb_voters(f, "n1", "n0", 2, 4100);
+	hb_voters(f, "n9", "n0", 3, 4100);
+	assert_int_equal(fo_voters(f), 3);
+	/* n9 dies, is force-left by the operator */
+	fo_member(f, "n9", FO_DEAD, 1, 5000);
+	assert_int_equal(fo_force_leave(f, "n9", 5100), 0);
+	assert_int_equal(fo_voters(f), 2);
+	/* it comes back at a higher incarnation: not a voter yet */
+	fo_member(f, "n9", FO_ALIVE, 2, 6000);
+	hb_voters(f, "n9", "n0", 3, 6100);
+	assert_int_equal(fo_voters(f), 2);
+	/* after join_after_ms and a heartbeat: it is */
+	hb_voters(f, "n9", "n0", 3, 9100);
+	assert_int_equal(fo_voters(f), 3);
+	/* the same after a LEFT */
+	fo_member(f, "n9", FO_LEFT, 3, 10000);
+	assert_int_equal(fo_voters(f), 2);
+	fo_member(f, "n9", FO_ALIVE, 4, 11000);
+	hb_voters(f, "n9", "n0", 3, 11100);
+	assert_int_equal(fo_voters(f), 2);
+	hb_voters(f, "n9", "n0", 3, 14100);
+	assert_int_equal(fo_voters(f), 3);
+	drop_all(f);
+	fo_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -6059,6 +6098,7 @@ int main(void)
 	    cmocka_unit_test(test_huge_numbers_refused),
 	    cmocka_unit_test(test_join_stranger_never_votes),
 	    cmocka_unit_test(test_join_needs_time_and_heartbeat),
+	    cmocka_unit_test(test_returning_member_must_rejoin),
 	    cmocka_unit_test(test_voters_reported_by_dead),
 	    cmocka_unit_test(test_incarnations_never_share_a_vm),
 	    cmocka_unit_test(test_move_blocks_failover_value),
