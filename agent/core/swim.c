@@ -324,7 +324,12 @@
  *    beside the 48-byte member record), in gossip and push-pull alike. An
  *    ALIVE that raises the incarnation we hold of a known member — one we
  *    hold ALIVE, SUSPECT or DEAD, ourselves included — is taken only if
- *    the proof verifies; refused and counted otherwise. Without this a
+ *    the proof verifies, or if the member itself sent it (the transport
+ *    authenticated the sender: that is its own word, and how an agent
+ *    older than proofs refutes; its relayed copies are refused);
+ *    refused and counted otherwise (the glue's -ENOKEY, no key of the
+ *    member known yet — just met — is counted but not reported, so that
+ *    the rate-limited report is kept for forgeries). Without this a
  *    rogue node certificate could gossip ALIVE(n2, inc + 1) once a second
  *    and keep a dead n2 "refuting" its suspicion for ever, its HA VMs
  *    never failed over (tests/sim: test_forged_alive_holds_dead_host);
@@ -971,7 +976,7 @@ static const char *swim_default_origin(const struct swim *s, uint32_t i)
 struct swim_proof {
 	uint64_t inc; /* the incarnation it proves */
 	uint16_t len;
-	uint8_t b[SWIM_PROOF_MAX];
+	uint8_t b[]; /* len bytes */
 };
 
 /* Member i's proof becomes (inc, p): kept only while proofs are on; none
@@ -985,8 +990,11 @@ static void swim_pf_set(struct swim *s, uint32_t i, uint64_t inc, const uint8_t 
 		s->pf[i] = NULL;
 		return;
 	}
-	if (s->pf[i] == NULL && (s->pf[i] = malloc(sizeof(*s->pf[i]))) == NULL)
-		return; /* relayed unsigned: its receivers ask the member */
+	if (s->pf[i] == NULL || s->pf[i]->len != len) {
+		free(s->pf[i]);
+		if ((s->pf[i] = malloc(sizeof(*s->pf[i]) + len)) == NULL)
+			return; /* relayed unsigned: taken as a first sighting only */
+	}
 	s->pf[i]->inc = inc;
 	s->pf[i]->len = (uint16_t)len;
 	memcpy(s->pf[i]->b, p, len);
@@ -1002,12 +1010,38 @@ static void swim_self_sign(struct swim *s)
 	swim_pf_set(s, 0, s->m[0].incarnation, b, n > 0 && (size_t)n <= sizeof(b) ? (size_t)n : 0);
 }
 
-/* Does u carry its member's valid proof of its incarnation? */
+/* Does u carry its member's valid proof of its incarnation? 0 yes,
+ * -ENOKEY we cannot check it yet, another < 0 no. */
+static int swim_proof_check(const struct swim *s, const struct swim_update *u)
+{
+	if (u->proof == NULL || u->proof_len == 0)
+		return -EACCES;
+	int rc =
+	    s->cfg.alive_verify(s->cfg.claim_arg, u->name, u->incarnation, u->proof, u->proof_len);
+	return rc == 0 || rc == -ENOKEY ? rc : -EACCES;
+}
+
 static bool swim_proof_ok(const struct swim *s, const struct swim_update *u)
 {
-	return u->proof != NULL && u->proof_len > 0 &&
-	       s->cfg.alive_verify(s->cfg.claim_arg, u->name, u->incarnation, u->proof,
-	                           u->proof_len) == 0;
+	return swim_proof_check(s, u) == 0;
+}
+
+static void swim_claim_refused(struct swim *s, const struct swim_update *u, const char *via,
+                               const char *why, uint64_t now);
+
+/* An ALIVE raise without a proof that verifies: refused. One we cannot
+ * check yet (the glue knows no key of its member: just met) is counted
+ * but not reported, so that the report is kept for forgeries; the member's
+ * own update comes again (retransmissions, push-pull). 0 if it verifies. */
+static int swim_alive_checked(struct swim *s, const struct swim_update *u, const char *via,
+                              const char *unsigned_why, uint64_t now)
+{
+	int rc = swim_proof_check(s, u);
+	if (rc == -ENOKEY)
+		s->refused++;
+	else if (rc < 0)
+		swim_claim_refused(s, u, via, u->proof_len ? "bad proof" : unsigned_why, now);
+	return rc;
 }
 
 /* Writes member i's current state into u, strings copied to the arena. */
@@ -2055,13 +2089,11 @@ static void swim_apply_self(struct swim *s, const struct swim_update *u, enum sw
 		swim_claim_refused(s, u, via, "would raise our own incarnation too far", now);
 		return;
 	}
+	/* only a life of ours could have signed a raise of us (a restart that
+	 * lost its data dir): anyone else's is a forgery */
 	if (st == SWIM_ALIVE && s->cfg.alive_verify != NULL && u->incarnation > self->incarnation &&
-	    !swim_proof_ok(s, u)) {
-		/* only a life of ours could have signed it (a restart that lost
-		 * its data dir): anyone else's raise of us is a forgery */
-		swim_claim_refused(s, u, via, u->proof_len ? "bad proof" : "no proof", now);
+	    swim_alive_checked(s, u, via, "no proof", now) != 0)
 		return;
-	}
 	if (self->state == SWIM_LEFT) {
 		/* We are leaving: re-assert LEFT above whatever is said of us. */
 		if (st != SWIM_LEFT && u->incarnation >= self->incarnation &&
@@ -2254,18 +2286,13 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			swim_claim_refused(s, u, via, "would raise its incarnation too far", now);
 			return;
 		}
-		if (s->cfg.alive_verify != NULL) {
-			if (!swim_proof_ok(s, u)) {
-				swim_claim_refused(
-				    s, u, via,
-				    u->proof_len ? "bad proof" : "no proof of its member", now);
-				return;
-			}
-			swim_pf_set(s, i, u->incarnation, u->proof, u->proof_len);
-			mb = &s->m[i];
-		} else {
-			swim_pf_set(s, i, u->incarnation, u->proof, u->proof_len);
-		}
+		/* (from the member itself: its own word, whose sender the
+		 * transport authenticated; an agent older than proofs
+		 * refutes so) */
+		if (s->cfg.alive_verify != NULL && strcmp(via, u->name) != 0 &&
+		    swim_alive_checked(s, u, via, "no proof of its member", now) != 0)
+			return;
+		swim_pf_set(s, i, u->incarnation, u->proof, u->proof_len);
 		enum swim_state old = (enum swim_state)mb->state;
 		bool moved = strcmp(u->addr, swim_str_get(s, mb->addr)) != 0;
 		if (moved)

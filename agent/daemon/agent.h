@@ -36,6 +36,10 @@ struct agent {
 	struct net *net;
 	struct tls_ctx *tls_server;
 	struct tls_ctx *tls_client;
+	/* the node-state core's checked signers (nodestate.c owns it; NULL
+	 * outside nodestate_start..nodestate_free), which membership's signed
+	 * ALIVE claims are checked with too */
+	struct tls_claim_cache *claims;
 	struct virt *virt;
 	char peer_addr[SWIM_ADDR_MAX]; /* advertised "ip:port" */
 	char rpc_addr[SWIM_ADDR_MAX];

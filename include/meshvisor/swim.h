@@ -55,10 +55,11 @@ extern "C" {
 /* At most one SWIM_EV_CLAIM_REFUSED per this many ms (the rest counted). */
 #define SWIM_REFUSED_EVENT_MS 10000
 /* Largest ALIVE proof carried (a DER ECDSA P-256 signature is <= 72 bytes,
- * raw r||s 64), and the bytes of updates (proofs included, estimated as
- * strings + proof + 24) one message piggybacks at most while proofs are on,
- * so that a PING with its gossip stays within one 1200-byte datagram. */
-#define SWIM_PROOF_MAX 128
+ * an RSA-4096 one 512), and the bytes of updates (proofs included,
+ * estimated as strings + proof + 24) one message piggybacks at most while
+ * proofs are on (at least one update), so that a PING with its gossip
+ * stays within one 1200-byte datagram. */
+#define SWIM_PROOF_MAX 512
 #define SWIM_PIGGYBACK_BYTES 900
 
 enum swim_state {
@@ -188,9 +189,11 @@ struct swim_config {
 	 * SWIM_PROOF_MAX bytes) and returns its length, or < 0 (then our ALIVE
 	 * goes unsigned). Called once per change of our incarnation.
 	 * alive_verify: 0 if proof proves that member `name` itself claimed
-	 * `incarnation`, < 0 otherwise. An ALIVE that raises the incarnation
+	 * `incarnation`, -ENOKEY if it cannot tell yet (no key of `name`
+	 * known), another < 0 otherwise. An ALIVE that raises the incarnation
 	 * we hold of a known member (ourselves included) is taken only if it
-	 * verifies; refused and counted otherwise. */
+	 * verifies; refused and counted otherwise (reported by
+	 * SWIM_EV_CLAIM_REFUSED unless -ENOKEY). */
 	int (*alive_sign)(void *arg, const char *name, uint64_t incarnation, uint8_t *out,
 	                  size_t cap);
 	int (*alive_verify)(void *arg, const char *name, uint64_t incarnation, const uint8_t *proof,

@@ -59,7 +59,7 @@ def envelopes():
         # signed ALIVE claims (issue 13; fuzz_swim flag bit 3, whose fake
         # proof of (name, inc) is "name@inc"): n1's own raise to 4, a
         # forged raise to 9 (another incarnation's proof), one of self
-        # with no proof, and a proof over 128 bytes (refused by the codec)
+        # with no proof, and a proof over 512 bytes (refused by the codec)
         "alive_signed": w.envelope("n2", swim=w.swim_message(
             w.PING, 4, "127.0.0.1:7002", "self", updates=[
                 w.member_update("n1", "127.0.0.1:7001", 4, w.ALIVE, proof=b"n1@4"),
@@ -67,7 +67,7 @@ def envelopes():
                 w.member_update("self", "127.0.0.1:7946", 5, w.ALIVE)])),
         "alive_proof_too_long": w.envelope("n2", swim=w.swim_message(
             w.ACK, 0, "127.0.0.1:7002", "self", updates=[
-                w.member_update("n1", "127.0.0.1:7001", 5, w.ALIVE, proof=b"p" * 129)])),
+                w.member_update("n1", "127.0.0.1:7001", 5, w.ALIVE, proof=b"p" * 513)])),
         "req_status": w.envelope(request=w.rpc_request(1, "status")),
         "req_members": w.envelope(request=w.rpc_request(2, "members")),
         "req_join": w.envelope(request=w.rpc_request(3, "join", ["127.0.0.1:7001"])),
