@@ -1204,18 +1204,25 @@ SCN(test_short_pause_changes_nothing)
  * it then holds n2's real incarnation over (fo.c, incarnation_over). The
  * scenario checks that nothing destructive follows either way: no failover
  * or recovery opened, no plan, no fence, every VM untouched. */
+/* Member k's address as core `at` holds it, copied (a string the core
+ * returns lives only until its next call). */
+static void held_addr(struct fw *w, int at, int k, char out[SWIM_ADDR_MAX])
+{
+	struct swim_member_info mi;
+	W_ASSERT(w, swim_member_find(fw_swim(w, at), fw_name(w, k), &mi), "n%d unknown at n%d", k,
+	         at);
+	snprintf(out, SWIM_ADDR_MAX, "%s", mi.addr);
+}
+
 static void forge_alive(struct fw *w, int at, int victim, int relay, uint64_t inc,
                         const uint8_t *proof, size_t proof_len)
 {
-	struct swim_member_info mi;
-	W_ASSERT(w, swim_member_find(fw_swim(w, at), fw_name(w, victim), &mi), "n%d unknown",
-	         victim);
-	struct swim_member_info me;
-	W_ASSERT(w, swim_member_find(fw_swim(w, at), fw_name(w, at), &me), "self unknown");
-	struct swim_member_info rl;
-	W_ASSERT(w, swim_member_find(fw_swim(w, at), fw_name(w, relay), &rl), "relay unknown");
+	char va[SWIM_ADDR_MAX], ra[SWIM_ADDR_MAX], aa[SWIM_ADDR_MAX];
+	held_addr(w, at, victim, va);
+	held_addr(w, at, relay, ra);
+	held_addr(w, at, at, aa);
 	struct swim_update u = {.name = fw_name(w, victim),
-	                        .addr = mi.addr,
+	                        .addr = va,
 	                        .incarnation = inc,
 	                        .state = SWIM_ALIVE,
 	                        .origin = "",
@@ -1223,9 +1230,9 @@ static void forge_alive(struct fw *w, int at, int victim, int relay, uint64_t in
 	                        .proof_len = proof_len};
 	struct swim_msg m = {.type = SWIM_MSG_PING,
 	                     .from = fw_name(w, relay),
-	                     .from_addr = rl.addr,
+	                     .from_addr = ra,
 	                     .to = fw_name(w, at),
-	                     .to_addr = me.addr,
+	                     .to_addr = aa,
 	                     .seq = 424242,
 	                     .target = "",
 	                     .target_addr = "",
