@@ -316,8 +316,39 @@
  *    forger now needs 2^42 messages, not one, to drive us to the ceiling.
  *    An ALIVE about another member may raise the incarnation we hold by
  *    as much (unless we hold it at 0, taken in unheard), for the same
- *    reason. (An ALIVE is not yet signed by its member, so a small forged
- *    raise is still taken; its member sees it and refutes above it.)
+ *    reason.
+ *  - Signed ALIVE claims (cfg.alive_sign / alive_verify; both unset: none
+ *    made or checked). A member signs (its name, its incarnation) once per
+ *    change of its incarnation (swim_self_sign: at start, at every
+ *    refutation or raise) and its ALIVE carries that proof; whoever relays
+ *    the update relays the proof byte for byte (held per member, pf[],
+ *    beside the 48-byte member record), in gossip and push-pull alike. An
+ *    ALIVE that raises the incarnation we hold of a known member — one we
+ *    hold ALIVE, SUSPECT or DEAD, ourselves included — is taken only if
+ *    the proof verifies, or if the member itself sent it (the transport
+ *    authenticated the sender: that is its own word, and how an agent
+ *    older than proofs refutes; its relayed copies are refused);
+ *    refused and counted otherwise (the glue's -ENOKEY, no key of the
+ *    member known yet — just met — is counted but not reported, so that
+ *    the rate-limited report is kept for forgeries). Without this a
+ *    rogue node certificate could gossip ALIVE(n2, inc + 1) once a second
+ *    and keep a dead n2 "refuting" its suspicion for ever, its HA VMs
+ *    never failed over (tests/sim: test_forged_alive_holds_dead_host);
+ *    or raise a live member, which then had to refute above it. With
+ *    SUSPECT and DEAD taken only at an incarnation we hold (above), every
+ *    incarnation a claim may name is one its member signed, or one we
+ *    took in as a first sighting. A first sighting (a member we do not
+ *    hold) is taken unsigned: it raises nothing, a join's push-pull
+ *    brings every member at once and an agent older than proofs sends
+ *    none; its proof is kept when it verifies, so that we relay it. The
+ *    most a forger gains so is to introduce a member we had never heard
+ *    of at an incarnation above its real one (the jump limit does not
+ *    apply to the unheard): we then hold it ALIVE until our own probes
+ *    suspect it at that incarnation, and its real ALIVEs, lower, are
+ *    ignored until it refutes our suspicion (gossiped to it) above it.
+ *    Proofs cost bytes: while proofs are on, a message piggybacks at most
+ *    SWIM_PIGGYBACK_BYTES of updates (estimated, proofs included) so that
+ *    a PING with its gossip still fits one 1200-byte datagram.
  *  - One peer's word kills nobody. A DEAD from another member about one we
  *    hold ALIVE used to be taken at once (no suspicion here, a failover
  *    opened at once): any holder of a node certificate could have a
@@ -622,6 +653,11 @@ struct swim {
 	uint8_t probe_hist_n;
 	bool stale_sender; /* the message being handled holds a stale suspicion of us */
 	uint64_t refused;  /* swim_claims_refused() */
+	/* Signed ALIVE claims (cfg.alive_sign or alive_verify set): each
+	 * member's latest proof, parallel to m[] (NULL: none held). */
+	struct swim_proof **pf;
+	bool pf_on;
+	uint32_t cap_pf;
 	struct mv_ratelimit refused_rl; /* SWIM_EV_CLAIM_REFUSED, one per interval */
 
 	struct swim_msg *out;
@@ -936,6 +972,79 @@ static const char *swim_default_origin(const struct swim *s, uint32_t i)
 	}
 }
 
+/* ---- signed ALIVE claims (A HOST SPEAKS ONLY FOR ITSELF) ---- */
+
+struct swim_proof {
+	uint64_t inc; /* the incarnation it proves */
+	uint16_t len;
+	uint8_t b[]; /* len bytes */
+};
+
+/* Member i's proof becomes (inc, p): kept only while proofs are on; none
+ * (NULL or 0 bytes) forgets the one held. */
+static void swim_pf_set(struct swim *s, uint32_t i, uint64_t inc, const uint8_t *p, size_t len)
+{
+	if (!s->pf_on)
+		return;
+	if (p == NULL || len == 0 || len > SWIM_PROOF_MAX) {
+		free(s->pf[i]);
+		s->pf[i] = NULL;
+		return;
+	}
+	if (s->pf[i] == NULL || s->pf[i]->len != len) {
+		free(s->pf[i]);
+		if ((s->pf[i] = malloc(sizeof(*s->pf[i]) + len)) == NULL)
+			return; /* relayed unsigned: taken as a first sighting only */
+	}
+	s->pf[i]->inc = inc;
+	s->pf[i]->len = (uint16_t)len;
+	memcpy(s->pf[i]->b, p, len);
+}
+
+/* Our incarnation changed: sign the new one (once per change). */
+static void swim_self_sign(struct swim *s)
+{
+	if (s->cfg.alive_sign == NULL)
+		return;
+	uint8_t b[SWIM_PROOF_MAX];
+	int n = s->cfg.alive_sign(s->cfg.claim_arg, s->cfg.name, s->m[0].incarnation, b, sizeof(b));
+	swim_pf_set(s, 0, s->m[0].incarnation, b, n > 0 && (size_t)n <= sizeof(b) ? (size_t)n : 0);
+}
+
+/* Does u carry its member's valid proof of its incarnation? 0 yes,
+ * -ENOKEY we cannot check it yet, another < 0 no. */
+static int swim_proof_check(const struct swim *s, const struct swim_update *u)
+{
+	if (u->proof == NULL || u->proof_len == 0)
+		return -EACCES;
+	int rc =
+	    s->cfg.alive_verify(s->cfg.claim_arg, u->name, u->incarnation, u->proof, u->proof_len);
+	return rc == 0 || rc == -ENOKEY ? rc : -EACCES;
+}
+
+static bool swim_proof_ok(const struct swim *s, const struct swim_update *u)
+{
+	return swim_proof_check(s, u) == 0;
+}
+
+static void swim_claim_refused(struct swim *s, const struct swim_update *u, const char *via,
+                               const char *why, uint64_t now);
+
+/* An ALIVE raise without a proof that verifies: refused. One we cannot
+ * check yet (the glue knows no key of its member: just met) is counted
+ * but not reported, so that the report is kept for forgeries; the member's
+ * own update comes again (retransmissions, push-pull). 0 if it verifies. */
+static int swim_alive_checked(struct swim *s, const struct swim_update *u, const char *via,
+                              const char *unsigned_why, uint64_t now)
+{
+	int rc = swim_proof_check(s, u);
+	if (rc == -ENOKEY)
+		s->refused++;
+	else if (rc < 0)
+		swim_claim_refused(s, u, via, u->proof_len ? "bad proof" : unsigned_why, now);
+	return rc;
+}
+
 /* Writes member i's current state into u, strings copied to the arena. */
 static void swim_fill_update(struct swim *s, struct swim_update *u, uint32_t i, uint32_t origin)
 {
@@ -950,6 +1059,17 @@ static void swim_fill_update(struct swim *s, struct swim_update *u, uint32_t i, 
 		u->origin = swim_arena_strdup(&s->out_arena, swim_str_get(s, origin));
 	else
 		u->origin = swim_arena_strdup(&s->out_arena, swim_default_origin(s, i));
+	u->proof = NULL;
+	u->proof_len = 0;
+	const struct swim_proof *pf = s->pf_on ? s->pf[i] : NULL;
+	if (pf != NULL && pf->inc == mb->incarnation) {
+		uint8_t *b = mv_arena_alloc(&s->out_arena, pf->len);
+		if (b != NULL) {
+			memcpy(b, pf->b, pf->len);
+			u->proof = b;
+			u->proof_len = pf->len;
+		}
+	}
 }
 
 /* ---- broadcast queue ---- */
@@ -1043,6 +1163,16 @@ static void swim_bc_queue(struct swim *s, uint32_t i, uint32_t origin)
 	swim_bc_link_head(s, id);
 }
 
+/* Bytes member i's update takes on the wire, about (see SWIM_PIGGYBACK_BYTES). */
+static size_t swim_update_bytes(const struct swim *s, uint32_t i)
+{
+	const struct swim_member *mb = &s->m[i];
+	const struct swim_proof *pf = s->pf[i];
+	return strlen(swim_str_get(s, mb->name)) + strlen(swim_str_get(s, mb->addr)) +
+	       (mb->state == SWIM_ALIVE ? 0 : SWIM_NAME_MAX / 2) +
+	       (pf != NULL && pf->inc == mb->incarnation ? pf->len : 0) + 24;
+}
+
 /* Piggybacks up to the budget of pending updates on m, fewest-sent first.
  * `to` is the recipient's member index (or NONE): if we hold it SUSPECT the
  * suspicion always rides along (buddy system), and its own ALIVE is never
@@ -1072,6 +1202,15 @@ static void swim_piggyback(struct swim *s, struct swim_msg *m, uint32_t to, uint
 	uint32_t room = budget > extra ? budget - extra : 0;
 	/* Only the recipient itself is left to tell: its own ALIVE is moot. */
 	bool moot = to != NONE && swim_n_live(s) <= 2;
+	/* with proofs on, a byte budget too (SWIM_PIGGYBACK_BYTES): the extras
+	 * count against it, and the first pick always goes */
+	size_t bytes = 0;
+	if (s->pf_on) {
+		if (buddy_ok)
+			bytes += swim_update_bytes(s, to);
+		if (about_ok)
+			bytes += swim_update_bytes(s, about);
+	}
 	for (uint32_t k = 0; k < SWIM_BCAST_BUCKETS && n < room; k++)
 		for (uint32_t id = s->bc_head[k], next; id != NONE && n < room; id = next) {
 			next = s->bc[id].next;
@@ -1082,6 +1221,14 @@ static void swim_piggyback(struct swim *s, struct swim_msg *m, uint32_t to, uint
 				if (moot && !buddy_ok)
 					swim_bc_free(s, id);
 				continue;
+			}
+			if (s->pf_on) {
+				size_t b = swim_update_bytes(s, mb);
+				if (n > 0 && bytes + b > SWIM_PIGGYBACK_BYTES) {
+					room = (uint32_t)n; /* full: stop here */
+					break;
+				}
+				bytes += b;
 			}
 			s->pick[n++] = id;
 		}
@@ -1610,6 +1757,13 @@ static uint32_t swim_member_add(struct swim *s, const char *name, const char *ad
 		s->m = n;
 		s->cap_m = cap;
 	}
+	if (s->pf_on && s->n_m == s->cap_pf) {
+		struct swim_proof **n = realloc(s->pf, sizeof(*n) * s->cap_m);
+		if (n == NULL)
+			return NONE;
+		s->pf = n;
+		s->cap_pf = s->cap_m;
+	}
 	if (s->n_order == s->cap_order) {
 		uint32_t cap = swim_grow(s->cap_order);
 		uint32_t *n = realloc(s->order, sizeof(*n) * cap);
@@ -1630,6 +1784,8 @@ static uint32_t swim_member_add(struct swim *s, const char *name, const char *ad
 	uint32_t i = s->n_m++;
 	struct swim_member *mb = &s->m[i];
 	memset(mb, 0, sizeof(*mb));
+	if (s->pf_on)
+		s->pf[i] = NULL;
 	mb->incarnation = inc;
 	mb->since_ms = now;
 	s->view_ver++;
@@ -1684,6 +1840,11 @@ static void swim_member_remove(struct swim *s, uint32_t i)
 	swim_str_unref(s, mb->addr);
 	swim_str_unref(s, mb->cause);
 	uint32_t last = --s->n_m;
+	if (s->pf_on) {
+		free(s->pf[i]);
+		s->pf[i] = s->pf[last];
+		s->pf[last] = NULL;
+	}
 	if (i != last) {
 		s->m[i] = s->m[last];
 		mb = &s->m[i];
@@ -1868,6 +2029,7 @@ static void swim_refute(struct swim *s, uint64_t reported, const char *cause)
 	 * refused, so `reported` is at most SWIM_INCARNATION_MAX) */
 	self->incarnation = reported < SWIM_INCARNATION_MAX ? reported + 1 : SWIM_INCARNATION_MAX;
 	s->view_ver++;
+	swim_self_sign(s);
 	swim_event(s, SWIM_EV_SELF_REFUTED, 0, cause, 0);
 	swim_bc_queue(s, 0, NONE);
 }
@@ -1928,6 +2090,11 @@ static void swim_apply_self(struct swim *s, const struct swim_update *u, enum sw
 		swim_claim_refused(s, u, via, "would raise our own incarnation too far", now);
 		return;
 	}
+	/* only a life of ours could have signed a raise of us (a restart that
+	 * lost its data dir): anyone else's is a forgery */
+	if (st == SWIM_ALIVE && s->cfg.alive_verify != NULL && u->incarnation > self->incarnation &&
+	    swim_alive_checked(s, u, via, "no proof", now) != 0)
+		return;
 	if (self->state == SWIM_LEFT) {
 		/* We are leaving: re-assert LEFT above whatever is said of us. */
 		if (st != SWIM_LEFT && u->incarnation >= self->incarnation &&
@@ -2100,6 +2267,8 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 		i = swim_member_add(s, u->name, u->addr, u->incarnation, now);
 		if (i == NONE)
 			return;
+		if (s->cfg.alive_verify != NULL && u->proof_len > 0 && swim_proof_ok(s, u))
+			swim_pf_set(s, i, u->incarnation, u->proof, u->proof_len);
 		swim_gossip_cause(cause, sizeof(cause), how, via, "");
 		swim_event(s, SWIM_EV_MEMBER_JOINED, i, cause, 0);
 		if (swim_regossip(s, u, via, pp))
@@ -2118,6 +2287,13 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			swim_claim_refused(s, u, via, "would raise its incarnation too far", now);
 			return;
 		}
+		/* (from the member itself: its own word, whose sender the
+		 * transport authenticated; an agent older than proofs
+		 * refutes so) */
+		if (s->cfg.alive_verify != NULL && strcmp(via, u->name) != 0 &&
+		    swim_alive_checked(s, u, via, "no proof of its member", now) != 0)
+			return;
+		swim_pf_set(s, i, u->incarnation, u->proof, u->proof_len);
 		enum swim_state old = (enum swim_state)mb->state;
 		bool moved = strcmp(u->addr, swim_str_get(s, mb->addr)) != 0;
 		if (moved)
@@ -2559,7 +2735,9 @@ static bool swim_msg_ok(const struct swim_msg *m)
 		const struct swim_update *u = &m->updates[k];
 		if (!swim_str_ok(u->name, SWIM_NAME_MAX, true) ||
 		    !swim_str_ok(u->addr, SWIM_ADDR_MAX, true) ||
-		    !swim_str_ok(u->origin, SWIM_NAME_MAX, false) || (unsigned)u->state > SWIM_LEFT)
+		    !swim_str_ok(u->origin, SWIM_NAME_MAX, false) ||
+		    (unsigned)u->state > SWIM_LEFT || u->proof_len > SWIM_PROOF_MAX ||
+		    (u->proof_len > 0 && u->proof == NULL))
 			return false;
 	}
 	return true;
@@ -2632,10 +2810,12 @@ struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnatio
 		s->bc_head[k] = s->bc_tail[k] = NONE;
 	s->probe.target = NONE;
 	mv_ratelimit_init(&s->refused_rl, SWIM_REFUSED_EVENT_MS);
+	s->pf_on = cfg->alive_sign != NULL || cfg->alive_verify != NULL;
 	if (swim_member_add(s, cfg->name, cfg->addr, initial_incarnation, now) != 0) {
 		swim_free(s);
 		return NULL;
 	}
+	swim_self_sign(s);
 	/* Spread the periodic work of nodes started together. */
 	s->next_probe_at = now + swim_rand_below(s, cfg->probe_interval_ms);
 	s->next_gossip_at = cfg->gossip_interval_ms
@@ -2677,6 +2857,9 @@ void swim_free(struct swim *s)
 			swim_str_unref(s, s->m[i].cause);
 		}
 	}
+	for (uint32_t i = 0; s->pf != NULL && i < s->n_m; i++)
+		free(s->pf[i]);
+	free(s->pf);
 	free(s->own.buf);
 	free(s->own.ent);
 	name_index_free(&s->own.index);

@@ -39,6 +39,10 @@ struct agent {
 	struct net *net;
 	struct tls_ctx *tls_server;
 	struct tls_ctx *tls_client;
+	/* the node-state core's checked signers (nodestate.c owns it; NULL
+	 * outside nodestate_start..nodestate_free), which membership's signed
+	 * ALIVE claims are checked with too */
+	struct tls_claim_cache *claims;
 	struct virt *virt;
 	/* libvirt's blocking calls run here, in lanes (hvwork.h): HA work never
 	 * waits behind migrations, and the loop never waits on libvirt */

@@ -544,6 +544,7 @@ int nodestate_start(struct agent *a, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	a->nodestate = s;
+	a->claims = s->claims; /* membership checks signed ALIVE claims with it */
 	mv_ratelimit_init(&s->reject_rl, 10000);
 	mv_ratelimit_init(&s->refuse_rl, 10000);
 	uv_timer_init(a->loop, &s->core_timer);
@@ -583,6 +584,7 @@ void nodestate_free(struct agent *a)
 	if (s == NULL)
 		return;
 	nstate_free(s->core);
+	a->claims = NULL;
 	tls_claim_cache_free(s->claims);
 	free(s->sig);
 	free(s->full);

@@ -5,6 +5,7 @@
 #include "tls_claim.h"
 #include "tls.h"
 #include "tls_internal.h"
+#include "prng.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -31,8 +32,17 @@ struct tls_claim_slot {
 	uint64_t checked; /* now_ms of the check */
 };
 
+/* A signer's certificate by name (bare claims), as learned: not trusted
+ * for itself, checked through the slots like a full proof's. */
+struct tls_claim_signer {
+	char name[256];
+	uint8_t *der; /* NULL: empty */
+	size_t n;
+};
+
 struct tls_claim_cache {
 	struct tls_claim_slot slot[TLS_CLAIM_SLOTS];
+	struct tls_claim_signer signer[TLS_CLAIM_SLOTS];
 };
 
 struct tls_claim_cache *tls_claim_cache_new(void)
@@ -45,6 +55,8 @@ void tls_claim_cache_free(struct tls_claim_cache *cc)
 	if (cc == NULL)
 		return;
 	tls_claim_cache_clear(cc);
+	for (size_t i = 0; i < TLS_CLAIM_SLOTS; i++)
+		free(cc->signer[i].der);
 	free(cc);
 }
 
@@ -78,6 +90,22 @@ static int tls_claim_feed(EVP_MD_CTX *md, tls_claim_update_fn update, const stru
 	       (c->len == 0 || update(md, c->data, c->len) == 1);
 }
 
+/* Signs c with key into out (cap >= the key's signature size): the
+ * signature's length, or -EIO. */
+static int tls_claim_sig(EVP_PKEY *key, const struct tls_claim *c, uint8_t *out, size_t cap)
+{
+	int rc = -EIO;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	size_t sig_len = cap;
+	if (md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+	    tls_claim_feed(md, EVP_DigestSignUpdate, c) &&
+	    EVP_DigestSignFinal(md, out, &sig_len) == 1)
+		rc = (int)sig_len;
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+	return rc;
+}
+
 int tls_claim_sign(struct tls_ctx *ctx, const struct tls_claim *c, uint8_t *out, size_t cap)
 {
 	if (strcmp(c->name, tls_ctx_own_name(ctx)) != 0)
@@ -97,16 +125,20 @@ int tls_claim_sign(struct tls_ctx *ctx, const struct tls_claim *c, uint8_t *out,
 	out[1] = (uint8_t)der;
 	uint8_t *p = out + 2;
 	i2d_X509(cert, &p);
-	int rc = -EIO;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	size_t sig_len = sig_max;
-	if (md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-	    tls_claim_feed(md, EVP_DigestSignUpdate, c) &&
-	    EVP_DigestSignFinal(md, p, &sig_len) == 1)
-		rc = (int)(2 + (size_t)der + sig_len);
-	EVP_MD_CTX_free(md);
-	ERR_clear_error();
-	return rc;
+	int rc = tls_claim_sig(key, c, p, sig_max);
+	return rc < 0 ? rc : (int)(2 + (size_t)der + (size_t)rc);
+}
+
+int tls_claim_sign_bare(struct tls_ctx *ctx, const struct tls_claim *c, uint8_t *out, size_t cap)
+{
+	if (strcmp(c->name, tls_ctx_own_name(ctx)) != 0)
+		return -EINVAL;
+	EVP_PKEY *key = SSL_CTX_get0_privatekey(tls_ctx_ssl(ctx));
+	if (key == NULL)
+		return -EIO;
+	if (cap < (size_t)EVP_PKEY_get_size(key))
+		return -ENOSPC;
+	return tls_claim_sig(key, c, out, cap);
 }
 
 /* Checks the certificate of a proof (der, n bytes) for claims by `name`:
@@ -156,6 +188,53 @@ out:
 	return key;
 }
 
+static int tls_claim_check(struct tls_claim_cache *cc, struct tls_ctx *ctx,
+                           const struct tls_claim *c, const uint8_t *der, size_t n,
+                           const uint8_t *sig, size_t sig_len, uint64_t now_ms, char *why,
+                           size_t whylen);
+
+static struct tls_claim_signer *tls_claim_signer_of(struct tls_claim_cache *cc, const char *name)
+{
+	uint64_t h = mv_fnv1a64(MV_FNV1A64_OFFSET, name);
+	return &cc->signer[h % TLS_CLAIM_SLOTS];
+}
+
+void tls_claim_learn(struct tls_claim_cache *cc, const char *name, const uint8_t *der, size_t n)
+{
+	struct tls_claim_signer *g = tls_claim_signer_of(cc, name);
+	if (g->der != NULL && g->n == n && strcmp(g->name, name) == 0 &&
+	    memcmp(g->der, der, n) == 0)
+		return;
+	uint8_t *copy = malloc(n ? n : 1);
+	if (copy == NULL)
+		return; /* its bare claims wait for the next full proof */
+	memcpy(copy, der, n);
+	free(g->der);
+	g->der = copy;
+	g->n = n;
+	snprintf(g->name, sizeof(g->name), "%s", name);
+}
+
+int tls_claim_verify_bare(struct tls_claim_cache *cc, struct tls_ctx *ctx,
+                          const struct tls_claim *c, const uint8_t *sig, size_t len,
+                          uint64_t now_ms, char *why, size_t whylen)
+{
+	if (sig == NULL || len == 0) {
+		tls_errf(why, whylen, "no proof");
+		return -EACCES;
+	}
+	if (len > TLS_CLAIM_SIG_MAX) {
+		tls_errf(why, whylen, "malformed proof");
+		return -EACCES;
+	}
+	struct tls_claim_signer *g = tls_claim_signer_of(cc, c->name);
+	if (g->der == NULL || strcmp(g->name, c->name) != 0) {
+		tls_errf(why, whylen, "no certificate of '%s' known yet", c->name);
+		return -ENOKEY;
+	}
+	return tls_claim_check(cc, ctx, c, g->der, g->n, sig, len, now_ms, why, whylen);
+}
+
 int tls_claim_verify(struct tls_claim_cache *cc, struct tls_ctx *ctx, const struct tls_claim *c,
                      const uint8_t *proof, size_t len, uint64_t now_ms, char *why, size_t whylen)
 {
@@ -170,6 +249,19 @@ int tls_claim_verify(struct tls_claim_cache *cc, struct tls_ctx *ctx, const stru
 	}
 	const uint8_t *der = proof + 2, *sig = proof + 2 + n;
 	size_t sig_len = len - 2 - n;
+	int rc = tls_claim_check(cc, ctx, c, der, n, sig, sig_len, now_ms, why, whylen);
+	if (rc == 0)
+		tls_claim_learn(cc, c->name, der, n);
+	return rc;
+}
+
+/* Checks that sig (sig_len bytes) signs c with the key of certificate der
+ * (n bytes), which must pass tls_claim_cert_key (cached). */
+static int tls_claim_check(struct tls_claim_cache *cc, struct tls_ctx *ctx,
+                           const struct tls_claim *c, const uint8_t *der, size_t n,
+                           const uint8_t *sig, size_t sig_len, uint64_t now_ms, char *why,
+                           size_t whylen)
+{
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	SHA256(der, n, digest);
 	struct tls_claim_slot *s =

@@ -56,4 +56,28 @@ void tls_claim_cache_clear(struct tls_claim_cache *cc);
 int tls_claim_verify(struct tls_claim_cache *cc, struct tls_ctx *ctx, const struct tls_claim *c,
                      const uint8_t *proof, size_t len, uint64_t now_ms, char *why, size_t whylen);
 
+/*
+ * Bare claims: the signature alone (no certificate: <= 72 bytes with a
+ * P-256 key), for claims that must be small — a SWIM ALIVE rides in a
+ * 1200-byte datagram. A receiver checks one with the certificate it holds
+ * for the claim's name: learned from a full proof this cache verified
+ * (tls_claim_verify learns it: every host's node-state record carries one)
+ * or handed in (tls_claim_learn). A learned certificate is not trusted for
+ * itself: each check passes it through the same certificate check (CA,
+ * role, CN, revocation; cached TLS_CLAIM_CACHE_MS, cleared by
+ * tls_claim_cache_clear) as a full proof's.
+ */
+/* The signature of c by our key into out (cap >= the key's signature size,
+ * 72 for P-256). Its length, or -EINVAL (c->name is not our CN), -ENOSPC,
+ * -EIO. */
+int tls_claim_sign_bare(struct tls_ctx *ctx, const struct tls_claim *c, uint8_t *out, size_t cap);
+/* 0, -EACCES (no or bad signature, refused certificate) or -ENOKEY (no
+ * certificate of c->name known yet), with the reason in why. */
+int tls_claim_verify_bare(struct tls_claim_cache *cc, struct tls_ctx *ctx,
+                          const struct tls_claim *c, const uint8_t *sig, size_t len,
+                          uint64_t now_ms, char *why, size_t whylen);
+/* Holds der (n bytes) as name's certificate for bare claims (replacing
+ * the one held; a memory failure keeps the old one). */
+void tls_claim_learn(struct tls_claim_cache *cc, const char *name, const uint8_t *der, size_t n);
+
 #endif

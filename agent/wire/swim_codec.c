@@ -68,6 +68,8 @@ static int swim_pb_build(const struct swim_msg *m, struct swim_pb *pb)
 			p->incarnation = u->incarnation;
 			p->state = (Mv__MemberState)u->state;
 			p->origin = MV_STR(u->origin);
+			p->proof.data = (uint8_t *)u->proof;
+			p->proof.len = u->proof ? u->proof_len : 0;
 			pb->upd_ptrs[i] = p;
 		}
 	}
@@ -178,11 +180,18 @@ int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m, struct swim_u
 			free(ups);
 			return -EINVAL;
 		}
+		if (p->proof.len > SWIM_PROOF_MAX) {
+			*why = "member update with an oversized proof";
+			free(ups);
+			return -EINVAL;
+		}
 		ups[i].name = p->name;
 		ups[i].addr = p->addr;
 		ups[i].incarnation = p->incarnation;
 		ups[i].state = (enum swim_state)p->state;
 		ups[i].origin = p->origin;
+		ups[i].proof = p->proof.len ? p->proof.data : NULL;
+		ups[i].proof_len = p->proof.len;
 	}
 	m->type = (enum swim_msg_type)sm->type;
 	m->from = env->from;

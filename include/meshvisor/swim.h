@@ -54,6 +54,13 @@ extern "C" {
 #define SWIM_INCARNATION_JUMP_MAX (UINT64_C(1) << 20)
 /* At most one SWIM_EV_CLAIM_REFUSED per this many ms (the rest counted). */
 #define SWIM_REFUSED_EVENT_MS 10000
+/* Largest ALIVE proof carried (a DER ECDSA P-256 signature is <= 72 bytes,
+ * an RSA-4096 one 512), and the bytes of updates (proofs included,
+ * estimated as strings + proof + 24) one message piggybacks at most while
+ * proofs are on (at least one update), so that a PING with its gossip
+ * stays within one 1200-byte datagram. */
+#define SWIM_PROOF_MAX 512
+#define SWIM_PIGGYBACK_BYTES 900
 
 enum swim_state {
 	SWIM_ALIVE = 0,
@@ -78,6 +85,11 @@ struct swim_update {
 	uint64_t incarnation;
 	enum swim_state state;
 	const char *origin; /* who asserted SUSPECT/DEAD/LEFT; "" otherwise */
+	/* The member's own proof that it lives at this incarnation (its
+	 * signature of (name, incarnation): swim_config.alive_sign), relayed
+	 * unchanged; NULL/0 when none. At most SWIM_PROOF_MAX bytes. */
+	const uint8_t *proof;
+	size_t proof_len;
 };
 
 /* One protocol message. Mirrors mv.SwimMessage (+ Envelope.from). */
@@ -171,6 +183,22 @@ struct swim_config {
 	uint32_t reap_ms;               /* forget DEAD/LEFT members after (default 24 h) */
 	uint32_t max_updates_per_msg;   /* piggyback budget (default 16) */
 	struct swim_strtab *strtab;     /* shared string table; NULL: private (default) */
+	/* Signed ALIVE claims (swim.c, A HOST SPEAKS ONLY FOR ITSELF); both
+	 * NULL (the default): none made, none checked, as before.
+	 * alive_sign: writes our proof of (name, incarnation) into out (cap =
+	 * SWIM_PROOF_MAX bytes) and returns its length, or < 0 (then our ALIVE
+	 * goes unsigned). Called once per change of our incarnation.
+	 * alive_verify: 0 if proof proves that member `name` itself claimed
+	 * `incarnation`, -ENOKEY if it cannot tell yet (no key of `name`
+	 * known), another < 0 otherwise. An ALIVE that raises the incarnation
+	 * we hold of a known member (ourselves included) is taken only if it
+	 * verifies; refused and counted otherwise (reported by
+	 * SWIM_EV_CLAIM_REFUSED unless -ENOKEY). */
+	int (*alive_sign)(void *arg, const char *name, uint64_t incarnation, uint8_t *out,
+	                  size_t cap);
+	int (*alive_verify)(void *arg, const char *name, uint64_t incarnation, const uint8_t *proof,
+	                    size_t len);
+	void *claim_arg;
 };
 
 enum swim_event_type {

@@ -6,7 +6,9 @@
  *   byte 0     flags: bit 0 the core is joining through a seed first,
  *              bit 1 the core leaves gracefully after the messages,
  *              bit 2 after each message the transport reports its sender
- *              and its target refused (swim_peer_refused)
+ *              and its target refused (swim_peer_refused),
+ *              bit 3 signed ALIVE claims: the core signs and checks proofs
+ *              (a fake: the proof of (name, inc) is the text "name@inc")
  *   bytes 1..  a stream of frames (4-byte BE length + Envelope), each one
  *              message from "the network" to a core named "self"
  *
@@ -15,11 +17,13 @@
  * timer run, so suspicion, ping-req and push-pull paths (full and by
  * digest: digest, want, buckets) are reached with hostile state. Afterwards the clock runs on for a simulated minute.
  * The core must not crash, must keep itself in its member table, and every
- * message it emits must survive its own codec (encode, decode, same type).
+ * message it emits must survive its own codec (encode, decode, same type,
+ * every update's proof byte for byte).
  */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +62,11 @@ static void check_output(const struct swim_msg *m)
 			abort();
 	for (size_t k = 0; k < m->n_want; k++)
 		if (back.want[k] != m->want[k])
+			abort();
+	for (size_t k = 0; k < m->n_updates; k++)
+		if (back.updates[k].proof_len != m->updates[k].proof_len ||
+		    (m->updates[k].proof_len &&
+		     memcmp(back.updates[k].proof, m->updates[k].proof, m->updates[k].proof_len)))
 			abort();
 	free(ups);
 	envelope_free(env);
@@ -102,6 +111,20 @@ static void check_invariants(struct swim *s)
 		abort();
 }
 
+static int fake_sign(void *arg, const char *name, uint64_t inc, uint8_t *out, size_t cap)
+{
+	(void)arg;
+	int n = snprintf((char *)out, cap, "%s@%llu", name, (unsigned long long)inc);
+	return n > 0 && (size_t)n < cap ? n : -ENOSPC;
+}
+
+static int fake_verify(void *arg, const char *name, uint64_t inc, const uint8_t *proof, size_t len)
+{
+	uint8_t want[SWIM_PROOF_MAX];
+	int n = fake_sign(arg, name, inc, want, sizeof(want));
+	return n > 0 && (size_t)n == len && memcmp(want, proof, len) == 0 ? 0 : -EACCES;
+}
+
 /* Run every timer due up to `until`, draining after each step. */
 static void run_until(struct swim *s, uint64_t *now, uint64_t until)
 {
@@ -131,6 +154,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	strcpy(cfg.addr, "127.0.0.1:7946");
 	cfg.seed = 42;
 	cfg.reap_ms = 20000; /* reach the reaper within the simulated minute */
+	if (flags & 8) {
+		cfg.alive_sign = fake_sign;
+		cfg.alive_verify = fake_verify;
+	}
 	uint64_t now = 1000000;
 	struct swim *s = swim_new(&cfg, 0, now);
 	if (s == NULL)

@@ -56,6 +56,18 @@ def envelopes():
             w.PUSH_PULL, 0, "127.0.0.1:7001", "self", digest=[1, 2, 3])),
         "suspect_self": w.envelope("n2", swim=w.swim_message(w.PING, 3, "127.0.0.1:7002", "self",
                                                              updates=[up_self])),
+        # signed ALIVE claims (issue 13; fuzz_swim flag bit 3, whose fake
+        # proof of (name, inc) is "name@inc"): n1's own raise to 4, a
+        # forged raise to 9 (another incarnation's proof), one of self
+        # with no proof, and a proof over 512 bytes (refused by the codec)
+        "alive_signed": w.envelope("n2", swim=w.swim_message(
+            w.PING, 4, "127.0.0.1:7002", "self", updates=[
+                w.member_update("n1", "127.0.0.1:7001", 4, w.ALIVE, proof=b"n1@4"),
+                w.member_update("n1", "127.0.0.1:7001", 9, w.ALIVE, proof=b"n1@8"),
+                w.member_update("self", "127.0.0.1:7946", 5, w.ALIVE)])),
+        "alive_proof_too_long": w.envelope("n2", swim=w.swim_message(
+            w.ACK, 0, "127.0.0.1:7002", "self", updates=[
+                w.member_update("n1", "127.0.0.1:7001", 5, w.ALIVE, proof=b"p" * 513)])),
         "req_status": w.envelope(request=w.rpc_request(1, "status")),
         "req_members": w.envelope(request=w.rpc_request(2, "members")),
         "req_join": w.envelope(request=w.rpc_request(3, "join", ["127.0.0.1:7001"])),
@@ -274,6 +286,8 @@ def main():
     put("fuzz_swim", "suspect_self", b"\x00" + fr["join"] + fr["suspect_self"])
     put("fuzz_swim", "ping_req", b"\x00" + fr["join"] + fr["ping_req"] + fr["nack"])
     put("fuzz_swim", "leave", b"\x02" + fr["push_pull_reply"] + fr["ping"])
+    put("fuzz_swim", "alive_signed", b"\x08" + fr["push_pull_reply"] + fr["alive_signed"] +
+        fr["alive_proof_too_long"] + fr["ping"])
     put("fuzz_swim", "digest", b"\x01" + fr["push_pull_reply"] + fr["pp_digest"] +
         fr["pp_want"] + fr["pp_digest_bad"])
     # bit 2: the transport reports the sender of every message refused

@@ -102,9 +102,10 @@ def _str(d, f):
 
 # ---- messages --------------------------------------------------------------
 
-def member_update(name, addr, incarnation=0, state=ALIVE, origin=""):
+def member_update(name, addr, incarnation=0, state=ALIVE, origin="", proof=b""):
+    # proof (field 6): the member's signature of (name, incarnation), issue 13
     return (f_bytes(1, name) + f_bytes(2, addr) + f_varint(3, incarnation) +
-            f_varint(4, state) + f_bytes(5, origin))
+            f_varint(4, state) + f_bytes(5, origin) + f_bytes(6, proof))
 
 
 def swim_message(type_, seq=0, from_addr="", to="", target="", target_addr="",

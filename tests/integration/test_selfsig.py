@@ -11,6 +11,11 @@ and talks to the agents' peer ports:
  - n9 pushes a forged node-state record for n1 (version 2^40: 1 CPU,
    libvirt down, draining) to n2 and n3: refused, since it carries no
    proof signed by n1's key; nobody shows it; one log line each.
+ - n9 gossips ALIVE(n2, incarnation + 5), unsigned, and ALIVE(n2, + 6)
+   with a proof that is not n2's, to n3 and to n2 itself: refused (only n2
+   raises its incarnation, with its signature); n2's incarnation moves
+   nowhere, nobody opens a failover; one log line each. (Step 1's
+   refutation, by contrast, is n2's own, signed, and taken.)
 """
 import time
 
@@ -48,6 +53,12 @@ def main(t):
     n1, n2, n3 = c["n1"], c["n2"], c["n3"]
     ca = t.certs.ca_cert
     cert, key = t.certs.make("node", "n9")  # signed by the cluster CA, never deployed
+    # (each host's record, which carries its certificate, at every host: the
+    # key its signed ALIVE is checked with; until then a refutation is not
+    # taken, quietly, and comes again)
+    mvtest.wait_until(lambda: all(n.get("known_state") for a in (n1, n2, n3)
+                                  for n in a.nodes().values()), 10,
+                      "every host's record at every host")
     mark = {a.name: len(a.log_text()) for a in (n1, n2, n3)}
 
     # 1. DEAD for n2, at the incarnation everybody holds
@@ -109,6 +120,27 @@ def main(t):
         n = a.nodes()["n1"]
         check(n["cpus"] > 1 and not n.get("draining") and n["libvirt_reachable"],
               "%s shows n1 with forged values: %s" % (a.name, n))
+
+    # 4. a forged raise of n2's incarnation (SWIM ALIVE), to n3 and to n2
+    inc1 = n2.members()["n2"]["incarnation"]
+    for a in (n3, n2):
+        s = mvtest.tls_client("127.0.0.1", a.peer_port, ca, cert, key)
+        s.sendall(gossip(a.name, [
+            w.member_update("n2", n2.peer_addr, inc1 + 5, w.ALIVE),
+            w.member_update("n2", n2.peer_addr, inc1 + 6, w.ALIVE, proof=b"\x30" * 70)]))
+        socks.append(s)
+    log("n9 gossiped ALIVE(n2, %d) and ALIVE(n2, %d, a proof not n2's) to n3 and n2" %
+        (inc1 + 5, inc1 + 6))
+    for a in (n3, n2):
+        got = mvtest.wait_until(
+            lambda: lines(a, r"claim refused name=n2 incarnation=%d .*from n9 refused: no proof"
+                          % (inc1 + 5), mark[a.name]), 10, "%s refusing the forged ALIVE" % a.name)
+        log("%s: %s" % (a.name, got[0].split("WARN ", 1)[-1]))
+    for a in (n1, n2, n3):
+        m = a.members()["n2"]
+        check(m["state"] == "alive" and m["incarnation"] == inc1,
+              "%s holds n2 %s at %d after the forged ALIVE, want alive at %d" %
+              (a.name, m["state"], m["incarnation"], inc1))
     for sk in socks:
         sk.close()
 
@@ -121,7 +153,12 @@ def main(t):
         n = len(lines(a, r"member suspect name=n2 .*n9", mark[a.name]))
         check(n <= 1 and (a is n3 or n == 1),
               "%s logged a suspicion from n9's DEAD %d times, want once" % (a.name, n))
-    check(len(lines(n1, r"claim refused", mark["n1"])) == 1, "n1: one 'claim refused' line")
+    for a in (n1, n2, n3):
+        n = len(lines(a, r"claim refused", mark[a.name]))
+        check(n == 1, "%s: %d 'claim refused' lines, want one" % (a.name, n))
+        check(not lines(a, r"failover opened|recovery opened", mark[a.name]),
+              "%s opened a failover" % a.name)
+        check(a.members()["n2"]["incarnation"] == inc1, "%s: n2 moved" % a.name)
     for a in (n2, n3):
         n = len(lines(a, r"refused node-state record", mark[a.name]))
         check(n == 1, "%s logged the forged record %d times, want once" % (a.name, n))

@@ -274,7 +274,8 @@ size_t sim_wire_size(const struct swim_msg *m)
 		const struct swim_update *u = &m->updates[i];
 		size_t us = sim_str_field(u->name) + sim_str_field(u->addr) +
 		            sim_u64_field(u->incarnation) + sim_u64_field((uint64_t)u->state) +
-		            sim_str_field(u->origin);
+		            sim_str_field(u->origin) +
+		            (u->proof_len ? 1 + sim_varint_size(u->proof_len) + u->proof_len : 0);
 		sw += 1 + sim_varint_size(us) + us;
 	}
 	/* Digest (field 10, packed fixed64), want (11, packed varints), buckets
@@ -346,6 +347,8 @@ static struct sim_packet *sim_packet_new(const struct swim_msg *m)
 		ups[i].name = sim_scopy(&sp, m->updates[i].name);
 		ups[i].addr = sim_scopy(&sp, m->updates[i].addr);
 		ups[i].origin = sim_scopy(&sp, m->updates[i].origin);
+		ups[i].proof = NULL; /* no signed claims in this simulator */
+		ups[i].proof_len = 0;
 	}
 	p->msg.updates = m->n_updates ? ups : NULL;
 	p->msg.n_updates = m->n_updates;

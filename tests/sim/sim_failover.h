@@ -283,6 +283,19 @@ typedef bool (*fw_send_hook_f)(struct fw *w, int from, int to, const struct fo_m
 typedef void (*fw_event_hook_f)(struct fw *w, int node, const struct fo_event *e, void *arg);
 void fw_set_send_hook(struct fw *w, fw_send_hook_f fn, void *arg);
 void fw_set_event_hook(struct fw *w, fw_event_hook_f fn, void *arg);
+/* Hands host i's SWIM core a message as if it had arrived (a forger's: the
+ * scenario builds it), then carries out what the core says, as a delivery
+ * does. Nothing if the agent is down or frozen. */
+void fw_inject_swim(struct fw *w, int i, const struct swim_msg *m);
+/* Signed ALIVE claims in the simulator: a deterministic fake of the
+ * daemon's signatures (8 bytes, a keyed hash of name and incarnation).
+ * fw_opts_signed_alive sets both callbacks in o->swim; a scenario forges a
+ * member's valid proof by calling fw_fake_alive_sign itself (as only that
+ * member could, in the real cluster). */
+int fw_fake_alive_sign(void *arg, const char *name, uint64_t inc, uint8_t *out, size_t cap);
+int fw_fake_alive_verify(void *arg, const char *name, uint64_t inc, const uint8_t *proof,
+                         size_t len);
+void fw_opts_signed_alive(struct fw_opts *o);
 
 /* State of hosts. */
 bool fw_host_up(const struct fw *w, int i); /* hypervisor up */

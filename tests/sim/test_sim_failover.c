@@ -1199,6 +1199,196 @@ SCN(test_short_pause_changes_nothing)
 	world_free(w);
 }
 
+/* Issue 13: a forged ALIVE raising a live member's incarnation (a rogue
+ * node certificate gossips ALIVE(n2, inc + 5); relayed, it reaches n0 as
+ * from n1, n1 as from n0). SWIM takes it (ALIVE is not signed yet) and n2
+ * refutes above it. The failover core hears of the forged incarnation only
+ * when the ALIVE ends a suspicion (an ALIVE-to-ALIVE raise is no event);
+ * it then holds n2's real incarnation over (fo.c, incarnation_over). The
+ * scenario checks that nothing destructive follows either way: no failover
+ * or recovery opened, no plan, no fence, every VM untouched. */
+/* Member k's address as core `at` holds it, copied (a string the core
+ * returns lives only until its next call). */
+static void held_addr(struct fw *w, int at, int k, char out[SWIM_ADDR_MAX])
+{
+	struct swim_member_info mi;
+	W_ASSERT(w, swim_member_find(fw_swim(w, at), fw_name(w, k), &mi), "n%d unknown at n%d", k,
+	         at);
+	snprintf(out, SWIM_ADDR_MAX, "%s", mi.addr);
+}
+
+static void forge_alive(struct fw *w, int at, int victim, int relay, uint64_t inc,
+                        const uint8_t *proof, size_t proof_len)
+{
+	char va[SWIM_ADDR_MAX], ra[SWIM_ADDR_MAX], aa[SWIM_ADDR_MAX];
+	held_addr(w, at, victim, va);
+	held_addr(w, at, relay, ra);
+	held_addr(w, at, at, aa);
+	struct swim_update u = {.name = fw_name(w, victim),
+	                        .addr = va,
+	                        .incarnation = inc,
+	                        .state = SWIM_ALIVE,
+	                        .origin = "",
+	                        .proof = proof,
+	                        .proof_len = proof_len};
+	struct swim_msg m = {.type = SWIM_MSG_PING,
+	                     .from = fw_name(w, relay),
+	                     .from_addr = ra,
+	                     .to = fw_name(w, at),
+	                     .to_addr = aa,
+	                     .seq = 424242,
+	                     .target = "",
+	                     .target_addr = "",
+	                     .updates = &u,
+	                     .n_updates = 1};
+	fw_inject_swim(w, at, &m);
+}
+
+/* Three hosts of 3 HA VMs each, warmed up; *inc: n2's incarnation. With
+ * signed ALIVE claims (the simulator's fake) or without. */
+static struct fw *forge_world(uint64_t *inc, bool signed_alive)
+{
+	struct fw *w = world(3, signed_alive ? fw_opts_signed_alive : NULL);
+	for (int i = 0; i < 3; i++)
+		add_vms(w, i, 3, 100);
+	fw_start(w);
+	warm_up(w);
+	*inc = swim_incarnation(fw_swim(w, 2));
+	return w;
+}
+
+/* The forger's ALIVE(n2, inc) reaches n0 and n1 (each as relayed by the
+ * other), with no proof, or with one that is not n2's (every other one:
+ * the fake's signature of another incarnation). */
+static void forge_both(struct fw *w, uint64_t inc)
+{
+	uint8_t bad[8];
+	int n = fw_fake_alive_sign(NULL, "n2", inc - 1, bad, sizeof(bad));
+	assert_int_equal(n, 8);
+	forge_alive(w, 0, 2, 1, inc, inc % 2 ? bad : NULL, inc % 2 ? 8 : 0);
+	forge_alive(w, 1, 2, 0, inc, inc % 2 ? bad : NULL, inc % 2 ? 8 : 0);
+}
+
+/* The forged raise on a live n2, then again while n2 is suspected (frozen
+ * 3 s: a forged ALIVE would end the suspicion, so the failover cores would
+ * hear of the forged incarnation and hold n2's real one over). Unsigned:
+ * taken, n2 refutes above it; signed: refused, n2 stays where it was but
+ * for its own refutation of the real suspicion. Either way nothing
+ * destructive follows. */
+static void forged_raise(bool signed_alive)
+{
+	uint64_t inc0;
+	struct fw *w = forge_world(&inc0, signed_alive);
+	forge_both(w, inc0 + 5);
+	fw_run_for(w, 30000);
+	W_OK(w);
+	uint64_t inc1 = swim_incarnation(fw_swim(w, 2));
+	fw_pause(w, 2);
+	fw_run_for(w, 2500);
+	struct swim_member_info mi;
+	W_ASSERT(w, swim_member_find(fw_swim(w, 0), "n2", &mi), "n0 forgot n2");
+	enum swim_state held = mi.state;
+	forge_both(w, inc1 + 5);
+	fw_run_for(w, 500);
+	fw_resume(w, 2);
+	fw_run_for(w, 40000);
+	W_OK(w);
+	check_counters(w);
+	uint64_t inc2 = swim_incarnation(fw_swim(w, 2));
+	fprintf(stderr,
+	        "  %s forged ALIVE(n2, %" PRIu64 " + 5): n2 then at %" PRIu64
+	        "; again while n0 held it %s: n2 now at %" PRIu64
+	        ", %zu detections, %zu plans, %" PRIu64 " claims refused by n0\n",
+	        signed_alive ? "signed cluster:" : "unsigned cluster:", inc0, inc1,
+	        swim_state_name(held), inc2, recs(w, FO_EV_DETECTED, -1, -1), fw_chosen_count(w),
+	        swim_claims_refused(fw_swim(w, 0)));
+	W_ASSERT(w, recs(w, FO_EV_DETECTED, -1, -1) == 0, "a failover or recovery opened");
+	W_ASSERT(w, fw_chosen_count(w) == 0, "a plan after a forged ALIVE");
+	W_ASSERT(w, fw_counters(w)->fence_self == 0 && fw_counters(w)->vms_destroyed == 0,
+	         "a fence after a forged ALIVE");
+	for (int i = 0; i < 3; i++)
+		assert_untouched(w, i);
+	if (signed_alive) {
+		/* refused: n2 moved only by its own refutation of the pause's
+		 * suspicion, and every holder agrees with it */
+		W_ASSERT(w, inc1 == inc0 && inc2 <= inc0 + 1,
+		         "n2 moved from %" PRIu64 " to %" PRIu64, inc0, inc2);
+		for (int i = 0; i < 2; i++) {
+			W_ASSERT(w, swim_claims_refused(fw_swim(w, i)) >= 2, "n%d refused nothing",
+			         i);
+			W_ASSERT(
+			    w, swim_member_find(fw_swim(w, i), "n2", &mi) && mi.incarnation == inc2,
+			    "n%d holds n2 at %" PRIu64 ", n2 is at %" PRIu64, i, mi.incarnation,
+			    inc2);
+		}
+	}
+	world_free(w);
+}
+
+SCN(test_forged_alive_raise)
+{
+	forged_raise(false);
+}
+
+SCN(test_forged_alive_raise_signed)
+{
+	forged_raise(true);
+}
+
+/* The other side of the same forgery: n2's host dies, and the forger keeps
+ * "refuting" its death for it, one ALIVE a second, each one incarnation
+ * higher. Unsigned (the gap signed claims close): n0 and n1 take every
+ * one, n2 flaps back to ALIVE before its suspicion times out, and its VMs
+ * are not failed over while the forger goes on (printed as GAP, not
+ * asserted); once the forger stops, n2 is declared dead and its VMs run
+ * again elsewhere, once. Signed: every forged ALIVE is refused, n2 is
+ * declared dead and failed over while the forger still sends. Both: nothing
+ * ever runs twice. */
+static void forged_keepalive(bool signed_alive)
+{
+	uint64_t inc0;
+	struct fw *w = forge_world(&inc0, signed_alive);
+	fw_crash_host(w, 2);
+	for (uint64_t k = 1; k <= 40; k++) {
+		forge_both(w, inc0 + k);
+		fw_run_for(w, 1000);
+		W_OK(w);
+	}
+	struct swim_member_info mi;
+	W_ASSERT(w, swim_member_find(fw_swim(w, 0), "n2", &mi), "n0 forgot n2");
+	size_t det = recs(w, FO_EV_DETECTED, -1, 2);
+	fprintf(stderr,
+	        "  %sdead n2 after 40 s of forged ALIVEs: n0 holds it %s at %" PRIu64
+	        ", %zu detections, %zu plans, %" PRIu64 " claims refused by n0\n",
+	        det == 0 ? "GAP (unsigned ALIVE): " : "", swim_state_name(mi.state), mi.incarnation,
+	        det, fw_chosen_count(w), swim_claims_refused(fw_swim(w, 0)));
+	if (signed_alive) {
+		W_ASSERT(w, mi.state == SWIM_DEAD && mi.incarnation == inc0,
+		         "n0 holds n2 %s at %" PRIu64, swim_state_name(mi.state), mi.incarnation);
+		assert_failed_over(w, 2, 0);
+	}
+	uint64_t stop = fw_now(w);
+	fw_run_for(w, 60000);
+	W_OK(w);
+	check_counters(w);
+	assert_failed_over(w, 2, 0);
+	if (!signed_alive)
+		fprintf(stderr,
+		        "  forger stopped: n2 failed over, first plan %" PRIu64 " ms later\n",
+		        fw_chosen_count(w) ? fw_chosen_at(w, 0)->chosen_at - stop : 0);
+	world_free(w);
+}
+
+SCN(test_forged_alive_holds_dead_host)
+{
+	forged_keepalive(false);
+}
+
+SCN(test_forged_alive_holds_dead_host_signed)
+{
+	forged_keepalive(true);
+}
+
 /* ------------------------------------------------------------------ */
 /* Witness, hand-back, no room                                         */
 
@@ -2487,6 +2677,10 @@ int main(void)
 	    cmocka_unit_test_teardown(test_flapping_host, teardown),
 	    cmocka_unit_test_teardown(test_paused_host_resumes, teardown),
 	    cmocka_unit_test_teardown(test_short_pause_changes_nothing, teardown),
+	    cmocka_unit_test_teardown(test_forged_alive_raise, teardown),
+	    cmocka_unit_test_teardown(test_forged_alive_holds_dead_host, teardown),
+	    cmocka_unit_test_teardown(test_forged_alive_raise_signed, teardown),
+	    cmocka_unit_test_teardown(test_forged_alive_holds_dead_host_signed, teardown),
 	    cmocka_unit_test_teardown(test_witness_two_hosts, teardown),
 	    cmocka_unit_test_teardown(test_restart_fails_hand_back, teardown),
 	    cmocka_unit_test_teardown(test_no_room_lowest_priority, teardown),

@@ -27,11 +27,12 @@ static void check_size(const struct swim_msg *m)
 
 static void test_wire_size_matches_codec(void **state)
 {
+	static const uint8_t proof[72] = {1, 2, 3};
 	struct swim_update ups[3] = {
-	    {"n1", "10.0.0.2:7946", 0, SWIM_ALIVE, ""},
-	    {"n2", "10.0.0.3:7946", 300, SWIM_SUSPECT, "n1"},
+	    {"n1", "10.0.0.2:7946", 0, SWIM_ALIVE, "", proof, sizeof(proof)},
+	    {"n2", "10.0.0.3:7946", 300, SWIM_SUSPECT, "n1", NULL, 0},
 	    {"a-much-longer-node-name-for-varints", "[2001:db8::1]:7946", UINT64_MAX, SWIM_LEFT,
-	     "a-much-longer-node-name-for-varints"},
+	     "a-much-longer-node-name-for-varints", proof, 8},
 	};
 	struct swim_msg m = {
 	    .type = SWIM_MSG_PING,
@@ -65,8 +66,9 @@ static void test_wire_size_matches_codec(void **state)
 	assert_non_null(names);
 	for (size_t i = 0; i < big; i++) {
 		snprintf(names[i], 16, "n%zu", i);
-		many[i] = (struct swim_update){names[i], "10.0.9.9:7946", i,
-		                               (enum swim_state)(i % 4), i % 4 ? "n0" : ""};
+		many[i] = (struct swim_update){
+		    names[i], "10.0.9.9:7946", i, (enum swim_state)(i % 4), i % 4 ? "n0" : "", NULL,
+		    0};
 	}
 	m.type = SWIM_MSG_PUSH_PULL_REPLY;
 	m.updates = many;

@@ -115,7 +115,9 @@ static void test_swim_round_trip(void **state)
 	     .addr = "[::1]:7946",
 	     .incarnation = 1,
 	     .state = SWIM_LEFT,
-	     .origin = "n3"},
+	     .origin = "n3",
+	     .proof = (const uint8_t *)"sig\0of n3",
+	     .proof_len = 9},
 	};
 	struct swim_msg m = {.type = SWIM_MSG_PING_REQ,
 	                     .from = "n1",
@@ -144,6 +146,9 @@ static void test_swim_round_trip(void **state)
 	assert_int_equal(d.updates[0].incarnation, 7);
 	assert_string_equal(d.updates[1].addr, "[::1]:7946");
 	assert_int_equal(d.updates[1].state, SWIM_LEFT);
+	assert_int_equal(d.updates[0].proof_len, 0);
+	assert_int_equal(d.updates[1].proof_len, 9); /* byte for byte, NUL included */
+	assert_memory_equal(d.updates[1].proof, "sig\0of n3", 9);
 	free(dups);
 	envelope_free(env);
 	free(buf);
@@ -235,6 +240,17 @@ static void test_swim_bad_enum_and_long_name_rejected(void **state)
 	out = encode_decode_raw(&env, &buf);
 	assert_int_equal(swim_codec_decode(out, &d, &dups, &why), -EINVAL);
 	assert_string_equal(why, "member update with an unknown state");
+	envelope_free(out);
+	free(buf);
+
+	/* a proof over SWIM_PROOF_MAX bytes (issue 13) */
+	uint8_t proof[SWIM_PROOF_MAX + 1] = {0};
+	u.state = MV__MEMBER_STATE__MEMBER_ALIVE;
+	u.proof.data = proof;
+	u.proof.len = sizeof(proof);
+	out = encode_decode_raw(&env, &buf);
+	assert_int_equal(swim_codec_decode(out, &d, &dups, &why), -EINVAL);
+	assert_string_equal(why, "member update with an oversized proof");
 	envelope_free(out);
 	free(buf);
 }

@@ -46,8 +46,8 @@ static void pkt_copy(struct pkt *dst, const struct swim_msg *m)
 {
 	size_t arrays = sizeof(struct swim_update) * (m->n_updates + 1) +
 	                sizeof(uint64_t) * m->n_digest + sizeof(uint32_t) * m->n_want;
-	size_t need =
-	    arrays + 6 * SWIM_ADDR_MAX + m->n_updates * (SWIM_NAME_MAX * 2 + SWIM_ADDR_MAX);
+	size_t need = arrays + 6 * SWIM_ADDR_MAX +
+	              m->n_updates * (SWIM_NAME_MAX * 2 + SWIM_ADDR_MAX + SWIM_PROOF_MAX);
 	dst->blob = malloc(need);
 	assert_non_null(dst->blob);
 	struct swim_update *u = (struct swim_update *)dst->blob;
@@ -72,6 +72,10 @@ static void pkt_copy(struct pkt *dst, const struct swim_msg *m)
 		u[k].name = copy_str(&p, m->updates[k].name);
 		u[k].addr = copy_str(&p, m->updates[k].addr);
 		u[k].origin = copy_str(&p, m->updates[k].origin);
+		if (m->updates[k].proof_len > 0) {
+			u[k].proof = memcpy(p, m->updates[k].proof, m->updates[k].proof_len);
+			p += m->updates[k].proof_len;
+		}
 	}
 	dst->m.updates = u;
 }
@@ -367,14 +371,21 @@ static void drop_all(struct swim *s)
 		;
 }
 
+/* The config of a quiet solo core: only probes, no gossip rounds or
+ * push-pulls of its own. */
+static void solo_config(struct swim_config *cfg, const char *name)
+{
+	char addr[32];
+	snprintf(addr, sizeof(addr), "%s:7946", name);
+	test_config(cfg, name, addr, 7);
+	cfg->gossip_interval_ms = 0;
+	cfg->push_pull_interval_ms = 0;
+}
+
 static struct swim *solo(const char *name, struct swim_config *cfg_out)
 {
 	struct swim_config cfg;
-	char addr[32];
-	snprintf(addr, sizeof(addr), "%s:7946", name);
-	test_config(&cfg, name, addr, 7);
-	cfg.gossip_interval_ms = 0; /* quiet: only probes */
-	cfg.push_pull_interval_ms = 0;
+	solo_config(&cfg, name);
 	if (cfg_out != NULL)
 		*cfg_out = cfg;
 	struct swim *s = swim_new(&cfg, 0, 0);
@@ -388,11 +399,7 @@ static struct swim *solo(const char *name, struct swim_config *cfg_out)
 static struct swim *solo_min1(const char *name)
 {
 	struct swim_config cfg;
-	char addr[32];
-	snprintf(addr, sizeof(addr), "%s:7946", name);
-	test_config(&cfg, name, addr, 7);
-	cfg.gossip_interval_ms = 0;
-	cfg.push_pull_interval_ms = 0;
+	solo_config(&cfg, name);
 	cfg.suspicion_min_mult = 1;
 	cfg.awareness_max = 64;
 	struct swim *s = swim_new(&cfg, 0, 0);
@@ -1250,21 +1257,32 @@ static void test_flap_damping(void **state)
 	swim_free(s);
 }
 
+/* Member `from` of net tells n0 (gossip) that n2 is `st` at inc. */
+static void tell_n0_about_n2(struct net *net, int from, enum swim_state st, uint64_t inc)
+{
+	struct swim_update u = upd("n2", st, inc, st == SWIM_ALIVE ? "" : net->name[from]);
+	u.addr = net->addr[2];
+	struct swim_msg m = mkmsg(SWIM_MSG_ACK, net->name[from], "", 0, &u, 1);
+	m.from_addr = net->addr[from];
+	assert_int_equal(swim_handle_message(net->core[0], &m, net->now), 0);
+	net_drain(net, 0);
+}
+
+/* n0 is told (by n1) that n2 is suspect at its incarnation 0; the
+ * suspicion reaches n2, which refutes at 1, and n0 takes it back. */
+static void suspect_n2_refuted(struct net *net)
+{
+	tell_n0_about_n2(net, 1, SWIM_SUSPECT, 0);
+	assert_int_equal(state_of(net, 0, 2, NULL), SWIM_SUSPECT);
+	assert_true(run_until(net, 0, 2, SWIM_ALIVE, 3000) >= 0);
+	assert_int_equal(swim_incarnation(net->core[2]), 1);
+}
+
 static void test_false_suspicion_refuted(void **state)
 {
 	(void)state;
 	struct net *net = cluster(3, NULL);
-	/* n0 is told n2 is suspect at its current incarnation */
-	struct swim_update u = upd("n2", SWIM_SUSPECT, 0, "n1");
-	u.addr = net->addr[2];
-	struct swim_msg m = mkmsg(SWIM_MSG_ACK, "n1", "", 0, &u, 1);
-	m.from_addr = net->addr[1];
-	assert_int_equal(swim_handle_message(net->core[0], &m, net->now), 0);
-	net_drain(net, 0);
-	assert_int_equal(state_of(net, 0, 2, NULL), SWIM_SUSPECT);
-	/* the suspicion reaches n2, which refutes; n0 takes it back */
-	assert_true(run_until(net, 0, 2, SWIM_ALIVE, 3000) >= 0);
-	assert_int_equal(swim_incarnation(net->core[2]), 1);
+	suspect_n2_refuted(net);
 	assert_non_null(find_ev(net, 2, SWIM_EV_SELF_REFUTED, NULL));
 	const struct evrec *al = find_ev(net, 0, SWIM_EV_MEMBER_ALIVE, "n2");
 	assert_non_null(al);
@@ -1836,6 +1854,17 @@ static void test_dead_needs_our_own_check(void **state)
  * is refused, a refutation stops at it instead of wrapping to 0, and a
  * claim about us may raise our incarnation by SWIM_INCARNATION_JUMP_MAX at
  * most. */
+/* s has exactly one event: a SWIM_EV_CLAIM_REFUSED about name, for why. */
+static void assert_one_refusal(struct swim *s, const char *name, const char *why)
+{
+	struct swim_event e;
+	assert_true(swim_pop_event(s, &e));
+	assert_int_equal(e.type, SWIM_EV_CLAIM_REFUSED);
+	assert_string_equal(e.name, name);
+	assert_non_null(strstr(e.cause, why));
+	assert_false(swim_pop_event(s, &e));
+}
+
 static void test_incarnation_bounds(void **state)
 {
 	(void)state;
@@ -1856,12 +1885,7 @@ static void test_incarnation_bounds(void **state)
 	assert_int_equal(inc, 1);
 	assert_false(swim_member_find(s, "c", NULL));
 	assert_int_equal(swim_claims_refused(s), 4);
-	struct swim_event e;
-	assert_true(swim_pop_event(s, &e)); /* one event for the four */
-	assert_int_equal(e.type, SWIM_EV_CLAIM_REFUSED);
-	assert_string_equal(e.name, "me");
-	assert_non_null(strstr(e.cause, "above the ceiling"));
-	assert_false(swim_pop_event(s, &e));
+	assert_one_refusal(s, "me", "above the ceiling"); /* one event for the four */
 	/* a claim about us may raise us by the jump limit, not more */
 	feed(s, "b", upd("me", SWIM_DEAD, SWIM_INCARNATION_JUMP_MAX + 1, "b"), 6);
 	assert_int_equal(swim_incarnation(s), 0);
@@ -1906,6 +1930,240 @@ static void test_incarnation_bounds(void **state)
 
 /* A helper's NACK and relayed ACK carry the target's state, so a requester
  * holding a refuted suspicion learns the refutation from the helper. */
+/* ------------------------------------------------------------------------ */
+/* Signed ALIVE claims (swim.c, A HOST SPEAKS ONLY FOR ITSELF)               */
+
+/* A fake signature: "name@incarnation" (what only the member may write). */
+static int fake_sign(void *arg, const char *name, uint64_t inc, uint8_t *out, size_t cap)
+{
+	int *signs = arg;
+	if (signs != NULL)
+		(*signs)++;
+	int n = snprintf((char *)out, cap, "%s@%llu", name, (unsigned long long)inc);
+	return n > 0 && (size_t)n < cap ? n : -ENOSPC;
+}
+
+static int fake_verify(void *arg, const char *name, uint64_t inc, const uint8_t *proof, size_t len)
+{
+	(void)arg;
+	if (strcmp(name, "nokey") == 0)
+		return -ENOKEY; /* a member whose key the glue does not know yet */
+	uint8_t want[SWIM_PROOF_MAX];
+	int n = fake_sign(NULL, name, inc, want, sizeof(want));
+	return n > 0 && (size_t)n == len && memcmp(want, proof, len) == 0 ? 0 : -EACCES;
+}
+
+static void signed_config(struct swim_config *cfg, int *signs)
+{
+	cfg->alive_sign = fake_sign;
+	cfg->alive_verify = fake_verify;
+	cfg->claim_arg = signs;
+}
+
+static struct swim *solo_signed(const char *name, int *signs)
+{
+	struct swim_config cfg;
+	solo_config(&cfg, name);
+	signed_config(&cfg, signs);
+	struct swim *s = swim_new(&cfg, 0, 0);
+	assert_non_null(s);
+	return s;
+}
+
+/* u with proof (name, inc) made by the fake; buf holds it */
+static struct swim_update signed_upd(const char *name, uint64_t inc, uint64_t signed_inc,
+                                     uint8_t buf[SWIM_PROOF_MAX])
+{
+	struct swim_update u = upd(name, SWIM_ALIVE, inc, "");
+	int n = fake_sign(NULL, name, signed_inc, buf, SWIM_PROOF_MAX);
+	assert_true(n > 0);
+	u.proof = buf;
+	u.proof_len = (size_t)n;
+	return u;
+}
+
+/* The update about `name` in the first output of s that has one. */
+static bool find_out_upd(struct swim *s, const char *name, struct swim_update *out,
+                         uint8_t proof[SWIM_PROOF_MAX])
+{
+	struct swim_msg m;
+	bool found = false;
+	while (swim_pop_output(s, &m))
+		for (size_t k = 0; !found && k < m.n_updates; k++)
+			if (strcmp(m.updates[k].name, name) == 0) {
+				*out = m.updates[k];
+				if (out->proof_len > 0)
+					out->proof = memcpy(proof, out->proof, out->proof_len);
+				found = true;
+			}
+	return found;
+}
+
+static void test_signed_alive(void **state)
+{
+	(void)state;
+	int signs = 0;
+	struct swim *a = solo_signed("a", &signs);
+	assert_int_equal(signs, 1); /* our incarnation 0, signed once */
+	uint8_t pb[SWIM_PROOF_MAX];
+	uint64_t inc;
+	/* a first sighting is taken unsigned: it raises nothing we hold */
+	feed(a, "x", upd("b", SWIM_ALIVE, 1, ""), 1);
+	feed(a, "x", upd("d", SWIM_ALIVE, 1, ""), 1);
+	assert_int_equal(mstate(a, "b", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 1);
+	drop_all(a);
+	/* a forged raise: no proof, then b's proof of another incarnation */
+	feed(a, "x", upd("b", SWIM_ALIVE, 5, ""), 2);
+	feed(a, "x", signed_upd("b", 6, 4, pb), 3);
+	/* and a proof of the right incarnation for another name */
+	struct swim_update other = signed_upd("c", 7, 7, pb);
+	other.name = "b";
+	feed(a, "x", other, 4);
+	mstate(a, "b", &inc);
+	assert_int_equal(inc, 1);
+	assert_int_equal(swim_claims_refused(a), 3);
+	assert_one_refusal(a, "b", "no proof of its member"); /* one event for the three */
+	/* a forged raise of ourselves: refused, no refutation */
+	feed(a, "x", upd("a", SWIM_ALIVE, 9, ""), 5);
+	assert_int_equal(swim_incarnation(a), 0);
+	assert_int_equal(swim_claims_refused(a), 4);
+	assert_int_equal(signs, 1);
+	/* b's own signed raise, relayed by x: taken */
+	feed(a, "x", signed_upd("b", 5, 5, pb), 6);
+	mstate(a, "b", &inc);
+	assert_int_equal(inc, 5);
+	/* a relays it with the proof byte for byte (here in its ACK to d's
+	 * PING): c takes it from a */
+	struct swim_msg ping = mkmsg(SWIM_MSG_PING, "d", "a", 1, NULL, 0);
+	assert_int_equal(swim_handle_message(a, &ping, 7), 0);
+	struct swim_update r;
+	uint8_t rp[SWIM_PROOF_MAX];
+	assert_true(find_out_upd(a, "b", &r, rp));
+	assert_int_equal(r.incarnation, 5);
+	assert_int_equal(r.proof_len, 3);
+	assert_memory_equal(r.proof, "b@5", 3);
+	struct swim *c = solo_signed("c", NULL);
+	feed(c, "y", upd("b", SWIM_ALIVE, 1, ""), 1);
+	feed(c, "a", r, 2);
+	mstate(c, "b", &inc);
+	assert_int_equal(inc, 5);
+	assert_int_equal(swim_claims_refused(c), 0);
+	/* a DEAD member comes back only on its own word too */
+	feed(c, "a", upd("b", SWIM_SUSPECT, 5, "a"), 3);
+	feed(c, "b", upd("b", SWIM_DEAD, 5, "b"), 4);
+	drop_all(c);
+	enum swim_state st = mstate(c, "b", &inc);
+	assert_true(st == SWIM_SUSPECT || st == SWIM_DEAD);
+	feed(c, "x", upd("b", SWIM_ALIVE, 6, ""), 5);
+	assert_int_equal(mstate(c, "b", &inc), st);
+	assert_int_equal(inc, 5);
+	feed(c, "x", signed_upd("b", 6, 6, pb), 6);
+	assert_int_equal(mstate(c, "b", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 6);
+	/* a raise we cannot check yet (no key of its member): refused and
+	 * counted, not reported (the report is kept for forgeries) */
+	drop_all(c);
+	uint64_t before = swim_claims_refused(c);
+	feed(c, "x", upd("nokey", SWIM_ALIVE, 1, ""), 8);
+	feed(c, "x", signed_upd("nokey", 2, 2, pb), 9);
+	mstate(c, "nokey", &inc);
+	assert_int_equal(inc, 1);
+	assert_int_equal(swim_claims_refused(c), before + 1);
+	struct swim_event ev;
+	while (swim_pop_event(c, &ev))
+		assert_int_not_equal(ev.type, SWIM_EV_CLAIM_REFUSED);
+	/* but the member's own word, sent by itself, needs no proof (an
+	 * agent older than proofs refutes so) */
+	feed(c, "nokey", upd("nokey", SWIM_ALIVE, 3, ""), 10);
+	mstate(c, "nokey", &inc);
+	assert_int_equal(inc, 3);
+	/* a proof longer than SWIM_PROOF_MAX: the message is malformed */
+	uint8_t big[SWIM_PROOF_MAX + 1] = {0};
+	struct swim_update u = upd("b", SWIM_ALIVE, 7, "");
+	u.proof = big;
+	u.proof_len = sizeof(big);
+	struct swim_msg m = mkmsg(SWIM_MSG_ACK, "x", "", 0, &u, 1);
+	assert_int_equal(swim_handle_message(c, &m, 7), -EINVAL);
+	swim_free(c);
+	swim_free(a);
+}
+
+/* A false suspicion is refuted end to end in a signed cluster: the suspect
+ * signs its new incarnation once, the others take the signed refutation
+ * (relayed or not), nobody refuses anything, nobody dies; and a forged
+ * raise of n2 injected at n0 moves nobody's view of n2. */
+static void test_signed_refutation_end_to_end(void **state)
+{
+	(void)state;
+	struct swim_config base;
+	test_config(&base, "", "", 1);
+	int signs = 0;
+	signed_config(&base, &signs);
+	struct net *net = cluster(4, &base);
+	assert_int_equal(signs, 4);
+	suspect_n2_refuted(net);
+	assert_int_equal(signs, 5); /* n2 signed its incarnation 1, once */
+	net_run(net, 10000);
+	for (int i = 0; i < 4; i++) {
+		struct swim_member_info mi;
+		assert_true(swim_member_find(net->core[i], "n2", &mi));
+		assert_int_equal(mi.state, SWIM_ALIVE);
+		assert_int_equal(mi.incarnation, 1);
+		assert_int_equal(swim_claims_refused(net->core[i]), 0);
+	}
+	/* the forgery */
+	tell_n0_about_n2(net, 3, SWIM_ALIVE, 50);
+	net_run(net, 10000);
+	assert_int_equal(swim_incarnation(net->core[2]), 1);
+	assert_int_equal(swim_claims_refused(net->core[0]), 1);
+	assert_int_equal(count_ev(net, -1, SWIM_EV_MEMBER_DEAD, "n2"), 0);
+	net_free(net);
+}
+
+/* With proofs on, a message's gossip stays within SWIM_PIGGYBACK_BYTES
+ * (about) even with a large update budget: a 1200-byte datagram. */
+static void test_signed_piggyback_budget(void **state)
+{
+	(void)state;
+	struct swim *a = solo_signed("a", NULL);
+	uint8_t pb[SWIM_PROOF_MAX];
+	char names[40][16];
+	for (int k = 0; k < 40; k++) {
+		snprintf(names[k], sizeof(names[k]), "member-%02d", k);
+		/* first sightings carrying long (100-byte) valid proofs */
+		struct swim_update u = upd(names[k], SWIM_ALIVE, 1, "");
+		memset(pb, 'p', 100);
+		int n = fake_sign(NULL, names[k], 1, pb, sizeof(pb));
+		assert_true(n > 0);
+		u.proof = pb;
+		u.proof_len = (size_t)n;
+		feed(a, "x", u, 1);
+	}
+	drop_all(a);
+	/* a PING from member-00 is answered with an ACK carrying gossip */
+	struct swim_msg ping = mkmsg(SWIM_MSG_PING, "member-00", "a", 1, NULL, 0);
+	assert_int_equal(swim_handle_message(a, &ping, 2), 0);
+	struct swim_msg m;
+	bool acked = false;
+	while (swim_pop_output(a, &m)) {
+		if (m.type != SWIM_MSG_ACK)
+			continue;
+		acked = true;
+		size_t bytes = 0, proofs = 0;
+		for (size_t k = 0; k < m.n_updates; k++) {
+			bytes += strlen(m.updates[k].name) + strlen(m.updates[k].addr) +
+			         m.updates[k].proof_len + 24;
+			proofs += m.updates[k].proof_len > 0;
+		}
+		assert_true(m.n_updates > 0);
+		assert_int_equal(proofs, m.n_updates);
+		assert_true(bytes <= SWIM_PIGGYBACK_BYTES);
+	}
+	assert_true(acked);
+	swim_free(a);
+}
+
 static void test_relay_carries_target_state(void **state)
 {
 	(void)state;
@@ -2982,6 +3240,9 @@ int main(void)
 	    cmocka_unit_test(test_learns_unknown_sender),
 	    cmocka_unit_test(test_suspect_above_held_refused),
 	    cmocka_unit_test(test_incarnation_bounds),
+	    cmocka_unit_test(test_signed_alive),
+	    cmocka_unit_test(test_signed_refutation_end_to_end),
+	    cmocka_unit_test(test_signed_piggyback_budget),
 	    cmocka_unit_test(test_dead_needs_our_own_check),
 	    cmocka_unit_test(test_relay_carries_target_state),
 	    cmocka_unit_test(test_verification_probe),
