@@ -67,10 +67,10 @@
  *     count (a stranger's heartbeat is answered, nothing else is taken),
  *     and a fence order for us (FENCE_ORDER, or a plan chosen for the
  *     incarnation we live in) is obeyed only once a majority of voters
- *     told us they accepted, as acceptors, a non-empty value of a
- *     failover of ours (HB_NACK or FENCE_ORDER with ok; a plan merely
- *     learned vouches for nothing) — the majority that withholds its acks
- *     and would make us fence ourselves at q + F anyway — or once we
+ *     told us they withhold their acks from us for a non-empty value of
+ *     a failover of ours (HB_NACK or FENCE_ORDER with ok: an acceptor
+ *     that accepted one, or a voter that learned one chosen) — the
+ *     majority that would make us fence ourselves at q + F anyway — or once we
  *     fenced ourselves; else it is held (NOTHING DESTRUCTIVE ON ONE
  *     PEER'S WORD). A CHOSEN about another host is learned from one
  *     voter (KNOWN LIMITS).
@@ -288,8 +288,6 @@ struct mrec {
 	                            with ok) that it accepted a non-empty value of
 	                            a failover of ours, so withholds its acks (+1) */
 	uint64_t withheld_inc;    /* the incarnation of ours it named then */
-	uint64_t acc_max;         /* highest incarnation of it for whose failover we
-	                            accepted a non-empty value (this core's life) */
 	uint64_t shared_at;       /* when we last told it every plan we know chosen
 	                            (share_chosen), 0 never */
 	uint64_t forgot_max;      /* highest incarnation whose finished instance
@@ -4425,8 +4423,6 @@ static void acceptor_accept(struct fo *f, struct inst *in, uint32_t round, const
 		struct mrec *xr = member_add(f, in->dead);
 		if (xr)
 			raise_inst_max(f, xr, in->inc);
-		if (xr && in->inc > xr->acc_max)
-			xr->acc_max = in->inc;
 	}
 	/* Our own recovery: we may be in the majority that chooses it, and
 	 * ours is not an acknowledgement we could withhold, so its VMs die
@@ -5343,25 +5339,6 @@ static void note_heartbeat(struct fo *f, struct mrec *x, const struct fo_msg *m,
 	}
 }
 
-/* Did this node, as an acceptor, accept a non-empty value of a failover of
- * x above incarnation ft? Our HB_NACK or FENCE_ORDER then vouches for it
- * (ok): the evidence x's fence orders need from a majority. A plan we only
- * learned from a peer vouches for nothing (one voter's word). */
-static bool accepted_against(const struct fo *f, const struct mrec *x, uint64_t ft)
-{
-	if (x->acc_max > ft)
-		return true;
-	for (size_t i = 0; i < f->n_inst; i++) {
-		const struct inst *in = f->inst[i];
-		if (in->inc <= ft || strcmp(in->dead, x->name) != 0)
-			continue;
-		for (uint32_t r = 0; r < f->n_rounds; r++)
-			if (in->rounds[r].has_acc && in->rounds[r].acc_plan.n > 0)
-				return true;
-	}
-	return false;
-}
-
 /* x (sender of heartbeat m, fenced through ft) has failovers of
  * incarnations it has not fenced. When some in (ft, low) are chosen — low
  * being its lowest undecided one — send it the FENCE_ORDER for them all
@@ -5403,7 +5380,12 @@ static bool order_fence(struct fo *f, const struct mrec *x, const struct fo_msg 
 	o.inst.incarnation = upto;
 	o.stamp = m->stamp;
 	o.has_plan = true;
-	o.ok = accepted_against(f, x, ft);
+	/* We know a plan for x chosen and withhold our acks from x until it
+	 * fences through it: we vouch, as for an HB_NACK (a learner that does
+	 * not vouch still makes x lose its quorum and fence ALL its HA VMs at
+	 * q + F; the order destroys only the listed ones: issue 9 case 3 came
+	 * back, a majority-side host fencing itself after a heal) */
+	o.ok = true;
 	if (n && !(o.plan.entries = malloc(n * sizeof(*o.plan.entries))))
 		return true;
 	for (size_t i = 0; i < f->n_inst; i++) {
@@ -5489,7 +5471,7 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 		uint64_t inc = low != UINT64_MAX ? low : x->inst_max;
 		cpy(r.inst.dead, sizeof(r.inst.dead), x->name);
 		r.inst.incarnation = inc;
-		r.ok = accepted_against(f, x, ft); /* we accepted such a value */
+		r.ok = true; /* we withhold for a value of a failover of it */
 		snprintf(r.text, sizeof(r.text), "failover of incarnation %" PRIu64 " %s", inc,
 		         low != UINT64_MAX ? "pending"
 		         : x->restored_max >= inc

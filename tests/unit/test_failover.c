@@ -5865,12 +5865,12 @@ static void test_fence_order_needs_majority(void **state)
 	fo_free(a);
 }
 
-/* Evidence is acceptance, not hearsay: a FENCE_ORDER (or HB_NACK) whose
- * sender only learned the plan (ok unset: a CHOSEN from one voter, which
- * may lie, taught it) does not count; only voters that accepted a value of
- * our failover themselves vouch (ok). Two orders without it destroy
- * nothing; the majority of vouching voters does. */
-static void test_fence_order_evidence_is_acceptance(void **state)
+/* Evidence is a voter vouching for itself: a FENCE_ORDER (or HB_NACK)
+ * without ok (an older peer's, or a "dead to me" answer) does not count;
+ * voters that withhold their acks from us for a value of our failover
+ * vouch (ok). Two orders without it destroy nothing; the majority of
+ * vouching voters does. */
+static void test_fence_order_needs_vouching_voters(void **state)
 {
 	(void)state;
 	struct fo *a = quorate_n1();
@@ -6094,7 +6094,7 @@ int main(void)
 	    cmocka_unit_test(test_voters_report_bounded),
 	    cmocka_unit_test(test_stranger_has_no_say),
 	    cmocka_unit_test(test_fence_order_needs_majority),
-	    cmocka_unit_test(test_fence_order_evidence_is_acceptance),
+	    cmocka_unit_test(test_fence_order_needs_vouching_voters),
 	    cmocka_unit_test(test_huge_numbers_refused),
 	    cmocka_unit_test(test_join_stranger_never_votes),
 	    cmocka_unit_test(test_join_needs_time_and_heartbeat),
