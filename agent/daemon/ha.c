@@ -87,6 +87,7 @@
 
 #define HA_EVENTS_MAX 1024          /* event stream backlog kept */
 #define HA_EVENT_SUBS_MAX 64        /* `events` streams open at once (docs/limits.md) */
+#define HA_EVENT_SUBS_PER_CERT 16   /* ... by one certificate (viewers cannot take them all) */
 #define HA_REPLICA_REFRESH_MS 30000 /* full re-send of our replicas */
 #define HA_STATE_DEBOUNCE_MS 50     /* gossip bursts -> one host rebuild */
 #define HA_CRASH_WINDOW_MS (10 * 60 * 1000)
@@ -134,6 +135,7 @@ struct ha_event_rec {
 
 struct ha_sub {
 	uint64_t sink;
+	char peer[FO_NAME_MAX]; /* the certificate that opened it */
 	struct ha_sub *next;
 };
 
@@ -3488,7 +3490,8 @@ static int ha_rpc_ha(struct agent *a, uint64_t sink)
 static int ha_rpc_events(struct agent *a, uint32_t backlog, uint64_t sink, char *err, size_t errlen)
 {
 	struct ha *h = HA(a);
-	size_t subs = 0;
+	size_t subs = 0, mine = 0;
+	const char *who = rpc_sink_caller(a, sink);
 	for (struct ha_sub **pp = &h->subs; *pp != NULL;) {
 		struct ha_sub *s = *pp;
 		if (!rpc_sink_alive(a, s->sink)) { /* a client gone: its slot is free */
@@ -3498,7 +3501,16 @@ static int ha_rpc_events(struct agent *a, uint32_t backlog, uint64_t sink, char 
 			continue;
 		}
 		subs++;
+		mine += strcmp(s->peer, who) == 0;
 		pp = &s->next;
+	}
+	if (mine >= HA_EVENT_SUBS_PER_CERT) {
+		snprintf(
+		    err, errlen,
+		    "too many event subscribers for certificate '%.64s' on %s (%d streams open, "
+		    "the cap per certificate); close one and try again",
+		    who, a->opt.name, HA_EVENT_SUBS_PER_CERT);
+		return -EBUSY;
 	}
 	if (subs >= HA_EVENT_SUBS_MAX) {
 		snprintf(err, errlen,
@@ -3520,6 +3532,7 @@ static int ha_rpc_events(struct agent *a, uint32_t backlog, uint64_t sink, char 
 		return -ENOMEM;
 	}
 	s->sink = sink;
+	snprintf(s->peer, sizeof(s->peer), "%s", who);
 	s->next = h->subs;
 	h->subs = s;
 	return 0;

@@ -181,6 +181,16 @@ bool rpc_sink_alive(struct agent *a, uint64_t token)
 	return kk != NULL && ((*kk)->client != NULL || (*kk)->peer[0] != '\0');
 }
 
+const char *rpc_sink_caller(struct agent *a, uint64_t token)
+{
+	struct rpc_sink **kk = rpc_sink_link(a, token);
+	if (kk == NULL)
+		return "";
+	if ((*kk)->client != NULL)
+		return net_conn_peer_name((*kk)->client);
+	return (*kk)->peer;
+}
+
 size_t rpc_sink_count(const struct agent *a)
 {
 	size_t n = 0;

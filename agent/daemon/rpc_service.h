@@ -68,6 +68,9 @@ void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool 
 void rpc_sink_drop(struct agent *a, uint64_t token);
 /* Whether anyone still listens on the sink (its client or agent). */
 bool rpc_sink_alive(struct agent *a, uint64_t token);
+/* Who the sink answers: the client certificate's name on the RPC port,
+ * or the agent that forwarded the request; "" for no open sink. */
+const char *rpc_sink_caller(struct agent *a, uint64_t token);
 /* How many sinks are open (not yet sent their final frame or dropped). */
 size_t rpc_sink_count(const struct agent *a);
 /* A client connection closed: its sinks deliver to nobody from now on. */

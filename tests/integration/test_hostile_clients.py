@@ -52,6 +52,7 @@ FRAME_DEADLINE_S = 10  # net.c: NET_FRAME_DEADLINE_MS, for a small frame
 N_SLOW = 200
 N_BOMB = 48
 EVENT_SUBS_MAX = 64  # ha.c: HA_EVENT_SUBS_MAX
+EVENT_SUBS_PER_CERT = 16  # ha.c: HA_EVENT_SUBS_PER_CERT
 
 
 def events_frame(id_):
@@ -354,9 +355,24 @@ def main(t):
     prober.phase = "D"
     # D: event subscribers are capped
     time.sleep(0.5)  # the agent has seen A's and B's connections close
-    viewer2 = viewer_creds(t, "test-viewer2")
-    subs = open_many(n1.rpc_port, viewer, EVENT_SUBS_MAX // 2)
-    subs += open_many(n1.rpc_port, viewer2, EVENT_SUBS_MAX // 2)
+    # one certificate holds at most EVENT_SUBS_PER_CERT streams
+    one = open_many(n1.rpc_port, viewer, EVENT_SUBS_PER_CERT + 1)
+    check(all(x is not None for x in one), "D: could not open %d connections" % len(one))
+    for i, x in enumerate(one):
+        x.sendall(events_frame(300 + i))
+        time.sleep(0.02)  # in order: the last one is over the cap
+    per_cert = reply_within(one[-1], 5)
+    log("D: stream %d of one certificate answered: %s" % (EVENT_SUBS_PER_CERT + 1, per_cert))
+    check(per_cert is not None and "per certificate" in per_cert["error"],
+          "D: a certificate's stream over its cap got no error naming it: %s" % (per_cert,))
+    for x in one:
+        x.close()
+    time.sleep(0.5)
+    # the whole agent's cap: four certificates of 16 streams each
+    subs = []
+    for k in range(EVENT_SUBS_MAX // EVENT_SUBS_PER_CERT):
+        creds = viewer if k == 0 else viewer_creds(t, "test-viewer-ev%d" % k)
+        subs += open_many(n1.rpc_port, creds, EVENT_SUBS_PER_CERT)
     check(all(x is not None for x in subs), "D: could not open %d connections" % len(subs))
     for i, x in enumerate(subs):
         x.sendall(events_frame(100 + i))
