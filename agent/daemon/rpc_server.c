@@ -1174,8 +1174,18 @@ void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t 
 	}
 	struct rpc_reply r;
 	rpc_reply_init(&r, env->request->id);
-	if (rpc_execute(a, c, NULL, env->request, net_conn_peer_role(c), net_conn_peer_name(c), &r))
+	/* The frame cap was chosen from the first op field in its first bytes;
+	 * protobuf keeps the last one of a oneof, so a small vm_create field
+	 * followed by another op got the XML cap for that op: check again. */
+	if (len > RPC_REQUEST_MAX && !rpc_op_carries_xml((uint32_t)env->request->op_case)) {
+		rpc_fail(&r, MV__RPC_CODE__RPC_ERR_INVALID,
+		         "request of %zu bytes is over the %u KiB cap for its op", len,
+		         RPC_REQUEST_MAX / 1024);
 		rpc_send_response(a, c, NULL, &r.resp);
+	} else if (rpc_execute(a, c, NULL, env->request, net_conn_peer_role(c),
+	                       net_conn_peer_name(c), &r)) {
+		rpc_send_response(a, c, NULL, &r.resp);
+	}
 	rpc_reply_free(&r);
 	envelope_free(env);
 }

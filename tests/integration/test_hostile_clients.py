@@ -252,6 +252,20 @@ def main(t):
           "a viewer's 900 KiB vm_create should meet the 64 KiB cap: %r" % r_viewer)
     check("cap" not in r_oper["error"],
           "an operator's 900 KiB vm_create is under its 1 MiB cap: %r" % r_oper)
+    # ... and the cap follows the op protobuf keeps (the last of the
+    # oneof), not the first one the peek saw: a tiny vm_create field, then a
+    # status op, padded to ~900 KiB with one unknown field
+    req = (mvwire.f_varint(1, 79) + mvwire.f_bytes(18, mvwire.f_bytes(1, b"<x/>"), always=True) +
+           mvwire.f_bytes(10, b"", always=True))
+    env = mvwire.envelope(request=req) + mvwire.f_bytes(1000, b"p" * (900 * 1024))
+    s2 = mvtest.tls_client("127.0.0.1", n1.rpc_port, *t.client_creds("operator"), timeout=10)
+    s2.sendall(mvwire.frame(env))
+    r_dodge = mvwire.decode_response(mvwire.read_frame(s2.recv))
+    s2.close()
+    log("A2: vm_create field then status, ~900 KiB: %r" % r_dodge["error"][:80])
+    check("cap for its op" in r_dodge["error"],
+          "a status request padded to 900 KiB behind a vm_create field got past the cap: %r"
+          % r_dodge)
 
     # B: 48 parallel frames of tiny unknown fields
     prober.phase = "B"
