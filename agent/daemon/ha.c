@@ -487,7 +487,8 @@ static void ha_journal_hold(struct ha *h, struct ha_journal_job *j)
 			size_t cap = j->cap_ev ? 2 * j->cap_ev : 8;
 			struct fo_event *p = realloc(j->ev, cap * sizeof(*p));
 			if (p == NULL)
-				break;
+				return; /* events left in the core: so are the messages
+				         * (sent by a later pump, after those events) */
 			j->ev = p;
 			j->cap_ev = cap;
 		}
