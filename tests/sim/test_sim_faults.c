@@ -191,21 +191,25 @@ SCN_TEST(test_partition_heals_by_digest)
 	/* the scaled push-pull interval at n = 80 is 3 x the base, twice */
 	uint64_t heal_bound = 6ull * cfg->push_pull_interval_ms + 10000;
 	int64_t t_heal = sim_run_until(s, sim_pred_all_alive, NULL, heal_bound);
+	scn_assert(s, t_heal >= 0, "no single all-ALIVE view within %llu ms of healing",
+	           (unsigned long long)heal_bound);
+	/* The heal may come before any push-pull (dead members are probed
+	 * and told, and refute: issue 11); the push-pulls of the next 30 s
+	 * then exchange digests only, never whole tables. */
+	sim_run_for(s, 30000);
+	scn_assert(s, sim_all_alive(s), "view diverged after healing");
 	uint64_t digests = 0, full = 0;
 	for (int i = 0; i < n; i++) {
 		digests += sim_traffic(s, i)->pp_digests;
 		full += sim_traffic(s, i)->pp_full;
 	}
 	print_message("partition 40|40: split after %lld ms, one view %lld ms after heal (bound "
-	              "%llu); %llu digests, %llu full push-pulls\n",
+	              "%llu); %llu digests, %llu full push-pulls in the 30 s after it\n",
 	              (long long)t_split, (long long)t_heal, (unsigned long long)heal_bound,
 	              (unsigned long long)digests, (unsigned long long)full);
-	scn_assert(s, t_heal >= 0, "no single all-ALIVE view within %llu ms of healing",
-	           (unsigned long long)heal_bound);
-	scn_assert(s, digests > 0 && full == 0, "healed by %llu digests and %llu full push-pulls",
+	scn_assert(s, digests > 0 && full == 0,
+	           "healed; then %llu digests and %llu full push-pulls",
 	           (unsigned long long)digests, (unsigned long long)full);
-	sim_run_for(s, 30000);
-	scn_assert(s, sim_all_alive(s), "view diverged after healing");
 	scn_check_counters(s);
 	scn_free(s);
 }
