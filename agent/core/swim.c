@@ -29,10 +29,7 @@
  *   LEFT(i)    is DEAD asserted by the member itself (origin == name); it
  *              overrides ALIVE/SUSPECT/DEAD(j) iff i == j or i == j + 1
  *              (swim_leave), and a DEAD never overrides LEFT, so a
- *              graceful leave is never reported as a death. With signed
- *              claims, a LEFT relayed by anyone but the member needs the
- *              member's proof of leaving, (name, i | 2^63): origin is a
- *              field anyone fills in, and a LEFT leaves every voting set.
+ *              graceful leave is never reported as a death.
  * A SUSPECT or DEAD above the incarnation we hold (i > j), which SWIM and
  * memberlist take, is refused here: only the member raises its own
  * incarnation (A HOST SPEAKS ONLY FOR ITSELF, below).
@@ -1002,31 +999,6 @@ static void swim_pf_set(struct swim *s, uint32_t i, uint64_t inc, const uint8_t 
 	s->pf[i]->inc = inc;
 	s->pf[i]->len = (uint16_t)len;
 	memcpy(s->pf[i]->b, p, len);
-}
-
-/* A LEFT is signed as the claim (name, incarnation | SWIM_LEFT_CLAIM): a
- * number no ALIVE can name (incarnations stop at 2^62), so neither proof
- * stands for the other. */
-#define SWIM_LEFT_CLAIM (1ull << 63)
-
-/* We left (or re-asserted our LEFT above a claim): sign that. */
-static void swim_self_sign_left(struct swim *s)
-{
-	if (s->cfg.alive_sign == NULL)
-		return;
-	uint8_t b[SWIM_PROOF_MAX];
-	uint64_t inc = s->m[0].incarnation;
-	int n =
-	    s->cfg.alive_sign(s->cfg.claim_arg, s->cfg.name, inc | SWIM_LEFT_CLAIM, b, sizeof(b));
-	swim_pf_set(s, 0, inc, b, n > 0 && (size_t)n <= sizeof(b) ? (size_t)n : 0);
-}
-
-/* Does u (a LEFT) carry its member's proof that it left? */
-static bool swim_left_proof_ok(const struct swim *s, const struct swim_update *u)
-{
-	return u->proof != NULL && u->proof_len > 0 &&
-	       s->cfg.alive_verify(s->cfg.claim_arg, u->name, u->incarnation | SWIM_LEFT_CLAIM,
-	                           u->proof, u->proof_len) == 0;
 }
 
 /* Our incarnation changed: sign the new one (once per change). */
@@ -2129,7 +2101,6 @@ static void swim_apply_self(struct swim *s, const struct swim_update *u, enum sw
 		    u->incarnation < SWIM_INCARNATION_MAX) {
 			self->incarnation = u->incarnation + 1;
 			s->view_ver++;
-			swim_self_sign_left(s);
 			swim_bc_queue(s, 0, s->m[0].name);
 		}
 		return;
@@ -2412,21 +2383,6 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			if (swim_dead_needs_check(s, i, origin, cause, now))
 				return;
 		}
-		/* A LEFT takes the member out of every voting set at once, and
-		 * its origin is a field anyone can fill in: relayed, it needs
-		 * the member's proof (a rogue's LEFT(n3), LEFT(n4) on one side
-		 * of a partition made that side a majority of a smaller set).
-		 * From the member itself (the transport authenticated it) it is
-		 * its own word. */
-		if (st == SWIM_LEFT && s->cfg.alive_verify != NULL && strcmp(via, u->name) != 0 &&
-		    !swim_left_proof_ok(s, u)) {
-			swim_claim_refused(
-			    s, u, via,
-			    u->proof_len ? "bad proof of leaving" : "no proof of leaving", now);
-			return;
-		}
-		if (st == SWIM_LEFT)
-			swim_pf_set(s, i, u->incarnation, u->proof, u->proof_len);
 		swim_member_set_state(s, i, st, u->incarnation, now);
 		if (st == SWIM_LEFT) {
 			snprintf(cause, sizeof(cause), "left the cluster (%s from %s)", how, via);
@@ -2991,7 +2947,6 @@ int swim_leave(struct swim *s, uint64_t now)
 	swim_enter(s);
 	uint64_t inc = s->m[0].incarnation;
 	swim_member_set_state(s, 0, SWIM_LEFT, inc < SWIM_INCARNATION_MAX ? inc + 1 : inc, now);
-	swim_self_sign_left(s);
 	swim_event(s, SWIM_EV_MEMBER_LEFT, 0, "left gracefully", 0);
 	swim_bc_queue(s, 0, s->m[0].name);
 	s->leave_tx = 0;

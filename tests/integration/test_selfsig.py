@@ -141,26 +141,6 @@ def main(t):
         check(m["state"] == "alive" and m["incarnation"] == inc1,
               "%s holds n2 %s at %d after the forged ALIVE, want alive at %d" %
               (a.name, m["state"], m["incarnation"], inc1))
-    # 5. a forged LEFT of n2 (origin n2, incarnation + 1: what n2's own
-    # leave looks like, but relayed by n9 without n2's proof of leaving),
-    # to n1 and n3; then, in the same message, n9's own ALIVE and LEFT
-    # (its own word: taken): once a node holds n9 left, it has handled the
-    # forged LEFT before them
-    for a in (n1, n3):
-        s = mvtest.tls_client("127.0.0.1", a.peer_port, ca, cert, key)
-        s.sendall(gossip(a.name, [
-            w.member_update("n2", n2.peer_addr, inc1 + 1, w.LEFT, "n2"),
-            w.member_update("n9", "127.0.0.1:9", 1000, w.ALIVE),
-            w.member_update("n9", "127.0.0.1:9", 1001, w.LEFT, "n9")]))
-        socks.append(s)
-    log("n9 gossiped LEFT(n2, %d, origin n2) to n1 and n3" % (inc1 + 1))
-    for a in (n1, n3):
-        mvtest.wait_until(lambda: a.members().get("n9", {}).get("state") == "left" or None,
-                          10, "%s handling n9's message (n9's own LEFT)" % a.name)
-        m = a.members()["n2"]
-        check(m["state"] == "alive" and m["incarnation"] == inc1,
-              "%s holds n2 %s at %d after the forged LEFT, want alive at %d" %
-              (a.name, m["state"], m["incarnation"], inc1))
     for sk in socks:
         sk.close()
 
@@ -187,9 +167,9 @@ def main(t):
     v0 = real["n2"]["version"]
     mvtest.wait_until(lambda: all(a.nodes()["n1"].get("version", 0) >= v0 for a in (n2, n3)), 10,
                       "n1's records at n2 and n3")
-    mvtest.wait_until(lambda: all(a.nodes().get(h, {}).get("known_state") for a in (n1, n2, n3)
-                                  for h in ("n1", "n2", "n3")), 10,
-                      "every host's record at every host (n9, which left, has none)")
+    mvtest.wait_until(lambda: all(n.get("known_state") for a in (n1, n2, n3)
+                                  for n in a.nodes().values()), 10,
+                      "every host's record at every host")
 
 
 mvtest.run(main, default_timeout=90)

@@ -1999,70 +1999,6 @@ static bool find_out_upd(struct swim *s, const char *name, struct swim_update *o
 	return found;
 }
 
-/* Only the member says it left (issue 13 review): a relayed LEFT needs
- * the member's proof of leaving, signed as (name, incarnation | 2^63) so
- * that an ALIVE proof cannot stand for it nor it for an ALIVE; the
- * member's own LEFT (its sender authenticated by the transport) is taken
- * unsigned; swim_leave signs ours and our LEFT carries it. */
-static void test_signed_left(void **state)
-{
-	(void)state;
-	int signs = 0;
-	struct swim *a = solo_signed("a", &signs);
-	uint8_t pb[SWIM_PROOF_MAX];
-	uint64_t inc;
-	feed(a, "x", upd("b", SWIM_ALIVE, 3, ""), 1);
-	feed(a, "x", upd("c", SWIM_ALIVE, 3, ""), 1);
-	drop_all(a);
-	/* forged: no proof; b's ALIVE proof of that incarnation */
-	feed(a, "x", upd("b", SWIM_LEFT, 4, "b"), 2);
-	struct swim_update alive_proof = signed_upd("b", 4, 4, pb);
-	alive_proof.state = SWIM_LEFT;
-	alive_proof.origin = "b";
-	feed(a, "x", alive_proof, 3);
-	assert_int_equal(mstate(a, "b", &inc), SWIM_ALIVE);
-	assert_int_equal(inc, 3);
-	assert_int_equal(swim_claims_refused(a), 2);
-	/* b's proof of leaving, relayed by x: taken */
-	struct swim_update left = signed_upd("b", 4, 4 | (1ull << 63), pb);
-	left.state = SWIM_LEFT;
-	left.origin = "b";
-	feed(a, "x", left, 4);
-	assert_int_equal(mstate(a, "b", &inc), SWIM_LEFT);
-	assert_int_equal(inc, 4);
-	/* ... and its LEFT proof is no ALIVE proof at 4 | 2^63 (above the
-	 * ceiling anyway) nor at 4 */
-	uint8_t pc[SWIM_PROOF_MAX];
-	struct swim_update c_left_as_alive = signed_upd("c", 4, 4 | (1ull << 63), pc);
-	feed(a, "x", c_left_as_alive, 5);
-	assert_int_equal(mstate(a, "c", &inc), SWIM_ALIVE);
-	assert_int_equal(inc, 3);
-	/* c's own LEFT, from c itself, unsigned: its own word */
-	feed(a, "c", upd("c", SWIM_LEFT, 4, "c"), 6);
-	assert_int_equal(mstate(a, "c", &inc), SWIM_LEFT);
-	/* our own leave is signed, and our LEFT carries that proof */
-	int before = signs;
-	drop_all(a);
-	assert_int_equal(swim_leave(a, 7), 0);
-	assert_int_equal(signs, before + 1);
-	struct swim_msg ping = mkmsg(SWIM_MSG_PING, "d", "a", 1, NULL, 0);
-	feed(a, "x", upd("d", SWIM_ALIVE, 1, ""), 8);
-	assert_int_equal(swim_handle_message(a, &ping, 9), 0);
-	struct swim_update r;
-	uint8_t rp[SWIM_PROOF_MAX];
-	assert_true(find_out_upd(a, "a", &r, rp));
-	assert_int_equal(r.state, SWIM_LEFT);
-	struct swim *e = solo_signed("e", NULL);
-	feed(e, "y", upd("a", SWIM_ALIVE, 0, ""), 1);
-	feed(e, "d", r, 2); /* relayed by d, with a's proof */
-	assert_int_equal(mstate(e, "a", &inc), SWIM_LEFT);
-	assert_int_equal(swim_claims_refused(e), 0);
-	drop_all(a);
-	drop_all(e);
-	swim_free(a);
-	swim_free(e);
-}
-
 static void test_signed_alive(void **state)
 {
 	(void)state;
@@ -3305,7 +3241,6 @@ int main(void)
 	    cmocka_unit_test(test_suspect_above_held_refused),
 	    cmocka_unit_test(test_incarnation_bounds),
 	    cmocka_unit_test(test_signed_alive),
-	    cmocka_unit_test(test_signed_left),
 	    cmocka_unit_test(test_signed_refutation_end_to_end),
 	    cmocka_unit_test(test_signed_piggyback_budget),
 	    cmocka_unit_test(test_dead_needs_our_own_check),
