@@ -13,6 +13,7 @@ PKGS=(
   libcmocka-dev libjson-c-dev libxml2-dev
   clang libclang-rt-14-dev clang-format
   procps iproute2 nftables python3
+  debhelper dpkg-dev fakeroot bash-completion man-db
 )
 
 . "$(dirname "${BASH_SOURCE[0]}")/apt-ensure.sh"

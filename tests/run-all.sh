@@ -9,6 +9,8 @@
 #   1b. deploy/install-lab-deps.sh           (libvirtd + QEMU for tests/lab)
 #   1c. tests/check-format.sh                (clang-format, .clang-format)
 #   2. build-test/  normal build, -Werror    ctest: unit, sim, integration, lab
+#   2b. build-deb/  deploy/build-deb.sh     the Debian package, then
+#                   tests/pkg/test-deb.sh    installed into a throwaway root
 #   3. build-asan/  -DMV_SANITIZE=ON         ctest -L 'unit|sim|shutdown' under ASan+UBSan
 #   4. build-fuzz/  CC=clang -DMV_FUZZ=ON    ctest -L fuzz (seed replay), then
 #                                            each fuzz target for a bounded time
@@ -85,6 +87,14 @@ if step "build-test: configure and build (-Werror)" \
 	step "build-test: ctest (unit, sim, integration, lab)" run_ctest build-test
 else
 	skip "build-test: ctest" "build failed"
+fi
+
+# ---- 2b. the Debian package: built, installed into a throwaway root ----------
+if step "package: build the .deb (deploy/build-deb.sh)" bash "$ROOT/deploy/build-deb.sh" "$ROOT/build-deb"; then
+	step "package: install it into a throwaway root and check it (tests/pkg/test-deb.sh)" \
+		bash "$ROOT/tests/pkg/test-deb.sh" "$(ls "$ROOT"/build-deb/meshvisor_*.deb | head -n 1)"
+else
+	skip "package: install and check" "package build failed"
 fi
 
 # ---- 3. sanitizers: unit and simulator tests ---------------------------------
