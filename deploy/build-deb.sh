@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deploy/build-deb.sh [OUTDIR] — builds the Debian package meshvisor_VERSION_ARCH.deb
 # from this source tree with the standard tools (dpkg-buildpackage, debhelper;
-# the recipe is debian/) and leaves it in OUTDIR (default build-deb/).
+# the recipe is deploy/debian/, which becomes the copy's debian/) and leaves
+# it in OUTDIR (default build-deb/).
 #
 #     deploy/build-deb.sh && apt install ./build-deb/meshvisor_*.deb
 #
@@ -21,7 +22,7 @@ bash "$ROOT/deploy/install-deps.sh"
 . "$ROOT/deploy/apt-ensure.sh"
 apt_ensure build-deb debhelper dpkg-dev fakeroot
 
-VERSION="$(dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Version)"
+VERSION="$(dpkg-parsechangelog -l "$ROOT/deploy/debian/changelog" -S Version)"
 WORK="$(mktemp -d /tmp/meshvisor-deb.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 SRC="$WORK/meshvisor-$VERSION"
@@ -35,6 +36,9 @@ else
 	tar -C "$ROOT" --exclude='./build*' --exclude='./.cluster' -cf - . | tar -xf - -C "$SRC"
 fi
 
+# dpkg-buildpackage wants the recipe at the top of the source tree; the
+# project keeps its top level to the layout in README ("Layout")
+cp -r "$SRC/deploy/debian" "$SRC/debian"
 echo "build-deb: dpkg-buildpackage in $SRC"
 (cd "$SRC" && DEB_BUILD_OPTIONS="parallel=$JOBS" dpkg-buildpackage -us -uc -b)
 
