@@ -46,6 +46,7 @@
 #include "nodestate.h"
 #include "membership.h"
 #include "rpc_service.h"
+#include "sdservice.h"
 #include "swim_codec.h"
 
 static int64_t wall_ms(void)
@@ -320,6 +321,7 @@ static void agent_begin_leave(struct agent *a, const char *why)
 		return;
 	}
 	MV_INFO("agent", "leaving the cluster gracefully cause=\"%s\"", why);
+	sdservice_stopping(a);
 	membership_leave(a, agent_on_left);
 }
 
@@ -341,10 +343,37 @@ static void agent_log_crl(struct agent *a)
 		        a->opt.crl_file);
 }
 
+/* SIGHUP: the log level from the config file and flags, read again (the
+ * flags still win). Any other change in the file needs a restart. */
+static void agent_reload_log_level(struct agent *a)
+{
+	struct agent_options o;
+	agent_options_init(&o);
+	char err[512] = "";
+	int rc = agent_options_parse_args(&o, a->argc, a->argv, err, sizeof(err));
+	if (rc == 0)
+		rc = agent_options_validate(&o, err, sizeof(err));
+	if (rc != 0) {
+		char q[600];
+		MV_ERROR("agent", "config reload failed; keeping log_level=%s error=%s",
+		         mv_log_level_name((enum mv_log_level)a->opt.log_level),
+		         mv_log_quote(q, sizeof(q), err));
+	} else if (o.log_level != a->opt.log_level) {
+		MV_INFO("agent", "log level changed from=%s to=%s",
+		        mv_log_level_name((enum mv_log_level)a->opt.log_level),
+		        mv_log_level_name((enum mv_log_level)o.log_level));
+		a->opt.log_level = o.log_level;
+		mv_log_set_level((enum mv_log_level)o.log_level);
+	}
+	agent_options_free(&o);
+}
+
 static void agent_on_signal(uv_signal_t *s, int signum)
 {
 	struct agent *a = s->data;
 	if (signum == SIGHUP) {
+		sdservice_reloading(a);
+		agent_reload_log_level(a);
 		char err[512];
 		int rc1 = tls_ctx_reload(a->tls_server, err, sizeof(err));
 		int rc2 = rc1 == 0 ? tls_ctx_reload(a->tls_client, err, sizeof(err)) : rc1;
@@ -363,6 +392,7 @@ static void agent_on_signal(uv_signal_t *s, int signum)
 		if (a->net != NULL)
 			net_close_revoked(a->net);
 		nodestate_recheck_signers(a);
+		sdservice_reloaded(a);
 		return;
 	}
 	agent_begin_leave(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -566,6 +596,10 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 		swim_join(membership_swim(a), (const char *const *)o->seeds, o->n_seeds,
 		          uv_now(a->loop));
 	membership_pump(a);
+	if ((rc = sdservice_start(a)) < 0) {
+		snprintf(err, errlen, "cannot start the service timer: %s", uv_strerror(rc));
+		return rc;
+	}
 	return 0;
 }
 
@@ -587,6 +621,7 @@ static void agent_close_handles(struct agent *a)
 		if (!uv_is_closing(hs[i]))
 			uv_close(hs[i], NULL);
 	looplag_close(&a->looplag);
+	sdservice_close(a);
 }
 
 /* uv_walk at exit: a handle nobody closed (the libvirt bridge's one
@@ -604,6 +639,8 @@ int agent_main(int argc, char **argv)
 {
 	static struct agent agent; /* one per process; signal handlers point at it */
 	struct agent *a = &agent;
+	a->argc = argc;
+	a->argv = argv;
 	char err[1024] = "";
 	agent_options_init(&a->opt);
 	int rc = agent_options_parse_args(&a->opt, argc, argv, err, sizeof(err));

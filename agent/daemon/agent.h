@@ -27,6 +27,7 @@
 #include "hvwork.h"
 #include "looplag.h"
 #include "ratelimit.h"
+#include "sdservice.h"
 #include "meshvisor.pb-c.h"
 #include "meshvisor/swim.h"
 #include "tls.h"
@@ -59,6 +60,11 @@ struct agent {
 	/* how late the loop runs (looplag.h); stalls raise SWIM's local health */
 	struct looplag looplag;
 	struct mv_ratelimit looplag_log; /* one stall line per 10 s */
+	/* systemd: readiness, status, watchdog; and the 1 s housekeeping */
+	struct sdservice sd;
+	/* the command line, read again on SIGHUP for the log level */
+	int argc;
+	char **argv;
 
 	/* the services, each private to its file (see above) */
 	struct membership *membership;

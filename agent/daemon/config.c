@@ -1418,6 +1418,7 @@ void agent_options_usage(FILE *out)
 	        "  %-28s %s\n"
 	        "\n"
 	        "Required: name, tls.ca, tls.cert, tls.key; advertise when bind is 0.0.0.0 or ::.\n"
-	        "SIGHUP reloads certificates and the CRL; SIGTERM leaves the cluster gracefully.\n",
+	        "SIGHUP reloads certificates, the CRL and log_level; SIGTERM leaves the cluster "
+	        "gracefully.\n",
 	        "--help", "print this help");
 }

@@ -3816,6 +3816,12 @@ unsigned ha_work_running(const struct agent *a)
 	return h != NULL ? h->fence_work_running + h->restart_work_running : 0;
 }
 
+bool ha_quorate(const struct agent *a)
+{
+	const struct ha *h = a->ha;
+	return h != NULL && h->fo != NULL && fo_quorate(h->fo, uv_now(a->loop));
+}
+
 void ha_close(struct agent *a)
 {
 	struct ha *h = HA(a);

@@ -34,6 +34,8 @@ void ha_stop(struct agent *a);
 /* Remote fences and VM restarts still running on worker threads
  * (agent_main waits for them before it frees anything they use). */
 unsigned ha_work_running(const struct agent *a);
+/* Whether this host holds quorum now (false before ha_start). */
+bool ha_quorate(const struct agent *a);
 /* After ha_stop, once no work runs: closes the module's handles; the
  * caller runs the loop until their close callbacks have run, then
  * ha_free. */

@@ -5,6 +5,7 @@ there."""
 import argparse
 import json
 import os
+import re
 import resource
 import signal
 import statistics
@@ -135,9 +136,14 @@ LOG_PATTERNS = (("member suspect", "suspect lines"), ("member dead", "dead lines
                 ("quorum lost", "quorum lost"), ("fenced vm", "VMs fenced"))
 
 
+# a warning that repeats more than 20 times in 10 s is held back, and one
+# line says how many (agent/util/log.h): those count too
+SUPPRESSED = re.compile(r'repeated warning suppressed=(\d+) .*message="?([^"]*)"?$')
+
+
 def log_counts(c, since, until=None):
     """Lines of LOG_PATTERNS in each agent's log from byte since[name] (to
-    byte until[name] if given)."""
+    byte until[name] if given), with the lines the agent held back."""
     counts = {label: 0 for _, label in LOG_PATTERNS}
     for x in c.agents.values():
         if x.log_path is None or x.name not in since:
@@ -146,8 +152,11 @@ def log_counts(c, since, until=None):
             f.seek(since[x.name])
             text = f.read(until[x.name] - since[x.name]) if until else f.read()
             for line in text.splitlines():
+                m = SUPPRESSED.search(line)
                 for pat, label in LOG_PATTERNS:
-                    if pat in line:
+                    if m is not None and m.group(2).startswith(pat):
+                        counts[label] += int(m.group(1))
+                    elif m is None and pat in line:
                         counts[label] += 1
     return counts
 

@@ -256,16 +256,27 @@ class Agent:
         with open(self.config, "w") as f:
             json.dump(cfg, f, indent=2)
 
-    def start(self, join=(), extra=None, wait=True):
+    def start(self, join=(), extra=None, wait=True, env=None, journal_stream=False):
+        """env: variables added to the agent's environment; journal_stream:
+        set $JOURNAL_STREAM to the log file, as systemd does for a service
+        whose stderr is the journal."""
         check(self.proc is None or self.proc.poll() is not None,
               "%s already running" % self.name)
         self.write_config(join, extra)
         self.log_path = os.path.join(self.dir, "agent-%d.log" % self.starts)
         self.starts += 1
         logf = open(self.log_path, "w")
+        penv = None
+        if env or journal_stream:
+            penv = dict(os.environ)
+            penv.update(env or {})
+            if journal_stream:
+                st = os.fstat(logf.fileno())
+                penv["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
         self.proc = subprocess.Popen([self.c.binary, "agent", "--config", self.config],
                                      stdout=logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, preexec_fn=_child_setup)
+                                     stdin=subprocess.DEVNULL, preexec_fn=_child_setup,
+                                     env=penv)
         logf.close()
         _PROCS.append(self.proc)
         log("started %s pid %d peer %s rpc %s join %s" %
