@@ -1179,14 +1179,15 @@ unsigned net_close_revoked(struct net *n)
 	unsigned closed = 0;
 	struct net_conn *c = n->conns;
 	while (c != NULL) {
-		if (c->tls == NULL || !tls_conn_peer_revoked(c->tls)) {
+		const char *why = c->tls != NULL ? tls_conn_peer_distrusted(c->tls) : NULL;
+		if (why == NULL) {
 			c = c->next;
 			continue;
 		}
 		char peer[64];
 		snprintf(peer, sizeof(peer), "%s", tls_conn_peer_name(c->tls));
 		bool node = tls_conn_peer_role(c->tls) == TLS_ROLE_NODE;
-		net_conn_reject(c, "certificate revoked by the CRL now in force");
+		net_conn_reject(c, why);
 		if (node && n->dgram != NULL)
 			dgram_forget(n->dgram, peer);
 		closed++;

@@ -219,7 +219,8 @@ int net_dgram_send(struct net *n, const char *peer_name, const char *addr, const
  * a handshake rekeys both ends at once. */
 void net_dgram_retire(struct net *n, const char *peer_name);
 /* After a TLS reload: closes every connection, peer or RPC, whose peer
- * certificate the CRL now in force revokes (tls_conn_peer_revoked), one WARN
+ * certificate the material now in force no longer trusts — revoked by the
+ * CRL, or its CA gone from the CA file (tls_conn_peer_distrusted), one WARN
  * line each, and forgets the datagram keys of those peers (dgram_forget):
  * their sealed datagrams are dropped from here on. Returns how many. */
 unsigned net_close_revoked(struct net *n);

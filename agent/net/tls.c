@@ -73,7 +73,9 @@
  *   other verification against the context's store (a peer's certificate
  *   behind a signed claim) refuses a revoked one the same way. Sessions that
  *   began before a reload are not re-verified by OpenSSL: the owner asks
- *   tls_conn_peer_revoked after each reload and closes them.
+ *   tls_conn_peer_distrusted after each reload and closes those whose peer
+ *   the new CRL revokes or whose CA the new CA file no longer holds (a CA
+ *   rotation's last step), and resumption checks both too.
  *
  *   Reload. tls_ctx_reload builds a complete new SSL_CTX from the files and
  *   swaps it in only when every check passed. Each SSL holds its own
@@ -504,15 +506,38 @@ static bool tls_crl_revokes(X509_CRL *crl, X509 *x)
 	return crl && x && X509_CRL_get0_by_cert(crl, &r, x) == 1;
 }
 
+/* Does a peer's certificate (with the intermediates it sent, if any) still
+ * chain to a CA of the CA file now in force, for the role it played (the
+ * other side of ours: a server's peer is a client)? Validity times are not
+ * checked here. The store also applies the CRL (tls_on_store_verify). */
+static bool tls_peer_chains(const struct tls_ctx *ctx, X509 *peer, STACK_OF(X509) * chain)
+{
+	X509_STORE_CTX *vc = X509_STORE_CTX_new();
+	bool ok = false;
+
+	if (vc && X509_STORE_CTX_init(vc, SSL_CTX_get_cert_store(ctx->ssl_ctx), peer, chain)) {
+		X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(vc),
+		                            X509_V_FLAG_NO_CHECK_TIME);
+		X509_STORE_CTX_set_purpose(vc, ctx->server ? X509_PURPOSE_SSL_CLIENT
+		                                           : X509_PURPOSE_SSL_SERVER);
+		ok = X509_verify_cert(vc) == 1;
+	}
+	X509_STORE_CTX_free(vc);
+	ERR_clear_error();
+	return ok;
+}
+
 /* Is the certificate inside a session still within its validity period,
- * and not revoked by the CRL now in force? */
+ * not revoked by the CRL now in force, and signed by a CA now trusted? (A
+ * session keeps only the leaf: a certificate that needs an intermediate is
+ * not resumed, which costs a full handshake, never trust.) */
 static bool tls_session_peer_current(const struct tls_ctx *ctx, const SSL_SESSION *sess)
 {
 	X509 *peer = SSL_SESSION_get0_peer((SSL_SESSION *)sess);
 
 	return peer && X509_cmp_current_time(X509_get0_notBefore(peer)) < 0 &&
 	       X509_cmp_current_time(X509_get0_notAfter(peer)) > 0 &&
-	       !tls_crl_revokes(ctx->crl, peer);
+	       !tls_crl_revokes(ctx->crl, peer) && tls_peer_chains(ctx, peer, NULL);
 }
 
 /* OpenSSL (server): a client offered a ticket. One whose certificate has
@@ -1470,10 +1495,21 @@ int tls_conn_export(const struct tls_conn *c, const char *label, uint8_t *out, s
 	return 0;
 }
 
-bool tls_conn_peer_revoked(const struct tls_conn *c)
+const char *tls_conn_peer_distrusted(const struct tls_conn *c)
 {
-	return c->handshake_done && c->ssl &&
-	       tls_crl_revokes(c->ctx->crl, SSL_get0_peer_certificate(c->ssl));
+	if (!c->handshake_done || !c->ssl)
+		return NULL;
+	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+	if (peer == NULL)
+		return NULL;
+	if (tls_crl_revokes(c->ctx->crl, peer))
+		return "certificate revoked by the CRL now in force";
+	/* the chain the peer sent begins with its own certificate (client
+	 * side) or not (server side); either way it only supplies
+	 * intermediates */
+	if (!tls_peer_chains(c->ctx, peer, SSL_get_peer_cert_chain(c->ssl)))
+		return "certificate not signed by a CA in the CA file now in force";
+	return NULL;
 }
 
 const char *tls_conn_peer_name(const struct tls_conn *c)

@@ -91,7 +91,7 @@ int tls_ctx_new_crl(struct tls_ctx **out, bool server, const char *ca_file, cons
 bool tls_ctx_crl_info(const struct tls_ctx *ctx, size_t *n_revoked, int64_t *next_update);
 /* Re-reads the same files (and the CRL, if one was given). On any error the
  * old material stays in use and the reason is written to err. Sessions
- * already established are not re-checked here: ask tls_conn_peer_revoked. */
+ * already established are not re-checked here: ask tls_conn_peer_distrusted. */
 int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx);
 const char *tls_ctx_own_name(const struct tls_ctx *ctx); /* our CN */
@@ -149,10 +149,12 @@ bool tls_conn_is_server(const struct tls_conn *c);
  * -EIO when OpenSSL refuses. Used for the datagram keys (dgram.h). */
 int tls_conn_export(const struct tls_conn *c, const char *label, uint8_t *out, size_t len);
 enum tls_role tls_conn_peer_role(const struct tls_conn *c);
-/* Does the CRL in force now (after the latest reload of the context this
- * session was made from) revoke the peer's certificate? false before the
- * handshake and for sessions that never showed one. */
-bool tls_conn_peer_revoked(const struct tls_conn *c);
+/* Is the peer's certificate no longer trusted by the material in force now
+ * (after the latest reload of the context this session was made from)?
+ * NULL while it is (and before the handshake, and for sessions that never
+ * showed one), else why not: revoked by the CRL, or no longer signed by a
+ * CA of the CA file (a CA removed at the end of a rotation). */
+const char *tls_conn_peer_distrusted(const struct tls_conn *c);
 /* Why the session failed, in words a person understands, "" when nothing
  * failed. A server writes why it refused a client (log it):
  *   "refused client: no certificate presented"

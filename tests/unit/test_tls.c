@@ -1117,7 +1117,7 @@ static void test_crl_refuses_revoked(void **state)
 	p = pair_new(ok, sctx, "n1", TLS_ROLE_NODE, NULL);
 	pump(&p->cli, &p->srv);
 	assert_true(tls_conn_handshake_done(p->srv.c));
-	assert_false(tls_conn_peer_revoked(p->srv.c));
+	assert_null(tls_conn_peer_distrusted(p->srv.c));
 	pair_free(p);
 	tls_ctx_free(sctx);
 	tls_ctx_free(n2);
@@ -1189,8 +1189,50 @@ static void test_crl_bad_files(void **state)
 	assert_int_equal(access(path("x.crl"), F_OK), -1);
 }
 
+/* The last step of a CA rotation: the CA file first holds both CAs, then
+ * only the new one. A session of a peer whose certificate the removed CA
+ * signed is then distrusted (the agent closes it), and it cannot connect
+ * again; peers of the CA that stays are untouched. */
+static void test_ca_removed_on_reload(void **state)
+{
+	struct tls_ctx *sctx, *stranger = client_ctx("both.pem", "stranger"),
+			      *n2 = client_ctx("both.pem", "n2");
+	struct pair *old, *kept, *p;
+	char err[512];
+
+	concat("rot.pem", "ca.pem", "other.pem");
+	sctx = server_ctx("rot.pem", "n1");
+	old = pair_new(stranger, sctx, "n1", TLS_ROLE_NODE, NULL);
+	pump(&old->cli, &old->srv);
+	assert_true(tls_conn_handshake_done(old->srv.c));
+	kept = pair_new(n2, sctx, "n1", TLS_ROLE_NODE, "n1-addr");
+	pump(&kept->cli, &kept->srv);
+	assert_true(tls_conn_handshake_done(kept->srv.c));
+	assert_null(tls_conn_peer_distrusted(old->srv.c));
+	assert_null(tls_conn_peer_distrusted(kept->srv.c));
+
+	/* the other CA leaves the file */
+	concat("rot.pem", "ca.pem", "ca.pem");
+	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), 0);
+	const char *why = tls_conn_peer_distrusted(old->srv.c);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "not signed by a CA in the CA file now in force"));
+	assert_null(tls_conn_peer_distrusted(kept->srv.c));
+	/* and a new session of the old CA's certificate is refused */
+	p = pair_new(stranger, sctx, "n1", TLS_ROLE_NODE, NULL);
+	pump(&p->cli, &p->srv);
+	assert_true(tls_conn_failed(p->srv.c));
+	pair_free(p);
+	pair_free(old);
+	pair_free(kept);
+	tls_ctx_free(sctx);
+	tls_ctx_free(stranger);
+	tls_ctx_free(n2);
+	(void)state;
+}
+
 /* SIGHUP's reload: a peer revoked since its session began is found by
- * tls_conn_peer_revoked (the agent closes it), cannot connect again, and a
+ * tls_conn_peer_distrusted (the agent closes it), cannot connect again, and a
  * broken CRL file at reload keeps the list in force. */
 static void test_crl_reload(void **state)
 {
@@ -1212,14 +1254,14 @@ static void test_crl_reload(void **state)
 	live = pair_new(n2, sctx, "n1", TLS_ROLE_NODE, "n1-addr");
 	pump(&live->cli, &live->srv);
 	assert_true(tls_conn_handshake_done(live->srv.c));
-	assert_false(tls_conn_peer_revoked(live->srv.c));
+	assert_null(tls_conn_peer_distrusted(live->srv.c));
 
 	/* n2 revoked; the list grows from the old one */
 	mkcrl("live.crl", revoke_n2, 1, "live.crl");
 	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), 0);
 	assert_true(tls_ctx_crl_info(sctx, &n, &next));
 	assert_int_equal(n, 1);
-	assert_true(tls_conn_peer_revoked(live->srv.c));
+	assert_non_null(tls_conn_peer_distrusted(live->srv.c));
 	/* a new session of n2 is refused */
 	expect_n2_revoked(n2, sctx);
 
@@ -1242,7 +1284,7 @@ static void test_crl_reload(void **state)
 	assert_non_null(strstr(err, "live.crl' holds no PEM CRL"));
 	assert_true(tls_ctx_crl_info(sctx, &n, &next));
 	assert_int_equal(n, 2);
-	assert_true(tls_conn_peer_revoked(live->srv.c));
+	assert_non_null(tls_conn_peer_distrusted(live->srv.c));
 	expect_n2_revoked(n2, sctx);
 	pair_free(live);
 	tls_ctx_free(sctx);
@@ -1332,6 +1374,7 @@ int main(void)
 	    cmocka_unit_test(test_crl_refuses_revoked),
 	    cmocka_unit_test(test_crl_bad_files),
 	    cmocka_unit_test(test_crl_reload),
+	    cmocka_unit_test(test_ca_removed_on_reload),
 	    cmocka_unit_test(test_claim_cache_clear_after_revocation),
 	    cmocka_unit_test(test_crl_stale_still_applies),
 	};
