@@ -1335,6 +1335,15 @@ int migration_start(struct agent *a, char *err, size_t errlen)
 	cfg.max_incoming = a->opt.mig_max_incoming;
 	cfg.max_outgoing = a->opt.mig_max_outgoing;
 	cfg.lease_ms = a->opt.mig_lease_ms; /* renew, guard and quiet time derive from it */
+	/* The startup quiet period (mig.c: refuse proposals for one lease)
+	 * covers reservations a previous life of this agent accepted. At
+	 * incarnation 1 this data_dir has no previous life (membership
+	 * starts at the saved incarnation + 1): nothing to wait for, so a
+	 * brand-new cluster accepts migrations at once. (A wiped data_dir
+	 * counts as a new host; its agent still kills the incoming jobs it
+	 * finds in libvirt at start.) */
+	if (swim_incarnation(membership_swim(a)) == 1)
+		cfg.startup_quiet_ms = 0;
 	struct migration_service *ms = calloc(1, sizeof(*ms));
 	if (ms == NULL || (ms->core = mig_new(&cfg, uv_now(a->loop))) == NULL) {
 		free(ms);

@@ -53,6 +53,8 @@ static char *fixture_strdup(const char *s)
 	return d;
 }
 
+uint64_t fixture_prior_incarnation;
+
 void fixture_start(struct daemon_fixture *f, const char *name, const char *host_xml,
                    bool with_migration, uint32_t mig_lease_ms)
 {
@@ -69,6 +71,14 @@ void fixture_start(struct daemon_fixture *f, const char *name, const char *host_
 	assert_non_null(fp);
 	fputs(host_xml, fp);
 	fclose(fp);
+	if (fixture_prior_incarnation != 0) { /* a data_dir of a previous life */
+		char ipath[160];
+		snprintf(ipath, sizeof(ipath), "%s/incarnation", f->dir);
+		fp = fopen(ipath, "w");
+		assert_non_null(fp);
+		fprintf(fp, "%llu\n", (unsigned long long)fixture_prior_incarnation);
+		fclose(fp);
+	}
 
 	struct agent *a = &f->a;
 	agent_options_init(&a->opt);

@@ -41,6 +41,10 @@ void fixture_start(struct daemon_fixture *f, const char *name, const char *host_
 void fixture_stop(struct daemon_fixture *f);
 /* cmocka fixtures: a fixture allocated and started as fixture_start says,
  * into *state; and its teardown (fixture_stop, then freed). */
+/* Non-zero: fixture_start finds this incarnation saved in its data_dir, as
+ * an agent restarted on a data_dir it used before (0: a fresh one). */
+extern uint64_t fixture_prior_incarnation;
+
 int fixture_setup(void **state, const char *name, bool with_migration, uint32_t mig_lease_ms);
 int fixture_teardown(void **state);
 

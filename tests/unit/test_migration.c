@@ -32,6 +32,7 @@
 #include <cmocka.h>
 
 #include "daemon_fixture.h"
+#include "membership.h"
 #include "migration.h"
 #include "nodestate.h"
 #include "rpc_service.h"
@@ -114,6 +115,15 @@ static int setup(void **state)
 static int setup_short_lease(void **state)
 {
 	return setup_lease(state, SHORT_LEASE_MS);
+}
+
+/* An agent restarted on a data_dir it used before (incarnation 4 saved). */
+static int setup_short_lease_restarted(void **state)
+{
+	fixture_prior_incarnation = 4;
+	int rc = setup_lease(state, SHORT_LEASE_MS);
+	fixture_prior_incarnation = 0;
+	return rc;
 }
 
 /* Asks to move vm (to: NULL for the best host); returns the rc, err in f->err. */
@@ -394,13 +404,25 @@ static void test_ha_move_lease_lost_while_announcing(void **state)
 
 /* ---- the target side ------------------------------------------------------------- */
 
+/* A brand-new agent (incarnation 1: no previous life on this data_dir)
+ * promised nothing before: it takes a reservation at once. */
+static void test_fresh_agent_takes_at_once(void **state)
+{
+	struct daemon_fixture *f = *state;
+	assert_int_equal(swim_incarnation(membership_swim(&f->a)), 1);
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	b_sends(f, MIG_PROPOSE, "b-0", 0);
+	assert_true(migration_has_incoming(&f->a, "b-0"));
+}
+
 static void test_incoming_reservation(void **state)
 {
 	struct daemon_fixture *f = *state;
 	migration_set_move_hooks(&f->a, &hooks);
+	assert_int_equal(swim_incarnation(membership_swim(&f->a)), 5);
 	fixture_ping(f, "b", NULL, SWIM_ALIVE);
 	char src[64] = "";
-	/* a starting agent takes no reservation during its first lease */
+	/* a restarted agent takes no reservation during its first lease */
 	b_sends(f, MIG_PROPOSE, "b-0", 0);
 	assert_false(migration_has_incoming(&f->a, "b-0"));
 	assert_true(fixture_run_till(f, uv_now(f->a.loop) + SHORT_LEASE_MS));
@@ -534,7 +556,9 @@ int main(void)
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_ha_move_lease_lost_while_announcing, setup,
 	                                    fixture_teardown),
-	    cmocka_unit_test_setup_teardown(test_incoming_reservation, setup_short_lease,
+	    cmocka_unit_test_setup_teardown(test_fresh_agent_takes_at_once, setup_short_lease,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_incoming_reservation, setup_short_lease_restarted,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, fixture_teardown),
