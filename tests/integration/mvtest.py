@@ -224,6 +224,7 @@ class Agent:
         self.proc = None
         self.log_path = None
         self.starts = 0
+        self.binary = None  # the agent's own binary (another release); None: the cluster's
 
     @property
     def peer_addr(self):
@@ -273,7 +274,8 @@ class Agent:
             if journal_stream:
                 st = os.fstat(logf.fileno())
                 penv["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
-        self.proc = subprocess.Popen([self.c.binary, "agent", "--config", self.config],
+        self.proc = subprocess.Popen([self.binary or self.c.binary, "agent", "--config",
+                                      self.config],
                                      stdout=logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, preexec_fn=_child_setup,
                                      env=penv)
