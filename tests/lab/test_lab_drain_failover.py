@@ -38,8 +38,12 @@ it (a drain from A can only go to B).
        stayed; virsh shows the 4 guests on B only, counting on.
 
 FIGURE lines: kill -> all HA guests running elsewhere, baseline and with
-the drain (printed, not compared: 2 shared cores), and the critical jobs'
-queue waits. Exit codes: 0 pass, 1 fail, 77 skipped.
+the drain (printed, not compared: 2 shared cores), the critical jobs'
+queue waits, and A's and B's loop lag over the drain and the failover.
+NOTE lines (printed, not asserted; the baseline shows them too): a restart
+target whose loop stalled while it started the guests, was suspected, and
+(its refuted incarnation failed over) restarted them once more.
+Exit codes: 0 pass, 1 fail, 77 skipped.
 """
 import json
 import os
@@ -134,8 +138,40 @@ def wait_ha_listed(agents, guests, host):
     wait_until(pred, 20, "every agent to list %s HA and running on %s" % (guests, host), 0.25)
 
 
+def ha_doc(agent):
+    """`meshvisor ha --json` on agent: (exit status, document); it exits 1,
+    with its document, while an HA VM is owed (runs nowhere)."""
+    r = agent.cli("ha", "--json", role="viewer")
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError:
+        raise TestFailure("`meshvisor ha --json` on %s (exit %d): %r %r" %
+                          (agent.name, r.returncode, r.stdout[-300:], r.stderr[-300:]))
+    return r.returncode, doc
+
+
+def wait_ha_settled(agents, timeout=40):
+    """`ha` exits 0 on every running agent: no HA VM owed anywhere (a
+    recovery in progress, e.g. of a refuted incarnation, has finished)."""
+    last = {}
+
+    def pred():
+        last["bad"] = {}
+        for a in agents:
+            if a.alive():
+                rc, doc = ha_doc(a)
+                if rc != 0:
+                    last["bad"][a.name] = [(o.get("name"), o.get("why"), o.get("doing"))
+                                           for o in doc.get("owed", [])]
+        return not last["bad"]
+    try:
+        wait_until(pred, timeout, "`ha` to exit 0 on every agent", 0.5)
+    except TestFailure as e:
+        raise TestFailure("%s; owed: %s" % (e, last.get("bad")))
+
+
 def replicas_held(agents):
-    return {a.name: a.cli_json("ha").get("replicas_held", 0) for a in agents}
+    return {a.name: ha_doc(a)[1].get("replicas_held", 0) for a in agents}
 
 
 def wait_replicated(agents, guests, before, timeout=45):
@@ -146,7 +182,7 @@ def wait_replicated(agents, guests, before, timeout=45):
     last = {}
 
     def pred():
-        docs = last["docs"] = {a.name: a.cli_json("ha") for a in agents}
+        docs = last["docs"] = {a.name: ha_doc(a)[1] for a in agents}
         for n, d in docs.items():
             if not d.get("quorate") or d.get("alive_voters") != 3:
                 return None
@@ -160,7 +196,7 @@ def wait_replicated(agents, guests, before, timeout=45):
                           (e, before, json.dumps(last.get("docs"))[:1200]))
 
 
-def kill_and_wait_restarts(lab, smp, guests, timeout, what, only_on=None):
+def kill_and_wait_restarts(lab, agents, smp, guests, timeout, what, only_on=None):
     """host.kill() of h3; waits until every guest runs on exactly one other
     host (new boot, counting). Returns (t_kill, {guest: (host, t_run)})."""
     h3 = lab.host("h3")
@@ -177,7 +213,21 @@ def kill_and_wait_restarts(lab, smp, guests, timeout, what, only_on=None):
         check(only_on is None or new == only_on, "%s: %s restarted on %s, want %s (the other "
               "survivor is draining)" % (what, g, new, only_on))
         res[g] = (new, t_run)
+    note_suspected_targets(agents, sorted(set(hn for hn, _ in res.values())), t_kill, what)
     return t_kill, res
+
+
+def note_suspected_targets(agents, targets, since, what):
+    """Printed, not asserted (agent/hv/virt.c, not this test's subject): a
+    restart target whose loop stalled while it started the guests (its
+    lifecycle-event reads wait on libvirtd while the start holds the
+    domain) and was suspected by a peer; a refuted incarnation is over, so
+    its HA VMs are failed over again (fenced and restarted once more)."""
+    for hn in targets:
+        lines = lf.log_lines_since(agents[hn], r"event loop stalled|new incarnation of ours",
+                                   since)
+        if lines:
+            log("NOTE %s: restart target %s: %s" % (what, hn, " / ".join(l[:170] for l in lines)))
 
 
 def reboot_h3(lab, agents):
@@ -259,12 +309,17 @@ def run(lab, agents, state):
         set_ha(seed, g, True)
     wait_ha_listed(agents, BASE_HA, "h3")
     wait_replicated(list(agents), BASE_HA, before)
-    t_kill0, res0 = kill_and_wait_restarts(lab, smp, BASE_HA, HOST_DEATH_BOUND_S, "baseline")
+    t_kill0, res0 = kill_and_wait_restarts(lab, agents, smp, BASE_HA, HOST_DEATH_BOUND_S,
+                                           "baseline")
     base_s = max(t for _, t in res0.values()) - t_kill0
     log("FIGURE baseline failover (h3 killed, 2 HA guests, no drain): kill -> all running "
         "elsewhere %.2fs (%s)" % (base_s, ", ".join("%s on %s %.2fs" % (g, hn, t - t_kill0)
                                                      for g, (hn, t) in sorted(res0.items()))))
-    for g, (hn, _) in res0.items():
+    # settled first: a restart target's loop can stall (NOTE lines) and a
+    # peer suspect it; the refuted incarnation's HA VMs are then placed again
+    wait_ha_settled(list(agents))
+    res0 = {g: (smp.active_hosts_now(g) or [hn])[0] for g, (hn, _) in res0.items()}
+    for g, hn in res0.items():
         # asked of the agent that runs it now (another agent's inventory may
         # still place it on dead h3 for a moment)
         wait_until(lambda: set_ha(agents[hn], g, False, check_rc=False), 15,
@@ -302,6 +357,7 @@ def run(lab, agents, state):
     check(inc2 == inc, "h3's incarnation moved from %d to %d before the kill" % (inc, inc2))
 
     boots = {g: lab.guest_boots(g) for g in moving}
+    wait_ha_settled(list(agents))
     drain = Drain(agents[a_name], a_name)
     last = {}
 
@@ -321,7 +377,8 @@ def run(lab, agents, state):
         (time.time() - drain.t0, ["%s -> %s %d KiB" % (m["vm"], m["target"],
                                                         m["data_processed"] >> 10)
                                   for m in in_flight]))
-    t_kill, res = kill_and_wait_restarts(lab, smp, DRAIN_HA, HOST_DEATH_BOUND_S, "drain",
+    boots_ha = {g: lab.guest_boots(g) for g in DRAIN_HA}
+    t_kill, res = kill_and_wait_restarts(lab, agents, smp, DRAIN_HA, HOST_DEATH_BOUND_S, "drain",
                                          only_on=b_name)
     t_last_run = max(t for _, t in res.values())
     drain_s = t_last_run - t_kill
@@ -329,6 +386,16 @@ def run(lab, agents, state):
     log("when both HA guests ran on %s, `migrations` on %s lists %d moves still running" %
         (b_name, a_name, len(still)))
 
+    # the survivors' loops over the drain and the failover (status: the
+    # last 30 s of 50 ms probes; printed, not asserted)
+    lag = {}
+    for n in (a_name, b_name):
+        st = agents[n].cli_json("status")
+        lag[n] = "p99 %.1f ms, max %.1f ms, stalls %s" % (
+            st.get("loop_lag_p99_us", 0) / 1000.0, st.get("loop_lag_max_us", 0) / 1000.0,
+            st.get("loop_stalls"))
+    log("FIGURE loop lag over the last 30 s (the drain and the failover): %s" %
+        "; ".join("%s %s" % (n, lag[n]) for n in (a_name, b_name)))
     # the failover as the agents report it
     f, fos = lf.wait_failover_done(agents[b_name], "h3", DRAIN_HA, 20)
     log("failovers of h3 on %s: %s" % (b_name, json.dumps(fos)[:900]))
@@ -392,6 +459,13 @@ def run(lab, agents, state):
                 last_end - t_kill, a_name, [j[2] for j in fences],
                 [j[6] for j in fences], b_name, [j[2] for j in restarts]))
 
+    # printed, not asserted (see note_suspected_targets): a suspected target
+    # can lose its quorum (peers withhold acks from a failed-over
+    # incarnation) and self-fence the guests it just restarted
+    again = {g: lab.guest_boots(g) - boots_ha[g] for g in DRAIN_HA}
+    if any(n > 1 for n in again.values()):
+        log("NOTE h3's HA guests booted %s times since the kill (once expected): restarted "
+            "again after their target %s was suspected" % (again, b_name))
     smp.stop()
     if smp.violations:
         failures.append("an HA guest was active on two hosts at once (%d samples): %s" %
