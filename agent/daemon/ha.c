@@ -1191,6 +1191,7 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 	fw->w.data = fw;
 	fw->w.work = ha_fence_work;
 	fw->w.done = ha_fence_after;
+	fw->w.what = "remote-fence";
 	MV_INFO("failover", "remote fence started dead=%s incarnation=%" PRIu64 " uri=%s",
 	        e->inst.dead, e->inst.incarnation, fw->uri);
 	ha_event(a, "fence-remote-start", e->inst.dead, NULL, "fencing through its libvirt %s",
@@ -1328,6 +1329,7 @@ static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const cha
 	rw->w.data = rw;
 	rw->w.work = ha_restart_work;
 	rw->w.done = ha_restart_after;
+	rw->w.what = "ha-restart";
 	if (hvwork_submit(a->hv, HVWORK_CRITICAL, &rw->w) != 0) {
 		free(rw->xml);
 		free(rw);

@@ -17,9 +17,12 @@
 #include "hvwork.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
 
 #define HVWORK_MAX_QUEUE_DEFAULT 256u
 
@@ -116,6 +119,21 @@ static void hvwork_thread_main(void *arg)
 	uv_mutex_unlock(&w->mu);
 }
 
+/* A critical job came back: its queue wait is what the lanes are for. A
+ * cancelled job never started (its wait runs to now). */
+static void hvwork_log_critical(const struct hvwork_job *j)
+{
+	uint64_t start = j->started_ns ? j->started_ns : uv_hrtime();
+	uint64_t end = j->finished_ns ? j->finished_ns : start;
+	MV_INFO("hvwork",
+	        "critical job done what=%s status=%d queued_us=%" PRIu64 " ran_us=%" PRIu64
+	        " busy_at_submit critical=%u general=%u migration=%u journal=%u",
+	        j->what ? j->what : "-", j->status, (start - j->queued_ns) / 1000,
+	        (end - start) / 1000, j->busy_at_submit[HVWORK_CRITICAL],
+	        j->busy_at_submit[HVWORK_GENERAL], j->busy_at_submit[HVWORK_MIGRATION],
+	        j->busy_at_submit[HVWORK_JOURNAL]);
+}
+
 static void hvwork_on_async(uv_async_t *a)
 {
 	struct hvwork *w = a->data;
@@ -129,6 +147,8 @@ static void hvwork_on_async(uv_async_t *a)
 		w->inflight--;
 		if (w->inflight == 0)
 			uv_unref((uv_handle_t *)&w->async);
+		if (j->lane == HVWORK_CRITICAL)
+			hvwork_log_critical(j);
 		j->done(j, j->status);
 		j = next;
 	}
@@ -237,6 +257,8 @@ int hvwork_submit(struct hvwork *w, enum hvwork_lane lane, struct hvwork_job *j)
 	j->status = 0;
 	j->queued_ns = uv_hrtime();
 	j->started_ns = j->finished_ns = 0;
+	for (int i = 0; i < HVWORK_LANES; i++)
+		j->busy_at_submit[i] = w->lanes[i].inflight; /* loop thread's, no lock needed */
 	if (l->tail != NULL)
 		l->tail->next = j;
 	else

@@ -34,6 +34,12 @@
  * hvwork_inflight() is 0 (it joins the threads and closes the async
  * handle: run the loop afterwards until its close callback ran).
  * Every function is for the loop thread, except what runs inside work.
+ *
+ * Every critical job's completion is logged (component hvwork, level
+ * info): its label, how long it waited in the queue and ran, and how many
+ * jobs each lane had in flight when it was submitted — the evidence that
+ * an HA restart or a remote fence did not wait behind a drain
+ * (tests/lab/test_lab_drain_failover.py reads it).
  */
 #ifndef MESHVISOR_HVWORK_H
 #define MESHVISOR_HVWORK_H
@@ -58,11 +64,13 @@ struct hvwork_job {
 	hvwork_fn work;      /* on a lane thread */
 	hvwork_done_fn done; /* on the loop thread, once */
 	void *data;          /* the caller's */
+	const char *what;    /* optional label (a static string) for the log */
 	/* private */
 	struct hvwork_job *next;
 	int status;
 	enum hvwork_lane lane;
 	uint64_t queued_ns, started_ns, finished_ns; /* uv_hrtime */
+	unsigned busy_at_submit[HVWORK_LANES];       /* each lane's jobs in flight then */
 };
 
 struct hvwork_lane_config {

@@ -171,7 +171,10 @@ def decode_response(payload):
         out["kind"] = "status"
         out["body"] = {"name": _str(s, 1), "version": _str(s, 2),
                        "incarnation": _one(s, 7, 0),
-                       "members_alive": _one(s, 9, 0), "role": _str(s, 17)}
+                       "members_alive": _one(s, 9, 0), "role": _str(s, 17),
+                       # the loop's lag (30 s window) and stalls since start
+                       "loop_lag_p99_us": _one(s, 40, 0), "loop_lag_max_us": _one(s, 41, 0),
+                       "loop_lag_max_ever_us": _one(s, 42, 0), "loop_stalls": _one(s, 43, 0)}
     elif 11 in r:
         mr = parse(r[11][-1])
         members = []

@@ -32,11 +32,20 @@ cluster (issue 13, "Bounded resources"):
 While they run, a separate (operator) connection asks the victim for
 `status` every 50 ms: the longest answer is what the loop stall costs
 everyone else. Printed: the victim's peak RSS (VmHWM) and RSS, the longest
-status answer, whether n2/n3 ever called the victim suspect or dead.
+status answer, whether n2/n3 ever called the victim suspect or dead, and a
+table with one row per attack: the victim's peak RSS during it (VmHWM,
+reset through /proc/PID/clear_refs as the attack begins) and its loop lag
+as its `status` answers report it (StatusReply loop_lag_p99_us and
+loop_lag_max_us: the last 30 s of 50 ms probes; the row has the largest
+values answered while the attack ran). The attacks follow each other at
+once, so a row's lag window also holds the end of the attacks before it;
+MV_HOSTILE_GAP_S=31 waits that long before each attack, so each row's
+window holds that attack and quiet only (tests/bench/bench_hostile_clients.sh).
 Asserted: every attack connection is closed by the agent (over-cap frames
 at once, the unfinished one after the deadline), peak RSS under 300 MB,
 nobody declares the victim dead, the victim answers throughout.
 """
+import os
 import select
 import socket
 import ssl
@@ -53,6 +62,11 @@ N_SLOW = 200
 N_BOMB = 48
 EVENT_SUBS_MAX = 64  # ha.c: HA_EVENT_SUBS_MAX
 EVENT_SUBS_PER_CERT = 16  # ha.c: HA_EVENT_SUBS_PER_CERT
+GAP_S = float(os.environ.get("MV_HOSTILE_GAP_S", "0"))  # quiet before each attack
+ATTACKS = {"A": "200 slow ~4 MiB frames (+A2 size caps)", "B": "48 parallel decode bombs",
+           "C": "unfinished frame until its deadline", "E": "30 clients not reading replies",
+           "F": "n9: 8 ~4 MiB SWIM update bombs", "G": "n9: 24 peer connections",
+           "H": "300 connections without TLS", "D": "65+ event subscribers"}
 
 
 def events_frame(id_):
@@ -112,6 +126,7 @@ class Prober(threading.Thread):
         self.stop = threading.Event()
         self.max_s, self.n, self.errors = 0.0, 0, []
         self.phase, self.by_phase = "-", {}  # worst answer (ms) per attack
+        self.lag = {}  # phase -> [largest loop_lag_p99_us, largest loop_lag_max_us] answered
 
     def run(self):
         s = mvtest.tls_client("127.0.0.1", self.victim.rpc_port, *self.creds, timeout=30)
@@ -122,6 +137,10 @@ class Prober(threading.Thread):
                 r = mvtest.rpc_call(s, i, "status")
                 if r["code"] != 0:
                     self.errors.append(str(r))
+                elif r["body"] is not None:
+                    lag = self.lag.setdefault(self.phase, [0, 0])
+                    lag[0] = max(lag[0], r["body"]["loop_lag_p99_us"])
+                    lag[1] = max(lag[1], r["body"]["loop_lag_max_us"])
             except Exception as e:  # noqa: BLE001 - reported by the test
                 self.errors.append(repr(e))
                 return
@@ -132,6 +151,50 @@ class Prober(threading.Thread):
             i += 1
             time.sleep(0.05)
         s.close()
+
+
+class Phases:
+    """One row per attack: peak RSS (VmHWM reset as it begins) and the
+    loop lag its status answers reported while it ran."""
+
+    def __init__(self, pid, prober):
+        self.pid, self.prober = pid, prober
+        self.cur, self.rows, self.hwm_reset = None, [], True
+
+    def begin(self, name):
+        self.end()
+        if GAP_S:
+            log("quiet for %.0f s before attack %s (MV_HOSTILE_GAP_S)" % (GAP_S, name))
+            time.sleep(GAP_S)
+        try:
+            with open("/proc/%d/clear_refs" % self.pid, "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS
+        except OSError as e:
+            if self.hwm_reset:
+                log("cannot reset VmHWM (%s): peaks are since the agent started" % e)
+            self.hwm_reset = False
+        self.cur, self.t0 = name, time.monotonic()
+        self.prober.phase = name
+
+    def end(self):
+        if self.cur is None:
+            return
+        self.prober.phase = "-"
+        p99, mx = self.prober.lag.get(self.cur, [None, None])  # None: no answer meanwhile
+        self.rows.append((self.cur, proc_kib(self.pid, "VmHWM"), p99, mx,
+                          self.prober.by_phase.get(self.cur), time.monotonic() - self.t0))
+        self.cur = None
+
+    def table(self):
+        lines = ["%-2s %-40s %9s %12s %12s %11s %6s" % (
+            "", "attack", "peak RSS", "lag p99", "lag max", "status max", "secs")]
+        def ms(us):
+            return "%9.1f ms" % (us / 1000.0) if us is not None else "%12s" % "-"
+        for name, hwm, p99, mx, st, secs in self.rows:
+            lines.append("%-2s %-40s %6.1f MB %s %s %s %6.1f" % (
+                name, ATTACKS.get(name, ""), hwm / 1024.0, ms(p99), ms(mx),
+                "%8d ms" % st if st is not None else "%11s" % "-", secs))
+        return "\n".join(lines)
 
 
 def viewer_creds(t, name):
@@ -208,6 +271,7 @@ def main(t):
     prober.start()
     rss0 = proc_kib(pid, "VmRSS")
     log("victim n1 RSS before: %d KiB" % rss0)
+    phases = Phases(pid, prober)
     t_start = time.monotonic()
 
     # C (started first, checked last): an unfinished small frame
@@ -217,7 +281,7 @@ def main(t):
     t_slow = time.monotonic()
 
     # A: 200 slow ~4 MiB frames
-    prober.phase = "A"
+    phases.begin("A")
     socks = open_many(n1.rpc_port, viewer, N_SLOW)
     log("A: %d of %d connections opened" % (sum(s is not None for s in socks), N_SLOW))
     big = vm_create_frame(mvwire.FRAME_MAX - 64)
@@ -268,7 +332,7 @@ def main(t):
           % r_dodge)
 
     # B: 48 parallel frames of tiny unknown fields
-    prober.phase = "B"
+    phases.begin("B")
     socks = open_many(n1.rpc_port, viewer, N_BOMB)
     send_all(socks, unknown_fields_frame(mvwire.FRAME_MAX - 64), "B: ~4 MiB of unknown fields")
     for s in socks:
@@ -283,13 +347,15 @@ def main(t):
     rss_b = proc_kib(pid, "VmRSS")
 
     # C: the unfinished small frame is closed after the frame deadline
-    prober.phase = "C"
-    c_open, _, _ = wait_closed([slow], FRAME_DEADLINE_S + 5 - (time.monotonic() - t_slow))
+    phases.begin("C")
+    # (at least one look: with MV_HOSTILE_GAP_S the deadline passed long ago)
+    c_open, _, _ = wait_closed([slow], max(1.0, FRAME_DEADLINE_S + 5 -
+                                           (time.monotonic() - t_slow)))
     took = time.monotonic() - t_slow
     slow.close()
     log("C: unfinished frame %s after %.1f s" % ("STILL OPEN" if c_open else "closed", took))
 
-    prober.phase = "E"
+    phases.begin("E")
     # E: replies nobody reads (a fresh certificate: the agent may still be
     # skipping the bytes of B's connections)
     viewer3 = viewer_creds(t, "test-viewer3")
@@ -324,7 +390,7 @@ def main(t):
     log("E: 20,000 pipelined requests read late: %s" %
         ("all answered in order" if in_order else "WRONG: %s..." % ids[:5]))
 
-    prober.phase = "F"
+    phases.begin("F")
     # F: a peer's frames of 2-byte known sub-messages, from n9: a node
     # certificate of the cluster CA, never deployed (with n2's own, n1
     # would also take its connections for n2's and install their keys)
@@ -340,7 +406,7 @@ def main(t):
         s.close()
     log("F: %d of 8 connections still open" % f_open)
 
-    prober.phase = "G"
+    phases.begin("G")
     # G: one node certificate holds at most 16 peer-port connections
     socks = open_many(n1.peer_port, n9_creds, 24)
     g_open, _, _ = wait_closed(socks, 2)
@@ -349,7 +415,7 @@ def main(t):
             s.close()
     log("G: 24 connections with n9's certificate: %d still open after 2 s" % g_open)
 
-    prober.phase = "H"
+    phases.begin("H")
     # H: half-open connections cannot keep the RPC port to themselves
     raw = []
     for _ in range(300):
@@ -366,7 +432,7 @@ def main(t):
     log("H: %d half-open connections; a new client's status answered in %.2f s (%s)" %
         (len(raw), h_took, h_status.get("name")))
 
-    prober.phase = "D"
+    phases.begin("D")
     # D: event subscribers are capped
     time.sleep(0.5)  # the agent has seen A's and B's connections close
     # one certificate holds at most EVENT_SUBS_PER_CERT streams
@@ -407,9 +473,10 @@ def main(t):
     for x in subs[1:]:
         x.close()
 
+    phases.end()
     prober.stop.set()
     prober.join(30)
-    hwm = proc_kib(pid, "VmHWM")
+    hwm = max([proc_kib(pid, "VmHWM")] + [r[1] for r in phases.rows])
     rss1 = proc_kib(pid, "VmRSS")
     logs = {a: c[a].log_text() for a in ("n2", "n3")}
     accused = {a: [l for l in txt.splitlines()
@@ -422,6 +489,11 @@ def main(t):
         "dead %d times; attack time %.1f s" %
         (hwm, rss0, rss1, prober.max_s * 1000, prober.n, suspicions, false_deaths,
          time.monotonic() - t_start))
+    log("FIGURES per attack on victim n1 (peak RSS while it ran%s; loop lag from its status "
+        "answers, window of the last 30 s%s):\n%s" %
+        ("" if phases.hwm_reset else " - NOT reset: since start",
+         ", %.0f s quiet before each attack" % GAP_S if GAP_S else
+         ", which also holds the attacks just before", phases.table()))
     log("worst status answer (ms) by attack: %s; suspicions: %s" %
         (prober.by_phase, [l[:60] for ls in accused.values() for l in ls]))
     log("n1 net lines: %s" % [l for l in n1.log_text().splitlines()

@@ -522,6 +522,14 @@ def failover_section(host):
 
 
 def main(args):
+    run_lab(args, run, PLACE)
+
+
+def run_lab(args, run_fn, guests):
+    """A three-host lab with an agent set, torn down however the test
+    ends: run_fn(lab, agents, state) may put its sampler in state["smp"];
+    on a failure the agents' failover lines, the libvirtd logs and the
+    guests' serial tails are printed."""
     state = {}
 
     def cleanup():
@@ -534,7 +542,7 @@ def main(args):
     t_all = time.monotonic()
     try:
         agents = state["agents"] = mvlab.LabAgents(lab, args.meshvisor)
-        run(lab, agents, state)
+        run_fn(lab, agents, state)
     except BaseException:
         try:
             if "agents" in state:
@@ -542,7 +550,7 @@ def main(args):
             for h in lab.hosts:
                 print("----- libvirtd log of %s -----" % h.name)
                 print(h._tail(h.libvirtd_log, 15))
-            for g in PLACE:
+            for g in guests:
                 print("----- serial of %s (last 300 chars) -----" % g)
                 print(lab.guest_serial(g)[-300:])
         except Exception:
@@ -557,15 +565,21 @@ def main(args):
     log("lab part took %.1fs" % (time.monotonic() - t_all))
 
 
-def run(lab, agents, state):
-    h1, h2, h3 = lab.hosts
-    seed = agents["h1"]
-    seed.start(extra=failover_section(h1))
-    for h in (h2, h3):
-        agents[h.name].start(join=[seed.peer_addr], extra=failover_section(h), wait=False)
+def start_agents(lab, agents, config_fn):
+    """Every host's agent (h1 the seed), config_fn(host) its extra config;
+    returns once all are alive everywhere."""
+    seed = agents[lab.hosts[0].name]
+    seed.start(extra=config_fn(lab.hosts[0]))
+    for h in lab.hosts[1:]:
+        agents[h.name].start(join=[seed.peer_addr], extra=config_fn(h), wait=False)
     for a in agents:
         a.wait_ready()
     agents.wait_converged(timeout=30)
+    return seed
+
+
+def run(lab, agents, state):
+    seed = start_agents(lab, agents, failover_section)
     for g, hn in PLACE.items():
         lab.start_guest(lab.host(hn), g, vcpus=1, mem_mib=MEM_MIB)
     for g in PLACE:

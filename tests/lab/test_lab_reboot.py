@@ -40,7 +40,6 @@ import json
 import os
 import sys
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -90,50 +89,11 @@ def failover_section(host):
 
 
 def main(args):
-    state = {}
-
-    def cleanup():
-        if "smp" in state:
-            state["smp"].stop_ev.set()
-        if "agents" in state:
-            state["agents"].stop_all()
-    mvlab.install_signal_handlers(cleanup)
-    lab = mvlab.Lab(3).up()
-    t_all = time.monotonic()
-    try:
-        agents = state["agents"] = mvlab.LabAgents(lab, args.meshvisor)
-        run(lab, agents, state)
-    except BaseException:
-        try:
-            if "agents" in state:
-                lf.dump_agent_logs(state["agents"])
-            for h in lab.hosts:
-                print("----- libvirtd log of %s -----" % h.name)
-                print(h._tail(h.libvirtd_log, 15))
-            for g in PLACE:
-                print("----- serial of %s (last 300 chars) -----" % g)
-                print(lab.guest_serial(g)[-300:])
-        except Exception:
-            traceback.print_exc()
-        raise
-    finally:
-        if "smp" in state:
-            state["smp"].stop()
-        if "agents" in state:
-            state["agents"].stop_all()
-        lab.down()
-    log("lab part took %.1fs" % (time.monotonic() - t_all))
+    lf.run_lab(args, run, PLACE)
 
 
 def run(lab, agents, state):
-    h1, h2, h3 = lab.hosts
-    seed = agents["h1"]
-    seed.start(extra=failover_section(h1))
-    for h in (h2, h3):
-        agents[h.name].start(join=[seed.peer_addr], extra=failover_section(h), wait=False)
-    for a in agents:
-        a.wait_ready()
-    agents.wait_converged(timeout=30)
+    seed = lf.start_agents(lab, agents, failover_section)
     for g, hn in PLACE.items():
         lab.start_guest(lab.host(hn), g, vcpus=1, mem_mib=MEM_MIB)
     for g in PLACE:

@@ -209,6 +209,10 @@ static void test_migrations_cannot_take_critical(void **state)
 	gen.post_on_done = &release;
 	assert_int_equal(hvwork_submit(e.w, HVWORK_CRITICAL, &crit.j), 0);
 	assert_int_equal(hvwork_submit(e.w, HVWORK_GENERAL, &gen.j), 0);
+	/* what the critical job's log line reports: 3 migrations in flight */
+	assert_int_equal(crit.j.busy_at_submit[HVWORK_MIGRATION], 3);
+	assert_int_equal(crit.j.busy_at_submit[HVWORK_CRITICAL], 0);
+	assert_int_equal(gen.j.busy_at_submit[HVWORK_CRITICAL], 1);
 	env_run(&e);
 	assert_int_equal(e.n_done, 5);
 	assert_int_equal(e.order[0], 1);
