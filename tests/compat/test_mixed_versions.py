@@ -3,7 +3,7 @@
 one (tests/compat/PREVIOUS_RELEASE, built from git by run-mixed.sh and
 given as $MV_PREVIOUS_MESHVISOR) in one cluster, on libvirt's test driver.
 
-n1 and n3 run this release, n2 and n4 the previous one.
+n1, n3 and n5 run this release, n2, n4 and n6 the previous one.
   1. membership: all four converge, and each agent's `status` reports its
      own version (so the mix is real);
   2. node state: every agent holds every other's record (`nodes`), old and
@@ -11,7 +11,9 @@ n1 and n3 run this release, n2 and n4 the previous one.
   3. migration: a VM moves from an old host to a new one and from a new
      host to an old one (offline moves: the test driver cannot migrate),
      each asked through an agent of the other release;
-  4. failover: kill -9 of an old host (n2) with HA VMs, then (after
+  4. graceful leave: n6 (old) and n5 (new) stop with SIGTERM; every agent
+     holds each `left`, not dead, and no failover opens for either;
+  5. failover: kill -9 of an old host (n2) with HA VMs, then (after
      `force-leave n2`, which both releases take) of a new host (n3): each
      time the HA VMs run again on exactly one survivor, and `ha` on every
      survivor exits 0.
@@ -26,7 +28,7 @@ from mvtest import check, log
 GIB = 1024 * 1024
 MIB = 1024
 FAILOVER = {"heartbeat_ms": 250, "fence_after_ms": 3000, "fence_margin_ms": 1500}
-OLD = ("n2", "n4")
+OLD = ("n2", "n4", "n6")
 
 
 def uuid(i):
@@ -36,7 +38,7 @@ def uuid(i):
 def host_files(t):
     files = {}
     k = 0
-    for name in ("n1", "n2", "n3", "n4"):
+    for name in ("n1", "n2", "n3", "n4", "n5", "n6"):
         doms = []
         for vm in ("ha", "plain"):
             k += 1
@@ -115,7 +117,7 @@ def main(t):
           "MV_PREVIOUS_MESHVISOR must name the previous release's binary "
           "(tests/compat/run-mixed.sh builds it)")
     files = host_files(t)
-    c = t.cluster(4, agent_extra={"failover": FAILOVER})
+    c = t.cluster(6, agent_extra={"failover": FAILOVER})
     for name in OLD:
         c[name].binary = prev
     c.start_each({n: {"libvirt_uri": "test://" + files[n]} for n in files})
@@ -124,8 +126,9 @@ def main(t):
     # 1. versions
     versions = {a.name: a.status()["version"] for a in c.running()}
     log("versions: %s" % versions)
-    check(len(set(versions.values())) == 2 and versions["n1"] == versions["n3"] and
-          versions["n2"] == versions["n4"], "not a mixed cluster: %s" % versions)
+    check(len(set(versions.values())) == 2 and
+          len({versions[n] for n in ("n1", "n3", "n5")}) == 1 and
+          len({versions[n] for n in OLD}) == 1, "not a mixed cluster: %s" % versions)
 
     # 2. node state both ways
     c.wait_states(timeout=40)
@@ -134,7 +137,22 @@ def main(t):
     move(c, c["n1"], "n2-plain", "n3")
     move(c, c["n4"], "n1-plain", "n2")
 
-    # 4. failover of an old host, then of a new one
+    # 4. graceful leaves, old then new
+    for name in ("n6", "n5"):
+        a = c[name]
+        a.signal(signal.SIGTERM)
+        a.wait_exit(30)
+        wait_for(lambda: next(("%s holds %s %s" % (o.name, name, o.members().get(name, {}).get(
+            "state")) for o in c.running()
+            if o.members().get(name, {}).get("state") != "left"), None),
+            30, "every agent to hold %s (%s) left" % (name, versions[name]))
+        log("%s (%s) left; every agent holds it left" % (name, versions[name]))
+    for o in c.running():
+        fo = o.cli_json("failovers")
+        opened = [f for f in fo["failovers"] if f["dead"] in ("n5", "n6")]
+        check(not opened, "%s opened a failover for a host that left: %s" % (o.name, opened))
+
+    # 5. failover of an old host, then of a new one
     for name in ("n1", "n2", "n3", "n4"):
         r = c["n1"].cli("vm", "set-ha", "%s-ha" % name, "on", "--priority", "500")
         check(r.returncode == 0, "set-ha %s-ha: %s" % (name, r.stderr))
