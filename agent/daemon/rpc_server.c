@@ -392,25 +392,6 @@ static void rpc_vm_op_ok(struct agent *a, struct rpc_reply *r, const char *vm, c
 	nodestate_refresh(a); /* publish the change at once */
 }
 
-static Mv__RpcCode rpc_code_of_errno(int rc)
-{
-	switch (rc) {
-	case -ENOENT:
-		return MV__RPC_CODE__RPC_ERR_NOT_FOUND;
-	case -EEXIST:
-	case -EBUSY:
-		return MV__RPC_CODE__RPC_ERR_CONFLICT;
-	case -EINVAL:
-		return MV__RPC_CODE__RPC_ERR_INVALID;
-	case -ENOTCONN:
-	case -EHOSTUNREACH:
-	case -EAGAIN: /* the hypervisor worker is busy: try again */
-		return MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
-	default:
-		return MV__RPC_CODE__RPC_ERR_INTERNAL;
-	}
-}
-
 /* ---- desired state (issue 9) --------------------------------------------------------
  *
  * Every VM carries the state the cluster keeps it at (virt.h, enum
@@ -1112,24 +1093,17 @@ static bool rpc_op_drain(struct rpc_call *c, struct rpc_reply *r)
 	return rpc_forward(a, c->client, c->req, node, r) < 0;
 }
 
+static int rpc_start_receive(struct agent *a, const Mv__RpcRequest *req, const char *peer,
+                             uint64_t sink, char *err, size_t errlen)
+{
+	return migration_rpc_receive(a, req->vm_receive, peer, sink, err, errlen);
+}
+
+/* The last step of another host's offline move: answered through a sink
+ * when the VM is defined and started here (on the hypervisor worker). */
 static bool rpc_op_vm_receive(struct rpc_call *c, struct rpc_reply *r)
 {
-	char err[512], name[256];
-	int rc = migration_rpc_receive(c->a, c->req->vm_receive, c->peer, name, sizeof(name), err,
-	                               sizeof(err));
-	if (rc < 0) {
-		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
-		return true;
-	}
-	snprintf(r->opbuf[0], sizeof(r->opbuf[0]), "%s", name);
-	mv__vm_op_reply__init(&r->vm_op);
-	r->vm_op.vm = r->opbuf[0];
-	r->vm_op.uuid = "";
-	r->vm_op.node = c->a->opt.name;
-	r->vm_op.message = "received";
-	r->resp.result_case = MV__RPC_RESPONSE__RESULT_VM_OP;
-	r->resp.vm_op = &r->vm_op;
-	return true;
+	return rpc_run_in_sink(c->a, c->client, c->peer, c->req, rpc_start_receive, r);
 }
 
 /* The VM an owned-VM request names. */

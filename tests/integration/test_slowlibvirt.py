@@ -11,7 +11,9 @@ runs, `meshvisor status` on n1 answers every time, quickly. Then
 answer comes back through n2: 6 s again) works too. Then 40 `vm start` of
 it at once on one connection: the first starts it (6 s), 32 wait their
 turn and find it running, the rest are refused at once ("busy ... try
-again"): every request gets its answer, by id. Throughout, n1's loop
+again"): every request gets its answer, by id. Last, n2 moves a running
+VM to n1 offline: n1's side of it (define and start, 6 s) runs on its
+worker too. Throughout, n1's loop
 never ran 0.9 s late (status loop_lag_max_ever_us), n2 never suspected n1
 and n1 never had to refute a suspicion. (With the calls on the loop, n1's
 loop waited 3 s per call: the lag check fails, and n2 suspects n1.) The
@@ -34,6 +36,9 @@ BURST = 40
 OPQ_MAX = 32  # virt.h: VIRT_OPQ_MAX
 RPC_ERR_UNAVAILABLE = 4
 VM = "slow-vm"
+MOVER = "mover"
+LEASE_MS = 12000  # longer than n1's side of the move (6 s)
+MOVER_UUID = "6d657368-0013-0004-0000-000000000002"
 UUID = "6d657368-0013-0004-0000-000000000001"
 
 
@@ -70,14 +75,18 @@ def main(t):
         dict(name=VM, uuid=UUID, vcpus=1, memory_kib=512 * MIB, running=False)])
     c = t.cluster(2)
     n1, n2 = c["n1"], c["n2"]
+    t_start = time.time()
     saved = dict(os.environ)
     os.environ.update(slowlibvirt_env(t))  # only n1 (its own environment, not the CLI's)
     try:
-        n1.start(extra={"libvirt_uri": "test://" + path})
+        # (a shorter lease: an agent takes no incoming move in its first one)
+        n1.start(extra={"libvirt_uri": "test://" + path, "migration": {"lease_ms": LEASE_MS}})
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    n2.start(join=[n1.peer_addr])
+    path2 = mvtest.write_host_xml(os.path.join(t.tmp, "n2.xml"), 4, 8 * GIB, [
+        dict(name=MOVER, uuid=MOVER_UUID, vcpus=1, memory_kib=512 * MIB)])
+    n2.start(join=[n1.peer_addr], extra={"libvirt_uri": "test://" + path2})
     c.wait_converged(timeout=30)
     c.wait_states(timeout=30)
     log_start1, log_start2 = len(n1.log_text()), len(n2.log_text())
@@ -138,6 +147,24 @@ def main(t):
           "busy: %s" % [(a["id"], a["error"]) for a in busy])
     check(all("already running" in a["error"] for a in others),
           "the others: %s" % [(a["id"], a["error"]) for a in others])
+
+    # The receiving side of an offline move: n2 moves a running VM to n1,
+    # whose define and start (6 s) run on its worker.
+    mvtest.wait_until(lambda: time.time() - t_start > LEASE_MS / 1000.0 + 0.5, 15,
+                      "n1's first lease to pass")
+    r, took, times = while_polling(
+        n1, "migrate n2 -> n1 (offline)",
+        lambda: n2.cli("migrate", MOVER, "--to", "n1", "--json", "--timeout", "30000",
+                       timeout=40))
+    check(r.returncode == 0, "migrate failed (exit %d): %s" % (r.returncode, r.stderr.strip()))
+    final = mvtest.json_stream(r.stdout, "migrate")[-1]
+    check(final["ok"] and "moved offline to n1" in final["message"], "migrate: %s" % final)
+    check(took >= 2 * SLOW_MS / 1000.0 - 0.3, "migrate took %.1f s: the shim did not apply" % took)
+    check(max(times) < STATUS_BOUND_S, "a status on n1 took %.2f s" % max(times))
+    check(mvtest.grep(n1.log_text(), r"received vm=%s from=n2 started=1" % MOVER),
+          "n1 did not log the arrival")
+    check(n1.vms(node="n1").get(MOVER, {}).get("state") == "running",
+          "%s does not run on n1" % MOVER)
 
     st = n1.status()
     log("n1: loop lag p99 %.1f ms, max ever %.1f ms, stalls %d" %
