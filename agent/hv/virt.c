@@ -103,6 +103,10 @@ struct virt {
 	struct virt_op_job *opq;
 	size_t opq_n;
 	unsigned op_delivering;
+	/* a critical start (virt_vm_start_async) found the connection busy
+	 * with operator work: no new operator command starts before this
+	 * (uv_now), so that its retry gets the connection first */
+	uint64_t op_yield_until;
 	/* virt_test_inject_stop: the reason the next STOPPED event of that
 	 * VM is taken as (its uuid; "" when the slot is free). */
 	struct {
@@ -1340,6 +1344,7 @@ static void virt_on_retry(uv_timer_t *t)
 static void virt_on_reconcile(uv_timer_t *t)
 {
 	struct virt *v = t->data;
+	virt_opq_kick(v); /* operator work left waiting for a start that never came */
 	if (virt_connected(v) && !virt_reconcile_async(v) && v->worker == NULL)
 		virt_reconcile(v);
 }
@@ -2174,6 +2179,7 @@ struct virt_op_job {
 	struct virt *v; /* set while in flight; NULL once virt_free ran */
 	virConnectPtr c;
 	struct virt_op_req req; /* key, xml and group are the job's copies */
+	bool cont;              /* a command's next step (virt_vm_op_next) */
 	struct virt_op_out out;
 	virt_op_result_fn done;
 	void *ud;
@@ -2286,12 +2292,20 @@ static int virt_opjob_start(struct virt *v, struct virt_op_job *q)
 	return 0;
 }
 
+/* Whether a new operator command must wait for a critical start's retry
+ * (a command's next step never waits: it holds the command's turn). */
+static bool virt_opq_yielding(const struct virt *v)
+{
+	return v->opq != NULL && !v->opq->cont && v->loop != NULL &&
+	       uv_now(v->loop) < v->op_yield_until;
+}
+
 /* Starts the first queued job when the connection has no worker call in
  * flight; one that cannot start is answered at once (the agent stopping:
  * status -ECANCELED) and the next tried. */
 static void virt_opq_kick(struct virt *v)
 {
-	while (v->opq != NULL && !virt_conn_job_busy(v)) {
+	while (v->opq != NULL && !virt_conn_job_busy(v) && !virt_opq_yielding(v)) {
 		struct virt_op_job *q = v->opq;
 		v->opq = q->next;
 		v->opq_n--;
@@ -2338,7 +2352,7 @@ int virt_vm_op_async(struct virt *v, const struct virt_op_req *req, virt_op_resu
 	struct virt_op_job *q = virt_opjob_make(v, req, done, ud, &rc, err, errlen);
 	if (q == NULL)
 		return rc;
-	if (v->opq == NULL && !virt_conn_job_busy(v)) {
+	if (v->opq == NULL && !virt_conn_job_busy(v) && !virt_opq_yielding(v)) {
 		rc = virt_opjob_start(v, q);
 		if (rc < 0) {
 			virt_opjob_free(q);
@@ -2361,6 +2375,7 @@ int virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_resul
 	struct virt_op_job *q = virt_opjob_make(v, req, done, ud, &rc, err, errlen);
 	if (q == NULL)
 		return rc;
+	q->cont = true;
 	q->next = v->opq;
 	v->opq = q;
 	v->opq_n++;
@@ -3071,8 +3086,13 @@ int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
 {
 	if (v->worker == NULL)
 		return -ENOTSUP;
-	if (virt_conn_job_busy(v))
+	if (virt_conn_job_busy(v)) {
+		/* operators' commands must not starve a crash restart: the next
+		 * one waits up to VIRT_OP_YIELD_MS for this caller's retry */
+		if ((v->op_job != NULL || v->opq != NULL) && v->loop != NULL)
+			v->op_yield_until = uv_now(v->loop) + VIRT_OP_YIELD_MS;
 		return -EBUSY;
+	}
 	struct virt_start_job *sj = calloc(1, sizeof(*sj));
 	if (sj == NULL || (sj->key = strdup(key)) == NULL) {
 		free(sj);
@@ -3088,6 +3108,7 @@ int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
 		return rc;
 	}
 	v->start_job = sj;
+	v->op_yield_until = 0;
 	return 0;
 }
 

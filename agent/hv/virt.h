@@ -380,6 +380,12 @@ struct virt_op_result {
 
 /* Operator jobs that may wait behind the one in flight. */
 #define VIRT_OPQ_MAX 32
+/* A crash restart's start (virt_vm_start_async) refused -EBUSY because
+ * operator work holds the connection: no new operator command starts for
+ * this long (a command's next step still does), so that its retry (100 ms
+ * later, ha.c) gets the connection first; operators' commands never
+ * starve HA restarts. */
+#define VIRT_OP_YIELD_MS 1000
 
 /* status: 0 (res says how the call went), or -ECANCELED: the worker
  * stopped or virt_free ran (then v is NULL), nothing was done. res is
@@ -601,8 +607,10 @@ int virt_vm_export_xml_async(struct virt *v, const char *const *keys, size_t n,
  * (the lifecycle event that follows does). done runs on the loop: status
  * -ECANCELED (the worker stopped: nothing was done), else 0 with rc and
  * err as virt_vm_start's. Returns 0 when started, -EBUSY while another
- * worker call on the connection runs, -ENOTSUP without a worker (start
- * here instead), -ENOTCONN, -ENOMEM, -EAGAIN. */
+ * worker call on the connection runs (when that is operator work, the
+ * operators' next command waits for the retry: VIRT_OP_YIELD_MS),
+ * -ENOTSUP without a worker (start here instead), -ENOTCONN, -ENOMEM,
+ * -EAGAIN. */
 typedef void (*virt_op_done_fn)(struct virt *v, int status, int rc, const char *err, void *ud);
 int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
                         virt_op_done_fn done, void *ud);

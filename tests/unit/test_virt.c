@@ -1793,6 +1793,47 @@ static void test_op_async_order(void **state)
 	worker_stop(f, &wf);
 }
 
+/* Operators' commands never starve a crash restart: a start on the
+ * critical lane refused -EBUSY because operator work holds the connection
+ * gets it on its retry, before the operator commands queued behind; a
+ * command's next step still runs first (it holds its turn). */
+static void test_op_async_yields_to_restart(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	struct op_rec r = {0};
+	struct op_tag t1 = {&r, 1}, t2 = {&r, 2}, t3 = {&r, 3};
+	struct virt_op_req find = {.kind = VIRT_OPK_FIND, .key = "beta"};
+	r.next_tag = 4; /* tag 1's next step */
+	r.next_after = 1;
+	r.next_req = find;
+	virt_test_set_op_delay(100); /* the two steps: well within VIRT_OP_YIELD_MS */
+	assert_int_equal(virt_vm_op_async(f->v, &find, on_op, &t1, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &find, on_op, &t2, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &find, on_op, &t3, f->err, sizeof(f->err)), 0);
+	struct start_rec sr = {0};
+	assert_int_equal(virt_vm_start_async(f->v, "alpha", HVWORK_CRITICAL, on_started, &sr),
+	                 -EBUSY);
+	/* tag 1 and its next step (4) run; then the queue waits for the retry */
+	struct op_wait w = {&r, 2};
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	assert_int_equal(r.calls, 2);
+	assert_int_equal(r.order[1], 4);
+	assert_int_equal(virt_vm_start_async(f->v, "alpha", HVWORK_CRITICAL, on_started, &sr), 0);
+	assert_true(run_until(pred_started, &sr, 5000));
+	assert_int_equal(sr.rc, 0);
+	/* and the operators' commands go on after it */
+	w.n = 4;
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	virt_test_set_op_delay(0);
+	assert_int_equal(r.order[2], 2);
+	assert_int_equal(r.order[3], 3);
+	worker_stop(f, &wf);
+}
+
 /* Jobs still queued when the struct virt goes away are answered
  * -ECANCELED (v NULL); so is the one in flight when it comes back. */
 static void test_op_async_cancel(void **state)
@@ -2807,6 +2848,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_op_async_errors, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_order, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_cancel, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_op_async_yields_to_restart, fx_setup, fx_teardown),
 	    cmocka_unit_test(test_free_releases_loop_handles),
 	    cmocka_unit_test(test_migrate_build),
 	    cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
