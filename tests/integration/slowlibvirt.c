@@ -5,13 +5,16 @@
  * for the tests that check that the agent's event loop never waits for one
  * (test_slowlibvirt.py). Reads pass through untouched (the loop still
  * makes some itself: a lifecycle event's refresh); unset or 0, the shim
- * does nothing. Works for the in-process test driver too: the agent calls
- * libvirt's public entry points through the PLT.
+ * does nothing. While the file MV_SLOW_LIBVIRT_FAIL_START names exists,
+ * virDomainCreate fails after its delay (a VM that will not start). Works
+ * for the in-process test driver too: the agent calls libvirt's public
+ * entry points through the PLT.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libvirt/libvirt.h>
 
@@ -40,6 +43,9 @@ int virDomainCreate(virDomainPtr d)
 {
 	static void *real;
 	slowlibvirt_wait();
+	const char *fail = getenv("MV_SLOW_LIBVIRT_FAIL_START");
+	if (fail != NULL && fail[0] != '\0' && access(fail, F_OK) == 0)
+		return -1;
 	return ((int (*)(virDomainPtr))slowlibvirt_real(&real, "virDomainCreate"))(d);
 }
 

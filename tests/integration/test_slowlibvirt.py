@@ -13,13 +13,16 @@ it at once on one connection: the first starts it (6 s), 32 wait their
 turn and find it running, the rest are refused at once ("busy ... try
 again"): every request gets its answer, by id. Last, n2 moves a running
 VM to n1 offline: n1's side of it (define and start, 6 s) runs on its
-worker too. Throughout, n1's loop
+worker too; moved back with n1's starts failing, n1 removes the definition
+again and the VM runs on n2 again. Throughout, n1's loop
 never ran 0.9 s late (status loop_lag_max_ever_us), n2 never suspected n1
 and n1 never had to refute a suspicion. (With the calls on the loop, n1's
 loop waited 3 s per call: the lag check fails, and n2 suspects n1.) The
-commands' times, the status answer times and n1's loop lag are printed."""
+commands' times, the status answer times and n1's loop lag are printed.
+Last, n1 stops (SIGTERM) in the middle of a command and exits cleanly."""
 import os
 import re
+import signal
 import threading
 import time
 
@@ -38,12 +41,20 @@ RPC_ERR_UNAVAILABLE = 4
 VM = "slow-vm"
 MOVER = "mover"
 MOVER_UUID = "6d657368-0013-0004-0000-000000000002"
+BACK = "back"
+BACK_UUID = "6d657368-0013-0004-0000-000000000003"
 UUID = "6d657368-0013-0004-0000-000000000001"
 
 
 def slowlibvirt_env(t):
     return mvtest.preload_env(t, "MV_SLOWLIBVIRT_LIB", "libmv_slowlibvirt.so",
-                              {"MV_SLOW_LIBVIRT_MS": str(SLOW_MS)})
+                              {"MV_SLOW_LIBVIRT_MS": str(SLOW_MS),
+                               "MV_SLOW_LIBVIRT_FAIL_START": fail_flag(t)})
+
+
+def fail_flag(t):
+    """While this file exists, n1's libvirt refuses every start."""
+    return os.path.join(t.tmp, "fail-start")
 
 
 def while_polling(n1, what, fn):
@@ -82,7 +93,8 @@ def main(t):
         os.environ.clear()
         os.environ.update(saved)
     path2 = mvtest.write_host_xml(os.path.join(t.tmp, "n2.xml"), 4, 8 * GIB, [
-        dict(name=MOVER, uuid=MOVER_UUID, vcpus=1, memory_kib=512 * MIB)])
+        dict(name=MOVER, uuid=MOVER_UUID, vcpus=1, memory_kib=512 * MIB),
+        dict(name=BACK, uuid=BACK_UUID, vcpus=1, memory_kib=512 * MIB)])
     n2.start(join=[n1.peer_addr], extra={"libvirt_uri": "test://" + path2})
     c.wait_converged(timeout=30)
     c.wait_states(timeout=30)
@@ -161,6 +173,26 @@ def main(t):
     check(n1.vms(node="n1").get(MOVER, {}).get("state") == "running",
           "%s does not run on n1" % MOVER)
 
+    # The same move back fails on n1's side: its start fails, so n1
+    # removes the definition again (nothing half-done) and says why; the
+    # VM stays on n2 and runs there again.
+    with open(fail_flag(t), "w"):
+        pass
+    path2_vms = n2.vms(node="n2")
+    check(BACK not in path2_vms or path2_vms[BACK]["state"] == "running",
+          "%s is not running on n2 before the move" % BACK)
+    r, took, times = while_polling(
+        n1, "migrate n2 -> n1 (offline), the start failing there",
+        lambda: n2.cli("migrate", BACK, "--to", "n1", "--timeout", "30000", timeout=40))
+    os.unlink(fail_flag(t))
+    log("migrate said: %s" % (r.stderr.strip() or r.stdout.strip()))
+    check(r.returncode != 0 and "could not take" in r.stderr,
+          "the failed move: exit %d: %s %s" % (r.returncode, r.stdout, r.stderr))
+    check(max(times) < STATUS_BOUND_S, "a status on n1 took %.2f s" % max(times))
+    mvtest.wait_until(lambda: n2.vms(node="n2").get(BACK, {}).get("state") == "running", 15,
+                      "%s to run on n2 again" % BACK)
+    check(BACK not in n1.vms(node="n1"), "n1 kept a definition of %s" % BACK)
+
     st = n1.status()
     log("n1: loop lag p99 %.1f ms, max ever %.1f ms, stalls %d" %
         (st["loop_lag_p99_us"] / 1000.0, st["loop_lag_max_ever_us"] / 1000.0,
@@ -173,6 +205,22 @@ def main(t):
     check(not re.search(r"new incarnation of ours", text1),
           "n1 had to refute a suspicion about itself")
     check(n2.members()["n1"]["state"] == "alive", "n2 does not hold n1 alive")
+
+    # Stopping with a command in flight: n1 is told to stop 1 s into a
+    # destroy (a desired-state write, then the destroy: 6 s). The call
+    # running finishes (libvirt calls cannot be interrupted), the rest of
+    # the command is cancelled, and n1 exits cleanly.
+    th = threading.Thread(target=lambda: n1.cli("vm", "destroy", VM, "--timeout", "30000",
+                                                timeout=40))
+    th.start()
+    time.sleep(1.0)
+    t0 = time.time()
+    n1.signal(signal.SIGTERM)
+    rc = n1.wait_exit(20)
+    th.join()
+    log("n1 stopped %.1f s after SIGTERM with a command in flight, exit %d" %
+        (time.time() - t0, rc))
+    check(rc == 0, "n1 exited %d" % rc)
 
 
 mvtest.run(main)
