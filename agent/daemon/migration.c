@@ -1177,8 +1177,10 @@ static int migration_begin(struct agent *a, const char *key, const char *to, cha
 			return -EINVAL;
 		}
 	}
+	/* From the cache: the RPC's look-up on the worker has just refreshed
+	 * it (rpc_server.c), a drain's keys come from it. */
 	struct virt_vm vm;
-	int rc = virt_vm_find(a->virt, key, &vm, err, errlen);
+	int rc = virt_vm_cached(a->virt, key, &vm, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (strlen(vm.name) >= MIG_NAME_MAX) {

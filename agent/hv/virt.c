@@ -2092,6 +2092,40 @@ int virt_vm_find(struct virt *v, const char *name_or_uuid, struct virt_vm *out, 
 	return rc;
 }
 
+int virt_vm_cached(struct virt *v, const char *name_or_uuid, struct virt_vm *out, char *err,
+                   size_t errlen)
+{
+	if (!virt_connected(v))
+		return virt_unreachable(v, err, errlen);
+	const char *key = name_or_uuid;
+	if (key == NULL || key[0] == '\0') {
+		virt_set_err(err, errlen, "no VM name or UUID given");
+		return -EINVAL;
+	}
+	const struct virt_vm *by_name = NULL, *by_uuid = NULL;
+	for (size_t i = 0; i < v->n_vms; i++) {
+		if (strcmp(v->vms[i].name, key) == 0)
+			by_name = &v->vms[i];
+		if (strcasecmp(v->vms[i].uuid, key) == 0)
+			by_uuid = &v->vms[i];
+	}
+	if (by_name != NULL && by_uuid != NULL && by_name != by_uuid) {
+		virt_set_err(err, errlen,
+		             "'%s' is ambiguous: it is the name of one VM (UUID %s) and the UUID "
+		             "of another (%s); name the VM by its UUID",
+		             key, by_name->uuid, by_uuid->name);
+		return -EEXIST;
+	}
+	const struct virt_vm *vm = by_name != NULL ? by_name : by_uuid;
+	if (vm == NULL) {
+		virt_set_err(err, errlen, "no VM named %s on this host", key);
+		return -ENOENT;
+	}
+	if (out != NULL)
+		*out = *vm;
+	return 0;
+}
+
 int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *err, size_t errlen)
 {
 	struct virt_op_out o;

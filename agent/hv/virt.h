@@ -294,6 +294,13 @@ const char *virt_stop_reason_name(enum virt_stop_reason r);
  */
 int virt_vm_find(struct virt *v, const char *name_or_uuid, struct virt_vm *out, char *err,
                  size_t errlen);
+/* virt_vm_find from the cache, without a libvirt round trip: the same
+ * results and messages (-ENOTCONN when libvirt is unreachable, -ENOENT,
+ * -EEXIST for an ambiguous key), as of the last event, reconcile or
+ * operator call. For callers that must not wait on libvirt (the loop),
+ * right after a look-up on the worker refreshed the entry. */
+int virt_vm_cached(struct virt *v, const char *name_or_uuid, struct virt_vm *out, char *err,
+                   size_t errlen);
 /* Defines a persistent VM; *out (may be NULL) gets its name, UUID, ... */
 int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *err, size_t errlen);
 int virt_vm_start(struct virt *v, const char *name_or_uuid, char *err, size_t errlen);

@@ -1001,8 +1001,50 @@ static void test_ambiguous_name(void **state)
 	assert_non_null(strstr(f->err, vm.uuid));
 	assert_non_null(strstr(f->err, "(alpha)"));
 	assert_int_equal(cached(f->v, vm.name)->state, VIRT_VM_SHUTOFF); /* nothing changed */
+	/* the cache's look-up says the same, word for word */
+	char err2[sizeof(f->err)];
+	assert_int_equal(
+	    virt_vm_cached(f->v, "11111111-2222-3333-4444-555555555555", NULL, err2, sizeof(err2)),
+	    -EEXIST);
+	assert_string_equal(err2, f->err);
 	/* Its own UUID still names it alone. */
 	assert_int_equal(virt_vm_undefine(f->v, vm.uuid, f->err, sizeof(f->err)), 0);
+}
+
+/* virt_vm_cached: virt_vm_find's answers from the cache, no libvirt call
+ * (a libvirtd that takes 1.5 s per call does not slow it). */
+static void test_vm_cached(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	struct virt_vm vm, found;
+	char err2[sizeof(f->err)];
+	virt_test_set_op_delay(1500);
+	uint64_t t0 = uv_hrtime();
+	assert_int_equal(virt_vm_cached(f->v, "alpha", &vm, f->err, sizeof(f->err)), 0);
+	assert_string_equal(vm.uuid, "11111111-2222-3333-4444-555555555555");
+	assert_true(vm.ha);
+	assert_int_equal(virt_vm_cached(f->v, "11111111-2222-3333-4444-555555555555", &vm, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_string_equal(vm.name, "alpha");
+	assert_int_equal(virt_vm_cached(f->v, "11111111-2222-3333-4444-55555555555A", &vm, f->err,
+	                                sizeof(f->err)),
+	                 -ENOENT);
+	assert_int_equal(virt_vm_cached(f->v, "", &vm, f->err, sizeof(f->err)), -EINVAL);
+	assert_int_equal(virt_vm_cached(f->v, "nope", &vm, f->err, sizeof(f->err)), -ENOENT);
+	assert_true((uv_hrtime() - t0) / 1000000u < 500);
+	virt_test_set_op_delay(0);
+	assert_int_equal(virt_vm_find(f->v, "nope", &found, err2, sizeof(err2)), -ENOENT);
+	assert_string_equal(f->err, err2);
+	assert_int_equal(virt_vm_find(f->v, "alpha", &found, err2, sizeof(err2)), 0);
+	assert_int_equal(virt_vm_cached(f->v, "alpha", &vm, f->err, sizeof(f->err)), 0);
+	assert_memory_equal(&vm, &found, sizeof(vm));
+	/* libvirt unreachable: as virt_vm_find */
+	virt_inject_close(f->v);
+	assert_int_equal(virt_vm_cached(f->v, "alpha", &vm, f->err, sizeof(f->err)), -ENOTCONN);
+	assert_int_equal(virt_vm_find(f->v, "alpha", &vm, err2, sizeof(err2)), -ENOTCONN);
+	assert_string_equal(f->err, err2);
 }
 
 static void test_set_ha(void **state)
@@ -2831,6 +2873,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unknown_vm, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_undefine_running_refused, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_ambiguous_name, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_vm_cached, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_set_ha, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_ha_survives_reopen, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_lifecycle_event, fx_setup, fx_teardown),
