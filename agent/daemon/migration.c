@@ -24,7 +24,10 @@
  *
  * Target side is the core's: reservations under a lease, refusals with a
  * reason; an arriving VM (libvirt event or VmReceive) releases its
- * reservation and our next published capacity counts it.
+ * reservation and our next published capacity counts it. VmReceive's
+ * define and start run on the hypervisor worker (see "an offline move
+ * arriving" below), as does the look for a half-arrived copy when an
+ * incoming move's lease runs out.
  *
  * Whoever asked (a client, or the agent that forwarded the request) gets a
  * progress frame at each step and a final one with the outcome. Every host
@@ -411,17 +414,21 @@ void migration_on_vm_event(struct agent *a, const char *vm_name)
 {
 	if (a->migration == NULL || vm_name == NULL)
 		return;
-	struct virt_vm vm;
-	char err[256];
 	/* Only RUNNING is an arrival: an incoming live migration's domain exists
 	 * here, paused, from its first second; taking that for arrival released
 	 * the reservation early and made the source lose its lease mid-move.
-	 * A VM moved while paused is released by the source's COMMIT instead. */
-	if (virt_vm_find(a->virt, vm_name, &vm, err, sizeof(err)) == 0 &&
-	    vm.state == VIRT_VM_RUNNING &&
-	    mig_vm_arrived(a->migration->core, vm.uuid, uv_now(a->loop))) {
-		nodestate_refresh(a);
-		migration_pump(a);
+	 * A VM moved while paused is released by the source's COMMIT instead.
+	 * The event has just refreshed the cache: no libvirt call here. */
+	size_t n;
+	const struct virt_vm *vms = virt_vms(a->virt, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(vms[i].name, vm_name) != 0 || vms[i].state != VIRT_VM_RUNNING)
+			continue;
+		if (mig_vm_arrived(a->migration->core, vms[i].uuid, uv_now(a->loop))) {
+			nodestate_refresh(a);
+			migration_pump(a);
+		}
+		return;
 	}
 }
 
@@ -638,8 +645,98 @@ static void migration_offline(struct agent *a, struct migration *m)
 	migration_progress(a, m);
 }
 
+/* ---- an offline move arriving (VmReceive), on the hypervisor worker ------------------- */
+/*
+ * The last step of an offline move lands here: define the VM, start it
+ * (when it ran on the source), and on a failed start undefine it again, so
+ * nothing is left half-done. The three libvirt calls run on the hypervisor
+ * worker as one operator job (virt.h: virt_vm_op_async, then
+ * virt_vm_op_next), on the GENERAL lane, not MIGRATION: they take what an
+ * operator's `vm create` takes (seconds at most), while the migration lane's
+ * threads are held by live migrations for minutes, and the source waits
+ * for this answer with its VM stopped. As one job they are ordered with
+ * the operators' commands on this host, as they were on the loop. The
+ * order of effects is today's: the reservation is checked first (on the
+ * loop), the VM is in place (defined, started) before it counts as
+ * arrived (mig_vm_arrived, which its start's lifecycle event may have done
+ * already) and before the source hears "received" and undefines its copy;
+ * any failure answers an error, and the source starts its copy again.
+ */
+struct migration_receive {
+	struct agent *a;
+	uint64_t sink;
+	char from[SWIM_NAME_MAX];
+	bool start;
+	bool undoing; /* the start failed: the definition is being removed */
+	struct virt_vm vm;
+	int rc;
+	char err[512];
+};
+
+static void migration_receive_answer(struct migration_receive *rv, int rc, const char *err)
+{
+	struct agent *a = rv->a;
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	Mv__VmOpReply op = MV__VM_OP_REPLY__INIT;
+	if (rc < 0) {
+		resp.code = rpc_code_of_errno(rc);
+		resp.error = (char *)err;
+	} else {
+		mig_vm_arrived(a->migration->core, rv->vm.uuid, uv_now(a->loop));
+		MV_INFO("migrate", "received vm=%s from=%s started=%d", rv->vm.name, rv->from,
+		        rv->start);
+		nodestate_refresh(a);
+		migration_pump(a);
+		op.vm = rv->vm.name;
+		op.uuid = "";
+		op.node = a->opt.name;
+		op.message = "received";
+		resp.result_case = MV__RPC_RESPONSE__RESULT_VM_OP;
+		resp.vm_op = &op;
+	}
+	rpc_sink_send(a, rv->sink, &resp, true);
+	free(rv);
+}
+
+static void migration_receive_step(struct virt *v, int status, const struct virt_op_result *res,
+                                   void *ud)
+{
+	struct migration_receive *rv = ud;
+	(void)v;
+	if (status != 0) {
+		migration_receive_answer(rv, -ENOTCONN, "the agent is stopping");
+		return;
+	}
+	char err[512];
+	struct virt_op_req next = {.key = rv->vm.uuid};
+	if (rv->undoing) { /* whatever the undefine said: the start's error */
+		migration_receive_answer(rv, rv->rc, rv->err);
+		return;
+	}
+	if (res->rc < 0 && rv->vm.uuid[0] != '\0') { /* the start failed */
+		rv->rc = res->rc;
+		snprintf(rv->err, sizeof(rv->err), "%s", res->err);
+		rv->undoing = true;
+		next.kind = VIRT_OPK_UNDEFINE; /* leave nothing half-done */
+	} else if (res->rc < 0) {              /* the define failed */
+		migration_receive_answer(rv, res->rc, res->err);
+		return;
+	} else if (rv->vm.uuid[0] == '\0' && rv->start) { /* defined: start it */
+		rv->vm = res->vm;
+		next.kind = VIRT_OPK_START;
+	} else { /* defined (and started) */
+		if (rv->vm.uuid[0] == '\0')
+			rv->vm = res->vm;
+		migration_receive_answer(rv, 0, NULL);
+		return;
+	}
+	if (virt_vm_op_next(rv->a->virt, &next, migration_receive_step, rv, err, sizeof(err)) < 0)
+		migration_receive_answer(rv, rv->undoing ? rv->rc : -ENOMEM,
+		                         rv->undoing ? rv->err : err);
+}
+
 int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const char *from,
-                          char *name_out, size_t name_len, char *err, size_t errlen)
+                          uint64_t sink, char *err, size_t errlen)
 {
 	bool reserved = false;
 	for (size_t i = 0; i < mig_in_count(a->migration->core); i++) {
@@ -653,21 +750,20 @@ int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const 
 		         a->opt.name, q->proposal_id, from);
 		return -EINVAL;
 	}
-	struct virt_vm vm;
-	int rc = virt_vm_define(a->virt, q->xml, &vm, err, errlen);
-	if (rc < 0)
-		return rc;
-	if (q->start && (rc = virt_vm_start(a->virt, vm.uuid, err, errlen)) < 0) {
-		char e2[256];
-		virt_vm_undefine(a->virt, vm.uuid, e2, sizeof(e2)); /* leave nothing half-done */
-		return rc;
+	struct migration_receive *rv = calloc(1, sizeof(*rv));
+	if (rv == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	snprintf(name_out, name_len, "%s", vm.name);
-	mig_vm_arrived(a->migration->core, vm.uuid, uv_now(a->loop));
-	MV_INFO("migrate", "received vm=%s from=%s started=%d", vm.name, from, q->start);
-	nodestate_refresh(a);
-	migration_pump(a);
-	return 0;
+	rv->a = a;
+	rv->sink = sink;
+	rv->start = q->start;
+	snprintf(rv->from, sizeof(rv->from), "%s", from);
+	struct virt_op_req d = {.kind = VIRT_OPK_DEFINE, .xml = q->xml};
+	int rc = virt_vm_op_async(a->virt, &d, migration_receive_step, rv, err, errlen);
+	if (rc < 0)
+		free(rv);
+	return rc;
 }
 
 /* ---- the move: live, on a worker thread ------------------------------------------------------ */
@@ -895,21 +991,67 @@ static void migration_on_progress_timer(uv_timer_t *t)
 
 /* The lease of an incoming move ran out: its source went silent, so nothing
  * will COMMIT it. If its half-arrived (paused) domain is here, destroy it:
- * the source still has the VM, and a copy here must never start. */
-static void migration_kill_incoming(struct agent *a, const char *uuid)
+ * the source still has the VM, and a copy here must never start. The
+ * look-up and the destroy run on the hypervisor worker, one job (virt.h). */
+struct migration_kill {
+	struct agent *a;
+	char name[VIRT_NAME_MAX];
+};
+
+static void migration_kill_destroyed(struct virt *v, int status, const struct virt_op_result *res,
+                                     void *ud)
 {
-	struct virt_vm vm;
-	char err[256];
-	if (virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) < 0 || vm.state != VIRT_VM_PAUSED)
-		return;
-	if (virt_vm_destroy(a->virt, uuid, err, sizeof(err)) < 0)
+	struct migration_kill *k = ud;
+	(void)v;
+	if (status == 0 && res->rc < 0)
 		MV_ERROR("migrate",
 		         "cannot destroy the half-arrived copy of an expired move vm=%s "
 		         "error=\"%s\"",
-		         vm.name, err);
-	else
+		         k->name, res->err);
+	else if (status == 0)
 		MV_WARN("migrate", "destroyed the half-arrived copy of an expired move vm=%s",
-		        vm.name);
+		        k->name);
+	free(k);
+}
+
+static void migration_kill_found(struct virt *v, int status, const struct virt_op_result *res,
+                                 void *ud)
+{
+	struct migration_kill *k = ud;
+	char err[256];
+	if (status == 0 && res->rc == 0 && res->vm.state == VIRT_VM_PAUSED) {
+		snprintf(k->name, sizeof(k->name), "%s", res->vm.name);
+		struct virt_op_req d = {.kind = VIRT_OPK_DESTROY, .key = res->vm.uuid};
+		if (virt_vm_op_next(v, &d, migration_kill_destroyed, k, err, sizeof(err)) == 0)
+			return;
+		struct virt_op_result failed = {.rc = -ENOMEM};
+		snprintf(failed.err, sizeof(failed.err), "%s", err);
+		migration_kill_destroyed(v, 0, &failed, k);
+		return;
+	}
+	free(k);
+}
+
+static void migration_kill_incoming(struct agent *a, const char *uuid)
+{
+	struct migration_kill *k = calloc(1, sizeof(*k));
+	char err[256];
+	struct virt_op_req f = {.kind = VIRT_OPK_FIND, .key = uuid};
+	if (k == NULL) {
+		MV_WARN("migrate",
+		        "out of memory: not checking for the half-arrived copy of an "
+		        "expired move uuid=%s",
+		        uuid);
+		return;
+	}
+	k->a = a;
+	if (virt_vm_op_async(a->virt, &f, migration_kill_found, k, err, sizeof(err)) < 0) {
+		MV_WARN("migrate",
+		        "cannot check for the half-arrived copy of an expired move uuid=%s "
+		        "error=\"%s\"",
+		        uuid, err);
+		free(k);
+	}
 }
 
 /* ---- core events ---------------------------------------------------------------------------- */
@@ -1035,8 +1177,10 @@ static int migration_begin(struct agent *a, const char *key, const char *to, cha
 			return -EINVAL;
 		}
 	}
+	/* From the cache: the RPC's look-up on the worker has just refreshed
+	 * it (rpc_server.c), a drain's keys come from it. */
 	struct virt_vm vm;
-	int rc = virt_vm_find(a->virt, key, &vm, err, errlen);
+	int rc = virt_vm_cached(a->virt, key, &vm, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (strlen(vm.name) >= MIG_NAME_MAX) {

@@ -53,9 +53,13 @@ int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t
                           size_t errlen);
 int migration_rpc_drain(struct agent *a, const Mv__DrainRequest *q, uint64_t sink, char *err,
                         size_t errlen);
-/* Node to node: the last step of an offline move lands here. */
+/* Node to node: the last step of an offline move lands here (define and
+ * start on the hypervisor worker; answered through the sink, a VmOpReply
+ * "received", when the VM is in place). 0, or a negative errno with err
+ * filled and nothing started (no reservation from `from` for the
+ * proposal: -EINVAL; the worker busy: -EAGAIN). */
 int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const char *from,
-                          char *name_out, size_t name_len, char *err, size_t errlen);
+                          uint64_t sink, char *err, size_t errlen);
 
 /* The failover service's part in moving an HA VM (MOVES in
  * agent/core/fo.c), which it registers (ha.c): `begin` announces the

@@ -13,8 +13,11 @@
  *
  * Cluster-wide reads (members, nodes, vms, vm) are answered from this
  * node's own view: membership and the gossiped node states. VM operations
- * are carried out where the VM lives: here through libvirt, or forwarded
- * once to the owning host (a forwarded request is never forwarded again).
+ * are carried out where the VM lives: here through libvirt, on the
+ * hypervisor worker (see "VM commands on the hypervisor worker" below:
+ * answered through a sink when libvirt is done, the loop serving everyone
+ * meanwhile), or forwarded once to the owning host (a forwarded request is
+ * never forwarded again).
  * A forwarded request waits in a pending table until the owner answers, the
  * client goes away (its entry is dropped) or RPC_FORWARD_TIMEOUT_MS passes
  * (the client gets "host X did not answer").
@@ -389,24 +392,6 @@ static void rpc_vm_op_ok(struct agent *a, struct rpc_reply *r, const char *vm, c
 	nodestate_refresh(a); /* publish the change at once */
 }
 
-static Mv__RpcCode rpc_code_of_errno(int rc)
-{
-	switch (rc) {
-	case -ENOENT:
-		return MV__RPC_CODE__RPC_ERR_NOT_FOUND;
-	case -EEXIST:
-	case -EBUSY:
-		return MV__RPC_CODE__RPC_ERR_CONFLICT;
-	case -EINVAL:
-		return MV__RPC_CODE__RPC_ERR_INVALID;
-	case -ENOTCONN:
-	case -EHOSTUNREACH:
-		return MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
-	default:
-		return MV__RPC_CODE__RPC_ERR_INTERNAL;
-	}
-}
-
 /* ---- desired state (issue 9) --------------------------------------------------------
  *
  * Every VM carries the state the cluster keeps it at (virt.h, enum
@@ -427,66 +412,6 @@ static bool rpc_vm_active(enum virt_vm_state s)
 	return s == VIRT_VM_RUNNING || s == VIRT_VM_PAUSED || s == VIRT_VM_OTHER;
 }
 
-/* Puts the desired state back after the action failed; logged, since the
- * caller's reply already carries the action's own error. */
-static void rpc_desired_restore(struct agent *a, const struct virt_vm *vm)
-{
-	char err[512];
-	if (virt_vm_set_desired(a->virt, vm->uuid, vm->desired, err, sizeof(err)) < 0)
-		MV_WARN("rpc", "cannot restore the desired state of vm=%s to %s error=%s", vm->name,
-		        virt_desired_name(vm->desired), err);
-}
-
-static void rpc_local_create(struct agent *a, struct rpc_reply *r, const Mv__VmCreateRequest *q)
-{
-	char err[512];
-	struct virt_vm vm;
-	int rc = virt_vm_define(a->virt, q->xml, &vm, err, sizeof(err));
-	const char *name = vm.name, *uuid = vm.uuid;
-	if (rc < 0) {
-		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
-		return;
-	}
-	/* XML that already says ha="yes" (e.g. another host's dump) starts
-	 * only where an HA VM may: it stays defined and stopped otherwise. */
-	bool start = q->start;
-	char why[512] = "";
-	if (start && !ha_may_start_vm(a, uuid, vm.ha, vm.epoch, why, sizeof(why)))
-		start = false;
-	rc = virt_vm_set_desired(a->virt, uuid, start ? VIRT_DESIRED_RUNNING : VIRT_DESIRED_STOPPED,
-	                         err, sizeof(err));
-	if (rc < 0) {
-		char uerr[512];
-		bool gone = virt_vm_undefine(a->virt, uuid, uerr, sizeof(uerr)) == 0;
-		rpc_fail(r, rpc_code_of_errno(rc),
-		         "could not record the desired state of '%s' on %s%s: %s", name,
-		         a->opt.name, gone ? " (its definition was removed again)" : "", err);
-		nodestate_refresh(a);
-		return;
-	}
-	if (q->start && !start) {
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
-		         "defined '%s' on %s but did not start it: %s", name, a->opt.name, why);
-		nodestate_refresh(a);
-		return;
-	}
-	if (start) {
-		rc = virt_vm_start(a->virt, name, err, sizeof(err));
-		if (rc < 0) {
-			struct virt_vm stopped = vm;
-			stopped.desired = VIRT_DESIRED_STOPPED; /* it is defined, not started */
-			rpc_desired_restore(a, &stopped);
-			rpc_fail(r, rpc_code_of_errno(rc),
-			         "defined '%s' on %s but could not start it: %s", name, a->opt.name,
-			         err);
-			nodestate_refresh(a);
-			return;
-		}
-	}
-	MV_INFO("rpc", "vm created name=%s uuid=%s started=%d", name, uuid, start);
-	rpc_vm_op_ok(a, r, name, uuid, start ? "defined and started" : "defined");
-}
-
 static const char *rpc_action_name(Mv__VmAction act)
 {
 	switch (act) {
@@ -501,104 +426,6 @@ static const char *rpc_action_name(Mv__VmAction act)
 	default:
 		return "?";
 	}
-}
-
-static void rpc_local_action(struct agent *a, struct rpc_reply *r, const Mv__VmActionRequest *q)
-{
-	char err[512];
-	int rc;
-	const char *done;
-	struct virt_vm vm; /* name and UUID for the reply, read before undefine */
-	if ((rc = virt_vm_find(a->virt, q->vm, &vm, err, sizeof(err))) < 0) {
-		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
-		return;
-	}
-	bool start = q->action == MV__VM_ACTION__VM_START;
-	bool stop =
-	    q->action == MV__VM_ACTION__VM_SHUTDOWN || q->action == MV__VM_ACTION__VM_DESTROY;
-	enum virt_desired want = stop ? VIRT_DESIRED_STOPPED : VIRT_DESIRED_RUNNING;
-	/* Already in the state asked for, but not recorded so (an HA VM its
-	 * host fenced or its guest powered off, that should run; a VM started
-	 * with virsh after the operator stopped it): the action only records
-	 * the desired state. A VM already there and recorded so gets "not
-	 * running" / "already running", nothing changed (the write below is a
-	 * no-op then). A crashed VM may still be active: destroy goes ahead. */
-	bool record_only = vm.desired != want && ((start && rpc_vm_active(vm.state)) ||
-	                                          (stop && vm.state == VIRT_VM_SHUTOFF));
-	bool set_desired = start || stop;
-	if (start && !ha_may_start_vm(a, vm.uuid, vm.ha, vm.epoch, err, sizeof(err))) {
-		MV_INFO("rpc", "vm start refused name=%s uuid=%s error=%s", vm.name, vm.uuid, err);
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_UNAVAILABLE, "%s", err);
-		return;
-	}
-	if (set_desired &&
-	    (rc = virt_vm_set_desired(a->virt, vm.uuid, want, err, sizeof(err))) < 0) {
-		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
-		return;
-	}
-	if (record_only) {
-		rc = 0;
-		done = start ? "already running; desired state now running"
-		             : "already stopped; desired state now stopped (it stays stopped)";
-	} else if (start) {
-		rc = virt_vm_start(a->virt, q->vm, err, sizeof(err));
-		done = "started";
-	} else if (stop) {
-		ha_expect_stop(a, vm.uuid);
-		if (q->action == MV__VM_ACTION__VM_SHUTDOWN) {
-			rc = virt_vm_shutdown(a->virt, q->vm, err, sizeof(err));
-			done = "shutdown requested";
-		} else {
-			rc = virt_vm_destroy(a->virt, q->vm, err, sizeof(err));
-			done = "destroyed (powered off)";
-		}
-	} else if (q->action == MV__VM_ACTION__VM_UNDEFINE) {
-		rc = virt_vm_undefine(a->virt, q->vm, err, sizeof(err));
-		done = "undefined";
-	} else {
-		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "unknown VM action %d", (int)q->action);
-		return;
-	}
-	if (rc < 0) {
-		if (set_desired)
-			rpc_desired_restore(a, &vm);
-		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
-		return;
-	}
-	MV_INFO("rpc", "vm %s name=%s uuid=%s", rpc_action_name(q->action), vm.name, vm.uuid);
-	rpc_vm_op_ok(a, r, vm.name, vm.uuid, done);
-}
-
-static void rpc_local_set_ha(struct agent *a, struct rpc_reply *r, const Mv__VmSetHaRequest *q)
-{
-	char err[512];
-	struct virt_vm cur;
-	int rc = virt_vm_find(a->virt, q->vm, &cur, err, sizeof(err));
-	/* Turning HA on keeps the VM as it is now: running if it runs, else
-	 * stopped (enabling HA never starts a VM by surprise). Written first,
-	 * so the VM is never HA with a desired state it did not get. Changing
-	 * the settings of a VM that is already HA, or turning HA off, leaves
-	 * the desired state alone. */
-	bool set_desired = rc == 0 && q->ha && !cur.ha;
-	if (set_desired)
-		rc = virt_vm_set_desired(a->virt, cur.uuid,
-		                         rpc_vm_active(cur.state) ? VIRT_DESIRED_RUNNING
-		                                                  : VIRT_DESIRED_STOPPED,
-		                         err, sizeof(err));
-	if (rc == 0)
-		rc = virt_vm_set_ha_group(a->virt, q->vm, q->ha,
-		                          q->has_priority ? q->priority : cur.priority,
-		                          q->has_group ? q->group : NULL, err, sizeof(err));
-	if (rc < 0) {
-		if (set_desired)
-			rpc_desired_restore(a, &cur);
-		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
-		return;
-	}
-	char msg[64];
-	snprintf(msg, sizeof(msg), "HA %s", q->ha ? "on" : "off");
-	MV_INFO("rpc", "vm set-ha name=%s ha=%d", cur.name, q->ha);
-	rpc_vm_op_ok(a, r, cur.name, cur.uuid, msg);
 }
 
 /* ---- forwarding ---------------------------------------------------------------------- */
@@ -671,6 +498,400 @@ struct rpc_call {
 /* An operation answered here: true when the answer is in r, false when it
  * was forwarded or goes out through a sink. */
 typedef bool (*rpc_handler_fn)(struct rpc_call *c, struct rpc_reply *r);
+
+/* ---- VM commands on the hypervisor worker (issue 13) ---------------------------------
+ *
+ * A VM command carried out here (create; start, shutdown, destroy,
+ * undefine; set-ha; and the lookup that decides whether a VM is ours) is a
+ * chain of libvirt calls on the hypervisor worker: the first through
+ * virt_vm_op_async, each next one through virt_vm_op_next from the done
+ * callback of the one before, so that a command's calls run as one, before
+ * any other command's (virt.h: one operator job at a time per host, in
+ * order), as they did when they ran on the loop. The loop keeps answering
+ * SWIM and everyone else meanwhile. The decisions between the calls (may
+ * an HA VM start here, what to put back after a failure) are made on the
+ * loop, in the done callbacks; the answer, worded as before, goes out
+ * through a sink (rpc_service.h) when the last call is done: a client that
+ * went away meanwhile gets nothing, and the command still completes (its
+ * restores included). A host whose worker queue is full answers
+ * "busy ... try again" at once, nothing done.
+ */
+
+enum rpc_vmstage {
+	RPC_VM_FIND,            /* is the VM ours? (rpc_op_owned_vm) */
+	RPC_VM_CREATE_DEFINE,   /* vm create: define */
+	RPC_VM_CREATE_DESIRED,  /* ... record the desired state */
+	RPC_VM_CREATE_UNDEFINE, /* ... which failed: remove the definition again */
+	RPC_VM_CREATE_START,    /* ... start */
+	RPC_VM_ACT_DESIRED,     /* vm start/shutdown/destroy: record the desired state */
+	RPC_VM_ACT,             /* ... the action itself (or undefine) */
+	RPC_VM_HA_DESIRED,      /* vm set-ha on: record the desired state */
+	RPC_VM_HA_SET,          /* ... the HA settings */
+	RPC_VM_RESTORE,         /* a step failed: the desired state put back, then answer */
+};
+
+struct rpc_vmjob {
+	struct agent *a;
+	uint64_t sink;
+	struct net_conn *client;  /* valid only while the sink is alive */
+	char peer[SWIM_NAME_MAX]; /* the forwarding agent, or "" */
+	char caller[256];         /* for the log */
+	bool may_forward;
+	Mv__RpcRequest *req; /* the job's own copy */
+	enum rpc_vmstage stage;
+	bool on_worker;    /* a step was queued: the next goes in front */
+	struct virt_vm vm; /* as found or defined */
+	bool start, set_desired, record_only;
+	const char *done_msg;
+	Mv__RpcCode code; /* RPC_VM_RESTORE: the answer after the restore */
+	bool refresh;     /* ... and publish the node state first */
+	char err[1400];   /* longer than an answer (rpc_reply.errbuf truncates) */
+};
+
+static void rpc_vmjob_free(struct rpc_vmjob *j)
+{
+	if (j->req != NULL)
+		mv__rpc_request__free_unpacked(j->req, NULL);
+	free(j);
+}
+
+/* A job for the call c, with its sink and its own copy of the request;
+ * NULL when out of memory (nothing opened). */
+static struct rpc_vmjob *rpc_vmjob_new(const struct rpc_call *c)
+{
+	struct rpc_vmjob *j = calloc(1, sizeof(*j));
+	size_t n = mv__rpc_request__get_packed_size(c->req);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (j != NULL && buf != NULL) {
+		mv__rpc_request__pack(c->req, buf);
+		j->req = mv__rpc_request__unpack(NULL, n, buf);
+	}
+	free(buf);
+	if (j == NULL || j->req == NULL ||
+	    (j->sink = rpc_sink_open(c->a, c->client, c->peer, c->req->id)) == 0) {
+		if (j != NULL)
+			rpc_vmjob_free(j);
+		return NULL;
+	}
+	j->a = c->a;
+	j->client = c->client;
+	snprintf(j->peer, sizeof(j->peer), "%s", c->peer != NULL ? c->peer : "");
+	snprintf(j->caller, sizeof(j->caller), "%s", c->caller != NULL ? c->caller : "");
+	j->may_forward = c->may_forward;
+	return j;
+}
+
+/* The answer in r goes out through the sink; the job ends. */
+static void rpc_vmjob_send(struct rpc_vmjob *j, struct rpc_reply *r)
+{
+	rpc_sink_send(j->a, j->sink, &r->resp, true);
+	rpc_reply_free(r);
+	rpc_vmjob_free(j);
+}
+
+static void rpc_vmjob_fail(struct rpc_vmjob *j, Mv__RpcCode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void rpc_vmjob_fail(struct rpc_vmjob *j, Mv__RpcCode code, const char *fmt, ...)
+{
+	struct rpc_reply r;
+	rpc_reply_init(&r, 0);
+	char msg[sizeof(r.errbuf)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rpc_fail(&r, code, "%s", msg);
+	rpc_vmjob_send(j, &r);
+}
+
+static void rpc_vmjob_ok(struct rpc_vmjob *j, const char *msg)
+{
+	struct rpc_reply r;
+	rpc_reply_init(&r, 0);
+	rpc_vm_op_ok(j->a, &r, j->vm.name, j->vm.uuid, msg);
+	rpc_vmjob_send(j, &r);
+}
+
+static void rpc_vmjob_step(struct rpc_vmjob *j, const struct virt_op_result *res);
+
+static void rpc_vmjob_on_op(struct virt *v, int status, const struct virt_op_result *res, void *ud)
+{
+	(void)v;
+	struct rpc_vmjob *j = ud;
+	if (status != 0) {
+		rpc_vmjob_fail(j, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
+		               "the agent is stopping; the command was not finished");
+		return;
+	}
+	rpc_vmjob_step(j, res);
+}
+
+/* The job's next libvirt call; one that cannot even be queued comes back
+ * at once as that call's failure. */
+static void rpc_vmjob_call(struct rpc_vmjob *j, enum rpc_vmstage stage, const struct virt_op_req *q)
+{
+	struct virt_op_result res = {0};
+	j->stage = stage;
+	res.rc =
+	    j->on_worker
+		? virt_vm_op_next(j->a->virt, q, rpc_vmjob_on_op, j, res.err, sizeof(res.err))
+		: virt_vm_op_async(j->a->virt, q, rpc_vmjob_on_op, j, res.err, sizeof(res.err));
+	if (res.rc == 0) {
+		j->on_worker = true;
+		return;
+	}
+	rpc_vmjob_step(j, &res);
+}
+
+static void rpc_vmjob_set_desired(struct rpc_vmjob *j, enum rpc_vmstage stage, enum virt_desired d)
+{
+	struct virt_op_req q = {.kind = VIRT_OPK_SET_DESIRED, .key = j->vm.uuid, .desired = d};
+	rpc_vmjob_call(j, stage, &q);
+}
+
+/* A step failed after the desired state was written: put back `was`
+ * (logged if that fails too), then answer code with the message in
+ * j->err (a refresh: publish the node state first). */
+static void rpc_vmjob_restore(struct rpc_vmjob *j, enum virt_desired was, Mv__RpcCode code,
+                              bool refresh)
+{
+	j->code = code;
+	j->refresh = refresh;
+	j->vm.desired = was;
+	rpc_vmjob_set_desired(j, RPC_VM_RESTORE, was);
+}
+
+static void rpc_vmjob_restored(struct rpc_vmjob *j, const struct virt_op_result *res)
+{
+	if (res->rc < 0)
+		MV_WARN("rpc", "cannot restore the desired state of vm=%s to %s error=%s",
+		        j->vm.name, virt_desired_name(j->vm.desired), res->err);
+	if (j->refresh)
+		nodestate_refresh(j->a);
+	rpc_vmjob_fail(j, j->code, "%s", j->err);
+}
+
+/* ---- vm create (here) ---- */
+
+static void rpc_vmjob_created(struct rpc_vmjob *j)
+{
+	MV_INFO("rpc", "vm created name=%s uuid=%s started=%d", j->vm.name, j->vm.uuid, j->start);
+	rpc_vmjob_ok(j, j->start ? "defined and started" : "defined");
+}
+
+static void rpc_vmjob_create_step(struct rpc_vmjob *j, const struct virt_op_result *res)
+{
+	struct agent *a = j->a;
+	const Mv__VmCreateRequest *q = j->req->vm_create;
+	const char *name = j->vm.name;
+	switch (j->stage) {
+	case RPC_VM_CREATE_DEFINE:
+		if (res->rc < 0) {
+			rpc_vmjob_fail(j, rpc_code_of_errno(res->rc), "%s", res->err);
+			return;
+		}
+		/* XML that already says ha="yes" (e.g. another host's dump) starts
+		 * only where an HA VM may: it stays defined and stopped otherwise. */
+		j->vm = res->vm;
+		j->start = q->start && ha_may_start_vm(a, j->vm.uuid, j->vm.ha, j->vm.epoch, j->err,
+		                                       sizeof(j->err));
+		rpc_vmjob_set_desired(j, RPC_VM_CREATE_DESIRED,
+		                      j->start ? VIRT_DESIRED_RUNNING : VIRT_DESIRED_STOPPED);
+		return;
+	case RPC_VM_CREATE_DESIRED:
+		if (res->rc < 0) {
+			j->code = rpc_code_of_errno(res->rc);
+			snprintf(j->err, sizeof(j->err), "%s", res->err);
+			struct virt_op_req u = {.kind = VIRT_OPK_UNDEFINE, .key = j->vm.uuid};
+			rpc_vmjob_call(j, RPC_VM_CREATE_UNDEFINE, &u);
+		} else if (q->start && !j->start) {
+			nodestate_refresh(a);
+			rpc_vmjob_fail(j, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
+			               "defined '%s' on %s but did not start it: %s", name,
+			               a->opt.name, j->err);
+		} else if (j->start) {
+			struct virt_op_req s = {.kind = VIRT_OPK_START, .key = name};
+			rpc_vmjob_call(j, RPC_VM_CREATE_START, &s);
+		} else {
+			rpc_vmjob_created(j);
+		}
+		return;
+	case RPC_VM_CREATE_UNDEFINE:
+		nodestate_refresh(a);
+		rpc_vmjob_fail(j, j->code, "could not record the desired state of '%s' on %s%s: %s",
+		               name, a->opt.name,
+		               res->rc == 0 ? " (its definition was removed again)" : "", j->err);
+		return;
+	default: /* RPC_VM_CREATE_START */
+		if (res->rc == 0) {
+			rpc_vmjob_created(j);
+			return;
+		}
+		snprintf(j->err, sizeof(j->err), "defined '%s' on %s but could not start it: %s",
+		         name, a->opt.name, res->err);
+		/* it is defined, not started */
+		rpc_vmjob_restore(j, VIRT_DESIRED_STOPPED, rpc_code_of_errno(res->rc), true);
+		return;
+	}
+}
+
+/* ---- vm start, shutdown, destroy, undefine (the VM is ours) ---- */
+
+static void rpc_vmjob_act(struct rpc_vmjob *j)
+{
+	const Mv__VmActionRequest *q = j->req->vm_action;
+	if (j->record_only) {
+		MV_INFO("rpc", "vm %s name=%s uuid=%s", rpc_action_name(q->action), j->vm.name,
+		        j->vm.uuid);
+		rpc_vmjob_ok(j, j->done_msg);
+		return;
+	}
+	struct virt_op_req op = {.key = q->vm};
+	switch (q->action) {
+	case MV__VM_ACTION__VM_START:
+		op.kind = VIRT_OPK_START;
+		j->done_msg = "started";
+		break;
+	case MV__VM_ACTION__VM_SHUTDOWN:
+		ha_expect_stop(j->a, j->vm.uuid);
+		op.kind = VIRT_OPK_SHUTDOWN;
+		j->done_msg = "shutdown requested";
+		break;
+	case MV__VM_ACTION__VM_DESTROY:
+		ha_expect_stop(j->a, j->vm.uuid);
+		op.kind = VIRT_OPK_DESTROY;
+		j->done_msg = "destroyed (powered off)";
+		break;
+	case MV__VM_ACTION__VM_UNDEFINE:
+		op.kind = VIRT_OPK_UNDEFINE;
+		j->done_msg = "undefined";
+		break;
+	default:
+		rpc_vmjob_fail(j, MV__RPC_CODE__RPC_ERR_INVALID, "unknown VM action %d",
+		               (int)q->action);
+		return;
+	}
+	rpc_vmjob_call(j, RPC_VM_ACT, &op);
+}
+
+static void rpc_vmjob_action(struct rpc_vmjob *j)
+{
+	const Mv__VmActionRequest *q = j->req->vm_action;
+	const struct virt_vm *vm = &j->vm;
+	bool start = q->action == MV__VM_ACTION__VM_START;
+	bool stop =
+	    q->action == MV__VM_ACTION__VM_SHUTDOWN || q->action == MV__VM_ACTION__VM_DESTROY;
+	enum virt_desired want = stop ? VIRT_DESIRED_STOPPED : VIRT_DESIRED_RUNNING;
+	/* Already in the state asked for, but not recorded so (an HA VM its
+	 * host fenced or its guest powered off, that should run; a VM started
+	 * with virsh after the operator stopped it): the action only records
+	 * the desired state. A VM already there and recorded so gets "not
+	 * running" / "already running", nothing changed (the write below is a
+	 * no-op then). A crashed VM may still be active: destroy goes ahead. */
+	j->record_only = vm->desired != want && ((start && rpc_vm_active(vm->state)) ||
+	                                         (stop && vm->state == VIRT_VM_SHUTOFF));
+	j->done_msg = start ? "already running; desired state now running"
+	                    : "already stopped; desired state now stopped (it stays stopped)";
+	j->set_desired = start || stop;
+	if (start && !ha_may_start_vm(j->a, vm->uuid, vm->ha, vm->epoch, j->err, sizeof(j->err))) {
+		MV_INFO("rpc", "vm start refused name=%s uuid=%s error=%s", vm->name, vm->uuid,
+		        j->err);
+		rpc_vmjob_fail(j, MV__RPC_CODE__RPC_ERR_UNAVAILABLE, "%s", j->err);
+		return;
+	}
+	if (j->set_desired)
+		rpc_vmjob_set_desired(j, RPC_VM_ACT_DESIRED, want);
+	else
+		rpc_vmjob_act(j);
+}
+
+/* ---- vm set-ha (the VM is ours) ---- */
+
+static void rpc_vmjob_set_ha(struct rpc_vmjob *j)
+{
+	const Mv__VmSetHaRequest *q = j->req->vm_set_ha;
+	struct virt_op_req op = {.kind = VIRT_OPK_SET_HA,
+	                         .key = q->vm,
+	                         .ha = q->ha,
+	                         .priority = q->has_priority ? q->priority : j->vm.priority,
+	                         .group = q->has_group ? q->group : NULL};
+	rpc_vmjob_call(j, RPC_VM_HA_SET, &op);
+}
+
+static void rpc_vmjob_ha(struct rpc_vmjob *j)
+{
+	/* Turning HA on keeps the VM as it is now: running if it runs, else
+	 * stopped (enabling HA never starts a VM by surprise). Written first,
+	 * so the VM is never HA with a desired state it did not get. Changing
+	 * the settings of a VM that is already HA, or turning HA off, leaves
+	 * the desired state alone. */
+	j->set_desired = j->req->vm_set_ha->ha && !j->vm.ha;
+	if (j->set_desired)
+		rpc_vmjob_set_desired(j, RPC_VM_HA_DESIRED,
+		                      rpc_vm_active(j->vm.state) ? VIRT_DESIRED_RUNNING
+		                                                 : VIRT_DESIRED_STOPPED);
+	else
+		rpc_vmjob_set_ha(j);
+}
+
+/* A step of an action or set-ha failed: the desired state goes back to
+ * what it was (when the command wrote it), and the step's error is the
+ * answer. */
+static void rpc_vmjob_failed(struct rpc_vmjob *j, const struct virt_op_result *res)
+{
+	snprintf(j->err, sizeof(j->err), "%s", res->err);
+	if (j->set_desired)
+		rpc_vmjob_restore(j, j->vm.desired, rpc_code_of_errno(res->rc), false);
+	else
+		rpc_vmjob_fail(j, rpc_code_of_errno(res->rc), "%s", j->err);
+}
+
+static void rpc_vmjob_found(struct rpc_vmjob *j, const struct virt_op_result *res);
+
+static void rpc_vmjob_step(struct rpc_vmjob *j, const struct virt_op_result *res)
+{
+	switch (j->stage) {
+	case RPC_VM_FIND:
+		rpc_vmjob_found(j, res);
+		return;
+	case RPC_VM_CREATE_DEFINE:
+	case RPC_VM_CREATE_DESIRED:
+	case RPC_VM_CREATE_UNDEFINE:
+	case RPC_VM_CREATE_START:
+		rpc_vmjob_create_step(j, res);
+		return;
+	case RPC_VM_RESTORE:
+		rpc_vmjob_restored(j, res);
+		return;
+	case RPC_VM_ACT_DESIRED:
+	case RPC_VM_HA_DESIRED:
+		if (res->rc < 0)
+			rpc_vmjob_failed(j, res);
+		else if (j->stage == RPC_VM_ACT_DESIRED)
+			rpc_vmjob_act(j);
+		else
+			rpc_vmjob_set_ha(j);
+		return;
+	case RPC_VM_ACT:
+		if (res->rc < 0) {
+			rpc_vmjob_failed(j, res);
+			return;
+		}
+		MV_INFO("rpc", "vm %s name=%s uuid=%s", rpc_action_name(j->req->vm_action->action),
+		        j->vm.name, j->vm.uuid);
+		rpc_vmjob_ok(j, j->done_msg);
+		return;
+	case RPC_VM_HA_SET:
+		if (res->rc < 0) {
+			rpc_vmjob_failed(j, res);
+			return;
+		}
+		MV_INFO("rpc", "vm set-ha name=%s ha=%d", j->vm.name, j->req->vm_set_ha->ha);
+		rpc_vmjob_ok(j, j->req->vm_set_ha->ha ? "HA on" : "HA off");
+		return;
+	}
+}
 
 static bool rpc_op_status(struct rpc_call *c, struct rpc_reply *r)
 {
@@ -803,8 +1024,15 @@ static bool rpc_op_vm_create(struct rpc_call *c, struct rpc_reply *r)
 	if (target == NULL)
 		return true;
 	if (strcmp(target, a->opt.name) == 0) {
-		rpc_local_create(a, r, q);
-		return true;
+		/* define, record the desired state, start: on the worker */
+		struct rpc_vmjob *j = rpc_vmjob_new(c);
+		if (j == NULL) {
+			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
+			return true;
+		}
+		struct virt_op_req d = {.kind = VIRT_OPK_DEFINE, .xml = j->req->vm_create->xml};
+		rpc_vmjob_call(j, RPC_VM_CREATE_DEFINE, &d);
+		return false;
 	}
 	if (!c->may_forward) {
 		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
@@ -865,51 +1093,41 @@ static bool rpc_op_drain(struct rpc_call *c, struct rpc_reply *r)
 	return rpc_forward(a, c->client, c->req, node, r) < 0;
 }
 
-static bool rpc_op_vm_receive(struct rpc_call *c, struct rpc_reply *r)
+static int rpc_start_receive(struct agent *a, const Mv__RpcRequest *req, const char *peer,
+                             uint64_t sink, char *err, size_t errlen)
 {
-	char err[512], name[256];
-	int rc = migration_rpc_receive(c->a, c->req->vm_receive, c->peer, name, sizeof(name), err,
-	                               sizeof(err));
-	if (rc < 0) {
-		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
-		return true;
-	}
-	snprintf(r->opbuf[0], sizeof(r->opbuf[0]), "%s", name);
-	mv__vm_op_reply__init(&r->vm_op);
-	r->vm_op.vm = r->opbuf[0];
-	r->vm_op.uuid = "";
-	r->vm_op.node = c->a->opt.name;
-	r->vm_op.message = "received";
-	r->resp.result_case = MV__RPC_RESPONSE__RESULT_VM_OP;
-	r->resp.vm_op = &r->vm_op;
-	return true;
+	return migration_rpc_receive(a, req->vm_receive, peer, sink, err, errlen);
 }
 
-/* migrate, vm action, vm set-ha: carried out by the VM's host; any other
- * node forwards the request there (once). */
-static bool rpc_op_owned_vm(struct rpc_call *c, struct rpc_reply *r)
+/* The last step of another host's offline move: answered through a sink
+ * when the VM is defined and started here (on the hypervisor worker). */
+static bool rpc_op_vm_receive(struct rpc_call *c, struct rpc_reply *r)
+{
+	return rpc_run_in_sink(c->a, c->client, c->peer, c->req, rpc_start_receive, r);
+}
+
+/* The VM an owned-VM request names. */
+static const char *rpc_owned_key(const Mv__RpcRequest *req)
+{
+	return req->op_case == MV__RPC_REQUEST__OP_VM_ACTION   ? req->vm_action->vm
+	       : req->op_case == MV__RPC_REQUEST__OP_VM_SET_HA ? req->vm_set_ha->vm
+	                                                       : req->migrate->vm;
+}
+
+/* Where an owned-VM request goes once the lookup here said rc (err): a
+ * migration of ours starts, a VM of another host's is forwarded there.
+ * True when the answer is in r. */
+static bool rpc_owned_route(struct rpc_call *c, struct rpc_reply *r, int rc, const char *err)
 {
 	struct agent *a = c->a;
 	Mv__RpcRequest *req = c->req;
-	const char *key = req->op_case == MV__RPC_REQUEST__OP_VM_ACTION   ? req->vm_action->vm
-	                  : req->op_case == MV__RPC_REQUEST__OP_VM_SET_HA ? req->vm_set_ha->vm
-	                                                                  : req->migrate->vm;
-	char err[512];
-	int rc = virt_vm_find(a->virt, key, NULL, err, sizeof(err));
+	const char *key = rpc_owned_key(req);
 	char src[SWIM_NAME_MAX];
-	if (rc == 0 && req->op_case == MV__RPC_REQUEST__OP_MIGRATE && c->may_forward &&
-	    migration_incoming_source(a, key, src, sizeof(src)))
+	if (rc == 0 && c->may_forward && migration_incoming_source(a, key, src, sizeof(src)))
 		/* the copy here is an arriving migration: its source owns it */
 		return rpc_forward(a, c->client, req, src, r) < 0;
-	if (rc == 0) { /* ours */
-		if (req->op_case == MV__RPC_REQUEST__OP_MIGRATE)
-			return rpc_run_in_sink(a, c->client, c->peer, req, rpc_start_migrate, r);
-		if (req->op_case == MV__RPC_REQUEST__OP_VM_ACTION)
-			rpc_local_action(a, r, req->vm_action);
-		else
-			rpc_local_set_ha(a, r, req->vm_set_ha);
-		return true;
-	}
+	if (rc == 0) /* ours */
+		return rpc_run_in_sink(a, c->client, c->peer, req, rpc_start_migrate, r);
 	if (rc != -ENOENT) {
 		rpc_fail(r, rpc_code_of_errno(rc), "%s", err);
 		return true;
@@ -940,6 +1158,53 @@ static bool rpc_op_owned_vm(struct rpc_call *c, struct rpc_reply *r)
 		return true;
 	}
 	return rpc_forward(a, c->client, req, m[0].host->name, r) < 0;
+}
+
+/* The lookup is back: an action or set-ha of a VM of ours goes on on the
+ * worker; anything else is routed (rpc_owned_route), unless the client
+ * went away meanwhile (nobody to forward or migrate for: dropped). */
+static void rpc_vmjob_found(struct rpc_vmjob *j, const struct virt_op_result *res)
+{
+	Mv__RpcRequest *req = j->req;
+	if (res->rc == 0 && req->op_case != MV__RPC_REQUEST__OP_MIGRATE) {
+		j->vm = res->vm;
+		if (req->op_case == MV__RPC_REQUEST__OP_VM_ACTION)
+			rpc_vmjob_action(j);
+		else
+			rpc_vmjob_ha(j);
+		return;
+	}
+	struct rpc_reply r;
+	rpc_reply_init(&r, 0);
+	struct rpc_call c = {.a = j->a,
+	                     .client = j->client,
+	                     .peer = j->peer[0] != '\0' ? j->peer : NULL,
+	                     .req = req,
+	                     .caller = j->caller,
+	                     .may_forward = j->may_forward};
+	bool gone = j->client != NULL && !rpc_sink_alive(j->a, j->sink);
+	if (!gone && rpc_owned_route(&c, &r, res->rc, res->err)) {
+		rpc_vmjob_send(j, &r);
+		return;
+	}
+	rpc_reply_free(&r); /* forwarded, or a migration answering through its own sink */
+	rpc_sink_drop(j->a, j->sink);
+	rpc_vmjob_free(j);
+}
+
+/* migrate, vm action, vm set-ha: carried out by the VM's host; any other
+ * node forwards the request there (once). Whether the VM is ours is
+ * asked of libvirt on the worker (rpc_vmjob_found goes on from there). */
+static bool rpc_op_owned_vm(struct rpc_call *c, struct rpc_reply *r)
+{
+	struct rpc_vmjob *j = rpc_vmjob_new(c);
+	if (j == NULL) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "out of memory");
+		return true;
+	}
+	struct virt_op_req q = {.kind = VIRT_OPK_FIND, .key = rpc_owned_key(j->req)};
+	rpc_vmjob_call(j, RPC_VM_FIND, &q);
+	return false;
 }
 
 /* Every operation, with who may ask for it and what answers it: a handler

@@ -100,6 +100,25 @@ void rpc_send_response(struct agent *a, struct net_conn *c, const char *peer, Mv
 	free(frame);
 }
 
+Mv__RpcCode rpc_code_of_errno(int rc)
+{
+	switch (rc) {
+	case -ENOENT:
+		return MV__RPC_CODE__RPC_ERR_NOT_FOUND;
+	case -EEXIST:
+	case -EBUSY:
+		return MV__RPC_CODE__RPC_ERR_CONFLICT;
+	case -EINVAL:
+		return MV__RPC_CODE__RPC_ERR_INVALID;
+	case -ENOTCONN:
+	case -EHOSTUNREACH:
+	case -EAGAIN: /* the hypervisor worker is busy: try again */
+		return MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
+	default:
+		return MV__RPC_CODE__RPC_ERR_INTERNAL;
+	}
+}
+
 /* ---- sinks: where the frames of a long operation go ----------------------------------- */
 
 struct rpc_sink {

@@ -79,6 +79,11 @@ void rpc_sinks_on_conn_closed(struct agent *a, struct net_conn *c);
  * becomes NULL); nothing without one. */
 void rpc_service_free(struct agent *a);
 
+/* The answer's code for an operation's -errno (-ENOENT: not found,
+ * -EEXIST/-EBUSY: conflict, -EINVAL: invalid, -ENOTCONN/-EHOSTUNREACH/
+ * -EAGAIN: unavailable, anything else: internal). */
+Mv__RpcCode rpc_code_of_errno(int rc);
+
 /* Sends resp to client connection c, or, with c NULL, to agent `peer` on
  * the peer port. */
 void rpc_send_response(struct agent *a, struct net_conn *c, const char *peer,

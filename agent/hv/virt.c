@@ -97,6 +97,16 @@ struct virt {
 	struct virt_open_job *open_job; /* a reconnect in flight on the worker */
 	struct virt_export_job *export_job;
 	struct virt_start_job *start_job;
+	/* operator jobs (virt_vm_op_async): the one in flight on the worker,
+	 * the queue behind it, and how deep the done callbacks are nested */
+	struct virt_op_job *op_job;
+	struct virt_op_job *opq;
+	size_t opq_n;
+	unsigned op_delivering;
+	/* a critical start (virt_vm_start_async) found the connection busy
+	 * with operator work: no new operator command starts before this
+	 * (uv_now), so that its retry gets the connection first */
+	uint64_t op_yield_until;
 	/* virt_test_inject_stop: the reason the next STOPPED event of that
 	 * VM is taken as (its uuid; "" when the slot is free). */
 	struct {
@@ -186,6 +196,8 @@ struct virt_host_job {
 };
 
 static void virt_lost(struct virt *v, const char *why);
+static void virt_opq_kick(struct virt *v);
+static void virt_opq_cancel(struct virt *v);
 
 /* A start on the worker (virt_vm_start_async). */
 struct virt_start_job {
@@ -215,7 +227,7 @@ struct virt_export_job {
 static bool virt_conn_job_busy(const struct virt *v)
 {
 	return v->reconcile_job != NULL || v->host_job != NULL || v->export_job != NULL ||
-	       v->start_job != NULL;
+	       v->start_job != NULL || v->op_job != NULL;
 }
 
 /* A libvirt call just failed: "what: libvirt's message" into err, libvirt's
@@ -487,6 +499,8 @@ static enum virt_vm_state virt_state_from_libvirt(unsigned char s)
 
 static int virt_conn_failed(virConnectPtr c, char *err, size_t errlen, const char *what);
 static virConnectPtr virt_conn_ref(struct virt *v);
+static int virt_conn_submit(struct virt *v, enum hvwork_lane lane, struct hvwork_job *j,
+                            hvwork_fn work, hvwork_done_fn done, void *data, virConnectPtr *c);
 
 /* Who learns of a failed libvirt call during a read: the loop's struct
  * virt (virt_failed: a dead connection is marked LOST), or, on a worker,
@@ -558,7 +572,7 @@ static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char
 }
 
 #ifdef MV_TEST_HOOKS
-static _Atomic unsigned virt_test_delay_ms, virt_test_open_delay_ms;
+static _Atomic unsigned virt_test_delay_ms, virt_test_open_delay_ms, virt_test_op_delay_ms;
 void virt_test_set_delay(unsigned ms)
 {
 	virt_test_delay_ms = ms;
@@ -567,19 +581,30 @@ void virt_test_set_open_delay(unsigned ms)
 {
 	virt_test_open_delay_ms = ms;
 }
+void virt_test_set_op_delay(unsigned ms)
+{
+	virt_test_op_delay_ms = ms;
+}
 #endif
 
 /* A libvirtd that answers slowly, for tests (virt_test_set_delay;
- * virt_test_set_open_delay when opening). */
-static void virt_test_slow_for(bool open)
-{
+ * virt_test_set_open_delay when opening; virt_test_set_op_delay for the
+ * operator calls). */
 #ifdef MV_TEST_HOOKS
-	unsigned ms = open ? virt_test_open_delay_ms : virt_test_delay_ms;
+static void virt_test_sleep(unsigned ms)
+{
 	if (ms > 0) {
 		struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 		while (nanosleep(&ts, &ts) != 0)
 			;
 	}
+}
+#endif
+
+static void virt_test_slow_for(bool open)
+{
+#ifdef MV_TEST_HOOKS
+	virt_test_sleep(open ? virt_test_open_delay_ms : virt_test_delay_ms);
 #else
 	(void)open;
 #endif
@@ -588,6 +613,13 @@ static void virt_test_slow_for(bool open)
 static void virt_test_slow(void)
 {
 	virt_test_slow_for(false);
+}
+
+static void virt_test_slow_op(void)
+{
+#ifdef MV_TEST_HOOKS
+	virt_test_sleep(virt_test_op_delay_ms);
+#endif
 }
 
 /* Every VM on connection c. A VM whose name is too long is left out, with
@@ -859,6 +891,7 @@ static void virt_reconcile_done(struct hvwork_job *j, int status)
 			virt_reconcile_apply(v, r->vms, r->n);
 			r->vms = NULL;
 		}
+		virt_opq_kick(v); /* an operator job may have waited for it */
 	}
 	virConnectClose(r->c);
 	free(r->vms);
@@ -1311,6 +1344,7 @@ static void virt_on_retry(uv_timer_t *t)
 static void virt_on_reconcile(uv_timer_t *t)
 {
 	struct virt *v = t->data;
+	virt_opq_kick(v); /* operator work left waiting for a start that never came */
 	if (virt_connected(v) && !virt_reconcile_async(v) && v->worker == NULL)
 		virt_reconcile(v);
 }
@@ -1425,6 +1459,7 @@ void virt_free(struct virt *v)
 		v->export_job->v = NULL;
 	if (v->start_job != NULL)
 		v->start_job->v = NULL;
+	virt_opq_cancel(v);
 	virt_drop(v);
 	free(v->vms);
 	free(v->uri);
@@ -1531,6 +1566,7 @@ static void virt_host_done(struct hvwork_job *j, int status)
 			virt_lost(h->v, "libvirt connection lost (reading the host's figures)");
 		}
 		/* any other failure: the figures last read stay */
+		virt_opq_kick(h->v);
 	}
 	virConnectClose(h->c);
 	free(h);
@@ -1600,26 +1636,47 @@ int virt_host_info(struct virt *v, struct virt_host *out)
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
+/*
+ * Every operator call (find, define, start, shutdown, destroy, undefine,
+ * the metadata setters) is one primitive, virt_op_exec, that does its
+ * libvirt round trips through a struct virt_reader and leaves what it
+ * learned in a struct virt_op_out: the result, a fresh read of the VM
+ * after the call (or that it is gone), and a log line. virt_op_apply then
+ * puts that into the cache and the log, on the loop thread. The
+ * synchronous virt_vm_* run both on the loop; virt_vm_op_async runs the
+ * primitive on the worker with the job's own connection reference (the
+ * reader with no struct virt: nothing shared is touched there) and the
+ * apply on the loop when it is done.
+ */
+
+/* What a primitive leaves for virt_op_apply. */
+struct virt_op_out {
+	struct virt_op_result res; /* first: handed to the caller */
+	enum { VIRT_AFTER_NONE, VIRT_AFTER_VM, VIRT_AFTER_GONE, VIRT_AFTER_UNREAD } after;
+	char uuid[VIRT_UUID_LEN];      /* VIRT_AFTER_GONE */
+	char name[VIRT_NAME_MAX];      /* VIRT_AFTER_UNREAD */
+	char refresh_err[512];         /* VIRT_AFTER_UNREAD */
+	char log[VIRT_NAME_MAX + 700]; /* "" or an INFO line for the loop */
+};
 
 /* Resolves a name or UUID to one domain; the caller frees *out. */
-static int virt_lookup(struct virt *v, const char *key, virDomainPtr *out, char *err, size_t errlen)
+static int virt_rd_lookup(const struct virt_reader *rd, const char *key, virDomainPtr *out,
+                          char *err, size_t errlen)
 {
 	*out = NULL;
-	if (!virt_connected(v))
-		return virt_unreachable(v, err, errlen);
 	if (key == NULL || key[0] == '\0') {
 		virt_set_err(err, errlen, "no VM name or UUID given");
 		return -EINVAL;
 	}
 	char what[VIRT_NAME_MAX + 64];
 	snprintf(what, sizeof(what), "cannot look up VM %s", key);
-	virDomainPtr by_name = virDomainLookupByName(v->conn, key);
+	virDomainPtr by_name = virDomainLookupByName(rd->c, key);
 	if (by_name == NULL && virGetLastErrorCode() != VIR_ERR_NO_DOMAIN)
-		return virt_failed(v, err, errlen, what);
-	virDomainPtr by_uuid = virDomainLookupByUUIDString(v->conn, key);
+		return virt_reader_failed(rd, err, errlen, what);
+	virDomainPtr by_uuid = virDomainLookupByUUIDString(rd->c, key);
 	if (by_uuid == NULL && virGetLastErrorCode() != VIR_ERR_NO_DOMAIN &&
 	    virGetLastErrorCode() != VIR_ERR_INVALID_ARG) { /* INVALID_ARG: not a UUID */
-		int rc = virt_failed(v, err, errlen, what);
+		int rc = virt_reader_failed(rd, err, errlen, what);
 		if (by_name != NULL)
 			virDomainFree(by_name);
 		return rc;
@@ -1649,30 +1706,66 @@ static int virt_lookup(struct virt *v, const char *key, virDomainPtr *out, char 
 	return 0;
 }
 
-int virt_vm_find(struct virt *v, const char *name_or_uuid, struct virt_vm *out, char *err,
-                 size_t errlen)
+/* virt_rd_lookup, and the VM's name (VIRT_NAME_MAX) and "cannot VERB VM
+ * NAME" (VIRT_NAME_MAX + 64) for the messages of what follows. */
+static int virt_rd_lookup_what(const struct virt_reader *rd, const char *key, const char *verb,
+                               virDomainPtr *d, char *name, char *what, char *err, size_t errlen)
 {
-	virDomainPtr d;
-	int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
+	int rc = virt_rd_lookup(rd, key, d, err, errlen);
 	if (rc < 0)
 		return rc;
-	struct virt_vm vm;
-	rc = virt_vm_read(v, d, &vm, err, errlen);
+	snprintf(name, VIRT_NAME_MAX, "%s", virDomainGetName(*d));
+	snprintf(what, VIRT_NAME_MAX + 64, "cannot %s VM %s", verb, name);
+	return 0;
+}
+
+static int virt_lookup(struct virt *v, const char *key, virDomainPtr *out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!virt_connected(v))
+		return virt_unreachable(v, err, errlen);
+	struct virt_reader rd = {.v = v, .c = v->conn};
+	return virt_rd_lookup(&rd, key, out, err, errlen);
+}
+
+/* The VM as it is after a call that succeeded (for the cache). */
+static void virt_op_reread(const struct virt_reader *rd, virDomainPtr d, struct virt_op_out *o)
+{
+	const char *n = virDomainGetName(d);
+	snprintf(o->name, sizeof(o->name), "%s", n != NULL ? n : "");
+	int rc = virt_dom_read(rd, d, &o->res.vm, o->refresh_err, sizeof(o->refresh_err));
 	if (rc == 0) {
-		virt_cache_upsert(v, &vm);
-		if (out != NULL)
-			*out = vm;
+		o->after = VIRT_AFTER_VM;
+		o->res.have_vm = true;
 	} else if (rc == -ENOENT) {
-		virt_set_err(err, errlen, "no VM named %s on this host", name_or_uuid);
+		if (virDomainGetUUIDString(d, o->uuid) == 0)
+			o->after = VIRT_AFTER_GONE;
+	} else {
+		o->after = VIRT_AFTER_UNREAD;
+	}
+}
+
+static int virt_do_find(const struct virt_reader *rd, const char *key, struct virt_op_out *o)
+{
+	virDomainPtr d;
+	int rc = virt_rd_lookup(rd, key, &d, o->res.err, sizeof(o->res.err));
+	if (rc < 0)
+		return rc;
+	rc = virt_dom_read(rd, d, &o->res.vm, o->res.err, sizeof(o->res.err));
+	if (rc == 0) {
+		o->after = VIRT_AFTER_VM;
+		o->res.have_vm = true;
+	} else if (rc == -ENOENT) {
+		virt_set_err(o->res.err, sizeof(o->res.err), "no VM named %s on this host", key);
 	}
 	virDomainFree(d);
 	return rc;
 }
 
-int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *err, size_t errlen)
+static int virt_do_define(const struct virt_reader *rd, const char *xml, struct virt_op_out *o)
 {
-	if (!virt_connected(v))
-		return virt_unreachable(v, err, errlen);
+	char *err = o->res.err;
+	size_t errlen = sizeof(o->res.err);
 	if (xml == NULL || xml[0] == '\0') {
 		virt_set_err(err, errlen, "cannot define VM: empty domain XML");
 		return -EINVAL;
@@ -1686,7 +1779,7 @@ int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *e
 		virt_xpath_string(doc, "string(/domain/name)", name, sizeof(name));
 		virt_xpath_string(doc, "string(/domain/uuid)", uuid, sizeof(uuid));
 		xmlFreeDoc(doc);
-		virDomainPtr d = name[0] ? virDomainLookupByName(v->conn, name) : NULL;
+		virDomainPtr d = name[0] ? virDomainLookupByName(rd->c, name) : NULL;
 		if (d != NULL) {
 			char u[VIR_UUID_STRING_BUFLEN] = "";
 			virDomainGetUUIDString(d, u);
@@ -1696,7 +1789,7 @@ int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *e
 			             u);
 			return -EEXIST;
 		}
-		d = uuid[0] ? virDomainLookupByUUIDString(v->conn, uuid) : NULL;
+		d = uuid[0] ? virDomainLookupByUUIDString(rd->c, uuid) : NULL;
 		if (d != NULL) {
 			virt_set_err(err, errlen, "UUID %s is already used by VM %s on this host",
 			             uuid, virDomainGetName(d));
@@ -1704,244 +1797,647 @@ int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *e
 			return -EEXIST;
 		}
 	}
-	virDomainPtr d = virDomainDefineXML(v->conn, xml);
+	virDomainPtr d = virDomainDefineXML(rd->c, xml);
 	if (d == NULL)
-		return virt_failed(v, err, errlen, "cannot define VM");
-	struct virt_vm vm;
-	int rc = virt_vm_read(v, d, &vm, err, errlen);
+		return virt_reader_failed(rd, err, errlen, "cannot define VM");
+	struct virt_vm *vm = &o->res.vm;
+	int rc = virt_dom_read(rd, d, vm, err, errlen);
 	virDomainFree(d);
 	if (rc < 0)
 		return rc;
-	virt_cache_upsert(v, &vm);
-	if (out != NULL)
-		*out = vm;
-	MV_INFO("virt", "vm defined name=%s uuid=%s vcpus=%u memory_kib=%" PRIu64, vm.name, vm.uuid,
-	        vm.vcpus, vm.max_memory_kib);
+	o->after = VIRT_AFTER_VM;
+	o->res.have_vm = true;
+	snprintf(o->log, sizeof(o->log), "vm defined name=%s uuid=%s vcpus=%u memory_kib=%" PRIu64,
+	         vm->name, vm->uuid, vm->vcpus, vm->max_memory_kib);
 	return 0;
 }
 
-enum virt_op { VIRT_OP_START, VIRT_OP_SHUTDOWN, VIRT_OP_DESTROY, VIRT_OP_UNDEFINE };
-
-static int virt_op(struct virt *v, enum virt_op op, const char *key, char *err, size_t errlen)
+/* The libvirt call of a state change. */
+static int virt_do_act_call(virDomainPtr d, enum virt_op_kind kind)
 {
-	static const char *const verb[] = {"start", "shut down", "destroy", "undefine"};
-	static const char *const done[] = {"started", "shutting down", "destroyed", "undefined"};
-	virDomainPtr d;
-	int rc = virt_lookup(v, key, &d, err, errlen);
-	if (rc < 0)
-		return rc;
-	char name[VIRT_NAME_MAX], what[VIRT_NAME_MAX + 64];
-	snprintf(name, sizeof(name), "%s", virDomainGetName(d));
-	snprintf(what, sizeof(what), "cannot %s VM %s", verb[op], name);
-	/* The state checks are ours, not left to libvirt: drivers word (and
-	 * code) them differently, and the operator should read one message. */
-	int active = virDomainIsActive(d);
-	if (active < 0) {
-		rc = virt_failed(v, err, errlen, what);
-		virDomainFree(d);
-		return rc;
+	switch (kind) {
+	case VIRT_OPK_START:
+		return virDomainCreate(d);
+	case VIRT_OPK_SHUTDOWN:
+		return virDomainShutdown(d);
+	case VIRT_OPK_DESTROY:
+		return virDomainDestroy(d);
+	default: {
+		/* undefine. NVRAM is kept: it is the guest's firmware state, not
+		 * ours to delete. Drivers that know fewer flags (the test driver)
+		 * get the two every driver knows. */
+		int r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+		                                      VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+		                                      VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
+		                                      VIR_DOMAIN_UNDEFINE_KEEP_NVRAM);
+		if (r < 0 && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+			r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+			                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
+		return r;
 	}
-	if (active == 1 && (op == VIRT_OP_START || op == VIRT_OP_UNDEFINE)) {
+	}
+}
+
+/* The state checks are ours, not left to libvirt: drivers word (and code)
+ * them differently, and the operator should read one message. 0 when the
+ * call may go ahead. */
+static int virt_do_act_check(const struct virt_reader *rd, virDomainPtr d, enum virt_op_kind kind,
+                             const char *name, const char *what, char *err, size_t errlen)
+{
+	int active = virDomainIsActive(d);
+	if (active < 0)
+		return virt_reader_failed(rd, err, errlen, what);
+	bool undefine = kind == VIRT_OPK_UNDEFINE;
+	if (active == 1 && (kind == VIRT_OPK_START || undefine)) {
 		virDomainInfo info;
 		bool paused = virDomainGetInfo(d, &info) == 0 &&
 		              virt_state_from_libvirt(info.state) == VIRT_VM_PAUSED;
 		/* Undefine: libvirt would turn a running VM transient and drop its
 		 * definition, so that it vanishes at its next stop. An operator
 		 * saying "undefine" means "remove a stopped VM". */
-		if (op == VIRT_OP_UNDEFINE)
+		if (undefine)
 			virt_set_err(err, errlen, "VM %s is %s; destroy or shut it down first",
 			             name, paused ? "paused" : "running");
 		else
 			virt_set_err(err, errlen, "VM %s is already %s", name,
 			             paused ? "running (paused)" : "running");
-		virDomainFree(d);
-		return op == VIRT_OP_UNDEFINE ? -EBUSY : -EINVAL;
+		return undefine ? -EBUSY : -EINVAL;
 	}
-	if (active == 0 && (op == VIRT_OP_SHUTDOWN || op == VIRT_OP_DESTROY)) {
+	if (active == 0 && (kind == VIRT_OPK_SHUTDOWN || kind == VIRT_OPK_DESTROY)) {
 		virt_set_err(err, errlen, "VM %s is not running", name);
-		virDomainFree(d);
 		return -EINVAL;
 	}
-	int r = 0;
-	switch (op) {
-	case VIRT_OP_START:
-		r = virDomainCreate(d);
-		break;
-	case VIRT_OP_SHUTDOWN:
-		r = virDomainShutdown(d);
-		break;
-	case VIRT_OP_DESTROY:
-		r = virDomainDestroy(d);
-		break;
-	case VIRT_OP_UNDEFINE: {
-		/* NVRAM is kept: it is the guest's firmware state, not ours to
-		 * delete. Drivers that know fewer flags (the test driver) get the
-		 * two every driver knows. */
-		r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-		                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-		                                  VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
-		                                  VIR_DOMAIN_UNDEFINE_KEEP_NVRAM);
-		if (r < 0 && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
-			r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-			                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
-		break;
-	}
-	}
-	if (r < 0) {
-		rc = virt_failed(v, err, errlen, what);
-		virDomainFree(d);
-		char q[600];
-		MV_INFO("virt", "vm %s refused name=%s error=%s", verb[op], name,
-		        mv_log_quote(q, sizeof(q), err != NULL ? err : ""));
-		return rc;
-	}
-	char ignored[VIRT_NAME_MAX];
-	virt_cache_refresh(v, d, ignored);
-	virDomainFree(d);
-	MV_INFO("virt", "vm %s name=%s", done[op], name);
 	return 0;
 }
 
-int virt_vm_start(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
+static int virt_do_act(const struct virt_reader *rd, enum virt_op_kind kind, const char *key,
+                       struct virt_op_out *o)
 {
-	return virt_op(v, VIRT_OP_START, name_or_uuid, err, errlen);
-}
-
-int virt_vm_shutdown(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
-{
-	return virt_op(v, VIRT_OP_SHUTDOWN, name_or_uuid, err, errlen);
-}
-
-int virt_vm_destroy(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
-{
-	return virt_op(v, VIRT_OP_DESTROY, name_or_uuid, err, errlen);
-}
-
-int virt_vm_undefine(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
-{
-	return virt_op(v, VIRT_OP_UNDEFINE, name_or_uuid, err, errlen);
-}
-
-/* What virt_meta_write takes from `want`; the rest is kept as read. */
-#define VIRT_META_HA 1u /* ha and priority */
-#define VIRT_META_EPOCH 2u
-#define VIRT_META_GROUP 4u
-#define VIRT_META_DESIRED 8u /* written only when it differs */
-
-/* Rewrites <meshvisor:vm/> with the given values, in the persistent config
- * and (when active) the live definition. */
-static int virt_meta_write(struct virt *v, const char *key, const struct virt_vm *want,
-                           unsigned what_set, char *err, size_t errlen)
-{
+	static const char *const verb[] = {"start", "shut down", "destroy", "undefine"};
+	static const char *const done[] = {"started", "shutting down", "destroyed", "undefined"};
+	unsigned i = (unsigned)(kind - VIRT_OPK_START);
+	char *err = o->res.err;
+	size_t errlen = sizeof(o->res.err);
 	virDomainPtr d;
-	int rc = virt_lookup(v, key, &d, err, errlen);
+	char name[VIRT_NAME_MAX], what[VIRT_NAME_MAX + 64];
+	int rc = virt_rd_lookup_what(rd, key, verb[i], &d, name, what, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = virt_do_act_check(rd, d, kind, name, what, err, errlen);
+	if (rc == 0 && virt_do_act_call(d, kind) < 0) {
+		rc = virt_reader_failed(rd, err, errlen, what);
+		char q[600];
+		snprintf(o->log, sizeof(o->log), "vm %s refused name=%s error=%s", verb[i], name,
+		         mv_log_quote(q, sizeof(q), err));
+	} else if (rc == 0) {
+		virt_op_reread(rd, d, o);
+		snprintf(o->log, sizeof(o->log), "vm %s name=%s", done[i], name);
+	}
+	virDomainFree(d);
+	return rc;
+}
+
+/* What virt_do_meta takes from the request; the rest is kept as read. */
+static unsigned virt_meta_what(const struct virt_op_req *req)
+{
+	switch (req->kind) {
+	case VIRT_OPK_SET_HA:
+		return 1u /* ha and priority */ | (req->group != NULL ? 4u : 0u);
+	case VIRT_OPK_SET_EPOCH:
+		return 2u;
+	default:
+		return 8u; /* desired: written only when it differs */
+	}
+}
+
+/* Rewrites <meshvisor:vm/> with the request's values, in the persistent
+ * config and (when active) the live definition. */
+static int virt_do_meta(const struct virt_reader *rd, const struct virt_op_req *req,
+                        struct virt_op_out *o)
+{
+	char *err = o->res.err;
+	size_t errlen = sizeof(o->res.err);
+	unsigned what_set = virt_meta_what(req);
+	virDomainPtr d;
+	int rc = virt_rd_lookup(rd, req->key, &d, err, errlen);
 	if (rc < 0)
 		return rc;
 	struct virt_vm vm;
-	rc = virt_vm_read(v, d, &vm, err, errlen);
-	if (rc < 0) {
-		virDomainFree(d);
+	rc = virt_dom_read(rd, d, &vm, err, errlen);
+	if (rc < 0 || (what_set == 8u && vm.desired == req->desired)) {
+		virDomainFree(d); /* unreadable, or unchanged: nothing to write */
 		return rc;
 	}
-	if (what_set == VIRT_META_DESIRED && vm.desired == want->desired) {
-		virDomainFree(d); /* unchanged: nothing to write */
-		return 0;
+	if (what_set & 1u) {
+		vm.ha = req->ha;
+		vm.priority = req->priority;
 	}
-	if (what_set & VIRT_META_HA) {
-		vm.ha = want->ha;
-		vm.priority = want->priority;
-	}
-	if (what_set & VIRT_META_EPOCH)
-		vm.epoch = want->epoch;
-	if (what_set & VIRT_META_GROUP)
-		snprintf(vm.group, sizeof(vm.group), "%s", want->group);
-	if (what_set & VIRT_META_DESIRED)
-		vm.desired = want->desired;
+	if (what_set & 2u)
+		vm.epoch = req->epoch;
+	if (what_set & 4u)
+		snprintf(vm.group, sizeof(vm.group), "%s", req->group);
+	if (what_set & 8u)
+		vm.desired = req->desired;
 	char xml[200 + VIRT_GROUP_MAX];
 	virt_meta_format(xml, sizeof(xml), &vm, vm.epoch);
 	char what[VIRT_NAME_MAX + 64];
 	snprintf(what, sizeof(what), "cannot set meshvisor metadata of VM %s", vm.name);
 	int active = virDomainIsActive(d);
-	if (active < 0) {
-		rc = virt_failed(v, err, errlen, what);
-		virDomainFree(d);
-		return rc;
-	}
 	unsigned flags = (vm.persistent ? VIR_DOMAIN_AFFECT_CONFIG : 0) |
 	                 (active == 1 ? VIR_DOMAIN_AFFECT_LIVE : 0);
-	if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, xml, VIRT_META_PREFIX,
-	                         VIRT_META_NS, flags) < 0) {
-		rc = virt_failed(v, err, errlen, what);
+	if (active < 0 || virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, xml,
+	                                       VIRT_META_PREFIX, VIRT_META_NS, flags) < 0) {
+		rc = virt_reader_failed(rd, err, errlen, what);
 		virDomainFree(d);
 		return rc;
 	}
-	char ignored[VIRT_NAME_MAX];
-	virt_cache_refresh(v, d, ignored);
+	virt_op_reread(rd, d, o);
 	virDomainFree(d);
-	MV_INFO("virt",
-	        "vm metadata set name=%s ha=%s priority=%d epoch=%" PRIu64 " group=%s desired=%s",
-	        vm.name, vm.ha ? "yes" : "no", vm.priority, vm.epoch, vm.group,
-	        virt_desired_name(vm.desired));
+	snprintf(o->log, sizeof(o->log),
+	         "vm metadata set name=%s ha=%s priority=%d epoch=%" PRIu64 " group=%s desired=%s",
+	         vm.name, vm.ha ? "yes" : "no", vm.priority, vm.epoch, vm.group,
+	         virt_desired_name(vm.desired));
 	return 0;
+}
+
+/* The request's own arguments; 0 or -EINVAL with the reason. */
+static int virt_op_check(const struct virt_op_req *req, char *err, size_t errlen)
+{
+	switch (req->kind) {
+	case VIRT_OPK_SET_HA:
+		if (req->priority < 0 || req->priority > VIRT_PRIORITY_MAX) {
+			virt_set_err(err, errlen, "restart priority must be 0 to %d, got %d",
+			             VIRT_PRIORITY_MAX, req->priority);
+			return -EINVAL;
+		}
+		if (req->group != NULL && !virt_group_valid(req->group)) {
+			if (strlen(req->group) >= VIRT_GROUP_MAX)
+				virt_set_err(err, errlen,
+				             "anti-affinity group is longer than %d characters",
+				             VIRT_GROUP_MAX - 1);
+			else
+				virt_set_err(
+				    err, errlen,
+				    "anti-affinity group '%.*s' may only use letters, digits, "
+				    "'.', '_' and '-'",
+				    VIRT_GROUP_MAX, req->group);
+			return -EINVAL;
+		}
+		return 0;
+	case VIRT_OPK_SET_DESIRED:
+		if (req->desired != VIRT_DESIRED_RUNNING && req->desired != VIRT_DESIRED_STOPPED) {
+			virt_set_err(err, errlen,
+			             "desired state must be running or stopped, got %d",
+			             (int)req->desired);
+			return -EINVAL;
+		}
+		return 0;
+	case VIRT_OPK_FIND:
+	case VIRT_OPK_DEFINE:
+	case VIRT_OPK_START:
+	case VIRT_OPK_SHUTDOWN:
+	case VIRT_OPK_DESTROY:
+	case VIRT_OPK_UNDEFINE:
+	case VIRT_OPK_SET_EPOCH:
+		return 0;
+	}
+	virt_set_err(err, errlen, "unknown VM operation %d", (int)req->kind);
+	return -EINVAL;
+}
+
+/* The primitive: the request's libvirt round trips through rd (any
+ * thread when rd has no struct virt). */
+static int virt_op_exec(const struct virt_reader *rd, const struct virt_op_req *req,
+                        struct virt_op_out *o)
+{
+	virt_test_slow_op();
+	int rc;
+	switch (req->kind) {
+	case VIRT_OPK_FIND:
+		rc = virt_do_find(rd, req->key, o);
+		break;
+	case VIRT_OPK_DEFINE:
+		rc = virt_do_define(rd, req->xml, o);
+		break;
+	case VIRT_OPK_START:
+	case VIRT_OPK_SHUTDOWN:
+	case VIRT_OPK_DESTROY:
+	case VIRT_OPK_UNDEFINE:
+		rc = virt_do_act(rd, req->kind, req->key, o);
+		break;
+	default:
+		rc = virt_do_meta(rd, req, o);
+		break;
+	}
+	o->res.rc = rc;
+	return rc;
+}
+
+/* On the loop: the primitive's findings into the cache and the log; a
+ * connection that died under the call (c, the one it used) is LOST. */
+static void virt_op_apply(struct virt *v, virConnectPtr c, struct virt_op_out *o)
+{
+	switch (o->after) {
+	case VIRT_AFTER_VM:
+		if (virt_cache_upsert(v, &o->res.vm) < 0)
+			MV_ERROR("virt", "out of memory caching VM name=%s", o->res.vm.name);
+		break;
+	case VIRT_AFTER_GONE:
+		virt_cache_remove(v, o->uuid);
+		break;
+	case VIRT_AFTER_UNREAD: {
+		char q[600];
+		MV_WARN("virt", "cannot refresh VM name=%s error=%s", o->name,
+		        mv_log_quote(q, sizeof(q), o->refresh_err));
+		break;
+	}
+	case VIRT_AFTER_NONE:
+		break;
+	}
+	if (o->log[0] != '\0')
+		MV_INFO("virt", "%s", o->log);
+	if (o->res.rc == -ENOTCONN && c != NULL && c == v->conn) {
+		char why[600];
+		snprintf(why, sizeof(why), "libvirt connection lost: %s", o->res.err);
+		virt_lost(v, why); /* nothing when the loop knew already */
+	}
+}
+
+/* A request on the loop, synchronously: 0 or -errno with err filled. */
+static int virt_op_run(struct virt *v, const struct virt_op_req *req, struct virt_op_out *o,
+                       char *err, size_t errlen)
+{
+	memset(o, 0, sizeof(*o));
+	int rc = virt_op_check(req, o->res.err, sizeof(o->res.err));
+	if (rc == 0 && !virt_connected(v))
+		rc = virt_unreachable(v, o->res.err, sizeof(o->res.err));
+	if (rc == 0) {
+		struct virt_reader rd = {.v = v, .c = v->conn};
+		rc = virt_op_exec(&rd, req, o);
+		virt_op_apply(v, rd.c, o);
+	}
+	if (rc < 0)
+		virt_set_err(err, errlen, "%s", o->res.err);
+	return rc;
+}
+
+int virt_vm_find(struct virt *v, const char *name_or_uuid, struct virt_vm *out, char *err,
+                 size_t errlen)
+{
+	struct virt_op_out o;
+	struct virt_op_req req = {.kind = VIRT_OPK_FIND, .key = name_or_uuid};
+	int rc = virt_op_run(v, &req, &o, err, errlen);
+	if (rc == 0 && out != NULL)
+		*out = o.res.vm;
+	return rc;
+}
+
+int virt_vm_cached(struct virt *v, const char *name_or_uuid, struct virt_vm *out, char *err,
+                   size_t errlen)
+{
+	if (!virt_connected(v))
+		return virt_unreachable(v, err, errlen);
+	const char *key = name_or_uuid;
+	if (key == NULL || key[0] == '\0') {
+		virt_set_err(err, errlen, "no VM name or UUID given");
+		return -EINVAL;
+	}
+	const struct virt_vm *by_name = NULL, *by_uuid = NULL;
+	for (size_t i = 0; i < v->n_vms; i++) {
+		if (strcmp(v->vms[i].name, key) == 0)
+			by_name = &v->vms[i];
+		if (strcasecmp(v->vms[i].uuid, key) == 0)
+			by_uuid = &v->vms[i];
+	}
+	if (by_name != NULL && by_uuid != NULL && by_name != by_uuid) {
+		virt_set_err(err, errlen,
+		             "'%s' is ambiguous: it is the name of one VM (UUID %s) and the UUID "
+		             "of another (%s); name the VM by its UUID",
+		             key, by_name->uuid, by_uuid->name);
+		return -EEXIST;
+	}
+	const struct virt_vm *vm = by_name != NULL ? by_name : by_uuid;
+	if (vm == NULL) {
+		virt_set_err(err, errlen, "no VM named %s on this host", key);
+		return -ENOENT;
+	}
+	if (out != NULL)
+		*out = *vm;
+	return 0;
+}
+
+int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *err, size_t errlen)
+{
+	struct virt_op_out o;
+	struct virt_op_req req = {.kind = VIRT_OPK_DEFINE, .xml = xml};
+	int rc = virt_op_run(v, &req, &o, err, errlen);
+	if (rc == 0 && out != NULL)
+		*out = o.res.vm;
+	return rc;
+}
+
+static int virt_op_key(struct virt *v, enum virt_op_kind kind, const char *key, char *err,
+                       size_t errlen)
+{
+	struct virt_op_out o;
+	struct virt_op_req req = {.kind = kind, .key = key};
+	return virt_op_run(v, &req, &o, err, errlen);
+}
+
+int virt_vm_start(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
+{
+	return virt_op_key(v, VIRT_OPK_START, name_or_uuid, err, errlen);
+}
+
+int virt_vm_shutdown(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
+{
+	return virt_op_key(v, VIRT_OPK_SHUTDOWN, name_or_uuid, err, errlen);
+}
+
+int virt_vm_destroy(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
+{
+	return virt_op_key(v, VIRT_OPK_DESTROY, name_or_uuid, err, errlen);
+}
+
+int virt_vm_undefine(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
+{
+	return virt_op_key(v, VIRT_OPK_UNDEFINE, name_or_uuid, err, errlen);
 }
 
 int virt_vm_set_ha(struct virt *v, const char *name_or_uuid, bool on, int priority, char *err,
                    size_t errlen)
 {
-	if (priority < 0 || priority > VIRT_PRIORITY_MAX) {
-		virt_set_err(err, errlen, "restart priority must be 0 to %d, got %d",
-		             VIRT_PRIORITY_MAX, priority);
-		return -EINVAL;
-	}
-	struct virt_vm want = {.ha = on, .priority = priority};
-	return virt_meta_write(v, name_or_uuid, &want, VIRT_META_HA, err, errlen);
+	return virt_vm_set_ha_group(v, name_or_uuid, on, priority, NULL, err, errlen);
 }
 
 int virt_vm_set_ha_group(struct virt *v, const char *name_or_uuid, bool on, int priority,
                          const char *group, char *err, size_t errlen)
 {
-	if (priority < 0 || priority > VIRT_PRIORITY_MAX) {
-		virt_set_err(err, errlen, "restart priority must be 0 to %d, got %d",
-		             VIRT_PRIORITY_MAX, priority);
-		return -EINVAL;
-	}
-	if (group != NULL && !virt_group_valid(group)) {
-		if (strlen(group) >= VIRT_GROUP_MAX)
-			virt_set_err(err, errlen,
-			             "anti-affinity group is longer than %d characters",
-			             VIRT_GROUP_MAX - 1);
-		else
-			virt_set_err(
-			    err, errlen,
-			    "anti-affinity group '%.*s' may only use letters, digits, '.', '_' "
-			    "and '-'",
-			    VIRT_GROUP_MAX, group);
-		return -EINVAL;
-	}
-	struct virt_vm want = {.ha = on, .priority = priority};
-	if (group != NULL)
-		snprintf(want.group, sizeof(want.group), "%s", group);
-	return virt_meta_write(v, name_or_uuid, &want,
-	                       VIRT_META_HA | (group != NULL ? VIRT_META_GROUP : 0u), err, errlen);
+	struct virt_op_out o;
+	struct virt_op_req req = {.kind = VIRT_OPK_SET_HA,
+	                          .key = name_or_uuid,
+	                          .ha = on,
+	                          .priority = priority,
+	                          .group = group};
+	return virt_op_run(v, &req, &o, err, errlen);
 }
 
 int virt_vm_set_epoch(struct virt *v, const char *name_or_uuid, uint64_t epoch, char *err,
                       size_t errlen)
 {
-	struct virt_vm want = {.epoch = epoch};
-	return virt_meta_write(v, name_or_uuid, &want, VIRT_META_EPOCH, err, errlen);
+	struct virt_op_out o;
+	struct virt_op_req req = {.kind = VIRT_OPK_SET_EPOCH, .key = name_or_uuid, .epoch = epoch};
+	return virt_op_run(v, &req, &o, err, errlen);
 }
 
 int virt_vm_set_desired(struct virt *v, const char *name_or_uuid, enum virt_desired d, char *err,
                         size_t errlen)
 {
-	if (d != VIRT_DESIRED_RUNNING && d != VIRT_DESIRED_STOPPED) {
-		virt_set_err(err, errlen, "desired state must be running or stopped, got %d",
-		             (int)d);
-		return -EINVAL;
+	struct virt_op_out o;
+	struct virt_op_req req = {.kind = VIRT_OPK_SET_DESIRED, .key = name_or_uuid, .desired = d};
+	return virt_op_run(v, &req, &o, err, errlen);
+}
+
+/* ---- operator jobs on the worker ---------------------------------------- */
+/*
+ * One in flight per struct virt (v->op_job, counted by virt_conn_job_busy:
+ * see virt_host_refresh_async), the rest queued in order (v->opq, at most
+ * VIRT_OPQ_MAX from virt_vm_op_async; virt_vm_op_next goes to the front,
+ * so a job's next step runs before anyone else's). The queue moves on when
+ * the job in flight is done and whenever another worker call on the
+ * connection ends (virt_opq_kick).
+ */
+struct virt_op_job {
+	struct hvwork_job j;
+	struct virt_op_job *next;
+	struct virt *v; /* set while in flight; NULL once virt_free ran */
+	virConnectPtr c;
+	struct virt_op_req req; /* key, xml and group are the job's copies */
+	bool cont;              /* a command's next step (virt_vm_op_next) */
+	struct virt_op_out out;
+	virt_op_result_fn done;
+	void *ud;
+};
+
+static void virt_opjob_free(struct virt_op_job *q)
+{
+	if (q->c != NULL)
+		virConnectClose(q->c);
+	free((char *)q->req.key);
+	free((char *)q->req.xml);
+	free((char *)q->req.group);
+	free(q);
+}
+
+static char *virt_strdup_opt(const char *s, bool *fail)
+{
+	if (s == NULL)
+		return NULL;
+	char *d = strdup(s);
+	if (d == NULL)
+		*fail = true;
+	return d;
+}
+
+static struct virt_op_job *virt_opjob_new(const struct virt_op_req *req, virt_op_result_fn done,
+                                          void *ud)
+{
+	struct virt_op_job *q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return NULL;
+	bool fail = false;
+	q->req = *req;
+	q->req.key = virt_strdup_opt(req->key, &fail);
+	q->req.xml = virt_strdup_opt(req->xml, &fail);
+	q->req.group = virt_strdup_opt(req->group, &fail);
+	q->done = done;
+	q->ud = ud;
+	if (fail) {
+		virt_opjob_free(q);
+		return NULL;
 	}
-	struct virt_vm want = {.desired = d};
-	return virt_meta_write(v, name_or_uuid, &want, VIRT_META_DESIRED, err, errlen);
+	return q;
+}
+
+static void virt_opjob_work(struct hvwork_job *j)
+{
+	struct virt_op_job *q = j->data;
+	struct virt_reader rd = {.c = q->c};
+	virt_op_exec(&rd, &q->req, &q->out);
+}
+
+/* Hands q's result to its caller (v NULL once virt_free ran) and frees it. */
+static void virt_opjob_deliver(struct virt *v, struct virt_op_job *q, int status)
+{
+	if (v != NULL)
+		v->op_delivering++;
+	q->done(v, status, &q->out.res, q->ud);
+	if (v != NULL)
+		v->op_delivering--;
+	virt_opjob_free(q);
+}
+
+static void virt_opq_kick(struct virt *v);
+
+static void virt_opjob_done(struct hvwork_job *j, int status)
+{
+	struct virt_op_job *q = j->data;
+	struct virt *v = q->v;
+	if (v == NULL) {
+		virt_opjob_deliver(NULL, q, -ECANCELED);
+		return;
+	}
+	if (status == 0)
+		virt_op_apply(v, q->c, &q->out);
+	/* still in flight while its caller hears of it: what the caller asks
+	 * for now queues behind (or, virt_vm_op_next, in front) */
+	virt_opjob_deliver(v, q, status);
+	v->op_job = NULL;
+	virt_opq_kick(v);
+}
+
+/* The reason a job could not be handed to the worker, in err. */
+static int virt_opjob_refused(const struct virt *v, int rc, char *err, size_t errlen)
+{
+	if (rc == -ENOTCONN)
+		return virt_unreachable(v, err, errlen);
+	if (rc == -EAGAIN)
+		virt_set_err(err, errlen,
+		             "busy: the hypervisor worker's queue is full; try again shortly");
+	else if (rc == -ESHUTDOWN)
+		virt_set_err(err, errlen, "the agent is stopping");
+	else
+		virt_set_err(err, errlen, "cannot queue the libvirt call: %s", strerror(-rc));
+	return rc;
+}
+
+/* Starts q on the worker's general lane: 0 (v->op_job is q), or -errno
+ * with nothing started. */
+static int virt_opjob_start(struct virt *v, struct virt_op_job *q)
+{
+	if (!virt_connected(v))
+		return -ENOTCONN;
+	int rc =
+	    virt_conn_submit(v, HVWORK_GENERAL, &q->j, virt_opjob_work, virt_opjob_done, q, &q->c);
+	if (rc < 0)
+		return rc;
+	q->v = v;
+	v->op_job = q;
+	return 0;
+}
+
+/* Whether a new operator command must wait for a critical start's retry
+ * (a command's next step never waits: it holds the command's turn). */
+static bool virt_opq_yielding(const struct virt *v)
+{
+	return v->opq != NULL && !v->opq->cont && v->loop != NULL &&
+	       uv_now(v->loop) < v->op_yield_until;
+}
+
+/* Starts the first queued job when the connection has no worker call in
+ * flight; one that cannot start is answered at once (the agent stopping:
+ * status -ECANCELED) and the next tried. */
+static void virt_opq_kick(struct virt *v)
+{
+	while (v->opq != NULL && !virt_conn_job_busy(v) && !virt_opq_yielding(v)) {
+		struct virt_op_job *q = v->opq;
+		v->opq = q->next;
+		v->opq_n--;
+		q->next = NULL;
+		int rc = virt_opjob_start(v, q);
+		if (rc == 0)
+			return;
+		q->out.res.rc = virt_opjob_refused(v, rc, q->out.res.err, sizeof(q->out.res.err));
+		virt_opjob_deliver(v, q, rc == -ESHUTDOWN ? -ECANCELED : 0);
+	}
+}
+
+/* A job for the request, or NULL with err and *rc set. */
+static struct virt_op_job *virt_opjob_make(struct virt *v, const struct virt_op_req *req,
+                                           virt_op_result_fn done, void *ud, int *rc, char *err,
+                                           size_t errlen)
+{
+	if (v->worker == NULL) {
+		virt_set_err(err, errlen, "no hypervisor worker");
+		*rc = -ENOTSUP;
+		return NULL;
+	}
+	if ((*rc = virt_op_check(req, err, errlen)) < 0)
+		return NULL;
+	struct virt_op_job *q = virt_opjob_new(req, done, ud);
+	if (q == NULL) {
+		virt_set_err(err, errlen, "out of memory");
+		*rc = -ENOMEM;
+	}
+	return q;
+}
+
+int virt_vm_op_async(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done,
+                     void *ud, char *err, size_t errlen)
+{
+	if (v->opq_n >= VIRT_OPQ_MAX) {
+		virt_set_err(err, errlen,
+		             "busy: %u libvirt calls are already queued on this host; try again "
+		             "shortly",
+		             (unsigned)v->opq_n);
+		return -EAGAIN;
+	}
+	int rc;
+	struct virt_op_job *q = virt_opjob_make(v, req, done, ud, &rc, err, errlen);
+	if (q == NULL)
+		return rc;
+	if (v->opq == NULL && !virt_conn_job_busy(v) && !virt_opq_yielding(v)) {
+		rc = virt_opjob_start(v, q);
+		if (rc < 0) {
+			virt_opjob_free(q);
+			return virt_opjob_refused(v, rc, err, errlen);
+		}
+		return 0;
+	}
+	struct virt_op_job **t = &v->opq;
+	while (*t != NULL)
+		t = &(*t)->next;
+	*t = q;
+	v->opq_n++;
+	return 0;
+}
+
+int virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done, void *ud,
+                    char *err, size_t errlen)
+{
+	int rc;
+	struct virt_op_job *q = virt_opjob_make(v, req, done, ud, &rc, err, errlen);
+	if (q == NULL)
+		return rc;
+	q->cont = true;
+	q->next = v->opq;
+	v->opq = q;
+	v->opq_n++;
+	if (v->op_delivering == 0)
+		virt_opq_kick(v);
+	return 0;
+}
+
+size_t virt_vm_op_queued(const struct virt *v)
+{
+	return v->opq_n + (v->op_job != NULL ? 1u : 0u);
+}
+
+/* virt_free: the queued jobs are answered (-ECANCELED, v NULL), the one in
+ * flight is when it comes back. */
+static void virt_opq_cancel(struct virt *v)
+{
+	if (v->op_job != NULL)
+		v->op_job->v = NULL;
+	v->op_job = NULL;
+	while (v->opq != NULL) {
+		struct virt_op_job *q = v->opq;
+		v->opq = q->next;
+		v->opq_n--;
+		q->out.res.rc = -ECANCELED;
+		virt_set_err(q->out.res.err, sizeof(q->out.res.err), "the agent is stopping");
+		virt_opjob_deliver(NULL, q, -ECANCELED);
+	}
 }
 
 /* ---- migration: worker-safe helpers ------------------------------------ */
@@ -2440,13 +2936,15 @@ int virt_vm_job_stats(struct virt *v, const char *name_or_uuid, bool completed,
 
 int virt_vm_abort_job(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
 {
+	if (!virt_connected(v))
+		return virt_unreachable(v, err, errlen);
+	struct virt_reader rd = {.v = v, .c = v->conn};
 	virDomainPtr d;
-	int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
+	char name[VIRT_NAME_MAX], what[VIRT_NAME_MAX + 64];
+	int rc =
+	    virt_rd_lookup_what(&rd, name_or_uuid, "abort the job of", &d, name, what, err, errlen);
 	if (rc < 0)
 		return rc;
-	char name[VIRT_NAME_MAX], what[VIRT_NAME_MAX + 64];
-	snprintf(name, sizeof(name), "%s", virDomainGetName(d));
-	snprintf(what, sizeof(what), "cannot abort the job of VM %s", name);
 	/* Ours, not the driver's wording: "no job" reads the same everywhere. */
 	virDomainJobInfo info;
 	if (virDomainGetJobInfo(d, &info) == 0 && info.type == VIR_DOMAIN_JOB_NONE) {
@@ -2528,6 +3026,7 @@ static void virt_export_done(struct hvwork_job *j, int status)
 	if (e->v != NULL) {
 		e->v->export_job = NULL;
 		e->done(e->v, status, e->xmls, e->n, e->ud);
+		virt_opq_kick(e->v);
 	}
 	virt_export_job_free(e);
 }
@@ -2609,6 +3108,7 @@ static void virt_start_done(struct hvwork_job *j, int status)
 	if (sj->v != NULL) {
 		sj->v->start_job = NULL;
 		sj->done(sj->v, status, sj->rc, sj->err, sj->ud);
+		virt_opq_kick(sj->v);
 	}
 	virConnectClose(sj->c);
 	free(sj->key);
@@ -2620,8 +3120,13 @@ int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
 {
 	if (v->worker == NULL)
 		return -ENOTSUP;
-	if (virt_conn_job_busy(v))
+	if (virt_conn_job_busy(v)) {
+		/* operators' commands must not starve a crash restart: the next
+		 * one waits up to VIRT_OP_YIELD_MS for this caller's retry */
+		if ((v->op_job != NULL || v->opq != NULL) && v->loop != NULL)
+			v->op_yield_until = uv_now(v->loop) + VIRT_OP_YIELD_MS;
 		return -EBUSY;
+	}
 	struct virt_start_job *sj = calloc(1, sizeof(*sj));
 	if (sj == NULL || (sj->key = strdup(key)) == NULL) {
 		free(sj);
@@ -2637,6 +3142,7 @@ int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
 		return rc;
 	}
 	v->start_job = sj;
+	v->op_yield_until = 0;
 	return 0;
 }
 

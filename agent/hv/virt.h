@@ -60,7 +60,8 @@
  * (and read the capabilities and node info there); virt_host_info returns
  * the figures last read there and renews them; virt_check makes no round
  * trip. A slow or stopped libvirtd then holds worker threads, not the
- * loop, unless the agent itself asks (the virt_vm_* calls, events).
+ * loop, unless the agent itself asks (the synchronous virt_vm_* calls,
+ * events); virt_vm_op_async runs the operator's calls there too.
  * virt_vms() and virt_health() only read the cache.
  *
  * Ownership: struct virt owns its connection and cache. virt_health() and
@@ -293,6 +294,13 @@ const char *virt_stop_reason_name(enum virt_stop_reason r);
  */
 int virt_vm_find(struct virt *v, const char *name_or_uuid, struct virt_vm *out, char *err,
                  size_t errlen);
+/* virt_vm_find from the cache, without a libvirt round trip: the same
+ * results and messages (-ENOTCONN when libvirt is unreachable, -ENOENT,
+ * -EEXIST for an ambiguous key), as of the last event, reconcile or
+ * operator call. For callers that must not wait on libvirt (the loop),
+ * right after a look-up on the worker refreshed the entry. */
+int virt_vm_cached(struct virt *v, const char *name_or_uuid, struct virt_vm *out, char *err,
+                   size_t errlen);
 /* Defines a persistent VM; *out (may be NULL) gets its name, UUID, ... */
 int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *err, size_t errlen);
 int virt_vm_start(struct virt *v, const char *name_or_uuid, char *err, size_t errlen);
@@ -328,6 +336,84 @@ int virt_vm_set_desired(struct virt *v, const char *name_or_uuid, enum virt_desi
                         size_t errlen);
 /* "running", "stopped". */
 const char *virt_desired_name(enum virt_desired d);
+
+/* ---- operator jobs on the worker ------------------------------------------ */
+/*
+ * The calls above, on the worker (virt_options.worker), so that a slow or
+ * stopped libvirtd holds a worker thread, not the loop: each runs on the
+ * general lane through the job's own reference on the connection, and
+ * done runs on the loop afterwards, once, with the cache already updated
+ * (the VM as read after the call, or removed when it is gone) and a
+ * connection that died under the call marked lost, as the synchronous
+ * call would have. Result and err (wording included) are the synchronous
+ * call's.
+ *
+ * Order: one operator job per struct virt is in flight at a time (and
+ * none while another worker call on the connection is: see
+ * virt_host_refresh_async in virt.c), the rest wait in the order asked,
+ * at most VIRT_OPQ_MAX of them. virt_vm_op_next, called from a done
+ * callback, queues the caller's next step in FRONT of the queue, so that
+ * a command of several steps runs as one, before anyone else's.
+ */
+enum virt_op_kind {
+	VIRT_OPK_FIND = 0,    /* virt_vm_find(key) */
+	VIRT_OPK_DEFINE,      /* virt_vm_define(xml) */
+	VIRT_OPK_START,       /* virt_vm_start(key) */
+	VIRT_OPK_SHUTDOWN,    /* virt_vm_shutdown(key) */
+	VIRT_OPK_DESTROY,     /* virt_vm_destroy(key) */
+	VIRT_OPK_UNDEFINE,    /* virt_vm_undefine(key) */
+	VIRT_OPK_SET_HA,      /* virt_vm_set_ha_group(key, ha, priority, group) */
+	VIRT_OPK_SET_EPOCH,   /* virt_vm_set_epoch(key, epoch) */
+	VIRT_OPK_SET_DESIRED, /* virt_vm_set_desired(key, desired) */
+};
+
+struct virt_op_req {
+	enum virt_op_kind kind;
+	const char *key;           /* name or UUID (copied) */
+	const char *xml;           /* DEFINE (copied) */
+	bool ha;                   /* SET_HA */
+	int priority;              /* SET_HA */
+	const char *group;         /* SET_HA: NULL keeps the current one (copied) */
+	uint64_t epoch;            /* SET_EPOCH */
+	enum virt_desired desired; /* SET_DESIRED */
+};
+
+struct virt_op_result {
+	int rc;        /* 0 or the synchronous call's -errno */
+	char err[512]; /* its message when rc < 0 */
+	bool have_vm;  /* vm is the VM as read after the call (FIND, DEFINE: the VM) */
+	struct virt_vm vm;
+};
+
+/* Operator jobs that may wait behind the one in flight. */
+#define VIRT_OPQ_MAX 32
+/* A crash restart's start (virt_vm_start_async) refused -EBUSY because
+ * operator work holds the connection: no new operator command starts for
+ * this long (a command's next step still does), so that its retry (100 ms
+ * later, ha.c) gets the connection first; operators' commands never
+ * starve HA restarts. */
+#define VIRT_OP_YIELD_MS 1000
+
+/* status: 0 (res says how the call went), or -ECANCELED: the worker
+ * stopped or virt_free ran (then v is NULL), nothing was done. res is
+ * valid during the call only. Never virt_free() v from here. */
+typedef void (*virt_op_result_fn)(struct virt *v, int status, const struct virt_op_result *res,
+                                  void *ud);
+/* 0 when queued (done will run, never from inside this call); else
+ * nothing queued and err says why: -ENOTSUP without a worker, -EINVAL bad
+ * arguments (as the synchronous call), -ENOTCONN libvirt unreachable,
+ * -EAGAIN busy (VIRT_OPQ_MAX queued, or the lane is full: "busy ... try
+ * again"), -ENOMEM. A job that cannot start when its turn comes (libvirt
+ * went away meanwhile) gets done with status 0 and res->rc -ENOTCONN. */
+int virt_vm_op_async(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done,
+                     void *ud, char *err, size_t errlen);
+/* The same from inside a done callback: the step runs next, before what
+ * others queued (no VIRT_OPQ_MAX bound: a command's next step is never
+ * refused for being busy). */
+int virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done, void *ud,
+                    char *err, size_t errlen);
+/* Operator jobs in flight or queued. */
+size_t virt_vm_op_queued(const struct virt *v);
 
 /* ---- migration and moves ------------------------------------------------ */
 /*
@@ -528,8 +614,10 @@ int virt_vm_export_xml_async(struct virt *v, const char *const *keys, size_t n,
  * (the lifecycle event that follows does). done runs on the loop: status
  * -ECANCELED (the worker stopped: nothing was done), else 0 with rc and
  * err as virt_vm_start's. Returns 0 when started, -EBUSY while another
- * worker call on the connection runs, -ENOTSUP without a worker (start
- * here instead), -ENOTCONN, -ENOMEM, -EAGAIN. */
+ * worker call on the connection runs (when that is operator work, the
+ * operators' next command waits for the retry: VIRT_OP_YIELD_MS),
+ * -ENOTSUP without a worker (start here instead), -ENOTCONN, -ENOMEM,
+ * -EAGAIN. */
 typedef void (*virt_op_done_fn)(struct virt *v, int status, int rc, const char *err, void *ud);
 int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
                         virt_op_done_fn done, void *ud);
@@ -620,6 +708,9 @@ void virt_inject_close(struct virt *v);
 void virt_test_set_delay(unsigned ms);
 /* The same for every open of a connection (a daemon slow to accept). */
 void virt_test_set_open_delay(unsigned ms);
+/* The same for every operator call (virt_vm_find, _define, _start, ...,
+ * the metadata setters), synchronous or on the worker. */
+void virt_test_set_op_delay(unsigned ms);
 #endif /* MV_TEST_HOOKS */
 
 #endif

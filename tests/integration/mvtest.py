@@ -795,6 +795,27 @@ def json_stream(text, what="output"):
 
 # ---- raw TLS client (for the malformed-frame tests) ------------------------
 
+def preload_env(t, lib_var, lib_name, settings):
+    """The environment that makes an agent load the LD_PRELOAD shim built
+    as lib_name (tests/integration; its path also in $lib_var), with the
+    shim's own settings (a dict) added. An ASan build wants its runtime
+    first."""
+    lib = os.environ.get(lib_var) or os.path.join(
+        os.path.dirname(t.binary), "tests", "integration", lib_name)
+    if not os.path.exists(lib):
+        raise TestFailure("shim %s not found (build it, or set %s)" % (lib, lib_var))
+    preload = [lib]
+    r = subprocess.run(["ldd", t.binary], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                       text=True)
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith("libasan") and len(parts) >= 3:
+            preload.insert(0, parts[2])
+    env = {"LD_PRELOAD": ":".join(preload)}
+    env.update(settings)
+    return env
+
+
 def tls_client(host, port, ca=None, cert=None, key=None, timeout=5.0):
     """A TLS 1.3 connection to an agent, with or without a client
     certificate; returns the ssl socket after the handshake."""

@@ -20,7 +20,6 @@ stored), so the test runs with a 3 s window (fence_after_ms 6000)."""
 import os
 import re
 import signal
-import subprocess
 import time
 
 import mvtest
@@ -39,19 +38,8 @@ UUID = "6d657368-0013-0003-0000-000000000001"
 
 
 def slowfsync_env(t):
-    lib = os.environ.get("MV_SLOWFSYNC_LIB") or os.path.join(
-        os.path.dirname(t.binary), "tests", "integration", "libmv_slowfsync.so")
-    if not os.path.exists(lib):
-        raise mvtest.TestFailure("slow-fsync library %s not found (build mv_slowfsync, or "
-                                 "set MV_SLOWFSYNC_LIB)" % lib)
-    preload = [lib]
-    r = subprocess.run(["ldd", t.binary], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                       text=True)
-    for line in r.stdout.splitlines():  # an ASan build wants its runtime first
-        parts = line.split()
-        if parts and parts[0].startswith("libasan") and len(parts) >= 3:
-            preload.insert(0, parts[2])
-    return {"LD_PRELOAD": ":".join(preload), "MV_SLOW_FSYNC_MS": str(SLOW_MS)}
+    return mvtest.preload_env(t, "MV_SLOWFSYNC_LIB", "libmv_slowfsync.so",
+                              {"MV_SLOW_FSYNC_MS": str(SLOW_MS)})
 
 
 def main(t):

@@ -96,14 +96,15 @@ void fixture_start(struct daemon_fixture *f, const char *name, const char *host_
 	snprintf(a->peer_addr, sizeof(a->peer_addr), "127.0.0.1:7946");
 	snprintf(a->rpc_addr, sizeof(a->rpc_addr), "127.0.0.1:7947");
 
-	struct virt_options vo = {.uri = a->opt.libvirt_uri, .loop = a->loop};
-	a->virt = virt_new_opts(&vo);
-	assert_non_null(a->virt);
-	assert_true(virt_check(a->virt));
 	struct hvwork_lane_config lanes[HVWORK_LANES];
 	hvwork_default_config(lanes, 2);
 	a->hv = hvwork_new(a->loop, lanes);
 	assert_non_null(a->hv);
+	/* as the agent's: libvirt's operator calls run on the worker */
+	struct virt_options vo = {.uri = a->opt.libvirt_uri, .loop = a->loop, .worker = a->hv};
+	a->virt = virt_new_opts(&vo);
+	assert_non_null(a->virt);
+	assert_true(virt_check(a->virt));
 	assert_int_equal(membership_start(a, f->err, sizeof(f->err)), 0);
 	assert_int_equal(peer_client_start(a, f->err, sizeof(f->err)), 0);
 	assert_int_equal(rpc_service_start(a), 0);

@@ -165,6 +165,18 @@ static uint64_t sink(struct daemon_fixture *f)
 	return k;
 }
 
+struct sink_wait {
+	struct daemon_fixture *f;
+	uint64_t k;
+};
+
+/* The sink sent its final frame. */
+static bool pred_sink_answered(void *arg)
+{
+	struct sink_wait *w = arg;
+	return !rpc_sink_alive(&w->f->a, w->k);
+}
+
 /* Our record's entry for the move of vm (the newest), copied into out. */
 struct move_view {
 	bool found, done, ok;
@@ -290,10 +302,8 @@ static void test_refusals(void **state)
 	Mv__VmReceiveRequest rq = MV__VM_RECEIVE_REQUEST__INIT;
 	rq.xml = (char *)GAMMA_XML;
 	rq.proposal_id = "p-unknown";
-	char name[64] = "";
-	assert_int_equal(
-	    migration_rpc_receive(&f->a, &rq, "b", name, sizeof(name), f->err, sizeof(f->err)),
-	    -EINVAL);
+	assert_int_equal(migration_rpc_receive(&f->a, &rq, "b", k, f->err, sizeof(f->err)),
+	                 -EINVAL);
 	assert_string_equal(f->err, "a holds no reservation for proposal p-unknown from b");
 
 	/* nothing started, nothing answered */
@@ -440,10 +450,9 @@ static void test_incoming_reservation(void **state)
 	Mv__VmReceiveRequest rq = MV__VM_RECEIVE_REQUEST__INIT;
 	rq.xml = (char *)GAMMA_XML;
 	rq.proposal_id = "b-1";
-	char name[64] = "";
-	assert_int_equal(
-	    migration_rpc_receive(&f->a, &rq, "c", name, sizeof(name), f->err, sizeof(f->err)),
-	    -EINVAL);
+	uint64_t k = sink(f);
+	assert_int_equal(migration_rpc_receive(&f->a, &rq, "c", k, f->err, sizeof(f->err)),
+	                 -EINVAL);
 	assert_string_equal(f->err, "a holds no reservation for proposal b-1 from c");
 
 	/* the source gives up: the reservation ends, the hooks hear it did not land */
@@ -456,14 +465,15 @@ static void test_incoming_reservation(void **state)
 	/* a second proposal, and this time the VM arrives */
 	b_sends(f, MIG_PROPOSE, "b-2", 0);
 	assert_true(migration_has_incoming(&f->a, "b-2"));
-	assert_int_equal(
-	    migration_rpc_receive(&f->a, &rq, "b", name, sizeof(name), f->err, sizeof(f->err)),
-	    -EINVAL); /* rq still names b-1 */
+	assert_int_equal(migration_rpc_receive(&f->a, &rq, "b", k, f->err, sizeof(f->err)),
+	                 -EINVAL); /* rq still names b-1 */
 	rq.proposal_id = "b-2";
 	rq.start = true;
-	assert_int_equal(
-	    migration_rpc_receive(&f->a, &rq, "b", name, sizeof(name), f->err, sizeof(f->err)), 0);
-	assert_string_equal(name, "gamma");
+	/* defined and started on the worker; answered through the sink */
+	assert_int_equal(migration_rpc_receive(&f->a, &rq, "b", k, f->err, sizeof(f->err)), 0);
+	assert_true(migration_has_incoming(&f->a, "b-2")); /* not before libvirt is done */
+	struct sink_wait sw = {f, k};
+	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
 	assert_false(migration_has_incoming(&f->a, "b-2"));
 	assert_int_equal(hk.outcomes, 2); /* the hooks hear it landed */
 	assert_true(hk.outcome_landed);

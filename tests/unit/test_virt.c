@@ -201,6 +201,7 @@ static int fx_teardown(void **state)
 	struct fx *f = *state;
 	virt_test_set_delay(0); /* a test that failed half-way left it set */
 	virt_test_set_open_delay(0);
+	virt_test_set_op_delay(0);
 	virt_free(f->v);
 	settle();
 	unlink(f->path);
@@ -1000,8 +1001,50 @@ static void test_ambiguous_name(void **state)
 	assert_non_null(strstr(f->err, vm.uuid));
 	assert_non_null(strstr(f->err, "(alpha)"));
 	assert_int_equal(cached(f->v, vm.name)->state, VIRT_VM_SHUTOFF); /* nothing changed */
+	/* the cache's look-up says the same, word for word */
+	char err2[sizeof(f->err)];
+	assert_int_equal(
+	    virt_vm_cached(f->v, "11111111-2222-3333-4444-555555555555", NULL, err2, sizeof(err2)),
+	    -EEXIST);
+	assert_string_equal(err2, f->err);
 	/* Its own UUID still names it alone. */
 	assert_int_equal(virt_vm_undefine(f->v, vm.uuid, f->err, sizeof(f->err)), 0);
+}
+
+/* virt_vm_cached: virt_vm_find's answers from the cache, no libvirt call
+ * (a libvirtd that takes 1.5 s per call does not slow it). */
+static void test_vm_cached(void **state)
+{
+	struct fx *f = *state;
+	f->v = open_loop(f, f->uri);
+	struct virt_vm vm, found;
+	char err2[sizeof(f->err)];
+	virt_test_set_op_delay(1500);
+	uint64_t t0 = uv_hrtime();
+	assert_int_equal(virt_vm_cached(f->v, "alpha", &vm, f->err, sizeof(f->err)), 0);
+	assert_string_equal(vm.uuid, "11111111-2222-3333-4444-555555555555");
+	assert_true(vm.ha);
+	assert_int_equal(virt_vm_cached(f->v, "11111111-2222-3333-4444-555555555555", &vm, f->err,
+	                                sizeof(f->err)),
+	                 0);
+	assert_string_equal(vm.name, "alpha");
+	assert_int_equal(virt_vm_cached(f->v, "11111111-2222-3333-4444-55555555555A", &vm, f->err,
+	                                sizeof(f->err)),
+	                 -ENOENT);
+	assert_int_equal(virt_vm_cached(f->v, "", &vm, f->err, sizeof(f->err)), -EINVAL);
+	assert_int_equal(virt_vm_cached(f->v, "nope", &vm, f->err, sizeof(f->err)), -ENOENT);
+	assert_true((uv_hrtime() - t0) / 1000000u < 500);
+	virt_test_set_op_delay(0);
+	assert_int_equal(virt_vm_find(f->v, "nope", &found, err2, sizeof(err2)), -ENOENT);
+	assert_string_equal(f->err, err2);
+	assert_int_equal(virt_vm_find(f->v, "alpha", &found, err2, sizeof(err2)), 0);
+	assert_int_equal(virt_vm_cached(f->v, "alpha", &vm, f->err, sizeof(f->err)), 0);
+	assert_memory_equal(&vm, &found, sizeof(vm));
+	/* libvirt unreachable: as virt_vm_find */
+	virt_inject_close(f->v);
+	assert_int_equal(virt_vm_cached(f->v, "alpha", &vm, f->err, sizeof(f->err)), -ENOTCONN);
+	assert_int_equal(virt_vm_find(f->v, "alpha", &vm, err2, sizeof(err2)), -ENOTCONN);
+	assert_string_equal(f->err, err2);
 }
 
 static void test_set_ha(void **state)
@@ -1258,6 +1301,18 @@ static uint64_t worker_tick_stop(struct worker_fx *wf)
 {
 	uv_timer_stop(&wf->tick);
 	return (uv_hrtime() - wf->t0) / 1000000u;
+}
+
+/* Stops the counting and checks that the loop kept ticking meanwhile (at
+ * least half the 10 ms ticks: a busy machine) for at least min_ms. */
+static void worker_tick_check(struct worker_fx *wf, const char *what, uint64_t min_ms)
+{
+	uint64_t took_ms = worker_tick_stop(wf);
+	print_message("%s: done after %" PRIu64 " ms; the loop ticked %u times (10 ms timer) "
+	              "meanwhile\n",
+	              what, took_ms, wf->ticks);
+	assert_true(took_ms >= min_ms);
+	assert_true(wf->ticks >= took_ms / 10 / 2);
 }
 
 static void worker_stop(struct fx *f, struct worker_fx *wf)
@@ -1553,6 +1608,297 @@ static void test_start_on_worker(void **state)
 	assert_true(run_until(pred_started, &r, 5000));
 	assert_int_equal(r.rc, -ENOENT);
 	assert_non_null(strstr(r.err, "no VM named nope"));
+	worker_stop(f, &wf);
+}
+
+/* ---- operator jobs on the worker (virt_vm_op_async) --------------------- */
+
+struct op_rec {
+	struct virt *v;
+	int calls;
+	int order[16]; /* tags in the order their done ran */
+	int status[16];
+	struct virt_op_result res[16];
+	bool cache_at_done[16]; /* the cache already had the result (have_vm) */
+	int next_tag;           /* >0: the done of tag next_after queues this tag next */
+	int next_after;
+	struct virt_op_req next_req;
+};
+
+struct op_tag {
+	struct op_rec *r;
+	int tag;
+};
+
+static void on_op(struct virt *v, int status, const struct virt_op_result *res, void *ud)
+{
+	struct op_tag *t = ud;
+	struct op_rec *r = t->r;
+	int i = r->calls++;
+	if (i >= 16)
+		return; /* counted only */
+	r->order[i] = t->tag;
+	r->status[i] = status;
+	r->res[i] = *res;
+	if (v != NULL && res->have_vm) {
+		const struct virt_vm *c = cached(v, res->vm.name);
+		r->cache_at_done[i] = c != NULL && c->state == res->vm.state &&
+		                      c->desired == res->vm.desired && c->ha == res->vm.ha;
+	}
+	if (v != NULL && r->next_tag > 0 && t->tag == r->next_after) {
+		static struct op_tag nt;
+		nt = (struct op_tag){r, r->next_tag};
+		char err[256];
+		assert_int_equal(virt_vm_op_next(v, &r->next_req, on_op, &nt, err, sizeof(err)), 0);
+		r->next_tag = 0;
+	}
+}
+
+struct op_wait {
+	struct op_rec *r;
+	int n;
+};
+
+static bool pred_op_calls(void *arg)
+{
+	struct op_wait *w = arg;
+	return w->r->calls >= w->n;
+}
+
+/* A start that takes 1.5 s (the test hook) runs on the worker: the loop
+ * keeps ticking meanwhile, the cache still says shut off until the job is
+ * done and says running when its done runs (the VM as read after the
+ * start). */
+static void test_op_async_keeps_loop(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	virt_test_set_op_delay(1500);
+	struct op_rec r = {0};
+	struct op_tag t = {&r, 1};
+	struct virt_op_req req = {.kind = VIRT_OPK_START, .key = "alpha"};
+	worker_tick_start(&wf);
+	assert_int_equal(virt_vm_op_async(f->v, &req, on_op, &t, f->err, sizeof(f->err)), 0);
+	assert_int_equal(r.calls, 0); /* never from inside the call */
+	assert_int_equal(virt_vm_op_queued(f->v), 1);
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_SHUTOFF);
+	struct op_wait w = {&r, 1};
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	virt_test_set_op_delay(0);
+	worker_tick_check(&wf, "a start taking 1.5 s on the worker", 1400);
+	assert_int_equal(r.status[0], 0);
+	assert_int_equal(r.res[0].rc, 0);
+	assert_true(r.res[0].have_vm);
+	assert_int_equal(r.res[0].vm.state, VIRT_VM_RUNNING);
+	assert_true(r.cache_at_done[0]);
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
+	assert_int_equal(virt_vm_op_queued(f->v), 0);
+	worker_stop(f, &wf);
+}
+
+/* Errors come back as the synchronous calls give them, wording included;
+ * refusals before anything is queued are the caller's at once. */
+static void test_op_async_errors(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	struct op_rec r = {0};
+	struct op_tag t1 = {&r, 1}, t2 = {&r, 2}, t3 = {&r, 3}, t4 = {&r, 4};
+	struct virt_op_req start_running = {.kind = VIRT_OPK_START, .key = "alpha"};
+	struct virt_op_req find_nope = {.kind = VIRT_OPK_FIND, .key = "nope"};
+	struct virt_op_req undef_running = {.kind = VIRT_OPK_UNDEFINE, .key = "alpha"};
+	struct virt_op_req define_dup = {
+	    .kind = VIRT_OPK_DEFINE,
+	    .xml = "<domain type='test'><name>alpha</name><memory>1024</memory>"
+		   "<os><type>hvm</type></os></domain>"};
+	assert_int_equal(virt_vm_op_async(f->v, &start_running, on_op, &t1, f->err, 256), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &find_nope, on_op, &t2, f->err, 256), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &undef_running, on_op, &t3, f->err, 256), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &define_dup, on_op, &t4, f->err, 256), 0);
+	struct op_wait w = {&r, 4};
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(r.order[i], i + 1);
+		assert_int_equal(r.status[i], 0);
+	}
+	assert_int_equal(r.res[0].rc, -EINVAL);
+	assert_string_equal(r.res[0].err, "VM alpha is already running");
+	assert_int_equal(r.res[1].rc, -ENOENT);
+	assert_string_equal(r.res[1].err, "no VM named nope on this host");
+	assert_int_equal(r.res[2].rc, -EBUSY);
+	assert_non_null(strstr(r.res[2].err, "destroy or shut it down first"));
+	assert_int_equal(r.res[3].rc, -EEXIST);
+	assert_non_null(strstr(r.res[3].err, "a VM named alpha already exists"));
+	/* refused at once, nothing queued: bad arguments ... */
+	struct virt_op_req bad_prio = {.kind = VIRT_OPK_SET_HA, .key = "alpha", .priority = 5000};
+	assert_int_equal(virt_vm_op_async(f->v, &bad_prio, on_op, &t1, f->err, sizeof(f->err)),
+	                 -EINVAL);
+	assert_non_null(strstr(f->err, "restart priority must be 0 to"));
+	/* ... a full queue: "busy", and the jobs already queued still run */
+	virt_test_set_op_delay(50);
+	struct op_rec many = {0};
+	struct op_tag mt = {&many, 0};
+	int queued = 0, rc;
+	while ((rc = virt_vm_op_async(f->v, &find_nope, on_op, &mt, f->err, sizeof(f->err))) == 0)
+		queued++;
+	virt_test_set_op_delay(0);
+	assert_int_equal(rc, -EAGAIN);
+	assert_non_null(strstr(f->err, "busy"));
+	assert_int_equal(queued, VIRT_OPQ_MAX + 1); /* one in flight, the bound waiting */
+	struct op_wait mw = {&many, queued};
+	assert_true(run_until(pred_op_calls, &mw, 10000));
+	assert_int_equal(many.res[0].rc, -ENOENT);
+	/* the synchronous call reads the same as the worker's */
+	assert_int_equal(virt_vm_start(f->v, "alpha", f->err, sizeof(f->err)), -EINVAL);
+	assert_string_equal(f->err, r.res[0].err);
+	worker_stop(f, &wf);
+	/* no worker: refused, the caller calls virt_vm_* itself */
+	struct virt *plain = virt_new(f->uri);
+	assert_true(virt_check(plain));
+	assert_int_equal(virt_vm_op_async(plain, &find_nope, on_op, &t1, f->err, sizeof(f->err)),
+	                 -ENOTSUP);
+	virt_free(plain);
+}
+
+/* Jobs run one at a time, in the order asked; a done callback's
+ * virt_vm_op_next runs before what others queued meanwhile; and every
+ * done sees the cache already right. */
+static void test_op_async_order(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	char xml[512];
+	struct virt_op_req define = {.kind = VIRT_OPK_DEFINE,
+	                             .xml = small_vm_xml("opq1", xml, sizeof(xml))};
+	struct virt_op_req start = {.kind = VIRT_OPK_START, .key = "opq1"};
+	struct virt_op_req set_ha = {
+	    .kind = VIRT_OPK_SET_HA, .key = "opq1", .ha = true, .priority = 9, .group = "g1"};
+	struct virt_op_req stop = {.kind = VIRT_OPK_DESTROY, .key = "opq1"};
+	struct op_rec r = {0};
+	/* tag 5 (a desired=stopped write) is queued by the define's done: it
+	 * must run right after the define, before the start queued earlier */
+	r.next_tag = 5;
+	r.next_after = 1;
+	r.next_req = (struct virt_op_req){
+	    .kind = VIRT_OPK_SET_DESIRED, .key = "opq1", .desired = VIRT_DESIRED_STOPPED};
+	struct op_tag t1 = {&r, 1}, t2 = {&r, 2}, t3 = {&r, 3}, t4 = {&r, 4};
+	virt_test_set_op_delay(200);
+	assert_int_equal(virt_vm_op_async(f->v, &define, on_op, &t1, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &start, on_op, &t2, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &set_ha, on_op, &t3, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &stop, on_op, &t4, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_op_queued(f->v), 4);
+	/* one at a time: never two on the general lane */
+	unsigned most = 0;
+	uint64_t t0 = uv_now(&loop);
+	while (r.calls < 5 && uv_now(&loop) - t0 < 10000) {
+		uv_run(&loop, UV_RUN_ONCE);
+		unsigned n = hvwork_lane_inflight(wf.w, HVWORK_GENERAL);
+		most = n > most ? n : most;
+	}
+	virt_test_set_op_delay(0);
+	assert_int_equal(r.calls, 5);
+	assert_true(most <= 1);
+	int want[] = {1, 5, 2, 3, 4};
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(r.order[i], want[i]);
+		assert_int_equal(r.status[i], 0);
+		assert_int_equal(r.res[i].rc, 0);
+		assert_true(r.res[i].have_vm);
+		assert_true(r.cache_at_done[i]);
+	}
+	assert_int_equal(r.res[0].vm.state, VIRT_VM_SHUTOFF);
+	assert_int_equal(r.res[1].vm.desired, VIRT_DESIRED_STOPPED);
+	assert_int_equal(r.res[2].vm.state, VIRT_VM_RUNNING);
+	assert_true(r.res[3].vm.ha);
+	assert_int_equal(r.res[3].vm.priority, 9);
+	assert_string_equal(r.res[3].vm.group, "g1");
+	assert_int_equal(r.res[4].vm.state, VIRT_VM_SHUTOFF);
+	const struct virt_vm *c = cached(f->v, "opq1");
+	assert_non_null(c);
+	assert_int_equal(c->state, VIRT_VM_SHUTOFF);
+	assert_true(c->ha);
+	assert_int_equal(c->desired, VIRT_DESIRED_STOPPED);
+	/* undefine on the worker: gone from the cache when done runs */
+	struct virt_op_req undef = {.kind = VIRT_OPK_UNDEFINE, .key = "opq1"};
+	struct op_tag t6 = {&r, 6};
+	assert_int_equal(virt_vm_op_async(f->v, &undef, on_op, &t6, f->err, sizeof(f->err)), 0);
+	struct op_wait w = {&r, 6};
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	assert_int_equal(r.res[5].rc, 0);
+	assert_false(r.res[5].have_vm);
+	assert_null(cached(f->v, "opq1"));
+	worker_stop(f, &wf);
+}
+
+/* Operators' commands never starve a crash restart: a start on the
+ * critical lane refused -EBUSY because operator work holds the connection
+ * gets it on its retry, before the operator commands queued behind; a
+ * command's next step still runs first (it holds its turn). */
+static void test_op_async_yields_to_restart(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	struct op_rec r = {0};
+	struct op_tag t1 = {&r, 1}, t2 = {&r, 2}, t3 = {&r, 3};
+	struct virt_op_req find = {.kind = VIRT_OPK_FIND, .key = "beta"};
+	r.next_tag = 4; /* tag 1's next step */
+	r.next_after = 1;
+	r.next_req = find;
+	virt_test_set_op_delay(100); /* the two steps: well within VIRT_OP_YIELD_MS */
+	assert_int_equal(virt_vm_op_async(f->v, &find, on_op, &t1, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &find, on_op, &t2, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &find, on_op, &t3, f->err, sizeof(f->err)), 0);
+	struct start_rec sr = {0};
+	assert_int_equal(virt_vm_start_async(f->v, "alpha", HVWORK_CRITICAL, on_started, &sr),
+	                 -EBUSY);
+	/* tag 1 and its next step (4) run; then the queue waits for the retry */
+	struct op_wait w = {&r, 2};
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	assert_int_equal(r.calls, 2);
+	assert_int_equal(r.order[1], 4);
+	assert_int_equal(virt_vm_start_async(f->v, "alpha", HVWORK_CRITICAL, on_started, &sr), 0);
+	assert_true(run_until(pred_started, &sr, 5000));
+	assert_int_equal(sr.rc, 0);
+	/* and the operators' commands go on after it */
+	w.n = 4;
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	virt_test_set_op_delay(0);
+	assert_int_equal(r.order[2], 2);
+	assert_int_equal(r.order[3], 3);
+	worker_stop(f, &wf);
+}
+
+/* Jobs still queued when the struct virt goes away are answered
+ * -ECANCELED (v NULL); so is the one in flight when it comes back. */
+static void test_op_async_cancel(void **state)
+{
+	struct op_rec r = {0};
+	struct op_tag t1 = {&r, 1}, t2 = {&r, 2};
+	struct virt_op_req find = {.kind = VIRT_OPK_FIND, .key = "alpha"};
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	virt_test_set_op_delay(300);
+	assert_int_equal(virt_vm_op_async(f->v, &find, on_op, &t1, f->err, sizeof(f->err)), 0);
+	assert_int_equal(virt_vm_op_async(f->v, &find, on_op, &t2, f->err, sizeof(f->err)), 0);
+	virt_free(f->v);
+	f->v = NULL;
+	assert_int_equal(r.calls, 1); /* the queued one, at once */
+	assert_int_equal(r.order[0], 2);
+	assert_int_equal(r.status[0], -ECANCELED);
+	struct op_wait w = {&r, 2};
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	virt_test_set_op_delay(0);
+	assert_int_equal(r.order[1], 1);
+	assert_int_equal(r.status[1], -ECANCELED);
 	worker_stop(f, &wf);
 }
 
@@ -2527,6 +2873,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unknown_vm, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_undefine_running_refused, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_ambiguous_name, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_vm_cached, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_set_ha, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_ha_survives_reopen, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_lifecycle_event, fx_setup, fx_teardown),
@@ -2540,6 +2887,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reconnect_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_export_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_start_on_worker, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_op_async_keeps_loop, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_op_async_errors, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_op_async_order, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_op_async_cancel, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_op_async_yields_to_restart, fx_setup, fx_teardown),
 	    cmocka_unit_test(test_free_releases_loop_handles),
 	    cmocka_unit_test(test_migrate_build),
 	    cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
