@@ -115,7 +115,15 @@ static void agent_handle_peer_message(struct agent *a, struct net_conn *c, const
 	case MV__ENVELOPE__BODY_SWIM: {
 		struct swim_msg m;
 		struct swim_update *ups;
-		if (swim_codec_decode(env, &m, &ups, &why) < 0) {
+		int drc = swim_codec_decode(env, &m, &ups, &why);
+		if (drc == -ENOMSG) { /* a newer peer's message type: skip it, keep the link */
+			MV_WARN("swim", "ignored peer %s remote=%s peer=%s type=%d reason=\"%s\"",
+			        via, remote, cert_name,
+			        env->swim != NULL ? (int)env->swim->type : -1, why);
+			envelope_free(env);
+			return;
+		}
+		if (drc < 0) {
 			MV_WARN("swim", "rejected peer %s remote=%s peer=%s reason=\"%s\"", via,
 			        remote, cert_name, why);
 			envelope_free(env);

@@ -275,6 +275,7 @@ static int nodestate_build(struct agent *a, struct nodestate_build *b)
 	b->ns.libvirt_error = (char *)vh->error;
 	b->ns.load1 = hi.have_load ? hi.load[0] : 0;
 	b->ns.agent_version = MV_VERSION;
+	b->ns.wire_rev = MV_WIRE_REV;
 	b->ns.zone = o->zone ? o->zone : "";
 	b->ns.rack = o->rack ? o->rack : "";
 	snprintf(b->cpu_model, sizeof(b->cpu_model), "%s", hi.cpu_model);

@@ -20,6 +20,16 @@
 
 #define ENVELOPE_VERSION 1
 
+/* The protocol revision within wire version 1, published in each agent's
+ * node-state record (NodeState.wire_rev): a rolling upgrade mixes agents
+ * of two releases, and a newer one uses what an older peer cannot follow
+ * only with peers that publish a revision that has it.
+ *   0 (absent) 0.1.0
+ *   2          0.2.0: LEFT carries the leaver's proof (MemberUpdate.left_proof)
+ * Unknown fields are skipped by every revision; an unknown message type is
+ * dropped (logged), never a reason to close the connection. */
+#define MV_WIRE_REV 2u
+
 /* Unknown fields an envelope may carry in all (a newer sender's few
  * additions); more is refused before protobuf-c unpacks anything. */
 #define ENVELOPE_MAX_UNKNOWN 64

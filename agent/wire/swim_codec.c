@@ -121,8 +121,9 @@ int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m, struct swim_u
 	}
 	const Mv__SwimMessage *sm = env->swim;
 	if ((int)sm->type < SWIM_MSG_PING || (int)sm->type > SWIM_MSG_PUSH_PULL_REPLY) {
-		*why = "unknown membership message type";
-		return -EINVAL;
+		/* a newer agent's: dropped, not a protocol violation (envelope.h) */
+		*why = "membership message of a type this version does not know";
+		return -ENOMSG;
 	}
 	if (!codec_str_ok(env->from, SWIM_NAME_MAX) || !codec_str_ok(sm->to, SWIM_NAME_MAX) ||
 	    !codec_str_ok(sm->target, SWIM_NAME_MAX) ||

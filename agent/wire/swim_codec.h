@@ -22,7 +22,9 @@ size_t swim_codec_frame_size(const struct swim_msg *m);
 
 /* Fills *m from env (which must carry a swim body). The updates go into a
  * malloc'd array stored in *updates_out (caller frees with free()).
- * Returns 0 or -EINVAL with a reason (unknown enum, oversized string). */
+ * Returns 0, -ENOMSG for a message type this version does not know (a
+ * newer agent's: drop it, keep the connection), or -EINVAL with a reason
+ * (an unknown member state, an oversized string: a violation). */
 int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m, struct swim_update **updates_out,
                       const char **why);
 

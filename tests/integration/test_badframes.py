@@ -126,6 +126,25 @@ def main(t):
         how = "handshake refused: %s" % e
     log("peer port, operator certificate: %s" % how)
 
+    # a membership message of a type a newer agent might send (rolling
+    # upgrades): dropped and logged, the connection stays open; then the
+    # same connection is closed for a real violation (a bad member state)
+    s = mvtest.tls_client("127.0.0.1", n1.peer_port, ca, ncert, nkey)
+    mark = len(n1.log_text())
+    s.sendall(mvwire.frame(mvwire.envelope("n1", swim=mvwire.swim_message(17, 1))))
+    mvtest.wait_until(lambda: "ignored peer frame" in n1.log_text()[mark:], 10,
+                      "n1 to log the unknown membership message type as ignored")
+    bad = mvwire.swim_message(mvwire.PING, 2, c["n2"].peer_addr, "n1",
+                              updates=[mvwire.member_update("n3", "127.0.0.1:1", 1, state=9)])
+    s.sendall(mvwire.frame(mvwire.envelope("n1", swim=bad)))
+    how = mvtest.expect_closed(s, "peer port, member update with an unknown state")
+    s.close()
+    check("rejected peer frame" in n1.log_text()[mark:] and
+          "member update with an unknown state" in n1.log_text()[mark:],
+          "the bad member state was not logged as a rejection")
+    log("peer port, unknown message type: ignored, connection kept; then an unknown member "
+        "state on it: closed (%s)" % how)
+
     # the agent still serves: the open connection, a new CLI call, the cluster
     r = mvtest.rpc_call(keep, 10, "status")
     check(r["code"] == 0 and r["id"] == 10, "the open connection stopped working: %s" % r)
