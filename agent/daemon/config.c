@@ -170,6 +170,9 @@ static const struct config_opt config_opts[] = {
      "IP the Prometheus metrics listener (HTTP, GET /metrics) binds to (default 127.0.0.1)"},
     {"metrics", "port", "metrics-port", CT_U32, OFF(metrics_port), 0, 65535,
      "TCP port of the metrics listener (default 7948; 0 = no listener)"},
+    {"metrics", "tls", "metrics-tls", CT_BOOL, OFF(metrics_tls), 0, 0,
+     "serve the metrics over TLS with client certificates of the cluster CA, as the RPC "
+     "port (default false: plain HTTP)"},
     {"failover", "heartbeat_ms", "failover-heartbeat-ms", CT_U32, OFF(fo_heartbeat_ms), 50, 60000,
      "quorum heartbeat period (default 1000)"},
     {"failover", "fence_after_ms", "fence-after-ms", CT_U32, OFF(fo_fence_after_ms), 1000, 600000,

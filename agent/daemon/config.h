@@ -48,7 +48,8 @@
  *                   "fence_uri": "qemu+tls://10.0.0.5/system",  how peers fence us
  *                   "replicas": 3, "max_parallel": 4, "restart_attempts": 3,
  *                   "vm_restarts": 3, "watchdog": "/dev/watchdog" },
- *     "metrics": { "bind": "127.0.0.1", "port": 7948 }   Prometheus, GET /metrics (0: off)
+ *     "metrics": { "bind": "127.0.0.1", "port": 7948,   Prometheus, GET /metrics (0: off)
+ *                  "tls": false }                     mutual TLS, as the RPC port
  *       (fence_margin_ms must be at least the quorate window,
  *       agent_options_quorate_ms(); with a watchdog, fence_after_ms at least 2000)
  *   }
@@ -125,6 +126,7 @@ struct agent_options {
 	/* section "metrics" (agent/daemon/metrics.c) */
 	char *metrics_bind;    /* IP of the Prometheus listener */
 	uint32_t metrics_port; /* 0: no listener */
+	bool metrics_tls;      /* mutual TLS as on the RPC port (metrics_tls.c) */
 };
 
 /* Fills defaults (ports 7946/7947, bind 127.0.0.1, libvirt test:///default,

@@ -2,6 +2,8 @@
  * metrics.c — Prometheus metrics on an HTTP listener (metrics.h).
  *
  *   listener: MHD_start_daemon(MHD_USE_EPOLL, no thread) on metrics.bind:port
+ *             (metrics.tls: no listening socket of its own; metrics_tls.c
+ *             listens, runs each TLS session and hands MHD a socketpair)
  *   loop:     uv_poll(MHD's epoll fd) readable --> MHD_run --> rearm the timer
  *             uv_timer(MHD_get_timeout)        --> MHD_run --> rearm the timer
  *   request:  GET|HEAD /metrics --> metrics_render (reads the modules) --> 200
@@ -32,6 +34,7 @@
 #include "log.h"
 #include "membership.h"
 #include "meshvisor/fo.h"
+#include "metrics_tls.h"
 #include "migration.h"
 #include "promtext.h"
 #include "rpc_server.h"
@@ -55,6 +58,8 @@ struct metrics {
 	uv_timer_t timer; /* MHD's next timeout */
 	uv_timer_t scan;  /* failover phases, every second */
 	bool handles_on;
+	bool tls_on;            /* metrics.tls: the TLS front listens */
+	struct metrics_tls tls; /* metrics_tls.c */
 	uint64_t scrapes;
 	uint64_t refused; /* requests answered 404/405, or a body that failed */
 	/* membership events */
@@ -389,6 +394,10 @@ void metrics_render(struct agent *a, struct mv_prom *p)
 		metrics_scan_failovers(m);
 		metric1(p, "meshvisor_metrics_scrapes_total", "counter",
 		        "GET /metrics requests answered, this one included.", (double)m->scrapes);
+		metric2(p, "meshvisor_metrics_refused_total", "counter",
+		        "Metrics clients refused: HTTP (another path or method, a failed body), or "
+		        "TLS (handshake failed or too slow, role, revoked, over the cap).",
+		        "reason", "http", (double)m->refused, "tls", (double)m->tls.refused);
 	}
 	if (a->membership != NULL && m != NULL)
 		render_membership(a, m, p);
@@ -506,6 +515,11 @@ static void metrics_on_timer(uv_timer_t *t)
 	metrics_run(t->data);
 }
 
+static void metrics_kick(void *ud)
+{
+	metrics_run(ud);
+}
+
 static void metrics_on_poll(uv_poll_t *h, int status, int events)
 {
 	(void)status;
@@ -542,16 +556,19 @@ int metrics_start(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "metrics.bind: not an IP address: %s", o->metrics_bind);
 		return -EINVAL;
 	}
-	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+	/* with TLS, the TLS front listens and hands libmicrohttpd each client */
+	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) |
+	                 (o->metrics_tls ? MHD_USE_NO_LISTEN_SOCKET : 0);
 	errno = 0;
-	m->d = MHD_start_daemon(flags, (uint16_t)o->metrics_port, NULL, NULL, metrics_on_request, a,
-	                        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	                        MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_MAX_CONNS,
-	                        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)METRICS_MAX_PER_IP,
-	                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_TIMEOUT_S,
-	                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_CONN_MEMORY,
-	                        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)16,
-	                        MHD_OPTION_EXTERNAL_LOGGER, metrics_mhd_log, NULL, MHD_OPTION_END);
+	m->d =
+	    MHD_start_daemon(flags, (uint16_t)o->metrics_port, NULL, NULL, metrics_on_request, a,
+	                     MHD_OPTION_SOCK_ADDR, o->metrics_tls ? NULL : (struct sockaddr *)&ss,
+	                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_MAX_CONNS,
+	                     MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)METRICS_MAX_PER_IP,
+	                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_TIMEOUT_S,
+	                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_CONN_MEMORY,
+	                     MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)16,
+	                     MHD_OPTION_EXTERNAL_LOGGER, metrics_mhd_log, NULL, MHD_OPTION_END);
 	if (m->d == NULL) {
 		snprintf(err, errlen,
 		         "cannot listen for metrics on %s:%u: %s (metrics.port 0 turns it off)",
@@ -570,6 +587,18 @@ int metrics_start(struct agent *a, char *err, size_t errlen)
 	uv_timer_init(a->loop, &m->scan);
 	m->poll.data = m->timer.data = m->scan.data = m;
 	m->handles_on = true;
+	if (o->metrics_tls) {
+		m->tls_on = true;
+		rc = metrics_tls_start(&m->tls, a->loop, (struct sockaddr *)&ss, a->tls_server,
+		                       m->d, metrics_kick, m);
+		if (rc < 0) {
+			snprintf(
+			    err, errlen,
+			    "cannot listen for metrics on %s:%u: %s (metrics.port 0 turns it off)",
+			    o->metrics_bind, (unsigned)o->metrics_port, uv_strerror(rc));
+			return rc;
+		}
+	}
 	uv_poll_start(&m->poll, UV_READABLE, metrics_on_poll);
 	uv_timer_start(&m->scan, metrics_on_scan, 1000, 1000);
 	/* the periodic scan must not keep a stopping loop alive */
@@ -577,13 +606,13 @@ int metrics_start(struct agent *a, char *err, size_t errlen)
 	metrics_run(m);
 	bool loopback =
 	    v6 ? strcmp(o->metrics_bind, "::1") == 0 : strncmp(o->metrics_bind, "127.", 4) == 0;
-	if (!loopback)
+	if (!loopback && !o->metrics_tls)
 		MV_WARN("metrics",
 		        "listener on a non-loopback address addr=%s: plain HTTP, no authentication "
 		        "(counts only, no names: see docs/metrics.md)",
 		        o->metrics_bind);
-	MV_INFO("metrics", "listening addr=%s%s%s:%u path=/metrics", v6 ? "[" : "", o->metrics_bind,
-	        v6 ? "]" : "", (unsigned)o->metrics_port);
+	MV_INFO("metrics", "listening addr=%s%s%s:%u path=/metrics tls=%d", v6 ? "[" : "",
+	        o->metrics_bind, v6 ? "]" : "", (unsigned)o->metrics_port, o->metrics_tls);
 	return 0;
 }
 
@@ -592,6 +621,10 @@ void metrics_close(struct agent *a)
 	struct metrics *m = a->metrics;
 	if (m == NULL)
 		return;
+	if (m->tls_on) {
+		m->tls_on = false;
+		metrics_tls_close(&m->tls);
+	}
 	if (m->handles_on) {
 		m->handles_on = false;
 		uv_close((uv_handle_t *)&m->poll, NULL);

@@ -1,6 +1,7 @@
 /*
  * metrics.h — the agent's Prometheus metrics: an HTTP listener (plain
- * HTTP, bound to 127.0.0.1:7948 by default; config section "metrics")
+ * HTTP, bound to 127.0.0.1:7948 by default, or mutual TLS as on the RPC
+ * port with metrics.tls: metrics_tls.h; config section "metrics")
  * that answers GET /metrics in the text exposition format 0.0.4.
  * docs/metrics.md lists every metric.
  *

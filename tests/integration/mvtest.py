@@ -304,11 +304,23 @@ class Agent:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def scrape(self, path="/metrics", method="GET", timeout=5):
+    def scrape(self, path="/metrics", method="GET", timeout=5, creds=None):
         """One HTTP request to the agent's metrics listener: (status,
-        content type, body text)."""
+        content type, body text). creds (ca, cert, key): over TLS (a
+        listener with metrics.tls), cert and key may be None."""
         import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=timeout)
+        if creds is not None:
+            ca, cert, key = creds
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            ctx.check_hostname = False
+            ctx.load_verify_locations(ca)
+            if cert:
+                ctx.load_cert_chain(cert, key)
+            conn = http.client.HTTPSConnection("127.0.0.1", self.metrics_port, timeout=timeout,
+                                               context=ctx)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=timeout)
         try:
             conn.request(method, path)
             r = conn.getresponse()
@@ -811,6 +823,12 @@ def json_stream(text, what="output"):
 
 
 # ---- raw TLS client (for the malformed-frame tests) ------------------------
+
+def http_client_errors():
+    """What http.client raises for a server that answers no HTTP."""
+    import http.client
+    return http.client.HTTPException
+
 
 def tls_client(host, port, ca=None, cert=None, key=None, timeout=5.0):
     """A TLS 1.3 connection to an agent, with or without a client

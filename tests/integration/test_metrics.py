@@ -14,7 +14,11 @@ its host, as in test_failover.py); n2 runs two HA VMs.
    made are counted by op and code. n2 migrates a plain VM to n3: its
    migrations by outcome agree with `migrations --json`, and the move's
    duration is observed once. Every metric deploy/grafana-dashboard.json
-   queries is served.
+   queries is served. n3's listener has metrics.tls: scraped with a
+   viewer's certificate (the same checks), plain HTTP and a client without
+   a certificate get nothing, and are counted; of 40 connections that never
+   start a handshake, 8 are closed at once (32 sessions at most) and the
+   rest when the 10 s handshake deadline passes.
 2. Hostile clients of the listener: a malformed request line and a 64 KiB
    header are refused with a 4xx (or the connection closed), POST gets 405,
    another path 404; 40 idle connections from one address are cut to the
@@ -134,8 +138,12 @@ def value(fams, name, **labels):
     raise mvtest.TestFailure("no sample %s%s" % (name, labels))
 
 
+TLS_AGENTS = set()  # agents whose listener has metrics.tls (scraped with a viewer's certificate)
+
+
 def scrape(a):
-    status, ctype, body = a.scrape()
+    creds = a.c.client_creds("viewer") if a.name in TLS_AGENTS else None
+    status, ctype, body = a.scrape(creds=creds)
     check(status == 200, "%s: GET /metrics answered %d" % (a.name, status))
     check(ctype.startswith("text/plain") and "version=0.0.4" in ctype,
           "%s: content type %r" % (a.name, ctype))
@@ -216,6 +224,9 @@ def main(t):
               for n in files}
     # n2's libvirt cannot be reached to fence it: the survivors wait the fence out
     extras["n2"]["migration"]["libvirt_uri"] = DEAD_URI
+    # n3's listener speaks TLS with client certificates of the cluster CA
+    extras["n3"]["metrics"] = {"bind": "127.0.0.1", "port": c["n3"].metrics_port, "tls": True}
+    TLS_AGENTS.add("n3")
     c.start_each(extras)
     c.wait_converged(timeout=30)
     c.wait_states(timeout=30)
@@ -275,6 +286,21 @@ def main(t):
           value(fams, "meshvisor_migration_duration_seconds_count") == 1,
           "n2: the move of plain not counted once")
 
+    # n3 (metrics.tls): plain HTTP gets no HTTP answer, a client without a
+    # certificate no scrape; both counted; a viewer's certificate scraped above
+    resp = raw_request(n3.metrics_port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(status_code(resp) is None, "n3 answered plain HTTP on its TLS port: %r" % resp[:80])
+    ca = c.client_creds("viewer")[0]
+    try:
+        got = n3.scrape(creds=(ca, None, None))
+    except (OSError, mvtest.http_client_errors()) as e:
+        got = e
+    check(isinstance(got, Exception), "n3 served a client without a certificate: %r" % (got,))
+    log("n3 (TLS): plain HTTP got %r; no certificate: %s" % (resp[:16], got))
+    _, fams = scrape(n3)
+    check(value(fams, "meshvisor_metrics_refused_total", reason="tls") >= 2,
+          "n3: refused TLS clients not counted")
+
     # 2. hostile clients of the listener
     port = n1.metrics_port
     resp = raw_request(port, b"GARBAGE\r\n\r\n")
@@ -329,6 +355,38 @@ def main(t):
             return None
     body, fams = mvtest.wait_until(scrape_again, 10, "a scrape once the idle ones went")
     check(value(fams, "meshvisor_metrics_scrapes_total") >= 3, "scrapes not counted")
+
+    # n3's TLS front: 40 connections that never say hello. 32 sessions at
+    # most (the rest closed at once); the 32 are closed when their 10 s
+    # handshake deadline passes, and n3 serves a scrape again
+    t0 = time.monotonic()
+    silent = [socket.create_connection(("127.0.0.1", n3.metrics_port), timeout=5)
+              for _ in range(40)]
+
+    def closed_by_agent(s, wait):
+        s.settimeout(wait)
+        try:
+            return s.recv(1) == b""
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+    at_once = sum(1 for s in silent if closed_by_agent(s, 0.2))
+    check(at_once == 40 - 32, "n3 closed %d of 40 silent connections at once, want 8" % at_once)
+    left = [s for s in silent if not closed_by_agent(s, 0.01)]
+
+    def all_closed():
+        return all(closed_by_agent(s, 0.1) for s in left) or None
+    mvtest.wait_until(all_closed, 15, "n3 to close the silent TLS connections", 0.5)
+    took = time.monotonic() - t0
+    check(9 <= took <= 14, "n3 closed silent handshakes after %.1f s, want about 10" % took)
+    log("n3's TLS front: %d of 40 silent connections closed at once, the other %d after "
+        "%.1f s (handshake deadline)" % (at_once, len(left), took))
+    for s in silent:
+        s.close()
+    body, fams = mvtest.wait_until(lambda: scrape(n3), 10, "n3 to serve a scrape again")
+    check(value(fams, "meshvisor_metrics_refused_total", reason="tls") >= 2 + 40,
+          "n3: the silent connections not counted as refused")
 
     # 3. kill -9 n2: its HA VMs restart on n1 or n3
     n2.signal(signal.SIGKILL)

@@ -776,9 +776,12 @@ static void test_metrics_section(void **state)
 	/* on by default, on localhost */
 	assert_string_equal(o->metrics_bind, "127.0.0.1");
 	assert_int_equal(o->metrics_port, 7948);
-	assert_int_equal(load(f, "{\"metrics\": {\"bind\": \"::1\", \"port\": 0}}"), 0);
+	assert_false(o->metrics_tls);
+	assert_int_equal(load(f, "{\"metrics\": {\"bind\": \"::1\", \"port\": 0, \"tls\": true}}"),
+	                 0);
 	assert_string_equal(o->metrics_bind, "::1");
 	assert_int_equal(o->metrics_port, 0);
+	assert_true(o->metrics_tls);
 	assert_int_equal(parse(f, "--metrics-bind", "10.0.0.5", "--metrics-port", "9100", NULL), 0);
 	assert_string_equal(o->metrics_bind, "10.0.0.5");
 	assert_int_equal(o->metrics_port, 9100);
@@ -787,6 +790,7 @@ static void test_metrics_section(void **state)
 	    {"\"port\": \"x\"", "metrics.port: expected an integer"},
 	    {"\"bind\": \"localhost\"", "metrics.bind"},
 	    {"\"path\": \"/m\"", "metrics.path: unknown key"},
+	    {"\"tls\": 1", "metrics.tls"},
 	};
 	load_refused(f, "metrics", bad, sizeof(bad) / sizeof(bad[0]));
 	assert_int_equal(parse(f, "--metrics-port", "-1", NULL), -EINVAL);
