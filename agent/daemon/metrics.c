@@ -375,8 +375,8 @@ static void render_rpc(struct mv_prom *p)
 	struct rpc_request_count rc[256];
 	size_t n = rpc_server_request_counts(rc, sizeof(rc) / sizeof(rc[0]));
 	mv_prom_family(p, "meshvisor_rpc_requests_total", "counter",
-	               "RPC requests answered, by operation and code (streamed: answered later "
-	               "through a stream).");
+	               "RPC requests answered, by operation and code (deferred: answered later, "
+	               "through a stream or by the agent it was forwarded to).");
 	for (size_t i = 0; i < n && i < sizeof(rc) / sizeof(rc[0]); i++) {
 		struct mv_prom_label l[] = {{"op", rc[i].op}, {"code", rc[i].code}};
 		mv_prom_sample(p, "meshvisor_rpc_requests_total", l, 2, (double)rc[i].count);

@@ -1137,18 +1137,19 @@ void rpc_server_frame_refused(struct agent *a, struct net_conn *c, const uint8_t
 /* ---- request counts (metrics.c) ------------------------------------------------- */
 
 /* Requests answered, by op (the oneof's field number) and code; a request
- * answered later through a stream (a long operation, events) is counted
- * once, as RPC_COUNT_STREAMED. Loop thread only; one table per process. */
+ * not answered at once (a long operation or events answering through a
+ * stream, or a request forwarded to the agent that owns the VM) is counted
+ * once, as RPC_COUNT_DEFERRED. Loop thread only; one table per process. */
 #define RPC_COUNT_OPS 64
 #define RPC_COUNT_CODES 9
-#define RPC_COUNT_STREAMED (RPC_COUNT_CODES - 1)
+#define RPC_COUNT_DEFERRED (RPC_COUNT_CODES - 1)
 static uint64_t rpc_counts[RPC_COUNT_OPS][RPC_COUNT_CODES];
 
 static void rpc_count(Mv__RpcRequest__OpCase op, bool answered, Mv__RpcCode code)
 {
 	unsigned o = (unsigned)op < RPC_COUNT_OPS ? (unsigned)op : 0;
-	unsigned c = !answered                             ? RPC_COUNT_STREAMED
-	             : (unsigned)code < RPC_COUNT_STREAMED ? (unsigned)code
+	unsigned c = !answered                             ? RPC_COUNT_DEFERRED
+	             : (unsigned)code < RPC_COUNT_DEFERRED ? (unsigned)code
 	                                                   : MV__RPC_CODE__RPC_ERR_INTERNAL;
 	rpc_counts[o][c]++;
 }
@@ -1157,7 +1158,7 @@ static const char *rpc_code_label(unsigned c)
 {
 	static const char *const names[RPC_COUNT_CODES] = {"ok",        "invalid",     "permission",
 	                                                   "not_found", "unavailable", "internal",
-	                                                   "conflict",  "no_room",     "streamed"};
+	                                                   "conflict",  "no_room",     "deferred"};
 	return c < RPC_COUNT_CODES ? names[c] : "?";
 }
 

@@ -51,7 +51,8 @@ void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c);
 /* Requests answered so far (this process), by op and code (metrics.c):
  * fills up to cap entries, returns how many there are. code is "ok",
  * "invalid", "permission", "not_found", "unavailable", "internal",
- * "conflict", "no_room", or "streamed" (answered later through a stream). */
+ * "conflict", "no_room", or "deferred" (not answered at once: through a stream,
+ * or forwarded to another agent). */
 struct rpc_request_count {
 	const char *op;
 	const char *code;
