@@ -248,8 +248,12 @@ class Agent:
             "data_dir": os.path.join(self.dir, "data"),
             "log_level": "debug",
             "libvirt_uri": "test:///default",
-            "metrics": {"bind": "127.0.0.1", "port": self.metrics_port},
         }
+        # An agent of another release (a `binary` of its own: the mixed-version
+        # test's previous release) may not know the metrics section, and
+        # refuses unknown keys: it gets none (and has no listener to place).
+        if getattr(self, "binary", None) is None:
+            cfg["metrics"] = {"bind": "127.0.0.1", "port": self.metrics_port}
         if not self.c.defaults:
             cfg["swim"] = dict(self.c.swim)
         cfg.update(self.c.agent_extra)
