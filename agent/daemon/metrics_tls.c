@@ -3,7 +3,7 @@
  *
  *   accept --> tls_conn_new(agent's server context)      [cap, deadline]
  *   client bytes --> tls_conn_feed --> ciphertext back (handshake, alerts)
- *   handshake done, role viewer/operator/node, not revoked:
+ *   handshake done (CA and CRL checked there), role viewer/operator/node:
  *       socketpair: one end to MHD_add_connection (with the client's
  *       address), the other a uv_pipe_t here
  *   client plaintext (tls_conn_read)  --> pipe  --> libmicrohttpd
@@ -165,14 +165,13 @@ static void mtls_refuse(struct metrics_tls_conn *c, const char *why)
 	mtls_close_after_flush(c);
 }
 
-/* The client's certificate passed the handshake: a role that may read,
- * not revoked. libmicrohttpd gets one end of a socketpair. */
+/* The client's certificate passed the handshake (the CA, the CRL in force:
+ * tls.c checks them there) and has a role that may read. libmicrohttpd
+ * gets one end of a socketpair. */
 static int mtls_hand_over(struct metrics_tls_conn *c)
 {
-	enum tls_role r = tls_conn_peer_role(c->tls);
-	if (!tls_role_may_read(r) || tls_conn_peer_revoked(c->tls)) {
-		mtls_refuse(c, tls_conn_peer_revoked(c->tls) ? "certificate revoked"
-		                                             : "role may not read");
+	if (!tls_role_may_read(tls_conn_peer_role(c->tls))) {
+		mtls_refuse(c, "role may not read");
 		return -EACCES;
 	}
 	int sv[2];

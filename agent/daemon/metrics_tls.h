@@ -8,7 +8,8 @@
  * second copy of those checks, this module accepts the TCP connection,
  * runs the TLS session with tls.h's sans-I/O session (tls_conn_feed /
  * read / write / take_cipher) and, once the client's certificate passed
- * (any role: viewer, operator, node; not revoked), hands libmicrohttpd one
+ * (the cluster CA and the CRL in force, checked by the handshake; any
+ * role: viewer, operator, node), hands libmicrohttpd one
  * end of a socketpair (MHD_add_connection, with the client's address for
  * its per-address limit) and relays plaintext between the two, all on the
  * agent's loop.
