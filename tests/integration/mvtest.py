@@ -828,12 +828,6 @@ def json_stream(text, what="output"):
 
 # ---- raw TLS client (for the malformed-frame tests) ------------------------
 
-def http_client_errors():
-    """What http.client raises for a server that answers no HTTP."""
-    import http.client
-    return http.client.HTTPException
-
-
 def tls_client(host, port, ca=None, cert=None, key=None, timeout=5.0):
     """A TLS 1.3 connection to an agent, with or without a client
     certificate; returns the ssl socket after the handshake."""
@@ -883,3 +877,9 @@ def expect_closed(sock, what, timeout=5.0):
 
 def grep(text, pattern):
     return re.search(pattern, text, re.I | re.M) is not None
+
+
+def http_client_errors():
+    """What http.client raises for a server that answers no HTTP."""
+    import http.client
+    return http.client.HTTPException
