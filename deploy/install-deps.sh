@@ -10,7 +10,7 @@ PKGS=(
   libuv1-dev libssl-dev openssl
   libprotobuf-c-dev protobuf-c-compiler
   libvirt-dev libvirt-clients libvirt-daemon
-  libcmocka-dev libjson-c-dev libxml2-dev
+  libcmocka-dev libjson-c-dev libxml2-dev libmicrohttpd-dev
   clang libclang-rt-14-dev clang-format
   procps iproute2 nftables python3
   debhelper dpkg-dev fakeroot bash-completion man-db

@@ -40,6 +40,7 @@ usage() {
 
 peer_port() { echo $((BASE_PEER_PORT + PORT_STEP * ($1 - 1))); }
 rpc_port() { echo $((BASE_RPC_PORT + PORT_STEP * ($1 - 1))); }
+metrics_port() { echo $((BASE_RPC_PORT + 1 + PORT_STEP * ($1 - 1))); } # Prometheus, 127.0.0.1
 node_dir() { echo "$CLUSTER/n$1"; }
 
 # Node numbers that have a directory under .cluster, ascending.
@@ -197,7 +198,8 @@ write_config() {
   },
   "data_dir": $(json_str "$dir/data"),
   "log_level": "info",
-  "libvirt_uri": $(json_str "test://$dir/host.xml")
+  "libvirt_uri": $(json_str "test://$dir/host.xml"),
+  "metrics": {"bind": "127.0.0.1", "port": $(metrics_port "$k")}
 }
 EOF
 }
@@ -327,14 +329,14 @@ cmd_up() {
 	say "Step 3/6: checking that ports are free on $HOST_IP"
 	local k port
 	for ((k = 1; k <= n; k++)); do
-		for port in "$(peer_port "$k")" "$(rpc_port "$k")"; do
+		for port in "$(peer_port "$k")" "$(rpc_port "$k")" "$(metrics_port "$k")"; do
 			if port_in_use "$port"; then
 				die "port $port (node n$k) is already in use:$(printf '\n    %s' "$(port_owner "$port")")
     stop whatever listens there (or a cluster started from another checkout) and retry"
 			fi
 		done
 	done
-	note "ports $(peer_port 1)..$(rpc_port "$n") are free"
+	note "ports $(peer_port 1)..$(metrics_port "$n") are free"
 
 	say "Step 4/6: certificates in ${TLS#"$ROOT"/}/ (cluster CA, n1..n$n, operator 'admin', viewer 'viewer')"
 	mkdir -p "$TLS"
@@ -463,7 +465,7 @@ cmd_status() {
 		if pid="$(agent_pid "$k")"; then
 			up=$((up + 1))
 			[[ -n $first ]] || first="$k"
-			note "n$k  running  pid $pid  peer $HOST_IP:$(peer_port "$k")  rpc $HOST_IP:$(rpc_port "$k")"
+			note "n$k  running  pid $pid  peer $HOST_IP:$(peer_port "$k")  rpc $HOST_IP:$(rpc_port "$k")  metrics http://127.0.0.1:$(metrics_port "$k")/metrics"
 		else
 			note "n$k  stopped"
 		fi

@@ -45,6 +45,7 @@
 #include "migration.h"
 #include "nodestate.h"
 #include "membership.h"
+#include "metrics.h"
 #include "rpc_service.h"
 #include "sdservice.h"
 #include "swim_codec.h"
@@ -599,6 +600,8 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 		return rc;
 	if ((rc = ha_start(a, err, errlen)) < 0)
 		return rc;
+	if ((rc = metrics_start(a, err, errlen)) < 0)
+		return rc;
 	nodestate_refresh(a); /* feeds our capacity to the migration core */
 	if (o->n_seeds > 0)
 		swim_join(membership_swim(a), (const char *const *)o->seeds, o->n_seeds,
@@ -708,6 +711,7 @@ int agent_main(int argc, char **argv)
 	}
 	/* 2. libvirt's handles on our loop are released in close callbacks:
 	 * free the connection, then let the loop run those callbacks. */
+	metrics_close(a); /* its answers read libvirt's health and the worker */
 	virt_free(a->virt);
 	a->virt = NULL;
 	for (int i = 0; i < 8; i++)
@@ -738,6 +742,7 @@ int agent_main(int argc, char **argv)
 	ha_free(a);
 	nodestate_free(a);
 	membership_free(a);
+	metrics_free(a);
 	tls_ctx_free(a->tls_server);
 	tls_ctx_free(a->tls_client);
 	agent_options_free(&a->opt);

@@ -13,7 +13,8 @@
  * state: struct nodestate, nodestate.c; migration: struct
  * migration_service, migration.c; failover: struct ha, ha.c; requests to
  * other agents: struct peer_client, peer_client.c; long operations'
- * answers: struct rpc_service, rpc_service.c); other modules ask the
+ * answers: struct rpc_service, rpc_service.c; Prometheus metrics: struct
+ * metrics, metrics.c); other modules ask the
  * service through its header, never read its fields.
  */
 #ifndef MESHVISOR_AGENT_H
@@ -73,6 +74,7 @@ struct agent {
 	struct rpc_service *rpc_service;
 	struct migration_service *migration;
 	struct ha *ha;
+	struct metrics *metrics; /* metrics.c: the Prometheus listener */
 };
 
 /* `meshvisor agent ...`: runs the agent until it is stopped; returns the

@@ -166,6 +166,13 @@ static const struct config_opt config_opts[] = {
     {"migration", "lease_ms", "migration-lease-ms", CT_U32, OFF(mig_lease_ms), 1000, 600000,
      "how long a target holds room for a silent source; also how long a restarted agent "
      "refuses incoming migrations (default 30000)"},
+    {"metrics", "bind", "metrics-bind", CT_ADDR, OFF(metrics_bind), 0, 0,
+     "IP the Prometheus metrics listener (HTTP, GET /metrics) binds to (default 127.0.0.1)"},
+    {"metrics", "port", "metrics-port", CT_U32, OFF(metrics_port), 0, 65535,
+     "TCP port of the metrics listener (default 7948; 0 = no listener)"},
+    {"metrics", "tls", "metrics-tls", CT_BOOL, OFF(metrics_tls), 0, 0,
+     "serve the metrics over TLS with client certificates of the cluster CA, as the RPC "
+     "port (default false: plain HTTP)"},
     {"failover", "heartbeat_ms", "failover-heartbeat-ms", CT_U32, OFF(fo_heartbeat_ms), 50, 60000,
      "quorum heartbeat period (default 1000)"},
     {"failover", "fence_after_ms", "fence-after-ms", CT_U32, OFF(fo_fence_after_ms), 1000, 600000,
@@ -194,8 +201,8 @@ static const struct config_opt config_opts[] = {
 
 #define N_OPTS (sizeof(config_opts) / sizeof(config_opts[0]))
 
-static const char *const config_sections[] = {"tls",   "swim",      "node",
-                                              "state", "migration", "failover"};
+static const char *const config_sections[] = {"tls",       "swim",     "node",   "state",
+                                              "migration", "failover", "metrics"};
 #define N_SECTIONS (sizeof(config_sections) / sizeof(config_sections[0]))
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -767,6 +774,8 @@ void agent_options_init(struct agent_options *o)
 	o->fo_max_parallel = 4;
 	o->fo_restart_attempts = 3;
 	o->fo_vm_restarts = 3;
+	o->metrics_bind = xstrdup("127.0.0.1");
+	o->metrics_port = 7948;
 }
 
 void agent_options_free(struct agent_options *o)
@@ -788,6 +797,7 @@ void agent_options_free(struct agent_options *o)
 	free(o->rack);
 	free(o->mig_libvirt_uri);
 	free(o->mig_stream_uri);
+	free(o->metrics_bind);
 	free(o->fo_fence_uri);
 	free(o->fo_watchdog);
 	str_list_clear(o->seeds, &o->n_seeds);

@@ -47,7 +47,9 @@
  *     "failover": { "heartbeat_ms": 1000, "fence_after_ms": 10000, "fence_margin_ms": 3000,
  *                   "fence_uri": "qemu+tls://10.0.0.5/system",  how peers fence us
  *                   "replicas": 3, "max_parallel": 4, "restart_attempts": 3,
- *                   "vm_restarts": 3, "watchdog": "/dev/watchdog" }
+ *                   "vm_restarts": 3, "watchdog": "/dev/watchdog" },
+ *     "metrics": { "bind": "127.0.0.1", "port": 7948,   Prometheus, GET /metrics (0: off)
+ *                  "tls": false }                     mutual TLS, as the RPC port
  *       (fence_margin_ms must be at least the quorate window,
  *       agent_options_quorate_ms(); with a watchdog, fence_after_ms at least 2000)
  *   }
@@ -121,6 +123,10 @@ struct agent_options {
 	uint32_t fo_restart_attempts;
 	uint32_t fo_vm_restarts; /* local restarts of a crashed HA VM */
 	char *fo_watchdog;       /* watchdog device path, or NULL */
+	/* section "metrics" (agent/daemon/metrics.c) */
+	char *metrics_bind;    /* IP of the Prometheus listener */
+	uint32_t metrics_port; /* 0: no listener */
+	bool metrics_tls;      /* mutual TLS as on the RPC port (metrics_tls.c) */
 };
 
 /* Fills defaults (ports 7946/7947, bind 127.0.0.1, libvirt test:///default,

@@ -3818,6 +3818,32 @@ unsigned ha_work_running(const struct agent *a)
 	return h != NULL ? h->fence_work_running + h->restart_work_running : 0;
 }
 
+/* metrics.c: the failover core, read-only (NULL outside ha_start..ha_free). */
+const struct fo *ha_core(const struct agent *a)
+{
+	return a->ha != NULL ? a->ha->fo : NULL;
+}
+
+/* metrics.c: HA VMs in the cluster and those owed, counted as `meshvisor ha`
+ * counts them (ha_rpc_ha). 0 or -ENOMEM. */
+int ha_vm_counts(struct agent *a, uint32_t *ha_vms, uint32_t *owed)
+{
+	*ha_vms = *owed = 0;
+	if (a->ha == NULL || a->ha->fo == NULL)
+		return 0;
+	struct ha_view v;
+	struct ha_owed_list ol = {0};
+	int rc = ha_view_load(a, &v);
+	if (rc == 0)
+		rc = ha_owed_list_fill(a, uv_now(a->loop), &ol);
+	if (rc == 0)
+		rc = ha_count_ha_vms(&v, &ol, ha_vms);
+	*owed = (uint32_t)ol.n;
+	ha_owed_list_free(&ol);
+	ha_view_free(&v);
+	return rc;
+}
+
 bool ha_quorate(const struct agent *a)
 {
 	const struct ha *h = a->ha;

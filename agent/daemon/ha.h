@@ -36,6 +36,9 @@ void ha_stop(struct agent *a);
 unsigned ha_work_running(const struct agent *a);
 /* Whether this host holds quorum now (false before ha_start). */
 bool ha_quorate(const struct agent *a);
+struct fo;
+const struct fo *ha_core(const struct agent *a);
+int ha_vm_counts(struct agent *a, uint32_t *ha_vms, uint32_t *owed);
 /* After ha_stop, once no work runs: closes the module's handles; the
  * caller runs the loop until their close callbacks have run, then
  * ha_free. */

@@ -144,6 +144,9 @@ struct migration_service {
 	struct drain *drain;     /* this host's drain in progress, if any */
 	uint64_t jobs_running;   /* migration jobs on worker threads */
 	bool draining;           /* set by a drain, published in our record */
+
+	/* finished outgoing moves (metrics.c) */
+	struct migration_totals totals;
 };
 
 static int64_t migration_wall_ms(void)
@@ -210,6 +213,11 @@ void migration_set_move_hooks(struct agent *a, const struct migration_move_hooks
 uint64_t migration_work_running(const struct agent *a)
 {
 	return a->migration != NULL ? a->migration->jobs_running : 0;
+}
+
+const struct migration_totals *migration_totals(const struct agent *a)
+{
+	return a->migration != NULL ? &a->migration->totals : NULL;
 }
 
 bool migration_draining(const struct agent *a)
@@ -300,6 +308,10 @@ static void migration_finish(struct agent *a, struct migration *m, bool ok, cons
 	m->ok = ok;
 	snprintf(m->phase, sizeof(m->phase), "done");
 	m->ended_unix_ms = migration_wall_ms();
+	struct migration_totals *tot = &a->migration->totals;
+	*(ok ? &tot->ok : &tot->failed) += 1;
+	tot->bytes += m->result.have_stats ? m->result.stats.data_processed : 0;
+	mv_hist_observe(&tot->duration, (double)(m->ended_unix_ms - m->started_unix_ms) / 1000.0);
 	char q[900];
 	mv_log(ok ? MV_LOG_INFO : MV_LOG_WARN, "migrate",
 	       "migration finished id=%s vm=%s target=%s ok=%d elapsed_ms=%" PRId64 " outcome=%s",
@@ -1495,6 +1507,7 @@ int migration_start(struct agent *a, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	a->migration = ms;
+	mv_hist_init(&ms->totals.duration, mv_hist_phase_seconds, mv_hist_phase_seconds_n);
 	/* A previous life of this agent may have left migration jobs running
 	 * that nobody negotiates any more: abort them before feeding the core. */
 	size_t n = 0;

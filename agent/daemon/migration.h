@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "meshvisor.pb-c.h"
+#include "promtext.h"
 #include "meshvisor/swim.h"
 
 struct agent;
@@ -39,6 +40,16 @@ void migration_free_all(struct agent *a);
 uint64_t migration_work_running(const struct agent *a);
 /* Is this host draining (a drain started it, an undrain ends it)? */
 bool migration_draining(const struct agent *a);
+/* Outgoing migrations finished so far (metrics.c): how many moved and
+ * failed, the bytes libvirt reported moved (data_processed of those
+ * whose job stats were read), and each one's duration, started to
+ * finished, in seconds. NULL outside migration_start..migration_free_all. */
+struct migration_totals {
+	uint64_t ok, failed;
+	uint64_t bytes;
+	struct mv_hist duration;
+};
+const struct migration_totals *migration_totals(const struct agent *a);
 
 /* A peer frame whose body is `mig` (sender identity already checked). */
 void migration_handle_envelope(struct agent *a, const Mv__Envelope *env);

@@ -1399,6 +1399,55 @@ void rpc_server_frame_refused(struct agent *a, struct net_conn *c, const uint8_t
 	rpc_reply_free(&r);
 }
 
+/* ---- request counts (metrics.c) ------------------------------------------------- */
+
+/* Requests answered, by op (the oneof's field number) and code; a request
+ * not answered at once (a long operation or events answering through a
+ * stream, or a request forwarded to the agent that owns the VM) is counted
+ * once, as RPC_COUNT_DEFERRED. Loop thread only; one table per process. */
+#define RPC_COUNT_OPS 64
+#define RPC_COUNT_CODES 9
+#define RPC_COUNT_DEFERRED (RPC_COUNT_CODES - 1)
+static uint64_t rpc_counts[RPC_COUNT_OPS][RPC_COUNT_CODES];
+
+static void rpc_count(Mv__RpcRequest__OpCase op, bool answered, Mv__RpcCode code)
+{
+	unsigned o = (unsigned)op < RPC_COUNT_OPS ? (unsigned)op : 0;
+	unsigned c = !answered                             ? RPC_COUNT_DEFERRED
+	             : (unsigned)code < RPC_COUNT_DEFERRED ? (unsigned)code
+	                                                   : MV__RPC_CODE__RPC_ERR_INTERNAL;
+	rpc_counts[o][c]++;
+}
+
+static const char *rpc_code_label(unsigned c)
+{
+	static const char *const names[RPC_COUNT_CODES] = {"ok",        "invalid",     "permission",
+	                                                   "not_found", "unavailable", "internal",
+	                                                   "conflict",  "no_room",     "deferred"};
+	return c < RPC_COUNT_CODES ? names[c] : "?";
+}
+
+size_t rpc_server_request_counts(struct rpc_request_count *out, size_t cap)
+{
+	size_t n = 0;
+	for (unsigned o = 0; o < RPC_COUNT_OPS; o++)
+		for (unsigned c = 0; c < RPC_COUNT_CODES; c++) {
+			if (rpc_counts[o][c] == 0)
+				continue;
+			if (n < cap) {
+				struct rpc_op tmp;
+				const struct rpc_op *op =
+				    rpc_op_find((Mv__RpcRequest__OpCase)o, &tmp);
+				out[n] = (struct rpc_request_count){.op = op != NULL ? op->name
+				                                                     : "unknown",
+				                                    .code = rpc_code_label(c),
+				                                    .count = rpc_counts[o][c]};
+			}
+			n++;
+		}
+	return n;
+}
+
 /* A client frame on the RPC port. */
 void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t *payload,
                              size_t len)
@@ -1447,9 +1496,13 @@ void rpc_server_handle_frame(struct agent *a, struct net_conn *c, const uint8_t 
 		         "request of %zu bytes is over the %u KiB cap for its op", len,
 		         RPC_REQUEST_MAX / 1024);
 		rpc_send_response(a, c, NULL, &r.resp);
+		rpc_count(env->request->op_case, true, r.resp.code);
 	} else if (rpc_execute(a, c, NULL, env->request, net_conn_peer_role(c),
 	                       net_conn_peer_name(c), &r)) {
+		rpc_count(env->request->op_case, true, r.resp.code);
 		rpc_send_response(a, c, NULL, &r.resp);
+	} else {
+		rpc_count(env->request->op_case, false, MV__RPC_CODE__RPC_OK);
 	}
 	rpc_reply_free(&r);
 	envelope_free(env);
@@ -1483,6 +1536,7 @@ void rpc_server_handle_peer_request(struct agent *a, const char *from, Mv__RpcRe
 		       tls_role_name(role));
 		answered = rpc_execute(a, NULL, from, req, role, caller, &r);
 	}
+	rpc_count(req->op_case, answered, r.resp.code);
 	if (answered) /* else a long operation answers through its sink */
 		rpc_send_response(a, NULL, from, &r.resp);
 	rpc_reply_free(&r);

@@ -48,4 +48,16 @@ void rpc_server_handle_peer_request(struct agent *a, const char *from, Mv__RpcRe
  * requests, sinks). */
 void rpc_server_on_conn_closed(struct agent *a, struct net_conn *c);
 
+/* Requests answered so far (this process), by op and code (metrics.c):
+ * fills up to cap entries, returns how many there are. code is "ok",
+ * "invalid", "permission", "not_found", "unavailable", "internal",
+ * "conflict", "no_room", or "deferred" (not answered at once: through a stream,
+ * or forwarded to another agent). */
+struct rpc_request_count {
+	const char *op;
+	const char *code;
+	uint64_t count;
+};
+size_t rpc_server_request_counts(struct rpc_request_count *out, size_t cap);
+
 #endif

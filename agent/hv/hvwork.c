@@ -41,6 +41,7 @@ struct hvwork_lane_state {
 	struct hvwork_job *head, *tail; /* queued, not started */
 	unsigned queued;                /* length of that list */
 	unsigned inflight;              /* loop thread only */
+	struct hvwork_lane_stats stats; /* loop thread only */
 	struct hvwork_thread *threads;
 	unsigned n_threads;
 };
@@ -55,6 +56,11 @@ struct hvwork {
 	bool stopping;                            /* no new jobs (loop thread only) */
 	bool quit;                                /* threads exit (under mu) */
 };
+
+const struct hvwork_lane_stats *hvwork_lane_stats(const struct hvwork *w, enum hvwork_lane lane)
+{
+	return (unsigned)lane < HVWORK_LANES ? &w->lanes[lane].stats : NULL;
+}
 
 const char *hvwork_lane_name(enum hvwork_lane lane)
 {
@@ -143,8 +149,18 @@ static void hvwork_on_async(uv_async_t *a)
 	uv_mutex_unlock(&w->mu);
 	while (j != NULL) {
 		struct hvwork_job *next = j->next; /* done may free j */
-		w->lanes[j->lane].inflight--;
+		struct hvwork_lane_state *l = &w->lanes[j->lane];
+		l->inflight--;
 		w->inflight--;
+		if (j->status == 0) {
+			l->stats.jobs++;
+			mv_hist_observe(&l->stats.wait,
+			                (double)(j->started_ns - j->queued_ns) / 1e9);
+			mv_hist_observe(&l->stats.run,
+			                (double)(j->finished_ns - j->started_ns) / 1e9);
+		} else {
+			l->stats.cancelled++;
+		}
 		if (w->inflight == 0)
 			uv_unref((uv_handle_t *)&w->async);
 		if (j->lane == HVWORK_CRITICAL)
@@ -203,6 +219,8 @@ struct hvwork *hvwork_new(uv_loop_t *loop, const struct hvwork_lane_config cfg[H
 			l->cfg.threads = 1;
 		if (l->cfg.max_queue == 0)
 			l->cfg.max_queue = HVWORK_MAX_QUEUE_DEFAULT;
+		mv_hist_init(&l->stats.wait, mv_hist_call_seconds, mv_hist_call_seconds_n);
+		mv_hist_init(&l->stats.run, mv_hist_call_seconds, mv_hist_call_seconds_n);
 		ok = uv_cond_init(&l->cond) == 0;
 		conds += ok;
 		l->threads = ok ? calloc(l->cfg.threads, sizeof(*l->threads)) : NULL;

@@ -48,6 +48,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "promtext.h"
+
 enum hvwork_lane {
 	HVWORK_CRITICAL = 0,
 	HVWORK_GENERAL,
@@ -99,5 +101,17 @@ unsigned hvwork_lane_inflight(const struct hvwork *w, enum hvwork_lane lane);
 void hvwork_stop(struct hvwork *w);
 void hvwork_free(struct hvwork *w);
 const char *hvwork_lane_name(enum hvwork_lane lane);
+
+/* Per lane, counted on the loop thread as each job's done is delivered
+ * (the agent's metrics read them): jobs whose work ran, how long each
+ * waited in the queue (queued -> started) and ran (started -> finished),
+ * in seconds; jobs cancelled before they ran. */
+struct hvwork_lane_stats {
+	uint64_t jobs;
+	uint64_t cancelled;
+	struct mv_hist wait;
+	struct mv_hist run;
+};
+const struct hvwork_lane_stats *hvwork_lane_stats(const struct hvwork *w, enum hvwork_lane lane);
 
 #endif

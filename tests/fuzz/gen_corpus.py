@@ -400,6 +400,7 @@ def main():
                  "awareness_max": 8, "push_pull_interval_ms": 30000,
                  "gossip_interval_ms": 200, "gossip_fanout": 3, "join_retry_ms": 1000,
                  "reap_ms": 86400000},
+        "metrics": {"bind": "127.0.0.1", "port": 7948, "tls": True},
     }
     put("fuzz_config", "full.json", json.dumps(cfg, indent=1).encode())
     put("fuzz_config", "min.json", b'{"name": "a"}')

@@ -213,11 +213,14 @@ def run_cmd(cmd, what, timeout=30):
 
 
 class Agent:
-    def __init__(self, cluster, name, peer_port, rpc_port):
+    def __init__(self, cluster, name, peer_port, rpc_port, metrics_port=0):
         self.c = cluster
         self.name = name
         self.peer_port = peer_port
         self.rpc_port = rpc_port
+        # 0: no metrics listener (the default here, so that tests with many
+        # agents need no third port each; Cluster(metrics=True) gives one)
+        self.metrics_port = metrics_port
         self.dir = os.path.join(cluster.root, "agents", name)
         os.makedirs(self.dir, exist_ok=True)
         self.cert, self.key = cluster.certs.make("node", name)
@@ -247,6 +250,11 @@ class Agent:
             "log_level": "debug",
             "libvirt_uri": "test:///default",
         }
+        # An agent of another release (a `binary` of its own: the mixed-version
+        # test's previous release) may not know the metrics section, and
+        # refuses unknown keys: it gets none (and has no listener to place).
+        if getattr(self, "binary", None) is None:
+            cfg["metrics"] = {"bind": "127.0.0.1", "port": self.metrics_port}
         if not self.c.defaults:
             cfg["swim"] = dict(self.c.swim)
         cfg.update(self.c.agent_extra)
@@ -301,6 +309,30 @@ class Agent:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def scrape(self, path="/metrics", method="GET", timeout=5, creds=None):
+        """One HTTP request to the agent's metrics listener: (status,
+        content type, body text). creds (ca, cert, key): over TLS (a
+        listener with metrics.tls), cert and key may be None."""
+        import http.client
+        if creds is not None:
+            ca, cert, key = creds
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            ctx.check_hostname = False
+            ctx.load_verify_locations(ca)
+            if cert:
+                ctx.load_cert_chain(cert, key)
+            conn = http.client.HTTPSConnection("127.0.0.1", self.metrics_port, timeout=timeout,
+                                               context=ctx)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=timeout)
+        try:
+            conn.request(method, path)
+            r = conn.getresponse()
+            return r.status, r.getheader("Content-Type", ""), r.read().decode()
+        finally:
+            conn.close()
 
     def signal(self, sig):
         log("sending %s to %s (pid %d)" % (signal.Signals(sig).name, self.name, self.proc.pid))
@@ -433,10 +465,12 @@ class Agent:
 
 
 class Cluster:
-    def __init__(self, test, n, swim=None, agent_extra=None, defaults=False):
+    def __init__(self, test, n, swim=None, agent_extra=None, defaults=False, metrics=False):
         """swim: overrides on top of FAST_SWIM; defaults=True writes no swim
-        settings at all, so the agents run the shipped defaults."""
+        settings at all, so the agents run the shipped defaults; metrics=True
+        gives each agent a metrics listener on a port of its own."""
         self.t = test
+        self.metrics = metrics
         self.binary = test.binary
         self.root = test.tmp
         self.certs = test.certs
@@ -450,7 +484,8 @@ class Cluster:
             self.add("n%d" % i)
 
     def add(self, name):
-        a = Agent(self, name, self.t.port(), self.t.port())
+        a = Agent(self, name, self.t.port(), self.t.port(),
+                  self.t.port() if self.metrics else 0)
         self.agents[name] = a
         return a
 
@@ -679,9 +714,9 @@ class Test:
             self._creds[role] = (self.certs.ca_cert, cert, key)
         return self._creds[role]
 
-    def cluster(self, n, swim=None, agent_extra=None, defaults=False):
+    def cluster(self, n, swim=None, agent_extra=None, defaults=False, metrics=False):
         self.setup_certs()
-        c = Cluster(self, n, swim, agent_extra, defaults)
+        c = Cluster(self, n, swim, agent_extra, defaults, metrics)
         self.clusters.append(c)
         return c
 
@@ -865,3 +900,9 @@ def expect_closed(sock, what, timeout=5.0):
 
 def grep(text, pattern):
     return re.search(pattern, text, re.I | re.M) is not None
+
+
+def http_client_errors():
+    """What http.client raises for a server that answers no HTTP."""
+    import http.client
+    return http.client.HTTPException

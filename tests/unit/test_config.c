@@ -85,6 +85,18 @@ static int parse(struct fixture *f, ...)
 			fail_msg("error \"%s\" lacks \"%s\"", (f)->err, (needle)); \
 	} while (0)
 
+/* Each {"SECTION": {bad[k][0]}} is refused with an error holding bad[k][1]. */
+static void load_refused(struct fixture *f, const char *section, const char *const (*bad)[2],
+                         size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		char text[160];
+		snprintf(text, sizeof(text), "{\"%s\": {%s}}", section, bad[k][0]);
+		assert_int_equal(load(f, text), -EINVAL);
+		assert_err_has(f, bad[k][1]);
+	}
+}
+
 /* A config that validates, for tests that break one thing. */
 static void make_valid(struct fixture *f)
 {
@@ -749,15 +761,41 @@ static void test_state_section(void **state)
 	    {"\"republish_s\": 86401", "state.republish_s: expected an integer from 0 to 86400"},
 	    {"\"load\": 1", "state.load: unknown key"},
 	};
-	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
-		char text[128];
-		snprintf(text, sizeof(text), "{\"state\": {%s}}", bad[k][0]);
-		assert_int_equal(load(f, text), -EINVAL);
-		assert_err_has(f, bad[k][1]);
-	}
+	load_refused(f, "state", bad, sizeof(bad) / sizeof(bad[0]));
 	assert_int_equal(parse(f, "--state-load-step", "-1", NULL), -EINVAL);
 	assert_err_has(f, "--state-load-step: expected a number from 0.1 to 64");
 	assert_true(o->state_load_step == 2.0);
+}
+
+/* ---- section "metrics" ------------------------------------------------- */
+
+static void test_metrics_section(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	/* on by default, on localhost */
+	assert_string_equal(o->metrics_bind, "127.0.0.1");
+	assert_int_equal(o->metrics_port, 7948);
+	assert_false(o->metrics_tls);
+	assert_int_equal(load(f, "{\"metrics\": {\"bind\": \"::1\", \"port\": 0, \"tls\": true}}"),
+	                 0);
+	assert_string_equal(o->metrics_bind, "::1");
+	assert_int_equal(o->metrics_port, 0);
+	assert_true(o->metrics_tls);
+	assert_int_equal(parse(f, "--metrics-bind", "10.0.0.5", "--metrics-port", "9100", NULL), 0);
+	assert_string_equal(o->metrics_bind, "10.0.0.5");
+	assert_int_equal(o->metrics_port, 9100);
+	static const char *const bad[][2] = {
+	    {"\"port\": 65536", "metrics.port: expected an integer from 0 to 65535"},
+	    {"\"port\": \"x\"", "metrics.port: expected an integer"},
+	    {"\"bind\": \"localhost\"", "metrics.bind"},
+	    {"\"path\": \"/m\"", "metrics.path: unknown key"},
+	    {"\"tls\": 1", "metrics.tls"},
+	};
+	load_refused(f, "metrics", bad, sizeof(bad) / sizeof(bad[0]));
+	assert_int_equal(parse(f, "--metrics-port", "-1", NULL), -EINVAL);
+	assert_err_has(f, "--metrics-port");
+	assert_int_equal(o->metrics_port, 9100);
 }
 
 /* ---- section "failover" ------------------------------------------------ */
@@ -952,6 +990,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_node_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_section_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_section, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_metrics_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failover_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failover_section_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failover_quorate_window, setup, teardown),

@@ -148,6 +148,18 @@ static void test_order_and_loop_thread(void **state)
 		assert_int_equal(e.status[i], 0);
 		assert_true(uv_thread_equal(&t[i].done_thread, &self));
 	}
+	/* the lane's stats: five jobs timed, run 25+20+15+10+5 ms in all, and
+	 * each waited for the ones before it (25, 45, 60, 70 ms) */
+	const struct hvwork_lane_stats *st = hvwork_lane_stats(e.w, HVWORK_GENERAL);
+	assert_int_equal(st->jobs, 5);
+	assert_int_equal(st->cancelled, 0);
+	assert_int_equal(st->run.count, 5);
+	assert_int_equal(st->wait.count, 5);
+	assert_true(st->run.sum >= 0.075 && st->run.sum < 5.0);
+	assert_true(st->wait.sum >= 0.2 && st->wait.sum < 5.0);
+	assert_int_equal(hvwork_lane_stats(e.w, HVWORK_CRITICAL)->jobs, 0);
+	assert_int_equal(hvwork_lane_stats(e.w, HVWORK_CRITICAL)->run.count, 0);
+	assert_null(hvwork_lane_stats(e.w, HVWORK_LANES));
 	env_close(&e);
 }
 
@@ -260,6 +272,12 @@ static void test_queue_bound_and_stop(void **state)
 	assert_int_equal(st[5], 0);
 	assert_int_equal(st[2], -ECANCELED);
 	assert_int_equal(st[3], -ECANCELED);
+	/* a cancelled job is counted as such, not timed */
+	const struct hvwork_lane_stats *gs = hvwork_lane_stats(e.w, HVWORK_GENERAL);
+	assert_int_equal(gs->jobs, 1);
+	assert_int_equal(gs->cancelled, 2);
+	assert_int_equal(gs->run.count, 1);
+	assert_int_equal(hvwork_lane_stats(e.w, HVWORK_CRITICAL)->jobs, 1);
 	env_close(&e);
 }
 
