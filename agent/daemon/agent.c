@@ -48,6 +48,7 @@
 #include "metrics.h"
 #include "rpc_service.h"
 #include "sdservice.h"
+#include "seeds.h"
 #include "swim_codec.h"
 
 static int64_t wall_ms(void)
@@ -604,8 +605,8 @@ static int agent_start(struct agent *a, char *err, size_t errlen)
 		return rc;
 	nodestate_refresh(a); /* feeds our capacity to the migration core */
 	if (o->n_seeds > 0)
-		swim_join(membership_swim(a), (const char *const *)o->seeds, o->n_seeds,
-		          uv_now(a->loop));
+		seeds_join(a, (const char *const *)o->seeds,
+		           o->n_seeds); /* names resolved off the loop */
 	membership_pump(a);
 	if ((rc = sdservice_start(a)) < 0) {
 		snprintf(err, errlen, "cannot start the service timer: %s", uv_strerror(rc));
@@ -633,6 +634,7 @@ static void agent_close_handles(struct agent *a)
 			uv_close(hs[i], NULL);
 	looplag_close(&a->looplag);
 	sdservice_close(a);
+	seeds_close(a);
 }
 
 /* uv_walk at exit: a handle nobody closed (the libvirt bridge's one

@@ -74,7 +74,8 @@ struct agent {
 	struct rpc_service *rpc_service;
 	struct migration_service *migration;
 	struct ha *ha;
-	struct metrics *metrics; /* metrics.c: the Prometheus listener */
+	struct metrics *metrics;   /* metrics.c: the Prometheus listener */
+	struct seeds_state *seeds; /* seeds.c: host-name seeds being resolved */
 };
 
 /* `meshvisor agent ...`: runs the agent until it is stopped; returns the

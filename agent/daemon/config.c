@@ -25,6 +25,7 @@
 #include "config.h"
 #include "fileio.h"
 #include "names.h"
+#include "seeds.h"
 #include "watchdog.h"
 
 #include <arpa/inet.h>
@@ -84,7 +85,7 @@ static const struct config_opt config_opts[] = {
     {NULL, "rpc_port", "rpc-port", CT_PORT, OFF(rpc_port), 0, 0,
      "TCP port for clients (default 7947)"},
     {NULL, "join", "join", CT_SEEDS, OFF(seeds), 0, 0,
-     "seed peer IP:PORT or [IPv6]:PORT; repeatable or comma-separated"},
+     "seed peer IP:PORT, [IPv6]:PORT or HOSTNAME:PORT; repeatable or comma-separated"},
     {"tls", "ca", "ca", CT_STRING, OFF(ca_file), 0, 0, "cluster CA certificate (PEM)"},
     {"tls", "cert", "cert", CT_STRING, OFF(cert_file), 0, 0,
      "this node's certificate (PEM, role node)"},
@@ -352,38 +353,13 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
-/* "IPv4:port" or "[IPv6]:port", port 1..65535. */
+/* "IPv4:port", "[IPv6]:port" or "hostname:port", port 1..65535 (seeds.h;
+ * names are resolved off the loop when the agent joins). */
 static bool is_valid_seed(const char *s)
 {
-	char host[64];
-	const char *port;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (close == NULL || close[1] != ':')
-			return false;
-		size_t n = (size_t)(close - s - 1);
-		if (n == 0 || n >= sizeof(host))
-			return false;
-		memcpy(host, s + 1, n);
-		host[n] = '\0';
-		if (addr_family(host, NULL) != AF_INET6)
-			return false;
-		port = close + 2;
-	} else {
-		const char *colon = strrchr(s, ':');
-		if (colon == NULL)
-			return false;
-		size_t n = (size_t)(colon - s);
-		if (n == 0 || n >= sizeof(host))
-			return false;
-		memcpy(host, s, n);
-		host[n] = '\0';
-		if (addr_family(host, NULL) != AF_INET)
-			return false;
-		port = colon + 1;
-	}
-	uint64_t p;
-	return parse_u64(port, &p) && p >= 1 && p <= 65535;
+	char host[256];
+	unsigned port;
+	return seed_parse(s, host, sizeof(host), &port);
 }
 
 /* Frees the strings of a list option (seeds, labels) and empties it. */
@@ -404,8 +380,9 @@ static int seeds_add(struct agent_options *o, const char *where, const char *s, 
 	char q[QBUF];
 	if (!is_valid_seed(s)) {
 		set_err(err, errlen,
-		        "%s: expected IPv4:PORT or [IPv6]:PORT with port 1 to 65535, got %s", where,
-		        quote_cstr(q, s));
+		        "%s: expected IPv4:PORT, [IPv6]:PORT or HOSTNAME:PORT with port 1 to "
+		        "65535, got %s",
+		        where, quote_cstr(q, s));
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < o->n_seeds; i++)
@@ -737,7 +714,7 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 		if (!from_json)
 			return seeds_add_list(o, where, s, err, errlen);
 		str_list_clear(o->seeds, &o->n_seeds);
-		return opt_set_string_list(o, where, jv, "IP:PORT", seeds_add, err, errlen);
+		return opt_set_string_list(o, where, jv, "HOST:PORT", seeds_add, err, errlen);
 	}
 	return -EINVAL;
 }

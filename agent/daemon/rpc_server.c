@@ -47,6 +47,7 @@
 #include "agent.h"
 #include "membership.h"
 #include "rpc_server.h"
+#include "seeds.h"
 #include "peer_client.h"
 #include "rpc_service.h"
 #include "domxml.h"
@@ -927,19 +928,27 @@ static bool rpc_op_join(struct rpc_call *c, struct rpc_reply *r)
 		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "join needs at least one seed address");
 		return true;
 	}
+	if (j->n_seeds > AGENT_MAX_SEEDS) {
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID, "join takes at most %d seed addresses",
+		         AGENT_MAX_SEEDS);
+		return true;
+	}
 	for (size_t i = 0; i < j->n_seeds; i++) {
-		struct sockaddr_storage ss;
-		if (strlen(j->seeds[i]) >= SWIM_ADDR_MAX || net_parse_addr(j->seeds[i], &ss) < 0) {
+		char host[256];
+		unsigned port;
+		if (strlen(j->seeds[i]) >= SWIM_ADDR_MAX ||
+		    !seed_parse(j->seeds[i], host, sizeof(host), &port)) {
 			rpc_fail(r, MV__RPC_CODE__RPC_ERR_INVALID,
-			         "invalid seed address '%.64s': expected IP:PORT or [IPv6]:PORT",
+			         "invalid seed address '%.64s': expected IP:PORT, [IPv6]:PORT or "
+			         "HOSTNAME:PORT",
 			         j->seeds[i]);
 			return true;
 		}
 	}
 	MV_INFO("rpc", "join requested client=%s seeds=%zu", c->caller, j->n_seeds);
-	swim_join(membership_swim(c->a), (const char *const *)j->seeds, j->n_seeds,
-	          uv_now(c->a->loop));
-	membership_pump(c->a);
+	int rc = seeds_join(c->a, (const char *const *)j->seeds, j->n_seeds);
+	if (rc < 0)
+		rpc_fail(r, MV__RPC_CODE__RPC_ERR_INTERNAL, "cannot join: %s", strerror(-rc));
 	return true;
 }
 

@@ -284,11 +284,16 @@ static void test_file_bad_values(void **state)
 	    {"{\"advertise\": \"10.0.0.1:7946\"}", {"advertise: expected an IPv4 or IPv6", NULL}},
 	    {"{\"rpc_bind\": \"[::1]\"}", {"rpc_bind: expected an IPv4 or IPv6", NULL}},
 	    {"{\"join\": \"10.0.0.1:7946\"}", {"join: expected an array", NULL}},
-	    {"{\"join\": [\"10.0.0.1\"]}", {"join[0]: expected IPv4:PORT or [IPv6]:PORT", NULL}},
-	    {"{\"join\": [\"10.0.0.1:1\", \"host:7946\"]}", {"join[1]: expected", "\"host:7946\""}},
+	    {"{\"join\": [\"10.0.0.1\"]}",
+	     {"join[0]: expected IPv4:PORT, [IPv6]:PORT or HOSTNAME:PORT", NULL}},
+	    {"{\"join\": [\"10.0.0.1:1\", \"bad_host:7946\"]}",
+	     {"join[1]: expected", "\"bad_host:7946\""}},
+	    {"{\"join\": [\"hv-a02.example:0\"]}", {"join[0]: expected", "hv-a02.example:0"}},
+	    {"{\"join\": [\"-bad.example:7946\"]}", {"join[0]: expected"}},
+	    {"{\"join\": [\"10.0.0.300:7946\"]}", {"join[0]: expected"}},
 	    {"{\"join\": [\"::1:7946\"]}", {"join[0]: expected", NULL}},
 	    {"{\"join\": [\"10.0.0.1:0\"]}", {"join[0]: expected", "port 1 to 65535"}},
-	    {"{\"join\": [7946]}", {"join[0]: expected an \"IP:PORT\" string, got 7946", NULL}},
+	    {"{\"join\": [7946]}", {"join[0]: expected a \"HOST:PORT\" string, got 7946", NULL}},
 	    {"{\"tls\": \"/etc/ca.pem\"}", {"tls: expected an object", NULL}},
 	    {"{\"tls\": {\"ca\": \"\"}}", {"tls.ca: expected a non-empty string", NULL}},
 	    {"{\"tls\": {\"cert\": null}}", {"tls.cert: expected a string, got null", NULL}},
@@ -481,6 +486,10 @@ static void test_flags_override_file(void **state)
 	assert_string_equal(f->o.seeds[0], "10.0.0.1:7946");
 	assert_string_equal(f->o.seeds[1], "10.0.0.2:7946");
 	assert_string_equal(f->o.seeds[2], "[fd00::1]:7946");
+	/* host names are seeds too (resolved off the loop at join: seeds.h) */
+	assert_int_equal(parse(f, "--join", "hv-a02.example.com:7946,localhost:7946", NULL), 0);
+	assert_int_equal(f->o.n_seeds, 2);
+	assert_string_equal(f->o.seeds[0], "hv-a02.example.com:7946");
 
 	/* last of a repeated flag wins */
 	assert_int_equal(parse(f, "--name", "a", "--name", "b", NULL), 0);
@@ -532,7 +541,7 @@ static void test_flags_errors(void **state)
 	assert_int_equal(parse(f, "--bind", "0.0.0.0:80", NULL), -EINVAL);
 	assert_err_has(f, "--bind: expected an IPv4 or IPv6 address literal");
 	assert_int_equal(parse(f, "--join", "10.0.0.1:7946,,10.0.0.2:7946", NULL), -EINVAL);
-	assert_err_has(f, "--join: expected IPv4:PORT or [IPv6]:PORT");
+	assert_err_has(f, "--join: expected IPv4:PORT, [IPv6]:PORT or HOSTNAME:PORT");
 	assert_int_equal(parse(f, "--join", "[fd00::1]7946", NULL), -EINVAL);
 	assert_err_has(f, "--join: expected");
 	assert_int_equal(parse(f, "--witness=maybe", NULL), -EINVAL);

@@ -1,0 +1,40 @@
+/*
+ * seeds.h — joining through seed addresses that may be host names.
+ *
+ * A seed is "IP:PORT", "[IPv6]:PORT" or "NAME:PORT" (a DNS name, as an
+ * operator types it in `join` or `meshvisor join`). Literals go to SWIM as
+ * they are; names are resolved off the loop (uv_getaddrinfo, libuv's
+ * thread pool), and SWIM is asked to join once every name of the request
+ * has an answer, through the literals and the first address each name
+ * resolved to. A request in which nothing resolved is retried (1 s,
+ * doubling to 30 s) until something does or a newer request replaces it;
+ * each failure is logged once per attempt. SWIM's own join retries reuse
+ * the resolved addresses. Peers are authenticated by the cluster CA and
+ * their certificate's name, not by the seed's DNS name: a name only says
+ * where to knock.
+ *
+ * Ownership: the module's state hangs off struct agent (a->seeds);
+ * seeds_close() cancels what is in flight. Loop thread only.
+ */
+#ifndef MESHVISOR_SEEDS_H
+#define MESHVISOR_SEEDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct agent;
+
+/* "HOST:PORT" with HOST an IP literal ([v6] bracketed) or a DNS name, and
+ * PORT 1..65535; host (NUL-terminated, without brackets) and port out. */
+bool seed_parse(const char *seed, char *host, size_t hostlen, unsigned *port);
+/* Whether host is a syntactically valid DNS name (1..253 characters,
+ * labels of 1..63 letters, digits and inner hyphens). */
+bool seed_is_dns_name(const char *host);
+
+/* Joins through seeds (any mix of literals and names); replaces a request
+ * still resolving. 0, or -EINVAL (a seed that does not parse: nothing
+ * done) or -ENOMEM. */
+int seeds_join(struct agent *a, const char *const *seeds, size_t n);
+void seeds_close(struct agent *a);
+
+#endif
