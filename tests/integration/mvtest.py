@@ -736,6 +736,37 @@ def run(main, default_timeout=170):
 
 # ---- libvirt test driver hosts (issue 3) -----------------------------------
 
+def check_loop_lag(a, bound_us, cause):
+    """Prints the agent's loop-lag figures (status) and checks that its loop
+    never ran bound_us late; cause: what it would have waited for."""
+    st = a.status()
+    log("%s: loop lag p99 %.1f ms, max %.1f ms over 30 s, max ever %.1f ms, stalls %d" %
+        (a.name, st["loop_lag_p99_us"] / 1000.0, st["loop_lag_max_us"] / 1000.0,
+         st["loop_lag_max_ever_us"] / 1000.0, st["loop_stalls"]))
+    check(st["loop_lag_max_ever_us"] < bound_us, "%s's loop ran %.1f ms late: it waited for %s" %
+          (a.name, st["loop_lag_max_ever_us"] / 1000.0, cause))
+    return st
+
+
+def preload_env(t, env_var, lib_name, what):
+    """{"LD_PRELOAD": ...} for a test shim built beside the agent (found
+    through env_var, else in the build tree as lib_name): an agent started
+    with it calls the shim first. An ASan build wants its runtime first."""
+    lib = os.environ.get(env_var) or os.path.join(
+        os.path.dirname(t.binary), "tests", "integration", lib_name)
+    if not os.path.exists(lib):
+        raise TestFailure("%s library %s not found (build it, or set %s)" %
+                          (what, lib, env_var))
+    preload = [lib]
+    r = subprocess.run(["ldd", t.binary], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                       text=True)
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith("libasan") and len(parts) >= 3:
+            preload.insert(0, parts[2])
+    return {"LD_PRELOAD": ":".join(preload)}
+
+
 def write_host_xml(path, cpus, memory_kib, domains, model="x86_64"):
     """Writes a libvirt test-driver host file (the `test:///PATH` URI):
     a host with `cpus` logical CPUs of CPU model `model` and `memory_kib`

@@ -48,28 +48,10 @@ WD_DEFAULT_S = 60                       # the fake device's timeout before a set
 
 # ---- the fake watchdog (fakewd.c) ------------------------------------------
 
-def fakewd_lib(t):
-    lib = os.environ.get("MV_FAKEWD_LIB")
-    if not lib:  # run by hand: next to the binary's build tree
-        lib = os.path.join(os.path.dirname(t.binary), "tests", "integration",
-                           "libmv_fakewd.so")
-    if not os.path.exists(lib):
-        raise mvtest.TestFailure("fake watchdog library %s not found (build mv_fakewd, or "
-                                 "set MV_FAKEWD_LIB)" % lib)
-    return lib
-
-
 def fakewd_env(t, path, log_path, min_timeout=None):
-    preload = [fakewd_lib(t)]
-    # an ASan build (MV_SANITIZE) wants its runtime first in the list
-    r = subprocess.run(["ldd", t.binary], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                       text=True)
-    for line in r.stdout.splitlines():
-        parts = line.split()
-        if parts and parts[0].startswith("libasan") and len(parts) >= 3:
-            preload.insert(0, parts[2])
-    env = dict(os.environ, LD_PRELOAD=":".join(preload), MV_FAKEWD_PATH=path,
-               MV_FAKEWD_LOG=log_path, MV_FAKEWD_TIMEOUT=str(WD_DEFAULT_S))
+    env = dict(os.environ, MV_FAKEWD_PATH=path, MV_FAKEWD_LOG=log_path,
+               MV_FAKEWD_TIMEOUT=str(WD_DEFAULT_S))
+    env.update(mvtest.preload_env(t, "MV_FAKEWD_LIB", "libmv_fakewd.so", "fake watchdog"))
     if min_timeout is not None:
         env["MV_FAKEWD_MIN_TIMEOUT"] = str(min_timeout)
     return env
