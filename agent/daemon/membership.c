@@ -9,6 +9,17 @@
  *         swim_pop_event  --> one log line with the cause, then each listener
  *   leave: swim_leave --> poll swim_leave_done every 50 ms, bounded by
  *          leave_timeout_ms --> the agent's `left` callback, once
+ *   incarnation: data_dir/incarnation holds the highest we may have
+ *          announced. Written (temporary file, fsync, rename) at start
+ *          before we serve, and whenever the core's incarnation rose
+ *          (a refutation, a new incarnation the failover core asked for)
+ *          on the hypervisor worker's journal lane, so a slow disk never
+ *          holds the loop; until that write completed the pump sends no
+ *          SWIM message (they stay queued in the core: each may carry
+ *          the new incarnation), so an incarnation is durable before it
+ *          is announced and a restart after a crash starts above anything
+ *          the cluster heard from us. Events are still handled meanwhile.
+ *          Without a worker (fixtures) the write runs on the loop.
  *
  * Invariants: the service's state (struct membership) is private to this
  * file; the core exists from membership_start to membership_free; the
@@ -29,6 +40,7 @@
 
 #include "core_driver.h"
 #include "fileio.h"
+#include "hvwork.h"
 #include "log.h"
 #include "swim_codec.h"
 #include "tls_claim.h"
@@ -48,6 +60,19 @@ struct membership {
 	bool leaving;              /* a graceful leave started */
 	bool leave_requested;      /* by an RPC; the agent starts it after the answer */
 	membership_left_fn on_left;
+	uint64_t inc_saved;                 /* the incarnation last written (or tried) */
+	struct membership_inc_job *inc_job; /* the write in flight: SWIM output waits */
+};
+
+/* A write of data_dir/incarnation on the worker's journal lane. */
+struct membership_inc_job {
+	struct hvwork_job w;
+	struct agent *a;
+	char path[4096];
+	char text[32];
+	size_t len;
+	uint64_t inc;
+	int rc;
 };
 
 int membership_add_listener(membership_listener_fn fn)
@@ -81,15 +106,74 @@ static uint64_t membership_read_incarnation(const char *dir)
 	return (uint64_t)v;
 }
 
+static void membership_inc_written(const char *path, int rc)
+{
+	if (rc < 0)
+		MV_WARN("swim", "cannot save incarnation path=%s error=\"%s\"", path,
+		        strerror(-rc));
+}
+
 static void membership_write_incarnation(const char *dir, uint64_t inc)
 {
 	char path[4096], text[32];
 	snprintf(path, sizeof(path), "%s/incarnation", dir);
 	int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)inc);
-	int rc = mv_file_write_durable(path, text, (size_t)n);
-	if (rc < 0)
-		MV_WARN("swim", "cannot save incarnation path=%s error=\"%s\"", path,
-		        strerror(-rc));
+	membership_inc_written(path, mv_file_write_durable(path, text, (size_t)n));
+}
+
+static void membership_inc_work(struct hvwork_job *w)
+{
+	struct membership_inc_job *j = w->data;
+	j->rc = mv_file_write_durable(j->path, j->text, j->len);
+}
+
+static void membership_inc_done(struct hvwork_job *w, int status)
+{
+	struct membership_inc_job *j = w->data;
+	struct agent *a = j->a;
+	if (status == 0)
+		membership_inc_written(j->path, j->rc);
+	struct membership *ms = a->membership;
+	bool live = ms != NULL && !a->stopping;
+	if (ms != NULL)
+		ms->inc_job = NULL;
+	free(j);
+	if (live)
+		membership_pump(a); /* what waited for the write (or the next one) */
+}
+
+/* Makes the core's incarnation durable if it rose since the last write:
+ * true while a write is in flight (then no SWIM message may leave). A
+ * failed write is logged and not retried (as before: the next rise writes
+ * again; at start the agent reads what the file holds). */
+static bool membership_inc_busy(struct agent *a)
+{
+	struct membership *ms = a->membership;
+	if (ms->inc_job != NULL)
+		return true;
+	uint64_t inc = swim_incarnation(ms->core);
+	if (inc <= ms->inc_saved)
+		return false;
+	ms->inc_saved = inc;
+	struct membership_inc_job *j = a->hv != NULL ? calloc(1, sizeof(*j)) : NULL;
+	if (j != NULL) {
+		j->a = a;
+		j->inc = inc;
+		snprintf(j->path, sizeof(j->path), "%s/incarnation", a->opt.data_dir);
+		j->len =
+		    (size_t)snprintf(j->text, sizeof(j->text), "%llu\n", (unsigned long long)inc);
+		j->w.work = membership_inc_work;
+		j->w.done = membership_inc_done;
+		j->w.data = j;
+		if (hvwork_submit(a->hv, HVWORK_JOURNAL, &j->w) == 0) {
+			ms->inc_job = j;
+			return true;
+		}
+		free(j);
+	}
+	/* no worker, or it cannot take the job: written here, as before */
+	membership_write_incarnation(a->opt.data_dir, inc);
+	return false;
 }
 
 static void membership_log_event(struct agent *a, const struct swim_event *e)
@@ -128,11 +212,11 @@ static void membership_log_event(struct agent *a, const struct swim_event *e)
 		        name, e->addr, e->incarnation, cause);
 		break;
 	case SWIM_EV_SELF_REFUTED:
+		/* (made durable by the pump before anything announces it: a
+		 * restart after a crash starts above it, and above anything the
+		 * failover core fenced: it ends incarnations on purpose) */
 		MV_WARN("swim", "new incarnation of ours incarnation=%" PRIu64 " cause=%s",
 		        e->incarnation, cause);
-		/* a restart after a crash starts above it (and above anything the
-		 * failover core fenced: it ends incarnations on purpose) */
-		membership_write_incarnation(a->opt.data_dir, e->incarnation);
 		break;
 	case SWIM_EV_JOINED_CLUSTER:
 		MV_INFO("swim", "joined cluster cause=%s", cause);
@@ -207,7 +291,8 @@ void membership_pump(struct agent *a)
 {
 	struct membership *ms = a->membership;
 	struct swim_msg m;
-	while (swim_pop_output(ms->core, &m)) {
+	/* while our new incarnation is being written, nothing leaves */
+	while (!membership_inc_busy(a) && swim_pop_output(ms->core, &m)) {
 		if (a->net == NULL)
 			continue;
 		uint8_t *frame = NULL;
@@ -268,7 +353,8 @@ int membership_start(struct agent *a, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	a->membership = ms;
-	membership_write_incarnation(o->data_dir, inc);
+	membership_write_incarnation(o->data_dir, inc); /* (before we serve) */
+	ms->inc_saved = inc;
 	uv_timer_t *timers[] = {&ms->core_timer, &ms->leave_poll, &ms->leave_deadline};
 	for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
 		uv_timer_init(a->loop, timers[i]);
