@@ -165,9 +165,10 @@ struct ha_restart {
 	struct fo_plan_entry entry;
 	char cands[HA_HOLDERS_MAX * 2][FO_NAME_MAX]; /* peers to ask for the XML, in order */
 	size_t n_cands, next;
-	bool dead;   /* the agent is stopping: ignore the answer */
-	bool fenced; /* a fence that covers this VM ran while it was being
+	bool dead;          /* the agent is stopping: ignore the answer */
+	bool fenced;        /* a fence that covers this VM ran while it was being
 	                started: whatever started is destroyed, not reported */
+	char fail_why[512]; /* why the start failed (reported after the cleanup) */
 	struct ha_restart *next_job;
 };
 
@@ -252,7 +253,8 @@ struct ha {
 	 * destroys"; while fence_hold is set the core's output waits */
 	struct ha_lfence *fence_hold;
 	bool fence_retrying;     /* a retry's destroys are on the worker */
-	unsigned lfence_running; /* both kinds (use a->virt) */
+	unsigned lfence_running; /* both kinds, and ha_vm_async's (use a->virt) */
+	unsigned stale_running;  /* stale copies being removed */
 	bool fence_slow_told;    /* the destroys' delay was logged */
 };
 
@@ -1223,11 +1225,16 @@ static void ha_lfence_here(struct agent *a, struct virt_destroy_item *it)
 	it->rc = virt_vm_find(a->virt, it->key, &cur, it->err, sizeof(it->err));
 	if (it->rc == -ENOENT)
 		it->rc = 0;
-	if (it->rc < 0 || !ha_virt_active(cur.state) || cur.epoch >= it->below_epoch)
+	if (it->rc < 0 || cur.epoch >= it->below_epoch)
 		return;
-	it->rc = virt_vm_destroy(a->virt, it->key, it->err, sizeof(it->err));
-	if (it->rc == 0)
+	if (ha_virt_active(cur.state)) {
+		it->rc = virt_vm_destroy(a->virt, it->key, it->err, sizeof(it->err));
+		if (it->rc < 0)
+			return;
 		it->rc = 1;
+	}
+	if (it->undefine && cur.persistent)
+		it->undefined = virt_vm_undefine(a->virt, it->key, it->err, sizeof(it->err)) == 0;
 }
 
 /* Carries out lf: on the worker's critical lane (a self-fence or a fence
@@ -1320,6 +1327,70 @@ static void ha_fence_incomplete(struct agent *a, const char *what)
 	         h->fence_unknown ? " (libvirt does not answer: it may run more)" : "", wd,
 	         ha_fence_retry_ms(a));
 	h->unfenced_retry_at = uv_now(a->loop) + ha_fence_retry_ms(a);
+}
+
+/* ---- one VM's destroy (or read) on the worker -------------------------------------------
+ *
+ * The other libvirt calls of HA that used to run on the loop (an HA
+ * restart's cleanups and its cache refresh, a stale copy's destroy and
+ * undefine) go through virt_vm_destroy_async too, one VM at a time, and
+ * the caller's continuation runs on the loop afterwards (or at once,
+ * after the same call on the loop, without a worker). Lane: critical for
+ * each of them — a stale copy or a start a fence overtook may be a VM
+ * running twice, and a restart's answer (RESTARTED, or a hand-back that
+ * says "not running here") waits for it; none can queue behind an
+ * operator's or a listing's calls on the general lane. */
+
+typedef void (*ha_vm_then_fn)(struct agent *a, struct virt_destroy_item *it, void *arg);
+
+struct ha_vm_job {
+	struct agent *a;
+	struct virt_destroy_item it;
+	ha_vm_then_fn then;
+	void *arg;
+};
+
+static void ha_vm_job_done(struct virt *v, int status, struct virt_destroy_item *items, size_t n,
+                           void *ud)
+{
+	(void)v;
+	(void)status; /* (items say -ECANCELED) */
+	(void)items;
+	(void)n;
+	struct ha_vm_job *j = ud;
+	HA(j->a)->lfence_running--;
+	j->then(j->a, &j->it, j->arg);
+	free(j);
+}
+
+/* Destroys uuid while active below below_epoch (0: only reads it into the
+ * cache), then undefines it when asked (virt.h), and calls then(a, item,
+ * arg) on the loop. then always runs (with -ENOMEM in the item when even
+ * this cannot be allocated). */
+static void ha_vm_async(struct agent *a, const char *uuid, uint64_t below_epoch, bool undefine,
+                        ha_vm_then_fn then, void *arg)
+{
+	struct ha_vm_job *j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		struct virt_destroy_item it = {.rc = -ENOMEM};
+		snprintf(it.key, sizeof(it.key), "%s", uuid);
+		snprintf(it.err, sizeof(it.err), "out of memory");
+		then(a, &it, arg);
+		return;
+	}
+	j->a = a;
+	j->then = then;
+	j->arg = arg;
+	snprintf(j->it.key, sizeof(j->it.key), "%s", uuid);
+	j->it.below_epoch = below_epoch;
+	j->it.undefine = undefine;
+	if (virt_vm_destroy_async(a->virt, &j->it, 1, HVWORK_CRITICAL, ha_vm_job_done, j) == 0) {
+		HA(a)->lfence_running++;
+		return;
+	}
+	ha_lfence_here(a, &j->it);
+	then(a, &j->it, arg);
+	free(j);
 }
 
 static void ha_fence_retry(struct agent *a, uint64_t now)
@@ -1504,6 +1575,49 @@ static void ha_restart_work(struct hvwork_job *w)
 	                              sizeof(rw->name), rw->err, sizeof(rw->err));
 }
 
+/* After a fence overtook a start: whatever started is destroyed (a
+ * failure is remembered for the fence's retry), then the restart is
+ * reported failed. */
+static void ha_restart_undone(struct agent *a, struct virt_destroy_item *it, void *arg)
+{
+	struct ha_restart *r = arg;
+	if (!a->stopping) {
+		if (it->rc < 0)
+			ha_unfenced_add(a, r->entry.uuid, r->entry.name, r->entry.new_epoch + 1,
+			                "fenced while it was being started", it->err);
+		MV_WARN("failover",
+		        "vm start undone: a fence ran while it was starting name=%s uuid=%s",
+		        r->entry.name, r->entry.uuid);
+		nodestate_refresh(a);
+	}
+	ha_restart_finish(a, r, false, "a fence ran while it was being started");
+}
+
+/* A start that succeeded: the cache has the VM (read on the worker), and
+ * the restart is reported. */
+static void ha_restart_started(struct agent *a, struct virt_destroy_item *it, void *arg)
+{
+	(void)it;
+	if (!a->stopping) {
+		nodestate_refresh(a);
+		ha_replicate_soon(a);
+	}
+	ha_restart_finish(a, arg, true, "started");
+}
+
+/* A start that failed: the VM is destroyed if it runs after all, before
+ * it is handed back (as before, a failure of that destroy is logged). */
+static void ha_restart_cleaned(struct agent *a, struct virt_destroy_item *it, void *arg)
+{
+	struct ha_restart *r = arg;
+	if (it->rc < 0 && !a->stopping)
+		MV_WARN("failover", "cannot destroy a failed start name=%s uuid=%s error=\"%s\"",
+		        r->entry.name, r->entry.uuid, it->err);
+	if (!a->stopping)
+		nodestate_refresh(a);
+	ha_restart_finish(a, r, false, r->fail_why);
+}
+
 static void ha_restart_after(struct hvwork_job *w, int status)
 {
 	struct ha_restart_work *rw = w->data;
@@ -1511,56 +1625,66 @@ static void ha_restart_after(struct hvwork_job *w, int status)
 	struct ha_restart *r = rw->r;
 	HA(a)->restart_work_running--;
 	uv_update_time(a->loop); /* took_ms must include the start itself */
-	char err[512], e2[256];
-	struct virt_vm cur;
 	bool ok = status == 0 && rw->rc == 0;
 	if (r->dead) {
 		ha_restart_finish(a, r, false, "agent stopping");
 	} else if (r->fenced) {
 		/* a fence ran while it was starting: it must not run on (the
 		 * core handed the entry back, and it may be placed elsewhere) */
-		if (virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2)) == 0 &&
-		    cur.state != VIRT_VM_SHUTOFF &&
-		    virt_vm_destroy(a->virt, r->entry.uuid, e2, sizeof(e2)) < 0)
-			ha_unfenced_add(a, r->entry.uuid, r->entry.name, r->entry.new_epoch + 1,
-			                "fenced while it was being started", e2);
-		MV_WARN("failover",
-		        "vm start undone: a fence ran while it was starting name=%s uuid=%s",
-		        r->entry.name, r->entry.uuid);
-		nodestate_refresh(a);
-		ha_restart_finish(a, r, false, "a fence ran while it was being started");
+		ha_vm_async(a, r->entry.uuid, UINT64_MAX, false, ha_restart_undone, r);
 	} else if (ok) {
 		/* refresh the cache now rather than wait for the events */
-		virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2));
-		nodestate_refresh(a);
-		ha_replicate_soon(a);
-		ha_restart_finish(a, r, true, "started");
+		ha_vm_async(a, r->entry.uuid, 0, false, ha_restart_started, r);
 	} else {
-		snprintf(err, sizeof(err), "%s", status ? "cancelled" : rw->err);
+		snprintf(r->fail_why, sizeof(r->fail_why), "%s", status ? "cancelled" : rw->err);
 		/* make sure it does not run here before handing it back */
-		if (virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2)) == 0 &&
-		    cur.state != VIRT_VM_SHUTOFF)
-			virt_vm_destroy(a->virt, r->entry.uuid, e2, sizeof(e2));
-		nodestate_refresh(a);
-		ha_restart_finish(a, r, false, err);
+		ha_vm_async(a, r->entry.uuid, UINT64_MAX, false, ha_restart_cleaned, r);
 	}
 	free(rw->xml);
 	free(rw);
 }
 
 /* Defines and starts the VM here from xml with the plan's epoch. */
-static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const char *xml)
+/* The check before a start: the VM as libvirt has it now was read on the
+ * worker into the cache (ha_vm_async, read only); rw carries the XML. */
+static void ha_restart_checked(struct agent *a, struct virt_destroy_item *it, void *arg)
 {
-	char err[512];
-	struct virt_vm cur;
-	if (r->fenced) {
-		ha_restart_finish(a, r, false, "a fence ran while its definition was fetched");
+	struct ha_restart_work *rw = arg;
+	struct ha_restart *r = rw->r;
+	const struct virt_vm *cur = NULL;
+	size_t n = 0;
+	const struct virt_vm *vms = it->rc >= 0 ? virt_vms(a->virt, &n) : NULL;
+	for (size_t i = 0; i < n && cur == NULL; i++)
+		if (strcmp(vms[i].uuid, r->entry.uuid) == 0)
+			cur = &vms[i];
+	const char *why = NULL;
+	bool ok = false;
+	if (a->stopping || r->dead)
+		why = "agent stopping";
+	else if (r->fenced)
+		why = "a fence ran while its definition was fetched";
+	else if ((ok = cur != NULL &&
+	               (cur->state == VIRT_VM_RUNNING || cur->state == VIRT_VM_PAUSED) &&
+	               cur->epoch >= r->entry.new_epoch))
+		why = "already running here";
+	else if (hvwork_submit(a->hv, HVWORK_CRITICAL, &rw->w) != 0)
+		why = "cannot queue the restart";
+	if (why == NULL) {
+		HA(a)->restart_work_running++;
 		return;
 	}
-	if (virt_vm_find(a->virt, r->entry.uuid, &cur, err, sizeof(err)) == 0 &&
-	    (cur.state == VIRT_VM_RUNNING || cur.state == VIRT_VM_PAUSED) &&
-	    cur.epoch >= r->entry.new_epoch) {
-		ha_restart_finish(a, r, true, "already running here");
+	free(rw->xml);
+	free(rw);
+	ha_restart_finish(a, r, ok, why);
+}
+
+/* Defines and starts the VM here from xml with the plan's epoch, unless it
+ * runs here at that epoch already: first read on the worker, then defined
+ * and started there (critical lane), nothing on the loop. */
+static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const char *xml)
+{
+	if (r->fenced) {
+		ha_restart_finish(a, r, false, "a fence ran while its definition was fetched");
 		return;
 	}
 	struct ha_restart_work *rw = calloc(1, sizeof(*rw));
@@ -1578,13 +1702,7 @@ static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const cha
 	rw->w.work = ha_restart_work;
 	rw->w.done = ha_restart_after;
 	rw->w.what = "ha-restart";
-	if (hvwork_submit(a->hv, HVWORK_CRITICAL, &rw->w) != 0) {
-		free(rw->xml);
-		free(rw);
-		ha_restart_finish(a, r, false, "cannot queue the restart");
-		return;
-	}
-	HA(a)->restart_work_running++;
+	ha_vm_async(a, r->entry.uuid, 0, false, ha_restart_checked, rw);
 }
 
 static void ha_restart_ask_next(struct agent *a, struct ha_restart *r);
@@ -1948,12 +2066,41 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 
 /* ---- the gossiped view -> core; stale copies --------------------------------------------- */
 
+/* A stale copy being removed (on the worker: ha_vm_async). */
+struct ha_stale {
+	char name[VIRT_NAME_MAX];
+	char owner[FO_NAME_MAX];
+	uint64_t ours, theirs;
+};
+
+static void ha_stale_removed(struct agent *a, struct virt_destroy_item *it, void *arg)
+{
+	struct ha_stale *st = arg;
+	HA(a)->stale_running--;
+	if (!a->stopping && it->rc >= 0 && (it->rc > 0 || it->undefined)) {
+		MV_WARN("failover",
+		        "stale copy removed name=%s uuid=%s our_epoch=%" PRIu64
+		        " running_on=%s their_epoch=%" PRIu64 " destroyed=%d undefined=%d",
+		        st->name, it->key, st->ours, st->owner, st->theirs, it->rc > 0,
+		        it->undefined);
+		ha_event(a, "stale-copy-removed", a->opt.name, st->name,
+		         "runs on %s with epoch %" PRIu64 " > ours %" PRIu64 ": destroyed%s here",
+		         st->owner, st->theirs, st->ours, it->undefined ? " and undefined" : "");
+		nodestate_refresh(a);
+	} else if (!a->stopping && it->rc < 0) {
+		MV_WARN("failover", "cannot remove a stale copy name=%s uuid=%s error=\"%s\"",
+		        st->name, it->key, it->err);
+	}
+	free(st);
+}
+
 /* A VM here whose UUID runs on another alive host with a higher epoch is a
  * stale copy (we were failed over, or a move finished elsewhere): destroy
- * and undefine it. */
+ * and undefine it, on the worker (one batch at a time: the next state
+ * change looks again). */
 static void ha_remove_stale(struct agent *a, const struct ha_view *v)
 {
-	if (a->virt == NULL)
+	if (a->virt == NULL || HA(a)->stale_running > 0)
 		return;
 	size_t n = 0;
 	const struct virt_vm *vms = virt_vms(a->virt, &n);
@@ -1983,26 +2130,21 @@ static void ha_remove_stale(struct agent *a, const struct ha_view *v)
 next_vm:;
 	}
 	for (size_t i = 0; i < k; i++) {
-		char err[512], src[FO_NAME_MAX];
+		char src[FO_NAME_MAX];
 		if (migration_incoming_source(a, stale[i], src, sizeof(src)))
 			continue;
-		struct virt_vm cur;
-		if (virt_vm_find(a->virt, stale[i], &cur, err, sizeof(err)) < 0)
-			continue;
+		struct ha_stale *st = calloc(1, sizeof(*st));
+		if (st == NULL)
+			continue; /* (the next state change) */
+		snprintf(st->name, sizeof(st->name), "%s", names[i]);
+		snprintf(st->owner, sizeof(st->owner), "%s", owner[i]);
+		st->ours = ours[i];
+		st->theirs = theirs[i];
 		ha_expect_stop(a, stale[i]);
-		if (cur.state != VIRT_VM_SHUTOFF)
-			virt_vm_destroy(a->virt, stale[i], err, sizeof(err));
-		int rc = virt_vm_undefine(a->virt, stale[i], err, sizeof(err));
-		MV_WARN("failover",
-		        "stale copy removed name=%s uuid=%s our_epoch=%" PRIu64
-		        " running_on=%s their_epoch=%" PRIu64 " undefined=%d",
-		        names[i], stale[i], ours[i], owner[i], theirs[i], rc == 0);
-		ha_event(a, "stale-copy-removed", a->opt.name, names[i],
-		         "runs on %s with epoch %" PRIu64 " > ours %" PRIu64 ": destroyed%s here",
-		         owner[i], theirs[i], ours[i], rc == 0 ? " and undefined" : "");
+		HA(a)->stale_running++;
+		/* (destroyed and undefined only while still below their epoch) */
+		ha_vm_async(a, stale[i], theirs[i], true, ha_stale_removed, st);
 	}
-	if (k > 0)
-		nodestate_refresh(a);
 }
 
 static void ha_on_state_timer(uv_timer_t *t)
@@ -2205,10 +2347,12 @@ static void ha_replicate(struct agent *a)
 	*r = (struct ha_repl_round){.a = a, .refresh = refresh, .vms = vms, .n = k};
 	int rc = virt_vm_export_xml_async(a->virt, keys, k, ha_replicate_exported, r);
 	free(keys);
-	if (rc == -EBUSY || rc == -EAGAIN) {
+	if (rc < 0 && rc != -ENOTSUP) {
+		/* busy, full, libvirt away or no memory: the next tick (only a
+		 * process without a worker reads them on the loop, below) */
 		free(vms);
 		free(r);
-		h->repl_dirty = true; /* the next tick */
+		h->repl_dirty = true;
 		return;
 	}
 	if (refresh)
@@ -2217,7 +2361,7 @@ static void ha_replicate(struct agent *a)
 	if (rc == 0)
 		return; /* ha_replicate_exported goes on */
 	free(r);
-	/* no worker (or it failed to start): read them here */
+	/* no worker: read them here */
 	char **xmls = k ? calloc(k, sizeof(*xmls)) : NULL;
 	if (k && xmls == NULL) {
 		free(vms);

@@ -1722,6 +1722,20 @@ int virt_vm_define(struct virt *v, const char *xml, struct virt_vm *out, char *e
 
 enum virt_op { VIRT_OP_START, VIRT_OP_SHUTDOWN, VIRT_OP_DESTROY, VIRT_OP_UNDEFINE };
 
+/* NVRAM is kept: it is the guest's firmware state, not ours to delete.
+ * Drivers that know fewer flags (the test driver) get the two every
+ * driver knows. Any thread (libvirt's error is per thread). */
+static int virt_dom_undefine(virDomainPtr d)
+{
+	int r = virDomainUndefineFlags(
+	    d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+		   VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | VIR_DOMAIN_UNDEFINE_KEEP_NVRAM);
+	if (r < 0 && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+		r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+		                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
+	return r;
+}
+
 static int virt_op(struct virt *v, enum virt_op op, const char *key, char *err, size_t errlen)
 {
 	static const char *const verb[] = {"start", "shut down", "destroy", "undefine"};
@@ -1773,19 +1787,9 @@ static int virt_op(struct virt *v, enum virt_op op, const char *key, char *err, 
 	case VIRT_OP_DESTROY:
 		r = virDomainDestroy(d);
 		break;
-	case VIRT_OP_UNDEFINE: {
-		/* NVRAM is kept: it is the guest's firmware state, not ours to
-		 * delete. Drivers that know fewer flags (the test driver) get the
-		 * two every driver knows. */
-		r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-		                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-		                                  VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
-		                                  VIR_DOMAIN_UNDEFINE_KEEP_NVRAM);
-		if (r < 0 && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
-			r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-			                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
+	case VIRT_OP_UNDEFINE:
+		r = virt_dom_undefine(d);
 		break;
-	}
 	}
 	if (r < 0) {
 		rc = virt_failed(v, err, errlen, what);
@@ -3173,6 +3177,16 @@ static void virt_destroy_one(struct virt_destroy_job *dj, size_t i)
 					dj->seen[i] = 2; /* transient: gone once stopped */
 				else if (r < 0)
 					dj->seen[i] = 0;
+			}
+		}
+		if (it->undefine && it->rc >= 0 && dj->seen[i] == 1 && vm->persistent &&
+		    vm->epoch < it->below_epoch && virDomainIsActive(d) == 0) {
+			if (virt_dom_undefine(d) == 0) {
+				it->undefined = true;
+				dj->seen[i] = 2;
+			} else {
+				virt_conn_failed(dj->c, it->err, sizeof(it->err),
+				                 "cannot undefine the VM");
 			}
 		}
 	}

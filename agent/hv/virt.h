@@ -541,14 +541,18 @@ int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
  * the worker (the critical lane) instead of the loop that answers SWIM.
  * One item per VM: in, key (its UUID) and below_epoch: the VM is
  * destroyed only while it is active and its owner epoch (read on the
- * worker, just before the destroy) is below it (UINT64_MAX: any epoch).
- * Out, rc: 1 destroyed; 0 nothing to do (not defined here, not active, or
- * at below_epoch or newer: restarted here by a later plan); or -errno as
- * virt_vm_destroy's, with err. */
+ * worker, just before the destroy) is below it (UINT64_MAX: any epoch;
+ * 0: never, the VM is only read into the cache); with undefine, a
+ * persistent VM then stopped below that epoch is undefined too (a stale
+ * copy). Out, rc: 1 destroyed; 0 nothing to do (not defined here, not
+ * active, or at below_epoch or newer: restarted here by a later plan); or
+ * -errno as virt_vm_destroy's, with err; undefined, or err says why not. */
 struct virt_destroy_item {
 	char key[VIRT_UUID_LEN];
 	uint64_t below_epoch;
+	bool undefine;
 	int rc;
+	bool undefined;
 	char err[256];
 };
 /* done runs on the loop once every item was tried: status 0, or

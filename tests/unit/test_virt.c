@@ -1561,7 +1561,8 @@ struct destroy_rec {
 	int rc[4];
 	enum virt_vm_state alpha_state; /* in the cache when done ran */
 	enum virt_stop_reason alpha_why;
-	bool gamma_cached;
+	bool gamma_cached, beta_cached;
+	bool undefined[4];
 };
 
 static void on_destroyed(struct virt *v, int status, struct virt_destroy_item *items, size_t n,
@@ -1570,12 +1571,15 @@ static void on_destroyed(struct virt *v, int status, struct virt_destroy_item *i
 	struct destroy_rec *r = ud;
 	r->calls++;
 	r->status = status;
-	for (size_t i = 0; i < n && i < 4; i++)
+	for (size_t i = 0; i < n && i < 4; i++) {
 		r->rc[i] = items[i].rc;
+		r->undefined[i] = items[i].undefined;
+	}
 	const struct virt_vm *a = cached(v, "alpha");
 	r->alpha_state = a != NULL ? a->state : VIRT_VM_OTHER;
 	r->alpha_why = a != NULL ? a->stop_reason : VIRT_STOP_NONE;
 	r->gamma_cached = cached(v, "gamma") != NULL;
+	r->beta_cached = cached(v, "beta") != NULL;
 }
 
 static bool pred_destroyed(void *arg)
@@ -1587,7 +1591,8 @@ static bool pred_destroyed(void *arg)
  * active below its epoch, read on the worker; the cache has the outcome
  * (and on_change ran) before done; slow destroys (the test hook, 300 ms
  * each) hold a worker thread while the loop's 10 ms timer ticks on; a
- * worker call in flight on the connection does not refuse them. */
+ * worker call in flight on the connection does not refuse them; a stale
+ * copy is undefined once stopped, only below its epoch. */
 static void test_destroy_on_worker(void **state)
 {
 	struct fx *f = *state;
@@ -1604,20 +1609,25 @@ static void test_destroy_on_worker(void **state)
 	memset(it, 0, sizeof(it));
 	assert_int_equal(virt_vm_destroy_async(f->v, it, 0, HVWORK_CRITICAL, on_destroyed, NULL),
 	                 -EINVAL);
-	/* alpha runs at epoch 4: not below 4, left alone */
+	/* alpha runs at epoch 4: not below 4, left alone (and not undefined) */
 	snprintf(it[0].key, sizeof(it[0].key), "11111111-2222-3333-4444-555555555555");
 	it[0].below_epoch = 4;
+	it[0].undefine = true;
 	struct destroy_rec r = {0};
 	assert_int_equal(virt_vm_destroy_async(f->v, it, 1, HVWORK_CRITICAL, on_destroyed, &r), 0);
 	assert_true(run_until(pred_destroyed, &r, 5000));
 	assert_int_equal(r.status, 0);
 	assert_int_equal(r.rc[0], 0);
+	assert_false(r.undefined[0]);
 	assert_int_equal(r.alpha_state, VIRT_VM_RUNNING);
-	/* below 5: destroyed; beta is shut off, the third is not there,
-	 * gamma (transient, any epoch) destroyed and gone */
+	it[0].undefine = false;
+	/* below 5: destroyed; beta is shut off (a stale copy: undefined),
+	 * the third is not there, gamma (transient, any epoch) destroyed and
+	 * gone */
 	it[0].below_epoch = 5;
 	snprintf(it[1].key, sizeof(it[1].key), "22222222-2222-3333-4444-555555555555");
 	it[1].below_epoch = UINT64_MAX;
+	it[1].undefine = true;
 	snprintf(it[2].key, sizeof(it[2].key), "44444444-2222-3333-4444-555555555555");
 	it[2].below_epoch = UINT64_MAX;
 	snprintf(it[3].key, sizeof(it[3].key), "33333333-2222-3333-4444-555555555555");
@@ -1643,6 +1653,8 @@ static void test_destroy_on_worker(void **state)
 	assert_int_equal(r.status, 0);
 	assert_int_equal(r.rc[0], 1);
 	assert_int_equal(r.rc[1], 0);
+	assert_true(r.undefined[1]);
+	assert_false(r.beta_cached);
 	assert_int_equal(r.rc[2], 0);
 	assert_int_equal(r.rc[3], 1);
 	assert_int_equal(r.alpha_state, VIRT_VM_SHUTOFF);
