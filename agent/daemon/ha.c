@@ -1127,8 +1127,9 @@ static void ha_lfence_finish(struct agent *a, struct ha_lfence *lf)
 			         retry ? " (on retry)" : "", vm->why);
 		}
 		if (it->rc >= 0) {
+			/* (one a later fence recorded below a higher epoch stays) */
 			struct ha_unfenced *u = ha_unfenced_find(h, it->key);
-			if (u == NULL)
+			if (u == NULL || u->below_epoch > it->below_epoch)
 				continue;
 			if (it->rc == 0)
 				MV_INFO("failover",
