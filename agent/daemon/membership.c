@@ -19,11 +19,16 @@
  *          the new incarnation), so an incarnation is durable before it
  *          is announced and a restart after a crash starts above anything
  *          the cluster heard from us. Events are still handled meanwhile.
- *          Without a worker (fixtures) the write runs on the loop.
+ *          The hold is bounded: after half a probe timeout (a disk slower
+ *          than that; the write may also queue behind the failover
+ *          journal's on that lane) the messages leave anyway, logged, as
+ *          they always did before this hold — a SWIM silence longer than
+ *          a probe timeout would get this host suspected, refute again,
+ *          and write again. Without a worker the write runs on the loop.
  *
  * Invariants: the service's state (struct membership) is private to this
  * file; the core exists from membership_start to membership_free; the
- * three timers are initialized together and closed together
+ * four timers are initialized together and closed together
  * (timers_on), and a leave, once started, stays started.
  */
 #include "membership.h"
@@ -56,12 +61,14 @@ struct membership {
 	uv_timer_t core_timer;     /* at swim_next_deadline */
 	uv_timer_t leave_poll;     /* checks swim_leave_done() while leaving */
 	uv_timer_t leave_deadline; /* leave_timeout_ms after the leave started */
-	bool timers_on;            /* the three initialized, not yet closed */
+	bool timers_on;            /* the four initialized, not yet closed */
+	uv_timer_t inc_hold;       /* bounds how long an incarnation write holds output */
 	bool leaving;              /* a graceful leave started */
 	bool leave_requested;      /* by an RPC; the agent starts it after the answer */
 	membership_left_fn on_left;
 	uint64_t inc_saved;                 /* the incarnation last written (or tried) */
 	struct membership_inc_job *inc_job; /* the write in flight: SWIM output waits */
+	bool inc_hold_over;                 /* ... no longer: it took longer than the bound */
 };
 
 /* A write of data_dir/incarnation on the worker's journal lane. */
@@ -135,11 +142,37 @@ static void membership_inc_done(struct hvwork_job *w, int status)
 		membership_inc_written(j->path, j->rc);
 	struct membership *ms = a->membership;
 	bool live = ms != NULL && !a->stopping;
-	if (ms != NULL)
+	if (ms != NULL) {
 		ms->inc_job = NULL;
+		ms->inc_hold_over = false;
+		if (ms->timers_on)
+			uv_timer_stop(&ms->inc_hold);
+	}
 	free(j);
 	if (live)
 		membership_pump(a); /* what waited for the write (or the next one) */
+}
+
+static uint64_t membership_inc_hold_ms(const struct agent *a)
+{
+	uint64_t ms = a->opt.swim.probe_timeout_ms / 2;
+	return ms > 0 ? ms : 250;
+}
+
+/* The write is slower than the bound: what waited leaves (said once per
+ * write). */
+static void membership_on_inc_hold(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	struct membership *ms = a->membership;
+	if (ms == NULL || ms->inc_job == NULL || a->stopping)
+		return;
+	ms->inc_hold_over = true;
+	MV_WARN("swim",
+	        "incarnation not on disk after %" PRIu64 " ms: announced before it is "
+	        "incarnation=%" PRIu64 " cause=\"a slow disk; the write goes on\"",
+	        membership_inc_hold_ms(a), ms->inc_job->inc);
+	membership_pump(a);
 }
 
 /* Makes the core's incarnation durable if it rose since the last write:
@@ -150,7 +183,7 @@ static bool membership_inc_busy(struct agent *a)
 {
 	struct membership *ms = a->membership;
 	if (ms->inc_job != NULL)
-		return true;
+		return !ms->inc_hold_over;
 	uint64_t inc = swim_incarnation(ms->core);
 	if (inc <= ms->inc_saved)
 		return false;
@@ -165,8 +198,13 @@ static bool membership_inc_busy(struct agent *a)
 		j->w.work = membership_inc_work;
 		j->w.done = membership_inc_done;
 		j->w.data = j;
+		j->w.what = "incarnation";
 		if (hvwork_submit(a->hv, HVWORK_JOURNAL, &j->w) == 0) {
 			ms->inc_job = j;
+			ms->inc_hold_over = false;
+			if (ms->timers_on)
+				uv_timer_start(&ms->inc_hold, membership_on_inc_hold,
+				               membership_inc_hold_ms(a), 0);
 			return true;
 		}
 		free(j);
@@ -355,7 +393,8 @@ int membership_start(struct agent *a, char *err, size_t errlen)
 	a->membership = ms;
 	membership_write_incarnation(o->data_dir, inc); /* (before we serve) */
 	ms->inc_saved = inc;
-	uv_timer_t *timers[] = {&ms->core_timer, &ms->leave_poll, &ms->leave_deadline};
+	uv_timer_t *timers[] = {&ms->core_timer, &ms->leave_poll, &ms->leave_deadline,
+	                        &ms->inc_hold};
 	for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
 		uv_timer_init(a->loop, timers[i]);
 		timers[i]->data = a;
@@ -372,6 +411,7 @@ void membership_stop(struct agent *a)
 	uv_timer_stop(&ms->core_timer);
 	uv_timer_stop(&ms->leave_poll);
 	uv_timer_stop(&ms->leave_deadline);
+	uv_timer_stop(&ms->inc_hold);
 }
 
 void membership_close(struct agent *a)
@@ -383,6 +423,7 @@ void membership_close(struct agent *a)
 	uv_close((uv_handle_t *)&ms->core_timer, NULL);
 	uv_close((uv_handle_t *)&ms->leave_poll, NULL);
 	uv_close((uv_handle_t *)&ms->leave_deadline, NULL);
+	uv_close((uv_handle_t *)&ms->inc_hold, NULL);
 }
 
 void membership_free(struct agent *a)

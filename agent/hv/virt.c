@@ -3260,6 +3260,7 @@ int virt_vm_destroy_async(struct virt *v, struct virt_destroy_item *items, size_
 	dj->n = n;
 	dj->done = done;
 	dj->ud = ud;
+	dj->j.what = "vm-destroy";
 	int rc =
 	    virt_conn_submit(v, lane, &dj->j, virt_destroy_work, virt_destroy_done, dj, &dj->c);
 	if (rc < 0) {

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -209,6 +210,43 @@ static void test_incarnation_durable_before_announced(void **state)
 	assert_int_equal(hvwork_inflight(a->hv), 0);
 }
 
+static void sleep_work(struct hvwork_job *j)
+{
+	(void)j;
+	usleep(800 * 1000);
+}
+
+static void sleep_done(struct hvwork_job *j, int status)
+{
+	(void)j;
+	(void)status;
+}
+
+/* The hold is bounded: a write that takes longer than half a probe
+ * timeout (here it queues behind an 800 ms job on the journal lane, as
+ * behind a slow failover journal write) lets the messages leave after the
+ * bound, before the write completed; the write still completes. Fails
+ * with an unbounded hold (the refutation still queued after 400 ms). */
+static void test_incarnation_hold_bounded(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct agent *a = &f->a;
+	struct swim *core = membership_swim(a);
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	uint64_t inc0 = swim_incarnation(core);
+	struct hvwork_job blocker = {.work = sleep_work, .done = sleep_done};
+	assert_int_equal(hvwork_submit(a->hv, HVWORK_JOURNAL, &blocker), 0);
+	fixture_ping(f, "b", "a", SWIM_SUSPECT);
+	assert_int_equal(swim_incarnation(core), inc0 + 1);
+	assert_true(a->opt.swim.probe_timeout_ms / 2 < 400);
+	assert_true(fixture_run_till(f, uv_now(a->loop) + 400));
+	struct swim_msg m;
+	assert_false(swim_pop_output(core, &m));      /* (they left) */
+	assert_int_equal(saved_incarnation(f), inc0); /* not yet on disk */
+	struct inc_wait w = {f, inc0 + 1};
+	assert_true(fixture_run_until(f, incarnation_saved, &w, 3000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +257,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_leave_deadline, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_incarnation_durable_before_announced, setup,
 	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_incarnation_hold_bounded, setup, fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
