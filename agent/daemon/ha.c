@@ -11,7 +11,7 @@
  *   core timer            --> fo_handle_timer(now)
  *   pump: fo_journal_version moved --> data_dir/failover-journal written
  *         (temporary file, fsync, rename) BEFORE anything below is sent
- *         or done: the write runs on the hypervisor worker's critical lane
+ *         or done: the write runs on the hypervisor worker's journal lane
  *         (a slow disk must not hold the loop), and until it completed the
  *         core's events and messages stay queued in it (ha_journal_busy);
  *         read back into the core at start (a bad file stops the agent)
@@ -19,11 +19,13 @@
  *         (HEARTBEAT, HB_ACK, HB_NACK: core_driver_send_dgram, a sealed UDP
  *         datagram when a key exists, else TLS; everything else: TLS)
  *         fo_pop_event  --> log + event stream, and the actions:
- *           FENCE_SELF    destroy every local HA VM            (synchronous;
- *                         one that survives it is retried, and the
- *                         watchdog left unpetted: "fences that failed")
- *           FENCE_VMS     destroy these local VMs              (synchronous,
- *                         retried the same way)
+ *           FENCE_SELF    destroy every local HA VM, on the hypervisor
+ *                         worker's critical lane; nothing the core
+ *                         produced after it leaves before the destroys
+ *                         are done ("a fence's local destroys"); one
+ *                         that survives is retried, and the watchdog
+ *                         left unpetted ("fences that failed")
+ *           FENCE_VMS     destroy these local VMs (the same way)
  *           REMOTE_FENCE  virt_remote_fence(dead host's fence URI) on the
  *                         hypervisor worker's critical lane (hvwork.h;
  *                         migrations cannot take its threads)
@@ -94,6 +96,7 @@
 #define HA_EXPECT_MS 120000      /* an expected stop is remembered this long */
 #define HA_FENCE_TIMEOUT_S 10    /* remote fence connect keepalive bound */
 #define HA_JOURNAL_RETRY_MS 1000 /* a failed journal write is retried after */
+#define HA_FENCE_SLOW_MS 5000    /* a fence's destroys this late are logged */
 #define HA_HOLDERS_MAX 16
 
 static int64_t ha_wall_ms(void)
@@ -162,9 +165,10 @@ struct ha_restart {
 	struct fo_plan_entry entry;
 	char cands[HA_HOLDERS_MAX * 2][FO_NAME_MAX]; /* peers to ask for the XML, in order */
 	size_t n_cands, next;
-	bool dead;   /* the agent is stopping: ignore the answer */
-	bool fenced; /* a fence that covers this VM ran while it was being
+	bool dead;          /* the agent is stopping: ignore the answer */
+	bool fenced;        /* a fence that covers this VM ran while it was being
 	                started: whatever started is destroyed, not reported */
+	char fail_why[512]; /* why the start failed (reported after the cleanup) */
 	struct ha_restart *next_job;
 };
 
@@ -245,6 +249,13 @@ struct ha {
 	size_t n_unfenced, cap_unfenced;
 	bool fence_unknown; /* a self-fence ran while libvirt did not answer */
 	uint64_t unfenced_retry_at;
+	/* a fence's local destroys on the worker: see "a fence's local
+	 * destroys"; while fence_hold is set the core's output waits */
+	struct ha_lfence *fence_hold;
+	bool fence_retrying;     /* a retry's destroys are on the worker */
+	unsigned lfence_running; /* both kinds, and ha_vm_async's (use a->virt) */
+	unsigned stale_running;  /* stale copies being removed */
+	bool fence_slow_told;    /* the destroys' delay was logged */
 };
 
 static void ha_on_state_change(struct agent *a);
@@ -402,9 +413,50 @@ static void ha_stamp_note(struct agent *a, uint64_t now);
 
 /* ---- the journal (fo.h): durable before anything is sent -------------------------- */
 
+/* What the core produced that waits for something to complete (the
+ * journal's write, a fence's destroys): its events, to be carried out in
+ * order from first_ev, then its messages, to be sent. */
+struct ha_hold {
+	struct fo_event *ev;
+	size_t first_ev, n_ev, cap_ev;
+	struct fo_msg *msg;
+	size_t n_msg, cap_msg;
+};
+
+static void ha_hold_free(struct ha_hold *hd)
+{
+	for (size_t i = hd->first_ev; i < hd->n_ev; i++)
+		fo_event_clear(&hd->ev[i]);
+	for (size_t i = 0; i < hd->n_msg; i++)
+		fo_msg_clear(&hd->msg[i]);
+	free(hd->ev);
+	free(hd->msg);
+	memset(hd, 0, sizeof(*hd));
+}
+
+/* A fence's local destroys (see "a fence's local destroys"), with what
+ * waits for them. */
+enum ha_lfence_kind { HA_LFENCE_SELF, HA_LFENCE_ORDER, HA_LFENCE_RETRY };
+
+struct ha_lfence_vm {
+	char name[VIRT_NAME_MAX];
+	char why[FO_TEXT_MAX + 96];
+};
+
+struct ha_lfence {
+	struct agent *a;
+	enum ha_lfence_kind kind;
+	bool blind; /* libvirt did not answer when the fence began */
+	struct virt_destroy_item *items;
+	struct ha_lfence_vm *vms; /* beside items */
+	size_t n, cap;
+	uint64_t started_at; /* uv_now */
+	struct ha_hold hold; /* what waits for these destroys (not for a retry) */
+};
+
 /* A journal write: the text encoded on the loop, written and fsynced
  * (temporary file, fsync, rename, fsync of the directory) on the worker's
- * critical lane, the outcome applied on the loop. */
+ * journal lane, the outcome applied on the loop. */
 struct ha_journal_job {
 	struct hvwork_job w;
 	struct agent *a;
@@ -418,16 +470,14 @@ struct ha_journal_job {
 	 * what the write records, so it waits for it, and only for it (what
 	 * the core produces meanwhile waits for the next write: a proposer
 	 * that retries faster than our disk cannot starve our answers). */
-	struct fo_event *ev;
-	size_t n_ev, cap_ev;
-	struct fo_msg *msg;
-	size_t n_msg, cap_msg;
+	struct ha_hold hold;
 };
 
 static void ha_send_msg(struct agent *a, struct fo_msg *m);
 static bool ha_fence_pending(const struct ha *h);
 
 static void ha_pump(struct agent *a);
+static void ha_release(struct agent *a, struct ha_hold *hd);
 
 /* The outcome of a write of `version`: the core learns whether its votes
  * are durable; a failure is logged once. */
@@ -478,9 +528,9 @@ static void ha_journal_work(struct hvwork_job *w)
 	j->took_us = ha_mono_us() - t0;
 }
 
-/* Moves what the core has produced so far into the job (as much as
+/* Moves what the core has produced so far into the hold (as much as
  * memory allows: the rest stays queued in the core, for the next write). */
-static void ha_journal_hold(struct ha *h, struct ha_journal_job *j)
+static void ha_hold_take(struct ha *h, struct ha_hold *j)
 {
 	for (;;) {
 		if (j->n_ev == j->cap_ev) {
@@ -513,12 +563,7 @@ static void ha_journal_hold(struct ha *h, struct ha_journal_job *j)
 
 static void ha_journal_job_free(struct ha_journal_job *j)
 {
-	for (size_t i = 0; i < j->n_ev; i++)
-		fo_event_clear(&j->ev[i]);
-	for (size_t i = 0; i < j->n_msg; i++)
-		fo_msg_clear(&j->msg[i]);
-	free(j->ev);
-	free(j->msg);
+	ha_hold_free(&j->hold);
 	free(j->path);
 	free(j->text);
 	free(j);
@@ -536,19 +581,8 @@ static void ha_journal_done(struct hvwork_job *w, int status)
 			ha_journal_written(h, j->rc, j->version, j->len, j->took_us,
 			                   uv_now(a->loop));
 	}
-	if (live) {
-		/* what waited for this write, in the pump's order: the actions,
-		 * then the messages (each through the same filters) */
-		for (size_t i = 0; i < j->n_ev; i++) {
-			ha_handle_core_event(a, &j->ev[i]);
-			fo_event_clear(&j->ev[i]);
-		}
-		j->n_ev = 0;
-		fo_fence_incomplete(h->fo, ha_fence_pending(h));
-		for (size_t i = 0; i < j->n_msg; i++)
-			ha_send_msg(a, &j->msg[i]); /* (clears it) */
-		j->n_msg = 0;
-	}
+	if (live)
+		ha_release(a, &j->hold); /* what waited for this write */
 	ha_journal_job_free(j);
 	if (live)
 		ha_pump(a); /* what the core produced meanwhile (or the next write) */
@@ -590,7 +624,7 @@ static bool ha_journal_busy(struct agent *a)
 		j->w.data = j;
 		if (hvwork_submit(a->hv, HVWORK_JOURNAL, &j->w) == 0) {
 			h->journal_job = j;
-			ha_journal_hold(h, j);
+			ha_hold_take(h, &j->hold);
 			return true;
 		}
 		j->text = NULL; /* (still ours, below) */
@@ -672,8 +706,34 @@ static void ha_send_msg(struct agent *a, struct fo_msg *m)
 		bool hb = m->type == FO_HEARTBEAT || m->type == FO_HB_ACK || m->type == FO_HB_NACK;
 		(hb ? core_driver_send_dgram : core_driver_send)(
 		    a, "failover", fo_msg_type_name(m->type), rc, frame, len, mi.addr, m->to);
+		MV_DEBUG("failover", "sent type=%s to=%s", fo_msg_type_name(m->type), m->to);
 	}
 	fo_msg_clear(m);
+}
+
+/* Carries out what waited in hd (the journal's write or a fence's
+ * destroys completed), in the pump's order: the actions, then the
+ * messages, each through the same filters. An action that starts local
+ * destroys (a fence: h->fence_hold) stops it there: what is left moves
+ * into that fence's hold and waits for its destroys. hd is left empty. */
+static void ha_release(struct agent *a, struct ha_hold *hd)
+{
+	struct ha *h = HA(a);
+	while (hd->first_ev < hd->n_ev) {
+		struct fo_event *e = &hd->ev[hd->first_ev++];
+		ha_handle_core_event(a, e);
+		fo_event_clear(e);
+		if (h->fence_hold != NULL) {
+			h->fence_hold->hold = *hd; /* (its own hold is empty: it just began) */
+			memset(hd, 0, sizeof(*hd));
+			return;
+		}
+	}
+	fo_fence_incomplete(h->fo, ha_fence_pending(h));
+	for (size_t i = 0; i < hd->n_msg; i++)
+		ha_send_msg(a, &hd->msg[i]); /* (clears it) */
+	hd->n_msg = 0;
+	ha_hold_free(hd);
 }
 
 static void ha_pump(struct agent *a)
@@ -683,6 +743,10 @@ static void ha_pump(struct agent *a)
 		return;
 	for (int guard = 0; guard < 64; guard++) {
 		bool any = false;
+		/* a fence's destroys in flight on the worker: everything the core
+		 * produced since stays queued in it (the fence's end pumps) */
+		if (h->fence_hold != NULL)
+			break;
 		/* the journal first: while its write is in flight, events and
 		 * messages stay queued in the core (ha_journal_done pumps) */
 		if (ha_journal_busy(a))
@@ -690,11 +754,13 @@ static void ha_pump(struct agent *a)
 		/* actions first: a FENCED or ACCEPTED that vouches for a destroy
 		 * leaves only once the destroy is done (fo.h) */
 		struct fo_event e;
-		while (fo_pop_event(h->fo, &e)) {
+		while (h->fence_hold == NULL && fo_pop_event(h->fo, &e)) {
 			any = true;
 			ha_handle_core_event(a, &e);
 			fo_event_clear(&e);
 		}
+		if (h->fence_hold != NULL) /* (the destroys it started run on) */
+			break;
 		if (ha_journal_busy(a)) /* (an action may have fed the core) */
 			break;
 		/* a fence that left VMs running is not claimed: the core stops
@@ -938,30 +1004,78 @@ static void ha_unfenced_add(struct agent *a, const char *uuid, const char *name,
 	snprintf(u->err, sizeof(u->err), "%.250s", err);
 }
 
-/* Destroys local VMs: every active HA one (only NULL), or the active ones
- * the plan lists below their new epochs. Failures are remembered for the
- * retry (above) and counted in *failed. Returns how many were destroyed. */
-static unsigned ha_destroy_local(struct agent *a, const struct fo_plan *only, const char *why,
-                                 unsigned *failed)
+/* ---- a fence's local destroys, on the worker ---------------------------------------------
+ *
+ * A self-fence, a fence order and the retries of what they left running
+ * destroy local VMs. With libvirtd slow or stopped a destroy takes seconds
+ * or never returns, so they run on the hypervisor worker's critical lane
+ * (virt_vm_destroy_async; migrations cannot take its threads, and a
+ * listing in flight does not refuse them), and the loop goes on answering
+ * SWIM and clients meanwhile. EVENTS BEFORE MESSAGES still holds: from a
+ * fence's event until its destroys completed (h->fence_hold), nothing the
+ * core produced leaves — what the pump or a journal write had popped after
+ * the event waits in the fence's hold, the rest stays queued in the core —
+ * and then the usual filters apply (a destroy that failed makes the fence
+ * incomplete: nothing that vouches for it is sent). The worker reads each
+ * VM's epoch just before its destroy, so a copy restarted here by a later
+ * plan is left alone, as the loop's check did. The watchdog is not petted
+ * while the destroys run: one that never returns (libvirtd stopped) ends
+ * with the host reset by the watchdog, timeout_s after its last pet (a
+ * self-fence hurried it to 1 s first), as when the destroys held the loop.
+ * Retries do not hold the core: a fence left incomplete already keeps
+ * everything that vouches for it from leaving. Without a worker (unit
+ * fixtures), or when its lane is full, the destroys run on the loop as
+ * before. */
+
+static void ha_lfence_free(struct ha_lfence *lf)
+{
+	ha_hold_free(&lf->hold);
+	free(lf->items);
+	free(lf->vms);
+	free(lf);
+}
+
+/* One VM more (once per UUID: the highest below epoch wins, as in
+ * ha_unfenced_add). -ENOMEM. */
+static int ha_lfence_add(struct ha_lfence *lf, const char *uuid, const char *name,
+                         uint64_t below_epoch, const char *why)
+{
+	for (size_t i = 0; i < lf->n; i++)
+		if (strcmp(lf->items[i].key, uuid) == 0) {
+			if (below_epoch > lf->items[i].below_epoch)
+				lf->items[i].below_epoch = below_epoch;
+			return 0;
+		}
+	if (lf->n == lf->cap) {
+		size_t cap = lf->cap ? 2 * lf->cap : 8;
+		struct virt_destroy_item *it = realloc(lf->items, cap * sizeof(*it));
+		if (it == NULL)
+			return -ENOMEM;
+		lf->items = it;
+		struct ha_lfence_vm *vm = realloc(lf->vms, cap * sizeof(*vm));
+		if (vm == NULL)
+			return -ENOMEM;
+		lf->vms = vm;
+		lf->cap = cap;
+	}
+	struct virt_destroy_item *it = &lf->items[lf->n];
+	memset(it, 0, sizeof(*it));
+	snprintf(it->key, sizeof(it->key), "%s", uuid);
+	it->below_epoch = below_epoch;
+	snprintf(lf->vms[lf->n].name, sizeof(lf->vms[lf->n].name), "%s", name);
+	snprintf(lf->vms[lf->n].why, sizeof(lf->vms[lf->n].why), "%s", why);
+	lf->n++;
+	return 0;
+}
+
+/* The local VMs a fence destroys, from the inventory cache: every active
+ * HA one (only NULL: below its epoch + 1), or the active ones the plan
+ * lists below their new epochs. -ENOMEM. */
+static int ha_lfence_collect(struct agent *a, struct ha_lfence *lf, const struct fo_plan *only,
+                             const char *why)
 {
 	size_t n = 0;
 	const struct virt_vm *vms = virt_vms(a->virt, &n);
-	/* copy the keys: destroying refreshes the cache under us */
-	char(*uuids)[VIRT_UUID_LEN] = calloc(n ? n : 1, sizeof(*uuids));
-	char(*names)[VIRT_NAME_MAX] = calloc(n ? n : 1, sizeof(*names));
-	uint64_t *below = calloc(n ? n : 1, sizeof(*below));
-	size_t k = 0;
-	if (uuids == NULL || names == NULL || below == NULL) {
-		free(uuids);
-		free(names);
-		free(below);
-		/* nothing destroyed: remembered as a blind fence, retried */
-		if (only == NULL)
-			HA(a)->fence_unknown = true;
-		if (failed != NULL)
-			(*failed)++;
-		return 0;
-	}
 	for (size_t i = 0; i < n; i++) {
 		if (!ha_virt_active(vms[i].state))
 			continue;
@@ -977,41 +1091,206 @@ static unsigned ha_destroy_local(struct agent *a, const struct fo_plan *only, co
 				b = only->entries[j].new_epoch;
 			}
 		}
-		if (hit) {
-			snprintf(uuids[k], VIRT_UUID_LEN, "%s", vms[i].uuid);
-			snprintf(names[k], VIRT_NAME_MAX, "%s", vms[i].name);
-			below[k] = b;
-			k++;
-		}
+		if (hit && ha_lfence_add(lf, vms[i].uuid, vms[i].name, b, why) < 0)
+			return -ENOMEM;
 	}
-	unsigned done = 0;
-	for (size_t i = 0; i < k; i++) {
-		char err[512];
-		ha_expect_stop(a, uuids[i]);
-		int rc = virt_vm_destroy(a->virt, uuids[i], err, sizeof(err));
-		if (rc == 0) {
+	return 0;
+}
+
+static struct ha_unfenced *ha_unfenced_find(struct ha *h, const char *uuid)
+{
+	for (size_t i = 0; i < h->n_unfenced; i++)
+		if (strcmp(h->unfenced[i].uuid, uuid) == 0)
+			return &h->unfenced[i];
+	return NULL;
+}
+
+static void ha_fence_incomplete(struct agent *a, const char *what);
+
+/* The destroys' outcome, on the loop: logged, failures remembered for the
+ * retry (and the rest forgotten), the fence's own ending, and then what
+ * waited for it. lf is freed. */
+static void ha_lfence_finish(struct agent *a, struct ha_lfence *lf)
+{
+	struct ha *h = HA(a);
+	uint64_t now = uv_now(a->loop);
+	unsigned done = 0, failed = 0;
+	bool retry = lf->kind == HA_LFENCE_RETRY;
+	for (size_t i = 0; i < lf->n; i++) {
+		const struct virt_destroy_item *it = &lf->items[i];
+		const struct ha_lfence_vm *vm = &lf->vms[i];
+		if (it->rc > 0) {
 			done++;
-			MV_WARN("failover", "fenced vm name=%s uuid=%s cause=\"%s\"", names[i],
-			        uuids[i], why);
-			ha_event(a, "vm-fenced", a->opt.name, names[i], "destroyed here: %s", why);
+			MV_WARN("failover", "fenced vm%s name=%s uuid=%s cause=\"%s\"",
+			        retry ? " on retry" : "", vm->name, it->key, vm->why);
+			ha_event(a, "vm-fenced", a->opt.name, vm->name, "destroyed here%s: %s",
+			         retry ? " (on retry)" : "", vm->why);
+		}
+		if (it->rc >= 0) {
+			/* (one a later fence recorded below a higher epoch stays) */
+			struct ha_unfenced *u = ha_unfenced_find(h, it->key);
+			if (u == NULL || u->below_epoch > it->below_epoch)
+				continue;
+			if (it->rc == 0)
+				MV_INFO("failover",
+				        "unfenced vm no longer runs here name=%s uuid=%s", u->name,
+				        u->uuid);
+			*u = h->unfenced[--h->n_unfenced];
+			continue;
+		}
+		failed++;
+		if (retry) {
+			MV_DEBUG("failover", "fence retry failed name=%s uuid=%s error=\"%s\"",
+			         vm->name, it->key, it->err);
 		} else {
 			MV_ERROR("failover", "cannot fence vm name=%s uuid=%s error=\"%s\"",
-			         names[i], uuids[i], err);
+			         vm->name, it->key, it->err);
 			ha_event(
-			    a, "vm-fence-failed", a->opt.name, names[i],
+			    a, "vm-fence-failed", a->opt.name, vm->name,
 			    "could not destroy: %s (retried; this host is not fenced meanwhile)",
-			    err);
-			ha_unfenced_add(a, uuids[i], names[i], below[i], why, err);
-			if (failed != NULL)
-				(*failed)++;
+			    it->err);
+		}
+		ha_unfenced_add(a, it->key, vm->name, it->below_epoch, vm->why, it->err);
+	}
+	if (lf->n > 0)
+		nodestate_refresh(a);
+	uint64_t took = now - lf->started_at;
+	switch (lf->kind) {
+	case HA_LFENCE_SELF:
+		if (lf->blind)
+			h->fence_unknown = true; /* the inventory may be stale: retried blind */
+		MV_WARN(
+		    "failover",
+		    "self-fence done destroyed=%u failed=%u libvirt_unknown=%d took_ms=%" PRIu64,
+		    done, failed, h->fence_unknown, took);
+		if (ha_fence_pending(h))
+			ha_fence_incomplete(a, "self-fence");
+		ha_watchdog_after_self_fence(a);
+		break;
+	case HA_LFENCE_ORDER:
+		MV_WARN(
+		    "failover",
+		    "fence order done destroyed=%u failed=%u libvirt_unknown=%d took_ms=%" PRIu64,
+		    done, failed, lf->blind, took);
+		if (failed > 0 || lf->blind) {
+			ha_fence_incomplete(a, "fence order");
+			ha_watchdog_pet(a, now); /* no more pets until it is done */
+		}
+		break;
+	case HA_LFENCE_RETRY:
+		if (done > 0 || failed > 0)
+			MV_INFO("failover", "fence retry destroyed=%u failed=%u took_ms=%" PRIu64,
+			        done, failed, took);
+		if (!ha_fence_pending(h)) {
+			MV_WARN("failover",
+			        "fence complete: every VM a fence left running is destroyed now");
+			ha_event(a, "fence-completed", a->opt.name, NULL,
+			         "every VM the fence left running is destroyed now: this host is "
+			         "fenced");
+			ha_watchdog_pet(a, now); /* the usual rule applies again */
+		}
+		break;
+	}
+	ha_release(a, &lf->hold); /* (moves it on if an action there fences again) */
+	ha_lfence_free(lf);
+}
+
+static void ha_lfence_done(struct virt *v, int status, struct virt_destroy_item *items, size_t n,
+                           void *ud)
+{
+	(void)v;
+	(void)items;
+	(void)n;
+	struct ha_lfence *lf = ud;
+	struct agent *a = lf->a;
+	struct ha *h = HA(a);
+	h->lfence_running--;
+	if (h->fence_hold == lf)
+		h->fence_hold = NULL;
+	if (lf->kind == HA_LFENCE_RETRY)
+		h->fence_retrying = false;
+	if (status != 0 || a->stopping || h->fo == NULL) {
+		MV_INFO("failover", "fence destroys ended while stopping vms=%zu", lf->n);
+		ha_lfence_free(lf);
+		return;
+	}
+	uv_update_time(a->loop); /* (took_ms) */
+	ha_lfence_finish(a, lf);
+	ha_pump(a); /* what the core produced meanwhile */
+}
+
+/* One destroy on the loop (no worker): as the worker's (virt.h). */
+static void ha_lfence_here(struct agent *a, struct virt_destroy_item *it)
+{
+	struct virt_vm cur;
+	it->rc = virt_vm_find(a->virt, it->key, &cur, it->err, sizeof(it->err));
+	if (it->rc == -ENOENT)
+		it->rc = 0;
+	if (it->rc < 0 || cur.epoch >= it->below_epoch)
+		return;
+	if (ha_virt_active(cur.state)) {
+		it->rc = virt_vm_destroy(a->virt, it->key, it->err, sizeof(it->err));
+		if (it->rc < 0)
+			return;
+		it->rc = 1;
+	}
+	if (it->undefine && cur.persistent)
+		it->undefined = virt_vm_undefine(a->virt, it->key, it->err, sizeof(it->err)) == 0;
+}
+
+/* Carries out lf: on the worker's critical lane (a self-fence or a fence
+ * order then holds the core's output until done), else here. */
+static void ha_lfence_run(struct agent *a, struct ha_lfence *lf)
+{
+	struct ha *h = HA(a);
+	lf->started_at = uv_now(a->loop);
+	for (size_t i = 0; i < lf->n; i++)
+		ha_expect_stop(a, lf->items[i].key);
+	int rc = lf->n == 0 ? -EINVAL
+	                    : virt_vm_destroy_async(a->virt, lf->items, lf->n, HVWORK_CRITICAL,
+	                                            ha_lfence_done, lf);
+	if (rc == 0) {
+		h->lfence_running++;
+		if (lf->kind == HA_LFENCE_RETRY)
+			h->fence_retrying = true;
+		else
+			h->fence_hold = lf;
+		h->fence_slow_told = false;
+		MV_INFO("failover", "fence destroys started on the worker kind=%s vms=%zu",
+		        lf->kind == HA_LFENCE_SELF    ? "self-fence"
+		        : lf->kind == HA_LFENCE_ORDER ? "fence order"
+		                                      : "retry",
+		        lf->n);
+		return;
+	}
+	if (rc != -EINVAL && rc != -ENOTSUP)
+		MV_DEBUG("failover", "fence destroys run on the loop vms=%zu error=\"%s\"", lf->n,
+		         strerror(-rc));
+	for (size_t i = 0; i < lf->n; i++)
+		ha_lfence_here(a, &lf->items[i]);
+	ha_lfence_finish(a, lf);
+}
+
+/* A fence's job; NULL when out of memory (then nothing is destroyed: the
+ * fence is remembered as blind, and retried). */
+static struct ha_lfence *ha_lfence_new(struct agent *a, enum ha_lfence_kind kind,
+                                       const struct fo_plan *only, const char *why)
+{
+	struct ha_lfence *lf = calloc(1, sizeof(*lf));
+	if (lf != NULL) {
+		lf->a = a;
+		lf->kind = kind;
+		if (kind != HA_LFENCE_RETRY && ha_lfence_collect(a, lf, only, why) < 0) {
+			ha_lfence_free(lf);
+			lf = NULL;
 		}
 	}
-	free(uuids);
-	free(names);
-	free(below);
-	if (k > 0)
-		nodestate_refresh(a);
-	return done;
+	if (lf == NULL) {
+		MV_ERROR("failover", "out of memory listing the VMs a fence destroys");
+		if (kind == HA_LFENCE_SELF)
+			HA(a)->fence_unknown = true; /* retried blind */
+	}
+	return lf;
 }
 
 static uint32_t ha_fence_retry_ms(const struct agent *a)
@@ -1051,71 +1330,112 @@ static void ha_fence_incomplete(struct agent *a, const char *what)
 	h->unfenced_retry_at = uv_now(a->loop) + ha_fence_retry_ms(a);
 }
 
+/* ---- one VM's destroy (or read) on the worker -------------------------------------------
+ *
+ * The other libvirt calls of HA that used to run on the loop (an HA
+ * restart's cleanups and its cache refresh, a stale copy's destroy and
+ * undefine) go through virt_vm_destroy_async too, one VM at a time, and
+ * the caller's continuation runs on the loop afterwards (or at once,
+ * after the same call on the loop, without a worker). Lane: critical for
+ * each of them — a stale copy or a start a fence overtook may be a VM
+ * running twice, and a restart's answer (RESTARTED, or a hand-back that
+ * says "not running here") waits for it; none can queue behind an
+ * operator's or a listing's calls on the general lane. */
+
+typedef void (*ha_vm_then_fn)(struct agent *a, struct virt_destroy_item *it, void *arg);
+
+struct ha_vm_job {
+	struct agent *a;
+	struct virt_destroy_item it;
+	ha_vm_then_fn then;
+	void *arg;
+};
+
+static void ha_vm_job_done(struct virt *v, int status, struct virt_destroy_item *items, size_t n,
+                           void *ud)
+{
+	(void)v;
+	(void)status; /* (items say -ECANCELED) */
+	(void)items;
+	(void)n;
+	struct ha_vm_job *j = ud;
+	HA(j->a)->lfence_running--;
+	j->then(j->a, &j->it, j->arg);
+	free(j);
+}
+
+/* Destroys uuid while active below below_epoch (0: only reads it into the
+ * cache), then undefines it when asked (virt.h), and calls then(a, item,
+ * arg) on the loop. then always runs (with -ENOMEM in the item when even
+ * this cannot be allocated). */
+static void ha_vm_async(struct agent *a, const char *uuid, uint64_t below_epoch, bool undefine,
+                        ha_vm_then_fn then, void *arg)
+{
+	struct ha_vm_job *j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		struct virt_destroy_item it = {.rc = -ENOMEM};
+		snprintf(it.key, sizeof(it.key), "%s", uuid);
+		snprintf(it.err, sizeof(it.err), "out of memory");
+		then(a, &it, arg);
+		return;
+	}
+	j->a = a;
+	j->then = then;
+	j->arg = arg;
+	snprintf(j->it.key, sizeof(j->it.key), "%s", uuid);
+	j->it.below_epoch = below_epoch;
+	j->it.undefine = undefine;
+	if (virt_vm_destroy_async(a->virt, &j->it, 1, HVWORK_CRITICAL, ha_vm_job_done, j) == 0) {
+		HA(a)->lfence_running++;
+		return;
+	}
+	ha_lfence_here(a, &j->it);
+	then(a, &j->it, arg);
+	free(j);
+}
+
 static void ha_fence_retry(struct agent *a, uint64_t now)
 {
 	struct ha *h = HA(a);
-	if (!ha_fence_pending(h) || now < h->unfenced_retry_at)
+	if (!ha_fence_pending(h) || now < h->unfenced_retry_at || h->fence_hold != NULL ||
+	    h->fence_retrying)
 		return;
 	h->unfenced_retry_at = now + ha_fence_retry_ms(a);
 	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
 	if (a->virt != NULL && (vh == NULL || !vh->reachable))
 		return; /* nothing to try while libvirt is away */
-	if (h->fence_unknown) {
+	if (a->virt == NULL) {
+		h->n_unfenced = 0;
 		h->fence_unknown = false;
-		if (a->virt != NULL && fo_fenced(h->fo)) {
+		return;
+	}
+	struct ha_lfence *lf = calloc(1, sizeof(*lf));
+	if (lf == NULL)
+		return; /* (next second) */
+	lf->a = a;
+	lf->kind = HA_LFENCE_RETRY;
+	int rc = 0;
+	if (h->fence_unknown) {
+		if (fo_fenced(h->fo)) {
 			/* still fenced: every HA VM active now predates the fence */
-			unsigned failed = 0, n;
-			n = ha_destroy_local(
-			    a, NULL, "self-fence (it ran while libvirt did not answer)", &failed);
-			MV_WARN("failover",
-			        "self-fence completed now that libvirt answers destroyed=%u "
-			        "failed=%u",
-			        n, failed);
-		} else if (a->virt != NULL) {
+			MV_WARN("failover", "self-fence goes on now that libvirt answers");
+			rc = ha_lfence_collect(a, lf, NULL,
+			                       "self-fence (it ran while libvirt did not answer)");
+		} else {
 			MV_WARN("failover",
 			        "libvirt answers again after a blind self-fence, but this host "
 			        "is quorate again since: HA VMs running now are left alone");
 		}
 	}
-	for (size_t i = 0; i < h->n_unfenced;) {
-		struct ha_unfenced *u = &h->unfenced[i];
-		struct virt_vm cur;
-		char err[512];
-		int rc = a->virt ? virt_vm_find(a->virt, u->uuid, &cur, err, sizeof(err)) : -ENOENT;
-		if (rc < 0 && rc != -ENOENT) {
-			snprintf(u->err, sizeof(u->err), "%.250s", err);
-			i++;
-			continue;
-		}
-		if (rc == 0 && ha_virt_active(cur.state) && cur.epoch < u->below_epoch) {
-			ha_expect_stop(a, u->uuid);
-			rc = virt_vm_destroy(a->virt, u->uuid, err, sizeof(err));
-			if (rc < 0) {
-				MV_DEBUG("failover",
-				         "fence retry failed name=%s uuid=%s error=\"%s\"", u->name,
-				         u->uuid, err);
-				snprintf(u->err, sizeof(u->err), "%.250s", err);
-				i++;
-				continue;
-			}
-			MV_WARN("failover", "fenced vm on retry name=%s uuid=%s cause=\"%s\"",
-			        u->name, u->uuid, u->why);
-			ha_event(a, "vm-fenced", a->opt.name, u->name,
-			         "destroyed here (on retry): %s", u->why);
-			nodestate_refresh(a);
-		} else {
-			MV_INFO("failover", "unfenced vm no longer runs here name=%s uuid=%s",
-			        u->name, u->uuid);
-		}
-		h->unfenced[i] = h->unfenced[--h->n_unfenced];
+	for (size_t i = 0; i < h->n_unfenced && rc == 0; i++)
+		rc = ha_lfence_add(lf, h->unfenced[i].uuid, h->unfenced[i].name,
+		                   h->unfenced[i].below_epoch, h->unfenced[i].why);
+	if (rc < 0) {
+		ha_lfence_free(lf);
+		return; /* (next second) */
 	}
-	if (!ha_fence_pending(h)) {
-		MV_WARN("failover",
-		        "fence complete: every VM a fence left running is destroyed now");
-		ha_event(a, "fence-completed", a->opt.name, NULL,
-		         "every VM the fence left running is destroyed now: this host is fenced");
-		ha_watchdog_pet(a, now); /* the usual rule applies again */
-	}
+	h->fence_unknown = false;
+	ha_lfence_run(a, lf);
 }
 
 static void ha_fence_work(struct hvwork_job *w)
@@ -1256,6 +1576,49 @@ static void ha_restart_work(struct hvwork_job *w)
 	                              sizeof(rw->name), rw->err, sizeof(rw->err));
 }
 
+/* After a fence overtook a start: whatever started is destroyed (a
+ * failure is remembered for the fence's retry), then the restart is
+ * reported failed. */
+static void ha_restart_undone(struct agent *a, struct virt_destroy_item *it, void *arg)
+{
+	struct ha_restart *r = arg;
+	if (!a->stopping) {
+		if (it->rc < 0)
+			ha_unfenced_add(a, r->entry.uuid, r->entry.name, r->entry.new_epoch + 1,
+			                "fenced while it was being started", it->err);
+		MV_WARN("failover",
+		        "vm start undone: a fence ran while it was starting name=%s uuid=%s",
+		        r->entry.name, r->entry.uuid);
+		nodestate_refresh(a);
+	}
+	ha_restart_finish(a, r, false, "a fence ran while it was being started");
+}
+
+/* A start that succeeded: the cache has the VM (read on the worker), and
+ * the restart is reported. */
+static void ha_restart_started(struct agent *a, struct virt_destroy_item *it, void *arg)
+{
+	(void)it;
+	if (!a->stopping) {
+		nodestate_refresh(a);
+		ha_replicate_soon(a);
+	}
+	ha_restart_finish(a, arg, true, "started");
+}
+
+/* A start that failed: the VM is destroyed if it runs after all, before
+ * it is handed back (as before, a failure of that destroy is logged). */
+static void ha_restart_cleaned(struct agent *a, struct virt_destroy_item *it, void *arg)
+{
+	struct ha_restart *r = arg;
+	if (it->rc < 0 && !a->stopping)
+		MV_WARN("failover", "cannot destroy a failed start name=%s uuid=%s error=\"%s\"",
+		        r->entry.name, r->entry.uuid, it->err);
+	if (!a->stopping)
+		nodestate_refresh(a);
+	ha_restart_finish(a, r, false, r->fail_why);
+}
+
 static void ha_restart_after(struct hvwork_job *w, int status)
 {
 	struct ha_restart_work *rw = w->data;
@@ -1263,56 +1626,66 @@ static void ha_restart_after(struct hvwork_job *w, int status)
 	struct ha_restart *r = rw->r;
 	HA(a)->restart_work_running--;
 	uv_update_time(a->loop); /* took_ms must include the start itself */
-	char err[512], e2[256];
-	struct virt_vm cur;
 	bool ok = status == 0 && rw->rc == 0;
 	if (r->dead) {
 		ha_restart_finish(a, r, false, "agent stopping");
 	} else if (r->fenced) {
 		/* a fence ran while it was starting: it must not run on (the
 		 * core handed the entry back, and it may be placed elsewhere) */
-		if (virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2)) == 0 &&
-		    cur.state != VIRT_VM_SHUTOFF &&
-		    virt_vm_destroy(a->virt, r->entry.uuid, e2, sizeof(e2)) < 0)
-			ha_unfenced_add(a, r->entry.uuid, r->entry.name, r->entry.new_epoch + 1,
-			                "fenced while it was being started", e2);
-		MV_WARN("failover",
-		        "vm start undone: a fence ran while it was starting name=%s uuid=%s",
-		        r->entry.name, r->entry.uuid);
-		nodestate_refresh(a);
-		ha_restart_finish(a, r, false, "a fence ran while it was being started");
+		ha_vm_async(a, r->entry.uuid, UINT64_MAX, false, ha_restart_undone, r);
 	} else if (ok) {
 		/* refresh the cache now rather than wait for the events */
-		virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2));
-		nodestate_refresh(a);
-		ha_replicate_soon(a);
-		ha_restart_finish(a, r, true, "started");
+		ha_vm_async(a, r->entry.uuid, 0, false, ha_restart_started, r);
 	} else {
-		snprintf(err, sizeof(err), "%s", status ? "cancelled" : rw->err);
+		snprintf(r->fail_why, sizeof(r->fail_why), "%s", status ? "cancelled" : rw->err);
 		/* make sure it does not run here before handing it back */
-		if (virt_vm_find(a->virt, r->entry.uuid, &cur, e2, sizeof(e2)) == 0 &&
-		    cur.state != VIRT_VM_SHUTOFF)
-			virt_vm_destroy(a->virt, r->entry.uuid, e2, sizeof(e2));
-		nodestate_refresh(a);
-		ha_restart_finish(a, r, false, err);
+		ha_vm_async(a, r->entry.uuid, UINT64_MAX, false, ha_restart_cleaned, r);
 	}
 	free(rw->xml);
 	free(rw);
 }
 
 /* Defines and starts the VM here from xml with the plan's epoch. */
-static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const char *xml)
+/* The check before a start: the VM as libvirt has it now was read on the
+ * worker into the cache (ha_vm_async, read only); rw carries the XML. */
+static void ha_restart_checked(struct agent *a, struct virt_destroy_item *it, void *arg)
 {
-	char err[512];
-	struct virt_vm cur;
-	if (r->fenced) {
-		ha_restart_finish(a, r, false, "a fence ran while its definition was fetched");
+	struct ha_restart_work *rw = arg;
+	struct ha_restart *r = rw->r;
+	const struct virt_vm *cur = NULL;
+	size_t n = 0;
+	const struct virt_vm *vms = it->rc >= 0 ? virt_vms(a->virt, &n) : NULL;
+	for (size_t i = 0; i < n && cur == NULL; i++)
+		if (strcmp(vms[i].uuid, r->entry.uuid) == 0)
+			cur = &vms[i];
+	const char *why = NULL;
+	bool ok = false;
+	if (a->stopping || r->dead)
+		why = "agent stopping";
+	else if (r->fenced)
+		why = "a fence ran while its definition was fetched";
+	else if ((ok = cur != NULL &&
+	               (cur->state == VIRT_VM_RUNNING || cur->state == VIRT_VM_PAUSED) &&
+	               cur->epoch >= r->entry.new_epoch))
+		why = "already running here";
+	else if (hvwork_submit(a->hv, HVWORK_CRITICAL, &rw->w) != 0)
+		why = "cannot queue the restart";
+	if (why == NULL) {
+		HA(a)->restart_work_running++;
 		return;
 	}
-	if (virt_vm_find(a->virt, r->entry.uuid, &cur, err, sizeof(err)) == 0 &&
-	    (cur.state == VIRT_VM_RUNNING || cur.state == VIRT_VM_PAUSED) &&
-	    cur.epoch >= r->entry.new_epoch) {
-		ha_restart_finish(a, r, true, "already running here");
+	free(rw->xml);
+	free(rw);
+	ha_restart_finish(a, r, ok, why);
+}
+
+/* Defines and starts the VM here from xml with the plan's epoch, unless it
+ * runs here at that epoch already: first read on the worker, then defined
+ * and started there (critical lane), nothing on the loop. */
+static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const char *xml)
+{
+	if (r->fenced) {
+		ha_restart_finish(a, r, false, "a fence ran while its definition was fetched");
 		return;
 	}
 	struct ha_restart_work *rw = calloc(1, sizeof(*rw));
@@ -1330,13 +1703,7 @@ static void ha_restart_with_xml(struct agent *a, struct ha_restart *r, const cha
 	rw->w.work = ha_restart_work;
 	rw->w.done = ha_restart_after;
 	rw->w.what = "ha-restart";
-	if (hvwork_submit(a->hv, HVWORK_CRITICAL, &rw->w) != 0) {
-		free(rw->xml);
-		free(rw);
-		ha_restart_finish(a, r, false, "cannot queue the restart");
-		return;
-	}
-	HA(a)->restart_work_running++;
+	ha_vm_async(a, r->entry.uuid, 0, false, ha_restart_checked, rw);
 }
 
 static void ha_restart_ask_next(struct agent *a, struct ha_restart *r);
@@ -1494,12 +1861,13 @@ static void ha_on_fence_self(struct agent *a, const struct fo_event *e)
 	 * pings the device) can postpone that */
 	ha_watchdog_hurry(a, "self-fence");
 	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
-	bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
-	unsigned failed = 0;
-	unsigned n = a->virt ? ha_destroy_local(a, NULL, e->text, &failed) : 0;
-	if (blind)
-		h->fence_unknown = true; /* the inventory may be stale: retried blind */
-	MV_WARN("failover", "self-fence done destroyed=%u failed=%u libvirt_unknown=%d", n, failed,
+	struct ha_lfence *lf = a->virt ? ha_lfence_new(a, HA_LFENCE_SELF, NULL, e->text) : NULL;
+	if (lf != NULL) {
+		lf->blind = vh == NULL || !vh->reachable;
+		ha_lfence_run(a, lf); /* (the rest when the destroys are done) */
+		return;
+	}
+	MV_WARN("failover", "self-fence done destroyed=0 failed=0 libvirt_unknown=%d",
 	        h->fence_unknown);
 	if (ha_fence_pending(h))
 		ha_fence_incomplete(a, "self-fence");
@@ -1522,11 +1890,8 @@ static void ha_on_fence_vms(struct agent *a, const struct fo_event *e)
 			if (strcmp(e->plan.entries[i].uuid, r->entry.uuid) == 0 &&
 			    r->entry.new_epoch < e->plan.entries[i].new_epoch)
 				r->fenced = true; /* started below the order's epoch */
-	unsigned failed = 0;
 	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
 	bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
-	if (a->virt)
-		ha_destroy_local(a, &e->plan, why, &failed);
 	if (blind) {
 		/* the inventory may be stale: every VM of the order is
 		 * checked (and destroyed) once libvirt answers again */
@@ -1534,9 +1899,14 @@ static void ha_on_fence_vms(struct agent *a, const struct fo_event *e)
 			ha_unfenced_add(a, e->plan.entries[i].uuid, e->plan.entries[i].name,
 			                e->plan.entries[i].new_epoch, why,
 			                "libvirt does not answer");
-		failed += e->plan.n > 0;
 	}
-	if (failed > 0) {
+	struct ha_lfence *lf = a->virt ? ha_lfence_new(a, HA_LFENCE_ORDER, &e->plan, why) : NULL;
+	if (lf != NULL) {
+		lf->blind = blind && e->plan.n > 0;
+		ha_lfence_run(a, lf); /* (the rest when the destroys are done) */
+		return;
+	}
+	if ((blind && e->plan.n > 0) || a->virt != NULL) { /* (a->virt: out of memory) */
 		ha_fence_incomplete(a, "fence order");
 		ha_watchdog_pet(a, uv_now(a->loop)); /* no more pets until it is done */
 	}
@@ -1697,12 +2067,41 @@ static void ha_handle_core_event(struct agent *a, struct fo_event *e)
 
 /* ---- the gossiped view -> core; stale copies --------------------------------------------- */
 
+/* A stale copy being removed (on the worker: ha_vm_async). */
+struct ha_stale {
+	char name[VIRT_NAME_MAX];
+	char owner[FO_NAME_MAX];
+	uint64_t ours, theirs;
+};
+
+static void ha_stale_removed(struct agent *a, struct virt_destroy_item *it, void *arg)
+{
+	struct ha_stale *st = arg;
+	HA(a)->stale_running--;
+	if (!a->stopping && it->rc >= 0 && (it->rc > 0 || it->undefined)) {
+		MV_WARN("failover",
+		        "stale copy removed name=%s uuid=%s our_epoch=%" PRIu64
+		        " running_on=%s their_epoch=%" PRIu64 " destroyed=%d undefined=%d",
+		        st->name, it->key, st->ours, st->owner, st->theirs, it->rc > 0,
+		        it->undefined);
+		ha_event(a, "stale-copy-removed", a->opt.name, st->name,
+		         "runs on %s with epoch %" PRIu64 " > ours %" PRIu64 ": destroyed%s here",
+		         st->owner, st->theirs, st->ours, it->undefined ? " and undefined" : "");
+		nodestate_refresh(a);
+	} else if (!a->stopping && it->rc < 0) {
+		MV_WARN("failover", "cannot remove a stale copy name=%s uuid=%s error=\"%s\"",
+		        st->name, it->key, it->err);
+	}
+	free(st);
+}
+
 /* A VM here whose UUID runs on another alive host with a higher epoch is a
  * stale copy (we were failed over, or a move finished elsewhere): destroy
- * and undefine it. */
+ * and undefine it, on the worker (one batch at a time: the next state
+ * change looks again). */
 static void ha_remove_stale(struct agent *a, const struct ha_view *v)
 {
-	if (a->virt == NULL)
+	if (a->virt == NULL || HA(a)->stale_running > 0)
 		return;
 	size_t n = 0;
 	const struct virt_vm *vms = virt_vms(a->virt, &n);
@@ -1732,26 +2131,21 @@ static void ha_remove_stale(struct agent *a, const struct ha_view *v)
 next_vm:;
 	}
 	for (size_t i = 0; i < k; i++) {
-		char err[512], src[FO_NAME_MAX];
+		char src[FO_NAME_MAX];
 		if (migration_incoming_source(a, stale[i], src, sizeof(src)))
 			continue;
-		struct virt_vm cur;
-		if (virt_vm_find(a->virt, stale[i], &cur, err, sizeof(err)) < 0)
-			continue;
+		struct ha_stale *st = calloc(1, sizeof(*st));
+		if (st == NULL)
+			continue; /* (the next state change) */
+		snprintf(st->name, sizeof(st->name), "%s", names[i]);
+		snprintf(st->owner, sizeof(st->owner), "%s", owner[i]);
+		st->ours = ours[i];
+		st->theirs = theirs[i];
 		ha_expect_stop(a, stale[i]);
-		if (cur.state != VIRT_VM_SHUTOFF)
-			virt_vm_destroy(a->virt, stale[i], err, sizeof(err));
-		int rc = virt_vm_undefine(a->virt, stale[i], err, sizeof(err));
-		MV_WARN("failover",
-		        "stale copy removed name=%s uuid=%s our_epoch=%" PRIu64
-		        " running_on=%s their_epoch=%" PRIu64 " undefined=%d",
-		        names[i], stale[i], ours[i], owner[i], theirs[i], rc == 0);
-		ha_event(a, "stale-copy-removed", a->opt.name, names[i],
-		         "runs on %s with epoch %" PRIu64 " > ours %" PRIu64 ": destroyed%s here",
-		         owner[i], theirs[i], ours[i], rc == 0 ? " and undefined" : "");
+		HA(a)->stale_running++;
+		/* (destroyed and undefined only while still below their epoch) */
+		ha_vm_async(a, stale[i], theirs[i], true, ha_stale_removed, st);
 	}
-	if (k > 0)
-		nodestate_refresh(a);
 }
 
 static void ha_on_state_timer(uv_timer_t *t)
@@ -1954,10 +2348,12 @@ static void ha_replicate(struct agent *a)
 	*r = (struct ha_repl_round){.a = a, .refresh = refresh, .vms = vms, .n = k};
 	int rc = virt_vm_export_xml_async(a->virt, keys, k, ha_replicate_exported, r);
 	free(keys);
-	if (rc == -EBUSY || rc == -EAGAIN) {
+	if (rc < 0 && rc != -ENOTSUP) {
+		/* busy, full, libvirt away or no memory: the next tick (only a
+		 * process without a worker reads them on the loop, below) */
 		free(vms);
 		free(r);
-		h->repl_dirty = true; /* the next tick */
+		h->repl_dirty = true;
 		return;
 	}
 	if (refresh)
@@ -1966,7 +2362,7 @@ static void ha_replicate(struct agent *a)
 	if (rc == 0)
 		return; /* ha_replicate_exported goes on */
 	free(r);
-	/* no worker (or it failed to start): read them here */
+	/* no worker: read them here */
 	char **xmls = k ? calloc(k, sizeof(*xmls)) : NULL;
 	if (k && xmls == NULL) {
 		free(vms);
@@ -2625,6 +3021,8 @@ static void ha_watchdog_pet(struct agent *a, uint64_t now)
 		return;
 	if (ha_fence_pending(h))
 		ha_watchdog_hold_for_fence(a);
+	else if (h->fence_hold != NULL)
+		return; /* destroys in flight: one that never returns is the watchdog's */
 	else if (fo_quorate(h->fo, now))
 		ha_watchdog_pet_quorate(a);
 	else
@@ -3126,12 +3524,35 @@ static void ha_settle_moves(struct agent *a, bool at_start)
 
 /* ---- periodic ---------------------------------------------------------------------------- */
 
+/* A fence's destroys still running on the worker after HA_FENCE_SLOW_MS:
+ * said once (libvirtd slow or stopped), with what it costs meanwhile. */
+static void ha_fence_slow(struct agent *a, uint64_t now)
+{
+	struct ha *h = HA(a);
+	if (h->fence_hold == NULL || h->fence_slow_told ||
+	    now - h->fence_hold->started_at < HA_FENCE_SLOW_MS)
+		return;
+	h->fence_slow_told = true;
+	MV_ERROR("failover",
+	         "fence destroys not finished after %" PRIu64 " ms vms=%zu watchdog=%d "
+	         "cause=\"libvirt does not answer: failover messages wait for the "
+	         "destroys, and the watchdog is not petted\"",
+	         now - h->fence_hold->started_at, h->fence_hold->n, h->wd_on);
+	ha_event(a, "fence-slow", a->opt.name, NULL,
+	         "the fence's destroys have not finished after %" PRIu64
+	         " ms (libvirt does not answer): %s",
+	         now - h->fence_hold->started_at,
+	         h->wd_on ? "the watchdog, no longer petted, resets this host"
+	                  : "no watchdog is set (failover.watchdog): nothing resets this host");
+}
+
 static void ha_on_tick(uv_timer_t *t)
 {
 	struct agent *a = t->data;
 	struct ha *h = HA(a);
 	uint64_t now = uv_now(a->loop);
 	ha_fence_retry(a, now);
+	ha_fence_slow(a, now);
 	ha_watchdog_pet(a, now);
 	ha_stamp_note(a, now);
 	if (a->virt != NULL) {
@@ -3815,7 +4236,7 @@ void ha_stop(struct agent *a)
 unsigned ha_work_running(const struct agent *a)
 {
 	const struct ha *h = a->ha;
-	return h != NULL ? h->fence_work_running + h->restart_work_running : 0;
+	return h != NULL ? h->fence_work_running + h->restart_work_running + h->lfence_running : 0;
 }
 
 /* metrics.c: the failover core, read-only (NULL outside ha_start..ha_free). */

@@ -9,10 +9,26 @@
  *         swim_pop_event  --> one log line with the cause, then each listener
  *   leave: swim_leave --> poll swim_leave_done every 50 ms, bounded by
  *          leave_timeout_ms --> the agent's `left` callback, once
+ *   incarnation: data_dir/incarnation holds the highest we may have
+ *          announced. Written (temporary file, fsync, rename) at start
+ *          before we serve, and whenever the core's incarnation rose
+ *          (a refutation, a new incarnation the failover core asked for)
+ *          on the hypervisor worker's journal lane, so a slow disk never
+ *          holds the loop; until that write completed the pump sends no
+ *          SWIM message (they stay queued in the core: each may carry
+ *          the new incarnation), so an incarnation is durable before it
+ *          is announced and a restart after a crash starts above anything
+ *          the cluster heard from us. Events are still handled meanwhile.
+ *          The hold is bounded: after half a probe timeout (a disk slower
+ *          than that; the write may also queue behind the failover
+ *          journal's on that lane) the messages leave anyway, logged, as
+ *          they always did before this hold — a SWIM silence longer than
+ *          a probe timeout would get this host suspected, refute again,
+ *          and write again. Without a worker the write runs on the loop.
  *
  * Invariants: the service's state (struct membership) is private to this
  * file; the core exists from membership_start to membership_free; the
- * three timers are initialized together and closed together
+ * four timers are initialized together and closed together
  * (timers_on), and a leave, once started, stays started.
  */
 #include "membership.h"
@@ -29,6 +45,7 @@
 
 #include "core_driver.h"
 #include "fileio.h"
+#include "hvwork.h"
 #include "log.h"
 #include "swim_codec.h"
 #include "tls_claim.h"
@@ -44,10 +61,25 @@ struct membership {
 	uv_timer_t core_timer;     /* at swim_next_deadline */
 	uv_timer_t leave_poll;     /* checks swim_leave_done() while leaving */
 	uv_timer_t leave_deadline; /* leave_timeout_ms after the leave started */
-	bool timers_on;            /* the three initialized, not yet closed */
+	bool timers_on;            /* the four initialized, not yet closed */
+	uv_timer_t inc_hold;       /* bounds how long an incarnation write holds output */
 	bool leaving;              /* a graceful leave started */
 	bool leave_requested;      /* by an RPC; the agent starts it after the answer */
 	membership_left_fn on_left;
+	uint64_t inc_saved;                 /* the incarnation last written (or tried) */
+	struct membership_inc_job *inc_job; /* the write in flight: SWIM output waits */
+	bool inc_hold_over;                 /* ... no longer: it took longer than the bound */
+};
+
+/* A write of data_dir/incarnation on the worker's journal lane. */
+struct membership_inc_job {
+	struct hvwork_job w;
+	struct agent *a;
+	char path[4096];
+	char text[32];
+	size_t len;
+	uint64_t inc;
+	int rc;
 };
 
 int membership_add_listener(membership_listener_fn fn)
@@ -81,15 +113,105 @@ static uint64_t membership_read_incarnation(const char *dir)
 	return (uint64_t)v;
 }
 
+static void membership_inc_written(const char *path, int rc)
+{
+	if (rc < 0)
+		MV_WARN("swim", "cannot save incarnation path=%s error=\"%s\"", path,
+		        strerror(-rc));
+}
+
 static void membership_write_incarnation(const char *dir, uint64_t inc)
 {
 	char path[4096], text[32];
 	snprintf(path, sizeof(path), "%s/incarnation", dir);
 	int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)inc);
-	int rc = mv_file_write_durable(path, text, (size_t)n);
-	if (rc < 0)
-		MV_WARN("swim", "cannot save incarnation path=%s error=\"%s\"", path,
-		        strerror(-rc));
+	membership_inc_written(path, mv_file_write_durable(path, text, (size_t)n));
+}
+
+static void membership_inc_work(struct hvwork_job *w)
+{
+	struct membership_inc_job *j = w->data;
+	j->rc = mv_file_write_durable(j->path, j->text, j->len);
+}
+
+static void membership_inc_done(struct hvwork_job *w, int status)
+{
+	struct membership_inc_job *j = w->data;
+	struct agent *a = j->a;
+	if (status == 0)
+		membership_inc_written(j->path, j->rc);
+	struct membership *ms = a->membership;
+	bool live = ms != NULL && !a->stopping;
+	if (ms != NULL) {
+		ms->inc_job = NULL;
+		ms->inc_hold_over = false;
+		if (ms->timers_on)
+			uv_timer_stop(&ms->inc_hold);
+	}
+	free(j);
+	if (live)
+		membership_pump(a); /* what waited for the write (or the next one) */
+}
+
+static uint64_t membership_inc_hold_ms(const struct agent *a)
+{
+	uint64_t ms = a->opt.swim.probe_timeout_ms / 2;
+	return ms > 0 ? ms : 250;
+}
+
+/* The write is slower than the bound: what waited leaves (said once per
+ * write). */
+static void membership_on_inc_hold(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	struct membership *ms = a->membership;
+	if (ms == NULL || ms->inc_job == NULL || a->stopping)
+		return;
+	ms->inc_hold_over = true;
+	MV_WARN("swim",
+	        "incarnation not on disk after %" PRIu64 " ms: announced before it is "
+	        "incarnation=%" PRIu64 " cause=\"a slow disk; the write goes on\"",
+	        membership_inc_hold_ms(a), ms->inc_job->inc);
+	membership_pump(a);
+}
+
+/* Makes the core's incarnation durable if it rose since the last write:
+ * true while a write is in flight (then no SWIM message may leave). A
+ * failed write is logged and not retried (as before: the next rise writes
+ * again; at start the agent reads what the file holds). */
+static bool membership_inc_busy(struct agent *a)
+{
+	struct membership *ms = a->membership;
+	if (ms->inc_job != NULL)
+		return !ms->inc_hold_over;
+	uint64_t inc = swim_incarnation(ms->core);
+	if (inc <= ms->inc_saved)
+		return false;
+	ms->inc_saved = inc;
+	struct membership_inc_job *j = a->hv != NULL ? calloc(1, sizeof(*j)) : NULL;
+	if (j != NULL) {
+		j->a = a;
+		j->inc = inc;
+		snprintf(j->path, sizeof(j->path), "%s/incarnation", a->opt.data_dir);
+		j->len =
+		    (size_t)snprintf(j->text, sizeof(j->text), "%llu\n", (unsigned long long)inc);
+		j->w.work = membership_inc_work;
+		j->w.done = membership_inc_done;
+		j->w.data = j;
+		j->w.what = "incarnation";
+		if (hvwork_submit(a->hv, HVWORK_JOURNAL, &j->w) == 0) {
+			ms->inc_job = j;
+			ms->inc_hold_over = false;
+			if (ms->timers_on)
+				uv_timer_start(&ms->inc_hold, membership_on_inc_hold,
+				               membership_inc_hold_ms(a), 0);
+			return true;
+		}
+		free(j);
+	}
+	/* no worker, or it cannot take the job: written here, as before */
+	membership_write_incarnation(a->opt.data_dir, inc);
+	return false;
 }
 
 static void membership_log_event(struct agent *a, const struct swim_event *e)
@@ -128,11 +250,11 @@ static void membership_log_event(struct agent *a, const struct swim_event *e)
 		        name, e->addr, e->incarnation, cause);
 		break;
 	case SWIM_EV_SELF_REFUTED:
+		/* (made durable by the pump before anything announces it: a
+		 * restart after a crash starts above it, and above anything the
+		 * failover core fenced: it ends incarnations on purpose) */
 		MV_WARN("swim", "new incarnation of ours incarnation=%" PRIu64 " cause=%s",
 		        e->incarnation, cause);
-		/* a restart after a crash starts above it (and above anything the
-		 * failover core fenced: it ends incarnations on purpose) */
-		membership_write_incarnation(a->opt.data_dir, e->incarnation);
 		break;
 	case SWIM_EV_JOINED_CLUSTER:
 		MV_INFO("swim", "joined cluster cause=%s", cause);
@@ -207,7 +329,8 @@ void membership_pump(struct agent *a)
 {
 	struct membership *ms = a->membership;
 	struct swim_msg m;
-	while (swim_pop_output(ms->core, &m)) {
+	/* while our new incarnation is being written, nothing leaves */
+	while (!membership_inc_busy(a) && swim_pop_output(ms->core, &m)) {
 		if (a->net == NULL)
 			continue;
 		uint8_t *frame = NULL;
@@ -268,8 +391,10 @@ int membership_start(struct agent *a, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	a->membership = ms;
-	membership_write_incarnation(o->data_dir, inc);
-	uv_timer_t *timers[] = {&ms->core_timer, &ms->leave_poll, &ms->leave_deadline};
+	membership_write_incarnation(o->data_dir, inc); /* (before we serve) */
+	ms->inc_saved = inc;
+	uv_timer_t *timers[] = {&ms->core_timer, &ms->leave_poll, &ms->leave_deadline,
+	                        &ms->inc_hold};
 	for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
 		uv_timer_init(a->loop, timers[i]);
 		timers[i]->data = a;
@@ -286,6 +411,7 @@ void membership_stop(struct agent *a)
 	uv_timer_stop(&ms->core_timer);
 	uv_timer_stop(&ms->leave_poll);
 	uv_timer_stop(&ms->leave_deadline);
+	uv_timer_stop(&ms->inc_hold);
 }
 
 void membership_close(struct agent *a)
@@ -297,6 +423,7 @@ void membership_close(struct agent *a)
 	uv_close((uv_handle_t *)&ms->core_timer, NULL);
 	uv_close((uv_handle_t *)&ms->leave_poll, NULL);
 	uv_close((uv_handle_t *)&ms->leave_deadline, NULL);
+	uv_close((uv_handle_t *)&ms->inc_hold, NULL);
 }
 
 void membership_free(struct agent *a)

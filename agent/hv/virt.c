@@ -1812,6 +1812,20 @@ static int virt_do_define(const struct virt_reader *rd, const char *xml, struct 
 	return 0;
 }
 
+/* NVRAM is kept: it is the guest's firmware state, not ours to delete.
+ * Drivers that know fewer flags (the test driver) get the two every
+ * driver knows. Any thread (libvirt's error is per thread). */
+static int virt_dom_undefine(virDomainPtr d)
+{
+	int r = virDomainUndefineFlags(
+	    d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+		   VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | VIR_DOMAIN_UNDEFINE_KEEP_NVRAM);
+	if (r < 0 && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+		r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+		                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
+	return r;
+}
+
 /* The libvirt call of a state change. */
 static int virt_do_act_call(virDomainPtr d, enum virt_op_kind kind)
 {
@@ -1822,19 +1836,8 @@ static int virt_do_act_call(virDomainPtr d, enum virt_op_kind kind)
 		return virDomainShutdown(d);
 	case VIRT_OPK_DESTROY:
 		return virDomainDestroy(d);
-	default: {
-		/* undefine. NVRAM is kept: it is the guest's firmware state, not
-		 * ours to delete. Drivers that know fewer flags (the test driver)
-		 * get the two every driver knows. */
-		int r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-		                                      VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-		                                      VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
-		                                      VIR_DOMAIN_UNDEFINE_KEEP_NVRAM);
-		if (r < 0 && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
-			r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-			                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
-		return r;
-	}
+	default:
+		return virt_dom_undefine(d);
 	}
 }
 
@@ -3610,4 +3613,165 @@ int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsig
 	        uri, out->destroyed, out->already_stopped, out->absent, out->failed,
 	        out->extra_destroyed, out->extra_failed, out->elapsed_ms, run.rc);
 	return run.rc;
+}
+
+/* ---- destroys of a local fence on the worker (ha.c; virt.h) ------------- */
+
+struct virt_destroy_job {
+	struct hvwork_job j;
+	struct virt *v;
+	virConnectPtr c;
+	struct virt_destroy_item *items;
+	size_t n;
+	struct virt_vm *after; /* each VM as read after its destroy (or before: nothing done) */
+	unsigned char *seen;   /* 0 not read, 1 read into after[i], 2 gone (not defined) */
+	virt_destroy_done_fn done;
+	void *ud;
+};
+
+#ifdef MV_TEST_HOOKS
+static _Atomic unsigned virt_test_destroy_delay_ms;
+void virt_test_set_destroy_delay(unsigned ms)
+{
+	virt_test_destroy_delay_ms = ms;
+}
+#endif
+
+/* One item, on the worker: looked up, read, destroyed when active below its
+ * epoch, read again. */
+static void virt_destroy_one(struct virt_destroy_job *dj, size_t i)
+{
+	struct virt_destroy_item *it = &dj->items[i];
+	struct virt_reader rd = {.c = dj->c};
+	virDomainPtr d;
+	it->err[0] = '\0';
+	it->rc = virt_conn_lookup(dj->c, it->key, &d, it->err, sizeof(it->err));
+	if (it->rc == -ENOENT) {
+		dj->seen[i] = 2;
+		it->rc = 0;
+		return;
+	}
+	if (it->rc < 0)
+		return;
+	struct virt_vm *vm = &dj->after[i];
+	it->rc = virt_dom_read(&rd, d, vm, it->err, sizeof(it->err));
+	if (it->rc == -ENOENT) {
+		dj->seen[i] = 2;
+		it->rc = 0;
+	} else if (it->rc == 0) {
+		dj->seen[i] = 1;
+		if (virDomainIsActive(d) == 1 && vm->epoch < it->below_epoch) {
+#ifdef MV_TEST_HOOKS
+			unsigned ms = virt_test_destroy_delay_ms;
+			if (ms > 0) {
+				struct timespec ts = {(time_t)(ms / 1000),
+				                      (long)(ms % 1000) * 1000000L};
+				while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+					;
+			}
+#endif
+			if (virDomainDestroy(d) < 0) {
+				char what[VIRT_UUID_LEN + 32];
+				snprintf(what, sizeof(what), "cannot destroy VM %s", it->key);
+				it->rc = virt_conn_failed(dj->c, it->err, sizeof(it->err), what);
+			} else {
+				it->rc = 1;
+				char ignored[64];
+				int r = virt_dom_read(&rd, d, vm, ignored, sizeof(ignored));
+				if (r == -ENOENT)
+					dj->seen[i] = 2; /* transient: gone once stopped */
+				else if (r < 0)
+					dj->seen[i] = 0;
+			}
+		}
+		if (it->undefine && it->rc >= 0 && dj->seen[i] == 1 && vm->persistent &&
+		    vm->epoch < it->below_epoch && virDomainIsActive(d) == 0) {
+			if (virt_dom_undefine(d) == 0) {
+				it->undefined = true;
+				dj->seen[i] = 2;
+			} else {
+				virt_conn_failed(dj->c, it->err, sizeof(it->err),
+				                 "cannot undefine the VM");
+			}
+		}
+	}
+	virDomainFree(d);
+}
+
+static void virt_destroy_work(struct hvwork_job *j)
+{
+	struct virt_destroy_job *dj = j->data;
+	for (size_t i = 0; i < dj->n; i++)
+		virt_destroy_one(dj, i);
+}
+
+static void virt_destroy_done(struct hvwork_job *j, int status)
+{
+	struct virt_destroy_job *dj = j->data;
+	struct virt *v = dj->v;
+	virConnectClose(dj->c);
+	for (size_t i = 0; i < dj->n && status != 0; i++) {
+		dj->items[i].rc = -ECANCELED;
+		snprintf(dj->items[i].err, sizeof(dj->items[i].err),
+		         "cancelled: the agent is stopping");
+	}
+	for (size_t i = 0; i < dj->n && status == 0; i++) {
+		char name[VIRT_NAME_MAX];
+		if (dj->seen[i] == 1) {
+			snprintf(name, sizeof(name), "%s", dj->after[i].name);
+			if (virt_cache_upsert(v, &dj->after[i]) < 0)
+				MV_ERROR("virt", "out of memory caching VM name=%s", name);
+		} else if (dj->seen[i] == 2) {
+			const struct virt_vm *old = virt_cache_find(v, dj->items[i].key);
+			if (old == NULL)
+				continue;
+			snprintf(name, sizeof(name), "%s", old->name);
+			virt_cache_remove(v, dj->items[i].key);
+		} else {
+			continue;
+		}
+		virt_notify(v, VIRT_CHANGE_VM_EVENT, name);
+	}
+	dj->done(v, status, dj->items, dj->n, dj->ud);
+	free(dj->after);
+	free(dj->seen);
+	free(dj);
+}
+
+int virt_vm_destroy_async(struct virt *v, struct virt_destroy_item *items, size_t n,
+                          enum hvwork_lane lane, virt_destroy_done_fn done, void *ud)
+{
+	if (v->worker == NULL)
+		return -ENOTSUP;
+	if (n == 0 || items == NULL || done == NULL)
+		return -EINVAL;
+	if (!virt_connected(v))
+		return -ENOTCONN;
+	struct virt_destroy_job *dj = calloc(1, sizeof(*dj));
+	if (dj != NULL) {
+		dj->after = calloc(n, sizeof(*dj->after));
+		dj->seen = calloc(n, 1);
+	}
+	if (dj == NULL || dj->after == NULL || dj->seen == NULL) {
+		if (dj != NULL) {
+			free(dj->after);
+			free(dj->seen);
+		}
+		free(dj);
+		return -ENOMEM;
+	}
+	dj->v = v;
+	dj->items = items;
+	dj->n = n;
+	dj->done = done;
+	dj->ud = ud;
+	dj->j.what = "vm-destroy";
+	int rc =
+	    virt_conn_submit(v, lane, &dj->j, virt_destroy_work, virt_destroy_done, dj, &dj->c);
+	if (rc < 0) {
+		free(dj->after);
+		free(dj->seen);
+		free(dj);
+	}
+	return rc;
 }

@@ -622,6 +622,44 @@ typedef void (*virt_op_done_fn)(struct virt *v, int status, int rc, const char *
 int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
                         virt_op_done_fn done, void *ud);
 
+/* ---- destroys of a local fence on the worker (agent/daemon/ha.c) ------------
+ *
+ * A self-fence or a fence order destroys local HA VMs; with libvirtd slow
+ * or stopped a destroy can take seconds or never return, so they run on
+ * the worker (the critical lane) instead of the loop that answers SWIM.
+ * One item per VM: in, key (its UUID) and below_epoch: the VM is
+ * destroyed only while it is active and its owner epoch (read on the
+ * worker, just before the destroy) is below it (UINT64_MAX: any epoch;
+ * 0: never, the VM is only read into the cache); with undefine, a
+ * persistent VM then stopped below that epoch is undefined too (a stale
+ * copy). Out, rc: 1 destroyed; 0 nothing to do (not defined here, not
+ * active, or at below_epoch or newer: restarted here by a later plan); or
+ * -errno as virt_vm_destroy's, with err; undefined, or err says why not. */
+struct virt_destroy_item {
+	char key[VIRT_UUID_LEN];
+	uint64_t below_epoch;
+	bool undefine;
+	int rc;
+	bool undefined;
+	char err[256];
+};
+/* done runs on the loop once every item was tried: status 0, or
+ * -ECANCELED when the worker stopped before the job ran (no item tried;
+ * their rc say so). Before done, the cache has each VM as the worker read
+ * it after its destroy (a VM gone is dropped), with on_change called for
+ * it, so the inventory is current without a round trip on the loop. */
+typedef void (*virt_destroy_done_fn)(struct virt *v, int status, struct virt_destroy_item *items,
+                                     size_t n, void *ud);
+/* Queues the destroys of items[0..n) (the caller's, valid until done ran)
+ * on `lane` through its own reference on the connection. Unlike the other
+ * worker calls it is never refused because another one runs (-EBUSY):
+ * a fence must not wait for a listing. The struct virt must outlive the
+ * job (as for virt_vm_define_start). 0 when queued; -ENOTSUP without a
+ * worker (destroy on the loop instead), -ENOTCONN (libvirt unreachable:
+ * nothing tried), -ENOMEM, -EAGAIN (the lane is full), -EINVAL (n is 0). */
+int virt_vm_destroy_async(struct virt *v, struct virt_destroy_item *items, size_t n,
+                          enum hvwork_lane lane, virt_destroy_done_fn done, void *ud);
+
 /* ---- fencing a failed host (failover) ------------------------------------ */
 
 enum virt_fence_outcome {
@@ -711,6 +749,9 @@ void virt_test_set_open_delay(unsigned ms);
 /* The same for every operator call (virt_vm_find, _define, _start, ...,
  * the metadata setters), synchronous or on the worker. */
 void virt_test_set_op_delay(unsigned ms);
+/* Every destroy made by virt_vm_destroy_async first sleeps ms (a libvirtd
+ * slow to destroy). Process-wide; 0 turns it off. */
+void virt_test_set_destroy_delay(unsigned ms);
 #endif /* MV_TEST_HOOKS */
 
 #endif

@@ -771,6 +771,18 @@ def run(main, default_timeout=170):
 
 # ---- libvirt test driver hosts (issue 3) -----------------------------------
 
+def check_loop_lag(a, bound_us, cause):
+    """Prints the agent's loop-lag figures (status) and checks that its loop
+    never ran bound_us late; cause: what it would have waited for."""
+    st = a.status()
+    log("%s: loop lag p99 %.1f ms, max %.1f ms over 30 s, max ever %.1f ms, stalls %d" %
+        (a.name, st["loop_lag_p99_us"] / 1000.0, st["loop_lag_max_us"] / 1000.0,
+         st["loop_lag_max_ever_us"] / 1000.0, st["loop_stalls"]))
+    check(st["loop_lag_max_ever_us"] < bound_us, "%s's loop ran %.1f ms late: it waited for %s" %
+          (a.name, st["loop_lag_max_ever_us"] / 1000.0, cause))
+    return st
+
+
 def write_host_xml(path, cpus, memory_kib, domains, model="x86_64"):
     """Writes a libvirt test-driver host file (the `test:///PATH` URI):
     a host with `cpus` logical CPUs of CPU model `model` and `memory_kib`

@@ -17,12 +17,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "daemon_fixture.h"
+#include "hvwork.h"
 #include "membership.h"
 
 /* What the agent's `left` callback saw. */
@@ -142,6 +145,108 @@ static void test_leave_deadline(void **state)
 	assert_int_equal(left.calls, 1);
 }
 
+static uint64_t saved_incarnation(struct daemon_fixture *f)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "%s/incarnation", f->dir);
+	FILE *fp = fopen(path, "r");
+	unsigned long long v = 0;
+	if (fp != NULL) {
+		if (fscanf(fp, "%llu", &v) != 1)
+			v = 0;
+		fclose(fp);
+	}
+	return (uint64_t)v;
+}
+
+struct inc_wait {
+	struct daemon_fixture *f;
+	uint64_t want;
+};
+
+static bool incarnation_saved(void *arg)
+{
+	struct inc_wait *w = arg;
+	return saved_incarnation(w->f) == w->want && hvwork_inflight(w->f->a.hv) == 0;
+}
+
+/* A new incarnation is durable before any SWIM message announces it: a
+ * suspicion about us is refuted, the write runs on the worker's journal
+ * lane, and until it completed the pump sent nothing (the refutation, an
+ * ALIVE of ours at the new incarnation, is still queued in the core);
+ * once written, messages leave again. Fails with the write on the event
+ * (the pump had already sent the messages: none left queued). */
+static void test_incarnation_durable_before_announced(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct agent *a = &f->a;
+	struct swim *core = membership_swim(a);
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	uint64_t inc0 = swim_incarnation(core);
+	assert_int_equal(saved_incarnation(f), inc0);
+	struct swim_msg m;
+	assert_false(swim_pop_output(core, &m)); /* (the ACK left) */
+
+	fixture_ping(f, "b", "a", SWIM_SUSPECT);
+	assert_int_equal(swim_incarnation(core), inc0 + 1);
+	assert_int_equal(hvwork_lane_inflight(a->hv, HVWORK_JOURNAL), 1);
+	size_t n = 0;
+	bool announced = false;
+	while (swim_pop_output(core, &m)) {
+		n++;
+		for (size_t i = 0; i < m.n_updates; i++)
+			announced |= strcmp(m.updates[i].name, "a") == 0 &&
+			             m.updates[i].state == SWIM_ALIVE &&
+			             m.updates[i].incarnation == inc0 + 1;
+	}
+	assert_true(n >= 1);
+	assert_true(announced);
+	struct inc_wait w = {f, inc0 + 1};
+	assert_true(fixture_run_until(f, incarnation_saved, &w, 2000));
+
+	/* once written, output flows again: a ping's ACK leaves at once */
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	assert_false(swim_pop_output(core, &m));
+	assert_int_equal(hvwork_inflight(a->hv), 0);
+}
+
+static void sleep_work(struct hvwork_job *j)
+{
+	(void)j;
+	usleep(800 * 1000);
+}
+
+static void sleep_done(struct hvwork_job *j, int status)
+{
+	(void)j;
+	(void)status;
+}
+
+/* The hold is bounded: a write that takes longer than half a probe
+ * timeout (here it queues behind an 800 ms job on the journal lane, as
+ * behind a slow failover journal write) lets the messages leave after the
+ * bound, before the write completed; the write still completes. Fails
+ * with an unbounded hold (the refutation still queued after 400 ms). */
+static void test_incarnation_hold_bounded(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct agent *a = &f->a;
+	struct swim *core = membership_swim(a);
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	uint64_t inc0 = swim_incarnation(core);
+	struct hvwork_job blocker = {.work = sleep_work, .done = sleep_done};
+	assert_int_equal(hvwork_submit(a->hv, HVWORK_JOURNAL, &blocker), 0);
+	fixture_ping(f, "b", "a", SWIM_SUSPECT);
+	assert_int_equal(swim_incarnation(core), inc0 + 1);
+	assert_true(a->opt.swim.probe_timeout_ms / 2 < 400);
+	assert_true(fixture_run_till(f, uv_now(a->loop) + 400));
+	struct swim_msg m;
+	assert_false(swim_pop_output(core, &m));      /* (they left) */
+	assert_int_equal(saved_incarnation(f), inc0); /* not yet on disk */
+	struct inc_wait w = {f, inc0 + 1};
+	assert_true(fixture_run_until(f, incarnation_saved, &w, 3000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -150,6 +255,9 @@ int main(void)
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_leave_alone_confirmed, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_leave_deadline, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_incarnation_durable_before_announced, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_incarnation_hold_bounded, setup, fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

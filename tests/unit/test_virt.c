@@ -1611,6 +1611,120 @@ static void test_start_on_worker(void **state)
 	worker_stop(f, &wf);
 }
 
+struct destroy_rec {
+	int calls, status;
+	int rc[4];
+	enum virt_vm_state alpha_state; /* in the cache when done ran */
+	enum virt_stop_reason alpha_why;
+	bool gamma_cached, beta_cached;
+	bool undefined[4];
+};
+
+static void on_destroyed(struct virt *v, int status, struct virt_destroy_item *items, size_t n,
+                         void *ud)
+{
+	struct destroy_rec *r = ud;
+	r->calls++;
+	r->status = status;
+	for (size_t i = 0; i < n && i < 4; i++) {
+		r->rc[i] = items[i].rc;
+		r->undefined[i] = items[i].undefined;
+	}
+	const struct virt_vm *a = cached(v, "alpha");
+	r->alpha_state = a != NULL ? a->state : VIRT_VM_OTHER;
+	r->alpha_why = a != NULL ? a->stop_reason : VIRT_STOP_NONE;
+	r->gamma_cached = cached(v, "gamma") != NULL;
+	r->beta_cached = cached(v, "beta") != NULL;
+}
+
+static bool pred_destroyed(void *arg)
+{
+	return ((struct destroy_rec *)arg)->calls > 0;
+}
+
+/* A fence's destroys on the worker (ha.c): each VM destroyed only while
+ * active below its epoch, read on the worker; the cache has the outcome
+ * (and on_change ran) before done; slow destroys (the test hook, 300 ms
+ * each) hold a worker thread while the loop's 10 ms timer ticks on; a
+ * worker call in flight on the connection does not refuse them; a stale
+ * copy is undefined once stopped, only below its epoch. */
+static void test_destroy_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_start(&wf);
+	struct virt_options o = {
+	    .uri = f->uri, .loop = &loop, .on_change = record, .ud = &f->rec, .worker = wf.w};
+	f->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, f->v, 2000));
+	assert_true(run_until(pred_worker_idle, wf.w, 2000));
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
+	assert_non_null(cached(f->v, "gamma"));
+	struct virt_destroy_item it[4];
+	memset(it, 0, sizeof(it));
+	assert_int_equal(virt_vm_destroy_async(f->v, it, 0, HVWORK_CRITICAL, on_destroyed, NULL),
+	                 -EINVAL);
+	/* alpha runs at epoch 4: not below 4, left alone (and not undefined) */
+	snprintf(it[0].key, sizeof(it[0].key), "11111111-2222-3333-4444-555555555555");
+	it[0].below_epoch = 4;
+	it[0].undefine = true;
+	struct destroy_rec r = {0};
+	assert_int_equal(virt_vm_destroy_async(f->v, it, 1, HVWORK_CRITICAL, on_destroyed, &r), 0);
+	assert_true(run_until(pred_destroyed, &r, 5000));
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.rc[0], 0);
+	assert_false(r.undefined[0]);
+	assert_int_equal(r.alpha_state, VIRT_VM_RUNNING);
+	it[0].undefine = false;
+	/* below 5: destroyed; beta is shut off (a stale copy: undefined),
+	 * the third is not there, gamma (transient, any epoch) destroyed and
+	 * gone */
+	it[0].below_epoch = 5;
+	snprintf(it[1].key, sizeof(it[1].key), "22222222-2222-3333-4444-555555555555");
+	it[1].below_epoch = UINT64_MAX;
+	it[1].undefine = true;
+	snprintf(it[2].key, sizeof(it[2].key), "44444444-2222-3333-4444-555555555555");
+	it[2].below_epoch = UINT64_MAX;
+	snprintf(it[3].key, sizeof(it[3].key), "33333333-2222-3333-4444-555555555555");
+	it[3].below_epoch = UINT64_MAX;
+	memset(&r, 0, sizeof(r));
+	f->rec.n = 0;
+	virt_test_set_delay(300); /* a fresh host read on the worker: a call in flight */
+	struct virt_host hi;
+	assert_int_equal(virt_host_info(f->v, &hi), 0);
+	assert_int_equal(virt_host_info(f->v, &hi), 0);
+	virt_test_set_destroy_delay(300);
+	worker_tick_start(&wf);
+	assert_int_equal(virt_vm_destroy_async(f->v, it, 4, HVWORK_CRITICAL, on_destroyed, &r), 0);
+	assert_int_equal(r.calls, 0); /* not before the loop runs */
+	assert_true(run_until(pred_destroyed, &r, 5000));
+	uint64_t ms = worker_tick_stop(&wf);
+	virt_test_set_destroy_delay(0);
+	virt_test_set_delay(0);
+	print_message("two destroys of 300 ms: %" PRIu64 " ms, the loop ticked %u times\n", ms,
+	              wf.ticks);
+	assert_true(ms >= 600);
+	assert_true(wf.ticks >= 20); /* (on the loop: 1 tick in 600 ms) */
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.rc[0], 1);
+	assert_int_equal(r.rc[1], 0);
+	assert_true(r.undefined[1]);
+	assert_false(r.beta_cached);
+	assert_int_equal(r.rc[2], 0);
+	assert_int_equal(r.rc[3], 1);
+	assert_int_equal(r.alpha_state, VIRT_VM_SHUTOFF);
+	assert_int_equal(r.alpha_why, VIRT_STOP_DESTROYED);
+	assert_false(r.gamma_cached);
+	assert_true(rec_count(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha") >= 1);
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	worker_stop(f, &wf);
+	struct virt *plain = virt_new(f->uri);
+	assert_true(virt_check(plain));
+	assert_int_equal(virt_vm_destroy_async(plain, it, 1, HVWORK_CRITICAL, on_destroyed, &r),
+	                 -ENOTSUP);
+	virt_free(plain);
+}
+
 /* ---- operator jobs on the worker (virt_vm_op_async) --------------------- */
 
 struct op_rec {
@@ -2887,6 +3001,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reconnect_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_export_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_start_on_worker, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_destroy_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_keeps_loop, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_errors, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_order, fx_setup, fx_teardown),
