@@ -311,7 +311,10 @@
  *    yet), the suspicion is retransmitted and taken once the ALIVE is in;
  *    if it really died at that incarnation we hold it alive at an older
  *    one, and our own probes find it. The member's own LEFT comes at its
- *    incarnation + 1 and is taken (no higher).
+ *    incarnation + 1 and is taken; higher (above the 0 of a first
+ *    sighting: a host that left right after joining) only as the
+ *    member's word, from itself or with its proof of leaving (below),
+ *    within the jump limit.
  *  - A claim about us may raise our incarnation by at most
  *    SWIM_INCARNATION_JUMP_MAX = 2^20. We must refute a SUSPECT or DEAD at
  *    or above our incarnation, including one above it (a restart that lost
@@ -2444,10 +2447,21 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 		/* A death above the incarnation we hold is refused like a
 		 * suspicion (had the member come back meanwhile, unseen by us,
 		 * we hold it dead already or will learn of its life first); its
-		 * own LEFT comes at its incarnation + 1 (swim_leave). */
+		 * own LEFT comes at its incarnation + 1 (swim_leave), or higher
+		 * when we hold an older one (the 0 of a first sighting: a host
+		 * that left right after joining) or it re-asserted its LEFT
+		 * above a claim: with proofs on, such a LEFT raises like an
+		 * ALIVE, if it is the member's word (swim_left_taken) and
+		 * within SWIM_INCARNATION_JUMP_MAX. */
 		if (u->incarnation > mb->incarnation &&
-		    (st != SWIM_LEFT || u->incarnation - mb->incarnation > 1)) {
+		    (st != SWIM_LEFT || (u->incarnation - mb->incarnation > 1 &&
+		                         (!s->pf_on || s->cfg.alive_verify == NULL)))) {
 			swim_claim_refused(s, u, via, "above the incarnation we hold", now);
+			return;
+		}
+		if (st == SWIM_LEFT && mb->incarnation != 0 &&
+		    u->incarnation - mb->incarnation > SWIM_INCARNATION_JUMP_MAX) {
+			swim_claim_refused(s, u, via, "would raise its incarnation too far", now);
 			return;
 		}
 		if (mb->state == SWIM_LEFT && u->incarnation == mb->incarnation)

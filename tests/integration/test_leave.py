@@ -66,9 +66,11 @@ def main(t):
     mvtest.wait_until(lambda: all(a.members().get("n6", {}).get("state") == "alive"
                                   for a in (c["n2"], c["n3"])) or None,
                       10, "n2 and n3 to see n6 alive")
+    held = {a.name: a.members()["n6"]["incarnation"] for a in c.running() if a is not n6}
     n6.signal(signal.SIGTERM)
     unknown = [a for a in ("n2", "n3") if not c[a].nodes().get("n6", {}).get("known_state")]
-    log("n6 left as soon as n2 and n3 saw it; holding no record of it then: %s" % unknown)
+    log("n6 left as soon as n2 and n3 saw it; holding no record of it then: %s; n6 held at "
+        "incarnation %s (0: a first sighting, below its LEFT's 2)" % (unknown, held))
     rc = n6.wait_exit(15)
     check(rc == 0, "n6 exited %d after SIGTERM, want 0" % rc)
     dt = c.wait_state("n6", "left", timeout=15)

@@ -2105,6 +2105,45 @@ static void test_signed_left(void **state)
 	swim_free(e);
 }
 
+/* A LEFT may raise the incarnation we hold by more than one only as the
+ * member's word (a host that leaves right after joining, which we took in
+ * at 0 from its first PING): with its proof, or from itself, and within
+ * the jump limit; unproven it is a check at the incarnation we hold. */
+static void test_signed_left_raises(void **state)
+{
+	(void)state;
+	struct swim *a = solo_signed("a", NULL);
+	uint8_t pb[SWIM_PROOF_MAX];
+	uint64_t inc;
+	struct swim_msg ping = mkmsg(SWIM_MSG_PING, "f", "a", 1, NULL, 0);
+	assert_int_equal(swim_handle_message(a, &ping, 1), 0); /* f taken in at 0 */
+	assert_int_equal(mstate(a, "f", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 0);
+	feed(a, "x", upd("g", SWIM_ALIVE, 3, ""), 1);
+	feed(a, "x", upd("h", SWIM_ALIVE, 3, ""), 1);
+	feed(a, "x", upd("k", SWIM_ALIVE, 3, ""), 1);
+	drop_all(a);
+	feed(a, "x", left_upd("f", 2, 2, pb), 2); /* proven, relayed */
+	assert_int_equal(mstate(a, "f", &inc), SWIM_LEFT);
+	assert_int_equal(inc, 2);
+	feed(a, "h", upd("h", SWIM_LEFT, 7, "h"), 2); /* h's own word */
+	assert_int_equal(mstate(a, "h", &inc), SWIM_LEFT);
+	assert_int_equal(inc, 7);
+	assert_int_equal(swim_claims_refused(a), 0);
+	/* unproven: a check at the incarnation we hold */
+	feed(a, "x", upd("g", SWIM_LEFT, 9, "g"), 3);
+	assert_int_equal(mstate(a, "g", &inc), SWIM_SUSPECT);
+	assert_int_equal(inc, 3);
+	/* proven, but past the jump limit */
+	uint64_t far = 3 + SWIM_INCARNATION_JUMP_MAX + 1;
+	feed(a, "x", left_upd("k", far, far, pb), 4);
+	assert_int_equal(mstate(a, "k", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 3);
+	assert_int_equal(swim_claims_refused(a), 2);
+	drop_all(a);
+	swim_free(a);
+}
+
 /* A LEFT relayed without a valid proof is a report to check, as a DEAD
  * from another member is: a suspicion (from the relay, at the incarnation
  * we hold) and our own probe at once, carrying the suspicion; the live
@@ -3424,6 +3463,7 @@ int main(void)
 	    cmocka_unit_test(test_incarnation_bounds),
 	    cmocka_unit_test(test_signed_alive),
 	    cmocka_unit_test(test_signed_left),
+	    cmocka_unit_test(test_signed_left_raises),
 	    cmocka_unit_test(test_unproven_left_checked),
 	    cmocka_unit_test(test_signed_refutation_end_to_end),
 	    cmocka_unit_test(test_signed_piggyback_budget),
