@@ -404,7 +404,15 @@
  *  Every refused claim is counted (swim_claims_refused) and reported by a
  *  SWIM_EV_CLAIM_REFUSED event, at most one per SWIM_REFUSED_EVENT_MS
  *  with the number held back (the daemon logs it: rate-limited by
- *  construction).
+ *  construction). Checking a proof costs: ~65 us for a signature, ~370
+ *  us when the certificate a proof of leaving carries is checked too
+ *  (test_tls test_claim_cost), and a 4 MiB frame holds ~7,000 LEFTs, each
+ *  with another forged proof. So a sender gets SWIM_PROOF_FAILS_PER_S
+ *  (16) failed checks a second (counted in SWIM_PROOF_FAIL_SLOTS slots by
+ *  name hash; a collision shares a slot); its further proofs that second
+ *  are refused unchecked (swim_proofs_checked counts the checks made): an
+ *  unchecked ALIVE raise is refused and comes again, an unchecked LEFT is
+ *  a report to check, as any unproven one.
  *
  * DATA LAYOUT (the simulator runs 10,000 cores of 10,000 members each)
  *  Members live in one dense array, self at index 0; removal swaps the last
@@ -463,6 +471,10 @@
 /* Undrained events kept; a caller that never drains must not make us grow
  * without bound. */
 #define SWIM_EVENT_QUEUE_MAX 65536
+/* Failed proof checks one sender may cost us per second (then its proofs
+ * are refused unchecked), counted in this many slots by name hash. */
+#define SWIM_PROOF_FAILS_PER_S 16
+#define SWIM_PROOF_FAIL_SLOTS 64
 /* Join backoff stops doubling here (per the issue: "doubling to 30 s"). */
 #define SWIM_JOIN_BACKOFF_MAX_MS 30000
 /* A helper NACKs after this share of probe_timeout_ms (Lifeguard: 80%),
@@ -685,8 +697,16 @@ struct swim {
 	uint32_t dead_probe_tick; /* probe periods since the last DEAD-member probe */
 	uint16_t probe_hist;      /* last probe outcomes, bit 0 newest, 1 = failed */
 	uint8_t probe_hist_n;
-	bool stale_sender; /* the message being handled holds a stale suspicion of us */
-	uint64_t refused;  /* swim_claims_refused() */
+	bool stale_sender;       /* the message being handled holds a stale suspicion of us */
+	uint64_t refused;        /* swim_claims_refused() */
+	uint64_t proofs_checked; /* swim_proofs_checked() */
+	/* failed proof checks per sender and second (swim_proof_check):
+	 * SWIM_PROOF_FAIL_SLOTS, kept while proofs are checked */
+	struct swim_pf_fails {
+		uint32_t who; /* name hash of the sender */
+		uint32_t n;
+		uint64_t since;
+	} * pff;
 	/* Signed ALIVE claims (cfg.alive_sign or alive_verify set): each
 	 * member's latest proof, parallel to m[] (NULL: none held). */
 	struct swim_proof **pf;
@@ -1063,20 +1083,44 @@ static void swim_self_sign(struct swim *s)
 	swim_pf_set(s, 0, inc, left, b, n > 0 && (size_t)n <= cap ? (size_t)n : 0);
 }
 
-/* Does u carry its member's valid proof of its incarnation? 0 yes,
- * -ENOKEY we cannot check it yet, another < 0 no. */
-static int swim_proof_check(const struct swim *s, const struct swim_update *u)
+/* Sender via's count of failed proof checks in the current second (its
+ * slot, by name hash, started over on a new second or another sender);
+ * NULL when none are kept. */
+static struct swim_pf_fails *swim_pf_fails_of(struct swim *s, const char *via, uint64_t now)
+{
+	if (s->pff == NULL)
+		return NULL;
+	uint32_t h = name_index_hash(via);
+	struct swim_pf_fails *f = &s->pff[h % SWIM_PROOF_FAIL_SLOTS];
+	if (f->who != h || now < f->since || now - f->since >= 1000) {
+		f->who = h;
+		f->since = now;
+		f->n = 0;
+	}
+	return f;
+}
+
+/* Does u carry its member's valid proof of its incarnation (or of
+ * leaving)? 0 yes, -ENOKEY we cannot check it yet, another < 0 no. A
+ * sender whose proofs failed SWIM_PROOF_FAILS_PER_S times this second has
+ * the rest refused unchecked: a check with a certificate costs ~0.4 ms,
+ * and a 4 MiB frame holds ~7,000 LEFTs with forged proofs. */
+static int swim_proof_check(struct swim *s, const struct swim_update *u, const char *via,
+                            uint64_t now)
 {
 	if (u->proof == NULL || u->proof_len == 0)
 		return -EACCES;
+	struct swim_pf_fails *f = swim_pf_fails_of(s, via, now);
+	if (f != NULL && f->n >= SWIM_PROOF_FAILS_PER_S)
+		return -EACCES;
 	uint64_t claim = u->incarnation | (u->state == SWIM_LEFT ? SWIM_LEFT_CLAIM : 0);
 	int rc = s->cfg.alive_verify(s->cfg.claim_arg, u->name, claim, u->proof, u->proof_len);
-	return rc == 0 || rc == -ENOKEY ? rc : -EACCES;
-}
-
-static bool swim_proof_ok(const struct swim *s, const struct swim_update *u)
-{
-	return swim_proof_check(s, u) == 0;
+	s->proofs_checked++;
+	if (rc == 0 || rc == -ENOKEY)
+		return rc;
+	if (f != NULL)
+		f->n++;
+	return -EACCES;
 }
 
 static void swim_claim_refused(struct swim *s, const struct swim_update *u, const char *via,
@@ -1089,7 +1133,7 @@ static void swim_claim_refused(struct swim *s, const struct swim_update *u, cons
 static int swim_alive_checked(struct swim *s, const struct swim_update *u, const char *via,
                               const char *unsigned_why, uint64_t now)
 {
-	int rc = swim_proof_check(s, u);
+	int rc = swim_proof_check(s, u, via, now);
 	if (rc == -ENOKEY)
 		s->refused++;
 	else if (rc < 0)
@@ -2303,7 +2347,7 @@ static bool swim_left_taken(struct swim *s, uint32_t i, const struct swim_update
 	if (!s->pf_on || s->cfg.alive_verify == NULL)
 		return true;
 	bool own = strcmp(via, u->name) == 0;
-	int rc = swim_proof_check(s, u);
+	int rc = swim_proof_check(s, u, via, now);
 	if (rc == 0 || own) {
 		swim_pf_set(s, i, u->incarnation, true, rc == 0 ? u->proof : NULL, u->proof_len);
 		return true;
@@ -2348,7 +2392,8 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 		i = swim_member_add(s, u->name, u->addr, u->incarnation, now);
 		if (i == NONE)
 			return;
-		if (s->cfg.alive_verify != NULL && u->proof_len > 0 && swim_proof_ok(s, u))
+		if (s->cfg.alive_verify != NULL && u->proof_len > 0 &&
+		    swim_proof_check(s, u, via, now) == 0)
 			swim_pf_set(s, i, u->incarnation, false, u->proof, u->proof_len);
 		swim_gossip_cause(cause, sizeof(cause), how, via, "");
 		swim_event(s, SWIM_EV_MEMBER_JOINED, i, cause, 0);
@@ -2916,6 +2961,11 @@ struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnatio
 	s->probe.target = NONE;
 	mv_ratelimit_init(&s->refused_rl, SWIM_REFUSED_EVENT_MS);
 	s->pf_on = cfg->alive_sign != NULL || cfg->alive_verify != NULL;
+	if (cfg->alive_verify != NULL &&
+	    (s->pff = calloc(SWIM_PROOF_FAIL_SLOTS, sizeof(*s->pff))) == NULL) {
+		swim_free(s);
+		return NULL;
+	}
 	if (swim_member_add(s, cfg->name, cfg->addr, initial_incarnation, now) != 0) {
 		swim_free(s);
 		return NULL;
@@ -2964,6 +3014,7 @@ void swim_free(struct swim *s)
 	}
 	for (uint32_t i = 0; s->pf != NULL && i < s->n_m; i++)
 		free(s->pf[i]);
+	free(s->pff);
 	free(s->pf);
 	free(s->own.buf);
 	free(s->own.ent);
@@ -3534,6 +3585,11 @@ uint32_t swim_local_health(const struct swim *s)
 uint64_t swim_claims_refused(const struct swim *s)
 {
 	return s->refused;
+}
+
+uint64_t swim_proofs_checked(const struct swim *s)
+{
+	return s->proofs_checked;
 }
 
 void swim_local_health_add(struct swim *s, uint32_t delta, const char *why)

@@ -319,6 +319,9 @@ void swim_local_health_add(struct swim *s, uint32_t delta, const char *why);
 uint64_t swim_incarnation(const struct swim *s);
 /* Updates refused so far (SWIM_EV_CLAIM_REFUSED), every one counted. */
 uint64_t swim_claims_refused(const struct swim *s);
+/* Proofs handed to alive_verify so far: a sender's failed ones are
+ * limited per second (swim.c, A HOST SPEAKS ONLY FOR ITSELF). */
+uint64_t swim_proofs_checked(const struct swim *s);
 /* Raises our own incarnation to at least `at_least` (at least by one) and
  * gossips it, as a refutation does: the failover core ends an incarnation
  * after a self-fence, or to recover HA VMs stopped here. Emits

@@ -2144,6 +2144,54 @@ static void test_signed_left_raises(void **state)
 	swim_free(a);
 }
 
+/* Failing proofs cannot eat the loop: one message of 40 forged LEFTs
+ * (each with a bad proof) from n9 costs 16 checks, the rest are refused
+ * unchecked (and are reports to check, as any unproven LEFT); the next
+ * second n9 gets 16 more; another sender's proof is checked meanwhile. */
+static void test_failed_proofs_bounded(void **state)
+{
+	(void)state;
+	struct swim *a = solo_signed("a", NULL);
+	static const char *const names[40] = {
+	    "m0",  "m1",  "m2",  "m3",  "m4",  "m5",  "m6",  "m7",  "m8",  "m9",
+	    "m10", "m11", "m12", "m13", "m14", "m15", "m16", "m17", "m18", "m19",
+	    "m20", "m21", "m22", "m23", "m24", "m25", "m26", "m27", "m28", "m29",
+	    "m30", "m31", "m32", "m33", "m34", "m35", "m36", "m37", "m38", "m39"};
+	uint8_t pb[40][SWIM_PROOF_MAX];
+	struct swim_update ups[40];
+	for (int k = 0; k < 40; k++) {
+		feed(a, "x", upd(names[k], SWIM_ALIVE, 3, ""), 1);
+		ups[k] = left_upd(names[k], 4, 9, pb[k]); /* a proof of another incarnation */
+	}
+	drop_all(a);
+	uint64_t checked = swim_proofs_checked(a);
+	struct swim_msg m = mkmsg(SWIM_MSG_ACK, "n9", "", 0, ups, 40);
+	assert_int_equal(swim_handle_message(a, &m, 1000), 0);
+	assert_int_equal(swim_proofs_checked(a) - checked, 16);
+	assert_int_equal(swim_claims_refused(a), 40);
+	for (int k = 0; k < 40; k++)
+		assert_int_equal(mstate(a, names[k], NULL), SWIM_SUSPECT);
+	/* another sender's proof is checked (and taken) meanwhile */
+	uint8_t ok[SWIM_PROOF_MAX];
+	feed(a, "y", upd("z", SWIM_ALIVE, 3, ""), 1001);
+	feed(a, "y", left_upd("z", 4, 4, ok), 1001);
+	assert_int_equal(mstate(a, "z", NULL), SWIM_LEFT);
+	assert_int_equal(swim_proofs_checked(a) - checked, 17);
+	/* n9, the next second: 16 more checks */
+	struct swim_update again[20];
+	for (int k = 0; k < 20; k++) {
+		again[k] = ups[k];
+		again[k].state = SWIM_ALIVE;
+		again[k].origin = "";
+		again[k].incarnation = 5;
+	}
+	m = mkmsg(SWIM_MSG_ACK, "n9", "", 0, again, 20);
+	assert_int_equal(swim_handle_message(a, &m, 2001), 0);
+	assert_int_equal(swim_proofs_checked(a) - checked, 17 + 16);
+	drop_all(a);
+	swim_free(a);
+}
+
 /* A LEFT relayed without a valid proof is a report to check, as a DEAD
  * from another member is: a suspicion (from the relay, at the incarnation
  * we hold) and our own probe at once, carrying the suspicion; the live
@@ -3464,6 +3512,7 @@ int main(void)
 	    cmocka_unit_test(test_signed_alive),
 	    cmocka_unit_test(test_signed_left),
 	    cmocka_unit_test(test_signed_left_raises),
+	    cmocka_unit_test(test_failed_proofs_bounded),
 	    cmocka_unit_test(test_unproven_left_checked),
 	    cmocka_unit_test(test_signed_refutation_end_to_end),
 	    cmocka_unit_test(test_signed_piggyback_budget),
