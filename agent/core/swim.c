@@ -379,9 +379,11 @@
  *    refused as a LEFT (counted, reported rate-limited) and taken as what
  *    it could be, a report of a death from its relay at the incarnation
  *    we hold: a suspicion and our own last-chance probe (below), which a
- *    live member refutes and a departed one (an older agent's unsigned
- *    LEFT, or one an older agent relayed without its proof) fails, ending
- *    DEAD rather than LEFT. A LEFT at the incarnation we already hold it
+ *    live member refutes, a leaving one answers with its LEFT, and a
+ *    departed one fails, ending DEAD rather than LEFT. An agent older than
+ *    proofs of leaving signs none: the glue vouches for its unsigned LEFT
+ *    (alive_verify with no proof) when that agent's own signed node-state
+ *    record says it signs none (docs/state.md, mixed versions). A LEFT at the incarnation we already hold it
  *    LEFT at is not checked again (its retransmissions cost nothing).
  *  - One peer's word kills nobody. A DEAD from another member about one we
  *    hold ALIVE used to be taken at once (no suspicion here, a failover
@@ -1108,13 +1110,16 @@ static struct swim_pf_fails *swim_pf_fails_of(struct swim *s, const char *via, u
 static int swim_proof_check(struct swim *s, const struct swim_update *u, const char *via,
                             uint64_t now)
 {
-	if (u->proof == NULL || u->proof_len == 0)
+	/* (a LEFT without one still goes to the glue, which may know its
+	 * member for an agent that signs no LEFTs: swim.h) */
+	if ((u->proof == NULL || u->proof_len == 0) && u->state != SWIM_LEFT)
 		return -EACCES;
 	struct swim_pf_fails *f = swim_pf_fails_of(s, via, now);
 	if (f != NULL && f->n >= SWIM_PROOF_FAILS_PER_S)
 		return -EACCES;
 	uint64_t claim = u->incarnation | (u->state == SWIM_LEFT ? SWIM_LEFT_CLAIM : 0);
-	int rc = s->cfg.alive_verify(s->cfg.claim_arg, u->name, claim, u->proof, u->proof_len);
+	int rc = s->cfg.alive_verify(s->cfg.claim_arg, u->name, claim,
+	                             u->proof_len ? u->proof : NULL, u->proof_len);
 	s->proofs_checked++;
 	if (rc == 0 || rc == -ENOKEY)
 		return rc;

@@ -196,6 +196,13 @@ static int membership_alive_sign(void *ctx, const char *name, uint64_t inc, uint
 	return n;
 }
 
+static membership_signs_no_left_fn signs_no_left;
+
+void membership_set_signs_no_left(membership_signs_no_left_fn fn)
+{
+	signs_no_left = fn;
+}
+
 /* A raise of member `name` to inc: checked with the certificate its
  * node-state record proofs taught us; a LEFT with the certificate its
  * proof carries (the reason of a refusal is in the core's rate-limited
@@ -209,6 +216,8 @@ static int membership_alive_verify(void *ctx, const char *name, uint64_t inc, co
 	if (cc == NULL)
 		return -ENOKEY;
 	struct tls_claim c = membership_claim(name, inc);
+	if ((inc & SWIM_LEFT_CLAIM) != 0 && len == 0)
+		return signs_no_left != NULL && signs_no_left(a, name) ? 0 : -EACCES;
 	char why[256];
 	uint64_t now = uv_now(a->loop);
 	/* a proof of leaving carries its certificate: checked against the CA

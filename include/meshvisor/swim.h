@@ -210,7 +210,11 @@ struct swim_config {
 	 * but the member. Its proof must verify without any key learned
 	 * before (the daemon's carries the certificate). A relayed LEFT whose
 	 * proof does not verify is refused as a LEFT and taken as a report of
-	 * a death to check (a suspicion and our own probe). */
+	 * a death to check (a suspicion and our own probe). A relayed LEFT
+	 * without a proof is handed over too (proof NULL, len 0): 0 if the
+	 * glue knows its member for one that signs no LEFTs (an agent older
+	 * than proofs of leaving, by its own signed word), which takes it as
+	 * before. */
 	int (*alive_sign)(void *arg, const char *name, uint64_t incarnation, uint8_t *out,
 	                  size_t cap);
 	int (*alive_verify)(void *arg, const char *name, uint64_t incarnation, const uint8_t *proof,

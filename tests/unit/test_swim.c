@@ -1964,6 +1964,8 @@ static int fake_verify(void *arg, const char *name, uint64_t inc, const uint8_t 
 	(void)arg;
 	if (strcmp(name, "nokey") == 0)
 		return -ENOKEY; /* a member whose key the glue does not know yet */
+	if (len == 0)           /* "oldagent" signs no LEFTs (the glue knows by its record) */
+		return strcmp(name, "oldagent") == 0 && (inc & SWIM_LEFT_CLAIM) ? 0 : -EACCES;
 	uint8_t want[SWIM_PROOF_MAX];
 	int n = fake_sign(NULL, name, inc, want, sizeof(want));
 	return n > 0 && (size_t)n == len && memcmp(want, proof, len) == 0 ? 0 : -EACCES;
@@ -2108,7 +2110,9 @@ static void test_signed_left(void **state)
 /* A LEFT may raise the incarnation we hold by more than one only as the
  * member's word (a host that leaves right after joining, which we took in
  * at 0 from its first PING): with its proof, or from itself, and within
- * the jump limit; unproven it is a check at the incarnation we hold. */
+ * the jump limit; unproven it is a check at the incarnation we hold. A
+ * member the glue knows for an agent that signs no LEFTs (an older one)
+ * is taken unsigned, as before. */
 static void test_signed_left_raises(void **state)
 {
 	(void)state;
@@ -2130,6 +2134,14 @@ static void test_signed_left_raises(void **state)
 	assert_int_equal(mstate(a, "h", &inc), SWIM_LEFT);
 	assert_int_equal(inc, 7);
 	assert_int_equal(swim_claims_refused(a), 0);
+	/* an agent that signs no LEFTs (the glue vouches): its relayed LEFT is
+	 * taken unsigned, as before; its unsigned ALIVE raise is not */
+	feed(a, "x", upd("oldagent", SWIM_ALIVE, 3, ""), 2);
+	feed(a, "x", upd("oldagent", SWIM_ALIVE, 4, ""), 2);
+	assert_int_equal(swim_claims_refused(a), 1);
+	feed(a, "x", upd("oldagent", SWIM_LEFT, 4, "oldagent"), 2);
+	assert_int_equal(mstate(a, "oldagent", &inc), SWIM_LEFT);
+	assert_int_equal(inc, 4);
 	/* unproven: a check at the incarnation we hold */
 	feed(a, "x", upd("g", SWIM_LEFT, 9, "g"), 3);
 	assert_int_equal(mstate(a, "g", &inc), SWIM_SUSPECT);
@@ -2139,7 +2151,7 @@ static void test_signed_left_raises(void **state)
 	feed(a, "x", left_upd("k", far, far, pb), 4);
 	assert_int_equal(mstate(a, "k", &inc), SWIM_ALIVE);
 	assert_int_equal(inc, 3);
-	assert_int_equal(swim_claims_refused(a), 2);
+	assert_int_equal(swim_claims_refused(a), 3);
 	drop_all(a);
 	swim_free(a);
 }
