@@ -383,8 +383,11 @@
  *    departed one fails, ending DEAD rather than LEFT. An agent older than
  *    proofs of leaving signs none: the glue vouches for its unsigned LEFT
  *    (alive_verify with no proof) when that agent's own signed node-state
- *    record says it signs none (docs/state.md, mixed versions). A LEFT at the incarnation we already hold it
- *    LEFT at is not checked again (its retransmissions cost nothing).
+ *    record says it signs none (docs/state.md, mixed versions). A LEFT at
+ *    the incarnation we already hold it LEFT at is not checked again (its
+ *    retransmissions cost nothing). A member that left keeps its proof
+ *    until reaped (reap_ms, 24 h): ~540 bytes each with the daemon's
+ *    certificates, in push-pull answers too.
  *  - One peer's word kills nobody. A DEAD from another member about one we
  *    hold ALIVE used to be taken at once (no suspicion here, a failover
  *    opened at once): any holder of a node certificate could have a
