@@ -29,7 +29,10 @@
  *   LEFT(i)    is DEAD asserted by the member itself (origin == name); it
  *              overrides ALIVE/SUSPECT/DEAD(j) iff i == j or i == j + 1
  *              (swim_leave), and a DEAD never overrides LEFT, so a
- *              graceful leave is never reported as a death.
+ *              graceful leave is never reported as a death. With signed
+ *              claims, a LEFT relayed by anyone but the member needs its
+ *              proof of leaving; without one it is a DEAD(j) from the
+ *              relay, checked (A HOST SPEAKS ONLY FOR ITSELF, below).
  * A SUSPECT or DEAD above the incarnation we hold (i > j), which SWIM and
  * memberlist take, is refused here: only the member raises its own
  * incarnation (A HOST SPEAKS ONLY FOR ITSELF, below).
@@ -308,7 +311,10 @@
  *    yet), the suspicion is retransmitted and taken once the ALIVE is in;
  *    if it really died at that incarnation we hold it alive at an older
  *    one, and our own probes find it. The member's own LEFT comes at its
- *    incarnation + 1 and is taken (no higher).
+ *    incarnation + 1 and is taken; higher (above the 0 of a first
+ *    sighting: a host that left right after joining) only as the
+ *    member's word, from itself or with its proof of leaving (below),
+ *    within the jump limit.
  *  - A claim about us may raise our incarnation by at most
  *    SWIM_INCARNATION_JUMP_MAX = 2^20. We must refute a SUSPECT or DEAD at
  *    or above our incarnation, including one above it (a restart that lost
@@ -349,6 +355,39 @@
  *    Proofs cost bytes: while proofs are on, a message piggybacks at most
  *    SWIM_PIGGYBACK_BYTES of updates (estimated, proofs included) so that
  *    a PING with its gossip still fits one 1200-byte datagram.
+ *  - Only the member says it left. A LEFT takes its member out of every
+ *    failover voting set at once, and its origin is a field anyone fills
+ *    in: a rogue's LEFT(n3), LEFT(n4) on one side of a partition made
+ *    that side a majority of a smaller set, which could fail over a live,
+ *    quorate host on the other side. So swim_leave (and a re-assertion of
+ *    our LEFT above a claim) signs (name, incarnation | SWIM_LEFT_CLAIM)
+ *    through the same callbacks, a number no ALIVE can name, and our LEFT
+ *    carries that proof; relays carry it byte for byte (pf[], flagged as
+ *    a proof of leaving, so that neither proof is ever sent for the
+ *    other). A LEFT from the member itself is its own word, as before; one
+ *    relayed by anyone else is taken only if its proof verifies
+ *    (swim_left_taken). The proof must verify at a member that never
+ *    learned the leaver's key: a host that left 0.25 s after the cluster
+ *    formed reached peers that held no record of it yet, and a first
+ *    version, a bare signature checked with the certificate learned from
+ *    records, had them refuse every relayed copy and find it dead instead
+ *    (reverted, 00e233b). The daemon's proof therefore carries the
+ *    certificate (~540 bytes with P-256: still one datagram, and
+ *    SWIM_PIGGYBACK_BYTES lets the first update through whatever its
+ *    size; up to SWIM_LEFT_PROOF_MAX in MemberUpdate.left_proof, a field
+ *    an older agent skips). A relayed LEFT without a valid proof is
+ *    refused as a LEFT (counted, reported rate-limited) and taken as what
+ *    it could be, a report of a death from its relay at the incarnation
+ *    we hold: a suspicion and our own last-chance probe (below), which a
+ *    live member refutes, a leaving one answers with its LEFT, and a
+ *    departed one fails, ending DEAD rather than LEFT. An agent older than
+ *    proofs of leaving signs none: the glue vouches for its unsigned LEFT
+ *    (alive_verify with no proof) when that agent's own signed node-state
+ *    record says it signs none (docs/state.md, mixed versions). A LEFT at
+ *    the incarnation we already hold it LEFT at is not checked again (its
+ *    retransmissions cost nothing). A member that left keeps its proof
+ *    until reaped (reap_ms, 24 h): ~540 bytes each with the daemon's
+ *    certificates, in push-pull answers too.
  *  - One peer's word kills nobody. A DEAD from another member about one we
  *    hold ALIVE used to be taken at once (no suspicion here, a failover
  *    opened at once): any holder of a node certificate could have a
@@ -370,7 +409,15 @@
  *  Every refused claim is counted (swim_claims_refused) and reported by a
  *  SWIM_EV_CLAIM_REFUSED event, at most one per SWIM_REFUSED_EVENT_MS
  *  with the number held back (the daemon logs it: rate-limited by
- *  construction).
+ *  construction). Checking a proof costs: ~65 us for a signature, ~370
+ *  us when the certificate a proof of leaving carries is checked too
+ *  (test_tls test_claim_cost), and a 4 MiB frame holds ~7,000 LEFTs, each
+ *  with another forged proof. So a sender gets SWIM_PROOF_FAILS_PER_S
+ *  (16) failed checks a second (counted in SWIM_PROOF_FAIL_SLOTS slots by
+ *  name hash; a collision shares a slot); its further proofs that second
+ *  are refused unchecked (swim_proofs_checked counts the checks made): an
+ *  unchecked ALIVE raise is refused and comes again, an unchecked LEFT is
+ *  a report to check, as any unproven one.
  *
  * DATA LAYOUT (the simulator runs 10,000 cores of 10,000 members each)
  *  Members live in one dense array, self at index 0; removal swaps the last
@@ -429,6 +476,10 @@
 /* Undrained events kept; a caller that never drains must not make us grow
  * without bound. */
 #define SWIM_EVENT_QUEUE_MAX 65536
+/* Failed proof checks one sender may cost us per second (then its proofs
+ * are refused unchecked), counted in this many slots by name hash. */
+#define SWIM_PROOF_FAILS_PER_S 16
+#define SWIM_PROOF_FAIL_SLOTS 64
 /* Join backoff stops doubling here (per the issue: "doubling to 30 s"). */
 #define SWIM_JOIN_BACKOFF_MAX_MS 30000
 /* A helper NACKs after this share of probe_timeout_ms (Lifeguard: 80%),
@@ -651,8 +702,16 @@ struct swim {
 	uint32_t dead_probe_tick; /* probe periods since the last DEAD-member probe */
 	uint16_t probe_hist;      /* last probe outcomes, bit 0 newest, 1 = failed */
 	uint8_t probe_hist_n;
-	bool stale_sender; /* the message being handled holds a stale suspicion of us */
-	uint64_t refused;  /* swim_claims_refused() */
+	bool stale_sender;       /* the message being handled holds a stale suspicion of us */
+	uint64_t refused;        /* swim_claims_refused() */
+	uint64_t proofs_checked; /* swim_proofs_checked() */
+	/* failed proof checks per sender and second (swim_proof_check):
+	 * SWIM_PROOF_FAIL_SLOTS, kept while proofs are checked */
+	struct swim_pf_fails {
+		uint32_t who; /* name hash of the sender */
+		uint32_t n;
+		uint64_t since;
+	} * pff;
 	/* Signed ALIVE claims (cfg.alive_sign or alive_verify set): each
 	 * member's latest proof, parallel to m[] (NULL: none held). */
 	struct swim_proof **pf;
@@ -977,16 +1036,18 @@ static const char *swim_default_origin(const struct swim *s, uint32_t i)
 struct swim_proof {
 	uint64_t inc; /* the incarnation it proves */
 	uint16_t len;
+	bool left;   /* a proof of leaving (SWIM_LEFT_CLAIM), else of living */
 	uint8_t b[]; /* len bytes */
 };
 
-/* Member i's proof becomes (inc, p): kept only while proofs are on; none
- * (NULL or 0 bytes) forgets the one held. */
-static void swim_pf_set(struct swim *s, uint32_t i, uint64_t inc, const uint8_t *p, size_t len)
+/* Member i's proof becomes (inc, p), of leaving if left: kept only while
+ * proofs are on; none (NULL or 0 bytes) forgets the one held. */
+static void swim_pf_set(struct swim *s, uint32_t i, uint64_t inc, bool left, const uint8_t *p,
+                        size_t len)
 {
 	if (!s->pf_on)
 		return;
-	if (p == NULL || len == 0 || len > SWIM_PROOF_MAX) {
+	if (p == NULL || len == 0 || len > (left ? SWIM_LEFT_PROOF_MAX : SWIM_PROOF_MAX)) {
 		free(s->pf[i]);
 		s->pf[i] = NULL;
 		return;
@@ -998,33 +1059,76 @@ static void swim_pf_set(struct swim *s, uint32_t i, uint64_t inc, const uint8_t 
 	}
 	s->pf[i]->inc = inc;
 	s->pf[i]->len = (uint16_t)len;
+	s->pf[i]->left = left;
 	memcpy(s->pf[i]->b, p, len);
 }
 
-/* Our incarnation changed: sign the new one (once per change). */
+/* Member i's proof of its current incarnation and state, if we hold it. */
+static const struct swim_proof *swim_pf_current(const struct swim *s, uint32_t i)
+{
+	const struct swim_proof *pf = s->pf_on ? s->pf[i] : NULL;
+	if (pf == NULL || pf->inc != s->m[i].incarnation ||
+	    pf->left != (s->m[i].state == SWIM_LEFT))
+		return NULL;
+	return pf;
+}
+
+/* Our incarnation changed, or we left: sign the new (name, incarnation),
+ * or (name, incarnation | SWIM_LEFT_CLAIM), once per change. */
 static void swim_self_sign(struct swim *s)
 {
 	if (s->cfg.alive_sign == NULL)
 		return;
-	uint8_t b[SWIM_PROOF_MAX];
-	int n = s->cfg.alive_sign(s->cfg.claim_arg, s->cfg.name, s->m[0].incarnation, b, sizeof(b));
-	swim_pf_set(s, 0, s->m[0].incarnation, b, n > 0 && (size_t)n <= sizeof(b) ? (size_t)n : 0);
+	bool left = s->m[0].state == SWIM_LEFT;
+	uint8_t b[SWIM_LEFT_PROOF_MAX];
+	size_t cap = left ? SWIM_LEFT_PROOF_MAX : SWIM_PROOF_MAX;
+	uint64_t inc = s->m[0].incarnation;
+	int n = s->cfg.alive_sign(s->cfg.claim_arg, s->cfg.name, inc | (left ? SWIM_LEFT_CLAIM : 0),
+	                          b, cap);
+	swim_pf_set(s, 0, inc, left, b, n > 0 && (size_t)n <= cap ? (size_t)n : 0);
 }
 
-/* Does u carry its member's valid proof of its incarnation? 0 yes,
- * -ENOKEY we cannot check it yet, another < 0 no. */
-static int swim_proof_check(const struct swim *s, const struct swim_update *u)
+/* Sender via's count of failed proof checks in the current second (its
+ * slot, by name hash, started over on a new second or another sender);
+ * NULL when none are kept. */
+static struct swim_pf_fails *swim_pf_fails_of(struct swim *s, const char *via, uint64_t now)
 {
-	if (u->proof == NULL || u->proof_len == 0)
+	if (s->pff == NULL)
+		return NULL;
+	uint32_t h = name_index_hash(via);
+	struct swim_pf_fails *f = &s->pff[h % SWIM_PROOF_FAIL_SLOTS];
+	if (f->who != h || now < f->since || now - f->since >= 1000) {
+		f->who = h;
+		f->since = now;
+		f->n = 0;
+	}
+	return f;
+}
+
+/* Does u carry its member's valid proof of its incarnation (or of
+ * leaving)? 0 yes, -ENOKEY we cannot check it yet, another < 0 no. A
+ * sender whose proofs failed SWIM_PROOF_FAILS_PER_S times this second has
+ * the rest refused unchecked: a check with a certificate costs ~0.4 ms,
+ * and a 4 MiB frame holds ~7,000 LEFTs with forged proofs. */
+static int swim_proof_check(struct swim *s, const struct swim_update *u, const char *via,
+                            uint64_t now)
+{
+	/* (a LEFT without one still goes to the glue, which may know its
+	 * member for an agent that signs no LEFTs: swim.h) */
+	if ((u->proof == NULL || u->proof_len == 0) && u->state != SWIM_LEFT)
 		return -EACCES;
-	int rc =
-	    s->cfg.alive_verify(s->cfg.claim_arg, u->name, u->incarnation, u->proof, u->proof_len);
-	return rc == 0 || rc == -ENOKEY ? rc : -EACCES;
-}
-
-static bool swim_proof_ok(const struct swim *s, const struct swim_update *u)
-{
-	return swim_proof_check(s, u) == 0;
+	struct swim_pf_fails *f = swim_pf_fails_of(s, via, now);
+	if (f != NULL && f->n >= SWIM_PROOF_FAILS_PER_S)
+		return -EACCES;
+	uint64_t claim = u->incarnation | (u->state == SWIM_LEFT ? SWIM_LEFT_CLAIM : 0);
+	int rc = s->cfg.alive_verify(s->cfg.claim_arg, u->name, claim,
+	                             u->proof_len ? u->proof : NULL, u->proof_len);
+	s->proofs_checked++;
+	if (rc == 0 || rc == -ENOKEY)
+		return rc;
+	if (f != NULL)
+		f->n++;
+	return -EACCES;
 }
 
 static void swim_claim_refused(struct swim *s, const struct swim_update *u, const char *via,
@@ -1037,7 +1141,7 @@ static void swim_claim_refused(struct swim *s, const struct swim_update *u, cons
 static int swim_alive_checked(struct swim *s, const struct swim_update *u, const char *via,
                               const char *unsigned_why, uint64_t now)
 {
-	int rc = swim_proof_check(s, u);
+	int rc = swim_proof_check(s, u, via, now);
 	if (rc == -ENOKEY)
 		s->refused++;
 	else if (rc < 0)
@@ -1061,8 +1165,8 @@ static void swim_fill_update(struct swim *s, struct swim_update *u, uint32_t i, 
 		u->origin = swim_arena_strdup(&s->out_arena, swim_default_origin(s, i));
 	u->proof = NULL;
 	u->proof_len = 0;
-	const struct swim_proof *pf = s->pf_on ? s->pf[i] : NULL;
-	if (pf != NULL && pf->inc == mb->incarnation) {
+	const struct swim_proof *pf = swim_pf_current(s, i);
+	if (pf != NULL) {
 		uint8_t *b = mv_arena_alloc(&s->out_arena, pf->len);
 		if (b != NULL) {
 			memcpy(b, pf->b, pf->len);
@@ -1167,10 +1271,9 @@ static void swim_bc_queue(struct swim *s, uint32_t i, uint32_t origin)
 static size_t swim_update_bytes(const struct swim *s, uint32_t i)
 {
 	const struct swim_member *mb = &s->m[i];
-	const struct swim_proof *pf = s->pf[i];
+	const struct swim_proof *pf = swim_pf_current(s, i);
 	return strlen(swim_str_get(s, mb->name)) + strlen(swim_str_get(s, mb->addr)) +
-	       (mb->state == SWIM_ALIVE ? 0 : SWIM_NAME_MAX / 2) +
-	       (pf != NULL && pf->inc == mb->incarnation ? pf->len : 0) + 24;
+	       (mb->state == SWIM_ALIVE ? 0 : SWIM_NAME_MAX / 2) + (pf != NULL ? pf->len : 0) + 24;
 }
 
 /* Piggybacks up to the budget of pending updates on m, fewest-sent first.
@@ -2101,6 +2204,7 @@ static void swim_apply_self(struct swim *s, const struct swim_update *u, enum sw
 		    u->incarnation < SWIM_INCARNATION_MAX) {
 			self->incarnation = u->incarnation + 1;
 			s->view_ver++;
+			swim_self_sign(s); /* our LEFT, re-signed above the claim */
 			swim_bc_queue(s, 0, s->m[0].name);
 		}
 		return;
@@ -2237,6 +2341,35 @@ static bool swim_dead_needs_check(struct swim *s, uint32_t i, const char *origin
 	return true;
 }
 
+/* A LEFT of member i (origin i, new to us) reached us from `via`: is it
+ * the member's own word? Taken with proofs off (as ever), from the member
+ * itself (the transport authenticated the sender; an agent older than
+ * proofs of leaving leaves so), or with its proof of leaving, which then
+ * becomes the proof we relay. A relayed one without a proof that verifies
+ * is refused as a LEFT (counted, reported rate-limited): a LEFT takes its
+ * member out of every voting set at once, and its origin is a field
+ * anyone fills in. */
+static bool swim_left_taken(struct swim *s, uint32_t i, const struct swim_update *u,
+                            const char *via, uint64_t now)
+{
+	if (!s->pf_on || s->cfg.alive_verify == NULL)
+		return true;
+	bool own = strcmp(via, u->name) == 0;
+	int rc = swim_proof_check(s, u, via, now);
+	if (rc == 0 || own) {
+		swim_pf_set(s, i, u->incarnation, true, rc == 0 ? u->proof : NULL, u->proof_len);
+		return true;
+	}
+	if (rc == -ENOKEY)
+		s->refused++;
+	else
+		swim_claim_refused(s, u, via,
+		                   u->proof_len ? "bad proof of leaving, checking it ourselves"
+		                                : "no proof of leaving, checking it ourselves",
+		                   now);
+	return false;
+}
+
 /* Applies one update received from `via`. pp: it came in a push-pull. */
 static void swim_apply(struct swim *s, const struct swim_update *u, const char *via, bool pp,
                        bool join, uint64_t now)
@@ -2267,8 +2400,9 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 		i = swim_member_add(s, u->name, u->addr, u->incarnation, now);
 		if (i == NONE)
 			return;
-		if (s->cfg.alive_verify != NULL && u->proof_len > 0 && swim_proof_ok(s, u))
-			swim_pf_set(s, i, u->incarnation, u->proof, u->proof_len);
+		if (s->cfg.alive_verify != NULL && u->proof_len > 0 &&
+		    swim_proof_check(s, u, via, now) == 0)
+			swim_pf_set(s, i, u->incarnation, false, u->proof, u->proof_len);
 		swim_gossip_cause(cause, sizeof(cause), how, via, "");
 		swim_event(s, SWIM_EV_MEMBER_JOINED, i, cause, 0);
 		if (swim_regossip(s, u, via, pp))
@@ -2293,7 +2427,7 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 		if (s->cfg.alive_verify != NULL && strcmp(via, u->name) != 0 &&
 		    swim_alive_checked(s, u, via, "no proof of its member", now) != 0)
 			return;
-		swim_pf_set(s, i, u->incarnation, u->proof, u->proof_len);
+		swim_pf_set(s, i, u->incarnation, false, u->proof, u->proof_len);
 		enum swim_state old = (enum swim_state)mb->state;
 		bool moved = strcmp(u->addr, swim_str_get(s, mb->addr)) != 0;
 		if (moved)
@@ -2366,16 +2500,39 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 		/* A death above the incarnation we hold is refused like a
 		 * suspicion (had the member come back meanwhile, unseen by us,
 		 * we hold it dead already or will learn of its life first); its
-		 * own LEFT comes at its incarnation + 1 (swim_leave). */
+		 * own LEFT comes at its incarnation + 1 (swim_leave), or higher
+		 * when we hold an older one (the 0 of a first sighting: a host
+		 * that left right after joining) or it re-asserted its LEFT
+		 * above a claim: with proofs on, such a LEFT raises like an
+		 * ALIVE, if it is the member's word (swim_left_taken) and
+		 * within SWIM_INCARNATION_JUMP_MAX. */
 		if (u->incarnation > mb->incarnation &&
-		    (st != SWIM_LEFT || u->incarnation - mb->incarnation > 1)) {
+		    (st != SWIM_LEFT || (u->incarnation - mb->incarnation > 1 &&
+		                         (!s->pf_on || s->cfg.alive_verify == NULL)))) {
 			swim_claim_refused(s, u, via, "above the incarnation we hold", now);
 			return;
 		}
+		if (st == SWIM_LEFT && mb->incarnation != 0 &&
+		    u->incarnation - mb->incarnation > SWIM_INCARNATION_JUMP_MAX) {
+			swim_claim_refused(s, u, via, "would raise its incarnation too far", now);
+			return;
+		}
+		if (mb->state == SWIM_LEFT && u->incarnation == mb->incarnation)
+			return; /* nothing new (and no proof to check again) */
+		if (st == SWIM_LEFT && !swim_left_taken(s, i, u, via, now)) {
+			/* not proven: a report of a death at the incarnation we
+			 * hold, from whoever relayed it, which we check */
+			if (mb->state == SWIM_LEFT || mb->state == SWIM_DEAD)
+				return;
+			st = SWIM_DEAD;
+			origin = via;
+			how = pp ? "unproven LEFT by push-pull" : "unproven LEFT by gossip";
+		}
+		uint64_t inc = st == SWIM_LEFT ? u->incarnation : mb->incarnation;
 		if (mb->state == SWIM_LEFT || (mb->state == SWIM_DEAD && st == SWIM_DEAD)) {
-			if (mb->incarnation != u->incarnation)
+			if (mb->incarnation != inc)
 				s->view_ver++;
-			mb->incarnation = u->incarnation;
+			mb->incarnation = inc;
 			return;
 		}
 		if (st == SWIM_DEAD) {
@@ -2383,7 +2540,7 @@ static void swim_apply(struct swim *s, const struct swim_update *u, const char *
 			if (swim_dead_needs_check(s, i, origin, cause, now))
 				return;
 		}
-		swim_member_set_state(s, i, st, u->incarnation, now);
+		swim_member_set_state(s, i, st, inc, now);
 		if (st == SWIM_LEFT) {
 			snprintf(cause, sizeof(cause), "left the cluster (%s from %s)", how, via);
 			swim_event(s, SWIM_EV_MEMBER_LEFT, i, cause, 0);
@@ -2736,7 +2893,8 @@ static bool swim_msg_ok(const struct swim_msg *m)
 		if (!swim_str_ok(u->name, SWIM_NAME_MAX, true) ||
 		    !swim_str_ok(u->addr, SWIM_ADDR_MAX, true) ||
 		    !swim_str_ok(u->origin, SWIM_NAME_MAX, false) ||
-		    (unsigned)u->state > SWIM_LEFT || u->proof_len > SWIM_PROOF_MAX ||
+		    (unsigned)u->state > SWIM_LEFT ||
+		    u->proof_len > (u->state == SWIM_LEFT ? SWIM_LEFT_PROOF_MAX : SWIM_PROOF_MAX) ||
 		    (u->proof_len > 0 && u->proof == NULL))
 			return false;
 	}
@@ -2811,6 +2969,11 @@ struct swim *swim_new(const struct swim_config *cfg, uint64_t initial_incarnatio
 	s->probe.target = NONE;
 	mv_ratelimit_init(&s->refused_rl, SWIM_REFUSED_EVENT_MS);
 	s->pf_on = cfg->alive_sign != NULL || cfg->alive_verify != NULL;
+	if (cfg->alive_verify != NULL &&
+	    (s->pff = calloc(SWIM_PROOF_FAIL_SLOTS, sizeof(*s->pff))) == NULL) {
+		swim_free(s);
+		return NULL;
+	}
 	if (swim_member_add(s, cfg->name, cfg->addr, initial_incarnation, now) != 0) {
 		swim_free(s);
 		return NULL;
@@ -2859,6 +3022,7 @@ void swim_free(struct swim *s)
 	}
 	for (uint32_t i = 0; s->pf != NULL && i < s->n_m; i++)
 		free(s->pf[i]);
+	free(s->pff);
 	free(s->pf);
 	free(s->own.buf);
 	free(s->own.ent);
@@ -2947,6 +3111,7 @@ int swim_leave(struct swim *s, uint64_t now)
 	swim_enter(s);
 	uint64_t inc = s->m[0].incarnation;
 	swim_member_set_state(s, 0, SWIM_LEFT, inc < SWIM_INCARNATION_MAX ? inc + 1 : inc, now);
+	swim_self_sign(s); /* our proof of leaving: relays carry it */
 	swim_event(s, SWIM_EV_MEMBER_LEFT, 0, "left gracefully", 0);
 	swim_bc_queue(s, 0, s->m[0].name);
 	s->leave_tx = 0;
@@ -3428,6 +3593,11 @@ uint32_t swim_local_health(const struct swim *s)
 uint64_t swim_claims_refused(const struct swim *s)
 {
 	return s->refused;
+}
+
+uint64_t swim_proofs_checked(const struct swim *s)
+{
+	return s->proofs_checked;
 }
 
 void swim_local_health_add(struct swim *s, uint32_t delta, const char *why)

@@ -277,23 +277,58 @@ static void membership_on_timer(uv_timer_t *t);
 /* ---- signed ALIVE claims (issue 13; swim.c, A HOST SPEAKS ONLY FOR ITSELF) ---- */
 
 #define MEMBERSHIP_CLAIM_KIND "alive"
+/* A LEFT, claimed as (name, incarnation | SWIM_LEFT_CLAIM): a full proof,
+ * signature and certificate (tls_claim.h), so that a member that never
+ * learned the leaver's certificate checks it too. A host that leaves a
+ * second after it joined reached peers that held no record of it yet (so
+ * no certificate): with a bare signature they refused its relayed LEFT
+ * and found it dead instead (the reverted a4d4aa5). About 540 bytes with
+ * a P-256 certificate: it still rides in one datagram (test_tls prints
+ * the size); a larger one goes over TLS (core_driver_send_dgram). */
+#define MEMBERSHIP_LEFT_KIND "left"
+
+/* The claim the core's (name, inc) stands for: ("left", name, incarnation)
+ * when inc carries SWIM_LEFT_CLAIM, else ("alive", name, inc). */
+static struct tls_claim membership_claim(const char *name, uint64_t inc)
+{
+	bool left = (inc & SWIM_LEFT_CLAIM) != 0;
+	struct tls_claim c = {left ? MEMBERSHIP_LEFT_KIND : MEMBERSHIP_CLAIM_KIND,
+	                      name,
+	                      inc & ~SWIM_LEFT_CLAIM,
+	                      0,
+	                      NULL,
+	                      0};
+	return c;
+}
 
 /* Our (name, incarnation), signed with our node key: the bare signature
- * (72 bytes at most with P-256), made once per incarnation change. */
+ * (72 bytes at most with P-256), made once per incarnation change; our
+ * LEFT's full proof once per leave. */
 static int membership_alive_sign(void *ctx, const char *name, uint64_t inc, uint8_t *out,
                                  size_t cap)
 {
 	struct agent *a = ctx;
-	struct tls_claim c = {MEMBERSHIP_CLAIM_KIND, name, inc, 0, NULL, 0};
-	int n = tls_claim_sign_bare(a->tls_server, &c, out, cap);
+	bool left = (inc & SWIM_LEFT_CLAIM) != 0;
+	struct tls_claim c = membership_claim(name, inc);
+	int n = left ? tls_claim_sign(a->tls_server, &c, out, cap)
+	             : tls_claim_sign_bare(a->tls_server, &c, out, cap);
 	if (n < 0)
-		MV_WARN("swim", "cannot sign our incarnation %" PRIu64 ": %s", inc, strerror(-n));
+		MV_WARN("swim", "cannot sign our %s at incarnation %" PRIu64 ": %s", c.kind, c.a,
+		        strerror(-n));
 	return n;
 }
 
+static membership_signs_no_left_fn signs_no_left;
+
+void membership_set_signs_no_left(membership_signs_no_left_fn fn)
+{
+	signs_no_left = fn;
+}
+
 /* A raise of member `name` to inc: checked with the certificate its
- * node-state record proofs taught us (the reason of a refusal is in the
- * core's rate-limited "claim refused" line; the detail at debug level). */
+ * node-state record proofs taught us; a LEFT with the certificate its
+ * proof carries (the reason of a refusal is in the core's rate-limited
+ * "claim refused" line; the detail at debug level). */
 static int membership_alive_verify(void *ctx, const char *name, uint64_t inc, const uint8_t *proof,
                                    size_t len)
 {
@@ -302,12 +337,20 @@ static int membership_alive_verify(void *ctx, const char *name, uint64_t inc, co
 	                                         * the host's certificate */
 	if (cc == NULL)
 		return -ENOKEY;
-	struct tls_claim c = {MEMBERSHIP_CLAIM_KIND, name, inc, 0, NULL, 0};
+	struct tls_claim c = membership_claim(name, inc);
+	if ((inc & SWIM_LEFT_CLAIM) != 0 && len == 0)
+		return signs_no_left != NULL && signs_no_left(a, name) ? 0 : -EACCES;
 	char why[256];
-	int rc = tls_claim_verify_bare(cc, a->tls_server, &c, proof, len, uv_now(a->loop), why,
-	                               sizeof(why));
+	uint64_t now = uv_now(a->loop);
+	/* a proof of leaving carries its certificate: checked against the CA
+	 * store (and CRL) whether or not we met the leaver */
+	int rc =
+	    (inc & SWIM_LEFT_CLAIM) != 0
+		? tls_claim_verify(cc, a->tls_server, &c, proof, len, now, why, sizeof(why))
+		: tls_claim_verify_bare(cc, a->tls_server, &c, proof, len, now, why, sizeof(why));
 	if (rc < 0)
-		MV_DEBUG("swim", "ALIVE of %s at %" PRIu64 " not verified: %s", name, inc, why);
+		MV_DEBUG("swim", "%s claim of %s at %" PRIu64 " not verified: %s", c.kind, name,
+		         c.a, why);
 	return rc;
 }
 

@@ -30,6 +30,13 @@ typedef void (*membership_listener_fn)(struct agent *a, const struct swim_event 
 /* Subscribes fn to every member event. 0, or -ENOSPC. */
 int membership_add_listener(membership_listener_fn fn);
 
+/* Whether member `name` is known to sign no LEFTs (an agent older than
+ * proofs of leaving, by its own signed node-state record): its LEFT
+ * relayed without a proof is then taken as before (swim.h, alive_verify).
+ * Set by the node-state service (which holds the records); unset: no. */
+typedef bool (*membership_signs_no_left_fn)(const struct agent *a, const char *name);
+void membership_set_signs_no_left(membership_signs_no_left_fn fn);
+
 /* Creates the SWIM core at one incarnation above the one saved in
  * data_dir (and saves that). */
 int membership_start(struct agent *a, char *err, size_t errlen);

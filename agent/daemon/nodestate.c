@@ -515,6 +515,19 @@ Mv__NodeState *nodestate_unpack_name(const struct agent *a, const char *name)
 	return nodestate_decode(&r);
 }
 
+/* Member `name` signs no LEFTs: its record (held only once its proof
+ * verified, so its own word) publishes a protocol revision below
+ * MV_WIRE_REV_LEFT_PROOF, as an agent older than proofs of leaving does
+ * (membership.h). No record: we cannot tell. */
+static bool nodestate_signs_no_left(const struct agent *a, const char *name)
+{
+	Mv__NodeState *ns = nodestate_unpack_name(a, name);
+	bool older = ns != NULL && ns->wire_rev < MV_WIRE_REV_LEFT_PROOF;
+	if (ns != NULL)
+		mv__node_state__free_unpacked(ns, NULL);
+	return older;
+}
+
 /* ---- life ---------------------------------------------------------------------- */
 
 int nodestate_start(struct agent *a, char *err, size_t errlen)
@@ -523,6 +536,7 @@ int nodestate_start(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot subscribe to membership events");
 		return -ENOSPC;
 	}
+	membership_set_signs_no_left(nodestate_signs_no_left);
 	struct nstate_config cfg;
 	nstate_config_default(&cfg);
 	snprintf(cfg.name, sizeof(cfg.name), "%s", a->opt.name);

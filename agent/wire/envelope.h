@@ -29,6 +29,10 @@
  * Unknown fields are skipped by every revision; an unknown message type is
  * dropped (logged), never a reason to close the connection. */
 #define MV_WIRE_REV 2u
+/* The first revision whose agents sign their LEFT: a relayed LEFT of a
+ * peer publishing less carries no proof and is taken as before (swim.c,
+ * A HOST SPEAKS ONLY FOR ITSELF; agent/daemon/nodestate.c). */
+#define MV_WIRE_REV_LEFT_PROOF 2u
 
 /* Unknown fields an envelope may carry in all (a newer sender's few
  * additions); more is refused before protobuf-c unpacks anything. */

@@ -68,8 +68,12 @@ static int swim_pb_build(const struct swim_msg *m, struct swim_pb *pb)
 			p->incarnation = u->incarnation;
 			p->state = (Mv__MemberState)u->state;
 			p->origin = MV_STR(u->origin);
-			p->proof.data = (uint8_t *)u->proof;
-			p->proof.len = u->proof ? u->proof_len : 0;
+			/* a LEFT's proof of leaving has a field of its own
+			 * (older agents cap `proof` at 512 bytes) */
+			ProtobufCBinaryData *pf =
+			    u->state == SWIM_LEFT ? &p->left_proof : &p->proof;
+			pf->data = (uint8_t *)u->proof;
+			pf->len = u->proof ? u->proof_len : 0;
 			pb->upd_ptrs[i] = p;
 		}
 	}
@@ -181,18 +185,22 @@ int swim_codec_decode(const Mv__Envelope *env, struct swim_msg *m, struct swim_u
 			free(ups);
 			return -EINVAL;
 		}
-		if (p->proof.len > SWIM_PROOF_MAX) {
+		if (p->proof.len > SWIM_PROOF_MAX || p->left_proof.len > SWIM_LEFT_PROOF_MAX) {
 			*why = "member update with an oversized proof";
 			free(ups);
 			return -EINVAL;
 		}
+		/* a LEFT's proof is its left_proof (a `proof` on it is
+		 * ignored), any other state's its proof */
+		const ProtobufCBinaryData *pf =
+		    p->state == MV__MEMBER_STATE__MEMBER_LEFT ? &p->left_proof : &p->proof;
 		ups[i].name = p->name;
 		ups[i].addr = p->addr;
 		ups[i].incarnation = p->incarnation;
 		ups[i].state = (enum swim_state)p->state;
 		ups[i].origin = p->origin;
-		ups[i].proof = p->proof.len ? p->proof.data : NULL;
-		ups[i].proof_len = p->proof.len;
+		ups[i].proof = pf->len ? pf->data : NULL;
+		ups[i].proof_len = pf->len;
 	}
 	m->type = (enum swim_msg_type)sm->type;
 	m->from = env->from;

@@ -61,6 +61,14 @@ extern "C" {
  * stays within one 1200-byte datagram. */
 #define SWIM_PROOF_MAX 512
 #define SWIM_PIGGYBACK_BYTES 900
+/* A LEFT is signed as the claim (name, incarnation | SWIM_LEFT_CLAIM), a
+ * number no ALIVE can name (incarnations stop at SWIM_INCARNATION_MAX), so
+ * neither proof stands for the other. Its proof must be checkable by a
+ * member that never learned the leaver's key (a host may leave a second
+ * after it joined): the daemon's carries the leaver's certificate, so it
+ * may be up to SWIM_LEFT_PROOF_MAX bytes (mv.MemberUpdate.left_proof). */
+#define SWIM_LEFT_CLAIM (UINT64_C(1) << 63)
+#define SWIM_LEFT_PROOF_MAX 4096
 
 enum swim_state {
 	SWIM_ALIVE = 0,
@@ -87,7 +95,9 @@ struct swim_update {
 	const char *origin; /* who asserted SUSPECT/DEAD/LEFT; "" otherwise */
 	/* The member's own proof that it lives at this incarnation (its
 	 * signature of (name, incarnation): swim_config.alive_sign), relayed
-	 * unchanged; NULL/0 when none. At most SWIM_PROOF_MAX bytes. */
+	 * unchanged; NULL/0 when none. At most SWIM_PROOF_MAX bytes. In a
+	 * LEFT: its proof of leaving, (name, incarnation | SWIM_LEFT_CLAIM),
+	 * at most SWIM_LEFT_PROOF_MAX bytes. */
 	const uint8_t *proof;
 	size_t proof_len;
 };
@@ -193,7 +203,18 @@ struct swim_config {
 	 * known), another < 0 otherwise. An ALIVE that raises the incarnation
 	 * we hold of a known member (ourselves included) is taken only if it
 	 * verifies; refused and counted otherwise (reported by
-	 * SWIM_EV_CLAIM_REFUSED unless -ENOKEY). */
+	 * SWIM_EV_CLAIM_REFUSED unless -ENOKEY).
+	 * A LEFT goes through the same two callbacks with incarnation |
+	 * SWIM_LEFT_CLAIM (cap SWIM_LEFT_PROOF_MAX): alive_sign once per
+	 * leave (and re-assertion), alive_verify for a LEFT relayed by anyone
+	 * but the member. Its proof must verify without any key learned
+	 * before (the daemon's carries the certificate). A relayed LEFT whose
+	 * proof does not verify is refused as a LEFT and taken as a report of
+	 * a death to check (a suspicion and our own probe). A relayed LEFT
+	 * without a proof is handed over too (proof NULL, len 0): 0 if the
+	 * glue knows its member for one that signs no LEFTs (an agent older
+	 * than proofs of leaving, by its own signed word), which takes it as
+	 * before. */
 	int (*alive_sign)(void *arg, const char *name, uint64_t incarnation, uint8_t *out,
 	                  size_t cap);
 	int (*alive_verify)(void *arg, const char *name, uint64_t incarnation, const uint8_t *proof,
@@ -302,6 +323,9 @@ void swim_local_health_add(struct swim *s, uint32_t delta, const char *why);
 uint64_t swim_incarnation(const struct swim *s);
 /* Updates refused so far (SWIM_EV_CLAIM_REFUSED), every one counted. */
 uint64_t swim_claims_refused(const struct swim *s);
+/* Proofs handed to alive_verify so far: a sender's failed ones are
+ * limited per second (swim.c, A HOST SPEAKS ONLY FOR ITSELF). */
+uint64_t swim_proofs_checked(const struct swim *s);
 /* Raises our own incarnation to at least `at_least` (at least by one) and
  * gossips it, as a refutation does: the failover core ends an incarnation
  * after a self-fence, or to recover HA VMs stopped here. Emits

@@ -8,7 +8,8 @@
  *              bit 2 after each message the transport reports its sender
  *              and its target refused (swim_peer_refused),
  *              bit 3 signed ALIVE claims: the core signs and checks proofs
- *              (a fake: the proof of (name, inc) is the text "name@inc")
+ *              (a fake: the proof of (name, inc) is the text "name@inc";
+ *              a LEFT's, in MemberUpdate.left_proof, "name@(inc | 2^63)")
  *   bytes 1..  a stream of frames (4-byte BE length + Envelope), each one
  *              message from "the network" to a core named "self"
  *

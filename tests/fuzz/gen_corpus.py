@@ -68,6 +68,24 @@ def envelopes():
         "alive_proof_too_long": w.envelope("n2", swim=w.swim_message(
             w.ACK, 0, "127.0.0.1:7002", "self", updates=[
                 w.member_update("n1", "127.0.0.1:7001", 5, w.ALIVE, proof=b"p" * 513)])),
+        # signed LEFTs (issue 13; the fake's proof of leaving is
+        # "name@(inc | 2^63)", in left_proof): n1's LEFT at 5 relayed by
+        # n2 with its proof, n3's with another incarnation's proof and
+        # without any (each a report to check), and a left_proof over 4096
+        # bytes (refused by the codec)
+        "left_signed": w.envelope("n2", swim=w.swim_message(
+            w.PING, 5, "127.0.0.1:7002", "self", updates=[
+                w.member_update("n1", "127.0.0.1:7001", 4, w.ALIVE),
+                w.member_update("n3", "127.0.0.1:7003", 4, w.ALIVE),
+                w.member_update("n1", "127.0.0.1:7001", 5, w.LEFT, "n1",
+                                left_proof=b"n1@%d" % (5 | 1 << 63)),
+                w.member_update("n3", "127.0.0.1:7003", 5, w.LEFT, "n3",
+                                left_proof=b"n3@%d" % (4 | 1 << 63)),
+                w.member_update("n3", "127.0.0.1:7003", 4, w.LEFT, "n3")])),
+        "left_proof_too_long": w.envelope("n2", swim=w.swim_message(
+            w.ACK, 0, "127.0.0.1:7002", "self", updates=[
+                w.member_update("n1", "127.0.0.1:7001", 5, w.LEFT, "n1",
+                                left_proof=b"p" * 4097)])),
         "req_status": w.envelope(request=w.rpc_request(1, "status")),
         "req_members": w.envelope(request=w.rpc_request(2, "members")),
         "req_join": w.envelope(request=w.rpc_request(3, "join", ["127.0.0.1:7001"])),
@@ -288,6 +306,8 @@ def main():
     put("fuzz_swim", "leave", b"\x02" + fr["push_pull_reply"] + fr["ping"])
     put("fuzz_swim", "alive_signed", b"\x08" + fr["push_pull_reply"] + fr["alive_signed"] +
         fr["alive_proof_too_long"] + fr["ping"])
+    put("fuzz_swim", "left_signed", b"\x0a" + fr["push_pull_reply"] + fr["left_signed"] +
+        fr["left_proof_too_long"] + fr["ping"])
     put("fuzz_swim", "digest", b"\x01" + fr["push_pull_reply"] + fr["pp_digest"] +
         fr["pp_want"] + fr["pp_digest_bad"])
     # bit 2: the transport reports the sender of every message refused

@@ -910,6 +910,21 @@ def expect_closed(sock, what, timeout=5.0):
     raise TestFailure("%s: the agent kept the connection open for %.0fs" % (what, timeout))
 
 
+def left_proof(cert, key, name, incarnation):
+    """name's SWIM proof of leaving at `incarnation`, as the agent makes it
+    (agent/daemon/membership.c): the claim proof of agent/net/tls_claim.h,
+    u16 BE length | certificate DER | signature (SHA-256) over
+    "meshvisor left v1" NUL name NUL incarnation (u64 BE) 0 (u64 BE), made
+    with the openssl CLI from the certificate and key files."""
+    der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    claim = (b"meshvisor left v1\0" + name.encode() + b"\0" +
+             incarnation.to_bytes(8, "big") + bytes(8))
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=claim,
+                         capture_output=True, check=True).stdout
+    return len(der).to_bytes(2, "big") + der + sig
+
+
 def grep(text, pattern):
     return re.search(pattern, text, re.I | re.M) is not None
 

@@ -102,10 +102,12 @@ def _str(d, f):
 
 # ---- messages --------------------------------------------------------------
 
-def member_update(name, addr, incarnation=0, state=ALIVE, origin="", proof=b""):
-    # proof (field 6): the member's signature of (name, incarnation), issue 13
+def member_update(name, addr, incarnation=0, state=ALIVE, origin="", proof=b"", left_proof=b""):
+    # proof (field 6): the member's signature of (name, incarnation), issue 13;
+    # left_proof (field 7): a LEFT's proof of leaving, certificate included
     return (f_bytes(1, name) + f_bytes(2, addr) + f_varint(3, incarnation) +
-            f_varint(4, state) + f_bytes(5, origin) + f_bytes(6, proof))
+            f_varint(4, state) + f_bytes(5, origin) + f_bytes(6, proof) +
+            f_bytes(7, left_proof))
 
 
 def swim_message(type_, seq=0, from_addr="", to="", target="", target_addr="",

@@ -8,7 +8,10 @@ in force) and n1 and n2 reload: each logs the CRL in force, closes n3's
 connections with a WARN line that says why, forgets n3's datagram keys, and
 refuses n3's new handshakes ("refused client 'n3': certificate revoked by
 the cluster CRL"). n1 and n2 declare n3 dead, and n3 restarted with a join
-through n1 cannot come back. The revoked viewer's CLI is refused with a
+through n1 cannot come back. n3's genuine proof of leaving, relayed by
+another node certificate (n9, not revoked), is refused: the certificate it
+carries is revoked, so n3 stays dead (a voter) instead of leaving every
+voting set. The revoked viewer's CLI is refused with a
 clear error. A broken CRL file at reload keeps the list in force (logged),
 and at start is a configuration error naming the file."""
 import os
@@ -17,6 +20,7 @@ import subprocess
 import time
 
 import mvtest
+import mvwire as w
 from mvtest import check, log
 
 
@@ -73,6 +77,28 @@ def main(t):
     mvtest.wait_until(lambda: mvtest.grep(n3.log_text()[marks["n3"]:],
                                           r"certificate revoked"), 15,
                       "n3 to log that the others refuse its certificate")
+
+    # n3's own proof of leaving (its key, its certificate: revoked), relayed
+    # to n1 by n9 (a node certificate that is not revoked): refused, and n3
+    # stays dead (a voter), not left
+    inc3 = n1.members()["n3"]["incarnation"]
+    proof = mvtest.left_proof(n3.cert, n3.key, "n3", inc3 + 1)
+    cert9, key9 = t.certs.make("node", "n9")
+    mark1 = len(n1.log_text())
+    s = mvtest.tls_client("127.0.0.1", n1.peer_port, t.certs.ca_cert, cert9, key9)
+    s.sendall(w.frame(w.envelope("n9", swim=w.swim_message(
+        w.ACK, 0, "127.0.0.1:1", "n1", updates=[
+            w.member_update("n3", n3.peer_addr, inc3 + 1, w.LEFT, "n3", left_proof=proof)]))))
+    why = mvtest.wait_until(
+        lambda: [l for l in n1.log_text()[mark1:].splitlines()
+                 if mvtest.grep(l, r"left claim of n3 at %d not verified: .*revoked" % (inc3 + 1))],
+        10, "n1 to refuse n3's proof of leaving")
+    log("n1: %s" % why[0].split("DEBUG ", 1)[-1])
+    s.close()
+    m = n1.members()["n3"]
+    check(m["state"] == "dead" and m["incarnation"] == inc3,
+          "n1 holds n3 %s at %d after its revoked proof of leaving, want dead at %d" %
+          (m["state"], m["incarnation"], inc3))
 
     # the revoked viewer is refused, with the reason
     r = n1.cli("status", creds=vcreds)

@@ -1389,6 +1389,88 @@ SCN(test_forged_alive_holds_dead_host_signed)
 	forged_keepalive(true);
 }
 
+/* A forger's LEFT(victim, incarnation + 1, origin victim), unproven, at
+ * host `at` as relayed by `relay`. */
+static void forge_left(struct fw *w, int at, int victim, int relay)
+{
+	char va[SWIM_ADDR_MAX], ra[SWIM_ADDR_MAX], aa[SWIM_ADDR_MAX];
+	held_addr(w, at, victim, va);
+	held_addr(w, at, relay, ra);
+	held_addr(w, at, at, aa);
+	struct swim_member_info mi;
+	W_ASSERT(w, swim_member_find(fw_swim(w, at), fw_name(w, victim), &mi), "n%d unknown",
+	         victim);
+	struct swim_update u = {.name = fw_name(w, victim),
+	                        .addr = va,
+	                        .incarnation = mi.incarnation + 1,
+	                        .state = SWIM_LEFT,
+	                        .origin = fw_name(w, victim)};
+	struct swim_msg m = {.type = SWIM_MSG_ACK,
+	                     .from = fw_name(w, relay),
+	                     .from_addr = ra,
+	                     .to = fw_name(w, at),
+	                     .to_addr = aa,
+	                     .target = "",
+	                     .target_addr = "",
+	                     .updates = &u,
+	                     .n_updates = 1};
+	fw_inject_swim(w, at, &m);
+}
+
+/* The forged-LEFT attack (issue 13 review): a 3|2 partition, and a rogue
+ * node certificate on the minority's side gossips LEFT(n2), LEFT(n3) there,
+ * once a second for 30 s. Taken, they would shrink the minority's voting
+ * set to {n0, n1, n4}, of which it is a majority: it would not fence itself
+ * and would fail over n4, alive and quorate on the other side (its VMs
+ * twice). Unproven, each is a report that n0 and n1 check with their own
+ * probes: across the cut they fail, so n2 and n3 are DEAD, still voters,
+ * and the minority fences itself as in test_partition_3_2; nothing of the
+ * majority moves. */
+SCN(test_forged_left_partition_signed)
+{
+	struct fw *w = world(5, fw_opts_signed_alive);
+	for (int i = 0; i < 5; i++)
+		add_vms(w, i, 2, 100);
+	fw_start(w);
+	warm_up(w);
+	int side[5] = {0, 0, 1, 1, 1};
+	fw_partition(w, side);
+	for (int k = 0; k < 30; k++) {
+		for (int at = 0; at < 2; at++)
+			for (int victim = 2; victim < 4; victim++)
+				forge_left(w, at, victim, 1 - at);
+		fw_run_for(w, 1000);
+		W_OK(w);
+	}
+	fw_run_for(w, 20000);
+	W_OK(w);
+	check_counters(w);
+	for (int at = 0; at < 2; at++)
+		for (int victim = 2; victim < 4; victim++) {
+			struct swim_member_info mi;
+			W_ASSERT(w, swim_member_find(fw_swim(w, at), fw_name(w, victim), &mi),
+			         "n%d forgot n%d", at, victim);
+			W_ASSERT(w, mi.state != SWIM_LEFT, "n%d holds n%d left (%s)", at, victim,
+			         mi.cause);
+		}
+	for (size_t k = 0; k < fw_chosen_count(w); k++)
+		W_ASSERT(w, fw_index(w, fw_chosen_at(w, k)->inst.dead) < 2,
+		         "a plan for majority host %s", fw_chosen_at(w, k)->inst.dead);
+	for (int i = 2; i < 5; i++)
+		assert_untouched(w, i);
+	W_ASSERT(w,
+	         first_rec(w, FO_EV_FENCE_SELF, 0, -1) != UINT64_MAX &&
+	             first_rec(w, FO_EV_FENCE_SELF, 1, -1) != UINT64_MAX,
+	         "the minority did not fence itself");
+	assert_failed_over(w, 0, 0);
+	assert_failed_over(w, 1, 0);
+	fprintf(stderr,
+	        "  forged LEFT(n2), LEFT(n3) at the 2-host side for 30 s: %" PRIu64
+	        " claims refused by n0, minority fenced, %zu plans (for n0 and n1 only)\n",
+	        swim_claims_refused(fw_swim(w, 0)), fw_chosen_count(w));
+	world_free(w);
+}
+
 /* ------------------------------------------------------------------ */
 /* Witness, hand-back, no room                                         */
 
@@ -2680,6 +2762,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_forged_alive_raise, teardown),
 	    cmocka_unit_test_teardown(test_forged_alive_holds_dead_host, teardown),
 	    cmocka_unit_test_teardown(test_forged_alive_raise_signed, teardown),
+	    cmocka_unit_test_teardown(test_forged_left_partition_signed, teardown),
 	    cmocka_unit_test_teardown(test_forged_alive_holds_dead_host_signed, teardown),
 	    cmocka_unit_test_teardown(test_witness_two_hosts, teardown),
 	    cmocka_unit_test_teardown(test_restart_fails_hand_back, teardown),

@@ -1767,11 +1767,10 @@ static void test_suspect_above_held_refused(void **state)
  * through helpers). A live member refutes in its ACK and is never DEAD
  * here; a silent one is DEAD after one protocol period, the cause naming
  * the reporter. A DEAD on top of our own suspicion is taken at once. */
-static void test_dead_needs_our_own_check(void **state)
+/* a holds b, c, d, e alive at 3; b (at 3) holds a: a's check of b can
+ * reach b. Outputs and events dropped. */
+static void check_setup(struct swim *a, struct swim *b, uint64_t now)
 {
-	(void)state;
-	struct swim *a = solo_min1("a"), *b = solo("b", NULL);
-	uint64_t now = 10;
 	const char *names[] = {"b", "c", "d", "e"};
 	for (int k = 0; k < 4; k++)
 		feed(a, "x", upd(names[k], SWIM_ALIVE, 3, ""), now);
@@ -1779,17 +1778,34 @@ static void test_dead_needs_our_own_check(void **state)
 	assert_int_equal(swim_raise_incarnation(b, 3, "test", now), 0);
 	drop_all(a);
 	drop_all(b);
+}
+
+/* Drains a's output: its PING to `name` copied into *ping, and the number
+ * of PING_REQs about `name` returned (a last-chance probe). */
+static int check_probe_of(struct swim *a, const char *name, struct pkt *ping)
+{
+	struct swim_msg m;
+	int ping_reqs = 0;
+	while (swim_pop_output(a, &m)) {
+		if (m.type == SWIM_MSG_PING && strcmp(m.to, name) == 0)
+			pkt_copy(ping, &m);
+		ping_reqs += m.type == SWIM_MSG_PING_REQ && strcmp(m.target, name) == 0;
+	}
+	return ping_reqs;
+}
+
+static void test_dead_needs_our_own_check(void **state)
+{
+	(void)state;
+	struct swim *a = solo_min1("a"), *b = solo("b", NULL);
+	uint64_t now = 10;
+	check_setup(a, b, now);
 	/* n9 says b is dead */
 	feed(a, "n9", upd("b", SWIM_DEAD, 3, "n9"), now);
 	assert_int_equal(mstate(a, "b", NULL), SWIM_SUSPECT);
 	struct swim_msg m;
 	struct pkt ping = {0};
-	int ping_reqs = 0;
-	while (swim_pop_output(a, &m)) {
-		if (m.type == SWIM_MSG_PING && strcmp(m.to, "b") == 0)
-			pkt_copy(&ping, &m);
-		ping_reqs += m.type == SWIM_MSG_PING_REQ && strcmp(m.target, "b") == 0;
-	}
+	int ping_reqs = check_probe_of(a, "b", &ping);
 	assert_non_null(ping.blob);
 	assert_int_equal(ping_reqs, 3);
 	/* b, alive, refutes in its ACK: never DEAD at a */
@@ -1948,6 +1964,8 @@ static int fake_verify(void *arg, const char *name, uint64_t inc, const uint8_t 
 	(void)arg;
 	if (strcmp(name, "nokey") == 0)
 		return -ENOKEY; /* a member whose key the glue does not know yet */
+	if (len == 0)           /* "oldagent" signs no LEFTs (the glue knows by its record) */
+		return strcmp(name, "oldagent") == 0 && (inc & SWIM_LEFT_CLAIM) ? 0 : -EACCES;
 	uint8_t want[SWIM_PROOF_MAX];
 	int n = fake_sign(NULL, name, inc, want, sizeof(want));
 	return n > 0 && (size_t)n == len && memcmp(want, proof, len) == 0 ? 0 : -EACCES;
@@ -1997,6 +2015,269 @@ static bool find_out_upd(struct swim *s, const char *name, struct swim_update *o
 				found = true;
 			}
 	return found;
+}
+
+/* u as a LEFT (origin its member) with the fake's proof of leaving at
+ * signed_inc (| SWIM_LEFT_CLAIM); buf holds it. */
+static struct swim_update left_upd(const char *name, uint64_t inc, uint64_t signed_inc,
+                                   uint8_t buf[SWIM_PROOF_MAX])
+{
+	struct swim_update u = signed_upd(name, inc, signed_inc | SWIM_LEFT_CLAIM, buf);
+	u.state = SWIM_LEFT;
+	u.origin = name;
+	return u;
+}
+
+/* Only the member says it left (issue 13): a relayed LEFT needs the
+ * member's proof of leaving, signed as (name, incarnation | 2^63) so that
+ * an ALIVE proof cannot stand for it nor it for an ALIVE; the member's own
+ * LEFT (its sender authenticated by the transport) is taken unsigned;
+ * swim_leave signs ours and our LEFT carries it, which a core that never
+ * heard from us takes relayed. */
+static void test_signed_left(void **state)
+{
+	(void)state;
+	int signs = 0;
+	struct swim *a = solo_signed("a", &signs);
+	uint8_t pb[SWIM_PROOF_MAX];
+	uint64_t inc;
+	feed(a, "x", upd("b", SWIM_ALIVE, 3, ""), 1);
+	feed(a, "x", upd("c", SWIM_ALIVE, 3, ""), 1);
+	drop_all(a);
+	/* forged: no proof; b's ALIVE proof of that incarnation; b's proof of
+	 * leaving at another incarnation */
+	feed(a, "x", upd("b", SWIM_LEFT, 4, "b"), 2);
+	struct swim_update alive_proof = signed_upd("b", 4, 4, pb);
+	alive_proof.state = SWIM_LEFT;
+	alive_proof.origin = "b";
+	feed(a, "x", alive_proof, 3);
+	feed(a, "x", left_upd("b", 4, 3, pb), 3);
+	assert_int_not_equal(mstate(a, "b", &inc), SWIM_LEFT);
+	assert_int_equal(inc, 3);
+	assert_int_equal(swim_claims_refused(a), 3);
+	/* b's proof of leaving, relayed by x: taken */
+	feed(a, "x", left_upd("b", 4, 4, pb), 4);
+	assert_int_equal(mstate(a, "b", &inc), SWIM_LEFT);
+	assert_int_equal(inc, 4);
+	/* c's proof of leaving is no ALIVE proof, at 4 | 2^63 nor at 4 */
+	uint8_t pc[SWIM_PROOF_MAX];
+	feed(a, "x", signed_upd("c", 4, 4 | SWIM_LEFT_CLAIM, pc), 5);
+	assert_int_equal(mstate(a, "c", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 3);
+	assert_int_equal(swim_claims_refused(a), 4);
+	/* c's own LEFT, from c itself, unsigned: its own word */
+	feed(a, "c", upd("c", SWIM_LEFT, 4, "c"), 6);
+	assert_int_equal(mstate(a, "c", &inc), SWIM_LEFT);
+	assert_int_equal(swim_claims_refused(a), 4);
+	/* our own leave is signed (as a leave), and our LEFT carries that
+	 * proof; e, which never heard from us, takes it relayed by d */
+	int before = signs;
+	drop_all(a);
+	assert_int_equal(swim_leave(a, 7), 0);
+	assert_int_equal(signs, before + 1);
+	struct swim_msg ping = mkmsg(SWIM_MSG_PING, "d", "a", 1, NULL, 0);
+	feed(a, "x", upd("d", SWIM_ALIVE, 1, ""), 8);
+	assert_int_equal(swim_handle_message(a, &ping, 9), 0);
+	struct swim_update r;
+	uint8_t rp[SWIM_PROOF_MAX];
+	assert_true(find_out_upd(a, "a", &r, rp));
+	assert_int_equal(r.state, SWIM_LEFT);
+	assert_int_equal(r.incarnation, 1);
+	uint8_t want[SWIM_PROOF_MAX];
+	int wn = fake_sign(NULL, "a", 1 | SWIM_LEFT_CLAIM, want, sizeof(want));
+	assert_int_equal(r.proof_len, (size_t)wn);
+	assert_memory_equal(r.proof, want, (size_t)wn);
+	struct swim *e = solo_signed("e", NULL);
+	feed(e, "y", upd("a", SWIM_ALIVE, 0, ""), 1);
+	feed(e, "d", r, 2); /* relayed by d, with a's proof */
+	assert_int_equal(mstate(e, "a", &inc), SWIM_LEFT);
+	assert_int_equal(inc, 1);
+	assert_int_equal(swim_claims_refused(e), 0);
+	/* ... and e relays it with the proof (a third member takes it) */
+	drop_all(e);
+	struct swim_msg ping2 = mkmsg(SWIM_MSG_PING, "y", "e", 1, NULL, 0);
+	assert_int_equal(swim_handle_message(e, &ping2, 3), 0);
+	assert_true(find_out_upd(e, "a", &r, rp));
+	assert_int_equal(r.state, SWIM_LEFT);
+	assert_int_equal(r.proof_len, (size_t)wn);
+	assert_memory_equal(r.proof, want, (size_t)wn);
+	drop_all(a);
+	drop_all(e);
+	swim_free(a);
+	swim_free(e);
+}
+
+/* A LEFT may raise the incarnation we hold by more than one only as the
+ * member's word (a host that leaves right after joining, which we took in
+ * at 0 from its first PING): with its proof, or from itself, and within
+ * the jump limit; unproven it is a check at the incarnation we hold. A
+ * member the glue knows for an agent that signs no LEFTs (an older one)
+ * is taken unsigned, as before. */
+static void test_signed_left_raises(void **state)
+{
+	(void)state;
+	struct swim *a = solo_signed("a", NULL);
+	uint8_t pb[SWIM_PROOF_MAX];
+	uint64_t inc;
+	struct swim_msg ping = mkmsg(SWIM_MSG_PING, "f", "a", 1, NULL, 0);
+	assert_int_equal(swim_handle_message(a, &ping, 1), 0); /* f taken in at 0 */
+	assert_int_equal(mstate(a, "f", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 0);
+	feed(a, "x", upd("g", SWIM_ALIVE, 3, ""), 1);
+	feed(a, "x", upd("h", SWIM_ALIVE, 3, ""), 1);
+	feed(a, "x", upd("k", SWIM_ALIVE, 3, ""), 1);
+	drop_all(a);
+	feed(a, "x", left_upd("f", 2, 2, pb), 2); /* proven, relayed */
+	assert_int_equal(mstate(a, "f", &inc), SWIM_LEFT);
+	assert_int_equal(inc, 2);
+	feed(a, "h", upd("h", SWIM_LEFT, 7, "h"), 2); /* h's own word */
+	assert_int_equal(mstate(a, "h", &inc), SWIM_LEFT);
+	assert_int_equal(inc, 7);
+	assert_int_equal(swim_claims_refused(a), 0);
+	/* an agent that signs no LEFTs (the glue vouches): its relayed LEFT is
+	 * taken unsigned, as before; its unsigned ALIVE raise is not */
+	feed(a, "x", upd("oldagent", SWIM_ALIVE, 3, ""), 2);
+	feed(a, "x", upd("oldagent", SWIM_ALIVE, 4, ""), 2);
+	assert_int_equal(swim_claims_refused(a), 1);
+	feed(a, "x", upd("oldagent", SWIM_LEFT, 4, "oldagent"), 2);
+	assert_int_equal(mstate(a, "oldagent", &inc), SWIM_LEFT);
+	assert_int_equal(inc, 4);
+	/* unproven: a check at the incarnation we hold */
+	feed(a, "x", upd("g", SWIM_LEFT, 9, "g"), 3);
+	assert_int_equal(mstate(a, "g", &inc), SWIM_SUSPECT);
+	assert_int_equal(inc, 3);
+	/* proven, but past the jump limit */
+	uint64_t far = 3 + SWIM_INCARNATION_JUMP_MAX + 1;
+	feed(a, "x", left_upd("k", far, far, pb), 4);
+	assert_int_equal(mstate(a, "k", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 3);
+	assert_int_equal(swim_claims_refused(a), 3);
+	drop_all(a);
+	swim_free(a);
+}
+
+/* Failing proofs cannot eat the loop: one message of 40 forged LEFTs
+ * (each with a bad proof) from n9 costs 16 checks, the rest are refused
+ * unchecked (and are reports to check, as any unproven LEFT); the next
+ * second n9 gets 16 more; another sender's proof is checked meanwhile. */
+static void test_failed_proofs_bounded(void **state)
+{
+	(void)state;
+	struct swim *a = solo_signed("a", NULL);
+	static const char *const names[40] = {
+	    "m0",  "m1",  "m2",  "m3",  "m4",  "m5",  "m6",  "m7",  "m8",  "m9",
+	    "m10", "m11", "m12", "m13", "m14", "m15", "m16", "m17", "m18", "m19",
+	    "m20", "m21", "m22", "m23", "m24", "m25", "m26", "m27", "m28", "m29",
+	    "m30", "m31", "m32", "m33", "m34", "m35", "m36", "m37", "m38", "m39"};
+	uint8_t pb[40][SWIM_PROOF_MAX];
+	struct swim_update ups[40];
+	for (int k = 0; k < 40; k++) {
+		feed(a, "x", upd(names[k], SWIM_ALIVE, 3, ""), 1);
+		ups[k] = left_upd(names[k], 4, 9, pb[k]); /* a proof of another incarnation */
+	}
+	drop_all(a);
+	uint64_t checked = swim_proofs_checked(a);
+	struct swim_msg m = mkmsg(SWIM_MSG_ACK, "n9", "", 0, ups, 40);
+	assert_int_equal(swim_handle_message(a, &m, 1000), 0);
+	assert_int_equal(swim_proofs_checked(a) - checked, 16);
+	assert_int_equal(swim_claims_refused(a), 40);
+	for (int k = 0; k < 40; k++)
+		assert_int_equal(mstate(a, names[k], NULL), SWIM_SUSPECT);
+	/* another sender's proof is checked (and taken) meanwhile */
+	uint8_t ok[SWIM_PROOF_MAX];
+	feed(a, "y", upd("z", SWIM_ALIVE, 3, ""), 1001);
+	feed(a, "y", left_upd("z", 4, 4, ok), 1001);
+	assert_int_equal(mstate(a, "z", NULL), SWIM_LEFT);
+	assert_int_equal(swim_proofs_checked(a) - checked, 17);
+	/* n9, the next second: 16 more checks */
+	struct swim_update again[20];
+	for (int k = 0; k < 20; k++) {
+		again[k] = ups[k];
+		again[k].state = SWIM_ALIVE;
+		again[k].origin = "";
+		again[k].incarnation = 5;
+	}
+	m = mkmsg(SWIM_MSG_ACK, "n9", "", 0, again, 20);
+	assert_int_equal(swim_handle_message(a, &m, 2001), 0);
+	assert_int_equal(swim_proofs_checked(a) - checked, 17 + 16);
+	drop_all(a);
+	swim_free(a);
+}
+
+/* A LEFT relayed without a valid proof is a report to check, as a DEAD
+ * from another member is: a suspicion (from the relay, at the incarnation
+ * we hold) and our own probe at once, carrying the suspicion; the live
+ * member refutes in its ACK. Nobody holds it left or dead. */
+static void test_unproven_left_checked(void **state)
+{
+	(void)state;
+	struct swim_config cfg;
+	solo_config(&cfg, "a");
+	cfg.suspicion_min_mult = 1;
+	cfg.awareness_max = 64;
+	signed_config(&cfg, NULL);
+	struct swim *a = swim_new(&cfg, 0, 0);
+	assert_non_null(a);
+	struct swim *b = solo_signed("b", NULL);
+	uint64_t now = 10;
+	check_setup(a, b, now);
+	/* n9 relays LEFT(b, 4, origin b) with a proof that is not b's */
+	uint8_t bad[SWIM_PROOF_MAX];
+	struct swim_update forged = left_upd("c", 4, 4, bad);
+	forged.name = "b";
+	forged.origin = "b";
+	struct swim_msg m;
+	struct swim_event e;
+	uint64_t inc;
+	feed(a, "n9", forged, now);
+	struct pkt ping = {0};
+	int ping_reqs = check_probe_of(a, "b", &ping), refusals = 0;
+	assert_int_equal(mstate(a, "b", &inc), SWIM_SUSPECT);
+	assert_int_equal(inc, 3);
+	assert_int_equal(swim_claims_refused(a), 1);
+	while (swim_pop_event(a, &e)) {
+		assert_int_not_equal(e.type, SWIM_EV_MEMBER_LEFT);
+		assert_int_not_equal(e.type, SWIM_EV_MEMBER_DEAD);
+		if (e.type == SWIM_EV_CLAIM_REFUSED) {
+			refusals++;
+			assert_non_null(strstr(e.cause, "bad proof of leaving"));
+		}
+		if (e.type == SWIM_EV_MEMBER_SUSPECT)
+			assert_non_null(strstr(e.cause, "unproven LEFT by gossip from n9"));
+	}
+	assert_int_equal(refusals, 1);
+	assert_non_null(ping.blob);
+	assert_int_equal(ping_reqs, 3);
+	assert_true(has_upd(&ping.m, "b", SWIM_SUSPECT, 3, "n9")); /* buddy */
+	/* the same forgery again, and one without a proof: counted, no
+	 * second report within SWIM_REFUSED_EVENT_MS, no LEFT */
+	feed(a, "n9", forged, now + 1);
+	feed(a, "n9", upd("b", SWIM_LEFT, 4, "b"), now + 1);
+	assert_int_equal(swim_claims_refused(a), 3);
+	assert_int_equal(mstate(a, "b", NULL), SWIM_SUSPECT);
+	while (swim_pop_event(a, &e))
+		assert_int_not_equal(e.type, SWIM_EV_CLAIM_REFUSED);
+	/* b, alive, refutes in its ACK: alive at a, above the suspicion */
+	assert_int_equal(swim_handle_message(b, &ping.m, now + 2), 0);
+	assert_int_equal(swim_incarnation(b), 4);
+	assert_int_equal(mstate(b, "b", NULL), SWIM_ALIVE);
+	deliver_refutation(b, a, now + 3, 4);
+	free(ping.blob);
+	drop_all(a);
+	/* and stays so past the check's window (one protocol period):
+	 * nothing left of the forgery runs out into a death */
+	uint64_t end = now + 3000;
+	while ((now = swim_next_deadline(a)) <= end) {
+		swim_handle_timer(a, now);
+		while (swim_pop_event(a, &e))
+			assert_string_not_equal(e.name, "b");
+		while (swim_pop_output(a, &m))
+			;
+	}
+	assert_int_equal(mstate(a, "b", &inc), SWIM_ALIVE);
+	assert_int_equal(inc, 4);
+	swim_free(a);
+	swim_free(b);
 }
 
 static void test_signed_alive(void **state)
@@ -3241,6 +3522,10 @@ int main(void)
 	    cmocka_unit_test(test_suspect_above_held_refused),
 	    cmocka_unit_test(test_incarnation_bounds),
 	    cmocka_unit_test(test_signed_alive),
+	    cmocka_unit_test(test_signed_left),
+	    cmocka_unit_test(test_signed_left_raises),
+	    cmocka_unit_test(test_failed_proofs_bounded),
+	    cmocka_unit_test(test_unproven_left_checked),
 	    cmocka_unit_test(test_signed_refutation_end_to_end),
 	    cmocka_unit_test(test_signed_piggyback_budget),
 	    cmocka_unit_test(test_dead_needs_our_own_check),

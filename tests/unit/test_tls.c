@@ -31,6 +31,9 @@
 #include <openssl/x509.h>
 
 #include "dgram.h"
+#include "frame.h"
+#include "meshvisor/swim.h"
+#include "swim_codec.h"
 #include "tls.h"
 #include "tls_claim.h"
 
@@ -953,6 +956,58 @@ static void test_claim_bare(void **state)
 	tls_ctx_free(n2);
 }
 
+/* A SWIM LEFT's proof of leaving (agent/daemon/membership.c: a full
+ * proof of ("left", name, incarnation), certificate included) verifies at
+ * a member that never learned the leaver's certificate (a fresh cache:
+ * the host that left a second after it joined), and a PING carrying it
+ * still fits one datagram. Prints what it costs in bytes. */
+static void test_claim_left_proof_fits_datagram(void **state)
+{
+	(void)state;
+	struct tls_ctx *n1 = server_ctx("ca.pem", "n1"), *n2 = server_ctx("ca.pem", "n2");
+	struct tls_claim_cache *fresh = tls_claim_cache_new();
+	assert_non_null(fresh);
+	uint8_t proof[SWIM_LEFT_PROOF_MAX];
+	char why[256];
+	struct tls_claim left = {"left", "n1", 8, 0, NULL, 0};
+	int len = tls_claim_sign(n1, &left, proof, sizeof(proof));
+	assert_true(len > 256); /* the certificate rides along */
+	assert_int_equal(
+	    tls_claim_verify(fresh, n2, &left, proof, (size_t)len, 0, why, sizeof(why)), 0);
+	/* a proof of leaving at another incarnation, or as an ALIVE, is not */
+	struct tls_claim other = {"left", "n1", 9, 0, NULL, 0};
+	assert_int_equal(
+	    tls_claim_verify(fresh, n2, &other, proof, (size_t)len, 0, why, sizeof(why)), -EACCES);
+	struct tls_claim alive = {"alive", "n1", 8, 0, NULL, 0};
+	assert_int_equal(
+	    tls_claim_verify(fresh, n2, &alive, proof, (size_t)len, 0, why, sizeof(why)), -EACCES);
+	struct swim_update u = {.name = "n1",
+	                        .addr = "[2001:db8::101]:7946",
+	                        .incarnation = 8,
+	                        .state = SWIM_LEFT,
+	                        .origin = "n1",
+	                        .proof = proof,
+	                        .proof_len = (size_t)len};
+	struct swim_msg m = {.type = SWIM_MSG_PING,
+	                     .from = "n3",
+	                     .from_addr = "[2001:db8::103]:7946",
+	                     .to = "n2",
+	                     .to_addr = "[2001:db8::102]:7946",
+	                     .seq = 1ull << 40,
+	                     .target = "",
+	                     .target_addr = "",
+	                     .updates = &u,
+	                     .n_updates = 1};
+	size_t frame = swim_codec_frame_size(&m);
+	printf("LEFT proof of leaving: %d bytes (certificate + signature); a PING carrying it: %zu "
+	       "bytes of datagram payload (at most %d)\n",
+	       len, frame - FRAME_HEADER_LEN, DGRAM_MAX_PAYLOAD);
+	assert_true(frame - FRAME_HEADER_LEN <= DGRAM_MAX_PAYLOAD);
+	tls_claim_cache_free(fresh);
+	tls_ctx_free(n1);
+	tls_ctx_free(n2);
+}
+
 static double claim_now_us(void)
 {
 	struct timespec ts;
@@ -1354,6 +1409,7 @@ int main(void)
 	    cmocka_unit_test(test_claim_sign_verify),
 	    cmocka_unit_test(test_claim_cost),
 	    cmocka_unit_test(test_claim_bare),
+	    cmocka_unit_test(test_claim_left_proof_fits_datagram),
 	    cmocka_unit_test(test_handshake_and_data),
 	    cmocka_unit_test(test_node_to_node_and_viewer),
 	    cmocka_unit_test(test_client_without_certificate),
