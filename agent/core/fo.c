@@ -2567,8 +2567,23 @@ static void owed_add(struct owed_scan *o, const struct fo_vm *v)
 	o->n++;
 }
 
+/* v owed, from at least the epoch a live migration of it away from x that
+ * stayed left on x's copy (no epoch is given twice): what x listed, what
+ * plans gave it and what landed on it alike. A VM that landed on x (or was
+ * given to it) and then stayed from a move away had its copy bumped past
+ * the epoch it arrived with (simulator, fresh seed 6186887688534639916 on
+ * the CHOSEN-proof branch: owed at the landed epoch 3, a move away stayed
+ * at 4, the plan gave 4 again: O4). */
+static void owed_add_above_stayed(const struct fo *f, struct owed_scan *o, struct fo_vm *v)
+{
+	uint64_t stayed = move_stayed_epoch(f, nz(v->uuid), o->x, v->epoch);
+	if (stayed > v->epoch)
+		v->epoch = stayed;
+	owed_add(o, v);
+}
+
 /* What x listed: owed unless gone (owed_gone), from at least the epoch a
- * live migration that stayed left on x's copy (no epoch is given twice). */
+ * live migration that stayed left on x's copy. */
 static void owed_listing(const struct fo *f, struct owed_scan *o)
 {
 	for (size_t i = 0; i < o->nb; i++) {
@@ -2580,11 +2595,8 @@ static void owed_listing(const struct fo *f, struct owed_scan *o)
 			continue;
 		/* (after the tests above: x's copy may still be at the epoch it
 		 * had, a move called off before its bump) */
-		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), o->x, v.epoch);
-		if (stayed > v.epoch)
-			v.epoch = stayed;
 		v.running = true;
-		owed_add(o, &v);
+		owed_add_above_stayed(f, o, &v);
 	}
 }
 
@@ -2612,9 +2624,10 @@ static void owed_given(const struct fo *f, struct owed_scan *o)
 				                  .memory_kib = pe->memory_kib,
 				                  .epoch = pe->new_epoch,
 				                  .running = true};
-				if (!owed_listed_at(o, pe->uuid, pe->new_epoch) &&
-				    !owed_gone(f, o, &v, pe->uuid, pe->new_epoch))
-					owed_add(o, &v);
+				if (owed_listed_at(o, pe->uuid, pe->new_epoch) ||
+				    owed_gone(f, o, &v, pe->uuid, pe->new_epoch))
+					continue;
+				owed_add_above_stayed(f, o, &v);
 			}
 		}
 }
@@ -2649,7 +2662,7 @@ static void owed_landed(const struct fo *f, struct owed_scan *o)
 			        strcmp(f->moves[j].m.uuid, mv->uuid) == 0 &&
 			        strcmp(f->moves[j].m.target, o->x) == 0;
 		if (!twice)
-			owed_add(o, &v);
+			owed_add_above_stayed(f, o, &v);
 	}
 }
 

@@ -2630,6 +2630,9 @@ static void test_replayed_seeds_migrations(void **state)
 	     "liveness: coordinators cut each other off for ever (the retry "
 	     "window never grew); a preempted proposer now backs off "
 	     "exponentially"},
+	    {3836924330164323781ULL, "O1: a VM landed on n1 and moved on to n0, which was failed "
+	                             "over since; n1's recovery owed it at the landed epoch and "
+	                             "gave the epoch of the move away again"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
