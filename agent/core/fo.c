@@ -23,7 +23,12 @@
  *      incarnation, round) chooses the plan (VM -> target, new epoch).
  *      Coordinators are ranked by a hash; acceptors vote only once the
  *      incarnation is over to them. Round 0 places what the incarnation
- *      owes (RECOVERY); later rounds re-place hand-backs.
+ *      owes (RECOVERY); later rounds re-place hand-backs. A node learns a
+ *      plan from its own proposal's majority of ACCEPTEDs, or from a
+ *      majority read: another's CHOSEN is a claim that makes it ask every
+ *      voter what it accepted there (READ), and the value a majority
+ *      answers at one ballot is learned (CHOSEN NEEDS A MAJORITY'S
+ *      PROOF).
  *   3. Fence, then restart. A target starts an entry only once X's copies
  *      are known destroyed: remote fence through X's libvirt, X's own
  *      FENCED, or the timed wait for X's self-fence (F + margin from
@@ -72,8 +77,20 @@
  *     that accepted one, or a voter that learned one chosen) — the
  *     majority that would make us fence ourselves at q + F anyway — or once we
  *     fenced ourselves; else it is held (NOTHING DESTRUCTIVE ON ONE
- *     PEER'S WORD). A CHOSEN about another host is learned from one
- *     voter (KNOWN LIMITS).
+ *     PEER'S WORD). A plan is learned only with proof that a majority
+ *     accepted it: our own count of ACCEPTEDs, or a majority of the
+ *     voting set answering a READ with one (ballot, value) from their
+ *     acceptor state (never from what they learned). The ack bound of
+ *     the timed fence comes from those answers too, never from the
+ *     claim. Reads are bounded (FO_READS_MAX, FO_READS_PER_SENDER),
+ *     retried with backoff and given up FO_READ_FOR_MS after the last
+ *     claim; a claim the answers rule out is refused once. An acceptor
+ *     that learned a round stays its acceptor for the chosen value (it
+ *     promises, reporting that value, and accepts only it), so acceptors
+ *     split between two ballots of it are joined again at a higher one;
+ *     a proposer free to choose takes a value its read's answers report,
+ *     and without a durable journal first waits for every live voter's
+ *     promise (CHOSEN NEEDS A MAJORITY'S PROOF).
  *   - Numbers peers report are bounded before they count: a heartbeat's
  *     voting-set size above twice ours plus 8 is refused (FO_EV_REFUSED),
  *     else one lie would make every majority unreachable (THE VOTING SET).
@@ -389,6 +406,37 @@ struct fo {
 	struct fo_plan order_plan; /* owned */
 	char order_from[FO_NAME_MAX];
 	uint64_t order_at;
+	/* CHOSENs from other nodes not proven yet: the majority reads under
+	 * way (CHOSEN NEEDS A MAJORITY'S PROOF) */
+	struct pread *reads;
+	size_t n_reads, cap_reads;
+};
+
+/* One voter's answer to a majority read (FO_READ_REPLY). */
+struct pans {
+	uint32_t idx; /* its member index */
+	bool has;     /* it accepted a value (b, p) */
+	struct fo_ballot b;
+	struct fo_plan p;  /* owned */
+	bool has_ack;      /* last_ack is known */
+	uint64_t last_ack; /* upper bound (our clock) of its last ack to the host */
+};
+
+/* A CHOSEN for (dead, inc, round) we cannot prove yet: we ask every voter
+ * what it accepted there, and learn once a majority answers one ballot
+ * and value. */
+struct pread {
+	char dead[FO_NAME_MAX];
+	uint64_t inc;
+	uint32_t round;
+	uint32_t claimant;        /* member index of the node whose CHOSEN opened it */
+	struct fo_ballot claimed; /* the latest CHOSEN's ballot (for the record) */
+	uint64_t claim_at;        /* the latest CHOSEN for it */
+	uint64_t next_ask;        /* when the READs go again */
+	uint32_t asks;
+	bool logged; /* refused once already (a majority answered otherwise) */
+	struct pans *ans;
+	size_t n_ans;
 };
 
 /* A live migration (MOVES). */
@@ -424,6 +472,10 @@ struct given {
 
 /* Forward declarations (the file reads top-down by topic). */
 static void ask_incarnation(struct fo *f, uint64_t want, const char *why);
+static void pread_free(struct pread *p);
+struct inst;
+static bool read_hint(const struct fo *f, const struct inst *in, uint32_t round,
+                      struct fo_plan *out);
 static void park(struct fo *f, struct inst *in, const struct fo_plan_entry *e, uint32_t r,
                  uint32_t tries, const char *why, bool report);
 static const struct inst *placement_started(const struct fo *f, const struct inst *in,
@@ -743,8 +795,8 @@ done:
 const char *fo_msg_type_name(enum fo_msg_type t)
 {
 	static const char *const names[FO_MSG_TYPES] = {
-	    "HEARTBEAT", "HB_ACK", "HB_NACK",  "FENCE_ORDER", "PREPARE", "PROMISE",
-	    "REJECT",    "ACCEPT", "ACCEPTED", "CHOSEN",      "FENCED",  "RESTARTED",
+	    "HEARTBEAT", "HB_ACK",   "HB_NACK", "FENCE_ORDER", "PREPARE",   "PROMISE", "REJECT",
+	    "ACCEPT",    "ACCEPTED", "CHOSEN",  "FENCED",      "RESTARTED", "READ",    "READ_REPLY",
 	};
 	return (unsigned)t < FO_MSG_TYPES ? names[t] : "?";
 }
@@ -1425,6 +1477,9 @@ void fo_free(struct fo *f)
 	name_index_free(&f->given_by_uuid);
 	free(f->scratch);
 	fo_plan_clear(&f->order_plan);
+	for (size_t i = 0; i < f->n_reads; i++)
+		pread_free(&f->reads[i]);
+	free(f->reads);
 	mv_arena_free(&f->harena);
 	free(f);
 }
@@ -1448,6 +1503,7 @@ bool fo_msg_vouches_fence(const struct fo *f, const struct fo_msg *m)
 	 * our word, so held back too) */
 	return f && m &&
 	       (m->type == FO_FENCED || (m->type == FO_ACCEPTED && is_self(f, m->inst.dead)) ||
+	        (m->type == FO_READ_REPLY && m->has_plan && is_self(f, m->inst.dead)) ||
 	        (m->type == FO_RESTARTED && !m->ok));
 }
 
@@ -2567,8 +2623,23 @@ static void owed_add(struct owed_scan *o, const struct fo_vm *v)
 	o->n++;
 }
 
+/* v owed, from at least the epoch a live migration of it away from x that
+ * stayed left on x's copy (no epoch is given twice): what x listed, what
+ * plans gave it and what landed on it alike. A VM that landed on x (or was
+ * given to it) and then stayed from a move away had its copy bumped past
+ * the epoch it arrived with (simulator, fresh seed 6186887688534639916 on
+ * the CHOSEN-proof branch: owed at the landed epoch 3, a move away stayed
+ * at 4, the plan gave 4 again: O4). */
+static void owed_add_above_stayed(const struct fo *f, struct owed_scan *o, struct fo_vm *v)
+{
+	uint64_t stayed = move_stayed_epoch(f, nz(v->uuid), o->x, v->epoch);
+	if (stayed > v->epoch)
+		v->epoch = stayed;
+	owed_add(o, v);
+}
+
 /* What x listed: owed unless gone (owed_gone), from at least the epoch a
- * live migration that stayed left on x's copy (no epoch is given twice). */
+ * live migration that stayed left on x's copy. */
 static void owed_listing(const struct fo *f, struct owed_scan *o)
 {
 	for (size_t i = 0; i < o->nb; i++) {
@@ -2580,11 +2651,8 @@ static void owed_listing(const struct fo *f, struct owed_scan *o)
 			continue;
 		/* (after the tests above: x's copy may still be at the epoch it
 		 * had, a move called off before its bump) */
-		uint64_t stayed = move_stayed_epoch(f, nz(v.uuid), o->x, v.epoch);
-		if (stayed > v.epoch)
-			v.epoch = stayed;
 		v.running = true;
-		owed_add(o, &v);
+		owed_add_above_stayed(f, o, &v);
 	}
 }
 
@@ -2612,9 +2680,10 @@ static void owed_given(const struct fo *f, struct owed_scan *o)
 				                  .memory_kib = pe->memory_kib,
 				                  .epoch = pe->new_epoch,
 				                  .running = true};
-				if (!owed_listed_at(o, pe->uuid, pe->new_epoch) &&
-				    !owed_gone(f, o, &v, pe->uuid, pe->new_epoch))
-					owed_add(o, &v);
+				if (owed_listed_at(o, pe->uuid, pe->new_epoch) ||
+				    owed_gone(f, o, &v, pe->uuid, pe->new_epoch))
+					continue;
+				owed_add_above_stayed(f, o, &v);
 			}
 		}
 }
@@ -2649,7 +2718,7 @@ static void owed_landed(const struct fo *f, struct owed_scan *o)
 			        strcmp(f->moves[j].m.uuid, mv->uuid) == 0 &&
 			        strcmp(f->moves[j].m.target, o->x) == 0;
 		if (!twice)
-			owed_add(o, &v);
+			owed_add_above_stayed(f, o, &v);
 	}
 }
 
@@ -3311,6 +3380,7 @@ static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint6
 			return;
 		}
 	}
+	uint64_t held_since = rd->maj_at;
 	rd->maj_at = 0;
 	fo_plan_clear(&rd->value);
 	if (rd->has_best) {
@@ -3334,6 +3404,34 @@ static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint6
 			rd->has_best = false;
 		}
 	}
+	/* Free to choose, without a durable journal: first every live voter's
+	 * promise (up to retry_ms). An acceptor that restarted without its
+	 * journal forgot what it accepted, so a majority of promises may
+	 * report nothing although a value was chosen; a live voter that
+	 * accepted it, or learned it, reports it (acceptor_prepare). (With a
+	 * journal no acceptor forgets, and the free-value rule stands.) Before
+	 * the majority read, such a proposer learned the value from that
+	 * voter's CHOSEN instead (simulator test_amnesiac_acceptor, journal
+	 * off: a second plan for a decided round, O3) */
+	if (!rd->has_best && !timed_out && !f->journal_durable) {
+		bool waiting = false;
+		for (size_t k = 0; k < f->n_m && !waiting; k++)
+			waiting = considered_alive(&f->m[k]) && !resp_has(rd, k) &&
+			          strcmp(f->m[k].name, in->dead) != 0;
+		if (waiting) {
+			rd->maj_at = held_since ? held_since : now + 1;
+			rd->next_retry = sat_add(rd->maj_at - 1, f->cfg.retry_ms);
+			return;
+		}
+	}
+	/* Free to choose: a value a voter answered our majority read with
+	 * (we were told it was chosen, and could not prove it) goes before a
+	 * plan of our own. Any value is safe here; this one keeps what the
+	 * others may have learned: an acceptor that forgot its acceptance (no
+	 * journal) would otherwise let a second value be chosen beside it
+	 * (simulator test_amnesiac_acceptor, journal off) */
+	if (!rd->has_best && read_hint(f, in, round, &rd->best_plan))
+		rd->has_best = true;
 	rd->own_val = !rd->has_best;
 	if (rd->has_best) {
 		rd->value = rd->best_plan;
@@ -3582,12 +3680,21 @@ static uint64_t newer_recovery(const struct fo *f, const struct inst *in)
 }
 
 static bool acceptor_may_answer(struct fo *f, struct inst *in, uint32_t round, const char *from,
-                                const struct fo_ballot *b, uint64_t age, uint64_t now)
+                                const struct fo_ballot *b, uint64_t age, const struct fo_plan *plan,
+                                uint64_t now)
 {
 	struct round *rd = &in->rounds[round];
 	if (rd->chosen) {
+		/* We tell what we learned, and stay an acceptor: a CHOSEN is
+		 * learned by a majority read (CHOSEN NEEDS A MAJORITY'S PROOF),
+		 * so a proposer at a higher ballot must be able to gather a
+		 * majority at one ballot again when the acceptors are split
+		 * between two ballots of the chosen value. A PREPARE is
+		 * answered as ever (the promise reports what we accepted); an
+		 * ACCEPT only of the value we learned chosen. */
 		send_chosen_to(f, in, round, from);
-		return false;
+		if (plan && !fo_plan_equal(plan, &rd->plan))
+			return false;
 	}
 	char buf[FO_TEXT_MAX];
 	const char *why = acceptor_refusal(f, in, round, age, now, buf, sizeof(buf));
@@ -4142,7 +4249,7 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
                              const struct fo_ballot *b, uint64_t age, uint64_t now)
 {
 	struct round *rd = &in->rounds[round];
-	if (!acceptor_may_answer(f, in, round, from, b, age, now))
+	if (!acceptor_may_answer(f, in, round, from, b, age, NULL, now))
 		return;
 	merge_age(in, age, now);
 	if (ballot_cmp(b, &rd->promised) != 0)
@@ -4191,10 +4298,16 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 	}
 	if (round == 0)
 		collect_adopt(f, in, &p);
-	if (rd->has_acc) {
-		p.accepted_ballot = rd->acc_ballot;
+	/* What we accepted; or the value we learned chosen, at its ballot,
+	 * when we accepted nothing above that ballot (every value accepted at
+	 * a higher ballot is that one): the proposer adopts the chosen value
+	 * as it would from its acceptors (acceptor_may_answer) */
+	bool learned =
+	    rd->chosen && (!rd->has_acc || ballot_cmp(&rd->acc_ballot, &rd->chosen_ballot) < 0);
+	if (rd->has_acc || learned) {
+		p.accepted_ballot = learned ? rd->chosen_ballot : rd->acc_ballot;
 		p.has_plan = true;
-		if (fo_plan_copy(&p.plan, &rd->acc_plan) < 0) {
+		if (fo_plan_copy(&p.plan, learned ? &rd->plan : &rd->acc_plan) < 0) {
 			fo_msg_clear(&p);
 			return;
 		}
@@ -4388,14 +4501,16 @@ static void acceptor_accept(struct fo *f, struct inst *in, uint32_t round, const
                             uint64_t now)
 {
 	struct round *rd = &in->rounds[round];
-	if (!acceptor_may_answer(f, in, round, from, b, age, now))
+	if (!acceptor_may_answer(f, in, round, from, b, age, plan, now))
 		return;
 	char buf[FO_TEXT_MAX];
 	const char *clash_uuid = NULL;
 	/* the value we accepted in this round already, again at a higher
 	 * ballot: it was checked when we first accepted it, and whatever we
-	 * accepted since was checked against it */
-	bool same = rd->has_acc && fo_plan_equal(&rd->acc_plan, plan);
+	 * accepted since was checked against it; or the value we learned
+	 * chosen here (a majority accepted it, checked) */
+	bool same = (rd->has_acc && fo_plan_equal(&rd->acc_plan, plan)) ||
+	            (rd->chosen && fo_plan_equal(&rd->plan, plan));
 	const char *why =
 	    same ? NULL : accept_clash(f, in, round, plan, buf, sizeof(buf), &clash_uuid);
 	if (why != NULL) {
@@ -5873,6 +5988,317 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
 	run_work(f, now);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Learner: a CHOSEN needs a majority's proof                               */
+
+/* A CHOSEN from another node is a claim: the voter that sends it may lie
+ * (a stolen node key). It is learned only once a majority of the voting
+ * set answered a READ with the same accepted ballot and value — by Paxos'
+ * definition that value is chosen, whoever claimed it (CHOSEN NEEDS A
+ * MAJORITY'S PROOF). Reads are retried with backoff while a claim is
+ * fresh (FO_READ_FOR_MS after the latest CHOSEN for the round), at most
+ * FO_READS_MAX at once and FO_READS_PER_SENDER opened by one claimant. */
+#define FO_READ_FOR_MS 30000
+#define FO_READS_MAX 64
+#define FO_READS_PER_SENDER 8
+#define FO_READ_BACKOFF_MAX 4 /* retries every retry_ms << (at most this) */
+
+static void pread_free(struct pread *p)
+{
+	for (size_t a = 0; a < p->n_ans; a++)
+		fo_plan_clear(&p->ans[a].p);
+	free(p->ans);
+	p->ans = NULL;
+	p->n_ans = 0;
+}
+
+static void pread_drop(struct fo *f, size_t i)
+{
+	pread_free(&f->reads[i]);
+	memmove(&f->reads[i], &f->reads[i + 1], (f->n_reads - i - 1) * sizeof(*f->reads));
+	f->n_reads--;
+}
+
+static size_t pread_find(const struct fo *f, const struct fo_instance_id *id)
+{
+	for (size_t i = 0; i < f->n_reads; i++) {
+		const struct pread *p = &f->reads[i];
+		if (p->inc == id->incarnation && p->round == id->round &&
+		    strcmp(p->dead, id->dead) == 0)
+			return i;
+	}
+	return SIZE_MAX;
+}
+
+/* Our own acceptor state for the read's round, as an answer. */
+static bool pread_self(const struct fo *f, const struct pread *p, struct pans *out)
+{
+	const struct inst *in = inst_find(f, p->dead, p->inc);
+	if (!in || !in->rounds[p->round].has_acc || !f->m[f->self_idx].voter)
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->idx = (uint32_t)f->self_idx;
+	out->has = true;
+	out->b = in->rounds[p->round].acc_ballot;
+	out->p = in->rounds[p->round].acc_plan; /* borrowed */
+	const struct mrec *x = member_find(f, p->dead);
+	if (x && x->acked_at) {
+		out->has_ack = true;
+		out->last_ack = x->acked_at - 1;
+	}
+	return true;
+}
+
+static bool pans_same(const struct pans *a, const struct pans *b)
+{
+	return a->has && b->has && ballot_cmp(&a->b, &b->b) == 0 && fo_plan_equal(&a->p, &b->p);
+}
+
+/* (Re)sends READ to every voter whose answer does not back the claim yet. */
+static void pread_ask(struct fo *f, struct pread *p, uint64_t now)
+{
+	for (size_t i = 0; i < f->n_m; i++) {
+		if (i == f->self_idx || !f->m[i].voter)
+			continue;
+		bool backs = false;
+		for (size_t a = 0; a < p->n_ans && !backs; a++)
+			backs = p->ans[a].idx == i && p->ans[a].has &&
+			        ballot_cmp(&p->ans[a].b, &p->claimed) == 0;
+		if (backs)
+			continue;
+		struct fo_msg r;
+		msg_init(f, &r, FO_READ, f->m[i].name);
+		cpy(r.inst.dead, sizeof(r.inst.dead), p->dead);
+		r.inst.incarnation = p->inc;
+		r.inst.round = p->round;
+		r.ballot = p->claimed;
+		push_msg(f, &r);
+	}
+	uint32_t k = p->asks < FO_READ_BACKOFF_MAX ? p->asks : FO_READ_BACKOFF_MAX;
+	p->asks++;
+	p->next_ask = sat_add(now, (uint64_t)(f->cfg.retry_ms ? f->cfg.retry_ms : 1) << k);
+}
+
+/* Does a majority of the voting set back one (ballot, value) in p's
+ * answers (our own acceptor state included)? Then learn it and drop p
+ * (returns true). Else refuse the claim once when the answers already
+ * rule out its ballot. */
+static bool pread_check(struct fo *f, size_t i, uint64_t now)
+{
+	struct pread *p = &f->reads[i];
+	struct pans self;
+	bool has_self = pread_self(f, p, &self);
+	size_t maj = majority_of(f->eff_voters), voters = 0, against = 0;
+	for (size_t k = 0; k < f->n_m; k++)
+		voters += f->m[k].voter;
+	if (!has_self && f->m[f->self_idx].voter)
+		against++; /* we accepted nothing there ourselves */
+	const struct pans *won = NULL;
+	size_t n_all = p->n_ans + has_self;
+	for (size_t a = 0; a < n_all && !won; a++) {
+		const struct pans *c = a < p->n_ans ? &p->ans[a] : &self;
+		if (!f->m[c->idx].voter)
+			continue;
+		if (!c->has || ballot_cmp(&c->b, &p->claimed) != 0)
+			against++;
+		if (!c->has)
+			continue;
+		size_t n = 0;
+		for (size_t o = 0; o < n_all; o++) {
+			const struct pans *d = o < p->n_ans ? &p->ans[o] : &self;
+			n += f->m[d->idx].voter && pans_same(c, d);
+		}
+		if (n >= maj)
+			won = c;
+	}
+	if (!won) {
+		if (!p->logged && voters < maj + against) {
+			p->logged = true;
+			refuse(f, f->m[p->claimant].name,
+			       "CHOSEN for %.64s incarnation %" PRIu64 " round %u (ballot %" PRIu64
+			       "/%.64s) from %.64s not proven: %zu of %zu voters answered "
+			       "otherwise (majority %zu)",
+			       p->dead, p->inc, p->round, p->claimed.number, p->claimed.proposer,
+			       f->m[p->claimant].name, against, voters, maj);
+		}
+		return false;
+	}
+	/* the bound of the timed fence: the latest last ack to the host of the
+	 * majority that backs the value (each withholds its acks from then on) */
+	bool has_bound = true;
+	uint64_t bound = 0;
+	for (size_t o = 0; o < n_all; o++) {
+		const struct pans *d = o < p->n_ans ? &p->ans[o] : &self;
+		if (!f->m[d->idx].voter || !pans_same(won, d))
+			continue;
+		if (!d->has_ack)
+			has_bound = false;
+		else if (d->last_ack > bound)
+			bound = d->last_ack;
+	}
+	struct fo_ballot b = won->b;
+	struct fo_plan v;
+	int rc = fo_plan_copy(&v, &won->p);
+	char dead[FO_NAME_MAX];
+	cpy(dead, sizeof(dead), p->dead);
+	uint64_t inc = p->inc;
+	uint32_t round = p->round;
+	pread_drop(f, i);
+	if (rc < 0)
+		return true;
+	struct inst *in = inst_open(f, dead, inc, now);
+	if (in)
+		learn(f, in, round, &b, &v, now, false, has_bound, bound);
+	fo_plan_clear(&v);
+	return true;
+}
+
+/* The value of the highest ballot the answers of a read under way for
+ * (in, round) report accepted, copied to *out (promises_decide). */
+static bool read_hint(const struct fo *f, const struct inst *in, uint32_t round,
+                      struct fo_plan *out)
+{
+	struct fo_instance_id id;
+	inst_id(&id, in, round);
+	size_t i = pread_find(f, &id);
+	const struct pans *best = NULL;
+	for (size_t a = 0; i != SIZE_MAX && a < f->reads[i].n_ans; a++) {
+		const struct pans *c = &f->reads[i].ans[a];
+		if (c->has && f->m[c->idx].voter && (!best || ballot_cmp(&c->b, &best->b) > 0))
+			best = c;
+	}
+	return best && fo_plan_copy(out, &best->p) == 0;
+}
+
+/* A CHOSEN from another voter (m): start (or refresh) its majority read. */
+static void chosen_claim(struct fo *f, const struct fo_msg *m, size_t from_idx, uint64_t now)
+{
+	const struct mrec *x = member_find(f, m->inst.dead);
+	if (x && x->forgot_max >= m->inst.incarnation)
+		return; /* finished and forgotten here: never decided twice */
+	size_t i = pread_find(f, &m->inst);
+	if (i == SIZE_MAX) {
+		size_t mine = 0;
+		for (size_t k = 0; k < f->n_reads; k++)
+			mine += f->reads[k].claimant == from_idx;
+		if (f->n_reads >= FO_READS_MAX || mine >= FO_READS_PER_SENDER) {
+			refuse(f, m->from,
+			       "CHOSEN for %.64s incarnation %" PRIu64 " from %.64s not read: "
+			       "%zu reads under way (%zu of them for %.64s's claims)",
+			       m->inst.dead, m->inst.incarnation, m->from, f->n_reads, mine,
+			       m->from);
+			return;
+		}
+		struct pread *nr = grow(f->reads, &f->cap_reads, f->n_reads + 1, sizeof(*nr));
+		if (!nr)
+			return;
+		f->reads = nr;
+		i = f->n_reads++;
+		memset(&f->reads[i], 0, sizeof(f->reads[i]));
+		cpy(f->reads[i].dead, sizeof(f->reads[i].dead), m->inst.dead);
+		f->reads[i].inc = m->inst.incarnation;
+		f->reads[i].round = m->inst.round;
+		f->reads[i].next_ask = now;
+	}
+	struct pread *p = &f->reads[i];
+	p->claimant = (uint32_t)from_idx;
+	p->claimed = m->ballot;
+	p->claim_at = now;
+	if (pread_check(f, i, now))
+		return;
+	if (now >= p->next_ask)
+		pread_ask(f, p, now);
+}
+
+/* A voter asks what we accepted in (inst): answered from our acceptor
+ * state (which the journal keeps), never from what we learned. */
+static void handle_read(struct fo *f, const struct fo_msg *m, uint64_t now)
+{
+	struct fo_msg r;
+	msg_init(f, &r, FO_READ_REPLY, m->from);
+	r.inst = m->inst;
+	r.ballot = m->ballot;
+	const struct inst *in = inst_find(f, m->inst.dead, m->inst.incarnation);
+	const struct round *rd = in ? &in->rounds[m->inst.round] : NULL;
+	/* (a recovery of ours whose destroys failed: our acceptance would
+	 * vouch for them, as our ACCEPTED would: acceptor_accept) */
+	if (rd && rd->has_acc && !(is_self(f, in->dead) && f->fence_incomplete)) {
+		if (fo_plan_copy(&r.plan, &rd->acc_plan) < 0)
+			return;
+		r.has_plan = true;
+		r.accepted_ballot = rd->acc_ballot;
+		const struct mrec *x = member_find(f, m->inst.dead);
+		if (x && x->acked_at) {
+			r.has_ack_ago = true;
+			r.ack_ago_ms = now - (x->acked_at - 1);
+		}
+	}
+	push_msg(f, &r);
+}
+
+/* A voter's answer to our READ: kept (its latest), then counted. */
+static void handle_read_reply(struct fo *f, const struct fo_msg *m, size_t from_idx, uint64_t now)
+{
+	size_t i = pread_find(f, &m->inst);
+	if (i == SIZE_MAX || from_idx == SIZE_MAX)
+		return;
+	struct pread *p = &f->reads[i];
+	struct pans *a = NULL;
+	for (size_t k = 0; k < p->n_ans && !a; k++)
+		if (p->ans[k].idx == from_idx)
+			a = &p->ans[k];
+	if (!a) {
+		struct pans *na = realloc(p->ans, (p->n_ans + 1) * sizeof(*na));
+		if (!na)
+			return;
+		p->ans = na;
+		a = &p->ans[p->n_ans++];
+		memset(a, 0, sizeof(*a));
+		a->idx = (uint32_t)from_idx;
+	}
+	fo_plan_clear(&a->p);
+	a->has = false;
+	a->has_ack = false;
+	if (m->has_plan && m->accepted_ballot.number) {
+		if (fo_plan_copy(&a->p, &m->plan) < 0)
+			return;
+		a->has = true;
+		a->b = m->accepted_ballot;
+		if (m->has_ack_ago) {
+			a->has_ack = true;
+			a->last_ack = now > m->ack_ago_ms ? now - m->ack_ago_ms : 0;
+		}
+	}
+	pread_check(f, i, now);
+}
+
+/* Timer: reads whose round was learned otherwise are dropped, stale ones
+ * (no CHOSEN for FO_READ_FOR_MS) too, the others are asked again. */
+static void reads_work(struct fo *f, uint64_t now)
+{
+	for (size_t i = 0; i < f->n_reads;) {
+		struct pread *p = &f->reads[i];
+		const struct inst *in = inst_find(f, p->dead, p->inc);
+		if ((in && in->rounds[p->round].chosen) ||
+		    now >= sat_add(p->claim_at, FO_READ_FOR_MS)) {
+			if (!p->logged && !(in && in->rounds[p->round].chosen))
+				refuse(f, f->m[p->claimant].name,
+				       "CHOSEN for %.64s incarnation %" PRIu64
+				       " round %u from %.64s "
+				       "not proven by a majority within %u ms",
+				       p->dead, p->inc, p->round, f->m[p->claimant].name,
+				       FO_READ_FOR_MS);
+			pread_drop(f, i);
+			continue;
+		}
+		if (pread_check(f, i, now))
+			continue;
+		if (now >= p->next_ask)
+			pread_ask(f, p, now);
+		i++;
+	}
+}
+
 int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
 	if (!f || !m)
@@ -5976,12 +6402,19 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 	case FO_CHOSEN:
 		if (!m->has_plan)
 			return -EINVAL;
-		in = inst_open(f, m->inst.dead, m->inst.incarnation, now);
-		if (in && round < f->n_rounds && in->rounds[round].chosen)
+		/* a claim: learned once a majority read proves it (its bound
+		 * too comes from the answers, not from the claim) */
+		in = inst_find(f, m->inst.dead, m->inst.incarnation);
+		if (in && in->rounds[round].chosen)
 			resend_outcomes(f, in, round, m->from);
-		if (in)
-			learn(f, in, round, &m->ballot, &m->plan, now, false, m->has_ack_ago,
-			      m->has_ack_ago && now > m->ack_ago_ms ? now - m->ack_ago_ms : 0);
+		else
+			chosen_claim(f, m, from_idx, now);
+		break;
+	case FO_READ:
+		handle_read(f, m, now);
+		break;
+	case FO_READ_REPLY:
+		handle_read_reply(f, m, from_idx, now);
 		break;
 	case FO_FENCED:
 		handle_fenced(f, m, now);
@@ -5992,9 +6425,9 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 	}
 	/* a plan learned may target a dead host's newer life (no instance
 	 * pointer is held here: opening one may drop an old finished one) */
-	if (m->type == FO_CHOSEN || m->type == FO_ACCEPTED)
+	if (m->type == FO_READ_REPLY || m->type == FO_ACCEPTED)
 		detect_newer_deaths(f, now);
-	if (m->type >= FO_FENCE_ORDER && m->type != FO_RESTARTED)
+	if (m->type >= FO_FENCE_ORDER && m->type != FO_RESTARTED && m->type != FO_READ)
 		run_work(f, now);
 	trim_history(f);
 	return 0;
@@ -7062,6 +7495,7 @@ int fo_handle_timer(struct fo *f, uint64_t now)
 	try_held_order(f, now);
 	detect_newer_deaths(f, now);
 	late_owed(f, now);
+	reads_work(f, now);
 	run_work(f, now);
 	trim_history(f);
 	return 0;
@@ -7111,6 +7545,10 @@ uint64_t fo_next_deadline(const struct fo *f)
 		for (uint32_t r = 0; r < f->n_rounds; r++)
 			if (!in->rounds[r].chosen && in->rounds[r].pphase)
 				CONSIDER(in->rounds[r].next_retry);
+	}
+	for (size_t i = 0; i < f->n_reads; i++) {
+		CONSIDER(f->reads[i].next_ask);
+		CONSIDER(sat_add(f->reads[i].claim_at, FO_READ_FOR_MS));
 	}
 #undef CONSIDER
 	return d < now ? now : d;

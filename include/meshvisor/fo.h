@@ -133,12 +133,22 @@ enum fo_msg_type {
 	                     acceptor does not consider the host dead (reason) */
 	FO_ACCEPT = 7,      /* phase 2a: ballot + plan */
 	FO_ACCEPTED = 8,    /* phase 2b */
-	FO_CHOSEN = 9,      /* learned: plan chosen (sent to every voter) */
+	FO_CHOSEN = 9,      /* plan chosen (sent to every voter): a claim the
+	                     others learn only once a majority read proves it
+	                     (READ / READ_REPLY) */
 	FO_FENCED = 10,     /* the dead host's VMs are confirmed destroyed
 	                     (through its libvirt, or by the host itself) */
 	FO_RESTARTED = 11,  /* a target's outcome for one VM: ok, or handed back */
+	FO_READ = 12,       /* a learner asks a voter what it accepted in (inst):
+	                     a CHOSEN from another node is learned only once a
+	                     majority answered the same ballot and value
+	                     (agent/core/fo.c, CHOSEN NEEDS A MAJORITY'S PROOF);
+	                     ballot: the one the CHOSEN claimed (for the record) */
+	FO_READ_REPLY = 13, /* the answer, from the acceptor's state: has_plan set
+	                     when it accepted a value (accepted_ballot, plan),
+	                     has_ack_ago/ack_ago_ms as in ACCEPTED; ballot echoed */
 };
-#define FO_MSG_TYPES 12
+#define FO_MSG_TYPES 14
 
 struct fo_removed {
 	char name[FO_NAME_MAX];
@@ -232,16 +242,18 @@ struct fo_msg {
 	                        HB_ACK: the acker's core age (a young, restarted
 	                        acker's acks count only for young receivers),
 	                        or FO_ACK_AGE_DURABLE for a journalled core */
-	bool has_ack_ago;       /* ACCEPTED, CHOSEN: ack_ago_ms is set (false: this
-	                        core never acked the dead host / no bound) */
-	uint64_t ack_ago_ms;    /* ACCEPTED: how long ago (sender's clock, at
-	                        sending) this acceptor last sent HB_ACK to the
-	                        dead host, any incarnation, in this core's life.
-	                        CHOSEN: how long ago (sender's clock) an upper
-	                        bound of the last such ack of every acceptor of
-	                        the choosing majority lies; a learner waits
-	                        from there instead of from learning when that
-	                        is sooner (see agent/core/fo.c) */
+	bool has_ack_ago;       /* ACCEPTED, CHOSEN, READ_REPLY: ack_ago_ms is set
+	                        (false: this core never acked the dead host / no
+	                        bound) */
+	uint64_t ack_ago_ms;    /* ACCEPTED, READ_REPLY: how long ago (sender's
+	                        clock, at sending) this acceptor last sent HB_ACK
+	                        to the dead host, any incarnation, in this core's
+	                        life. CHOSEN: how long ago (sender's clock) an
+	                        upper bound of the last such ack of every acceptor
+	                        of the choosing majority lies (for older peers: a
+	                        learner takes its bound from its READ_REPLYs); a
+	                        learner waits from there instead of from learning
+	                        when that is sooner (see agent/core/fo.c) */
 	char text[FO_TEXT_MAX]; /* HB_NACK, REJECT, RESTARTED(!ok), FENCED: why/how */
 };
 
@@ -430,8 +442,9 @@ void fo_resume_fence_base(struct fo *f, uint64_t last_quorate_at);
  * restarts these VMs on our word while they may still run. Messages
  * popped before the caller learned of the failure may vouch for it:
  * fo_msg_vouches_fence() says which to drop instead of sending (FENCED,
- * an ACCEPTED of a recovery of ours, and a hand-back: each has our VMs
- * restarted elsewhere on our word). */
+ * an ACCEPTED or a READ_REPLY with an accepted value of a recovery of
+ * ours, and a hand-back: each has our VMs restarted elsewhere on our
+ * word). */
 void fo_fence_incomplete(struct fo *f, bool incomplete);
 bool fo_msg_vouches_fence(const struct fo *f, const struct fo_msg *m);
 /* Operator: remove a dead member from the voting set (spread to every

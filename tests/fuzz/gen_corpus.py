@@ -104,7 +104,7 @@ def envelopes():
 
 FO = {"heartbeat": 0, "hb_ack": 1, "hb_nack": 2, "fence_order": 3, "prepare": 4,
       "promise": 5, "reject": 6, "accept": 7, "accepted": 8, "chosen": 9, "fenced": 10,
-      "restarted": 11}
+      "restarted": 11, "read": 12, "read_reply": 13}
 
 
 def fo_entry(uuid, name, target, priority, vcpus, mem, epoch, group="", target_inc=0):
@@ -152,8 +152,12 @@ def fo_envelope(from_, msg):
     return w.f_varint(1, 1) + w.f_bytes(2, from_) + w.f_bytes(13, msg, always=True)
 
 
+def inst_of_failover():
+    return dict(dead="n4", dead_inc=5, round_=0)
+
+
 def failover_messages():
-    inst = dict(dead="n4", dead_inc=5, round_=0)
+    inst = inst_of_failover()
     return {
         "heartbeat": fo_message("heartbeat", "self", 3, 1700000000123, 2,
                                 removed=[("n9", 4), ("n8", 1)]),
@@ -339,6 +343,27 @@ def main():
         w.frame(fos[k]) for k in ("heartbeat", "prepare", "reject_superseded",
                                   "promise_adopt", "reject_clash", "accept", "accepted",
                                   "chosen", "chosen_own_recovery")))
+    # a CHOSEN about the dead n3 from n2 is a claim: the core (n1) asks
+    # every voter (READ) and learns it once a majority (3 of 5) answered
+    # the same accepted ballot and value (READ_REPLY); n5 answers another
+    # ballot, which is no proof. Then a READ the core answers from its
+    # acceptor state.
+    n3 = dict(dead="n3", dead_inc=1, round_=0)
+    n3_plan = [fo_entry("6695eb01-f6a4-8304-79aa-97f2502e193f", "db1", "n1", 900, 2, 1 << 20, 4,
+                        "db")]
+    claim = fo_message("chosen", "n1", ballot=3, proposer="n2", plan=n3_plan, **n3)
+    answer = fo_message("read_reply", "n1", ballot=3, proposer="n2", acc_ballot=3,
+                        acc_proposer="n2", plan=n3_plan, **n3)
+    put("fuzz_failover", "chosen_read_proof", b"".join(
+        w.frame(fo_envelope(frm, msg)) for frm, msg in (
+            ("n2", claim),
+            ("n5", fo_message("read_reply", "n1", ballot=3, proposer="n2", acc_ballot=2,
+                              acc_proposer="n5", plan=n3_plan, **n3)),
+            ("n2", answer), ("n4", fo_message("read_reply", "n1", **n3)), ("n4", answer),
+            ("n5", answer),
+            ("n4", fo_message("read", "n1", ballot=3, proposer="n2", **n3)))))
+    put("fuzz_failover", "read", w.frame(fo_envelope(
+        "n2", fo_message("read", "n1", ballot=7, proposer="n1", **inst_of_failover()))))
     put("fuzz_envelope", "failover-chosen", fos["chosen"])
     put("fuzz_envelope", "failover-heartbeat", fos["heartbeat"])
     for name, op, inner in (("req_events", 25, w.f_varint(1, 20)), ("req_failovers", 26, b""),

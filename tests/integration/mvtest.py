@@ -813,6 +813,27 @@ def write_host_xml(path, cpus, memory_kib, domains, model="x86_64"):
     return path
 
 
+def ha_trio(t, ha_uuid, failover):
+    """A 3-voter cluster n1..n3 (test-driver hosts of 4 CPUs, 8 GiB) whose
+    n2 runs one HA VM "ha-db" (ha_uuid, 512 MiB, priority 500), every agent
+    quorate with 3 voters; returns (cluster, ha-db's epoch)."""
+    mib = 1024
+    doms = {n: [] for n in ("n1", "n2", "n3")}
+    doms["n2"] = [dict(name="ha-db", uuid=ha_uuid, vcpus=1, memory_kib=512 * mib)]
+    files = {n: write_host_xml(os.path.join(t.tmp, "%s.xml" % n), 4, 8 * 1024 * mib, doms[n])
+             for n in doms}
+    c = t.cluster(3, agent_extra={"failover": failover})
+    c.start_each({n: {"libvirt_uri": "test://" + files[n]} for n in files})
+    c.wait_converged(timeout=30)
+    c.wait_states(timeout=30)
+    r = c["n1"].cli("vm", "set-ha", "ha-db", "on", "--priority", "500")
+    check(r.returncode == 0, "set-ha ha-db: %s" % r.stderr)
+    wait_until(lambda: all(a.ha()["quorate"] and a.ha()["voters"] == 3
+                           for a in c.running()) or None, 20,
+               "every agent quorate with 3 voters")
+    return c, c["n1"].vm_copies()["ha-db"][0][2]
+
+
 def domain_xml(name, vcpus, memory_kib, uuid=None):
     """A minimal libvirt domain definition for `meshvisor vm create --xml`."""
     return ('<domain type="test">\n  <name>%s</name>\n%s'

@@ -151,6 +151,13 @@ def rpc_request(id_, op, seeds=(), forwarded=False, caller=None):
     return out
 
 
+def fo_entry(uuid, name, target, epoch, vcpus=1, memory_kib=512 * 1024):
+    """A FoPlanEntry (proto/meshvisor.proto): VM `uuid` to `target` at
+    new epoch `epoch`."""
+    return (f_bytes(1, uuid) + f_bytes(2, name) + f_bytes(3, target) + f_varint(5, vcpus) +
+            f_varint(6, memory_kib) + f_varint(7, epoch))
+
+
 def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 

@@ -15,24 +15,16 @@ speaks as itself):
    failover core, and dies; the voting set stays 3 (majority 2) on every
    agent throughout.
 Through it all the HA VM runs once, on n2, at its first owner epoch."""
-import os
 import time
 
 import mvtest
 import mvwire
 from mvtest import check, log
 
-GIB = 1024 * 1024
-MIB = 1024
 FAILOVER = {"heartbeat_ms": 250, "fence_after_ms": 3000, "fence_margin_ms": 1500}
 HA_UUID = "6d657368-000d-0001-0000-000000000001"
 
 FO_FENCE_ORDER, FO_CHOSEN = 3, 9
-
-
-def fo_entry(uuid, name, target, epoch):
-    return (mvwire.f_bytes(1, uuid) + mvwire.f_bytes(2, name) + mvwire.f_bytes(3, target) +
-            mvwire.f_varint(5, 1) + mvwire.f_varint(6, 512 * MIB) + mvwire.f_varint(7, epoch))
 
 
 def fo_message(type_, to, dead, dead_inc, plan, ballot=0, proposer=""):
@@ -77,21 +69,8 @@ def check_cluster(c, vm_epoch, why):
 
 
 def main(t):
-    doms = {n: [] for n in ("n1", "n2", "n3")}
-    doms["n2"] = [dict(name="ha-db", uuid=HA_UUID, vcpus=1, memory_kib=512 * MIB)]
-    files = {n: mvtest.write_host_xml(os.path.join(t.tmp, "%s.xml" % n), 4, 8 * GIB, doms[n])
-             for n in doms}
-    c = t.cluster(3, agent_extra={"failover": FAILOVER})
-    c.start_each({n: {"libvirt_uri": "test://" + files[n]} for n in files})
-    c.wait_converged(timeout=30)
-    c.wait_states(timeout=30)
+    c, epoch = mvtest.ha_trio(t, HA_UUID, FAILOVER)
     n1, n2, n3 = c["n1"], c["n2"], c["n3"]
-    r = n1.cli("vm", "set-ha", "ha-db", "on", "--priority", "500")
-    check(r.returncode == 0, "set-ha ha-db: %s" % r.stderr)
-    mvtest.wait_until(lambda: all(a.ha()["quorate"] and a.ha()["voters"] == 3
-                                  for a in c.running()) or None, 20,
-                      "every agent quorate with 3 voters")
-    epoch = c["n1"].vm_copies()["ha-db"][0][2]
     check_cluster(c, epoch, "before")
     t.n9 = t.setup_certs().make("node", "n9")
     inc = n1.members()["n2"]["incarnation"]
@@ -99,7 +78,7 @@ def main(t):
 
     # 1. FENCE_ORDER to n2
     before = {a.name: len(a.log_text()) for a in c.running()}
-    plan = [fo_entry(HA_UUID, "ha-db", "n9", epoch + 1)]
+    plan = [mvwire.fo_entry(HA_UUID, "ha-db", "n9", epoch + 1)]
     send_as_n9(t, n2, fo_envelope(fo_message(FO_FENCE_ORDER, "n2", "n2", inc, plan)))
     line = mvtest.wait_until(lambda: refusals(n2, before["n2"], "FENCE_ORDER"), 10,
                              "n2 logs the refused FENCE_ORDER")
@@ -107,7 +86,7 @@ def main(t):
 
     # 2. CHOSEN for the live n2, to n1 and n3 (over a second apart: the
     # refusal log is limited to one a second per agent)
-    plan = [fo_entry(HA_UUID, "ha-db", "n1", epoch + 1)]
+    plan = [mvwire.fo_entry(HA_UUID, "ha-db", "n1", epoch + 1)]
     for a in (n1, n3):
         send_as_n9(t, a, fo_envelope(fo_message(FO_CHOSEN, a.name, "n2", inc, plan, 7, "n9")))
     for a in (n1, n3):

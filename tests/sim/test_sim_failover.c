@@ -2506,6 +2506,13 @@ static void test_replayed_seeds(void **state)
 	    {4182365933711422425ULL, "O3: a restarted proposer had forgotten that the operator "
 	                             "force-left two voters; it counted them neither as voters "
 	                             "nor as removed, and chose a second plan for a decided round"},
+	    {8194617055318951541ULL, "liveness: CHOSEN proven by a majority read, acceptors split "
+	                             "4 / 5 between two ballots of the chosen value; those that "
+	                             "had learned it answered a higher ballot only with CHOSEN, so "
+	                             "no ballot ever had a majority to read"},
+	    {1771017913844769818ULL,
+	     "liveness: found in the same soak, passes since acceptors that "
+	     "learned a round stay its acceptors"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
@@ -2712,6 +2719,14 @@ static void test_replayed_seeds_migrations(void **state)
 	     "liveness: coordinators cut each other off for ever (the retry "
 	     "window never grew); a preempted proposer now backs off "
 	     "exponentially"},
+	    {3836924330164323781ULL, "O1: a VM landed on n1 and moved on to n0, which was failed "
+	                             "over since; n1's recovery owed it at the landed epoch and "
+	                             "gave the epoch of the move away again"},
+	    {6186887688534639916ULL, "O4: a VM landed on n2 at 3, a move away stayed at 4; n2's "
+	                             "recovery owed it at 3 and gave 4 again (with CHOSEN proven "
+	                             "by a majority read)"},
+	    {5999796378492536987ULL, "O4: found in the same soak, passes with the same fix "
+	                             "(owed_add_above_stayed)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;

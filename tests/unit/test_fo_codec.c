@@ -275,12 +275,14 @@ static void test_ack_ago_flag(void **state)
 static void test_type_names_match_wire(void **state)
 {
 	(void)state;
-	assert_int_equal(FO_MSG_TYPES, MV__FO_TYPE__FO_RESTARTED + 1);
+	assert_int_equal(FO_MSG_TYPES, MV__FO_TYPE__FO_READ_REPLY + 1);
 	assert_int_equal(FO_HEARTBEAT, MV__FO_TYPE__FO_HEARTBEAT);
 	assert_int_equal(FO_FENCE_ORDER, MV__FO_TYPE__FO_FENCE_ORDER);
 	assert_int_equal(FO_PREPARE, MV__FO_TYPE__FO_PREPARE);
 	assert_int_equal(FO_CHOSEN, MV__FO_TYPE__FO_CHOSEN);
 	assert_int_equal(FO_RESTARTED, MV__FO_TYPE__FO_RESTARTED);
+	assert_int_equal(FO_READ, MV__FO_TYPE__FO_READ);
+	assert_int_equal(FO_READ_REPLY, MV__FO_TYPE__FO_READ_REPLY);
 }
 
 static void test_empty_and_null_arrays(void **state)
