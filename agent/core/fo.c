@@ -6171,6 +6171,23 @@ static bool read_hint(const struct fo *f, const struct inst *in, uint32_t round,
 }
 
 /* A CHOSEN from another voter (m): start (or refresh) its majority read. */
+/* Too few voters answer FO_READ for a majority (their hosts publish an
+ * older protocol revision: fo_host.legacy)? Then no read can prove a
+ * CHOSEN, and one is taken from the voter that sends it, as the older
+ * release does; the window closes as the upgrade reaches a majority. */
+static bool reads_unprovable(const struct fo *f)
+{
+	size_t voters = 0, answer = 0;
+	for (size_t k = 0; k < f->n_m; k++) {
+		if (!f->m[k].voter)
+			continue;
+		voters++;
+		const struct fo_host *h = k == f->self_idx ? NULL : host_of(f, f->m[k].name);
+		answer += h == NULL || !h->legacy;
+	}
+	return voters > 0 && answer < majority_of(voters > f->eff_voters ? voters : f->eff_voters);
+}
+
 static void chosen_claim(struct fo *f, const struct fo_msg *m, size_t from_idx, uint64_t now)
 {
 	const struct mrec *x = member_find(f, m->inst.dead);
@@ -6405,10 +6422,18 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 		/* a claim: learned once a majority read proves it (its bound
 		 * too comes from the answers, not from the claim) */
 		in = inst_find(f, m->inst.dead, m->inst.incarnation);
-		if (in && in->rounds[round].chosen)
+		if (in && in->rounds[round].chosen) {
 			resend_outcomes(f, in, round, m->from);
-		else
+		} else if (reads_unprovable(f)) {
+			/* a rolling upgrade: too few voters answer reads for any
+			 * proof; taken from the voter, as an older release does */
+			in = inst_open(f, m->inst.dead, m->inst.incarnation, now);
+			if (in)
+				learn(f, in, round, &m->ballot, &m->plan, now, false, m->has_ack_ago,
+				      m->has_ack_ago && now > m->ack_ago_ms ? now - m->ack_ago_ms : 0);
+		} else {
 			chosen_claim(f, m, from_idx, now);
+		}
 		break;
 	case FO_READ:
 		handle_read(f, m, now);

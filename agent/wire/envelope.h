@@ -25,7 +25,8 @@
  * of two releases, and a newer one uses what an older peer cannot follow
  * only with peers that publish a revision that has it.
  *   0 (absent) 0.1.0
- *   2          0.2.0: LEFT carries the leaver's proof (MemberUpdate.left_proof)
+ *   2          0.2.0: LEFT carries the leaver's proof (MemberUpdate.left_proof);
+ *              a CHOSEN is proven by a majority read (FO_READ, FO_READ_REPLY)
  * Unknown fields are skipped by every revision; an unknown message type is
  * dropped (logged), never a reason to close the connection. */
 #define MV_WIRE_REV 2u
@@ -33,6 +34,11 @@
  * peer publishing less carries no proof and is taken as before (swim.c,
  * A HOST SPEAKS ONLY FOR ITSELF; agent/daemon/nodestate.c). */
 #define MV_WIRE_REV_LEFT_PROOF 2u
+/* The first revision whose agents answer FO_READ: with fewer voters of
+ * this revision than a majority, a CHOSEN cannot be proven by a read, and
+ * the failover core takes it from one voter as 0.1.0 did (fo_host.legacy;
+ * docs/failover-protocol.md, CHOSEN NEEDS A MAJORITY'S PROOF). */
+#define MV_WIRE_REV_CHOSEN_READ 2u
 
 /* Unknown fields an envelope may carry in all (a newer sender's few
  * additions); more is refused before protobuf-c unpacks anything. */

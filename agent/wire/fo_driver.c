@@ -6,6 +6,7 @@
  * simulator). Every rule that decides what the core is told lives here.
  */
 #include "fo_driver.h"
+#include "envelope.h"
 #include "state_codec.h"
 
 #include <errno.h>
@@ -93,6 +94,7 @@ int fo_driver_view_build(struct fo_driver_view *v, const Mv__NodeState *const *s
 		h->quorate = s->quorate;
 		h->inventory_unknown = s->inventory_unknown;
 		h->incarnation = s->incarnation;
+		h->legacy = s->wire_rev < MV_WIRE_REV_CHOSEN_READ;
 		h->vms = &v->vms[nv];
 		for (size_t j = 0; j < s->n_vms; j++) {
 			const Mv__VmInfo *vm = s->vms[j];

@@ -326,6 +326,8 @@ struct fo_host {
 	uint64_t incarnation;   /* the host's SWIM incarnation when it published
 	                         this state (0 = unknown: taken as older than
 	                         any instance) */
+	bool legacy;            /* its agent is of a release that does not answer
+	                           FO_READ (a rolling upgrade's older half) */
 	size_t n_vms;
 	const struct fo_vm *vms; /* HA VMs whose desired state is running:
 	                            active (running = true) or defined here and

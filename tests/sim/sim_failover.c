@@ -658,6 +658,7 @@ static struct fw_pub *fw_pub_make(struct fw *w, int i)
 	ns.memory_allocated_kib = cap.memory_allocated_kib;
 	ns.libvirt_reachable = true;
 	ns.witness = h->witness;
+	ns.wire_rev = MV_WIRE_REV;
 	ns.quorate = h->fo && fo_quorate(h->fo, fw_local_now(w, i));
 	ns.fenced = h->fo && fo_fenced(h->fo);
 	ns.n_vms = m;
