@@ -1155,7 +1155,9 @@ static void virt_on_domain_event(struct virt *v, virDomainPtr dom, enum virt_sto
  * operators' queue (virt_opq_kick calls virt_evq_kick): it is short, and
  * a crash restart waits for the stop reason it brings. A crash restart's
  * start refused -EBUSY makes it wait, as operator commands do
- * (VIRT_OP_YIELD_MS), so a stream of events cannot starve it either.
+ * (VIRT_OP_YIELD_MS), so a stream of events cannot starve it either
+ * (its retry, or the next event, call or reconcile tick, moves the
+ * queue on again).
  *
  * Which lane: the general one. The one-call-at-a-time rule already
  * serializes this connection's work, and the general lane carries only
