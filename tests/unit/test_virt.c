@@ -1470,6 +1470,22 @@ static bool pred_connects(void *arg)
 	return virt_health(w->v)->connects >= w->n && virt_health(w->v)->reachable;
 }
 
+/* A worker, and f->v on the fixture's host with it, recording changes
+ * into f->rec, reconnecting after 20 ms; connected. */
+static void worker_open_rec(struct fx *f, struct worker_fx *wf)
+{
+	worker_start(wf);
+	struct virt_options o = {.uri = f->uri,
+	                         .loop = &loop,
+	                         .on_change = record,
+	                         .ud = &f->rec,
+	                         .backoff_min_ms = 20,
+	                         .backoff_max_ms = 80,
+	                         .worker = wf->w};
+	f->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, f->v, 2000));
+}
+
 /* With a worker, reconnecting opens the connection there: a libvirtd
  * that takes 1.5 s to accept (a stopped or hung daemon takes forever,
  * libvirt has no connect timeout) holds a worker thread while the loop
@@ -1478,16 +1494,7 @@ static void test_reconnect_on_worker(void **state)
 {
 	struct fx *f = *state;
 	struct worker_fx wf;
-	worker_start(&wf);
-	struct virt_options o = {.uri = f->uri,
-	                         .loop = &loop,
-	                         .on_change = record,
-	                         .ud = &f->rec,
-	                         .backoff_min_ms = 20,
-	                         .backoff_max_ms = 80,
-	                         .worker = wf.w};
-	f->v = virt_new_opts(&o);
-	assert_true(run_until(pred_reachable, f->v, 2000));
+	worker_open_rec(f, &wf);
 	assert_int_equal(virt_health(f->v)->connects, 1);
 	virt_test_set_open_delay(1500);
 	f->rec.n = 0;
@@ -2080,6 +2087,36 @@ static void test_event_queue_overflow(void **state)
 		virDomainFree(doms[i]);
 	}
 	ev_close(&e);
+}
+
+static bool pred_worker_busy(void *arg)
+{
+	return hvwork_inflight(arg) > 0;
+}
+
+/* An event's read in flight when the connection is lost and replaced is
+ * dropped: the new connection's listing is newer. (The fixture's host
+ * file gives every connection its own state: on the new one alpha runs
+ * again; the late read, from the old one, says it is shut off.) */
+static void test_event_read_dropped_on_reconnect(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open_rec(f, &wf);
+	assert_true(run_until(pred_worker_idle, wf.w, 2000));
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	virt_test_set_delay(400);
+	assert_true(run_until(pred_worker_busy, wf.w, 2000)); /* the event's read */
+	f->rec.n = 0;
+	virt_inject_close(f->v);
+	struct wait_connects wc = {f->v, 2};
+	assert_true(run_until(pred_connects, &wc, 5000));
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	virt_test_set_delay(0);
+	settle();
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha"), 0);
+	worker_stop(f, &wf);
 }
 
 /* Jobs still queued when the struct virt goes away are answered
@@ -3100,6 +3137,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_op_async_yields_to_restart, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_event_read_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_event_queue_overflow, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_event_read_dropped_on_reconnect, fx_setup,
+	                                    fx_teardown),
 	    cmocka_unit_test(test_free_releases_loop_handles),
 	    cmocka_unit_test(test_migrate_build),
 	    cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
