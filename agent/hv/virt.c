@@ -1408,6 +1408,13 @@ struct virt_opened {
 	char cpu_model[64]; /* from the capabilities; "" when not read */
 	virNodeInfo info;
 	char err[512];
+	/* a reconnect on the worker lists the VMs there too (virt_open_work) */
+	bool listed;
+	int list_rc;
+	struct virt_vm *vms;
+	size_t n_vms;
+	bool long_name;
+	char list_err[512];
 };
 
 /* The host CPU model as libvirt names it (what migration compatibility is
@@ -1484,11 +1491,26 @@ static int virt_connect_finish(struct virt *v, struct virt_opened *o)
 	if (v->loop != NULL)
 		uv_timer_stop(&v->retry_timer);
 	virt_log_state(v);
-	/* The first listing of a new connection stays here, before CONNECTED
-	 * is told: the agent's start reads the inventory at once (HA VMs here
-	 * resume the self-fence clock), and a blind fence's retry after a
-	 * reconnect destroys from it. The daemon has just answered the open. */
-	virt_reconcile(v);
+	/* The first listing of a new connection is in the cache before
+	 * CONNECTED is told (and before the agent acts on reachable): the
+	 * agent's start reads the inventory at once (HA VMs here resume the
+	 * self-fence clock), and a blind fence's retry after a reconnect
+	 * destroys from it. The agent's first connect (virt_check, before it
+	 * serves) lists here; a reconnect on the worker listed there, right
+	 * after the open: that listing is applied here, and since it was
+	 * made before the events were registered (above) a second one on the
+	 * worker catches what changed in between. */
+	if (o->listed && o->list_rc == 0) {
+		virt_warn_long_name(v, o->long_name);
+		virt_reconcile_apply(v, o->vms, o->n_vms);
+		o->vms = NULL;
+		virt_reconcile_async(v);
+	} else if (o->listed) {
+		virt_reconcile_failed(o->list_rc, o->list_err);
+		virt_reconcile_async(v);
+	} else {
+		virt_reconcile(v);
+	}
 	if (virt_connected(v))
 		virt_notify(v, VIRT_CHANGE_CONNECTED, NULL);
 	virt_evq_kick(v); /* events queued before the loss, read on this connection */
@@ -1517,6 +1539,12 @@ static void virt_open_work(struct hvwork_job *j)
 {
 	struct virt_open_job *o = j->data;
 	virt_open_conn(o->uri, o->want_caps, &o->o);
+	if (o->o.c != NULL) {
+		struct virt_reader rd = {.c = o->o.c};
+		o->o.listed = true;
+		o->o.list_rc = virt_list_conn(&rd, o->o.c, &o->o.vms, &o->o.n_vms, &o->o.long_name,
+		                              o->o.list_err, sizeof(o->o.list_err));
+	}
 }
 
 static void virt_open_done(struct hvwork_job *j, int status)
@@ -1531,6 +1559,7 @@ static void virt_open_done(struct hvwork_job *j, int status)
 	} else if (virt_connect_finish(v, &o->o) < 0) {
 		virt_schedule_retry(v);
 	}
+	free(o->o.vms); /* NULL when applied */
 	free(o->uri);
 	free(o);
 }

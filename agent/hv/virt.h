@@ -59,7 +59,9 @@
  * With a worker (virt_options.worker) the calls the loop makes by itself
  * do not: the periodic reconcile lists on the worker's general lane and
  * applies the listing on the loop; reconnects open the connection there
- * (and read the capabilities and node info there); virt_host_info returns
+ * (and read the capabilities, node info and the first listing there;
+ * the listing is applied before CONNECTED, and a second listing there
+ * covers what changed before the events were registered); virt_host_info returns
  * the figures last read there and renews them; virt_check makes no round
  * trip; each lifecycle or metadata event only queues a read of its VM
  * there (coalesced per VM, at most VIRT_EVQ_MAX VMs waiting). A slow or

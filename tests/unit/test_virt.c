@@ -1343,6 +1343,8 @@ static void test_periodic_reconcile_on_worker(void **state)
 	                         .worker = wf.w};
 	f->v = virt_new_opts(&o);
 	assert_true(run_until(pred_reachable, f->v, 2000));
+	/* the connect's second listing (virt_connect_finish) done */
+	assert_true(run_until(pred_worker_idle, wf.w, 2000));
 	virConnectPtr c = virConnectOpen("test:///default");
 	assert_non_null(c);
 	virDomainPtr d = virDomainLookupByName(c, "test");
@@ -1486,17 +1488,19 @@ static void worker_open_rec(struct fx *f, struct worker_fx *wf)
 	assert_true(run_until(pred_reachable, f->v, 2000));
 }
 
-/* With a worker, reconnecting opens the connection there: a libvirtd
- * that takes 1.5 s to accept (a stopped or hung daemon takes forever,
- * libvirt has no connect timeout) holds a worker thread while the loop
- * keeps ticking; the agent hears DISCONNECTED, then CONNECTED. */
+/* With a worker, reconnecting opens the connection there and makes its
+ * first listing there: a libvirtd that takes 0.5 s to accept (a stopped
+ * or hung daemon takes forever, libvirt has no connect timeout) and 1 s
+ * to list holds a worker thread while the loop keeps ticking; the agent
+ * hears DISCONNECTED, then CONNECTED. */
 static void test_reconnect_on_worker(void **state)
 {
 	struct fx *f = *state;
 	struct worker_fx wf;
 	worker_open_rec(f, &wf);
 	assert_int_equal(virt_health(f->v)->connects, 1);
-	virt_test_set_open_delay(1500);
+	virt_test_set_open_delay(500);
+	virt_test_set_delay(1000); /* the new connection's first listing */
 	f->rec.n = 0;
 	worker_tick_start(&wf);
 	virt_inject_close(f->v);
@@ -1505,9 +1509,12 @@ static void test_reconnect_on_worker(void **state)
 	assert_true(run_until(pred_connects, &wc, 5000));
 	uint64_t took_ms = worker_tick_stop(&wf);
 	virt_test_set_open_delay(0);
-	print_message("reconnect to a libvirtd that takes 1.5 s: %" PRIu64
+	virt_test_set_delay(0);
+	print_message("reconnect to a libvirtd that takes 0.5 s to open and 1 s to list: %" PRIu64
 	              " ms; the loop ticked %u times meanwhile\n",
 	              took_ms, wf.ticks);
+	/* the listing made there is in the cache before CONNECTED */
+	assert_non_null(cached(f->v, "alpha"));
 	assert_true(took_ms >= 1400);
 	assert_true(wf.ticks >= took_ms / 10 / 2);
 	assert_true(virt_health(f->v)->reachable);
