@@ -23,6 +23,10 @@
  * event only says "look at this VM again", so events that arrive late or
  * twice are harmless.
  *
+ * Events, with a worker, are read there too ("events: the read on the
+ * worker" below): an event records its VM and stop reason, a job reads
+ * the queued VMs, and the loop applies the reads in order.
+ *
  * The periodic reconcile, with a worker (virt_options.worker), lists on
  * the worker's general lane through its own reference on the connection
  * (a full listing is one round trip per VM and more: it must not hold the
@@ -65,6 +69,14 @@
 #include "log.h"
 #include "names.h"
 
+/* A lifecycle or metadata event waiting for its read on the worker (see
+ * "events" below): which VM, and the stop reason the event carried. */
+struct virt_ev_item {
+	char uuid[VIRT_UUID_LEN];
+	char name[VIRT_NAME_MAX];  /* as the event named it, for the notice */
+	enum virt_stop_reason why; /* NONE: the events carried none */
+};
+
 struct virt {
 	char *uri;
 	uv_loop_t *loop;
@@ -103,6 +115,13 @@ struct virt {
 	struct virt_op_job *opq;
 	size_t opq_n;
 	unsigned op_delivering;
+	/* with a worker: events waiting for their read (one entry per VM, in
+	 * arrival order), the read in flight, and whether an event was
+	 * dropped because the queue was full (a reconcile follows) */
+	struct virt_ev_item evq[VIRT_EVQ_MAX];
+	size_t evq_n;
+	bool evq_overflow;
+	struct virt_ev_job *ev_job;
 	/* a critical start (virt_vm_start_async) found the connection busy
 	 * with operator work: no new operator command starts before this
 	 * (uv_now), so that its retry gets the connection first */
@@ -227,8 +246,18 @@ struct virt_export_job {
 static bool virt_conn_job_busy(const struct virt *v)
 {
 	return v->reconcile_job != NULL || v->host_job != NULL || v->export_job != NULL ||
-	       v->start_job != NULL || v->op_job != NULL;
+	       v->start_job != NULL || v->op_job != NULL || v->ev_job != NULL;
 }
+
+/* A crash restart's start was refused -EBUSY moments ago: new operator
+ * commands and event reads leave the connection to its retry for up to
+ * VIRT_OP_YIELD_MS (virt_vm_start_async). */
+static bool virt_conn_yielding(const struct virt *v)
+{
+	return v->loop != NULL && uv_now(v->loop) < v->op_yield_until;
+}
+
+static void virt_evq_kick(struct virt *v);
 
 /* A libvirt call just failed: "what: libvirt's message" into err, libvirt's
  * code as errno. A connection that died under the call is marked LOST. */
@@ -1082,7 +1111,8 @@ static void virt_cache_set_stop(struct virt *v, const char *uuid, enum virt_stop
 	}
 }
 
-/* why: VIRT_STOP_NONE for events that carry no stop reason. */
+/* An event without a worker: the read here, on the loop. why:
+ * VIRT_STOP_NONE for events that carry no stop reason. */
 static void virt_on_domain_event(struct virt *v, virDomainPtr dom, enum virt_stop_reason why)
 {
 	char name[VIRT_NAME_MAX];
@@ -1091,6 +1121,212 @@ static void virt_on_domain_event(struct virt *v, virDomainPtr dom, enum virt_sto
 	if (why != VIRT_STOP_NONE && virDomainGetUUIDString(dom, uuid) == 0)
 		virt_cache_set_stop(v, uuid, virt_injected_reason(v, uuid, why));
 	virt_notify(v, VIRT_CHANGE_VM_EVENT, name);
+}
+
+/* ---- events: the read on the worker ------------------------------------- */
+/*
+ * Without a worker an event re-reads its domain at once, on the loop
+ * (virt_on_domain_event). With one, that read (five or six round trips)
+ * must not happen on the loop: libvirtd answers a read of a domain only
+ * once the job holding that domain (a start: hundreds of ms for a QEMU
+ * guest, seconds when libvirtd is busy) has finished, and the lab saw a
+ * host that restarted failed-over guests stall its loop 0.4-1.4 s, get
+ * suspected, refute, and self-fence the guests it had just restarted.
+ *
+ * So an event only records (VM uuid and name, stop reason) in v->evq, and
+ * a job on the worker reads the queued VMs through its own reference on
+ * the connection; its completion, on the loop, applies each read in order
+ * (cache upsert or removal), then the stop reason the events carried
+ * (virt_cache_set_stop: the reason reaches the cache although the read
+ * comes later), then on_change(VIRT_CHANGE_VM_EVENT): the callers' rule,
+ * "the notice comes after the cache reflects the event", holds.
+ *
+ * Coalescing and order. An event of a VM already waiting in the queue
+ * adds nothing but its stop reason (the latest one carried wins): one
+ * read, one notice, for all of them. An event of a VM whose read is in
+ * flight queues a new entry (that read may predate the event), read by
+ * the next job: reads of one VM never overlap and are applied in the
+ * order they were made, so the cache never goes back to an older state.
+ *
+ * The connection rule. The read is a worker call on the agent's
+ * connection like the others (virt_conn_job_busy: one at a time, see
+ * virt_host_refresh_async): it starts only when no other call is in
+ * flight, and when a call ends the events' read goes first, before the
+ * operators' queue (virt_opq_kick calls virt_evq_kick): it is short, and
+ * a crash restart waits for the stop reason it brings. A crash restart's
+ * start refused -EBUSY makes it wait, as operator commands do
+ * (VIRT_OP_YIELD_MS), so a stream of events cannot starve it either
+ * (its retry, or the next event, call or reconcile tick, moves the
+ * queue on again).
+ *
+ * Which lane: the general one. The one-call-at-a-time rule already
+ * serializes this connection's work, and the general lane carries only
+ * those calls (and a reconnect, when there are no events), so a read
+ * there waits for at most the connection's current call, which it would
+ * wait for on any lane. The critical lane would not make crash detection
+ * faster; it would take a thread from the remote fences of a dead host
+ * (each up to 10 s) and the local fence's destroys, which HA needs most
+ * exactly when hosts die and events flood in.
+ *
+ * Bounds. One entry per VM, at most VIRT_EVQ_MAX: an event for a further
+ * VM is dropped with a warning (once per episode), and once the queue
+ * has drained a reconcile reads everything (the periodic one would, too,
+ * reconcile_ms later); its notices are VIRT_CHANGE_VM_RECONCILED and the
+ * stop reasons are the coarser ones of the domain state. A read whose
+ * connection was replaced meanwhile is dropped (the reconnect's listing
+ * is newer); entries still queued at a reconnect are read on the new
+ * connection, so their stop reasons survive it.
+ */
+struct virt_ev_read {
+	struct virt_ev_item ev;
+	struct virt_vm vm;
+	int rc; /* 0 read into vm; -ENOENT gone; else -errno */
+};
+
+struct virt_ev_job {
+	struct hvwork_job j;
+	struct virt *v; /* NULL once virt_free ran */
+	virConnectPtr c;
+	char err[512]; /* the first failure's message */
+	size_t n;
+	struct virt_ev_read r[];
+};
+
+static void virt_ev_work(struct hvwork_job *j)
+{
+	struct virt_ev_job *e = j->data;
+	struct virt_reader rd = {.c = e->c};
+	virt_test_slow();
+	for (size_t i = 0; i < e->n; i++) {
+		struct virt_ev_read *r = &e->r[i];
+		char err[512] = "";
+		virDomainPtr d = virDomainLookupByUUIDString(e->c, r->ev.uuid);
+		if (d == NULL && virGetLastErrorCode() == VIR_ERR_NO_DOMAIN) {
+			r->rc = -ENOENT;
+		} else if (d == NULL) {
+			r->rc = virt_conn_failed(e->c, err, sizeof(err), "cannot look up a VM");
+		} else {
+			r->rc = virt_dom_read(&rd, d, &r->vm, err, sizeof(err));
+			virDomainFree(d);
+		}
+		if (r->rc < 0 && r->rc != -ENOENT && e->err[0] == '\0')
+			snprintf(e->err, sizeof(e->err), "%s", err);
+	}
+}
+
+/* One read, on the loop: the cache, the stop reason, the notice. */
+static void virt_ev_apply(struct virt *v, struct virt_ev_read *r)
+{
+	if (r->rc == 0) {
+		if (virt_cache_upsert(v, &r->vm) < 0)
+			MV_ERROR("virt", "out of memory caching VM name=%s", r->vm.name);
+	} else if (r->rc == -ENOENT) {
+		virt_cache_remove(v, r->ev.uuid);
+	}
+	if (r->ev.why != VIRT_STOP_NONE)
+		virt_cache_set_stop(v, r->ev.uuid, virt_injected_reason(v, r->ev.uuid, r->ev.why));
+	virt_notify(v, VIRT_CHANGE_VM_EVENT, r->rc == 0 ? r->vm.name : r->ev.name);
+}
+
+static void virt_ev_done(struct hvwork_job *j, int status)
+{
+	struct virt_ev_job *e = j->data;
+	struct virt *v = e->v;
+	if (v != NULL) {
+		v->ev_job = NULL;
+		if (status != 0) {
+			/* cancelled: the agent stops */
+		} else if (v->conn != e->c) {
+			MV_DEBUG("virt", "event reads dropped: the connection was replaced vms=%zu",
+			         e->n);
+		} else {
+			bool lost = false;
+			for (size_t i = 0; i < e->n; i++) {
+				lost = lost || e->r[i].rc == -ENOTCONN;
+				virt_ev_apply(v, &e->r[i]);
+			}
+			char q[600];
+			if (lost && v->conn == e->c) {
+				char why[600];
+				snprintf(why, sizeof(why), "libvirt connection lost: %s", e->err);
+				virt_lost(v, why);
+			} else if (e->err[0] != '\0') {
+				MV_WARN("virt", "cannot refresh VM after an event error=%s",
+				        mv_log_quote(q, sizeof(q), e->err));
+			}
+		}
+		virt_opq_kick(v); /* the next reads, then operator work */
+	}
+	virConnectClose(e->c);
+	free(e);
+}
+
+/* Starts the read of the queued events when the connection is free, or,
+ * after an overflow, the reconcile that stands in for what was dropped. */
+static void virt_evq_kick(struct virt *v)
+{
+	if (virt_conn_job_busy(v) || !virt_connected(v) || virt_conn_yielding(v))
+		return;
+	if (v->evq_n == 0) {
+		if (v->evq_overflow && virt_reconcile_async(v)) {
+			v->evq_overflow = false;
+			MV_INFO("virt", "event queue drained: reconciling for the dropped events");
+		}
+		return;
+	}
+	struct virt_ev_job *e = calloc(1, sizeof(*e) + v->evq_n * sizeof(e->r[0]));
+	if (e == NULL)
+		return; /* the queue stays: the next kick */
+	e->n = v->evq_n;
+	for (size_t i = 0; i < e->n; i++)
+		e->r[i].ev = v->evq[i];
+	if (virt_conn_submit(v, HVWORK_GENERAL, &e->j, virt_ev_work, virt_ev_done, e, &e->c) < 0) {
+		free(e); /* lane full, or stopping: the queue stays */
+		return;
+	}
+	e->v = v;
+	v->ev_job = e;
+	v->evq_n = 0;
+}
+
+/* An event of dom, with a worker: queued (coalesced) for its read. */
+static void virt_evq_add(struct virt *v, virDomainPtr dom, enum virt_stop_reason why)
+{
+	/* name and UUID are in the domain object: no round trip */
+	const char *name = virDomainGetName(dom);
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	if (name == NULL || virDomainGetUUIDString(dom, uuid) < 0)
+		return;
+	struct virt_ev_item *it = NULL;
+	for (size_t i = 0; i < v->evq_n && it == NULL; i++)
+		if (strcmp(v->evq[i].uuid, uuid) == 0)
+			it = &v->evq[i];
+	if (it == NULL && v->evq_n == VIRT_EVQ_MAX) {
+		if (!v->evq_overflow)
+			MV_WARN("virt",
+			        "event queue full, VM left to a reconcile name=%s queued=%u", name,
+			        (unsigned)VIRT_EVQ_MAX);
+		v->evq_overflow = true;
+		return;
+	}
+	if (it == NULL) {
+		it = &v->evq[v->evq_n++];
+		snprintf(it->uuid, sizeof(it->uuid), "%s", uuid);
+		it->why = VIRT_STOP_NONE;
+	}
+	snprintf(it->name, sizeof(it->name), "%s", name);
+	if (why != VIRT_STOP_NONE)
+		it->why = why;
+	virt_evq_kick(v);
+}
+
+/* why: VIRT_STOP_NONE for events that carry no stop reason. */
+static void virt_on_event(struct virt *v, virDomainPtr dom, enum virt_stop_reason why)
+{
+	if (v->worker != NULL)
+		virt_evq_add(v, dom, why);
+	else
+		virt_on_domain_event(v, dom, why);
 }
 
 static void virt_on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
@@ -1106,7 +1342,7 @@ static void virt_on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, i
 		why = virt_stop_from_event(detail);
 	else if (event == VIR_DOMAIN_EVENT_CRASHED)
 		why = VIRT_STOP_CRASHED;
-	virt_on_domain_event(v, dom, why);
+	virt_on_event(v, dom, why);
 }
 
 static void virt_on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri,
@@ -1118,7 +1354,7 @@ static void virt_on_metadata(virConnectPtr conn, virDomainPtr dom, int type, con
 	if (type == VIR_DOMAIN_METADATA_ELEMENT && nsuri != NULL &&
 	    strcmp(nsuri, VIRT_META_NS) != 0)
 		return;
-	virt_on_domain_event(v, dom, VIRT_STOP_NONE);
+	virt_on_event(v, dom, VIRT_STOP_NONE);
 }
 
 /* Reads node info into health; false (and LOST) on failure. */
@@ -1172,6 +1408,13 @@ struct virt_opened {
 	char cpu_model[64]; /* from the capabilities; "" when not read */
 	virNodeInfo info;
 	char err[512];
+	/* a reconnect on the worker lists the VMs there too (virt_open_work) */
+	bool listed;
+	int list_rc;
+	struct virt_vm *vms;
+	size_t n_vms;
+	bool long_name;
+	char list_err[512];
 };
 
 /* The host CPU model as libvirt names it (what migration compatibility is
@@ -1248,13 +1491,29 @@ static int virt_connect_finish(struct virt *v, struct virt_opened *o)
 	if (v->loop != NULL)
 		uv_timer_stop(&v->retry_timer);
 	virt_log_state(v);
-	/* The first listing of a new connection stays here, before CONNECTED
-	 * is told: the agent's start reads the inventory at once (HA VMs here
-	 * resume the self-fence clock), and a blind fence's retry after a
-	 * reconnect destroys from it. The daemon has just answered the open. */
-	virt_reconcile(v);
+	/* The first listing of a new connection is in the cache before
+	 * CONNECTED is told (and before the agent acts on reachable): the
+	 * agent's start reads the inventory at once (HA VMs here resume the
+	 * self-fence clock), and a blind fence's retry after a reconnect
+	 * destroys from it. The agent's first connect (virt_check, before it
+	 * serves) lists here; a reconnect on the worker listed there, right
+	 * after the open: that listing is applied here, and since it was
+	 * made before the events were registered (above) a second one on the
+	 * worker catches what changed in between. */
+	if (o->listed && o->list_rc == 0) {
+		virt_warn_long_name(v, o->long_name);
+		virt_reconcile_apply(v, o->vms, o->n_vms);
+		o->vms = NULL;
+		virt_reconcile_async(v);
+	} else if (o->listed) {
+		virt_reconcile_failed(o->list_rc, o->list_err);
+		virt_reconcile_async(v);
+	} else {
+		virt_reconcile(v);
+	}
 	if (virt_connected(v))
 		virt_notify(v, VIRT_CHANGE_CONNECTED, NULL);
+	virt_evq_kick(v); /* events queued before the loss, read on this connection */
 	return 0;
 }
 
@@ -1280,6 +1539,12 @@ static void virt_open_work(struct hvwork_job *j)
 {
 	struct virt_open_job *o = j->data;
 	virt_open_conn(o->uri, o->want_caps, &o->o);
+	if (o->o.c != NULL) {
+		struct virt_reader rd = {.c = o->o.c};
+		o->o.listed = true;
+		o->o.list_rc = virt_list_conn(&rd, o->o.c, &o->o.vms, &o->o.n_vms, &o->o.long_name,
+		                              o->o.list_err, sizeof(o->o.list_err));
+	}
 }
 
 static void virt_open_done(struct hvwork_job *j, int status)
@@ -1294,6 +1559,7 @@ static void virt_open_done(struct hvwork_job *j, int status)
 	} else if (virt_connect_finish(v, &o->o) < 0) {
 		virt_schedule_retry(v);
 	}
+	free(o->o.vms); /* NULL when applied */
 	free(o->uri);
 	free(o);
 }
@@ -1459,6 +1725,8 @@ void virt_free(struct virt *v)
 		v->export_job->v = NULL;
 	if (v->start_job != NULL)
 		v->start_job->v = NULL;
+	if (v->ev_job != NULL)
+		v->ev_job->v = NULL; /* its reads go nowhere */
 	virt_opq_cancel(v);
 	virt_drop(v);
 	free(v->vms);
@@ -2333,8 +2601,7 @@ static int virt_opjob_start(struct virt *v, struct virt_op_job *q)
  * (a command's next step never waits: it holds the command's turn). */
 static bool virt_opq_yielding(const struct virt *v)
 {
-	return v->opq != NULL && !v->opq->cont && v->loop != NULL &&
-	       uv_now(v->loop) < v->op_yield_until;
+	return v->opq != NULL && !v->opq->cont && virt_conn_yielding(v);
 }
 
 /* Starts the first queued job when the connection has no worker call in
@@ -2342,6 +2609,7 @@ static bool virt_opq_yielding(const struct virt *v)
  * status -ECANCELED) and the next tried. */
 static void virt_opq_kick(struct virt *v)
 {
+	virt_evq_kick(v); /* the events' read first */
 	while (v->opq != NULL && !virt_conn_job_busy(v) && !virt_opq_yielding(v)) {
 		struct virt_op_job *q = v->opq;
 		v->opq = q->next;
@@ -3124,9 +3392,11 @@ int virt_vm_start_async(struct virt *v, const char *key, enum hvwork_lane lane,
 	if (v->worker == NULL)
 		return -ENOTSUP;
 	if (virt_conn_job_busy(v)) {
-		/* operators' commands must not starve a crash restart: the next
-		 * one waits up to VIRT_OP_YIELD_MS for this caller's retry */
-		if ((v->op_job != NULL || v->opq != NULL) && v->loop != NULL)
+		/* operators' commands and event reads must not starve a crash
+		 * restart: the next waits up to VIRT_OP_YIELD_MS for this
+		 * caller's retry */
+		if ((v->op_job != NULL || v->opq != NULL || v->ev_job != NULL || v->evq_n > 0) &&
+		    v->loop != NULL)
 			v->op_yield_until = uv_now(v->loop) + VIRT_OP_YIELD_MS;
 		return -EBUSY;
 	}

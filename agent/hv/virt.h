@@ -11,8 +11,10 @@
  *     keeps serving;
  *   - keeps the VM inventory cached, updated by libvirt's lifecycle and
  *     metadata events (delivered on the agent's libuv loop, see
- *     virt_event_register_uv) and by a periodic reconcile (10 s) that
- *     re-reads everything to catch what an event missed;
+ *     virt_event_register_uv; with a worker the event's read of its VM
+ *     runs there and only its result is applied on the loop) and by a
+ *     periodic reconcile (10 s) that re-reads everything to catch what an
+ *     event missed;
  *   - keeps each VM's HA flag, restart priority, owner epoch,
  *     anti-affinity group and desired state in the domain's own <metadata>
  *     under the meshvisor namespace, so they survive agent restarts,
@@ -57,11 +59,15 @@
  * With a worker (virt_options.worker) the calls the loop makes by itself
  * do not: the periodic reconcile lists on the worker's general lane and
  * applies the listing on the loop; reconnects open the connection there
- * (and read the capabilities and node info there); virt_host_info returns
+ * (and read the capabilities, node info and the first listing there;
+ * the listing is applied before CONNECTED, and a second listing there
+ * covers what changed before the events were registered); virt_host_info returns
  * the figures last read there and renews them; virt_check makes no round
- * trip. A slow or stopped libvirtd then holds worker threads, not the
- * loop, unless the agent itself asks (the synchronous virt_vm_* calls,
- * events); virt_vm_op_async runs the operator's calls there too.
+ * trip; each lifecycle or metadata event only queues a read of its VM
+ * there (coalesced per VM, at most VIRT_EVQ_MAX VMs waiting). A slow or
+ * stopped libvirtd then holds worker threads, not the loop, unless the
+ * agent itself asks (the synchronous virt_vm_* calls);
+ * virt_vm_op_async runs the operator's calls there too.
  * virt_vms() and virt_health() only read the cache.
  *
  * Ownership: struct virt owns its connection and cache. virt_health() and
@@ -105,6 +111,12 @@
 #define VIRT_BACKOFF_MAX_MS_DEFAULT 30000u
 #define VIRT_KEEPALIVE_INTERVAL_S_DEFAULT 5
 #define VIRT_KEEPALIVE_COUNT_DEFAULT 3u
+/* With a worker: VMs whose event waits for its read there (several events
+ * of one VM take one entry). An event for a further VM is dropped, with a
+ * warning, and a reconcile reads everything once the queue has drained:
+ * libvirt sends a few events per VM start or stop, so only a host with
+ * more VMs than this changing at once ever gets there. */
+#define VIRT_EVQ_MAX 128
 
 enum virt_vm_state {
 	VIRT_VM_OTHER = 0, /* no state, being shut down, or unknown */
@@ -196,9 +208,13 @@ struct virt_health {
 };
 
 enum virt_change {
-	VIRT_CHANGE_CONNECTED,     /* vm_name NULL */
-	VIRT_CHANGE_DISCONNECTED,  /* vm_name NULL; health says why */
-	VIRT_CHANGE_VM_EVENT,      /* a lifecycle or metadata event; cache updated */
+	VIRT_CHANGE_CONNECTED,    /* vm_name NULL */
+	VIRT_CHANGE_DISCONNECTED, /* vm_name NULL; health says why */
+	/* A lifecycle or metadata event; the cache already has the VM as read
+	 * after it, with the event's stop reason. With a worker the read runs
+	 * there: the notice comes when it is back, and the events of one VM
+	 * that came while its read waited share one read and one notice. */
+	VIRT_CHANGE_VM_EVENT,
 	VIRT_CHANGE_VM_RECONCILED, /* a reconcile found this VM added, removed or changed */
 };
 

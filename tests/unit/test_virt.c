@@ -1343,6 +1343,8 @@ static void test_periodic_reconcile_on_worker(void **state)
 	                         .worker = wf.w};
 	f->v = virt_new_opts(&o);
 	assert_true(run_until(pred_reachable, f->v, 2000));
+	/* the connect's second listing (virt_connect_finish) done */
+	assert_true(run_until(pred_worker_idle, wf.w, 2000));
 	virConnectPtr c = virConnectOpen("test:///default");
 	assert_non_null(c);
 	virDomainPtr d = virDomainLookupByName(c, "test");
@@ -1470,26 +1472,35 @@ static bool pred_connects(void *arg)
 	return virt_health(w->v)->connects >= w->n && virt_health(w->v)->reachable;
 }
 
-/* With a worker, reconnecting opens the connection there: a libvirtd
- * that takes 1.5 s to accept (a stopped or hung daemon takes forever,
- * libvirt has no connect timeout) holds a worker thread while the loop
- * keeps ticking; the agent hears DISCONNECTED, then CONNECTED. */
-static void test_reconnect_on_worker(void **state)
+/* A worker, and f->v on the fixture's host with it, recording changes
+ * into f->rec, reconnecting after 20 ms; connected. */
+static void worker_open_rec(struct fx *f, struct worker_fx *wf)
 {
-	struct fx *f = *state;
-	struct worker_fx wf;
-	worker_start(&wf);
+	worker_start(wf);
 	struct virt_options o = {.uri = f->uri,
 	                         .loop = &loop,
 	                         .on_change = record,
 	                         .ud = &f->rec,
 	                         .backoff_min_ms = 20,
 	                         .backoff_max_ms = 80,
-	                         .worker = wf.w};
+	                         .worker = wf->w};
 	f->v = virt_new_opts(&o);
 	assert_true(run_until(pred_reachable, f->v, 2000));
+}
+
+/* With a worker, reconnecting opens the connection there and makes its
+ * first listing there: a libvirtd that takes 0.5 s to accept (a stopped
+ * or hung daemon takes forever, libvirt has no connect timeout) and 1 s
+ * to list holds a worker thread while the loop keeps ticking; the agent
+ * hears DISCONNECTED, then CONNECTED. */
+static void test_reconnect_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open_rec(f, &wf);
 	assert_int_equal(virt_health(f->v)->connects, 1);
-	virt_test_set_open_delay(1500);
+	virt_test_set_open_delay(500);
+	virt_test_set_delay(1000); /* the new connection's first listing */
 	f->rec.n = 0;
 	worker_tick_start(&wf);
 	virt_inject_close(f->v);
@@ -1498,9 +1509,12 @@ static void test_reconnect_on_worker(void **state)
 	assert_true(run_until(pred_connects, &wc, 5000));
 	uint64_t took_ms = worker_tick_stop(&wf);
 	virt_test_set_open_delay(0);
-	print_message("reconnect to a libvirtd that takes 1.5 s: %" PRIu64
+	virt_test_set_delay(0);
+	print_message("reconnect to a libvirtd that takes 0.5 s to open and 1 s to list: %" PRIu64
 	              " ms; the loop ticked %u times meanwhile\n",
 	              took_ms, wf.ticks);
+	/* the listing made there is in the cache before CONNECTED */
+	assert_non_null(cached(f->v, "alpha"));
 	assert_true(took_ms >= 1400);
 	assert_true(wf.ticks >= took_ms / 10 / 2);
 	assert_true(virt_health(f->v)->reachable);
@@ -1585,6 +1599,17 @@ static bool pred_started(void *arg)
 	return ((struct start_rec *)arg)->calls > 0;
 }
 
+struct alpha_idle {
+	struct virt *v;
+	struct hvwork *w;
+};
+
+static bool pred_alpha_running_idle(void *arg)
+{
+	struct alpha_idle *a = arg;
+	return cached(a->v, "alpha")->state == VIRT_VM_RUNNING && hvwork_inflight(a->w) == 0;
+}
+
 /* A crash restart's start on the worker's critical lane: done on the
  * loop with virt_vm_start's result; the lifecycle event refreshes the
  * cache; an unknown VM is -ENOENT with the reason. */
@@ -1603,6 +1628,9 @@ static void test_start_on_worker(void **state)
 	assert_int_equal(r.status, 0);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(hvwork_lane_inflight(wf.w, HVWORK_CRITICAL), 0);
+	/* the event's read (on the worker, a call on the connection too) */
+	struct alpha_idle ai = {f->v, wf.w};
+	assert_true(run_until(pred_alpha_running_idle, &ai, 5000));
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(virt_vm_start_async(f->v, "nope", HVWORK_CRITICAL, on_started, &r), 0);
 	assert_true(run_until(pred_started, &r, 5000));
@@ -1987,6 +2015,228 @@ static void test_op_async_yields_to_restart(void **state)
 	virt_test_set_op_delay(0);
 	assert_int_equal(r.order[2], 2);
 	assert_int_equal(r.order[3], 3);
+	worker_stop(f, &wf);
+}
+
+/* ---- events read on the worker ----------------------------------------- */
+
+/* What the cache held for the VM when each notice about it came. */
+struct ev_seen {
+	struct rec rec;
+	const char *vm;
+	int n;
+	enum virt_vm_state state[16];
+	enum virt_stop_reason why[16];
+	int evq_events, evq_reconciled; /* notices about the evq* VMs */
+	int want;                       /* pred_seen waits for this many */
+};
+
+static void record_seen(struct virt *v, enum virt_change what, const char *name, void *ud)
+{
+	struct ev_seen *s = ud;
+	record(v, what, name, &s->rec);
+	if (name != NULL && strncmp(name, "evq", 3) == 0) {
+		s->evq_events += what == VIRT_CHANGE_VM_EVENT;
+		s->evq_reconciled += what == VIRT_CHANGE_VM_RECONCILED;
+	}
+	if (what != VIRT_CHANGE_VM_EVENT || name == NULL || strcmp(name, s->vm) != 0 || s->n >= 16)
+		return;
+	const struct virt_vm *vm = cached(v, s->vm);
+	s->state[s->n] = vm != NULL ? vm->state : VIRT_VM_OTHER;
+	s->why[s->n] = vm != NULL ? vm->stop_reason : VIRT_STOP_NONE;
+	s->n++;
+}
+
+/* s->n has reached s->want */
+static bool pred_seen(void *arg)
+{
+	const struct ev_seen *s = arg;
+	return s->n >= s->want;
+}
+
+/* A worker, and a virt on the shared test:///default (other connections'
+ * changes reach it as events, as an admin's virsh would) with ev1 defined
+ * and running there; every event of that settled. */
+struct ev_fx {
+	struct worker_fx wf;
+	struct ev_seen s;
+	virConnectPtr c; /* the admin's connection */
+	virDomainPtr d;  /* ev1 on it */
+	struct virt *v;
+};
+
+static void ev_open(struct ev_fx *e)
+{
+	struct worker_fx *wf = &e->wf;
+	struct ev_seen *s = &e->s;
+	virConnectPtr *c = &e->c;
+	virDomainPtr *d = &e->d;
+	worker_start(wf);
+	struct virt_options o = {.uri = "test:///default",
+	                         .loop = &loop,
+	                         .on_change = record_seen,
+	                         .ud = s,
+	                         .worker = wf->w};
+	struct virt *v = e->v = virt_new_opts(&o);
+	assert_true(run_until(pred_reachable, v, 2000));
+	*c = virConnectOpen("test:///default");
+	assert_non_null(*c);
+	char xml[512];
+	*d = virDomainDefineXML(*c, small_vm_xml(s->vm, xml, sizeof(xml)));
+	assert_non_null(*d);
+	assert_int_equal(virDomainCreate(*d), 0);
+	s->want = 1;
+	assert_true(run_until(pred_seen, s, 2000));
+	assert_false(run_until(pred_never, NULL, 50));
+	assert_true(run_until(pred_worker_idle, wf->w, 2000));
+	assert_int_equal(cached(v, s->vm)->state, VIRT_VM_RUNNING);
+	s->n = 0;
+	s->rec.n = 0;
+}
+
+static void ev_close(struct ev_fx *e)
+{
+	virDomainDestroy(e->d);
+	assert_int_equal(virDomainUndefine(e->d), 0);
+	virDomainFree(e->d);
+	virConnectClose(e->c);
+	struct fx f = {.v = e->v};
+	worker_stop(&f, &e->wf);
+}
+
+/* With a worker, an event's read of its VM runs there (a libvirtd that
+ * answers in 800 ms, the test hook): the loop keeps ticking meanwhile, the
+ * cache keeps the old state until the read is back, and the notice comes
+ * once the cache has the new state and the event's stop reason. Events
+ * that come while a read is in flight coalesce into one more read and
+ * one more notice, applied after the first: the cache ends with the last
+ * event's state and reason. An injected stop (the crash the test driver
+ * cannot make) survives the late read of its destroy's event. */
+static void test_event_read_on_worker(void **state)
+{
+	(void)state;
+	struct ev_fx e = {.s = {.vm = "ev1"}};
+	ev_open(&e);
+	struct virt *v = e.v;
+	struct ev_seen *s = &e.s;
+
+	virt_test_set_delay(800);
+	worker_tick_start(&e.wf);
+	assert_int_equal(virDomainDestroy(e.d), 0); /* STOPPED, destroyed */
+	assert_false(run_until(pred_never, NULL, 200));
+	assert_int_equal(s->n, 0); /* the read is still on the worker */
+	assert_int_equal(cached(v, "ev1")->state, VIRT_VM_RUNNING);
+	s->want = 1;
+	assert_true(run_until(pred_seen, s, 3000));
+	worker_tick_check(&e.wf, "an event's read taking 0.8 s on the worker", 700);
+	assert_int_equal(s->state[0], VIRT_VM_SHUTOFF);
+	assert_int_equal(s->why[0], VIRT_STOP_DESTROYED);
+	assert_int_equal(rec_count(&s->rec, VIRT_CHANGE_VM_EVENT, "ev1"), 1);
+
+	/* three events: the first read starts at once, the other two wait
+	 * for it as one entry */
+	s->n = 0;
+	s->rec.n = 0;
+	assert_int_equal(virDomainCreate(e.d), 0);   /* STARTED */
+	assert_int_equal(virDomainDestroy(e.d), 0);  /* STOPPED, destroyed */
+	assert_int_equal(virDomainCreate(e.d), 0);   /* STARTED */
+	assert_int_equal(virDomainShutdown(e.d), 0); /* STOPPED, shutdown */
+	s->want = 2;
+	assert_true(run_until(pred_seen, s, 5000));
+	assert_true(run_until(pred_worker_idle, e.wf.w, 3000));
+	assert_false(run_until(pred_never, NULL, 50));
+	assert_int_equal(s->n, 2);
+	assert_int_equal(rec_count(&s->rec, VIRT_CHANGE_VM_EVENT, "ev1"), 2);
+	assert_int_equal(s->state[1], VIRT_VM_SHUTOFF);
+	assert_int_equal(s->why[1], VIRT_STOP_SHUTDOWN);
+	assert_int_equal(cached(v, "ev1")->stop_reason, VIRT_STOP_SHUTDOWN);
+
+	/* an injected crash: at once; the destroy's event, read late, keeps it */
+	assert_int_equal(virDomainCreate(e.d), 0);
+	s->want = 3;
+	assert_true(run_until(pred_seen, s, 3000));
+	assert_int_equal(s->state[2], VIRT_VM_RUNNING);
+	assert_int_equal(s->why[2], VIRT_STOP_NONE);
+	virt_test_set_delay(300);
+	virt_test_inject_stop(v, "ev1", VIRT_STOP_CRASHED);
+	assert_int_equal(s->n, 4);
+	assert_int_equal(s->why[3], VIRT_STOP_CRASHED);
+	s->want = 5;
+	assert_true(run_until(pred_seen, s, 3000));
+	virt_test_set_delay(0);
+	assert_int_equal(s->state[4], VIRT_VM_SHUTOFF);
+	assert_int_equal(s->why[4], VIRT_STOP_CRASHED);
+	ev_close(&e);
+}
+
+/* More VMs with events waiting than VIRT_EVQ_MAX: the further ones are
+ * dropped (a warning) and a reconcile, once the queue has drained, brings
+ * them into the cache (VIRT_CHANGE_VM_RECONCILED). */
+static void test_event_queue_overflow(void **state)
+{
+	(void)state;
+	struct ev_fx e = {.s = {.vm = "ev1"}};
+	ev_open(&e);
+	struct virt *v = e.v;
+	struct ev_seen *s = &e.s;
+	enum { N = VIRT_EVQ_MAX + 4 };
+	virDomainPtr doms[N];
+	char name[32], xml[512];
+	virt_test_set_delay(300); /* the reads queue up behind the first */
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "evq%d", i);
+		doms[i] = virDomainDefineXML(e.c, small_vm_xml(name, xml, sizeof(xml)));
+		assert_non_null(doms[i]);
+	}
+	assert_false(run_until(pred_never, NULL, 100));
+	virt_test_set_delay(0);
+	assert_false(run_until(pred_never, NULL, 100));
+	assert_true(run_until(pred_worker_idle, e.wf.w, 5000));
+	assert_false(run_until(pred_never, NULL, 50));
+	assert_true(run_until(pred_worker_idle, e.wf.w, 5000));
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "evq%d", i);
+		assert_non_null(cached(v, name));
+	}
+	int events = s->evq_events, reconciled = s->evq_reconciled;
+	print_message("%d VMs defined at once: %d read for their event, %d by the reconcile\n", N,
+	              events, reconciled);
+	assert_int_equal(events, VIRT_EVQ_MAX + 1); /* the one in flight, and the queue */
+	assert_int_equal(reconciled, N - events);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(virDomainUndefine(doms[i]), 0);
+		virDomainFree(doms[i]);
+	}
+	ev_close(&e);
+}
+
+static bool pred_worker_busy(void *arg)
+{
+	return hvwork_inflight(arg) > 0;
+}
+
+/* An event's read in flight when the connection is lost and replaced is
+ * dropped: the new connection's listing is newer. (The fixture's host
+ * file gives every connection its own state: on the new one alpha runs
+ * again; the late read, from the old one, says it is shut off.) */
+static void test_event_read_dropped_on_reconnect(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open_rec(f, &wf);
+	assert_true(run_until(pred_worker_idle, wf.w, 2000));
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	virt_test_set_delay(400);
+	assert_true(run_until(pred_worker_busy, wf.w, 2000)); /* the event's read */
+	f->rec.n = 0;
+	virt_inject_close(f->v);
+	struct wait_connects wc = {f->v, 2};
+	assert_true(run_until(pred_connects, &wc, 5000));
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	virt_test_set_delay(0);
+	settle();
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha"), 0);
 	worker_stop(f, &wf);
 }
 
@@ -3007,6 +3257,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_op_async_order, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_cancel, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_yields_to_restart, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_event_read_on_worker, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_event_queue_overflow, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_event_read_dropped_on_reconnect, fx_setup,
+	                                    fx_teardown),
 	    cmocka_unit_test(test_free_releases_loop_handles),
 	    cmocka_unit_test(test_migrate_build),
 	    cmocka_unit_test_setup_teardown(test_migrate_refused, fx_setup, fx_teardown),
