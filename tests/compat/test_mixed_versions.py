@@ -164,6 +164,14 @@ def main(t):
         check(r.returncode == 0, "set-ha %s-ha: %s" % (name, r.stderr))
     ha_ok_everywhere(c)
     for victim in ("n2", "n3"):
+        # the survivors restart from replicas of the definitions (failover.
+        # replicas = 3 holders per HA VM): wait until every HA VM's are out
+        running = c.running()
+        want = 4 * min(3, len(running) - 1)
+        wait_for(lambda: (lambda held: None if held >= want else
+                          "%d of %d replicas held" % (held, want))(
+            sum(x.ha().get("replicas_held", 0) for x in c.running())),
+            30, "every HA VM's definition replicated")
         a = c[victim]
         log("before: %s-ha runs on %s" % (victim, {o.name: where(c, "%s-ha" % victim, o)
                                                    for o in c.running()}))
