@@ -6060,6 +6060,10 @@ static void pread_ask(struct fo *f, struct pread *p, uint64_t now)
 	for (size_t i = 0; i < f->n_m; i++) {
 		if (i == f->self_idx || !f->m[i].voter)
 			continue;
+		/* an older release never answers: asking it only fills its log */
+		const struct fo_host *h = host_of(f, f->m[i].name);
+		if (h != NULL && h->legacy)
+			continue;
 		bool backs = false;
 		for (size_t a = 0; a < p->n_ans && !backs; a++)
 			backs = p->ans[a].idx == i && p->ans[a].has &&
@@ -6171,21 +6175,37 @@ static bool read_hint(const struct fo *f, const struct inst *in, uint32_t round,
 }
 
 /* A CHOSEN from another voter (m): start (or refresh) its majority read. */
-/* Too few voters answer FO_READ for a majority (their hosts publish an
- * older protocol revision: fo_host.legacy)? Then no read can prove a
- * CHOSEN, and one is taken from the voter that sends it, as the older
- * release does; the window closes as the upgrade reaches a majority. */
+/* A rolling upgrade's window: can a read still prove a CHOSEN? Only
+ * voters whose published record shows a revision that answers FO_READ
+ * (fo_host.legacy false), that are alive to us, and we ourselves can
+ * answer; when known legacy voters leave fewer of those than a majority,
+ * no read can ever prove a CHOSEN, and one is taken from the voter that
+ * sends it, as the older release does. Voters we have no record of, and
+ * the size other voters report beyond ours (eff_voters), count as
+ * answering: only a signed record of a legacy release opens the window,
+ * never a claim or a heartbeat's count (a rogue voter's voters = 2N + 8
+ * would otherwise raise the majority past what can answer and open it in
+ * a cluster that has no legacy host at all). The window closes once the
+ * upgrade reaches a majority. */
 static bool reads_unprovable(const struct fo *f)
 {
-	size_t voters = 0, answer = 0;
+	size_t voters = 0, legacy = 0, silent = 0;
 	for (size_t k = 0; k < f->n_m; k++) {
 		if (!f->m[k].voter)
 			continue;
 		voters++;
-		const struct fo_host *h = k == f->self_idx ? NULL : host_of(f, f->m[k].name);
-		answer += h == NULL || !h->legacy;
+		if (k == f->self_idx)
+			continue;
+		const struct fo_host *h = host_of(f, f->m[k].name);
+		if (h != NULL && h->legacy)
+			legacy++;
+		else if (f->m[k].st == FO_DEAD || f->m[k].st == FO_LEFT)
+			silent++; /* an upgraded voter that is gone cannot answer either */
 	}
-	return voters > 0 && answer < majority_of(voters > f->eff_voters ? voters : f->eff_voters);
+	if (legacy == 0)
+		return false;
+	size_t eff = voters > f->eff_voters ? voters : f->eff_voters;
+	return eff - legacy - silent < majority_of(eff);
 }
 
 static void chosen_claim(struct fo *f, const struct fo_msg *m, size_t from_idx, uint64_t now)
@@ -6429,8 +6449,10 @@ int fo_handle_message(struct fo *f, const struct fo_msg *m, uint64_t now)
 			 * proof; taken from the voter, as an older release does */
 			in = inst_open(f, m->inst.dead, m->inst.incarnation, now);
 			if (in)
-				learn(f, in, round, &m->ballot, &m->plan, now, false, m->has_ack_ago,
-				      m->has_ack_ago && now > m->ack_ago_ms ? now - m->ack_ago_ms : 0);
+				learn(f, in, round, &m->ballot, &m->plan, now, false,
+				      m->has_ack_ago,
+				      m->has_ack_ago && now > m->ack_ago_ms ? now - m->ack_ago_ms
+				                                            : 0);
 		} else {
 			chosen_claim(f, m, from_idx, now);
 		}

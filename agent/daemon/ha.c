@@ -777,6 +777,9 @@ static void ha_pump(struct agent *a)
 	}
 	uint64_t now = uv_now(a->loop);
 	bool q = fo_quorate(h->fo, now), f = fo_fenced(h->fo);
+	/* an HA VM's start already checked on the loop and still queued on the
+	 * worker is refused there from now on (virt.h) */
+	virt_block_ha_starts(!q || f);
 	ha_stamp_note(a, now);
 	if (q != h->quorate_last || f != h->fenced_last) {
 		if (q && !h->quorate_last)
@@ -1121,8 +1124,8 @@ static void ha_lfence_finish(struct agent *a, struct ha_lfence *lf)
 		const struct ha_lfence_vm *vm = &lf->vms[i];
 		if (it->rc > 0) {
 			done++;
-			MV_WARN("failover", "fenced vm%s name=%s uuid=%s cause=\"%s\"",
-			        retry ? " on retry" : "", vm->name, it->key, vm->why);
+			MV_WARN_ALWAYS("failover", "fenced vm%s name=%s uuid=%s cause=\"%s\"",
+			               retry ? " on retry" : "", vm->name, it->key, vm->why);
 			ha_event(a, "vm-fenced", a->opt.name, vm->name, "destroyed here%s: %s",
 			         retry ? " (on retry)" : "", vm->why);
 		}
@@ -1977,21 +1980,22 @@ static void ha_report_vm_event(struct agent *a, const struct fo_event *e)
 	const struct fo_plan_entry *en = &e->entry;
 	switch (e->type) {
 	case FO_EV_RESTARTED:
-		MV_WARN("failover", "vm restarted name=%s uuid=%s on=%s from=%s took_ms=%" PRIu64,
-		        en->name, en->uuid, e->peer, e->inst.dead, e->took_ms);
+		MV_WARN_ALWAYS("failover",
+		               "vm restarted name=%s uuid=%s on=%s from=%s took_ms=%" PRIu64,
+		               en->name, en->uuid, e->peer, e->inst.dead, e->took_ms);
 		ha_event(a, "vm-restarted", e->peer, en->name,
 		         "restarted on %s (was on %s, epoch %" PRIu64 ", priority %d) in %" PRIu64
 		         " ms",
 		         e->peer, e->inst.dead, en->new_epoch, en->priority, e->took_ms);
 		break;
 	case FO_EV_RESTART_FAILED:
-		MV_WARN("failover", "vm restart failed name=%s uuid=%s on=%s cause=\"%s\"",
-		        en->name, en->uuid, e->peer, e->text);
+		MV_WARN_ALWAYS("failover", "vm restart failed name=%s uuid=%s on=%s cause=\"%s\"",
+		               en->name, en->uuid, e->peer, e->text);
 		ha_event(a, "vm-restart-failed", e->peer, en->name, "%s", e->text);
 		break;
 	case FO_EV_HANDED_BACK:
-		MV_WARN("failover", "vm handed back name=%s uuid=%s by=%s cause=\"%s\"", en->name,
-		        en->uuid, e->peer, e->text);
+		MV_WARN_ALWAYS("failover", "vm handed back name=%s uuid=%s by=%s cause=\"%s\"",
+		               en->name, en->uuid, e->peer, e->text);
 		ha_event(a, "vm-handed-back", e->peer, en->name, "handed back for a new plan: %s",
 		         e->text);
 		break;
@@ -2504,8 +2508,9 @@ void ha_on_vm_event(struct agent *a, const char *vm_name)
 		c->count++;
 		uint64_t delay = 1000ull << (c->count - 1 < 10 ? c->count - 1 : 10);
 		c->restart_at = now + delay;
-		MV_WARN("failover", "ha vm stopped unexpectedly name=%s uuid=%s reason=%s crash=%u",
-		        vm->name, vm->uuid, virt_stop_reason_name(vm->stop_reason), c->count);
+		MV_WARN_ALWAYS(
+		    "failover", "ha vm stopped unexpectedly name=%s uuid=%s reason=%s crash=%u",
+		    vm->name, vm->uuid, virt_stop_reason_name(vm->stop_reason), c->count);
 		if (c->count > a->opt.fo_vm_restarts)
 			ha_event(a, "vm-crashed", a->opt.name, vm->name,
 			         "stopped unexpectedly (%s), crash %u within %u min: moving it to "
@@ -2638,8 +2643,8 @@ struct ha_crash_start {
 static void ha_crash_restarted(struct agent *a, const char *name, unsigned count, int rc,
                                const char *err)
 {
-	MV_WARN("failover", "ha vm restarted here name=%s crash=%u ok=%d error=\"%s\"", name, count,
-	        rc == 0, rc == 0 ? "" : err);
+	MV_WARN_ALWAYS("failover", "ha vm restarted here name=%s crash=%u ok=%d error=\"%s\"", name,
+	               count, rc == 0, rc == 0 ? "" : err);
 	ha_event(a, rc == 0 ? "vm-restarted-locally" : "vm-restart-failed", a->opt.name, name,
 	         rc == 0 ? "restarted here after crash %u"
 	                 : "restart after crash %u "

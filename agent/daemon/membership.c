@@ -233,9 +233,9 @@ static void membership_log_event(struct agent *a, const struct swim_event *e)
 		        e->incarnation, cause);
 		break;
 	case SWIM_EV_MEMBER_DEAD:
-		MV_WARN("swim",
-		        "member dead name=%s incarnation=%" PRIu64 " confirmations=%u cause=%s",
-		        name, e->incarnation, e->confirmations, cause);
+		MV_WARN_ALWAYS(
+		    "swim", "member dead name=%s incarnation=%" PRIu64 " confirmations=%u cause=%s",
+		    name, e->incarnation, e->confirmations, cause);
 		break;
 	case SWIM_EV_MEMBER_LEFT:
 		MV_INFO("swim", "member left name=%s incarnation=%" PRIu64 " cause=%s", name,
@@ -339,7 +339,9 @@ static int membership_alive_verify(void *ctx, const char *name, uint64_t inc, co
 		return -ENOKEY;
 	struct tls_claim c = membership_claim(name, inc);
 	if ((inc & SWIM_LEFT_CLAIM) != 0 && len == 0)
-		return signs_no_left != NULL && signs_no_left(a, name) ? 0 : -EACCES;
+		return signs_no_left != NULL && signs_no_left(a, name, inc & ~SWIM_LEFT_CLAIM)
+		           ? 0
+		           : -EACCES;
 	char why[256];
 	uint64_t now = uv_now(a->loop);
 	/* a proof of leaving carries its certificate: checked against the CA

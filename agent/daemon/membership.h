@@ -34,7 +34,8 @@ int membership_add_listener(membership_listener_fn fn);
  * proofs of leaving, by its own signed node-state record): its LEFT
  * relayed without a proof is then taken as before (swim.h, alive_verify).
  * Set by the node-state service (which holds the records); unset: no. */
-typedef bool (*membership_signs_no_left_fn)(const struct agent *a, const char *name);
+typedef bool (*membership_signs_no_left_fn)(const struct agent *a, const char *name,
+                                            uint64_t left_incarnation);
 void membership_set_signs_no_left(membership_signs_no_left_fn fn);
 
 /* Creates the SWIM core at one incarnation above the one saved in

@@ -736,7 +736,8 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 	} else if (rv->vm.uuid[0] == '\0' && rv->start) { /* defined: start it */
 		rv->vm = res->vm;
 		next.kind = VIRT_OPK_START;
-	} else { /* defined (and started) */
+		next.needs_quorum = rv->vm.ha; /* checked again on the worker (virt.h) */
+	} else {                               /* defined (and started) */
 		if (rv->vm.uuid[0] == '\0')
 			rv->vm = res->vm;
 		migration_receive_answer(rv, 0, NULL);

@@ -518,11 +518,18 @@ Mv__NodeState *nodestate_unpack_name(const struct agent *a, const char *name)
 /* Member `name` signs no LEFTs: its record (held only once its proof
  * verified, so its own word) publishes a protocol revision below
  * MV_WIRE_REV_LEFT_PROOF, as an agent older than proofs of leaving does
- * (membership.h). No record: we cannot tell. */
-static bool nodestate_signs_no_left(const struct agent *a, const char *name)
+ * (membership.h) — and that record is of the life the LEFT ends (its
+ * incarnation at least the LEFT's minus one: a member leaves at its
+ * incarnation + 1). A record of an earlier life vouches for nothing: the
+ * member may have been upgraded and restarted since, and a rogue's
+ * unsigned LEFT of its new life must be checked. No record: we cannot
+ * tell. */
+static bool nodestate_signs_no_left(const struct agent *a, const char *name,
+                                    uint64_t left_incarnation)
 {
 	Mv__NodeState *ns = nodestate_unpack_name(a, name);
-	bool older = ns != NULL && ns->wire_rev < MV_WIRE_REV_LEFT_PROOF;
+	bool older = ns != NULL && ns->wire_rev < MV_WIRE_REV_LEFT_PROOF &&
+	             ns->incarnation + 1 >= left_incarnation;
 	if (ns != NULL)
 		mv__node_state__free_unpacked(ns, NULL);
 	return older;

@@ -712,7 +712,8 @@ static void rpc_vmjob_create_step(struct rpc_vmjob *j, const struct virt_op_resu
 			               "defined '%s' on %s but did not start it: %s", name,
 			               a->opt.name, j->err);
 		} else if (j->start) {
-			struct virt_op_req s = {.kind = VIRT_OPK_START, .key = name};
+			struct virt_op_req s = {
+			    .kind = VIRT_OPK_START, .key = name, .needs_quorum = j->vm.ha};
 			rpc_vmjob_call(j, RPC_VM_CREATE_START, &s);
 		} else {
 			rpc_vmjob_created(j);
@@ -752,6 +753,7 @@ static void rpc_vmjob_act(struct rpc_vmjob *j)
 	switch (q->action) {
 	case MV__VM_ACTION__VM_START:
 		op.kind = VIRT_OPK_START;
+		op.needs_quorum = j->vm.ha; /* checked again on the worker (virt.h) */
 		j->done_msg = "started";
 		break;
 	case MV__VM_ACTION__VM_SHUTDOWN:

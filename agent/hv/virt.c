@@ -2141,8 +2141,15 @@ static int virt_do_act_check(const struct virt_reader *rd, virDomainPtr d, enum 
 	return 0;
 }
 
+static _Atomic bool virt_ha_starts_blocked;
+
+void virt_block_ha_starts(bool blocked)
+{
+	virt_ha_starts_blocked = blocked;
+}
+
 static int virt_do_act(const struct virt_reader *rd, enum virt_op_kind kind, const char *key,
-                       struct virt_op_out *o)
+                       bool needs_quorum, struct virt_op_out *o)
 {
 	static const char *const verb[] = {"start", "shut down", "destroy", "undefine"};
 	static const char *const done[] = {"started", "shutting down", "destroyed", "undefined"};
@@ -2155,6 +2162,14 @@ static int virt_do_act(const struct virt_reader *rd, enum virt_op_kind kind, con
 	if (rc < 0)
 		return rc;
 	rc = virt_do_act_check(rd, d, kind, name, what, err, errlen);
+	if (rc == 0 && kind == VIRT_OPK_START && needs_quorum && virt_ha_starts_blocked) {
+		virt_set_err(
+		    err, errlen,
+		    "cannot start VM %s: this host is not quorate (an HA VM starts only on a "
+		    "host with quorum)",
+		    name);
+		rc = -EAGAIN;
+	}
 	if (rc == 0 && virt_do_act_call(d, kind) < 0) {
 		rc = virt_reader_failed(rd, err, errlen, what);
 		char q[600];
@@ -2294,7 +2309,7 @@ static int virt_op_exec(const struct virt_reader *rd, const struct virt_op_req *
 	case VIRT_OPK_SHUTDOWN:
 	case VIRT_OPK_DESTROY:
 	case VIRT_OPK_UNDEFINE:
-		rc = virt_do_act(rd, req->kind, req->key, o);
+		rc = virt_do_act(rd, req->kind, req->key, req->needs_quorum, o);
 		break;
 	default:
 		rc = virt_do_meta(rd, req, o);
@@ -2308,7 +2323,11 @@ static int virt_op_exec(const struct virt_reader *rd, const struct virt_op_req *
  * connection that died under the call (c, the one it used) is LOST. */
 static void virt_op_apply(struct virt *v, virConnectPtr c, struct virt_op_out *o)
 {
-	switch (o->after) {
+	/* a result read on a connection that was lost and replaced meanwhile
+	 * may be older than the new connection's listing: the cache keeps the
+	 * listing (the next reconcile settles it), never the stale read */
+	int after = c != NULL && c != v->conn ? VIRT_AFTER_NONE : o->after;
+	switch (after) {
 	case VIRT_AFTER_VM:
 		if (virt_cache_upsert(v, &o->res.vm) < 0)
 			MV_ERROR("virt", "out of memory caching VM name=%s", o->res.vm.name);
@@ -3979,13 +3998,16 @@ static void virt_destroy_done(struct hvwork_job *j, int status)
 {
 	struct virt_destroy_job *dj = j->data;
 	struct virt *v = dj->v;
+	/* outcomes read on a connection since replaced are not cached (they
+	 * may be older than the new one's listing; virt_op_apply) */
+	bool current = dj->c == v->conn;
 	virConnectClose(dj->c);
 	for (size_t i = 0; i < dj->n && status != 0; i++) {
 		dj->items[i].rc = -ECANCELED;
 		snprintf(dj->items[i].err, sizeof(dj->items[i].err),
 		         "cancelled: the agent is stopping");
 	}
-	for (size_t i = 0; i < dj->n && status == 0; i++) {
+	for (size_t i = 0; i < dj->n && status == 0 && current; i++) {
 		char name[VIRT_NAME_MAX];
 		if (dj->seen[i] == 1) {
 			snprintf(name, sizeof(name), "%s", dj->after[i].name);

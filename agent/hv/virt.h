@@ -392,7 +392,18 @@ struct virt_op_req {
 	const char *group;         /* SET_HA: NULL keeps the current one (copied) */
 	uint64_t epoch;            /* SET_EPOCH */
 	enum virt_desired desired; /* SET_DESIRED */
+	bool needs_quorum;         /* START of an HA VM: refused on the worker, right
+	                              before libvirt's start, while
+	                              virt_block_ha_starts(true) (-EAGAIN) */
 };
+
+/* The failover glue says whether HA VMs may start on this host now (false
+ * from the moment it is not quorate or fenced itself): an operator's or a
+ * migration's start of an HA VM checked on the loop runs seconds later on
+ * the worker, and must not start a VM there after the host lost quorum
+ * (its self-fence would not see it: it collects from the cache). Any
+ * thread; process-wide. */
+void virt_block_ha_starts(bool blocked);
 
 struct virt_op_result {
 	int rc;        /* 0 or the synchronous call's -errno */

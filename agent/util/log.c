@@ -257,6 +257,16 @@ void mv_log(enum mv_log_level lvl, const char *component, const char *fmt, ...)
 	va_end(ap);
 }
 
+void mv_log_always(enum mv_log_level lvl, const char *component, const char *fmt, ...)
+{
+	if (lvl < log_threshold)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_write(lvl, component, fmt, ap);
+	va_end(ap);
+}
+
 static void log_write(enum mv_log_level lvl, const char *component, const char *fmt, va_list ap)
 {
 	int journal = log_journal;

@@ -21,7 +21,11 @@
  *   ... WARN  log repeated warning suppressed=812 component=net message="connection refused"
  * That summary comes with the site's next line, or from
  * mv_log_flush_suppressed() (the agent calls it every second), whichever
- * is first. INFO, DEBUG and ERROR lines are never held back.
+ * is first. INFO, DEBUG and ERROR lines are never held back, nor lines
+ * written with MV_WARN_ALWAYS: per-VM and per-member safety records (a VM
+ * fenced, restarted, handed back; a member declared dead), which a
+ * post-mortem needs one by one and whose number is bounded by VMs and
+ * members, not by what a peer sends.
  */
 #ifndef MESHVISOR_LOG_H
 #define MESHVISOR_LOG_H
@@ -38,6 +42,9 @@ int mv_log_level_parse(const char *s);
 const char *mv_log_level_name(enum mv_log_level lvl);
 
 void mv_log(enum mv_log_level lvl, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* mv_log without holding back repeated warnings (MV_WARN_ALWAYS). */
+void mv_log_always(enum mv_log_level lvl, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define MV_LOG_WARN_BURST 20
@@ -58,6 +65,7 @@ const char *mv_log_quote(char *buf, size_t len, const char *s);
 #define MV_DEBUG(comp, ...) mv_log(MV_LOG_DEBUG, comp, __VA_ARGS__)
 #define MV_INFO(comp, ...) mv_log(MV_LOG_INFO, comp, __VA_ARGS__)
 #define MV_WARN(comp, ...) mv_log(MV_LOG_WARN, comp, __VA_ARGS__)
+#define MV_WARN_ALWAYS(comp, ...) mv_log_always(MV_LOG_WARN, comp, __VA_ARGS__)
 #define MV_ERROR(comp, ...) mv_log(MV_LOG_ERROR, comp, __VA_ARGS__)
 
 #endif

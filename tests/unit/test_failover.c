@@ -6067,6 +6067,64 @@ static void test_forged_chosen_not_learned(void **state)
 	fo_free(f);
 }
 
+/* Review: a rogue voter's heartbeat that reports voters = 2N + 8 raises the
+ * majority past what can answer; it must not open the rolling-upgrade
+ * window (no legacy host here): its CHOSEN is still only a claim. */
+static void test_inflated_voters_do_not_skip_the_read(void **state)
+{
+	(void)state;
+	uint64_t now = 10000;
+	struct fo *f = five_voters(now);
+	struct fo_msg m;
+	hb_msg(&m, "n2", "n1", 1, now);
+	m.voters = 18; /* 2*5+8: believable */
+	assert_int_equal(fo_handle_message(f, &m, now), 0);
+	drop_all(f);
+	struct fo_plan_entry p[1] = {entry("u1", "n1", 2)};
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 9, p, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
+	m.has_ack_ago = true;
+	m.ack_ago_ms = 60000;
+	assert_int_equal(fo_handle_message(f, &m, now + 1), 0);
+	struct fo_instance_id id = {.dead = "n3", .incarnation = 1, .round = 0};
+	/* a claim to read, not a plan learned on n2's word */
+	assert_false(fo_chosen_plan(f, &id, NULL));
+	assert_true(count_reads(f, "n3") > 0);
+	fo_free(f);
+}
+
+/* The rolling-upgrade window: with n2, n3 of the older release and n0 (an
+ * upgraded voter) dead, no read can be proven, so a CHOSEN is taken from
+ * its coordinator as the older release does (a dead voter does not answer). */
+static void test_legacy_window_counts_only_live_readers(void **state)
+{
+	(void)state;
+	uint64_t now = 10000;
+	struct fo *f = five_voters_n0_dead(now);
+	struct fo_host h[5];
+	const char *nm[5] = {"n0", "n1", "n2", "n3", "n4"};
+	memset(h, 0, sizeof(h));
+	for (int i = 0; i < 5; i++) {
+		h[i] = mkhost(nm[i], 16, 64);
+		h[i].incarnation = 1;
+		h[i].legacy = i == 2 || i == 3; /* n2, n3 run 0.1.0 */
+	}
+	fo_set_hosts(f, h, 5, now);
+	drop_all(f);
+	struct fo_plan_entry p[1] = {entry("u1", "n1", 2)};
+	struct fo_msg m;
+	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 4, p, 1);
+	assert_int_equal(fo_handle_message(f, &m, now), 0);
+	drop_all(f);
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 4, p, 1);
+	assert_int_equal(fo_handle_message(f, &m, now + 1), 0);
+	/* n2, n3 legacy and n0 dead: only n1 (us) and n4 could answer, 2 of 5:
+	 * no read can prove it, so the coordinator's word is taken */
+	struct fo_instance_id id = {.dead = "n0", .incarnation = 1, .round = 0};
+	assert_true(fo_chosen_plan(f, &id, NULL));
+	fo_free(f);
+}
+
 /* A majority that accepted one (ballot, value) proves it, whoever
  * claimed it; our own acceptor state counts; an answer at another ballot
  * does not (a value at mixed ballots is no proof). */
@@ -6516,6 +6574,8 @@ int main(void)
 	    cmocka_unit_test(test_fence_order_needs_vouching_voters),
 	    cmocka_unit_test(test_forged_chosen_not_learned),
 	    cmocka_unit_test(test_chosen_proven_by_majority_read),
+	    cmocka_unit_test(test_inflated_voters_do_not_skip_the_read),
+	    cmocka_unit_test(test_legacy_window_counts_only_live_readers),
 	    cmocka_unit_test(test_chosen_reads_retried),
 	    cmocka_unit_test(test_read_answered_from_acceptor_state),
 	    cmocka_unit_test(test_free_proposer_takes_read_value),

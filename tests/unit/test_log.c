@@ -116,10 +116,13 @@ static void test_repeated_warnings_held_back(void **state)
 	assert_int_equal(count_lines(out, "connection refused addr="), 5);
 	assert_int_equal(count_lines(out, "another site"), 1);
 	assert_null(strstr(out, "suppressed="));
-	/* errors and info are never held back */
+	/* errors and info are never held back, nor safety records */
 	for (int i = 0; i < 30; i++)
 		MV_ERROR("t", "error line n=%d", i);
 	assert_int_equal(count_lines(captured(), "error line n="), 30);
+	for (int i = 0; i < 30; i++)
+		MV_WARN_ALWAYS("failover", "fenced vm name=v%d", i);
+	assert_int_equal(count_lines(captured(), "fenced vm name=v"), 30);
 
 	/* the window ends: the flush says how many were held */
 	struct timespec ts = {0, 250 * 1000000L};

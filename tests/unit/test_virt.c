@@ -1842,6 +1842,36 @@ static void test_op_async_keeps_loop(void **state)
 
 /* Errors come back as the synchronous calls give them, wording included;
  * refusals before anything is queued are the caller's at once. */
+/* Review: an HA VM's start checked on the loop, then queued on the worker,
+ * must not run once the host lost quorum: the worker refuses it (-EAGAIN)
+ * while virt_block_ha_starts(true); a start without needs_quorum (not an HA
+ * VM) goes ahead, and so does the HA one once unblocked. */
+static void test_op_start_blocked_without_quorum(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	struct op_rec r = {0};
+	struct op_tag t1 = {&r, 1}, t2 = {&r, 2};
+	struct virt_op_req ha_start = {
+	    .kind = VIRT_OPK_START, .key = "alpha", .needs_quorum = true};
+	virt_block_ha_starts(true);
+	assert_int_equal(virt_vm_op_async(f->v, &ha_start, on_op, &t1, f->err, 256), 0);
+	struct op_wait w = {&r, 1};
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	assert_int_equal(r.res[0].rc, -EAGAIN);
+	assert_non_null(strstr(r.res[0].err, "not quorate"));
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_SHUTOFF);
+	virt_block_ha_starts(false);
+	assert_int_equal(virt_vm_op_async(f->v, &ha_start, on_op, &t2, f->err, 256), 0);
+	w.n = 2;
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	assert_int_equal(r.res[1].rc, 0);
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
+	worker_stop(f, &wf);
+}
+
 static void test_op_async_errors(void **state)
 {
 	struct fx *f = *state;
@@ -3253,6 +3283,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_start_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_destroy_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_keeps_loop, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_op_start_blocked_without_quorum, fx_setup,
+	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_errors, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_order, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_cancel, fx_setup, fx_teardown),
