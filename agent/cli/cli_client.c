@@ -1516,10 +1516,12 @@ static void print_ha(const Mv__HaReply *h, bool json)
 }
 
 /* Progress frames of migrate, drain and events: one line each (JSON: one
- * object). */
+ * object). An event stream's keepalives print nothing. */
 static void cli_print_progress(const Mv__RpcResponse *r, void *arg)
 {
 	struct cli_opts *o = arg;
+	if (r->keepalive)
+		return;
 	if (r->result_case == MV__RPC_RESPONSE__RESULT_EVENT) {
 		print_event(r->event, o->json);
 		o->n_events++;

@@ -21,7 +21,8 @@
  *     "libvirt_uri": "test:///default",
  *     "witness": false,                  vote in quorum, run no VMs (two-host clusters)
  *     "max_peer_connections": 64,        outgoing pooled connections
- *     "peer_idle_timeout_ms": 60000,     close idle pooled connections after
+ *     "peer_idle_timeout_ms": 60000,     close connections unused this long (peer and
+ *                                        RPC; `events` streams get keepalives every third)
  *     "leave_timeout_ms": 3000,          how long a graceful leave may gossip
  *     "swim": { "probe_interval_ms": 1000, "probe_timeout_ms": 500,
  *               "indirect_probes": 3, "retransmit_mult": 4,

@@ -139,6 +139,7 @@ struct ha_event_rec {
 struct ha_sub {
 	uint64_t sink;
 	char peer[FO_NAME_MAX]; /* the certificate that opened it */
+	size_t unacked;         /* rpc_sink_keepalive's figure of the last keepalive */
 	struct ha_sub *next;
 };
 
@@ -199,6 +200,7 @@ struct ha {
 	uv_timer_t timer;       /* the core's next deadline */
 	uv_timer_t tick;        /* watchdog, replication refresh, crash restarts */
 	uv_timer_t state_timer; /* debounced node-state rebuild */
+	uv_timer_t keepalive;   /* keepalives on the event streams */
 	bool quorate_last;
 	bool fenced_last;
 	struct ha_replica *replicas;
@@ -226,8 +228,8 @@ struct ha {
 	                              the self-fence while not quorate */
 	unsigned fence_work_running;
 	unsigned restart_work_running; /* VM starts on worker threads (use a->virt) */
-	bool timers_on;            /* timer, tick, state_timer initialized (ha_close closes them) */
-	char *journal_path;        /* data_dir/failover-journal */
+	bool timers_on;     /* timer, tick, state_timer, keepalive initialized (ha_close closes) */
+	char *journal_path; /* data_dir/failover-journal */
 	uint64_t journal_saved;    /* fo_journal_version() last written */
 	bool journal_failing;      /* the last write failed (logged once) */
 	uint64_t journal_retry_at; /* uv_now: no new write before (after a failure) */
@@ -318,6 +320,36 @@ void ha_event(struct agent *a, const char *kind, const char *node, const char *v
 			continue;
 		}
 		ha_event_send(a, s->sink, e);
+		pp = &s->next;
+	}
+}
+
+/* How often each event stream gets a keepalive: a third of the idle
+ * timeout, so that one held back (the client acknowledged nothing since
+ * the last) or one late is not yet the end of the stream, and two held back
+ * in a row leave the idle timeout to close it. */
+static uint64_t ha_keepalive_ms(const struct agent_options *o)
+{
+	uint64_t ms = o->peer_idle_timeout_ms / 3;
+	return ms > 0 ? ms : 1;
+}
+
+/* The keepalive timer: one frame per stream whose client acknowledges what
+ * it is sent (rpc_sink_keepalive), a few bytes and one ioctl each; the
+ * streams are capped (HA_EVENT_SUBS_MAX). Subscribers gone are dropped. */
+static void ha_on_keepalive(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	struct ha *h = HA(a);
+	struct ha_sub **pp = &h->subs;
+	while (*pp != NULL) {
+		struct ha_sub *s = *pp;
+		if (rpc_sink_keepalive(a, s->sink, &s->unacked) < 0) {
+			rpc_sink_drop(a, s->sink);
+			*pp = s->next;
+			free(s);
+			continue;
+		}
 		pp = &s->next;
 	}
 }
@@ -4190,10 +4222,13 @@ int ha_start(struct agent *a, char *err, size_t errlen)
 	uv_timer_init(a->loop, &h->timer);
 	uv_timer_init(a->loop, &h->tick);
 	uv_timer_init(a->loop, &h->state_timer);
-	h->timer.data = h->tick.data = h->state_timer.data = a;
+	uv_timer_init(a->loop, &h->keepalive);
+	h->timer.data = h->tick.data = h->state_timer.data = h->keepalive.data = a;
 	h->timers_on = true;
 	h->repl_refresh_at = now + HA_REPLICA_REFRESH_MS;
 	uv_timer_start(&h->tick, ha_on_tick, o->fo_heartbeat_ms, o->fo_heartbeat_ms);
+	uint64_t ka = ha_keepalive_ms(o);
+	uv_timer_start(&h->keepalive, ha_on_keepalive, ka, ka);
 	MV_INFO("failover",
 	        "started witness=%d fence_after_ms=%u fence_margin_ms=%u replicas=%u "
 	        "expect_cluster=%d",
@@ -4216,6 +4251,7 @@ void ha_stop(struct agent *a)
 	uv_timer_stop(&h->timer);
 	uv_timer_stop(&h->tick);
 	uv_timer_stop(&h->state_timer);
+	uv_timer_stop(&h->keepalive);
 	for (struct ha_sub *s = h->subs; s != NULL; s = s->next) {
 		Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
 		resp.code = MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
@@ -4285,6 +4321,7 @@ void ha_close(struct agent *a)
 	uv_close((uv_handle_t *)&h->timer, NULL);
 	uv_close((uv_handle_t *)&h->tick, NULL);
 	uv_close((uv_handle_t *)&h->state_timer, NULL);
+	uv_close((uv_handle_t *)&h->keepalive, NULL);
 }
 
 void ha_free(struct agent *a)

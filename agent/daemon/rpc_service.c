@@ -184,6 +184,29 @@ void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool 
 	}
 }
 
+int rpc_sink_keepalive(struct agent *a, uint64_t token, size_t *unacked)
+{
+	struct rpc_sink **kk = rpc_sink_link(a, token);
+	if (kk == NULL || ((*kk)->client == NULL && (*kk)->peer[0] == '\0'))
+		return -ENOTCONN;
+	struct net_conn *c = (*kk)->client;
+	if (c == NULL)
+		return 0; /* an agent's: over pooled peer connections, nothing to keep */
+	size_t before = net_conn_unacked(c);
+	if (before > 0 && before >= *unacked) {
+		/* nothing acknowledged since the last one: the peer is gone or
+		 * stopped reading; its idle clock runs on */
+		*unacked = before;
+		return 0;
+	}
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.code = MV__RPC_CODE__RPC_OK;
+	resp.keepalive = true;
+	rpc_sink_send(a, token, &resp, false);
+	*unacked = net_conn_unacked(c);
+	return 1;
+}
+
 void rpc_sink_drop(struct agent *a, uint64_t token)
 {
 	struct rpc_sink **kk = rpc_sink_link(a, token);

@@ -64,6 +64,17 @@ int rpc_service_start(struct agent *a);
  * is skipped silently; a token of no open sink is ignored. */
 uint64_t rpc_sink_open(struct agent *a, struct net_conn *client, const char *peer, uint64_t req_id);
 void rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final);
+/* Keeps a quiet stream (events) open: sends a keepalive frame
+ * (RpcResponse.keepalive, more = true, no result) through the sink, which
+ * counts on its connection's idle clock, but only while the client
+ * acknowledges what it was sent: when everything sent before is
+ * acknowledged, or less stands unacknowledged than at the last call
+ * (*unacked: that figure; 0 at first, updated here). A client that is gone
+ * without a word, or no longer reads, gets none, and the idle timeout
+ * closes its connection. Returns 1 sent, 0 held back (or a sink that
+ * answers another agent: nothing to keep open), -ENOTCONN when no sink is
+ * open or its client went away. */
+int rpc_sink_keepalive(struct agent *a, uint64_t token, size_t *unacked);
 /* Forgets a sink without sending anything (the request failed at once). */
 void rpc_sink_drop(struct agent *a, uint64_t token);
 /* Whether anyone still listens on the sink (its client or agent). */

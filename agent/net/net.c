@@ -72,7 +72,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/errqueue.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -581,6 +583,21 @@ static int net_conn_queue_frame(struct net_conn *c, const uint8_t *frame, size_t
 int net_conn_send(struct net_conn *c, const uint8_t *frame, size_t len)
 {
 	return net_conn_queue_frame(c, frame, len);
+}
+
+size_t net_conn_unacked(const struct net_conn *c)
+{
+	/* not c->queued_bytes: a write the kernel took is counted there until
+	 * its callback runs, and would be counted twice */
+	size_t n = uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+	uv_os_fd_t fd;
+	int outq = 0;
+	/* SIOCOUTQ: bytes in the kernel's send queue that the peer has not
+	 * acknowledged yet (sent or not) */
+	if (c->state != NC_CLOSING && uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0 &&
+	    ioctl(fd, SIOCOUTQ, &outq) == 0 && outq > 0)
+		n += (size_t)outq;
+	return n;
 }
 
 /* ---- reading --------------------------------------------------------------- */

@@ -185,6 +185,11 @@ int net_connect(struct net *n, const char *addr, const char *expect_name);
 
 /* Sends a frame back on an existing connection (RPC replies). */
 int net_conn_send(struct net_conn *c, const uint8_t *frame, size_t len);
+/* Bytes sent on c that its peer has not acknowledged yet: those still
+ * queued here and those in the kernel's send queue (SIOCOUTQ). A peer that
+ * reads keeps it at 0 between bursts; one that is gone, or no longer
+ * reads once its receive window is full, lets it stand still. */
+size_t net_conn_unacked(const struct net_conn *c);
 /* Closes a connection (logged with reason). Safe inside callbacks. */
 void net_conn_close(struct net_conn *c, const char *reason);
 

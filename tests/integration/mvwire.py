@@ -174,8 +174,14 @@ def decode_response(payload):
         raise ValueError("envelope carries no response (fields %s)" % sorted(env))
     r = parse(env[21][-1])
     out = {"id": _one(r, 1, 0), "code": _one(r, 2, 0), "error": _str(r, 3),
+           "more": bool(_one(r, 4, 0)), "keepalive": bool(_one(r, 5, 0)),
            "kind": None, "body": None}
-    if 10 in r:
+    if 18 in r:
+        e = parse(r[18][-1])
+        out["kind"] = "event"
+        out["body"] = {"seq": _one(e, 1, 0), "kind": _str(e, 3), "node": _str(e, 4),
+                       "vm": _str(e, 5), "text": _str(e, 6)}
+    elif 10 in r:
         s = parse(r[10][-1])
         out["kind"] = "status"
         out["body"] = {"name": _str(s, 1), "version": _str(s, 2),
@@ -194,6 +200,18 @@ def decode_response(payload):
         out["kind"] = "members"
         out["body"] = members
     return out
+
+
+def read_response(sock_recv):
+    """The next response that is not an event stream's keepalive
+    (RpcResponse.keepalive), decoded; None on a clean EOF."""
+    while True:
+        p = read_frame(sock_recv)
+        if p is None:
+            return None
+        r = decode_response(p)
+        if not r["keepalive"]:
+            return r
 
 
 def read_frame(sock_recv):
