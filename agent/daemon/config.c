@@ -24,6 +24,7 @@
  */
 #include "config.h"
 #include "fileio.h"
+#include "hostaddr.h"
 #include "names.h"
 #include "seeds.h"
 #include "watchdog.h"
@@ -314,27 +315,6 @@ static bool is_valid_name(const char *s)
 	return mv_name_span_ok(s, strlen(s), SWIM_NAME_MAX - 1);
 }
 
-/* Returns AF_INET or AF_INET6 for an address literal, 0 otherwise. */
-static int addr_family(const char *s, void *bin16)
-{
-	unsigned char tmp[16];
-	if (bin16 == NULL)
-		bin16 = tmp;
-	if (inet_pton(AF_INET, s, bin16) == 1)
-		return AF_INET;
-	if (inet_pton(AF_INET6, s, bin16) == 1)
-		return AF_INET6;
-	return 0;
-}
-
-static bool addr_is_wildcard(const char *s)
-{
-	unsigned char b[16];
-	static const unsigned char zero[16];
-	int af = addr_family(s, b);
-	return af != 0 && memcmp(b, zero, af == AF_INET ? 4 : 16) == 0;
-}
-
 /* Decimal digits only (no sign, no spaces, no 0x); false on overflow. */
 static bool parse_u64(const char *s, uint64_t *out)
 {
@@ -559,7 +539,7 @@ static int opt_set_text(struct agent_options *o, const struct config_opt *d, con
 		}
 		break;
 	case CT_ADDR:
-		if (addr_family(str, NULL) == 0) {
+		if (mv_addr_family(str, NULL) == 0) {
 			set_err(err, errlen,
 			        "%s: expected an IPv4 or IPv6 address literal (no port, no "
 			        "brackets), got %s",
@@ -1189,7 +1169,7 @@ static int options_settle_addresses(struct agent_options *o, char *err, size_t e
 		return -EINVAL;
 	}
 	if (o->advertise == NULL) {
-		if (addr_is_wildcard(o->bind)) {
+		if (mv_addr_is_wildcard(o->bind)) {
 			set_err(
 			    err, errlen,
 			    "advertise: required when bind is the wildcard %s (set the IP other "
@@ -1198,7 +1178,7 @@ static int options_settle_addresses(struct agent_options *o, char *err, size_t e
 			return -EINVAL;
 		}
 		o->advertise = xstrdup(o->bind);
-	} else if (addr_is_wildcard(o->advertise)) {
+	} else if (mv_addr_is_wildcard(o->advertise)) {
 		set_err(err, errlen,
 		        "advertise: %s is a wildcard; expected the IP other nodes reach this host "
 		        "at",
@@ -1211,9 +1191,9 @@ static int options_settle_addresses(struct agent_options *o, char *err, size_t e
 	/* Same port on addresses that overlap: both listeners cannot bind. */
 	if (o->peer_port == o->rpc_port) {
 		unsigned char a[16], b[16];
-		int fa = addr_family(o->bind, a), fb = addr_family(o->rpc_bind, b);
+		int fa = mv_addr_family(o->bind, a), fb = mv_addr_family(o->rpc_bind, b);
 		bool same = fa == fb && memcmp(a, b, fa == AF_INET ? 4 : 16) == 0;
-		if (same || addr_is_wildcard(o->bind) || addr_is_wildcard(o->rpc_bind)) {
+		if (same || mv_addr_is_wildcard(o->bind) || mv_addr_is_wildcard(o->rpc_bind)) {
 			set_err(err, errlen,
 			        "rpc_port: %u is also the peer_port on %s; the peer and RPC ports "
 			        "must differ when they share an IP",

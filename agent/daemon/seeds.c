@@ -10,6 +10,7 @@
 #include "seeds.h"
 
 #include "agent.h"
+#include "hostaddr.h"
 #include "log.h"
 #include "membership.h"
 
@@ -49,33 +50,6 @@ struct seeds_state {
 	struct seeds_req *cur;
 };
 
-bool seed_is_dns_name(const char *host)
-{
-	size_t len = strlen(host), label = 0;
-	if (len == 0 || len > 253)
-		return false;
-	bool all_digits = true;
-	for (size_t i = 0; i < len; i++) {
-		char ch = host[i];
-		if (ch == '.') {
-			if (label == 0 || host[i - 1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		             (ch >= '0' && ch <= '9');
-		if (!alnum && !(ch == '-' && label > 0))
-			return false;
-		if (!(ch >= '0' && ch <= '9') && ch != '.')
-			all_digits = false;
-		if (++label > 63)
-			return false;
-	}
-	/* a trailing hyphen, or all digits and dots (a malformed IPv4 literal) */
-	return host[len - 1] != '-' && !all_digits;
-}
-
 bool seed_parse(const char *seed, char *host, size_t hostlen, unsigned *port)
 {
 	const char *p;
@@ -102,7 +76,7 @@ bool seed_parse(const char *seed, char *host, size_t hostlen, unsigned *port)
 			return false;
 		memcpy(host, seed, n);
 		host[n] = '\0';
-		if (inet_pton(AF_INET, host, bin) != 1 && !seed_is_dns_name(host))
+		if (inet_pton(AF_INET, host, bin) != 1 && !mv_is_dns_name(host))
 			return false;
 		p = colon + 1;
 	}
@@ -118,12 +92,6 @@ bool seed_parse(const char *seed, char *host, size_t hostlen, unsigned *port)
 		return false;
 	*port = v;
 	return true;
-}
-
-static bool seed_is_literal(const char *host)
-{
-	unsigned char bin[16];
-	return inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1;
 }
 
 static void seeds_req_free(struct seeds_req *r)
@@ -265,8 +233,8 @@ static void seeds_start_lookups(struct seeds_req *r)
 	for (size_t i = 0; i < r->n; i++) {
 		char host[256];
 		unsigned port;
-		if (!seed_parse(r->seed[i], host, sizeof(host), &port) || seed_is_literal(host) ||
-		    r->resolved[i * SEEDS_PER_NAME][0] != '\0')
+		if (!seed_parse(r->seed[i], host, sizeof(host), &port) ||
+		    mv_addr_family(host, NULL) != 0 || r->resolved[i * SEEDS_PER_NAME][0] != '\0')
 			continue;
 		struct seeds_lookup *l = calloc(1, sizeof(*l));
 		if (l == NULL)
@@ -321,7 +289,7 @@ int seeds_join(struct agent *a, const char *const *seeds, size_t n)
 		unsigned port;
 		snprintf(r->seed[i], SWIM_ADDR_MAX, "%s", seeds[i]);
 		seed_parse(seeds[i], host, sizeof(host), &port);
-		if (seed_is_literal(host))
+		if (mv_addr_family(host, NULL) != 0)
 			snprintf(r->resolved[i * SEEDS_PER_NAME], SWIM_ADDR_MAX, "%s", seeds[i]);
 	}
 	if (a->seeds->cur != NULL)

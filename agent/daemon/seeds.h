@@ -24,12 +24,10 @@
 
 struct agent;
 
-/* "HOST:PORT" with HOST an IP literal ([v6] bracketed) or a DNS name, and
- * PORT 1..65535; host (NUL-terminated, without brackets) and port out. */
+/* "HOST:PORT" with HOST an IP literal ([v6] bracketed) or a DNS name
+ * (mv_is_dns_name, util/hostaddr.h), and PORT 1..65535; host
+ * (NUL-terminated, without brackets) and port out. */
 bool seed_parse(const char *seed, char *host, size_t hostlen, unsigned *port);
-/* Whether host is a syntactically valid DNS name (1..253 characters,
- * labels of 1..63 letters, digits and inner hyphens). */
-bool seed_is_dns_name(const char *host);
 
 /* Joins through seeds (any mix of literals and names); replaces a request
  * still resolving. 0, or -EINVAL (a seed that does not parse: nothing
