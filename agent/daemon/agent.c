@@ -666,6 +666,14 @@ int agent_main(int argc, char **argv)
 		agent_options_free(&a->opt);
 		return CLI_EXIT_USAGE;
 	}
+	/* host names in bind/advertise: resolved now, before the loop runs
+	 * (why not uv_getaddrinfo: agent_options_resolve in config.c) */
+	if ((rc = agent_options_resolve(&a->opt, err, sizeof(err))) < 0) {
+		MV_ERROR("agent", "cannot start: %s", err);
+		fprintf(stderr, "meshvisor agent: %s\n", err);
+		agent_options_free(&a->opt);
+		return rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+	}
 
 	a->loop = uv_default_loop();
 	uv_update_time(a->loop);

@@ -50,6 +50,7 @@
 enum config_type {
 	CT_NAME,     /* node name or label value: 1..63 of [A-Za-z0-9._-] */
 	CT_ADDR,     /* IPv4 or IPv6 literal, no port */
+	CT_HOST,     /* IPv4 or IPv6 literal or DNS host name, no port (resolved at start) */
 	CT_PORT,     /* 1..65535 */
 	CT_U32,      /* integer within [min, max] */
 	CT_BOOL,     /* true/false */
@@ -75,14 +76,15 @@ struct config_opt {
 static const struct config_opt config_opts[] = {
     {NULL, "name", "name", CT_NAME, OFF(name), 0, 0,
      "node name, 1-63 of [A-Za-z0-9._-]; must equal the CN of --cert"},
-    {NULL, "bind", "bind", CT_ADDR, OFF(bind), 0, 0,
-     "IP the peer and RPC ports listen on (default 127.0.0.1)"},
-    {NULL, "advertise", "advertise", CT_ADDR, OFF(advertise), 0, 0,
-     "IP other nodes reach this one at (default: bind; required if bind is 0.0.0.0 or ::)"},
+    {NULL, "bind", "bind", CT_HOST, OFF(bind), 0, 0,
+     "IP or host name the peer and RPC ports listen on (default 127.0.0.1)"},
+    {NULL, "advertise", "advertise", CT_HOST, OFF(advertise), 0, 0,
+     "IP or host name other nodes reach this one at (default: bind; required if bind is "
+     "0.0.0.0 or ::); a name is resolved once, at start"},
     {NULL, "peer_port", "peer-port", CT_PORT, OFF(peer_port), 0, 0,
      "TCP port for cluster peers (default 7946)"},
-    {NULL, "rpc_bind", "rpc-bind", CT_ADDR, OFF(rpc_bind), 0, 0,
-     "IP of the RPC port (default: bind)"},
+    {NULL, "rpc_bind", "rpc-bind", CT_HOST, OFF(rpc_bind), 0, 0,
+     "IP or host name of the RPC port (default: bind)"},
     {NULL, "rpc_port", "rpc-port", CT_PORT, OFF(rpc_port), 0, 0,
      "TCP port for clients (default 7947)"},
     {NULL, "join", "join", CT_SEEDS, OFF(seeds), 0, 0,
@@ -406,7 +408,7 @@ static void options_copy(struct agent_options *dst, const struct agent_options *
 		dst->config_file = xstrdup(dst->config_file);
 	for (size_t i = 0; i < N_OPTS; i++) {
 		enum config_type t = config_opts[i].type;
-		if (t != CT_NAME && t != CT_ADDR && t != CT_STRING)
+		if (t != CT_NAME && t != CT_ADDR && t != CT_HOST && t != CT_STRING)
 			continue;
 		char **slot = (char **)((char *)dst + config_opts[i].off);
 		if (*slot)
@@ -523,7 +525,7 @@ static int opt_text(const struct opt_value *v, const char **str, char *err, size
 	return 0;
 }
 
-/* CT_NAME, CT_ADDR, CT_STRING, CT_LOGLEVEL: checks str and stores it. */
+/* CT_NAME, CT_ADDR, CT_HOST, CT_STRING, CT_LOGLEVEL: checks str and stores it. */
 static int opt_set_text(struct agent_options *o, const struct config_opt *d, const char *where,
                         const char *str, char *err, size_t errlen)
 {
@@ -539,11 +541,14 @@ static int opt_set_text(struct agent_options *o, const struct config_opt *d, con
 		}
 		break;
 	case CT_ADDR:
-		if (mv_addr_family(str, NULL) == 0) {
+	case CT_HOST:
+		if (mv_addr_family(str, NULL) == 0 &&
+		    (d->type == CT_ADDR || !mv_is_dns_name(str))) {
 			set_err(err, errlen,
-			        "%s: expected an IPv4 or IPv6 address literal (no port, no "
+			        "%s: expected an IPv4 or IPv6 address literal%s (no port, no "
 			        "brackets), got %s",
-			        where, quote_cstr(q, str));
+			        where, d->type == CT_HOST ? " or a host name" : "",
+			        quote_cstr(q, str));
 			return -EINVAL;
 		}
 		break;
@@ -672,6 +677,7 @@ static int opt_set(struct agent_options *o, const struct config_opt *d, const ch
 	switch (d->type) {
 	case CT_NAME:
 	case CT_ADDR:
+	case CT_HOST:
 	case CT_STRING:
 	case CT_LOGLEVEL: {
 		const char *str;
@@ -1160,6 +1166,27 @@ static int options_check_identity(const struct agent_options *o, char *err, size
 	return 0;
 }
 
+/* Same port on addresses that overlap: both listeners cannot bind. A host
+ * name is compared as written here, and again once resolved
+ * (agent_options_resolve). */
+static int options_check_ports(const struct agent_options *o, char *err, size_t errlen)
+{
+	if (o->peer_port != o->rpc_port)
+		return 0;
+	unsigned char a[16] = {0}, b[16] = {0};
+	int fa = mv_addr_family(o->bind, a), fb = mv_addr_family(o->rpc_bind, b);
+	bool same = fa != 0 ? fa == fb && memcmp(a, b, fa == AF_INET ? 4 : 16) == 0
+	                    : strcmp(o->bind, o->rpc_bind) == 0;
+	if (same || mv_addr_is_wildcard(o->bind) || mv_addr_is_wildcard(o->rpc_bind)) {
+		set_err(err, errlen,
+		        "rpc_port: %u is also the peer_port on %s; the peer and RPC ports "
+		        "must differ when they share an IP",
+		        (unsigned)o->rpc_port, o->bind);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Fills in advertise and rpc_bind from bind, and checks that peers can
  * reach the advertised address and that both listeners can bind. */
 static int options_settle_addresses(struct agent_options *o, char *err, size_t errlen)
@@ -1188,20 +1215,7 @@ static int options_settle_addresses(struct agent_options *o, char *err, size_t e
 	if (o->rpc_bind == NULL)
 		o->rpc_bind = xstrdup(o->bind);
 
-	/* Same port on addresses that overlap: both listeners cannot bind. */
-	if (o->peer_port == o->rpc_port) {
-		unsigned char a[16], b[16];
-		int fa = mv_addr_family(o->bind, a), fb = mv_addr_family(o->rpc_bind, b);
-		bool same = fa == fb && memcmp(a, b, fa == AF_INET ? 4 : 16) == 0;
-		if (same || mv_addr_is_wildcard(o->bind) || mv_addr_is_wildcard(o->rpc_bind)) {
-			set_err(err, errlen,
-			        "rpc_port: %u is also the peer_port on %s; the peer and RPC ports "
-			        "must differ when they share an IP",
-			        (unsigned)o->rpc_port, o->bind);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	return options_check_ports(o, err, errlen);
 }
 
 /* SWIM timings that only make sense together. */
@@ -1305,6 +1319,47 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
 	return options_check_watchdog(o, err, errlen);
 }
 
+/* Host names in bind, advertise and rpc_bind are resolved here, once,
+ * before the agent's loop runs (agent_main calls this between
+ * agent_options_validate and agent_start), with the blocking resolver
+ * rather than uv_getaddrinfo: nothing is served yet (no listener, no peer,
+ * no timer), so a slow resolver delays only the start, and the agent
+ * could not listen before it has the address anyway; uv_getaddrinfo
+ * would run the loop just to wait for the same answer. Once serving, the
+ * addresses never change: a SIGHUP reload parses and validates the config
+ * but never resolves, and peers learn the advertised address by gossip,
+ * as an IP literal. They dial that IP and check the certificate's CN
+ * (the node name), as for any member; the DNS name only said which IP. */
+int agent_options_resolve(struct agent_options *o, char *err, size_t errlen)
+{
+	struct {
+		const char *key;
+		char **slot;
+	} hosts[] = {{"bind", &o->bind}, {"advertise", &o->advertise}, {"rpc_bind", &o->rpc_bind}};
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		char *name = *hosts[i].slot;
+		if (name == NULL || mv_addr_family(name, NULL) != 0)
+			continue;
+		char ip[64], why[400];
+		if (mv_resolve_host(name, ip, sizeof(ip), why, sizeof(why)) != 0) {
+			set_err(err, errlen, "%s: %s", hosts[i].key, why);
+			return -ENOENT;
+		}
+		MV_INFO("agent", "host name resolved key=%s name=%s addr=%s", hosts[i].key, name,
+		        ip);
+		free(name);
+		*hosts[i].slot = xstrdup(ip);
+	}
+	if (o->advertise != NULL && mv_addr_is_wildcard(o->advertise)) {
+		set_err(err, errlen,
+		        "advertise: resolves to the wildcard %s; expected the IP other nodes reach "
+		        "this host at",
+		        o->advertise);
+		return -EINVAL;
+	}
+	return options_check_ports(o, err, errlen);
+}
+
 uint32_t agent_options_quorate_ms(const struct agent_options *o)
 {
 	/* The core's default window (3 s), at most half of F so that a host
@@ -1342,6 +1397,9 @@ void agent_options_usage(FILE *out)
 			break;
 		case CT_ADDR:
 			meta = " IP";
+			break;
+		case CT_HOST:
+			meta = " HOST";
 			break;
 		case CT_PORT:
 			meta = " PORT";

@@ -8,11 +8,12 @@
  *
  *   {
  *     "name": "host-a",                  node name; must equal the CN of tls.cert
- *     "bind": "0.0.0.0",                 IP the peer and RPC ports listen on
- *     "advertise": "10.0.0.5",           IP other nodes use to reach us (default: bind,
- *                                        or required when bind is 0.0.0.0/::)
+ *     "bind": "0.0.0.0",                 IP (or host name) the peer and RPC ports listen on
+ *     "advertise": "10.0.0.5",           IP (or host name) other nodes use to reach us
+ *                                        (default: bind, or required when bind is
+ *                                        0.0.0.0/::); names resolve once, at start
  *     "peer_port": 7946,
- *     "rpc_bind": "127.0.0.1",           IP of the RPC port (default: bind)
+ *     "rpc_bind": "127.0.0.1",           IP (or host name) of the RPC port (default: bind)
  *     "rpc_port": 7947,
  *     "join": ["10.0.0.6:7946"],         seed peer addresses
  *     "tls": {"ca": "...", "cert": "...", "key": "..."},
@@ -149,6 +150,12 @@ int agent_options_load_file(struct agent_options *o, const char *path, char *err
  * fence_margin_ms at least the quorate window, fence_after_ms at least
  * 2000 when failover.watchdog is set. */
 int agent_options_validate(struct agent_options *o, char *err, size_t errlen);
+/* After agent_options_validate, before the agent serves: bind, advertise
+ * and rpc_bind given as host names become the IP literal each resolves to
+ * (IPv4 first; blocking, see config.c), each logged; the address checks
+ * are made again on the literals. 0, -ENOENT with "KEY: host name 'X'
+ * does not resolve: ..." in err, or -EINVAL. */
+int agent_options_resolve(struct agent_options *o, char *err, size_t errlen);
 /* The failover core's quorate window (fo_config.quorate_ms) for these
  * settings: the core's default (3000 ms), at most fence_after_ms / 2, but
  * at least 3 x heartbeat_ms (the raise wins). */

@@ -279,8 +279,14 @@ static void test_file_bad_values(void **state)
 	    {"{\"name\": \"\"}", {"name: expected 1 to 63 characters", NULL}},
 	    {"{\"name\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
 	     {"name: expected 1 to 63", NULL}},
-	    {"{\"bind\": \"localhost\"}",
-	     {"bind: expected an IPv4 or IPv6 address literal", "got \"localhost\""}},
+	    {"{\"bind\": \"bad_name!\"}",
+	     {"bind: expected an IPv4 or IPv6 address literal or a host name",
+	      "got \"bad_name!\""}},
+	    {"{\"bind\": \"-bad.example\"}", {"bind: expected", "got \"-bad.example\""}},
+	    {"{\"bind\": \"10.0.0.300\"}", {"bind: expected", "got \"10.0.0.300\""}},
+	    {"{\"bind\": \"\"}", {"bind: expected", NULL}},
+	    {"{\"advertise\": \"hv_a02.example\"}", {"advertise: expected", "hv_a02"}},
+	    {"{\"rpc_bind\": \"[fd00::1]\"}", {"rpc_bind: expected", NULL}},
 	    {"{\"advertise\": \"10.0.0.1:7946\"}", {"advertise: expected an IPv4 or IPv6", NULL}},
 	    {"{\"rpc_bind\": \"[::1]\"}", {"rpc_bind: expected an IPv4 or IPv6", NULL}},
 	    {"{\"join\": \"10.0.0.1:7946\"}", {"join: expected an array", NULL}},
@@ -539,7 +545,11 @@ static void test_flags_errors(void **state)
 	assert_int_equal(parse(f, "--name=", NULL), -EINVAL);
 	assert_err_has(f, "--name: expected 1 to 63 characters");
 	assert_int_equal(parse(f, "--bind", "0.0.0.0:80", NULL), -EINVAL);
-	assert_err_has(f, "--bind: expected an IPv4 or IPv6 address literal");
+	assert_err_has(f, "--bind: expected an IPv4 or IPv6 address literal or a host name");
+	assert_int_equal(parse(f, "--advertise", "localhost:7946", NULL), -EINVAL);
+	assert_err_has(f, "--advertise: expected an IPv4 or IPv6 address literal or a host name");
+	assert_int_equal(parse(f, "--rpc-bind", "a..b", NULL), -EINVAL);
+	assert_err_has(f, "--rpc-bind: expected");
 	assert_int_equal(parse(f, "--join", "10.0.0.1:7946,,10.0.0.2:7946", NULL), -EINVAL);
 	assert_err_has(f, "--join: expected IPv4:PORT, [IPv6]:PORT or HOSTNAME:PORT");
 	assert_int_equal(parse(f, "--join", "[fd00::1]7946", NULL), -EINVAL);
@@ -648,6 +658,43 @@ static void test_validate_addresses(void **state)
 	assert_int_equal(parse(f, "--advertise", "10.1.2.3", NULL), 0);
 	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
 	assert_string_equal(o->rpc_bind, "::");
+}
+
+/* bind, advertise and rpc_bind may be host names: kept as written by the
+ * parser and validate (a SIGHUP reload never resolves), resolved by
+ * agent_options_resolve to literals, then checked again. */
+static void test_host_names(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	make_valid(f);
+	assert_int_equal(parse(f, "--bind", "localhost", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+	assert_string_equal(o->bind, "localhost");
+	assert_string_equal(o->advertise, "localhost");
+	assert_string_equal(o->rpc_bind, "localhost");
+	assert_int_equal(agent_options_resolve(o, f->err, sizeof(f->err)), 0);
+	assert_string_equal(o->bind, "127.0.0.1"); /* IPv4 first */
+	assert_string_equal(o->advertise, "127.0.0.1");
+	assert_string_equal(o->rpc_bind, "127.0.0.1");
+	/* literals pass through */
+	assert_int_equal(agent_options_resolve(o, f->err, sizeof(f->err)), 0);
+	assert_string_equal(o->bind, "127.0.0.1");
+}
+
+/* The same-port check compares names as written, and again once resolved. */
+static void test_host_names_ports(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	make_valid(f);
+	assert_int_equal(parse(f, "--bind", "localhost", "--rpc-port", "7946", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_err_has(f, "must differ");
+	assert_int_equal(parse(f, "--rpc-bind", "127.0.0.1", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+	assert_int_equal(agent_options_resolve(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_err_has(f, "rpc_port: 7946 is also the peer_port on 127.0.0.1");
 }
 
 static void test_validate_ports(void **state)
@@ -994,6 +1041,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_validate_addresses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_validate_ports, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_host_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_host_names_ports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_validate_timings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_null_err_buffer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_section, setup, teardown),
