@@ -44,6 +44,7 @@ struct seeds_req {
 	struct seeds_lookup **lookups; /* per slot, while in flight (for uv_cancel) */
 	unsigned retry_ms;
 	uv_timer_t *retry; /* allocated while a retry is scheduled */
+	size_t joined;     /* addresses handed to swim_join last time (0: none yet) */
 };
 
 struct seeds_state {
@@ -137,37 +138,61 @@ static void seeds_on_retry(uv_timer_t *t)
 		seeds_start_lookups(r);
 }
 
-/* Every lookup answered: join through what we have, or try again later. */
+/* Schedules the next round of lookups of the names still unresolved:
+ * 1 s, doubling to 30 s. */
+static void seeds_retry_later(struct seeds_req *r)
+{
+	r->retry_ms = r->retry_ms ? r->retry_ms * 2 : SEEDS_RETRY_MIN_MS;
+	if (r->retry_ms > SEEDS_RETRY_MAX_MS)
+		r->retry_ms = SEEDS_RETRY_MAX_MS;
+	if (r->retry == NULL) {
+		r->retry = malloc(sizeof(*r->retry));
+		if (r->retry == NULL || uv_timer_init(r->a->loop, r->retry) < 0) {
+			free(r->retry);
+			r->retry = NULL;
+			return;
+		}
+		r->retry->data = r;
+	}
+	uv_timer_start(r->retry, seeds_on_retry, r->retry_ms, 0);
+}
+
+/* Every lookup of a round answered: join through what we have once it
+ * holds an address more than the last join had, and look the names that
+ * did not resolve up again later, so that a seed whose DNS comes back is
+ * joined too (another seed may never answer). The request ends when every
+ * name has resolved, or when a newer one replaces it. */
 static void seeds_settle(struct seeds_req *r)
 {
 	struct agent *a = r->a;
 	const char *addrs[AGENT_MAX_SEEDS * SEEDS_PER_NAME];
-	size_t k = 0;
-	for (size_t i = 0; i < r->n * SEEDS_PER_NAME; i++)
-		if (r->resolved[i][0] != '\0')
-			addrs[k++] = r->resolved[i];
-	if (k == 0) {
-		r->retry_ms = r->retry_ms ? r->retry_ms * 2 : SEEDS_RETRY_MIN_MS;
-		if (r->retry_ms > SEEDS_RETRY_MAX_MS)
-			r->retry_ms = SEEDS_RETRY_MAX_MS;
-		MV_WARN("swim", "no seed address resolved; trying again in_ms=%u", r->retry_ms);
-		if (r->retry == NULL) {
-			r->retry = malloc(sizeof(*r->retry));
-			if (r->retry == NULL || uv_timer_init(a->loop, r->retry) < 0) {
-				free(r->retry);
-				r->retry = NULL;
-				return;
-			}
-			r->retry->data = r;
-		}
-		uv_timer_start(r->retry, seeds_on_retry, r->retry_ms, 0);
-		return;
+	size_t k = 0, unresolved = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->resolved[i * SEEDS_PER_NAME][0] == '\0')
+			unresolved++;
+		for (size_t j = 0; j < SEEDS_PER_NAME; j++)
+			if (r->resolved[i * SEEDS_PER_NAME + j][0] != '\0')
+				addrs[k++] = r->resolved[i * SEEDS_PER_NAME + j];
 	}
-	int rc = swim_join(membership_swim(a), addrs, k, uv_now(a->loop));
-	if (rc < 0)
-		MV_WARN("swim", "cannot join through the resolved seeds error=\"%s\"",
-		        strerror(-rc));
-	membership_pump(a);
+	if (k > r->joined) {
+		int rc = swim_join(membership_swim(a), addrs, k, uv_now(a->loop));
+		if (rc < 0)
+			MV_WARN("swim", "cannot join through the resolved seeds error=\"%s\"",
+			        strerror(-rc));
+		else
+			r->joined = k;
+		membership_pump(a);
+	}
+	if (unresolved == 0)
+		return;
+	seeds_retry_later(r);
+	if (k == 0)
+		MV_WARN("swim", "no seed address resolved; trying again in_ms=%u", r->retry_ms);
+	else
+		MV_WARN("swim",
+		        "seeds still unresolved n=%zu; joined through the others, trying them "
+		        "again in_ms=%u",
+		        unresolved, r->retry_ms);
 }
 
 static void seeds_on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)

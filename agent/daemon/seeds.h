@@ -5,11 +5,13 @@
  * operator types it in `join` or `meshvisor join`). Literals go to SWIM as
  * they are; names are resolved off the loop (uv_getaddrinfo, libuv's
  * thread pool), and SWIM is asked to join once every name of the request
- * has an answer, through the literals and the first address each name
- * resolved to. A request in which nothing resolved is retried (1 s,
- * doubling to 30 s) until something does or a newer request replaces it;
- * each failure is logged once per attempt. SWIM's own join retries reuse
- * the resolved addresses. Peers are authenticated by the cluster CA and
+ * has an answer, through the literals and the addresses (up to 4) each
+ * name resolved to. The names that did not resolve are looked up again
+ * (1 s, doubling to 30 s) until every one has, or a newer request replaces
+ * it; each round that resolves a new address joins again through all of
+ * them, so a seed whose DNS comes back later is joined even when the
+ * others never answer. Each failure is logged once per attempt. SWIM's
+ * own join retries reuse the resolved addresses. Peers are authenticated by the cluster CA and
  * their certificate's name, not by the seed's DNS name: a name only says
  * where to knock.
  *
