@@ -2641,6 +2641,7 @@ static void test_plan_for_our_current_incarnation(void **state)
 				    e.plan.entries[k].new_epoch == 3; /* above the copy's 2 */
 			}
 			assert_true(has_mine && has_late);
+			assert_true(e.all_ha); /* and every other HA VM here */
 		}
 		new_inc |= e.type == FO_EV_NEW_INCARNATION && e.inst.incarnation >= 2;
 		fo_event_clear(&e);
@@ -3302,6 +3303,10 @@ static void test_fence_kills_what_it_hands_back(void **state)
 		bool killed = false, handed = false;
 		struct fo_event e;
 		while (fo_pop_event(a, &e)) {
+			/* (an order for an incarnation we left goes by its list:
+			 * docs/failover-protocol.md, KNOWN LIMITS) */
+			if (e.type == FO_EV_FENCE_VMS)
+				assert_false(e.all_ha);
 			if (e.type == FO_EV_FENCE_VMS)
 				for (size_t k = 0; k < e.plan.n; k++)
 					killed |= !strcmp(e.plan.entries[k].uuid, "old");
