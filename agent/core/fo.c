@@ -30,10 +30,14 @@
  *      answers at one ballot is learned (CHOSEN NEEDS A MAJORITY'S
  *      PROOF).
  *   3. Fence, then restart. A target starts an entry only once X's copies
- *      are known destroyed: remote fence through X's libvirt, X's own
- *      FENCED, or the timed wait for X's self-fence (F + margin from
- *      learning the plan, or quorate_ms + F + margin from an upper bound
- *      of the accepting majority's last ack to X).
+ *      are known destroyed, on evidence it checks itself: its own remote
+ *      fence through X's libvirt (every target asks for one, as does the
+ *      first round's coordinator), X's own FENCED or heartbeat
+ *      (fenced_through), or the timed wait for X's self-fence (F + margin
+ *      from learning the plan, or quorate_ms + F + margin from an upper
+ *      bound of the accepting majority's last ack to X). Another voter's
+ *      FENCED is recorded and believed by no one (WHY NO VM RUNS TWICE,
+ *      whose word fences).
  *   4. Recovery. Every incarnation that is over (declared dead, fenced
  *      itself, refuted, restarted, removed) owes the HA VMs that should run
  *      and that no live host runs at that epoch or newer; a recovery
@@ -77,8 +81,14 @@
  *     that accepted one, or a voter that learned one chosen) — the
  *     majority that would make us fence ourselves at q + F anyway — or once we
  *     fenced ourselves; else it is held (NOTHING DESTRUCTIVE ON ONE
- *     PEER'S WORD). A plan is learned only with proof that a majority
- *     accepted it: our own count of ACCEPTEDs, or a majority of the
+ *     PEER'S WORD). Obeyed for the incarnation we live in, it destroys
+ *     every HA VM here, not the list it carries (one voter's word: a
+ *     shorter list would leave copies our FENCED claims destroyed) —
+ *     what our self-fence does at q + F anyway. A FENCED is believed
+ *     only from the host it is about (its name is its certificate's):
+ *     a lying voter's starts nothing; the timed wait still ends every
+ *     wait, so nothing waits forever. A plan is learned only with
+ *     proof that a majority accepted it: our own count of ACCEPTEDs, or a majority of the
  *     voting set answering a READ with one (ballot, value) from their
  *     acceptor state (never from what they learned). The ack bound of
  *     the timed fence comes from those answers too, never from the
@@ -2326,10 +2336,18 @@ static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const st
 	}
 	/* A remote fence destroys every HA VM on the host, as a dead agent's
 	 * host must be: not for a host that is up at a newer incarnation (it
-	 * carries the plan out itself, and may run VMs of newer plans). */
+	 * carries the plan out itself, and may run VMs of newer plans). The
+	 * first round's coordinator asks, and so does every target of a
+	 * chosen plan: a target believes only its own result (or X's word,
+	 * or the timed wait), never another voter's FENCED (handle_fenced).
+	 * The destroys are idempotent. */
 	const struct mrec *xr = member_find(f, in->dead);
 	bool back = xr && (member_up(f, xr) || beating(f, xr)) && known_after(xr, in->inc);
-	if (mine && round == 0 && copy->n > 0 && !in->fenced && !in->remote_fence_sent && !back) {
+	bool target = false;
+	for (size_t e = 0; e < copy->n && !target; e++)
+		target = is_self(f, copy->entries[e].target);
+	if (((mine && round == 0) || (target && !is_self(f, in->dead))) && copy->n > 0 &&
+	    !in->fenced && !in->remote_fence_sent && !back) {
 		in->remote_fence_sent = true;
 		push_event(f, FO_EV_REMOTE_FENCE, id, in->dead,
 		           "destroy %s's HA VMs through its hypervisor", in->dead);
@@ -5760,13 +5778,22 @@ static void obey_fence_order(struct fo *f, const struct fo_instance_id *inst,
 					}
 			}
 	}
-	if (kill.n) {
+	/* Failed over at the incarnation we live in: every HA VM here dies,
+	 * whatever the order lists — the order's list is one voter's word (a
+	 * majority vouched that a failover of ours was accepted, not what its
+	 * plans re-place: a lying voter's shorter list would leave copies
+	 * running that our FENCED then claims destroyed). It is what our
+	 * self-fence would do at q + F anyway, since that majority withholds
+	 * its acks; what no plan re-places is owed again, and our next
+	 * incarnation's recovery restarts it (RECOVERY). */
+	if (kill.n || extras) {
 		struct fo_event *e =
 		    push_event(f, FO_EV_FENCE_VMS, inst, from,
 		               "failed over (incarnation %" PRIu64 ") by %s: destroy "
-		               "%zu VMs",
-		               inst->incarnation, from, kill.n);
+		               "%s%zu VMs",
+		               inst->incarnation, from, extras ? "every HA VM here, " : "", kill.n);
 		e->plan = kill;
+		e->all_ha = extras;
 	} else {
 		free(kill.entries);
 	}
@@ -5880,11 +5907,18 @@ static void handle_fence_order(struct fo *f, const struct fo_msg *m, uint64_t no
 	fence_order_in(f, &m->inst, m->has_plan ? &m->plan : NULL, m->from, now);
 }
 
+/* A FENCED: believed only from the host it is about (X speaks for itself:
+ * the sender's name is its certificate's). Another voter's — its own
+ * remote fence, or a lie — is recorded (`meshvisor failovers` shows it)
+ * and starts nothing: a target starts an entry on X's word, its own
+ * remote fence, or the timed wait (WHY NO VM RUNS TWICE, whose word
+ * fences). */
 static void handle_fenced(struct fo *f, const struct fo_msg *m, uint64_t now)
 {
+	bool own = strcmp(m->from, m->inst.dead) == 0 && !is_self(f, m->from);
 	struct inst *in = inst_find(f, m->inst.dead, m->inst.incarnation);
 	if (!in) {
-		if (is_self(f, m->inst.dead))
+		if (!own)
 			return;
 		in = inst_open(f, m->inst.dead, m->inst.incarnation, now);
 		if (!in)
@@ -5893,6 +5927,14 @@ static void handle_fenced(struct fo *f, const struct fo_msg *m, uint64_t now)
 	if (in->fenced)
 		return;
 	char how[FO_TEXT_MAX];
+	if (!own) {
+		snprintf(how, sizeof(how),
+		         "not yet: %.40s reports \"%.60s\" (only the host's own word, our own "
+		         "remote fence or the timed wait count)",
+		         m->from, m->text[0] ? m->text : "fenced");
+		cpy(in->fence_how, sizeof(in->fence_how), how);
+		return;
+	}
 	snprintf(how, sizeof(how), "%.120s (reported by %.64s)", m->text[0] ? m->text : "fenced",
 	         m->from);
 	set_fenced(f, in, how, now, true);

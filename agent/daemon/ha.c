@@ -25,7 +25,9 @@
  *                         are done ("a fence's local destroys"); one
  *                         that survives is retried, and the watchdog
  *                         left unpetted ("fences that failed")
- *           FENCE_VMS     destroy these local VMs (the same way)
+ *           FENCE_VMS     destroy these local VMs (the same way); with
+ *                         all_ha every local HA VM too (an order for
+ *                         the incarnation we live in)
  *           REMOTE_FENCE  virt_remote_fence(dead host's fence URI) on the
  *                         hypervisor worker's critical lane (hvwork.h;
  *                         migrations cannot take its threads)
@@ -249,7 +251,8 @@ struct ha {
 	/* fences that did not destroy everything: see "fences that failed" */
 	struct ha_unfenced *unfenced;
 	size_t n_unfenced, cap_unfenced;
-	bool fence_unknown; /* a self-fence ran while libvirt did not answer */
+	bool fence_unknown;   /* a self-fence ran while libvirt did not answer */
+	bool fence_order_all; /* ... or a fence order for every HA VM (all_ha) */
 	uint64_t unfenced_retry_at;
 	/* a fence's local destroys on the worker: see "a fence's local
 	 * destroys"; while fence_hold is set the core's output waits */
@@ -1107,7 +1110,7 @@ static int ha_lfence_add(struct ha_lfence *lf, const char *uuid, const char *nam
  * HA one (only NULL: below its epoch + 1), or the active ones the plan
  * lists below their new epochs. -ENOMEM. */
 static int ha_lfence_collect(struct agent *a, struct ha_lfence *lf, const struct fo_plan *only,
-                             const char *why)
+                             bool all, const char *why)
 {
 	size_t n = 0;
 	const struct virt_vm *vms = virt_vms(a->virt, &n);
@@ -1116,16 +1119,17 @@ static int ha_lfence_collect(struct agent *a, struct ha_lfence *lf, const struct
 			continue;
 		bool hit = false;
 		uint64_t b = 0;
-		if (only == NULL) {
+		if (only == NULL || all) {
 			hit = vms[i].ha;
 			b = vms[i].epoch + 1;
-		} else {
-			for (size_t j = 0; j < only->n && !hit; j++) {
-				hit = strcmp(only->entries[j].uuid, vms[i].uuid) == 0 &&
-				      vms[i].epoch < only->entries[j].new_epoch;
-				b = only->entries[j].new_epoch;
-			}
 		}
+		for (size_t j = 0; only != NULL && j < only->n; j++)
+			if (strcmp(only->entries[j].uuid, vms[i].uuid) == 0 &&
+			    vms[i].epoch < only->entries[j].new_epoch) {
+				hit = true;
+				if (only->entries[j].new_epoch > b)
+					b = only->entries[j].new_epoch;
+			}
 		if (hit && ha_lfence_add(lf, vms[i].uuid, vms[i].name, b, why) < 0)
 			return -ENOMEM;
 	}
@@ -1309,21 +1313,23 @@ static void ha_lfence_run(struct agent *a, struct ha_lfence *lf)
 /* A fence's job; NULL when out of memory (then nothing is destroyed: the
  * fence is remembered as blind, and retried). */
 static struct ha_lfence *ha_lfence_new(struct agent *a, enum ha_lfence_kind kind,
-                                       const struct fo_plan *only, const char *why)
+                                       const struct fo_plan *only, bool all, const char *why)
 {
 	struct ha_lfence *lf = calloc(1, sizeof(*lf));
 	if (lf != NULL) {
 		lf->a = a;
 		lf->kind = kind;
-		if (kind != HA_LFENCE_RETRY && ha_lfence_collect(a, lf, only, why) < 0) {
+		if (kind != HA_LFENCE_RETRY && ha_lfence_collect(a, lf, only, all, why) < 0) {
 			ha_lfence_free(lf);
 			lf = NULL;
 		}
 	}
 	if (lf == NULL) {
 		MV_ERROR("failover", "out of memory listing the VMs a fence destroys");
-		if (kind == HA_LFENCE_SELF)
+		if (kind == HA_LFENCE_SELF || all) {
 			HA(a)->fence_unknown = true; /* retried blind */
+			HA(a)->fence_order_all = all;
+		}
 	}
 	return lf;
 }
@@ -1454,8 +1460,16 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 		if (fo_fenced(h->fo)) {
 			/* still fenced: every HA VM active now predates the fence */
 			MV_WARN("failover", "self-fence goes on now that libvirt answers");
-			rc = ha_lfence_collect(a, lf, NULL,
+			rc = ha_lfence_collect(a, lf, NULL, false,
 			                       "self-fence (it ran while libvirt did not answer)");
+		} else if (h->fence_order_all) {
+			/* a fence order for the incarnation we lived in: nothing
+			 * started here since (starts need libvirt, and quorum at a
+			 * newer incarnation), so every HA VM active now predates it */
+			MV_WARN("failover", "fence order goes on now that libvirt answers");
+			rc = ha_lfence_collect(
+			    a, lf, NULL, false,
+			    "fence order, every HA VM (it ran while libvirt did not answer)");
 		} else {
 			MV_WARN("failover",
 			        "libvirt answers again after a blind self-fence, but this host "
@@ -1470,6 +1484,7 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 		return; /* (next second) */
 	}
 	h->fence_unknown = false;
+	h->fence_order_all = false;
 	ha_lfence_run(a, lf);
 }
 
@@ -1896,7 +1911,8 @@ static void ha_on_fence_self(struct agent *a, const struct fo_event *e)
 	 * pings the device) can postpone that */
 	ha_watchdog_hurry(a, "self-fence");
 	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
-	struct ha_lfence *lf = a->virt ? ha_lfence_new(a, HA_LFENCE_SELF, NULL, e->text) : NULL;
+	struct ha_lfence *lf =
+	    a->virt ? ha_lfence_new(a, HA_LFENCE_SELF, NULL, false, e->text) : NULL;
 	if (lf != NULL) {
 		lf->blind = vh == NULL || !vh->reachable;
 		ha_lfence_run(a, lf); /* (the rest when the destroys are done) */
@@ -1918,15 +1934,24 @@ static void ha_on_fence_vms(struct agent *a, const struct fo_event *e)
 	char why[FO_TEXT_MAX + 96];
 	snprintf(why, sizeof(why), "failed over by the cluster (incarnation %" PRIu64 ")",
 	         e->inst.incarnation);
-	MV_WARN("failover", "fence order vms=%zu cause=\"%s\"", e->plan.n, why);
-	ha_event(a, "fence-order", a->opt.name, NULL, "%zu VMs %s", e->plan.n, why);
-	for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
+	MV_WARN("failover", "fence order vms=%zu every_ha_vm=%d cause=\"%s\"", e->plan.n, e->all_ha,
+	        why);
+	ha_event(a, "fence-order", a->opt.name, NULL, "%s%zu VMs %s",
+	         e->all_ha ? "every HA VM here, " : "", e->plan.n, why);
+	for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job) {
+		r->fenced |= e->all_ha; /* every start in flight is of the dead life */
 		for (size_t i = 0; i < e->plan.n; i++)
 			if (strcmp(e->plan.entries[i].uuid, r->entry.uuid) == 0 &&
 			    r->entry.new_epoch < e->plan.entries[i].new_epoch)
 				r->fenced = true; /* started below the order's epoch */
+	}
 	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
 	bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
+	if (blind && e->all_ha) {
+		/* every HA VM when libvirt answers again (ha_fence_retry) */
+		h->fence_unknown = true;
+		h->fence_order_all = true;
+	}
 	if (blind) {
 		/* the inventory may be stale: every VM of the order is
 		 * checked (and destroyed) once libvirt answers again */
@@ -1935,13 +1960,15 @@ static void ha_on_fence_vms(struct agent *a, const struct fo_event *e)
 			                e->plan.entries[i].new_epoch, why,
 			                "libvirt does not answer");
 	}
-	struct ha_lfence *lf = a->virt ? ha_lfence_new(a, HA_LFENCE_ORDER, &e->plan, why) : NULL;
+	struct ha_lfence *lf =
+	    a->virt ? ha_lfence_new(a, HA_LFENCE_ORDER, &e->plan, e->all_ha, why) : NULL;
 	if (lf != NULL) {
-		lf->blind = blind && e->plan.n > 0;
+		lf->blind = blind && (e->plan.n > 0 || e->all_ha);
 		ha_lfence_run(a, lf); /* (the rest when the destroys are done) */
 		return;
 	}
-	if ((blind && e->plan.n > 0) || a->virt != NULL) { /* (a->virt: out of memory) */
+	if ((blind && (e->plan.n > 0 || e->all_ha)) ||
+	    a->virt != NULL) { /* (a->virt: out of memory) */
 		ha_fence_incomplete(a, "fence order");
 		ha_watchdog_pet(a, uv_now(a->loop)); /* no more pets until it is done */
 	}

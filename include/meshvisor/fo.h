@@ -29,9 +29,13 @@
  *   FO_EV_FENCE_SELF     destroy every local HA VM now (quorum lost for
  *                        fence_after_ms, or told we were failed over);
  *   FO_EV_FENCE_VMS      destroy these local VMs (a chosen plan restarts
- *                        them elsewhere with a higher epoch);
+ *                        them elsewhere with a higher epoch); with all_ha,
+ *                        every local HA VM too, whatever the list says (a
+ *                        fence order for the incarnation we live in);
  *   FO_EV_REMOTE_FENCE   try to destroy the dead host's HA VMs through its
- *                        own hypervisor; report with fo_remote_fence_done();
+ *                        own hypervisor; report with fo_remote_fence_done()
+ *                        (asked by the coordinator of a first round and by
+ *                        every target of a chosen plan);
  *   FO_EV_RESTART        define and start this VM here with new_epoch;
  *                        report with fo_restart_done();
  *   FO_EV_NEW_INCARNATION raise this host's SWIM incarnation to at least
@@ -371,6 +375,7 @@ struct fo_event {
 	                                HANDED_BACK, NO_ROOM */
 	char peer[FO_NAME_MAX];
 	uint64_t took_ms;
+	bool all_ha; /* FENCE_VMS: every local HA VM too, not only the plan's */
 	char text[FO_TEXT_MAX];
 };
 

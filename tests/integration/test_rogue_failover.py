@@ -14,7 +14,18 @@ speaks as itself):
    joiner's first probes): n9 becomes a member, never heartbeats the
    failover core, and dies; the voting set stays 3 (majority 2) on every
    agent throughout.
-Through it all the HA VM runs once, on n2, at its first owner epoch."""
+Through it all the HA VM runs once, on n2, at its first owner epoch.
+4. A lying voter's FENCED. n2 is killed (-9: its VM dies with it, and its
+   libvirt cannot be reached, so the survivors must wait out its fence
+   deadline). While n1 and n3 fail it over, a second certificate the CA
+   issued for "n3" tells n1, and one for "n1" tells n3, that n2's
+   incarnation is fenced ("libvirt: destroyed", a lie a rogue voter could
+   tell while n2 still ran the VM). Neither believes it: ha-db runs again
+   once, at a higher epoch, on a host that confirmed the fence by the
+   timed wait ("waited"), and no agent confirms it "reported by" anyone
+   (the second certificate's connections disturb the real voters'
+   datagram keys: see below)."""
+import signal
 import time
 
 import mvtest
@@ -24,7 +35,7 @@ from mvtest import check, log
 FAILOVER = {"heartbeat_ms": 250, "fence_after_ms": 3000, "fence_margin_ms": 1500}
 HA_UUID = "6d657368-000d-0001-0000-000000000001"
 
-FO_FENCE_ORDER, FO_CHOSEN = 3, 9
+FO_FENCE_ORDER, FO_CHOSEN, FO_FENCED = 3, 9, 10
 
 
 def fo_message(type_, to, dead, dead_inc, plan, ballot=0, proposer=""):
@@ -39,8 +50,13 @@ def fo_message(type_, to, dead, dead_inc, plan, ballot=0, proposer=""):
 
 def send_as_n9(t, agent, payload):
     """One envelope from n9 over the agent's peer port, then close."""
+    send_as(t, agent, t.n9, payload)
+
+
+def send_as(t, agent, cred, payload):
+    """One envelope over the agent's peer port with certificate `cred`."""
     ca = t.certs.ca_cert
-    s = mvtest.tls_client("127.0.0.1", agent.peer_port, ca, *t.n9)
+    s = mvtest.tls_client("127.0.0.1", agent.peer_port, ca, *cred)
     try:
         s.sendall(mvwire.frame(payload))
         time.sleep(0.3)  # let it be read before the close
@@ -48,8 +64,62 @@ def send_as_n9(t, agent, payload):
         s.close()
 
 
-def fo_envelope(msg):
-    return mvwire.f_varint(1, 1) + mvwire.f_bytes(2, "n9") + mvwire.f_bytes(13, msg, always=True)
+def fo_envelope(msg, sender="n9"):
+    return (mvwire.f_varint(1, 1) + mvwire.f_bytes(2, sender) +
+            mvwire.f_bytes(13, msg, always=True))
+
+
+def fenced_message(to, dead, dead_inc, text):
+    """A FailoverMessage FENCED for (dead, dead_inc), round 0."""
+    return (mvwire.f_varint(1, FO_FENCED) + mvwire.f_bytes(2, to) + mvwire.f_bytes(7, dead) +
+            mvwire.f_varint(8, dead_inc) + mvwire.f_bytes(20, text))
+
+
+def rogue_fenced(t, c, inc, epoch):
+    """Step 4 (see the top): a lying voter's FENCED starts nothing."""
+    n1, n2, n3 = c["n1"], c["n2"], c["n3"]
+    liars = {"n1": t.certs.make("node", "n3", subdir="rogue-n3"),   # "n3" lies to n1
+             "n3": t.certs.make("node", "n1", subdir="rogue-n1")}   # "n1" lies to n3
+    mark = {a.name: len(a.log_text()) for a in (n1, n3)}
+    n2.signal(signal.SIGKILL)
+    n2.wait_exit(10)
+    mvtest.wait_until(lambda: all("plan chosen dead=n2" in a.log_text()[mark[a.name]:]
+                                  for a in (n1, n3)) or None, 30,
+                      "n1 and n3 learn the plan for n2")
+    # one lie each, at once (the timed wait has F + margin to run). A
+    # connection under a voter's name installs new datagram keys for that
+    # name on the receiver ("rekey: new datagram keys installed"), so the
+    # real voter's heartbeats are lost until it rekeys: n1 may fence
+    # itself meanwhile and ha-db go to a later round (ten lies, in a first
+    # version, made n3 declare n1 dead). Only the fence's cause is checked.
+    lie = "libvirt: through its libvirt qemu+tls://n2/system"
+    for a in (n1, n3):
+        liar = "n3" if a.name == "n1" else "n1"
+        check("fence confirmed dead=n2" not in a.log_text()[mark[a.name]:],
+              "%s confirmed the fence before the lie was sent" % a.name)
+        send_as(t, a, liars[a.name],
+                fo_envelope(fenced_message(a.name, "n2", inc, lie), sender=liar))
+    log("sent n1 and n3 a lying FENCED each")
+
+    def runs_again():
+        copies = n1.vm_copies().get("ha-db", [])
+        running = [(h, e) for h, s, e in copies if s == "running" and h != "n2"]
+        return running if len(running) == 1 else None
+    running = mvtest.wait_until(runs_again, 30, "ha-db runs again once")
+    check(running[0][1] > epoch, "ha-db runs at epoch %s, want above %d" % (running, epoch))
+    log("ha-db runs again on %s at epoch %d" % running[0])
+    # the host that started it confirmed the fence by the timed wait; no
+    # agent on the liar's word (a learner that is no target may never
+    # confirm it: its instance is done once the VM runs)
+    for a in (n1, n3):
+        ls = [l for l in a.log_text()[mark[a.name]:].splitlines()
+              if "fence confirmed dead=n2" in l]
+        for l in ls:
+            log("%s: %s" % (a.name, l.split("failover ", 1)[-1]))
+        check(all("waited" in l and "reported by" not in l for l in ls),
+              "%s confirmed the fence of n2 on another's word: %s" % (a.name, ls))
+        check(ls or a.name != running[0][0],
+              "%s started ha-db without confirming the fence of n2" % a.name)
 
 
 def refusals(agent, since, what):
@@ -129,6 +199,9 @@ def main(t):
         fo = a.cli("failovers", "--json")
         check(fo.returncode == 0 and "n9" not in fo.stdout,
               "%s failovers: %s %s" % (a.name, fo.returncode, fo.stdout[:300]))
+
+    # 4. a lying voter's FENCED while n2's failover waits for its fence
+    rogue_fenced(t, c, inc, epoch)
 
 
 if __name__ == "__main__":

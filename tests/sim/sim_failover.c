@@ -1157,6 +1157,8 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 		break;
 	case FO_EV_FENCE_VMS:
 		w->ctr.fence_vms++;
+		if (e->all_ha) /* as the daemon does: every HA VM here */
+			fw_destroy_all(w, i, "fence order (every HA VM)");
 		for (size_t k = 0; k < e->plan.n; k++) {
 			int vmi = fw_vm_index(w, e->plan.entries[k].uuid);
 			if (vmi >= 0)

@@ -832,11 +832,16 @@ static void exchange(int count)
 		assert_string_not_equal(p->entries[e].target, "n0");
 		assert_true(p->entries[e].target[0]);
 	}
-	/* exactly one coordinator asked for a remote fence */
-	size_t rf = 0;
-	for (int i = 1; i < count; i++)
-		rf += count_ev(&t->n[i], FO_EV_REMOTE_FENCE);
-	assert_int_equal(rf, 1);
+	/* the coordinator and every target asked for a remote fence, once
+	 * each (a target believes only its own: handle_fenced); nobody else */
+	struct fo_instance_info ci;
+	fo_instance_at(t->n[1].f, 0, &ci);
+	for (int i = 1; i < count; i++) {
+		bool asks = strcmp(ci.coordinator, names[i]) == 0;
+		for (size_t e = 0; e < p->n; e++)
+			asks |= strcmp(p->entries[e].target, names[i]) == 0;
+		assert_int_equal(count_ev(&t->n[i], FO_EV_REMOTE_FENCE), asks ? 1 : 0);
+	}
 	/* nobody restarts before F + margin without a confirmed fence */
 	size_t restarts = 0;
 	for (int i = 1; i < count; i++)
@@ -1163,9 +1168,12 @@ static void test_restart_order_parallel(void **state)
 	net_free(t);
 }
 
-/* A remote fence confirmed by the coordinator starts restarts as soon as
- * each target's next heartbeat is acknowledged by a majority (acked_since:
- * a heartbeat sent after the target learned the plan). */
+/* Each target of a chosen plan asks for the remote fence itself and
+ * believes only its own result (or the host's word, or the timed wait):
+ * one target's confirmed remote fence starts its own entries as soon as
+ * its next heartbeat is acknowledged by a majority (acked_since: a
+ * heartbeat sent after it learned the plan), while its FENCED starts
+ * nothing on the other target, which waits for its own. */
 static void test_remote_fence(void **state)
 {
 	(void)state;
@@ -1176,28 +1184,45 @@ static void test_remote_fence(void **state)
 	t->n[0].down = true;
 	declare_dead(t, 0, 1);
 	run_until(t, t->now + 500);
-	int coord = count_ev(&t->n[1], FO_EV_REMOTE_FENCE) ? 1 : 2;
-	assert_int_equal(count_ev(&t->n[coord], FO_EV_REMOTE_FENCE), 1);
-	assert_int_equal(count_ev(&t->n[3 - coord], FO_EV_REMOTE_FENCE), 0);
-	struct fo_instance_id id = find_ev(&t->n[coord], FO_EV_REMOTE_FENCE, 0)->inst;
+	assert_int_equal(count_ev(&t->n[1], FO_EV_REMOTE_FENCE), 1);
+	assert_int_equal(count_ev(&t->n[2], FO_EV_REMOTE_FENCE), 1);
+	struct fo_instance_id id = find_ev(&t->n[1], FO_EV_REMOTE_FENCE, 0)->inst;
 	assert_string_equal(id.dead, "n0");
+	const struct fo_plan *p = NULL;
+	assert_true(fo_chosen_plan(t->n[1].f, &id, &p));
+	size_t on[3] = {0};
+	for (size_t e = 0; e < p->n; e++)
+		on[p->entries[e].target[1] - '0']++;
+	assert_true(on[1] > 0 && on[2] > 0 && on[1] + on[2] == 4);
 	/* a failed remote fence changes nothing */
-	fo_remote_fence_done(t->n[coord].f, &id, false, "unreachable", t->now);
+	fo_remote_fence_done(t->n[1].f, &id, false, "unreachable", t->now);
 	pump(t);
 	assert_int_equal(count_ev(&t->n[1], FO_EV_RESTART) + count_ev(&t->n[2], FO_EV_RESTART), 0);
-	fo_remote_fence_done(t->n[coord].f, &id, true, "virDomainDestroy ok", t->now);
+	fo_remote_fence_done(t->n[1].f, &id, true, "virDomainDestroy ok", t->now);
 	pump(t);
-	for (int i = 1; i < 3; i++) {
-		assert_int_equal(count_ev(&t->n[i], FO_EV_FENCE_CONFIRMED), 1);
-		assert_non_null(
-		    strstr(find_ev(&t->n[i], FO_EV_FENCE_CONFIRMED, 0)->text, "libvirt"));
-		struct fo_instance_info info;
-		fo_instance_at(t->n[i].f, 0, &info);
-		assert_int_equal(info.phase, FO_PH_FENCED);
-		assert_int_equal(info.fenced_at, t->now);
-	}
+	uint64_t fenced1 = t->now;
+	struct fo_instance_info info;
+	assert_int_equal(count_ev(&t->n[1], FO_EV_FENCE_CONFIRMED), 1);
+	assert_non_null(strstr(find_ev(&t->n[1], FO_EV_FENCE_CONFIRMED, 0)->text, "libvirt"));
+	fo_instance_at(t->n[1].f, 0, &info);
+	assert_int_equal(info.phase, FO_PH_FENCED);
+	assert_int_equal(info.fenced_at, t->now);
+	/* n1's FENCED is recorded on n2, not believed */
+	assert_int_equal(count_ev(&t->n[2], FO_EV_FENCE_CONFIRMED), 0);
+	fo_instance_at(t->n[2].f, 0, &info);
+	assert_int_equal(info.phase, FO_PH_CHOSEN);
+	assert_non_null(strstr(info.fence_how, "n1 reports"));
 	run_until(t, t->now + 1500); /* one heartbeat and its acknowledgements */
-	assert_int_equal(count_ev(&t->n[1], FO_EV_RESTART) + count_ev(&t->n[2], FO_EV_RESTART), 4);
+	assert_int_equal(count_ev(&t->n[1], FO_EV_RESTART), on[1]);
+	assert_int_equal(count_ev(&t->n[2], FO_EV_RESTART), 0);
+	/* n2's own remote fence */
+	fo_remote_fence_done(t->n[2].f, &id, true, "virDomainDestroy ok", t->now);
+	pump(t);
+	assert_int_equal(count_ev(&t->n[2], FO_EV_FENCE_CONFIRMED), 1);
+	run_until(t, t->now + 1500);
+	assert_int_equal(count_ev(&t->n[2], FO_EV_RESTART), on[2]);
+	fo_instance_at(t->n[1].f, 0, &info);
+	assert_int_equal(info.fenced_at, fenced1);
 	/* no further fence-wait confirmation later */
 	answer_restarts(t, 1, true, NULL);
 	answer_restarts(t, 2, true, NULL);
@@ -2433,7 +2458,7 @@ static struct fo *n1_core(uint64_t inc, uint64_t n0_dead)
 	return a;
 }
 
-static void fenced_by_n2(struct fo *f, const char *dead, uint64_t inc, uint64_t now);
+static void fenced_by_host(struct fo *f, const char *dead, uint64_t inc, uint64_t now);
 static void fo_msg_init(struct fo_msg *m, enum fo_msg_type ty, const char *from, const char *to,
                         const char *dead, uint64_t inc, uint32_t round);
 
@@ -2493,7 +2518,7 @@ static void test_target_incarnation(void **state)
 	assert_int_equal(restarts, 0);
 	assert_true(sent_back);
 	ack_to(a, "n2", "n1", 1700, 1701);
-	fenced_by_n2(a, "n0", 1, 1702);
+	fenced_by_host(a, "n0", 1, 1702);
 	restarts = 0;
 	while (fo_pop_event(a, &e)) {
 		if (e.type == FO_EV_RESTART) {
@@ -2540,7 +2565,7 @@ static void test_later_round_without_round0(void **state)
 	fo_instance_at(a, instance_index(a, "n0", 1), &info);
 	assert_int_not_equal(info.phase, FO_PH_DONE);
 	ack_to(a, "n2", "n1", 1300, 1301);
-	fenced_by_n2(a, "n0", 1, 1302);
+	fenced_by_host(a, "n0", 1, 1302);
 	while (fo_pop_event(a, &e)) {
 		if (e.type == FO_EV_RESTART) {
 			assert_string_equal(e.entry.uuid, "late");
@@ -2580,7 +2605,7 @@ static void test_plan_for_our_current_incarnation(void **state)
 	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, late, 1); /* (n0,1) gives us "late" */
 	assert_int_equal(prove_chosen(a, &m, 1100), 0);
 	ack_to(a, "n2", "n1", 1101, 1101); /* a heartbeat sent after we learned it */
-	fenced_by_n2(a, "n0", 1, 1102);
+	fenced_by_host(a, "n0", 1, 1102);
 	struct fo_event e;
 	size_t restarts = 0;
 	while (fo_pop_event(a, &e)) {
@@ -2616,6 +2641,7 @@ static void test_plan_for_our_current_incarnation(void **state)
 				    e.plan.entries[k].new_epoch == 3; /* above the copy's 2 */
 			}
 			assert_true(has_mine && has_late);
+			assert_true(e.all_ha); /* and every other HA VM here */
 		}
 		new_inc |= e.type == FO_EV_NEW_INCARNATION && e.inst.incarnation >= 2;
 		fo_event_clear(&e);
@@ -3094,13 +3120,14 @@ static struct fo *n1_n0_dead(uint64_t inc)
 	return a;
 }
 
-/* n2 tells a that (n0, 1) is fenced. */
-static void n0_fenced_by_n2(struct fo *a, uint64_t now)
+/* n0 tells a that its incarnation 1 is fenced (only the host's own FENCED
+ * is believed: handle_fenced). */
+static void n0_fenced_by_itself(struct fo *a, uint64_t now)
 {
 	struct fo_msg m;
 	memset(&m, 0, sizeof(m));
 	m.type = FO_FENCED;
-	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.from, sizeof(m.from), "n0");
 	snprintf(m.to, sizeof(m.to), "n1");
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n0");
 	m.inst.incarnation = 1;
@@ -3116,7 +3143,7 @@ static struct fo *unlisted_core(uint64_t inc)
 	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 2);
 	assert_int_equal(prove_chosen(a, &m, 1002), 0);
 	ack_to(a, "n2", "n1", 1003, 1003); /* a heartbeat sent after we learned it */
-	n0_fenced_by_n2(a, 1003);
+	n0_fenced_by_itself(a, 1003);
 	struct fo_instance_id id = {.dead = "n0", .incarnation = 1};
 	fo_restart_done(a, &id, "kept", true, NULL, 1004);
 	fo_restart_done(a, &id, "listed", true, NULL, 1004);
@@ -3265,7 +3292,7 @@ static void test_fence_kills_what_it_hands_back(void **state)
 		msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 1);
 		assert_int_equal(prove_chosen(a, &m, 1002), 0);
 		if (with_fenced)
-			n0_fenced_by_n2(a, 1003);
+			n0_fenced_by_itself(a, 1003);
 		drop_all(a);
 		struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
 		msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
@@ -3276,6 +3303,10 @@ static void test_fence_kills_what_it_hands_back(void **state)
 		bool killed = false, handed = false;
 		struct fo_event e;
 		while (fo_pop_event(a, &e)) {
+			/* (an order for an incarnation we left goes by its list:
+			 * docs/failover-protocol.md, KNOWN LIMITS) */
+			if (e.type == FO_EV_FENCE_VMS)
+				assert_false(e.all_ha);
 			if (e.type == FO_EV_FENCE_VMS)
 				for (size_t k = 0; k < e.plan.n; k++)
 					killed |= !strcmp(e.plan.entries[k].uuid, "old");
@@ -3286,6 +3317,91 @@ static void test_fence_kills_what_it_hands_back(void **state)
 		assert_true(handed);
 		fo_free(a);
 	}
+}
+
+/* n1_n0_dead(1) that learned at 1002 the plan of (n0, 1) giving it "x". */
+static struct fo *n1_given_x(void)
+{
+	struct fo *a = n1_n0_dead(1);
+	struct fo_plan_entry p[1] = {entry("x", "n1", 2)};
+	p[0].target_incarnation = 1;
+	struct fo_msg m;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 1);
+	assert_int_equal(prove_chosen(a, &m, 1002), 0);
+	return a;
+}
+
+/* Pops a's events, adding its RESTARTs and FENCE_CONFIRMEDs (whose text
+ * must contain `how`, when given) to the counts. */
+static void pop_starts(struct fo *a, size_t *restarts, size_t *confirmed, const char *how)
+{
+	struct fo_event e;
+	while (fo_pop_event(a, &e)) {
+		*restarts += e.type == FO_EV_RESTART;
+		*confirmed += e.type == FO_EV_FENCE_CONFIRMED;
+		if (e.type == FO_EV_FENCE_CONFIRMED && how)
+			assert_non_null(strstr(e.text, how));
+		fo_event_clear(&e);
+	}
+}
+
+/* A lying voter's FENCED starts nothing (the trust boundary): n1, a
+ * target of (n0, 1), hears n2 say n0 is fenced while n0 may still run
+ * the VM. The report is recorded ("n2 reports"), nothing starts; n1's
+ * own remote fence was asked for. X's own word would do; without it the
+ * timed wait ends the wait (liveness): the entry starts at F + margin
+ * from learning the plan, not before. */
+static void test_rogue_fenced_starts_nothing(void **state)
+{
+	(void)state;
+	struct fo *a = n1_given_x();
+	assert_int_equal(events_of(a, FO_EV_REMOTE_FENCE), 1); /* n1's own */
+	drop_all(a);
+	struct fo_msg m;
+	fo_msg_init(&m, FO_FENCED, "n2", "n1", "n0", 1, 0);
+	snprintf(m.text, sizeof(m.text), "libvirt: through its libvirt qemu+tls://n0/system");
+	assert_int_equal(fo_handle_message(a, &m, 1003), 0);
+	struct fo_config d;
+	fo_config_default(&d);
+	uint64_t wait = (uint64_t)d.fence_after_ms + d.fence_margin_ms;
+	size_t restarts = 0, confirmed = 0;
+	for (uint64_t t = 1004; t < 1002 + wait; t += 250) {
+		ack_to(a, "n2", "n1", t, t); /* fresh acks: only the fence lacks */
+		assert_int_equal(fo_handle_timer(a, t), 0);
+		pop_starts(a, &restarts, &confirmed, NULL);
+		drop_all(a);
+	}
+	assert_int_equal(restarts, 0);
+	assert_int_equal(confirmed, 0);
+	struct fo_instance_info info;
+	fo_instance_at(a, instance_index(a, "n0", 1), &info);
+	assert_int_equal(info.phase, FO_PH_CHOSEN);
+	assert_non_null(strstr(info.fence_how, "n2 reports"));
+	/* the timed wait ends it */
+	ack_to(a, "n2", "n1", 1002 + wait, 1002 + wait);
+	assert_int_equal(fo_handle_timer(a, 1002 + wait), 0);
+	pop_starts(a, &restarts, &confirmed, "waited");
+	assert_int_equal(confirmed, 1);
+	assert_int_equal(restarts, 1);
+	drop_all(a);
+	fo_free(a);
+}
+
+/* The host's own FENCED is its word about itself: believed at once. */
+static void test_own_fenced_believed(void **state)
+{
+	(void)state;
+	struct fo *a = n1_given_x();
+	drop_all(a);
+	ack_to(a, "n2", "n1", 1003, 1004);
+	n0_fenced_by_itself(a, 1005);
+	size_t restarts = 0, confirmed = 0;
+	assert_int_equal(fo_handle_timer(a, 1006), 0);
+	pop_starts(a, &restarts, &confirmed, "reported by n0");
+	assert_int_equal(confirmed, 1);
+	assert_int_equal(restarts, 1);
+	drop_all(a);
+	fo_free(a);
 }
 
 /* A target starts an entry only once a majority acknowledged a heartbeat
@@ -3302,7 +3418,7 @@ static void test_start_waits_for_fresh_acks(void **state)
 	struct fo_msg m;
 	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 1);
 	assert_int_equal(prove_chosen(a, &m, 1002), 0);
-	n0_fenced_by_n2(a, 1003);
+	n0_fenced_by_itself(a, 1003);
 	assert_true(fo_quorate(a, 1003));
 	struct fo_event e;
 	size_t restarts = 0;
@@ -5399,13 +5515,14 @@ static void test_removal_covers_known_incarnation(void **state)
 	fo_free(a);
 }
 
-/* n2 tells n1 that `dead`'s incarnation `inc` is fenced. */
-static void fenced_by_n2(struct fo *f, const char *dead, uint64_t inc, uint64_t now)
+/* `dead` tells n1 that its incarnation `inc` is fenced (the host speaks
+ * for itself: another voter's FENCED is not believed). */
+static void fenced_by_host(struct fo *f, const char *dead, uint64_t inc, uint64_t now)
 {
 	struct fo_msg m;
 	memset(&m, 0, sizeof(m));
 	m.type = FO_FENCED;
-	snprintf(m.from, sizeof(m.from), "n2");
+	snprintf(m.from, sizeof(m.from), "%s", dead);
 	snprintf(m.to, sizeof(m.to), "n1");
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "%s", dead);
 	m.inst.incarnation = inc;
@@ -5424,7 +5541,7 @@ static void plan_for_n1(struct fo *f, const char *dead, struct fo_plan_entry *q,
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "%s", dead);
 	assert_int_equal(prove_chosen(f, &m, now), 0);
 	ack_to(f, "n2", "n1", now + 50, now + 51);
-	fenced_by_n2(f, dead, 1, now + 52);
+	fenced_by_host(f, dead, 1, now + 52);
 	assert_int_equal(fo_handle_timer(f, now + 100), 0);
 	struct fo_event e;
 	*restarts = *handed = 0;
@@ -5468,7 +5585,7 @@ static void test_given_epochs_outlive_history(void **state)
 		m.ok = true;
 		assert_int_equal(fo_handle_message(a, &m, 1002), 0);
 	}
-	fenced_by_n2(a, "n0", 1, 1003);
+	fenced_by_host(a, "n0", 1, 1003);
 	assert_int_equal(fo_handle_timer(a, 1004), 0);
 	drop_all(a);
 	assert_int_equal(fo_instance_count(a), 0); /* done, and dropped */
@@ -6369,6 +6486,45 @@ static void test_fence_order_needs_vouching_voters(void **state)
 	fo_free(a);
 }
 
+/* A lying voter's fence order during a genuine failover of us (a majority
+ * withholds its acks: the order is vouched for) lists one VM, where the
+ * chosen plans may re-place more (we cannot tell: the list is one voter's
+ * word). The destroy covers every HA VM here (all_ha), whatever the list
+ * says, and comes before our FENCED claims the incarnation; before, only
+ * the listed VM died and the FENCED covered the rest. */
+static void test_lying_fence_order_destroys_every_ha_vm(void **state)
+{
+	(void)state;
+	struct fo *a = quorate_n1();
+	drop_all(a);
+	withheld_by(a, "n0", "n1", 1, 1300);
+	withheld_by(a, "n2", "n1", 1, 1310); /* a genuine failover: a majority */
+	drop_all(a);
+	struct fo_plan_entry o[1] = {entry("listed", "n2", 3)}; /* "kept" left out */
+	struct fo_msg m;
+	msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+	m.ok = true;
+	assert_int_equal(fo_handle_message(a, &m, 1400), 0);
+	struct fo_event e;
+	size_t orders = 0;
+	bool all = false;
+	while (fo_pop_event(a, &e)) {
+		if (e.type == FO_EV_FENCE_VMS) {
+			orders++;
+			all = e.all_ha;
+		}
+		fo_event_clear(&e);
+	}
+	assert_int_equal(orders, 1);
+	assert_true(all);
+	struct fo_msg r;
+	assert_true(pop_type(a, FO_FENCED, &r)); /* after the destroys */
+	fo_msg_clear(&r);
+	drop_all(a);
+	fo_free(a);
+}
+
 /* Incarnations, ballots and epochs no honest peer reaches are refused:
  * a "+ 1" on them would wrap (a ballot 0 that every acceptor rejects, an
  * incarnation 0 to move to). */
@@ -6572,6 +6728,7 @@ int main(void)
 	    cmocka_unit_test(test_stranger_has_no_say),
 	    cmocka_unit_test(test_fence_order_needs_majority),
 	    cmocka_unit_test(test_fence_order_needs_vouching_voters),
+	    cmocka_unit_test(test_lying_fence_order_destroys_every_ha_vm),
 	    cmocka_unit_test(test_forged_chosen_not_learned),
 	    cmocka_unit_test(test_chosen_proven_by_majority_read),
 	    cmocka_unit_test(test_inflated_voters_do_not_skip_the_read),
@@ -6602,6 +6759,8 @@ int main(void)
 	    cmocka_unit_test(test_fence_order_destroys_unlisted),
 	    cmocka_unit_test(test_fence_kills_what_it_hands_back),
 	    cmocka_unit_test(test_start_waits_for_fresh_acks),
+	    cmocka_unit_test(test_rogue_fenced_starts_nothing),
+	    cmocka_unit_test(test_own_fenced_believed),
 	    cmocka_unit_test(test_ack_bound_acceptor),
 	    cmocka_unit_test(test_ack_bound_proposer),
 	    cmocka_unit_test(test_ack_bound_learner),
