@@ -528,6 +528,8 @@ static enum virt_vm_state virt_state_from_libvirt(unsigned char s)
 
 static int virt_conn_failed(virConnectPtr c, char *err, size_t errlen, const char *what);
 static virConnectPtr virt_conn_ref(struct virt *v);
+static int virt_dom_job_stats(virConnectPtr c, virDomainPtr d, bool completed,
+                              struct virt_job_stats *out, char *err, size_t errlen);
 static int virt_conn_submit(struct virt *v, enum hvwork_lane lane, struct hvwork_job *j,
                             hvwork_fn work, hvwork_done_fn done, void *data, virConnectPtr *c);
 
@@ -2017,6 +2019,11 @@ static int virt_do_find(const struct virt_reader *rd, const char *key, struct vi
 {
 	virDomainPtr d;
 	int rc = virt_rd_lookup(rd, key, &d, o->res.err, sizeof(o->res.err));
+	if (rc == -ENOENT && strlen(key) == VIRT_UUID_LEN - 1) {
+		/* asked by UUID and gone (a VM that migrated away): not cached */
+		o->after = VIRT_AFTER_GONE;
+		snprintf(o->uuid, sizeof(o->uuid), "%s", key);
+	}
 	if (rc < 0)
 		return rc;
 	rc = virt_dom_read(rd, d, &o->res.vm, o->res.err, sizeof(o->res.err));
@@ -2285,10 +2292,74 @@ static int virt_op_check(const struct virt_op_req *req, char *err, size_t errlen
 	case VIRT_OPK_DESTROY:
 	case VIRT_OPK_UNDEFINE:
 	case VIRT_OPK_SET_EPOCH:
+	case VIRT_OPK_EXPORT:
+	case VIRT_OPK_JOB_STATS:
+	case VIRT_OPK_ABORT_JOB:
 		return 0;
 	}
 	virt_set_err(err, errlen, "unknown VM operation %d", (int)req->kind);
 	return -EINVAL;
+}
+
+/* The VM's persistent definition for another host (virt_vm_export_xml):
+ * inactive, secure, migratable where the driver can. */
+static int virt_do_export(const struct virt_reader *rd, const char *key, struct virt_op_out *o)
+{
+	virDomainPtr d;
+	int rc = virt_rd_lookup(rd, key, &d, o->res.err, sizeof(o->res.err));
+	if (rc < 0)
+		return rc;
+	char *x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
+	                                     VIR_DOMAIN_XML_MIGRATABLE);
+	if (x == NULL && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+		x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+	if (x == NULL) {
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot read the definition of VM %s", key);
+		rc = virt_reader_failed(rd, o->res.err, sizeof(o->res.err), what);
+	}
+	virDomainFree(d);
+	o->res.xml = x;
+	return rc;
+}
+
+static int virt_do_job_stats(const struct virt_reader *rd, const char *key, struct virt_op_out *o)
+{
+	virDomainPtr d;
+	int rc = virt_rd_lookup(rd, key, &d, o->res.err, sizeof(o->res.err));
+	if (rc < 0)
+		return rc;
+	rc = virt_dom_job_stats(rd->c, d, false, &o->res.job, o->res.err, sizeof(o->res.err));
+	virDomainFree(d);
+	return rc;
+}
+
+static int virt_do_abort(const struct virt_reader *rd, const char *key, struct virt_op_out *o)
+{
+	char *err = o->res.err;
+	size_t errlen = sizeof(o->res.err);
+	virDomainPtr d;
+	char name[VIRT_NAME_MAX], what[VIRT_NAME_MAX + 64];
+	int rc = virt_rd_lookup_what(rd, key, "abort the job of", &d, name, what, err, errlen);
+	if (rc < 0)
+		return rc;
+	/* Ours, not the driver's wording: "no job" reads the same everywhere. */
+	virDomainJobInfo info;
+	if (virDomainGetJobInfo(d, &info) == 0 && info.type == VIR_DOMAIN_JOB_NONE) {
+		virt_set_err(err, errlen, "VM %s has no job running (no migration to abort)", name);
+		virDomainFree(d);
+		return -EINVAL;
+	}
+	if (virDomainAbortJob(d) < 0) {
+		rc = virt_reader_failed(rd, err, errlen, what);
+		if (rc == -EINVAL && virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID)
+			virt_set_err(err, errlen,
+			             "VM %s has no job running (no migration to abort)", name);
+	} else {
+		snprintf(o->log, sizeof(o->log), "job aborted vm=%s", name);
+	}
+	virDomainFree(d);
+	return rc;
 }
 
 /* The primitive: the request's libvirt round trips through rd (any
@@ -2310,6 +2381,15 @@ static int virt_op_exec(const struct virt_reader *rd, const struct virt_op_req *
 	case VIRT_OPK_DESTROY:
 	case VIRT_OPK_UNDEFINE:
 		rc = virt_do_act(rd, req->kind, req->key, req->needs_quorum, o);
+		break;
+	case VIRT_OPK_EXPORT:
+		rc = virt_do_export(rd, req->key, o);
+		break;
+	case VIRT_OPK_JOB_STATS:
+		rc = virt_do_job_stats(rd, req->key, o);
+		break;
+	case VIRT_OPK_ABORT_JOB:
+		rc = virt_do_abort(rd, req->key, o);
 		break;
 	default:
 		rc = virt_do_meta(rd, req, o);
@@ -2513,6 +2593,7 @@ static void virt_opjob_free(struct virt_op_job *q)
 {
 	if (q->c != NULL)
 		virConnectClose(q->c);
+	free(q->out.res.xml);
 	free((char *)q->req.key);
 	free((char *)q->req.xml);
 	free((char *)q->req.group);
@@ -3213,82 +3294,50 @@ int virt_vm_job_stats(struct virt *v, const char *name_or_uuid, bool completed,
                       struct virt_job_stats *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	virDomainPtr d;
-	int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
-	if (rc < 0)
+	if (completed) { /* only the migration's own read asks for a finished job */
+		virDomainPtr d;
+		int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
+		if (rc < 0)
+			return rc;
+		rc = virt_dom_job_stats(v->conn, d, true, out, err, errlen);
+		if (rc == -ENOTCONN)
+			virt_failed(v, NULL, 0, "cannot read job statistics");
+		virDomainFree(d);
 		return rc;
-	rc = virt_dom_job_stats(v->conn, d, completed, out, err, errlen);
-	if (rc == -ENOTCONN)
-		virt_failed(v, NULL, 0, "cannot read job statistics");
-	virDomainFree(d);
+	}
+	struct virt_op_out o;
+	struct virt_op_req req = {.kind = VIRT_OPK_JOB_STATS, .key = name_or_uuid};
+	int rc = virt_op_run(v, &req, &o, err, errlen);
+	if (rc == 0)
+		*out = o.res.job;
 	return rc;
 }
 
 int virt_vm_abort_job(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
 {
-	if (!virt_connected(v))
-		return virt_unreachable(v, err, errlen);
-	struct virt_reader rd = {.v = v, .c = v->conn};
-	virDomainPtr d;
-	char name[VIRT_NAME_MAX], what[VIRT_NAME_MAX + 64];
-	int rc =
-	    virt_rd_lookup_what(&rd, name_or_uuid, "abort the job of", &d, name, what, err, errlen);
-	if (rc < 0)
-		return rc;
-	/* Ours, not the driver's wording: "no job" reads the same everywhere. */
-	virDomainJobInfo info;
-	if (virDomainGetJobInfo(d, &info) == 0 && info.type == VIR_DOMAIN_JOB_NONE) {
-		virt_set_err(err, errlen, "VM %s has no job running (no migration to abort)", name);
-		virDomainFree(d);
-		return -EINVAL;
-	}
-	if (virDomainAbortJob(d) < 0) {
-		rc = virt_failed(v, err, errlen, what);
-		if (rc == -EINVAL && virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID)
-			virt_set_err(err, errlen,
-			             "VM %s has no job running (no migration to abort)", name);
-	} else {
-		MV_INFO("virt", "job aborted vm=%s", name);
-	}
-	virDomainFree(d);
-	return rc;
+	return virt_op_key(v, VIRT_OPK_ABORT_JOB, name_or_uuid, err, errlen);
 }
 
 int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, char *err,
                        size_t errlen)
 {
-	*xml = NULL;
-	virDomainPtr d;
-	int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
+	struct virt_op_out o;
+	struct virt_op_req req = {.kind = VIRT_OPK_EXPORT, .key = name_or_uuid};
+	int rc = virt_op_run(v, &req, &o, err, errlen);
+	*xml = rc == 0 ? o.res.xml : NULL;
 	if (rc < 0)
-		return rc;
-	char *x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
-	                                     VIR_DOMAIN_XML_MIGRATABLE);
-	if (x == NULL && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
-		x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
-	if (x == NULL) {
-		char what[VIRT_NAME_MAX + 64];
-		snprintf(what, sizeof(what), "cannot read the definition of VM %s", name_or_uuid);
-		rc = virt_failed(v, err, errlen, what);
-	}
-	virDomainFree(d);
-	*xml = x;
+		free(o.res.xml);
 	return rc;
 }
 
 /* virt_vm_export_xml's read on a bare connection (any thread). */
 static char *virt_conn_export(virConnectPtr c, const char *key)
 {
-	virDomainPtr d;
-	char err[256];
-	if (virt_conn_lookup(c, key, &d, err, sizeof(err)) < 0)
-		return NULL;
-	char *x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
-	                                     VIR_DOMAIN_XML_MIGRATABLE);
-	if (x == NULL && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
-		x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
-	virDomainFree(d);
-	return x;
+	struct virt_reader rd = {.c = c};
+	struct virt_op_out o;
+	memset(&o, 0, sizeof(o));
+	virt_do_export(&rd, key, &o);
+	return o.res.xml;
 }
 
 static void virt_export_job_free(struct virt_export_job *e)
