@@ -59,7 +59,8 @@
  * With a worker (virt_options.worker) the calls the loop makes by itself
  * do not: the periodic reconcile lists on the worker's general lane and
  * applies the listing on the loop; reconnects open the connection there
- * (and read the capabilities, node info and the first listing there;
+ * (and read the capabilities, node info and the first listing there,
+ * and register keepalive, the close callback and the domain events there;
  * the listing is applied before CONNECTED, and a second listing there
  * covers what changed before the events were registered); virt_host_info returns
  * the figures last read there and renews them; virt_check makes no round
@@ -784,6 +785,9 @@ void virt_inject_close(struct virt *v);
 void virt_test_set_delay(unsigned ms);
 /* The same for every open of a connection (a daemon slow to accept). */
 void virt_test_set_open_delay(unsigned ms);
+/* The same for every registration of a connection's callbacks (a remote
+ * libvirtd's event registration is a round trip). */
+void virt_test_set_register_delay(unsigned ms);
 /* The same for every operator call (virt_vm_find, _define, _start, ...,
  * the metadata setters), synchronous or on the worker. */
 void virt_test_set_op_delay(unsigned ms);
