@@ -209,6 +209,7 @@ struct ha {
 	uint64_t next_seq;
 	struct ha_sub *subs;
 	struct ha_crash *crashes;
+	struct ha_settle_read *settle_read; /* ha_settle_moves' reads on the worker */
 	struct ha_expect *expects;
 	struct ha_restart *restarts;
 	uint64_t repl_refresh_at;
@@ -3583,33 +3584,76 @@ static void ha_move_end(struct agent *a, const char *id, bool moved)
 /* An incoming move ended here: told to the voters. "Never landed" is said
  * only when no copy of it is here: one running here landed after
  * all; a paused one (an incoming migration still there) is settled later
- * (ha_settle_moves). */
-static void ha_move_outcome(struct agent *a, const char *id, const char *uuid, const char *source,
-                            bool landed)
+ * (ha_settle_moves). The VM is read on the hypervisor worker (an operator
+ * job on the general lane), the rest is done on the loop when it is back;
+ * when the read cannot be queued, the cache answers. */
+struct ha_outcome {
+	struct agent *a;
+	char id[FO_MOVE_ID_MAX];
+	char uuid[FO_UUID_MAX];
+	char source[FO_NAME_MAX];
+	bool landed;
+};
+
+static void ha_move_outcome_tell(struct ha_outcome *o, bool found, const struct virt_vm *vm)
 {
+	struct agent *a = o->a;
 	struct ha *h = HA(a);
-	bool known = fo_move_find(h->fo, id, NULL);
+	bool known = fo_move_find(h->fo, o->id, NULL);
+	bool landed = o->landed;
 	uint64_t epoch = 0;
-	struct virt_vm vm;
-	char err[256];
-	bool found = a->virt != NULL && virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) == 0;
-	if (!landed && found && vm.state == VIRT_VM_RUNNING)
+	if (!landed && found && vm->state == VIRT_VM_RUNNING)
 		landed = true;
 	if (landed) {
-		if (found && vm.ha)
-			epoch = vm.epoch;
+		if (found && vm->ha)
+			epoch = vm->epoch;
 		else if (!known)
 			return;
-	} else if (found && vm.state == VIRT_VM_PAUSED) {
+	} else if (found && vm->state == VIRT_VM_PAUSED) {
 		return;
 	}
 	/* (an outcome we never heard announced is told all the same: its
 	 * source may have reached a majority without us, and nobody else can
 	 * say it never landed) */
-	if (fo_move_outcome(h->fo, id, uuid, source, landed, epoch, uv_now(a->loop)) == 0)
+	if (fo_move_outcome(h->fo, o->id, o->uuid, o->source, landed, epoch, uv_now(a->loop)) == 0)
 		MV_INFO("failover", "incoming move %s id=%s vm=%s source=%s",
-		        landed ? "landed" : "ended without the VM", id, uuid, source);
+		        landed ? "landed" : "ended without the VM", o->id, o->uuid, o->source);
 	ha_pump(a);
+}
+
+static void ha_move_outcome_read(struct virt *v, int status, const struct virt_op_result *res,
+                                 void *ud)
+{
+	struct ha_outcome *o = ud;
+	(void)v;
+	if (status == 0 && !o->a->stopping && HA(o->a) != NULL && HA(o->a)->fo != NULL)
+		ha_move_outcome_tell(o, res->rc == 0, &res->vm);
+	free(o);
+}
+
+static void ha_move_outcome(struct agent *a, const char *id, const char *uuid, const char *source,
+                            bool landed)
+{
+	if (a->virt == NULL)
+		return;
+	struct ha_outcome *o = calloc(1, sizeof(*o));
+	if (o == NULL) {
+		MV_ERROR("failover", "out of memory: incoming move outcome not told id=%s", id);
+		return;
+	}
+	o->a = a;
+	o->landed = landed;
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	snprintf(o->uuid, sizeof(o->uuid), "%s", uuid);
+	snprintf(o->source, sizeof(o->source), "%s", source);
+	char err[256];
+	struct virt_op_req req = {.kind = VIRT_OPK_FIND, .key = o->uuid};
+	if (virt_vm_op_async(a->virt, &req, ha_move_outcome_read, o, err, sizeof(err)) == 0)
+		return;
+	struct virt_vm vm;
+	bool found = virt_vm_cached(a->virt, o->uuid, &vm, err, sizeof(err)) == 0;
+	ha_move_outcome_tell(o, found, &vm);
+	free(o);
 }
 
 static const struct migration_move_hooks ha_move_hooks = {
@@ -3639,14 +3683,121 @@ static bool ha_move_incoming(void *arg, const char *id)
 }
 
 /* Moves still MOVING that name us, settled from what libvirt runs
- * (fo_driver_settle_moves, the rule the simulator runs too). */
+ * (fo_driver_settle_moves, the rule the simulator runs too). At the
+ * agent's start (before the loop serves) it reads libvirt here
+ * (ha_move_copy); from the tick, the reads run on the hypervisor worker
+ * (a chain of FINDs on the general lane, one per move, one chain at a
+ * time) and the rule is applied on the loop when they are back, with two
+ * rules for answers that are not fresh: a move not read (announced
+ * meanwhile) or whose read failed counts as "a copy is paused here"
+ * (nothing is decided for it this round), and a move counts as still
+ * held by an incoming job or reservation when it was before its read was
+ * queued (a VM that landed is in libvirt before its reservation ends, so
+ * only a read made after that can say it never landed). */
+struct ha_settle_read {
+	struct agent *a;
+	size_t n, next;
+	struct {
+		char id[FO_MOVE_ID_MAX];
+		char uuid[FO_UUID_MAX];
+		bool incoming_before; /* held when the read was queued */
+		bool known;           /* read, and libvirt answered (or: no such VM) */
+		bool found;
+		struct fo_driver_copy c;
+	} m[FO_MOVES_MAX];
+};
+
+static bool ha_settle_copy(void *arg, const char *uuid, struct fo_driver_copy *out)
+{
+	struct ha_settle_read *sr = arg;
+	for (size_t i = 0; i < sr->n; i++)
+		if (strcmp(sr->m[i].uuid, uuid) == 0 && sr->m[i].known) {
+			*out = sr->m[i].c;
+			return sr->m[i].found;
+		}
+	out->running = false; /* not read: as if paused here, nothing decided */
+	out->paused = true;
+	out->epoch = 0;
+	return true;
+}
+
+static bool ha_settle_incoming(void *arg, const char *id)
+{
+	struct ha_settle_read *sr = arg;
+	for (size_t i = 0; i < sr->n; i++)
+		if (strcmp(sr->m[i].id, id) == 0)
+			return sr->m[i].incoming_before || migration_has_incoming(sr->a, id);
+	return true;
+}
+
+static void ha_settle_read_done(struct virt *v, int status, const struct virt_op_result *res,
+                                void *ud)
+{
+	struct ha_settle_read *sr = ud;
+	struct agent *a = sr->a;
+	struct ha *h = HA(a);
+	if (status != 0 || a->stopping || h == NULL || h->fo == NULL) {
+		if (h != NULL)
+			h->settle_read = NULL;
+		free(sr);
+		return;
+	}
+	size_t i = sr->next++;
+	sr->m[i].known = res->rc == 0 || res->rc == -ENOENT;
+	sr->m[i].found = res->rc == 0;
+	if (res->rc == 0) {
+		sr->m[i].c.running = res->vm.state == VIRT_VM_RUNNING;
+		sr->m[i].c.paused = res->vm.state == VIRT_VM_PAUSED;
+		sr->m[i].c.epoch = res->vm.epoch;
+	}
+	if (sr->next < sr->n) {
+		char err[256];
+		struct virt_op_req req = {.kind = VIRT_OPK_FIND, .key = sr->m[sr->next].uuid};
+		if (virt_vm_op_next(v, &req, ha_settle_read_done, sr, err, sizeof(err)) == 0)
+			return;
+		sr->n = sr->next; /* the rest: not read, nothing decided for them */
+	}
+	h->settle_read = NULL;
+	if (fo_driver_settle_moves(h->fo, a->opt.name, false, uv_now(a->loop), ha_settle_copy,
+	                           ha_settle_incoming, sr))
+		ha_pump(a);
+	free(sr);
+}
+
 static void ha_settle_moves(struct agent *a, bool at_start)
 {
+	struct ha *h = HA(a);
 	if (a->virt == NULL)
 		return;
-	if (fo_driver_settle_moves(HA(a)->fo, a->opt.name, at_start, uv_now(a->loop), ha_move_copy,
-	                           ha_move_incoming, a))
-		ha_pump(a);
+	if (at_start) {
+		if (fo_driver_settle_moves(h->fo, a->opt.name, true, uv_now(a->loop), ha_move_copy,
+		                           ha_move_incoming, a))
+			ha_pump(a);
+		return;
+	}
+	if (h->settle_read != NULL)
+		return;
+	struct fo_move um[FO_MOVES_MAX];
+	size_t n = fo_moves_unsettled(h->fo, um, FO_MOVES_MAX);
+	if (n == 0)
+		return;
+	struct ha_settle_read *sr = calloc(1, sizeof(*sr));
+	if (sr == NULL)
+		return; /* the next tick */
+	sr->a = a;
+	for (size_t i = 0; i < n && i < FO_MOVES_MAX; i++) {
+		memcpy(sr->m[i].id, um[i].id, sizeof(sr->m[i].id)); /* same sizes */
+		memcpy(sr->m[i].uuid, um[i].uuid, sizeof(sr->m[i].uuid));
+		sr->m[i].incoming_before = migration_has_incoming(a, um[i].id);
+		sr->n++;
+	}
+	char err[256];
+	struct virt_op_req req = {.kind = VIRT_OPK_FIND, .key = sr->m[0].uuid};
+	if (virt_vm_op_async(a->virt, &req, ha_settle_read_done, sr, err, sizeof(err)) < 0) {
+		free(sr); /* busy or unreachable: the next tick */
+		return;
+	}
+	h->settle_read = sr;
 }
 
 /* ---- periodic ---------------------------------------------------------------------------- */
