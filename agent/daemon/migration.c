@@ -6,11 +6,11 @@
  *   choose a target (gossiped capacity, mig_choose_target) or take --to
  *     -> mig_propose: PROPOSE to the target      phase "proposing"
  *   REFUSE -> exclude it, choose the next one (with --to: give up)
- *   ACCEPT -> GO event; an HA VM's move is first announced to the voters
+ *   ACCEPT -> GO event: the VM is read (on the hypervisor worker,
+ *     phase "starting"); an HA VM's move is first announced to the voters
  *     (ha.c, MOVES in agent/core/fo.c) and waits until a majority
  *     acknowledged it (at most 5 s, else it stays; a lost lease or no
  *     quorum calls it off)                                phase "announcing"
- *   (read the VM first, on the hypervisor worker        phase "starting")
  *   then bump the VM's owner epoch and move it:
  *     live    (a hypervisor that migrates): virt_vm_migrate on the
  *             worker's migration lane, job progress polled every second; on
