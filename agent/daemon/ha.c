@@ -213,6 +213,7 @@ struct ha {
 	uint64_t next_seq;
 	struct ha_sub *subs;
 	struct ha_crash *crashes;
+	struct ha_settle_read *settle_read; /* ha_settle_moves' reads on the worker */
 	struct ha_expect *expects;
 	struct ha_restart *restarts;
 	uint64_t repl_refresh_at;
@@ -2596,100 +2597,222 @@ static bool ha_vm_restarting(struct agent *a, const char *uuid)
 	return false;
 }
 
+/* The move of a VM that crashed too often: read it, bump its owner epoch,
+ * export its definition (one operator job on the hypervisor worker, the
+ * general lane: a slow libvirtd holds a worker thread, not the loop that
+ * answers SWIM, and never the critical lane's fences and restarts), hand
+ * it to the host with the most room (VmReceive: define and start there),
+ * then undefine it here (on the worker again). While it is under way the
+ * crash entry says "moving" (ha_vm_restarting); the agent stopping
+ * cancels what is queued and the rest is left as it is. */
 struct ha_move {
+	struct agent *a;
 	char uuid[FO_UUID_MAX];
 	char name[VIRT_NAME_MAX];
 	char target[FO_NAME_MAX];
+	enum { HA_MOVE_FIND, HA_MOVE_EPOCH, HA_MOVE_EXPORT, HA_MOVE_UNDEFINE } step;
 };
 
-static void ha_on_move_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
+static struct ha_crash *ha_crash_find(struct agent *a, const char *uuid)
 {
-	struct ha_move *mv = arg;
 	struct ha *h = HA(a);
 	for (struct ha_crash *c = h ? h->crashes : NULL; c != NULL; c = c->next)
-		if (strcmp(c->uuid, mv->uuid) == 0) {
-			c->moving = false;
+		if (strcmp(c->uuid, uuid) == 0)
+			return c;
+	return NULL;
+}
+
+/* The move is over here (failed, or the target answered): the crash entry
+ * no longer says "moving"; reset: its crash count starts again. */
+static void ha_crash_move_over(struct ha_move *mv, bool reset)
+{
+	struct ha_crash *c = ha_crash_find(mv->a, mv->uuid);
+	if (c != NULL) {
+		c->moving = false;
+		if (reset)
 			c->count = 0;
-		}
-	char err[512];
-	if (resp->code == MV__RPC_CODE__RPC_OK) {
-		int rc = virt_vm_undefine(a->virt, mv->uuid, err, sizeof(err));
-		MV_WARN("failover", "crashed ha vm moved name=%s to=%s undefined_here=%d", mv->name,
-		        mv->target, rc == 0);
-		ha_event(a, "vm-moved", mv->target, mv->name,
-		         "kept crashing on %s: started on %s instead", a->opt.name, mv->target);
-		nodestate_refresh(a);
-	} else {
-		MV_ERROR("failover", "cannot move crashed ha vm name=%s to=%s error=\"%s\"",
-		         mv->name, mv->target, resp->error ? resp->error : "");
-		ha_event(a, "vm-move-failed", mv->target, mv->name, "could not start it on %s: %s",
-		         mv->target, resp->error ? resp->error : "");
-		nodestate_refresh(a); /* no longer restarting: the cluster takes it from here */
 	}
 	free(mv);
 }
 
-/* Moves a crashed HA VM to the host with the most room. */
-static void ha_move_crashed(struct agent *a, struct ha_crash *c)
+static void ha_move_step(struct virt *v, int status, const struct virt_op_result *res, void *ud);
+
+/* Queues the move's next call (next: in front, from a step's callback);
+ * false when it could not be queued (err says why). */
+static bool ha_move_call(struct ha_move *mv, struct virt_op_req *req, bool next, char *err,
+                         size_t errlen)
 {
-	char err[512];
-	struct virt_vm vm;
-	if (virt_vm_find(a->virt, c->uuid, &vm, err, sizeof(err)) < 0)
-		return;
-	struct ha_view v;
-	if (ha_view_load(a, &v) < 0) {
-		ha_view_free(&v);
+	struct virt *v = mv->a->virt;
+	req->key = mv->uuid;
+	return (next ? virt_vm_op_next(v, req, ha_move_step, mv, err, errlen)
+	             : virt_vm_op_async(v, req, ha_move_step, mv, err, errlen)) == 0;
+}
+
+static void ha_on_move_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
+{
+	struct ha_move *mv = arg;
+	struct ha_crash *c = ha_crash_find(a, mv->uuid);
+	if (c != NULL) {
+		c->moving = false;
+		c->count = 0;
+	}
+	if (resp->code == MV__RPC_CODE__RPC_OK) {
+		char err[512];
+		struct virt_op_req req = {.kind = VIRT_OPK_UNDEFINE};
+		mv->step = HA_MOVE_UNDEFINE;
+		if (ha_move_call(mv, &req, false, err, sizeof(err)))
+			return; /* ha_move_step reports it */
+		struct virt_op_result r = {.rc = -EAGAIN};
+		snprintf(r.err, sizeof(r.err), "%s", err);
+		ha_move_step(a->virt, 0, &r, mv);
 		return;
 	}
-	struct placement_host *hs = calloc(v.n_hosts ? v.n_hosts : 1, sizeof(*hs));
+	MV_ERROR("failover", "cannot move crashed ha vm name=%s to=%s error=\"%s\"", mv->name,
+	         mv->target, resp->error ? resp->error : "");
+	ha_event(a, "vm-move-failed", mv->target, mv->name, "could not start it on %s: %s",
+	         mv->target, resp->error ? resp->error : "");
+	nodestate_refresh(a); /* no longer restarting: the cluster takes it from here */
+	free(mv);
+}
+
+/* The VM as read on the worker: is it still to be moved, and where to? */
+static bool ha_move_place(struct ha_move *mv, const struct virt_vm *vm)
+{
+	struct agent *a = mv->a;
+	if (vm->state == VIRT_VM_RUNNING || vm->state == VIRT_VM_PAUSED || !vm->ha ||
+	    vm->desired == VIRT_DESIRED_STOPPED) {
+		MV_INFO("failover", "crashed ha vm not moved name=%s: %s meanwhile", vm->name,
+		        !vm->ha                               ? "no longer HA"
+		        : vm->desired == VIRT_DESIRED_STOPPED ? "stopped by an operator"
+		                                              : "running again");
+		ha_crash_move_over(mv, true);
+		return false;
+	}
+	struct ha_view hv;
+	if (ha_view_load(a, &hv) < 0) {
+		ha_view_free(&hv);
+		ha_crash_move_over(mv, false);
+		return false;
+	}
+	struct placement_host *hs = calloc(hv.n_hosts ? hv.n_hosts : 1, sizeof(*hs));
 	size_t k = 0;
-	for (size_t i = 0; hs && i < v.n_hosts; i++) {
-		if (v.hosts[i].witness || strcmp(v.hosts[i].cap.name, a->opt.name) == 0)
+	for (size_t i = 0; hs && i < hv.n_hosts; i++) {
+		if (hv.hosts[i].witness || strcmp(hv.hosts[i].cap.name, a->opt.name) == 0)
 			continue;
-		hs[k++] = v.hosts[i].cap;
+		hs[k++] = hv.hosts[i].cap;
 	}
-	struct placement_request rq = {.vcpus = vm.vcpus, .memory_kib = vm.memory_kib};
+	struct placement_request rq = {.vcpus = vm->vcpus, .memory_kib = vm->memory_kib};
 	char why[1024];
 	int idx = hs ? placement_choose(hs, k, &rq, why, sizeof(why)) : -1;
-	if (idx < 0) {
-		ha_event(a, "vm-move-failed", a->opt.name, vm.name,
+	if (idx < 0)
+		ha_event(a, "vm-move-failed", a->opt.name, vm->name,
 		         "kept crashing, and no other host has room: %s",
 		         hs ? why : "out of memory");
-		free(hs);
-		ha_view_free(&v);
-		c->count = 0;
-		return;
-	}
-	struct ha_move *mv = calloc(1, sizeof(*mv));
-	char *xml = NULL;
-	if (mv == NULL || virt_vm_set_epoch(a->virt, c->uuid, vm.epoch + 1, err, sizeof(err)) < 0 ||
-	    virt_vm_export_xml(a->virt, c->uuid, &xml, err, sizeof(err)) < 0) {
-		ha_event(a, "vm-move-failed", a->opt.name, vm.name, "cannot prepare the move: %s",
-		         mv ? err : "out of memory");
-		free(mv);
-		free(hs);
-		ha_view_free(&v);
-		return;
-	}
-	snprintf(mv->uuid, sizeof(mv->uuid), "%s", c->uuid);
-	snprintf(mv->name, sizeof(mv->name), "%s", vm.name);
-	snprintf(mv->target, sizeof(mv->target), "%s", hs[idx].name);
+	else
+		snprintf(mv->target, sizeof(mv->target), "%s", hs[idx].name);
 	free(hs);
-	ha_view_free(&v);
+	ha_view_free(&hv);
+	if (idx < 0)
+		ha_crash_move_over(mv, true);
+	return idx >= 0;
+}
+
+/* Exported: the definition goes to the target. */
+static void ha_move_send(struct ha_move *mv, const char *xml)
+{
+	struct agent *a = mv->a;
+	char err[512];
 	Mv__VmReceiveRequest q = MV__VM_RECEIVE_REQUEST__INIT;
-	q.xml = xml;
+	q.xml = (char *)xml;
 	q.start = true;
 	q.proposal_id = "";
 	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
 	req.op_case = MV__RPC_REQUEST__OP_VM_RECEIVE;
 	req.vm_receive = &q;
-	c->moving = true;
 	if (peer_client_request(a, mv->target, &req, ha_on_move_answer, mv, err, sizeof(err)) < 0) {
-		c->moving = false;
 		ha_event(a, "vm-move-failed", mv->target, mv->name, "%s", err);
-		free(mv);
+		ha_crash_move_over(mv, false);
 	}
-	free(xml);
+}
+
+static void ha_move_step(struct virt *v, int status, const struct virt_op_result *res, void *ud)
+{
+	struct ha_move *mv = ud;
+	struct agent *a = mv->a;
+	(void)v;
+	if (status != 0 || a->stopping) { /* the agent is stopping: left as it is */
+		free(mv);
+		return;
+	}
+	char err[512];
+	struct virt_op_req req = {.kind = VIRT_OPK_FIND};
+	switch (mv->step) {
+	case HA_MOVE_FIND:
+		if (res->rc < 0) {
+			MV_WARN("failover", "crashed ha vm not moved uuid=%s: %s", mv->uuid,
+			        res->err);
+			ha_crash_move_over(mv, false);
+			return;
+		}
+		snprintf(mv->name, sizeof(mv->name), "%s", res->vm.name);
+		if (!ha_move_place(mv, &res->vm))
+			return;
+		req.kind = VIRT_OPK_SET_EPOCH;
+		req.epoch = res->vm.epoch + 1;
+		mv->step = HA_MOVE_EPOCH;
+		break;
+	case HA_MOVE_EPOCH:
+	case HA_MOVE_EXPORT:
+		if (res->rc < 0) {
+			ha_event(a, "vm-move-failed", a->opt.name, mv->name,
+			         "cannot prepare the move: %s", res->err);
+			ha_crash_move_over(mv, false);
+			return;
+		}
+		if (mv->step == HA_MOVE_EXPORT) {
+			ha_move_send(mv, res->xml);
+			return;
+		}
+		req.kind = VIRT_OPK_EXPORT;
+		mv->step = HA_MOVE_EXPORT;
+		break;
+	case HA_MOVE_UNDEFINE:
+		MV_WARN("failover", "crashed ha vm moved name=%s to=%s undefined_here=%d", mv->name,
+		        mv->target, res->rc == 0);
+		ha_event(a, "vm-moved", mv->target, mv->name,
+		         "kept crashing on %s: started on %s instead", a->opt.name, mv->target);
+		nodestate_refresh(a);
+		free(mv);
+		return;
+	}
+	if (!ha_move_call(mv, &req, true, err, sizeof(err))) {
+		ha_event(a, "vm-move-failed", a->opt.name, mv->name, "cannot prepare the move: %s",
+		         err);
+		ha_crash_move_over(mv, false);
+	}
+}
+
+/* Moves a crashed HA VM to the host with the most room (struct ha_move). */
+static void ha_move_crashed(struct agent *a, struct ha_crash *c)
+{
+	char err[512];
+	struct ha_move *mv = calloc(1, sizeof(*mv));
+	if (mv == NULL) {
+		ha_event(a, "vm-move-failed", a->opt.name, c->name, "cannot prepare the move: %s",
+		         "out of memory");
+		return;
+	}
+	mv->a = a;
+	snprintf(mv->uuid, sizeof(mv->uuid), "%s", c->uuid);
+	snprintf(mv->name, sizeof(mv->name), "%s", c->name);
+	mv->step = HA_MOVE_FIND;
+	struct virt_op_req req = {.kind = VIRT_OPK_FIND};
+	c->moving = true;
+	if (!ha_move_call(mv, &req, false, err, sizeof(err))) {
+		ha_event(a, "vm-move-failed", a->opt.name, c->name, "cannot prepare the move: %s",
+		         err);
+		ha_crash_move_over(mv, false);
+	}
 }
 
 /* A crash restart on the worker's critical lane has come back. */
@@ -3520,33 +3643,76 @@ static void ha_move_end(struct agent *a, const char *id, bool moved)
 /* An incoming move ended here: told to the voters. "Never landed" is said
  * only when no copy of it is here: one running here landed after
  * all; a paused one (an incoming migration still there) is settled later
- * (ha_settle_moves). */
-static void ha_move_outcome(struct agent *a, const char *id, const char *uuid, const char *source,
-                            bool landed)
+ * (ha_settle_moves). The VM is read on the hypervisor worker (an operator
+ * job on the general lane), the rest is done on the loop when it is back;
+ * when the read cannot be queued, the cache answers. */
+struct ha_outcome {
+	struct agent *a;
+	char id[FO_MOVE_ID_MAX];
+	char uuid[FO_UUID_MAX];
+	char source[FO_NAME_MAX];
+	bool landed;
+};
+
+static void ha_move_outcome_tell(struct ha_outcome *o, bool found, const struct virt_vm *vm)
 {
+	struct agent *a = o->a;
 	struct ha *h = HA(a);
-	bool known = fo_move_find(h->fo, id, NULL);
+	bool known = fo_move_find(h->fo, o->id, NULL);
+	bool landed = o->landed;
 	uint64_t epoch = 0;
-	struct virt_vm vm;
-	char err[256];
-	bool found = a->virt != NULL && virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) == 0;
-	if (!landed && found && vm.state == VIRT_VM_RUNNING)
+	if (!landed && found && vm->state == VIRT_VM_RUNNING)
 		landed = true;
 	if (landed) {
-		if (found && vm.ha)
-			epoch = vm.epoch;
+		if (found && vm->ha)
+			epoch = vm->epoch;
 		else if (!known)
 			return;
-	} else if (found && vm.state == VIRT_VM_PAUSED) {
+	} else if (found && vm->state == VIRT_VM_PAUSED) {
 		return;
 	}
 	/* (an outcome we never heard announced is told all the same: its
 	 * source may have reached a majority without us, and nobody else can
 	 * say it never landed) */
-	if (fo_move_outcome(h->fo, id, uuid, source, landed, epoch, uv_now(a->loop)) == 0)
+	if (fo_move_outcome(h->fo, o->id, o->uuid, o->source, landed, epoch, uv_now(a->loop)) == 0)
 		MV_INFO("failover", "incoming move %s id=%s vm=%s source=%s",
-		        landed ? "landed" : "ended without the VM", id, uuid, source);
+		        landed ? "landed" : "ended without the VM", o->id, o->uuid, o->source);
 	ha_pump(a);
+}
+
+static void ha_move_outcome_read(struct virt *v, int status, const struct virt_op_result *res,
+                                 void *ud)
+{
+	struct ha_outcome *o = ud;
+	(void)v;
+	if (status == 0 && !o->a->stopping && HA(o->a) != NULL && HA(o->a)->fo != NULL)
+		ha_move_outcome_tell(o, res->rc == 0, &res->vm);
+	free(o);
+}
+
+static void ha_move_outcome(struct agent *a, const char *id, const char *uuid, const char *source,
+                            bool landed)
+{
+	if (a->virt == NULL)
+		return;
+	struct ha_outcome *o = calloc(1, sizeof(*o));
+	if (o == NULL) {
+		MV_ERROR("failover", "out of memory: incoming move outcome not told id=%s", id);
+		return;
+	}
+	o->a = a;
+	o->landed = landed;
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	snprintf(o->uuid, sizeof(o->uuid), "%s", uuid);
+	snprintf(o->source, sizeof(o->source), "%s", source);
+	char err[256];
+	struct virt_op_req req = {.kind = VIRT_OPK_FIND, .key = o->uuid};
+	if (virt_vm_op_async(a->virt, &req, ha_move_outcome_read, o, err, sizeof(err)) == 0)
+		return;
+	struct virt_vm vm;
+	bool found = virt_vm_cached(a->virt, o->uuid, &vm, err, sizeof(err)) == 0;
+	ha_move_outcome_tell(o, found, &vm);
+	free(o);
 }
 
 static const struct migration_move_hooks ha_move_hooks = {
@@ -3576,14 +3742,121 @@ static bool ha_move_incoming(void *arg, const char *id)
 }
 
 /* Moves still MOVING that name us, settled from what libvirt runs
- * (fo_driver_settle_moves, the rule the simulator runs too). */
+ * (fo_driver_settle_moves, the rule the simulator runs too). At the
+ * agent's start (before the loop serves) it reads libvirt here
+ * (ha_move_copy); from the tick, the reads run on the hypervisor worker
+ * (a chain of FINDs on the general lane, one per move, one chain at a
+ * time) and the rule is applied on the loop when they are back, with two
+ * rules for answers that are not fresh: a move not read (announced
+ * meanwhile) or whose read failed counts as "a copy is paused here"
+ * (nothing is decided for it this round), and a move counts as still
+ * held by an incoming job or reservation when it was before its read was
+ * queued (a VM that landed is in libvirt before its reservation ends, so
+ * only a read made after that can say it never landed). */
+struct ha_settle_read {
+	struct agent *a;
+	size_t n, next;
+	struct {
+		char id[FO_MOVE_ID_MAX];
+		char uuid[FO_UUID_MAX];
+		bool incoming_before; /* held when the read was queued */
+		bool known;           /* read, and libvirt answered (or: no such VM) */
+		bool found;
+		struct fo_driver_copy c;
+	} m[FO_MOVES_MAX];
+};
+
+static bool ha_settle_copy(void *arg, const char *uuid, struct fo_driver_copy *out)
+{
+	struct ha_settle_read *sr = arg;
+	for (size_t i = 0; i < sr->n; i++)
+		if (strcmp(sr->m[i].uuid, uuid) == 0 && sr->m[i].known) {
+			*out = sr->m[i].c;
+			return sr->m[i].found;
+		}
+	out->running = false; /* not read: as if paused here, nothing decided */
+	out->paused = true;
+	out->epoch = 0;
+	return true;
+}
+
+static bool ha_settle_incoming(void *arg, const char *id)
+{
+	struct ha_settle_read *sr = arg;
+	for (size_t i = 0; i < sr->n; i++)
+		if (strcmp(sr->m[i].id, id) == 0)
+			return sr->m[i].incoming_before || migration_has_incoming(sr->a, id);
+	return true;
+}
+
+static void ha_settle_read_done(struct virt *v, int status, const struct virt_op_result *res,
+                                void *ud)
+{
+	struct ha_settle_read *sr = ud;
+	struct agent *a = sr->a;
+	struct ha *h = HA(a);
+	if (status != 0 || a->stopping || h == NULL || h->fo == NULL) {
+		if (h != NULL)
+			h->settle_read = NULL;
+		free(sr);
+		return;
+	}
+	size_t i = sr->next++;
+	sr->m[i].known = res->rc == 0 || res->rc == -ENOENT;
+	sr->m[i].found = res->rc == 0;
+	if (res->rc == 0) {
+		sr->m[i].c.running = res->vm.state == VIRT_VM_RUNNING;
+		sr->m[i].c.paused = res->vm.state == VIRT_VM_PAUSED;
+		sr->m[i].c.epoch = res->vm.epoch;
+	}
+	if (sr->next < sr->n) {
+		char err[256];
+		struct virt_op_req req = {.kind = VIRT_OPK_FIND, .key = sr->m[sr->next].uuid};
+		if (virt_vm_op_next(v, &req, ha_settle_read_done, sr, err, sizeof(err)) == 0)
+			return;
+		sr->n = sr->next; /* the rest: not read, nothing decided for them */
+	}
+	h->settle_read = NULL;
+	if (fo_driver_settle_moves(h->fo, a->opt.name, false, uv_now(a->loop), ha_settle_copy,
+	                           ha_settle_incoming, sr))
+		ha_pump(a);
+	free(sr);
+}
+
 static void ha_settle_moves(struct agent *a, bool at_start)
 {
+	struct ha *h = HA(a);
 	if (a->virt == NULL)
 		return;
-	if (fo_driver_settle_moves(HA(a)->fo, a->opt.name, at_start, uv_now(a->loop), ha_move_copy,
-	                           ha_move_incoming, a))
-		ha_pump(a);
+	if (at_start) {
+		if (fo_driver_settle_moves(h->fo, a->opt.name, true, uv_now(a->loop), ha_move_copy,
+		                           ha_move_incoming, a))
+			ha_pump(a);
+		return;
+	}
+	if (h->settle_read != NULL)
+		return;
+	struct fo_move um[FO_MOVES_MAX];
+	size_t n = fo_moves_unsettled(h->fo, um, FO_MOVES_MAX);
+	if (n == 0)
+		return;
+	struct ha_settle_read *sr = calloc(1, sizeof(*sr));
+	if (sr == NULL)
+		return; /* the next tick */
+	sr->a = a;
+	for (size_t i = 0; i < n && i < FO_MOVES_MAX; i++) {
+		memcpy(sr->m[i].id, um[i].id, sizeof(sr->m[i].id)); /* same sizes */
+		memcpy(sr->m[i].uuid, um[i].uuid, sizeof(sr->m[i].uuid));
+		sr->m[i].incoming_before = migration_has_incoming(a, um[i].id);
+		sr->n++;
+	}
+	char err[256];
+	struct virt_op_req req = {.kind = VIRT_OPK_FIND, .key = sr->m[0].uuid};
+	if (virt_vm_op_async(a->virt, &req, ha_settle_read_done, sr, err, sizeof(err)) < 0) {
+		free(sr); /* busy or unreachable: the next tick */
+		return;
+	}
+	h->settle_read = sr;
 }
 
 /* ---- periodic ---------------------------------------------------------------------------- */

@@ -6,19 +6,23 @@
  *   choose a target (gossiped capacity, mig_choose_target) or take --to
  *     -> mig_propose: PROPOSE to the target      phase "proposing"
  *   REFUSE -> exclude it, choose the next one (with --to: give up)
- *   ACCEPT -> GO event; an HA VM's move is first announced to the voters
+ *   ACCEPT -> GO event: the VM is read (on the hypervisor worker,
+ *     phase "starting"); an HA VM's move is first announced to the voters
  *     (ha.c, MOVES in agent/core/fo.c) and waits until a majority
  *     acknowledged it (at most 5 s, else it stays; a lost lease or no
  *     quorum calls it off)                                phase "announcing"
  *   then bump the VM's owner epoch and move it:
- *     live    (a hypervisor that migrates): virt_vm_migrate on a libuv
- *             worker thread, job progress polled every second; on failure
- *             ask both hosts where the VM really is (virt_vm_where) so a VM
- *             that landed anyway is committed, not lost      phase "migrating"
+ *     live    (a hypervisor that migrates): virt_vm_migrate on the
+ *             worker's migration lane, job progress polled every second; on
+ *             failure ask both hosts where the VM really is (virt_vm_where)
+ *             so a VM that landed anyway is committed, not lost
+ *                                                            phase "migrating"
  *     offline (libvirt's test driver): export the definition, stop it here,
  *             hand it to the target (node-to-node VmReceive: define and
  *             start there), undefine it here only after that; on failure
  *             start it here again                            phase "moving"
+ *   Every libvirt call of this side runs on the hypervisor worker, never
+ *   on the loop ("the move's libvirt calls" below).
  *   -> mig_migration_done: COMMIT (moved) or ABORT (still here); the core
  *      releases the target's reservation either way.
  *
@@ -71,6 +75,12 @@
 #define MIGRATION_MAX_SAME 4       /* label keys a target must share (--same) */
 
 struct drain;
+struct migration;
+
+/* What comes after one of a move's libvirt calls on the hypervisor worker
+ * (migration_step): on the loop, with the call's result. */
+typedef void (*migration_step_fn)(struct agent *a, struct migration *m,
+                                  const struct virt_op_result *res);
 
 struct migration {
 	struct migration *next;
@@ -107,6 +117,13 @@ struct migration {
 	struct virt_job_stats stats;
 	/* offline */
 	bool was_running;
+	char *xml; /* its exported definition, until it is sent */
+	/* the move's libvirt calls on the hypervisor worker (migration_step) */
+	migration_step_fn step_fn; /* the step in flight's continuation, NULL when none */
+	unsigned virt_pending;     /* steps, job-statistics reads in flight */
+	bool stats_pending;
+	bool lease_lost; /* the target's reservation was lost while a step ran */
+	int where_status;
 	/* an HA VM's move, announced to the failover service (MOVES) */
 	bool announced, moving;
 	bool where_unknown; /* a failed move left it we do not know where */
@@ -281,7 +298,8 @@ static void migration_prune(struct agent *a)
 	struct migration **pp = &a->migration->moves;
 	while (*pp != NULL) {
 		struct migration *m = *pp;
-		if (m->done && !m->work_running && ++kept_done > MIGRATION_KEEP_DONE) {
+		if (m->done && !m->work_running && m->virt_pending == 0 &&
+		    ++kept_done > MIGRATION_KEEP_DONE) {
 			*pp = m->next;
 			free(m);
 			continue;
@@ -568,7 +586,7 @@ static void migration_propose(struct agent *a, struct migration *m)
 	migration_pump(a);
 }
 
-/* ---- the move: offline -------------------------------------------------------------------- */
+/* ---- a move's end ------------------------------------------------------------------------ */
 
 static void migration_done(struct agent *a, struct migration *m, enum mig_outcome outcome)
 {
@@ -589,72 +607,269 @@ static void migration_done(struct agent *a, struct migration *m, enum mig_outcom
 	migration_pump(a); /* COMMIT/ABORT out; FINISHED event finishes m */
 }
 
-static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
+/* ---- the move's libvirt calls, on the hypervisor worker --------------------------------
+ *
+ * Every libvirt call of the source side (the owner-epoch write, an offline
+ * move's read, export, stop, undefine or restart, the checks after a live
+ * migration, its job statistics and abort) is an operator job of the
+ * hypervisor worker (virt.h: virt_vm_op_async), on the GENERAL lane: never
+ * the critical one, which fences and HA restarts keep to themselves, and
+ * never the loop, which answers SWIM while libvirtd takes its time. A
+ * step's continuation runs on the loop when its call is back; a move's
+ * next step goes in front of the queue (virt_vm_op_next), so that a move
+ * runs as one command, as it did on the loop. While a step is in flight:
+ *   - the move is not pruned (virt_pending);
+ *   - a lost reservation (LEASE_LOST) is remembered (lease_lost) and the
+ *     next continuation gives up before anything irreversible (stopping
+ *     the VM, starting the migration);
+ *   - an operator's abort is refused as for any phase but "proposing" and
+ *     a running migration;
+ *   - the agent stopping answers the step -ECANCELED: nothing follows
+ *     (the process is going away; the move's record with it).
+ */
+struct migration_abort {
+	struct agent *a;
+	char id[MIG_ID_MAX];
+	char vm[MIG_NAME_MAX];
+	uint64_t sink; /* an operator's abort waits for its answer; 0: none */
+};
+
+/* The reservation was lost while a step ran (nothing stopped, no
+ * migration started yet): the move ends here, the VM stays. */
+static bool migration_gave_up(struct agent *a, struct migration *m)
 {
-	struct migration *m = arg;
+	if (!m->lease_lost)
+		return false;
+	free(m->xml);
+	m->xml = NULL;
+	snprintf(m->message, sizeof(m->message),
+	         "the reservation on %s was lost before the move began: %s stays on %s", m->target,
+	         m->vm, a->opt.name);
+	migration_done(a, m, MIG_DONE_FAILED);
+	return true;
+}
+
+static void migration_step_done(struct virt *v, int status, const struct virt_op_result *res,
+                                void *ud)
+{
+	struct migration *m = ud;
+	(void)v;
+	migration_step_fn fn = m->step_fn;
+	m->step_fn = NULL;
+	m->virt_pending--;
+	if (status != 0 || fn == NULL)
+		return; /* -ECANCELED: the agent is stopping (v may be gone) */
+	fn(m->a, m, res);
+}
+
+/* Queues the move's next libvirt call (next: in front of the queue, for a
+ * step that follows another); fn runs on the loop with its result, or at
+ * once with the refusal (res->rc < 0) when it could not be queued. */
+static void migration_step(struct agent *a, struct migration *m, const struct virt_op_req *req,
+                           bool next, migration_step_fn fn)
+{
 	char err[512];
-	if (resp->code == MV__RPC_CODE__RPC_OK) {
-		if (virt_vm_undefine(a->virt, m->uuid, err, sizeof(err)) < 0)
-			MV_ERROR("migrate",
-			         "moved, but could not undefine the stopped copy here vm=%s "
-			         "error=\"%s\"",
-			         m->vm, err);
-		snprintf(m->message, sizeof(m->message),
-		         "moved offline to %s (stopped here, defined%s there, undefined here)",
-		         m->target, m->was_running ? " and started" : "");
-		migration_done(a, m, MIG_DONE_OK);
+	m->a = a;
+	m->step_fn = fn;
+	int rc = next ? virt_vm_op_next(a->virt, req, migration_step_done, m, err, sizeof(err))
+	              : virt_vm_op_async(a->virt, req, migration_step_done, m, err, sizeof(err));
+	if (rc == 0) {
+		m->virt_pending++;
 		return;
 	}
-	/* the target did not take it: it must run here again */
-	if (m->was_running && virt_vm_start(a->virt, m->uuid, err, sizeof(err)) < 0)
+	m->step_fn = NULL;
+	struct virt_op_result r = {.rc = rc};
+	snprintf(r.err, sizeof(r.err), "%s", err);
+	fn(a, m, &r);
+}
+
+static void migration_step_key(struct agent *a, struct migration *m, enum virt_op_kind kind,
+                               bool next, migration_step_fn fn)
+{
+	struct virt_op_req req = {.kind = kind, .key = m->uuid};
+	migration_step(a, m, &req, next, fn);
+}
+
+static void migration_abort_done(struct virt *v, int status, const struct virt_op_result *res,
+                                 void *ud)
+{
+	struct migration_abort *ab = ud;
+	struct agent *a = ab->a;
+	(void)v;
+	if (status != 0) { /* the agent is stopping */
+		free(ab);
+		return;
+	}
+	if (res->rc < 0)
+		MV_WARN("migrate", "abort of the migration refused id=%s vm=%s error=\"%s\"",
+		        ab->id, ab->vm, res->err);
+	else
+		MV_INFO("migrate", "abort requested vm=%s id=%s", ab->vm, ab->id);
+	if (ab->sink != 0) {
+		Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+		Mv__MigrationInfo info;
+		struct migration *m = migration_find(a, ab->id);
+		if (res->rc < 0) {
+			resp.code = rpc_code_of_errno(res->rc);
+			resp.error = (char *)res->err;
+		} else if (m != NULL) {
+			migration_info_fill(m, a->opt.name, &info);
+			resp.result_case = MV__RPC_RESPONSE__RESULT_MIGRATION;
+			resp.migration = &info;
+		}
+		rpc_sink_send(a, ab->sink, &resp, true);
+	}
+	free(ab);
+}
+
+/* Aborts m's running migration on the worker, in front of the queue (an
+ * abort must not wait for operators' commands). sink: who waits for the
+ * answer (0: nobody). 0, or -errno with err (nothing queued). */
+static int migration_abort_job(struct agent *a, struct migration *m, uint64_t sink, char *err,
+                               size_t errlen)
+{
+	struct migration_abort *ab = calloc(1, sizeof(*ab));
+	if (ab == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ab->a = a;
+	ab->sink = sink;
+	snprintf(ab->id, sizeof(ab->id), "%s", m->id);
+	snprintf(ab->vm, sizeof(ab->vm), "%s", m->vm);
+	struct virt_op_req req = {.kind = VIRT_OPK_ABORT_JOB, .key = m->uuid};
+	int rc = virt_vm_op_next(a->virt, &req, migration_abort_done, ab, err, errlen);
+	if (rc < 0)
+		free(ab);
+	return rc;
+}
+
+/* ---- the move: offline ---------------------------------------------------------------------
+ *
+ * read the VM (was it running?) -> export its definition -> stop it (when
+ * it ran) -> VmReceive to the target -> undefine it here (received) or
+ * start it here again (not). */
+
+static void migration_offline_failed(struct agent *a, struct migration *m,
+                                     const struct virt_op_result *res)
+{
+	/* the restart after a failed hand-over is back; m->message says why */
+	if (res->rc < 0)
 		MV_ERROR("migrate",
 		         "could not restart the VM after a failed move vm=%s error=\"%s\"", m->vm,
-		         err);
-	snprintf(m->message, sizeof(m->message), "%s could not take %s (%s); it stays on %s",
-	         m->target, m->vm, resp->error, a->opt.name);
+		         res->err);
 	migration_done(a, m, MIG_DONE_FAILED);
 }
 
-static void migration_offline(struct agent *a, struct migration *m)
+/* The hand-over failed: the VM runs here again (when it ran), then FAILED. */
+static void migration_offline_back(struct agent *a, struct migration *m, bool next)
+{
+	if (!m->was_running) {
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	migration_step_key(a, m, VIRT_OPK_START, next, migration_offline_failed);
+}
+
+static void migration_offline_undefined(struct agent *a, struct migration *m,
+                                        const struct virt_op_result *res)
+{
+	if (res->rc < 0)
+		MV_ERROR("migrate",
+		         "moved, but could not undefine the stopped copy here vm=%s "
+		         "error=\"%s\"",
+		         m->vm, res->err);
+	migration_done(a, m, MIG_DONE_OK);
+}
+
+static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
+{
+	struct migration *m = arg;
+	if (resp->code == MV__RPC_CODE__RPC_OK) {
+		snprintf(m->message, sizeof(m->message),
+		         "moved offline to %s (stopped here, defined%s there, undefined here)",
+		         m->target, m->was_running ? " and started" : "");
+		migration_step_key(a, m, VIRT_OPK_UNDEFINE, false, migration_offline_undefined);
+		return;
+	}
+	/* the target did not take it: it must run here again */
+	snprintf(m->message, sizeof(m->message), "%s could not take %s (%s); it stays on %s",
+	         m->target, m->vm, resp->error, a->opt.name);
+	migration_offline_back(a, m, false);
+}
+
+/* Stopped (or it was not running): hand the definition to the target. */
+static void migration_offline_send(struct agent *a, struct migration *m, bool next)
 {
 	char err[512];
-	char *xml = NULL;
-	struct virt_vm vm;
-	snprintf(m->phase, sizeof(m->phase), "moving");
-	if (virt_vm_find(a->virt, m->uuid, &vm, err, sizeof(err)) < 0 ||
-	    virt_vm_export_xml(a->virt, m->uuid, &xml, err, sizeof(err)) < 0) {
-		snprintf(m->message, sizeof(m->message), "cannot read %s's definition: %s", m->vm,
-		         err);
-		migration_done(a, m, MIG_DONE_FAILED);
-		return;
-	}
-	m->was_running = vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED;
-	if (m->was_running && virt_vm_destroy(a->virt, m->uuid, err, sizeof(err)) < 0) {
-		free(xml);
-		snprintf(m->message, sizeof(m->message), "cannot stop %s for the move: %s", m->vm,
-		         err);
-		migration_done(a, m, MIG_DONE_FAILED);
-		return;
-	}
 	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
 	Mv__VmReceiveRequest rq = MV__VM_RECEIVE_REQUEST__INIT;
-	rq.xml = xml;
+	rq.xml = m->xml;
 	rq.start = m->was_running;
 	rq.proposal_id = m->id;
 	req.op_case = MV__RPC_REQUEST__OP_VM_RECEIVE;
 	req.vm_receive = &rq;
 	int rc =
 	    peer_client_request(a, m->target, &req, migration_offline_answer, m, err, sizeof(err));
-	free(xml);
+	free(m->xml);
+	m->xml = NULL;
 	if (rc < 0) {
-		if (m->was_running)
-			virt_vm_start(a->virt, m->uuid, err, sizeof(err));
 		snprintf(m->message, sizeof(m->message), "cannot reach %s: %s; %s stays on %s",
 		         m->target, err, m->vm, a->opt.name);
-		migration_done(a, m, MIG_DONE_FAILED);
+		migration_offline_back(a, m, next);
 		return;
 	}
 	migration_progress(a, m);
+}
+
+static void migration_offline_stopped(struct agent *a, struct migration *m,
+                                      const struct virt_op_result *res)
+{
+	if (res->rc < 0) {
+		free(m->xml);
+		m->xml = NULL;
+		snprintf(m->message, sizeof(m->message), "cannot stop %s for the move: %s", m->vm,
+		         res->err);
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	migration_offline_send(a, m, true);
+}
+
+static void migration_offline_exported(struct agent *a, struct migration *m,
+                                       const struct virt_op_result *res)
+{
+	if (res->rc < 0 || res->xml == NULL || (m->xml = strdup(res->xml)) == NULL) {
+		snprintf(m->message, sizeof(m->message), "cannot read %s's definition: %s", m->vm,
+		         res->rc < 0 ? res->err : "out of memory");
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	if (migration_gave_up(a, m))
+		return;
+	if (m->was_running)
+		migration_step_key(a, m, VIRT_OPK_DESTROY, true, migration_offline_stopped);
+	else
+		migration_offline_send(a, m, true);
+}
+
+static void migration_offline_found(struct agent *a, struct migration *m,
+                                    const struct virt_op_result *res)
+{
+	if (res->rc < 0) {
+		snprintf(m->message, sizeof(m->message), "cannot read %s's definition: %s", m->vm,
+		         res->err);
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	m->was_running = res->vm.state == VIRT_VM_RUNNING || res->vm.state == VIRT_VM_PAUSED;
+	migration_step_key(a, m, VIRT_OPK_EXPORT, true, migration_offline_exported);
+}
+
+static void migration_offline(struct agent *a, struct migration *m, bool next)
+{
+	snprintf(m->phase, sizeof(m->phase), "moving");
+	migration_step_key(a, m, VIRT_OPK_FIND, next, migration_offline_found);
 }
 
 /* ---- an offline move arriving (VmReceive), on the hypervisor worker ------------------- */
@@ -799,13 +1014,12 @@ static void migration_where_work(struct hvwork_job *w)
 	m->where_rc = virt_vm_where(a->virt, m->uuid, m->dest_uri, &m->where, e, sizeof(e));
 }
 
-static void migration_where_after(struct hvwork_job *w, int status)
+/* The cache here is current again (the FIND of migration_where_after). */
+static void migration_where_decided(struct agent *a, struct migration *m,
+                                    const struct virt_op_result *res)
 {
-	struct migration *m = w->data;
-	struct agent *a = m->a;
-	m->work_running = false;
-	a->migration->jobs_running--;
-	virt_reconcile(a->virt);
+	(void)res;
+	int status = m->where_status;
 	if (status == 0 && m->where_rc == 0 && m->where.where == VIRT_LOC_DEST) {
 		snprintf(m->message, sizeof(m->message),
 		         "libvirt reported a failure (%s), but %s runs on %s: committed",
@@ -826,34 +1040,42 @@ static void migration_where_after(struct hvwork_job *w, int status)
 	migration_done(a, m, MIG_DONE_FAILED);
 }
 
-static void migration_live_after(struct hvwork_job *w, int status)
+static void migration_where_after(struct hvwork_job *w, int status)
 {
 	struct migration *m = w->data;
 	struct agent *a = m->a;
 	m->work_running = false;
 	a->migration->jobs_running--;
-	virt_reconcile(a->virt); /* the VM left (or did not): refresh the cache here */
-	if (status == 0 && m->work_rc == 0) {
-		if (m->result.have_stats)
-			m->stats = m->result.stats;
-		snprintf(m->message, sizeof(m->message),
-		         "migrated live to %s in %" PRIu64 " ms%s%s", m->target,
-		         m->result.elapsed_ms, m->stats.have_downtime ? ", guest downtime " : "",
-		         m->stats.have_downtime ? "" : "");
-		if (m->stats.have_downtime) {
-			size_t l = strlen(m->message);
-			snprintf(m->message + l, sizeof(m->message) - l, "%" PRIu64 " ms",
-			         m->stats.downtime_ms);
-		}
-		migration_done(a, m, MIG_DONE_OK);
-		return;
+	m->where_status = status;
+	/* the VM as it is here now, into the cache (on the worker: a gone VM
+	 * is dropped), before the outcome is published */
+	migration_step_key(a, m, VIRT_OPK_FIND, false, migration_where_decided);
+}
+
+static void migration_live_left(struct agent *a, struct migration *m,
+                                const struct virt_op_result *res)
+{
+	(void)res; /* the VM left: the FIND dropped it from the cache */
+	if (m->result.have_stats)
+		m->stats = m->result.stats;
+	snprintf(m->message, sizeof(m->message), "migrated live to %s in %" PRIu64 " ms%s%s",
+	         m->target, m->result.elapsed_ms, m->stats.have_downtime ? ", guest downtime " : "",
+	         m->stats.have_downtime ? "" : "");
+	if (m->stats.have_downtime) {
+		size_t l = strlen(m->message);
+		snprintf(m->message + l, sizeof(m->message) - l, "%" PRIu64 " ms",
+		         m->stats.downtime_ms);
 	}
+	migration_done(a, m, MIG_DONE_OK);
+}
+
+/* The failed migration's VM as read here now. */
+static void migration_live_checked(struct agent *a, struct migration *m,
+                                   const struct virt_op_result *res)
+{
 	/* Running here after the failure: it did not move (a completed move
 	 * removes it here), no need to ask the target, which may be cut off. */
-	struct virt_vm here;
-	char err[256];
-	if (virt_vm_find(a->virt, m->uuid, &here, err, sizeof(err)) == 0 &&
-	    here.state == VIRT_VM_RUNNING) {
+	if (res->rc == 0 && res->vm.state == VIRT_VM_RUNNING) {
 		snprintf(m->message, sizeof(m->message),
 		         "live migration to %s failed: %s; %s still runs on %s", m->target,
 		         m->work_err, m->vm, a->opt.name);
@@ -875,8 +1097,23 @@ static void migration_live_after(struct hvwork_job *w, int status)
 	migration_done(a, m, MIG_DONE_FAILED);
 }
 
+static void migration_live_after(struct hvwork_job *w, int status)
+{
+	struct migration *m = w->data;
+	struct agent *a = m->a;
+	m->work_running = false;
+	a->migration->jobs_running--;
+	/* the VM left (or did not): its entry here is read again on the worker */
+	if (status == 0 && m->work_rc == 0)
+		migration_step_key(a, m, VIRT_OPK_FIND, false, migration_live_left);
+	else
+		migration_step_key(a, m, VIRT_OPK_FIND, false, migration_live_checked);
+}
+
 static void migration_live(struct agent *a, struct migration *m)
 {
+	if (migration_gave_up(a, m))
+		return;
 	snprintf(m->phase, sizeof(m->phase), "migrating");
 	memset(&m->params, 0, sizeof(m->params));
 	m->params.dest_uri = m->dest_uri;
@@ -904,36 +1141,48 @@ static void migration_live(struct agent *a, struct migration *m)
 
 static void migration_on_ready_timer(uv_timer_t *t);
 
-/* The move itself: the owner epoch is bumped on the definition (it travels
- * with it), then libvirt moves the VM. */
-static void migration_move_now(struct agent *a, struct migration *m, uint64_t epoch)
+/* The owner epoch is on the definition now (or could not be written: the
+ * move goes ahead, as it always did): libvirt moves the VM. */
+static void migration_epoch_set(struct agent *a, struct migration *m,
+                                const struct virt_op_result *res)
 {
-	char err[256];
-	if (epoch)
-		virt_vm_set_epoch(a->virt, m->uuid, epoch, err, sizeof(err));
+	if (res->rc < 0)
+		MV_WARN("migrate", "cannot bump the owner epoch before the move id=%s vm=%s: %s",
+		        m->id, m->vm, res->err);
 	if (m->offline)
-		migration_offline(a, m);
+		migration_offline(a, m, true);
 	else
 		migration_live(a, m);
 }
 
-/* The target accepted. An HA VM is announced to the voters first and
- * moves once a majority acknowledged it (MOVES in agent/core/fo.c):
- * a failover of this host decided meanwhile then knows the VM may be on
- * the target, where this host's fence does not reach. */
-static void migration_go(struct agent *a, struct migration *m)
+/* The move itself: the owner epoch is bumped on the definition (it travels
+ * with it), then libvirt moves the VM. next: called from a step's
+ * continuation (the epoch write goes in front of the queue). */
+static void migration_move_now(struct agent *a, struct migration *m, uint64_t epoch, bool next)
+{
+	struct virt_op_req req = {.kind = VIRT_OPK_SET_EPOCH, .key = m->uuid, .epoch = epoch};
+	migration_step(a, m, &req, next, migration_epoch_set);
+}
+
+/* The VM as read before the move (migration_go). */
+static void migration_go_found(struct agent *a, struct migration *m,
+                               const struct virt_op_result *res)
 {
 	char err[256];
-	struct virt_vm vm;
-	if (virt_vm_find(a->virt, m->uuid, &vm, err, sizeof(err)) < 0) {
+	if (res->rc < 0) {
 		MV_WARN("migrate", "cannot read the VM before moving it id=%s vm=%s: %s", m->id,
-		        m->vm, err);
+		        m->vm, res->err);
+		snprintf(m->message, sizeof(m->message), "cannot read %s before moving it: %s",
+		         m->vm, res->err);
 		migration_done(a, m, MIG_DONE_FAILED);
 		return;
 	}
+	if (migration_gave_up(a, m))
+		return;
+	const struct virt_vm vm = res->vm;
 	const struct migration_move_hooks *h = a->migration->move_hooks;
 	if (!vm.ha || h == NULL) {
-		migration_move_now(a, m, vm.epoch + 1);
+		migration_move_now(a, m, vm.epoch + 1, true);
 		return;
 	}
 	if (h->begin(a, m->id, m->uuid, m->target, vm.epoch + 1, err, sizeof(err)) < 0) {
@@ -955,6 +1204,17 @@ static void migration_go(struct agent *a, struct migration *m)
 		               MIGRATION_READY_POLL_MS, MIGRATION_READY_POLL_MS);
 }
 
+/* The target accepted. An HA VM is announced to the voters first and
+ * moves once a majority acknowledged it (MOVES in agent/core/fo.c):
+ * a failover of this host decided meanwhile then knows the VM may be on
+ * the target, where this host's fence does not reach. The VM is read
+ * first, on the worker (phase "starting"). */
+static void migration_go(struct agent *a, struct migration *m)
+{
+	snprintf(m->phase, sizeof(m->phase), "starting");
+	migration_step_key(a, m, VIRT_OPK_FIND, false, migration_go_found);
+}
+
 static void migration_on_ready_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
@@ -967,7 +1227,7 @@ static void migration_on_ready_timer(uv_timer_t *t)
 		if (h->ready(a, m->id)) {
 			m->moving = true;
 			MV_INFO("migrate", "HA move acknowledged id=%s vm=%s", m->id, m->vm);
-			migration_move_now(a, m, m->move_epoch);
+			migration_move_now(a, m, m->move_epoch, false);
 		} else if (now >= m->ready_by) {
 			snprintf(m->message, sizeof(m->message),
 			         "no majority acknowledged the move of %s within %u ms (this host "
@@ -983,6 +1243,19 @@ static void migration_on_ready_timer(uv_timer_t *t)
 		uv_timer_stop(&a->migration->ready_timer);
 }
 
+static void migration_stats_done(struct virt *v, int status, const struct virt_op_result *res,
+                                 void *ud)
+{
+	struct migration *m = ud;
+	(void)v;
+	m->stats_pending = false;
+	m->virt_pending--;
+	if (status == 0 && m->work_running && res->rc == 0 && res->job.state == VIRT_JOB_RUNNING)
+		m->stats = res->job;
+}
+
+/* Each running migration's progress: the statistics last read (the next
+ * read is queued on the worker; a read still in flight is not doubled). */
 static void migration_on_progress_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
@@ -991,10 +1264,12 @@ static void migration_on_progress_timer(uv_timer_t *t)
 		if (!m->work_running)
 			continue;
 		char err[256];
-		struct virt_job_stats st;
-		if (virt_vm_job_stats(a->virt, m->uuid, false, &st, err, sizeof(err)) == 0 &&
-		    st.state == VIRT_JOB_RUNNING)
-			m->stats = st;
+		struct virt_op_req req = {.kind = VIRT_OPK_JOB_STATS, .key = m->uuid};
+		if (!m->stats_pending && virt_vm_op_async(a->virt, &req, migration_stats_done, m,
+		                                          err, sizeof(err)) == 0) {
+			m->stats_pending = true;
+			m->virt_pending++;
+		}
 		migration_progress(a, m);
 		any = true;
 	}
@@ -1130,7 +1405,15 @@ static void migration_handle_events(struct agent *a)
 			        mv_log_quote(q, sizeof(q), e.text));
 			if (m != NULL && m->work_running) {
 				char err[256];
-				virt_vm_abort_job(a->virt, m->uuid, err, sizeof(err));
+				if (migration_abort_job(a, m, 0, err, sizeof(err)) < 0)
+					MV_ERROR("migrate",
+					         "cannot abort the migration id=%s vm=%s: %s",
+					         m->id, m->vm, err);
+			} else if (m != NULL && !m->done && m->step_fn != NULL) {
+				/* a libvirt call of the move is on the worker: what
+				 * follows it gives up before the VM is stopped or the
+				 * migration starts */
+				m->lease_lost = true;
 			} else if (m != NULL && !m->done && m->announced && !m->moving) {
 				/* still waiting for the voters: the target holds no room
 				 * for it any more, so it does not move at all */
@@ -1270,11 +1553,9 @@ int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t
 		snprintf(err, errlen, "no migration of '%s' is running on %s", q->vm, a->opt.name);
 		return -ENOENT;
 	}
-	if (m->work_running) {
-		int rc = virt_vm_abort_job(a->virt, m->uuid, err, errlen);
-		if (rc < 0)
-			return rc;
-	} else if (m->id[0] != '\0' && strcmp(m->phase, "proposing") == 0) {
+	if (m->work_running) /* answered once libvirt has (migration_abort_done) */
+		return migration_abort_job(a, m, sink, err, errlen);
+	if (m->id[0] != '\0' && strcmp(m->phase, "proposing") == 0) {
 		snprintf(m->message, sizeof(m->message),
 		         "aborted by an operator before it started");
 		mig_cancel(a->migration->core, m->id, uv_now(a->loop));
@@ -1510,7 +1791,9 @@ int migration_start(struct agent *a, char *err, size_t errlen)
 	a->migration = ms;
 	mv_hist_init(&ms->totals.duration, mv_hist_phase_seconds, mv_hist_phase_seconds_n);
 	/* A previous life of this agent may have left migration jobs running
-	 * that nobody negotiates any more: abort them before feeding the core. */
+	 * that nobody negotiates any more: abort them before feeding the core.
+	 * Synchronous: this runs at the agent's start, before the loop runs
+	 * (like its first connect), not from a loop callback. */
 	size_t n = 0;
 	const struct virt_vm *cached = virt_vms(a->virt, &n);
 	char(*uuids)[MIG_UUID_MAX] = calloc(n ? n : 1, sizeof(*uuids));
@@ -1546,6 +1829,10 @@ void migration_stop(struct agent *a)
 	uv_timer_stop(&ms->core_timer);
 	uv_timer_stop(&ms->progress_timer);
 	uv_timer_stop(&ms->ready_timer);
+	/* Synchronous, on purpose: the agent is stopping (it has left the
+	 * cluster, nobody probes it any more) and then waits for each
+	 * migration to end; an abort queued on the worker would be cancelled
+	 * by hvwork_stop right after this, leaving the migration running. */
 	for (struct migration *m = ms->moves; m != NULL; m = m->next) {
 		if (m->work_running) {
 			char err[256];
@@ -1574,6 +1861,7 @@ void migration_free_all(struct agent *a)
 	while (ms->moves != NULL) {
 		struct migration *m = ms->moves;
 		ms->moves = m->next;
+		free(m->xml);
 		free(m);
 	}
 	if (ms->drain != NULL) {

@@ -528,6 +528,8 @@ static enum virt_vm_state virt_state_from_libvirt(unsigned char s)
 
 static int virt_conn_failed(virConnectPtr c, char *err, size_t errlen, const char *what);
 static virConnectPtr virt_conn_ref(struct virt *v);
+static int virt_dom_job_stats(virConnectPtr c, virDomainPtr d, bool completed,
+                              struct virt_job_stats *out, char *err, size_t errlen);
 static int virt_conn_submit(struct virt *v, enum hvwork_lane lane, struct hvwork_job *j,
                             hvwork_fn work, hvwork_done_fn done, void *data, virConnectPtr *c);
 
@@ -601,7 +603,12 @@ static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char
 }
 
 #ifdef MV_TEST_HOOKS
-static _Atomic unsigned virt_test_delay_ms, virt_test_open_delay_ms, virt_test_op_delay_ms;
+static _Atomic unsigned virt_test_delay_ms, virt_test_open_delay_ms, virt_test_op_delay_ms,
+    virt_test_register_delay_ms;
+void virt_test_set_register_delay(unsigned ms)
+{
+	virt_test_register_delay_ms = ms;
+}
 void virt_test_set_delay(unsigned ms)
 {
 	virt_test_delay_ms = ms;
@@ -1374,31 +1381,79 @@ static bool virt_refresh_node(struct virt *v)
 	return true;
 }
 
-static void virt_register_callbacks(struct virt *v)
+/* The callbacks registered on a connection (virt_register_conn), and what
+ * failed there, for the loop to log. */
+struct virt_callbacks {
+	bool done; /* registered (or tried): the ids below are the connection's */
+	int lifecycle_cb, metadata_cb;
+	bool close_cb;
+	char keepalive_err[512], close_err[512], lifecycle_err[512], metadata_err[512];
+};
+
+/* Keepalive, the close callback and the domain events on c, with v as
+ * their opaque (not dereferenced here): the events' registration is a
+ * round trip to a remote libvirtd, so a reconnect makes it on the worker
+ * (virt_open_work), before the connection is handed to the loop. Any
+ * thread (virt_uvloop.c takes libvirt's handle changes from any). */
+static void virt_register_conn(virConnectPtr c, struct virt *v, int ka_interval, unsigned ka_count,
+                               struct virt_callbacks *cb)
+{
+	memset(cb, 0, sizeof(*cb));
+	cb->done = true;
+#ifdef MV_TEST_HOOKS
+	virt_test_sleep(virt_test_register_delay_ms);
+#endif
+	if (ka_interval > 0 && virConnectSetKeepAlive(c, ka_interval, ka_count) < 0 &&
+	    virGetLastErrorCode() != VIR_ERR_NO_SUPPORT) /* in-process drivers have none */
+		snprintf(cb->keepalive_err, sizeof(cb->keepalive_err), "%s", virt_last_message());
+	if (virConnectRegisterCloseCallback(c, virt_on_close, v, NULL) == 0)
+		cb->close_cb = true;
+	else if (virGetLastErrorCode() != VIR_ERR_NO_SUPPORT)
+		snprintf(cb->close_err, sizeof(cb->close_err), "%s", virt_last_message());
+	cb->lifecycle_cb =
+	    virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+	                                     VIR_DOMAIN_EVENT_CALLBACK(virt_on_lifecycle), v, NULL);
+	if (cb->lifecycle_cb < 0)
+		snprintf(cb->lifecycle_err, sizeof(cb->lifecycle_err), "%s", virt_last_message());
+	cb->metadata_cb =
+	    virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+	                                     VIR_DOMAIN_EVENT_CALLBACK(virt_on_metadata), v, NULL);
+	if (cb->metadata_cb < 0)
+		snprintf(cb->metadata_err, sizeof(cb->metadata_err), "%s", virt_last_message());
+}
+
+/* Undoes virt_register_conn on a connection the loop never took. */
+static void virt_unregister_conn(virConnectPtr c, const struct virt_callbacks *cb)
+{
+	if (!cb->done)
+		return;
+	if (cb->lifecycle_cb >= 0)
+		virConnectDomainEventDeregisterAny(c, cb->lifecycle_cb);
+	if (cb->metadata_cb >= 0)
+		virConnectDomainEventDeregisterAny(c, cb->metadata_cb);
+	if (cb->close_cb)
+		virConnectUnregisterCloseCallback(c, virt_on_close);
+}
+
+/* The connection's callbacks are v's now (the loop); what failed is logged. */
+static void virt_take_callbacks(struct virt *v, const struct virt_callbacks *cb)
 {
 	char q[600];
-	if (v->ka_interval > 0 &&
-	    virConnectSetKeepAlive(v->conn, v->ka_interval, v->ka_count) < 0 &&
-	    virGetLastErrorCode() != VIR_ERR_NO_SUPPORT) /* in-process drivers have none */
+	if (cb->keepalive_err[0] != '\0')
 		MV_WARN("virt", "cannot enable libvirt keepalive error=%s",
-		        mv_log_quote(q, sizeof(q), virt_last_message()));
-	if (virConnectRegisterCloseCallback(v->conn, virt_on_close, v, NULL) == 0)
-		v->close_cb = true;
-	else if (virGetLastErrorCode() != VIR_ERR_NO_SUPPORT)
+		        mv_log_quote(q, sizeof(q), cb->keepalive_err));
+	if (cb->close_err[0] != '\0')
 		MV_WARN("virt", "cannot watch the libvirt connection error=%s",
-		        mv_log_quote(q, sizeof(q), virt_last_message()));
-	v->lifecycle_cb =
-	    virConnectDomainEventRegisterAny(v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-	                                     VIR_DOMAIN_EVENT_CALLBACK(virt_on_lifecycle), v, NULL);
-	if (v->lifecycle_cb < 0)
+		        mv_log_quote(q, sizeof(q), cb->close_err));
+	if (cb->lifecycle_cb < 0)
 		MV_WARN("virt", "no lifecycle events, reconcile only error=%s",
-		        mv_log_quote(q, sizeof(q), virt_last_message()));
-	v->metadata_cb =
-	    virConnectDomainEventRegisterAny(v->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
-	                                     VIR_DOMAIN_EVENT_CALLBACK(virt_on_metadata), v, NULL);
-	if (v->metadata_cb < 0)
+		        mv_log_quote(q, sizeof(q), cb->lifecycle_err));
+	if (cb->metadata_cb < 0)
 		MV_DEBUG("virt", "no metadata events error=%s",
-		         mv_log_quote(q, sizeof(q), virt_last_message()));
+		         mv_log_quote(q, sizeof(q), cb->metadata_err));
+	v->close_cb = cb->close_cb;
+	v->lifecycle_cb = cb->lifecycle_cb;
+	v->metadata_cb = cb->metadata_cb;
 }
 
 /* What opening a connection found out (virt_open_conn): any thread. */
@@ -1408,6 +1463,8 @@ struct virt_opened {
 	char cpu_model[64]; /* from the capabilities; "" when not read */
 	virNodeInfo info;
 	char err[512];
+	/* a reconnect on the worker registers the callbacks there */
+	struct virt_callbacks cb;
 	/* a reconnect on the worker lists the VMs there too (virt_open_work) */
 	bool listed;
 	int list_rc;
@@ -1476,8 +1533,12 @@ static int virt_connect_finish(struct virt *v, struct virt_opened *o)
 	v->test_driver = o->test_driver;
 	if (v->cpu_model[0] == '\0')
 		snprintf(v->cpu_model, sizeof(v->cpu_model), "%s", o->cpu_model);
-	if (v->loop != NULL)
-		virt_register_callbacks(v);
+	if (v->loop != NULL) {
+		struct virt_callbacks cb;
+		if (!o->cb.done) /* the agent's first connect, before it serves */
+			virt_register_conn(v->conn, v, v->ka_interval, v->ka_count, &cb);
+		virt_take_callbacks(v, o->cb.done ? &o->cb : &cb);
+	}
 	v->health.cpus = o->info.cpus;
 	v->health.memory_kib = o->info.memory;
 	snprintf(v->health.cpu_model, sizeof(v->health.cpu_model), "%s",
@@ -1529,9 +1590,12 @@ static int virt_connect(struct virt *v)
  * timeout of libvirt's: there it holds a worker thread, not the loop. */
 struct virt_open_job {
 	struct hvwork_job j;
-	struct virt *v; /* NULL once virt_free ran */
+	struct virt *v;      /* NULL once virt_free ran */
+	struct virt *opaque; /* v as the callbacks' opaque (never read on the worker) */
 	char *uri;
 	bool want_caps;
+	int ka_interval;
+	unsigned ka_count;
 	struct virt_opened o;
 };
 
@@ -1540,6 +1604,10 @@ static void virt_open_work(struct hvwork_job *j)
 	struct virt_open_job *o = j->data;
 	virt_open_conn(o->uri, o->want_caps, &o->o);
 	if (o->o.c != NULL) {
+		/* registered before the listing: the second listing on the loop's
+		 * side (virt_connect_finish) covers events until the loop takes
+		 * the connection (they are dropped: not yet v->conn) */
+		virt_register_conn(o->o.c, o->opaque, o->ka_interval, o->ka_count, &o->o.cb);
 		struct virt_reader rd = {.c = o->o.c};
 		o->o.listed = true;
 		o->o.list_rc = virt_list_conn(&rd, o->o.c, &o->o.vms, &o->o.n_vms, &o->o.long_name,
@@ -1554,8 +1622,12 @@ static void virt_open_done(struct hvwork_job *j, int status)
 	if (v != NULL)
 		v->open_job = NULL;
 	if (v == NULL || status != 0) {
-		if (o->o.c != NULL)
+		if (o->o.c != NULL) {
+			/* virt_free ran: its callbacks must not outlive it (the
+			 * agent frees it only once the worker is idle) */
+			virt_unregister_conn(o->o.c, &o->o.cb);
 			virConnectClose(o->o.c);
+		}
 	} else if (virt_connect_finish(v, &o->o) < 0) {
 		virt_schedule_retry(v);
 	}
@@ -1577,7 +1649,9 @@ static bool virt_connect_async(struct virt *v)
 		free(o);
 		return false;
 	}
-	o->v = v;
+	o->v = o->opaque = v;
+	o->ka_interval = v->ka_interval;
+	o->ka_count = v->ka_count;
 	o->want_caps = v->cpu_model[0] == '\0';
 	o->j.work = virt_open_work;
 	o->j.done = virt_open_done;
@@ -2017,6 +2091,11 @@ static int virt_do_find(const struct virt_reader *rd, const char *key, struct vi
 {
 	virDomainPtr d;
 	int rc = virt_rd_lookup(rd, key, &d, o->res.err, sizeof(o->res.err));
+	if (rc == -ENOENT && strlen(key) == VIRT_UUID_LEN - 1) {
+		/* asked by UUID and gone (a VM that migrated away): not cached */
+		o->after = VIRT_AFTER_GONE;
+		snprintf(o->uuid, sizeof(o->uuid), "%s", key);
+	}
 	if (rc < 0)
 		return rc;
 	rc = virt_dom_read(rd, d, &o->res.vm, o->res.err, sizeof(o->res.err));
@@ -2285,10 +2364,74 @@ static int virt_op_check(const struct virt_op_req *req, char *err, size_t errlen
 	case VIRT_OPK_DESTROY:
 	case VIRT_OPK_UNDEFINE:
 	case VIRT_OPK_SET_EPOCH:
+	case VIRT_OPK_EXPORT:
+	case VIRT_OPK_JOB_STATS:
+	case VIRT_OPK_ABORT_JOB:
 		return 0;
 	}
 	virt_set_err(err, errlen, "unknown VM operation %d", (int)req->kind);
 	return -EINVAL;
+}
+
+/* The VM's persistent definition for another host (virt_vm_export_xml):
+ * inactive, secure, migratable where the driver can. */
+static int virt_do_export(const struct virt_reader *rd, const char *key, struct virt_op_out *o)
+{
+	virDomainPtr d;
+	int rc = virt_rd_lookup(rd, key, &d, o->res.err, sizeof(o->res.err));
+	if (rc < 0)
+		return rc;
+	char *x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
+	                                     VIR_DOMAIN_XML_MIGRATABLE);
+	if (x == NULL && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+		x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+	if (x == NULL) {
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot read the definition of VM %s", key);
+		rc = virt_reader_failed(rd, o->res.err, sizeof(o->res.err), what);
+	}
+	virDomainFree(d);
+	o->res.xml = x;
+	return rc;
+}
+
+static int virt_do_job_stats(const struct virt_reader *rd, const char *key, struct virt_op_out *o)
+{
+	virDomainPtr d;
+	int rc = virt_rd_lookup(rd, key, &d, o->res.err, sizeof(o->res.err));
+	if (rc < 0)
+		return rc;
+	rc = virt_dom_job_stats(rd->c, d, false, &o->res.job, o->res.err, sizeof(o->res.err));
+	virDomainFree(d);
+	return rc;
+}
+
+static int virt_do_abort(const struct virt_reader *rd, const char *key, struct virt_op_out *o)
+{
+	char *err = o->res.err;
+	size_t errlen = sizeof(o->res.err);
+	virDomainPtr d;
+	char name[VIRT_NAME_MAX], what[VIRT_NAME_MAX + 64];
+	int rc = virt_rd_lookup_what(rd, key, "abort the job of", &d, name, what, err, errlen);
+	if (rc < 0)
+		return rc;
+	/* Ours, not the driver's wording: "no job" reads the same everywhere. */
+	virDomainJobInfo info;
+	if (virDomainGetJobInfo(d, &info) == 0 && info.type == VIR_DOMAIN_JOB_NONE) {
+		virt_set_err(err, errlen, "VM %s has no job running (no migration to abort)", name);
+		virDomainFree(d);
+		return -EINVAL;
+	}
+	if (virDomainAbortJob(d) < 0) {
+		rc = virt_reader_failed(rd, err, errlen, what);
+		if (rc == -EINVAL && virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID)
+			virt_set_err(err, errlen,
+			             "VM %s has no job running (no migration to abort)", name);
+	} else {
+		snprintf(o->log, sizeof(o->log), "job aborted vm=%s", name);
+	}
+	virDomainFree(d);
+	return rc;
 }
 
 /* The primitive: the request's libvirt round trips through rd (any
@@ -2310,6 +2453,15 @@ static int virt_op_exec(const struct virt_reader *rd, const struct virt_op_req *
 	case VIRT_OPK_DESTROY:
 	case VIRT_OPK_UNDEFINE:
 		rc = virt_do_act(rd, req->kind, req->key, req->needs_quorum, o);
+		break;
+	case VIRT_OPK_EXPORT:
+		rc = virt_do_export(rd, req->key, o);
+		break;
+	case VIRT_OPK_JOB_STATS:
+		rc = virt_do_job_stats(rd, req->key, o);
+		break;
+	case VIRT_OPK_ABORT_JOB:
+		rc = virt_do_abort(rd, req->key, o);
 		break;
 	default:
 		rc = virt_do_meta(rd, req, o);
@@ -2513,6 +2665,7 @@ static void virt_opjob_free(struct virt_op_job *q)
 {
 	if (q->c != NULL)
 		virConnectClose(q->c);
+	free(q->out.res.xml);
 	free((char *)q->req.key);
 	free((char *)q->req.xml);
 	free((char *)q->req.group);
@@ -3213,82 +3366,50 @@ int virt_vm_job_stats(struct virt *v, const char *name_or_uuid, bool completed,
                       struct virt_job_stats *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	virDomainPtr d;
-	int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
-	if (rc < 0)
+	if (completed) { /* only the migration's own read asks for a finished job */
+		virDomainPtr d;
+		int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
+		if (rc < 0)
+			return rc;
+		rc = virt_dom_job_stats(v->conn, d, true, out, err, errlen);
+		if (rc == -ENOTCONN)
+			virt_failed(v, NULL, 0, "cannot read job statistics");
+		virDomainFree(d);
 		return rc;
-	rc = virt_dom_job_stats(v->conn, d, completed, out, err, errlen);
-	if (rc == -ENOTCONN)
-		virt_failed(v, NULL, 0, "cannot read job statistics");
-	virDomainFree(d);
+	}
+	struct virt_op_out o;
+	struct virt_op_req req = {.kind = VIRT_OPK_JOB_STATS, .key = name_or_uuid};
+	int rc = virt_op_run(v, &req, &o, err, errlen);
+	if (rc == 0)
+		*out = o.res.job;
 	return rc;
 }
 
 int virt_vm_abort_job(struct virt *v, const char *name_or_uuid, char *err, size_t errlen)
 {
-	if (!virt_connected(v))
-		return virt_unreachable(v, err, errlen);
-	struct virt_reader rd = {.v = v, .c = v->conn};
-	virDomainPtr d;
-	char name[VIRT_NAME_MAX], what[VIRT_NAME_MAX + 64];
-	int rc =
-	    virt_rd_lookup_what(&rd, name_or_uuid, "abort the job of", &d, name, what, err, errlen);
-	if (rc < 0)
-		return rc;
-	/* Ours, not the driver's wording: "no job" reads the same everywhere. */
-	virDomainJobInfo info;
-	if (virDomainGetJobInfo(d, &info) == 0 && info.type == VIR_DOMAIN_JOB_NONE) {
-		virt_set_err(err, errlen, "VM %s has no job running (no migration to abort)", name);
-		virDomainFree(d);
-		return -EINVAL;
-	}
-	if (virDomainAbortJob(d) < 0) {
-		rc = virt_failed(v, err, errlen, what);
-		if (rc == -EINVAL && virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID)
-			virt_set_err(err, errlen,
-			             "VM %s has no job running (no migration to abort)", name);
-	} else {
-		MV_INFO("virt", "job aborted vm=%s", name);
-	}
-	virDomainFree(d);
-	return rc;
+	return virt_op_key(v, VIRT_OPK_ABORT_JOB, name_or_uuid, err, errlen);
 }
 
 int virt_vm_export_xml(struct virt *v, const char *name_or_uuid, char **xml, char *err,
                        size_t errlen)
 {
-	*xml = NULL;
-	virDomainPtr d;
-	int rc = virt_lookup(v, name_or_uuid, &d, err, errlen);
+	struct virt_op_out o;
+	struct virt_op_req req = {.kind = VIRT_OPK_EXPORT, .key = name_or_uuid};
+	int rc = virt_op_run(v, &req, &o, err, errlen);
+	*xml = rc == 0 ? o.res.xml : NULL;
 	if (rc < 0)
-		return rc;
-	char *x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
-	                                     VIR_DOMAIN_XML_MIGRATABLE);
-	if (x == NULL && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
-		x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
-	if (x == NULL) {
-		char what[VIRT_NAME_MAX + 64];
-		snprintf(what, sizeof(what), "cannot read the definition of VM %s", name_or_uuid);
-		rc = virt_failed(v, err, errlen, what);
-	}
-	virDomainFree(d);
-	*xml = x;
+		free(o.res.xml);
 	return rc;
 }
 
 /* virt_vm_export_xml's read on a bare connection (any thread). */
 static char *virt_conn_export(virConnectPtr c, const char *key)
 {
-	virDomainPtr d;
-	char err[256];
-	if (virt_conn_lookup(c, key, &d, err, sizeof(err)) < 0)
-		return NULL;
-	char *x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
-	                                     VIR_DOMAIN_XML_MIGRATABLE);
-	if (x == NULL && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
-		x = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
-	virDomainFree(d);
-	return x;
+	struct virt_reader rd = {.c = c};
+	struct virt_op_out o;
+	memset(&o, 0, sizeof(o));
+	virt_do_export(&rd, key, &o);
+	return o.res.xml;
 }
 
 static void virt_export_job_free(struct virt_export_job *e)

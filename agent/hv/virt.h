@@ -59,7 +59,8 @@
  * With a worker (virt_options.worker) the calls the loop makes by itself
  * do not: the periodic reconcile lists on the worker's general lane and
  * applies the listing on the loop; reconnects open the connection there
- * (and read the capabilities, node info and the first listing there;
+ * (and read the capabilities, node info and the first listing there,
+ * and register keepalive, the close callback and the domain events there;
  * the listing is applied before CONNECTED, and a second listing there
  * covers what changed before the events were registered); virt_host_info returns
  * the figures last read there and renews them; virt_check makes no round
@@ -353,6 +354,31 @@ int virt_vm_set_desired(struct virt *v, const char *name_or_uuid, enum virt_desi
 /* "running", "stopped". */
 const char *virt_desired_name(enum virt_desired d);
 
+enum virt_job_state {
+	VIRT_JOB_NONE = 0,  /* no job (and, with completed, none remembered) */
+	VIRT_JOB_RUNNING,   /* a job is running now */
+	VIRT_JOB_COMPLETED, /* the last job finished successfully */
+	VIRT_JOB_FAILED,
+	VIRT_JOB_CANCELLED,
+};
+
+struct virt_job_stats {
+	enum virt_job_state state;
+	bool migration;      /* the job is an outgoing or incoming migration */
+	uint64_t elapsed_ms; /* since the job started */
+	uint64_t data_total; /* bytes: memory + disks; 0 when not reported */
+	uint64_t data_processed;
+	uint64_t data_remaining;
+	uint64_t memory_total; /* bytes of guest memory */
+	uint64_t memory_processed;
+	uint64_t memory_remaining;
+	uint64_t memory_bps;  /* transfer rate, bytes/s */
+	uint64_t dirty_rate;  /* pages/s the guest dirties */
+	uint64_t iteration;   /* memory passes so far */
+	bool have_downtime;   /* set when the job is done (completed stats) */
+	uint64_t downtime_ms; /* guest paused time at switch-over */
+};
+
 /* ---- operator jobs on the worker ------------------------------------------ */
 /*
  * The calls above, on the worker (virt_options.worker), so that a slow or
@@ -381,6 +407,9 @@ enum virt_op_kind {
 	VIRT_OPK_SET_HA,      /* virt_vm_set_ha_group(key, ha, priority, group) */
 	VIRT_OPK_SET_EPOCH,   /* virt_vm_set_epoch(key, epoch) */
 	VIRT_OPK_SET_DESIRED, /* virt_vm_set_desired(key, desired) */
+	VIRT_OPK_EXPORT,      /* virt_vm_export_xml(key): res->xml */
+	VIRT_OPK_JOB_STATS,   /* virt_vm_job_stats(key, false): res->job */
+	VIRT_OPK_ABORT_JOB,   /* virt_vm_abort_job(key) */
 };
 
 struct virt_op_req {
@@ -405,11 +434,14 @@ struct virt_op_req {
  * thread; process-wide. */
 void virt_block_ha_starts(bool blocked);
 
+/* res->xml (EXPORT) is valid during done only: the job frees it. */
 struct virt_op_result {
 	int rc;        /* 0 or the synchronous call's -errno */
 	char err[512]; /* its message when rc < 0 */
 	bool have_vm;  /* vm is the VM as read after the call (FIND, DEFINE: the VM) */
 	struct virt_vm vm;
+	char *xml;                 /* EXPORT: the definition (the callee's: copy it) */
+	struct virt_job_stats job; /* JOB_STATS */
 };
 
 /* Operator jobs that may wait behind the one in flight. */
@@ -436,7 +468,9 @@ int virt_vm_op_async(struct virt *v, const struct virt_op_req *req, virt_op_resu
                      void *ud, char *err, size_t errlen);
 /* The same from inside a done callback: the step runs next, before what
  * others queued (no VIRT_OPQ_MAX bound: a command's next step is never
- * refused for being busy). */
+ * refused for being busy). Also for a call that must not wait behind
+ * operators' commands (a migration's abort, migration.c): it runs as soon
+ * as the call in flight is back. */
 int virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done, void *ud,
                     char *err, size_t errlen);
 /* Operator jobs in flight or queued. */
@@ -470,7 +504,10 @@ size_t virt_vm_op_queued(const struct virt *v);
  *   this, such a call touched the uv handle from the worker: a data race.)
  * Everything else here (job stats, abort, export, virt_migrate_build)
  * belongs to the loop thread, like the rest of this module; job stats and
- * abort are meant to be called while a worker's migration runs.
+ * abort are meant to be called while a worker's migration runs. The
+ * agent's loop makes them as operator jobs on the worker instead
+ * (VIRT_OPK_JOB_STATS, VIRT_OPK_ABORT_JOB, VIRT_OPK_EXPORT): the
+ * synchronous calls are for the agent's start and stop and for tools.
  */
 
 struct virt_migrate_params {
@@ -489,31 +526,6 @@ struct virt_migrate_params {
 	uint64_t bandwidth_mib_s; /* 0: unlimited (libvirt's default) */
 	uint64_t max_downtime_ms; /* 0: leave QEMU's (300 ms by default) */
 	bool tls;                 /* VIR_MIGRATE_TLS for the migration stream */
-};
-
-enum virt_job_state {
-	VIRT_JOB_NONE = 0,  /* no job (and, with completed, none remembered) */
-	VIRT_JOB_RUNNING,   /* a job is running now */
-	VIRT_JOB_COMPLETED, /* the last job finished successfully */
-	VIRT_JOB_FAILED,
-	VIRT_JOB_CANCELLED,
-};
-
-struct virt_job_stats {
-	enum virt_job_state state;
-	bool migration;      /* the job is an outgoing or incoming migration */
-	uint64_t elapsed_ms; /* since the job started */
-	uint64_t data_total; /* bytes: memory + disks; 0 when not reported */
-	uint64_t data_processed;
-	uint64_t data_remaining;
-	uint64_t memory_total; /* bytes of guest memory */
-	uint64_t memory_processed;
-	uint64_t memory_remaining;
-	uint64_t memory_bps;  /* transfer rate, bytes/s */
-	uint64_t dirty_rate;  /* pages/s the guest dirties */
-	uint64_t iteration;   /* memory passes so far */
-	bool have_downtime;   /* set when the job is done (completed stats) */
-	uint64_t downtime_ms; /* guest paused time at switch-over */
 };
 
 struct virt_migrate_result {
@@ -773,6 +785,9 @@ void virt_inject_close(struct virt *v);
 void virt_test_set_delay(unsigned ms);
 /* The same for every open of a connection (a daemon slow to accept). */
 void virt_test_set_open_delay(unsigned ms);
+/* The same for every registration of a connection's callbacks (a remote
+ * libvirtd's event registration is a round trip). */
+void virt_test_set_register_delay(unsigned ms);
 /* The same for every operator call (virt_vm_find, _define, _start, ...,
  * the metadata setters), synchronous or on the worker. */
 void virt_test_set_op_delay(unsigned ms);

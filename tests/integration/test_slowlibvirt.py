@@ -14,7 +14,9 @@ turn and find it running, the rest are refused at once ("busy ... try
 again"): every request gets its answer, by id. Last, n2 moves a running
 VM to n1 offline: n1's side of it (define and start, 6 s) runs on its
 worker too; moved back with n1's starts failing, n1 removes the definition
-again and the VM runs on n2 again. Throughout, n1's loop
+again and the VM runs on n2 again. Then n1 moves MOVER back to n2: the
+source side's owner-epoch write, stop and undefine (9 s) run on n1's
+worker too. Throughout, n1's loop
 never ran 0.9 s late (status loop_lag_max_ever_us), n2 never suspected n1
 and n1 never had to refute a suspicion. (With the calls on the loop, n1's
 loop waited 3 s per call: the lag check fails, and n2 suspects n1.) The
@@ -192,6 +194,23 @@ def main(t):
     mvtest.wait_until(lambda: n2.vms(node="n2").get(BACK, {}).get("state") == "running", 15,
                       "%s to run on n2 again" % BACK)
     check(BACK not in n1.vms(node="n1"), "n1 kept a definition of %s" % BACK)
+
+    # The source side of a move on n1: MOVER goes back to n2. n1's owner-epoch
+    # write, stop and undefine (3 s each) run on n1's worker, not its loop.
+    r, took, times = while_polling(
+        n1, "migrate n1 -> n2 (offline), n1 the source",
+        lambda: n1.cli("migrate", MOVER, "--to", "n2", "--json", "--timeout", "40000",
+                       timeout=50))
+    check(r.returncode == 0, "migrate failed (exit %d): %s" % (r.returncode, r.stderr.strip()))
+    final = mvtest.json_stream(r.stdout, "migrate")[-1]
+    check(final["ok"] and "moved offline to n2" in final["message"], "migrate: %s" % final)
+    check(took >= 3 * SLOW_MS / 1000.0 - 0.3, "migrate took %.1f s: the shim did not apply" % took)
+    check(len(times) >= 5, "n1 answered status only %d times in %.1f s" % (len(times), took))
+    check(max(times) < STATUS_BOUND_S, "a status on n1 took %.2f s" % max(times))
+    mvtest.wait_until(lambda: n2.vms(node="n2").get(MOVER, {}).get("state") == "running", 15,
+                      "%s to run on n2" % MOVER)
+    mvtest.wait_until(lambda: MOVER not in n1.vms(node="n1"), 15,
+                      "n1 to forget %s" % MOVER)
 
     st = n1.status()
     log("n1: loop lag p99 %.1f ms, max ever %.1f ms, stalls %d" %

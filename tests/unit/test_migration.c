@@ -359,6 +359,12 @@ static void test_duplicate_then_abort(void **state)
 
 /* ---- the failover service's hooks ---------------------------------------------- */
 
+static bool hk_has_begun(void *arg)
+{
+	(void)arg;
+	return hk.begun > 0;
+}
+
 static void test_ha_move_refused_by_voters(void **state)
 {
 	struct daemon_fixture *f = *state;
@@ -370,6 +376,9 @@ static void test_ha_move_refused_by_voters(void **state)
 	assert_string_equal(v.phase, "proposing");
 	assert_int_equal(hk.begun, 0); /* nothing announced before the target accepts */
 	b_sends(f, MIG_ACCEPT, v.id, 30000);
+	assert_int_equal(hk.begun, 0); /* the VM is read on the hypervisor worker first */
+	assert_string_equal(move_of(f, "alpha").phase, "starting");
+	assert_true(fixture_run_until(f, hk_has_begun, NULL, 3000));
 	assert_int_equal(hk.begun, 1);
 	assert_string_equal(hk.id, v.id);
 	assert_string_equal(hk.target, "b");
@@ -398,6 +407,7 @@ static void test_ha_move_lease_lost_while_announcing(void **state)
 	struct move_view v = move_of(f, "alpha");
 	/* a lease 100 ms longer than the guard (lease_ms / 10 of our 30 s) */
 	b_sends(f, MIG_ACCEPT, v.id, 3100);
+	assert_true(fixture_run_until(f, hk_has_begun, NULL, 3000));
 	assert_int_equal(hk.begun, 1);
 	v = move_of(f, "alpha");
 	assert_string_equal(v.phase, "announcing");
@@ -410,6 +420,43 @@ static void test_ha_move_lease_lost_while_announcing(void **state)
 	assert_true(v.done);
 	assert_false(v.ok);
 	assert_non_null(strstr(v.message, "the reservation on b was lost before the move began"));
+}
+
+static bool pred_alpha_done(void *arg)
+{
+	return move_of(arg, "alpha").done;
+}
+
+/* The reservation is lost while the VM is read on the hypervisor worker
+ * (the target forgot it: REFUSE "unknown" to a RENEW): the move gives up
+ * before anything is stopped, and the VM runs on here. */
+static void test_lease_lost_while_reading_the_vm(void **state)
+{
+	struct daemon_fixture *f = *state;
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	assert_int_equal(migrate(f, "alpha", "b", 0), 0);
+	struct move_view v = move_of(f, "alpha");
+	b_sends(f, MIG_ACCEPT, v.id, 30000);
+	assert_string_equal(move_of(f, "alpha").phase, "starting");
+	struct mig_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = MIG_REFUSE;
+	m.reason = MIG_R_UNKNOWN;
+	snprintf(m.reason_text, sizeof(m.reason_text), "no such reservation");
+	snprintf(m.from, sizeof(m.from), "b");
+	snprintf(m.to, sizeof(m.to), "a");
+	snprintf(m.proposal_id, sizeof(m.proposal_id), "%s", v.id);
+	uv_update_time(f->a.loop);
+	m.stamp = uv_now(f->a.loop);
+	fixture_send_mig(f, &m);
+	assert_true(fixture_run_until(f, pred_alpha_done, f, 5000));
+	v = move_of(f, "alpha");
+	assert_false(v.ok);
+	assert_non_null(strstr(v.message, "the reservation on b was lost before the move began"));
+	struct virt_vm vm;
+	char err[256];
+	assert_int_equal(virt_vm_cached(f->a.virt, "alpha", &vm, err, sizeof(err)), 0);
+	assert_int_equal(vm.state, VIRT_VM_RUNNING); /* never stopped */
 }
 
 /* ---- the target side ------------------------------------------------------------- */
@@ -565,6 +612,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ha_move_refused_by_voters, setup,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_ha_move_lease_lost_while_announcing, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_lost_while_reading_the_vm, setup,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_fresh_agent_takes_at_once, setup_short_lease,
 	                                    fixture_teardown),

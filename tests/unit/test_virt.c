@@ -1524,6 +1524,36 @@ static void test_reconnect_on_worker(void **state)
 	worker_stop(f, &wf);
 }
 
+/* A reconnect registers the connection's callbacks (keepalive, close,
+ * the domain events: a round trip each to a remote libvirtd) on the
+ * worker too: with a libvirtd that takes 1 s to register them, the loop
+ * keeps ticking, and the new connection's events arrive. */
+static void test_reconnect_registers_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open_rec(f, &wf);
+	virt_test_set_register_delay(1000);
+	f->rec.n = 0;
+	worker_tick_start(&wf);
+	virt_inject_close(f->v);
+	struct wait_connects wc = {f->v, 2};
+	assert_true(run_until(pred_connects, &wc, 5000));
+	uint64_t took_ms = worker_tick_stop(&wf);
+	virt_test_set_register_delay(0);
+	print_message("reconnect to a libvirtd that takes 1 s to register the events: %" PRIu64
+	              " ms; the loop ticked %u times meanwhile\n",
+	              took_ms, wf.ticks);
+	assert_true(took_ms >= 1000);
+	assert_true(wf.ticks >= took_ms / 10 / 2);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_CONNECTED, NULL), 1);
+	/* the callbacks are the new connection's: an event of it arrives */
+	f->rec.n = 0;
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha", 3000));
+	worker_stop(f, &wf);
+}
+
 struct export_rec {
 	int calls, status;
 	size_t n;
@@ -3279,6 +3309,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unreachable, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_and_reconnect, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect_on_worker, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_reconnect_registers_on_worker, fx_setup,
+	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_export_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_start_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_destroy_on_worker, fx_setup, fx_teardown),
