@@ -5997,7 +5997,10 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
  * definition that value is chosen, whoever claimed it (CHOSEN NEEDS A
  * MAJORITY'S PROOF). Reads are retried with backoff while a claim is
  * fresh (FO_READ_FOR_MS after the latest CHOSEN for the round), at most
- * FO_READS_MAX at once and FO_READS_PER_SENDER opened by one claimant. */
+ * FO_READS_MAX at once and FO_READS_PER_SENDER opened by one claimant, both
+ * raised by the instances open here (reads_cap): an honest coordinator of
+ * a failover of many hosts at once claims one round of each, and a claim
+ * beyond the cap waits for its resend; a liar gets no more than that. */
 #define FO_READ_FOR_MS 30000
 #define FO_READS_MAX 64
 #define FO_READS_PER_SENDER 8
@@ -6208,6 +6211,20 @@ static bool reads_unprovable(const struct fo *f)
 	return eff - legacy - silent < majority_of(eff);
 }
 
+/* How many reads may be under way at once: `total` all of them, `each`
+ * those of one claimant. Instances open here (hosts dead to us, recoveries
+ * we vote in) raise both: a claimant opens no instance, so a liar cannot
+ * raise them, and an honest one claims at most a round of each at a time
+ * (the fixed part is the slack for other claims and older rounds). */
+static void reads_cap(const struct fo *f, size_t *total, size_t *each)
+{
+	size_t open = 0;
+	for (size_t k = 0; k < f->n_inst; k++)
+		open += !f->inst[k]->done;
+	*each = FO_READS_PER_SENDER + open;
+	*total = FO_READS_MAX + 2 * open;
+}
+
 static void chosen_claim(struct fo *f, const struct fo_msg *m, size_t from_idx, uint64_t now)
 {
 	const struct mrec *x = member_find(f, m->inst.dead);
@@ -6215,10 +6232,11 @@ static void chosen_claim(struct fo *f, const struct fo_msg *m, size_t from_idx, 
 		return; /* finished and forgotten here: never decided twice */
 	size_t i = pread_find(f, &m->inst);
 	if (i == SIZE_MAX) {
-		size_t mine = 0;
+		size_t mine = 0, total, each;
 		for (size_t k = 0; k < f->n_reads; k++)
 			mine += f->reads[k].claimant == from_idx;
-		if (f->n_reads >= FO_READS_MAX || mine >= FO_READS_PER_SENDER) {
+		reads_cap(f, &total, &each);
+		if (f->n_reads >= total || mine >= each) {
 			refuse(f, m->from,
 			       "CHOSEN for %.64s incarnation %" PRIu64 " from %.64s not read: "
 			       "%zu reads under way (%zu of them for %.64s's claims)",

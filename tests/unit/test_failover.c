@@ -6067,6 +6067,50 @@ static void test_forged_chosen_not_learned(void **state)
 	fo_free(f);
 }
 
+/* Review: an honest coordinator of the failover of ten hosts at once
+ * claims a round of each; every claim is read at once (before, the ninth
+ * and tenth were refused, "reads under way", and waited for a resend), and
+ * the cap a liar meets about hosts alive to us stays what it was. */
+static void test_honest_claims_beyond_sender_cap_read(void **state)
+{
+	(void)state;
+	uint64_t now = 10000;
+	struct fo *f = five_voters(now);
+	char dead[10][8];
+	for (int i = 0; i < 10; i++) {
+		snprintf(dead[i], sizeof(dead[i]), "h%d", i);
+		fo_member(f, dead[i], FO_ALIVE, 1, now);
+	}
+	drop_all(f);
+	for (int i = 0; i < 10; i++)
+		fo_member(f, dead[i], FO_DEAD, 1, now + 1);
+	drop_all(f);
+	struct fo_plan_entry p[1] = {entry("u1", "n2", 2)};
+	size_t refused = 0;
+	for (int i = 0; i < 10; i++) {
+		struct fo_msg m;
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 9, p, 1);
+		snprintf(m.inst.dead, sizeof(m.inst.dead), "h%d", i);
+		assert_int_equal(fo_handle_message(f, &m, now + 2 + (uint64_t)i), 0);
+		assert_true(count_reads(f, dead[i]) > 0);
+		refused += count_events(f, FO_EV_REFUSED, "not read");
+	}
+	assert_int_equal(refused, 0);
+	/* claims about a host alive to us still stop at 8 per claimant
+	 * (beyond the ten reads for the open instances) */
+	size_t alive_reads = 0;
+	for (uint64_t i = 1; i <= 30; i++) {
+		struct fo_msg m;
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", i, 0, 9, p, 1);
+		snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
+		assert_int_equal(fo_handle_message(f, &m, now + 100 + i), 0);
+		alive_reads += count_reads(f, "n3") > 0;
+		drop_all(f);
+	}
+	assert_int_equal(alive_reads, 8);
+	fo_free(f);
+}
+
 /* Review: a rogue voter's heartbeat that reports voters = 2N + 8 raises the
  * majority past what can answer; it must not open the rolling-upgrade
  * window (no legacy host here): its CHOSEN is still only a claim. */
@@ -6573,6 +6617,7 @@ int main(void)
 	    cmocka_unit_test(test_fence_order_needs_majority),
 	    cmocka_unit_test(test_fence_order_needs_vouching_voters),
 	    cmocka_unit_test(test_forged_chosen_not_learned),
+	    cmocka_unit_test(test_honest_claims_beyond_sender_cap_read),
 	    cmocka_unit_test(test_chosen_proven_by_majority_read),
 	    cmocka_unit_test(test_inflated_voters_do_not_skip_the_read),
 	    cmocka_unit_test(test_legacy_window_counts_only_live_readers),
