@@ -6613,7 +6613,14 @@ static size_t my_rank(const struct fo *f, const struct inst *in)
 	return k;
 }
 
-static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
+/* The timed fence of (in), once due: confirmed. Also for an instance done
+ * meanwhile (every VM of its plan ran before the wait was over, as on a
+ * learner with nothing to start that could not bound the wait): the fence
+ * is just as true, and a move to the host in doubt waits for it (m4); a
+ * done instance that never confirmed it left the move MOVING here for
+ * good, so this node refused the source's recovery that re-placed the VM
+ * (seed 9043298157095463658, with migrations). */
+static void fence_wait_work(struct fo *f, struct inst *in, uint64_t now)
 {
 	if (in->fence_wait_at && !in->fenced && now >= in->fence_wait_at) {
 		char how[FO_TEXT_MAX];
@@ -6629,6 +6636,11 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 		set_fenced(f, in, how, now, true);
 		in->fence_total = true; /* its self-fence (or watchdog): every HA VM */
 	}
+}
+
+static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
+{
+	fence_wait_work(f, in, now);
 	/* proposer retries */
 	for (uint32_t r = 0; r < f->n_rounds; r++) {
 		struct round *rd = &in->rounds[r];
@@ -7527,6 +7539,8 @@ static void run_work(struct fo *f, uint64_t now)
 	for (size_t i = 0; i < f->n_inst; i++)
 		if (!f->inst[i]->done)
 			inst_work(f, f->inst[i], now, quorate);
+		else
+			fence_wait_work(f, f->inst[i], now);
 	/* again: inst_work may have just confirmed a due timed fence */
 	for (size_t i = 0; i < f->n_inst; i++) {
 		struct inst *tin = f->inst[i];
@@ -7599,10 +7613,10 @@ uint64_t fo_next_deadline(const struct fo *f)
 			CONSIDER(reclaim_at(f, in));
 		if (in->park_retry_at)
 			CONSIDER(in->park_retry_at);
+		if (in->fence_wait_at && !in->fenced)
+			CONSIDER(in->fence_wait_at); /* (done or not: fence_wait_work) */
 		if (in->done)
 			continue;
-		if (in->fence_wait_at && !in->fenced)
-			CONSIDER(in->fence_wait_at);
 		if (in->batch_at)
 			CONSIDER(in->batch_at);
 		if (in->propose_at != UINT64_MAX && (quorate || in->propose_at > now))

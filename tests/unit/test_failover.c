@@ -6111,6 +6111,51 @@ static void test_honest_claims_beyond_sender_cap_read(void **state)
 	fo_free(f);
 }
 
+/* Seed 9043298157095463658 (with migrations): a learner with nothing to
+ * start learns n0's plan without an ack bound (it waits F + margin from
+ * learning), and the target reports the VM running first: the instance is
+ * done before its timed fence is due. The fence is still confirmed when
+ * due (a move to n0 in doubt waits for it, m4); before, a done instance
+ * never confirmed it. */
+static void test_done_instance_confirms_timed_fence(void **state)
+{
+	(void)state;
+	uint64_t now = 10000;
+	struct fo *f = five_voters_n0_dead(now);
+	struct fo_plan_entry p[1] = {entry("u1", "n2", 2)};
+	struct fo_msg m;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 9, p, 1);
+	m.has_ack_ago = false; /* no bound: F + margin from learning */
+	assert_int_equal(prove_chosen(f, &m, now), 0);
+	struct fo_instance_id id = {.dead = "n0", .incarnation = 1, .round = 0};
+	assert_true(fo_chosen_plan(f, &id, NULL));
+	drop_all(f);
+	struct fo_msg r;
+	base_msg(&r, FO_RESTARTED);
+	snprintf(r.vm_uuid, sizeof(r.vm_uuid), "u1");
+	r.ok = true;
+	assert_int_equal(fo_handle_message(f, &r, now + 10), 0);
+	struct fo_config c;
+	cfg_for(&c, 1);
+	uint64_t due = now + c.fence_after_ms + c.fence_margin_ms;
+	size_t early = 0, confirmed = 0;
+	for (uint64_t t = now + 20; t < due + 2000; t += 250) {
+		assert_int_equal(fo_handle_timer(f, t), 0);
+		struct fo_event e;
+		while (fo_pop_event(f, &e)) {
+			if (e.type == FO_EV_FENCE_CONFIRMED && strcmp(e.inst.dead, "n0") == 0)
+				*(t < due ? &early : &confirmed) += 1;
+			fo_event_clear(&e);
+		}
+		struct fo_msg o;
+		while (fo_pop_output(f, &o))
+			fo_msg_clear(&o);
+	}
+	assert_int_equal(early, 0);
+	assert_int_equal(confirmed, 1);
+	fo_free(f);
+}
+
 /* Review: a rogue voter's heartbeat that reports voters = 2N + 8 raises the
  * majority past what can answer; it must not open the rolling-upgrade
  * window (no legacy host here): its CHOSEN is still only a claim. */
@@ -6618,6 +6663,7 @@ int main(void)
 	    cmocka_unit_test(test_fence_order_needs_vouching_voters),
 	    cmocka_unit_test(test_forged_chosen_not_learned),
 	    cmocka_unit_test(test_honest_claims_beyond_sender_cap_read),
+	    cmocka_unit_test(test_done_instance_confirms_timed_fence),
 	    cmocka_unit_test(test_chosen_proven_by_majority_read),
 	    cmocka_unit_test(test_inflated_voters_do_not_skip_the_read),
 	    cmocka_unit_test(test_legacy_window_counts_only_live_readers),
