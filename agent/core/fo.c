@@ -486,7 +486,7 @@ static uint64_t entry_base(const struct fo_plan_entry *pe, uint32_t round);
 static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe);
 static bool vm_in_care(const struct fo *f, const char *uuid);
 static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
-static bool pend_gone_by(const struct fo *f, const struct pend *pd);
+static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct pend *pd);
 static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch);
 static const struct move *move_away(const struct fo *f, const char *uuid, const char *from,
                                     uint64_t epoch);
@@ -2247,7 +2247,7 @@ static void settle_waiting_vms(struct fo *f, struct inst *in, uint32_t round,
 	for (size_t p = 0; p < in->n_pend;) {
 		const struct pend *pd = &in->pend[p];
 		if (pd->failed_round < round &&
-		    (plan_has_uuid(copy, pd->e.uuid) || pend_gone_by(f, pd))) {
+		    (plan_has_uuid(copy, pd->e.uuid) || pend_gone_by(f, in, pd))) {
 			in->pend[p] = in->pend[--in->n_pend];
 		} else if (pd->failed_round < round && excluded_vm(rd, pd->e.uuid)) {
 			/* acceptors said another failover's value holds it: that
@@ -2981,7 +2981,7 @@ static int handed_back_value(struct fo *f, struct inst *in, uint32_t round, cons
 		const struct pend *pd = &in->pend[p];
 		if (pd->failed_round >= round || excluded_vm(&in->rounds[round], pd->e.uuid))
 			continue;
-		if (pend_gone_by(f, pd))
+		if (pend_gone_by(f, in, pd))
 			continue;
 		const struct fo_plan_entry *e = &pd->e;
 		struct fo_vm *v = &vms[n_vms++];
@@ -3807,10 +3807,17 @@ static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe)
  * such entries out and a chosen round settles them, by this one test: kept
  * pending, they would make round after empty round until every round of
  * the instance is used, and keep the VM "in care" so that nobody else
- * restarts it (seed 8857356392224828463). */
-static bool pend_gone_by(const struct fo *f, const struct pend *pd)
+ * restarts it (seed 8857356392224828463). A copy that an up host other
+ * than the dead one runs at the base epoch itself counts too: epochs are
+ * given once, so it is another placement's, and the entry's base may be a
+ * guess that equals it (move_stayed_epoch's listed + 1 for a stayed move
+ * told without its epoch); re-placing it ran the VM twice (seed
+ * 7502270134573458010). Leaving an entry out never starts anything. */
+static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct pend *pd)
 {
-	return running_elsewhere(f, pd->e.uuid, entry_base(&pd->e, pd->failed_round), NULL, NULL) ||
+	uint64_t base = entry_base(&pd->e, pd->failed_round);
+	return running_elsewhere(f, pd->e.uuid, base, NULL, NULL) ||
+	       (base > 0 && running_elsewhere(f, pd->e.uuid, base - 1, in->dead, NULL)) ||
 	       moved_on(f, &pd->e) || move_away(f, pd->e.uuid, NULL, pd->e.new_epoch);
 }
 

@@ -2730,6 +2730,8 @@ static void test_replayed_seeds_migrations(void **state)
 	    {9043298157095463658ULL, "liveness: source and target died mid-move; the target's "
 	                             "failover was done before learners' timed fence was due, "
 	                             "which then never came: the move stayed MOVING there"},
+	    {7502270134573458010ULL, "O1: a voter that missed a hand-back owed the VM again from "
+	                             "a guessed base equal to the epoch it ran at elsewhere"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;

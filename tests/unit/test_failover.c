@@ -1215,19 +1215,18 @@ static void handback_cfg(struct fo_config *c, int i)
 	c->restart_backoff_ms = 1000;
 }
 
-/* n1 fails to start "db" 3 times (backoff 1 s, 2 s), hands it back; round 1
- * places it on another host with epoch + 2. */
-static void test_handback(void **state)
+/* n0 dies with "db" (epoch 5); round 0 gives it to n1 at 6; n1 fails to
+ * start it 3 times (backoff 1 s, 2 s) and hands it back — with
+ * db_on_n2, after n2's state came to list db running at 5. */
+static struct net *handed_back_db(struct view *v, bool db_on_n2)
 {
-	(void)state;
 	struct net *t = net_new(4, handback_cfg);
-	struct view v;
-	view_init(&v, 4, 16, 64);
-	view_vm(&v, 0, "db", 100, 2, 4, NULL);
+	view_init(v, 4, 16, 64);
+	view_vm(v, 0, "db", 100, 2, 4, NULL);
 	/* n1 has most room: it gets db in round 0 */
-	v.hosts[2].cap.memory_allocated_kib = 20 * GIB;
-	v.hosts[3].cap.memory_allocated_kib = 30 * GIB;
-	view_feed(t, &v, -1);
+	v->hosts[2].cap.memory_allocated_kib = 20 * GIB;
+	v->hosts[3].cap.memory_allocated_kib = 30 * GIB;
+	view_feed(t, v, -1);
 	run_until(t, t->now + 2000);
 	t->n[0].down = true;
 	declare_dead(t, 0, 1);
@@ -1256,9 +1255,24 @@ static void test_handback(void **state)
 	assert_int_equal(count_ev(&t->n[1], FO_EV_RESTART), 2);
 	run_until(t, failed + 2000);
 	assert_int_equal(count_ev(&t->n[1], FO_EV_RESTART), 3);
+	if (db_on_n2) {
+		struct fo_vm *there = view_vm(v, 2, "db", 100, 2, 4, NULL);
+		there->uuid = v->uuids[0][0]; /* n0's db, at epoch 5 */
+		view_feed(t, v, -1);
+	}
 	answer_restarts(t, 1, false, "no disk");
 	assert_int_equal(count_ev(&t->n[1], FO_EV_RESTART_FAILED), 3);
 	assert_int_equal(count_ev(&t->n[1], FO_EV_HANDED_BACK), 1);
+	return t;
+}
+
+/* n1 fails to start "db" 3 times (backoff 1 s, 2 s), hands it back; round 1
+ * places it on another host with epoch + 2. */
+static void test_handback(void **state)
+{
+	(void)state;
+	struct view v;
+	struct net *t = handed_back_db(&v, false);
 	run_until(t, t->now + 12000);
 	const struct fo_plan *p1;
 	check_single_plan(t, 0, 1, 1, &p1);
@@ -1283,6 +1297,29 @@ static void test_handback(void **state)
 		assert_true(o.ok && o.done);
 		assert_string_equal(o.entry.target, names[target]);
 	}
+	net_free(t);
+}
+
+/* Seed 7502270134573458010 (with migrations, O1): a VM an instance owes
+ * again (handed back, or owed late) from base epoch b, that an up host
+ * other than the dead one runs at b, is not the instance's to re-place:
+ * that copy is another placement's (an epoch is given once; a guessed
+ * base — a stayed move's listed + 1 — may equal it). Here db, handed back
+ * from base 5, runs on n2 at 5: round 1 leaves it out. Before, only a copy
+ * above b counted, and round 1 started a second one. */
+static void test_handback_running_elsewhere_at_base(void **state)
+{
+	(void)state;
+	struct view v;
+	struct net *t = handed_back_db(&v, true);
+	size_t before = 0;
+	for (int i = 1; i < 4; i++)
+		before += count_ev(&t->n[i], FO_EV_RESTART);
+	run_until(t, t->now + 12000);
+	size_t after = 0;
+	for (int i = 1; i < 4; i++)
+		after += count_ev(&t->n[i], FO_EV_RESTART);
+	assert_int_equal(after, before);
 	net_free(t);
 }
 
@@ -6653,6 +6690,7 @@ int main(void)
 	    cmocka_unit_test(test_restart_order_parallel),
 	    cmocka_unit_test(test_remote_fence),
 	    cmocka_unit_test(test_handback),
+	    cmocka_unit_test(test_handback_running_elsewhere_at_base),
 	    cmocka_unit_test(test_plan_compute),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_deadlines),
