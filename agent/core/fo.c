@@ -496,7 +496,7 @@ static uint64_t entry_base(const struct fo_plan_entry *pe, uint32_t round);
 static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe);
 static bool vm_in_care(const struct fo *f, const char *uuid);
 static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
-static bool pend_gone_by(const struct fo *f, const struct pend *pd);
+static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct pend *pd);
 static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch);
 static const struct move *move_away(const struct fo *f, const char *uuid, const char *from,
                                     uint64_t epoch);
@@ -2257,7 +2257,7 @@ static void settle_waiting_vms(struct fo *f, struct inst *in, uint32_t round,
 	for (size_t p = 0; p < in->n_pend;) {
 		const struct pend *pd = &in->pend[p];
 		if (pd->failed_round < round &&
-		    (plan_has_uuid(copy, pd->e.uuid) || pend_gone_by(f, pd))) {
+		    (plan_has_uuid(copy, pd->e.uuid) || pend_gone_by(f, in, pd))) {
 			in->pend[p] = in->pend[--in->n_pend];
 		} else if (pd->failed_round < round && excluded_vm(rd, pd->e.uuid)) {
 			/* acceptors said another failover's value holds it: that
@@ -2999,7 +2999,7 @@ static int handed_back_value(struct fo *f, struct inst *in, uint32_t round, cons
 		const struct pend *pd = &in->pend[p];
 		if (pd->failed_round >= round || excluded_vm(&in->rounds[round], pd->e.uuid))
 			continue;
-		if (pend_gone_by(f, pd))
+		if (pend_gone_by(f, in, pd))
 			continue;
 		const struct fo_plan_entry *e = &pd->e;
 		struct fo_vm *v = &vms[n_vms++];
@@ -3825,10 +3825,17 @@ static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe)
  * such entries out and a chosen round settles them, by this one test: kept
  * pending, they would make round after empty round until every round of
  * the instance is used, and keep the VM "in care" so that nobody else
- * restarts it (seed 8857356392224828463). */
-static bool pend_gone_by(const struct fo *f, const struct pend *pd)
+ * restarts it (seed 8857356392224828463). A copy that an up host other
+ * than the dead one runs at the base epoch itself counts too: epochs are
+ * given once, so it is another placement's, and the entry's base may be a
+ * guess that equals it (move_stayed_epoch's listed + 1 for a stayed move
+ * told without its epoch); re-placing it ran the VM twice (seed
+ * 7502270134573458010). Leaving an entry out never starts anything. */
+static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct pend *pd)
 {
-	return running_elsewhere(f, pd->e.uuid, entry_base(&pd->e, pd->failed_round), NULL, NULL) ||
+	uint64_t base = entry_base(&pd->e, pd->failed_round);
+	return running_elsewhere(f, pd->e.uuid, base, NULL, NULL) ||
+	       (base > 0 && running_elsewhere(f, pd->e.uuid, base - 1, in->dead, NULL)) ||
 	       moved_on(f, &pd->e) || move_away(f, pd->e.uuid, NULL, pd->e.new_epoch);
 }
 
@@ -6039,7 +6046,10 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
  * definition that value is chosen, whoever claimed it (CHOSEN NEEDS A
  * MAJORITY'S PROOF). Reads are retried with backoff while a claim is
  * fresh (FO_READ_FOR_MS after the latest CHOSEN for the round), at most
- * FO_READS_MAX at once and FO_READS_PER_SENDER opened by one claimant. */
+ * FO_READS_MAX at once and FO_READS_PER_SENDER opened by one claimant, both
+ * raised by the instances open here (reads_cap): an honest coordinator of
+ * a failover of many hosts at once claims one round of each, and a claim
+ * beyond the cap waits for its resend; a liar gets no more than that. */
 #define FO_READ_FOR_MS 30000
 #define FO_READS_MAX 64
 #define FO_READS_PER_SENDER 8
@@ -6250,6 +6260,20 @@ static bool reads_unprovable(const struct fo *f)
 	return eff - legacy - silent < majority_of(eff);
 }
 
+/* How many reads may be under way at once: `total` all of them, `each`
+ * those of one claimant. Instances open here (hosts dead to us, recoveries
+ * we vote in) raise both: a claimant opens no instance, so a liar cannot
+ * raise them, and an honest one claims at most a round of each at a time
+ * (the fixed part is the slack for other claims and older rounds). */
+static void reads_cap(const struct fo *f, size_t *total, size_t *each)
+{
+	size_t open = 0;
+	for (size_t k = 0; k < f->n_inst; k++)
+		open += !f->inst[k]->done;
+	*each = FO_READS_PER_SENDER + open;
+	*total = FO_READS_MAX + 2 * open;
+}
+
 static void chosen_claim(struct fo *f, const struct fo_msg *m, size_t from_idx, uint64_t now)
 {
 	const struct mrec *x = member_find(f, m->inst.dead);
@@ -6257,10 +6281,11 @@ static void chosen_claim(struct fo *f, const struct fo_msg *m, size_t from_idx, 
 		return; /* finished and forgotten here: never decided twice */
 	size_t i = pread_find(f, &m->inst);
 	if (i == SIZE_MAX) {
-		size_t mine = 0;
+		size_t mine = 0, total, each;
 		for (size_t k = 0; k < f->n_reads; k++)
 			mine += f->reads[k].claimant == from_idx;
-		if (f->n_reads >= FO_READS_MAX || mine >= FO_READS_PER_SENDER) {
+		reads_cap(f, &total, &each);
+		if (f->n_reads >= total || mine >= each) {
 			refuse(f, m->from,
 			       "CHOSEN for %.64s incarnation %" PRIu64 " from %.64s not read: "
 			       "%zu reads under way (%zu of them for %.64s's claims)",
@@ -6637,7 +6662,14 @@ static size_t my_rank(const struct fo *f, const struct inst *in)
 	return k;
 }
 
-static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
+/* The timed fence of (in), once due: confirmed. Also for an instance done
+ * meanwhile (every VM of its plan ran before the wait was over, as on a
+ * learner with nothing to start that could not bound the wait): the fence
+ * is just as true, and a move to the host in doubt waits for it (m4); a
+ * done instance that never confirmed it left the move MOVING here for
+ * good, so this node refused the source's recovery that re-placed the VM
+ * (seed 9043298157095463658, with migrations). */
+static void fence_wait_work(struct fo *f, struct inst *in, uint64_t now)
 {
 	if (in->fence_wait_at && !in->fenced && now >= in->fence_wait_at) {
 		char how[FO_TEXT_MAX];
@@ -6653,6 +6685,11 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 		set_fenced(f, in, how, now, true);
 		in->fence_total = true; /* its self-fence (or watchdog): every HA VM */
 	}
+}
+
+static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
+{
+	fence_wait_work(f, in, now);
 	/* proposer retries */
 	for (uint32_t r = 0; r < f->n_rounds; r++) {
 		struct round *rd = &in->rounds[r];
@@ -7551,6 +7588,8 @@ static void run_work(struct fo *f, uint64_t now)
 	for (size_t i = 0; i < f->n_inst; i++)
 		if (!f->inst[i]->done)
 			inst_work(f, f->inst[i], now, quorate);
+		else
+			fence_wait_work(f, f->inst[i], now);
 	/* again: inst_work may have just confirmed a due timed fence */
 	for (size_t i = 0; i < f->n_inst; i++) {
 		struct inst *tin = f->inst[i];
@@ -7623,10 +7662,10 @@ uint64_t fo_next_deadline(const struct fo *f)
 			CONSIDER(reclaim_at(f, in));
 		if (in->park_retry_at)
 			CONSIDER(in->park_retry_at);
+		if (in->fence_wait_at && !in->fenced)
+			CONSIDER(in->fence_wait_at); /* (done or not: fence_wait_work) */
 		if (in->done)
 			continue;
-		if (in->fence_wait_at && !in->fenced)
-			CONSIDER(in->fence_wait_at);
 		if (in->batch_at)
 			CONSIDER(in->batch_at);
 		if (in->propose_at != UINT64_MAX && (quorate || in->propose_at > now))

@@ -69,6 +69,8 @@ struct membership {
 	uint64_t inc_saved;                 /* the incarnation last written (or tried) */
 	struct membership_inc_job *inc_job; /* the write in flight: SWIM output waits */
 	bool inc_hold_over;                 /* ... no longer: it took longer than the bound */
+	uint64_t inc_held;                  /* the incarnation whose announcement the hold bounds */
+	uint64_t inc_hold_until;            /* ... until then (loop time, ms) */
 };
 
 /* A write of data_dir/incarnation on the worker's journal lane. */
@@ -160,7 +162,7 @@ static uint64_t membership_inc_hold_ms(const struct agent *a)
 }
 
 /* The write is slower than the bound: what waited leaves (said once per
- * write). */
+ * rise). */
 static void membership_on_inc_hold(uv_timer_t *t)
 {
 	struct agent *a = t->data;
@@ -171,8 +173,30 @@ static void membership_on_inc_hold(uv_timer_t *t)
 	MV_WARN("swim",
 	        "incarnation not on disk after %" PRIu64 " ms: announced before it is "
 	        "incarnation=%" PRIu64 " cause=\"a slow disk; the write goes on\"",
-	        membership_inc_hold_ms(a), ms->inc_job->inc);
+	        membership_inc_hold_ms(a), ms->inc_held);
 	membership_pump(a);
+}
+
+/* Holds SWIM output for incarnation inc (a write of it, or of an older one,
+ * in flight): a rise not held before is held for the bound from now, one
+ * held before only for what is left of its bound (none left: not held). */
+static void membership_inc_hold(struct agent *a, uint64_t inc)
+{
+	struct membership *ms = a->membership;
+	uint64_t now = uv_now(a->loop), left = membership_inc_hold_ms(a);
+	if (inc > ms->inc_held) {
+		ms->inc_held = inc;
+		ms->inc_hold_until = now + left;
+	} else {
+		left = ms->inc_hold_until > now ? ms->inc_hold_until - now : 0;
+	}
+	ms->inc_hold_over = left == 0;
+	if (ms->timers_on) {
+		if (left > 0)
+			uv_timer_start(&ms->inc_hold, membership_on_inc_hold, left, 0);
+		else
+			uv_timer_stop(&ms->inc_hold);
+	}
 }
 
 /* Makes the core's incarnation durable if it rose since the last write:
@@ -182,9 +206,14 @@ static void membership_on_inc_hold(uv_timer_t *t)
 static bool membership_inc_busy(struct agent *a)
 {
 	struct membership *ms = a->membership;
-	if (ms->inc_job != NULL)
-		return !ms->inc_hold_over;
 	uint64_t inc = swim_incarnation(ms->core);
+	if (ms->inc_job != NULL) {
+		/* a rise while an older write is in flight: its announcement
+		 * waits too (for that write, then its own), bounded from now */
+		if (inc > ms->inc_held)
+			membership_inc_hold(a, inc);
+		return !ms->inc_hold_over;
+	}
 	if (inc <= ms->inc_saved)
 		return false;
 	ms->inc_saved = inc;
@@ -201,11 +230,8 @@ static bool membership_inc_busy(struct agent *a)
 		j->w.what = "incarnation";
 		if (hvwork_submit(a->hv, HVWORK_JOURNAL, &j->w) == 0) {
 			ms->inc_job = j;
-			ms->inc_hold_over = false;
-			if (ms->timers_on)
-				uv_timer_start(&ms->inc_hold, membership_on_inc_hold,
-				               membership_inc_hold_ms(a), 0);
-			return true;
+			membership_inc_hold(a, inc);
+			return !ms->inc_hold_over;
 		}
 		free(j);
 	}

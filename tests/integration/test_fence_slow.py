@@ -5,7 +5,7 @@ destroys are done (issue 13, "a loop that never stalls"; EVENTS BEFORE
 MESSAGES in docs/failover-protocol.md).
 
 Four hosts; n3 runs one HA VM, and on n3 every libvirt destroy takes 3 s
-longer (slowvirt.c, an LD_PRELOAD shim: a libvirtd slow to destroy). n1
+longer (slowlibvirt.c, an LD_PRELOAD shim: a libvirtd slow to destroy). n1
 and n2 are stopped (SIGSTOP): n3 and n4 hold 2 of 4 voters, lose quorum,
 and after fence_after_ms n3 fences itself. Its destroy runs on the
 hypervisor worker's critical lane, so while it runs:
@@ -62,7 +62,7 @@ def main(t):
     n1.start(extra=extras["n1"])
     n2.start(join=[n1.peer_addr], extra=extras["n2"])
     # only n3 gets the slow destroys
-    env = mvtest.preload_env(t, "MV_SLOWVIRT_LIB", "libmv_slowvirt.so",
+    env = mvtest.preload_env(t, "MV_SLOWLIBVIRT_LIB", "libmv_slowlibvirt.so",
                              {"MV_SLOW_DESTROY_MS": str(SLOW_MS)})
     n3.start(join=[n1.peer_addr], extra=extras["n3"], env=env)
     n4.start(join=[n1.peer_addr], extra=extras["n4"])
@@ -103,7 +103,7 @@ def fenced_start(t):
     extra = {n: {"libvirt_uri": "test://" + files[n]} for n in files}
     m1.start(extra=extra["m1"])
     m2.start(join=[m1.peer_addr], extra=extra["m2"])
-    env = mvtest.preload_env(t, "MV_SLOWVIRT_LIB", "libmv_slowvirt.so",
+    env = mvtest.preload_env(t, "MV_SLOWLIBVIRT_LIB", "libmv_slowlibvirt.so",
                              {"MV_SLOW_CREATE_MS": str(SLOW_CREATE_MS),
                               "MV_SLOW_DESTROY_MS": str(SLOW_MS)})
     m3.start(join=[m1.peer_addr], extra=extra["m3"], env=env)

@@ -2727,6 +2727,11 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "by a majority read)"},
 	    {5999796378492536987ULL, "O4: found in the same soak, passes with the same fix "
 	                             "(owed_add_above_stayed)"},
+	    {9043298157095463658ULL, "liveness: source and target died mid-move; the target's "
+	                             "failover was done before learners' timed fence was due, "
+	                             "which then never came: the move stayed MOVING there"},
+	    {7502270134573458010ULL, "O1: a voter that missed a hand-back owed the VM again from "
+	                             "a guessed base equal to the epoch it ran at elsewhere"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;

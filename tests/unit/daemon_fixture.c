@@ -176,6 +176,12 @@ static void fixture_addr(char *buf, size_t len, const char *name)
 void fixture_ping(struct daemon_fixture *f, const char *name, const char *about,
                   enum swim_state about_state)
 {
+	fixture_ping_at(f, name, about, about_state, 1);
+}
+
+void fixture_ping_at(struct daemon_fixture *f, const char *name, const char *about,
+                     enum swim_state about_state, uint64_t about_inc)
+{
 	char addr[64], about_addr[64];
 	fixture_addr(addr, sizeof(addr), name);
 	fixture_addr(about_addr, sizeof(about_addr), about ? about : "?");
@@ -183,7 +189,7 @@ void fixture_ping(struct daemon_fixture *f, const char *name, const char *about,
 	    {.name = name, .addr = addr, .incarnation = 1, .state = SWIM_ALIVE, .origin = ""},
 	    {.name = about,
 	     .addr = about_addr,
-	     .incarnation = 1,
+	     .incarnation = about_inc,
 	     .state = about_state,
 	     .origin = name},
 	};

@@ -53,6 +53,9 @@ int fixture_teardown(void **state);
  * it also says so of member `about` (NULL: nothing more). */
 void fixture_ping(struct daemon_fixture *f, const char *name, const char *about,
                   enum swim_state about_state);
+/* The same, saying it of `about` at incarnation about_inc (above, 1). */
+void fixture_ping_at(struct daemon_fixture *f, const char *name, const char *about,
+                     enum swim_state about_state, uint64_t about_inc);
 /* Delivers a node-state PUSH from `from` carrying `from`'s record (data,
  * len at incarnation/version) to nodestate_handle_envelope. */
 void fixture_push_state(struct daemon_fixture *f, const char *from, uint64_t incarnation,

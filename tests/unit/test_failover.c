@@ -1240,19 +1240,18 @@ static void handback_cfg(struct fo_config *c, int i)
 	c->restart_backoff_ms = 1000;
 }
 
-/* n1 fails to start "db" 3 times (backoff 1 s, 2 s), hands it back; round 1
- * places it on another host with epoch + 2. */
-static void test_handback(void **state)
+/* n0 dies with "db" (epoch 5); round 0 gives it to n1 at 6; n1 fails to
+ * start it 3 times (backoff 1 s, 2 s) and hands it back — with
+ * db_on_n2, after n2's state came to list db running at 5. */
+static struct net *handed_back_db(struct view *v, bool db_on_n2)
 {
-	(void)state;
 	struct net *t = net_new(4, handback_cfg);
-	struct view v;
-	view_init(&v, 4, 16, 64);
-	view_vm(&v, 0, "db", 100, 2, 4, NULL);
+	view_init(v, 4, 16, 64);
+	view_vm(v, 0, "db", 100, 2, 4, NULL);
 	/* n1 has most room: it gets db in round 0 */
-	v.hosts[2].cap.memory_allocated_kib = 20 * GIB;
-	v.hosts[3].cap.memory_allocated_kib = 30 * GIB;
-	view_feed(t, &v, -1);
+	v->hosts[2].cap.memory_allocated_kib = 20 * GIB;
+	v->hosts[3].cap.memory_allocated_kib = 30 * GIB;
+	view_feed(t, v, -1);
 	run_until(t, t->now + 2000);
 	t->n[0].down = true;
 	declare_dead(t, 0, 1);
@@ -1281,9 +1280,24 @@ static void test_handback(void **state)
 	assert_int_equal(count_ev(&t->n[1], FO_EV_RESTART), 2);
 	run_until(t, failed + 2000);
 	assert_int_equal(count_ev(&t->n[1], FO_EV_RESTART), 3);
+	if (db_on_n2) {
+		struct fo_vm *there = view_vm(v, 2, "db", 100, 2, 4, NULL);
+		there->uuid = v->uuids[0][0]; /* n0's db, at epoch 5 */
+		view_feed(t, v, -1);
+	}
 	answer_restarts(t, 1, false, "no disk");
 	assert_int_equal(count_ev(&t->n[1], FO_EV_RESTART_FAILED), 3);
 	assert_int_equal(count_ev(&t->n[1], FO_EV_HANDED_BACK), 1);
+	return t;
+}
+
+/* n1 fails to start "db" 3 times (backoff 1 s, 2 s), hands it back; round 1
+ * places it on another host with epoch + 2. */
+static void test_handback(void **state)
+{
+	(void)state;
+	struct view v;
+	struct net *t = handed_back_db(&v, false);
 	run_until(t, t->now + 12000);
 	const struct fo_plan *p1;
 	check_single_plan(t, 0, 1, 1, &p1);
@@ -1308,6 +1322,29 @@ static void test_handback(void **state)
 		assert_true(o.ok && o.done);
 		assert_string_equal(o.entry.target, names[target]);
 	}
+	net_free(t);
+}
+
+/* Seed 7502270134573458010 (with migrations, O1): a VM an instance owes
+ * again (handed back, or owed late) from base epoch b, that an up host
+ * other than the dead one runs at b, is not the instance's to re-place:
+ * that copy is another placement's (an epoch is given once; a guessed
+ * base — a stayed move's listed + 1 — may equal it). Here db, handed back
+ * from base 5, runs on n2 at 5: round 1 leaves it out. Before, only a copy
+ * above b counted, and round 1 started a second one. */
+static void test_handback_running_elsewhere_at_base(void **state)
+{
+	(void)state;
+	struct view v;
+	struct net *t = handed_back_db(&v, true);
+	size_t before = 0;
+	for (int i = 1; i < 4; i++)
+		before += count_ev(&t->n[i], FO_EV_RESTART);
+	run_until(t, t->now + 12000);
+	size_t after = 0;
+	for (int i = 1; i < 4; i++)
+		after += count_ev(&t->n[i], FO_EV_RESTART);
+	assert_int_equal(after, before);
 	net_free(t);
 }
 
@@ -6184,6 +6221,95 @@ static void test_forged_chosen_not_learned(void **state)
 	fo_free(f);
 }
 
+/* Review: an honest coordinator of the failover of ten hosts at once
+ * claims a round of each; every claim is read at once (before, the ninth
+ * and tenth were refused, "reads under way", and waited for a resend), and
+ * the cap a liar meets about hosts alive to us stays what it was. */
+static void test_honest_claims_beyond_sender_cap_read(void **state)
+{
+	(void)state;
+	uint64_t now = 10000;
+	struct fo *f = five_voters(now);
+	char dead[10][8];
+	for (int i = 0; i < 10; i++) {
+		snprintf(dead[i], sizeof(dead[i]), "h%d", i);
+		fo_member(f, dead[i], FO_ALIVE, 1, now);
+	}
+	drop_all(f);
+	for (int i = 0; i < 10; i++)
+		fo_member(f, dead[i], FO_DEAD, 1, now + 1);
+	drop_all(f);
+	struct fo_plan_entry p[1] = {entry("u1", "n2", 2)};
+	size_t refused = 0;
+	for (int i = 0; i < 10; i++) {
+		struct fo_msg m;
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 9, p, 1);
+		snprintf(m.inst.dead, sizeof(m.inst.dead), "h%d", i);
+		assert_int_equal(fo_handle_message(f, &m, now + 2 + (uint64_t)i), 0);
+		assert_true(count_reads(f, dead[i]) > 0);
+		refused += count_events(f, FO_EV_REFUSED, "not read");
+	}
+	assert_int_equal(refused, 0);
+	/* claims about a host alive to us still stop at 8 per claimant
+	 * (beyond the ten reads for the open instances) */
+	size_t alive_reads = 0;
+	for (uint64_t i = 1; i <= 30; i++) {
+		struct fo_msg m;
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", i, 0, 9, p, 1);
+		snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
+		assert_int_equal(fo_handle_message(f, &m, now + 100 + i), 0);
+		alive_reads += count_reads(f, "n3") > 0;
+		drop_all(f);
+	}
+	assert_int_equal(alive_reads, 8);
+	fo_free(f);
+}
+
+/* Seed 9043298157095463658 (with migrations): a learner with nothing to
+ * start learns n0's plan without an ack bound (it waits F + margin from
+ * learning), and the target reports the VM running first: the instance is
+ * done before its timed fence is due. The fence is still confirmed when
+ * due (a move to n0 in doubt waits for it, m4); before, a done instance
+ * never confirmed it. */
+static void test_done_instance_confirms_timed_fence(void **state)
+{
+	(void)state;
+	uint64_t now = 10000;
+	struct fo *f = five_voters_n0_dead(now);
+	struct fo_plan_entry p[1] = {entry("u1", "n2", 2)};
+	struct fo_msg m;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 9, p, 1);
+	m.has_ack_ago = false; /* no bound: F + margin from learning */
+	assert_int_equal(prove_chosen(f, &m, now), 0);
+	struct fo_instance_id id = {.dead = "n0", .incarnation = 1, .round = 0};
+	assert_true(fo_chosen_plan(f, &id, NULL));
+	drop_all(f);
+	struct fo_msg r;
+	base_msg(&r, FO_RESTARTED);
+	snprintf(r.vm_uuid, sizeof(r.vm_uuid), "u1");
+	r.ok = true;
+	assert_int_equal(fo_handle_message(f, &r, now + 10), 0);
+	struct fo_config c;
+	cfg_for(&c, 1);
+	uint64_t due = now + c.fence_after_ms + c.fence_margin_ms;
+	size_t early = 0, confirmed = 0;
+	for (uint64_t t = now + 20; t < due + 2000; t += 250) {
+		assert_int_equal(fo_handle_timer(f, t), 0);
+		struct fo_event e;
+		while (fo_pop_event(f, &e)) {
+			if (e.type == FO_EV_FENCE_CONFIRMED && strcmp(e.inst.dead, "n0") == 0)
+				*(t < due ? &early : &confirmed) += 1;
+			fo_event_clear(&e);
+		}
+		struct fo_msg o;
+		while (fo_pop_output(f, &o))
+			fo_msg_clear(&o);
+	}
+	assert_int_equal(early, 0);
+	assert_int_equal(confirmed, 1);
+	fo_free(f);
+}
+
 /* Review: a rogue voter's heartbeat that reports voters = 2N + 8 raises the
  * majority past what can answer; it must not open the rolling-upgrade
  * window (no legacy host here): its CHOSEN is still only a claim. */
@@ -6720,6 +6846,7 @@ int main(void)
 	    cmocka_unit_test(test_restart_order_parallel),
 	    cmocka_unit_test(test_remote_fence),
 	    cmocka_unit_test(test_handback),
+	    cmocka_unit_test(test_handback_running_elsewhere_at_base),
 	    cmocka_unit_test(test_plan_compute),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_deadlines),
@@ -6730,6 +6857,8 @@ int main(void)
 	    cmocka_unit_test(test_fence_order_needs_vouching_voters),
 	    cmocka_unit_test(test_lying_fence_order_destroys_every_ha_vm),
 	    cmocka_unit_test(test_forged_chosen_not_learned),
+	    cmocka_unit_test(test_honest_claims_beyond_sender_cap_read),
+	    cmocka_unit_test(test_done_instance_confirms_timed_fence),
 	    cmocka_unit_test(test_chosen_proven_by_majority_read),
 	    cmocka_unit_test(test_inflated_voters_do_not_skip_the_read),
 	    cmocka_unit_test(test_legacy_window_counts_only_live_readers),
