@@ -2591,7 +2591,8 @@ static void randomized_batch(uint64_t suite_master, long suite_n)
 	fprintf(
 	    stderr,
 	    "  %" PRIu64 " schedules (%" PRIu64 " single-crash): safety violations %" PRIu64
-	    " (double starts %" PRIu64 "), liveness asserted in every one\n"
+	    " (double starts %" PRIu64 "); liveness asserted in every one; schedules failed %ld"
+	    " (safety or liveness, each listed above with its replay)\n"
 	    "  heal -> every HA VM that should run runs: p50 %" PRIu64 " ms, p99 %" PRIu64
 	    " ms, max %" PRIu64 " ms (bound %u ms)\n"
 	    "  %" PRIu64 " steps, %.0f simulated s, %" PRIu64 " messages in %.2f s\n"
@@ -2610,13 +2611,13 @@ static void randomized_batch(uint64_t suite_master, long suite_n)
 	    " (every host with its definition lost it, and no live agent remembers it: the\n"
 	    "  simulator models no replica store); epochs reused that only copies on down hosts "
 	    "had: %" PRIu64 "\n",
-	    t.schedules, t.clean, t.violations, t.double_starts, p50, p99, pmax, LIVE_BOUND_MS,
-	    t.steps, (double)t.sim_ms / 1000.0, t.msgs, secs, t.faults[0], t.faults[1], t.faults[2],
-	    t.faults[3], t.faults[4], t.faults[5], t.faults[6], t.faults[7], t.faults[8],
-	    t.faults[9], t.faults[10], t.faults[11], t.plans, t.restarts, t.restarts_ok,
-	    t.restarts_failed, t.cap_refusals, t.no_room, t.handed_back, t.fence_self, t.fence_vms,
-	    t.remote_ok, t.remote_failed, t.wd_resets, t.watchdog, t.new_incs, t.lost, t.excused,
-	    t.forgotten, t.epoch_reused);
+	    t.schedules, t.clean, t.violations, t.double_starts, failed, p50, p99, pmax,
+	    LIVE_BOUND_MS, t.steps, (double)t.sim_ms / 1000.0, t.msgs, secs, t.faults[0],
+	    t.faults[1], t.faults[2], t.faults[3], t.faults[4], t.faults[5], t.faults[6],
+	    t.faults[7], t.faults[8], t.faults[9], t.faults[10], t.faults[11], t.plans, t.restarts,
+	    t.restarts_ok, t.restarts_failed, t.cap_refusals, t.no_room, t.handed_back,
+	    t.fence_self, t.fence_vms, t.remote_ok, t.remote_failed, t.wd_resets, t.watchdog,
+	    t.new_incs, t.lost, t.excused, t.forgotten, t.epoch_reused);
 	if (gossip_mode)
 		fprintf(stderr,
 		        "  node state through the gossip core: %" PRIu64 " messages, %" PRIu64
