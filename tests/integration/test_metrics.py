@@ -402,7 +402,11 @@ def main(t):
 
     def settled(a):
         fos = [f for f in a.cli_json("failovers")["failovers"] if f["dead"] == "n2"]
-        return fos if fos and all(f["phase"] == "done" for f in fos) else None
+        # done, and the fence confirmed here: a node with nothing to start
+        # may see every VM run before its own timed fence is due (done
+        # first, fenced F + margin after it learned the plan)
+        return fos if fos and all(f["phase"] == "done" and f["fenced_unix_ms"] > 0
+                                  for f in fos) else None
     for a in (n1, n3):
         fos = mvtest.wait_until(lambda: settled(a), 20, "%s's failover of n2 done" % a.name)
         body, fams = scrape_agreeing(a)
