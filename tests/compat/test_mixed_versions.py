@@ -21,6 +21,7 @@ n1, n3 and n5 run this release, n2, n4 and n6 the previous one.
 The CLI is this release's throughout (it talks to old agents too)."""
 import os
 import signal
+import subprocess
 import time
 
 import mvtest
@@ -119,12 +120,18 @@ def main(t):
           "(tests/compat/run-mixed.sh builds it)")
     files = host_files(t)
     c = t.cluster(6, agent_extra={"failover": FAILOVER})
+    # 0.2.0 and later have a metrics listener (on by default, 7948): they
+    # are given port 0 like ours; 0.1.0 refuses the unknown section
+    out = subprocess.run([prev, "version"], capture_output=True, text=True).stdout.split()
+    prev_version = tuple(int(x) for x in out[-1].split(".")) if out else (0, 0, 0)
     for name in OLD:
         c[name].binary = prev
+        c[name].binary_has_metrics = prev_version >= (0, 2, 0)
     extras = {n: {"libvirt_uri": "test://" + files[n]} for n in files}
     # n6 (old) sends its LEFT once (retransmit_mult 1): the others take it
-    # relayed, unsigned, which an upgraded agent does because n6's own
-    # record says it signs no LEFTs (NodeState.wire_rev below 2, issue 13)
+    # relayed — signed by 0.2.0 and later; unsigned from 0.1.0, which an
+    # upgraded agent takes because n6's own record says it signs no LEFTs
+    # (NodeState.wire_rev below 2)
     extras["n6"]["swim"] = dict(c.swim, retransmit_mult=1)
     c.start_each(extras)
     c.wait_converged(timeout=40)

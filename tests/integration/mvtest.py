@@ -252,8 +252,10 @@ class Agent:
         }
         # An agent of another release (a `binary` of its own: the mixed-version
         # test's previous release) may not know the metrics section, and
-        # refuses unknown keys: it gets none (and has no listener to place).
-        if getattr(self, "binary", None) is None:
+        # refuses unknown keys: it gets none (and has no listener to place)
+        # unless its release has one (binary_has_metrics: 0.2.0 and later,
+        # which listen on 7948 by default: each agent needs its own port or 0).
+        if getattr(self, "binary", None) is None or getattr(self, "binary_has_metrics", False):
             cfg["metrics"] = {"bind": "127.0.0.1", "port": self.metrics_port}
         if not self.c.defaults:
             cfg["swim"] = dict(self.c.swim)
