@@ -617,6 +617,48 @@ static void test_crash_move_target_fails(void **state)
 	assert_int_equal(vm.state, VIRT_VM_SHUTOFF);
 }
 
+/* Running again by the time the target accepted (an operator started
+ * it): left alone, never announced, nothing stopped. */
+static void test_crash_move_left_alone_when_running_again(void **state)
+{
+	struct daemon_fixture *f = *state;
+	memset(&crash_done, 0, sizeof(crash_done));
+	migration_set_move_hooks(&f->a, &hooks);
+	hk.ready = true;
+	peer_b_with_room(f);
+	assert_int_equal(virt_vm_destroy(f->a.virt, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(
+	    migration_move_crashed(&f->a, ALPHA_UUID, on_crash_move_done, f->err, sizeof(f->err)),
+	    0);
+	assert_int_equal(virt_vm_start(f->a.virt, "alpha", f->err, sizeof(f->err)), 0);
+	b_sends(f, MIG_ACCEPT, move_of(f, "alpha").id, 30000);
+	assert_true(fixture_run_until(f, pred_crash_move_done, NULL, 5000));
+	assert_false(crash_done.ok);
+	assert_string_equal(crash_done.message, "alpha not moved: running again meanwhile");
+	assert_int_equal(hk.begun, 0);
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_cached(f->a.virt, "alpha", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.state, VIRT_VM_RUNNING);
+}
+
+/* No other host: the caller hears at once (before the call returns). */
+static void test_crash_move_nowhere(void **state)
+{
+	struct daemon_fixture *f = *state;
+	memset(&crash_done, 0, sizeof(crash_done));
+	assert_int_equal(virt_vm_destroy(f->a.virt, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(
+	    migration_move_crashed(&f->a, ALPHA_UUID, on_crash_move_done, f->err, sizeof(f->err)),
+	    0);
+	assert_int_equal(crash_done.n, 1);
+	assert_false(crash_done.ok);
+	assert_non_null(strstr(crash_done.message, "no host can take alpha"));
+	assert_int_equal(
+	    migration_move_crashed(&f->a, "nope", on_crash_move_done, f->err, sizeof(f->err)),
+	    -ENOENT);
+	assert_int_equal(crash_done.n, 1);
+}
+
 /* ---- the target side ------------------------------------------------------------- */
 
 /* A brand-new agent (incarnation 1: no previous life on this data_dir)
@@ -775,6 +817,9 @@ int main(void)
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_crash_move_negotiates, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_crash_move_target_fails, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_move_left_alone_when_running_again, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_move_nowhere, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_fresh_agent_takes_at_once, setup_short_lease,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_incoming_reservation, setup_short_lease_restarted,
