@@ -12,7 +12,7 @@ is the migration service's (n1's log: a proposal to the host placement
 chose, announced to the voters, then "migration finished ... ok=1"), and
 afterwards crashy runs on that host — one copy in the whole cluster, its
 owner epoch above the one it had on n1 — and is no longer defined on n1;
-n1 reported `vm-moved`. (Before, the move sent the definition without a
+n1 reported `vm-moved`, and `migrations` lists the move (offline, ok). (Before, the move sent the definition without a
 reservation, every target refused it, and crashy stayed shut off on n1.)"""
 import os
 import re
@@ -88,6 +88,10 @@ def main(t):
     check(VM not in n1.vms(node="n1"), "%s still defined on n1" % VM)
     ev = [e for e in n1.events() if e.get("kind") == "vm-moved" and e.get("vm") == VM]
     check(ev, "no vm-moved event for %s" % VM)
+    ms = [m for m in n2.cli_json("migrations")["migrations"]
+          if m["vm"] == VM and m["target"] == where[0]]
+    check(ms and ms[0]["done"] and ms[0]["ok"] and ms[0]["offline"],
+          "migrations (through n2) does not list the move of %s: %s" % (VM, ms))
 
 
 mvtest.run(main)
