@@ -51,8 +51,10 @@
  * VM-level HA: an HA VM that stops because the guest crashed or its
  * emulator died (libvirt's reason, not a shutdown or destroy) restarts
  * here after 1 s, 2 s, 4 s ... up to failover.vm_restarts times within
- * HA_CRASH_WINDOW_MS; after that it moves: epoch bumped, defined and
- * started on the host with the most room, undefined here. Only while we
+ * HA_CRASH_WINDOW_MS; after that it moves, through the migration
+ * service's negotiated offline move (migration_move_crashed: target by
+ * placement, its reservation, MOVES, epoch bumped, defined and started
+ * there under the reservation, undefined here). Only while we
  * are quorate: a host without quorum may be failed over by the others.
  * While a restart is pending or the move under way, the VM is published
  * as restarting (VmInfo.restarting): the cluster does not count it owed.
@@ -2597,22 +2599,15 @@ static bool ha_vm_restarting(struct agent *a, const char *uuid)
 	return false;
 }
 
-/* The move of a VM that crashed too often: read it, bump its owner epoch,
- * export its definition (one operator job on the hypervisor worker, the
- * general lane: a slow libvirtd holds a worker thread, not the loop that
- * answers SWIM, and never the critical lane's fences and restarts), hand
- * it to the host with the most room (VmReceive: define and start there),
- * then undefine it here (on the worker again). While it is under way the
- * crash entry says "moving" (ha_vm_restarting); the agent stopping
- * cancels what is queued and the rest is left as it is. */
-struct ha_move {
-	struct agent *a;
-	char uuid[FO_UUID_MAX];
-	char name[VIRT_NAME_MAX];
-	char target[FO_NAME_MAX];
-	enum { HA_MOVE_FIND, HA_MOVE_EPOCH, HA_MOVE_EXPORT, HA_MOVE_UNDEFINE } step;
-};
-
+/* The move of a VM that crashed too often: the migration service's move
+ * of a stopped VM (migration_move_crashed), the same negotiation as an
+ * operator's: a target chosen by placement, its reservation, the owner
+ * epoch bumped, the move announced to the voters (MOVES: ha_move_begin
+ * below), then the definition handed over under the reservation and
+ * the VM started there, undefined here. Its libvirt calls are the
+ * migration's, on the hypervisor worker's general lane. While it is
+ * under way the crash entry says "moving" (ha_vm_restarting); once it
+ * ended, either way, its crash count starts again. */
 static struct ha_crash *ha_crash_find(struct agent *a, const char *uuid)
 {
 	struct ha *h = HA(a);
@@ -2622,196 +2617,40 @@ static struct ha_crash *ha_crash_find(struct agent *a, const char *uuid)
 	return NULL;
 }
 
-/* The move is over here (failed, or the target answered): the crash entry
- * no longer says "moving"; reset: its crash count starts again. */
-static void ha_crash_move_over(struct ha_move *mv, bool reset)
+static void ha_crash_moved(struct agent *a, const char *uuid, const char *vm, bool ok,
+                           const char *target, const char *message)
 {
-	struct ha_crash *c = ha_crash_find(mv->a, mv->uuid);
-	if (c != NULL) {
-		c->moving = false;
-		if (reset)
-			c->count = 0;
-	}
-	free(mv);
-}
-
-static void ha_move_step(struct virt *v, int status, const struct virt_op_result *res, void *ud);
-
-/* Queues the move's next call (next: in front, from a step's callback);
- * false when it could not be queued (err says why). */
-static bool ha_move_call(struct ha_move *mv, struct virt_op_req *req, bool next, char *err,
-                         size_t errlen)
-{
-	struct virt *v = mv->a->virt;
-	req->key = mv->uuid;
-	return (next ? virt_vm_op_next(v, req, ha_move_step, mv, err, errlen)
-	             : virt_vm_op_async(v, req, ha_move_step, mv, err, errlen)) == 0;
-}
-
-static void ha_on_move_answer(struct agent *a, void *arg, Mv__RpcResponse *resp)
-{
-	struct ha_move *mv = arg;
-	struct ha_crash *c = ha_crash_find(a, mv->uuid);
+	struct ha_crash *c = ha_crash_find(a, uuid);
 	if (c != NULL) {
 		c->moving = false;
 		c->count = 0;
 	}
-	if (resp->code == MV__RPC_CODE__RPC_OK) {
-		char err[512];
-		struct virt_op_req req = {.kind = VIRT_OPK_UNDEFINE};
-		mv->step = HA_MOVE_UNDEFINE;
-		if (ha_move_call(mv, &req, false, err, sizeof(err)))
-			return; /* ha_move_step reports it */
-		struct virt_op_result r = {.rc = -EAGAIN};
-		snprintf(r.err, sizeof(r.err), "%s", err);
-		ha_move_step(a->virt, 0, &r, mv);
+	if (a->stopping)
 		return;
+	if (ok) {
+		MV_WARN("failover", "crashed ha vm moved name=%s to=%s", vm, target);
+		ha_event(a, "vm-moved", target, vm, "kept crashing on %s: started on %s instead",
+		         a->opt.name, target);
+	} else {
+		MV_ERROR("failover", "cannot move crashed ha vm name=%s to=%s error=\"%s\"", vm,
+		         target[0] ? target : "-", message);
+		ha_event(a, "vm-move-failed", target[0] ? target : a->opt.name, vm,
+		         "kept crashing, and could not be moved: %s", message);
 	}
-	MV_ERROR("failover", "cannot move crashed ha vm name=%s to=%s error=\"%s\"", mv->name,
-	         mv->target, resp->error ? resp->error : "");
-	ha_event(a, "vm-move-failed", mv->target, mv->name, "could not start it on %s: %s",
-	         mv->target, resp->error ? resp->error : "");
 	nodestate_refresh(a); /* no longer restarting: the cluster takes it from here */
-	free(mv);
 }
 
-/* The VM as read on the worker: is it still to be moved, and where to? */
-static bool ha_move_place(struct ha_move *mv, const struct virt_vm *vm)
-{
-	struct agent *a = mv->a;
-	if (vm->state == VIRT_VM_RUNNING || vm->state == VIRT_VM_PAUSED || !vm->ha ||
-	    vm->desired == VIRT_DESIRED_STOPPED) {
-		MV_INFO("failover", "crashed ha vm not moved name=%s: %s meanwhile", vm->name,
-		        !vm->ha                               ? "no longer HA"
-		        : vm->desired == VIRT_DESIRED_STOPPED ? "stopped by an operator"
-		                                              : "running again");
-		ha_crash_move_over(mv, true);
-		return false;
-	}
-	struct ha_view hv;
-	if (ha_view_load(a, &hv) < 0) {
-		ha_view_free(&hv);
-		ha_crash_move_over(mv, false);
-		return false;
-	}
-	struct placement_host *hs = calloc(hv.n_hosts ? hv.n_hosts : 1, sizeof(*hs));
-	size_t k = 0;
-	for (size_t i = 0; hs && i < hv.n_hosts; i++) {
-		if (hv.hosts[i].witness || strcmp(hv.hosts[i].cap.name, a->opt.name) == 0)
-			continue;
-		hs[k++] = hv.hosts[i].cap;
-	}
-	struct placement_request rq = {.vcpus = vm->vcpus, .memory_kib = vm->memory_kib};
-	char why[1024];
-	int idx = hs ? placement_choose(hs, k, &rq, why, sizeof(why)) : -1;
-	if (idx < 0)
-		ha_event(a, "vm-move-failed", a->opt.name, vm->name,
-		         "kept crashing, and no other host has room: %s",
-		         hs ? why : "out of memory");
-	else
-		snprintf(mv->target, sizeof(mv->target), "%s", hs[idx].name);
-	free(hs);
-	ha_view_free(&hv);
-	if (idx < 0)
-		ha_crash_move_over(mv, true);
-	return idx >= 0;
-}
-
-/* Exported: the definition goes to the target. */
-static void ha_move_send(struct ha_move *mv, const char *xml)
-{
-	struct agent *a = mv->a;
-	char err[512];
-	Mv__VmReceiveRequest q = MV__VM_RECEIVE_REQUEST__INIT;
-	q.xml = (char *)xml;
-	q.start = true;
-	q.proposal_id = "";
-	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
-	req.op_case = MV__RPC_REQUEST__OP_VM_RECEIVE;
-	req.vm_receive = &q;
-	if (peer_client_request(a, mv->target, &req, ha_on_move_answer, mv, err, sizeof(err)) < 0) {
-		ha_event(a, "vm-move-failed", mv->target, mv->name, "%s", err);
-		ha_crash_move_over(mv, false);
-	}
-}
-
-static void ha_move_step(struct virt *v, int status, const struct virt_op_result *res, void *ud)
-{
-	struct ha_move *mv = ud;
-	struct agent *a = mv->a;
-	(void)v;
-	if (status != 0 || a->stopping) { /* the agent is stopping: left as it is */
-		free(mv);
-		return;
-	}
-	char err[512];
-	struct virt_op_req req = {.kind = VIRT_OPK_FIND};
-	switch (mv->step) {
-	case HA_MOVE_FIND:
-		if (res->rc < 0) {
-			MV_WARN("failover", "crashed ha vm not moved uuid=%s: %s", mv->uuid,
-			        res->err);
-			ha_crash_move_over(mv, false);
-			return;
-		}
-		snprintf(mv->name, sizeof(mv->name), "%s", res->vm.name);
-		if (!ha_move_place(mv, &res->vm))
-			return;
-		req.kind = VIRT_OPK_SET_EPOCH;
-		req.epoch = res->vm.epoch + 1;
-		mv->step = HA_MOVE_EPOCH;
-		break;
-	case HA_MOVE_EPOCH:
-	case HA_MOVE_EXPORT:
-		if (res->rc < 0) {
-			ha_event(a, "vm-move-failed", a->opt.name, mv->name,
-			         "cannot prepare the move: %s", res->err);
-			ha_crash_move_over(mv, false);
-			return;
-		}
-		if (mv->step == HA_MOVE_EXPORT) {
-			ha_move_send(mv, res->xml);
-			return;
-		}
-		req.kind = VIRT_OPK_EXPORT;
-		mv->step = HA_MOVE_EXPORT;
-		break;
-	case HA_MOVE_UNDEFINE:
-		MV_WARN("failover", "crashed ha vm moved name=%s to=%s undefined_here=%d", mv->name,
-		        mv->target, res->rc == 0);
-		ha_event(a, "vm-moved", mv->target, mv->name,
-		         "kept crashing on %s: started on %s instead", a->opt.name, mv->target);
-		nodestate_refresh(a);
-		free(mv);
-		return;
-	}
-	if (!ha_move_call(mv, &req, true, err, sizeof(err))) {
-		ha_event(a, "vm-move-failed", a->opt.name, mv->name, "cannot prepare the move: %s",
-		         err);
-		ha_crash_move_over(mv, false);
-	}
-}
-
-/* Moves a crashed HA VM to the host with the most room (struct ha_move). */
+/* Moves a crashed HA VM to the best host that takes it. */
 static void ha_move_crashed(struct agent *a, struct ha_crash *c)
 {
 	char err[512];
-	struct ha_move *mv = calloc(1, sizeof(*mv));
-	if (mv == NULL) {
-		ha_event(a, "vm-move-failed", a->opt.name, c->name, "cannot prepare the move: %s",
-		         "out of memory");
-		return;
-	}
-	mv->a = a;
-	snprintf(mv->uuid, sizeof(mv->uuid), "%s", c->uuid);
-	snprintf(mv->name, sizeof(mv->name), "%s", c->name);
-	mv->step = HA_MOVE_FIND;
-	struct virt_op_req req = {.kind = VIRT_OPK_FIND};
 	c->moving = true;
-	if (!ha_move_call(mv, &req, false, err, sizeof(err))) {
+	int rc = migration_move_crashed(a, c->uuid, ha_crash_moved, err, sizeof(err));
+	if (rc < 0) {
+		c->moving = false;
+		c->count = 0;
 		ha_event(a, "vm-move-failed", a->opt.name, c->name, "cannot prepare the move: %s",
 		         err);
-		ha_crash_move_over(mv, false);
 	}
 }
 

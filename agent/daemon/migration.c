@@ -38,6 +38,9 @@
  * gossips its recent outgoing migrations in its node state, which is what
  * `meshvisor migrations` lists from any node.
  *
+ * A VM that crashed too often here (ha.c, migration_move_crashed) moves
+ * the same way, offline, and is started on the target.
+ *
  * Drain: mark this host draining (placement and every target refuse it),
  * then move its VMs off, at most `parallel` at a time, each to the best
  * host that accepts; a VM no host takes stays where it is, reported.
@@ -117,7 +120,9 @@ struct migration {
 	struct virt_job_stats stats;
 	/* offline */
 	bool was_running;
-	char *xml; /* its exported definition, until it is sent */
+	bool start_there;          /* start it on the target even though it is stopped here */
+	migration_done_fn on_done; /* who is told of the end (migration_move_crashed) */
+	char *xml;                 /* its exported definition, until it is sent */
 	/* the move's libvirt calls on the hypervisor worker (migration_step) */
 	migration_step_fn step_fn; /* the step in flight's continuation, NULL when none */
 	unsigned virt_pending;     /* steps, job-statistics reads in flight */
@@ -350,6 +355,11 @@ static void migration_finish(struct agent *a, struct migration *m, bool ok, cons
 	}
 	if (m->drain != NULL)
 		drain_on_finished(a, m);
+	if (m->on_done != NULL) {
+		migration_done_fn fn = m->on_done;
+		m->on_done = NULL;
+		fn(a, m->uuid, m->vm, ok, m->target, m->message);
+	}
 	nodestate_refresh(a);
 	migration_prune(a);
 }
@@ -788,7 +798,7 @@ static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse
 	if (resp->code == MV__RPC_CODE__RPC_OK) {
 		snprintf(m->message, sizeof(m->message),
 		         "moved offline to %s (stopped here, defined%s there, undefined here)",
-		         m->target, m->was_running ? " and started" : "");
+		         m->target, m->was_running || m->start_there ? " and started" : "");
 		migration_step_key(a, m, VIRT_OPK_UNDEFINE, false, migration_offline_undefined);
 		return;
 	}
@@ -805,7 +815,7 @@ static void migration_offline_send(struct agent *a, struct migration *m, bool ne
 	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
 	Mv__VmReceiveRequest rq = MV__VM_RECEIVE_REQUEST__INIT;
 	rq.xml = m->xml;
-	rq.start = m->was_running;
+	rq.start = m->was_running || m->start_there;
 	rq.proposal_id = m->id;
 	req.op_case = MV__RPC_REQUEST__OP_VM_RECEIVE;
 	req.vm_receive = &rq;
@@ -1181,6 +1191,16 @@ static void migration_go_found(struct agent *a, struct migration *m,
 		return;
 	const struct virt_vm vm = res->vm;
 	const struct migration_move_hooks *h = a->migration->move_hooks;
+	if (m->start_there && (vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED ||
+	                       !vm.ha || vm.desired == VIRT_DESIRED_STOPPED)) {
+		/* a crashed VM's move: left alone when that changed meanwhile */
+		snprintf(m->message, sizeof(m->message), "%s not moved: %s meanwhile", m->vm,
+		         !vm.ha                               ? "no longer HA"
+		         : vm.desired == VIRT_DESIRED_STOPPED ? "stopped by an operator"
+		                                              : "running again");
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
 	if (!vm.ha || h == NULL) {
 		migration_move_now(a, m, vm.epoch + 1, true);
 		return;
@@ -1459,9 +1479,23 @@ static struct migration *migration_new(struct agent *a, const struct virt_vm *vm
 	return m;
 }
 
-static int migration_begin(struct agent *a, const char *key, const char *to, char *const *same,
-                           size_t n_same, uint64_t sink, struct drain *d, char *err, size_t errlen)
+/* What starts a move besides the VM (migration_begin). */
+struct migration_ask {
+	const char *to; /* NULL or "": the best host */
+	char *const *same;
+	size_t n_same;
+	uint64_t sink;
+	struct drain *drain;
+	bool start_there;
+	migration_done_fn on_done;
+};
+
+static int migration_begin(struct agent *a, const char *key, const struct migration_ask *ask,
+                           char *err, size_t errlen)
 {
+	const char *to = ask->to;
+	char *const *same = ask->same;
+	size_t n_same = ask->n_same;
 	if (n_same > MIGRATION_MAX_SAME) {
 		snprintf(err, errlen, "at most %d --same labels", MIGRATION_MAX_SAME);
 		return -EINVAL;
@@ -1509,8 +1543,10 @@ static int migration_begin(struct agent *a, const char *key, const char *to, cha
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	m->sink = sink;
-	m->drain = d;
+	m->sink = ask->sink;
+	m->drain = ask->drain;
+	m->start_there = ask->start_there;
+	m->on_done = ask->on_done;
 	for (size_t i = 0; i < n_same; i++)
 		snprintf(m->same[m->n_same++], MIG_NAME_MAX, "%s", same[i]);
 	if (to != NULL && to[0] != '\0' && n_same > 0) {
@@ -1545,9 +1581,11 @@ static int migration_begin(struct agent *a, const char *key, const char *to, cha
 int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t sink, char *err,
                           size_t errlen)
 {
-	if (!q->abort)
-		return migration_begin(a, q->vm, q->to, q->same, q->n_same, sink, NULL, err,
-		                       errlen);
+	if (!q->abort) {
+		struct migration_ask ask = {
+		    .to = q->to, .same = q->same, .n_same = q->n_same, .sink = sink};
+		return migration_begin(a, q->vm, &ask, err, errlen);
+	}
 	struct migration *m = migration_find_vm(a, q->vm);
 	if (m == NULL) {
 		snprintf(err, errlen, "no migration of '%s' is running on %s", q->vm, a->opt.name);
@@ -1573,6 +1611,25 @@ int migration_rpc_migrate(struct agent *a, const Mv__MigrateRequest *q, uint64_t
 	resp.migration = &info;
 	rpc_sink_send(a, sink, &resp, true);
 	return 0;
+}
+
+int migration_move_crashed(struct agent *a, const char *uuid, migration_done_fn done, char *err,
+                           size_t errlen)
+{
+	if (a->migration == NULL) {
+		snprintf(err, errlen, "the migration service is not running");
+		return -ENOTSUP;
+	}
+	struct virt_vm vm;
+	int rc = virt_vm_cached(a->virt, uuid, &vm, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (vm.state == VIRT_VM_RUNNING || vm.state == VIRT_VM_PAUSED) {
+		snprintf(err, errlen, "%s runs again", vm.name);
+		return -EALREADY;
+	}
+	struct migration_ask ask = {.start_there = true, .on_done = done};
+	return migration_begin(a, uuid, &ask, err, errlen);
 }
 
 /* ---- drain ------------------------------------------------------------------------------------- */
@@ -1676,7 +1733,8 @@ static void drain_pump(struct agent *a)
 		const char *vm = d->vms[d->next++];
 		char err[512];
 		d->running++;
-		if (migration_begin(a, vm, NULL, NULL, 0, 0, d, err, sizeof(err)) < 0) {
+		struct migration_ask ask = {.drain = d};
+		if (migration_begin(a, vm, &ask, err, sizeof(err)) < 0) {
 			d->running--;
 			drain_record(a, vm, "", false, err, NULL);
 		}

@@ -88,6 +88,20 @@ struct migration_move_hooks {
 	                bool landed);
 };
 void migration_set_move_hooks(struct agent *a, const struct migration_move_hooks *hooks);
+/* The move of a stopped VM that the failover service (ha.c) takes off
+ * this host because it crashed too often here: the same negotiation as
+ * an operator's move of a stopped VM (a target chosen by placement from
+ * the gossiped view, PROPOSE, the target's reservation, the next best
+ * host after a refusal; an HA VM's move announced to the voters, MOVES),
+ * offline: owner epoch bumped, definition exported, VmReceive under the
+ * reservation, and the VM STARTED on the target; undefined here once the
+ * target has it. done is called once when it ends (ok: it runs on target
+ * now; message: what happened), possibly before this returns. 0, or a
+ * negative errno with err filled, nothing started and done not called. */
+typedef void (*migration_done_fn)(struct agent *a, const char *uuid, const char *vm, bool ok,
+                                  const char *target, const char *message);
+int migration_move_crashed(struct agent *a, const char *uuid, migration_done_fn done, char *err,
+                           size_t errlen);
 /* Does this host hold a reservation for the incoming move `id`? */
 bool migration_has_incoming(struct agent *a, const char *id);
 

@@ -15,9 +15,14 @@
  *     release reported to the hooks, VmReceive only with a reservation;
  *   - drain bookkeeping: the draining flag in our record, one drain at a
  *     time, undrain refused while VMs are still being moved.
- * Not here: a move that actually runs (offline: the last step goes to the
- * target over the network; live: needs two libvirt hosts) — the
- * integration tests (it_migrate) cover it.
+ *   - the move of a VM that crashed too often (migration_move_crashed,
+ *     ha.c's): proposed to the host placement chose, announced once
+ *     accepted, handed over under the reservation to be started there
+ *     (the VmReceive captured: peer_client_request is wrapped), undefined
+ *     here; and a target that cannot take it.
+ * Not here: an operator's move that actually runs (offline: the last
+ * step goes to the target over the network; live: needs two libvirt
+ * hosts) — the integration tests (it_migrate) cover it.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -35,6 +40,7 @@
 #include "membership.h"
 #include "migration.h"
 #include "nodestate.h"
+#include "peer_client.h"
 #include "rpc_service.h"
 
 #define GAMMA_UUID "33333333-2222-3333-4444-555555555555"
@@ -47,6 +53,7 @@ static const char GAMMA_XML[] = "<domain type='test'><name>gamma</name><uuid>" G
 
 static struct {
 	bool refuse; /* begin says no */
+	bool ready;  /* the voters acknowledge */
 	unsigned begun, ended, outcomes;
 	bool ended_moved, outcome_landed;
 	uint64_t epoch;
@@ -72,7 +79,7 @@ static int hk_begin(struct agent *a, const char *id, const char *uuid, const cha
 static bool hk_ready(struct agent *a, const char *id)
 {
 	(void)a, (void)id;
-	return false; /* the voters never acknowledge */
+	return hk.ready; /* false: the voters never acknowledge */
 }
 
 static void hk_end(struct agent *a, const char *id, bool moved)
@@ -459,6 +466,199 @@ static void test_lease_lost_while_reading_the_vm(void **state)
 	assert_int_equal(vm.state, VIRT_VM_RUNNING); /* never stopped */
 }
 
+/* ---- the move of a VM that crashed too often (ha.c) ------------------------------ */
+
+/* The node-to-node requests the agent sends (peer_client_request,
+ * wrapped: the fixture has no network): a VmReceive is kept for the test
+ * to look at and answer; nothing else is sent here (migration.c sends
+ * only VmReceive) and would be refused as unreachable. */
+static struct {
+	unsigned n;
+	char proposal_id[MIG_ID_MAX], node[MIG_NAME_MAX];
+	bool start, has_xml;
+	peer_client_done_fn cb;
+	void *arg;
+} rcv;
+
+int __wrap_peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,
+                               peer_client_done_fn cb, void *arg, char *err, size_t errlen);
+int __wrap_peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,
+                               peer_client_done_fn cb, void *arg, char *err, size_t errlen)
+{
+	(void)a;
+	if (req->op_case != MV__RPC_REQUEST__OP_VM_RECEIVE) {
+		snprintf(err, errlen, "no network in this test");
+		return -EHOSTUNREACH;
+	}
+	rcv.n++;
+	snprintf(rcv.node, sizeof(rcv.node), "%s", node);
+	snprintf(rcv.proposal_id, sizeof(rcv.proposal_id), "%s", req->vm_receive->proposal_id);
+	rcv.start = req->vm_receive->start;
+	rcv.has_xml =
+	    req->vm_receive->xml != NULL && strstr(req->vm_receive->xml, ALPHA_UUID) != NULL;
+	rcv.cb = cb;
+	rcv.arg = arg;
+	return 0;
+}
+
+static struct {
+	unsigned n;
+	bool ok;
+	char target[MIG_NAME_MAX], message[768];
+} crash_done;
+
+static void on_crash_move_done(struct agent *a, const char *uuid, const char *vm, bool ok,
+                               const char *target, const char *message)
+{
+	(void)a;
+	assert_string_equal(uuid, ALPHA_UUID);
+	assert_string_equal(vm, "alpha");
+	crash_done.n++;
+	crash_done.ok = ok;
+	snprintf(crash_done.target, sizeof(crash_done.target), "%s", target);
+	snprintf(crash_done.message, sizeof(crash_done.message), "%s", message);
+}
+
+static bool pred_vm_receive_sent(void *arg)
+{
+	(void)arg;
+	return rcv.n > 0;
+}
+
+static bool pred_crash_move_done(void *arg)
+{
+	(void)arg;
+	return crash_done.n > 0;
+}
+
+/* alpha (HA) crashed too often: shut off here, with the voters
+ * acknowledging and b having room, ha.c moves it (check_running: first
+ * see that a running alpha is not a crashed VM's move). The move is
+ * proposed to the host placement chose, and announced to the voters only
+ * once b accepted; this runs it until the VmReceive goes out, and returns
+ * the move as our record shows it then. */
+static struct move_view crash_move_to_handover(struct daemon_fixture *f, bool check_running)
+{
+	memset(&rcv, 0, sizeof(rcv));
+	memset(&crash_done, 0, sizeof(crash_done));
+	migration_set_move_hooks(&f->a, &hooks);
+	hk.ready = true;
+	peer_b_with_room(f);
+	if (check_running)
+		assert_int_equal(migration_move_crashed(&f->a, ALPHA_UUID, on_crash_move_done,
+		                                        f->err, sizeof(f->err)),
+		                 -EALREADY);
+	assert_int_equal(virt_vm_destroy(f->a.virt, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(
+	    migration_move_crashed(&f->a, ALPHA_UUID, on_crash_move_done, f->err, sizeof(f->err)),
+	    0);
+	struct move_view v = move_of(f, "alpha");
+	assert_true(v.found);
+	assert_string_equal(v.phase, "proposing");
+	assert_string_equal(v.target, "b"); /* chosen by placement */
+	assert_true(v.id[0] != '\0');
+	assert_int_equal(hk.begun, 0);
+	b_sends(f, MIG_ACCEPT, v.id, 30000);
+	assert_true(fixture_run_until(f, pred_vm_receive_sent, NULL, 5000));
+	assert_int_equal(crash_done.n, 0);
+	return v;
+}
+
+/* The hand-over is announced (owner epoch 4 + 1), the VmReceive goes
+ * under that proposal's reservation asking the target to START it, and
+ * alpha is undefined here once the target has it; the failover service
+ * hears the move ended with the VM moved. */
+static void test_crash_move_negotiates(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct move_view v = crash_move_to_handover(f, true);
+	assert_int_equal(hk.begun, 1); /* announced before the hand-over */
+	assert_string_equal(hk.id, v.id);
+	assert_string_equal(hk.target, "b");
+	assert_int_equal(hk.epoch, 5);
+	assert_int_equal(rcv.n, 1);
+	assert_string_equal(rcv.node, "b");
+	assert_string_equal(rcv.proposal_id, v.id); /* under b's reservation */
+	assert_true(rcv.start);                     /* started there, though stopped here */
+	assert_true(rcv.has_xml);
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	rcv.cb(&f->a, rcv.arg, &resp); /* b: received */
+	assert_true(fixture_run_until(f, pred_crash_move_done, NULL, 5000));
+	assert_int_equal(crash_done.n, 1);
+	assert_true(crash_done.ok);
+	assert_string_equal(crash_done.target, "b");
+	assert_int_equal(hk.ended, 1);
+	assert_true(hk.ended_moved);
+	v = move_of(f, "alpha");
+	assert_true(v.done);
+	assert_true(v.ok);
+	assert_non_null(strstr(v.message, "defined and started there"));
+	struct virt_vm vm;
+	assert_true(virt_vm_cached(f->a.virt, "alpha", &vm, f->err, sizeof(f->err)) < 0);
+}
+
+/* The target could not take it: the move ends, and the failover service
+ * hears it stays here (not moved), still defined and stopped. */
+static void test_crash_move_target_fails(void **state)
+{
+	struct daemon_fixture *f = *state;
+	crash_move_to_handover(f, false);
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.code = MV__RPC_CODE__RPC_ERR_INTERNAL;
+	resp.error = "define failed";
+	rcv.cb(&f->a, rcv.arg, &resp);
+	assert_true(fixture_run_until(f, pred_crash_move_done, NULL, 5000));
+	assert_false(crash_done.ok);
+	assert_non_null(strstr(crash_done.message, "define failed"));
+	assert_int_equal(hk.ended, 1);
+	assert_false(hk.ended_moved);
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_cached(f->a.virt, "alpha", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.state, VIRT_VM_SHUTOFF);
+}
+
+/* Running again by the time the target accepted (an operator started
+ * it): left alone, never announced, nothing stopped. */
+static void test_crash_move_left_alone_when_running_again(void **state)
+{
+	struct daemon_fixture *f = *state;
+	memset(&crash_done, 0, sizeof(crash_done));
+	migration_set_move_hooks(&f->a, &hooks);
+	hk.ready = true;
+	peer_b_with_room(f);
+	assert_int_equal(virt_vm_destroy(f->a.virt, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(
+	    migration_move_crashed(&f->a, ALPHA_UUID, on_crash_move_done, f->err, sizeof(f->err)),
+	    0);
+	assert_int_equal(virt_vm_start(f->a.virt, "alpha", f->err, sizeof(f->err)), 0);
+	b_sends(f, MIG_ACCEPT, move_of(f, "alpha").id, 30000);
+	assert_true(fixture_run_until(f, pred_crash_move_done, NULL, 5000));
+	assert_false(crash_done.ok);
+	assert_string_equal(crash_done.message, "alpha not moved: running again meanwhile");
+	assert_int_equal(hk.begun, 0);
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_cached(f->a.virt, "alpha", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.state, VIRT_VM_RUNNING);
+}
+
+/* No other host: the caller hears at once (before the call returns). */
+static void test_crash_move_nowhere(void **state)
+{
+	struct daemon_fixture *f = *state;
+	memset(&crash_done, 0, sizeof(crash_done));
+	assert_int_equal(virt_vm_destroy(f->a.virt, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(
+	    migration_move_crashed(&f->a, ALPHA_UUID, on_crash_move_done, f->err, sizeof(f->err)),
+	    0);
+	assert_int_equal(crash_done.n, 1);
+	assert_false(crash_done.ok);
+	assert_non_null(strstr(crash_done.message, "no host can take alpha"));
+	assert_int_equal(
+	    migration_move_crashed(&f->a, "nope", on_crash_move_done, f->err, sizeof(f->err)),
+	    -ENOENT);
+	assert_int_equal(crash_done.n, 1);
+}
+
 /* ---- the target side ------------------------------------------------------------- */
 
 /* A brand-new agent (incarnation 1: no previous life on this data_dir)
@@ -615,6 +815,11 @@ int main(void)
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_lost_while_reading_the_vm, setup,
 	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_move_negotiates, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_move_target_fails, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_move_left_alone_when_running_again, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_move_nowhere, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_fresh_agent_takes_at_once, setup_short_lease,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_incoming_reservation, setup_short_lease_restarted,
