@@ -1557,10 +1557,12 @@ static int virt_connect_finish(struct virt *v, struct virt_opened *o)
 	 * agent's start reads the inventory at once (HA VMs here resume the
 	 * self-fence clock), and a blind fence's retry after a reconnect
 	 * destroys from it. The agent's first connect (virt_check, before it
-	 * serves) lists here; a reconnect on the worker listed there, right
-	 * after the open: that listing is applied here, and since it was
-	 * made before the events were registered (above) a second one on the
-	 * worker catches what changed in between. */
+	 * serves) lists here; a reconnect on the worker registered the
+	 * callbacks and then listed there (virt_open_work): that listing is
+	 * applied here, and since the events that came between the
+	 * registration and now were dropped (the connection was not yet
+	 * v->conn), a second listing on the worker catches what changed in
+	 * between. */
 	if (o->listed && o->list_rc == 0) {
 		virt_warn_long_name(v, o->long_name);
 		virt_reconcile_apply(v, o->vms, o->n_vms);
