@@ -3480,11 +3480,16 @@ static void ha_move_end(struct agent *a, const char *id, bool moved)
 }
 
 /* An incoming move ended here: told to the voters. "Never landed" is said
- * only when no copy of it is here: one running here landed after
- * all; a paused one (an incoming migration still there) is settled later
- * (ha_settle_moves). The VM is read on the hypervisor worker (an operator
- * job on the general lane), the rest is done on the loop when it is back;
- * when the read cannot be queued, the cache answers. */
+ * only when libvirt answered that no copy of it is here: one running here
+ * landed after all; a paused one (an incoming migration still there) is
+ * settled later (ha_settle_moves). The VM is read on the hypervisor worker
+ * (an operator job on the general lane, in front of the operators' queue,
+ * never refused for a full one), the rest is done on the loop when it is
+ * back. A VM not read (the read could not be queued, or libvirt did not
+ * answer) counts as paused here, as ha_settle_copy has it: a move that
+ * ended without COMMITTED is then left to ha_settle_moves (never "never
+ * landed" from the cache, which may not show the landed VM yet); one that
+ * COMMITTED is told landed, at the epoch the cache shows. */
 struct ha_outcome {
 	struct agent *a;
 	char id[FO_MOVE_ID_MAX];
@@ -3519,13 +3524,33 @@ static void ha_move_outcome_tell(struct ha_outcome *o, bool found, const struct 
 	ha_pump(a);
 }
 
+/* The VM could not be read (ha_move_outcome's comment). */
+static void ha_move_outcome_unread(struct ha_outcome *o)
+{
+	if (!o->landed) {
+		MV_INFO("failover",
+		        "incoming move ended id=%s vm=%s source=%s: the VM could not be read here; "
+		        "settled later",
+		        o->id, o->uuid, o->source);
+		return;
+	}
+	struct virt_vm vm;
+	char err[256];
+	bool found = virt_vm_cached(o->a->virt, o->uuid, &vm, err, sizeof(err)) == 0;
+	ha_move_outcome_tell(o, found, &vm);
+}
+
 static void ha_move_outcome_read(struct virt *v, int status, const struct virt_op_result *res,
                                  void *ud)
 {
 	struct ha_outcome *o = ud;
 	(void)v;
-	if (status == 0 && !o->a->stopping && HA(o->a) != NULL && HA(o->a)->fo != NULL)
-		ha_move_outcome_tell(o, res->rc == 0, &res->vm);
+	if (status == 0 && !o->a->stopping && HA(o->a) != NULL && HA(o->a)->fo != NULL) {
+		if (res->rc == 0 || res->rc == -ENOENT)
+			ha_move_outcome_tell(o, res->rc == 0, &res->vm);
+		else
+			ha_move_outcome_unread(o);
+	}
 	free(o);
 }
 
@@ -3546,11 +3571,9 @@ static void ha_move_outcome(struct agent *a, const char *id, const char *uuid, c
 	snprintf(o->source, sizeof(o->source), "%s", source);
 	char err[256];
 	struct virt_op_req req = {.kind = VIRT_OPK_FIND, .key = o->uuid};
-	if (virt_vm_op_async(a->virt, &req, ha_move_outcome_read, o, err, sizeof(err)) == 0)
+	if (virt_vm_op_next(a->virt, &req, ha_move_outcome_read, o, err, sizeof(err)) == 0)
 		return;
-	struct virt_vm vm;
-	bool found = virt_vm_cached(a->virt, o->uuid, &vm, err, sizeof(err)) == 0;
-	ha_move_outcome_tell(o, found, &vm);
+	ha_move_outcome_unread(o);
 	free(o);
 }
 

@@ -622,20 +622,26 @@ static void migration_done(struct agent *a, struct migration *m, enum mig_outcom
  * Every libvirt call of the source side (the owner-epoch write, an offline
  * move's read, export, stop, undefine or restart, the checks after a live
  * migration, its job statistics and abort) is an operator job of the
- * hypervisor worker (virt.h: virt_vm_op_async), on the GENERAL lane: never
+ * hypervisor worker (virt.h: virt_vm_op_next), on the GENERAL lane: never
  * the critical one, which fences and HA restarts keep to themselves, and
  * never the loop, which answers SWIM while libvirtd takes its time. A
- * step's continuation runs on the loop when its call is back; a move's
- * next step goes in front of the queue (virt_vm_op_next), so that a move
- * runs as one command, as it did on the loop. While a step is in flight:
+ * step's continuation runs on the loop when its call is back. Every step
+ * (the first one too: it comes after the target accepted) goes in front
+ * of the operators' queue, never refused for a full queue, so that a move
+ * runs as one command, as it did on the loop, and a step after the target
+ * accepted (the epoch write, the restart after a refused hand-over) is
+ * never skipped for want of room. The abort is the exception: a job of
+ * its own on the critical lane (migration_abort_job). While a step is in
+ * flight:
  *   - the move is not pruned (virt_pending);
  *   - a lost reservation (LEASE_LOST) is remembered (lease_lost) and the
  *     next continuation gives up before anything irreversible (stopping
  *     the VM, starting the migration);
  *   - an operator's abort is refused as for any phase but "proposing" and
  *     a running migration;
- *   - the agent stopping answers the step -ECANCELED: nothing follows
- *     (the process is going away; the move's record with it).
+ *   - the agent stopping answers the step -ECANCELED, or the step comes
+ *     back once a->stopping is set: nothing follows (the process is going
+ *     away; the move's record with it).
  */
 struct migration_abort {
 	struct agent *a;
@@ -667,22 +673,26 @@ static void migration_step_done(struct virt *v, int status, const struct virt_op
 	migration_step_fn fn = m->step_fn;
 	m->step_fn = NULL;
 	m->virt_pending--;
-	if (status != 0 || fn == NULL)
-		return; /* -ECANCELED: the agent is stopping (v may be gone) */
+	/* -ECANCELED: the agent is stopping (v may be gone); a step that was
+	 * in flight when it began to stop comes back with 0: nothing follows
+	 * either (the failover service and the timers are stopped) */
+	if (status != 0 || fn == NULL || m->a->stopping)
+		return;
 	fn(m->a, m, res);
 }
 
-/* Queues the move's next libvirt call (next: in front of the queue, for a
- * step that follows another); fn runs on the loop with its result, or at
- * once with the refusal (res->rc < 0) when it could not be queued. */
+/* Queues the move's next libvirt call, in front of the queue (the target
+ * accepted: the move holds its reservation, and each step is bounded by
+ * the number of moves, not by VIRT_OPQ_MAX); fn runs on the loop with its
+ * result, or at once with the refusal (res->rc < 0) when it could not be
+ * queued. */
 static void migration_step(struct agent *a, struct migration *m, const struct virt_op_req *req,
-                           bool next, migration_step_fn fn)
+                           migration_step_fn fn)
 {
 	char err[512];
 	m->a = a;
 	m->step_fn = fn;
-	int rc = next ? virt_vm_op_next(a->virt, req, migration_step_done, m, err, sizeof(err))
-	              : virt_vm_op_async(a->virt, req, migration_step_done, m, err, sizeof(err));
+	int rc = virt_vm_op_next(a->virt, req, migration_step_done, m, err, sizeof(err));
 	if (rc == 0) {
 		m->virt_pending++;
 		return;
@@ -694,10 +704,10 @@ static void migration_step(struct agent *a, struct migration *m, const struct vi
 }
 
 static void migration_step_key(struct agent *a, struct migration *m, enum virt_op_kind kind,
-                               bool next, migration_step_fn fn)
+                               migration_step_fn fn)
 {
 	struct virt_op_req req = {.kind = kind, .key = m->uuid};
-	migration_step(a, m, &req, next, fn);
+	migration_step(a, m, &req, fn);
 }
 
 static void migration_abort_done(struct virt *v, int status, const struct virt_op_result *res,
@@ -732,9 +742,12 @@ static void migration_abort_done(struct virt *v, int status, const struct virt_o
 	free(ab);
 }
 
-/* Aborts m's running migration on the worker, in front of the queue (an
- * abort must not wait for operators' commands). sink: who waits for the
- * answer (0: nobody). 0, or -errno with err (nothing queued). */
+/* Aborts m's running migration on the worker, as a job of its own on the
+ * critical lane (virt_vm_abort_job_async): it waits neither for
+ * operators' commands nor for the call in flight on the connection (a
+ * listing, a host or event read), since after a lost reservation it must
+ * land before the target's lease runs out (mig.h). sink: who waits for
+ * the answer (0: nobody). 0, or -errno with err (nothing queued). */
 static int migration_abort_job(struct agent *a, struct migration *m, uint64_t sink, char *err,
                                size_t errlen)
 {
@@ -747,8 +760,8 @@ static int migration_abort_job(struct agent *a, struct migration *m, uint64_t si
 	ab->sink = sink;
 	snprintf(ab->id, sizeof(ab->id), "%s", m->id);
 	snprintf(ab->vm, sizeof(ab->vm), "%s", m->vm);
-	struct virt_op_req req = {.kind = VIRT_OPK_ABORT_JOB, .key = m->uuid};
-	int rc = virt_vm_op_next(a->virt, &req, migration_abort_done, ab, err, errlen);
+	int rc = virt_vm_abort_job_async(a->virt, m->uuid, HVWORK_CRITICAL, migration_abort_done,
+	                                 ab, err, errlen);
 	if (rc < 0)
 		free(ab);
 	return rc;
@@ -772,13 +785,13 @@ static void migration_offline_failed(struct agent *a, struct migration *m,
 }
 
 /* The hand-over failed: the VM runs here again (when it ran), then FAILED. */
-static void migration_offline_back(struct agent *a, struct migration *m, bool next)
+static void migration_offline_back(struct agent *a, struct migration *m)
 {
 	if (!m->was_running) {
 		migration_done(a, m, MIG_DONE_FAILED);
 		return;
 	}
-	migration_step_key(a, m, VIRT_OPK_START, next, migration_offline_failed);
+	migration_step_key(a, m, VIRT_OPK_START, migration_offline_failed);
 }
 
 static void migration_offline_undefined(struct agent *a, struct migration *m,
@@ -799,17 +812,17 @@ static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse
 		snprintf(m->message, sizeof(m->message),
 		         "moved offline to %s (stopped here, defined%s there, undefined here)",
 		         m->target, m->was_running || m->start_there ? " and started" : "");
-		migration_step_key(a, m, VIRT_OPK_UNDEFINE, false, migration_offline_undefined);
+		migration_step_key(a, m, VIRT_OPK_UNDEFINE, migration_offline_undefined);
 		return;
 	}
 	/* the target did not take it: it must run here again */
 	snprintf(m->message, sizeof(m->message), "%s could not take %s (%s); it stays on %s",
 	         m->target, m->vm, resp->error, a->opt.name);
-	migration_offline_back(a, m, false);
+	migration_offline_back(a, m);
 }
 
 /* Stopped (or it was not running): hand the definition to the target. */
-static void migration_offline_send(struct agent *a, struct migration *m, bool next)
+static void migration_offline_send(struct agent *a, struct migration *m)
 {
 	char err[512];
 	Mv__RpcRequest req = MV__RPC_REQUEST__INIT;
@@ -826,7 +839,7 @@ static void migration_offline_send(struct agent *a, struct migration *m, bool ne
 	if (rc < 0) {
 		snprintf(m->message, sizeof(m->message), "cannot reach %s: %s; %s stays on %s",
 		         m->target, err, m->vm, a->opt.name);
-		migration_offline_back(a, m, next);
+		migration_offline_back(a, m);
 		return;
 	}
 	migration_progress(a, m);
@@ -843,7 +856,7 @@ static void migration_offline_stopped(struct agent *a, struct migration *m,
 		migration_done(a, m, MIG_DONE_FAILED);
 		return;
 	}
-	migration_offline_send(a, m, true);
+	migration_offline_send(a, m);
 }
 
 static void migration_offline_exported(struct agent *a, struct migration *m,
@@ -858,9 +871,9 @@ static void migration_offline_exported(struct agent *a, struct migration *m,
 	if (migration_gave_up(a, m))
 		return;
 	if (m->was_running)
-		migration_step_key(a, m, VIRT_OPK_DESTROY, true, migration_offline_stopped);
+		migration_step_key(a, m, VIRT_OPK_DESTROY, migration_offline_stopped);
 	else
-		migration_offline_send(a, m, true);
+		migration_offline_send(a, m);
 }
 
 static void migration_offline_found(struct agent *a, struct migration *m,
@@ -873,13 +886,13 @@ static void migration_offline_found(struct agent *a, struct migration *m,
 		return;
 	}
 	m->was_running = res->vm.state == VIRT_VM_RUNNING || res->vm.state == VIRT_VM_PAUSED;
-	migration_step_key(a, m, VIRT_OPK_EXPORT, true, migration_offline_exported);
+	migration_step_key(a, m, VIRT_OPK_EXPORT, migration_offline_exported);
 }
 
-static void migration_offline(struct agent *a, struct migration *m, bool next)
+static void migration_offline(struct agent *a, struct migration *m)
 {
 	snprintf(m->phase, sizeof(m->phase), "moving");
-	migration_step_key(a, m, VIRT_OPK_FIND, next, migration_offline_found);
+	migration_step_key(a, m, VIRT_OPK_FIND, migration_offline_found);
 }
 
 /* ---- an offline move arriving (VmReceive), on the hypervisor worker ------------------- */
@@ -1059,7 +1072,7 @@ static void migration_where_after(struct hvwork_job *w, int status)
 	m->where_status = status;
 	/* the VM as it is here now, into the cache (on the worker: a gone VM
 	 * is dropped), before the outcome is published */
-	migration_step_key(a, m, VIRT_OPK_FIND, false, migration_where_decided);
+	migration_step_key(a, m, VIRT_OPK_FIND, migration_where_decided);
 }
 
 static void migration_live_left(struct agent *a, struct migration *m,
@@ -1115,9 +1128,9 @@ static void migration_live_after(struct hvwork_job *w, int status)
 	a->migration->jobs_running--;
 	/* the VM left (or did not): its entry here is read again on the worker */
 	if (status == 0 && m->work_rc == 0)
-		migration_step_key(a, m, VIRT_OPK_FIND, false, migration_live_left);
+		migration_step_key(a, m, VIRT_OPK_FIND, migration_live_left);
 	else
-		migration_step_key(a, m, VIRT_OPK_FIND, false, migration_live_checked);
+		migration_step_key(a, m, VIRT_OPK_FIND, migration_live_checked);
 }
 
 static void migration_live(struct agent *a, struct migration *m)
@@ -1151,27 +1164,38 @@ static void migration_live(struct agent *a, struct migration *m)
 
 static void migration_on_ready_timer(uv_timer_t *t);
 
-/* The owner epoch is on the definition now (or could not be written: the
- * move goes ahead, as it always did): libvirt moves the VM. */
+/* The owner epoch is on the definition now: libvirt moves the VM. When
+ * it could not be written, an HA move ends here (the voters were told the
+ * VM moves at move_epoch: moved at the old one, its copy there would not
+ * be the one they expect); any other move goes ahead, as it always did. */
 static void migration_epoch_set(struct agent *a, struct migration *m,
                                 const struct virt_op_result *res)
 {
+	if (res->rc < 0 && m->announced) {
+		MV_WARN("migrate", "HA VM not moved: cannot write its owner epoch id=%s vm=%s: %s",
+		        m->id, m->vm, res->err);
+		snprintf(m->message, sizeof(m->message),
+		         "cannot write %s's owner epoch %" PRIu64 " before the move (%s); it stays "
+		         "on %s",
+		         m->vm, m->move_epoch, res->err, a->opt.name);
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
 	if (res->rc < 0)
 		MV_WARN("migrate", "cannot bump the owner epoch before the move id=%s vm=%s: %s",
 		        m->id, m->vm, res->err);
 	if (m->offline)
-		migration_offline(a, m, true);
+		migration_offline(a, m);
 	else
 		migration_live(a, m);
 }
 
 /* The move itself: the owner epoch is bumped on the definition (it travels
- * with it), then libvirt moves the VM. next: called from a step's
- * continuation (the epoch write goes in front of the queue). */
-static void migration_move_now(struct agent *a, struct migration *m, uint64_t epoch, bool next)
+ * with it), then libvirt moves the VM. */
+static void migration_move_now(struct agent *a, struct migration *m, uint64_t epoch)
 {
 	struct virt_op_req req = {.kind = VIRT_OPK_SET_EPOCH, .key = m->uuid, .epoch = epoch};
-	migration_step(a, m, &req, next, migration_epoch_set);
+	migration_step(a, m, &req, migration_epoch_set);
 }
 
 /* The VM as read before the move (migration_go). */
@@ -1202,7 +1226,7 @@ static void migration_go_found(struct agent *a, struct migration *m,
 		return;
 	}
 	if (!vm.ha || h == NULL) {
-		migration_move_now(a, m, vm.epoch + 1, true);
+		migration_move_now(a, m, vm.epoch + 1);
 		return;
 	}
 	if (h->begin(a, m->id, m->uuid, m->target, vm.epoch + 1, err, sizeof(err)) < 0) {
@@ -1232,7 +1256,7 @@ static void migration_go_found(struct agent *a, struct migration *m,
 static void migration_go(struct agent *a, struct migration *m)
 {
 	snprintf(m->phase, sizeof(m->phase), "starting");
-	migration_step_key(a, m, VIRT_OPK_FIND, false, migration_go_found);
+	migration_step_key(a, m, VIRT_OPK_FIND, migration_go_found);
 }
 
 static void migration_on_ready_timer(uv_timer_t *t)
@@ -1247,7 +1271,7 @@ static void migration_on_ready_timer(uv_timer_t *t)
 		if (h->ready(a, m->id)) {
 			m->moving = true;
 			MV_INFO("migrate", "HA move acknowledged id=%s vm=%s", m->id, m->vm);
-			migration_move_now(a, m, m->move_epoch, false);
+			migration_move_now(a, m, m->move_epoch);
 		} else if (now >= m->ready_by) {
 			snprintf(m->message, sizeof(m->message),
 			         "no majority acknowledged the move of %s within %u ms (this host "

@@ -7,7 +7,9 @@
  * job runs only on its lane's threads, so one kind of work can never take
  * the capacity another needs:
  *   HVWORK_CRITICAL   HA work that must not wait: remote fences of a dead
- *                     host, HA restarts, self-fence destroys;
+ *                     host, HA restarts, self-fence destroys, and the
+ *                     abort of a migration whose reservation was lost
+ *                     (it must land before the target's lease runs out);
  *   HVWORK_GENERAL    operators' define/start/destroy/..., full listings,
  *                     a migration's receiving side;
  *   HVWORK_MIGRATION  live migrations (each holds a thread for up to the

@@ -114,6 +114,8 @@ struct virt {
 	struct virt_op_job *op_job;
 	struct virt_op_job *opq;
 	size_t opq_n;
+	/* aborts in flight outside that queue (virt_vm_abort_job_async) */
+	struct virt_op_job *solo;
 	unsigned op_delivering;
 	/* with a worker: events waiting for their read (one entry per VM, in
 	 * arrival order), the read in flight, and whether an event was
@@ -1557,10 +1559,12 @@ static int virt_connect_finish(struct virt *v, struct virt_opened *o)
 	 * agent's start reads the inventory at once (HA VMs here resume the
 	 * self-fence clock), and a blind fence's retry after a reconnect
 	 * destroys from it. The agent's first connect (virt_check, before it
-	 * serves) lists here; a reconnect on the worker listed there, right
-	 * after the open: that listing is applied here, and since it was
-	 * made before the events were registered (above) a second one on the
-	 * worker catches what changed in between. */
+	 * serves) lists here; a reconnect on the worker registered the
+	 * callbacks and then listed there (virt_open_work): that listing is
+	 * applied here, and since the events that came between the
+	 * registration and now were dropped (the connection was not yet
+	 * v->conn), a second listing on the worker catches what changed in
+	 * between. */
 	if (o->listed && o->list_rc == 0) {
 		virt_warn_long_name(v, o->long_name);
 		virt_reconcile_apply(v, o->vms, o->n_vms);
@@ -2654,8 +2658,9 @@ struct virt_op_job {
 	struct virt_op_job *next;
 	struct virt *v; /* set while in flight; NULL once virt_free ran */
 	virConnectPtr c;
-	struct virt_op_req req; /* key, xml and group are the job's copies */
-	bool cont;              /* a command's next step (virt_vm_op_next) */
+	struct virt_op_req req;        /* key, xml and group are the job's copies */
+	bool cont;                     /* a command's next step (virt_vm_op_next) */
+	struct virt_op_job *solo_next; /* v->solo: virt_vm_abort_job_async */
 	struct virt_op_out out;
 	virt_op_result_fn done;
 	void *ud;
@@ -2861,6 +2866,48 @@ int virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_resul
 	return 0;
 }
 
+/* An abort outside the queue is back: unlinked from v->solo, answered. */
+static void virt_solo_done(struct hvwork_job *j, int status)
+{
+	struct virt_op_job *q = j->data;
+	struct virt *v = q->v;
+	if (v == NULL) {
+		virt_opjob_deliver(NULL, q, -ECANCELED);
+		return;
+	}
+	for (struct virt_op_job **p = &v->solo; *p != NULL; p = &(*p)->solo_next)
+		if (*p == q) {
+			*p = q->solo_next;
+			break;
+		}
+	if (status == 0)
+		virt_op_apply(v, q->c, &q->out);
+	virt_opjob_deliver(v, q, status);
+	virt_opq_kick(v); /* a step its caller queued meanwhile (virt_vm_op_next) */
+}
+
+int virt_vm_abort_job_async(struct virt *v, const char *key, enum hvwork_lane lane,
+                            virt_op_result_fn done, void *ud, char *err, size_t errlen)
+{
+	int rc;
+	struct virt_op_req req = {.kind = VIRT_OPK_ABORT_JOB, .key = key};
+	struct virt_op_job *q = virt_opjob_make(v, &req, done, ud, &rc, err, errlen);
+	if (q == NULL)
+		return rc;
+	q->j.what = "vm-abort-job";
+	rc = virt_connected(v)
+	         ? virt_conn_submit(v, lane, &q->j, virt_opjob_work, virt_solo_done, q, &q->c)
+	         : -ENOTCONN;
+	if (rc < 0) {
+		virt_opjob_free(q);
+		return virt_opjob_refused(v, rc, err, errlen);
+	}
+	q->v = v;
+	q->solo_next = v->solo;
+	v->solo = q;
+	return 0;
+}
+
 size_t virt_vm_op_queued(const struct virt *v)
 {
 	return v->opq_n + (v->op_job != NULL ? 1u : 0u);
@@ -2870,6 +2917,9 @@ size_t virt_vm_op_queued(const struct virt *v)
  * flight is when it comes back. */
 static void virt_opq_cancel(struct virt *v)
 {
+	for (struct virt_op_job *q = v->solo; q != NULL; q = q->solo_next)
+		q->v = NULL; /* answered when it comes back */
+	v->solo = NULL;
 	if (v->op_job != NULL)
 		v->op_job->v = NULL;
 	v->op_job = NULL;

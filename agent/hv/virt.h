@@ -468,11 +468,22 @@ int virt_vm_op_async(struct virt *v, const struct virt_op_req *req, virt_op_resu
                      void *ud, char *err, size_t errlen);
 /* The same from inside a done callback: the step runs next, before what
  * others queued (no VIRT_OPQ_MAX bound: a command's next step is never
- * refused for being busy). Also for a call that must not wait behind
- * operators' commands (a migration's abort, migration.c): it runs as soon
- * as the call in flight is back. */
+ * refused for being busy); also for a step of a command already under
+ * way (a move's steps after its target accepted, migration.c): it runs
+ * as soon as the call in flight on the connection is back. */
 int virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done, void *ud,
                     char *err, size_t errlen);
+/* Aborts key's running job (VIRT_OPK_ABORT_JOB: a migration) on lane,
+ * through its own reference on the connection, outside the operators'
+ * queue and the one-call-at-a-time rule: it waits for no other call on
+ * the connection (a listing, a host read, an event read, a slow operator
+ * command), only for a free thread of its lane. For an abort that must
+ * land by a deadline (a move whose reservation was lost: mig.h). done as
+ * for virt_vm_op_async (status -ECANCELED, v NULL: the agent stopped).
+ * 0, or -errno with err (nothing queued): -ENOTSUP without a worker,
+ * -ENOTCONN, -EAGAIN (the lane is full), -ENOMEM, -EINVAL. */
+int virt_vm_abort_job_async(struct virt *v, const char *key, enum hvwork_lane lane,
+                            virt_op_result_fn done, void *ud, char *err, size_t errlen);
 /* Operator jobs in flight or queued. */
 size_t virt_vm_op_queued(const struct virt *v);
 

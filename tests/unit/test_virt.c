@@ -2326,6 +2326,71 @@ static void test_op_async_cancel(void **state)
 	worker_stop(f, &wf);
 }
 
+/* Review: a migration's abort after a lost reservation must land before
+ * the target's lease runs out. virt_vm_abort_job_async runs it on the
+ * critical lane through its own reference on the connection: it does not
+ * wait for the call in flight on the connection (here a host read that
+ * takes 1.5 s on the general lane) as an operator job does (the
+ * operators' queue starts nothing while any call is in flight). Its
+ * answer comes while that read is still running; errors as the
+ * synchronous abort gives them. */
+struct abort_rec {
+	struct hvwork *w;
+	unsigned calls;
+	int status, rc;
+	unsigned general_inflight; /* general-lane jobs in flight at the answer */
+};
+
+static void on_abort(struct virt *v, int status, const struct virt_op_result *res, void *ud)
+{
+	struct abort_rec *r = ud;
+	(void)v;
+	r->calls++;
+	r->status = status;
+	r->rc = res->rc;
+	r->general_inflight = hvwork_lane_inflight(r->w, HVWORK_GENERAL);
+}
+
+static bool pred_abort_answered(void *arg)
+{
+	return ((struct abort_rec *)arg)->calls > 0;
+}
+
+static void test_abort_job_async_does_not_wait(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	struct abort_rec r = {.w = wf.w};
+	assert_int_equal(virt_vm_abort_job_async(f->v, "nosuch", HVWORK_CRITICAL, on_abort, &r,
+	                                         f->err, sizeof(f->err)),
+	                 0);
+	assert_int_equal(r.calls, 0); /* never from inside the call */
+	assert_true(run_until(pred_abort_answered, &r, 5000));
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.rc, -ENOENT);
+	/* a host read on the worker holds the connection for 1.5 s */
+	virt_test_set_delay(1500);
+	struct virt_host hi;
+	assert_int_equal(virt_host_info(f->v, &hi), 0);
+	assert_int_equal(virt_host_info(f->v, &hi), 0);
+	assert_int_equal(hvwork_lane_inflight(wf.w, HVWORK_GENERAL), 1);
+	memset(&r, 0, sizeof(r));
+	r.w = wf.w;
+	assert_int_equal(virt_vm_abort_job_async(f->v, "alpha", HVWORK_CRITICAL, on_abort, &r,
+	                                         f->err, sizeof(f->err)),
+	                 0);
+	assert_int_equal(virt_vm_op_queued(f->v), 0); /* not an operator job */
+	assert_true(run_until(pred_abort_answered, &r, 5000));
+	assert_int_equal(r.status, 0);
+	assert_true(r.rc == -EINVAL || r.rc == -ENOTSUP); /* alpha runs no job */
+	assert_int_equal(r.general_inflight, 1);          /* the host read: still running */
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	virt_test_set_delay(0);
+	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_RUNNING);
+	worker_stop(f, &wf);
+}
+
 static void test_lost_and_reconnect(void **state)
 {
 	struct fx *f = *state;
@@ -3320,6 +3385,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_op_async_errors, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_order, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_cancel, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_abort_job_async_does_not_wait, fx_setup,
+	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_yields_to_restart, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_event_read_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_event_queue_overflow, fx_setup, fx_teardown),
