@@ -815,7 +815,22 @@ static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse
 		migration_step_key(a, m, VIRT_OPK_UNDEFINE, migration_offline_undefined);
 		return;
 	}
-	/* the target did not take it: it must run here again */
+	if (peer_client_answer_in_doubt(a) && (m->was_running || m->start_there)) {
+		/* No answer (the target did not answer in time, died or left):
+		 * it may have defined and started the VM. Starting it here again
+		 * could run it twice; it stays stopped (and defined) here. An HA
+		 * VM's move settles as any move (the target tells MOVED or
+		 * STAYED) and reconciliation restarts it where it is owed. */
+		snprintf(m->message, sizeof(m->message),
+		         "%s did not answer for %s (%s): it may run there; not started again "
+		         "here (stopped and defined on %s; `meshvisor vm %s` shows where it runs)",
+		         m->target, m->vm, resp->error, a->opt.name, m->vm);
+		MV_WARN_ALWAYS("migrate", "offline move in doubt vm=%s target=%s: %s", m->vm,
+		               m->target, m->message);
+		migration_done(a, m, MIG_DONE_FAILED);
+		return;
+	}
+	/* the target refused it: it must run here again */
 	snprintf(m->message, sizeof(m->message), "%s could not take %s (%s); it stays on %s",
 	         m->target, m->vm, resp->error, a->opt.name);
 	migration_offline_back(a, m);

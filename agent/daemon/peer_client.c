@@ -47,6 +47,7 @@ struct peer_client {
 	uint64_t next_id;            /* the last id given to a request */
 	uv_timer_t timer;            /* deadlines of what is pending, every second */
 	bool timer_on;               /* initialized, not yet closed */
+	bool in_doubt;               /* a callback runs for an answer we made up */
 };
 
 /* Long operations answer with progress frames; give them time. */
@@ -157,12 +158,20 @@ static void peer_client_on_timer(uv_timer_t *t)
 		resp.error = text;
 		if (p->client != NULL)
 			rpc_send_response(a, p->client, NULL, &resp);
-		else if (p->cb != NULL)
+		else if (p->cb != NULL) {
+			pc->in_doubt = true; /* peer_client_answer_in_doubt */
 			p->cb(a, p->cb_arg, &resp);
+			pc->in_doubt = false;
+		}
 		free(p);
 	}
 	if (pc->pending == NULL)
 		uv_timer_stop(&pc->timer);
+}
+
+bool peer_client_answer_in_doubt(const struct agent *a)
+{
+	return a->peer_client != NULL && a->peer_client->in_doubt;
 }
 
 int peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,

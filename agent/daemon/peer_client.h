@@ -13,6 +13,7 @@
 #ifndef MESHVISOR_PEER_CLIENT_H
 #define MESHVISOR_PEER_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,12 @@ int peer_client_start(struct agent *a, char *err, size_t errlen);
 typedef void (*peer_client_done_fn)(struct agent *a, void *arg, Mv__RpcResponse *resp);
 int peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,
                         peer_client_done_fn cb, void *arg, char *err, size_t errlen);
+
+/* True only inside a peer_client_done_fn called with an answer the node
+ * never gave: it did not answer in time, died or left first. The request
+ * may or may not have been carried out there; a caller whose undo would be
+ * wrong if it was (start a VM the node may have started) must not undo. */
+bool peer_client_answer_in_doubt(const struct agent *a);
 
 /* Forwards a client's request (on connection client) to `owner`: its
  * answer, progress frames first, goes back to the client under the

@@ -487,7 +487,15 @@ static struct {
 	bool start, has_xml;
 	peer_client_done_fn cb;
 	void *arg;
+	bool in_doubt; /* the answer the test gives is one peer_client made up */
 } rcv;
+
+bool __wrap_peer_client_answer_in_doubt(const struct agent *a);
+bool __wrap_peer_client_answer_in_doubt(const struct agent *a)
+{
+	(void)a;
+	return rcv.in_doubt;
+}
 
 int __wrap_peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,
                                peer_client_done_fn cb, void *arg, char *err, size_t errlen);
@@ -755,6 +763,63 @@ static void test_ha_move_fails_when_epoch_write_fails(void **state)
 	assert_non_null(strstr(v.message, "cannot write alpha's owner epoch 5 before the move"));
 }
 
+static bool pred_alpha_running(void *arg)
+{
+	struct daemon_fixture *f = arg;
+	struct virt_vm vm;
+	return virt_vm_cached(f->a.virt, "alpha", &vm, f->err, sizeof(f->err)) == 0 &&
+	       vm.state == VIRT_VM_RUNNING;
+}
+
+/* An offline move of a running VM whose VmReceive got no answer (the
+ * target did not answer in time, died or left: peer_client made the
+ * answer up): the target may have started it, so it is not started here
+ * again — it stays stopped and defined, and the move fails saying so. */
+static void test_offline_move_in_doubt_not_restarted(void **state)
+{
+	struct daemon_fixture *f = *state;
+	memset(&rcv, 0, sizeof(rcv));
+	announce_alpha_to_b(f, 30000);
+	hk.ready = true;
+	assert_true(fixture_run_until(f, pred_vm_receive_sent, NULL, 5000));
+	assert_true(rcv.start);
+	rcv.in_doubt = true;
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.code = MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
+	resp.error = "host b did not answer within 30 s; the operation may or may not have "
+		     "happened there";
+	rcv.cb(&f->a, rcv.arg, &resp);
+	rcv.in_doubt = false;
+	assert_true(fixture_run_until(f, hk_has_ended, NULL, 3000));
+	struct move_view v = move_of(f, "alpha");
+	assert_true(v.done);
+	assert_false(v.ok);
+	assert_non_null(strstr(v.message, "it may run there; not started again here"));
+	/* a restart, had one been queued, has run by then */
+	assert_true(fixture_run_till(f, uv_now(f->a.loop) + 300));
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_cached(f->a.virt, "alpha", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.state, VIRT_VM_SHUTOFF);
+}
+
+/* The same move refused by the target (its own answer): it runs here
+ * again. */
+static void test_offline_move_refused_restarted(void **state)
+{
+	struct daemon_fixture *f = *state;
+	memset(&rcv, 0, sizeof(rcv));
+	announce_alpha_to_b(f, 30000);
+	hk.ready = true;
+	assert_true(fixture_run_until(f, pred_vm_receive_sent, NULL, 5000));
+	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
+	resp.code = MV__RPC_CODE__RPC_ERR_INTERNAL;
+	resp.error = "define failed";
+	rcv.cb(&f->a, rcv.arg, &resp);
+	assert_true(fixture_run_until(f, hk_has_ended, NULL, 3000));
+	assert_true(fixture_run_until(f, pred_alpha_running, f, 3000));
+	assert_non_null(strstr(move_of(f, "alpha").message, "b could not take alpha"));
+}
+
 /* ---- the target side ------------------------------------------------------------- */
 
 /* A brand-new agent (incarnation 1: no previous life on this data_dir)
@@ -920,6 +985,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ha_move_epoch_written_while_queue_full, setup,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_ha_move_fails_when_epoch_write_fails, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_offline_move_in_doubt_not_restarted, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_offline_move_refused_restarted, setup,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_fresh_agent_takes_at_once, setup_short_lease,
 	                                    fixture_teardown),
