@@ -68,7 +68,12 @@
  *     it may run: an announced move was acknowledged by a majority, and
  *     any majority that chooses a plan shares an acceptor with it, which
  *     knew the move before it could accept (it acknowledged X, so it had
- *     accepted no value of X's failover) (MOVES).
+ *     accepted no value of X's failover) (MOVES). A move that stayed is
+ *     owed again only by a failover of the incarnation the source
+ *     announced it at, or a later one (m4, move_after): an older one was
+ *     decided before the copy existed there, and re-placing it from the
+ *     move's epoch slipped past rule (e) while the failover of the right
+ *     incarnation had restarted it elsewhere (seed 3258347705468433741).
  *   - An HA VM that should run runs again once faults heal: whatever an
  *     over incarnation owes is re-placed by some instance, hand-backs and
  *     parked VMs are retried (RECOVERY; the simulator's liveness oracle).
@@ -460,6 +465,9 @@ struct move {
 	                            MOVING move of ours: as long as it lasts) */
 	uint64_t learned;        /* when its state last changed here */
 	uint64_t heard;          /* when we first heard of it */
+	uint64_t src_inc;        /* the source's incarnation when it told us
+	                            (its own heartbeat, or ours: 0 not known —
+	                            heard from the target only, or restored) */
 	/* the VM as a state we held listed it when we heard of the move (the
 	 * target may die before any state of its shows it) */
 	struct hvm info;
@@ -4001,12 +4009,18 @@ static bool merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now)
 			heard.target_inc = 0; /* only the target says it */
 		struct move *r = move_find(f, mv->id);
 		if (!r) {
-			ok &= move_add(f, &heard, now) != NULL;
+			r = move_add(f, &heard, now);
+			ok &= r != NULL;
+			if (r && as_source)
+				r->src_inc = m->incarnation;
 			continue;
 		}
 		if (strcmp(r->m.uuid, mv->uuid) != 0 || strcmp(r->m.source, mv->source) != 0 ||
 		    strcmp(r->m.target, mv->target) != 0)
 			continue; /* not the same move: the first word stands */
+		/* (the source's lowest incarnation that told it) */
+		if (as_source && m->incarnation && (!r->src_inc || m->incarnation < r->src_inc))
+			r->src_inc = m->incarnation;
 		/* settled once; the target's MOVED (the VM runs there) wins */
 		if (as_target && mv->state == FO_MOVE_MOVED && mv->target_inc &&
 		    r->m.target_inc != mv->target_inc) {
@@ -4139,6 +4153,7 @@ int fo_move_begin(struct fo *f, const char *id, const char *uuid, const char *ta
 	struct move *r = move_add(f, &mv, now);
 	if (!r)
 		return -ENOSPC;
+	r->src_inc = f->incarnation;
 	r->announce = true;
 	/* tell the voters now rather than at the next heartbeat */
 	send_heartbeats(f, now);
@@ -7400,6 +7415,20 @@ static void owe_later(struct fo *f, struct inst *in, const struct fo_plan_entry 
 	}
 }
 
+/* Was move r announced by its source at an incarnation newer than inc?
+ * Then the copy it left on the source belongs to that later life: a
+ * failover of the source's incarnation inc does not owe it (that later
+ * incarnation's own failover does, from its own listing). Before, a move
+ * that stayed at n4's incarnation 2 was owed again by (n4, 1), decided
+ * empty long before, whose later round re-placed the VM from the move's
+ * epoch while (n4, 2), decided on the other side of a partition that never
+ * heard of the move, had already restarted it at that epoch elsewhere:
+ * O1, seed 3258347705468433741 with migrations. */
+static bool move_after(const struct move *r, uint64_t inc)
+{
+	return r->src_inc && r->src_inc > inc;
+}
+
 /* A live migration away from X that ended STAYED, or one to X that landed
  * (MOVES), learned after round 0 of (X, i) was chosen without its VM: X
  * still owes it, so a later round re-places it — while X's incarnation i
@@ -7426,7 +7455,8 @@ static void stayed_owed(struct fo *f, struct inst *in, bool back, uint64_t now)
 		const struct fo_move *mv = &f->moves[m].m;
 		/* stayed on X, or landed on X (learned after round 0) */
 		bool stayed = (mv->state == FO_MOVE_STAYED || move_target_gone(f, &f->moves[m])) &&
-		              strcmp(mv->source, in->dead) == 0;
+		              strcmp(mv->source, in->dead) == 0 &&
+		              !move_after(&f->moves[m], in->inc);
 		/* (landed: before the instance's fence, which then covers it, on
 		 * an incarnation it fails over; or the target was fenced since we
 		 * heard of the move by a fence that covers all it ran) */

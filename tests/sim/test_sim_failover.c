@@ -2727,6 +2727,9 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "by a majority read)"},
 	    {5999796378492536987ULL, "O4: found in the same soak, passes with the same fix "
 	                             "(owed_add_above_stayed)"},
+	    {3258347705468433741ULL, "O1: a move that stayed at n4's incarnation 2 was owed again "
+	                             "by (n4,1), decided empty before it; its later round "
+	                             "re-placed the VM that (n4,2) had restarted elsewhere"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
