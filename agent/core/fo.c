@@ -56,8 +56,10 @@
  * INVARIANTS
  *   - Never two plans for one VM at one epoch: Paxos within an instance;
  *     across instances an acceptor refuses a value that clashes with one
- *     it accepted or learned chosen elsewhere (rule (e)), and epochs only
- *     grow (WHY THERE ARE NEVER TWO PLANS FOR ONE VM).
+ *     it accepted or learned chosen elsewhere (rule (e)), or that
+ *     re-places a VM from an epoch a chosen plan gave, live, to another
+ *     host, and epochs only grow (WHY THERE ARE NEVER TWO PLANS FOR ONE
+ *     VM).
  *   - Never twice: every new copy comes from a chosen plan, started only
  *     after that plan's instance is fenced; the timed fence outlasts X's
  *     self-fence (or watchdog) on every clock within the rate bound (WHY
@@ -72,8 +74,9 @@
  *     owed again only by a failover of the incarnation the source
  *     announced it at, or a later one (m4, move_after): an older one was
  *     decided before the copy existed there, and re-placing it from the
- *     move's epoch slipped past rule (e) while the failover of the right
- *     incarnation had restarted it elsewhere (seed 3258347705468433741).
+ *     move's epoch slipped past rule (e) (then only "above the base")
+ *     while the failover of the right incarnation had restarted it
+ *     elsewhere at that epoch (seed 3258347705468433741).
  *   - An HA VM that should run runs again once faults heal: whatever an
  *     over incarnation owes is re-placed by some instance, hand-backs and
  *     parked VMs are retried (RECOVERY; the simulator's liveness oracle).
@@ -4397,6 +4400,22 @@ static bool places_live(const struct fo *f, const struct round *rd, const char *
 	return false;
 }
 
+/* Does chosen round rd hold a live placement of uuid at exactly `epoch`
+ * on a host other than x (not handed back, not without room, its target
+ * not fenced since)? Then the VM at that epoch is there, not on x. */
+static bool places_live_at_other(const struct fo *f, const struct round *rd, const char *uuid,
+                                 uint64_t epoch, const char *x)
+{
+	for (size_t k = 0; rd->chosen && k < rd->plan.n; k++) {
+		const struct fo_plan_entry *q = &rd->plan.entries[k];
+		if (q->target[0] && q->new_epoch == epoch && strcmp(q->uuid, uuid) == 0 &&
+		    strcmp(q->target, x) != 0 && rd->ents[k].st != E_HANDED &&
+		    rd->ents[k].st != E_NOROOM && !target_fenced(f, q))
+			return true;
+	}
+	return false;
+}
+
 /* Does p hold exactly this placement (VM, target and its life, epoch, base)? */
 static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe)
 {
@@ -4494,6 +4513,20 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 					continue;
 				uint64_t base = entry_base(pe, round);
 				const struct fo_plan *op = od->chosen ? &od->plan : &od->acc_plan;
+				/* a chosen plan gave the very epoch we re-place from to
+				 * another host, which holds it still: the VM at that epoch
+				 * runs there, out of reach of our fence (a base raised
+				 * past the truth: seed 3258347705468433741) */
+				if (base && places_live_at_other(f, od, pe->uuid, base, in->dead) &&
+				    !re_placing(f, in, round, op, pe->uuid)) {
+					snprintf(buf, len,
+					         "VM %.40s: epoch %" PRIu64
+					         " is another host's, given by the plan for %.64s "
+					         "incarnation %" PRIu64,
+					         pe->name, base, o->dead, o->inc);
+					*vm_uuid = pe->uuid;
+					return buf;
+				}
 				if (od->chosen && !places_live(f, od, pe->uuid, base)) {
 					/* its placements above ours are dead (handed back, or
 					 * their target fenced): no clash — unless ours would

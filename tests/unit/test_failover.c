@@ -2654,6 +2654,45 @@ static void test_stayed_move_owed_by_its_incarnation(void **state)
 	}
 }
 
+/* An acceptor that learned a plan giving u1 epoch 2 on n2 refuses a value
+ * of another failover of n0 that re-places u1 from that very epoch 2 (a
+ * base raised past the truth, seed 3258347705468433741: the VM at epoch 2
+ * runs on n2, out of reach of n0's fence); from epoch 2 on n0 itself (the
+ * copy that plan gave n0) or from a newer epoch it accepts. */
+static void test_base_given_elsewhere_refused(void **state)
+{
+	(void)state;
+	const char *to[3] = {"n2", "n0", "n2"};
+	uint64_t base[3] = {2, 2, 3};
+	enum fo_msg_type want[3] = {FO_REJECT, FO_ACCEPTED, FO_ACCEPTED};
+	for (int k = 0; k < 3; k++) {
+		struct fo *a = core_n1(1000);
+		fo_member(a, "n0", FO_DEAD, 2, 1001);
+		drop_all(a);
+		struct fo_msg m, r;
+		struct fo_plan_entry given[1] = {entry("u1", to[k], 2)};
+		given[0].has_base = true;
+		given[0].base_epoch = 1;
+		given[0].target_incarnation = 1;
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", 2, 0, 1, given, 1); /* (n0,2) round 0 */
+		assert_int_equal(prove_chosen(a, &m, 1100), 0);
+		drop_all(a);
+		struct fo_plan_entry v[1] = {entry("u1", "n1", base[k] + 2)};
+		v[0].has_base = true;
+		v[0].base_epoch = base[k];
+		msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 1, 1, v, 1); /* (n0,1) round 1 */
+		assert_int_equal(fo_handle_message(a, &m, 1200), 0);
+		assert_true(pop_type(a, want[k], &r));
+		if (want[k] == FO_REJECT) {
+			assert_non_null(strstr(r.text, "epoch 2 is another host's"));
+			assert_string_equal(r.vm_uuid, "u1");
+		}
+		fo_msg_clear(&r);
+		drop_all(a);
+		fo_free(a);
+	}
+}
+
 /* n1_core(1, 1), quorate (n2 acknowledged it), its own view published. */
 static struct fo *quorate_n1(void)
 {
@@ -6822,6 +6861,7 @@ int main(void)
 	    cmocka_unit_test(test_move_announced_then_settled),
 	    cmocka_unit_test(test_move_journal),
 	    cmocka_unit_test(test_stayed_move_owed_by_its_incarnation),
+	    cmocka_unit_test(test_base_given_elsewhere_refused),
 	    cmocka_unit_test(test_move_record_limits),
 	    cmocka_unit_test(test_fence_order_union),
 	    cmocka_unit_test(test_target_incarnation),
