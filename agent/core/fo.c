@@ -56,8 +56,10 @@
  * INVARIANTS
  *   - Never two plans for one VM at one epoch: Paxos within an instance;
  *     across instances an acceptor refuses a value that clashes with one
- *     it accepted or learned chosen elsewhere (rule (e)), and epochs only
- *     grow (WHY THERE ARE NEVER TWO PLANS FOR ONE VM).
+ *     it accepted or learned chosen elsewhere (rule (e)), or that
+ *     re-places a VM from an epoch a chosen plan gave, live, to another
+ *     host, and epochs only grow (WHY THERE ARE NEVER TWO PLANS FOR ONE
+ *     VM).
  *   - Never twice: every new copy comes from a chosen plan, started only
  *     after that plan's instance is fenced; the timed fence outlasts X's
  *     self-fence (or watchdog) on every clock within the rate bound (WHY
@@ -68,7 +70,13 @@
  *     it may run: an announced move was acknowledged by a majority, and
  *     any majority that chooses a plan shares an acceptor with it, which
  *     knew the move before it could accept (it acknowledged X, so it had
- *     accepted no value of X's failover) (MOVES).
+ *     accepted no value of X's failover) (MOVES). A move that stayed is
+ *     owed again only by a failover of the incarnation the source
+ *     announced it at, or a later one (m4, move_after): an older one was
+ *     decided before the copy existed there, and re-placing it from the
+ *     move's epoch slipped past rule (e) (then only "above the base")
+ *     while the failover of the right incarnation had restarted it
+ *     elsewhere at that epoch (seed 3258347705468433741).
  *   - An HA VM that should run runs again once faults heal: whatever an
  *     over incarnation owes is re-placed by some instance, hand-backs and
  *     parked VMs are retried (RECOVERY; the simulator's liveness oracle).
@@ -460,6 +468,9 @@ struct move {
 	                            MOVING move of ours: as long as it lasts) */
 	uint64_t learned;        /* when its state last changed here */
 	uint64_t heard;          /* when we first heard of it */
+	uint64_t src_inc;        /* the source's incarnation when it told us
+	                            (its own heartbeat, or ours: 0 not known —
+	                            heard from the target only, or restored) */
 	/* the VM as a state we held listed it when we heard of the move (the
 	 * target may die before any state of its shows it) */
 	struct hvm info;
@@ -4008,12 +4019,18 @@ static bool merge_moves(struct fo *f, const struct fo_msg *m, uint64_t now)
 			heard.target_inc = 0; /* only the target says it */
 		struct move *r = move_find(f, mv->id);
 		if (!r) {
-			ok &= move_add(f, &heard, now) != NULL;
+			r = move_add(f, &heard, now);
+			ok &= r != NULL;
+			if (r && as_source)
+				r->src_inc = m->incarnation;
 			continue;
 		}
 		if (strcmp(r->m.uuid, mv->uuid) != 0 || strcmp(r->m.source, mv->source) != 0 ||
 		    strcmp(r->m.target, mv->target) != 0)
 			continue; /* not the same move: the first word stands */
+		/* (the source's lowest incarnation that told it) */
+		if (as_source && m->incarnation && (!r->src_inc || m->incarnation < r->src_inc))
+			r->src_inc = m->incarnation;
 		/* settled once; the target's MOVED (the VM runs there) wins */
 		if (as_target && mv->state == FO_MOVE_MOVED && mv->target_inc &&
 		    r->m.target_inc != mv->target_inc) {
@@ -4146,6 +4163,7 @@ int fo_move_begin(struct fo *f, const char *id, const char *uuid, const char *ta
 	struct move *r = move_add(f, &mv, now);
 	if (!r)
 		return -ENOSPC;
+	r->src_inc = f->incarnation;
 	r->announce = true;
 	/* tell the voters now rather than at the next heartbeat */
 	send_heartbeats(f, now);
@@ -4389,6 +4407,22 @@ static bool places_live(const struct fo *f, const struct round *rd, const char *
 	return false;
 }
 
+/* Does chosen round rd hold a live placement of uuid at exactly `epoch`
+ * on a host other than x (not handed back, not without room, its target
+ * not fenced since)? Then the VM at that epoch is there, not on x. */
+static bool places_live_at_other(const struct fo *f, const struct round *rd, const char *uuid,
+                                 uint64_t epoch, const char *x)
+{
+	for (size_t k = 0; rd->chosen && k < rd->plan.n; k++) {
+		const struct fo_plan_entry *q = &rd->plan.entries[k];
+		if (q->target[0] && q->new_epoch == epoch && strcmp(q->uuid, uuid) == 0 &&
+		    strcmp(q->target, x) != 0 && rd->ents[k].st != E_HANDED &&
+		    rd->ents[k].st != E_NOROOM && !target_fenced(f, q))
+			return true;
+	}
+	return false;
+}
+
 /* Does p hold exactly this placement (VM, target and its life, epoch, base)? */
 static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe)
 {
@@ -4486,6 +4520,20 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 					continue;
 				uint64_t base = entry_base(pe, round);
 				const struct fo_plan *op = od->chosen ? &od->plan : &od->acc_plan;
+				/* a chosen plan gave the very epoch we re-place from to
+				 * another host, which holds it still: the VM at that epoch
+				 * runs there, out of reach of our fence (a base raised
+				 * past the truth: seed 3258347705468433741) */
+				if (base && places_live_at_other(f, od, pe->uuid, base, in->dead) &&
+				    !re_placing(f, in, round, op, pe->uuid)) {
+					snprintf(buf, len,
+					         "VM %.40s: epoch %" PRIu64
+					         " is another host's, given by the plan for %.64s "
+					         "incarnation %" PRIu64,
+					         pe->name, base, o->dead, o->inc);
+					*vm_uuid = pe->uuid;
+					return buf;
+				}
 				if (od->chosen && !places_live(f, od, pe->uuid, base)) {
 					/* its placements above ours are dead (handed back, or
 					 * their target fenced): no clash — unless ours would
@@ -7437,6 +7485,20 @@ static void owe_later(struct fo *f, struct inst *in, const struct fo_plan_entry 
 	}
 }
 
+/* Was move r announced by its source at an incarnation newer than inc?
+ * Then the copy it left on the source belongs to that later life: a
+ * failover of the source's incarnation inc does not owe it (that later
+ * incarnation's own failover does, from its own listing). Before, a move
+ * that stayed at n4's incarnation 2 was owed again by (n4, 1), decided
+ * empty long before, whose later round re-placed the VM from the move's
+ * epoch while (n4, 2), decided on the other side of a partition that never
+ * heard of the move, had already restarted it at that epoch elsewhere:
+ * O1, seed 3258347705468433741 with migrations. */
+static bool move_after(const struct move *r, uint64_t inc)
+{
+	return r->src_inc && r->src_inc > inc;
+}
+
 /* A live migration away from X that ended STAYED, or one to X that landed
  * (MOVES), learned after round 0 of (X, i) was chosen without its VM: X
  * still owes it, so a later round re-places it — while X's incarnation i
@@ -7463,7 +7525,8 @@ static void stayed_owed(struct fo *f, struct inst *in, bool back, uint64_t now)
 		const struct fo_move *mv = &f->moves[m].m;
 		/* stayed on X, or landed on X (learned after round 0) */
 		bool stayed = (mv->state == FO_MOVE_STAYED || move_target_gone(f, &f->moves[m])) &&
-		              strcmp(mv->source, in->dead) == 0;
+		              strcmp(mv->source, in->dead) == 0 &&
+		              !move_after(&f->moves[m], in->inc);
 		/* (landed: before the instance's fence, which then covers it, on
 		 * an incarnation it fails over; or the target was fenced since we
 		 * heard of the move by a fence that covers all it ran) */

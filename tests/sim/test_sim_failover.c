@@ -2733,6 +2733,9 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "which then never came: the move stayed MOVING there"},
 	    {7502270134573458010ULL, "O1: a voter that missed a hand-back owed the VM again from "
 	                             "a guessed base equal to the epoch it ran at elsewhere"},
+	    {3258347705468433741ULL, "O1: a move that stayed at n4's incarnation 2 was owed again "
+	                             "by (n4,1), decided empty before it; its later round "
+	                             "re-placed the VM that (n4,2) had restarted elsewhere"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;

@@ -2616,6 +2616,120 @@ static void test_later_round_without_round0(void **state)
 	fo_free(a);
 }
 
+/* n1's view: itself, n2, and n0 at incarnation `inc` listing `vms`. */
+static void view_with_n0(struct fo *f, uint64_t inc, struct fo_vm *vms, size_t n, uint64_t now)
+{
+	struct fo_host h[3] = {mkhost("n0", 16, 64), mkhost("n1", 16, 64), mkhost("n2", 16, 64)};
+	h[0].incarnation = inc;
+	h[0].vms = vms;
+	h[0].n_vms = n;
+	h[1].incarnation = 1;
+	h[1].quorate = true;
+	h[2].incarnation = 1;
+	fo_set_hosts(f, h, 3, now);
+}
+
+/* A live migration n0 announced at its incarnation 2 that stayed leaves
+ * the VM with n0's incarnation 2: the failover of that incarnation owes it
+ * again (MOVES, m4), not (n0, 1), decided empty while n0 refuted long before
+ * the move. Before, (n0, 1) re-placed it in a later round from the move's
+ * epoch, while (n0, 2), chosen across a partition by voters that never
+ * heard of the move, had restarted it at that very epoch elsewhere: two
+ * copies (simulator, seed 3258347705468433741 with migrations). The same
+ * move announced at incarnation 1 is still owed by (n0, 1). */
+static void test_stayed_move_owed_by_its_incarnation(void **state)
+{
+	(void)state;
+	for (uint64_t move_inc = 1; move_inc <= 2; move_inc++) {
+		struct fo *a = core_n1(1000);
+		ack_to(a, "n2", "n1", 1000, 1001);
+		struct fo_vm vm = mkvm("u1", "vm-u1", 0, 1, 1, NULL);
+		vm.epoch = 1;
+		view_with_n0(a, 1, &vm, 1, 1002);
+		fo_member(a, "n0", FO_DEAD, 1, 1003);
+		view_with_n0(a, 1, &vm, 1, 1004); /* (n0, 1) keeps it as its base */
+		drop_all(a);
+		/* (n0, 1) decided empty: n0 refuted (or, below, is still at 1) */
+		struct fo_msg m;
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, NULL, 0);
+		assert_int_equal(prove_chosen(a, &m, 1100), 0);
+		if (move_inc == 2) {
+			fo_member(a, "n0", FO_ALIVE, 2, 1101);
+			view_with_n0(a, 2, &vm, 1, 1102);
+		}
+		/* n0 announces the move of u1 to n2 at epoch 2; it stays */
+		struct fo_move mv = mkmove("m1", "u1", "n0", "n2", 2, FO_MOVE_MOVING);
+		hb_with(a, "n0", "n1", move_inc, 5000, 0, &mv, 1, 1200);
+		mv.state = FO_MOVE_STAYED;
+		hb_with(a, "n0", "n1", move_inc, 5001, 0, &mv, 1, 1300);
+		drop_all(a);
+		/* n0 fenced itself since (the copy died) and is back at 3 */
+		fo_member(a, "n0", FO_ALIVE, 3, 1400);
+		view_with_n0(a, 3, NULL, 0, 1401);
+		hb(a, "n0", "n1", 3, 5002, move_inc, 1402);
+		ack_to(a, "n2", "n1", 1403, 1403);
+		size_t later = 0; /* n1's proposals of a later round of (n0, 1) */
+		for (uint64_t t = 1500; t < 6000; t += 100) {
+			fo_handle_timer(a, t);
+			struct fo_msg o;
+			while (fo_pop_output(a, &o)) {
+				later += o.type == FO_PREPARE && !strcmp(o.inst.dead, "n0") &&
+				         o.inst.incarnation == 1 && o.inst.round > 0;
+				fo_msg_clear(&o);
+			}
+			ack_to(a, "n2", "n1", t, t);
+			hb(a, "n0", "n1", 3, 5002 + t, move_inc, t);
+			drop_all(a);
+		}
+		struct fo_instance_info info;
+		fo_instance_at(a, instance_index(a, "n0", 1), &info);
+		if (move_inc == 2)
+			assert_int_equal(later, 0); /* owes nothing more */
+		else
+			assert_true(later > 0); /* a later round for u1 */
+		fo_free(a);
+	}
+}
+
+/* An acceptor that learned a plan giving u1 epoch 2 on n2 refuses a value
+ * of another failover of n0 that re-places u1 from that very epoch 2 (a
+ * base raised past the truth, seed 3258347705468433741: the VM at epoch 2
+ * runs on n2, out of reach of n0's fence); from epoch 2 on n0 itself (the
+ * copy that plan gave n0) or from a newer epoch it accepts. */
+static void test_base_given_elsewhere_refused(void **state)
+{
+	(void)state;
+	const char *to[3] = {"n2", "n0", "n2"};
+	uint64_t base[3] = {2, 2, 3};
+	enum fo_msg_type want[3] = {FO_REJECT, FO_ACCEPTED, FO_ACCEPTED};
+	for (int k = 0; k < 3; k++) {
+		struct fo *a = core_n1(1000);
+		fo_member(a, "n0", FO_DEAD, 2, 1001);
+		drop_all(a);
+		struct fo_msg m, r;
+		struct fo_plan_entry given[1] = {entry("u1", to[k], 2)};
+		given[0].has_base = true;
+		given[0].base_epoch = 1;
+		given[0].target_incarnation = 1;
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", 2, 0, 1, given, 1); /* (n0,2) round 0 */
+		assert_int_equal(prove_chosen(a, &m, 1100), 0);
+		drop_all(a);
+		struct fo_plan_entry v[1] = {entry("u1", "n1", base[k] + 2)};
+		v[0].has_base = true;
+		v[0].base_epoch = base[k];
+		msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 1, 1, v, 1); /* (n0,1) round 1 */
+		assert_int_equal(fo_handle_message(a, &m, 1200), 0);
+		assert_true(pop_type(a, want[k], &r));
+		if (want[k] == FO_REJECT) {
+			assert_non_null(strstr(r.text, "epoch 2 is another host's"));
+			assert_string_equal(r.vm_uuid, "u1");
+		}
+		fo_msg_clear(&r);
+		drop_all(a);
+		fo_free(a);
+	}
+}
+
 /* n1_core(1, 1), quorate (n2 acknowledged it), its own view published. */
 static struct fo *quorate_n1(void)
 {
@@ -6875,6 +6989,8 @@ int main(void)
 	    cmocka_unit_test(test_move_retold_when_asked),
 	    cmocka_unit_test(test_move_announced_then_settled),
 	    cmocka_unit_test(test_move_journal),
+	    cmocka_unit_test(test_stayed_move_owed_by_its_incarnation),
+	    cmocka_unit_test(test_base_given_elsewhere_refused),
 	    cmocka_unit_test(test_move_record_limits),
 	    cmocka_unit_test(test_fence_order_union),
 	    cmocka_unit_test(test_target_incarnation),
