@@ -191,6 +191,7 @@ struct ha_fence_work {
 	struct fo_instance_id inst;
 	char uri[512];
 	char **uuids;
+	uint64_t *below; /* each listed VM's new epoch: a copy at or above it is a newer plan's */
 	size_t n;
 	int rc;
 	struct virt_fence_result res;
@@ -1489,11 +1490,20 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 	ha_lfence_run(a, lf);
 }
 
+static void ha_fence_work_free(struct ha_fence_work *fw)
+{
+	for (size_t i = 0; fw->uuids != NULL && i < fw->n; i++)
+		free(fw->uuids[i]);
+	free(fw->uuids);
+	free(fw->below);
+	free(fw);
+}
+
 static void ha_fence_work(struct hvwork_job *w)
 {
 	struct ha_fence_work *fw = w->data;
-	fw->rc = virt_remote_fence(fw->uri, (const char *const *)fw->uuids, fw->n,
-	                           HA_FENCE_TIMEOUT_S, &fw->res, fw->err, sizeof(fw->err));
+	fw->rc = virt_remote_fence_below(fw->uri, (const char *const *)fw->uuids, fw->below, fw->n,
+	                                 HA_FENCE_TIMEOUT_S, &fw->res, fw->err, sizeof(fw->err));
 }
 
 static void ha_fence_after(struct hvwork_job *w, int status)
@@ -1522,10 +1532,7 @@ static void ha_fence_after(struct hvwork_job *w, int status)
 		fo_remote_fence_done(h->fo, &fw->inst, ok, how, uv_now(a->loop));
 		ha_pump(a);
 	}
-	for (size_t i = 0; i < fw->n; i++)
-		free(fw->uuids[i]);
-	free(fw->uuids);
-	free(fw);
+	ha_fence_work_free(fw);
 }
 
 static void ha_remote_fence(struct agent *a, const struct fo_event *e)
@@ -1544,10 +1551,13 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 	const struct fo_plan *plan = NULL;
 	fo_chosen_plan(h->fo, &e->inst, &plan);
 	size_t n = plan ? plan->n : 0;
-	if (fw != NULL)
+	if (fw != NULL) {
 		fw->uuids = calloc(n ? n : 1, sizeof(char *));
-	if (fw == NULL || fw->uuids == NULL) {
-		free(fw);
+		fw->below = calloc(n ? n : 1, sizeof(uint64_t));
+	}
+	if (fw == NULL || fw->uuids == NULL || fw->below == NULL) {
+		if (fw != NULL)
+			ha_fence_work_free(fw);
 		mv__node_state__free_unpacked(s, NULL);
 		fo_remote_fence_done(h->fo, &e->inst, false, "out of memory", now);
 		return;
@@ -1557,7 +1567,7 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 	snprintf(fw->uri, sizeof(fw->uri), "%s", uri);
 	for (size_t i = 0; i < n; i++)
 		if ((fw->uuids[fw->n] = strdup(plan->entries[i].uuid)) != NULL)
-			fw->n++;
+			fw->below[fw->n++] = plan->entries[i].new_epoch;
 	mv__node_state__free_unpacked(s, NULL);
 	fw->w.data = fw;
 	fw->w.work = ha_fence_work;
@@ -1569,10 +1579,7 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 	         fw->uri);
 	if (hvwork_submit(a->hv, HVWORK_CRITICAL, &fw->w) != 0) {
 		fo_remote_fence_done(h->fo, &e->inst, false, "cannot queue work", now);
-		for (size_t i = 0; i < fw->n; i++)
-			free(fw->uuids[i]);
-		free(fw->uuids);
-		free(fw);
+		ha_fence_work_free(fw);
 		return;
 	}
 	h->fence_work_running++;
