@@ -1007,6 +1007,15 @@ static bool ha_virt_active(enum virt_vm_state s)
  *   - one event says the fence is incomplete, one that it completed.
  */
 
+/* A fence order for every HA VM (all_ha) came while libvirt did not
+ * answer, and its retry (ha_fence_retry) has not listed the VMs yet: it
+ * will destroy every HA VM active then, so nothing may start here before
+ * (a restart started now would be destroyed with the order's VMs). */
+static bool ha_order_all_pending(const struct ha *h)
+{
+	return h != NULL && h->fence_unknown && h->fence_order_all;
+}
+
 static bool ha_fence_pending(const struct ha *h)
 {
 	return h != NULL && (h->n_unfenced > 0 || h->fence_unknown);
@@ -1329,8 +1338,8 @@ static struct ha_lfence *ha_lfence_new(struct agent *a, enum ha_lfence_kind kind
 	if (lf == NULL) {
 		MV_ERROR("failover", "out of memory listing the VMs a fence destroys");
 		if (kind == HA_LFENCE_SELF || all) {
-			HA(a)->fence_unknown = true; /* retried blind */
-			HA(a)->fence_order_all = all;
+			HA(a)->fence_unknown = true;   /* retried blind */
+			HA(a)->fence_order_all |= all; /* (a pending one stays) */
 		}
 	}
 	return lf;
@@ -1465,9 +1474,11 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 			rc = ha_lfence_collect(a, lf, NULL, false,
 			                       "self-fence (it ran while libvirt did not answer)");
 		} else if (h->fence_order_all) {
-			/* a fence order for the incarnation we lived in: nothing
-			 * started here since (starts need libvirt, and quorum at a
-			 * newer incarnation), so every HA VM active now predates it */
+			/* a fence order for the incarnation we lived in: no
+			 * failover restart started here since (ha_restart_checked
+			 * refuses while this is pending; those in flight at the
+			 * order were marked fenced), so every HA VM active now
+			 * predates it */
 			MV_WARN("failover", "fence order goes on now that libvirt answers");
 			rc = ha_lfence_collect(
 			    a, lf, NULL, false,
@@ -1722,6 +1733,8 @@ static void ha_restart_checked(struct agent *a, struct virt_destroy_item *it, vo
 		why = "agent stopping";
 	else if (r->fenced)
 		why = "a fence ran while its definition was fetched";
+	else if (ha_order_all_pending(HA(a)))
+		why = "a fence order of every HA VM waits for libvirt here";
 	else if ((ok = cur != NULL &&
 	               (cur->state == VIRT_VM_RUNNING || cur->state == VIRT_VM_PAUSED) &&
 	               cur->epoch >= r->entry.new_epoch))
