@@ -2348,16 +2348,23 @@ static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const st
 	/* A remote fence destroys every HA VM on the host, as a dead agent's
 	 * host must be: not for a host that is up at a newer incarnation (it
 	 * carries the plan out itself, and may run VMs of newer plans). The
-	 * first round's coordinator asks, and so does every target of a
-	 * chosen plan: a target believes only its own result (or X's word,
+	 * first round's coordinator asks, and so does every target of the
+	 * first round: a target believes only its own result (or X's word,
 	 * or the timed wait), never another voter's FENCED (handle_fenced).
-	 * The destroys are idempotent. */
+	 * Only round 0, chosen soon after the death: a later round may be
+	 * chosen minutes later, when X may have come back at a newer
+	 * incarnation we have not heard of yet and run VMs of newer plans,
+	 * which a fence of every HA VM would destroy (the daemon also leaves
+	 * a listed VM alone at or above its new epoch, and the fence then
+	 * fails). A later round's target waits for X's word or the timed
+	 * wait, which it armed when it learned round 0 (arm_fence_wait), or
+	 * uses its own round-0 fence. The destroys are idempotent. */
 	const struct mrec *xr = member_find(f, in->dead);
 	bool back = xr && (member_up(f, xr) || beating(f, xr)) && known_after(xr, in->inc);
 	bool target = false;
 	for (size_t e = 0; e < copy->n && !target; e++)
 		target = is_self(f, copy->entries[e].target);
-	if (((mine && round == 0) || (target && !is_self(f, in->dead))) && copy->n > 0 &&
+	if (round == 0 && (mine || (target && !is_self(f, in->dead))) && copy->n > 0 &&
 	    !in->fenced && !in->remote_fence_sent && !back) {
 		in->remote_fence_sent = true;
 		push_event(f, FO_EV_REMOTE_FENCE, id, in->dead,

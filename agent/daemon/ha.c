@@ -193,6 +193,7 @@ struct ha_fence_work {
 	struct fo_instance_id inst;
 	char uri[512];
 	char **uuids;
+	uint64_t *below; /* each listed VM's new epoch: a copy at or above it is a newer plan's */
 	size_t n;
 	int rc;
 	struct virt_fence_result res;
@@ -1008,6 +1009,15 @@ static bool ha_virt_active(enum virt_vm_state s)
  *   - one event says the fence is incomplete, one that it completed.
  */
 
+/* A fence order for every HA VM (all_ha) came while libvirt did not
+ * answer, and its retry (ha_fence_retry) has not listed the VMs yet: it
+ * will destroy every HA VM active then, so nothing may start here before
+ * (a restart started now would be destroyed with the order's VMs). */
+static bool ha_order_all_pending(const struct ha *h)
+{
+	return h != NULL && h->fence_unknown && h->fence_order_all;
+}
+
 static bool ha_fence_pending(const struct ha *h)
 {
 	return h != NULL && (h->n_unfenced > 0 || h->fence_unknown);
@@ -1330,8 +1340,8 @@ static struct ha_lfence *ha_lfence_new(struct agent *a, enum ha_lfence_kind kind
 	if (lf == NULL) {
 		MV_ERROR("failover", "out of memory listing the VMs a fence destroys");
 		if (kind == HA_LFENCE_SELF || all) {
-			HA(a)->fence_unknown = true; /* retried blind */
-			HA(a)->fence_order_all = all;
+			HA(a)->fence_unknown = true;   /* retried blind */
+			HA(a)->fence_order_all |= all; /* (a pending one stays) */
 		}
 	}
 	return lf;
@@ -1466,9 +1476,11 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 			rc = ha_lfence_collect(a, lf, NULL, false,
 			                       "self-fence (it ran while libvirt did not answer)");
 		} else if (h->fence_order_all) {
-			/* a fence order for the incarnation we lived in: nothing
-			 * started here since (starts need libvirt, and quorum at a
-			 * newer incarnation), so every HA VM active now predates it */
+			/* a fence order for the incarnation we lived in: no
+			 * failover restart started here since (ha_restart_checked
+			 * refuses while this is pending; those in flight at the
+			 * order were marked fenced), so every HA VM active now
+			 * predates it */
 			MV_WARN("failover", "fence order goes on now that libvirt answers");
 			rc = ha_lfence_collect(
 			    a, lf, NULL, false,
@@ -1491,11 +1503,20 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 	ha_lfence_run(a, lf);
 }
 
+static void ha_fence_work_free(struct ha_fence_work *fw)
+{
+	for (size_t i = 0; fw->uuids != NULL && i < fw->n; i++)
+		free(fw->uuids[i]);
+	free(fw->uuids);
+	free(fw->below);
+	free(fw);
+}
+
 static void ha_fence_work(struct hvwork_job *w)
 {
 	struct ha_fence_work *fw = w->data;
-	fw->rc = virt_remote_fence(fw->uri, (const char *const *)fw->uuids, fw->n,
-	                           HA_FENCE_TIMEOUT_S, &fw->res, fw->err, sizeof(fw->err));
+	fw->rc = virt_remote_fence_below(fw->uri, (const char *const *)fw->uuids, fw->below, fw->n,
+	                                 HA_FENCE_TIMEOUT_S, &fw->res, fw->err, sizeof(fw->err));
 }
 
 static void ha_fence_after(struct hvwork_job *w, int status)
@@ -1524,10 +1545,7 @@ static void ha_fence_after(struct hvwork_job *w, int status)
 		fo_remote_fence_done(h->fo, &fw->inst, ok, how, uv_now(a->loop));
 		ha_pump(a);
 	}
-	for (size_t i = 0; i < fw->n; i++)
-		free(fw->uuids[i]);
-	free(fw->uuids);
-	free(fw);
+	ha_fence_work_free(fw);
 }
 
 static void ha_remote_fence(struct agent *a, const struct fo_event *e)
@@ -1546,10 +1564,13 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 	const struct fo_plan *plan = NULL;
 	fo_chosen_plan(h->fo, &e->inst, &plan);
 	size_t n = plan ? plan->n : 0;
-	if (fw != NULL)
+	if (fw != NULL) {
 		fw->uuids = calloc(n ? n : 1, sizeof(char *));
-	if (fw == NULL || fw->uuids == NULL) {
-		free(fw);
+		fw->below = calloc(n ? n : 1, sizeof(uint64_t));
+	}
+	if (fw == NULL || fw->uuids == NULL || fw->below == NULL) {
+		if (fw != NULL)
+			ha_fence_work_free(fw);
 		mv__node_state__free_unpacked(s, NULL);
 		fo_remote_fence_done(h->fo, &e->inst, false, "out of memory", now);
 		return;
@@ -1559,7 +1580,7 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 	snprintf(fw->uri, sizeof(fw->uri), "%s", uri);
 	for (size_t i = 0; i < n; i++)
 		if ((fw->uuids[fw->n] = strdup(plan->entries[i].uuid)) != NULL)
-			fw->n++;
+			fw->below[fw->n++] = plan->entries[i].new_epoch;
 	mv__node_state__free_unpacked(s, NULL);
 	fw->w.data = fw;
 	fw->w.work = ha_fence_work;
@@ -1571,10 +1592,7 @@ static void ha_remote_fence(struct agent *a, const struct fo_event *e)
 	         fw->uri);
 	if (hvwork_submit(a->hv, HVWORK_CRITICAL, &fw->w) != 0) {
 		fo_remote_fence_done(h->fo, &e->inst, false, "cannot queue work", now);
-		for (size_t i = 0; i < fw->n; i++)
-			free(fw->uuids[i]);
-		free(fw->uuids);
-		free(fw);
+		ha_fence_work_free(fw);
 		return;
 	}
 	h->fence_work_running++;
@@ -1717,6 +1735,8 @@ static void ha_restart_checked(struct agent *a, struct virt_destroy_item *it, vo
 		why = "agent stopping";
 	else if (r->fenced)
 		why = "a fence ran while its definition was fetched";
+	else if (ha_order_all_pending(HA(a)))
+		why = "a fence order of every HA VM waits for libvirt here";
 	else if ((ok = cur != NULL &&
 	               (cur->state == VIRT_VM_RUNNING || cur->state == VIRT_VM_PAUSED) &&
 	               cur->epoch >= r->entry.new_epoch))

@@ -3673,6 +3673,8 @@ const char *virt_fence_outcome_name(enum virt_fence_outcome o)
 		return "absent";
 	case VIRT_FENCE_FAILED:
 		return "failed";
+	case VIRT_FENCE_NEWER:
+		return "newer";
 	default:
 		return "pending";
 	}
@@ -3927,9 +3929,36 @@ static void virt_fence_note_failure(struct virt_fence_run *run, const char *why)
 		run->rc = -EIO;
 }
 
-/* Looks up and fences one VM the caller listed. */
-static enum virt_fence_outcome virt_fence_listed_one(virConnectPtr c, const char *key, char *why,
-                                                     size_t whylen)
+/* Our metadata of the running domain d (whose UUID is uuid) into vm: 0,
+ * also when it carries none (vm then says ha off, epoch 0); -1 when it
+ * cannot be read (why says why). */
+static int virt_fence_dom_meta(virConnectPtr c, virDomainPtr d, const char *uuid,
+                               struct virt_vm *vm, char *why, size_t whylen)
+{
+	memset(vm, 0, sizeof(*vm));
+	snprintf(vm->name, sizeof(vm->name), "%s", uuid);
+	char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS,
+	                                  VIR_DOMAIN_AFFECT_LIVE);
+	if (meta == NULL) {
+		int code = virGetLastErrorCode();
+		if (code == VIR_ERR_NO_DOMAIN_METADATA || code == VIR_ERR_NO_DOMAIN ||
+		    code == VIR_ERR_OPERATION_INVALID)
+			return 0;
+		char what[VIRT_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot read the owner epoch of VM %s", uuid);
+		virt_conn_failed(c, why, whylen, what);
+		return -1;
+	}
+	virt_meta_parse(meta, vm);
+	free(meta);
+	return 0;
+}
+
+/* Looks up and fences one VM the caller listed; below (0: none): an active
+ * copy whose owner epoch is at or above it is a newer placement's, left
+ * running (VIRT_FENCE_NEWER). */
+static enum virt_fence_outcome virt_fence_listed_one(virConnectPtr c, const char *key,
+                                                     uint64_t below, char *why, size_t whylen)
 {
 	virDomainPtr d = virt_fence_lookup(c, key);
 	if (d == NULL) {
@@ -3941,6 +3970,21 @@ static enum virt_fence_outcome virt_fence_listed_one(virConnectPtr c, const char
 		virt_conn_failed(c, why, whylen, what);
 		return VIRT_FENCE_FAILED;
 	}
+	if (below > 0 && virDomainIsActive(d) == 1) {
+		struct virt_vm vm;
+		if (virt_fence_dom_meta(c, d, key, &vm, why, whylen) < 0) {
+			virDomainFree(d);
+			return VIRT_FENCE_FAILED;
+		}
+		if (vm.epoch >= below) {
+			virt_set_err(why, whylen,
+			             "VM %s runs at owner epoch %" PRIu64 ", at or above the "
+			             "fence's %" PRIu64 ": a newer placement's, left running",
+			             key, vm.epoch, below);
+			virDomainFree(d);
+			return VIRT_FENCE_NEWER;
+		}
+	}
 	enum virt_fence_outcome o = virt_fence_one(c, d, key, why, whylen);
 	virDomainFree(d);
 	return o;
@@ -3948,13 +3992,14 @@ static enum virt_fence_outcome virt_fence_listed_one(virConnectPtr c, const char
 
 /* Fences the listed VMs in order; stops at the first sign the host is
  * gone (the rest stay PENDING). */
-static void virt_fence_listed(struct virt_fence_run *run, const char *const *uuids, size_t n)
+static void virt_fence_listed(struct virt_fence_run *run, const char *const *uuids,
+                              const uint64_t *below, size_t n)
 {
 	struct virt_fence_result *out = run->out;
 	for (size_t i = 0; i < n; i++) {
 		char why[512] = "";
-		enum virt_fence_outcome o =
-		    virt_fence_listed_one(run->conn, uuids[i], why, sizeof(why));
+		enum virt_fence_outcome o = virt_fence_listed_one(
+		    run->conn, uuids[i], below != NULL ? below[i] : 0, why, sizeof(why));
 		if (out->outcomes != NULL)
 			out->outcomes[i] = o;
 		switch (o) {
@@ -3966,6 +4011,12 @@ static void virt_fence_listed(struct virt_fence_run *run, const char *const *uui
 			break;
 		case VIRT_FENCE_ABSENT:
 			out->absent++;
+			break;
+		case VIRT_FENCE_NEWER:
+			/* not a failure to destroy, but not the fence asked for
+			 * either: the caller must not start its own copy */
+			out->newer++;
+			virt_fence_note_failure(run, why);
 			break;
 		default:
 			out->failed++;
@@ -3992,18 +4043,11 @@ static bool virt_fence_is_listed(virDomainPtr d, const char *uuid, const char *c
 }
 
 /* Whether the running domain d carries our metadata with ha on. */
-static bool virt_fence_dom_is_ha(virDomainPtr d, const char *uuid)
+static bool virt_fence_dom_is_ha(virConnectPtr c, virDomainPtr d, const char *uuid)
 {
-	char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS,
-	                                  VIR_DOMAIN_AFFECT_LIVE);
-	if (meta == NULL)
-		return false;
 	struct virt_vm vm;
-	memset(&vm, 0, sizeof(vm));
-	snprintf(vm.name, sizeof(vm.name), "%s", uuid);
-	virt_meta_parse(meta, &vm);
-	free(meta);
-	return vm.ha;
+	char why[512];
+	return virt_fence_dom_meta(c, d, uuid, &vm, why, sizeof(why)) == 0 && vm.ha;
 }
 
 /* The host's other HA VMs, which the caller may not know of: fences every
@@ -4022,7 +4066,7 @@ static void virt_fence_unlisted_ha(struct virt_fence_run *run, const char *const
 		char uuid[VIR_UUID_STRING_BUFLEN] = "";
 		virDomainGetUUIDString(doms[i], uuid);
 		if (!virt_fence_is_listed(doms[i], uuid, uuids, n) &&
-		    virt_fence_dom_is_ha(doms[i], uuid)) {
+		    virt_fence_dom_is_ha(run->conn, doms[i], uuid)) {
 			char why[512] = "";
 			enum virt_fence_outcome o =
 			    virt_fence_one(run->conn, doms[i], uuid, why, sizeof(why));
@@ -4043,6 +4087,13 @@ static void virt_fence_unlisted_ha(struct virt_fence_run *run, const char *const
 int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsigned timeout_s,
                       struct virt_fence_result *out, char *err, size_t errlen)
 {
+	return virt_remote_fence_below(uri, uuids, NULL, n, timeout_s, out, err, errlen);
+}
+
+int virt_remote_fence_below(const char *uri, const char *const *uuids, const uint64_t *below,
+                            size_t n, unsigned timeout_s, struct virt_fence_result *out, char *err,
+                            size_t errlen)
+{
 	int rc = virt_fence_check_args(uri, uuids, n, out, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -4056,7 +4107,7 @@ int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsig
 		out->elapsed_ms = virt_now_ms() - t0;
 		return -ENOTCONN;
 	}
-	virt_fence_listed(&run, uuids, n);
+	virt_fence_listed(&run, uuids, below, n);
 	if (run.rc != -ENOTCONN)
 		virt_fence_unlisted_ha(&run, uuids, n);
 	virConnectClose(run.conn);
@@ -4064,13 +4115,13 @@ int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsig
 	if (run.rc < 0)
 		virt_set_err(err, errlen,
 		             "fence at %s incomplete (%u of %zu VMs not confirmed "
-		             "stopped%s): %s",
+		             "stopped%s%s): %s",
 		             uri, out->failed, n, out->extra_failed ? ", and unlisted HA VMs" : "",
-		             run.first);
+		             out->newer ? ", some run at a newer epoch" : "", run.first);
 	MV_INFO("virt",
 	        "fence done uri=%s destroyed=%u already_stopped=%u absent=%u failed=%u "
-	        "extra_destroyed=%u extra_failed=%u elapsed_ms=%" PRIu64 " rc=%d",
-	        uri, out->destroyed, out->already_stopped, out->absent, out->failed,
+	        "newer=%u extra_destroyed=%u extra_failed=%u elapsed_ms=%" PRIu64 " rc=%d",
+	        uri, out->destroyed, out->already_stopped, out->absent, out->failed, out->newer,
 	        out->extra_destroyed, out->extra_failed, out->elapsed_ms, run.rc);
 	return run.rc;
 }

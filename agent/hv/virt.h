@@ -718,6 +718,7 @@ enum virt_fence_outcome {
 	VIRT_FENCE_ALREADY_STOPPED, /* defined there but not active (or gone meanwhile) */
 	VIRT_FENCE_ABSENT,          /* not known there */
 	VIRT_FENCE_FAILED,          /* could not be confirmed stopped */
+	VIRT_FENCE_NEWER,           /* runs at or above its bound: left running */
 };
 
 struct virt_fence_result {
@@ -729,6 +730,7 @@ struct virt_fence_result {
 	unsigned already_stopped;
 	unsigned absent;
 	unsigned failed;
+	unsigned newer; /* active at or above their bound (virt_remote_fence_below) */
 	/* Active VMs not listed but carrying ha="yes" (HA VMs of that host we
 	 * may not know of), destroyed too: */
 	unsigned extra_destroyed;
@@ -769,6 +771,15 @@ struct virt_fence_result {
  * unless this returned 0. */
 int virt_remote_fence(const char *uri, const char *const *uuids, size_t n, unsigned timeout_s,
                       struct virt_fence_result *out, char *err, size_t errlen);
+/* The same, with a bound per listed VM (below NULL, or an entry 0: none):
+ * a listed VM active at an owner epoch at or above its bound is a newer
+ * placement's (the failover plan that listed it gave it that epoch, or a
+ * later one placed it there since): it is left running, counted in
+ * out->newer, and the call returns -EIO (the fence is NOT done: the
+ * caller must not start its own copy on its strength). */
+int virt_remote_fence_below(const char *uri, const char *const *uuids, const uint64_t *below,
+                            size_t n, unsigned timeout_s, struct virt_fence_result *out, char *err,
+                            size_t errlen);
 const char *virt_fence_outcome_name(enum virt_fence_outcome o);
 
 #ifdef MV_TEST_HOOKS

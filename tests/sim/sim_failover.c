@@ -1176,8 +1176,24 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 		int x = fw_index(w, e->inst.dead);
 		bool ok = x >= 0 && w->h[x].hv_up && !w->h[x].frozen && fw_link_open(w, i, x) &&
 		          fw_link_open(w, x, i);
-		if (ok) /* as the daemon does (virt_remote_fence): every HA VM */
-			fw_destroy_all(w, x, "remote fence");
+		if (ok) {
+			/* as the daemon does (virt_remote_fence_below): every HA
+			 * VM but a listed one at or above the plan's new epoch
+			 * (a newer placement's), which fails the fence */
+			const struct fo_plan *plan = NULL;
+			fo_chosen_plan(h->fo, &e->inst, &plan);
+			for (int k = 0; k < w->nvm; k++) {
+				uint64_t below = UINT64_MAX;
+				for (size_t p = 0; plan != NULL && p < plan->n; p++)
+					if (strcmp(plan->entries[p].uuid, w->vm[k].uuid) == 0)
+						below = plan->entries[p].new_epoch;
+				const struct fw_copy *c = fw_copy_on(&w->vm[k], x);
+				if (c != NULL && c->running && c->epoch >= below)
+					ok = false;
+				else
+					fw_destroy_copy(w, k, x, UINT64_MAX, "remote fence");
+			}
+		}
 		w->log[ri].ok = ok;
 		struct fw_job *j = calloc(1, sizeof(*j));
 		if (j == NULL)

@@ -1243,14 +1243,14 @@ static void handback_cfg(struct fo_config *c, int i)
 /* n0 dies with "db" (epoch 5); round 0 gives it to n1 at 6; n1 fails to
  * start it 3 times (backoff 1 s, 2 s) and hands it back — with
  * db_on_n2, after n2's state came to list db running at 5. */
-static struct net *handed_back_db(struct view *v, bool db_on_n2)
+static struct net *handed_back_db_next(struct view *v, bool db_on_n2, bool n3_next)
 {
 	struct net *t = net_new(4, handback_cfg);
 	view_init(v, 4, 16, 64);
 	view_vm(v, 0, "db", 100, 2, 4, NULL);
-	/* n1 has most room: it gets db in round 0 */
-	v->hosts[2].cap.memory_allocated_kib = 20 * GIB;
-	v->hosts[3].cap.memory_allocated_kib = 30 * GIB;
+	/* n1 has most room: it gets db in round 0; then n2 (or n3) */
+	v->hosts[2].cap.memory_allocated_kib = (n3_next ? 30 : 20) * GIB;
+	v->hosts[3].cap.memory_allocated_kib = (n3_next ? 20 : 30) * GIB;
 	view_feed(t, v, -1);
 	run_until(t, t->now + 2000);
 	t->n[0].down = true;
@@ -1291,6 +1291,11 @@ static struct net *handed_back_db(struct view *v, bool db_on_n2)
 	return t;
 }
 
+static struct net *handed_back_db(struct view *v, bool db_on_n2)
+{
+	return handed_back_db_next(v, db_on_n2, false);
+}
+
 /* n1 fails to start "db" 3 times (backoff 1 s, 2 s), hands it back; round 1
  * places it on another host with epoch + 2. */
 static void test_handback(void **state)
@@ -1322,6 +1327,46 @@ static void test_handback(void **state)
 		assert_true(o.ok && o.done);
 		assert_string_equal(o.entry.target, names[target]);
 	}
+	net_free(t);
+}
+
+/* Round 1's target asks for no remote fence of n0: a later round may be
+ * chosen long after the death, when n0 may be back at an incarnation the
+ * target has not heard of, running VMs of newer plans that a fence of
+ * every HA VM would destroy. Here n3 (neither round 0's coordinator nor
+ * its target) gets db in round 1, before the timed wait it armed when it
+ * learned round 0 is over: it waits for that wait, then starts db. */
+static void test_later_round_target_asks_no_remote_fence(void **state)
+{
+	(void)state;
+	struct view v;
+	struct net *t = handed_back_db_next(&v, false, true);
+	struct fo_instance_info ci;
+	fo_instance_at(t->n[3].f, 0, &ci);
+	assert_string_not_equal(ci.coordinator, "n3");
+	assert_int_equal(count_ev(&t->n[3], FO_EV_REMOTE_FENCE), 0);
+	assert_int_equal(ci.phase, FO_PH_CHOSEN); /* n3: not fenced yet */
+	for (int k = 0; k < 30 && count_ev(&t->n[3], FO_EV_FENCE_CONFIRMED) == 0; k++) {
+		run_until(t, t->now + 500);
+		const struct fo_plan *p1 = NULL;
+		struct fo_instance_id id1 = {.dead = "n0", .incarnation = 1, .round = 1};
+		if (fo_chosen_plan(t->n[3].f, &id1, &p1))
+			assert_string_equal(p1->entries[0].target, "n3");
+		/* no remote fence asked, nothing started before the wait ends */
+		assert_int_equal(count_ev(&t->n[3], FO_EV_REMOTE_FENCE), 0);
+		if (count_ev(&t->n[3], FO_EV_FENCE_CONFIRMED) == 0)
+			assert_int_equal(count_ev(&t->n[3], FO_EV_RESTART), 0);
+	}
+	const struct fo_plan *p1 = NULL;
+	struct fo_instance_id id1 = {.dead = "n0", .incarnation = 1, .round = 1};
+	assert_true(fo_chosen_plan(t->n[3].f, &id1, &p1));
+	assert_string_equal(p1->entries[0].target, "n3");
+	assert_int_equal(count_ev(&t->n[3], FO_EV_FENCE_CONFIRMED), 1);
+	assert_non_null(strstr(find_ev(&t->n[3], FO_EV_FENCE_CONFIRMED, 0)->text, "waited"));
+	run_until(t, t->now + 2000);
+	assert_int_equal(count_ev(&t->n[3], FO_EV_RESTART), 1);
+	assert_int_equal(find_ev(&t->n[3], FO_EV_RESTART, 0)->inst.round, 1);
+	assert_int_equal(count_ev(&t->n[3], FO_EV_REMOTE_FENCE), 0);
 	net_free(t);
 }
 
@@ -6960,6 +7005,7 @@ int main(void)
 	    cmocka_unit_test(test_restart_order_parallel),
 	    cmocka_unit_test(test_remote_fence),
 	    cmocka_unit_test(test_handback),
+	    cmocka_unit_test(test_later_round_target_asks_no_remote_fence),
 	    cmocka_unit_test(test_handback_running_elsewhere_at_base),
 	    cmocka_unit_test(test_plan_compute),
 	    cmocka_unit_test(test_malformed),

@@ -3321,6 +3321,52 @@ static void test_fence(void **state)
 	virConnectClose(c);
 }
 
+/* A bounded remote fence (failover: each listed VM's new epoch): a listed
+ * copy running at or above its bound is a newer placement's — left
+ * running, and the fence is not done (-EIO: the caller must not start its
+ * own copy); below it, destroyed; no bound, destroyed as before. The
+ * unlisted sweep does not touch the listed copy it left running. */
+static void test_fence_below(void **state)
+{
+	(void)state;
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	char u1[VIRT_UUID_LEN], u2[VIRT_UUID_LEN], u3[VIRT_UUID_LEN];
+	define_ha(c, "fb1", "yes", true, u1); /* epoch 1, bound 2: destroyed */
+	define_ha(c, "fb2", "yes", true, u2); /* epoch 1, bound 1: a newer plan's */
+	define_ha(c, "fb3", "yes", true, u3); /* epoch 1, no bound: destroyed */
+	const char *uuids[] = {u1, u2, u3};
+	const uint64_t below[] = {2, 1, 0};
+	enum virt_fence_outcome oc[3];
+	struct virt_fence_result r = {.outcomes = oc};
+	char err[512] = "";
+	assert_int_equal(
+	    virt_remote_fence_below("test:///default", uuids, below, 3, 5, &r, err, sizeof(err)),
+	    -EIO);
+	assert_int_equal(oc[0], VIRT_FENCE_DESTROYED);
+	assert_int_equal(oc[1], VIRT_FENCE_NEWER);
+	assert_int_equal(oc[2], VIRT_FENCE_DESTROYED);
+	assert_int_equal(r.destroyed, 2);
+	assert_int_equal(r.newer, 1);
+	assert_int_equal(r.failed, 0);
+	assert_int_equal(r.extra_destroyed, 0);
+	assert_non_null(strstr(err, "newer"));
+	assert_int_equal(active_of(c, "fb1"), 0);
+	assert_int_equal(active_of(c, "fb2"), 1);
+	assert_int_equal(active_of(c, "fb3"), 0);
+	/* with its bound above the copy's epoch, it goes too */
+	const uint64_t above[] = {2, 2, 2};
+	assert_int_equal(
+	    virt_remote_fence_below("test:///default", uuids, above, 3, 5, &r, err, sizeof(err)),
+	    0);
+	assert_int_equal(oc[1], VIRT_FENCE_DESTROYED);
+	assert_int_equal(active_of(c, "fb2"), 0);
+	const char *names[] = {"fb1", "fb2", "fb3"};
+	for (size_t i = 0; i < 3; i++)
+		undefine_any(c, names[i]);
+	virConnectClose(c);
+}
+
 /* A test:///PATH host: the fence gets a state of its own (as the move
  * tests note), so its effect shows in its counts, not in f->v's copy. */
 static void test_fence_host_file(void **state)
@@ -3406,6 +3452,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stop_reason_external, fx_setup, fx_teardown),
 	    cmocka_unit_test(test_fence_unreachable),
 	    cmocka_unit_test(test_fence),
+	    cmocka_unit_test(test_fence_below),
 	    cmocka_unit_test_setup_teardown(test_fence_host_file, fx_setup, fx_teardown),
 	};
 	if (getenv("TEST_FILTER") != NULL) /* e.g. TEST_FILTER='test_uvloop*' */
