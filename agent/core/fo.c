@@ -6047,9 +6047,10 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
  * MAJORITY'S PROOF). Reads are retried with backoff while a claim is
  * fresh (FO_READ_FOR_MS after the latest CHOSEN for the round), at most
  * FO_READS_MAX at once and FO_READS_PER_SENDER opened by one claimant, both
- * raised by the instances open here (reads_cap): an honest coordinator of
- * a failover of many hosts at once claims one round of each, and a claim
- * beyond the cap waits for its resend; a liar gets no more than that. */
+ * raised by the hosts with an instance open here (reads_cap): an honest
+ * coordinator of a failover of many hosts at once claims one round of
+ * each, and a claim beyond the cap waits for its resend; a liar gets no
+ * more than that. */
 #define FO_READ_FOR_MS 30000
 #define FO_READS_MAX 64
 #define FO_READS_PER_SENDER 8
@@ -6261,15 +6262,37 @@ static bool reads_unprovable(const struct fo *f)
 }
 
 /* How many reads may be under way at once: `total` all of them, `each`
- * those of one claimant. Instances open here (hosts dead to us, recoveries
- * we vote in) raise both: a claimant opens no instance, so a liar cannot
- * raise them, and an honest one claims at most a round of each at a time
- * (the fixed part is the slack for other claims and older rounds). */
+ * those of one claimant. The hosts with an instance open here (dead to
+ * us, or us in a recovery we vote in) raise both: an honest claimant
+ * claims at most a round of each host's failover at a time (the fixed part
+ * is the slack for other claims, older rounds and older incarnations).
+ * Hosts, not instances: a voter's PREPARE or ACCEPT opens an instance for
+ * each past incarnation of ours, or of a host dead to us, that it names
+ * (and for names we never heard of, once they count as gone), so a liar
+ * could raise a count of instances at will. Members count once each, the
+ * names that are no member once in all. */
 static void reads_cap(const struct fo *f, size_t *total, size_t *each)
 {
 	size_t open = 0;
-	for (size_t k = 0; k < f->n_inst; k++)
-		open += !f->inst[k]->done;
+	bool stranger = false;
+	bool *seen = f->n_m ? calloc(f->n_m, sizeof(*seen)) : NULL;
+	for (size_t k = 0; k < f->n_inst; k++) {
+		if (f->inst[k]->done)
+			continue;
+		uint32_t i = name_index_find(&f->m_by_name, f->inst[k]->dead);
+		if (i == NAME_INDEX_NONE) {
+			open += !stranger;
+			stranger = true;
+		} else if (!seen) {
+			open++; /* out of memory: at most one a member */
+			if (open > f->n_m + 1)
+				open = f->n_m + 1;
+		} else if (!seen[i]) {
+			seen[i] = true;
+			open++;
+		}
+	}
+	free(seen);
 	*each = FO_READS_PER_SENDER + open;
 	*total = FO_READS_MAX + 2 * open;
 }

@@ -6265,6 +6265,40 @@ static void test_honest_claims_beyond_sender_cap_read(void **state)
 	fo_free(f);
 }
 
+/* Review: a lying voter cannot raise the read caps. Our incarnation is
+ * 200; n2 sends a PREPARE about each of our past incarnations 1..199 (each
+ * opens an instance here, to vote in our recovery), then 300 CHOSEN claims
+ * about n3, alive to us: the instances are of one host (us), so n2's claims
+ * open reads for 8 + 1 of them (before, 8 + 199). */
+static void test_liar_prepares_raise_no_read_cap(void **state)
+{
+	(void)state;
+	uint64_t now = 10000;
+	struct fo *f = five_voters(now);
+	fo_set_incarnation(f, 200);
+	drop_all(f);
+	struct fo_msg m;
+	for (uint64_t i = 1; i < 200; i++) {
+		msg_plan(&m, FO_PREPARE, "n2", "n1", i, 0, 9, NULL, 0);
+		m.has_plan = false;
+		snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+		assert_int_equal(fo_handle_message(f, &m, now + i), 0);
+	}
+	drop_all(f);
+	now += 1000;
+	struct fo_plan_entry p[1] = {entry("u1", "n2", 2)};
+	size_t claims_read = 0;
+	for (uint64_t i = 1; i <= 300; i++) {
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", i, 0, 9, p, 1);
+		snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
+		assert_int_equal(fo_handle_message(f, &m, now + i), 0);
+		claims_read += count_reads(f, "n3") > 0;
+		drop_all(f);
+	}
+	assert_int_equal(claims_read, 8 + 1);
+	fo_free(f);
+}
+
 /* Seed 9043298157095463658 (with migrations): a learner with nothing to
  * start learns n0's plan without an ack bound (it waits F + margin from
  * learning), and the target reports the VM running first: the instance is
@@ -6858,6 +6892,7 @@ int main(void)
 	    cmocka_unit_test(test_lying_fence_order_destroys_every_ha_vm),
 	    cmocka_unit_test(test_forged_chosen_not_learned),
 	    cmocka_unit_test(test_honest_claims_beyond_sender_cap_read),
+	    cmocka_unit_test(test_liar_prepares_raise_no_read_cap),
 	    cmocka_unit_test(test_done_instance_confirms_timed_fence),
 	    cmocka_unit_test(test_chosen_proven_by_majority_read),
 	    cmocka_unit_test(test_inflated_voters_do_not_skip_the_read),
