@@ -3834,6 +3834,41 @@ static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe)
 	return false;
 }
 
+/* Does an up host other than in's dead one run `uuid` at exactly `base`,
+ * other than as the source of a settled live migration of it to the dead
+ * host at that epoch (MOVED: it landed there, the source's copy is gone;
+ * its listing there has not caught up)? A move still MOVING, or one whose
+ * epoch is not known, keeps the copy counted: it may still run there. */
+static bool runs_at_base_elsewhere(const struct fo *f, const struct inst *in, const char *uuid,
+                                   uint64_t base)
+{
+	for (size_t i = 0; i < f->n_hosts; i++) {
+		const struct fo_host *h = &f->hosts[i];
+		if (strcmp(h->cap.name, in->dead) == 0)
+			continue;
+		const struct mrec *r = member_find(f, h->cap.name);
+		if (!r || !(member_up(f, r) || beating(f, r)))
+			continue;
+		bool runs = false;
+		for (size_t v = 0; v < h->n_vms && !runs; v++)
+			runs = h->vms[v].running && h->vms[v].epoch == base &&
+			       strcmp(h->vms[v].uuid, uuid) == 0;
+		if (!runs)
+			continue;
+		bool moved_there = false;
+		for (size_t k = 0; k < f->n_moves && !moved_there; k++) {
+			const struct move *mv = &f->moves[k];
+			moved_there = mv->m.state == FO_MOVE_MOVED && mv->m.epoch == base &&
+			              strcmp(mv->m.uuid, uuid) == 0 &&
+			              strcmp(mv->m.source, h->cap.name) == 0 &&
+			              strcmp(mv->m.target, in->dead) == 0;
+		}
+		if (!moved_there)
+			return true;
+	}
+	return false;
+}
+
 /* Is a handed-back entry no longer this instance's to re-place: started
  * after all (a late report), or moved on since — an up host runs it above
  * the epoch it moved from (this entry's start, or another placement's: a
@@ -3844,16 +3879,21 @@ static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe)
  * pending, they would make round after empty round until every round of
  * the instance is used, and keep the VM "in care" so that nobody else
  * restarts it (seed 8857356392224828463). A copy that an up host other
- * than the dead one runs at the base epoch itself counts too: epochs are
- * given once, so it is another placement's, and the entry's base may be a
- * guess that equals it (move_stayed_epoch's listed + 1 for a stayed move
- * told without its epoch); re-placing it ran the VM twice (seed
- * 7502270134573458010). Leaving an entry out never starts anything. */
+ * than the dead one runs at the base epoch itself counts too: a failover
+ * gives an epoch once, so it is another placement's, and the entry's base
+ * may be a guess that equals it (move_stayed_epoch's listed + 1 for a
+ * stayed move told without its epoch); re-placing it ran the VM twice
+ * (seed 7502270134573458010). Not a copy that a live migration took from
+ * that host to the dead one at that epoch (runs_at_base_elsewhere): a move
+ * writes its epoch on the source and the same copy runs at it on the
+ * target, so that listing is the source's stale one of the copy the dead
+ * host ran — leaving the entry out would leave the VM owed by nobody.
+ * Leaving an entry out never starts anything. */
 static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct pend *pd)
 {
 	uint64_t base = entry_base(&pd->e, pd->failed_round);
 	return running_elsewhere(f, pd->e.uuid, base, NULL, NULL) ||
-	       (base > 0 && running_elsewhere(f, pd->e.uuid, base - 1, in->dead, NULL)) ||
+	       (base > 0 && runs_at_base_elsewhere(f, in, pd->e.uuid, base)) ||
 	       moved_on(f, &pd->e) || move_away(f, pd->e.uuid, NULL, pd->e.new_epoch);
 }
 
@@ -6102,9 +6142,10 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
  * MAJORITY'S PROOF). Reads are retried with backoff while a claim is
  * fresh (FO_READ_FOR_MS after the latest CHOSEN for the round), at most
  * FO_READS_MAX at once and FO_READS_PER_SENDER opened by one claimant, both
- * raised by the instances open here (reads_cap): an honest coordinator of
- * a failover of many hosts at once claims one round of each, and a claim
- * beyond the cap waits for its resend; a liar gets no more than that. */
+ * raised by the hosts with an instance open here (reads_cap): an honest
+ * coordinator of a failover of many hosts at once claims one round of
+ * each, and a claim beyond the cap waits for its resend; a liar gets no
+ * more than that. */
 #define FO_READ_FOR_MS 30000
 #define FO_READS_MAX 64
 #define FO_READS_PER_SENDER 8
@@ -6316,15 +6357,37 @@ static bool reads_unprovable(const struct fo *f)
 }
 
 /* How many reads may be under way at once: `total` all of them, `each`
- * those of one claimant. Instances open here (hosts dead to us, recoveries
- * we vote in) raise both: a claimant opens no instance, so a liar cannot
- * raise them, and an honest one claims at most a round of each at a time
- * (the fixed part is the slack for other claims and older rounds). */
+ * those of one claimant. The hosts with an instance open here (dead to
+ * us, or us in a recovery we vote in) raise both: an honest claimant
+ * claims at most a round of each host's failover at a time (the fixed part
+ * is the slack for other claims, older rounds and older incarnations).
+ * Hosts, not instances: a voter's PREPARE or ACCEPT opens an instance for
+ * each past incarnation of ours, or of a host dead to us, that it names
+ * (and for names we never heard of, once they count as gone), so a liar
+ * could raise a count of instances at will. Members count once each, the
+ * names that are no member once in all. */
 static void reads_cap(const struct fo *f, size_t *total, size_t *each)
 {
 	size_t open = 0;
-	for (size_t k = 0; k < f->n_inst; k++)
-		open += !f->inst[k]->done;
+	bool stranger = false;
+	bool *seen = f->n_m ? calloc(f->n_m, sizeof(*seen)) : NULL;
+	for (size_t k = 0; k < f->n_inst; k++) {
+		if (f->inst[k]->done)
+			continue;
+		uint32_t i = name_index_find(&f->m_by_name, f->inst[k]->dead);
+		if (i == NAME_INDEX_NONE) {
+			open += !stranger;
+			stranger = true;
+		} else if (!seen) {
+			open++; /* out of memory: at most one a member */
+			if (open > f->n_m + 1)
+				open = f->n_m + 1;
+		} else if (!seen[i]) {
+			seen[i] = true;
+			open++;
+		}
+	}
+	free(seen);
 	*each = FO_READS_PER_SENDER + open;
 	*total = FO_READS_MAX + 2 * open;
 }

@@ -1330,6 +1330,48 @@ int agent_options_validate(struct agent_options *o, char *err, size_t errlen)
  * but never resolves, and peers learn the advertised address by gossip,
  * as an IP literal. They dial that IP and check the certificate's CN
  * (the node name), as for any member; the DNS name only said which IP. */
+/* Whether seed (HOST:PORT) is on this host: a loopback literal, or the
+ * name localhost (or a name under .localhost, RFC 6761). */
+static bool seed_is_local(const char *seed)
+{
+	char host[256];
+	unsigned port;
+	if (!seed_parse(seed, host, sizeof(host), &port))
+		return false;
+	if (mv_addr_family(host, NULL) != 0)
+		return mv_addr_is_loopback(host);
+	size_t n = strlen(host);
+	return strcasecmp(host, "localhost") == 0 ||
+	       (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0);
+}
+
+/* A bind or advertise host name that resolved to a loopback address
+ * (Debian's /etc/hosts maps the host's own name to 127.0.1.1): with a
+ * seed on another host, the other nodes could never reach this one —
+ * refused; with no seed, or only seeds on this host, said once. */
+static int check_loopback_name(const struct agent_options *o, const char *key, const char *name,
+                               const char *ip, char *err, size_t errlen)
+{
+	if (!mv_addr_is_loopback(ip))
+		return 0;
+	for (size_t s = 0; s < o->n_seeds; s++)
+		if (!seed_is_local(o->seeds[s])) {
+			set_err(
+			    err, errlen,
+			    "%s: host name '%s' resolves to the loopback address %s, but seed %s "
+			    "is on another host: no other node could reach this one (a Debian "
+			    "/etc/hosts maps the host's own name to 127.0.1.1); give the IP "
+			    "address other nodes reach this host at",
+			    key, name, ip, o->seeds[s]);
+			return -EINVAL;
+		}
+	MV_WARN("agent",
+	        "host name resolves to loopback key=%s name=%s addr=%s; only nodes on this host "
+	        "can reach this one",
+	        key, name, ip);
+	return 0;
+}
+
 int agent_options_resolve(struct agent_options *o, char *err, size_t errlen)
 {
 	struct {
@@ -1347,6 +1389,11 @@ int agent_options_resolve(struct agent_options *o, char *err, size_t errlen)
 		}
 		MV_INFO("agent", "host name resolved key=%s name=%s addr=%s", hosts[i].key, name,
 		        ip);
+		if (i < 2) { /* bind, advertise: the peer addresses (rpc_bind may be local) */
+			int rc = check_loopback_name(o, hosts[i].key, name, ip, err, errlen);
+			if (rc < 0)
+				return rc;
+		}
 		free(name);
 		*hosts[i].slot = xstrdup(ip);
 	}

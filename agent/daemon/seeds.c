@@ -23,6 +23,10 @@
 
 #define SEEDS_RETRY_MIN_MS 1000u
 #define SEEDS_RETRY_MAX_MS 30000u
+/* A name that does not resolve is warned about on its first lookups, up
+ * to this many; then it is looked up again every SEEDS_RETRY_MAX_MS at
+ * debug level (it may come back; a WARN every 30 s forever is noise). */
+#define SEEDS_WARN_TRIES 3u
 #define SEEDS_PER_NAME 4u /* addresses of one name tried */
 
 struct seeds_req;
@@ -42,6 +46,7 @@ struct seeds_req {
 	char (*resolved)[SWIM_ADDR_MAX];
 	unsigned out;                  /* lookups in flight */
 	struct seeds_lookup **lookups; /* per slot, while in flight (for uv_cancel) */
+	unsigned *fails;               /* per slot: lookups that failed so far */
 	unsigned retry_ms;
 	uv_timer_t *retry; /* allocated while a retry is scheduled */
 	size_t joined;     /* addresses handed to swim_join last time (0: none yet) */
@@ -98,6 +103,7 @@ bool seed_parse(const char *seed, char *host, size_t hostlen, unsigned *port)
 static void seeds_req_free(struct seeds_req *r)
 {
 	free(r->lookups);
+	free(r->fails);
 	free(r->seed);
 	free(r->resolved);
 	free(r);
@@ -167,9 +173,12 @@ static void seeds_settle(struct seeds_req *r)
 	struct agent *a = r->a;
 	const char *addrs[AGENT_MAX_SEEDS * SEEDS_PER_NAME];
 	size_t k = 0, unresolved = 0;
+	bool loud = false; /* a name still on its warned lookups */
 	for (size_t i = 0; i < r->n; i++) {
-		if (r->resolved[i * SEEDS_PER_NAME][0] == '\0')
+		if (r->resolved[i * SEEDS_PER_NAME][0] == '\0') {
 			unresolved++;
+			loud |= r->fails[i] <= SEEDS_WARN_TRIES;
+		}
 		for (size_t j = 0; j < SEEDS_PER_NAME; j++)
 			if (r->resolved[i * SEEDS_PER_NAME + j][0] != '\0')
 				addrs[k++] = r->resolved[i * SEEDS_PER_NAME + j];
@@ -186,13 +195,31 @@ static void seeds_settle(struct seeds_req *r)
 	if (unresolved == 0)
 		return;
 	seeds_retry_later(r);
+	enum mv_log_level lvl = loud ? MV_LOG_WARN : MV_LOG_DEBUG;
 	if (k == 0)
-		MV_WARN("swim", "no seed address resolved; trying again in_ms=%u", r->retry_ms);
+		mv_log(lvl, "swim", "no seed address resolved; trying again in_ms=%u", r->retry_ms);
 	else
+		mv_log(lvl, "swim",
+		       "seeds still unresolved n=%zu; joined through the others, trying them "
+		       "again in_ms=%u",
+		       unresolved, r->retry_ms);
+}
+
+/* A lookup of seed `slot` failed: warned about on its first
+ * SEEDS_WARN_TRIES failures (the last one says so), at debug level after. */
+static void seeds_lookup_failed(struct seeds_req *r, size_t slot, const char *what, int err)
+{
+	unsigned n = ++r->fails[slot];
+	if (n < SEEDS_WARN_TRIES)
+		MV_WARN("swim", "%s seed=%s error=\"%s\"", what, r->seed[slot], uv_strerror(err));
+	else if (n == SEEDS_WARN_TRIES)
 		MV_WARN("swim",
-		        "seeds still unresolved n=%zu; joined through the others, trying them "
-		        "again in_ms=%u",
-		        unresolved, r->retry_ms);
+		        "%s seed=%s error=\"%s\" tries=%u; still trying every in_ms=%u, "
+		        "logged at debug level from now on",
+		        what, r->seed[slot], uv_strerror(err), n, SEEDS_RETRY_MAX_MS);
+	else
+		MV_DEBUG("swim", "%s seed=%s error=\"%s\" tries=%u", what, r->seed[slot],
+		         uv_strerror(err), n);
 }
 
 static void seeds_on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
@@ -212,8 +239,8 @@ static void seeds_on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *
 	unsigned port = 0;
 	seed_parse(r->seed[l->slot], host, sizeof(host), &port);
 	if (status < 0 || res == NULL) {
-		MV_WARN("swim", "seed does not resolve seed=%s error=\"%s\"", r->seed[l->slot],
-		        uv_strerror(status < 0 ? status : UV_EAI_NONAME));
+		seeds_lookup_failed(r, l->slot, "seed does not resolve",
+		                    status < 0 ? status : UV_EAI_NONAME);
 	} else {
 		/* every address the name has (up to SEEDS_PER_NAME), IPv4 first:
 		 * SWIM knocks at each, and those that do not answer cost nothing */
@@ -274,8 +301,7 @@ static void seeds_start_lookups(struct seeds_req *r)
 		hints.ai_socktype = SOCK_STREAM;
 		int rc = uv_getaddrinfo(a->loop, &l->gai, seeds_on_resolved, host, NULL, &hints);
 		if (rc < 0) {
-			MV_WARN("swim", "cannot resolve seed seed=%s error=\"%s\"", r->seed[i],
-			        uv_strerror(rc));
+			seeds_lookup_failed(r, i, "cannot resolve seed", rc);
 			r->lookups[i] = NULL;
 			free(l);
 			continue;
@@ -302,7 +328,8 @@ int seeds_join(struct agent *a, const char *const *seeds, size_t n)
 	struct seeds_req *r = calloc(1, sizeof(*r));
 	if (r == NULL || (r->seed = calloc(n, sizeof(*r->seed))) == NULL ||
 	    (r->resolved = calloc(n * SEEDS_PER_NAME, sizeof(*r->resolved))) == NULL ||
-	    (r->lookups = calloc(n, sizeof(*r->lookups))) == NULL) {
+	    (r->lookups = calloc(n, sizeof(*r->lookups))) == NULL ||
+	    (r->fails = calloc(n, sizeof(*r->fails))) == NULL) {
 		if (r != NULL)
 			seeds_req_free(r);
 		return -ENOMEM;

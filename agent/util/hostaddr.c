@@ -30,6 +30,19 @@ bool mv_addr_is_wildcard(const char *s)
 	return af != 0 && memcmp(b, zero, af == AF_INET ? 4 : 16) == 0;
 }
 
+bool mv_addr_is_loopback(const char *s)
+{
+	unsigned char b[16];
+	static const unsigned char one[16] = {[15] = 1};
+	static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
+	int af = mv_addr_family(s, b);
+	if (af == AF_INET)
+		return b[0] == 127;
+	if (af == AF_INET6)
+		return memcmp(b, one, 16) == 0 || (memcmp(b, mapped, 12) == 0 && b[12] == 127);
+	return false;
+}
+
 bool mv_is_dns_name(const char *host)
 {
 	size_t len = strlen(host), label = 0;

@@ -15,6 +15,9 @@
 int mv_addr_family(const char *s, void *bin16);
 /* Whether s is the wildcard literal 0.0.0.0 or :: (any spelling of it). */
 bool mv_addr_is_wildcard(const char *s);
+/* Whether s is a loopback literal: 127.0.0.0/8, ::1, or an IPv4-mapped
+ * 127.x (::ffff:127.0.1.1). */
+bool mv_addr_is_loopback(const char *s);
 /* Whether host is a syntactically valid DNS name: 1..253 characters,
  * labels of 1..63 letters, digits and inner hyphens, not all digits and
  * dots (that is a malformed IPv4 literal). */

@@ -8,7 +8,8 @@ agent joins.
   2. n3 starts alone; `meshvisor join localhost:PORT` on it joins it.
   3. n4's config names only a seed that cannot resolve
      (no-such-host.invalid, RFC 2606): n4 serves, logs the failure and
-     retries; `meshvisor join` with a literal then joins it.
+     retries, warning on the first 3 lookups only (then at debug level);
+     `meshvisor join` with a literal then joins it.
   4. A seed that is not a valid host name is refused by the config parser
      and by the join RPC, each with a clear error, and nothing changes."""
 import mvtest
@@ -40,6 +41,14 @@ def main(t):
     mvtest.wait_until(lambda: n4.log_text().count("seed does not resolve") >= 2, 20,
                       "n4 to fail resolving its seed twice (a retry)")
     check(n4.status()["members_alive"] == 1, "n4 joined through a seed that does not resolve")
+    # after a few failed lookups it says it keeps trying quietly (no WARN
+    # every 30 s forever)
+    mvtest.wait_until(lambda: "logged at debug level from now on" in n4.log_text(), 30,
+                      "n4 to say it keeps looking its seed up at debug level")
+    mvtest.wait_until(lambda: "DEBUG swim seed does not resolve" in n4.log_text(), 30,
+                      "n4 to look its seed up again (at debug level)")
+    warned = n4.log_text().count("WARN  swim seed does not resolve")
+    check(warned == 3, "n4 warned %d times about its seed, not 3" % warned)
     r = n4.cli("join", n1.peer_addr)
     check(r.returncode == 0, "join %s on n4: %s" % (n1.peer_addr, r.stderr))
     c.wait_converged(timeout=30)

@@ -682,6 +682,53 @@ static void test_host_names(void **state)
 	assert_string_equal(o->bind, "127.0.0.1");
 }
 
+/* A bind or advertise name that resolves to loopback (Debian's
+ * /etc/hosts maps the host's name to 127.0.1.1) is refused when a seed is
+ * on another host: no other node could reach this one. With seeds on this
+ * host only (a literal loopback, localhost) it is allowed. */
+/* Options as agent_options_init leaves them, made valid. */
+static void fresh(struct fixture *f)
+{
+	agent_options_free(&f->o);
+	agent_options_init(&f->o);
+	make_valid(f);
+}
+
+static void test_host_names_loopback(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_options *o = &f->o;
+	make_valid(f);
+	assert_int_equal(parse(f, "--bind", "localhost", "--join", "10.0.0.6:7946", NULL), 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+	assert_int_equal(agent_options_resolve(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_err_has(f, "bind: host name 'localhost' resolves to the loopback address 127.0.0.1");
+	assert_err_has(f, "seed 10.0.0.6:7946 is on another host");
+	/* advertise alone (bind a literal) */
+	fresh(f);
+	assert_int_equal(parse(f, "--bind", "0.0.0.0", "--advertise", "localhost", "--join",
+	                       "10.0.0.6:7946", NULL),
+	                 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+	assert_int_equal(agent_options_resolve(o, f->err, sizeof(f->err)), -EINVAL);
+	assert_err_has(f, "advertise: host name 'localhost' resolves to the loopback");
+	/* seeds on this host: allowed */
+	fresh(f);
+	assert_int_equal(parse(f, "--bind", "localhost", "--advertise", "localhost", "--join",
+	                       "127.0.0.1:7950,[::1]:7951,localhost:7952", NULL),
+	                 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+	assert_int_equal(agent_options_resolve(o, f->err, sizeof(f->err)), 0);
+	assert_string_equal(o->bind, "127.0.0.1");
+	/* a loopback literal is what was asked for: never refused */
+	fresh(f);
+	assert_int_equal(parse(f, "--bind", "127.0.0.1", "--advertise", "127.0.0.1", "--join",
+	                       "10.0.0.6:7946", NULL),
+	                 0);
+	assert_int_equal(agent_options_validate(o, f->err, sizeof(f->err)), 0);
+	assert_int_equal(agent_options_resolve(o, f->err, sizeof(f->err)), 0);
+}
+
 /* The same-port check compares names as written, and again once resolved. */
 static void test_host_names_ports(void **state)
 {
@@ -1042,6 +1089,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_validate_addresses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_validate_ports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_host_names_loopback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_names_ports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_validate_timings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_null_err_buffer, setup, teardown),

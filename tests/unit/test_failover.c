@@ -1242,8 +1242,12 @@ static void handback_cfg(struct fo_config *c, int i)
 
 /* n0 dies with "db" (epoch 5); round 0 gives it to n1 at 6; n1 fails to
  * start it 3 times (backoff 1 s, 2 s) and hands it back — with
- * db_on_n2, after n2's state came to list db running at 5. */
-static struct net *handed_back_db_next(struct view *v, bool db_on_n2, bool n3_next)
+ * db_on_n2, after n2's state came to list db running at 5. With
+ * moved_to_n0, db came to n0 by a live migration from n2 at epoch 5 before
+ * n0 died (every node holds the move MOVED). With n3_next, n3 has more
+ * room than n2 (round 1 goes there). */
+static struct net *handed_back_db_with(struct view *v, bool db_on_n2, bool moved_to_n0,
+                                       bool n3_next)
 {
 	struct net *t = net_new(4, handback_cfg);
 	view_init(v, 4, 16, 64);
@@ -1253,6 +1257,20 @@ static struct net *handed_back_db_next(struct view *v, bool db_on_n2, bool n3_ne
 	v->hosts[3].cap.memory_allocated_kib = (n3_next ? 20 : 30) * GIB;
 	view_feed(t, v, -1);
 	run_until(t, t->now + 2000);
+	if (moved_to_n0) {
+		assert_int_equal(fo_move_begin(t->n[2].f, "m1", v->uuids[0][0], "n0", 5, t->now),
+		                 0);
+		run_until(t, t->now + 1500);
+		assert_true(fo_move_ready(t->n[2].f, "m1", t->now));
+		assert_int_equal(fo_move_end(t->n[2].f, "m1", true, t->now), 0);
+		run_until(t, t->now + 1500);
+		for (int i = 0; i < 4; i++) {
+			struct fo_move got;
+			assert_true(fo_move_find(t->n[i].f, "m1", &got));
+			assert_int_equal(got.state, FO_MOVE_MOVED);
+			assert_int_equal(got.epoch, 5);
+		}
+	}
 	t->n[0].down = true;
 	declare_dead(t, 0, 1);
 	run_until(t, t->now + 1000);
@@ -1291,9 +1309,9 @@ static struct net *handed_back_db_next(struct view *v, bool db_on_n2, bool n3_ne
 	return t;
 }
 
-static struct net *handed_back_db(struct view *v, bool db_on_n2)
+static struct net *handed_back_db(struct view *v, bool db_on_n2, bool moved_to_n0)
 {
-	return handed_back_db_next(v, db_on_n2, false);
+	return handed_back_db_with(v, db_on_n2, moved_to_n0, false);
 }
 
 /* n1 fails to start "db" 3 times (backoff 1 s, 2 s), hands it back; round 1
@@ -1302,7 +1320,7 @@ static void test_handback(void **state)
 {
 	(void)state;
 	struct view v;
-	struct net *t = handed_back_db(&v, false);
+	struct net *t = handed_back_db(&v, false, false);
 	run_until(t, t->now + 12000);
 	const struct fo_plan *p1;
 	check_single_plan(t, 0, 1, 1, &p1);
@@ -1340,7 +1358,7 @@ static void test_later_round_target_asks_no_remote_fence(void **state)
 {
 	(void)state;
 	struct view v;
-	struct net *t = handed_back_db_next(&v, false, true);
+	struct net *t = handed_back_db_with(&v, false, false, true);
 	struct fo_instance_info ci;
 	fo_instance_at(t->n[3].f, 0, &ci);
 	assert_string_not_equal(ci.coordinator, "n3");
@@ -1381,7 +1399,7 @@ static void test_handback_running_elsewhere_at_base(void **state)
 {
 	(void)state;
 	struct view v;
-	struct net *t = handed_back_db(&v, true);
+	struct net *t = handed_back_db(&v, true, false);
 	size_t before = 0;
 	for (int i = 1; i < 4; i++)
 		before += count_ev(&t->n[i], FO_EV_RESTART);
@@ -1390,6 +1408,34 @@ static void test_handback_running_elsewhere_at_base(void **state)
 	for (int i = 1; i < 4; i++)
 		after += count_ev(&t->n[i], FO_EV_RESTART);
 	assert_int_equal(after, before);
+	/* round 1 ran, and settled db by leaving it out */
+	const struct fo_plan *p1;
+	check_single_plan(t, 0, 1, 1, &p1);
+	assert_int_equal(p1->n, 0);
+	net_free(t);
+}
+
+/* Review: the copy n2 lists at db's base epoch 5 is the one that moved to
+ * n0 (a move writes its epoch on the source, and the same copy runs at it
+ * on the target): n2's listing is stale, not another placement's. Round 1
+ * re-places db (before, it was left out and nobody owed db again). */
+static void test_handback_moved_copy_at_base_replaced(void **state)
+{
+	(void)state;
+	struct view v;
+	struct net *t = handed_back_db(&v, true, true);
+	run_until(t, t->now + 12000);
+	const struct fo_plan *p1;
+	check_single_plan(t, 0, 1, 1, &p1);
+	assert_int_equal(p1->n, 1);
+	assert_string_equal(p1->entries[0].name, "db");
+	assert_int_equal(p1->entries[0].new_epoch, 7);
+	size_t round1 = 0;
+	for (int i = 1; i < 4; i++)
+		for (size_t k = 0; k < t->n[i].n_ev; k++)
+			round1 +=
+			    t->n[i].ev[k].type == FO_EV_RESTART && t->n[i].ev[k].inst.round == 1;
+	assert_int_equal(round1, 1);
 	net_free(t);
 }
 
@@ -6424,6 +6470,40 @@ static void test_honest_claims_beyond_sender_cap_read(void **state)
 	fo_free(f);
 }
 
+/* Review: a lying voter cannot raise the read caps. Our incarnation is
+ * 200; n2 sends a PREPARE about each of our past incarnations 1..199 (each
+ * opens an instance here, to vote in our recovery), then 300 CHOSEN claims
+ * about n3, alive to us: the instances are of one host (us), so n2's claims
+ * open reads for 8 + 1 of them (before, 8 + 199). */
+static void test_liar_prepares_raise_no_read_cap(void **state)
+{
+	(void)state;
+	uint64_t now = 10000;
+	struct fo *f = five_voters(now);
+	fo_set_incarnation(f, 200);
+	drop_all(f);
+	struct fo_msg m;
+	for (uint64_t i = 1; i < 200; i++) {
+		msg_plan(&m, FO_PREPARE, "n2", "n1", i, 0, 9, NULL, 0);
+		m.has_plan = false;
+		snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
+		assert_int_equal(fo_handle_message(f, &m, now + i), 0);
+	}
+	drop_all(f);
+	now += 1000;
+	struct fo_plan_entry p[1] = {entry("u1", "n2", 2)};
+	size_t claims_read = 0;
+	for (uint64_t i = 1; i <= 300; i++) {
+		msg_plan(&m, FO_CHOSEN, "n2", "n1", i, 0, 9, p, 1);
+		snprintf(m.inst.dead, sizeof(m.inst.dead), "n3");
+		assert_int_equal(fo_handle_message(f, &m, now + i), 0);
+		claims_read += count_reads(f, "n3") > 0;
+		drop_all(f);
+	}
+	assert_int_equal(claims_read, 8 + 1);
+	fo_free(f);
+}
+
 /* Seed 9043298157095463658 (with migrations): a learner with nothing to
  * start learns n0's plan without an ack bound (it waits F + margin from
  * learning), and the target reports the VM running first: the instance is
@@ -7007,6 +7087,7 @@ int main(void)
 	    cmocka_unit_test(test_handback),
 	    cmocka_unit_test(test_later_round_target_asks_no_remote_fence),
 	    cmocka_unit_test(test_handback_running_elsewhere_at_base),
+	    cmocka_unit_test(test_handback_moved_copy_at_base_replaced),
 	    cmocka_unit_test(test_plan_compute),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_deadlines),
@@ -7018,6 +7099,7 @@ int main(void)
 	    cmocka_unit_test(test_lying_fence_order_destroys_every_ha_vm),
 	    cmocka_unit_test(test_forged_chosen_not_learned),
 	    cmocka_unit_test(test_honest_claims_beyond_sender_cap_read),
+	    cmocka_unit_test(test_liar_prepares_raise_no_read_cap),
 	    cmocka_unit_test(test_done_instance_confirms_timed_fence),
 	    cmocka_unit_test(test_chosen_proven_by_majority_read),
 	    cmocka_unit_test(test_inflated_voters_do_not_skip_the_read),
