@@ -170,8 +170,9 @@ static const struct config_opt config_opts[] = {
     {"migration", "lease_ms", "migration-lease-ms", CT_U32, OFF(mig_lease_ms), 1000, 600000,
      "how long a target holds room for a silent source; also how long a restarted agent "
      "refuses incoming migrations (default 30000)"},
-    {"metrics", "bind", "metrics-bind", CT_ADDR, OFF(metrics_bind), 0, 0,
-     "IP the Prometheus metrics listener (HTTP, GET /metrics) binds to (default 127.0.0.1)"},
+    {"metrics", "bind", "metrics-bind", CT_HOST, OFF(metrics_bind), 0, 0,
+     "IP or host name the Prometheus metrics listener (HTTP, GET /metrics) binds to "
+     "(default 127.0.0.1); a name is resolved once, at start"},
     {"metrics", "port", "metrics-port", CT_U32, OFF(metrics_port), 0, 65535,
      "TCP port of the metrics listener (default 7948; 0 = no listener)"},
     {"metrics", "tls", "metrics-tls", CT_BOOL, OFF(metrics_tls), 0, 0,
@@ -1377,7 +1378,10 @@ int agent_options_resolve(struct agent_options *o, char *err, size_t errlen)
 	struct {
 		const char *key;
 		char **slot;
-	} hosts[] = {{"bind", &o->bind}, {"advertise", &o->advertise}, {"rpc_bind", &o->rpc_bind}};
+	} hosts[] = {{"bind", &o->bind},
+	             {"advertise", &o->advertise},
+	             {"rpc_bind", &o->rpc_bind},
+	             {"metrics.bind", &o->metrics_bind}};
 	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
 		char *name = *hosts[i].slot;
 		if (name == NULL || mv_addr_family(name, NULL) != 0)

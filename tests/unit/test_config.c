@@ -677,15 +677,16 @@ static void test_host_names(void **state)
 	assert_string_equal(o->bind, "127.0.0.1"); /* IPv4 first */
 	assert_string_equal(o->advertise, "127.0.0.1");
 	assert_string_equal(o->rpc_bind, "127.0.0.1");
+	/* the metrics listener's too */
+	assert_int_equal(parse(f, "--metrics-bind", "localhost", NULL), 0);
+	assert_string_equal(o->metrics_bind, "localhost");
+	assert_int_equal(agent_options_resolve(o, f->err, sizeof(f->err)), 0);
+	assert_string_equal(o->metrics_bind, "127.0.0.1");
 	/* literals pass through */
 	assert_int_equal(agent_options_resolve(o, f->err, sizeof(f->err)), 0);
 	assert_string_equal(o->bind, "127.0.0.1");
 }
 
-/* A bind or advertise name that resolves to loopback (Debian's
- * /etc/hosts maps the host's name to 127.0.1.1) is refused when a seed is
- * on another host: no other node could reach this one. With seeds on this
- * host only (a literal loopback, localhost) it is allowed. */
 /* Options as agent_options_init leaves them, made valid. */
 static void fresh(struct fixture *f)
 {
@@ -693,6 +694,11 @@ static void fresh(struct fixture *f)
 	agent_options_init(&f->o);
 	make_valid(f);
 }
+
+/* A bind or advertise name that resolves to loopback (Debian's
+ * /etc/hosts maps the host's name to 127.0.1.1) is refused when a seed is
+ * on another host: no other node could reach this one. With seeds on this
+ * host only (a literal loopback, localhost) it is allowed. */
 
 static void test_host_names_loopback(void **state)
 {
@@ -891,7 +897,7 @@ static void test_metrics_section(void **state)
 	static const char *const bad[][2] = {
 	    {"\"port\": 65536", "metrics.port: expected an integer from 0 to 65535"},
 	    {"\"port\": \"x\"", "metrics.port: expected an integer"},
-	    {"\"bind\": \"localhost\"", "metrics.bind"},
+	    {"\"bind\": \"not a host!\"", "metrics.bind"},
 	    {"\"path\": \"/m\"", "metrics.path: unknown key"},
 	    {"\"tls\": 1", "metrics.tls"},
 	};
