@@ -11,6 +11,8 @@
 #   2. build-test/  normal build, -Werror    ctest: unit, sim, integration, lab
 #   2b. build-deb/  deploy/build-deb.sh     the Debian package, then
 #                   tests/pkg/test-deb.sh    installed into a throwaway root
+#   2c. tests/compat/run-mixed.sh             the previous release (built from
+#                   git history) and this one in one cluster
 #   3. build-asan/  -DMV_SANITIZE=ON         ctest -L 'unit|sim|shutdown' under ASan+UBSan
 #   4. build-fuzz/  CC=clang -DMV_FUZZ=ON    ctest -L fuzz (seed replay), then
 #                                            each fuzz target for a bounded time
@@ -95,6 +97,20 @@ if step "package: build the .deb (deploy/build-deb.sh)" bash "$ROOT/deploy/build
 		bash "$ROOT/tests/pkg/test-deb.sh" "$(ls "$ROOT"/build-deb/meshvisor_*.deb | head -n 1)"
 else
 	skip "package: install and check" "package build failed"
+fi
+
+# ---- 2c. rolling upgrade: the previous release beside this one -------------
+# (built from this checkout's git history: a clone without that commit, e.g.
+# a shallow one, cannot build it, and the step says so instead of passing)
+read -r _prev_version _prev_commit < <(grep -v '^#' "$ROOT/tests/compat/PREVIOUS_RELEASE")
+if [ ! -x "$ROOT/build-test/meshvisor" ]; then
+	skip "rolling upgrade: $_prev_version beside this release" "build failed"
+elif ! git -C "$ROOT" cat-file -e "$_prev_commit^{commit}" 2>/dev/null; then
+	skip "rolling upgrade: $_prev_version beside this release" \
+		"commit $_prev_commit not in this clone's history (git fetch --unshallow)"
+else
+	step "rolling upgrade: $_prev_version beside this release (tests/compat/run-mixed.sh)" \
+		bash "$ROOT/tests/compat/run-mixed.sh"
 fi
 
 # ---- 3. sanitizers: unit and simulator tests ---------------------------------
