@@ -68,7 +68,9 @@ check "dpkg -s: installed" sh -c "chroot '$R' dpkg -s meshvisor | grep -q '^Stat
 for f in /usr/bin/meshvisor /lib/systemd/system/meshvisor.service \
 	/etc/meshvisor/meshvisor.example.json /usr/share/man/man1/meshvisor.1.gz \
 	/usr/share/bash-completion/completions/meshvisor /usr/share/doc/meshvisor/copyright \
-	/usr/share/doc/meshvisor/README.md.gz; do
+	/usr/share/doc/meshvisor/README.md.gz /usr/share/doc/meshvisor/runbook.md.gz \
+	/usr/share/doc/meshvisor/metrics.md.gz \
+	/usr/share/doc/meshvisor/examples/grafana-dashboard.json; do
 	check "installed: $f" sh -c "chroot '$R' dpkg -L meshvisor | grep -qx '$f' && test -e '$R$f'"
 done
 check "conffile: /etc/meshvisor/meshvisor.example.json" \
