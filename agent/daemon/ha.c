@@ -1919,6 +1919,26 @@ static void ha_report_lost(struct agent *a, const char *dead)
 	mv__node_state__free_unpacked(s, NULL);
 }
 
+/* A fence (self-fence, or a fence order for uuid, or for every HA VM
+ * when uuid is NULL) cancels the crash restarts it covers: the VM may be
+ * failed over and run elsewhere at a newer epoch, so this host must not
+ * start its old copy; reconciliation takes it from here. */
+static void ha_crash_cancel(struct agent *a, const char *uuid)
+{
+	struct ha *h = HA(a);
+	bool any = false;
+	for (struct ha_crash *c = h->crashes; c != NULL; c = c->next) {
+		if (c->restart_at == 0 || (uuid != NULL && strcmp(c->uuid, uuid) != 0))
+			continue;
+		MV_WARN("failover", "crash restart cancelled by a fence name=%s uuid=%s", c->name,
+		        c->uuid);
+		c->restart_at = 0;
+		any = true;
+	}
+	if (any)
+		nodestate_refresh(a); /* no longer restarting */
+}
+
 /* FO_EV_FENCE_SELF: we lost quorum for F. Every local HA VM is destroyed
  * (retried until it is: ha_fence_incomplete), the watchdog hurried first. */
 static void ha_on_fence_self(struct agent *a, const struct fo_event *e)
@@ -1928,6 +1948,7 @@ static void ha_on_fence_self(struct agent *a, const struct fo_event *e)
 	ha_event(a, "fenced-self", a->opt.name, NULL, "%s", e->text);
 	for (struct ha_restart *r = h->restarts; r != NULL; r = r->next_job)
 		r->fenced = true; /* starts in flight are undone when they finish */
+	ha_crash_cancel(a, NULL); /* and pending crash restarts never start */
 	/* the watchdog first: from here the host goes within a second
 	 * unless the destroys below leave nothing to protect (then it is
 	 * disarmed): neither their time nor this agent's death (its close
@@ -1968,6 +1989,10 @@ static void ha_on_fence_vms(struct agent *a, const struct fo_event *e)
 			    r->entry.new_epoch < e->plan.entries[i].new_epoch)
 				r->fenced = true; /* started below the order's epoch */
 	}
+	if (e->all_ha)
+		ha_crash_cancel(a, NULL);
+	for (size_t i = 0; i < e->plan.n && !e->all_ha; i++)
+		ha_crash_cancel(a, e->plan.entries[i].uuid);
 	const struct virt_health *vh = a->virt ? virt_health(a->virt) : NULL;
 	bool blind = a->virt != NULL && (vh == NULL || !vh->reachable);
 	if (blind && e->all_ha) {
@@ -2718,10 +2743,14 @@ static void ha_crash_tick(struct agent *a, uint64_t now)
 {
 	struct ha *h = HA(a);
 	bool quorate = fo_quorate(h->fo, now);
+	/* a fence not yet done (ha_fence_pending: a destroy left, or libvirt
+	 * blind during one) or this host fenced: no restart, its VMs may run
+	 * elsewhere (the fence itself cancels the restarts it covers) */
+	bool fenced = ha_fence_pending(h) || fo_fenced(h->fo);
 	for (struct ha_crash *c = h->crashes; c != NULL; c = c->next) {
 		if (c->restart_at == 0 || c->restart_at > now)
 			continue;
-		if (!quorate)
+		if (!quorate || fenced)
 			continue; /* a host without quorum may be failed over: wait */
 		char err[512];
 		/* no longer ours to restart: gone, running again, HA turned off,

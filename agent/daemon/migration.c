@@ -128,6 +128,8 @@ struct migration {
 	unsigned virt_pending;     /* steps, job-statistics reads in flight */
 	bool stats_pending;
 	bool lease_lost; /* the target's reservation was lost while a step ran */
+	bool abort_owed; /* lease lost while migrating, its abort refused (critical lane
+	                    full): retried by the progress timer until queued */
 	int where_status;
 	/* an HA VM's move, announced to the failover service (MOVES) */
 	bool announced, moving;
@@ -630,7 +632,9 @@ static void migration_done(struct agent *a, struct migration *m, enum mig_outcom
  * of the operators' queue, never refused for a full queue, so that a move
  * runs as one command, as it did on the loop, and a step after the target
  * accepted (the epoch write, the restart after a refused hand-over) is
- * never skipped for want of room. The abort is the exception: a job of
+ * never skipped for want of room (a first step, queued from no step's
+ * answer, still lets a crash restart's retry go first: virt_vm_op_next).
+ * The abort is the exception: a job of
  * its own on the critical lane (migration_abort_job). While a step is in
  * flight:
  *   - the move is not pruned (virt_pending);
@@ -1140,6 +1144,7 @@ static void migration_live_after(struct hvwork_job *w, int status)
 	struct migration *m = w->data;
 	struct agent *a = m->a;
 	m->work_running = false;
+	m->abort_owed = false; /* the migration is over: nothing left to abort */
 	a->migration->jobs_running--;
 	/* the VM left (or did not): its entry here is read again on the worker */
 	if (status == 0 && m->work_rc == 0)
@@ -1323,6 +1328,11 @@ static void migration_on_progress_timer(uv_timer_t *t)
 		if (!m->work_running)
 			continue;
 		char err[256];
+		if (m->abort_owed && migration_abort_job(a, m, 0, err, sizeof(err)) == 0) {
+			m->abort_owed = false; /* the lease-lost abort, queued at last */
+			MV_INFO("migrate", "abort after a lost lease queued id=%s vm=%s", m->id,
+			        m->vm);
+		}
 		struct virt_op_req req = {.kind = VIRT_OPK_JOB_STATS, .key = m->uuid};
 		if (!m->stats_pending && virt_vm_op_async(a->virt, &req, migration_stats_done, m,
 		                                          err, sizeof(err)) == 0) {
@@ -1464,10 +1474,14 @@ static void migration_handle_events(struct agent *a)
 			        mv_log_quote(q, sizeof(q), e.text));
 			if (m != NULL && m->work_running) {
 				char err[256];
-				if (migration_abort_job(a, m, 0, err, sizeof(err)) < 0)
+				m->lease_lost = true;
+				int arc = migration_abort_job(a, m, 0, err, sizeof(err));
+				m->abort_owed = arc < 0;
+				if (arc < 0)
 					MV_ERROR("migrate",
-					         "cannot abort the migration id=%s vm=%s: %s",
-					         m->id, m->vm, err);
+					         "cannot abort the migration yet id=%s vm=%s: %s "
+					         "(retried every %d ms)",
+					         m->id, m->vm, err, MIGRATION_PROGRESS_MS);
 			} else if (m != NULL && !m->done && m->step_fn != NULL) {
 				/* a libvirt call of the move is on the worker: what
 				 * follows it gives up before the VM is stopped or the

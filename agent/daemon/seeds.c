@@ -270,8 +270,13 @@ static void seeds_on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *
 					snprintf(r->resolved[l->slot * SEEDS_PER_NAME + k++],
 					         SWIM_ADDR_MAX, "%s", addr);
 			}
-		MV_INFO("swim", "seed resolved seed=%s addrs=%zu first=%s", r->seed[l->slot], k,
-		        k > 0 ? r->resolved[l->slot * SEEDS_PER_NAME] : "-");
+		if (k > 0) {
+			r->fails[l->slot] = 0; /* its failures are behind it */
+			MV_INFO("swim", "seed resolved seed=%s addrs=%zu first=%s",
+			        r->seed[l->slot], k, r->resolved[l->slot * SEEDS_PER_NAME]);
+		} else { /* no IPv4 or IPv6 address: looked up again, as a failure */
+			seeds_lookup_failed(r, l->slot, "seed has no IP address", UV_EAI_NODATA);
+		}
 	}
 	uv_freeaddrinfo(res);
 	free(l);

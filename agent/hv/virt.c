@@ -2658,8 +2658,8 @@ struct virt_op_job {
 	struct virt_op_job *next;
 	struct virt *v; /* set while in flight; NULL once virt_free ran */
 	virConnectPtr c;
-	struct virt_op_req req;        /* key, xml and group are the job's copies */
-	bool cont;                     /* a command's next step (virt_vm_op_next) */
+	struct virt_op_req req; /* key, xml and group are the job's copies */
+	bool cont;              /* a command's next step: virt_vm_op_next from a done callback */
 	struct virt_op_job *solo_next; /* v->solo: virt_vm_abort_job_async */
 	struct virt_op_out out;
 	virt_op_result_fn done;
@@ -2775,7 +2775,10 @@ static int virt_opjob_start(struct virt *v, struct virt_op_job *q)
 }
 
 /* Whether a new operator command must wait for a critical start's retry
- * (a command's next step never waits: it holds the command's turn). */
+ * (a command's next step, queued from its previous step's done callback,
+ * never waits: it holds the command's turn; a first step queued in front
+ * from elsewhere, such as a move's, does wait, or parallel moves could
+ * keep the connection from a crash restart). */
 static bool virt_opq_yielding(const struct virt *v)
 {
 	return v->opq != NULL && !v->opq->cont && virt_conn_yielding(v);
@@ -2857,7 +2860,7 @@ int virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_resul
 	struct virt_op_job *q = virt_opjob_make(v, req, done, ud, &rc, err, errlen);
 	if (q == NULL)
 		return rc;
-	q->cont = true;
+	q->cont = v->op_delivering > 0; /* from a done callback: the command's turn */
 	q->next = v->opq;
 	v->opq = q;
 	v->opq_n++;

@@ -448,7 +448,8 @@ struct virt_op_result {
 #define VIRT_OPQ_MAX 32
 /* A crash restart's start (virt_vm_start_async) refused -EBUSY because
  * operator work holds the connection: no new operator command starts for
- * this long (a command's next step still does), so that its retry (100 ms
+ * this long (a command's next step, queued from its done callback, still
+ * does), so that its retry (100 ms
  * later, ha.c) gets the connection first; operators' commands never
  * starve HA restarts. */
 #define VIRT_OP_YIELD_MS 1000
@@ -470,7 +471,10 @@ int virt_vm_op_async(struct virt *v, const struct virt_op_req *req, virt_op_resu
  * others queued (no VIRT_OPQ_MAX bound: a command's next step is never
  * refused for being busy); also for a step of a command already under
  * way (a move's steps after its target accepted, migration.c): it runs
- * as soon as the call in flight on the connection is back. */
+ * as soon as the call in flight on the connection is back. Called from
+ * elsewhere than a done callback (a move's first step, one after a
+ * migration-lane job), it also waits while a crash restart's retry is
+ * owed the connection (VIRT_OP_YIELD_MS). */
 int virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done, void *ud,
                     char *err, size_t errlen);
 /* Aborts key's running job (VIRT_OPK_ABORT_JOB: a migration) on lane,

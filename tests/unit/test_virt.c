@@ -2078,6 +2078,42 @@ static void test_op_async_yields_to_restart(void **state)
 	worker_stop(f, &wf);
 }
 
+/* A step queued in front from outside a done callback (a move's first
+ * step, migration.c) is no command's next step: it waits for a crash
+ * restart's retry like an operator's command, or parallel moves could keep
+ * the connection from the restart. */
+static void test_op_next_first_step_yields_to_restart(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	worker_open(f, &wf);
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	struct op_rec r = {0};
+	struct op_tag t1 = {&r, 1}, t2 = {&r, 2};
+	struct virt_op_req find = {.kind = VIRT_OPK_FIND, .key = "beta"};
+	virt_test_set_op_delay(100);
+	assert_int_equal(virt_vm_op_async(f->v, &find, on_op, &t1, f->err, sizeof(f->err)), 0);
+	/* a move's first step, not from a done callback */
+	assert_int_equal(virt_vm_op_next(f->v, &find, on_op, &t2, f->err, sizeof(f->err)), 0);
+	struct start_rec sr = {0};
+	assert_int_equal(virt_vm_start_async(f->v, "alpha", HVWORK_CRITICAL, on_started, &sr),
+	                 -EBUSY);
+	/* tag 1 runs; the first step waits for the retry */
+	struct op_wait w = {&r, 1};
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	assert_true(run_until(pred_worker_idle, wf.w, 5000));
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(virt_vm_start_async(f->v, "alpha", HVWORK_CRITICAL, on_started, &sr), 0);
+	assert_true(run_until(pred_started, &sr, 5000));
+	assert_int_equal(sr.rc, 0);
+	/* and the step goes on after it */
+	w.n = 2;
+	assert_true(run_until(pred_op_calls, &w, 5000));
+	virt_test_set_op_delay(0);
+	assert_int_equal(r.order[1], 2);
+	worker_stop(f, &wf);
+}
+
 /* ---- events read on the worker ----------------------------------------- */
 
 /* What the cache held for the VM when each notice about it came. */
@@ -3434,6 +3470,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_abort_job_async_does_not_wait, fx_setup,
 	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_op_async_yields_to_restart, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_op_next_first_step_yields_to_restart, fx_setup,
+	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_event_read_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_event_queue_overflow, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_event_read_dropped_on_reconnect, fx_setup,
