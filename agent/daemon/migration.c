@@ -816,16 +816,18 @@ static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse
 		migration_step_key(a, m, VIRT_OPK_UNDEFINE, migration_offline_undefined);
 		return;
 	}
-	if (peer_client_answer_in_doubt(a) && (m->was_running || m->start_there)) {
-		/* No answer (the target did not answer in time, died or left):
-		 * it may have defined and started the VM. Starting it here again
+	bool doubt = peer_client_answer_in_doubt(a) || resp->code == MV__RPC_CODE__RPC_ERR_IN_DOUBT;
+	if (doubt && (m->was_running || m->start_there)) {
+		/* No answer (the target did not answer in time, died or left),
+		 * or the target's start failed and it could not remove its copy
+		 * (RPC_ERR_IN_DOUBT): it may have defined and started the VM. Starting it here again
 		 * could run it twice; it stays stopped (and defined) here. An HA
 		 * VM's move is not told STAYED from here (that would make this
 		 * stopped copy owed while the target may run it): it stays
 		 * MOVING, and the target settles it from what it runs (ha.c),
 		 * as a live move that failed with the VM's place unknown. */
 		snprintf(m->message, sizeof(m->message),
-		         "%s did not answer for %s (%s): it may run there; not started again "
+		         "%s gave no clear answer for %s (%s): it may run there; not started again "
 		         "here (stopped and defined on %s; `meshvisor vm %s` shows where it runs)",
 		         m->target, m->vm, resp->error, a->opt.name, m->vm);
 		MV_WARN_ALWAYS("migrate", "offline move in doubt vm=%s target=%s: %s", m->vm,
@@ -943,7 +945,11 @@ struct migration_receive {
 	bool outcome_owed;
 	char outcome_uuid[MIG_UUID_MAX];
 	bool start;
-	bool undoing; /* the start failed: the definition is being removed */
+	/* undoing: the start failed (or must not happen): DESTROY (only after
+	 * a failed start: it may run all the same), then UNDEFINE */
+	enum { RECV_DOING = 0, RECV_UNDO_DESTROY, RECV_UNDO_UNDEFINE } undoing;
+	bool start_failed; /* the undo follows a failed START */
+	bool in_doubt;     /* answered RPC_ERR_IN_DOUBT: a copy may run here */
 	struct virt_vm vm;
 	int rc;
 	char err[512];
@@ -983,7 +989,7 @@ static void migration_receive_answer(struct migration_receive *rv, int rc, const
 	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
 	Mv__VmOpReply op = MV__VM_OP_REPLY__INIT;
 	if (rc < 0) {
-		resp.code = rpc_code_of_errno(rc);
+		resp.code = rv->in_doubt ? MV__RPC_CODE__RPC_ERR_IN_DOUBT : rpc_code_of_errno(rc);
 		resp.error = (char *)err;
 	} else {
 		mig_vm_arrived(a->migration->core, rv->vm.uuid, uv_now(a->loop));
@@ -1001,6 +1007,20 @@ static void migration_receive_answer(struct migration_receive *rv, int rc, const
 	rpc_sink_send(a, rv->sink, &resp, true);
 	migration_receive_unlist(rv);
 	free(rv);
+}
+
+/* A start failed and its copy could not be removed (why): it may run here,
+ * and the source must not run it again (RPC_ERR_IN_DOUBT). */
+static void migration_receive_in_doubt(struct migration_receive *rv, const char *why)
+{
+	char start_err[200];
+	snprintf(start_err, sizeof(start_err), "%.199s", rv->err);
+	snprintf(rv->err, sizeof(rv->err),
+	         "%.64s could not start %.64s (%s) nor remove it (%.100s): it may run there",
+	         rv->a->opt.name, rv->vm.name, start_err, why);
+	rv->in_doubt = true;
+	MV_WARN_ALWAYS("migrate", "received vm=%s from=%s in doubt: %s", rv->vm.name, rv->from,
+	               rv->err);
 }
 
 /* This host still holds proposal id's reservation for from. */
@@ -1026,16 +1046,27 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 	}
 	char err[512];
 	struct virt_op_req next = {.key = rv->vm.uuid};
-	if (rv->undoing) { /* whatever the undefine said: the start's error */
+	if (rv->undoing == RECV_UNDO_DESTROY) {
+		/* whatever it said (a start that failed before QEMU ran leaves
+		 * nothing to destroy): the UNDEFINE checks the VM is not active */
+		rv->undoing = RECV_UNDO_UNDEFINE;
+		next.kind = VIRT_OPK_UNDEFINE;
+	} else if (rv->undoing == RECV_UNDO_UNDEFINE) {
+		/* the start's error is a refusal only when no copy is left here:
+		 * the source then runs the VM again */
+		if (res->rc < 0 && rv->start_failed)
+			migration_receive_in_doubt(rv, res->err);
 		migration_receive_answer(rv, rv->rc, rv->err);
 		return;
-	}
-	if (res->rc < 0 && rv->vm.uuid[0] != '\0') { /* the start failed */
+	} else if (res->rc < 0 && rv->vm.uuid[0] != '\0') { /* the start failed */
+		/* its outcome may be unknown (libvirtd restarted during the
+		 * start; QEMU runs on): leave nothing half-done */
 		rv->rc = res->rc;
 		snprintf(rv->err, sizeof(rv->err), "%s", res->err);
-		rv->undoing = true;
-		next.kind = VIRT_OPK_UNDEFINE; /* leave nothing half-done */
-	} else if (res->rc < 0) {              /* the define failed */
+		rv->undoing = RECV_UNDO_DESTROY;
+		rv->start_failed = true;
+		next.kind = VIRT_OPK_DESTROY;
+	} else if (res->rc < 0) { /* the define failed */
 		migration_receive_answer(rv, res->rc, res->err);
 		return;
 	} else if (rv->vm.uuid[0] == '\0' &&
@@ -1048,7 +1079,7 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 		snprintf(rv->err, sizeof(rv->err),
 		         "%s no longer holds the reservation for proposal %s from %s: not taken",
 		         rv->a->opt.name, rv->proposal_id, rv->from);
-		rv->undoing = true;
+		rv->undoing = RECV_UNDO_UNDEFINE;
 		next.kind = VIRT_OPK_UNDEFINE;
 	} else if (rv->vm.uuid[0] == '\0' && rv->start) { /* defined: start it */
 		rv->vm = res->vm;
@@ -1060,9 +1091,12 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 		migration_receive_answer(rv, 0, NULL);
 		return;
 	}
-	if (virt_vm_op_next(rv->a->virt, &next, migration_receive_step, rv, err, sizeof(err)) < 0)
+	if (virt_vm_op_next(rv->a->virt, &next, migration_receive_step, rv, err, sizeof(err)) < 0) {
+		if (rv->start_failed)
+			migration_receive_in_doubt(rv, err);
 		migration_receive_answer(rv, rv->undoing ? rv->rc : -ENOMEM,
 		                         rv->undoing ? rv->err : err);
+	}
 }
 
 int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const char *from,
