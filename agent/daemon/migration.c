@@ -164,10 +164,11 @@ struct migration_service {
 	uv_timer_t ready_timer;                        /* HA moves waiting for a majority */
 	bool timers_on;                                /* all initialized (migration_close) */
 	const struct migration_move_hooks *move_hooks; /* the failover service's (ha.c) */
-	struct migration *moves; /* outgoing, newest first; finished ones kept a while */
-	struct drain *drain;     /* this host's drain in progress, if any */
-	uint64_t jobs_running;   /* migration jobs on worker threads */
-	bool draining;           /* set by a drain, published in our record */
+	struct migration *moves;            /* outgoing, newest first; finished ones kept a while */
+	struct migration_receive *receives; /* offline moves' VmReceive in flight here */
+	struct drain *drain;                /* this host's drain in progress, if any */
+	uint64_t jobs_running;              /* migration jobs on worker threads */
+	bool draining;                      /* set by a drain, published in our record */
 
 	/* finished outgoing moves (metrics.c) */
 	struct migration_totals totals;
@@ -819,18 +820,23 @@ static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse
 		migration_step_key(a, m, VIRT_OPK_UNDEFINE, migration_offline_undefined);
 		return;
 	}
-	if (peer_client_answer_in_doubt(a) && (m->was_running || m->start_there)) {
-		/* No answer (the target did not answer in time, died or left):
-		 * it may have defined and started the VM. Starting it here again
+	bool doubt = peer_client_answer_in_doubt(a) || resp->code == MV__RPC_CODE__RPC_ERR_IN_DOUBT;
+	if (doubt && (m->was_running || m->start_there)) {
+		/* No answer (the target did not answer in time, died or left),
+		 * or the target's start failed and it could not remove its copy
+		 * (RPC_ERR_IN_DOUBT): it may have defined and started the VM. Starting it here again
 		 * could run it twice; it stays stopped (and defined) here. An HA
-		 * VM's move settles as any move (the target tells MOVED or
-		 * STAYED) and reconciliation restarts it where it is owed. */
+		 * VM's move is not told STAYED from here (that would make this
+		 * stopped copy owed while the target may run it): it stays
+		 * MOVING, and the target settles it from what it runs (ha.c),
+		 * as a live move that failed with the VM's place unknown. */
 		snprintf(m->message, sizeof(m->message),
-		         "%s did not answer for %s (%s): it may run there; not started again "
+		         "%s gave no clear answer for %s (%s): it may run there; not started again "
 		         "here (stopped and defined on %s; `meshvisor vm %s` shows where it runs)",
 		         m->target, m->vm, resp->error, a->opt.name, m->vm);
 		MV_WARN_ALWAYS("migrate", "offline move in doubt vm=%s target=%s: %s", m->vm,
 		               m->target, m->message);
+		m->where_unknown = true;
 		migration_done(a, m, MIG_DONE_FAILED);
 		return;
 	}
@@ -935,12 +941,51 @@ struct migration_receive {
 	struct agent *a;
 	uint64_t sink;
 	char from[SWIM_NAME_MAX];
+	char proposal_id[MIG_ID_MAX];
+	struct migration_receive *next; /* migration_service.receives */
+	bool listed;                    /* in that list (until the service is freed) */
+	/* the reservation ended while this ran: the voters are told how the
+	 * move ended once it is done (migration_handle_events) */
+	bool outcome_owed;
+	char outcome_uuid[MIG_UUID_MAX];
 	bool start;
-	bool undoing; /* the start failed: the definition is being removed */
+	/* undoing: the start failed (or must not happen): DESTROY (only after
+	 * a failed start: it may run all the same), then UNDEFINE */
+	enum { RECV_DOING = 0, RECV_UNDO_DESTROY, RECV_UNDO_UNDEFINE } undoing;
+	bool start_failed; /* the undo follows a failed START */
+	bool in_doubt;     /* answered RPC_ERR_IN_DOUBT: a copy may run here */
 	struct virt_vm vm;
 	int rc;
 	char err[512];
 };
+
+static void migration_receive_unlist(struct migration_receive *rv)
+{
+	struct agent *a = rv->a;
+	if (!rv->listed || a->migration == NULL)
+		return;
+	for (struct migration_receive **p = &a->migration->receives; *p != NULL; p = &(*p)->next)
+		if (*p == rv) {
+			*p = rv->next;
+			break;
+		}
+	rv->listed = false;
+	/* told only now: read before this receive is done, libvirt would show
+	 * a VM about to start here as one that never landed (ha.c) */
+	if (rv->outcome_owed && a->migration->move_hooks != NULL)
+		a->migration->move_hooks->outcome(a, rv->proposal_id, rv->outcome_uuid, rv->from,
+		                                  false);
+}
+
+/* A VmReceive for proposal id from source is in flight here. */
+static struct migration_receive *migration_receive_find(struct agent *a, const char *id,
+                                                        const char *source)
+{
+	for (struct migration_receive *rv = a->migration->receives; rv != NULL; rv = rv->next)
+		if (strcmp(rv->proposal_id, id) == 0 && strcmp(rv->from, source) == 0)
+			return rv;
+	return NULL;
+}
 
 static void migration_receive_answer(struct migration_receive *rv, int rc, const char *err)
 {
@@ -948,7 +993,7 @@ static void migration_receive_answer(struct migration_receive *rv, int rc, const
 	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
 	Mv__VmOpReply op = MV__VM_OP_REPLY__INIT;
 	if (rc < 0) {
-		resp.code = rpc_code_of_errno(rc);
+		resp.code = rv->in_doubt ? MV__RPC_CODE__RPC_ERR_IN_DOUBT : rpc_code_of_errno(rc);
 		resp.error = (char *)err;
 	} else {
 		mig_vm_arrived(a->migration->core, rv->vm.uuid, uv_now(a->loop));
@@ -964,7 +1009,34 @@ static void migration_receive_answer(struct migration_receive *rv, int rc, const
 		resp.vm_op = &op;
 	}
 	rpc_sink_send(a, rv->sink, &resp, true);
+	migration_receive_unlist(rv);
 	free(rv);
+}
+
+/* A start failed and its copy could not be removed (why): it may run here,
+ * and the source must not run it again (RPC_ERR_IN_DOUBT). */
+static void migration_receive_in_doubt(struct migration_receive *rv, const char *why)
+{
+	char start_err[200];
+	snprintf(start_err, sizeof(start_err), "%.199s", rv->err);
+	snprintf(rv->err, sizeof(rv->err),
+	         "%.64s could not start %.64s (%s) nor remove it (%.100s): it may run there",
+	         rv->a->opt.name, rv->vm.name, start_err, why);
+	rv->in_doubt = true;
+	MV_WARN_ALWAYS("migrate", "received vm=%s from=%s in doubt: %s", rv->vm.name, rv->from,
+	               rv->err);
+}
+
+/* This host still holds proposal id's reservation for from. */
+static bool migration_receive_held(struct agent *a, const char *id, const char *from)
+{
+	for (size_t i = 0; i < mig_in_count(a->migration->core); i++) {
+		struct mig_in_info in;
+		mig_in_at(a->migration->core, i, &in);
+		if (strcmp(in.proposal_id, id) == 0 && strcmp(in.source, from) == 0)
+			return true;
+	}
+	return false;
 }
 
 static void migration_receive_step(struct virt *v, int status, const struct virt_op_result *res,
@@ -978,18 +1050,41 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 	}
 	char err[512];
 	struct virt_op_req next = {.key = rv->vm.uuid};
-	if (rv->undoing) { /* whatever the undefine said: the start's error */
+	if (rv->undoing == RECV_UNDO_DESTROY) {
+		/* whatever it said (a start that failed before QEMU ran leaves
+		 * nothing to destroy): the UNDEFINE checks the VM is not active */
+		rv->undoing = RECV_UNDO_UNDEFINE;
+		next.kind = VIRT_OPK_UNDEFINE;
+	} else if (rv->undoing == RECV_UNDO_UNDEFINE) {
+		/* the start's error is a refusal only when no copy is left here:
+		 * the source then runs the VM again */
+		if (res->rc < 0 && rv->start_failed)
+			migration_receive_in_doubt(rv, res->err);
 		migration_receive_answer(rv, rv->rc, rv->err);
 		return;
-	}
-	if (res->rc < 0 && rv->vm.uuid[0] != '\0') { /* the start failed */
+	} else if (res->rc < 0 && rv->vm.uuid[0] != '\0') { /* the start failed */
+		/* its outcome may be unknown (libvirtd restarted during the
+		 * start; QEMU runs on): leave nothing half-done */
 		rv->rc = res->rc;
 		snprintf(rv->err, sizeof(rv->err), "%s", res->err);
-		rv->undoing = true;
-		next.kind = VIRT_OPK_UNDEFINE; /* leave nothing half-done */
-	} else if (res->rc < 0) {              /* the define failed */
+		rv->undoing = RECV_UNDO_DESTROY;
+		rv->start_failed = true;
+		next.kind = VIRT_OPK_DESTROY;
+	} else if (res->rc < 0) { /* the define failed */
 		migration_receive_answer(rv, res->rc, res->err);
 		return;
+	} else if (rv->vm.uuid[0] == '\0' &&
+	           !migration_receive_held(rv->a, rv->proposal_id, rv->from)) {
+		/* defined, but the reservation ended meanwhile (the source gave
+		 * up: ABORT, or it expired) and the voters may have been told it
+		 * never landed: it must not start here; the definition goes */
+		rv->vm = res->vm;
+		rv->rc = -ECANCELED;
+		snprintf(rv->err, sizeof(rv->err),
+		         "%s no longer holds the reservation for proposal %s from %s: not taken",
+		         rv->a->opt.name, rv->proposal_id, rv->from);
+		rv->undoing = RECV_UNDO_UNDEFINE;
+		next.kind = VIRT_OPK_UNDEFINE;
 	} else if (rv->vm.uuid[0] == '\0' && rv->start) { /* defined: start it */
 		rv->vm = res->vm;
 		next.kind = VIRT_OPK_START;
@@ -1000,22 +1095,18 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 		migration_receive_answer(rv, 0, NULL);
 		return;
 	}
-	if (virt_vm_op_next(rv->a->virt, &next, migration_receive_step, rv, err, sizeof(err)) < 0)
+	if (virt_vm_op_next(rv->a->virt, &next, migration_receive_step, rv, err, sizeof(err)) < 0) {
+		if (rv->start_failed)
+			migration_receive_in_doubt(rv, err);
 		migration_receive_answer(rv, rv->undoing ? rv->rc : -ENOMEM,
 		                         rv->undoing ? rv->err : err);
+	}
 }
 
 int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const char *from,
                           uint64_t sink, char *err, size_t errlen)
 {
-	bool reserved = false;
-	for (size_t i = 0; i < mig_in_count(a->migration->core); i++) {
-		struct mig_in_info in;
-		mig_in_at(a->migration->core, i, &in);
-		if (strcmp(in.proposal_id, q->proposal_id) == 0 && strcmp(in.source, from) == 0)
-			reserved = true;
-	}
-	if (!reserved) {
+	if (!migration_receive_held(a, q->proposal_id, from)) {
 		snprintf(err, errlen, "%s holds no reservation for proposal %s from %s",
 		         a->opt.name, q->proposal_id, from);
 		return -EINVAL;
@@ -1029,11 +1120,17 @@ int migration_rpc_receive(struct agent *a, const Mv__VmReceiveRequest *q, const 
 	rv->sink = sink;
 	rv->start = q->start;
 	snprintf(rv->from, sizeof(rv->from), "%s", from);
+	snprintf(rv->proposal_id, sizeof(rv->proposal_id), "%s", q->proposal_id);
 	struct virt_op_req d = {.kind = VIRT_OPK_DEFINE, .xml = q->xml};
 	int rc = virt_vm_op_async(a->virt, &d, migration_receive_step, rv, err, errlen);
-	if (rc < 0)
+	if (rc < 0) {
 		free(rv);
-	return rc;
+		return rc;
+	}
+	rv->next = a->migration->receives;
+	a->migration->receives = rv;
+	rv->listed = true;
+	return 0;
 }
 
 /* ---- the move: live, on a worker thread ------------------------------------------------------ */
@@ -1431,10 +1528,18 @@ static void migration_handle_events(struct agent *a)
 			       mv_log_quote(q, sizeof(q), e.text));
 			if (e.type == MIG_EV_EXPIRED)
 				migration_kill_incoming(a, e.vm_uuid);
-			/* the voters learn how an incoming HA move ended (MOVES) */
-			if (a->migration->move_hooks != NULL &&
-			    (e.type == MIG_EV_COMMITTED || e.type == MIG_EV_RELEASED ||
-			     e.type == MIG_EV_EXPIRED))
+			/* the voters learn how an incoming HA move ended (MOVES);
+			 * one whose VmReceive still runs here, once it is done */
+			struct migration_receive *rv = NULL;
+			if (e.type == MIG_EV_RELEASED || e.type == MIG_EV_EXPIRED)
+				rv = migration_receive_find(a, e.proposal_id, e.peer);
+			if (rv != NULL) {
+				rv->outcome_owed = true;
+				snprintf(rv->outcome_uuid, sizeof(rv->outcome_uuid), "%s",
+				         e.vm_uuid);
+			} else if (a->migration->move_hooks != NULL &&
+			           (e.type == MIG_EV_COMMITTED || e.type == MIG_EV_RELEASED ||
+			            e.type == MIG_EV_EXPIRED))
 				a->migration->move_hooks->outcome(a, e.proposal_id, e.vm_uuid,
 				                                  e.peer,
 				                                  e.type == MIG_EV_COMMITTED);
@@ -1969,6 +2074,8 @@ void migration_free_all(struct agent *a)
 	struct migration_service *ms = a->migration;
 	if (ms == NULL)
 		return;
+	for (struct migration_receive *rv = ms->receives; rv != NULL; rv = rv->next)
+		rv->listed = false; /* freed when the worker calls them back */
 	while (ms->moves != NULL) {
 		struct migration *m = ms->moves;
 		ms->moves = m->next;

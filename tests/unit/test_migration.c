@@ -518,6 +518,41 @@ int __wrap_peer_client_request(struct agent *a, const char *node, Mv__RpcRequest
 	return 0;
 }
 
+/* A move's steps on the hypervisor worker (virt_vm_op_next, wrapped): a
+ * START can be made to fail after it ran (libvirtd lost its reply: QEMU
+ * runs all the same), a DESTROY to fail having done nothing. */
+static struct {
+	bool fail_start, fail_destroy;
+	virt_op_result_fn done;
+} opx;
+
+int __real_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done,
+                           void *ud, char *err, size_t errlen);
+static void opx_failed(struct virt *v, int status, const struct virt_op_result *res, void *ud)
+{
+	struct virt_op_result r = *res;
+	if (status == 0) {
+		r.rc = -EIO;
+		snprintf(r.err, sizeof(r.err), "lost the connection to libvirtd");
+	}
+	opx.done(v, status, &r, ud);
+}
+int __wrap_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done,
+                           void *ud, char *err, size_t errlen);
+int __wrap_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done,
+                           void *ud, char *err, size_t errlen)
+{
+	if ((opx.fail_start && req->kind == VIRT_OPK_START) ||
+	    (opx.fail_destroy && req->kind == VIRT_OPK_DESTROY)) {
+		struct virt_op_req r = *req;
+		if (r.kind == VIRT_OPK_DESTROY)
+			r.kind = VIRT_OPK_FIND; /* nothing destroyed */
+		opx.done = done;
+		return __real_virt_vm_op_next(v, &r, opx_failed, ud, err, errlen);
+	}
+	return __real_virt_vm_op_next(v, req, done, ud, err, errlen);
+}
+
 static struct {
 	unsigned n;
 	bool ok;
@@ -771,26 +806,28 @@ static bool pred_alpha_running(void *arg)
 	       vm.state == VIRT_VM_RUNNING;
 }
 
-/* An offline move of a running VM whose VmReceive got no answer (the
- * target did not answer in time, died or left: peer_client made the
- * answer up): the target may have started it, so it is not started here
- * again — it stays stopped and defined, and the move fails saying so. */
-static void test_offline_move_in_doubt_not_restarted(void **state)
+/* Moves alpha offline to b, and answers its VmReceive with code and
+ * error (made_up: an answer peer_client made up); then checks that alpha
+ * was not started here again and the move was left for b to settle. */
+static void check_in_doubt_not_restarted(struct daemon_fixture *f, bool made_up, Mv__RpcCode code,
+                                         const char *error)
 {
-	struct daemon_fixture *f = *state;
 	memset(&rcv, 0, sizeof(rcv));
 	announce_alpha_to_b(f, 30000);
 	hk.ready = true;
 	assert_true(fixture_run_until(f, pred_vm_receive_sent, NULL, 5000));
 	assert_true(rcv.start);
-	rcv.in_doubt = true;
+	rcv.in_doubt = made_up;
 	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
-	resp.code = MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
-	resp.error = "host b did not answer within 30 s; the operation may or may not have "
-		     "happened there";
+	resp.code = code;
+	resp.error = (char *)error;
 	rcv.cb(&f->a, rcv.arg, &resp);
 	rcv.in_doubt = false;
-	assert_true(fixture_run_until(f, hk_has_ended, NULL, 3000));
+	assert_true(fixture_run_until(f, pred_alpha_done, f, 3000));
+	/* the voters are not told it stayed (that would make this stopped
+	 * copy owed while b may run it): the move stays unsettled, b settles
+	 * it from what it runs */
+	assert_int_equal(hk.ended, 0);
 	struct move_view v = move_of(f, "alpha");
 	assert_true(v.done);
 	assert_false(v.ok);
@@ -800,6 +837,26 @@ static void test_offline_move_in_doubt_not_restarted(void **state)
 	struct virt_vm vm;
 	assert_int_equal(virt_vm_cached(f->a.virt, "alpha", &vm, f->err, sizeof(f->err)), 0);
 	assert_int_equal(vm.state, VIRT_VM_SHUTOFF);
+}
+
+/* An offline move of a running VM whose VmReceive got no answer (the
+ * target did not answer in time, died or left: peer_client made the
+ * answer up): the target may have started it, so it is not started here
+ * again — it stays stopped and defined, and the move fails saying so. */
+static void test_offline_move_in_doubt_not_restarted(void **state)
+{
+	check_in_doubt_not_restarted(*state, true, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
+	                             "host b did not answer within 30 s; the operation may or may "
+	                             "not have happened there");
+}
+
+/* The target answered that its start failed and it could not remove its
+ * copy (RPC_ERR_IN_DOUBT): as with no answer. */
+static void test_offline_move_target_in_doubt(void **state)
+{
+	check_in_doubt_not_restarted(
+	    *state, false, MV__RPC_CODE__RPC_ERR_IN_DOUBT,
+	    "b could not start alpha (lost the connection to libvirtd) nor remove it");
 }
 
 /* The same move refused by the target (its own answer): it runs here
@@ -888,6 +945,62 @@ static void test_incoming_reservation(void **state)
 	struct virt_vm vm;
 	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), 0);
 	assert_int_equal(vm.state, VIRT_VM_RUNNING);
+}
+
+/* b's proposal b-1 is reserved here and its VmReceive of gamma (to be
+ * started) comes in; returns the sink its answer goes to. */
+static uint64_t receive_gamma_from_b(struct daemon_fixture *f)
+{
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	assert_true(fixture_run_till(f, uv_now(f->a.loop) + SHORT_LEASE_MS));
+	b_sends(f, MIG_PROPOSE, "b-1", 0);
+	assert_true(migration_has_incoming(&f->a, "b-1"));
+	Mv__VmReceiveRequest rq = MV__VM_RECEIVE_REQUEST__INIT;
+	rq.xml = (char *)GAMMA_XML;
+	rq.proposal_id = "b-1";
+	rq.start = true;
+	uint64_t k = sink(f);
+	assert_int_equal(migration_rpc_receive(&f->a, &rq, "b", k, f->err, sizeof(f->err)), 0);
+	return k;
+}
+
+/* The source gives up (ABORT) while its VmReceive is still queued here
+ * (a slow libvirt): the VM is defined, but not started, and its
+ * definition removed; the VmReceive is refused, and the hooks hear how
+ * the move ended only once that is done (read before, libvirt would show
+ * a VM about to start here as one that never landed). */
+static void test_receive_after_the_source_gave_up(void **state)
+{
+	struct daemon_fixture *f = *state;
+	migration_set_move_hooks(&f->a, &hooks);
+	uint64_t k = receive_gamma_from_b(f);
+	b_sends(f, MIG_ABORT, "b-1", 0); /* before the worker ran the DEFINE */
+	assert_false(migration_has_incoming(&f->a, "b-1"));
+	assert_int_equal(hk.outcomes, 0); /* not while the VmReceive runs */
+	struct sink_wait sw = {f, k};
+	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
+	assert_int_equal(hk.outcomes, 1);
+	assert_false(hk.outcome_landed);
+	assert_string_equal(hk.source, "b");
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), -ENOENT);
+}
+
+/* The target's START fails after QEMU started (libvirtd lost the reply):
+ * the copy is destroyed before its definition is removed, so that a
+ * refusal (on which the source runs the VM again) leaves nothing running
+ * here. */
+static void test_receive_start_failed_destroyed(void **state)
+{
+	struct daemon_fixture *f = *state;
+	memset(&opx, 0, sizeof(opx));
+	opx.fail_start = true;
+	uint64_t k = receive_gamma_from_b(f);
+	struct sink_wait sw = {f, k};
+	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
+	memset(&opx, 0, sizeof(opx));
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), -ENOENT);
 }
 
 /* ---- drain ----------------------------------------------------------------------------- */
@@ -988,12 +1101,18 @@ int main(void)
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_offline_move_in_doubt_not_restarted, setup,
 	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_offline_move_target_in_doubt, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_start_failed_destroyed,
+	                                    setup_short_lease_restarted, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_offline_move_refused_restarted, setup,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_fresh_agent_takes_at_once, setup_short_lease,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_incoming_reservation, setup_short_lease_restarted,
 	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_after_the_source_gave_up,
+	                                    setup_short_lease_restarted, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, fixture_teardown),
 	    cmocka_unit_test(test_no_service),
