@@ -286,9 +286,11 @@
  *  start: then it concludes after all (liveness: at N = 3 in the failover
  *  simulator the only other survivor held the dead member at an older
  *  incarnation, so no confirmation could ever come; a gray host's
- *  suspicions of live peers are refuted long before). It still takes a DEAD from others'
- *  gossip (their decision), and a proven refusal (a second member's
- *  evidence). The others meanwhile suspect the gray host, verify it, and
+ *  suspicions of live peers are refuted long before). It still takes a
+ *  DEAD from others' gossip (their decision) once its own last-chance
+ *  probe of the member fails, and it does not hold a suspicion where the
+ *  member's host refused it (an answer, not silence); a proven refusal
+ *  (a second member's evidence) is taken at once. The others meanwhile suspect the gray host, verify it, and
  *  the cluster makes one decision about it: it refutes and stays, or it is
  *  declared DEAD by healthy members (once) and then refutes via the dead
  *  probes when it can. A minority side of a partition is usually in poor
@@ -3384,8 +3386,14 @@ static void swim_timer_members(struct swim *s, uint64_t now)
 			/* Gray-host rule: while our own probes mostly fail, our
 			 * silence says more about us than about the member. We
 			 * wait for k others to confirm (or for their verdict)
-			 * instead of declaring it DEAD on our own clock. */
-			if (x->n_conf < x->k && swim_poor_health(s) &&
+			 * instead of declaring it DEAD on our own clock. Not when
+			 * the verdict is here (a DEAD from others, and our own
+			 * last-chance probe failed) nor when the member's host
+			 * refused us: neither is our silence. (Holding those
+			 * kept a peer that a healed, once-silent host had heard
+			 * declared dead SUSPECT there for 2 maximum timeouts.) */
+			if (x->n_conf < x->k && !x->dead_heard && !x->refused_self &&
+			    swim_poor_health(s) &&
 			    now - x->born < (uint64_t)SWIM_GRAY_HOLD_MULT * x->max_ms) {
 				x->check = SWIM_CHECK_NONE;
 				x->start = now;

@@ -726,10 +726,28 @@ class Test:
         for c in self.clusters:
             for a in c.agents.values():
                 if a.log_path:
-                    print("----- log of %s (%s, last 60 lines) -----" %
+                    print("----- log of %s (%s) -----" %
                           (a.name, "running" if a.alive() else "exited %s" %
                            (a.proc.returncode if a.proc else "-")))
-                    print("\n".join(a.log_text(all_starts=True).splitlines()[-60:]))
+                    print(log_tail(a.log_text(all_starts=True)))
+
+
+# DEBUG lines a failure dump leaves out: each is one of hundreds alike (a
+# test polling the CLI, heartbeats, a dead peer's refused port) and they
+# would push out the lines that explain the failure.
+_DUMP_NOISE = re.compile(
+    r" DEBUG (net connection (established|closed) kind=rpc |failover sent type=(HEARTBEAT|HB_ACK|HB_NACK) |"
+    r"agent peer port refused |net connection closed kind=peer .*reason=\"connection refused\")")
+
+
+def log_tail(text, n=150):
+    """The last n lines of an agent's log for a failure dump, without the
+    repetitive DEBUG lines (_DUMP_NOISE); says how many it left out."""
+    lines = text.splitlines()
+    kept = [ln for ln in lines if not _DUMP_NOISE.search(ln)]
+    head = "(last %d of %d lines; %d repetitive DEBUG lines left out)" % (
+        min(n, len(kept)), len(lines), len(lines) - len(kept))
+    return "\n".join([head] + kept[-n:])
 
 
 def run(main, default_timeout=170):

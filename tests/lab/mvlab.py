@@ -1109,13 +1109,14 @@ class LabAgents:
             except Exception:
                 pass
 
-    def dump_logs(self, n=60):
+    def dump_logs(self, n=150):
+        from mvtest import log_tail  # tests/integration: the same filter
         for a in self.by_name.values():
             if a.log_path:
-                print("----- log of agent %s (%s, last %d lines) -----" %
+                print("----- log of agent %s (%s) -----" %
                       (a.name, "running" if a.alive() else "exited %s" %
-                       (a.proc.returncode if a.proc else "-"), n))
-                print("\n".join(a.log_text().splitlines()[-n:]))
+                       (a.proc.returncode if a.proc else "-")))
+                print(log_tail(a.log_text(), n))
 
 
 # ---- the host init (runs inside the host's namespaces) --------------------

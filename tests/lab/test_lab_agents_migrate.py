@@ -223,7 +223,7 @@ def main(args):
     except BaseException:
         try:
             if "agents" in state:
-                state["agents"].dump_logs(50)
+                state["agents"].dump_logs()
             for h in lab.hosts:
                 print("----- libvirtd log of %s -----" % h.name)
                 print(h._tail(h.libvirtd_log, 15))

@@ -3082,6 +3082,68 @@ static void test_gray_node_concludes_when_confirmed(void **state)
 	swim_free(s);
 }
 
+/* ...and the gray-host rule is about silence: a gray node that holds
+ * someone else's suspicion takes the others' DEAD once its own last-chance
+ * probe fails too (fed_dead), or concludes on its own timeout when the
+ * member's host refused it (refused). Before, both were held for two
+ * maximum timeouts (48 s here): a real agent that had just healed from
+ * being cut off held a killed peer SUSPECT while every other agent had it
+ * DEAD (it_fd_truth, phase 4). Returns ms from the news to DEAD, 0 if
+ * never within 60 s. */
+/* Helpers NACK every probe of b through them; nobody ACKs anything. */
+static void gray_helpers_nack(struct swim *s, struct pkt *out, int n, uint64_t now)
+{
+	for (int k = 0; k < n; k++) {
+		const struct swim_msg *m = &out[k].m;
+		if (m->type == SWIM_MSG_PING_REQ && strcmp(m->target, "b") == 0) {
+			struct swim_msg nk = nack_about_b(m->to, m->seq, false);
+			assert_int_equal(swim_handle_message(s, &nk, now), 0);
+		}
+	}
+	free_pkts(out, n);
+}
+
+static uint64_t gray_news_case(bool refused)
+{
+	struct swim *s = five();
+	feed(s, "c", upd("b", SWIM_SUSPECT, 0, "c"), 100);
+	struct pkt out[32];
+	gray_helpers_nack(s, out, take(s, out, 32), 100);
+	uint64_t now = 100, news = 0, dead = 0;
+	while (now < 70000 && dead == 0) {
+		if (news == 0 && swim_local_health(s) >= 4) {
+			news = now;
+			if (refused)
+				assert_int_equal(swim_peer_refused(s, "b", now), 0);
+			else
+				feed(s, "c", upd("b", SWIM_DEAD, 0, "c"), now);
+			gray_helpers_nack(s, out, take(s, out, 32), now);
+		}
+		gray_helpers_nack(s, out, step(s, &now, out, 32), now);
+		drop_all(s);
+		if (news != 0 && mstate(s, "b", NULL) == SWIM_DEAD)
+			dead = now;
+	}
+	assert_int_not_equal(news, 0); /* the node did become gray */
+	assert_true(news < 24000);     /* ...before its own maximum timeout */
+	swim_free(s);
+	return dead ? dead - news : 0;
+}
+
+static void test_gray_node_takes_verdict_or_refusal(void **state)
+{
+	(void)state;
+	uint64_t by_verdict = gray_news_case(false), by_refusal = gray_news_case(true);
+	/* the verdict: one last-chance probe (a protocol period, stretched
+	 * by the node's awareness: at most 9 s) */
+	assert_int_not_equal(by_verdict, 0);
+	assert_true(by_verdict < 10000);
+	/* a refusal: the node's own suspicion clock (maximum 24 s from the
+	 * suspicion's start), no longer held for a second one */
+	assert_int_not_equal(by_refusal, 0);
+	assert_true(by_refusal < 24000 + 10000);
+}
+
 /* ---- digest push-pull ---- */
 
 /* A core "name" that knows `other` (incarnation 0) and n members
@@ -3543,6 +3605,7 @@ int main(void)
 	    cmocka_unit_test(test_dead_ping_refuted_in_ack),
 	    cmocka_unit_test(test_gray_node_declares_nobody_dead),
 	    cmocka_unit_test(test_gray_node_concludes_when_confirmed),
+	    cmocka_unit_test(test_gray_node_takes_verdict_or_refusal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
