@@ -1045,7 +1045,16 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 	struct migration_receive *rv = ud;
 	(void)v;
 	if (status != 0) {
-		migration_receive_answer(rv, -ENOTCONN, "the agent is stopping");
+		/* The agent is stopping: the queued step never ran. After a
+		 * failed start whose destroy it was, a copy may run here (the
+		 * start's failure may be a lost reply): the source must not run
+		 * the VM again (a plain refusal would tell it to). */
+		if (rv->undoing == RECV_UNDO_DESTROY) {
+			migration_receive_in_doubt(rv, "the agent is stopping");
+			migration_receive_answer(rv, rv->rc, rv->err);
+		} else {
+			migration_receive_answer(rv, -ENOTCONN, "the agent is stopping");
+		}
 		return;
 	}
 	char err[512];

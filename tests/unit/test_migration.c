@@ -38,6 +38,7 @@
 #include <cmocka.h>
 
 #include "daemon_fixture.h"
+#include "hvwork.h"
 #include "membership.h"
 #include "migration.h"
 #include "nodestate.h"
@@ -523,8 +524,29 @@ int __wrap_peer_client_request(struct agent *a, const char *node, Mv__RpcRequest
  * runs all the same), a DESTROY to fail having done nothing. */
 static struct {
 	bool fail_start, fail_destroy;
+	struct hvwork *stop_at_destroy; /* stopped once a DESTROY is queued */
 	virt_op_result_fn done;
 } opx;
+
+/* The final answers given through sinks (rpc_sink_send, wrapped): the
+ * last one's code and error. */
+static struct {
+	unsigned finals;
+	Mv__RpcCode code;
+	char error[512];
+} sent;
+
+void __real_rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final);
+void __wrap_rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final);
+void __wrap_rpc_sink_send(struct agent *a, uint64_t token, Mv__RpcResponse *resp, bool final)
+{
+	if (final) {
+		sent.finals++;
+		sent.code = resp->code;
+		snprintf(sent.error, sizeof(sent.error), "%s", resp->error ? resp->error : "");
+	}
+	__real_rpc_sink_send(a, token, resp, final);
+}
 
 int __real_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done,
                            void *ud, char *err, size_t errlen);
@@ -542,6 +564,12 @@ int __wrap_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_o
 int __wrap_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done,
                            void *ud, char *err, size_t errlen)
 {
+	if (opx.stop_at_destroy != NULL && req->kind == VIRT_OPK_DESTROY) {
+		/* the agent stops with the DESTROY queued: it comes back cancelled */
+		int rc = __real_virt_vm_op_next(v, req, done, ud, err, errlen);
+		hvwork_stop(opx.stop_at_destroy);
+		return rc;
+	}
 	if ((opx.fail_start && req->kind == VIRT_OPK_START) ||
 	    (opx.fail_destroy && req->kind == VIRT_OPK_DESTROY)) {
 		struct virt_op_req r = *req;
@@ -1003,6 +1031,26 @@ static void test_receive_start_failed_destroyed(void **state)
 	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), -ENOENT);
 }
 
+/* The same failed START, and the agent stops before the DESTROY that
+ * would remove the copy ran (it comes back cancelled): a copy may run
+ * here, so the answer is RPC_ERR_IN_DOUBT (the source keeps the VM
+ * stopped), not the plain refusal on which the source runs it again. */
+static void test_receive_start_failed_then_stopping(void **state)
+{
+	struct daemon_fixture *f = *state;
+	memset(&opx, 0, sizeof(opx));
+	memset(&sent, 0, sizeof(sent));
+	opx.fail_start = true;
+	opx.stop_at_destroy = f->a.hv;
+	uint64_t k = receive_gamma_from_b(f);
+	struct sink_wait sw = {f, k};
+	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
+	memset(&opx, 0, sizeof(opx));
+	assert_int_equal(sent.finals, 1);
+	assert_int_equal(sent.code, MV__RPC_CODE__RPC_ERR_IN_DOUBT);
+	assert_non_null(strstr(sent.error, "nor remove it (the agent is stopping)"));
+}
+
 /* ---- drain ----------------------------------------------------------------------------- */
 
 /* Nowhere to go: every VM stays, the drain ends at once, the host stays
@@ -1104,6 +1152,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_offline_move_target_in_doubt, setup,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_receive_start_failed_destroyed,
+	                                    setup_short_lease_restarted, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_start_failed_then_stopping,
 	                                    setup_short_lease_restarted, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_offline_move_refused_restarted, setup,
 	                                    fixture_teardown),
