@@ -185,6 +185,8 @@ struct mig {
 
 	struct mig_capacity cap;
 	bool draining;
+	bool held; /* mig_set_hold */
+	char hold_why[MIG_TEXT_MAX / 2];
 
 	struct mig_res *res;
 	size_t n_res;
@@ -442,6 +444,12 @@ void mig_set_draining(struct mig *m, bool draining)
 	m->draining = draining;
 }
 
+void mig_set_hold(struct mig *m, const char *why)
+{
+	m->held = why != NULL;
+	snprintf(m->hold_why, sizeof(m->hold_why), "%s", why ? why : "");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Target role                                                              */
 
@@ -568,6 +576,11 @@ static void handle_propose(struct mig *m, const struct mig_msg *p, uint64_t now)
 	}
 	if (m->draining) {
 		refuse(m, p, MIG_R_DRAINING, now, "host %s is draining", m->cfg.name);
+		return;
+	}
+	if (m->held) {
+		refuse(m, p, MIG_R_DRAINING, now, "host %s takes no VM now: %s", m->cfg.name,
+		       m->hold_why);
 		return;
 	}
 	if (m->cfg.cpu_model[0] && strcmp(m->cfg.cpu_model, p->cpu_model) != 0) {

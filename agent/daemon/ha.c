@@ -514,6 +514,7 @@ struct ha_journal_job {
 
 static void ha_send_msg(struct agent *a, struct fo_msg *m);
 static bool ha_fence_pending(const struct ha *h);
+static bool ha_order_all_pending(const struct ha *h);
 
 static void ha_pump(struct agent *a);
 static void ha_release(struct agent *a, struct ha_hold *hd);
@@ -949,6 +950,13 @@ bool ha_may_start_vm(struct agent *a, const char *uuid, bool vm_ha, uint64_t vm_
 	struct ha *h = HA(a);
 	if (!vm_ha || h == NULL || h->fo == NULL)
 		return true;
+	if (ha_order_all_pending(h)) {
+		snprintf(err, errlen,
+		         "%s was failed over, and its fence order for every HA VM here waits for "
+		         "libvirt to answer again: no HA VM starts here before it is carried out",
+		         a->opt.name);
+		return false;
+	}
 	if (!fo_quorate(h->fo, uv_now(a->loop))) {
 		snprintf(
 		    err, errlen,
@@ -1016,6 +1024,17 @@ static bool ha_virt_active(enum virt_vm_state s)
 static bool ha_order_all_pending(const struct ha *h)
 {
 	return h != NULL && h->fence_unknown && h->fence_order_all;
+}
+
+/* Sets or clears that state; while it is set, no VM moves in (a VM that
+ * landed before the retry lists the VMs would be destroyed with them) and
+ * ha_may_start_vm refuses HA VMs (the same). */
+static void ha_order_all_set(struct agent *a, bool pending)
+{
+	HA(a)->fence_order_all = pending;
+	migration_hold_incoming(a, pending ? "a fence order for every HA VM here waits for "
+	                                     "libvirt to answer again"
+	                                   : NULL);
 }
 
 static bool ha_fence_pending(const struct ha *h)
@@ -1340,8 +1359,9 @@ static struct ha_lfence *ha_lfence_new(struct agent *a, enum ha_lfence_kind kind
 	if (lf == NULL) {
 		MV_ERROR("failover", "out of memory listing the VMs a fence destroys");
 		if (kind == HA_LFENCE_SELF || all) {
-			HA(a)->fence_unknown = true;   /* retried blind */
-			HA(a)->fence_order_all |= all; /* (a pending one stays) */
+			HA(a)->fence_unknown = true; /* retried blind */
+			if (all)                     /* (a pending one stays) */
+				ha_order_all_set(a, true);
 		}
 	}
 	return lf;
@@ -1499,7 +1519,7 @@ static void ha_fence_retry(struct agent *a, uint64_t now)
 		return; /* (next second) */
 	}
 	h->fence_unknown = false;
-	h->fence_order_all = false;
+	ha_order_all_set(a, false);
 	ha_lfence_run(a, lf);
 }
 
@@ -1998,7 +2018,7 @@ static void ha_on_fence_vms(struct agent *a, const struct fo_event *e)
 	if (blind && e->all_ha) {
 		/* every HA VM when libvirt answers again (ha_fence_retry) */
 		h->fence_unknown = true;
-		h->fence_order_all = true;
+		ha_order_all_set(a, true);
 	}
 	if (blind) {
 		/* the inventory may be stale: every VM of the order is

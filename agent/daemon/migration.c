@@ -1027,6 +1027,12 @@ static void migration_receive_in_doubt(struct migration_receive *rv, const char 
 	               rv->err);
 }
 
+void migration_hold_incoming(struct agent *a, const char *why)
+{
+	if (a->migration != NULL && a->migration->core != NULL)
+		mig_set_hold(a->migration->core, why);
+}
+
 /* This host still holds proposal id's reservation for from. */
 static bool migration_receive_held(struct agent *a, const char *id, const char *from)
 {

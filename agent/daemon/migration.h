@@ -102,6 +102,10 @@ typedef void (*migration_done_fn)(struct agent *a, const char *uuid, const char 
                                   const char *target, const char *message);
 int migration_move_crashed(struct agent *a, const char *uuid, migration_done_fn done, char *err,
                            size_t errlen);
+/* why != NULL: this host refuses every incoming move (the target's
+ * refusal says why) until called with NULL; moves already reserved go
+ * on (mig_set_hold). */
+void migration_hold_incoming(struct agent *a, const char *why);
 /* Does this host hold a reservation for the incoming move `id`? */
 bool migration_has_incoming(struct agent *a, const char *id);
 

@@ -230,6 +230,12 @@ void mig_free(struct mig *m);
 /* Target role inputs. */
 void mig_set_capacity(struct mig *m, const struct mig_capacity *cap);
 void mig_set_draining(struct mig *m, bool draining);
+/* why != NULL: every proposal is refused (MIG_R_DRAINING, why as its text)
+ * until mig_set_hold(m, NULL); reservations already held run on. The
+ * failover glue holds incoming moves while a fence order for every HA VM
+ * here waits for libvirt (a VM that landed meanwhile would be destroyed
+ * with the others). */
+void mig_set_hold(struct mig *m, const char *why);
 /* The VM with this UUID now runs here (libvirt's event on the target):
  * releases its reservation, as COMMIT would (MIG_EV_COMMITTED). Returns
  * true if a reservation was released. */

@@ -272,6 +272,26 @@ static void test_refuse_draining(void **state)
 	net_free(t);
 }
 
+/* A hold (the failover glue: a fence order waits for libvirt) refuses
+ * with its reason; released, the same VM is taken. */
+static void test_refuse_held(void **state)
+{
+	struct net *t = net_new(2, NULL);
+	mig_set_hold(t->n[DST].m, "a fence order waits");
+	char id[MIG_ID_MAX];
+	propose(t, SRC, "vm", 1, GIB, id);
+	pump(t);
+	expect_refusal(t, SRC, MIG_R_DRAINING, "host dst takes no VM now: a fence order waits");
+	mig_set_hold(t->n[DST].m, NULL);
+	propose(t, SRC, "vm", 1, GIB, id);
+	pump(t);
+	assert_int_equal(mig_in_count(t->n[DST].m), 1);
+	struct mig_out_info out;
+	mig_out_at(t->n[SRC].m, 0, &out);
+	assert_int_equal(out.state, MIG_OUT_MIGRATING);
+	net_free(t);
+}
+
 static void tweak_cpu(struct mig_config *c, int i)
 {
 	if (i == SRC)
@@ -897,6 +917,7 @@ int main(void)
 	    cmocka_unit_test(test_accept_and_reserve),
 	    cmocka_unit_test(test_refuse_no_room),
 	    cmocka_unit_test(test_refuse_draining),
+	    cmocka_unit_test(test_refuse_held),
 	    cmocka_unit_test(test_refuse_cpu),
 	    cmocka_unit_test(test_refuse_too_many_incoming),
 	    cmocka_unit_test(test_refuse_self_duplicate_bad),
