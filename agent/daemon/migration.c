@@ -820,7 +820,9 @@ static void migration_offline_answer(struct agent *a, void *arg, Mv__RpcResponse
 		migration_step_key(a, m, VIRT_OPK_UNDEFINE, migration_offline_undefined);
 		return;
 	}
-	bool doubt = peer_client_answer_in_doubt(a) || resp->code == MV__RPC_CODE__RPC_ERR_IN_DOUBT;
+	/* RPC_ERR_IN_DOUBT: the target's own (its start failed and it could
+	 * not remove its copy), or one peer_client made up (no answer) */
+	bool doubt = resp->code == MV__RPC_CODE__RPC_ERR_IN_DOUBT;
 	if (doubt && (m->was_running || m->start_there)) {
 		/* No answer (the target did not answer in time, died or left),
 		 * or the target's start failed and it could not remove its copy

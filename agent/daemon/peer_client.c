@@ -47,7 +47,6 @@ struct peer_client {
 	uint64_t next_id;            /* the last id given to a request */
 	uv_timer_t timer;            /* deadlines of what is pending, every second */
 	bool timer_on;               /* initialized, not yet closed */
-	bool in_doubt;               /* a callback runs for an answer we made up */
 };
 
 /* Long operations answer with progress frames; give them time. */
@@ -152,26 +151,21 @@ static void peer_client_on_timer(uv_timer_t *t)
 			         "host %s did not answer within %u s; the operation may or may not "
 			         "have happened there",
 			         p->node, p->timeout_ms / 1000);
+		/* A client gets UNAVAILABLE (what every release's CLI knows);
+		 * the agent's own caller IN_DOUBT: the node may have done it. */
 		Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
 		resp.id = p->client_id;
-		resp.code = MV__RPC_CODE__RPC_ERR_UNAVAILABLE;
+		resp.code = p->client != NULL ? MV__RPC_CODE__RPC_ERR_UNAVAILABLE
+		                              : MV__RPC_CODE__RPC_ERR_IN_DOUBT;
 		resp.error = text;
 		if (p->client != NULL)
 			rpc_send_response(a, p->client, NULL, &resp);
-		else if (p->cb != NULL) {
-			pc->in_doubt = true; /* peer_client_answer_in_doubt */
+		else if (p->cb != NULL)
 			p->cb(a, p->cb_arg, &resp);
-			pc->in_doubt = false;
-		}
 		free(p);
 	}
 	if (pc->pending == NULL)
 		uv_timer_stop(&pc->timer);
-}
-
-bool peer_client_answer_in_doubt(const struct agent *a)
-{
-	return a->peer_client != NULL && a->peer_client->in_doubt;
 }
 
 int peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,

@@ -29,17 +29,14 @@ struct peer_client;
 int peer_client_start(struct agent *a, char *err, size_t errlen);
 
 /* The agent's own request to another agent: cb gets the final answer, or
- * an RPC_ERR_UNAVAILABLE one if the node does not answer in time. req->id
+ * one made up here with RPC_ERR_IN_DOUBT when the node never gave one (it
+ * did not answer in time, died or left first: the request may or may not
+ * have been carried out there, and a caller whose undo would be wrong if
+ * it was — start a VM the node may have started — must not undo). req->id
  * is set here. 0, or -EHOSTUNREACH with err filled (nothing was sent). */
 typedef void (*peer_client_done_fn)(struct agent *a, void *arg, Mv__RpcResponse *resp);
 int peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,
                         peer_client_done_fn cb, void *arg, char *err, size_t errlen);
-
-/* True only inside a peer_client_done_fn called with an answer the node
- * never gave: it did not answer in time, died or left first. The request
- * may or may not have been carried out there; a caller whose undo would be
- * wrong if it was (start a VM the node may have started) must not undo. */
-bool peer_client_answer_in_doubt(const struct agent *a);
 
 /* Forwards a client's request (on connection client) to `owner`: its
  * answer, progress frames first, goes back to the client under the

@@ -488,15 +488,7 @@ static struct {
 	bool start, has_xml;
 	peer_client_done_fn cb;
 	void *arg;
-	bool in_doubt; /* the answer the test gives is one peer_client made up */
 } rcv;
-
-bool __wrap_peer_client_answer_in_doubt(const struct agent *a);
-bool __wrap_peer_client_answer_in_doubt(const struct agent *a)
-{
-	(void)a;
-	return rcv.in_doubt;
-}
 
 int __wrap_peer_client_request(struct agent *a, const char *node, Mv__RpcRequest *req,
                                peer_client_done_fn cb, void *arg, char *err, size_t errlen);
@@ -835,9 +827,9 @@ static bool pred_alpha_running(void *arg)
 }
 
 /* Moves alpha offline to b, and answers its VmReceive with code and
- * error (made_up: an answer peer_client made up); then checks that alpha
- * was not started here again and the move was left for b to settle. */
-static void check_in_doubt_not_restarted(struct daemon_fixture *f, bool made_up, Mv__RpcCode code,
+ * error; then checks that alpha was not started here again and the move
+ * was left for b to settle. */
+static void check_in_doubt_not_restarted(struct daemon_fixture *f, Mv__RpcCode code,
                                          const char *error)
 {
 	memset(&rcv, 0, sizeof(rcv));
@@ -845,12 +837,10 @@ static void check_in_doubt_not_restarted(struct daemon_fixture *f, bool made_up,
 	hk.ready = true;
 	assert_true(fixture_run_until(f, pred_vm_receive_sent, NULL, 5000));
 	assert_true(rcv.start);
-	rcv.in_doubt = made_up;
 	Mv__RpcResponse resp = MV__RPC_RESPONSE__INIT;
 	resp.code = code;
 	resp.error = (char *)error;
 	rcv.cb(&f->a, rcv.arg, &resp);
-	rcv.in_doubt = false;
 	assert_true(fixture_run_until(f, pred_alpha_done, f, 3000));
 	/* the voters are not told it stayed (that would make this stopped
 	 * copy owed while b may run it): the move stays unsettled, b settles
@@ -869,11 +859,12 @@ static void check_in_doubt_not_restarted(struct daemon_fixture *f, bool made_up,
 
 /* An offline move of a running VM whose VmReceive got no answer (the
  * target did not answer in time, died or left: peer_client made the
- * answer up): the target may have started it, so it is not started here
- * again — it stays stopped and defined, and the move fails saying so. */
+ * answer up, RPC_ERR_IN_DOUBT: test_peer_client): the target may have
+ * started it, so it is not started here again — it stays stopped and
+ * defined, and the move fails saying so. */
 static void test_offline_move_in_doubt_not_restarted(void **state)
 {
-	check_in_doubt_not_restarted(*state, true, MV__RPC_CODE__RPC_ERR_UNAVAILABLE,
+	check_in_doubt_not_restarted(*state, MV__RPC_CODE__RPC_ERR_IN_DOUBT,
 	                             "host b did not answer within 30 s; the operation may or may "
 	                             "not have happened there");
 }
@@ -883,7 +874,7 @@ static void test_offline_move_in_doubt_not_restarted(void **state)
 static void test_offline_move_target_in_doubt(void **state)
 {
 	check_in_doubt_not_restarted(
-	    *state, false, MV__RPC_CODE__RPC_ERR_IN_DOUBT,
+	    *state, MV__RPC_CODE__RPC_ERR_IN_DOUBT,
 	    "b could not start alpha (lost the connection to libvirtd) nor remove it");
 }
 
