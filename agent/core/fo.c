@@ -513,6 +513,7 @@ static const struct move *move_away(const struct fo *f, const char *uuid, const 
                                     uint64_t epoch);
 static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from,
                                   uint64_t listed);
+static uint64_t move_epoch_from(const struct fo *f, const char *uuid, const char *from);
 struct move;
 static bool move_holds_away(const struct fo *f, const struct move *r, const char *from);
 static bool move_target_gone(const struct fo *f, const struct move *r);
@@ -2441,6 +2442,17 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 
 /* Whether host `name`'s gossiped state lists VM uuid running at `epoch`
  * or newer (its published allocation then counts it). */
+/* The epoch of the stopped copy of uuid our own published state lists
+ * (0: none, or it runs). */
+static uint64_t stopped_here_epoch(const struct fo *f, const char *uuid)
+{
+	const struct fo_host *h = host_of(f, f->cfg.name);
+	for (size_t v = 0; h && v < h->n_vms; v++)
+		if (!h->vms[v].running && strcmp(h->vms[v].uuid, uuid) == 0)
+			return h->vms[v].epoch;
+	return 0;
+}
+
 static bool host_lists_running(const struct fo *f, const char *name, const char *uuid,
                                uint64_t epoch)
 {
@@ -4117,6 +4129,21 @@ static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const ch
 	return e;
 }
 
+/* The highest epoch a live migration of uuid away from `from` that did
+ * not land (under way, stayed, or its target gone) wrote on the copy
+ * there; 0 if none (or none that told its epoch). */
+static uint64_t move_epoch_from(const struct fo *f, const char *uuid, const char *from)
+{
+	uint64_t e = 0;
+	for (size_t i = 0; i < f->n_moves; i++) {
+		const struct fo_move *mv = &f->moves[i].m;
+		if (mv->state != FO_MOVE_MOVED && mv->epoch > e && strcmp(mv->uuid, uuid) == 0 &&
+		    strcmp(mv->source, from) == 0)
+			e = mv->epoch;
+	}
+	return e;
+}
+
 /* Does heartbeat `hb` tell move `id` as under way? */
 static bool tells_moving(const struct fo_msg *hb, const char *id)
 {
@@ -4539,6 +4566,23 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 		if (mv) {
 			snprintf(buf, len, "VM %.40s was moved by %.40s to %.40s (live migration)",
 			         pe->name, mv->m.source, mv->m.target);
+			*vm_uuid = pe->uuid;
+			return buf;
+		}
+		/* ... or from an epoch at or below the one a live migration of
+		 * it away from the dead host wrote on its copy there (under way
+		 * or stayed): the proposer never heard of the move (it was not
+		 * in the majority that acknowledged it; this acceptor was), and
+		 * two lives of the VM would share an epoch (sim seed
+		 * 3894984846321175018). Left out of this round, the VM is owed
+		 * again, and a later round places it above. */
+		uint64_t moved_at = pe->target[0] ? move_epoch_from(f, pe->uuid, in->dead) : 0;
+		if (moved_at >= pe->new_epoch) {
+			snprintf(
+			    buf, len,
+			    "VM %.40s: a live migration from %.40s raised its epoch to %" PRIu64
+			    ", the plan gives %" PRIu64,
+			    pe->name, in->dead, moved_at, pe->new_epoch);
 			*vm_uuid = pe->uuid;
 			return buf;
 		}
@@ -5110,6 +5154,24 @@ static void settle_waiting_entry(struct fo *f, struct inst *in, uint32_t r, size
 			         "assigned to incarnation %" PRIu64 " of %.64s, a previous "
 			         "life of its agent: not started",
 			         pe->target_incarnation, f->cfg.name);
+			hand_back(f, in, r, e, text, now);
+		}
+	} else if (st->attempts == 0 && own_state_known(f)) {
+		/* A stopped copy here already carries this epoch or a newer
+		 * one, which no attempt of ours wrote: the plan was made
+		 * from an older view of the VM (an HA move that failed and
+		 * stayed here raised the epoch on this copy, and the voters
+		 * that chose the plan never heard of it: sim seed
+		 * 8975791287407931656). Started at the plan's epoch, two
+		 * lives of the VM would share one epoch; handed back, a
+		 * later round places it above every epoch it then knows. */
+		uint64_t have = stopped_here_epoch(f, pe->uuid);
+		if (have >= pe->new_epoch) {
+			char text[FO_TEXT_MAX];
+			snprintf(text, sizeof(text),
+			         "the stopped copy here has epoch %" PRIu64
+			         ", not below the plan's %" PRIu64,
+			         have, pe->new_epoch);
 			hand_back(f, in, r, e, text, now);
 		}
 	}

@@ -2736,6 +2736,12 @@ static void test_replayed_seeds_migrations(void **state)
 	    {3258347705468433741ULL, "O1: a move that stayed at n4's incarnation 2 was owed again "
 	                             "by (n4,1), decided empty before it; its later round "
 	                             "re-placed the VM that (n4,2) had restarted elsewhere"},
+	    {8975791287407931656ULL, "O4: an HA move that failed raised the epoch of the copy "
+	                             "that stayed; the voters that chose its host's recovery "
+	                             "never heard of it and gave the same epoch again"},
+	    {3894984846321175018ULL, "O4: the source crashed mid-move; the proposer of its "
+	                             "failover never heard of the move and gave its epoch "
+	                             "again (the acceptors that knew it now refuse)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
