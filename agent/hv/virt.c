@@ -1634,6 +1634,9 @@ static void virt_open_done(struct hvwork_job *j, int status)
 		}
 	} else if (virt_connect_finish(v, &o->o) < 0) {
 		virt_schedule_retry(v);
+		char q[300];
+		MV_DEBUG("virt", "reconnect failed error=%s retry_in_ms=%u",
+		         mv_log_quote(q, sizeof(q), v->health.error), v->health.retry_ms);
 	}
 	free(o->o.vms); /* NULL when applied */
 	free(o->uri);
@@ -1681,6 +1684,8 @@ static void virt_on_retry(uv_timer_t *t)
 	}
 	if (v->conn != NULL || v->open_job != NULL)
 		return;
+	/* (one line per attempt, at the backoff's pace: 1 s doubling to 30 s) */
+	MV_DEBUG("virt", "reconnecting uri=%s attempt=%u", v->uri, v->retry_n);
 	if (!virt_connect_async(v) && virt_connect(v) < 0)
 		virt_schedule_retry(v);
 }

@@ -129,8 +129,18 @@ def run(lab, agents, state):
          st["loop_lag_max_ever_us"] / 1000.0, st["loop_stalls"], st["local_health"]))
     check(unhealthy_at is not None, "h1 never reported libvirt unreachable while it was stopped")
     check(seen_unhealthy_by_h2, "h2's view never showed h1's libvirt unreachable")
-    wait_until(lambda: a1.cli_json("status")["libvirt_reachable"], 40,
-               "h1's libvirt reachable again after SIGCONT")
+    last = {}
+
+    def reachable_again():
+        last["status"] = a1.cli_json("status")
+        return last["status"]["libvirt_reachable"]
+    try:
+        wait_until(reachable_again, 40, "h1's libvirt reachable again after SIGCONT")
+    except TestFailure:
+        st = last.get("status", {})
+        log("h1's last status: libvirt_error %r (its log below has each reconnect "
+            "attempt)" % st.get("libvirt_error"))
+        raise
     log("h1's libvirt reachable again")
     for obs in (a2, a3):
         check(obs.members()["h1"]["state"] == "alive", "%s does not hold h1 alive" % obs.name)
