@@ -3957,9 +3957,17 @@ static void move_tell(const struct fo *f, struct move *r, uint64_t now)
 }
 
 /* A MOVING move whose target has been fenced since we learned of it, by a
- * fence that covers every HA VM there (its failover): whatever landed
- * there is gone, so the VM is the source's again (its own fence covers
- * it there) — the move can no longer be settled by its target. */
+ * fence that covers every HA VM there (its failover), or removed by the
+ * operator (force-leave) at the incarnation it landed on or later: whatever
+ * landed there is gone, so the VM is the source's again (its own fence
+ * covers it there) — the move can no longer be settled by its target.
+ * A removal counts as such a fence, as for plan entries (target_fenced)
+ * and reclaim (reclaimable): the operator says the host is gone (the
+ * runbook's precondition: powered off or wiped). Before, a move whose
+ * source and target both died, the target force-left with an empty
+ * failover (no fence armed), stayed MOVING for good and every recovery of
+ * the source left the VM out (m2) — simulator seed 411361976068016995
+ * with migrations. */
 static bool move_target_gone(const struct fo *f, const struct move *r)
 {
 	if (r->m.state == FO_MOVE_STAYED)
@@ -3969,6 +3977,11 @@ static bool move_target_gone(const struct fo *f, const struct move *r)
 	 * then proves only what its fence order listed; it settles the move
 	 * itself, from what it runs) */
 	const struct mrec *t = member_find(f, r->m.target);
+	/* (a removed member that comes back alive at a newer incarnation is no
+	 * longer removed; one heard at a newer one settles the move itself) */
+	if (t && t->removed && (!r->m.target_inc || t->removed_inc >= r->m.target_inc) &&
+	    !known_after(t, t->removed_inc))
+		return true;
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *in = f->inst[i];
 		if (in->fenced && in->fence_total && in->known_at >= r->heard &&

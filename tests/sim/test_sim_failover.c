@@ -2741,6 +2741,9 @@ static void test_replayed_seeds_migrations(void **state)
 	    {3258347705468433741ULL, "O1: a move that stayed at n4's incarnation 2 was owed again "
 	                             "by (n4,1), decided empty before it; its later round "
 	                             "re-placed the VM that (n4,2) had restarted elsewhere"},
+	    {411361976068016995ULL, "liveness: source and target both died mid-move and the "
+	                            "operator force-left the target; the move stayed MOVING, "
+	                            "and every recovery of the source left the VM out"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
