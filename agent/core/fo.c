@@ -6989,10 +6989,8 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 /* stopped VMs, and the list of VMs down                                    */
 
 /* Is this VM in some instance's hands: an entry with a target not yet
- * settled, a hand-back being re-planned, or parked waiting for room?
- * Entries waiting on incarnation <= x_inc of host x (x non-NULL) do not
- * count: they are what the recovery of (x, x_inc) owes (owed_given). */
-static bool vm_in_care_but(const struct fo *f, const char *uuid, const char *x, uint64_t x_inc)
+ * settled, a hand-back being re-planned, or parked waiting for room? */
+static bool vm_in_care(const struct fo *f, const char *uuid)
 {
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *in = f->inst[i];
@@ -7007,39 +7005,18 @@ static bool vm_in_care_but(const struct fo *f, const char *uuid, const char *x, 
 			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++)
 				if (rd->ents[e].st == E_WAIT && rd->plan.entries[e].target[0] &&
 				    !target_fenced(f, &rd->plan.entries[e]) &&
-				    strcmp(rd->plan.entries[e].uuid, uuid) == 0 &&
-				    !(x && rd->plan.entries[e].target_incarnation &&
-				      rd->plan.entries[e].target_incarnation <= x_inc &&
-				      strcmp(rd->plan.entries[e].target, x) == 0))
+				    strcmp(rd->plan.entries[e].uuid, uuid) == 0)
 					return true;
 		}
 	}
 	return false;
 }
 
-static bool vm_in_care(const struct fo *f, const char *uuid)
-{
-	return vm_in_care_but(f, uuid, NULL, 0);
-}
-
 /* A host moved to a newer incarnation (it restarted, refuted a death, or
  * fenced itself and moved on) while its state of the old one listed HA VMs
  * it does not run now: open the instance (X, old) for them, unless one
  * covering that state exists. Every node that saw both states does this;
- * the instance then runs like a death's (RECOVERY).
- *   A VM some other instance has in hand is not owed here — except by an
- * entry waiting on X itself at that old incarnation or an earlier one: that
- * entry is exactly what (X, old) owes (owed_given), and nobody else settles
- * it. X's new life never starts it (a previous life's entry), its old one
- * may have, and reclaim leaves it to X once X is back. Before, a target
- * that rebooted right after starting such an entry, before its RESTARTED
- * left, kept the VM "in care" of the waiting entry for good: the new life
- * never learned the plan (its majority read could not be proven), so it
- * never handed the entry back, and the recovery was never opened
- * (simulator seed 1736501381016617636). Safe as any recovery: its plan
- * is fenced on X's old incarnation (X destroys what it lists, or loses its
- * acknowledgements and fences itself), and a target never starts an entry
- * of an incarnation of its own that was fenced since. */
+ * the instance then runs like a death's (RECOVERY). */
 static void detect_recoveries(struct fo *f, uint64_t now)
 {
 	for (size_t k = 0; k < f->n_m; k++) {
@@ -7072,7 +7049,7 @@ static void detect_recoveries(struct fo *f, uint64_t now)
 		size_t n = owed_of(f, r->name, j, NULL, NULL, vms, cap, &has_base, &ready),
 		       owed = 0;
 		for (size_t v = 0; v < n && v < cap; v++)
-			owed += !vm_in_care_but(f, nz(vms[v].uuid), r->name, j);
+			owed += !vm_in_care(f, nz(vms[v].uuid));
 		free(vms);
 		if (!owed)
 			continue;

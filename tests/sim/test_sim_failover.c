@@ -2513,11 +2513,6 @@ static void test_replayed_seeds(void **state)
 	    {1771017913844769818ULL,
 	     "liveness: found in the same soak, passes since acceptors that "
 	     "learned a round stay its acceptors"},
-	    {1736501381016617636ULL,
-	     "liveness: a target rebooted right after starting a VM a plan gave "
-	     "it, before reporting it; the entry kept waiting on the old "
-	     "incarnation (the new life never learned the plan) and held the VM "
-	     "'in care', so the recovery of that incarnation was never opened"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
