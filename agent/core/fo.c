@@ -4435,6 +4435,16 @@ static bool places_above(const struct fo_plan *p, const char *uuid, uint64_t bas
 	return false;
 }
 
+/* Does p place `uuid` (on a host) at exactly `epoch`? */
+static bool places_at(const struct fo_plan *p, const char *uuid, uint64_t epoch)
+{
+	for (size_t k = 0; k < p->n; k++)
+		if (p->entries[k].target[0] && p->entries[k].new_epoch == epoch &&
+		    strcmp(p->entries[k].uuid, uuid) == 0)
+			return true;
+	return false;
+}
+
 /* Has the target of pe fenced the incarnation pe was given to, as its own
  * heartbeats (or we, for ourselves) report, or did the operator remove it
  * at that incarnation or later (force-leave: it is gone)? Then the
@@ -4615,6 +4625,22 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 				bool clash = places_above(op, pe->uuid, base) &&
 				             !has_placement(op, pe) &&
 				             !re_placing(f, in, round, op, pe->uuid);
+				/* Our placement is dead itself when its target has been
+				 * fenced through its incarnation since (or removed): the
+				 * target never starts it (restart_ready), so it clashes
+				 * with nothing, as a dead placement of theirs does not —
+				 * unless it would give an epoch theirs gave (no epoch is
+				 * given twice). Before, a chosen value could not be
+				 * chosen again once a later plan had re-placed one of its
+				 * VMs from the very copy it gave (the target failed over
+				 * since): with some of its acceptors dead, no majority
+				 * read could prove it either, so the voters that had not
+				 * learned it never did, and a target's new life never
+				 * handed back the entry it was given (simulator seed
+				 * 1736501381016617636: vm4.4 stayed down). */
+				if (clash && target_fenced(f, pe) &&
+				    !places_at(op, pe->uuid, pe->new_epoch))
+					clash = false;
 				if (clash) {
 					snprintf(buf, len,
 					         "VM %.40s is also in the plan for %.64s "

@@ -2513,6 +2513,11 @@ static void test_replayed_seeds(void **state)
 	    {1771017913844769818ULL,
 	     "liveness: found in the same soak, passes since acceptors that "
 	     "learned a round stay its acceptors"},
+	    {1736501381016617636ULL,
+	     "liveness: a chosen plan that a dead acceptor kept unprovable was "
+	     "refused when proposed again (a later plan had re-placed one of its "
+	     "VMs from the copy it gave a target fenced since); a rebooted "
+	     "target never learned it, and its entry waited for good"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
@@ -2739,6 +2744,8 @@ static void test_replayed_seeds_migrations(void **state)
 	    {411361976068016995ULL, "liveness: source and target both died mid-move and the "
 	                            "operator force-left the target; the move stayed MOVING, "
 	                            "and every recovery of the source left the VM out"},
+	    {8396060975676066656ULL, "liveness: the same with the target force-left by the "
+	                             "source's own restarted agent (passes with that fix)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
