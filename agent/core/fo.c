@@ -5046,6 +5046,36 @@ static void settle_failed_over_entry(struct fo *f, struct inst *in, uint32_t r, 
 	hand_back(f, in, r, e, text, now);
 }
 
+/* Did we accept, in a round not decided here yet, a value of a recovery
+ * of our own incarnation (pe's, or a later one) that places pe's VM at a
+ * newer epoch? Accepting it destroyed our copy below that epoch (RECOVERY:
+ * a recovery plan's fence is X's own), and its majority may count on that
+ * — its other acceptors stop acknowledging us, but our own quorum may not
+ * need them, so no self-fence covers a copy we start afterwards (WHY NO VM
+ * RUNS TWICE assumes an acceptor other than X). So pe waits until that
+ * round is decided: chosen with the VM, it is handed back (given_above);
+ * chosen otherwise, pe may start. Before, a host whose recovery (n2, 4)
+ * it had accepted, re-placing vm2.1 on n1 at epoch 3, started the entry
+ * vm2.1 epoch 2 that the older recovery (n2, 3) had given to its
+ * incarnation 4, and n1 started epoch 3 after the timed fence: two copies
+ * (simulator seed 4295884217860200359 with migrations, on main too). */
+static bool own_recovery_accepted_above(const struct fo *f, const struct fo_plan_entry *pe)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		if (!is_self(f, o->dead) ||
+		    (pe->target_incarnation && o->inc < pe->target_incarnation))
+			continue;
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *rd = &o->rounds[r];
+			if (rd->has_acc && !rd->chosen &&
+			    places_above(&rd->acc_plan, pe->uuid, pe->new_epoch))
+				return true;
+		}
+	}
+	return false;
+}
+
 /* An entry of ours waiting to start, looked at again with every change:
  * handed back when a live migration took the VM away, a known plan gave it
  * this epoch elsewhere or a newer one, or the same placement was handed
@@ -5071,6 +5101,12 @@ static void settle_waiting_entry(struct fo *f, struct inst *in, uint32_t r, size
 		         "re-place",
 		         away->m.source, away->m.target, in->dead);
 		hand_back(f, in, r, e, text, now);
+		return;
+	}
+	if (own_recovery_accepted_above(f, pe)) {
+		/* we accepted a recovery of our own incarnation that re-places
+		 * it at a newer epoch, not yet decided: not now (below) */
+		st->deferred = true;
 		return;
 	}
 	if (given_above(f, pe->uuid, pe->new_epoch) || epoch_taken(f, pe)) {

@@ -2746,6 +2746,9 @@ static void test_replayed_seeds_migrations(void **state)
 	                            "and every recovery of the source left the VM out"},
 	    {8396060975676066656ULL, "liveness: the same with the target force-left by the "
 	                             "source's own restarted agent (passes with that fix)"},
+	    {4295884217860200359ULL, "O1: a host that had accepted a recovery of its own "
+	                             "incarnation 4 re-placing a VM elsewhere then started the "
+	                             "entry an older recovery had given that incarnation"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
