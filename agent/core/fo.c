@@ -3969,9 +3969,17 @@ static void move_tell(const struct fo *f, struct move *r, uint64_t now)
 }
 
 /* A MOVING move whose target has been fenced since we learned of it, by a
- * fence that covers every HA VM there (its failover): whatever landed
- * there is gone, so the VM is the source's again (its own fence covers
- * it there) — the move can no longer be settled by its target. */
+ * fence that covers every HA VM there (its failover), or removed by the
+ * operator (force-leave) at the incarnation it landed on or later: whatever
+ * landed there is gone, so the VM is the source's again (its own fence
+ * covers it there) — the move can no longer be settled by its target.
+ * A removal counts as such a fence, as for plan entries (target_fenced)
+ * and reclaim (reclaimable): the operator says the host is gone (the
+ * runbook's precondition: powered off or wiped). Before, a move whose
+ * source and target both died, the target force-left with an empty
+ * failover (no fence armed), stayed MOVING for good and every recovery of
+ * the source left the VM out (m2) — simulator seed 411361976068016995
+ * with migrations. */
 static bool move_target_gone(const struct fo *f, const struct move *r)
 {
 	if (r->m.state == FO_MOVE_STAYED)
@@ -3981,6 +3989,11 @@ static bool move_target_gone(const struct fo *f, const struct move *r)
 	 * then proves only what its fence order listed; it settles the move
 	 * itself, from what it runs) */
 	const struct mrec *t = member_find(f, r->m.target);
+	/* (a removed member that comes back alive at a newer incarnation is no
+	 * longer removed; one heard at a newer one settles the move itself) */
+	if (t && t->removed && (!r->m.target_inc || t->removed_inc >= r->m.target_inc) &&
+	    !known_after(t, t->removed_inc))
+		return true;
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *in = f->inst[i];
 		if (in->fenced && in->fence_total && in->known_at >= r->heard &&
@@ -4449,6 +4462,16 @@ static bool places_above(const struct fo_plan *p, const char *uuid, uint64_t bas
 	return false;
 }
 
+/* Does p place `uuid` (on a host) at exactly `epoch`? */
+static bool places_at(const struct fo_plan *p, const char *uuid, uint64_t epoch)
+{
+	for (size_t k = 0; k < p->n; k++)
+		if (p->entries[k].target[0] && p->entries[k].new_epoch == epoch &&
+		    strcmp(p->entries[k].uuid, uuid) == 0)
+			return true;
+	return false;
+}
+
 /* Has the target of pe fenced the incarnation pe was given to, as its own
  * heartbeats (or we, for ourselves) report, or did the operator remove it
  * at that incarnation or later (force-leave: it is gone)? Then the
@@ -4646,6 +4669,22 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 				bool clash = places_above(op, pe->uuid, base) &&
 				             !has_placement(op, pe) &&
 				             !re_placing(f, in, round, op, pe->uuid);
+				/* Our placement is dead itself when its target has been
+				 * fenced through its incarnation since (or removed): the
+				 * target never starts it (restart_ready), so it clashes
+				 * with nothing, as a dead placement of theirs does not —
+				 * unless it would give an epoch theirs gave (no epoch is
+				 * given twice). Before, a chosen value could not be
+				 * chosen again once a later plan had re-placed one of its
+				 * VMs from the very copy it gave (the target failed over
+				 * since): with some of its acceptors dead, no majority
+				 * read could prove it either, so the voters that had not
+				 * learned it never did, and a target's new life never
+				 * handed back the entry it was given (simulator seed
+				 * 1736501381016617636: vm4.4 stayed down). */
+				if (clash && target_fenced(f, pe) &&
+				    !places_at(op, pe->uuid, pe->new_epoch))
+					clash = false;
 				if (clash) {
 					snprintf(buf, len,
 					         "VM %.40s is also in the plan for %.64s "
@@ -5051,6 +5090,36 @@ static void settle_failed_over_entry(struct fo *f, struct inst *in, uint32_t r, 
 	hand_back(f, in, r, e, text, now);
 }
 
+/* Did we accept, in a round not decided here yet, a value of a recovery
+ * of our own incarnation (pe's, or a later one) that places pe's VM at a
+ * newer epoch? Accepting it destroyed our copy below that epoch (RECOVERY:
+ * a recovery plan's fence is X's own), and its majority may count on that
+ * — its other acceptors stop acknowledging us, but our own quorum may not
+ * need them, so no self-fence covers a copy we start afterwards (WHY NO VM
+ * RUNS TWICE assumes an acceptor other than X). So pe waits until that
+ * round is decided: chosen with the VM, it is handed back (given_above);
+ * chosen otherwise, pe may start. Before, a host whose recovery (n2, 4)
+ * it had accepted, re-placing vm2.1 on n1 at epoch 3, started the entry
+ * vm2.1 epoch 2 that the older recovery (n2, 3) had given to its
+ * incarnation 4, and n1 started epoch 3 after the timed fence: two copies
+ * (simulator seed 4295884217860200359 with migrations, on main too). */
+static bool own_recovery_accepted_above(const struct fo *f, const struct fo_plan_entry *pe)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		if (!is_self(f, o->dead) ||
+		    (pe->target_incarnation && o->inc < pe->target_incarnation))
+			continue;
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *rd = &o->rounds[r];
+			if (rd->has_acc && !rd->chosen &&
+			    places_above(&rd->acc_plan, pe->uuid, pe->new_epoch))
+				return true;
+		}
+	}
+	return false;
+}
+
 /* An entry of ours waiting to start, looked at again with every change:
  * handed back when a live migration took the VM away, a known plan gave it
  * this epoch elsewhere or a newer one, or the same placement was handed
@@ -5076,6 +5145,12 @@ static void settle_waiting_entry(struct fo *f, struct inst *in, uint32_t r, size
 		         "re-place",
 		         away->m.source, away->m.target, in->dead);
 		hand_back(f, in, r, e, text, now);
+		return;
+	}
+	if (own_recovery_accepted_above(f, pe)) {
+		/* we accepted a recovery of our own incarnation that re-places
+		 * it at a newer epoch, not yet decided: not now (below) */
+		st->deferred = true;
 		return;
 	}
 	if (given_above(f, pe->uuid, pe->new_epoch) || epoch_taken(f, pe)) {

@@ -2513,6 +2513,11 @@ static void test_replayed_seeds(void **state)
 	    {1771017913844769818ULL,
 	     "liveness: found in the same soak, passes since acceptors that "
 	     "learned a round stay its acceptors"},
+	    {1736501381016617636ULL,
+	     "liveness: a chosen plan that a dead acceptor kept unprovable was "
+	     "refused when proposed again (a later plan had re-placed one of its "
+	     "VMs from the copy it gave a target fenced since); a rebooted "
+	     "target never learned it, and its entry waited for good"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
@@ -2742,6 +2747,14 @@ static void test_replayed_seeds_migrations(void **state)
 	    {3894984846321175018ULL, "O4: the source crashed mid-move; the proposer of its "
 	                             "failover never heard of the move and gave its epoch "
 	                             "again (the acceptors that knew it now refuse)"},
+	    {411361976068016995ULL, "liveness: source and target both died mid-move and the "
+	                            "operator force-left the target; the move stayed MOVING, "
+	                            "and every recovery of the source left the VM out"},
+	    {8396060975676066656ULL, "liveness: the same with the target force-left by the "
+	                             "source's own restarted agent (passes with that fix)"},
+	    {4295884217860200359ULL, "O1: a host that had accepted a recovery of its own "
+	                             "incarnation 4 re-placing a VM elsewhere then started the "
+	                             "entry an older recovery had given that incarnation"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
