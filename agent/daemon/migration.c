@@ -1054,10 +1054,12 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 	(void)v;
 	if (status != 0) {
 		/* The agent is stopping: the queued step never ran. After a
-		 * failed start whose destroy it was, a copy may run here (the
-		 * start's failure may be a lost reply): the source must not run
-		 * the VM again (a plain refusal would tell it to). */
-		if (rv->undoing == RECV_UNDO_DESTROY) {
+		 * failed start, a copy may run here (the start's failure may be
+		 * a lost reply; the DESTROY's result is not read, the UNDEFINE
+		 * is what checks the VM is not active): whichever undo step was
+		 * cancelled, the source must not run the VM again (a plain
+		 * refusal would tell it to). */
+		if (rv->start_failed) {
 			migration_receive_in_doubt(rv, "the agent is stopping");
 			migration_receive_answer(rv, rv->rc, rv->err);
 		} else {

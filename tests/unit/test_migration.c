@@ -516,7 +516,8 @@ int __wrap_peer_client_request(struct agent *a, const char *node, Mv__RpcRequest
  * runs all the same), a DESTROY to fail having done nothing. */
 static struct {
 	bool fail_start, fail_destroy;
-	struct hvwork *stop_at_destroy; /* stopped once a DESTROY is queued */
+	struct hvwork *stop; /* stopped once a call of kind stop_at is queued */
+	enum virt_op_kind stop_at;
 	virt_op_result_fn done;
 } opx;
 
@@ -556,10 +557,13 @@ int __wrap_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_o
 int __wrap_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_op_result_fn done,
                            void *ud, char *err, size_t errlen)
 {
-	if (opx.stop_at_destroy != NULL && req->kind == VIRT_OPK_DESTROY) {
-		/* the agent stops with the DESTROY queued: it comes back cancelled */
-		int rc = __real_virt_vm_op_next(v, req, done, ud, err, errlen);
-		hvwork_stop(opx.stop_at_destroy);
+	if (opx.stop != NULL && req->kind == opx.stop_at) {
+		/* the agent stops with this call queued: it comes back cancelled */
+		struct virt_op_req r = *req;
+		if (opx.fail_destroy && r.kind == VIRT_OPK_DESTROY)
+			r.kind = VIRT_OPK_FIND; /* (nothing destroyed) */
+		int rc = __real_virt_vm_op_next(v, &r, done, ud, err, errlen);
+		hvwork_stop(opx.stop);
 		return rc;
 	}
 	if ((opx.fail_start && req->kind == VIRT_OPK_START) ||
@@ -1022,17 +1026,20 @@ static void test_receive_start_failed_destroyed(void **state)
 	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), -ENOENT);
 }
 
-/* The same failed START, and the agent stops before the DESTROY that
- * would remove the copy ran (it comes back cancelled): a copy may run
- * here, so the answer is RPC_ERR_IN_DOUBT (the source keeps the VM
- * stopped), not the plain refusal on which the source runs it again. */
-static void test_receive_start_failed_then_stopping(void **state)
+/* The same failed START, and the agent stops before an undo step ran (it
+ * comes back cancelled): the DESTROY that would remove the copy, or the
+ * UNDEFINE after a DESTROY that did nothing (its result is not read): a
+ * copy may run here, so the answer is RPC_ERR_IN_DOUBT (the source keeps
+ * the VM stopped), not the plain refusal on which the source runs it
+ * again. */
+static void check_stopped_during_undo(struct daemon_fixture *f, enum virt_op_kind at)
 {
-	struct daemon_fixture *f = *state;
 	memset(&opx, 0, sizeof(opx));
 	memset(&sent, 0, sizeof(sent));
 	opx.fail_start = true;
-	opx.stop_at_destroy = f->a.hv;
+	opx.fail_destroy = at == VIRT_OPK_UNDEFINE;
+	opx.stop = f->a.hv;
+	opx.stop_at = at;
 	uint64_t k = receive_gamma_from_b(f);
 	struct sink_wait sw = {f, k};
 	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
@@ -1040,6 +1047,16 @@ static void test_receive_start_failed_then_stopping(void **state)
 	assert_int_equal(sent.finals, 1);
 	assert_int_equal(sent.code, MV__RPC_CODE__RPC_ERR_IN_DOUBT);
 	assert_non_null(strstr(sent.error, "nor remove it (the agent is stopping)"));
+}
+
+static void test_receive_start_failed_then_stopping(void **state)
+{
+	check_stopped_during_undo(*state, VIRT_OPK_DESTROY);
+}
+
+static void test_receive_destroy_failed_then_stopping(void **state)
+{
+	check_stopped_during_undo(*state, VIRT_OPK_UNDEFINE);
 }
 
 /* ---- drain ----------------------------------------------------------------------------- */
@@ -1145,6 +1162,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_receive_start_failed_destroyed,
 	                                    setup_short_lease_restarted, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_receive_start_failed_then_stopping,
+	                                    setup_short_lease_restarted, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_destroy_failed_then_stopping,
 	                                    setup_short_lease_restarted, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_offline_move_refused_restarted, setup,
 	                                    fixture_teardown),
