@@ -513,7 +513,6 @@ static const struct move *move_away(const struct fo *f, const char *uuid, const 
                                     uint64_t epoch);
 static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from,
                                   uint64_t listed);
-static uint64_t move_epoch_from(const struct fo *f, const char *uuid, const char *from);
 struct move;
 static bool move_holds_away(const struct fo *f, const struct move *r, const char *from);
 static bool move_target_gone(const struct fo *f, const struct move *r);
@@ -4142,21 +4141,6 @@ static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const ch
 	return e;
 }
 
-/* The highest epoch a live migration of uuid away from `from` that did
- * not land (under way, stayed, or its target gone) wrote on the copy
- * there; 0 if none (or none that told its epoch). */
-static uint64_t move_epoch_from(const struct fo *f, const char *uuid, const char *from)
-{
-	uint64_t e = 0;
-	for (size_t i = 0; i < f->n_moves; i++) {
-		const struct fo_move *mv = &f->moves[i].m;
-		if (mv->state != FO_MOVE_MOVED && mv->epoch > e && strcmp(mv->uuid, uuid) == 0 &&
-		    strcmp(mv->source, from) == 0)
-			e = mv->epoch;
-	}
-	return e;
-}
-
 /* Does heartbeat `hb` tell move `id` as under way? */
 static bool tells_moving(const struct fo_msg *hb, const char *id)
 {
@@ -4589,23 +4573,6 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 		if (mv) {
 			snprintf(buf, len, "VM %.40s was moved by %.40s to %.40s (live migration)",
 			         pe->name, mv->m.source, mv->m.target);
-			*vm_uuid = pe->uuid;
-			return buf;
-		}
-		/* ... or from an epoch at or below the one a live migration of
-		 * it away from the dead host wrote on its copy there (under way
-		 * or stayed): the proposer never heard of the move (it was not
-		 * in the majority that acknowledged it; this acceptor was), and
-		 * two lives of the VM would share an epoch (sim seed
-		 * 3894984846321175018). Left out of this round, the VM is owed
-		 * again, and a later round places it above. */
-		uint64_t moved_at = pe->target[0] ? move_epoch_from(f, pe->uuid, in->dead) : 0;
-		if (moved_at >= pe->new_epoch) {
-			snprintf(
-			    buf, len,
-			    "VM %.40s: a live migration from %.40s raised its epoch to %" PRIu64
-			    ", the plan gives %" PRIu64,
-			    pe->name, in->dead, moved_at, pe->new_epoch);
 			*vm_uuid = pe->uuid;
 			return buf;
 		}
@@ -5239,7 +5206,9 @@ static void settle_waiting_entry(struct fo *f, struct inst *in, uint32_t r, size
 		 * that chose the plan never heard of it: sim seed
 		 * 8975791287407931656). Started at the plan's epoch, two
 		 * lives of the VM would share one epoch; handed back, a
-		 * later round places it above every epoch it then knows. */
+		 * later round places it at base + 1 + round (above it in that
+		 * seed; if not, it comes back here and is handed back again,
+		 * and failed_hosts keeps later rounds off this host). */
 		uint64_t have = stopped_here_epoch(f, pe->uuid);
 		if (have >= pe->new_epoch) {
 			char text[FO_TEXT_MAX];
@@ -5836,7 +5805,14 @@ static void handle_heartbeat(struct fo *f, const struct fo_msg *m, uint64_t now)
 	 * itself: one that did — a non-empty value — raised inst_max, below,
 	 * which the journal keeps) */
 	if (x->inst_max > ft) {
-		/* failovers of incarnations it has not fenced */
+		/* failovers of incarnations it has not fenced. Its own chosen
+		 * plans that wait on it still go to it (nudge_target): a plan
+		 * for an incarnation it left, whose CHOSEN it missed, is what
+		 * it must learn (by its read) to carry out — the order that
+		 * follows is held while fewer than a majority withhold, which
+		 * is so when it was itself in the choosing majority (sim seed
+		 * 7151404553202125990: its VMs stayed down for good). */
+		nudge_target(f, m->from, m->incarnation, now);
 		uint64_t low;
 		if (order_fence(f, x, m, ft, &low))
 			return;

@@ -2518,6 +2518,11 @@ static void test_replayed_seeds(void **state)
 	     "refused when proposed again (a later plan had re-placed one of its "
 	     "VMs from the copy it gave a target fenced since); a rebooted "
 	     "target never learned it, and its entry waited for good"},
+	    {7151404553202125990ULL,
+	     "liveness: a host in the majority that chose its own recovery "
+	     "(targets: itself) missed the CHOSEN; the others answered its "
+	     "heartbeats with orders it held (3 of 7 withheld) and never sent "
+	     "the plan again, so it never learned it"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
@@ -2744,9 +2749,6 @@ static void test_replayed_seeds_migrations(void **state)
 	    {8975791287407931656ULL, "O4: an HA move that failed raised the epoch of the copy "
 	                             "that stayed; the voters that chose its host's recovery "
 	                             "never heard of it and gave the same epoch again"},
-	    {3894984846321175018ULL, "O4: the source crashed mid-move; the proposer of its "
-	                             "failover never heard of the move and gave its epoch "
-	                             "again (the acceptors that knew it now refuse)"},
 	    {411361976068016995ULL, "liveness: source and target both died mid-move and the "
 	                            "operator force-left the target; the move stayed MOVING, "
 	                            "and every recovery of the source left the VM out"},
