@@ -515,6 +515,7 @@ static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const ch
                                   uint64_t listed);
 struct move;
 static bool move_holds_away(const struct fo *f, const struct move *r, const char *from);
+static bool move_epoch_floor(const struct fo *f, const struct move *r, const char *from);
 static bool move_target_gone(const struct fo *f, const struct move *r);
 static void moves_retell(struct fo *f, uint64_t now);
 static bool vm_info_any(const struct fo *f, const char *uuid, struct fo_vm *out);
@@ -2680,6 +2681,13 @@ static void owed_add(struct owed_scan *o, const struct fo_vm *v)
 static void owed_add_above_stayed(const struct fo *f, struct owed_scan *o, struct fo_vm *v)
 {
 	uint64_t stayed = move_stayed_epoch(f, nz(v->uuid), o->x, v->epoch);
+	/* ... and one an acceptor told in its PROMISE (an entry without a
+	 * target: m7), which we may never have heard of */
+	for (size_t e = 0; o->sup && e < o->sup->n; e++) {
+		const struct fo_plan_entry *se = &o->sup->entries[e];
+		if (!se->target[0] && se->new_epoch > stayed && strcmp(se->uuid, nz(v->uuid)) == 0)
+			stayed = se->new_epoch;
+	}
 	if (stayed > v->epoch)
 		v->epoch = stayed;
 	owed_add(o, v);
@@ -4003,6 +4011,15 @@ static bool move_target_gone(const struct fo *f, const struct move *r)
 	return false;
 }
 
+/* Does this move give its VM back to `from` at a known epoch (STAYED, or
+ * its target gone): a floor for the epoch `from`'s failover gives it
+ * (m7: the proposer may never have heard of the move)? */
+static bool move_epoch_floor(const struct fo *f, const struct move *r, const char *from)
+{
+	return r->m.epoch && strcmp(r->m.source, from) == 0 &&
+	       (r->m.state == FO_MOVE_STAYED || move_target_gone(f, r));
+}
+
 /* Does this move keep its VM away from `from` (MOVING or MOVED, its target
  * not gone), at a known epoch? */
 static bool move_holds_away(const struct fo *f, const struct move *r, const char *from)
@@ -4386,7 +4403,8 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 	 * them out of its value */
 	/* (at most what a message carries: FO_PLAN_MAX) */
 	for (size_t i = 0; i < f->n_moves && n_sup < FO_PLAN_MAX; i++)
-		n_sup += move_holds_away(f, &f->moves[i], in->dead);
+		n_sup += move_holds_away(f, &f->moves[i], in->dead) ||
+		         move_epoch_floor(f, &f->moves[i], in->dead);
 	if (n_sup && (p.superseded.entries = malloc(n_sup * sizeof(*p.superseded.entries)))) {
 		for (size_t i = 0; i < f->n_inst; i++) {
 			const struct inst *o = f->inst[i];
@@ -4400,13 +4418,19 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 		}
 		for (size_t i = 0; i < f->n_moves && p.superseded.n < n_sup; i++) {
 			const struct fo_move *mv = &f->moves[i].m;
-			if (!move_holds_away(f, &f->moves[i], in->dead))
+			bool away = move_holds_away(f, &f->moves[i], in->dead);
+			if (!away && !move_epoch_floor(f, &f->moves[i], in->dead))
 				continue;
 			struct fo_plan_entry *se = &p.superseded.entries[p.superseded.n++];
 			memset(se, 0, sizeof(*se));
 			cpy(se->uuid, sizeof(se->uuid), mv->uuid);
 			cpy(se->name, sizeof(se->name), mv->uuid);
-			cpy(se->target, sizeof(se->target), mv->target);
+			/* a move that stayed (or whose target is gone) leaves the
+			 * VM to the dead host's failover, from at least its epoch:
+			 * without a target the entry moves nothing (moved_since),
+			 * it is a floor (owed_add_above_stayed) */
+			if (away)
+				cpy(se->target, sizeof(se->target), mv->target);
 			se->new_epoch = mv->epoch;
 		}
 	}

@@ -2749,6 +2749,9 @@ static void test_replayed_seeds_migrations(void **state)
 	    {8975791287407931656ULL, "O4: an HA move that failed raised the epoch of the copy "
 	                             "that stayed; the voters that chose its host's recovery "
 	                             "never heard of it and gave the same epoch again"},
+	    {3894984846321175018ULL, "O4: the source crashed mid-move; the proposer of its "
+	                             "failover never heard of the move and gave its epoch "
+	                             "again (now a PROMISE carries the epoch as a floor)"},
 	    {411361976068016995ULL, "liveness: source and target both died mid-move and the "
 	                            "operator force-left the target; the move stayed MOVING, "
 	                            "and every recovery of the source left the VM out"},

@@ -7076,9 +7076,9 @@ static void test_returning_member_must_rejoin(void **state)
  * (until the STAYED record expired) with none of its VMs restarted. The
  * scenario, kept as a regression: only the move's target hears the move,
  * it reports it STAYED, the source dies; the survivors choose round 0
- * promptly and every one of the source's VMs runs again. (That the plan
- * may give db the move's epoch again, the open O4 of docs/failover.md,
- * is not asserted either way here.) */
+ * promptly, every one of the source's VMs runs again, and db runs above
+ * the move's epoch 6: the knower's PROMISE carries it as a floor (m7),
+ * which the proposer never heard of (before, the plan gave 6 again). */
 static int stayed_unheard_other;
 static bool filter_moves_to_other(struct net *t, int from, int to, const struct fo_msg *m)
 {
@@ -7112,12 +7112,17 @@ static void test_stayed_move_unheard_by_proposer_no_stall(void **state)
 	 * restarted (each RESTART answered ok) */
 	size_t restarted = 0;
 	bool db_started = false;
+	uint64_t db_epoch = 0;
 	for (uint64_t until = t->now + 2000, end = t->now + 60000; until <= end; until += 2000) {
 		run_until(t, until);
 		for (int i = 1; i < 3; i++) {
 			for (size_t k = t->n[i].restarts_seen; k < t->n[i].n_ev; k++)
-				if (t->n[i].ev[k].type == FO_EV_RESTART)
-					db_started |= strcmp(t->n[i].ev[k].entry.uuid, db) == 0;
+				if (t->n[i].ev[k].type == FO_EV_RESTART &&
+				    strcmp(t->n[i].ev[k].entry.uuid, db) == 0) {
+					db_started = true;
+					if (t->n[i].ev[k].entry.new_epoch > db_epoch)
+						db_epoch = t->n[i].ev[k].entry.new_epoch;
+				}
 			restarted += answer_restarts(t, i, true, NULL);
 		}
 	}
@@ -7127,6 +7132,12 @@ static void test_stayed_move_unheard_by_proposer_no_stall(void **state)
 		assert_true(fo_chosen_plan(t->n[i].f, &id, &p));
 	assert_true(db_started);
 	assert_true(restarted >= 4);
+	assert_true(db_epoch > 6);
+	/* ...and at once, in round 0 (no hand-back needed) */
+	assert_true(fo_chosen_plan(t->n[1].f, &id, &p));
+	for (size_t e = 0; e < p->n; e++)
+		if (strcmp(p->entries[e].uuid, db) == 0)
+			assert_true(p->entries[e].new_epoch > 6);
 	net_free(t);
 }
 
