@@ -2682,10 +2682,13 @@ static void owed_add_above_stayed(const struct fo *f, struct owed_scan *o, struc
 {
 	uint64_t stayed = move_stayed_epoch(f, nz(v->uuid), o->x, v->epoch);
 	/* ... and one an acceptor told in its PROMISE (an entry without a
-	 * target: m7), which we may never have heard of */
+	 * target and without a base: m7), which we may never have heard of.
+	 * (A chosen plan's no-room entry, also in a PROMISE, has no target
+	 * but a base: not a floor.) */
 	for (size_t e = 0; o->sup && e < o->sup->n; e++) {
 		const struct fo_plan_entry *se = &o->sup->entries[e];
-		if (!se->target[0] && se->new_epoch > stayed && strcmp(se->uuid, nz(v->uuid)) == 0)
+		if (!se->target[0] && !se->has_base && se->new_epoch > stayed &&
+		    strcmp(se->uuid, nz(v->uuid)) == 0)
 			stayed = se->new_epoch;
 	}
 	if (stayed > v->epoch)
@@ -4428,7 +4431,7 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 			/* a move that stayed (or whose target is gone) leaves the
 			 * VM to the dead host's failover, from at least its epoch:
 			 * without a target the entry moves nothing (moved_since),
-			 * it is a floor (owed_add_above_stayed) */
+			 * and without a base it is a floor (owed_add_above_stayed) */
 			if (away)
 				cpy(se->target, sizeof(se->target), mv->target);
 			se->new_epoch = mv->epoch;
