@@ -2440,8 +2440,6 @@ static void learn(struct fo *f, struct inst *in, uint32_t round, const struct fo
 	check_done(f, in, now);
 }
 
-/* Whether host `name`'s gossiped state lists VM uuid running at `epoch`
- * or newer (its published allocation then counts it). */
 /* The epoch of the stopped copy of uuid our own published state lists
  * (0: none, or it runs). */
 static uint64_t stopped_here_epoch(const struct fo *f, const char *uuid)
@@ -2453,6 +2451,8 @@ static uint64_t stopped_here_epoch(const struct fo *f, const char *uuid)
 	return 0;
 }
 
+/* Whether host `name`'s gossiped state lists VM uuid running at `epoch`
+ * or newer (its published allocation then counts it). */
 static bool host_lists_running(const struct fo *f, const char *name, const char *uuid,
                                uint64_t epoch)
 {

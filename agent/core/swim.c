@@ -290,8 +290,9 @@
  *  DEAD from others' gossip (their decision) once its own last-chance
  *  probe of the member fails, and it does not hold a suspicion where the
  *  member's host refused it (an answer, not silence); a proven refusal
- *  (a second member's evidence) is taken at once. The others meanwhile suspect the gray host, verify it, and
- *  the cluster makes one decision about it: it refutes and stays, or it is
+ *  (a second member's evidence) is taken at once. The others meanwhile
+ *  suspect the gray host, verify it, and the cluster makes one decision
+ *  about it: it refutes and stays, or it is
  *  declared DEAD by healthy members (once) and then refutes via the dead
  *  probes when it can. A minority side of a partition is usually in poor
  *  health by the same measure, so it is slow (2 maximum timeouts) to
