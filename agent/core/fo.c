@@ -3989,7 +3989,10 @@ static void move_tell(const struct fo *f, struct move *r, uint64_t now)
  * source and target both died, the target force-left with an empty
  * failover (no fence armed), stayed MOVING for good and every recovery of
  * the source left the VM out (m2) — simulator seed 411361976068016995
- * with migrations. */
+ * with migrations. Only a MOVING move: a MOVED one landed, T's own failover
+ * lists its VM, and taking it back to the source as well made the
+ * recoveries of both place it — the acceptors split between the two
+ * values and neither was ever chosen (seed 5029691623247226633). */
 static bool move_target_gone(const struct fo *f, const struct move *r)
 {
 	if (r->m.state == FO_MOVE_STAYED)
@@ -4001,7 +4004,8 @@ static bool move_target_gone(const struct fo *f, const struct move *r)
 	const struct mrec *t = member_find(f, r->m.target);
 	/* (a removed member that comes back alive at a newer incarnation is no
 	 * longer removed; one heard at a newer one settles the move itself) */
-	if (t && t->removed && (!r->m.target_inc || t->removed_inc >= r->m.target_inc) &&
+	if (r->m.state == FO_MOVE_MOVING && t && t->removed &&
+	    (!r->m.target_inc || t->removed_inc >= r->m.target_inc) &&
 	    !known_after(t, t->removed_inc))
 		return true;
 	for (size_t i = 0; i < f->n_inst; i++) {

@@ -2760,6 +2760,10 @@ static void test_replayed_seeds_migrations(void **state)
 	    {4295884217860200359ULL, "O1: a host that had accepted a recovery of its own "
 	                             "incarnation 4 re-placing a VM elsewhere then started the "
 	                             "entry an older recovery had given that incarnation"},
+	    {5029691623247226633ULL, "liveness: a move that had landed on a host the operator "
+	                             "force-left was read as the source's again; the recoveries "
+	                             "of source and target both placed the VM, the acceptors "
+	                             "split between them, and neither round 0 was ever chosen"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
