@@ -357,6 +357,11 @@ static void render_net(struct agent *a, struct mv_prom *p)
 	metric2(p, "meshvisor_datagrams_dropped_total", "counter",
 	        "Datagrams dropped: failed authentication, or replayed.", "reason", "auth",
 	        (double)ns.dgram_auth_fail, "replay", (double)ns.dgram_replays);
+	metric1(p, "meshvisor_datagram_keys_aside_total", "counter",
+	        "Handshakes of a second certificate for a peer name whose datagram keys were "
+	        "kept aside while the certificate in use was heard (a rotation, or a "
+	        "certificate to revoke).",
+	        (double)ns.dgram_keys_aside);
 	static const char *const reasons[] = {"evicted",        "idle",   "conn_cap",
 	                                      "frame_deadline", "budget", "rejected"};
 	const uint64_t v[] = {ns.evictions,       ns.idle_closes,

@@ -42,6 +42,14 @@
  * when it cannot now) while the old key keeps sealing, so the datagram
  * path never falls back to TLS for a rekey.
  *
+ * Per certificate: every key remembers the SHA-256 of the peer's
+ * certificate in the handshake that made it. A handshake the peer started,
+ * with a certificate other than the one our send key came from, while that
+ * one's datagrams verify, is a second certificate for the name (a rotation,
+ * or one stolen or misissued): its receive key goes to one side slot and
+ * our send key stays (dgram_install_cert), so it cannot take the name's
+ * datagrams from the agent that uses them.
+ *
  * Replay: per receive key a DGRAM_REPLAY_WINDOW-bit sliding window over
  * the sequence, as IPsec (RFC 4303 3.4.3) and WireGuard do: the highest
  * sequence accepted and a bitmap of the ones below it. A duplicate, a
@@ -72,7 +80,8 @@ struct dgram_tx {
 	uint8_t salt[DGRAM_SALT_LEN];
 	uint64_t next_seq;
 	uint64_t expires;
-	uint64_t rekey_at; /* from here on a fresh handshake is due (dgram_rekey_due) */
+	uint64_t rekey_at;            /* from here on a fresh handshake is due (dgram_rekey_due) */
+	uint8_t cert[DGRAM_CERT_LEN]; /* the peer's certificate in that handshake */
 };
 
 struct dgram_rx {
@@ -85,6 +94,7 @@ struct dgram_rx {
 	uint64_t last_ok;     /* last datagram that verified */
 	uint64_t top;         /* highest sequence accepted (0: none yet) */
 	uint64_t bitmap;      /* bit i: top - i accepted */
+	uint8_t cert[DGRAM_CERT_LEN];
 };
 
 struct dgram_peer {
@@ -122,6 +132,8 @@ struct dgram_table *dgram_new(const struct dgram_config *cfg)
 		t->cfg.grace_ms = 60 * 1000;
 	if (t->cfg.max_seq == 0)
 		t->cfg.max_seq = UINT64_C(1) << 32;
+	if (t->cfg.cert_hold_ms == 0)
+		t->cfg.cert_hold_ms = 10 * 1000;
 	t->peers = calloc(t->cfg.max_peers, sizeof(*t->peers));
 	t->ctx = EVP_CIPHER_CTX_new();
 	if (t->peers == NULL || t->ctx == NULL) {
@@ -179,9 +191,45 @@ static struct dgram_peer *dgram_take_slot(struct dgram_table *t)
 	return lru;
 }
 
+static bool dgram_tx_live(const struct dgram_table *t, const struct dgram_tx *x, uint64_t now);
+
+/* Did a datagram sealed under a key of certificate `cert` verify within
+ * the last within_ms? */
+static bool dgram_cert_heard(const struct dgram_peer *p, const uint8_t *cert, uint64_t now,
+                             uint64_t within_ms)
+{
+	for (int k = 0; k < DGRAM_RX_SLOTS; k++) {
+		const struct dgram_rx *x = &p->rx[k];
+		if (x->valid && x->last_ok != 0 && now - x->last_ok <= within_ms &&
+		    CRYPTO_memcmp(x->cert, cert, DGRAM_CERT_LEN) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void dgram_rx_set(struct dgram_table *t, struct dgram_rx *r, const uint8_t *recv,
+                         const uint8_t *cert, uint64_t now)
+{
+	OPENSSL_cleanse(r, sizeof(*r));
+	memcpy(r->key, recv, DGRAM_KEY_LEN);
+	memcpy(r->id, recv + DGRAM_KEY_LEN, DGRAM_KEY_ID_LEN);
+	memcpy(r->salt, recv + DGRAM_KEY_LEN + DGRAM_KEY_ID_LEN, DGRAM_SALT_LEN);
+	memcpy(r->cert, cert, DGRAM_CERT_LEN);
+	r->expires = now + t->cfg.key_lifetime_ms + t->cfg.grace_ms;
+	r->valid = true;
+}
+
 int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *material, size_t len,
                   bool we_are_client, uint64_t now)
 {
+	return dgram_install_cert(t, peer, material, len, we_are_client, NULL, now);
+}
+
+int dgram_install_cert(struct dgram_table *t, const char *peer, const uint8_t *material, size_t len,
+                       bool we_are_client, const uint8_t *cert_in, uint64_t now)
+{
+	static const uint8_t no_cert[DGRAM_CERT_LEN];
+	const uint8_t *cert = cert_in ? cert_in : no_cert;
 	if (peer == NULL || peer[0] == '\0' || strlen(peer) >= DGRAM_NAME_MAX ||
 	    len != DGRAM_MATERIAL_LEN || material == NULL)
 		return -EINVAL;
@@ -195,6 +243,26 @@ int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *materi
 	const uint8_t *c2s = material, *s2c = material + DGRAM_DIR_MATERIAL_LEN;
 	const uint8_t *send = we_are_client ? c2s : s2c, *recv = we_are_client ? s2c : c2s;
 
+	if (!we_are_client && dgram_tx_live(t, &p->tx, now) &&
+	    CRYPTO_memcmp(p->tx.cert, cert, DGRAM_CERT_LEN) != 0 &&
+	    dgram_cert_heard(p, p->tx.cert, now, t->cfg.cert_hold_ms)) {
+		/* A second certificate for this name while the first is heard:
+		 * its keys go aside (one slot: the one another certificate's
+		 * keys hold already, else the oldest), ours to send stay. */
+		int k = DGRAM_RX_SLOTS - 1;
+		for (int i = 1; i < DGRAM_RX_SLOTS; i++)
+			if (!p->rx[i].valid ||
+			    CRYPTO_memcmp(p->rx[i].cert, p->tx.cert, DGRAM_CERT_LEN) != 0) {
+				k = i;
+				break;
+			}
+		dgram_rx_set(t, &p->rx[k], recv, cert, now);
+		p->rx[k].replaced_at = now; /* lives while that peer uses it */
+		t->stats.installs++;
+		t->stats.aside++;
+		return DGRAM_INSTALLED_ASIDE;
+	}
+
 	memcpy(p->tx.key, send, DGRAM_KEY_LEN);
 	memcpy(p->tx.id, send + DGRAM_KEY_LEN, DGRAM_KEY_ID_LEN);
 	memcpy(p->tx.salt, send + DGRAM_KEY_LEN + DGRAM_KEY_ID_LEN, DGRAM_SALT_LEN);
@@ -202,18 +270,13 @@ int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *materi
 	p->tx.expires = now + t->cfg.key_lifetime_ms;
 	p->tx.rekey_at = now + dgram_rekey_after(t->cfg.key_lifetime_ms, p->tx.id);
 	p->tx.valid = true;
+	memcpy(p->tx.cert, cert, DGRAM_CERT_LEN);
 
 	OPENSSL_cleanse(&p->rx[DGRAM_RX_SLOTS - 1], sizeof(p->rx[0]));
 	memmove(&p->rx[1], &p->rx[0], (DGRAM_RX_SLOTS - 1) * sizeof(p->rx[0]));
-	if (p->rx[1].valid)
+	if (p->rx[1].valid && p->rx[1].replaced_at == 0)
 		p->rx[1].replaced_at = now;
-	struct dgram_rx *r = &p->rx[0];
-	memset(r, 0, sizeof(*r));
-	memcpy(r->key, recv, DGRAM_KEY_LEN);
-	memcpy(r->id, recv + DGRAM_KEY_LEN, DGRAM_KEY_ID_LEN);
-	memcpy(r->salt, recv + DGRAM_KEY_LEN + DGRAM_KEY_ID_LEN, DGRAM_SALT_LEN);
-	r->expires = now + t->cfg.key_lifetime_ms + t->cfg.grace_ms;
-	r->valid = true;
+	dgram_rx_set(t, &p->rx[0], recv, cert, now);
 	p->last_used = now;
 	t->stats.installs++;
 	return 0;

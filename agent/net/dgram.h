@@ -51,6 +51,8 @@ struct dgram_config {
 	uint64_t key_lifetime_ms; /* a send key retires this long after install; 0: 10 min */
 	uint64_t grace_ms;        /* a replaced receive key stays valid; 0: 60 s */
 	uint64_t max_seq;         /* a send key retires after this many datagrams; 0: 2^32 */
+	uint64_t cert_hold_ms;    /* a heard certificate keeps the name's send key
+	                             against inbound handshakes of another; 0: 10 s */
 };
 
 /* Why dgram_open() dropped a datagram (each one counted). */
@@ -70,6 +72,7 @@ struct dgram_stats {
 	uint64_t too_big;                    /* seal of a payload over DGRAM_MAX_PAYLOAD */
 	uint64_t drop_short, drop_version, drop_unknown_key, drop_auth, drop_replay;
 	uint64_t installs;  /* key material installed */
+	uint64_t aside;     /* ... of which put aside (a second certificate for a name) */
 	uint64_t evictions; /* peers evicted from the full table */
 	uint32_t peers;     /* peers in the table now */
 };
@@ -87,6 +90,25 @@ void dgram_free(struct dgram_table *t);
  * least recently used one. 0, -EINVAL (bad name or length), -ENOMEM. */
 int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *material, size_t len,
                   bool we_are_client, uint64_t now);
+
+/* The same, for a handshake whose peer showed the certificate with SHA-256
+ * `cert` (DGRAM_CERT_LEN bytes; NULL: unknown, as one certificate). The CA
+ * may have issued two certificates for one name (a rotation, or a stolen
+ * or misissued one): keys are kept per certificate, so that the second
+ * cannot take the name's datagrams from the first. A handshake we did not
+ * start (we are the server), with a certificate other than the one our
+ * live send key came from, while datagrams under that certificate's keys
+ * verified within cert_hold_ms, is put aside: its receive key takes one
+ * side slot (a later one aside replaces it; it never displaces the keys
+ * the sending certificate's peer uses), and our send key stays. One we
+ * started (we dialed the member's address and its certificate proved the
+ * name), or one after that certificate went silent (the peer restarted
+ * with a new one), installs as dgram_install does.
+ * 0 (installed), DGRAM_INSTALLED_ASIDE, or -EINVAL / -ENOMEM. */
+#define DGRAM_CERT_LEN 32
+#define DGRAM_INSTALLED_ASIDE 1
+int dgram_install_cert(struct dgram_table *t, const char *peer, const uint8_t *material, size_t len,
+                       bool we_are_client, const uint8_t *cert, uint64_t now);
 
 /* Do we hold a send key for peer that has not retired? */
 bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now);

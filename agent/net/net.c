@@ -205,6 +205,7 @@ struct net {
 	uint32_t rekeys_pending;       /* ... of them not yet past their handshake */
 	struct frame_budget budget[2]; /* bytes of unfinished inbound frames, by kind */
 	struct mv_ratelimit limit_rl;  /* lines about connections closed by a limit */
+	struct mv_ratelimit aside_rl;  /* lines about a second certificate's keys */
 	uv_idle_t resume_idle;         /* resumes yielded connections, next iteration */
 	void (*close_done)(void *);
 	void *close_arg;
@@ -611,20 +612,36 @@ static void net_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 /* Every completed peer-port handshake (either direction) gives both ends
- * fresh datagram keys for this peer (dgram.c explains the scheme). */
+ * fresh datagram keys for this peer (dgram.c explains the scheme), kept
+ * per certificate: a second certificate the CA issued for the name cannot
+ * take the name's datagrams from the peer that uses it (dgram.h,
+ * dgram_install_cert). */
 static void net_conn_install_dgram_keys(struct net_conn *c)
 {
 	struct net *n = c->net;
-	uint8_t m[DGRAM_MATERIAL_LEN];
+	uint8_t m[DGRAM_MATERIAL_LEN], cert[TLS_CERT_DIGEST_LEN];
 	const char *peer = tls_conn_peer_name(c->tls);
+	bool has_cert = tls_conn_peer_digest(c->tls, cert);
 	int rc = tls_conn_export(c->tls, DGRAM_EXPORTER_LABEL, m, sizeof(m));
 	if (rc == 0)
-		rc = dgram_install(n->dgram, peer, m, sizeof(m), !tls_conn_is_server(c->tls),
-		                   uv_now(n->cfg.loop));
+		rc = dgram_install_cert(n->dgram, peer, m, sizeof(m), !tls_conn_is_server(c->tls),
+		                        has_cert ? cert : NULL, uv_now(n->cfg.loop));
 	memset(m, 0, sizeof(m));
 	if (rc < 0) {
 		MV_WARN("net", "no datagram keys from handshake peer=%s remote=%s error=%s", peer,
 		        c->outgoing ? c->addr : c->remote, strerror(-rc));
+		return;
+	}
+	if (rc == DGRAM_INSTALLED_ASIDE) {
+		n->stats.dgram_keys_aside++;
+		uint64_t held = 0;
+		if (mv_ratelimit_allow(&n->aside_rl, uv_now(n->cfg.loop), &held))
+			MV_WARN(
+			    "net",
+			    "second certificate for peer=%s remote=%s: its datagram keys kept "
+			    "aside, ours to %s unchanged (the certificate in use is heard; "
+			    "revoke the other in the CRL if it is not a rotation) held=%" PRIu64,
+			    peer, c->outgoing ? c->addr : c->remote, peer, held);
 		return;
 	}
 	MV_DEBUG("net", "datagram keys installed peer=%s dir=%s", peer, c->outgoing ? "out" : "in");
@@ -1552,6 +1569,7 @@ struct net *net_new(const struct net_config *cfg)
 	n->budget[NET_PEER].max =
 	    n->cfg.peer_inbound_budget ? n->cfg.peer_inbound_budget : NET_PEER_INBOUND_BUDGET;
 	mv_ratelimit_init(&n->limit_rl, NET_LIMIT_LOG_MS);
+	mv_ratelimit_init(&n->aside_rl, NET_LIMIT_LOG_MS);
 	uv_timer_init(cfg->loop, &n->sweep);
 	n->sweep.data = n;
 	uv_timer_start(&n->sweep, net_on_sweep, NET_SWEEP_MS, NET_SWEEP_MS);

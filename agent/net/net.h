@@ -158,6 +158,7 @@ struct net_stats {
 	uint64_t dgram_refused;         /* ICMP port unreachable for a datagram we sent */
 	uint64_t dgram_refused_ignored; /* ... not quoting a recent one to a peer heard */
 	uint64_t dgram_unheard;         /* sends to a peer not heard over UDP: TLS too */
+	uint64_t dgram_keys_aside;      /* handshakes of a second certificate for a name */
 	uint32_t dgram_peers;           /* peers we hold datagram keys for */
 };
 

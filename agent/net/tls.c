@@ -350,6 +350,8 @@ struct tls_conn {
 
 	char peer_name[256];
 	enum tls_role peer_role;
+	uint8_t peer_digest[TLS_CERT_DIGEST_LEN]; /* SHA-256 of its certificate (DER) */
+	bool has_peer_digest;
 
 	struct tls_buf pending_out; /* plaintext held until the handshake is done */
 	struct tls_buf plain_in;    /* decrypted, not yet read by the caller */
@@ -1312,6 +1314,9 @@ static int tls_conn_established(struct tls_conn *c)
 		tls_x509_text(X509_get_subject_name(peer), NID_commonName, c->peer_name,
 		              sizeof(c->peer_name));
 		c->peer_role = tls_x509_role(peer);
+		unsigned int dl = 0;
+		c->has_peer_digest = X509_digest(peer, EVP_sha256(), c->peer_digest, &dl) == 1 &&
+		                     dl == TLS_CERT_DIGEST_LEN;
 	}
 	if (!c->server) {
 		if (c->expect_name && strcmp(c->peer_name, c->expect_name) != 0)
@@ -1515,6 +1520,14 @@ const char *tls_conn_peer_distrusted(const struct tls_conn *c)
 const char *tls_conn_peer_name(const struct tls_conn *c)
 {
 	return c->handshake_done ? c->peer_name : "";
+}
+
+bool tls_conn_peer_digest(const struct tls_conn *c, uint8_t out[TLS_CERT_DIGEST_LEN])
+{
+	if (!c->handshake_done || !c->has_peer_digest)
+		return false;
+	memcpy(out, c->peer_digest, TLS_CERT_DIGEST_LEN);
+	return true;
 }
 
 enum tls_role tls_conn_peer_role(const struct tls_conn *c)

@@ -149,6 +149,12 @@ bool tls_conn_is_server(const struct tls_conn *c);
  * -EIO when OpenSSL refuses. Used for the datagram keys (dgram.h). */
 int tls_conn_export(const struct tls_conn *c, const char *label, uint8_t *out, size_t len);
 enum tls_role tls_conn_peer_role(const struct tls_conn *c);
+/* The SHA-256 of the peer's certificate (DER) once the handshake is done
+ * (resumed sessions: the certificate of the session resumed). False before,
+ * or when the peer showed none. Tells apart two certificates the CA issued
+ * for one name (the datagram keys are kept per certificate: dgram.h). */
+#define TLS_CERT_DIGEST_LEN 32
+bool tls_conn_peer_digest(const struct tls_conn *c, uint8_t out[TLS_CERT_DIGEST_LEN]);
 /* Is the peer's certificate no longer trusted by the material in force now
  * (after the latest reload of the context this session was made from)?
  * NULL while it is (and before the handshake, and for sessions that never

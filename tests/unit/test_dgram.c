@@ -467,6 +467,88 @@ static void test_crossed_handshakes(void **state)
 	dgram_free(b);
 }
 
+/* Two certificates the CA issued for one name "a": the one a real agent
+ * uses (A), and a second (I: stolen, misissued, or a rotation's new one).
+ * While A's datagrams verify, handshakes that I's holder makes to us put
+ * its keys aside: one side slot, our send key unchanged — before, each
+ * one replaced our send key to "a" (the real agent dropped everything we
+ * sealed) and pushed A's receive keys out (ten connections made a survivor
+ * declare the real agent dead). One we dial ourselves, or one after A fell
+ * silent (a restart with a new certificate), installs as before. */
+static void test_second_certificate_kept_aside(void **state)
+{
+	(void)state;
+	struct dgram_config cfg = {.cert_hold_ms = 5000};
+	uint8_t cert_a[DGRAM_CERT_LEN], cert_i[DGRAM_CERT_LEN], cert_r[DGRAM_CERT_LEN];
+	memset(cert_a, 0xa1, sizeof(cert_a));
+	memset(cert_i, 0x17, sizeof(cert_i));
+	memset(cert_r, 0x3c, sizeof(cert_r));
+	struct dgram_table *a = dgram_new(&cfg), *b = dgram_new(&cfg), *imp = dgram_new(&cfg);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(imp);
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, 40); /* a dialed b */
+	assert_int_equal(dgram_install(a, "b", m, sizeof(m), true, 0), 0);
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), false, cert_a, 0), 0);
+	uint8_t dg[DGRAM_MAX_LEN], last_imp[DGRAM_MAX_LEN], first_imp[DGRAM_MAX_LEN];
+	size_t len = seal(a, "b", "hb", dg, 10);
+	assert_int_equal(open_(b, dg, len, 10, NULL, NULL), DGRAM_OK); /* A is heard */
+	/* ten handshakes of I's holder, b the server each time */
+	size_t l_first = 0, l_last = 0;
+	for (uint8_t k = 0; k < 10; k++) {
+		material(m, (uint8_t)(50 + k));
+		assert_int_equal(dgram_install(imp, "b", m, sizeof(m), true, 100 + k), 0);
+		assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), false, cert_i, 100 + k),
+		                 DGRAM_INSTALLED_ASIDE);
+		if (k == 0)
+			l_first = seal(imp, "b", "imp", first_imp, 100 + k);
+		else
+			l_last = seal(imp, "b", "imp", last_imp, 100 + k);
+	}
+	/* the real a is undisturbed both ways */
+	for (uint64_t now = 200; now < 4000; now += 250) {
+		len = seal(a, "b", "hb", dg, now);
+		assert_int_equal(open_(b, dg, len, now, NULL, NULL), DGRAM_OK);
+		len = seal(b, "a", "ack", dg, now);
+		assert_int_equal(open_(a, dg, len, now, NULL, NULL), DGRAM_OK);
+	}
+	/* I's newest session speaks as "a" (the CA said so: revoke it), an
+	 * older one of I's was replaced in the side slot */
+	const char *from = NULL;
+	assert_int_equal(open_(b, last_imp, l_last, 4000, NULL, &from), DGRAM_OK);
+	assert_string_equal(from, "a");
+	assert_int_equal(open_(b, first_imp, l_first, 4000, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
+	struct dgram_stats s;
+	dgram_get_stats(b, &s);
+	assert_int_equal(s.aside, 10);
+	assert_int_equal(s.installs, 11);
+
+	/* b dials "a" and meets I (b is the client): that installs — we
+	 * dialed the member's address and the certificate proved the name */
+	material(m, 70);
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), true, cert_i, 4100), 0);
+	assert_int_equal(dgram_install(imp, "b", m, sizeof(m), false, 4100), 0);
+	len = seal(b, "a", "to i", dg, 4101);
+	assert_int_equal(open_(imp, dg, len, 4101, NULL, NULL), DGRAM_OK);
+	assert_int_equal(open_(a, dg, len, 4101, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
+
+	/* the sending certificate (now I) silent past cert_hold_ms: an inbound
+	 * handshake with a third certificate (a restart with a new one)
+	 * installs and is sent with */
+	material(m, 80);
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), false, cert_r, 4100 + 5001), 0);
+	struct dgram_table *r = dgram_new(&cfg);
+	assert_non_null(r);
+	assert_int_equal(dgram_install(r, "b", m, sizeof(m), true, 4100 + 5001), 0);
+	len = seal(b, "a", "to r", dg, 4100 + 5002);
+	assert_int_equal(open_(r, dg, len, 4100 + 5002, NULL, NULL), DGRAM_OK);
+	dgram_free(r);
+	dgram_free(a);
+	dgram_free(b);
+	dgram_free(imp);
+}
+
 static void test_table_bound_evicts_lru(void **state)
 {
 	(void)state;
@@ -625,6 +707,7 @@ int main(void)
 	    cmocka_unit_test(test_rekey_grace),
 	    cmocka_unit_test(test_rekey_due_staggered),
 	    cmocka_unit_test(test_crossed_handshakes),
+	    cmocka_unit_test(test_second_certificate_kept_aside),
 	    cmocka_unit_test(test_table_bound_evicts_lru),
 	    cmocka_unit_test(test_quoted_sender),
 	    cmocka_unit_test(test_heard_and_probe_due),
