@@ -340,6 +340,27 @@ void dgram_forget(struct dgram_table *t, const char *peer)
 	}
 }
 
+size_t dgram_forget_cert(struct dgram_table *t, const uint8_t *cert)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; cert != NULL && i < t->n_slots; i++) {
+		struct dgram_peer *p = &t->peers[i];
+		if (!p->used)
+			continue;
+		if (p->tx.valid && CRYPTO_memcmp(p->tx.cert, cert, DGRAM_CERT_LEN) == 0) {
+			OPENSSL_cleanse(&p->tx, sizeof(p->tx));
+			n++;
+		}
+		for (int k = 0; k < DGRAM_RX_SLOTS; k++)
+			if (p->rx[k].valid &&
+			    CRYPTO_memcmp(p->rx[k].cert, cert, DGRAM_CERT_LEN) == 0) {
+				OPENSSL_cleanse(&p->rx[k], sizeof(p->rx[k]));
+				n++;
+			}
+	}
+	return n;
+}
+
 bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now)
 {
 	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;

@@ -91,8 +91,9 @@ void dgram_free(struct dgram_table *t);
 int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *material, size_t len,
                   bool we_are_client, uint64_t now);
 
-/* The same, for a handshake whose peer showed the certificate with SHA-256
- * `cert` (DGRAM_CERT_LEN bytes; NULL: unknown, as one certificate). The CA
+/* The same, for a handshake whose peer showed the certificate with identity
+ * `cert` (DGRAM_CERT_LEN bytes: tls_conn_peer_cert_id, a hash of its issuer
+ * and serial; NULL: unknown, as one certificate). The CA
  * may have issued two certificates for one name (a rotation, or a stolen
  * or misissued one): keys are kept per certificate, so that the second
  * cannot take the name's datagrams from the first. A handshake we did not
@@ -134,6 +135,11 @@ void dgram_retire_send(struct dgram_table *t, const char *peer);
 /* Wipes both directions' keys of peer (revoked): its datagrams fail as
  * "unknown key" and nothing more is sealed for it until a new handshake. */
 void dgram_forget(struct dgram_table *t, const char *peer);
+
+/* Wipes every key (either direction, any peer) that a handshake with the
+ * certificate `cert` made (the CRL revokes it): its datagrams fail as
+ * "unknown key". Returns how many keys it wiped. */
+size_t dgram_forget_cert(struct dgram_table *t, const uint8_t *cert);
 
 /* Is a fresh handshake with `peer` due? True once its live send key has
  * passed its rekey time (60%..90% of key_lifetime_ms after install, the

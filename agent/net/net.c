@@ -619,9 +619,9 @@ static void net_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void net_conn_install_dgram_keys(struct net_conn *c)
 {
 	struct net *n = c->net;
-	uint8_t m[DGRAM_MATERIAL_LEN], cert[TLS_CERT_DIGEST_LEN];
+	uint8_t m[DGRAM_MATERIAL_LEN], cert[TLS_CERT_ID_LEN];
 	const char *peer = tls_conn_peer_name(c->tls);
-	bool has_cert = tls_conn_peer_digest(c->tls, cert);
+	bool has_cert = tls_conn_peer_cert_id(c->tls, cert);
 	int rc = tls_conn_export(c->tls, DGRAM_EXPORTER_LABEL, m, sizeof(m));
 	if (rc == 0)
 		rc = dgram_install_cert(n->dgram, peer, m, sizeof(m), !tls_conn_is_server(c->tls),
@@ -1211,6 +1211,7 @@ void net_dgram_retire(struct net *n, const char *peer_name)
 unsigned net_close_revoked(struct net *n)
 {
 	unsigned closed = 0;
+	size_t wiped = 0;
 	struct net_conn *c = n->conns;
 	while (c != NULL) {
 		const char *why = c->tls != NULL ? tls_conn_peer_distrusted(c->tls) : NULL;
@@ -1220,13 +1221,32 @@ unsigned net_close_revoked(struct net *n)
 		}
 		char peer[64];
 		snprintf(peer, sizeof(peer), "%s", tls_conn_peer_name(c->tls));
+		uint8_t id[TLS_CERT_ID_LEN];
+		bool has_id = tls_conn_peer_cert_id(c->tls, id);
 		bool node = tls_conn_peer_role(c->tls) == TLS_ROLE_NODE;
 		net_conn_reject(c, why);
-		if (node && n->dgram != NULL)
-			dgram_forget(n->dgram, peer);
+		/* the keys its handshakes made (not another certificate's for
+		 * the same name: dgram_install_cert) */
+		if (node && n->dgram != NULL) {
+			if (has_id)
+				wiped += dgram_forget_cert(n->dgram, id);
+			else
+				dgram_forget(n->dgram, peer);
+		}
 		closed++;
 		c = n->conns; /* closing may have changed the list: scan again */
 	}
+	/* and the keys of revoked certificates with no connection open now:
+	 * their datagrams would verify until the keys expired (minutes) */
+	uint8_t(*ids)[TLS_CERT_ID_LEN] = NULL;
+	size_t n_ids = n->dgram != NULL && n->cfg.server_tls != NULL
+	                   ? tls_ctx_revoked_ids(n->cfg.server_tls, &ids)
+	                   : 0;
+	for (size_t i = 0; i < n_ids; i++)
+		wiped += dgram_forget_cert(n->dgram, ids[i]);
+	free(ids);
+	if (wiped > 0)
+		MV_WARN("net", "datagram keys of distrusted certificates wiped keys=%zu", wiped);
 	return closed;
 }
 

@@ -350,8 +350,8 @@ struct tls_conn {
 
 	char peer_name[256];
 	enum tls_role peer_role;
-	uint8_t peer_digest[TLS_CERT_DIGEST_LEN]; /* SHA-256 of its certificate (DER) */
-	bool has_peer_digest;
+	uint8_t peer_cert_id[TLS_CERT_ID_LEN]; /* tls_cert_id of its certificate */
+	bool has_peer_cert_id;
 
 	struct tls_buf pending_out; /* plaintext held until the handshake is done */
 	struct tls_buf plain_in;    /* decrypted, not yet read by the caller */
@@ -501,6 +501,31 @@ static int tls_on_verify(int ok, X509_STORE_CTX *sc)
 /* A resumed handshake shows no certificate, so without this check a peer
  * that keeps reconnecting could ride one ticket chain past its expiry or
  * its revocation. */
+/* A certificate's identity: SHA-256 over the DER of its issuer's name and
+ * of its serial number — what a CRL names, and unique per CA (RFC 5280
+ * 4.1.2.2), so two certificates issued for one name differ. */
+static bool tls_cert_id(const X509_NAME *issuer, const ASN1_INTEGER *serial,
+                        uint8_t out[TLS_CERT_ID_LEN])
+{
+	unsigned char *in = NULL, *sn = NULL;
+	int il = issuer ? i2d_X509_NAME(issuer, &in) : -1;
+	int sl = serial ? i2d_ASN1_INTEGER(serial, &sn) : -1;
+	bool ok = false;
+	if (il > 0 && sl > 0) {
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		unsigned int dl = 0;
+		ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		     EVP_DigestUpdate(md, in, (size_t)il) == 1 &&
+		     EVP_DigestUpdate(md, sn, (size_t)sl) == 1 &&
+		     EVP_DigestFinal_ex(md, out, &dl) == 1 && dl == TLS_CERT_ID_LEN;
+		EVP_MD_CTX_free(md);
+	}
+	OPENSSL_free(in);
+	OPENSSL_free(sn);
+	ERR_clear_error();
+	return ok;
+}
+
 static bool tls_crl_revokes(X509_CRL *crl, X509 *x)
 {
 	X509_REVOKED *r;
@@ -1314,9 +1339,8 @@ static int tls_conn_established(struct tls_conn *c)
 		tls_x509_text(X509_get_subject_name(peer), NID_commonName, c->peer_name,
 		              sizeof(c->peer_name));
 		c->peer_role = tls_x509_role(peer);
-		unsigned int dl = 0;
-		c->has_peer_digest = X509_digest(peer, EVP_sha256(), c->peer_digest, &dl) == 1 &&
-		                     dl == TLS_CERT_DIGEST_LEN;
+		c->has_peer_cert_id = tls_cert_id(X509_get_issuer_name(peer),
+		                                  X509_get0_serialNumber(peer), c->peer_cert_id);
 	}
 	if (!c->server) {
 		if (c->expect_name && strcmp(c->peer_name, c->expect_name) != 0)
@@ -1522,12 +1546,34 @@ const char *tls_conn_peer_name(const struct tls_conn *c)
 	return c->handshake_done ? c->peer_name : "";
 }
 
-bool tls_conn_peer_digest(const struct tls_conn *c, uint8_t out[TLS_CERT_DIGEST_LEN])
+bool tls_conn_peer_cert_id(const struct tls_conn *c, uint8_t out[TLS_CERT_ID_LEN])
 {
-	if (!c->handshake_done || !c->has_peer_digest)
+	if (!c->handshake_done || !c->has_peer_cert_id)
 		return false;
-	memcpy(out, c->peer_digest, TLS_CERT_DIGEST_LEN);
+	memcpy(out, c->peer_cert_id, TLS_CERT_ID_LEN);
 	return true;
+}
+
+size_t tls_ctx_revoked_ids(const struct tls_ctx *ctx, uint8_t (**out)[TLS_CERT_ID_LEN])
+{
+	*out = NULL;
+	if (!ctx->crl)
+		return 0;
+	STACK_OF(X509_REVOKED) *rv = X509_CRL_get_REVOKED(ctx->crl);
+	int k = sk_X509_REVOKED_num(rv); /* -1: none */
+	if (k <= 0)
+		return 0;
+	uint8_t(*ids)[TLS_CERT_ID_LEN] = calloc((size_t)k, sizeof(*ids));
+	if (ids == NULL)
+		return 0;
+	size_t n = 0;
+	for (int i = 0; i < k; i++)
+		if (tls_cert_id(X509_CRL_get_issuer(ctx->crl),
+		                X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rv, i)),
+		                ids[n]))
+			n++;
+	*out = ids;
+	return n;
 }
 
 enum tls_role tls_conn_peer_role(const struct tls_conn *c)

@@ -149,12 +149,17 @@ bool tls_conn_is_server(const struct tls_conn *c);
  * -EIO when OpenSSL refuses. Used for the datagram keys (dgram.h). */
 int tls_conn_export(const struct tls_conn *c, const char *label, uint8_t *out, size_t len);
 enum tls_role tls_conn_peer_role(const struct tls_conn *c);
-/* The SHA-256 of the peer's certificate (DER) once the handshake is done
- * (resumed sessions: the certificate of the session resumed). False before,
- * or when the peer showed none. Tells apart two certificates the CA issued
- * for one name (the datagram keys are kept per certificate: dgram.h). */
-#define TLS_CERT_DIGEST_LEN 32
-bool tls_conn_peer_digest(const struct tls_conn *c, uint8_t out[TLS_CERT_DIGEST_LEN]);
+/* The identity of the peer's certificate once the handshake is done
+ * (resumed sessions: the certificate of the session resumed): SHA-256 over
+ * its issuer's name and its serial number (DER), what a CRL names. False
+ * before, or when the peer showed none. Tells apart two certificates the CA
+ * issued for one name (datagram keys are kept per certificate: dgram.h). */
+#define TLS_CERT_ID_LEN 32
+bool tls_conn_peer_cert_id(const struct tls_conn *c, uint8_t out[TLS_CERT_ID_LEN]);
+/* The identities (as above) of every certificate the CRL in force revokes,
+ * in *out (malloc'd, the caller frees; NULL when none): their count. 0
+ * without a CRL, or out of memory. */
+size_t tls_ctx_revoked_ids(const struct tls_ctx *ctx, uint8_t (**out)[TLS_CERT_ID_LEN]);
 /* Is the peer's certificate no longer trusted by the material in force now
  * (after the latest reload of the context this session was made from)?
  * NULL while it is (and before the handshake, and for sessions that never

@@ -549,6 +549,49 @@ static void test_second_certificate_kept_aside(void **state)
 	dgram_free(imp);
 }
 
+/* The CRL revokes a certificate: every key a handshake with it made goes
+ * (send and receive, whatever name), and only those: the other
+ * certificate's keys for the same name keep working. */
+static void test_forget_revoked_certificate(void **state)
+{
+	(void)state;
+	uint8_t cert_a[DGRAM_CERT_LEN], cert_i[DGRAM_CERT_LEN];
+	memset(cert_a, 0xa1, sizeof(cert_a));
+	memset(cert_i, 0x17, sizeof(cert_i));
+	struct dgram_table *a = dgram_new(NULL), *b = dgram_new(NULL), *imp = dgram_new(NULL);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(imp);
+	uint8_t m[DGRAM_MATERIAL_LEN], dg[DGRAM_MAX_LEN];
+	material(m, 90);
+	assert_int_equal(dgram_install(a, "b", m, sizeof(m), true, 0), 0);
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), false, cert_a, 0), 0);
+	size_t len = seal(a, "b", "hb", dg, 1);
+	assert_int_equal(open_(b, dg, len, 1, NULL, NULL), DGRAM_OK);
+	material(m, 91); /* I's holder dials b: aside */
+	assert_int_equal(dgram_install(imp, "b", m, sizeof(m), true, 2), 0);
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), false, cert_i, 2),
+	                 DGRAM_INSTALLED_ASIDE);
+	uint8_t dg_i[DGRAM_MAX_LEN];
+	size_t len_i = seal(imp, "b", "imp", dg_i, 3);
+	assert_int_equal(dgram_forget_cert(b, cert_i), 1);
+	assert_int_equal(dgram_forget_cert(b, cert_i), 0); /* nothing left of it */
+	assert_int_equal(open_(b, dg_i, len_i, 4, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
+	len = seal(a, "b", "hb", dg, 5); /* A's keys untouched, both ways */
+	assert_int_equal(open_(b, dg, len, 5, NULL, NULL), DGRAM_OK);
+	len = seal(b, "a", "ack", dg, 6);
+	assert_int_equal(open_(a, dg, len, 6, NULL, NULL), DGRAM_OK);
+	/* now A's: its send and receive key */
+	assert_int_equal(dgram_forget_cert(b, cert_a), 2);
+	assert_false(dgram_can_send(b, "a", 7));
+	len = seal(a, "b", "hb", dg, 8);
+	assert_int_equal(open_(b, dg, len, 8, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
+	assert_int_equal(dgram_forget_cert(b, NULL), 0);
+	dgram_free(a);
+	dgram_free(b);
+	dgram_free(imp);
+}
+
 static void test_table_bound_evicts_lru(void **state)
 {
 	(void)state;
@@ -708,6 +751,7 @@ int main(void)
 	    cmocka_unit_test(test_rekey_due_staggered),
 	    cmocka_unit_test(test_crossed_handshakes),
 	    cmocka_unit_test(test_second_certificate_kept_aside),
+	    cmocka_unit_test(test_forget_revoked_certificate),
 	    cmocka_unit_test(test_table_bound_evicts_lru),
 	    cmocka_unit_test(test_quoted_sender),
 	    cmocka_unit_test(test_heard_and_probe_due),

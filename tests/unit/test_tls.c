@@ -1310,6 +1310,15 @@ static void test_crl_reload(void **state)
 	pump(&live->cli, &live->srv);
 	assert_true(tls_conn_handshake_done(live->srv.c));
 	assert_null(tls_conn_peer_distrusted(live->srv.c));
+	/* certificate identities (issuer and serial: what the CRL names, and
+	 * what the datagram keys are kept by): n2's as the server saw it, n1's
+	 * as the client saw it */
+	uint8_t id_n2[TLS_CERT_ID_LEN], id_n1[TLS_CERT_ID_LEN], (*ids)[TLS_CERT_ID_LEN] = NULL;
+	assert_true(tls_conn_peer_cert_id(live->srv.c, id_n2));
+	assert_true(tls_conn_peer_cert_id(live->cli.c, id_n1));
+	assert_memory_not_equal(id_n1, id_n2, TLS_CERT_ID_LEN);
+	assert_int_equal(tls_ctx_revoked_ids(sctx, &ids), 0);
+	assert_null(ids);
 
 	/* n2 revoked; the list grows from the old one */
 	mkcrl("live.crl", revoke_n2, 1, "live.crl");
@@ -1317,6 +1326,9 @@ static void test_crl_reload(void **state)
 	assert_true(tls_ctx_crl_info(sctx, &n, &next));
 	assert_int_equal(n, 1);
 	assert_non_null(tls_conn_peer_distrusted(live->srv.c));
+	assert_int_equal(tls_ctx_revoked_ids(sctx, &ids), 1);
+	assert_memory_equal(ids[0], id_n2, TLS_CERT_ID_LEN);
+	free(ids);
 	/* a new session of n2 is refused */
 	expect_n2_revoked(n2, sctx);
 
@@ -1325,6 +1337,11 @@ static void test_crl_reload(void **state)
 	assert_int_equal(tls_ctx_reload(sctx, err, sizeof(err)), 0);
 	assert_true(tls_ctx_crl_info(sctx, &n, &next));
 	assert_int_equal(n, 2);
+	assert_int_equal(tls_ctx_revoked_ids(sctx, &ids), 2);
+	assert_true(memcmp(ids[0], id_n2, TLS_CERT_ID_LEN) == 0 ||
+	            memcmp(ids[1], id_n2, TLS_CERT_ID_LEN) == 0);
+	assert_memory_not_equal(ids[0], ids[1], TLS_CERT_ID_LEN);
+	free(ids);
 	p = pair_new(op, sctx, "n1", TLS_ROLE_NODE, NULL);
 	pump(&p->cli, &p->srv);
 	assert_true(tls_conn_failed(p->srv.c));
