@@ -186,8 +186,9 @@ struct round {
 	int pphase; /* 0 idle, 1 prepare, 2 accept, 3 backing off */
 	struct fo_ballot ballot;
 	uint64_t max_n;
-	uint8_t *resp;
-	size_t resp_cap, n_resp;
+	uint8_t *resp; /* per member: 1 answered (counted in n_resp), 2 refused
+	                  our value in phase 2 (counted in n_refused) */
+	size_t resp_cap, n_resp, n_refused;
 	bool has_best;
 	struct fo_ballot best_ballot;
 	struct fo_plan best_plan;
@@ -3111,7 +3112,7 @@ static uint64_t age_of(const struct inst *in, uint64_t now)
 	return now > in->first_heard ? now - in->first_heard : 0;
 }
 
-static bool resp_mark(struct round *rd, size_t idx)
+static bool resp_mark_as(struct round *rd, size_t idx, uint8_t how)
 {
 	if (idx >= rd->resp_cap) {
 		size_t nc = rd->resp_cap ? rd->resp_cap : 16;
@@ -3126,9 +3127,17 @@ static bool resp_mark(struct round *rd, size_t idx)
 	}
 	if (rd->resp[idx])
 		return false;
-	rd->resp[idx] = 1;
-	rd->n_resp++;
+	rd->resp[idx] = how;
+	if (how == 1)
+		rd->n_resp++;
+	else
+		rd->n_refused++;
 	return true;
+}
+
+static bool resp_mark(struct round *rd, size_t idx)
+{
+	return resp_mark_as(rd, idx, 1);
 }
 
 static bool resp_has(const struct round *rd, size_t idx)
@@ -3141,6 +3150,7 @@ static void resp_reset(struct round *rd)
 	if (rd->resp)
 		memset(rd->resp, 0, rd->resp_cap);
 	rd->n_resp = 0;
+	rd->n_refused = 0;
 }
 
 static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, const char *from,
@@ -3619,8 +3629,27 @@ static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struc
 			}
 		}
 		/* An adopted value may not change, but a new phase 1 may find it
-		 * was never chosen (on_promise): then ours goes, without it. */
-		backoff(f, rd, now);
+		 * was never chosen (on_promise): then ours goes, without it.
+		 * Not before the other voters could still make a majority for
+		 * it: an acceptor's refusal is its own, the value may be chosen
+		 * without it. Before, the first refusal ended phase 2 — our own
+		 * acceptor's comes back at once, before any ACCEPTED — so a
+		 * proposer that could not prove a chosen value (it had refused
+		 * the claim), re-proposed it, and clashed with it itself, never
+		 * let it be chosen again: every other voter accepted, round
+		 * after round, and nothing was learned (seed
+		 * 5860160051390273588 with migrations). */
+		const struct mrec *x = member_find(f, m->from);
+		size_t maj = majority_of(f->eff_voters);
+		if (x && x->voter)
+			resp_mark_as(rd, (size_t)(x - f->m), 2);
+		size_t open = f->eff_voters > rd->n_resp + rd->n_refused
+		                  ? f->eff_voters - rd->n_resp - rd->n_refused
+		                  : 0;
+		if (rd->n_resp + open < maj)
+			backoff(f, rd, now);
+		/* (else the others have until the retry: fo_tick backs off
+		 * then, so that voters that never answer do not hold it) */
 	}
 }
 
@@ -6970,6 +6999,10 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 				send_phase(f, in, r, now);
 		} else if (rd->pphase == 2 && rd->n_resp >= maj) {
 			accepted_decide(f, in, r, now);
+		} else if (rd->pphase == 2 && rd->n_refused > 0) {
+			/* refused for a clash, and no majority within retry_ms
+			 * of the others: a new phase 1 (on_reject) */
+			backoff(f, rd, now);
 		} else {
 			send_phase(f, in, r, now);
 		}

@@ -2764,6 +2764,10 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "force-left was read as the source's again; the recoveries "
 	                             "of source and target both placed the VM, the acceptors "
 	                             "split between them, and neither round 0 was ever chosen"},
+	    {5860160051390273588ULL, "liveness: a proposer that had refused a CHOSEN claim "
+	                             "re-proposed the chosen value, its own acceptor refused it "
+	                             "for a clash, and that first refusal ended phase 2 before "
+	                             "the others' ACCEPTEDs came, round after round"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
