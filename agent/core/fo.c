@@ -4565,6 +4565,32 @@ static uint64_t entry_base(const struct fo_plan_entry *pe, uint32_t round)
 	return pe->new_epoch > d ? pe->new_epoch - d : 0;
 }
 
+/* Is chosen round r of instance o the failover of the very life pe gives
+ * its VM to (pe's target at pe's target incarnation), re-placing that VM
+ * from exactly the epoch pe gives it, and only from there? Then o's
+ * placements of it succeed pe's rather than clash with it: o's fence
+ * reaches that life (what it ran at pe's epoch dies before o's targets
+ * start theirs), and that life can start pe no more once o's majority
+ * accepted (a target starts only after a majority acknowledged it since
+ * learning the plan, and o's acceptors acknowledge it no more). */
+static bool succeeded_by(const struct inst *o, const struct round *od, uint32_t r,
+                         const struct fo_plan_entry *pe)
+{
+	if (!od->chosen || !pe->target[0] || !pe->target_incarnation ||
+	    o->inc != pe->target_incarnation || strcmp(o->dead, pe->target) != 0)
+		return false;
+	bool any = false;
+	for (size_t k = 0; k < od->plan.n; k++) {
+		const struct fo_plan_entry *oe = &od->plan.entries[k];
+		if (!oe->target[0] || strcmp(oe->uuid, pe->uuid) != 0)
+			continue;
+		if (entry_base(oe, r) != pe->new_epoch)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
 /* Is every placement of `uuid` above nothing in `op` one that an earlier
  * round of `in` held as well (handed back since, now re-placed)? */
 static bool re_placing(const struct fo *f, const struct inst *in, uint32_t round,
@@ -4681,6 +4707,20 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 				 * handed back the entry it was given (simulator seed
 				 * 1736501381016617636: vm4.4 stayed down). */
 				if (clash && target_fenced(f, pe) &&
+				    !places_at(op, pe->uuid, pe->new_epoch))
+					clash = false;
+				/* Nor does a chosen plan that failed over the life ours
+				 * gives the VM to and moved it on from the epoch ours
+				 * gives (succeeded_by): it followed ours, as when it ran
+				 * there. Before, a chosen round re-proposed by a later
+				 * coordinator was refused by every acceptor that had
+				 * learned such a successor while its target's life ended
+				 * by a timed fence only (no fenced_through from it): with
+				 * the other acceptors dead, no majority read proved it,
+				 * its later rounds were never proposed and a VM handed
+				 * back meanwhile stayed down (simulator seed
+				 * 1401844136278748164: vm1.1). */
+				if (clash && succeeded_by(o, od, r, pe) &&
 				    !places_at(op, pe->uuid, pe->new_epoch))
 					clash = false;
 				if (clash) {
