@@ -2530,6 +2530,10 @@ static void test_replayed_seeds(void **state)
 	     "that VM on from its epoch; its next round never came"},
 	    {4706855370478479848ULL, "liveness: the same in a round 0: the failover of the "
 	                             "target it gave a VM to had moved the VM on from there"},
+	    {5106827132613209511ULL, "liveness: a host could never prove its own recovery's round "
+	                             "0 (acceptors split between two ballots, one dead) and "
+	                             "never coordinates it: it never started what it placed "
+	                             "on the host"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
