@@ -495,6 +495,7 @@ struct given {
 /* Forward declarations (the file reads top-down by topic). */
 static void ask_incarnation(struct fo *f, uint64_t want, const char *why);
 static void pread_free(struct pread *p);
+static size_t pread_find(const struct fo *f, const struct fo_instance_id *id);
 struct inst;
 static bool read_hint(const struct fo *f, const struct inst *in, uint32_t round,
                       struct fo_plan *out);
@@ -1967,16 +1968,35 @@ static bool batch_ready(const struct fo *f, const struct inst *in, uint64_t now,
 	return true;
 }
 
+/* Reads asked this often without a proof: the read is stuck. */
+#define FO_OWN_READ_ASKS 3
+
+/* Was the first round of a recovery of ours (an incarnation of ours that is
+ * over) claimed chosen by a voter, and has our majority read failed to
+ * prove it for FO_OWN_READ_ASKS asks? Its acceptors are split between
+ * ballots of the value, or too few of them answer; the others learned it
+ * and propose it no more, so only a new ballot of ours ends the wait. */
+static bool own_claim_unproven(const struct fo *f, const struct inst *in)
+{
+	struct fo_instance_id id;
+	inst_id(&id, in, 0);
+	size_t i = pread_find(f, &id);
+	return i != SIZE_MAX && f->reads[i].asks >= FO_OWN_READ_ASKS;
+}
+
 /* Which round needs proposing, if any. */
 static bool work_round(const struct fo *f, const struct inst *in, uint64_t now, uint32_t *out)
 {
 	/* nobody coordinates its own failover, nor the first round of a
-	 * recovery of its own (the others decide what it owes); the later
-	 * rounds of one of an incarnation of ours that is over, we may: the
-	 * hand-backs and parked VMs of our own recovery, when its other
-	 * coordinators are gone */
+	 * recovery of its own (the others decide what it owes) — except to
+	 * carry a value the others chose there when our read of it is stuck
+	 * (own_claim_unproven; promises_decide never lets us choose our own);
+	 * the later rounds of one of an incarnation of ours that is over, we
+	 * may: the hand-backs and parked VMs of our own recovery, when its
+	 * other coordinators are gone */
 	if (in->done ||
-	    (is_self(f, in->dead) && (in->inc >= f->incarnation || !in->rounds[0].chosen)))
+	    (is_self(f, in->dead) &&
+	     (in->inc >= f->incarnation || (!in->rounds[0].chosen && !own_claim_unproven(f, in)))))
 		return false;
 	bool any;
 	uint32_t h = highest_chosen(in, f->n_rounds, &any);
@@ -2360,14 +2380,16 @@ static void fence_chosen(struct fo *f, struct inst *in, uint32_t round, const st
 	 * a listed VM alone at or above its new epoch, and the fence then
 	 * fails). A later round's target waits for X's word or the timed
 	 * wait, which it armed when it learned round 0 (arm_fence_wait), or
-	 * uses its own round-0 fence. The destroys are idempotent. */
+	 * uses its own round-0 fence. The destroys are idempotent. Never X
+	 * itself, whose ballot may choose a round 0 of its own recovery
+	 * (own_claim_unproven): it carries the plan out (obey_own_plan). */
 	const struct mrec *xr = member_find(f, in->dead);
 	bool back = xr && (member_up(f, xr) || beating(f, xr)) && known_after(xr, in->inc);
 	bool target = false;
 	for (size_t e = 0; e < copy->n && !target; e++)
 		target = is_self(f, copy->entries[e].target);
-	if (round == 0 && (mine || (target && !is_self(f, in->dead))) && copy->n > 0 &&
-	    !in->fenced && !in->remote_fence_sent && !back) {
+	if (round == 0 && (mine || target) && !is_self(f, in->dead) && copy->n > 0 && !in->fenced &&
+	    !in->remote_fence_sent && !back) {
 		in->remote_fence_sent = true;
 		push_event(f, FO_EV_REMOTE_FENCE, id, in->dead,
 		           "destroy %s's HA VMs through its hypervisor", in->dead);
@@ -3500,6 +3522,15 @@ static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint6
 	 * (simulator test_amnesiac_acceptor, journal off) */
 	if (!rd->has_best && read_hint(f, in, round, &rd->best_plan))
 		rd->has_best = true;
+	/* The first round of a recovery of ours: we carry only a value the
+	 * others proposed (work_round), never our own (the others decide what
+	 * we owe): none, and we ask again a coordinator step later while our
+	 * read stays stuck. */
+	if (!rd->has_best && round == 0 && is_self(f, in->dead)) {
+		rd->pphase = own_claim_unproven(f, in) ? 3 : 0;
+		rd->next_retry = sat_add(now, f->cfg.coordinator_step_ms);
+		return;
+	}
 	rd->own_val = !rd->has_best;
 	if (rd->has_best) {
 		rd->value = rd->best_plan;
@@ -4594,6 +4625,32 @@ static uint64_t entry_base(const struct fo_plan_entry *pe, uint32_t round)
 	return pe->new_epoch > d ? pe->new_epoch - d : 0;
 }
 
+/* Is chosen round r of instance o the failover of the very life pe gives
+ * its VM to (pe's target at pe's target incarnation), re-placing that VM
+ * from exactly the epoch pe gives it, and only from there? Then o's
+ * placements of it succeed pe's rather than clash with it: o's fence
+ * reaches that life (what it ran at pe's epoch dies before o's targets
+ * start theirs), and that life can start pe no more once o's majority
+ * accepted (a target starts only after a majority acknowledged it since
+ * learning the plan, and o's acceptors acknowledge it no more). */
+static bool succeeded_by(const struct inst *o, const struct round *od, uint32_t r,
+                         const struct fo_plan_entry *pe)
+{
+	if (!od->chosen || !pe->target[0] || !pe->target_incarnation ||
+	    o->inc != pe->target_incarnation || strcmp(o->dead, pe->target) != 0)
+		return false;
+	bool any = false;
+	for (size_t k = 0; k < od->plan.n; k++) {
+		const struct fo_plan_entry *oe = &od->plan.entries[k];
+		if (!oe->target[0] || strcmp(oe->uuid, pe->uuid) != 0)
+			continue;
+		if (entry_base(oe, r) != pe->new_epoch)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
 /* Is every placement of `uuid` above nothing in `op` one that an earlier
  * round of `in` held as well (handed back since, now re-placed)? */
 static bool re_placing(const struct fo *f, const struct inst *in, uint32_t round,
@@ -4710,6 +4767,20 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 				 * handed back the entry it was given (simulator seed
 				 * 1736501381016617636: vm4.4 stayed down). */
 				if (clash && target_fenced(f, pe) &&
+				    !places_at(op, pe->uuid, pe->new_epoch))
+					clash = false;
+				/* Nor does a chosen plan that failed over the life ours
+				 * gives the VM to and moved it on from the epoch ours
+				 * gives (succeeded_by): it followed ours, as when it ran
+				 * there. Before, a chosen round re-proposed by a later
+				 * coordinator was refused by every acceptor that had
+				 * learned such a successor while its target's life ended
+				 * by a timed fence only (no fenced_through from it): with
+				 * the other acceptors dead, no majority read proved it,
+				 * its later rounds were never proposed and a VM handed
+				 * back meanwhile stayed down (simulator seed
+				 * 1401844136278748164: vm1.1). */
+				if (clash && succeeded_by(o, od, r, pe) &&
 				    !places_at(op, pe->uuid, pe->new_epoch))
 					clash = false;
 				if (clash) {

@@ -2523,6 +2523,17 @@ static void test_replayed_seeds(void **state)
 	     "(targets: itself) missed the CHOSEN; the others answered its "
 	     "heartbeats with orders it held (3 of 7 withheld) and never sent "
 	     "the plan again, so it never learned it"},
+	    {1401844136278748164ULL,
+	     "liveness: a chosen round, proposed again by a voter that had "
+	     "missed it, was refused by its own acceptor: the failover of the "
+	     "life it gave a VM to (ended by a timed fence only) had moved "
+	     "that VM on from its epoch; its next round never came"},
+	    {4706855370478479848ULL, "liveness: the same in a round 0: the failover of the "
+	                             "target it gave a VM to had moved the VM on from there"},
+	    {5106827132613209511ULL, "liveness: a host could never prove its own recovery's round "
+	                             "0 (acceptors split between two ballots, one dead) and "
+	                             "never coordinates it: it never started what it placed "
+	                             "on the host"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
