@@ -519,6 +519,7 @@ struct move;
 static bool move_holds_away(const struct fo *f, const struct move *r, const char *from);
 static bool move_epoch_floor(const struct fo *f, const struct move *r, const char *from);
 static bool move_target_gone(const struct fo *f, const struct move *r);
+static bool move_target_removed(const struct fo *f, const struct move *r);
 static void moves_retell(struct fo *f, uint64_t now);
 static bool vm_info_any(const struct fo *f, const char *uuid, struct fo_vm *out);
 static bool kept_by_newer(const struct fo_host *newer, const char *uuid, uint64_t epoch);
@@ -2779,7 +2780,7 @@ static void owed_landed(const struct fo *f, struct owed_scan *o)
 		const struct fo_move *mv = &f->moves[i].m;
 		if (mv->state != FO_MOVE_MOVED || !mv->epoch || strcmp(mv->target, o->x) != 0 ||
 		    !((mv->target_inc && mv->target_inc <= o->inc) ||
-		      move_target_gone(f, &f->moves[i])))
+		      move_target_gone(f, &f->moves[i]) || move_target_removed(f, &f->moves[i])))
 			continue;
 		struct fo_vm v;
 		if (owed_listed_at(o, mv->uuid, mv->epoch))
@@ -4038,6 +4039,22 @@ static void move_tell(const struct fo *f, struct move *r, uint64_t now)
 	r->announce_until = sat_add(now, move_announce_ms(f));
 }
 
+/* Did the operator remove the move's target (force-leave) at the
+ * incarnation it landed on or later, and has it not been heard of since at
+ * a newer one? (A removed member that comes back alive at a newer
+ * incarnation is no longer removed; one heard at a newer one settles the
+ * move itself.) For a MOVED move the target's failovers owe the VM then
+ * (owed_landed), even when its state never listed it and the target never
+ * said the move landed (no target incarnation): its own word could not
+ * come, and the source holds the VM away (a review's test,
+ * test_moved_target_force_left). */
+static bool move_target_removed(const struct fo *f, const struct move *r)
+{
+	const struct mrec *t = member_find(f, r->m.target);
+	return t && t->removed && (!r->m.target_inc || t->removed_inc >= r->m.target_inc) &&
+	       !known_after(t, t->removed_inc);
+}
+
 /* A MOVING move whose target has been fenced since we learned of it, by a
  * fence that covers every HA VM there (its failover), or removed by the
  * operator (force-leave) at the incarnation it landed on or later: whatever
@@ -4049,8 +4066,8 @@ static void move_tell(const struct fo *f, struct move *r, uint64_t now)
  * source and target both died, the target force-left with an empty
  * failover (no fence armed), stayed MOVING for good and every recovery of
  * the source left the VM out (m2) — simulator seed 411361976068016995
- * with migrations. Only a MOVING move: a MOVED one landed, T's own failover
- * lists its VM, and taking it back to the source as well made the
+ * with migrations. Only a MOVING move: a MOVED one landed, T's own failovers
+ * owe its VM (owed_landed), and taking it back to the source as well made the
  * recoveries of both place it — the acceptors split between the two
  * values and neither was ever chosen (seed 5029691623247226633). */
 static bool move_target_gone(const struct fo *f, const struct move *r)
@@ -4062,11 +4079,7 @@ static bool move_target_gone(const struct fo *f, const struct move *r)
 	 * then proves only what its fence order listed; it settles the move
 	 * itself, from what it runs) */
 	const struct mrec *t = member_find(f, r->m.target);
-	/* (a removed member that comes back alive at a newer incarnation is no
-	 * longer removed; one heard at a newer one settles the move itself) */
-	if (r->m.state == FO_MOVE_MOVING && t && t->removed &&
-	    (!r->m.target_inc || t->removed_inc >= r->m.target_inc) &&
-	    !known_after(t, t->removed_inc))
+	if (r->m.state == FO_MOVE_MOVING && move_target_removed(f, r))
 		return true;
 	for (size_t i = 0; i < f->n_inst; i++) {
 		const struct inst *in = f->inst[i];
@@ -7852,7 +7865,8 @@ static void stayed_owed(struct fo *f, struct inst *in, bool back, uint64_t now)
 		bool landed =
 		    mv->state == FO_MOVE_MOVED && strcmp(mv->target, in->dead) == 0 &&
 		    ((!gone && mv->target_inc && mv->target_inc <= in->inc && !in->fenced) ||
-		     (gone && in->fenced && in->fence_total && in->known_at >= f->moves[m].heard));
+		     (gone && in->fenced && in->fence_total && in->known_at >= f->moves[m].heard) ||
+		     move_target_removed(f, &f->moves[m]));
 		if ((!stayed && !landed) || inst_holds(f, in, mv->uuid))
 			continue;
 		if (!computed) {

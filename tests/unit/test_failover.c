@@ -2359,6 +2359,78 @@ static void test_move_record_limits(void **state)
  * re-places a VM its journal says was moved away, knows which moves name
  * it as the target and are unsettled, and a bad "move" line is refused
  * with the field named. */
+/* n0 live-migrates db to n2; libvirt says it landed (n0's MOVED, with no
+ * target incarnation: only n2 could tell it), and n2 dies before its
+ * heartbeat says so or its state lists db; n2 ran no other HA VM. n2's
+ * round 0 is chosen empty (which life of n2 runs db is not known). The
+ * operator force-leaves n2 (and, in the second case, n0 dies too). db is
+ * restarted once: n2's failover owes it in a later round (stayed_owed,
+ * and owed_landed for a round 0 decided after the removal, take the
+ * removal as the word n2 can no longer give). Before, once a removal no
+ * longer gave a MOVED move's VM back to the source (seed
+ * 5029691623247226633), nobody owed it: n0 held it away, and n2's
+ * failover never owed it (a review's test). */
+static void moved_target_force_left(bool source_dies)
+{
+	struct net *t = net_new(4, fast_cfg);
+	struct view v;
+	standard_view(t, &v);
+	run_until(t, t->now + 2000);
+	char db[FO_UUID_MAX];
+	snprintf(db, sizeof(db), "%s", v.vms[0][0].uuid);
+	struct fo *src = t->n[0].f;
+	assert_int_equal(fo_move_begin(src, "m1", db, "n2", 6, t->now), 0);
+	run_until(t, t->now + 1000);
+	assert_true(fo_move_ready(src, "m1", t->now));
+	t->n[2].down = true; /* it lands; n2 dies at once */
+	assert_int_equal(fo_move_end(src, "m1", true, t->now), 0);
+	/* n0's state no longer lists db (it left); n2's never did */
+	v.vms[0][0] = v.vms[0][3];
+	v.n_vms[0] = 3;
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 1500);
+	uint64_t det = t->now;
+	declare_dead(t, 2, 1);
+	if (source_dies) {
+		t->n[0].down = true;
+		run_until(t, t->now + 1500);
+		declare_dead(t, 0, 1);
+	}
+	run_until(t, t->now + 500);
+	for (int i = 0; i < 4; i++)
+		if (!t->n[i].down)
+			assert_int_equal(fo_force_leave(t->n[i].f, "n2", t->now), 0);
+	pump(t);
+	size_t db_restarts = 0;
+	for (uint64_t until = det + 4000; until <= det + 400000; until += 2000) {
+		run_until(t, until);
+		for (int i = 0; i < 4; i++) {
+			if (t->n[i].down)
+				continue;
+			for (size_t k = t->n[i].restarts_seen; k < t->n[i].n_ev; k++) {
+				const struct fo_event *e = &t->n[i].ev[k];
+				if (e->type == FO_EV_RESTART && strcmp(e->entry.uuid, db) == 0)
+					db_restarts++;
+			}
+			answer_restarts(t, i, true, NULL);
+		}
+	}
+	assert_int_equal(db_restarts, 1);
+	net_free(t);
+}
+
+static void test_moved_target_force_left(void **state)
+{
+	(void)state;
+	moved_target_force_left(false);
+}
+
+static void test_moved_target_force_left_source_dead(void **state)
+{
+	(void)state;
+	moved_target_force_left(true);
+}
+
 static void test_move_journal(void **state)
 {
 	(void)state;
@@ -7190,6 +7262,8 @@ int main(void)
 	    cmocka_unit_test(test_move_blocks_failover_value),
 	    cmocka_unit_test(test_move_retold_when_asked),
 	    cmocka_unit_test(test_move_announced_then_settled),
+	    cmocka_unit_test(test_moved_target_force_left),
+	    cmocka_unit_test(test_moved_target_force_left_source_dead),
 	    cmocka_unit_test(test_move_journal),
 	    cmocka_unit_test(test_stayed_move_owed_by_its_incarnation),
 	    cmocka_unit_test(test_base_given_elsewhere_refused),
