@@ -42,13 +42,17 @@
  * when it cannot now) while the old key keeps sealing, so the datagram
  * path never falls back to TLS for a rekey.
  *
- * Per certificate: every key remembers the SHA-256 of the peer's
- * certificate in the handshake that made it. A handshake the peer started,
- * with a certificate other than the one our send key came from, while that
- * one's datagrams verify, is a second certificate for the name (a rotation,
- * or one stolen or misissued): its receive key goes to one side slot and
- * our send key stays (dgram_install_cert), so it cannot take the name's
- * datagrams from the agent that uses them.
+ * Per certificate: every key remembers the identity (issuer and serial) of
+ * the peer's certificate in the handshake that made it, and the peer
+ * remembers the certificate we send under and whether a handshake we
+ * dialed showed it. A handshake the peer started, with another
+ * certificate, is a second certificate for the name (a rotation, or one
+ * stolen or misissued): its receive key goes to one side slot and our send
+ * key stays — or, when no handshake we dialed vouched for ours, retires,
+ * so that the next send dials the member's address and the certificate
+ * there decides (dgram_install_cert). A handshake we dialed always
+ * installs. So a second certificate's holder cannot take the name's
+ * datagrams from the agent that uses them, whoever connected first.
  *
  * Replay: per receive key a DGRAM_REPLAY_WINDOW-bit sliding window over
  * the sequence, as IPsec (RFC 4303 3.4.3) and WireGuard do: the highest
@@ -80,8 +84,7 @@ struct dgram_tx {
 	uint8_t salt[DGRAM_SALT_LEN];
 	uint64_t next_seq;
 	uint64_t expires;
-	uint64_t rekey_at;            /* from here on a fresh handshake is due (dgram_rekey_due) */
-	uint8_t cert[DGRAM_CERT_LEN]; /* the peer's certificate in that handshake */
+	uint64_t rekey_at; /* from here on a fresh handshake is due (dgram_rekey_due) */
 };
 
 struct dgram_rx {
@@ -106,6 +109,13 @@ struct dgram_peer {
 	uint64_t hint_at;    /* last rekey a hint (unauthenticated) started (0: none) */
 	struct dgram_tx tx;
 	struct dgram_rx rx[DGRAM_RX_SLOTS]; /* [0] newest */
+	/* The certificate our send keys come from, kept when the key retires
+	 * or expires (only a revocation of it, or dgram_forget, clears it),
+	 * and whether a handshake we dialed (the member's address, its
+	 * certificate proving the name) showed it. */
+	uint8_t send_cert[DGRAM_CERT_LEN];
+	bool send_cert_set;
+	bool send_dialed;
 };
 
 struct dgram_table {
@@ -132,8 +142,6 @@ struct dgram_table *dgram_new(const struct dgram_config *cfg)
 		t->cfg.grace_ms = 60 * 1000;
 	if (t->cfg.max_seq == 0)
 		t->cfg.max_seq = UINT64_C(1) << 32;
-	if (t->cfg.cert_hold_ms == 0)
-		t->cfg.cert_hold_ms = 10 * 1000;
 	t->peers = calloc(t->cfg.max_peers, sizeof(*t->peers));
 	t->ctx = EVP_CIPHER_CTX_new();
 	if (t->peers == NULL || t->ctx == NULL) {
@@ -193,20 +201,6 @@ static struct dgram_peer *dgram_take_slot(struct dgram_table *t)
 
 static bool dgram_tx_live(const struct dgram_table *t, const struct dgram_tx *x, uint64_t now);
 
-/* Did a datagram sealed under a key of certificate `cert` verify within
- * the last within_ms? */
-static bool dgram_cert_heard(const struct dgram_peer *p, const uint8_t *cert, uint64_t now,
-                             uint64_t within_ms)
-{
-	for (int k = 0; k < DGRAM_RX_SLOTS; k++) {
-		const struct dgram_rx *x = &p->rx[k];
-		if (x->valid && x->last_ok != 0 && now - x->last_ok <= within_ms &&
-		    CRYPTO_memcmp(x->cert, cert, DGRAM_CERT_LEN) == 0)
-			return true;
-	}
-	return false;
-}
-
 static void dgram_rx_set(struct dgram_table *t, struct dgram_rx *r, const uint8_t *recv,
                          const uint8_t *cert, uint64_t now)
 {
@@ -243,25 +237,35 @@ int dgram_install_cert(struct dgram_table *t, const char *peer, const uint8_t *m
 	const uint8_t *c2s = material, *s2c = material + DGRAM_DIR_MATERIAL_LEN;
 	const uint8_t *send = we_are_client ? c2s : s2c, *recv = we_are_client ? s2c : c2s;
 
-	if (!we_are_client && dgram_tx_live(t, &p->tx, now) &&
-	    CRYPTO_memcmp(p->tx.cert, cert, DGRAM_CERT_LEN) != 0 &&
-	    dgram_cert_heard(p, p->tx.cert, now, t->cfg.cert_hold_ms)) {
-		/* A second certificate for this name while the first is heard:
-		 * its keys go aside (one slot: the one another certificate's
-		 * keys hold already, else the oldest), ours to send stay. */
+	bool same = !p->send_cert_set || CRYPTO_memcmp(p->send_cert, cert, DGRAM_CERT_LEN) == 0;
+	if (!we_are_client && !same) {
+		/* A second certificate for this name, in a handshake we did not
+		 * start: its keys go aside (one slot: the one another
+		 * certificate's keys hold already, else the oldest), ours to send
+		 * stay. Unless a handshake we dialed showed ours, which holder
+		 * is the member is not known: our send key retires, and the
+		 * caller's next send dials the member's address (its rekey),
+		 * whose certificate then decides. */
 		int k = DGRAM_RX_SLOTS - 1;
 		for (int i = 1; i < DGRAM_RX_SLOTS; i++)
 			if (!p->rx[i].valid ||
-			    CRYPTO_memcmp(p->rx[i].cert, p->tx.cert, DGRAM_CERT_LEN) != 0) {
+			    CRYPTO_memcmp(p->rx[i].cert, p->send_cert, DGRAM_CERT_LEN) != 0) {
 				k = i;
 				break;
 			}
 		dgram_rx_set(t, &p->rx[k], recv, cert, now);
 		p->rx[k].replaced_at = now; /* lives while that peer uses it */
+		p->last_used = now;
 		t->stats.installs++;
 		t->stats.aside++;
-		return DGRAM_INSTALLED_ASIDE;
+		if (p->send_dialed)
+			return DGRAM_INSTALLED_ASIDE;
+		OPENSSL_cleanse(&p->tx, sizeof(p->tx));
+		return DGRAM_INSTALLED_ASIDE_REDIAL;
 	}
+	p->send_dialed = we_are_client || (p->send_dialed && p->send_cert_set);
+	memcpy(p->send_cert, cert, DGRAM_CERT_LEN);
+	p->send_cert_set = true;
 
 	memcpy(p->tx.key, send, DGRAM_KEY_LEN);
 	memcpy(p->tx.id, send + DGRAM_KEY_LEN, DGRAM_KEY_ID_LEN);
@@ -270,7 +274,6 @@ int dgram_install_cert(struct dgram_table *t, const char *peer, const uint8_t *m
 	p->tx.expires = now + t->cfg.key_lifetime_ms;
 	p->tx.rekey_at = now + dgram_rekey_after(t->cfg.key_lifetime_ms, p->tx.id);
 	p->tx.valid = true;
-	memcpy(p->tx.cert, cert, DGRAM_CERT_LEN);
 
 	OPENSSL_cleanse(&p->rx[DGRAM_RX_SLOTS - 1], sizeof(p->rx[0]));
 	memmove(&p->rx[1], &p->rx[0], (DGRAM_RX_SLOTS - 1) * sizeof(p->rx[0]));
@@ -347,9 +350,12 @@ size_t dgram_forget_cert(struct dgram_table *t, const uint8_t *cert)
 		struct dgram_peer *p = &t->peers[i];
 		if (!p->used)
 			continue;
-		if (p->tx.valid && CRYPTO_memcmp(p->tx.cert, cert, DGRAM_CERT_LEN) == 0) {
+		if (p->send_cert_set && CRYPTO_memcmp(p->send_cert, cert, DGRAM_CERT_LEN) == 0) {
+			n += p->tx.valid;
 			OPENSSL_cleanse(&p->tx, sizeof(p->tx));
-			n++;
+			OPENSSL_cleanse(p->send_cert, sizeof(p->send_cert));
+			p->send_cert_set = false;
+			p->send_dialed = false;
 		}
 		for (int k = 0; k < DGRAM_RX_SLOTS; k++)
 			if (p->rx[k].valid &&
@@ -561,7 +567,10 @@ enum dgram_drop dgram_open(struct dgram_table *t, const uint8_t *dg, size_t len,
 	dgram_window_accept(r, seq);
 	r->last_ok = now;
 	p->last_used = now;
-	p->heard = now;
+	/* heard: the peer we send to (not a second certificate's holder,
+	 * whose datagrams still verify as the name: revoke it) */
+	if (!p->send_cert_set || CRYPTO_memcmp(r->cert, p->send_cert, DGRAM_CERT_LEN) == 0)
+		p->heard = now;
 	*outlen = clen;
 	*peer = p->name;
 	t->stats.opened++;

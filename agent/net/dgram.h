@@ -51,8 +51,6 @@ struct dgram_config {
 	uint64_t key_lifetime_ms; /* a send key retires this long after install; 0: 10 min */
 	uint64_t grace_ms;        /* a replaced receive key stays valid; 0: 60 s */
 	uint64_t max_seq;         /* a send key retires after this many datagrams; 0: 2^32 */
-	uint64_t cert_hold_ms;    /* a heard certificate keeps the name's send key
-	                             against inbound handshakes of another; 0: 10 s */
 };
 
 /* Why dgram_open() dropped a datagram (each one counted). */
@@ -93,21 +91,26 @@ int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *materi
 
 /* The same, for a handshake whose peer showed the certificate with identity
  * `cert` (DGRAM_CERT_LEN bytes: tls_conn_peer_cert_id, a hash of its issuer
- * and serial; NULL: unknown, as one certificate). The CA
- * may have issued two certificates for one name (a rotation, or a stolen
- * or misissued one): keys are kept per certificate, so that the second
- * cannot take the name's datagrams from the first. A handshake we did not
- * start (we are the server), with a certificate other than the one our
- * live send key came from, while datagrams under that certificate's keys
- * verified within cert_hold_ms, is put aside: its receive key takes one
- * side slot (a later one aside replaces it; it never displaces the keys
- * the sending certificate's peer uses), and our send key stays. One we
- * started (we dialed the member's address and its certificate proved the
- * name), or one after that certificate went silent (the peer restarted
- * with a new one), installs as dgram_install does.
- * 0 (installed), DGRAM_INSTALLED_ASIDE, or -EINVAL / -ENOMEM. */
+ * and serial; NULL: unknown, as one certificate). The CA may have issued
+ * two certificates for one name (a rotation, or a stolen or misissued
+ * one): keys are kept per certificate, so that the second cannot take the
+ * name's datagrams from the first. A handshake we started (we dialed the
+ * member's address and its certificate proved the name) installs and makes
+ * its certificate the one we send under. One we did not start (we are the
+ * server), with a certificate other than the one we send under (kept when
+ * the send key retires or expires), is put aside: its receive key takes
+ * one side slot (a later one aside replaces it; it never displaces the
+ * newest keys of the certificate we send under), and our send key stays
+ * (DGRAM_INSTALLED_ASIDE) — or, when no handshake we dialed showed the
+ * certificate we send under, our send key retires
+ * (DGRAM_INSTALLED_ASIDE_REDIAL): the caller's next send goes over TLS and
+ * its rekey dials the member's address, whose certificate decides. Only
+ * datagrams under the keys of the certificate we send under count as
+ * heard (dgram_heard). 0 (installed), DGRAM_INSTALLED_ASIDE[_REDIAL], or
+ * -EINVAL / -ENOMEM. */
 #define DGRAM_CERT_LEN 32
 #define DGRAM_INSTALLED_ASIDE 1
+#define DGRAM_INSTALLED_ASIDE_REDIAL 2
 int dgram_install_cert(struct dgram_table *t, const char *peer, const uint8_t *material, size_t len,
                        bool we_are_client, const uint8_t *cert, uint64_t now);
 

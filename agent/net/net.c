@@ -626,22 +626,25 @@ static void net_conn_install_dgram_keys(struct net_conn *c)
 	if (rc == 0)
 		rc = dgram_install_cert(n->dgram, peer, m, sizeof(m), !tls_conn_is_server(c->tls),
 		                        has_cert ? cert : NULL, uv_now(n->cfg.loop));
-	memset(m, 0, sizeof(m));
+	explicit_bzero(m, sizeof(m));
 	if (rc < 0) {
 		MV_WARN("net", "no datagram keys from handshake peer=%s remote=%s error=%s", peer,
 		        c->outgoing ? c->addr : c->remote, strerror(-rc));
 		return;
 	}
-	if (rc == DGRAM_INSTALLED_ASIDE) {
+	if (rc == DGRAM_INSTALLED_ASIDE || rc == DGRAM_INSTALLED_ASIDE_REDIAL) {
 		n->stats.dgram_keys_aside++;
 		uint64_t held = 0;
 		if (mv_ratelimit_allow(&n->aside_rl, uv_now(n->cfg.loop), &held))
-			MV_WARN(
-			    "net",
-			    "second certificate for peer=%s remote=%s: its datagram keys kept "
-			    "aside, ours to %s unchanged (the certificate in use is heard; "
-			    "revoke the other in the CRL if it is not a rotation) held=%" PRIu64,
-			    peer, c->outgoing ? c->addr : c->remote, peer, held);
+			MV_WARN("net",
+			        "second certificate for peer=%s remote=%s: its datagram keys kept "
+			        "aside, %s (revoke the certificate that is not the member's in the "
+			        "CRL, unless this is a rotation) held=%" PRIu64,
+			        peer, c->outgoing ? c->addr : c->remote,
+			        rc == DGRAM_INSTALLED_ASIDE
+			            ? "ours sealed for the certificate we dialed"
+			            : "ours retired: we dial the member to learn which it uses",
+			        held);
 		return;
 	}
 	MV_DEBUG("net", "datagram keys installed peer=%s dir=%s", peer, c->outgoing ? "out" : "in");
