@@ -2779,6 +2779,9 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "re-proposed the chosen value, its own acceptor refused it "
 	                             "for a clash, and that first refusal ended phase 2 before "
 	                             "the others' ACCEPTEDs came, round after round"},
+	    {3060733284737464586ULL, "liveness: n2 came back twice; its state at incarnation 2 "
+	                             "no longer listed 4 VMs it ran at 1, and the recovery of "
+	                             "incarnation 2 superseded that of 1 without owing them"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
