@@ -2987,7 +2987,81 @@ static size_t failed_hosts(const struct fo *f, const struct inst *in, uint32_t r
 	return n;
 }
 
-/* Round 0's value: what the dead host owes (owed_of), less the VMs the
+/* Is `o` an older recovery of in's host that no round of was chosen? Once
+ * in's round 0 is chosen, `o` is over (supersede_older_recoveries), and its
+ * acceptors refuse its first round as soon as they took part in in's. */
+static bool older_undecided(const struct fo *f, const struct inst *in, const struct inst *o)
+{
+	bool decided = false;
+	(void)highest_chosen(o, f->n_rounds, &decided);
+	return o != in && o->inc < in->inc && !decided && strcmp(o->dead, in->dead) == 0;
+}
+
+/* Adds to vms[0, *n) (room for cap) what the older undecided recoveries of
+ * in's host owe (older_undecided), each VM once: a newer recovery
+ * supersedes them, so it owes what they owe as well as what its own
+ * incarnation does. Before, a host that came back twice, the second time
+ * with a state at the newer incarnation that no longer listed the VMs the
+ * older one owed (the host lost their definitions in the crash), had them
+ * owed by the older recovery alone; the acceptors refused that one as
+ * superseded, the newer plan placed only its own two VMs, and the other
+ * four stayed down for good (simulator seed 3060733284737464586,
+ * migrations). The older ones' VMs ran on the same host at an older
+ * incarnation: the newer instance's fence (the host's own, fenced_through,
+ * or the timed one) covers them as it covers its own. */
+static size_t owed_by_older(const struct fo *f, const struct inst *in, struct fo_vm *vms, size_t n,
+                            size_t cap)
+{
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		if (!older_undecided(f, in, o))
+			continue;
+		bool has_base = false, ready = false;
+		size_t c =
+		    owed_of(f, o->dead, o->inc, &in->rounds[0].sup, o, NULL, 0, &has_base, &ready);
+		if (!has_base || !ready || !c)
+			continue;
+		struct fo_vm *ov = calloc(c, sizeof(*ov));
+		if (!ov)
+			continue;
+		size_t on =
+		    owed_of(f, o->dead, o->inc, &in->rounds[0].sup, o, ov, c, &has_base, &ready);
+		if (on > c)
+			on = c;
+		for (size_t v = 0; v < on; v++) {
+			size_t k = 0;
+			while (k < n && strcmp(nz(vms[k].uuid), nz(ov[v].uuid)) != 0)
+				k++;
+			if (k < n) {
+				/* (epochs only grow: from the newer of the two) */
+				if (ov[v].epoch > vms[k].epoch)
+					vms[k].epoch = ov[v].epoch;
+			} else if (n < cap) {
+				vms[n++] = ov[v];
+			}
+		}
+		free(ov);
+	}
+	return n;
+}
+
+/* How many VMs the older undecided recoveries of in's host owe at most. */
+static size_t owed_by_older_cap(const struct fo *f, const struct inst *in)
+{
+	size_t cap = 0;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		if (!older_undecided(f, in, o))
+			continue;
+		bool has_base = false, ready = false;
+		cap +=
+		    owed_of(f, o->dead, o->inc, &in->rounds[0].sup, o, NULL, 0, &has_base, &ready);
+	}
+	return cap;
+}
+
+/* Round 0's value: what the dead host owes (owed_of) and what the older
+ * undecided recoveries of it owe (owed_by_older), less the VMs the
  * acceptors said another failover's value holds, placed over the view
  * with what chosen plans still hold outstanding. -EAGAIN while we do not
  * know what it owes (others may). */
@@ -3000,14 +3074,17 @@ static int first_round_value(struct fo *f, struct inst *in, const char *excl_hos
 	    owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, NULL, 0, &has_base, &ready);
 	if (!has_base || !ready)
 		return -EAGAIN;
+	size_t own_cap = cap;
+	cap += owed_by_older_cap(f, in);
 	int rc = -ENOMEM;
 	struct fo_host *hv = hosts_view(f, NULL, 0, &n_h);
 	struct fo_vm *vms = calloc(cap ? cap : 1, sizeof(*vms));
 	if (hv && vms) {
-		size_t n_vms = owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, vms, cap,
+		size_t n_vms = owed_of(f, in->dead, in->inc, &in->rounds[0].sup, in, vms, own_cap,
 		                       &has_base, &ready);
-		if (n_vms > cap)
-			n_vms = cap;
+		if (n_vms > own_cap)
+			n_vms = own_cap;
+		n_vms = owed_by_older(f, in, vms, n_vms, cap);
 		for (size_t v = 0; v < n_vms;)
 			if (excluded_vm(&in->rounds[0], vms[v].uuid))
 				vms[v] = vms[--n_vms];
@@ -4626,6 +4703,31 @@ static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *p
 	return false;
 }
 
+/* Does p place pe's VM on pe's target at pe's epoch, from another base or
+ * to another life of the target (a twin of pe, not a copy: has_placement)?
+ * Such a placement is no clash for an acceptor: both give the VM one epoch
+ * on one host, and that host runs it once — it starts neither while the
+ * other may be live (superseded_by_ex: deferred), and hands back the one
+ * whose epoch the other was given first (epoch_taken). Refused, two
+ * instances re-placing one VM from two stale views to the same host split
+ * the acceptors for good once a voter was gone: each live acceptor held
+ * its own proposer's value and refused the other's, and the free-value
+ * rule counted the dead voter as one that may have accepted either
+ * (simulator seed 3881114739818174102, migrations: n2 crashed for good;
+ * n1's round 1 of n2's failover and n0's recovery of n1 both gave vm2.1
+ * epoch 3 on n0 — the latter from n1's placement it had not yet heard
+ * handed back — and nine VMs stayed down). */
+static bool has_twin(const struct fo_plan *p, const struct fo_plan_entry *pe)
+{
+	for (size_t k = 0; pe->target[0] && k < p->n; k++) {
+		const struct fo_plan_entry *q = &p->entries[k];
+		if (q->new_epoch == pe->new_epoch && strcmp(q->uuid, pe->uuid) == 0 &&
+		    strcmp(q->target, pe->target) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The epoch an entry of round `round` moves its VM from: its base_epoch
  * (an entry adopted into another instance's round keeps the base it was
  * planned with: the round no longer tells it), or new_epoch - 1 - round
@@ -4764,7 +4866,7 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 				 * an earlier round of ours held too (we re-place it: it was
 				 * handed back) */
 				bool clash = places_above(op, pe->uuid, base) &&
-				             !has_placement(op, pe) &&
+				             !has_placement(op, pe) && !has_twin(op, pe) &&
 				             !re_placing(f, in, round, op, pe->uuid);
 				/* Our placement is dead itself when its target has been
 				 * fenced through its incarnation since (or removed): the
