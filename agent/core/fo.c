@@ -2780,7 +2780,8 @@ static void owed_landed(const struct fo *f, struct owed_scan *o)
 		const struct fo_move *mv = &f->moves[i].m;
 		if (mv->state != FO_MOVE_MOVED || !mv->epoch || strcmp(mv->target, o->x) != 0 ||
 		    !((mv->target_inc && mv->target_inc <= o->inc) ||
-		      move_target_gone(f, &f->moves[i]) || move_target_removed(f, &f->moves[i])))
+		      move_target_gone(f, &f->moves[i]) ||
+		      (!mv->target_inc && move_target_removed(f, &f->moves[i]))))
 			continue;
 		struct fo_vm v;
 		if (owed_listed_at(o, mv->uuid, mv->epoch))
@@ -2994,7 +2995,10 @@ static bool older_undecided(const struct fo *f, const struct inst *in, const str
 {
 	bool decided = false;
 	(void)highest_chosen(o, f->n_rounds, &decided);
-	return o != in && o->inc < in->inc && !decided && strcmp(o->dead, in->dead) == 0;
+	/* (not one a recovery older than in superseded already: that one owed
+	 * its VMs, a review) */
+	return o != in && o->inc < in->inc && !decided && strcmp(o->dead, in->dead) == 0 &&
+	       !(o->superseded_by && o->superseded_by < in->inc);
 }
 
 /* Adds to vms[0, *n) (room for cap) what the older undecided recoveries of
@@ -3750,7 +3754,11 @@ static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struc
 		 * 5860160051390273588 with migrations). */
 		const struct mrec *x = member_find(f, m->from);
 		size_t maj = majority_of(f->eff_voters);
-		if (x && x->voter)
+		/* (only a refusal of our current ACCEPT counts: a late one of an
+		 * earlier ballot's would keep its voter's ACCEPTED of this one
+		 * out; older releases send no ballot, taken as this one) */
+		if (x && x->voter &&
+		    (m->ballot.number == 0 || ballot_cmp(&m->ballot, &rd->ballot) == 0))
 			resp_mark_as(rd, (size_t)(x - f->m), 2);
 		size_t open = f->eff_voters > rd->n_resp + rd->n_refused
 		                  ? f->eff_voters - rd->n_resp - rd->n_refused
@@ -4933,6 +4941,7 @@ static void acceptor_accept(struct fo *f, struct inst *in, uint32_t round, const
 		struct fo_msg r;
 		msg_init(f, &r, FO_REJECT, from);
 		msg_inst(&r, in, round);
+		r.ballot = *b; /* the ACCEPT refused (0 from older releases) */
 		cpy(r.text, sizeof(r.text), why);
 		cpy(r.vm_uuid, sizeof(r.vm_uuid), clash_uuid); /* the proposer leaves it out */
 		reply(f, in, round, &r, now);
@@ -5212,7 +5221,12 @@ static bool started_here(const struct fo *f, const struct inst *in, const struct
 }
 
 /* Another instance of ours holds the same placement (VM, target us,
- * epoch) and we handed it back there: one placement, one fate. */
+ * epoch, and base and target life where both are known: has_placement)
+ * and we handed it back there: one placement, one fate. Not a twin from
+ * another base or life (has_twin): the one learned second is handed back
+ * for its epoch (epoch_taken) and the other runs — before, both went
+ * back, both instances re-placed them as twins again, and the rounds ran
+ * out (seed 4928840826575826291 with migrations). */
 static const struct inst *placement_handed(const struct fo *f, const struct inst *in,
                                            const struct fo_plan_entry *pe)
 {
@@ -5222,9 +5236,8 @@ static const struct inst *placement_handed(const struct fo *f, const struct inst
 			const struct round *od = &o->rounds[r];
 			for (size_t e = 0; od->chosen && e < od->plan.n; e++) {
 				const struct fo_plan_entry *q = &od->plan.entries[e];
-				if (od->ents[e].st == E_HANDED && q->new_epoch == pe->new_epoch &&
-				    strcmp(q->uuid, pe->uuid) == 0 &&
-				    strcmp(q->target, pe->target) == 0)
+				struct fo_plan one = {.n = 1, .entries = (struct fo_plan_entry *)q};
+				if (od->ents[e].st == E_HANDED && has_placement(&one, pe))
 					return o;
 			}
 		}
@@ -7968,7 +7981,8 @@ static void stayed_owed(struct fo *f, struct inst *in, bool back, uint64_t now)
 		    mv->state == FO_MOVE_MOVED && strcmp(mv->target, in->dead) == 0 &&
 		    ((!gone && mv->target_inc && mv->target_inc <= in->inc && !in->fenced) ||
 		     (gone && in->fenced && in->fence_total && in->known_at >= f->moves[m].heard) ||
-		     move_target_removed(f, &f->moves[m]));
+		     ((!mv->target_inc || mv->target_inc <= in->inc) &&
+		      move_target_removed(f, &f->moves[m])));
 		if ((!stayed && !landed) || inst_holds(f, in, mv->uuid))
 			continue;
 		if (!computed) {

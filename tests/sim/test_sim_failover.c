@@ -2786,6 +2786,10 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "failover and n0's recovery of n1 both gave vm2.1 epoch 3 "
 	                             "on n0, each acceptor held its own proposer's value and "
 	                             "refused the other's: 9 VMs stayed down"},
+	    {4928840826575826291ULL, "liveness: the target handed back both twins (the one "
+	                             "learned second for its epoch, the other as 'the same "
+	                             "placement'), both instances re-placed them as twins again "
+	                             "and every round was used"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
