@@ -4711,31 +4711,6 @@ static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *p
 	return false;
 }
 
-/* Does p place pe's VM on pe's target at pe's epoch, from another base or
- * to another life of the target (a twin of pe, not a copy: has_placement)?
- * Such a placement is no clash for an acceptor: both give the VM one epoch
- * on one host, and that host runs it once — it starts neither while the
- * other may be live (superseded_by_ex: deferred), and hands back the one
- * whose epoch the other was given first (epoch_taken). Refused, two
- * instances re-placing one VM from two stale views to the same host split
- * the acceptors for good once a voter was gone: each live acceptor held
- * its own proposer's value and refused the other's, and the free-value
- * rule counted the dead voter as one that may have accepted either
- * (simulator seed 3881114739818174102, migrations: n2 crashed for good;
- * n1's round 1 of n2's failover and n0's recovery of n1 both gave vm2.1
- * epoch 3 on n0 — the latter from n1's placement it had not yet heard
- * handed back — and nine VMs stayed down). */
-static bool has_twin(const struct fo_plan *p, const struct fo_plan_entry *pe)
-{
-	for (size_t k = 0; pe->target[0] && k < p->n; k++) {
-		const struct fo_plan_entry *q = &p->entries[k];
-		if (q->new_epoch == pe->new_epoch && strcmp(q->uuid, pe->uuid) == 0 &&
-		    strcmp(q->target, pe->target) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* The epoch an entry of round `round` moves its VM from: its base_epoch
  * (an entry adopted into another instance's round keeps the base it was
  * planned with: the round no longer tells it), or new_epoch - 1 - round
@@ -4874,7 +4849,7 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 				 * an earlier round of ours held too (we re-place it: it was
 				 * handed back) */
 				bool clash = places_above(op, pe->uuid, base) &&
-				             !has_placement(op, pe) && !has_twin(op, pe) &&
+				             !has_placement(op, pe) &&
 				             !re_placing(f, in, round, op, pe->uuid);
 				/* Our placement is dead itself when its target has been
 				 * fenced through its incarnation since (or removed): the
@@ -5221,12 +5196,7 @@ static bool started_here(const struct fo *f, const struct inst *in, const struct
 }
 
 /* Another instance of ours holds the same placement (VM, target us,
- * epoch, and base and target life where both are known: has_placement)
- * and we handed it back there: one placement, one fate. Not a twin from
- * another base or life (has_twin): the one learned second is handed back
- * for its epoch (epoch_taken) and the other runs — before, both went
- * back, both instances re-placed them as twins again, and the rounds ran
- * out (seed 4928840826575826291 with migrations). */
+ * epoch) and we handed it back there: one placement, one fate. */
 static const struct inst *placement_handed(const struct fo *f, const struct inst *in,
                                            const struct fo_plan_entry *pe)
 {
@@ -5236,8 +5206,9 @@ static const struct inst *placement_handed(const struct fo *f, const struct inst
 			const struct round *od = &o->rounds[r];
 			for (size_t e = 0; od->chosen && e < od->plan.n; e++) {
 				const struct fo_plan_entry *q = &od->plan.entries[e];
-				struct fo_plan one = {.n = 1, .entries = (struct fo_plan_entry *)q};
-				if (od->ents[e].st == E_HANDED && has_placement(&one, pe))
+				if (od->ents[e].st == E_HANDED && q->new_epoch == pe->new_epoch &&
+				    strcmp(q->uuid, pe->uuid) == 0 &&
+				    strcmp(q->target, pe->target) == 0)
 					return o;
 			}
 		}

@@ -2782,14 +2782,6 @@ static void test_replayed_seeds_migrations(void **state)
 	    {3060733284737464586ULL, "liveness: n2 came back twice; its state at incarnation 2 "
 	                             "no longer listed 4 VMs it ran at 1, and the recovery of "
 	                             "incarnation 2 superseded that of 1 without owing them"},
-	    {3881114739818174102ULL, "liveness: n2 crashed for good; n1's round 1 of n2's "
-	                             "failover and n0's recovery of n1 both gave vm2.1 epoch 3 "
-	                             "on n0, each acceptor held its own proposer's value and "
-	                             "refused the other's: 9 VMs stayed down"},
-	    {4928840826575826291ULL, "liveness: the target handed back both twins (the one "
-	                             "learned second for its epoch, the other as 'the same "
-	                             "placement'), both instances re-placed them as twins again "
-	                             "and every round was used"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
