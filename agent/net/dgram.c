@@ -343,6 +343,18 @@ void dgram_forget(struct dgram_table *t, const char *peer)
 	}
 }
 
+bool dgram_send_cert(const struct dgram_table *t, const char *peer, uint8_t out[DGRAM_CERT_LEN])
+{
+	for (uint32_t i = 0; peer != NULL && i < t->n_slots; i++) {
+		const struct dgram_peer *p = &t->peers[i];
+		if (p->used && p->send_cert_set && strcmp(p->name, peer) == 0) {
+			memcpy(out, p->send_cert, DGRAM_CERT_LEN);
+			return true;
+		}
+	}
+	return false;
+}
+
 size_t dgram_forget_cert(struct dgram_table *t, const uint8_t *cert)
 {
 	size_t n = 0;

@@ -139,6 +139,10 @@ void dgram_retire_send(struct dgram_table *t, const char *peer);
  * "unknown key" and nothing more is sealed for it until a new handshake. */
 void dgram_forget(struct dgram_table *t, const char *peer);
 
+/* The certificate we send to `peer` under (kept across retire and expiry:
+ * dgram_install_cert) into out; false when none is known. */
+bool dgram_send_cert(const struct dgram_table *t, const char *peer, uint8_t out[DGRAM_CERT_LEN]);
+
 /* Wipes every key (either direction, any peer) that a handshake with the
  * certificate `cert` made (the CRL revokes it): its datagrams fail as
  * "unknown key". Returns how many keys it wiped. */

@@ -666,11 +666,18 @@ static void net_conn_established(struct net_conn *c)
 		const char *name = tls_conn_peer_name(c->tls);
 		uint32_t cap = c->kind == NET_RPC ? c->net->cfg.max_conns_per_cert
 		                                  : c->net->cfg.max_peer_conns_per_cert;
+		/* per certificate (issuer and serial), not per name: a second
+		 * certificate the CA issued for a name cannot fill the real
+		 * holder's share */
+		uint8_t id[TLS_CERT_ID_LEN], oid[TLS_CERT_ID_LEN];
+		bool has_id = tls_conn_peer_cert_id(c->tls, id);
 		uint32_t same = 0;
 		for (struct net_conn *o = c->net->conns; o != NULL; o = o->next)
 			if (o != c && !o->outgoing && o->kind == c->kind &&
 			    o->state == NC_ESTABLISHED &&
-			    strcmp(tls_conn_peer_name(o->tls), name) == 0)
+			    strcmp(tls_conn_peer_name(o->tls), name) == 0 &&
+			    (!has_id || !tls_conn_peer_cert_id(o->tls, oid) ||
+			     memcmp(id, oid, sizeof(id)) == 0))
 				same++;
 		if (same >= cap) {
 			char why[128];
@@ -1366,18 +1373,31 @@ static struct net_conn *net_pool_find(struct net *n, const char *addr)
 
 /* The established connection the peer `name` opened to us (its name
  * proven by its certificate), or NULL. */
+_Static_assert(TLS_CERT_ID_LEN == DGRAM_CERT_LEN, "one certificate identity for tls and dgram");
+
 static struct net_conn *net_incoming_find(struct net *n, const char *name)
 {
 	if (name == NULL || name[0] == '\0')
 		return NULL;
 	/* the oldest one (new connections are listed first): a newer one may
 	 * be the peer's rekey handshake, which it closes a second later, and
-	 * what we wrote on it would be lost */
+	 * what we wrote on it would be lost. Only one with the certificate we
+	 * send datagrams under when we know it (dgram_install_cert: a dial
+	 * decided it): a second certificate the CA issued for the name gets
+	 * no frames meant for the member over its own connections (we dial
+	 * the member instead). */
+	uint8_t want[DGRAM_CERT_LEN];
+	bool known = n->dgram != NULL && dgram_send_cert(n->dgram, name, want);
 	struct net_conn *oldest = NULL;
-	for (struct net_conn *c = n->conns; c; c = c->next)
-		if (!c->outgoing && c->kind == NET_PEER && c->state == NC_ESTABLISHED &&
-		    strcmp(tls_conn_peer_name(c->tls), name) == 0)
-			oldest = c;
+	for (struct net_conn *c = n->conns; c; c = c->next) {
+		if (c->outgoing || c->kind != NET_PEER || c->state != NC_ESTABLISHED ||
+		    strcmp(tls_conn_peer_name(c->tls), name) != 0)
+			continue;
+		uint8_t id[TLS_CERT_ID_LEN];
+		if (known && tls_conn_peer_cert_id(c->tls, id) && memcmp(id, want, sizeof(id)) != 0)
+			continue;
+		oldest = c;
+	}
 	return oldest;
 }
 

@@ -495,6 +495,10 @@ static void test_second_certificate_kept_aside(void **state)
 	material(m, 40);
 	assert_int_equal(dgram_install(imp, "b", m, sizeof(m), true, 0), 0);
 	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), false, cert_i, 0), 0);
+	uint8_t sc[DGRAM_CERT_LEN];
+	assert_true(dgram_send_cert(b, "a", sc));
+	assert_memory_equal(sc, cert_i, DGRAM_CERT_LEN);
+	assert_false(dgram_send_cert(b, "nobody", sc));
 	/* the real a dials b: a second certificate, and no dial of ours vouched
 	 * for I — aside, and our send key retires so that we dial "a" */
 	material(m, 41);
@@ -502,6 +506,8 @@ static void test_second_certificate_kept_aside(void **state)
 	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), false, cert_a, 10),
 	                 DGRAM_INSTALLED_ASIDE_REDIAL);
 	assert_false(dgram_can_send(b, "a", 11));
+	assert_true(dgram_send_cert(b, "a", sc)); /* kept: a dial decides */
+	assert_memory_equal(sc, cert_i, DGRAM_CERT_LEN);
 	size_t len = seal(a, "b", "hb", dg, 12); /* a's datagrams verify meanwhile */
 	assert_int_equal(open_(b, dg, len, 12, NULL, NULL), DGRAM_OK);
 	assert_false(dgram_heard(b, "a", 12, 1000)); /* not the one we send under */
@@ -514,6 +520,8 @@ static void test_second_certificate_kept_aside(void **state)
 	len = seal(a, "b", "hb", dg, 22);
 	assert_int_equal(open_(b, dg, len, 22, NULL, NULL), DGRAM_OK);
 	assert_true(dgram_heard(b, "a", 22, 1000));
+	assert_true(dgram_send_cert(b, "a", sc));
+	assert_memory_equal(sc, cert_a, DGRAM_CERT_LEN);
 
 	/* 3. ten handshakes of I's holder: each aside, ours stays */
 	uint8_t first_imp[DGRAM_MAX_LEN], last_imp[DGRAM_MAX_LEN];
@@ -606,9 +614,12 @@ static void test_forget_revoked_certificate(void **state)
 	assert_int_equal(open_(b, dg, len, 5, NULL, NULL), DGRAM_OK);
 	len = seal(b, "a", "ack", dg, 6);
 	assert_int_equal(open_(a, dg, len, 6, NULL, NULL), DGRAM_OK);
-	/* now A's: its send and receive key */
+	/* now A's: its send and receive key, and A as the certificate we
+	 * send under */
 	assert_int_equal(dgram_forget_cert(b, cert_a), 2);
 	assert_false(dgram_can_send(b, "a", 7));
+	uint8_t sc[DGRAM_CERT_LEN];
+	assert_false(dgram_send_cert(b, "a", sc));
 	len = seal(a, "b", "hb", dg, 8);
 	assert_int_equal(open_(b, dg, len, 8, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
 	assert_int_equal(dgram_forget_cert(b, NULL), 0);
