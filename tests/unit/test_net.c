@@ -46,10 +46,12 @@ static const char *path(const char *name)
 
 struct node {
 	const char *name;
-	uint32_t max_out_conns;        /* 0: net's default */
-	uint64_t key_lifetime_ms;      /* 0: net's default */
-	uint32_t handshake_timeout_ms; /* 0: net's default */
-	uint32_t max_peer_in_conns;    /* 0: net's default */
+	uint32_t max_out_conns;           /* 0: net's default */
+	uint64_t key_lifetime_ms;         /* 0: net's default */
+	uint32_t handshake_timeout_ms;    /* 0: net's default */
+	uint32_t max_peer_in_conns;       /* 0: net's default */
+	uint32_t max_peer_conns_per_cert; /* 0: net's default */
+	const char *cert;                 /* its certificate's file name; NULL: name */
 	struct tls_ctx *srv, *cli;
 	struct net *net;
 	char addr[64];
@@ -117,8 +119,8 @@ static int free_port(void)
 static void node_start(struct node *x)
 {
 	char err[512], cert[64], key[64];
-	snprintf(cert, sizeof(cert), "%s.pem", x->name);
-	snprintf(key, sizeof(key), "%s-key.pem", x->name);
+	snprintf(cert, sizeof(cert), "%s.pem", x->cert ? x->cert : x->name);
+	snprintf(key, sizeof(key), "%s-key.pem", x->cert ? x->cert : x->name);
 	assert_int_equal(
 	    tls_ctx_new(&x->srv, true, path("ca.pem"), path(cert), path(key), err, sizeof(err)), 0);
 	assert_int_equal(
@@ -136,6 +138,7 @@ static void node_start(struct node *x)
 	                        .dgram_key_lifetime_ms = x->key_lifetime_ms,
 	                        .handshake_timeout_ms = x->handshake_timeout_ms,
 	                        .max_peer_in_conns = x->max_peer_in_conns,
+	                        .max_peer_conns_per_cert = x->max_peer_conns_per_cert,
 	                        .ud = x};
 	x->net = net_new(&nc);
 	assert_non_null(x->net);
@@ -649,6 +652,58 @@ static void test_port_connection_cap(void **state)
 	node_stop(&g_cap);
 }
 
+/* The per-certificate cap counts a certificate (issuer and serial), not a
+ * name: a second certificate the CA issued for n1 does not use up the
+ * real n1's share (before, with a cap of 1, its connection was closed as
+ * n1's second), while a second connection with the same certificate is
+ * closed. */
+static struct node g_pcap = {.name = "n5", .max_peer_conns_per_cert = 1};
+static struct node g_n1b = {.name = "n1", .cert = "n1b"};
+static struct node g_n1again = {.name = "n1"};
+static int pcap_in(void)
+{
+	struct net_stats st = stats_of(&g_pcap);
+	return (int)(st.handshakes_in);
+}
+static bool pcap_one(void)
+{
+	return pcap_in() >= 1;
+}
+static bool pcap_two(void)
+{
+	return pcap_in() >= 2;
+}
+static bool pcap_capped(void)
+{
+	return stats_of(&g_pcap).conn_cap_closes >= 1;
+}
+
+static void test_cap_per_certificate_not_name(void **state)
+{
+	(void)state;
+	node_start(&g_pcap);
+	node_start(&g_n1b);
+	node_start(&g_n1again);
+	send_frame(&g_n1, g_pcap.addr, "n5");
+	wait_until(pcap_one, "n1's connection to n5");
+	send_frame(&g_n1b, g_pcap.addr, "n5");
+	wait_until(pcap_two, "the second certificate's connection to n5");
+	run_for(200);
+	struct net_stats st = stats_of(&g_pcap);
+	assert_int_equal(st.conn_cap_closes, 0);
+	assert_int_equal(st.in_peer_conns, 2);
+	/* the same certificate again: over its cap of 1 */
+	send_frame(&g_n1again, g_pcap.addr, "n5");
+	wait_until(pcap_capped, "n1's second connection to n5 closed by the cap");
+	run_for(200);
+	st = stats_of(&g_pcap);
+	assert_int_equal(st.conn_cap_closes, 1);
+	assert_int_equal(st.in_peer_conns, 2);
+	node_stop(&g_n1again);
+	node_stop(&g_n1b);
+	node_stop(&g_pcap);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -658,13 +713,15 @@ static int group_setup(void **state)
 		return -1;
 	if (tls_ca_create(path("ca.pem"), path("ca-key.pem"), "cluster", 10, err, sizeof(err)))
 		return -1;
-	const char *names[] = {"n1", "n2", "n3", "n4", "n5"};
-	for (int i = 0; i < 5; i++) {
+	/* (n1b: a second certificate the CA issued for the name n1) */
+	const char *names[] = {"n1", "n2", "n3", "n4", "n5", "n1"};
+	const char *files[] = {"n1", "n2", "n3", "n4", "n5", "n1b"};
+	for (int i = 0; i < 6; i++) {
 		struct tls_cert_request r = {
 		    .name = names[i], .role = TLS_ROLE_NODE, .valid_s = 86400};
 		char cert[64], key[64];
-		snprintf(cert, sizeof(cert), "%s.pem", names[i]);
-		snprintf(key, sizeof(key), "%s-key.pem", names[i]);
+		snprintf(cert, sizeof(cert), "%s.pem", files[i]);
+		snprintf(key, sizeof(key), "%s-key.pem", files[i]);
 		if (tls_cert_create(path("ca.pem"), path("ca-key.pem"), &r, path(cert), path(key),
 		                    err, sizeof(err)))
 			return -1;
@@ -687,6 +744,12 @@ static int group_teardown(void **state)
 		node_stop(&g_n6);
 	if (g_cap.net != NULL)
 		node_stop(&g_cap);
+	if (g_pcap.net != NULL)
+		node_stop(&g_pcap);
+	if (g_n1b.net != NULL)
+		node_stop(&g_n1b);
+	if (g_n1again.net != NULL)
+		node_stop(&g_n1again);
 	uv_run(&g_loop, UV_RUN_DEFAULT);
 	uv_loop_close(&g_loop);
 	tls_ctx_free(g_n1.srv);
@@ -727,6 +790,7 @@ int main(void)
 	    cmocka_unit_test(test_accepted_handshake_outlives_client_deadline),
 	    cmocka_unit_test(test_accept_survives_allocation_failure),
 	    cmocka_unit_test(test_port_connection_cap),
+	    cmocka_unit_test(test_cap_per_certificate_not_name),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
