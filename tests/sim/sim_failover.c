@@ -2938,9 +2938,21 @@ int fw_vm_host(const struct fw *w, int vm, uint64_t *epoch)
  * since). The simulator has no replica store (the daemon keeps HA
  * definitions on failover.replicas hosts), so here nothing could bring it
  * back: the liveness oracle leaves such a VM out and the callers count
- * and print it. */
+ * and print it.
+ * So is a VM the cluster never knew: its host was never heard of by
+ * another host (every message of its join was lost, and its only seed is
+ * gone) and no plan ever placed it (epoch 1). The simulator gives every
+ * agent every host's node state, but a real cluster learns of a host's
+ * VMs only from that host; the host itself, alone, is never quorate, so
+ * it fences them (its join may have reached a seed that will fail it
+ * over) and cannot restart them until it joins — when it does, `joined`
+ * is set and the VM counts again. (Seeds 1504318466858329642,
+ * 9057212193302037426.) */
 bool fw_vm_forgotten(struct fw *w, int vm)
 {
+	const struct fw_vm *v = &w->vm[vm];
+	if (!w->h[v->home].joined && v->max_epoch <= 1)
+		return true;
 	for (int k = 0; k < w->vm[vm].nc; k++) {
 		const struct fw_host *dh = &w->h[w->vm[vm].c[k].host];
 		if (dh->hv_up && !dh->frozen)

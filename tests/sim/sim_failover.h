@@ -93,7 +93,7 @@
  * And the availability oracle, asked by the tests once faults heal
  * (fw_liveness): every HA VM whose desired state is running runs on
  * exactly one live host, unless no side has a quorum, the truth has no
- * room for it, or the cluster forgot it (fw_vm_forgotten).
+ * room for it, or the cluster forgot it or never knew it (fw_vm_forgotten).
  * Replay: the seed is printed by the caller; opts.verbose (MV_SIM_VERBOSE=1)
  * logs every action and fault, =2 every failover message too.
  *

@@ -2272,6 +2272,60 @@ SCN(test_issue9_previous_life_entries)
 	world_free(w);
 }
 
+/* 4 hosts. n3 is cut off from its start: no other host ever hears of it,
+ * so no real cluster knows its VMs. Alone it is never quorate and fences
+ * them (its join might have reached a seed that would fail it over). The
+ * liveness oracle leaves VMs the cluster never knew out (fw_vm_forgotten;
+ * seeds 1504318466858329642, 9057212193302037426) — only while that holds:
+ * once the link heals, n3 joins and its VMs must run again, once. */
+static bool every_vm_runs(struct fw *w, void *arg)
+{
+	(void)arg;
+	for (int v = 0; v < fw_vm_count(w); v++)
+		if (fw_vm_copies(w, v) == 0)
+			return false;
+	return true;
+}
+
+SCN(test_never_joined_host_fences_then_restarts_after_join)
+{
+	struct fw *w = world(4, NULL);
+	for (int i = 0; i < 4; i++)
+		add_vms(w, i, 2, 100);
+	for (int i = 0; i < 3; i++) {
+		fw_block(w, 3, i);
+		fw_block(w, i, 3);
+	}
+	fw_start(w);
+	fw_run_for(w, 20000);
+	W_OK(w);
+	W_ASSERT(w, recs(w, FO_EV_FENCE_SELF, 3, -1) >= 1, "n3, never quorate, did not fence");
+	for (int v = 0; v < fw_vm_count(w); v++) {
+		if (fw_vm_home(w, v) != 3)
+			continue;
+		W_ASSERT(w, fw_vm_copies(w, v) == 0, "%s still runs on a host that fenced",
+		         fw_vm_name(w, v));
+		W_ASSERT(w, fw_vm_forgotten(w, v), "%s: the cluster knew it", fw_vm_name(w, v));
+	}
+	char why[256] = "";
+	W_ASSERT(w, fw_liveness(w, why, sizeof(why)) == 0, "liveness: %s", why);
+	for (int i = 0; i < 3; i++) {
+		fw_unblock(w, 3, i);
+		fw_unblock(w, i, 3);
+	}
+	int64_t t = fw_run_until(w, every_vm_runs, NULL, 120000);
+	W_ASSERT(w, t >= 0, "n3's VMs do not run 120 s after its links healed");
+	settle(w, 1000, "n3 joined");
+	for (int v = 0; v < fw_vm_count(w); v++) {
+		W_ASSERT(w, fw_vm_copies(w, v) == 1, "%s runs %d times", fw_vm_name(w, v),
+		         fw_vm_copies(w, v));
+		W_ASSERT(w, !fw_vm_forgotten(w, v), "%s still counted as unknown",
+		         fw_vm_name(w, v));
+	}
+	fprintf(stderr, "  n3's VMs run again %.1f s after its links healed\n", (double)t / 1000);
+	world_free(w);
+}
+
 /* Runs one schedule; false (with fail) on a violation. */
 static bool run_schedule(uint64_t seed, struct totals *t, int verbose, char *fail, size_t faillen)
 {
@@ -2534,6 +2588,9 @@ static void test_replayed_seeds(void **state)
 	                             "0 (acceptors split between two ballots, one dead) and "
 	                             "never coordinates it: it never started what it placed "
 	                             "on the host"},
+	    {1504318466858329642ULL, "oracle (liveness): a host whose join was lost and whose "
+	                             "only seed died fenced its VMs, which no other host ever "
+	                             "knew of (fw_vm_forgotten: the cluster never knew them)"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
@@ -2782,6 +2839,9 @@ static void test_replayed_seeds_migrations(void **state)
 	    {3060733284737464586ULL, "liveness: n2 came back twice; its state at incarnation 2 "
 	                             "no longer listed 4 VMs it ran at 1, and the recovery of "
 	                             "incarnation 2 superseded that of 1 without owing them"},
+	    {9057212193302037426ULL, "oracle (liveness): a host never heard of by another host "
+	                             "fenced its VM and its agent died: the cluster never knew "
+	                             "the VM"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
@@ -2848,6 +2908,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_issue9_quick_reboot, teardown),
 	    cmocka_unit_test_teardown(test_issue9_no_watchdog_boot_loop, teardown),
 	    cmocka_unit_test_teardown(test_issue9_previous_life_entries, teardown),
+	    cmocka_unit_test_teardown(test_never_joined_host_fences_then_restarts_after_join,
+	                              teardown),
 	    cmocka_unit_test_teardown(test_replayed_seeds, teardown),
 	    cmocka_unit_test_teardown(test_replayed_seeds_migrations, teardown),
 	    cmocka_unit_test_teardown(test_randomized_schedules, teardown),
