@@ -93,7 +93,8 @@ struct dgram_rx {
 	uint8_t id[DGRAM_KEY_ID_LEN];
 	uint8_t salt[DGRAM_SALT_LEN];
 	uint64_t expires;     /* hard end: lifetime + grace */
-	uint64_t replaced_at; /* 0 while the newest */
+	bool replaced;        /* a newer key (or another certificate's) came */
+	uint64_t replaced_at; /* when (meaningful once replaced) */
 	uint64_t last_ok;     /* last datagram that verified */
 	uint64_t top;         /* highest sequence accepted (0: none yet) */
 	uint64_t bitmap;      /* bit i: top - i accepted */
@@ -163,12 +164,17 @@ void dgram_free(struct dgram_table *t)
 	free(t);
 }
 
-static struct dgram_peer *dgram_find(struct dgram_table *t, const char *name)
+static const struct dgram_peer *dgram_find_const(const struct dgram_table *t, const char *name)
 {
 	for (uint32_t i = 0; i < t->n_slots; i++)
 		if (t->peers[i].used && strcmp(t->peers[i].name, name) == 0)
 			return &t->peers[i];
 	return NULL;
+}
+
+static struct dgram_peer *dgram_find(struct dgram_table *t, const char *name)
+{
+	return (struct dgram_peer *)dgram_find_const(t, name);
 }
 
 uint64_t dgram_rekey_after(uint64_t lifetime_ms, const uint8_t id[DGRAM_KEY_ID_LEN])
@@ -198,8 +204,6 @@ static struct dgram_peer *dgram_take_slot(struct dgram_table *t)
 	OPENSSL_cleanse(lru, sizeof(*lru));
 	return lru;
 }
-
-static bool dgram_tx_live(const struct dgram_table *t, const struct dgram_tx *x, uint64_t now);
 
 static void dgram_rx_set(struct dgram_table *t, struct dgram_rx *r, const uint8_t *recv,
                          const uint8_t *cert, uint64_t now)
@@ -254,7 +258,8 @@ int dgram_install_cert(struct dgram_table *t, const char *peer, const uint8_t *m
 				break;
 			}
 		dgram_rx_set(t, &p->rx[k], recv, cert, now);
-		p->rx[k].replaced_at = now; /* lives while that peer uses it */
+		p->rx[k].replaced = true; /* lives while that peer uses it */
+		p->rx[k].replaced_at = now;
 		p->last_used = now;
 		t->stats.installs++;
 		t->stats.aside++;
@@ -277,8 +282,10 @@ int dgram_install_cert(struct dgram_table *t, const char *peer, const uint8_t *m
 
 	OPENSSL_cleanse(&p->rx[DGRAM_RX_SLOTS - 1], sizeof(p->rx[0]));
 	memmove(&p->rx[1], &p->rx[0], (DGRAM_RX_SLOTS - 1) * sizeof(p->rx[0]));
-	if (p->rx[1].valid && p->rx[1].replaced_at == 0)
+	if (p->rx[1].valid && !p->rx[1].replaced) {
+		p->rx[1].replaced = true;
 		p->rx[1].replaced_at = now;
+	}
 	dgram_rx_set(t, &p->rx[0], recv, cert, now);
 	p->last_used = now;
 	t->stats.installs++;
@@ -345,14 +352,11 @@ void dgram_forget(struct dgram_table *t, const char *peer)
 
 bool dgram_send_cert(const struct dgram_table *t, const char *peer, uint8_t out[DGRAM_CERT_LEN])
 {
-	for (uint32_t i = 0; peer != NULL && i < t->n_slots; i++) {
-		const struct dgram_peer *p = &t->peers[i];
-		if (p->used && p->send_cert_set && strcmp(p->name, peer) == 0) {
-			memcpy(out, p->send_cert, DGRAM_CERT_LEN);
-			return true;
-		}
-	}
-	return false;
+	const struct dgram_peer *p = peer ? dgram_find_const(t, peer) : NULL;
+	if (p == NULL || !p->send_cert_set)
+		return false;
+	memcpy(out, p->send_cert, DGRAM_CERT_LEN);
+	return true;
 }
 
 size_t dgram_forget_cert(struct dgram_table *t, const uint8_t *cert)
@@ -498,7 +502,7 @@ static bool dgram_rx_live(const struct dgram_table *t, const struct dgram_rx *r,
 {
 	if (!r->valid || now >= r->expires)
 		return false;
-	if (r->replaced_at == 0)
+	if (!r->replaced)
 		return true;
 	uint64_t since = r->last_ok > r->replaced_at ? r->last_ok : r->replaced_at;
 	return now < since + t->cfg.grace_ms;

@@ -616,6 +616,16 @@ static void net_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  * per certificate: a second certificate the CA issued for the name cannot
  * take the name's datagrams from the peer that uses it (dgram.h,
  * dgram_install_cert). */
+/* Does c's peer hold a certificate (issuer and serial) known and other
+ * than `id`? A second certificate the CA issued for a name is another
+ * party: it neither shares the name's connection cap nor gets frames meant
+ * for the member. */
+static bool net_conn_other_cert(const struct net_conn *c, const uint8_t id[TLS_CERT_ID_LEN])
+{
+	uint8_t cid[TLS_CERT_ID_LEN];
+	return tls_conn_peer_cert_id(c->tls, cid) && memcmp(cid, id, sizeof(cid)) != 0;
+}
+
 static void net_conn_install_dgram_keys(struct net_conn *c)
 {
 	struct net *n = c->net;
@@ -669,15 +679,14 @@ static void net_conn_established(struct net_conn *c)
 		/* per certificate (issuer and serial), not per name: a second
 		 * certificate the CA issued for a name cannot fill the real
 		 * holder's share */
-		uint8_t id[TLS_CERT_ID_LEN], oid[TLS_CERT_ID_LEN];
+		uint8_t id[TLS_CERT_ID_LEN];
 		bool has_id = tls_conn_peer_cert_id(c->tls, id);
 		uint32_t same = 0;
 		for (struct net_conn *o = c->net->conns; o != NULL; o = o->next)
 			if (o != c && !o->outgoing && o->kind == c->kind &&
 			    o->state == NC_ESTABLISHED &&
 			    strcmp(tls_conn_peer_name(o->tls), name) == 0 &&
-			    (!has_id || !tls_conn_peer_cert_id(o->tls, oid) ||
-			     memcmp(id, oid, sizeof(id)) == 0))
+			    !(has_id && net_conn_other_cert(o, id)))
 				same++;
 		if (same >= cap) {
 			char why[128];
@@ -1393,8 +1402,7 @@ static struct net_conn *net_incoming_find(struct net *n, const char *name)
 		if (c->outgoing || c->kind != NET_PEER || c->state != NC_ESTABLISHED ||
 		    strcmp(tls_conn_peer_name(c->tls), name) != 0)
 			continue;
-		uint8_t id[TLS_CERT_ID_LEN];
-		if (known && tls_conn_peer_cert_id(c->tls, id) && memcmp(id, want, sizeof(id)) != 0)
+		if (known && net_conn_other_cert(c, want))
 			continue;
 		oldest = c;
 	}

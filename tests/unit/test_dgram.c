@@ -28,16 +28,22 @@ struct pair {
 	struct dgram_table *a, *b;
 };
 
-static void pair_new(struct pair *p, const struct dgram_config *cfg, uint8_t seed, uint64_t now)
+/* A handshake between a (the client) and b: both install its keys. */
+static void pair_handshake(struct pair *p, uint8_t seed, uint64_t now)
 {
 	uint8_t m[DGRAM_MATERIAL_LEN];
 	material(m, seed);
+	assert_int_equal(dgram_install(p->a, "b", m, sizeof(m), true, now), 0);
+	assert_int_equal(dgram_install(p->b, "a", m, sizeof(m), false, now), 0);
+}
+
+static void pair_new(struct pair *p, const struct dgram_config *cfg, uint8_t seed, uint64_t now)
+{
 	p->a = dgram_new(cfg);
 	p->b = dgram_new(cfg);
 	assert_non_null(p->a);
 	assert_non_null(p->b);
-	assert_int_equal(dgram_install(p->a, "b", m, sizeof(m), true, now), 0);
-	assert_int_equal(dgram_install(p->b, "a", m, sizeof(m), false, now), 0);
+	pair_handshake(p, seed, now);
 }
 
 static void pair_free(struct pair *p)
@@ -419,10 +425,7 @@ static void test_rekey_grace(void **state)
 	uint8_t old[DGRAM_MAX_LEN], old2[DGRAM_MAX_LEN], fresh[DGRAM_MAX_LEN];
 	size_t lo = seal(p.a, "b", "in flight", old, 100);
 	size_t lo2 = seal(p.a, "b", "in flight 2", old2, 100);
-	uint8_t m[DGRAM_MATERIAL_LEN];
-	material(m, 14);
-	assert_int_equal(dgram_install(p.a, "b", m, sizeof(m), true, 200), 0);
-	assert_int_equal(dgram_install(p.b, "a", m, sizeof(m), false, 200), 0);
+	pair_handshake(&p, 14, 200);
 	size_t lf = seal(p.a, "b", "new key", fresh, 201);
 	assert_int_not_equal(memcmp(old + 1, fresh + 1, 8), 0);
 	uint64_t seq = 0;
@@ -437,6 +440,25 @@ static void test_rekey_grace(void **state)
 	dgram_get_stats(p.b, &s);
 	assert_int_equal(s.installs, 2);
 	assert_int_equal(s.peers, 1);
+	pair_free(&p);
+}
+
+/* The same when the new key comes at time 0 (a clock that starts at 0, as
+ * the simulator's does): the replaced key is marked replaced, not "newest
+ * because replaced_at is 0", so its grace ends too. */
+static void test_rekey_grace_at_time_zero(void **state)
+{
+	(void)state;
+	struct dgram_config cfg = {.grace_ms = 1000, .key_lifetime_ms = 600000};
+	struct pair p;
+	pair_new(&p, &cfg, 15, 0);
+	uint8_t old[DGRAM_MAX_LEN], old2[DGRAM_MAX_LEN];
+	size_t lo = seal(p.a, "b", "old key", old, 0);
+	size_t lo2 = seal(p.a, "b", "old key 2", old2, 0);
+	pair_handshake(&p, 16, 0);
+	assert_int_equal(open_(p.b, old, lo, 999, NULL, NULL), DGRAM_OK); /* grace */
+	/* used at 999: valid until 1999, not after (before: until its lifetime) */
+	assert_int_equal(open_(p.b, old2, lo2, 2999, NULL, NULL), DGRAM_DROP_UNKNOWN_KEY);
 	pair_free(&p);
 }
 
@@ -784,6 +806,7 @@ int main(void)
 	    cmocka_unit_test(test_key_expiry),
 	    cmocka_unit_test(test_sequence_limit_retires_key),
 	    cmocka_unit_test(test_rekey_grace),
+	    cmocka_unit_test(test_rekey_grace_at_time_zero),
 	    cmocka_unit_test(test_rekey_due_staggered),
 	    cmocka_unit_test(test_crossed_handshakes),
 	    cmocka_unit_test(test_second_certificate_kept_aside),
