@@ -520,6 +520,7 @@ static bool move_holds_away(const struct fo *f, const struct move *r, const char
 static bool move_epoch_floor(const struct fo *f, const struct move *r, const char *from);
 static bool move_target_gone(const struct fo *f, const struct move *r);
 static bool move_target_removed(const struct fo *f, const struct move *r);
+static bool move_doubt_on_target(const struct fo *f, const struct move *r, uint64_t inc);
 static void moves_retell(struct fo *f, uint64_t now);
 static bool vm_info_any(const struct fo *f, const char *uuid, struct fo_vm *out);
 static bool kept_by_newer(const struct fo_host *newer, const char *uuid, uint64_t epoch);
@@ -2778,10 +2779,13 @@ static void owed_landed(const struct fo *f, struct owed_scan *o)
 {
 	for (size_t i = 0; i < f->n_moves; i++) {
 		const struct fo_move *mv = &f->moves[i].m;
-		if (mv->state != FO_MOVE_MOVED || !mv->epoch || strcmp(mv->target, o->x) != 0 ||
-		    !((mv->target_inc && mv->target_inc <= o->inc) ||
-		      move_target_gone(f, &f->moves[i]) ||
-		      (!mv->target_inc && move_target_removed(f, &f->moves[i]))))
+		bool doubt = strcmp(mv->target, o->x) == 0 &&
+		             move_doubt_on_target(f, &f->moves[i], o->inc); /* m3b */
+		if (!doubt &&
+		    (mv->state != FO_MOVE_MOVED || !mv->epoch || strcmp(mv->target, o->x) != 0 ||
+		     !((mv->target_inc && mv->target_inc <= o->inc) ||
+		       move_target_gone(f, &f->moves[i]) ||
+		       (!mv->target_inc && move_target_removed(f, &f->moves[i])))))
 			continue;
 		struct fo_vm v;
 		if (owed_listed_at(o, mv->uuid, mv->epoch))
@@ -2797,7 +2801,8 @@ static void owed_landed(const struct fo *f, struct owed_scan *o)
 			continue;
 		bool twice = false;
 		for (size_t j = 0; j < i && !twice; j++)
-			twice = f->moves[j].m.state == FO_MOVE_MOVED &&
+			twice = (f->moves[j].m.state == FO_MOVE_MOVED ||
+			         move_doubt_on_target(f, &f->moves[j], o->inc)) &&
 			        strcmp(f->moves[j].m.uuid, mv->uuid) == 0 &&
 			        strcmp(f->moves[j].m.target, o->x) == 0;
 		if (!twice)
@@ -4174,6 +4179,58 @@ static bool move_target_gone(const struct fo *f, const struct move *r)
 			return true;
 	}
 	return false;
+}
+
+/* Can the source of MOVING move r no longer run its VM (m3b)? Either the
+ * source is known at an incarnation newer than the one it announced the
+ * move at, and its state there (inventory read) does not show the VM
+ * running — a host starts an HA VM only for a plan, and no plan of the
+ * source re-places a VM its move holds away (m1, m2), so its copy stays
+ * down — or the source's latest incarnation, at or after the announced
+ * one, was fenced since we heard of the move by a fence that covers every
+ * HA VM there (its failover). */
+static bool move_source_cleared(const struct fo *f, const struct move *r)
+{
+	const struct mrec *x = member_find(f, r->m.source);
+	if (x == NULL || x == &f->m[f->self_idx])
+		return false;
+	const struct fo_host *cur = host_of(f, r->m.source);
+	if (r->src_inc && cur && cur->incarnation > r->src_inc && !cur->inventory_unknown) {
+		bool runs = false;
+		for (size_t v = 0; v < cur->n_vms && !runs; v++)
+			runs = cur->vms[v].running && strcmp(nz(cur->vms[v].uuid), r->m.uuid) == 0;
+		if (!runs)
+			return true;
+	}
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		if (in->fenced && in->fence_total && in->known_at >= r->heard &&
+		    in->inc >= r->src_inc && strcmp(in->dead, r->m.source) == 0 &&
+		    !known_after(x, in->inc))
+			return true;
+	}
+	return false;
+}
+
+/* Is MOVING move r in doubt on its target's failover of incarnation inc
+ * (m3b)? Its source and target both failed: the source can no longer run
+ * the VM (move_source_cleared), and the target, not known after inc, can
+ * no longer say whether it landed — nobody will settle the move. The VM
+ * may run on the target (the hypervisor started the move once a majority
+ * acknowledged it), so the target's failover owes it, as if it had landed
+ * (m3): its value is then not empty, its acceptors withhold
+ * acknowledgements from the target, and its fence covers whatever landed
+ * there. Before, the target's failover was decided empty (no fence), every
+ * failover of the source left the VM out (m1, m2), and the VM stayed down
+ * for good: simulator seeds 8476817979126233075 and 8898256724608617090
+ * with migrations. */
+static bool move_doubt_on_target(const struct fo *f, const struct move *r, uint64_t inc)
+{
+	if (r->m.state != FO_MOVE_MOVING || !r->m.epoch || move_target_gone(f, r))
+		return false;
+	const struct mrec *t = member_find(f, r->m.target);
+	return t != NULL && t != &f->m[f->self_idx] && !known_after(t, inc) &&
+	       move_source_cleared(f, r);
 }
 
 /* Does this move give its VM back to `from` at a known epoch (STAYED, or
@@ -7949,11 +8006,15 @@ static void stayed_owed(struct fo *f, struct inst *in, bool back, uint64_t now)
 		 * heard of the move by a fence that covers all it ran) */
 		bool gone = move_target_gone(f, &f->moves[m]);
 		bool landed =
-		    mv->state == FO_MOVE_MOVED && strcmp(mv->target, in->dead) == 0 &&
-		    ((!gone && mv->target_inc && mv->target_inc <= in->inc && !in->fenced) ||
-		     (gone && in->fenced && in->fence_total && in->known_at >= f->moves[m].heard) ||
-		     ((!mv->target_inc || mv->target_inc <= in->inc) &&
-		      move_target_removed(f, &f->moves[m])));
+		    (mv->state == FO_MOVE_MOVED && strcmp(mv->target, in->dead) == 0 &&
+		     ((!gone && mv->target_inc && mv->target_inc <= in->inc && !in->fenced) ||
+		      (gone && in->fenced && in->fence_total &&
+		       in->known_at >= f->moves[m].heard) ||
+		      ((!mv->target_inc || mv->target_inc <= in->inc) &&
+		       move_target_removed(f, &f->moves[m])))) ||
+		    /* (in doubt, its source cleared: m3b) */
+		    (strcmp(mv->target, in->dead) == 0 &&
+		     move_doubt_on_target(f, &f->moves[m], in->inc));
 		if ((!stayed && !landed) || inst_holds(f, in, mv->uuid))
 			continue;
 		if (!computed) {

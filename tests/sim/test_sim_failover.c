@@ -2839,6 +2839,10 @@ static void test_replayed_seeds_migrations(void **state)
 	    {3060733284737464586ULL, "liveness: n2 came back twice; its state at incarnation 2 "
 	                             "no longer listed 4 VMs it ran at 1, and the recovery of "
 	                             "incarnation 2 superseded that of 1 without owing them"},
+	    {8476817979126233075ULL, "liveness: source and target of a live move both died "
+	                             "before it settled; the target's failover was decided "
+	                             "empty and the source's left the VM out (m3b)"},
+	    {8898256724608617090ULL, "liveness: the same, the target not force-left (m3b)"},
 	    {9057212193302037426ULL, "oracle (liveness): a host never heard of by another host "
 	                             "fenced its VM and its agent died: the cluster never knew "
 	                             "the VM"},

@@ -2370,18 +2370,54 @@ static void test_move_record_limits(void **state)
  * longer gave a MOVED move's VM back to the source (seed
  * 5029691623247226633), nobody owed it: n0 held it away, and n2's
  * failover never owed it (a review's test). */
+/* n0 starts a live migration of its first VM (db) to n2 at epoch 6, and a
+ * majority acknowledges it (the hypervisor may start). */
+static void begin_db_move(struct net *t, const struct view *v, char db[FO_UUID_MAX])
+{
+	run_until(t, t->now + 2000);
+	snprintf(db, FO_UUID_MAX, "%s", v->vms[0][0].uuid);
+	struct fo *src = t->n[0].f;
+	assert_int_equal(fo_move_begin(src, "m1", db, "n2", 6, t->now), 0);
+	run_until(t, t->now + 1000);
+	assert_true(fo_move_ready(src, "m1", t->now));
+}
+
+/* Runs from `from` to `to` in 2 s steps, answering every restart (ok), and
+ * counts the restarts of `uuid` (the last one's epoch in *epoch; each by a
+ * failover of `by` when not NULL). */
+static size_t count_vm_restarts(struct net *t, const char *uuid, uint64_t from, uint64_t to,
+                                const char *by, uint64_t *epoch)
+{
+	size_t n = 0;
+	for (uint64_t until = from; until <= to; until += 2000) {
+		run_until(t, until);
+		for (int i = 0; i < t->count; i++) {
+			if (t->n[i].down)
+				continue;
+			for (size_t k = t->n[i].restarts_seen; k < t->n[i].n_ev; k++) {
+				const struct fo_event *e = &t->n[i].ev[k];
+				if (e->type != FO_EV_RESTART || strcmp(e->entry.uuid, uuid) != 0)
+					continue;
+				n++;
+				if (epoch)
+					*epoch = e->entry.new_epoch;
+				if (by)
+					assert_string_equal(e->inst.dead, by);
+			}
+			answer_restarts(t, i, true, NULL);
+		}
+	}
+	return n;
+}
+
 static void moved_target_force_left(bool source_dies)
 {
 	struct net *t = net_new(4, fast_cfg);
 	struct view v;
 	standard_view(t, &v);
-	run_until(t, t->now + 2000);
 	char db[FO_UUID_MAX];
-	snprintf(db, sizeof(db), "%s", v.vms[0][0].uuid);
+	begin_db_move(t, &v, db);
 	struct fo *src = t->n[0].f;
-	assert_int_equal(fo_move_begin(src, "m1", db, "n2", 6, t->now), 0);
-	run_until(t, t->now + 1000);
-	assert_true(fo_move_ready(src, "m1", t->now));
 	t->n[2].down = true; /* it lands; n2 dies at once */
 	assert_int_equal(fo_move_end(src, "m1", true, t->now), 0);
 	/* n0's state no longer lists db (it left); n2's never did */
@@ -2401,21 +2437,7 @@ static void moved_target_force_left(bool source_dies)
 		if (!t->n[i].down)
 			assert_int_equal(fo_force_leave(t->n[i].f, "n2", t->now), 0);
 	pump(t);
-	size_t db_restarts = 0;
-	for (uint64_t until = det + 4000; until <= det + 400000; until += 2000) {
-		run_until(t, until);
-		for (int i = 0; i < 4; i++) {
-			if (t->n[i].down)
-				continue;
-			for (size_t k = t->n[i].restarts_seen; k < t->n[i].n_ev; k++) {
-				const struct fo_event *e = &t->n[i].ev[k];
-				if (e->type == FO_EV_RESTART && strcmp(e->entry.uuid, db) == 0)
-					db_restarts++;
-			}
-			answer_restarts(t, i, true, NULL);
-		}
-	}
-	assert_int_equal(db_restarts, 1);
+	assert_int_equal(count_vm_restarts(t, db, det + 4000, det + 400000, NULL, NULL), 1);
 	net_free(t);
 }
 
@@ -5289,6 +5311,80 @@ static void view_n0_back(struct view *v, uint64_t inc, bool stopped, bool quorat
 	v->hosts[0].cap.memory_allocated_kib = 0;
 }
 
+/* 5 hosts. n0 live-migrates db to n2 (MOVING, acknowledged: the
+ * hypervisor may have started); n2 dies before anyone settles the move; it
+ * ran no HA VM, so its round 0 is chosen empty. Then n0 dies too (its
+ * failover leaves db out: m1, m2) or, with source_back, n0 comes back at
+ * incarnation 2 with every VM stopped (its recovery leaves db out, as
+ * well). db is restarted exactly once, by n2's failover, above the move's
+ * epoch: once n0's failover is fenced whole, or n0's state at its new
+ * incarnation shows db not running, n2's failover owes db (m3b,
+ * move_doubt_on_target) — a later round, whose fence covers whatever
+ * landed on n2. Before, nobody ever owed db (seeds 8476817979126233075,
+ * 8898256724608617090 with migrations). And never while n0 may run it:
+ * with source_runs, n0 stays up with db running (the migration hangs, the
+ * move stays MOVING) or comes back at incarnation 2 still running it (its
+ * agent restarted, the VM ran on): db is restarted nowhere. */
+enum doubt_case { DOUBT_BOTH_DEAD, DOUBT_SOURCE_BACK, DOUBT_SOURCE_UP, DOUBT_SOURCE_BACK_RUNS };
+
+static void move_in_doubt(enum doubt_case how)
+{
+	bool source_back = how == DOUBT_SOURCE_BACK || how == DOUBT_SOURCE_BACK_RUNS;
+	struct net *t = net_new(5, fast_cfg);
+	struct view v;
+	standard_view(t, &v);
+	for (int i = 0; i < 5; i++) {
+		v.hosts[i].incarnation = 1;
+		v.hosts[i].quorate = true;
+	}
+	view_feed(t, &v, -1);
+	char db[FO_UUID_MAX];
+	begin_db_move(t, &v, db);
+	t->n[2].down = true;
+	if (how == DOUBT_BOTH_DEAD)
+		t->n[0].down = true;
+	run_until(t, t->now + 1500);
+	uint64_t det = t->now;
+	declare_dead(t, 2, 1);
+	if (source_back) {
+		run_until(t, t->now + 5000);
+		reboot_n0(t, 2, fast_cfg);
+		view_n0_back(&v, 2, true, true);
+		v.vms[0][0].running = how == DOUBT_SOURCE_BACK_RUNS;
+		view_feed(t, &v, -1);
+	} else if (how == DOUBT_BOTH_DEAD) {
+		declare_dead(t, 0, 1);
+	}
+	uint64_t db_epoch = 0;
+	size_t db_restarts = count_vm_restarts(t, db, det + 4000, det + 400000, "n2", &db_epoch);
+	if (how == DOUBT_SOURCE_UP || how == DOUBT_SOURCE_BACK_RUNS) {
+		assert_int_equal(db_restarts, 0);
+	} else {
+		assert_int_equal(db_restarts, 1);
+		assert_true(db_epoch > 6);
+	}
+	net_free(t);
+}
+
+static void test_move_in_doubt_both_parties_dead(void **state)
+{
+	(void)state;
+	move_in_doubt(DOUBT_BOTH_DEAD);
+}
+
+static void test_move_in_doubt_source_back_stopped(void **state)
+{
+	(void)state;
+	move_in_doubt(DOUBT_SOURCE_BACK);
+}
+
+static void test_move_in_doubt_source_runs_it(void **state)
+{
+	(void)state;
+	move_in_doubt(DOUBT_SOURCE_UP);
+	move_in_doubt(DOUBT_SOURCE_BACK_RUNS);
+}
+
 /* A host back at a newer incarnation whose libvirt has not answered yet
  * publishes an empty VM list that proves nothing: no recovery opens until
  * a real list arrives (issue 9: a libvirtd restart must not look like a
@@ -7263,6 +7359,9 @@ int main(void)
 	    cmocka_unit_test(test_move_retold_when_asked),
 	    cmocka_unit_test(test_move_announced_then_settled),
 	    cmocka_unit_test(test_moved_target_force_left),
+	    cmocka_unit_test(test_move_in_doubt_both_parties_dead),
+	    cmocka_unit_test(test_move_in_doubt_source_back_stopped),
+	    cmocka_unit_test(test_move_in_doubt_source_runs_it),
 	    cmocka_unit_test(test_moved_target_force_left_source_dead),
 	    cmocka_unit_test(test_move_journal),
 	    cmocka_unit_test(test_stayed_move_owed_by_its_incarnation),
