@@ -2782,6 +2782,13 @@ static void test_replayed_seeds_migrations(void **state)
 	    {3060733284737464586ULL, "liveness: n2 came back twice; its state at incarnation 2 "
 	                             "no longer listed 4 VMs it ran at 1, and the recovery of "
 	                             "incarnation 2 superseded that of 1 without owing them"},
+	    {5278054762612387037ULL, "liveness: vm7.1 landed on n4, destroyed by n4's self-fence; "
+	                             "n7's failover placed it from n7's copy (handed back: moved "
+	                             "away), and that dead placement hid it from n4's failover, "
+	                             "which never owed it (landed_fenced, handed_back_floor)"},
+	    {3906509806453018642ULL, "liveness: the same class, the target's agent crashed before "
+	                             "the move landed (no target incarnation) and its watchdog "
+	                             "reset the host"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
