@@ -512,6 +512,8 @@ static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
 static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct pend *pd);
 static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch);
 static struct given *given_find(const struct fo *f, const char *uuid);
+static bool pending_elsewhere(const struct fo *f, const struct inst *in, const char *uuid,
+                              uint64_t epoch);
 static const struct move *move_away(const struct fo *f, const char *uuid, const char *from,
                                     uint64_t epoch);
 static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from,
@@ -2799,17 +2801,19 @@ static bool landed_fenced(const struct inst *in, const struct move *r)
  * destroyed): no placement above the landed copy runs it, so that dead
  * placement does not make the VM "moved on" for x's failover. Returns the
  * epoch to owe it from (the dead placement's, so that no epoch is given
- * twice), 0 when the rule does not apply. The instance whose placement was
- * handed back stops owing it once the move took it away (pend_gone_by:
- * moved_from), and until then pending_elsewhere keeps x's failover from
- * owing it too: one instance re-places it. Before, n7's failover placed
- * vm7.1 from n7's copy after it had moved to n4 (handed back: not n7's),
- * and that placement hid the VM from n4's failover for good (seed
- * 5278054762612387037 with migrations). */
-static uint64_t handed_back_floor(const struct fo *f, const char *uuid, uint64_t epoch)
+ * twice), 0 when the rule does not apply — also while another instance
+ * holds the VM pending (a hand-back re-plans it there): that one re-places
+ * it, never both. The instance whose placement was handed back stops owing
+ * it once the move took it away (pend_gone_by: moved_from). Before, n7's
+ * failover placed vm7.1 from n7's copy after it had moved to n4 (handed
+ * back: not n7's), and that placement hid the VM from n4's failover for
+ * good (seed 5278054762612387037 with migrations). */
+static uint64_t handed_back_floor(const struct fo *f, const struct inst *in, const char *uuid,
+                                  uint64_t epoch)
 {
 	const struct given *g = given_find(f, uuid);
-	if (!g || g->epoch <= epoch || !g->has_base || g->base != epoch)
+	if (!g || g->epoch <= epoch || !g->has_base || g->base != epoch ||
+	    pending_elsewhere(f, in, uuid, 0))
 		return 0;
 	bool seen = false;
 	for (size_t i = 0; i < f->n_inst; i++)
@@ -2857,7 +2861,7 @@ static void owed_landed(const struct fo *f, struct owed_scan *o)
 			/* (gone only by a dead placement above the landed copy:
 			 * owed from that placement's epoch, handed_back_floor) */
 			struct fo_vm w = v;
-			w.epoch = handed_back_floor(f, mv->uuid, mv->epoch);
+			w.epoch = handed_back_floor(f, o->in, mv->uuid, mv->epoch);
 			if (!w.epoch || moved_since(f, &w, o->sup, o->x) ||
 			    running_elsewhere(f, mv->uuid, mv->epoch - 1, o->x, NULL) ||
 			    move_away(f, mv->uuid, o->x, mv->epoch) ||
@@ -4108,13 +4112,14 @@ static bool runs_at_base_elsewhere(const struct fo *f, const struct inst *in, co
 }
 
 /* Did a live migration that landed (MOVED) take `uuid` away from x, from
- * its copy at `base` or later (as move_away, from x only)? An entry of x's failover from
- * that base is handed back by its target in every round ("not x's to
- * re-place": settle_waiting_entry), and the failovers of the move's target
- * owe what landed there (m3): x's failover no longer owes it. Kept
- * pending, it made x's rounds empty until none was left, and held the VM
- * from the target's failover (pending_elsewhere): seed
- * 5278054762612387037 with migrations. (Dropping never starts anything.) */
+ * its copy at `base` or later (as move_away, from x only)? An entry of x's
+ * failover from that base is handed back by its target in every round
+ * ("not x's to re-place": settle_waiting_entry), and the failovers of the
+ * move's target owe what landed there (m3): x's failover no longer owes
+ * it. Kept pending, it made x's rounds empty until none was left, and held
+ * the VM from the target's failover (pending_elsewhere, handed_back_floor):
+ * seed 5278054762612387037 with migrations. (Dropping never starts
+ * anything.) */
 static bool moved_from(const struct fo *f, const char *uuid, const char *x, uint64_t base)
 {
 	for (size_t i = 0; base && i < f->n_moves; i++) {

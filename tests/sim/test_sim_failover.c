@@ -2789,6 +2789,9 @@ static void test_replayed_seeds_migrations(void **state)
 	    {3906509806453018642ULL, "liveness: the same class, the target's agent crashed before "
 	                             "the move landed (no target incarnation) and its watchdog "
 	                             "reset the host"},
+	    {8913051072736866643ULL, "liveness: the same class (a soak of the session before): "
+	                             "n0's failover kept vm4.1, moved to n4, pending and handed "
+	                             "back until every round was used (passes with that fix)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
