@@ -511,6 +511,9 @@ static bool vm_in_care(const struct fo *f, const char *uuid);
 static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
 static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct pend *pd);
 static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch);
+static struct given *given_find(const struct fo *f, const char *uuid);
+static bool pending_elsewhere(const struct fo *f, const struct inst *in, const char *uuid,
+                              uint64_t epoch);
 static const struct move *move_away(const struct fo *f, const char *uuid, const char *from,
                                     uint64_t epoch);
 static uint64_t move_stayed_epoch(const struct fo *f, const char *uuid, const char *from,
@@ -2771,6 +2774,67 @@ static void owed_given(const struct fo *f, struct owed_scan *o)
 		}
 }
 
+/* Did move r land (MOVED) on in's host at an incarnation in fails over
+ * (or one the target never said: it died before telling), and did in's
+ * fence, one that covers every HA VM of that life (self-fence, watchdog,
+ * remote fence), come after this node heard of the move? Then the copy
+ * that landed went with that life: in owes it (m3) — also when the target
+ * is back at a newer incarnation, where move_target_gone says no (it may
+ * run what landed there). What its newer state runs is left out
+ * (owed_of: kept_by_newer), and a later round's value for a host that is
+ * back carries a fence order that makes it destroy what the plan lists
+ * before anyone starts the VM (stayed_owed). Before, the target's failover
+ * never owed such a VM once the target was back: seeds 5278054762612387037
+ * and 3906509806453018642 (migrations; in the second the target's agent
+ * crashed before the move landed, so no target incarnation). */
+static bool landed_fenced(const struct inst *in, const struct move *r)
+{
+	return in && in->fenced && in->fence_total && in->known_at >= r->heard &&
+	       r->m.state == FO_MOVE_MOVED && strcmp(r->m.target, in->dead) == 0 &&
+	       (!r->m.target_inc || r->m.target_inc <= in->inc);
+}
+
+/* A VM that landed on x at `epoch` (owed_landed), which a chosen plan of
+ * another instance then placed from that very copy (base `epoch`) above
+ * it — the newest placement of it we know (given) — and every chosen
+ * placement of it above `epoch` that we hold is handed back and not
+ * running (E_HANDED: its target never starts it, or what it started was
+ * destroyed): no placement above the landed copy runs it, so that dead
+ * placement does not make the VM "moved on" for x's failover. Returns the
+ * epoch to owe it from (the dead placement's, so that no epoch is given
+ * twice), 0 when the rule does not apply — also while another instance
+ * holds the VM pending (a hand-back re-plans it there): that one re-places
+ * it, never both. The instance whose placement was handed back stops owing
+ * it once the move took it away (pend_gone_by: moved_from). Before, n7's
+ * failover placed vm7.1 from n7's copy after it had moved to n4 (handed
+ * back: not n7's), and that placement hid the VM from n4's failover for
+ * good (seed 5278054762612387037 with migrations). */
+static uint64_t handed_back_floor(const struct fo *f, const struct inst *in, const char *uuid,
+                                  uint64_t epoch)
+{
+	const struct given *g = given_find(f, uuid);
+	if (!g || g->epoch <= epoch || !g->has_base || g->base != epoch ||
+	    pending_elsewhere(f, in, uuid, 0))
+		return 0;
+	bool seen = false;
+	for (size_t i = 0; i < f->n_inst; i++)
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *rd = &f->inst[i]->rounds[r];
+			for (size_t e = 0; rd->chosen && e < rd->plan.n; e++) {
+				const struct fo_plan_entry *q = &rd->plan.entries[e];
+				if (!q->target[0] || q->new_epoch <= epoch ||
+				    strcmp(q->uuid, uuid) != 0)
+					continue;
+				if (rd->ents[e].st != E_HANDED || rd->ents[e].running)
+					return 0;
+				seen = seen || (q->new_epoch == g->epoch && q->has_base &&
+				                q->base_epoch == g->base &&
+				                strcmp(q->target, g->target) == 0);
+			}
+		}
+	return seen ? g->epoch : 0;
+}
+
 /* What live migrations landed on x at an incarnation <= inc, as the target
  * said, or whose target was fenced whole since we heard of them (MOVES):
  * x may run it before its state showed it. Once, though several moves may
@@ -2784,7 +2848,7 @@ static void owed_landed(const struct fo *f, struct owed_scan *o)
 		if (!doubt &&
 		    (mv->state != FO_MOVE_MOVED || !mv->epoch || strcmp(mv->target, o->x) != 0 ||
 		     !((mv->target_inc && mv->target_inc <= o->inc) ||
-		       move_target_gone(f, &f->moves[i]) ||
+		       move_target_gone(f, &f->moves[i]) || landed_fenced(o->in, &f->moves[i]) ||
 		       (!mv->target_inc && move_target_removed(f, &f->moves[i])))))
 			continue;
 		struct fo_vm v;
@@ -2797,8 +2861,18 @@ static void owed_landed(const struct fo *f, struct owed_scan *o)
 		}
 		v.epoch = mv->epoch;
 		v.running = true;
-		if (owed_gone(f, o, &v, mv->uuid, mv->epoch - 1))
-			continue;
+		if (owed_gone(f, o, &v, mv->uuid, mv->epoch - 1)) {
+			/* (gone only by a dead placement above the landed copy:
+			 * owed from that placement's epoch, handed_back_floor) */
+			struct fo_vm w = v;
+			w.epoch = handed_back_floor(f, o->in, mv->uuid, mv->epoch);
+			if (!w.epoch || moved_since(f, &w, o->sup, o->x) ||
+			    running_elsewhere(f, mv->uuid, mv->epoch - 1, o->x, NULL) ||
+			    move_away(f, mv->uuid, o->x, mv->epoch) ||
+			    kept_by_newer(o->newer, mv->uuid, mv->epoch))
+				continue;
+			v.epoch = w.epoch;
+		}
 		bool twice = false;
 		for (size_t j = 0; j < i && !twice; j++)
 			twice = (f->moves[j].m.state == FO_MOVE_MOVED ||
@@ -4042,6 +4116,27 @@ static bool runs_at_base_elsewhere(const struct fo *f, const struct inst *in, co
 	return false;
 }
 
+/* Did a live migration that landed (MOVED) take `uuid` away from x, from
+ * its copy at `base` or later (as move_away, from x only)? An entry of x's
+ * failover from that base is handed back by its target in every round
+ * ("not x's to re-place": settle_waiting_entry), and the failovers of the
+ * move's target owe what landed there (m3): x's failover no longer owes
+ * it. Kept pending, it made x's rounds empty until none was left, and held
+ * the VM from the target's failover (pending_elsewhere, handed_back_floor):
+ * seed 5278054762612387037 with migrations. (Dropping never starts
+ * anything.) */
+static bool moved_from(const struct fo *f, const char *uuid, const char *x, uint64_t base)
+{
+	for (size_t i = 0; base && i < f->n_moves; i++) {
+		const struct move *r = &f->moves[i];
+		if (r->m.state == FO_MOVE_MOVED && (!r->m.epoch || r->m.epoch >= base) &&
+		    strcmp(r->m.uuid, uuid) == 0 && strcmp(r->m.source, x) == 0 &&
+		    !move_target_gone(f, r))
+			return true;
+	}
+	return false;
+}
+
 /* Is a handed-back entry no longer this instance's to re-place: started
  * after all (a late report), or moved on since — an up host runs it above
  * the epoch it moved from (this entry's start, or another placement's: a
@@ -4067,7 +4162,8 @@ static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct
 	uint64_t base = entry_base(&pd->e, pd->failed_round);
 	return running_elsewhere(f, pd->e.uuid, base, NULL, NULL) ||
 	       (base > 0 && runs_at_base_elsewhere(f, in, pd->e.uuid, base)) ||
-	       moved_on(f, &pd->e) || move_away(f, pd->e.uuid, NULL, pd->e.new_epoch);
+	       moved_on(f, &pd->e) || move_away(f, pd->e.uuid, NULL, pd->e.new_epoch) ||
+	       moved_from(f, pd->e.uuid, in->dead, base);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -8011,7 +8107,8 @@ static void stayed_owed(struct fo *f, struct inst *in, bool back, uint64_t now)
 		      (gone && in->fenced && in->fence_total &&
 		       in->known_at >= f->moves[m].heard) ||
 		      ((!mv->target_inc || mv->target_inc <= in->inc) &&
-		       move_target_removed(f, &f->moves[m])))) ||
+		       move_target_removed(f, &f->moves[m])) ||
+		      (back && landed_fenced(in, &f->moves[m])))) ||
 		    /* (in doubt, its source cleared: m3b) */
 		    (strcmp(mv->target, in->dead) == 0 &&
 		     move_doubt_on_target(f, &f->moves[m], in->inc));

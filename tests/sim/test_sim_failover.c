@@ -2846,6 +2846,16 @@ static void test_replayed_seeds_migrations(void **state)
 	    {9057212193302037426ULL, "oracle (liveness): a host never heard of by another host "
 	                             "fenced its VM and its agent died: the cluster never knew "
 	                             "the VM"},
+	    {5278054762612387037ULL, "liveness: vm7.1 landed on n4, destroyed by n4's self-fence; "
+	                             "n7's failover placed it from n7's copy (handed back: moved "
+	                             "away), and that dead placement hid it from n4's failover, "
+	                             "which never owed it (landed_fenced, handed_back_floor)"},
+	    {3906509806453018642ULL, "liveness: the same class, the target's agent crashed before "
+	                             "the move landed (no target incarnation) and its watchdog "
+	                             "reset the host"},
+	    {8913051072736866643ULL, "liveness: the same class (a soak of the session before): "
+	                             "n0's failover kept vm4.1, moved to n4, pending and handed "
+	                             "back until every round was used (passes with that fix)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
