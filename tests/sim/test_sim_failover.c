@@ -2782,6 +2782,10 @@ static void test_replayed_seeds_migrations(void **state)
 	    {3060733284737464586ULL, "liveness: n2 came back twice; its state at incarnation 2 "
 	                             "no longer listed 4 VMs it ran at 1, and the recovery of "
 	                             "incarnation 2 superseded that of 1 without owing them"},
+	    {8453285405538841311ULL, "liveness: a VM landed on n1, whose host crashed before any "
+	                             "state of it listed the VM and booted without definitions; "
+	                             "the source died and the only witness restarted: no recovery "
+	                             "of n1 was ever opened (n1 now ends its incarnation)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
