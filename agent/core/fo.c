@@ -7270,6 +7270,24 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 						theirs = o->rounds[k].chosen &&
 						         places_above(&o->rounds[k].plan, pe->uuid,
 						                      pe->new_epoch);
+					/* (or owes it already, from the epoch this entry gave
+					 * it, in a later round not chosen yet, pending or
+					 * parked: late_owed took it once this plan's fence was
+					 * confirmed. Re-planned here as well, the VM was owed
+					 * by two instances, each node's later rounds of both
+					 * placed it, and the acceptors split between the two
+					 * values with a dead voter: neither was ever chosen,
+					 * seed 3004879218773957613 with migrations. late_owed
+					 * leaves out what this instance has pending already,
+					 * pending_elsewhere: one owner either way.) */
+					for (size_t p = 0;
+					     st->st == E_WAIT && p < o->n_pend && !theirs; p++)
+						theirs = o->pend[p].e.new_epoch > pe->new_epoch &&
+						         strcmp(o->pend[p].e.uuid, pe->uuid) == 0;
+					for (size_t p = 0;
+					     st->st == E_WAIT && p < o->n_parked && !theirs; p++)
+						theirs = o->parked[p].e.new_epoch > pe->new_epoch &&
+						         strcmp(o->parked[p].e.uuid, pe->uuid) == 0;
 				}
 				if (st->st == E_OK) {
 					/* Started on T at the failed-over incarnation (or an
