@@ -7423,6 +7423,24 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 						theirs = o->rounds[k].chosen &&
 						         places_above(&o->rounds[k].plan, pe->uuid,
 						                      pe->new_epoch);
+					/* (or owes it already, from the epoch this entry gave
+					 * it, in a later round not chosen yet, pending or
+					 * parked: late_owed took it once this plan's fence was
+					 * confirmed. Re-planned here as well, the VM was owed
+					 * by two instances, each node's later rounds of both
+					 * placed it, and the acceptors split between the two
+					 * values with a dead voter: neither was ever chosen,
+					 * seed 3004879218773957613 with migrations. late_owed
+					 * leaves out what this instance has pending already,
+					 * pending_elsewhere: one owner either way.) */
+					for (size_t p = 0;
+					     st->st == E_WAIT && p < o->n_pend && !theirs; p++)
+						theirs = o->pend[p].e.new_epoch > pe->new_epoch &&
+						         strcmp(o->pend[p].e.uuid, pe->uuid) == 0;
+					for (size_t p = 0;
+					     st->st == E_WAIT && p < o->n_parked && !theirs; p++)
+						theirs = o->parked[p].e.new_epoch > pe->new_epoch &&
+						         strcmp(o->parked[p].e.uuid, pe->uuid) == 0;
 				}
 				if (st->st == E_OK) {
 					/* Started on T at the failed-over incarnation (or an
@@ -7576,6 +7594,44 @@ static void ask_incarnation(struct fo *f, uint64_t want, const char *why)
 	           want);
 }
 
+/* Did live migration r land uuid here in an earlier life of ours, and we
+ * lost it since — our state (of this incarnation, known) does not list it
+ * at all, no up host runs it at its epoch or above, no chosen plan or
+ * later move took it on, and no instance holds it? Our failover owes it
+ * (m3: owed_landed, by any failover of an incarnation at or after the one
+ * it landed at), but a recovery of ours opens only where another node saw
+ * our state of an older incarnation list a VM: a host that crashed before
+ * its state showed the VM, and whose witnesses of that state restarted
+ * since, left it owed by nobody (seed 8453285405538841311 with
+ * migrations: vm0.0 landed on n1 at incarnation 1, n1's host crashed two
+ * seconds later and booted without definitions, the source died, and the
+ * only other node restarted; all knew the move MOVED at n1 incarnation 1).
+ * check_own_owed then ends our incarnation as for a VM stopped here. */
+static bool landed_lost_here(const struct fo *f, const struct fo_host *me, const struct move *r)
+{
+	const struct fo_move *mv = &r->m;
+	if (mv->state != FO_MOVE_MOVED || !mv->epoch || !mv->target_inc ||
+	    mv->target_inc >= f->incarnation || !is_self(f, mv->target))
+		return false;
+	for (size_t v = 0; v < me->n_vms; v++)
+		if (strcmp(nz(me->vms[v].uuid), mv->uuid) == 0)
+			return false; /* listed: the loop below speaks for it */
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *in = f->inst[i];
+		if (is_self(f, in->dead) && !in->done && in->rounds[0].chosen &&
+		    inst_holds(f, in, mv->uuid))
+			return false; /* a chosen recovery of ours at work holds it */
+	}
+	/* (as owed_landed: nothing to place without what the VM needs) */
+	struct fo_vm info;
+	if (!vm_info_any(f, mv->uuid, &info) && !r->has_info)
+		return false;
+	struct fo_vm vm = {.uuid = mv->uuid, .epoch = mv->epoch};
+	return !vm_in_care(f, mv->uuid) &&
+	       !running_elsewhere(f, mv->uuid, mv->epoch - 1, f->cfg.name, NULL) &&
+	       !moved_since(f, &vm, NULL, f->cfg.name) && !move_away(f, mv->uuid, NULL, mv->epoch);
+}
+
 /* HA VMs stopped here that should run (the guest shut itself down, a fence
  * destroyed them before our new incarnation, a start failed...): after
  * reconcile_ms (doubled each time it changes nothing, up to 64x) we end
@@ -7593,6 +7649,9 @@ static void check_own_owed(struct fo *f, uint64_t now)
 		                       NULL))
 			n++;
 	}
+	for (size_t m = 0; me && m < f->n_moves; m++)
+		if (landed_lost_here(f, me, &f->moves[m]))
+			n++;
 	/* our state lags, or libvirt has not listed our VMs yet */
 	bool busy = !me || me->incarnation != f->incarnation || me->inventory_unknown;
 	for (size_t i = 0; i < f->n_inst && !busy; i++) {

@@ -2856,6 +2856,14 @@ static void test_replayed_seeds_migrations(void **state)
 	    {8913051072736866643ULL, "liveness: the same class (a soak of the session before): "
 	                             "n0's failover kept vm4.1, moved to n4, pending and handed "
 	                             "back until every round was used (passes with that fix)"},
+	    {8453285405538841311ULL, "liveness: a VM landed on n1, whose host crashed before any "
+	                             "state of it listed the VM and booted without definitions; "
+	                             "the source died and the only witness restarted: no recovery "
+	                             "of n1 was ever opened (n1 now ends its incarnation)"},
+	    {3004879218773957613ULL, "liveness: (n3,1,0) gave two VMs to n4, which had died; "
+	                             "(n4,1) owed them (late_owed) and (n3,1) re-placed them "
+	                             "too (reclaim): the acceptors split between the two "
+	                             "instances' values, a dead voter, neither chosen"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
