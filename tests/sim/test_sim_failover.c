@@ -2856,6 +2856,11 @@ static void test_replayed_seeds_migrations(void **state)
 	    {8913051072736866643ULL, "liveness: the same class (a soak of the session before): "
 	                             "n0's failover kept vm4.1, moved to n4, pending and handed "
 	                             "back until every round was used (passes with that fix)"},
+	    {9081010337887662493ULL, "liveness: the class of 5278054762612387037 (vm4.5 landed "
+	                             "on n5; the source's re-placement, handed back, hid it from "
+	                             "n5's failover)"},
+	    {179036004713928246ULL, "liveness: the same class, from a soak (vm1.0 landed on n2, "
+	                            "went with n2's self-fence)"},
 	    {8453285405538841311ULL, "liveness: a VM landed on n1, whose host crashed before any "
 	                             "state of it listed the VM and booted without definitions; "
 	                             "the source died and the only witness restarted: no recovery "
