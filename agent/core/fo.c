@@ -2835,50 +2835,59 @@ static uint64_t handed_back_floor(const struct fo *f, const struct inst *in, con
 	return seen ? g->epoch : 0;
 }
 
+/* Does move i land its VM on o->x for (o->x, o->inc) (m3, m3b), still owed
+ * from there? *v: the VM at the epoch it is owed from. */
+static bool landed_owed(const struct fo *f, const struct owed_scan *o, size_t i, struct fo_vm *v)
+{
+	const struct fo_move *mv = &f->moves[i].m;
+	bool doubt = strcmp(mv->target, o->x) == 0 &&
+	             move_doubt_on_target(f, &f->moves[i], o->inc); /* m3b */
+	if (!doubt && (mv->state != FO_MOVE_MOVED || !mv->epoch || strcmp(mv->target, o->x) != 0 ||
+	               !((mv->target_inc && mv->target_inc <= o->inc) ||
+	                 move_target_gone(f, &f->moves[i]) || landed_fenced(o->in, &f->moves[i]) ||
+	                 (!mv->target_inc && move_target_removed(f, &f->moves[i])))))
+		return false;
+	if (owed_listed_at(o, mv->uuid, mv->epoch))
+		return false;
+	if (!vm_info_any(f, mv->uuid, v)) {
+		if (!f->moves[i].has_info)
+			return false;
+		*v = hvm_view(&f->moves[i].info);
+	}
+	v->epoch = mv->epoch;
+	v->running = true;
+	if (owed_gone(f, o, v, mv->uuid, mv->epoch - 1)) {
+		/* (gone only by a dead placement above the landed copy:
+		 * owed from that placement's epoch, handed_back_floor) */
+		struct fo_vm w = *v;
+		w.epoch = handed_back_floor(f, o->in, mv->uuid, mv->epoch);
+		if (!w.epoch || moved_since(f, &w, o->sup, o->x) ||
+		    running_elsewhere(f, mv->uuid, mv->epoch - 1, o->x, NULL) ||
+		    move_away(f, mv->uuid, o->x, mv->epoch) ||
+		    kept_by_newer(o->newer, mv->uuid, mv->epoch))
+			return false;
+		v->epoch = w.epoch;
+	}
+	return true;
+}
+
 /* What live migrations landed on x at an incarnation <= inc, as the target
- * said, or whose target was fenced whole since we heard of them (MOVES):
- * x may run it before its state showed it. Once, though several moves may
- * have landed it there. */
+ * said, or whose target was fenced whole since we heard of them, or that
+ * are in doubt on x (MOVES, m3, m3b): x may run it before its state showed
+ * it. Once, though several moves may have landed it there: the first that
+ * owes it (a record that does not owe it — moved on since, listed — does
+ * not hide a later one that does: a review's test,
+ * test_move_in_doubt_after_earlier_landing). */
 static void owed_landed(const struct fo *f, struct owed_scan *o)
 {
 	for (size_t i = 0; i < f->n_moves; i++) {
-		const struct fo_move *mv = &f->moves[i].m;
-		bool doubt = strcmp(mv->target, o->x) == 0 &&
-		             move_doubt_on_target(f, &f->moves[i], o->inc); /* m3b */
-		if (!doubt &&
-		    (mv->state != FO_MOVE_MOVED || !mv->epoch || strcmp(mv->target, o->x) != 0 ||
-		     !((mv->target_inc && mv->target_inc <= o->inc) ||
-		       move_target_gone(f, &f->moves[i]) || landed_fenced(o->in, &f->moves[i]) ||
-		       (!mv->target_inc && move_target_removed(f, &f->moves[i])))))
+		struct fo_vm v, w;
+		if (!landed_owed(f, o, i, &v))
 			continue;
-		struct fo_vm v;
-		if (owed_listed_at(o, mv->uuid, mv->epoch))
-			continue;
-		if (!vm_info_any(f, mv->uuid, &v)) {
-			if (!f->moves[i].has_info)
-				continue;
-			v = hvm_view(&f->moves[i].info);
-		}
-		v.epoch = mv->epoch;
-		v.running = true;
-		if (owed_gone(f, o, &v, mv->uuid, mv->epoch - 1)) {
-			/* (gone only by a dead placement above the landed copy:
-			 * owed from that placement's epoch, handed_back_floor) */
-			struct fo_vm w = v;
-			w.epoch = handed_back_floor(f, o->in, mv->uuid, mv->epoch);
-			if (!w.epoch || moved_since(f, &w, o->sup, o->x) ||
-			    running_elsewhere(f, mv->uuid, mv->epoch - 1, o->x, NULL) ||
-			    move_away(f, mv->uuid, o->x, mv->epoch) ||
-			    kept_by_newer(o->newer, mv->uuid, mv->epoch))
-				continue;
-			v.epoch = w.epoch;
-		}
 		bool twice = false;
 		for (size_t j = 0; j < i && !twice; j++)
-			twice = (f->moves[j].m.state == FO_MOVE_MOVED ||
-			         move_doubt_on_target(f, &f->moves[j], o->inc)) &&
-			        strcmp(f->moves[j].m.uuid, mv->uuid) == 0 &&
-			        strcmp(f->moves[j].m.target, o->x) == 0;
+			twice = strcmp(f->moves[j].m.uuid, f->moves[i].m.uuid) == 0 &&
+			        landed_owed(f, o, j, &w);
 		if (!twice)
 			owed_add_above_stayed(f, o, &v);
 	}
@@ -4325,8 +4334,18 @@ static bool move_doubt_on_target(const struct fo *f, const struct move *r, uint6
 	if (r->m.state != FO_MOVE_MOVING || !r->m.epoch || move_target_gone(f, r))
 		return false;
 	const struct mrec *t = member_find(f, r->m.target);
-	return t != NULL && t != &f->m[f->self_idx] && !known_after(t, inc) &&
-	       move_source_cleared(f, r);
+	if (t == NULL || t == &f->m[f->self_idx] || known_after(t, inc))
+		return false;
+	/* only a failover of T opened after we heard of the move: one opened
+	 * before may be of a life the move never targeted (T back at a newer
+	 * incarnation we have not heard of), and its fence may predate the
+	 * landing — the node-local order m4 uses (a review's interleaving:
+	 * test_move_in_doubt_target_back_unheard) */
+	bool after = false;
+	for (size_t i = 0; i < f->n_inst && !after; i++)
+		after = f->inst[i]->inc == inc && strcmp(f->inst[i]->dead, r->m.target) == 0 &&
+		        f->inst[i]->known_at >= r->heard;
+	return after && move_source_cleared(f, r);
 }
 
 /* Does this move give its VM back to `from` at a known epoch (STAYED, or

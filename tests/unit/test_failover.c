@@ -5267,11 +5267,13 @@ static const struct fo_event *find_ev_dead(const struct node *n, enum fo_event_t
 	return NULL;
 }
 
-/* n0's agent restarts at once (a new core at incarnation 2, as after a
- * quick reboot); SWIM tells the others of incarnation 2 (no death). */
-static void reboot_n0(struct net *t, uint64_t inc, void (*tweak)(struct fo_config *, int))
+/* Node k's agent restarts at once (a new core at incarnation inc, as after
+ * a quick reboot); SWIM tells the others of it (no death) — every node but
+ * `stale` (-1: none). */
+static void reboot_node(struct net *t, int k, uint64_t inc, void (*tweak)(struct fo_config *, int),
+                        int stale)
 {
-	struct node *n = &t->n[0];
+	struct node *n = &t->n[k];
 	struct fo_msg m;
 	while (fo_pop_output(n->f, &m))
 		fo_msg_clear(&m);
@@ -5281,17 +5283,26 @@ static void reboot_n0(struct net *t, uint64_t inc, void (*tweak)(struct fo_confi
 	clear_events(n);
 	fo_free(n->f);
 	struct fo_config c;
-	cfg_for(&c, 0);
+	cfg_for(&c, k);
 	if (tweak)
-		tweak(&c, 0);
+		tweak(&c, k);
 	n->f = fo_new(&c, t->now);
 	assert_non_null(n->f);
 	fo_set_incarnation(n->f, inc);
-	fo_member(n->f, "n0", FO_ALIVE, inc, t->now);
-	for (int j = 1; j < t->count; j++) {
+	fo_member(n->f, names[k], FO_ALIVE, inc, t->now);
+	for (int j = 0; j < t->count; j++) {
+		if (j == k)
+			continue;
 		fo_member(n->f, names[j], FO_ALIVE, 1, t->now);
-		fo_member(t->n[j].f, "n0", FO_ALIVE, inc, t->now);
+		if (j != stale)
+			fo_member(t->n[j].f, names[k], FO_ALIVE, inc, t->now);
 	}
+	n->down = false;
+}
+
+static void reboot_n0(struct net *t, uint64_t inc, void (*tweak)(struct fo_config *, int))
+{
+	reboot_node(t, 0, inc, tweak, -1);
 }
 
 /* The view after n0 came back at incarnation `inc`: its HA VMs are gone
@@ -5309,6 +5320,19 @@ static void view_n0_back(struct view *v, uint64_t inc, bool stopped, bool quorat
 	}
 	v->hosts[0].cap.vcpus_allocated = 0;
 	v->hosts[0].cap.memory_allocated_kib = 0;
+}
+
+/* n nodes, the standard view, every host at incarnation 1 and quorate. */
+static struct net *net_quorate(int n, struct view *v)
+{
+	struct net *t = net_new(n, fast_cfg);
+	standard_view(t, v);
+	for (int i = 0; i < n; i++) {
+		v->hosts[i].incarnation = 1;
+		v->hosts[i].quorate = true;
+	}
+	view_feed(t, v, -1);
+	return t;
 }
 
 /* 5 hosts. n0 live-migrates db to n2 (MOVING, acknowledged: the
@@ -5330,14 +5354,8 @@ enum doubt_case { DOUBT_BOTH_DEAD, DOUBT_SOURCE_BACK, DOUBT_SOURCE_UP, DOUBT_SOU
 static void move_in_doubt(enum doubt_case how)
 {
 	bool source_back = how == DOUBT_SOURCE_BACK || how == DOUBT_SOURCE_BACK_RUNS;
-	struct net *t = net_new(5, fast_cfg);
 	struct view v;
-	standard_view(t, &v);
-	for (int i = 0; i < 5; i++) {
-		v.hosts[i].incarnation = 1;
-		v.hosts[i].quorate = true;
-	}
-	view_feed(t, &v, -1);
+	struct net *t = net_quorate(5, &v);
 	char db[FO_UUID_MAX];
 	begin_db_move(t, &v, db);
 	t->n[2].down = true;
@@ -5385,6 +5403,135 @@ static void test_move_in_doubt_source_runs_it(void **state)
 	move_in_doubt(DOUBT_SOURCE_BACK_RUNS);
 }
 
+/* db moved from host `from` to host `to` in the view (listed there at
+ * `epoch`, no longer on `from`). */
+static void view_move_db(struct view *v, int from, int to, const char *db, uint64_t epoch)
+{
+	for (size_t k = 0; k < v->n_vms[from]; k++) {
+		if (strcmp(v->vms[from][k].uuid, db) != 0)
+			continue;
+		struct fo_vm vm = v->vms[from][k];
+		for (size_t j = k + 1; j < v->n_vms[from]; j++)
+			v->vms[from][j - 1] = v->vms[from][j];
+		v->n_vms[from]--;
+		vm.epoch = epoch;
+		v->vms[to][v->n_vms[to]++] = vm;
+		return;
+	}
+	fail_msg("db not on host %d", from);
+}
+
+/* A live move of db from host `from` to host `to` at `epoch` that lands
+ * (the source's MOVED), and the view that shows it there. */
+static void landed_move(struct net *t, struct view *v, const char *id, const char *db, int from,
+                        int to, uint64_t epoch)
+{
+	struct fo *src = t->n[from].f;
+	assert_int_equal(fo_move_begin(src, id, db, names[to], epoch, t->now), 0);
+	run_until(t, t->now + 1000);
+	assert_true(fo_move_ready(src, id, t->now));
+	assert_int_equal(fo_move_end(src, id, true, t->now), 0);
+	view_move_db(v, from, to, db, epoch);
+	view_feed(t, v, -1);
+	run_until(t, t->now + 3000);
+}
+
+/* db went n0 -> n2 (MOVED, epoch 6), n2 -> n0 (MOVED, epoch 7), then
+ * n0 -> n2 again (MOVING, epoch 8, acknowledged); n2 and n0 die. As in
+ * test_move_in_doubt_both_parties_dead, db restarts once, above 8: the
+ * first move, which no longer owes it (moved on), does not hide the third
+ * (a review: owed_landed's "once per VM" counted any earlier record). */
+static void test_move_in_doubt_after_earlier_landing(void **state)
+{
+	(void)state;
+	struct view v;
+	struct net *t = net_quorate(5, &v);
+	char db[FO_UUID_MAX];
+	run_until(t, t->now + 2000);
+	snprintf(db, FO_UUID_MAX, "%s", v.vms[0][0].uuid);
+	landed_move(t, &v, "a", db, 0, 2, 6); /* 1: n0 -> n2 at 6 */
+	landed_move(t, &v, "b", db, 2, 0, 7); /* 2: n2 -> n0 at 7 */
+	/* 3: n0 -> n2 at 8, under way; both die */
+	assert_int_equal(fo_move_begin(t->n[0].f, "c", db, "n2", 8, t->now), 0);
+	run_until(t, t->now + 1000);
+	assert_true(fo_move_ready(t->n[0].f, "c", t->now));
+	t->n[2].down = true;
+	t->n[0].down = true;
+	run_until(t, t->now + 1500);
+	uint64_t det = t->now;
+	declare_dead(t, 2, 1);
+	declare_dead(t, 0, 1);
+	uint64_t db_epoch = 0;
+	size_t db_restarts = count_vm_restarts(t, db, det + 4000, det + 400000, NULL, &db_epoch);
+	assert_int_equal(db_restarts, 1);
+	assert_true(db_epoch > 8);
+	net_free(t);
+}
+
+/* A review's interleaving. n2 (T) dies at 1; (n2, 1) is chosen (it ran t2) and fenced. n2
+ * comes back at 2 (n4 never hears of it: cut from n2). Then n0 moves db to
+ * n2 (n4 hears the move: after it opened (n2, 1)); db lands on n2 at 2
+ * (MOVED, told to all but n4); n0 dies before it says so. (n0, 1) is fenced
+ * whole. db runs on n2 at incarnation 2: nothing may restart it — on n4
+ * (n2, 1) was opened before n4 heard of the move, so m3b does not hold it
+ * in doubt there (move_doubt_on_target: the node-local order m4 uses). */
+static void test_move_in_doubt_target_back_unheard(void **state)
+{
+	(void)state;
+	struct net *t = net_new(5, fast_cfg);
+	struct view v, vs; /* vs: n4's stale view */
+	standard_view(t, &v);
+	view_vm(&v, 2, "t2", 10, 1, 1, NULL);
+	for (int i = 0; i < 5; i++) {
+		v.hosts[i].incarnation = 1;
+		v.hosts[i].quorate = true;
+	}
+	view_feed(t, &v, -1);
+	char db[FO_UUID_MAX];
+	run_until(t, t->now + 2000);
+	snprintf(db, FO_UUID_MAX, "%s", v.vms[0][0].uuid);
+	/* n2 dies at 1: (n2, 1) places t2, fenced by the timed wait */
+	t->n[2].down = true;
+	run_until(t, t->now + 1500);
+	declare_dead(t, 2, 1);
+	(void)count_vm_restarts(t, "none", t->now + 2000, t->now + 60000, NULL, NULL);
+	assert_true(count_ev(&t->n[4], FO_EV_FENCE_CONFIRMED) >= 1);
+	/* n2 back at 2, n4 cut from it and not told */
+	t->cut[2][4] = t->cut[4][2] = true;
+	reboot_node(t, 2, 2, fast_cfg, 4);
+	vs = v;
+	v.hosts[2].incarnation = 2;
+	v.n_vms[2] = 0;
+	for (int i = 0; i < 5; i++)
+		if (i != 4)
+			view_feed(t, &v, i);
+	for (int i = 0; i < 5; i++) {
+		vs.hosts[i].vms = vs.vms[i];
+		vs.hosts[i].n_vms = vs.n_vms[i];
+	}
+	vs.n_vms[2] = 0;
+	fo_set_hosts(t->n[4].f, vs.hosts, (size_t)t->count, t->now);
+	run_until(t, t->now + 5000);
+	/* n0 moves db to n2 (at 2) */
+	assert_int_equal(fo_move_begin(t->n[0].f, "m1", db, "n2", 6, t->now), 0);
+	run_until(t, t->now + 1000);
+	assert_true(fo_move_ready(t->n[0].f, "m1", t->now));
+	/* n0 dies; db landed on n2, which says so (n4 does not hear it) */
+	t->n[0].down = true;
+	assert_int_equal(fo_move_outcome(t->n[2].f, "m1", db, "n0", true, 6, t->now), 0);
+	view_move_db(&v, 0, 2, db, 6);
+	v.hosts[0].incarnation = 1;
+	for (int i = 1; i < 4; i++)
+		view_feed(t, &v, i);
+	run_until(t, t->now + 1500);
+	uint64_t det = t->now;
+	declare_dead(t, 0, 1);
+	uint64_t db_epoch = 0;
+	size_t db_restarts = count_vm_restarts(t, db, det + 2000, det + 400000, NULL, &db_epoch);
+	assert_int_equal(db_restarts, 0);
+	net_free(t);
+}
+
 /* A host back at a newer incarnation whose libvirt has not answered yet
  * publishes an empty VM list that proves nothing: no recovery opens until
  * a real list arrives (issue 9: a libvirtd restart must not look like a
@@ -5392,14 +5539,8 @@ static void test_move_in_doubt_source_runs_it(void **state)
 static void test_unknown_inventory_is_no_loss(void **state)
 {
 	(void)state;
-	struct net *t = net_new(3, fast_cfg);
 	struct view v;
-	standard_view(t, &v);
-	for (int i = 0; i < 3; i++) {
-		v.hosts[i].incarnation = 1;
-		v.hosts[i].quorate = true;
-	}
-	view_feed(t, &v, -1);
+	struct net *t = net_quorate(3, &v);
 	run_until(t, t->now + 2000);
 	reboot_n0(t, 2, fast_cfg);
 	view_n0_back(&v, 2, false, true);
@@ -5427,14 +5568,8 @@ static void test_recovery_of_rebooted_host(void **state)
 {
 	(void)state;
 	for (int eligible = 1; eligible >= 0; eligible--) {
-		struct net *t = net_new(3, fast_cfg);
 		struct view v;
-		standard_view(t, &v);
-		for (int i = 0; i < 3; i++) {
-			v.hosts[i].incarnation = 1;
-			v.hosts[i].quorate = true;
-		}
-		view_feed(t, &v, -1);
+		struct net *t = net_quorate(3, &v);
 		run_until(t, t->now + 2000);
 		reboot_n0(t, 2, fast_cfg);
 		view_n0_back(&v, 2, false, eligible);
@@ -5519,14 +5654,8 @@ static void test_recovery_of_rebooted_host(void **state)
 static void test_recovery_after_self_fence(void **state)
 {
 	(void)state;
-	struct net *t = net_new(3, fast_cfg);
 	struct view v;
-	standard_view(t, &v);
-	for (int i = 0; i < 3; i++) {
-		v.hosts[i].incarnation = 1;
-		v.hosts[i].quorate = true;
-	}
-	view_feed(t, &v, -1);
+	struct net *t = net_quorate(3, &v);
 	run_until(t, t->now + 2000);
 	for (int j = 1; j < 3; j++)
 		t->cut[0][j] = t->cut[j][0] = true;
@@ -7362,6 +7491,8 @@ int main(void)
 	    cmocka_unit_test(test_move_in_doubt_both_parties_dead),
 	    cmocka_unit_test(test_move_in_doubt_source_back_stopped),
 	    cmocka_unit_test(test_move_in_doubt_source_runs_it),
+	    cmocka_unit_test(test_move_in_doubt_after_earlier_landing),
+	    cmocka_unit_test(test_move_in_doubt_target_back_unheard),
 	    cmocka_unit_test(test_moved_target_force_left_source_dead),
 	    cmocka_unit_test(test_move_journal),
 	    cmocka_unit_test(test_stayed_move_owed_by_its_incarnation),
