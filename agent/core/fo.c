@@ -7613,44 +7613,6 @@ static void ask_incarnation(struct fo *f, uint64_t want, const char *why)
 	           want);
 }
 
-/* Did live migration r land uuid here in an earlier life of ours, and we
- * lost it since — our state (of this incarnation, known) does not list it
- * at all, no up host runs it at its epoch or above, no chosen plan or
- * later move took it on, and no instance holds it? Our failover owes it
- * (m3: owed_landed, by any failover of an incarnation at or after the one
- * it landed at), but a recovery of ours opens only where another node saw
- * our state of an older incarnation list a VM: a host that crashed before
- * its state showed the VM, and whose witnesses of that state restarted
- * since, left it owed by nobody (seed 8453285405538841311 with
- * migrations: vm0.0 landed on n1 at incarnation 1, n1's host crashed two
- * seconds later and booted without definitions, the source died, and the
- * only other node restarted; all knew the move MOVED at n1 incarnation 1).
- * check_own_owed then ends our incarnation as for a VM stopped here. */
-static bool landed_lost_here(const struct fo *f, const struct fo_host *me, const struct move *r)
-{
-	const struct fo_move *mv = &r->m;
-	if (mv->state != FO_MOVE_MOVED || !mv->epoch || !mv->target_inc ||
-	    mv->target_inc >= f->incarnation || !is_self(f, mv->target))
-		return false;
-	for (size_t v = 0; v < me->n_vms; v++)
-		if (strcmp(nz(me->vms[v].uuid), mv->uuid) == 0)
-			return false; /* listed: the loop below speaks for it */
-	for (size_t i = 0; i < f->n_inst; i++) {
-		const struct inst *in = f->inst[i];
-		if (is_self(f, in->dead) && !in->done && in->rounds[0].chosen &&
-		    inst_holds(f, in, mv->uuid))
-			return false; /* a chosen recovery of ours at work holds it */
-	}
-	/* (as owed_landed: nothing to place without what the VM needs) */
-	struct fo_vm info;
-	if (!vm_info_any(f, mv->uuid, &info) && !r->has_info)
-		return false;
-	struct fo_vm vm = {.uuid = mv->uuid, .epoch = mv->epoch};
-	return !vm_in_care(f, mv->uuid) &&
-	       !running_elsewhere(f, mv->uuid, mv->epoch - 1, f->cfg.name, NULL) &&
-	       !moved_since(f, &vm, NULL, f->cfg.name) && !move_away(f, mv->uuid, NULL, mv->epoch);
-}
-
 /* HA VMs stopped here that should run (the guest shut itself down, a fence
  * destroyed them before our new incarnation, a start failed...): after
  * reconcile_ms (doubled each time it changes nothing, up to 64x) we end
@@ -7668,9 +7630,6 @@ static void check_own_owed(struct fo *f, uint64_t now)
 		                       NULL))
 			n++;
 	}
-	for (size_t m = 0; me && m < f->n_moves; m++)
-		if (landed_lost_here(f, me, &f->moves[m]))
-			n++;
 	/* our state lags, or libvirt has not listed our VMs yet */
 	bool busy = !me || me->incarnation != f->incarnation || me->inventory_unknown;
 	for (size_t i = 0; i < f->n_inst && !busy; i++) {

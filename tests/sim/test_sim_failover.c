@@ -2861,10 +2861,6 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "n5's failover)"},
 	    {179036004713928246ULL, "liveness: the same class, from a soak (vm1.0 landed on n2, "
 	                            "went with n2's self-fence)"},
-	    {8453285405538841311ULL, "liveness: a VM landed on n1, whose host crashed before any "
-	                             "state of it listed the VM and booted without definitions; "
-	                             "the source died and the only witness restarted: no recovery "
-	                             "of n1 was ever opened (n1 now ends its incarnation)"},
 	    {3004879218773957613ULL, "liveness: (n3,1,0) gave two VMs to n4, which had died; "
 	                             "(n4,1) owed them (late_owed) and (n3,1) re-placed them "
 	                             "too (reclaim): the acceptors split between the two "

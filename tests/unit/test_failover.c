@@ -2441,6 +2441,53 @@ static void moved_target_force_left(bool source_dies)
 	net_free(t);
 }
 
+/* db landed on n2 (move n0 -> n2, MOVED at n2's incarnation 1); n2's
+ * agent restarts (incarnation 2) and db runs on. Then the operator stops db
+ * on n2 (`vm shutdown`: its desired state is stopped, so n2's state no
+ * longer lists it, fo_driver_vm_protected). Nothing restarts db, and n2
+ * keeps its incarnation. (A review of landed_lost_here, tried for seed
+ * 8453285405538841311 and reverted: it took the missing listing for a VM
+ * lost, ended n2's incarnation and had db restarted elsewhere.) */
+static void test_landed_vm_stopped_by_operator_stays_stopped(void **state)
+{
+	(void)state;
+	struct net *t = net_new(4, fast_cfg);
+	struct view v;
+	standard_view(t, &v);
+	for (int i = 0; i < 4; i++)
+		v.hosts[i].incarnation = 1;
+	view_feed(t, &v, -1);
+	char db[FO_UUID_MAX];
+	begin_db_move(t, &v, db);
+	assert_int_equal(fo_move_outcome(t->n[2].f, "m1", db, "n0", true, 6, t->now), 0);
+	assert_int_equal(fo_move_end(t->n[0].f, "m1", true, t->now), 0);
+	struct fo_vm moved = v.vms[0][0];
+	moved.epoch = 6;
+	v.vms[0][0] = v.vms[0][3];
+	v.n_vms[0] = 3;
+	v.vms[2][v.n_vms[2]++] = moved;
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 5000);
+	struct fo_move got;
+	assert_true(fo_move_find(t->n[1].f, "m1", &got));
+	assert_int_equal(got.state, FO_MOVE_MOVED);
+	/* n2's agent restarts: incarnation 2, db still runs there */
+	fo_set_incarnation(t->n[2].f, 2);
+	for (int i = 0; i < 4; i++)
+		if (i != 2)
+			fo_member(t->n[i].f, "n2", FO_ALIVE, 2, t->now);
+	v.hosts[2].incarnation = 2;
+	view_feed(t, &v, -1);
+	run_until(t, t->now + 20000);
+	size_t bumps = count_ev(&t->n[2], FO_EV_NEW_INCARNATION);
+	/* the operator stops db: no longer listed on n2 */
+	v.n_vms[2]--;
+	view_feed(t, &v, -1);
+	assert_int_equal(count_vm_restarts(t, db, t->now + 2000, t->now + 600000, NULL, NULL), 0);
+	assert_int_equal(count_ev(&t->n[2], FO_EV_NEW_INCARNATION), bumps);
+	net_free(t);
+}
+
 static void test_moved_target_force_left(void **state)
 {
 	(void)state;
@@ -7488,6 +7535,7 @@ int main(void)
 	    cmocka_unit_test(test_move_retold_when_asked),
 	    cmocka_unit_test(test_move_announced_then_settled),
 	    cmocka_unit_test(test_moved_target_force_left),
+	    cmocka_unit_test(test_landed_vm_stopped_by_operator_stays_stopped),
 	    cmocka_unit_test(test_move_in_doubt_both_parties_dead),
 	    cmocka_unit_test(test_move_in_doubt_source_back_stopped),
 	    cmocka_unit_test(test_move_in_doubt_source_runs_it),
