@@ -2273,6 +2273,16 @@ static void supersede_older_recoveries(struct fo *f, const struct inst *in, uint
 		bool decided = false;
 		(void)highest_chosen(o, f->n_rounds, &decided);
 		if (o->inc < in->inc && !decided && !o->done && strcmp(o->dead, in->dead) == 0) {
+			/* (not a recovery of our own whose CHOSEN the others claim
+			 * and we are reading: they hold it decided, so the newer
+			 * plan left its VMs to it, and we are their target — over
+			 * here, it would never start them; we may still carry its
+			 * value at a higher ballot, own_claim_unproven. Seed
+			 * 4964100799923450909) */
+			struct fo_instance_id oid;
+			inst_id(&oid, o, 0);
+			if (is_self(f, o->dead) && pread_find(f, &oid) != SIZE_MAX)
+				continue;
 			if (in->inc > o->superseded_by)
 				o->superseded_by = in->inc;
 			o->done = true;
@@ -3806,12 +3816,32 @@ static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struc
 		return;
 	if (m->vm_uuid[0] && ballot_cmp(&m->ballot, &rd->ballot) <= 0)
 		share_chosen(f, m->from, now);
-	if (round == 0 && m->incarnation > in->inc) {
+	if (round == 0 && m->incarnation > in->inc &&
+	    !(is_self(f, in->dead) && own_claim_unproven(f, in))) {
 		/* a newer recovery of the host took over: it adopts what this
-		 * one may have placed; we stop proposing here */
+		 * one may have placed; we stop proposing here (not while we
+		 * carry a value the others claim chosen and we cannot prove:
+		 * acceptors that learned it promise, those that did not refuse
+		 * so, and the newer recovery left its VMs to it — seed
+		 * 4964100799923450909) */
 		if (m->incarnation > in->superseded_by)
 			in->superseded_by = m->incarnation;
 		rd->pphase = 0;
+		return;
+	}
+	if (round == 0 && m->incarnation > in->inc) {
+		/* (carrying a claimed value, above: that voter refuses for
+		 * good — counted, not asked again each retry; with no majority
+		 * left among the others, back off as one cut off) */
+		const struct mrec *x = member_find(f, m->from);
+		if (x && x->voter)
+			resp_mark_as(rd, (size_t)(x - f->m), 2);
+		size_t maj = majority_of(f->eff_voters);
+		size_t open = f->eff_voters > rd->n_resp + rd->n_refused
+		                  ? f->eff_voters - rd->n_resp - rd->n_refused
+		                  : 0;
+		if (rd->n_resp + open < maj)
+			backoff_preempted(f, rd, now);
 		return;
 	}
 	if (ballot_cmp(&m->ballot, &rd->ballot) > 0) {
@@ -3998,7 +4028,14 @@ static bool acceptor_may_answer(struct fo *f, struct inst *in, uint32_t round, c
 		send_reject(f, in, round, from, &rd->promised, "promised a higher ballot", now);
 		return false;
 	}
-	uint64_t newer = round == 0 ? newer_recovery(f, in) : 0;
+	/* (not for a round we learned chosen: what we accept there is its
+	 * value alone, above, so a newer recovery loses nothing; refused as
+	 * superseded, the host a recovery's chosen plan placed VMs on, which
+	 * could not prove it because the acceptors held it at two ballots,
+	 * could never gather them at one: seed 4964100799923450909, where
+	 * (n6, 2, 0) was chosen at 1/n9 and accepted again at 2/n7, and
+	 * (n6, 3, 0) was chosen empty, leaving the VMs to it) */
+	uint64_t newer = round == 0 && !rd->chosen ? newer_recovery(f, in) : 0;
 	if (newer) {
 		/* we took part in a newer recovery of this host: it adopts what
 		 * this one may have placed, and this one's first round is over */

@@ -2588,6 +2588,11 @@ static void test_replayed_seeds(void **state)
 	                             "0 (acceptors split between two ballots, one dead) and "
 	                             "never coordinates it: it never started what it placed "
 	                             "on the host"},
+	    {4964100799923450909ULL, "liveness: n6's recovery (n6,2,0), chosen at one ballot and "
+	                             "accepted again at a higher one, could not be proven by "
+	                             "n6, its target; (n6,3,0) was chosen empty (the VMs in "
+	                             "(n6,2)'s care), n6 took (n6,2) as superseded and the "
+	                             "acceptors refused its higher ballot as superseded"},
 	    {1504318466858329642ULL, "oracle (liveness): a host whose join was lost and whose "
 	                             "only seed died fenced its VMs, which no other host ever "
 	                             "knew of (fw_vm_forgotten: the cluster never knew them)"},
