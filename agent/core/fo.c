@@ -3806,6 +3806,16 @@ static void share_chosen(struct fo *f, const char *to, uint64_t now)
 				send_chosen_to(f, f->inst[i], k, to);
 }
 
+/* Can the voters that have not answered (nor refused) no longer make a
+ * majority with the answers so far? */
+static bool majority_out_of_reach(const struct fo *f, const struct round *rd)
+{
+	size_t open = f->eff_voters > rd->n_resp + rd->n_refused
+	                  ? f->eff_voters - rd->n_resp - rd->n_refused
+	                  : 0;
+	return rd->n_resp + open < majority_of(f->eff_voters);
+}
+
 static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struct fo_msg *m,
                       uint64_t now)
 {
@@ -3816,32 +3826,26 @@ static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struc
 		return;
 	if (m->vm_uuid[0] && ballot_cmp(&m->ballot, &rd->ballot) <= 0)
 		share_chosen(f, m->from, now);
-	if (round == 0 && m->incarnation > in->inc &&
-	    !(is_self(f, in->dead) && own_claim_unproven(f, in))) {
+	if (round == 0 && m->incarnation > in->inc) {
+		if (is_self(f, in->dead) && own_claim_unproven(f, in)) {
+			/* we carry a value the others claim chosen and we cannot
+			 * prove: acceptors that learned it promise, those that did
+			 * not refuse so, and the newer recovery left its VMs to it
+			 * (seed 4964100799923450909). That voter refuses for good
+			 * — counted, not asked again each retry; with no majority
+			 * left among the others, back off as one cut off */
+			const struct mrec *x = member_find(f, m->from);
+			if (x && x->voter)
+				resp_mark_as(rd, (size_t)(x - f->m), 2);
+			if (majority_out_of_reach(f, rd))
+				backoff_preempted(f, rd, now);
+			return;
+		}
 		/* a newer recovery of the host took over: it adopts what this
-		 * one may have placed; we stop proposing here (not while we
-		 * carry a value the others claim chosen and we cannot prove:
-		 * acceptors that learned it promise, those that did not refuse
-		 * so, and the newer recovery left its VMs to it — seed
-		 * 4964100799923450909) */
+		 * one may have placed; we stop proposing here */
 		if (m->incarnation > in->superseded_by)
 			in->superseded_by = m->incarnation;
 		rd->pphase = 0;
-		return;
-	}
-	if (round == 0 && m->incarnation > in->inc) {
-		/* (carrying a claimed value, above: that voter refuses for
-		 * good — counted, not asked again each retry; with no majority
-		 * left among the others, back off as one cut off) */
-		const struct mrec *x = member_find(f, m->from);
-		if (x && x->voter)
-			resp_mark_as(rd, (size_t)(x - f->m), 2);
-		size_t maj = majority_of(f->eff_voters);
-		size_t open = f->eff_voters > rd->n_resp + rd->n_refused
-		                  ? f->eff_voters - rd->n_resp - rd->n_refused
-		                  : 0;
-		if (rd->n_resp + open < maj)
-			backoff_preempted(f, rd, now);
 		return;
 	}
 	if (ballot_cmp(&m->ballot, &rd->ballot) > 0) {
@@ -3871,17 +3875,13 @@ static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struc
 		 * after round, and nothing was learned (seed
 		 * 5860160051390273588 with migrations). */
 		const struct mrec *x = member_find(f, m->from);
-		size_t maj = majority_of(f->eff_voters);
 		/* (only a refusal of our current ACCEPT counts: a late one of an
 		 * earlier ballot's would keep its voter's ACCEPTED of this one
 		 * out; older releases send no ballot, taken as this one) */
 		if (x && x->voter &&
 		    (m->ballot.number == 0 || ballot_cmp(&m->ballot, &rd->ballot) == 0))
 			resp_mark_as(rd, (size_t)(x - f->m), 2);
-		size_t open = f->eff_voters > rd->n_resp + rd->n_refused
-		                  ? f->eff_voters - rd->n_resp - rd->n_refused
-		                  : 0;
-		if (rd->n_resp + open < maj)
+		if (majority_out_of_reach(f, rd))
 			backoff(f, rd, now);
 		/* (else the others have until the retry: fo_tick backs off
 		 * then, so that voters that never answer do not hold it) */
@@ -7420,6 +7420,19 @@ static void inst_work(struct fo *f, struct inst *in, uint64_t now, bool quorate)
 	}
 }
 
+/* Does o hold `uuid` pending or parked for a later round, at an epoch >=
+ * `epoch`? */
+static bool owes_later(const struct inst *o, const char *uuid, uint64_t epoch)
+{
+	for (size_t p = 0; p < o->n_pend; p++)
+		if (o->pend[p].e.new_epoch >= epoch && strcmp(o->pend[p].e.uuid, uuid) == 0)
+			return true;
+	for (size_t p = 0; p < o->n_parked; p++)
+		if (o->parked[p].e.new_epoch >= epoch && strcmp(o->parked[p].e.uuid, uuid) == 0)
+			return true;
+	return false;
+}
+
 /* Is the incarnation of tin's host known to run nothing any more: the host
  * said it is fenced through it, the operator removed it at it or later, or
  * we confirmed the instance's fence by a means that covers every HA VM of
@@ -7489,14 +7502,9 @@ static void reclaim(struct fo *f, struct inst *tin, uint64_t now)
 					 * seed 3004879218773957613 with migrations. late_owed
 					 * leaves out what this instance has pending already,
 					 * pending_elsewhere: one owner either way.) */
-					for (size_t p = 0;
-					     st->st == E_WAIT && p < o->n_pend && !theirs; p++)
-						theirs = o->pend[p].e.new_epoch > pe->new_epoch &&
-						         strcmp(o->pend[p].e.uuid, pe->uuid) == 0;
-					for (size_t p = 0;
-					     st->st == E_WAIT && p < o->n_parked && !theirs; p++)
-						theirs = o->parked[p].e.new_epoch > pe->new_epoch &&
-						         strcmp(o->parked[p].e.uuid, pe->uuid) == 0;
+					theirs =
+					    theirs || (st->st == E_WAIT &&
+					               owes_later(o, pe->uuid, pe->new_epoch + 1));
 				}
 				if (st->st == E_OK) {
 					/* Started on T at the failed-over incarnation (or an
@@ -8104,16 +8112,9 @@ static bool inst_holds(const struct fo *f, const struct inst *in, const char *uu
 static bool pending_elsewhere(const struct fo *f, const struct inst *in, const char *uuid,
                               uint64_t epoch)
 {
-	for (size_t i = 0; i < f->n_inst; i++) {
-		const struct inst *o = f->inst[i];
-		for (size_t p = 0; o != in && p < o->n_pend; p++)
-			if (o->pend[p].e.new_epoch >= epoch && strcmp(o->pend[p].e.uuid, uuid) == 0)
-				return true;
-		for (size_t p = 0; o != in && p < o->n_parked; p++)
-			if (o->parked[p].e.new_epoch >= epoch &&
-			    strcmp(o->parked[p].e.uuid, uuid) == 0)
-				return true;
-	}
+	for (size_t i = 0; i < f->n_inst; i++)
+		if (f->inst[i] != in && owes_later(f->inst[i], uuid, epoch))
+			return true;
 	return false;
 }
 

@@ -611,11 +611,6 @@ static void net_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init(chunk, sizeof(chunk));
 }
 
-/* Every completed peer-port handshake (either direction) gives both ends
- * fresh datagram keys for this peer (dgram.c explains the scheme), kept
- * per certificate: a second certificate the CA issued for the name cannot
- * take the name's datagrams from the peer that uses it (dgram.h,
- * dgram_install_cert). */
 /* Does c's peer hold a certificate (issuer and serial) known and other
  * than `id`? A second certificate the CA issued for a name is another
  * party: it neither shares the name's connection cap nor gets frames meant
@@ -626,6 +621,11 @@ static bool net_conn_other_cert(const struct net_conn *c, const uint8_t id[TLS_C
 	return tls_conn_peer_cert_id(c->tls, cid) && memcmp(cid, id, sizeof(cid)) != 0;
 }
 
+/* Every completed peer-port handshake (either direction) gives both ends
+ * fresh datagram keys for this peer (dgram.c explains the scheme), kept
+ * per certificate: a second certificate the CA issued for the name cannot
+ * take the name's datagrams from the peer that uses it (dgram.h,
+ * dgram_install_cert). */
 static void net_conn_install_dgram_keys(struct net_conn *c)
 {
 	struct net *n = c->net;
@@ -1380,10 +1380,10 @@ static struct net_conn *net_pool_find(struct net *n, const char *addr)
 	return NULL;
 }
 
-/* The established connection the peer `name` opened to us (its name
- * proven by its certificate), or NULL. */
 _Static_assert(TLS_CERT_ID_LEN == DGRAM_CERT_LEN, "one certificate identity for tls and dgram");
 
+/* The established connection the peer `name` opened to us (its name
+ * proven by its certificate), or NULL. */
 static struct net_conn *net_incoming_find(struct net *n, const char *name)
 {
 	if (name == NULL || name[0] == '\0')
