@@ -2370,6 +2370,24 @@ static void test_move_record_limits(void **state)
  * longer gave a MOVED move's VM back to the source (seed
  * 5029691623247226633), nobody owed it: n0 held it away, and n2's
  * failover never owed it (a review's test). */
+/* db moved from host `from` to host `to` in the view (listed there at
+ * `epoch`, no longer on `from`). */
+static void view_move_db(struct view *v, int from, int to, const char *db, uint64_t epoch)
+{
+	for (size_t k = 0; k < v->n_vms[from]; k++) {
+		if (strcmp(v->vms[from][k].uuid, db) != 0)
+			continue;
+		struct fo_vm vm = v->vms[from][k];
+		for (size_t j = k + 1; j < v->n_vms[from]; j++)
+			v->vms[from][j - 1] = v->vms[from][j];
+		v->n_vms[from]--;
+		vm.epoch = epoch;
+		v->vms[to][v->n_vms[to]++] = vm;
+		return;
+	}
+	fail_msg("db not on host %d", from);
+}
+
 /* n0 starts a live migration of its first VM (db) to n2 at epoch 6, and a
  * majority acknowledges it (the hypervisor may start). */
 static void begin_db_move(struct net *t, const struct view *v, char db[FO_UUID_MAX])
@@ -2461,11 +2479,7 @@ static void test_landed_vm_stopped_by_operator_stays_stopped(void **state)
 	begin_db_move(t, &v, db);
 	assert_int_equal(fo_move_outcome(t->n[2].f, "m1", db, "n0", true, 6, t->now), 0);
 	assert_int_equal(fo_move_end(t->n[0].f, "m1", true, t->now), 0);
-	struct fo_vm moved = v.vms[0][0];
-	moved.epoch = 6;
-	v.vms[0][0] = v.vms[0][3];
-	v.n_vms[0] = 3;
-	v.vms[2][v.n_vms[2]++] = moved;
+	view_move_db(&v, 0, 2, db, 6);
 	view_feed(t, &v, -1);
 	run_until(t, t->now + 5000);
 	struct fo_move got;
@@ -5448,24 +5462,6 @@ static void test_move_in_doubt_source_runs_it(void **state)
 	(void)state;
 	move_in_doubt(DOUBT_SOURCE_UP);
 	move_in_doubt(DOUBT_SOURCE_BACK_RUNS);
-}
-
-/* db moved from host `from` to host `to` in the view (listed there at
- * `epoch`, no longer on `from`). */
-static void view_move_db(struct view *v, int from, int to, const char *db, uint64_t epoch)
-{
-	for (size_t k = 0; k < v->n_vms[from]; k++) {
-		if (strcmp(v->vms[from][k].uuid, db) != 0)
-			continue;
-		struct fo_vm vm = v->vms[from][k];
-		for (size_t j = k + 1; j < v->n_vms[from]; j++)
-			v->vms[from][j - 1] = v->vms[from][j];
-		v->n_vms[from]--;
-		vm.epoch = epoch;
-		v->vms[to][v->n_vms[to]++] = vm;
-		return;
-	}
-	fail_msg("db not on host %d", from);
 }
 
 /* A live move of db from host `from` to host `to` at `epoch` that lands
