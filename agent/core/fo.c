@@ -504,6 +504,9 @@ static void park(struct fo *f, struct inst *in, const struct fo_plan_entry *e, u
 static const struct inst *placement_started(const struct fo *f, const struct inst *in,
                                             const struct fo_plan_entry *pe, bool *in_flight);
 static bool excluded_vm(const struct round *rd, const char *uuid);
+static const char *accept_clash(const struct fo *f, const struct inst *in, uint32_t round,
+                                const struct fo_plan *plan, char *buf, size_t len,
+                                const char **vm_uuid);
 static bool places_above(const struct fo_plan *p, const char *uuid, uint64_t base);
 static uint64_t entry_base(const struct fo_plan_entry *pe, uint32_t round);
 static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *pe);
@@ -2613,6 +2616,21 @@ static bool excluded_vm(const struct round *rd, const char *uuid)
 	return false;
 }
 
+/* Leaves `uuid` out of our own values for this round from now on (an
+ * acceptor refused it as placed by another instance). False when out of
+ * memory. */
+static bool exclude_vm(struct round *rd, const char *uuid)
+{
+	if (excluded_vm(rd, uuid))
+		return true;
+	char(*nx)[FO_UUID_MAX] = realloc(rd->xvm, (rd->n_xvm + 1) * sizeof(*nx));
+	if (!nx)
+		return false;
+	rd->xvm = nx;
+	cpy(rd->xvm[rd->n_xvm++], FO_UUID_MAX, uuid);
+	return true;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Recovery: owed VMs (RECOVERY, docs/failover-protocol.md)                */
 
@@ -3608,6 +3626,20 @@ static void on_promise(struct fo *f, struct inst *in, uint32_t round, size_t fro
 	promises_decide(f, in, round, now, false);
 }
 
+/* Our own value for (in, round) with the placements older recoveries
+ * hold (overlay_adopted); -EAGAIN: we do not know yet what the host owes,
+ * and no older recovery placed anything to go on with. */
+static int own_value_adopted(struct fo *f, struct inst *in, uint32_t round, struct fo_plan *out)
+{
+	struct round *rd = &in->rounds[round];
+	int rc = own_value(f, in, round, out);
+	if (rc == -EAGAIN && rd->n_adopted)
+		rc = 0; /* what older recoveries placed is enough to go on */
+	if (rc == 0 && overlay_adopted(f, rd, out) < 0)
+		rc = -ENOMEM;
+	return rc;
+}
+
 /* Phase 1 of (in, round) with the promises so far: go on to phase 2 with a
  * value once a majority promised. When the highest accepted value may or
  * may not have been chosen depending on voters that have not answered
@@ -3717,18 +3749,40 @@ static void promises_decide(struct fo *f, struct inst *in, uint32_t round, uint6
 		rd->best_plan.entries = NULL;
 		rd->best_plan.n = 0;
 	} else {
-		int rc = own_value(f, in, round, &rd->value);
-		if (rc == -EAGAIN && rd->n_adopted) {
-			rc = 0; /* what older recoveries placed is enough to go on */
-		} else if (rc == -EAGAIN) {
+		int rc = own_value_adopted(f, in, round, &rd->value);
+		/* Leave out what our own acceptor would refuse (accept_clash): a
+		 * VM that another instance's value we accepted places. Its
+		 * refusal comes back only after the ACCEPTs have gone to the
+		 * others, and those that had not heard of the other value
+		 * accept ours: the voters split between two values that place
+		 * the same VM, each refusing the other's for good. Our value is
+		 * free here, so it may leave the VM to the other instance, as
+		 * it does once an acceptor's refusal names it. Before, one
+		 * proposer sent both values a few ms apart (the recovery of a
+		 * host and the re-placement of a VM that host had been given
+		 * and lost with its self-fence), the two voters each accepted
+		 * one of them, and neither was ever chosen, while the
+		 * force-left third may have accepted either (simulator seed
+		 * 761198723923549814: four VMs stayed down). */
+		for (size_t k = 0; rc == 0 && k < FO_PLAN_MAX; k++) {
+			char buf[FO_TEXT_MAX];
+			const char *clash = NULL;
+			bool same = (rd->has_acc && fo_plan_equal(&rd->acc_plan, &rd->value)) ||
+			            (rd->chosen && fo_plan_equal(&rd->plan, &rd->value));
+			if (same ||
+			    !accept_clash(f, in, round, &rd->value, buf, sizeof(buf), &clash) ||
+			    !clash || excluded_vm(rd, clash) || !exclude_vm(rd, clash))
+				break;
+			fo_plan_clear(&rd->value);
+			rc = own_value_adopted(f, in, round, &rd->value);
+		}
+		if (rc == -EAGAIN) {
 			/* we do not know (yet) what the host owes (its newer state
 			 * has not reached us): try again a coordinator step later */
 			rd->pphase = 3;
 			rd->next_retry = sat_add(now, f->cfg.coordinator_step_ms);
 			return;
 		}
-		if (rc == 0 && overlay_adopted(f, rd, &rd->value) < 0)
-			rc = -ENOMEM;
 		if (rc < 0) {
 			backoff(f, rd, now);
 			return;
@@ -3856,13 +3910,7 @@ static void on_reject(struct fo *f, struct inst *in, uint32_t round, const struc
 	 * without it. (An adopted value may not change: it stays refused by
 	 * this acceptor, and needs a majority without it.) */
 	if (rd->pphase == 2 && m->vm_uuid[0] && ballot_cmp(&m->ballot, &rd->ballot) <= 0) {
-		if (!excluded_vm(rd, m->vm_uuid)) {
-			char(*nx)[FO_UUID_MAX] = realloc(rd->xvm, (rd->n_xvm + 1) * sizeof(*nx));
-			if (nx) {
-				rd->xvm = nx;
-				cpy(rd->xvm[rd->n_xvm++], FO_UUID_MAX, m->vm_uuid);
-			}
-		}
+		exclude_vm(rd, m->vm_uuid);
 		/* An adopted value may not change, but a new phase 1 may find it
 		 * was never chosen (on_promise): then ours goes, without it.
 		 * Not before the other voters could still make a majority for

@@ -2596,6 +2596,10 @@ static void test_replayed_seeds(void **state)
 	    {1504318466858329642ULL, "oracle (liveness): a host whose join was lost and whose "
 	                             "only seed died fenced its VMs, which no other host ever "
 	                             "knew of (fw_vm_forgotten: the cluster never knew them)"},
+	    {761198723923549814ULL, "liveness: n2 proposed (n0,1,1) and (n1,1,0) a few ms apart, "
+	                            "both placing vm0.2; n2 accepted one, n1 the other, the "
+	                            "force-left n0 might have accepted either: neither chosen "
+	                            "(a proposer now leaves out what its own acceptor refuses)"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
@@ -2870,6 +2874,10 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "(n4,1) owed them (late_owed) and (n3,1) re-placed them "
 	                             "too (reclaim): the acceptors split between the two "
 	                             "instances' values, a dead voter, neither chosen"},
+	    {2217353113984463757ULL, "liveness: n5 proposed (n0,1,0) and (n6,1,1) at once, both "
+	                             "placing vm6.4; the acceptors split between them and "
+	                             "neither was ever chosen (a proposer now leaves out what "
+	                             "its own acceptor refuses)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;

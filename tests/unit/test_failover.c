@@ -7095,6 +7095,118 @@ static void test_read_answered_from_acceptor_state(void **state)
 	fo_free(f);
 }
 
+/* Runs n1's timers (acks from names[first..last] each step) until n1
+ * sends a PREPARE for (n0, 1): returns it (without a plan) and the time. */
+static struct fo_msg n1_prepares_for_n0(struct fo *f, int first, int last, uint64_t *now)
+{
+	struct fo_msg prep, r;
+	memset(&prep, 0, sizeof(prep));
+	bool prepared = false;
+	for (uint64_t t = *now; t < *now + 30000 && !prepared; t += 100) {
+		for (int i = first; i <= last; i++)
+			ack_to(f, names[i], "n1", t, t);
+		assert_int_equal(fo_handle_timer(f, t), 0);
+		while (fo_pop_output(f, &r)) {
+			if (r.type == FO_PREPARE && !strcmp(r.inst.dead, "n0") && !prepared) {
+				prepared = true;
+				prep = r;
+				prep.plan.entries = NULL;
+				prep.plan.n = 0;
+				*now = t;
+			}
+			fo_msg_clear(&r);
+		}
+	}
+	assert_true(prepared);
+	return prep;
+}
+
+/* names[first..last] promise `prep` with nothing accepted. */
+static void empty_promises(struct fo *f, const struct fo_msg *prep, int first, int last,
+                           uint64_t now)
+{
+	for (int i = first; i <= last; i++) {
+		struct fo_msg pr;
+		memset(&pr, 0, sizeof(pr));
+		pr.type = FO_PROMISE;
+		snprintf(pr.from, sizeof(pr.from), "%s", names[i]);
+		snprintf(pr.to, sizeof(pr.to), "n1");
+		pr.inst = prep->inst;
+		pr.ballot = prep->ballot;
+		assert_int_equal(fo_handle_message(f, &pr, now), 0);
+	}
+}
+
+/* n1's view: n0 at incarnation 1 with `vms`, n1..n4 empty. */
+static void view_five_with_n0(struct fo *f, struct fo_vm *vms, size_t n, uint64_t now)
+{
+	struct fo_host h[5];
+	for (int i = 0; i < 5; i++) {
+		h[i] = mkhost(names[i], 16, 64);
+		h[i].incarnation = 1;
+		h[i].quorate = i == 1;
+	}
+	h[0].vms = vms;
+	h[0].n_vms = n;
+	fo_set_hosts(f, h, 5, now);
+}
+
+/* A proposer free to choose leaves out of its own value a VM that its own
+ * acceptor would refuse: one another instance's value it accepted places
+ * (accept_clash). Its acceptor's refusal would come back only after the
+ * ACCEPTs had gone out, and voters that had not heard of the other value
+ * would accept ours: split between two values placing one VM, each
+ * refusing the other's, with a voter that never answers again neither is
+ * ever chosen (simulator seeds 761198723923549814, 2217353113984463757:
+ * one proposer sent both values a few ms apart). */
+static void test_own_value_leaves_out_own_acceptors_clash(void **state)
+{
+	(void)state;
+	uint64_t now = 10000;
+	struct fo *f = five_voters(now);
+	struct fo_vm vms[2] = {mkvm("u1", "vm-u1", 0, 1, 1, NULL),
+	                       mkvm("u2", "vm-u2", 0, 1, 1, NULL)};
+	vms[0].epoch = vms[1].epoch = 1;
+	view_five_with_n0(f, vms, 2, now);
+	fo_member(f, "n0", FO_DEAD, 1, now + 1);
+	fo_member(f, "n4", FO_DEAD, 1, now + 1);
+	view_five_with_n0(f, vms, 2, now + 2);
+	drop_all(f);
+	/* n1 accepts (n4,1,0)'s value, which places u1 from epoch 1 on n3 */
+	struct fo_plan_entry other[1] = {entry("u1", "n3", 2)};
+	struct fo_msg m, r;
+	msg_plan(&m, FO_ACCEPT, "n3", "n1", 1, 0, 1, other, 1);
+	snprintf(m.inst.dead, sizeof(m.inst.dead), "n4");
+	m.age_ms = 1;
+	assert_int_equal(fo_handle_message(f, &m, now + 3), 0);
+	assert_true(pop_type(f, FO_ACCEPTED, &r));
+	fo_msg_clear(&r);
+	drop_all(f);
+	/* n1's turn to coordinate (n0,1,0) comes; n2 and n3 promise with
+	 * nothing accepted: with n1's, a majority */
+	now += 4;
+	struct fo_msg prep = n1_prepares_for_n0(f, 2, 3, &now);
+	empty_promises(f, &prep, 2, 3, now + 1);
+	/* without a durable journal n1 waits up to retry_ms for more promises;
+	 * then its ACCEPTs carry u2 only: u1 is (n4,1)'s as far as n1 knows */
+	size_t accepts = 0;
+	for (uint64_t t = now + 2; t < now + 5000 && !accepts; t += 100) {
+		for (int i = 2; i < 4; i++)
+			ack_to(f, names[i], "n1", t, t);
+		assert_int_equal(fo_handle_timer(f, t), 0);
+		while (fo_pop_output(f, &r)) {
+			if (r.type == FO_ACCEPT && !strcmp(r.inst.dead, "n0")) {
+				accepts++;
+				assert_int_equal(r.plan.n, 1);
+				assert_string_equal(r.plan.entries[0].uuid, "u2");
+			}
+			fo_msg_clear(&r);
+		}
+	}
+	assert_int_equal(accepts, 4); /* to n0, n2, n3, n4 */
+	fo_free(f);
+}
+
 /* A proposer free to choose (no promise reports a value) takes the value
  * its majority read's answers report, not one of its own: a node that
  * could not prove a CHOSEN keeps what the others may have learned.
@@ -7114,35 +7226,11 @@ static void test_free_proposer_takes_read_value(void **state)
 	assert_int_equal(fo_handle_message(f, &m, now), 0);
 	read_reply(f, "n2", "n0", 1, 4, "n2", p, 1, now + 1);
 	drop_all(f);
-	/* our turn to coordinate comes (at most 4 steps of rank) */
-	bool prepared = false;
-	for (uint64_t t = now + 2; t < now + 20000 && !prepared; t += 100) {
-		for (int i = 2; i < 5; i++)
-			ack_to(f, names[i], "n1", t, t);
-		assert_int_equal(fo_handle_timer(f, t), 0);
-		while (fo_pop_output(f, &r)) {
-			if (r.type == FO_PREPARE && !strcmp(r.inst.dead, "n0") && !prepared) {
-				prepared = true;
-				m = r;
-				m.plan.entries = NULL;
-				m.plan.n = 0;
-				now = t;
-			}
-			fo_msg_clear(&r);
-		}
-	}
-	assert_true(prepared);
-	/* n3 and n4 promise with nothing accepted: with ours a majority */
-	for (int i = 3; i < 5; i++) {
-		struct fo_msg pr;
-		memset(&pr, 0, sizeof(pr));
-		pr.type = FO_PROMISE;
-		snprintf(pr.from, sizeof(pr.from), "%s", names[i]);
-		snprintf(pr.to, sizeof(pr.to), "n1");
-		pr.inst = m.inst;
-		pr.ballot = m.ballot;
-		assert_int_equal(fo_handle_message(f, &pr, now + 1), 0);
-	}
+	/* our turn to coordinate comes (at most 4 steps of rank); n3 and n4
+	 * promise with nothing accepted: with ours a majority */
+	now += 2;
+	m = n1_prepares_for_n0(f, 2, 4, &now);
+	empty_promises(f, &m, 3, 4, now + 1);
 	/* without a durable journal it first waits for the live n2's promise
 	 * (an acceptor may have forgotten), up to retry_ms */
 	assert_false(pop_type(f, FO_ACCEPT, &r));
@@ -7521,6 +7609,7 @@ int main(void)
 	    cmocka_unit_test(test_chosen_reads_retried),
 	    cmocka_unit_test(test_read_answered_from_acceptor_state),
 	    cmocka_unit_test(test_free_proposer_takes_read_value),
+	    cmocka_unit_test(test_own_value_leaves_out_own_acceptors_clash),
 	    cmocka_unit_test(test_huge_numbers_refused),
 	    cmocka_unit_test(test_join_stranger_never_votes),
 	    cmocka_unit_test(test_join_needs_time_and_heartbeat),
