@@ -5027,6 +5027,29 @@ static bool re_placing(const struct fo *f, const struct inst *in, uint32_t round
 	return any;
 }
 
+/* The first VM (uuid) that `plan` places at an epoch that `given` (a
+ * chosen or accepted value) gave already, or a newer one, to another
+ * placement; NULL when none. */
+static const char *epoch_given_again(const struct fo_plan *given, const struct fo_plan *plan)
+{
+	for (size_t e = 0; e < plan->n; e++) {
+		const struct fo_plan_entry *pe = &plan->entries[e];
+		if (pe->target[0] && pe->new_epoch &&
+		    places_above(given, pe->uuid, pe->new_epoch - 1) && !has_placement(given, pe))
+			return pe->uuid;
+	}
+	return NULL;
+}
+
+/* The name of `uuid` in plan (its uuid when absent). */
+static const char *entry_name(const struct fo_plan *plan, const char *uuid)
+{
+	for (size_t e = 0; e < plan->n; e++)
+		if (strcmp(plan->entries[e].uuid, uuid) == 0)
+			return plan->entries[e].name;
+	return uuid;
+}
+
 static const char *accept_clash(const struct fo *f, const struct inst *in, uint32_t round,
                                 const struct fo_plan *plan, char *buf, size_t len,
                                 const char **vm_uuid)
@@ -5060,8 +5083,34 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 			const struct round *od = &o->rounds[r];
 			if (!od->has_acc && !od->chosen)
 				continue;
-			if (same_host && r == 0 && round == 0)
+			if (same_host && r == 0 && round == 0) {
+				/* ... but an epoch that the first round of an older one
+				 * gave (chosen, or accepted: it may have been chosen) is
+				 * never given again by the newer, to another placement:
+				 * a placement known dead (its target fenced since, or
+				 * handed back) is not adopted (collect_adopt), and a
+				 * proposer that never learned that plan re-placed the VM
+				 * from the epoch before it. Before, (n1,2,0) restarted
+				 * vm1.1 at epoch 2 on n1 while (n1,1,0) had given epoch 2
+				 * on n2, whose copy went with n2's self-fence (simulator
+				 * seed 1237837291802719264 with migrations: O4, no second
+				 * copy) */
+				const char *uuid =
+				    o->inc < in->inc
+					? epoch_given_again(od->chosen ? &od->plan : &od->acc_plan,
+				                            plan)
+					: NULL;
+				if (uuid) {
+					snprintf(
+					    buf, len,
+					    "VM %.40s: its epoch was given already by the plan for "
+					    "%.64s incarnation %" PRIu64,
+					    entry_name(plan, uuid), o->dead, o->inc);
+					*vm_uuid = uuid;
+					return buf;
+				}
 				continue;
+			}
 			/* the accepted (never chosen) first round of a recovery that a
 			 * newer one superseded: what it may have placed, the newer
 			 * chosen plan adopted (collect_adopt) */

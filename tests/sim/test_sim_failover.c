@@ -2878,6 +2878,11 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "placing vm6.4; the acceptors split between them and "
 	                             "neither was ever chosen (a proposer now leaves out what "
 	                             "its own acceptor refuses)"},
+	    {1237837291802719264ULL, "safety (O4, no second copy): (n1,2,0) restarted vm1.1 at "
+	                             "epoch 2 on n1, which (n1,1,0) had given on n2 (its copy "
+	                             "went with n2's self-fence); the proposer never learned "
+	                             "(n1,1,0), and first rounds of one host's recoveries "
+	                             "were never compared"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;

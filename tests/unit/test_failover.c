@@ -4993,6 +4993,59 @@ static void test_free_value_rule(void **state)
 	assert_true(proposes_accepted_ex(4, 1, 1, NULL, true));
 }
 
+/* A newer recovery of a host never gives a VM an epoch that the first
+ * round of an older one gave (or accepted, for it may have been chosen)
+ * to another placement: its proposer may not know that plan, and the
+ * placement it does not adopt may be dead (handed back, its target fenced
+ * since). Before, the first rounds of one host's recoveries at two
+ * incarnations were never compared, and vm1.1 was restarted at epoch 2
+ * twice (simulator seed 1237837291802719264 with migrations: O4). */
+static void test_newer_recovery_never_reuses_older_epoch(void **state)
+{
+	(void)state;
+	for (int chosen = 0; chosen < 2; chosen++) {
+		struct fo *a = journal_acceptor(1000, NULL);
+		fo_member(a, "n0", FO_DEAD, 2, 1001);
+		drop_all(a);
+		/* (n0,1,0) gives u1 epoch 2 on n2 */
+		struct fo_plan_entry older[1] = {entry("u1", "n2", 2)};
+		struct fo_msg m, r;
+		msg_plan(&m, chosen ? FO_CHOSEN : FO_ACCEPT, "n2", "n1", 1, 0, 1, older, 1);
+		m.age_ms = 1;
+		if (chosen) {
+			assert_int_equal(prove_chosen(a, &m, 1002), 0);
+		} else {
+			assert_int_equal(fo_handle_message(a, &m, 1002), 0);
+			assert_true(pop_type(a, FO_ACCEPTED, &r));
+			fo_msg_clear(&r);
+		}
+		drop_all(a);
+		/* (n0,2,0) gives u1 epoch 2 again, on n3: refused, naming u1 */
+		struct fo_plan_entry newer[1] = {entry("u1", "n3", 2)};
+		msg_plan(&m, FO_ACCEPT, "n3", "n1", 2, 0, 1, newer, 1);
+		m.age_ms = 1;
+		assert_int_equal(fo_handle_message(a, &m, 1003), 0);
+		assert_true(pop_type(a, FO_REJECT, &r));
+		assert_non_null(strstr(r.text, "its epoch was given already by the plan for n0 "
+		                               "incarnation 1"));
+		assert_string_equal(r.vm_uuid, "u1");
+		fo_msg_clear(&r);
+		/* above it, or the very placement (adopted): accepted */
+		newer[0].new_epoch = 3;
+		msg_plan(&m, FO_ACCEPT, "n3", "n1", 2, 0, 2, newer, 1);
+		m.age_ms = 1;
+		assert_int_equal(fo_handle_message(a, &m, 1004), 0);
+		assert_true(pop_type(a, FO_ACCEPTED, &r));
+		fo_msg_clear(&r);
+		msg_plan(&m, FO_ACCEPT, "n3", "n1", 2, 0, 3, older, 1);
+		m.age_ms = 1;
+		assert_int_equal(fo_handle_message(a, &m, 1005), 0);
+		assert_true(pop_type(a, FO_ACCEPTED, &r));
+		fo_msg_clear(&r);
+		fo_free(a);
+	}
+}
+
 /* An acceptor accepts again, at a higher ballot, the very value it
  * accepted in this round — even if a value it accepted since in another
  * instance (checked against this one then) would make it a clash now:
@@ -7610,6 +7663,7 @@ int main(void)
 	    cmocka_unit_test(test_read_answered_from_acceptor_state),
 	    cmocka_unit_test(test_free_proposer_takes_read_value),
 	    cmocka_unit_test(test_own_value_leaves_out_own_acceptors_clash),
+	    cmocka_unit_test(test_newer_recovery_never_reuses_older_epoch),
 	    cmocka_unit_test(test_huge_numbers_refused),
 	    cmocka_unit_test(test_join_stranger_never_votes),
 	    cmocka_unit_test(test_join_needs_time_and_heartbeat),
