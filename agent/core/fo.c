@@ -4083,7 +4083,19 @@ static bool acceptor_may_answer(struct fo *f, struct inst *in, uint32_t round, c
 	 * could never gather them at one: seed 4964100799923450909, where
 	 * (n6, 2, 0) was chosen at 1/n9 and accepted again at 2/n7, and
 	 * (n6, 3, 0) was chosen empty, leaving the VMs to it) */
-	uint64_t newer = round == 0 && !rd->chosen ? newer_recovery(f, in) : 0;
+	/* Nor for the value we accepted there ourselves (a PREPARE: our
+	 * promise reports it): we reported its placements when we promised
+	 * in the newer recovery (collect_adopt; its dead ones as floors,
+	 * older_floors), so the newer adopted them if a majority held it
+	 * then, and whoever promised there without holding it still refuses
+	 * it, so every majority that can choose it now holds one acceptor
+	 * that reported it. Before, the host of a recovery chosen at 2/n3
+	 * and accepted again at 4/n2 by two of the three could not gather a
+	 * majority at one ballot: the third and the host itself refused its
+	 * ballot as superseded, and its VMs never ran (simulator seed
+	 * 1091451840737552137). */
+	bool holds = rd->has_acc && (!plan || fo_plan_equal(plan, &rd->acc_plan));
+	uint64_t newer = round == 0 && !rd->chosen && !holds ? newer_recovery(f, in) : 0;
 	if (newer) {
 		/* we took part in a newer recovery of this host: it adopts what
 		 * this one may have placed, and this one's first round is over */
@@ -4762,15 +4774,28 @@ bool fo_move_find(const struct fo *f, const char *id, struct fo_move *out)
 	return r != NULL;
 }
 
+/* f->inst[i] when it is an older recovery of in's host, else NULL. */
+static const struct inst *older_recovery(const struct fo *f, const struct inst *in, size_t i)
+{
+	const struct inst *o = f->inst[i];
+	return o->inc < in->inc && strcmp(o->dead, in->dead) == 0 ? o : NULL;
+}
+
+/* A placement of an older recovery of in's host known dead here: on the
+ * dead host itself, on a target incarnation fenced since, or moved on. */
+static bool placement_dead(const struct fo *f, const struct inst *in,
+                           const struct fo_plan_entry *pe)
+{
+	return places_on_dead(in, pe) || target_fenced(f, pe) || moved_on(f, pe);
+}
+
 static void collect_adopt(const struct fo *f, const struct inst *in, struct fo_msg *p)
 {
 	struct round tmp;
 	memset(&tmp, 0, sizeof(tmp));
 	for (size_t i = 0; i < f->n_inst; i++) {
-		const struct inst *o = f->inst[i];
-		if (o->inc >= in->inc || strcmp(o->dead, in->dead) != 0)
-			continue;
-		for (uint32_t r = 0; r < f->n_rounds; r++) {
+		const struct inst *o = older_recovery(f, in, i);
+		for (uint32_t r = 0; o && r < f->n_rounds; r++) {
 			const struct round *od = &o->rounds[r];
 			const struct fo_plan *pl = od->chosen    ? &od->plan
 			                           : od->has_acc ? &od->acc_plan
@@ -4779,9 +4804,7 @@ static void collect_adopt(const struct fo *f, const struct inst *in, struct fo_m
 				/* placements known dead are not adopted: handed back, no
 				 * room, or on an incarnation fenced since */
 				if (!pl->entries[e].target[0] ||
-				    places_on_dead(in, &pl->entries[e]) ||
-				    target_fenced(f, &pl->entries[e]) ||
-				    moved_on(f, &pl->entries[e]) ||
+				    placement_dead(f, in, &pl->entries[e]) ||
 				    (od->chosen &&
 				     (od->ents[e].st == E_HANDED || od->ents[e].st == E_NOROOM)))
 					continue;
@@ -4796,6 +4819,46 @@ static void collect_adopt(const struct fo *f, const struct inst *in, struct fo_m
 	}
 	p->adopt = tmp.adopted;
 	p->n_adopt = tmp.n_adopted;
+}
+
+/* Epoch floors for a PROMISE in a recovery of host x (`in`): every epoch
+ * that a value we accepted (never learned chosen) in an older recovery of
+ * x gave a VM at a placement known dead (placement_dead) — entries
+ * without a target and without a base, which the
+ * proposer owes the VM from at least (owed_add_above_stayed, as m7's).
+ * The placements themselves reach it only when live (collect_adopt): one
+ * known dead (handed back, its target fenced since) is not adopted, and a
+ * proposer that never learned the older plan re-placed the VM from the
+ * epoch below it. Before, (n1,2,0) restarted vm1.1 at epoch 2 on n1,
+ * which (n1,1,0) had given on n2, whose copy went with n2's self-fence
+ * (simulator seed 1237837291802719264 with migrations: an epoch given
+ * twice, O4, no second copy). Chosen plans go whole (superseded). Writes
+ * up to `cap` entries to out (NULL: counts them). */
+static size_t older_floors(const struct fo *f, const struct inst *in, struct fo_plan_entry *out,
+                           size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = older_recovery(f, in, i);
+		for (uint32_t r = 0; o && r < f->n_rounds; r++) {
+			const struct round *od = &o->rounds[r];
+			for (size_t e = 0; !od->chosen && od->has_acc && e < od->acc_plan.n; e++) {
+				const struct fo_plan_entry *pe = &od->acc_plan.entries[e];
+				/* (a live one is adopted, at its epoch: no floor needed) */
+				if (!pe->target[0] || n >= cap || !placement_dead(f, in, pe))
+					continue;
+				if (out) {
+					struct fo_plan_entry *se = &out[n];
+					memset(se, 0, sizeof(*se));
+					cpy(se->uuid, sizeof(se->uuid), pe->uuid);
+					cpy(se->name, sizeof(se->name), pe->name);
+					se->new_epoch = pe->new_epoch;
+				}
+				n++;
+			}
+		}
+	}
+	return n;
 }
 
 static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, const char *from,
@@ -4827,6 +4890,7 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 	for (size_t i = 0; i < f->n_moves && n_sup < FO_PLAN_MAX; i++)
 		n_sup += move_holds_away(f, &f->moves[i], in->dead) ||
 		         move_epoch_floor(f, &f->moves[i], in->dead);
+	n_sup += older_floors(f, in, NULL, FO_PLAN_MAX > n_sup ? FO_PLAN_MAX - n_sup : 0);
 	if (n_sup && (p.superseded.entries = malloc(n_sup * sizeof(*p.superseded.entries)))) {
 		for (size_t i = 0; i < f->n_inst; i++) {
 			const struct inst *o = f->inst[i];
@@ -4855,6 +4919,8 @@ static void acceptor_prepare(struct fo *f, struct inst *in, uint32_t round, cons
 				cpy(se->target, sizeof(se->target), mv->target);
 			se->new_epoch = mv->epoch;
 		}
+		p.superseded.n += older_floors(f, in, p.superseded.entries + p.superseded.n,
+		                               n_sup - p.superseded.n);
 	}
 	if (round == 0)
 		collect_adopt(f, in, &p);
@@ -5027,29 +5093,6 @@ static bool re_placing(const struct fo *f, const struct inst *in, uint32_t round
 	return any;
 }
 
-/* The first VM (uuid) that `plan` places at an epoch that `given` (a
- * chosen or accepted value) gave already, or a newer one, to another
- * placement; NULL when none. */
-static const char *epoch_given_again(const struct fo_plan *given, const struct fo_plan *plan)
-{
-	for (size_t e = 0; e < plan->n; e++) {
-		const struct fo_plan_entry *pe = &plan->entries[e];
-		if (pe->target[0] && pe->new_epoch &&
-		    places_above(given, pe->uuid, pe->new_epoch - 1) && !has_placement(given, pe))
-			return pe->uuid;
-	}
-	return NULL;
-}
-
-/* The name of `uuid` in plan (its uuid when absent). */
-static const char *entry_name(const struct fo_plan *plan, const char *uuid)
-{
-	for (size_t e = 0; e < plan->n; e++)
-		if (strcmp(plan->entries[e].uuid, uuid) == 0)
-			return plan->entries[e].name;
-	return uuid;
-}
-
 static const char *accept_clash(const struct fo *f, const struct inst *in, uint32_t round,
                                 const struct fo_plan *plan, char *buf, size_t len,
                                 const char **vm_uuid)
@@ -5083,34 +5126,8 @@ static const char *accept_clash(const struct fo *f, const struct inst *in, uint3
 			const struct round *od = &o->rounds[r];
 			if (!od->has_acc && !od->chosen)
 				continue;
-			if (same_host && r == 0 && round == 0) {
-				/* ... but an epoch that the first round of an older one
-				 * gave (chosen, or accepted: it may have been chosen) is
-				 * never given again by the newer, to another placement:
-				 * a placement known dead (its target fenced since, or
-				 * handed back) is not adopted (collect_adopt), and a
-				 * proposer that never learned that plan re-placed the VM
-				 * from the epoch before it. Before, (n1,2,0) restarted
-				 * vm1.1 at epoch 2 on n1 while (n1,1,0) had given epoch 2
-				 * on n2, whose copy went with n2's self-fence (simulator
-				 * seed 1237837291802719264 with migrations: O4, no second
-				 * copy) */
-				const char *uuid =
-				    o->inc < in->inc
-					? epoch_given_again(od->chosen ? &od->plan : &od->acc_plan,
-				                            plan)
-					: NULL;
-				if (uuid) {
-					snprintf(
-					    buf, len,
-					    "VM %.40s: its epoch was given already by the plan for "
-					    "%.64s incarnation %" PRIu64,
-					    entry_name(plan, uuid), o->dead, o->inc);
-					*vm_uuid = uuid;
-					return buf;
-				}
+			if (same_host && r == 0 && round == 0)
 				continue;
-			}
 			/* the accepted (never chosen) first round of a recovery that a
 			 * newer one superseded: what it may have placed, the newer
 			 * chosen plan adopted (collect_adopt) */

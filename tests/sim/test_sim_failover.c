@@ -2593,6 +2593,10 @@ static void test_replayed_seeds(void **state)
 	                             "n6, its target; (n6,3,0) was chosen empty (the VMs in "
 	                             "(n6,2)'s care), n6 took (n6,2) as superseded and the "
 	                             "acceptors refused its higher ballot as superseded"},
+	    {1091451840737552137ULL, "liveness: n0's recovery (n0,1,0), chosen at 2/n3 and "
+	                             "accepted again at 4/n2, could never be gathered at one "
+	                             "ballot: an acceptor holding the value refused n0's "
+	                             "ballots as superseded"},
 	    {1504318466858329642ULL, "oracle (liveness): a host whose join was lost and whose "
 	                             "only seed died fenced its VMs, which no other host ever "
 	                             "knew of (fw_vm_forgotten: the cluster never knew them)"},
@@ -2880,9 +2884,12 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "its own acceptor refuses)"},
 	    {1237837291802719264ULL, "safety (O4, no second copy): (n1,2,0) restarted vm1.1 at "
 	                             "epoch 2 on n1, which (n1,1,0) had given on n2 (its copy "
-	                             "went with n2's self-fence); the proposer never learned "
-	                             "(n1,1,0), and first rounds of one host's recoveries "
-	                             "were never compared"},
+	                             "went with n2's self-fence): the dead placement was not "
+	                             "adopted, and no promise told its epoch (older_floors)"},
+	    {7498104840139724488ULL, "liveness (guard): an acceptor refusing a newer recovery's "
+	                             "value for an epoch an older one gave made the proposer "
+	                             "leave the VM out, and the superseded older recovery "
+	                             "never placed it"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
