@@ -2710,13 +2710,54 @@ static bool owed_listed_at(const struct owed_scan *o, const char *uuid, uint64_t
 	return false;
 }
 
+/* Does an up host other than x run `uuid` above `above` (running_elsewhere),
+ * leaving out a listing of it at epoch e by the source of a live migration
+ * that landed it on x at e (MOVED)? A move keeps the epoch the source bumped
+ * at its start and carries that very copy to x, so such a listing is the
+ * source's stale one (published before the VM left, and not yet replaced:
+ * a partition, say), as in runs_at_base_elsewhere. Any other copy — at a
+ * newer epoch, or on another host — counts. Before, n4's stale listing of
+ * vm4.3 at epoch 2, which had moved to n6 at 2, made the VM "running
+ * elsewhere" for n6's failover, decided without it, and nobody owed it once
+ * n4's fresh state came (seed 4200452354537950962, migrations). */
+static bool runs_elsewhere_not_landed(const struct fo *f, const char *uuid, uint64_t above,
+                                      const char *x)
+{
+	for (size_t i = 0; i < f->n_hosts; i++) {
+		const struct fo_host *h = &f->hosts[i];
+		if (strcmp(h->cap.name, x) == 0)
+			continue;
+		const struct mrec *r = member_find(f, h->cap.name);
+		if (!r || !(member_up(f, r) || beating(f, r)))
+			continue;
+		for (size_t v = 0; v < h->n_vms; v++) {
+			const struct fo_vm *hv = &h->vms[v];
+			if (!hv->running || hv->epoch <= above || strcmp(nz(hv->uuid), uuid) != 0)
+				continue;
+			bool landed_here = false;
+			for (size_t k = 0; k < f->n_moves && !landed_here; k++) {
+				const struct fo_move *mv = &f->moves[k].m;
+				landed_here = mv->state == FO_MOVE_MOVED &&
+				              mv->epoch == hv->epoch &&
+				              strcmp(mv->uuid, uuid) == 0 &&
+				              strcmp(mv->source, h->cap.name) == 0 &&
+				              strcmp(mv->target, x) == 0;
+			}
+			if (!landed_here)
+				return true;
+		}
+	}
+	return false;
+}
+
 /* Is VM v (uuid, at v->epoch) no longer x's: a chosen plan we know (or
- * `sup`) moved it on, an up host runs it above `above`, a live migration
- * took it away, or x kept it at its newer incarnation? */
+ * `sup`) moved it on, an up host runs it above `above` (not the source's
+ * stale listing of a copy that moved to x: runs_elsewhere_not_landed), a
+ * live migration took it away, or x kept it at its newer incarnation? */
 static bool owed_gone(const struct fo *f, const struct owed_scan *o, const struct fo_vm *v,
                       const char *uuid, uint64_t above)
 {
-	return moved_since(f, v, o->sup, o->x) || running_elsewhere(f, uuid, above, o->x, NULL) ||
+	return moved_since(f, v, o->sup, o->x) || runs_elsewhere_not_landed(f, uuid, above, o->x) ||
 	       move_away(f, uuid, o->x, v->epoch) || kept_by_newer(o->newer, uuid, v->epoch);
 }
 

@@ -2878,6 +2878,10 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "placing vm6.4; the acceptors split between them and "
 	                             "neither was ever chosen (a proposer now leaves out what "
 	                             "its own acceptor refuses)"},
+	    {4200452354537950962ULL, "liveness: vm4.3 moved n4 -> n6 at epoch 2 and went with "
+	                             "n6's self-fence; n4's stale listing of it at epoch 2 "
+	                             "(a partition) made it 'running elsewhere' for n6's "
+	                             "recovery, decided without it (runs_elsewhere_not_landed)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;

@@ -2459,6 +2459,29 @@ static void moved_target_force_left(bool source_dies)
 	net_free(t);
 }
 
+/* Every host at incarnation 1; n0's first VM (db) moves to n2 at epoch 6
+ * and lands: MOVED, at n2's incarnation 1 (the view still lists it on
+ * n0). */
+static void land_db_on_n2(struct net *t, struct view *v, char db[FO_UUID_MAX])
+{
+	standard_view(t, v);
+	for (int i = 0; i < 4; i++)
+		v->hosts[i].incarnation = 1;
+	view_feed(t, v, -1);
+	begin_db_move(t, v, db);
+	assert_int_equal(fo_move_outcome(t->n[2].f, "m1", db, "n0", true, 6, t->now), 0);
+	assert_int_equal(fo_move_end(t->n[0].f, "m1", true, t->now), 0);
+}
+
+/* 5 s on, n1 holds move m1 MOVED. */
+static void moved_known(struct net *t)
+{
+	run_until(t, t->now + 5000);
+	struct fo_move got;
+	assert_true(fo_move_find(t->n[1].f, "m1", &got));
+	assert_int_equal(got.state, FO_MOVE_MOVED);
+}
+
 /* db landed on n2 (move n0 -> n2, MOVED at n2's incarnation 1); n2's
  * agent restarts (incarnation 2) and db runs on. Then the operator stops db
  * on n2 (`vm shutdown`: its desired state is stopped, so n2's state no
@@ -2471,20 +2494,11 @@ static void test_landed_vm_stopped_by_operator_stays_stopped(void **state)
 	(void)state;
 	struct net *t = net_new(4, fast_cfg);
 	struct view v;
-	standard_view(t, &v);
-	for (int i = 0; i < 4; i++)
-		v.hosts[i].incarnation = 1;
-	view_feed(t, &v, -1);
 	char db[FO_UUID_MAX];
-	begin_db_move(t, &v, db);
-	assert_int_equal(fo_move_outcome(t->n[2].f, "m1", db, "n0", true, 6, t->now), 0);
-	assert_int_equal(fo_move_end(t->n[0].f, "m1", true, t->now), 0);
+	land_db_on_n2(t, &v, db);
 	view_move_db(&v, 0, 2, db, 6);
 	view_feed(t, &v, -1);
-	run_until(t, t->now + 5000);
-	struct fo_move got;
-	assert_true(fo_move_find(t->n[1].f, "m1", &got));
-	assert_int_equal(got.state, FO_MOVE_MOVED);
+	moved_known(t);
 	/* n2's agent restarts: incarnation 2, db still runs there */
 	fo_set_incarnation(t->n[2].f, 2);
 	for (int i = 0; i < 4; i++)
@@ -2499,6 +2513,37 @@ static void test_landed_vm_stopped_by_operator_stays_stopped(void **state)
 	view_feed(t, &v, -1);
 	assert_int_equal(count_vm_restarts(t, db, t->now + 2000, t->now + 600000, NULL, NULL), 0);
 	assert_int_equal(count_ev(&t->n[2], FO_EV_NEW_INCARNATION), bumps);
+	net_free(t);
+}
+
+/* db moved n0 -> n2 at epoch 6 (MOVED at n2's incarnation 1), and n2's
+ * state lists it there; the others still hold n0's last state from before
+ * db left, which lists it running at 6 too (the source bumps the epoch at
+ * the move's start; its fresh state was cut off). n2 dies: its failover owes
+ * db — that listing of n0's is the copy that moved to n2 — and restarts it
+ * once. Before, n0's stale listing made db "running elsewhere" and n2's
+ * failover was decided without it, for good (simulator seed
+ * 4200452354537950962, migrations). */
+static void test_landed_vm_source_listing_stale(void **state)
+{
+	(void)state;
+	struct net *t = net_new(4, fast_cfg);
+	struct view v;
+	char db[FO_UUID_MAX];
+	land_db_on_n2(t, &v, db);
+	/* n2's state lists db at 6; the others still hold n0's last state
+	 * from before db left: db at 6, running there */
+	view_move_db(&v, 0, 2, db, 6);
+	view_feed(t, &v, 2);
+	v.vms[0][v.n_vms[0]++] = v.vms[2][v.n_vms[2] - 1];
+	view_feed(t, &v, 0);
+	view_feed(t, &v, 1);
+	view_feed(t, &v, 3);
+	moved_known(t);
+	uint64_t det = t->now;
+	t->n[2].down = true;
+	declare_dead(t, 2, 1);
+	assert_int_equal(count_vm_restarts(t, db, det + 4000, det + 400000, "n2", NULL), 1);
 	net_free(t);
 }
 
@@ -7620,6 +7665,7 @@ int main(void)
 	    cmocka_unit_test(test_move_retold_when_asked),
 	    cmocka_unit_test(test_move_announced_then_settled),
 	    cmocka_unit_test(test_moved_target_force_left),
+	    cmocka_unit_test(test_landed_vm_source_listing_stale),
 	    cmocka_unit_test(test_landed_vm_stopped_by_operator_stays_stopped),
 	    cmocka_unit_test(test_move_in_doubt_both_parties_dead),
 	    cmocka_unit_test(test_move_in_doubt_source_back_stopped),
