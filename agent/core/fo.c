@@ -5973,6 +5973,11 @@ int fo_force_leave(struct fo *f, const char *name, uint64_t now)
 	           r->removed_inc, f->n_voters, majority_of(f->eff_voters));
 	detect_newer_deaths(f, now);
 	update_quorum(f, now, true);
+	/* tell the voters now rather than at the next heartbeat: the removal
+	 * lives only here until a heartbeat carries it, and an agent that
+	 * dies before its next round takes it along (the others keep
+	 * counting the removed host and may never be a majority again) */
+	send_heartbeats(f, now);
 	run_work(f, now);
 	return 0;
 }

@@ -2882,6 +2882,9 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "n6's self-fence; n4's stale listing of it at epoch 2 "
 	                             "(a partition) made it 'running elsewhere' for n6's "
 	                             "recovery, decided without it (runs_elsewhere_not_landed)"},
+	    {8145728789714377090ULL, "liveness: the agent that took a force-leave crashed 200 ms "
+	                             "later, before its next heartbeat: the others kept counting "
+	                             "the removed host (the removal is now sent at once)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;

@@ -1801,15 +1801,22 @@ static void test_reordered_heartbeat_ignored(void **state)
 	fo_free(f);
 }
 
+/* n0 at 1000 with n1 and n2 alive (incarnation 1): three voters. */
+static struct fo *solo3(void)
+{
+	struct fo *f = solo(false, 1000);
+	fo_member(f, "n1", FO_ALIVE, 1, 1000);
+	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	return f;
+}
+
 /* A restarted agent that knows 3 voters hears of 5: it counts majorities
  * over 5 until that report is older than F (its sender dead or not), less
  * the force-leaves learned after a dead sender's report. */
 static void test_voters_reported(void **state)
 {
 	(void)state;
-	struct fo *f = solo(false, 1000);
-	fo_member(f, "n1", FO_ALIVE, 1, 1000);
-	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	struct fo *f = solo3();
 	assert_int_equal(fo_majority(f), 2);
 	hb_voters(f, "n1", "n0", 5, 1100);
 	assert_int_equal(fo_voters(f), 3);
@@ -1850,6 +1857,29 @@ static void test_voters_reported(void **state)
 	fo_free(f);
 }
 
+/* The operator's force-leave is told to the voters at once, not at the
+ * next heartbeat: an agent that took it and died before its next round
+ * took the removal along, and the others counted the removed host for
+ * good (simulator seed 8145728789714377090, migrations: the two live
+ * hosts of four never had a majority again). */
+static void test_force_leave_told_at_once(void **state)
+{
+	(void)state;
+	struct fo *f = solo3();
+	fo_member(f, "n2", FO_DEAD, 1, 1100);
+	drop_all(f);
+	assert_int_equal(fo_force_leave(f, "n2", 1150), 0);
+	struct fo_msg m;
+	assert_true(pop_type(f, FO_HEARTBEAT, &m));
+	assert_string_equal(m.to, "n1");
+	assert_int_equal(m.n_removed, 1);
+	assert_string_equal(m.removed[0].name, "n2");
+	assert_int_equal(m.voters, 2);
+	fo_msg_clear(&m);
+	drop_all(f);
+	fo_free(f);
+}
+
 /* Simulator schedule 6580312521565343895: a restarted agent (n1) knows 3
  * voters (itself, n0, n2) of 4 — it never heard of the fourth. n0 dies; n1
  * then holds n2 dead too, but n2 is up and answers. Had n1 dropped the 4
@@ -1875,9 +1905,7 @@ static size_t events_of(struct fo *f, enum fo_event_type ty)
 static void test_voters_report_bounded(void **state)
 {
 	(void)state;
-	struct fo *f = solo(false, 1000);
-	fo_member(f, "n1", FO_ALIVE, 1, 1000);
-	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	struct fo *f = solo3();
 	(void)events_of(f, FO_EV_REFUSED);
 	assert_int_equal(fo_majority(f), 2);
 	hb_voters(f, "n1", "n0", UINT32_MAX, 1100);
@@ -7639,6 +7667,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_deadlines),
 	    cmocka_unit_test(test_voters_reported),
+	    cmocka_unit_test(test_force_leave_told_at_once),
 	    cmocka_unit_test(test_voters_report_bounded),
 	    cmocka_unit_test(test_stranger_has_no_say),
 	    cmocka_unit_test(test_fence_order_needs_majority),
