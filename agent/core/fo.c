@@ -6200,6 +6200,31 @@ static void note_heartbeat(struct fo *f, struct mrec *x, const struct fo_msg *m,
 		       told, voters_believable(f));
 		told = 0;
 	}
+	/* A removal we hold that the heartbeat does not list (the list is
+	 * whole below FO_REMOVED_MAX): the sender had not heard of it when it
+	 * counted its voters, so its report still counts the removed host —
+	 * as effective_voters assumes of one sent before we learned the
+	 * removal. Before, a voter's heartbeat sent in the moment between the
+	 * operator's force-leave here and its news there grew our voting set
+	 * back for F; quorum is measured over the grown count from the last
+	 * majority of it, so this host fenced itself at once (seed
+	 * 6064821209421971394, migrations: the two live hosts fenced, and a
+	 * cross-instance clash kept the VMs down). It errs where that rule
+	 * errs: a sender that never counted the removed host is lowered by
+	 * one too many until its next heartbeat, which lists the removal
+	 * learned from ours (THE VOTING SET). */
+	if (told && m->n_removed < FO_REMOVED_MAX) {
+		uint32_t unlisted = 0;
+		for (size_t j = 0; f->n_removed && j < f->n_m; j++) {
+			if (!f->m[j].removed || j == f->self_idx)
+				continue;
+			bool listed = false;
+			for (size_t k = 0; k < m->n_removed && !listed; k++)
+				listed = strcmp(m->removed[k].name, f->m[j].name) == 0;
+			unlisted += !listed;
+		}
+		told = told > unlisted ? told - unlisted : 0;
+	}
 	x->reported_voters = told;
 	x->hb_at = now + 1;
 	x->hb_inc = m->incarnation;

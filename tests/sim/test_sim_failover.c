@@ -2882,6 +2882,10 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "n6's self-fence; n4's stale listing of it at epoch 2 "
 	                             "(a partition) made it 'running elsewhere' for n6's "
 	                             "recovery, decided without it (runs_elsewhere_not_landed)"},
+	    {6064821209421971394ULL, "liveness: a heartbeat sent before the force-leave reached "
+	                             "its sender grew the remover's voting set back; quorum, "
+	                             "measured over the grown count, was lost at once and both "
+	                             "live hosts fenced (a heartbeat's unlisted removals)"},
 	    {8145728789714377090ULL, "liveness: the agent that took a force-leave crashed 200 ms "
 	                             "later, before its next heartbeat: the others kept counting "
 	                             "the removed host (the removal is now sent at once)"},
