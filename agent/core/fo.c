@@ -2710,13 +2710,54 @@ static bool owed_listed_at(const struct owed_scan *o, const char *uuid, uint64_t
 	return false;
 }
 
+/* Does an up host other than x run `uuid` above `above` (running_elsewhere),
+ * leaving out a listing of it at epoch e by the source of a live migration
+ * that landed it on x at e (MOVED)? A move keeps the epoch the source bumped
+ * at its start and carries that very copy to x, so such a listing is the
+ * source's stale one (published before the VM left, and not yet replaced:
+ * a partition, say), as in runs_at_base_elsewhere. Any other copy — at a
+ * newer epoch, or on another host — counts. Before, n4's stale listing of
+ * vm4.3 at epoch 2, which had moved to n6 at 2, made the VM "running
+ * elsewhere" for n6's failover, decided without it, and nobody owed it once
+ * n4's fresh state came (seed 4200452354537950962, migrations). */
+static bool runs_elsewhere_not_landed(const struct fo *f, const char *uuid, uint64_t above,
+                                      const char *x)
+{
+	for (size_t i = 0; i < f->n_hosts; i++) {
+		const struct fo_host *h = &f->hosts[i];
+		if (strcmp(h->cap.name, x) == 0)
+			continue;
+		const struct mrec *r = member_find(f, h->cap.name);
+		if (!r || !(member_up(f, r) || beating(f, r)))
+			continue;
+		for (size_t v = 0; v < h->n_vms; v++) {
+			const struct fo_vm *hv = &h->vms[v];
+			if (!hv->running || hv->epoch <= above || strcmp(nz(hv->uuid), uuid) != 0)
+				continue;
+			bool landed_here = false;
+			for (size_t k = 0; k < f->n_moves && !landed_here; k++) {
+				const struct fo_move *mv = &f->moves[k].m;
+				landed_here = mv->state == FO_MOVE_MOVED &&
+				              mv->epoch == hv->epoch &&
+				              strcmp(mv->uuid, uuid) == 0 &&
+				              strcmp(mv->source, h->cap.name) == 0 &&
+				              strcmp(mv->target, x) == 0;
+			}
+			if (!landed_here)
+				return true;
+		}
+	}
+	return false;
+}
+
 /* Is VM v (uuid, at v->epoch) no longer x's: a chosen plan we know (or
- * `sup`) moved it on, an up host runs it above `above`, a live migration
- * took it away, or x kept it at its newer incarnation? */
+ * `sup`) moved it on, an up host runs it above `above` (not the source's
+ * stale listing of a copy that moved to x: runs_elsewhere_not_landed), a
+ * live migration took it away, or x kept it at its newer incarnation? */
 static bool owed_gone(const struct fo *f, const struct owed_scan *o, const struct fo_vm *v,
                       const char *uuid, uint64_t above)
 {
-	return moved_since(f, v, o->sup, o->x) || running_elsewhere(f, uuid, above, o->x, NULL) ||
+	return moved_since(f, v, o->sup, o->x) || runs_elsewhere_not_landed(f, uuid, above, o->x) ||
 	       move_away(f, uuid, o->x, v->epoch) || kept_by_newer(o->newer, uuid, v->epoch);
 }
 
@@ -5998,6 +6039,11 @@ int fo_force_leave(struct fo *f, const char *name, uint64_t now)
 	           r->removed_inc, f->n_voters, majority_of(f->eff_voters));
 	detect_newer_deaths(f, now);
 	update_quorum(f, now, true);
+	/* tell the voters now rather than at the next heartbeat: the removal
+	 * lives only here until a heartbeat carries it, and an agent that
+	 * dies before its next round takes it along (the others keep
+	 * counting the removed host and may never be a majority again) */
+	send_heartbeats(f, now);
 	run_work(f, now);
 	return 0;
 }
@@ -6219,6 +6265,31 @@ static void note_heartbeat(struct fo *f, struct mrec *x, const struct fo_msg *m,
 		       "can believe (%zu): ignored for majorities",
 		       told, voters_believable(f));
 		told = 0;
+	}
+	/* A removal we hold that the heartbeat does not list (the list is
+	 * whole below FO_REMOVED_MAX): the sender had not heard of it when it
+	 * counted its voters, so its report still counts the removed host —
+	 * as effective_voters assumes of one sent before we learned the
+	 * removal. Before, a voter's heartbeat sent in the moment between the
+	 * operator's force-leave here and its news there grew our voting set
+	 * back for F; quorum is measured over the grown count from the last
+	 * majority of it, so this host fenced itself at once (seed
+	 * 6064821209421971394, migrations: the two live hosts fenced, and a
+	 * cross-instance clash kept the VMs down). It errs where that rule
+	 * errs: a sender that never counted the removed host is lowered by
+	 * one too many until its next heartbeat, which lists the removal
+	 * learned from ours (THE VOTING SET). */
+	if (told && m->n_removed < FO_REMOVED_MAX) {
+		uint32_t unlisted = 0;
+		for (size_t j = 0; f->n_removed && j < f->n_m; j++) {
+			if (!f->m[j].removed || j == f->self_idx)
+				continue;
+			bool listed = false;
+			for (size_t k = 0; k < m->n_removed && !listed; k++)
+				listed = strcmp(m->removed[k].name, f->m[j].name) == 0;
+			unlisted += !listed;
+		}
+		told = told > unlisted ? told - unlisted : 0;
 	}
 	x->reported_voters = told;
 	x->hb_at = now + 1;

@@ -2890,6 +2890,17 @@ static void test_replayed_seeds_migrations(void **state)
 	                             "value for an epoch an older one gave made the proposer "
 	                             "leave the VM out, and the superseded older recovery "
 	                             "never placed it"},
+	    {4200452354537950962ULL, "liveness: vm4.3 moved n4 -> n6 at epoch 2 and went with "
+	                             "n6's self-fence; n4's stale listing of it at epoch 2 "
+	                             "(a partition) made it 'running elsewhere' for n6's "
+	                             "recovery, decided without it (runs_elsewhere_not_landed)"},
+	    {6064821209421971394ULL, "liveness: a heartbeat sent before the force-leave reached "
+	                             "its sender grew the remover's voting set back; quorum, "
+	                             "measured over the grown count, was lost at once and both "
+	                             "live hosts fenced (a heartbeat's unlisted removals)"},
+	    {8145728789714377090ULL, "liveness: the agent that took a force-leave crashed 200 ms "
+	                             "later, before its next heartbeat: the others kept counting "
+	                             "the removed host (the removal is now sent at once)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;

@@ -1801,15 +1801,22 @@ static void test_reordered_heartbeat_ignored(void **state)
 	fo_free(f);
 }
 
+/* n0 at 1000 with n1 and n2 alive (incarnation 1): three voters. */
+static struct fo *solo3(void)
+{
+	struct fo *f = solo(false, 1000);
+	fo_member(f, "n1", FO_ALIVE, 1, 1000);
+	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	return f;
+}
+
 /* A restarted agent that knows 3 voters hears of 5: it counts majorities
  * over 5 until that report is older than F (its sender dead or not), less
  * the force-leaves learned after a dead sender's report. */
 static void test_voters_reported(void **state)
 {
 	(void)state;
-	struct fo *f = solo(false, 1000);
-	fo_member(f, "n1", FO_ALIVE, 1, 1000);
-	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	struct fo *f = solo3();
 	assert_int_equal(fo_majority(f), 2);
 	hb_voters(f, "n1", "n0", 5, 1100);
 	assert_int_equal(fo_voters(f), 3);
@@ -1850,6 +1857,67 @@ static void test_voters_reported(void **state)
 	fo_free(f);
 }
 
+/* A heartbeat that does not list a removal we hold was counted by a sender
+ * that had not heard of it: its report counts the removed host, and is
+ * lowered by it. Before, a report sent in the moment between a force-leave
+ * here and its news there grew our voting set back for F, and quorum,
+ * measured over the grown count, was lost at once (simulator seed
+ * 6064821209421971394, migrations). A report that lists the removal, or
+ * that counts more members than the removal explains, still counts. */
+static void test_voters_report_unlisted_removal(void **state)
+{
+	(void)state;
+	struct fo *f = solo3();
+	fo_member(f, "n3", FO_ALIVE, 1, 1000);
+	assert_int_equal(fo_majority(f), 3);
+	fo_member(f, "n3", FO_DEAD, 1, 1100);
+	assert_int_equal(fo_force_leave(f, "n3", 1200), 0);
+	assert_int_equal(fo_voters(f), 3);
+	assert_int_equal(fo_majority(f), 2);
+	/* n1 has not heard of the removal yet: 4 voters, n3 among them */
+	hb_voters(f, "n1", "n0", 4, 1300);
+	assert_int_equal(fo_majority(f), 2);
+	/* 5 without the removal: one member we do not know, over 4 */
+	hb_voters(f, "n1", "n0", 5, 1400);
+	assert_int_equal(fo_majority(f), 3);
+	/* 4 with the removal listed: one we do not know, over 4 */
+	struct fo_msg m;
+	struct fo_removed rm = {.name = "n3", .incarnation = 1};
+	hb_msg(&m, "n1", "n0", 1, 1500);
+	m.voters = 4;
+	m.removed = &rm;
+	m.n_removed = 1;
+	assert_int_equal(fo_handle_message(f, &m, 1500), 0);
+	assert_int_equal(fo_majority(f), 3);
+	hb_voters(f, "n1", "n0", 3, 1600); /* it learned better */
+	assert_int_equal(fo_majority(f), 2);
+	drop_all(f);
+	fo_free(f);
+}
+
+/* The operator's force-leave is told to the voters at once, not at the
+ * next heartbeat: an agent that took it and died before its next round
+ * took the removal along, and the others counted the removed host for
+ * good (simulator seed 8145728789714377090, migrations: the two live
+ * hosts of four never had a majority again). */
+static void test_force_leave_told_at_once(void **state)
+{
+	(void)state;
+	struct fo *f = solo3();
+	fo_member(f, "n2", FO_DEAD, 1, 1100);
+	drop_all(f);
+	assert_int_equal(fo_force_leave(f, "n2", 1150), 0);
+	struct fo_msg m;
+	assert_true(pop_type(f, FO_HEARTBEAT, &m));
+	assert_string_equal(m.to, "n1");
+	assert_int_equal(m.n_removed, 1);
+	assert_string_equal(m.removed[0].name, "n2");
+	assert_int_equal(m.voters, 2);
+	fo_msg_clear(&m);
+	drop_all(f);
+	fo_free(f);
+}
+
 /* Simulator schedule 6580312521565343895: a restarted agent (n1) knows 3
  * voters (itself, n0, n2) of 4 — it never heard of the fourth. n0 dies; n1
  * then holds n2 dead too, but n2 is up and answers. Had n1 dropped the 4
@@ -1875,9 +1943,7 @@ static size_t events_of(struct fo *f, enum fo_event_type ty)
 static void test_voters_report_bounded(void **state)
 {
 	(void)state;
-	struct fo *f = solo(false, 1000);
-	fo_member(f, "n1", FO_ALIVE, 1, 1000);
-	fo_member(f, "n2", FO_ALIVE, 1, 1000);
+	struct fo *f = solo3();
 	(void)events_of(f, FO_EV_REFUSED);
 	assert_int_equal(fo_majority(f), 2);
 	hb_voters(f, "n1", "n0", UINT32_MAX, 1100);
@@ -2459,6 +2525,29 @@ static void moved_target_force_left(bool source_dies)
 	net_free(t);
 }
 
+/* Every host at incarnation 1; n0's first VM (db) moves to n2 at epoch 6
+ * and lands: MOVED, at n2's incarnation 1 (the view still lists it on
+ * n0). */
+static void land_db_on_n2(struct net *t, struct view *v, char db[FO_UUID_MAX])
+{
+	standard_view(t, v);
+	for (int i = 0; i < 4; i++)
+		v->hosts[i].incarnation = 1;
+	view_feed(t, v, -1);
+	begin_db_move(t, v, db);
+	assert_int_equal(fo_move_outcome(t->n[2].f, "m1", db, "n0", true, 6, t->now), 0);
+	assert_int_equal(fo_move_end(t->n[0].f, "m1", true, t->now), 0);
+}
+
+/* 5 s on, n1 holds move m1 MOVED. */
+static void moved_known(struct net *t)
+{
+	run_until(t, t->now + 5000);
+	struct fo_move got;
+	assert_true(fo_move_find(t->n[1].f, "m1", &got));
+	assert_int_equal(got.state, FO_MOVE_MOVED);
+}
+
 /* db landed on n2 (move n0 -> n2, MOVED at n2's incarnation 1); n2's
  * agent restarts (incarnation 2) and db runs on. Then the operator stops db
  * on n2 (`vm shutdown`: its desired state is stopped, so n2's state no
@@ -2471,20 +2560,11 @@ static void test_landed_vm_stopped_by_operator_stays_stopped(void **state)
 	(void)state;
 	struct net *t = net_new(4, fast_cfg);
 	struct view v;
-	standard_view(t, &v);
-	for (int i = 0; i < 4; i++)
-		v.hosts[i].incarnation = 1;
-	view_feed(t, &v, -1);
 	char db[FO_UUID_MAX];
-	begin_db_move(t, &v, db);
-	assert_int_equal(fo_move_outcome(t->n[2].f, "m1", db, "n0", true, 6, t->now), 0);
-	assert_int_equal(fo_move_end(t->n[0].f, "m1", true, t->now), 0);
+	land_db_on_n2(t, &v, db);
 	view_move_db(&v, 0, 2, db, 6);
 	view_feed(t, &v, -1);
-	run_until(t, t->now + 5000);
-	struct fo_move got;
-	assert_true(fo_move_find(t->n[1].f, "m1", &got));
-	assert_int_equal(got.state, FO_MOVE_MOVED);
+	moved_known(t);
 	/* n2's agent restarts: incarnation 2, db still runs there */
 	fo_set_incarnation(t->n[2].f, 2);
 	for (int i = 0; i < 4; i++)
@@ -2499,6 +2579,37 @@ static void test_landed_vm_stopped_by_operator_stays_stopped(void **state)
 	view_feed(t, &v, -1);
 	assert_int_equal(count_vm_restarts(t, db, t->now + 2000, t->now + 600000, NULL, NULL), 0);
 	assert_int_equal(count_ev(&t->n[2], FO_EV_NEW_INCARNATION), bumps);
+	net_free(t);
+}
+
+/* db moved n0 -> n2 at epoch 6 (MOVED at n2's incarnation 1), and n2's
+ * state lists it there; the others still hold n0's last state from before
+ * db left, which lists it running at 6 too (the source bumps the epoch at
+ * the move's start; its fresh state was cut off). n2 dies: its failover owes
+ * db — that listing of n0's is the copy that moved to n2 — and restarts it
+ * once. Before, n0's stale listing made db "running elsewhere" and n2's
+ * failover was decided without it, for good (simulator seed
+ * 4200452354537950962, migrations). */
+static void test_landed_vm_source_listing_stale(void **state)
+{
+	(void)state;
+	struct net *t = net_new(4, fast_cfg);
+	struct view v;
+	char db[FO_UUID_MAX];
+	land_db_on_n2(t, &v, db);
+	/* n2's state lists db at 6; the others still hold n0's last state
+	 * from before db left: db at 6, running there */
+	view_move_db(&v, 0, 2, db, 6);
+	view_feed(t, &v, 2);
+	v.vms[0][v.n_vms[0]++] = v.vms[2][v.n_vms[2] - 1];
+	view_feed(t, &v, 0);
+	view_feed(t, &v, 1);
+	view_feed(t, &v, 3);
+	moved_known(t);
+	uint64_t det = t->now;
+	t->n[2].down = true;
+	declare_dead(t, 2, 1);
+	assert_int_equal(count_vm_restarts(t, db, det + 4000, det + 400000, "n2", NULL), 1);
 	net_free(t);
 }
 
@@ -7651,6 +7762,8 @@ int main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_deadlines),
 	    cmocka_unit_test(test_voters_reported),
+	    cmocka_unit_test(test_voters_report_unlisted_removal),
+	    cmocka_unit_test(test_force_leave_told_at_once),
 	    cmocka_unit_test(test_voters_report_bounded),
 	    cmocka_unit_test(test_stranger_has_no_say),
 	    cmocka_unit_test(test_fence_order_needs_majority),
@@ -7678,6 +7791,7 @@ int main(void)
 	    cmocka_unit_test(test_move_retold_when_asked),
 	    cmocka_unit_test(test_move_announced_then_settled),
 	    cmocka_unit_test(test_moved_target_force_left),
+	    cmocka_unit_test(test_landed_vm_source_listing_stale),
 	    cmocka_unit_test(test_landed_vm_stopped_by_operator_stays_stopped),
 	    cmocka_unit_test(test_move_in_doubt_both_parties_dead),
 	    cmocka_unit_test(test_move_in_doubt_source_back_stopped),
