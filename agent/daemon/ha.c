@@ -517,6 +517,7 @@ static bool ha_fence_pending(const struct ha *h);
 static bool ha_order_all_pending(const struct ha *h);
 
 static void ha_pump(struct agent *a);
+static void ha_block_starts(struct agent *a);
 static void ha_release(struct agent *a, struct ha_hold *hd);
 
 /* The outcome of a write of `version`: the core learns whether its votes
@@ -817,9 +818,7 @@ static void ha_pump(struct agent *a)
 	}
 	uint64_t now = uv_now(a->loop);
 	bool q = fo_quorate(h->fo, now), f = fo_fenced(h->fo);
-	/* an HA VM's start already checked on the loop and still queued on the
-	 * worker is refused there from now on (virt.h) */
-	virt_block_ha_starts(!q || f);
+	ha_block_starts(a);
 	ha_stamp_note(a, now);
 	if (q != h->quorate_last || f != h->fenced_last) {
 		if (q && !h->quorate_last)
@@ -1026,15 +1025,39 @@ static bool ha_order_all_pending(const struct ha *h)
 	return h != NULL && h->fence_unknown && h->fence_order_all;
 }
 
+/* Tells the worker whether an HA VM's start already checked on the loop
+ * and still queued there may run (virt_block_ha_starts): not while this
+ * host is not quorate or fenced, nor while a fence order for every HA VM
+ * waits for libvirt. Guarantees the worker's view matches ours from the
+ * moment either changes (called by ha_pump and ha_order_all_set). */
+static void ha_block_starts(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || h->fo == NULL)
+		return;
+	if (ha_order_all_pending(h))
+		virt_block_ha_starts(
+		    "a fence order for every HA VM here waits for libvirt to "
+		    "answer again (no HA VM starts here before it is carried out)");
+	else if (!fo_quorate(h->fo, uv_now(a->loop)) || fo_fenced(h->fo))
+		virt_block_ha_starts("this host is not quorate (an HA VM starts only on a host "
+		                     "with quorum)");
+	else
+		virt_block_ha_starts(NULL);
+}
+
 /* Sets or clears that state; while it is set, no VM moves in (a VM that
- * landed before the retry lists the VMs would be destroyed with them) and
- * ha_may_start_vm refuses HA VMs (the same). */
+ * landed before the retry lists the VMs would be destroyed with them: new
+ * proposals are refused, and a move reserved before does not start an HA
+ * VM here), and HA VMs start neither by ha_may_start_vm's check on the
+ * loop nor on the worker (ha_block_starts). */
 static void ha_order_all_set(struct agent *a, bool pending)
 {
 	HA(a)->fence_order_all = pending;
 	migration_hold_incoming(a, pending ? "a fence order for every HA VM here waits for "
 	                                     "libvirt to answer again"
 	                                   : NULL);
+	ha_block_starts(a);
 }
 
 static bool ha_fence_pending(const struct ha *h)

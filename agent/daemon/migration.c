@@ -169,6 +169,8 @@ struct migration_service {
 	struct drain *drain;                /* this host's drain in progress, if any */
 	uint64_t jobs_running;              /* migration jobs on worker threads */
 	bool draining;                      /* set by a drain, published in our record */
+	/* migration_hold_incoming: why no VM moves in now ("" when it may) */
+	char hold_why[MIG_TEXT_MAX / 2];
 
 	/* finished outgoing moves (metrics.c) */
 	struct migration_totals totals;
@@ -1031,7 +1033,10 @@ static void migration_receive_in_doubt(struct migration_receive *rv, const char 
 
 void migration_hold_incoming(struct agent *a, const char *why)
 {
-	if (a->migration != NULL && a->migration->core != NULL)
+	if (a->migration == NULL)
+		return;
+	snprintf(a->migration->hold_why, sizeof(a->migration->hold_why), "%s", why ? why : "");
+	if (a->migration->core != NULL)
 		mig_set_hold(a->migration->core, why);
 }
 
@@ -1102,6 +1107,19 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 		snprintf(rv->err, sizeof(rv->err),
 		         "%s no longer holds the reservation for proposal %s from %s: not taken",
 		         rv->a->opt.name, rv->proposal_id, rv->from);
+		rv->undoing = RECV_UNDO_UNDEFINE;
+		next.kind = VIRT_OPK_UNDEFINE;
+	} else if (rv->vm.uuid[0] == '\0' && rv->start && res->vm.ha &&
+	           rv->a->migration->hold_why[0] != '\0') {
+		/* defined, but incoming moves are held (a fence order for every
+		 * HA VM here waits for libvirt: its retry would destroy this VM
+		 * once started, after the source reported it moved): it does
+		 * not start here, the definition goes, and the refusal lets the
+		 * source run it again */
+		rv->vm = res->vm;
+		rv->rc = -EAGAIN;
+		snprintf(rv->err, sizeof(rv->err), "%s takes no HA VM now: %s", rv->a->opt.name,
+		         rv->a->migration->hold_why);
 		rv->undoing = RECV_UNDO_UNDEFINE;
 		next.kind = VIRT_OPK_UNDEFINE;
 	} else if (rv->vm.uuid[0] == '\0' && rv->start) { /* defined: start it */

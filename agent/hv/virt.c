@@ -2229,11 +2229,11 @@ static int virt_do_act_check(const struct virt_reader *rd, virDomainPtr d, enum 
 	return 0;
 }
 
-static _Atomic bool virt_ha_starts_blocked;
+static const char *_Atomic virt_ha_starts_blocked;
 
-void virt_block_ha_starts(bool blocked)
+void virt_block_ha_starts(const char *why)
 {
-	virt_ha_starts_blocked = blocked;
+	virt_ha_starts_blocked = why;
 }
 
 static int virt_do_act(const struct virt_reader *rd, enum virt_op_kind kind, const char *key,
@@ -2250,12 +2250,9 @@ static int virt_do_act(const struct virt_reader *rd, enum virt_op_kind kind, con
 	if (rc < 0)
 		return rc;
 	rc = virt_do_act_check(rd, d, kind, name, what, err, errlen);
-	if (rc == 0 && kind == VIRT_OPK_START && needs_quorum && virt_ha_starts_blocked) {
-		virt_set_err(
-		    err, errlen,
-		    "cannot start VM %s: this host is not quorate (an HA VM starts only on a "
-		    "host with quorum)",
-		    name);
+	const char *blocked = needs_quorum ? virt_ha_starts_blocked : NULL;
+	if (rc == 0 && kind == VIRT_OPK_START && blocked != NULL) {
+		virt_set_err(err, errlen, "cannot start VM %s: %s", name, blocked);
 		rc = -EAGAIN;
 	}
 	if (rc == 0 && virt_do_act_call(d, kind) < 0) {

@@ -423,16 +423,19 @@ struct virt_op_req {
 	enum virt_desired desired; /* SET_DESIRED */
 	bool needs_quorum;         /* START of an HA VM: refused on the worker, right
 	                              before libvirt's start, while
-	                              virt_block_ha_starts(true) (-EAGAIN) */
+	                              virt_block_ha_starts says why (-EAGAIN) */
 };
 
-/* The failover glue says whether HA VMs may start on this host now (false
- * from the moment it is not quorate or fenced itself): an operator's or a
- * migration's start of an HA VM checked on the loop runs seconds later on
- * the worker, and must not start a VM there after the host lost quorum
- * (its self-fence would not see it: it collects from the cache). Any
+/* The failover glue says whether HA VMs may start on this host now: NULL
+ * when they may, else why not (a string of static storage: the worker's
+ * refusal reads "cannot start VM <name>: <why>"). Blocked from the moment
+ * the host is not quorate or fenced itself, and while a fence order for
+ * every HA VM waits for libvirt (its retry would destroy what started):
+ * an operator's or a migration's start of an HA VM checked on the loop
+ * runs seconds later on the worker, and must not start a VM there then
+ * (a self-fence would not see it: it collects from the cache). Any
  * thread; process-wide. */
-void virt_block_ha_starts(bool blocked);
+void virt_block_ha_starts(const char *why);
 
 /* res->xml (EXPORT) is valid during done only: the job frees it. */
 struct virt_op_result {

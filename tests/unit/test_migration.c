@@ -970,21 +970,33 @@ static void test_incoming_reservation(void **state)
 	assert_int_equal(vm.state, VIRT_VM_RUNNING);
 }
 
-/* b's proposal b-1 is reserved here and its VmReceive of gamma (to be
- * started) comes in; returns the sink its answer goes to. */
-static uint64_t receive_gamma_from_b(struct daemon_fixture *f)
+/* b's VmReceive of xml under proposal b-1 (to be started) comes in;
+ * returns the sink its answer goes to. */
+static uint64_t receive_from_b(struct daemon_fixture *f, const char *xml)
 {
-	fixture_ping(f, "b", NULL, SWIM_ALIVE);
-	assert_true(fixture_run_till(f, uv_now(f->a.loop) + SHORT_LEASE_MS));
-	b_sends(f, MIG_PROPOSE, "b-1", 0);
-	assert_true(migration_has_incoming(&f->a, "b-1"));
 	Mv__VmReceiveRequest rq = MV__VM_RECEIVE_REQUEST__INIT;
-	rq.xml = (char *)GAMMA_XML;
+	rq.xml = (char *)xml;
 	rq.proposal_id = "b-1";
 	rq.start = true;
 	uint64_t k = sink(f);
 	assert_int_equal(migration_rpc_receive(&f->a, &rq, "b", k, f->err, sizeof(f->err)), 0);
 	return k;
+}
+
+/* b's proposal b-1 is reserved here and its VmReceive of xml comes in
+ * (receive_from_b). */
+static uint64_t reserve_receive_from_b(struct daemon_fixture *f, const char *xml)
+{
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	assert_true(fixture_run_till(f, uv_now(f->a.loop) + SHORT_LEASE_MS));
+	b_sends(f, MIG_PROPOSE, "b-1", 0);
+	assert_true(migration_has_incoming(&f->a, "b-1"));
+	return receive_from_b(f, xml);
+}
+
+static uint64_t receive_gamma_from_b(struct daemon_fixture *f)
+{
+	return reserve_receive_from_b(f, GAMMA_XML);
 }
 
 /* The source gives up (ABORT) while its VmReceive is still queued here
@@ -1007,6 +1019,51 @@ static void test_receive_after_the_source_gave_up(void **state)
 	assert_string_equal(hk.source, "b");
 	struct virt_vm vm;
 	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), -ENOENT);
+}
+
+/* gamma as an HA VM (the failover glue's metadata) */
+static const char GAMMA_HA_XML[] =
+    "<domain type='test'><name>gamma</name><uuid>" GAMMA_UUID
+    "</uuid><memory>262144</memory><vcpu>1</vcpu><metadata><meshvisor:vm "
+    "xmlns:meshvisor='https://meshvisor.dev/xmlns/vm/1' ha='yes' priority='1' epoch='2'/>"
+    "</metadata><os><type>hvm</type></os></domain>";
+
+/* Issue 13: while incoming moves are held (ha.c sets the hold while a
+ * fence order for every HA VM waits for libvirt: its retry destroys every
+ * HA VM active then), an HA VM whose move was reserved before the hold,
+ * and whose VmReceive came before it too, is not started here: it is
+ * defined, undefined again, and the VmReceive refused with the hold's
+ * reason (the source runs it again); a new proposal is refused. Once the
+ * hold ends, the same VmReceive lands and starts. */
+static void test_receive_held_ha_vm_not_started(void **state)
+{
+	struct daemon_fixture *f = *state;
+	migration_set_move_hooks(&f->a, &hooks);
+	memset(&sent, 0, sizeof(sent));
+	uint64_t k = reserve_receive_from_b(f, GAMMA_HA_XML);
+	/* the hold begins while the DEFINE is queued on the worker */
+	migration_hold_incoming(&f->a, "a fence order for every HA VM here waits (test)");
+	struct sink_wait sw = {f, k};
+	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
+	assert_int_equal(sent.finals, 1);
+	assert_int_equal(sent.code, rpc_code_of_errno(-EAGAIN));
+	assert_string_equal(
+	    sent.error, "a takes no HA VM now: a fence order for every HA VM here waits (test)");
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), -ENOENT);
+	b_sends(f, MIG_PROPOSE, "b-2", 0);
+	assert_false(migration_has_incoming(&f->a, "b-2"));
+
+	/* the hold ends: the move reserved before lands */
+	migration_hold_incoming(&f->a, NULL);
+	assert_true(migration_has_incoming(&f->a, "b-1"));
+	sw.k = receive_from_b(f, GAMMA_HA_XML);
+	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
+	assert_int_equal(sent.finals, 2);
+	assert_int_equal(sent.code, MV__RPC_CODE__RPC_OK);
+	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.state, VIRT_VM_RUNNING);
+	assert_true(vm.ha);
 }
 
 /* The target's START fails after QEMU started (libvirtd lost the reply):
@@ -1172,6 +1229,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_incoming_reservation, setup_short_lease_restarted,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_receive_after_the_source_gave_up,
+	                                    setup_short_lease_restarted, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_held_ha_vm_not_started,
 	                                    setup_short_lease_restarted, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, fixture_teardown),

@@ -1874,8 +1874,9 @@ static void test_op_async_keeps_loop(void **state)
  * refusals before anything is queued are the caller's at once. */
 /* Review: an HA VM's start checked on the loop, then queued on the worker,
  * must not run once the host lost quorum: the worker refuses it (-EAGAIN)
- * while virt_block_ha_starts(true); a start without needs_quorum (not an HA
- * VM) goes ahead, and so does the HA one once unblocked. */
+ * while virt_block_ha_starts says why (the refusal carries it); a start
+ * without needs_quorum (not an HA VM) goes ahead, and so does the HA one
+ * once unblocked. */
 static void test_op_start_blocked_without_quorum(void **state)
 {
 	struct fx *f = *state;
@@ -1886,14 +1887,14 @@ static void test_op_start_blocked_without_quorum(void **state)
 	struct op_tag t1 = {&r, 1}, t2 = {&r, 2};
 	struct virt_op_req ha_start = {
 	    .kind = VIRT_OPK_START, .key = "alpha", .needs_quorum = true};
-	virt_block_ha_starts(true);
+	virt_block_ha_starts("this host is not quorate");
 	assert_int_equal(virt_vm_op_async(f->v, &ha_start, on_op, &t1, f->err, 256), 0);
 	struct op_wait w = {&r, 1};
 	assert_true(run_until(pred_op_calls, &w, 5000));
 	assert_int_equal(r.res[0].rc, -EAGAIN);
-	assert_non_null(strstr(r.res[0].err, "not quorate"));
+	assert_string_equal(r.res[0].err, "cannot start VM alpha: this host is not quorate");
 	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_SHUTOFF);
-	virt_block_ha_starts(false);
+	virt_block_ha_starts(NULL);
 	assert_int_equal(virt_vm_op_async(f->v, &ha_start, on_op, &t2, f->err, 256), 0);
 	w.n = 2;
 	assert_true(run_until(pred_op_calls, &w, 5000));
