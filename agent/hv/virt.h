@@ -817,6 +817,9 @@ void virt_test_set_open_delay(unsigned ms);
 /* The same for every registration of a connection's callbacks (a remote
  * libvirtd's event registration is a round trip). */
 void virt_test_set_register_delay(unsigned ms);
+/* The same for every teardown of a connection (deregistering its callbacks
+ * and closing it: round trips to a remote libvirtd). */
+void virt_test_set_drop_delay(unsigned ms);
 /* The same for every operator call (virt_vm_find, _define, _start, ...,
  * the metadata setters), synchronous or on the worker. */
 void virt_test_set_op_delay(unsigned ms);
