@@ -217,6 +217,11 @@ struct ha {
 	struct ha_sub *subs;
 	struct ha_crash *crashes;
 	struct ha_settle_read *settle_read; /* ha_settle_moves' reads on the worker */
+	/* the moves still MOVING at the agent's start (a previous life's),
+	 * until a settling of them read libvirt (ha_settle_moves) */
+	char start_moves[FO_MOVES_MAX][FO_MOVE_ID_MAX];
+	size_t n_start_moves;
+	bool start_settle_owed;
 	struct ha_expect *expects;
 	struct ha_restart *restarts;
 	uint64_t repl_refresh_at;
@@ -3676,31 +3681,12 @@ static const struct migration_move_hooks ha_move_hooks = {
     .outcome = ha_move_outcome,
 };
 
-/* What libvirt runs here of `uuid`, for fo_driver_settle_moves. */
-static bool ha_move_copy(void *arg, const char *uuid, struct fo_driver_copy *out)
-{
-	struct agent *a = arg;
-	struct virt_vm vm;
-	char err[256];
-	if (virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) != 0)
-		return false;
-	out->running = vm.state == VIRT_VM_RUNNING;
-	out->paused = vm.state == VIRT_VM_PAUSED;
-	out->epoch = vm.epoch;
-	return true;
-}
-
-static bool ha_move_incoming(void *arg, const char *id)
-{
-	return migration_has_incoming(arg, id);
-}
-
 /* Moves still MOVING that name us, settled from what libvirt runs
  * (fo_driver_settle_moves, the rule the simulator runs too). At the
- * agent's start (before the loop serves) it reads libvirt here
- * (ha_move_copy); from the tick, the reads run on the hypervisor worker
+ * agent's start as from the tick, the reads run on the hypervisor worker
  * (a chain of FINDs on the general lane, one per move, one chain at a
- * time) and the rule is applied on the loop when they are back, with two
+ * time; the start's first, ha_settle_moves) and the rule is applied on
+ * the loop when they are back, with two
  * rules for answers that are not fresh: a move not read (announced
  * meanwhile) or whose read failed counts as "a copy is paused here"
  * (nothing is decided for it this round), and a move counts as still
@@ -3709,6 +3695,7 @@ static bool ha_move_incoming(void *arg, const char *id)
  * only a read made after that can say it never landed). */
 struct ha_settle_read {
 	struct agent *a;
+	bool at_start; /* a previous life's moves (h->start_moves): the start's rule */
 	size_t n, next;
 	struct {
 		char id[FO_MOVE_ID_MAX];
@@ -3771,38 +3758,62 @@ static void ha_settle_read_done(struct virt *v, int status, const struct virt_op
 		sr->n = sr->next; /* the rest: not read, nothing decided for them */
 	}
 	h->settle_read = NULL;
-	if (fo_driver_settle_moves(h->fo, a->opt.name, false, uv_now(a->loop), ha_settle_copy,
-	                           ha_settle_incoming, sr))
+	if (sr->at_start)
+		h->start_settle_owed = false; /* read: what was not known is its target's */
+	if (fo_driver_settle_moves(h->fo, a->opt.name, sr->at_start, uv_now(a->loop),
+	                           ha_settle_copy, ha_settle_incoming, sr))
 		ha_pump(a);
 	free(sr);
 }
 
+/* Whether move `id` was still MOVING at the agent's start. */
+static bool ha_start_move(const struct ha *h, const char *id)
+{
+	for (size_t i = 0; i < h->n_start_moves; i++)
+		if (strcmp(h->start_moves[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* Settles the moves still MOVING that name us from reads on the worker
+ * (never on the loop). at_start (the agent's start, before the loop
+ * serves): the moves MOVING now are a previous life's, remembered; until
+ * a settling of them has read libvirt (start_settle_owed), every tick
+ * settles those with the start's rule (as the source too: STAYED when the
+ * VM runs here) and nothing else. A read that failed (libvirt does not
+ * answer) decides nothing for its move, at start as later. */
 static void ha_settle_moves(struct agent *a, bool at_start)
 {
 	struct ha *h = HA(a);
 	if (a->virt == NULL)
 		return;
-	if (at_start) {
-		if (fo_driver_settle_moves(h->fo, a->opt.name, true, uv_now(a->loop), ha_move_copy,
-		                           ha_move_incoming, a))
-			ha_pump(a);
-		return;
-	}
-	if (h->settle_read != NULL)
-		return;
 	struct fo_move um[FO_MOVES_MAX];
 	size_t n = fo_moves_unsettled(h->fo, um, FO_MOVES_MAX);
-	if (n == 0)
+	if (at_start) {
+		h->n_start_moves = 0;
+		for (size_t i = 0; i < n && i < FO_MOVES_MAX; i++)
+			memcpy(h->start_moves[h->n_start_moves++], um[i].id, FO_MOVE_ID_MAX);
+		h->start_settle_owed = h->n_start_moves > 0;
+	}
+	if (h->settle_read != NULL)
 		return;
 	struct ha_settle_read *sr = calloc(1, sizeof(*sr));
 	if (sr == NULL)
 		return; /* the next tick */
 	sr->a = a;
+	sr->at_start = h->start_settle_owed;
 	for (size_t i = 0; i < n && i < FO_MOVES_MAX; i++) {
-		memcpy(sr->m[i].id, um[i].id, sizeof(sr->m[i].id)); /* same sizes */
-		memcpy(sr->m[i].uuid, um[i].uuid, sizeof(sr->m[i].uuid));
-		sr->m[i].incoming_before = migration_has_incoming(a, um[i].id);
+		if (sr->at_start && !ha_start_move(h, um[i].id))
+			continue; /* this life's: once the start's are read */
+		memcpy(sr->m[sr->n].id, um[i].id, sizeof(sr->m[sr->n].id)); /* same sizes */
+		memcpy(sr->m[sr->n].uuid, um[i].uuid, sizeof(sr->m[sr->n].uuid));
+		sr->m[sr->n].incoming_before = migration_has_incoming(a, um[i].id);
 		sr->n++;
+	}
+	if (sr->n == 0) {
+		h->start_settle_owed = false; /* (the start's were settled by their other side) */
+		free(sr);
+		return;
 	}
 	char err[256];
 	struct virt_op_req req = {.kind = VIRT_OPK_FIND, .key = sr->m[0].uuid};

@@ -38,6 +38,8 @@
 #include <cmocka.h>
 
 #include "daemon_fixture.h"
+#include "meshvisor/fo.h"
+#include "ha.h"
 #include "hvwork.h"
 #include "membership.h"
 #include "migration.h"
@@ -1066,6 +1068,76 @@ static void test_receive_held_ha_vm_not_started(void **state)
 	assert_true(vm.ha);
 }
 
+/* The journal of a previous life: b's move m-1 of alpha to us at epoch 4
+ * (alpha runs here at epoch 4: it landed) is still MOVING. */
+static void journal_m1(struct daemon_fixture *f)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "%s/failover-journal", f->dir);
+	FILE *j = fopen(path, "w");
+	assert_non_null(j);
+	fprintf(j, "move =m-1 =%s =b =a 4 %d 0\n", ALPHA_UUID, (int)FO_MOVE_MOVING);
+	fclose(j);
+}
+
+/* b's move m-1 is no longer MOVING here. */
+static bool pred_m1_settled(void *arg)
+{
+	struct daemon_fixture *f = arg;
+	struct fo_move mv;
+	return fo_move_find(ha_core(&f->a), "m-1", &mv) && mv.state != FO_MOVE_MOVING;
+}
+
+/* Issue 13: a restarted agent settles the moves its previous life left
+ * MOVING from reads on the worker, not on the loop. Here the journal
+ * holds b's move m-1 of alpha to us at epoch 4 (alpha runs here at epoch
+ * 4: it landed), and libvirt does not answer when the failover service
+ * starts: nothing is decided then (before, the failed read counted as "no
+ * copy here", and the move was settled as never landed while the VM ran
+ * here); once libvirt answers again, a read on the worker settles it as
+ * landed. */
+static void test_start_settles_moves_on_worker(void **state)
+{
+	struct daemon_fixture *f = *state;
+	journal_m1(f);
+	/* libvirt does not answer: a connection that cannot open (its host
+	 * file is away) replaces the fixture's */
+	char away[200];
+	snprintf(away, sizeof(away), "%s.away", f->host_path);
+	assert_int_equal(rename(f->host_path, away), 0);
+	virt_free(f->a.virt);
+	struct virt_options vo = {
+	    .uri = f->a.opt.libvirt_uri, .loop = f->a.loop, .worker = f->a.hv};
+	f->a.virt = virt_new_opts(&vo);
+	assert_non_null(f->a.virt);
+	assert_false(virt_check(f->a.virt));
+	assert_int_equal(ha_start(&f->a, f->err, sizeof(f->err)), 0);
+	struct fo_move mv;
+	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
+	assert_int_equal(mv.state, FO_MOVE_MOVING);
+	assert_int_equal(rename(away, f->host_path), 0);
+	assert_true(fixture_run_until(f, pred_m1_settled, f, 8000));
+	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
+	assert_int_equal(mv.state, FO_MOVE_MOVED);
+	assert_true(virt_health(f->a.virt)->reachable);
+}
+
+/* The same with libvirt answering: ha_start (before the loop serves)
+ * only queues the read; the move is settled as landed once the loop has
+ * run its completion (before, ha_start read libvirt on the loop). */
+static void test_start_settle_read_queued(void **state)
+{
+	struct daemon_fixture *f = *state;
+	journal_m1(f);
+	assert_int_equal(ha_start(&f->a, f->err, sizeof(f->err)), 0);
+	struct fo_move mv;
+	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
+	assert_int_equal(mv.state, FO_MOVE_MOVING);
+	assert_true(fixture_run_until(f, pred_m1_settled, f, 5000));
+	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
+	assert_int_equal(mv.state, FO_MOVE_MOVED);
+}
+
 /* The target's START fails after QEMU started (libvirtd lost the reply):
  * the copy is destroyed before its definition is removed, so that a
  * refusal (on which the source runs the VM again) leaves nothing running
@@ -1232,6 +1304,9 @@ int main(void)
 	                                    setup_short_lease_restarted, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_receive_held_ha_vm_not_started,
 	                                    setup_short_lease_restarted, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_start_settles_moves_on_worker, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_start_settle_read_queued, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, fixture_teardown),
 	    cmocka_unit_test(test_no_service),
