@@ -3795,7 +3795,7 @@ static void ha_settle_moves(struct agent *a, bool at_start)
 			memcpy(h->start_moves[h->n_start_moves++], um[i].id, FO_MOVE_ID_MAX);
 		h->start_settle_owed = h->n_start_moves > 0;
 	}
-	if (h->settle_read != NULL)
+	if (h->settle_read != NULL || n == 0)
 		return;
 	struct ha_settle_read *sr = calloc(1, sizeof(*sr));
 	if (sr == NULL)
