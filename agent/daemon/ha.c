@@ -218,10 +218,10 @@ struct ha {
 	struct ha_crash *crashes;
 	struct ha_settle_read *settle_read; /* ha_settle_moves' reads on the worker */
 	/* the moves still MOVING at the agent's start (a previous life's),
-	 * until a settling of them read libvirt (ha_settle_moves) */
+	 * each until a settling read libvirt for it or it is settled
+	 * otherwise (ha_settle_moves) */
 	char start_moves[FO_MOVES_MAX][FO_MOVE_ID_MAX];
 	size_t n_start_moves;
-	bool start_settle_owed;
 	struct ha_expect *expects;
 	struct ha_restart *restarts;
 	uint64_t repl_refresh_at;
@@ -3685,9 +3685,9 @@ static const struct migration_move_hooks ha_move_hooks = {
  * (fo_driver_settle_moves, the rule the simulator runs too). At the
  * agent's start as from the tick, the reads run on the hypervisor worker
  * (a chain of FINDs on the general lane, one per move, one chain at a
- * time; the start's first, ha_settle_moves) and the rule is applied on
- * the loop when they are back, with two
- * rules for answers that are not fresh: a move not read (announced
+ * time; ha_settle_moves) and the rule is applied on the loop when they
+ * are back (a previous life's move not read yet gets the start's rule),
+ * with two rules for answers that are not fresh: a move not read (announced
  * meanwhile) or whose read failed counts as "a copy is paused here"
  * (nothing is decided for it this round), and a move counts as still
  * held by an incoming job or reservation when it was before its read was
@@ -3695,7 +3695,6 @@ static const struct migration_move_hooks ha_move_hooks = {
  * only a read made after that can say it never landed). */
 struct ha_settle_read {
 	struct agent *a;
-	bool at_start; /* a previous life's moves (h->start_moves): the start's rule */
 	size_t n, next;
 	struct {
 		char id[FO_MOVE_ID_MAX];
@@ -3730,6 +3729,36 @@ static bool ha_settle_incoming(void *arg, const char *id)
 	return true;
 }
 
+/* Whether move `id` was still MOVING at the agent's start and no
+ * settling has read libvirt for it since. */
+static bool ha_start_move(const struct ha *h, const char *id)
+{
+	for (size_t i = 0; i < h->n_start_moves; i++)
+		if (strcmp(h->start_moves[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* Move `id` no longer gets the start's rule (ha_start_move is false for
+ * it from now on). */
+static void ha_start_move_drop(struct ha *h, const char *id)
+{
+	for (size_t i = 0; i < h->n_start_moves; i++)
+		if (strcmp(h->start_moves[i], id) == 0) {
+			memmove(h->start_moves[i], h->start_moves[--h->n_start_moves],
+			        FO_MOVE_ID_MAX);
+			return;
+		}
+}
+
+/* fo_driver_settle_moves' at_start: the start's rule for a previous
+ * life's move not read before. */
+static bool ha_settle_at_start(void *arg, const char *id)
+{
+	const struct ha_settle_read *sr = arg;
+	return ha_start_move(HA(sr->a), id);
+}
+
 static void ha_settle_read_done(struct virt *v, int status, const struct virt_op_result *res,
                                 void *ud)
 {
@@ -3758,30 +3787,26 @@ static void ha_settle_read_done(struct virt *v, int status, const struct virt_op
 		sr->n = sr->next; /* the rest: not read, nothing decided for them */
 	}
 	h->settle_read = NULL;
-	if (sr->at_start)
-		h->start_settle_owed = false; /* read: what was not known is its target's */
-	if (fo_driver_settle_moves(h->fo, a->opt.name, sr->at_start, uv_now(a->loop),
-	                           ha_settle_copy, ha_settle_incoming, sr))
+	size_t nu = fo_driver_settle_moves(h->fo, a->opt.name, ha_settle_at_start, uv_now(a->loop),
+	                                   ha_settle_copy, ha_settle_incoming, sr);
+	/* a previous life's move read: the start's rule was applied to it;
+	 * what was not known then is its target's */
+	for (size_t k = 0; k < sr->n; k++)
+		if (sr->m[k].known)
+			ha_start_move_drop(h, sr->m[k].id);
+	if (nu)
 		ha_pump(a);
 	free(sr);
 }
 
-/* Whether move `id` was still MOVING at the agent's start. */
-static bool ha_start_move(const struct ha *h, const char *id)
-{
-	for (size_t i = 0; i < h->n_start_moves; i++)
-		if (strcmp(h->start_moves[i], id) == 0)
-			return true;
-	return false;
-}
-
 /* Settles the moves still MOVING that name us from reads on the worker
  * (never on the loop). at_start (the agent's start, before the loop
- * serves): the moves MOVING now are a previous life's, remembered; until
- * a settling of them has read libvirt (start_settle_owed), every tick
- * settles those with the start's rule (as the source too: STAYED when the
- * VM runs here) and nothing else. A read that failed (libvirt does not
- * answer) decides nothing for its move, at start as later. */
+ * serves): the moves MOVING now are a previous life's, remembered; each
+ * keeps the start's rule (as the source too: STAYED when the VM runs
+ * here) until a settling has read libvirt for it, or it is settled
+ * otherwise (by its target). This life's moves are read in the same
+ * chains, with the rule for this life. A read that failed (libvirt does
+ * not answer) decides nothing for its move, at start as later. */
 static void ha_settle_moves(struct agent *a, bool at_start)
 {
 	struct ha *h = HA(a);
@@ -3789,11 +3814,19 @@ static void ha_settle_moves(struct agent *a, bool at_start)
 		return;
 	struct fo_move um[FO_MOVES_MAX];
 	size_t n = fo_moves_unsettled(h->fo, um, FO_MOVES_MAX);
+	if (n > FO_MOVES_MAX)
+		n = FO_MOVES_MAX;
 	if (at_start) {
 		h->n_start_moves = 0;
-		for (size_t i = 0; i < n && i < FO_MOVES_MAX; i++)
+		for (size_t i = 0; i < n; i++)
 			memcpy(h->start_moves[h->n_start_moves++], um[i].id, FO_MOVE_ID_MAX);
-		h->start_settle_owed = h->n_start_moves > 0;
+	}
+	for (size_t k = h->n_start_moves; k-- > 0;) {
+		bool unsettled = false;
+		for (size_t i = 0; i < n && !unsettled; i++)
+			unsettled = strcmp(um[i].id, h->start_moves[k]) == 0;
+		if (!unsettled)
+			ha_start_move_drop(h, h->start_moves[k]);
 	}
 	if (h->settle_read != NULL || n == 0)
 		return;
@@ -3801,19 +3834,11 @@ static void ha_settle_moves(struct agent *a, bool at_start)
 	if (sr == NULL)
 		return; /* the next tick */
 	sr->a = a;
-	sr->at_start = h->start_settle_owed;
-	for (size_t i = 0; i < n && i < FO_MOVES_MAX; i++) {
-		if (sr->at_start && !ha_start_move(h, um[i].id))
-			continue; /* this life's: once the start's are read */
+	for (size_t i = 0; i < n; i++) {
 		memcpy(sr->m[sr->n].id, um[i].id, sizeof(sr->m[sr->n].id)); /* same sizes */
 		memcpy(sr->m[sr->n].uuid, um[i].uuid, sizeof(sr->m[sr->n].uuid));
 		sr->m[sr->n].incoming_before = migration_has_incoming(a, um[i].id);
 		sr->n++;
-	}
-	if (sr->n == 0) {
-		h->start_settle_owed = false; /* (the start's were settled by their other side) */
-		free(sr);
-		return;
 	}
 	char err[256];
 	struct virt_op_req req = {.kind = VIRT_OPK_FIND, .key = sr->m[0].uuid};

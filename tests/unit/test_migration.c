@@ -518,6 +518,7 @@ int __wrap_peer_client_request(struct agent *a, const char *node, Mv__RpcRequest
  * runs all the same), a DESTROY to fail having done nothing. */
 static struct {
 	bool fail_start, fail_destroy;
+	unsigned fail_finds; /* the next FINDs queued behind another call fail */
 	struct hvwork *stop; /* stopped once a call of kind stop_at is queued */
 	enum virt_op_kind stop_at;
 	virt_op_result_fn done;
@@ -568,7 +569,10 @@ int __wrap_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_o
 		hvwork_stop(opx.stop);
 		return rc;
 	}
-	if ((opx.fail_start && req->kind == VIRT_OPK_START) ||
+	bool fail_find = opx.fail_finds > 0 && req->kind == VIRT_OPK_FIND;
+	if (fail_find)
+		opx.fail_finds--;
+	if (fail_find || (opx.fail_start && req->kind == VIRT_OPK_START) ||
 	    (opx.fail_destroy && req->kind == VIRT_OPK_DESTROY)) {
 		struct virt_op_req r = *req;
 		if (r.kind == VIRT_OPK_DESTROY)
@@ -1068,24 +1072,38 @@ static void test_receive_held_ha_vm_not_started(void **state)
 	assert_true(vm.ha);
 }
 
-/* The journal of a previous life: b's move m-1 of alpha to us at epoch 4
- * (alpha runs here at epoch 4: it landed) is still MOVING. */
-static void journal_m1(struct daemon_fixture *f)
+/* A previous life's journal, written anew: the caller writes its entries
+ * and closes it. */
+static FILE *journal_open(struct daemon_fixture *f)
 {
 	char path[160];
 	snprintf(path, sizeof(path), "%s/failover-journal", f->dir);
 	FILE *j = fopen(path, "w");
 	assert_non_null(j);
+	return j;
+}
+
+/* The journal of a previous life: b's move m-1 of alpha to us at epoch 4
+ * (alpha runs here at epoch 4: it landed) is still MOVING. */
+static void journal_m1(struct daemon_fixture *f)
+{
+	FILE *j = journal_open(f);
 	fprintf(j, "move =m-1 =%s =b =a 4 %d 0\n", ALPHA_UUID, (int)FO_MOVE_MOVING);
 	fclose(j);
 }
 
-/* b's move m-1 is no longer MOVING here. */
-static bool pred_m1_settled(void *arg)
+/* A move of the failover service's record (pred_move_settled). */
+struct move_wait {
+	struct daemon_fixture *f;
+	const char *id;
+};
+
+/* Move w->id is no longer MOVING here. */
+static bool pred_move_settled(void *arg)
 {
-	struct daemon_fixture *f = arg;
+	const struct move_wait *w = arg;
 	struct fo_move mv;
-	return fo_move_find(ha_core(&f->a), "m-1", &mv) && mv.state != FO_MOVE_MOVING;
+	return fo_move_find(ha_core(&w->f->a), w->id, &mv) && mv.state != FO_MOVE_MOVING;
 }
 
 /* Issue 13: a restarted agent settles the moves its previous life left
@@ -1099,6 +1117,7 @@ static bool pred_m1_settled(void *arg)
 static void test_start_settles_moves_on_worker(void **state)
 {
 	struct daemon_fixture *f = *state;
+	struct move_wait m1 = {f, "m-1"};
 	journal_m1(f);
 	/* libvirt does not answer: a connection that cannot open (its host
 	 * file is away) replaces the fixture's */
@@ -1116,7 +1135,7 @@ static void test_start_settles_moves_on_worker(void **state)
 	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
 	assert_int_equal(mv.state, FO_MOVE_MOVING);
 	assert_int_equal(rename(away, f->host_path), 0);
-	assert_true(fixture_run_until(f, pred_m1_settled, f, 8000));
+	assert_true(fixture_run_until(f, pred_move_settled, &m1, 8000));
 	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
 	assert_int_equal(mv.state, FO_MOVE_MOVED);
 	assert_true(virt_health(f->a.virt)->reachable);
@@ -1128,14 +1147,44 @@ static void test_start_settles_moves_on_worker(void **state)
 static void test_start_settle_read_queued(void **state)
 {
 	struct daemon_fixture *f = *state;
+	struct move_wait m1 = {f, "m-1"};
 	journal_m1(f);
 	assert_int_equal(ha_start(&f->a, f->err, sizeof(f->err)), 0);
 	struct fo_move mv;
 	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
 	assert_int_equal(mv.state, FO_MOVE_MOVING);
-	assert_true(fixture_run_until(f, pred_m1_settled, f, 5000));
+	assert_true(fixture_run_until(f, pred_move_settled, &m1, 5000));
 	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
 	assert_int_equal(mv.state, FO_MOVE_MOVED);
+}
+
+/* A previous life's moves keep the start's rule each until a settling
+ * has read libvirt for it: the journal holds b's move m-3 of gamma to us
+ * (no gamma here: it never landed) and our move m-2 of alpha to b (alpha
+ * still runs here: it stayed). The start's chain reads m-3, and m-2's
+ * FIND fails: m-3 is settled as never landed, nothing is decided for
+ * m-2, and a later chain, libvirt answering, settles it as the source by
+ * the start's rule (before: the failed chain ended the start's rule for
+ * every move, and m-2 stayed MOVING for good, its target to settle it). */
+static void test_start_rule_kept_after_failed_read(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct move_wait m3 = {f, "m-3"}, m2 = {f, "m-2"};
+	FILE *j = journal_open(f);
+	fprintf(j, "move =m-3 =%s =b =a 4 %d 0\n", GAMMA_UUID, (int)FO_MOVE_MOVING);
+	fprintf(j, "move =m-2 =%s =a =b 5 %d 0\n", ALPHA_UUID, (int)FO_MOVE_MOVING);
+	fclose(j);
+	memset(&opx, 0, sizeof(opx));
+	opx.fail_finds = 1; /* the chain's second FIND: m-2's */
+	assert_int_equal(ha_start(&f->a, f->err, sizeof(f->err)), 0);
+	struct fo_move mv;
+	assert_true(fixture_run_until(f, pred_move_settled, &m3, 5000));
+	assert_int_equal(opx.fail_finds, 0);
+	assert_true(fo_move_find(ha_core(&f->a), "m-2", &mv));
+	assert_int_equal(mv.state, FO_MOVE_MOVING);
+	assert_true(fixture_run_until(f, pred_move_settled, &m2, 5000));
+	assert_true(fo_move_find(ha_core(&f->a), "m-2", &mv));
+	assert_int_equal(mv.state, FO_MOVE_STAYED);
 }
 
 /* The target's START fails after QEMU started (libvirtd lost the reply):
@@ -1307,6 +1356,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_start_settles_moves_on_worker, setup,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_start_settle_read_queued, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_start_rule_kept_after_failed_read, setup,
+	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, fixture_teardown),
 	    cmocka_unit_test(test_no_service),
