@@ -4649,4 +4649,9 @@ void ha_free(struct agent *a)
 	}
 	free(h);
 	a->ha = NULL;
+	/* the worker's block (ha_block_starts) is process-wide: a failover
+	 * service started again in this process begins unblocked, as the
+	 * first did (not at ha_stop: the worker may still take a queued
+	 * start until hvwork_stop, and the block holds for it) */
+	virt_block_ha_starts(NULL);
 }

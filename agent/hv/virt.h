@@ -434,7 +434,8 @@ struct virt_op_req {
  * an operator's or a migration's start of an HA VM checked on the loop
  * runs seconds later on the worker, and must not start a VM there then
  * (a self-fence would not see it: it collects from the cache). Any
- * thread; process-wide. */
+ * thread; process-wide, lifted when the failover service is freed
+ * (ha_free). */
 void virt_block_ha_starts(const char *why);
 
 /* res->xml (EXPORT) is valid during done only: the job frees it. */

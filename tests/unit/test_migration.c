@@ -1187,6 +1187,57 @@ static void test_start_rule_kept_after_failed_read(void **state)
 	assert_int_equal(mv.state, FO_MOVE_STAYED);
 }
 
+/* A call's answer from the worker (op_seen_record). */
+struct op_seen {
+	bool done;
+	int rc;
+};
+
+static void op_seen_record(struct virt *v, int status, const struct virt_op_result *res, void *ud)
+{
+	struct op_seen *o = ud;
+	(void)v;
+	o->done = true;
+	o->rc = status == 0 ? res->rc : status;
+}
+
+static bool pred_op_seen(void *arg)
+{
+	return ((const struct op_seen *)arg)->done;
+}
+
+/* An HA VM's start of alpha, run on the worker: its result. */
+static int ha_vm_start_alpha(struct daemon_fixture *f)
+{
+	struct op_seen o = {0};
+	struct virt_op_req req = {.kind = VIRT_OPK_START, .key = "alpha", .needs_quorum = true};
+	assert_int_equal(
+	    virt_vm_op_async(f->a.virt, &req, op_seen_record, &o, f->err, sizeof(f->err)), 0);
+	assert_true(fixture_run_until(f, pred_op_seen, &o, 5000));
+	return o.rc;
+}
+
+/* The worker's block of HA VM starts (process-wide) is lifted when the
+ * failover service is freed: here it is stopped while the block it sets
+ * (ha_block_starts: lost quorum, a fence order waiting) holds, and the
+ * same start of alpha refused then runs once the service is freed
+ * (before, the block outlived it, and a failover service started again
+ * in the process began with HA starts refused). */
+static void test_ha_free_lifts_start_block(void **state)
+{
+	struct daemon_fixture *f = *state;
+	assert_int_equal(virt_vm_destroy(f->a.virt, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(ha_start(&f->a, f->err, sizeof(f->err)), 0);
+	ha_stop(&f->a);
+	virt_block_ha_starts("this host is not quorate (test)"); /* as ha_block_starts */
+	assert_int_equal(ha_vm_start_alpha(f), -EAGAIN);
+	ha_close(&f->a);
+	for (int i = 0; i < 4; i++)
+		uv_run(f->a.loop, UV_RUN_NOWAIT);
+	ha_free(&f->a);
+	assert_int_equal(ha_vm_start_alpha(f), 0);
+}
+
 /* The target's START fails after QEMU started (libvirtd lost the reply):
  * the copy is destroyed before its definition is removed, so that a
  * refusal (on which the source runs the VM again) leaves nothing running
@@ -1357,6 +1408,8 @@ int main(void)
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_start_settle_read_queued, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_start_rule_kept_after_failed_read, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_ha_free_lifts_start_block, setup,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, fixture_teardown),
