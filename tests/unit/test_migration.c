@@ -518,7 +518,9 @@ int __wrap_peer_client_request(struct agent *a, const char *node, Mv__RpcRequest
  * runs all the same), a DESTROY to fail having done nothing. */
 static struct {
 	bool fail_start, fail_destroy;
-	unsigned fail_finds; /* the next FINDs queued behind another call fail */
+	unsigned fail_finds;       /* the next FINDs queued behind another call fail */
+	const char *hold_at_start; /* incoming moves held once a START is queued */
+	struct agent *hold_a;
 	struct hvwork *stop; /* stopped once a call of kind stop_at is queued */
 	enum virt_op_kind stop_at;
 	virt_op_result_fn done;
@@ -568,6 +570,10 @@ int __wrap_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_o
 		int rc = __real_virt_vm_op_next(v, &r, done, ud, err, errlen);
 		hvwork_stop(opx.stop);
 		return rc;
+	}
+	if (opx.hold_at_start != NULL && req->kind == VIRT_OPK_START) {
+		migration_hold_incoming(opx.hold_a, opx.hold_at_start);
+		opx.hold_at_start = NULL;
 	}
 	bool fail_find = opx.fail_finds > 0 && req->kind == VIRT_OPK_FIND;
 	if (fail_find)
@@ -1034,6 +1040,18 @@ static const char GAMMA_HA_XML[] =
     "xmlns:meshvisor='https://meshvisor.dev/xmlns/vm/1' ha='yes' priority='1' epoch='2'/>"
     "</metadata><os><type>hvm</type></os></domain>";
 
+/* The only VmReceive was refused with the test's hold reason, and no
+ * gamma is left here. */
+static void check_refused_held(struct daemon_fixture *f)
+{
+	assert_int_equal(sent.finals, 1);
+	assert_int_equal(sent.code, rpc_code_of_errno(-EAGAIN));
+	assert_string_equal(
+	    sent.error, "a takes no HA VM now: a fence order for every HA VM here waits (test)");
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), -ENOENT);
+}
+
 /* Issue 13: while incoming moves are held (ha.c sets the hold while a
  * fence order for every HA VM waits for libvirt: its retry destroys every
  * HA VM active then), an HA VM whose move was reserved before the hold,
@@ -1051,12 +1069,8 @@ static void test_receive_held_ha_vm_not_started(void **state)
 	migration_hold_incoming(&f->a, "a fence order for every HA VM here waits (test)");
 	struct sink_wait sw = {f, k};
 	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
-	assert_int_equal(sent.finals, 1);
-	assert_int_equal(sent.code, rpc_code_of_errno(-EAGAIN));
-	assert_string_equal(
-	    sent.error, "a takes no HA VM now: a fence order for every HA VM here waits (test)");
+	check_refused_held(f);
 	struct virt_vm vm;
-	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), -ENOENT);
 	b_sends(f, MIG_PROPOSE, "b-2", 0);
 	assert_false(migration_has_incoming(&f->a, "b-2"));
 
@@ -1070,6 +1084,29 @@ static void test_receive_held_ha_vm_not_started(void **state)
 	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), 0);
 	assert_int_equal(vm.state, VIRT_VM_RUNNING);
 	assert_true(vm.ha);
+}
+
+/* The same hold, begun while the START runs on the worker (after the
+ * checks on the loop and on the worker before libvirt's start; here the
+ * hold is set as the START is queued, the worker's block left unset, as
+ * if it came after that check): the copy that started is destroyed, its
+ * definition removed, and the VmReceive refused with the hold's reason
+ * (before: answered OK, gamma running here). */
+static void test_receive_held_while_starting(void **state)
+{
+	struct daemon_fixture *f = *state;
+	migration_set_move_hooks(&f->a, &hooks);
+	memset(&sent, 0, sizeof(sent));
+	memset(&opx, 0, sizeof(opx));
+	opx.hold_at_start = "a fence order for every HA VM here waits (test)";
+	opx.hold_a = &f->a;
+	uint64_t k = reserve_receive_from_b(f, GAMMA_HA_XML);
+	struct sink_wait sw = {f, k};
+	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
+	assert_null(opx.hold_at_start); /* the START was queued */
+	memset(&opx, 0, sizeof(opx));
+	check_refused_held(f);
+	migration_hold_incoming(&f->a, NULL);
 }
 
 /* A previous life's journal, written anew: the caller writes its entries
@@ -1411,6 +1448,8 @@ int main(void)
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_ha_free_lifts_start_block, setup,
 	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_held_while_starting,
+	                                    setup_short_lease_restarted, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, fixture_teardown),
 	    cmocka_unit_test(test_no_service),
