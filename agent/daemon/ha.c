@@ -217,6 +217,11 @@ struct ha {
 	struct ha_sub *subs;
 	struct ha_crash *crashes;
 	struct ha_settle_read *settle_read; /* ha_settle_moves' reads on the worker */
+	/* the moves still MOVING at the agent's start (a previous life's),
+	 * each until a settling read libvirt for it or it is settled
+	 * otherwise (ha_settle_moves) */
+	char start_moves[FO_MOVES_MAX][FO_MOVE_ID_MAX];
+	size_t n_start_moves;
 	struct ha_expect *expects;
 	struct ha_restart *restarts;
 	uint64_t repl_refresh_at;
@@ -517,6 +522,7 @@ static bool ha_fence_pending(const struct ha *h);
 static bool ha_order_all_pending(const struct ha *h);
 
 static void ha_pump(struct agent *a);
+static void ha_block_starts(struct agent *a);
 static void ha_release(struct agent *a, struct ha_hold *hd);
 
 /* The outcome of a write of `version`: the core learns whether its votes
@@ -817,9 +823,7 @@ static void ha_pump(struct agent *a)
 	}
 	uint64_t now = uv_now(a->loop);
 	bool q = fo_quorate(h->fo, now), f = fo_fenced(h->fo);
-	/* an HA VM's start already checked on the loop and still queued on the
-	 * worker is refused there from now on (virt.h) */
-	virt_block_ha_starts(!q || f);
+	ha_block_starts(a);
 	ha_stamp_note(a, now);
 	if (q != h->quorate_last || f != h->fenced_last) {
 		if (q && !h->quorate_last)
@@ -1026,15 +1030,39 @@ static bool ha_order_all_pending(const struct ha *h)
 	return h != NULL && h->fence_unknown && h->fence_order_all;
 }
 
+/* Tells the worker whether an HA VM's start already checked on the loop
+ * and still queued there may run (virt_block_ha_starts): not while this
+ * host is not quorate or fenced, nor while a fence order for every HA VM
+ * waits for libvirt. Guarantees the worker's view matches ours from the
+ * moment either changes (called by ha_pump and ha_order_all_set). */
+static void ha_block_starts(struct agent *a)
+{
+	struct ha *h = HA(a);
+	if (h == NULL || h->fo == NULL)
+		return;
+	if (ha_order_all_pending(h))
+		virt_block_ha_starts(
+		    "a fence order for every HA VM here waits for libvirt to "
+		    "answer again (no HA VM starts here before it is carried out)");
+	else if (!fo_quorate(h->fo, uv_now(a->loop)) || fo_fenced(h->fo))
+		virt_block_ha_starts("this host is not quorate (an HA VM starts only on a host "
+		                     "with quorum)");
+	else
+		virt_block_ha_starts(NULL);
+}
+
 /* Sets or clears that state; while it is set, no VM moves in (a VM that
- * landed before the retry lists the VMs would be destroyed with them) and
- * ha_may_start_vm refuses HA VMs (the same). */
+ * landed before the retry lists the VMs would be destroyed with them: new
+ * proposals are refused, and a move reserved before does not start an HA
+ * VM here), and HA VMs start neither by ha_may_start_vm's check on the
+ * loop nor on the worker (ha_block_starts). */
 static void ha_order_all_set(struct agent *a, bool pending)
 {
 	HA(a)->fence_order_all = pending;
 	migration_hold_incoming(a, pending ? "a fence order for every HA VM here waits for "
 	                                     "libvirt to answer again"
 	                                   : NULL);
+	ha_block_starts(a);
 }
 
 static bool ha_fence_pending(const struct ha *h)
@@ -3653,32 +3681,13 @@ static const struct migration_move_hooks ha_move_hooks = {
     .outcome = ha_move_outcome,
 };
 
-/* What libvirt runs here of `uuid`, for fo_driver_settle_moves. */
-static bool ha_move_copy(void *arg, const char *uuid, struct fo_driver_copy *out)
-{
-	struct agent *a = arg;
-	struct virt_vm vm;
-	char err[256];
-	if (virt_vm_find(a->virt, uuid, &vm, err, sizeof(err)) != 0)
-		return false;
-	out->running = vm.state == VIRT_VM_RUNNING;
-	out->paused = vm.state == VIRT_VM_PAUSED;
-	out->epoch = vm.epoch;
-	return true;
-}
-
-static bool ha_move_incoming(void *arg, const char *id)
-{
-	return migration_has_incoming(arg, id);
-}
-
 /* Moves still MOVING that name us, settled from what libvirt runs
  * (fo_driver_settle_moves, the rule the simulator runs too). At the
- * agent's start (before the loop serves) it reads libvirt here
- * (ha_move_copy); from the tick, the reads run on the hypervisor worker
+ * agent's start as from the tick, the reads run on the hypervisor worker
  * (a chain of FINDs on the general lane, one per move, one chain at a
- * time) and the rule is applied on the loop when they are back, with two
- * rules for answers that are not fresh: a move not read (announced
+ * time; ha_settle_moves) and the rule is applied on the loop when they
+ * are back (a previous life's move not read yet gets the start's rule),
+ * with two rules for answers that are not fresh: a move not read (announced
  * meanwhile) or whose read failed counts as "a copy is paused here"
  * (nothing is decided for it this round), and a move counts as still
  * held by an incoming job or reservation when it was before its read was
@@ -3720,6 +3729,36 @@ static bool ha_settle_incoming(void *arg, const char *id)
 	return true;
 }
 
+/* Whether move `id` was still MOVING at the agent's start and no
+ * settling has read libvirt for it since. */
+static bool ha_start_move(const struct ha *h, const char *id)
+{
+	for (size_t i = 0; i < h->n_start_moves; i++)
+		if (strcmp(h->start_moves[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* Move `id` no longer gets the start's rule (ha_start_move is false for
+ * it from now on). */
+static void ha_start_move_drop(struct ha *h, const char *id)
+{
+	for (size_t i = 0; i < h->n_start_moves; i++)
+		if (strcmp(h->start_moves[i], id) == 0) {
+			memmove(h->start_moves[i], h->start_moves[--h->n_start_moves],
+			        FO_MOVE_ID_MAX);
+			return;
+		}
+}
+
+/* fo_driver_settle_moves' at_start: the start's rule for a previous
+ * life's move not read before. */
+static bool ha_settle_at_start(void *arg, const char *id)
+{
+	const struct ha_settle_read *sr = arg;
+	return ha_start_move(HA(sr->a), id);
+}
+
 static void ha_settle_read_done(struct virt *v, int status, const struct virt_op_result *res,
                                 void *ud)
 {
@@ -3748,37 +3787,57 @@ static void ha_settle_read_done(struct virt *v, int status, const struct virt_op
 		sr->n = sr->next; /* the rest: not read, nothing decided for them */
 	}
 	h->settle_read = NULL;
-	if (fo_driver_settle_moves(h->fo, a->opt.name, false, uv_now(a->loop), ha_settle_copy,
-	                           ha_settle_incoming, sr))
+	size_t nu = fo_driver_settle_moves(h->fo, a->opt.name, ha_settle_at_start, uv_now(a->loop),
+	                                   ha_settle_copy, ha_settle_incoming, sr);
+	/* a previous life's move read: the start's rule was applied to it;
+	 * what was not known then is its target's */
+	for (size_t k = 0; k < sr->n; k++)
+		if (sr->m[k].known)
+			ha_start_move_drop(h, sr->m[k].id);
+	if (nu)
 		ha_pump(a);
 	free(sr);
 }
 
+/* Settles the moves still MOVING that name us from reads on the worker
+ * (never on the loop). at_start (the agent's start, before the loop
+ * serves): the moves MOVING now are a previous life's, remembered; each
+ * keeps the start's rule (as the source too: STAYED when the VM runs
+ * here) until a settling has read libvirt for it, or it is settled
+ * otherwise (by its target). This life's moves are read in the same
+ * chains, with the rule for this life. A read that failed (libvirt does
+ * not answer) decides nothing for its move, at start as later. */
 static void ha_settle_moves(struct agent *a, bool at_start)
 {
 	struct ha *h = HA(a);
 	if (a->virt == NULL)
 		return;
-	if (at_start) {
-		if (fo_driver_settle_moves(h->fo, a->opt.name, true, uv_now(a->loop), ha_move_copy,
-		                           ha_move_incoming, a))
-			ha_pump(a);
-		return;
-	}
-	if (h->settle_read != NULL)
-		return;
 	struct fo_move um[FO_MOVES_MAX];
 	size_t n = fo_moves_unsettled(h->fo, um, FO_MOVES_MAX);
-	if (n == 0)
+	if (n > FO_MOVES_MAX)
+		n = FO_MOVES_MAX;
+	if (at_start) {
+		h->n_start_moves = 0;
+		for (size_t i = 0; i < n; i++)
+			memcpy(h->start_moves[h->n_start_moves++], um[i].id, FO_MOVE_ID_MAX);
+	}
+	for (size_t k = h->n_start_moves; k-- > 0;) {
+		bool unsettled = false;
+		for (size_t i = 0; i < n && !unsettled; i++)
+			unsettled = strcmp(um[i].id, h->start_moves[k]) == 0;
+		if (!unsettled)
+			ha_start_move_drop(h, h->start_moves[k]);
+	}
+	if (h->settle_read != NULL || n == 0)
 		return;
 	struct ha_settle_read *sr = calloc(1, sizeof(*sr));
 	if (sr == NULL)
 		return; /* the next tick */
 	sr->a = a;
-	for (size_t i = 0; i < n && i < FO_MOVES_MAX; i++) {
-		memcpy(sr->m[i].id, um[i].id, sizeof(sr->m[i].id)); /* same sizes */
-		memcpy(sr->m[i].uuid, um[i].uuid, sizeof(sr->m[i].uuid));
-		sr->m[i].incoming_before = migration_has_incoming(a, um[i].id);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(sr->m[sr->n].id, um[i].id, sizeof(sr->m[sr->n].id)); /* same sizes */
+		memcpy(sr->m[sr->n].uuid, um[i].uuid, sizeof(sr->m[sr->n].uuid));
+		sr->m[sr->n].incoming_before = migration_has_incoming(a, um[i].id);
 		sr->n++;
 	}
 	char err[256];
@@ -4590,4 +4649,9 @@ void ha_free(struct agent *a)
 	}
 	free(h);
 	a->ha = NULL;
+	/* the worker's block (ha_block_starts) is process-wide: a failover
+	 * service started again in this process begins unblocked, as the
+	 * first did (not at ha_stop: the worker may still take a queued
+	 * start until hvwork_stop, and the block holds for it) */
+	virt_block_ha_starts(NULL);
 }

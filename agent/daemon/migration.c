@@ -169,6 +169,8 @@ struct migration_service {
 	struct drain *drain;                /* this host's drain in progress, if any */
 	uint64_t jobs_running;              /* migration jobs on worker threads */
 	bool draining;                      /* set by a drain, published in our record */
+	/* migration_hold_incoming: why no VM moves in now ("" when it may) */
+	char hold_why[MIG_TEXT_MAX / 2];
 
 	/* finished outgoing moves (metrics.c) */
 	struct migration_totals totals;
@@ -954,7 +956,8 @@ struct migration_receive {
 	/* undoing: the start failed (or must not happen): DESTROY (only after
 	 * a failed start: it may run all the same), then UNDEFINE */
 	enum { RECV_DOING = 0, RECV_UNDO_DESTROY, RECV_UNDO_UNDEFINE } undoing;
-	bool start_failed; /* the undo follows a failed START */
+	bool copy_may_run; /* the undo follows a START (failed, or ran under a hold):
+	                      a copy may run here until the UNDEFINE says not */
 	bool in_doubt;     /* answered RPC_ERR_IN_DOUBT: a copy may run here */
 	struct virt_vm vm;
 	int rc;
@@ -1031,7 +1034,10 @@ static void migration_receive_in_doubt(struct migration_receive *rv, const char 
 
 void migration_hold_incoming(struct agent *a, const char *why)
 {
-	if (a->migration != NULL && a->migration->core != NULL)
+	if (a->migration == NULL)
+		return;
+	snprintf(a->migration->hold_why, sizeof(a->migration->hold_why), "%s", why ? why : "");
+	if (a->migration->core != NULL)
 		mig_set_hold(a->migration->core, why);
 }
 
@@ -1047,6 +1053,16 @@ static bool migration_receive_held(struct agent *a, const char *id, const char *
 	return false;
 }
 
+/* The VmReceive's HA VM is not taken while incoming moves are held
+ * (migration_hold_incoming): the refusal, with the hold's reason, on
+ * which the source runs it again. */
+static void migration_receive_refuse_held(struct migration_receive *rv)
+{
+	rv->rc = -EAGAIN;
+	snprintf(rv->err, sizeof(rv->err), "%s takes no HA VM now: %s", rv->a->opt.name,
+	         rv->a->migration->hold_why);
+}
+
 static void migration_receive_step(struct virt *v, int status, const struct virt_op_result *res,
                                    void *ud)
 {
@@ -1055,11 +1071,12 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 	if (status != 0) {
 		/* The agent is stopping: the queued step never ran. After a
 		 * failed start, a copy may run here (the start's failure may be
-		 * a lost reply; the DESTROY's result is not read, the UNDEFINE
+		 * a lost reply), as after one that ran under a hold (its undo;
+		 * the DESTROY's result is not read, the UNDEFINE
 		 * is what checks the VM is not active): whichever undo step was
 		 * cancelled, the source must not run the VM again (a plain
 		 * refusal would tell it to). */
-		if (rv->start_failed) {
+		if (rv->copy_may_run) {
 			migration_receive_in_doubt(rv, "the agent is stopping");
 			migration_receive_answer(rv, rv->rc, rv->err);
 		} else {
@@ -1077,7 +1094,7 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 	} else if (rv->undoing == RECV_UNDO_UNDEFINE) {
 		/* the start's error is a refusal only when no copy is left here:
 		 * the source then runs the VM again */
-		if (res->rc < 0 && rv->start_failed)
+		if (res->rc < 0 && rv->copy_may_run)
 			migration_receive_in_doubt(rv, res->err);
 		migration_receive_answer(rv, rv->rc, rv->err);
 		return;
@@ -1087,7 +1104,7 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 		rv->rc = res->rc;
 		snprintf(rv->err, sizeof(rv->err), "%s", res->err);
 		rv->undoing = RECV_UNDO_DESTROY;
-		rv->start_failed = true;
+		rv->copy_may_run = true;
 		next.kind = VIRT_OPK_DESTROY;
 	} else if (res->rc < 0) { /* the define failed */
 		migration_receive_answer(rv, res->rc, res->err);
@@ -1104,18 +1121,37 @@ static void migration_receive_step(struct virt *v, int status, const struct virt
 		         rv->a->opt.name, rv->proposal_id, rv->from);
 		rv->undoing = RECV_UNDO_UNDEFINE;
 		next.kind = VIRT_OPK_UNDEFINE;
+	} else if (rv->vm.uuid[0] == '\0' && rv->start && res->vm.ha &&
+	           rv->a->migration->hold_why[0] != '\0') {
+		/* defined, but incoming moves are held (a fence order for every
+		 * HA VM here waits for libvirt: its retry would destroy this VM
+		 * once started, after the source reported it moved): it does
+		 * not start here, the definition goes, and the refusal lets the
+		 * source run it again */
+		rv->vm = res->vm;
+		migration_receive_refuse_held(rv);
+		rv->undoing = RECV_UNDO_UNDEFINE;
+		next.kind = VIRT_OPK_UNDEFINE;
 	} else if (rv->vm.uuid[0] == '\0' && rv->start) { /* defined: start it */
 		rv->vm = res->vm;
 		next.kind = VIRT_OPK_START;
 		next.needs_quorum = rv->vm.ha; /* checked again on the worker (virt.h) */
-	} else {                               /* defined (and started) */
+	} else if (rv->vm.uuid[0] != '\0' && rv->vm.ha && rv->a->migration->hold_why[0] != '\0') {
+		/* started, but the hold began while the START ran: the copy is
+		 * destroyed and its definition goes, as after a failed start
+		 * (nothing removed: in doubt, not a refusal) */
+		migration_receive_refuse_held(rv);
+		rv->undoing = RECV_UNDO_DESTROY;
+		rv->copy_may_run = true;
+		next.kind = VIRT_OPK_DESTROY;
+	} else { /* defined (and started) */
 		if (rv->vm.uuid[0] == '\0')
 			rv->vm = res->vm;
 		migration_receive_answer(rv, 0, NULL);
 		return;
 	}
 	if (virt_vm_op_next(rv->a->virt, &next, migration_receive_step, rv, err, sizeof(err)) < 0) {
-		if (rv->start_failed)
+		if (rv->copy_may_run)
 			migration_receive_in_doubt(rv, err);
 		migration_receive_answer(rv, rv->undoing ? rv->rc : -ENOMEM,
 		                         rv->undoing ? rv->err : err);

@@ -14,6 +14,9 @@
  * libvirt's own dispatch, where closing the connection is not allowed, so
  * teardown (deregister callbacks, virConnectClose) waits for the retry
  * timer at 0 ms; the first reconnect follows after the minimum backoff.
+ * The timer only detaches the connection; with a worker its teardown (a
+ * round trip per call to a remote libvirtd, which may be the one that
+ * stalls) runs there (virt_drop).
  * Without a loop there are no callbacks and no timers: virt_check() does
  * the same steps synchronously.
  *
@@ -606,7 +609,11 @@ static int virt_vm_read(struct virt *v, virDomainPtr d, struct virt_vm *vm, char
 
 #ifdef MV_TEST_HOOKS
 static _Atomic unsigned virt_test_delay_ms, virt_test_open_delay_ms, virt_test_op_delay_ms,
-    virt_test_register_delay_ms;
+    virt_test_register_delay_ms, virt_test_drop_delay_ms;
+void virt_test_set_drop_delay(unsigned ms)
+{
+	virt_test_drop_delay_ms = ms;
+}
 void virt_test_set_register_delay(unsigned ms)
 {
 	virt_test_register_delay_ms = ms;
@@ -1073,28 +1080,6 @@ void virt_inject_close(struct virt *v)
 }
 #endif
 
-/* Deregisters everything and closes the connection. Errors are expected
- * here (the connection may be dead) and mean nothing. */
-static void virt_drop(struct virt *v)
-{
-	if (v->conn == NULL)
-		return;
-	if (v->lifecycle_cb >= 0)
-		virConnectDomainEventDeregisterAny(v->conn, v->lifecycle_cb);
-	if (v->metadata_cb >= 0)
-		virConnectDomainEventDeregisterAny(v->conn, v->metadata_cb);
-	if (v->close_cb)
-		virConnectUnregisterCloseCallback(v->conn, virt_on_close);
-	v->lifecycle_cb = v->metadata_cb = -1;
-	v->close_cb = false;
-	pthread_mutex_lock(&v->conn_lock);
-	virConnectPtr c = v->conn;
-	v->conn = NULL;
-	v->conn_dead = false;
-	pthread_mutex_unlock(&v->conn_lock);
-	virConnectClose(c); /* a worker's reference keeps it open for the worker */
-}
-
 /* The reason a virt_test_inject_stop left for this VM's next STOPPED
  * event (consumed), or `why` itself. */
 static enum virt_stop_reason virt_injected_reason(struct virt *v, const char *uuid,
@@ -1437,6 +1422,78 @@ static void virt_unregister_conn(virConnectPtr c, const struct virt_callbacks *c
 		virConnectUnregisterCloseCallback(c, virt_on_close);
 }
 
+/* Deregisters cb's callbacks of c and closes it (each a round trip to a
+ * remote libvirtd: seconds with one that stalls). Errors are expected here
+ * (the connection may be dead) and mean nothing. Any thread; touches no
+ * struct virt. */
+static void virt_close_conn(virConnectPtr c, const struct virt_callbacks *cb)
+{
+#ifdef MV_TEST_HOOKS
+	virt_test_sleep(virt_test_drop_delay_ms);
+#endif
+	virt_unregister_conn(c, cb);
+	virConnectClose(c); /* a worker's reference keeps it open for the worker */
+}
+
+/* A connection's teardown on the worker (virt_drop). */
+struct virt_close_job {
+	struct hvwork_job j;
+	virConnectPtr c; /* NULL once closed */
+	struct virt_callbacks cb;
+};
+
+static void virt_close_work(struct hvwork_job *j)
+{
+	struct virt_close_job *q = j->data;
+	virt_close_conn(q->c, &q->cb);
+	q->c = NULL;
+}
+
+static void virt_close_done(struct hvwork_job *j, int status)
+{
+	struct virt_close_job *q = j->data;
+	(void)status;
+	if (q->c != NULL) /* cancelled (the agent stops): here */
+		virt_close_conn(q->c, &q->cb);
+	free(q);
+}
+
+/* Detaches v's connection (from now on none of its callbacks acts: they
+ * check v->conn) and tears it down: on the worker's general lane when
+ * on_worker and the worker takes the job (the loop never waits for a
+ * libvirtd that stalls; the callbacks' opaque v must outlive the job,
+ * which the agent's stop ensures by freeing v only once the worker is
+ * idle), else here. */
+static void virt_drop(struct virt *v, bool on_worker)
+{
+	if (v->conn == NULL)
+		return;
+	struct virt_callbacks cb = {.done = true,
+	                            .lifecycle_cb = v->lifecycle_cb,
+	                            .metadata_cb = v->metadata_cb,
+	                            .close_cb = v->close_cb};
+	v->lifecycle_cb = v->metadata_cb = -1;
+	v->close_cb = false;
+	pthread_mutex_lock(&v->conn_lock);
+	virConnectPtr c = v->conn;
+	v->conn = NULL;
+	v->conn_dead = false;
+	pthread_mutex_unlock(&v->conn_lock);
+	struct virt_close_job *q = on_worker && v->worker != NULL ? calloc(1, sizeof(*q)) : NULL;
+	if (q != NULL) {
+		q->c = c;
+		q->cb = cb;
+		q->j = (struct hvwork_job){.work = virt_close_work,
+		                           .done = virt_close_done,
+		                           .data = q,
+		                           .what = "libvirt connection teardown"};
+		if (hvwork_submit(v->worker, HVWORK_GENERAL, &q->j) == 0)
+			return;
+		free(q);
+	}
+	virt_close_conn(c, &cb);
+}
+
 /* The connection's callbacks are v's now (the loop); what failed is logged. */
 static void virt_take_callbacks(struct virt *v, const struct virt_callbacks *cb)
 {
@@ -1677,7 +1734,7 @@ static void virt_on_retry(uv_timer_t *t)
 	struct virt *v = t->data;
 	v->health.retry_ms = 0;
 	if (v->conn != NULL && v->conn_dead) { /* LOST: tear down, retry later */
-		virt_drop(v);
+		virt_drop(v, true);
 		virt_schedule_retry(v);
 		virt_notify(v, VIRT_CHANGE_DISCONNECTED, NULL);
 		return;
@@ -1708,7 +1765,7 @@ bool virt_check(struct virt *v)
 		virt_lost(v, "libvirt connection is not alive");
 	if (v->loop == NULL) {
 		if (v->conn != NULL && v->conn_dead)
-			virt_drop(v);
+			virt_drop(v, false);
 		if (v->conn == NULL)
 			virt_connect(v);
 	} else if (v->conn == NULL && v->health.connects == 0 && v->health.failures == 0) {
@@ -1811,7 +1868,7 @@ void virt_free(struct virt *v)
 	if (v->ev_job != NULL)
 		v->ev_job->v = NULL; /* its reads go nowhere */
 	virt_opq_cancel(v);
-	virt_drop(v);
+	virt_drop(v, false);
 	free(v->vms);
 	free(v->uri);
 	v->vms = NULL;
@@ -2229,11 +2286,11 @@ static int virt_do_act_check(const struct virt_reader *rd, virDomainPtr d, enum 
 	return 0;
 }
 
-static _Atomic bool virt_ha_starts_blocked;
+static const char *_Atomic virt_ha_starts_blocked;
 
-void virt_block_ha_starts(bool blocked)
+void virt_block_ha_starts(const char *why)
 {
-	virt_ha_starts_blocked = blocked;
+	virt_ha_starts_blocked = why;
 }
 
 static int virt_do_act(const struct virt_reader *rd, enum virt_op_kind kind, const char *key,
@@ -2250,12 +2307,9 @@ static int virt_do_act(const struct virt_reader *rd, enum virt_op_kind kind, con
 	if (rc < 0)
 		return rc;
 	rc = virt_do_act_check(rd, d, kind, name, what, err, errlen);
-	if (rc == 0 && kind == VIRT_OPK_START && needs_quorum && virt_ha_starts_blocked) {
-		virt_set_err(
-		    err, errlen,
-		    "cannot start VM %s: this host is not quorate (an HA VM starts only on a "
-		    "host with quorum)",
-		    name);
+	const char *blocked = needs_quorum ? virt_ha_starts_blocked : NULL;
+	if (rc == 0 && kind == VIRT_OPK_START && blocked != NULL) {
+		virt_set_err(err, errlen, "cannot start VM %s: %s", name, blocked);
 		rc = -EAGAIN;
 	}
 	if (rc == 0 && virt_do_act_call(d, kind) < 0) {

@@ -423,16 +423,20 @@ struct virt_op_req {
 	enum virt_desired desired; /* SET_DESIRED */
 	bool needs_quorum;         /* START of an HA VM: refused on the worker, right
 	                              before libvirt's start, while
-	                              virt_block_ha_starts(true) (-EAGAIN) */
+	                              virt_block_ha_starts says why (-EAGAIN) */
 };
 
-/* The failover glue says whether HA VMs may start on this host now (false
- * from the moment it is not quorate or fenced itself): an operator's or a
- * migration's start of an HA VM checked on the loop runs seconds later on
- * the worker, and must not start a VM there after the host lost quorum
- * (its self-fence would not see it: it collects from the cache). Any
- * thread; process-wide. */
-void virt_block_ha_starts(bool blocked);
+/* The failover glue says whether HA VMs may start on this host now: NULL
+ * when they may, else why not (a string of static storage: the worker's
+ * refusal reads "cannot start VM <name>: <why>"). Blocked from the moment
+ * the host is not quorate or fenced itself, and while a fence order for
+ * every HA VM waits for libvirt (its retry would destroy what started):
+ * an operator's or a migration's start of an HA VM checked on the loop
+ * runs seconds later on the worker, and must not start a VM there then
+ * (a self-fence would not see it: it collects from the cache). Any
+ * thread; process-wide, lifted when the failover service is freed
+ * (ha_free). */
+void virt_block_ha_starts(const char *why);
 
 /* res->xml (EXPORT) is valid during done only: the job frees it. */
 struct virt_op_result {
@@ -814,6 +818,9 @@ void virt_test_set_open_delay(unsigned ms);
 /* The same for every registration of a connection's callbacks (a remote
  * libvirtd's event registration is a round trip). */
 void virt_test_set_register_delay(unsigned ms);
+/* The same for every teardown of a connection (deregistering its callbacks
+ * and closing it: round trips to a remote libvirtd). */
+void virt_test_set_drop_delay(unsigned ms);
 /* The same for every operator call (virt_vm_find, _define, _start, ...,
  * the metadata setters), synchronous or on the worker. */
 void virt_test_set_op_delay(unsigned ms);

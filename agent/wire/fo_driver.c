@@ -128,7 +128,8 @@ void fo_driver_view_free(struct fo_driver_view *v)
 	memset(v, 0, sizeof(*v));
 }
 
-size_t fo_driver_settle_moves(struct fo *f, const char *self, bool at_start, uint64_t now,
+size_t fo_driver_settle_moves(struct fo *f, const char *self,
+                              bool (*at_start)(void *arg, const char *id), uint64_t now,
                               bool (*copy)(void *arg, const char *uuid, struct fo_driver_copy *out),
                               bool (*incoming)(void *arg, const char *id), void *arg)
 {
@@ -145,7 +146,7 @@ size_t fo_driver_settle_moves(struct fo *f, const char *self, bool at_start, uin
 			else if (!incoming(arg, um[k].id) && !(found && c.paused))
 				fo_move_outcome(f, um[k].id, um[k].uuid, um[k].source, false, 0,
 				                now);
-		} else if (at_start && here) {
+		} else if (here && at_start != NULL && at_start(arg, um[k].id)) {
 			fo_move_end(f, um[k].id, false, now);
 		}
 	}

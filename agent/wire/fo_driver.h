@@ -71,16 +71,18 @@ bool fo_driver_vm_protected(const Mv__VmInfo *vm);
  * what its hypervisor runs: as the target, MOVED when a copy runs here at
  * the move's epoch or a newer one, else "never landed" once no incoming
  * job or reservation holds it and no copy is paused here (an incoming
- * migration pauses it); as the source, at start only (a previous life's
- * move), STAYED when the VM still runs here — else its target settles it.
- * `copy(arg, uuid, out)` says what runs here (false: no copy at all);
- * `incoming(arg, move id)` whether an incoming job or reservation still
- * holds the move. Returns how many moves were still MOVING. */
+ * migration pauses it); as the source, for a previous life's move only
+ * (`at_start(arg, move id)`; NULL: none is), STAYED when the VM still
+ * runs here — else its target settles it. `copy(arg, uuid, out)` says
+ * what runs here (false: no copy at all); `incoming(arg, move id)`
+ * whether an incoming job or reservation still holds the move. Returns
+ * how many moves were still MOVING. */
 struct fo_driver_copy {
 	bool running, paused;
 	uint64_t epoch;
 };
-size_t fo_driver_settle_moves(struct fo *f, const char *self, bool at_start, uint64_t now,
+size_t fo_driver_settle_moves(struct fo *f, const char *self,
+                              bool (*at_start)(void *arg, const char *id), uint64_t now,
                               bool (*copy)(void *arg, const char *uuid, struct fo_driver_copy *out),
                               bool (*incoming)(void *arg, const char *id), void *arg);
 

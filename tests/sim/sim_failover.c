@@ -2131,6 +2131,7 @@ static bool fw_mig_incoming(struct fw *w, int i, const char *id)
 struct fw_at {
 	struct fw *w;
 	int i;
+	bool start; /* the agent's start: every move MOVING is a previous life's */
 };
 
 /* What runs on host i of `uuid` (a copy that is not running is no copy
@@ -2152,14 +2153,21 @@ static bool fw_move_incoming(void *arg, const char *id)
 	return fw_mig_incoming(at->w, at->i, id);
 }
 
+static bool fw_move_at_start(void *arg, const char *id)
+{
+	const struct fw_at *at = arg;
+	(void)id;
+	return at->start;
+}
+
 /* As the daemon does (ha.c, ha_settle_moves), with the same rule
  * (fo_driver_settle_moves): moves still MOVING that name host i, settled
  * from what its hypervisor runs. */
 static void fw_settle_moves(struct fw *w, int i, bool at_start)
 {
-	struct fw_at at = {w, i};
-	size_t nu = fo_driver_settle_moves(w->h[i].fo, w->h[i].name, at_start, fw_local_now(w, i),
-	                                   fw_move_copy, fw_move_incoming, &at);
+	struct fw_at at = {w, i, at_start};
+	size_t nu = fo_driver_settle_moves(w->h[i].fo, w->h[i].name, fw_move_at_start,
+	                                   fw_local_now(w, i), fw_move_copy, fw_move_incoming, &at);
 	if (nu && !at_start)
 		fw_fo_drain(w, i, false);
 }

@@ -20,6 +20,7 @@
 #include "migration.h"
 #include "nodestate.h"
 #include "peer_client.h"
+#include "ha.h"
 #include "rpc_service.h"
 #include "state_codec.h"
 
@@ -123,6 +124,7 @@ void fixture_stop(struct daemon_fixture *f)
 	peer_client_stop(a);
 	nodestate_stop(a);
 	migration_stop(a);
+	ha_stop(a); /* (when a test started it) */
 	hvwork_stop(a->hv);
 	for (int i = 0; i < 1000 && hvwork_inflight(a->hv) > 0; i++)
 		uv_run(a->loop, UV_RUN_ONCE);
@@ -136,16 +138,21 @@ void fixture_stop(struct daemon_fixture *f)
 	peer_client_close(a);
 	nodestate_close(a);
 	migration_close(a);
+	ha_close(a);
 	for (int i = 0; i < 100 && uv_loop_alive(a->loop); i++)
 		uv_run(a->loop, UV_RUN_NOWAIT);
 	peer_client_free(a);
 	rpc_service_free(a);
 	migration_free_all(a);
+	ha_free(a);
 	nodestate_free(a);
 	membership_free(a);
 	char path[160];
-	snprintf(path, sizeof(path), "%s/incarnation", f->dir);
-	unlink(path);
+	static const char *const files[] = {"incarnation", "failover-journal", "quorate-stamp"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
+		unlink(path);
+	}
 	unlink(f->host_path);
 	rmdir(f->dir);
 	agent_options_free(&a->opt);

@@ -38,6 +38,8 @@
 #include <cmocka.h>
 
 #include "daemon_fixture.h"
+#include "meshvisor/fo.h"
+#include "ha.h"
 #include "hvwork.h"
 #include "membership.h"
 #include "migration.h"
@@ -516,6 +518,9 @@ int __wrap_peer_client_request(struct agent *a, const char *node, Mv__RpcRequest
  * runs all the same), a DESTROY to fail having done nothing. */
 static struct {
 	bool fail_start, fail_destroy;
+	unsigned fail_finds;       /* the next FINDs queued behind another call fail */
+	const char *hold_at_start; /* incoming moves held once a START is queued */
+	struct agent *hold_a;
 	struct hvwork *stop; /* stopped once a call of kind stop_at is queued */
 	enum virt_op_kind stop_at;
 	virt_op_result_fn done;
@@ -566,7 +571,14 @@ int __wrap_virt_vm_op_next(struct virt *v, const struct virt_op_req *req, virt_o
 		hvwork_stop(opx.stop);
 		return rc;
 	}
-	if ((opx.fail_start && req->kind == VIRT_OPK_START) ||
+	if (opx.hold_at_start != NULL && req->kind == VIRT_OPK_START) {
+		migration_hold_incoming(opx.hold_a, opx.hold_at_start);
+		opx.hold_at_start = NULL;
+	}
+	bool fail_find = opx.fail_finds > 0 && req->kind == VIRT_OPK_FIND;
+	if (fail_find)
+		opx.fail_finds--;
+	if (fail_find || (opx.fail_start && req->kind == VIRT_OPK_START) ||
 	    (opx.fail_destroy && req->kind == VIRT_OPK_DESTROY)) {
 		struct virt_op_req r = *req;
 		if (r.kind == VIRT_OPK_DESTROY)
@@ -970,21 +982,33 @@ static void test_incoming_reservation(void **state)
 	assert_int_equal(vm.state, VIRT_VM_RUNNING);
 }
 
-/* b's proposal b-1 is reserved here and its VmReceive of gamma (to be
- * started) comes in; returns the sink its answer goes to. */
-static uint64_t receive_gamma_from_b(struct daemon_fixture *f)
+/* b's VmReceive of xml under proposal b-1 (to be started) comes in;
+ * returns the sink its answer goes to. */
+static uint64_t receive_from_b(struct daemon_fixture *f, const char *xml)
 {
-	fixture_ping(f, "b", NULL, SWIM_ALIVE);
-	assert_true(fixture_run_till(f, uv_now(f->a.loop) + SHORT_LEASE_MS));
-	b_sends(f, MIG_PROPOSE, "b-1", 0);
-	assert_true(migration_has_incoming(&f->a, "b-1"));
 	Mv__VmReceiveRequest rq = MV__VM_RECEIVE_REQUEST__INIT;
-	rq.xml = (char *)GAMMA_XML;
+	rq.xml = (char *)xml;
 	rq.proposal_id = "b-1";
 	rq.start = true;
 	uint64_t k = sink(f);
 	assert_int_equal(migration_rpc_receive(&f->a, &rq, "b", k, f->err, sizeof(f->err)), 0);
 	return k;
+}
+
+/* b's proposal b-1 is reserved here and its VmReceive of xml comes in
+ * (receive_from_b). */
+static uint64_t reserve_receive_from_b(struct daemon_fixture *f, const char *xml)
+{
+	fixture_ping(f, "b", NULL, SWIM_ALIVE);
+	assert_true(fixture_run_till(f, uv_now(f->a.loop) + SHORT_LEASE_MS));
+	b_sends(f, MIG_PROPOSE, "b-1", 0);
+	assert_true(migration_has_incoming(&f->a, "b-1"));
+	return receive_from_b(f, xml);
+}
+
+static uint64_t receive_gamma_from_b(struct daemon_fixture *f)
+{
+	return reserve_receive_from_b(f, GAMMA_XML);
 }
 
 /* The source gives up (ABORT) while its VmReceive is still queued here
@@ -1007,6 +1031,248 @@ static void test_receive_after_the_source_gave_up(void **state)
 	assert_string_equal(hk.source, "b");
 	struct virt_vm vm;
 	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), -ENOENT);
+}
+
+/* gamma as an HA VM (the failover glue's metadata) */
+static const char GAMMA_HA_XML[] =
+    "<domain type='test'><name>gamma</name><uuid>" GAMMA_UUID
+    "</uuid><memory>262144</memory><vcpu>1</vcpu><metadata><meshvisor:vm "
+    "xmlns:meshvisor='https://meshvisor.dev/xmlns/vm/1' ha='yes' priority='1' epoch='2'/>"
+    "</metadata><os><type>hvm</type></os></domain>";
+
+/* The only VmReceive was refused with the test's hold reason, and no
+ * gamma is left here. */
+static void check_refused_held(struct daemon_fixture *f)
+{
+	assert_int_equal(sent.finals, 1);
+	assert_int_equal(sent.code, rpc_code_of_errno(-EAGAIN));
+	assert_string_equal(
+	    sent.error, "a takes no HA VM now: a fence order for every HA VM here waits (test)");
+	struct virt_vm vm;
+	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), -ENOENT);
+}
+
+/* Issue 13: while incoming moves are held (ha.c sets the hold while a
+ * fence order for every HA VM waits for libvirt: its retry destroys every
+ * HA VM active then), an HA VM whose move was reserved before the hold,
+ * and whose VmReceive came before it too, is not started here: it is
+ * defined, undefined again, and the VmReceive refused with the hold's
+ * reason (the source runs it again); a new proposal is refused. Once the
+ * hold ends, the same VmReceive lands and starts. */
+static void test_receive_held_ha_vm_not_started(void **state)
+{
+	struct daemon_fixture *f = *state;
+	migration_set_move_hooks(&f->a, &hooks);
+	memset(&sent, 0, sizeof(sent));
+	uint64_t k = reserve_receive_from_b(f, GAMMA_HA_XML);
+	/* the hold begins while the DEFINE is queued on the worker */
+	migration_hold_incoming(&f->a, "a fence order for every HA VM here waits (test)");
+	struct sink_wait sw = {f, k};
+	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
+	check_refused_held(f);
+	struct virt_vm vm;
+	b_sends(f, MIG_PROPOSE, "b-2", 0);
+	assert_false(migration_has_incoming(&f->a, "b-2"));
+
+	/* the hold ends: the move reserved before lands */
+	migration_hold_incoming(&f->a, NULL);
+	assert_true(migration_has_incoming(&f->a, "b-1"));
+	sw.k = receive_from_b(f, GAMMA_HA_XML);
+	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
+	assert_int_equal(sent.finals, 2);
+	assert_int_equal(sent.code, MV__RPC_CODE__RPC_OK);
+	assert_int_equal(virt_vm_find(f->a.virt, "gamma", &vm, f->err, sizeof(f->err)), 0);
+	assert_int_equal(vm.state, VIRT_VM_RUNNING);
+	assert_true(vm.ha);
+}
+
+/* The same hold, begun while the START runs on the worker (after the
+ * checks on the loop and on the worker before libvirt's start; here the
+ * hold is set as the START is queued, the worker's block left unset, as
+ * if it came after that check): the copy that started is destroyed, its
+ * definition removed, and the VmReceive refused with the hold's reason
+ * (before: answered OK, gamma running here). */
+static void test_receive_held_while_starting(void **state)
+{
+	struct daemon_fixture *f = *state;
+	migration_set_move_hooks(&f->a, &hooks);
+	memset(&sent, 0, sizeof(sent));
+	memset(&opx, 0, sizeof(opx));
+	opx.hold_at_start = "a fence order for every HA VM here waits (test)";
+	opx.hold_a = &f->a;
+	uint64_t k = reserve_receive_from_b(f, GAMMA_HA_XML);
+	struct sink_wait sw = {f, k};
+	assert_true(fixture_run_until(f, pred_sink_answered, &sw, 5000));
+	assert_null(opx.hold_at_start); /* the START was queued */
+	memset(&opx, 0, sizeof(opx));
+	check_refused_held(f);
+	migration_hold_incoming(&f->a, NULL);
+}
+
+/* A previous life's journal, written anew: the caller writes its entries
+ * and closes it. */
+static FILE *journal_open(struct daemon_fixture *f)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "%s/failover-journal", f->dir);
+	FILE *j = fopen(path, "w");
+	assert_non_null(j);
+	return j;
+}
+
+/* The journal of a previous life: b's move m-1 of alpha to us at epoch 4
+ * (alpha runs here at epoch 4: it landed) is still MOVING. */
+static void journal_m1(struct daemon_fixture *f)
+{
+	FILE *j = journal_open(f);
+	fprintf(j, "move =m-1 =%s =b =a 4 %d 0\n", ALPHA_UUID, (int)FO_MOVE_MOVING);
+	fclose(j);
+}
+
+/* A move of the failover service's record (pred_move_settled). */
+struct move_wait {
+	struct daemon_fixture *f;
+	const char *id;
+};
+
+/* Move w->id is no longer MOVING here. */
+static bool pred_move_settled(void *arg)
+{
+	const struct move_wait *w = arg;
+	struct fo_move mv;
+	return fo_move_find(ha_core(&w->f->a), w->id, &mv) && mv.state != FO_MOVE_MOVING;
+}
+
+/* Issue 13: a restarted agent settles the moves its previous life left
+ * MOVING from reads on the worker, not on the loop. Here the journal
+ * holds b's move m-1 of alpha to us at epoch 4 (alpha runs here at epoch
+ * 4: it landed), and libvirt does not answer when the failover service
+ * starts: nothing is decided then (before, the failed read counted as "no
+ * copy here", and the move was settled as never landed while the VM ran
+ * here); once libvirt answers again, a read on the worker settles it as
+ * landed. */
+static void test_start_settles_moves_on_worker(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct move_wait m1 = {f, "m-1"};
+	journal_m1(f);
+	/* libvirt does not answer: a connection that cannot open (its host
+	 * file is away) replaces the fixture's */
+	char away[200];
+	snprintf(away, sizeof(away), "%s.away", f->host_path);
+	assert_int_equal(rename(f->host_path, away), 0);
+	virt_free(f->a.virt);
+	struct virt_options vo = {
+	    .uri = f->a.opt.libvirt_uri, .loop = f->a.loop, .worker = f->a.hv};
+	f->a.virt = virt_new_opts(&vo);
+	assert_non_null(f->a.virt);
+	assert_false(virt_check(f->a.virt));
+	assert_int_equal(ha_start(&f->a, f->err, sizeof(f->err)), 0);
+	struct fo_move mv;
+	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
+	assert_int_equal(mv.state, FO_MOVE_MOVING);
+	assert_int_equal(rename(away, f->host_path), 0);
+	assert_true(fixture_run_until(f, pred_move_settled, &m1, 8000));
+	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
+	assert_int_equal(mv.state, FO_MOVE_MOVED);
+	assert_true(virt_health(f->a.virt)->reachable);
+}
+
+/* The same with libvirt answering: ha_start (before the loop serves)
+ * only queues the read; the move is settled as landed once the loop has
+ * run its completion (before, ha_start read libvirt on the loop). */
+static void test_start_settle_read_queued(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct move_wait m1 = {f, "m-1"};
+	journal_m1(f);
+	assert_int_equal(ha_start(&f->a, f->err, sizeof(f->err)), 0);
+	struct fo_move mv;
+	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
+	assert_int_equal(mv.state, FO_MOVE_MOVING);
+	assert_true(fixture_run_until(f, pred_move_settled, &m1, 5000));
+	assert_true(fo_move_find(ha_core(&f->a), "m-1", &mv));
+	assert_int_equal(mv.state, FO_MOVE_MOVED);
+}
+
+/* A previous life's moves keep the start's rule each until a settling
+ * has read libvirt for it: the journal holds b's move m-3 of gamma to us
+ * (no gamma here: it never landed) and our move m-2 of alpha to b (alpha
+ * still runs here: it stayed). The start's chain reads m-3, and m-2's
+ * FIND fails: m-3 is settled as never landed, nothing is decided for
+ * m-2, and a later chain, libvirt answering, settles it as the source by
+ * the start's rule (before: the failed chain ended the start's rule for
+ * every move, and m-2 stayed MOVING for good, its target to settle it). */
+static void test_start_rule_kept_after_failed_read(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct move_wait m3 = {f, "m-3"}, m2 = {f, "m-2"};
+	FILE *j = journal_open(f);
+	fprintf(j, "move =m-3 =%s =b =a 4 %d 0\n", GAMMA_UUID, (int)FO_MOVE_MOVING);
+	fprintf(j, "move =m-2 =%s =a =b 5 %d 0\n", ALPHA_UUID, (int)FO_MOVE_MOVING);
+	fclose(j);
+	memset(&opx, 0, sizeof(opx));
+	opx.fail_finds = 1; /* the chain's second FIND: m-2's */
+	assert_int_equal(ha_start(&f->a, f->err, sizeof(f->err)), 0);
+	struct fo_move mv;
+	assert_true(fixture_run_until(f, pred_move_settled, &m3, 5000));
+	assert_int_equal(opx.fail_finds, 0);
+	assert_true(fo_move_find(ha_core(&f->a), "m-2", &mv));
+	assert_int_equal(mv.state, FO_MOVE_MOVING);
+	assert_true(fixture_run_until(f, pred_move_settled, &m2, 5000));
+	assert_true(fo_move_find(ha_core(&f->a), "m-2", &mv));
+	assert_int_equal(mv.state, FO_MOVE_STAYED);
+}
+
+/* A call's answer from the worker (op_seen_record). */
+struct op_seen {
+	bool done;
+	int rc;
+};
+
+static void op_seen_record(struct virt *v, int status, const struct virt_op_result *res, void *ud)
+{
+	struct op_seen *o = ud;
+	(void)v;
+	o->done = true;
+	o->rc = status == 0 ? res->rc : status;
+}
+
+static bool pred_op_seen(void *arg)
+{
+	return ((const struct op_seen *)arg)->done;
+}
+
+/* An HA VM's start of alpha, run on the worker: its result. */
+static int ha_vm_start_alpha(struct daemon_fixture *f)
+{
+	struct op_seen o = {0};
+	struct virt_op_req req = {.kind = VIRT_OPK_START, .key = "alpha", .needs_quorum = true};
+	assert_int_equal(
+	    virt_vm_op_async(f->a.virt, &req, op_seen_record, &o, f->err, sizeof(f->err)), 0);
+	assert_true(fixture_run_until(f, pred_op_seen, &o, 5000));
+	return o.rc;
+}
+
+/* The worker's block of HA VM starts (process-wide) is lifted when the
+ * failover service is freed: here it is stopped while the block it sets
+ * (ha_block_starts: lost quorum, a fence order waiting) holds, and the
+ * same start of alpha refused then runs once the service is freed
+ * (before, the block outlived it, and a failover service started again
+ * in the process began with HA starts refused). */
+static void test_ha_free_lifts_start_block(void **state)
+{
+	struct daemon_fixture *f = *state;
+	assert_int_equal(virt_vm_destroy(f->a.virt, "alpha", f->err, sizeof(f->err)), 0);
+	assert_int_equal(ha_start(&f->a, f->err, sizeof(f->err)), 0);
+	ha_stop(&f->a);
+	virt_block_ha_starts("this host is not quorate (test)"); /* as ha_block_starts */
+	assert_int_equal(ha_vm_start_alpha(f), -EAGAIN);
+	ha_close(&f->a);
+	for (int i = 0; i < 4; i++)
+		uv_run(f->a.loop, UV_RUN_NOWAIT);
+	ha_free(&f->a);
+	assert_int_equal(ha_vm_start_alpha(f), 0);
 }
 
 /* The target's START fails after QEMU started (libvirtd lost the reply):
@@ -1172,6 +1438,17 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_incoming_reservation, setup_short_lease_restarted,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_receive_after_the_source_gave_up,
+	                                    setup_short_lease_restarted, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_held_ha_vm_not_started,
+	                                    setup_short_lease_restarted, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_start_settles_moves_on_worker, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_start_settle_read_queued, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_start_rule_kept_after_failed_read, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_ha_free_lifts_start_block, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_held_while_starting,
 	                                    setup_short_lease_restarted, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_nowhere_to_go, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_in_progress, setup, fixture_teardown),

@@ -1524,6 +1524,51 @@ static void test_reconnect_on_worker(void **state)
 	worker_stop(f, &wf);
 }
 
+/* A worker and f->v on it (worker_open_rec), a libvirtd that takes 1 s
+ * for what set_delay slows down, and the connection lost (the loop's
+ * ticks counted from then on). */
+static void lose_slowly(struct fx *f, struct worker_fx *wf, void (*set_delay)(unsigned))
+{
+	worker_open_rec(f, wf);
+	set_delay(1000);
+	f->rec.n = 0;
+	worker_tick_start(wf);
+	virt_inject_close(f->v);
+}
+
+/* Issue 13: the teardown of a connection found lost (deregistering its
+ * callbacks and closing it: a round trip each to a remote libvirtd, which
+ * may be the one that stalls) runs on the worker. With a teardown that
+ * takes 1 s, DISCONNECTED is told at once, the reconnect does not wait
+ * for it, the loop keeps ticking until it is done, and the new
+ * connection's events arrive (the old one's callbacks are gone). */
+static void test_teardown_on_worker(void **state)
+{
+	struct fx *f = *state;
+	struct worker_fx wf;
+	lose_slowly(f, &wf, virt_test_set_drop_delay);
+	bool told = wait_change(&f->rec, VIRT_CHANGE_DISCONNECTED, NULL, 3000);
+	uint64_t told_ms = (uv_hrtime() - wf.t0) / 1000000u;
+	struct wait_connects wc = {f->v, 2};
+	bool back = run_until(pred_connects, &wc, 5000);
+	uint64_t back_ms = (uv_hrtime() - wf.t0) / 1000000u;
+	bool idle = run_until(pred_worker_idle, wf.w, 5000);
+	virt_test_set_drop_delay(0);
+	print_message("teardown that takes 1 s: DISCONNECTED after %" PRIu64
+	              " ms, reconnected after %" PRIu64 " ms\n",
+	              told_ms, back_ms);
+	worker_tick_check(&wf, "teardown that takes 1 s", 1000);
+	assert_true(told && back && idle);
+	assert_true(told_ms < 500);
+	assert_true(back_ms < 900);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_DISCONNECTED, NULL), 1);
+	assert_int_equal(rec_count(&f->rec, VIRT_CHANGE_CONNECTED, NULL), 1);
+	f->rec.n = 0;
+	assert_int_equal(virt_vm_destroy(f->v, "alpha", f->err, sizeof(f->err)), 0);
+	assert_true(wait_change(&f->rec, VIRT_CHANGE_VM_EVENT, "alpha", 3000));
+	worker_stop(f, &wf);
+}
+
 /* A reconnect registers the connection's callbacks (keepalive, close,
  * the domain events: a round trip each to a remote libvirtd) on the
  * worker too: with a libvirtd that takes 1 s to register them, the loop
@@ -1532,11 +1577,7 @@ static void test_reconnect_registers_on_worker(void **state)
 {
 	struct fx *f = *state;
 	struct worker_fx wf;
-	worker_open_rec(f, &wf);
-	virt_test_set_register_delay(1000);
-	f->rec.n = 0;
-	worker_tick_start(&wf);
-	virt_inject_close(f->v);
+	lose_slowly(f, &wf, virt_test_set_register_delay);
 	struct wait_connects wc = {f->v, 2};
 	assert_true(run_until(pred_connects, &wc, 5000));
 	uint64_t took_ms = worker_tick_stop(&wf);
@@ -1874,8 +1915,9 @@ static void test_op_async_keeps_loop(void **state)
  * refusals before anything is queued are the caller's at once. */
 /* Review: an HA VM's start checked on the loop, then queued on the worker,
  * must not run once the host lost quorum: the worker refuses it (-EAGAIN)
- * while virt_block_ha_starts(true); a start without needs_quorum (not an HA
- * VM) goes ahead, and so does the HA one once unblocked. */
+ * while virt_block_ha_starts says why (the refusal carries it); a start
+ * without needs_quorum (not an HA VM) goes ahead, and so does the HA one
+ * once unblocked. */
 static void test_op_start_blocked_without_quorum(void **state)
 {
 	struct fx *f = *state;
@@ -1886,14 +1928,14 @@ static void test_op_start_blocked_without_quorum(void **state)
 	struct op_tag t1 = {&r, 1}, t2 = {&r, 2};
 	struct virt_op_req ha_start = {
 	    .kind = VIRT_OPK_START, .key = "alpha", .needs_quorum = true};
-	virt_block_ha_starts(true);
+	virt_block_ha_starts("this host is not quorate");
 	assert_int_equal(virt_vm_op_async(f->v, &ha_start, on_op, &t1, f->err, 256), 0);
 	struct op_wait w = {&r, 1};
 	assert_true(run_until(pred_op_calls, &w, 5000));
 	assert_int_equal(r.res[0].rc, -EAGAIN);
-	assert_non_null(strstr(r.res[0].err, "not quorate"));
+	assert_string_equal(r.res[0].err, "cannot start VM alpha: this host is not quorate");
 	assert_int_equal(cached(f->v, "alpha")->state, VIRT_VM_SHUTOFF);
-	virt_block_ha_starts(false);
+	virt_block_ha_starts(NULL);
 	assert_int_equal(virt_vm_op_async(f->v, &ha_start, on_op, &t2, f->err, 256), 0);
 	w.n = 2;
 	assert_true(run_until(pred_op_calls, &w, 5000));
@@ -3458,6 +3500,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reconnect_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect_registers_on_worker, fx_setup,
 	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_teardown_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_export_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_start_on_worker, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_destroy_on_worker, fx_setup, fx_teardown),
