@@ -4124,19 +4124,7 @@ static bool acceptor_may_answer(struct fo *f, struct inst *in, uint32_t round, c
 	 * could never gather them at one: seed 4964100799923450909, where
 	 * (n6, 2, 0) was chosen at 1/n9 and accepted again at 2/n7, and
 	 * (n6, 3, 0) was chosen empty, leaving the VMs to it) */
-	/* Nor for the value we accepted there ourselves (a PREPARE: our
-	 * promise reports it): we reported its placements when we promised
-	 * in the newer recovery (collect_adopt; its dead ones as floors,
-	 * older_floors), so the newer adopted them if a majority held it
-	 * then, and whoever promised there without holding it still refuses
-	 * it, so every majority that can choose it now holds one acceptor
-	 * that reported it. Before, the host of a recovery chosen at 2/n3
-	 * and accepted again at 4/n2 by two of the three could not gather a
-	 * majority at one ballot: the third and the host itself refused its
-	 * ballot as superseded, and its VMs never ran (simulator seed
-	 * 1091451840737552137). */
-	bool holds = rd->has_acc && (!plan || fo_plan_equal(plan, &rd->acc_plan));
-	uint64_t newer = round == 0 && !rd->chosen && !holds ? newer_recovery(f, in) : 0;
+	uint64_t newer = round == 0 && !rd->chosen ? newer_recovery(f, in) : 0;
 	if (newer) {
 		/* we took part in a newer recovery of this host: it adopts what
 		 * this one may have placed, and this one's first round is over */
@@ -4864,13 +4852,12 @@ static void collect_adopt(const struct fo *f, const struct inst *in, struct fo_m
 
 /* Epoch floors for a PROMISE in a recovery of host x (`in`): every epoch
  * that a value we accepted (never learned chosen) in an older recovery of
- * x gave a VM at a placement known dead (placement_dead) — entries
- * without a target and without a base, which the
+ * x gave a VM — entries without a target and without a base, which the
  * proposer owes the VM from at least (owed_add_above_stayed, as m7's).
- * The placements themselves reach it only when live (collect_adopt): one
- * known dead (handed back, its target fenced since) is not adopted, and a
- * proposer that never learned the older plan re-placed the VM from the
- * epoch below it. Before, (n1,2,0) restarted vm1.1 at epoch 2 on n1,
+ * The placements themselves reach it only when live (collect_adopt, and
+ * on_promise again in the proposer's view): one known dead (handed back,
+ * its target fenced since) is not adopted, and a proposer that never
+ * learned the older plan re-placed the VM from the epoch below it. Before, (n1,2,0) restarted vm1.1 at epoch 2 on n1,
  * which (n1,1,0) had given on n2, whose copy went with n2's self-fence
  * (simulator seed 1237837291802719264 with migrations: an epoch given
  * twice, O4, no second copy). Chosen plans go whole (superseded). Writes
@@ -4885,8 +4872,10 @@ static size_t older_floors(const struct fo *f, const struct inst *in, struct fo_
 			const struct round *od = &o->rounds[r];
 			for (size_t e = 0; !od->chosen && od->has_acc && e < od->acc_plan.n; e++) {
 				const struct fo_plan_entry *pe = &od->acc_plan.entries[e];
-				/* (a live one is adopted, at its epoch: no floor needed) */
-				if (!pe->target[0] || n >= cap || !placement_dead(f, in, pe))
+				/* (a live one too: the proposer may take it for dead, and
+				 * drop the adopt, on_promise; a floor only raises the
+				 * epoch, and an adopted placement replaces ours) */
+				if (!pe->target[0] || n >= cap)
 					continue;
 				if (out) {
 					struct fo_plan_entry *se = &out[n];

@@ -2593,10 +2593,6 @@ static void test_replayed_seeds(void **state)
 	                             "n6, its target; (n6,3,0) was chosen empty (the VMs in "
 	                             "(n6,2)'s care), n6 took (n6,2) as superseded and the "
 	                             "acceptors refused its higher ballot as superseded"},
-	    {1091451840737552137ULL, "liveness: n0's recovery (n0,1,0), chosen at 2/n3 and "
-	                             "accepted again at 4/n2, could never be gathered at one "
-	                             "ballot: an acceptor holding the value refused n0's "
-	                             "ballots as superseded"},
 	    {1504318466858329642ULL, "oracle (liveness): a host whose join was lost and whose "
 	                             "only seed died fenced its VMs, which no other host ever "
 	                             "knew of (fw_vm_forgotten: the cluster never knew them)"},

@@ -2728,7 +2728,14 @@ static void test_incarnations_never_share_a_vm(void **state)
 	assert_int_equal(fo_handle_message(a, &m, 2004), 0);
 	assert_true(pop_type(a, FO_PROMISE, &r));
 	assert_false(r.has_plan);
-	assert_int_equal(r.superseded.n, 0); /* nothing chosen yet, nothing dead */
+	/* nothing chosen yet; what (n0,1) gave goes as floors (an entry
+	 * without a target and without a base per placement) */
+	assert_int_equal(r.superseded.n, 2);
+	for (size_t k = 0; k < r.superseded.n; k++) {
+		assert_string_equal(r.superseded.entries[k].target, "");
+		assert_false(r.superseded.entries[k].has_base);
+		assert_int_equal(r.superseded.entries[k].new_epoch, 2);
+	}
 	assert_int_equal(r.n_adopt, 2);
 	for (size_t k = 0; k < r.n_adopt; k++) {
 		assert_true(!strcmp(r.adopt[k].e.uuid, "u1") || !strcmp(r.adopt[k].e.uuid, "u2"));
@@ -2749,19 +2756,11 @@ static void test_incarnations_never_share_a_vm(void **state)
 	assert_non_null(strstr(r.text, "superseded by the recovery of n0 incarnation 2"));
 	assert_int_equal(r.incarnation, 2);
 	fo_msg_clear(&r);
-	/* ... but it promises there, reporting the value it accepted, and
-	 * accepts that very value again: it reported its placements when it
-	 * promised in (n0,2), so a host that must gather a majority at one
-	 * ballot for a chosen value held at two can (seed 1091451840737552137) */
 	prepare_msg(&m, "n2", "n1", 9, 0);
 	assert_int_equal(fo_handle_message(a, &m, 2006), 0);
-	assert_true(pop_type(a, FO_PROMISE, &r));
-	assert_true(r.has_plan);
-	assert_true(fo_plan_equal(&r.plan, &(struct fo_plan){.n = 2, .entries = v1}));
-	fo_msg_clear(&r);
-	msg_plan(&m, FO_ACCEPT, "n2", "n1", 1, 0, 9, v1, 2);
-	assert_int_equal(fo_handle_message(a, &m, 2006), 0);
-	assert_true(pop_type(a, FO_ACCEPTED, &r));
+	assert_true(pop_type(a, FO_REJECT, &r));
+	assert_int_equal(r.incarnation, 2);
+	assert_non_null(strstr(r.text, "superseded"));
 	fo_msg_clear(&r);
 	/* (n0,2)'s value with u1 at the adopted placement: no clash with the
 	 * older first round it supersedes; with u2, which (n3,1) holds at
@@ -5152,9 +5151,9 @@ static void test_newer_recovery_told_older_epochs(void **state)
 			    se->new_epoch == 2)
 				floor = true;
 		}
-		/* live, the placement itself is adopted (at its epoch); dead, not
-		 * adopted, and its epoch goes as a floor */
-		assert_int_equal(floor, fenced);
+		/* its epoch goes as a floor either way (the proposer may hold the
+		 * placement dead when we do not); live, it is adopted too */
+		assert_true(floor);
 		assert_int_equal(r.n_adopt, !fenced);
 		fo_msg_clear(&r);
 		fo_free(a);
