@@ -206,6 +206,7 @@ struct net {
 	struct frame_budget budget[2]; /* bytes of unfinished inbound frames, by kind */
 	struct mv_ratelimit limit_rl;  /* lines about connections closed by a limit */
 	struct mv_ratelimit aside_rl;  /* lines about a second certificate's keys */
+	uint64_t cert_dials_seen;      /* dgram_stats.proof_rekeys already logged */
 	uv_idle_t resume_idle;         /* resumes yielded connections, next iteration */
 	void (*close_done)(void *);
 	void *close_arg;
@@ -1147,6 +1148,19 @@ static void net_on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 		return;
 	}
 	n->stats.dgrams_in++;
+	struct dgram_stats ds;
+	dgram_get_stats(n->dgram, &ds);
+	if (ds.proof_rekeys != n->cert_dials_seen) {
+		/* this datagram, under another certificate's keys for the name,
+		 * asked for a dial (dgram.h, dgram_install_cert) */
+		n->cert_dials_seen = ds.proof_rekeys;
+		uint64_t held = 0;
+		if (mv_ratelimit_allow(&n->aside_rl, uv_now(n->cfg.loop), &held))
+			MV_WARN("net",
+			        "a second certificate for peer=%s remote=%s speaks, the one in use "
+			        "silent: we dial the member to learn which it uses held=%" PRIu64,
+			        peer, remote, held);
+	}
 	if (n->cfg.on_peer_dgram != NULL) {
 		char name[64];
 		snprintf(name, sizeof(name), "%s", peer); /* the table may change in the callback */
@@ -1639,6 +1653,7 @@ void net_get_stats(const struct net *n, struct net_stats *out)
 	out->dgram_auth_fail = ds.drop_short + ds.drop_version + ds.drop_unknown_key + ds.drop_auth;
 	out->dgram_replays = ds.drop_replay;
 	out->dgram_peers = ds.peers;
+	out->dgram_cert_dials = ds.proof_rekeys;
 }
 
 const char *net_conn_peer_name(const struct net_conn *c)
