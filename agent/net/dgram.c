@@ -281,7 +281,12 @@ static void dgram_rx_set(struct dgram_table *t, struct dgram_rx *r, const uint8_
  * replaces its older one), else a free or dead one, else the one whose
  * holder spoke least recently. Guarantees: a side slot only, so the keys
  * of the certificate in use (rx[0, DGRAM_RX_SLOTS)) are never its victims,
- * however many certificates come; one slot per certificate. */
+ * however many certificates come; one slot per certificate; and a live
+ * side slot of the certificate in use (put aside while another was, then
+ * a dial made it the one in use, and its holder may still seal with that
+ * key after crossed handshakes) is never taken while another slot can be:
+ * with one slot per certificate and DGRAM_ASIDE_SLOTS >= 2 there always
+ * is one, so other certificates never evict a key the member seals with. */
 static int dgram_aside_slot(const struct dgram_table *t, const struct dgram_peer *p,
                             const uint8_t *cert, uint64_t now)
 {
@@ -294,6 +299,9 @@ static int dgram_aside_slot(const struct dgram_table *t, const struct dgram_peer
 		uint64_t seen = 0; /* free or dead: first to go */
 		if (dgram_rx_live(t, x, now))
 			seen = x->last_ok > x->replaced_at ? x->last_ok : x->replaced_at;
+		if (seen != 0 && p->send_cert_set &&
+		    CRYPTO_memcmp(x->cert, p->send_cert, DGRAM_CERT_LEN) == 0)
+			seen = UINT64_MAX - 1; /* the member's: last to go */
 		if (seen < oldest) {
 			k = i;
 			oldest = seen;

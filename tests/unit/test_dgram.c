@@ -695,6 +695,40 @@ static void test_aside_never_evicts_key_in_use(void **state)
 	dgram_free(b);
 }
 
+/* A side slot may hold a key of the certificate in use: A's handshake went
+ * aside while I was in use, then b's dial made A the one in use while a,
+ * after crossed handshakes, still seals with the side slot's key. Two
+ * other certificates (I again, then Q) must not evict it: before, Q took
+ * the side slot heard least recently (A's at 38 s, I's at 39 s) and every
+ * datagram of a was dropped as "unknown key" until a rekeyed. */
+static void test_aside_keeps_key_of_certificate_in_use(void **state)
+{
+	(void)state;
+	struct certs c;
+	certs_init(&c);
+	struct dgram_table *a = dgram_new(NULL), *b = dgram_new(NULL), *imp = dgram_new(NULL),
+			   *q = dgram_new(NULL);
+	assert_true(a && b && imp && q);
+	assert_int_equal(dial_b(imp, b, c.i, 140, 0), 0); /* I in use (not dialed) */
+	assert_int_equal(dial_b(a, b, c.a, 141, 10000), DGRAM_INSTALLED_ASIDE_REDIAL);
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, 142); /* b's redial meets A: completed at b only */
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), true, c.a, 20000), 0);
+	assert_int_equal(dial_b(imp, b, c.i, 143, 30000), DGRAM_INSTALLED_ASIDE);
+	assert_int_equal(send_one(a, "b", b, 38000), DGRAM_OK); /* the side slot's key */
+	assert_true(dgram_heard(b, "a", 38000, 1000));
+	assert_int_equal(send_one(imp, "b", b, 39000), DGRAM_OK);
+	assert_int_equal(dial_b(q, b, c.q, 144, 40000), DGRAM_INSTALLED_ASIDE);
+	assert_int_equal(send_one(a, "b", b, 40500), DGRAM_OK);
+	assert_true(dgram_heard(b, "a", 40500, 1000));
+	assert_int_equal(send_one(q, "b", b, 40600), DGRAM_OK);
+	assert_int_equal(send_one(imp, "b", b, 40700), DGRAM_DROP_UNKNOWN_KEY); /* I's went */
+	dgram_free(q);
+	dgram_free(imp);
+	dgram_free(a);
+	dgram_free(b);
+}
+
 /* A certificate put aside becomes the one in use only when a dial to the
  * member's address shows it; its datagrams ask for that dial (our send
  * key comes due for a rekey) once the one in use fell silent for 10 s, at
@@ -970,6 +1004,7 @@ int main(void)
 	    cmocka_unit_test(test_crossed_handshakes),
 	    cmocka_unit_test(test_second_certificate_kept_aside),
 	    cmocka_unit_test(test_aside_never_evicts_key_in_use),
+	    cmocka_unit_test(test_aside_keeps_key_of_certificate_in_use),
 	    cmocka_unit_test(test_aside_certificate_proves_itself_by_dial),
 	    cmocka_unit_test(test_forget_revoked_certificate),
 	    cmocka_unit_test(test_table_bound_evicts_lru),
