@@ -448,28 +448,80 @@ bool dgram_send_cert(const struct dgram_table *t, const char *peer, uint8_t out[
 	return true;
 }
 
+/* Wipes what peer p holds of certificate cert: the send key and the choice
+ * of it as the one in use (so the next handshake decides again), and every
+ * receive key (ring and side slots) a handshake with it made. Returns how
+ * many keys it wiped. */
+static size_t dgram_peer_forget_cert(struct dgram_peer *p, const uint8_t *cert)
+{
+	size_t n = 0;
+	if (p->send_cert_set && CRYPTO_memcmp(p->send_cert, cert, DGRAM_CERT_LEN) == 0) {
+		n += p->tx.valid;
+		OPENSSL_cleanse(&p->tx, sizeof(p->tx));
+		OPENSSL_cleanse(p->send_cert, sizeof(p->send_cert));
+		p->send_cert_set = false;
+		p->send_dialed = false;
+		p->proof_due = false;
+	}
+	for (int k = 0; k < DGRAM_KEY_SLOTS; k++)
+		if (p->rx[k].valid && CRYPTO_memcmp(p->rx[k].cert, cert, DGRAM_CERT_LEN) == 0) {
+			OPENSSL_cleanse(&p->rx[k], sizeof(p->rx[k]));
+			n++;
+		}
+	return n;
+}
+
 size_t dgram_forget_cert(struct dgram_table *t, const uint8_t *cert)
 {
 	size_t n = 0;
-	for (uint32_t i = 0; cert != NULL && i < t->n_slots; i++) {
+	for (uint32_t i = 0; cert != NULL && i < t->n_slots; i++)
+		if (t->peers[i].used)
+			n += dgram_peer_forget_cert(&t->peers[i], cert);
+	return n;
+}
+
+/* Guarantees: after it, no key of any peer (either direction, ring or side
+ * slot) and no choice of the certificate in use comes from a certificate
+ * distrusted names; keys of every other certificate are untouched. */
+size_t dgram_forget_certs_if(struct dgram_table *t,
+                             bool (*distrusted)(const uint8_t *cert, void *arg), void *arg)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i < t->n_slots; i++) {
 		struct dgram_peer *p = &t->peers[i];
 		if (!p->used)
 			continue;
-		if (p->send_cert_set && CRYPTO_memcmp(p->send_cert, cert, DGRAM_CERT_LEN) == 0) {
-			n += p->tx.valid;
-			OPENSSL_cleanse(&p->tx, sizeof(p->tx));
-			OPENSSL_cleanse(p->send_cert, sizeof(p->send_cert));
-			p->send_cert_set = false;
-			p->send_dialed = false;
+		if (p->send_cert_set && distrusted(p->send_cert, arg)) {
+			uint8_t c[DGRAM_CERT_LEN];
+			memcpy(c, p->send_cert, sizeof(c));
+			n += dgram_peer_forget_cert(p, c);
 		}
 		for (int k = 0; k < DGRAM_KEY_SLOTS; k++)
-			if (p->rx[k].valid &&
-			    CRYPTO_memcmp(p->rx[k].cert, cert, DGRAM_CERT_LEN) == 0) {
-				OPENSSL_cleanse(&p->rx[k], sizeof(p->rx[k]));
-				n++;
+			if (p->rx[k].valid && distrusted(p->rx[k].cert, arg)) {
+				uint8_t c[DGRAM_CERT_LEN];
+				memcpy(c, p->rx[k].cert, sizeof(c));
+				n += dgram_peer_forget_cert(p, c);
 			}
 	}
 	return n;
+}
+
+/* Guarantees: true exactly while a key or a send choice of cert is held
+ * (net keeps that certificate while this is so). */
+bool dgram_holds_cert(const struct dgram_table *t, const uint8_t *cert)
+{
+	for (uint32_t i = 0; i < t->n_slots; i++) {
+		const struct dgram_peer *p = &t->peers[i];
+		if (!p->used)
+			continue;
+		if (p->send_cert_set && CRYPTO_memcmp(p->send_cert, cert, DGRAM_CERT_LEN) == 0)
+			return true;
+		for (int k = 0; k < DGRAM_KEY_SLOTS; k++)
+			if (p->rx[k].valid &&
+			    CRYPTO_memcmp(p->rx[k].cert, cert, DGRAM_CERT_LEN) == 0)
+				return true;
+	}
+	return false;
 }
 
 bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now)

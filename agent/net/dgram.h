@@ -158,6 +158,19 @@ bool dgram_send_cert(const struct dgram_table *t, const char *peer, uint8_t out[
  * certificate `cert` made (the CRL revokes it): its datagrams fail as
  * "unknown key". Returns how many keys it wiped. */
 size_t dgram_forget_cert(struct dgram_table *t, const uint8_t *cert);
+/* The same for every certificate distrusted(cert, arg) names (a trust
+ * change: the CA that signed it left the CA file, or the CRL revokes it),
+ * whether a connection of it is open or not: its receive keys (those of
+ * the certificate in use and the side slots) and, where it is the one in
+ * use, our send key and that choice, so the next handshake with the name,
+ * either direction, installs fresh keys at once and decides again.
+ * distrusted is asked once per key, for no other certificate. Returns how
+ * many keys it wiped. */
+size_t dgram_forget_certs_if(struct dgram_table *t,
+                             bool (*distrusted)(const uint8_t *cert, void *arg), void *arg);
+/* Does any key (or the choice of the certificate in use) of any peer come
+ * from a handshake with certificate cert? */
+bool dgram_holds_cert(const struct dgram_table *t, const uint8_t *cert);
 
 /* Is a fresh handshake with `peer` due? True once its live send key has
  * passed its rekey time (60%..90% of key_lifetime_ms after install, the

@@ -797,6 +797,71 @@ static void test_aside_certificate_proves_itself_by_dial(void **state)
 	dgram_free(b);
 }
 
+/* The old CA leaves the CA file (a CA rotation's last step): every key of
+ * a certificate it signed goes, whether a connection of it is open or not
+ * (dgram_forget_certs_if, asked by net_close_revoked), in the ring of the
+ * certificate in use and in the side slots, and where it was the one in
+ * use that choice goes too, so the next handshake with the new
+ * certificate installs at once instead of going aside. Before, keys of an
+ * unconnected certificate stayed (a CRL names no certificate here), and a
+ * member's new certificate, put aside behind the old one chosen by a dial,
+ * waited 10 s of silence and a dial while we sealed under keys the member
+ * had wiped. */
+struct old_ca {
+	const uint8_t *a, *i;
+	unsigned asked;
+};
+
+static bool old_ca_signed(const uint8_t *cert, void *arg)
+{
+	struct old_ca *o = arg;
+	o->asked++;
+	return memcmp(cert, o->a, DGRAM_CERT_LEN) == 0 || memcmp(cert, o->i, DGRAM_CERT_LEN) == 0;
+}
+
+static void test_trust_change_wipes_distrusted_certificates(void **state)
+{
+	(void)state;
+	struct certs c;
+	certs_init(&c);
+	struct dgram_table *a = dgram_new(NULL), *b = dgram_new(NULL), *imp = dgram_new(NULL),
+			   *d = dgram_new(NULL);
+	assert_true(a && b && imp && d);
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, 150); /* b dialed a: A (old CA) in use */
+	assert_int_equal(dgram_install(a, "b", m, sizeof(m), false, 0), 0);
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), true, c.a, 0), 0);
+	assert_int_equal(dial_b(imp, b, c.i, 151, 10), DGRAM_INSTALLED_ASIDE); /* old CA */
+	assert_int_equal(dial_b(a, b, c.r, 152, 20), DGRAM_INSTALLED_ASIDE);   /* a rotated */
+	material(m, 153); /* d: Q, of the new CA, in use */
+	assert_int_equal(dgram_install(d, "b", m, sizeof(m), false, 30), 0);
+	assert_int_equal(dgram_install_cert(b, "d", m, sizeof(m), true, c.q, 30), 0);
+	struct old_ca o = {.a = c.a, .i = c.i};
+	/* A: send key and receive key; I: its side slot */
+	assert_int_equal(dgram_forget_certs_if(b, old_ca_signed, &o), 3);
+	assert_true(o.asked > 0);
+	assert_false(dgram_can_send(b, "a", 40));
+	uint8_t sc[DGRAM_CERT_LEN];
+	assert_false(dgram_send_cert(b, "a", sc)); /* to be decided again */
+	assert_int_equal(send_one(imp, "b", b, 41), DGRAM_DROP_UNKNOWN_KEY);
+	/* R's side slot and d's keys stay */
+	assert_int_equal(send_one(a, "b", b, 42), DGRAM_OK); /* a seals under R */
+	assert_true(dgram_heard(b, "a", 42, 100));
+	assert_int_equal(send_one(d, "b", b, 43), DGRAM_OK);
+	assert_int_equal(send_one(b, "d", d, 44), DGRAM_OK);
+	/* a's next handshake with R, which b did not start, installs at once */
+	assert_int_equal(dial_b(a, b, c.r, 154, 50), 0);
+	assert_true(dgram_send_cert(b, "a", sc));
+	assert_memory_equal(sc, c.r, DGRAM_CERT_LEN);
+	assert_int_equal(send_one(b, "a", a, 51), DGRAM_OK);
+	assert_int_equal(send_one(a, "b", b, 52), DGRAM_OK);
+	assert_int_equal(dgram_forget_certs_if(b, old_ca_signed, &o), 0); /* nothing left */
+	dgram_free(d);
+	dgram_free(imp);
+	dgram_free(a);
+	dgram_free(b);
+}
+
 /* The CRL revokes a certificate: every key a handshake with it made goes
  * (send and receive, whatever name), and only those: the other
  * certificate's keys for the same name keep working. */
@@ -1007,6 +1072,7 @@ int main(void)
 	    cmocka_unit_test(test_aside_keeps_key_of_certificate_in_use),
 	    cmocka_unit_test(test_aside_certificate_proves_itself_by_dial),
 	    cmocka_unit_test(test_forget_revoked_certificate),
+	    cmocka_unit_test(test_trust_change_wipes_distrusted_certificates),
 	    cmocka_unit_test(test_table_bound_evicts_lru),
 	    cmocka_unit_test(test_quoted_sender),
 	    cmocka_unit_test(test_heard_and_probe_due),
