@@ -359,9 +359,14 @@ static void render_net(struct agent *a, struct mv_prom *p)
 	        (double)ns.dgram_auth_fail, "replay", (double)ns.dgram_replays);
 	metric1(p, "meshvisor_datagram_keys_aside_total", "counter",
 	        "Handshakes of a second certificate for a peer name whose datagram keys were "
-	        "kept aside while the certificate in use was heard (a rotation, or a "
+	        "kept aside, apart from the certificate in use (a rotation, or a "
 	        "certificate to revoke).",
 	        (double)ns.dgram_keys_aside);
+	metric1(p, "meshvisor_datagram_certificate_dials_total", "counter",
+	        "Dials to a member asked for by datagrams of a second certificate for its name "
+	        "while the certificate in use was silent (a rotation, or a certificate to "
+	        "revoke); the certificate the dial meets is then the one in use.",
+	        (double)ns.dgram_cert_dials);
 	static const char *const reasons[] = {"evicted",        "idle",   "conn_cap",
 	                                      "frame_deadline", "budget", "rejected"};
 	const uint64_t v[] = {ns.evictions,       ns.idle_closes,

@@ -42,17 +42,52 @@
  * when it cannot now) while the old key keeps sealing, so the datagram
  * path never falls back to TLS for a rekey.
  *
- * Per certificate: every key remembers the identity (issuer and serial) of
- * the peer's certificate in the handshake that made it, and the peer
- * remembers the certificate we send under and whether a handshake we
- * dialed showed it. A handshake the peer started, with another
- * certificate, is a second certificate for the name (a rotation, or one
- * stolen or misissued): its receive key goes to one side slot and our send
- * key stays — or, when no handshake we dialed vouched for ours, retires,
- * so that the next send dials the member's address and the certificate
- * there decides (dgram_install_cert). A handshake we dialed always
- * installs. So a second certificate's holder cannot take the name's
- * datagrams from the agent that uses them, whoever connected first.
+ * Per (name, certificate): the CA may have issued two certificates for one
+ * name — a rotation's new one, or one stolen or misissued. Both prove the
+ * name; nothing in a datagram or a handshake tells the member's from the
+ * other. Before, each handshake of the second replaced our send key to
+ * the name and pushed the first's receive keys out: the member dropped
+ * everything we sealed and its datagrams failed here (one connection made
+ * a voter fence itself, ten made a survivor declare the member dead). So
+ * every key remembers the identity (issuer and serial) of the peer's
+ * certificate in the handshake that made it, and per name one certificate
+ * is in use: the one we send under, whose datagrams alone count as heard.
+ *
+ *  - What decides which is in use is a handshake we dialed: we connected
+ *    to the member's address (from membership) and the certificate there
+ *    proved the name. A TCP handshake needs the SYN-ACK, so its holder
+ *    receives at that address — where every datagram we send the member
+ *    goes. A handshake we did not start, or a datagram, shows only that
+ *    some holder of a certificate for the name is active somewhere, and
+ *    UDP sources are easy to forge. The choice is kept when the send key
+ *    retires or expires; only a revocation of it (dgram_forget_cert), or
+ *    dgram_forget, clears it.
+ *  - A handshake we did not start, with another certificate, goes aside:
+ *    its receive key takes that certificate's side slot (DGRAM_ASIDE_SLOTS
+ *    per name, one per certificate, its newest session; a new certificate
+ *    evicts the side slot heard least recently), our send key stays. The
+ *    side slots are apart from the DGRAM_RX_SLOTS keys of the certificate
+ *    in use, so no number of other certificates evicts a key its holder
+ *    may still seal with (the older keys it keeps in grace after crossed
+ *    or half-completed handshakes), and memory per name stays bounded.
+ *    When no dial has vouched for the certificate in use yet (whoever
+ *    connected first after our restart), our send key retires instead:
+ *    the next send dials the member's address, whose certificate decides.
+ *  - A certificate put aside proves it is the one in use only through
+ *    that dial. Its datagrams verify (as the name: the CA vouched for it;
+ *    revoke it), and when the certificate in use has been silent for
+ *    proof_silence_ms (10 s: no datagram under its keys verified, no
+ *    handshake of it installed — the member rotated its certificate, say
+ *    by a SIGHUP, and now seals under the new one), a datagram of another
+ *    certificate makes our send key due for a rekey: one dial to the
+ *    member's address, at most one per proof_cooldown_ms (30 s), whose
+ *    certificate decides. While the certificate in use speaks, another's
+ *    datagrams ask nothing, so a second certificate's holder cannot take
+ *    the name from the member that speaks, nor make us dial it more than
+ *    once per 30 s when it is silent. Without this, a rotation without a
+ *    restart (no new incarnation) left the member "not heard" over UDP,
+ *    its probes over TLS, until our key's age made a rekey due (6 to 9
+ *    minutes).
  *
  * Replay: per receive key a DGRAM_REPLAY_WINDOW-bit sliding window over
  * the sequence, as IPsec (RFC 4303 3.4.3) and WireGuard do: the highest
@@ -76,6 +111,7 @@
 #include <openssl/evp.h>
 
 #define DGRAM_NAME_MAX 64
+#define DGRAM_KEY_SLOTS (DGRAM_RX_SLOTS + DGRAM_ASIDE_SLOTS)
 
 struct dgram_tx {
 	bool valid;
@@ -109,7 +145,15 @@ struct dgram_peer {
 	uint64_t probe_sent; /* last datagram sent to it while not heard (0: none) */
 	uint64_t hint_at;    /* last rekey a hint (unauthenticated) started (0: none) */
 	struct dgram_tx tx;
-	struct dgram_rx rx[DGRAM_RX_SLOTS]; /* [0] newest */
+	/* [0, DGRAM_RX_SLOTS): the newest receive keys ([0] newest) of the
+	 * handshakes that installed (the certificate we send under, and the
+	 * one before it, in grace, after a dial changed it); then
+	 * DGRAM_ASIDE_SLOTS side slots, one per other certificate (its newest
+	 * session), which never touch the first ones */
+	struct dgram_rx rx[DGRAM_KEY_SLOTS];
+	uint64_t send_cert_at; /* last install of the certificate we send under */
+	uint64_t proof_at;     /* last rekey a datagram of another one asked for (0: none) */
+	bool proof_due;        /* ... and the dial it asks for has not started yet */
 	/* The certificate our send keys come from, kept when the key retires
 	 * or expires (only a revocation of it, or dgram_forget, clears it),
 	 * and whether a handshake we dialed (the member's address, its
@@ -143,6 +187,10 @@ struct dgram_table *dgram_new(const struct dgram_config *cfg)
 		t->cfg.grace_ms = 60 * 1000;
 	if (t->cfg.max_seq == 0)
 		t->cfg.max_seq = UINT64_C(1) << 32;
+	if (t->cfg.proof_silence_ms == 0)
+		t->cfg.proof_silence_ms = 10 * 1000;
+	if (t->cfg.proof_cooldown_ms == 0)
+		t->cfg.proof_cooldown_ms = 30 * 1000;
 	t->peers = calloc(t->cfg.max_peers, sizeof(*t->peers));
 	t->ctx = EVP_CIPHER_CTX_new();
 	if (t->peers == NULL || t->ctx == NULL) {
@@ -205,6 +253,17 @@ static struct dgram_peer *dgram_take_slot(struct dgram_table *t)
 	return lru;
 }
 
+/* May a receive key still open datagrams at now? */
+static bool dgram_rx_live(const struct dgram_table *t, const struct dgram_rx *r, uint64_t now)
+{
+	if (!r->valid || now >= r->expires)
+		return false;
+	if (!r->replaced)
+		return true;
+	uint64_t since = r->last_ok > r->replaced_at ? r->last_ok : r->replaced_at;
+	return now < since + t->cfg.grace_ms;
+}
+
 static void dgram_rx_set(struct dgram_table *t, struct dgram_rx *r, const uint8_t *recv,
                          const uint8_t *cert, uint64_t now)
 {
@@ -215,6 +274,40 @@ static void dgram_rx_set(struct dgram_table *t, struct dgram_rx *r, const uint8_
 	memcpy(r->cert, cert, DGRAM_CERT_LEN);
 	r->expires = now + t->cfg.key_lifetime_ms + t->cfg.grace_ms;
 	r->valid = true;
+}
+
+/* The side slot for a key of `cert`, a certificate other than the one we
+ * send under: the slot that certificate holds already (its newest session
+ * replaces its older one), else a free or dead one, else the one whose
+ * holder spoke least recently. Guarantees: a side slot only, so the keys
+ * of the certificate in use (rx[0, DGRAM_RX_SLOTS)) are never its victims,
+ * however many certificates come; one slot per certificate; and a live
+ * side slot of the certificate in use (put aside while another was, then
+ * a dial made it the one in use, and its holder may still seal with that
+ * key after crossed handshakes) is never taken while another slot can be:
+ * with one slot per certificate and DGRAM_ASIDE_SLOTS >= 2 there always
+ * is one, so other certificates never evict a key the member seals with. */
+static int dgram_aside_slot(const struct dgram_table *t, const struct dgram_peer *p,
+                            const uint8_t *cert, uint64_t now)
+{
+	int k = DGRAM_RX_SLOTS;
+	uint64_t oldest = UINT64_MAX;
+	for (int i = DGRAM_RX_SLOTS; i < DGRAM_KEY_SLOTS; i++) {
+		const struct dgram_rx *x = &p->rx[i];
+		if (x->valid && CRYPTO_memcmp(x->cert, cert, DGRAM_CERT_LEN) == 0)
+			return i;
+		uint64_t seen = 0; /* free or dead: first to go */
+		if (dgram_rx_live(t, x, now))
+			seen = x->last_ok > x->replaced_at ? x->last_ok : x->replaced_at;
+		if (seen != 0 && p->send_cert_set &&
+		    CRYPTO_memcmp(x->cert, p->send_cert, DGRAM_CERT_LEN) == 0)
+			seen = UINT64_MAX - 1; /* the member's: last to go */
+		if (seen < oldest) {
+			k = i;
+			oldest = seen;
+		}
+	}
+	return k;
 }
 
 int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *material, size_t len,
@@ -250,13 +343,7 @@ int dgram_install_cert(struct dgram_table *t, const char *peer, const uint8_t *m
 		 * is the member is not known: our send key retires, and the
 		 * caller's next send dials the member's address (its rekey),
 		 * whose certificate then decides. */
-		int k = DGRAM_RX_SLOTS - 1;
-		for (int i = 1; i < DGRAM_RX_SLOTS; i++)
-			if (!p->rx[i].valid ||
-			    CRYPTO_memcmp(p->rx[i].cert, p->send_cert, DGRAM_CERT_LEN) != 0) {
-				k = i;
-				break;
-			}
+		int k = dgram_aside_slot(t, p, cert, now);
 		dgram_rx_set(t, &p->rx[k], recv, cert, now);
 		p->rx[k].replaced = true; /* lives while that peer uses it */
 		p->rx[k].replaced_at = now;
@@ -271,6 +358,7 @@ int dgram_install_cert(struct dgram_table *t, const char *peer, const uint8_t *m
 	p->send_dialed = we_are_client || (p->send_dialed && p->send_cert_set);
 	memcpy(p->send_cert, cert, DGRAM_CERT_LEN);
 	p->send_cert_set = true;
+	p->send_cert_at = now;
 
 	memcpy(p->tx.key, send, DGRAM_KEY_LEN);
 	memcpy(p->tx.id, send + DGRAM_KEY_LEN, DGRAM_KEY_ID_LEN);
@@ -279,6 +367,7 @@ int dgram_install_cert(struct dgram_table *t, const char *peer, const uint8_t *m
 	p->tx.expires = now + t->cfg.key_lifetime_ms;
 	p->tx.rekey_at = now + dgram_rekey_after(t->cfg.key_lifetime_ms, p->tx.id);
 	p->tx.valid = true;
+	p->proof_due = false;
 
 	OPENSSL_cleanse(&p->rx[DGRAM_RX_SLOTS - 1], sizeof(p->rx[0]));
 	memmove(&p->rx[1], &p->rx[0], (DGRAM_RX_SLOTS - 1) * sizeof(p->rx[0]));
@@ -359,28 +448,80 @@ bool dgram_send_cert(const struct dgram_table *t, const char *peer, uint8_t out[
 	return true;
 }
 
+/* Wipes what peer p holds of certificate cert: the send key and the choice
+ * of it as the one in use (so the next handshake decides again), and every
+ * receive key (ring and side slots) a handshake with it made. Returns how
+ * many keys it wiped. */
+static size_t dgram_peer_forget_cert(struct dgram_peer *p, const uint8_t *cert)
+{
+	size_t n = 0;
+	if (p->send_cert_set && CRYPTO_memcmp(p->send_cert, cert, DGRAM_CERT_LEN) == 0) {
+		n += p->tx.valid;
+		OPENSSL_cleanse(&p->tx, sizeof(p->tx));
+		OPENSSL_cleanse(p->send_cert, sizeof(p->send_cert));
+		p->send_cert_set = false;
+		p->send_dialed = false;
+		p->proof_due = false;
+	}
+	for (int k = 0; k < DGRAM_KEY_SLOTS; k++)
+		if (p->rx[k].valid && CRYPTO_memcmp(p->rx[k].cert, cert, DGRAM_CERT_LEN) == 0) {
+			OPENSSL_cleanse(&p->rx[k], sizeof(p->rx[k]));
+			n++;
+		}
+	return n;
+}
+
 size_t dgram_forget_cert(struct dgram_table *t, const uint8_t *cert)
 {
 	size_t n = 0;
-	for (uint32_t i = 0; cert != NULL && i < t->n_slots; i++) {
+	for (uint32_t i = 0; cert != NULL && i < t->n_slots; i++)
+		if (t->peers[i].used)
+			n += dgram_peer_forget_cert(&t->peers[i], cert);
+	return n;
+}
+
+/* Guarantees: after it, no key of any peer (either direction, ring or side
+ * slot) and no choice of the certificate in use comes from a certificate
+ * distrusted names; keys of every other certificate are untouched. */
+size_t dgram_forget_certs_if(struct dgram_table *t,
+                             bool (*distrusted)(const uint8_t *cert, void *arg), void *arg)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i < t->n_slots; i++) {
 		struct dgram_peer *p = &t->peers[i];
 		if (!p->used)
 			continue;
-		if (p->send_cert_set && CRYPTO_memcmp(p->send_cert, cert, DGRAM_CERT_LEN) == 0) {
-			n += p->tx.valid;
-			OPENSSL_cleanse(&p->tx, sizeof(p->tx));
-			OPENSSL_cleanse(p->send_cert, sizeof(p->send_cert));
-			p->send_cert_set = false;
-			p->send_dialed = false;
+		if (p->send_cert_set && distrusted(p->send_cert, arg)) {
+			uint8_t c[DGRAM_CERT_LEN];
+			memcpy(c, p->send_cert, sizeof(c));
+			n += dgram_peer_forget_cert(p, c);
 		}
-		for (int k = 0; k < DGRAM_RX_SLOTS; k++)
-			if (p->rx[k].valid &&
-			    CRYPTO_memcmp(p->rx[k].cert, cert, DGRAM_CERT_LEN) == 0) {
-				OPENSSL_cleanse(&p->rx[k], sizeof(p->rx[k]));
-				n++;
+		for (int k = 0; k < DGRAM_KEY_SLOTS; k++)
+			if (p->rx[k].valid && distrusted(p->rx[k].cert, arg)) {
+				uint8_t c[DGRAM_CERT_LEN];
+				memcpy(c, p->rx[k].cert, sizeof(c));
+				n += dgram_peer_forget_cert(p, c);
 			}
 	}
 	return n;
+}
+
+/* Guarantees: true exactly while a key or a send choice of cert is held
+ * (net keeps that certificate while this is so). */
+bool dgram_holds_cert(const struct dgram_table *t, const uint8_t *cert)
+{
+	for (uint32_t i = 0; i < t->n_slots; i++) {
+		const struct dgram_peer *p = &t->peers[i];
+		if (!p->used)
+			continue;
+		if (p->send_cert_set && CRYPTO_memcmp(p->send_cert, cert, DGRAM_CERT_LEN) == 0)
+			return true;
+		for (int k = 0; k < DGRAM_KEY_SLOTS; k++)
+			if (p->rx[k].valid &&
+			    CRYPTO_memcmp(p->rx[k].cert, cert, DGRAM_CERT_LEN) == 0)
+				return true;
+	}
+	return false;
 }
 
 bool dgram_can_send(struct dgram_table *t, const char *peer, uint64_t now)
@@ -393,7 +534,8 @@ bool dgram_rekey_due(struct dgram_table *t, const char *peer, uint64_t now)
 {
 	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
 	return p != NULL && dgram_tx_live(t, &p->tx, now) &&
-	       (now >= p->tx.rekey_at || p->tx.next_seq > t->cfg.max_seq - t->cfg.max_seq / 4);
+	       (now >= p->tx.rekey_at || p->tx.next_seq > t->cfg.max_seq - t->cfg.max_seq / 4 ||
+	        p->proof_due);
 }
 
 bool dgram_hint_rekey_ok(struct dgram_table *t, const char *peer, uint64_t now, uint64_t heard_ms,
@@ -412,8 +554,16 @@ bool dgram_hint_rekey_ok(struct dgram_table *t, const char *peer, uint64_t now, 
 void dgram_rekey_defer(struct dgram_table *t, const char *peer, uint64_t until)
 {
 	struct dgram_peer *p = peer ? dgram_find(t, peer) : NULL;
-	if (p != NULL && p->tx.valid)
-		p->tx.rekey_at = until;
+	if (p == NULL || !p->tx.valid)
+		return;
+	if (p->proof_due) {
+		/* the dial another certificate's datagram asked for is one
+		 * try (dgram_other_cert_spoke), not a key come due */
+		p->proof_due = false;
+		if (until < p->tx.rekey_at)
+			return;
+	}
+	p->tx.rekey_at = until;
 }
 
 static void put_be64(uint8_t *o, uint64_t v)
@@ -497,17 +647,6 @@ static void dgram_window_accept(struct dgram_rx *r, uint64_t seq)
 	}
 }
 
-/* May a receive key still open datagrams at now? */
-static bool dgram_rx_live(const struct dgram_table *t, const struct dgram_rx *r, uint64_t now)
-{
-	if (!r->valid || now >= r->expires)
-		return false;
-	if (!r->replaced)
-		return true;
-	uint64_t since = r->last_ok > r->replaced_at ? r->last_ok : r->replaced_at;
-	return now < since + t->cfg.grace_ms;
-}
-
 static enum dgram_drop dgram_drop(struct dgram_table *t, enum dgram_drop d)
 {
 	switch (d) {
@@ -532,6 +671,32 @@ static enum dgram_drop dgram_drop(struct dgram_table *t, enum dgram_drop d)
 	return d;
 }
 
+/* A datagram under the keys of a certificate other than the one we send
+ * under verified. That proves its holder is active, not that it is the
+ * member: the CA vouched for both, and a stolen certificate's holder
+ * speaks as readily as the member. So it never changes the certificate we
+ * send under by itself. Guarantees: while ours has been silent for
+ * proof_silence_ms (no datagram under its keys verified, no handshake of
+ * it installed: the member rotated its certificate, or is gone), our live
+ * send key comes due for a rekey now (dgram_rekey_due), whose handshake
+ * dials the member's address: the certificate there decides, as for any
+ * dial (dgram_install_cert). At most once per proof_cooldown_ms per peer;
+ * one dial each (dgram_rekey_defer clears it: a try that fails is not
+ * retried until another such datagram, after the cooldown); nothing while
+ * ours speaks, or without a live send key (the next send then dials
+ * anyway). */
+static void dgram_other_cert_spoke(struct dgram_table *t, struct dgram_peer *p, uint64_t now)
+{
+	uint64_t alive = p->heard > p->send_cert_at ? p->heard : p->send_cert_at;
+	if (now - alive < t->cfg.proof_silence_ms ||
+	    (p->proof_at != 0 && now - p->proof_at < t->cfg.proof_cooldown_ms) ||
+	    !dgram_tx_live(t, &p->tx, now))
+		return;
+	p->proof_at = now;
+	p->proof_due = true;
+	t->stats.proof_rekeys++;
+}
+
 enum dgram_drop dgram_open(struct dgram_table *t, const uint8_t *dg, size_t len, uint8_t *out,
                            size_t outcap, size_t *outlen, const char **peer, uint64_t now)
 {
@@ -545,7 +710,7 @@ enum dgram_drop dgram_open(struct dgram_table *t, const uint8_t *dg, size_t len,
 	for (uint32_t i = 0; i < t->n_slots && r == NULL; i++) {
 		if (!t->peers[i].used)
 			continue;
-		for (int k = 0; k < DGRAM_RX_SLOTS; k++) {
+		for (int k = 0; k < DGRAM_KEY_SLOTS; k++) {
 			struct dgram_rx *x = &t->peers[i].rx[k];
 			if (x->valid && CRYPTO_memcmp(x->id, id, DGRAM_KEY_ID_LEN) == 0) {
 				p = &t->peers[i];
@@ -584,9 +749,12 @@ enum dgram_drop dgram_open(struct dgram_table *t, const uint8_t *dg, size_t len,
 	r->last_ok = now;
 	p->last_used = now;
 	/* heard: the peer we send to (not a second certificate's holder,
-	 * whose datagrams still verify as the name: revoke it) */
+	 * whose datagrams still verify as the name: revoke it); another
+	 * certificate's datagram may ask for a dial (dgram_other_cert_spoke) */
 	if (!p->send_cert_set || CRYPTO_memcmp(r->cert, p->send_cert, DGRAM_CERT_LEN) == 0)
 		p->heard = now;
+	else
+		dgram_other_cert_spoke(t, p, now);
 	*outlen = clen;
 	*peer = p->name;
 	t->stats.opened++;

@@ -14,9 +14,11 @@
  * plaintext is one frame payload (an Envelope), at most DGRAM_MAX_PAYLOAD.
  *
  * Keys: per peer name (the certificate CN), one send key and up to
- * DGRAM_RX_SLOTS receive keys, installed from DGRAM_MATERIAL_LEN bytes of
- * TLS exporter output. Open finds the peer by the key id, so the peer's
- * name that open returns is the one its TLS certificate proved.
+ * DGRAM_RX_SLOTS receive keys of the certificate in use, and one receive
+ * key for each of up to DGRAM_ASIDE_SLOTS other certificates for the
+ * name, installed from DGRAM_MATERIAL_LEN bytes of TLS exporter output.
+ * Open finds the peer by the key id, so the peer's name that open returns
+ * is the one its TLS certificate proved.
  *
  * Ownership: the table owns everything; a peer name returned by
  * dgram_open() is valid until the next call on the table.
@@ -43,7 +45,8 @@
 #define DGRAM_DIR_MATERIAL_LEN (DGRAM_KEY_LEN + DGRAM_KEY_ID_LEN + DGRAM_SALT_LEN)
 #define DGRAM_MATERIAL_LEN (2 * DGRAM_DIR_MATERIAL_LEN)
 #define DGRAM_EXPORTER_LABEL "EXPORTER-meshvisor-datagram-v1"
-#define DGRAM_RX_SLOTS 3 /* the newest receive key and two before it */
+#define DGRAM_RX_SLOTS 3    /* the newest receive key and two before it */
+#define DGRAM_ASIDE_SLOTS 2 /* per name: keys of other certificates, one each */
 #define DGRAM_REPLAY_WINDOW 64
 
 struct dgram_config {
@@ -51,6 +54,10 @@ struct dgram_config {
 	uint64_t key_lifetime_ms; /* a send key retires this long after install; 0: 10 min */
 	uint64_t grace_ms;        /* a replaced receive key stays valid; 0: 60 s */
 	uint64_t max_seq;         /* a send key retires after this many datagrams; 0: 2^32 */
+	/* another certificate's datagram asks for a dial when ours was this
+	 * long silent (0: 10 s), at most once per cooldown (0: 30 s) */
+	uint64_t proof_silence_ms;
+	uint64_t proof_cooldown_ms;
 };
 
 /* Why dgram_open() dropped a datagram (each one counted). */
@@ -69,10 +76,11 @@ struct dgram_stats {
 	uint64_t no_key;                     /* seal without a valid send key */
 	uint64_t too_big;                    /* seal of a payload over DGRAM_MAX_PAYLOAD */
 	uint64_t drop_short, drop_version, drop_unknown_key, drop_auth, drop_replay;
-	uint64_t installs;  /* key material installed */
-	uint64_t aside;     /* ... of which put aside (a second certificate for a name) */
-	uint64_t evictions; /* peers evicted from the full table */
-	uint32_t peers;     /* peers in the table now */
+	uint64_t installs;     /* key material installed */
+	uint64_t aside;        /* ... of which put aside (a second certificate for a name) */
+	uint64_t proof_rekeys; /* dials asked for: another certificate spoke, ours silent */
+	uint64_t evictions;    /* peers evicted from the full table */
+	uint32_t peers;        /* peers in the table now */
 };
 
 struct dgram_table;
@@ -93,21 +101,24 @@ int dgram_install(struct dgram_table *t, const char *peer, const uint8_t *materi
  * `cert` (DGRAM_CERT_LEN bytes: tls_conn_peer_cert_id, a hash of its issuer
  * and serial; NULL: unknown, as one certificate). The CA may have issued
  * two certificates for one name (a rotation, or a stolen or misissued
- * one): keys are kept per certificate, so that the second cannot take the
- * name's datagrams from the first. A handshake we started (we dialed the
- * member's address and its certificate proved the name) installs and makes
- * its certificate the one we send under. One we did not start (we are the
- * server), with a certificate other than the one we send under (kept when
- * the send key retires or expires), is put aside: its receive key takes
- * one side slot (a later one aside replaces it; it never displaces the
- * newest keys of the certificate we send under), and our send key stays
+ * one): keys are kept per (name, certificate), so that the second cannot
+ * take the name's datagrams from the first. One certificate per name is
+ * the one in use: we send under it, and only its datagrams count as heard
+ * (dgram_heard). A handshake we started (we dialed the member's address
+ * and its certificate proved the name) installs and makes its certificate
+ * the one in use (kept when the send key retires or expires). One we did
+ * not start (we are the server), with another certificate, is put aside:
+ * its receive key takes that certificate's side slot (DGRAM_ASIDE_SLOTS a
+ * name, one per certificate, the least recently heard evicted; the keys
+ * of the one in use are never evicted by it), and our send key stays
  * (DGRAM_INSTALLED_ASIDE) — or, when no handshake we dialed showed the
- * certificate we send under, our send key retires
- * (DGRAM_INSTALLED_ASIDE_REDIAL): the caller's next send goes over TLS and
- * its rekey dials the member's address, whose certificate decides. Only
- * datagrams under the keys of the certificate we send under count as
- * heard (dgram_heard). 0 (installed), DGRAM_INSTALLED_ASIDE[_REDIAL], or
- * -EINVAL / -ENOMEM. */
+ * certificate in use, our send key retires (DGRAM_INSTALLED_ASIDE_REDIAL):
+ * the caller's next send goes over TLS and its rekey dials the member's
+ * address, whose certificate decides. A certificate put aside proves it
+ * is the one in use only through a dial: its verified datagrams, while
+ * the one in use is silent, make our send key due for a rekey
+ * (dgram_rekey_due), whose handshake dials the member. 0 (installed),
+ * DGRAM_INSTALLED_ASIDE[_REDIAL], or -EINVAL / -ENOMEM. */
 #define DGRAM_CERT_LEN 32
 #define DGRAM_INSTALLED_ASIDE 1
 #define DGRAM_INSTALLED_ASIDE_REDIAL 2
@@ -147,12 +158,27 @@ bool dgram_send_cert(const struct dgram_table *t, const char *peer, uint8_t out[
  * certificate `cert` made (the CRL revokes it): its datagrams fail as
  * "unknown key". Returns how many keys it wiped. */
 size_t dgram_forget_cert(struct dgram_table *t, const uint8_t *cert);
+/* The same for every certificate distrusted(cert, arg) names (a trust
+ * change: the CA that signed it left the CA file, or the CRL revokes it),
+ * whether a connection of it is open or not: its receive keys (those of
+ * the certificate in use and the side slots) and, where it is the one in
+ * use, our send key and that choice, so the next handshake with the name,
+ * either direction, installs fresh keys at once and decides again.
+ * distrusted is asked once per key, for no other certificate. Returns how
+ * many keys it wiped. */
+size_t dgram_forget_certs_if(struct dgram_table *t,
+                             bool (*distrusted)(const uint8_t *cert, void *arg), void *arg);
+/* Does any key (or the choice of the certificate in use) of any peer come
+ * from a handshake with certificate cert? */
+bool dgram_holds_cert(const struct dgram_table *t, const uint8_t *cert);
 
 /* Is a fresh handshake with `peer` due? True once its live send key has
  * passed its rekey time (60%..90% of key_lifetime_ms after install, the
- * point taken from the key id: staggered) or 3/4 of max_seq. The key still
- * seals until it retires; the caller starts a handshake, whose install
- * replaces it. False without a live send key (then -ENOKEY anyway). */
+ * point taken from the key id: staggered) or 3/4 of max_seq, or since a
+ * datagram of another certificate for the name verified while the one in
+ * use was silent (dgram_install_cert: the dial decides which is). The key
+ * still seals until it retires; the caller starts a handshake, whose
+ * install replaces it. False without a live send key (then -ENOKEY anyway). */
 bool dgram_rekey_due(struct dgram_table *t, const char *peer, uint64_t now);
 /* Whether an unauthenticated hint (a datagram under a key we do not hold,
  * which anyone can forge from a member's address) may start a rekey with

@@ -190,6 +190,14 @@ struct net_listener {
 	bool tcp_closed;     /* ... and the listening handle is closed */
 };
 
+/* A peer certificate that datagram keys were made with (tls_cert) and
+ * whether the material in force distrusts it (set by net_close_revoked). */
+struct net_cert_ref {
+	uint8_t id[TLS_CERT_ID_LEN];
+	struct tls_cert *x;
+	bool distrusted;
+};
+
 struct net {
 	struct net_config cfg;
 	uv_timer_t sweep;
@@ -206,7 +214,12 @@ struct net {
 	struct frame_budget budget[2]; /* bytes of unfinished inbound frames, by kind */
 	struct mv_ratelimit limit_rl;  /* lines about connections closed by a limit */
 	struct mv_ratelimit aside_rl;  /* lines about a second certificate's keys */
-	uv_idle_t resume_idle;         /* resumes yielded connections, next iteration */
+	uint64_t cert_dials_seen;      /* dgram_stats.proof_rekeys already logged */
+	/* the certificates datagram keys were made with (net_cert_keep), to
+	 * judge them again after a reload: n_certs of cap_certs */
+	struct net_cert_ref *certs;
+	size_t n_certs, cap_certs;
+	uv_idle_t resume_idle; /* resumes yielded connections, next iteration */
 	void (*close_done)(void *);
 	void *close_arg;
 };
@@ -621,6 +634,65 @@ static bool net_conn_other_cert(const struct net_conn *c, const uint8_t id[TLS_C
 	return tls_conn_peer_cert_id(c->tls, cid) && memcmp(cid, id, sizeof(cid)) != 0;
 }
 
+/* Keeps the certificate of c's handshake, whose datagram keys were just
+ * installed under its identity id, so that a trust change can judge keys
+ * that outlive their connection (net_close_revoked). Guarantees: one
+ * entry per identity (the first kept: identity is issuer and serial), and
+ * memory bounded by the datagram table: entries whose identity no key
+ * holds any more are dropped before the array grows. Out of memory: not
+ * kept (its keys are then judged only through an open connection). */
+static void net_cert_keep(struct net *n, const uint8_t id[TLS_CERT_ID_LEN], struct tls_conn *tls)
+{
+	for (size_t i = 0; i < n->n_certs; i++)
+		if (memcmp(n->certs[i].id, id, TLS_CERT_ID_LEN) == 0)
+			return;
+	if (n->n_certs == n->cap_certs) {
+		size_t w = 0;
+		for (size_t i = 0; i < n->n_certs; i++) {
+			if (dgram_holds_cert(n->dgram, n->certs[i].id))
+				n->certs[w++] = n->certs[i];
+			else
+				tls_cert_free(n->certs[i].x);
+		}
+		n->n_certs = w;
+	}
+	if (n->n_certs == n->cap_certs) {
+		size_t cap = n->cap_certs ? 2 * n->cap_certs : 16;
+		struct net_cert_ref *a = realloc(n->certs, cap * sizeof(*a));
+		if (a == NULL)
+			return;
+		n->certs = a;
+		n->cap_certs = cap;
+	}
+	struct tls_cert *x = tls_conn_peer_cert(tls);
+	if (x == NULL)
+		return;
+	struct net_cert_ref *r = &n->certs[n->n_certs++];
+	memcpy(r->id, id, TLS_CERT_ID_LEN);
+	r->x = x;
+	r->distrusted = false;
+}
+
+/* dgram_forget_certs_if's question: the verdict net_close_revoked just
+ * took for that certificate (one we never kept: not judged, kept). */
+static bool net_cert_distrusted(const uint8_t *cert, void *arg)
+{
+	struct net *n = arg;
+	for (size_t i = 0; i < n->n_certs; i++)
+		if (memcmp(n->certs[i].id, cert, TLS_CERT_ID_LEN) == 0)
+			return n->certs[i].distrusted;
+	return false;
+}
+
+static void net_certs_free(struct net *n)
+{
+	for (size_t i = 0; i < n->n_certs; i++)
+		tls_cert_free(n->certs[i].x);
+	free(n->certs);
+	n->certs = NULL;
+	n->n_certs = n->cap_certs = 0;
+}
+
 /* Every completed peer-port handshake (either direction) gives both ends
  * fresh datagram keys for this peer (dgram.c explains the scheme), kept
  * per certificate: a second certificate the CA issued for the name cannot
@@ -642,6 +714,8 @@ static void net_conn_install_dgram_keys(struct net_conn *c)
 		        c->outgoing ? c->addr : c->remote, strerror(-rc));
 		return;
 	}
+	if (has_cert)
+		net_cert_keep(n, cert, c->tls);
 	if (rc == DGRAM_INSTALLED_ASIDE || rc == DGRAM_INSTALLED_ASIDE_REDIAL) {
 		n->stats.dgram_keys_aside++;
 		uint64_t held = 0;
@@ -1147,6 +1221,19 @@ static void net_on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 		return;
 	}
 	n->stats.dgrams_in++;
+	struct dgram_stats ds;
+	dgram_get_stats(n->dgram, &ds);
+	if (ds.proof_rekeys != n->cert_dials_seen) {
+		/* this datagram, under another certificate's keys for the name,
+		 * asked for a dial (dgram.h, dgram_install_cert) */
+		n->cert_dials_seen = ds.proof_rekeys;
+		uint64_t held = 0;
+		if (mv_ratelimit_allow(&n->aside_rl, uv_now(n->cfg.loop), &held))
+			MV_WARN("net",
+			        "a second certificate for peer=%s remote=%s speaks, the one in use "
+			        "silent: we dial the member to learn which it uses held=%" PRIu64,
+			        peer, remote, held);
+	}
 	if (n->cfg.on_peer_dgram != NULL) {
 		char name[64];
 		snprintf(name, sizeof(name), "%s", peer); /* the table may change in the callback */
@@ -1264,6 +1351,19 @@ unsigned net_close_revoked(struct net *n)
 	for (size_t i = 0; i < n_ids; i++)
 		wiped += dgram_forget_cert(n->dgram, ids[i]);
 	free(ids);
+	/* and the keys of every certificate the material in force no longer
+	 * trusts, connected or not: a CA rotation's last step (the old CA
+	 * removed) names no certificate in a CRL. Where it was the one in use,
+	 * that choice goes too, so the next handshake installs and decides at
+	 * once; before, keys of unconnected ones stayed here while the peer
+	 * wiped its side (or the reverse), and one end sealed under keys the
+	 * other had wiped ("unknown key", a member suspected) */
+	if (n->dgram != NULL && n->cfg.server_tls != NULL && n->n_certs > 0) {
+		for (size_t i = 0; i < n->n_certs; i++)
+			n->certs[i].distrusted =
+			    tls_ctx_cert_distrusted(n->cfg.server_tls, n->certs[i].x) != NULL;
+		wiped += dgram_forget_certs_if(n->dgram, net_cert_distrusted, n);
+	}
 	if (wiped > 0)
 		MV_WARN("net", "datagram keys of distrusted certificates wiped keys=%zu", wiped);
 	return closed;
@@ -1639,6 +1739,7 @@ void net_get_stats(const struct net *n, struct net_stats *out)
 	out->dgram_auth_fail = ds.drop_short + ds.drop_version + ds.drop_unknown_key + ds.drop_auth;
 	out->dgram_replays = ds.drop_replay;
 	out->dgram_peers = ds.peers;
+	out->dgram_cert_dials = ds.proof_rekeys;
 }
 
 const char *net_conn_peer_name(const struct net_conn *c)
@@ -1667,6 +1768,7 @@ static void net_maybe_finish_close(struct net *n)
 	void (*done)(void *) = n->close_done;
 	void *arg = n->close_arg;
 	dgram_free(n->dgram);
+	net_certs_free(n);
 	free(n);
 	if (done)
 		done(arg);

@@ -159,6 +159,7 @@ struct net_stats {
 	uint64_t dgram_refused_ignored; /* ... not quoting a recent one to a peer heard */
 	uint64_t dgram_unheard;         /* sends to a peer not heard over UDP: TLS too */
 	uint64_t dgram_keys_aside;      /* handshakes of a second certificate for a name */
+	uint64_t dgram_cert_dials;      /* dials its datagrams asked for, the one in use silent */
 	uint32_t dgram_peers;           /* peers we hold datagram keys for */
 };
 

@@ -1524,6 +1524,19 @@ int tls_conn_export(const struct tls_conn *c, const char *label, uint8_t *out, s
 	return 0;
 }
 
+/* Why the material of ctx in force now no longer trusts peer (the CRL
+ * revokes it, or no CA of the CA file signs it), NULL while it does. The
+ * chain the peer sent begins with its own certificate (client side) or not
+ * (server side); either way it only supplies intermediates. */
+static const char *tls_distrust_why(const struct tls_ctx *ctx, X509 *peer, STACK_OF(X509) * chain)
+{
+	if (tls_crl_revokes(ctx->crl, peer))
+		return "certificate revoked by the CRL now in force";
+	if (!tls_peer_chains(ctx, peer, chain))
+		return "certificate not signed by a CA in the CA file now in force";
+	return NULL;
+}
+
 const char *tls_conn_peer_distrusted(const struct tls_conn *c)
 {
 	if (!c->handshake_done || !c->ssl)
@@ -1531,14 +1544,53 @@ const char *tls_conn_peer_distrusted(const struct tls_conn *c)
 	X509 *peer = SSL_get0_peer_certificate(c->ssl);
 	if (peer == NULL)
 		return NULL;
-	if (tls_crl_revokes(c->ctx->crl, peer))
-		return "certificate revoked by the CRL now in force";
-	/* the chain the peer sent begins with its own certificate (client
-	 * side) or not (server side); either way it only supplies
-	 * intermediates */
-	if (!tls_peer_chains(c->ctx, peer, SSL_get_peer_cert_chain(c->ssl)))
-		return "certificate not signed by a CA in the CA file now in force";
-	return NULL;
+	return tls_distrust_why(c->ctx, peer, SSL_get_peer_cert_chain(c->ssl));
+}
+
+struct tls_cert {
+	X509 *leaf;
+	STACK_OF(X509) * chain; /* as the peer sent it (NULL: a resumed session) */
+};
+
+/* Guarantees: a reference of its own to the leaf and to each certificate
+ * of the chain the peer sent, valid after the session and its SSL_CTX are
+ * gone (tls_cert_free releases them); NULL when nothing could be kept. */
+struct tls_cert *tls_conn_peer_cert(const struct tls_conn *c)
+{
+	if (!c->handshake_done || !c->ssl)
+		return NULL;
+	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(c->ssl);
+	struct tls_cert *x = peer ? calloc(1, sizeof(*x)) : NULL;
+	if (x == NULL)
+		return NULL;
+	if (X509_up_ref(peer) != 1) {
+		free(x);
+		return NULL;
+	}
+	x->leaf = peer;
+	if (chain != NULL && (x->chain = X509_chain_up_ref(chain)) == NULL) {
+		tls_cert_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+void tls_cert_free(struct tls_cert *x)
+{
+	if (x == NULL)
+		return;
+	X509_free(x->leaf);
+	sk_X509_pop_free(x->chain, X509_free);
+	free(x);
+}
+
+/* Guarantees the same verdict as tls_conn_peer_distrusted for the session
+ * the certificate came from: the CRL in force, then a chain to a CA of the
+ * CA file in force (the intermediates the peer sent). */
+const char *tls_ctx_cert_distrusted(const struct tls_ctx *ctx, const struct tls_cert *x)
+{
+	return x != NULL ? tls_distrust_why(ctx, x->leaf, x->chain) : NULL;
 }
 
 const char *tls_conn_peer_name(const struct tls_conn *c)

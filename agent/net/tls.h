@@ -166,6 +166,17 @@ size_t tls_ctx_revoked_ids(const struct tls_ctx *ctx, uint8_t (**out)[TLS_CERT_I
  * showed one), else why not: revoked by the CRL, or no longer signed by a
  * CA of the CA file (a CA removed at the end of a rotation). */
 const char *tls_conn_peer_distrusted(const struct tls_conn *c);
+/* The peer's certificate and the chain it sent, kept past the session
+ * (datagram keys outlive the connection that made them), so that after a
+ * reload the owner can ask whether the material in force still trusts it.
+ * NULL before the handshake, when the peer showed none, or out of memory;
+ * tls_cert_free releases it. */
+struct tls_cert;
+struct tls_cert *tls_conn_peer_cert(const struct tls_conn *c);
+void tls_cert_free(struct tls_cert *x);
+/* As tls_conn_peer_distrusted, for a certificate kept by tls_conn_peer_cert:
+ * NULL while the material of ctx in force now trusts it, else why not. */
+const char *tls_ctx_cert_distrusted(const struct tls_ctx *ctx, const struct tls_cert *x);
 /* Why the session failed, in words a person understands, "" when nothing
  * failed. A server writes why it refused a client (log it):
  *   "refused client: no certificate presented"

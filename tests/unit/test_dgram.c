@@ -80,6 +80,51 @@ static enum dgram_drop open_(struct dgram_table *t, const uint8_t *dg, size_t le
 	return d;
 }
 
+/* Seals one datagram at `from` for `to_name` and opens it at `to`:
+ * DGRAM_OK, or why it was dropped. */
+static enum dgram_drop send_one(struct dgram_table *from, const char *to_name,
+                                struct dgram_table *to, uint64_t now)
+{
+	uint8_t dg[DGRAM_MAX_LEN];
+	size_t len = seal(from, to_name, "hb", dg, now);
+	return open_(to, dg, len, now, NULL, NULL);
+}
+
+/* Identities of the certificates the CA issued for the name "a": the real
+ * agent's (A), a second one (I: stolen or misissued), a rotation's new
+ * one (R) and one more (Q). */
+struct certs {
+	uint8_t a[DGRAM_CERT_LEN], i[DGRAM_CERT_LEN], r[DGRAM_CERT_LEN], q[DGRAM_CERT_LEN];
+};
+
+static void certs_init(struct certs *c)
+{
+	memset(c->a, 0xa1, sizeof(c->a));
+	memset(c->i, 0x17, sizeof(c->i));
+	memset(c->r, 0x3c, sizeof(c->r));
+	memset(c->q, 0x5e, sizeof(c->q));
+}
+
+/* A handshake that `holder` (the client, showing certificate `cert` for
+ * "a") made to b: both ends install; what b's install returned. */
+static int dial_b(struct dgram_table *holder, struct dgram_table *b, const uint8_t *cert,
+                  uint8_t seed, uint64_t now)
+{
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, seed);
+	assert_int_equal(dgram_install(holder, "b", m, sizeof(m), true, now), 0);
+	return dgram_install_cert(b, "a", m, sizeof(m), false, cert, now);
+}
+
+/* t put `aside` handshakes aside and asked for `dials` dials. */
+static void assert_cert_stats(const struct dgram_table *t, uint64_t aside, uint64_t dials)
+{
+	struct dgram_stats st;
+	dgram_get_stats(t, &st);
+	assert_int_equal(st.aside, aside);
+	assert_int_equal(st.proof_rekeys, dials);
+}
+
 static void test_round_trip_both_ways(void **state)
 {
 	(void)state;
@@ -502,10 +547,9 @@ static void test_crossed_handshakes(void **state)
 static void test_second_certificate_kept_aside(void **state)
 {
 	(void)state;
-	uint8_t cert_a[DGRAM_CERT_LEN], cert_i[DGRAM_CERT_LEN], cert_r[DGRAM_CERT_LEN];
-	memset(cert_a, 0xa1, sizeof(cert_a));
-	memset(cert_i, 0x17, sizeof(cert_i));
-	memset(cert_r, 0x3c, sizeof(cert_r));
+	struct certs c;
+	certs_init(&c);
+	const uint8_t *cert_a = c.a, *cert_i = c.i, *cert_r = c.r;
 	struct dgram_table *a = dgram_new(NULL), *b = dgram_new(NULL), *imp = dgram_new(NULL);
 	assert_non_null(a);
 	assert_non_null(b);
@@ -595,13 +639,227 @@ static void test_second_certificate_kept_aside(void **state)
 	assert_int_equal(dgram_install(r, "b", m, sizeof(m), false, 9300), 0);
 	len = seal(b, "a", "to r", dg, 9301);
 	assert_int_equal(open_(r, dg, len, 9301, NULL, NULL), DGRAM_OK);
-	struct dgram_stats st;
-	dgram_get_stats(b, &st);
-	assert_int_equal(st.aside, 12);
+	assert_cert_stats(b, 12, 0);
 	dgram_free(r);
 	dgram_free(a);
 	dgram_free(b);
 	dgram_free(imp);
+}
+
+/* The certificate in use keeps every receive key its holder may still
+ * seal with, whatever other certificates come. a dialed b; then b dialed a
+ * twice and both completed at b's end only (a never read b's Finished), so
+ * a still seals with the first session's key, the oldest of b's three.
+ * Handshakes of other certificates go to side slots, one per certificate,
+ * at most DGRAM_ASIDE_SLOTS (the least recently heard evicted). Before,
+ * one such handshake took the oldest of the three and a's datagrams failed
+ * as "unknown key" (a voter that heard nothing more from a). */
+static void test_aside_never_evicts_key_in_use(void **state)
+{
+	(void)state;
+	struct certs c;
+	certs_init(&c);
+	struct dgram_table *a = dgram_new(NULL), *b = dgram_new(NULL), *imp = dgram_new(NULL),
+			   *r = dgram_new(NULL), *q = dgram_new(NULL);
+	assert_true(a && b && imp && r && q);
+	assert_int_equal(dial_b(a, b, c.a, 100, 0), 0);
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	for (uint8_t k = 0; k < 2; k++) { /* b dials a: completed at b only */
+		material(m, (uint8_t)(101 + k));
+		assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), true, c.a, 10 + k), 0);
+	}
+	assert_int_equal(send_one(a, "b", b, 20), DGRAM_OK);
+	for (uint8_t k = 0; k < 3; k++) /* I's holder dials b, three times */
+		assert_int_equal(dial_b(imp, b, c.i, (uint8_t)(110 + k), 30 + k),
+		                 DGRAM_INSTALLED_ASIDE);
+	for (uint64_t now = 100; now < 5000; now += 500) {
+		assert_int_equal(send_one(a, "b", b, now), DGRAM_OK);
+		assert_true(dgram_heard(b, "a", now, 1000));
+		/* I's newest speaks as "a" too (the CA said so: revoke it) */
+		assert_int_equal(send_one(imp, "b", b, now + 1), DGRAM_OK);
+	}
+	/* R: a side slot of its own, I's stays */
+	assert_int_equal(dial_b(r, b, c.r, 120, 5000), DGRAM_INSTALLED_ASIDE);
+	assert_int_equal(send_one(r, "b", b, 5001), DGRAM_OK);
+	assert_int_equal(send_one(imp, "b", b, 5002), DGRAM_OK);
+	/* Q: the side slots are full, the least recently heard (R) goes */
+	assert_int_equal(dial_b(q, b, c.q, 121, 5003), DGRAM_INSTALLED_ASIDE);
+	assert_int_equal(send_one(r, "b", b, 5004), DGRAM_DROP_UNKNOWN_KEY);
+	assert_int_equal(send_one(q, "b", b, 5005), DGRAM_OK);
+	assert_int_equal(send_one(imp, "b", b, 5006), DGRAM_OK);
+	assert_int_equal(send_one(a, "b", b, 5007), DGRAM_OK);
+	dgram_free(q);
+	dgram_free(r);
+	dgram_free(imp);
+	dgram_free(a);
+	dgram_free(b);
+}
+
+/* A side slot may hold a key of the certificate in use: A's handshake went
+ * aside while I was in use, then b's dial made A the one in use while a,
+ * after crossed handshakes, still seals with the side slot's key. Two
+ * other certificates (I again, then Q) must not evict it: before, Q took
+ * the side slot heard least recently (A's at 38 s, I's at 39 s) and every
+ * datagram of a was dropped as "unknown key" until a rekeyed. */
+static void test_aside_keeps_key_of_certificate_in_use(void **state)
+{
+	(void)state;
+	struct certs c;
+	certs_init(&c);
+	struct dgram_table *a = dgram_new(NULL), *b = dgram_new(NULL), *imp = dgram_new(NULL),
+			   *q = dgram_new(NULL);
+	assert_true(a && b && imp && q);
+	assert_int_equal(dial_b(imp, b, c.i, 140, 0), 0); /* I in use (not dialed) */
+	assert_int_equal(dial_b(a, b, c.a, 141, 10000), DGRAM_INSTALLED_ASIDE_REDIAL);
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, 142); /* b's redial meets A: completed at b only */
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), true, c.a, 20000), 0);
+	assert_int_equal(dial_b(imp, b, c.i, 143, 30000), DGRAM_INSTALLED_ASIDE);
+	assert_int_equal(send_one(a, "b", b, 38000), DGRAM_OK); /* the side slot's key */
+	assert_true(dgram_heard(b, "a", 38000, 1000));
+	assert_int_equal(send_one(imp, "b", b, 39000), DGRAM_OK);
+	assert_int_equal(dial_b(q, b, c.q, 144, 40000), DGRAM_INSTALLED_ASIDE);
+	assert_int_equal(send_one(a, "b", b, 40500), DGRAM_OK);
+	assert_true(dgram_heard(b, "a", 40500, 1000));
+	assert_int_equal(send_one(q, "b", b, 40600), DGRAM_OK);
+	assert_int_equal(send_one(imp, "b", b, 40700), DGRAM_DROP_UNKNOWN_KEY); /* I's went */
+	dgram_free(q);
+	dgram_free(imp);
+	dgram_free(a);
+	dgram_free(b);
+}
+
+/* A certificate put aside becomes the one in use only when a dial to the
+ * member's address shows it; its datagrams ask for that dial (our send
+ * key comes due for a rekey) once the one in use fell silent for 10 s, at
+ * most once per 30 s. I's holder, speaking while a speaks, asks nothing.
+ * a then rotates to R: its handshake to b goes aside and it seals under
+ * R's keys, so A falls silent; 10 s on, R's datagrams make the rekey due,
+ * b's dial meets R, and R is in use (heard, sealed for). Before, only the
+ * key's age made it due (6 to 9 minutes), and all that time b heard
+ * nothing from a over UDP and sent every probe to it over TLS. */
+static void test_aside_certificate_proves_itself_by_dial(void **state)
+{
+	(void)state;
+	struct certs c;
+	certs_init(&c);
+	struct dgram_table *a = dgram_new(NULL), *b = dgram_new(NULL), *imp = dgram_new(NULL);
+	assert_true(a && b && imp);
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, 130); /* b dialed a: A is in use */
+	assert_int_equal(dgram_install(a, "b", m, sizeof(m), false, 0), 0);
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), true, c.a, 0), 0);
+	assert_int_equal(dial_b(imp, b, c.i, 131, 100), DGRAM_INSTALLED_ASIDE);
+	for (uint64_t now = 1000; now <= 30000; now += 1000) {
+		assert_int_equal(send_one(a, "b", b, now), DGRAM_OK);
+		assert_int_equal(send_one(imp, "b", b, now + 1), DGRAM_OK);
+		assert_false(dgram_rekey_due(b, "a", now + 1)); /* A speaks */
+	}
+	/* a rotates to R (a SIGHUP: same agent, new certificate) */
+	assert_int_equal(dial_b(a, b, c.r, 132, 30500), DGRAM_INSTALLED_ASIDE);
+	assert_int_equal(send_one(b, "a", a, 30600), DGRAM_OK); /* a opens the old key */
+	for (uint64_t now = 31000; now < 40000; now += 1000) {
+		assert_int_equal(send_one(a, "b", b, now), DGRAM_OK);
+		assert_false(dgram_rekey_due(b, "a", now)); /* A silent < 10 s */
+	}
+	assert_false(dgram_heard(b, "a", 39500, 5000));
+	assert_int_equal(send_one(a, "b", b, 40000), DGRAM_OK);
+	assert_true(dgram_rekey_due(b, "a", 40000)); /* A silent 10 s: dial */
+	/* one try: the rekey could not start (or failed), not retried before
+	 * the cooldown, however much R speaks */
+	dgram_rekey_defer(b, "a", 45000);
+	for (uint64_t now = 41000; now < 70000; now += 1000) {
+		assert_int_equal(send_one(a, "b", b, now), DGRAM_OK);
+		assert_false(dgram_rekey_due(b, "a", now));
+	}
+	assert_int_equal(send_one(a, "b", b, 70000), DGRAM_OK);
+	assert_true(dgram_rekey_due(b, "a", 70000));
+	/* b's rekey dials a's address and meets R: R is in use */
+	material(m, 133);
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), true, c.r, 71100), 0);
+	assert_int_equal(dgram_install(a, "b", m, sizeof(m), false, 71100), 0);
+	assert_false(dgram_rekey_due(b, "a", 71200));
+	uint8_t sc[DGRAM_CERT_LEN];
+	assert_true(dgram_send_cert(b, "a", sc));
+	assert_memory_equal(sc, c.r, DGRAM_CERT_LEN);
+	assert_int_equal(send_one(a, "b", b, 71300), DGRAM_OK);
+	assert_true(dgram_heard(b, "a", 71300, 1000));
+	assert_int_equal(send_one(b, "a", a, 71400), DGRAM_OK);
+	/* I's holder still speaks, R too: nothing asked */
+	for (uint64_t now = 72000; now < 120000; now += 1000) {
+		assert_int_equal(send_one(imp, "b", b, now), DGRAM_OK);
+		assert_int_equal(send_one(a, "b", b, now + 1), DGRAM_OK);
+		assert_false(dgram_rekey_due(b, "a", now + 1));
+	}
+	assert_cert_stats(b, 2, 2); /* the two dials asked for, at 40 s and 70 s */
+	dgram_free(imp);
+	dgram_free(a);
+	dgram_free(b);
+}
+
+/* The old CA leaves the CA file (a CA rotation's last step): every key of
+ * a certificate it signed goes, whether a connection of it is open or not
+ * (dgram_forget_certs_if, asked by net_close_revoked), in the ring of the
+ * certificate in use and in the side slots, and where it was the one in
+ * use that choice goes too, so the next handshake with the new
+ * certificate installs at once instead of going aside. Before, keys of an
+ * unconnected certificate stayed (a CRL names no certificate here), and a
+ * member's new certificate, put aside behind the old one chosen by a dial,
+ * waited 10 s of silence and a dial while we sealed under keys the member
+ * had wiped. */
+struct old_ca {
+	const uint8_t *a, *i;
+	unsigned asked;
+};
+
+static bool old_ca_signed(const uint8_t *cert, void *arg)
+{
+	struct old_ca *o = arg;
+	o->asked++;
+	return memcmp(cert, o->a, DGRAM_CERT_LEN) == 0 || memcmp(cert, o->i, DGRAM_CERT_LEN) == 0;
+}
+
+static void test_trust_change_wipes_distrusted_certificates(void **state)
+{
+	(void)state;
+	struct certs c;
+	certs_init(&c);
+	struct dgram_table *a = dgram_new(NULL), *b = dgram_new(NULL), *imp = dgram_new(NULL),
+			   *d = dgram_new(NULL);
+	assert_true(a && b && imp && d);
+	uint8_t m[DGRAM_MATERIAL_LEN];
+	material(m, 150); /* b dialed a: A (old CA) in use */
+	assert_int_equal(dgram_install(a, "b", m, sizeof(m), false, 0), 0);
+	assert_int_equal(dgram_install_cert(b, "a", m, sizeof(m), true, c.a, 0), 0);
+	assert_int_equal(dial_b(imp, b, c.i, 151, 10), DGRAM_INSTALLED_ASIDE); /* old CA */
+	assert_int_equal(dial_b(a, b, c.r, 152, 20), DGRAM_INSTALLED_ASIDE);   /* a rotated */
+	material(m, 153); /* d: Q, of the new CA, in use */
+	assert_int_equal(dgram_install(d, "b", m, sizeof(m), false, 30), 0);
+	assert_int_equal(dgram_install_cert(b, "d", m, sizeof(m), true, c.q, 30), 0);
+	struct old_ca o = {.a = c.a, .i = c.i};
+	/* A: send key and receive key; I: its side slot */
+	assert_int_equal(dgram_forget_certs_if(b, old_ca_signed, &o), 3);
+	assert_true(o.asked > 0);
+	assert_false(dgram_can_send(b, "a", 40));
+	uint8_t sc[DGRAM_CERT_LEN];
+	assert_false(dgram_send_cert(b, "a", sc)); /* to be decided again */
+	assert_int_equal(send_one(imp, "b", b, 41), DGRAM_DROP_UNKNOWN_KEY);
+	/* R's side slot and d's keys stay */
+	assert_int_equal(send_one(a, "b", b, 42), DGRAM_OK); /* a seals under R */
+	assert_true(dgram_heard(b, "a", 42, 100));
+	assert_int_equal(send_one(d, "b", b, 43), DGRAM_OK);
+	assert_int_equal(send_one(b, "d", d, 44), DGRAM_OK);
+	/* a's next handshake with R, which b did not start, installs at once */
+	assert_int_equal(dial_b(a, b, c.r, 154, 50), 0);
+	assert_true(dgram_send_cert(b, "a", sc));
+	assert_memory_equal(sc, c.r, DGRAM_CERT_LEN);
+	assert_int_equal(send_one(b, "a", a, 51), DGRAM_OK);
+	assert_int_equal(send_one(a, "b", b, 52), DGRAM_OK);
+	assert_int_equal(dgram_forget_certs_if(b, old_ca_signed, &o), 0); /* nothing left */
+	dgram_free(d);
+	dgram_free(imp);
+	dgram_free(a);
+	dgram_free(b);
 }
 
 /* The CRL revokes a certificate: every key a handshake with it made goes
@@ -610,9 +868,9 @@ static void test_second_certificate_kept_aside(void **state)
 static void test_forget_revoked_certificate(void **state)
 {
 	(void)state;
-	uint8_t cert_a[DGRAM_CERT_LEN], cert_i[DGRAM_CERT_LEN];
-	memset(cert_a, 0xa1, sizeof(cert_a));
-	memset(cert_i, 0x17, sizeof(cert_i));
+	struct certs c;
+	certs_init(&c);
+	const uint8_t *cert_a = c.a, *cert_i = c.i;
 	struct dgram_table *a = dgram_new(NULL), *b = dgram_new(NULL), *imp = dgram_new(NULL);
 	assert_non_null(a);
 	assert_non_null(b);
@@ -810,7 +1068,11 @@ int main(void)
 	    cmocka_unit_test(test_rekey_due_staggered),
 	    cmocka_unit_test(test_crossed_handshakes),
 	    cmocka_unit_test(test_second_certificate_kept_aside),
+	    cmocka_unit_test(test_aside_never_evicts_key_in_use),
+	    cmocka_unit_test(test_aside_keeps_key_of_certificate_in_use),
+	    cmocka_unit_test(test_aside_certificate_proves_itself_by_dial),
 	    cmocka_unit_test(test_forget_revoked_certificate),
+	    cmocka_unit_test(test_trust_change_wipes_distrusted_certificates),
 	    cmocka_unit_test(test_table_bound_evicts_lru),
 	    cmocka_unit_test(test_quoted_sender),
 	    cmocka_unit_test(test_heard_and_probe_due),

@@ -1265,6 +1265,13 @@ static void test_ca_removed_on_reload(void **state)
 	assert_true(tls_conn_handshake_done(kept->srv.c));
 	assert_null(tls_conn_peer_distrusted(old->srv.c));
 	assert_null(tls_conn_peer_distrusted(kept->srv.c));
+	/* the certificates kept past their sessions (datagram keys outlive
+	 * the connection that made them), judged again after the reload */
+	struct tls_cert *x_old = tls_conn_peer_cert(old->srv.c),
+			*x_kept = tls_conn_peer_cert(kept->srv.c);
+	assert_non_null(x_old);
+	assert_non_null(x_kept);
+	assert_null(tls_ctx_cert_distrusted(sctx, x_old));
 
 	/* the other CA leaves the file */
 	concat("rot.pem", "ca.pem", "ca.pem");
@@ -1280,6 +1287,12 @@ static void test_ca_removed_on_reload(void **state)
 	pair_free(p);
 	pair_free(old);
 	pair_free(kept);
+	why = tls_ctx_cert_distrusted(sctx, x_old); /* its session is gone */
+	assert_non_null(why);
+	assert_non_null(strstr(why, "not signed by a CA in the CA file now in force"));
+	assert_null(tls_ctx_cert_distrusted(sctx, x_kept));
+	tls_cert_free(x_old);
+	tls_cert_free(x_kept);
 	tls_ctx_free(sctx);
 	tls_ctx_free(stranger);
 	tls_ctx_free(n2);
