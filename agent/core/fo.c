@@ -2660,10 +2660,27 @@ static bool member_up(const struct fo *f, const struct mrec *r)
 	return r->fed && !r->left && !r->removed && (r->st == FO_ALIVE || r->st == FO_SUSPECT);
 }
 
-/* Does an up host other than `not_on` run `uuid` with an epoch above
- * `above`, in the view? (It moved there: a newer generation.) */
-static const char *running_elsewhere(const struct fo *f, const char *uuid, uint64_t above,
-                                     const char *not_on, uint64_t *epoch)
+/* Did a live migration from `source` land `uuid` on `x` at `epoch` (MOVED)?
+ * Then source's listing of it at that epoch is the copy that left. */
+static bool moved_copy_of(const struct fo *f, const char *uuid, uint64_t epoch, const char *source,
+                          const char *x)
+{
+	for (size_t k = 0; k < f->n_moves; k++) {
+		const struct fo_move *mv = &f->moves[k].m;
+		if (mv->state == FO_MOVE_MOVED && mv->epoch == epoch &&
+		    strcmp(mv->uuid, uuid) == 0 && strcmp(mv->source, source) == 0 &&
+		    strcmp(mv->target, x) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The host (and *epoch) of an up host other than `not_on` that runs
+ * `uuid` with an epoch above `above`, in the view; NULL when none. With
+ * `landed_on`, a listing by the source of a live migration that landed
+ * that very copy on `landed_on` (moved_copy_of) does not count. */
+static const char *copy_elsewhere(const struct fo *f, const char *uuid, uint64_t above,
+                                  const char *not_on, const char *landed_on, uint64_t *epoch)
 {
 	for (size_t i = 0; i < f->n_hosts; i++) {
 		const struct fo_host *h = &f->hosts[i];
@@ -2672,15 +2689,26 @@ static const char *running_elsewhere(const struct fo *f, const char *uuid, uint6
 		const struct mrec *r = member_find(f, h->cap.name);
 		if (!r || !(member_up(f, r) || beating(f, r)))
 			continue;
-		for (size_t v = 0; v < h->n_vms; v++)
-			if (h->vms[v].running && h->vms[v].epoch > above &&
-			    strcmp(h->vms[v].uuid, uuid) == 0) {
-				if (epoch)
-					*epoch = h->vms[v].epoch;
-				return h->cap.name;
-			}
+		for (size_t v = 0; v < h->n_vms; v++) {
+			const struct fo_vm *hv = &h->vms[v];
+			if (!hv->running || hv->epoch <= above || strcmp(nz(hv->uuid), uuid) != 0 ||
+			    (landed_on &&
+			     moved_copy_of(f, uuid, hv->epoch, h->cap.name, landed_on)))
+				continue;
+			if (epoch)
+				*epoch = hv->epoch;
+			return h->cap.name;
+		}
 	}
 	return NULL;
+}
+
+/* Does an up host other than `not_on` run `uuid` with an epoch above
+ * `above`, in the view? (It moved there: a newer generation.) */
+static const char *running_elsewhere(const struct fo *f, const char *uuid, uint64_t above,
+                                     const char *not_on, uint64_t *epoch)
+{
+	return copy_elsewhere(f, uuid, above, not_on, NULL, epoch);
 }
 
 /* What owed_of works from: x's listing at an incarnation <= inc (a view's
@@ -2723,31 +2751,7 @@ static bool owed_listed_at(const struct owed_scan *o, const char *uuid, uint64_t
 static bool runs_elsewhere_not_landed(const struct fo *f, const char *uuid, uint64_t above,
                                       const char *x)
 {
-	for (size_t i = 0; i < f->n_hosts; i++) {
-		const struct fo_host *h = &f->hosts[i];
-		if (strcmp(h->cap.name, x) == 0)
-			continue;
-		const struct mrec *r = member_find(f, h->cap.name);
-		if (!r || !(member_up(f, r) || beating(f, r)))
-			continue;
-		for (size_t v = 0; v < h->n_vms; v++) {
-			const struct fo_vm *hv = &h->vms[v];
-			if (!hv->running || hv->epoch <= above || strcmp(nz(hv->uuid), uuid) != 0)
-				continue;
-			bool landed_here = false;
-			for (size_t k = 0; k < f->n_moves && !landed_here; k++) {
-				const struct fo_move *mv = &f->moves[k].m;
-				landed_here = mv->state == FO_MOVE_MOVED &&
-				              mv->epoch == hv->epoch &&
-				              strcmp(mv->uuid, uuid) == 0 &&
-				              strcmp(mv->source, h->cap.name) == 0 &&
-				              strcmp(mv->target, x) == 0;
-			}
-			if (!landed_here)
-				return true;
-		}
-	}
-	return false;
+	return copy_elsewhere(f, uuid, above, x, x, NULL) != NULL;
 }
 
 /* Is VM v (uuid, at v->epoch) no longer x's: a chosen plan we know (or
@@ -4857,10 +4861,11 @@ static void collect_adopt(const struct fo *f, const struct inst *in, struct fo_m
  * The placements themselves reach it only when live (collect_adopt, and
  * on_promise again in the proposer's view): one known dead (handed back,
  * its target fenced since) is not adopted, and a proposer that never
- * learned the older plan re-placed the VM from the epoch below it. Before, (n1,2,0) restarted vm1.1 at epoch 2 on n1,
- * which (n1,1,0) had given on n2, whose copy went with n2's self-fence
- * (simulator seed 1237837291802719264 with migrations: an epoch given
- * twice, O4, no second copy). Chosen plans go whole (superseded). Writes
+ * learned the older plan re-placed the VM from the epoch below it.
+ * Before, (n1,2,0) restarted vm1.1 at epoch 2 on n1, which (n1,1,0) had
+ * given on n2, whose copy went with n2's self-fence (simulator seed
+ * 1237837291802719264 with migrations: an epoch given twice, O4, no
+ * second copy). Chosen plans go whole (superseded). Writes
  * up to `cap` entries to out (NULL: counts them). */
 static size_t older_floors(const struct fo *f, const struct inst *in, struct fo_plan_entry *out,
                            size_t cap)
