@@ -513,6 +513,8 @@ static bool has_placement(const struct fo_plan *p, const struct fo_plan_entry *p
 static bool vm_in_care(const struct fo *f, const char *uuid);
 static bool moved_on(const struct fo *f, const struct fo_plan_entry *pe);
 static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct pend *pd);
+static bool runs_besides_handed_back(const struct fo *f, const struct fo_plan_entry *e,
+                                     uint64_t base);
 static bool given_above(const struct fo *f, const char *uuid, uint64_t epoch);
 static struct given *given_find(const struct fo *f, const char *uuid);
 static bool pending_elsewhere(const struct fo *f, const struct inst *in, const char *uuid,
@@ -4296,10 +4298,39 @@ static bool moved_from(const struct fo *f, const char *uuid, const char *x, uint
  * target, so that listing is the source's stale one of the copy the dead
  * host ran — leaving the entry out would leave the VM owed by nobody.
  * Leaving an entry out never starts anything. */
+/* Does an up host run e's VM above `base`, e being a placement its target
+ * handed back (pending or parked again)? Its target's own listing of it at
+ * e's very epoch does not count: the hand-back is the target's word that
+ * it never started that copy or destroyed it (the word a later round
+ * re-places on), and a target never starts a placement it handed back, so
+ * such a listing is the target's state from before — a view not yet
+ * caught up. Counted, it dropped the hand-back for good: n3, failed over,
+ * destroyed v2-0 (epoch 3), handed it back, and at once proposed the
+ * giving instance's next round from a view of itself still listing the
+ * copy: an empty round, chosen, and v2-0 ran nowhere again (simulator
+ * seed 1383148215796797374, issue 9's loss-everywhere scenario). Any
+ * other copy counts: on another host, or on the target at another
+ * epoch. */
+static bool runs_besides_handed_back(const struct fo *f, const struct fo_plan_entry *e,
+                                     uint64_t base)
+{
+	if (running_elsewhere(f, e->uuid, base, e->target[0] ? e->target : NULL, NULL))
+		return true;
+	const struct fo_host *h = e->target[0] ? host_of(f, e->target) : NULL;
+	const struct mrec *r = h ? member_find(f, e->target) : NULL;
+	if (!r || !(member_up(f, r) || beating(f, r)))
+		return false;
+	for (size_t v = 0; v < h->n_vms; v++)
+		if (h->vms[v].running && h->vms[v].epoch > base &&
+		    h->vms[v].epoch != e->new_epoch && strcmp(nz(h->vms[v].uuid), e->uuid) == 0)
+			return true;
+	return false;
+}
+
 static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct pend *pd)
 {
 	uint64_t base = entry_base(&pd->e, pd->failed_round);
-	return running_elsewhere(f, pd->e.uuid, base, NULL, NULL) ||
+	return runs_besides_handed_back(f, &pd->e, base) ||
 	       (base > 0 && runs_at_base_elsewhere(f, in, pd->e.uuid, base)) ||
 	       moved_on(f, &pd->e) || move_away(f, pd->e.uuid, NULL, pd->e.new_epoch) ||
 	       moved_from(f, pd->e.uuid, in->dead, base);
@@ -7942,7 +7973,7 @@ static void retry_parked(struct fo *f, struct inst *in, uint64_t now)
 		                  .memory_kib = pd->e.memory_kib,
 		                  .epoch = base,
 		                  .running = true};
-		if (running_elsewhere(f, pd->e.uuid, base, NULL, NULL) ||
+		if (runs_besides_handed_back(f, &pd->e, base) ||
 		    placed_by_other(f, in, pd->e.uuid, base) ||
 		    replaced_after(f, in, pd->failed_round, pd->e.uuid)) {
 			in->parked[p] = in->parked[--in->n_parked];
