@@ -1233,6 +1233,16 @@ static void fw_handle_event(struct fw *w, int i, const struct fo_event *e)
 			fw_count_acceptance(w, b, i);
 		}
 		fw_learned(w, i, &e->inst, &e->plan, true);
+		/* (MV_SIM_VERBOSE=3: what the plan says, entry by entry) */
+		for (size_t k = 0; w->o.verbose >= 3 && k < e->plan.n; k++) {
+			const struct fo_plan_entry *pe = &e->plan.entries[k];
+			vlog(w, 3,
+			     "%s:   (%s,%" PRIu64 ",%u) %s -> %s (incarnation %" PRIu64
+			     ") epoch %" PRIu64 " from %s%" PRIu64,
+			     h->name, e->inst.dead, e->inst.incarnation, e->inst.round, pe->name,
+			     pe->target[0] ? pe->target : "(no room)", pe->target_incarnation,
+			     pe->new_epoch, pe->has_base ? "" : "~", pe->base_epoch);
+		}
 		const struct fo_plan *p = NULL;
 		if (!fo_chosen_plan(h->fo, &e->inst, &p) || p == NULL || !fw_plan_same(p, &e->plan))
 			fw_fail(w, "O3 %s: FO_EV_CHOSEN's plan differs from fo_chosen_plan()",
