@@ -550,6 +550,12 @@ static uint64_t newest_known_inc(const struct fo *f, const struct mrec *r);
 static bool target_fenced(const struct fo *f, const struct fo_plan_entry *pe);
 static bool places_live(const struct fo *f, const struct round *rd, const char *uuid,
                         uint64_t base);
+static bool placement_live_above(const struct fo *f, const struct round *rd, size_t k,
+                                 const char *uuid, uint64_t base);
+static bool places_live_not_handed(const struct fo *f, const struct inst *o, const struct round *rd,
+                                   const char *uuid, uint64_t base);
+static const struct inst *placement_handed(const struct fo *f, const struct inst *in,
+                                           const struct fo_plan_entry *pe);
 static bool re_placing(const struct fo *f, const struct inst *in, uint32_t round,
                        const struct fo_plan *op, const char *uuid);
 static bool member_up(const struct fo *f, const struct mrec *r);
@@ -5056,13 +5062,40 @@ static bool target_fenced(const struct fo *f, const struct fo_plan_entry *pe)
  * incarnation? Those never start (or run no more). */
 static bool places_live(const struct fo *f, const struct round *rd, const char *uuid, uint64_t base)
 {
-	for (size_t k = 0; rd->chosen && k < rd->plan.n; k++) {
-		const struct fo_plan_entry *q = &rd->plan.entries[k];
-		if (q->target[0] && q->new_epoch > base && strcmp(q->uuid, uuid) == 0 &&
-		    rd->ents[k].st != E_HANDED && rd->ents[k].st != E_NOROOM &&
-		    !target_fenced(f, q))
+	for (size_t k = 0; rd->chosen && k < rd->plan.n; k++)
+		if (placement_live_above(f, rd, k, uuid, base))
 			return true;
-	}
+	return false;
+}
+
+/* Entry k of chosen round rd: a placement of `uuid` above `base` that is
+ * not known dead (places_live)? */
+static bool placement_live_above(const struct fo *f, const struct round *rd, size_t k,
+                                 const char *uuid, uint64_t base)
+{
+	const struct fo_plan_entry *q = &rd->plan.entries[k];
+	return q->target[0] && q->new_epoch > base && strcmp(q->uuid, uuid) == 0 &&
+	       rd->ents[k].st != E_HANDED && rd->ents[k].st != E_NOROOM && !target_fenced(f, q);
+}
+
+/* places_live for the restart of an entry of ours (superseded_by_ex):
+ * leaves out, too, a placement whose very copy (VM, target, epoch) its
+ * target handed back for another recovery (placement_handed) — an
+ * adopted placement handed back for a newer recovery is marked dead in
+ * the older one only where the older one was learned first (add_pending),
+ * and the target's own mark of it is silent. Before, n0 marked (n3,3,0)'s
+ * placement of v3-1 dead when it handed back the same placement for
+ * (n3,6,0), (n3,7,0) and (n3,9,0), and left it unstarted because (n3,7,1)
+ * re-placed the VM on n3; n3, which learned (n3,3,0) after those
+ * hand-backs, held that placement live and never started (n3,7,1)'s
+ * entry (simulator seed 9100639744153442696, loss everywhere). */
+static bool places_live_not_handed(const struct fo *f, const struct inst *o, const struct round *rd,
+                                   const char *uuid, uint64_t base)
+{
+	for (size_t k = 0; rd->chosen && k < rd->plan.n; k++)
+		if (placement_live_above(f, rd, k, uuid, base) &&
+		    !placement_handed(f, o, &rd->plan.entries[k]))
+			return true;
 	return false;
 }
 
@@ -5488,7 +5521,8 @@ static const char *superseded_by_ex(const struct fo *f, const struct inst *in, u
 			/* a later round of ours at the same or a newer epoch; another
 			 * instance that placed it above the epoch we start it from */
 			bool hit = o == in ? places_above(&od->plan, pe->uuid, pe->new_epoch - 1)
-			                   : places_live(f, od, pe->uuid, entry_base(pe, round)) &&
+			                   : places_live_not_handed(f, o, od, pe->uuid,
+			                                            entry_base(pe, round)) &&
 			                         !has_placement(&od->plan, pe) &&
 			                         !re_placing(f, in, round, &od->plan, pe->uuid);
 			if (hit) {

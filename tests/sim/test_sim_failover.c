@@ -2098,16 +2098,26 @@ SCN(test_issue9_loss_everywhere)
 	world_free(w);
 }
 
-/* Case 2 replayed at a seed a fresh draw once failed: n3, failed over,
- * destroyed v2-0, handed it back and at once proposed the giving
- * instance's next round from a view of itself that still listed the copy
- * running; the round came out empty and v2-0 ran nowhere again
- * (runs_besides_handed_back). */
+/* Case 2 replayed at seeds fresh draws once failed. 1383148215796797374:
+ * n3, failed over, destroyed v2-0, handed it back and at once proposed
+ * the giving instance's next round from a view of itself that still
+ * listed the copy running; the round came out empty and v2-0 ran nowhere
+ * again (runs_besides_handed_back). */
 static void test_issue9_loss_everywhere_replayed(void **state)
 {
 	(void)state;
-	replay_seed = 1383148215796797374ULL; /* (MV_SIM_SEED still wins) */
-	test_issue9_loss_everywhere_once();
+	/* (MV_SIM_SEED still wins) */
+	static const uint64_t seeds[] = {
+	    1383148215796797374ULL, /* above */
+	    9100639744153442696ULL, /* n3 held (n3,3,0)'s placement of v3-1 live,
+	                               which n0 had handed back for newer recoveries
+	                               of n3 before n3 learned (n3,3,0): n3 never
+	                               started (n3,7,1)'s (places_live_not_handed) */
+	};
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		replay_seed = seeds[i];
+		test_issue9_loss_everywhere_once();
+	}
 	replay_seed = 0;
 }
 
