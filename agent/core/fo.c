@@ -4284,11 +4284,47 @@ static bool moved_from(const struct fo *f, const char *uuid, const char *x, uint
 	return false;
 }
 
+/* Does an up host run e's VM above `base`, e being a pending (or parked)
+ * VM? When e is a placement its target handed back (the very copy: VM,
+ * target, epoch, E_HANDED in a chosen round we hold), the target's own
+ * listing of it at e's epoch does not count: the hand-back is the target's
+ * word that it never started that copy or destroyed it (the word a later
+ * round re-places on; a hand-back leaves only once the destroys are done,
+ * fo_msg_vouches_fence), and a target never starts a placement it handed
+ * back, so such a listing is the target's state from before, a view not
+ * yet caught up. Counted, it dropped the hand-back for good: n3, failed
+ * over, destroyed v2-0 (epoch 3), handed it back, and at once proposed the
+ * giving instance's next round from a view of itself still listing the
+ * copy: an empty round, chosen, and v2-0 ran nowhere again (simulator seed
+ * 1383148215796797374, issue 9's loss-everywhere scenario). Any other copy
+ * counts: on another host, or on the target at another epoch — and our own
+ * listing while a destroy of ours failed (fence_incomplete: the copy may
+ * still run here, and a re-placement would start at once; a review's
+ * finding). */
+static bool runs_besides_handed_back(const struct fo *f, const struct fo_plan_entry *e,
+                                     uint64_t base)
+{
+	bool handed = e->target[0] && !(is_self(f, e->target) && f->fence_incomplete) &&
+	              placement_handed(f, NULL, e);
+	if (running_elsewhere(f, e->uuid, base, handed ? e->target : NULL, NULL))
+		return true;
+	const struct fo_host *h = handed ? host_of(f, e->target) : NULL;
+	const struct mrec *r = h ? member_find(f, e->target) : NULL;
+	if (!r || !(member_up(f, r) || beating(f, r)))
+		return false;
+	for (size_t v = 0; v < h->n_vms; v++)
+		if (h->vms[v].running && h->vms[v].epoch > base &&
+		    h->vms[v].epoch != e->new_epoch && strcmp(nz(h->vms[v].uuid), e->uuid) == 0)
+			return true;
+	return false;
+}
+
 /* Is a handed-back entry no longer this instance's to re-place: started
  * after all (a late report), or moved on since — an up host runs it above
  * the epoch it moved from (this entry's start, or another placement's: a
  * no-room entry's epoch was never given, so another instance may give one
- * below it), a chosen plan placed it above (that plan's instance answers
+ * below it; not the target's stale listing of the very copy it handed
+ * back: runs_besides_handed_back), a chosen plan placed it above (that plan's instance answers
  * for it now), or a live migration took it above (MOVES)? own_value leaves
  * such entries out and a chosen round settles them, by this one test: kept
  * pending, they would make round after empty round until every round of
@@ -4304,35 +4340,6 @@ static bool moved_from(const struct fo *f, const char *uuid, const char *x, uint
  * target, so that listing is the source's stale one of the copy the dead
  * host ran — leaving the entry out would leave the VM owed by nobody.
  * Leaving an entry out never starts anything. */
-/* Does an up host run e's VM above `base`, e being a placement its target
- * handed back (pending or parked again)? Its target's own listing of it at
- * e's very epoch does not count: the hand-back is the target's word that
- * it never started that copy or destroyed it (the word a later round
- * re-places on), and a target never starts a placement it handed back, so
- * such a listing is the target's state from before — a view not yet
- * caught up. Counted, it dropped the hand-back for good: n3, failed over,
- * destroyed v2-0 (epoch 3), handed it back, and at once proposed the
- * giving instance's next round from a view of itself still listing the
- * copy: an empty round, chosen, and v2-0 ran nowhere again (simulator
- * seed 1383148215796797374, issue 9's loss-everywhere scenario). Any
- * other copy counts: on another host, or on the target at another
- * epoch. */
-static bool runs_besides_handed_back(const struct fo *f, const struct fo_plan_entry *e,
-                                     uint64_t base)
-{
-	if (running_elsewhere(f, e->uuid, base, e->target[0] ? e->target : NULL, NULL))
-		return true;
-	const struct fo_host *h = e->target[0] ? host_of(f, e->target) : NULL;
-	const struct mrec *r = h ? member_find(f, e->target) : NULL;
-	if (!r || !(member_up(f, r) || beating(f, r)))
-		return false;
-	for (size_t v = 0; v < h->n_vms; v++)
-		if (h->vms[v].running && h->vms[v].epoch > base &&
-		    h->vms[v].epoch != e->new_epoch && strcmp(nz(h->vms[v].uuid), e->uuid) == 0)
-			return true;
-	return false;
-}
-
 static bool pend_gone_by(const struct fo *f, const struct inst *in, const struct pend *pd)
 {
 	uint64_t base = entry_base(&pd->e, pd->failed_round);
@@ -5552,11 +5559,15 @@ static int entry_order(const struct fo_plan_entry *a, const struct fo_plan_entry
 	return strcmp(a->name, b->name);
 }
 
-/* Is our own state in the view, published by this life of the agent? */
+/* Is our own state in the view, published by this life of the agent, with
+ * a VM list libvirt gave (not the empty list of an agent that has none
+ * yet)? Before, an earlier life's entry was handed back as "not started"
+ * from that empty list while the earlier life's copy ran (a review's
+ * finding). */
 static bool own_state_known(const struct fo *f)
 {
 	const struct fo_host *me = host_of(f, f->cfg.name);
-	return me && me->incarnation >= f->first_inc;
+	return me && me->incarnation >= f->first_inc && !me->inventory_unknown;
 }
 
 /* Does our own state (the view of us) list this VM active at `epoch` or
@@ -6916,7 +6927,9 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
 		if (!m->ok)
 			add_pending(f, in, pe, m->inst.round);
 	} else if (!m->ok && m->has_plan && m->plan.n == 1 &&
-	           strcmp(m->plan.entries[0].uuid, m->vm_uuid) == 0) {
+	           strcmp(m->plan.entries[0].uuid, m->vm_uuid) == 0 &&
+	           strcmp(m->plan.entries[0].target, m->from) == 0) {
+		/* (only its target hands an entry back) */
 		/* the round is not learned here yet: keep the hand-back */
 		add_pending(f, in, &m->plan.entries[0], m->inst.round);
 	} else {

@@ -3677,7 +3677,9 @@ struct fence_outcome {
 	bool back, fenced;
 };
 
-static struct fence_outcome obey_order_for_1(struct fo *a)
+/* A FENCE_ORDER from n2 for n1's incarnation 1, listing only "listed",
+ * with a majority withholding acks from n1 (obeyed at once), at 2000. */
+static void order_for_life1(struct fo *a)
 {
 	struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
 	struct fo_msg m;
@@ -3686,6 +3688,11 @@ static struct fence_outcome obey_order_for_1(struct fo *a)
 	snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
 	withheld_by(a, "n0", "n1", 1, 2000);
 	assert_int_equal(fo_handle_message(a, &m, 2000), 0);
+}
+
+static struct fence_outcome obey_order_for_1(struct fo *a)
+{
+	order_for_life1(a);
 	struct fence_outcome out;
 	memset(&out, 0, sizeof(out));
 	struct fo_event e;
@@ -3711,6 +3718,7 @@ static struct fence_outcome obey_order_for_1(struct fo *a)
 		}
 		fo_event_clear(&e);
 	}
+	struct fo_msg m;
 	while (fo_pop_output(a, &m)) {
 		out.back |= m.type == FO_RESTARTED && !m.ok && !strcmp(m.vm_uuid, "kept") &&
 		            m.has_plan && m.plan.n == 1;
@@ -3776,6 +3784,31 @@ static void test_fence_order_destroys_unlisted(void **state)
 	fo_free(a);
 }
 
+/* n1 learns at 1002, with a majority's proof, the plan of (n0, 1) giving
+ * `uuid` to its incarnation 1 at epoch 2. */
+static void n1_learns_n0_plan_giving(struct fo *a, const char *uuid)
+{
+	struct fo_plan_entry p[1] = {entry(uuid, "n1", 2)};
+	p[0].target_incarnation = 1;
+	struct fo_msg m;
+	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 1);
+	assert_int_equal(prove_chosen(a, &m, 1002), 0);
+}
+
+/* n1 restarted at incarnation 2, its own state h0 (n2's at 1 beside it),
+ * learned at 1002 (n0, 1)'s plan giving "old" to its incarnation 1. */
+static struct fo *n1_life2_given_old(struct fo_host h0)
+{
+	struct fo *a = n1_n0_dead(2);
+	struct fo_host h[2] = {h0, mkhost("n2", 16, 64)};
+	h[0].incarnation = 2;
+	h[0].quorate = true;
+	h[1].incarnation = 1;
+	fo_set_hosts(a, h, 2, 1001);
+	n1_learns_n0_plan_giving(a, "old");
+	return a;
+}
+
 /* What a fence destroys and what it hands back are one set (started_here).
  * A previous life of n1 (incarnation 1) started "old" for n0's failover;
  * n1 restarted (incarnation 2) and its own state shows "old" running. It
@@ -3787,34 +3820,20 @@ static void test_fence_kills_what_it_hands_back(void **state)
 {
 	(void)state;
 	for (int with_fenced = 0; with_fenced < 2; with_fenced++) {
-		struct fo *a = n1_n0_dead(2);
-		struct fo_vm vm = {.uuid = "old",
-		                   .name = "vm-old",
-		                   .vcpus = 1,
-		                   .memory_kib = GIB,
-		                   .epoch = 2,
-		                   .running = true};
-		struct fo_host h[2] = {mkhost("n1", 16, 64), mkhost("n2", 16, 64)};
-		h[0].incarnation = 2;
-		h[0].quorate = true;
-		h[0].n_vms = 1;
-		h[0].vms = &vm;
-		h[1].incarnation = 1;
-		fo_set_hosts(a, h, 2, 1001);
-		struct fo_plan_entry p[1] = {entry("old", "n1", 2)};
-		p[0].target_incarnation = 1;
-		struct fo_msg m;
-		msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 1);
-		assert_int_equal(prove_chosen(a, &m, 1002), 0);
+		static struct fo_vm vm = {.uuid = "old",
+		                          .name = "vm-old",
+		                          .vcpus = 1,
+		                          .memory_kib = GIB,
+		                          .epoch = 2,
+		                          .running = true};
+		struct fo_host h0 = mkhost("n1", 16, 64);
+		h0.n_vms = 1;
+		h0.vms = &vm;
+		struct fo *a = n1_life2_given_old(h0);
 		if (with_fenced)
 			n0_fenced_by_itself(a, 1003);
 		drop_all(a);
-		struct fo_plan_entry o[1] = {entry("listed", "n2", 3)};
-		msg_plan(&m, FO_FENCE_ORDER, "n2", "n1", 1, 0, 0, o, 1);
-		m.ok = true; /* n2 accepted a value of our failover */
-		snprintf(m.inst.dead, sizeof(m.inst.dead), "n1");
-		withheld_by(a, "n0", "n1", 1, 2000);
-		assert_int_equal(fo_handle_message(a, &m, 2000), 0);
+		order_for_life1(a);
 		bool killed = false, handed = false;
 		struct fo_event e;
 		while (fo_pop_event(a, &e)) {
@@ -3834,15 +3853,41 @@ static void test_fence_kills_what_it_hands_back(void **state)
 	}
 }
 
+/* A restarted agent whose own state carries no VM list from libvirt yet
+ * (inventory_unknown: the empty list an agent publishes before libvirt
+ * answers) hands back nothing an earlier life of it was given: that life
+ * may have started it, and its copy may run here. With the list known and
+ * empty, the same order hands "old" back (it runs nowhere here). Before,
+ * own_state_known ignored inventory_unknown and "old" was handed back as
+ * not started while it ran (a review's finding). */
+static void test_unknown_inventory_hands_back_nothing(void **state)
+{
+	(void)state;
+	for (int known = 0; known < 2; known++) {
+		struct fo_host h0 = mkhost("n1", 16, 64);
+		h0.inventory_unknown = !known;
+		struct fo *a = n1_life2_given_old(h0);
+		n0_fenced_by_itself(a, 1003);
+		order_for_life1(a);
+		assert_int_equal(fo_handle_timer(a, 3000), 0);
+		/* (every event since the plan was learned: with the list known,
+		 * the entry goes back as soon as the plan's fence is confirmed) */
+		bool handed = false;
+		struct fo_event e;
+		while (fo_pop_event(a, &e)) {
+			handed |= e.type == FO_EV_HANDED_BACK && !strcmp(e.entry.uuid, "old");
+			fo_event_clear(&e);
+		}
+		assert_int_equal(handed, known);
+		fo_free(a);
+	}
+}
+
 /* n1_n0_dead(1) that learned at 1002 the plan of (n0, 1) giving it "x". */
 static struct fo *n1_given_x(void)
 {
 	struct fo *a = n1_n0_dead(1);
-	struct fo_plan_entry p[1] = {entry("x", "n1", 2)};
-	p[0].target_incarnation = 1;
-	struct fo_msg m;
-	msg_plan(&m, FO_CHOSEN, "n2", "n1", 1, 0, 1, p, 1);
-	assert_int_equal(prove_chosen(a, &m, 1002), 0);
+	n1_learns_n0_plan_giving(a, "x");
 	return a;
 }
 
@@ -7813,6 +7858,7 @@ int main(void)
 	    cmocka_unit_test(test_random_garbage),
 	    cmocka_unit_test(test_fence_order_destroys_unlisted),
 	    cmocka_unit_test(test_fence_kills_what_it_hands_back),
+	    cmocka_unit_test(test_unknown_inventory_hands_back_nothing),
 	    cmocka_unit_test(test_start_waits_for_fresh_acks),
 	    cmocka_unit_test(test_rogue_fenced_starts_nothing),
 	    cmocka_unit_test(test_own_fenced_believed),
