@@ -65,9 +65,10 @@ struct cli_opts {
 	uint32_t parallel; /* --parallel (drain) */
 	uint32_t backlog;  /* --backlog (events) */
 	bool has_backlog;
-	bool yes;          /* --yes (force-leave) */
-	char confirm[256]; /* force-leave: what the operator typed */
-	size_t n_events;   /* events printed so far */
+	bool yes;           /* --yes (force-leave) */
+	bool majority_gone; /* --majority-is-gone (force-leave) */
+	char confirm[256];  /* force-leave: what the operator typed */
+	size_t n_events;    /* events printed so far */
 };
 
 struct cli_conn {
@@ -143,12 +144,17 @@ static const char *cli_synopsis(const char *cmd)
 	           "  Exit status 1 if an HA VM that should run does not, or if the loss\n"
 	           "  of some one host would leave HA VMs without room; 0 otherwise"},
 	    {"force-leave",
-	     " NODE [--yes]\n"
+	     " NODE [--yes] [--majority-is-gone]\n"
 	     "\n"
 	     "  Removes a dead host from the voting set so that the remaining\n"
 	     "  majority shrinks. Only for a host that is gone for good: asks you to\n"
 	     "  type its name to confirm (--yes: do not ask, required when stdin is\n"
-	     "  not a terminal)"},
+	     "  not a terminal). The node asked refuses unless it hears a majority of\n"
+	     "  its voting set: one cut off on the minority side of a partition would\n"
+	     "  otherwise decide failovers alone while the other side does too.\n"
+	     "  --majority-is-gone: you have verified that the hosts that node does\n"
+	     "  not hear are powered off for good (the majority died): remove anyway\n"
+	     "  (logged as an override)"},
 	    {"vm", " NAME|UUID\n"
 	           "       meshvisor vm create --xml FILE [--node NAME] [--no-start]\n"
 	           "       meshvisor vm start|shutdown|destroy|undefine NAME|UUID\n"
@@ -199,6 +205,8 @@ static bool cli_parse_switch(struct cli_opts *o, const char *flag)
 		o->abort_op = true;
 	else if (strcmp(flag, "--yes") == 0)
 		o->yes = true;
+	else if (strcmp(flag, "--majority-is-gone") == 0)
+		o->majority_gone = true;
 	else
 		return false;
 	return true;
@@ -1660,6 +1668,8 @@ static int cli_check_flag_use(const struct cli_opts *o)
 		return cli_usage_error(o, "%s", "--backlog goes with 'events'");
 	if (o->yes && strcmp(cmd, "force-leave") != 0)
 		return cli_usage_error(o, "%s", "--yes goes with 'force-leave'");
+	if (o->majority_gone && strcmp(cmd, "force-leave") != 0)
+		return cli_usage_error(o, "%s", "--majority-is-gone goes with 'force-leave'");
 	if (o->to && o->abort_op)
 		return cli_usage_error(o, "%s", "--abort takes no --to");
 	if (want_args == 0 && o->n_args > 0)
@@ -1711,6 +1721,7 @@ static int cli_build_membership_request(struct cli_opts *o, struct cli_request *
 		mv__force_leave_request__init(&q->force_leave);
 		q->force_leave.node = o->args[0];
 		q->force_leave.confirm = o->confirm;
+		q->force_leave.majority_is_gone = o->majority_gone;
 		req->op_case = MV__RPC_REQUEST__OP_FORCE_LEAVE;
 		req->force_leave = &q->force_leave;
 	} else {

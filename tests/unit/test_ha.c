@@ -1,7 +1,10 @@
 /*
  * test_ha.c — agent/daemon/ha.h's quorate stamp: the one line that carries the
  * last quorate moment across an agent restart (format, strict parsing,
- * torn or foreign text refused) and its conversion into the core's clock.
+ * torn or foreign text refused) and its conversion into the core's clock;
+ * and the force-leave guard (issue 13): a node that does not hear a
+ * majority of its voting set removes nobody unless the operator states
+ * that the majority is gone.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -94,13 +97,52 @@ static void test_to_core(void **state)
 	assert_true(ha_stamp_to_core(200000, 100000, 10000) == 10000);
 }
 
+/* The force-leave guard: allowed exactly when the node hears a majority
+ * (or the operator states the majority is gone); the refusal says why,
+ * with the numbers, and how to override. */
+static void test_force_leave_guard(void **state)
+{
+	(void)state;
+	char err[512] = "";
+	/* a host cut off alone from 3 voters: refused, and it says why */
+	assert_int_equal(ha_force_leave_guard("n1", "n2", 1, 3, 2, false, err, sizeof(err)),
+	                 -EBUSY);
+	assert_non_null(strstr(err, "n1 hears 1 of 3 voters"));
+	assert_non_null(strstr(err, "not a majority (2)"));
+	assert_non_null(strstr(err, "minority side of a partition"));
+	assert_non_null(strstr(err, "n2"));
+	assert_non_null(strstr(err, "--majority-is-gone"));
+	/* the whole text fits an answer's error (rpc_server.c: 512 bytes)
+	 * even with the longest names */
+	char big[64 + 1];
+	memset(big, 'x', 64);
+	big[64] = '\0';
+	char full[2048];
+	ha_force_leave_guard(big, big, 9999, 99999, 50000, false, full, sizeof(full));
+	assert_true(strlen(full) < 512);
+	/* half of an even split is no majority: refused (each half removing
+	 * one host of the other would make both quorate) */
+	assert_int_equal(ha_force_leave_guard("n1", "n3", 2, 4, 3, false, err, sizeof(err)),
+	                 -EBUSY);
+	/* a voting set of two that lost one host: refused (no witness) */
+	assert_int_equal(ha_force_leave_guard("n1", "n2", 1, 2, 2, false, err, sizeof(err)),
+	                 -EBUSY);
+	/* the operator's statement overrides */
+	assert_int_equal(ha_force_leave_guard("n1", "n2", 1, 3, 2, true, err, sizeof(err)), 0);
+	/* a node that hears a majority: allowed, with or without the flag */
+	memset(err, 0, sizeof(err));
+	assert_int_equal(ha_force_leave_guard("n1", "n4", 3, 4, 3, false, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_int_equal(ha_force_leave_guard("n1", "n3", 2, 3, 2, false, err, sizeof(err)), 0);
+	assert_int_equal(ha_force_leave_guard("n1", "n3", 2, 3, 2, true, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_format_refuses),
-	    cmocka_unit_test(test_parse_refuses),
-	    cmocka_unit_test(test_to_core),
+	    cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_format_refuses),
+	    cmocka_unit_test(test_parse_refuses),     cmocka_unit_test(test_to_core),
+	    cmocka_unit_test(test_force_leave_guard),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
