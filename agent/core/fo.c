@@ -556,6 +556,8 @@ static bool places_live_not_handed(const struct fo *f, const struct inst *o, con
                                    const char *uuid, uint64_t base);
 static const struct inst *placement_handed(const struct fo *f, const struct inst *in,
                                            const struct fo_plan_entry *pe);
+static const struct inst *placement_handed_exact(const struct fo *f, const struct inst *in,
+                                                 const struct fo_plan_entry *pe);
 static bool re_placing(const struct fo *f, const struct inst *in, uint32_t round,
                        const struct fo_plan *op, const char *uuid);
 static bool member_up(const struct fo *f, const struct mrec *r);
@@ -4305,7 +4307,7 @@ static bool runs_besides_handed_back(const struct fo *f, const struct fo_plan_en
                                      uint64_t base)
 {
 	bool handed = e->target[0] && !(is_self(f, e->target) && f->fence_incomplete) &&
-	              placement_handed(f, NULL, e);
+	              placement_handed_exact(f, NULL, e);
 	if (running_elsewhere(f, e->uuid, base, handed ? e->target : NULL, NULL))
 		return true;
 	const struct fo_host *h = handed ? host_of(f, e->target) : NULL;
@@ -5086,11 +5088,12 @@ static bool placement_live_above(const struct fo *f, const struct round *rd, siz
 }
 
 /* places_live for the restart of an entry of ours (superseded_by_ex):
- * leaves out, too, a placement whose very copy (VM, target, epoch) its
- * target handed back for another recovery (placement_handed) — an
- * adopted placement handed back for a newer recovery is marked dead in
- * the older one only where the older one was learned first (add_pending),
- * and the target's own mark of it is silent. Before, n0 marked (n3,3,0)'s
+ * leaves out, too, a placement still waiting (not reported running) whose
+ * very copy is held as handed back for another recovery of the same host
+ * (placement_handed_exact): an adopted placement handed back for a newer
+ * recovery is marked dead in the older one only where the older one was
+ * learned first (add_pending), and the target's own mark of it is silent.
+ * The acceptors' clash rules (places_live) are unchanged. Before, n0 marked (n3,3,0)'s
  * placement of v3-1 dead when it handed back the same placement for
  * (n3,6,0), (n3,7,0) and (n3,9,0), and left it unstarted because (n3,7,1)
  * re-placed the VM on n3; n3, which learned (n3,3,0) after those
@@ -5101,7 +5104,7 @@ static bool places_live_not_handed(const struct fo *f, const struct inst *o, con
 {
 	for (size_t k = 0; rd->chosen && k < rd->plan.n; k++)
 		if (placement_live_above(f, rd, k, uuid, base) &&
-		    !placement_handed(f, o, &rd->plan.entries[k]))
+		    (rd->ents[k].st == E_OK || !placement_handed_exact(f, o, &rd->plan.entries[k])))
 			return true;
 	return false;
 }
@@ -5645,6 +5648,33 @@ static const struct inst *placement_handed(const struct fo *f, const struct inst
 				    strcmp(q->target, pe->target) == 0)
 					return o;
 			}
+		}
+	}
+	return NULL;
+}
+
+/* Is the very copy pe (VM, target, its life, epoch, base: has_placement)
+ * held as handed back (E_HANDED, not running) by a chosen round of
+ * another instance than `in` of the same dead host — or, with `in` NULL,
+ * of any instance? E_HANDED there is the target's word (its hand-back)
+ * or a mark made from it or from the fence of the target's life
+ * (add_pending, reclaim): that copy never runs. The exact match keeps a
+ * copy given to another life of the target, or from another base, apart
+ * (a review's finding). */
+static const struct inst *placement_handed_exact(const struct fo *f, const struct inst *in,
+                                                 const struct fo_plan_entry *pe)
+{
+	const struct fo_plan one = {.n = 1, .entries = (struct fo_plan_entry *)pe};
+	for (size_t i = 0; i < f->n_inst; i++) {
+		const struct inst *o = f->inst[i];
+		if (o == in || (in && strcmp(o->dead, in->dead) != 0))
+			continue;
+		for (uint32_t r = 0; r < f->n_rounds; r++) {
+			const struct round *od = &o->rounds[r];
+			for (size_t e = 0; od->chosen && e < od->plan.n; e++)
+				if (od->ents[e].st == E_HANDED && !od->ents[e].running &&
+				    has_placement(&one, &od->plan.entries[e]))
+					return o;
 		}
 	}
 	return NULL;
