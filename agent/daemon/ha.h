@@ -90,16 +90,4 @@ int ha_stamp_parse(const char *text, size_t len, char *boot_id, uint64_t *mono_m
  * ago than core_now, core_now for a stamp from the future. */
 uint64_t ha_stamp_to_core(uint64_t stamp_mono, uint64_t mono_now, uint64_t core_now);
 
-/*
- * The force-leave guard (ha.c, "the force-leave guard"): may `self`, which
- * hears `heard` voters (itself included, acknowledged within the quorate
- * window) of a voting set of `voters` whose majority is `majority`, remove
- * `node`? 0 when it hears a majority, or when the operator stated that the
- * majority is gone (`majority_is_gone`: the caller logs it); otherwise
- * -EBUSY (answered as a conflict) with why and what to check in err. Pure,
- * for ha.c and the unit tests.
- */
-int ha_force_leave_guard(const char *self, const char *node, size_t heard, size_t voters,
-                         size_t majority, bool majority_is_gone, char *err, size_t errlen);
-
 #endif

@@ -10,6 +10,7 @@
 #include "state_codec.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,4 +152,56 @@ size_t fo_driver_settle_moves(struct fo *f, const char *self,
 		}
 	}
 	return n;
+}
+
+/*
+ * The force-leave guard. Guarantees: a node that does not hear a majority
+ * of its voting set removes no voter, unless the operator states that the
+ * hosts it does not hear are gone (`--majority-is-gone`, logged).
+ *
+ * Why this is the condition. Every voter counts majorities over the voting
+ * set V it knows (or a larger one, never a smaller: fo.c, effective
+ * voters), and two majorities of one set intersect, so at most one side of
+ * a partition is quorate. A force-leave shrinks the count of the remover
+ * and of the voters it tells — only hosts it hears, its own side — while
+ * the other side keeps counting V. So a side S (the hosts that hear each
+ * other) that is a minority of V (|S| < maj(V)) becomes quorate exactly
+ * when its removals shrink V to V' with |S| >= maj(V'); if the hosts it
+ * removed are alive, the other side, V \ S, is a majority of V by itself
+ * (or becomes one by removals of its own: two halves of an even split, each
+ * removing one host of the other, are both quorate) and both sides decide
+ * the same failovers differently. Refusing every removal on a node that
+ * hears fewer than maj(V) voters closes this: such a node is on a minority
+ * side (or half of an even split), its set stays V, and it stays
+ * non-quorate. A node that hears a majority of V removes safely: the
+ * hosts it does not hear are fewer than maj(V) and keep counting V (the
+ * removed hosts' heartbeats are refused by every voter that learned the
+ * removal, which the remover tells at once every voter it hears: a
+ * majority of V), so they cannot become quorate; one removal leaves
+ * quorums of V' and V intersecting (maj(n - 1) + maj(n) > n), and the next
+ * removal is checked again against the set as it is then. The guard is
+ * checked per request, against the acknowledgements of the last quorate
+ * window (fo_acknowledged), so a node cut off a moment ago may still pass
+ * it once; that one removal cannot make its side quorate against a side
+ * that counts V (the intersection above), and the next one is refused.
+ * What it cannot see: whether a host removed from a majority side is gone
+ * for good (one that comes back is a new member that must prove itself,
+ * fo.c): the runbook's rule, force-leave only hosts that will not come
+ * back, stands.
+ * A voting set of two (no witness) that lost one host never passes: one
+ * host cannot tell its peer's death from a cut link.
+ */
+int fo_driver_force_leave_guard(const char *self, const char *node, size_t heard, size_t voters,
+                                size_t majority, bool majority_is_gone, char *err, size_t errlen)
+{
+	if (majority_is_gone || heard >= majority)
+		return 0;
+	snprintf(err, errlen,
+	         "%s hears %zu of %zu voters (itself included), not a majority (%zu): it may be on "
+	         "the minority side of a partition, and if %s or others it does not hear are "
+	         "alive, both sides would decide failovers (a VM on two hosts). Check their power "
+	         "or consoles, or force-leave from a host that hears a majority; if they are off "
+	         "for good, repeat with --majority-is-gone",
+	         self, heard, voters, majority, node);
+	return -EBUSY;
 }

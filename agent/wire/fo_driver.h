@@ -86,4 +86,15 @@ size_t fo_driver_settle_moves(struct fo *f, const char *self,
                               bool (*copy)(void *arg, const char *uuid, struct fo_driver_copy *out),
                               bool (*incoming)(void *arg, const char *id), void *arg);
 
+/* The force-leave guard (fo_driver.c, "the force-leave guard"): may
+ * `self`, which hears `heard` voters (itself included, acknowledged within
+ * the quorate window: fo_acknowledged) of a voting set of `voters` whose
+ * majority is `majority`, remove `node`? 0 when it hears a majority, or
+ * when the operator stated that the majority is gone (`majority_is_gone`:
+ * the caller logs it); otherwise -EBUSY with why and what to check in err.
+ * Pure; the daemon (ha.c) and the simulator's operator both ask it before
+ * fo_force_leave(). */
+int fo_driver_force_leave_guard(const char *self, const char *node, size_t heard, size_t voters,
+                                size_t majority, bool majority_is_gone, char *err, size_t errlen);
+
 #endif

@@ -444,7 +444,20 @@ int fw_force_leave(struct fw *w, int at, int target)
 	struct fw_host *h = &w->h[at];
 	if (!h->agent_up || h->frozen)
 		return -1;
-	int rc = fo_force_leave(h->fo, w->h[target].name, fw_local_now(w, at));
+	/* the guard the daemon applies (fo_driver.c): the simulated operator
+	 * never states that the majority is gone (the hosts it removes may
+	 * boot again: the runbook forbids that statement then) */
+	uint64_t now = fw_local_now(w, at);
+	char why[512];
+	int rc = fo_driver_force_leave_guard(h->name, w->h[target].name,
+	                                     fo_acknowledged(h->fo, now), fo_voters(h->fo),
+	                                     fo_majority(h->fo), false, why, sizeof(why));
+	if (rc < 0) {
+		vlog(w, 1, "%s: operator force-leaves %s: refused: %s", h->name, w->h[target].name,
+		     why);
+		return rc;
+	}
+	rc = fo_force_leave(h->fo, w->h[target].name, now);
 	vlog(w, 1, "%s: operator force-leaves %s: %d", h->name, w->h[target].name, rc);
 	if (rc == 0) {
 		w->h[target].removed = true;

@@ -1801,14 +1801,15 @@ static void ev_force_leave(struct fw *w, int a, int b, void *arg)
 {
 	(void)b;
 	(void)arg;
-	/* the operator, on some live host, removes dead host a (refused with
-	 * -EBUSY where a is not dead in that host's view: then nothing) */
+	/* the operator removes dead host a from a live host, going on to the
+	 * next one where it is refused (a not dead in that host's view, or the
+	 * force-leave guard: that host does not hear a majority — the error
+	 * says to try one that does) */
 	for (int k = 0; k < fw_size(w); k++) {
 		int at = (a + 1 + k) % fw_size(w);
-		if (at != a && fw_agent_up(w, at) && !fw_frozen(w, at) && !fw_host_up(w, a)) {
-			fw_force_leave(w, at, a);
+		if (at != a && fw_agent_up(w, at) && !fw_frozen(w, at) && !fw_host_up(w, a) &&
+		    fw_force_leave(w, at, a) == 0)
 			return;
-		}
 	}
 }
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "ha.h"
+#include "fo_driver.h"
 
 #define BOOT "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 
@@ -105,7 +106,7 @@ static void test_force_leave_guard(void **state)
 	(void)state;
 	char err[512] = "";
 	/* a host cut off alone from 3 voters: refused, and it says why */
-	assert_int_equal(ha_force_leave_guard("n1", "n2", 1, 3, 2, false, err, sizeof(err)),
+	assert_int_equal(fo_driver_force_leave_guard("n1", "n2", 1, 3, 2, false, err, sizeof(err)),
 	                 -EBUSY);
 	assert_non_null(strstr(err, "n1 hears 1 of 3 voters"));
 	assert_non_null(strstr(err, "not a majority (2)"));
@@ -118,23 +119,27 @@ static void test_force_leave_guard(void **state)
 	memset(big, 'x', 64);
 	big[64] = '\0';
 	char full[2048];
-	ha_force_leave_guard(big, big, 9999, 99999, 50000, false, full, sizeof(full));
+	fo_driver_force_leave_guard(big, big, 9999, 99999, 50000, false, full, sizeof(full));
 	assert_true(strlen(full) < 512);
 	/* half of an even split is no majority: refused (each half removing
 	 * one host of the other would make both quorate) */
-	assert_int_equal(ha_force_leave_guard("n1", "n3", 2, 4, 3, false, err, sizeof(err)),
+	assert_int_equal(fo_driver_force_leave_guard("n1", "n3", 2, 4, 3, false, err, sizeof(err)),
 	                 -EBUSY);
 	/* a voting set of two that lost one host: refused (no witness) */
-	assert_int_equal(ha_force_leave_guard("n1", "n2", 1, 2, 2, false, err, sizeof(err)),
+	assert_int_equal(fo_driver_force_leave_guard("n1", "n2", 1, 2, 2, false, err, sizeof(err)),
 	                 -EBUSY);
 	/* the operator's statement overrides */
-	assert_int_equal(ha_force_leave_guard("n1", "n2", 1, 3, 2, true, err, sizeof(err)), 0);
+	assert_int_equal(fo_driver_force_leave_guard("n1", "n2", 1, 3, 2, true, err, sizeof(err)),
+	                 0);
 	/* a node that hears a majority: allowed, with or without the flag */
 	memset(err, 0, sizeof(err));
-	assert_int_equal(ha_force_leave_guard("n1", "n4", 3, 4, 3, false, err, sizeof(err)), 0);
+	assert_int_equal(fo_driver_force_leave_guard("n1", "n4", 3, 4, 3, false, err, sizeof(err)),
+	                 0);
 	assert_string_equal(err, "");
-	assert_int_equal(ha_force_leave_guard("n1", "n3", 2, 3, 2, false, err, sizeof(err)), 0);
-	assert_int_equal(ha_force_leave_guard("n1", "n3", 2, 3, 2, true, err, sizeof(err)), 0);
+	assert_int_equal(fo_driver_force_leave_guard("n1", "n3", 2, 3, 2, false, err, sizeof(err)),
+	                 0);
+	assert_int_equal(fo_driver_force_leave_guard("n1", "n3", 2, 3, 2, true, err, sizeof(err)),
+	                 0);
 }
 
 int main(void)
