@@ -7907,22 +7907,8 @@ static void detect_recoveries(struct fo *f, uint64_t now)
 		for (size_t v = 0; v < n && v < cap; v++)
 			owed += !vm_in_care(f, nz(vms[v].uuid));
 		free(vms);
-		if (!owed) {
-			/* Owed VMs all in another instance's care (an entry waiting
-			 * for its target, a hand-back, a parked VM) may leave it
-			 * later — the entry's target fenced since, say — and then
-			 * nobody else opens this recovery: look again with the next
-			 * view or timer. Before, the one look came before n5's
-			 * heartbeat told that it had fenced itself through
-			 * incarnation 1, while (n4,1,0)'s entries given to that
-			 * incarnation still waited for it; n5 never learned that
-			 * plan (its majority read could not prove it), so vm4.0-2
-			 * stayed down for good (simulator seed
-			 * 3602153886073886687). */
-			if (n)
-				r->prev_checked = false;
+		if (!owed)
 			continue;
-		}
 		char name[FO_NAME_MAX];
 		cpy(name, sizeof(name), r->name);
 		bool fenced = r->fenced_through >= j;
@@ -8638,7 +8624,6 @@ int fo_handle_timer(struct fo *f, uint64_t now)
 	update_quorum(f, now, false);
 	try_held_order(f, now);
 	detect_newer_deaths(f, now);
-	detect_recoveries(f, now);
 	late_owed(f, now);
 	reads_work(f, now);
 	run_work(f, now);

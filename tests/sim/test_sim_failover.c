@@ -2631,10 +2631,6 @@ static void test_replayed_seeds(void **state)
 	                            "both placing vm0.2; n2 accepted one, n1 the other, the "
 	                            "force-left n0 might have accepted either: neither chosen "
 	                            "(a proposer now leaves out what its own acceptor refuses)"},
-	    {3602153886073886687ULL, "liveness: n5 fenced itself before learning (n4,1,0), which "
-	                             "gave it vm4.0-2; the one look for a recovery of n5's "
-	                             "incarnation 1 came before n5's fenced_through did, found "
-	                             "the VMs in (n4,1)'s care, and never came again"},
 	};
 	struct totals t;
 	memset(&t, 0, sizeof(t));
@@ -2932,9 +2928,6 @@ static void test_replayed_seeds_migrations(void **state)
 	    {8145728789714377090ULL, "liveness: the agent that took a force-leave crashed 200 ms "
 	                             "later, before its next heartbeat: the others kept counting "
 	                             "the removed host (the removal is now sent at once)"},
-	    {5685944601352756646ULL, "liveness: the one look for a recovery of an incarnation "
-	                             "that was over found its owed VMs in another instance's "
-	                             "care and never came again (detect_recoveries looks again)"},
 	};
 	bool was_migrate = migrate_mode;
 	migrate_mode = true;
