@@ -554,8 +554,6 @@ static bool placement_live_above(const struct fo *f, const struct round *rd, siz
                                  const char *uuid, uint64_t base);
 static bool places_live_not_handed(const struct fo *f, const struct inst *o, const struct round *rd,
                                    const char *uuid, uint64_t base);
-static const struct inst *placement_handed(const struct fo *f, const struct inst *in,
-                                           const struct fo_plan_entry *pe);
 static const struct inst *placement_handed_exact(const struct fo *f, const struct inst *in,
                                                  const struct fo_plan_entry *pe);
 static bool re_placing(const struct fo *f, const struct inst *in, uint32_t round,
@@ -2688,9 +2686,12 @@ static bool moved_copy_of(const struct fo *f, const char *uuid, uint64_t epoch, 
 /* The host (and *epoch) of an up host other than `not_on` that runs
  * `uuid` with an epoch above `above`, in the view; NULL when none. With
  * `landed_on`, a listing by the source of a live migration that landed
- * that very copy on `landed_on` (moved_copy_of) does not count. */
+ * that very copy on `landed_on` (moved_copy_of) does not count; with
+ * `handed`, neither does its target's listing at its epoch (the copy it
+ * handed back: runs_besides_handed_back). */
 static const char *copy_elsewhere(const struct fo *f, const char *uuid, uint64_t above,
-                                  const char *not_on, const char *landed_on, uint64_t *epoch)
+                                  const char *not_on, const char *landed_on,
+                                  const struct fo_plan_entry *handed, uint64_t *epoch)
 {
 	for (size_t i = 0; i < f->n_hosts; i++) {
 		const struct fo_host *h = &f->hosts[i];
@@ -2699,11 +2700,13 @@ static const char *copy_elsewhere(const struct fo *f, const char *uuid, uint64_t
 		const struct mrec *r = member_find(f, h->cap.name);
 		if (!r || !(member_up(f, r) || beating(f, r)))
 			continue;
+		bool handed_here = handed && strcmp(h->cap.name, handed->target) == 0;
 		for (size_t v = 0; v < h->n_vms; v++) {
 			const struct fo_vm *hv = &h->vms[v];
 			if (!hv->running || hv->epoch <= above || strcmp(nz(hv->uuid), uuid) != 0 ||
 			    (landed_on &&
-			     moved_copy_of(f, uuid, hv->epoch, h->cap.name, landed_on)))
+			     moved_copy_of(f, uuid, hv->epoch, h->cap.name, landed_on)) ||
+			    (handed_here && hv->epoch == handed->new_epoch))
 				continue;
 			if (epoch)
 				*epoch = hv->epoch;
@@ -2718,7 +2721,7 @@ static const char *copy_elsewhere(const struct fo *f, const char *uuid, uint64_t
 static const char *running_elsewhere(const struct fo *f, const char *uuid, uint64_t above,
                                      const char *not_on, uint64_t *epoch)
 {
-	return copy_elsewhere(f, uuid, above, not_on, NULL, epoch);
+	return copy_elsewhere(f, uuid, above, not_on, NULL, NULL, epoch);
 }
 
 /* What owed_of works from: x's listing at an incarnation <= inc (a view's
@@ -2761,7 +2764,7 @@ static bool owed_listed_at(const struct owed_scan *o, const char *uuid, uint64_t
 static bool runs_elsewhere_not_landed(const struct fo *f, const char *uuid, uint64_t above,
                                       const char *x)
 {
-	return copy_elsewhere(f, uuid, above, x, x, NULL) != NULL;
+	return copy_elsewhere(f, uuid, above, x, x, NULL, NULL) != NULL;
 }
 
 /* Is VM v (uuid, at v->epoch) no longer x's: a chosen plan we know (or
@@ -4308,17 +4311,7 @@ static bool runs_besides_handed_back(const struct fo *f, const struct fo_plan_en
 {
 	bool handed = e->target[0] && !(is_self(f, e->target) && f->fence_incomplete) &&
 	              placement_handed_exact(f, NULL, e);
-	if (running_elsewhere(f, e->uuid, base, handed ? e->target : NULL, NULL))
-		return true;
-	const struct fo_host *h = handed ? host_of(f, e->target) : NULL;
-	const struct mrec *r = h ? member_find(f, e->target) : NULL;
-	if (!r || !(member_up(f, r) || beating(f, r)))
-		return false;
-	for (size_t v = 0; v < h->n_vms; v++)
-		if (h->vms[v].running && h->vms[v].epoch > base &&
-		    h->vms[v].epoch != e->new_epoch && strcmp(nz(h->vms[v].uuid), e->uuid) == 0)
-			return true;
-	return false;
+	return copy_elsewhere(f, e->uuid, base, NULL, NULL, handed ? e : NULL, NULL) != NULL;
 }
 
 /* Is a handed-back entry no longer this instance's to re-place: started
@@ -6959,8 +6952,8 @@ static void handle_restarted(struct fo *f, const struct fo_msg *m, uint64_t now)
 	} else if (!m->ok && m->has_plan && m->plan.n == 1 &&
 	           strcmp(m->plan.entries[0].uuid, m->vm_uuid) == 0 &&
 	           strcmp(m->plan.entries[0].target, m->from) == 0) {
-		/* (only its target hands an entry back) */
-		/* the round is not learned here yet: keep the hand-back */
+		/* the round is not learned here yet: keep the hand-back (only
+		 * its target hands an entry back) */
 		add_pending(f, in, &m->plan.entries[0], m->inst.round);
 	} else {
 		return;
